@@ -1,0 +1,72 @@
+// The wire protocol between the control plane and executor hosts: what travels on the TASKS stream
+// (one message per task attempt) and on the EVENTS stream (everything an attempt reports back).
+
+/** Normalised terminal states of one task attempt, shared by every executor. */
+export type TerminalState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
+
+/** One task attempt as an executor host receives it. Message id on the bus: `${taskId}:${attempt}`. */
+export interface TaskMessage {
+  taskId: string;
+  runId: string;
+  attempt: number;
+  /** The node's name in the workflow spec. */
+  node: string;
+  pool: string;
+  executor: string;
+  module: {
+    ref: string; // namespace/name@version
+    digest: string; // sha256:<hex> of the artifact archive
+    entrypoint: string;
+    runtime: string;
+  };
+  parameters: Record<string, unknown>;
+  /** Outputs of upstream tasks, by node name. */
+  inputs: Record<string, Record<string, unknown>>;
+  /** Wall-clock limit for this attempt; the host fails the attempt as TIMED_OUT past it. */
+  timeoutMs: number;
+  /** Per-executor settings, namespaced by executor name (STYLE.md §5). */
+  settings: Record<string, unknown>;
+  enqueuedAt: string;
+}
+
+/** Why an attempt ended, with enough detail to decide on a retry. */
+export interface TaskOutcome {
+  state: TerminalState;
+  reason?: string;
+  message?: string;
+  exitCode?: number | null;
+  /** The failure may succeed if tried again (infrastructure, preemption, OOM suspicion). */
+  retryable?: boolean;
+  /** The failure was the platform's, not the user's: it does not consume the user's retries. */
+  systemFailure?: boolean;
+  outputs?: Record<string, unknown>;
+}
+
+interface EventBase {
+  taskId: string;
+  runId: string;
+  attempt: number;
+  /** Per-attempt sequence number: (taskId, attempt, seq) is the idempotency key of a recorded event. */
+  seq: number;
+  at: string;
+  host: string;
+}
+
+export type ExecutorEvent =
+  | (EventBase & { kind: 'started'; handle: unknown })
+  | (EventBase & { kind: 'heartbeat' })
+  | (EventBase & { kind: 'progress'; fraction: number | null; message: string | null })
+  | (EventBase & { kind: 'log'; stream: 'stdout' | 'stderr'; lines: string[] })
+  | (EventBase & { kind: 'metric'; metrics: Record<string, number>; step: number | null })
+  | (EventBase & { kind: 'result'; outcome: TaskOutcome; durationMs: number });
+
+export type ExecutorEventKind = ExecutorEvent['kind'];
+
+/** A request from the control plane to stop an attempt, broadcast to every host. */
+export interface CancelMessage {
+  taskId: string;
+  attempt: number;
+  reason: string;
+}
+
+export const taskMessageId = (taskId: string, attempt: number) => `${taskId}:${attempt}`;

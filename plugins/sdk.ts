@@ -1,0 +1,76 @@
+// The executor plugin SDK: the one interface an executor implements, and the context the host hands it.
+// An executor is a plain object (no base class), made by a `createX(options)` factory and listed in one
+// array at start-up (see registry.ts). The host (host.ts) owns the bus, acks, heartbeats, timeouts and
+// retries; an executor only starts work, follows it, stops it and cleans up.
+import type { TaskMessage, TaskOutcome } from './protocol';
+
+export type { TaskMessage, TaskOutcome, TerminalState } from './protocol';
+
+/** Why the host asked an attempt to stop. */
+export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
+
+/** What the host gives an executor for one attempt. Every method is cheap and never throws. */
+export interface TaskContext {
+  /**
+   * Aborted when the attempt must stop: a user cancel, the attempt's deadline, or host shutdown.
+   * `signal.reason` is an {@link AbortReason}. The host calls `cancel()` for you when it aborts; the signal is
+   * for executors that want to stop local waits early.
+   */
+  readonly signal: AbortSignal;
+  /** A private, empty directory for this attempt, removed after `finalize`. */
+  readonly workdir: string;
+  /** Local path of the module's artifact archive (tar.gz), already verified against its digest. */
+  artifactPath(): Promise<string>;
+  /** Append log lines; batched by the host (~64 KB or 250 ms) before they are published. */
+  log(stream: 'stdout' | 'stderr', line: string): void;
+  /** Report progress: a fraction in [0, 1] (or null when unknown) and an optional message. */
+  progress(fraction: number | null, message?: string | null): void;
+  /** Report numeric metrics, optionally at a training step. */
+  metric(metrics: Record<string, number>, step?: number | null): void;
+  /** Record a named output of the task (JSON value); outputs flow to downstream tasks as inputs. */
+  output(name: string, value: unknown): void;
+  /** Name of the executor host running the attempt (for messages and handles). */
+  readonly host: string;
+}
+
+/**
+ * An executor plugin. The lifecycle for one attempt is: `submit` → `wait` → (`cancel` when aborted) →
+ * `finalize`. Hooks report task failures as outcomes, never by throwing; a throw from any hook is treated as
+ * a retryable system failure and logged with the executor's name.
+ */
+export interface Executor<Handle = unknown> {
+  /** Unique name, used in pool routing and in per-task settings (`settings[name]`). */
+  readonly name: string;
+
+  /**
+   * Start the attempt and return a JSON-serialisable handle (a pid, a remote run id, a job name).
+   * Idempotent per `(task.taskId, task.attempt)`: called again for the same attempt (a redelivered message
+   * after a host restart) it must adopt the work already started rather than start it twice.
+   * The handle is recorded by the control plane with the attempt.
+   */
+  submit(task: TaskMessage, ctx: TaskContext): Promise<Handle>;
+
+  /**
+   * Follow the attempt until it ends and return its outcome, streaming logs, progress and metrics through
+   * `ctx` meanwhile. After an abort the host calls `cancel` and keeps awaiting this promise, which should then
+   * resolve promptly with `CANCELLED` (the host turns it into `TIMED_OUT` when its deadline caused the abort).
+   */
+  wait(handle: Handle, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome>;
+
+  /**
+   * Ask the work to stop. Idempotent, and must accept a handle whose work has already ended or is gone.
+   * May return before the work has stopped; `wait` reports when it has.
+   */
+  cancel(handle: Handle, task: TaskMessage, reason: AbortReason): Promise<void>;
+
+  /** Always runs once `wait` has settled (or `submit` failed): release what the attempt holds. */
+  finalize?(handle: Handle | undefined, task: TaskMessage, outcome: TaskOutcome): Promise<void>;
+
+  /** Release executor-wide resources when the host stops. */
+  close?(): Promise<void>;
+}
+
+/** Type helper for executor factories: `export const createX = (o: XOptions) => defineExecutor({...})`. */
+export function defineExecutor<Handle>(executor: Executor<Handle>): Executor<Handle> {
+  return executor;
+}

@@ -1,0 +1,67 @@
+// The message bus between the control plane and executor hosts. Two implementations honour one contract
+// (test/bus/contract.ts): JetStream for real deployments and an in-process bus for the embedded default.
+//
+// Semantics, shared by both:
+// - Tasks: a work queue per executor pool (JetStream stream TASKS, subject `atelier.tasks.<pool>`).
+//   A message is delivered to one consumer at a time, redelivered if not acked within `ackWaitMs`
+//   (`working()` extends that), removed once acked. Publishing twice with the same `msgId` within the
+//   dedupe window delivers it once.
+// - Events: an append-only stream (EVENTS, subject `atelier.events.<runId>`) read by durable consumers
+//   with explicit ack; delivery is at least once, so consumers record idempotently.
+// - Control: best-effort broadcast to every host (cancel requests). Not durable: the control plane resends.
+import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+
+export interface Delivery<T> {
+  readonly data: T;
+  /** How many times this message was delivered before (0 on first delivery). */
+  readonly redeliveryCount: number;
+  ack(): Promise<void>;
+  /** Give the message back for redelivery, after `delayMs` if given. */
+  nak(delayMs?: number): void;
+  /** Tell the bus the message is still being worked on: resets its ack-wait timer. */
+  working(): void;
+  /** Never redeliver this message. */
+  term(): void;
+}
+
+export interface ConsumeOptions {
+  /** Durable consumer name; consumers with the same name share the work. */
+  durable: string;
+  /** Redeliver a message not acked (nor `working()`-extended) within this time. */
+  ackWaitMs?: number;
+  /** Most messages handed out and not yet acked, per subscription. */
+  maxInFlight?: number;
+}
+
+export interface BatchConsumeOptions extends ConsumeOptions {
+  /** Most messages handed to one handler call. */
+  maxBatch?: number;
+}
+
+export interface Subscription {
+  /** Stop receiving; messages in flight stay unacked and are redelivered elsewhere. */
+  stop(): Promise<void>;
+}
+
+export interface Bus {
+  readonly kind: 'memory' | 'jetstream';
+
+  /** Durably enqueue a task attempt on its pool's queue. Resolves once the bus has stored it. */
+  publishTask(pool: string, message: TaskMessage, msgId: string): Promise<void>;
+  /** Take tasks from a pool's queue, one handler call per message, at most `maxInFlight` at once. */
+  consumeTasks(pool: string, handler: (delivery: Delivery<TaskMessage>) => Promise<void>, options: ConsumeOptions): Promise<Subscription>;
+
+  /** Durably append an executor event. `msgId` (when given) dedupes republished events. */
+  publishEvent(event: ExecutorEvent, msgId?: string): Promise<void>;
+  /**
+   * Read events in batches: the handler gets every message available (up to `maxBatch`) and acks each one
+   * itself. Under light load a batch is one message (no added latency); under load batches grow.
+   */
+  consumeEvents(handler: (deliveries: Delivery<ExecutorEvent>[]) => Promise<void>, options: BatchConsumeOptions): Promise<Subscription>;
+
+  /** Broadcast a cancel request to every host. */
+  publishCancel(message: CancelMessage): Promise<void>;
+  subscribeCancel(handler: (message: CancelMessage) => void): Promise<Subscription>;
+
+  close(): Promise<void>;
+}
