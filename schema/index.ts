@@ -1,0 +1,9 @@
+// The GraphQL schema: imports every type file, then builds.
+import { builder } from './builder';
+import './types/scalars';
+import './types/identity';
+import './types/modules';
+import './types/workflows';
+import './types/runs';
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,314 @@
+// Runs and tasks: queries (a run, a paginated list), starting and cancelling, task logs, and the live
+// `runEvents` subscription.
+import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import { and, asc, desc, eq, gt, inArray, lt, or } from 'drizzle-orm';
+import { assertCan } from '../../server/auth/ability';
+import { runStatuses, runs, taskStatuses, tasks, triggers, type Run, type Task } from '../../server/db/tables/runs';
+import { taskEvents } from '../../server/db/tables/task-events';
+import { workflows } from '../../server/db/tables/workflows';
+import { badInput, notFound } from '../../server/errors';
+import { feedIterator, type FeedEvent } from '../../server/feed';
+import { builder } from '../builder';
+import type { Context } from '../context';
+import { IdentityRef } from './identity';
+import { ModuleVersionRef } from './modules';
+import { WorkflowRef, WorkflowVersionRef } from './workflows';
+
+const RunStatusEnum = builder.enumType('RunStatus', { values: runStatuses });
+const TaskStatusEnum = builder.enumType('TaskStatus', { values: taskStatuses });
+const TriggerEnum = builder.enumType('RunTrigger', { values: triggers });
+
+export const RunRef = builder.objectRef<Run>('Run');
+export const TaskRef = builder.objectRef<Task>('Task');
+
+interface LogLine {
+  seq: number;
+  stream: string;
+  line: string;
+  at: Date;
+}
+const LogLineRef = builder.objectRef<LogLine>('LogLine').implement({
+  fields: (t) => ({
+    stream: t.exposeString('stream'),
+    line: t.exposeString('line'),
+    at: t.expose('at', { type: 'DateTime' }),
+  }),
+});
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const checkId = (id: string, what: string) => {
+  if (!uuidRe.test(id)) throw badInput(`"${id}" is not a ${what} id (a UUID).`);
+  return id;
+};
+
+async function loadRun(ctx: Context, id: string): Promise<Run> {
+  const [run] = await ctx.services.db.select().from(runs).where(eq(runs.id, checkId(id, 'run')));
+  if (!run) throw notFound(`No run ${id}.`);
+  return run;
+}
+
+RunRef.implement({
+  description: 'One execution of a workflow version, with its tasks.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    status: t.field({ type: RunStatusEnum, resolve: (r) => r.status }),
+    trigger: t.field({ type: TriggerEnum, resolve: (r) => r.trigger }),
+    parameters: t.expose('parameters', { type: 'JSON' }),
+    message: t.exposeString('message', { nullable: true }),
+    sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    workflow: t.field({ type: WorkflowRef, resolve: async (r, _a, ctx) => (await ctx.loaders.workflow.load(r.workflowId))! }),
+    workflowVersion: t.field({ type: WorkflowVersionRef, resolve: async (r, _a, ctx) => (await ctx.loaders.workflowVersion.load(r.workflowVersionId))! }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (r, _a, ctx) => (r.createdBy ? ctx.loaders.identity.load(r.createdBy) : null) }),
+    tasks: t.field({
+      type: [TaskRef],
+      resolve: (r, _a, ctx) => ctx.services.db.select().from(tasks).where(eq(tasks.runId, r.id)).orderBy(asc(tasks.node)),
+    }),
+  }),
+});
+
+TaskRef.implement({
+  description: 'One node of a run: its pinned module version, parameters, attempts, timings and outcome.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    node: t.exposeString('node'),
+    status: t.field({ type: TaskStatusEnum, resolve: (r) => r.status }),
+    moduleRef: t.exposeString('moduleRef', { description: 'The module as the spec named it (a tag or a version).' }),
+    moduleVersion: t.field({ type: ModuleVersionRef, description: 'The version it was pinned to when the run started.', resolve: async (r, _a, ctx) => (await ctx.loaders.moduleVersion.load(r.moduleVersionId))! }),
+    parameters: t.expose('parameters', { type: 'JSON' }),
+    dependsOn: t.exposeStringList('dependsOn'),
+    attempt: t.exposeInt('attempt'),
+    maxAttempts: t.exposeInt('maxAttempts'),
+    executor: t.exposeString('executor'),
+    pool: t.exposeString('pool'),
+    host: t.exposeString('host', { nullable: true }),
+    outputs: t.expose('outputs', { type: 'JSON', nullable: true }),
+    reason: t.exposeString('reason', { nullable: true }),
+    message: t.exposeString('message', { nullable: true }),
+    exitCode: t.exposeInt('exitCode', { nullable: true }),
+    progress: t.exposeFloat('progress', { nullable: true }),
+    progressMessage: t.exposeString('progressMessage', { nullable: true }),
+    queuedAt: t.expose('queuedAt', { type: 'DateTime', nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    durationMs: t.int({
+      nullable: true,
+      resolve: (r) => (r.startedAt && r.finishedAt ? r.finishedAt.getTime() - r.startedAt.getTime() : null),
+    }),
+    logs: t.field({
+      type: [LogLineRef],
+      description: 'Log lines of the current attempt, oldest first.',
+      args: { attempt: t.arg.int(), limit: t.arg.int({ defaultValue: 1000 }) },
+      resolve: async (task, args, ctx) => {
+        const limit = Math.min(Math.max(args.limit ?? 1000, 1), 10000);
+        const rows = await ctx.services.db
+          .select()
+          .from(taskEvents)
+          .where(and(eq(taskEvents.taskId, task.id), eq(taskEvents.attempt, args.attempt ?? task.attempt), eq(taskEvents.kind, 'log')))
+          .orderBy(asc(taskEvents.seq));
+        const lines: LogLine[] = [];
+        for (const row of rows) {
+          const payload = row.payload as { stream: string; lines: string[] };
+          for (const line of payload.lines) lines.push({ seq: row.seq, stream: payload.stream, line, at: row.at });
+        }
+        return lines.slice(-limit);
+      },
+    }),
+  }),
+});
+
+const RunFilter = builder.inputType('RunFilter', {
+  fields: (t) => ({
+    workflow: t.string({ description: 'Workflow name.' }),
+    status: t.field({ type: [RunStatusEnum] }),
+    trigger: t.field({ type: [TriggerEnum] }),
+  }),
+});
+
+const encodeCursor = (r: Run) => Buffer.from(`${r.createdAt.toISOString()}|${r.id}`).toString('base64url');
+const decodeCursor = (cursor: string) => {
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString().split('|');
+  const at = new Date(iso ?? '');
+  if (!id || !uuidRe.test(id) || Number.isNaN(at.getTime())) throw badInput('The pagination cursor is malformed; pass back an endCursor or startCursor from a previous page.');
+  return { at, id };
+};
+
+builder.queryFields((t) => ({
+  run: t.field({
+    type: RunRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Run', 'read runs');
+      const [run] = await ctx.services.db.select().from(runs).where(eq(runs.id, checkId(String(args.id), 'run')));
+      return run ?? null;
+    },
+  }),
+  runs: t.connection({
+    type: RunRef,
+    description: 'Runs, newest first.',
+    args: { filter: t.arg({ type: RunFilter }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Run', 'list runs');
+      let workflowId: string | undefined;
+      if (args.filter?.workflow) {
+        const [w] = await ctx.services.db.select({ id: workflows.id }).from(workflows).where(eq(workflows.name, args.filter.workflow));
+        if (!w) return resolveCursorConnection({ args, toCursor: encodeCursor }, async () => [] as Run[]);
+        workflowId = w.id;
+      }
+      return resolveCursorConnection({ args, toCursor: encodeCursor }, async ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) => {
+        const conditions = [
+          workflowId ? eq(runs.workflowId, workflowId) : undefined,
+          args.filter?.status?.length ? inArray(runs.status, args.filter.status) : undefined,
+          args.filter?.trigger?.length ? inArray(runs.trigger, args.filter.trigger) : undefined,
+        ];
+        if (after) {
+          const c = decodeCursor(after);
+          conditions.push(or(lt(runs.createdAt, c.at), and(eq(runs.createdAt, c.at), lt(runs.id, c.id))));
+        }
+        if (before) {
+          const c = decodeCursor(before);
+          conditions.push(or(gt(runs.createdAt, c.at), and(eq(runs.createdAt, c.at), gt(runs.id, c.id))));
+        }
+        return ctx.services.db
+          .select()
+          .from(runs)
+          .where(and(...conditions))
+          .orderBy(...(inverted ? [asc(runs.createdAt), asc(runs.id)] : [desc(runs.createdAt), desc(runs.id)]))
+          .limit(limit);
+      });
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  startRun: t.field({
+    type: RunRef,
+    description: 'Starts a run of a workflow (its latest version unless `version` is given). Module tags are resolved and pinned now.',
+    args: {
+      workflow: t.arg.string({ required: true, description: 'Workflow name or id.' }),
+      version: t.arg.int(),
+      parameters: t.arg({ type: 'JSON' }),
+      trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
+    },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'start runs');
+      const parameters = args.parameters ?? {};
+      if (typeof parameters !== 'object' || Array.isArray(parameters) || parameters === null) throw badInput('parameters must be a JSON object of run parameters.');
+      return ctx.services.orchestrator.startRun(
+        { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, trigger: args.trigger ?? 'API' },
+        ctx.identity,
+      );
+    },
+  }),
+  cancelRun: t.field({
+    type: RunRef,
+    description: 'Cancels a run: queued tasks never start, running ones are stopped on their executors.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'cancel', 'Run', 'cancel runs');
+      return ctx.services.orchestrator.cancelRun(checkId(String(args.id), 'run'), ctx.identity);
+    },
+  }),
+}));
+
+// --- live events -------------------------------------------------------------------------------------------
+
+type Of<K extends FeedEvent['kind']> = Extract<FeedEvent, { kind: K }>;
+const eventFields = <T extends FeedEvent>(t: any) => ({
+  runId: t.exposeID('runId'),
+  at: t.string({ resolve: (e: T) => e.at }),
+});
+
+const RunStatusEvent = builder.objectRef<Of<'run-status'>>('RunStatusEvent').implement({
+  fields: (t) => ({ ...eventFields(t), status: t.field({ type: RunStatusEnum, resolve: (e) => e.status }), message: t.exposeString('message', { nullable: true }) }),
+});
+const TaskStatusEvent = builder.objectRef<Of<'task-status'>>('TaskStatusEvent').implement({
+  fields: (t) => ({
+    ...eventFields(t),
+    taskId: t.exposeID('taskId'),
+    node: t.exposeString('node'),
+    status: t.field({ type: TaskStatusEnum, resolve: (e) => e.status }),
+    attempt: t.exposeInt('attempt'),
+    reason: t.exposeString('reason', { nullable: true }),
+    message: t.exposeString('message', { nullable: true }),
+  }),
+});
+const TaskProgressEvent = builder.objectRef<Of<'task-progress'>>('TaskProgressEvent').implement({
+  fields: (t) => ({
+    ...eventFields(t),
+    taskId: t.exposeID('taskId'),
+    node: t.exposeString('node'),
+    fraction: t.exposeFloat('fraction', { nullable: true }),
+    message: t.exposeString('message', { nullable: true }),
+  }),
+});
+const TaskLogEvent = builder.objectRef<Of<'task-log'>>('TaskLogEvent').implement({
+  fields: (t) => ({
+    ...eventFields(t),
+    taskId: t.exposeID('taskId'),
+    node: t.exposeString('node'),
+    stream: t.exposeString('stream'),
+    lines: t.exposeStringList('lines'),
+  }),
+});
+const TaskMetricEvent = builder.objectRef<Of<'task-metric'>>('TaskMetricEvent').implement({
+  fields: (t) => ({
+    ...eventFields(t),
+    taskId: t.exposeID('taskId'),
+    node: t.exposeString('node'),
+    metrics: t.expose('metrics', { type: 'JSON' }),
+    step: t.exposeInt('step', { nullable: true }),
+  }),
+});
+
+const typeOfKind = {
+  'run-status': 'RunStatusEvent',
+  'task-status': 'TaskStatusEvent',
+  'task-progress': 'TaskProgressEvent',
+  'task-log': 'TaskLogEvent',
+  'task-metric': 'TaskMetricEvent',
+} as const;
+
+const RunEvent = builder.unionType('RunEvent', {
+  types: [RunStatusEvent, TaskStatusEvent, TaskProgressEvent, TaskLogEvent, TaskMetricEvent],
+  resolveType: (e) => typeOfKind[(e as FeedEvent).kind],
+});
+
+const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+
+builder.subscriptionField('runEvents', (t) =>
+  t.field({
+    type: RunEvent,
+    description:
+      'Everything that happens in a run, live: first the current state (the run and each task), then status changes, progress, log lines and metrics. Completes after the run ends.',
+    args: { runId: t.arg.id({ required: true }) },
+    subscribe: async function* (_root, args, ctx) {
+      assertCan(ctx.ability, 'read', 'Run', 'watch runs');
+      const runId = checkId(String(args.runId), 'run');
+      const abort = new AbortController();
+      // Subscribe before reading the snapshot, so nothing that happens in between is missed.
+      const live = feedIterator(ctx.services.feed, runId, abort.signal);
+      try {
+        const run = await loadRun(ctx, runId);
+        const snapshot = await ctx.services.db.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(asc(tasks.node));
+        const at = new Date().toISOString();
+        for (const task of snapshot) {
+          yield { kind: 'task-status', runId, taskId: task.id, node: task.node, status: task.status, attempt: task.attempt, reason: task.reason, message: task.message, at } as FeedEvent;
+        }
+        yield { kind: 'run-status', runId, status: run.status, message: run.message, at } as FeedEvent;
+        if (terminalRun.has(run.status)) return;
+        for await (const event of live) {
+          yield event;
+          if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
+        }
+      } finally {
+        abort.abort();
+      }
+    },
+    resolve: (event) => event,
+  }),
+);
+

@@ -1,0 +1,88 @@
+// Workflows and their versions: listing, reading and creating from a YAML or JSON spec.
+import { and, asc, desc, eq } from 'drizzle-orm';
+import { assertCan } from '../../server/auth/ability';
+import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../../server/db/tables/workflows';
+import { createWorkflow } from '../../server/orchestrator/workflows';
+import { builder } from '../builder';
+import { IdentityRef } from './identity';
+
+export const WorkflowRef = builder.objectRef<Workflow>('Workflow');
+export const WorkflowVersionRef = builder.objectRef<WorkflowVersion>('WorkflowVersion');
+
+WorkflowRef.implement({
+  description: 'A named, versioned DAG of module tasks that belongs to a data domain.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    description: t.exposeString('description'),
+    domain: t.exposeString('domain'),
+    latestVersion: t.field({
+      type: WorkflowVersionRef,
+      resolve: async (w, _a, ctx) => {
+        const [v] = await ctx.services.db
+          .select()
+          .from(workflowVersions)
+          .where(and(eq(workflowVersions.workflowId, w.id), eq(workflowVersions.version, w.latestVersion)));
+        return v!;
+      },
+    }),
+    versions: t.field({
+      type: [WorkflowVersionRef],
+      resolve: (w, _a, ctx) => ctx.services.db.select().from(workflowVersions).where(eq(workflowVersions.workflowId, w.id)).orderBy(desc(workflowVersions.version)),
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (w, _a, ctx) => (w.createdBy ? ctx.loaders.identity.load(w.createdBy) : null) }),
+  }),
+});
+
+WorkflowVersionRef.implement({
+  description: 'One immutable version of a workflow spec.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    version: t.exposeInt('version'),
+    spec: t.expose('spec', { type: 'JSON' }),
+    digest: t.exposeString('digest'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    workflow: t.field({ type: WorkflowRef, resolve: async (v, _a, ctx) => (await ctx.loaders.workflow.load(v.workflowId))! }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  workflows: t.field({
+    type: [WorkflowRef],
+    resolve: (_root, _args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Workflow', 'list workflows');
+      return ctx.services.db.select().from(workflows).orderBy(asc(workflows.name)).limit(1000);
+    },
+  }),
+  workflow: t.field({
+    type: WorkflowRef,
+    nullable: true,
+    args: { name: t.arg.string({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Workflow', 'read workflows');
+      const [w] = await ctx.services.db.select().from(workflows).where(eq(workflows.name, args.name));
+      return w ?? null;
+    },
+  }),
+}));
+
+const CreateWorkflowResult = builder.objectRef<{ workflow: Workflow; version: WorkflowVersion; created: boolean }>('CreateWorkflowResult').implement({
+  fields: (t) => ({
+    workflow: t.field({ type: WorkflowRef, resolve: (r) => r.workflow }),
+    version: t.field({ type: WorkflowVersionRef, resolve: (r) => r.version }),
+    created: t.exposeBoolean('created', { description: 'False when the spec is identical to the latest version.' }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createWorkflow: t.field({
+    type: CreateWorkflowResult,
+    description: 'Creates a workflow, or a new version of it, from a YAML or JSON spec. The spec is checked (cycles, dependencies, modules, parameters) before anything is written.',
+    args: { spec: t.arg.string({ required: true, description: 'The spec as YAML or JSON text.' }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'create', 'Workflow', 'create workflows');
+      return createWorkflow(ctx.services.db, args.spec, ctx.identity, ctx.services.planDefaults);
+    },
+  }),
+}));

@@ -1,0 +1,84 @@
+// Module archives: a directory packed into a deterministic tar.gz (sorted entries, fixed times and owners,
+// normalised modes), so the same files always give the same digest; and reading one file back out.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import ignore from 'ignore';
+import * as tar from 'tar';
+
+export const IGNORE_FILE = '.atelierignore';
+const alwaysIgnored = ['.git', 'node_modules', '.atelier', '__pycache__', '.DS_Store'];
+
+/** Lists files under `dir` (relative, POSIX separators, sorted), honouring `.atelierignore` (gitignore syntax). */
+export async function listModuleFiles(dir: string): Promise<string[]> {
+  const rules = ignore().add(alwaysIgnored);
+  try {
+    rules.add(await readFile(path.join(dir, IGNORE_FILE), 'utf8'));
+  } catch {
+    // no ignore file: only the defaults apply
+  }
+  const out: string[] = [];
+  const walk = async (rel: string) => {
+    const entries = await readdir(path.join(dir, rel), { withFileTypes: true });
+    for (const entry of entries) {
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (rules.ignores(entry.isDirectory() ? `${child}/` : child)) continue;
+      if (entry.isDirectory()) await walk(child);
+      else if (entry.isFile()) out.push(child);
+    }
+  };
+  await walk('');
+  return out.sort();
+}
+
+/** Packs `files` (relative to `dir`) into a byte-for-byte reproducible tar.gz. */
+export async function packDirectory(dir: string, files?: string[]): Promise<Buffer> {
+  const list = files ?? (await listModuleFiles(dir));
+  const pack = new tar.Pack({ cwd: dir, portable: true, noMtime: true, noDirRecurse: true, mtime: new Date(0) });
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('end', () => resolve());
+    pack.on('error', reject);
+  });
+  for (const file of list) {
+    // Only the executable bit is kept, so checkouts with different umasks agree.
+    const mode = (await stat(path.join(dir, file))).mode & 0o111 ? 0o755 : 0o644;
+    const body = await readFile(path.join(dir, file));
+    const entry = new tar.ReadEntry(
+      new tar.Header({ path: file, mode, size: body.length, type: 'File', mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' }),
+    );
+    pack.add(entry);
+    entry.end(body);
+  }
+  pack.end();
+  await done;
+  // gzip's header carries no timestamp when produced by zlib's gzipSync, so the output is stable.
+  return gzipSync(Buffer.concat(chunks), { level: 6 });
+}
+
+/** Reads one file out of an archive, or null when absent. */
+export async function readArchiveFile(archive: Uint8Array, name: string, maxBytes = 1 << 20): Promise<string | null> {
+  let found: string | null = null;
+  let tooBig = false;
+  await new Promise<void>((resolve, reject) => {
+    const parser = new tar.Parser({
+      onReadEntry: (entry) => {
+        if (entry.path.replace(/^\.\//, '') !== name) return entry.resume();
+        if (entry.size > maxBytes) {
+          tooBig = true;
+          return entry.resume();
+        }
+        const parts: Buffer[] = [];
+        entry.on('data', (c: Buffer) => parts.push(c));
+        entry.on('end', () => (found = Buffer.concat(parts).toString('utf8')));
+      },
+    });
+    parser.on('end', () => resolve());
+    parser.on('error', reject);
+    Readable.from([Buffer.from(archive)]).pipe(parser);
+  });
+  if (tooBig) throw new Error(`${name} in the archive is larger than ${maxBytes} bytes`);
+  return found;
+}

@@ -1,0 +1,37 @@
+// Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
+import { createHash, randomBytes } from 'node:crypto';
+import { and, eq, gt, isNull, or } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { identities, type Identity } from '../db/tables/identities';
+import { tokens } from '../db/tables/tokens';
+
+export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
+
+/** Stores a token for an identity; `token` is minted when not given. Returns the plain token. */
+export async function issueToken(db: Db, identityId: string, name: string, options: { token?: string; expiresAt?: Date } = {}): Promise<string> {
+  const token = options.token ?? mintToken();
+  await db
+    .insert(tokens)
+    .values({ identityId, name, hash: hashToken(token), expiresAt: options.expiresAt ?? null })
+    .onConflictDoNothing({ target: tokens.hash });
+  return token;
+}
+
+/** The identity a live (unexpired, unrevoked) token belongs to, or null. */
+export async function identityForToken(db: Db, token: string): Promise<Identity | null> {
+  const [row] = await db
+    .select({ identity: identities })
+    .from(tokens)
+    .innerJoin(identities, eq(identities.id, tokens.identityId))
+    .where(and(eq(tokens.hash, hashToken(token)), isNull(tokens.revokedAt), or(isNull(tokens.expiresAt), gt(tokens.expiresAt, new Date()))))
+    .limit(1);
+  return row?.identity ?? null;
+}
+
+/** Finds or creates an identity by name. */
+export async function ensureIdentity(db: Db, values: { name: string; kind: Identity['kind']; role: Identity['role'] }): Promise<Identity> {
+  await db.insert(identities).values(values).onConflictDoNothing({ target: identities.name });
+  const [row] = await db.select().from(identities).where(eq(identities.name, values.name));
+  return row!;
+}

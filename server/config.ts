@@ -1,0 +1,64 @@
+// Configuration from environment variables, with defaults that run everything embedded on one machine.
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Real Postgres when set; embedded PGlite under `dataDir` otherwise. */
+  databaseUrl?: string;
+  /** NATS JetStream when set; the in-process bus otherwise. */
+  natsUrl?: string;
+  dataDir: string;
+  /** Run an executor host inside the control plane (default: only without NATS). */
+  embeddedExecutor: boolean;
+  /** Pools the embedded executor host serves. */
+  pools: string[];
+  /** A fixed admin token (otherwise one is minted and kept in `$dataDir/admin-token`). */
+  adminToken?: string;
+  defaultTaskTimeoutMs: number;
+  /** Most bytes an uploaded artifact may have. */
+  maxUploadBytes: number;
+  publicUrl?: string;
+  logLevel: 'silent' | 'info' | 'debug';
+}
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}=${raw} is not a whole number between ${min} and ${max}.`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const natsUrl = env.NATS_URL || undefined;
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError(`DATABASE_URL must be a postgres:// URL (got "${databaseUrl}"). Unset it to use the embedded database.`);
+  }
+  if (natsUrl && !/^(nats|tls|wss?):\/\//.test(natsUrl) && !/^[\w.-]+:\d+$/.test(natsUrl)) {
+    throw new ConfigError(`NATS_URL must look like nats://host:4222 (got "${natsUrl}"). Unset it to use the in-process bus.`);
+  }
+  const embedded = env.ATELIER_EMBEDDED_EXECUTOR;
+  const logLevel = (env.ATELIER_LOG_LEVEL ?? 'info') as Config['logLevel'];
+  if (!['silent', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`ATELIER_LOG_LEVEL must be silent, info or debug (got "${logLevel}").`);
+  return {
+    port: int(env, 'PORT', 4000, 0, 65535),
+    host: env.HOST || '127.0.0.1',
+    databaseUrl,
+    natsUrl,
+    dataDir: path.resolve(env.ATELIER_DATA_DIR || '.atelier'),
+    embeddedExecutor: embedded === undefined || embedded === '' ? !natsUrl : embedded === '1' || embedded === 'true',
+    pools: (env.ATELIER_POOLS || 'local,noop').split(',').map((p) => p.trim()).filter(Boolean),
+    adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
+    defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
+    maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
+    publicUrl: env.ATELIER_PUBLIC_URL || undefined,
+    logLevel,
+  };
+}
+
+export const defaultHostName = () => `${os.hostname()}-${process.pid}`;

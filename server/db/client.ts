@@ -1,0 +1,61 @@
+// Opens the database: embedded PGlite under the data directory by default, real Postgres with DATABASE_URL.
+// Applies the committed drizzle-kit migrations either way.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import * as schema from './schema';
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+export interface Database {
+  db: Db;
+  kind: 'pglite' | 'postgres';
+  close(): Promise<void>;
+}
+
+const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+// Any fixed number: replicas starting together take turns applying migrations.
+const MIGRATION_LOCK = 0x61746c72;
+
+export async function openDatabase(options: { url?: string; dataDir: string; maxConnections?: number }): Promise<Database> {
+  if (options.url) {
+    const { default: postgres } = await import('postgres');
+    const { drizzle } = await import('drizzle-orm/postgres-js');
+    const { migrate } = await import('drizzle-orm/postgres-js/migrator');
+    const client = postgres(options.url, { max: options.maxConnections ?? 10, onnotice: () => {} });
+    const db = drizzle(client, { schema }) as unknown as Db;
+    try {
+      await client.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+        await migrate(drizzle(tx as unknown as typeof client, { schema }), { migrationsFolder });
+      });
+    } catch (error) {
+      await client.end({ timeout: 1 });
+      throw new Error(`Could not prepare the database at DATABASE_URL: ${(error as Error).message}. Check that Postgres is running and the URL is right.`);
+    }
+    return { db, kind: 'postgres', close: () => client.end({ timeout: 5 }) };
+  }
+
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { migrate } = await import('drizzle-orm/pglite/migrator');
+  const dir = path.join(options.dataDir, 'pgdata');
+  mkdirSync(dir, { recursive: true });
+  const client = await PGlite.create(dir);
+  const db = drizzle(client, { schema }) as unknown as Db;
+  await migrate(db as never, { migrationsFolder });
+  return { db, kind: 'pglite', close: () => client.close() };
+}
+
+/** Runs `fn` while holding a session-level advisory lock, if free; returns false when another holder has it. */
+export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [row] = (await tx.execute(sql`select pg_try_advisory_xact_lock(${key}) as ok`)) as unknown as { ok: boolean }[];
+    if (!row?.ok) return false;
+    await fn();
+    return true;
+  });
+}

@@ -1,0 +1,75 @@
+// Modules (`namespace/name`), their immutable content-addressed versions, and movable tags with history.
+import { bigint, index, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { at, createdAt, id } from '../columns';
+import { identities } from './identities';
+import type { ModuleManifest } from '../../modules/manifest';
+
+export const modules = pgTable(
+  'modules',
+  {
+    id: id(),
+    namespace: text('namespace').notNull(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    createdAt: createdAt(),
+  },
+  (t) => [unique('modules_namespace_name_key').on(t.namespace, t.name)],
+);
+
+export interface ModuleSource {
+  repository?: string | null;
+  commit?: string | null;
+  branch?: string | null;
+  dirty?: boolean | null;
+}
+
+export const moduleVersions = pgTable(
+  'module_versions',
+  {
+    id: id(),
+    moduleId: uuid('module_id').notNull().references(() => modules.id),
+    version: text('version').notNull(),
+    digest: text('digest').notNull(),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    manifest: jsonb('manifest').$type<ModuleManifest>().notNull(),
+    source: jsonb('source').$type<ModuleSource>().notNull().default({}),
+    publishedBy: uuid('published_by').references(() => identities.id),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('module_versions_module_version_key').on(t.moduleId, t.version),
+    unique('module_versions_module_digest_key').on(t.moduleId, t.digest),
+  ],
+);
+
+export const moduleTags = pgTable(
+  'module_tags',
+  {
+    moduleId: uuid('module_id').notNull().references(() => modules.id),
+    tag: text('tag').notNull(),
+    versionId: uuid('version_id').notNull().references(() => moduleVersions.id),
+    updatedBy: uuid('updated_by').references(() => identities.id),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.moduleId, t.tag] })],
+);
+
+/** Every move of a tag: who, from which version, to which, when and why. */
+export const moduleTagEvents = pgTable(
+  'module_tag_events',
+  {
+    id: id(),
+    moduleId: uuid('module_id').notNull().references(() => modules.id),
+    tag: text('tag').notNull(),
+    fromVersionId: uuid('from_version_id').references(() => moduleVersions.id),
+    toVersionId: uuid('to_version_id').notNull().references(() => moduleVersions.id),
+    movedBy: uuid('moved_by').references(() => identities.id),
+    reason: text('reason'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('module_tag_events_module_tag_idx').on(t.moduleId, t.tag, t.createdAt)],
+);
+
+export type Module = typeof modules.$inferSelect;
+export type ModuleVersion = typeof moduleVersions.$inferSelect;
+export type ModuleTag = typeof moduleTags.$inferSelect;

@@ -1,0 +1,17 @@
+// The transactional outbox: bus messages written in the same transaction as the state they announce,
+// published by the relay (server/outbox.ts) after commit, so a crash between the two loses nothing.
+import { bigserial, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
+import { createdAt } from '../columns';
+
+// A row lives from the commit that wrote it until the relay has published it, then it is deleted.
+export const outbox = pgTable('outbox', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  kind: text('kind', { enum: ['task', 'cancel'] }).notNull(),
+  /** Executor pool for tasks; unused for cancels. */
+  pool: text('pool'),
+  msgId: text('msg_id').notNull(),
+  payload: jsonb('payload').notNull(),
+  createdAt: createdAt(),
+});
+
+export type OutboxRow = typeof outbox.$inferSelect;

@@ -1,0 +1,77 @@
+// Runs (one execution of a workflow version) and their tasks (one per node), with attempts and timings.
+import { sql } from 'drizzle-orm';
+import { bigint, index, integer, jsonb, pgTable, real, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { at, createdAt, id } from '../columns';
+import { identities } from './identities';
+import { moduleVersions } from './modules';
+import { workflowVersions, workflows } from './workflows';
+
+export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
+export type RunStatus = (typeof runStatuses)[number];
+export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN'] as const;
+export type Trigger = (typeof triggers)[number];
+
+export const runs = pgTable(
+  'runs',
+  {
+    id: id(),
+    workflowId: uuid('workflow_id').notNull().references(() => workflows.id),
+    workflowVersionId: uuid('workflow_version_id').notNull().references(() => workflowVersions.id),
+    status: text('status', { enum: runStatuses }).notNull(),
+    parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
+    trigger: text('trigger', { enum: triggers }).notNull(),
+    sourceRunId: uuid('source_run_id'),
+    createdBy: uuid('created_by').references(() => identities.id),
+    message: text('message'),
+    createdAt: createdAt(),
+    startedAt: at('started_at'),
+    finishedAt: at('finished_at'),
+  },
+  (t) => [
+    index('runs_created_idx').on(t.createdAt.desc(), t.id.desc()),
+    index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc()),
+    index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
+  ],
+);
+
+export const taskStatuses = ['PENDING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
+export type TaskStatus = (typeof taskStatuses)[number];
+export const terminalTaskStatuses: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
+
+export const tasks = pgTable(
+  'tasks',
+  {
+    id: id(),
+    runId: uuid('run_id').notNull().references(() => runs.id),
+    node: text('node').notNull(),
+    /** The module as the spec named it (`ns/name@latest`); `moduleVersionId` is what it was pinned to. */
+    moduleRef: text('module_ref').notNull(),
+    moduleVersionId: uuid('module_version_id').notNull().references(() => moduleVersions.id),
+    parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
+    dependsOn: text('depends_on').array().notNull().default(sql`'{}'::text[]`),
+    status: text('status', { enum: taskStatuses }).notNull(),
+    attempt: integer('attempt').notNull().default(0),
+    maxAttempts: integer('max_attempts').notNull().default(1),
+    timeoutMs: bigint('timeout_ms', { mode: 'number' }).notNull(),
+    pool: text('pool').notNull(),
+    executor: text('executor').notNull(),
+    settings: jsonb('settings').$type<Record<string, unknown>>().notNull().default({}),
+    outputs: jsonb('outputs').$type<Record<string, unknown>>(),
+    reason: text('reason'),
+    message: text('message'),
+    exitCode: integer('exit_code'),
+    progress: real('progress'),
+    progressMessage: text('progress_message'),
+    externalHandle: jsonb('external_handle'),
+    host: text('host'),
+    queuedAt: at('queued_at'),
+    startedAt: at('started_at'),
+    finishedAt: at('finished_at'),
+    heartbeatAt: at('heartbeat_at'),
+  },
+  (t) => [unique('tasks_run_node_key').on(t.runId, t.node), index('tasks_run_idx').on(t.runId)],
+);
+
+export type Run = typeof runs.$inferSelect;
+export type Task = typeof tasks.$inferSelect;
+export type NewTask = typeof tasks.$inferInsert;

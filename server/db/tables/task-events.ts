@@ -1,0 +1,21 @@
+// Everything an attempt reported (start, progress, logs, metrics, result), recorded exactly once per
+// (task, attempt, seq) however often the bus delivers it.
+import { bigint, bigserial, index, integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { at } from '../columns';
+
+export const taskEvents = pgTable(
+  'task_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    taskId: uuid('task_id').notNull(),
+    runId: uuid('run_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    kind: text('kind', { enum: ['started', 'heartbeat', 'progress', 'log', 'metric', 'result'] }).notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    at: at('at').notNull(),
+  },
+  (t) => [unique('task_events_attempt_seq_key').on(t.taskId, t.attempt, t.seq), index('task_events_task_idx').on(t.taskId, t.id)],
+);
+
+export type TaskEvent = typeof taskEvents.$inferSelect;

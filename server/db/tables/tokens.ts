@@ -1,0 +1,20 @@
+// Bearer tokens, stored only as SHA-256 hashes; expiring and revocable.
+import { index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { at, createdAt, id } from '../columns';
+import { identities } from './identities';
+
+export const tokens = pgTable(
+  'tokens',
+  {
+    id: id(),
+    identityId: uuid('identity_id').notNull().references(() => identities.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    hash: text('hash').notNull().unique(),
+    createdAt: createdAt(),
+    expiresAt: at('expires_at'),
+    revokedAt: at('revoked_at'),
+  },
+  (t) => [index('tokens_identity_idx').on(t.identityId)],
+);
+
+export type Token = typeof tokens.$inferSelect;

@@ -1,0 +1,85 @@
+// The live feed of run events that subscriptions read. Published once per event after the state it reports
+// has committed; every subscriber of a run shares the same event object.
+import type { RunStatus, TaskStatus } from './db/tables/runs';
+
+interface FeedBase {
+  runId: string;
+  at: string;
+}
+export type FeedEvent =
+  | (FeedBase & { kind: 'run-status'; status: RunStatus; message: string | null })
+  | (FeedBase & { kind: 'task-status'; taskId: string; node: string; status: TaskStatus; attempt: number; reason: string | null; message: string | null })
+  | (FeedBase & { kind: 'task-progress'; taskId: string; node: string; fraction: number | null; message: string | null })
+  | (FeedBase & { kind: 'task-log'; taskId: string; node: string; stream: 'stdout' | 'stderr'; lines: string[] })
+  | (FeedBase & { kind: 'task-metric'; taskId: string; node: string; metrics: Record<string, number>; step: number | null });
+
+export interface RunFeed {
+  publish(events: FeedEvent[]): void;
+  /** Events of one run (or of all runs with `'*'`) until the returned function is called. */
+  subscribe(runId: string, listener: (event: FeedEvent) => void): () => void;
+}
+
+export function createRunFeed(): RunFeed {
+  const listeners = new Map<string, Set<(event: FeedEvent) => void>>();
+  const deliver = (key: string, event: FeedEvent) => {
+    const set = listeners.get(key);
+    if (!set) return;
+    for (const listener of set) {
+      try {
+        listener(event);
+      } catch {
+        // one broken subscriber must not starve the others
+      }
+    }
+  };
+  return {
+    publish(events) {
+      for (const event of events) {
+        deliver(event.runId, event);
+        deliver('*', event);
+      }
+    },
+    subscribe(runId, listener) {
+      let set = listeners.get(runId);
+      if (!set) listeners.set(runId, (set = new Set()));
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0) listeners.delete(runId);
+      };
+    },
+  };
+}
+
+/** Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. */
+export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal): AsyncIterableIterator<FeedEvent> {
+  const buffer: FeedEvent[] = [];
+  let wake: (() => void) | null = null;
+  let done = false;
+  const unsubscribe = feed.subscribe(runId, (event) => {
+    buffer.push(event);
+    wake?.();
+  });
+  const finish = () => {
+    done = true;
+    unsubscribe();
+    wake?.();
+  };
+  signal?.addEventListener('abort', finish, { once: true });
+  const iterator: AsyncIterableIterator<FeedEvent> = {
+    async next() {
+      while (!buffer.length && !done) await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+      if (buffer.length) return { value: buffer.shift()!, done: false };
+      return { value: undefined, done: true };
+    },
+    async return() {
+      finish();
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator;
+}

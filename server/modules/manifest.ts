@@ -1,0 +1,110 @@
+// The module manifest (`atelier.module.yaml`): its shape, its validation, and the parameter-schema check.
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { AtelierError, type ErrorDetail } from '../errors';
+
+export const MANIFEST_FILE = 'atelier.module.yaml';
+export const runtimes = ['node', 'python3', 'shell'] as const;
+
+export interface ModuleManifest {
+  namespace: string;
+  name: string;
+  version?: string;
+  description?: string;
+  entrypoint: string;
+  runtime: (typeof runtimes)[number];
+  /** JSON Schema for the task parameters. */
+  parameters?: Record<string, unknown>;
+  resources?: { cpu?: number; memory?: string; gpus?: number; pool?: string; executor?: string };
+  /** Default attempt time limit, in seconds. */
+  timeoutSeconds?: number;
+  cache?: { enabled?: boolean; version?: string };
+  test?: string;
+}
+
+const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
+
+const manifestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['namespace', 'name', 'entrypoint', 'runtime'],
+  properties: {
+    namespace: { type: 'string', pattern: nameRe },
+    name: { type: 'string', pattern: nameRe },
+    version: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$' },
+    description: { type: 'string', maxLength: 2000 },
+    entrypoint: { type: 'string', minLength: 1, pattern: '^(?!/)(?!.*\\.\\./).+$' },
+    runtime: { enum: runtimes },
+    parameters: { type: 'object' },
+    resources: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        cpu: { type: 'number', exclusiveMinimum: 0 },
+        memory: { type: 'string', pattern: '^[0-9]+(Ki|Mi|Gi|Ti)?$' },
+        gpus: { type: 'integer', minimum: 0 },
+        pool: { type: 'string', pattern: nameRe },
+        executor: { type: 'string', pattern: nameRe },
+      },
+    },
+    timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
+    cache: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { enabled: { type: 'boolean' }, version: { type: 'string' } },
+    },
+    test: { type: 'string' },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateManifestShape = ajv.compile(manifestSchema);
+
+/** Turns ajv's errors into `{path, message}` pairs a person can act on. */
+export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): ErrorDetail[] {
+  return (errors ?? []).map((e) => {
+    const path = `${root}${e.instancePath.replace(/^\//, '').replaceAll('/', '.')}`;
+    if (e.keyword === 'required') return { path: path ? `${path}.${e.params.missingProperty}` : String(e.params.missingProperty), message: 'is required' };
+    if (e.keyword === 'additionalProperties') return { path: path || '(root)', message: `unknown field "${e.params.additionalProperty}"` };
+    if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
+    return { path: path || '(root)', message: e.message ?? 'is invalid' };
+  });
+}
+
+/** Parses and validates a manifest; throws INVALID_MANIFEST naming every bad field. */
+export function parseManifest(text: string): ModuleManifest {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is not valid YAML: ${(error as Error).message}`);
+  }
+  if (!validateManifestShape(raw)) {
+    const details = describeAjvErrors(validateManifestShape.errors);
+    throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+  }
+  const manifest = raw as ModuleManifest;
+  if (manifest.parameters) {
+    try {
+      ajv.compile(manifest.parameters);
+    } catch (error) {
+      throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE}: parameters is not a valid JSON Schema: ${(error as Error).message}`, [
+        { path: 'parameters', message: (error as Error).message },
+      ]);
+    }
+  }
+  return manifest;
+}
+
+const parameterValidators = new Map<string, ValidateFunction>();
+
+/** Checks task parameters against a module version's parameter schema; compiled validators are cached per digest. */
+export function checkParameters(digest: string, manifest: ModuleManifest, parameters: Record<string, unknown>): ErrorDetail[] {
+  if (!manifest.parameters) return [];
+  let validate = parameterValidators.get(digest);
+  if (!validate) {
+    validate = ajv.compile(manifest.parameters);
+    parameterValidators.set(digest, validate);
+  }
+  return validate(parameters) ? [] : describeAjvErrors(validate.errors, 'parameters.');
+}

@@ -1,0 +1,198 @@
+// The workflow spec: a DAG of module tasks in YAML or JSON. Parsing and the structural checks that need no
+// database (names, dependencies, cycles); resolving modules happens in plan.ts.
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { domains, type Domain } from '../db/tables/workflows';
+import { AtelierError, type ErrorDetail } from '../errors';
+import { describeAjvErrors } from '../modules/manifest';
+
+export interface TaskSpec {
+  name: string;
+  /** `namespace/name@tag` or `namespace/name@version`; `@latest` when omitted. */
+  module: string;
+  parameters?: Record<string, unknown>;
+  dependsOn?: string[];
+  retries?: number;
+  timeoutSeconds?: number;
+  pool?: string;
+  executor?: string;
+  /** Per-executor settings, keyed by executor name. */
+  settings?: Record<string, unknown>;
+}
+
+export interface WorkflowSpec {
+  name: string;
+  description?: string;
+  domain?: Domain;
+  /** Run parameters with their defaults; task parameters refer to them as "${params.NAME}". */
+  parameters?: Record<string, { default?: unknown; description?: string }>;
+  tasks: TaskSpec[];
+}
+
+const nodeName = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
+const specSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'tasks'],
+  properties: {
+    name: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$' },
+    description: { type: 'string', maxLength: 2000 },
+    domain: { enum: domains },
+    parameters: {
+      type: 'object',
+      propertyNames: { pattern: nodeName },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { default: {}, description: { type: 'string' } },
+      },
+    },
+    tasks: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 50000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'module'],
+        properties: {
+          name: { type: 'string', pattern: nodeName },
+          module: { type: 'string', pattern: '^[a-z0-9][a-z0-9-_.]*/[a-z0-9][a-z0-9-_.]*(@[A-Za-z0-9._+-]+)?$' },
+          parameters: { type: 'object' },
+          dependsOn: { type: 'array', items: { type: 'string' }, uniqueItems: true },
+          retries: { type: 'integer', minimum: 0, maximum: 20 },
+          timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
+          pool: { type: 'string' },
+          executor: { type: 'string' },
+          settings: { type: 'object' },
+        },
+      },
+    },
+  },
+} as const;
+
+const validateShape = new Ajv({ allErrors: true, strict: false }).compile(specSchema);
+
+const invalid = (message: string, details: ErrorDetail[]) =>
+  new AtelierError('INVALID_WORKFLOW', `${message}: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+
+/** Parses YAML or JSON text into a spec; throws INVALID_WORKFLOW naming the offending node or field. */
+export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
+  let raw = source;
+  if (typeof source === 'string') {
+    try {
+      raw = parseYaml(source);
+    } catch (error) {
+      throw new AtelierError('INVALID_WORKFLOW', `The workflow spec is not valid YAML or JSON: ${(error as Error).message}`);
+    }
+  }
+  if (!validateShape(raw)) {
+    const spec = raw as Partial<WorkflowSpec>;
+    // Name the node rather than its array index: "tasks.3" means little to the person who wrote the file.
+    const details = describeAjvErrors(validateShape.errors).map((d) => ({
+      ...d,
+      path: (d.path ?? '').replace(/^tasks\.(\d+)/, (m, i) => {
+        const name = Array.isArray(spec.tasks) ? spec.tasks[Number(i)]?.name : undefined;
+        return typeof name === 'string' ? `tasks.${name}` : m;
+      }),
+    }));
+    throw invalid('The workflow spec is invalid', details);
+  }
+  const spec = raw as WorkflowSpec;
+  checkGraph(spec);
+  return spec;
+}
+
+/** Unique names, known dependencies, no cycles. Linear in nodes + edges. */
+function checkGraph(spec: WorkflowSpec): void {
+  const byName = new Map<string, TaskSpec>();
+  const details: ErrorDetail[] = [];
+  for (const task of spec.tasks) {
+    if (byName.has(task.name)) details.push({ path: `tasks.${task.name}`, message: 'is defined twice' });
+    byName.set(task.name, task);
+  }
+  for (const task of spec.tasks) {
+    for (const dep of task.dependsOn ?? []) {
+      if (!byName.has(dep)) details.push({ path: `tasks.${task.name}.dependsOn`, message: `names "${dep}", which is not a task of this workflow` });
+      else if (dep === task.name) details.push({ path: `tasks.${task.name}.dependsOn`, message: 'names the task itself' });
+    }
+  }
+  if (details.length) throw invalid('The workflow spec is invalid', details);
+
+  const cycle = findCycle(spec.tasks);
+  if (cycle) throw invalid('The workflow has a cycle', [{ path: `tasks.${cycle[0]}`, message: `is part of the cycle ${cycle.join(' → ')}` }]);
+}
+
+/** Returns one cycle as a list of node names (first node repeated at the end), or null. Iterative DFS. */
+function findCycle(tasks: TaskSpec[]): string[] | null {
+  const deps = new Map(tasks.map((t) => [t.name, t.dependsOn ?? []]));
+  const state = new Map<string, 1 | 2>(); // 1 = on the stack, 2 = done
+  for (const start of deps.keys()) {
+    if (state.has(start)) continue;
+    const stack: { node: string; next: number }[] = [{ node: start, next: 0 }];
+    state.set(start, 1);
+    while (stack.length) {
+      const frame = stack[stack.length - 1]!;
+      const edges = deps.get(frame.node)!;
+      if (frame.next < edges.length) {
+        const dep = edges[frame.next++]!;
+        const s = state.get(dep);
+        if (s === 1) {
+          const from = stack.findIndex((f) => f.node === dep);
+          return [...stack.slice(from).map((f) => f.node), dep];
+        }
+        if (s === undefined) {
+          state.set(dep, 1);
+          stack.push({ node: dep, next: 0 });
+        }
+      } else {
+        state.set(frame.node, 2);
+        stack.pop();
+      }
+    }
+  }
+  return null;
+}
+
+const paramRef = /^\$\{params\.([A-Za-z_][A-Za-z0-9_-]*)\}$/;
+
+/**
+ * Resolves the run's parameters (declared defaults overlaid by the caller's values) and substitutes
+ * "${params.NAME}" strings in task parameters, keeping the parameter's JSON type.
+ */
+export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, unknown>): Record<string, unknown> {
+  const declared = spec.parameters ?? {};
+  const unknown = Object.keys(given).filter((k) => !(k in declared));
+  if (unknown.length) {
+    throw new AtelierError(
+      'BAD_USER_INPUT',
+      `Unknown run parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; workflow "${spec.name}" declares: ${Object.keys(declared).join(', ') || 'none'}`,
+      unknown.map((k) => ({ path: `parameters.${k}`, message: 'is not declared by the workflow' })),
+    );
+  }
+  const resolved: Record<string, unknown> = {};
+  for (const [name, decl] of Object.entries(declared)) {
+    if (name in given) resolved[name] = given[name];
+    else if (decl.default !== undefined) resolved[name] = decl.default;
+  }
+  return resolved;
+}
+
+export function substituteParameters(taskName: string, template: Record<string, unknown>, runParams: Record<string, unknown>): Record<string, unknown> {
+  const visit = (value: unknown, path: string): unknown => {
+    if (typeof value === 'string') {
+      const m = paramRef.exec(value);
+      if (!m) return value;
+      if (!(m[1]! in runParams)) {
+        throw new AtelierError('INVALID_WORKFLOW', `Task "${taskName}" uses \${params.${m[1]}} at ${path}, but the run has no such parameter and it has no default`, [
+          { path: `tasks.${taskName}.${path}`, message: `refers to missing run parameter "${m[1]}"` },
+        ]);
+      }
+      return runParams[m[1]!];
+    }
+    if (Array.isArray(value)) return value.map((v, i) => visit(v, `${path}.${i}`));
+    if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, visit(v, `${path}.${k}`)]));
+    return value;
+  };
+  return visit(template, 'parameters') as Record<string, unknown>;
+}

@@ -1,0 +1,57 @@
+// Creating workflows: a spec is validated (structure, then modules and parameters as a run would resolve them
+// now) before anything is written; re-submitting an unchanged spec returns the existing version.
+import { createHash } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { planRun, type PlanDefaults } from './plan';
+import { parseWorkflowSpec, resolveRunParameters } from './spec';
+
+export async function createWorkflow(
+  db: Db,
+  source: string | unknown,
+  identity: Identity | null,
+  defaults: PlanDefaults,
+): Promise<{ workflow: Workflow; version: WorkflowVersion; created: boolean }> {
+  const spec = parseWorkflowSpec(source);
+  const digest = `sha256:${createHash('sha256').update(canonicalJson(spec)).digest('hex')}`;
+  return db.transaction(async (tx) => {
+    // Validate against the modules as they are now, with default parameters, so a typo fails here, not at run time.
+    await planRun(tx, spec, resolveRunParameters(spec, {}), defaults);
+    const domain = spec.domain ?? 'experimentation';
+    await tx
+      .insert(workflows)
+      .values({ name: spec.name, description: spec.description ?? '', domain, latestVersion: 0, createdBy: identity?.id ?? null })
+      .onConflictDoNothing({ target: workflows.name });
+    const [workflow] = await tx.select().from(workflows).where(eq(workflows.name, spec.name)).for('update');
+    const [latest] = await tx
+      .select()
+      .from(workflowVersions)
+      .where(and(eq(workflowVersions.workflowId, workflow!.id), eq(workflowVersions.version, workflow!.latestVersion)));
+    if (latest?.digest === digest) return { workflow: workflow!, version: latest, created: false };
+    const next = workflow!.latestVersion + 1;
+    const [version] = await tx
+      .insert(workflowVersions)
+      .values({ workflowId: workflow!.id, version: next, spec, digest, createdBy: identity?.id ?? null })
+      .returning();
+    const [updated] = await tx
+      .update(workflows)
+      .set({ latestVersion: next, description: spec.description ?? workflow!.description, domain })
+      .where(eq(workflows.id, workflow!.id))
+      .returning();
+    return { workflow: updated!, version: version!, created: true };
+  });
+}
+
+/** JSON with sorted keys: the same spec always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

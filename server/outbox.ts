@@ -1,0 +1,94 @@
+// The outbox relay: publishes committed outbox rows to the bus, oldest first, many in flight at once, and
+// marks them published. Rows are claimed with SKIP LOCKED so several replicas can relay side by side; a
+// row published twice (a crash before it was marked) is dropped by the bus's message-id dedupe.
+import { sql } from 'drizzle-orm';
+import type { CancelMessage, TaskMessage } from '../plugins/protocol';
+import type { Bus } from './bus/types';
+import type { Db } from './db/client';
+
+export interface OutboxRelay {
+  start(): void;
+  /** Ask for a relay pass soon (after a transaction that wrote outbox rows has committed). */
+  kick(): void;
+  /** Relays until the outbox is empty. */
+  drain(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface Row {
+  id: number;
+  kind: 'task' | 'cancel';
+  pool: string | null;
+  msg_id: string;
+  payload: unknown;
+}
+
+export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: number; pollMs?: number; onError?: (error: unknown) => void }): OutboxRelay {
+  const { db, bus } = options;
+  const batchSize = options.batchSize ?? 500;
+  let running = false;
+  let again = false;
+  let stopped = true;
+  let current: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+
+  const relayOnce = async (): Promise<number> =>
+    db.transaction(async (tx) => {
+      const rows = (await tx.execute(sql`
+        select id, kind, pool, msg_id, payload from outbox
+        order by id limit ${batchSize} for update skip locked`)) as unknown as Row[];
+      if (!rows.length) return 0;
+      await Promise.all(
+        rows.map((row) =>
+          row.kind === 'task' ? bus.publishTask(row.pool!, row.payload as TaskMessage, row.msg_id) : bus.publishCancel(row.payload as CancelMessage),
+        ),
+      );
+      await tx.execute(sql`delete from outbox where id in ${sql.raw(`(${rows.map((r) => Number(r.id)).join(',')})`)}`);
+      return rows.length;
+    });
+
+  const loop = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        while ((await relayOnce()) === batchSize) {
+          // a full batch: more are probably waiting
+        }
+      } while (again && !stopped);
+    } catch (error) {
+      options.onError?.(error);
+    } finally {
+      running = false;
+    }
+  };
+
+  const relay: OutboxRelay = {
+    start() {
+      stopped = false;
+      timer = setInterval(() => relay.kick(), options.pollMs ?? 1000);
+      timer.unref();
+      relay.kick();
+    },
+    kick() {
+      if (stopped) return;
+      current = loop();
+    },
+    async drain() {
+      await current;
+      while ((await relayOnce()) > 0) {
+        // until empty
+      }
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await current;
+    },
+  };
+  return relay;
+}

@@ -1,0 +1,50 @@
+// Starts the real control plane in-process on a free port, for end-to-end tests, with helpers to publish the
+// fixture modules and create workflows through the API.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildApp, type App, type BuildOptions } from '../../server/app';
+import { packDirectory } from '../../server/artifacts/archive';
+import { loadConfig } from '../../server/config';
+import { apiClient, PUBLISH, type ApiClient } from './client';
+
+export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
+
+export interface TestApp {
+  app: App;
+  url: string;
+  api: ApiClient;
+  dataDir: string;
+  publishFixture(name: string, tags?: string[]): Promise<{ version: string; digest: string }>;
+  createWorkflow(spec: string | object): Promise<any>;
+  stop(): Promise<void>;
+}
+
+export async function startTestApp(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-test-'));
+  const config = loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ...env });
+  const app = await buildApp(config, options);
+  const url = await app.start();
+  const api = apiClient(url, app.adminToken);
+  return {
+    app,
+    url,
+    api,
+    dataDir,
+    async publishFixture(name, tags) {
+      const archive = await packDirectory(path.join(fixturesDir, 'modules', name));
+      const result = await api.upload(PUBLISH, { tags: tags ?? null }, 'artifact', archive);
+      if (result.errors) throw new Error(`publishing ${name}: ${JSON.stringify(result.errors)}`);
+      return result.data.publishModuleVersion.version;
+    },
+    async createWorkflow(spec) {
+      const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
+      return (await api.gql(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { id name } version { version } } }`, { spec: text })).createWorkflow;
+    },
+    async stop() {
+      await app.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,15 @@
+// Tests run real servers (Postgres, nats-server, the app on free ports), so timeouts are generous and files
+// run in separate processes, two at a time on CI's two cores.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'server/**/*.test.ts', 'plugins/**/*.test.ts', 'executors/**/*.test.ts', 'schema/**/*.test.ts'],
+    exclude: ['node_modules/**', 'dashboards/**'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    maxWorkers: 2,
+    reporters: ['default'],
+  },
+});
