@@ -3,6 +3,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // graphql ships CJS and ESM side by side without an exports map: Node (and so yoga) loads the CJS build, while
+  // vite would pick the ESM one for our code, and `instanceof GraphQLError` would then fail across the two.
+  resolve: { alias: { graphql: 'graphql/index.js' } },
   test: {
     include: ['test/**/*.test.ts', 'server/**/*.test.ts', 'plugins/**/*.test.ts', 'executors/**/*.test.ts', 'schema/**/*.test.ts'],
     exclude: ['node_modules/**', 'dashboards/**'],

@@ -35,7 +35,11 @@ export interface TaskOutcome {
   reason?: string;
   message?: string;
   exitCode?: number | null;
-  /** The failure may succeed if tried again (infrastructure, preemption, OOM suspicion). */
+  /**
+   * `false`: trying again cannot help (a missing entrypoint, an invalid image), so the task's retries are not
+   * used. `true`: the failure is transient (infrastructure, preemption, suspected OOM). Unset: the task's retry
+   * policy decides, as for an ordinary non-zero exit.
+   */
   retryable?: boolean;
   /** The failure was the platform's, not the user's: it does not consume the user's retries. */
   systemFailure?: boolean;

@@ -4,7 +4,7 @@
 import { sql } from 'drizzle-orm';
 import type { CancelMessage, TaskMessage } from '../plugins/protocol';
 import type { Bus } from './bus/types';
-import type { Db } from './db/client';
+import { queryRows, type Db } from './db/client';
 
 export interface OutboxRelay {
   start(): void;
@@ -34,9 +34,7 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
 
   const relayOnce = async (): Promise<number> =>
     db.transaction(async (tx) => {
-      const rows = (await tx.execute(sql`
-        select id, kind, pool, msg_id, payload from outbox
-        order by id limit ${batchSize} for update skip locked`)) as unknown as Row[];
+      const rows = await queryRows<Row>(tx, sql`select id, kind, pool, msg_id, payload from outbox order by id limit ${batchSize} for update skip locked`);
       if (!rows.length) return 0;
       await Promise.all(
         rows.map((row) =>

@@ -223,7 +223,12 @@ const eventFields = <T extends FeedEvent>(t: any) => ({
 });
 
 const RunStatusEvent = builder.objectRef<Of<'run-status'>>('RunStatusEvent').implement({
-  fields: (t) => ({ ...eventFields(t), status: t.field({ type: RunStatusEnum, resolve: (e) => e.status }), message: t.exposeString('message', { nullable: true }) }),
+  fields: (t) => ({
+    ...eventFields(t),
+    // Not `status`: a union member's field may not clash in type with TaskStatusEvent.status.
+    runStatus: t.field({ type: RunStatusEnum, resolve: (e) => e.status }),
+    message: t.exposeString('message', { nullable: true }),
+  }),
 });
 const TaskStatusEvent = builder.objectRef<Of<'task-status'>>('TaskStatusEvent').implement({
   fields: (t) => ({

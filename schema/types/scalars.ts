@@ -44,7 +44,9 @@ builder.scalarType('File', {
     throw new GraphQLError('File is an input-only scalar.');
   },
   parseValue: (value) => {
-    if (!(value instanceof File)) throw new GraphQLError('Expected an uploaded file (GraphQL multipart request).', { extensions: { code: 'BAD_USER_INPUT' } });
-    return value;
+    // yoga hands over its own File implementation, so check the shape rather than the class.
+    const file = value as File | null;
+    if (!file || typeof file !== 'object' || typeof file.arrayBuffer !== 'function' || typeof file.size !== 'number') throw new GraphQLError('Expected an uploaded file (GraphQL multipart request).', { extensions: { code: 'BAD_USER_INPUT' } });
+    return file;
   },
 });

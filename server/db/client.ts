@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from './schema';
 
@@ -53,9 +53,15 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
 /** Runs `fn` while holding a session-level advisory lock, if free; returns false when another holder has it. */
 export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const [row] = (await tx.execute(sql`select pg_try_advisory_xact_lock(${key}) as ok`)) as unknown as { ok: boolean }[];
+    const [row] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${key}) as ok`);
     if (!row?.ok) return false;
     await fn();
     return true;
   });
+}
+
+/** Runs raw SQL and returns its rows, whichever driver is underneath (postgres-js gives an array, PGlite `{ rows }`). */
+export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
+  return Array.isArray(result) ? result : result.rows;
 }

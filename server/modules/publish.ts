@@ -4,7 +4,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
 import { readArchiveFile } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
-import type { Db, Tx } from '../db/client';
+import { queryRows, type Db, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { moduleTagEvents, moduleTags, moduleVersions, modules, type ModuleSource, type ModuleVersion } from '../db/tables/modules';
 import { AtelierError } from '../errors';
@@ -72,9 +72,11 @@ export async function publishModuleVersion(db: Db, store: ObjectStore, input: Pu
 }
 
 async function nextVersion(tx: Tx, moduleId: string): Promise<string> {
-  const [row] = (await tx.execute(sql`
-    select coalesce(max(version::int), 0) + 1 as next from ${moduleVersions}
-    where module_id = ${moduleId} and version ~ '^[0-9]{1,9}$'`)) as unknown as { next: number }[];
+  const [row] = await queryRows<{ next: number }>(
+    tx,
+    sql`select coalesce(max(version::int), 0) + 1 as next from ${moduleVersions}
+        where module_id = ${moduleId} and version ~ '^[0-9]{1,9}$'`,
+  );
   return String(row?.next ?? 1);
 }
 

@@ -5,7 +5,7 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
-import type { Db, Tx } from '../db/client';
+import { queryRows, type Db, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
@@ -394,10 +394,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         wroteOutbox = true;
       }
       if (finished.length) {
-        const [counts] = (await tx.execute(sql`
-          select count(*) filter (where status not in ('SUCCEEDED','FAILED','CANCELLED','TIMED_OUT','SKIPPED'))::int as open,
-                 count(*) filter (where status in ('FAILED','TIMED_OUT'))::int as failed
-          from tasks where run_id = ${runId}`)) as unknown as { open: number; failed: number }[];
+        const [counts] = await queryRows<{ open: number; failed: number }>(
+          tx,
+          sql`select count(*) filter (where status not in ('SUCCEEDED','FAILED','CANCELLED','TIMED_OUT','SKIPPED'))::int as open,
+                     count(*) filter (where status in ('FAILED','TIMED_OUT'))::int as failed
+              from tasks where run_id = ${runId}`,
+        );
         if (counts && counts.open === 0) runStatus = counts.failed > 0 ? 'FAILED' : 'SUCCEEDED';
       }
     }

@@ -9,7 +9,7 @@ import type { TestApp } from '../harness/app';
 const START = `mutation ($w: String!, $p: JSON) { startRun(workflow: $w, parameters: $p) { id status } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { id status message trigger parameters tasks { node status attempt reason message exitCode outputs progress moduleRef moduleVersion { version digest } durationMs logs { stream line } } } }`;
 
-const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.status);
+const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
 
 export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopExtra: () => Promise<void> = async () => {}) {
   describe(`end to end (${name})`, () => {
@@ -80,7 +80,7 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const dQueued = order.indexOf('d:QUEUED');
       expect(dQueued).toBeGreaterThan(order.indexOf('b:SUCCEEDED'));
       expect(dQueued).toBeGreaterThan(order.indexOf('c:SUCCEEDED'));
-      expect(events.at(-1)).toMatchObject({ __typename: 'RunStatusEvent', status: 'SUCCEEDED' });
+      expect(events.at(-1)).toMatchObject({ __typename: 'RunStatusEvent', runStatus: 'SUCCEEDED' });
     });
 
     it('fails a run whose task exits non-zero, with its stderr, and skips what depends on it', async () => {
@@ -131,7 +131,7 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const { cancelRun } = await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { status message } }`, { id: startRun.id });
       expect(cancelRun.status).toBe('CANCELLED');
       const events = (await seen).map((e) => e.runEvents);
-      expect(events.at(-1)).toMatchObject({ status: 'CANCELLED' });
+      expect(events.at(-1)).toMatchObject({ runStatus: 'CANCELLED' });
       const { run } = await t.api.gql(RUN, { id: startRun.id });
       expect(run.tasks.map((x: any) => x.status)).toEqual(['CANCELLED', 'CANCELLED']);
       // the executor reports that it stopped the process
@@ -218,7 +218,7 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       });
       expect(res.headers.get('content-type')).toContain('text/event-stream');
       const text = await res.text(); // the stream ends when the run does
-      expect(text).toContain('"status":"SUCCEEDED"');
+      expect(text).toContain('"runStatus":"SUCCEEDED"');
     });
   });
 }

@@ -32,7 +32,7 @@ export function apiClient(baseUrl: string, token: string | null) {
     const form = new FormData();
     form.set('operations', JSON.stringify({ query, variables: { ...variables, [fileVar]: null } }));
     form.set('map', JSON.stringify({ 0: [`variables.${fileVar}`] }));
-    form.set('0', new Blob([bytes], { type: 'application/gzip' }), filename);
+    form.set('0', new Blob([new Uint8Array(bytes)], { type: 'application/gzip' }), filename);
     const res = await fetch(`${baseUrl}/graphql`, { method: 'POST', headers: headers({ 'graphql-require-preflight': '1' }), body: form });
     return { status: res.status, ...((await res.json()) as object) };
   }
@@ -87,7 +87,7 @@ export const RUN_EVENTS = /* GraphQL */ `
   subscription ($runId: ID!) {
     runEvents(runId: $runId) {
       __typename
-      ... on RunStatusEvent { status message at }
+      ... on RunStatusEvent { runStatus message at }
       ... on TaskStatusEvent { node status attempt reason message }
       ... on TaskProgressEvent { node fraction message }
       ... on TaskLogEvent { node stream lines }

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { AtelierError } from '../errors';
+import { parseWorkflowSpec, resolveRunParameters, substituteParameters } from './spec';
+
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (error) {
+    return { code: (error as AtelierError).code, message: (error as Error).message, details: (error as AtelierError).details };
+  }
+  throw new Error('expected an error');
+};
+
+describe('workflow spec', () => {
+  it('parses YAML and JSON alike', () => {
+    const yaml = parseWorkflowSpec('name: w\ntasks:\n  - name: a\n    module: ns/m@latest\n  - name: b\n    module: ns/m\n    dependsOn: [a]\n');
+    const json = parseWorkflowSpec(JSON.stringify({ name: 'w', tasks: [{ name: 'a', module: 'ns/m@latest' }, { name: 'b', module: 'ns/m', dependsOn: ['a'] }] }));
+    expect(yaml).toEqual(json);
+  });
+
+  it('names the nodes of a cycle, however long', () => {
+    const tasks = Array.from({ length: 50 }, (_, i) => ({ name: `n${i}`, module: 'ns/m', dependsOn: [`n${(i + 1) % 50}`] }));
+    const error = codeOf(() => parseWorkflowSpec({ name: 'w', tasks }));
+    expect(error.code).toBe('INVALID_WORKFLOW');
+    expect(error.message).toMatch(/cycle n\d+ → .* → n\d+/);
+  });
+
+  it('accepts a deep chain without recursion limits', () => {
+    const tasks = Array.from({ length: 20000 }, (_, i) => ({ name: `n${i}`, module: 'ns/m', dependsOn: i ? [`n${i - 1}`] : [] }));
+    expect(parseWorkflowSpec({ name: 'w', tasks }).tasks).toHaveLength(20000);
+  });
+
+  it('reports shape errors by node name, not array index', () => {
+    const error = codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'ok', module: 'ns/m' }, { name: 'bad', module: 'Not A Module' }] }));
+    expect(error.details.map((d) => d.path)).toContain('tasks.bad.module');
+  });
+
+  it('rejects unknown fields, self-dependencies and duplicates', () => {
+    expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', colour: 1 }] })).message).toContain('unknown field "colour"');
+    expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', dependsOn: ['a'] }] })).message).toContain('names the task itself');
+  });
+
+  it('resolves run parameters with defaults and keeps JSON types when substituting', () => {
+    const spec = parseWorkflowSpec({ name: 'w', parameters: { epochs: { default: 10 }, lr: {} }, tasks: [{ name: 'a', module: 'ns/m', parameters: { e: '${params.epochs}', nested: ['${params.lr}'], literal: 'x ${params.epochs}' } }] });
+    const params = resolveRunParameters(spec, { lr: 0.1 });
+    expect(params).toEqual({ epochs: 10, lr: 0.1 });
+    expect(substituteParameters('a', spec.tasks[0]!.parameters!, params)).toEqual({ e: 10, nested: [0.1], literal: 'x ${params.epochs}' });
+    expect(codeOf(() => resolveRunParameters(spec, { nope: 1 })).code).toBe('BAD_USER_INPUT');
+    expect(codeOf(() => substituteParameters('a', { e: '${params.missing}' }, params)).details[0]?.message).toBe('refers to missing run parameter "missing"');
+  });
+});
