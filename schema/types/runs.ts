@@ -317,3 +317,20 @@ builder.subscriptionField('runEvents', (t) =>
   }),
 );
 
+
+builder.subscriptionField('allRunEvents', (t) =>
+  t.field({
+    type: RunEvent,
+    description: 'Every event of every run, live, with no snapshot: the feed behind live run lists and monitors.',
+    subscribe: async function* (_root, _args, ctx) {
+      assertCan(ctx.ability, 'read', 'Run', 'watch runs');
+      const abort = new AbortController();
+      try {
+        yield* feedIterator(ctx.services.feed, '*', abort.signal);
+      } finally {
+        abort.abort();
+      }
+    },
+    resolve: (event) => event,
+  }),
+);

@@ -1,0 +1,32 @@
+// `npm run bench`: starts a real PostgreSQL and nats-server on free loopback ports, runs every benchmark,
+// prints one table (each figure beside its floor from the same run) and writes bench/results/latest.json.
+import os from 'node:os';
+import { startNats } from '../test/harness/nats';
+import { startPostgres } from '../test/harness/postgres';
+import { foundationBench } from './foundation';
+import { printTable, writeResults, type Row } from './lib';
+
+async function main() {
+  const [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  const rows: Row[] = [];
+  try {
+    const infra = { pgUrl: pg.url, natsUrl: nats.url };
+    console.log('foundation: 2,000 no-op tasks and 200 startRun → progress round trips…');
+    rows.push(...(await foundationBench(infra)));
+  } finally {
+    await nats.stop();
+    await pg.stop();
+  }
+  console.log('');
+  printTable(rows);
+  const file = await writeResults(rows, { cpus: os.cpus().length, node: process.version });
+  console.log(`\nwrote ${file}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

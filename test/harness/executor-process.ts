@@ -1,0 +1,39 @@
+// Runs `atelier executor --pool …` as a separate process, as an operator would next to NATS.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'cli', 'bin.js');
+
+export interface ExecutorProcess {
+  child: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startExecutorProcess(env: { NATS_URL: string; ATELIER_URL: string; ATELIER_TOKEN: string; ATELIER_DATA_DIR: string }, pools = ['local'], extraArgs: string[] = []): Promise<ExecutorProcess> {
+  const child = spawn(process.execPath, [bin, 'executor', ...pools.flatMap((p) => ['--pool', p]), ...extraArgs], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (c: Buffer) => (output = (output + c.toString()).slice(-20_000));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Ready once it says which pools it serves.
+  for (let i = 0; i < 200 && !/pool|serving/i.test(output); i++) {
+    if (child.exitCode !== null) throw new Error(`executor process exited early:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    child,
+    output: () => output,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
