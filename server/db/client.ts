@@ -28,10 +28,15 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
     const client = postgres(options.url, { max: options.maxConnections ?? 10, onnotice: () => {} });
     const db = drizzle(client, { schema }) as unknown as Db;
     try {
-      await client.begin(async (tx) => {
-        await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`;
-        await migrate(drizzle(tx as unknown as typeof client, { schema }), { migrationsFolder });
-      });
+      // A session-level lock on one reserved connection: replicas starting together take turns migrating.
+      const lock = await client.reserve();
+      try {
+        await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
+        await migrate(db as never, { migrationsFolder });
+      } finally {
+        await lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+        lock.release();
+      }
     } catch (error) {
       await client.end({ timeout: 1 });
       throw new Error(`Could not prepare the database at DATABASE_URL: ${(error as Error).message}. Check that Postgres is running and the URL is right.`);

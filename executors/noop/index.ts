@@ -1,0 +1,56 @@
+// The `noop` executor: runs nothing and answers at once (or after a sleep), so benchmarks and tests measure
+// the control plane and the host alone. Parameters: `fail: true` fails the task, `sleepMs` sleeps first.
+import { defineExecutor, type Executor, type TaskContext } from '../../plugins/sdk';
+
+export interface NoopExecutorOptions {
+  /** Sleep this long in every `wait` (abortable). */
+  delayMs?: number;
+}
+
+export interface NoopHandle {
+  startedAt: string;
+}
+
+export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<NoopHandle> {
+  const delayMs = options.delayMs ?? 0;
+
+  return defineExecutor<NoopHandle>({
+    name: 'noop',
+
+    async submit() {
+      return { startedAt: new Date().toISOString() };
+    },
+
+    async wait(_handle, task, ctx) {
+      ctx.progress(1, 'done');
+      const sleepMs = task.parameters.sleepMs;
+      const slept = (await sleep(delayMs, ctx)) && (typeof sleepMs === 'number' ? await sleep(sleepMs, ctx) : true);
+      if (!slept) return { state: 'CANCELLED', reason: String(ctx.signal.reason ?? 'cancelled') };
+      if (task.parameters.fail === true) {
+        return { state: 'FAILED', reason: 'asked-to-fail', message: 'asked to fail' };
+      }
+      ctx.output('echo', task.parameters);
+      return { state: 'SUCCEEDED' };
+    },
+
+    // Nothing runs outside `wait`; the host's abort signal already ends its sleep.
+    async cancel() {},
+  });
+}
+
+/** Sleeps `ms`; false when the attempt was aborted first. */
+function sleep(ms: number, ctx: TaskContext): Promise<boolean> {
+  if (ctx.signal.aborted) return Promise.resolve(false);
+  if (!(ms > 0)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

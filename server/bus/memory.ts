@@ -1,0 +1,539 @@
+// The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
+// consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
+import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { BatchConsumeOptions, Bus, ConsumeOptions, Delivery, Subscription } from './types';
+
+export interface MemoryBusOptions {
+  /** Publishing a msgId seen within this window is dropped (JetStream's duplicate_window). Default 2 min. */
+  dedupeWindowMs?: number;
+  /** Events older than this are dropped even if unread (JetStream's max_age). Default 7 days. */
+  eventMaxAgeMs?: number;
+  /** Most events kept; the oldest go first (JetStream's max_msgs). Default 1,000,000. */
+  eventMaxCount?: number;
+}
+
+const DEFAULT_DEDUPE_WINDOW_MS = 2 * 60_000;
+const DEFAULT_EVENT_MAX_AGE_MS = 7 * 24 * 3_600_000;
+const DEFAULT_EVENT_MAX_COUNT = 1_000_000;
+const DEFAULT_ACK_WAIT_MS = 30_000;
+const DEFAULT_TASK_IN_FLIGHT = 1;
+const DEFAULT_EVENT_IN_FLIGHT = 1_000;
+const DEFAULT_MAX_BATCH = 256;
+// Trimming walks every durable; doing it every N publishes keeps it off the per-message path.
+const TRIM_EVERY = 256;
+
+export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
+  const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+  const eventMaxAgeMs = options.eventMaxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS;
+  const eventMaxCount = options.eventMaxCount ?? DEFAULT_EVENT_MAX_COUNT;
+  let closed = false;
+
+  // JetStream dedupes per stream, so task ids and event ids live in separate windows.
+  const taskIds = new Deduper(dedupeWindowMs);
+  const eventIds = new Deduper(dedupeWindowMs);
+
+  interface Pool {
+    /** The one durable consuming this pool: a work-queue stream allows a single consumer per subject. */
+    durable: string | undefined;
+    fresh: Deque<Tracked>;
+    consumer: DurableConsumer;
+  }
+  const pools = new Map<string, Pool>();
+  let taskSeq = 0;
+
+  function poolOf(name: string): Pool {
+    let pool = pools.get(name);
+    if (!pool) {
+      const fresh = new Deque<Tracked>();
+      pool = { durable: undefined, fresh, consumer: new DurableConsumer(() => fresh.shift()) };
+      pools.set(name, pool);
+    }
+    return pool;
+  }
+
+  interface StoredEvent {
+    seq: number;
+    at: number;
+    payload: string;
+  }
+  const log = new Deque<StoredEvent>();
+  let lastEventSeq = 0;
+  const durables = new Map<string, { consumer: DurableConsumer; cursor: { next: number } }>();
+
+  function firstEventSeq() {
+    return log.peek()?.seq ?? lastEventSeq + 1;
+  }
+
+  // Retention: an event goes once every durable has acked it, or when it is too old or too many are kept.
+  // Until the first durable appears nothing is read yet, so only age and count apply.
+  function trimEvents() {
+    let floor = Infinity;
+    for (const { consumer, cursor } of durables.values()) floor = Math.min(floor, consumer.lowestUnacked() ?? cursor.next);
+    if (durables.size === 0) floor = -Infinity;
+    const oldest = Date.now() - eventMaxAgeMs;
+    for (let head = log.peek(); head; head = log.peek()) {
+      if (head.seq >= floor && head.at >= oldest && log.length <= eventMaxCount) break;
+      log.shift();
+    }
+  }
+
+  const subscriptions = new Set<Subscription>();
+  const cancelHandlers = new Set<(message: CancelMessage) => void>();
+
+  function assertOpen() {
+    if (closed) throw new Error('the memory bus is closed');
+  }
+
+  function track(subscription: Subscription) {
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
+  return {
+    kind: 'memory',
+
+    async publishTask(poolName, message, msgId) {
+      assertOpen();
+      if (taskIds.seen(msgId)) return;
+      const pool = poolOf(poolName);
+      pool.fresh.push(new Tracked(++taskSeq, JSON.stringify(message)));
+      pool.consumer.schedule();
+    },
+
+    async consumeTasks(poolName, handler, consumeOptions) {
+      assertOpen();
+      const pool = poolOf(poolName);
+      const name = taskConsumerName(poolName, consumeOptions.durable);
+      if (pool.durable !== undefined && pool.durable !== name) {
+        throw new Error(
+          `pool "${poolName}" is already consumed by durable "${pool.durable}": a work queue allows one consumer per pool, so every host must use the same durable name`,
+        );
+      }
+      pool.durable = name;
+      const sub = new Sub(consumeOptions.maxInFlight ?? DEFAULT_TASK_IN_FLIGHT, (delivery) => {
+        void runTaskHandler(handler, delivery);
+      });
+      return track(attach(pool.consumer, sub, consumeOptions));
+    },
+
+    async publishEvent(event, msgId) {
+      assertOpen();
+      if (msgId !== undefined && eventIds.seen(msgId)) return;
+      log.push({ seq: ++lastEventSeq, at: Date.now(), payload: JSON.stringify(event) });
+      for (const { consumer } of durables.values()) consumer.schedule();
+      if (lastEventSeq % TRIM_EVERY === 0 || log.length > eventMaxCount) trimEvents();
+    },
+
+    async consumeEvents(handler, consumeOptions) {
+      assertOpen();
+      let durable = durables.get(consumeOptions.durable);
+      if (!durable) {
+        const cursor = { next: firstEventSeq() };
+        const consumer = new DurableConsumer(() => {
+          if (cursor.next < firstEventSeq()) cursor.next = firstEventSeq();
+          if (cursor.next > lastEventSeq) return undefined;
+          const stored = log.at(cursor.next - firstEventSeq())!;
+          cursor.next++;
+          return new Tracked(stored.seq, stored.payload);
+        });
+        durable = { consumer, cursor };
+        durables.set(consumeOptions.durable, durable);
+      }
+      const maxBatch = consumeOptions.maxBatch ?? DEFAULT_MAX_BATCH;
+      let batcher: Batcher<Live>;
+      const sub = new Sub(consumeOptions.maxInFlight ?? DEFAULT_EVENT_IN_FLIGHT, (delivery) => batcher.add(delivery));
+      batcher = new Batcher<Live>(maxBatch, (delivery) => delivery.settled, async (batch) => {
+        try {
+          await handler(batch as Delivery<ExecutorEvent>[]);
+        } catch {
+          for (const delivery of batch) if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
+        }
+      });
+      return track(attach(durable.consumer, sub, consumeOptions, () => batcher.clear()));
+    },
+
+    async publishCancel(message) {
+      assertOpen();
+      const payload = JSON.stringify(message);
+      // Handlers run later, as a network broadcast would, each with its own copy.
+      for (const handler of cancelHandlers) {
+        queueMicrotask(() => {
+          try {
+            handler(JSON.parse(payload) as CancelMessage);
+          } catch {
+            // A failing cancel handler must not stop the broadcast to the others.
+          }
+        });
+      }
+    },
+
+    async subscribeCancel(handler) {
+      assertOpen();
+      // Wrapped so subscribing the same function twice yields two independent subscriptions.
+      const wrapped = (message: CancelMessage) => handler(message);
+      cancelHandlers.add(wrapped);
+      const subscription: Subscription = {
+        async stop() {
+          cancelHandlers.delete(wrapped);
+          subscriptions.delete(subscription);
+        },
+      };
+      return track(subscription);
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...subscriptions].map((s) => s.stop()));
+      cancelHandlers.clear();
+      for (const pool of pools.values()) pool.consumer.close();
+      for (const { consumer } of durables.values()) consumer.close();
+    },
+  };
+
+  function attach(consumer: DurableConsumer, sub: Sub, consumeOptions: ConsumeOptions, onStop?: () => void): Subscription {
+    consumer.ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+    consumer.attach(sub);
+    const subscription: Subscription = {
+      async stop() {
+        subscriptions.delete(subscription);
+        onStop?.();
+        consumer.detach(sub);
+      },
+    };
+    return subscription;
+  }
+}
+
+/**
+ * The JetStream consumer name of a pool's task consumer. It always carries the pool, so one durable name used
+ * for several pools cannot make JetStream re-point an existing consumer at another pool's subject.
+ */
+export function taskConsumerName(pool: string, durable: string): string {
+  const name = durable === pool || durable.endsWith(`-${pool}`) ? durable : `${durable}-${pool}`;
+  return name.replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/** How long a message whose handler threw waits before it is offered again: doubling, capped at 30 s. */
+export function retryDelayMs(redeliveryCount: number): number {
+  return Math.min(30_000, 1_000 * 2 ** Math.min(redeliveryCount, 5));
+}
+
+async function runTaskHandler(handler: (delivery: Delivery<TaskMessage>) => Promise<void>, delivery: Live) {
+  try {
+    await handler(delivery as Delivery<TaskMessage>);
+  } catch {
+    if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
+  }
+}
+
+/** One stored message as one durable consumer sees it. Payloads stay JSON so each delivery decodes a fresh copy. */
+class Tracked {
+  deliveries = 0;
+  /** The delivery that currently holds the message, if any. */
+  live: Live | undefined;
+  done = false;
+  delay: ReturnType<typeof setTimeout> | undefined;
+  constructor(
+    readonly seq: number,
+    readonly payload: string,
+  ) {}
+}
+
+class Live implements Delivery<unknown> {
+  readonly data: unknown;
+  readonly redeliveryCount: number;
+  /** The subscription's slot is given back (ack, nak, term, ack-wait expiry or the subscription stopping). */
+  settled = false;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  constructor(
+    private readonly consumer: DurableConsumer,
+    readonly tracked: Tracked,
+    readonly sub: Sub,
+  ) {
+    this.data = JSON.parse(tracked.payload);
+    this.redeliveryCount = tracked.deliveries - 1;
+  }
+  async ack() {
+    this.consumer.finish(this);
+  }
+  nak(delayMs?: number) {
+    this.consumer.giveBack(this, delayMs ?? 0);
+  }
+  working() {
+    if (this.tracked.live === this && !this.settled) this.timer?.refresh();
+  }
+  term() {
+    this.consumer.finish(this);
+  }
+}
+
+class Sub {
+  inFlight = 0;
+  readonly lives = new Set<Live>();
+  constructor(
+    readonly maxInFlight: number,
+    readonly sink: (delivery: Live) => void,
+  ) {}
+}
+
+/**
+ * A durable consumer: hands messages from its source to attached subscriptions, one holder at a time, and takes
+ * them back on nak, ack-wait expiry or a stopped subscription. Redeliveries go before new messages, as in JetStream.
+ */
+class DurableConsumer {
+  ackWaitMs = DEFAULT_ACK_WAIT_MS;
+  private readonly subs: Sub[] = [];
+  private nextSub = 0;
+  private readonly redeliver = new Deque<Tracked>();
+  /** Delivered and not yet acked, in first-delivery order, which is sequence order. */
+  private readonly pending = new Map<number, Tracked>();
+  private scheduled = false;
+  private closed = false;
+
+  constructor(private readonly take: () => Tracked | undefined) {}
+
+  attach(sub: Sub) {
+    this.subs.push(sub);
+    this.schedule();
+  }
+
+  detach(sub: Sub) {
+    const index = this.subs.indexOf(sub);
+    if (index < 0) return;
+    this.subs.splice(index, 1);
+    for (const live of [...sub.lives]) {
+      const current = live.tracked.live === live && !live.tracked.done;
+      this.release(live);
+      if (!current) continue;
+      live.tracked.live = undefined;
+      this.requeue(live.tracked, 0);
+    }
+  }
+
+  close() {
+    this.closed = true;
+    for (const tracked of this.pending.values()) if (tracked.delay) clearTimeout(tracked.delay);
+  }
+
+  lowestUnacked(): number | undefined {
+    for (const seq of this.pending.keys()) return seq;
+    return undefined;
+  }
+
+  schedule() {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    // Deferred so a publisher never runs consumer code on its own stack, and a burst dispatches once.
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private dispatch() {
+    while (!this.closed) {
+      const sub = this.pickSub();
+      if (!sub) return;
+      const tracked = this.nextMessage();
+      if (!tracked) return;
+      this.deliver(tracked, sub);
+    }
+  }
+
+  private pickSub(): Sub | undefined {
+    const n = this.subs.length;
+    for (let i = 0; i < n; i++) {
+      const sub = this.subs[(this.nextSub + i) % n]!;
+      if (sub.inFlight < sub.maxInFlight) {
+        this.nextSub = (this.nextSub + i + 1) % n;
+        return sub;
+      }
+    }
+    return undefined;
+  }
+
+  private nextMessage(): Tracked | undefined {
+    while (this.redeliver.length > 0) {
+      const tracked = this.redeliver.shift()!;
+      if (!tracked.done) return tracked;
+    }
+    const tracked = this.take();
+    if (tracked) this.pending.set(tracked.seq, tracked);
+    return tracked;
+  }
+
+  private deliver(tracked: Tracked, sub: Sub) {
+    tracked.deliveries++;
+    const live = new Live(this, tracked, sub);
+    tracked.live = live;
+    sub.inFlight++;
+    sub.lives.add(live);
+    live.timer = setTimeout(() => this.giveBack(live, 0), this.ackWaitMs);
+    live.timer.unref();
+    sub.sink(live);
+  }
+
+  private release(live: Live) {
+    if (live.settled) return;
+    live.settled = true;
+    clearTimeout(live.timer);
+    live.sub.inFlight--;
+    live.sub.lives.delete(live);
+    this.schedule();
+  }
+
+  /** Ack or term. A late one from a delivery that lapsed still counts, as JetStream acks by stream sequence. */
+  finish(live: Live) {
+    this.release(live);
+    const tracked = live.tracked;
+    if (tracked.done) return;
+    tracked.done = true;
+    if (tracked.live) this.release(tracked.live);
+    tracked.live = undefined;
+    if (tracked.delay) clearTimeout(tracked.delay);
+    tracked.delay = undefined;
+    this.pending.delete(tracked.seq);
+  }
+
+  /** Nak or ack-wait expiry. Only the current holder can give a message back; stale calls just free the slot. */
+  giveBack(live: Live, delayMs: number) {
+    const tracked = live.tracked;
+    const current = tracked.live === live && !tracked.done;
+    this.release(live);
+    if (!current) return;
+    tracked.live = undefined;
+    this.requeue(tracked, delayMs);
+  }
+
+  private requeue(tracked: Tracked, delayMs: number) {
+    if (delayMs <= 0) {
+      this.redeliver.push(tracked);
+      this.schedule();
+      return;
+    }
+    tracked.delay = setTimeout(() => {
+      tracked.delay = undefined;
+      if (tracked.done || this.closed) return;
+      this.redeliver.push(tracked);
+      this.schedule();
+    }, delayMs);
+    tracked.delay.unref();
+  }
+}
+
+/**
+ * Group commit for batch handlers: the first message is handed over on the next turn of the event loop (no
+ * timer), and whatever arrives while a batch is being handled goes into the next one, up to `maxBatch`.
+ */
+export class Batcher<T> {
+  private readonly buffer = new Deque<T>();
+  private running = false;
+  private scheduled = false;
+  private stopped = false;
+
+  constructor(
+    private readonly maxBatch: number,
+    private readonly isSettled: (item: T) => boolean,
+    private readonly handle: (batch: T[]) => Promise<void>,
+  ) {}
+
+  add(item: T) {
+    if (this.stopped) return;
+    this.buffer.push(item);
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  clear() {
+    this.stopped = true;
+    this.buffer.clear();
+  }
+
+  private flush() {
+    if (this.stopped || this.running) return;
+    const batch: T[] = [];
+    while (batch.length < this.maxBatch && this.buffer.length > 0) {
+      const item = this.buffer.shift()!;
+      // A message that lapsed or was handed back while it waited here is someone else's now.
+      if (!this.isSettled(item)) batch.push(item);
+    }
+    if (batch.length === 0) return;
+    this.running = true;
+    void this.handle(batch).finally(() => {
+      this.running = false;
+      this.flush();
+    });
+  }
+}
+
+/** Remembers message ids for a window; expiry runs oldest first, so each check is amortised O(1). */
+export class Deduper {
+  private readonly ids = new Set<string>();
+  private readonly expiries = new Deque<{ id: string; until: number }>();
+  constructor(private readonly windowMs: number) {}
+
+  /** True when `id` was seen within the window; otherwise records it. */
+  seen(id: string, now = Date.now()): boolean {
+    for (let head = this.expiries.peek(); head && head.until <= now; head = this.expiries.peek()) {
+      this.expiries.shift();
+      this.ids.delete(head.id);
+    }
+    if (this.ids.has(id)) return true;
+    this.ids.add(id);
+    this.expiries.push({ id, until: now + this.windowMs });
+    return false;
+  }
+}
+
+/** A growable ring buffer: O(1) push, shift and indexed read, unlike Array#shift on long arrays. */
+export class Deque<T> {
+  private items: (T | undefined)[] = new Array(16);
+  private head = 0;
+  private size = 0;
+
+  get length() {
+    return this.size;
+  }
+
+  push(item: T) {
+    if (this.size === this.items.length) this.grow();
+    this.items[(this.head + this.size) & (this.items.length - 1)] = item;
+    this.size++;
+  }
+
+  shift(): T | undefined {
+    if (this.size === 0) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & (this.items.length - 1);
+    this.size--;
+    return item;
+  }
+
+  peek(): T | undefined {
+    return this.size === 0 ? undefined : this.items[this.head];
+  }
+
+  at(index: number): T | undefined {
+    if (index < 0 || index >= this.size) return undefined;
+    return this.items[(this.head + index) & (this.items.length - 1)];
+  }
+
+  clear() {
+    this.items = new Array(16);
+    this.head = 0;
+    this.size = 0;
+  }
+
+  private grow() {
+    const next: (T | undefined)[] = new Array(this.items.length * 2);
+    for (let i = 0; i < this.size; i++) next[i] = this.items[(this.head + i) & (this.items.length - 1)];
+    this.items = next;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,430 @@
+// The behaviour every Bus implementation must show (server/bus/types.ts), run against each one by its own
+// test file. Timings are short (ack-wait 300 ms) so the suite stays fast on both the memory bus and JetStream.
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { Bus, Delivery } from '../../server/bus/types';
+
+const ACK_WAIT_MS = 300;
+
+export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?: () => Promise<void>) {
+  describe(`bus contract: ${name}`, () => {
+    const buses: Bus[] = [];
+    let pools = 0;
+
+    async function open(): Promise<Bus> {
+      const bus = await makeBus();
+      buses.push(bus);
+      return bus;
+    }
+
+    /** A pool name no other test uses, so a shared server's leftovers cannot leak in. */
+    function freshPool() {
+      return `pool${++pools}`;
+    }
+
+    afterEach(async () => {
+      await Promise.all(buses.splice(0).map((bus) => bus.close()));
+    });
+
+    if (cleanup) afterAll(cleanup);
+
+    describe('tasks', () => {
+      it('delivers a published task once and forgets it once acked', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        const seen: Delivery<TaskMessage>[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          seen.push(d);
+          await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS });
+        await waitFor(() => seen.length === 1);
+        expect(seen[0]!.data).toEqual(task('t1'));
+        expect(seen[0]!.redeliveryCount).toBe(0);
+        await sleep(ACK_WAIT_MS * 2);
+        expect(seen).toHaveLength(1);
+      });
+
+      it('drops a republished msgId within the dedupe window', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await bus.publishTask(pool, task('t2'), 't2:1');
+        const seen: string[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          seen.push(d.data.taskId);
+          await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 10 });
+        await waitFor(() => seen.length === 2);
+        await sleep(100);
+        expect(seen).toEqual(['t1', 't2']);
+      });
+
+      it('redelivers a task not acked within ackWait', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const seen: { at: number; redeliveryCount: number }[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          seen.push({ at: Date.now(), redeliveryCount: d.redeliveryCount });
+          if (d.redeliveryCount > 0) await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await waitFor(() => seen.length === 2, 3_000);
+        expect(seen.map((s) => s.redeliveryCount)).toEqual([0, 1]);
+        expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(ACK_WAIT_MS - 50);
+        await sleep(ACK_WAIT_MS * 2);
+        expect(seen).toHaveLength(2);
+      });
+
+      it('does not redeliver while working() is called', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        let deliveries = 0;
+        let done = false;
+        await bus.consumeTasks(pool, async (d) => {
+          deliveries++;
+          for (let elapsed = 0; elapsed < ACK_WAIT_MS * 3; elapsed += ACK_WAIT_MS / 3) {
+            await sleep(ACK_WAIT_MS / 3);
+            d.working();
+          }
+          await d.ack();
+          done = true;
+        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 2 });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await waitFor(() => done, 3_000);
+        await sleep(ACK_WAIT_MS * 1.5);
+        expect(deliveries).toBe(1);
+      });
+
+      it('redelivers after the delay given to nak()', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const seen: { at: number; redeliveryCount: number }[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          seen.push({ at: Date.now(), redeliveryCount: d.redeliveryCount });
+          if (seen.length === 1) d.nak(400);
+          else await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: 5_000 });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await waitFor(() => seen.length === 2, 3_000);
+        expect(seen[1]!.redeliveryCount).toBe(1);
+        expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(350);
+      });
+
+      it('redelivers at once on nak() without a delay', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const seen: number[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          seen.push(Date.now());
+          if (seen.length === 1) d.nak();
+          else await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: 5_000 });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await waitFor(() => seen.length === 2, 1_000);
+      });
+
+      it('never redelivers a term()ed task', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        let deliveries = 0;
+        await bus.consumeTasks(pool, async (d) => {
+          deliveries++;
+          d.term();
+        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await waitFor(() => deliveries === 1);
+        await sleep(ACK_WAIT_MS * 2);
+        expect(deliveries).toBe(1);
+      });
+
+      it('offers a task again after its handler throws', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const counts: number[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          counts.push(d.redeliveryCount);
+          if (counts.length === 1) throw new Error('boom');
+          await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: 10_000 });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await waitFor(() => counts.length === 2, 4_000);
+        expect(counts).toEqual([0, 1]);
+      });
+
+      it('hands out at most maxInFlight unacked tasks per subscription', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const held: Delivery<TaskMessage>[] = [];
+        let maxHeld = 0;
+        let acked = 0;
+        await bus.consumeTasks(pool, async (d) => {
+          held.push(d);
+          maxHeld = Math.max(maxHeld, held.length);
+        }, { durable: `pool-${pool}`, ackWaitMs: 5_000, maxInFlight: 3 });
+        await Promise.all(Array.from({ length: 10 }, (_, i) => bus.publishTask(pool, task(`t${i}`), `t${i}:1`)));
+        await waitFor(() => held.length === 3);
+        await sleep(150);
+        expect(held).toHaveLength(3);
+        while (acked < 10) {
+          await waitFor(() => held.length > 0, 2_000);
+          const d = held.shift()!;
+          await d.ack();
+          acked++;
+        }
+        expect(maxHeld).toBe(3);
+      });
+
+      it('shares a pool between subscriptions of one durable, each task to exactly one', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const bySub: string[][] = [[], []];
+        for (const index of [0, 1]) {
+          await bus.consumeTasks(pool, async (d) => {
+            bySub[index]!.push(d.data.taskId);
+            await sleep(5);
+            await d.ack();
+          }, { durable: `pool-${pool}`, ackWaitMs: 5_000, maxInFlight: 4 });
+        }
+        const ids = Array.from({ length: 40 }, (_, i) => `t${i}`);
+        await Promise.all(ids.map((id) => bus.publishTask(pool, task(id), `${id}:1`)));
+        await waitFor(() => bySub[0]!.length + bySub[1]!.length === 40, 5_000);
+        await sleep(100);
+        const all = [...bySub[0]!, ...bySub[1]!];
+        expect(all).toHaveLength(40);
+        expect(new Set(all)).toEqual(new Set(ids));
+        expect(bySub[0]!.length).toBeGreaterThan(0);
+        expect(bySub[1]!.length).toBeGreaterThan(0);
+      });
+
+      it('keeps pools apart', async () => {
+        const bus = await open();
+        const [a, b] = [freshPool(), freshPool()];
+        const seen: Record<string, string[]> = { [a]: [], [b]: [] };
+        for (const pool of [a, b]) {
+          await bus.consumeTasks(pool, async (d) => {
+            seen[pool]!.push(d.data.taskId);
+            await d.ack();
+          }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 5 });
+        }
+        await bus.publishTask(a, task('a1', a), 'a1:1');
+        await bus.publishTask(b, task('b1', b), 'b1:1');
+        await bus.publishTask(a, task('a2', a), 'a2:1');
+        await waitFor(() => seen[a]!.length === 2 && seen[b]!.length === 1);
+        await sleep(100);
+        expect(seen[a]!.sort()).toEqual(['a1', 'a2']);
+        expect(seen[b]).toEqual(['b1']);
+      });
+
+      it('rejects a second durable name on a pool: a work queue has one consumer per pool', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        await bus.consumeTasks(pool, async () => undefined, { durable: 'first', ackWaitMs: ACK_WAIT_MS });
+        await expect(bus.consumeTasks(pool, async () => undefined, { durable: 'second', ackWaitMs: ACK_WAIT_MS })).rejects.toThrow(
+          /one consumer per pool/,
+        );
+      });
+
+      it('lets another subscription take over unacked tasks when one stops', async () => {
+        const bus = await open();
+        const pool = freshPool();
+        const first: string[] = [];
+        const subscription = await bus.consumeTasks(pool, async (d) => {
+          first.push(d.data.taskId);
+        }, { durable: `pool-${pool}`, ackWaitMs: 10_000, maxInFlight: 5 });
+        await bus.publishTask(pool, task('t1'), 't1:1');
+        await bus.publishTask(pool, task('t2'), 't2:1');
+        await waitFor(() => first.length === 2);
+        await subscription.stop();
+        const second: string[] = [];
+        const counts: number[] = [];
+        await bus.consumeTasks(pool, async (d) => {
+          second.push(d.data.taskId);
+          counts.push(d.redeliveryCount);
+          await d.ack();
+        }, { durable: `pool-${pool}`, ackWaitMs: 10_000, maxInFlight: 5 });
+        // Well before the 10 s ack-wait: stopping hands the tasks back rather than letting them lapse.
+        await waitFor(() => second.length === 2, 2_000);
+        expect(second.sort()).toEqual(['t1', 't2']);
+        expect(counts).toEqual([1, 1]);
+        await bus.publishTask(pool, task('t3'), 't3:1');
+        await waitFor(() => second.length === 3);
+        await sleep(100);
+        expect(second.sort()).toEqual(['t1', 't2', 't3']);
+        expect(first).toHaveLength(2);
+      });
+    });
+
+    describe('events', () => {
+      it('delivers events to a durable consumer in order, in batches of at most maxBatch', async () => {
+        const bus = await open();
+        for (let seq = 1; seq <= 20; seq++) await bus.publishEvent(event(seq));
+        const batches: number[][] = [];
+        await bus.consumeEvents(async (deliveries) => {
+          batches.push(deliveries.map((d) => d.data.seq));
+          await sleep(20);
+          await Promise.all(deliveries.map((d) => d.ack()));
+        }, { durable: 'recorder', ackWaitMs: 5_000, maxBatch: 8 });
+        await waitFor(() => batches.flat().length === 20, 3_000);
+        expect(batches.flat()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+        expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(8);
+        expect(Math.max(...batches.map((b) => b.length))).toBeGreaterThan(1);
+        await sleep(100);
+        expect(batches.flat()).toHaveLength(20);
+      });
+
+      it('hands over a lone event at once, in a batch of one', async () => {
+        const bus = await open();
+        const batches: { at: number; size: number }[] = [];
+        await bus.consumeEvents(async (deliveries) => {
+          batches.push({ at: Date.now(), size: deliveries.length });
+          await Promise.all(deliveries.map((d) => d.ack()));
+        }, { durable: 'recorder', ackWaitMs: 5_000 });
+        await sleep(50);
+        const publishedAt = Date.now();
+        await bus.publishEvent(event(1));
+        await waitFor(() => batches.length === 1);
+        expect(batches[0]!.size).toBe(1);
+        expect(batches[0]!.at - publishedAt).toBeLessThan(100);
+      });
+
+      it('redelivers an event not acked within ackWait', async () => {
+        const bus = await open();
+        const counts: number[] = [];
+        await bus.consumeEvents(async (deliveries) => {
+          for (const d of deliveries) {
+            counts.push(d.redeliveryCount);
+            if (d.redeliveryCount > 0) await d.ack();
+          }
+        }, { durable: 'recorder', ackWaitMs: ACK_WAIT_MS });
+        await bus.publishEvent(event(1));
+        await waitFor(() => counts.length === 2, 3_000);
+        expect(counts).toEqual([0, 1]);
+        await sleep(ACK_WAIT_MS * 2);
+        expect(counts).toHaveLength(2);
+      });
+
+      it('drops a republished event msgId', async () => {
+        const bus = await open();
+        await bus.publishEvent(event(1), 'e1');
+        await bus.publishEvent(event(1), 'e1');
+        await bus.publishEvent(event(2), 'e2');
+        const seen: number[] = [];
+        await bus.consumeEvents(async (deliveries) => {
+          for (const d of deliveries) {
+            seen.push(d.data.seq);
+            await d.ack();
+          }
+        }, { durable: 'recorder', ackWaitMs: ACK_WAIT_MS });
+        await waitFor(() => seen.length === 2);
+        await sleep(100);
+        expect(seen).toEqual([1, 2]);
+      });
+
+      it('gives every durable each event, shared among the subscriptions of one durable', async () => {
+        const bus = await open();
+        const shared: number[][] = [[], []];
+        const alone: number[] = [];
+        for (const index of [0, 1]) {
+          await bus.consumeEvents(async (deliveries) => {
+            for (const d of deliveries) {
+              shared[index]!.push(d.data.seq);
+              await d.ack();
+            }
+          }, { durable: 'recorder', ackWaitMs: 5_000, maxInFlight: 4 });
+        }
+        await bus.consumeEvents(async (deliveries) => {
+          for (const d of deliveries) {
+            alone.push(d.data.seq);
+            await d.ack();
+          }
+        }, { durable: 'auditor', ackWaitMs: 5_000 });
+        await Promise.all(Array.from({ length: 30 }, (_, i) => bus.publishEvent(event(i + 1))));
+        await waitFor(() => shared[0]!.length + shared[1]!.length === 30 && alone.length === 30, 3_000);
+        await sleep(100);
+        const all = [...shared[0]!, ...shared[1]!].sort((x, y) => x - y);
+        expect(all).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+        expect(alone.sort((x, y) => x - y)).toEqual(all);
+      });
+
+      it('lets another subscription take over unacked events when one stops', async () => {
+        const bus = await open();
+        const first: number[] = [];
+        const subscription = await bus.consumeEvents(async (deliveries) => {
+          first.push(...deliveries.map((d) => d.data.seq));
+        }, { durable: 'recorder', ackWaitMs: 10_000 });
+        await bus.publishEvent(event(1));
+        await bus.publishEvent(event(2));
+        await waitFor(() => first.length === 2);
+        await subscription.stop();
+        const second: number[] = [];
+        await bus.consumeEvents(async (deliveries) => {
+          for (const d of deliveries) {
+            second.push(d.data.seq);
+            await d.ack();
+          }
+        }, { durable: 'recorder', ackWaitMs: 10_000 });
+        await waitFor(() => second.length === 2, 2_000);
+        await bus.publishEvent(event(3));
+        await waitFor(() => second.length === 3);
+        await sleep(100);
+        expect(second.sort()).toEqual([1, 2, 3]);
+      });
+    });
+
+    describe('cancel', () => {
+      it('broadcasts a cancel to every subscriber, and not to stopped ones', async () => {
+        const bus = await open();
+        const received: CancelMessage[][] = [[], []];
+        const subscriptions = [
+          await bus.subscribeCancel((m) => received[0]!.push(m)),
+          await bus.subscribeCancel((m) => received[1]!.push(m)),
+        ];
+        const message: CancelMessage = { taskId: 't1', attempt: 1, reason: 'user asked' };
+        await bus.publishCancel(message);
+        await waitFor(() => received[0]!.length === 1 && received[1]!.length === 1);
+        expect(received[0]![0]).toEqual(message);
+        expect(received[1]![0]).toEqual(message);
+        await subscriptions[0]!.stop();
+        await bus.publishCancel({ ...message, attempt: 2 });
+        await waitFor(() => received[1]!.length === 2);
+        await sleep(50);
+        expect(received[0]).toHaveLength(1);
+      });
+    });
+  });
+}
+
+function task(taskId: string, pool = 'default'): TaskMessage {
+  return {
+    taskId,
+    runId: 'run-1',
+    attempt: 1,
+    node: 'train',
+    pool,
+    executor: 'noop',
+    module: { ref: 'team/train@1.0.0', digest: 'sha256:00', entrypoint: 'main.py', runtime: 'python3.11' },
+    parameters: { lr: 0.1 },
+    inputs: {},
+    timeoutMs: 60_000,
+    settings: {},
+    enqueuedAt: '2025-01-01T00:00:00.000Z',
+  };
+}
+
+function event(seq: number): ExecutorEvent {
+  return { kind: 'heartbeat', taskId: 't1', runId: 'run-1', attempt: 1, seq, at: '2025-01-01T00:00:00.000Z', host: 'host-1' };
+}
+
+function sleep(ms: number) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 1_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}

@@ -1,0 +1,318 @@
+// The `local` executor run for real through the executor host on the memory bus: child processes, fd-3 progress,
+// exit codes, cancel and grace, timeouts, and the process group gone afterwards.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalExecutor, type LocalExecutorOptions } from '../../executors/local/index';
+import type { ExecutorHost } from '../../plugins/host';
+import type { TaskContext, TaskMessage } from '../../plugins/sdk';
+import {
+  buildModule,
+  createHostWorld,
+  createScratch,
+  makeTask,
+  processAlive,
+  waitFor,
+  type HostOverrides,
+  type HostWorld,
+} from '../plugins/host-harness';
+
+const helperJs = readFileSync(path.join(import.meta.dirname, '../../executors/local/progress.js'), 'utf8');
+const helperPy = readFileSync(path.join(import.meta.dirname, '../../executors/local/atelier_progress.py'), 'utf8');
+
+let scratch: ReturnType<typeof createScratch>;
+let world: HostWorld;
+let lastHost: ExecutorHost;
+
+beforeEach(async () => {
+  scratch = createScratch();
+  world = await createHostWorld(path.join(scratch.root, 'work'));
+});
+afterEach(async () => {
+  await world.close();
+  scratch.remove();
+});
+
+/** Builds a module, starts a host with the local executor, and enqueues one task running it. */
+async function run(
+  files: Record<string, string>,
+  module: Partial<TaskMessage['module']>,
+  task: Partial<TaskMessage> = {},
+  hostOptions: HostOverrides = {},
+  executorOptions: LocalExecutorOptions = {},
+) {
+  const { archive, digest } = await buildModule(scratch.root, `m${Math.random().toString(36).slice(2)}`, files);
+  world.artifacts.add(digest, archive);
+  lastHost = await world.startHost([createLocalExecutor({ graceMs: 300, ...executorOptions })], hostOptions);
+  return world.submit(makeTask({ ...task, module: { digest, ...module } }));
+}
+
+/** The pid a module printed as `grandchild <pid>` on stdout. */
+async function grandchildPid(taskId: string) {
+  const line = await waitFor(() => world.logLines(taskId, 'stdout').find((l) => l.startsWith('grandchild ')), 'the grandchild pid');
+  return Number(line.split(' ')[1]);
+}
+
+describe('local executor', () => {
+  it('streams logs, progress, metrics and outputs, then succeeds', async () => {
+    const task = await run(
+      {
+        'main.mjs': `
+          import { progress, metric, output } from './progress.js';
+          const params = JSON.parse(process.env.ATELIER_PARAMS);
+          console.log('hello from ' + process.env.ATELIER_NODE + ' attempt ' + process.env.ATELIER_ATTEMPT);
+          console.error('a warning');
+          progress(0.5, 'half way');
+          metric({ loss: 0.25, acc: 0.9 }, 3);
+          output('model', { uri: 'file:///model', lr: params.lr });
+          console.log('inputs ' + process.env.ATELIER_INPUTS);
+          console.log('secret ' + (process.env.SECRET_TOKEN ?? 'absent'));
+        `,
+        'progress.js': helperJs,
+      },
+      { entrypoint: 'main.mjs', runtime: 'node' },
+      { parameters: { lr: 0.01 }, inputs: { prep: { rows: 3 } } },
+    );
+    process.env.SECRET_TOKEN = 'leak'; // set after the host started: the child must still not see it
+    try {
+      const result = await world.result(task.taskId);
+      expect(result.outcome).toMatchObject({ state: 'SUCCEEDED', exitCode: 0, outputs: { model: { uri: 'file:///model', lr: 0.01 } } });
+      expect(result.durationMs).toBeGreaterThan(0);
+    } finally {
+      delete process.env.SECRET_TOKEN;
+    }
+    const events = world.eventsOf(task.taskId);
+    expect(world.logLines(task.taskId, 'stdout')).toEqual([
+      `hello from ${task.node} attempt 1`,
+      'inputs {"prep":{"rows":3}}',
+      'secret absent',
+    ]);
+    expect(world.logLines(task.taskId, 'stderr')).toEqual(['a warning']);
+    expect(events.find((e) => e.kind === 'progress')).toMatchObject({ fraction: 0.5, message: 'half way' });
+    expect(events.find((e) => e.kind === 'metric')).toMatchObject({ metrics: { loss: 0.25, acc: 0.9 }, step: 3 });
+    const started = events.find((e) => e.kind === 'started');
+    expect(started).toMatchObject({ host: 'test-host', handle: { pid: expect.any(Number), pgid: expect.any(Number), startTime: expect.any(Number) } });
+    // seq runs 0, 1, 2… per attempt, and the result is the last event
+    expect(events.map((e) => e.seq).sort((a, b) => a - b)).toEqual(events.map((_, i) => i));
+    expect(events.at(-1)?.kind).toBe('result');
+    expect(world.timeline.indexOf(`event:result:${task.taskId}`)).toBeLessThan(world.timeline.indexOf(`ack:${task.taskId}`));
+  });
+
+  it('runs python3 modules with the python helper', async () => {
+    const task = await run(
+      {
+        'main.py': `
+import json, os
+import atelier_progress as ap
+params = json.loads(os.environ["ATELIER_PARAMS"])
+ap.progress(1.0, "done")
+ap.metric({"loss": 0.5}, step=1)
+ap.output("answer", params["x"] * 2)
+print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
+`,
+        'atelier_progress.py': helperPy,
+      },
+      { entrypoint: 'main.py', runtime: 'python3' },
+      { parameters: { x: 21 } },
+    );
+    const result = await world.result(task.taskId);
+    expect(result.outcome).toMatchObject({ state: 'SUCCEEDED', outputs: { answer: 42 } });
+    expect(world.logLines(task.taskId, 'stdout')).toEqual(['out dir True']);
+    expect(world.eventsOf(task.taskId).find((e) => e.kind === 'metric')).toMatchObject({ metrics: { loss: 0.5 }, step: 1 });
+  });
+
+  it('fails on a non-zero exit with the tail of stderr', async () => {
+    const lines = Array.from({ length: 30 }, (_, i) => `echo "err line ${i}" >&2`).join('\n');
+    const task = await run({ 'main.sh': `${lines}\nexit 3\n` }, { entrypoint: 'main.sh', runtime: 'shell' });
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'FAILED', reason: 'exit-code', exitCode: 3 });
+    expect(outcome.retryable).toBeUndefined(); // an ordinary failure: the task's retry policy decides
+    expect(outcome.message).toContain('exited with code 3');
+    expect(outcome.message).toContain('err line 29');
+    expect(outcome.message).toContain('err line 10');
+    expect(outcome.message).not.toContain('err line 9\n');
+    expect(world.logLines(task.taskId, 'stderr')).toHaveLength(30);
+  });
+
+  it('fails permanently, naming the entrypoint, when it cannot be started', async () => {
+    const task = await run({ 'other.sh': 'exit 0\n' }, { entrypoint: 'missing.sh', runtime: 'shell' });
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'FAILED', reason: 'launch-failed', retryable: false });
+    expect(outcome.message).toContain('"missing.sh"');
+  });
+
+  it('cancels mid-run: SIGTERM stops the whole process group', async () => {
+    const task = await run(
+      { 'main.sh': 'sleep 30 &\necho "grandchild $!"\nwait\n' },
+      { entrypoint: 'main.sh', runtime: 'shell' },
+    );
+    const pid = await grandchildPid(task.taskId);
+    expect(processAlive(pid)).toBe(true);
+    await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled' });
+    expect(outcome.message).toContain('user asked');
+    expect(outcome.message).toContain('SIGTERM');
+    expect(processAlive(pid)).toBe(false);
+  });
+
+  it('kills a module that ignores SIGTERM after the grace period', async () => {
+    const task = await run(
+      { 'main.sh': "trap '' TERM\nsleep 30 &\necho \"grandchild $!\"\nwhile true; do wait; done\n" },
+      { entrypoint: 'main.sh', runtime: 'shell' },
+    );
+    const pid = await grandchildPid(task.taskId);
+    const cancelledAt = Date.now();
+    await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
+    const { outcome } = await world.result(task.taskId);
+    expect(Date.now() - cancelledAt).toBeGreaterThanOrEqual(300);
+    expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled' });
+    expect(outcome.message).toContain('SIGKILL after a 300 ms grace period');
+    expect(processAlive(pid)).toBe(false);
+  });
+
+  it('times out with a clear message', async () => {
+    const task = await run({ 'main.sh': 'sleep 30 &\necho "grandchild $!"\nwait\n' }, { entrypoint: 'main.sh', runtime: 'shell' }, { timeoutMs: 400 });
+    const pid = await grandchildPid(task.taskId);
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'TIMED_OUT', reason: 'timeout' });
+    expect(outcome.message).toContain('time limit of 400 ms');
+    expect(processAlive(pid)).toBe(false);
+  });
+
+  it('reports an unexpected SIGKILL as a retryable failure suspecting memory', async () => {
+    const task = await run({ 'main.sh': 'echo dying >&2\nkill -KILL $$\n' }, { entrypoint: 'main.sh', runtime: 'shell' });
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'FAILED', reason: 'killed', retryable: true });
+    expect(outcome.message).toMatch(/out of memory/);
+  });
+
+  it('warns about malformed progress lines and carries on', async () => {
+    const task = await run(
+      {
+        'main.sh': [
+          "echo 'not json' >&3",
+          "echo '[1,2]' >&3",
+          'echo \'{"progress":0.25,"message":"quarter"}\' >&3',
+          'echo \'{"outputs":{"a":1,"b":[2]}}\' >&3',
+          'echo \'{"log":"via fd3"}\' >&3',
+          'echo \'{"what":1}\' >&3',
+          'exit 0',
+        ].join('\n'),
+      },
+      { entrypoint: 'main.sh', runtime: 'shell' },
+    );
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'SUCCEEDED', outputs: { a: 1, b: [2] } });
+    const warnings = world.logLines(task.taskId, 'stderr');
+    expect(warnings.filter((l) => l.startsWith('[atelier] ignored progress line'))).toHaveLength(3);
+    expect(world.logLines(task.taskId, 'stdout')).toEqual(['via fd3']);
+    expect(world.eventsOf(task.taskId).find((e) => e.kind === 'progress')).toMatchObject({ fraction: 0.25, message: 'quarter' });
+  });
+
+  it('batches many log lines into few log events and cuts long lines', async () => {
+    const task = await run(
+      {
+        'main.mjs': `
+          for (let i = 0; i < 3000; i++) console.log('line ' + i);
+          console.log('x'.repeat(5000));
+        `,
+      },
+      { entrypoint: 'main.mjs', runtime: 'node' },
+      {},
+      { logBatch: { bytes: 64 * 1024, ms: 250 } },
+      { maxLogLineBytes: 1024 },
+    );
+    await world.result(task.taskId);
+    const logEvents = world.eventsOf(task.taskId).filter((e) => e.kind === 'log');
+    const lines = world.logLines(task.taskId, 'stdout');
+    expect(lines).toHaveLength(3001);
+    expect(lines.slice(0, 3000)).toEqual(Array.from({ length: 3000 }, (_, i) => `line ${i}`));
+    expect(logEvents.length).toBeLessThanOrEqual(5);
+    expect(lines[3000]).toMatch(/^x{1024} …\[line cut at 1024 bytes\]$/);
+  });
+
+  it('caps the log bytes of an attempt with one truncation notice', async () => {
+    const task = await run(
+      { 'main.mjs': "for (let i = 0; i < 1000; i++) console.log('y'.repeat(99));" },
+      { entrypoint: 'main.mjs', runtime: 'node' },
+      {},
+      { maxLogBytes: 10_000 },
+    );
+    expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
+    expect(world.logLines(task.taskId, 'stdout')).toHaveLength(100);
+    expect(world.logLines(task.taskId, 'stderr')).toEqual([expect.stringContaining('log output truncated')]);
+  });
+
+  it('sends heartbeats while the module runs', async () => {
+    const task = await run({ 'main.sh': 'sleep 0.5\n' }, { entrypoint: 'main.sh', runtime: 'shell' }, {}, { heartbeatMs: 100 });
+    await world.result(task.taskId);
+    const beats = world.eventsOf(task.taskId).filter((e) => e.kind === 'heartbeat');
+    expect(beats.length).toBeGreaterThanOrEqual(3);
+    expect(world.timeline.filter((t) => t === `working:${task.taskId}`).length).toBe(beats.length);
+  });
+
+  it('host stop() stops the process, leaves the task unacked, and another host runs it', async () => {
+    const marker = path.join(scratch.root, 'ran-once');
+    const task = await run(
+      {
+        'main.mjs': `
+          import { existsSync, writeFileSync } from 'node:fs';
+          import { spawn } from 'node:child_process';
+          const { marker } = JSON.parse(process.env.ATELIER_PARAMS);
+          if (existsSync(marker)) { writeFileSync(marker + '-again', '1'); process.exit(0); }
+          writeFileSync(marker, '1');
+          const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+          console.log('grandchild ' + child.pid);
+          setInterval(() => {}, 1000);
+        `,
+      },
+      { entrypoint: 'main.mjs', runtime: 'node' },
+      { parameters: { marker } },
+      { ackWaitMs: 3_000 },
+    );
+    const pid = await grandchildPid(task.taskId);
+    await lastHost.stop();
+    expect(lastHost.running()).toBe(0);
+    expect(processAlive(pid)).toBe(false);
+    expect(world.resultOf(task.taskId)).toBeUndefined();
+    expect(world.timeline).not.toContain(`ack:${task.taskId}`);
+
+    await world.startHost([createLocalExecutor({ graceMs: 300 })], { hostName: 'host-b' });
+    await waitFor(() => world.timeline.includes(`ack:${task.taskId}`), 'the ack by host-b');
+    expect(existsSync(`${marker}-again`)).toBe(true);
+  });
+});
+
+describe('local executor, called directly', () => {
+  it('submit is idempotent per attempt, and cancel accepts a handle whose process is gone', async () => {
+    const { archive } = await buildModule(scratch.root, 'direct', { 'main.sh': 'sleep 30\n' });
+    const executor = createLocalExecutor({ graceMs: 100 });
+    const controller = new AbortController();
+    const ctx: TaskContext = {
+      signal: controller.signal,
+      workdir: path.join(scratch.root, 'direct-work'),
+      host: 'h',
+      artifactPath: async () => archive,
+      log: () => undefined,
+      progress: () => undefined,
+      metric: () => undefined,
+      output: () => undefined,
+    };
+    const task = makeTask();
+    const first = await executor.submit(task, ctx);
+    const second = await executor.submit(task, ctx);
+    expect(second).toEqual(first);
+    if (first.pid === null) throw new Error(first.error);
+    const waiting = executor.wait(first, task, ctx);
+    await executor.cancel(first, task, 'cancelled');
+    await executor.cancel(first, task, 'cancelled');
+    const outcome = await waiting;
+    expect(outcome.state).toBe('CANCELLED');
+    await executor.finalize!(first, task, outcome);
+    expect(processAlive(first.pid)).toBe(false);
+    await executor.cancel(first, task, 'cancelled');
+    await executor.cancel({ pid: 2 ** 22 - 1, pgid: 2 ** 22 - 1, startTime: 1 }, task, 'cancelled');
+    await executor.close!();
+  });
+});

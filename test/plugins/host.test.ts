@@ -1,0 +1,188 @@
+// The executor host on the memory bus with the noop executor and small scripted executors: routing, results,
+// acks, cancels, timeouts, coalescing, concurrency, and shutdown without ack.
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createNoopExecutor } from '../../executors/noop/index';
+import { createExecutorRegistry } from '../../plugins/registry';
+import { defineExecutor, type Executor } from '../../plugins/sdk';
+import { createHostWorld, createScratch, makeTask, waitFor, type HostWorld } from './host-harness';
+
+let scratch: ReturnType<typeof createScratch>;
+let world: HostWorld;
+
+beforeEach(async () => {
+  scratch = createScratch();
+  world = await createHostWorld(path.join(scratch.root, 'work'));
+});
+afterEach(async () => {
+  await world.close();
+  scratch.remove();
+});
+
+describe('executor registry', () => {
+  it('finds executors by name and lists them', () => {
+    const registry = createExecutorRegistry([createNoopExecutor()]);
+    expect(registry.names()).toEqual(['noop']);
+    expect(registry.get('noop').name).toBe('noop');
+    expect(() => registry.get('spark')).toThrow('unknown executor "spark" (known executors: "noop")');
+  });
+
+  it('rejects duplicate and empty names at start-up', () => {
+    expect(() => createExecutorRegistry([createNoopExecutor(), createNoopExecutor()])).toThrow(/"noop" is used twice/);
+    expect(() => createExecutorRegistry([{ ...createNoopExecutor(), name: ' ' }])).toThrow(/no name/);
+  });
+});
+
+describe('executor host', () => {
+  it('runs a noop task: progress, echo output, SUCCEEDED, then ack', async () => {
+    await world.startHost([createNoopExecutor()]);
+    const task = await world.submit(makeTask({ executor: 'noop', parameters: { a: 1 } }));
+    const result = await world.result(task.taskId);
+    expect(result.outcome).toEqual({ state: 'SUCCEEDED', outputs: { echo: { a: 1 } } });
+    const kinds = world.eventsOf(task.taskId).map((e) => `${e.seq}:${e.kind}`);
+    expect(kinds).toEqual(['0:started', '1:progress', '2:result']);
+    expect(result).toMatchObject({ host: 'test-host', runId: task.runId, attempt: 1, at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+    const resultAt = world.timeline.indexOf(`event:result:${task.taskId}`);
+    expect(resultAt).toBeGreaterThanOrEqual(0);
+    expect(resultAt).toBeLessThan(world.timeline.indexOf(`ack:${task.taskId}`));
+  });
+
+  it('reports asked-to-fail as FAILED', async () => {
+    await world.startHost([createNoopExecutor()]);
+    const task = await world.submit(makeTask({ executor: 'noop', parameters: { fail: true } }));
+    expect((await world.result(task.taskId)).outcome).toMatchObject({ state: 'FAILED', message: 'asked to fail' });
+  });
+
+  it('fails a task for an unknown executor, permanently, and acks it', async () => {
+    await world.startHost([createNoopExecutor()]);
+    const task = await world.submit(makeTask({ executor: 'spark' }));
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'FAILED', reason: 'unknown-executor', retryable: false });
+    expect(outcome.message).toContain('"spark"');
+    expect(outcome.message).toContain('"noop"');
+  });
+
+  it('turns a throw from submit into a retryable system failure naming the executor', async () => {
+    const broken = defineExecutor({
+      name: 'broken',
+      submit: async () => {
+        throw new Error('cluster unreachable');
+      },
+      wait: async () => ({ state: 'SUCCEEDED' as const }),
+      cancel: async () => undefined,
+      finalize: async () => {
+        throw new Error('cleanup exploded');
+      },
+    });
+    await world.startHost([broken]);
+    const task = await world.submit(makeTask({ executor: 'broken' }));
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'FAILED', retryable: true, systemFailure: true, message: 'broken: submit failed: cluster unreachable' });
+    // finalize's failure is reported as a log event, after the result
+    await waitFor(() => world.logLines(task.taskId, 'stderr').some((l) => l.includes('broken: finalize failed: cleanup exploded')), 'the finalize log');
+  });
+
+  it('cancels on request, calling the executor and ending CANCELLED', async () => {
+    const calls: string[] = [];
+    const noop = createNoopExecutor();
+    const watched: Executor = { ...noop, cancel: async (h, t, reason) => void calls.push(reason) };
+    await world.startHost([watched]);
+    const task = await world.submit(makeTask({ executor: 'noop', parameters: { sleepMs: 10_000 } }));
+    await waitFor(() => world.eventsOf(task.taskId).some((e) => e.kind === 'started'), 'started');
+    await world.bus.publishCancel({ taskId: 'someone-else', attempt: 1, reason: 'not this one' });
+    await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'by alice' });
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled', message: 'cancelled: by alice' });
+    expect(calls).toEqual(['cancelled']);
+  });
+
+  it('times out an attempt as TIMED_OUT', async () => {
+    await world.startHost([createNoopExecutor()]);
+    const task = await world.submit(makeTask({ executor: 'noop', parameters: { sleepMs: 10_000 }, timeoutMs: 150 }));
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'TIMED_OUT', reason: 'timeout', message: expect.stringContaining('time limit of 150 ms') });
+  });
+
+  it('coalesces progress to about ten events a second, keeping the latest', async () => {
+    const chatty = defineExecutor({
+      name: 'chatty',
+      submit: async () => 'h',
+      wait: async (_h, _t, ctx) => {
+        for (let i = 1; i <= 1000; i++) {
+          ctx.progress(i / 1000, `step ${i}`);
+          if (i % 100 === 0) await new Promise((r) => setTimeout(r, 20));
+        }
+        return { state: 'SUCCEEDED' as const };
+      },
+      cancel: async () => undefined,
+    });
+    await world.startHost([chatty]);
+    const task = await world.submit(makeTask({ executor: 'chatty' }));
+    await world.result(task.taskId);
+    const progress = world.eventsOf(task.taskId).filter((e) => e.kind === 'progress');
+    expect(progress.length).toBeLessThanOrEqual(6);
+    expect(progress.at(-1)).toMatchObject({ fraction: 1, message: 'step 1000' });
+  });
+
+  it('takes no more than maxConcurrency tasks at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const counting = defineExecutor({
+      name: 'counting',
+      submit: async () => {
+        peak = Math.max(peak, ++running);
+        return null;
+      },
+      wait: async () => {
+        await new Promise((r) => setTimeout(r, 50));
+        running--;
+        return { state: 'SUCCEEDED' as const };
+      },
+      cancel: async () => undefined,
+    });
+    await world.startHost([counting], { maxConcurrency: 2 });
+    const tasks = await Promise.all(Array.from({ length: 6 }, () => world.submit(makeTask({ executor: 'counting' }))));
+    for (const task of tasks) await world.result(task.taskId);
+    expect(peak).toBe(2);
+  });
+
+  it('stop() leaves running attempts unacked, publishes no result, and they are redelivered', async () => {
+    const hostA = await world.startHost([createNoopExecutor({ delayMs: 10_000 })], { hostName: 'host-a' });
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    await waitFor(() => world.eventsOf(task.taskId).some((e) => e.kind === 'started'), 'started');
+    expect(hostA.running()).toBe(1);
+    await hostA.stop();
+    expect(hostA.running()).toBe(0);
+    expect(world.resultOf(task.taskId)).toBeUndefined();
+    expect(world.timeline).not.toContain(`ack:${task.taskId}`);
+
+    await world.startHost([createNoopExecutor()], { hostName: 'host-b' });
+    const result = await world.result(task.taskId);
+    expect(result).toMatchObject({ host: 'host-b', outcome: { state: 'SUCCEEDED' } });
+  });
+
+  it('numbers the events of a redelivery in a fresh block, so none collides with an earlier delivery', async () => {
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    // An earlier consumer takes the task and gives it back, as a crashed or stopped host would.
+    let gaveBack!: () => void;
+    const given = new Promise<void>((resolve) => (gaveBack = resolve));
+    const earlier = await world.bus.consumeTasks('default', async (d) => {
+      d.nak(50);
+      gaveBack();
+    }, { durable: 'pool-default' });
+    await given;
+    await earlier.stop();
+    await world.startHost([createNoopExecutor()]);
+    const result = await world.result(task.taskId);
+    expect(result.outcome.state).toBe('SUCCEEDED');
+    expect(world.eventsOf(task.taskId).map((e) => e.seq)).toEqual([2 ** 32, 2 ** 32 + 1, 2 ** 32 + 2]);
+  });
+
+  it('heartbeats at ack-wait/3 when that is shorter than heartbeatMs', async () => {
+    await world.startHost([createNoopExecutor({ delayMs: 400 })], { heartbeatMs: 60_000, ackWaitMs: 300 });
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    await world.result(task.taskId);
+    expect(world.eventsOf(task.taskId).filter((e) => e.kind === 'heartbeat').length).toBeGreaterThanOrEqual(3);
+    expect(world.timeline.filter((t) => t === `working:${task.taskId}`).length).toBeGreaterThanOrEqual(3);
+  });
+});
