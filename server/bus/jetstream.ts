@@ -13,7 +13,7 @@ import {
 } from '@nats-io/jetstream';
 import { connect, createInbox, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
 import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import { Batcher, retryDelayMs, taskConsumerName } from './memory';
+import { Batcher, retryDelayMs, taskConsumerName } from './util';
 import type { Bus, Delivery, Subscription } from './types';
 
 export interface JetStreamBusOptions {
