@@ -57,7 +57,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed();
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const planDefaults = { timeoutMs: config.defaultTaskTimeoutMs, executor: 'local' };
-  const orchestrator = createOrchestrator({ db, feed, onOutbox: () => relay.kick(), defaults: planDefaults });
+  const orchestrator = createOrchestrator({
+    db,
+    feed,
+    onOutbox: () => relay.kick(),
+    defaults: planDefaults,
+    poolLimits: config.poolLimits,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+  });
   const services: Services = { db, store, feed, orchestrator, config, planDefaults };
 
   const adminToken = await seedAdmin(database, config);
@@ -96,6 +103,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let server: Server | undefined;
   let wss: WebSocketServer | undefined;
   let eventsSubscription: Subscription | undefined;
+  let ticker: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> | undefined;
   const dashboardsDir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dashboards');
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -154,6 +163,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         { durable: 'control-plane', maxBatch: 512, maxInFlight: 4096, ackWaitMs: 30_000 },
       );
       relay.start();
+      ticker = setInterval(() => {
+        if (ticking) return; // a slow tick is never overlapped by the next
+        ticking = orchestrator
+          .tick()
+          .catch((e) => log(`orchestrator tick: ${(e as Error).message} (will retry)`))
+          .finally(() => (ticking = undefined));
+      }, config.tickMs);
+      ticker.unref();
       await host?.start();
       server = createServer((req, res) => {
         handle(req, res).catch((error) => {
@@ -203,6 +220,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         if (server?.listening) server.close(() => resolve());
         else resolve();
       });
+      clearInterval(ticker);
+      await ticking;
       await host?.stop();
       await eventsSubscription?.stop();
       await relay.stop();

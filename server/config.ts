@@ -20,6 +20,12 @@ export interface Config {
   /** Most bytes an uploaded artifact may have. */
   maxUploadBytes: number;
   publicUrl?: string;
+  /** Most tasks queued or running at once per pool (`ATELIER_POOL_LIMITS=gpu=2,local=8`). */
+  poolLimits: Record<string, number>;
+  /** A running task whose host sent nothing for this long is presumed lost and retried. */
+  heartbeatTimeoutMs: number;
+  /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
+  tickMs: number;
   logLevel: 'silent' | 'info' | 'debug';
 }
 
@@ -57,8 +63,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
     publicUrl: env.ATELIER_PUBLIC_URL || undefined,
+    poolLimits: parsePoolLimits(env.ATELIER_POOL_LIMITS),
+    heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', 60, 1) * 1000,
+    tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     logLevel,
   };
+}
+
+function parsePoolLimits(raw: string | undefined): Record<string, number> {
+  const limits: Record<string, number> = {};
+  for (const part of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9_.-]+)=(\d+)$/.exec(part);
+    if (!m || Number(m[2]) < 1) throw new ConfigError(`ATELIER_POOL_LIMITS: "${part}" should look like pool=N with N ≥ 1 (e.g. gpu=2,local=8).`);
+    limits[m[1]!] = Number(m[2]);
+  }
+  return limits;
 }
 
 export const defaultHostName = () => `${os.hostname()}-${process.pid}`;

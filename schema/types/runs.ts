@@ -1,7 +1,8 @@
 // Runs and tasks: queries (a run, a paginated list), starting and cancelling, task logs, and the live
 // `runEvents` subscription.
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
-import { and, asc, desc, eq, gt, inArray, lt, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, lt, or } from 'drizzle-orm';
+import { identities } from '../../server/db/tables/identities';
 import { assertCan } from '../../server/auth/ability';
 import { runStatuses, runs, taskStatuses, tasks, triggers, type Run, type Task } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
@@ -35,6 +36,30 @@ const LogLineRef = builder.objectRef<LogLine>('LogLine').implement({
   }),
 });
 
+interface Attempt {
+  attempt: number;
+  host: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  state: string | null;
+  reason: string | null;
+  message: string | null;
+  durationMs: number | null;
+}
+const AttemptRef = builder.objectRef<Attempt>('TaskAttempt').implement({
+  description: 'One attempt of a task, as its executor host reported it.',
+  fields: (t) => ({
+    attempt: t.exposeInt('attempt'),
+    host: t.exposeString('host', { nullable: true }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    state: t.exposeString('state', { nullable: true, description: 'SUCCEEDED, FAILED, CANCELLED or TIMED_OUT; null while it runs.' }),
+    reason: t.exposeString('reason', { nullable: true }),
+    message: t.exposeString('message', { nullable: true }),
+    durationMs: t.exposeInt('durationMs', { nullable: true }),
+  }),
+});
+
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const checkId = (id: string, what: string) => {
   if (!uuidRe.test(id)) throw badInput(`"${id}" is not a ${what} id (a UUID).`);
@@ -56,6 +81,13 @@ RunRef.implement({
     parameters: t.expose('parameters', { type: 'JSON' }),
     message: t.exposeString('message', { nullable: true }),
     sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
+    sourceRun: t.field({
+      type: RunRef,
+      nullable: true,
+      description: 'The run this one was cloned or rerun from.',
+      resolve: async (r, _a, ctx) => (r.sourceRunId ? ((await ctx.services.db.select().from(runs).where(eq(runs.id, r.sourceRunId)))[0] ?? null) : null),
+    }),
+    idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
@@ -79,6 +111,36 @@ TaskRef.implement({
     moduleVersion: t.field({ type: ModuleVersionRef, description: 'The version it was pinned to when the run started.', resolve: async (r, _a, ctx) => (await ctx.loaders.moduleVersion.load(r.moduleVersionId))! }),
     parameters: t.expose('parameters', { type: 'JSON' }),
     dependsOn: t.exposeStringList('dependsOn'),
+    triggerRule: t.exposeString('triggerRule', { description: 'all_succeeded, all_done or any_failed.' }),
+    retryAt: t.expose('retryAt', { type: 'DateTime', nullable: true, description: 'When a RETRYING task is tried again.' }),
+    reusedFromTaskId: t.exposeID('reusedFromTaskId', { nullable: true, description: 'Set when a rerun reused an earlier run’s result for this node.' }),
+    attempts: t.field({
+      type: [AttemptRef],
+      description: 'Every attempt that ended, oldest first, with its outcome.',
+      resolve: async (task, _a, ctx) => {
+        const rows = await ctx.services.db
+          .select()
+          .from(taskEvents)
+          .where(and(eq(taskEvents.taskId, task.id), inArray(taskEvents.kind, ['started', 'result'])))
+          .orderBy(asc(taskEvents.attempt), asc(taskEvents.seq));
+        const byAttempt = new Map<number, Attempt>();
+        for (const row of rows) {
+          const a = byAttempt.get(row.attempt) ?? { attempt: row.attempt, host: null, startedAt: null, finishedAt: null, state: null, reason: null, message: null, durationMs: null };
+          const payload = row.payload as { host?: string; outcome?: { state: string; reason?: string; message?: string }; durationMs?: number };
+          a.host = payload.host ?? a.host;
+          if (row.kind === 'started') a.startedAt ??= row.at;
+          else {
+            a.finishedAt = row.at;
+            a.state = payload.outcome?.state ?? null;
+            a.reason = payload.outcome?.reason ?? null;
+            a.message = payload.outcome?.message ?? null;
+            a.durationMs = payload.durationMs ?? null;
+          }
+          byAttempt.set(row.attempt, a);
+        }
+        return [...byAttempt.values()];
+      },
+    }),
     attempt: t.exposeInt('attempt'),
     maxAttempts: t.exposeInt('maxAttempts'),
     executor: t.exposeString('executor'),
@@ -124,6 +186,9 @@ const RunFilter = builder.inputType('RunFilter', {
     workflow: t.string({ description: 'Workflow name.' }),
     status: t.field({ type: [RunStatusEnum] }),
     trigger: t.field({ type: [TriggerEnum] }),
+    createdBy: t.string({ description: 'Name of the identity that started the runs.' }),
+    since: t.field({ type: 'DateTime', description: 'Runs created at or after this time.' }),
+    until: t.field({ type: 'DateTime', description: 'Runs created before this time.' }),
   }),
 });
 
@@ -158,11 +223,20 @@ builder.queryFields((t) => ({
         if (!w) return resolveCursorConnection({ args, toCursor: encodeCursor }, async () => [] as Run[]);
         workflowId = w.id;
       }
+      let createdBy: string | undefined;
+      if (args.filter?.createdBy) {
+        const [who] = await ctx.services.db.select({ id: identities.id }).from(identities).where(eq(identities.name, args.filter.createdBy));
+        if (!who) return resolveCursorConnection({ args, toCursor: encodeCursor }, async () => [] as Run[]);
+        createdBy = who.id;
+      }
       return resolveCursorConnection({ args, toCursor: encodeCursor }, async ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) => {
         const conditions = [
           workflowId ? eq(runs.workflowId, workflowId) : undefined,
           args.filter?.status?.length ? inArray(runs.status, args.filter.status) : undefined,
           args.filter?.trigger?.length ? inArray(runs.trigger, args.filter.trigger) : undefined,
+          createdBy ? eq(runs.createdBy, createdBy) : undefined,
+          args.filter?.since ? gte(runs.createdAt, args.filter.since) : undefined,
+          args.filter?.until ? lt(runs.createdAt, args.filter.until) : undefined,
         ];
         if (after) {
           const c = decodeCursor(after);
@@ -183,6 +257,20 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const RerunFromEnum = builder.enumType('RerunFrom', { values: ['FAILED', 'ALL', 'NODES'] as const });
+const ModuleOverrideInput = builder.inputType('ModuleOverride', {
+  fields: (t) => ({
+    node: t.string({ required: true }),
+    module: t.string({ required: true, description: '`namespace/name@tag-or-version` to use for this node instead.' }),
+  }),
+});
+
+function jsonObject(value: unknown, name: string): Record<string, unknown> {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw badInput(`${name} must be a JSON object.`);
+  return value as Record<string, unknown>;
+}
+
 builder.mutationFields((t) => ({
   startRun: t.field({
     type: RunRef,
@@ -192,13 +280,46 @@ builder.mutationFields((t) => ({
       version: t.arg.int(),
       parameters: t.arg({ type: 'JSON' }),
       trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
+      idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
-      const parameters = args.parameters ?? {};
-      if (typeof parameters !== 'object' || Array.isArray(parameters) || parameters === null) throw badInput('parameters must be a JSON object of run parameters.');
       return ctx.services.orchestrator.startRun(
-        { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, trigger: args.trigger ?? 'API' },
+        {
+          workflow: args.workflow,
+          version: args.version ?? undefined,
+          parameters: jsonObject(args.parameters, 'parameters'),
+          trigger: args.trigger ?? 'API',
+          idempotencyKey: args.idempotencyKey ?? undefined,
+        },
+        ctx.identity,
+      );
+    },
+  }),
+  cloneRun: t.field({
+    type: RunRef,
+    description: 'Starts a new run of the same workflow version with the same pinned module versions, changing some parameters.',
+    args: { id: t.arg.id({ required: true }), parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'clone runs');
+      return ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity);
+    },
+  }),
+  rerunRun: t.field({
+    type: RunRef,
+    description:
+      'Starts a new run that reuses the source run’s succeeded results and executes again only what is asked (and everything downstream of it): FAILED (what did not succeed), ALL, or NODES. `modules` swaps the module version of chosen nodes.',
+    args: {
+      id: t.arg.id({ required: true }),
+      from: t.arg({ type: RerunFromEnum, required: true }),
+      nodes: t.arg.stringList(),
+      modules: t.arg({ type: [ModuleOverrideInput] }),
+    },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'rerun runs');
+      return ctx.services.orchestrator.rerunRun(
+        String(args.id),
+        { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
         ctx.identity,
       );
     },

@@ -1,20 +1,23 @@
-// The orchestrator: starts runs (plan, pin, enqueue the roots through the outbox), records what executors
-// report (exactly once per task attempt and sequence number), moves tasks and runs through their states,
-// dispatches tasks whose upstreams succeeded, and cancels. All state is in Postgres; each step is one
-// transaction that also writes the bus messages it implies (the outbox), so a crash at any point loses nothing.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+// The orchestrator: starts, clones, reruns and cancels runs; records what executors report (exactly once per task
+// attempt and sequence number); moves tasks through their states (trigger rules, retries with backoff,
+// concurrency limits); and, on a periodic tick, retries what is due, fails over tasks whose host went silent,
+// backs up deadlines, fills freed slots and admits queued runs. All state is in Postgres and every step is one
+// transaction under the run's row lock that also writes the bus messages it implies (the outbox), so a crash at
+// any point loses nothing and several replicas can work side by side.
+import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
 import { queryRows, type Db, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
-import { runs, tasks, terminalTaskStatuses, type Run, type RunStatus, type Task, type TaskStatus, type Trigger } from '../db/tables/runs';
+import { runs, tasks, type NewTask, type Run, type RunStatus, type Task, type TaskStatus, type Trigger } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
-import { workflowVersions, workflows } from '../db/tables/workflows';
-import { AtelierError, notFound } from '../errors';
+import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { AtelierError, badInput, notFound } from '../errors';
 import type { FeedEvent, RunFeed } from '../feed';
-import { planRun, type PlanDefaults } from './plan';
+import { planRun, type PlanDefaults, type PlannedTask } from './plan';
+import { decideRetry, finalRunStatus, isTerminal, readiness } from './rules';
 import { resolveRunParameters } from './spec';
 
 export interface StartRunInput {
@@ -22,14 +25,30 @@ export interface StartRunInput {
   version?: number;
   parameters?: Record<string, unknown>;
   trigger: Trigger;
-  sourceRunId?: string;
+  /** Starting again with the same key returns the first run instead of starting a second. */
+  idempotencyKey?: string;
+}
+
+export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';
+export interface RerunInput {
+  from: RerunFrom;
+  /** With `NODES`: the nodes to execute again (with everything downstream of them). */
+  nodes?: string[];
+  /** Swap the module of some nodes: node → `ns/name@tag-or-version`. Those nodes execute again. */
+  modules?: Record<string, string>;
 }
 
 export interface Orchestrator {
   startRun(input: StartRunInput, identity: Identity | null): Promise<Run>;
+  /** A new run of the same workflow version and pinned module versions, with some parameters changed. */
+  cloneRun(runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run>;
+  /** A new run that reuses the source run's succeeded results and executes only what is asked. */
+  rerunRun(runId: string, input: RerunInput, identity: Identity | null): Promise<Run>;
   cancelRun(runId: string, identity: Identity | null): Promise<Run>;
   /** Records a batch of executor events; safe to call again with events already recorded. */
   recordEvents(events: ExecutorEvent[]): Promise<void>;
+  /** One pass of the periodic work (due retries, lost hosts, deadlines, free slots, run admission). */
+  tick(): Promise<void>;
 }
 
 export interface OrchestratorOptions {
@@ -39,39 +58,64 @@ export interface OrchestratorOptions {
   onOutbox: () => void;
   defaults: PlanDefaults;
   now?: () => Date;
+  /** Most tasks queued or running at once per executor pool. */
+  poolLimits?: Record<string, number>;
+  /** A running task whose host sent nothing for this long is presumed lost and retried. */
+  heartbeatTimeoutMs?: number;
+  /** How long past its own deadline a running task may go before the control plane times it out itself. */
+  deadlineGraceMs?: number;
+}
+
+/** What one transaction produced, published after it commits. */
+interface Step {
+  at: Date;
+  feed: FeedEvent[];
+  outbox: boolean;
 }
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INSERT_CHUNK = 1000;
-const isTerminal = (s: TaskStatus) => terminalTaskStatuses.includes(s);
+const TICK_BATCH = 500;
+const OPEN: TaskStatus[] = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'];
+const ACTIVE: TaskStatus[] = ['QUEUED', 'RUNNING'];
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const { db, feed } = options;
   const now = options.now ?? (() => new Date());
+  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 60_000;
+  const deadlineGraceMs = options.deadlineGraceMs ?? 30_000;
 
-  /** Builds the bus message of a task's next attempt from its row, its module version and its upstreams' outputs. */
-  async function enqueue(tx: Tx, run: Pick<Run, 'id'>, ready: Task[], at: Date): Promise<FeedEvent[]> {
-    if (!ready.length) return [];
+  /** Runs `fn` in a transaction and publishes what it produced once it has committed. */
+  async function transact<T>(fn: (tx: Tx, step: Step) => Promise<T>): Promise<T> {
+    const step: Step = { at: now(), feed: [], outbox: false };
+    const result = await db.transaction((tx) => fn(tx, step));
+    if (step.outbox) options.onOutbox();
+    feed.publish(step.feed);
+    return result;
+  }
+
+  const taskStatusEvent = (step: Step, t: Pick<Task, 'runId' | 'id' | 'node' | 'attempt'>, status: TaskStatus, reason: string | null = null, message: string | null = null) =>
+    step.feed.push({ kind: 'task-status', runId: t.runId, taskId: t.id, node: t.node, status, attempt: t.attempt, reason, message, at: step.at.toISOString() });
+
+  // --- dispatch ------------------------------------------------------------------------------------------
+
+  /** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. */
+  async function enqueue(tx: Tx, step: Step, run: Pick<Run, 'id'>, ready: Task[]): Promise<void> {
+    if (!ready.length) return;
     const versionIds = [...new Set(ready.map((t) => t.moduleVersionId))];
-    const versions = new Map(
-      (await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]),
-    );
+    const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]));
     const upstreamNodes = [...new Set(ready.flatMap((t) => t.dependsOn))];
     const outputs = new Map<string, Record<string, unknown>>();
     if (upstreamNodes.length) {
-      const rows = await tx
-        .select({ node: tasks.node, outputs: tasks.outputs })
-        .from(tasks)
-        .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
+      const rows = await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
       for (const row of rows) outputs.set(row.node, row.outputs ?? {});
     }
-    const messages = ready.map((task) => {
+    const messages: TaskMessage[] = ready.map((task) => {
       const version = versions.get(task.moduleVersionId)!;
-      const attempt = task.attempt + 1;
-      const message: TaskMessage = {
+      return {
         taskId: task.id,
         runId: run.id,
-        attempt,
+        attempt: task.attempt + 1,
         node: task.node,
         pool: task.pool,
         executor: task.executor,
@@ -80,356 +124,102 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         inputs: Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
         timeoutMs: task.timeoutMs,
         settings: task.settings,
-        enqueuedAt: at.toISOString(),
+        enqueuedAt: step.at.toISOString(),
       };
-      return message;
     });
     for (let i = 0; i < messages.length; i += INSERT_CHUNK) {
       const chunk = messages.slice(i, i + INSERT_CHUNK);
       await tx.insert(outbox).values(chunk.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })));
     }
-    const ids = ready.map((t) => t.id);
-    await tx
-      .update(tasks)
-      .set({ status: 'QUEUED', attempt: sql`${tasks.attempt} + 1`, queuedAt: at, startedAt: null, finishedAt: null, reason: null, message: null, exitCode: null, progress: null, progressMessage: null })
-      .where(inArray(tasks.id, ids));
-    return ready.map((t) => ({
-      kind: 'task-status' as const,
-      runId: run.id,
-      taskId: t.id,
-      node: t.node,
-      status: 'QUEUED' as const,
-      attempt: t.attempt + 1,
-      reason: null,
-      message: null,
-      at: at.toISOString(),
-    }));
+    for (let i = 0; i < ready.length; i += INSERT_CHUNK) {
+      const ids = ready.slice(i, i + INSERT_CHUNK).map((t) => t.id);
+      await tx
+        .update(tasks)
+        .set({ status: 'QUEUED', attempt: sql`${tasks.attempt} + 1`, queuedAt: step.at, startedAt: null, finishedAt: null, retryAt: null, reason: null, message: null, exitCode: null, progress: null, progressMessage: null, heartbeatAt: null })
+        .where(inArray(tasks.id, ids));
+    }
+    for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
+    step.outbox = true;
   }
 
-  async function findWorkflow(tx: Tx, ref: string, version?: number) {
-    const [workflow] = await tx
-      .select()
-      .from(workflows)
-      .where(uuidRe.test(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
-    if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
-    const wanted = version ?? workflow.latestVersion;
-    const [wv] = await tx
-      .select()
-      .from(workflowVersions)
-      .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
-    if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
-    return { workflow, version: wv };
-  }
-
-  async function startRun(input: StartRunInput, identity: Identity | null): Promise<Run> {
-    const at = now();
-    const feedEvents: FeedEvent[] = [];
-    const run = await db.transaction(async (tx) => {
-      const { workflow, version } = await findWorkflow(tx, input.workflow, input.version);
-      const runParameters = resolveRunParameters(version.spec, input.parameters ?? {});
-      const planned = await planRun(tx, version.spec, runParameters, options.defaults);
-      const [run] = await tx
-        .insert(runs)
-        .values({
-          workflowId: workflow.id,
-          workflowVersionId: version.id,
-          status: 'QUEUED',
-          parameters: runParameters,
-          trigger: input.trigger,
-          sourceRunId: input.sourceRunId ?? null,
-          createdBy: identity?.id ?? null,
-          createdAt: at,
-        })
-        .returning();
-      const rows: Task[] = [];
-      for (let i = 0; i < planned.length; i += INSERT_CHUNK) {
-        const chunk = planned.slice(i, i + INSERT_CHUNK);
-        rows.push(
-          ...(await tx
-            .insert(tasks)
-            .values(
-              chunk.map((p) => ({
-                runId: run!.id,
-                node: p.node,
-                moduleRef: p.moduleRef,
-                moduleVersionId: p.version.id,
-                parameters: p.parameters,
-                dependsOn: p.dependsOn,
-                status: 'PENDING' as const,
-                maxAttempts: p.maxAttempts,
-                timeoutMs: p.timeoutMs,
-                pool: p.pool,
-                executor: p.executor,
-                settings: p.settings,
-              })),
-            )
-            .returning()),
-        );
+  /** Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. */
+  async function dispatch(tx: Tx, step: Step, run: Run): Promise<void> {
+    if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return;
+    let ready = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'))).orderBy(asc(tasks.queuedAt), asc(tasks.node));
+    if (!ready.length) return;
+    if (run.maxParallelTasks) {
+      const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, ACTIVE)));
+      ready = ready.slice(0, Math.max(0, run.maxParallelTasks - (active?.n ?? 0)));
+    }
+    const limited = [...new Set(ready.map((t) => t.pool))].filter((p) => options.poolLimits?.[p] !== undefined).sort();
+    if (limited.length) {
+      const budget = new Map<string, number>();
+      for (const pool of limited) {
+        // Serialises dispatch to a limited pool across runs (and replicas) for the rest of this transaction.
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-pool:${pool}`}))`);
+        const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
+        budget.set(pool, options.poolLimits![pool]! - (active?.n ?? 0));
       }
-      feedEvents.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: null, at: at.toISOString() });
-      feedEvents.push(...(await enqueue(tx, run!, rows.filter((t) => t.dependsOn.length === 0), at)));
-      return run!;
-    });
-    options.onOutbox();
-    feed.publish(feedEvents);
-    return run;
+      ready = ready.filter((t) => {
+        if (!budget.has(t.pool)) return true;
+        const left = budget.get(t.pool)!;
+        budget.set(t.pool, left - 1);
+        return left > 0;
+      });
+    }
+    await enqueue(tx, step, run, ready);
   }
 
-  async function cancelRun(runId: string, identity: Identity | null): Promise<Run> {
-    const at = now();
-    const feedEvents: FeedEvent[] = [];
-    const run = await db.transaction(async (tx) => {
-      const [run] = await tx.select().from(runs).where(eq(runs.id, runId)).for('update');
-      if (!run) throw notFound(`No run ${runId}.`);
-      if (run.status !== 'QUEUED' && run.status !== 'RUNNING') {
-        throw new AtelierError('CONFLICT', `Run ${runId} has already ended (${run.status}); there is nothing to cancel.`);
-      }
-      const open = await tx
+  // --- readiness -----------------------------------------------------------------------------------------
+
+  /**
+   * After `nodes` reached a final state: decides, by trigger rule, which pending tasks downstream become READY and
+   * which can never run (SKIPPED, which in turn may decide their own downstream).
+   */
+  async function evaluate(tx: Tx, step: Step, run: Run, nodes: string[]): Promise<void> {
+    let frontier = nodes;
+    while (frontier.length) {
+      const candidates = await tx
         .select()
         .from(tasks)
-        .where(and(eq(tasks.runId, runId), inArray(tasks.status, ['PENDING', 'QUEUED', 'RUNNING'])));
-      const who = identity ? ` by ${identity.name}` : '';
-      const message = `cancelled${who}`;
-      if (open.length) {
-        await tx
-          .update(tasks)
-          .set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: at })
-          .where(inArray(tasks.id, open.map((t) => t.id)));
-        // Tasks not yet handed to the bus are stopped before dispatch; the others get a cancel broadcast.
-        const dispatched = open.filter((t) => t.status !== 'PENDING');
-        if (dispatched.length) {
-          await tx.execute(sql`delete from outbox where kind = 'task' and msg_id in ${sql.raw(`(${dispatched.map((t) => `'${taskMessageId(t.id, t.attempt)}'`).join(',')})`)}`);
-          await tx.insert(outbox).values(
-            dispatched.map((t) => ({
-              kind: 'cancel' as const,
-              msgId: `cancel:${taskMessageId(t.id, t.attempt)}`,
-              payload: { taskId: t.id, attempt: t.attempt, reason: message },
-            })),
-          );
-        }
-        for (const t of open) {
-          feedEvents.push({ kind: 'task-status', runId, taskId: t.id, node: t.node, status: 'CANCELLED', attempt: t.attempt, reason: 'cancelled', message, at: at.toISOString() });
-        }
-      }
-      const [updated] = await tx.update(runs).set({ status: 'CANCELLED', message, finishedAt: at }).where(eq(runs.id, runId)).returning();
-      feedEvents.push({ kind: 'run-status', runId, status: 'CANCELLED', message, at: at.toISOString() });
-      return updated!;
-    });
-    options.onOutbox();
-    feed.publish(feedEvents);
-    return run;
-  }
-
-  async function recordEvents(events: ExecutorEvent[]): Promise<void> {
-    if (!events.length) return;
-    const feedEvents: FeedEvent[] = [];
-    let wroteOutbox = false;
-    // Heartbeats only refresh a timestamp; everything else is kept as a task event.
-    const kept = events.filter((e) => e.kind !== 'heartbeat');
-    const taskIds = [...new Set(events.map((e) => e.taskId))];
-    const known = new Map(
-      (await db.select({ id: tasks.id, node: tasks.node, runId: tasks.runId, status: tasks.status, attempt: tasks.attempt }).from(tasks).where(inArray(tasks.id, taskIds))).map(
-        (t) => [t.id, t],
-      ),
-    );
-    const fresh: ExecutorEvent[] = [];
-    if (kept.length) {
-      const inserted = await db
-        .insert(taskEvents)
-        .values(
-          kept.map((e) => {
-            const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
-            return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
-          }),
-        )
-        .onConflictDoNothing()
-        .returning({ taskId: taskEvents.taskId, attempt: taskEvents.attempt, seq: taskEvents.seq });
-      const isNew = new Set(inserted.map((r) => `${r.taskId}:${r.attempt}:${r.seq}`));
-      for (const e of kept) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
-    }
-
-    const heartbeats = events.filter((e) => e.kind === 'heartbeat' || e.kind === 'progress');
-    if (heartbeats.length) {
-      await db
-        .update(tasks)
-        .set({ heartbeatAt: new Date() })
-        .where(and(inArray(tasks.id, [...new Set(heartbeats.map((e) => e.taskId))]), inArray(tasks.status, ['QUEUED', 'RUNNING'])));
-    }
-
-    const cancelAgain: { taskId: string; attempt: number }[] = [];
-    const byRun = new Map<string, ExecutorEvent[]>();
-    for (const e of fresh) {
-      const task = known.get(e.taskId);
-      if (!task) continue;
-      const node = task.node;
-      const at = e.at;
-      if (e.kind === 'progress') {
-        feedEvents.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at });
-      } else if (e.kind === 'log') {
-        feedEvents.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at });
-      } else if (e.kind === 'metric') {
-        feedEvents.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at });
-      }
-      if (e.kind === 'started' || e.kind === 'result' || e.kind === 'progress') {
-        if (task.status === 'CANCELLED' && e.attempt === task.attempt && e.kind !== 'result') cancelAgain.push({ taskId: e.taskId, attempt: e.attempt });
-        if (e.kind !== 'progress') {
-          if (!byRun.has(e.runId)) byRun.set(e.runId, []);
-          byRun.get(e.runId)!.push(e);
-        }
-      }
-    }
-    const progressUpdates = fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress');
-    for (const p of latestPerTask(progressUpdates)) {
-      await db
-        .update(tasks)
-        .set({ progress: p.fraction, progressMessage: p.message })
-        .where(and(eq(tasks.id, p.taskId), eq(tasks.attempt, p.attempt)));
-    }
-
-    for (const [runId, runEvents] of byRun) {
-      const result = await db.transaction((tx) => applyTransitions(tx, runId, runEvents));
-      feedEvents.push(...result.feed);
-      wroteOutbox ||= result.wroteOutbox;
-    }
-    if (cancelAgain.length) {
-      // The task was cancelled while its message was already on the bus: stop the attempt that just started.
-      await db.insert(outbox).values(
-        cancelAgain.map((c) => ({ kind: 'cancel' as const, msgId: `cancel:${taskMessageId(c.taskId, c.attempt)}:${Date.now()}`, payload: { ...c, reason: 'cancelled' } })),
+        .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${textArray(frontier)}`));
+      if (!candidates.length) return;
+      const upstream = [...new Set(candidates.flatMap((t) => t.dependsOn))];
+      const statuses = new Map(
+        (await tx.select({ node: tasks.node, status: tasks.status }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))).map((r) => [r.node, r.status]),
       );
-      wroteOutbox = true;
-    }
-    if (wroteOutbox) options.onOutbox();
-    feed.publish(feedEvents);
-  }
-
-  /** Applies `started` and `result` events of one run under its row lock, so joins see their upstreams consistently. */
-  async function applyTransitions(tx: Tx, runId: string, events: ExecutorEvent[]): Promise<{ feed: FeedEvent[]; wroteOutbox: boolean }> {
-    const feedOut: FeedEvent[] = [];
-    const [run] = await tx.select().from(runs).where(eq(runs.id, runId)).for('update');
-    if (!run) return { feed: feedOut, wroteOutbox: false };
-    const at = now();
-    const iso = at.toISOString();
-    let wroteOutbox = false;
-    const taskIds = [...new Set(events.map((e) => e.taskId))];
-    const rows = new Map((await tx.select().from(tasks).where(inArray(tasks.id, taskIds))).map((t) => [t.id, t]));
-    const finished: Task[] = [];
-    const retry: Task[] = [];
-
-    for (const e of events) {
-      const task = rows.get(e.taskId);
-      // Only the current attempt moves a task; reports from an older attempt or after the end are history.
-      if (!task || task.attempt !== e.attempt || isTerminal(task.status)) continue;
-      if (e.kind === 'started') {
-        if (task.status !== 'QUEUED') continue;
-        const [updated] = await tx
-          .update(tasks)
-          .set({ status: 'RUNNING', startedAt: new Date(e.at), externalHandle: e.handle ?? null, host: e.host })
-          .where(eq(tasks.id, task.id))
-          .returning();
-        rows.set(task.id, updated!);
-        feedOut.push({ kind: 'task-status', runId, taskId: task.id, node: task.node, status: 'RUNNING', attempt: task.attempt, reason: null, message: null, at: e.at });
-      } else if (e.kind === 'result') {
-        const outcome: TaskOutcome = e.outcome;
-        const status: TaskStatus = outcome.state;
-        const retrying = status !== 'SUCCEEDED' && status !== 'CANCELLED' && outcome.retryable !== false && task.attempt < task.maxAttempts;
-        const [updated] = await tx
-          .update(tasks)
-          .set({
-            status: retrying ? 'PENDING' : status,
-            reason: outcome.reason ?? null,
-            message: outcome.message ?? null,
-            exitCode: outcome.exitCode ?? null,
-            outputs: outcome.outputs ?? null,
-            startedAt: task.startedAt ?? new Date(new Date(e.at).getTime() - e.durationMs),
-            finishedAt: retrying ? null : new Date(e.at),
-            host: e.host,
-            ...(status === 'SUCCEEDED' ? { progress: 1 } : {}),
-          })
-          .where(eq(tasks.id, task.id))
-          .returning();
-        rows.set(task.id, updated!);
-        if (retrying) retry.push(updated!);
-        else finished.push(updated!);
-        feedOut.push({
-          kind: 'task-status',
-          runId,
-          taskId: task.id,
-          node: task.node,
-          status: retrying ? 'PENDING' : status,
-          attempt: task.attempt,
-          reason: outcome.reason ?? null,
-          message: retrying ? `attempt ${task.attempt} ${status.toLowerCase()}: ${outcome.message ?? ''}; retrying` : (outcome.message ?? null),
-          at: e.at,
-        });
+      const ready: Task[] = [];
+      const skipped: Task[] = [];
+      for (const c of candidates) {
+        const decision = readiness(c.triggerRule, c.dependsOn.map((d) => statuses.get(d) ?? 'PENDING'));
+        if (decision === 'ready') ready.push(c);
+        else if (decision === 'skip') skipped.push(c);
       }
-    }
-
-    let runStatus: RunStatus = run.status;
-    if (run.status === 'QUEUED' && events.some((e) => e.kind === 'started' || e.kind === 'result')) runStatus = 'RUNNING';
-
-    if (run.status === 'QUEUED' || run.status === 'RUNNING') {
-      const toQueue = [...retry];
-      const succeeded = finished.filter((t) => t.status === 'SUCCEEDED').map((t) => t.node);
-      const failed = finished.filter((t) => t.status !== 'SUCCEEDED').map((t) => t.node);
-      if (failed.length) await skipDownstream(tx, runId, failed, at, feedOut);
-      if (succeeded.length) {
-        // Candidates: pending tasks downstream of something that just succeeded; ready when every upstream has.
-        const candidates = await tx
-          .select()
-          .from(tasks)
-          .where(and(eq(tasks.runId, runId), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${pgTextArray(succeeded)}`));
-        if (candidates.length) {
-          const upstream = [...new Set(candidates.flatMap((t) => t.dependsOn))];
-          const statuses = new Map(
-            (await tx.select({ node: tasks.node, status: tasks.status }).from(tasks).where(and(eq(tasks.runId, runId), inArray(tasks.node, upstream)))).map((r) => [
-              r.node,
-              r.status,
-            ]),
-          );
-          toQueue.push(...candidates.filter((t) => t.dependsOn.every((d) => statuses.get(d) === 'SUCCEEDED')));
+      if (ready.length) {
+        await tx.update(tasks).set({ status: 'READY', queuedAt: step.at }).where(inArray(tasks.id, ready.map((t) => t.id)));
+        for (const t of ready) taskStatusEvent(step, t, 'READY');
+      }
+      if (skipped.length) {
+        for (const t of skipped) {
+          const message = `skipped: its trigger rule ${t.triggerRule} can no longer be met (upstream ${t.dependsOn.map((d) => `${d} ${statuses.get(d)?.toLowerCase()}`).join(', ')})`;
+          await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
+          taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
         }
       }
-      if (toQueue.length) {
-        feedOut.push(...(await enqueue(tx, run, toQueue, at)));
-        wroteOutbox = true;
-      }
-      if (finished.length) {
-        const [counts] = await queryRows<{ open: number; failed: number }>(
-          tx,
-          sql`select count(*) filter (where status not in ('SUCCEEDED','FAILED','CANCELLED','TIMED_OUT','SKIPPED'))::int as open,
-                     count(*) filter (where status in ('FAILED','TIMED_OUT'))::int as failed
-              from tasks where run_id = ${runId}`,
-        );
-        if (counts && counts.open === 0) runStatus = counts.failed > 0 ? 'FAILED' : 'SUCCEEDED';
-      }
+      frontier = skipped.map((t) => t.node);
     }
-
-    if (runStatus !== run.status) {
-      const ended = runStatus === 'SUCCEEDED' || runStatus === 'FAILED';
-      const message = runStatus === 'FAILED' ? await failureSummary(tx, runId) : null;
-      await tx
-        .update(runs)
-        .set({ status: runStatus, ...(runStatus === 'RUNNING' ? { startedAt: at } : {}), ...(ended ? { finishedAt: at, message } : {}) })
-        .where(eq(runs.id, runId));
-      feedOut.push({ kind: 'run-status', runId, status: runStatus, message, at: iso });
-    }
-    return { feed: feedOut, wroteOutbox };
   }
 
-  /** Marks every task downstream of failed nodes as SKIPPED (transitively). */
-  async function skipDownstream(tx: Tx, runId: string, failedNodes: string[], at: Date, feedOut: FeedEvent[]) {
-    let frontier = failedNodes;
-    while (frontier.length) {
-      const skipped = await tx
-        .update(tasks)
-        .set({ status: 'SKIPPED', reason: 'upstream-failed', message: `skipped: upstream ${frontier.join(', ')} did not succeed`, finishedAt: at })
-        .where(and(eq(tasks.runId, runId), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${pgTextArray(frontier)}`))
-        .returning({ id: tasks.id, node: tasks.node, attempt: tasks.attempt, message: tasks.message });
-      for (const s of skipped) {
-        feedOut.push({ kind: 'task-status', runId, taskId: s.id, node: s.node, status: 'SKIPPED', attempt: s.attempt, reason: 'upstream-failed', message: s.message, at: at.toISOString() });
-      }
-      frontier = skipped.map((s) => s.node);
-    }
+  /** Ends the run when no task is open any more. */
+  async function finishIfDone(tx: Tx, step: Step, run: Run): Promise<void> {
+    if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
+    const rows = await queryRows<{ status: TaskStatus; n: number }>(tx, sql`select status, count(*)::int as n from tasks where run_id = ${run.id} group by status`);
+    if (rows.some((r) => OPEN.includes(r.status))) return;
+    const status = finalRunStatus(rows.map((r) => r.status));
+    const message = status === 'FAILED' ? await failureSummary(tx, run.id) : null;
+    await tx.update(runs).set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at }).where(eq(runs.id, run.id));
+    step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
+    run.status = status;
   }
 
   async function failureSummary(tx: Tx, runId: string): Promise<string> {
@@ -441,7 +231,453 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     return failed.map((t) => `${t.node} ${t.status.toLowerCase().replace('_', ' ')}${t.message ? `: ${t.message.split('\n').slice(-1)[0]}` : ''}`).join('; ');
   }
 
-  return { startRun, cancelRun, recordEvents };
+  async function lockRun(tx: Tx, runId: string): Promise<Run | undefined> {
+    const [run] = await tx.select().from(runs).where(eq(runs.id, runId)).for('update');
+    return run;
+  }
+
+  // --- creating runs -------------------------------------------------------------------------------------
+
+  async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
+    const [workflow] = await tx.select().from(workflows).where(uuidRe.test(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+    if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
+    const wanted = version ?? workflow.latestVersion;
+    const [wv] = await tx.select().from(workflowVersions).where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+    if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
+    return { workflow, version: wv };
+  }
+
+  interface CreateRun {
+    workflow: Workflow;
+    version: WorkflowVersion;
+    parameters: Record<string, unknown>;
+    trigger: Trigger;
+    identity: Identity | null;
+    sourceRunId?: string;
+    idempotencyKey?: string;
+    pinned?: Map<string, string>;
+    overrides?: Map<string, string>;
+    /** Nodes whose result is taken from an earlier run's task instead of executing. */
+    reuse?: Map<string, Task>;
+  }
+
+  async function createRun(tx: Tx, step: Step, input: CreateRun): Promise<Run> {
+    const spec = input.version.spec;
+    const planned = await planRun(tx, spec, input.parameters, options.defaults, { pinned: input.pinned, overrides: input.overrides });
+    let admitted = true;
+    const maxActiveRuns = spec.concurrency?.maxActiveRuns;
+    if (maxActiveRuns) {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-workflow:${input.workflow.id}`}))`);
+      const [active] = await tx
+        .select({ n: sql<number>`count(*)::int` })
+        .from(runs)
+        .where(and(eq(runs.workflowId, input.workflow.id), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
+      admitted = (active?.n ?? 0) < maxActiveRuns;
+    }
+    const [run] = await tx
+      .insert(runs)
+      .values({
+        workflowId: input.workflow.id,
+        workflowVersionId: input.version.id,
+        status: 'QUEUED',
+        parameters: input.parameters,
+        trigger: input.trigger,
+        sourceRunId: input.sourceRunId ?? null,
+        idempotencyKey: input.idempotencyKey ?? null,
+        admitted,
+        maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
+        createdBy: input.identity?.id ?? null,
+        createdAt: step.at,
+        message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
+      })
+      .returning();
+    const statuses = initialStatuses(planned, input.reuse);
+    const rows: NewTask[] = planned.map((p) => {
+      const reused = input.reuse?.get(p.node);
+      const status = statuses.get(p.node)!;
+      return {
+        runId: run!.id,
+        node: p.node,
+        moduleRef: p.moduleRef,
+        moduleVersionId: p.version.id,
+        parameters: p.parameters,
+        dependsOn: p.dependsOn,
+        triggerRule: p.triggerRule,
+        status,
+        maxAttempts: p.maxAttempts,
+        retryDelayMs: p.retryDelayMs,
+        timeoutMs: p.timeoutMs,
+        pool: p.pool,
+        executor: p.executor,
+        settings: p.settings,
+        queuedAt: status === 'READY' ? step.at : null,
+        ...(reused
+          ? { outputs: reused.outputs, reusedFromTaskId: reused.id, startedAt: reused.startedAt, finishedAt: reused.finishedAt, host: reused.host, progress: 1, reason: 'reused', message: `reused the result of run ${reused.runId}` }
+          : status === 'SKIPPED'
+            ? { reason: 'upstream-failed', message: 'skipped: its trigger rule can never be met', finishedAt: step.at }
+            : {}),
+      };
+    });
+    const inserted: Task[] = [];
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) inserted.push(...(await tx.insert(tasks).values(rows.slice(i, i + INSERT_CHUNK)).returning()));
+    step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
+    for (const t of inserted) if (t.status !== 'PENDING') taskStatusEvent(step, t, t.status, t.reason, t.message);
+    await dispatch(tx, step, run!);
+    await finishIfDone(tx, step, run!);
+    return run!;
+  }
+
+  async function startRun(input: StartRunInput, identity: Identity | null): Promise<Run> {
+    if (input.idempotencyKey !== undefined && (input.idempotencyKey.length === 0 || input.idempotencyKey.length > 200)) {
+      throw badInput('idempotencyKey must be 1 to 200 characters.');
+    }
+    const existing = async () => {
+      if (!input.idempotencyKey) return undefined;
+      const [run] = await db.select().from(runs).where(eq(runs.idempotencyKey, input.idempotencyKey));
+      return run;
+    };
+    const earlier = await existing();
+    if (earlier) return checkSameWorkflow(earlier, input);
+    try {
+      return await transact(async (tx, step) => {
+        const { workflow, version } = await findWorkflow(tx, input.workflow, input.version);
+        const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
+        return createRun(tx, step, { workflow, version, parameters, trigger: input.trigger, identity, idempotencyKey: input.idempotencyKey });
+      });
+    } catch (error) {
+      // Two requests with the same key at once: the loser returns the winner's run.
+      const winner = await existing().catch(() => undefined);
+      if (winner) return checkSameWorkflow(winner, input);
+      throw error;
+    }
+  }
+
+  async function checkSameWorkflow(run: Run, input: StartRunInput): Promise<Run> {
+    const [workflow] = await db.select().from(workflows).where(eq(workflows.id, run.workflowId));
+    if (workflow && workflow.name !== input.workflow && workflow.id !== input.workflow) {
+      throw new AtelierError('CONFLICT', `idempotencyKey "${input.idempotencyKey}" was already used to start a run of workflow "${workflow.name}"; use a new key for another workflow.`);
+    }
+    return run;
+  }
+
+  async function loadSource(tx: Tx, runId: string) {
+    if (!uuidRe.test(runId)) throw badInput(`"${runId}" is not a run id (a UUID).`);
+    const [source] = await tx.select().from(runs).where(eq(runs.id, runId));
+    if (!source) throw notFound(`No run ${runId}.`);
+    const [workflow] = await tx.select().from(workflows).where(eq(workflows.id, source.workflowId));
+    const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, source.workflowVersionId));
+    const sourceTasks = await tx.select().from(tasks).where(eq(tasks.runId, runId));
+    return { source, workflow: workflow!, version: version!, sourceTasks };
+  }
+
+  async function cloneRun(runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run> {
+    return transact(async (tx, step) => {
+      const { source, workflow, version, sourceTasks } = await loadSource(tx, runId);
+      const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
+      const pinned = new Map(sourceTasks.map((t) => [t.node, t.moduleVersionId]));
+      return createRun(tx, step, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned });
+    });
+  }
+
+  async function rerunRun(runId: string, input: RerunInput, identity: Identity | null): Promise<Run> {
+    return transact(async (tx, step) => {
+      const { source, workflow, version, sourceTasks } = await loadSource(tx, runId);
+      const byNode = new Map(sourceTasks.map((t) => [t.node, t]));
+      const unknown = [...(input.nodes ?? []), ...Object.keys(input.modules ?? {})].filter((n) => !byNode.has(n));
+      if (unknown.length) {
+        throw new AtelierError('BAD_USER_INPUT', `Run ${runId} has no node${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; its nodes are: ${[...byNode.keys()].join(', ')}`, unknown.map((n) => ({ path: `nodes.${n}`, message: 'is not a node of the run' })));
+      }
+      if (input.from === 'NODES' && !input.nodes?.length && !Object.keys(input.modules ?? {}).length) throw badInput('from: NODES needs the nodes to execute again.');
+      const again = new Set<string>(input.from === 'ALL' ? byNode.keys() : []);
+      for (const t of sourceTasks) if (t.status !== 'SUCCEEDED') again.add(t.node); // a failure cannot be reused
+      for (const n of input.nodes ?? []) again.add(n);
+      for (const n of Object.keys(input.modules ?? {})) again.add(n);
+      // Everything downstream of what executes again sees new inputs, so it executes again too.
+      const downstream = new Map<string, string[]>();
+      for (const t of sourceTasks) for (const d of t.dependsOn) downstream.set(d, [...(downstream.get(d) ?? []), t.node]);
+      const stack = [...again];
+      while (stack.length) for (const next of downstream.get(stack.pop()!) ?? []) if (!again.has(next)) (again.add(next), stack.push(next));
+      const reuse = new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
+      const pinned = new Map(sourceTasks.map((t) => [t.node, t.moduleVersionId]));
+      const overrides = new Map(Object.entries(input.modules ?? {}));
+      return createRun(tx, step, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse });
+    });
+  }
+
+  // --- cancelling ----------------------------------------------------------------------------------------
+
+  async function cancelRun(runId: string, identity: Identity | null): Promise<Run> {
+    return transact(async (tx, step) => {
+      const run = await lockRun(tx, runId);
+      if (!run) throw notFound(`No run ${runId}.`);
+      if (run.status !== 'QUEUED' && run.status !== 'RUNNING') throw new AtelierError('CONFLICT', `Run ${runId} has already ended (${run.status}); there is nothing to cancel.`);
+      const open = await tx.select().from(tasks).where(and(eq(tasks.runId, runId), inArray(tasks.status, OPEN)));
+      const message = `cancelled${identity ? ` by ${identity.name}` : ''}`;
+      if (open.length) {
+        await tx.update(tasks).set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: step.at }).where(inArray(tasks.id, open.map((t) => t.id)));
+        // Tasks still in the outbox are stopped before dispatch; the ones on the bus get a cancel broadcast.
+        const dispatched = open.filter((t) => ACTIVE.includes(t.status));
+        if (dispatched.length) await stopAttempts(tx, step, dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })), message);
+        for (const t of open) taskStatusEvent(step, t, 'CANCELLED', 'cancelled', message);
+      }
+      const [updated] = await tx.update(runs).set({ status: 'CANCELLED', message, finishedAt: step.at }).where(eq(runs.id, runId)).returning();
+      step.feed.push({ kind: 'run-status', runId, status: 'CANCELLED', message, at: step.at.toISOString() });
+      return updated!;
+    });
+  }
+
+  /** Withdraws attempts not yet published and broadcasts a cancel for the others. */
+  async function stopAttempts(tx: Tx, step: Step, attempts: { taskId: string; attempt: number }[], reason: string) {
+    if (!attempts.length) return;
+    await tx.delete(outbox).where(and(eq(outbox.kind, 'task'), inArray(outbox.msgId, attempts.map((a) => taskMessageId(a.taskId, a.attempt)))));
+    await tx.insert(outbox).values(
+      attempts.map((a) => ({ kind: 'cancel' as const, msgId: `cancel:${taskMessageId(a.taskId, a.attempt)}:${step.at.getTime()}`, payload: { taskId: a.taskId, attempt: a.attempt, reason } })),
+    );
+    step.outbox = true;
+  }
+
+  // --- recording executor events -------------------------------------------------------------------------
+
+  async function recordEvents(events: ExecutorEvent[]): Promise<void> {
+    if (!events.length) return;
+    const taskIds = [...new Set(events.map((e) => e.taskId))];
+    const known = new Map(
+      (await db.select({ id: tasks.id, node: tasks.node, runId: tasks.runId, status: tasks.status, attempt: tasks.attempt }).from(tasks).where(inArray(tasks.id, taskIds))).map((t) => [t.id, t]),
+    );
+    // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event.
+    const kept = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
+    const fresh: ExecutorEvent[] = [];
+    for (let i = 0; i < kept.length; i += INSERT_CHUNK) {
+      const chunk = kept.slice(i, i + INSERT_CHUNK);
+      const inserted = await db
+        .insert(taskEvents)
+        .values(
+          chunk.map((e) => {
+            const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
+            return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
+          }),
+        )
+        .onConflictDoNothing()
+        .returning({ taskId: taskEvents.taskId, attempt: taskEvents.attempt, seq: taskEvents.seq });
+      const isNew = new Set(inserted.map((r) => `${r.taskId}:${r.attempt}:${r.seq}`));
+      for (const e of chunk) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
+    }
+
+    const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
+    if (alive.length) await db.update(tasks).set({ heartbeatAt: now() }).where(and(inArray(tasks.id, alive), inArray(tasks.status, ACTIVE)));
+
+    const feedOut: FeedEvent[] = [];
+    const byRun = new Map<string, ExecutorEvent[]>();
+    // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
+    // (its message was already on the bus, or its host was presumed lost): stop it.
+    const zombies = new Map<string, { taskId: string; attempt: number }>();
+    for (const e of events) {
+      const task = known.get(e.taskId);
+      if (!task || e.kind === 'result') continue;
+      if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt) zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
+    }
+    for (const e of fresh) {
+      const node = known.get(e.taskId)!.node;
+      if (e.kind === 'progress') feedOut.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
+      else if (e.kind === 'log') feedOut.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
+      else if (e.kind === 'metric') feedOut.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
+      if (e.kind === 'started' || e.kind === 'result') {
+        if (!byRun.has(e.runId)) byRun.set(e.runId, []);
+        byRun.get(e.runId)!.push(e);
+      }
+    }
+    for (const p of latestPerTask(fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress'))) {
+      await db.update(tasks).set({ progress: p.fraction, progressMessage: p.message }).where(and(eq(tasks.id, p.taskId), eq(tasks.attempt, p.attempt)));
+    }
+    feed.publish(feedOut);
+
+    for (const [runId, runEvents] of byRun) await transact((tx, step) => applyTransitions(tx, step, runId, runEvents));
+    if (zombies.size) await transact((tx, step) => stopAttempts(tx, step, [...zombies.values()], 'superseded: the task was cancelled or moved to a later attempt'));
+  }
+
+  /** Applies `started` and `result` events of one run under its row lock, so joins see their upstreams consistently. */
+  async function applyTransitions(tx: Tx, step: Step, runId: string, events: ExecutorEvent[]): Promise<void> {
+    const run = await lockRun(tx, runId);
+    if (!run) return;
+    const rows = new Map((await tx.select().from(tasks).where(inArray(tasks.id, [...new Set(events.map((e) => e.taskId))]))).map((t) => [t.id, t]));
+    const finished: string[] = [];
+    let started = false;
+    for (const e of events) {
+      const task = rows.get(e.taskId);
+      // Only the current attempt moves a task; reports from an older attempt or after the end are history.
+      if (!task || task.attempt !== e.attempt || isTerminal(task.status) || task.status === 'RETRYING') continue;
+      if (e.kind === 'started') {
+        if (task.status !== 'QUEUED') continue;
+        const [updated] = await tx
+          .update(tasks)
+          .set({ status: 'RUNNING', startedAt: new Date(e.at), externalHandle: (e.handle ?? null) as never, host: e.host, heartbeatAt: step.at })
+          .where(eq(tasks.id, task.id))
+          .returning();
+        rows.set(task.id, updated!);
+        started = true;
+        taskStatusEvent(step, task, 'RUNNING');
+      } else if (e.kind === 'result') {
+        const updated = await applyOutcome(tx, step, task, e.outcome, { at: new Date(e.at), durationMs: e.durationMs, host: e.host });
+        rows.set(task.id, updated);
+        started = true;
+        if (isTerminal(updated.status)) finished.push(updated.node);
+      }
+    }
+    if (started && run.status === 'QUEUED') {
+      await tx.update(runs).set({ status: 'RUNNING', startedAt: step.at }).where(eq(runs.id, runId));
+      run.status = 'RUNNING';
+      step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
+    }
+    await settle(tx, step, run, finished);
+  }
+
+  /** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
+  async function settle(tx: Tx, step: Step, run: Run, finished: string[]): Promise<void> {
+    if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
+    if (finished.length) await evaluate(tx, step, run, finished);
+    await dispatch(tx, step, run);
+    if (finished.length) await finishIfDone(tx, step, run);
+  }
+
+  /** Records how an attempt ended: final, or RETRYING with its backoff. */
+  async function applyOutcome(tx: Tx, step: Step, task: Task, outcome: TaskOutcome, report: { at: Date; durationMs: number; host: string | null }): Promise<Task> {
+    const retry = decideRetry(outcome, task);
+    const status: TaskStatus = retry.retry ? 'RETRYING' : outcome.state;
+    const retryAt = retry.retry ? new Date(step.at.getTime() + retry.delayMs) : null;
+    const message = retry.retry
+      ? `attempt ${task.attempt} ${outcome.state.toLowerCase().replace('_', ' ')}${outcome.message ? `: ${outcome.message}` : ''}; retrying in ${Math.round(retry.delayMs / 100) / 10} s${retry.system ? ' (platform failure: not counted against the task’s retries)' : ''}`
+      : (outcome.message ?? null);
+    const [updated] = await tx
+      .update(tasks)
+      .set({
+        status,
+        reason: outcome.reason ?? null,
+        message,
+        exitCode: outcome.exitCode ?? null,
+        outputs: outcome.outputs ?? null,
+        startedAt: task.startedAt ?? new Date(report.at.getTime() - report.durationMs),
+        finishedAt: retry.retry ? null : report.at,
+        retryAt,
+        host: report.host ?? task.host,
+        ...(retry.system ? { systemFailures: task.systemFailures + 1, maxAttempts: task.maxAttempts + 1 } : {}),
+        ...(status === 'SUCCEEDED' ? { progress: 1 } : {}),
+      })
+      .where(eq(tasks.id, task.id))
+      .returning();
+    taskStatusEvent(step, task, status, outcome.reason ?? null, message);
+    return updated!;
+  }
+
+  // --- the periodic tick ---------------------------------------------------------------------------------
+
+  async function tick(): Promise<void> {
+    const at = now();
+    // Retries whose backoff is over become READY.
+    const due = await db.select({ id: tasks.id, runId: tasks.runId }).from(tasks).where(and(eq(tasks.status, 'RETRYING'), lt(tasks.retryAt, at))).limit(TICK_BATCH);
+    for (const [runId, list] of groupByRun(due)) {
+      const ids = list.map((t) => t.id);
+      await transact(async (tx, step) => {
+        const run = await lockRun(tx, runId);
+        if (!run) return;
+        const moved = await tx.update(tasks).set({ status: 'READY', retryAt: null, queuedAt: step.at }).where(and(inArray(tasks.id, ids), eq(tasks.status, 'RETRYING'))).returning();
+        for (const t of moved) taskStatusEvent(step, t, 'READY');
+        await dispatch(tx, step, run);
+      });
+    }
+
+    // Running tasks whose host went silent, or that ran far past their own deadline.
+    const silentSince = new Date(at.getTime() - heartbeatTimeoutMs);
+    const stuck = await queryRows<{ id: string; run_id: string; attempt: number; host: string | null; lost: boolean }>(
+      db,
+      sql`select id, run_id, attempt, host, (heartbeat_at < ${silentSince.toISOString()}::timestamptz) as lost from tasks
+          where status = 'RUNNING' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz
+             or started_at + make_interval(secs => (timeout_ms + ${deadlineGraceMs}) / 1000.0) < ${at.toISOString()}::timestamptz)
+          limit ${TICK_BATCH}`,
+    );
+    for (const [runId, list] of groupByRun(stuck.map((s) => ({ ...s, runId: s.run_id })))) {
+      await transact(async (tx, step) => {
+        const run = await lockRun(tx, runId);
+        if (!run) return;
+        const finished: string[] = [];
+        for (const s of list) {
+          const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
+          if (!task || task.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
+          const outcome: TaskOutcome = s.lost
+            ? { state: 'FAILED', reason: 'lost', retryable: true, systemFailure: true, message: `no heartbeat from host ${s.host ?? '(unknown)'} for ${Math.round(heartbeatTimeoutMs / 1000)} s: the host is presumed lost` }
+            : { state: 'TIMED_OUT', reason: 'timeout', message: `ran past its time limit of ${Math.round(task.timeoutMs / 1000)} s and its host did not stop it` };
+          await stopAttempts(tx, step, [{ taskId: task.id, attempt: task.attempt }], s.lost ? 'presumed lost' : 'deadline');
+          const updated = await applyOutcome(tx, step, task, outcome, { at: step.at, durationMs: step.at.getTime() - (task.startedAt?.getTime() ?? step.at.getTime()), host: task.host });
+          if (isTerminal(updated.status)) finished.push(updated.node);
+        }
+        await settle(tx, step, run, finished);
+      });
+    }
+
+    // Runs held back by their workflow's maxActiveRuns, admitted in the order they started.
+    const waiting = await db.select({ id: runs.id, workflowId: runs.workflowId }).from(runs).where(and(eq(runs.admitted, false), eq(runs.status, 'QUEUED'))).orderBy(asc(runs.createdAt)).limit(TICK_BATCH);
+    for (const workflowId of new Set(waiting.map((w) => w.workflowId))) {
+      await transact(async (tx, step) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-workflow:${workflowId}`}))`);
+        const queue = await tx.select().from(runs).where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, false), eq(runs.status, 'QUEUED'))).orderBy(asc(runs.createdAt));
+        if (!queue.length) return;
+        const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, queue[0]!.workflowVersionId));
+        const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(runs).where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
+        const limit = version?.spec.concurrency?.maxActiveRuns ?? Infinity;
+        for (const run of queue.slice(0, Math.max(0, limit - (active?.n ?? 0)))) {
+          const [admitted] = await tx.update(runs).set({ admitted: true, message: null }).where(eq(runs.id, run.id)).returning();
+          step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: null, at: step.at.toISOString() });
+          await dispatch(tx, step, admitted!);
+        }
+      });
+    }
+
+    // READY tasks waiting for a slot that another run (or the pool) has since freed.
+    const withReady = await queryRows<{ run_id: string }>(db, sql`select distinct run_id from tasks where status = 'READY' limit ${TICK_BATCH}`);
+    for (const { run_id } of withReady) {
+      await transact(async (tx, step) => {
+        const run = await lockRun(tx, run_id);
+        if (run) await dispatch(tx, step, run);
+      });
+    }
+  }
+
+  return { startRun, cloneRun, rerunRun, cancelRun, recordEvents, tick };
+}
+
+/** Initial statuses of a new run's tasks, deciding in topological order what is READY, SKIPPED or reused. */
+function initialStatuses(planned: PlannedTask[], reuse?: Map<string, Task>): Map<string, TaskStatus> {
+  const status = new Map<string, TaskStatus>();
+  const byNode = new Map(planned.map((p) => [p.node, p]));
+  const remaining = new Map(planned.map((p) => [p.node, p.dependsOn.length]));
+  const downstream = new Map<string, string[]>();
+  for (const p of planned) for (const d of p.dependsOn) downstream.set(d, [...(downstream.get(d) ?? []), p.node]);
+  const order = planned.filter((p) => p.dependsOn.length === 0).map((p) => p.node);
+  for (let i = 0; i < order.length; i++) {
+    const node = order[i]!;
+    const p = byNode.get(node)!;
+    if (reuse?.has(node)) status.set(node, 'SUCCEEDED');
+    else {
+      const decision = readiness(p.triggerRule, p.dependsOn.map((d) => status.get(d)!));
+      // Upstreams that will execute leave the task PENDING; readiness is then decided as they finish.
+      const undecided = p.dependsOn.some((d) => !isTerminal(status.get(d)!));
+      status.set(node, undecided ? 'PENDING' : decision === 'ready' ? 'READY' : decision === 'skip' ? 'SKIPPED' : 'PENDING');
+    }
+    for (const next of downstream.get(node) ?? []) {
+      remaining.set(next, remaining.get(next)! - 1);
+      if (remaining.get(next) === 0) order.push(next);
+    }
+  }
+  return status;
+}
+
+function groupByRun<T extends { runId: string }>(rows: T[]): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const r of rows) {
+    const list = map.get(r.runId);
+    if (list) list.push(r);
+    else map.set(r.runId, [r]);
+  }
+  return map;
 }
 
 function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): T[] {
@@ -453,4 +689,4 @@ function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): 
   return [...latest.values()];
 }
 
-const pgTextArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;
+const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;

@@ -3,9 +3,10 @@
 import { and, eq, inArray, or } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
+import type { TriggerRule } from '../db/tables/runs';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
-import { substituteParameters, type WorkflowSpec } from './spec';
+import { substituteParameters, type TaskSpec, type WorkflowSpec } from './spec';
 
 export interface PlannedTask {
   node: string;
@@ -14,6 +15,8 @@ export interface PlannedTask {
   parameters: Record<string, unknown>;
   dependsOn: string[];
   maxAttempts: number;
+  retryDelayMs: number;
+  triggerRule: TriggerRule;
   timeoutMs: number;
   executor: string;
   pool: string;
@@ -69,15 +72,35 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise
   return resolved;
 }
 
+export interface PlanOptions {
+  /** Versions to reuse by node (clone and rerun keep what the source run pinned). */
+  pinned?: Map<string, string>;
+  /** Module references that replace the spec's for some nodes (a rerun swapping a version). */
+  overrides?: Map<string, string>;
+}
+
 /** Plans every task of a spec for the given run parameters; throws INVALID_WORKFLOW naming each bad node. */
-export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<string, unknown>, defaults: PlanDefaults): Promise<PlannedTask[]> {
+export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<string, unknown>, defaults: PlanDefaults, options: PlanOptions = {}): Promise<PlannedTask[]> {
   const refOf = (module: string) => (module.includes('@') ? module : `${module}@latest`);
-  const resolved = await resolveModuleRefs(tx, new Set(spec.tasks.map((t) => refOf(t.module))));
+  const pinnedIds = [...new Set(spec.tasks.filter((t) => !options.overrides?.has(t.name)).map((t) => options.pinned?.get(t.name)).filter((id): id is string => !!id))];
+  const pinnedVersions = new Map<string, PlannedTask['version']>();
+  if (pinnedIds.length) {
+    const rows = await tx
+      .select({ version: moduleVersions, namespace: modules.namespace, name: modules.name })
+      .from(moduleVersions)
+      .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
+      .where(inArray(moduleVersions.id, pinnedIds));
+    for (const r of rows) pinnedVersions.set(r.version.id, { ...r.version, namespace: r.namespace, name: r.name });
+  }
+  const refFor = (task: TaskSpec) => refOf(options.overrides?.get(task.name) ?? task.module);
+  const toResolve = spec.tasks.filter((t) => options.overrides?.has(t.name) || !options.pinned?.get(t.name));
+  const resolved = await resolveModuleRefs(tx, new Set(toResolve.map(refFor)));
   const details: ErrorDetail[] = [];
   const planned: PlannedTask[] = [];
   for (const task of spec.tasks) {
-    const moduleRef = refOf(task.module);
-    const version = resolved.get(moduleRef)!;
+    const moduleRef = refFor(task);
+    const pinnedId = options.overrides?.has(task.name) ? undefined : options.pinned?.get(task.name);
+    const version = pinnedId ? (pinnedVersions.get(pinnedId) ?? `pinned version ${pinnedId} no longer exists`) : resolved.get(moduleRef)!;
     if (typeof version === 'string') {
       details.push({ path: `tasks.${task.name}.module`, message: version });
       continue;
@@ -94,6 +117,8 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       parameters,
       dependsOn: task.dependsOn ?? [],
       maxAttempts: 1 + (task.retries ?? 0),
+      retryDelayMs: Math.round((task.retryDelaySeconds ?? 1) * 1000),
+      triggerRule: task.trigger ?? 'all_succeeded',
       timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       executor,
       pool: task.pool ?? manifest.resources?.pool ?? executor,

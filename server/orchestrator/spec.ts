@@ -2,6 +2,7 @@
 // database (names, dependencies, cycles); resolving modules happens in plan.ts.
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { triggerRules, type TriggerRule } from '../db/tables/runs';
 import { domains, type Domain } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { describeAjvErrors } from '../modules/manifest';
@@ -13,6 +14,10 @@ export interface TaskSpec {
   parameters?: Record<string, unknown>;
   dependsOn?: string[];
   retries?: number;
+  /** Wait before the first retry; each further retry waits twice as long (capped at 10 minutes). */
+  retryDelaySeconds?: number;
+  /** When the task may run, given its upstreams' outcomes. Default `all_succeeded`. */
+  trigger?: TriggerRule;
   timeoutSeconds?: number;
   pool?: string;
   executor?: string;
@@ -26,6 +31,12 @@ export interface WorkflowSpec {
   domain?: Domain;
   /** Run parameters with their defaults; task parameters refer to them as "${params.NAME}". */
   parameters?: Record<string, { default?: unknown; description?: string }>;
+  concurrency?: {
+    /** Most tasks of one run queued or running at once. */
+    maxParallelTasks?: number;
+    /** Most runs of this workflow active at once; further runs wait, queued, in the order they started. */
+    maxActiveRuns?: number;
+  };
   tasks: TaskSpec[];
 }
 
@@ -47,6 +58,11 @@ const specSchema = {
         properties: { default: {}, description: { type: 'string' } },
       },
     },
+    concurrency: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { maxParallelTasks: { type: 'integer', minimum: 1 }, maxActiveRuns: { type: 'integer', minimum: 1 } },
+    },
     tasks: {
       type: 'array',
       minItems: 1,
@@ -61,6 +77,8 @@ const specSchema = {
           parameters: { type: 'object' },
           dependsOn: { type: 'array', items: { type: 'string' }, uniqueItems: true },
           retries: { type: 'integer', minimum: 0, maximum: 20 },
+          retryDelaySeconds: { type: 'number', minimum: 0, maximum: 3600 },
+          trigger: { enum: triggerRules },
           timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
           pool: { type: 'string' },
           executor: { type: 'string' },

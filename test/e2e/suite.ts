@@ -95,11 +95,14 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
     });
 
     it('retries a failed task up to its limit and records the attempts', async () => {
-      await t.createWorkflow({ name: 'retries', tasks: [{ name: 'boom', module: 'test/fail', retries: 1 }] });
+      await t.createWorkflow({ name: 'retries', tasks: [{ name: 'boom', module: 'test/fail', retries: 2, retryDelaySeconds: 0.2 }] });
       const { run, events } = await runToEnd('retries');
       expect(run.status).toBe('FAILED');
-      expect(run.tasks[0]).toMatchObject({ status: 'FAILED', attempt: 2 });
-      expect(events.some((e) => e.__typename === 'TaskStatusEvent' && e.status === 'PENDING' && e.message?.includes('retrying'))).toBe(true);
+      expect(run.tasks[0]).toMatchObject({ status: 'FAILED', attempt: 3 });
+      const retrying = events.filter((e) => e.__typename === 'TaskStatusEvent' && e.status === 'RETRYING');
+      expect(retrying.map((e) => e.message.match(/retrying in ([\d.]+) s/)?.[1])).toEqual(['0.2', '0.4']); // exponential backoff
+      const { run: detail } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { attempts { attempt state reason host durationMs } } } }`, { id: run.id });
+      expect(detail.tasks[0].attempts.map((a: any) => [a.attempt, a.state])).toEqual([[1, 'FAILED'], [2, 'FAILED'], [3, 'FAILED']]);
     });
 
     it('times out a task that runs past its limit, with a clear reason', async () => {

@@ -1,6 +1,6 @@
 // Runs (one execution of a workflow version) and their tasks (one per node), with attempts and timings.
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, jsonb, pgTable, real, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
@@ -21,6 +21,12 @@ export const runs = pgTable(
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     trigger: text('trigger', { enum: triggers }).notNull(),
     sourceRunId: uuid('source_run_id'),
+    /** A caller's key: starting a run again with the same key returns this run instead of a second one. */
+    idempotencyKey: text('idempotency_key'),
+    /** False while the workflow's `maxActiveRuns` holds the run back; its tasks wait until it is admitted. */
+    admitted: boolean('admitted').notNull().default(true),
+    /** Most tasks of this run queued or running at once (from the spec's concurrency). */
+    maxParallelTasks: integer('max_parallel_tasks'),
     createdBy: uuid('created_by').references(() => identities.id),
     message: text('message'),
     createdAt: createdAt(),
@@ -31,12 +37,19 @@ export const runs = pgTable(
     index('runs_created_idx').on(t.createdAt.desc(), t.id.desc()),
     index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc()),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
+    uniqueIndex('runs_idempotency_key').on(t.idempotencyKey),
   ],
 );
 
-export const taskStatuses = ['PENDING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
+/**
+ * PENDING: waiting for upstreams. READY: upstreams satisfied its trigger rule, waiting for a concurrency slot.
+ * QUEUED: handed to the bus. RETRYING: a failed attempt waits for its backoff before the next one.
+ */
+export const taskStatuses = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
 export type TaskStatus = (typeof taskStatuses)[number];
 export const terminalTaskStatuses: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
+export const triggerRules = ['all_succeeded', 'all_done', 'any_failed'] as const;
+export type TriggerRule = (typeof triggerRules)[number];
 
 export const tasks = pgTable(
   'tasks',
@@ -49,9 +62,17 @@ export const tasks = pgTable(
     moduleVersionId: uuid('module_version_id').notNull().references(() => moduleVersions.id),
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     dependsOn: text('depends_on').array().notNull().default(sql`'{}'::text[]`),
+    triggerRule: text('trigger_rule', { enum: triggerRules }).notNull().default('all_succeeded'),
     status: text('status', { enum: taskStatuses }).notNull(),
     attempt: integer('attempt').notNull().default(0),
     maxAttempts: integer('max_attempts').notNull().default(1),
+    /** First retry waits this long; each further one twice as long (capped). */
+    retryDelayMs: integer('retry_delay_ms').notNull().default(1000),
+    retryAt: at('retry_at'),
+    /** Attempts lost to the platform (lost host, preemption): retried without using the task's own retries. */
+    systemFailures: integer('system_failures').notNull().default(0),
+    /** Set when a rerun reused this node's result from an earlier run instead of executing it. */
+    reusedFromTaskId: uuid('reused_from_task_id'),
     timeoutMs: bigint('timeout_ms', { mode: 'number' }).notNull(),
     pool: text('pool').notNull(),
     executor: text('executor').notNull(),
@@ -69,7 +90,13 @@ export const tasks = pgTable(
     finishedAt: at('finished_at'),
     heartbeatAt: at('heartbeat_at'),
   },
-  (t) => [unique('tasks_run_node_key').on(t.runId, t.node), index('tasks_run_idx').on(t.runId)],
+  (t) => [
+    unique('tasks_run_node_key').on(t.runId, t.node),
+    index('tasks_run_idx').on(t.runId),
+    // what the orchestrator's ticker looks for: due retries, silent running tasks, tasks waiting for a slot
+    index('tasks_open_idx').on(t.status).where(sql`status in ('READY', 'RUNNING', 'RETRYING')`),
+    index('tasks_pool_active_idx').on(t.pool).where(sql`status in ('QUEUED', 'RUNNING')`),
+  ],
 );
 
 export type Run = typeof runs.$inferSelect;

@@ -1,0 +1,178 @@
+// Orchestration end to end on the embedded stack: trigger rules, concurrency limits, idempotent starts, clone
+// and rerun with pinned versions, and fail-over of a task whose host went silent.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tasks } from '../../server/db/tables/runs';
+import { RUN_EVENTS } from '../harness/client';
+import { startTestApp, type TestApp } from '../harness/app';
+
+const START = `mutation ($w: String!, $p: JSON, $k: String) { startRun(workflow: $w, parameters: $p, idempotencyKey: $k) { id status message } }`;
+const RUN = `query ($id: ID!) { run(id: $id) { id status message trigger sourceRunId parameters tasks { id node status attempt reason message outputs reusedFromTaskId moduleVersion { version } } } }`;
+const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
+
+describe('orchestration', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ ATELIER_POOL_LIMITS: 'limited=1', ATELIER_POOLS: 'local,noop,limited' });
+    for (const m of ['echo', 'fail', 'sleep']) await t.publishFixture(m);
+  });
+  afterAll(() => t?.stop());
+
+  const watch = (runId: string) => t.api.subscribe<any>(RUN_EVENTS, { runId }, terminal).then((events) => events.map((e) => e.runEvents));
+  const getRun = async (id: string) => (await t.api.gql(RUN, { id })).run;
+  const byNode = (run: any) => Object.fromEntries(run.tasks.map((x: any) => [x.node, x]));
+  async function runToEnd(workflow: string, parameters?: object) {
+    const { startRun } = await t.api.gql(START, { w: workflow, p: parameters ?? null });
+    const events = await watch(startRun.id);
+    return { run: await getRun(startRun.id), events };
+  }
+
+  it('honours trigger rules: all_done and any_failed run after a failure, all_succeeded is skipped', async () => {
+    await t.createWorkflow({
+      name: 'rules',
+      tasks: [
+        { name: 'ok', module: 'test/echo' },
+        { name: 'bad', module: 'test/fail' },
+        { name: 'join', module: 'test/echo', dependsOn: ['ok', 'bad'] },
+        { name: 'cleanup', module: 'test/echo', dependsOn: ['ok', 'bad'], trigger: 'all_done' },
+        { name: 'alert', module: 'test/echo', dependsOn: ['ok', 'bad'], trigger: 'any_failed' },
+        { name: 'after-join', module: 'test/echo', dependsOn: ['join'] },
+        { name: 'never-alerted', module: 'test/echo', dependsOn: ['ok'], trigger: 'any_failed' },
+      ],
+    });
+    const { run } = await runToEnd('rules');
+    const n = byNode(run);
+    expect(run.status).toBe('FAILED');
+    expect(n.join.status).toBe('SKIPPED');
+    expect(n['after-join'].status).toBe('SKIPPED');
+    expect(n.cleanup.status).toBe('SUCCEEDED');
+    expect(n.alert.status).toBe('SUCCEEDED');
+    expect(n['never-alerted'].status).toBe('SKIPPED');
+    expect(n.join.message).toContain('all_succeeded');
+  });
+
+  it('keeps at most maxParallelTasks of a run queued or running, and at most the pool limit', async () => {
+    await t.createWorkflow({
+      name: 'wide',
+      concurrency: { maxParallelTasks: 2 },
+      tasks: Array.from({ length: 6 }, (_, i) => ({ name: `s${i}`, module: 'test/sleep', parameters: { ms: 150 } })),
+    });
+    await t.createWorkflow({
+      name: 'pooled',
+      tasks: Array.from({ length: 3 }, (_, i) => ({ name: `p${i}`, module: 'test/sleep', parameters: { ms: 150 }, pool: 'limited' })),
+    });
+    for (const [workflow, limit] of [['wide', 2], ['pooled', 1]] as const) {
+      const { startRun } = await t.api.gql(START, { w: workflow });
+      const events = await watch(startRun.id);
+      let active = 0;
+      let peak = 0;
+      for (const e of events.filter((x) => x.__typename === 'TaskStatusEvent')) {
+        if (e.status === 'QUEUED') peak = Math.max(peak, ++active);
+        if (['SUCCEEDED', 'FAILED'].includes(e.status)) active--;
+      }
+      expect(peak, workflow).toBe(limit);
+      expect((await getRun(startRun.id)).status).toBe('SUCCEEDED');
+    }
+  });
+
+  it('holds runs beyond maxActiveRuns queued, with a reason, and admits them in order', async () => {
+    await t.createWorkflow({ name: 'one-at-a-time', concurrency: { maxActiveRuns: 1 }, tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 300 } }] });
+    const first = (await t.api.gql(START, { w: 'one-at-a-time' })).startRun;
+    const second = (await t.api.gql(START, { w: 'one-at-a-time' })).startRun;
+    expect(second.message).toContain('allows 1 active run');
+    const [a, b] = await Promise.all([watch(first.id), watch(second.id)]);
+    const endOfFirst = Date.parse(a.at(-1).at);
+    const secondQueued = b.find((e: any) => e.__typename === 'TaskStatusEvent' && e.status === 'QUEUED');
+    expect(Date.parse(secondQueued.at ?? b.at(-1).at)).toBeGreaterThanOrEqual(endOfFirst - 5);
+    expect((await getRun(second.id)).status).toBe('SUCCEEDED');
+  });
+
+  it('returns the same run for a repeated idempotency key, even when the requests race', async () => {
+    await t.createWorkflow({ name: 'idem', tasks: [{ name: 'x', module: 'test/echo' }] });
+    const results = await Promise.all(Array.from({ length: 5 }, () => t.api.gql(START, { w: 'idem', k: 'deploy-42' })));
+    expect(new Set(results.map((r) => r.startRun.id)).size).toBe(1);
+    const again = await t.api.raw(START, { w: 'rules', k: 'deploy-42' });
+    expect(again.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+  });
+
+  it('clones with changed parameters on the pinned module versions, even after a tag moved', async () => {
+    await t.createWorkflow({ name: 'greet', parameters: { greeting: { default: 'hi' } }, tasks: [{ name: 'say', module: 'test/echo@latest', parameters: { message: '${params.greeting}' } }] });
+    const { run: source } = await runToEnd('greet', { greeting: 'hello' });
+    expect(source.tasks[0].moduleVersion.version).toBe('1');
+    // Publish a new echo version: `latest` now points at 2, but the clone must keep the source's 1.
+    const { packDirectory } = await import('../../server/artifacts/archive');
+    const { cp, mkdtemp, appendFile } = await import('node:fs/promises');
+    const { fixturesDir } = await import('../harness/app');
+    const dir = await mkdtemp('/tmp/echo-v2-');
+    await cp(`${fixturesDir}/modules/echo`, dir, { recursive: true });
+    await appendFile(`${dir}/main.mjs`, '\n// v2\n');
+    const published = await t.api.upload(`mutation ($artifact: File!) { publishModuleVersion(artifact: $artifact) { version { version } } }`, {}, 'artifact', await packDirectory(dir));
+    expect(published.data.publishModuleVersion.version.version).toBe('2');
+
+    const { cloneRun } = await t.api.gql(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id trigger } }`, { id: source.id, p: { greeting: 'salut' } });
+    expect(cloneRun.trigger).toBe('CLONE');
+    await watch(cloneRun.id);
+    const clone = await getRun(cloneRun.id);
+    expect(clone).toMatchObject({ status: 'SUCCEEDED', sourceRunId: source.id, parameters: { greeting: 'salut' } });
+    expect(clone.tasks[0].moduleVersion.version).toBe('1');
+    expect(clone.tasks[0].outputs.message).toBe('salut');
+    const bad = await t.api.raw(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id } }`, { id: source.id, p: { nope: 1 } });
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('reruns from failure reusing succeeded results, and can swap a node’s module version', async () => {
+    await t.createWorkflow({
+      name: 'pipeline',
+      tasks: [
+        { name: 'a', module: 'test/echo' },
+        { name: 'b', module: 'test/echo', dependsOn: ['a'] },
+        { name: 'flaky', module: 'test/fail', dependsOn: ['a'] },
+        { name: 'end', module: 'test/echo', dependsOn: ['b', 'flaky'] },
+      ],
+    });
+    const { run: source } = await runToEnd('pipeline');
+    expect(source.status).toBe('FAILED');
+    const src = byNode(source);
+
+    // Swap the failing node to the echo module: only it and its downstream execute again.
+    const { rerunRun } = await t.api.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: FAILED, modules: [{ node: "flaky", module: "test/echo@1" }]) { id trigger } }`, { id: source.id });
+    await watch(rerunRun.id);
+    const rerun = byNode(await getRun(rerunRun.id));
+    expect(rerun.a).toMatchObject({ status: 'SUCCEEDED', reusedFromTaskId: src.a.id, reason: 'reused' });
+    expect(rerun.b).toMatchObject({ status: 'SUCCEEDED', reusedFromTaskId: src.b.id });
+    expect(rerun.flaky).toMatchObject({ status: 'SUCCEEDED', reusedFromTaskId: null, moduleVersion: { version: '1' } });
+    expect(rerun.end).toMatchObject({ status: 'SUCCEEDED', reusedFromTaskId: null });
+    expect(rerun.b.outputs).toEqual(src.b.outputs);
+
+    const unknown = await t.api.raw(`mutation ($id: ID!) { rerunRun(id: $id, from: NODES, nodes: ["ghost"]) { id } }`, { id: source.id });
+    expect(unknown.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(unknown.errors?.[0]?.message).toContain('"ghost"');
+
+    const all = (await t.api.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: ALL) { id } }`, { id: rerunRun.id })).rerunRun;
+    await watch(all.id);
+    expect(Object.values(byNode(await getRun(all.id))).every((x: any) => x.reusedFromTaskId === null)).toBe(true);
+  });
+
+  it('fails over a task whose host went silent: a new attempt runs and the old one is told to stop', async () => {
+    await t.createWorkflow({ name: 'silent', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 1500 } }] });
+    const { startRun } = await t.api.gql(START, { w: 'silent' });
+    const events = watch(startRun.id);
+    let task: any;
+    for (let i = 0; i < 100; i++) {
+      [task] = await t.app.database.db.select().from(tasks).where(eq(tasks.runId, startRun.id));
+      if (task.status === 'RUNNING') break;
+      await sleep(50);
+    }
+    // The host is alive, but as far as the control plane can tell it has been silent for ten minutes.
+    await t.app.database.db.update(tasks).set({ heartbeatAt: new Date(Date.now() - 600_000) }).where(eq(tasks.id, task.id));
+    await t.app.services.orchestrator.tick();
+    const seen = await events;
+    const retrying = seen.find((e: any) => e.status === 'RETRYING');
+    expect(retrying.message).toContain('presumed lost');
+    expect(retrying.message).toContain('not counted against');
+    const run = await getRun(startRun.id);
+    expect(run.status).toBe('SUCCEEDED');
+    expect(run.tasks[0].attempt).toBe(2);
+  });
+});
