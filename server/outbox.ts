@@ -2,7 +2,7 @@
 // marks them published. Rows are claimed with SKIP LOCKED so several replicas can relay side by side; a
 // row published twice (a crash before it was marked) is dropped by the bus's message-id dedupe.
 import { sql } from 'drizzle-orm';
-import type { CancelMessage, TaskMessage } from '../plugins/protocol';
+import type { CancelMessage, ExecutorEvent, TaskMessage } from '../plugins/protocol';
 import type { Bus } from './bus/types';
 import { queryRows, type Db } from './db/client';
 
@@ -17,7 +17,7 @@ export interface OutboxRelay {
 
 interface Row {
   id: number;
-  kind: 'task' | 'cancel';
+  kind: 'task' | 'cancel' | 'event';
   pool: string | null;
   msg_id: string;
   payload: unknown;
@@ -38,7 +38,11 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
       if (!rows.length) return 0;
       await Promise.all(
         rows.map((row) =>
-          row.kind === 'task' ? bus.publishTask(row.pool!, row.payload as TaskMessage, row.msg_id) : bus.publishCancel(row.payload as CancelMessage),
+          row.kind === 'task'
+            ? bus.publishTask(row.pool!, row.payload as TaskMessage, row.msg_id)
+            : row.kind === 'event'
+              ? bus.publishEvent(row.payload as ExecutorEvent, row.msg_id)
+              : bus.publishCancel(row.payload as CancelMessage),
         ),
       );
       await tx.execute(sql`delete from outbox where id in ${sql.raw(`(${rows.map((r) => Number(r.id)).join(',')})`)}`);

@@ -4,11 +4,11 @@
 // backs up deadlines, fills freed slots and admits queued runs. All state is in Postgres and every step is one
 // transaction under the run's row lock that also writes the bus messages it implies (the outbox), so a crash at
 // any point loses nothing and several replicas can work side by side.
-import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
 import { queryRows, type Db, type Tx } from '../db/client';
-import type { Identity } from '../db/tables/identities';
+import { identities, type Identity } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
 import { runs, tasks, type NewTask, type Run, type RunStatus, type Task, type TaskStatus, type Trigger } from '../db/tables/runs';
@@ -18,7 +18,8 @@ import { AtelierError, badInput, notFound } from '../errors';
 import type { FeedEvent, RunFeed } from '../feed';
 import { planRun, type PlanDefaults, type PlannedTask } from './plan';
 import { decideRetry, finalRunStatus, isTerminal, readiness } from './rules';
-import { resolveRunParameters } from './spec';
+import { checkParameters } from '../modules/manifest';
+import { outputRef, resolveRunParameters } from './spec';
 
 export interface StartRunInput {
   workflow: string; // name or id
@@ -102,7 +103,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   /** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. */
   async function enqueue(tx: Tx, step: Step, run: Pick<Run, 'id'>, ready: Task[]): Promise<void> {
     if (!ready.length) return;
-    const versionIds = [...new Set(ready.map((t) => t.moduleVersionId))];
+    const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
     const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]));
     const upstreamNodes = [...new Set(ready.flatMap((t) => t.dependsOn))];
     const outputs = new Map<string, Record<string, unknown>>();
@@ -111,7 +112,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       for (const row of rows) outputs.set(row.node, row.outputs ?? {});
     }
     const messages: TaskMessage[] = ready.map((task) => {
-      const version = versions.get(task.moduleVersionId)!;
+      const version = versions.get(task.moduleVersionId!)!;
       return {
         taskId: task.id,
         runId: run.id,
@@ -119,7 +120,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         node: task.node,
         pool: task.pool,
         executor: task.executor,
-        module: { ref: task.moduleRef, digest: version.digest, entrypoint: version.manifest.entrypoint, runtime: version.manifest.runtime },
+        module: { ref: task.moduleRef!, digest: version.digest, entrypoint: version.manifest.entrypoint, runtime: version.manifest.runtime },
         parameters: task.parameters,
         inputs: Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
         timeoutMs: task.timeoutMs,
@@ -145,7 +146,23 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   /** Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. */
   async function dispatch(tx: Tx, step: Step, run: Run): Promise<void> {
     if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return;
-    let ready = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'))).orderBy(asc(tasks.queuedAt), asc(tasks.node));
+    const all = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'))).orderBy(asc(tasks.queuedAt), asc(tasks.node));
+    if (!all.length) return;
+    // Nested workflows and maps are the control plane's own work: they take no executor slot.
+    const ended: string[] = [];
+    let expanded = false;
+    for (const task of all) {
+      if (task.kind === 'workflow') {
+        if (await startChildRun(tx, step, run, task)) ended.push(task.node);
+      } else if (task.kind === 'map') {
+        expanded = true;
+        if (await expandMap(tx, step, run, task)) ended.push(task.node);
+      }
+    }
+    let ready = expanded
+      ? await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module'))).orderBy(asc(tasks.queuedAt), asc(tasks.node))
+      : all.filter((t) => t.kind === 'module');
+    if (ended.length) await settle(tx, step, run, ended);
     if (!ready.length) return;
     if (run.maxParallelTasks) {
       const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, ACTIVE)));
@@ -168,6 +185,134 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       });
     }
     await enqueue(tx, step, run, ready);
+  }
+
+  // --- nested workflows and maps --------------------------------------------------------------------------
+
+  /** Starts the child run of a `workflow` node. Returns true when the node ended at once (it could not start). */
+  async function startChildRun(tx: Tx, step: Step, run: Run, task: Task): Promise<boolean> {
+    const [running] = await tx
+      .update(tasks)
+      .set({ status: 'RUNNING', attempt: task.attempt + 1, queuedAt: step.at, startedAt: step.at, finishedAt: null, retryAt: null, reason: null, message: null })
+      .where(eq(tasks.id, task.id))
+      .returning();
+    taskStatusEvent(step, running!, 'RUNNING');
+    const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, task.childWorkflowVersionId!));
+    const [workflow] = version ? await tx.select().from(workflows).where(eq(workflows.id, version.workflowId)) : [];
+    try {
+      if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
+      const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
+      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running! });
+      await tx.update(tasks).set({ childRunId: child.id, message: `nested run ${child.id}` }).where(eq(tasks.id, task.id));
+      return false;
+    } catch (error) {
+      if (!(error instanceof AtelierError)) throw error;
+      const ended = await applyOutcome(tx, step, running!, { state: 'FAILED', reason: 'child-run-invalid', retryable: false, message: `the nested workflow ${task.workflowRef} cannot start: ${error.message}` }, { at: step.at, durationMs: 0, host: null });
+      return isTerminal(ended.status);
+    }
+  }
+
+  /** Tells the parent run that a nested run ended, as an event through the outbox, so locks are never nested upwards. */
+  async function notifyParent(tx: Tx, step: Step, run: Run, status: RunStatus, message: string | null) {
+    if (!run.parentTaskId) return;
+    const [parentTask] = await tx.select().from(tasks).where(eq(tasks.id, run.parentTaskId));
+    if (!parentTask || parentTask.childRunId !== run.id || parentTask.status !== 'RUNNING') return;
+    const outputs = Object.fromEntries(
+      (await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'SUCCEEDED'), isNull(tasks.mapParent)))).map((t) => [t.node, t.outputs ?? {}]),
+    );
+    const event: ExecutorEvent = {
+      kind: 'result',
+      taskId: parentTask.id,
+      runId: parentTask.runId,
+      attempt: parentTask.attempt,
+      seq: 0,
+      at: step.at.toISOString(),
+      host: 'control-plane',
+      durationMs: step.at.getTime() - (parentTask.startedAt?.getTime() ?? step.at.getTime()),
+      outcome: {
+        state: status === 'SUCCEEDED' ? 'SUCCEEDED' : status === 'CANCELLED' ? 'CANCELLED' : 'FAILED',
+        reason: 'nested-run',
+        message: `nested run ${run.id} ${status.toLowerCase()}${message ? `: ${message}` : ''}`,
+        outputs,
+      },
+    };
+    await tx.insert(outbox).values({ kind: 'event', msgId: `nested:${run.id}`, payload: event });
+    step.outbox = true;
+  }
+
+  /** Fans a `map` node out into one task per item. Returns true when the node ended at once (empty or bad list). */
+  async function expandMap(tx: Tx, step: Step, run: Run, task: Task): Promise<boolean> {
+    const [running] = await tx
+      .update(tasks)
+      .set({ status: 'RUNNING', attempt: task.attempt + 1, queuedAt: step.at, startedAt: step.at, finishedAt: null, retryAt: null, reason: null, message: null })
+      .where(eq(tasks.id, task.id))
+      .returning();
+    taskStatusEvent(step, running!, 'RUNNING');
+    const fail = async (reason: string, message: string) =>
+      isTerminal((await applyOutcome(tx, step, running!, { state: 'FAILED', reason, retryable: false, message }, { at: step.at, durationMs: 0, host: null })).status);
+    let items = task.mapOver;
+    const from = outputRef(items);
+    if (from) {
+      const [upstream] = await tx.select({ outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.node, from.node)));
+      items = upstream?.outputs?.[from.name];
+    }
+    if (!Array.isArray(items)) {
+      const what = from ? `output "${from.name}" of ${from.node}` : 'its list';
+      return fail('map-over-non-list', `cannot map over ${what}: it is ${items === undefined ? 'missing' : `a ${typeof items}, not a list`}`);
+    }
+    const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, task.moduleVersionId!));
+    const rows: NewTask[] = [];
+    for (const [i, item] of items.entries()) {
+      const parameters = { ...task.parameters, [task.mapAs ?? 'item']: item };
+      const problems = checkParameters(version!.digest, version!.manifest, parameters);
+      if (problems.length) return fail('map-item-invalid', `item ${i} does not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
+      rows.push({
+        runId: run.id,
+        node: `${task.node}[${i}]`,
+        kind: 'module',
+        moduleRef: task.moduleRef,
+        moduleVersionId: task.moduleVersionId,
+        parameters,
+        dependsOn: task.dependsOn,
+        status: 'READY',
+        queuedAt: step.at,
+        maxAttempts: task.maxAttempts,
+        retryDelayMs: task.retryDelayMs,
+        timeoutMs: task.timeoutMs,
+        pool: task.pool,
+        executor: task.executor,
+        settings: task.settings,
+        mapParent: task.node,
+        mapIndex: i,
+      });
+    }
+    if (!rows.length) {
+      const done = await applyOutcome(tx, step, running!, { state: 'SUCCEEDED', outputs: { results: [] } }, { at: step.at, durationMs: 0, host: null });
+      return isTerminal(done.status);
+    }
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      for (const child of await tx.insert(tasks).values(rows.slice(i, i + INSERT_CHUNK)).returning()) taskStatusEvent(step, child, 'READY');
+    }
+    await tx.update(tasks).set({ message: `${rows.length} items` }).where(eq(tasks.id, task.id));
+    return false;
+  }
+
+  /** When every item of a map has ended, the map node ends: its outputs are the items' outputs, in order. */
+  async function completeMaps(tx: Tx, step: Step, run: Run, parents: string[]): Promise<string[]> {
+    const ended: string[] = [];
+    for (const parent of new Set(parents)) {
+      const items = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.mapParent, parent))).orderBy(asc(tasks.mapIndex));
+      if (!items.every((t) => isTerminal(t.status))) continue;
+      const [node] = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.node, parent)));
+      if (!node || node.status !== 'RUNNING') continue;
+      const failedItems = items.filter((t) => t.status !== 'SUCCEEDED');
+      const outcome: TaskOutcome = failedItems.length
+        ? { state: 'FAILED', reason: 'map-items-failed', retryable: false, message: `${failedItems.length} of ${items.length} items did not succeed: ${failedItems.slice(0, 5).map((t) => `${t.node} ${t.status.toLowerCase()}`).join(', ')}` }
+        : { state: 'SUCCEEDED', outputs: { results: items.map((t) => t.outputs ?? {}) } };
+      const updated = await applyOutcome(tx, step, node, outcome, { at: step.at, durationMs: step.at.getTime() - (node.startedAt?.getTime() ?? step.at.getTime()), host: null });
+      if (isTerminal(updated.status)) ended.push(parent);
+    }
+    return ended;
   }
 
   // --- readiness -----------------------------------------------------------------------------------------
@@ -220,6 +365,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     await tx.update(runs).set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at }).where(eq(runs.id, run.id));
     step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
     run.status = status;
+    await notifyParent(tx, step, run, status, message);
   }
 
   async function failureSummary(tx: Tx, runId: string): Promise<string> {
@@ -259,11 +405,18 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     overrides?: Map<string, string>;
     /** Nodes whose result is taken from an earlier run's task instead of executing. */
     reuse?: Map<string, Task>;
+    /** For a nested workflow's run: the task that started it. */
+    parent?: Pick<Task, 'id' | 'runId'>;
+    stack?: string[];
   }
 
   async function createRun(tx: Tx, step: Step, input: CreateRun): Promise<Run> {
     const spec = input.version.spec;
-    const planned = await planRun(tx, spec, input.parameters, options.defaults, { pinned: input.pinned, overrides: input.overrides });
+    const planned = await planRun(tx, spec, input.parameters, options.defaults, {
+      pinned: input.pinned,
+      overrides: input.overrides,
+      stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
+    });
     let admitted = true;
     const maxActiveRuns = spec.concurrency?.maxActiveRuns;
     if (maxActiveRuns) {
@@ -283,6 +436,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         parameters: input.parameters,
         trigger: input.trigger,
         sourceRunId: input.sourceRunId ?? null,
+        parentRunId: input.parent?.runId ?? null,
+        parentTaskId: input.parent?.id ?? null,
         idempotencyKey: input.idempotencyKey ?? null,
         admitted,
         maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
@@ -298,8 +453,13 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       return {
         runId: run!.id,
         node: p.node,
+        kind: p.kind,
         moduleRef: p.moduleRef,
-        moduleVersionId: p.version.id,
+        moduleVersionId: p.version?.id ?? null,
+        workflowRef: p.workflowRef,
+        childWorkflowVersionId: p.childWorkflowVersionId,
+        mapOver: p.mapOver ?? null,
+        mapAs: p.mapAs,
         parameters: p.parameters,
         dependsOn: p.dependsOn,
         triggerRule: p.triggerRule,
@@ -374,7 +534,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     return transact(async (tx, step) => {
       const { source, workflow, version, sourceTasks } = await loadSource(tx, runId);
       const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
-      const pinned = new Map(sourceTasks.map((t) => [t.node, t.moduleVersionId]));
+      const pinned = pinnedVersions(sourceTasks);
       return createRun(tx, step, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned });
     });
   }
@@ -398,7 +558,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const stack = [...again];
       while (stack.length) for (const next of downstream.get(stack.pop()!) ?? []) if (!again.has(next)) (again.add(next), stack.push(next));
       const reuse = new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
-      const pinned = new Map(sourceTasks.map((t) => [t.node, t.moduleVersionId]));
+      const pinned = pinnedVersions(sourceTasks);
       const overrides = new Map(Object.entries(input.modules ?? {}));
       return createRun(tx, step, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse });
     });
@@ -411,19 +571,28 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const run = await lockRun(tx, runId);
       if (!run) throw notFound(`No run ${runId}.`);
       if (run.status !== 'QUEUED' && run.status !== 'RUNNING') throw new AtelierError('CONFLICT', `Run ${runId} has already ended (${run.status}); there is nothing to cancel.`);
-      const open = await tx.select().from(tasks).where(and(eq(tasks.runId, runId), inArray(tasks.status, OPEN)));
-      const message = `cancelled${identity ? ` by ${identity.name}` : ''}`;
-      if (open.length) {
-        await tx.update(tasks).set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: step.at }).where(inArray(tasks.id, open.map((t) => t.id)));
-        // Tasks still in the outbox are stopped before dispatch; the ones on the bus get a cancel broadcast.
-        const dispatched = open.filter((t) => ACTIVE.includes(t.status));
-        if (dispatched.length) await stopAttempts(tx, step, dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })), message);
-        for (const t of open) taskStatusEvent(step, t, 'CANCELLED', 'cancelled', message);
-      }
-      const [updated] = await tx.update(runs).set({ status: 'CANCELLED', message, finishedAt: step.at }).where(eq(runs.id, runId)).returning();
-      step.feed.push({ kind: 'run-status', runId, status: 'CANCELLED', message, at: step.at.toISOString() });
-      return updated!;
+      return cancelInTx(tx, step, run, `cancelled${identity ? ` by ${identity.name}` : ''}`);
     });
+  }
+
+  /** Cancels a locked, active run and, through its workflow nodes, its nested runs. */
+  async function cancelInTx(tx: Tx, step: Step, run: Run, message: string): Promise<Run> {
+    const open = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, OPEN)));
+    if (open.length) {
+      await tx.update(tasks).set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: step.at }).where(inArray(tasks.id, open.map((t) => t.id)));
+      // Tasks still in the outbox are stopped before dispatch; the ones on the bus get a cancel broadcast.
+      const dispatched = open.filter((t) => t.kind === 'module' && ACTIVE.includes(t.status));
+      if (dispatched.length) await stopAttempts(tx, step, dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })), message);
+      for (const t of open) taskStatusEvent(step, t, 'CANCELLED', 'cancelled', message);
+      for (const t of open.filter((t) => t.kind === 'workflow' && t.childRunId)) {
+        const child = await lockRun(tx, t.childRunId!);
+        if (child && (child.status === 'QUEUED' || child.status === 'RUNNING')) await cancelInTx(tx, step, child, `${message} (parent run ${run.id})`);
+      }
+    }
+    const [updated] = await tx.update(runs).set({ status: 'CANCELLED', message, finishedAt: step.at }).where(eq(runs.id, run.id)).returning();
+    step.feed.push({ kind: 'run-status', runId: run.id, status: 'CANCELLED', message, at: step.at.toISOString() });
+    await notifyParent(tx, step, updated!, 'CANCELLED', message);
+    return updated!;
   }
 
   /** Withdraws attempts not yet published and broadcasts a cancel for the others. */
@@ -523,6 +692,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         if (isTerminal(updated.status)) finished.push(updated.node);
       }
     }
+    const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(t.status) && finished.includes(t.node)).map((t) => t.mapParent!);
+    if (mapParents.length) finished.push(...(await completeMaps(tx, step, run, mapParents)));
     if (started && run.status === 'QUEUED') {
       await tx.update(runs).set({ status: 'RUNNING', startedAt: step.at }).where(eq(runs.id, runId));
       run.status = 'RUNNING';
@@ -590,7 +761,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     const stuck = await queryRows<{ id: string; run_id: string; attempt: number; host: string | null; lost: boolean }>(
       db,
       sql`select id, run_id, attempt, host, (heartbeat_at < ${silentSince.toISOString()}::timestamptz) as lost from tasks
-          where status = 'RUNNING' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz
+          where status = 'RUNNING' and kind = 'module' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz
              or started_at + make_interval(secs => (timeout_ms + ${deadlineGraceMs}) / 1000.0) < ${at.toISOString()}::timestamptz)
           limit ${TICK_BATCH}`,
     );
@@ -668,6 +839,11 @@ function initialStatuses(planned: PlannedTask[], reuse?: Map<string, Task>): Map
     }
   }
   return status;
+}
+
+/** Module versions a run pinned, by node (map items and nested workflows are planned afresh). */
+function pinnedVersions(sourceTasks: Task[]): Map<string, string> {
+  return new Map(sourceTasks.filter((t) => t.moduleVersionId && t.mapParent === null).map((t) => [t.node, t.moduleVersionId!]));
 }
 
 function groupByRun<T extends { runId: string }>(rows: T[]): Map<string, T[]> {

@@ -3,15 +3,22 @@
 import { and, eq, inArray, or } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
-import type { TriggerRule } from '../db/tables/runs';
+import type { TaskKind, TriggerRule } from '../db/tables/runs';
+import { workflowVersions, workflows } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
-import { substituteParameters, type TaskSpec, type WorkflowSpec } from './spec';
+import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED, type TaskSpec, type WorkflowSpec } from './spec';
 
 export interface PlannedTask {
   node: string;
-  moduleRef: string;
-  version: ModuleVersion & { namespace: string; name: string };
+  kind: TaskKind;
+  moduleRef: string | null;
+  /** The pinned module version; null for a `workflow` node. */
+  version: (ModuleVersion & { namespace: string; name: string }) | null;
+  workflowRef: string | null;
+  childWorkflowVersionId: string | null;
+  mapOver: unknown;
+  mapAs: string | null;
   parameters: Record<string, unknown>;
   dependsOn: string[];
   maxAttempts: number;
@@ -77,7 +84,17 @@ export interface PlanOptions {
   pinned?: Map<string, string>;
   /** Module references that replace the spec's for some nodes (a rerun swapping a version). */
   overrides?: Map<string, string>;
+  /** Nested workflow versions being planned above this one, to catch cycles across nesting. */
+  stack?: string[];
+  /** A spec that stands for the latest version of its workflow (the one being created). */
+  candidate?: WorkflowSpec;
+  /** Set when planning a nested workflow: problems are handed to the parent plan instead of thrown. */
+  nested?: boolean;
+  /** Checking a spec before any run: parameters without values yet are not checked against schemas. */
+  partial?: boolean;
 }
+
+const MAX_NESTING = 10;
 
 /** Plans every task of a spec for the given run parameters; throws INVALID_WORKFLOW naming each bad node. */
 export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<string, unknown>, defaults: PlanDefaults, options: PlanOptions = {}): Promise<PlannedTask[]> {
@@ -92,12 +109,40 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       .where(inArray(moduleVersions.id, pinnedIds));
     for (const r of rows) pinnedVersions.set(r.version.id, { ...r.version, namespace: r.namespace, name: r.name });
   }
-  const refFor = (task: TaskSpec) => refOf(options.overrides?.get(task.name) ?? task.module);
-  const toResolve = spec.tasks.filter((t) => options.overrides?.has(t.name) || !options.pinned?.get(t.name));
+  const refFor = (task: TaskSpec) => refOf(options.overrides?.get(task.name) ?? task.module!);
+  const toResolve = spec.tasks.filter((t) => t.module && (options.overrides?.has(t.name) || !options.pinned?.get(t.name)));
   const resolved = await resolveModuleRefs(tx, new Set(toResolve.map(refFor)));
   const details: ErrorDetail[] = [];
   const planned: PlannedTask[] = [];
   for (const task of spec.tasks) {
+    const common = {
+      node: task.name,
+      dependsOn: task.dependsOn ?? [],
+      maxAttempts: 1 + (task.retries ?? 0),
+      retryDelayMs: Math.round((task.retryDelaySeconds ?? 1) * 1000),
+      triggerRule: task.trigger ?? ('all_succeeded' as const),
+      timeoutMs: Math.round((task.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
+      settings: task.settings ?? {},
+    };
+    if (task.workflow) {
+      const child = await planChildWorkflow(tx, task.name, task.workflow, substituteParameters(task.name, task.parameters ?? {}, runParameters, { partial: options.partial }), defaults, options, details);
+      if (child) {
+        planned.push({
+          ...common,
+          kind: 'workflow',
+          moduleRef: null,
+          version: null,
+          workflowRef: task.workflow,
+          childWorkflowVersionId: child.id,
+          mapOver: null,
+          mapAs: null,
+          parameters: child.parameters,
+          executor: 'control-plane',
+          pool: 'control-plane',
+        });
+      }
+      continue;
+    }
     const moduleRef = refFor(task);
     const pinnedId = options.overrides?.has(task.name) ? undefined : options.pinned?.get(task.name);
     const version = pinnedId ? (pinnedVersions.get(pinnedId) ?? `pinned version ${pinnedId} no longer exists`) : resolved.get(moduleRef)!;
@@ -105,28 +150,120 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       details.push({ path: `tasks.${task.name}.module`, message: version });
       continue;
     }
-    const parameters = substituteParameters(task.name, task.parameters ?? {}, runParameters);
-    const problems = checkParameters(version.digest, version.manifest, parameters);
-    for (const p of problems) details.push({ path: `tasks.${task.name}.${p.path}`, message: `${p.message} (schema of ${moduleRef})` });
+    const parameters = substituteParameters(task.name, task.parameters ?? {}, runParameters, { partial: options.partial });
+    const unresolved = UNRESOLVED in parameters;
     const manifest = version.manifest;
+    let mapOver: unknown = null;
+    if (task.map) {
+      const substituted = substituteParameters(task.name, { over: task.map.over }, runParameters, { partial: options.partial });
+      const over = outputRef(task.map.over) ? task.map.over : substituted.over;
+      mapOver = over;
+      if (!outputRef(over) && !(UNRESOLVED in substituted) && !unresolved) {
+        if (!Array.isArray(over)) details.push({ path: `tasks.${task.name}.map.over`, message: `must be a list, "\${params.NAME}" holding a list, or "\${outputs.NODE.NAME}"; got ${JSON.stringify(over)?.slice(0, 80)}` });
+        else {
+          // Check the first few items against the module's schema now rather than failing at run time.
+          for (const [i, item] of over.slice(0, 100).entries()) {
+            for (const p of checkParameters(version.digest, manifest, { ...parameters, [task.map.as ?? 'item']: item })) {
+              details.push({ path: `tasks.${task.name}.map.over.${i}`, message: `${p.path} ${p.message} (schema of ${moduleRef})` });
+            }
+          }
+        }
+      }
+    } else if (!unresolved) {
+      const problems = checkParameters(version.digest, manifest, parameters);
+      for (const p of problems) details.push({ path: `tasks.${task.name}.${p.path}`, message: `${p.message} (schema of ${moduleRef})` });
+    }
     const executor = task.executor ?? manifest.resources?.executor ?? defaults.executor;
     planned.push({
-      node: task.name,
+      ...common,
+      kind: task.map ? 'map' : 'module',
       moduleRef,
       version,
+      workflowRef: null,
+      childWorkflowVersionId: null,
+      mapOver,
+      mapAs: task.map ? (task.map.as ?? 'item') : null,
       parameters,
-      dependsOn: task.dependsOn ?? [],
-      maxAttempts: 1 + (task.retries ?? 0),
-      retryDelayMs: Math.round((task.retryDelaySeconds ?? 1) * 1000),
-      triggerRule: task.trigger ?? 'all_succeeded',
       timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       executor,
       pool: task.pool ?? manifest.resources?.pool ?? executor,
-      settings: task.settings ?? {},
     });
   }
   if (details.length) {
+    if (options.nested) throw new NestedPlanError(details);
     throw new AtelierError('INVALID_WORKFLOW', `The workflow cannot run: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
   }
   return planned;
+}
+
+class NestedPlanError extends Error {
+  constructor(readonly details: ErrorDetail[]) {
+    super('nested plan failed');
+  }
+}
+
+/**
+ * Resolves a `workflow` node to a pinned version of the child workflow and checks it as a run of it would start
+ * now (its parameters, its modules, its own nested workflows), refusing cycles across nesting.
+ */
+async function planChildWorkflow(
+  tx: Tx,
+  node: string,
+  ref: string,
+  parameters: Record<string, unknown>,
+  defaults: PlanDefaults,
+  options: PlanOptions,
+  details: ErrorDetail[],
+): Promise<{ id: string; parameters: Record<string, unknown> } | null> {
+  const path = `tasks.${node}.workflow`;
+  const [name, pinnedVersion] = ref.split('@') as [string, string | undefined];
+  const stack = options.stack ?? [];
+  const [workflow] = await tx.select().from(workflows).where(eq(workflows.name, name));
+  const useCandidate = options.candidate?.name === name && pinnedVersion === undefined;
+  if (!workflow && !useCandidate) {
+    details.push({ path, message: `unknown workflow "${name}"; create it first` });
+    return null;
+  }
+  const versionNumber = pinnedVersion ? Number(pinnedVersion) : workflow?.latestVersion;
+  const label = `${name}@${useCandidate ? 'new' : versionNumber}`;
+  if (stack.includes(label) || (useCandidate && stack.includes(`${name}@new`))) {
+    details.push({ path, message: `makes a cycle across nested workflows: ${[...stack, label].join(' → ')}` });
+    return null;
+  }
+  if (stack.length >= MAX_NESTING) {
+    details.push({ path, message: `nests workflows more than ${MAX_NESTING} deep (${[...stack, label].join(' → ')})` });
+    return null;
+  }
+  let spec: WorkflowSpec;
+  let id: string;
+  if (useCandidate) {
+    spec = options.candidate!;
+    id = 'candidate';
+  } else {
+    const [version] = await tx
+      .select()
+      .from(workflowVersions)
+      .where(and(eq(workflowVersions.workflowId, workflow!.id), eq(workflowVersions.version, versionNumber!)));
+    if (!version) {
+      details.push({ path, message: `workflow "${name}" has no version ${versionNumber}; its latest is ${workflow!.latestVersion}` });
+      return null;
+    }
+    spec = version.spec;
+    id = version.id;
+  }
+  let childParameters: Record<string, unknown>;
+  try {
+    childParameters = resolveRunParameters(spec, parameters, { partial: options.partial || UNRESOLVED in parameters });
+  } catch (error) {
+    details.push({ path: `tasks.${node}.parameters`, message: (error as Error).message });
+    return null;
+  }
+  try {
+    await planRun(tx, spec, childParameters, defaults, { stack: [...stack, label], candidate: options.candidate, nested: true, partial: options.partial || UNRESOLVED in parameters });
+  } catch (error) {
+    if (!(error instanceof NestedPlanError)) throw error;
+    for (const d of error.details) details.push({ path: `${path}(${label}).${d.path}`, message: d.message });
+    return null;
+  }
+  return { id, parameters: childParameters };
 }

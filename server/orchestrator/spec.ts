@@ -10,7 +10,15 @@ import { describeAjvErrors } from '../modules/manifest';
 export interface TaskSpec {
   name: string;
   /** `namespace/name@tag` or `namespace/name@version`; `@latest` when omitted. */
-  module: string;
+  module?: string;
+  /** Runs another workflow as a child run: `name` (its latest version, pinned at run start) or `name@VERSION`. */
+  workflow?: string;
+  /**
+   * Fans `module` out over a list, one item per task, collecting their outputs as `results`: a JSON list,
+   * "${params.NAME}", or "${outputs.NODE.NAME}" (an output of an upstream node). Each item is passed as the
+   * parameter named by `as` (default `item`).
+   */
+  map?: { over: unknown; as?: string };
   parameters?: Record<string, unknown>;
   dependsOn?: string[];
   retries?: number;
@@ -70,10 +78,17 @@ const specSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'module'],
+        required: ['name'],
         properties: {
           name: { type: 'string', pattern: nodeName },
           module: { type: 'string', pattern: '^[a-z0-9][a-z0-9-_.]*/[a-z0-9][a-z0-9-_.]*(@[A-Za-z0-9._+-]+)?$' },
+          workflow: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?(@[0-9]+)?$' },
+          map: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['over'],
+            properties: { over: {}, as: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
+          },
           parameters: { type: 'object' },
           dependsOn: { type: 'array', items: { type: 'string' }, uniqueItems: true },
           retries: { type: 'integer', minimum: 0, maximum: 20 },
@@ -130,6 +145,12 @@ function checkGraph(spec: WorkflowSpec): void {
     byName.set(task.name, task);
   }
   for (const task of spec.tasks) {
+    if (!task.module === !task.workflow) details.push({ path: `tasks.${task.name}`, message: task.module ? 'names both a module and a workflow; a node runs one of them' : 'needs a module or a workflow to run' });
+    if (task.map && !task.module) details.push({ path: `tasks.${task.name}.map`, message: 'needs a module to map' });
+    const from = task.map ? outputRef(task.map.over) : null;
+    if (from && !(task.dependsOn ?? []).includes(from.node)) {
+      details.push({ path: `tasks.${task.name}.map.over`, message: `reads outputs of "${from.node}", which must be listed in dependsOn` });
+    }
     for (const dep of task.dependsOn ?? []) {
       if (!byName.has(dep)) details.push({ path: `tasks.${task.name}.dependsOn`, message: `names "${dep}", which is not a task of this workflow` });
       else if (dep === task.name) details.push({ path: `tasks.${task.name}.dependsOn`, message: 'names the task itself' });
@@ -173,12 +194,19 @@ function findCycle(tasks: TaskSpec[]): string[] | null {
 }
 
 const paramRef = /^\$\{params\.([A-Za-z_][A-Za-z0-9_-]*)\}$/;
+const outputRefRe = /^\$\{outputs\.([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_-]*)\}$/;
+
+/** `"${outputs.NODE.NAME}"` → its parts; anything else → null. */
+export function outputRef(value: unknown): { node: string; name: string } | null {
+  const m = typeof value === 'string' ? outputRefRe.exec(value) : null;
+  return m ? { node: m[1]!, name: m[2]! } : null;
+}
 
 /**
  * Resolves the run's parameters (declared defaults overlaid by the caller's values) and substitutes
  * "${params.NAME}" strings in task parameters, keeping the parameter's JSON type.
  */
-export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, unknown>): Record<string, unknown> {
+export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, unknown>, options: { partial?: boolean } = {}): Record<string, unknown> {
   const declared = spec.parameters ?? {};
   const unknown = Object.keys(given).filter((k) => !(k in declared));
   if (unknown.length) {
@@ -189,18 +217,39 @@ export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, u
     );
   }
   const resolved: Record<string, unknown> = {};
+  const missing: string[] = [];
   for (const [name, decl] of Object.entries(declared)) {
     if (name in given) resolved[name] = given[name];
     else if (decl.default !== undefined) resolved[name] = decl.default;
+    else missing.push(name);
+  }
+  if (missing.length && !options.partial) {
+    throw new AtelierError(
+      'BAD_USER_INPUT',
+      `Workflow "${spec.name}" needs run parameter${missing.length > 1 ? 's' : ''} ${missing.map((k) => `"${k}"`).join(', ')} (no default); pass ${missing.length > 1 ? 'them' : 'it'} when starting the run.`,
+      missing.map((k) => ({ path: `parameters.${k}`, message: 'is required' })),
+    );
   }
   return resolved;
 }
 
-export function substituteParameters(taskName: string, template: Record<string, unknown>, runParams: Record<string, unknown>): Record<string, unknown> {
+/** Thrown (internally) when a partial substitution meets a parameter that has no value yet. */
+export const UNRESOLVED = Symbol('unresolved run parameter');
+
+/**
+ * Replaces "${params.NAME}" strings with run parameter values. With `partial` (checking a spec before any run
+ * exists), a parameter without a value leaves the result marked by {@link UNRESOLVED} instead of failing.
+ */
+export function substituteParameters(taskName: string, template: Record<string, unknown>, runParams: Record<string, unknown>, options: { partial?: boolean } = {}): Record<string, unknown> {
+  let unresolved = false;
   const visit = (value: unknown, path: string): unknown => {
     if (typeof value === 'string') {
       const m = paramRef.exec(value);
       if (!m) return value;
+      if (!(m[1]! in runParams) && options.partial) {
+        unresolved = true;
+        return value;
+      }
       if (!(m[1]! in runParams)) {
         throw new AtelierError('INVALID_WORKFLOW', `Task "${taskName}" uses \${params.${m[1]}} at ${path}, but the run has no such parameter and it has no default`, [
           { path: `tasks.${taskName}.${path}`, message: `refers to missing run parameter "${m[1]}"` },
@@ -212,5 +261,6 @@ export function substituteParameters(taskName: string, template: Record<string, 
     if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, visit(v, `${path}.${k}`)]));
     return value;
   };
-  return visit(template, 'parameters') as Record<string, unknown>;
+  const result = visit(template, 'parameters') as Record<string, unknown>;
+  return unresolved ? Object.assign(result, { [UNRESOLVED]: true }) : result;
 }

@@ -17,8 +17,9 @@ export async function createWorkflow(
   const spec = parseWorkflowSpec(source);
   const digest = `sha256:${createHash('sha256').update(canonicalJson(spec)).digest('hex')}`;
   return db.transaction(async (tx) => {
-    // Validate against the modules as they are now, with default parameters, so a typo fails here, not at run time.
-    await planRun(tx, spec, resolveRunParameters(spec, {}), defaults);
+    // Validate against the modules as they are now, with default parameters, so a typo fails here, not at run time
+    // (parameters that only a run will give are checked when it starts).
+    await planRun(tx, spec, resolveRunParameters(spec, {}, { partial: true }), defaults, { candidate: spec, stack: [`${spec.name}@new`], partial: true });
     const domain = spec.domain ?? 'experimentation';
     await tx
       .insert(workflows)

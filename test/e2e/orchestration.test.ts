@@ -175,4 +175,74 @@ describe('orchestration', () => {
     expect(run.status).toBe('SUCCEEDED');
     expect(run.tasks[0].attempt).toBe(2);
   });
+
+  it('runs a nested workflow as a linked child run and passes its outputs on', async () => {
+    await t.createWorkflow({ name: 'inner', parameters: { word: {} }, tasks: [{ name: 'first', module: 'test/echo', parameters: { message: '${params.word}' } }, { name: 'second', module: 'test/echo', dependsOn: ['first'] }] });
+    await t.createWorkflow({ name: 'outer', tasks: [{ name: 'sub', workflow: 'inner', parameters: { word: 'nested' } }, { name: 'after', module: 'test/echo', dependsOn: ['sub'] }] });
+    const { run } = await runToEnd('outer');
+    expect(run.status).toBe('SUCCEEDED');
+    const n = byNode(run);
+    expect(n.sub.outputs.first.message).toBe('nested');
+    const { run: detail } = await t.api.gql(`query ($id: ID!) { run(id: $id) { childRuns { id status trigger parentRunId workflow { name } } tasks { node kind childRun { id } } } }`, { id: run.id });
+    expect(detail.childRuns).toHaveLength(1);
+    expect(detail.childRuns[0]).toMatchObject({ status: 'SUCCEEDED', trigger: 'PARENT', parentRunId: run.id, workflow: { name: 'inner' } });
+    expect(detail.tasks.find((x: any) => x.node === 'sub')).toMatchObject({ kind: 'workflow', childRun: { id: detail.childRuns[0].id } });
+
+    const bad = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: JSON.stringify({ name: 'outer2', tasks: [{ name: 'sub', workflow: 'inner', parameters: { wrod: 'x' } }] }) });
+    expect(bad.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
+    expect(bad.errors?.[0]?.message).toContain('wrod');
+  });
+
+  it('refuses cycles across nested workflows, naming the path', async () => {
+    await t.createWorkflow({ name: 'ping', tasks: [{ name: 'x', module: 'test/echo' }] });
+    await t.createWorkflow({ name: 'pong', tasks: [{ name: 'call', workflow: 'ping' }] });
+    const result = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: JSON.stringify({ name: 'ping', tasks: [{ name: 'call', workflow: 'pong' }] }) });
+    expect(result.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
+    expect(result.errors?.[0]?.message).toMatch(/cycle across nested workflows: ping@new → pong@1 → ping@new/);
+  });
+
+  it('cancels nested runs with their parent', async () => {
+    await t.createWorkflow({ name: 'inner-slow', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 20000 } }] });
+    await t.createWorkflow({ name: 'outer-slow', tasks: [{ name: 'sub', workflow: 'inner-slow' }] });
+    const { startRun } = await t.api.gql(START, { w: 'outer-slow' });
+    let child: any;
+    for (let i = 0; i < 100 && !child; i++) {
+      child = (await t.api.gql(`query ($id: ID!) { run(id: $id) { childRuns { id status } } }`, { id: startRun.id })).run.childRuns[0];
+      if (!child) await sleep(50);
+    }
+    await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { status } }`, { id: startRun.id });
+    expect((await getRun(child.id)).status).toBe('CANCELLED');
+  });
+
+  it('maps a module over a list, from run parameters or an upstream output, collecting results in order', async () => {
+    await t.createWorkflow({
+      name: 'fan',
+      parameters: { sizes: { default: [3, 1, 2] } },
+      tasks: [
+        { name: 'each', module: 'test/echo', map: { over: '${params.sizes}', as: 'steps' }, parameters: { message: 'item' } },
+        { name: 'source', module: 'test/echo' },
+        { name: 'names', module: 'test/echo', dependsOn: ['source'] },
+        { name: 'each-name', module: 'test/echo', dependsOn: ['names'], map: { over: '${outputs.names.upstream}', as: 'message' } },
+        { name: 'after', module: 'test/echo', dependsOn: ['each', 'each-name'] },
+      ],
+    });
+    const { run } = await runToEnd('fan');
+    expect(run.status).toBe('SUCCEEDED');
+    const n = byNode(run);
+    expect(n.each.outputs.results).toHaveLength(3);
+    expect(['each[0]', 'each[1]', 'each[2]'].every((k) => n[k]?.status === 'SUCCEEDED')).toBe(true);
+    expect(n['each-name'].outputs.results.map((r: any) => r.message)).toEqual(['source']);
+    expect(n.after.status).toBe('SUCCEEDED');
+  });
+
+  it('rejects a map over a non-list: at creation when it is known, at run time when it comes from an output', async () => {
+    const early = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: JSON.stringify({ name: 'bad-map', parameters: { n: { default: 5 } }, tasks: [{ name: 'm', module: 'test/echo', map: { over: '${params.n}' } }] }) });
+    expect(early.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
+    expect(early.errors?.[0]?.message).toContain('tasks.m.map.over');
+    await t.createWorkflow({ name: 'late-bad-map', tasks: [{ name: 's', module: 'test/echo' }, { name: 'm', module: 'test/echo', dependsOn: ['s'], map: { over: '${outputs.s.message}', as: 'message' } }] });
+    const { run } = await runToEnd('late-bad-map');
+    expect(run.status).toBe('FAILED');
+    expect(byNode(run).m).toMatchObject({ status: 'FAILED', reason: 'map-over-non-list' });
+    expect(byNode(run).m.message).toContain('not a list');
+  });
 });

@@ -6,7 +6,8 @@ import { createdAt } from '../columns';
 // A row lives from the commit that wrote it until the relay has published it, then it is deleted.
 export const outbox = pgTable('outbox', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
-  kind: text('kind', { enum: ['task', 'cancel'] }).notNull(),
+  /** `task`: a task attempt for a pool; `cancel`: a cancel broadcast; `event`: an event the control plane reports itself (a nested run ended). */
+  kind: text('kind', { enum: ['task', 'cancel', 'event'] }).notNull(),
   /** Executor pool for tasks; unused for cancels. */
   pool: text('pool'),
   msgId: text('msg_id').notNull(),

@@ -8,7 +8,7 @@ import { workflowVersions, workflows } from './workflows';
 
 export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
 export type RunStatus = (typeof runStatuses)[number];
-export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN'] as const;
+export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'] as const;
 export type Trigger = (typeof triggers)[number];
 
 export const runs = pgTable(
@@ -21,6 +21,9 @@ export const runs = pgTable(
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     trigger: text('trigger', { enum: triggers }).notNull(),
     sourceRunId: uuid('source_run_id'),
+    /** For a nested workflow's run: the run and task (a `workflow` node) that started it. */
+    parentRunId: uuid('parent_run_id'),
+    parentTaskId: uuid('parent_task_id'),
     /** A caller's key: starting a run again with the same key returns this run instead of a second one. */
     idempotencyKey: text('idempotency_key'),
     /** False while the workflow's `maxActiveRuns` holds the run back; its tasks wait until it is admitted. */
@@ -36,6 +39,7 @@ export const runs = pgTable(
   (t) => [
     index('runs_created_idx').on(t.createdAt.desc(), t.id.desc()),
     index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc()),
+    index('runs_parent_idx').on(t.parentRunId),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
     uniqueIndex('runs_idempotency_key').on(t.idempotencyKey),
   ],
@@ -48,6 +52,8 @@ export const runs = pgTable(
 export const taskStatuses = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
 export type TaskStatus = (typeof taskStatuses)[number];
 export const terminalTaskStatuses: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
+export const taskKinds = ['module', 'workflow', 'map'] as const;
+export type TaskKind = (typeof taskKinds)[number];
 export const triggerRules = ['all_succeeded', 'all_done', 'any_failed'] as const;
 export type TriggerRule = (typeof triggerRules)[number];
 
@@ -57,9 +63,21 @@ export const tasks = pgTable(
     id: id(),
     runId: uuid('run_id').notNull().references(() => runs.id),
     node: text('node').notNull(),
+    /** `module`: runs a module on an executor; `workflow`: runs another workflow as a child run; `map`: fans a module out over a list. */
+    kind: text('kind', { enum: taskKinds }).notNull().default('module'),
     /** The module as the spec named it (`ns/name@latest`); `moduleVersionId` is what it was pinned to. */
-    moduleRef: text('module_ref').notNull(),
-    moduleVersionId: uuid('module_version_id').notNull().references(() => moduleVersions.id),
+    moduleRef: text('module_ref'),
+    moduleVersionId: uuid('module_version_id').references(() => moduleVersions.id),
+    /** For a `workflow` node: the workflow as named, the version pinned at run start, and its current child run. */
+    workflowRef: text('workflow_ref'),
+    childWorkflowVersionId: uuid('child_workflow_version_id'),
+    childRunId: uuid('child_run_id'),
+    /** For a `map` node: what it maps over (a list, or "${outputs.NODE.NAME}") and the parameter each item is passed as. */
+    mapOver: jsonb('map_over'),
+    mapAs: text('map_as'),
+    /** For one item of a map: the map node it belongs to and its position. */
+    mapParent: text('map_parent'),
+    mapIndex: integer('map_index'),
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     dependsOn: text('depends_on').array().notNull().default(sql`'{}'::text[]`),
     triggerRule: text('trigger_rule', { enum: triggerRules }).notNull().default('all_succeeded'),
