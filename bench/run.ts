@@ -4,6 +4,7 @@ import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
 import { foundationBench } from './foundation';
+import { orchestrationBench } from './orchestration';
 import { printTable, writeResults, type Row } from './lib';
 
 async function main() {
@@ -12,7 +13,10 @@ async function main() {
   try {
     const infra = { pgUrl: pg.url, natsUrl: nats.url };
     console.log('foundation: 2,000 no-op tasks and 200 startRun → progress round trips…');
-    rows.push(...(await foundationBench(infra)));
+    const foundation = await foundationBench(infra);
+    rows.push(...foundation);
+    console.log('orchestration: planning 1k/5k/10k nodes and a 10,000-node fan-out/fan-in run…');
+    rows.push(...(await orchestrationBench(infra, foundation[0]?.floor)));
   } finally {
     await nats.stop();
     await pg.stop();

@@ -4,9 +4,11 @@
 // backs up deadlines, fills freed slots and admits queued runs. All state is in Postgres and every step is one
 // transaction under the run's row lock that also writes the bus messages it implies (the outbox), so a crash at
 // any point loses nothing and several replicas can work side by side.
-import { and, asc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { randomUUID } from 'node:crypto';
+import { and, asc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
+import { bulkInsert } from '../db/bulk';
 import { queryRows, type Db, type Tx } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
@@ -17,7 +19,7 @@ import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from
 import { AtelierError, badInput, notFound } from '../errors';
 import type { FeedEvent, RunFeed } from '../feed';
 import { planRun, type PlanDefaults, type PlannedTask } from './plan';
-import { decideRetry, finalRunStatus, isTerminal, readiness } from './rules';
+import { decideRetry, finalRunStatus, isTerminal, readiness, readinessFromCounts } from './rules';
 import { checkParameters } from '../modules/manifest';
 import { outputRef, resolveRunParameters } from './spec';
 
@@ -128,10 +130,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         enqueuedAt: step.at.toISOString(),
       };
     });
-    for (let i = 0; i < messages.length; i += INSERT_CHUNK) {
-      const chunk = messages.slice(i, i + INSERT_CHUNK);
-      await tx.insert(outbox).values(chunk.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })));
-    }
+    await bulkInsert(tx, outbox, messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })));
     for (let i = 0; i < ready.length; i += INSERT_CHUNK) {
       const ids = ready.slice(i, i + INSERT_CHUNK).map((t) => t.id);
       await tx
@@ -261,12 +260,13 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       return fail('map-over-non-list', `cannot map over ${what}: it is ${items === undefined ? 'missing' : `a ${typeof items}, not a list`}`);
     }
     const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, task.moduleVersionId!));
-    const rows: NewTask[] = [];
+    const rows: (NewTask & { id: string })[] = [];
     for (const [i, item] of items.entries()) {
       const parameters = { ...task.parameters, [task.mapAs ?? 'item']: item };
       const problems = checkParameters(version!.digest, version!.manifest, parameters);
       if (problems.length) return fail('map-item-invalid', `item ${i} does not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
       rows.push({
+        id: randomUUID(),
         runId: run.id,
         node: `${task.node}[${i}]`,
         kind: 'module',
@@ -290,9 +290,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const done = await applyOutcome(tx, step, running!, { state: 'SUCCEEDED', outputs: { results: [] } }, { at: step.at, durationMs: 0, host: null });
       return isTerminal(done.status);
     }
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      for (const child of await tx.insert(tasks).values(rows.slice(i, i + INSERT_CHUNK)).returning()) taskStatusEvent(step, child, 'READY');
-    }
+    await bulkInsert(tx, tasks, rows);
+    for (const child of rows) taskStatusEvent(step, { id: child.id, runId: run.id, node: child.node, attempt: 0 }, 'READY');
     await tx.update(tasks).set({ message: `${rows.length} items` }).where(eq(tasks.id, task.id));
     return false;
   }
@@ -324,31 +323,44 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   async function evaluate(tx: Tx, step: Step, run: Run, nodes: string[]): Promise<void> {
     let frontier = nodes;
     while (frontier.length) {
+      // Count what just ended into each pending downstream task, in SQL: no upstream list is read back.
+      const ended = await tx.select({ node: tasks.node, status: tasks.status }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, frontier)));
+      const endedAll = textArray(ended.map((e) => e.node));
+      const endedOk = textArray(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node));
+      const endedFailed = textArray(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node));
+      const countIn = (set: SQL) => sql`(select count(*)::int from unnest(${tasks.dependsOn}) as d(n) where d.n = any(${set}))`;
       const candidates = await tx
-        .select()
-        .from(tasks)
-        .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${textArray(frontier)}`));
+        .update(tasks)
+        .set({
+          upstreamDone: sql`${tasks.upstreamDone} + ${countIn(endedAll)}`,
+          upstreamSucceeded: sql`${tasks.upstreamSucceeded} + ${countIn(endedOk)}`,
+          upstreamFailed: sql`${tasks.upstreamFailed} + ${countIn(endedFailed)}`,
+        })
+        .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${endedAll}`))
+        .returning({
+          id: tasks.id,
+          runId: tasks.runId,
+          node: tasks.node,
+          attempt: tasks.attempt,
+          triggerRule: tasks.triggerRule,
+          total: sql<number>`cardinality(${tasks.dependsOn})`,
+          done: tasks.upstreamDone,
+          succeeded: tasks.upstreamSucceeded,
+          failed: tasks.upstreamFailed,
+        });
       if (!candidates.length) return;
-      const upstream = [...new Set(candidates.flatMap((t) => t.dependsOn))];
-      const statuses = new Map(
-        (await tx.select({ node: tasks.node, status: tasks.status }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))).map((r) => [r.node, r.status]),
-      );
-      const ready: Task[] = [];
-      const skipped: Task[] = [];
-      for (const c of candidates) {
-        const decision = readiness(c.triggerRule, c.dependsOn.map((d) => statuses.get(d) ?? 'PENDING'));
-        if (decision === 'ready') ready.push(c);
-        else if (decision === 'skip') skipped.push(c);
-      }
+      const ready = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'ready');
+      const skipped = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'skip');
       if (ready.length) {
         await tx.update(tasks).set({ status: 'READY', queuedAt: step.at }).where(inArray(tasks.id, ready.map((t) => t.id)));
         for (const t of ready) taskStatusEvent(step, t, 'READY');
       }
       if (skipped.length) {
+        const message = (t: (typeof skipped)[number]) =>
+          `skipped: its trigger rule ${t.triggerRule} can no longer be met (${t.succeeded} of ${t.total} upstreams succeeded, ${t.failed} failed, ${t.total - t.done} still open)`;
         for (const t of skipped) {
-          const message = `skipped: its trigger rule ${t.triggerRule} can no longer be met (upstream ${t.dependsOn.map((d) => `${d} ${statuses.get(d)?.toLowerCase()}`).join(', ')})`;
-          await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
-          taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
+          await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message: message(t), finishedAt: step.at }).where(eq(tasks.id, t.id));
+          taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message(t));
         }
       }
       frontier = skipped.map((t) => t.node);
@@ -358,8 +370,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   /** Ends the run when no task is open any more. */
   async function finishIfDone(tx: Tx, step: Step, run: Run): Promise<void> {
     if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
-    const rows = await queryRows<{ status: TaskStatus; n: number }>(tx, sql`select status, count(*)::int as n from tasks where run_id = ${run.id} group by status`);
-    if (rows.some((r) => OPEN.includes(r.status))) return;
+    const [open] = await queryRows<{ open: boolean }>(
+      tx,
+      sql`select exists (select 1 from tasks where run_id = ${run.id} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open`,
+    );
+    if (open?.open) return;
+    const rows = await queryRows<{ status: TaskStatus }>(tx, sql`select distinct status from tasks where run_id = ${run.id}`);
     const status = finalRunStatus(rows.map((r) => r.status));
     const message = status === 'FAILED' ? await failureSummary(tx, run.id) : null;
     await tx.update(runs).set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at }).where(eq(runs.id, run.id));
@@ -447,10 +463,24 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       })
       .returning();
     const statuses = initialStatuses(planned, input.reuse);
-    const rows: NewTask[] = planned.map((p) => {
+    const counts = (p: PlannedTask) => {
+      let done = 0;
+      let succeeded = 0;
+      let failed = 0;
+      for (const d of p.dependsOn) {
+        const st = statuses.get(d)!;
+        if (!isTerminal(st)) continue;
+        done++;
+        if (st === 'SUCCEEDED') succeeded++;
+        else if (st === 'FAILED' || st === 'TIMED_OUT') failed++;
+      }
+      return { upstreamDone: done, upstreamSucceeded: succeeded, upstreamFailed: failed };
+    };
+    const rows: (NewTask & { id: string })[] = planned.map((p) => {
       const reused = input.reuse?.get(p.node);
       const status = statuses.get(p.node)!;
       return {
+        id: randomUUID(),
         runId: run!.id,
         node: p.node,
         kind: p.kind,
@@ -463,6 +493,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         parameters: p.parameters,
         dependsOn: p.dependsOn,
         triggerRule: p.triggerRule,
+        ...counts(p),
         status,
         maxAttempts: p.maxAttempts,
         retryDelayMs: p.retryDelayMs,
@@ -478,10 +509,9 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
             : {}),
       };
     });
-    const inserted: Task[] = [];
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) inserted.push(...(await tx.insert(tasks).values(rows.slice(i, i + INSERT_CHUNK)).returning()));
+    await bulkInsert(tx, tasks, rows);
     step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
-    for (const t of inserted) if (t.status !== 'PENDING') taskStatusEvent(step, t, t.status, t.reason, t.message);
+    for (const t of rows) if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
     await dispatch(tx, step, run!);
     await finishIfDone(tx, step, run!);
     return run!;
@@ -554,7 +584,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       for (const n of Object.keys(input.modules ?? {})) again.add(n);
       // Everything downstream of what executes again sees new inputs, so it executes again too.
       const downstream = new Map<string, string[]>();
-      for (const t of sourceTasks) for (const d of t.dependsOn) downstream.set(d, [...(downstream.get(d) ?? []), t.node]);
+      for (const t of sourceTasks) for (const d of t.dependsOn) pushTo(downstream, d, t.node);
       const stack = [...again];
       while (stack.length) for (const next of downstream.get(stack.pop()!) ?? []) if (!again.has(next)) (again.add(next), stack.push(next));
       const reuse = new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
@@ -616,20 +646,18 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event.
     const kept = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
     const fresh: ExecutorEvent[] = [];
-    for (let i = 0; i < kept.length; i += INSERT_CHUNK) {
-      const chunk = kept.slice(i, i + INSERT_CHUNK);
-      const inserted = await db
-        .insert(taskEvents)
-        .values(
-          chunk.map((e) => {
-            const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
-            return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
-          }),
-        )
-        .onConflictDoNothing()
-        .returning({ taskId: taskEvents.taskId, attempt: taskEvents.attempt, seq: taskEvents.seq });
-      const isNew = new Set(inserted.map((r) => `${r.taskId}:${r.attempt}:${r.seq}`));
-      for (const e of chunk) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
+    if (kept.length) {
+      const inserted = await bulkInsert(
+        db,
+        taskEvents,
+        kept.map((e) => {
+          const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
+          return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
+        }),
+        { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` },
+      );
+      const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+      for (const e of kept) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
     }
 
     const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
@@ -655,8 +683,12 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         byRun.get(e.runId)!.push(e);
       }
     }
-    for (const p of latestPerTask(fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress'))) {
-      await db.update(tasks).set({ progress: p.fraction, progressMessage: p.message }).where(and(eq(tasks.id, p.taskId), eq(tasks.attempt, p.attempt)));
+    const progress = latestPerTask(fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress'));
+    if (progress.length) {
+      await db.execute(sql`
+        update tasks as t set progress = v.fraction::real, progress_message = v.message
+        from (values ${sql.join(progress.map((p) => sql`(${p.taskId}, ${p.attempt}, ${p.fraction}, ${p.message})`), sql`, `)}) as v(id, attempt, fraction, message)
+        where t.id = v.id::uuid and t.attempt = v.attempt::int`);
     }
     feed.publish(feedOut);
 
@@ -671,25 +703,59 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     const rows = new Map((await tx.select().from(tasks).where(inArray(tasks.id, [...new Set(events.map((e) => e.taskId))]))).map((t) => [t.id, t]));
     const finished: string[] = [];
     let started = false;
+    // Per task, the last report of its current attempt decides; a start and a result in one batch is one update.
+    const latest = new Map<string, { started?: Extract<ExecutorEvent, { kind: 'started' }>; result?: Extract<ExecutorEvent, { kind: 'result' }> }>();
     for (const e of events) {
       const task = rows.get(e.taskId);
       // Only the current attempt moves a task; reports from an older attempt or after the end are history.
       if (!task || task.attempt !== e.attempt || isTerminal(task.status) || task.status === 'RETRYING') continue;
-      if (e.kind === 'started') {
-        if (task.status !== 'QUEUED') continue;
-        const [updated] = await tx
-          .update(tasks)
-          .set({ status: 'RUNNING', startedAt: new Date(e.at), externalHandle: (e.handle ?? null) as never, host: e.host, heartbeatAt: step.at })
-          .where(eq(tasks.id, task.id))
-          .returning();
-        rows.set(task.id, updated!);
-        started = true;
+      const entry = latest.get(task.id) ?? {};
+      if (e.kind === 'started' && !entry.started) entry.started = e;
+      if (e.kind === 'result' && !entry.result) entry.result = e;
+      latest.set(task.id, entry);
+    }
+    const startedOnly: { task: Task; event: Extract<ExecutorEvent, { kind: 'started' }> }[] = [];
+    const succeeded: { task: Task; event: Extract<ExecutorEvent, { kind: 'result' }> }[] = [];
+    for (const [taskId, { started: s, result: r }] of latest) {
+      const task = rows.get(taskId)!;
+      started = true;
+      if (r) {
+        if (r.outcome.state === 'SUCCEEDED') succeeded.push({ task, event: r });
+        else {
+          const updated = await applyOutcome(tx, step, task, r.outcome, { at: new Date(r.at), durationMs: r.durationMs, host: r.host });
+          rows.set(task.id, updated);
+          if (isTerminal(updated.status)) finished.push(updated.node);
+        }
+      } else if (s && task.status === 'QUEUED') startedOnly.push({ task, event: s });
+    }
+    if (startedOnly.length) {
+      await tx.execute(sql`
+        update tasks as t set status = 'RUNNING', started_at = v.at::timestamptz, host = v.host, external_handle = v.handle::jsonb, heartbeat_at = ${step.at.toISOString()}::timestamptz
+        from (values ${sql.join(startedOnly.map(({ task, event }) => sql`(${task.id}, ${event.at}, ${event.host}, ${JSON.stringify(event.handle ?? null)})`), sql`, `)}) as v(id, at, host, handle)
+        where t.id = v.id::uuid and t.status = 'QUEUED'`);
+      for (const { task } of startedOnly) {
+        rows.set(task.id, { ...task, status: 'RUNNING' });
         taskStatusEvent(step, task, 'RUNNING');
-      } else if (e.kind === 'result') {
-        const updated = await applyOutcome(tx, step, task, e.outcome, { at: new Date(e.at), durationMs: e.durationMs, host: e.host });
-        rows.set(task.id, updated);
-        started = true;
-        if (isTerminal(updated.status)) finished.push(updated.node);
+      }
+    }
+    if (succeeded.length) {
+      await tx.execute(sql`
+        update tasks as t set status = 'SUCCEEDED', outputs = v.outputs::jsonb, progress = 1, reason = v.reason, message = v.message,
+          exit_code = v.exit_code::int, finished_at = v.finished::timestamptz, retry_at = null, host = v.host,
+          started_at = coalesce(t.started_at, v.started::timestamptz)
+        from (values ${sql.join(
+          succeeded.map(({ task, event }) => {
+            const o = event.outcome;
+            const startedAt = new Date(new Date(event.at).getTime() - event.durationMs).toISOString();
+            return sql`(${task.id}, ${JSON.stringify(o.outputs ?? null)}, ${o.reason ?? null}, ${o.message ?? null}, ${o.exitCode ?? null}, ${event.at}, ${event.host}, ${startedAt})`;
+          }),
+          sql`, `,
+        )}) as v(id, outputs, reason, message, exit_code, finished, host, started)
+        where t.id = v.id::uuid`);
+      for (const { task, event } of succeeded) {
+        rows.set(task.id, { ...task, status: 'SUCCEEDED' });
+        finished.push(task.node);
+        taskStatusEvent(step, task, 'SUCCEEDED', event.outcome.reason ?? null, event.outcome.message ?? null);
       }
     }
     const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(t.status) && finished.includes(t.node)).map((t) => t.mapParent!);
@@ -821,7 +887,7 @@ function initialStatuses(planned: PlannedTask[], reuse?: Map<string, Task>): Map
   const byNode = new Map(planned.map((p) => [p.node, p]));
   const remaining = new Map(planned.map((p) => [p.node, p.dependsOn.length]));
   const downstream = new Map<string, string[]>();
-  for (const p of planned) for (const d of p.dependsOn) downstream.set(d, [...(downstream.get(d) ?? []), p.node]);
+  for (const p of planned) for (const d of p.dependsOn) pushTo(downstream, d, p.node);
   const order = planned.filter((p) => p.dependsOn.length === 0).map((p) => p.node);
   for (let i = 0; i < order.length; i++) {
     const node = order[i]!;
@@ -839,6 +905,12 @@ function initialStatuses(planned: PlannedTask[], reuse?: Map<string, Task>): Map
     }
   }
   return status;
+}
+
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V) {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 /** Module versions a run pinned, by node (map items and nested workflows are planned afresh). */

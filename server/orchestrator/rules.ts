@@ -23,6 +23,20 @@ export function readiness(rule: TriggerRule, upstream: TaskStatus[]): Readiness 
   }
 }
 
+/** The same decision from counts of upstreams (how many there are, have ended, succeeded, failed). */
+export function readinessFromCounts(rule: TriggerRule, c: { total: number; done: number; succeeded: number; failed: number }): Readiness {
+  switch (rule) {
+    case 'all_succeeded':
+      if (c.succeeded === c.total) return 'ready';
+      return c.done > c.succeeded ? 'skip' : 'wait';
+    case 'all_done':
+      return c.done === c.total ? 'ready' : 'wait';
+    case 'any_failed':
+      if (c.failed > 0) return 'ready';
+      return c.done === c.total ? 'skip' : 'wait';
+  }
+}
+
 export const MAX_RETRY_DELAY_MS = 10 * 60_000;
 /** Attempts lost to the platform are retried this many times on top of the task's own retries. */
 export const MAX_SYSTEM_RETRIES = 3;
