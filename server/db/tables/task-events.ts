@@ -1,6 +1,7 @@
 // Everything an attempt reported (start, progress, logs, metrics, result), recorded exactly once per
 // (task, attempt, seq) however often the bus delivers it.
-import { bigint, bigserial, index, integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, index, integer, jsonb, pgTable, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { at } from '../columns';
 
 export const taskEvents = pgTable(
@@ -15,7 +16,12 @@ export const taskEvents = pgTable(
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
     at: at('at').notNull(),
   },
-  (t) => [unique('task_events_attempt_seq_key').on(t.taskId, t.attempt, t.seq), index('task_events_task_idx').on(t.taskId, t.id)],
+  (t) => [
+    unique('task_events_attempt_seq_key').on(t.taskId, t.attempt, t.seq),
+    index('task_events_task_idx').on(t.taskId, t.id),
+    // One result per attempt, even when a redelivered attempt runs again and reports a second one.
+    uniqueIndex('task_events_one_result_key').on(t.taskId, t.attempt).where(sql`kind = 'result'`),
+  ],
 );
 
 export type TaskEvent = typeof taskEvents.$inferSelect;

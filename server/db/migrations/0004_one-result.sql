@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "task_events_one_result_key" ON "task_events" USING btree ("task_id","attempt") WHERE kind = 'result';

@@ -1,0 +1,42 @@
+// Runs the control plane as its own process (`server/main.ts`, as `npm start` does), so tests can SIGKILL it
+// and start it again on the same port, database and bus.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ControlPlaneProcess {
+  url: string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  output(): string;
+}
+
+export async function startControlPlaneProcess(env: Record<string, string>): Promise<ControlPlaneProcess> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'server', 'main.ts')], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (c: Buffer) => (output = (output + c.toString()).slice(-20_000));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let url = '';
+  for (let i = 0; i < 600 && !url; i++) {
+    const m = /GraphQL\s+(http:\/\/\S+)\/graphql/.exec(output);
+    if (m) url = m[1]!;
+    else if (child.exitCode !== null) throw new Error(`control plane exited early:\n${output}`);
+    else await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!url) throw new Error(`control plane did not start in 30 s:\n${output}`);
+  return {
+    url,
+    output: () => output,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
