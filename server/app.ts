@@ -24,7 +24,7 @@ import type { Bus, Subscription } from './bus/types';
 import { defaultHostName, type Config } from './config';
 import { openDatabase, type Database } from './db/client';
 import { AtelierError } from './errors';
-import { createRunFeed } from './feed';
+import { createRunFeed, type FeedEvent } from './feed';
 import { createOutboxRelay } from './outbox';
 import { createOrchestrator } from './orchestrator/orchestrator';
 import { serveStatic } from './http/static';
@@ -54,7 +54,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const { db } = database;
   const bus = config.natsUrl ? await (await import('./bus/jetstream')).createJetStreamBus({ url: config.natsUrl }) : createMemoryBus();
   const store = createFileObjectStore(path.join(config.dataDir, 'objects'));
-  const feed = createRunFeed();
+  // With NATS, live events go through the bus so subscribers on every replica see them.
+  const feed = createRunFeed(bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined);
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const planDefaults = { timeoutMs: config.defaultTaskTimeoutMs, executor: 'local' };
   const orchestrator = createOrchestrator({
@@ -103,6 +104,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let server: Server | undefined;
   let wss: WebSocketServer | undefined;
   let eventsSubscription: Subscription | undefined;
+  let feedSubscription: Subscription | undefined;
   let ticker: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
   const dashboardsDir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dashboards');
@@ -150,6 +152,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     database,
     adminToken,
     async start() {
+      if (bus.kind === 'jetstream') feedSubscription = await bus.subscribeFeed((events) => feed.deliver(events as FeedEvent[]));
       eventsSubscription = await bus.consumeEvents(
         async (deliveries) => {
           try {
@@ -224,6 +227,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await ticking;
       await host?.stop();
       await eventsSubscription?.stop();
+      await feedSubscription?.stop();
       await relay.stop();
       await bus.close();
       await database.close();

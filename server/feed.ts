@@ -19,7 +19,11 @@ export interface RunFeed {
   subscribe(runId: string, listener: (event: FeedEvent) => void): () => void;
 }
 
-export function createRunFeed(): RunFeed {
+/**
+ * With a `transport` (the bus's feed broadcast), published events go to every replica and are delivered locally
+ * when they come back; without one, they are delivered in-process at once.
+ */
+export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }): RunFeed & { deliver(events: FeedEvent[]): void } {
   const listeners = new Map<string, Set<(event: FeedEvent) => void>>();
   const deliver = (key: string, event: FeedEvent) => {
     const set = listeners.get(key);
@@ -32,13 +36,19 @@ export function createRunFeed(): RunFeed {
       }
     }
   };
+  const deliverAll = (events: FeedEvent[]) => {
+    for (const event of events) {
+      deliver(event.runId, event);
+      deliver('*', event);
+    }
+  };
   return {
     publish(events) {
-      for (const event of events) {
-        deliver(event.runId, event);
-        deliver('*', event);
-      }
+      if (!events.length) return;
+      if (transport) transport.publish(events);
+      else deliverAll(events);
     },
+    deliver: deliverAll,
     subscribe(runId, listener) {
       let set = listeners.get(runId);
       if (!set) listeners.set(runId, (set = new Set()));

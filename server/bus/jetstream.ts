@@ -60,6 +60,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     tasks: (pool: string) => `${root}.tasks.${subjectToken(pool)}`,
     events: (runId: string) => `${root}.events.${subjectToken(runId)}`,
     cancel: `${root}.control.cancel`,
+    feed: `${root}.feed`,
   };
   const dedupeWindow = nanos(options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS);
 
@@ -241,6 +242,40 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         },
       });
       // Resolve only once the server has the subscription, so a cancel published right after is not missed.
+      await nc.flush();
+      const subscription: Subscription = {
+        async stop() {
+          subscriptions.delete(subscription);
+          if (!sub.isClosed()) sub.unsubscribe();
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    },
+
+    publishFeed(events) {
+      if (closed || nc.isClosed()) return;
+      nc.publish(subjects.feed, JSON.stringify(events));
+    },
+
+    async subscribeFeed(handler) {
+      assertOpen();
+      const sub = nc.subscribe(subjects.feed, {
+        callback: (err, msg) => {
+          if (err) return;
+          let events: unknown[];
+          try {
+            events = msg.json<unknown[]>();
+          } catch {
+            return;
+          }
+          try {
+            handler(events);
+          } catch {
+            // A failing handler must not take the subscription down.
+          }
+        },
+      });
       await nc.flush();
       const subscription: Subscription = {
         async stop() {

@@ -80,6 +80,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
 
   const subscriptions = new Set<Subscription>();
   const cancelHandlers = new Set<(message: CancelMessage) => void>();
+  const feedHandlers = new Set<(events: unknown[]) => void>();
 
   function assertOpen() {
     if (closed) throw new Error('the memory bus is closed');
@@ -182,11 +183,37 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       return track(subscription);
     },
 
+    publishFeed(events) {
+      if (closed) return;
+      // One process: every subscriber shares the same event objects, as the feed's own fan-out does.
+      for (const handler of feedHandlers) {
+        try {
+          handler(events);
+        } catch {
+          // one failing replica-side handler must not starve the others
+        }
+      }
+    },
+
+    async subscribeFeed(handler) {
+      assertOpen();
+      const wrapped = (events: unknown[]) => handler(events);
+      feedHandlers.add(wrapped);
+      const subscription: Subscription = {
+        async stop() {
+          feedHandlers.delete(wrapped);
+          subscriptions.delete(subscription);
+        },
+      };
+      return track(subscription);
+    },
+
     async close() {
       if (closed) return;
       closed = true;
       await Promise.all([...subscriptions].map((s) => s.stop()));
       cancelHandlers.clear();
+      feedHandlers.clear();
       for (const pool of pools.values()) pool.consumer.close();
       for (const { consumer } of durables.values()) consumer.close();
     },

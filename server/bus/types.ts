@@ -9,6 +9,7 @@
 // - Events: an append-only stream (EVENTS, subject `atelier.events.<runId>`) read by durable consumers
 //   with explicit ack; delivery is at least once, so consumers record idempotently.
 // - Control: best-effort broadcast to every host (cancel requests). Not durable: the control plane resends.
+// - Feed: best-effort broadcast of live run events to every control-plane replica.
 import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 
 export interface Delivery<T> {
@@ -62,6 +63,13 @@ export interface Bus {
   /** Broadcast a cancel request to every host. */
   publishCancel(message: CancelMessage): Promise<void>;
   subscribeCancel(handler: (message: CancelMessage) => void): Promise<Subscription>;
+
+  /**
+   * Best-effort fan-out to every control-plane replica: the live run events that subscriptions show, so a
+   * subscriber sees events whichever replica recorded them. Not durable; a replica that is down misses them.
+   */
+  publishFeed(events: unknown[]): void;
+  subscribeFeed(handler: (events: unknown[]) => void): Promise<Subscription>;
 
   close(): Promise<void>;
 }

@@ -393,6 +393,22 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         expect(received[0]).toHaveLength(1);
       });
     });
+
+    describe('feed', () => {
+      it('fans live events out to every subscriber, in order, and not to stopped ones', async () => {
+        const bus = await open();
+        const received: unknown[][][] = [[], []];
+        const subscriptions = [await bus.subscribeFeed((e) => received[0]!.push(e)), await bus.subscribeFeed((e) => received[1]!.push(e))];
+        for (let i = 0; i < 20; i++) bus.publishFeed([{ runId: 'r', seq: i }]);
+        await waitFor(() => received[0]!.length === 20 && received[1]!.length === 20);
+        expect(received[1]!.map((e) => (e[0] as { seq: number }).seq)).toEqual([...Array(20).keys()]);
+        await subscriptions[0]!.stop();
+        bus.publishFeed([{ runId: 'r', seq: 20 }]);
+        await waitFor(() => received[1]!.length === 21);
+        await sleep(50);
+        expect(received[0]).toHaveLength(20);
+      });
+    });
   });
 }
 

@@ -96,6 +96,8 @@ function recordingBus(bus: Bus, timeline: string[]): Bus {
     consumeEvents: (handler, options) => bus.consumeEvents(handler, options),
     publishCancel: (message) => bus.publishCancel(message),
     subscribeCancel: (handler) => bus.subscribeCancel(handler),
+    publishFeed: (events) => bus.publishFeed(events),
+    subscribeFeed: (handler) => bus.subscribeFeed(handler),
     close: () => bus.close(),
   };
 }
