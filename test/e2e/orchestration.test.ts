@@ -104,7 +104,7 @@ describe('orchestration', () => {
     const { packDirectory } = await import('../../server/artifacts/archive');
     const { cp, mkdtemp, appendFile } = await import('node:fs/promises');
     const { fixturesDir } = await import('../harness/app');
-    const dir = await mkdtemp('/tmp/echo-v2-');
+    const dir = await mkdtemp(`${t.dataDir}/echo-v2-`);
     await cp(`${fixturesDir}/modules/echo`, dir, { recursive: true });
     await appendFile(`${dir}/main.mjs`, '\n// v2\n');
     const published = await t.api.upload(`mutation ($artifact: File!) { publishModuleVersion(artifact: $artifact) { version { version } } }`, {}, 'artifact', await packDirectory(dir));
