@@ -1,13 +1,15 @@
 // What every resolver receives: the caller's identity and CASL ability, the services, and per-request loaders.
 import DataLoader from 'dataloader';
-import { inArray } from 'drizzle-orm';
+import { and, asc, desc, inArray } from 'drizzle-orm';
 import type { ObjectStore } from '../server/artifacts/store';
 import type { AppAbility } from '../server/auth/ability';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import { identities } from '../server/db/tables/identities';
-import { moduleVersions, modules, type Module, type ModuleVersion } from '../server/db/tables/modules';
+import { moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleVersion } from '../server/db/tables/modules';
+import { runs, tasks, type Run, type Task } from '../server/db/tables/runs';
+import { taskEvents, type TaskEvent } from '../server/db/tables/task-events';
 import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../server/db/tables/workflows';
 import type { RunFeed } from '../server/feed';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
@@ -37,9 +39,34 @@ function byId<T extends { id: string }>(load: (ids: string[]) => Promise<T[]>) {
   });
 }
 
+/** Loads the rows belonging to each key (a run's tasks, a module's tags) in one query for all keys. */
+function groupedBy<T>(load: (keys: string[]) => Promise<T[]>, keyOf: (row: T) => string) {
+  return new DataLoader<string, T[]>(async (keys) => {
+    const groups = new Map<string, T[]>();
+    for (const row of await load([...keys])) {
+      const key = keyOf(row);
+      const list = groups.get(key);
+      if (list) list.push(row);
+      else groups.set(key, [row]);
+    }
+    return keys.map((k) => groups.get(k) ?? []);
+  });
+}
+
 /** One query per type per request, however many rows ask (no N+1). */
 export function createLoaders(db: Db) {
   return {
+    run: byId<Run>((ids) => db.select().from(runs).where(inArray(runs.id, ids))),
+    tasksOfRun: groupedBy<Task>((ids) => db.select().from(tasks).where(inArray(tasks.runId, ids)).orderBy(asc(tasks.node)), (t) => t.runId),
+    childRunsOf: groupedBy<Run>((ids) => db.select().from(runs).where(inArray(runs.parentRunId, ids)).orderBy(asc(runs.createdAt)), (r) => r.parentRunId!),
+    /** Start and result events of tasks, oldest first: what Task.attempts is built from. */
+    attemptEventsOf: groupedBy<TaskEvent>(
+      (ids) => db.select().from(taskEvents).where(and(inArray(taskEvents.taskId, ids), inArray(taskEvents.kind, ['started', 'result']))).orderBy(asc(taskEvents.attempt), asc(taskEvents.seq)),
+      (e) => e.taskId,
+    ),
+    tagsOf: groupedBy<ModuleTag>((ids) => db.select().from(moduleTags).where(inArray(moduleTags.moduleId, ids)).orderBy(asc(moduleTags.tag)), (t) => t.moduleId),
+    versionsOf: groupedBy<ModuleVersion>((ids) => db.select().from(moduleVersions).where(inArray(moduleVersions.moduleId, ids)).orderBy(desc(moduleVersions.createdAt)), (v) => v.moduleId),
+    versionsOfWorkflow: groupedBy<WorkflowVersion>((ids) => db.select().from(workflowVersions).where(inArray(workflowVersions.workflowId, ids)).orderBy(desc(workflowVersions.version)), (v) => v.workflowId),
     module: byId<Module>((ids) => db.select().from(modules).where(inArray(modules.id, ids))),
     moduleVersion: byId<ModuleVersion>((ids) => db.select().from(moduleVersions).where(inArray(moduleVersions.id, ids))),
     workflow: byId<Workflow>((ids) => db.select().from(workflows).where(inArray(workflows.id, ids))),

@@ -1,5 +1,5 @@
 // Modules, their versions and tags: the catalog queries and publishing.
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { moduleTags, moduleVersions, modules, type Module, type ModuleVersion } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
@@ -32,17 +32,11 @@ ModuleRef.implement({
       type: [ModuleVersionRef],
       description: 'Versions, newest first.',
       args: { limit: t.arg.int({ defaultValue: 20 }) },
-      resolve: (m, args, ctx) =>
-        ctx.services.db
-          .select()
-          .from(moduleVersions)
-          .where(eq(moduleVersions.moduleId, m.id))
-          .orderBy(desc(moduleVersions.createdAt))
-          .limit(Math.min(Math.max(args.limit ?? 20, 1), 200)),
+      resolve: async (m, args, ctx) => (await ctx.loaders.versionsOf.load(m.id)).slice(0, Math.min(Math.max(args.limit ?? 20, 1), 200)),
     }),
     tags: t.field({
       type: [ModuleTagRef],
-      resolve: (m, _args, ctx) => ctx.services.db.select().from(moduleTags).where(eq(moduleTags.moduleId, m.id)).orderBy(asc(moduleTags.tag)),
+      resolve: (m, _args, ctx) => ctx.loaders.tagsOf.load(m.id),
     }),
   }),
 });

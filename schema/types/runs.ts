@@ -85,14 +85,14 @@ RunRef.implement({
       type: RunRef,
       nullable: true,
       description: 'The run this one was cloned or rerun from.',
-      resolve: async (r, _a, ctx) => (r.sourceRunId ? ((await ctx.services.db.select().from(runs).where(eq(runs.id, r.sourceRunId)))[0] ?? null) : null),
+      resolve: (r, _a, ctx) => (r.sourceRunId ? ctx.loaders.run.load(r.sourceRunId) : null),
     }),
     idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
     parentRunId: t.exposeID('parentRunId', { nullable: true, description: 'For a nested workflow’s run: the run whose workflow node started it.' }),
     childRuns: t.field({
       type: [RunRef],
       description: 'Runs started by this run’s workflow nodes.',
-      resolve: (r, _a, ctx) => ctx.services.db.select().from(runs).where(eq(runs.parentRunId, r.id)).orderBy(asc(runs.createdAt)),
+      resolve: (r, _a, ctx) => ctx.loaders.childRunsOf.load(r.id),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
@@ -102,7 +102,7 @@ RunRef.implement({
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (r, _a, ctx) => (r.createdBy ? ctx.loaders.identity.load(r.createdBy) : null) }),
     tasks: t.field({
       type: [TaskRef],
-      resolve: (r, _a, ctx) => ctx.services.db.select().from(tasks).where(eq(tasks.runId, r.id)).orderBy(asc(tasks.node)),
+      resolve: (r, _a, ctx) => ctx.loaders.tasksOfRun.load(r.id),
     }),
   }),
 });
@@ -126,7 +126,7 @@ TaskRef.implement({
       type: RunRef,
       nullable: true,
       description: 'For a workflow node: its current nested run.',
-      resolve: async (r, _a, ctx) => (r.childRunId ? ((await ctx.services.db.select().from(runs).where(eq(runs.id, r.childRunId)))[0] ?? null) : null),
+      resolve: (r, _a, ctx) => (r.childRunId ? ctx.loaders.run.load(r.childRunId) : null),
     }),
     mapParent: t.exposeString('mapParent', { nullable: true, description: 'For one item of a map: the map node.' }),
     mapIndex: t.exposeInt('mapIndex', { nullable: true }),
@@ -139,11 +139,7 @@ TaskRef.implement({
       type: [AttemptRef],
       description: 'Every attempt that ended, oldest first, with its outcome.',
       resolve: async (task, _a, ctx) => {
-        const rows = await ctx.services.db
-          .select()
-          .from(taskEvents)
-          .where(and(eq(taskEvents.taskId, task.id), inArray(taskEvents.kind, ['started', 'result'])))
-          .orderBy(asc(taskEvents.attempt), asc(taskEvents.seq));
+        const rows = await ctx.loaders.attemptEventsOf.load(task.id);
         const byAttempt = new Map<number, Attempt>();
         for (const row of rows) {
           const a = byAttempt.get(row.attempt) ?? { attempt: row.attempt, host: null, startedAt: null, finishedAt: null, state: null, reason: null, message: null, durationMs: null };

@@ -1,7 +1,7 @@
 // Workflows and their versions: listing, reading and creating from a YAML or JSON spec.
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../../server/db/tables/workflows';
+import { workflows, type Workflow, type WorkflowVersion } from '../../server/db/tables/workflows';
 import { createWorkflow } from '../../server/orchestrator/workflows';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
@@ -18,17 +18,11 @@ WorkflowRef.implement({
     domain: t.exposeString('domain'),
     latestVersion: t.field({
       type: WorkflowVersionRef,
-      resolve: async (w, _a, ctx) => {
-        const [v] = await ctx.services.db
-          .select()
-          .from(workflowVersions)
-          .where(and(eq(workflowVersions.workflowId, w.id), eq(workflowVersions.version, w.latestVersion)));
-        return v!;
-      },
+      resolve: async (w, _a, ctx) => (await ctx.loaders.versionsOfWorkflow.load(w.id)).find((v) => v.version === w.latestVersion)!,
     }),
     versions: t.field({
       type: [WorkflowVersionRef],
-      resolve: (w, _a, ctx) => ctx.services.db.select().from(workflowVersions).where(eq(workflowVersions.workflowId, w.id)).orderBy(desc(workflowVersions.version)),
+      resolve: (w, _a, ctx) => ctx.loaders.versionsOfWorkflow.load(w.id),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (w, _a, ctx) => (w.createdBy ? ctx.loaders.identity.load(w.createdBy) : null) }),

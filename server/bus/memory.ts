@@ -1,7 +1,7 @@
 // The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
 import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import type { BatchConsumeOptions, Bus, ConsumeOptions, Delivery, Subscription } from './types';
+import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
 import { Batcher, Deduper, Deque, retryDelayMs, taskConsumerName } from './util';
 
 export interface MemoryBusOptions {
