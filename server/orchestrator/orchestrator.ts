@@ -678,10 +678,14 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       if (e.kind === 'progress') feedOut.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
       else if (e.kind === 'log') feedOut.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
       else if (e.kind === 'metric') feedOut.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
-      if (e.kind === 'started' || e.kind === 'result') {
-        if (!byRun.has(e.runId)) byRun.set(e.runId, []);
-        byRun.get(e.runId)!.push(e);
-      }
+    }
+    // Transitions are applied for every start and result, not only fresh ones: a replica killed between
+    // recording an event and applying it leaves the event recorded, and its redelivery must still move the task.
+    // Applying is idempotent (the task's state and attempt decide), so a repeat changes nothing.
+    for (const e of kept) {
+      if (e.kind !== 'started' && e.kind !== 'result') continue;
+      if (!byRun.has(e.runId)) byRun.set(e.runId, []);
+      byRun.get(e.runId)!.push(e);
     }
     const progress = latestPerTask(fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress'));
     if (progress.length) {

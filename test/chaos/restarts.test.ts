@@ -102,14 +102,20 @@ it('completes a 200-task run through control-plane SIGKILLs and an executor cras
   void noop;
 
   let run: any;
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 250; i++) {
     run = (await gql(`query ($id: ID!) { run(id: $id) { status message } }`, { id: startRun.id })).run;
     if (!['QUEUED', 'RUNNING'].includes(run.status)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
+  const client = postgres(pg.url, { max: 2, onnotice: () => {} });
+  if (run.status !== 'SUCCEEDED') {
+    // Say where it stuck: which tasks are open, in which state, on which attempt.
+    const open = await client`select node, status, attempt, kind, executor, heartbeat_at, queued_at from tasks where run_id = ${startRun.id} and status not in ('SUCCEEDED') order by node limit 20`;
+    const outbox = await client`select kind, count(*)::int as n from outbox group by kind`;
+    console.error('open tasks:', JSON.stringify(open, null, 1), '\noutbox:', JSON.stringify(outbox), '\ncontrol plane:', cp!.output().slice(-3000), '\nexecutors:', executors.map((e) => e.output().slice(-1500)).join('\n---\n'));
+  }
   expect(run.status, run.message ?? '').toBe('SUCCEEDED');
 
-  const client = postgres(pg.url, { max: 2, onnotice: () => {} });
   const db = drizzle(client);
   try {
     const rows = await db.select({ status: tasks.status, n: sql<number>`count(*)::int` }).from(tasks).where(eq(tasks.runId, startRun.id)).groupBy(tasks.status);
