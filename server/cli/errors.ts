@@ -1,0 +1,41 @@
+// The CLI's errors and the one way they are printed: `error [CODE]: message` with the server's details for API
+// errors, `error: message` for mistakes made locally or an unreachable server.
+export interface ErrorDetail {
+  path?: string;
+  message: string;
+}
+
+/** A failure talking to Atelier: GraphQL errors (with their code), an HTTP status, or an unreachable server. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly details: ErrorDetail[] = [],
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A mistake on the command line or in local files. */
+export class CliError extends Error {}
+
+/** Prints an error to stderr and returns the exit status for it. */
+export function reportError(error: unknown): number {
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const code = (error as { code?: unknown }).code;
+  const details = (error as { details?: ErrorDetail[] }).details;
+  if (error instanceof ApiError && (error.code === 'UNREACHABLE' || error.code === 'DISCONNECTED')) {
+    say(`error: ${error.message}`);
+  } else if (error instanceof ApiError || (error instanceof Error && typeof code === 'string' && /^[A-Z_]+$/.test(code))) {
+    // ApiError from the server, or an AtelierError from a check run locally (the manifest before a push).
+    say(`error [${code}]: ${(error as Error).message}`);
+    for (const d of details ?? []) say(`  ${d.path ? `${d.path}: ` : ''}${d.message}`);
+    if (error instanceof ApiError && error.hint) say(`  hint: ${error.hint}`);
+  } else if (error instanceof CliError) {
+    say(`error: ${error.message}`);
+  } else {
+    say(`error: ${error instanceof Error ? (process.env.ATELIER_DEBUG ? error.stack : error.message) : String(error)}`);
+  }
+  return 1;
+}

@@ -1,0 +1,86 @@
+// `atelier executor`: a standalone executor host process next to NATS, taking the tasks of its pools from
+// JetStream and fetching module archives from the control plane over HTTP.
+import path from 'node:path';
+import { createLocalExecutor } from '../../executors/local';
+import { createNoopExecutor } from '../../executors/noop';
+import { createExecutorHost } from '../../plugins/host';
+import { createExecutorRegistry } from '../../plugins/registry';
+import { defaultHostName } from '../config';
+import { createHttpArtifactSource } from './artifact-source';
+import { createClient } from './client';
+import { ApiError, CliError } from './errors';
+
+export interface ExecutorCommandOptions {
+  url: string;
+  token: string | null;
+  pools: string[];
+  concurrency?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts the host and returns; its NATS connection keeps the process alive until SIGINT/SIGTERM stops it. */
+export async function runExecutor(options: ExecutorCommandOptions): Promise<void> {
+  const env = options.env ?? process.env;
+  const natsUrl = env.NATS_URL;
+  if (!natsUrl) {
+    throw new CliError(
+      'NATS_URL is not set. A standalone executor host takes its tasks from the NATS JetStream server the control plane uses: ' +
+        'set NATS_URL (e.g. NATS_URL=nats://127.0.0.1:4222) here and for `npm start`. Without NATS, `npm start` runs an embedded executor and needs no separate one.',
+    );
+  }
+  const dataDir = path.resolve(env.ATELIER_DATA_DIR || '.atelier');
+  const hostName = defaultHostName();
+
+  // A wrong token would make every task fail at download time; say so now instead. An unreachable control plane
+  // is only a warning: hosts may well start before it.
+  try {
+    await createClient({ url: options.url, token: options.token }).request('{ viewer { name } }');
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') throw error;
+    console.warn(`warning: ${(error as Error).message}; module downloads will fail until it is up`);
+  }
+
+  const { createJetStreamBus } = await import('../bus/jetstream');
+  let bus;
+  try {
+    bus = await createJetStreamBus({ url: natsUrl, name: `atelier-executor-${hostName}` });
+  } catch (error) {
+    throw new CliError(`cannot connect to NATS at ${natsUrl}: ${(error as Error).message}. Is nats-server (with -js) running there?`);
+  }
+  const executors = [createLocalExecutor(), createNoopExecutor()];
+  const host = createExecutorHost({
+    bus,
+    registry: createExecutorRegistry(executors),
+    pools: options.pools,
+    hostName,
+    artifacts: createHttpArtifactSource({ url: options.url, token: options.token, cacheDir: path.join(dataDir, 'executor-cache') }),
+    workRoot: path.join(dataDir, 'work'),
+    maxConcurrency: options.concurrency,
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      console.log(`${signal} again: exiting now; unfinished attempts are redelivered to another host`);
+      process.exit(1);
+    }
+    stopping = true;
+    console.log(`${signal}: stopping; running attempts are handed back for redelivery (again to force)…`);
+    try {
+      await host.stop();
+      await bus.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  await host.start();
+  console.log(
+    `executor host ${hostName} serving pools: ${options.pools.join(', ')}\n` +
+      `  executors  ${executors.map((e) => e.name).join(', ')}${options.concurrency ? ` (up to ${options.concurrency} tasks at once)` : ''}\n` +
+      `  NATS       ${natsUrl}\n` +
+      `  modules    ${options.url}/artifacts, cached in ${path.join(dataDir, 'executor-cache')}`,
+  );
+}

@@ -1,0 +1,282 @@
+// The `atelier` command line: global connection options (URL, token) and the commands (start, executor, module,
+// workflow, run); any error a command throws ends here, printed by errors.ts, as a non-zero exit status.
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createClient, type Client } from './client';
+import { ApiError, CliError, reportError } from './errors';
+import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
+import { scheduleCommand } from './schedule';
+
+interface GlobalOptions {
+  url: string;
+  token?: string;
+}
+
+const DEFAULT_URL = 'http://127.0.0.1:4000';
+
+/** --token, then ATELIER_TOKEN, then the admin token a control plane on this machine saved in its data dir. */
+function resolveToken(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (flag) return flag;
+  if (env.ATELIER_TOKEN) return env.ATELIER_TOKEN.trim();
+  try {
+    return readFileSync(path.resolve(env.ATELIER_DATA_DIR || '.atelier', 'admin-token'), 'utf8').trim() || null;
+  } catch {
+    return null; // the server's UNAUTHENTICATED answer then says what to set
+  }
+}
+
+function connection(command: Command): { client: Client; url: string; token: string | null } {
+  const opts = command.optsWithGlobals<GlobalOptions>();
+  const url = opts.url.replace(/\/+$/, '');
+  const token = resolveToken(opts.token);
+  return { client: createClient({ url, token }), url, token };
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function parseParam(raw: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
+  const text = raw.slice(eq + 1);
+  let value: unknown = text;
+  try {
+    // 200 → number, true → boolean, {"a":1} → object; anything that is not JSON stays a string.
+    value = JSON.parse(text);
+  } catch {
+    // a plain string
+  }
+  return { ...previous, [raw.slice(0, eq)]: value };
+}
+
+function positiveInt(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+}
+
+const useTty = (plain?: boolean) => Boolean(process.stdout.isTTY) && !plain && !process.env.CI;
+
+/** Follows a run until it ends; the exit status says whether it succeeded. Ctrl-C stops watching, not the run. */
+async function follow(client: Client, runId: string, options: { logs?: boolean; plain?: boolean }): Promise<void> {
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  // `on`, not `once`: log-update's cursor restorer (signal-exit) re-raises SIGINT when it sees no other listener.
+  process.on('SIGINT', onSigint);
+  try {
+    const run = await watchRun(client, runId, { logs: Boolean(options.logs), tty: useTty(options.plain), out: process.stdout, signal: abort.signal });
+    if (abort.signal.aborted) {
+      console.error(`\nstopped watching run ${runId}; it goes on (\`atelier run cancel ${runId}\` stops it)`);
+      process.exitCode = 130;
+      return;
+    }
+    if (run.status !== 'SUCCEEDED') process.exitCode = 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+export function buildProgram(): Command {
+  const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const program = new Command('atelier')
+    .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
+    .version(version)
+    .addOption(new Option('--url <url>', 'control plane URL').env('ATELIER_URL').default(DEFAULT_URL))
+    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env('ATELIER_TOKEN'))
+    .showHelpAfterError('(add --help for usage)');
+
+  program
+    .command('start')
+    .description('run the control plane (as `npm start`); configured by PORT, DATABASE_URL, NATS_URL, ATELIER_DATA_DIR…')
+    .action(async () => {
+      await import('../main');
+    });
+
+  program
+    .command('executor')
+    .description('run a standalone executor host taking tasks from NATS (needs NATS_URL)')
+    .option('--pool <name>', 'pool whose tasks to run (repeatable; default: local)', collect)
+    .option('--concurrency <n>', 'most tasks run at once (default: number of CPUs)', positiveInt)
+    .action(async (opts: { pool?: string[]; concurrency?: number }, command: Command) => {
+      const { url, token } = connection(command);
+      const { runExecutor } = await import('./executor'); // loads the executors and NATS: only this command needs them
+      await runExecutor({ url, token, pools: opts.pool?.length ? opts.pool : ['local'], concurrency: opts.concurrency });
+    });
+
+  const moduleCommand = program.command('module').description('publish and inspect modules');
+  moduleCommand
+    .command('push <dir>')
+    .description('pack a module directory (with atelier.module.yaml) and publish it as a new version')
+    .option('-t, --tag <tag>', 'tag to move to this version (repeatable; default: latest)', collect)
+    .action(async (dir: string, opts: { tag?: string[] }, command: Command) => {
+      const { client } = connection(command);
+      const { describePush, pushModule } = await import('./push'); // archive and manifest checks: only pushes need them
+      console.log(describePush(await pushModule(client, dir, opts.tag?.length ? opts.tag : ['latest'])));
+    });
+  moduleCommand
+    .command('list')
+    .description('list modules with their tags')
+    .option('--namespace <ns>', 'only this namespace')
+    .action(async (opts: { namespace?: string }, command: Command) => {
+      const { client } = connection(command);
+      const { modules } = await client.request<{ modules: { fullName: string; description: string; tags: { tag: string; version: { version: string } }[] }[] }>(
+        `query ($ns: String) { modules(namespace: $ns) { fullName description tags { tag version { version } } } }`,
+        { ns: opts.namespace ?? null },
+      );
+      if (!modules.length) console.log('no modules yet: publish one with `atelier module push DIR`');
+      for (const m of modules) console.log(`${m.fullName}  ${m.tags.map((t) => `${t.tag}→${t.version.version}`).join(' ')}${m.description ? `  ${m.description}` : ''}`);
+    });
+
+  const workflow = program.command('workflow').description('create and inspect workflows');
+  workflow
+    .command('create <file>')
+    .description('create a workflow, or a new version of it, from a YAML or JSON spec')
+    .action(async (file: string, _opts: unknown, command: Command) => {
+      const { client } = connection(command);
+      const spec = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+        throw new CliError(`cannot read ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+      });
+      const { createWorkflow: r } = await client.request<{ createWorkflow: { created: boolean; workflow: { name: string; domain: string }; version: { version: number } } }>(
+        `mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { name domain } version { version } } }`,
+        { spec },
+      );
+      console.log(
+        r.created
+          ? `created workflow ${r.workflow.name} version ${r.version.version} (${r.workflow.domain})`
+          : `unchanged: workflow ${r.workflow.name} is already at version ${r.version.version} with this spec`,
+      );
+    });
+  workflow
+    .command('list')
+    .description('list workflows')
+    .action(async (_opts: unknown, command: Command) => {
+      const { client } = connection(command);
+      const { workflows } = await client.request<{ workflows: { name: string; domain: string; latestVersion: { version: number } }[] }>(
+        `{ workflows { name domain latestVersion { version } } }`,
+      );
+      if (!workflows.length) console.log('no workflows yet: create one with `atelier workflow create FILE`');
+      for (const w of workflows) console.log(`${w.name}  v${w.latestVersion.version}  ${w.domain}`);
+    });
+
+  const run = program.command('run').description('start, follow and manage runs');
+  run
+    .command('start <workflow>')
+    .description('start a run of a workflow (its latest version unless --version)')
+    .option('-p, --param <key=value>', 'run parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
+    .option('--version <n>', 'workflow version to run', positiveInt)
+    .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
+    .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
+    .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
+    .option('--logs', 'with --watch: print the tasks’ log lines')
+    .option('--plain', 'with --watch: plain lines even on a terminal')
+    .option('-q, --quiet', 'print only the run id')
+    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
+      const { client } = connection(command);
+      const { startRun } = await client.request<{ startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } } }>(
+        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key) {
+            id status workflow { name } workflowVersion { version }
+          }
+        }`,
+        { workflow: name, version: opts.version ?? null, parameters: opts.param ?? {}, trigger: opts.trigger.toUpperCase(), key: opts.idempotencyKey ?? null },
+      );
+      if (opts.quiet) console.log(startRun.id);
+      else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);
+      if (opts.watch) await follow(client, startRun.id, opts);
+      else if (!opts.quiet) console.log(`follow it with: atelier run watch ${startRun.id}`);
+    });
+  run
+    .command('watch <id>')
+    .description('follow a run live until it ends; exit 0 only if it succeeds')
+    .option('--logs', 'print the tasks’ log lines')
+    .option('--plain', 'plain lines even on a terminal')
+    .action(async (id: string, opts: { logs?: boolean; plain?: boolean }, command: Command) => {
+      await follow(connection(command).client, id, opts);
+    });
+  run
+    .command('get <id>')
+    .description('show a run: its status and a table of its tasks')
+    .option('--json', 'print the run as JSON')
+    .action(async (id: string, opts: { json?: boolean }, command: Command) => {
+      const found = await fetchRun(connection(command).client, id);
+      if (opts.json) console.log(JSON.stringify(found, null, 2));
+      else printRun(found);
+      if (terminalRun.has(found.status) && found.status !== 'SUCCEEDED') process.exitCode = 1;
+    });
+  run
+    .command('list')
+    .description('recent runs, newest first')
+    .option('--workflow <name>', 'only runs of this workflow')
+    .option('--status <status>', 'only runs with this status (repeatable)', collect)
+    .option('-n, --limit <n>', 'how many', positiveInt, 20)
+    .action(async (opts: { workflow?: string; status?: string[]; limit: number }, command: Command) => {
+      const { client } = connection(command);
+      const { runs } = await client.request<{ runs: { edges: { node: RunView }[] } }>(
+        `query ($first: Int, $filter: RunFilter) { runs(first: $first, filter: $filter) { edges { node { ${RUN_FIELDS} } } } }`,
+        { first: opts.limit, filter: { workflow: opts.workflow ?? null, status: opts.status?.map((s) => s.toUpperCase()) ?? null } },
+      );
+      if (!runs.edges.length) console.log('no runs');
+      for (const { node: r } of runs.edges) {
+        const took = r.finishedAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt)) : '';
+        console.log(`${r.id}  ${r.status.padEnd(9)}  ${`${r.workflow.name} v${r.workflowVersion.version}`.padEnd(24)}  ${r.createdAt}  ${took}`);
+      }
+    });
+  run
+    .command('cancel <id>')
+    .description('cancel a run: queued tasks never start, running ones are stopped')
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      const { cancelRun } = await connection(command).client.request<{ cancelRun: { id: string; status: string; message: string | null } }>(
+        `mutation ($id: ID!) { cancelRun(id: $id) { id status message } }`,
+        { id },
+      );
+      console.log(`run ${cancelRun.id}: ${cancelRun.status}${cancelRun.message ? ` (${cancelRun.message})` : ''}`);
+    });
+  run
+    .command('logs <id>')
+    .description('print the log lines of a run’s tasks (the current attempt of each)')
+    .option('--node <node>', 'only this task')
+    .option('--attempt <n>', 'this attempt instead of the current one', positiveInt)
+    .option('--limit <n>', 'most lines per task', positiveInt, 1000)
+    .action(async (id: string, opts: { node?: string; attempt?: number; limit: number }, command: Command) => {
+      const { run: found } = await connection(command).client.request<{ run: { tasks: { node: string; logs: { stream: string; line: string }[] }[] } | null }>(
+        `query ($id: ID!, $attempt: Int, $limit: Int) { run(id: $id) { tasks { node logs(attempt: $attempt, limit: $limit) { stream line } } } }`,
+        { id, attempt: opts.attempt ?? null, limit: opts.limit },
+      );
+      if (!found) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
+      const tasks = opts.node ? found.tasks.filter((t) => t.node === opts.node) : found.tasks;
+      if (opts.node && !tasks.length) throw new ApiError(`Run ${id} has no task "${opts.node}"; its tasks: ${found.tasks.map((t) => t.node).join(', ')}`, 'NOT_FOUND');
+      for (const task of tasks) for (const l of task.logs) console.log(opts.node ? l.line : `[${task.node}] ${l.line}`);
+    });
+
+  program.addCommand(scheduleCommand((command) => connection(command).client));
+
+  return program;
+}
+
+function printRun(r: RunView) {
+  const took = r.finishedAt ? ` in ${formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt))}` : '';
+  console.log(`run ${r.id}  ${r.workflow.name} v${r.workflowVersion.version}  ${r.status}${took}`);
+  if (r.message) console.log(`  ${r.message}`);
+  const rows = dagOrder(r.tasks).map((t) => [
+    t.node,
+    t.status,
+    `${t.attempt}/${t.maxAttempts}`,
+    t.durationMs !== null ? formatDuration(t.durationMs) : '',
+    t.progress !== null ? `${Math.round(t.progress * 100)}%` : '',
+    oneLine(t.message ?? t.progressMessage ?? ''),
+  ]);
+  const header = ['NODE', 'STATUS', 'ATTEMPT', 'DURATION', 'PROGRESS', 'MESSAGE'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  for (const row of [header, ...rows]) console.log(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    process.exitCode = reportError(error);
+  }
+}
+
+await main();

@@ -1,0 +1,156 @@
+// `atelier schedule …`: create, list, show, pause, resume and delete the cron schedules that start workflow runs.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ApiError, type Client } from './client';
+
+interface ScheduleView {
+  id: string;
+  name: string;
+  cron: string;
+  timeZone: string;
+  paused: boolean;
+  catchUp: string;
+  overlap: string;
+  startAt: string | null;
+  endAt: string | null;
+  workflow: { name: string };
+  nextFireTimes: string[];
+}
+
+interface FireView {
+  fireTime: string;
+  outcome: string;
+  message: string | null;
+  run: { id: string; status: string } | null;
+}
+
+const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap startAt endAt workflow { name } nextFireTimes(count: $count)';
+
+function parseParam(raw: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
+  const text = raw.slice(eq + 1);
+  let value: unknown = text;
+  try {
+    // as `run start --param`: 200 → number, true → boolean, {"a":1} → object; anything else stays a string
+    value = JSON.parse(text);
+  } catch {
+    // a plain string
+  }
+  return { ...previous, [raw.slice(0, eq)]: value };
+}
+
+function positiveInt(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
+}
+
+function dateTime(raw: string): string {
+  if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);
+  return new Date(raw).toISOString();
+}
+
+/** `cancel-previous` → `CANCEL_PREVIOUS`: the CLI takes lower-case words, the API enum values. */
+const enumValue = (word: string | undefined) => word?.toUpperCase().replace(/-/g, '_') ?? null;
+
+function describe(s: ScheduleView): string {
+  const window = s.startAt || s.endAt ? `  from ${s.startAt ?? 'now'} to ${s.endAt ?? 'forever'}` : '';
+  const next = s.paused ? 'paused' : s.nextFireTimes.length ? `next ${s.nextFireTimes.join(', ')}` : 'no fire time left';
+  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${window}\n    ${next}`;
+}
+
+/**
+ * The `schedule` command. `connect` makes the API client from the parsed global options (--url, --token), which
+ * are only known when a sub-command runs.
+ */
+export function scheduleCommand(connect: (command: Command) => Client): Command {
+  const schedule = new Command('schedule').description('start runs of a workflow on a cron schedule');
+
+  schedule
+    .command('create <workflow>')
+    .description('create a schedule; its fire times before now are never run')
+    .requiredOption('--cron <expr>', 'cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first')
+    .option('--tz <zone>', 'IANA time zone the cron expression is read in', 'UTC')
+    .option('-p, --param <key=value>', 'run parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
+    .addOption(new Option('--catch-up <policy>', 'missed fire times (control plane down, schedule paused): run none, the latest once, or all up to --catch-up-limit').choices(['skip', 'latest', 'all']).default('skip'))
+    .option('--catch-up-limit <n>', 'with --catch-up all: most missed fire times run', positiveInt)
+    .addOption(new Option('--overlap <policy>', 'when the previous run is still going: start anyway, skip, or cancel it').choices(['allow', 'skip', 'cancel-previous']).default('skip'))
+    .option('--name <name>', 'unique per workflow (default: the cron expression)')
+    .option('--start <datetime>', 'no fire time before this (ISO 8601)', dateTime)
+    .option('--end <datetime>', 'no fire time after this (ISO 8601)', dateTime)
+    .option('--paused', 'create it paused')
+    .option('-q, --quiet', 'print only the schedule id')
+    .action(async (workflow: string, opts: { cron: string; tz: string; param?: Record<string, unknown>; catchUp: string; catchUpLimit?: number; overlap: string; name?: string; start?: string; end?: string; paused?: boolean; quiet?: boolean }, command: Command) => {
+      const { createSchedule } = await connect(command).request<{ createSchedule: ScheduleView }>(
+        `mutation ($input: CreateScheduleInput!, $count: Int) { createSchedule(input: $input) { ${SCHEDULE_FIELDS} } }`,
+        {
+          count: 3,
+          input: {
+            workflow,
+            cron: opts.cron,
+            timeZone: opts.tz,
+            parameters: opts.param ?? {},
+            catchUp: enumValue(opts.catchUp),
+            catchUpLimit: opts.catchUpLimit ?? null,
+            overlap: enumValue(opts.overlap),
+            name: opts.name ?? null,
+            startAt: opts.start ?? null,
+            endAt: opts.end ?? null,
+            paused: opts.paused ?? false,
+          },
+        },
+      );
+      console.log(opts.quiet ? createSchedule.id : `created schedule ${describe(createSchedule)}`);
+    });
+
+  schedule
+    .command('list [workflow]')
+    .description('list schedules (of one workflow) with their next fire times')
+    .option('-n, --next <n>', 'how many next fire times to show', positiveInt, 3)
+    .action(async (workflow: string | undefined, opts: { next: number }, command: Command) => {
+      const { schedules } = await connect(command).request<{ schedules: ScheduleView[] }>(
+        `query ($workflow: String, $count: Int) { schedules(workflow: $workflow) { ${SCHEDULE_FIELDS} } }`,
+        { workflow: workflow ?? null, count: opts.next },
+      );
+      if (!schedules.length) console.log(`no schedules${workflow ? ` for ${workflow}` : ''}: create one with \`atelier schedule create WORKFLOW --cron "0 9 * * *"\``);
+      for (const s of schedules) console.log(describe(s));
+    });
+
+  schedule
+    .command('show <id>')
+    .description('show a schedule and its recent fires (the runs started, and why any was skipped or failed)')
+    .option('-n, --limit <n>', 'how many recent fires', positiveInt, 20)
+    .action(async (id: string, opts: { limit: number }, command: Command) => {
+      const { schedule: s } = await connect(command).request<{ schedule: (ScheduleView & { fires: FireView[] }) | null }>(
+        `query ($id: ID!, $count: Int, $limit: Int) { schedule(id: $id) { ${SCHEDULE_FIELDS} fires(limit: $limit) { fireTime outcome message run { id status } } } }`,
+        { id, count: 3, limit: opts.limit },
+      );
+      if (!s) throw new ApiError(`There is no schedule ${id}; \`atelier schedule list\` shows them.`, 'NOT_FOUND');
+      console.log(describe(s));
+      if (!s.fires.length) console.log('    no fires yet');
+      for (const f of s.fires) console.log(`    ${f.fireTime}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd());
+    });
+
+  for (const [verb, mutation, help] of [
+    ['pause', 'pauseSchedule', 'stop a schedule firing until it is resumed'],
+    ['resume', 'resumeSchedule', 'resume a paused schedule; fire times missed while paused follow its catch-up policy'],
+  ] as const) {
+    schedule
+      .command(`${verb} <id>`)
+      .description(help)
+      .action(async (id: string, _opts: unknown, command: Command) => {
+        const result = await connect(command).request<Record<string, ScheduleView>>(`mutation ($id: ID!, $count: Int) { ${mutation}(id: $id) { ${SCHEDULE_FIELDS} } }`, { id, count: 3 });
+        console.log(`${verb}d schedule ${describe(result[mutation]!)}`);
+      });
+  }
+
+  schedule
+    .command('delete <id>')
+    .description('delete a schedule (the runs it started stay)')
+    .action(async (id: string, _opts: unknown, command: Command) => {
+      await connect(command).request(`mutation ($id: ID!) { deleteSchedule(id: $id) }`, { id });
+      console.log(`deleted schedule ${id}`);
+    });
+
+  return schedule;
+}

@@ -1,0 +1,166 @@
+// End to end for the `atelier` CLI: the real control plane in-process, the real CLI (server/cli/bin.js) as child
+// processes, and the iris example pushed, created and run to completion, plus the errors a user meets first.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../server/app';
+import { packDirectory } from '../../server/artifacts/archive';
+import { sha256 } from '../../server/artifacts/store';
+import { createHttpArtifactSource } from '../../server/cli/artifact-source';
+import { loadConfig } from '../../server/config';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const bin = path.join(root, 'server', 'cli', 'bin.js');
+const modules = ['prepare', 'train', 'evaluate'];
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let app: App;
+let url: string;
+let dataDir: string;
+
+/** Runs the CLI as a user would, with a clean environment: only what is passed here reaches it. */
+function cli(args: string[], env: Record<string, string> = {}, command: string[] = [bin]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...command, ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: url, ATELIER_TOKEN: app.adminToken, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
+  app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100' }));
+  url = await app.start();
+});
+
+afterAll(async () => {
+  await app?.stop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('atelier CLI with the iris example', () => {
+  let runId = '';
+
+  it('pushes the three example modules, then says unchanged when pushed again', async () => {
+    const first = await Promise.all(modules.map((m) => cli(['module', 'push', `examples/iris/${m}`])));
+    for (const [i, r] of first.entries()) {
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^published examples/iris-${modules[i]}@1 \\(sha256:[0-9a-f]{12}…, \\d+ files, [\\d.]+ KB`));
+    }
+    const again = await cli(['module', 'push', 'examples/iris/train']);
+    expect(again.code, show(again)).toBe(0);
+    expect(again.stdout).toMatch(/^unchanged: examples\/iris-train@1 already has this content/);
+  });
+
+  it('creates the workflow, then says unchanged for the same spec', async () => {
+    const created = await cli(['workflow', 'create', 'examples/iris/workflow.yaml']);
+    expect(created.code, show(created)).toBe(0);
+    expect(created.stdout).toMatch(/created workflow iris version 1/);
+    // No ATELIER_TOKEN: a newcomer on the control plane's machine is found by the admin-token file.
+    const again = await cli(['workflow', 'create', 'examples/iris/workflow.yaml'], { ATELIER_TOKEN: '', ATELIER_DATA_DIR: dataDir });
+    expect(again.code, show(again)).toBe(0);
+    expect(again.stdout).toMatch(/unchanged: workflow iris is already at version 1/);
+  });
+
+  it('runs the workflow with --watch to success, showing each task and the accuracy', async () => {
+    const r = await cli(['run', 'start', 'iris', '--param', 'epochs=200', '--watch', '--logs']);
+    expect(r.code, show(r)).toBe(0);
+    runId = /started run ([0-9a-f-]{36})/.exec(r.stdout)?.[1] ?? '';
+    expect(runId).not.toBe('');
+    for (const node of modules) expect(r.stdout).toMatch(new RegExp(`^\\[${node}\\] SUCCEEDED`, 'm'));
+    expect(r.stdout).toMatch(/\[train\] \d+% epoch \d+\/200/);
+    expect(r.stdout).toMatch(/\[evaluate\] confusion matrix/); // a log line, with --logs
+    expect(r.stdout).toMatch(/^ {2}evaluate\s+SUCCEEDED\s+\S+\s+accuracy=0\.9\d*/m);
+    expect(r.stdout).toMatch(new RegExp(`run ${runId} SUCCEEDED`));
+  });
+
+  it('shows the finished run and its logs', async () => {
+    const [got, logs] = await Promise.all([cli(['run', 'get', runId]), cli(['run', 'logs', runId, '--node', 'evaluate'])]);
+    expect(got.code, show(got)).toBe(0);
+    expect(got.stdout).toMatch(/SUCCEEDED/);
+    expect(got.stdout).toMatch(/^train\s+SUCCEEDED\s+1\/1/m);
+    expect(logs.code, show(logs)).toBe(0);
+    expect(logs.stdout).toMatch(/^accuracy \d+\.\d% \(\d+\/45\)/m);
+  });
+
+  it('exits 1 with the reason when the run fails (accuracy below minAccuracy)', async () => {
+    const r = await cli(['run', 'start', 'iris', '--param', 'minAccuracy=0.999', '--watch']);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout).toMatch(/^\[evaluate\] FAILED/m);
+    expect(r.stdout).toMatch(/below minAccuracy/);
+  });
+
+  it('reports an unknown workflow as NOT_FOUND', async () => {
+    const r = await cli(['run', 'start', 'no-such-workflow']);
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/^error \[NOT_FOUND\]: /);
+  });
+
+  it('reports a parameter that breaks a module schema as INVALID_WORKFLOW, naming the task', async () => {
+    const r = await cli(['run', 'start', 'iris', '--param', 'epochs=-5']);
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: /);
+    expect(r.stderr).toMatch(/^ {2}tasks\.train\.parameters\.epochs: must be >= 1/m);
+  });
+
+  it('says to set ATELIER_TOKEN when the token is wrong', async () => {
+    const r = await cli(['run', 'get', runId], { ATELIER_TOKEN: 'atl_not-a-real-token' });
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/^error \[UNAUTHENTICATED\]/);
+    expect(r.stderr).toMatch(/set ATELIER_TOKEN/);
+  });
+
+  it('says when the control plane cannot be reached', async () => {
+    const r = await cli(['workflow', 'list'], { ATELIER_URL: 'http://127.0.0.1:9' });
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/cannot reach Atelier at http:\/\/127\.0\.0\.1:9: is `npm start` running\?/);
+  });
+
+  it('runs an example module standalone, warning that progress is not reported', async () => {
+    const r = await cli([], { ATELIER_PARAMS: '{}' }, [path.join(root, 'examples', 'iris', 'prepare', 'main.mjs')]);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toMatch(/105 train, 45 test/);
+    expect(r.stderr).toMatch(/ATELIER_PROGRESS_FD is not set/);
+  });
+});
+
+describe('the executor host\'s HTTP artifact source', () => {
+  it('downloads a published archive, verifies it, reuses the cache and re-fetches a damaged copy', async () => {
+    const digest = sha256(await packDirectory(path.join(root, 'examples', 'iris', 'train')));
+    const cacheDir = path.join(dataDir, 'executor-cache-test');
+    const source = createHttpArtifactSource({ url, token: app.adminToken, cacheDir });
+    const file = await source.fetch(digest);
+    expect(sha256(await readFile(file))).toBe(digest);
+    expect(await source.fetch(digest)).toBe(file);
+
+    await writeFile(file, 'damaged');
+    const fresh = createHttpArtifactSource({ url, token: app.adminToken, cacheDir });
+    expect(await fresh.fetch(digest)).toBe(file);
+    expect(sha256(await readFile(file))).toBe(digest);
+
+    await expect(createHttpArtifactSource({ url, token: 'atl_wrong', cacheDir: `${cacheDir}-2` }).fetch(digest)).rejects.toThrow(/HTTP 401.*ATELIER_TOKEN/);
+    await expect(source.fetch(`sha256:${'0'.repeat(64)}`)).rejects.toThrow(/HTTP 404/);
+  });
+});
