@@ -1,6 +1,6 @@
 // What every resolver receives: the caller's identity and CASL ability, the services, and per-request loaders.
 import DataLoader from 'dataloader';
-import { and, asc, desc, inArray } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import type { ObjectStore } from '../server/artifacts/store';
 import type { AppAbility } from '../server/auth/ability';
 import type { Config } from '../server/config';
@@ -64,6 +64,23 @@ export function createLoaders(db: Db) {
       (ids) => db.select().from(taskEvents).where(and(inArray(taskEvents.taskId, ids), inArray(taskEvents.kind, ['started', 'result']))).orderBy(asc(taskEvents.attempt), asc(taskEvents.seq)),
       (e) => e.taskId,
     ),
+    /** The latest value of each metric a task's current attempt reported, with its step. */
+    latestMetricsOf: new DataLoader<string, Record<string, { value: number; step: number | null }>>(async (ids) => {
+      const rows = await db
+        .select({ taskId: taskEvents.taskId, payload: taskEvents.payload })
+        .from(taskEvents)
+        .innerJoin(tasks, and(eq(tasks.id, taskEvents.taskId), eq(tasks.attempt, taskEvents.attempt)))
+        .where(and(inArray(taskEvents.taskId, [...ids]), eq(taskEvents.kind, 'metric')))
+        .orderBy(asc(taskEvents.seq));
+      const latest = new Map<string, Record<string, { value: number; step: number | null }>>();
+      for (const row of rows) {
+        const { metrics, step } = row.payload as { metrics: Record<string, number>; step: number | null };
+        const entry = latest.get(row.taskId) ?? {};
+        for (const [name, value] of Object.entries(metrics)) entry[name] = { value, step };
+        latest.set(row.taskId, entry);
+      }
+      return ids.map((id) => latest.get(id) ?? {});
+    }),
     tagsOf: groupedBy<ModuleTag>((ids) => db.select().from(moduleTags).where(inArray(moduleTags.moduleId, ids)).orderBy(asc(moduleTags.tag)), (t) => t.moduleId),
     versionsOf: groupedBy<ModuleVersion>((ids) => db.select().from(moduleVersions).where(inArray(moduleVersions.moduleId, ids)).orderBy(desc(moduleVersions.createdAt)), (v) => v.moduleId),
     versionsOfWorkflow: groupedBy<WorkflowVersion>((ids) => db.select().from(workflowVersions).where(inArray(workflowVersions.workflowId, ids)).orderBy(desc(workflowVersions.version)), (v) => v.workflowId),

@@ -5,5 +5,6 @@ import './types/identity';
 import './types/modules';
 import './types/workflows';
 import './types/runs';
+import './types/schedules';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -176,6 +176,11 @@ TaskRef.implement({
       nullable: true,
       resolve: (r) => (r.startedAt && r.finishedAt ? r.finishedAt.getTime() - r.startedAt.getTime() : null),
     }),
+    metrics: t.field({
+      type: 'JSON',
+      description: 'The latest value of each metric the current attempt reported: { name: { value, step } }.',
+      resolve: (task, _a, ctx) => ctx.loaders.latestMetricsOf.load(task.id),
+    }),
     logs: t.field({
       type: [LogLineRef],
       description: 'Log lines of the current attempt, oldest first.',

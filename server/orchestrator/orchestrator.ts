@@ -757,6 +757,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         )}) as v(id, outputs, reason, message, exit_code, finished, host, started)
         where t.id = v.id::uuid`);
       for (const { task, event } of succeeded) {
+        // A start and its result in one batch still show the task running, so every watcher sees the same story.
+        if (task.status === 'QUEUED') taskStatusEvent(step, task, 'RUNNING');
         rows.set(task.id, { ...task, status: 'SUCCEEDED' });
         finished.push(task.node);
         taskStatusEvent(step, task, 'SUCCEEDED', event.outcome.reason ?? null, event.outcome.message ?? null);

@@ -1,0 +1,219 @@
+// Schedules: cron expressions in a time zone that start runs of a workflow, their upcoming fire times and recent
+// fires; `Workflow.schedules`; create, update, pause, resume and delete.
+import DataLoader from 'dataloader';
+import { asc, desc, eq, inArray } from 'drizzle-orm';
+import { assertCan } from '../../server/auth/ability';
+import { catchUpPolicies, fireOutcomes, overlapPolicies, scheduleFires, schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule, type ScheduleFire } from '../../server/db/tables/schedules';
+import { createSchedule, deleteSchedule, findSchedule, listSchedules, pauseSchedule, resumeSchedule, updateSchedule, upcomingFireTimes } from '../../server/scheduler/schedules';
+import { builder } from '../builder';
+import type { Context } from '../context';
+import { IdentityRef } from './identity';
+import { RunRef } from './runs';
+import { WorkflowRef } from './workflows';
+
+// Records keyed by the table's policy lists: a policy added there does not compile until it is described here.
+const catchUpDescriptions: Record<CatchUpPolicy, string> = {
+  SKIP: 'Run none of them.',
+  LATEST: 'Run the latest once.',
+  ALL: 'Run them, oldest first, up to catchUpLimit (the latest ones).',
+};
+const overlapDescriptions: Record<OverlapPolicy, string> = {
+  ALLOW: 'Start another run.',
+  SKIP: 'Start none; the fire is recorded SKIPPED_OVERLAP.',
+  CANCEL_PREVIOUS: 'Cancel the running one, then start.',
+};
+const described = <T extends string>(list: readonly T[], descriptions: Record<T, string>) =>
+  Object.fromEntries(list.map((v) => [v, { description: descriptions[v] }])) as Record<T, { description: string }>;
+
+const CatchUpEnum = builder.enumType('ScheduleCatchUp', {
+  description: 'What happens to fire times missed while the control plane was down (or the schedule paused).',
+  values: described(catchUpPolicies, catchUpDescriptions),
+});
+const OverlapEnum = builder.enumType('ScheduleOverlap', {
+  description: 'What happens when a fire time comes while a run this schedule started is still queued or running.',
+  values: described(overlapPolicies, overlapDescriptions),
+});
+const FireOutcomeEnum = builder.enumType('ScheduleFireOutcome', { values: fireOutcomes });
+
+export const ScheduleRef = builder.objectRef<Schedule>('Schedule');
+const ScheduleFireRef = builder.objectRef<ScheduleFire>('ScheduleFire');
+
+ScheduleFireRef.implement({
+  description: 'One fire time a schedule dealt with: the run it started, or why it started none.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    fireTime: t.expose('fireTime', { type: 'DateTime' }),
+    outcome: t.field({ type: FireOutcomeEnum, resolve: (f) => f.outcome }),
+    message: t.exposeString('message', { nullable: true }),
+    run: t.field({ type: RunRef, nullable: true, resolve: (f, _a, ctx) => (f.runId ? ctx.loaders.run.load(f.runId) : null) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+ScheduleRef.implement({
+  description: 'A cron expression in a time zone that starts runs of a workflow (its latest version at each fire time).',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    workflow: t.field({ type: WorkflowRef, resolve: async (s, _a, ctx) => (await ctx.loaders.workflow.load(s.workflowId))! }),
+    cron: t.exposeString('cron', { description: '5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.' }),
+    timeZone: t.exposeString('timeZone', { description: 'IANA time zone the cron expression is read in.' }),
+    parameters: t.expose('parameters', { type: 'JSON' }),
+    startAt: t.expose('startAt', { type: 'DateTime', nullable: true, description: 'No fire time before this one (included).' }),
+    endAt: t.expose('endAt', { type: 'DateTime', nullable: true, description: 'No fire time after this one (included).' }),
+    catchUp: t.field({ type: CatchUpEnum, resolve: (s) => s.catchUp }),
+    catchUpLimit: t.exposeInt('catchUpLimit'),
+    overlap: t.field({ type: OverlapEnum, resolve: (s) => s.overlap }),
+    paused: t.exposeBoolean('paused'),
+    lastFireTime: t.expose('lastFireTime', { type: 'DateTime', description: 'The latest fire time dealt with (run or skipped); the creation time until the first.' }),
+    nextFireTimes: t.field({
+      type: ['DateTime'],
+      description: 'The coming fire times, soonest first (none while paused or past endAt).',
+      args: { count: t.arg.int({ defaultValue: 5, description: '1 to 100.' }) },
+      resolve: (s, args) => upcomingFireTimes(s, new Date(), Math.min(Math.max(args.count ?? 5, 1), 100)),
+    }),
+    fires: t.field({
+      type: [ScheduleFireRef],
+      description: 'Recent fire times, newest first.',
+      args: { limit: t.arg.int({ defaultValue: 20, description: '1 to 500.' }) },
+      resolve: (s, args, ctx) =>
+        ctx.services.db
+          .select()
+          .from(scheduleFires)
+          .where(eq(scheduleFires.scheduleId, s.id))
+          .orderBy(desc(scheduleFires.fireTime))
+          .limit(Math.min(Math.max(args.limit ?? 20, 1), 500)),
+    }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (s, _a, ctx) => (s.createdBy ? ctx.loaders.identity.load(s.createdBy) : null) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+  }),
+});
+
+// A per-request loader kept beside the context's own (one query for every workflow in a list).
+const schedulesOfWorkflow = new WeakMap<Context, DataLoader<string, Schedule[]>>();
+function schedulesLoader(ctx: Context): DataLoader<string, Schedule[]> {
+  let loader = schedulesOfWorkflow.get(ctx);
+  if (!loader) {
+    loader = new DataLoader(async (ids) => {
+      const rows = await ctx.services.db.select().from(schedules).where(inArray(schedules.workflowId, [...ids])).orderBy(asc(schedules.createdAt), asc(schedules.id));
+      return ids.map((id) => rows.filter((r) => r.workflowId === id));
+    });
+    schedulesOfWorkflow.set(ctx, loader);
+  }
+  return loader;
+}
+
+builder.objectField(WorkflowRef, 'schedules', (t) =>
+  t.field({
+    type: [ScheduleRef],
+    description: 'The schedules that start runs of this workflow.',
+    resolve: (w, _a, ctx) => {
+      assertCan(ctx.ability, 'read', 'Workflow', 'read schedules');
+      return schedulesLoader(ctx).load(w.id);
+    },
+  }),
+);
+
+builder.queryFields((t) => ({
+  schedules: t.field({
+    type: [ScheduleRef],
+    description: 'Schedules, oldest first; only those of one workflow when `workflow` is given.',
+    args: { workflow: t.arg.string({ description: 'Workflow name or id.' }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Workflow', 'list schedules');
+      return listSchedules(ctx.services.db, args.workflow);
+    },
+  }),
+  schedule: t.field({
+    type: ScheduleRef,
+    nullable: true,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Workflow', 'read schedules');
+      return findSchedule(ctx.services.db, String(args.id)).catch((error) => {
+        if ((error as { code?: string }).code === 'NOT_FOUND') return null;
+        throw error;
+      });
+    },
+  }),
+}));
+
+type InputFields = Parameters<Parameters<typeof builder.inputType>[1]['fields']>[0];
+const timingFields = (t: InputFields) => ({
+  name: t.string({ description: 'Unique per workflow (default: the cron expression).' }),
+  timeZone: t.string({ description: 'IANA time zone (default UTC).' }),
+  parameters: t.field({ type: 'JSON', description: 'Run parameters; the workflow must declare them.' }),
+  startAt: t.field({ type: 'DateTime' }),
+  endAt: t.field({ type: 'DateTime' }),
+  catchUp: t.field({ type: CatchUpEnum, description: 'Default SKIP.' }),
+  catchUpLimit: t.int({ description: 'With catchUp ALL: most missed fire times run (default 10, at most 1000).' }),
+  overlap: t.field({ type: OverlapEnum, description: 'Default SKIP.' }),
+});
+
+const CreateScheduleInput = builder.inputType('CreateScheduleInput', {
+  fields: (t) => ({
+    workflow: t.string({ required: true, description: 'Workflow name or id.' }),
+    cron: t.string({ required: true }),
+    ...timingFields(t),
+    paused: t.boolean({ description: 'Create it paused.' }),
+  }),
+});
+
+const UpdateScheduleInput = builder.inputType('UpdateScheduleInput', {
+  description: 'Fields left out keep their value; startAt or endAt set to null removes that bound.',
+  fields: (t) => ({
+    cron: t.string(),
+    ...timingFields(t),
+  }),
+});
+
+type JsonObject = Record<string, unknown> | null | undefined;
+
+builder.mutationFields((t) => ({
+  createSchedule: t.field({
+    type: ScheduleRef,
+    description: 'Creates a schedule. Everything is checked first (cron, time zone, window, workflow, parameters); fire times before now are never run.',
+    args: { input: t.arg({ type: CreateScheduleInput, required: true }) },
+    resolve: (_root, { input }, ctx) => {
+      assertCan(ctx.ability, 'create', 'Workflow', 'create schedules');
+      return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date());
+    },
+  }),
+  updateSchedule: t.field({
+    type: ScheduleRef,
+    description: 'Changes a schedule. A new cron, time zone or window applies from now on: past fire times it would have had are not run.',
+    args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateScheduleInput, required: true }) },
+    resolve: (_root, { id, input }, ctx) => {
+      assertCan(ctx.ability, 'update', 'Workflow', 'change schedules');
+      return updateSchedule(ctx.services.db, String(id), { ...input, parameters: input.parameters as JsonObject }, new Date());
+    },
+  }),
+  pauseSchedule: t.field({
+    type: ScheduleRef,
+    description: 'Stops a schedule firing until it is resumed. A fire already claimed still starts its run.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => {
+      assertCan(ctx.ability, 'update', 'Workflow', 'pause schedules');
+      return pauseSchedule(ctx.services.db, String(id), new Date());
+    },
+  }),
+  resumeSchedule: t.field({
+    type: ScheduleRef,
+    description: 'Resumes a paused schedule. Fire times that fell while it was paused follow its catch-up policy: SKIP runs none, LATEST the latest once, ALL up to catchUpLimit.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, ctx) => {
+      assertCan(ctx.ability, 'update', 'Workflow', 'resume schedules');
+      return resumeSchedule(ctx.services.db, String(id), new Date());
+    },
+  }),
+  deleteSchedule: t.field({
+    type: 'ID',
+    description: 'Deletes a schedule and its fire records (the runs it started stay); returns its id.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, { id }, ctx) => {
+      assertCan(ctx.ability, 'update', 'Workflow', 'delete schedules');
+      return (await deleteSchedule(ctx.services.db, String(id))).id;
+    },
+  }),
+}));
