@@ -9,8 +9,6 @@ import { execute, subscribe, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import { createLocalExecutor } from '../executors/local';
-import { createNoopExecutor } from '../executors/noop';
 import { createExecutorHost, type ExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
@@ -22,11 +20,13 @@ import { ensureIdentity, identityForToken, issueToken, mintToken } from './auth/
 import { createMemoryBus } from './bus/memory';
 import type { Bus, Subscription } from './bus/types';
 import { defaultHostName, type Config } from './config';
+import { executorsFromEnv } from './executors';
 import { openDatabase, type Database } from './db/client';
 import { AtelierError } from './errors';
 import { createRunFeed, type FeedEvent } from './feed';
 import { createOutboxRelay } from './outbox';
 import { createOrchestrator } from './orchestrator/orchestrator';
+import { createScheduler } from './scheduler/scheduler'; // scheduler
 import { serveStatic } from './http/static';
 
 export interface App {
@@ -66,6 +66,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
   });
+  // scheduler: cron schedules start runs; on Postgres only the replica holding the advisory lock fires them
+  const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });
   const services: Services = { db, store, feed, orchestrator, config, planDefaults };
 
   const adminToken = await seedAdmin(database, config);
@@ -74,7 +76,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.embeddedExecutor) {
     host = createExecutorHost({
       bus,
-      registry: createExecutorRegistry(options.executors ?? [createLocalExecutor(), createNoopExecutor()]),
+      registry: createExecutorRegistry(options.executors ?? executorsFromEnv()),
       pools: config.pools,
       hostName: `${defaultHostName()}-embedded`,
       artifacts: { fetch: (digest) => store.path(digest) },
@@ -166,6 +168,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         { durable: 'control-plane', maxBatch: 512, maxInFlight: 4096, ackWaitMs: 30_000 },
       );
       relay.start();
+      scheduler.start(); // scheduler
       ticker = setInterval(() => {
         if (ticking) return; // a slow tick is never overlapped by the next
         ticking = orchestrator
@@ -225,6 +228,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       });
       clearInterval(ticker);
       await ticking;
+      await scheduler.stop(); // scheduler
       await host?.stop();
       await eventsSubscription?.stop();
       await feedSubscription?.stop();

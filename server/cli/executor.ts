@@ -1,11 +1,10 @@
 // `atelier executor`: a standalone executor host process next to NATS, taking the tasks of its pools from
 // JetStream and fetching module archives from the control plane over HTTP.
 import path from 'node:path';
-import { createLocalExecutor } from '../../executors/local';
-import { createNoopExecutor } from '../../executors/noop';
 import { createExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
+import { executorsFromEnv } from '../executors';
 import { createHttpArtifactSource } from './artifact-source';
 import { createClient } from './client';
 import { ApiError, CliError } from './errors';
@@ -47,7 +46,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   } catch (error) {
     throw new CliError(`cannot connect to NATS at ${natsUrl}: ${(error as Error).message}. Is nats-server (with -js) running there?`);
   }
-  const executors = [createLocalExecutor(), createNoopExecutor()];
+  const executors = executorsFromEnv(env);
   const host = createExecutorHost({
     bus,
     registry: createExecutorRegistry(executors),

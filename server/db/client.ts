@@ -55,7 +55,11 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
   return { db, kind: 'pglite', close: () => client.close() };
 }
 
-/** Runs `fn` while holding a session-level advisory lock, if free; returns false when another holder has it. */
+/**
+ * Runs `fn` while a transaction holds an advisory lock, if free; returns false when another holder has it.
+ * `fn` uses other connections, so this is for real Postgres only: on single-connection PGlite it would wait for
+ * itself (and there is only one process there anyway).
+ */
 export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>): Promise<boolean> {
   return db.transaction(async (tx) => {
     const [row] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${key}) as ok`);

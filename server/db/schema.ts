@@ -6,3 +6,4 @@ export * from './tables/workflows';
 export * from './tables/runs';
 export * from './tables/task-events';
 export * from './tables/outbox';
+export * from './tables/schedules';

@@ -1,0 +1,74 @@
+// Schedules (a cron expression in a time zone that starts runs of a workflow) and their fires: one row per
+// fire time the scheduler dealt with, whose UNIQUE (schedule, fire time) key makes each fire happen once.
+import { sql } from 'drizzle-orm';
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { at, createdAt, id } from '../columns';
+import { identities } from './identities';
+import { runs } from './runs';
+import { workflows } from './workflows';
+
+/** SKIP: missed fire times are not run. LATEST: the latest missed one runs once. ALL: all run, up to `catchUpLimit`. */
+export const catchUpPolicies = ['SKIP', 'LATEST', 'ALL'] as const;
+export type CatchUpPolicy = (typeof catchUpPolicies)[number];
+/** When a fire time comes while a run this schedule started is still queued or running. */
+export const overlapPolicies = ['ALLOW', 'SKIP', 'CANCEL_PREVIOUS'] as const;
+export type OverlapPolicy = (typeof overlapPolicies)[number];
+/** PENDING: claimed by the scheduler, its run not started yet (a crash there is finished by the next tick). */
+export const fireOutcomes = ['PENDING', 'STARTED', 'SKIPPED_OVERLAP', 'SKIPPED_MISSED', 'FAILED'] as const;
+export type FireOutcome = (typeof fireOutcomes)[number];
+
+export const schedules = pgTable(
+  'schedules',
+  {
+    id: id(),
+    workflowId: uuid('workflow_id').notNull().references(() => workflows.id),
+    name: text('name').notNull(),
+    cron: text('cron').notNull(),
+    /** An IANA time zone: `0 9 * * *` in America/New_York is 9:00 there, summer and winter. */
+    timeZone: text('time_zone').notNull().default('UTC'),
+    parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
+    /** Fire times outside [startAt, endAt] (both included) never fire. */
+    startAt: at('start_at'),
+    endAt: at('end_at'),
+    catchUp: text('catch_up', { enum: catchUpPolicies }).notNull().default('SKIP'),
+    catchUpLimit: integer('catch_up_limit').notNull().default(10),
+    overlap: text('overlap', { enum: overlapPolicies }).notNull().default('SKIP'),
+    paused: boolean('paused').notNull().default(false),
+    /** The latest fire time dealt with (fired or skipped); only later ones are due. Creation time at first. */
+    lastFireTime: timestamp('last_fire_time', { withTimezone: true, mode: 'date' }).notNull(),
+    /** The first fire time after `lastFireTime` inside the window, or null when there is none: what ticks look for. */
+    nextFireTime: at('next_fire_time'),
+    createdBy: uuid('created_by').references(() => identities.id),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [
+    unique('schedules_workflow_name_key').on(t.workflowId, t.name),
+    index('schedules_due_idx').on(t.nextFireTime).where(sql`not paused`),
+  ],
+);
+
+export const scheduleFires = pgTable(
+  'schedule_fires',
+  {
+    id: id(),
+    scheduleId: uuid('schedule_id')
+      .notNull()
+      .references(() => schedules.id, { onDelete: 'cascade' }),
+    fireTime: timestamp('fire_time', { withTimezone: true, mode: 'date' }).notNull(),
+    runId: uuid('run_id').references(() => runs.id),
+    outcome: text('outcome', { enum: fireOutcomes }).notNull(),
+    message: text('message'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    // The exactly-once key: whoever inserts a fire time first owns it.
+    unique('schedule_fires_schedule_time_key').on(t.scheduleId, t.fireTime),
+    index('schedule_fires_pending_idx').on(t.fireTime).where(sql`outcome = 'PENDING'`),
+  ],
+);
+
+export type Schedule = typeof schedules.$inferSelect;
+export type NewSchedule = typeof schedules.$inferInsert;
+export type ScheduleFire = typeof scheduleFires.$inferSelect;
+export type NewScheduleFire = typeof scheduleFires.$inferInsert;

@@ -1,0 +1,25 @@
+// The executor plugins a host runs, in one list, configured from the environment. `local` and `noop` are always
+// there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials).
+import { createDatabricksExecutor } from '../executors/databricks';
+import { createLocalExecutor } from '../executors/local';
+import { createNoopExecutor } from '../executors/noop';
+import type { Executor } from '../plugins/sdk';
+import { ConfigError } from './config';
+
+export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor[] {
+  const executors: Executor[] = [createLocalExecutor(), createNoopExecutor()];
+  if (env.DATABRICKS_HOST) {
+    const auth = env.DATABRICKS_TOKEN
+      ? { token: env.DATABRICKS_TOKEN }
+      : env.DATABRICKS_CLIENT_ID && env.DATABRICKS_CLIENT_SECRET
+        ? { clientId: env.DATABRICKS_CLIENT_ID, clientSecret: env.DATABRICKS_CLIENT_SECRET }
+        : null;
+    if (!auth) throw new ConfigError('DATABRICKS_HOST is set but no credentials: set DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET.');
+    try {
+      executors.push(createDatabricksExecutor({ host: env.DATABRICKS_HOST, auth, stagingDir: env.ATELIER_DATABRICKS_STAGING_DIR }) as Executor);
+    } catch (error) {
+      throw new ConfigError(`${(error as Error).message} (set ATELIER_DATABRICKS_STAGING_DIR to a /Volumes/… path)`);
+    }
+  }
+  return executors;
+}

@@ -1,0 +1,231 @@
+// The scheduler: on each tick, the leader replica claims the fire times that fell due (applying each schedule's
+// catch-up policy), then starts their runs (applying its overlap policy). A fire time is claimed by inserting its
+// UNIQUE (schedule, fire time) row and its run is started with an idempotency key derived from the same pair, so
+// it fires exactly once even if two leaders overlap or the process dies between the two steps.
+import { and, asc, eq, inArray, lte } from 'drizzle-orm';
+import { withTryAdvisoryLock, type Db } from '../db/client';
+import { runs, type RunStatus } from '../db/tables/runs';
+import { scheduleFires, schedules, type FireOutcome, type NewScheduleFire, type Schedule, type ScheduleFire } from '../db/tables/schedules';
+import { AtelierError } from '../errors';
+import type { Orchestrator } from '../orchestrator/orchestrator';
+import { dueFireTimes, nextFireTime } from './cron';
+import { timingOf } from './schedules';
+
+export interface SchedulerOptions {
+  db: Db;
+  orchestrator: Pick<Orchestrator, 'startRun' | 'cancelRun'>;
+  clock: { now(): Date };
+  /** How often `start()` ticks (default 1 s). */
+  tickMs?: number;
+  log?: (message: string) => void;
+  /**
+   * Take the Postgres advisory lock so only one replica works per tick. Default: on for a pooled Postgres client,
+   * off for PGlite, where no other replica can exist and a lock transaction held during the tick would block its
+   * single connection.
+   */
+  leaderLock?: boolean;
+  /** A fire time found due later than this is "missed" and follows the catch-up policy (default 60 s). */
+  misfireGraceMs?: number;
+  /** An unexpected error starting a run is retried on later ticks for this long, then recorded FAILED (default 10 min). */
+  retryWindowMs?: number;
+}
+
+export interface Scheduler {
+  /** Ticks every `tickMs` until `stop()`; a slow tick is never overlapped by the next. */
+  start(): void;
+  /** Stops ticking and waits for a tick in progress. */
+  stop(): Promise<void>;
+  /** One pass: claim due fire times, start their runs. Safe to call from several replicas at once. */
+  tick(): Promise<void>;
+}
+
+// Any fixed number, distinct from the migration lock's.
+const LEADER_LOCK = 0x61746c73;
+const BATCH = 500;
+/** At most this many missed fire times of a schedule are recorded per tick; older ones are only counted. */
+const MISSED_RECORDED = 100;
+const ACTIVE: RunStatus[] = ['QUEUED', 'RUNNING'];
+
+/** The run of a fire time has this idempotency key: starting it twice returns the first run. */
+export const fireKey = (scheduleId: string, fireTime: Date) => `schedule:${scheduleId}:${fireTime.toISOString()}`;
+
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  const { db, orchestrator, clock } = options;
+  const log = options.log ?? (() => {});
+  const graceMs = options.misfireGraceMs ?? 60_000;
+  const retryWindowMs = options.retryWindowMs ?? 10 * 60_000;
+  // postgres-js hands drizzle a callable `sql` (a pool); PGlite is a plain object with one connection.
+  const leaderLock = options.leaderLock ?? typeof (db as unknown as { $client?: unknown }).$client === 'function';
+
+  // --- claiming ------------------------------------------------------------------------------------------
+
+  /** Splits the due fire times into those to run and those missed, by the schedule's catch-up policy. */
+  function decide(schedule: Schedule, due: Date[], now: Date): { run: Date[]; missed: Date[]; why: string } {
+    const latest = due.at(-1)!;
+    switch (schedule.catchUp) {
+      case 'SKIP': {
+        const onTime = now.getTime() - latest.getTime() <= graceMs;
+        return { run: onTime ? [latest] : [], missed: onTime ? due.slice(0, -1) : due, why: 'catch-up policy SKIP runs no missed fire time' };
+      }
+      case 'LATEST':
+        return { run: [latest], missed: due.slice(0, -1), why: `catch-up policy LATEST ran only the latest, ${latest.toISOString()}` };
+      case 'ALL': {
+        const cut = Math.max(0, due.length - schedule.catchUpLimit);
+        return { run: due.slice(cut), missed: due.slice(0, cut), why: `catch-up policy ALL runs at most the latest ${schedule.catchUpLimit}` };
+      }
+    }
+  }
+
+  /** Claims one schedule's due fire times and moves its watermark past them, in one transaction. */
+  async function claim(scheduleId: string, now: Date): Promise<void> {
+    await db.transaction(async (tx) => {
+      // SKIP LOCKED: a replica already on this schedule keeps it; the unique key would stop a double claim anyway.
+      const [schedule] = await tx
+        .select()
+        .from(schedules)
+        .where(and(eq(schedules.id, scheduleId), eq(schedules.paused, false), lte(schedules.nextFireTime, now)))
+        .for('update', { skipLocked: true });
+      if (!schedule) return;
+      const timing = timingOf(schedule);
+      const bound = schedule.catchUpLimit + MISSED_RECORDED;
+      const { times, truncated } = dueFireTimes(timing, schedule.lastFireTime, now, bound);
+      const rows: NewScheduleFire[] = [];
+      if (times.length) {
+        const { run, missed, why } = decide(schedule, times, now);
+        const recorded = missed.slice(-MISSED_RECORDED);
+        const unrecorded = truncated || recorded.length < missed.length;
+        for (const [i, t] of recorded.entries()) {
+          const older = i === 0 && unrecorded ? ' (older missed fire times are not listed)' : '';
+          rows.push({ scheduleId, fireTime: t, outcome: 'SKIPPED_MISSED', message: `missed by ${formatDelay(now.getTime() - t.getTime())}: ${why}${older}`, createdAt: now });
+        }
+        for (const t of run) rows.push({ scheduleId, fireTime: t, outcome: 'PENDING', createdAt: now });
+        await tx.insert(scheduleFires).values(rows).onConflictDoNothing({ target: [scheduleFires.scheduleId, scheduleFires.fireTime] });
+      }
+      const last = times.length && times.at(-1)! > schedule.lastFireTime ? times.at(-1)! : schedule.lastFireTime;
+      await tx
+        .update(schedules)
+        .set({ lastFireTime: last, nextFireTime: nextFireTime(timing, last) })
+        .where(eq(schedules.id, scheduleId));
+    });
+  }
+
+  // --- starting ------------------------------------------------------------------------------------------
+
+  async function activeRuns(scheduleId: string): Promise<{ id: string; status: RunStatus }[]> {
+    return db
+      .select({ id: runs.id, status: runs.status })
+      .from(scheduleFires)
+      .innerJoin(runs, eq(runs.id, scheduleFires.runId))
+      .where(and(eq(scheduleFires.scheduleId, scheduleId), inArray(runs.status, ACTIVE)))
+      .orderBy(asc(scheduleFires.fireTime));
+  }
+
+  /** Starts the run of a claimed fire time under the overlap policy and records the outcome. */
+  async function startFire(fire: ScheduleFire, schedule: Schedule, now: Date): Promise<void> {
+    const key = fireKey(schedule.id, fire.fireTime);
+    let outcome: FireOutcome;
+    let runId: string | null = null;
+    let message: string | null = null;
+    // Started before a crash (or by another leader) but not recorded yet: the same run, not a second one.
+    const [earlier] = await db.select({ id: runs.id }).from(runs).where(eq(runs.idempotencyKey, key));
+    const active = earlier ? [] : await activeRuns(schedule.id);
+    if (earlier) {
+      outcome = 'STARTED';
+      runId = earlier.id;
+    } else if (schedule.overlap === 'SKIP' && active.length) {
+      outcome = 'SKIPPED_OVERLAP';
+      message = `skipped: run ${active[0]!.id} of this schedule is still ${active[0]!.status} (overlap policy SKIP)`;
+    } else {
+      const cancelled: string[] = [];
+      if (schedule.overlap === 'CANCEL_PREVIOUS') {
+        for (const previous of active) {
+          try {
+            await orchestrator.cancelRun(previous.id, null);
+            cancelled.push(previous.id);
+          } catch (error) {
+            // It ended meanwhile: nothing to cancel.
+            if (!(error instanceof AtelierError && (error.code === 'CONFLICT' || error.code === 'NOT_FOUND'))) throw error;
+          }
+        }
+      }
+      try {
+        const run = await orchestrator.startRun({ workflow: schedule.workflowId, parameters: schedule.parameters, trigger: 'SCHEDULE', idempotencyKey: key }, null);
+        outcome = 'STARTED';
+        runId = run.id;
+        if (cancelled.length) message = `cancelled the previous run${cancelled.length > 1 ? 's' : ''} ${cancelled.join(', ')} (overlap policy CANCEL_PREVIOUS)`;
+      } catch (error) {
+        // A typed error is the workflow's or the input's fault and will not heal by retrying; anything else might.
+        const late = now.getTime() - fire.fireTime.getTime() > retryWindowMs;
+        if (!(error instanceof AtelierError) && !late) {
+          log(`schedule ${schedule.name} (${schedule.id}): starting the run of ${fire.fireTime.toISOString()} failed, will retry: ${(error as Error).message}`);
+          return;
+        }
+        outcome = 'FAILED';
+        message = `the run could not start: ${(error as Error).message}`;
+      }
+    }
+    await db
+      .update(scheduleFires)
+      .set({ outcome, runId, message })
+      .where(and(eq(scheduleFires.id, fire.id), eq(scheduleFires.outcome, 'PENDING')));
+  }
+
+  // --- ticking -------------------------------------------------------------------------------------------
+
+  async function work(): Promise<void> {
+    const now = clock.now();
+    const due = await db
+      .select({ id: schedules.id })
+      .from(schedules)
+      .where(and(eq(schedules.paused, false), lte(schedules.nextFireTime, now)))
+      .orderBy(asc(schedules.nextFireTime))
+      .limit(BATCH);
+    for (const { id } of due) {
+      await claim(id, now).catch((error) => log(`schedule ${id}: claiming due fire times failed: ${(error as Error).message}`));
+    }
+    // Oldest first, so a catch-up's runs start in order; this also finishes fires claimed before a crash.
+    const pending = await db
+      .select({ fire: scheduleFires, schedule: schedules })
+      .from(scheduleFires)
+      .innerJoin(schedules, eq(schedules.id, scheduleFires.scheduleId))
+      .where(eq(scheduleFires.outcome, 'PENDING'))
+      .orderBy(asc(scheduleFires.fireTime), asc(scheduleFires.scheduleId))
+      .limit(BATCH);
+    for (const { fire, schedule } of pending) {
+      await startFire(fire, schedule, now).catch((error) => log(`schedule ${schedule.name} (${schedule.id}): ${(error as Error).message} (will retry)`));
+    }
+  }
+
+  async function tick(): Promise<void> {
+    if (leaderLock) await withTryAdvisoryLock(db, LEADER_LOCK, work);
+    else await work();
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  let ticking: Promise<void> | undefined;
+  return {
+    start() {
+      if (timer) return;
+      timer = setInterval(() => {
+        if (ticking) return;
+        ticking = tick()
+          .catch((error) => log(`scheduler tick: ${(error as Error).message} (will retry)`))
+          .finally(() => (ticking = undefined));
+      }, options.tickMs ?? 1000);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      timer = undefined;
+      await ticking;
+    },
+    tick,
+  };
+}
+
+function formatDelay(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  if (ms < 86_400_000) return `${(ms / 3_600_000).toFixed(1).replace(/\.0$/, '')} h`;
+  return `${(ms / 86_400_000).toFixed(1).replace(/\.0$/, '')} days`;
+}

@@ -1,0 +1,214 @@
+// Creating, changing, pausing, resuming and deleting schedules. Every input is checked (cron, time zone, window,
+// workflow, parameters) before anything is written, and a bad one is refused with the field it concerns.
+import { and, asc, eq, ne } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule } from '../db/tables/schedules';
+import { workflowVersions, workflows, type Workflow } from '../db/tables/workflows';
+import { AtelierError, badInput, notFound, type ErrorDetail } from '../errors';
+import { resolveRunParameters } from '../orchestrator/spec';
+import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
+
+export interface ScheduleInput {
+  /** Workflow name or id. */
+  workflow: string;
+  /** Unique per workflow; defaults to the cron expression (with its time zone when not UTC). */
+  name?: string | null;
+  cron: string;
+  timeZone?: string | null;
+  parameters?: Record<string, unknown> | null;
+  startAt?: Date | null;
+  endAt?: Date | null;
+  catchUp?: CatchUpPolicy | null;
+  catchUpLimit?: number | null;
+  overlap?: OverlapPolicy | null;
+  paused?: boolean | null;
+}
+
+/** Fields left undefined keep their value; `startAt`/`endAt` set to null remove that bound. */
+export interface SchedulePatch {
+  name?: string | null;
+  cron?: string | null;
+  timeZone?: string | null;
+  parameters?: Record<string, unknown> | null;
+  startAt?: Date | null;
+  endAt?: Date | null;
+  catchUp?: CatchUpPolicy | null;
+  catchUpLimit?: number | null;
+  overlap?: OverlapPolicy | null;
+}
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const MAX_CATCH_UP_LIMIT = 1000;
+
+export const timingOf = (s: Pick<Schedule, 'cron' | 'timeZone' | 'startAt' | 'endAt'>): Timing => ({ cron: s.cron, timeZone: s.timeZone, startAt: s.startAt, endAt: s.endAt });
+
+export async function findSchedule(db: Db, id: string): Promise<Schedule> {
+  if (!uuidRe.test(id)) throw badInput(`"${id}" is not a schedule id (a UUID).`, [{ path: 'id', message: 'is not a UUID' }]);
+  const [schedule] = await db.select().from(schedules).where(eq(schedules.id, id));
+  if (!schedule) throw notFound(`No schedule ${id}.`);
+  return schedule;
+}
+
+export async function findWorkflow(db: Db, ref: string): Promise<Workflow> {
+  const [workflow] = await db
+    .select()
+    .from(workflows)
+    .where(uuidRe.test(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+  if (!workflow) throw new AtelierError('NOT_FOUND', `No workflow "${ref}"; create it first (\`atelier workflow create FILE\`).`, [{ path: 'workflow', message: 'does not exist' }]);
+  return workflow;
+}
+
+export async function listSchedules(db: Db, workflow?: string | null): Promise<Schedule[]> {
+  const query = db.select().from(schedules);
+  if (!workflow) return query.orderBy(asc(schedules.createdAt), asc(schedules.id)).limit(1000);
+  const w = await findWorkflow(db, workflow);
+  return query.where(eq(schedules.workflowId, w.id)).orderBy(asc(schedules.createdAt), asc(schedules.id));
+}
+
+/** The next `count` fire times from now (none while paused: nothing fires then). */
+export function upcomingFireTimes(schedule: Schedule, now: Date, count: number): Date[] {
+  if (schedule.paused) return [];
+  const after = schedule.lastFireTime > now ? schedule.lastFireTime : now;
+  return nextFireTimes(timingOf(schedule), after, Math.min(Math.max(count, 0), 100));
+}
+
+function defaultName(cron: string, timeZone: string): string {
+  return timeZone === 'UTC' ? cron.trim() : `${cron.trim()} (${timeZone})`;
+}
+
+/** Checks the fields that need no database; throws one BAD_USER_INPUT listing every problem. */
+function checkFields(v: { name: string; cron: string; timeZone: string; startAt: Date | null; endAt: Date | null; catchUpLimit: number }): void {
+  const problems: ErrorDetail[] = [...checkCron(v.cron, v.timeZone)];
+  if (!v.name.trim() || v.name.length > 100 || /[\u0000-\u001f]/.test(v.name)) problems.push({ path: 'name', message: 'must be 1 to 100 printable characters' });
+  if (!Number.isInteger(v.catchUpLimit) || v.catchUpLimit < 1 || v.catchUpLimit > MAX_CATCH_UP_LIMIT) problems.push({ path: 'catchUpLimit', message: `must be a whole number from 1 to ${MAX_CATCH_UP_LIMIT}` });
+  if (v.startAt && v.endAt && v.endAt.getTime() <= v.startAt.getTime()) problems.push({ path: 'endAt', message: `must be after startAt (${v.startAt.toISOString()})` });
+  if (problems.length) throw invalid(problems);
+}
+
+const invalid = (problems: ErrorDetail[]) => badInput(`Invalid schedule: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`, problems);
+
+/** The run parameters must fit the workflow's latest version as a run would resolve them now. */
+async function checkParameters(db: Db, workflow: Workflow, parameters: Record<string, unknown>): Promise<void> {
+  const [version] = await db
+    .select()
+    .from(workflowVersions)
+    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, workflow.latestVersion)));
+  if (!version) throw notFound(`Workflow "${workflow.name}" has no version to schedule.`);
+  try {
+    resolveRunParameters(version.spec, parameters);
+  } catch (error) {
+    if (!(error instanceof AtelierError)) throw error;
+    throw badInput(`The schedule's parameters do not fit workflow "${workflow.name}": ${error.message}`, error.details);
+  }
+}
+
+/** A schedule that can never fire is refused rather than kept forever silent (a Feb 30, an end in the past). */
+function checkFires(timing: Timing, now: Date): Date {
+  const next = nextFireTime(timing, now);
+  if (next) return next;
+  const unbounded = nextFireTime({ ...timing, endAt: null }, now);
+  if (!unbounded) throw invalid([{ path: 'cron', message: `"${timing.cron}" never fires (no matching date${timing.startAt ? ` after startAt` : ''})` }]);
+  throw invalid([{ path: 'endAt', message: `no fire time is left before endAt (${timing.endAt!.toISOString()}); the next would be ${unbounded.toISOString()}` }]);
+}
+
+function checkJsonObject(value: unknown): Record<string, unknown> {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid([{ path: 'parameters', message: 'must be a JSON object' }]);
+  return value as Record<string, unknown>;
+}
+
+export async function createSchedule(db: Db, input: ScheduleInput, identity: Identity | null, now: Date): Promise<Schedule> {
+  const timeZone = input.timeZone ?? 'UTC';
+  const values = {
+    cron: input.cron.trim(),
+    timeZone,
+    name: input.name ?? defaultName(input.cron, timeZone),
+    startAt: input.startAt ?? null,
+    endAt: input.endAt ?? null,
+    catchUp: input.catchUp ?? 'SKIP',
+    catchUpLimit: input.catchUpLimit ?? 10,
+    overlap: input.overlap ?? 'SKIP',
+    parameters: checkJsonObject(input.parameters),
+  };
+  checkFields(values);
+  const workflow = await findWorkflow(db, input.workflow);
+  await checkParameters(db, workflow, values.parameters);
+  const next = checkFires(values, now);
+  // Created now: fire times before this moment are not "missed", so nothing of the past is caught up.
+  const [created] = await db
+    .insert(schedules)
+    .values({ ...values, workflowId: workflow.id, paused: input.paused ?? false, lastFireTime: now, nextFireTime: next, createdBy: identity?.id ?? null, createdAt: now, updatedAt: now })
+    .onConflictDoNothing({ target: [schedules.workflowId, schedules.name] })
+    .returning();
+  if (!created) throw nameTaken(values.name, workflow);
+  return created;
+}
+
+const nameTaken = (name: string, workflow: Workflow) =>
+  new AtelierError('CONFLICT', `Workflow "${workflow.name}" already has a schedule named "${name}"; pick another name (--name) or update that one.`, [{ path: 'name', message: 'is already used' }]);
+
+export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, now: Date): Promise<Schedule> {
+  const current = await findSchedule(db, id);
+  const merged = {
+    name: patch.name ?? current.name,
+    cron: (patch.cron ?? current.cron).trim(),
+    timeZone: patch.timeZone ?? current.timeZone,
+    startAt: patch.startAt === undefined ? current.startAt : patch.startAt,
+    endAt: patch.endAt === undefined ? current.endAt : patch.endAt,
+    catchUp: patch.catchUp ?? current.catchUp,
+    catchUpLimit: patch.catchUpLimit ?? current.catchUpLimit,
+    overlap: patch.overlap ?? current.overlap,
+    parameters: patch.parameters === undefined || patch.parameters === null ? current.parameters : checkJsonObject(patch.parameters),
+  };
+  checkFields(merged);
+  const [workflow] = await db.select().from(workflows).where(eq(workflows.id, current.workflowId));
+  await checkParameters(db, workflow!, merged.parameters);
+  // New timing applies from now on: fire times of the new cron that lie in the past are not caught up.
+  const timingChanged = merged.cron !== current.cron || merged.timeZone !== current.timeZone || merged.startAt?.getTime() !== current.startAt?.getTime() || merged.endAt?.getTime() !== current.endAt?.getTime();
+  if (timingChanged) checkFires(merged, now);
+  if (merged.name !== current.name) {
+    const [other] = await db
+      .select({ id: schedules.id })
+      .from(schedules)
+      .where(and(eq(schedules.workflowId, current.workflowId), eq(schedules.name, merged.name), ne(schedules.id, id)));
+    if (other) throw nameTaken(merged.name, workflow!);
+  }
+  const lastFireTime = timingChanged && now > current.lastFireTime ? now : current.lastFireTime;
+  const [updated] = await db
+    .update(schedules)
+    .set({ ...merged, lastFireTime, nextFireTime: nextFireTime(merged, lastFireTime), updatedAt: now })
+    .where(eq(schedules.id, id))
+    .returning();
+  return updated!;
+}
+
+export async function pauseSchedule(db: Db, id: string, now: Date): Promise<Schedule> {
+  await findSchedule(db, id);
+  const [updated] = await db.update(schedules).set({ paused: true, updatedAt: now }).where(eq(schedules.id, id)).returning();
+  return updated!;
+}
+
+/**
+ * Resumes a paused schedule. The fire times that fell while it was paused follow its catch-up policy, as after an
+ * outage: SKIP runs none of them (nothing is even recorded: they were not missed, they were paused), LATEST runs the
+ * latest once, ALL runs them up to `catchUpLimit`.
+ */
+export async function resumeSchedule(db: Db, id: string, now: Date): Promise<Schedule> {
+  const current = await findSchedule(db, id);
+  if (!current.paused) return current;
+  const lastFireTime = current.catchUp === 'SKIP' && now > current.lastFireTime ? now : current.lastFireTime;
+  const [updated] = await db
+    .update(schedules)
+    .set({ paused: false, lastFireTime, nextFireTime: nextFireTime(timingOf(current), lastFireTime), updatedAt: now })
+    .where(eq(schedules.id, id))
+    .returning();
+  return updated!;
+}
+
+/** Deletes a schedule and its fire records; the runs it started stay. */
+export async function deleteSchedule(db: Db, id: string): Promise<Schedule> {
+  const schedule = await findSchedule(db, id);
+  await db.delete(schedules).where(eq(schedules.id, id));
+  return schedule;
+}

@@ -1,0 +1,98 @@
+// Schedules through the real API and CLI: the GraphQL fields (next fire times, fires, Workflow.schedules), the
+// mutations with their typed errors and authorization, and `atelier schedule …` as a user runs it.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureIdentity, issueToken } from '../../server/auth/tokens';
+import { apiClient } from '../harness/client';
+import { startTestApp, type TestApp } from '../harness/app';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FIELDS = 'id name cron timeZone paused catchUp catchUpLimit overlap parameters startAt endAt lastFireTime nextFireTimes(count: 3) workflow { name } fires { outcome } createdBy { name }';
+const CREATE = `mutation ($input: CreateScheduleInput!) { createSchedule(input: $input) { ${FIELDS} } }`;
+
+describe('schedules API and CLI', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+    await t.publishFixture('echo');
+    await t.createWorkflow({ name: 'report', parameters: { greeting: { default: 'hi' } }, tasks: [{ name: 'say', module: 'test/echo', pool: 'parked', parameters: { message: '${params.greeting}' } }] });
+  });
+  afterAll(() => t?.stop());
+
+  it('creates, lists, changes, pauses, resumes and deletes a schedule', async () => {
+    const { createSchedule: s } = await t.api.gql(CREATE, { input: { workflow: 'report', cron: '0 9 * * *', timeZone: 'Europe/Paris', parameters: { greeting: 'salut' }, catchUp: 'LATEST' } });
+    expect(s).toMatchObject({ name: '0 9 * * * (Europe/Paris)', paused: false, catchUp: 'LATEST', catchUpLimit: 10, overlap: 'SKIP', parameters: { greeting: 'salut' }, workflow: { name: 'report' }, fires: [], createdBy: { name: 'admin' } });
+    expect(s.nextFireTimes).toHaveLength(3);
+    for (const at of s.nextFireTimes) expect(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit' }).format(new Date(at))).toBe('09:00');
+    expect(Date.parse(s.nextFireTimes[0])).toBeGreaterThan(Date.now());
+
+    const listed = await t.api.gql(`{ schedules(workflow: "report") { id } workflow(name: "report") { schedules { id name } } }`);
+    expect(listed.schedules.map((x: any) => x.id)).toContain(s.id);
+    expect(listed.workflow.schedules).toContainEqual({ id: s.id, name: s.name });
+
+    const { updateSchedule: u } = await t.api.gql(`mutation ($id: ID!, $input: UpdateScheduleInput!) { updateSchedule(id: $id, input: $input) { ${FIELDS} } }`, {
+      id: s.id,
+      input: { name: 'mornings', cron: '30 7 * * 1-5', overlap: 'CANCEL_PREVIOUS', endAt: null },
+    });
+    expect(u).toMatchObject({ name: 'mornings', cron: '30 7 * * 1-5', timeZone: 'Europe/Paris', overlap: 'CANCEL_PREVIOUS', catchUp: 'LATEST', endAt: null });
+
+    const { pauseSchedule: p } = await t.api.gql(`mutation ($id: ID!) { pauseSchedule(id: $id) { paused nextFireTimes } }`, { id: s.id });
+    expect(p).toEqual({ paused: true, nextFireTimes: [] });
+    const { resumeSchedule: r } = await t.api.gql(`mutation ($id: ID!) { resumeSchedule(id: $id) { paused nextFireTimes(count: 2) } }`, { id: s.id });
+    expect(r.paused).toBe(false);
+    expect(r.nextFireTimes).toHaveLength(2);
+
+    expect((await t.api.gql(`mutation ($id: ID!) { deleteSchedule(id: $id) }`, { id: s.id })).deleteSchedule).toBe(s.id);
+    expect((await t.api.gql(`query ($id: ID!) { schedule(id: $id) { id } }`, { id: s.id })).schedule).toBeNull();
+  });
+
+  it('answers bad input with typed errors naming the field, and refuses writes to a viewer', async () => {
+    const refused = async (input: object) => (await t.api.raw(CREATE, { input: { workflow: 'report', cron: '0 9 * * *', ...input } })).errors?.[0];
+    expect(await refused({ cron: '0 0 30 2 *' })).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', details: [{ path: 'cron' }] } });
+    expect(await refused({ timeZone: 'Europe/Atlantis' })).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', details: [{ path: 'timeZone' }] } });
+    expect(await refused({ parameters: { nope: 1 } })).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', details: [{ path: 'parameters.nope' }] } });
+    expect(await refused({ workflow: 'ghost' })).toMatchObject({ extensions: { code: 'NOT_FOUND' } });
+    expect((await t.api.gql(`{ schedules { id } }`)).schedules).toEqual([]);
+
+    const viewer = await ensureIdentity(t.app.services.db, { name: 'watcher', kind: 'user', role: 'viewer' });
+    const api = apiClient(t.url, await issueToken(t.app.services.db, viewer.id, 'watcher'));
+    expect((await api.raw(CREATE, { input: { workflow: 'report', cron: '0 9 * * *' } })).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect((await api.gql(`{ schedules { id } }`)).schedules).toEqual([]);
+  });
+
+  it('drives schedules from the CLI', async () => {
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [path.join(root, 'server', 'cli', 'bin.js'), ...args], {
+          cwd: root,
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c));
+        child.stderr.on('data', (c: Buffer) => (stderr += c));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+
+    const created = await cli('schedule', 'create', 'report', '--cron', '0 6 * * *', '--tz', 'America/New_York', '--param', 'greeting=hello', '--catch-up', 'all', '--catch-up-limit', '3', '--overlap', 'cancel-previous', '--name', 'dawn', '-q');
+    expect(created.code, created.stderr).toBe(0);
+    const id = created.stdout.trim();
+    const { schedule } = await t.api.gql(`query ($id: ID!) { schedule(id: $id) { ${FIELDS} } }`, { id });
+    expect(schedule).toMatchObject({ name: 'dawn', timeZone: 'America/New_York', catchUp: 'ALL', catchUpLimit: 3, overlap: 'CANCEL_PREVIOUS', parameters: { greeting: 'hello' } });
+
+    const list = await cli('schedule', 'list', 'report');
+    expect(list.stdout).toContain(`${id}  report  "dawn"  0 6 * * * (America/New_York)  catch-up all, overlap cancel-previous`);
+    expect(list.stdout).toContain(`next ${schedule.nextFireTimes.join(', ')}`);
+    expect((await cli('schedule', 'pause', id)).stdout).toMatch(/^paused schedule .*\n\s+paused\n$/);
+    expect((await cli('schedule', 'resume', id)).stdout).toContain('resumed schedule');
+    expect((await cli('schedule', 'delete', id)).stdout).toBe(`deleted schedule ${id}\n`);
+
+    const bad = await cli('schedule', 'create', 'report', '--cron', '0 0 30 2 *');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('BAD_USER_INPUT');
+    expect(bad.stderr).toMatch(/cron: .*never fires/);
+  });
+});
