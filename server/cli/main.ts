@@ -233,6 +233,45 @@ export function buildProgram(): Command {
       console.log(`run ${cancelRun.id}: ${cancelRun.status}${cancelRun.message ? ` (${cancelRun.message})` : ''}`);
     });
   run
+    .command('clone <id>')
+    .description('start a new run of the same workflow version and pinned module versions, changing some parameters')
+    .option('-p, --param <key=value>', 'run parameter to change (repeatable)', parseParam)
+    .option('-w, --watch', 'follow the new run live until it ends')
+    .option('--plain', 'with --watch: plain lines even on a terminal')
+    .action(async (id: string, opts: { param?: Record<string, unknown>; watch?: boolean; plain?: boolean }, command: Command) => {
+      const { client } = connection(command);
+      const { cloneRun } = await client.request<{ cloneRun: { id: string } }>(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id } }`, { id, p: opts.param ?? {} });
+      console.log(`started run ${cloneRun.id} (a clone of ${id})`);
+      if (opts.watch) await follow(client, cloneRun.id, opts);
+    });
+  run
+    .command('rerun <id>')
+    .description('start a new run reusing the succeeded results of run ID and executing again only what is asked')
+    .option('--from <what>', 'failed (what did not succeed), all, or nodes (with --node)', 'failed')
+    .option('--node <node>', 'with --from nodes: a node to execute again, with everything downstream (repeatable)', collect)
+    .option('--module <node=ref>', 'use another module version for a node, e.g. train=ml/train@4 (repeatable)', collect)
+    .option('-w, --watch', 'follow the new run live until it ends')
+    .option('--plain', 'with --watch: plain lines even on a terminal')
+    .action(async (id: string, opts: { from: string; node?: string[]; module?: string[]; watch?: boolean; plain?: boolean }, command: Command) => {
+      const from = opts.from.toUpperCase();
+      if (!['FAILED', 'ALL', 'NODES'].includes(from)) throw new CliError(`--from must be failed, all or nodes (got "${opts.from}")`);
+      const modules = (opts.module ?? []).map((m) => {
+        const at = m.indexOf('=');
+        if (at < 1) throw new CliError(`--module expects node=namespace/name@version (got "${m}")`);
+        return { node: m.slice(0, at), module: m.slice(at + 1) };
+      });
+      const { client } = connection(command);
+      const { rerunRun } = await client.request<{ rerunRun: { id: string; tasks: { node: string; reusedFromTaskId: string | null }[] } }>(
+        `mutation ($id: ID!, $from: RerunFrom!, $nodes: [String!], $modules: [ModuleOverride!]) {
+          rerunRun(id: $id, from: $from, nodes: $nodes, modules: $modules) { id tasks { node reusedFromTaskId } }
+        }`,
+        { id, from, nodes: opts.node ?? null, modules: modules.length ? modules : null },
+      );
+      const reused = rerunRun.tasks.filter((t) => t.reusedFromTaskId).length;
+      console.log(`started run ${rerunRun.id}: ${rerunRun.tasks.length - reused} task(s) execute again, ${reused} reused from ${id}`);
+      if (opts.watch) await follow(client, rerunRun.id, opts);
+    });
+  run
     .command('logs <id>')
     .description('print the log lines of a run’s tasks (the current attempt of each)')
     .option('--node <node>', 'only this task')

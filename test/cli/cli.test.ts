@@ -112,6 +112,21 @@ describe('atelier CLI with the iris example', () => {
     expect(r.stdout).toMatch(/below minAccuracy/);
   });
 
+  it('clones a run with a changed parameter, and reruns a failed one reusing what succeeded', async () => {
+    const clone = await cli(['run', 'clone', runId, '--param', 'epochs=50', '--watch', '--plain']);
+    expect(clone.code, show(clone)).toBe(0);
+    expect(clone.stdout).toMatch(/^started run [0-9a-f-]{36} \(a clone of /m);
+    const failed = await cli(['run', 'start', 'iris', '--param', 'minAccuracy=0.999', '-q']);
+    const failedId = failed.stdout.trim();
+    await cli(['run', 'watch', failedId, '--plain']);
+    const rerun = await cli(['run', 'rerun', failedId, '--watch', '--plain']);
+    expect(rerun.stdout).toMatch(/1 task\(s\) execute again, 2 reused from/);
+    expect(rerun.code, show(rerun)).toBe(1); // the same parameters fail the same way
+    const bad = await cli(['run', 'rerun', failedId, '--from', 'nodes', '--node', 'ghost']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/error \[BAD_USER_INPUT\].*"ghost"/);
+  });
+
   it('reports an unknown workflow as NOT_FOUND', async () => {
     const r = await cli(['run', 'start', 'no-such-workflow']);
     expect(r.code, show(r)).not.toBe(0);
