@@ -161,29 +161,78 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     let ready = expanded
       ? await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module'))).orderBy(asc(tasks.queuedAt), asc(tasks.node))
       : all.filter((t) => t.kind === 'module');
+    ready = await wireOutputs(tx, step, run, ready, ended);
+    await enqueue(tx, step, run, await withinLimits(tx, run, ready));
+    // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
+    // already queued rather than queue them a second time.
     if (ended.length) await settle(tx, step, run, ended);
-    if (!ready.length) return;
+  }
+
+  /** The part of `ready` that the run's and the pools' concurrency limits let start now. */
+  async function withinLimits(tx: Tx, run: Run, ready: Task[]): Promise<Task[]> {
+    if (!ready.length) return ready;
     if (run.maxParallelTasks) {
       const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, ACTIVE)));
       ready = ready.slice(0, Math.max(0, run.maxParallelTasks - (active?.n ?? 0)));
     }
     const limited = [...new Set(ready.map((t) => t.pool))].filter((p) => options.poolLimits?.[p] !== undefined).sort();
-    if (limited.length) {
-      const budget = new Map<string, number>();
-      for (const pool of limited) {
-        // Serialises dispatch to a limited pool across runs (and replicas) for the rest of this transaction.
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-pool:${pool}`}))`);
-        const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
-        budget.set(pool, options.poolLimits![pool]! - (active?.n ?? 0));
-      }
-      ready = ready.filter((t) => {
-        if (!budget.has(t.pool)) return true;
-        const left = budget.get(t.pool)!;
-        budget.set(t.pool, left - 1);
-        return left > 0;
-      });
+    if (!limited.length) return ready;
+    const budget = new Map<string, number>();
+    for (const pool of limited) {
+      // Serialises dispatch to a limited pool across runs (and replicas) for the rest of this transaction.
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-pool:${pool}`}))`);
+      const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
+      budget.set(pool, options.poolLimits![pool]! - (active?.n ?? 0));
     }
-    await enqueue(tx, step, run, ready);
+    return ready.filter((t) => {
+      if (!budget.has(t.pool)) return true;
+      const left = budget.get(t.pool)!;
+      budget.set(t.pool, left - 1);
+      return left > 0;
+    });
+  }
+
+  /**
+   * Replaces "${outputs.NODE.NAME}" in task parameters with the upstream's output, now that it exists, and checks
+   * the result against the module's schema. A task whose wired inputs do not fit fails here (pushed to `ended`).
+   */
+  async function wireOutputs(tx: Tx, step: Step, run: Run, ready: Task[], ended: string[]): Promise<Task[]> {
+    const wired = ready.filter((t) => JSON.stringify(t.parameters).includes('${outputs.'));
+    if (!wired.length) return ready;
+    const upstream = [...new Set(wired.flatMap((t) => t.dependsOn))];
+    const outputs = new Map(
+      (await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))).map((r) => [r.node, r.outputs ?? {}]),
+    );
+    const failed = new Set<string>();
+    for (const task of wired) {
+      const missing: string[] = [];
+      const visit = (value: unknown): unknown => {
+        const ref = outputRef(value);
+        if (ref) {
+          const out = outputs.get(ref.node);
+          if (!out || !(ref.name in out)) missing.push(`${ref.node}.${ref.name}`);
+          return out?.[ref.name];
+        }
+        if (Array.isArray(value)) return value.map(visit);
+        if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, visit(v)]));
+        return value;
+      };
+      const parameters = visit(task.parameters) as Record<string, unknown>;
+      const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, task.moduleVersionId!));
+      const problems = missing.length ? [] : checkParameters(version!.digest, version!.manifest, parameters);
+      if (missing.length || problems.length) {
+        const message = missing.length
+          ? `its parameters are wired to outputs that do not exist: ${missing.join(', ')}`
+          : `its parameters, wired from upstream outputs, do not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`;
+        const updated = await applyOutcome(tx, step, task, { state: 'FAILED', reason: 'inputs-invalid', retryable: false, message }, { at: step.at, durationMs: 0, host: null });
+        if (isTerminal(updated.status)) ended.push(task.node);
+        failed.add(task.id);
+        continue;
+      }
+      await tx.update(tasks).set({ parameters }).where(eq(tasks.id, task.id));
+      task.parameters = parameters;
+    }
+    return ready.filter((t) => !failed.has(t.id));
   }
 
   // --- nested workflows and maps --------------------------------------------------------------------------

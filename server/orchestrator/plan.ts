@@ -151,7 +151,8 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       continue;
     }
     const parameters = substituteParameters(task.name, task.parameters ?? {}, runParameters, { partial: options.partial });
-    const unresolved = UNRESOLVED in parameters;
+    // Parameters wired from upstream outputs are checked when those outputs exist (at dispatch).
+    const unresolved = UNRESOLVED in parameters || JSON.stringify(parameters).includes('${outputs.');
     const manifest = version.manifest;
     let mapOver: unknown = null;
     if (task.map) {

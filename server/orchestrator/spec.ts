@@ -161,6 +161,9 @@ function checkGraph(spec: WorkflowSpec): void {
     if (from && !(task.dependsOn ?? []).includes(from.node)) {
       details.push({ path: `tasks.${task.name}.map.over`, message: `reads outputs of "${from.node}", which must be listed in dependsOn` });
     }
+    for (const ref of outputRefsIn(task.parameters)) {
+      if (!(task.dependsOn ?? []).includes(ref.node)) details.push({ path: `tasks.${task.name}.parameters`, message: `reads outputs of "${ref.node}", which must be listed in dependsOn` });
+    }
     const seen = new Set<string>();
     for (const dep of task.dependsOn ?? []) {
       if (seen.has(dep)) details.push({ path: `tasks.${task.name}.dependsOn`, message: `lists "${dep}" twice` });
@@ -208,6 +211,15 @@ function findCycle(tasks: TaskSpec[]): string[] | null {
 
 const paramRef = /^\$\{params\.([A-Za-z_][A-Za-z0-9_-]*)\}$/;
 const outputRefRe = /^\$\{outputs\.([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_-]*)\}$/;
+
+/** Every "${outputs.NODE.NAME}" inside a value. */
+function outputRefsIn(value: unknown): { node: string; name: string }[] {
+  const ref = outputRef(value);
+  if (ref) return [ref];
+  if (Array.isArray(value)) return value.flatMap(outputRefsIn);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(outputRefsIn);
+  return [];
+}
 
 /** `"${outputs.NODE.NAME}"` → its parts; anything else → null. */
 export function outputRef(value: unknown): { node: string; name: string } | null {

@@ -245,4 +245,26 @@ describe('orchestration', () => {
     expect(byNode(run).m).toMatchObject({ status: 'FAILED', reason: 'map-over-non-list' });
     expect(byNode(run).m.message).toContain('not a list');
   });
+
+  it('wires an upstream output into a parameter, checking it against the module when it exists', async () => {
+    await t.createWorkflow({
+      name: 'wired',
+      tasks: [
+        { name: 'a', module: 'test/echo', parameters: { message: 'from a' } },
+        { name: 'b', module: 'test/echo', dependsOn: ['a'], parameters: { message: '${outputs.a.message}' } },
+        { name: 'wrong-type', module: 'test/echo', dependsOn: ['a'], parameters: { steps: '${outputs.a.message}' } },
+        { name: 'no-such-output', module: 'test/echo', dependsOn: ['a'], parameters: { message: '${outputs.a.nope}' } },
+      ],
+    });
+    const { run } = await runToEnd('wired');
+    const n = byNode(run);
+    expect(n.b).toMatchObject({ status: 'SUCCEEDED', outputs: { message: 'from a' } });
+    expect(n['wrong-type']).toMatchObject({ status: 'FAILED', reason: 'inputs-invalid' });
+    expect(n['wrong-type'].message).toContain('steps');
+    expect(n['no-such-output'].message).toContain('a.nope');
+    const bad = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+      spec: JSON.stringify({ name: 'unwired', tasks: [{ name: 'a', module: 'test/echo' }, { name: 'b', module: 'test/echo', parameters: { message: '${outputs.a.message}' } }] }),
+    });
+    expect(bad.errors?.[0]?.message).toContain('must be listed in dependsOn');
+  });
 });
