@@ -1,6 +1,8 @@
 // The executor plugins a host runs, in one list, configured from the environment. `local` and `noop` are always
-// there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials).
+// there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials), and
+// `kubernetes-gpu` when ATELIER_K8S_NAMESPACE is set (in-cluster auth, or the default kubeconfig).
 import { createDatabricksExecutor } from '../executors/databricks';
+import { createKubernetesGpuExecutor } from '../executors/kubernetes-gpu';
 import { createLocalExecutor } from '../executors/local';
 import { createNoopExecutor } from '../executors/noop';
 import type { Executor } from '../plugins/sdk';
@@ -20,6 +22,16 @@ export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor
     } catch (error) {
       throw new ConfigError(`${(error as Error).message} (set ATELIER_DATABRICKS_STAGING_DIR to a /Volumes/… path)`);
     }
+  }
+  if (env.ATELIER_K8S_NAMESPACE) {
+    executors.push(
+      createKubernetesGpuExecutor({
+        namespace: env.ATELIER_K8S_NAMESPACE,
+        image: env.ATELIER_K8S_IMAGE || undefined,
+        artifactBaseUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
+        tokenSecret: env.ATELIER_K8S_TOKEN_SECRET ? { name: env.ATELIER_K8S_TOKEN_SECRET, key: 'token' } : undefined,
+      }) as Executor,
+    );
   }
   return executors;
 }

@@ -1,0 +1,236 @@
+// The Kubernetes objects of one task attempt: a batch/v1 Job named deterministically from (task, attempt), and for
+// multi-node training an Indexed Job with a headless Service and the torchrun rendezvous environment.
+import { createHash } from 'node:crypto';
+import type { V1EnvVar, V1Job, V1Service, V1Toleration } from '@kubernetes/client-node';
+import type { TaskMessage } from '../../plugins/protocol';
+import type { KubernetesGpuSettings } from './settings';
+
+export const LABELS = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  task: 'atelier.dev/task-id',
+  run: 'atelier.dev/run-id',
+  attempt: 'atelier.dev/attempt',
+  /** On the pod template: what the pod watch, the log followers and the headless Service select on. */
+  job: 'atelier.dev/job',
+  kueueQueue: 'kueue.x-k8s.io/queue-name',
+} as const;
+
+export const ANNOTATIONS = {
+  task: 'atelier.dev/task-id',
+  run: 'atelier.dev/run-id',
+  attempt: 'atelier.dev/attempt',
+  module: 'atelier.dev/module',
+} as const;
+
+/** Set by the Job controller on every pod of an Indexed Job. */
+export const COMPLETION_INDEX_ANNOTATION = 'batch.kubernetes.io/job-completion-index';
+export const GPU_RESOURCE = 'nvidia.com/gpu';
+export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
+export const CONTAINER_NAME = 'main';
+/** Lines a module prints with this prefix carry progress, metrics and outputs (the local executor's fd-3 protocol). */
+export const PROGRESS_MARKER = '@@atelier ';
+/** params + inputs travel as environment variables; Kubernetes objects are limited to ~1.5 MB in etcd. */
+export const MAX_CONTEXT_ENV_BYTES = 256 * 1024;
+
+/** Room left under the 63-character DNS label limit for the "-<index>" the Job controller appends to hostnames. */
+const MAX_JOB_NAME = 52;
+
+export interface ManifestOptions {
+  namespace: string;
+  image: string;
+  masterPort: number;
+  ttlSecondsAfterFinished: number;
+  /** Base URL of the control plane; the container downloads `<base>/artifacts/<digest>`. */
+  artifactBaseUrl?: string;
+  /** Secret holding the control plane token the container presents when downloading the module. */
+  tokenSecret?: { name: string; key: string };
+}
+
+/**
+ * The Job name for an attempt: a readable slug of the task id, the attempt, and a hash of both, so it is stable
+ * across host restarts (submit adopts the Job a 409 reports) and never collides between tasks with similar ids.
+ */
+export function jobNameFor(taskId: string, attempt: number): string {
+  const hash = createHash('sha256').update(`${taskId}\u0000${attempt}`).digest('hex').slice(0, 10);
+  const suffix = `-${attempt}-${hash}`;
+  const slug = taskId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, MAX_JOB_NAME - 'atelier-'.length - suffix.length)
+    .replace(/-+$/g, '');
+  return `atelier-${slug ? `${slug}` : 'task'}${suffix}`.replace(/--+/g, '-');
+}
+
+/** A label value (≤ 63 chars of [A-Za-z0-9._-], alphanumeric at both ends) standing for any string. */
+export function labelValue(value: string): string {
+  if (/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value) && value.length <= 63) return value;
+  const hash = createHash('sha256').update(value).digest('hex').slice(0, 8);
+  const cleaned = value.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 63 - 9).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  return cleaned ? `${cleaned}-${hash}` : hash;
+}
+
+export function buildJob(task: TaskMessage, settings: KubernetesGpuSettings, options: ManifestOptions): V1Job {
+  const name = jobNameFor(task.taskId, task.attempt);
+  const multiNode = settings.nodes > 1;
+  const labels: Record<string, string> = {
+    [LABELS.managedBy]: 'atelier',
+    [LABELS.task]: labelValue(task.taskId),
+    [LABELS.run]: labelValue(task.runId),
+    [LABELS.attempt]: String(task.attempt),
+  };
+  const podLabels = { ...labels };
+  if (settings.queue) labels[LABELS.kueueQueue] = settings.queue;
+  const annotations = {
+    [ANNOTATIONS.task]: task.taskId,
+    [ANNOTATIONS.run]: task.runId,
+    [ANNOTATIONS.attempt]: String(task.attempt),
+    [ANNOTATIONS.module]: task.module.ref,
+  };
+
+  const limits: Record<string, string> = {};
+  const requests: Record<string, string> = {};
+  if (settings.gpus > 0) limits[GPU_RESOURCE] = String(settings.gpus);
+  if (settings.cpu) requests.cpu = settings.cpu;
+  if (settings.memory) {
+    // Memory is not compressible: a limit equal to the request makes an overrun an OOMKill we can name, rather
+    // than a node-pressure eviction of whichever pod the kubelet picks.
+    requests.memory = settings.memory;
+    limits.memory = settings.memory;
+  }
+
+  const tolerations: V1Toleration[] = [...(settings.tolerations ?? [])];
+  if (settings.gpus > 0 && !tolerations.some((t) => t.key === GPU_RESOURCE)) {
+    tolerations.push({ key: GPU_RESOURCE, operator: 'Exists', effect: 'NoSchedule' });
+  }
+
+  const env: V1EnvVar[] = [
+    { name: 'ATELIER_TASK_ID', value: task.taskId },
+    { name: 'ATELIER_RUN_ID', value: task.runId },
+    { name: 'ATELIER_ATTEMPT', value: String(task.attempt) },
+    { name: 'ATELIER_NODE', value: task.node },
+    { name: 'ATELIER_MODULE_REF', value: task.module.ref },
+    { name: 'ATELIER_MODULE_DIGEST', value: task.module.digest },
+    { name: 'ATELIER_ENTRYPOINT', value: task.module.entrypoint },
+    { name: 'ATELIER_RUNTIME', value: task.module.runtime },
+    { name: 'ATELIER_PARAMS', value: JSON.stringify(task.parameters ?? {}) },
+    { name: 'ATELIER_INPUTS', value: JSON.stringify(task.inputs ?? {}) },
+    { name: 'ATELIER_PROGRESS_MARKER', value: PROGRESS_MARKER },
+  ];
+  if (options.artifactBaseUrl) {
+    const base = options.artifactBaseUrl.replace(/\/+$/, '');
+    env.push({ name: 'ATELIER_ARTIFACT_URL', value: `${base}/artifacts/${encodeURIComponent(task.module.digest)}` });
+  }
+  if (options.tokenSecret) {
+    // By reference: the token never appears in the Job object, its events or the control plane's records.
+    env.push({ name: 'ATELIER_TOKEN', valueFrom: { secretKeyRef: { name: options.tokenSecret.name, key: options.tokenSecret.key } } });
+  }
+  if (multiNode) {
+    const rank: V1EnvVar['valueFrom'] = { fieldRef: { fieldPath: `metadata.annotations['${COMPLETION_INDEX_ANNOTATION}']` } };
+    const master = `${name}-0.${serviceNameFor(name)}`;
+    env.push(
+      { name: 'MASTER_ADDR', value: master },
+      { name: 'MASTER_PORT', value: String(options.masterPort) },
+      { name: 'NNODES', value: String(settings.nodes) },
+      { name: 'WORLD_SIZE', value: String(settings.nodes) },
+      { name: 'NODE_RANK', valueFrom: rank },
+      // torchrun reads PET_<ARG> for each of its arguments, so a plain `torchrun train.py` joins the rendezvous.
+      { name: 'PET_MASTER_ADDR', value: master },
+      { name: 'PET_MASTER_PORT', value: String(options.masterPort) },
+      { name: 'PET_NNODES', value: String(settings.nodes) },
+      { name: 'PET_NODE_RANK', valueFrom: rank },
+    );
+    if (settings.gpus > 0) env.push({ name: 'PET_NPROC_PER_NODE', value: String(settings.gpus) });
+  }
+
+  const activeDeadlineSeconds = task.timeoutMs > 0 ? Math.max(1, Math.ceil(task.timeoutMs / 1000)) : undefined;
+  const job: V1Job = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace: options.namespace, labels, annotations },
+    spec: {
+      // Retries belong to the control plane, which counts attempts and tells system failures from the user's.
+      backoffLimit: 0,
+      ...(activeDeadlineSeconds ? { activeDeadlineSeconds } : {}),
+      ttlSecondsAfterFinished: options.ttlSecondsAfterFinished,
+      // A preempted or evicted pod is replaced by the Job controller instead of failing the attempt.
+      podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] }] },
+      // Kueue admits a Job by unsuspending it; created suspended, no pod starts before admission.
+      ...(settings.queue ? { suspend: true } : {}),
+      ...(multiNode ? { completionMode: 'Indexed', completions: settings.nodes, parallelism: settings.nodes } : { completions: 1, parallelism: 1 }),
+      template: {
+        // Not the Kueue label: on a pod it would make Kueue's pod integration gate the pod a second time.
+        metadata: { labels: { ...podLabels, [LABELS.job]: name }, annotations },
+        spec: {
+          restartPolicy: 'Never',
+          enableServiceLinks: false,
+          ...(multiNode ? { subdomain: serviceNameFor(name) } : {}),
+          ...(settings.serviceAccount ? { serviceAccountName: settings.serviceAccount } : {}),
+          ...(settings.nodeSelector ? { nodeSelector: settings.nodeSelector } : {}),
+          ...(tolerations.length > 0 ? { tolerations } : {}),
+          ...(settings.gpuProduct
+            ? {
+                affinity: {
+                  nodeAffinity: {
+                    requiredDuringSchedulingIgnoredDuringExecution: {
+                      nodeSelectorTerms: [{ matchExpressions: [{ key: GPU_PRODUCT_LABEL, operator: 'In', values: settings.gpuProduct }] }],
+                    },
+                  },
+                },
+              }
+            : {}),
+          containers: [
+            {
+              name: CONTAINER_NAME,
+              image: settings.image ?? options.image,
+              ...(settings.command ? { command: settings.command } : {}),
+              env,
+              resources: {
+                ...(Object.keys(requests).length > 0 ? { requests } : {}),
+                ...(Object.keys(limits).length > 0 ? { limits } : {}),
+              },
+              // The tail of the output becomes the termination message of a failed container: the failure message
+              // survives even when the log stream was lost.
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              ...(multiNode ? { ports: [{ name: 'rendezvous', containerPort: options.masterPort, protocol: 'TCP' }] } : {}),
+            },
+          ],
+        },
+      },
+    },
+  };
+  return job;
+}
+
+export function serviceNameFor(jobName: string): string {
+  return jobName;
+}
+
+/** The headless Service that gives each indexed pod a DNS name (`<job>-<index>.<service>`), owned by the Job. */
+export function buildService(job: V1Job, options: Pick<ManifestOptions, 'namespace' | 'masterPort'>): V1Service {
+  const name = job.metadata!.name!;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: serviceNameFor(name),
+      namespace: options.namespace,
+      labels: { ...job.metadata!.labels },
+      ownerReferences: job.metadata?.uid
+        ? [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata.uid, controller: true, blockOwnerDeletion: false }]
+        : undefined,
+    },
+    spec: {
+      clusterIP: 'None',
+      // Rank 0 must be resolvable before it is Ready: the other ranks connect while it is still starting.
+      publishNotReadyAddresses: true,
+      selector: { [LABELS.job]: name },
+      ports: [{ name: 'rendezvous', port: options.masterPort, targetPort: options.masterPort, protocol: 'TCP' }],
+    },
+  };
+}
+
+/** Bytes the task context adds to the pod spec; over {@link MAX_CONTEXT_ENV_BYTES} the Job is not created. */
+export function contextEnvBytes(task: TaskMessage): number {
+  return Buffer.byteLength(JSON.stringify(task.parameters ?? {})) + Buffer.byteLength(JSON.stringify(task.inputs ?? {}));
+}
