@@ -1,5 +1,11 @@
 // The caller: `viewer` says who a token belongs to.
-import type { Identity } from '../../server/db/tables/identities';
+import { and, eq, isNull } from 'drizzle-orm';
+import { assertCan } from '../../server/auth/ability';
+import { ensureIdentity, issueToken } from '../../server/auth/tokens';
+import type { Db } from '../../server/db/client';
+import { identities, type Identity } from '../../server/db/tables/identities';
+import { tokens } from '../../server/db/tables/tokens';
+import { AtelierError, badInput, notFound } from '../../server/errors';
 import { builder } from '../builder';
 
 export const IdentityRef = builder.objectRef<Identity>('Identity').implement({
@@ -13,3 +19,70 @@ export const IdentityRef = builder.objectRef<Identity>('Identity').implement({
 });
 
 builder.queryField('viewer', (t) => t.field({ type: IdentityRef, description: 'The identity of the caller.', resolve: (_root, _args, ctx) => ctx.identity }));
+
+const RoleEnum = builder.enumType('Role', { values: ['admin', 'member', 'viewer'] as const });
+
+const ServiceAccountResult = builder.objectRef<{ identity: Identity; token: string; expiresAt: Date | null }>('ServiceAccountToken').implement({
+  description: 'A service account and a new token for it. The token is shown only here: store it in your CI’s secrets.',
+  fields: (t) => ({
+    identity: t.field({ type: IdentityRef, resolve: (r) => r.identity }),
+    token: t.exposeString('token'),
+    expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createServiceAccount: t.field({
+    type: ServiceAccountResult,
+    description: 'Creates a service account (for CI and other services) with a role, and issues its first token. Admins only.',
+    args: {
+      name: t.arg.string({ required: true }),
+      role: t.arg({ type: RoleEnum, defaultValue: 'member' }),
+      expiresInDays: t.arg.int({ description: 'The token expires after this many days; never when omitted.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'manage', 'Identity', 'create service accounts');
+      if (!/^[a-z0-9][a-z0-9._-]{1,62}$/.test(args.name)) throw badInput('A service account name is 2–63 lowercase letters, digits, ".", "_" or "-".');
+      if (args.expiresInDays !== null && args.expiresInDays !== undefined && (args.expiresInDays < 1 || args.expiresInDays > 3650)) {
+        throw badInput('expiresInDays must be between 1 and 3650.');
+      }
+      const [existing] = await ctx.services.db.select().from(identities).where(eq(identities.name, args.name));
+      if (existing) throw new AtelierError('CONFLICT', `An identity named "${args.name}" already exists; issue it a new token with issueServiceToken.`);
+      const identity = await ensureIdentity(ctx.services.db, { name: args.name, kind: 'service', role: args.role ?? 'member' });
+      return issue(ctx.services.db, identity, args.expiresInDays);
+    },
+  }),
+  issueServiceToken: t.field({
+    type: ServiceAccountResult,
+    description: 'Issues another token for a service account (to rotate it). Admins only.',
+    args: { name: t.arg.string({ required: true }), expiresInDays: t.arg.int() },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'manage', 'Identity', 'issue service tokens');
+      const [identity] = await ctx.services.db.select().from(identities).where(and(eq(identities.name, args.name), eq(identities.kind, 'service')));
+      if (!identity) throw notFound(`No service account "${args.name}".`);
+      return issue(ctx.services.db, identity, args.expiresInDays);
+    },
+  }),
+  revokeServiceTokens: t.field({
+    type: 'Int',
+    description: 'Revokes every live token of a service account; returns how many. Admins only.',
+    args: { name: t.arg.string({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'manage', 'Identity', 'revoke service tokens');
+      const [identity] = await ctx.services.db.select().from(identities).where(and(eq(identities.name, args.name), eq(identities.kind, 'service')));
+      if (!identity) throw notFound(`No service account "${args.name}".`);
+      const revoked = await ctx.services.db
+        .update(tokens)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(tokens.identityId, identity.id), isNull(tokens.revokedAt)))
+        .returning({ id: tokens.id });
+      return revoked.length;
+    },
+  }),
+}));
+
+async function issue(db: Db, identity: Identity, expiresInDays: number | null | undefined) {
+  const expiresAt = expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null;
+  const token = await issueToken(db, identity.id, `service:${identity.name}`, { expiresAt: expiresAt ?? undefined });
+  return { identity, token, expiresAt };
+}

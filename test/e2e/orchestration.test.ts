@@ -267,4 +267,27 @@ describe('orchestration', () => {
     });
     expect(bad.errors?.[0]?.message).toContain('must be listed in dependsOn');
   });
+
+  it('lets a service account start runs with its token; a viewer account may not; revoked tokens stop working', async () => {
+    const CREATE = `mutation ($n: String!, $r: Role) { createServiceAccount(name: $n, role: $r) { token identity { name kind role } } }`;
+    const ci = (await t.api.gql(CREATE, { n: 'ci-bot', r: 'member' })).createServiceAccount;
+    expect(ci.identity).toEqual({ name: 'ci-bot', kind: 'service', role: 'member' });
+    const { apiClient } = await import('../harness/client');
+    const bot = apiClient(t.url, ci.token);
+    const first = await bot.gql(`mutation { startRun(workflow: "idem", idempotencyKey: "ci-build-7") { id createdBy { name } } }`);
+    const retry = await bot.gql(`mutation { startRun(workflow: "idem", idempotencyKey: "ci-build-7") { id } }`);
+    expect(first.startRun.createdBy.name).toBe('ci-bot');
+    expect(retry.startRun.id).toBe(first.startRun.id);
+
+    const viewer = apiClient(t.url, (await t.api.gql(CREATE, { n: 'dash-bot', r: 'viewer' })).createServiceAccount.token);
+    const refused = await viewer.raw(`mutation { startRun(workflow: "idem") { id } }`);
+    expect(refused.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const notAdmin = await bot.raw(`mutation { createServiceAccount(name: "sneaky") { token } }`);
+    expect(notAdmin.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+
+    expect((await t.api.gql(`mutation { revokeServiceTokens(name: "ci-bot") }`)).revokeServiceTokens).toBe(1);
+    expect((await bot.raw('{ viewer { name } }')).status).toBe(401);
+    const dup = await t.api.raw(CREATE, { n: 'dash-bot' });
+    expect(dup.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+  });
 });
