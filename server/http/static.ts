@@ -1,4 +1,5 @@
-// Serves the built dashboards (static files) with an index.html fallback for client-side routes.
+// Serves the built dashboards (`dashboards/dist`, made by `npm run build:dashboards`): hashed assets cached
+// for good, index.html for every client-side route, and a short page saying how to build them when missing.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -11,35 +12,79 @@ const types: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
   '.json': 'application/json',
+  '.map': 'application/json',
   '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
 };
 
+// Everything the app loads comes from this origin; the API's graphql-ws socket too ('self' covers ws: in CSP 3).
+const contentSecurityPolicy = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+].join('; ');
+
+const securityHeaders = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+const notBuilt = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Atelier: dashboards not built</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2328;line-height:1.5}code{background:#f1f3f5;padding:.1rem .3rem;border-radius:4px}</style>
+</head><body><h1>The dashboards are not built</h1>
+<p>Run <code>npm run build:dashboards</code> (or <code>npm start</code>, which builds them when needed) and reload this page.</p>
+<p>The GraphQL API is at <a href="/graphql">/graphql</a>.</p></body></html>
+`;
+
+/** `root` is the dashboards folder; only its `dist/` build output is ever served. */
 export async function serveStatic(req: IncomingMessage, res: ServerResponse, root: string): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  const requested = path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, '');
-  let file = path.join(root, requested);
-  if (!file.startsWith(root)) {
-    res.writeHead(404).end();
+  const dist = path.join(root, 'dist');
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
+  } catch {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end('Bad request path.\n');
+    return;
+  }
+  let file = path.join(dist, path.normalize(pathname));
+  if (file !== dist && !file.startsWith(dist + path.sep)) {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.\n');
     return;
   }
   let info = await stat(file).catch(() => null);
   if (!info || info.isDirectory()) {
-    file = path.join(root, 'index.html');
+    // A missing file with an extension is a real 404 (a stale asset), not a client-side route.
+    if (!info && path.extname(pathname) && !pathname.endsWith('.html')) {
+      res.writeHead(404, { 'content-type': 'text/plain', ...securityHeaders }).end('Not found.\n');
+      return;
+    }
+    file = path.join(dist, 'index.html');
     info = await stat(file).catch(() => null);
   }
   if (!info) {
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found. The GraphQL API is at /graphql.\n');
+    res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...securityHeaders }).end(req.method === 'HEAD' ? undefined : notBuilt);
     return;
   }
+  const isHtml = file.endsWith('.html');
+  const immutable = file.startsWith(path.join(dist, 'assets') + path.sep);
   res.writeHead(200, {
     'content-type': types[path.extname(file)] ?? 'application/octet-stream',
     'content-length': info.size,
-    'x-content-type-options': 'nosniff',
-    'cache-control': file.endsWith('index.html') ? 'no-cache' : 'public, max-age=3600',
+    'cache-control': isHtml ? 'no-cache' : immutable ? 'public, max-age=31536000, immutable' : 'public, max-age=3600',
+    ...securityHeaders,
+    ...(isHtml ? { 'content-security-policy': contentSecurityPolicy } : {}),
   });
   if (req.method === 'HEAD') return void res.end();
   createReadStream(file).pipe(res);

@@ -1,0 +1,187 @@
+// The app shell: sign-in gate, navigation, the live-connection indicator and the routes. Pages for
+// capabilities the server does not offer yet are left out of the navigation (see api/features.ts).
+import { Component, type ComponentChildren } from 'preact';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { Provider } from '@urql/preact';
+import { createApi, type LiveState } from './api/client';
+import { detectFeatures, FeaturesContext, noFeatures, type Features } from './api/features';
+import { checkToken, clearToken, readToken, saveToken } from './api/session';
+import { lazyPage } from './components/lazy';
+import { ErrorState, Loading } from './components/states';
+import { Link, navigate, useLocation } from './router';
+import { SessionContext, type Session } from './session';
+import { SignInPage } from './pages/sign-in';
+import { RunsPage } from './pages/runs';
+import { ModulesPage, ModulePage } from './pages/modules';
+import { WorkflowsPage } from './pages/workflows';
+import { NotFoundPage, PlaceholderPage, placeholders } from './pages/placeholder';
+
+const RunPage = lazyPage(() => import('./pages/run'));
+const WorkflowPage = lazyPage(() => import('./pages/workflow'));
+
+interface NavItem {
+  href: string;
+  label: string;
+  feature?: keyof Features;
+}
+const nav: NavItem[] = [
+  { href: '/runs', label: 'Runs' },
+  { href: '/workflows', label: 'Workflows' },
+  { href: '/modules', label: 'Modules' },
+  ...placeholders.map((p) => ({ href: p.path, label: p.title, feature: p.feature })),
+];
+
+function route(path: string): ComponentChildren {
+  let m: RegExpExecArray | null;
+  if (path === '/' || path === '/runs') return <RunsPage />;
+  if ((m = /^\/runs\/([^/]+)$/.exec(path))) return <RunPage id={decodeURIComponent(m[1]!)} />;
+  if (path === '/workflows') return <WorkflowsPage />;
+  if ((m = /^\/workflows\/([^/]+)$/.exec(path))) return <WorkflowPage name={decodeURIComponent(m[1]!)} />;
+  if (path === '/modules') return <ModulesPage />;
+  if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
+  const placeholder = placeholders.find((p) => p.path === path);
+  if (placeholder) return <PlaceholderPage {...placeholder} />;
+  return <NotFoundPage />;
+}
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(null);
+  const [restoring, setRestoring] = useState(() => Boolean(readToken()));
+  const [signInMessage, setSignInMessage] = useState<string | null>(null);
+  const [features, setFeatures] = useState<Features>(noFeatures);
+
+  const start = (token: string, viewer: Session['viewer']) => {
+    let ended = false;
+    const signOut = (message?: string) => {
+      if (ended) return;
+      ended = true;
+      clearToken();
+      api.dispose();
+      setSession(null);
+      setSignInMessage(message ?? null);
+    };
+    const api = createApi(token, (message) => signOut(message));
+    setSession({ viewer, api, signOut });
+    void detectFeatures(api.client).then(setFeatures, () => setFeatures(noFeatures));
+  };
+
+  useEffect(() => {
+    const token = readToken();
+    if (!token) return;
+    checkToken(token)
+      .then((viewer) => start(token, viewer))
+      .catch((error: Error) => {
+        clearToken();
+        setSignInMessage(error.message);
+      })
+      .finally(() => setRestoring(false));
+  }, []);
+
+  if (restoring) return <Loading label="Signing in…" />;
+  if (!session) {
+    return (
+      <SignInPage
+        message={signInMessage}
+        onSignIn={async (token) => {
+          const viewer = await checkToken(token);
+          saveToken(token);
+          setSignInMessage(null);
+          start(token, viewer);
+        }}
+      />
+    );
+  }
+  return (
+    <SessionContext.Provider value={session}>
+      <Provider value={session.api.client}>
+        <FeaturesContext.Provider value={features}>
+          <Shell session={session} features={features} />
+        </FeaturesContext.Provider>
+      </Provider>
+    </SessionContext.Provider>
+  );
+}
+
+function Shell({ session, features }: { session: Session; features: Features }) {
+  const { path } = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const live = useLiveState(session);
+  const items = useMemo(() => nav.filter((item) => !item.feature || features[item.feature]), [features]);
+  const previousPath = useRef(path);
+
+  useEffect(() => {
+    if (path === '/') navigate('/runs', { replace: true });
+  }, [path]);
+  useEffect(() => {
+    // a new page: start at its top and move focus there, as a full page load would
+    if (previousPath.current === path) return;
+    previousPath.current = path;
+    window.scrollTo(0, 0);
+    main.current?.focus({ preventScroll: true });
+  }, [path]);
+
+  return (
+    <>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <Link class="brand" href="/runs">
+          Atelier
+        </Link>
+        <nav aria-label="Main">
+          <ul>
+            {items.map((item) => (
+              <li key={item.href}>
+                <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
+                  {item.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <span class={`live live-${live}`} role="status" title={liveTitle[live]}>
+          {live === 'idle' ? null : (
+            <>
+              <span aria-hidden="true">●</span> {liveLabel[live]}
+            </>
+          )}
+        </span>
+        <span class="who">
+          {session.viewer.name} <span class="muted">({session.viewer.role})</span>
+        </span>
+        <button type="button" class="button subtle" onClick={() => session.signOut()}>
+          Sign out
+        </button>
+      </header>
+      <main id="main" ref={main} tabIndex={-1}>
+        <ErrorBoundary key={path}>{route(path)}</ErrorBoundary>
+      </main>
+    </>
+  );
+}
+
+const liveLabel: Record<LiveState, string> = { idle: '', connecting: 'Connecting…', live: 'Live', offline: 'Offline' };
+const liveTitle: Record<LiveState, string> = {
+  idle: 'No live updates needed on this page',
+  connecting: 'Live updates are (re)connecting',
+  live: 'Receiving live updates',
+  offline: 'Live updates are off',
+};
+
+function useLiveState(session: Session): LiveState {
+  const [state, setState] = useState<LiveState>(session.api.liveState());
+  useEffect(() => session.api.onLiveState(setState), [session]);
+  return state;
+}
+
+class ErrorBoundary extends Component<{ children: ComponentChildren }, { error: Error | null }> {
+  override state = { error: null as Error | null };
+  override componentDidCatch(error: Error) {
+    this.setState({ error });
+  }
+  override render() {
+    if (this.state.error) return <ErrorState title="This page failed" error={this.state.error} retry={() => this.setState({ error: null })} />;
+    return this.props.children;
+  }
+}

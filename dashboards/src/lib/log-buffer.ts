@@ -1,0 +1,66 @@
+// A task's log lines, appended in batches as they stream in. Lines live in one flat array (with a byte per
+// line for its stream) so 100,000 lines cost a few MB and reading line i is O(1) for the virtualised view.
+
+export type Stream = 'stdout' | 'stderr';
+
+export class LogBuffer {
+  lines: string[] = [];
+  private streams = new Uint8Array(1024);
+  /** Server timestamp (ms) and first line index of each batch, to merge fetched history with the live tail. */
+  private batches: { at: number; start: number }[] = [];
+  /** Bumped on every change; views compare it to know when to re-render. */
+  version = 0;
+
+  get length() {
+    return this.lines.length;
+  }
+
+  isStderr(i: number) {
+    return this.streams[i] === 1;
+  }
+
+  append(stream: Stream | string, lines: readonly string[], at: number) {
+    if (!lines.length) return;
+    const start = this.lines.length;
+    this.batches.push({ at, start });
+    this.ensure(start + lines.length);
+    const flag = stream === 'stderr' ? 1 : 0;
+    for (let i = 0; i < lines.length; i++) {
+      this.lines.push(lines[i]!);
+      this.streams[start + i] = flag;
+    }
+    this.version++;
+  }
+
+  /**
+   * Merges the history the API returned (the latest lines, oldest first) with what streamed in live: when the live
+   * tail starts no later than the history, it already holds everything; otherwise the history goes first and only
+   * live batches newer than it stay.
+   */
+  mergeHistory(history: readonly { stream: string; line: string; at: string }[]) {
+    if (!history.length) return;
+    const firstAt = Date.parse(history[0]!.at);
+    const lastAt = Date.parse(history[history.length - 1]!.at);
+    if (this.batches.length && this.batches[0]!.at <= firstAt) return;
+    const keepFrom = this.batches.find((b) => b.at > lastAt)?.start ?? this.lines.length;
+    const liveLines = this.lines.slice(keepFrom);
+    const liveStreams = this.streams.slice(keepFrom, this.lines.length);
+    const liveBatches = this.batches.filter((b) => b.start >= keepFrom).map((b) => ({ at: b.at, start: b.start - keepFrom + history.length }));
+    this.lines = history.map((h) => h.line);
+    this.streams = new Uint8Array(Math.max(1024, (history.length + liveLines.length) * 2));
+    history.forEach((h, i) => (this.streams[i] = h.stream === 'stderr' ? 1 : 0));
+    this.streams.set(liveStreams, history.length);
+    this.lines.push(...liveLines);
+    this.batches = [{ at: firstAt, start: 0 }, ...liveBatches];
+    this.version++;
+  }
+
+  private ensure(size: number) {
+    if (size <= this.streams.length) return;
+    let capacity = this.streams.length;
+    while (capacity < size) capacity *= 2;
+    const next = new Uint8Array(capacity);
+    next.set(this.streams);
+    this.streams = next;
+  }
+}

@@ -1,0 +1,132 @@
+// What can be done to a run: cancel it (asked twice), clone it with changed parameters, or rerun it.
+import { useMemo, useState } from 'preact/hooks';
+import { useMutation } from '@urql/preact';
+import { errorMessage } from '../../api/client';
+import { initialValues, ParamFields, type FormValues } from '../../components/param-form';
+import { terminalRunStatuses } from '../../components/status';
+import { asSpec, parseInput, runParameterFields } from '../../lib/run-form';
+import { navigate } from '../../router';
+import { CANCEL_RUN, CLONE_RUN, RERUN_RUN } from './documents';
+import type { RunData, RunStatus, TaskView } from './store';
+
+export function RunActions({ run, status, tasks }: { run: RunData; status: RunStatus; tasks: TaskView[] }) {
+  const [confirming, setConfirming] = useState(false);
+  const [cloning, setCloning] = useState(false);
+  const [cancelState, cancel] = useMutation(CANCEL_RUN);
+  const [rerunState, rerun] = useMutation(RERUN_RUN);
+  const [error, setError] = useState<string | null>(null);
+  const ended = terminalRunStatuses.has(status);
+  const failedSome = tasks.some((t) => t.status !== 'SUCCEEDED');
+
+  const doCancel = async () => {
+    setError(null);
+    const r = await cancel({ id: run.id });
+    setConfirming(false);
+    if (r.error) setError(errorMessage(r.error));
+  };
+  const doRerun = async (from: 'FAILED' | 'ALL') => {
+    setError(null);
+    const r = await rerun({ id: run.id, from });
+    if (r.error) setError(errorMessage(r.error));
+    else if (r.data) navigate(`/runs/${r.data.rerunRun.id}`);
+  };
+
+  return (
+    <div class="actions">
+      <div class="button-row">
+        {!ended &&
+          (confirming ? (
+            <span class="confirm" role="group" aria-label="Confirm cancelling">
+              <span>Cancel this run?</span>
+              <button type="button" class="button danger" onClick={doCancel} disabled={cancelState.fetching} autoFocus>
+                {cancelState.fetching ? 'Cancelling…' : 'Yes, cancel run'}
+              </button>
+              <button type="button" class="button" onClick={() => setConfirming(false)}>
+                Keep running
+              </button>
+            </span>
+          ) : (
+            <button type="button" class="button danger" onClick={() => setConfirming(true)}>
+              Cancel run…
+            </button>
+          ))}
+        <button type="button" class="button" aria-expanded={cloning} aria-controls="clone-form" onClick={() => setCloning(!cloning)}>
+          Clone…
+        </button>
+        {ended && failedSome && (
+          <button type="button" class="button" onClick={() => doRerun('FAILED')} disabled={rerunState.fetching} title="Run again what did not succeed, reusing the rest">
+            Rerun failed
+          </button>
+        )}
+        {ended && (
+          <button type="button" class="button subtle" onClick={() => doRerun('ALL')} disabled={rerunState.fetching} title="Run every task again with the same pinned modules">
+            Rerun all
+          </button>
+        )}
+      </div>
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      {cloning && <CloneForm run={run} tasks={tasks} onClose={() => setCloning(false)} />}
+    </div>
+  );
+}
+
+function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; onClose(): void }) {
+  const spec = asSpec(run.workflowVersion.spec);
+  // The clone keeps the pinned module versions, so their schemas type the fields.
+  const fields = useMemo(() => {
+    const schemas = new Map<string, unknown>();
+    for (const t of spec.tasks ?? []) {
+      const task = tasks.find((x) => x.node === t.name);
+      if (t.module && task?.moduleVersion) schemas.set(t.module, task.moduleVersion.parameterSchema);
+    }
+    return runParameterFields(spec, schemas);
+  }, [run.workflowVersion.id]);
+  const [values, setValues] = useState<FormValues>(() => initialValues(fields, run.parameters as Record<string, unknown>));
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [state, clone] = useMutation(CLONE_RUN);
+  const [error, setError] = useState<string | null>(null);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const parameters: Record<string, unknown> = {};
+    const nextErrors: Record<string, string> = {};
+    for (const f of fields) {
+      const parsed = parseInput(f, values[f.name] ?? '');
+      if (!parsed.ok) nextErrors[f.name] = parsed.error;
+      else if (!parsed.omit) parameters[f.name] = parsed.value;
+    }
+    setErrors(nextErrors);
+    if (Object.keys(nextErrors).length) return;
+    setError(null);
+    const r = await clone({ id: run.id, parameters });
+    if (r.error) setError(errorMessage(r.error));
+    else if (r.data) navigate(`/runs/${r.data.cloneRun.id}`);
+  };
+
+  return (
+    <form id="clone-form" class="card clone-form" onSubmit={submit} aria-labelledby="clone-title" noValidate>
+      <h2 id="clone-title" class="card-title">
+        Clone with changed parameters
+      </h2>
+      <p class="hint">The clone runs workflow version {run.workflowVersion.version} with the same pinned module versions; change any parameter below.</p>
+      <ParamFields fields={fields} values={values} errors={errors} idPrefix="clone" onChange={(name, value) => setValues({ ...values, [name]: value })} />
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      <div class="button-row">
+        <button type="submit" class="button primary" disabled={state.fetching}>
+          {state.fetching ? 'Starting…' : 'Start clone'}
+        </button>
+        <button type="button" class="button" onClick={onClose}>
+          Close
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,253 @@
+// The run page: the live DAG, the run's actions (cancel, clone with changed parameters, rerun), and the
+// selected task's details, logs and metrics. Everything moves with the `runEvents` subscription; details
+// that events do not carry (attempts, exact timings) are fetched again when a task settles.
+import { Component } from 'preact';
+import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
+import { useClient, useQuery } from '@urql/preact';
+import { Dag, MAX_DRAWN_NODES, type DagNode } from '../../components/dag';
+import { ErrorState, Loading } from '../../components/states';
+import { StatusBadge, terminalRunStatuses } from '../../components/status';
+import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
+import { useNow, useThrottled } from '../../lib/hooks';
+import { useTitle } from '../../lib/title';
+import { Link, navigate, useLocation, withQuery } from '../../router';
+import { RUN, RUN_EVENTS } from './documents';
+import { RunActions } from './actions';
+import { RunStore, type TaskView } from './store';
+import { TaskPanel } from './task-panel';
+
+export default function RunPage({ id }: { id: string }) {
+  const client = useClient();
+  const store = useMemo(() => new RunStore(), [id]);
+  const version = useStoreVersion(store);
+  const [result, reexecute] = useQuery({ query: RUN, variables: { id } });
+  const [liveError, setLiveError] = useState<string | null>(null);
+  const { query } = useLocation();
+  const selected = query.get('task');
+
+  const refetch = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 1000);
+  store.onTaskSettled = refetch;
+
+  const run = result.data?.run;
+  // The store takes each fetched run as it is rendered, so the first render with data already shows the tasks.
+  if (run) store.setRun(run, { silent: true });
+
+  useEffect(() => {
+    setLiveError(null);
+    const subscription = client.subscription(RUN_EVENTS, { runId: id }).subscribe((r) => {
+      if (r.data) {
+        const event = r.data.runEvents;
+        store.apply(event);
+        if (event.__typename === 'RunStatusEvent' && store.snapshotDone && terminalRunStatuses.has(event.runStatus)) refetch();
+      } else if (r.error) setLiveError(r.error.message.replace(/^\[\w+\]\s*/, ''));
+    });
+    return () => subscription.unsubscribe();
+  }, [client, id, store]);
+
+  // Every status change that reached the page is now in the DOM: record how long that took.
+  useLayoutEffect(() => store.markRendered());
+
+  const status = store.status;
+  const tasks = useMemo(() => store.tasks(), [version, run]);
+  const now = useNow(1000, Boolean(status && !terminalRunStatuses.has(status)));
+  useTitle(run ? `${run.workflow.name} run ${run.id.slice(0, 8)}` : 'Run');
+
+  if (result.error && !run) return <ErrorState title="This run could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />;
+  if (!result.data) return <Loading label="Loading the run…" />;
+  if (!run || !status) {
+    return (
+      <ErrorState
+        title="No such run"
+        error={new Error(`There is no run with id ${id}.`)}
+        retry={() => navigate('/runs')}
+      />
+    );
+  }
+
+  const selectedTask = selected ? (tasks.find((t) => t.node === selected) ?? null) : null;
+  const select = (node: string | null) => navigate(withQuery({ task: node }), { replace: true });
+  const nodes: DagNode[] = tasks.map((t) => ({
+    id: t.node,
+    label: t.node,
+    status: t.status,
+    progress: t.progress ?? null,
+    dependsOn: t.dependsOn,
+    detail: t.status === 'RUNNING' && t.progressMessage ? t.progressMessage : (t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? t.kind),
+    badge: t.reusedFromTaskId ? 'reused' : t.attempt > 1 ? `attempt ${t.attempt}/${t.maxAttempts}` : null,
+  }));
+  const message = store.message;
+
+  return (
+    <section aria-labelledby="run-title" class="run-page">
+      <nav class="breadcrumbs" aria-label="Breadcrumbs">
+        <Link href="/runs">Runs</Link> <span aria-hidden="true">/</span> <Link href={`/workflows/${encodeURIComponent(run.workflow.name)}`}>{run.workflow.name}</Link>{' '}
+        <span aria-hidden="true">/</span> <span>run {run.id.slice(0, 8)}</span>
+      </nav>
+      <div class="page-header">
+        <h1 id="run-title">
+          {run.workflow.name} <StatusBadge status={status} />
+        </h1>
+        <RunActions run={run} status={status} tasks={tasks} />
+      </div>
+      {message && (
+        <p class={`run-message${status === 'FAILED' ? ' error-text' : ''}`} role={status === 'FAILED' ? 'alert' : undefined}>
+          {message}
+        </p>
+      )}
+      {liveError && (
+        <p class="banner warn" role="alert">
+          Live updates stopped: {liveError}
+        </p>
+      )}
+      <dl class="summary">
+        <div>
+          <dt>Trigger</dt>
+          <dd>{run.trigger.toLowerCase()}</dd>
+        </div>
+        <div>
+          <dt>Started by</dt>
+          <dd>{run.createdBy?.name ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Created</dt>
+          <dd>
+            <Time iso={run.createdAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd>{formatDuration(span(run.startedAt ?? run.createdAt, terminalRunStatuses.has(status) ? (run.finishedAt ?? store.liveStatus?.at) : null))}</dd>
+        </div>
+        <div>
+          <dt>Workflow version</dt>
+          <dd>
+            v{run.workflowVersion.version} · {run.workflow.domain}
+          </dd>
+        </div>
+        {run.sourceRunId && (
+          <div>
+            <dt>{run.trigger === 'RERUN' ? 'Rerun of' : 'Cloned from'}</dt>
+            <dd>
+              <Link href={`/runs/${run.sourceRunId}`}>run {run.sourceRunId.slice(0, 8)}</Link>
+            </dd>
+          </div>
+        )}
+        {run.parentRunId && (
+          <div>
+            <dt>Parent run</dt>
+            <dd>
+              <Link href={`/runs/${run.parentRunId}`}>run {run.parentRunId.slice(0, 8)}</Link>
+            </dd>
+          </div>
+        )}
+        <div class="wide">
+          <dt>Parameters</dt>
+          <dd>
+            <code class="params">{Object.keys(run.parameters as object).length ? JSON.stringify(run.parameters) : 'none'}</code>
+          </dd>
+        </div>
+      </dl>
+
+      <div class="card dag-card">
+        <h2 class="card-title">
+          Tasks <span class="muted">{summarize(tasks)}</span>
+        </h2>
+        {tasks.length > MAX_DRAWN_NODES ? (
+          <p class="muted">This run has {tasks.length} tasks: too many to draw; they are listed below.</p>
+        ) : (
+          <Dag nodes={nodes} selected={selected} onSelect={(node) => select(node === selected ? null : node)} label={`Task graph of this run: ${tasks.length} tasks. Arrow keys move between tasks; Enter opens one.`} />
+        )}
+      </div>
+
+      {selectedTask ? (
+        <TaskPanel key={selectedTask.node} store={store} version={version} run={run} task={selectedTask} runStatus={status} now={now} onClose={() => select(null)} />
+      ) : (
+        <p class="hint select-hint">Select a task in the graph or the table to see its details, logs and metrics.</p>
+      )}
+
+      <details class="card" open={tasks.length <= 30 || tasks.length > MAX_DRAWN_NODES}>
+        <summary>
+          <h2 class="card-title inline">All tasks ({tasks.length})</h2>
+        </summary>
+        <TaskTable tasks={tasks} selected={selected} onSelect={select} now={now} />
+      </details>
+    </section>
+  );
+}
+
+function summarize(tasks: TaskView[]): string {
+  const counts = new Map<string, number>();
+  for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+  return [...counts].map(([s, n]) => `${n} ${s.toLowerCase().replace('_', ' ')}`).join(' · ');
+}
+
+function TaskTable({ tasks, selected, onSelect, now }: { tasks: TaskView[]; selected: string | null; onSelect(node: string): void; now: number }) {
+  const shown = tasks.slice(0, 2000);
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Task</th>
+            <th scope="col">Status</th>
+            <th scope="col">Attempt</th>
+            <th scope="col">Module</th>
+            <th scope="col">Started</th>
+            <th scope="col">Duration</th>
+            <th scope="col">Message</th>
+          </tr>
+        </thead>
+        <tbody>
+          {shown.map((t) => (
+            <TaskRow key={t.node} task={t} selected={selected === t.node} onSelect={onSelect} now={t.finishedAt ? 0 : now} />
+          ))}
+        </tbody>
+      </table>
+      {tasks.length > shown.length && <p class="muted">Showing the first {shown.length} of {tasks.length} tasks.</p>}
+    </div>
+  );
+}
+
+interface TaskRowProps {
+  task: TaskView;
+  selected: boolean;
+  onSelect(node: string): void;
+  /** 0 for a task that has finished: its duration no longer moves */
+  now: number;
+}
+
+/** A row re-renders only when its task (the store keeps unchanged tasks as the same object) or selection changes. */
+class TaskRow extends Component<TaskRowProps> {
+  override shouldComponentUpdate(next: TaskRowProps) {
+    return next.task !== this.props.task || next.selected !== this.props.selected || next.now !== this.props.now;
+  }
+
+  override render({ task: t, selected, onSelect, now }: TaskRowProps) {
+    return (
+      <tr class={selected ? 'selected' : undefined}>
+        <td>
+          <button type="button" class="link-button" onClick={() => onSelect(t.node)} aria-pressed={selected}>
+            {t.node}
+          </button>
+        </td>
+        <td>
+          <StatusBadge status={t.status} />
+          {t.status === 'RUNNING' && t.progress !== null && <span class="muted"> {Math.round(t.progress * 100)}%</span>}
+        </td>
+        <td class="num">
+          {t.attempt}/{t.maxAttempts}
+        </td>
+        <td>{t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? '—'}</td>
+        <td title={formatDateTime(t.startedAt)}>{t.startedAt ? <Time iso={t.startedAt} /> : '—'}</td>
+        <td class="num">{formatDuration(t.finishedAt ? (t.durationMs ?? span(t.startedAt, t.finishedAt)) : span(t.startedAt, null))}</td>
+        <td class="row-message">{t.message ?? t.reason ?? ''}</td>
+      </tr>
+    );
+  }
+}
+
+function useStoreVersion(store: RunStore): number {
+  const [version, setVersion] = useState(store.version);
+  useEffect(() => store.subscribe(() => setVersion(store.version)), [store]);
+  return version;
+}

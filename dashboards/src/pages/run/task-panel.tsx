@@ -1,0 +1,238 @@
+// The selected task: overview (attempts, timings, parameters, outputs), its live logs and metric charts.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { useClient } from '@urql/preact';
+import { LogView } from '../../components/log-view';
+import { MetricCharts } from '../../components/metric-charts';
+import { StatusBadge, terminalTaskStatuses } from '../../components/status';
+import { formatDateTime, formatDuration, span } from '../../lib/format';
+import { Link, navigate, useLocation, withQuery } from '../../router';
+import { TASK_LOGS } from './documents';
+import type { RunData, RunStatus, RunStore, TaskView } from './store';
+
+const tabs = [
+  { id: 'overview', label: 'Overview' },
+  { id: 'logs', label: 'Logs' },
+  { id: 'metrics', label: 'Metrics' },
+] as const;
+type Tab = (typeof tabs)[number]['id'];
+
+/** History fetched per run (every task at once: the API has no single-task query), capped in total. */
+const HISTORY_LINES = 100_000;
+const historyLoaded = new WeakMap<RunStore, Promise<void>>();
+
+export function TaskPanel({ store, version, run, task, runStatus, now, onClose }: { store: RunStore; version: number; run: RunData; task: TaskView; runStatus: RunStatus; now: number; onClose(): void }) {
+  const { query } = useLocation();
+  const tab: Tab = tabs.some((t) => t.id === query.get('tab')) ? (query.get('tab') as Tab) : 'overview';
+  const tabRefs = useRef<Record<string, HTMLButtonElement | null>>({});
+  const client = useClient();
+  const [historyState, setHistoryState] = useState<'idle' | 'loading' | 'done'>('idle');
+
+  useEffect(() => {
+    if (tab !== 'logs') return;
+    let loading = historyLoaded.get(store);
+    if (!loading) {
+      const perTask = Math.max(200, Math.min(10_000, Math.floor(HISTORY_LINES / Math.max(1, run.tasks.length))));
+      loading = client
+        .query(TASK_LOGS, { id: run.id, limit: perTask }, { requestPolicy: 'network-only' })
+        .toPromise()
+        .then((r) => {
+          for (const t of r.data?.run?.tasks ?? []) store.logsOf(t.node).mergeHistory(t.logs);
+        });
+      historyLoaded.set(store, loading);
+    }
+    let current = true;
+    setHistoryState('loading');
+    loading.finally(() => current && setHistoryState('done'));
+    return () => void (current = false);
+  }, [tab, store]);
+
+  const setTab = (id: Tab) => navigate(withQuery({ tab: id === 'overview' ? null : id }), { replace: true });
+  const onTabKey = (e: KeyboardEvent) => {
+    const i = tabs.findIndex((t) => t.id === tab);
+    const next = e.key === 'ArrowRight' ? (i + 1) % tabs.length : e.key === 'ArrowLeft' ? (i + tabs.length - 1) % tabs.length : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : -1;
+    if (next < 0) return;
+    e.preventDefault();
+    setTab(tabs[next]!.id);
+    tabRefs.current[tabs[next]!.id]?.focus();
+  };
+  const buffer = store.logsOf(task.node);
+  const metrics = store.metrics.get(task.node);
+
+  return (
+    <div class="card task-panel" aria-labelledby="task-title">
+      <div class="task-panel-header">
+        <h2 id="task-title" class="card-title">
+          Task <code>{task.node}</code> <StatusBadge status={task.status} />
+        </h2>
+        <div role="tablist" aria-label={`About task ${task.node}`} class="tabs" onKeyDown={onTabKey}>
+          {tabs.map((t) => (
+            <button
+              key={t.id}
+              ref={(el) => void (tabRefs.current[t.id] = el)}
+              type="button"
+              role="tab"
+              id={`tab-${t.id}`}
+              aria-selected={tab === t.id}
+              aria-controls={`panel-${t.id}`}
+              tabIndex={tab === t.id ? 0 : -1}
+              onClick={() => setTab(t.id)}
+            >
+              {t.label}
+              {t.id === 'logs' && buffer.length > 0 && <span class="count">{buffer.length > 9999 ? `${Math.floor(buffer.length / 1000)}k` : buffer.length}</span>}
+            </button>
+          ))}
+        </div>
+        <button type="button" class="button subtle" onClick={onClose} aria-label={`Close task ${task.node}`}>
+          ✕
+        </button>
+      </div>
+      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} class="tab-panel">
+        {tab === 'overview' && <Overview task={task} run={run} runStatus={runStatus} now={now} />}
+        {tab === 'logs' && <LogView buffer={buffer} version={buffer.version} label={`task ${task.node}`} loading={historyState === 'loading'} />}
+        {tab === 'metrics' && <MetricCharts metrics={metrics} version={metrics?.version ?? 0} running={!terminalTaskStatuses.has(task.status)} />}
+      </div>
+    </div>
+  );
+}
+
+function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData; runStatus: RunStatus; now: number }) {
+  const module = task.moduleVersion?.ref ?? task.moduleRef;
+  const moduleName = module?.split('@')[0];
+  return (
+    <div class="overview">
+      <dl class="summary">
+        <div>
+          <dt>Attempt</dt>
+          <dd>
+            {task.attempt} of {task.maxAttempts}
+          </dd>
+        </div>
+        <div>
+          <dt>Module</dt>
+          <dd>{module ? <Link href={`/modules/${moduleName}`}>{module}</Link> : (task.workflowRef ?? '—')}</dd>
+        </div>
+        {task.moduleRef && task.moduleVersion && task.moduleRef !== task.moduleVersion.ref && (
+          <div>
+            <dt>As named</dt>
+            <dd>{task.moduleRef}</dd>
+          </div>
+        )}
+        <div>
+          <dt>Executor</dt>
+          <dd>
+            {task.executor || '—'} <span class="muted">pool {task.pool || '—'}</span>
+          </dd>
+        </div>
+        <div>
+          <dt>Host</dt>
+          <dd>{task.host ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Queued</dt>
+          <dd>{formatDateTime(task.queuedAt)}</dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>{formatDateTime(task.startedAt)}</dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>{formatDateTime(task.finishedAt)}</dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd>{formatDuration(task.finishedAt ? (task.durationMs ?? span(task.startedAt, task.finishedAt)) : span(task.startedAt, null))}</dd>
+        </div>
+        {task.exitCode !== null && (
+          <div>
+            <dt>Exit code</dt>
+            <dd>{task.exitCode}</dd>
+          </div>
+        )}
+        {task.status === 'RUNNING' && task.progress !== null && (
+          <div>
+            <dt>Progress</dt>
+            <dd>
+              <progress max={1} value={task.progress} aria-label={`Progress of ${task.node}`} /> {Math.round(task.progress * 100)}% {task.progressMessage}
+            </dd>
+          </div>
+        )}
+        {task.retryAt && task.status === 'RETRYING' && (
+          <div>
+            <dt>Next attempt</dt>
+            <dd>{formatDateTime(task.retryAt)}</dd>
+          </div>
+        )}
+        {task.reusedFromTaskId && (
+          <div>
+            <dt>Result</dt>
+            <dd>
+              <span class="chip">reused</span> {run.sourceRunId ? <Link href={`/runs/${run.sourceRunId}?task=${encodeURIComponent(task.node)}`}>from the source run</Link> : 'from an earlier run'}
+            </dd>
+          </div>
+        )}
+        {task.childRun && (
+          <div>
+            <dt>Nested run</dt>
+            <dd>
+              <Link href={`/runs/${task.childRun.id}`}>run {task.childRun.id.slice(0, 8)}</Link> <StatusBadge status={task.childRun.status} />
+            </dd>
+          </div>
+        )}
+        <div>
+          <dt>Trigger rule</dt>
+          <dd>{task.triggerRule.replace('_', ' ')}</dd>
+        </div>
+      </dl>
+      {(task.message || task.reason) && (
+        <p class={task.status === 'FAILED' || task.status === 'TIMED_OUT' ? 'error-text' : 'muted'}>
+          {task.reason && <strong>{task.reason}: </strong>}
+          {task.message}
+        </p>
+      )}
+      <div class="two-col">
+        <div>
+          <h3>Parameters</h3>
+          <pre class="json">{JSON.stringify(task.parameters, null, 2)}</pre>
+        </div>
+        <div>
+          <h3>Outputs</h3>
+          {task.outputs ? <pre class="json">{JSON.stringify(task.outputs, null, 2)}</pre> : <p class="muted">{terminalTaskStatuses.has(task.status) || runStatus === 'CANCELLED' ? 'No outputs.' : 'Outputs appear when the task ends.'}</p>}
+        </div>
+      </div>
+      <h3>Attempts</h3>
+      {task.attempts.length === 0 ? (
+        <p class="muted">No attempt has ended yet.</p>
+      ) : (
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Host</th>
+                <th scope="col">Started</th>
+                <th scope="col">Finished</th>
+                <th scope="col">Duration</th>
+                <th scope="col">Reason</th>
+              </tr>
+            </thead>
+            <tbody>
+              {task.attempts.map((a) => (
+                <tr key={a.attempt}>
+                  <td class="num">{a.attempt}</td>
+                  <td>{a.state ? <StatusBadge status={a.state} /> : <StatusBadge status="RUNNING" />}</td>
+                  <td>{a.host ?? '—'}</td>
+                  <td>{formatDateTime(a.startedAt)}</td>
+                  <td>{formatDateTime(a.finishedAt)}</td>
+                  <td class="num">{formatDuration(a.durationMs)}</td>
+                  <td class="row-message">{[a.reason, a.message].filter(Boolean).join(': ')}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,296 @@
+// The runs list: newest first, filtered by workflow, status, trigger and who started them, paged with the
+// API's cursors, and live: statuses change in place and new runs appear (allRunEvents).
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useClient, useQuery } from '@urql/preact';
+import { graphql, type ResultOf } from '../graphql';
+import { EmptyState, ErrorState, Loading } from '../components/states';
+import { StatusBadge, terminalRunStatuses } from '../components/status';
+import { formatDuration, span, Time } from '../lib/format';
+import { useNow, useThrottled } from '../lib/hooks';
+import { measureFromResponse } from '../lib/perf';
+import { useTitle } from '../lib/title';
+import { Link, navigate, useLocation, withQuery } from '../router';
+
+export const RunRow = graphql(`
+  fragment RunRow on Run {
+    id
+    status
+    trigger
+    message
+    createdAt
+    startedAt
+    finishedAt
+    workflow { id name domain }
+    createdBy { name }
+  }
+`);
+
+const RUNS = graphql(
+  `
+    query Runs($first: Int, $after: String, $last: Int, $before: String, $filter: RunFilter) {
+      runs(first: $first, after: $after, last: $last, before: $before, filter: $filter) {
+        edges { cursor node { ...RunRow } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      }
+    }
+  `,
+  [RunRow],
+);
+
+const WORKFLOW_NAMES = graphql(`
+  query WorkflowNames { workflows { id name } }
+`);
+
+export const RUN_STATUS_FEED = graphql(`
+  subscription RunStatusFeed {
+    allRunEvents { __typename ... on RunStatusEvent { runId runStatus message at } }
+  }
+`);
+
+type Run = ResultOf<typeof RunRow>;
+type RunStatus = Run['status'];
+type Trigger = Run['trigger'];
+
+const PAGE_SIZE = 50;
+export const runStatuses: RunStatus[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
+const triggers: Trigger[] = ['DASHBOARD', 'API', 'CLI', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'];
+const rank = (s: RunStatus) => (s === 'QUEUED' ? 0 : s === 'RUNNING' ? 1 : 2);
+
+interface LiveChange {
+  status: RunStatus;
+  message: string | null;
+  at: string;
+}
+
+export function RunsPage() {
+  useTitle('Runs');
+  const { query } = useLocation();
+  const filterValues = {
+    workflow: query.get('workflow') ?? '',
+    status: query.get('status') ?? '',
+    trigger: query.get('trigger') ?? '',
+    by: query.get('by') ?? '',
+  };
+  const after = query.get('after');
+  const before = query.get('before');
+  const firstPage = !after && !before;
+
+  const filter = useMemo(
+    () => ({
+      workflow: filterValues.workflow || null,
+      status: filterValues.status ? [filterValues.status as RunStatus] : null,
+      trigger: filterValues.trigger ? [filterValues.trigger as Trigger] : null,
+      createdBy: filterValues.by || null,
+    }),
+    [filterValues.workflow, filterValues.status, filterValues.trigger, filterValues.by],
+  );
+  const variables = useMemo(
+    () => (before ? { last: PAGE_SIZE, before, filter } : { first: PAGE_SIZE, after, filter }),
+    [after, before, filter],
+  );
+  const [result, reexecute] = useQuery({ query: RUNS, variables });
+  const [workflows] = useQuery({ query: WORKFLOW_NAMES });
+
+  // Live: status changes in place; a run we do not show yet means the first page is out of date.
+  const client = useClient();
+  const [changes, setChanges] = useState<Map<string, LiveChange>>(() => new Map());
+  const [missed, setMissed] = useState(0);
+  const shown = useRef(new Set<string>());
+  shown.current = new Set(result.data?.runs.edges.map((e) => e.node.id));
+  const refreshFirstPage = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 500);
+  useEffect(() => {
+    const subscription = client.subscription(RUN_STATUS_FEED, {}).subscribe((event) => {
+      const e = event.data?.allRunEvents;
+      if (!e || e.__typename !== 'RunStatusEvent') return;
+      if (shown.current.has(e.runId)) {
+        setChanges((prev) => new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at }));
+      } else if (firstPage) {
+        refreshFirstPage();
+      } else if (e.runStatus === 'QUEUED') {
+        setMissed((n) => n + 1);
+      }
+    });
+    return () => subscription.unsubscribe();
+  }, [client, firstPage]);
+  useEffect(() => setMissed(0), [after, before, filter]);
+
+  const edges = result.data?.runs.edges;
+  const rows = useMemo(
+    () =>
+      (edges ?? []).map(({ node }) => {
+        const change = changes.get(node.id);
+        if (!change || rank(change.status) < rank(node.status)) return node;
+        return { ...node, status: change.status, message: change.message, finishedAt: terminalRunStatuses.has(change.status) ? (node.finishedAt ?? change.at) : node.finishedAt };
+      }),
+    [edges, changes],
+  );
+  const active = rows.some((r) => !terminalRunStatuses.has(r.status));
+  useNow(1000, active); // re-render every second while a run is active, so durations move
+
+  // The number the browser test prints: from the response to the first page painted.
+  const measured = useRef(false);
+  useEffect(() => {
+    if (measured.current || !edges || result.stale) return;
+    measured.current = true;
+    measureFromResponse('Runs', 'atelier:runs:first-page');
+  }, [edges, result.stale]);
+
+  const setFilter = (key: string, value: string) => navigate(withQuery({ [key]: value, after: null, before: null }));
+  const pageInfo = result.data?.runs.pageInfo;
+  const hasNewer = Boolean(after) || Boolean(before && pageInfo?.hasPreviousPage);
+  const hasOlder = Boolean(before) || Boolean(pageInfo?.hasNextPage);
+  const filtered = Object.values(filterValues).some(Boolean);
+
+  return (
+    <section aria-labelledby="runs-title">
+      <div class="page-header">
+        <h1 id="runs-title">Runs</h1>
+        <Link class="button primary" href="/workflows">
+          Start a run…
+        </Link>
+      </div>
+      <form class="filters" aria-label="Filter runs" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Workflow
+          <select value={filterValues.workflow} onChange={(e) => setFilter('workflow', e.currentTarget.value)}>
+            <option value="">All workflows</option>
+            {filterValues.workflow && !workflows.data?.workflows.some((w) => w.name === filterValues.workflow) && <option value={filterValues.workflow}>{filterValues.workflow}</option>}
+            {workflows.data?.workflows.map((w) => (
+              <option key={w.id} value={w.name}>
+                {w.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Status
+          <select value={filterValues.status} onChange={(e) => setFilter('status', e.currentTarget.value)}>
+            <option value="">Any status</option>
+            {runStatuses.map((s) => (
+              <option key={s} value={s}>
+                {s.charAt(0) + s.slice(1).toLowerCase()}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Trigger
+          <select value={filterValues.trigger} onChange={(e) => setFilter('trigger', e.currentTarget.value)}>
+            <option value="">Any trigger</option>
+            {triggers.map((t) => (
+              <option key={t} value={t}>
+                {t.charAt(0) + t.slice(1).toLowerCase()}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Started by
+          <input
+            type="search"
+            placeholder="name"
+            defaultValue={filterValues.by}
+            key={filterValues.by}
+            onKeyDown={(e) => e.key === 'Enter' && setFilter('by', e.currentTarget.value.trim())}
+            onBlur={(e) => e.currentTarget.value.trim() !== filterValues.by && setFilter('by', e.currentTarget.value.trim())}
+          />
+        </label>
+        {filtered && (
+          <button type="button" class="button subtle" onClick={() => navigate('/runs')}>
+            Clear filters
+          </button>
+        )}
+      </form>
+
+      {missed > 0 && (
+        <p class="banner" role="status">
+          {missed} new {missed === 1 ? 'run has' : 'runs have'} started. <Link href={withQuery({ after: null, before: null })}>Show the newest</Link>
+        </p>
+      )}
+
+      {result.error && !result.data ? (
+        <ErrorState title="Runs could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
+      ) : !result.data ? (
+        <Loading label="Loading runs…" />
+      ) : rows.length === 0 ? (
+        <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
+          {filtered ? (
+            <p>
+              Try another filter, or <Link href="/runs">show all runs</Link>.
+            </p>
+          ) : (
+            <p>
+              Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
+            </p>
+          )}
+        </EmptyState>
+      ) : (
+        <>
+          <div class="table-wrap">
+            <table class="runs-table" aria-describedby="runs-caption">
+              <caption id="runs-caption" class="visually-hidden">
+                Runs, newest first; updates live.
+              </caption>
+              <thead>
+                <tr>
+                  <th scope="col">Workflow</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Trigger</th>
+                  <th scope="col">Started by</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Duration</th>
+                  <th scope="col">Run</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((run) => (
+                  <tr key={run.id} data-run-id={run.id} class="clickable" onClick={(e) => !(e.target as HTMLElement).closest('a') && navigate(`/runs/${run.id}`)}>
+                    <td>
+                      <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link>
+                      {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
+                    </td>
+                    <td>
+                      <StatusBadge status={run.status} />
+                    </td>
+                    <td>{run.trigger.toLowerCase()}</td>
+                    <td>{run.createdBy?.name ?? <span class="muted">—</span>}</td>
+                    <td>
+                      <Time iso={run.createdAt} />
+                    </td>
+                    <td class="num">{formatDuration(span(run.startedAt, run.finishedAt))}</td>
+                    <td>
+                      <code class="id">{run.id.slice(0, 8)}</code>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <nav class="pager" aria-label="Pages of runs">
+            <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
+            <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
+            <span class="muted" aria-live="polite">
+              {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
+            </span>
+            <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
+          </nav>
+        </>
+      )}
+    </section>
+  );
+}
+
+function PagerLink({ enabled, href, label }: { enabled: boolean; href: string; label: string }) {
+  if (!enabled) {
+    return (
+      <span class="button disabled" aria-disabled="true">
+        {label}
+      </span>
+    );
+  }
+  return (
+    <Link class="button" href={href}>
+      {label}
+    </Link>
+  );
+}

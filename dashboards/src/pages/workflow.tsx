@@ -1,0 +1,267 @@
+// One workflow: its graph, a start-run form generated from its run parameters (typed by the parameter
+// schemas of the modules they feed), each task's module parameters, and its recent runs.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useClient, useMutation, useQuery } from '@urql/preact';
+import { errorMessage } from '../api/client';
+import { Dag, MAX_DRAWN_NODES } from '../components/dag';
+import { initialValues, ParamFields, type FormValues } from '../components/param-form';
+import { EmptyState, ErrorState, Loading } from '../components/states';
+import { StatusBadge } from '../components/status';
+import { Time } from '../lib/format';
+import { asSpec, describeSchema, moduleRefsOf, parseInput, runParameterFields, schemaProperties, withTag, type SpecShape } from '../lib/run-form';
+import { useTitle } from '../lib/title';
+import { graphql } from '../graphql';
+import { Link, navigate } from '../router';
+
+const WORKFLOW = graphql(`
+  query WorkflowPage($name: String!) {
+    workflow(name: $name) {
+      id
+      name
+      description
+      domain
+      createdAt
+      createdBy { name }
+      latestVersion { id version createdAt digest spec }
+      versions { id version createdAt }
+    }
+    runs(first: 10, filter: { workflow: $name }) {
+      edges { node { id status trigger createdAt createdBy { name } } }
+    }
+  }
+`);
+
+const MODULE_VERSION = graphql(`
+  query ModuleSchema($ref: String!) {
+    moduleVersion(ref: $ref) { id ref parameterSchema module { fullName } }
+  }
+`);
+
+const START_RUN = graphql(`
+  mutation StartRun($workflow: String!, $parameters: JSON, $idempotencyKey: String) {
+    startRun(workflow: $workflow, parameters: $parameters, trigger: DASHBOARD, idempotencyKey: $idempotencyKey) { id }
+  }
+`);
+
+type Resolved = { ref: string; schema: unknown } | { error: string };
+
+export default function WorkflowPage({ name }: { name: string }) {
+  useTitle(name);
+  const [result, reexecute] = useQuery({ query: WORKFLOW, variables: { name } });
+  const workflow = result.data?.workflow;
+  const spec = useMemo(() => asSpec(workflow?.latestVersion.spec), [workflow?.latestVersion.id]);
+  const modules = useModuleSchemas(spec);
+
+  useEffect(() => {
+    if (workflow && location.hash === '#start') document.getElementById('start')?.scrollIntoView();
+  }, [Boolean(workflow)]);
+
+  if (result.error && !workflow) return <ErrorState title="This workflow could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />;
+  if (!result.data) return <Loading label="Loading the workflow…" />;
+  if (!workflow)
+    return (
+      <EmptyState title={`No workflow named “${name}”`}>
+        <p>
+          <Link href="/workflows">See all workflows</Link>.
+        </p>
+      </EmptyState>
+    );
+
+  const tasks = spec.tasks ?? [];
+  return (
+    <section aria-labelledby="workflow-title">
+      <nav class="breadcrumbs" aria-label="Breadcrumbs">
+        <Link href="/workflows">Workflows</Link> <span aria-hidden="true">/</span> <span>{workflow.name}</span>
+      </nav>
+      <div class="page-header">
+        <h1 id="workflow-title">
+          {workflow.name} <span class={`chip domain-${workflow.domain}`}>{workflow.domain}</span>
+        </h1>
+        <Link class="button" href={`/runs?workflow=${encodeURIComponent(workflow.name)}`}>
+          All runs of this workflow
+        </Link>
+      </div>
+      {workflow.description && <p class="lead">{workflow.description}</p>}
+      <dl class="summary">
+        <div>
+          <dt>Latest version</dt>
+          <dd>
+            v{workflow.latestVersion.version} <span class="muted">of {workflow.versions.length}</span>
+          </dd>
+        </div>
+        <div>
+          <dt>Updated</dt>
+          <dd>
+            <Time iso={workflow.latestVersion.createdAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Created by</dt>
+          <dd>{workflow.createdBy?.name ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Digest</dt>
+          <dd>
+            <code class="id">{workflow.latestVersion.digest.slice(0, 19)}</code>
+          </dd>
+        </div>
+      </dl>
+
+      <div class="layout-split">
+        <div class="card" id="start">
+          <h2 class="card-title">Start a run</h2>
+          {modules.loading ? <Loading label="Reading the modules’ parameter schemas…" /> : <StartForm workflow={workflow.name} spec={spec} schemas={modules.schemas} />}
+        </div>
+        <div class="card">
+          <h2 class="card-title">Recent runs</h2>
+          {result.data.runs.edges.length === 0 ? (
+            <p class="muted">No runs yet.</p>
+          ) : (
+            <ul class="plain-list">
+              {result.data.runs.edges.map(({ node }) => (
+                <li key={node.id}>
+                  <Link href={`/runs/${node.id}`}>run {node.id.slice(0, 8)}</Link> <StatusBadge status={node.status} /> <span class="muted">{node.trigger.toLowerCase()} · </span>
+                  <Time iso={node.createdAt} />
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      </div>
+
+      <div class="card">
+        <h2 class="card-title">Graph</h2>
+        {tasks.length > MAX_DRAWN_NODES ? (
+          <p class="muted">{tasks.length} tasks: too many to draw.</p>
+        ) : (
+          <Dag
+            label={`Task graph of ${workflow.name}`}
+            selected={null}
+            onSelect={(node) => document.getElementById(`task-${node}`)?.scrollIntoView({ block: 'center' })}
+            nodes={tasks.map((t) => ({ id: t.name, label: t.name, status: 'SPEC', progress: null, dependsOn: t.dependsOn ?? [], detail: t.module ?? t.workflow ?? '' }))}
+          />
+        )}
+      </div>
+
+      <div class="card">
+        <h2 class="card-title">Tasks and their module parameters</h2>
+        {tasks.map((t) => {
+          const resolved = t.module ? modules.byRef.get(t.module) : undefined;
+          const properties = resolved && 'schema' in resolved ? schemaProperties(resolved.schema) : [];
+          return (
+            <details key={t.name} id={`task-${t.name}`} class="task-spec">
+              <summary>
+                <code>{t.name}</code> <span class="muted">{t.module ?? (t.workflow ? `workflow ${t.workflow}` : '')}</span>
+                {resolved && 'ref' in resolved && <span class="muted"> → {resolved.ref}</span>}
+                {t.dependsOn?.length ? <span class="muted"> · after {t.dependsOn.join(', ')}</span> : null}
+              </summary>
+              {resolved && 'error' in resolved && <p class="error-text">{resolved.error}</p>}
+              {properties.length === 0 ? (
+                <p class="muted">{t.module ? 'The module declares no parameter schema.' : 'Not a module task.'}</p>
+              ) : (
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Parameter</th>
+                      <th scope="col">Accepts</th>
+                      <th scope="col">Value in the spec</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {properties.map((p) => (
+                      <tr key={p.name}>
+                        <td>
+                          <code>{p.name}</code>
+                          {p.required && <span class="muted"> (required)</span>}
+                        </td>
+                        <td>{describeSchema(p.schema)}</td>
+                        <td>{t.parameters && p.name in t.parameters ? <code>{JSON.stringify(t.parameters[p.name])}</code> : <span class="muted">module default</span>}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </details>
+          );
+        })}
+      </div>
+    </section>
+  );
+}
+
+/** Resolves each module the spec names (as a run starting now would) to read its parameter schema. */
+function useModuleSchemas(spec: SpecShape) {
+  const client = useClient();
+  const refs = moduleRefsOf(spec);
+  const key = refs.join(' ');
+  const [state, setState] = useState<{ key: string; byRef: Map<string, Resolved> } | null>(null);
+  useEffect(() => {
+    let current = true;
+    void Promise.all(
+      refs.map(async (ref): Promise<[string, Resolved]> => {
+        const r = await client.query(MODULE_VERSION, { ref: withTag(ref) }).toPromise();
+        if (r.error) return [ref, { error: errorMessage(r.error) }];
+        if (!r.data?.moduleVersion) return [ref, { error: `${ref} does not resolve to a published version.` }];
+        return [ref, { ref: r.data.moduleVersion.ref, schema: r.data.moduleVersion.parameterSchema }];
+      }),
+    ).then((entries) => current && setState({ key, byRef: new Map(entries) }));
+    return () => void (current = false);
+  }, [key]);
+  const byRef = state?.key === key ? state.byRef : new Map<string, Resolved>();
+  const schemas = new Map<string, unknown>();
+  for (const [ref, r] of byRef) if ('schema' in r) schemas.set(ref, r.schema);
+  return { loading: state?.key !== key, byRef, schemas };
+}
+
+function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecShape; schemas: Map<string, unknown> }) {
+  const fields = useMemo(() => runParameterFields(spec, schemas), [spec, schemas]);
+  const [values, setValues] = useState<FormValues>(() => initialValues(fields));
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  // One key per form: a double submit (or a retried request) starts one run, not two.
+  const [idempotencyKey] = useState(() => crypto.randomUUID());
+  const [state, start] = useMutation(START_RUN);
+
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const parameters: Record<string, unknown> = {};
+    const nextErrors: Record<string, string> = {};
+    for (const f of fields) {
+      const parsed = parseInput(f, values[f.name] ?? '');
+      if (!parsed.ok) nextErrors[f.name] = parsed.error;
+      else if (!parsed.omit) parameters[f.name] = parsed.value;
+    }
+    setErrors(nextErrors);
+    if (Object.keys(nextErrors).length) {
+      document.getElementById(`start-${Object.keys(nextErrors)[0]}`)?.focus();
+      return;
+    }
+    setError(null);
+    const r = await start({ workflow, parameters, idempotencyKey });
+    if (r.error) setError(errorMessage(r.error));
+    else if (r.data) navigate(`/runs/${r.data.startRun.id}`);
+  };
+
+  return (
+    <form onSubmit={submit} aria-label={`Start a run of ${workflow}`} noValidate>
+      <ParamFields
+        fields={fields}
+        values={values}
+        errors={errors}
+        idPrefix="start"
+        onChange={(name, value) => {
+          setValues({ ...values, [name]: value });
+          if (errors[name]) setErrors({ ...errors, [name]: '' });
+        }}
+      />
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+      <button type="submit" class="button primary" disabled={state.fetching}>
+        {state.fetching ? 'Starting…' : 'Start run'}
+      </button>
+    </form>
+  );
+}
