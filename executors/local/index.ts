@@ -5,6 +5,7 @@ import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar';
+import { applyProgressLine } from '../../plugins/progress-lines';
 import { defineExecutor, type AbortReason, type Executor, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
 
 export interface LocalExecutorOptions {
@@ -274,40 +275,7 @@ async function adopt(handle: { pid: number; startTime: number | null }): Promise
 /** Reads fd-3 protocol lines; anything malformed becomes a warning on stderr, never a crash. */
 function handleProgressLine(line: string, ctx: TaskContext) {
   if (line.trim() === '') return;
-  const warn = (why: string) => ctx.log('stderr', `[atelier] ignored progress line (${why}): ${line.slice(0, 200)}`);
-  let msg: unknown;
-  try {
-    msg = JSON.parse(line);
-  } catch {
-    return warn('not JSON');
-  }
-  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return warn('not a JSON object');
-  const m = msg as Record<string, unknown>;
-  let understood = false;
-  if ('progress' in m && (m.progress === null || typeof m.progress === 'number')) {
-    ctx.progress(m.progress as number | null, typeof m.message === 'string' ? m.message : null);
-    understood = true;
-  }
-  if (m.metrics && typeof m.metrics === 'object' && !Array.isArray(m.metrics)) {
-    const metrics: Record<string, number> = {};
-    for (const [name, value] of Object.entries(m.metrics)) if (typeof value === 'number' && Number.isFinite(value)) metrics[name] = value;
-    ctx.metric(metrics, typeof m.step === 'number' ? m.step : null);
-    understood = true;
-  }
-  const output = m.output as { name?: unknown; value?: unknown } | undefined;
-  if (output && typeof output === 'object' && typeof output.name === 'string' && 'value' in output) {
-    ctx.output(output.name, output.value);
-    understood = true;
-  }
-  if (m.outputs && typeof m.outputs === 'object' && !Array.isArray(m.outputs)) {
-    for (const [name, value] of Object.entries(m.outputs)) ctx.output(name, value);
-    understood = true;
-  }
-  if (typeof m.log === 'string') {
-    ctx.log(m.stream === 'stderr' ? 'stderr' : 'stdout', m.log);
-    understood = true;
-  }
-  if (!understood) warn('no progress, metrics, output(s) or log field');
+  applyProgressLine(line, ctx, (why) => ctx.log('stderr', `[atelier] ignored progress line (${why}): ${line.slice(0, 200)}`));
 }
 
 /** Splits a byte stream into lines, cutting any line at `maxBytes` and skipping the rest of it. */
