@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const dashboardsDir = path.dirname(fileURLToPath(import.meta.url));
-const sources = ['src', 'public', 'index.html', 'vite.config.ts', 'tsconfig.json'];
+// the lockfile too: an upgraded dependency changes the bundle
+const sources = ['src', 'public', 'index.html', 'vite.config.ts', 'tsconfig.json', '../package-lock.json'];
 
 async function newestMtime(entry: string): Promise<number> {
   const info = await stat(entry).catch(() => null);

@@ -219,7 +219,7 @@ function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecSh
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<string | null>(null);
   // One key per form: a double submit (or a retried request) starts one run, not two.
-  const [idempotencyKey] = useState(() => crypto.randomUUID());
+  const [idempotencyKey] = useState(randomKey);
   const [state, start] = useMutation(START_RUN);
 
   const submit = async (event: Event) => {
@@ -264,4 +264,10 @@ function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecSh
       </button>
     </form>
   );
+}
+
+/** A random idempotency key; crypto.randomUUID exists only in secure contexts, getRandomValues everywhere. */
+function randomKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }

@@ -5,7 +5,7 @@ import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import { useClient, useQuery } from '@urql/preact';
 import { Dag, MAX_DRAWN_NODES, type DagNode } from '../../components/dag';
-import { ErrorState, Loading } from '../../components/states';
+import { EmptyState, ErrorState, Loading } from '../../components/states';
 import { StatusBadge, terminalRunStatuses } from '../../components/status';
 import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
 import { useNow, useThrottled } from '../../lib/hooks';
@@ -56,11 +56,11 @@ export default function RunPage({ id }: { id: string }) {
   if (!result.data) return <Loading label="Loading the run…" />;
   if (!run || !status) {
     return (
-      <ErrorState
-        title="No such run"
-        error={new Error(`There is no run with id ${id}.`)}
-        retry={() => navigate('/runs')}
-      />
+      <EmptyState title="No such run">
+        <p>
+          There is no run with id <code>{id}</code>. <Link href="/runs">See all runs</Link>.
+        </p>
+      </EmptyState>
     );
   }
 
