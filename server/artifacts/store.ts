@@ -67,7 +67,8 @@ async function exists(file: string) {
   );
 }
 
-function hashFile(file: string): Promise<string> {
+/** The `sha256:<hex>` digest of a file, streamed. */
+export function hashFile(file: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
     createReadStream(file)

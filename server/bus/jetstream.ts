@@ -149,6 +149,37 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     return subscription;
   }
 
+  /** A core-NATS subscription to a broadcast subject: JSON payloads, a throwing handler never ends it. */
+  async function subscribeBroadcast<T>(subject: string, handler: (message: T) => void): Promise<Subscription> {
+    assertOpen();
+    const sub = nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        let message: T;
+        try {
+          message = msg.json<T>();
+        } catch {
+          return;
+        }
+        try {
+          handler(message);
+        } catch {
+          // A failing handler must not take the subscription down.
+        }
+      },
+    });
+    // Resolve only once the server has the subscription, so a message published right after is not missed.
+    await nc.flush();
+    const subscription: Subscription = {
+      async stop() {
+        subscriptions.delete(subscription);
+        if (!sub.isClosed()) sub.unsubscribe();
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
   function assertOpen() {
     if (closed) throw new Error('the JetStream bus is closed');
   }
@@ -223,34 +254,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       await nc.flush();
     },
 
-    async subscribeCancel(handler) {
-      assertOpen();
-      const sub = nc.subscribe(subjects.cancel, {
-        callback: (err, msg) => {
-          if (err) return;
-          let message: CancelMessage;
-          try {
-            message = msg.json<CancelMessage>();
-          } catch {
-            return;
-          }
-          try {
-            handler(message);
-          } catch {
-            // A failing handler must not take the subscription down.
-          }
-        },
-      });
-      // Resolve only once the server has the subscription, so a cancel published right after is not missed.
-      await nc.flush();
-      const subscription: Subscription = {
-        async stop() {
-          subscriptions.delete(subscription);
-          if (!sub.isClosed()) sub.unsubscribe();
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+    subscribeCancel(handler) {
+      return subscribeBroadcast<CancelMessage>(subjects.cancel, handler);
     },
 
     publishFeed(events) {
@@ -258,33 +263,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       nc.publish(subjects.feed, JSON.stringify(events));
     },
 
-    async subscribeFeed(handler) {
-      assertOpen();
-      const sub = nc.subscribe(subjects.feed, {
-        callback: (err, msg) => {
-          if (err) return;
-          let events: unknown[];
-          try {
-            events = msg.json<unknown[]>();
-          } catch {
-            return;
-          }
-          try {
-            handler(events);
-          } catch {
-            // A failing handler must not take the subscription down.
-          }
-        },
-      });
-      await nc.flush();
-      const subscription: Subscription = {
-        async stop() {
-          subscriptions.delete(subscription);
-          if (!sub.isClosed()) sub.unsubscribe();
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+    subscribeFeed(handler) {
+      return subscribeBroadcast<unknown[]>(subjects.feed, handler);
     },
 
     async close() {

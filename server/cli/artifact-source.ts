@@ -1,12 +1,13 @@
 // Module archives for a standalone executor host: downloaded from the control plane's /artifacts/<digest> with
 // the bearer token, verified against their digest, and kept in a local cache so each is fetched once.
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactSource } from '../../plugins/host';
+import { hashFile } from '../artifacts/store';
 
 export interface HttpArtifactSourceOptions {
   /** Base URL of the control plane. */
@@ -110,14 +111,4 @@ async function exists(file: string): Promise<boolean> {
     (s) => s.isFile(),
     () => false,
   );
-}
-
-function hashFile(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(`sha256:${hash.digest('hex')}`));
-  });
 }

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { collect, parseParam, positiveInt } from './options';
 import { createClient, type Client } from './client';
 import { ApiError, CliError, reportError } from './errors';
 import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
@@ -34,27 +35,7 @@ function connection(command: Command): { client: Client; url: string; token: str
   return { client: createClient({ url, token }), url, token };
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-function parseParam(raw: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
-  const eq = raw.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
-  const text = raw.slice(eq + 1);
-  let value: unknown = text;
-  try {
-    // 200 → number, true → boolean, {"a":1} → object; anything that is not JSON stays a string.
-    value = JSON.parse(text);
-  } catch {
-    // a plain string
-  }
-  return { ...previous, [raw.slice(0, eq)]: value };
-}
-
-function positiveInt(raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
-  return n;
-}
 
 const useTty = (plain?: boolean) => Boolean(process.stdout.isTTY) && !plain && !process.env.CI;
 

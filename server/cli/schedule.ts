@@ -1,5 +1,6 @@
 // `atelier schedule …`: create, list, show, pause, resume and delete the cron schedules that start workflow runs.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseParam, positiveInt } from './options';
 import { ApiError, type Client } from './client';
 
 interface ScheduleView {
@@ -25,25 +26,6 @@ interface FireView {
 
 const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap startAt endAt workflow { name } nextFireTimes(count: $count)';
 
-function parseParam(raw: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
-  const eq = raw.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
-  const text = raw.slice(eq + 1);
-  let value: unknown = text;
-  try {
-    // as `run start --param`: 200 → number, true → boolean, {"a":1} → object; anything else stays a string
-    value = JSON.parse(text);
-  } catch {
-    // a plain string
-  }
-  return { ...previous, [raw.slice(0, eq)]: value };
-}
-
-function positiveInt(raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
-  return n;
-}
 
 function dateTime(raw: string): string {
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);

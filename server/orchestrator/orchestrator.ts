@@ -237,25 +237,31 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
 
   // --- nested workflows and maps --------------------------------------------------------------------------
 
-  /** Starts the child run of a `workflow` node. Returns true when the node ended at once (it could not start). */
-  async function startChildRun(tx: Tx, step: Step, run: Run, task: Task): Promise<boolean> {
+  /** A node the control plane runs itself (a nested workflow, a map) starts its next attempt: RUNNING now. */
+  async function startControlPlaneAttempt(tx: Tx, step: Step, task: Task): Promise<Task> {
     const [running] = await tx
       .update(tasks)
       .set({ status: 'RUNNING', attempt: task.attempt + 1, queuedAt: step.at, startedAt: step.at, finishedAt: null, retryAt: null, reason: null, message: null })
       .where(eq(tasks.id, task.id))
       .returning();
     taskStatusEvent(step, running!, 'RUNNING');
+    return running!;
+  }
+
+  /** Starts the child run of a `workflow` node. Returns true when the node ended at once (it could not start). */
+  async function startChildRun(tx: Tx, step: Step, run: Run, task: Task): Promise<boolean> {
+    const running = await startControlPlaneAttempt(tx, step, task);
     const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, task.childWorkflowVersionId!));
     const [workflow] = version ? await tx.select().from(workflows).where(eq(workflows.id, version.workflowId)) : [];
     try {
       if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
       const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
-      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running! });
+      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running });
       await tx.update(tasks).set({ childRunId: child.id, message: `nested run ${child.id}` }).where(eq(tasks.id, task.id));
       return false;
     } catch (error) {
       if (!(error instanceof AtelierError)) throw error;
-      const ended = await applyOutcome(tx, step, running!, { state: 'FAILED', reason: 'child-run-invalid', retryable: false, message: `the nested workflow ${task.workflowRef} cannot start: ${error.message}` }, { at: step.at, durationMs: 0, host: null });
+      const ended = await applyOutcome(tx, step, running, { state: 'FAILED', reason: 'child-run-invalid', retryable: false, message: `the nested workflow ${task.workflowRef} cannot start: ${error.message}` }, { at: step.at, durationMs: 0, host: null });
       return isTerminal(ended.status);
     }
   }
@@ -290,14 +296,9 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
 
   /** Fans a `map` node out into one task per item. Returns true when the node ended at once (empty or bad list). */
   async function expandMap(tx: Tx, step: Step, run: Run, task: Task): Promise<boolean> {
-    const [running] = await tx
-      .update(tasks)
-      .set({ status: 'RUNNING', attempt: task.attempt + 1, queuedAt: step.at, startedAt: step.at, finishedAt: null, retryAt: null, reason: null, message: null })
-      .where(eq(tasks.id, task.id))
-      .returning();
-    taskStatusEvent(step, running!, 'RUNNING');
+    const running = await startControlPlaneAttempt(tx, step, task);
     const fail = async (reason: string, message: string) =>
-      isTerminal((await applyOutcome(tx, step, running!, { state: 'FAILED', reason, retryable: false, message }, { at: step.at, durationMs: 0, host: null })).status);
+      isTerminal((await applyOutcome(tx, step, running, { state: 'FAILED', reason, retryable: false, message }, { at: step.at, durationMs: 0, host: null })).status);
     let items = task.mapOver;
     const from = outputRef(items);
     if (from) {
@@ -336,7 +337,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       });
     }
     if (!rows.length) {
-      const done = await applyOutcome(tx, step, running!, { state: 'SUCCEEDED', outputs: { results: [] } }, { at: step.at, durationMs: 0, host: null });
+      const done = await applyOutcome(tx, step, running, { state: 'SUCCEEDED', outputs: { results: [] } }, { at: step.at, durationMs: 0, host: null });
       return isTerminal(done.status);
     }
     await bulkInsert(tx, tasks, rows);
