@@ -1,13 +1,14 @@
 // What every resolver receives: the caller's identity and CASL ability, the services, and per-request loaders.
 import DataLoader from 'dataloader';
-import { and, asc, desc, eq, inArray } from 'drizzle-orm';
+import { and, asc, countDistinct, desc, eq, inArray, max } from 'drizzle-orm';
 import type { ObjectStore } from '../server/artifacts/store';
 import type { AppAbility } from '../server/auth/ability';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import { identities } from '../server/db/tables/identities';
-import { moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleVersion } from '../server/db/tables/modules';
+import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleTagEvent, type ModuleVersion } from '../server/db/tables/modules';
+import { namespaces, teamMembers, teams, type Team, type TeamMember } from '../server/db/tables/teams';
 import { runs, tasks, type Run, type Task } from '../server/db/tables/runs';
 import { taskEvents, type TaskEvent } from '../server/db/tables/task-events';
 import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../server/db/tables/workflows';
@@ -84,6 +85,33 @@ export function createLoaders(db: Db) {
     tagsOf: groupedBy<ModuleTag>((ids) => db.select().from(moduleTags).where(inArray(moduleTags.moduleId, ids)).orderBy(asc(moduleTags.tag)), (t) => t.moduleId),
     versionsOf: groupedBy<ModuleVersion>((ids) => db.select().from(moduleVersions).where(inArray(moduleVersions.moduleId, ids)).orderBy(desc(moduleVersions.createdAt)), (v) => v.moduleId),
     versionsOfWorkflow: groupedBy<WorkflowVersion>((ids) => db.select().from(workflowVersions).where(inArray(workflowVersions.workflowId, ids)).orderBy(desc(workflowVersions.version)), (v) => v.workflowId),
+    tagEventsOf: groupedBy<ModuleTagEvent>(
+      (ids) => db.select().from(moduleTagEvents).where(inArray(moduleTagEvents.moduleId, ids)).orderBy(desc(moduleTagEvents.createdAt)),
+      (e) => e.moduleId,
+    ),
+    /** How many runs used each module version, and when one last started. */
+    usageOfVersion: new DataLoader<string, { runs: number; lastUsedAt: Date | null }>(async (ids) => {
+      const rows = await db
+        .select({ id: tasks.moduleVersionId, runs: countDistinct(tasks.runId), last: max(runs.createdAt) })
+        .from(tasks)
+        .innerJoin(runs, eq(runs.id, tasks.runId))
+        .where(inArray(tasks.moduleVersionId, [...ids]))
+        .groupBy(tasks.moduleVersionId);
+      const byId = new Map(rows.map((r) => [r.id!, { runs: Number(r.runs), lastUsedAt: r.last ? new Date(r.last) : null }]));
+      return ids.map((id) => byId.get(id) ?? { runs: 0, lastUsedAt: null });
+    }),
+    /** The team owning each namespace. */
+    ownerOfNamespace: new DataLoader<string, Team | null>(async (names) => {
+      const rows = await db.select({ name: namespaces.name, team: teams }).from(namespaces).innerJoin(teams, eq(teams.id, namespaces.teamId)).where(inArray(namespaces.name, [...names]));
+      const byName = new Map(rows.map((r) => [r.name, r.team]));
+      return names.map((n) => byName.get(n) ?? null);
+    }),
+    membersOf: groupedBy<TeamMember>((ids) => db.select().from(teamMembers).where(inArray(teamMembers.teamId, ids)).orderBy(asc(teamMembers.createdAt)), (m) => m.teamId),
+    namespacesOf: groupedBy<{ name: string; teamId: string }>(
+      (ids) => db.select({ name: namespaces.name, teamId: namespaces.teamId }).from(namespaces).where(inArray(namespaces.teamId, ids)).orderBy(asc(namespaces.name)),
+      (n) => n.teamId,
+    ),
+    team: byId<Team>((ids) => db.select().from(teams).where(inArray(teams.id, ids))),
     module: byId<Module>((ids) => db.select().from(modules).where(inArray(modules.id, ids))),
     moduleVersion: byId<ModuleVersion>((ids) => db.select().from(moduleVersions).where(inArray(moduleVersions.id, ids))),
     workflow: byId<Workflow>((ids) => db.select().from(workflows).where(inArray(workflows.id, ids))),

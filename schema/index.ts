@@ -2,6 +2,7 @@
 import { builder } from './builder';
 import './types/scalars';
 import './types/identity';
+import './types/teams';
 import './types/modules';
 import './types/workflows';
 import './types/runs';

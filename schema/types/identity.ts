@@ -22,8 +22,8 @@ builder.queryField('viewer', (t) => t.field({ type: IdentityRef, description: 'T
 
 const RoleEnum = builder.enumType('Role', { values: ['admin', 'member', 'viewer'] as const });
 
-const ServiceAccountResult = builder.objectRef<{ identity: Identity; token: string; expiresAt: Date | null }>('ServiceAccountToken').implement({
-  description: 'A service account and a new token for it. The token is shown only here: store it in your CI’s secrets.',
+const ServiceAccountResult = builder.objectRef<{ identity: Identity; token: string; expiresAt: Date | null }>('IssuedToken').implement({
+  description: 'A user or service account and a new token for it. The token is shown only here: store it in a secret store.',
   fields: (t) => ({
     identity: t.field({ type: IdentityRef, resolve: (r) => r.identity }),
     token: t.exposeString('token'),
@@ -31,7 +31,22 @@ const ServiceAccountResult = builder.objectRef<{ identity: Identity; token: stri
   }),
 });
 
+const namePattern = /^[a-z0-9][a-z0-9._-]{1,62}$/;
+
 builder.mutationFields((t) => ({
+  createUser: t.field({
+    type: ServiceAccountResult,
+    description: 'Creates a user with a role and issues their first token. Admins only.',
+    args: {
+      name: t.arg.string({ required: true }),
+      role: t.arg({ type: RoleEnum, defaultValue: 'member' }),
+      expiresInDays: t.arg.int({ description: 'The token expires after this many days; never when omitted.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'manage', 'Identity', 'create users');
+      return createIdentity(ctx.services.db, 'user', args.name, args.role ?? 'member', args.expiresInDays);
+    },
+  }),
   createServiceAccount: t.field({
     type: ServiceAccountResult,
     description: 'Creates a service account (for CI and other services) with a role, and issues its first token. Admins only.',
@@ -42,14 +57,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'manage', 'Identity', 'create service accounts');
-      if (!/^[a-z0-9][a-z0-9._-]{1,62}$/.test(args.name)) throw badInput('A service account name is 2–63 lowercase letters, digits, ".", "_" or "-".');
-      if (args.expiresInDays !== null && args.expiresInDays !== undefined && (args.expiresInDays < 1 || args.expiresInDays > 3650)) {
-        throw badInput('expiresInDays must be between 1 and 3650.');
-      }
-      const [existing] = await ctx.services.db.select().from(identities).where(eq(identities.name, args.name));
-      if (existing) throw new AtelierError('CONFLICT', `An identity named "${args.name}" already exists; issue it a new token with issueServiceToken.`);
-      const identity = await ensureIdentity(ctx.services.db, { name: args.name, kind: 'service', role: args.role ?? 'member' });
-      return issue(ctx.services.db, identity, args.expiresInDays);
+      return createIdentity(ctx.services.db, 'service', args.name, args.role ?? 'member', args.expiresInDays);
     },
   }),
   issueServiceToken: t.field({
@@ -80,6 +88,14 @@ builder.mutationFields((t) => ({
     },
   }),
 }));
+
+async function createIdentity(db: Db, kind: Identity['kind'], name: string, role: Identity['role'], expiresInDays: number | null | undefined) {
+  if (!namePattern.test(name)) throw badInput(`A ${kind === 'user' ? 'user' : 'service account'} name is 2–63 lowercase letters, digits, ".", "_" or "-".`);
+  if (expiresInDays !== null && expiresInDays !== undefined && (expiresInDays < 1 || expiresInDays > 3650)) throw badInput('expiresInDays must be between 1 and 3650.');
+  const [existing] = await db.select().from(identities).where(eq(identities.name, name));
+  if (existing) throw new AtelierError('CONFLICT', `An identity named "${name}" already exists${existing.kind === 'service' ? '; issue it a new token with issueServiceToken' : ''}.`);
+  return issue(db, await ensureIdentity(db, { name, kind, role }), expiresInDays);
+}
 
 async function issue(db: Db, identity: Identity, expiresInDays: number | null | undefined) {
   const expiresAt = expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null;

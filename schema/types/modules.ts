@@ -1,12 +1,14 @@
 // Modules, their versions and tags: the catalog queries and publishing.
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, ilike, or } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { moduleTags, moduleVersions, modules, type Module, type ModuleVersion } from '../../server/db/tables/modules';
+import { moduleTags, moduleVersions, modules, type Module, type ModuleTagEvent, type ModuleTestResult, type ModuleVersion } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
 import { parseModuleRef } from '../../server/orchestrator/plan';
-import { publishModuleVersion } from '../../server/modules/publish';
+import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
+import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
+import { TeamRef } from './teams';
 
 interface TagRow {
   moduleId: string;
@@ -18,6 +20,37 @@ interface TagRow {
 export const ModuleVersionRef = builder.objectRef<ModuleVersion>('ModuleVersion');
 export const ModuleRef = builder.objectRef<Module>('Module');
 const ModuleTagRef = builder.objectRef<TagRow>('ModuleTag');
+
+const UsageRef = builder.objectRef<{ runs: number; lastUsedAt: Date | null }>('ModuleUsage').implement({
+  fields: (t) => ({
+    runs: t.exposeInt('runs', { description: 'Runs that had a task pinned to this version.' }),
+    lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+const TestResultRef = builder.objectRef<ModuleTestResult>('ModuleTestResult').implement({
+  description: 'The manifest’s test command, as the publisher ran it (`npx atelier module push --test`).',
+  fields: (t) => ({
+    command: t.exposeString('command'),
+    passed: t.exposeBoolean('passed'),
+    exitCode: t.exposeInt('exitCode', { nullable: true }),
+    durationMs: t.exposeInt('durationMs'),
+    output: t.exposeString('output', { description: 'The last lines of its output.' }),
+  }),
+});
+
+const TagEventRef = builder.objectRef<ModuleTagEvent>('ModuleTagEvent').implement({
+  description: 'One move of a tag: who moved it, from which version to which, when and why.',
+  fields: (t) => ({
+    tag: t.exposeString('tag'),
+    action: t.exposeString('action', { description: '`move` (publish or promote) or `rollback`.' }),
+    from: t.field({ type: ModuleVersionRef, nullable: true, resolve: (e, _a, ctx) => (e.fromVersionId ? ctx.loaders.moduleVersion.load(e.fromVersionId) : null) }),
+    to: t.field({ type: ModuleVersionRef, resolve: async (e, _a, ctx) => (await ctx.loaders.moduleVersion.load(e.toVersionId))! }),
+    movedBy: t.field({ type: IdentityRef, nullable: true, resolve: (e, _a, ctx) => (e.movedBy ? ctx.loaders.identity.load(e.movedBy) : null) }),
+    reason: t.exposeString('reason', { nullable: true }),
+    at: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
 
 ModuleRef.implement({
   description: 'A reusable unit of work, `namespace/name`, with immutable versions and movable tags.',
@@ -37,6 +70,29 @@ ModuleRef.implement({
     tags: t.field({
       type: [ModuleTagRef],
       resolve: (m, _args, ctx) => ctx.loaders.tagsOf.load(m.id),
+    }),
+    latestVersion: t.field({
+      type: ModuleVersionRef,
+      nullable: true,
+      description: 'The most recently published version (whatever the tags say).',
+      resolve: async (m, _a, ctx) => (await ctx.loaders.versionsOf.load(m.id))[0] ?? null,
+    }),
+    owner: t.field({ type: TeamRef, nullable: true, description: 'The team owning the namespace; null while none does (then only admins publish).', resolve: (m, _a, ctx) => ctx.loaders.ownerOfNamespace.load(m.namespace) }),
+    usage: t.field({
+      type: UsageRef,
+      description: 'Runs that used any version of this module.',
+      resolve: async (m, _a, ctx) => {
+        const usages = await Promise.all((await ctx.loaders.versionsOf.load(m.id)).map((v) => ctx.loaders.usageOfVersion.load(v.id)));
+        const last = usages.map((u) => u.lastUsedAt?.getTime() ?? 0).reduce((a, b) => Math.max(a, b), 0);
+        return { runs: usages.reduce((n, u) => n + u.runs, 0), lastUsedAt: last ? new Date(last) : null };
+      },
+    }),
+    tagHistory: t.field({
+      type: [TagEventRef],
+      description: 'Moves of the module’s tags, newest first.',
+      args: { tag: t.arg.string(), limit: t.arg.int({ defaultValue: 50 }) },
+      resolve: async (m, args, ctx) =>
+        (await ctx.loaders.tagEventsOf.load(m.id)).filter((e) => !args.tag || e.tag === args.tag).slice(0, Math.min(Math.max(args.limit ?? 50, 1), 500)),
     }),
   }),
 });
@@ -63,6 +119,12 @@ ModuleVersionRef.implement({
       },
     }),
     publishedBy: t.field({ type: IdentityRef, nullable: true, resolve: (v, _a, ctx) => (v.publishedBy ? ctx.loaders.identity.load(v.publishedBy) : null) }),
+    tags: t.stringList({ description: 'The tags pointing at this version now.', resolve: async (v, _a, ctx) => (await ctx.loaders.tagsOf.load(v.moduleId)).filter((tag) => tag.versionId === v.id).map((tag) => tag.tag) }),
+    usage: t.field({ type: UsageRef, resolve: (v, _a, ctx) => ctx.loaders.usageOfVersion.load(v.id) }),
+    testResult: t.field({ type: TestResultRef, nullable: true, resolve: (v) => v.testResult }),
+    deprecated: t.boolean({ resolve: (v) => v.deprecatedAt !== null }),
+    deprecatedAt: t.expose('deprecatedAt', { type: 'DateTime', nullable: true }),
+    deprecationReason: t.exposeString('deprecationReason', { nullable: true }),
   }),
 });
 
@@ -78,14 +140,15 @@ ModuleTagRef.implement({
 builder.queryFields((t) => ({
   modules: t.field({
     type: [ModuleRef],
-    description: 'Every module, by namespace and name.',
-    args: { namespace: t.arg.string() },
+    description: 'The module catalog, by namespace and name.',
+    args: { namespace: t.arg.string(), search: t.arg.string({ description: 'Part of the name or description.' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Module', 'list modules');
+      const like = args.search ? `%${args.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
       return ctx.services.db
         .select()
         .from(modules)
-        .where(args.namespace ? eq(modules.namespace, args.namespace) : undefined)
+        .where(and(args.namespace ? eq(modules.namespace, args.namespace) : undefined, like ? or(ilike(modules.name, like), ilike(modules.description, like)) : undefined))
         .orderBy(asc(modules.namespace), asc(modules.name))
         .limit(1000);
     },
@@ -124,14 +187,22 @@ builder.queryFields((t) => ({
   }),
 }));
 
-const PublishResult = builder
-  .objectRef<{ version: ModuleVersion; created: boolean }>('PublishModuleVersionResult')
-  .implement({
-    fields: (t) => ({
-      version: t.field({ type: ModuleVersionRef, resolve: (r) => r.version }),
-      created: t.exposeBoolean('created', { description: 'False when identical content was already published (nothing was uploaded twice).' }),
-    }),
-  });
+const PublishResultRef = builder.objectRef<PublishResult>('PublishModuleVersionResult').implement({
+  fields: (t) => ({
+    version: t.field({ type: ModuleVersionRef, resolve: (r) => r.version }),
+    created: t.exposeBoolean('created', { description: 'False when identical content was already published (nothing was uploaded twice).' }),
+    movedTags: t.exposeStringList('movedTags', { description: 'The tags now pointing at the version; none when its test failed.' }),
+  }),
+});
+
+const TagMoveRef = builder.objectRef<TagMove>('ModuleTagMove').implement({
+  fields: (t) => ({
+    module: t.field({ type: ModuleRef, resolve: (r) => r.module }),
+    tag: t.exposeString('tag'),
+    version: t.field({ type: ModuleVersionRef, resolve: (r) => r.version }),
+    previous: t.field({ type: ModuleVersionRef, nullable: true, resolve: (r) => r.previous }),
+  }),
+});
 
 const ModuleSourceInput = builder.inputType('ModuleSourceInput', {
   fields: (t) => ({
@@ -142,29 +213,76 @@ const ModuleSourceInput = builder.inputType('ModuleSourceInput', {
   }),
 });
 
+const TestResultInput = builder.inputType('ModuleTestResultInput', {
+  fields: (t) => ({
+    command: t.string({ required: true }),
+    passed: t.boolean({ required: true }),
+    exitCode: t.int(),
+    durationMs: t.int({ required: true }),
+    output: t.string({ required: true }),
+  }),
+});
+
 builder.mutationFields((t) => ({
   publishModuleVersion: t.field({
-    type: PublishResult,
-    description: 'Publishes a module from an uploaded tar.gz archive holding `atelier.module.yaml` at its root, and moves the given tags (default `latest`) to it.',
+    type: PublishResultRef,
+    description:
+      'Publishes a module from an uploaded tar.gz archive holding `atelier.module.yaml` at its root, and moves tags to it: the given ones, else `latestAlpha` (and `latest` while the module has none). ' +
+      'Without an artifact, `digest` must name content already published: its tags move and nothing is uploaded. Only members of the team owning the namespace (and admins) may publish.',
     args: {
-      artifact: t.arg({ type: 'File', required: true }),
-      digest: t.arg.string({ description: 'The archive digest the client computed; the upload is refused if it differs.' }),
+      artifact: t.arg({ type: 'File' }),
+      digest: t.arg.string({ description: 'The archive digest the client computed; an upload that hashes otherwise is refused.' }),
       source: t.arg({ type: ModuleSourceInput }),
       tags: t.arg.stringList(),
+      testResult: t.arg({ type: TestResultInput, description: 'The test command’s result; a failed test records the version but moves no tag.' }),
+      force: t.arg.boolean({ description: 'Move tags even onto a deprecated version.' }),
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'publish', 'Module', 'publish modules');
       const file = args.artifact;
-      if (file.size > ctx.services.config.maxUploadBytes) {
+      if (file && file.size > ctx.services.config.maxUploadBytes) {
         throw new AtelierError('PAYLOAD_TOO_LARGE', `The artifact is ${file.size} bytes; the limit is ${ctx.services.config.maxUploadBytes} (ATELIER_MAX_UPLOAD_MB). Add large files to .atelierignore.`);
       }
-      const bytes = new Uint8Array(await file.arrayBuffer());
+      const testResult = args.testResult ? { ...args.testResult, exitCode: args.testResult.exitCode ?? null, output: args.testResult.output.slice(-8000) } : undefined;
       return publishModuleVersion(
         ctx.services.db,
         ctx.services.store,
-        { archive: bytes, expectedDigest: args.digest ?? undefined, source: args.source ?? undefined, tags: args.tags ?? undefined },
+        ctx.ability,
+        {
+          archive: file ? new Uint8Array(await file.arrayBuffer()) : undefined,
+          expectedDigest: args.digest ?? undefined,
+          source: args.source ?? undefined,
+          tags: args.tags ?? undefined,
+          testResult,
+          force: args.force ?? false,
+        },
         ctx.identity,
       );
     },
+  }),
+  setModuleTag: t.field({
+    type: TagMoveRef,
+    description: 'Promotes: points a tag of a module at a version (a version number or another tag, e.g. promote `latestAlpha` to `latest`).',
+    args: {
+      module: t.arg.string({ required: true, description: '`namespace/name`' }),
+      tag: t.arg.string({ required: true }),
+      version: t.arg.string({ required: true, description: 'A version number, or a tag whose version to use.' }),
+      reason: t.arg.string(),
+      force: t.arg.boolean({ description: 'Allow a deprecated version.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      setModuleTag(ctx.services.db, ctx.ability, ctx.identity, { module: args.module, tag: args.tag, version: args.version, reason: args.reason ?? undefined, force: args.force ?? false }),
+  }),
+  rollbackModuleTag: t.field({
+    type: TagMoveRef,
+    description: 'Moves a tag back to the version it pointed at before its last move; again, to the one before that.',
+    args: { module: t.arg.string({ required: true }), tag: t.arg.string({ required: true }), reason: t.arg.string(), force: t.arg.boolean() },
+    resolve: (_root, args, ctx) => rollbackModuleTag(ctx.services.db, ctx.ability, ctx.identity, { module: args.module, tag: args.tag, reason: args.reason ?? undefined, force: args.force ?? false }),
+  }),
+  deprecateModuleVersion: t.field({
+    type: ModuleVersionRef,
+    description: 'Deprecates a version: runs that pin it keep working, but no tag moves to it without `force`. `deprecated: false` restores it.',
+    args: { ref: t.arg.string({ required: true, description: '`namespace/name@version`' }), reason: t.arg.string(), deprecated: t.arg.boolean({ defaultValue: true }) },
+    resolve: (_root, args, ctx) => deprecateModuleVersion(ctx.services.db, ctx.ability, ctx.identity, { ref: args.ref, reason: args.reason ?? undefined, deprecated: args.deprecated ?? true }),
   }),
 }));

@@ -303,6 +303,7 @@ builder.mutationFields((t) => ({
       parameters: t.arg({ type: 'JSON' }),
       trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
       idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
+      useModules: t.arg.stringList({ description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
@@ -313,6 +314,7 @@ builder.mutationFields((t) => ({
           parameters: jsonObject(args.parameters, 'parameters'),
           trigger: args.trigger ?? 'API',
           idempotencyKey: args.idempotencyKey ?? undefined,
+          useModules: args.useModules ?? undefined,
         },
         ctx.identity,
       );

@@ -1,33 +1,58 @@
 // The CASL ability of one request, built from its identity's role. Governance (teams, grants, domains,
 // columns) refines these rules; every resolver and the orchestrator ask the ability, never the role.
-import { AbilityBuilder, createMongoAbility, type MongoAbility } from '@casl/ability';
+import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
 import { forbidden } from '../errors';
 
 export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
-export type Subject = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity';
-export type AppAbility = MongoAbility<[Action, Subject]>;
+export type SubjectType = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity' | 'Team' | 'Namespace';
 
-export function defineAbilityFor(identity: Pick<Identity, 'role'>): AppAbility {
+/** A team as an ability sees it: who may change its membership and its namespaces. */
+export interface TeamSubject {
+  name: string;
+  /** Identities with role maintainer or admin in the team. */
+  maintainers: string[];
+}
+
+/** A module namespace as an ability sees it: who may publish into it and move its tags. */
+export interface NamespaceSubject {
+  name: string;
+  /** The owning team's name; null while no team owns it. */
+  team: string | null;
+  /** Identities with role member, maintainer or admin in the owning team. */
+  writers: string[];
+}
+
+type Instances = (TeamSubject & ForcedSubject<'Team'>) | (NamespaceSubject & ForcedSubject<'Namespace'>);
+export type AppAbility = MongoAbility<[Action, SubjectType | Instances]>;
+
+export const teamSubject = (team: TeamSubject) => subject('Team', team);
+export const namespaceSubject = (ns: NamespaceSubject) => subject('Namespace', ns);
+
+export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAbility {
   const { can, build } = new AbilityBuilder<AppAbility>(createMongoAbility);
   switch (identity.role) {
     case 'admin':
       can('manage', 'all');
       break;
     case 'member':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace']);
       can('publish', 'Module');
+      // A namespace is written only by its owning team's members (people and the team's CI service accounts).
+      can('publish', 'Namespace', { writers: identity.id });
+      // A team's maintainers manage its members and claim namespaces for it.
+      can('update', 'Team', { maintainers: identity.id });
       can(['create', 'update'], 'Workflow');
       can(['start', 'cancel'], 'Run');
       break;
     case 'viewer':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace']);
       break;
   }
   return build();
 }
 
 /** Throws FORBIDDEN with a message saying what was refused, unless the ability allows it. */
-export function assertCan(ability: AppAbility, action: Action, subject: Subject, what: string): void {
+export function assertCan(ability: AppAbility, action: Action, subject: SubjectType, what: string): void {
   if (!ability.can(action, subject)) throw forbidden(`You may not ${what}; ask an admin for a role that allows "${action}" on ${subject}.`);
 }

@@ -1,6 +1,7 @@
 // Every table, for drizzle's relational queries and drizzle-kit.
 export * from './tables/identities';
 export * from './tables/tokens';
+export * from './tables/teams';
 export * from './tables/modules';
 export * from './tables/workflows';
 export * from './tables/runs';

@@ -20,9 +20,58 @@ export interface ModuleManifest {
   timeoutSeconds?: number;
   cache?: { enabled?: boolean; version?: string };
   test?: string;
+  /** Datasets the module reads, with the columns it uses. */
+  inputs?: DatasetPort[];
+  /** Datasets it writes; each column may name the input columns (`input.column`) it derives from. */
+  outputs?: DatasetPort[];
+}
+
+export interface DatasetPort {
+  /** How the module refers to it (its key in the task context). */
+  name: string;
+  /** The catalog dataset, `namespace/name`, when it is a fixed one. */
+  dataset?: string;
+  description?: string;
+  columns?: ColumnSpec[];
+}
+
+export interface ColumnSpec {
+  name: string;
+  type?: string;
+  description?: string;
+  /** Lineage: the input columns (`input.column`) this column derives from; `[]` for none. Unknown when absent. */
+  from?: string[];
 }
 
 const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
+
+const identRe = '^[A-Za-z_][A-Za-z0-9_.-]{0,127}$';
+
+const portSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', pattern: identRe },
+    dataset: { type: 'string', pattern: '^[a-z0-9][a-z0-9-_.]*/[A-Za-z0-9][A-Za-z0-9-_.]*$' },
+    description: { type: 'string', maxLength: 2000 },
+    columns: {
+      type: 'array',
+      maxItems: 5000,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 256 },
+          type: { type: 'string', maxLength: 128 },
+          description: { type: 'string', maxLength: 2000 },
+          from: { type: 'array', items: { type: 'string', pattern: '^[^.]+\\..+$' } },
+        },
+      },
+    },
+  },
+} as const;
 
 const manifestSchema = {
   type: 'object',
@@ -53,7 +102,9 @@ const manifestSchema = {
       additionalProperties: false,
       properties: { enabled: { type: 'boolean' }, version: { type: 'string' } },
     },
-    test: { type: 'string' },
+    test: { type: 'string', minLength: 1 },
+    inputs: { type: 'array', maxItems: 100, items: portSchema },
+    outputs: { type: 'array', maxItems: 100, items: portSchema },
   },
 } as const;
 
@@ -84,6 +135,10 @@ export function parseManifest(text: string): ModuleManifest {
     throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
   }
   const manifest = raw as ModuleManifest;
+  const problems = checkPorts(manifest);
+  if (problems.length) {
+    throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${problems.map((d) => `${d.path} ${d.message}`).join('; ')}`, problems);
+  }
   if (manifest.parameters) {
     try {
       ajv.compile(manifest.parameters);
@@ -94,6 +149,38 @@ export function parseManifest(text: string): ModuleManifest {
     }
   }
   return manifest;
+}
+
+/** What the JSON Schema cannot say: unique names, and lineage that names declared input columns. */
+function checkPorts(manifest: ModuleManifest): ErrorDetail[] {
+  const problems: ErrorDetail[] = [];
+  const inputColumns = new Map<string, Set<string>>();
+  for (const side of ['inputs', 'outputs'] as const) {
+    const seen = new Set<string>();
+    manifest[side]?.forEach((port, i) => {
+      if (seen.has(port.name)) problems.push({ path: `${side}.${i}.name`, message: `repeats "${port.name}"; names must be unique` });
+      seen.add(port.name);
+      const columns = new Set<string>();
+      port.columns?.forEach((c, j) => {
+        if (columns.has(c.name)) problems.push({ path: `${side}.${i}.columns.${j}.name`, message: `repeats column "${c.name}"` });
+        columns.add(c.name);
+      });
+      if (side === 'inputs') inputColumns.set(port.name, columns);
+    });
+  }
+  manifest.outputs?.forEach((port, i) =>
+    port.columns?.forEach((c, j) =>
+      c.from?.forEach((source, k) => {
+        const dot = source.indexOf('.');
+        const [input, column] = [source.slice(0, dot), source.slice(dot + 1)];
+        const columns = inputColumns.get(input);
+        const path = `outputs.${i}.columns.${j}.from.${k}`;
+        if (!columns) problems.push({ path, message: `names input "${input}", which is not declared under inputs` });
+        else if (columns.size && !columns.has(column)) problems.push({ path, message: `names column "${column}", which input "${input}" does not declare` });
+      }),
+    ),
+  );
+  return problems;
 }
 
 const parameterValidators = new Map<string, ValidateFunction>();

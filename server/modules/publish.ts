@@ -1,31 +1,43 @@
 // Publishing a module version from an uploaded archive: verify, read its manifest, store the bytes by digest,
 // record the immutable version and move its tags, all or nothing. Same digest twice returns the existing version.
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
+import type { AppAbility } from '../auth/ability';
 import type { ObjectStore } from '../artifacts/store';
 import { readArchiveFile } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
 import { queryRows, type Db, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { moduleTagEvents, moduleTags, moduleVersions, modules, type ModuleSource, type ModuleVersion } from '../db/tables/modules';
-import { AtelierError } from '../errors';
+import { moduleTags, moduleVersions, modules, type ModuleSource, type ModuleTestResult, type ModuleVersion } from '../db/tables/modules';
+import { AtelierError, notFound } from '../errors';
+import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, parseManifest } from './manifest';
+import { checkTag, moveTags } from './tags';
 
 export interface PublishInput {
-  archive: Uint8Array;
-  /** When given, the archive must hash to it (the client's own computation). */
+  /** The tar.gz archive. Without it, `expectedDigest` must name content already published: tags move, nothing uploads. */
+  archive?: Uint8Array;
+  /** When given with an archive, the archive must hash to it (the client's own computation). */
   expectedDigest?: string;
   source?: ModuleSource;
+  /** Tags to move. Default: `latestAlpha`, and `latest` too while the module has no `latest` yet. */
   tags?: string[];
+  testResult?: ModuleTestResult;
+  /** Move tags even onto a deprecated version. */
+  force?: boolean;
 }
 
 export interface PublishResult {
   version: ModuleVersion;
   created: boolean;
+  /** The tags this publish moved (a failed test moves none). */
+  movedTags: string[];
 }
 
-const tagRe = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/;
+export const DEFAULT_PUSH_TAG = 'latestAlpha';
 
-export async function publishModuleVersion(db: Db, store: ObjectStore, input: PublishInput, identity: Identity | null): Promise<PublishResult> {
+export async function publishModuleVersion(db: Db, store: ObjectStore, ability: AppAbility, input: PublishInput, identity: Identity | null): Promise<PublishResult> {
+  for (const tag of input.tags ?? []) checkTag(tag);
+  if (!input.archive) return republishByDigest(db, ability, input, identity);
   const digest = sha256(input.archive);
   if (input.expectedDigest && input.expectedDigest !== digest) {
     throw new AtelierError('DIGEST_MISMATCH', `The uploaded archive hashes to ${digest}, not ${input.expectedDigest}; the upload was corrupted, push again.`);
@@ -38,10 +50,7 @@ export async function publishModuleVersion(db: Db, store: ObjectStore, input: Pu
   }
   if (manifestText === null) throw new AtelierError('INVALID_MANIFEST', `The archive has no ${MANIFEST_FILE} at its root; run \`npx atelier module push DIR\` on the module's directory.`);
   const manifest = parseManifest(manifestText);
-  const tags = input.tags ?? ['latest'];
-  for (const tag of tags) {
-    if (!tagRe.test(tag)) throw new AtelierError('BAD_USER_INPUT', `"${tag}" is not a valid tag: use letters, digits, ".", "_" or "-", starting with a letter.`);
-  }
+  await assertMayWriteNamespace(db, ability, manifest.namespace);
 
   await store.put(input.archive);
   return db.transaction(async (tx) => {
@@ -52,10 +61,7 @@ export async function publishModuleVersion(db: Db, store: ObjectStore, input: Pu
       .where(and(eq(modules.namespace, manifest.namespace), eq(modules.name, manifest.name)))
       .for('update');
     const [existing] = await tx.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, mod!.id), eq(moduleVersions.digest, digest)));
-    if (existing) {
-      await moveTags(tx, mod!.id, existing.id, tags, identity, 'republished identical content');
-      return { version: existing, created: false };
-    }
+    if (existing) return settle(tx, mod!.id, existing, false, input, identity);
     const version = manifest.version ?? (await nextVersion(tx, mod!.id));
     const [clash] = await tx.select({ id: moduleVersions.id }).from(moduleVersions).where(and(eq(moduleVersions.moduleId, mod!.id), eq(moduleVersions.version, version)));
     if (clash) {
@@ -63,12 +69,53 @@ export async function publishModuleVersion(db: Db, store: ObjectStore, input: Pu
     }
     const [created] = await tx
       .insert(moduleVersions)
-      .values({ moduleId: mod!.id, version, digest, sizeBytes: input.archive.byteLength, manifest, source: input.source ?? {}, publishedBy: identity?.id ?? null })
+      .values({
+        moduleId: mod!.id,
+        version,
+        digest,
+        sizeBytes: input.archive!.byteLength,
+        manifest,
+        source: input.source ?? {},
+        publishedBy: identity?.id ?? null,
+        testResult: input.testResult ?? null,
+      })
       .returning();
     if (manifest.description !== undefined) await tx.update(modules).set({ description: manifest.description }).where(eq(modules.id, mod!.id));
-    await moveTags(tx, mod!.id, created!.id, tags, identity, 'published');
-    return { version: created!, created: true };
+    return settle(tx, mod!.id, created!, true, input, identity);
   });
+}
+
+/** Identical content pushed again: no upload, only the tags (and a new test result) change. */
+async function republishByDigest(db: Db, ability: AppAbility, input: PublishInput, identity: Identity | null): Promise<PublishResult> {
+  if (!input.expectedDigest) throw new AtelierError('BAD_USER_INPUT', 'Pass the archive (artifact), or the digest of content already published.');
+  const [row] = await db
+    .select({ version: moduleVersions, namespace: modules.namespace })
+    .from(moduleVersions)
+    .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
+    .where(eq(moduleVersions.digest, input.expectedDigest))
+    .limit(1);
+  if (!row) throw notFound(`No module version has digest ${input.expectedDigest}; upload the archive.`);
+  await assertMayWriteNamespace(db, ability, row.namespace);
+  return db.transaction(async (tx) => {
+    await tx.select({ id: modules.id }).from(modules).where(eq(modules.id, row.version.moduleId)).for('update');
+    return settle(tx, row.version.moduleId, row.version, false, input, identity);
+  });
+}
+
+/** Records a new test result and moves the tags, unless the test failed. */
+async function settle(tx: Tx, moduleId: string, version: ModuleVersion, created: boolean, input: PublishInput, identity: Identity | null): Promise<PublishResult> {
+  if (!created && input.testResult) {
+    [version] = (await tx.update(moduleVersions).set({ testResult: input.testResult }).where(eq(moduleVersions.id, version.id)).returning()) as [ModuleVersion];
+  }
+  if (input.testResult && !input.testResult.passed) return { version, created, movedTags: [] };
+  let tags = input.tags;
+  if (!tags?.length) {
+    const [latest] = await tx.select({ tag: moduleTags.tag }).from(moduleTags).where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, 'latest')));
+    // A module's first version is also its `latest`, so a workflow can use it without a promotion step.
+    tags = latest ? [DEFAULT_PUSH_TAG] : [DEFAULT_PUSH_TAG, 'latest'];
+  }
+  await moveTags(tx, moduleId, version, tags, identity, created ? 'published' : 'republished identical content', { force: input.force });
+  return { version, created, movedTags: tags };
 }
 
 async function nextVersion(tx: Tx, moduleId: string): Promise<string> {
@@ -78,21 +125,4 @@ async function nextVersion(tx: Tx, moduleId: string): Promise<string> {
         where module_id = ${moduleId} and version ~ '^[0-9]{1,9}$'`,
   );
   return String(row?.next ?? 1);
-}
-
-/** Points tags at a version, recording each move in the tag history. */
-export async function moveTags(tx: Tx, moduleId: string, versionId: string, tags: string[], identity: Identity | null, reason: string) {
-  for (const tag of tags) {
-    const [current] = await tx.select().from(moduleTags).where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, tag)));
-    if (current?.versionId === versionId) continue;
-    await tx
-      .insert(moduleTags)
-      .values({ moduleId, tag, versionId, updatedBy: identity?.id ?? null, updatedAt: new Date() })
-      .onConflictDoUpdate({ target: [moduleTags.moduleId, moduleTags.tag], set: { versionId, updatedBy: identity?.id ?? null, updatedAt: new Date() } });
-    await tx.insert(moduleTagEvents).values({ moduleId, tag, fromVersionId: current?.versionId ?? null, toVersionId: versionId, movedBy: identity?.id ?? null, reason });
-  }
-}
-
-export async function latestVersions(db: Db, moduleId: string, limit = 20) {
-  return db.select().from(moduleVersions).where(eq(moduleVersions.moduleId, moduleId)).orderBy(desc(moduleVersions.createdAt)).limit(limit);
 }

@@ -18,7 +18,7 @@ import { taskEvents } from '../db/tables/task-events';
 import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
 import { AtelierError, badInput, notFound } from '../errors';
 import type { FeedEvent, RunFeed } from '../feed';
-import { planRun, type PlanDefaults, type PlannedTask } from './plan';
+import { parseModuleRef, planRun, type PlanDefaults, type PlannedTask } from './plan';
 import { decideRetry, finalRunStatus, isTerminal, readiness, readinessFromCounts } from './rules';
 import { checkParameters } from '../modules/manifest';
 import { outputRef, resolveRunParameters } from './spec';
@@ -30,6 +30,8 @@ export interface StartRunInput {
   trigger: Trigger;
   /** Starting again with the same key returns the first run instead of starting a second. */
   idempotencyKey?: string;
+  /** Module versions to use instead of what the spec names: `ns/name@version` replaces `ns/name` in every node. */
+  useModules?: string[];
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';
@@ -582,7 +584,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       return await transact(async (tx, step) => {
         const { workflow, version } = await findWorkflow(tx, input.workflow, input.version);
         const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
-        return createRun(tx, step, { workflow, version, parameters, trigger: input.trigger, identity, idempotencyKey: input.idempotencyKey });
+        const overrides = moduleSwaps(version.spec, input.useModules ?? []);
+        return createRun(tx, step, { workflow, version, parameters, trigger: input.trigger, identity, idempotencyKey: input.idempotencyKey, overrides });
       });
     } catch (error) {
       // Two requests with the same key at once: the loser returns the winner's run.
@@ -590,6 +593,20 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       if (winner) return checkSameWorkflow(winner, input);
       throw error;
     }
+  }
+
+  /** node → ref for every node of the spec whose module one of `refs` (`ns/name@version`) names. */
+  function moduleSwaps(spec: WorkflowVersion['spec'], refs: string[]): Map<string, string> | undefined {
+    if (!refs.length) return undefined;
+    const swaps = new Map<string, string>();
+    for (const ref of refs) {
+      const { namespace, name } = parseModuleRef(ref);
+      if (!ref.includes('@') || !name) throw badInput(`useModules takes namespace/name@version, not "${ref}".`);
+      const nodes = spec.tasks.filter((t) => t.module && t.module.split('@')[0] === `${namespace}/${name}`);
+      if (!nodes.length) throw badInput(`The workflow uses no ${namespace}/${name}, so "${ref}" would change nothing.`);
+      for (const node of nodes) swaps.set(node.name, ref);
+    }
+    return swaps;
   }
 
   async function checkSameWorkflow(run: Run, input: StartRunInput): Promise<Run> {

@@ -34,7 +34,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     dataDir,
     async publishFixture(name, tags) {
       const archive = await packDirectory(path.join(fixturesDir, 'modules', name));
-      const result = await api.upload(PUBLISH, { tags: tags ?? null }, 'artifact', archive);
+      const result = await api.upload(PUBLISH, { tags: tags ?? ['latest'] }, 'artifact', archive);
       if (result.errors) throw new Error(`publishing ${name}: ${JSON.stringify(result.errors)}`);
       return result.data.publishModuleVersion.version;
     },

@@ -23,6 +23,15 @@ export interface ModuleSource {
   dirty?: boolean | null;
 }
 
+export interface ModuleTestResult {
+  command: string;
+  passed: boolean;
+  exitCode: number | null;
+  durationMs: number;
+  /** The last lines of its output. */
+  output: string;
+}
+
 export const moduleVersions = pgTable(
   'module_versions',
   {
@@ -34,6 +43,12 @@ export const moduleVersions = pgTable(
     manifest: jsonb('manifest').$type<ModuleManifest>().notNull(),
     source: jsonb('source').$type<ModuleSource>().notNull().default({}),
     publishedBy: uuid('published_by').references(() => identities.id),
+    /** The manifest's test command, when the publisher ran it (`push --test`). */
+    testResult: jsonb('test_result').$type<ModuleTestResult>(),
+    /** A deprecated version still runs where pinned, but no tag moves to it without `force`. */
+    deprecatedAt: at('deprecated_at'),
+    deprecatedBy: uuid('deprecated_by').references(() => identities.id),
+    deprecationReason: text('deprecation_reason'),
     createdAt: createdAt(),
   },
   (t) => [
@@ -64,6 +79,8 @@ export const moduleTagEvents = pgTable(
     fromVersionId: uuid('from_version_id').references(() => moduleVersions.id),
     toVersionId: uuid('to_version_id').notNull().references(() => moduleVersions.id),
     movedBy: uuid('moved_by').references(() => identities.id),
+    /** `move` (publish, promote) or `rollback`: rolling back again walks further back past earlier rollbacks. */
+    action: text('action', { enum: ['move', 'rollback'] }).notNull().default('move'),
     reason: text('reason'),
     createdAt: createdAt(),
   },
@@ -73,3 +90,4 @@ export const moduleTagEvents = pgTable(
 export type Module = typeof modules.$inferSelect;
 export type ModuleVersion = typeof moduleVersions.$inferSelect;
 export type ModuleTag = typeof moduleTags.$inferSelect;
+export type ModuleTagEvent = typeof moduleTagEvents.$inferSelect;

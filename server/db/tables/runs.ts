@@ -116,6 +116,8 @@ export const tasks = pgTable(
   (t) => [
     unique('tasks_run_node_key').on(t.runId, t.node),
     index('tasks_run_idx').on(t.runId),
+    // the catalog's usage counts: how many runs used each module version
+    index('tasks_module_version_idx').on(t.moduleVersionId),
     // what the orchestrator's ticker looks for: due retries, silent running tasks, tasks waiting for a slot
     index('tasks_open_idx').on(t.status).where(sql`status in ('READY', 'RUNNING', 'RETRYING')`),
     index('tasks_run_open_idx').on(t.runId).where(sql`status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')`),

@@ -1,0 +1,117 @@
+// Teams, memberships and namespace ownership: who may publish into a namespace and move its tags.
+import { and, eq, inArray } from 'drizzle-orm';
+import { namespaceSubject, teamSubject, type AppAbility, type NamespaceSubject } from '../auth/ability';
+import type { Db, Tx } from '../db/client';
+import { identities, type Identity } from '../db/tables/identities';
+import { namespaces, teamMembers, teams, type Namespace, type Team, type TeamRole } from '../db/tables/teams';
+import { AtelierError, badInput, forbidden, notFound } from '../errors';
+
+const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
+const writerRoles: TeamRole[] = ['member', 'maintainer', 'admin'];
+const maintainerRoles: TeamRole[] = ['maintainer', 'admin'];
+
+export async function teamByName(db: Db | Tx, name: string): Promise<Team> {
+  const [team] = await db.select().from(teams).where(eq(teams.name, name));
+  if (!team) throw notFound(`No team "${name}"; list teams with \`npx atelier team list\`.`);
+  return team;
+}
+
+async function membersWithRoles(db: Db | Tx, teamId: string, roles: TeamRole[]): Promise<string[]> {
+  const rows = await db
+    .select({ id: teamMembers.identityId })
+    .from(teamMembers)
+    .where(and(eq(teamMembers.teamId, teamId), inArray(teamMembers.role, roles)));
+  return rows.map((r) => r.id);
+}
+
+/** Throws FORBIDDEN unless the caller may manage the team's members and namespaces. */
+async function assertMayManageTeam(db: Db | Tx, ability: AppAbility, team: Team): Promise<void> {
+  const subject = teamSubject({ name: team.name, maintainers: await membersWithRoles(db, team.id, maintainerRoles) });
+  if (!ability.can('update', subject)) {
+    throw forbidden(`Only maintainers of team "${team.name}" (or admins) may change its members and namespaces; ask one of them.`);
+  }
+}
+
+export async function createTeam(db: Db, ability: AppAbility, identity: Identity, input: { name: string; description?: string }): Promise<Team> {
+  if (!ability.can('create', 'Team')) throw forbidden('Only admins may create teams; ask an admin to run `npx atelier team create NAME`.');
+  if (!teamNameRe.test(input.name)) throw badInput(`"${input.name}" is not a valid team name: use 1–64 lowercase letters, digits, "-", "_" or ".".`);
+  return db.transaction(async (tx) => {
+    const [team] = await tx.insert(teams).values({ name: input.name, description: input.description ?? '' }).onConflictDoNothing().returning();
+    if (!team) throw new AtelierError('CONFLICT', `A team named "${input.name}" already exists.`);
+    // Whoever creates a team maintains it until they hand it over.
+    await tx.insert(teamMembers).values({ teamId: team.id, identityId: identity.id, role: 'admin', addedBy: identity.id });
+    return team;
+  });
+}
+
+/** Adds an identity to a team, or changes its role there. */
+export async function setTeamMember(db: Db, ability: AppAbility, caller: Identity, input: { team: string; identity: string; role: TeamRole }): Promise<Team> {
+  return db.transaction(async (tx) => {
+    const team = await teamByName(tx, input.team);
+    await assertMayManageTeam(tx, ability, team);
+    const [member] = await tx.select().from(identities).where(eq(identities.name, input.identity));
+    if (!member) throw notFound(`No user or service account named "${input.identity}".`);
+    await tx
+      .insert(teamMembers)
+      .values({ teamId: team.id, identityId: member.id, role: input.role, addedBy: caller.id })
+      .onConflictDoUpdate({ target: [teamMembers.teamId, teamMembers.identityId], set: { role: input.role, addedBy: caller.id } });
+    return team;
+  });
+}
+
+export async function removeTeamMember(db: Db, ability: AppAbility, input: { team: string; identity: string }): Promise<Team> {
+  return db.transaction(async (tx) => {
+    const team = await teamByName(tx, input.team);
+    await assertMayManageTeam(tx, ability, team);
+    const [member] = await tx.select().from(identities).where(eq(identities.name, input.identity));
+    if (!member) throw notFound(`No user or service account named "${input.identity}".`);
+    const removed = await tx
+      .delete(teamMembers)
+      .where(and(eq(teamMembers.teamId, team.id), eq(teamMembers.identityId, member.id)))
+      .returning({ id: teamMembers.identityId });
+    if (!removed.length) throw notFound(`"${input.identity}" is not a member of team "${team.name}".`);
+    return team;
+  });
+}
+
+/** Gives a namespace to a team: claims an unowned one, or (admins only) moves one between teams. */
+export async function assignNamespace(db: Db, ability: AppAbility, caller: Identity, input: { name: string; team: string }): Promise<Namespace> {
+  if (!teamNameRe.test(input.name)) throw badInput(`"${input.name}" is not a valid namespace: use 1–64 lowercase letters, digits, "-", "_" or ".".`);
+  return db.transaction(async (tx) => {
+    const team = await teamByName(tx, input.team);
+    await assertMayManageTeam(tx, ability, team);
+    const [current] = await tx.select().from(namespaces).where(eq(namespaces.name, input.name)).for('update');
+    if (current && current.teamId !== team.id && !ability.can('manage', 'all')) {
+      throw forbidden(`Namespace "${input.name}" already belongs to another team; only an admin can move it.`);
+    }
+    const [row] = await tx
+      .insert(namespaces)
+      .values({ name: input.name, teamId: team.id, createdBy: caller.id })
+      .onConflictDoUpdate({ target: namespaces.name, set: { teamId: team.id } })
+      .returning();
+    return row!;
+  });
+}
+
+/** The namespace with its owner and writers, as the ability checks it. */
+export async function loadNamespaceSubject(db: Db | Tx, name: string): Promise<NamespaceSubject> {
+  const [row] = await db.select({ ns: namespaces, team: teams }).from(namespaces).innerJoin(teams, eq(teams.id, namespaces.teamId)).where(eq(namespaces.name, name));
+  if (!row) return { name, team: null, writers: [] };
+  return { name, team: row.team.name, writers: await membersWithRoles(db, row.team.id, writerRoles) };
+}
+
+/** Throws FORBIDDEN unless the caller may publish into the namespace and move its tags. */
+export async function assertMayWriteNamespace(db: Db | Tx, ability: AppAbility, namespace: string): Promise<void> {
+  const ns = await loadNamespaceSubject(db, namespace);
+  if (ability.can('publish', namespaceSubject(ns))) return;
+  if (!ns.team) {
+    throw forbidden(
+      `Namespace "${namespace}" is not owned by any team, so only admins may publish into it. ` +
+        `A team maintainer can claim it: \`npx atelier namespace create ${namespace} --team TEAM\`.`,
+    );
+  }
+  throw forbidden(
+    `Only members of team "${ns.team}" and its service accounts may publish to or move tags in namespace "${namespace}"; ` +
+      `ask a maintainer of "${ns.team}" to add you: \`npx atelier team add ${ns.team} NAME --role member\`.`,
+  );
+}
