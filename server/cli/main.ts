@@ -8,6 +8,7 @@ import { collect, parseParam, positiveInt } from './options';
 import { createClient, type Client } from './client';
 import { ApiError, CliError, reportError } from './errors';
 import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
+import { moduleCommand, teamCommands } from './modules';
 import { scheduleCommand } from './schedule';
 
 interface GlobalOptions {
@@ -85,29 +86,8 @@ export function buildProgram(): Command {
       await runExecutor({ url, token, pools: opts.pool?.length ? opts.pool : ['local'], concurrency: opts.concurrency });
     });
 
-  const moduleCommand = program.command('module').description('publish and inspect modules');
-  moduleCommand
-    .command('push <dir>')
-    .description('pack a module directory (with atelier.module.yaml) and publish it as a new version')
-    .option('-t, --tag <tag>', 'tag to move to this version (repeatable; default: latest)', collect)
-    .action(async (dir: string, opts: { tag?: string[] }, command: Command) => {
-      const { client } = connection(command);
-      const { describePush, pushModule } = await import('./push'); // archive and manifest checks: only pushes need them
-      console.log(describePush(await pushModule(client, dir, opts.tag?.length ? opts.tag : ['latest'])));
-    });
-  moduleCommand
-    .command('list')
-    .description('list modules with their tags')
-    .option('--namespace <ns>', 'only this namespace')
-    .action(async (opts: { namespace?: string }, command: Command) => {
-      const { client } = connection(command);
-      const { modules } = await client.request<{ modules: { fullName: string; description: string; tags: { tag: string; version: { version: string } }[] }[] }>(
-        `query ($ns: String) { modules(namespace: $ns) { fullName description tags { tag version { version } } } }`,
-        { ns: opts.namespace ?? null },
-      );
-      if (!modules.length) console.log('no modules yet: publish one with `atelier module push DIR`');
-      for (const m of modules) console.log(`${m.fullName}  ${m.tags.map((t) => `${t.tag}→${t.version.version}`).join(' ')}${m.description ? `  ${m.description}` : ''}`);
-    });
+  program.addCommand(moduleCommand((command) => connection(command).client, follow));
+  for (const c of teamCommands((command) => connection(command).client)) program.addCommand(c);
 
   const workflow = program.command('workflow').description('create and inspect workflows');
   workflow

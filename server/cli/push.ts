@@ -1,13 +1,12 @@
 // `atelier module push DIR`: checks the manifest locally, packs the directory reproducibly, records where it
-// came from in git, and uploads it to publishModuleVersion.
+// came from in git, and publishes it; content the server already has is never uploaded again.
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
-import { MANIFEST_FILE, parseManifest } from '../modules/manifest';
+import type { ModuleTestResult } from '../db/tables/modules';
 import type { Client } from './client';
-import { CliError } from './errors';
+import { ApiError } from './errors';
+import { readModuleDir } from './module-dev';
 
 export interface ModuleSource {
   repository?: string;
@@ -16,54 +15,72 @@ export interface ModuleSource {
   dirty?: boolean;
 }
 
+export interface PushOptions {
+  /** Tags to move; the server's default (`latestAlpha`, and `latest` for a first version) when empty. */
+  tags: string[];
+  testResult?: ModuleTestResult;
+  force?: boolean;
+}
+
 export interface PushResult {
   created: boolean;
+  uploaded: boolean;
   ref: string;
+  version: string;
   digest: string;
   files: number;
   bytes: number;
   tags: string[];
 }
 
+const RESULT = 'created movedTags version { ref version digest }';
 const PUBLISH = /* GraphQL */ `
-  mutation ($artifact: File!, $digest: String, $source: ModuleSourceInput, $tags: [String!]) {
-    publishModuleVersion(artifact: $artifact, digest: $digest, source: $source, tags: $tags) {
-      created
-      version { ref digest sizeBytes }
-    }
+  mutation ($artifact: File, $digest: String, $source: ModuleSourceInput, $tags: [String!], $testResult: ModuleTestResultInput, $force: Boolean) {
+    publishModuleVersion(artifact: $artifact, digest: $digest, source: $source, tags: $tags, testResult: $testResult, force: $force) { ${RESULT} }
   }
 `;
 
-export async function pushModule(client: Client, dir: string, tags: string[]): Promise<PushResult> {
-  const root = path.resolve(dir);
-  const isDir = await stat(root).then((s) => s.isDirectory(), () => false);
-  if (!isDir) throw new CliError(`${dir} is not a directory: pass the module's directory (the one holding ${MANIFEST_FILE})`);
-  const manifestText = await readFile(path.join(root, MANIFEST_FILE), 'utf8').catch(() => null);
-  if (manifestText === null) throw new CliError(`${dir} has no ${MANIFEST_FILE}: a module directory needs one at its root`);
-  // The server checks it too; checking here first saves an upload and names the file the user is editing.
-  const manifest = parseManifest(manifestText);
-  if (!(await stat(path.join(root, manifest.entrypoint)).then((s) => s.isFile(), () => false))) {
-    throw new CliError(`${MANIFEST_FILE} names entrypoint "${manifest.entrypoint}", which is not a file in ${dir}`);
-  }
+interface Published {
+  created: boolean;
+  movedTags: string[];
+  version: { ref: string; version: string; digest: string };
+}
 
+export async function pushModule(client: Client, dir: string, options: PushOptions): Promise<PushResult> {
+  const { root, manifest } = await readModuleDir(dir);
   const files = await listModuleFiles(root);
-  const archive = await packDirectory(root, files);
+  const [archive, source] = await Promise.all([packDirectory(root, files), gitSource(root)]);
   const digest = sha256(archive);
-  const source = await gitSource(root);
-  const { publishModuleVersion: result } = await client.upload<{ publishModuleVersion: { created: boolean; version: { ref: string; digest: string } } }>(
-    PUBLISH,
-    { digest, source: source ?? null, tags },
-    'artifact',
-    archive,
-    `${manifest.namespace}-${manifest.name}.tar.gz`,
-  );
-  return { created: result.created, ref: result.version.ref, digest: result.version.digest, files: files.length, bytes: archive.byteLength, tags };
+  const variables = { digest, source: source ?? null, tags: options.tags.length ? options.tags : null, testResult: options.testResult ?? null, force: options.force ?? null };
+
+  // Unchanged content: one small request moves the tags, and the archive never leaves this machine.
+  let published: Published | undefined;
+  let uploaded = false;
+  try {
+    published = (await client.request<{ publishModuleVersion: Published }>(PUBLISH, { ...variables, artifact: null })).publishModuleVersion;
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 'NOT_FOUND')) throw error;
+  }
+  if (!published) {
+    published = (await client.upload<{ publishModuleVersion: Published }>(PUBLISH, variables, 'artifact', archive, `${manifest.namespace}-${manifest.name}.tar.gz`)).publishModuleVersion;
+    uploaded = true;
+  }
+  return {
+    created: published.created,
+    uploaded,
+    ref: published.version.ref,
+    version: published.version.version,
+    digest: published.version.digest,
+    files: files.length,
+    bytes: archive.byteLength,
+    tags: published.movedTags,
+  };
 }
 
 export function describePush(r: PushResult): string {
-  const tags = r.tags.join(', ');
-  if (!r.created) return `unchanged: ${r.ref} already has this content (tags: ${tags})`;
-  return `published ${r.ref} (${r.digest.slice(0, 19)}…, ${r.files} file${r.files === 1 ? '' : 's'}, ${formatKb(r.bytes)}; tags: ${tags})`;
+  const tags = r.tags.length ? `tags: ${r.tags.join(', ')}` : 'no tags moved';
+  if (!r.created) return `unchanged: ${r.ref} already has this content, nothing uploaded (${tags})`;
+  return `published ${r.ref} (${r.digest.slice(0, 19)}…, ${r.files} file${r.files === 1 ? '' : 's'}, ${formatKb(r.bytes)}; ${tags})`;
 }
 
 function formatKb(bytes: number): string {
@@ -93,7 +110,7 @@ export async function gitSource(dir: string): Promise<ModuleSource | undefined> 
   return source;
 }
 
-function withoutCredentials(url: string): string {
+export function withoutCredentials(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';
