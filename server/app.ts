@@ -28,6 +28,8 @@ import { createOutboxRelay } from './outbox';
 import { createOrchestrator } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler'; // scheduler
 import { serveStatic } from './http/static';
+import { buildFromGit, parsePushEvent, verifySignature } from './modules/git-hook';
+import type { Identity } from './db/tables/identities';
 
 export interface App {
   yoga: YogaServerInstance<Record<string, unknown>, Context>;
@@ -122,6 +124,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       return;
     }
     if (url.pathname.startsWith('/artifacts/')) return serveArtifact(req, res, url.pathname.slice('/artifacts/'.length));
+    if (url.pathname === '/hooks/git') return gitHook(req, res);
     if (url.pathname === '/graphql' || url.pathname.startsWith('/graphql?')) {
       const length = Number(req.headers['content-length'] ?? 0);
       if (length > config.maxUploadBytes + 1024 * 1024) {
@@ -131,6 +134,53 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       return yoga(req, res);
     }
     return serveStatic(req, res, dashboardsDir);
+  };
+
+  /** A push event from CI or a git host: authenticated by a bearer token or an HMAC signature of the body. */
+  const gitHook = async (req: IncomingMessage, res: ServerResponse) => {
+    const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const fail = (error: AtelierError) => reply(Number((error.extensions.http as { status: number }).status), { error: { code: error.code, message: error.message, details: error.details } });
+    if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', 'POST a push event as JSON to /hooks/git.'));
+    let body: Buffer;
+    try {
+      if (Number(req.headers['content-length'] ?? 0) > GIT_HOOK_MAX_BYTES) throw new Error('too large');
+      body = await readBody(req, GIT_HOOK_MAX_BYTES);
+    } catch {
+      return fail(new AtelierError('PAYLOAD_TOO_LARGE', `A push event is at most ${GIT_HOOK_MAX_BYTES} bytes.`));
+    }
+    const token = bearer(req.headers.authorization);
+    let identity: Identity | null = null;
+    if (token) identity = await identityForToken(db, token);
+    else {
+      const signature = header(req.headers['x-atelier-signature']) ?? header(req.headers['x-hub-signature-256']);
+      if (signature && config.gitHookSecret && verifySignature(config.gitHookSecret, body, signature)) {
+        identity = await ensureIdentity(db, { name: config.gitHookAccount, kind: 'service', role: 'member' });
+      }
+    }
+    if (!identity) {
+      return fail(
+        new AtelierError(
+          'UNAUTHENTICATED',
+          config.gitHookSecret || token
+            ? 'The bearer token or the body signature is missing or wrong: sign the exact body with HMAC-SHA256 under ATELIER_GIT_HOOK_SECRET (X-Atelier-Signature: sha256=HEX), or send a service token.'
+            : 'Send a service token (Authorization: Bearer …); signed events need ATELIER_GIT_HOOK_SECRET set on the server.',
+        ),
+      );
+    }
+    try {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
+      }
+      const ability = defineAbilityFor(identity);
+      if (!ability.can('publish', 'Module')) throw new AtelierError('FORBIDDEN', `${identity.name} may not publish modules.`);
+      reply(200, await buildFromGit({ db, store, allowedRepositories: config.gitRepositories }, ability, identity, parsePushEvent(parsed)));
+    } catch (error) {
+      if (error instanceof AtelierError) return fail(error);
+      throw error;
+    }
   };
 
   /** Module archives for executor hosts in other processes; same bearer tokens as the API. */
@@ -261,4 +311,25 @@ function bearer(value: unknown): string | null {
 
 function stringOrNull(value: unknown): string | null {
   return typeof value === 'string' && value ? value : null;
+}
+
+const header = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
+
+const GIT_HOOK_MAX_BYTES = 1024 * 1024;
+
+/** The whole request body, refusing more than `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.destroy();
+        reject(new Error('too large'));
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
 }

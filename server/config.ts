@@ -27,6 +27,12 @@ export interface Config {
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
   tickMs: number;
   logLevel: 'silent' | 'info' | 'debug';
+  /** Shared secret for HMAC-signed `POST /hooks/git` events (`X-Atelier-Signature: sha256=…`). */
+  gitHookSecret?: string;
+  /** The service account HMAC-signed git events publish as (it needs team membership like anyone else). */
+  gitHookAccount: string;
+  /** Repositories `POST /hooks/git` may clone (prefixes); local paths only when listed. */
+  gitRepositories: string[];
 }
 
 export class ConfigError extends Error {}
@@ -67,6 +73,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', 60, 1) * 1000,
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     logLevel,
+    gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
+    gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
+    gitRepositories: (env.ATELIER_GIT_REPOSITORIES || '').split(',').map((r) => r.trim()).filter(Boolean),
   };
 }
 

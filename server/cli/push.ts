@@ -6,6 +6,7 @@ import { sha256 } from '../artifacts/store';
 import type { ModuleTestResult } from '../db/tables/modules';
 import type { Client } from './client';
 import { ApiError } from './errors';
+import { withoutCredentials } from '../modules/source';
 import { readModuleDir } from './module-dev';
 
 export interface ModuleSource {
@@ -108,15 +109,4 @@ export async function gitSource(dir: string): Promise<ModuleSource | undefined> 
   // Only changes inside the module directory matter: they are what makes the archive differ from the commit.
   if (status !== null) source.dirty = status.length > 0;
   return source;
-}
-
-export function withoutCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
-  } catch {
-    return url; // scp-like `git@host:org/repo.git` has no password to strip
-  }
 }
