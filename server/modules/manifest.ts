@@ -114,7 +114,7 @@ const validateManifestShape = ajv.compile(manifestSchema);
 /** Turns ajv's errors into `{path, message}` pairs a person can act on. */
 export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): ErrorDetail[] {
   return (errors ?? []).map((e) => {
-    const path = `${root}${e.instancePath.replace(/^\//, '').replaceAll('/', '.')}`;
+    const path = [root.replace(/\.$/, ''), e.instancePath.replace(/^\//, '').replaceAll('/', '.')].filter(Boolean).join('.');
     if (e.keyword === 'required') return { path: path ? `${path}.${e.params.missingProperty}` : String(e.params.missingProperty), message: 'is required' };
     if (e.keyword === 'additionalProperties') return { path: path || '(root)', message: `unknown field "${e.params.additionalProperty}"` };
     if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
