@@ -3,7 +3,8 @@
 // metrics, clone, cancel, 100,000 log lines, 10,000 runs in the list, and how fast a status change reaches the
 // run page. Screenshots of every page land in test/artifacts/. Needs /usr/bin/chromium (`apt-get install chromium`).
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
@@ -365,6 +366,31 @@ describe('dashboards in Chromium', () => {
     await page.goto(`${t.url}/schedules`); // a placeholder until its page is built
     await page.getByText(/Schedules: coming soon/).waitFor();
     await shot('placeholder');
+  });
+
+  it('promotes a version to a tag and rolls it back from the module page, showing the history', async () => {
+    // a second version of test/echo, published to latestAlpha only
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-dash-echo-'));
+    await cp(path.join(here, '..', 'fixtures', 'modules', 'echo'), dir, { recursive: true });
+    await appendFile(path.join(dir, 'main.mjs'), '// v2\n');
+    const v2 = await t.api.upload(PUBLISH, { tags: ['latestAlpha'] }, 'artifact', await packDirectory(dir));
+    expect(v2.errors).toBeUndefined();
+    await page.goto(`${t.url}/modules/test/echo`);
+    const form = page.getByRole('form', { name: 'Promote a version' });
+    await form.getByLabel('Tag').fill('latest');
+    await form.getByLabel('Version').selectOption('2');
+    await form.getByLabel('Reason').fill('eval looks good');
+    await form.getByRole('button', { name: 'Move tag' }).click();
+    const history = page.getByRole('table', { name: 'Tag history' });
+    await history.getByRole('cell', { name: 'eval looks good' }).waitFor();
+    await page.getByRole('row', { name: /latest\s+2/ }).first().waitFor();
+    await shot('module-promoted');
+    await page.getByRole('button', { name: 'Roll back latest', exact: true }).click();
+    await history.getByRole('cell', { name: /rollback/ }).first().waitFor();
+    const tags = await t.api.gql(`{ module(name: "test/echo") { tags { tag version { version } } } }`);
+    expect(tags.module.tags.find((x: any) => x.tag === 'latest').version.version).toBe('1');
+    await shot('module-rolled-back');
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('fits a laptop screen', async () => {

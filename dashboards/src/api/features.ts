@@ -9,33 +9,29 @@ export interface Features {
   datasets: boolean;
   savings: boolean;
   executors: boolean;
-  tagHistory: boolean;
 }
 
-export const noFeatures: Features = { schedules: false, datasets: false, savings: false, executors: false, tagHistory: false };
+export const noFeatures: Features = { schedules: false, datasets: false, savings: false, executors: false };
 
 // Untyped on purpose: it asks about fields the committed schema may not have yet.
 const FEATURES = `query Features {
   query: __type(name: "Query") { fields { name } }
   workflow: __type(name: "Workflow") { fields { name } }
-  tag: __type(name: "ModuleTag") { fields { name } }
 }`;
 
 type FieldList = { fields: { name: string }[] | null } | null;
 
 export async function detectFeatures(client: Client): Promise<Features> {
-  const result = await client.query<{ query: FieldList; workflow: FieldList; tag: FieldList }>(FEATURES, {}, { requestPolicy: 'network-only' }).toPromise();
+  const result = await client.query<{ query: FieldList; workflow: FieldList }>(FEATURES, {}, { requestPolicy: 'network-only' }).toPromise();
   if (!result.data) return noFeatures;
   const names = (type: FieldList) => new Set((type?.fields ?? []).map((f) => f.name));
   const query = names(result.data.query);
   const workflow = names(result.data.workflow);
-  const tag = names(result.data.tag);
   return {
     schedules: query.has('schedules') || workflow.has('schedules'),
     datasets: query.has('datasets'),
     savings: query.has('cacheStats') || query.has('savings'),
     executors: query.has('executors') || query.has('pools'),
-    tagHistory: tag.has('history'),
   };
 }
 

@@ -1,7 +1,8 @@
-// The modules catalog: every module with its tags, and a module's versions with their manifests and
-// parameter schemas. Tag history, promote and roll back appear once the API has them.
-import { useQuery } from '@urql/preact';
-import { useFeatures } from '../api/features';
+// The modules catalog: every module with its tags, owner and usage; a module's versions with their manifests,
+// parameter schemas and test results; and its tags, promoted and rolled back here, with their history.
+import { useMutation, useQuery } from '@urql/preact';
+import { useState } from 'preact/hooks';
+import { errorMessage } from '../api/client';
 import { graphql } from '../graphql';
 import { EmptyState, ErrorState, Loading } from '../components/states';
 import { formatBytes, formatDateTime, Time } from '../lib/format';
@@ -18,9 +19,23 @@ const MODULES = graphql(`
       name
       description
       createdAt
+      owner { name }
+      usage { runs }
       tags { tag updatedAt version { id version } }
       versions(limit: 1) { id version createdAt runtime }
     }
+  }
+`);
+
+const SET_TAG = graphql(`
+  mutation PromoteTag($module: String!, $tag: String!, $version: String!, $reason: String, $force: Boolean) {
+    setModuleTag(module: $module, tag: $tag, version: $version, reason: $reason, force: $force) { tag version { version } }
+  }
+`);
+
+const ROLLBACK_TAG = graphql(`
+  mutation RollbackTag($module: String!, $tag: String!) {
+    rollbackModuleTag(module: $module, tag: $tag) { tag version { version } }
   }
 `);
 
@@ -31,7 +46,10 @@ const MODULE = graphql(`
       fullName
       description
       createdAt
+      owner { name }
+      usage { runs lastUsedAt }
       tags { tag updatedAt version { id version } }
+      tagHistory(limit: 30) { tag action reason at from { version } to { version } movedBy { name } }
       versions(limit: 50) {
         id
         version
@@ -44,6 +62,10 @@ const MODULE = graphql(`
         parameterSchema
         source
         publishedBy { name }
+        deprecated
+        deprecationReason
+        testResult { passed exitCode durationMs command }
+        usage { runs }
       }
     }
   }
@@ -96,6 +118,8 @@ export function ModulesPage() {
                 <th scope="col">Tags</th>
                 <th scope="col">Latest version</th>
                 <th scope="col">Runtime</th>
+                <th scope="col">Team</th>
+                <th scope="col">Runs</th>
                 <th scope="col">Published</th>
               </tr>
             </thead>
@@ -114,6 +138,8 @@ export function ModulesPage() {
                     </td>
                     <td class="num">{latest?.version ?? '—'}</td>
                     <td>{latest?.runtime ?? '—'}</td>
+                    <td>{m.owner?.name ?? <span class="muted">none</span>}</td>
+                    <td class="num">{m.usage.runs}</td>
                     <td>
                       <Time iso={latest?.createdAt ?? m.createdAt} />
                     </td>
@@ -143,8 +169,9 @@ function TagChips({ tags }: { tags: readonly { tag: string; version: { version: 
 
 export function ModulePage({ fullName }: { fullName: string }) {
   useTitle(fullName);
-  const features = useFeatures();
   const [result, reexecute] = useQuery({ query: MODULE, variables: { name: fullName } });
+  const [rollbackState, rollback] = useMutation(ROLLBACK_TAG);
+  const [tagError, setTagError] = useState<string | null>(null);
   const module = result.data?.module;
   if (result.error && !module) return <ErrorState title="This module could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />;
   if (!result.data) return <Loading label="Loading the module…" />;
@@ -157,6 +184,13 @@ export function ModulePage({ fullName }: { fullName: string }) {
       </EmptyState>
     );
   const tagsOf = (versionId: string) => module.tags.filter((t) => t.version.id === versionId).map((t) => t.tag);
+  const refresh = () => reexecute({ requestPolicy: 'network-only' });
+  const doRollback = async (tag: string) => {
+    setTagError(null);
+    const r = await rollback({ module: module.fullName, tag });
+    if (r.error) setTagError(errorMessage(r.error));
+    else refresh();
+  };
   return (
     <section aria-labelledby="module-title">
       <nav class="breadcrumbs" aria-label="Breadcrumbs">
@@ -166,6 +200,14 @@ export function ModulePage({ fullName }: { fullName: string }) {
         <h1 id="module-title">{module.fullName}</h1>
       </div>
       {module.description && <p class="lead">{module.description}</p>}
+      <p class="muted">
+        Team: {module.owner?.name ?? 'none (only admins publish)'} · used by {module.usage.runs} run{module.usage.runs === 1 ? '' : 's'}
+        {module.usage.lastUsedAt && (
+          <>
+            , last <Time iso={module.usage.lastUsedAt} />
+          </>
+        )}
+      </p>
 
       <div class="card">
         <h2 class="card-title">Tags</h2>
@@ -178,6 +220,9 @@ export function ModulePage({ fullName }: { fullName: string }) {
                 <th scope="col">Tag</th>
                 <th scope="col">Version</th>
                 <th scope="col">Moved</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
               </tr>
             </thead>
             <tbody>
@@ -192,13 +237,59 @@ export function ModulePage({ fullName }: { fullName: string }) {
                   <td>
                     <Time iso={t.updatedAt} />
                   </td>
+                  <td>
+                    <button type="button" class="button subtle" onClick={() => doRollback(t.tag)} disabled={rollbackState.fetching} aria-label={`Roll back ${t.tag}`}>
+                      Roll back
+                    </button>
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         )}
-        {/* PLACEHOLDER(tag history): promote, roll back and the history of each tag appear when ModuleTag.history exists. */}
-        {!features.tagHistory && <p class="hint">Tag history, promote and roll back will appear here once the API offers them.</p>}
+        {tagError && (
+          <p class="form-error" role="alert">
+            {tagError}
+          </p>
+        )}
+        <PromoteForm module={module.fullName} tags={module.tags.map((t) => t.tag)} versions={module.versions} onDone={refresh} />
+      </div>
+
+      <div class="card">
+        <h2 class="card-title">Tag history</h2>
+        {module.tagHistory.length === 0 ? (
+          <p class="muted">No tag has moved yet.</p>
+        ) : (
+          <table aria-label="Tag history">
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Tag</th>
+                <th scope="col">Move</th>
+                <th scope="col">By</th>
+                <th scope="col">Why</th>
+              </tr>
+            </thead>
+            <tbody>
+              {module.tagHistory.map((e, i) => (
+                <tr key={i}>
+                  <td>
+                    <Time iso={e.at} />
+                  </td>
+                  <td>
+                    <span class="chip tag">{e.tag}</span>
+                  </td>
+                  <td>
+                    {e.from?.version ?? '∅'} → {e.to.version}
+                    {e.action === 'rollback' && <span class="chip"> rollback</span>}
+                  </td>
+                  <td>{e.movedBy?.name ?? '—'}</td>
+                  <td>{e.reason ?? ''}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
       </div>
 
       <div class="card">
@@ -210,9 +301,11 @@ export function ModulePage({ fullName }: { fullName: string }) {
             <details key={v.id} id={`version-${v.version}`} class="version" open={v === module.versions[0]}>
               <summary>
                 <strong>{v.version}</strong> {tagsOf(v.id).map((t) => <span class="chip tag" key={t}>{t}</span>)}{' '}
+                {v.deprecated && <span class="chip warn" title={v.deprecationReason ?? undefined}>deprecated</span>}{' '}
+                {v.testResult && <span class={`chip ${v.testResult.passed ? 'ok' : 'warn'}`}>test {v.testResult.passed ? 'passed' : 'failed'}</span>}{' '}
                 <span class="muted">
                   {formatDateTime(v.createdAt)} · {v.runtime} · {formatBytes(v.sizeBytes)}
-                  {v.publishedBy ? ` · by ${v.publishedBy.name}` : ''}
+                  {v.publishedBy ? ` · by ${v.publishedBy.name}` : ''} · {v.usage.runs} run{v.usage.runs === 1 ? '' : 's'}
                 </span>
               </summary>
               <dl class="summary">
@@ -276,5 +369,72 @@ export function ModulePage({ fullName }: { fullName: string }) {
         })}
       </div>
     </section>
+  );
+}
+
+interface VersionChoice {
+  version: string;
+  deprecated: boolean;
+}
+
+/** Points a tag (an existing one or a new name) at a version; a deprecated version needs an explicit force. */
+function PromoteForm({ module, tags, versions, onDone }: { module: string; tags: string[]; versions: readonly VersionChoice[]; onDone(): void }) {
+  const [tag, setTag] = useState(tags.includes('latest') ? 'latest' : (tags[0] ?? 'latest'));
+  const [version, setVersion] = useState(versions[0]?.version ?? '');
+  const [reason, setReason] = useState('');
+  const [force, setForce] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [state, promote] = useMutation(SET_TAG);
+  const chosen = versions.find((v) => v.version === version);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setError(null);
+    const r = await promote({ module, tag: tag.trim(), version, reason: reason.trim() || null, force: chosen?.deprecated ? force : null });
+    if (r.error) setError(errorMessage(r.error));
+    else {
+      setReason('');
+      onDone();
+    }
+  };
+  return (
+    <form class="inline-form" aria-label="Promote a version" onSubmit={submit}>
+      <label>
+        Tag
+        <input value={tag} list="module-tags" required onInput={(e) => setTag(e.currentTarget.value)} />
+        <datalist id="module-tags">
+          {tags.map((t) => (
+            <option key={t} value={t} />
+          ))}
+        </datalist>
+      </label>
+      <label>
+        Version
+        <select value={version} onChange={(e) => setVersion(e.currentTarget.value)}>
+          {versions.map((v) => (
+            <option key={v.version} value={v.version}>
+              {v.version}
+              {v.deprecated ? ' (deprecated)' : ''}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Reason
+        <input value={reason} placeholder="optional" onInput={(e) => setReason(e.currentTarget.value)} />
+      </label>
+      {chosen?.deprecated && (
+        <label class="check">
+          <input type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> Use the deprecated version anyway
+        </label>
+      )}
+      <button type="submit" class="button primary" disabled={state.fetching || !version}>
+        {state.fetching ? 'Moving…' : 'Move tag'}
+      </button>
+      {error && (
+        <p class="form-error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
   );
 }
