@@ -5,8 +5,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { execute, subscribe, type ExecutionArgs } from 'graphql';
+import { execute, GraphQLError, subscribe, type DocumentNode, type ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { createExecutorHost, type ExecutorHost } from '../plugins/host';
@@ -94,6 +95,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     logging: config.logLevel === 'debug' ? 'debug' : 'warn',
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike
+    // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents.
+    plugins: [EnvelopArmorPlugin(armorConfig)],
     context: async (initial) => {
       const request = initial.request as Request | undefined;
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
@@ -246,15 +250,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           },
           onSubscribe: async (ctx, _id, payload) => {
             const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, connectionParams: ctx.connectionParams });
+            let document: DocumentNode;
+            try {
+              document = enveloped.parse(payload.query);
+            } catch (error) {
+              // A syntax error, or a document the parse-time limits refuse: answered as errors, never a closed socket.
+              return [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+            }
             const args = {
               schema: enveloped.schema,
               operationName: payload.operationName,
-              document: enveloped.parse(payload.query),
+              document,
               variableValues: payload.variables,
               contextValue: await enveloped.contextFactory(),
               rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
             };
-            const errors = enveloped.validate(args.schema, args.document);
+            let errors: readonly GraphQLError[];
+            try {
+              errors = enveloped.validate(args.schema, args.document);
+            } catch (error) {
+              return [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)]; // the armor rules throw
+            }
             if (errors.length) return errors;
             return args;
           },
@@ -312,6 +328,16 @@ function bearer(value: unknown): string | null {
 function stringOrNull(value: unknown): string | null {
   return typeof value === 'string' && value ? value : null;
 }
+
+/** Limits on any one GraphQL document; the dashboards' and CLI's largest operations stay well inside them. */
+const armorConfig = {
+  maxDepth: { n: 12, ignoreIntrospection: true },
+  maxAliases: { n: 30 },
+  maxDirectives: { n: 20 },
+  maxTokens: { n: 4000 },
+  costLimit: { maxCost: 20_000 },
+  blockFieldSuggestion: { enabled: true },
+};
 
 const header = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
 

@@ -1,0 +1,91 @@
+// Hostile GraphQL documents against the real server, over HTTP and graphql-ws: each is refused at validation
+// with a typed error before any resolver runs, and the server keeps answering.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../harness/app';
+import { apiClient } from '../harness/client';
+
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  await t.publishFixture('echo');
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+/** `{ modules { versions { module { versions { … } } } } }`, `levels` module→versions pairs deep. */
+function deep(levels: number): string {
+  let inner = 'id';
+  for (let i = 0; i < levels; i++) inner = `versions { module { ${inner} } }`;
+  return `{ modules { ${inner} } }`;
+}
+
+const messages = (r: { errors?: { message: string }[] }) => (r.errors ?? []).map((e) => e.message).join('\n');
+
+/** Refused: errors, and no data at all (nothing resolved). */
+function refused(r: { data?: unknown; errors?: unknown[] }) {
+  expect(r.errors?.length).toBeGreaterThan(0);
+  expect(r.data ?? null).toBeNull();
+}
+
+describe('hostile documents', () => {
+  it('refuses deep nesting', async () => {
+    expect((await t.api.raw(deep(2))).errors).toBeUndefined();
+    const r = await t.api.raw(deep(6));
+    refused(r);
+    expect(messages(r)).toMatch(/depth/i);
+  });
+
+  it('refuses an alias flood (100+ aliases)', async () => {
+    const aliases = Array.from({ length: 150 }, (_, i) => `a${i}: viewer { name }`).join(' ');
+    const r = await t.api.raw(`{ ${aliases} }`);
+    refused(r);
+    expect(messages(r)).toMatch(/aliases/i);
+  });
+
+  it('refuses cyclic fragments', async () => {
+    const r = await t.api.raw(`query { modules { ...A } } fragment A on Module { versions { module { ...B } } } fragment B on Module { versions { module { ...A } } }`);
+    refused(r);
+    expect(messages(r)).toMatch(/Cannot spread fragment "A" within itself/);
+  });
+
+  it('refuses a huge document by its token count, and a costly wide one by its cost', async () => {
+    const wide = Array.from({ length: 5000 }, () => 'name').join(' ');
+    const huge = await t.api.raw(`{ viewer { ${wide} } }`);
+    refused(huge);
+    expect(messages(huge)).toMatch(/token/i);
+    let level = 'id '.repeat(400); // repeated selections merge at execution, but each one counts towards the cost
+    for (let i = 0; i < 4; i++) level = `id version digest sizeBytes manifest source createdAt entrypoint runtime parameterSchema ref deprecated module { id name namespace fullName description versions { ${level} } }`;
+    const costly = await t.api.raw(`{ modules { versions { ${level} } } }`);
+    refused(costly);
+    expect(messages(costly)).toMatch(/cost/i);
+  });
+
+  it('suggests no field names to a caller probing the schema', async () => {
+    const r = await t.api.raw('{ viewr { name } }');
+    refused(r);
+    expect(messages(r)).not.toMatch(/Did you mean/);
+  });
+
+  it('refuses batched requests and anything unauthenticated, introspection included', async () => {
+    const batch = await fetch(`${t.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.app.adminToken}` },
+      body: JSON.stringify([{ query: '{ viewer { name } }' }, { query: '{ viewer { name } }' }]),
+    });
+    expect(batch.status).toBeGreaterThanOrEqual(400);
+    const anonymous = await apiClient(t.url, null).raw('{ __schema { types { name } } }');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('applies the same limits to subscriptions over graphql-ws', async () => {
+    const aliases = Array.from({ length: 100 }, (_, i) => `a${i}: runStatus`).join(' ');
+    await expect(t.api.subscribe(`subscription { allRunEvents { ... on RunStatusEvent { ${aliases} } } }`, {})).rejects.toThrow(/Aliases limit of 30/);
+  });
+
+  it('keeps answering ordinary requests afterwards', async () => {
+    expect((await t.api.gql('{ viewer { name } }')).viewer.name).toBe('admin');
+  });
+});
