@@ -13,6 +13,7 @@ import { SessionContext, type Session } from './session';
 import { SignInPage } from './pages/sign-in';
 import { RunsPage } from './pages/runs';
 import { ModulesPage, ModulePage } from './pages/modules';
+import { SchedulesPage } from './pages/schedules';
 import { WorkflowsPage } from './pages/workflows';
 import { NotFoundPage, PlaceholderPage, placeholders } from './pages/placeholder';
 
@@ -28,6 +29,7 @@ const nav: NavItem[] = [
   { href: '/runs', label: 'Runs' },
   { href: '/workflows', label: 'Workflows' },
   { href: '/modules', label: 'Modules' },
+  { href: '/schedules', label: 'Schedules' },
   ...placeholders.map((p) => ({ href: p.path, label: p.title, feature: p.feature })),
 ];
 
@@ -38,6 +40,7 @@ function route(path: string): ComponentChildren {
   if (path === '/workflows') return <WorkflowsPage />;
   if ((m = /^\/workflows\/([^/]+)$/.exec(path))) return <WorkflowPage name={decodeURIComponent(m[1]!)} />;
   if (path === '/modules') return <ModulesPage />;
+  if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   const placeholder = placeholders.find((p) => p.path === path);
   if (placeholder) return <PlaceholderPage {...placeholder} />;

@@ -363,9 +363,23 @@ describe('dashboards in Chromium', () => {
     await shot('module');
     await page.goto(`${t.url}/no/such/page`);
     await page.getByText('There is no page here').waitFor();
-    await page.goto(`${t.url}/schedules`); // a placeholder until its page is built
-    await page.getByText(/Schedules: coming soon/).waitFor();
+    await page.goto(`${t.url}/datasets`); // a placeholder until its page is built
+    await page.getByText(/Datasets: coming soon/).waitFor();
     await shot('placeholder');
+  });
+
+  it('lists schedules with their next fire times, and pauses and resumes one', async () => {
+    await t.api.gql(`mutation { createSchedule(input: { workflow: "quick", cron: "0 6 * * *", timeZone: "Europe/Paris", name: "morning" }) { id } }`);
+    await page.goto(`${t.url}/schedules`);
+    const row = page.locator('[data-schedule="morning"]');
+    await row.getByRole('list', { name: 'Next fire times of morning' }).getByRole('listitem').nth(2).waitFor();
+    await row.getByText('Europe/Paris').waitFor();
+    await shot('schedules');
+    await row.getByRole('button', { name: 'Pause morning' }).click();
+    await row.getByText('none while paused').waitFor();
+    expect((await t.api.gql(`{ schedules { name paused } }`)).schedules).toContainEqual({ name: 'morning', paused: true });
+    await row.getByRole('button', { name: 'Resume morning' }).click();
+    await row.getByRole('list', { name: 'Next fire times of morning' }).waitFor();
   });
 
   it('promotes a version to a tag and rolls it back from the module page, showing the history', async () => {

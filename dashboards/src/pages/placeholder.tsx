@@ -1,4 +1,4 @@
-// PLACEHOLDERS for pages whose API is being built: schedules, datasets, savings, executors. Each appears in
+// PLACEHOLDERS for pages whose API is being built: datasets, savings, executors. Each appears in
 // the navigation only when api/features.ts finds its fields on the server; replace the placeholder with the
 // real page (and its typed queries, after `npm run codegen:dashboards`) when the schema has them.
 import type { Features } from '../api/features';
@@ -15,7 +15,6 @@ export interface Placeholder {
 }
 
 export const placeholders: Placeholder[] = [
-  { path: '/schedules', title: 'Schedules', feature: 'schedules', what: 'cron schedules with their next fire times, pause and resume' },
   { path: '/datasets', title: 'Datasets', feature: 'datasets', what: 'datasets with their columns and classification chips, unclassified columns flagged' },
   { path: '/savings', title: 'Savings', feature: 'savings', what: 'cache hit rate and hours saved over time, by team, workflow and module' },
   { path: '/executors', title: 'Executors', feature: 'executors', what: 'executors and pools with their live status' },
