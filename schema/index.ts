@@ -7,5 +7,6 @@ import './types/modules';
 import './types/workflows';
 import './types/runs';
 import './types/schedules';
+import './types/datasets';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -67,7 +67,7 @@ builder.mutationFields((t) => ({
   removeTeamMember: t.field({
     type: TeamRef,
     args: { team: t.arg.string({ required: true }), identity: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => removeTeamMember(ctx.services.db, ctx.ability, { team: args.team, identity: args.identity }),
+    resolve: (_root, args, ctx) => removeTeamMember(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, identity: args.identity }),
   }),
   assignNamespace: t.field({
     type: TeamRef,

@@ -5,7 +5,7 @@ import type { Identity } from '../db/tables/identities';
 import { forbidden } from '../errors';
 
 export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
-export type SubjectType = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity' | 'Team' | 'Namespace';
+export type SubjectType = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity' | 'Team' | 'Namespace' | 'Dataset';
 
 /** A team as an ability sees it: who may change its membership and its namespaces. */
 export interface TeamSubject {
@@ -36,7 +36,7 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAb
       can('manage', 'all');
       break;
     case 'member':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset']);
       can('publish', 'Module');
       // A namespace is written only by its owning team's members (people and the team's CI service accounts).
       can('publish', 'Namespace', { writers: identity.id });
@@ -46,7 +46,7 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAb
       can(['start', 'cancel'], 'Run');
       break;
     case 'viewer':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset']);
       break;
   }
   return build();

@@ -5,6 +5,7 @@ import type { Db, Tx } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
 import { namespaces, teamMembers, teams, type Namespace, type Team, type TeamRole } from '../db/tables/teams';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
+import { audit } from '../governance/audit';
 
 const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
 const writerRoles: TeamRole[] = ['member', 'maintainer', 'admin'];
@@ -55,11 +56,12 @@ export async function setTeamMember(db: Db, ability: AppAbility, caller: Identit
       .insert(teamMembers)
       .values({ teamId: team.id, identityId: member.id, role: input.role, addedBy: caller.id })
       .onConflictDoUpdate({ target: [teamMembers.teamId, teamMembers.identityId], set: { role: input.role, addedBy: caller.id } });
+    await audit(tx, { identity: caller, action: 'team.member.set', decision: 'allow', subject: `team:${team.name}`, rule: 'team maintainers and admins manage members', details: { member: member.name, role: input.role } });
     return team;
   });
 }
 
-export async function removeTeamMember(db: Db, ability: AppAbility, input: { team: string; identity: string }): Promise<Team> {
+export async function removeTeamMember(db: Db, ability: AppAbility, caller: Identity, input: { team: string; identity: string }): Promise<Team> {
   return db.transaction(async (tx) => {
     const team = await teamByName(tx, input.team);
     await assertMayManageTeam(tx, ability, team);
@@ -70,6 +72,7 @@ export async function removeTeamMember(db: Db, ability: AppAbility, input: { tea
       .where(and(eq(teamMembers.teamId, team.id), eq(teamMembers.identityId, member.id)))
       .returning({ id: teamMembers.identityId });
     if (!removed.length) throw notFound(`"${input.identity}" is not a member of team "${team.name}".`);
+    await audit(tx, { identity: caller, action: 'team.member.remove', decision: 'allow', subject: `team:${team.name}`, rule: 'team maintainers and admins manage members', details: { member: member.name } });
     return team;
   });
 }
@@ -89,6 +92,7 @@ export async function assignNamespace(db: Db, ability: AppAbility, caller: Ident
       .values({ name: input.name, teamId: team.id, createdBy: caller.id })
       .onConflictDoUpdate({ target: namespaces.name, set: { teamId: team.id } })
       .returning();
+    await audit(tx, { identity: caller, action: 'namespace.assign', decision: 'allow', subject: `namespace:${input.name}`, rule: current ? 'admins move namespaces between teams' : 'team maintainers claim unowned namespaces', details: { team: team.name } });
     return row!;
   });
 }

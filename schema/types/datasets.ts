@@ -1,0 +1,200 @@
+// Datasets with their columns and classification labels (UNCLASSIFIED flagged), declassification requests,
+// and the audit log for admins.
+import { and, asc, desc, eq, gte } from 'drizzle-orm';
+import { assertCan } from '../../server/auth/ability';
+import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
+import { domains } from '../../server/db/tables/workflows';
+import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
+import { levels, type Label } from '../../server/governance/labels';
+import { builder } from '../builder';
+import { IdentityRef } from './identity';
+
+const DomainEnum = builder.enumType('Domain', { values: domains, description: 'The data boundary a workflow, run or dataset belongs to.' });
+const LevelEnum = builder.enumType('ClassificationLevel', { values: levels, description: 'PUBLIC < INTERNAL < CONFIDENTIAL < RESTRICTED.' });
+
+const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
+  description: 'A level and categories. `UNCLASSIFIED` (no label yet) ranks above every level for enforcement.',
+  fields: (t) => ({
+    level: t.exposeString('level', { description: 'A ClassificationLevel, or UNCLASSIFIED.' }),
+    categories: t.exposeStringList('categories'),
+  }),
+});
+
+interface ColumnView {
+  name: string;
+  type: string;
+  label: Label;
+  computed: Label | null;
+}
+
+const ColumnRef = builder.objectRef<ColumnView>('DatasetColumn').implement({
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    type: t.exposeString('type'),
+    label: t.field({ type: LabelRef, resolve: (c) => c.label }),
+    computedLabel: t.field({ type: LabelRef, nullable: true, description: 'What lineage propagation derived; the label is never below it.', resolve: (c) => c.computed }),
+    needsClassification: t.boolean({ resolve: (c) => c.label.level === 'UNCLASSIFIED' }),
+  }),
+});
+
+const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').implement({
+  fields: (t) => ({
+    version: t.exposeInt('version'),
+    digest: t.exposeString('digest'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
+  description: 'A versioned dataset owned by a domain, with a classification label per column.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    namespace: t.exposeString('namespace'),
+    name: t.exposeString('name'),
+    fullName: t.string({ resolve: (d) => `${d.namespace}/${d.name}` }),
+    domain: t.field({ type: DomainEnum, resolve: (d) => d.domain }),
+    description: t.exposeString('description'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    versions: t.field({
+      type: [DatasetVersionRef],
+      resolve: (d, _a, ctx) => ctx.services.db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, d.id)).orderBy(desc(datasetVersions.version)).limit(50),
+    }),
+    columns: t.field({
+      type: [ColumnRef],
+      description: 'The latest version’s columns with their labels.',
+      resolve: async (d, _a, ctx) => {
+        const [latest] = await ctx.services.db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, d.id)).orderBy(desc(datasetVersions.version)).limit(1);
+        const rows = await ctx.services.db.select().from(columnLabels).where(eq(columnLabels.datasetId, d.id));
+        const byColumn = new Map(rows.map((r) => [r.column, r]));
+        return (latest?.columns ?? []).map((c) => {
+          const row = byColumn.get(c.name);
+          return { ...c, label: labelOf(row), computed: row?.computedLevel ? { level: row.computedLevel as Label['level'], categories: row.computedCategories ?? [] } : null };
+        });
+      },
+    }),
+  }),
+});
+
+const DeclassificationRef = builder.objectRef<Declassification>('Declassification').implement({
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    column: t.exposeString('column'),
+    from: t.field({ type: LabelRef, resolve: (r) => ({ level: r.fromLevel as Label['level'], categories: r.fromCategories }) }),
+    to: t.field({ type: LabelRef, resolve: (r) => ({ level: r.toLevel as Label['level'], categories: r.toCategories }) }),
+    reason: t.exposeString('reason'),
+    state: t.exposeString('state'),
+    requestedBy: t.field({ type: IdentityRef, resolve: async (r, _a, ctx) => (await ctx.loaders.identity.load(r.requestedBy))! }),
+    decidedBy: t.field({ type: IdentityRef, nullable: true, resolve: (r, _a, ctx) => (r.decidedBy ? ctx.loaders.identity.load(r.decidedBy) : null) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent').implement({
+  description: 'One decision on data or one change to grants, labels or memberships.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    at: t.expose('at', { type: 'DateTime' }),
+    identity: t.field({ type: IdentityRef, nullable: true, resolve: (e, _a, ctx) => (e.identityId ? ctx.loaders.identity.load(e.identityId) : null) }),
+    action: t.exposeString('action'),
+    decision: t.exposeString('decision'),
+    subject: t.exposeString('subject'),
+    rule: t.exposeString('rule'),
+    details: t.expose('details', { type: 'JSON' }),
+  }),
+});
+
+const LabelInput = builder.inputType('ClassificationLabelInput', {
+  fields: (t) => ({ level: t.field({ type: LevelEnum, required: true }), categories: t.stringList() }),
+});
+const ColumnInput = builder.inputType('DatasetColumnInput', {
+  fields: (t) => ({ name: t.string({ required: true }), type: t.string({ required: true }), label: t.field({ type: LabelInput, description: 'Left out: the column stays UNCLASSIFIED.' }) }),
+});
+
+const labelIn = (l: { level: (typeof levels)[number]; categories?: string[] | null }) => ({ level: l.level, categories: l.categories ?? [] });
+
+builder.queryFields((t) => ({
+  datasets: t.field({
+    type: [DatasetRef],
+    args: { domain: t.arg({ type: DomainEnum }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Dataset', 'list datasets');
+      return ctx.services.db.select().from(datasets).where(args.domain ? eq(datasets.domain, args.domain) : undefined).orderBy(asc(datasets.namespace), asc(datasets.name)).limit(1000);
+    },
+  }),
+  declassifications: t.field({
+    type: [DeclassificationRef],
+    description: 'Declassification requests waiting for a decision (or all, with `pending: false`).',
+    args: { pending: t.arg.boolean({ defaultValue: true }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Dataset', 'list declassifications');
+      return ctx.services.db.select().from(declassifications).where(args.pending === false ? undefined : eq(declassifications.state, 'PENDING')).orderBy(desc(declassifications.createdAt)).limit(500);
+    },
+  }),
+  auditEvents: t.field({
+    type: [AuditEventRef],
+    description: 'The audit log, newest first. Admins only.',
+    args: { subject: t.arg.string({ description: 'Only this subject, e.g. `dataset:crm/users.email`.' }), since: t.arg({ type: 'DateTime' }), limit: t.arg.int({ defaultValue: 100 }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'manage', 'all', 'read the audit log');
+      return ctx.services.db
+        .select()
+        .from(auditEvents)
+        .where(and(args.subject ? eq(auditEvents.subject, args.subject) : undefined, args.since ? gte(auditEvents.at, args.since) : undefined))
+        .orderBy(desc(auditEvents.at))
+        .limit(Math.min(Math.max(args.limit ?? 100, 1), 1000));
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createDataset: t.field({
+    type: DatasetRef,
+    description: 'Registers a dataset (namespace/name, in a namespace your team owns) with its first version’s columns.',
+    args: {
+      name: t.arg.string({ required: true }),
+      domain: t.arg({ type: DomainEnum, required: true }),
+      description: t.arg.string(),
+      columns: t.arg({ type: [ColumnInput], required: true }),
+      digest: t.arg.string({ required: true, description: 'Content digest of the data, sha256:<hex>.' }),
+    },
+    resolve: (_root, args, ctx) =>
+      createDataset(ctx.services.db, ctx.ability, ctx.identity, {
+        name: args.name,
+        domain: args.domain,
+        description: args.description ?? undefined,
+        digest: args.digest,
+        columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
+      }),
+  }),
+  setColumnLabel: t.field({
+    type: LabelRef,
+    description: 'Classifies a column or raises its label; never below the computed label. Lowering needs requestDeclassification.',
+    args: { dataset: t.arg.string({ required: true }), column: t.arg.string({ required: true }), label: t.arg({ type: LabelInput, required: true }), reason: t.arg.string() },
+    resolve: (_root, args, ctx) => setColumnLabel(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined }),
+  }),
+  requestDeclassification: t.field({
+    type: DeclassificationRef,
+    args: { dataset: t.arg.string({ required: true }), column: t.arg.string({ required: true }), label: t.arg({ type: LabelInput, required: true }), reason: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => requestDeclassification(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason }),
+  }),
+  decideDeclassification: t.field({
+    type: DeclassificationRef,
+    description: 'Approves (applying the lower label) or rejects a declassification; never by its author.',
+    args: { id: t.arg.id({ required: true }), approve: t.arg.boolean({ required: true }) },
+    resolve: (_root, args, ctx) => decideDeclassification(ctx.services.db, ctx.ability, ctx.identity, { id: String(args.id), approve: args.approve }),
+  }),
+}));
+
+builder.queryField('dataset', (t) =>
+  t.field({
+    type: DatasetRef,
+    nullable: true,
+    args: { name: t.arg.string({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Dataset', 'read datasets');
+      const [namespace, name] = args.name.split('/');
+      const [row] = await ctx.services.db.select().from(datasets).where(and(eq(datasets.namespace, namespace ?? ''), eq(datasets.name, name ?? '')));
+      return row ?? null;
+    },
+  }),
+);
