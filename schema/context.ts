@@ -3,6 +3,7 @@ import DataLoader from 'dataloader';
 import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import type { ObjectStore } from '../server/artifacts/store';
 import type { AppAbility } from '../server/auth/ability';
+import type { TaskCache } from '../server/cache/store';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
@@ -22,6 +23,7 @@ export interface Services {
   orchestrator: Orchestrator;
   config: Config;
   planDefaults: PlanDefaults;
+  cache: TaskCache;
 }
 
 export interface Context {

@@ -6,5 +6,6 @@ import './types/modules';
 import './types/workflows';
 import './types/runs';
 import './types/schedules';
+import './types/cache';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -15,6 +15,7 @@ import type { Executor } from '../plugins/sdk';
 import { createLoaders, type Context, type Services } from '../schema/context';
 import { schema } from '../schema';
 import { createFileObjectStore } from './artifacts/store';
+import { createTaskCache } from './cache/store';
 import { defineAbilityFor } from './auth/ability';
 import { ensureIdentity, identityForToken, issueToken, mintToken } from './auth/tokens';
 import { createMemoryBus } from './bus/memory';
@@ -25,7 +26,7 @@ import { openDatabase, type Database } from './db/client';
 import { AtelierError } from './errors';
 import { createRunFeed, type FeedEvent } from './feed';
 import { createOutboxRelay } from './outbox';
-import { createOrchestrator } from './orchestrator/orchestrator';
+import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler'; // scheduler
 import { serveStatic } from './http/static';
 
@@ -44,6 +45,8 @@ export interface BuildOptions {
   /** Executors for the embedded host (default: local and noop). */
   executors?: Executor[];
   log?: (message: string) => void;
+  /** Who may reuse whose cached results (default: the starter's CASL ability reads the source run). */
+  mayReuse?: OrchestratorOptions['mayReuse'];
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -58,6 +61,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed(bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined);
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const planDefaults = { timeoutMs: config.defaultTaskTimeoutMs, executor: 'local' };
+  // An owner's reservation lives as long as its host may stay silent before the task is presumed lost.
+  const cache = createTaskCache({ objects: store, reservationTtlMs: config.heartbeatTimeoutMs, maxBytes: config.cacheMaxBytes });
   const orchestrator = createOrchestrator({
     db,
     feed,
@@ -65,10 +70,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    cache,
+    mayReuse: options.mayReuse,
   });
   // scheduler: cron schedules start runs; on Postgres only the replica holding the advisory lock fires them
   const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });
-  const services: Services = { db, store, feed, orchestrator, config, planDefaults };
+  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache };
 
   const adminToken = await seedAdmin(database, config);
 

@@ -1,12 +1,13 @@
 // The CASL ability of one request, built from its identity's role. Governance (teams, grants, domains,
 // columns) refines these rules; every resolver and the orchestrator ask the ability, never the role.
-import { AbilityBuilder, createMongoAbility, type MongoAbility } from '@casl/ability';
+import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbility } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
 import { forbidden } from '../errors';
 
 export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
 export type Subject = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity';
-export type AppAbility = MongoAbility<[Action, Subject]>;
+/** Checked against a type (`'Run'`) or, where rules may depend on the row, an instance (`subject('Run', run)`). */
+export type AppAbility = MongoAbility<[Action, Subject | ForcedSubject<Exclude<Subject, 'all'>>]>;
 
 export function defineAbilityFor(identity: Pick<Identity, 'role'>): AppAbility {
   const { can, build } = new AbilityBuilder<AppAbility>(createMongoAbility);
