@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
+import { cacheBench } from './cache';
 import { foundationBench } from './foundation';
 import { orchestrationBench } from './orchestration';
 import { printTable, writeResults, type Row } from './lib';
@@ -17,6 +18,8 @@ async function main() {
     rows.push(...foundation);
     console.log('orchestration: planning 1k/5k/10k nodes and a 10,000-node fan-out/fan-in run…');
     rows.push(...(await orchestrationBench(infra, foundation[0]?.floor)));
+    console.log('cache: a 1,000-task workflow run twice with the same inputs…');
+    rows.push(...(await cacheBench(infra)));
   } finally {
     await nats.stop();
     await pg.stop();

@@ -207,18 +207,17 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     }
     const hits = keyed.filter((t) => entries.has(keys.get(t.id)!.key));
     if (hits.length) {
+      // One JSON parameter for the whole batch: binding a parameter per cell costs more than the update itself.
+      const rows = hits.map((t) => {
+        const e = entries.get(keys.get(t.id)!.key)!;
+        return { id: t.id, outputs: e.outputs, key: e.key, source_task: e.sourceTaskId, source_run: e.sourceRunId, saved: e.durationMs, message: hitMessage(e) };
+      });
       await tx.execute(sql`
-        update tasks as t set status = 'SUCCEEDED', outputs = v.outputs::jsonb, cache_key = v.key, cache_source_task_id = v.source_task::uuid,
-          cache_source_run_id = v.source_run::uuid, cache_saved_ms = v.saved::bigint, reason = 'cache-hit', message = v.message, progress = 1,
+        update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, cache_key = v.key, cache_source_task_id = v.source_task,
+          cache_source_run_id = v.source_run, cache_saved_ms = v.saved, reason = 'cache-hit', message = v.message, progress = 1,
           queued_at = ${step.at.toISOString()}::timestamptz, started_at = ${step.at.toISOString()}::timestamptz, finished_at = ${step.at.toISOString()}::timestamptz
-        from (values ${sql.join(
-          hits.map((t) => {
-            const e = entries.get(keys.get(t.id)!.key)!;
-            return sql`(${t.id}, ${JSON.stringify(e.outputs)}, ${e.key}, ${e.sourceTaskId}, ${e.sourceRunId}, ${e.durationMs}, ${hitMessage(e)})`;
-          }),
-          sql`, `,
-        )}) as v(id, outputs, key, source_task, source_run, saved, message)
-        where t.id = v.id::uuid`);
+        from json_to_recordset(${JSON.stringify(rows)}::json) as v(id uuid, outputs jsonb, key text, source_task uuid, source_run uuid, saved bigint, message text)
+        where t.id = v.id`);
       await cache.markUsed(tx, [...new Set(hits.map((t) => keys.get(t.id)!.key))], step.at);
       for (const t of hits) {
         taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', hitMessage(entries.get(keys.get(t.id)!.key)!));
@@ -251,8 +250,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     const ownedTasks = dispatched.filter((t) => keys.has(t.id));
     if (ownedTasks.length) {
       await tx.execute(sql`
-        update tasks as t set cache_key = v.key from (values ${sql.join(ownedTasks.map((o) => sql`(${o.id}, ${keys.get(o.id)!.key})`), sql`, `)}) as v(id, key)
-        where t.id = v.id::uuid`);
+        update tasks as t set cache_key = v.key from json_to_recordset(${JSON.stringify(ownedTasks.map((o) => ({ id: o.id, key: keys.get(o.id)!.key })))}::json) as v(id uuid, key text)
+        where t.id = v.id`);
       for (const o of ownedTasks) o.cacheKey = keys.get(o.id)!.key;
     }
     return dispatched;
