@@ -24,6 +24,8 @@ export interface Services {
   config: Config;
   planDefaults: PlanDefaults;
   cache: TaskCache;
+  /** Whether a run started by an identity may reuse a result computed by a source run. */
+  mayReuse: (identity: Identity | null, source: Run) => boolean;
 }
 
 export interface Context {

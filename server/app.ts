@@ -15,6 +15,7 @@ import type { Executor } from '../plugins/sdk';
 import { createLoaders, type Context, type Services } from '../schema/context';
 import { schema } from '../schema';
 import { createFileObjectStore } from './artifacts/store';
+import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { defineAbilityFor } from './auth/ability';
 import { ensureIdentity, identityForToken, issueToken, mintToken } from './auth/tokens';
@@ -63,6 +64,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const planDefaults = { timeoutMs: config.defaultTaskTimeoutMs, executor: 'local' };
   // An owner's reservation lives as long as its host may stay silent before the task is presumed lost.
   const cache = createTaskCache({ objects: store, reservationTtlMs: config.heartbeatTimeoutMs, maxBytes: config.cacheMaxBytes });
+  const mayReuse = options.mayReuse ?? readableBy;
   const orchestrator = createOrchestrator({
     db,
     feed,
@@ -71,11 +73,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     cache,
-    mayReuse: options.mayReuse,
+    mayReuse,
   });
   // scheduler: cron schedules start runs; on Postgres only the replica holding the advisory lock fires them
   const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });
-  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache };
+  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache, mayReuse };
 
   const adminToken = await seedAdmin(database, config);
 

@@ -113,9 +113,7 @@ builder.queryFields((t) => ({
       const parameters = args.parameters ?? {};
       if (typeof parameters !== 'object' || Array.isArray(parameters)) throw badInput('parameters must be a JSON object.');
       return previewRun(
-        ctx.services.db,
-        ctx.services.cache,
-        ctx.services.planDefaults,
+        ctx.services,
         { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, domain: args.domain ?? 'experimentation' },
         ctx.identity,
       );

@@ -4,12 +4,11 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { runs } from '../db/tables/runs';
+import { runs, type Run } from '../db/tables/runs';
 import { workflowVersions, workflows, type Domain } from '../db/tables/workflows';
 import { notFound } from '../errors';
 import { planRun, type PlanDefaults } from '../orchestrator/plan';
 import { resolveRunParameters, substituteOutputs } from '../orchestrator/spec';
-import { readableBy } from './access';
 import { cacheable, cacheKey, keyComponents } from './key';
 import type { TaskCache } from './store';
 
@@ -30,7 +29,14 @@ export interface PreviewInput {
   domain: Domain;
 }
 
-export async function previewRun(db: Db, cache: TaskCache, defaults: PlanDefaults, input: PreviewInput, identity: Identity | null): Promise<PreviewTask[]> {
+export interface PreviewServices {
+  db: Db;
+  cache: TaskCache;
+  planDefaults: PlanDefaults;
+  mayReuse: (identity: Identity | null, source: Run) => boolean;
+}
+
+export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewServices, input: PreviewInput, identity: Identity | null): Promise<PreviewTask[]> {
   const [workflow] = await db.select().from(workflows).where(eq(workflows.name, input.workflow));
   if (!workflow) throw notFound(`No workflow "${input.workflow}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = input.version ?? workflow.latestVersion;
@@ -38,7 +44,7 @@ export async function previewRun(db: Db, cache: TaskCache, defaults: PlanDefault
   if (!version) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   const parameters = resolveRunParameters(version.spec, input.parameters);
   return db.transaction(async (tx) => {
-    const planned = await planRun(tx, version.spec, parameters, defaults);
+    const planned = await planRun(tx, version.spec, parameters, planDefaults);
     const byNode = new Map(planned.map((p) => [p.node, p]));
     const outputs = new Map<string, Record<string, unknown>>();
     const result = new Map<string, PreviewTask>();
@@ -68,7 +74,7 @@ export async function previewRun(db: Db, cache: TaskCache, defaults: PlanDefault
         const entry = (await cache.lookup(tx, [key], new Date())).get(key);
         const [source] = entry ? await tx.select().from(runs).where(inArray(runs.id, [entry.sourceRunId])) : [];
         if (!entry || !source) decided = miss('no usable entry of its key', key);
-        else if (!readableBy(identity, source)) decided = miss('the cached result belongs to a run you may not read', key);
+        else if (!mayReuse(identity, source)) decided = miss('the cached result belongs to a run you may not read', key);
         else {
           outputs.set(node, entry.outputs);
           decided = { node, hit: true, key, reason: 'served from cache', sourceTaskId: entry.sourceTaskId, sourceRunId: entry.sourceRunId, savedMs: entry.durationMs };

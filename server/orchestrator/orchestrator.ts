@@ -195,40 +195,24 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     if (!cache || !ready.length) return ready;
     const keys = await taskKeys(tx, run, ready);
     if (!keys.size) return ready;
+    const keyOf = (t: Task) => keys.get(t.id)!.key;
     const keyed = ready.filter((t) => keys.has(t.id));
-    const entries = run.refreshCache ? new Map() : await cache.lookup(tx, [...new Set(keyed.map((t) => keys.get(t.id)!.key))], step.at);
-    if (entries.size) {
+    const usable = async (wanted: string[]) => {
+      const entries = await cache.lookup(tx, wanted, step.at);
+      if (!entries.size) return entries;
       const sources = new Map((await tx.select().from(runs).where(inArray(runs.id, [...new Set([...entries.values()].map((e) => e.sourceRunId))]))).map((r) => [r.id, r]));
       const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
       for (const [key, entry] of entries) {
         const source = sources.get(entry.sourceRunId);
         if (!source || !mayReuse(creator ?? null, source)) entries.delete(key);
       }
-    }
-    const hits = keyed.filter((t) => entries.has(keys.get(t.id)!.key));
-    if (hits.length) {
-      // One JSON parameter for the whole batch: binding a parameter per cell costs more than the update itself.
-      const rows = hits.map((t) => {
-        const e = entries.get(keys.get(t.id)!.key)!;
-        return { id: t.id, outputs: e.outputs, key: e.key, source_task: e.sourceTaskId, source_run: e.sourceRunId, saved: e.durationMs, message: hitMessage(e) };
-      });
-      await tx.execute(sql`
-        update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, cache_key = v.key, cache_source_task_id = v.source_task,
-          cache_source_run_id = v.source_run, cache_saved_ms = v.saved, reason = 'cache-hit', message = v.message, progress = 1,
-          queued_at = ${step.at.toISOString()}::timestamptz, started_at = ${step.at.toISOString()}::timestamptz, finished_at = ${step.at.toISOString()}::timestamptz
-        from json_to_recordset(${JSON.stringify(rows)}::json) as v(id uuid, outputs jsonb, key text, source_task uuid, source_run uuid, saved bigint, message text)
-        where t.id = v.id`);
-      await cache.markUsed(tx, [...new Set(hits.map((t) => keys.get(t.id)!.key))], step.at);
-      for (const t of hits) {
-        taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', hitMessage(entries.get(keys.get(t.id)!.key)!));
-        ended.push(t.node);
-      }
-      const mapParents = hits.filter((t) => t.mapParent).map((t) => t.mapParent!);
-      if (mapParents.length) ended.push(...(await completeMaps(tx, step, run, mapParents)));
-    }
+      return entries;
+    };
+    const entries = run.refreshCache ? new Map<string, CacheEntry>() : await usable([...new Set(keyed.map(keyOf))]);
+
     // The first task of each missed key claims it; identical tasks in this batch wait for it like any other owner.
     const claims = new Map<string, Task>();
-    for (const t of keyed) if (!entries.has(keys.get(t.id)!.key) && !claims.has(keys.get(t.id)!.key)) claims.set(keys.get(t.id)!.key, t);
+    for (const t of keyed) if (!entries.has(keyOf(t)) && !claims.has(keyOf(t))) claims.set(keyOf(t), t);
     const owned = await cache.reserve(
       tx,
       [...claims].map(([key, t]) => {
@@ -237,24 +221,57 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       }),
       step.at,
     );
-    const waiting = keyed.filter((t) => !entries.has(keys.get(t.id)!.key) && !(owned.has(keys.get(t.id)!.key) && claims.get(keys.get(t.id)!.key) === t));
+    if (owned.size && !run.refreshCache) {
+      // An owner that finished between the lookup above and the reservation left its entry, and no reservation to
+      // stop us: look the keys just won up again (each statement sees what committed before it started).
+      const late = await usable([...owned]);
+      for (const [key, entry] of late) {
+        entries.set(key, entry);
+        owned.delete(key);
+      }
+      await cache.release(tx, [...late.keys()].map((key) => claims.get(key)!.id));
+    }
+
+    const hits = keyed.filter((t) => entries.has(keyOf(t)));
+    if (hits.length) {
+      // One JSON parameter for the whole batch: binding a parameter per cell costs more than the update itself.
+      const rows = hits.map((t) => {
+        const e = entries.get(keyOf(t))!;
+        return { id: t.id, outputs: e.outputs, key: e.key, source_task: e.sourceTaskId, source_run: e.sourceRunId, saved: e.durationMs, message: hitMessage(e) };
+      });
+      await tx.execute(sql`
+        update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, cache_key = v.key, cache_source_task_id = v.source_task,
+          cache_source_run_id = v.source_run, cache_saved_ms = v.saved, reason = 'cache-hit', message = v.message, progress = 1,
+          queued_at = ${step.at.toISOString()}::timestamptz, started_at = ${step.at.toISOString()}::timestamptz, finished_at = ${step.at.toISOString()}::timestamptz
+        from json_to_recordset(${JSON.stringify(rows)}::json) as v(id uuid, outputs jsonb, key text, source_task uuid, source_run uuid, saved bigint, message text)
+        where t.id = v.id`);
+      await cache.markUsed(tx, [...new Set(hits.map(keyOf))], step.at);
+      for (const t of hits) {
+        taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', hitMessage(entries.get(keyOf(t))!));
+        ended.push(t.node);
+      }
+      const mapParents = hits.filter((t) => t.mapParent).map((t) => t.mapParent!);
+      if (mapParents.length) ended.push(...(await completeMaps(tx, step, run, mapParents)));
+    }
+
+    const owns = (t: Task) => owned.has(keyOf(t)) && claims.get(keyOf(t)) === t;
+    const waiting = keyed.filter((t) => !entries.has(keyOf(t)) && !owns(t));
     if (waiting.length) {
-      const holders = await cache.holders(tx, [...new Set(waiting.map((t) => keys.get(t.id)!.key))]);
+      const holders = await cache.holders(tx, [...new Set(waiting.map(keyOf))]);
       for (const t of waiting) {
-        const holder = holders.get(keys.get(t.id)!.key);
+        const holder = holders.get(keyOf(t));
         const message = holder ? `waiting for task ${holder.taskId} of run ${holder.runId}, which computes the same result, to serve it from cache` : 'waiting for an identical task to finish, to serve its result from cache';
-        if (t.message !== message) await tx.update(tasks).set({ message, cacheKey: keys.get(t.id)!.key }).where(eq(tasks.id, t.id));
+        if (t.message !== message) await tx.update(tasks).set({ message, cacheKey: keyOf(t) }).where(eq(tasks.id, t.id));
       }
     }
-    const dispatched = ready.filter((t) => !keys.has(t.id) || (owned.has(keys.get(t.id)!.key) && claims.get(keys.get(t.id)!.key) === t));
-    const ownedTasks = dispatched.filter((t) => keys.has(t.id));
+    const ownedTasks = keyed.filter(owns);
     if (ownedTasks.length) {
       await tx.execute(sql`
-        update tasks as t set cache_key = v.key from json_to_recordset(${JSON.stringify(ownedTasks.map((o) => ({ id: o.id, key: keys.get(o.id)!.key })))}::json) as v(id uuid, key text)
+        update tasks as t set cache_key = v.key from json_to_recordset(${JSON.stringify(ownedTasks.map((o) => ({ id: o.id, key: keyOf(o) })))}::json) as v(id uuid, key text)
         where t.id = v.id`);
-      for (const o of ownedTasks) o.cacheKey = keys.get(o.id)!.key;
+      for (const o of ownedTasks) o.cacheKey = keyOf(o);
     }
-    return dispatched;
+    return ready.filter((t) => !keys.has(t.id) || owns(t));
   }
 
   /** The part of `ready` that the run's and the pools' concurrency limits let start now. */

@@ -158,6 +158,8 @@ describe('task cache', () => {
   it('never gives a caller a result it may not read, and reuses its own', async () => {
     await t.createWorkflow({ name: 'private', tasks: [{ name: 'secret', module: 'test/keyed', parameters: { tag: 'private' } }] });
     const admin = await runToEnd('private');
+    const [preview] = (await api(memberToken).gql(`query { cachePreview(workflow: "private") { hit reason } }`)).cachePreview;
+    expect(preview).toEqual({ hit: false, reason: 'the cached result belongs to a run you may not read' });
     const member = await runToEnd('private', null, { token: memberToken });
     expect(member.n.secret.cacheHit).toBeNull();
     expect(member.n.secret.attempt).toBe(1);
