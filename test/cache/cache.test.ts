@@ -3,6 +3,7 @@
 // reservation, read access, explain, preview, savings and invalidation.
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { cacheEntries, cacheReservations } from '../../server/db/tables/cache';
@@ -202,9 +203,29 @@ describe('task cache', () => {
     expect((await stats('workflow')).map((r: any) => r.group)).toContain('pipeline');
   });
 
+  it('keeps an entry for its module’s ttlSeconds, then misses', async () => {
+    const dir = await mkdtemp(path.join(t.dataDir, 'keyed-ttl-'));
+    await cp(path.join(fixturesDir, 'modules', 'keyed'), dir, { recursive: true });
+    await writeFile(path.join(dir, 'atelier.module.yaml'), `namespace: test\nname: keyed-ttl\nentrypoint: main.mjs\nruntime: node\ncache: { ttlSeconds: 3600 }\n`);
+    expect((await t.api.upload(PUBLISH, {}, 'artifact', await packDirectory(dir))).errors).toBeUndefined();
+    await t.createWorkflow({ name: 'ttl', tasks: [{ name: 'short-lived', module: 'test/keyed-ttl' }] });
+    const first = await runToEnd('ttl');
+    const { db } = t.app.database;
+    const [entry] = await db.select().from(cacheEntries).where(eq(cacheEntries.key, first.n['short-lived'].cacheKey));
+    expect(entry!.expiresAt!.getTime() - entry!.createdAt.getTime()).toBe(3_600_000);
+    expect((await runToEnd('ttl')).n['short-lived'].cacheHit).not.toBeNull();
+    await db.update(cacheEntries).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(cacheEntries.key, entry!.key));
+    expect((await runToEnd('ttl')).n['short-lived']).toMatchObject({ cacheHit: null, attempt: 1 });
+  });
+
   it('invalidates by module, and evicts the least recently used entries beyond the size budget', async () => {
     await t.createWorkflow({ name: 'evict', tasks: [{ name: 'e', module: 'test/keyed', parameters: { tag: 'evict' } }] });
-    await runToEnd('evict');
+    const first = await runToEnd('evict');
+    const version = (await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { moduleVersion { version } } } }`, { id: first.run.id })).run.tasks[0].moduleVersion.version;
+    expect((await t.api.gql(`mutation ($m: String) { invalidateCache(module: $m) }`, { m: `test/keyed@${version}` })).invalidateCache).toBeGreaterThan(0);
+    expect((await runToEnd('evict')).n.e.cacheHit).toBeNull();
+    const missing = await t.api.raw(`mutation { invalidateCache(module: "test/keyed@999") }`);
+    expect(missing.errors?.[0]?.message).toContain('has no version 999');
     const removed = (await t.api.gql(`mutation { invalidateCache(module: "test/keyed") }`)).invalidateCache;
     expect(removed).toBeGreaterThan(0);
     expect((await runToEnd('evict')).n.e.cacheHit).toBeNull();
