@@ -35,7 +35,16 @@ export interface KeyInput {
   scope: string;
 }
 
-export function keyComponents(input: KeyInput): KeyComponents {
+/**
+ * `seen` remembers the digest of each upstream's outputs object across the tasks of a batch: a fan-out of a thousand
+ * tasks from one upstream hashes its outputs once.
+ */
+export function keyComponents(input: KeyInput, seen = new WeakMap<object, string>()): KeyComponents {
+  const inputDigest = (outputs: Record<string, unknown>) => {
+    let digest = seen.get(outputs);
+    if (!digest) seen.set(outputs, (digest = digestOf(outputs)));
+    return digest;
+  };
   // Declared inputs (datasets with columns) are being added to manifests; until then the projection is empty,
   // and it is already part of the key so filling it in changes keys exactly where it should.
   const declared = (input.manifest as { inputs?: unknown }).inputs ?? null;
@@ -44,7 +53,7 @@ export function keyComponents(input: KeyInput): KeyComponents {
     module: input.digest,
     entrypoint: input.manifest.entrypoint,
     parameters: Object.fromEntries(Object.entries(input.parameters).map(([name, value]) => [name, digestOf(value)])),
-    inputs: Object.fromEntries(Object.entries(input.inputs).map(([node, outputs]) => [node, digestOf(outputs)])),
+    inputs: Object.fromEntries(Object.entries(input.inputs).map(([node, outputs]) => [node, inputDigest(outputs)])),
     projection: digestOf(declared),
     cacheVersion: input.manifest.cache?.version ?? '',
     scope: input.scope,

@@ -7,6 +7,9 @@ import { queryRows, type Db, type Tx } from '../db/client';
 import { cacheEntries, cacheReservations, type CacheEntry, type NewCacheEntry } from '../db/tables/cache';
 import { canonicalJson, referencedObjects, type KeyComponents } from './key';
 
+/** What serving a hit takes from an entry. */
+export type CacheHit = Pick<CacheEntry, 'key' | 'outputs' | 'objectDigests' | 'expiresAt' | 'sourceTaskId' | 'sourceRunId' | 'durationMs'>;
+
 export interface Claim {
   key: string;
   taskId: string;
@@ -22,7 +25,7 @@ export interface TaskCache {
    * The entries of `keys` that can serve a hit now. An entry past its TTL, or whose outputs reference objects no
    * longer in the object store, is a miss and is dropped.
    */
-  lookup(tx: Tx, keys: string[], at: Date): Promise<Map<string, CacheEntry>>;
+  lookup(tx: Tx, keys: string[], at: Date): Promise<Map<string, CacheHit>>;
   /** Counts hits on entries and refreshes their place in the LRU order. */
   markUsed(tx: Tx, keys: string[], at: Date): Promise<void>;
   /** Reserves keys for their tasks; returns the keys now owned (free, expired, or already this task's). */
@@ -55,8 +58,20 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
   return {
     async lookup(tx, keys, at) {
       if (!keys.length) return new Map();
-      const rows = await tx.select().from(cacheEntries).where(inArray(cacheEntries.key, keys));
-      const found = new Map<string, CacheEntry>();
+      // Only what a hit needs: the components, larger than most outputs, stay in the table.
+      const rows = await tx
+        .select({
+          key: cacheEntries.key,
+          outputs: cacheEntries.outputs,
+          objectDigests: cacheEntries.objectDigests,
+          expiresAt: cacheEntries.expiresAt,
+          sourceTaskId: cacheEntries.sourceTaskId,
+          sourceRunId: cacheEntries.sourceRunId,
+          durationMs: cacheEntries.durationMs,
+        })
+        .from(cacheEntries)
+        .where(inArray(cacheEntries.key, keys));
+      const found = new Map<string, CacheHit>();
       const gone: string[] = [];
       await Promise.all(
         rows.map(async (entry) => {

@@ -36,15 +36,17 @@ export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain'>, bat
     for (const row of rows) outputs.set(row.node, row.outputs ?? {});
   }
   const keys = new Map<string, TaskKey>();
+  const seen = new WeakMap<object, string>();
   for (const task of keyed) {
     const { version, namespace, name } = versions.get(task.moduleVersionId!)!;
-    const components = keyComponents({
+    const input = {
       digest: version.digest,
       manifest: version.manifest,
       parameters: task.parameters,
       inputs: Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
       scope: run.domain,
-    });
+    };
+    const components = keyComponents(input, seen);
     keys.set(task.id, { key: cacheKey(components), components, version, module: `${namespace}/${name}` });
   }
   return keys;

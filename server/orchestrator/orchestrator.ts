@@ -10,11 +10,10 @@ import { and, asc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
 import { readableBy } from '../cache/access';
-import type { TaskCache } from '../cache/store';
+import type { CacheHit, TaskCache } from '../cache/store';
 import { taskKeys } from '../cache/task-keys';
 import { bulkInsert } from '../db/bulk';
 import { queryRows, type Db, type Tx } from '../db/client';
-import type { CacheEntry } from '../db/tables/cache';
 import { identities, type Identity } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
@@ -208,7 +207,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       }
       return entries;
     };
-    const entries = run.refreshCache ? new Map<string, CacheEntry>() : await usable([...new Set(keyed.map(keyOf))]);
+    const entries = run.refreshCache ? new Map<string, CacheHit>() : await usable([...new Set(keyed.map(keyOf))]);
 
     // The first task of each missed key claims it; identical tasks in this batch wait for it like any other owner.
     const claims = new Map<string, Task>();
@@ -1117,6 +1116,6 @@ function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): 
   return [...latest.values()];
 }
 
-const hitMessage = (e: CacheEntry) => `served from cache: the result of task ${e.sourceTaskId} of run ${e.sourceRunId} (saved ${e.durationMs} ms)`;
+const hitMessage = (e: CacheHit) => `served from cache: the result of task ${e.sourceTaskId} of run ${e.sourceRunId} (saved ${e.durationMs} ms)`;
 
 const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;
