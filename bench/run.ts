@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
+import { cacheBench } from './cache';
 import { foundationBench } from './foundation';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
@@ -20,6 +21,8 @@ async function main() {
     rows.push(...(await orchestrationBench(infra, foundation[0]?.floor)));
     console.log('modules: pushing a 1 MB, 200-file module from the CLI, new and unchanged…');
     rows.push(...(await modulesBench()));
+    console.log('cache: a 1,000-task workflow run twice with the same inputs…');
+    rows.push(...(await cacheBench(infra)));
   } finally {
     await nats.stop();
     await pg.stop();

@@ -3,6 +3,7 @@ import DataLoader from 'dataloader';
 import { and, asc, countDistinct, desc, eq, inArray, max } from 'drizzle-orm';
 import type { ObjectStore } from '../server/artifacts/store';
 import type { AppAbility } from '../server/auth/ability';
+import type { TaskCache } from '../server/cache/store';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
@@ -23,6 +24,9 @@ export interface Services {
   orchestrator: Orchestrator;
   config: Config;
   planDefaults: PlanDefaults;
+  cache: TaskCache;
+  /** Whether a run started by an identity may reuse a result computed by a source run. */
+  mayReuse: (identity: Identity | null, source: Run) => boolean;
 }
 
 export interface Context {

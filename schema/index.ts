@@ -8,5 +8,6 @@ import './types/workflows';
 import './types/runs';
 import './types/schedules';
 import './types/datasets';
+import './types/cache';
 
 export const schema = builder.toSchema({ sortSchema: true });

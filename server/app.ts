@@ -16,6 +16,8 @@ import type { Executor } from '../plugins/sdk';
 import { createLoaders, type Context, type Services } from '../schema/context';
 import { schema } from '../schema';
 import { createFileObjectStore } from './artifacts/store';
+import { readableBy } from './cache/access';
+import { createTaskCache } from './cache/store';
 import { defineAbilityFor } from './auth/ability';
 import { ensureIdentity, identityForToken, issueToken, mintToken } from './auth/tokens';
 import { createMemoryBus } from './bus/memory';
@@ -26,7 +28,7 @@ import { openDatabase, type Database } from './db/client';
 import { AtelierError } from './errors';
 import { createRunFeed, type FeedEvent } from './feed';
 import { createOutboxRelay } from './outbox';
-import { createOrchestrator } from './orchestrator/orchestrator';
+import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler'; // scheduler
 import { serveStatic } from './http/static';
 import { buildFromGit, parsePushEvent, verifySignature } from './modules/git-hook';
@@ -47,6 +49,8 @@ export interface BuildOptions {
   /** Executors for the embedded host (default: local and noop). */
   executors?: Executor[];
   log?: (message: string) => void;
+  /** Who may reuse whose cached results (default: the starter's CASL ability reads the source run). */
+  mayReuse?: OrchestratorOptions['mayReuse'];
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -61,6 +65,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed(bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined);
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const planDefaults = { timeoutMs: config.defaultTaskTimeoutMs, executor: 'local' };
+  // An owner's reservation lives as long as its host may stay silent before the task is presumed lost.
+  const cache = createTaskCache({ objects: store, reservationTtlMs: config.heartbeatTimeoutMs, maxBytes: config.cacheMaxBytes });
+  const mayReuse = options.mayReuse ?? readableBy;
   const orchestrator = createOrchestrator({
     db,
     feed,
@@ -68,10 +75,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    cache,
+    mayReuse,
   });
   // scheduler: cron schedules start runs; on Postgres only the replica holding the advisory lock fires them
   const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });
-  const services: Services = { db, store, feed, orchestrator, config, planDefaults };
+  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache, mayReuse };
 
   const adminToken = await seedAdmin(database, config);
 

@@ -26,6 +26,8 @@ export interface Config {
   heartbeatTimeoutMs: number;
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
   tickMs: number;
+  /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
+  cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
   /** Shared secret for HMAC-signed `POST /hooks/git` events (`X-Atelier-Signature: sha256=…`). */
   gitHookSecret?: string;
@@ -72,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     poolLimits: parsePoolLimits(env.ATELIER_POOL_LIMITS),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', 60, 1) * 1000,
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
+    cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
     logLevel,
     gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',

@@ -3,13 +3,12 @@
 import { and, asc, desc, eq, gte } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
-import { domains } from '../../server/db/tables/workflows';
 import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
 import { levels, type Label } from '../../server/governance/labels';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
+import { DomainEnum } from './runs';
 
-const DomainEnum = builder.enumType('Domain', { values: domains, description: 'The data boundary a workflow, run or dataset belongs to.' });
 const LevelEnum = builder.enumType('ClassificationLevel', { values: levels, description: 'PUBLIC < INTERNAL < CONFIDENTIAL < RESTRICTED.' });
 
 const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({

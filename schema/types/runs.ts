@@ -6,7 +6,7 @@ import { identities } from '../../server/db/tables/identities';
 import { assertCan } from '../../server/auth/ability';
 import { runStatuses, runs, taskStatuses, tasks, triggers, type Run, type Task } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
-import { workflows } from '../../server/db/tables/workflows';
+import { domains, workflows } from '../../server/db/tables/workflows';
 import { badInput, notFound } from '../../server/errors';
 import { feedIterator, type FeedEvent } from '../../server/feed';
 import { builder } from '../builder';
@@ -18,6 +18,7 @@ import { WorkflowRef, WorkflowVersionRef } from './workflows';
 const RunStatusEnum = builder.enumType('RunStatus', { values: runStatuses });
 const TaskStatusEnum = builder.enumType('TaskStatus', { values: taskStatuses });
 const TriggerEnum = builder.enumType('RunTrigger', { values: triggers });
+export const DomainEnum = builder.enumType('Domain', { values: domains, description: 'The data boundary a workflow, run or dataset belongs to.' });
 
 export const RunRef = builder.objectRef<Run>('Run');
 export const TaskRef = builder.objectRef<Task>('Task');
@@ -78,6 +79,8 @@ RunRef.implement({
     id: t.exposeID('id'),
     status: t.field({ type: RunStatusEnum, resolve: (r) => r.status }),
     trigger: t.field({ type: TriggerEnum, resolve: (r) => r.trigger }),
+    domain: t.field({ type: DomainEnum, description: 'The data domain the run works in; its tasks reuse cached results of this domain only.', resolve: (r) => r.domain }),
+    refreshCache: t.exposeBoolean('refreshCache', { description: 'Whether the run executes cacheable tasks even when a result is cached.' }),
     parameters: t.expose('parameters', { type: 'JSON' }),
     message: t.exposeString('message', { nullable: true }),
     sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
@@ -304,6 +307,8 @@ builder.mutationFields((t) => ({
       trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
       idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
       useModules: t.arg.stringList({ description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.' }),
+      domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s own domain. Nested runs, clones and reruns keep it.' }),
+      refreshCache: t.arg.boolean({ defaultValue: false, description: 'Execute every cacheable task even when its result is cached, replacing the entries.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
@@ -315,6 +320,8 @@ builder.mutationFields((t) => ({
           trigger: args.trigger ?? 'API',
           idempotencyKey: args.idempotencyKey ?? undefined,
           useModules: args.useModules ?? undefined,
+          domain: args.domain ?? undefined,
+          refreshCache: args.refreshCache ?? false,
         },
         ctx.identity,
       );

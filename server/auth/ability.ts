@@ -23,7 +23,8 @@ export interface NamespaceSubject {
   writers: string[];
 }
 
-type Instances = (TeamSubject & ForcedSubject<'Team'>) | (NamespaceSubject & ForcedSubject<'Namespace'>);
+/** Rows checked as instances (`subject('Run', run)`) where rules may depend on the row. */
+type Instances = (TeamSubject & ForcedSubject<'Team'>) | (NamespaceSubject & ForcedSubject<'Namespace'>) | ForcedSubject<'Run'>;
 export type AppAbility = MongoAbility<[Action, SubjectType | Instances]>;
 
 export const teamSubject = (team: TeamSubject) => subject('Team', team);

@@ -10,6 +10,7 @@ import { ApiError, CliError, reportError } from './errors';
 import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
 import { moduleCommand, teamCommands } from './modules';
 import { scheduleCommand } from './schedule';
+import { cacheCommand } from './cache';
 
 interface GlobalOptions {
   url: string;
@@ -128,19 +129,21 @@ export function buildProgram(): Command {
     .option('--version <n>', 'workflow version to run', positiveInt)
     .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
+    .addOption(new Option('--domain <domain>', 'the data domain the run works in (its tasks reuse cached results of this domain only)').choices(['experimentation', 'adhoc', 'production']).default('experimentation'))
+    .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .option('-q, --quiet', 'print only the run id')
-    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
+    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; domain: string; refreshCache?: boolean; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
       const { client } = connection(command);
       const { startRun } = await client.request<{ startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } } }>(
-        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key) {
+        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
-        { workflow: name, version: opts.version ?? null, parameters: opts.param ?? {}, trigger: opts.trigger.toUpperCase(), key: opts.idempotencyKey ?? null },
+        { workflow: name, version: opts.version ?? null, parameters: opts.param ?? {}, trigger: opts.trigger.toUpperCase(), key: opts.idempotencyKey ?? null, domain: opts.domain, refresh: Boolean(opts.refreshCache) },
       );
       if (opts.quiet) console.log(startRun.id);
       else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);
@@ -250,6 +253,7 @@ export function buildProgram(): Command {
     });
 
   program.addCommand(scheduleCommand((command) => connection(command).client));
+  program.addCommand(cacheCommand((command) => connection(command).client));
 
   return program;
 }

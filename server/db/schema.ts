@@ -9,3 +9,4 @@ export * from './tables/task-events';
 export * from './tables/outbox';
 export * from './tables/schedules';
 export * from './tables/governance';
+export * from './tables/cache';

@@ -18,7 +18,8 @@ export interface ModuleManifest {
   resources?: { cpu?: number; memory?: string; gpus?: number; pool?: string; executor?: string };
   /** Default attempt time limit, in seconds. */
   timeoutSeconds?: number;
-  cache?: { enabled?: boolean; version?: string };
+  /** `ttlSeconds`: how long a cached result may be reused. */
+  cache?: { enabled?: boolean; version?: string; ttlSeconds?: number };
   test?: string;
   /** Datasets the module reads, with the columns it uses. */
   inputs?: DatasetPort[];
@@ -100,7 +101,7 @@ const manifestSchema = {
     cache: {
       type: 'object',
       additionalProperties: false,
-      properties: { enabled: { type: 'boolean' }, version: { type: 'string' } },
+      properties: { enabled: { type: 'boolean' }, version: { type: 'string' }, ttlSeconds: { type: 'integer', minimum: 1 } },
     },
     test: { type: 'string', minLength: 1 },
     inputs: { type: 'array', maxItems: 100, items: portSchema },

@@ -3,11 +3,15 @@
 // concurrency limits); and, on a periodic tick, retries what is due, fails over tasks whose host went silent,
 // backs up deadlines, fills freed slots and admits queued runs. All state is in Postgres and every step is one
 // transaction under the run's row lock that also writes the bus messages it implies (the outbox), so a crash at
-// any point loses nothing and several replicas can work side by side.
+// any point loses nothing and several replicas can work side by side. Before dispatch, a module task whose cache key
+// has a usable entry is completed from it, and identical tasks in flight at once are held back for one owner.
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
+import { readableBy } from '../cache/access';
+import type { CacheHit, TaskCache } from '../cache/store';
+import { taskKeys } from '../cache/task-keys';
 import { bulkInsert } from '../db/bulk';
 import { queryRows, type Db, type Tx } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
@@ -15,13 +19,13 @@ import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
 import { runs, tasks, type NewTask, type Run, type RunStatus, type Task, type TaskStatus, type Trigger } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
-import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
 import { AtelierError, badInput, notFound } from '../errors';
 import type { FeedEvent, RunFeed } from '../feed';
 import { parseModuleRef, planRun, type PlanDefaults, type PlannedTask } from './plan';
 import { decideRetry, finalRunStatus, isTerminal, readiness, readinessFromCounts } from './rules';
 import { checkParameters } from '../modules/manifest';
-import { outputRef, resolveRunParameters } from './spec';
+import { outputRef, resolveRunParameters, substituteOutputs } from './spec';
 
 export interface StartRunInput {
   workflow: string; // name or id
@@ -32,6 +36,10 @@ export interface StartRunInput {
   idempotencyKey?: string;
   /** Module versions to use instead of what the spec names: `ns/name@version` replaces `ns/name` in every node. */
   useModules?: string[];
+  /** Default: the workflow's domain. Cache entries never cross domains. */
+  domain?: Domain;
+  /** Execute cacheable tasks even when a result is cached, replacing the entries. */
+  refreshCache?: boolean;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';
@@ -69,6 +77,10 @@ export interface OrchestratorOptions {
   heartbeatTimeoutMs?: number;
   /** How long past its own deadline a running task may go before the control plane times it out itself. */
   deadlineGraceMs?: number;
+  /** The task cache; without it every task executes. */
+  cache?: TaskCache;
+  /** Whether a run started by `identity` may reuse a result computed by `source` (default: its CASL ability reads it). */
+  mayReuse?: (identity: Identity | null, source: Run) => boolean;
 }
 
 /** What one transaction produced, published after it commits. */
@@ -83,12 +95,16 @@ const INSERT_CHUNK = 1000;
 const TICK_BATCH = 500;
 const OPEN: TaskStatus[] = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'];
 const ACTIVE: TaskStatus[] = ['QUEUED', 'RUNNING'];
+const EVICT_EVERY_MS = 10_000;
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const { db, feed } = options;
   const now = options.now ?? (() => new Date());
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 60_000;
   const deadlineGraceMs = options.deadlineGraceMs ?? 30_000;
+  const { cache } = options;
+  const mayReuse = options.mayReuse ?? readableBy;
+  let lastEviction = 0;
 
   /** Runs `fn` in a transaction and publishes what it produced once it has committed. */
   async function transact<T>(fn: (tx: Tx, step: Step) => Promise<T>): Promise<T> {
@@ -164,10 +180,99 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       ? await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module'))).orderBy(asc(tasks.queuedAt), asc(tasks.node))
       : all.filter((t) => t.kind === 'module');
     ready = await wireOutputs(tx, step, run, ready, ended);
+    ready = await fromCache(tx, step, run, ready, ended);
     await enqueue(tx, step, run, await withinLimits(tx, run, ready));
     // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
     // already queued rather than queue them a second time.
     if (ended.length) await settle(tx, step, run, ended);
+  }
+
+  /**
+   * Completes from cache the tasks whose key has a usable entry the run may read (pushed to `ended`), reserves the
+   * keys of the others, and returns those it may dispatch: a task whose key another task holds stays READY, and
+   * hits on a later pass once the owner's entry exists (or takes the key over once the owner's reservation expires).
+   */
+  async function fromCache(tx: Tx, step: Step, run: Run, ready: Task[], ended: string[]): Promise<Task[]> {
+    if (!cache || !ready.length) return ready;
+    const keys = await taskKeys(tx, run, ready);
+    if (!keys.size) return ready;
+    const keyOf = (t: Task) => keys.get(t.id)!.key;
+    const keyed = ready.filter((t) => keys.has(t.id));
+    const usable = async (wanted: string[]) => {
+      const entries = await cache.lookup(tx, wanted, step.at);
+      if (!entries.size) return entries;
+      const sources = new Map((await tx.select().from(runs).where(inArray(runs.id, [...new Set([...entries.values()].map((e) => e.sourceRunId))]))).map((r) => [r.id, r]));
+      const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
+      for (const [key, entry] of entries) {
+        const source = sources.get(entry.sourceRunId);
+        if (!source || !mayReuse(creator ?? null, source)) entries.delete(key);
+      }
+      return entries;
+    };
+    const entries = run.refreshCache ? new Map<string, CacheHit>() : await usable([...new Set(keyed.map(keyOf))]);
+
+    // The first task of each missed key claims it; identical tasks in this batch wait for it like any other owner.
+    const claims = new Map<string, Task>();
+    for (const t of keyed) if (!entries.has(keyOf(t)) && !claims.has(keyOf(t))) claims.set(keyOf(t), t);
+    const owned = await cache.reserve(
+      tx,
+      [...claims].map(([key, t]) => {
+        const k = keys.get(t.id)!;
+        return { key, taskId: t.id, runId: run.id, components: k.components, module: k.module, moduleVersionId: k.version.id, ttlSeconds: k.version.manifest.cache?.ttlSeconds ?? null };
+      }),
+      step.at,
+    );
+    if (owned.size && !run.refreshCache) {
+      // An owner that finished between the lookup above and the reservation left its entry, and no reservation to
+      // stop us: look the keys just won up again (each statement sees what committed before it started).
+      const late = await usable([...owned]);
+      for (const [key, entry] of late) {
+        entries.set(key, entry);
+        owned.delete(key);
+      }
+      await cache.release(tx, [...late.keys()].map((key) => claims.get(key)!.id));
+    }
+
+    const hits = keyed.filter((t) => entries.has(keyOf(t)));
+    if (hits.length) {
+      // One JSON parameter for the whole batch: binding a parameter per cell costs more than the update itself.
+      const rows = hits.map((t) => {
+        const e = entries.get(keyOf(t))!;
+        return { id: t.id, outputs: e.outputs, key: e.key, source_task: e.sourceTaskId, source_run: e.sourceRunId, saved: e.durationMs, message: hitMessage(e) };
+      });
+      await tx.execute(sql`
+        update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, cache_key = v.key, cache_source_task_id = v.source_task,
+          cache_source_run_id = v.source_run, cache_saved_ms = v.saved, reason = 'cache-hit', message = v.message, progress = 1,
+          queued_at = ${step.at.toISOString()}::timestamptz, started_at = ${step.at.toISOString()}::timestamptz, finished_at = ${step.at.toISOString()}::timestamptz
+        from json_to_recordset(${JSON.stringify(rows)}::json) as v(id uuid, outputs jsonb, key text, source_task uuid, source_run uuid, saved bigint, message text)
+        where t.id = v.id`);
+      await cache.markUsed(tx, [...new Set(hits.map(keyOf))], step.at);
+      for (const t of hits) {
+        taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', hitMessage(entries.get(keyOf(t))!));
+        ended.push(t.node);
+      }
+      const mapParents = hits.filter((t) => t.mapParent).map((t) => t.mapParent!);
+      if (mapParents.length) ended.push(...(await completeMaps(tx, step, run, mapParents)));
+    }
+
+    const owns = (t: Task) => owned.has(keyOf(t)) && claims.get(keyOf(t)) === t;
+    const waiting = keyed.filter((t) => !entries.has(keyOf(t)) && !owns(t));
+    if (waiting.length) {
+      const holders = await cache.holders(tx, [...new Set(waiting.map(keyOf))]);
+      for (const t of waiting) {
+        const holder = holders.get(keyOf(t));
+        const message = holder ? `waiting for task ${holder.taskId} of run ${holder.runId}, which computes the same result, to serve it from cache` : 'waiting for an identical task to finish, to serve its result from cache';
+        if (t.message !== message) await tx.update(tasks).set({ message, cacheKey: keyOf(t) }).where(eq(tasks.id, t.id));
+      }
+    }
+    const ownedTasks = keyed.filter(owns);
+    if (ownedTasks.length) {
+      await tx.execute(sql`
+        update tasks as t set cache_key = v.key from json_to_recordset(${JSON.stringify(ownedTasks.map((o) => ({ id: o.id, key: keyOf(o) })))}::json) as v(id uuid, key text)
+        where t.id = v.id`);
+      for (const o of ownedTasks) o.cacheKey = keyOf(o);
+    }
+    return ready.filter((t) => !keys.has(t.id) || owns(t));
   }
 
   /** The part of `ready` that the run's and the pools' concurrency limits let start now. */
@@ -208,18 +313,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     const failed = new Set<string>();
     for (const task of wired) {
       const missing: string[] = [];
-      const visit = (value: unknown): unknown => {
-        const ref = outputRef(value);
-        if (ref) {
-          const out = outputs.get(ref.node);
-          if (!out || !(ref.name in out)) missing.push(`${ref.node}.${ref.name}`);
-          return out?.[ref.name];
-        }
-        if (Array.isArray(value)) return value.map(visit);
-        if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, visit(v)]));
-        return value;
-      };
-      const parameters = visit(task.parameters) as Record<string, unknown>;
+      const parameters = substituteOutputs(task.parameters, outputs, missing) as Record<string, unknown>;
       const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, task.moduleVersionId!));
       const problems = missing.length ? [] : checkParameters(version!.digest, version!.manifest, parameters);
       if (missing.length || problems.length) {
@@ -258,7 +352,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     try {
       if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
       const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
-      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running });
+      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running, domain: run.domain, refreshCache: run.refreshCache });
       await tx.update(tasks).set({ childRunId: child.id, message: `nested run ${child.id}` }).where(eq(tasks.id, task.id));
       return false;
     } catch (error) {
@@ -475,6 +569,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     reuse?: Map<string, Task>;
     /** For a nested workflow's run: the task that started it. */
     parent?: Pick<Task, 'id' | 'runId'>;
+    domain: Domain;
+    refreshCache?: boolean;
     stack?: string[];
   }
 
@@ -509,6 +605,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         idempotencyKey: input.idempotencyKey ?? null,
         admitted,
         maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
+        domain: input.domain,
+        refreshCache: input.refreshCache ?? false,
         createdBy: input.identity?.id ?? null,
         createdAt: step.at,
         message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
@@ -585,7 +683,17 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         const { workflow, version } = await findWorkflow(tx, input.workflow, input.version);
         const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
         const overrides = moduleSwaps(version.spec, input.useModules ?? []);
-        return createRun(tx, step, { workflow, version, parameters, trigger: input.trigger, identity, idempotencyKey: input.idempotencyKey, overrides });
+        return createRun(tx, step, {
+          workflow,
+          version,
+          parameters,
+          trigger: input.trigger,
+          identity,
+          idempotencyKey: input.idempotencyKey,
+          overrides,
+          domain: input.domain ?? workflow.domain,
+          refreshCache: input.refreshCache,
+        });
       });
     } catch (error) {
       // Two requests with the same key at once: the loser returns the winner's run.
@@ -632,7 +740,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const { source, workflow, version, sourceTasks } = await loadSource(tx, runId);
       const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
       const pinned = pinnedVersions(sourceTasks);
-      return createRun(tx, step, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned });
+      return createRun(tx, step, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned, domain: source.domain });
     });
   }
 
@@ -657,7 +765,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const reuse = new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
       const pinned = pinnedVersions(sourceTasks);
       const overrides = new Map(Object.entries(input.modules ?? {}));
-      return createRun(tx, step, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse });
+      return createRun(tx, step, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse, domain: source.domain });
     });
   }
 
@@ -681,6 +789,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const dispatched = open.filter((t) => t.kind === 'module' && ACTIVE.includes(t.status));
       if (dispatched.length) await stopAttempts(tx, step, dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })), message);
       for (const t of open) taskStatusEvent(step, t, 'CANCELLED', 'cancelled', message);
+      await cache?.release(tx, open.filter((t) => t.cacheKey).map((t) => t.id));
       for (const t of open.filter((t) => t.kind === 'workflow' && t.childRunId)) {
         const child = await lockRun(tx, t.childRunId!);
         if (child && (child.status === 'QUEUED' || child.status === 'RUNNING')) await cancelInTx(tx, step, child, `${message} (parent run ${run.id})`);
@@ -728,7 +837,10 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     }
 
     const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
-    if (alive.length) await db.update(tasks).set({ heartbeatAt: now() }).where(and(inArray(tasks.id, alive), inArray(tasks.status, ACTIVE)));
+    if (alive.length) {
+      await db.update(tasks).set({ heartbeatAt: now() }).where(and(inArray(tasks.id, alive), inArray(tasks.status, ACTIVE)));
+      await cache?.renew(db, alive, now());
+    }
 
     const feedOut: FeedEvent[] = [];
     const byRun = new Map<string, ExecutorEvent[]>();
@@ -823,6 +935,11 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
           sql`, `,
         )}) as v(id, outputs, reason, message, exit_code, finished, host, started)
         where t.id = v.id::uuid`);
+      await cache?.record(
+        tx,
+        succeeded.filter(({ task }) => task.cacheKey).map(({ task, event }) => ({ taskId: task.id, outputs: event.outcome.outputs ?? {}, durationMs: event.durationMs })),
+        step.at,
+      );
       for (const { task, event } of succeeded) {
         // A start and its result in one batch still show the task running, so every watcher sees the same story.
         if (task.status === 'QUEUED') taskStatusEvent(step, task, 'RUNNING');
@@ -875,6 +992,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       .where(eq(tasks.id, task.id))
       .returning();
     taskStatusEvent(step, task, status, outcome.reason ?? null, message);
+    if (task.cacheKey && !retry.retry) await cache?.release(tx, [task.id]);
     return updated!;
   }
 
@@ -941,7 +1059,13 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       });
     }
 
-    // READY tasks waiting for a slot that another run (or the pool) has since freed.
+    // Expired cache entries, and the least recently used beyond the size budget; not on every tick, the sum is a scan.
+    if (cache && at.getTime() - lastEviction >= EVICT_EVERY_MS) {
+      lastEviction = at.getTime();
+      await cache.evict(db, at);
+    }
+
+    // READY tasks waiting for a slot (or for an identical task's cached result) that has since freed.
     const withReady = await queryRows<{ run_id: string }>(db, sql`select distinct run_id from tasks where status = 'READY' limit ${TICK_BATCH}`);
     for (const { run_id } of withReady) {
       await transact(async (tx, step) => {
@@ -1009,5 +1133,7 @@ function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): 
   }
   return [...latest.values()];
 }
+
+const hitMessage = (e: CacheHit) => `served from cache: the result of task ${e.sourceTaskId} of run ${e.sourceRunId} (saved ${e.durationMs} ms)`;
 
 const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;

@@ -227,6 +227,19 @@ export function outputRef(value: unknown): { node: string; name: string } | null
   return m ? { node: m[1]!, name: m[2]! } : null;
 }
 
+/** Replaces every "${outputs.NODE.NAME}" in a value with that output; references to outputs that do not exist are listed in `missing`. */
+export function substituteOutputs(value: unknown, outputs: Map<string, Record<string, unknown>>, missing: string[]): unknown {
+  const ref = outputRef(value);
+  if (ref) {
+    const out = outputs.get(ref.node);
+    if (!out || !(ref.name in out)) missing.push(`${ref.node}.${ref.name}`);
+    return out?.[ref.name];
+  }
+  if (Array.isArray(value)) return value.map((v) => substituteOutputs(v, outputs, missing));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteOutputs(v, outputs, missing)]));
+  return value;
+}
+
 /**
  * Resolves the run's parameters (declared defaults overlaid by the caller's values) and substitutes
  * "${params.NAME}" strings in task parameters, keeping the parameter's JSON type.

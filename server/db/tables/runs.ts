@@ -4,7 +4,7 @@ import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, un
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
-import { workflowVersions, workflows } from './workflows';
+import { domains, workflowVersions, workflows } from './workflows';
 
 export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
 export type RunStatus = (typeof runStatuses)[number];
@@ -30,6 +30,10 @@ export const runs = pgTable(
     admitted: boolean('admitted').notNull().default(true),
     /** Most tasks of this run queued or running at once (from the spec's concurrency). */
     maxParallelTasks: integer('max_parallel_tasks'),
+    /** The data domain the run works in: its tasks read and write cache entries of this domain only. */
+    domain: text('domain', { enum: domains }).notNull().default('experimentation'),
+    /** Execute every cacheable task even when its key has an entry, and replace the entry with the new result. */
+    refreshCache: boolean('refresh_cache').notNull().default(false),
     createdBy: uuid('created_by').references(() => identities.id),
     message: text('message'),
     createdAt: createdAt(),
@@ -96,6 +100,12 @@ export const tasks = pgTable(
     systemFailures: integer('system_failures').notNull().default(0),
     /** Set when a rerun reused this node's result from an earlier run instead of executing it. */
     reusedFromTaskId: uuid('reused_from_task_id'),
+    /** The task's cache key, set when it was looked up before dispatch (null: not cacheable). */
+    cacheKey: text('cache_key'),
+    /** Set when the task was completed from cache: the task and run whose result it took, and the time that saved. */
+    cacheSourceTaskId: uuid('cache_source_task_id'),
+    cacheSourceRunId: uuid('cache_source_run_id'),
+    cacheSavedMs: bigint('cache_saved_ms', { mode: 'number' }),
     timeoutMs: bigint('timeout_ms', { mode: 'number' }).notNull(),
     pool: text('pool').notNull(),
     executor: text('executor').notNull(),
@@ -122,6 +132,8 @@ export const tasks = pgTable(
     index('tasks_open_idx').on(t.status).where(sql`status in ('READY', 'RUNNING', 'RETRYING')`),
     index('tasks_run_open_idx').on(t.runId).where(sql`status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')`),
     index('tasks_pool_active_idx').on(t.pool).where(sql`status in ('QUEUED', 'RUNNING')`),
+    // cache savings over a period: only tasks that were looked up in the cache
+    index('tasks_cached_idx').on(t.finishedAt).where(sql`cache_key is not null`),
   ],
 );
 

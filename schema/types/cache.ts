@@ -1,0 +1,154 @@
+// The task cache: a task's hit (Task.cacheHit), why a task missed (cacheExplain), which tasks of a workflow would
+// hit before launching it (cachePreview), the savings (cacheStats), and explicit invalidation.
+import { and, eq } from 'drizzle-orm';
+import { assertCan } from '../../server/auth/ability';
+import { explainTask } from '../../server/cache/explain';
+import type { KeyDifference } from '../../server/cache/key';
+import { previewRun, type PreviewTask } from '../../server/cache/preview';
+import { cacheGroupings, cacheStats, type CacheStatsRow } from '../../server/cache/stats';
+import type { CacheEntry } from '../../server/db/tables/cache';
+import { moduleVersions, modules } from '../../server/db/tables/modules';
+import { tasks, type Task } from '../../server/db/tables/runs';
+import { badInput } from '../../server/errors';
+import { builder } from '../builder';
+import type { Context } from '../context';
+import { DomainEnum, RunRef, TaskRef } from './runs';
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const taskById = async (ctx: Context, id: string) => (await ctx.services.db.select().from(tasks).where(eq(tasks.id, id)))[0] ?? null;
+
+const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
+  description: 'A task completed from cache instead of executing.',
+  fields: (t) => ({
+    sourceTask: t.field({ type: TaskRef, nullable: true, description: 'The task whose result was reused.', resolve: (task, _a, ctx) => taskById(ctx, task.cacheSourceTaskId!) }),
+    sourceRun: t.field({ type: RunRef, nullable: true, resolve: (task, _a, ctx) => ctx.loaders.run.load(task.cacheSourceRunId!) }),
+    savedMs: t.float({ description: 'The source’s execution time: what not executing again saved.', resolve: (task) => task.cacheSavedMs ?? 0 }),
+  }),
+});
+
+builder.objectFields(TaskRef, (t) => ({
+  cacheKey: t.exposeString('cacheKey', { nullable: true, description: 'The task’s cache key once it was looked up; null for tasks that are not cached.' }),
+  cacheHit: t.field({ type: CacheHitRef, nullable: true, resolve: (task) => (task.cacheSourceTaskId ? task : null) }),
+}));
+
+const CacheEntryRef = builder.objectRef<CacheEntry>('CacheEntry').implement({
+  fields: (t) => ({
+    key: t.exposeString('key'),
+    module: t.exposeString('module'),
+    scope: t.exposeString('scope'),
+    sourceTaskId: t.exposeID('sourceTaskId'),
+    sourceRunId: t.exposeID('sourceRunId'),
+    durationMs: t.exposeFloat('durationMs'),
+    hits: t.exposeInt('hits'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime' }),
+  }),
+});
+
+const KeyDifferenceRef = builder.objectRef<KeyDifference>('CacheKeyDifference').implement({
+  fields: (t) => ({
+    component: t.exposeString('component', { description: 'format, module, entrypoint, parameter, input, projection, cacheVersion or scope.' }),
+    name: t.exposeString('name', { nullable: true, description: 'The parameter or input that differs.' }),
+    message: t.exposeString('message'),
+  }),
+});
+
+const ExplanationRef = builder.objectRef<Awaited<ReturnType<typeof explainTask>>>('CacheExplanation').implement({
+  fields: (t) => ({
+    taskId: t.exposeID('taskId'),
+    key: t.exposeString('key', { nullable: true }),
+    hit: t.exposeBoolean('hit'),
+    message: t.exposeString('message'),
+    nearest: t.field({ type: CacheEntryRef, nullable: true, description: 'For a miss: the earlier entry of the module that differs in the fewest components.', resolve: (e) => e.nearest }),
+    differences: t.field({ type: [KeyDifferenceRef], resolve: (e) => e.differences }),
+  }),
+});
+
+const PreviewTaskRef = builder.objectRef<PreviewTask>('CachePreviewTask').implement({
+  fields: (t) => ({
+    node: t.exposeString('node'),
+    hit: t.exposeBoolean('hit'),
+    key: t.exposeString('key', { nullable: true }),
+    reason: t.exposeString('reason'),
+    sourceTaskId: t.exposeID('sourceTaskId', { nullable: true }),
+    sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
+    savedMs: t.exposeFloat('savedMs', { nullable: true }),
+  }),
+});
+
+const CacheGroupingEnum = builder.enumType('CacheGrouping', { values: cacheGroupings });
+const CacheStatsRef = builder.objectRef<CacheStatsRow>('CacheStats').implement({
+  description: 'Cache use of one group over a period: tasks looked up in the cache that hit or executed.',
+  fields: (t) => ({
+    group: t.exposeString('group', { description: 'The team (a module namespace, until teams exist), workflow or module.' }),
+    hits: t.exposeInt('hits'),
+    misses: t.exposeInt('misses'),
+    hitRate: t.exposeFloat('hitRate'),
+    savedHours: t.exposeFloat('savedHours', { description: 'Execution time the hits did not spend, in hours.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  cacheExplain: t.field({
+    type: ExplanationRef,
+    description: 'Why a task hit or missed the cache: for a miss, which key components differ from the nearest earlier entry.',
+    args: { taskId: t.arg.id({ required: true }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Task', 'explain cache lookups');
+      if (!uuidRe.test(String(args.taskId))) throw badInput(`"${args.taskId}" is not a task id (a UUID).`);
+      return explainTask(ctx.services.db, String(args.taskId));
+    },
+  }),
+  cachePreview: t.field({
+    type: [PreviewTaskRef],
+    description: 'Which tasks of a workflow would be served from cache if it started now with these parameters; nothing is started.',
+    args: {
+      workflow: t.arg.string({ required: true }),
+      version: t.arg.int(),
+      parameters: t.arg({ type: 'JSON' }),
+      domain: t.arg({ type: DomainEnum, defaultValue: 'experimentation' }),
+    },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Run', 'preview runs');
+      const parameters = args.parameters ?? {};
+      if (typeof parameters !== 'object' || Array.isArray(parameters)) throw badInput('parameters must be a JSON object.');
+      return previewRun(
+        ctx.services,
+        { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, domain: args.domain ?? 'experimentation' },
+        ctx.identity,
+      );
+    },
+  }),
+  cacheStats: t.field({
+    type: [CacheStatsRef],
+    description: 'Hits, misses, hit rate and hours saved since a time, by team, workflow or module.',
+    args: { since: t.arg({ type: 'DateTime', required: true }), groupBy: t.arg({ type: CacheGroupingEnum, defaultValue: 'module' }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Run', 'read cache statistics');
+      return cacheStats(ctx.services.db, args.since, args.groupBy ?? 'module');
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  invalidateCache: t.int({
+    description: 'Drops cache entries: every entry of a module (`ns/name`), of one of its versions (`ns/name@version`), or one entry by key. Returns how many.',
+    args: { module: t.arg.string(), key: t.arg.string() },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'publish', 'Module', 'invalidate cache entries');
+      if (!args.module === !args.key) throw badInput('Pass exactly one of module (ns/name or ns/name@version) and key.');
+      if (args.key) return ctx.services.cache.invalidate(ctx.services.db, { key: args.key });
+      const m = /^([^/@\s]+)\/([^/@\s]+)(?:@(\S+))?$/.exec(args.module!);
+      if (!m) throw badInput(`"${args.module}" is not a module reference; use ns/name or ns/name@version.`);
+      const [, namespace, name, version] = m as unknown as [string, string, string, string | undefined];
+      if (!version) return ctx.services.cache.invalidate(ctx.services.db, { module: `${namespace}/${name}` });
+      const [row] = await ctx.services.db
+        .select({ id: moduleVersions.id })
+        .from(moduleVersions)
+        .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
+        .where(and(eq(modules.namespace, namespace), eq(modules.name, name), eq(moduleVersions.version, version)));
+      if (!row) throw badInput(`${namespace}/${name} has no version ${version}.`);
+      return ctx.services.cache.invalidate(ctx.services.db, { moduleVersionId: row.id });
+    },
+  }),
+}));

@@ -1,0 +1,89 @@
+// Which tasks of a workflow would be served from cache if it started now with these parameters: the run is planned
+// (nothing is written) and walked in dependency order, each module task's key computed from its upstreams' cached
+// outputs; a task downstream of one that executes cannot be known before then, so it is a miss.
+import { and, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { runs, type Run } from '../db/tables/runs';
+import { workflowVersions, workflows, type Domain } from '../db/tables/workflows';
+import { notFound } from '../errors';
+import { planRun, type PlanDefaults } from '../orchestrator/plan';
+import { resolveRunParameters, substituteOutputs } from '../orchestrator/spec';
+import { cacheable, cacheKey, keyComponents } from './key';
+import type { TaskCache } from './store';
+
+export interface PreviewTask {
+  node: string;
+  hit: boolean;
+  key: string | null;
+  reason: string;
+  sourceTaskId: string | null;
+  sourceRunId: string | null;
+  savedMs: number | null;
+}
+
+export interface PreviewInput {
+  workflow: string;
+  version?: number;
+  parameters: Record<string, unknown>;
+  domain: Domain;
+}
+
+export interface PreviewServices {
+  db: Db;
+  cache: TaskCache;
+  planDefaults: PlanDefaults;
+  mayReuse: (identity: Identity | null, source: Run) => boolean;
+}
+
+export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewServices, input: PreviewInput, identity: Identity | null): Promise<PreviewTask[]> {
+  const [workflow] = await db.select().from(workflows).where(eq(workflows.name, input.workflow));
+  if (!workflow) throw notFound(`No workflow "${input.workflow}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
+  const wanted = input.version ?? workflow.latestVersion;
+  const [version] = await db.select().from(workflowVersions).where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+  if (!version) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
+  const parameters = resolveRunParameters(version.spec, input.parameters);
+  return db.transaction(async (tx) => {
+    const planned = await planRun(tx, version.spec, parameters, planDefaults);
+    const byNode = new Map(planned.map((p) => [p.node, p]));
+    const outputs = new Map<string, Record<string, unknown>>();
+    const result = new Map<string, PreviewTask>();
+    const visit = async (node: string): Promise<PreviewTask> => {
+      const known = result.get(node);
+      if (known) return known;
+      const p = byNode.get(node)!;
+      const miss = (reason: string, key: string | null = null): PreviewTask => ({ node, hit: false, key, reason, sourceTaskId: null, sourceRunId: null, savedMs: null });
+      let decided: PreviewTask;
+      const upstream = [];
+      for (const d of p.dependsOn) upstream.push(await visit(d));
+      const executes = upstream.find((u) => !u.hit);
+      if (p.kind !== 'module') decided = miss(`a ${p.kind} node is decided when it runs`);
+      else if (executes) decided = miss(`its upstream ${executes.node} executes, so its inputs are not known yet`);
+      else if (!cacheable(p.version!.manifest)) decided = miss(`${p.moduleRef} opts out of caching`);
+      else {
+        const missing: string[] = [];
+        const wired = substituteOutputs(p.parameters, outputs, missing) as Record<string, unknown>;
+        const components = keyComponents({
+          digest: p.version!.digest,
+          manifest: p.version!.manifest,
+          parameters: wired,
+          inputs: Object.fromEntries(p.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
+          scope: input.domain,
+        });
+        const key = cacheKey(components);
+        const entry = (await cache.lookup(tx, [key], new Date())).get(key);
+        const [source] = entry ? await tx.select().from(runs).where(inArray(runs.id, [entry.sourceRunId])) : [];
+        if (!entry || !source) decided = miss('no usable entry of its key', key);
+        else if (!mayReuse(identity, source)) decided = miss('the cached result belongs to a run you may not read', key);
+        else {
+          outputs.set(node, entry.outputs);
+          decided = { node, hit: true, key, reason: 'served from cache', sourceTaskId: entry.sourceTaskId, sourceRunId: entry.sourceRunId, savedMs: entry.durationMs };
+        }
+      }
+      result.set(node, decided);
+      return decided;
+    };
+    for (const p of planned) await visit(p.node);
+    return planned.map((p) => result.get(p.node)!);
+  });
+}

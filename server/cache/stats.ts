@@ -1,0 +1,47 @@
+// Cache savings over a period, from the tasks themselves: every looked-up task that ended is a hit (completed from
+// cache, saving its source's execution time) or a miss (it executed). Teams do not exist yet; a module's namespace
+// is owned by one team, so "team" groups by namespace.
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../db/client';
+
+export const cacheGroupings = ['team', 'workflow', 'module'] as const;
+export type CacheGrouping = (typeof cacheGroupings)[number];
+
+export interface CacheStatsRow {
+  group: string;
+  hits: number;
+  misses: number;
+  hitRate: number;
+  savedHours: number;
+}
+
+const groupExpr = {
+  team: sql`m.namespace`,
+  module: sql`m.namespace || '/' || m.name`,
+  workflow: sql`w.name`,
+} as const;
+
+export async function cacheStats(db: Db, since: Date, groupBy: CacheGrouping): Promise<CacheStatsRow[]> {
+  const rows = await queryRows<{ group: string; hits: number; misses: number; saved_ms: string | number | null }>(
+    db,
+    sql`select ${groupExpr[groupBy]} as "group",
+          count(*) filter (where t.cache_source_task_id is not null)::int as hits,
+          count(*) filter (where t.cache_source_task_id is null)::int as misses,
+          sum(t.cache_saved_ms) as saved_ms
+        from tasks t
+        join module_versions mv on mv.id = t.module_version_id
+        join modules m on m.id = mv.module_id
+        join runs r on r.id = t.run_id
+        join workflows w on w.id = r.workflow_id
+        where t.cache_key is not null and t.finished_at >= ${since.toISOString()}::timestamptz
+          and t.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT')
+        group by 1 order by 1`,
+  );
+  return rows.map((r) => ({
+    group: r.group,
+    hits: r.hits,
+    misses: r.misses,
+    hitRate: r.hits + r.misses ? r.hits / (r.hits + r.misses) : 0,
+    savedHours: Number(r.saved_ms ?? 0) / 3_600_000,
+  }));
+}

@@ -1,0 +1,60 @@
+// `atelier cache stats|explain|preview|invalidate`, run as a user would against a real control plane.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RUN_EVENTS } from '../harness/client';
+import { startTestApp, type TestApp } from '../harness/app';
+
+const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'cli', 'bin.js');
+const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
+
+describe('atelier cache', () => {
+  let t: TestApp;
+  const runIds: string[] = [];
+  beforeAll(async () => {
+    t = await startTestApp();
+    await t.publishFixture('keyed');
+    await t.createWorkflow({ name: 'twice', parameters: { n: { default: 1 } }, tasks: [{ name: 'step', module: 'test/keyed', parameters: { n: '${params.n}' } }] });
+    for (const n of [1, 1, 2]) {
+      const { startRun } = await t.api.gql(`mutation ($p: JSON) { startRun(workflow: "twice", parameters: $p) { id } }`, { p: { n } });
+      await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, terminal);
+      runIds.push(startRun.id);
+    }
+  });
+  afterAll(() => t?.stop());
+
+  const cli = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('prints the hit rate and savings by module and by team', async () => {
+    const byModule = await cli(['cache', 'stats', '--since', '1h']);
+    expect(byModule.code, byModule.stderr).toBe(0);
+    expect(byModule.stdout).toMatch(/test\/keyed\s+33%\s+1\s+2\s+\d+ min/);
+    const byTeam = await cli(['cache', 'stats', '--by', 'team']);
+    expect(byTeam.stdout).toMatch(/^test\s+33%/m);
+  });
+
+  it('explains a miss by run and node, naming the parameter', async () => {
+    const out = await cli(['cache', 'explain', runIds[2]!, 'step']);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain('parameter n has a different value');
+    const unknown = await cli(['cache', 'explain', runIds[2]!, 'nope']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain('its nodes are: step');
+  });
+
+  it('previews a launch, then invalidates the module and the preview says miss', async () => {
+    expect((await cli(['cache', 'preview', 'twice', '-p', 'n=2'])).stdout).toContain('1 of 1 tasks would be served from cache');
+    expect((await cli(['cache', 'invalidate', '--module', 'test/keyed'])).stdout).toContain('dropped 2 cache entries');
+    expect((await cli(['cache', 'preview', 'twice', '-p', 'n=2'])).stdout).toContain('0 of 1 tasks would be served from cache');
+  });
+});
