@@ -6,5 +6,6 @@ import './types/modules';
 import './types/workflows';
 import './types/runs';
 import './types/schedules';
+import './types/executors';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -5,7 +5,7 @@ import type { Identity } from '../db/tables/identities';
 import { forbidden } from '../errors';
 
 export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
-export type Subject = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity';
+export type Subject = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity' | 'ExecutorHost' | 'HotCluster';
 export type AppAbility = MongoAbility<[Action, Subject]>;
 
 export function defineAbilityFor(identity: Pick<Identity, 'role'>): AppAbility {
@@ -15,13 +15,14 @@ export function defineAbilityFor(identity: Pick<Identity, 'role'>): AppAbility {
       can('manage', 'all');
       break;
     case 'member':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'ExecutorHost', 'HotCluster']);
       can('publish', 'Module');
       can(['create', 'update'], 'Workflow');
       can(['start', 'cancel'], 'Run');
+      can(['create', 'update'], 'HotCluster');
       break;
     case 'viewer':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'ExecutorHost', 'HotCluster']);
       break;
   }
   return build();

@@ -7,3 +7,4 @@ export * from './tables/runs';
 export * from './tables/task-events';
 export * from './tables/outbox';
 export * from './tables/schedules';
+export * from './tables/executors';

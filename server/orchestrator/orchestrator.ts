@@ -127,6 +127,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         inputs: Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
         timeoutMs: task.timeoutMs,
         settings: task.settings,
+        ...(task.hotCluster ? { hotCluster: task.hotCluster } : {}),
         enqueuedAt: step.at.toISOString(),
       };
     });
@@ -332,6 +333,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         pool: task.pool,
         executor: task.executor,
         settings: task.settings,
+        gpus: task.gpus,
+        hotCluster: task.hotCluster,
         mapParent: task.node,
         mapIndex: i,
       });
@@ -551,6 +554,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         pool: p.pool,
         executor: p.executor,
         settings: p.settings,
+        gpus: p.gpus,
+        hotCluster: p.hotCluster,
         queuedAt: status === 'READY' ? step.at : null,
         ...(reused
           ? { outputs: reused.outputs, reusedFromTaskId: reused.id, startedAt: reused.startedAt, finishedAt: reused.finishedAt, host: reused.host, progress: 1, reason: 'reused', message: `reused the result of run ${reused.runId}` }
