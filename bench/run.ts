@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
+import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { orchestrationBench } from './orchestration';
 import { printTable, writeResults, type Row } from './lib';
@@ -17,6 +18,8 @@ async function main() {
     rows.push(...foundation);
     console.log('orchestration: planning 1k/5k/10k nodes and a 10,000-node fan-out/fan-in run…');
     rows.push(...(await orchestrationBench(infra, foundation[0]?.floor)));
+    console.log('executors: one task cold vs on a local hot cluster, 20 runs each…');
+    rows.push(...(await executorsBench()));
   } finally {
     await nats.stop();
     await pg.stop();

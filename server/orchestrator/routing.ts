@@ -94,7 +94,7 @@ export function waitingReason(
   }
   const capacity = withExecutor.reduce((n, h) => n + h.capacity, 0);
   const running = withExecutor.reduce((n, h) => n + h.running, 0);
-  if (task.status === 'QUEUED' && running >= capacity) return `all ${capacity} slots of pool ${task.pool} are busy`;
+  if (task.status === 'QUEUED' && running >= capacity) return `all ${capacity} slot${capacity === 1 ? '' : 's'} of pool ${task.pool} ${capacity === 1 ? 'is' : 'are'} busy`;
   return null;
 }
 

@@ -1,0 +1,117 @@
+// Executor hosts, routing and hot clusters end to end on the embedded defaults: hosts announce themselves and are
+// listed live; a GPU task waits (with a reason) until a host with GPUs serves its pool; a task on a local hot
+// cluster runs in a warm worker with zero provisioning time.
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
+import { createExecutorRegistry } from '../../plugins/registry';
+import { createLocalExecutor } from '../../executors/local';
+import { hotClusterLeases } from '../../server/db/tables/executors';
+import { startTestApp, type TestApp } from '../harness/app';
+
+const START = `mutation ($w: String!) { startRun(workflow: $w) { id } }`;
+const RUN = `query ($id: ID!) { run(id: $id) { status tasks { node status pool gpus hotCluster waitingReason provisioningMs executionMs outputs message } } }`;
+
+describe('executor hosts, routing and hot clusters (embedded)', () => {
+  let t: TestApp;
+  let gpuHost: ExecutorHost | undefined;
+
+  beforeAll(async () => {
+    t = await startTestApp({ ATELIER_HOST_STALE_SECONDS: '5' });
+    await t.publishFixture('echo');
+    await t.publishFixture('gpu-echo');
+  });
+  afterAll(async () => {
+    await gpuHost?.stop();
+    await t?.stop();
+  });
+
+  async function until<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 15_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await probe();
+      if (value) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const run = async (id: string) => (await t.api.gql(RUN, { id })).run;
+  const runToEnd = async (workflow: string) => {
+    const { startRun } = await t.api.gql(START, { w: workflow });
+    return until(async () => {
+      const r = await run(startRun.id);
+      return ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(r.status) && r;
+    }, `run of ${workflow} to end`);
+  };
+
+  it('lists the embedded host and its pools live, from its heartbeats', async () => {
+    const { executorHosts } = await until(() => t.api.gql(`{ executorHosts { name executors pools capacity running gpus version live } }`).then((d) => d.executorHosts.length > 0 && d), 'a heartbeat');
+    expect(executorHosts[0]).toMatchObject({ executors: ['local', 'noop'], pools: ['local', 'noop'], gpus: 0, live: true });
+    expect(executorHosts[0].capacity).toBeGreaterThan(0);
+    const { executorPools } = await t.api.gql(`{ executorPools { name health capacity hosts { name } } }`);
+    expect(executorPools.find((p: any) => p.name === 'local')).toMatchObject({ health: 'HEALTHY', hosts: [{ name: executorHosts[0].name }] });
+  });
+
+  it('holds a GPU task with a visible reason until a host with GPUs serves its pool, then runs it', async () => {
+    await t.createWorkflow({ name: 'needs-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
+    const { startRun } = await t.api.gql(START, { w: 'needs-gpus' });
+    const waiting = await until(async () => {
+      const task = (await run(startRun.id)).tasks[0];
+      return task.status === 'QUEUED' && task;
+    }, 'the GPU task to be queued');
+    expect(waiting).toMatchObject({ pool: 'gpu', gpus: 2 });
+    expect(waiting.waitingReason).toBe('no executor host serves pool gpu (it needs 2 GPUs); start one with `npx atelier executor --pools gpu --gpus 2`');
+    const { executorPools } = await t.api.gql(`{ executorPools { name health queued } }`);
+    expect(executorPools.find((p: any) => p.name === 'gpu')).toEqual({ name: 'gpu', health: 'NO_HOSTS', queued: 1 });
+
+    gpuHost = createExecutorHost({
+      bus: t.app.bus,
+      registry: createExecutorRegistry([createLocalExecutor()]),
+      pools: ['gpu'],
+      hostName: 'gpu-node-1',
+      gpus: 2,
+      artifacts: { fetch: (digest) => t.app.services.store.path(digest) },
+      workRoot: path.join(t.dataDir, 'gpu-work'),
+      warn: () => undefined,
+    });
+    await gpuHost.start();
+    const done = await until(async () => {
+      const r = await run(startRun.id);
+      return r.status === 'SUCCEEDED' && r;
+    }, 'the GPU task to run once a GPU host is up');
+    expect(done.tasks[0]).toMatchObject({ status: 'SUCCEEDED', waitingReason: null, outputs: { message: 'hello', upstream: [] } });
+  });
+
+  it('runs a task on a local hot cluster without provisioning, and a cold one with it', async () => {
+    const { createHotCluster } = await t.api.gql(`mutation { createHotCluster(name: "warm", executor: "local", spec: { workers: 2 }) { name pool state } }`);
+    expect(createHotCluster).toEqual({ name: 'warm', pool: 'local', state: 'STARTING' });
+    await until(() => t.api.gql(`{ hotClusters { name state message } }`).then((d) => d.hotClusters[0]?.state === 'READY'), 'the hot cluster to be warm');
+
+    await t.createWorkflow({ name: 'hot', tasks: [{ name: 'a', module: 'test/echo', hotCluster: 'warm', parameters: { message: 'warm hello' } }] });
+    await t.createWorkflow({ name: 'cold', tasks: [{ name: 'a', module: 'test/echo' }] });
+    const hot = await runToEnd('hot');
+    const cold = await runToEnd('cold');
+    expect(hot.tasks[0]).toMatchObject({ status: 'SUCCEEDED', hotCluster: 'warm', provisioningMs: 0, outputs: { message: 'warm hello', upstream: [] } });
+    expect(hot.tasks[0].executionMs).toBeGreaterThan(0);
+    expect(cold.tasks[0].provisioningMs).toBeGreaterThan(0);
+    // the second task on the cluster reuses the unpacked module and the worker spawned behind the first
+    const again = await runToEnd('hot');
+    expect(again.tasks[0]).toMatchObject({ status: 'SUCCEEDED', provisioningMs: 0 });
+    const leases = await t.app.database.db.select().from(hotClusterLeases);
+    expect(leases).toHaveLength(2);
+    expect(leases.every((l) => l.releasedAt !== null)).toBe(true);
+
+    const { endHotCluster } = await t.api.gql(`mutation { endHotCluster(name: "warm") { state message } }`);
+    expect(endHotCluster).toEqual({ state: 'ENDED', message: 'ended: ended by admin' });
+    const refused = await t.api.raw(START, { w: 'hot' });
+    expect(refused.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
+    expect(refused.errors?.[0]?.message).toContain('no live hot cluster named warm');
+  });
+
+  it('refuses bad hot cluster input with a typed error', async () => {
+    const bad = await t.api.raw(`mutation { createHotCluster(name: "Not OK", executor: "local") { name } }`);
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const missing = await t.api.raw(`mutation { endHotCluster(name: "nope") { name } }`);
+    expect(missing.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  });
+});
