@@ -8,6 +8,7 @@ import { collect, parseParam, positiveInt } from './options';
 import { createClient, type Client } from './client';
 import { ApiError, CliError, reportError } from './errors';
 import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
+import { clusterCommand, listExecutors } from './cluster';
 import { scheduleCommand } from './schedule';
 
 interface GlobalOptions {
@@ -74,15 +75,33 @@ export function buildProgram(): Command {
       await import('../main');
     });
 
-  program
+  const executor = program
     .command('executor')
-    .description('run a standalone executor host taking tasks from NATS (needs NATS_URL)')
+    .description('run a standalone executor host taking tasks from NATS (needs NATS_URL); or list hosts, or scaffold an executor')
     .option('--pool <name>', 'pool whose tasks to run (repeatable; default: local)', collect)
+    .option('--pools <a,b>', 'pools whose tasks to run, comma-separated (adds to --pool)')
+    .option('--gpus <n>', 'GPUs a task may use on this host, advertised so GPU tasks are routed here', positiveInt)
     .option('--concurrency <n>', 'most tasks run at once (default: number of CPUs)', positiveInt)
-    .action(async (opts: { pool?: string[]; concurrency?: number }, command: Command) => {
+    .action(async (opts: { pool?: string[]; pools?: string; gpus?: number; concurrency?: number }, command: Command) => {
       const { url, token } = connection(command);
+      const pools = [...(opts.pool ?? []), ...(opts.pools ?? '').split(',').map((p) => p.trim()).filter(Boolean)];
       const { runExecutor } = await import('./executor'); // loads the executors and NATS: only this command needs them
-      await runExecutor({ url, token, pools: opts.pool?.length ? opts.pool : ['local'], concurrency: opts.concurrency });
+      await runExecutor({ url, token, pools: pools.length ? pools : ['local'], gpus: opts.gpus, concurrency: opts.concurrency });
+    });
+  executor
+    .command('list')
+    .description('executor pools and their live hosts (capacity, running, GPUs, hot clusters), from the hosts’ heartbeats')
+    .action(async (_opts: unknown, command: Command) => {
+      await listExecutors(connection(command).client);
+    });
+  executor
+    .command('new <name>')
+    .description('scaffold an executor plugin (index.ts, a contract test, a README) that passes the testkit as written')
+    .option('--dir <dir>', 'parent folder (default: the repository’s executors/)')
+    .action(async (name: string, opts: { dir?: string }) => {
+      const { scaffoldExecutor } = await import('./scaffold');
+      const files = await scaffoldExecutor(name, opts.dir);
+      console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
     });
 
   const moduleCommand = program.command('module').description('publish and inspect modules');
@@ -270,6 +289,7 @@ export function buildProgram(): Command {
     });
 
   program.addCommand(scheduleCommand((command) => connection(command).client));
+  program.addCommand(clusterCommand((command) => connection(command).client));
 
   return program;
 }
