@@ -123,6 +123,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       running: attempts.size,
       gpus: options.gpus ?? 0,
       hotClusters: [...warm.keys()],
+      hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
       version: VERSION,
       startedAt,
       at: new Date().toISOString(),

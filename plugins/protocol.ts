@@ -95,8 +95,9 @@ export interface HostHeartbeat {
   running: number;
   /** GPUs the host can give a task (0: none); tasks asking for more GPUs are not routed to its pools. */
   gpus: number;
-  /** Hot clusters this host keeps warm right now. */
+  /** Hot clusters this host keeps warm right now, and the executors here that can keep one. */
   hotClusters: string[];
+  hotClusterExecutors: string[];
   version: string;
   startedAt: string;
   at: string;

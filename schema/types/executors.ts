@@ -38,6 +38,7 @@ export const ExecutorHostRef = builder.objectRef<ExecutorHostRow>('ExecutorHost'
     running: t.exposeInt('running'),
     gpus: t.exposeInt('gpus', { description: 'GPUs a task may use on it.' }),
     hotClusters: t.exposeStringList('hotClusters', { description: 'Hot clusters it holds warm.' }),
+    hotClusterExecutors: t.exposeStringList('hotClusterExecutors', { description: 'Its executors that can keep a hot cluster.' }),
     version: t.exposeString('version'),
     startedAt: t.expose('startedAt', { type: 'DateTime' }),
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),

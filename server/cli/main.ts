@@ -304,7 +304,7 @@ function printRun(r: RunView) {
     `${t.attempt}/${t.maxAttempts}`,
     t.durationMs !== null ? formatDuration(t.durationMs) : '',
     t.progress !== null ? `${Math.round(t.progress * 100)}%` : '',
-    oneLine(t.message ?? t.progressMessage ?? ''),
+    oneLine(t.waitingReason ?? t.message ?? t.progressMessage ?? ''),
   ]);
   const header = ['NODE', 'STATUS', 'ATTEMPT', 'DURATION', 'PROGRESS', 'MESSAGE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

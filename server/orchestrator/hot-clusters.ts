@@ -98,7 +98,7 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       const liveNames = new Set(clusters.filter((c) => c.state !== 'ENDED').map((c) => c.name));
       for (const cluster of clusters) {
         if (cluster.state === 'ENDED') continue;
-        const serves = heartbeat.pools.includes(cluster.pool) && heartbeat.executors.includes(cluster.executor);
+        const serves = heartbeat.pools.includes(cluster.pool) && heartbeat.hotClusterExecutors.includes(cluster.executor);
         if (serves && !held.has(cluster.name)) await bus.publishControl('hot-cluster', command(cluster, 'start'));
         if (held.has(cluster.name) && cluster.state === 'STARTING') await db.update(hotClusters).set({ state: 'READY' }).where(eq(hotClusters.id, cluster.id));
       }
@@ -171,7 +171,10 @@ export async function hotClusterMessage(db: Db, cluster: HotCluster, now: Date, 
   const live = hosts.filter((h) => isLive(h, now, staleMs));
   if (live.some((h) => h.hotClusters.includes(cluster.name))) return null;
   if (!live.length) return `no live executor host serves pool ${cluster.pool}; start one with \`npx atelier executor --pools ${cluster.pool}\``;
-  if (!live.some((h) => h.executors.includes(cluster.executor))) return `the live hosts of pool ${cluster.pool} do not run executor "${cluster.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')})`;
-  return `starting on ${live.map((h) => h.name).join(', ')}`;
+  const withExecutor = live.filter((h) => h.executors.includes(cluster.executor));
+  if (!withExecutor.length) return `the live hosts of pool ${cluster.pool} do not run executor "${cluster.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')})`;
+  const keepers = withExecutor.filter((h) => h.hotClusterExecutors.includes(cluster.executor));
+  if (!keepers.length) return `executor ${cluster.executor} cannot keep hot clusters (on ${withExecutor.map((h) => h.name).join(', ')}); its tasks run cold`;
+  return `starting on ${keepers.map((h) => h.name).join(', ')}`;
 }
 

@@ -28,6 +28,7 @@ export async function recordHeartbeat(db: Db, heartbeat: HostHeartbeat, seenAt: 
     running: heartbeat.running,
     gpus: heartbeat.gpus,
     hotClusters: heartbeat.hotClusters,
+    hotClusterExecutors: heartbeat.hotClusterExecutors,
     version: heartbeat.version,
     startedAt: new Date(heartbeat.startedAt),
     lastSeenAt: seenAt,

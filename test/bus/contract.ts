@@ -403,7 +403,7 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         await bus.subscribeControl('hot-cluster', (m) => commands.push(m));
         const beat: HostHeartbeat = {
           hostId: 'h-1', host: 'gpu-node-1', executors: ['local'], pools: ['gpu'], capacity: 4, running: 1, gpus: 8,
-          hotClusters: [], version: '0.1.0', startedAt: '2025-01-01T00:00:00.000Z', at: '2025-01-01T00:00:05.000Z',
+          hotClusters: [], hotClusterExecutors: ['local'], version: '0.1.0', startedAt: '2025-01-01T00:00:00.000Z', at: '2025-01-01T00:00:05.000Z',
         };
         await bus.publishControl('host-heartbeat', beat);
         await bus.publishControl('hot-cluster', { action: 'start', name: 'warm', executor: 'local', pool: 'gpu', spec: { workers: 2 } });

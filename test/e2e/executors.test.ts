@@ -108,10 +108,37 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     expect(refused.errors?.[0]?.message).toContain('no live hot cluster named warm');
   });
 
+  it('says when a hot cluster\'s executor cannot keep one', async () => {
+    await t.api.gql(`mutation { createHotCluster(name: "no-keeper", executor: "noop", pool: "noop") { name } }`);
+    const { hotClusters } = await until(
+      () => t.api.gql(`{ hotClusters { name state message } }`).then((d) => d.hotClusters.some((c: any) => c.message?.includes('cannot keep')) && d),
+      'the reason the cluster is not warm',
+    );
+    expect(hotClusters.find((c: any) => c.name === 'no-keeper')).toMatchObject({ state: 'STARTING', message: expect.stringMatching(/^executor noop cannot keep hot clusters \(on \S+-embedded\); its tasks run cold$/) });
+    await t.api.gql(`mutation { endHotCluster(name: "no-keeper") { state } }`);
+  });
+
   it('refuses bad hot cluster input with a typed error', async () => {
     const bad = await t.api.raw(`mutation { createHotCluster(name: "Not OK", executor: "local") { name } }`);
     expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     const missing = await t.api.raw(`mutation { endHotCluster(name: "nope") { name } }`);
     expect(missing.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('declared GPU pools (ATELIER_GPU_POOLS)', () => {
+  it('refuses a GPU request no declared pool can serve when the workflow is created, saying which pools there are', async () => {
+    const t = await startTestApp({ ATELIER_GPU_POOLS: 'gpu-t4=1' });
+    try {
+      await t.publishFixture('gpu-echo');
+      const spec = JSON.stringify({ name: 'too-big', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
+      const refused = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec });
+      expect(refused.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
+      expect(refused.errors?.[0]?.message).toBe(
+        'The workflow cannot run: tasks.train: module test/gpu-echo@latest asks for 2 GPUs but no pool has that many per host (ATELIER_GPU_POOLS: gpu-t4=1); ask for fewer, or declare and start a larger pool',
+      );
+    } finally {
+      await t.stop();
+    }
   });
 });

@@ -7,6 +7,7 @@ CREATE TABLE "executor_hosts" (
 	"running" integer NOT NULL,
 	"gpus" integer DEFAULT 0 NOT NULL,
 	"hot_clusters" text[] DEFAULT '{}'::text[] NOT NULL,
+	"hot_cluster_executors" text[] DEFAULT '{}'::text[] NOT NULL,
 	"version" text NOT NULL,
 	"started_at" timestamp with time zone NOT NULL,
 	"last_seen_at" timestamp with time zone NOT NULL

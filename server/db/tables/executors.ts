@@ -18,6 +18,7 @@ export const executorHosts = pgTable(
     running: integer('running').notNull(),
     gpus: integer('gpus').notNull().default(0),
     hotClusters: text('hot_clusters').array().notNull().default(sql`'{}'::text[]`),
+    hotClusterExecutors: text('hot_cluster_executors').array().notNull().default(sql`'{}'::text[]`),
     version: text('version').notNull(),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull(),
