@@ -1,7 +1,7 @@
 // Hot clusters and executor hosts as the control plane keeps them: host heartbeats recorded, hot clusters created
 // and ended (by users, or after their idle timeout), the hosts of a cluster's pool told to keep it warm until their
 // heartbeats agree, the leases tasks take on a cluster, and each attempt's provisioning and execution times.
-import { and, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, isNull, ne, sql } from 'drizzle-orm';
 import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
 import type { Bus } from '../bus/types';
 import { queryRows, type Db } from '../db/client';
@@ -118,22 +118,28 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       const onClusters = await db
         .select({ id: tasks.id, cluster: hotClusters.id })
         .from(tasks)
-        .innerJoin(hotClusters, and(eq(hotClusters.name, tasks.hotCluster), ne(hotClusters.state, 'ENDED')))
-        .where(inArray(tasks.id, taskIds));
-      const clusterOf = new Map(onClusters.map((t) => [t.id, t.cluster]));
+        .leftJoin(hotClusters, and(eq(hotClusters.name, tasks.hotCluster), ne(hotClusters.state, 'ENDED')))
+        .where(and(inArray(tasks.id, taskIds), isNotNull(tasks.hotCluster)));
+      const liveClusterOf = new Map(onClusters.map((t) => [t.id, t.cluster]));
       const at = now();
       for (const e of reports) {
-        const clusterId = clusterOf.get(e.taskId);
-        if (!clusterId) continue;
+        if (!liveClusterOf.has(e.taskId)) continue; // not on a hot cluster: most tasks
+        const liveCluster = liveClusterOf.get(e.taskId);
         if (e.kind === 'started') {
-          await db.insert(hotClusterLeases).values({ clusterId, taskId: e.taskId, attempt: e.attempt, host: e.host }).onConflictDoNothing();
-        } else {
-          await db
-            .insert(hotClusterLeases)
-            .values({ clusterId, taskId: e.taskId, attempt: e.attempt, host: e.host, releasedAt: at })
-            .onConflictDoUpdate({ target: [hotClusterLeases.taskId, hotClusterLeases.attempt], set: { releasedAt: at } });
-          await db.update(hotClusters).set({ lastUsedAt: at }).where(eq(hotClusters.id, clusterId));
+          if (liveCluster) await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host }).onConflictDoNothing();
+          continue;
         }
+        // Released even when the cluster has ended meanwhile; a result whose start was never seen still counts as use.
+        const released = await db
+          .update(hotClusterLeases)
+          .set({ releasedAt: at })
+          .where(and(eq(hotClusterLeases.taskId, e.taskId), eq(hotClusterLeases.attempt, e.attempt), isNull(hotClusterLeases.releasedAt)))
+          .returning({ clusterId: hotClusterLeases.clusterId });
+        if (!released.length && liveCluster) {
+          await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host, releasedAt: at }).onConflictDoNothing();
+        }
+        const used = released[0]?.clusterId ?? liveCluster;
+        if (used) await db.update(hotClusters).set({ lastUsedAt: at }).where(eq(hotClusters.id, used));
       }
       const results = reports.filter((e): e is Extract<ExecutorEvent, { kind: 'result' }> => e.kind === 'result');
       if (!results.length) return;
