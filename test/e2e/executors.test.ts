@@ -118,6 +118,15 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     await t.api.gql(`mutation { endHotCluster(name: "no-keeper") { state } }`);
   });
 
+  it('ends a hot cluster left idle past its timeout', async () => {
+    await t.api.gql(`mutation { createHotCluster(name: "brief", executor: "local", spec: { workers: 1 }, idleTimeoutSeconds: 1) { name } }`);
+    const ended = await until(
+      () => t.api.gql(`{ hotClusters(includeEnded: true) { name state message } }`).then((d) => d.hotClusters.find((c: any) => c.name === 'brief' && c.state === 'ENDED')),
+      'the idle cluster to end',
+    );
+    expect(ended.message).toBe('ended: idle for 1 s');
+  });
+
   it('refuses bad hot cluster input with a typed error', async () => {
     const bad = await t.api.raw(`mutation { createHotCluster(name: "Not OK", executor: "local") { name } }`);
     expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
