@@ -1,6 +1,6 @@
-// Executor hosts, routing and hot clusters end to end on the embedded defaults: hosts announce themselves and are
-// listed live; a GPU task waits (with a reason) until a host with GPUs serves its pool; a task on a local hot
-// cluster runs in a warm worker with zero provisioning time.
+// Executor hosts, routing and hot clusters end to end, on the embedded defaults and with a standalone host over
+// NATS: hosts announce themselves and are listed live; a GPU task waits (with a reason) until a host with GPUs
+// serves its pool; a task on a local hot cluster runs in a warm worker with zero provisioning time.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
@@ -8,6 +8,8 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { createLocalExecutor } from '../../executors/local';
 import { hotClusterLeases } from '../../server/db/tables/executors';
 import { startTestApp, type TestApp } from '../harness/app';
+import { startExecutorProcess, type ExecutorProcess } from '../harness/executor-process';
+import { startNats, type NatsServer } from '../harness/nats';
 
 const START = `mutation ($w: String!) { startRun(workflow: $w) { id } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { status tasks { node status pool gpus hotCluster waitingReason provisioningMs executionMs outputs message } } }`;
@@ -17,7 +19,7 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
   let gpuHost: ExecutorHost | undefined;
 
   beforeAll(async () => {
-    t = await startTestApp({ ATELIER_HOST_STALE_SECONDS: '5' });
+    t = await startTestApp();
     await t.publishFixture('echo');
     await t.publishFixture('gpu-echo');
   });
@@ -26,15 +28,6 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     await t?.stop();
   });
 
-  async function until<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await probe();
-      if (value) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
   const run = async (id: string) => (await t.api.gql(RUN, { id })).run;
   const runToEnd = async (workflow: string) => {
     const { startRun } = await t.api.gql(START, { w: workflow });
@@ -151,3 +144,55 @@ describe('declared GPU pools (ATELIER_GPU_POOLS)', () => {
     }
   });
 });
+
+describe('a standalone executor host over NATS JetStream', () => {
+  let nats: NatsServer | undefined;
+  let t: TestApp | undefined;
+  let host: ExecutorProcess | undefined;
+  afterAll(async () => {
+    await host?.stop();
+    await t?.stop();
+    await nats?.stop();
+  });
+
+  it('is listed live from its heartbeats with its GPUs, and once stopped its pool\'s tasks say when it was last seen', async () => {
+    nats = await startNats();
+    // Hosts announce every 5 s: stale after 3 s, the host is live for part of each beat and stale soon after it stops.
+    t = await startTestApp({ NATS_URL: nats.url, ATELIER_HOST_STALE_SECONDS: '3' });
+    await t.publishFixture('gpu-echo');
+    host = await startExecutorProcess(
+      { NATS_URL: nats.url, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken, ATELIER_DATA_DIR: path.join(t.dataDir, 'executor') },
+      [],
+      ['--pools', 'gpu-a100', '--gpus', '2', '--concurrency', '1'],
+    );
+    const api = t.api;
+    const { executorPools } = await until(() => api.gql(`{ executorPools { name health gpus capacity hosts { name executors } } }`).then((d) => d.executorPools[0]?.health === 'HEALTHY' && d), 'the host\'s heartbeat over NATS');
+    expect(executorPools).toEqual([{ name: 'gpu-a100', health: 'HEALTHY', gpus: 2, capacity: 1, hosts: [{ name: expect.any(String), executors: ['local', 'noop'] }] }]);
+
+    // A GPU task with no pool of its own is routed to the pool whose host advertised the GPUs, and runs there.
+    await t.createWorkflow({ name: 'on-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
+    const first = await api.gql(START, { w: 'on-gpus' });
+    const ran = await until(() => api.gql(RUN, { id: first.startRun.id }).then((d) => d.run.status === 'SUCCEEDED' && d.run), 'the GPU task on the standalone host');
+    expect(ran.tasks[0]).toMatchObject({ pool: 'gpu-a100', gpus: 2 });
+
+    await host.stop();
+    host = undefined;
+    const second = await api.gql(START, { w: 'on-gpus' });
+    const waiting = await until(
+      () => api.gql(RUN, { id: second.startRun.id }).then((d) => d.run.tasks[0].waitingReason?.startsWith('no live executor host serves pool gpu-a100') && d.run.tasks[0]),
+      'the reason the task waits',
+    );
+    expect(waiting.status).toBe('QUEUED');
+    expect(waiting.waitingReason).toMatch(/^no live executor host serves pool gpu-a100; last host seen \d+ s ago \(\S+\) — start one with `npx atelier executor --pools gpu-a100 --gpus 2`$/);
+  });
+});
+
+async function until<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
