@@ -1,15 +1,15 @@
 // Hot clusters and executor hosts as the control plane keeps them: host heartbeats recorded, hot clusters created
 // and ended (by users, or after their idle timeout), the hosts of a cluster's pool told to keep it warm until their
 // heartbeats agree, the leases tasks take on a cluster, and each attempt's provisioning and execution times.
-import { and, eq, inArray, isNotNull, isNull, ne, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
 import type { Bus } from '../bus/types';
 import { queryRows, type Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { hotClusterLeases, hotClusters, type HotCluster } from '../db/tables/executors';
+import { executorHosts, hotClusterLeases, hotClusters, type HotCluster } from '../db/tables/executors';
 import { tasks } from '../db/tables/runs';
 import { badInput, notFound } from '../errors';
-import { isLive, knownHosts, recordHeartbeat } from './routing';
+import { HOST_MEMORY_MS, isLive, knownHosts, recordHeartbeat } from './routing';
 
 export interface CreateHotClusterInput {
   name: string;
@@ -28,7 +28,7 @@ export interface HotClusterService {
   onHeartbeat(heartbeat: HostHeartbeat): Promise<void>;
   /** Leases and provisioning/execution times from a batch of executor events (idempotent). */
   recordEvents(events: ExecutorEvent[]): Promise<void>;
-  /** Ends clusters idle past their timeout. */
+  /** Ends clusters idle past their timeout, and forgets hosts silent for a day. */
   tick(): Promise<void>;
 }
 
@@ -166,6 +166,8 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
               and not exists (select 1 from hot_cluster_leases l where l.cluster_id = c.id and l.released_at is null)`,
       );
       for (const c of idle) await end(c.name, `idle for ${Math.round(Number(c.idle_timeout_ms) / 1000)} s`).catch(() => undefined);
+      // Every host process is a new row (a restart is a new id): rows of long-gone processes would pile up.
+      await db.delete(executorHosts).where(lt(executorHosts.lastSeenAt, new Date(at.getTime() - HOST_MEMORY_MS)));
     },
   };
 }

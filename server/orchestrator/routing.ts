@@ -16,6 +16,8 @@ export interface GpuRouting {
 }
 
 export const DEFAULT_GPU_POOL = 'gpu';
+/** How long a silent host is remembered (for "last host seen … ago"); hot-clusters.ts forgets it after. */
+export const HOST_MEMORY_MS = 24 * 3600_000;
 
 /** Keeps the latest heartbeat of a host. `seenAt` is the control plane's clock: hosts' clocks may drift. */
 export async function recordHeartbeat(db: Db, heartbeat: HostHeartbeat, seenAt: Date): Promise<void> {
@@ -38,7 +40,7 @@ export async function recordHeartbeat(db: Db, heartbeat: HostHeartbeat, seenAt: 
 }
 
 /** Every host heard from within `forgetMs`, most recently seen first. */
-export async function knownHosts(db: Db | Tx, now: Date, forgetMs = 24 * 3600_000): Promise<ExecutorHostRow[]> {
+export async function knownHosts(db: Db | Tx, now: Date, forgetMs = HOST_MEMORY_MS): Promise<ExecutorHostRow[]> {
   return db
     .select()
     .from(executorHosts)
