@@ -303,6 +303,7 @@ builder.mutationFields((t) => ({
       parameters: t.arg({ type: 'JSON' }),
       trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
       idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
+      hotCluster: t.arg.string({ description: 'Run the module nodes that name no hot cluster of their own on this one.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
@@ -313,6 +314,7 @@ builder.mutationFields((t) => ({
           parameters: jsonObject(args.parameters, 'parameters'),
           trigger: args.trigger ?? 'API',
           idempotencyKey: args.idempotencyKey ?? undefined,
+          hotCluster: args.hotCluster ?? undefined,
         },
         ctx.identity,
       );

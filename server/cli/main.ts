@@ -167,19 +167,20 @@ export function buildProgram(): Command {
     .option('--version <n>', 'workflow version to run', positiveInt)
     .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
+    .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .option('-q, --quiet', 'print only the run id')
-    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
+    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; hotCluster?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
       const { client } = connection(command);
       const { startRun } = await client.request<{ startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } } }>(
-        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key) {
+        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $hot: String) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, hotCluster: $hot) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
-        { workflow: name, version: opts.version ?? null, parameters: opts.param ?? {}, trigger: opts.trigger.toUpperCase(), key: opts.idempotencyKey ?? null },
+        { workflow: name, version: opts.version ?? null, parameters: opts.param ?? {}, trigger: opts.trigger.toUpperCase(), key: opts.idempotencyKey ?? null, hot: opts.hotCluster ?? null },
       );
       if (opts.quiet) console.log(startRun.id);
       else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);

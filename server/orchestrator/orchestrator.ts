@@ -30,6 +30,8 @@ export interface StartRunInput {
   trigger: Trigger;
   /** Starting again with the same key returns the first run instead of starting a second. */
   idempotencyKey?: string;
+  /** Run the module nodes that name no hot cluster of their own on this one. */
+  hotCluster?: string;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';
@@ -477,6 +479,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     /** For a nested workflow's run: the task that started it. */
     parent?: Pick<Task, 'id' | 'runId'>;
     stack?: string[];
+    hotCluster?: string;
   }
 
   async function createRun(tx: Tx, step: Step, input: CreateRun): Promise<Run> {
@@ -485,6 +488,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       pinned: input.pinned,
       overrides: input.overrides,
       stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
+      hotCluster: input.hotCluster,
     });
     let admitted = true;
     const maxActiveRuns = spec.concurrency?.maxActiveRuns;
@@ -587,7 +591,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       return await transact(async (tx, step) => {
         const { workflow, version } = await findWorkflow(tx, input.workflow, input.version);
         const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
-        return createRun(tx, step, { workflow, version, parameters, trigger: input.trigger, identity, idempotencyKey: input.idempotencyKey });
+        return createRun(tx, step, { workflow, version, parameters, trigger: input.trigger, identity, idempotencyKey: input.idempotencyKey, hotCluster: input.hotCluster });
       });
     } catch (error) {
       // Two requests with the same key at once: the loser returns the winner's run.

@@ -101,6 +101,8 @@ export interface PlanOptions {
   nested?: boolean;
   /** Checking a spec before any run: parameters without values yet are not checked against schemas. */
   partial?: boolean;
+  /** The hot cluster of module nodes that name none (startRun's `hotCluster`). */
+  hotCluster?: string;
 }
 
 const MAX_NESTING = 10;
@@ -123,7 +125,8 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
   const resolved = await resolveModuleRefs(tx, new Set(toResolve.map(refFor)));
   const details: ErrorDetail[] = [];
   const planned: PlannedTask[] = [];
-  const clusterNames = [...new Set(spec.tasks.map((t) => t.hotCluster).filter((n): n is string => !!n))];
+  const clusterOf = (task: TaskSpec) => task.hotCluster ?? options.hotCluster;
+  const clusterNames = [...new Set(spec.tasks.map(clusterOf).filter((n): n is string => !!n))];
   const clusters = new Map(
     (clusterNames.length ? await tx.select().from(hotClusters).where(and(inArray(hotClusters.name, clusterNames), ne(hotClusters.state, 'ENDED'))) : []).map((c) => [c.name, c]),
   );
@@ -194,11 +197,12 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
     const gpus = manifest.resources?.gpus ?? 0;
     let executor = task.executor ?? manifest.resources?.executor ?? defaults.executor;
     let pool = task.pool ?? manifest.resources?.pool;
-    const cluster = task.hotCluster ? clusters.get(task.hotCluster) : undefined;
-    if (task.hotCluster && (cluster || !options.partial)) {
+    const clusterName = clusterOf(task);
+    const cluster = clusterName ? clusters.get(clusterName) : undefined;
+    if (clusterName && (cluster || !options.partial)) {
       // A workflow may name a cluster that is only created before its runs: checked when a run starts.
       if (!cluster) {
-        details.push({ path: `tasks.${task.name}.hotCluster`, message: `no live hot cluster named ${task.hotCluster}; create it with \`npx atelier cluster create ${task.hotCluster} --executor ${executor}\` or see \`npx atelier cluster list\`` });
+        details.push({ path: `tasks.${task.name}.hotCluster`, message: `no live hot cluster named ${clusterName}; create it with \`npx atelier cluster create ${clusterName} --executor ${executor}\` or see \`npx atelier cluster list\`` });
         continue;
       }
       if (task.executor && task.executor !== cluster.executor) {
@@ -231,7 +235,7 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       executor,
       pool: pool ?? executor,
       gpus,
-      hotCluster: task.hotCluster ?? null,
+      hotCluster: cluster ? cluster.name : null,
     });
   }
   if (details.length) {

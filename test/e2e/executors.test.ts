@@ -90,8 +90,12 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     // the second task on the cluster reuses the unpacked module and the worker spawned behind the first
     const again = await runToEnd('hot');
     expect(again.tasks[0]).toMatchObject({ status: 'SUCCEEDED', provisioningMs: 0 });
+    // startRun's hotCluster puts the nodes that name none on the cluster
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "cold", hotCluster: "warm") { id } }`);
+    const onCluster = await until(() => run(startRun.id).then((r) => r.status === 'SUCCEEDED' && r), 'the cold workflow on the hot cluster');
+    expect(onCluster.tasks[0]).toMatchObject({ hotCluster: 'warm', provisioningMs: 0 });
     const leases = await t.app.database.db.select().from(hotClusterLeases);
-    expect(leases).toHaveLength(2);
+    expect(leases).toHaveLength(3);
     expect(leases.every((l) => l.releasedAt !== null)).toBe(true);
 
     const { endHotCluster } = await t.api.gql(`mutation { endHotCluster(name: "warm") { state message } }`);
