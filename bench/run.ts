@@ -4,6 +4,7 @@ import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
+import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
@@ -23,6 +24,8 @@ async function main() {
     rows.push(...(await modulesBench()));
     console.log('cache: a 1,000-task workflow run twice with the same inputs…');
     rows.push(...(await cacheBench(infra)));
+    console.log('executors: one task cold vs on a local hot cluster, 20 runs each…');
+    rows.push(...(await executorsBench()));
   } finally {
     await nats.stop();
     await pg.stop();

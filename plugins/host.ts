@@ -1,10 +1,12 @@
 // The executor host runtime: takes task attempts from the bus for its pools, drives one executor per attempt
 // (submit → wait → cancel → finalize), reports everything as events, and acks only once the result is published.
+import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import type { Bus, Delivery, Subscription } from '../server/bus/types';
-import type { CancelMessage, ExecutorEvent, TaskOutcome } from './protocol';
+import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskOutcome } from './protocol';
 import type { ExecutorRegistry } from './registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from './sdk';
 
@@ -29,6 +31,10 @@ export interface ExecutorHostOptions {
   logBatch?: { bytes: number; ms: number };
   /** Most log bytes published per attempt; past it one truncation notice is logged and the rest dropped. */
   maxLogBytes?: number;
+  /** GPUs a task may use on this host (default 0): advertised so GPU tasks are routed to its pools. */
+  gpus?: number;
+  /** How often the host announces itself to the control plane (default 5 s). */
+  announceMs?: number;
   /** Where host-side problems go (a failed event publish, a failed workdir removal). Default: console.warn. */
   warn?: (message: string) => void;
 }
@@ -67,6 +73,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer 
 const SEQ_BLOCK = 2 ** 32;
 const RESULT_PUBLISH_TRIES = 5;
 
+const VERSION: string = createRequire(import.meta.url)('../package.json').version;
+
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const safePathPart = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
@@ -88,6 +96,14 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   let busy = 0;
   let subscriptions: Subscription[] = [];
   let cancelSubscription: Subscription | undefined;
+  let clusterSubscription: Subscription | undefined;
+  let announcer: NodeJS.Timeout | undefined;
+  const hostId = randomUUID();
+  const startedAt = new Date().toISOString();
+  /** Hot clusters an executor here holds warm, by name. */
+  const warm = new Map<string, Executor>();
+  /** Hot clusters being started: a repeated start command meanwhile is ignored. */
+  const starting = new Set<string>();
   let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
 
   function onCancel(message: CancelMessage) {
@@ -95,6 +111,46 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     if (!attempt) return; // broadcast: the attempt runs on another host (or already ended)
     attempt.cancelNote ??= message.reason;
     abortAttempt(attempt, 'cancelled');
+  }
+
+  function announce() {
+    const heartbeat: HostHeartbeat = {
+      hostId,
+      host,
+      executors: registry.names(),
+      pools: options.pools,
+      capacity: maxConcurrency,
+      running: attempts.size,
+      gpus: options.gpus ?? 0,
+      hotClusters: [...warm.keys()],
+      hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
+      version: VERSION,
+      startedAt,
+      at: new Date().toISOString(),
+    };
+    return bus.publishControl('host-heartbeat', heartbeat).catch((err) => warn(`announcing the host failed: ${errorMessage(err)}`));
+  }
+
+  /** Hot-cluster commands are broadcast to every host: a start concerns hosts serving the cluster's pool with its
+   * executor; an end, whichever host holds the cluster. */
+  async function onClusterCommand(command: HotClusterCommand) {
+    if (state !== 'running') return;
+    const held = warm.get(command.name);
+    const executor = command.action === 'end' ? held : options.pools.includes(command.pool) && registry.names().includes(command.executor) ? registry.get(command.executor) : undefined;
+    if (!executor || (command.action === 'start' && (held || starting.has(command.name) || !executor.startHotCluster))) return;
+    try {
+      if (command.action === 'start') {
+        starting.add(command.name);
+        await executor.startHotCluster!({ name: command.name, pool: command.pool, spec: command.spec }).finally(() => starting.delete(command.name));
+        warm.set(command.name, executor);
+      } else {
+        warm.delete(command.name);
+        await executor.endHotCluster?.(command.name);
+      }
+      await announce(); // tell the control plane now rather than at the next beat
+    } catch (err) {
+      warn(`${executor.name}: hot cluster ${command.name}: ${command.action} failed: ${errorMessage(err)}`);
+    }
   }
 
   function abortAttempt(attempt: Attempt, reason: AbortReason) {
@@ -404,11 +460,16 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       state = 'running';
       await mkdir(workRoot, { recursive: true });
       cancelSubscription = await bus.subscribeCancel(onCancel);
+      clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
         subscriptions.push(
           await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: maxConcurrency }),
         );
       }
+      // Announced once subscribed, so the control plane never routes to a host that could not yet take work.
+      await announce();
+      announcer = setInterval(() => void announce(), options.announceMs ?? 5_000);
+      announcer.unref();
     },
 
     async stop() {
@@ -417,6 +478,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
         return;
       }
       state = 'stopping';
+      clearInterval(announcer);
       // Stop taking work and stop what runs at once, without awaiting the subscriptions first: a bus may wait
       // for handlers in flight before its stop() resolves.
       const stopping = subscriptions.map((s) => s.stop().catch((err) => warn(`stopping a subscription failed: ${errorMessage(err)}`)));
@@ -425,6 +487,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       for (const attempt of running) abortAttempt(attempt, 'shutdown');
       await Promise.all([...stopping, ...running.map((a) => a.done)]);
       await cancelSubscription?.stop().catch(() => undefined);
+      await clusterSubscription?.stop().catch(() => undefined);
+      const held = [...warm];
+      warm.clear();
+      await Promise.all(held.map(([name, e]) => e.endHotCluster?.(name).catch((err) => warn(`ending hot cluster ${name} failed: ${errorMessage(err)}`))));
       const executors = registry.names().map((name) => registry.get(name));
       await Promise.all(
         executors.map((e) => e.close?.().catch((err) => warn(`closing executor ${e.name} failed: ${errorMessage(err)}`))),

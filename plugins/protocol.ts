@@ -26,6 +26,8 @@ export interface TaskMessage {
   timeoutMs: number;
   /** Per-executor settings, namespaced by executor name (STYLE.md §5). */
   settings: Record<string, unknown>;
+  /** The hot cluster this attempt runs on (see HotClusterCommand): the executor skips provisioning. */
+  hotCluster?: string;
   enqueuedAt: string;
 }
 
@@ -44,6 +46,9 @@ export interface TaskOutcome {
   /** The failure was the platform's, not the user's: it does not consume the user's retries. */
   systemFailure?: boolean;
   outputs?: Record<string, unknown>;
+  /** Time spent getting compute ready (unpacking and spawning, a cluster or pod starting) before the module
+   * ran; 0 on a hot cluster. The rest of the attempt's duration is recorded as execution time. */
+  provisioningMs?: number;
 }
 
 interface EventBase {
@@ -74,3 +79,43 @@ export interface CancelMessage {
 }
 
 export const taskMessageId = (taskId: string, attempt: number) => `${taskId}:${attempt}`;
+
+/**
+ * What an executor host announces about itself every few seconds (broadcast, not durable): the control plane
+ * keeps the latest per host and marks a host stale once its announcements stop.
+ */
+export interface HostHeartbeat {
+  /** Unique per host process (a restart is a new id). */
+  hostId: string;
+  host: string;
+  executors: string[];
+  pools: string[];
+  /** Most attempts the host runs at once, and how many run now. */
+  capacity: number;
+  running: number;
+  /** GPUs the host can give a task (0: none); tasks asking for more GPUs are not routed to its pools. */
+  gpus: number;
+  /** Hot clusters this host keeps warm right now, and the executors here that can keep one. */
+  hotClusters: string[];
+  hotClusterExecutors: string[];
+  version: string;
+  startedAt: string;
+  at: string;
+}
+
+/** The control plane asks the hosts of a pool to keep a hot cluster warm, or to let it go. Resent until the
+ * hosts' heartbeats agree, so a host that starts later (or missed one) still converges. */
+export interface HotClusterCommand {
+  action: 'start' | 'end';
+  name: string;
+  executor: string;
+  pool: string;
+  /** Executor-specific: `{ workers }` for local, `{ clusterId }` for Databricks, `{ replicas }` for Kubernetes. */
+  spec: Record<string, unknown>;
+}
+
+/** Best-effort broadcasts between the control plane and executor hosts, by topic. */
+export interface ControlTopics {
+  'host-heartbeat': HostHeartbeat;
+  'hot-cluster': HotClusterCommand;
+}

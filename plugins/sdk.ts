@@ -6,6 +6,13 @@ import type { TaskMessage, TaskOutcome } from './protocol';
 
 export type { TaskMessage, TaskOutcome, TerminalState } from './protocol';
 
+/** A hot cluster as an executor is asked to keep it: its name, pool and executor-specific spec. */
+export interface HotClusterSpec {
+  name: string;
+  pool: string;
+  spec: Record<string, unknown>;
+}
+
 /** Why the host asked an attempt to stop. */
 export type AbortReason = 'cancelled' | 'timeout' | 'shutdown';
 
@@ -65,6 +72,16 @@ export interface Executor<Handle = unknown> {
 
   /** Always runs once `wait` has settled (or `submit` failed): release what the attempt holds. */
   finalize?(handle: Handle | undefined, task: TaskMessage, outcome: TaskOutcome): Promise<void>;
+
+  /**
+   * Keep compute warm for a hot cluster until `endHotCluster`: tasks whose message names it (`task.hotCluster`)
+   * then run without provisioning and report `provisioningMs: 0`. Called by the host when the control plane asks
+   * (again after a host restart); must be idempotent per name. Executors without it run such tasks cold.
+   */
+  startHotCluster?(cluster: HotClusterSpec): Promise<void>;
+
+  /** Let a hot cluster go. Idempotent; attempts already running on it finish first or are left to `cancel`. */
+  endHotCluster?(name: string): Promise<void>;
 
   /** Release executor-wide resources when the host stops. */
   close?(): Promise<void>;

@@ -106,7 +106,11 @@ export function executorContract(name: string, setup: () => ContractSetup | Prom
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const toRunning = median(runs.map((r) => r.runningAt - r.submittedAt));
       const toResult = median(runs.map((r) => r.resultAt - r.runningAt));
-      console.log(`testkit[${name}] overhead: submit→running ${toRunning} ms, running→result ${toResult} ms (median of ${runs.length})`);
+      // The time the executor says went on getting compute ready (in submit for a local process, in wait for a remote
+      // cluster), when it reports one.
+      const provisioning = runs.map((r) => r.result.outcome.provisioningMs).filter((ms): ms is number => typeof ms === 'number');
+      const provisioningNote = provisioning.length ? `; provisioning ${median(provisioning)} ms as the executor reported` : '';
+      console.log(`testkit[${name}] overhead: submit→running ${toRunning} ms, running→result ${toResult} ms${provisioningNote} (median of ${runs.length})`);
     });
 
     it('fails permanently: FAILED, not marked retryable', async () => {

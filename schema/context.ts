@@ -7,6 +7,7 @@ import type { TaskCache } from '../server/cache/store';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
+import type { ExecutorHostRow } from '../server/db/tables/executors';
 import { identities } from '../server/db/tables/identities';
 import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleTagEvent, type ModuleVersion } from '../server/db/tables/modules';
 import { namespaces, teamMembers, teams, type Team, type TeamMember } from '../server/db/tables/teams';
@@ -15,7 +16,9 @@ import { taskEvents, type TaskEvent } from '../server/db/tables/task-events';
 import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../server/db/tables/workflows';
 import type { RunFeed } from '../server/feed';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
+import type { HotClusterService } from '../server/orchestrator/hot-clusters';
 import type { PlanDefaults } from '../server/orchestrator/plan';
+import { knownHosts } from '../server/orchestrator/routing';
 
 export interface Services {
   db: Db;
@@ -27,6 +30,7 @@ export interface Services {
   cache: TaskCache;
   /** Whether a run started by an identity may reuse a result computed by a source run. */
   mayReuse: (identity: Identity | null, source: Run) => boolean;
+  hotClusters: HotClusterService;
 }
 
 export interface Context {
@@ -121,6 +125,11 @@ export function createLoaders(db: Db) {
     workflow: byId<Workflow>((ids) => db.select().from(workflows).where(inArray(workflows.id, ids))),
     workflowVersion: byId<WorkflowVersion>((ids) => db.select().from(workflowVersions).where(inArray(workflowVersions.id, ids))),
     identity: byId<Identity>((ids) => db.select().from(identities).where(inArray(identities.id, ids))),
+    /** Every recently seen executor host (one key: there are few hosts, and each task's waitingReason needs them). */
+    hosts: new DataLoader<'all', ExecutorHostRow[]>(async (keys) => {
+      const hosts = await knownHosts(db, new Date());
+      return keys.map(() => hosts);
+    }),
   };
 }
 export type Loaders = ReturnType<typeof createLoaders>;

@@ -9,5 +9,6 @@ import './types/runs';
 import './types/schedules';
 import './types/datasets';
 import './types/cache';
+import './types/executors';
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -28,7 +28,9 @@ import { openDatabase, type Database } from './db/client';
 import { AtelierError } from './errors';
 import { createRunFeed, type FeedEvent } from './feed';
 import { createOutboxRelay } from './outbox';
+import { createHotClusterService } from './orchestrator/hot-clusters';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
+import { DEFAULT_GPU_POOL } from './orchestrator/routing';
 import { createScheduler } from './scheduler/scheduler'; // scheduler
 import { serveStatic } from './http/static';
 import { buildFromGit, parsePushEvent, verifySignature } from './modules/git-hook';
@@ -64,7 +66,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // With NATS, live events go through the bus so subscribers on every replica see them.
   const feed = createRunFeed(bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined);
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
-  const planDefaults = { timeoutMs: config.defaultTaskTimeoutMs, executor: 'local' };
+  const planDefaults = {
+    timeoutMs: config.defaultTaskTimeoutMs,
+    executor: 'local',
+    gpuRouting: { gpuPools: config.gpuPools, fallbackPool: DEFAULT_GPU_POOL },
+    hostStaleMs: config.hostStaleMs,
+  };
   // An owner's reservation lives as long as its host may stay silent before the task is presumed lost.
   const cache = createTaskCache({ objects: store, reservationTtlMs: config.heartbeatTimeoutMs, maxBytes: config.cacheMaxBytes });
   const mayReuse = options.mayReuse ?? readableBy;
@@ -80,7 +87,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   // scheduler: cron schedules start runs; on Postgres only the replica holding the advisory lock fires them
   const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });
-  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache, mayReuse };
+  const hotClusters = createHotClusterService({ db, bus, hostStaleMs: config.hostStaleMs });
+  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
 
   const adminToken = await seedAdmin(database, config);
 
@@ -93,6 +101,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       hostName: `${defaultHostName()}-embedded`,
       artifacts: { fetch: (digest) => store.path(digest) },
       workRoot: path.join(config.dataDir, 'work'),
+      gpus: config.executorGpus,
       warn: (m) => log(`executor host: ${m}`),
     });
   }
@@ -122,6 +131,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let wss: WebSocketServer | undefined;
   let eventsSubscription: Subscription | undefined;
   let feedSubscription: Subscription | undefined;
+  let heartbeatSubscription: Subscription | undefined;
   let ticker: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
   const dashboardsDir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dashboards');
@@ -221,7 +231,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       eventsSubscription = await bus.consumeEvents(
         async (deliveries) => {
           try {
-            await orchestrator.recordEvents(deliveries.map((d) => d.data));
+            const events = deliveries.map((d) => d.data);
+            await orchestrator.recordEvents(events);
+            await hotClusters.recordEvents(events);
             await Promise.all(deliveries.map((d) => d.ack()));
           } catch (error) {
             log(`recording ${deliveries.length} executor events failed, will retry: ${(error as Error).message}`);
@@ -230,12 +242,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         },
         { durable: 'control-plane', maxBatch: 512, maxInFlight: 4096, ackWaitMs: 30_000 },
       );
+      heartbeatSubscription = await bus.subscribeControl('host-heartbeat', (heartbeat) => {
+        hotClusters.onHeartbeat(heartbeat).catch((e) => log(`recording the heartbeat of host ${heartbeat.host}: ${(e as Error).message}`));
+      });
       relay.start();
       scheduler.start(); // scheduler
       ticker = setInterval(() => {
         if (ticking) return; // a slow tick is never overlapped by the next
         ticking = orchestrator
           .tick()
+          .then(() => hotClusters.tick())
           .catch((e) => log(`orchestrator tick: ${(e as Error).message} (will retry)`))
           .finally(() => (ticking = undefined));
       }, config.tickMs);
@@ -307,6 +323,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await host?.stop();
       await eventsSubscription?.stop();
       await feedSubscription?.stop();
+      await heartbeatSubscription?.stop();
       await relay.stop();
       await bus.close();
       await database.close();

@@ -24,6 +24,12 @@ export interface Config {
   poolLimits: Record<string, number>;
   /** A running task whose host sent nothing for this long is presumed lost and retried. */
   heartbeatTimeoutMs: number;
+  /** An executor host silent for this long is stale: not counted as live when routing and listing. */
+  hostStaleMs: number;
+  /** Declared GPU pools, GPUs per host (`ATELIER_GPU_POOLS=gpu-a100=8,gpu-t4=1`); see orchestrator/routing.ts. */
+  gpuPools: Record<string, number>;
+  /** GPUs the embedded executor host advertises. */
+  executorGpus: number;
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
   tickMs: number;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
@@ -71,10 +77,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
     publicUrl: env.ATELIER_PUBLIC_URL || undefined,
-    poolLimits: parsePoolLimits(env.ATELIER_POOL_LIMITS),
+    poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', 60, 1) * 1000,
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
+    hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', 15, 1) * 1000,
+    gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),
+    executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
     logLevel,
     gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
@@ -82,14 +91,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-function parsePoolLimits(raw: string | undefined): Record<string, number> {
-  const limits: Record<string, number> = {};
+function parsePoolCounts(name: string, raw: string | undefined, example: string): Record<string, number> {
+  const counts: Record<string, number> = {};
   for (const part of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const m = /^([A-Za-z0-9_.-]+)=(\d+)$/.exec(part);
-    if (!m || Number(m[2]) < 1) throw new ConfigError(`ATELIER_POOL_LIMITS: "${part}" should look like pool=N with N ≥ 1 (e.g. gpu=2,local=8).`);
-    limits[m[1]!] = Number(m[2]);
+    if (!m || Number(m[2]) < 1) throw new ConfigError(`${name}: "${part}" should look like pool=N with N ≥ 1 (e.g. ${example}).`);
+    counts[m[1]!] = Number(m[2]);
   }
-  return limits;
+  return counts;
 }
 
 export const defaultHostName = () => `${os.hostname()}-${process.pid}`;

@@ -120,8 +120,9 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
     if (view.phase === 'terminated' && view.outcome) {
       const output = await fetchOutput(run, runId, http, shutdown, say);
       if (output) streamOutput(output, ctx, say);
-      reportTimings(run, handle, pageUrl, provisioningAt, runningAt, ctx);
-      return describe(view.outcome, runId, output, pageUrl);
+      const provisioningMs = reportTimings(run, handle, pageUrl, provisioningAt, runningAt, ctx);
+      const outcome = describe(view.outcome, runId, output, pageUrl);
+      return provisioningMs === undefined ? outcome : { ...outcome, provisioningMs };
     }
     if (cancelSeenAt !== undefined) {
       // runs/cancel is asynchronous: TERMINATING is Databricks' word that the run is stopping.
@@ -206,7 +207,10 @@ function handleProtocolLine(json: string, ctx: TaskContext, say: (line: string) 
   for (const [name, value] of Object.entries(obj(m.outputs))) ctx.output(name, value);
 }
 
-/** Provisioning and execution time as Databricks measured them (or as we saw them), so a hot cluster's saving shows. */
+/**
+ * Provisioning and execution time as Databricks measured them (or as we saw them), so a hot cluster's saving shows;
+ * returns the provisioning time for the attempt's outcome.
+ */
 function reportTimings(
   run: Record<string, unknown>,
   handle: { runId: number; cluster: ClusterKind },
@@ -214,7 +218,7 @@ function reportTimings(
   provisioningAt: number | undefined,
   runningAt: number | undefined,
   ctx: TaskContext,
-) {
+): number | undefined {
   const task = obj(Array.isArray(run.tasks) ? run.tasks[0] : undefined);
   const observed = provisioningAt !== undefined && runningAt !== undefined ? runningAt - provisioningAt : undefined;
   const provisioningMs = num(task.setup_duration) ?? num(run.setup_duration) ?? observed;
@@ -233,6 +237,7 @@ function reportTimings(
   if (provisioningMs !== undefined) metrics.provisioning_ms = provisioningMs;
   if (executionMs !== undefined) metrics.execution_ms = executionMs;
   if (Object.keys(metrics).length > 0) ctx.metric(metrics);
+  return provisioningMs;
 }
 
 function describe(outcome: TaskOutcome, runId: number, output: Record<string, unknown> | undefined, pageUrl: string | undefined): TaskOutcome {

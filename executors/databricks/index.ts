@@ -80,6 +80,8 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
   const upload = options.upload ?? createVolumesUpload(http, stagingDir!);
   const uploads = new Map<string, Promise<string>>();
   const controls = new Map<number, RunControl>();
+  /** Hot clusters: an all-purpose cluster per name, whose id tasks on it are submitted with. */
+  const hotClusters = new Map<string, string>();
   let lifetime = new AbortController();
 
   const controlOf = (runId: number) => {
@@ -134,6 +136,12 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
     async submit(task, ctx) {
       const parsed = parseTaskSettings((task.settings ?? {}).databricks);
       if ('error' in parsed) return refused('invalid-settings', parsed.error, false);
+      const hotClusterId = task.hotCluster ? hotClusters.get(task.hotCluster) : undefined;
+      if (hotClusterId) {
+        // The hot cluster replaces whatever cluster the task's settings would have asked for.
+        const { new_cluster: _n, instance_pool_id: _p, ...rest } = parsed.settings;
+        parsed.settings = { ...rest, existing_cluster_id: hotClusterId };
+      }
       let moduleDir: string;
       try {
         moduleDir = await uploadOnce(task.module.digest, ctx);
@@ -187,6 +195,20 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
 
     async finalize(handle) {
       if (handle && handle.runId !== null) controls.delete(handle.runId);
+    },
+
+    // A Databricks hot cluster is an all-purpose cluster the workspace already has (its own auto-termination ends
+    // it when idle): tasks on it are submitted with `existing_cluster_id` and start without a cluster launch.
+    async startHotCluster(cluster) {
+      const clusterId = cluster.spec.clusterId;
+      if (typeof clusterId !== 'string' || clusterId.trim() === '') {
+        throw fail(`hot cluster ${cluster.name}: spec.clusterId must name an all-purpose cluster (e.g. { "clusterId": "0923-164208-meows279" })`);
+      }
+      hotClusters.set(cluster.name, clusterId.trim());
+    },
+
+    async endHotCluster(name) {
+      hotClusters.delete(name);
     },
 
     async close() {

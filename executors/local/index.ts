@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { applyProgressLine } from '../../plugins/progress-lines';
 import { defineExecutor, type AbortReason, type Executor, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
+import { createWarmPool, type WarmPool } from './warm-pool';
 
 export interface LocalExecutorOptions {
   /** Time between SIGTERM and SIGKILL when stopping a module. */
@@ -38,6 +39,10 @@ interface AttemptState {
   /** Our SIGKILL followed, the grace period having passed. */
   killedAfterGrace: boolean;
   killTimer?: NodeJS.Timeout;
+  /** Unpacking and spawning before the module ran; 0 when a hot cluster's warm worker took it. */
+  provisioningMs?: number;
+  /** The hot cluster whose worker runs the attempt. */
+  warmPool?: WarmPool;
 }
 
 const runtimes: Record<string, { command: () => string; args: (file: string) => string[] }> = {
@@ -60,6 +65,8 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
   const graceMs = options.graceMs ?? 5_000;
   const maxLogLineBytes = options.maxLogLineBytes ?? 16 * 1024;
   const attempts = new Map<string, AttemptState>();
+  /** Hot clusters held warm here, by name. */
+  const warmPools = new Map<string, Promise<WarmPool>>();
   const keyOf = (task: TaskMessage) => `${task.taskId}:${task.attempt}`;
 
   async function launch(task: TaskMessage, ctx: TaskContext, state: AttemptState): Promise<LocalHandle> {
@@ -68,11 +75,16 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     const spec = runtimes[runtime];
     if (!spec) return failed(`unknown runtime "${runtime}" for entrypoint "${entrypoint}" of ${ref} (known: ${Object.keys(runtimes).join(', ')})`);
 
-    const moduleDir = path.join(ctx.workdir, 'module');
+    const provisioningFrom = performance.now();
+    // A hot cluster's worker runs node modules only; anything else (or a cluster not warm here) runs cold.
+    const warm = task.hotCluster && runtime === 'node' ? await warmPools.get(task.hotCluster)?.catch(() => undefined) : undefined;
+    const moduleDir = warm ? await warm.moduleDir(task.module.digest, () => ctx.artifactPath()) : path.join(ctx.workdir, 'module');
     const outputDir = path.join(ctx.workdir, 'outputs');
-    await mkdir(moduleDir, { recursive: true });
     await mkdir(outputDir, { recursive: true });
-    await tar.x({ file: await ctx.artifactPath(), cwd: moduleDir, preserveOwner: false, strict: true });
+    if (!warm) {
+      await mkdir(moduleDir, { recursive: true });
+      await tar.x({ file: await ctx.artifactPath(), cwd: moduleDir, preserveOwner: false, strict: true });
+    }
 
     const file = path.resolve(moduleDir, entrypoint);
     if (!file.startsWith(moduleDir + path.sep)) return failed(`entrypoint "${entrypoint}" of ${ref} points outside the module`);
@@ -93,6 +105,16 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     });
 
     const command = spec.command();
+    if (warm) {
+      state.warmPool = warm;
+      const child = await warm.run({ file, cwd: moduleDir, env });
+      state.exited = exitOf(child, state);
+      state.child = child;
+      follow(state);
+      // The unpacked module and a started process were waiting: nothing was provisioned for this attempt.
+      state.provisioningMs = 0;
+      return { pid: child.pid!, pgid: child.pid!, startTime: await readStartTime(child.pid!) };
+    }
     const child = spawn(command, spec.args(file), {
       cwd: moduleDir,
       env,
@@ -100,12 +122,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     child.on('error', () => undefined); // a failed spawn is reported below; later errors (a failed kill) are not fatal
-    state.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        state.hasExited = true;
-        resolve({ code, signal });
-      }),
-    );
+    state.exited = exitOf(child, state);
     try {
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
@@ -115,6 +132,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       return failed(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${command}): ${errorMessage(err)}`);
     }
     state.child = child;
+    state.provisioningMs = Math.round(performance.now() - provisioningFrom);
     // Read from the start: Node discards pipe data that nobody listens to once the child exits, and a module
     // that fills a pipe nobody reads would block.
     follow(state);
@@ -213,7 +231,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       state.sink = ctx;
       const { code, signal } = await state.exited;
       await drained(state.child, DRAIN_MS);
-      return outcomeOf(state, code, signal);
+      return { ...outcomeOf(state, code, signal), provisioningMs: state.provisioningMs };
     },
 
     async cancel(handle, task, reason) {
@@ -243,10 +261,34 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       // The module's leader may be done while a background grandchild lingers: the attempt owns the whole group.
       if (handle && handle.pid !== null) await killGroup(handle);
       for (const stream of state?.child?.stdio ?? []) (stream as Readable | null)?.destroy();
+      state?.warmPool?.release();
       attempts.delete(key);
     },
 
+    async startHotCluster(cluster) {
+      if (warmPools.has(cluster.name)) return;
+      const workers = cluster.spec.workers ?? 2;
+      if (!Number.isInteger(workers) || (workers as number) < 1 || (workers as number) > 64) {
+        throw new Error(`hot cluster ${cluster.name}: spec.workers must be a whole number from 1 to 64 (got ${JSON.stringify(workers)})`);
+      }
+      const pool = createWarmPool(cluster.name, workers as number);
+      warmPools.set(cluster.name, pool);
+      await pool.catch((err) => {
+        warmPools.delete(cluster.name);
+        throw err;
+      });
+    },
+
+    async endHotCluster(name) {
+      const pool = warmPools.get(name);
+      warmPools.delete(name);
+      await (await pool?.catch(() => undefined))?.end();
+    },
+
     async close() {
+      const pools = [...warmPools.values()];
+      warmPools.clear();
+      await Promise.all(pools.map((p) => p.then((pool) => pool.end(), () => undefined)));
       const states = [...attempts.values()];
       attempts.clear();
       await Promise.all(
@@ -258,6 +300,15 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       );
     },
   });
+}
+
+function exitOf(child: ChildProcess, state: AttemptState): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      state.hasExited = true;
+      resolve({ code, signal });
+    }),
+  );
 }
 
 /** A process started by an earlier host process: its pipes are gone, so only its end can be observed. */

@@ -309,6 +309,7 @@ builder.mutationFields((t) => ({
       useModules: t.arg.stringList({ description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.' }),
       domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s own domain. Nested runs, clones and reruns keep it.' }),
       refreshCache: t.arg.boolean({ defaultValue: false, description: 'Execute every cacheable task even when its result is cached, replacing the entries.' }),
+      hotCluster: t.arg.string({ description: 'Run the module nodes that name no hot cluster of their own on this one.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
@@ -322,6 +323,7 @@ builder.mutationFields((t) => ({
           useModules: args.useModules ?? undefined,
           domain: args.domain ?? undefined,
           refreshCache: args.refreshCache ?? false,
+          hotCluster: args.hotCluster ?? undefined,
         },
         ctx.identity,
       );

@@ -5,7 +5,19 @@ import type { Identity } from '../db/tables/identities';
 import { forbidden } from '../errors';
 
 export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
-export type SubjectType = 'all' | 'Module' | 'ModuleVersion' | 'Workflow' | 'Run' | 'Task' | 'Identity' | 'Team' | 'Namespace' | 'Dataset';
+export type SubjectType =
+  | 'all'
+  | 'Module'
+  | 'ModuleVersion'
+  | 'Workflow'
+  | 'Run'
+  | 'Task'
+  | 'Identity'
+  | 'Team'
+  | 'Namespace'
+  | 'Dataset'
+  | 'ExecutorHost'
+  | 'HotCluster';
 
 /** A team as an ability sees it: who may change its membership and its namespaces. */
 export interface TeamSubject {
@@ -37,7 +49,7 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAb
       can('manage', 'all');
       break;
     case 'member':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset', 'ExecutorHost', 'HotCluster']);
       can('publish', 'Module');
       // A namespace is written only by its owning team's members (people and the team's CI service accounts).
       can('publish', 'Namespace', { writers: identity.id });
@@ -45,9 +57,10 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAb
       can('update', 'Team', { maintainers: identity.id });
       can(['create', 'update'], 'Workflow');
       can(['start', 'cancel'], 'Run');
+      can(['create', 'update'], 'HotCluster');
       break;
     case 'viewer':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset']);
+      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset', 'ExecutorHost', 'HotCluster']);
       break;
   }
   return build();

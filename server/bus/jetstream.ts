@@ -12,7 +12,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { connect, createInbox, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
-import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { Batcher, retryDelayMs, taskConsumerName } from './util';
 import type { Bus, Delivery, Subscription } from './types';
 
@@ -60,6 +60,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     tasks: (pool: string) => `${root}.tasks.${subjectToken(pool)}`,
     events: (runId: string) => `${root}.events.${subjectToken(runId)}`,
     cancel: `${root}.control.cancel`,
+    control: (topic: keyof ControlTopics) => `${root}.control.${topic}`,
     feed: `${root}.feed`,
   };
   const dedupeWindow = nanos(options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS);
@@ -256,6 +257,16 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
 
     subscribeCancel(handler) {
       return subscribeBroadcast<CancelMessage>(subjects.cancel, handler);
+    },
+
+    async publishControl(topic, message) {
+      assertOpen();
+      nc.publish(subjects.control(topic), JSON.stringify(message));
+      await nc.flush();
+    },
+
+    subscribeControl(topic, handler) {
+      return subscribeBroadcast(subjects.control(topic), handler);
     },
 
     publishFeed(events) {

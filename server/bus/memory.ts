@@ -1,6 +1,6 @@
 // The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
-import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
 import { Batcher, Deduper, Deque, retryDelayMs, taskConsumerName } from './util';
 
@@ -81,6 +81,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   const subscriptions = new Set<Subscription>();
   const cancelHandlers = new Set<(message: CancelMessage) => void>();
   const feedHandlers = new Set<(events: unknown[]) => void>();
+  const controlHandlers = new Map<keyof ControlTopics, Set<(message: unknown) => void>>();
 
   function assertOpen() {
     if (closed) throw new Error('the memory bus is closed');
@@ -183,6 +184,34 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       return track(subscription);
     },
 
+    async publishControl(topic, message) {
+      assertOpen();
+      const payload = JSON.stringify(message);
+      for (const handler of controlHandlers.get(topic) ?? []) {
+        queueMicrotask(() => {
+          try {
+            handler(JSON.parse(payload));
+          } catch {
+            // as with cancels: one failing handler must not stop the broadcast
+          }
+        });
+      }
+    },
+
+    async subscribeControl(topic, handler) {
+      assertOpen();
+      const wrapped = (message: unknown) => handler(message as never);
+      if (!controlHandlers.has(topic)) controlHandlers.set(topic, new Set());
+      controlHandlers.get(topic)!.add(wrapped);
+      const subscription: Subscription = {
+        async stop() {
+          controlHandlers.get(topic)?.delete(wrapped);
+          subscriptions.delete(subscription);
+        },
+      };
+      return track(subscription);
+    },
+
     publishFeed(events) {
       if (closed) return;
       // One process: every subscriber shares the same event objects, as the feed's own fan-out does.
@@ -213,6 +242,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       closed = true;
       await Promise.all([...subscriptions].map((s) => s.stop()));
       cancelHandlers.clear();
+      controlHandlers.clear();
       feedHandlers.clear();
       for (const pool of pools.values()) pool.consumer.close();
       for (const { consumer } of durables.values()) consumer.close();

@@ -8,9 +8,10 @@
 //   dedupe window delivers it once.
 // - Events: an append-only stream (EVENTS, subject `atelier.events.<runId>`) read by durable consumers
 //   with explicit ack; delivery is at least once, so consumers record idempotently.
-// - Control: best-effort broadcast to every host (cancel requests). Not durable: the control plane resends.
+// - Control: best-effort broadcast to every host (cancel requests) and, by topic, host heartbeats and hot-cluster
+//   commands. Not durable: the control plane resends and hosts announce themselves again.
 // - Feed: best-effort broadcast of live run events to every control-plane replica.
-import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 
 export interface Delivery<T> {
   readonly data: T;
@@ -63,6 +64,10 @@ export interface Bus {
   /** Broadcast a cancel request to every host. */
   publishCancel(message: CancelMessage): Promise<void>;
   subscribeCancel(handler: (message: CancelMessage) => void): Promise<Subscription>;
+
+  /** Broadcast a control message on a topic to every subscriber of that topic. */
+  publishControl<K extends keyof ControlTopics>(topic: K, message: ControlTopics[K]): Promise<void>;
+  subscribeControl<K extends keyof ControlTopics>(topic: K, handler: (message: ControlTopics[K]) => void): Promise<Subscription>;
 
   /**
    * Best-effort fan-out to every control-plane replica: the live run events that subscriptions show, so a

@@ -13,6 +13,8 @@ export interface ExecutorCommandOptions {
   url: string;
   token: string | null;
   pools: string[];
+  /** GPUs a task may use on this host (advertised in its heartbeats). */
+  gpus?: number;
   concurrency?: number;
   env?: NodeJS.ProcessEnv;
 }
@@ -55,6 +57,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     artifacts: createHttpArtifactSource({ url: options.url, token: options.token, cacheDir: path.join(dataDir, 'executor-cache') }),
     workRoot: path.join(dataDir, 'work'),
     maxConcurrency: options.concurrency,
+    gpus: options.gpus,
   });
 
   let stopping = false;
@@ -78,7 +81,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   await host.start();
   console.log(
     `executor host ${hostName} serving pools: ${options.pools.join(', ')}\n` +
-      `  executors  ${executors.map((e) => e.name).join(', ')}${options.concurrency ? ` (up to ${options.concurrency} tasks at once)` : ''}\n` +
+      `  executors  ${executors.map((e) => e.name).join(', ')}${options.concurrency ? ` (up to ${options.concurrency} tasks at once)` : ''}${options.gpus ? `, ${options.gpus} GPUs` : ''}\n` +
       `  NATS       ${natsUrl}\n` +
       `  modules    ${options.url}/artifacts, cached in ${path.join(dataDir, 'executor-cache')}`,
   );

@@ -8,6 +8,7 @@ import { collect, parseParam, positiveInt } from './options';
 import { createClient, type Client } from './client';
 import { ApiError, CliError, reportError } from './errors';
 import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
+import { clusterCommand, listExecutors } from './cluster';
 import { moduleCommand, teamCommands } from './modules';
 import { scheduleCommand } from './schedule';
 import { cacheCommand } from './cache';
@@ -76,15 +77,33 @@ export function buildProgram(): Command {
       await import('../main');
     });
 
-  program
+  const executor = program
     .command('executor')
-    .description('run a standalone executor host taking tasks from NATS (needs NATS_URL)')
+    .description('run a standalone executor host taking tasks from NATS (needs NATS_URL); or list hosts, or scaffold an executor')
     .option('--pool <name>', 'pool whose tasks to run (repeatable; default: local)', collect)
+    .option('--pools <a,b>', 'pools whose tasks to run, comma-separated (adds to --pool)')
+    .option('--gpus <n>', 'GPUs a task may use on this host, advertised so GPU tasks are routed here', positiveInt)
     .option('--concurrency <n>', 'most tasks run at once (default: number of CPUs)', positiveInt)
-    .action(async (opts: { pool?: string[]; concurrency?: number }, command: Command) => {
+    .action(async (opts: { pool?: string[]; pools?: string; gpus?: number; concurrency?: number }, command: Command) => {
       const { url, token } = connection(command);
+      const pools = [...(opts.pool ?? []), ...(opts.pools ?? '').split(',').map((p) => p.trim()).filter(Boolean)];
       const { runExecutor } = await import('./executor'); // loads the executors and NATS: only this command needs them
-      await runExecutor({ url, token, pools: opts.pool?.length ? opts.pool : ['local'], concurrency: opts.concurrency });
+      await runExecutor({ url, token, pools: pools.length ? pools : ['local'], gpus: opts.gpus, concurrency: opts.concurrency });
+    });
+  executor
+    .command('list')
+    .description('executor pools and their live hosts (capacity, running, GPUs, hot clusters), from the hosts’ heartbeats')
+    .action(async (_opts: unknown, command: Command) => {
+      await listExecutors(connection(command).client);
+    });
+  executor
+    .command('new <name>')
+    .description('scaffold an executor plugin (index.ts, a contract test, a README) that passes the testkit as written')
+    .option('--dir <dir>', 'parent folder (default: the repository’s executors/)')
+    .action(async (name: string, opts: { dir?: string }) => {
+      const { scaffoldExecutor } = await import('./scaffold');
+      const files = await scaffoldExecutor(name, opts.dir);
+      console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
     });
 
   program.addCommand(moduleCommand((command) => connection(command).client, follow));
@@ -129,21 +148,31 @@ export function buildProgram(): Command {
     .option('--version <n>', 'workflow version to run', positiveInt)
     .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
-    .addOption(new Option('--domain <domain>', 'the data domain the run works in (its tasks reuse cached results of this domain only)').choices(['experimentation', 'adhoc', 'production']).default('experimentation'))
+    .addOption(new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(['experimentation', 'adhoc', 'production']))
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
+    .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .option('-q, --quiet', 'print only the run id')
-    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; domain: string; refreshCache?: boolean; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
+    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; domain?: string; refreshCache?: boolean; hotCluster?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
       const { client } = connection(command);
       const { startRun } = await client.request<{ startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } } }>(
-        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh) {
+        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $hot: String) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, hotCluster: $hot) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
-        { workflow: name, version: opts.version ?? null, parameters: opts.param ?? {}, trigger: opts.trigger.toUpperCase(), key: opts.idempotencyKey ?? null, domain: opts.domain, refresh: Boolean(opts.refreshCache) },
+        {
+          workflow: name,
+          version: opts.version ?? null,
+          parameters: opts.param ?? {},
+          trigger: opts.trigger.toUpperCase(),
+          key: opts.idempotencyKey ?? null,
+          domain: opts.domain ?? null,
+          refresh: Boolean(opts.refreshCache),
+          hot: opts.hotCluster ?? null,
+        },
       );
       if (opts.quiet) console.log(startRun.id);
       else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);
@@ -254,6 +283,7 @@ export function buildProgram(): Command {
 
   program.addCommand(scheduleCommand((command) => connection(command).client));
   program.addCommand(cacheCommand((command) => connection(command).client));
+  program.addCommand(clusterCommand((command) => connection(command).client));
 
   return program;
 }
@@ -268,7 +298,7 @@ function printRun(r: RunView) {
     `${t.attempt}/${t.maxAttempts}`,
     t.durationMs !== null ? formatDuration(t.durationMs) : '',
     t.progress !== null ? `${Math.round(t.progress * 100)}%` : '',
-    oneLine(t.message ?? t.progressMessage ?? ''),
+    oneLine(t.waitingReason ?? t.message ?? t.progressMessage ?? ''),
   ]);
   const header = ['NODE', 'STATUS', 'ATTEMPT', 'DURATION', 'PROGRESS', 'MESSAGE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));

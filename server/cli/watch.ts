@@ -8,7 +8,7 @@ export const RUN_FIELDS = /* GraphQL */ `
   id status message createdAt startedAt finishedAt
   workflow { name }
   workflowVersion { version }
-  tasks { id node dependsOn status attempt maxAttempts progress progressMessage startedAt finishedAt durationMs message reason mapParent }
+  tasks { id node dependsOn status attempt maxAttempts progress progressMessage startedAt finishedAt durationMs message reason mapParent waitingReason }
 `;
 
 const RUN_QUERY = /* GraphQL */ `query ($id: ID!) { run(id: $id) { ${RUN_FIELDS} } }`;
@@ -41,6 +41,8 @@ export interface RunTask {
   message: string | null;
   reason: string | null;
   mapParent: string | null;
+  /** Why a READY or QUEUED task has not started (no live host for its pool, …). */
+  waitingReason: string | null;
 }
 
 export interface RunView {

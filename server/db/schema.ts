@@ -10,3 +10,4 @@ export * from './tables/outbox';
 export * from './tables/schedules';
 export * from './tables/governance';
 export * from './tables/cache';
+export * from './tables/executors';

@@ -40,6 +40,8 @@ export interface StartRunInput {
   domain?: Domain;
   /** Execute cacheable tasks even when a result is cached, replacing the entries. */
   refreshCache?: boolean;
+  /** Run the module nodes that name no hot cluster of their own on this one. */
+  hotCluster?: string;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';
@@ -145,6 +147,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         inputs: Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
         timeoutMs: task.timeoutMs,
         settings: task.settings,
+        ...(task.hotCluster ? { hotCluster: task.hotCluster } : {}),
         enqueuedAt: step.at.toISOString(),
       };
     });
@@ -428,6 +431,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         pool: task.pool,
         executor: task.executor,
         settings: task.settings,
+        gpus: task.gpus,
+        hotCluster: task.hotCluster,
         mapParent: task.node,
         mapIndex: i,
       });
@@ -572,6 +577,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     domain: Domain;
     refreshCache?: boolean;
     stack?: string[];
+    hotCluster?: string;
   }
 
   async function createRun(tx: Tx, step: Step, input: CreateRun): Promise<Run> {
@@ -580,6 +586,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       pinned: input.pinned,
       overrides: input.overrides,
       stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
+      hotCluster: input.hotCluster,
     });
     let admitted = true;
     const maxActiveRuns = spec.concurrency?.maxActiveRuns;
@@ -651,6 +658,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         pool: p.pool,
         executor: p.executor,
         settings: p.settings,
+        gpus: p.gpus,
+        hotCluster: p.hotCluster,
         queuedAt: status === 'READY' ? step.at : null,
         ...(reused
           ? { outputs: reused.outputs, reusedFromTaskId: reused.id, startedAt: reused.startedAt, finishedAt: reused.finishedAt, host: reused.host, progress: 1, reason: 'reused', message: `reused the result of run ${reused.runId}` }
@@ -693,6 +702,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
           overrides,
           domain: input.domain ?? workflow.domain,
           refreshCache: input.refreshCache,
+          hotCluster: input.hotCluster,
         });
       });
     } catch (error) {

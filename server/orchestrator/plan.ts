@@ -1,12 +1,14 @@
 // Planning a run: resolve every task's module reference to a pinned version, check its parameters against the
 // module's schema, and decide its executor, pool and limits. Pure with respect to the run: nothing is written.
-import { and, eq, inArray, or } from 'drizzle-orm';
+import { and, eq, inArray, ne, or } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
 import type { TaskKind, TriggerRule } from '../db/tables/runs';
 import { workflowVersions, workflows } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
+import { hotClusters } from '../db/tables/executors';
+import { DEFAULT_GPU_POOL, gpuPoolFor, knownHosts, type GpuRouting } from './routing';
 import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED, type TaskSpec, type WorkflowSpec } from './spec';
 
 export interface PlannedTask {
@@ -28,11 +30,18 @@ export interface PlannedTask {
   executor: string;
   pool: string;
   settings: Record<string, unknown>;
+  /** GPUs from the module's manifest; 0 for none. */
+  gpus: number;
+  hotCluster: string | null;
 }
 
 export interface PlanDefaults {
   timeoutMs: number;
   executor: string;
+  /** Where GPU tasks that name no pool go (routing.ts); without it they go to the `gpu` pool. */
+  gpuRouting?: GpuRouting;
+  /** A host silent for longer is not counted as live when routing. */
+  hostStaleMs?: number;
 }
 
 export function parseModuleRef(ref: string): { namespace: string; name: string; selector: string } {
@@ -92,6 +101,8 @@ export interface PlanOptions {
   nested?: boolean;
   /** Checking a spec before any run: parameters without values yet are not checked against schemas. */
   partial?: boolean;
+  /** The hot cluster of module nodes that name none (startRun's `hotCluster`). */
+  hotCluster?: string;
 }
 
 const MAX_NESTING = 10;
@@ -114,6 +125,13 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
   const resolved = await resolveModuleRefs(tx, new Set(toResolve.map(refFor)));
   const details: ErrorDetail[] = [];
   const planned: PlannedTask[] = [];
+  const clusterOf = (task: TaskSpec) => task.hotCluster ?? options.hotCluster;
+  const clusterNames = [...new Set(spec.tasks.map(clusterOf).filter((n): n is string => !!n))];
+  const clusters = new Map(
+    (clusterNames.length ? await tx.select().from(hotClusters).where(and(inArray(hotClusters.name, clusterNames), ne(hotClusters.state, 'ENDED'))) : []).map((c) => [c.name, c]),
+  );
+  // Loaded only when a GPU task needs routing: most runs never read it.
+  let hosts: Awaited<ReturnType<typeof knownHosts>> | undefined;
   for (const task of spec.tasks) {
     const common = {
       node: task.name,
@@ -139,6 +157,8 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
           parameters: child.parameters,
           executor: 'control-plane',
           pool: 'control-plane',
+          gpus: 0,
+          hotCluster: null,
         });
       }
       continue;
@@ -174,7 +194,33 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       const problems = checkParameters(version.digest, manifest, parameters);
       for (const p of problems) details.push({ path: `tasks.${task.name}.${p.path}`, message: `${p.message} (schema of ${moduleRef})` });
     }
-    const executor = task.executor ?? manifest.resources?.executor ?? defaults.executor;
+    const gpus = manifest.resources?.gpus ?? 0;
+    let executor = task.executor ?? manifest.resources?.executor ?? defaults.executor;
+    let pool = task.pool ?? manifest.resources?.pool;
+    const clusterName = clusterOf(task);
+    const cluster = clusterName ? clusters.get(clusterName) : undefined;
+    if (clusterName && (cluster || !options.partial)) {
+      // A workflow may name a cluster that is only created before its runs: checked when a run starts.
+      if (!cluster) {
+        details.push({ path: `tasks.${task.name}.hotCluster`, message: `no live hot cluster named ${clusterName}; create it with \`npx atelier cluster create ${clusterName} --executor ${executor}\` or see \`npx atelier cluster list\`` });
+        continue;
+      }
+      if (task.executor && task.executor !== cluster.executor) {
+        details.push({ path: `tasks.${task.name}.executor`, message: `is ${task.executor} but hot cluster ${cluster.name} belongs to executor ${cluster.executor}` });
+        continue;
+      }
+      executor = cluster.executor;
+      pool = cluster.pool;
+    } else if (pool === undefined && gpus > 0) {
+      const now = new Date();
+      hosts ??= await knownHosts(tx, now);
+      const routed = gpuPoolFor(gpus, defaults.gpuRouting ?? { gpuPools: {}, fallbackPool: DEFAULT_GPU_POOL }, hosts, now, defaults.hostStaleMs ?? 15_000);
+      if ('error' in routed) {
+        details.push({ path: `tasks.${task.name}`, message: `module ${moduleRef} ${routed.error}` });
+        continue;
+      }
+      pool = routed.pool;
+    }
     planned.push({
       ...common,
       kind: task.map ? 'map' : 'module',
@@ -187,7 +233,9 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       parameters,
       timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       executor,
-      pool: task.pool ?? manifest.resources?.pool ?? executor,
+      pool: pool ?? executor,
+      gpus,
+      hotCluster: cluster ? cluster.name : null,
     });
   }
   if (details.length) {

@@ -29,6 +29,8 @@ export interface TaskSpec {
   timeoutSeconds?: number;
   pool?: string;
   executor?: string;
+  /** Run on this hot cluster (`npx atelier cluster create NAME`): its executor and pool, no provisioning. */
+  hotCluster?: string;
   /** Per-executor settings, keyed by executor name. */
   settings?: Record<string, unknown>;
 }
@@ -98,6 +100,7 @@ const specSchema = {
           timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
           pool: { type: 'string' },
           executor: { type: 'string' },
+          hotCluster: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$' },
           settings: { type: 'object' },
         },
       },

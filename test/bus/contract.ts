@@ -1,7 +1,7 @@
 // The behaviour every Bus implementation must show (server/bus/types.ts), run against each one by its own
 // test file. Timings are short (ack-wait 300 ms) so the suite stays fast on both the memory bus and JetStream.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskMessage } from '../../plugins/protocol';
 import type { Bus, Delivery } from '../../server/bus/types';
 
 const ACK_WAIT_MS = 300;
@@ -391,6 +391,31 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         await waitFor(() => received[1]!.length === 2);
         await sleep(50);
         expect(received[0]).toHaveLength(1);
+      });
+    });
+
+    describe('control topics', () => {
+      it('broadcasts each topic only to that topic\'s subscribers, and not to stopped ones', async () => {
+        const bus = await open();
+        const beats: HostHeartbeat[] = [];
+        const commands: HotClusterCommand[] = [];
+        const beatSubscription = await bus.subscribeControl('host-heartbeat', (m) => beats.push(m));
+        await bus.subscribeControl('hot-cluster', (m) => commands.push(m));
+        const beat: HostHeartbeat = {
+          hostId: 'h-1', host: 'gpu-node-1', executors: ['local'], pools: ['gpu'], capacity: 4, running: 1, gpus: 8,
+          hotClusters: [], hotClusterExecutors: ['local'], version: '0.1.0', startedAt: '2025-01-01T00:00:00.000Z', at: '2025-01-01T00:00:05.000Z',
+        };
+        await bus.publishControl('host-heartbeat', beat);
+        await bus.publishControl('hot-cluster', { action: 'start', name: 'warm', executor: 'local', pool: 'gpu', spec: { workers: 2 } });
+        await waitFor(() => beats.length === 1 && commands.length === 1);
+        expect(beats[0]).toEqual(beat);
+        expect(commands[0]!.name).toBe('warm');
+        await beatSubscription.stop();
+        await bus.publishControl('host-heartbeat', { ...beat, running: 2 });
+        await bus.publishControl('hot-cluster', { action: 'end', name: 'warm', executor: 'local', pool: 'gpu', spec: {} });
+        await waitFor(() => commands.length === 2);
+        await sleep(50);
+        expect(beats).toHaveLength(1);
       });
     });
 

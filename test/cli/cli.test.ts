@@ -161,6 +161,30 @@ describe('atelier CLI with the iris example', () => {
   });
 });
 
+describe('atelier executor list and atelier cluster', () => {
+  it('lists pools with their live hosts, and creates, lists and ends a hot cluster', async () => {
+    const listed = await cli(['executor', 'list']);
+    expect(listed.code, show(listed)).toBe(0);
+    expect(listed.stdout).toMatch(/^pool local {2}HEALTHY {2}0\/\d+ running, 0 waiting$/m);
+    expect(listed.stdout).toMatch(/^ {2}\S+-embedded {2}0\/\d+ {2}local, noop {2}v\d+\.\d+\.\d+$/m);
+
+    const created = await cli(['cluster', 'create', 'warm', '--executor', 'local', '--workers', '1', '--idle-timeout', '600']);
+    expect(created.code, show(created)).toBe(0);
+    expect(created.stdout).toMatch(/^created hot cluster warm {2}STARTING +local on pool local {2}\{"workers":1\} {2}idle timeout 600 s/);
+    let clusters = '';
+    for (let i = 0; i < 50 && !/READY/.test(clusters); i++) clusters = (await cli(['cluster', 'list'])).stdout;
+    expect(clusters).toMatch(/^warm {2}READY +local on pool local/m);
+    const duplicate = await cli(['cluster', 'create', 'warm', '--executor', 'local']);
+    expect(duplicate.code, show(duplicate)).toBe(1);
+    expect(duplicate.stderr).toMatch(/already live .*end it first with `npx atelier cluster end warm`/);
+
+    const ended = await cli(['cluster', 'end', 'warm']);
+    expect(ended.code, show(ended)).toBe(0);
+    expect(ended.stdout).toBe('ended hot cluster warm\n');
+    expect((await cli(['cluster', 'list'])).stdout).toMatch(/^no hot clusters/);
+  });
+});
+
 describe('the executor host\'s HTTP artifact source', () => {
   it('downloads a published archive, verifies it, reuses the cache and re-fetches a damaged copy', async () => {
     const digest = sha256(await packDirectory(path.join(root, 'examples', 'iris', 'train')));

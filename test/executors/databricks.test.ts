@@ -227,7 +227,7 @@ describe('databricks executor', () => {
   it('uploads the module, submits one run with the documented body, and follows it to SUCCEEDED', async () => {
     const task = taskWith(succeed, { timeoutMs: 90_500 });
     const { handle, outcome, ctx, lines } = await runTask(executorFor(), task);
-    expect(outcome).toEqual({ state: 'SUCCEEDED' });
+    expect(outcome).toEqual({ state: 'SUCCEEDED', provisioningMs: 95_000 });
     expect(handle).toEqual({ runId: expect.any(Number), cluster: 'new' });
 
     const dir = `${STAGING}/${digestDirName(module.digest)}`;
@@ -289,6 +289,22 @@ describe('databricks executor', () => {
     expect(wheelSpec.python_wheel_task).toMatchObject({ package_name: 'trainer', entry_point: 'train' });
     expect(JSON.parse(wheelSpec.python_wheel_task.named_parameters['atelier-params'])).toEqual(wheelTask.parameters);
     expect(wheelSpec.libraries).toEqual([{ whl: wheelPath }]);
+  });
+
+  it('submits the tasks of a hot cluster to its all-purpose cluster, with the provisioning time in the outcome', async () => {
+    const executor = executorFor();
+    await expect(executor.startHotCluster!({ name: 'warm', pool: 'databricks', spec: {} })).rejects.toThrow(/spec.clusterId must name an all-purpose cluster/);
+    await executor.startHotCluster!({ name: 'warm', pool: 'databricks', spec: { clusterId: '0923-164208-meows279' } });
+    const task = taskWith({ ...succeed, setupDurationMs: 0 }, { hotCluster: 'warm', settings: { databricks: { new_cluster: { num_workers: 8 } } } });
+    const hot = await runTask(executor, task);
+    expect(hot.outcome).toMatchObject({ state: 'SUCCEEDED', provisioningMs: 0 });
+    expect(submittedBody(0).tasks[0]).toMatchObject({ existing_cluster_id: '0923-164208-meows279' });
+    expect(submittedBody(0).tasks[0].new_cluster).toBeUndefined();
+
+    await executor.endHotCluster!('warm');
+    const cold = await runTask(executor, taskWith(succeed, { hotCluster: 'warm', settings: { databricks: { new_cluster: { num_workers: 8 } } } }));
+    expect(cold.outcome, 'an ended hot cluster: the task launches its own cluster').toMatchObject({ state: 'SUCCEEDED', provisioningMs: 95_000 });
+    expect(submittedBody(1).tasks[0].new_cluster).toMatchObject({ num_workers: 8 });
   });
 
   it('fails bad settings permanently, before calling Databricks', async () => {

@@ -96,6 +96,8 @@ function recordingBus(bus: Bus, timeline: string[]): Bus {
     consumeEvents: (handler, options) => bus.consumeEvents(handler, options),
     publishCancel: (message) => bus.publishCancel(message),
     subscribeCancel: (handler) => bus.subscribeCancel(handler),
+    publishControl: (topic, message) => bus.publishControl(topic, message),
+    subscribeControl: (topic, handler) => bus.subscribeControl(topic, handler),
     publishFeed: (events) => bus.publishFeed(events),
     subscribeFeed: (handler) => bus.subscribeFeed(handler),
     close: () => bus.close(),

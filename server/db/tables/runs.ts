@@ -110,6 +110,13 @@ export const tasks = pgTable(
     pool: text('pool').notNull(),
     executor: text('executor').notNull(),
     settings: jsonb('settings').$type<Record<string, unknown>>().notNull().default({}),
+    /** GPUs the module asks for (manifest resources); routing sends it only to pools whose hosts have them. */
+    gpus: integer('gpus').notNull().default(0),
+    /** The hot cluster the node asked for: its attempts run there and skip provisioning. */
+    hotCluster: text('hot_cluster'),
+    /** Of the last attempt's duration: getting compute ready, then running the module. */
+    provisioningMs: integer('provisioning_ms'),
+    executionMs: integer('execution_ms'),
     outputs: jsonb('outputs').$type<Record<string, unknown>>(),
     reason: text('reason'),
     message: text('message'),

@@ -1,0 +1,151 @@
+// Executor hosts and pools as their heartbeats describe them, hot clusters (create, end, list), and on Task the
+// routing view: GPUs asked for, the hot cluster, provisioning vs execution time, and why it is still waiting.
+import { assertCan } from '../../server/auth/ability';
+import type { ExecutorHostRow, HotCluster } from '../../server/db/tables/executors';
+import { hotClusterStates } from '../../server/db/tables/executors';
+import { badInput } from '../../server/errors';
+import { hotClusterMessage } from '../../server/orchestrator/hot-clusters';
+import { isLive, poolSummaries, waitingReason, type PoolSummary } from '../../server/orchestrator/routing';
+import { builder } from '../builder';
+import { IdentityRef } from './identity';
+import { TaskRef } from './runs';
+
+const HotClusterStateEnum = builder.enumType('HotClusterState', {
+  values: {
+    STARTING: { description: 'Asked for; no live host holds it warm yet (see `message`).' },
+    READY: { description: 'A host of its pool holds it warm: tasks asking for it skip provisioning.' },
+    ENDED: { description: 'Ended by a user or after its idle timeout.' },
+  } satisfies Record<(typeof hotClusterStates)[number], unknown>,
+});
+const PoolHealthEnum = builder.enumType('ExecutorPoolHealth', {
+  values: {
+    HEALTHY: { description: 'At least one live host serves the pool.' },
+    STALE: { description: 'Hosts served it, but none has sent a heartbeat recently: its tasks wait.' },
+    NO_HOSTS: { description: 'Tasks are queued for it, but no host has ever announced it.' },
+  },
+});
+
+const staleMs = (ctx: { services: { config: { hostStaleMs: number } } }) => ctx.services.config.hostStaleMs;
+
+export const ExecutorHostRef = builder.objectRef<ExecutorHostRow>('ExecutorHost').implement({
+  description: 'An executor host process, as its latest heartbeat described it.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'Unique per host process: a restarted host is a new one.' }),
+    name: t.exposeString('name'),
+    executors: t.exposeStringList('executors'),
+    pools: t.exposeStringList('pools'),
+    capacity: t.exposeInt('capacity', { description: 'Most attempts it runs at once.' }),
+    running: t.exposeInt('running'),
+    gpus: t.exposeInt('gpus', { description: 'GPUs a task may use on it.' }),
+    hotClusters: t.exposeStringList('hotClusters', { description: 'Hot clusters it holds warm.' }),
+    hotClusterExecutors: t.exposeStringList('hotClusterExecutors', { description: 'Its executors that can keep a hot cluster.' }),
+    version: t.exposeString('version'),
+    startedAt: t.expose('startedAt', { type: 'DateTime' }),
+    lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),
+    live: t.boolean({ description: 'Heard from within ATELIER_HOST_STALE_SECONDS.', resolve: (h, _a, ctx) => isLive(h, new Date(), staleMs(ctx)) }),
+  }),
+});
+
+const ExecutorPoolRef = builder.objectRef<PoolSummary>('ExecutorPool').implement({
+  description: 'A pool of executor hosts sharing one task queue.',
+  fields: (t) => ({
+    name: t.exposeString('pool'),
+    health: t.field({ type: PoolHealthEnum, resolve: (p) => p.health }),
+    hosts: t.field({ type: [ExecutorHostRef], description: 'Its live hosts.', resolve: (p) => p.liveHosts }),
+    capacity: t.exposeInt('capacity', { description: 'Sum over its live hosts.' }),
+    running: t.exposeInt('running'),
+    queued: t.exposeInt('queued', { description: 'Tasks READY or QUEUED for it.' }),
+    gpus: t.exposeInt('gpus', { description: 'Most GPUs one of its live hosts offers.' }),
+    lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime', nullable: true, description: 'The last heartbeat of any of its hosts.' }),
+  }),
+});
+
+const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
+  description: 'Compute an executor keeps warm between tasks; tasks asking for it (`hotCluster: NAME`) skip provisioning.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    executor: t.exposeString('executor'),
+    pool: t.exposeString('pool'),
+    spec: t.expose('spec', { type: 'JSON', description: 'Executor-specific: { workers } for local, { clusterId } for databricks, { replicas } for kubernetes-gpu.' }),
+    state: t.field({ type: HotClusterStateEnum, resolve: (c) => c.state }),
+    message: t.string({ nullable: true, description: 'Why it is not warm yet, or why it ended.', resolve: (c, _a, ctx) => hotClusterMessage(ctx.services.db, c, new Date(), staleMs(ctx)) }),
+    idleTimeoutMs: t.exposeFloat('idleTimeoutMs', { description: 'Ended after this long without a task.' }),
+    lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (c, _a, ctx) => (c.createdBy ? ctx.loaders.identity.load(c.createdBy) : null) }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    endedAt: t.expose('endedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+builder.objectFields(TaskRef, (t) => ({
+  gpus: t.exposeInt('gpus', { description: 'GPUs its module asks for; it is routed to a pool whose hosts have them.' }),
+  hotCluster: t.exposeString('hotCluster', { nullable: true }),
+  provisioningMs: t.exposeInt('provisioningMs', { nullable: true, description: 'Of its last attempt: getting compute ready (0 on a hot cluster).' }),
+  executionMs: t.exposeInt('executionMs', { nullable: true, description: 'Of its last attempt: running the module, after provisioning.' }),
+  waitingReason: t.string({
+    nullable: true,
+    description: 'Why a READY or QUEUED task has not started: no live host for its pool, no host with its executor or GPUs, every slot busy.',
+    resolve: async (task, _a, ctx) => waitingReason(task, await ctx.loaders.hosts.load('all'), new Date(), staleMs(ctx)),
+  }),
+}));
+
+builder.queryFields((t) => ({
+  executorHosts: t.field({
+    type: [ExecutorHostRef],
+    description: 'Executor hosts heard from in the last day, most recently seen first.',
+    args: { liveOnly: t.arg.boolean({ defaultValue: false }) },
+    resolve: async (_r, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'ExecutorHost', 'list executor hosts');
+      const hosts = await ctx.loaders.hosts.load('all');
+      return args.liveOnly ? hosts.filter((h) => isLive(h, new Date(), staleMs(ctx))) : hosts;
+    },
+  }),
+  executorPools: t.field({
+    type: [ExecutorPoolRef],
+    description: 'Pools announced by hosts or waited on by tasks, with live capacity and health.',
+    resolve: async (_r, _a, ctx) => {
+      assertCan(ctx.ability, 'read', 'ExecutorHost', 'list executor pools');
+      return poolSummaries(ctx.services.db, await ctx.loaders.hosts.load('all'), new Date(), staleMs(ctx));
+    },
+  }),
+  hotClusters: t.field({
+    type: [HotClusterRef],
+    args: { includeEnded: t.arg.boolean({ defaultValue: false }) },
+    resolve: (_r, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'HotCluster', 'list hot clusters');
+      return ctx.services.hotClusters.list({ includeEnded: args.includeEnded ?? false });
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  createHotCluster: t.field({
+    type: HotClusterRef,
+    description: 'Asks the hosts of a pool to keep compute warm for an executor; tasks with `hotCluster: NAME` then run on it.',
+    args: {
+      name: t.arg.string({ required: true }),
+      executor: t.arg.string({ required: true }),
+      pool: t.arg.string({ description: 'Default: the executor’s name.' }),
+      spec: t.arg({ type: 'JSON', description: 'Executor-specific settings, e.g. { "workers": 4 } for local.' }),
+      idleTimeoutSeconds: t.arg.int({ defaultValue: 1800 }),
+    },
+    resolve: (_r, args, ctx) => {
+      assertCan(ctx.ability, 'create', 'HotCluster', 'create hot clusters');
+      const spec = args.spec ?? {};
+      if (typeof spec !== 'object' || Array.isArray(spec)) throw badInput('spec must be a JSON object, e.g. { "workers": 4 }.');
+      return ctx.services.hotClusters.create(
+        { name: args.name, executor: args.executor, pool: args.pool ?? undefined, spec: spec as Record<string, unknown>, idleTimeoutMs: (args.idleTimeoutSeconds ?? 1800) * 1000 },
+        ctx.identity,
+      );
+    },
+  }),
+  endHotCluster: t.field({
+    type: HotClusterRef,
+    args: { name: t.arg.string({ required: true }) },
+    resolve: (_r, args, ctx) => {
+      assertCan(ctx.ability, 'update', 'HotCluster', 'end hot clusters');
+      return ctx.services.hotClusters.end(args.name, `ended by ${ctx.identity.name}`);
+    },
+  }),
+}));

@@ -1,0 +1,188 @@
+// Hot clusters and executor hosts as the control plane keeps them: host heartbeats recorded, hot clusters created
+// and ended (by users, or after their idle timeout), the hosts of a cluster's pool told to keep it warm until their
+// heartbeats agree, the leases tasks take on a cluster, and each attempt's provisioning and execution times.
+import { and, eq, inArray, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
+import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
+import type { Bus } from '../bus/types';
+import { queryRows, type Db } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { executorHosts, hotClusterLeases, hotClusters, type HotCluster } from '../db/tables/executors';
+import { tasks } from '../db/tables/runs';
+import { badInput, notFound } from '../errors';
+import { HOST_MEMORY_MS, isLive, knownHosts, recordHeartbeat } from './routing';
+
+export interface CreateHotClusterInput {
+  name: string;
+  executor: string;
+  /** Default: the executor's name, as for tasks. */
+  pool?: string;
+  spec?: Record<string, unknown>;
+  idleTimeoutMs?: number;
+}
+
+export interface HotClusterService {
+  create(input: CreateHotClusterInput, identity: Identity | null): Promise<HotCluster>;
+  end(name: string, reason: string): Promise<HotCluster>;
+  list(options?: { includeEnded?: boolean }): Promise<HotCluster[]>;
+  /** Records a host's heartbeat and tells it which clusters to start or end. */
+  onHeartbeat(heartbeat: HostHeartbeat): Promise<void>;
+  /** Leases and provisioning/execution times from a batch of executor events (idempotent). */
+  recordEvents(events: ExecutorEvent[]): Promise<void>;
+  /** Ends clusters idle past their timeout, and forgets hosts silent for a day. */
+  tick(): Promise<void>;
+}
+
+export interface HotClusterServiceOptions {
+  db: Db;
+  bus: Bus;
+  now?: () => Date;
+  hostStaleMs: number;
+}
+
+const nameRe = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
+const DEFAULT_IDLE_MS = 30 * 60_000;
+
+export function createHotClusterService(options: HotClusterServiceOptions): HotClusterService {
+  const { db, bus } = options;
+  const now = options.now ?? (() => new Date());
+
+  const command = (cluster: HotCluster, action: HotClusterCommand['action']): HotClusterCommand => ({
+    action,
+    name: cluster.name,
+    executor: cluster.executor,
+    pool: cluster.pool,
+    spec: cluster.spec,
+  });
+
+  async function end(name: string, reason: string): Promise<HotCluster> {
+    const [ended] = await db
+      .update(hotClusters)
+      .set({ state: 'ENDED', endedAt: now(), endReason: reason })
+      .where(and(eq(hotClusters.name, name), ne(hotClusters.state, 'ENDED')))
+      .returning();
+    if (!ended) throw notFound(`No live hot cluster named ${name}; \`npx atelier cluster list\` shows the live ones.`);
+    await bus.publishControl('hot-cluster', command(ended, 'end'));
+    return ended;
+  }
+
+  return {
+    async create(input, identity) {
+      if (!nameRe.test(input.name)) throw badInput(`Hot cluster name "${input.name}" must be lowercase letters, digits and dashes (at most 64), starting and ending with a letter or digit.`);
+      if (!nameRe.test(input.executor)) throw badInput(`Executor name "${input.executor}" is not a valid name.`);
+      const idleTimeoutMs = input.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+      if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1_000) throw badInput(`idleTimeoutMs must be a whole number of milliseconds, at least 1000 (got ${input.idleTimeoutMs}).`);
+      const [existing] = await db.select().from(hotClusters).where(and(eq(hotClusters.name, input.name), ne(hotClusters.state, 'ENDED')));
+      if (existing) throw badInput(`A hot cluster named ${input.name} is already live (executor ${existing.executor}, pool ${existing.pool}); end it first with \`npx atelier cluster end ${input.name}\`.`);
+      const [cluster] = await db
+        .insert(hotClusters)
+        .values({ name: input.name, executor: input.executor, pool: input.pool ?? input.executor, spec: input.spec ?? {}, idleTimeoutMs, createdBy: identity?.id ?? null, lastUsedAt: now() })
+        .returning();
+      await bus.publishControl('hot-cluster', command(cluster!, 'start'));
+      return cluster!;
+    },
+
+    end,
+
+    list(listOptions = {}) {
+      const query = db.select().from(hotClusters);
+      return (listOptions.includeEnded ? query : query.where(ne(hotClusters.state, 'ENDED'))).orderBy(hotClusters.name);
+    },
+
+    async onHeartbeat(heartbeat) {
+      await recordHeartbeat(db, heartbeat, now());
+      const held = new Set(heartbeat.hotClusters);
+      const clusters = await db
+        .select()
+        .from(hotClusters)
+        .where(held.size ? sql`${hotClusters.state} <> 'ENDED' or ${inArray(hotClusters.name, [...held])}` : ne(hotClusters.state, 'ENDED'));
+      const liveNames = new Set(clusters.filter((c) => c.state !== 'ENDED').map((c) => c.name));
+      for (const cluster of clusters) {
+        if (cluster.state === 'ENDED') continue;
+        const serves = heartbeat.pools.includes(cluster.pool) && heartbeat.hotClusterExecutors.includes(cluster.executor);
+        if (serves && !held.has(cluster.name)) await bus.publishControl('hot-cluster', command(cluster, 'start'));
+        if (held.has(cluster.name) && cluster.state === 'STARTING') await db.update(hotClusters).set({ state: 'READY' }).where(eq(hotClusters.id, cluster.id));
+      }
+      // Held but ended (or ended and recreated elsewhere): let it go.
+      for (const name of held) {
+        if (!liveNames.has(name)) {
+          const ended = clusters.find((c) => c.name === name);
+          await bus.publishControl('hot-cluster', { action: 'end', name, executor: ended?.executor ?? '', pool: ended?.pool ?? '', spec: {} });
+        }
+      }
+    },
+
+    async recordEvents(events) {
+      const reports = events.filter((e) => e.kind === 'started' || e.kind === 'result');
+      if (!reports.length) return;
+      const taskIds = [...new Set(reports.map((e) => e.taskId))];
+      const onClusters = await db
+        .select({ id: tasks.id, cluster: hotClusters.id })
+        .from(tasks)
+        .leftJoin(hotClusters, and(eq(hotClusters.name, tasks.hotCluster), ne(hotClusters.state, 'ENDED')))
+        .where(and(inArray(tasks.id, taskIds), isNotNull(tasks.hotCluster)));
+      const liveClusterOf = new Map(onClusters.map((t) => [t.id, t.cluster]));
+      const at = now();
+      for (const e of reports) {
+        if (!liveClusterOf.has(e.taskId)) continue; // not on a hot cluster: most tasks
+        const liveCluster = liveClusterOf.get(e.taskId);
+        if (e.kind === 'started') {
+          if (liveCluster) await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host }).onConflictDoNothing();
+          continue;
+        }
+        // Released even when the cluster has ended meanwhile; a result whose start was never seen still counts as use.
+        const released = await db
+          .update(hotClusterLeases)
+          .set({ releasedAt: at })
+          .where(and(eq(hotClusterLeases.taskId, e.taskId), eq(hotClusterLeases.attempt, e.attempt), isNull(hotClusterLeases.releasedAt)))
+          .returning({ clusterId: hotClusterLeases.clusterId });
+        if (!released.length && liveCluster) {
+          await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host, releasedAt: at }).onConflictDoNothing();
+        }
+        const used = released[0]?.clusterId ?? liveCluster;
+        if (used) await db.update(hotClusters).set({ lastUsedAt: at }).where(eq(hotClusters.id, used));
+      }
+      const results = reports.filter((e): e is Extract<ExecutorEvent, { kind: 'result' }> => e.kind === 'result');
+      if (!results.length) return;
+      // Executors that do not report provisioning get their whole duration counted as execution.
+      await db.execute(sql`
+        update tasks as t set provisioning_ms = v.provisioning::int, execution_ms = v.execution::int
+        from (values ${sql.join(
+          results.map((e) => {
+            const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
+            return sql`(${e.taskId}, ${e.attempt}, ${provisioning}, ${Math.max(0, Math.round(e.durationMs - (provisioning ?? 0)))})`;
+          }),
+          sql`, `,
+        )}) as v(id, attempt, provisioning, execution)
+        where t.id = v.id::uuid and t.attempt = v.attempt::int`);
+    },
+
+    async tick() {
+      const at = now();
+      const idle = await queryRows<{ name: string; idle_timeout_ms: number }>(
+        db,
+        sql`select c.name, c.idle_timeout_ms from hot_clusters c
+            where c.state <> 'ENDED'
+              and coalesce(c.last_used_at, c.created_at) + make_interval(secs => c.idle_timeout_ms / 1000.0) < ${at.toISOString()}::timestamptz
+              and not exists (select 1 from hot_cluster_leases l where l.cluster_id = c.id and l.released_at is null)`,
+      );
+      for (const c of idle) await end(c.name, `idle for ${Math.round(Number(c.idle_timeout_ms) / 1000)} s`).catch(() => undefined);
+      // Every host process is a new row (a restart is a new id): rows of long-gone processes would pile up.
+      await db.delete(executorHosts).where(lt(executorHosts.lastSeenAt, new Date(at.getTime() - HOST_MEMORY_MS)));
+    },
+  };
+}
+
+/** Why a hot cluster is not warm anywhere yet, or null when a live host holds it. */
+export async function hotClusterMessage(db: Db, cluster: HotCluster, now: Date, staleMs: number): Promise<string | null> {
+  if (cluster.state === 'ENDED') return cluster.endReason ? `ended: ${cluster.endReason}` : 'ended';
+  const hosts = (await knownHosts(db, now)).filter((h) => h.pools.includes(cluster.pool));
+  const live = hosts.filter((h) => isLive(h, now, staleMs));
+  if (live.some((h) => h.hotClusters.includes(cluster.name))) return null;
+  if (!live.length) return `no live executor host serves pool ${cluster.pool}; start one with \`npx atelier executor --pools ${cluster.pool}\``;
+  const withExecutor = live.filter((h) => h.executors.includes(cluster.executor));
+  if (!withExecutor.length) return `the live hosts of pool ${cluster.pool} do not run executor "${cluster.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')})`;
+  const keepers = withExecutor.filter((h) => h.hotClusterExecutors.includes(cluster.executor));
+  if (!keepers.length) return `executor ${cluster.executor} cannot keep hot clusters (on ${withExecutor.map((h) => h.name).join(', ')}); its tasks run cold`;
+  return `starting on ${keepers.map((h) => h.name).join(', ')}`;
+}
+
