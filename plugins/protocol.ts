@@ -28,6 +28,11 @@ export interface TaskMessage {
   settings: Record<string, unknown>;
   /** The hot cluster this attempt runs on (see HotClusterCommand): the executor skips provisioning. */
   hotCluster?: string;
+  /** The datasets the module may read (only the permitted columns) and write, by the manifest's port names. */
+  datasets?: {
+    inputs: Record<string, { dataset: string; version: number; digest: string; columns: string[] }>;
+    outputs: Record<string, { dataset: string }>;
+  };
   enqueuedAt: string;
 }
 

@@ -100,6 +100,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       ATELIER_NODE: task.node,
       ATELIER_PARAMS: JSON.stringify(task.parameters ?? {}),
       ATELIER_INPUTS: JSON.stringify(task.inputs ?? {}),
+      ...(task.datasets ? { ATELIER_DATASETS: JSON.stringify(task.datasets) } : {}),
       ATELIER_OUTPUT_DIR: outputDir,
       ATELIER_PROGRESS_FD: '3',
     });

@@ -9,6 +9,7 @@ import { taskEvents } from '../../server/db/tables/task-events';
 import { domains, workflows } from '../../server/db/tables/workflows';
 import { badInput, notFound } from '../../server/errors';
 import { feedIterator, type FeedEvent } from '../../server/feed';
+import { audited } from '../../server/governance/audit';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
@@ -313,7 +314,7 @@ builder.mutationFields((t) => ({
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
-      return ctx.services.orchestrator.startRun(
+      return audited(ctx.services.db, () => ctx.services.orchestrator.startRun(
         {
           workflow: args.workflow,
           version: args.version ?? undefined,
@@ -326,7 +327,7 @@ builder.mutationFields((t) => ({
           hotCluster: args.hotCluster ?? undefined,
         },
         ctx.identity,
-      );
+      ));
     },
   }),
   cloneRun: t.field({
@@ -335,7 +336,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'clone runs');
-      return ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity);
+      return audited(ctx.services.db, () => ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity));
     },
   }),
   rerunRun: t.field({
@@ -350,11 +351,11 @@ builder.mutationFields((t) => ({
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'rerun runs');
-      return ctx.services.orchestrator.rerunRun(
+      return audited(ctx.services.db, () => ctx.services.orchestrator.rerunRun(
         String(args.id),
         { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
         ctx.identity,
-      );
+      ));
     },
   }),
   cancelRun: t.field({

@@ -1,5 +1,5 @@
 // The cache keys of a batch of a run's module tasks, read from what they will receive: the pinned module version,
-// their (wired) parameters and their upstreams' outputs. Shared by dispatch and by explain, so both see one key.
+// their (wired) parameters, their upstreams' outputs and the dataset versions they read. Shared by dispatch and by explain, so both see one key.
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
@@ -43,7 +43,11 @@ export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain'>, bat
       digest: version.digest,
       manifest: version.manifest,
       parameters: task.parameters,
-      inputs: Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
+      inputs: {
+        ...Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
+        // Each dataset read, by the content digest of the version read and the columns handed over.
+        ...Object.fromEntries(Object.entries(task.dataAccess?.inputs ?? {}).map(([port, i]) => [`dataset:${port}`, { digest: i.digest, columns: i.columns }])),
+      },
       scope: run.domain,
     };
     const components = keyComponents(input, seen);

@@ -169,6 +169,10 @@ function checkPorts(manifest: ModuleManifest): ErrorDetail[] {
       if (side === 'inputs') inputColumns.set(port.name, columns);
     });
   }
+  manifest.outputs?.forEach((port, i) => {
+    // Labels of a written dataset are computed per column: without its columns, they cannot be.
+    if (port.dataset && !port.columns?.length) problems.push({ path: `outputs.${i}.columns`, message: `must list the columns ${port.dataset} is written with, so their labels can be computed` });
+  });
   manifest.outputs?.forEach((port, i) =>
     port.columns?.forEach((c, j) =>
       c.from?.forEach((source, k) => {

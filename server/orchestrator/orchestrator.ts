@@ -10,6 +10,8 @@ import { and, asc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
 import { readableBy } from '../cache/access';
+import { audit, AuditedDenial } from '../governance/audit';
+import { decideDataAccess, hasDataPorts, recordDatasetWrites, type TaskDataAccess } from '../governance/policy';
 import type { CacheHit, TaskCache } from '../cache/store';
 import { taskKeys } from '../cache/task-keys';
 import { bulkInsert } from '../db/bulk';
@@ -148,6 +150,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         timeoutMs: task.timeoutMs,
         settings: task.settings,
         ...(task.hotCluster ? { hotCluster: task.hotCluster } : {}),
+        ...(task.dataAccess ? { datasets: handedOver(task.dataAccess) } : {}),
         enqueuedAt: step.at.toISOString(),
       };
     });
@@ -183,11 +186,45 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       ? await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module'))).orderBy(asc(tasks.queuedAt), asc(tasks.node))
       : all.filter((t) => t.kind === 'module');
     ready = await wireOutputs(tx, step, run, ready, ended);
+    ready = await governData(tx, step, run, ready, ended);
     ready = await fromCache(tx, step, run, ready, ended);
     await enqueue(tx, step, run, await withinLimits(tx, run, ready));
     // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
     // already queued rather than queue them a second time.
     if (ended.length) await settle(tx, step, run, ended);
+  }
+
+  /**
+   * Decides, just before dispatch, which datasets and columns each task that declares some may touch (labels may
+   * have changed since the run started). A refused task fails, never retried, naming the columns and the rule;
+   * every decision is audited.
+   */
+  async function governData(tx: Tx, step: Step, run: Run, ready: Task[], ended: string[]): Promise<Task[]> {
+    if (!ready.length) return ready;
+    const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
+    const manifests = new Map((await tx.select({ id: moduleVersions.id, manifest: moduleVersions.manifest }).from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v.manifest]));
+    if (![...manifests.values()].some(hasDataPorts)) return ready;
+    const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
+    const allowed: Task[] = [];
+    for (const task of ready) {
+      const manifest = manifests.get(task.moduleVersionId!)!;
+      if (!hasDataPorts(manifest)) {
+        allowed.push(task);
+        continue;
+      }
+      const decision = await decideDataAccess(tx, run.domain, manifest);
+      if ('denied' in decision) {
+        const { rule, message, subjects } = decision.denied;
+        await audit(tx, { identity: creator ?? null, action: 'data.dispatch', decision: 'deny', subject: `task:${task.id}`, rule, details: { run: run.id, node: task.node, domain: run.domain, refused: subjects } });
+        const failed = await applyOutcome(tx, step, task, { state: 'FAILED', reason: 'forbidden', message: `refused by data policy: ${message} (${rule})`, retryable: false }, { at: step.at, durationMs: 0, host: null });
+        if (isTerminal(failed.status)) ended.push(task.node);
+        continue;
+      }
+      await audit(tx, { identity: creator ?? null, action: 'data.dispatch', decision: 'allow', subject: `task:${task.id}`, rule: `within the ${run.domain} domain's ceiling, sources and sinks`, details: { run: run.id, node: task.node, inputs: Object.fromEntries(Object.entries(decision.access.inputs).map(([p, i]) => [p, `${i.dataset}@${i.version}: ${i.columns.join(',')}`])), outputs: decision.access.outputs } });
+      await tx.update(tasks).set({ dataAccess: decision.access }).where(eq(tasks.id, task.id));
+      allowed.push({ ...task, dataAccess: decision.access });
+    }
+    return allowed;
   }
 
   /**
@@ -588,6 +625,18 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
       hotCluster: input.hotCluster,
     });
+    // Refused data is refused now, before anything exists, as well as again at dispatch (labels change).
+    for (const task of planned) {
+      if (!task.version || !hasDataPorts(task.version.manifest)) continue;
+      const decision = await decideDataAccess(tx, input.domain, task.version.manifest);
+      if ('denied' in decision) {
+        const { rule, message, subjects } = decision.denied;
+        throw new AuditedDenial(
+          { identity: input.identity, action: 'data.start', decision: 'deny', subject: `workflow:${input.workflow.name}`, rule, details: { node: task.node, domain: input.domain, refused: subjects } },
+          `Node "${task.node}" is refused by data policy: ${message} (${rule}). Change the run's domain, the module's declared inputs, or the labels.`,
+        );
+      }
+    }
     let admitted = true;
     const maxActiveRuns = spec.concurrency?.maxActiveRuns;
     if (maxActiveRuns) {
@@ -950,6 +999,14 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         succeeded.filter(({ task }) => task.cacheKey).map(({ task, event }) => ({ taskId: task.id, outputs: event.outcome.outputs ?? {}, durationMs: event.durationMs })),
         step.at,
       );
+      const writes = succeeded.filter(({ task }) => task.dataAccess && Object.keys(task.dataAccess.outputs).length);
+      if (writes.length) {
+        const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, writes.map(({ task }) => task.moduleVersionId!)))).map((v) => [v.id, v.manifest]));
+        await recordDatasetWrites(
+          tx,
+          writes.map(({ task, event }) => ({ taskId: task.id, domain: run.domain, createdBy: run.createdBy, manifest: versions.get(task.moduleVersionId!)!, access: task.dataAccess!, outputs: event.outcome.outputs ?? {} })),
+        );
+      }
       for (const { task, event } of succeeded) {
         // A start and its result in one batch still show the task running, so every watcher sees the same story.
         if (task.status === 'QUEUED') taskStatusEvent(step, task, 'RUNNING');
@@ -1147,3 +1204,11 @@ function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): 
 const hitMessage = (e: CacheHit) => `served from cache: the result of task ${e.sourceTaskId} of run ${e.sourceRunId} (saved ${e.durationMs} ms)`;
 
 const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;
+
+/** What a module is told about its datasets: the permitted columns, without the labels that decided them. */
+function handedOver(access: TaskDataAccess): NonNullable<TaskMessage['datasets']> {
+  return {
+    inputs: Object.fromEntries(Object.entries(access.inputs).map(([port, { dataset, version, digest, columns }]) => [port, { dataset, version, digest, columns }])),
+    outputs: access.outputs,
+  };
+}

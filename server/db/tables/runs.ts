@@ -4,6 +4,7 @@ import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, un
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
+import type { TaskDataAccess } from '../../governance/policy';
 import { domains, workflowVersions, workflows } from './workflows';
 
 export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
@@ -118,6 +119,8 @@ export const tasks = pgTable(
     provisioningMs: integer('provisioning_ms'),
     executionMs: integer('execution_ms'),
     outputs: jsonb('outputs').$type<Record<string, unknown>>(),
+    /** The datasets and columns the task may read and write, as decided before it was dispatched. */
+    dataAccess: jsonb('data_access').$type<TaskDataAccess>(),
     reason: text('reason'),
     message: text('message'),
     exitCode: integer('exit_code'),

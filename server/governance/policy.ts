@@ -1,0 +1,143 @@
+// Data policy in the execution layer: what a run's domain may read (its ceiling and allowed source domains)
+// and write (its allowed sink domains), decided per task from the datasets its module declares. A task is
+// handed only the columns it may read; a task that needs more is refused before it reaches an executor,
+// naming the columns and the rule. Deny overrides allow, and no rule means deny: an UNCLASSIFIED column is
+// above every ceiling. When a task succeeds, its output datasets get a new version whose column labels are
+// computed from the inputs' labels through the manifest's lineage.
+import { createHash } from 'node:crypto';
+import { and, desc, eq, inArray, or } from 'drizzle-orm';
+import canonicalize from 'canonicalize';
+import type { Tx } from '../db/client';
+import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tables/governance';
+import type { Domain } from '../db/tables/workflows';
+import type { ModuleManifest } from '../modules/manifest';
+import { labelOf, recordComputedLabels } from './datasets';
+import { formatLabel, levels, propagate, type Label, type Level } from './labels';
+
+export interface DomainPolicy {
+  /** The highest level a run of the domain may read. */
+  readCeiling: Level;
+  /** Categories it may never read, whatever the level. */
+  deniedCategories: string[];
+  /** Domains whose datasets it may read. */
+  sources: Domain[];
+  /** Domains whose datasets it may write. */
+  sinks: Domain[];
+}
+
+/**
+ * The three boundaries. Experimentation reads widely but writes only its own datasets; ad hoc analysis never
+ * sees PII; production reads and writes production data only, so it never consumes experimental outputs.
+ */
+export const domainPolicies: Record<Domain, DomainPolicy> = {
+  experimentation: { readCeiling: 'CONFIDENTIAL', deniedCategories: ['PII'], sources: ['experimentation', 'adhoc', 'production'], sinks: ['experimentation'] },
+  adhoc: { readCeiling: 'CONFIDENTIAL', deniedCategories: ['PII'], sources: ['adhoc', 'production'], sinks: ['adhoc'] },
+  production: { readCeiling: 'RESTRICTED', deniedCategories: [], sources: ['production'], sinks: ['production'] },
+};
+
+/** Null when a run of `domain` may read a column with `label`; otherwise the rule that denies it. */
+export function readDenial(domain: Domain, label: Label): string | null {
+  const policy = domainPolicies[domain];
+  if (label.level === 'UNCLASSIFIED') return 'an UNCLASSIFIED column is treated as the most restricted: classify it first';
+  if (levels.indexOf(label.level) > levels.indexOf(policy.readCeiling)) return `${domain} runs read at most ${policy.readCeiling}`;
+  const denied = label.categories.filter((c) => policy.deniedCategories.includes(c));
+  if (denied.length) return `${domain} runs may not read ${denied.join(', ')}`;
+  return null;
+}
+
+/** What a task may touch, stored on the task and handed to its module (`ATELIER_DATASETS`). */
+export interface TaskDataAccess {
+  inputs: Record<string, { dataset: string; version: number; digest: string; columns: string[]; labels: Record<string, Label> }>;
+  outputs: Record<string, { dataset: string }>;
+}
+
+export interface DataDenial {
+  rule: string;
+  message: string;
+  /** `dataset.column` (or just the dataset) for each thing refused. */
+  subjects: string[];
+}
+
+export const hasDataPorts = (manifest: ModuleManifest) => Boolean(manifest.inputs?.some((p) => p.dataset) || manifest.outputs?.some((p) => p.dataset));
+
+const splitName = (full: string) => {
+  const slash = full.indexOf('/');
+  return { namespace: full.slice(0, slash), name: full.slice(slash + 1) };
+};
+
+/** Decides what a run of `domain` may do with the datasets a module declares: access, or the first denial. */
+export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleManifest): Promise<{ access: TaskDataAccess } | { denied: DataDenial }> {
+  const policy = domainPolicies[domain];
+  const inputPorts = (manifest.inputs ?? []).filter((p) => p.dataset);
+  const outputPorts = (manifest.outputs ?? []).filter((p) => p.dataset);
+  const names = [...new Set([...inputPorts, ...outputPorts].map((p) => p.dataset!))];
+  const rows = names.length
+    ? await tx
+        .select()
+        .from(datasets)
+        .where(or(...names.map((n) => and(eq(datasets.namespace, splitName(n).namespace), eq(datasets.name, splitName(n).name)))))
+    : [];
+  const byName = new Map<string, Dataset>(rows.map((d) => [`${d.namespace}/${d.name}`, d]));
+  const access: TaskDataAccess = { inputs: {}, outputs: {} };
+
+  for (const port of inputPorts) {
+    const dataset = byName.get(port.dataset!);
+    if (!dataset) return { denied: { rule: 'a task reads only registered datasets', message: `input "${port.name}" reads ${port.dataset}, which is not a registered dataset`, subjects: [port.dataset!] } };
+    if (!policy.sources.includes(dataset.domain)) {
+      return { denied: { rule: `${domain} runs may read only ${policy.sources.join(', ')} data`, message: `input "${port.name}" reads ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
+    }
+    const [version] = await tx.select().from(datasetVersions).where(eq(datasetVersions.datasetId, dataset.id)).orderBy(desc(datasetVersions.version)).limit(1);
+    const available = new Set(version!.columns.map((c) => c.name));
+    const wanted = port.columns?.length ? port.columns.map((c) => c.name) : [...available];
+    const missing = wanted.filter((c) => !available.has(c));
+    if (missing.length) return { denied: { rule: 'a task reads only columns its dataset has', message: `${port.dataset} has no column ${missing.join(', ')}`, subjects: missing.map((c) => `${port.dataset}.${c}`) } };
+    const labelRows = await tx.select().from(columnLabels).where(and(eq(columnLabels.datasetId, dataset.id), inArray(columnLabels.column, wanted)));
+    const labels = Object.fromEntries(wanted.map((c) => [c, labelOf(labelRows.find((r) => r.column === c))]));
+    const refused = wanted.map((c) => ({ column: c, rule: readDenial(domain, labels[c]!) })).filter((r) => r.rule);
+    if (refused.length) {
+      return {
+        denied: {
+          rule: refused[0]!.rule!,
+          message: `input "${port.name}" needs ${refused.map((r) => `${port.dataset}.${r.column} (${formatLabel(labels[r.column]!)})`).join(', ')}, which a ${domain} run may not read: ${[...new Set(refused.map((r) => r.rule))].join('; ')}`,
+          subjects: refused.map((r) => `${port.dataset}.${r.column}`),
+        },
+      };
+    }
+    access.inputs[port.name] = { dataset: port.dataset!, version: version!.version, digest: version!.digest, columns: wanted, labels };
+  }
+
+  for (const port of outputPorts) {
+    const dataset = byName.get(port.dataset!);
+    // A new output dataset is created in the run's own domain, which every domain may write.
+    if (dataset && !policy.sinks.includes(dataset.domain)) {
+      return { denied: { rule: `${domain} runs may write only ${policy.sinks.join(', ')} datasets`, message: `output "${port.name}" writes ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
+    }
+    access.outputs[port.name] = { dataset: port.dataset! };
+  }
+  return { access };
+}
+
+const digestOfValue = (value: unknown) =>
+  typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value) ? value : `sha256:${createHash('sha256').update(canonicalize(value ?? null) ?? 'null').digest('hex')}`;
+
+/**
+ * A succeeded task's output datasets: a new version each (its digest the output's value when that is a
+ * content digest, else the digest of the value), with labels computed from the inputs through the lineage.
+ */
+export async function recordDatasetWrites(
+  tx: Tx,
+  writes: { taskId: string; domain: Domain; createdBy: string | null; manifest: ModuleManifest; access: TaskDataAccess; outputs: Record<string, unknown> }[],
+): Promise<void> {
+  for (const w of writes) {
+    const inputs = new Map(Object.entries(w.access.inputs).map(([port, input]) => [port, new Map(Object.entries(input.labels))]));
+    for (const port of (w.manifest.outputs ?? []).filter((p) => p.dataset && w.access.outputs[p.name])) {
+      const { namespace, name } = splitName(port.dataset!);
+      await tx.insert(datasets).values({ namespace, name, domain: w.domain, createdBy: w.createdBy, description: `written by task ${w.taskId}` }).onConflictDoNothing();
+      const [dataset] = await tx.select().from(datasets).where(and(eq(datasets.namespace, namespace), eq(datasets.name, name))).for('update');
+      const [last] = await tx.select({ version: datasetVersions.version }).from(datasetVersions).where(eq(datasetVersions.datasetId, dataset!.id)).orderBy(desc(datasetVersions.version)).limit(1);
+      const columns = (port.columns ?? []).map((c) => ({ name: c.name, type: c.type ?? 'unknown' }));
+      await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version: (last?.version ?? 0) + 1, columns, digest: digestOfValue(w.outputs[port.name]), producedByTaskId: w.taskId, createdBy: w.createdBy });
+      await recordComputedLabels(tx, dataset!.id, propagate(port.columns ?? [], inputs));
+    }
+  }
+}
