@@ -200,15 +200,15 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
    * every decision is audited.
    */
   async function governData(tx: Tx, step: Step, run: Run, ready: Task[], ended: string[]): Promise<Task[]> {
-    if (!ready.length) return ready;
-    const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
+    // Tasks that touch datasets were marked when the run was planned; the rest cost nothing here.
+    if (!ready.some((t) => t.dataAccess)) return ready;
+    const versionIds = [...new Set(ready.filter((t) => t.dataAccess).map((t) => t.moduleVersionId!))];
     const manifests = new Map((await tx.select({ id: moduleVersions.id, manifest: moduleVersions.manifest }).from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v.manifest]));
-    if (![...manifests.values()].some(hasDataPorts)) return ready;
     const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
     const allowed: Task[] = [];
     for (const task of ready) {
-      const manifest = manifests.get(task.moduleVersionId!)!;
-      if (!hasDataPorts(manifest)) {
+      const manifest = manifests.get(task.moduleVersionId!);
+      if (!task.dataAccess || !manifest) {
         allowed.push(task);
         continue;
       }
@@ -470,6 +470,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         settings: task.settings,
         gpus: task.gpus,
         hotCluster: task.hotCluster,
+        dataAccess: task.dataAccess,
         mapParent: task.node,
         mapIndex: i,
       });
@@ -626,6 +627,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       hotCluster: input.hotCluster,
     });
     // Refused data is refused now, before anything exists, as well as again at dispatch (labels change).
+    const dataAccess = new Map<string, TaskDataAccess>();
     for (const task of planned) {
       if (!task.version || !hasDataPorts(task.version.manifest)) continue;
       const decision = await decideDataAccess(tx, input.domain, task.version.manifest);
@@ -636,6 +638,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
           `Node "${task.node}" is refused by data policy: ${message} (${rule}). Change the run's domain, the module's declared inputs, or the labels.`,
         );
       }
+      dataAccess.set(task.node, decision.access);
     }
     let admitted = true;
     const maxActiveRuns = spec.concurrency?.maxActiveRuns;
@@ -709,6 +712,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         settings: p.settings,
         gpus: p.gpus,
         hotCluster: p.hotCluster,
+        dataAccess: dataAccess.get(p.node) ?? null,
         queuedAt: status === 'READY' ? step.at : null,
         ...(reused
           ? { outputs: reused.outputs, reusedFromTaskId: reused.id, startedAt: reused.startedAt, finishedAt: reused.finishedAt, host: reused.host, progress: 1, reason: 'reused', message: `reused the result of run ${reused.runId}` }

@@ -97,7 +97,7 @@ describe('data policy at dispatch', () => {
     const before = (await t.api.gql(`{ runs(first: 100) { edges { node { id } } } }`)).runs.edges.length;
     const r = await t.api.raw(`mutation { startRun(workflow: "emails-exp") { id } }`);
     expect(codeOf(r)).toBe('FORBIDDEN');
-    expect(r.errors[0].message).toMatch(/Node "step" is refused by data policy: input "users" needs crm\/users.email \(RESTRICTED\{PII\}\).*experimentation runs read at most CONFIDENTIAL/);
+    expect(r.errors?.[0]?.message).toMatch(/Node "step" is refused by data policy: input "users" needs crm\/users.email \(RESTRICTED\{PII\}\).*experimentation runs read at most CONFIDENTIAL/);
     expect((await t.api.gql(`{ runs(first: 100) { edges { node { id } } } }`)).runs.edges.length).toBe(before);
     expect((await runToEnd('emails-prod')).status).toBe('SUCCEEDED'); // production may read it
   });
@@ -105,14 +105,14 @@ describe('data policy at dispatch', () => {
   it('treats an UNCLASSIFIED column as the most restricted, even for production', async () => {
     const r = await t.api.raw(`mutation { startRun(workflow: "segments") { id } }`);
     expect(codeOf(r)).toBe('FORBIDDEN');
-    expect(r.errors[0].message).toMatch(/crm\/users.segment \(UNCLASSIFIED\).*classify it first/);
+    expect(r.errors?.[0]?.message).toMatch(/crm\/users.segment \(UNCLASSIFIED\).*classify it first/);
   });
 
   it('bounds sources and sinks: experimentation never writes production data, production never reads experimental data', async () => {
     const writes = await t.api.raw(`mutation { startRun(workflow: "writes-prod") { id } }`);
-    expect(writes.errors[0].message).toMatch(/writes crm\/users, a production dataset.*experimentation runs may write only experimentation datasets/);
+    expect(writes.errors?.[0]?.message).toMatch(/writes crm\/users, a production dataset.*experimentation runs may write only experimentation datasets/);
     const reads = await t.api.raw(`mutation { startRun(workflow: "reads-exp") { id } }`);
-    expect(reads.errors[0].message).toMatch(/reads lab\/scratch, a experimentation dataset.*production runs may read only production data/);
+    expect(reads.errors?.[0]?.message).toMatch(/reads lab\/scratch, a experimentation dataset.*production runs may read only production data/);
     // the domain of a run can be chosen at start: an experimentation run of the same workflow may read it
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "reads-exp", domain: experimentation) { id domain } }`);
     expect(startRun.domain).toBe('experimentation');
