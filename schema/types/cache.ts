@@ -106,7 +106,8 @@ builder.queryFields((t) => ({
       workflow: t.arg.string({ required: true }),
       version: t.arg.int(),
       parameters: t.arg({ type: 'JSON' }),
-      domain: t.arg({ type: DomainEnum, defaultValue: 'experimentation' }),
+      domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s domain.' }),
+      cacheNamespace: t.arg.string({ description: 'An experimentation run’s private cache namespace.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Run', 'preview runs');
@@ -114,7 +115,7 @@ builder.queryFields((t) => ({
       if (typeof parameters !== 'object' || Array.isArray(parameters)) throw badInput('parameters must be a JSON object.');
       return previewRun(
         ctx.services,
-        { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, domain: args.domain ?? 'experimentation' },
+        { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, domain: args.domain ?? undefined, cacheNamespace: args.cacheNamespace ?? undefined },
         ctx.identity,
       );
     },

@@ -81,6 +81,7 @@ RunRef.implement({
     status: t.field({ type: RunStatusEnum, resolve: (r) => r.status }),
     trigger: t.field({ type: TriggerEnum, resolve: (r) => r.trigger }),
     domain: t.field({ type: DomainEnum, description: 'The data domain the run works in; its tasks reuse cached results of this domain only.', resolve: (r) => r.domain }),
+    cacheNamespace: t.exposeString('cacheNamespace', { nullable: true, description: 'Its private cache namespace, if any.' }),
     refreshCache: t.exposeBoolean('refreshCache', { description: 'Whether the run executes cacheable tasks even when a result is cached.' }),
     parameters: t.expose('parameters', { type: 'JSON' }),
     message: t.exposeString('message', { nullable: true }),
@@ -311,6 +312,7 @@ builder.mutationFields((t) => ({
       domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s own domain. Nested runs, clones and reruns keep it.' }),
       refreshCache: t.arg.boolean({ defaultValue: false, description: 'Execute every cacheable task even when its result is cached, replacing the entries.' }),
       hotCluster: t.arg.string({ description: 'Run the module nodes that name no hot cluster of their own on this one.' }),
+      cacheNamespace: t.arg.string({ description: 'Experimentation runs only: a private cache namespace; the run reuses and feeds only entries of that namespace.' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
@@ -325,6 +327,7 @@ builder.mutationFields((t) => ({
           domain: args.domain ?? undefined,
           refreshCache: args.refreshCache ?? false,
           hotCluster: args.hotCluster ?? undefined,
+          cacheNamespace: args.cacheNamespace ?? undefined,
         },
         ctx.identity,
       ));

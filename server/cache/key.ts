@@ -88,7 +88,7 @@ export function keyDifferences(task: KeyComponents, entry: KeyComponents): KeyDi
   const out: KeyDifference[] = [];
   const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
   if (task.format !== entry.format) out.push({ component: 'format', name: null, message: 'the entry was written by an older cache key format' });
-  if (task.scope !== entry.scope) out.push({ component: 'scope', name: null, message: `the entry is in domain ${entry.scope}, the task in ${task.scope}` });
+  if (task.scope !== entry.scope) out.push({ component: 'scope', name: null, message: `the entry is in scope ${entry.scope}, the task in ${task.scope}` });
   if (task.module !== entry.module) out.push({ component: 'module', name: null, message: `the module artifact differs (${entry.module.slice(0, 19)}… then, ${task.module.slice(0, 19)}… now)` });
   if (task.entrypoint !== entry.entrypoint) out.push({ component: 'entrypoint', name: null, message: `the entrypoint changed from ${entry.entrypoint} to ${task.entrypoint}` });
   if (task.cacheVersion !== entry.cacheVersion) out.push({ component: 'cacheVersion', name: null, message: `the module's cache version changed from "${entry.cacheVersion}" to "${task.cacheVersion}"` });
@@ -102,3 +102,6 @@ export function keyDifferences(task: KeyComponents, entry: KeyComponents): KeyDi
   }
   return out;
 }
+
+/** The cache scope of a run: its domain, narrowed to its private namespace when it has one. */
+export const cacheScope = (run: { domain: string; cacheNamespace?: string | null }) => (run.cacheNamespace ? `${run.domain}/${run.cacheNamespace}` : run.domain);

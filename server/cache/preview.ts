@@ -9,7 +9,7 @@ import { workflowVersions, workflows, type Domain } from '../db/tables/workflows
 import { notFound } from '../errors';
 import { planRun, type PlanDefaults } from '../orchestrator/plan';
 import { resolveRunParameters, substituteOutputs } from '../orchestrator/spec';
-import { cacheable, cacheKey, keyComponents } from './key';
+import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
 import type { TaskCache } from './store';
 
 export interface PreviewTask {
@@ -26,7 +26,9 @@ export interface PreviewInput {
   workflow: string;
   version?: number;
   parameters: Record<string, unknown>;
-  domain: Domain;
+  /** Default: the workflow's domain, as a run would have. */
+  domain?: Domain;
+  cacheNamespace?: string;
 }
 
 export interface PreviewServices {
@@ -68,7 +70,7 @@ export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewS
           manifest: p.version!.manifest,
           parameters: wired,
           inputs: Object.fromEntries(p.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
-          scope: input.domain,
+          scope: cacheScope({ domain: input.domain ?? workflow.domain, cacheNamespace: input.cacheNamespace }),
         });
         const key = cacheKey(components);
         const entry = (await cache.lookup(tx, [key], new Date())).get(key);

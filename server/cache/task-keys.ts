@@ -4,7 +4,7 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
 import { tasks, type Run, type Task } from '../db/tables/runs';
-import { cacheable, cacheKey, keyComponents, type KeyComponents } from './key';
+import { cacheable, cacheKey, cacheScope, keyComponents, type KeyComponents } from './key';
 
 export interface TaskKey {
   key: string;
@@ -15,7 +15,7 @@ export interface TaskKey {
 }
 
 /** Keys of the cacheable tasks among `batch` (module tasks whose module did not opt out), by task id. */
-export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain'>, batch: Task[]): Promise<Map<string, TaskKey>> {
+export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain' | 'cacheNamespace'>, batch: Task[]): Promise<Map<string, TaskKey>> {
   const moduleTasks = batch.filter((t) => t.kind === 'module' && t.moduleVersionId);
   if (!moduleTasks.length) return new Map();
   const versionIds = [...new Set(moduleTasks.map((t) => t.moduleVersionId!))];
@@ -48,7 +48,7 @@ export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain'>, bat
         // Each dataset read, by the content digest of the version read and the columns handed over.
         ...Object.fromEntries(Object.entries(task.dataAccess?.inputs ?? {}).map(([port, i]) => [`dataset:${port}`, { digest: i.digest, columns: i.columns }])),
       },
-      scope: run.domain,
+      scope: cacheScope(run),
     };
     const components = keyComponents(input, seen);
     keys.set(task.id, { key: cacheKey(components), components, version, module: `${namespace}/${name}` });

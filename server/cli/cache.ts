@@ -69,11 +69,12 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
     .command('preview <workflow>')
     .description('which tasks would be served from cache if the workflow started now; starts nothing')
     .option('-p, --param <key=value>', 'run parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
-    .addOption(new Option('--domain <domain>', 'the domain the run would work in').choices(['experimentation', 'adhoc', 'production']).default('experimentation'))
-    .action(async (workflow: string, opts: { param?: Record<string, unknown>; domain: string }, command: Command) => {
+    .addOption(new Option('--domain <domain>', 'the domain the run would work in (default: the workflow’s)').choices(['experimentation', 'adhoc', 'production']))
+    .option('--cache-namespace <name>', 'an experimentation run’s private cache namespace')
+    .action(async (workflow: string, opts: { param?: Record<string, unknown>; domain?: string; cacheNamespace?: string }, command: Command) => {
       const { cachePreview } = await connect(command).request<{ cachePreview: { node: string; hit: boolean; reason: string; savedMs: number | null }[] }>(
-        `query ($workflow: String!, $parameters: JSON, $domain: Domain) { cachePreview(workflow: $workflow, parameters: $parameters, domain: $domain) { node hit reason savedMs } }`,
-        { workflow, parameters: opts.param ?? {}, domain: opts.domain },
+        `query ($workflow: String!, $parameters: JSON, $domain: Domain, $ns: String) { cachePreview(workflow: $workflow, parameters: $parameters, domain: $domain, cacheNamespace: $ns) { node hit reason savedMs } }`,
+        { workflow, parameters: opts.param ?? {}, domain: opts.domain ?? null, ns: opts.cacheNamespace ?? null },
       );
       const width = Math.max(...cachePreview.map((t) => t.node.length));
       for (const t of cachePreview) console.log(`${t.node.padEnd(width)}  ${t.hit ? 'hit ' : 'miss'}  ${t.reason}${t.savedMs ? ` (saves ${Math.round(t.savedMs)} ms)` : ''}`);

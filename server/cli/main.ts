@@ -150,16 +150,17 @@ export function buildProgram(): Command {
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
     .addOption(new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(['experimentation', 'adhoc', 'production']))
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
+    .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .option('-q, --quiet', 'print only the run id')
-    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; domain?: string; refreshCache?: boolean; hotCluster?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
+    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; domain?: string; refreshCache?: boolean; cacheNamespace?: string; hotCluster?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
       const { client } = connection(command);
       const { startRun } = await client.request<{ startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } } }>(
-        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $hot: String) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, hotCluster: $hot) {
+        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
@@ -171,6 +172,7 @@ export function buildProgram(): Command {
           key: opts.idempotencyKey ?? null,
           domain: opts.domain ?? null,
           refresh: Boolean(opts.refreshCache),
+          ns: opts.cacheNamespace ?? null,
           hot: opts.hotCluster ?? null,
         },
       );

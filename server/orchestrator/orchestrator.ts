@@ -42,6 +42,8 @@ export interface StartRunInput {
   domain?: Domain;
   /** Execute cacheable tasks even when a result is cached, replacing the entries. */
   refreshCache?: boolean;
+  /** Experimentation runs only: a private cache namespace, so trial results neither feed nor use the shared ones. */
+  cacheNamespace?: string;
   /** Run the module nodes that name no hot cluster of their own on this one. */
   hotCluster?: string;
 }
@@ -392,7 +394,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     try {
       if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
       const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
-      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running, domain: run.domain, refreshCache: run.refreshCache });
+      const child = await createRun(tx, step, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running, domain: run.domain, refreshCache: run.refreshCache, cacheNamespace: run.cacheNamespace });
       await tx.update(tasks).set({ childRunId: child.id, message: `nested run ${child.id}` }).where(eq(tasks.id, task.id));
       return false;
     } catch (error) {
@@ -614,6 +616,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     parent?: Pick<Task, 'id' | 'runId'>;
     domain: Domain;
     refreshCache?: boolean;
+    cacheNamespace?: string | null;
     stack?: string[];
     hotCluster?: string;
   }
@@ -666,6 +669,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
         domain: input.domain,
         refreshCache: input.refreshCache ?? false,
+        cacheNamespace: input.cacheNamespace ?? null,
         createdBy: input.identity?.id ?? null,
         createdAt: step.at,
         message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
@@ -755,6 +759,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
           overrides,
           domain: input.domain ?? workflow.domain,
           refreshCache: input.refreshCache,
+          cacheNamespace: privateNamespace(input, input.domain ?? workflow.domain),
           hotCluster: input.hotCluster,
         });
       });
@@ -803,7 +808,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const { source, workflow, version, sourceTasks } = await loadSource(tx, runId);
       const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
       const pinned = pinnedVersions(sourceTasks);
-      return createRun(tx, step, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned, domain: source.domain });
+      return createRun(tx, step, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned, domain: source.domain, cacheNamespace: source.cacheNamespace });
     });
   }
 
@@ -828,7 +833,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       const reuse = new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
       const pinned = pinnedVersions(sourceTasks);
       const overrides = new Map(Object.entries(input.modules ?? {}));
-      return createRun(tx, step, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse, domain: source.domain });
+      return createRun(tx, step, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse, domain: source.domain, cacheNamespace: source.cacheNamespace });
     });
   }
 
@@ -1215,4 +1220,14 @@ function handedOver(access: TaskDataAccess): NonNullable<TaskMessage['datasets']
     inputs: Object.fromEntries(Object.entries(access.inputs).map(([port, { dataset, version, digest, columns }]) => [port, { dataset, version, digest, columns }])),
     outputs: access.outputs,
   };
+}
+
+const cacheNamespaceRe = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** Checks a run's private cache namespace: experimentation runs only, a short lowercase name. */
+function privateNamespace(input: StartRunInput, domain: Domain): string | null {
+  if (input.cacheNamespace === undefined) return null;
+  if (domain !== 'experimentation') throw badInput(`Only experimentation runs may use a private cache namespace; this run's domain is ${domain}.`);
+  if (!cacheNamespaceRe.test(input.cacheNamespace)) throw badInput('cacheNamespace is 1–63 lowercase letters, digits, ".", "_" or "-".');
+  return input.cacheNamespace;
 }

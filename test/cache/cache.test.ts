@@ -11,7 +11,7 @@ import { tasks } from '../../server/db/tables/runs';
 import { apiClient, PUBLISH, RUN_EVENTS } from '../harness/client';
 import { fixturesDir, startTestApp, type TestApp } from '../harness/app';
 
-const START = `mutation ($w: String!, $p: JSON, $d: Domain, $r: Boolean) { startRun(workflow: $w, parameters: $p, domain: $d, refreshCache: $r) { id } }`;
+const START = `mutation ($w: String!, $p: JSON, $d: Domain, $r: Boolean, $ns: String) { startRun(workflow: $w, parameters: $p, domain: $d, refreshCache: $r, cacheNamespace: $ns) { id } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { id status domain tasks { id node status attempt reason outputs cacheKey cacheHit { sourceTask { id } sourceRun { id } savedMs } } } }`;
 const EXPLAIN = `query ($id: ID!) { cacheExplain(taskId: $id) { hit message differences { component name } nearest { sourceTaskId } } }`;
 const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
@@ -37,9 +37,9 @@ describe('task cache', () => {
   afterAll(() => t?.stop());
 
   const api = (token?: string) => (token ? apiClient(t.url, token) : t.api);
-  async function runToEnd(workflow: string, parameters: object | null = null, extra: { d?: string; r?: boolean; token?: string } = {}) {
+  async function runToEnd(workflow: string, parameters: object | null = null, extra: { d?: string; r?: boolean; ns?: string; token?: string } = {}) {
     const client = api(extra.token);
-    const { startRun } = await client.gql(START, { w: workflow, p: parameters, d: extra.d ?? null, r: extra.r ?? null });
+    const { startRun } = await client.gql(START, { w: workflow, p: parameters, d: extra.d ?? null, r: extra.r ?? null, ns: extra.ns ?? null });
     const events = (await client.subscribe<any>(RUN_EVENTS, { runId: startRun.id }, terminal)).map((e) => e.runEvents);
     const run = (await t.api.gql(RUN, { id: startRun.id })).run;
     return { run, events, n: Object.fromEntries(run.tasks.map((x: any) => [x.node, x])) as Record<string, any> };
@@ -101,6 +101,19 @@ describe('task cache', () => {
     const explained = (await t.api.gql(EXPLAIN, { id: after.n.only.id })).cacheExplain;
     expect(explained.nearest.sourceTaskId).toBe(before.n.only.id);
     expect(explained.differences.map((d: any) => d.component)).toEqual(['module', 'cacheVersion']);
+  });
+
+  it('gives an experimentation run a private namespace that neither uses nor feeds the shared entries', async () => {
+    await t.createWorkflow({ name: 'trial', domain: 'experimentation', tasks: [{ name: 'only', module: 'test/keyed', parameters: { v: 'trial' } }] });
+    expect((await runToEnd('trial')).n.only.cacheHit).toBeNull();
+    const mine = await runToEnd('trial', null, { ns: 'alice-sweep' });
+    expect(mine.run.status).toBe('SUCCEEDED');
+    expect(mine.n.only.cacheHit).toBeNull(); // the shared entry is not used
+    expect((await runToEnd('trial', null, { ns: 'alice-sweep' })).n.only.cacheHit).not.toBeNull(); // its own is
+    const shared = await runToEnd('trial');
+    expect(shared.n.only.cacheHit.sourceRun.id).not.toBe(mine.run.id); // and it fed nothing shared
+    const refused = await api().raw(START, { w: 'trial', d: 'production', ns: 'alice-sweep' });
+    expect(refused.errors?.[0]?.message).toMatch(/Only experimentation runs may use a private cache namespace/);
   });
 
   it('misses, and drops the entry, when an output the entry references is gone from the object store', async () => {

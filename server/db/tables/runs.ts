@@ -33,6 +33,8 @@ export const runs = pgTable(
     maxParallelTasks: integer('max_parallel_tasks'),
     /** The data domain the run works in: its tasks read and write cache entries of this domain only. */
     domain: text('domain', { enum: domains }).notNull().default('experimentation'),
+    /** An experimentation run's private cache namespace: it reuses and feeds only entries of that namespace. */
+    cacheNamespace: text('cache_namespace'),
     /** Execute every cacheable task even when its key has an entry, and replace the entry with the new result. */
     refreshCache: boolean('refresh_cache').notNull().default(false),
     createdBy: uuid('created_by').references(() => identities.id),
