@@ -10,7 +10,8 @@ const RUNS = 20;
 
 async function runOnce(t: TestApp, workflow: string) {
   const { db } = t.app.database;
-  const run = await t.app.services.orchestrator.startRun({ workflow, trigger: 'API' }, null);
+  // refreshCache: every run must execute; the cache would otherwise serve all but the first.
+  const run = await t.app.services.orchestrator.startRun({ workflow, trigger: 'API', refreshCache: true }, null);
   for (;;) {
     const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
     if (row && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(row.status)) {

@@ -1,12 +1,9 @@
 // `atelier cache stats|explain|preview|invalidate`, run as a user would against a real control plane.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUN_EVENTS } from '../harness/client';
 import { startTestApp, type TestApp } from '../harness/app';
+import { runCli } from '../harness/cli';
 
-const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'cli', 'bin.js');
 const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
 
 describe('atelier cache', () => {
@@ -24,16 +21,7 @@ describe('atelier cache', () => {
   });
   afterAll(() => t?.stop());
 
-  const cli = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
 
   it('prints the hit rate and savings by module and by team', async () => {
     const byModule = await cli(['cache', 'stats', '--since', '1h']);

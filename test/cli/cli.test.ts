@@ -1,53 +1,24 @@
 // End to end for the `atelier` CLI: the real control plane in-process, the real CLI (server/cli/bin.js) as child
 // processes, and the iris example pushed, created and run to completion, plus the errors a user meets first.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app';
 import { packDirectory } from '../../server/artifacts/archive';
 import { sha256 } from '../../server/artifacts/store';
 import { createHttpArtifactSource } from '../../server/cli/artifact-source';
 import { loadConfig } from '../../server/config';
+import { repoRoot as root, runCli, showCli } from '../harness/cli';
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = path.join(root, 'server', 'cli', 'bin.js');
 const modules = ['prepare', 'train', 'evaluate'];
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let app: App;
 let url: string;
 let dataDir: string;
 
-/** Runs the CLI as a user would, with a clean environment: only what is passed here reaches it. */
-function cli(args: string[], env: Record<string, string> = {}, command: string[] = [bin]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...command, ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: url, ATELIER_TOKEN: app.adminToken, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+const cli = (args: string[], env: Record<string, string> = {}, command?: string[]) => runCli({ url, token: app.adminToken }, args, env, command);
+const show = showCli;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));

@@ -1,49 +1,22 @@
 // The module dev loop through the real CLI as child processes: `module run` on the working directory,
 // `push --test` recording its result, `push --run` trying the new alpha, promotion and rollback, and a
 // corrupt stored object refused at fetch.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { sha256 } from '../../server/artifacts/store';
 import { createHttpArtifactSource } from '../../server/cli/artifact-source';
 import { startTestApp, type TestApp } from '../harness/app';
+import { runCli, showCli } from '../harness/cli';
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = path.join(root, 'server', 'cli', 'bin.js');
 let t: TestApp;
 let scratch: string;
 let moduleDir: string;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-const show = (r: CliResult) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+const cli = (args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
+const show = showCli;
 
 /** A module whose behaviour and test are set by files the test rewrites between pushes. */
 async function writeModule(greeting: string, testExit: number) {

@@ -1,14 +1,11 @@
 // Schedules through the real API and CLI: the GraphQL fields (next fire times, fires, Workflow.schedules), the
 // mutations with their typed errors and authorization, and `atelier schedule …` as a user runs it.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIdentity, issueToken } from '../../server/auth/tokens';
 import { apiClient } from '../harness/client';
 import { startTestApp, type TestApp } from '../harness/app';
+import { runCli } from '../harness/cli';
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FIELDS = 'id name cron timeZone paused catchUp catchUpLimit overlap parameters startAt endAt lastFireTime nextFireTimes(count: 3) workflow { name } fires { outcome } createdBy { name }';
 const CREATE = `mutation ($input: CreateScheduleInput!) { createSchedule(input: $input) { ${FIELDS} } }`;
 
@@ -63,19 +60,7 @@ describe('schedules API and CLI', () => {
   });
 
   it('drives schedules from the CLI', async () => {
-    const cli = (...args: string[]) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [path.join(root, 'server', 'cli', 'bin.js'), ...args], {
-          cwd: root,
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c));
-        child.stderr.on('data', (c: Buffer) => (stderr += c));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+    const cli = (...args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
 
     const created = await cli('schedule', 'create', 'report', '--cron', '0 6 * * *', '--tz', 'America/New_York', '--param', 'greeting=hello', '--catch-up', 'all', '--catch-up-limit', '3', '--overlap', 'cancel-previous', '--name', 'dawn', '-q');
     expect(created.code, created.stderr).toBe(0);
