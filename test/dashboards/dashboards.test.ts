@@ -194,6 +194,29 @@ describe('dashboards in Chromium', () => {
     expect(run).toEqual({ trigger: 'CLONE', sourceRunId: source, parameters: { steps: 3, message: 'bonjour' } });
   });
 
+  it("shows the second run's cache hits, each linking to the run it came from", async () => {
+    // The clone kept `message`, so `prepare` (test/echo, cacheable) had the same key; `train` (test/ticker) opts out.
+    const clone = runIdFromUrl();
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { node cacheHit { savedMs sourceRun { id } sourceTask { node } } } } }`, { id: clone });
+    const byNode = new Map<string, any>(run.tasks.map((x: any) => [x.node, x.cacheHit]));
+    expect(byNode.get('prepare')).toMatchObject({ sourceRun: { id: expect.any(String) }, sourceTask: { node: 'prepare' } });
+    expect(byNode.get('train')).toBeNull();
+    const source = byNode.get('prepare').sourceRun.id as string;
+    await page.waitForFunction(() => document.querySelector('[data-node="prepare"]')?.getAttribute('aria-label')?.includes('from cache'));
+    expect(await node('train').getAttribute('aria-label')).not.toContain('from cache');
+    await page.locator('.dag-card .card-title', { hasText: /from cache, .* saved/ }).waitFor();
+    await node('prepare').click();
+    const banner = page.getByTestId('cache-hit');
+    await banner.waitFor();
+    await shot('run-cache-hits');
+    await banner.getByRole('link', { name: `task prepare of run ${source.slice(0, 8)}` }).click();
+    await page.waitForURL((url) => url.pathname === `/runs/${source}` && url.searchParams.get('task') === 'prepare');
+    await page.getByRole('heading', { name: /Task prepare/ }).waitFor();
+    expect(await page.getByTestId('cache-hit').count()).toBe(0); // the source executed it
+    await page.goto(`${t.url}/runs/${clone}`); // back where the next test expects to be
+    await node('report').waitFor();
+  });
+
   it('cancels a long run from its page', async () => {
     const { startRun } = await t.api.gql(START, { w: 'long' });
     await page.goto(`${t.url}/runs/${startRun.id}`);

@@ -213,6 +213,13 @@ export class RunStore {
   }
 }
 
+export const waitingStatuses = new Set<string>(['READY', 'QUEUED']);
+
+/** Why a task that has not started is waiting, while it still waits (the reason is fetched, the status live). */
+export function waitingReasonOf(t: TaskView): string | null {
+  return waitingStatuses.has(t.status) ? (t.waitingReason ?? null) : null;
+}
+
 function placeholderTask(node: string): TaskView {
   return {
     id: null,
@@ -243,6 +250,10 @@ function placeholderTask(node: string): TaskView {
     pool: '',
     host: null,
     reusedFromTaskId: null,
+    cacheHit: null,
+    waitingReason: null,
+    provisioningMs: null,
+    executionMs: null,
     parameters: {},
     outputs: null,
     attempts: [],
