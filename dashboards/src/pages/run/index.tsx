@@ -13,7 +13,7 @@ import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { RUN, RUN_EVENTS } from './documents';
 import { RunActions } from './actions';
-import { RunStore, waitingReasonOf, waitingStatuses, type TaskView } from './store';
+import { fromCache, RunStore, waitingReasonOf, waitingStatuses, type TaskView } from './store';
 import { TaskPanel } from './task-panel';
 
 export default function RunPage({ id }: { id: string }) {
@@ -85,8 +85,8 @@ export default function RunPage({ id }: { id: string }) {
         : waitingReasonOf(t)
           ? `waiting: ${waitingReasonOf(t)}`
           : (t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? t.kind),
-    badge: t.cacheHit ? 'from cache' : t.reusedFromTaskId ? 'reused' : t.attempt > 1 ? `attempt ${t.attempt}/${t.maxAttempts}` : null,
-    badgeTone: t.cacheHit ? 'cache' : null,
+    badge: fromCache(t) ? 'from cache' : t.reusedFromTaskId ? 'reused' : t.attempt > 1 ? `attempt ${t.attempt}/${t.maxAttempts}` : null,
+    badgeTone: fromCache(t) ? 'cache' : null,
   }));
   const message = store.message;
 
@@ -194,7 +194,7 @@ function summarize(tasks: TaskView[]): string {
   const counts = new Map<string, number>();
   for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
   const parts = [...counts].map(([s, n]) => `${n} ${s.toLowerCase().replace('_', ' ')}`);
-  const hits = tasks.filter((t) => t.cacheHit);
+  const hits = tasks.filter(fromCache);
   if (hits.length) parts.push(`${hits.length} from cache, ${formatDuration(hits.reduce((sum, t) => sum + (t.cacheHit?.savedMs ?? 0), 0))} saved`);
   return parts.join(' · ');
 }
@@ -259,10 +259,10 @@ class TaskRow extends Component<TaskRowProps> {
         <td title={formatDateTime(t.startedAt)}>{t.startedAt ? <Time iso={t.startedAt} /> : '—'}</td>
         <td class="num">{formatDuration(t.finishedAt ? (t.durationMs ?? span(t.startedAt, t.finishedAt)) : span(t.startedAt, null))}</td>
         <td class="row-message">
-          {t.cacheHit ? (
+          {fromCache(t) ? (
             <>
               <span class="chip cache">from cache</span>{' '}
-              {t.cacheHit.sourceRun && <Link href={`/runs/${t.cacheHit.sourceRun.id}?task=${encodeURIComponent(t.cacheHit.sourceTask?.node ?? t.node)}`}>run {t.cacheHit.sourceRun.id.slice(0, 8)}</Link>}
+              {t.cacheHit?.sourceRun && <Link href={`/runs/${t.cacheHit.sourceRun.id}?task=${encodeURIComponent(t.cacheHit.sourceTask?.node ?? t.node)}`}>run {t.cacheHit.sourceRun.id.slice(0, 8)}</Link>}
             </>
           ) : (
             (waitingReasonOf(t) ?? t.message ?? t.reason ?? '')

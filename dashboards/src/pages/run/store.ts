@@ -213,6 +213,9 @@ export class RunStore {
   }
 }
 
+/** Served from cache: the fetched hit, or the live status event's reason before the hit is fetched. */
+export const fromCache = (t: TaskView) => Boolean(t.cacheHit) || (t.status === 'SUCCEEDED' && t.reason === 'cache-hit');
+
 export const waitingStatuses = new Set<string>(['READY', 'QUEUED']);
 
 /** Why a task that has not started is waiting, while it still waits (the reason is fetched, the status live). */

@@ -216,7 +216,7 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
           <dd>{task.triggerRule.replace('_', ' ')}</dd>
         </div>
       </dl>
-      {(task.message || task.reason) && (
+      {(task.message || task.reason) && !hit && (
         <p class={task.status === 'FAILED' || task.status === 'TIMED_OUT' ? 'error-text' : 'muted'}>
           {task.reason && <strong>{task.reason}: </strong>}
           {task.message}
@@ -234,7 +234,7 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
       </div>
       <h3>Attempts</h3>
       {task.attempts.length === 0 ? (
-        <p class="muted">No attempt has ended yet.</p>
+        <p class="muted">{hit ? 'None: it did not execute.' : 'No attempt has ended yet.'}</p>
       ) : (
         <div class="table-wrap">
           <table>
