@@ -493,17 +493,18 @@ describe('dashboards in Chromium', () => {
 
   it('lists datasets with their domain and classification chips, flagging UNCLASSIFIED columns', async () => {
     const digest = `sha256:${'ab'.repeat(32)}`;
-    const create = `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: $d, columns: $c, digest: "${digest}", description: "Customers of the shop") { id } }`;
+    const create = `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $about: String) { createDataset(name: $n, domain: $d, columns: $c, digest: "${digest}", description: $about) { id } }`;
     await t.api.gql(create, {
       n: 'crm/customers',
       d: 'production',
+      about: 'Customers of the shop',
       c: [
         { name: 'id', type: 'string', label: { level: 'INTERNAL' } },
         { name: 'email', type: 'string', label: { level: 'RESTRICTED', categories: ['pii'] } },
         { name: 'country', type: 'string' },
       ],
     });
-    await t.api.gql(create, { n: 'crm/regions', d: 'experimentation', c: [{ name: 'name', type: 'string', label: { level: 'PUBLIC' } }] });
+    await t.api.gql(create, { n: 'crm/regions', d: 'experimentation', about: 'Sales regions', c: [{ name: 'name', type: 'string', label: { level: 'PUBLIC' } }] });
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
     const customers = page.locator('[data-dataset="crm/customers"]');
     await customers.waitFor();

@@ -205,6 +205,7 @@ class NodeButton extends Component<NodeProps> {
         class={`dag-node status-${status}${selected ? ' selected' : ''}`}
         data-node={id}
         data-status={status}
+        title={detail ?? undefined}
         aria-pressed={selected}
         aria-label={`${label}${status === 'SPEC' ? '' : `: ${statusLabel(status)}`}${pct !== null && status === 'RUNNING' ? `, ${pct}%` : ''}${badge ? `, ${badge}` : ''}`}
         style={{ left: `${x}px`, top: `${y}px`, width: `${NODE_WIDTH}px`, height: `${NODE_HEIGHT}px` }}

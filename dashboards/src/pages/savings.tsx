@@ -112,7 +112,7 @@ export function SavingsPage() {
         </button>
       </div>
       <p class="lead">Tasks served from the cache instead of executing, and the execution time that spared.</p>
-      <form class="filters" aria-label="Choose the period" onSubmit={(e) => e.preventDefault()}>
+      <form class="filters" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
         <label>
           Period
           <select value={range.id} onChange={(e) => navigate(withQuery({ range: e.currentTarget.value === '7d' ? null : e.currentTarget.value }), { replace: true })}>
