@@ -4,7 +4,7 @@ import { useClient, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { EmptyState, ErrorState, Loading } from '../components/states';
 import { graphql, type ResultOf } from '../graphql';
-import { formatInteger } from '../lib/format';
+import { formatDuration, formatInteger } from '../lib/format';
 import { useTitle } from '../lib/title';
 import { navigate, useLocation, withQuery } from '../router';
 
@@ -45,11 +45,8 @@ interface Bucket extends Totals {
 const sum = (rows: readonly Totals[]): Totals => rows.reduce((a, r) => ({ hits: a.hits + r.hits, misses: a.misses + r.misses, savedHours: a.savedHours + r.savedHours }), { hits: 0, misses: 0, savedHours: 0 });
 const rate = (t: Totals) => (t.hits + t.misses ? t.hits / (t.hits + t.misses) : 0);
 const percent = (x: number) => `${Math.round(x * 1000) / 10}%`;
-function hours(h: number): string {
-  if (h === 0) return '0 h';
-  if (h < 0.1) return `${Math.max(1, Math.round(h * 3600))} s`;
-  return `${h.toFixed(h < 10 ? 1 : 0)} h`;
-}
+/** Hours saved, in seconds or minutes while under an hour (a new install saves seconds at first). */
+const hours = (h: number) => (h < 1 ? formatDuration(h * HOUR) : `${h.toFixed(h < 10 ? 1 : 0)} h`);
 
 /** Bucket boundaries ending at the current bucket's end, newest last: aligned to whole hours (or local days). */
 function boundaries(range: Range, now: number): number[] {
