@@ -1,10 +1,8 @@
-// The app shell: sign-in gate, navigation, the live-connection indicator and the routes. Pages for
-// capabilities the server does not offer yet are left out of the navigation (see api/features.ts).
+// The app shell: sign-in gate, navigation, the live-connection indicator and the routes.
 import { Component, type ComponentChildren } from 'preact';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { Provider } from '@urql/preact';
 import { createApi, type LiveState } from './api/client';
-import { detectFeatures, FeaturesContext, noFeatures, type Features } from './api/features';
 import { checkToken, clearToken, readToken, saveToken } from './api/session';
 import { lazyPage } from './components/lazy';
 import { ErrorState, Loading } from './components/states';
@@ -15,22 +13,22 @@ import { RunsPage } from './pages/runs';
 import { ModulesPage, ModulePage } from './pages/modules';
 import { SchedulesPage } from './pages/schedules';
 import { WorkflowsPage } from './pages/workflows';
-import { NotFoundPage, PlaceholderPage, placeholders } from './pages/placeholder';
+import { DatasetsPage } from './pages/datasets';
+import { ExecutorsPage } from './pages/executors';
+import { SavingsPage } from './pages/savings';
+import { NotFoundPage } from './pages/not-found';
 
 const RunPage = lazyPage(() => import('./pages/run'));
 const WorkflowPage = lazyPage(() => import('./pages/workflow'));
 
-interface NavItem {
-  href: string;
-  label: string;
-  feature?: keyof Features;
-}
-const nav: NavItem[] = [
+const nav = [
   { href: '/runs', label: 'Runs' },
   { href: '/workflows', label: 'Workflows' },
   { href: '/modules', label: 'Modules' },
   { href: '/schedules', label: 'Schedules' },
-  ...placeholders.map((p) => ({ href: p.path, label: p.title, feature: p.feature })),
+  { href: '/datasets', label: 'Datasets' },
+  { href: '/executors', label: 'Executors' },
+  { href: '/savings', label: 'Savings' },
 ];
 
 function route(path: string): ComponentChildren {
@@ -42,8 +40,9 @@ function route(path: string): ComponentChildren {
   if (path === '/modules') return <ModulesPage />;
   if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
-  const placeholder = placeholders.find((p) => p.path === path);
-  if (placeholder) return <PlaceholderPage {...placeholder} />;
+  if (path === '/datasets') return <DatasetsPage />;
+  if (path === '/executors') return <ExecutorsPage />;
+  if (path === '/savings') return <SavingsPage />;
   return <NotFoundPage />;
 }
 
@@ -51,7 +50,6 @@ export function App() {
   const [session, setSession] = useState<Session | null>(null);
   const [restoring, setRestoring] = useState(() => Boolean(readToken()));
   const [signInMessage, setSignInMessage] = useState<string | null>(null);
-  const [features, setFeatures] = useState<Features>(noFeatures);
 
   const start = (token: string, viewer: Session['viewer']) => {
     let ended = false;
@@ -65,7 +63,6 @@ export function App() {
     };
     const api = createApi(token, (message) => signOut(message));
     setSession({ viewer, api, signOut });
-    void detectFeatures(api.client).then(setFeatures, () => setFeatures(noFeatures));
   };
 
   useEffect(() => {
@@ -97,19 +94,16 @@ export function App() {
   return (
     <SessionContext.Provider value={session}>
       <Provider value={session.api.client}>
-        <FeaturesContext.Provider value={features}>
-          <Shell session={session} features={features} />
-        </FeaturesContext.Provider>
+        <Shell session={session} />
       </Provider>
     </SessionContext.Provider>
   );
 }
 
-function Shell({ session, features }: { session: Session; features: Features }) {
+function Shell({ session }: { session: Session }) {
   const { path } = useLocation();
   const main = useRef<HTMLElement>(null);
   const live = useLiveState(session);
-  const items = useMemo(() => nav.filter((item) => !item.feature || features[item.feature]), [features]);
   const previousPath = useRef(path);
 
   useEffect(() => {
@@ -134,7 +128,7 @@ function Shell({ session, features }: { session: Session; features: Features }) 
         </Link>
         <nav aria-label="Main">
           <ul>
-            {items.map((item) => (
+            {nav.map((item) => (
               <li key={item.href}>
                 <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
                   {item.label}

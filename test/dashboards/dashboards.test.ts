@@ -14,6 +14,9 @@ import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { packDirectory } from '../../server/artifacts/archive';
 import { runs } from '../../server/db/tables/runs';
 import { workflowVersions, workflows } from '../../server/db/tables/workflows';
+import { createLocalExecutor } from '../../executors/local';
+import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
+import { createExecutorRegistry } from '../../plugins/registry';
 import { PUBLISH } from '../harness/client';
 import { startTestApp, type TestApp } from '../harness/app';
 
@@ -25,6 +28,7 @@ const STATUS_EVENTS = `subscription ($runId: ID!) { runEvents(runId: $runId) { _
 const START = `mutation ($w: String!, $p: JSON) { startRun(workflow: $w, parameters: $p, trigger: DASHBOARD) { id } }`;
 
 let t: TestApp;
+let gpuHost: ExecutorHost | undefined;
 let browser: Browser;
 let page: Page;
 const consoleErrors: string[] = [];
@@ -49,6 +53,7 @@ describe('dashboards in Chromium', () => {
     [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp()]);
     await t.publishFixture('echo');
     await t.publishFixture('sleep');
+    await t.publishFixture('gpu-echo');
     const ticker = await t.api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(here, 'fixtures', 'modules', 'ticker')));
     if (ticker.errors) throw new Error(JSON.stringify(ticker.errors));
     await t.createWorkflow({
@@ -65,6 +70,7 @@ describe('dashboards in Chromium', () => {
     });
     await t.createWorkflow({ name: 'long', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 60000 } }, { name: 'later', module: 'test/echo', dependsOn: ['nap'] }] });
     await t.createWorkflow({ name: 'quick', tasks: [{ name: 'only', module: 'test/echo' }] });
+    await t.createWorkflow({ name: 'needs-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
     await t.createWorkflow({ name: 'chatty', tasks: [{ name: 'talk', module: 'test/ticker', parameters: { lines: 100000, delayMs: 1500, steps: 1, intervalMs: 0 } }] });
     // A gate long enough for the page to open and subscribe, then a wide layer of quick no-op tasks and a join.
     const wide = Array.from({ length: 24 }, (_, i) => ({ name: `w${i}`, module: 'test/sleep', executor: 'noop', dependsOn: ['gate'], parameters: { ms: 0, sleepMs: 30 + (i % 6) * 40 } }));
@@ -96,6 +102,7 @@ describe('dashboards in Chromium', () => {
   });
 
   afterAll(async () => {
+    await gpuHost?.stop();
     await browser?.close();
     await t?.stop();
   });
@@ -116,11 +123,7 @@ describe('dashboards in Chromium', () => {
     await page.getByText('No runs yet').waitFor();
     expect(page.url()).not.toContain(t.app.adminToken);
     expect(await page.evaluate(() => sessionStorage.getItem('atelier-token'))).toBe(t.app.adminToken);
-    // the nav shows only pages whose API exists
-    const query = new Set((await t.api.gql('{ __type(name: "Query") { fields { name } } }')).__type.fields.map((f: { name: string }) => f.name));
-    const optional = [['schedules', 'Schedules'], ['datasets', 'Datasets'], ['cacheStats', 'Savings'], ['executors', 'Executors']].filter(([field]) => query.has(field)).map(([, page]) => page);
-    await page.waitForFunction((n) => document.querySelectorAll('nav[aria-label="Main"] a').length === n, 3 + optional.length);
-    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(['Runs', 'Workflows', 'Modules', ...optional]);
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(['Runs', 'Workflows', 'Modules', 'Schedules', 'Datasets', 'Executors', 'Savings']);
     await shot('runs-empty');
   });
 
@@ -192,6 +195,29 @@ describe('dashboards in Chromium', () => {
     await page.getByText('Cloned from').waitFor();
     const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { trigger sourceRunId parameters } }`, { id: runIdFromUrl() });
     expect(run).toEqual({ trigger: 'CLONE', sourceRunId: source, parameters: { steps: 3, message: 'bonjour' } });
+  });
+
+  it("shows the second run's cache hits, each linking to the run it came from", async () => {
+    // The clone kept `message`, so `prepare` (test/echo, cacheable) had the same key; `train` (test/ticker) opts out.
+    const clone = runIdFromUrl();
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { node cacheHit { savedMs sourceRun { id } sourceTask { node } } } } }`, { id: clone });
+    const byNode = new Map<string, any>(run.tasks.map((x: any) => [x.node, x.cacheHit]));
+    expect(byNode.get('prepare')).toMatchObject({ sourceRun: { id: expect.any(String) }, sourceTask: { node: 'prepare' } });
+    expect(byNode.get('train')).toBeNull();
+    const source = byNode.get('prepare').sourceRun.id as string;
+    await page.waitForFunction(() => document.querySelector('[data-node="prepare"]')?.getAttribute('aria-label')?.includes('from cache'));
+    expect(await node('train').getAttribute('aria-label')).not.toContain('from cache');
+    await page.locator('.dag-card .card-title', { hasText: /from cache, .* saved/ }).waitFor();
+    await node('prepare').click();
+    const banner = page.getByTestId('cache-hit');
+    await banner.waitFor();
+    await shot('run-cache-hits');
+    await banner.getByRole('link', { name: `task prepare of run ${source.slice(0, 8)}` }).click();
+    await page.waitForURL((url) => url.pathname === `/runs/${source}` && url.searchParams.get('task') === 'prepare');
+    await page.getByRole('heading', { name: /Task prepare/ }).waitFor();
+    expect(await page.getByTestId('cache-hit').count()).toBe(0); // the source executed it
+    await page.goto(`${t.url}/runs/${clone}`); // back where the next test expects to be
+    await node('report').waitFor();
   });
 
   it('cancels a long run from its page', async () => {
@@ -363,9 +389,7 @@ describe('dashboards in Chromium', () => {
     await shot('module');
     await page.goto(`${t.url}/no/such/page`);
     await page.getByText('There is no page here').waitFor();
-    await page.goto(`${t.url}/datasets`); // a placeholder until its page is built
-    await page.getByText(/Datasets: coming soon/).waitFor();
-    await shot('placeholder');
+    await shot('not-found');
   });
 
   it('lists schedules with their next fire times, and pauses and resumes one', async () => {
@@ -405,6 +429,94 @@ describe('dashboards in Chromium', () => {
     expect(tags.module.tags.find((x: any) => x.tag === 'latest').version.version).toBe('1');
     await shot('module-rolled-back');
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('shows why a task waits on its run page, and pools, hosts and hot clusters live on the executors page', async () => {
+    await t.api.gql(`mutation { createHotCluster(name: "warm", executor: "local", spec: { workers: 1 }) { name } }`);
+    const { startRun } = await t.api.gql(START, { w: 'needs-gpus' });
+    await page.goto(`${t.url}/runs/${startRun.id}?task=train`);
+    // no host serves pool gpu: the node and the task panel say so (fetched again every few seconds while it waits)
+    await page.waitForFunction(() => document.querySelector('[data-node="train"]')?.textContent?.includes('waiting: no executor host serves pool gpu'), undefined, { timeout: 15_000 });
+    await page.locator('.task-panel .banner', { hasText: /Waiting: no executor host serves pool gpu \(it needs 2 GPUs\)/ }).waitFor();
+    await shot('run-waiting');
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Executors' }).click();
+    const pools = page.getByRole('table', { name: 'Pools' });
+    await pools.locator('[data-pool="gpu"] [data-health="NO_HOSTS"]').waitFor();
+    await pools.locator('[data-pool="local"] [data-health="HEALTHY"]').waitFor();
+    const hosts = page.getByRole('table', { name: 'Hosts' });
+    await hosts.locator('tbody tr').first().getByText('Live').waitFor();
+    await page.getByRole('table', { name: 'Hot clusters' }).locator('[data-cluster="warm"] [data-state]').waitFor();
+    await shot('executors');
+
+    // a GPU host starts: the open page shows it without a reload, and the waiting task runs
+    await page.evaluate(() => ((window as any).notReloaded = true));
+    gpuHost = createExecutorHost({
+      bus: t.app.bus,
+      registry: createExecutorRegistry([createLocalExecutor()]),
+      pools: ['gpu'],
+      hostName: 'gpu-node-1',
+      gpus: 2,
+      artifacts: { fetch: (digest) => t.app.services.store.path(digest) },
+      workRoot: path.join(t.dataDir, 'gpu-work'),
+      warn: () => undefined,
+    });
+    await gpuHost.start();
+    await hosts.locator('[data-host="gpu-node-1"]').getByText('Live').waitFor({ timeout: 15_000 });
+    await pools.locator('[data-pool="gpu"] [data-health="HEALTHY"]').waitFor({ timeout: 15_000 });
+    expect(await page.evaluate(() => (window as any).notReloaded)).toBe(true);
+    await shot('executors-gpu-host');
+    await page.goto(`${t.url}/runs/${startRun.id}`);
+    await node('train', 'SUCCEEDED').waitFor({ timeout: 20_000 });
+  });
+
+  it('shows the cache savings: hit rate, hours saved over time, by team, workflow and module', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Savings' }).click();
+    const rate = page.getByTestId('hit-rate');
+    await rate.waitFor();
+    expect(Number((await rate.textContent())!.replace('%', ''))).toBeGreaterThan(0); // the clone's cache hits
+    await page.getByRole('table', { name: 'Savings by module' }).locator('[data-group="test/echo"]').waitFor();
+    await page.getByRole('table', { name: 'Savings by workflow' }).locator('[data-group="train"]').waitFor();
+    await page.getByRole('table', { name: 'Savings by team' }).locator('[data-group="test"]').waitFor();
+    const bars = page.getByRole('list', { name: 'Hours saved over time' }).getByRole('listitem');
+    expect(await bars.count()).toBe(7);
+    expect(await bars.last().getAttribute('data-hits')).not.toBe('0'); // today's bucket holds the hits
+    await shot('savings');
+    await page.getByLabel('Period').selectOption('24h');
+    await page.waitForFunction(() => document.querySelectorAll('ol.bars li').length === 24);
+    expect(await bars.last().getAttribute('data-hits')).not.toBe('0');
+    // the same numbers as the API
+    const { cacheStats } = await t.api.gql(`query ($s: DateTime!) { cacheStats(since: $s, groupBy: module) { group hits } }`, { s: new Date(Date.now() - 86_400_000).toISOString() });
+    const echo = cacheStats.find((x: any) => x.group === 'test/echo');
+    expect(await page.getByRole('table', { name: 'Savings by module' }).locator('[data-group="test/echo"] td').nth(2).textContent()).toBe(String(echo.hits));
+  });
+
+  it('lists datasets with their domain and classification chips, flagging UNCLASSIFIED columns', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const create = `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $about: String) { createDataset(name: $n, domain: $d, columns: $c, digest: "${digest}", description: $about) { id } }`;
+    await t.api.gql(create, {
+      n: 'crm/customers',
+      d: 'production',
+      about: 'Customers of the shop',
+      c: [
+        { name: 'id', type: 'string', label: { level: 'INTERNAL' } },
+        { name: 'email', type: 'string', label: { level: 'RESTRICTED', categories: ['pii'] } },
+        { name: 'country', type: 'string' },
+      ],
+    });
+    await t.api.gql(create, { n: 'crm/regions', d: 'experimentation', about: 'Sales regions', c: [{ name: 'name', type: 'string', label: { level: 'PUBLIC' } }] });
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
+    const customers = page.locator('[data-dataset="crm/customers"]');
+    await customers.waitFor();
+    await customers.getByText('production', { exact: true }).waitFor();
+    expect(await customers.getByTestId('unclassified-count').textContent()).toContain('1 column unclassified');
+    expect(await customers.locator('[data-column="email"] [data-level]').first().textContent()).toBe('RESTRICTED');
+    await customers.locator('[data-column="email"]').getByText(/^pii$/i).waitFor();
+    expect(await customers.locator('[data-column="country"] [data-level]').first().textContent()).toContain('UNCLASSIFIED');
+    expect(await page.locator('[data-dataset="crm/regions"] [data-testid="unclassified-count"]').count()).toBe(0);
+    await shot('datasets');
+    await page.getByLabel('Domain').selectOption('experimentation');
+    await page.waitForFunction(() => !document.querySelector('[data-dataset="crm/customers"]') && document.querySelector('[data-dataset="crm/regions"]'));
   });
 
   it('fits a laptop screen', async () => {

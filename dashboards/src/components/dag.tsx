@@ -14,6 +14,8 @@ export interface DagNode {
   progress: number | null;
   dependsOn: readonly string[];
   badge?: string | null;
+  /** how the badge reads: `cache` for a result served from cache */
+  badgeTone?: 'cache' | null;
 }
 
 interface Layout {
@@ -154,6 +156,7 @@ export function Dag({ nodes, selected, onSelect, label }: { nodes: readonly DagN
               progress={n.progress}
               detail={n.detail ?? null}
               badge={n.badge ?? null}
+              badgeTone={n.badgeTone ?? null}
               x={p.x}
               y={p.y}
               selected={selected === n.id}
@@ -180,6 +183,7 @@ interface NodeProps {
   progress: number | null;
   detail: string | null;
   badge: string | null;
+  badgeTone: 'cache' | null;
   x: number;
   y: number;
   selected: boolean;
@@ -190,10 +194,10 @@ interface NodeProps {
 class NodeButton extends Component<NodeProps> {
   override shouldComponentUpdate(next: NodeProps) {
     const p = this.props;
-    return p.status !== next.status || p.progress !== next.progress || p.selected !== next.selected || p.detail !== next.detail || p.badge !== next.badge || p.label !== next.label || p.x !== next.x || p.y !== next.y;
+    return p.status !== next.status || p.progress !== next.progress || p.selected !== next.selected || p.detail !== next.detail || p.badge !== next.badge || p.badgeTone !== next.badgeTone || p.label !== next.label || p.x !== next.x || p.y !== next.y;
   }
 
-  override render({ id, label, status, progress, detail, badge, x, y, selected, handlers }: NodeProps) {
+  override render({ id, label, status, progress, detail, badge, badgeTone, x, y, selected, handlers }: NodeProps) {
     const pct = progress === null ? null : Math.round(Math.max(0, Math.min(1, progress)) * 100);
     return (
       <button
@@ -201,6 +205,7 @@ class NodeButton extends Component<NodeProps> {
         class={`dag-node status-${status}${selected ? ' selected' : ''}`}
         data-node={id}
         data-status={status}
+        title={detail ?? undefined}
         aria-pressed={selected}
         aria-label={`${label}${status === 'SPEC' ? '' : `: ${statusLabel(status)}`}${pct !== null && status === 'RUNNING' ? `, ${pct}%` : ''}${badge ? `, ${badge}` : ''}`}
         style={{ left: `${x}px`, top: `${y}px`, width: `${NODE_WIDTH}px`, height: `${NODE_HEIGHT}px` }}
@@ -217,7 +222,7 @@ class NodeButton extends Component<NodeProps> {
           {status !== 'SPEC' && <span class="dag-node-status">{statusLabel(status)}</span>}
         </span>
         <span class="dag-node-detail">
-          {badge && <span class="chip">{badge}</span>} {detail}
+          {badge && <span class={`chip${badgeTone ? ` ${badgeTone}` : ''}`}>{badge}</span>} {detail}
         </span>
         <span class="dag-progress" aria-hidden="true">
           <span style={{ width: `${status === 'SUCCEEDED' ? 100 : (pct ?? 0)}%` }} />

@@ -31,6 +31,10 @@ export const TaskFields = graphql(`
     pool
     host
     reusedFromTaskId
+    cacheHit { savedMs sourceRun { id } sourceTask { id node } }
+    waitingReason
+    provisioningMs
+    executionMs
     parameters
     outputs
     attempts { attempt state reason message host startedAt finishedAt durationMs }

@@ -13,7 +13,7 @@ import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { RUN, RUN_EVENTS } from './documents';
 import { RunActions } from './actions';
-import { RunStore, type TaskView } from './store';
+import { fromCache, RunStore, waitingReasonOf, waitingStatuses, type TaskView } from './store';
 import { TaskPanel } from './task-panel';
 
 export default function RunPage({ id }: { id: string }) {
@@ -49,6 +49,13 @@ export default function RunPage({ id }: { id: string }) {
 
   const status = store.status;
   const tasks = useMemo(() => store.tasks(), [version, run]);
+  // Events do not say why a task waits (no live host, no free slot): ask again every few seconds while one does.
+  const waiting = Boolean(status && !terminalRunStatuses.has(status)) && tasks.some((t) => waitingStatuses.has(t.status));
+  useEffect(() => {
+    if (!waiting) return;
+    const timer = setInterval(refetch, WAITING_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [waiting]);
   const now = useNow(1000, Boolean(status && !terminalRunStatuses.has(status)));
   useTitle(run ? `${run.workflow.name} run ${run.id.slice(0, 8)}` : 'Run');
 
@@ -72,8 +79,14 @@ export default function RunPage({ id }: { id: string }) {
     status: t.status,
     progress: t.progress ?? null,
     dependsOn: t.dependsOn,
-    detail: t.status === 'RUNNING' && t.progressMessage ? t.progressMessage : (t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? t.kind),
-    badge: t.reusedFromTaskId ? 'reused' : t.attempt > 1 ? `attempt ${t.attempt}/${t.maxAttempts}` : null,
+    detail:
+      t.status === 'RUNNING' && t.progressMessage
+        ? t.progressMessage
+        : waitingReasonOf(t)
+          ? `waiting: ${waitingReasonOf(t)}`
+          : (t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? t.kind),
+    badge: fromCache(t) ? 'from cache' : t.reusedFromTaskId ? 'reused' : t.attempt > 1 ? `attempt ${t.attempt}/${t.maxAttempts}` : null,
+    badgeTone: fromCache(t) ? 'cache' : null,
   }));
   const message = store.message;
 
@@ -175,10 +188,15 @@ export default function RunPage({ id }: { id: string }) {
   );
 }
 
+const WAITING_REFRESH_MS = 3000;
+
 function summarize(tasks: TaskView[]): string {
   const counts = new Map<string, number>();
   for (const t of tasks) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
-  return [...counts].map(([s, n]) => `${n} ${s.toLowerCase().replace('_', ' ')}`).join(' · ');
+  const parts = [...counts].map(([s, n]) => `${n} ${s.toLowerCase().replace('_', ' ')}`);
+  const hits = tasks.filter(fromCache);
+  if (hits.length) parts.push(`${hits.length} from cache, ${formatDuration(hits.reduce((sum, t) => sum + (t.cacheHit?.savedMs ?? 0), 0))} saved`);
+  return parts.join(' · ');
 }
 
 function TaskTable({ tasks, selected, onSelect, now }: { tasks: TaskView[]; selected: string | null; onSelect(node: string): void; now: number }) {
@@ -240,7 +258,16 @@ class TaskRow extends Component<TaskRowProps> {
         <td>{t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? '—'}</td>
         <td title={formatDateTime(t.startedAt)}>{t.startedAt ? <Time iso={t.startedAt} /> : '—'}</td>
         <td class="num">{formatDuration(t.finishedAt ? (t.durationMs ?? span(t.startedAt, t.finishedAt)) : span(t.startedAt, null))}</td>
-        <td class="row-message">{t.message ?? t.reason ?? ''}</td>
+        <td class="row-message">
+          {fromCache(t) ? (
+            <>
+              <span class="chip cache">from cache</span>{' '}
+              {t.cacheHit?.sourceRun && <Link href={`/runs/${t.cacheHit.sourceRun.id}?task=${encodeURIComponent(t.cacheHit.sourceTask?.node ?? t.node)}`}>run {t.cacheHit.sourceRun.id.slice(0, 8)}</Link>}
+            </>
+          ) : (
+            (waitingReasonOf(t) ?? t.message ?? t.reason ?? '')
+          )}
+        </td>
       </tr>
     );
   }

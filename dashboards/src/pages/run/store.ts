@@ -213,6 +213,16 @@ export class RunStore {
   }
 }
 
+/** Served from cache: the fetched hit, or the live status event's reason before the hit is fetched. */
+export const fromCache = (t: TaskView) => Boolean(t.cacheHit) || (t.status === 'SUCCEEDED' && t.reason === 'cache-hit');
+
+export const waitingStatuses = new Set<string>(['READY', 'QUEUED']);
+
+/** Why a task that has not started is waiting, while it still waits (the reason is fetched, the status live). */
+export function waitingReasonOf(t: TaskView): string | null {
+  return waitingStatuses.has(t.status) ? (t.waitingReason ?? null) : null;
+}
+
 function placeholderTask(node: string): TaskView {
   return {
     id: null,
@@ -243,6 +253,10 @@ function placeholderTask(node: string): TaskView {
     pool: '',
     host: null,
     reusedFromTaskId: null,
+    cacheHit: null,
+    waitingReason: null,
+    provisioningMs: null,
+    executionMs: null,
     parameters: {},
     outputs: null,
     attempts: [],

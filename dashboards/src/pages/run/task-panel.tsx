@@ -7,7 +7,7 @@ import { StatusBadge, terminalTaskStatuses } from '../../components/status';
 import { formatDateTime, formatDuration, span } from '../../lib/format';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { TASK_LOGS } from './documents';
-import type { RunData, RunStatus, RunStore, TaskView } from './store';
+import { waitingReasonOf, type RunData, type RunStatus, type RunStore, type TaskView } from './store';
 
 const tabs = [
   { id: 'overview', label: 'Overview' },
@@ -98,8 +98,28 @@ export function TaskPanel({ store, version, run, task, runStatus, now, onClose }
 function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData; runStatus: RunStatus; now: number }) {
   const module = task.moduleVersion?.ref ?? task.moduleRef;
   const moduleName = module?.split('@')[0];
+  const waitingReason = waitingReasonOf(task);
+  const hit = task.cacheHit;
   return (
     <div class="overview">
+      {waitingReason && (
+        <p class="banner warn" role="status">
+          <strong>Waiting:</strong> {waitingReason}. <Link href="/executors">See the executors</Link>
+        </p>
+      )}
+      {hit && (
+        <p class="banner cache-hit" data-testid="cache-hit">
+          <span class="chip cache">from cache</span> Completed from the cached result of{' '}
+          {hit.sourceRun ? (
+            <Link href={`/runs/${hit.sourceRun.id}?task=${encodeURIComponent(hit.sourceTask?.node ?? task.node)}`}>
+              task {hit.sourceTask?.node ?? task.node} of run {hit.sourceRun.id.slice(0, 8)}
+            </Link>
+          ) : (
+            'an earlier run (since deleted)'
+          )}
+          , without executing: {formatDuration(hit.savedMs)} saved.
+        </p>
+      )}
       <dl class="summary">
         <div>
           <dt>Attempt</dt>
@@ -143,6 +163,18 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
           <dt>Duration</dt>
           <dd>{formatDuration(task.finishedAt ? (task.durationMs ?? span(task.startedAt, task.finishedAt)) : span(task.startedAt, null))}</dd>
         </div>
+        {task.provisioningMs !== null && (
+          <div>
+            <dt>Provisioning</dt>
+            <dd>{formatDuration(task.provisioningMs)}</dd>
+          </div>
+        )}
+        {task.executionMs !== null && (
+          <div>
+            <dt>Execution</dt>
+            <dd>{formatDuration(task.executionMs)}</dd>
+          </div>
+        )}
         {task.exitCode !== null && (
           <div>
             <dt>Exit code</dt>
@@ -184,7 +216,7 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
           <dd>{task.triggerRule.replace('_', ' ')}</dd>
         </div>
       </dl>
-      {(task.message || task.reason) && (
+      {(task.message || task.reason) && !hit && (
         <p class={task.status === 'FAILED' || task.status === 'TIMED_OUT' ? 'error-text' : 'muted'}>
           {task.reason && <strong>{task.reason}: </strong>}
           {task.message}
@@ -202,7 +234,7 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
       </div>
       <h3>Attempts</h3>
       {task.attempts.length === 0 ? (
-        <p class="muted">No attempt has ended yet.</p>
+        <p class="muted">{hit ? 'None: it did not execute.' : 'No attempt has ended yet.'}</p>
       ) : (
         <div class="table-wrap">
           <table>

@@ -1,0 +1,236 @@
+// Savings from the task cache: hit rate, hits and hours saved over a period, over time, and by team, workflow and
+// module. `cacheStats(since:)` counts tasks finished since a time, so a bucket is the difference of two of them.
+import { useClient, useQuery } from '@urql/preact';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { EmptyState, ErrorState, Loading } from '../components/states';
+import { graphql, type ResultOf } from '../graphql';
+import { formatDuration, formatInteger } from '../lib/format';
+import { useTitle } from '../lib/title';
+import { navigate, useLocation, withQuery } from '../router';
+
+const SAVINGS = graphql(`
+  query Savings($since: DateTime!) {
+    byTeam: cacheStats(since: $since, groupBy: team) { group hits misses hitRate savedHours }
+    byWorkflow: cacheStats(since: $since, groupBy: workflow) { group hits misses hitRate savedHours }
+    byModule: cacheStats(since: $since, groupBy: module) { group hits misses hitRate savedHours }
+  }
+`);
+
+const SAVINGS_SINCE = graphql(`
+  query SavingsSince($since: DateTime!) {
+    cacheStats(since: $since, groupBy: team) { hits misses savedHours }
+  }
+`);
+
+type Row = ResultOf<typeof SAVINGS>['byTeam'][number];
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const ranges = [
+  { id: '24h', label: 'Last 24 hours', bucketMs: HOUR, buckets: 24 },
+  { id: '7d', label: 'Last 7 days', bucketMs: DAY, buckets: 7 },
+  { id: '30d', label: 'Last 30 days', bucketMs: DAY, buckets: 30 },
+] as const;
+type Range = (typeof ranges)[number];
+
+interface Totals {
+  hits: number;
+  misses: number;
+  savedHours: number;
+}
+interface Bucket extends Totals {
+  start: number;
+}
+
+const sum = (rows: readonly Totals[]): Totals => rows.reduce((a, r) => ({ hits: a.hits + r.hits, misses: a.misses + r.misses, savedHours: a.savedHours + r.savedHours }), { hits: 0, misses: 0, savedHours: 0 });
+const rate = (t: Totals) => (t.hits + t.misses ? t.hits / (t.hits + t.misses) : 0);
+const percent = (x: number) => `${Math.round(x * 1000) / 10}%`;
+/** Hours saved, in seconds or minutes while under an hour (a new install saves seconds at first). */
+const hours = (h: number) => (h < 1 ? formatDuration(h * HOUR) : `${h.toFixed(h < 10 ? 1 : 0)} h`);
+
+/** Bucket boundaries ending at the current bucket's end, newest last: aligned to whole hours (or local days). */
+function boundaries(range: Range, now: number): number[] {
+  const end = new Date(now);
+  if (range.bucketMs === DAY) end.setHours(24, 0, 0, 0);
+  else end.setMinutes(60, 0, 0);
+  return Array.from({ length: range.buckets + 1 }, (_, i) => end.getTime() - (range.buckets - i) * range.bucketMs);
+}
+
+/** One small query per boundary (run together); bucket i is what finished between boundary i and i + 1. */
+function useOverTime(range: Range, refreshed: number) {
+  const client = useClient();
+  const [state, setState] = useState<{ buckets: Bucket[] | null; error: unknown }>({ buckets: null, error: null });
+  useEffect(() => {
+    let current = true;
+    const edges = boundaries(range, Date.now());
+    setState({ buckets: null, error: null });
+    Promise.all(
+      edges.slice(0, -1).map(async (at) => {
+        const r = await client.query(SAVINGS_SINCE, { since: new Date(at).toISOString() }, { requestPolicy: 'network-only' }).toPromise();
+        if (r.error) throw r.error;
+        return sum(r.data?.cacheStats ?? []);
+      }),
+    ).then(
+      (since) => {
+        if (!current) return;
+        const buckets = since.map((s, i) => {
+          const next = since[i + 1] ?? { hits: 0, misses: 0, savedHours: 0 };
+          return { start: edges[i]!, hits: s.hits - next.hits, misses: s.misses - next.misses, savedHours: Math.max(0, s.savedHours - next.savedHours) };
+        });
+        setState({ buckets, error: null });
+      },
+      (error: unknown) => current && setState({ buckets: null, error }),
+    );
+    return () => void (current = false);
+  }, [client, range, refreshed]);
+  return state;
+}
+
+export function SavingsPage() {
+  useTitle('Savings');
+  const { query } = useLocation();
+  const range = ranges.find((r) => r.id === query.get('range')) ?? ranges[1];
+  const [refreshed, setRefreshed] = useState(0);
+  const since = useMemo(() => new Date(boundaries(range, Date.now())[0]!).toISOString(), [range, refreshed]);
+  const [result, reexecute] = useQuery({ query: SAVINGS, variables: { since } });
+  const overTime = useOverTime(range, refreshed);
+  const data = result.data;
+  const totals = data ? sum(data.byTeam) : null;
+  const refresh = () => {
+    setRefreshed((n) => n + 1);
+    reexecute({ requestPolicy: 'network-only' });
+  };
+  return (
+    <section aria-labelledby="savings-title">
+      <div class="page-header">
+        <h1 id="savings-title">Savings</h1>
+        <button type="button" class="button" onClick={refresh}>
+          Refresh
+        </button>
+      </div>
+      <p class="lead">Tasks served from the cache instead of executing, and the execution time that spared.</p>
+      <form class="filters" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Period
+          <select value={range.id} onChange={(e) => navigate(withQuery({ range: e.currentTarget.value === '7d' ? null : e.currentTarget.value }), { replace: true })}>
+            {ranges.map((r) => (
+              <option key={r.id} value={r.id}>
+                {r.label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </form>
+      {result.error && !data ? (
+        <ErrorState title="Savings could not be loaded" error={result.error} retry={refresh} />
+      ) : !data || !totals ? (
+        <Loading label="Loading savings…" />
+      ) : totals.hits + totals.misses === 0 ? (
+        <EmptyState title={`No cached tasks finished in the ${range.label.toLowerCase()}`}>
+          <p>Module tasks are cached by default: run a workflow twice with the same parameters and the second run’s tasks come from the cache.</p>
+        </EmptyState>
+      ) : (
+        <>
+          <dl class="summary stats" aria-label={`Cache use, ${range.label.toLowerCase()}`}>
+            <div>
+              <dt>Hit rate</dt>
+              <dd data-testid="hit-rate">{percent(rate(totals))}</dd>
+            </div>
+            <div>
+              <dt>Hits</dt>
+              <dd>{formatInteger(totals.hits)}</dd>
+            </div>
+            <div>
+              <dt>Executed</dt>
+              <dd>{formatInteger(totals.misses)}</dd>
+            </div>
+            <div>
+              <dt>Hours saved</dt>
+              <dd data-testid="hours-saved">{hours(totals.savedHours)}</dd>
+            </div>
+          </dl>
+          <div class="card">
+            <h2 class="card-title">
+              Over time <span class="muted">hours saved per {range.bucketMs === DAY ? 'day' : 'hour'}, with the hit rate</span>
+            </h2>
+            {overTime.error ? (
+              <ErrorState title="The history could not be loaded" error={overTime.error} retry={refresh} />
+            ) : !overTime.buckets ? (
+              <Loading label="Loading the history…" />
+            ) : (
+              <BucketChart buckets={overTime.buckets} daily={range.bucketMs === DAY} />
+            )}
+          </div>
+          <div class="savings-groups">
+            <GroupTable title="By team" rows={data.byTeam} />
+            <GroupTable title="By workflow" rows={data.byWorkflow} />
+            <GroupTable title="By module" rows={data.byModule} />
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
+
+const hourLabel = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
+const dayLabel = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+/** Bars of hours saved, one per bucket; each bar says its numbers in words too (not colour or height alone). */
+function BucketChart({ buckets, daily }: { buckets: Bucket[]; daily: boolean }) {
+  const max = Math.max(...buckets.map((b) => b.savedHours), 1e-9);
+  return (
+    <ol class="bars" aria-label="Hours saved over time">
+      {buckets.map((b) => {
+        const label = (daily ? dayLabel : hourLabel).format(new Date(b.start));
+        const looked = b.hits + b.misses;
+        const text = looked ? `${label}: ${hours(b.savedHours)} saved, ${b.hits} of ${looked} from cache (${percent(rate(b))})` : `${label}: no cached tasks`;
+        return (
+          <li key={b.start} title={text} aria-label={text} data-hits={b.hits}>
+            <span class="bar" style={{ height: `${Math.round((b.savedHours / max) * 100)}%` }} aria-hidden="true" />
+            <span class="bar-value" aria-hidden="true">
+              {looked ? percent(rate(b)) : ''}
+            </span>
+            <span class="bar-label" aria-hidden="true">
+              {label}
+            </span>
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+function GroupTable({ title, rows }: { title: string; rows: readonly Row[] }) {
+  const sorted = [...rows].sort((a, b) => b.savedHours - a.savedHours || b.hits - a.hits);
+  return (
+    <div class="card">
+      <h2 class="card-title">{title}</h2>
+      <div class="table-wrap">
+        <table aria-label={`Savings ${title.toLowerCase()}`}>
+          <thead>
+            <tr>
+              <th scope="col">{title.replace('By ', '').replace(/^./, (c) => c.toUpperCase())}</th>
+              <th scope="col">Hit rate</th>
+              <th scope="col">Hits</th>
+              <th scope="col">Executed</th>
+              <th scope="col">Saved</th>
+            </tr>
+          </thead>
+          <tbody>
+            {sorted.map((r) => (
+              <tr key={r.group} data-group={r.group}>
+                <td>{r.group}</td>
+                <td class="num">
+                  <meter min={0} max={1} value={r.hitRate} aria-hidden="true" /> {percent(r.hitRate)}
+                </td>
+                <td class="num">{formatInteger(r.hits)}</td>
+                <td class="num">{formatInteger(r.misses)}</td>
+                <td class="num">{hours(r.savedHours)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}
