@@ -34,6 +34,7 @@ import { DEFAULT_GPU_POOL } from './orchestrator/routing';
 import { createScheduler } from './scheduler/scheduler'; // scheduler
 import { serveStatic } from './http/static';
 import { buildFromGit, parsePushEvent, verifySignature } from './modules/git-hook';
+import { grantsOf } from './governance/grants';
 import type { Identity } from './db/tables/identities';
 
 export interface App {
@@ -123,7 +124,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       if (!token) throw new AtelierError('UNAUTHENTICATED', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).');
       const identity = await identityForToken(db, token);
       if (!identity) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
-      return { identity, ability: defineAbilityFor(identity), services, loaders: createLoaders(db) };
+      return { identity, ability: defineAbilityFor(identity, await grantsOf(db, identity)), services, loaders: createLoaders(db) };
     },
   });
 

@@ -10,6 +10,7 @@ import { domains, workflows } from '../../server/db/tables/workflows';
 import { badInput, notFound } from '../../server/errors';
 import { feedIterator, type FeedEvent } from '../../server/feed';
 import { audited } from '../../server/governance/audit';
+import { assertMayStartIn } from '../../server/governance/grants';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
@@ -314,8 +315,10 @@ builder.mutationFields((t) => ({
       hotCluster: t.arg.string({ description: 'Run the module nodes that name no hot cluster of their own on this one.' }),
       cacheNamespace: t.arg.string({ description: 'Experimentation runs only: a private cache namespace; the run reuses and feeds only entries of that namespace.' }),
     },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
+      const domain = args.domain ?? (await workflowDomain(ctx, args.workflow));
+      if (domain) assertMayStartIn(ctx.ability, domain);
       return audited(ctx.services.db, () => ctx.services.orchestrator.startRun(
         {
           workflow: args.workflow,
@@ -337,8 +340,9 @@ builder.mutationFields((t) => ({
     type: RunRef,
     description: 'Starts a new run of the same workflow version with the same pinned module versions, changing some parameters.',
     args: { id: t.arg.id({ required: true }), parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }) },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'clone runs');
+      await assertMayRestart(ctx, String(args.id));
       return audited(ctx.services.db, () => ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity));
     },
   }),
@@ -352,8 +356,9 @@ builder.mutationFields((t) => ({
       nodes: t.arg.stringList(),
       modules: t.arg({ type: [ModuleOverrideInput] }),
     },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'rerun runs');
+      await assertMayRestart(ctx, String(args.id));
       return audited(ctx.services.db, () => ctx.services.orchestrator.rerunRun(
         String(args.id),
         { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
@@ -492,3 +497,15 @@ builder.subscriptionField('allRunEvents', (t) =>
     resolve: (event) => event,
   }),
 );
+
+/** The domain a new run of a workflow gets by default; undefined when there is no such workflow (startRun says so). */
+export async function workflowDomain(ctx: Context, ref: string) {
+  const [row] = await ctx.services.db.select({ domain: workflows.domain }).from(workflows).where(uuidRe.test(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
+  return row?.domain;
+}
+
+/** Clones and reruns keep their source's domain, so starting them needs the same grant. */
+async function assertMayRestart(ctx: Context, runId: string) {
+  const source = uuidRe.test(runId) ? await ctx.loaders.run.load(runId) : null;
+  if (source) assertMayStartIn(ctx.ability, source.domain);
+}

@@ -8,7 +8,8 @@ import { createSchedule, deleteSchedule, findSchedule, listSchedules, pauseSched
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
-import { RunRef } from './runs';
+import { RunRef, workflowDomain } from './runs';
+import { assertMayStartIn } from '../../server/governance/grants';
 import { WorkflowRef } from './workflows';
 
 // Records keyed by the table's policy lists: a policy added there does not compile until it is described here.
@@ -175,8 +176,11 @@ builder.mutationFields((t) => ({
     type: ScheduleRef,
     description: 'Creates a schedule. Everything is checked first (cron, time zone, window, workflow, parameters); fire times before now are never run.',
     args: { input: t.arg({ type: CreateScheduleInput, required: true }) },
-    resolve: (_root, { input }, ctx) => {
+    resolve: async (_root, { input }, ctx) => {
       assertCan(ctx.ability, 'create', 'Workflow', 'create schedules');
+      // A schedule starts runs in its workflow's domain on its creator's behalf: creating one needs that grant.
+      const domain = await workflowDomain(ctx, input.workflow);
+      if (domain) assertMayStartIn(ctx.ability, domain);
       return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date());
     },
   }),

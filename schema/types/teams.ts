@@ -3,7 +3,10 @@ import { asc, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { teamRoles, teams, type Team, type TeamMember } from '../../server/db/tables/teams';
 import { assignNamespace, createTeam, removeTeamMember, setTeamMember } from '../../server/teams/teams';
+import { domainGrants } from '../../server/db/tables/governance';
+import { setDomainGrant } from '../../server/governance/grants';
 import { builder } from '../builder';
+import { DomainEnum } from './runs';
 import { IdentityRef } from './identity';
 
 export const TeamRef = builder.objectRef<Team>('Team');
@@ -27,6 +30,10 @@ TeamRef.implement({
     name: t.exposeString('name'),
     description: t.exposeString('description'),
     members: t.field({ type: [TeamMemberRef], resolve: (team, _a, ctx) => ctx.loaders.membersOf.load(team.id) }),
+    domains: t.stringList({
+      description: 'Domains beyond experimentation its members may start runs in.',
+      resolve: async (team, _a, ctx) => (await ctx.services.db.select({ domain: domainGrants.domain }).from(domainGrants).where(eq(domainGrants.teamId, team.id))).map((g) => g.domain),
+    }),
     namespaces: t.stringList({ description: 'Module namespaces this team owns.', resolve: async (team, _a, ctx) => (await ctx.loaders.namespacesOf.load(team.id)).map((n) => n.name) }),
   }),
 });
@@ -68,6 +75,12 @@ builder.mutationFields((t) => ({
     type: TeamRef,
     args: { team: t.arg.string({ required: true }), identity: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => removeTeamMember(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, identity: args.identity }),
+  }),
+  grantDomain: t.field({
+    type: TeamRef,
+    description: 'Lets a team’s members start runs in a domain (`granted: false` revokes it). Admins only.',
+    args: { team: t.arg.string({ required: true }), domain: t.arg({ type: DomainEnum, required: true }), granted: t.arg.boolean({ defaultValue: true }) },
+    resolve: (_root, args, ctx) => setDomainGrant(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, domain: args.domain, granted: args.granted ?? true }),
   }),
   assignNamespace: t.field({
     type: TeamRef,

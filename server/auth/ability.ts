@@ -2,6 +2,7 @@
 // columns) refines these rules; every resolver and the orchestrator ask the ability, never the role.
 import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
+import type { Domain } from '../db/tables/workflows';
 import { forbidden } from '../errors';
 
 export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
@@ -36,13 +37,24 @@ export interface NamespaceSubject {
 }
 
 /** Rows checked as instances (`subject('Run', run)`) where rules may depend on the row. */
-type Instances = (TeamSubject & ForcedSubject<'Team'>) | (NamespaceSubject & ForcedSubject<'Namespace'>) | ForcedSubject<'Run'>;
+type Instances = (TeamSubject & ForcedSubject<'Team'>) | (NamespaceSubject & ForcedSubject<'Namespace'>) | (RunSubject & ForcedSubject<'Run'>);
+
+/** A run as an ability sees it (a full Run row qualifies). */
+export interface RunSubject {
+  domain: Domain;
+}
+
+/** What an identity's teams grant beyond its role. */
+export interface Grants {
+  /** Domains its teams may start runs in (experimentation is open to every member). */
+  domains: Domain[];
+}
 export type AppAbility = MongoAbility<[Action, SubjectType | Instances]>;
 
 export const teamSubject = (team: TeamSubject) => subject('Team', team);
 export const namespaceSubject = (ns: NamespaceSubject) => subject('Namespace', ns);
 
-export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAbility {
+export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants: Grants = { domains: [] }): AppAbility {
   const { can, build } = new AbilityBuilder<AppAbility>(createMongoAbility);
   switch (identity.role) {
     case 'admin':
@@ -56,7 +68,9 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>): AppAb
       // A team's maintainers manage its members and claim namespaces for it.
       can('update', 'Team', { maintainers: identity.id });
       can(['create', 'update'], 'Workflow');
-      can(['start', 'cancel'], 'Run');
+      // Runs start in experimentation freely; ad hoc and production need a grant to one of the identity's teams.
+      can('start', 'Run', { domain: { $in: [...new Set<Domain>(['experimentation', ...grants.domains])] } });
+      can('cancel', 'Run');
       can(['create', 'update'], 'HotCluster');
       break;
     case 'viewer':

@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import { index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
+import { teams } from './teams';
 import { domains } from './workflows';
 
 /** A dataset: `namespace/name`, owned by a domain, with versions. */
@@ -102,6 +103,18 @@ export const auditEvents = pgTable(
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
   },
   (t) => [index('audit_events_at_idx').on(t.at.desc()), index('audit_events_subject_idx').on(t.subject, t.at.desc())],
+);
+
+/** A team may start runs in a domain (experimentation needs no grant). */
+export const domainGrants = pgTable(
+  'domain_grants',
+  {
+    teamId: uuid('team_id').notNull().references(() => teams.id),
+    domain: text('domain', { enum: domains }).notNull(),
+    grantedBy: uuid('granted_by').references(() => identities.id),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.domain] })],
 );
 
 export type Dataset = typeof datasets.$inferSelect;

@@ -1,0 +1,42 @@
+// Domain grants: which teams may start runs in the ad hoc and production domains (experimentation is open to
+// every member). Read once per request into the CASL ability; changed by admins, audited.
+import { and, eq, inArray } from 'drizzle-orm';
+import { subject } from '@casl/ability';
+import type { AppAbility, Grants } from '../auth/ability';
+import type { Db } from '../db/client';
+import { domainGrants } from '../db/tables/governance';
+import type { Identity } from '../db/tables/identities';
+import { teamMembers, type Team } from '../db/tables/teams';
+import { domains, type Domain } from '../db/tables/workflows';
+import { badInput, forbidden } from '../errors';
+import { teamByName } from '../teams/teams';
+import { audit } from './audit';
+
+/** The grants of an identity's teams (viewers of a team get none of its grants). One query. */
+export async function grantsOf(db: Db, identity: Pick<Identity, 'id' | 'role'>): Promise<Grants> {
+  if (identity.role === 'admin') return { domains: [...domains] };
+  const rows = await db
+    .selectDistinct({ domain: domainGrants.domain })
+    .from(domainGrants)
+    .innerJoin(teamMembers, eq(teamMembers.teamId, domainGrants.teamId))
+    .where(and(eq(teamMembers.identityId, identity.id), inArray(teamMembers.role, ['member', 'maintainer', 'admin'])));
+  return { domains: rows.map((r) => r.domain) };
+}
+
+/** Throws FORBIDDEN, saying which grant is missing, unless the caller may start runs in `domain`. */
+export function assertMayStartIn(ability: AppAbility, domain: Domain): void {
+  if (ability.can('start', subject('Run', { domain }))) return;
+  throw forbidden(`Starting ${domain} runs needs a grant to one of your teams: an admin runs \`npx atelier team grant TEAM ${domain}\`.`);
+}
+
+export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identity, input: { team: string; domain: Domain; granted: boolean }): Promise<Team> {
+  if (!ability.can('manage', 'all')) throw forbidden('Only admins grant domains to teams.');
+  if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
+  return db.transaction(async (tx) => {
+    const team = await teamByName(tx, input.team);
+    if (input.granted) await tx.insert(domainGrants).values({ teamId: team.id, domain: input.domain, grantedBy: caller.id }).onConflictDoNothing();
+    else await tx.delete(domainGrants).where(and(eq(domainGrants.teamId, team.id), eq(domainGrants.domain, input.domain)));
+    await audit(tx, { identity: caller, action: input.granted ? 'domain.grant' : 'domain.revoke', decision: 'allow', subject: `team:${team.name}`, rule: 'admins grant domains', details: { domain: input.domain } });
+    return team;
+  });
+}
