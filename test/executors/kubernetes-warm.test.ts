@@ -79,7 +79,7 @@ describe('kubernetes-gpu hot clusters', () => {
   it('defaults: one replica, the executor’s GPUs, replicas as `cluster create --replicas` sends; the spec image wins', async () => {
     await executor({ defaultGpus: 4 }).startHotCluster!({ name: 'small', pool: 'kubernetes-gpu', spec: {} });
     await executor().startHotCluster!({ name: 'by-replicas', pool: 'kubernetes-gpu', spec: { replicas: 2, image: 'mine:2' } });
-    const [small, byReplicas] = standIn.createdDeployments;
+    const [small, byReplicas] = standIn.createdDeployments as [Record<string, any>, Record<string, any>];
     expect(small.spec.replicas).toBe(1);
     expect(small.spec.template.spec.containers[0].resources.limits).toEqual({ 'nvidia.com/gpu': '4' });
     expect(byReplicas.spec.replicas).toBe(2);
