@@ -251,3 +251,70 @@ describe('hot-cluster pods as executor hosts', () => {
     await waitFor(() => standIn.deployments().length === 0, 'the Deployment deleted');
   });
 });
+
+describe('the pod’s command, run for real', () => {
+  it('the Deployment’s container command starts an executor host on real NATS that holds the cluster and runs a kubernetes-gpu task with local', async () => {
+    const { startNats } = await import('../harness/nats');
+    const { createJetStreamBus } = await import('../../server/bus/jetstream');
+    const { startExecutorProcess } = await import('../harness/executor-process');
+    const http = await import('node:http');
+    const { readFileSync } = await import('node:fs');
+    const scratch = createScratch();
+    const nats = await startNats();
+    // The control plane as far as the pod needs it: module archives under /artifacts/<digest>, with the token.
+    const { archive, digest } = await buildModule(scratch.root, 'pod-mod', { 'main.sh': 'echo "warm pod ran $ATELIER_TASK_ID"\n' });
+    const tokens: (string | undefined)[] = [];
+    const controlPlane = http.createServer((req, res) => {
+      tokens.push(req.headers.authorization);
+      if (req.url === `/artifacts/${encodeURIComponent(digest)}`) return void res.writeHead(200, { 'content-type': 'application/gzip' }).end(readFileSync(archive));
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"message":"not here"}]}');
+    });
+    await new Promise<void>((resolve) => controlPlane.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(controlPlane.address() as { port: number }).port}`;
+    const bus = await createJetStreamBus({ url: nats.url, name: 'test' });
+    let pod: Awaited<ReturnType<typeof startExecutorProcess>> | undefined;
+    try {
+      const seen: HostHeartbeat[] = [];
+      await bus.subscribeControl('host-heartbeat', (h) => void seen.push(h));
+      const events: { kind: string; taskId: string; lines?: string[]; outcome?: { state: string } }[] = [];
+      const collector = await bus.consumeEvents(
+        async (deliveries) => {
+          for (const d of deliveries) {
+            events.push(d.data as never);
+            await d.ack();
+          }
+        },
+        { durable: 'test-events' },
+      );
+      const deployment = buildHotClusterDeployment({ name: 'warm', pool: 'gpu-pool' }, parseHotClusterSpec({ gpus: 1 }, { gpus: 1 }), {
+        namespace: 'default',
+        hostImage: 'registry.example/atelier:1.4.0',
+        natsUrl: nats.url,
+        controlPlaneUrl: url,
+        tokenSecret: { name: 'atelier-token', key: 'token' },
+      });
+      const [container] = deployment.spec!.template.spec!.containers;
+      const command = container!.command!;
+      expect(command.slice(0, 3)).toEqual(['npx', 'atelier', 'executor']);
+      const env = Object.fromEntries(container!.env!.filter((e) => e.value).map((e) => [e.name, e.value!]));
+      // The kubelet would resolve the secretKeyRef; here the token is given as the pod would see it.
+      pod = await startExecutorProcess({ NATS_URL: env.NATS_URL!, ATELIER_URL: env.ATELIER_URL!, ATELIER_TOKEN: 'pod-token', ATELIER_DATA_DIR: path.join(scratch.root, 'pod') }, [], command.slice(3));
+      const beat = await waitFor(() => seen.find((h) => h.hotClusters.includes('warm')), 'the pod’s heartbeat', 20_000);
+      expect(beat).toMatchObject({ pools: ['gpu-pool'], gpus: 1, capacity: 1, hotClusters: ['warm'] });
+      expect(beat.executors).not.toContain('kubernetes-gpu');
+      const task = makeTask({ pool: 'gpu-pool', executor: 'kubernetes-gpu', hotCluster: 'warm', module: { digest, entrypoint: 'main.sh', runtime: 'shell' } });
+      await bus.publishTask('gpu-pool', task, `${task.taskId}:1`);
+      const result = await waitFor(() => events.find((e) => e.kind === 'result' && e.taskId === task.taskId), 'the result', 20_000);
+      expect(result.outcome!.state).toBe('SUCCEEDED');
+      expect(events.flatMap((e) => (e.kind === 'log' && e.taskId === task.taskId ? e.lines! : []))).toContain(`warm pod ran ${task.taskId}`);
+      expect(tokens).toContain('Bearer pod-token');
+      await collector.stop();
+    } finally {
+      await pod?.stop();
+      await bus.close();
+      await new Promise((resolve) => controlPlane.close(resolve));
+      await nats.stop();
+      scratch.remove();
+    }
+  }, 60_000);
+});
