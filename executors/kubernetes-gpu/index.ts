@@ -477,6 +477,9 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
   const hotClusterError = (e: KubeApiError, what: string) =>
     new Error(`${what}: ${e.message}${e.kind === 'not-found' ? ` (does namespace ${namespace} exist?)` : ''}`);
 
+  /** Aborted by close(): a start still waiting for its first ready pod stops waiting. */
+  const closing = new AbortController();
+
   async function startHotCluster(cluster: HotClusterSpec) {
     let deployment;
     try {
@@ -494,7 +497,7 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
     const name = deployment.metadata!.name!;
     const what = `kubernetes-gpu: hot cluster ${cluster.name}: creating Deployment ${name} in namespace ${namespace}`;
     try {
-      await retrying(() => client.createDeployment(deployment));
+      await retrying(() => client.createDeployment(deployment), closing.signal);
     } catch (err) {
       const e = toKubeError(err, `creating Deployment ${name}`);
       // 409 AlreadyExists: started before (a repeated command, a restarted host); the Deployment is the cluster.
@@ -505,7 +508,7 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
     for (;;) {
       let ready = 0;
       try {
-        const current = await retrying(() => client.readDeployment(name));
+        const current = await retrying(() => client.readDeployment(name), closing.signal);
         ready = current.status?.readyReplicas ?? 0;
       } catch (err) {
         const e = toKubeError(err, `reading Deployment ${name}`);
@@ -513,12 +516,13 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
         throw hotClusterError(e, `kubernetes-gpu: hot cluster ${cluster.name}: reading Deployment ${name}`);
       }
       if (ready > 0) return;
+      if (closing.signal.aborted) throw new Error(`kubernetes-gpu: hot cluster ${cluster.name}: the executor closed before a pod of Deployment ${name} was ready`);
       if (clock() >= deadline) {
         throw new Error(
           `kubernetes-gpu: hot cluster ${cluster.name}: no pod of Deployment ${name} became ready in ${formatMs(options.hotClusterReadyMs ?? 10 * 60_000)} (see \`kubectl -n ${namespace} describe deployment ${name}\`); the Deployment is kept and checked again when the control plane repeats the start`,
         );
       }
-      await sleep(Math.min(statusPollMs, 2_000));
+      await sleep(Math.min(statusPollMs, 2_000), closing.signal);
     }
   }
 
@@ -584,6 +588,7 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
     },
 
     async close() {
+      closing.abort();
       // Like a shutdown: what runs keeps running, for the next host to adopt.
       for (const state of attempts.values()) {
         state.shutdown = true;

@@ -158,6 +158,23 @@ describe('kubernetes-gpu hot clusters', () => {
     expect(list.items).toHaveLength(0);
   });
 
+  it('start waits for a ready pod: past hotClusterReadyMs it fails and keeps the Deployment; close stops the wait', async () => {
+    const slow = await createKubernetesStandIn({ stepMs: 60_000 });
+    try {
+      const k8s = executor({ kubeConfig: slow.kubeConfig(), hotClusterReadyMs: 150 });
+      await expect(k8s.startHotCluster!({ name: 'warm', pool: 'p', spec: {} })).rejects.toThrow(/no pod of Deployment atelier-hot-warm became ready in .*kubectl -n default describe deployment atelier-hot-warm/);
+      expect(slow.deployments()).toHaveLength(1);
+      const patient = executor({ kubeConfig: slow.kubeConfig() });
+      const waiting = patient.startHotCluster!({ name: 'warm', pool: 'p', spec: {} });
+      await new Promise((r) => setTimeout(r, 60));
+      await patient.close!();
+      await expect(waiting).rejects.toThrow(/closed before a pod of Deployment atelier-hot-warm was ready/);
+      expect(slow.created.deployments).toBe(1);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('kubectl reads the Deployment from the stand-in (an independent wire check of discovery and the apps/v1 paths)', async () => {
     await executor().startHotCluster!({ name: 'warm', pool: 'p', spec: { workers: 2 } });
     const kubectl = '/usr/bin/kubectl';
