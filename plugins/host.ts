@@ -35,6 +35,16 @@ export interface ExecutorHostOptions {
   gpus?: number;
   /** How often the host announces itself to the control plane (default 5 s). */
   announceMs?: number;
+  /**
+   * Run every attempt with this executor, whatever `task.executor` names: a kubernetes-gpu hot cluster's pods run
+   * the cluster's tasks in-process with `local`. Checked against the registry at start.
+   */
+  executeWith?: string;
+  /**
+   * Hot clusters this host is part of by existing (a hot cluster's pod): listed in every heartbeat, which is what
+   * marks them READY; never started or ended here.
+   */
+  holdsHotClusters?: string[];
   /** Where host-side problems go (a failed event publish, a failed workdir removal). Default: console.warn. */
   warn?: (message: string) => void;
 }
@@ -122,7 +132,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       capacity: maxConcurrency,
       running: attempts.size,
       gpus: options.gpus ?? 0,
-      hotClusters: [...warm.keys()],
+      hotClusters: [...new Set([...warm.keys(), ...(options.holdsHotClusters ?? [])])],
       hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
       version: VERSION,
       startedAt,
@@ -134,7 +144,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   /** Hot-cluster commands are broadcast to every host: a start concerns hosts serving the cluster's pool with its
    * executor; an end, whichever host holds the cluster. */
   async function onClusterCommand(command: HotClusterCommand) {
-    if (state !== 'running') return;
+    // Held by existing (this host is one of the cluster's pods): the executor that made the pods owns its lifecycle.
+    if (state !== 'running' || options.holdsHotClusters?.includes(command.name)) return;
     const held = warm.get(command.name);
     const executor = command.action === 'end' ? held : options.pools.includes(command.pool) && registry.names().includes(command.executor) ? registry.get(command.executor) : undefined;
     if (!executor || (command.action === 'start' && (held || starting.has(command.name) || !executor.startHotCluster))) return;
@@ -232,7 +243,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
 
     let executor: Executor;
     try {
-      executor = registry.get(task.executor);
+      executor = registry.get(options.executeWith ?? task.executor);
     } catch (err) {
       await publishResult(makeEvent, msgIdOf, {
         state: 'FAILED',
@@ -457,6 +468,9 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     async start() {
       if (state !== 'idle') throw new Error(`executor host ${host} was already started`);
       if (options.pools.length === 0) throw new Error(`executor host ${host} has no pools to consume`);
+      if (options.executeWith !== undefined && !registry.names().includes(options.executeWith)) {
+        throw new Error(`executor host ${host}: executeWith names "${options.executeWith}", which is not among its executors (${registry.names().join(', ') || 'none'})`);
+      }
       state = 'running';
       await mkdir(workRoot, { recursive: true });
       cancelSubscription = await bus.subscribeCancel(onCancel);

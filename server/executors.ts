@@ -1,6 +1,7 @@
 // The executor plugins a host runs, in one list, configured from the environment. `local` and `noop` are always
 // there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials), and
-// `kubernetes-gpu` when ATELIER_K8S_NAMESPACE is set (in-cluster auth, or the default kubeconfig).
+// `kubernetes-gpu` when ATELIER_K8S_NAMESPACE is set (in-cluster auth, or the default kubeconfig; its hot clusters
+// run ATELIER_K8S_HOST_IMAGE pods pointed at NATS_URL and ATELIER_PUBLIC_URL).
 import { createDatabricksExecutor } from '../executors/databricks';
 import { createKubernetesGpuExecutor } from '../executors/kubernetes-gpu';
 import { createLocalExecutor } from '../executors/local';
@@ -30,6 +31,10 @@ export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor
         image: env.ATELIER_K8S_IMAGE || undefined,
         artifactBaseUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
         tokenSecret: env.ATELIER_K8S_TOKEN_SECRET ? { name: env.ATELIER_K8S_TOKEN_SECRET, key: 'token' } : undefined,
+        // Hot clusters: executor-host pods that reach NATS and the control plane themselves.
+        hostImage: env.ATELIER_K8S_HOST_IMAGE || undefined,
+        natsUrl: env.NATS_URL || undefined,
+        controlPlaneUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
       }) as Executor,
     );
   }

@@ -1,10 +1,11 @@
-// The executor's way to the Kubernetes API: Job and Service CRUD through @kubernetes/client-node's typed clients,
+// The executor's way to the Kubernetes API: Job, Service and (hot cluster) Deployment CRUD through @kubernetes/client-node's typed clients,
 // pod lists, watches and logs as raw streaming GETs (the library's Watch and Log neither reconnect nor end
 // cleanly), every failure turned into one KubeApiError kind that decides between retrying and failing for good.
 import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import {
   ApiException,
+  AppsV1Api,
   BatchV1Api,
   CoreV1Api,
   Observable,
@@ -12,6 +13,7 @@ import {
   type KubeConfig,
   type RequestContext,
   type ResponseContext,
+  type V1Deployment,
   type V1Job,
   type V1Service,
 } from '@kubernetes/client-node';
@@ -71,6 +73,10 @@ export interface KubeClient {
   /** Deletes with `propagationPolicy: Background`, so the Job's pods go too (the API default orphans them). */
   deleteJob(name: string): Promise<void>;
   createService(service: V1Service): Promise<V1Service>;
+  createDeployment(deployment: V1Deployment): Promise<V1Deployment>;
+  readDeployment(name: string): Promise<V1Deployment>;
+  /** Deletes with `propagationPolicy: Background`: the ReplicaSets and pods go after it. */
+  deleteDeployment(name: string): Promise<void>;
   deleteService(name: string): Promise<void>;
   listPods(labelSelector: string, signal?: AbortSignal): Promise<PodList>;
   /** Opens a watch on pods; the response streams newline-delimited watch events. */
@@ -85,7 +91,7 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|TLS|SSL/;
 
 export function createKubeClient(options: KubeClientOptions): KubeClient {
   const { namespace } = options;
-  let apis: { batch: BatchV1Api; core: CoreV1Api; server: string; kc: KubeConfig } | undefined;
+  let apis: { batch: BatchV1Api; core: CoreV1Api; apps: AppsV1Api; server: string; kc: KubeConfig } | undefined;
   // Loaded on first use: a host lists its executors at start-up even where no cluster is configured.
   const load = () => {
     if (apis) return apis;
@@ -97,7 +103,7 @@ export function createKubeClient(options: KubeClientOptions): KubeClient {
     }
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeApiError('no usable Kubernetes configuration: the kubeconfig has no current cluster', 'config');
-    apis = { batch: kc.makeApiClient(BatchV1Api), core: kc.makeApiClient(CoreV1Api), server: cluster.server.replace(/\/+$/, ''), kc };
+    apis = { batch: kc.makeApiClient(BatchV1Api), core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api), server: cluster.server.replace(/\/+$/, ''), kc };
     return apis;
   };
 
@@ -162,6 +168,14 @@ export function createKubeClient(options: KubeClientOptions): KubeClient {
       typed(`creating Service ${service.metadata?.name}`, () => load().core.createNamespacedService({ namespace, body: service }, callOptions())),
     async deleteService(name) {
       await typed(`deleting Service ${name}`, () => load().core.deleteNamespacedService({ name, namespace }, callOptions()));
+    },
+    createDeployment: (deployment) =>
+      typed(`creating Deployment ${deployment.metadata?.name}`, () => load().apps.createNamespacedDeployment({ namespace, body: deployment }, callOptions())),
+    readDeployment: (name) => typed(`reading Deployment ${name}`, () => load().apps.readNamespacedDeployment({ name, namespace }, callOptions())),
+    async deleteDeployment(name) {
+      await typed(`deleting Deployment ${name}`, () =>
+        load().apps.deleteNamespacedDeployment({ name, namespace, propagationPolicy: 'Background', body: { propagationPolicy: 'Background' } }, callOptions()),
+      );
     },
     async listPods(labelSelector, signal) {
       const what = `listing pods (${labelSelector})`;
@@ -268,7 +282,7 @@ export function statusError(status: number, bodyText: string, retryAfter: string
   if (status === 403) {
     // Kubernetes reports an exhausted ResourceQuota as 403 too; that one clears when other work finishes.
     if (/exceeded quota|forbidden: exceeded/i.test(message)) return new KubeApiError(text, 'transient', status, reason, retryAfterMs);
-    return new KubeApiError(`${text}. The identity in the kubeconfig (or the pod's service account) needs RBAC permission to create, get and delete jobs (batch) and services, and to get, list and watch pods and pods/log`, 'auth', status, reason);
+    return new KubeApiError(`${text}. The identity in the kubeconfig (or the pod's service account) needs RBAC permission to create, get and delete jobs (batch), services and, for hot clusters, deployments (apps), and to get, list and watch pods and pods/log`, 'auth', status, reason);
   }
   if (status === 404) return new KubeApiError(text, 'not-found', status, reason);
   if (status === 409) return new KubeApiError(text, 'conflict', status, reason);

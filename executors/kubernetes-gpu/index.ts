@@ -1,30 +1,34 @@
 // The `kubernetes-gpu` executor: one task attempt is one batch/v1 Job (Indexed, with a headless Service, for
 // multi-node torchrun), followed through a pod watch, container logs and a periodic GET of the Job, and deleted on
 // cancel and finalize. A restarted host re-attaches: submit gets 409 AlreadyExists for the attempt's Job and adopts it.
+// A hot cluster is an apps/v1 Deployment of executor-host pods that take the cluster's pool tasks themselves.
 //
 // Inside the container: ATELIER_* variables give the task context (ATELIER_ARTIFACT_URL the module archive), and
 // lines printed as `@@atelier {json}` carry progress, metrics and outputs (the local executor's fd-3 protocol).
 import { KubeConfig, type V1Job } from '@kubernetes/client-node';
-import { defineExecutor, type AbortReason, type Executor, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
+import { defineExecutor, type AbortReason, type Executor, type HotClusterSpec, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
 import { createKubeClient, toKubeError, withRetries, type KubeApiError, type KubeClient, type RetryPolicy, type Sleep } from './api';
 import { followLog, type ContainerProgress, type LogFollower } from './logs';
 import {
   ANNOTATIONS,
+  buildHotClusterDeployment,
   buildJob,
   buildService,
   contextEnvBytes,
+  deploymentNameFor,
+  HotClusterConfigError,
   jobNameFor,
   LABELS,
   MAX_CONTEXT_ENV_BYTES,
   PROGRESS_MARKER,
   type ManifestOptions,
 } from './manifest';
-import { parseSettings, SettingsError } from './settings';
+import { parseHotClusterSpec, parseSettings, SettingsError } from './settings';
 import { applyMarker } from './markers';
 import { formatMs, mainContainer, observe, podIndex, trueCondition, type Observation, type PodView } from './status';
 import { startPodWatch } from './watch';
 
-export { jobNameFor, buildJob, buildService } from './manifest';
+export { jobNameFor, buildJob, buildService, buildHotClusterDeployment, deploymentNameFor } from './manifest';
 export { parseSettings, type KubernetesGpuSettings } from './settings';
 export { observe } from './status';
 
@@ -41,6 +45,14 @@ export interface KubernetesGpuExecutorOptions {
   artifactBaseUrl?: string;
   /** Secret (in the namespace) with the control plane token, given to containers as ATELIER_TOKEN. */
   tokenSecret?: { name: string; key: string };
+  /** Image of hot-cluster pods (an executor host: the Atelier CLI) whose spec names none. */
+  hostImage?: string;
+  /** NATS server the hot-cluster pods take tasks from (the control plane's). */
+  natsUrl?: string;
+  /** Control plane URL the hot-cluster pods download modules from and present ATELIER_TOKEN to. */
+  controlPlaneUrl?: string;
+  /** How long startHotCluster waits for the Deployment's first ready pod. Default 10 minutes. */
+  hotClusterReadyMs?: number;
   /** GPUs per pod for tasks whose settings name none. Default 1. */
   defaultGpus?: number;
   /** Milliseconds since the epoch; injectable so tests can pass grace periods at once. */
@@ -461,8 +473,73 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
     }
   }
 
+  /** A config or auth problem needs a person; everything else may clear when the control plane asks again. */
+  const hotClusterError = (e: KubeApiError, what: string) =>
+    new Error(`${what}: ${e.message}${e.kind === 'not-found' ? ` (does namespace ${namespace} exist?)` : ''}`);
+
+  /** Aborted by close(): a start still waiting for its first ready pod stops waiting. */
+  const closing = new AbortController();
+
+  async function startHotCluster(cluster: HotClusterSpec) {
+    let deployment;
+    try {
+      deployment = buildHotClusterDeployment(cluster, parseHotClusterSpec(cluster.spec, { gpus: defaultGpus }), {
+        namespace,
+        hostImage: options.hostImage,
+        natsUrl: options.natsUrl,
+        controlPlaneUrl: options.controlPlaneUrl,
+        tokenSecret: options.tokenSecret,
+      });
+    } catch (err) {
+      if (err instanceof SettingsError || err instanceof HotClusterConfigError) throw new Error(`kubernetes-gpu: ${err.message}`);
+      throw err;
+    }
+    const name = deployment.metadata!.name!;
+    const what = `kubernetes-gpu: hot cluster ${cluster.name}: creating Deployment ${name} in namespace ${namespace}`;
+    try {
+      await retrying(() => client.createDeployment(deployment), closing.signal);
+    } catch (err) {
+      const e = toKubeError(err, `creating Deployment ${name}`);
+      // 409 AlreadyExists: started before (a repeated command, a restarted host); the Deployment is the cluster.
+      if (e.kind !== 'conflict') throw hotClusterError(e, what);
+    }
+    // Held once a pod runs: the host's heartbeat then lists the cluster, and the control plane routes to it.
+    const deadline = clock() + (options.hotClusterReadyMs ?? 10 * 60_000);
+    for (;;) {
+      let ready = 0;
+      try {
+        const current = await retrying(() => client.readDeployment(name), closing.signal);
+        ready = current.status?.readyReplicas ?? 0;
+      } catch (err) {
+        const e = toKubeError(err, `reading Deployment ${name}`);
+        if (e.kind === 'not-found') throw new Error(`kubernetes-gpu: hot cluster ${cluster.name}: Deployment ${name} was deleted while starting`);
+        throw hotClusterError(e, `kubernetes-gpu: hot cluster ${cluster.name}: reading Deployment ${name}`);
+      }
+      if (ready > 0) return;
+      if (closing.signal.aborted) throw new Error(`kubernetes-gpu: hot cluster ${cluster.name}: the executor closed before a pod of Deployment ${name} was ready`);
+      if (clock() >= deadline) {
+        throw new Error(
+          `kubernetes-gpu: hot cluster ${cluster.name}: no pod of Deployment ${name} became ready in ${formatMs(options.hotClusterReadyMs ?? 10 * 60_000)} (see \`kubectl -n ${namespace} describe deployment ${name}\`); the Deployment is kept and checked again when the control plane repeats the start`,
+        );
+      }
+      await sleep(Math.min(statusPollMs, 2_000), closing.signal);
+    }
+  }
+
+  async function endHotCluster(clusterName: string) {
+    const name = deploymentNameFor(clusterName);
+    try {
+      await retrying(() => client.deleteDeployment(name));
+    } catch (err) {
+      const e = toKubeError(err, `deleting Deployment ${name}`);
+      if (e.kind !== 'not-found') throw hotClusterError(e, `kubernetes-gpu: hot cluster ${clusterName}: deleting Deployment ${name} in namespace ${namespace}`);
+    }
+  }
+
   return defineExecutor<KubernetesGpuHandle>({
     name: KUBERNETES_GPU,
+    startHotCluster,
+    endHotCluster,
 
     submit(task, ctx) {
       const state = stateFor(task);
@@ -511,6 +588,7 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
     },
 
     async close() {
+      closing.abort();
       // Like a shutdown: what runs keeps running, for the next host to adopt.
       for (const state of attempts.values()) {
         state.shutdown = true;

@@ -1,7 +1,8 @@
 // The Kubernetes objects of one task attempt: a batch/v1 Job named deterministically from (task, attempt), and for
-// multi-node training an Indexed Job with a headless Service and the torchrun rendezvous environment.
+// multi-node training an Indexed Job with a headless Service and the torchrun rendezvous environment; and a hot
+// cluster's apps/v1 Deployment of executor-host pods, placed on GPU nodes the same way.
 import { createHash } from 'node:crypto';
-import type { V1EnvVar, V1Job, V1Service, V1Toleration } from '@kubernetes/client-node';
+import type { V1Affinity, V1Deployment, V1EnvVar, V1Job, V1ResourceRequirements, V1Service, V1Toleration } from '@kubernetes/client-node';
 import type { TaskMessage } from '../../plugins/protocol';
 import type { KubernetesGpuSettings } from './settings';
 
@@ -13,6 +14,8 @@ export const LABELS = {
   /** On the pod template: what the pod watch, the log followers and the headless Service select on. */
   job: 'atelier.dev/job',
   kueueQueue: 'kueue.x-k8s.io/queue-name',
+  /** On a hot cluster's Deployment and its pods: the cluster's name. */
+  hotCluster: 'atelier.dev/hot-cluster',
 } as const;
 
 export const ANNOTATIONS = {
@@ -88,21 +91,7 @@ export function buildJob(task: TaskMessage, settings: KubernetesGpuSettings, opt
     [ANNOTATIONS.module]: task.module.ref,
   };
 
-  const limits: Record<string, string> = {};
-  const requests: Record<string, string> = {};
-  if (settings.gpus > 0) limits[GPU_RESOURCE] = String(settings.gpus);
-  if (settings.cpu) requests.cpu = settings.cpu;
-  if (settings.memory) {
-    // Memory is not compressible: a limit equal to the request makes an overrun an OOMKill we can name, rather
-    // than a node-pressure eviction of whichever pod the kubelet picks.
-    requests.memory = settings.memory;
-    limits.memory = settings.memory;
-  }
-
-  const tolerations: V1Toleration[] = [...(settings.tolerations ?? [])];
-  if (settings.gpus > 0 && !tolerations.some((t) => t.key === GPU_RESOURCE)) {
-    tolerations.push({ key: GPU_RESOURCE, operator: 'Exists', effect: 'NoSchedule' });
-  }
+  const { resources, tolerations, affinity } = placement(settings);
 
   const env: V1EnvVar[] = [
     { name: 'ATELIER_TASK_ID', value: task.taskId },
@@ -168,27 +157,14 @@ export function buildJob(task: TaskMessage, settings: KubernetesGpuSettings, opt
           ...(settings.serviceAccount ? { serviceAccountName: settings.serviceAccount } : {}),
           ...(settings.nodeSelector ? { nodeSelector: settings.nodeSelector } : {}),
           ...(tolerations.length > 0 ? { tolerations } : {}),
-          ...(settings.gpuProduct
-            ? {
-                affinity: {
-                  nodeAffinity: {
-                    requiredDuringSchedulingIgnoredDuringExecution: {
-                      nodeSelectorTerms: [{ matchExpressions: [{ key: GPU_PRODUCT_LABEL, operator: 'In', values: settings.gpuProduct }] }],
-                    },
-                  },
-                },
-              }
-            : {}),
+          ...(affinity ? { affinity } : {}),
           containers: [
             {
               name: CONTAINER_NAME,
               image: settings.image ?? options.image,
               ...(settings.command ? { command: settings.command } : {}),
               env,
-              resources: {
-                ...(Object.keys(requests).length > 0 ? { requests } : {}),
-                ...(Object.keys(limits).length > 0 ? { limits } : {}),
-              },
+              resources,
               // The tail of the output becomes the termination message of a failed container: the failure message
               // survives even when the log stream was lost.
               terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -200,6 +176,126 @@ export function buildJob(task: TaskMessage, settings: KubernetesGpuSettings, opt
     },
   };
   return job;
+}
+
+/** Where a pod of these settings goes and what it holds: GPU/cpu/memory resources, GPU tolerations, product affinity. */
+export function placement(settings: KubernetesGpuSettings): { resources: V1ResourceRequirements; tolerations: V1Toleration[]; affinity?: V1Affinity } {
+  const limits: Record<string, string> = {};
+  const requests: Record<string, string> = {};
+  if (settings.gpus > 0) limits[GPU_RESOURCE] = String(settings.gpus);
+  if (settings.cpu) requests.cpu = settings.cpu;
+  if (settings.memory) {
+    // Memory is not compressible: a limit equal to the request makes an overrun an OOMKill we can name, rather
+    // than a node-pressure eviction of whichever pod the kubelet picks.
+    requests.memory = settings.memory;
+    limits.memory = settings.memory;
+  }
+  const tolerations: V1Toleration[] = [...(settings.tolerations ?? [])];
+  if (settings.gpus > 0 && !tolerations.some((t) => t.key === GPU_RESOURCE)) {
+    tolerations.push({ key: GPU_RESOURCE, operator: 'Exists', effect: 'NoSchedule' });
+  }
+  const affinity: V1Affinity | undefined = settings.gpuProduct
+    ? {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchExpressions: [{ key: GPU_PRODUCT_LABEL, operator: 'In', values: settings.gpuProduct }] }],
+          },
+        },
+      }
+    : undefined;
+  return {
+    resources: {
+      ...(Object.keys(requests).length > 0 ? { requests } : {}),
+      ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    },
+    tolerations,
+    affinity,
+  };
+}
+
+export interface HotClusterManifestOptions {
+  namespace: string;
+  /** Image with the Atelier CLI (`npx atelier executor`), for clusters whose spec names none. */
+  hostImage?: string;
+  /** What the pods connect to: the NATS server the control plane uses, and the control plane for modules. */
+  natsUrl?: string;
+  controlPlaneUrl?: string;
+  tokenSecret?: { name: string; key: string };
+}
+
+/** A hot cluster's spec or the executor's configuration cannot make a Deployment; retrying will not help. */
+export class HotClusterConfigError extends Error {}
+
+/** `atelier-hot-<name>`, or a slug and hash of the name when that is no DNS label of ≤ 63 characters. */
+export function deploymentNameFor(cluster: string): string {
+  const plain = `atelier-hot-${cluster}`;
+  if (plain.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(plain)) return plain;
+  const hash = createHash('sha256').update(cluster).digest('hex').slice(0, 10);
+  const slug = cluster.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63 - 'atelier-hot-'.length - hash.length - 1).replace(/-+$/g, '');
+  return `atelier-hot-${slug ? `${slug}-` : ''}${hash}`;
+}
+
+/**
+ * The Deployment of a hot cluster: `replicas` pods each running an executor host that consumes the cluster's pool
+ * and runs every task in-process with `local` (`--execute-with local`), announcing that it holds the cluster
+ * (`--hot-cluster`), so the control plane marks it READY once a pod is up and connected.
+ */
+export function buildHotClusterDeployment(
+  cluster: { name: string; pool: string },
+  hot: { replicas: number; pod: KubernetesGpuSettings },
+  options: HotClusterManifestOptions,
+): V1Deployment {
+  const image = hot.pod.image ?? options.hostImage;
+  if (!image) {
+    throw new HotClusterConfigError(
+      `hot cluster ${cluster.name}: no image for its executor-host pods: give the cluster spec an "image", or set the executor's hostImage (ATELIER_K8S_HOST_IMAGE) to an image with the Atelier CLI`,
+    );
+  }
+  if (!options.natsUrl) {
+    throw new HotClusterConfigError(`hot cluster ${cluster.name}: its pods take tasks from NATS, but the executor has no natsUrl: set NATS_URL on the host that runs kubernetes-gpu`);
+  }
+  if (!options.controlPlaneUrl) {
+    throw new HotClusterConfigError(
+      `hot cluster ${cluster.name}: its pods download modules from the control plane, but the executor has no controlPlaneUrl: set ATELIER_PUBLIC_URL to a URL the pods can reach`,
+    );
+  }
+  const name = deploymentNameFor(cluster.name);
+  const selector = { [LABELS.managedBy]: 'atelier', [LABELS.hotCluster]: labelValue(cluster.name) };
+  const { resources, tolerations, affinity } = placement(hot.pod);
+  const command = ['npx', 'atelier', 'executor', '--pools', cluster.pool];
+  // `--gpus` takes a whole number ≥ 1; a CPU-only pod advertises none.
+  if (hot.pod.gpus > 0) command.push('--gpus', String(hot.pod.gpus));
+  // One task at a time: the pod's GPUs are not shared between tasks.
+  command.push('--concurrency', '1', '--execute-with', 'local', '--hot-cluster', cluster.name);
+  const env: V1EnvVar[] = [
+    { name: 'NATS_URL', value: options.natsUrl },
+    { name: 'ATELIER_URL', value: options.controlPlaneUrl },
+  ];
+  if (options.tokenSecret) {
+    env.push({ name: 'ATELIER_TOKEN', valueFrom: { secretKeyRef: { name: options.tokenSecret.name, key: options.tokenSecret.key } } });
+  }
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: options.namespace, labels: { ...selector }, annotations: { [LABELS.hotCluster]: cluster.name, 'atelier.dev/pool': cluster.pool } },
+    spec: {
+      replicas: hot.replicas,
+      selector: { matchLabels: { ...selector } },
+      template: {
+        metadata: { labels: { ...selector } },
+        spec: {
+          enableServiceLinks: false,
+          ...(hot.pod.serviceAccount ? { serviceAccountName: hot.pod.serviceAccount } : {}),
+          ...(hot.pod.nodeSelector ? { nodeSelector: hot.pod.nodeSelector } : {}),
+          ...(tolerations.length > 0 ? { tolerations } : {}),
+          ...(affinity ? { affinity } : {}),
+          // The host hands running attempts back on SIGTERM; this is how long it gets before SIGKILL.
+          terminationGracePeriodSeconds: 60,
+          containers: [{ name: 'executor-host', image, command, env, resources }],
+        },
+      },
+    },
+  };
 }
 
 export function serviceNameFor(jobName: string): string {

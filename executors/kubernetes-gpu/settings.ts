@@ -32,6 +32,26 @@ export interface KubernetesGpuSettings {
 
 export class SettingsError extends Error {}
 
+/** A hot cluster's spec (`cluster create --executor kubernetes-gpu`): how many executor-host pods, and their shape. */
+export interface HotClusterSettings {
+  /** Executor-host pods kept running (`workers`, or `replicas` as `atelier cluster create --replicas` sends). */
+  replicas: number;
+  pod: KubernetesGpuSettings;
+}
+
+const HOT_POD_FIELDS = ['image', 'gpus', 'gpuProduct', 'nodeSelector', 'tolerations', 'cpu', 'memory', 'serviceAccount'];
+const MAX_REPLICAS = 1_000;
+
+/** Parses a hot cluster's spec; throws a {@link SettingsError} naming the offending field. */
+export function parseHotClusterSpec(raw: Record<string, unknown> | undefined, defaults: { gpus: number }): HotClusterSettings {
+  const { workers, replicas, ...pod } = raw ?? {};
+  if (workers !== undefined && replicas !== undefined && workers !== replicas) {
+    throw new SettingsError(`hot cluster spec gives both workers (${describe(workers)}) and replicas (${describe(replicas)}); give one`);
+  }
+  const count = integer(workers ?? replicas, workers !== undefined ? 'hot cluster spec.workers' : 'hot cluster spec.replicas', 1, MAX_REPLICAS) ?? 1;
+  return { replicas: count, pod: parseSettings(pod, defaults, 'hot cluster spec', [...HOT_POD_FIELDS]) };
+}
+
 const KNOWN = ['image', 'gpus', 'gpuProduct', 'nodeSelector', 'tolerations', 'cpu', 'memory', 'queue', 'nodes', 'command', 'serviceAccount'];
 // Kubernetes resource.Quantity: a decimal number with an optional binary or decimal SI suffix or exponent.
 const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE]|n|u)?$/;
@@ -43,15 +63,18 @@ const MAX_GPUS = 64;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Parses `settings['kubernetes-gpu']`; throws a {@link SettingsError} naming the offending field. */
-export function parseSettings(raw: unknown, defaults: { gpus: number }): KubernetesGpuSettings {
+/**
+ * Parses `settings['kubernetes-gpu']`; throws a {@link SettingsError} naming the offending field. `where` names
+ * the object in messages, `known` narrows the accepted fields (a hot cluster's spec takes the pod-shaping ones).
+ */
+export function parseSettings(raw: unknown, defaults: { gpus: number }, where = 'settings["kubernetes-gpu"]', known: readonly string[] = KNOWN): KubernetesGpuSettings {
   if (raw === undefined || raw === null) return { gpus: defaults.gpus, nodes: 1 };
-  if (!isRecord(raw)) throw new SettingsError(`settings["kubernetes-gpu"] must be an object, got ${describe(raw)}`);
-  const unknown = Object.keys(raw).filter((k) => !KNOWN.includes(k));
+  if (!isRecord(raw)) throw new SettingsError(`${where} must be an object, got ${describe(raw)}`);
+  const unknown = Object.keys(raw).filter((k) => !known.includes(k));
   if (unknown.length > 0) {
-    throw new SettingsError(`unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} in settings["kubernetes-gpu"] (known: ${KNOWN.join(', ')})`);
+    throw new SettingsError(`unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} in ${where} (known: ${known.join(', ')})`);
   }
-  const field = (name: string) => `settings["kubernetes-gpu"].${name}`;
+  const field = (name: string) => `${where}.${name}`;
   const out: KubernetesGpuSettings = {
     gpus: integer(raw.gpus, field('gpus'), 0, MAX_GPUS) ?? defaults.gpus,
     nodes: integer(raw.nodes, field('nodes'), 1, MAX_NODES) ?? 1,

@@ -16,6 +16,10 @@ export interface ExecutorCommandOptions {
   /** GPUs a task may use on this host (advertised in its heartbeats). */
   gpus?: number;
   concurrency?: number;
+  /** Run every task with this executor whatever the task names (a kubernetes-gpu hot cluster's pods: `local`). */
+  executeWith?: string;
+  /** Hot clusters this host is part of, announced in its heartbeats (set on a hot cluster's pods). */
+  hotClusters?: string[];
   env?: NodeJS.ProcessEnv;
 }
 
@@ -49,6 +53,9 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     throw new CliError(`cannot connect to NATS at ${natsUrl}: ${(error as Error).message}. Is nats-server (with -js) running there?`);
   }
   const executors = executorsFromEnv(env);
+  if (options.executeWith && !executors.some((e) => e.name === options.executeWith)) {
+    throw new CliError(`--execute-with ${options.executeWith}: no such executor here (executors: ${executors.map((e) => e.name).join(', ')})`);
+  }
   const host = createExecutorHost({
     bus,
     registry: createExecutorRegistry(executors),
@@ -58,6 +65,8 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     workRoot: path.join(dataDir, 'work'),
     maxConcurrency: options.concurrency,
     gpus: options.gpus,
+    executeWith: options.executeWith,
+    holdsHotClusters: options.hotClusters?.length ? options.hotClusters : undefined,
   });
 
   let stopping = false;
@@ -82,6 +91,8 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   console.log(
     `executor host ${hostName} serving pools: ${options.pools.join(', ')}\n` +
       `  executors  ${executors.map((e) => e.name).join(', ')}${options.concurrency ? ` (up to ${options.concurrency} tasks at once)` : ''}${options.gpus ? `, ${options.gpus} GPUs` : ''}\n` +
+      (options.executeWith ? `  runs all   with ${options.executeWith}\n` : '') +
+      (options.hotClusters?.length ? `  holds      hot cluster${options.hotClusters.length > 1 ? 's' : ''} ${options.hotClusters.join(', ')}\n` : '') +
       `  NATS       ${natsUrl}\n` +
       `  modules    ${options.url}/artifacts, cached in ${path.join(dataDir, 'executor-cache')}`,
   );

@@ -84,11 +84,21 @@ export function buildProgram(): Command {
     .option('--pools <a,b>', 'pools whose tasks to run, comma-separated (adds to --pool)')
     .option('--gpus <n>', 'GPUs a task may use on this host, advertised so GPU tasks are routed here', positiveInt)
     .option('--concurrency <n>', 'most tasks run at once (default: number of CPUs)', positiveInt)
-    .action(async (opts: { pool?: string[]; pools?: string; gpus?: number; concurrency?: number }, command: Command) => {
+    .option('--execute-with <executor>', 'run every task with this executor, whatever the task names (a kubernetes-gpu hot cluster’s pods use local)')
+    .option('--hot-cluster <name>', 'a hot cluster this host is part of, announced in its heartbeats (repeatable)', collect)
+    .action(async (opts: { pool?: string[]; pools?: string; gpus?: number; concurrency?: number; executeWith?: string; hotCluster?: string[] }, command: Command) => {
       const { url, token } = connection(command);
       const pools = [...(opts.pool ?? []), ...(opts.pools ?? '').split(',').map((p) => p.trim()).filter(Boolean)];
       const { runExecutor } = await import('./executor'); // loads the executors and NATS: only this command needs them
-      await runExecutor({ url, token, pools: pools.length ? pools : ['local'], gpus: opts.gpus, concurrency: opts.concurrency });
+      await runExecutor({
+        url,
+        token,
+        pools: pools.length ? pools : ['local'],
+        gpus: opts.gpus,
+        concurrency: opts.concurrency,
+        executeWith: opts.executeWith,
+        hotClusters: opts.hotCluster,
+      });
     });
   executor
     .command('list')

@@ -69,4 +69,12 @@ describe('waitingReason', () => {
     expect(waitingReason(task(), [{ ...live, running: 0 }], now, STALE_MS)).toBeNull();
     expect(waitingReason(task({ status: 'RUNNING' }), [], now, STALE_MS)).toBeNull();
   });
+
+  it('counts a kubernetes-gpu hot cluster’s pods, which run its tasks with local, as hosts of the task’s executor', () => {
+    const pod = host({ name: 'atelier-hot-warm-x1', pools: ['gpu-a100'], gpus: 1, capacity: 1, executors: ['local', 'noop'], hotClusters: ['warm'] });
+    const k8sTask = task({ executor: 'kubernetes-gpu', gpus: 1, hotCluster: 'warm' });
+    expect(waitingReason(k8sTask, [pod], now, STALE_MS)).toBeNull();
+    expect(waitingReason({ ...k8sTask, hotCluster: null }, [pod], now, STALE_MS)).toContain('do not run executor "kubernetes-gpu"');
+    expect(waitingReason(k8sTask, [{ ...pod, running: 1 }], now, STALE_MS)).toBe('all 1 slot of pool gpu-a100 is busy');
+  });
 });

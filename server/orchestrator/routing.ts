@@ -85,7 +85,9 @@ export function waitingReason(
     const last = serving[0]!;
     return `no live executor host serves pool ${task.pool}; last host seen ${ago(now.getTime() - last.lastSeenAt.getTime())} ago (${last.name}) — ${start}`;
   }
-  const withExecutor = live.filter((h) => h.executors.includes(task.executor));
+  // A host that is part of the task's hot cluster runs it whatever executor it names (a kubernetes-gpu cluster's pods
+  // run its tasks with local).
+  const withExecutor = live.filter((h) => h.executors.includes(task.executor) || (task.hotCluster && h.hotClusters.includes(task.hotCluster)));
   if (!withExecutor.length) {
     return `the live hosts of pool ${task.pool} (${live.map((h) => h.name).join(', ')}) do not run executor "${task.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')}); configure it on a host of that pool`;
   }

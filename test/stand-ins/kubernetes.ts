@@ -2,6 +2,8 @@
 // and Services in namespaces with real metadata (uid, resourceVersion, creationTimestamp), Status errors, lists and
 // watches (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR, 410 Gone for compacted resource versions), the pod log endpoint
 // (follow, timestamps, sinceSeconds), cascading DELETE, a small Job controller and kubelet, and fault injection.
+// apps/v1 Deployments (the kubernetes-gpu hot clusters) are stored, validated and report their replicas ready after
+// one kubelet step; their pods are not simulated.
 //
 // Pods run a program given as their container command (`standInCommand([...steps])`); pods without one wait, in
 // Pending, for a test to script them (`standIn.pod(name).schedule()`, `.running()`, `.exit(1)`...).
@@ -70,7 +72,7 @@ export interface KubernetesStandInOptions {
 }
 
 type Obj = Record<string, any>;
-type Kind = 'jobs' | 'pods' | 'services';
+type Kind = 'jobs' | 'pods' | 'services' | 'deployments';
 interface StoredEvent {
   rv: number;
   kind: Kind;
@@ -116,7 +118,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const token = options.token === undefined ? 'stand-in-token' : options.token;
   const stepMs = options.stepMs ?? 5;
   const namespaces = new Set(options.namespaces ?? ['default']);
-  const store: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), services: new Map() };
+  const store: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), services: new Map(), deployments: new Map() };
   const history: StoredEvent[] = [];
   let rv = 100;
   /** Watches from a resourceVersion below this get 410 Gone: the events after it are no longer known. */
@@ -129,7 +131,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const podRuns = new Map<string, number>(); // "<ns>/<job>/<index>" → pods started for that index
-  const created = { jobs: 0, services: 0, pods: 0 };
+  const created = { jobs: 0, services: 0, pods: 0, deployments: 0 };
+  /** Every Deployment created through the API, as posted (kept after it is deleted). */
+  const createdDeployments: Obj[] = [];
   let nsCounter = 0;
   let closed = false;
   let anonymousReads = false;
@@ -176,6 +180,51 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
 
   function statusBody(code: number, reason: string, message: string, details?: Obj): Obj {
     return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: code < 400 ? 'Success' : 'Failure', message, reason, ...(details ? { details } : {}), code };
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Deployment controller: defaults as the API server fills them, all replicas ready one kubelet step later (no pods).
+
+  function createDeployment(namespace: string, body: Obj): Obj {
+    const spec = body.spec ?? {};
+    const deployment: Obj = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { ...body.metadata, namespace, uid: randomUUID(), generation: 1, creationTimestamp: now() },
+      spec: {
+        replicas: 1,
+        revisionHistoryLimit: 10,
+        progressDeadlineSeconds: 600,
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } },
+        ...spec,
+        template: { ...spec.template, spec: { restartPolicy: 'Always', dnsPolicy: 'ClusterFirst', ...spec.template.spec } },
+      },
+      status: {},
+    };
+    created.deployments++;
+    createdDeployments.push(structuredClone(body));
+    commit('deployments', 'ADDED', deployment);
+    const k = key(namespace, deployment.metadata.name);
+    const uid = deployment.metadata.uid;
+    later(stepMs, () => {
+      const current = store.deployments.get(k);
+      if (!current || current.metadata.uid !== uid) return;
+      const next = structuredClone(current);
+      const n = next.spec.replicas;
+      next.status = {
+        observedGeneration: 1,
+        replicas: n,
+        updatedReplicas: n,
+        readyReplicas: n,
+        availableReplicas: n,
+        conditions: [
+          { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.', lastUpdateTime: now(), lastTransitionTime: now() },
+          { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${next.metadata.name}" has successfully progressed.`, lastUpdateTime: now(), lastTransitionTime: now() },
+        ],
+      };
+      commit('deployments', 'MODIFIED', next);
+    });
+    return structuredClone(deployment);
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -522,7 +571,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   // Deletion and garbage collection
 
   function deleteObject(kind: Kind, namespace: string, name: string, propagation: string): Obj | undefined {
-    const obj = (kind === 'jobs' ? store.jobs : kind === 'pods' ? store.pods : store.services).get(key(namespace, name));
+    const obj = store[kind].get(key(namespace, name));
     if (!obj) return undefined;
     const last = structuredClone(obj);
     last.metadata.deletionTimestamp = now();
@@ -563,7 +612,10 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     '/apis': {
       kind: 'APIGroupList',
       apiVersion: 'v1',
-      groups: [{ name: 'batch', versions: [{ groupVersion: 'batch/v1', version: 'v1' }], preferredVersion: { groupVersion: 'batch/v1', version: 'v1' } }],
+      groups: [
+        { name: 'apps', versions: [{ groupVersion: 'apps/v1', version: 'v1' }], preferredVersion: { groupVersion: 'apps/v1', version: 'v1' } },
+        { name: 'batch', versions: [{ groupVersion: 'batch/v1', version: 'v1' }], preferredVersion: { groupVersion: 'batch/v1', version: 'v1' } },
+      ],
     },
     '/api/v1': {
       kind: 'APIResourceList',
@@ -584,10 +636,22 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         { name: 'jobs/status', singularName: '', namespaced: true, kind: 'Job', verbs: ['get'] },
       ],
     },
+    '/apis/apps/v1': {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: 'apps/v1',
+      resources: [
+        { name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['create', 'delete', 'get', 'list', 'watch'], shortNames: ['deploy'], categories: ['all'] },
+        { name: 'deployments/status', singularName: '', namespaced: true, kind: 'Deployment', verbs: ['get'] },
+      ],
+    },
     '/version': { major: '1', minor: '32', gitVersion: 'v1.32.0-stand-in', platform: 'linux/amd64' },
   };
 
-  const ROUTE = /^\/(?:api\/v1|apis\/batch\/v1)(?:\/namespaces\/([^/]+))?\/(jobs|pods|services)(?:\/([^/]+))?(?:\/(log|status))?$/;
+  const ROUTE = /^\/(api\/v1|apis\/batch\/v1|apis\/apps\/v1)(?:\/namespaces\/([^/]+))?\/(jobs|pods|services|deployments)(?:\/([^/]+))?(?:\/(log|status))?$/;
+  /** The API group path each resource is served under. */
+  const GROUP_PATH: Record<Kind, string> = { jobs: 'apis/batch/v1', deployments: 'apis/apps/v1', pods: 'api/v1', services: 'api/v1' };
+  const GROUP: Record<Kind, string> = { jobs: 'batch', deployments: 'apps', pods: '', services: '' };
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://stand-in');
@@ -625,20 +689,19 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     }
     const m = ROUTE.exec(url.pathname);
     if (!m) return respond(res, 404, statusBody(404, 'NotFound', 'the server could not find the requested resource'));
-    const [, nsRaw, kind, nameRaw, sub] = m as unknown as [string, string | undefined, Kind, string | undefined, string | undefined];
+    const [, groupPath, nsRaw, kind, nameRaw, sub] = m as unknown as [string, string, string | undefined, Kind, string | undefined, string | undefined];
     const namespace = nsRaw === undefined ? undefined : decodeURIComponent(nsRaw);
     const name = nameRaw === undefined ? undefined : decodeURIComponent(nameRaw);
-    const isBatch = url.pathname.startsWith('/apis/batch/v1');
-    if ((kind === 'jobs') !== isBatch) return respond(res, 404, statusBody(404, 'NotFound', 'the server could not find the requested resource'));
-    const group = kind === 'jobs' ? 'batch' : '';
+    if (GROUP_PATH[kind] !== groupPath) return respond(res, 404, statusBody(404, 'NotFound', 'the server could not find the requested resource'));
+    const group = GROUP[kind];
     if (namespace !== undefined && !namespaces.has(namespace)) return notFound(res, 'namespaces', '', namespace);
 
     if (method === 'GET' && name === undefined) {
       const selector = parseSelector(url.searchParams.get('labelSelector'));
       if (record.watch) return openWatch(req, res, kind, namespace, selector, url.searchParams);
       const items = [...store[kind].values()].filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && selector(o.metadata.labels));
-      const listKind = kind === 'jobs' ? 'JobList' : kind === 'pods' ? 'PodList' : 'ServiceList';
-      return respond(res, 200, { kind: listKind, apiVersion: isBatch ? 'batch/v1' : 'v1', metadata: { resourceVersion: String(rv) }, items });
+      const listKind = { jobs: 'JobList', pods: 'PodList', services: 'ServiceList', deployments: 'DeploymentList' }[kind];
+      return respond(res, 200, { kind: listKind, apiVersion: group ? `${group}/v1` : 'v1', metadata: { resourceVersion: String(rv) }, items });
     }
     if (namespace === undefined) return respond(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
 
@@ -656,6 +719,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         return respond(res, 409, statusBody(409, 'AlreadyExists', `${kind}${group ? `.${group}` : ''} "${objName}" already exists`, { name: objName, group, kind }));
       }
       if (kind === 'jobs') return respond(res, 201, createJob(namespace, body));
+      if (kind === 'deployments') return respond(res, 201, createDeployment(namespace, body));
       const obj: Obj = { ...body, metadata: { ...body.metadata, namespace, uid: randomUUID(), creationTimestamp: now() } };
       if (kind === 'services') {
         obj.spec = { type: 'ClusterIP', sessionAffinity: 'None', ...obj.spec, clusterIPs: obj.spec?.clusterIP === 'None' ? ['None'] : ['10.96.0.10'] };
@@ -685,7 +749,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       }
       // The API's default for batch/v1 Jobs is to orphan their pods (kubectl asks for Background itself).
       const last = deleteObject(kind, namespace, name, propagation ?? (kind === 'jobs' ? 'Orphan' : 'Background'))!;
-      if (kind === 'jobs') return respond(res, 200, statusBody(200, '', '', { name, group, kind, uid: last.metadata.uid }));
+      if (kind === 'jobs' || kind === 'deployments') return respond(res, 200, statusBody(200, '', '', { name, group, kind, uid: last.metadata.uid }));
       return respond(res, 200, last);
     }
     return respond(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
@@ -704,6 +768,28 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       if (pod.restartPolicy !== 'Never' && pod.restartPolicy !== 'OnFailure') return `spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"`;
       if (spec.podFailurePolicy && pod.restartPolicy !== 'Never') return 'spec.podFailurePolicy: Invalid value: only "Never" is supported when podFailurePolicy is specified';
       if (spec.completionMode === 'Indexed' && !(spec.completions > 0)) return 'spec.completions: Required value: when completion mode is Indexed';
+      for (const c of pod.containers) {
+        if (!c.name || !c.image) return 'spec.template.spec.containers[0]: name and image are required';
+        for (const [res, value] of Object.entries({ ...c.resources?.limits, ...c.resources?.requests })) {
+          if (!/^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE]|n|u)?$/.test(String(value))) {
+            return `spec.template.spec.containers[0].resources: Invalid value: "${value}" for ${res}: quantities must match the regular expression`;
+          }
+        }
+      }
+    }
+    if (kind === 'deployments') {
+      if (body.apiVersion !== 'apps/v1' || body.kind !== 'Deployment') return 'apiVersion/kind: must be apps/v1 Deployment';
+      const spec = body.spec ?? {};
+      const matchLabels: Record<string, string> | undefined = spec.selector?.matchLabels;
+      if (!matchLabels || Object.keys(matchLabels).length === 0) return 'spec.selector: Required value';
+      const templateLabels: Record<string, string> = spec.template?.metadata?.labels ?? {};
+      if (Object.entries(matchLabels).some(([k, v]) => templateLabels[k] !== v)) {
+        return 'spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`';
+      }
+      if (spec.replicas !== undefined && !(Number.isInteger(spec.replicas) && spec.replicas >= 0)) return 'spec.replicas: Invalid value: must be greater than or equal to 0';
+      const pod = spec.template?.spec;
+      if (!pod?.containers?.length) return 'spec.template.spec.containers: Required value';
+      if (pod.restartPolicy !== undefined && pod.restartPolicy !== 'Always') return `spec.template.spec.restartPolicy: Unsupported value: "${pod.restartPolicy}": supported values: "Always"`;
       for (const c of pod.containers) {
         if (!c.name || !c.image) return 'spec.template.spec.containers[0]: name and image are required';
         for (const [res, value] of Object.entries({ ...c.resources?.limits, ...c.resources?.requests })) {
@@ -758,8 +844,8 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   }
 
   function bookmark(w: Watcher) {
-    const kindName = w.kind === 'jobs' ? 'Job' : w.kind === 'pods' ? 'Pod' : 'Service';
-    send(w, 'BOOKMARK', { kind: kindName, apiVersion: w.kind === 'jobs' ? 'batch/v1' : 'v1', metadata: { resourceVersion: String(rv) } });
+    const kindName = { jobs: 'Job', pods: 'Pod', services: 'Service', deployments: 'Deployment' }[w.kind];
+    send(w, 'BOOKMARK', { kind: kindName, apiVersion: GROUP[w.kind] ? `${GROUP[w.kind]}/v1` : 'v1', metadata: { resourceVersion: String(rv) } });
   }
 
   function podLog(res: ServerResponse, namespace: string, name: string, params: URLSearchParams) {
@@ -887,6 +973,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       return j ? podsOf(j) : [];
     },
     services: (namespace = 'default') => [...store.services.values()].filter((s) => s.metadata.namespace === namespace),
+    createdDeployments,
+    deployments: (namespace = 'default') => [...store.deployments.values()].filter((d) => d.metadata.namespace === namespace),
+    deployment: (name: string, namespace = 'default') => store.deployments.get(key(namespace, name)),
     logOf: (pod: string, namespace = 'default') => (logs.get(key(namespace, pod)) ?? []).map((l) => l.text),
     resourceVersion: () => rv,
 
