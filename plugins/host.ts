@@ -134,6 +134,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       gpus: options.gpus ?? 0,
       hotClusters: [...new Set([...warm.keys(), ...(options.holdsHotClusters ?? [])])],
       hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
+      remoteHotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster && registry.get(name).remoteHotClusters),
       version: VERSION,
       startedAt,
       at: new Date().toISOString(),
@@ -147,7 +148,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     // Held by existing (this host is one of the cluster's pods): the executor that made the pods owns its lifecycle.
     if (state !== 'running' || options.holdsHotClusters?.includes(command.name)) return;
     const held = warm.get(command.name);
-    const executor = command.action === 'end' ? held : options.pools.includes(command.pool) && registry.names().includes(command.executor) ? registry.get(command.executor) : undefined;
+    const named = registry.names().includes(command.executor) ? registry.get(command.executor) : undefined;
+    // A remote cluster is its own compute: any host with the executor starts (idempotently) and ends it.
+    const remote = named?.remoteHotClusters ? named : undefined;
+    const executor = command.action === 'end' ? (held ?? remote) : options.pools.includes(command.pool) ? named : remote;
     if (!executor || (command.action === 'start' && (held || starting.has(command.name) || !executor.startHotCluster))) return;
     try {
       if (command.action === 'start') {
@@ -502,7 +506,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       await Promise.all([...stopping, ...running.map((a) => a.done)]);
       await cancelSubscription?.stop().catch(() => undefined);
       await clusterSubscription?.stop().catch(() => undefined);
-      const held = [...warm];
+      // Remote clusters outlive this host: the next host with the executor takes them over.
+      const held = [...warm].filter(([, e]) => !e.remoteHotClusters);
       warm.clear();
       await Promise.all(held.map(([name, e]) => e.endHotCluster?.(name).catch((err) => warn(`ending hot cluster ${name} failed: ${errorMessage(err)}`))));
       const executors = registry.names().map((name) => registry.get(name));

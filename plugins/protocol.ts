@@ -103,6 +103,8 @@ export interface HostHeartbeat {
   /** Hot clusters this host keeps warm right now, and the executors here that can keep one. */
   hotClusters: string[];
   hotClusterExecutors: string[];
+  /** Of those, the executors whose clusters are compute of their own that pulls the cluster's pool (Kubernetes pods). */
+  remoteHotClusterExecutors?: string[];
   version: string;
   startedAt: string;
   at: string;

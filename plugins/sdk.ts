@@ -83,6 +83,13 @@ export interface Executor<Handle = unknown> {
   /** Let a hot cluster go. Idempotent; attempts already running on it finish first or are left to `cancel`. */
   endHotCluster?(name: string): Promise<void>;
 
+  /**
+   * True when a hot cluster is compute of its own that pulls the cluster's pool itself (Kubernetes warm pods),
+   * rather than something inside this host: any host with the executor then starts and ends it whatever pools
+   * it serves (both idempotent), and the cluster outlives the host that started it.
+   */
+  readonly remoteHotClusters?: boolean;
+
   /** Release executor-wide resources when the host stops. */
   close?(): Promise<void>;
 }

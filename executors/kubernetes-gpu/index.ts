@@ -538,6 +538,9 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
 
   return defineExecutor<KubernetesGpuHandle>({
     name: KUBERNETES_GPU,
+    // The warm pods are hosts of their own pulling the cluster's pool: any host with this executor starts or ends
+    // them, and they outlive the host that created them.
+    remoteHotClusters: true,
     startHotCluster,
     endHotCluster,
 

@@ -71,11 +71,17 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       if (!nameRe.test(input.executor)) throw badInput(`Executor name "${input.executor}" is not a valid name.`);
       const idleTimeoutMs = input.idleTimeoutMs ?? DEFAULT_IDLE_MS;
       if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1_000) throw badInput(`idleTimeoutMs must be a whole number of milliseconds, at least 1000 (got ${input.idleTimeoutMs}).`);
+      const pool = input.pool ?? input.executor;
+      // Remote clusters' pods pull the cluster's pool themselves: a host serving it would take their tasks and run them cold.
+      const takers = (await knownHosts(db, now())).filter((h) => isLive(h, now(), options.hostStaleMs) && h.remoteHotClusterExecutors.includes(input.executor) && h.pools.includes(pool));
+      if (takers.length) {
+        throw badInput(`Executor ${input.executor} keeps hot clusters as pods that pull the cluster's pool themselves, and pool ${pool} is served by ${takers.map((h) => h.name).join(', ')}: give the cluster a pool of its own (--pool ${input.name}).`);
+      }
       const [existing] = await db.select().from(hotClusters).where(and(eq(hotClusters.name, input.name), ne(hotClusters.state, 'ENDED')));
       if (existing) throw badInput(`A hot cluster named ${input.name} is already live (executor ${existing.executor}, pool ${existing.pool}); end it first with \`npx atelier cluster end ${input.name}\`.`);
       const [cluster] = await db
         .insert(hotClusters)
-        .values({ name: input.name, executor: input.executor, pool: input.pool ?? input.executor, spec: input.spec ?? {}, idleTimeoutMs, createdBy: identity?.id ?? null, lastUsedAt: now() })
+        .values({ name: input.name, executor: input.executor, pool, spec: input.spec ?? {}, idleTimeoutMs, createdBy: identity?.id ?? null, lastUsedAt: now() })
         .returning();
       await bus.publishControl('hot-cluster', command(cluster!, 'start'));
       return cluster!;
@@ -98,7 +104,8 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       const liveNames = new Set(clusters.filter((c) => c.state !== 'ENDED').map((c) => c.name));
       for (const cluster of clusters) {
         if (cluster.state === 'ENDED') continue;
-        const serves = heartbeat.pools.includes(cluster.pool) && heartbeat.hotClusterExecutors.includes(cluster.executor);
+        // A remote cluster (its own pods) is started by any host with the executor, whatever pools that host serves.
+        const serves = heartbeat.hotClusterExecutors.includes(cluster.executor) && (heartbeat.pools.includes(cluster.pool) || (heartbeat.remoteHotClusterExecutors ?? []).includes(cluster.executor));
         if (serves && !held.has(cluster.name)) await bus.publishControl('hot-cluster', command(cluster, 'start'));
         if (held.has(cluster.name) && cluster.state === 'STARTING') await db.update(hotClusters).set({ state: 'READY' }).where(eq(hotClusters.id, cluster.id));
       }
@@ -175,9 +182,11 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
 /** Why a hot cluster is not warm anywhere yet, or null when a live host holds it. */
 export async function hotClusterMessage(db: Db, cluster: HotCluster, now: Date, staleMs: number): Promise<string | null> {
   if (cluster.state === 'ENDED') return cluster.endReason ? `ended: ${cluster.endReason}` : 'ended';
-  const hosts = (await knownHosts(db, now)).filter((h) => h.pools.includes(cluster.pool));
-  const live = hosts.filter((h) => isLive(h, now, staleMs));
+  const known = (await knownHosts(db, now)).filter((h) => isLive(h, now, staleMs));
+  const live = known.filter((h) => h.pools.includes(cluster.pool));
   if (live.some((h) => h.hotClusters.includes(cluster.name))) return null;
+  const creators = known.filter((h) => h.remoteHotClusterExecutors.includes(cluster.executor));
+  if (creators.length) return `starting: ${cluster.executor} on ${creators.map((h) => h.name).join(', ')} is bringing up its pods, which will serve pool ${cluster.pool}`;
   if (!live.length) return `no live executor host serves pool ${cluster.pool}; start one with \`npx atelier executor --pools ${cluster.pool}\``;
   const withExecutor = live.filter((h) => h.executors.includes(cluster.executor));
   if (!withExecutor.length) return `the live hosts of pool ${cluster.pool} do not run executor "${cluster.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')})`;

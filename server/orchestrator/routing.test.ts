@@ -14,6 +14,7 @@ const host = (over: Partial<ExecutorHostRow>): ExecutorHostRow => ({
   gpus: 0,
   hotClusters: [],
   hotClusterExecutors: [],
+  remoteHotClusterExecutors: [],
   version: '0.1.0',
   startedAt: now,
   lastSeenAt: now,

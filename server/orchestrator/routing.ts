@@ -31,6 +31,7 @@ export async function recordHeartbeat(db: Db, heartbeat: HostHeartbeat, seenAt: 
     gpus: heartbeat.gpus,
     hotClusters: heartbeat.hotClusters,
     hotClusterExecutors: heartbeat.hotClusterExecutors,
+    remoteHotClusterExecutors: heartbeat.remoteHotClusterExecutors ?? [],
     version: heartbeat.version,
     startedAt: new Date(heartbeat.startedAt),
     lastSeenAt: seenAt,

@@ -116,6 +116,35 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     await t.api.gql(`mutation { endHotCluster(name: "no-keeper") { state } }`);
   });
 
+  it('gives a remote (Kubernetes) hot cluster a pool of its own, and says its pods are coming up', async () => {
+    // A host with the kubernetes-gpu executor, as its heartbeat describes it (no Kubernetes API is needed here).
+    const heartbeat = {
+      hostId: 'k8s-submitter-1',
+      host: 'k8s-submitter',
+      executors: ['kubernetes-gpu'],
+      pools: ['gpu'],
+      capacity: 4,
+      running: 0,
+      gpus: 0,
+      hotClusters: [],
+      hotClusterExecutors: ['kubernetes-gpu'],
+      remoteHotClusterExecutors: ['kubernetes-gpu'],
+      version: 'test',
+      startedAt: new Date().toISOString(),
+      at: new Date().toISOString(),
+    };
+    await t.app.bus.publishControl('host-heartbeat', heartbeat);
+    const shared = await until(
+      () => t.api.raw(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu") { name } }`).then((r) => (r.errors?.length ? r : undefined)),
+      'the submitter host to be known',
+    );
+    expect(shared.errors?.[0]?.message).toMatch(/pool gpu is served by k8s-submitter: give the cluster a pool of its own \(--pool pods\)/);
+    await t.api.gql(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu-warm") { name } }`);
+    const { hotClusters } = await t.api.gql(`{ hotClusters { name state message } }`);
+    expect(hotClusters.find((c: any) => c.name === 'pods')).toMatchObject({ state: 'STARTING', message: 'starting: kubernetes-gpu on k8s-submitter is bringing up its pods, which will serve pool gpu-warm' });
+    await t.api.gql(`mutation { endHotCluster(name: "pods") { state } }`);
+  });
+
   it('ends a hot cluster left idle past its timeout', async () => {
     await t.api.gql(`mutation { createHotCluster(name: "brief", executor: "local", spec: { workers: 1 }, idleTimeoutSeconds: 1) { name } }`);
     const ended = await until(

@@ -267,7 +267,28 @@ describe('hot-cluster pods as executor hosts', () => {
     await world.bus.publishControl('hot-cluster', { ...start, action: 'end', spec: {} });
     await waitFor(() => standIn.deployments().length === 0, 'the Deployment deleted');
   });
+  it('a kubernetes-gpu host that does not serve the cluster’s pool still creates and ends it, and leaves it running when it stops', async () => {
+    const seen = await heartbeats();
+    const k8s = createKubernetesGpuExecutor({
+      kubeConfig: standIn.kubeConfig(),
+      namespace: 'default',
+      statusPollMs: 20,
+      retry: { tries: 3, baseMs: 5, maxMs: 20 },
+      hostImage: 'registry.example/atelier:1.4.0',
+      natsUrl: 'nats://nats:4222',
+      controlPlaneUrl: 'https://atelier.example',
+    });
+    const host = await world.startHost([k8s], { hostName: 'k8s-host', announceMs: 50 }); // serves pool "default" only
+    const beat = await waitFor(() => seen.find((h) => h.host === 'k8s-host'), 'a heartbeat');
+    expect(beat.remoteHotClusterExecutors).toEqual(['kubernetes-gpu']);
+    await world.bus.publishControl('hot-cluster', { action: 'start', name: 'pods', executor: 'kubernetes-gpu', pool: 'gpu-warm', spec: {} });
+    await waitFor(() => seen.some((h) => h.host === 'k8s-host' && h.hotClusters.includes('pods')), 'the cluster in a heartbeat');
+    expect(standIn.deployment('atelier-hot-pods')!.spec.template.spec.containers[0].command).toEqual(expect.arrayContaining(['--pools', 'gpu-warm']));
+    await host.stop();
+    expect(standIn.deployments().length).toBe(1); // the pods outlive the host that made them
+  });
 });
+
 
 describe('the pod’s command, run for real', () => {
   it('the Deployment’s container command starts an executor host on real NATS that holds the cluster and runs a kubernetes-gpu task with local', async () => {

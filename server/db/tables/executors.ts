@@ -19,6 +19,8 @@ export const executorHosts = pgTable(
     gpus: integer('gpus').notNull().default(0),
     hotClusters: text('hot_clusters').array().notNull().default(sql`'{}'::text[]`),
     hotClusterExecutors: text('hot_cluster_executors').array().notNull().default(sql`'{}'::text[]`),
+    /** Of those, the executors whose clusters are compute of their own pulling the cluster's pool (Kubernetes pods). */
+    remoteHotClusterExecutors: text('remote_hot_cluster_executors').array().notNull().default(sql`'{}'::text[]`),
     version: text('version').notNull(),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull(),

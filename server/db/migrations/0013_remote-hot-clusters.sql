@@ -1,0 +1,1 @@
+ALTER TABLE "executor_hosts" ADD COLUMN "remote_hot_cluster_executors" text[] DEFAULT '{}'::text[] NOT NULL;
