@@ -215,6 +215,7 @@ const RunFilter = builder.inputType('RunFilter', {
     status: t.field({ type: [RunStatusEnum] }),
     trigger: t.field({ type: [TriggerEnum] }),
     createdBy: t.string({ description: 'Name of the identity that started the runs.' }),
+    domain: t.field({ type: [DomainEnum] }),
     since: t.field({ type: 'DateTime', description: 'Runs created at or after this time.' }),
     until: t.field({ type: 'DateTime', description: 'Runs created before this time.' }),
   }),
@@ -263,6 +264,7 @@ builder.queryFields((t) => ({
           args.filter?.status?.length ? inArray(runs.status, args.filter.status) : undefined,
           args.filter?.trigger?.length ? inArray(runs.trigger, args.filter.trigger) : undefined,
           createdBy ? eq(runs.createdBy, createdBy) : undefined,
+          args.filter?.domain?.length ? inArray(runs.domain, args.filter.domain) : undefined,
           args.filter?.since ? gte(runs.createdAt, args.filter.since) : undefined,
           args.filter?.until ? lt(runs.createdAt, args.filter.until) : undefined,
         ];

@@ -277,6 +277,7 @@ describe('dashboards in Chromium', () => {
         workflowVersionId: version!.id,
         status: statuses[i % statuses.length]!,
         trigger: i % 7 === 0 ? ('SCHEDULE' as const) : ('API' as const),
+        domain: i % 11 === 0 ? ('production' as const) : ('experimentation' as const),
         parameters: {},
         createdAt,
         startedAt: createdAt,
@@ -327,6 +328,11 @@ describe('dashboards in Chromium', () => {
     await page.getByLabel('Trigger').selectOption('SCHEDULE');
     await page.waitForFunction(() => document.querySelectorAll('tbody tr').length > 0 && [...document.querySelectorAll('tbody tr')].every((r) => r.textContent?.includes('schedule')));
     await shot('runs-filtered');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await page.waitForURL((url) => url.search === '');
+    await page.getByLabel('Domain').selectOption('production');
+    await page.waitForURL(/domain=production/);
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length > 0 && [...document.querySelectorAll('tbody tr')].every((r) => r.textContent?.includes('production')));
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await page.waitForURL((url) => url.search === '');
 

@@ -20,6 +20,7 @@ export const RunRow = graphql(`
     createdAt
     startedAt
     finishedAt
+    domain
     workflow { id name domain }
     createdBy { name }
   }
@@ -52,6 +53,8 @@ type RunStatus = Run['status'];
 type Trigger = Run['trigger'];
 
 const PAGE_SIZE = 50;
+type Domain = ResultOf<typeof RunRow>['domain'];
+const domains: Domain[] = ['experimentation', 'adhoc', 'production'];
 export const runStatuses: RunStatus[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
 const triggers: Trigger[] = ['DASHBOARD', 'API', 'CLI', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'];
 const rank = (s: RunStatus) => (s === 'QUEUED' ? 0 : s === 'RUNNING' ? 1 : 2);
@@ -70,6 +73,7 @@ export function RunsPage() {
     status: query.get('status') ?? '',
     trigger: query.get('trigger') ?? '',
     by: query.get('by') ?? '',
+    domain: query.get('domain') ?? '',
   };
   const after = query.get('after');
   const before = query.get('before');
@@ -81,8 +85,9 @@ export function RunsPage() {
       status: filterValues.status ? [filterValues.status as RunStatus] : null,
       trigger: filterValues.trigger ? [filterValues.trigger as Trigger] : null,
       createdBy: filterValues.by || null,
+      domain: filterValues.domain ? [filterValues.domain as Domain] : null,
     }),
-    [filterValues.workflow, filterValues.status, filterValues.trigger, filterValues.by],
+    [filterValues.workflow, filterValues.status, filterValues.trigger, filterValues.by, filterValues.domain],
   );
   const variables = useMemo(
     () => (before ? { last: PAGE_SIZE, before, filter } : { first: PAGE_SIZE, after, filter }),
@@ -185,6 +190,17 @@ export function RunsPage() {
           </select>
         </label>
         <label>
+          Domain
+          <select value={filterValues.domain} onChange={(e) => setFilter('domain', e.currentTarget.value)}>
+            <option value="">Any domain</option>
+            {domains.map((d) => (
+              <option key={d} value={d}>
+                {d}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
           Started by
           <input
             type="search"
@@ -246,7 +262,7 @@ export function RunsPage() {
                 {rows.map((run) => (
                   <tr key={run.id} data-run-id={run.id} class="clickable" onClick={(e) => !(e.target as HTMLElement).closest('a') && navigate(`/runs/${run.id}`)}>
                     <td>
-                      <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link>
+                      <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link> <span class="chip">{run.domain}</span>
                       {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
                     </td>
                     <td>

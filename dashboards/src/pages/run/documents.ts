@@ -55,6 +55,7 @@ export const RUN = graphql(
         finishedAt
         sourceRunId
         parentRunId
+        domain
         workflow { id name domain }
         workflowVersion { id version spec }
         createdBy { name }

@@ -134,7 +134,7 @@ export default function RunPage({ id }: { id: string }) {
         <div>
           <dt>Workflow version</dt>
           <dd>
-            v{run.workflowVersion.version} · {run.workflow.domain}
+            v{run.workflowVersion.version} · {run.domain}
           </dd>
         </div>
         {run.sourceRunId && (
