@@ -3,7 +3,7 @@
 // `atelier module push --test` runs the manifest's test command and reports what it printed.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createExecutorHost } from '../../plugins/host';
@@ -15,22 +15,9 @@ import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
 import { createMemoryBus } from '../bus/memory';
 import type { ModuleTestResult } from '../db/tables/modules';
-import { checkParameters, MANIFEST_FILE, parseManifest, type ModuleManifest } from '../modules/manifest';
+import { checkParameters, MANIFEST_FILE } from '../modules/manifest';
+import { readModuleDir } from './module-dir';
 import { CliError } from './errors';
-
-/** Reads and checks a module directory the way `push` does; names the file the user is editing. */
-export async function readModuleDir(dir: string): Promise<{ root: string; manifest: ModuleManifest }> {
-  const root = path.resolve(dir);
-  const isDir = await stat(root).then((s) => s.isDirectory(), () => false);
-  if (!isDir) throw new CliError(`${dir} is not a directory: pass the module's directory (the one holding ${MANIFEST_FILE})`);
-  const manifestText = await readFile(path.join(root, MANIFEST_FILE), 'utf8').catch(() => null);
-  if (manifestText === null) throw new CliError(`${dir} has no ${MANIFEST_FILE}: a module directory needs one at its root`);
-  const manifest = parseManifest(manifestText);
-  if (!(await stat(path.join(root, manifest.entrypoint)).then((s) => s.isFile(), () => false))) {
-    throw new CliError(`${MANIFEST_FILE} names entrypoint "${manifest.entrypoint}", which is not a file in ${dir}`);
-  }
-  return { root, manifest };
-}
 
 export interface ModuleRunOptions {
   parameters: Record<string, unknown>;

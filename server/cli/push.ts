@@ -7,7 +7,7 @@ import type { ModuleTestResult } from '../db/tables/modules';
 import type { Client } from './client';
 import { ApiError } from './errors';
 import { withoutCredentials } from '../modules/source';
-import { readModuleDir } from './module-dev';
+import { readModuleDir } from './module-dir';
 
 export interface ModuleSource {
   repository?: string;
