@@ -1,0 +1,223 @@
+// The adversarial suite: table-driven cases `{ who, setup, request, expected decision, audited }` run against the
+// policy engine (pure functions), the GraphQL API and the dispatcher of one real server. Each case states what
+// must be refused or allowed and, for decisions on data, which audit record must exist. The last test prints how
+// many cases ran; none may leak.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packDirectory } from '../../server/artifacts/archive';
+import { propagate, unclassified, type Label } from '../../server/governance/labels';
+import { readDenial } from '../../server/governance/policy';
+import { startTestApp, type TestApp } from '../harness/app';
+import { apiClient, RUN_EVENTS, type ApiClient } from '../harness/client';
+
+type Decision = 'allow' | 'deny';
+interface Case {
+  name: string;
+  /** Returns the decision the system made. */
+  request: () => Promise<Decision>;
+  expected: Decision;
+  /** An audit record that must exist after the request: action and decision. */
+  audited?: { action: string; decision: Decision };
+}
+
+let t: TestApp;
+let scratch: string;
+let member: ApiClient; // in team "crm" (owns namespace crm), production granted
+let outsider: ApiClient; // in no team
+const DIGEST = `sha256:${'c'.repeat(64)}`;
+const L = (level: Label['level'], ...categories: string[]): Label => ({ level, categories });
+const ended = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
+
+const decided = (r: { errors?: unknown[] }): Decision => (r.errors?.length ? 'deny' : 'allow');
+const start = (api: ApiClient, workflow: string, domain?: string) =>
+  api.raw(`mutation ($w: String!, $d: Domain) { startRun(workflow: $w, domain: $d) { id } }`, { w: workflow, d: domain ?? null }).then(decided);
+
+async function module(name: string, ports: string) {
+  const dir = path.join(scratch, name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'atelier.module.yaml'), `namespace: crm\nname: ${name}\nentrypoint: main.mjs\nruntime: node\ncache: { enabled: false }\n${ports}`);
+  await writeFile(path.join(dir, 'main.mjs'), 'console.log(process.env.ATELIER_DATASETS ?? "none");\n');
+  const r = await t.api.upload(`mutation ($a: File!) { publishModuleVersion(artifact: $a, tags: ["latest"]) { created } }`, {}, 'a', await packDirectory(dir));
+  if (r.errors) throw new Error(JSON.stringify(r.errors));
+}
+const reads = (dataset: string, columns: string) => `inputs:\n  - name: in\n    dataset: ${dataset}\n    columns: [${columns.split(',').map((c) => `{ name: ${c} }`).join(', ')}]\n`;
+const writes = (dataset: string) => `outputs:\n  - name: out\n    dataset: ${dataset}\n    columns: [{ name: v, from: [] }]\n`;
+
+const cases: Case[] = [];
+const add = (c: Case) => cases.push(c);
+
+// --- the policy engine ---------------------------------------------------------------------------------------
+const policy = (domain: 'experimentation' | 'adhoc' | 'production', label: Label): Decision => (readDenial(domain, label) ? 'deny' : 'allow');
+add({ name: 'policy: experimentation reads a RESTRICTED column', request: async () => policy('experimentation', L('RESTRICTED')), expected: 'deny' });
+add({ name: 'policy: experimentation reads CONFIDENTIAL customer data', request: async () => policy('experimentation', L('CONFIDENTIAL', 'CUSTOMER_DATA')), expected: 'allow' });
+add({ name: 'policy: ad hoc reads PII at a low level', request: async () => policy('adhoc', L('INTERNAL', 'PII')), expected: 'deny' });
+add({ name: 'policy: production reads RESTRICTED PII', request: async () => policy('production', L('RESTRICTED', 'PII')), expected: 'allow' });
+for (const domain of ['experimentation', 'adhoc', 'production'] as const) {
+  add({ name: `policy: ${domain} reads an UNCLASSIFIED column`, request: async () => policy(domain, unclassified()), expected: 'deny' });
+}
+// derived datasets: what a downstream column would be labelled, checked against experimentation
+const inputs = new Map([['in', new Map([['secret', L('RESTRICTED')], ['open', L('PUBLIC')]])]]);
+add({ name: 'derived: RESTRICTED join PUBLIC stays RESTRICTED', request: async () => policy('experimentation', propagate([{ name: 'x', from: ['in.secret', 'in.open'] }], inputs).get('x')!), expected: 'deny' });
+add({ name: 'derived: missing lineage takes every input column', request: async () => policy('experimentation', propagate([{ name: 'x' }], inputs).get('x')!), expected: 'deny' });
+add({ name: 'derived: an opaque step (no declared inputs) is UNCLASSIFIED', request: async () => policy('production', propagate([{ name: 'x' }], new Map()).get('x')!), expected: 'deny' });
+add({ name: 'derived: a column from only PUBLIC sources is readable', request: async () => policy('experimentation', propagate([{ name: 'x', from: ['in.open'] }], inputs).get('x')!), expected: 'allow' });
+
+// --- starting runs (API + planning) --------------------------------------------------------------------------
+add({ name: 'start: experimentation run reading a RESTRICTED PII column', request: () => start(member, 'exp-email'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+add({ name: 'start: production run reading it, with a production grant', request: () => start(member, 'prod-email'), expected: 'allow' });
+add({ name: 'start: production run without a production grant', request: () => start(outsider, 'prod-email'), expected: 'deny' });
+add({ name: 'start: production run by asking for the domain explicitly without a grant', request: () => start(outsider, 'exp-country', 'production'), expected: 'deny' });
+add({ name: 'start: ad hoc run reading production PII', request: () => start(t.api, 'adhoc-email'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+add({ name: 'start: ad hoc run reading a production PUBLIC column', request: () => start(t.api, 'adhoc-country'), expected: 'allow' });
+add({ name: 'start: any run reading an UNCLASSIFIED column', request: () => start(t.api, 'prod-segment'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+add({ name: 'start: experimentation run writing a production dataset', request: () => start(member, 'exp-writes-prod'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+add({ name: 'start: production run consuming experimentation outputs', request: () => start(member, 'prod-reads-lab'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+add({ name: 'start: a module reading a dataset that does not exist', request: () => start(t.api, 'exp-ghost'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+
+// --- the dispatcher --------------------------------------------------------------------------------------------
+add({
+  name: 'dispatch: a label raised between start and dispatch',
+  request: async () => {
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "gated-spend") { id } }`);
+    await t.api.gql(`mutation { setColumnLabel(dataset: "crm/users", column: "spend", label: { level: CONFIDENTIAL, categories: ["CUSTOMER_DATA", "PII"] }) { level } }`);
+    await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { node status reason } } }`, { id: startRun.id });
+    return run.tasks.find((x: any) => x.node === 'read').reason === 'forbidden' ? 'deny' : 'allow';
+  },
+  expected: 'deny',
+  audited: { action: 'data.dispatch', decision: 'deny' },
+});
+add({
+  name: 'dispatch: a permitted task is handed only its permitted columns',
+  request: async () => {
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "exp-country") { id } }`);
+    await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { logs { line } } } }`, { id: startRun.id });
+    const handed = JSON.parse(run.tasks[0].logs[0].line);
+    return JSON.stringify(handed.inputs.in.columns) === '["country"]' ? 'allow' : 'deny';
+  },
+  expected: 'allow',
+  audited: { action: 'data.dispatch', decision: 'allow' },
+});
+
+// --- labels and declassification -------------------------------------------------------------------------------
+const setLabel = (api: ApiClient, column: string, level: string) =>
+  api.raw(`mutation ($c: String!, $l: ClassificationLevel!) { setColumnLabel(dataset: "crm/users", column: $c, label: { level: $l }) { level } }`, { c: column, l: level }).then(decided);
+add({ name: 'labels: lowering a label directly', request: () => setLabel(member, 'id', 'PUBLIC'), expected: 'deny', audited: { action: 'label.set', decision: 'deny' } });
+add({ name: 'labels: raising a label', request: () => setLabel(member, 'id', 'CONFIDENTIAL'), expected: 'allow', audited: { action: 'label.set', decision: 'allow' } });
+add({ name: 'labels: someone outside the owning team classifying a column', request: () => setLabel(outsider, 'id', 'RESTRICTED'), expected: 'deny' });
+let declassification = '';
+add({
+  name: 'declassify: approving one’s own request',
+  request: async () => {
+    const asked = await member.gql(`mutation { requestDeclassification(dataset: "crm/users", column: "id", label: { level: INTERNAL }, reason: "ids are opaque") { id } }`);
+    declassification = asked.requestDeclassification.id;
+    return decided(await member.raw(`mutation ($id: ID!) { decideDeclassification(id: $id, approve: true) { state } }`, { id: declassification }));
+  },
+  expected: 'deny',
+  audited: { action: 'declassification.decide', decision: 'deny' },
+});
+add({ name: 'declassify: approval by someone outside the owning team', request: async () => decided(await outsider.raw(`mutation ($id: ID!) { decideDeclassification(id: $id, approve: true) { state } }`, { id: declassification })), expected: 'deny', audited: { action: 'declassification.decide', decision: 'deny' } });
+add({ name: 'declassify: approval by an admin who did not ask', request: async () => decided(await t.api.raw(`mutation ($id: ID!) { decideDeclassification(id: $id, approve: true) { state } }`, { id: declassification })), expected: 'allow', audited: { action: 'declassification.decide', decision: 'allow' } });
+
+// --- abilities are never cached past a change ------------------------------------------------------------------
+add({
+  name: 'grants: a revoked production grant on the very next request',
+  request: async () => {
+    await t.api.gql(`mutation { grantDomain(team: "crm", domain: production, granted: false) { id } }`);
+    const d = await start(member, 'prod-email');
+    await t.api.gql(`mutation { grantDomain(team: "crm", domain: production) { id } }`);
+    return d;
+  },
+  expected: 'deny',
+});
+add({
+  name: 'teams: publishing after removal from the owning team',
+  request: async () => {
+    await t.api.gql(`mutation { removeTeamMember(team: "crm", identity: "mia") { id } }`);
+    const dir = path.join(scratch, 'after-removal');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'atelier.module.yaml'), 'namespace: crm\nname: late\nentrypoint: main.mjs\nruntime: node\n');
+    await writeFile(path.join(dir, 'main.mjs'), '');
+    const r = await member.upload(`mutation ($a: File!) { publishModuleVersion(artifact: $a) { created } }`, {}, 'a', await packDirectory(dir));
+    await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "mia") { id } }`);
+    return decided(r);
+  },
+  expected: 'deny',
+});
+
+// --- hostile documents -------------------------------------------------------------------------------------------
+const gql = (query: string) => t.api.raw(query).then(decided);
+let nested = 'id';
+for (let i = 0; i < 8; i++) nested = `versions { module { ${nested} } }`;
+add({ name: 'DoS: deep nesting (workflow → run → … paths)', request: () => gql(`{ modules { ${nested} } }`), expected: 'deny' });
+add({ name: 'DoS: 150 aliases', request: () => gql(`{ ${Array.from({ length: 150 }, (_, i) => `a${i}: datasets { columns { name } }`).join(' ')} }`), expected: 'deny' });
+add({ name: 'DoS: cyclic fragments', request: () => gql('{ modules { ...A } } fragment A on Module { versions { module { ...A } } }'), expected: 'deny' });
+add({ name: 'DoS: a 5,000-token document', request: () => gql(`{ viewer { ${'name '.repeat(5000)} } }`), expected: 'deny' });
+add({ name: 'audit log read by a member', request: async () => decided(await member.raw('{ auditEvents { id } }')), expected: 'deny' });
+add({ name: 'anonymous introspection', request: async () => decided(await apiClient(t.url, null).raw('{ __schema { types { name } } }')), expected: 'deny' });
+
+beforeAll(async () => {
+  t = await startTestApp();
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-adversarial-'));
+  await t.publishFixture('sleep');
+  const user = async (name: string) => apiClient(t.url, (await t.api.gql(`mutation ($n: String!) { createUser(name: $n) { token } }`, { n: name })).createUser.token);
+  [member, outsider] = await Promise.all([user('mia'), user('oscar')]);
+  await t.api.gql(`mutation { createTeam(name: "crm") { id } }`);
+  await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "mia") { id } }`);
+  await t.api.gql(`mutation { assignNamespace(namespace: "crm", team: "crm") { id } }`);
+  await t.api.gql(`mutation { grantDomain(team: "crm", domain: production) { id } }`);
+  const dataset = (name: string, domain: string, columns: object[]) =>
+    t.api.gql(`mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: $d, columns: $c, digest: "${DIGEST}") { id } }`, { n: name, d: domain, c: columns });
+  await dataset('crm/users', 'production', [
+    { name: 'id', type: 'string', label: { level: 'INTERNAL' } },
+    { name: 'email', type: 'string', label: { level: 'RESTRICTED', categories: ['PII'] } },
+    { name: 'country', type: 'string', label: { level: 'PUBLIC' } },
+    { name: 'spend', type: 'float', label: { level: 'CONFIDENTIAL', categories: ['CUSTOMER_DATA'] } },
+    { name: 'segment', type: 'string' },
+  ]);
+  await dataset('crm/lab', 'experimentation', [{ name: 'x', type: 'int', label: { level: 'PUBLIC' } }]);
+  await module('email', reads('crm/users', 'id,email'));
+  await module('country', reads('crm/users', 'country'));
+  await module('spend', reads('crm/users', 'spend'));
+  await module('segment', reads('crm/users', 'segment'));
+  await module('ghost', reads('crm/nothing', 'a'));
+  await module('lab-reader', reads('crm/lab', 'x'));
+  await module('prod-writer', writes('crm/users'));
+  const wf = (name: string, domain: string, mod: string) => t.createWorkflow({ name, domain, tasks: [{ name: 'read', module: `crm/${mod}` }] });
+  await wf('exp-email', 'experimentation', 'email');
+  await wf('prod-email', 'production', 'email');
+  await wf('adhoc-email', 'adhoc', 'email');
+  await wf('adhoc-country', 'adhoc', 'country');
+  await wf('exp-country', 'experimentation', 'country');
+  await wf('prod-segment', 'production', 'segment');
+  await wf('exp-writes-prod', 'experimentation', 'prod-writer');
+  await wf('prod-reads-lab', 'production', 'lab-reader');
+  await wf('exp-ghost', 'experimentation', 'ghost');
+  await t.createWorkflow({ name: 'gated-spend', domain: 'experimentation', tasks: [{ name: 'gate', module: 'test/sleep', parameters: { ms: 1200 } }, { name: 'read', module: 'crm/spend', dependsOn: ['gate'] }] });
+});
+afterAll(async () => {
+  await t?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+describe('adversarial suite', () => {
+  for (const c of cases) {
+    it(`${c.expected === 'deny' ? 'refuses' : 'allows'} — ${c.name}`, async () => {
+      const before = c.audited ? new Date() : null;
+      expect(await c.request()).toBe(c.expected);
+      if (c.audited) {
+        const { auditEvents } = await t.api.gql(`query ($s: DateTime) { auditEvents(since: $s, limit: 1000) { action decision } }`, { s: new Date(before!.getTime() - 1000).toISOString() });
+        expect(auditEvents).toContainEqual(c.audited);
+      }
+    });
+  }
+
+  it('ran every case, and none leaked', () => {
+    const denials = cases.filter((c) => c.expected === 'deny').length;
+    console.log(`adversarial suite: ${cases.length} cases (${denials} must be refused, ${cases.length - denials} allowed), ${cases.filter((c) => c.audited).length} with an audit record checked; none leaked`);
+    expect(cases.length).toBeGreaterThanOrEqual(30);
+  });
+});
