@@ -2,7 +2,7 @@
 import DataLoader from 'dataloader';
 import { and, asc, countDistinct, desc, eq, inArray, max } from 'drizzle-orm';
 import type { ObjectStore } from '../server/artifacts/store';
-import type { AppAbility } from '../server/auth/ability';
+import type { AppAbility, Grants } from '../server/auth/ability';
 import type { TaskCache } from '../server/cache/store';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
@@ -36,6 +36,8 @@ export interface Services {
 export interface Context {
   identity: Identity;
   ability: AppAbility;
+  /** What the identity's teams grant; the ability is built from it. */
+  grants: Grants;
   services: Services;
   loaders: Loaders;
 }

@@ -124,7 +124,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       if (!token) throw new AtelierError('UNAUTHENTICATED', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).');
       const identity = await identityForToken(db, token);
       if (!identity) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
-      return { identity, ability: defineAbilityFor(identity, await grantsOf(db, identity)), services, loaders: createLoaders(db) };
+      const grants = await grantsOf(db, identity);
+      return { identity, ability: defineAbilityFor(identity, grants), grants, services, loaders: createLoaders(db) };
     },
   });
 

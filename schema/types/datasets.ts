@@ -5,6 +5,7 @@ import { assertCan } from '../../server/auth/ability';
 import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
 import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
 import { levels, type Label } from '../../server/governance/labels';
+import { previewDataset, type Preview } from '../../server/governance/preview';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { DomainEnum } from './runs';
@@ -155,6 +156,7 @@ builder.mutationFields((t) => ({
       description: t.arg.string(),
       columns: t.arg({ type: [ColumnInput], required: true }),
       digest: t.arg.string({ required: true, description: 'Content digest of the data, sha256:<hex>.' }),
+      sample: t.arg({ type: 'JSON', description: 'Up to 1,000 rows (objects keyed by column) shown by datasetPreview, each column only to those cleared to read it.' }),
     },
     resolve: (_root, args, ctx) =>
       createDataset(ctx.services.db, ctx.ability, ctx.identity, {
@@ -162,6 +164,7 @@ builder.mutationFields((t) => ({
         domain: args.domain,
         description: args.description ?? undefined,
         digest: args.digest,
+        sample: args.sample as Record<string, unknown>[] | undefined,
         columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
       }),
   }),
@@ -183,6 +186,41 @@ builder.mutationFields((t) => ({
     resolve: (_root, args, ctx) => decideDeclassification(ctx.services.db, ctx.ability, ctx.identity, { id: String(args.id), approve: args.approve }),
   }),
 }));
+
+const PreviewRef = builder.objectRef<Preview>('DatasetPreview').implement({
+  description: 'Sample rows with only the columns your clearance admits; the others are named in `withheld`.',
+  fields: (t) => ({
+    columns: t.exposeStringList('columns'),
+    withheld: t.exposeStringList('withheld'),
+    rows: t.field({ type: ['JSON'], resolve: (p) => p.rows }),
+  }),
+});
+const PreviewFilter = builder.inputType('DatasetPreviewFilter', { fields: (t) => ({ column: t.string({ required: true }), equals: t.field({ type: 'JSON' }) }) });
+const PreviewOrder = builder.inputType('DatasetPreviewOrder', { fields: (t) => ({ column: t.string({ required: true }), descending: t.boolean() }) });
+
+builder.queryField('datasetPreview', (t) =>
+  t.field({
+    type: PreviewRef,
+    description: 'A few sample rows of a dataset. A column your clearance may not read is withheld, and cannot be used to filter or sort.',
+    args: {
+      name: t.arg.string({ required: true }),
+      columns: t.arg.stringList(),
+      where: t.arg({ type: [PreviewFilter] }),
+      orderBy: t.arg({ type: PreviewOrder }),
+      limit: t.arg.int({ defaultValue: 20, description: '1 to 100.' }),
+    },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Dataset', 'preview datasets');
+      return previewDataset(ctx.services.db, { identity: ctx.identity, grants: ctx.grants }, {
+        dataset: args.name,
+        columns: args.columns ?? undefined,
+        where: args.where?.map((w) => ({ column: w.column, equals: w.equals })) ?? undefined,
+        orderBy: args.orderBy ? { column: args.orderBy.column, descending: args.orderBy.descending ?? false } : undefined,
+        limit: args.limit ?? 20,
+      });
+    },
+  }),
+);
 
 builder.queryField('dataset', (t) =>
   t.field({

@@ -46,6 +46,8 @@ export interface CreateDatasetInput {
   description?: string;
   columns: (DatasetColumn & { label?: LabelInput })[];
   digest: string;
+  /** Up to 1,000 rows (column → value) for previews in the catalog. */
+  sample?: Record<string, unknown>[];
 }
 
 /** Creates a dataset with its first version; columns given a label are classified, the rest stay UNCLASSIFIED. */
@@ -59,6 +61,12 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
   });
   if (new Set(input.columns.map((c) => c.name)).size !== input.columns.length) throw badInput('Column names must be unique.');
   if (!/^sha256:[0-9a-f]{64}$/.test(input.digest)) throw badInput('digest must be the content digest of the data, sha256:<64 hex digits>.');
+  if (input.sample !== undefined) {
+    const known = new Set(input.columns.map((c) => c.name));
+    if (!Array.isArray(input.sample) || input.sample.length > 1000) throw badInput('sample is a list of at most 1,000 rows.');
+    const bad = input.sample.findIndex((row) => typeof row !== 'object' || row === null || Array.isArray(row) || Object.keys(row).some((k) => !known.has(k)));
+    if (bad >= 0) throw badInput(`sample.${bad} must be an object whose keys are the dataset's columns.`);
+  }
   return db.transaction(async (tx) => {
     await assertMayWriteNamespace(tx, ability, namespace);
     const [dataset] = await tx
@@ -67,7 +75,7 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
       .onConflictDoNothing()
       .returning();
     if (!dataset) throw new AtelierError('CONFLICT', `Dataset ${input.name} already exists; add a version to it instead.`);
-    await tx.insert(datasetVersions).values({ datasetId: dataset.id, version: 1, columns: input.columns.map(({ name: n, type }) => ({ name: n, type })), digest: input.digest, createdBy: identity.id });
+    await tx.insert(datasetVersions).values({ datasetId: dataset.id, version: 1, columns: input.columns.map(({ name: n, type }) => ({ name: n, type })), digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
     const classified = input.columns.flatMap((c, i) => (labels[i] ? [{ datasetId: dataset.id, column: c.name, level: labels[i]!.level, categories: labels[i]!.categories, setBy: identity.id, reason: 'set at creation' }] : []));
     if (classified.length) await tx.insert(columnLabels).values(classified);
     await audit(tx, { identity, action: 'dataset.create', decision: 'allow', subject: `dataset:${input.name}`, rule: `member of the team owning namespace "${namespace}"`, details: { domain: input.domain, columns: input.columns.length, classified: classified.length } });

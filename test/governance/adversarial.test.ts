@@ -31,6 +31,7 @@ const L = (level: Label['level'], ...categories: string[]): Label => ({ level, c
 const ended = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
 
 const decided = (r: { errors?: unknown[] }): Decision => (r.errors?.length ? 'deny' : 'allow');
+const gql = (query: string) => t.api.raw(query).then(decided);
 const start = (api: ApiClient, workflow: string, domain?: string) =>
   api.raw(`mutation ($w: String!, $d: Domain) { startRun(workflow: $w, domain: $d) { id } }`, { w: workflow, d: domain ?? null }).then(decided);
 
@@ -148,8 +149,38 @@ add({
   expected: 'deny',
 });
 
+// --- previews: only permitted columns, and no filter or sort oracles ------------------------------------------------
+const preview = (api: ApiClient, args: string) => api.raw(`{ datasetPreview(name: "crm/users"${args}) { columns withheld rows } }`);
+add({
+  name: 'preview: experimentation clearance sees neither PII nor UNCLASSIFIED columns, named as withheld',
+  request: async () => {
+    const r = await preview(outsider, '');
+    const p = r.data?.datasetPreview;
+    // (spend carries PII by now: the dispatch case above raised it)
+    const ok =
+      JSON.stringify(p?.columns) === '["id","country"]' &&
+      JSON.stringify(p?.withheld) === '["email","spend","segment"]' &&
+      p.rows.length === 2 &&
+      p.rows.every((row: object) => Object.keys(row).join() === 'id,country');
+    return ok ? 'allow' : 'deny';
+  },
+  expected: 'allow',
+  audited: { action: 'data.preview', decision: 'allow' },
+});
+add({ name: 'preview: filtering on a withheld column (an oracle)', request: async () => decided(await preview(outsider, ', where: [{ column: "email", equals: "ada@example.com" }]')), expected: 'deny', audited: { action: 'data.preview', decision: 'deny' } });
+add({ name: 'preview: sorting on a withheld column (an oracle)', request: async () => decided(await preview(outsider, ', orderBy: { column: "email" }')), expected: 'deny', audited: { action: 'data.preview', decision: 'deny' } });
+add({ name: 'preview: filtering on a permitted column', request: async () => decided(await preview(outsider, ', where: [{ column: "country", equals: "FR" }]')), expected: 'allow' });
+add({
+  name: 'preview: a production-cleared member sees PII but still no UNCLASSIFIED column',
+  request: async () => {
+    const p = (await preview(member, '')).data?.datasetPreview;
+    return p?.columns.includes('email') && !p.columns.includes('segment') && p.rows[0].email === 'ada@example.com' ? 'allow' : 'deny';
+  },
+  expected: 'allow',
+});
+add({ name: 'preview: 100 aliases of the preview', request: () => gql(`{ ${Array.from({ length: 100 }, (_, i) => `p${i}: datasetPreview(name: "crm/users") { rows }`).join(' ')} }`), expected: 'deny' });
+
 // --- hostile documents -------------------------------------------------------------------------------------------
-const gql = (query: string) => t.api.raw(query).then(decided);
 let nested = 'id';
 for (let i = 0; i < 8; i++) nested = `versions { module { ${nested} } }`;
 add({ name: 'DoS: deep nesting (workflow → run → … paths)', request: () => gql(`{ modules { ${nested} } }`), expected: 'deny' });
@@ -169,16 +200,20 @@ beforeAll(async () => {
   await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "mia") { id } }`);
   await t.api.gql(`mutation { assignNamespace(namespace: "crm", team: "crm") { id } }`);
   await t.api.gql(`mutation { grantDomain(team: "crm", domain: production) { id } }`);
-  const dataset = (name: string, domain: string, columns: object[]) =>
-    t.api.gql(`mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: $d, columns: $c, digest: "${DIGEST}") { id } }`, { n: name, d: domain, c: columns });
-  await dataset('crm/users', 'production', [
+  const dataset = (name: string, domain: string, rows: object[], columns: object[]) =>
+    t.api.gql(`mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $s: JSON) { createDataset(name: $n, domain: $d, columns: $c, digest: "${DIGEST}", sample: $s) { id } }`, { n: name, d: domain, c: columns, s: rows });
+  const sample = [
+    { id: 'u1', email: 'ada@example.com', country: 'FR', spend: 12.5, segment: 'gold' },
+    { id: 'u2', email: 'bob@example.com', country: 'DE', spend: 3, segment: 'basic' },
+  ];
+  await dataset('crm/users', 'production', sample, [
     { name: 'id', type: 'string', label: { level: 'INTERNAL' } },
     { name: 'email', type: 'string', label: { level: 'RESTRICTED', categories: ['PII'] } },
     { name: 'country', type: 'string', label: { level: 'PUBLIC' } },
     { name: 'spend', type: 'float', label: { level: 'CONFIDENTIAL', categories: ['CUSTOMER_DATA'] } },
     { name: 'segment', type: 'string' },
   ]);
-  await dataset('crm/lab', 'experimentation', [{ name: 'x', type: 'int', label: { level: 'PUBLIC' } }]);
+  await dataset('crm/lab', 'experimentation', [], [{ name: 'x', type: 'int', label: { level: 'PUBLIC' } }]);
   await module('email', reads('crm/users', 'id,email'));
   await module('country', reads('crm/users', 'country'));
   await module('spend', reads('crm/users', 'spend'));

@@ -37,6 +37,8 @@ export const datasetVersions = pgTable(
     digest: text('digest').notNull(),
     /** The task that wrote it, when a run did. */
     producedByTaskId: uuid('produced_by_task_id'),
+    /** A few rows for previews in the catalog (at most 1,000), as column → value objects. */
+    sample: jsonb('sample').$type<Record<string, unknown>[]>(),
     createdBy: uuid('created_by').references(() => identities.id),
     createdAt: createdAt(),
   },

@@ -1,0 +1,104 @@
+// Dataset previews for people: a few sample rows, only the columns the caller's clearance admits. The columns
+// are CASL fields (`can('read', 'DatasetRows', [columns], { dataset })`), so what a preview shows is decided
+// by `permittedFieldsOf`, and a withheld column can be used neither to filter nor to sort (an oracle otherwise).
+import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
+import { permittedFieldsOf } from '@casl/ability/extra';
+import { and, desc, eq } from 'drizzle-orm';
+import type { Grants } from '../auth/ability';
+import type { Db } from '../db/client';
+import { columnLabels, datasetVersions, datasets } from '../db/tables/governance';
+import type { Identity } from '../db/tables/identities';
+import type { Domain } from '../db/tables/workflows';
+import { badInput, forbidden, notFound } from '../errors';
+import { audit } from './audit';
+import { labelOf } from './datasets';
+import type { Label } from './labels';
+import { readDenial } from './policy';
+
+interface DatasetRows {
+  dataset: string;
+}
+export type ColumnAbility = MongoAbility<['read', 'DatasetRows' | (DatasetRows & ForcedSubject<'DatasetRows'>)]>;
+
+/** The domain whose read policy is a person's clearance: production with a grant (or as admin), else experimentation. */
+export function clearanceOf(identity: Pick<Identity, 'role'>, grants: Grants): Domain {
+  return identity.role === 'admin' || grants.domains.includes('production') ? 'production' : 'experimentation';
+}
+
+/** One rule per dataset, listing explicitly the columns `clearance` may read (none: no rule, so deny). */
+export function defineColumnAbility(clearance: Domain, catalog: { dataset: string; labels: Map<string, Label> }[]): ColumnAbility {
+  const { can, build } = new AbilityBuilder<ColumnAbility>(createMongoAbility);
+  for (const { dataset, labels } of catalog) {
+    const fields = [...labels].filter(([, label]) => !readDenial(clearance, label)).map(([column]) => column);
+    if (fields.length) can('read', 'DatasetRows', fields, { dataset });
+  }
+  return build();
+}
+
+export function permittedColumns(ability: ColumnAbility, dataset: string, all: string[]): string[] {
+  return permittedFieldsOf(ability, 'read', subject('DatasetRows', { dataset }), { fieldsFrom: (rule) => rule.fields ?? all });
+}
+
+export interface PreviewInput {
+  dataset: string;
+  /** Default: every column. */
+  columns?: string[];
+  where?: { column: string; equals: unknown }[];
+  orderBy?: { column: string; descending?: boolean };
+  limit?: number;
+}
+
+export interface Preview {
+  columns: string[];
+  /** Asked for (or in the dataset) but not readable at the caller's clearance: named, never shown. */
+  withheld: string[];
+  rows: Record<string, unknown>[];
+}
+
+/** A preview of a dataset's sample rows; `authorize: false` only for the benchmark's baseline. */
+export async function previewDataset(db: Db, caller: { identity: Identity; grants: Grants }, input: PreviewInput, options: { authorize?: boolean } = {}): Promise<Preview> {
+  const limit = Math.min(Math.max(input.limit ?? 20, 1), 100);
+  const slash = input.dataset.indexOf('/');
+  const [dataset] = await db
+    .select()
+    .from(datasets)
+    .where(and(eq(datasets.namespace, input.dataset.slice(0, slash)), eq(datasets.name, input.dataset.slice(slash + 1))));
+  if (!dataset) throw notFound(`No dataset ${input.dataset}.`);
+  const [version] = await db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, dataset.id)).orderBy(desc(datasetVersions.version)).limit(1);
+  const all = version!.columns.map((c) => c.name);
+  const unknown = [...(input.columns ?? []), ...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : [])].filter((c) => !all.includes(c));
+  if (unknown.length) throw badInput(`${input.dataset} has no column ${[...new Set(unknown)].join(', ')}.`);
+  const wanted = input.columns ?? all;
+  let readable = all;
+  if (options.authorize !== false) {
+    const rows = await db.select().from(columnLabels).where(eq(columnLabels.datasetId, dataset.id));
+    const labels = new Map(all.map((c) => [c, labelOf(rows.find((r) => r.column === c))]));
+    const clearance = clearanceOf(caller.identity, caller.grants);
+    readable = permittedColumns(defineColumnAbility(clearance, [{ dataset: input.dataset, labels }]), input.dataset, all);
+    const oracles = [...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : [])].filter((c) => !readable.includes(c));
+    if (oracles.length) {
+      await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'deny', subject: `dataset:${input.dataset}`, rule: 'a withheld column can be used neither to filter nor to sort', details: { columns: oracles, clearance } });
+      throw forbidden(`${[...new Set(oracles)].join(', ')} cannot be used to filter or sort: not readable at your clearance.`);
+    }
+    await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'allow', subject: `dataset:${input.dataset}`, rule: `columns within the ${clearance} read policy`, details: { shown: wanted.filter((c) => readable.includes(c)) } });
+  }
+  const shown = wanted.filter((c) => readable.includes(c));
+  let rows = version!.sample ?? [];
+  for (const w of input.where ?? []) rows = rows.filter((r) => JSON.stringify(r[w.column] ?? null) === JSON.stringify(w.equals ?? null));
+  if (input.orderBy) {
+    const { column, descending } = input.orderBy;
+    rows = [...rows].sort((a, b) => compare(a[column], b[column]) * (descending ? -1 : 1));
+  }
+  return {
+    columns: shown,
+    withheld: all.filter((c) => !readable.includes(c) && (input.columns ? input.columns.includes(c) : true)),
+    rows: rows.slice(0, limit).map((r) => Object.fromEntries(shown.map((c) => [c, r[c] ?? null]))),
+  };
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === null || a === undefined) return 1;
+  if (b === null || b === undefined) return -1;
+  return typeof a === 'number' && typeof b === 'number' ? a - b : String(a).localeCompare(String(b));
+}
