@@ -6,6 +6,7 @@ import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
+import { governanceBench } from './governance';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
 import { printTable, writeResults, type Row } from './lib';
@@ -26,6 +27,8 @@ async function main() {
     rows.push(...(await cacheBench(infra)));
     console.log('executors: one task cold vs on a local hot cluster, 20 runs each…');
     rows.push(...(await executorsBench()));
+    console.log('governance: a 500-rule column ability, and a 100-row preview with and without authorization…');
+    rows.push(...(await governanceBench()));
   } finally {
     await nats.stop();
     await pg.stop();

@@ -64,15 +64,19 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
     .from(datasets)
     .where(and(eq(datasets.namespace, input.dataset.slice(0, slash)), eq(datasets.name, input.dataset.slice(slash + 1))));
   if (!dataset) throw notFound(`No dataset ${input.dataset}.`);
-  const [version] = await db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, dataset.id)).orderBy(desc(datasetVersions.version)).limit(1);
+  // The labels are read beside the version, not after it: authorization adds no round trip of its own.
+  const [[version], labelRows] = await Promise.all([
+    db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, dataset.id)).orderBy(desc(datasetVersions.version)).limit(1),
+    options.authorize === false ? Promise.resolve([]) : db.select().from(columnLabels).where(eq(columnLabels.datasetId, dataset.id)),
+  ]);
   const all = version!.columns.map((c) => c.name);
   const unknown = [...(input.columns ?? []), ...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : [])].filter((c) => !all.includes(c));
   if (unknown.length) throw badInput(`${input.dataset} has no column ${[...new Set(unknown)].join(', ')}.`);
   const wanted = input.columns ?? all;
   let readable = all;
+  let recorded: Promise<void> = Promise.resolve();
   if (options.authorize !== false) {
-    const rows = await db.select().from(columnLabels).where(eq(columnLabels.datasetId, dataset.id));
-    const labels = new Map(all.map((c) => [c, labelOf(rows.find((r) => r.column === c))]));
+    const labels = new Map(all.map((c) => [c, labelOf(labelRows.find((r) => r.column === c))]));
     const clearance = clearanceOf(caller.identity, caller.grants);
     readable = permittedColumns(defineColumnAbility(clearance, [{ dataset: input.dataset, labels }]), input.dataset, all);
     const oracles = [...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : [])].filter((c) => !readable.includes(c));
@@ -80,7 +84,8 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
       await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'deny', subject: `dataset:${input.dataset}`, rule: 'a withheld column can be used neither to filter nor to sort', details: { columns: oracles, clearance } });
       throw forbidden(`${[...new Set(oracles)].join(', ')} cannot be used to filter or sort: not readable at your clearance.`);
     }
-    await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'allow', subject: `dataset:${input.dataset}`, rule: `columns within the ${clearance} read policy`, details: { shown: wanted.filter((c) => readable.includes(c)) } });
+    // Written while the rows are prepared; awaited before any row is returned.
+    recorded = audit(db, { identity: caller.identity, action: 'data.preview', decision: 'allow', subject: `dataset:${input.dataset}`, rule: `columns within the ${clearance} read policy`, details: { shown: wanted.filter((c) => readable.includes(c)) } });
   }
   const shown = wanted.filter((c) => readable.includes(c));
   let rows = version!.sample ?? [];
@@ -89,11 +94,13 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
     const { column, descending } = input.orderBy;
     rows = [...rows].sort((a, b) => compare(a[column], b[column]) * (descending ? -1 : 1));
   }
-  return {
+  const preview = {
     columns: shown,
     withheld: all.filter((c) => !readable.includes(c) && (input.columns ? input.columns.includes(c) : true)),
     rows: rows.slice(0, limit).map((r) => Object.fromEntries(shown.map((c) => [c, r[c] ?? null]))),
   };
+  await recorded;
+  return preview;
 }
 
 function compare(a: unknown, b: unknown): number {
