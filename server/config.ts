@@ -41,6 +41,8 @@ export interface Config {
   gitHookAccount: string;
   /** Repositories `POST /hooks/git` may clone (prefixes); local paths only when listed. */
   gitRepositories: string[];
+  /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
+  tokenRecheckMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -88,6 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
     gitRepositories: (env.ATELIER_GIT_REPOSITORIES || '').split(',').map((r) => r.trim()).filter(Boolean),
+    tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
   };
 }
 

@@ -8,10 +8,17 @@ let t: TestApp;
 let dana: ApiClient;
 let runId = '';
 const codeOf = (r: any) => r.errors?.[0]?.extensions?.code;
+async function waitUntil(ok: () => boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 const start = (api: ApiClient, workflow: string) => api.raw(`mutation ($w: String!) { startRun(workflow: $w) { id domain } }`, { w: workflow });
 
 beforeAll(async () => {
-  t = await startTestApp();
+  t = await startTestApp({ ATELIER_TOKEN_RECHECK_MS: '100' });
   await t.publishFixture('echo');
   await t.createWorkflow({ name: 'explore', domain: 'experimentation', tasks: [{ name: 'a', module: 'test/echo' }] });
   await t.createWorkflow({ name: 'nightly', domain: 'production', tasks: [{ name: 'a', module: 'test/echo' }] });
@@ -54,6 +61,19 @@ describe('domain grants', () => {
     expect(codeOf(await start(dana, 'nightly'))).toBeUndefined();
     await t.api.gql(`mutation { removeTeamMember(team: "platform", identity: "dana") { id } }`);
     expect(codeOf(await start(dana, 'nightly'))).toBe('FORBIDDEN');
+  });
+
+  it('ends a live subscription once its token is revoked', async () => {
+    const { createServiceAccount } = await t.api.gql(`mutation { createServiceAccount(name: "watcher") { token } }`);
+    const watcher = apiClient(t.url, createServiceAccount.token);
+    const events: unknown[] = [];
+    const watching = watcher.subscribe(`subscription { allRunEvents { __typename } }`, {}, undefined, (e) => events.push(e));
+    await t.api.raw(`mutation { startRun(workflow: "explore") { id } }`);
+    await waitUntil(() => events.length > 0); // it is live
+    await t.api.gql(`mutation { revokeServiceTokens(name: "watcher") }`);
+    const started = Date.now();
+    await expect(watching).rejects.toBeTruthy();
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('records grant changes in the audit log', async () => {
