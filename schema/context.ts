@@ -35,6 +35,8 @@ export interface Services {
 
 export interface Context {
   identity: Identity;
+  /** The bearer token the request came with: live subscriptions check it again while they run. */
+  token: string;
   ability: AppAbility;
   /** What the identity's teams grant; the ability is built from it. */
   grants: Grants;

@@ -9,7 +9,7 @@ import { execute, GraphQLError, subscribe, type DocumentNode, type ExecutionArgs
 import { useServer } from 'graphql-ws/use/ws';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { createExecutorHost, type ExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
@@ -125,7 +125,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       const identity = await identityForToken(db, token);
       if (!identity) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
       const grants = await grantsOf(db, identity);
-      return { identity, ability: defineAbilityFor(identity, grants), grants, services, loaders: createLoaders(db) };
+      return { identity, token, ability: defineAbilityFor(identity, grants), grants, services, loaders: createLoaders(db) };
     },
   });
 
@@ -135,9 +135,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let feedSubscription: Subscription | undefined;
   let heartbeatSubscription: Subscription | undefined;
   let ticker: NodeJS.Timeout | undefined;
-  let tokenRecheck: NodeJS.Timeout | undefined;
-  /** Open graphql-ws sockets and the token each authenticated with. */
-  const liveSockets = new Map<WebSocket, string>();
   let ticking: Promise<void> | undefined;
   const dashboardsDir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dashboards');
 
@@ -252,21 +249,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       });
       relay.start();
       scheduler.start(); // scheduler
-      // A token revoked (or expired) while its subscriptions are open ends them: the socket is closed as forbidden.
-      tokenRecheck = setInterval(() => {
-        const byToken = new Map<string, WebSocket[]>();
-        for (const [socket, token] of liveSockets) byToken.set(token, [...(byToken.get(token) ?? []), socket]);
-        for (const [token, sockets] of byToken) {
-          void identityForToken(db, token).then(
-            (identity) => {
-              if (identity) return;
-              for (const socket of sockets) socket.close(4403, 'Forbidden: the token was revoked or has expired');
-            },
-            (e) => log(`re-checking a subscriber's token: ${(e as Error).message}`),
-          );
-        }
-      }, config.tokenRecheckMs);
-      tokenRecheck.unref();
       ticker = setInterval(() => {
         if (ticking) return; // a slow tick is never overlapped by the next
         ticking = orchestrator
@@ -291,11 +273,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           onConnect: async (ctx) => {
             const params = ctx.connectionParams ?? {};
             const token = bearer(params.authorization) ?? stringOrNull(params.token);
-            if (!token || !(await identityForToken(db, token))) return false;
-            const socket = ctx.extra.socket;
-            liveSockets.set(socket, token);
-            socket.once('close', () => liveSockets.delete(socket));
-            return true;
+            return Boolean(token && (await identityForToken(db, token)));
           },
           onSubscribe: async (ctx, _id, payload) => {
             const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, connectionParams: ctx.connectionParams });
@@ -342,7 +320,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         else resolve();
       });
       clearInterval(ticker);
-      clearInterval(tokenRecheck);
       await ticking;
       await scheduler.stop(); // scheduler
       await host?.stop();

@@ -7,8 +7,9 @@ import { assertCan } from '../../server/auth/ability';
 import { runStatuses, runs, taskStatuses, tasks, triggers, type Run, type Task } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
 import { domains, workflows } from '../../server/db/tables/workflows';
-import { badInput, notFound } from '../../server/errors';
+import { AtelierError, badInput, notFound } from '../../server/errors';
 import { feedIterator, type FeedEvent } from '../../server/feed';
+import { identityForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
 import { assertMayStartIn } from '../../server/governance/grants';
 import { builder } from '../builder';
@@ -449,6 +450,31 @@ const RunEvent = builder.unionType('RunEvent', {
 
 const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
+/**
+ * Checks a live subscription's token again every ATELIER_TOKEN_RECHECK_MS, over graphql-ws and SSE alike: once it
+ * is revoked or expired, the stream is aborted and ends with UNAUTHENTICATED.
+ */
+function watchToken(ctx: Context, abort: AbortController) {
+  let revoked = false;
+  const timer = setInterval(() => {
+    void identityForToken(ctx.services.db, ctx.token).then(
+      (identity) => {
+        if (identity) return;
+        revoked = true;
+        abort.abort();
+      },
+      () => undefined, // a failed check is retried at the next one
+    );
+  }, ctx.services.config.tokenRecheckMs);
+  timer.unref();
+  return {
+    stop: () => clearInterval(timer),
+    assertStillValid() {
+      if (revoked) throw new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.');
+    },
+  };
+}
+
 builder.subscriptionField('runEvents', (t) =>
   t.field({
     type: RunEvent,
@@ -459,6 +485,7 @@ builder.subscriptionField('runEvents', (t) =>
       assertCan(ctx.ability, 'read', 'Run', 'watch runs');
       const runId = checkId(String(args.runId), 'run');
       const abort = new AbortController();
+      const watch = watchToken(ctx, abort);
       // Subscribe before reading the snapshot, so nothing that happens in between is missed.
       const live = feedIterator(ctx.services.feed, runId, abort.signal);
       try {
@@ -474,7 +501,9 @@ builder.subscriptionField('runEvents', (t) =>
           yield event;
           if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
         }
+        watch.assertStillValid();
       } finally {
+        watch.stop();
         abort.abort();
       }
     },
@@ -490,9 +519,12 @@ builder.subscriptionField('allRunEvents', (t) =>
     subscribe: async function* (_root, _args, ctx) {
       assertCan(ctx.ability, 'read', 'Run', 'watch runs');
       const abort = new AbortController();
+      const watch = watchToken(ctx, abort);
       try {
         yield* feedIterator(ctx.services.feed, '*', abort.signal);
+        watch.assertStillValid();
       } finally {
+        watch.stop();
         abort.abort();
       }
     },

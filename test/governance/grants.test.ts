@@ -77,8 +77,22 @@ describe('domain grants', () => {
     expect(events.length).toBeGreaterThan(0);
     await t.api.gql(`mutation { revokeServiceTokens(name: "watcher") }`);
     const started = Date.now();
-    await expect(watching).rejects.toBeTruthy();
+    await expect(watching).rejects.toThrow(/token was revoked or has expired/);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('ends a live SSE subscription once its token is revoked, too', async () => {
+    const { createServiceAccount } = await t.api.gql(`mutation { createServiceAccount(name: "sse-watcher") { token } }`);
+    const res = await fetch(`${t.url}/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${createServiceAccount.token}`, 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: 'subscription { allRunEvents { __typename } }' }),
+    });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    await t.api.gql(`mutation { revokeServiceTokens(name: "sse-watcher") }`);
+    const text = await res.text(); // the stream ends once the revocation is noticed
+    expect(text).toMatch(/token was revoked or has expired/);
+    expect(text).toContain('UNAUTHENTICATED');
   });
 
   it('records grant changes in the audit log', async () => {
