@@ -59,6 +59,7 @@ export interface Preview {
 export async function previewDataset(db: Db, caller: { identity: Identity; grants: Grants }, input: PreviewInput, options: { authorize?: boolean } = {}): Promise<Preview> {
   const limit = Math.min(Math.max(input.limit ?? 20, 1), 100);
   const slash = input.dataset.indexOf('/');
+  if (slash < 1) throw badInput(`"${input.dataset}" is not a dataset name; use namespace/name.`);
   const [dataset] = await db
     .select()
     .from(datasets)

@@ -114,6 +114,9 @@ describe('task cache', () => {
     expect(shared.n.only.cacheHit.sourceRun.id).not.toBe(mine.run.id); // and it fed nothing shared
     const refused = await api().raw(START, { w: 'trial', d: 'production', ns: 'alice-sweep' });
     expect(refused.errors?.[0]?.message).toMatch(/Only experimentation runs may use a private cache namespace/);
+    const badName = await api().raw(START, { w: 'trial', ns: 'Alice Sweep!' });
+    expect(badName.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(badName.errors?.[0]?.message).toMatch(/cacheNamespace is 1–63 lowercase letters/);
   });
 
   it('misses, and drops the entry, when an output the entry references is gone from the object store', async () => {

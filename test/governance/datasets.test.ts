@@ -65,6 +65,19 @@ describe('datasets and column labels', () => {
     expect(codeOf(await alice.raw(SET, { c: 'nope', l: { level: 'INTERNAL' } }))).toBe('NOT_FOUND');
   });
 
+  it('refuses a malformed sample and bad preview requests with typed errors', async () => {
+    const create = (sample: unknown) =>
+      alice.raw(`mutation ($s: JSON) { createDataset(name: "crm/sampled", domain: adhoc, columns: [{ name: "a", type: "int" }], digest: "${DIGEST}", sample: $s) { id } }`, { s: sample });
+    expect(msgOf(await create([{ a: 1 }, { b: 2 }]))).toMatch(/sample.1 must be an object whose keys are the dataset's columns/);
+    expect(codeOf(await create('rows'))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await create(Array.from({ length: 1001 }, () => ({ a: 1 }))))).toBe('BAD_USER_INPUT');
+    const preview = (args: string) => eve.raw(`{ datasetPreview(${args}) { columns } }`);
+    expect(msgOf(await preview('name: "crm/users", columns: ["nope"]'))).toMatch(/crm\/users has no column nope/);
+    expect(codeOf(await preview('name: "crm/users", orderBy: { column: "ghost" }'))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await preview('name: "users"'))).toBe('BAD_USER_INPUT');
+    expect(codeOf(await preview('name: "crm/none"'))).toBe('NOT_FOUND');
+  });
+
   it('classifies and raises labels, but never lowers one without a declassification', async () => {
     expect((await alice.gql(SET, { c: 'country', l: { level: 'INTERNAL' } })).setColumnLabel).toEqual({ level: 'INTERNAL', categories: [] });
     expect((await alice.gql(SET, { c: 'country', l: { level: 'CONFIDENTIAL', categories: ['CUSTOMER_DATA'] } })).setColumnLabel.level).toBe('CONFIDENTIAL');
