@@ -37,6 +37,8 @@ export interface Context {
   identity: Identity;
   /** The bearer token the request came with: live subscriptions check it again while they run. */
   token: string;
+  /** The token's scopes (null: unscoped): the ability is narrowed to them. */
+  scopes: string[] | null;
   ability: AppAbility;
   /** What the identity's teams grant; the ability is built from it. */
   grants: Grants;

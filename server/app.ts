@@ -19,7 +19,7 @@ import { createFileObjectStore } from './artifacts/store';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { defineAbilityFor } from './auth/ability';
-import { ensureIdentity, identityForToken, issueToken, mintToken } from './auth/tokens';
+import { ensureIdentity, identityForToken, issueToken, mintToken, sessionForToken } from './auth/tokens';
 import { createMemoryBus } from './bus/memory';
 import type { Bus, Subscription } from './bus/types';
 import { defaultHostName, type Config } from './config';
@@ -122,10 +122,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const token = bearer(request?.headers.get('authorization')) ?? bearer(connectionParams?.authorization) ?? stringOrNull(connectionParams?.token);
       if (!token) throw new AtelierError('UNAUTHENTICATED', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).');
-      const identity = await identityForToken(db, token);
-      if (!identity) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
+      const session = await sessionForToken(db, token);
+      if (!session) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
+      const { identity, scopes } = session;
       const grants = await grantsOf(db, identity);
-      return { identity, token, ability: defineAbilityFor(identity, grants), grants, services, loaders: createLoaders(db) };
+      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, loaders: createLoaders(db) };
     },
   });
 
@@ -175,7 +176,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     }
     const token = bearer(req.headers.authorization);
     let identity: Identity | null = null;
-    if (token) identity = await identityForToken(db, token);
+    let scopes: string[] | null = null;
+    if (token) ({ identity, scopes } = (await sessionForToken(db, token)) ?? { identity: null, scopes: null });
     else {
       const signature = header(req.headers['x-atelier-signature']) ?? header(req.headers['x-hub-signature-256']);
       if (signature && config.gitHookSecret && verifySignature(config.gitHookSecret, body, signature)) {
@@ -199,7 +201,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       } catch {
         throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
       }
-      const ability = defineAbilityFor(identity);
+      const ability = defineAbilityFor(identity, await grantsOf(db, identity), scopes);
       if (!ability.can('publish', 'Module')) throw new AtelierError('FORBIDDEN', `${identity.name} may not publish modules.`);
       reply(200, await buildFromGit({ db, store, allowedRepositories: config.gitRepositories }, ability, identity, parsePushEvent(parsed)));
     } catch (error) {

@@ -10,14 +10,16 @@ import type { CacheEntry } from '../../server/db/tables/cache';
 import { moduleVersions, modules } from '../../server/db/tables/modules';
 import { tasks, type Task } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
-import { DomainEnum, RunRef, TaskRef } from './runs';
+import { DomainEnum, RunRef, TaskRef, taskInstance } from './runs';
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const taskById = async (ctx: Context, id: string) => (await ctx.services.db.select().from(tasks).where(eq(tasks.id, id)))[0] ?? null;
 
 const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
+  authScopes: guard('CacheHit', 'Task', taskInstance),
   description: 'A task completed from cache instead of executing.',
   fields: (t) => ({
     sourceTask: t.field({ type: TaskRef, nullable: true, description: 'The task whose result was reused.', resolve: (task, _a, ctx) => taskById(ctx, task.cacheSourceTaskId!) }),
@@ -32,6 +34,7 @@ builder.objectFields(TaskRef, (t) => ({
 }));
 
 const CacheEntryRef = builder.objectRef<CacheEntry>('CacheEntry').implement({
+  authScopes: guard('CacheEntry', 'CacheEntry'),
   fields: (t) => ({
     key: t.exposeString('key'),
     module: t.exposeString('module'),

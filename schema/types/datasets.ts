@@ -6,6 +6,7 @@ import { auditEvents, columnLabels, datasetVersions, datasets, declassifications
 import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
 import { levels, type Label } from '../../server/governance/labels';
 import { previewDataset, type Preview } from '../../server/governance/preview';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { DomainEnum } from './runs';
@@ -46,6 +47,7 @@ const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').im
 });
 
 export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
+  authScopes: guard('Dataset', 'Dataset'),
   description: 'A versioned dataset owned by a domain, with a classification label per column.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -76,6 +78,7 @@ export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
 });
 
 const DeclassificationRef = builder.objectRef<Declassification>('Declassification').implement({
+  authScopes: guard('Declassification', 'Declassification'),
   fields: (t) => ({
     id: t.exposeID('id'),
     column: t.exposeString('column'),
@@ -90,6 +93,7 @@ const DeclassificationRef = builder.objectRef<Declassification>('Declassificatio
 });
 
 const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent').implement({
+  authScopes: guard('AuditEvent', 'AuditEvent'),
   description: 'One decision on data or one change to grants, labels or memberships.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -135,7 +139,7 @@ builder.queryFields((t) => ({
     description: 'The audit log, newest first. Admins only.',
     args: { subject: t.arg.string({ description: 'Only this subject, e.g. `dataset:crm/users.email`.' }), since: t.arg({ type: 'DateTime' }), limit: t.arg.int({ defaultValue: 100 }) },
     resolve: (_root, args, ctx) => {
-      assertCan(ctx.ability, 'manage', 'all', 'read the audit log');
+      assertCan(ctx.ability, 'read', 'AuditEvent', 'read the audit log');
       return ctx.services.db
         .select()
         .from(auditEvents)

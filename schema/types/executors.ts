@@ -6,6 +6,7 @@ import { hotClusterStates } from '../../server/db/tables/executors';
 import { badInput } from '../../server/errors';
 import { hotClusterMessage } from '../../server/orchestrator/hot-clusters';
 import { isLive, poolSummaries, waitingReason, type PoolSummary } from '../../server/orchestrator/routing';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { TaskRef } from './runs';
@@ -28,6 +29,7 @@ const PoolHealthEnum = builder.enumType('ExecutorPoolHealth', {
 const staleMs = (ctx: { services: { config: { hostStaleMs: number } } }) => ctx.services.config.hostStaleMs;
 
 export const ExecutorHostRef = builder.objectRef<ExecutorHostRow>('ExecutorHost').implement({
+  authScopes: guard('ExecutorHost', 'ExecutorHost'),
   description: 'An executor host process, as its latest heartbeat described it.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'Unique per host process: a restarted host is a new one.' }),
@@ -61,6 +63,7 @@ const ExecutorPoolRef = builder.objectRef<PoolSummary>('ExecutorPool').implement
 });
 
 const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
+  authScopes: guard('HotCluster', 'HotCluster'),
   description: 'Compute an executor keeps warm between tasks; tasks asking for it (`hotCluster: NAME`) skip provisioning.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -6,6 +6,7 @@ import { AtelierError } from '../../server/errors';
 import { parseModuleRef } from '../../server/orchestrator/plan';
 import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
 import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { TeamRef } from './teams';
@@ -53,6 +54,7 @@ const TagEventRef = builder.objectRef<ModuleTagEvent>('ModuleTagEvent').implemen
 });
 
 ModuleRef.implement({
+  authScopes: guard('Module', 'Module'),
   description: 'A reusable unit of work, `namespace/name`, with immutable versions and movable tags.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -98,6 +100,7 @@ ModuleRef.implement({
 });
 
 ModuleVersionRef.implement({
+  authScopes: guard('ModuleVersion', 'ModuleVersion'),
   description: 'An immutable, content-addressed module artifact with its manifest.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -12,6 +12,7 @@ import { feedIterator, type FeedEvent } from '../../server/feed';
 import { identityForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
 import { assertMayStartIn } from '../../server/governance/grants';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
@@ -76,7 +77,11 @@ async function loadRun(ctx: Context, id: string): Promise<Run> {
   return run;
 }
 
+/** A task as the ability sees it: with its run's domain (a task whose run is gone counts as production). */
+export const taskInstance = async (task: Task, ctx: Context) => ({ ...task, domain: (await ctx.loaders.run.load(task.runId))?.domain ?? 'production' });
+
 RunRef.implement({
+  authScopes: guard('Run', 'Run'),
   description: 'One execution of a workflow version, with its tasks.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -115,6 +120,7 @@ RunRef.implement({
 });
 
 TaskRef.implement({
+  authScopes: guard('Task', 'Task', taskInstance),
   description: 'One node of a run: its pinned module version, parameters, attempts, timings and outcome.',
   fields: (t) => ({
     id: t.exposeID('id'),

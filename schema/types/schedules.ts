@@ -5,6 +5,7 @@ import { asc, desc, eq, inArray } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { catchUpPolicies, fireOutcomes, overlapPolicies, scheduleFires, schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule, type ScheduleFire } from '../../server/db/tables/schedules';
 import { createSchedule, deleteSchedule, findSchedule, listSchedules, pauseSchedule, resumeSchedule, updateSchedule, upcomingFireTimes } from '../../server/scheduler/schedules';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
@@ -40,6 +41,7 @@ export const ScheduleRef = builder.objectRef<Schedule>('Schedule');
 const ScheduleFireRef = builder.objectRef<ScheduleFire>('ScheduleFire');
 
 ScheduleFireRef.implement({
+  authScopes: guard('ScheduleFire', 'Schedule'),
   description: 'One fire time a schedule dealt with: the run it started, or why it started none.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -52,6 +54,7 @@ ScheduleFireRef.implement({
 });
 
 ScheduleRef.implement({
+  authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({ ...s, domain: (await ctx.loaders.workflow.load(s.workflowId))?.domain ?? 'production' })),
   description: 'A cron expression in a time zone that starts runs of a workflow (its latest version at each fire time).',
   fields: (t) => ({
     id: t.exposeID('id'),

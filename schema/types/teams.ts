@@ -5,6 +5,7 @@ import { teamRoles, teams, type Team, type TeamMember } from '../../server/db/ta
 import { assignNamespace, createTeam, removeTeamMember, setTeamMember } from '../../server/teams/teams';
 import { domainGrants } from '../../server/db/tables/governance';
 import { setDomainGrant } from '../../server/governance/grants';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import { DomainEnum } from './runs';
 import { IdentityRef } from './identity';
@@ -24,6 +25,7 @@ const TeamMemberRef = builder.objectRef<TeamMember>('TeamMember').implement({
 });
 
 TeamRef.implement({
+  authScopes: guard('Team', 'Team'),
   description: 'A group of people and service accounts that owns module namespaces.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -3,6 +3,7 @@ import { asc, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { workflows, type Workflow, type WorkflowVersion } from '../../server/db/tables/workflows';
 import { createWorkflow } from '../../server/orchestrator/workflows';
+import { guard } from '../auth';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 
@@ -10,6 +11,7 @@ export const WorkflowRef = builder.objectRef<Workflow>('Workflow');
 export const WorkflowVersionRef = builder.objectRef<WorkflowVersion>('WorkflowVersion');
 
 WorkflowRef.implement({
+  authScopes: guard('Workflow', 'Workflow'),
   description: 'A named, versioned DAG of module tasks that belongs to a data domain.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -30,6 +32,7 @@ WorkflowRef.implement({
 });
 
 WorkflowVersionRef.implement({
+  authScopes: guard('WorkflowVersion', 'Workflow', async (v: WorkflowVersion, ctx) => ({ ...v, domain: (await ctx.loaders.workflow.load(v.workflowId))?.domain ?? 'production' })),
   description: 'One immutable version of a workflow spec.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -1,24 +1,18 @@
-// The CASL ability of one request, built from its identity's role. Governance (teams, grants, domains,
-// columns) refines these rules; every resolver and the orchestrator ask the ability, never the role.
-import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
+// The CASL ability of one request, built from its identity's role, its teams' grants and the scopes of the
+// token it came with. Every rule lists its fields explicitly (server/auth/fields.ts): a field in no rule is
+// readable by nobody. Deny overrides allow, and no rule means deny. Every resolver (through Pothos scope-auth,
+// with an instance check on each object it returns), the orchestrator and the dispatcher ask the ability,
+// never the role.
+import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
-import type { Domain } from '../db/tables/workflows';
-import { forbidden } from '../errors';
+import { domains, type Domain } from '../db/tables/workflows';
+import { badInput, forbidden } from '../errors';
+import { allFields, dataFields, fieldSubjects, metaFields, type FieldSubject } from './fields';
 
-export type Action = 'manage' | 'read' | 'create' | 'update' | 'start' | 'cancel' | 'publish';
-export type SubjectType =
-  | 'all'
-  | 'Module'
-  | 'ModuleVersion'
-  | 'Workflow'
-  | 'Run'
-  | 'Task'
-  | 'Identity'
-  | 'Team'
-  | 'Namespace'
-  | 'Dataset'
-  | 'ExecutorHost'
-  | 'HotCluster';
+/** `administer`: what only admins do (identities, grants, the audit log, overriding ownership). */
+export const actions = ['read', 'create', 'update', 'start', 'cancel', 'publish', 'administer'] as const;
+export type Action = (typeof actions)[number];
+export type SubjectType = 'all' | FieldSubject;
 
 /** A team as an ability sees it: who may change its membership and its namespaces. */
 export interface TeamSubject {
@@ -36,51 +30,94 @@ export interface NamespaceSubject {
   writers: string[];
 }
 
-/** Rows checked as instances (`subject('Run', run)`) where rules may depend on the row. */
-type Instances = (TeamSubject & ForcedSubject<'Team'>) | (NamespaceSubject & ForcedSubject<'Namespace'>) | (RunSubject & ForcedSubject<'Run'>);
-
-/** A run as an ability sees it (a full Run row qualifies). */
-export interface RunSubject {
+/** Anything in a domain (a run, a task with its run's domain, a workflow, a schedule, a dataset). */
+export interface DomainSubject {
   domain: Domain;
 }
 
+/** A row checked as an instance (`subject('Run', run)`), so rules may depend on it. */
+type Instance = { [S in FieldSubject]: object & ForcedSubject<S> }[FieldSubject];
+
 /** What an identity's teams grant beyond its role. */
 export interface Grants {
-  /** Domains its teams may start runs in (experimentation is open to every member). */
+  /** Domains its teams may start runs in, and whose run data (parameters, outputs, logs) they may read. */
   domains: Domain[];
 }
-export type AppAbility = MongoAbility<[Action, SubjectType | Instances]>;
+export type AppAbility = MongoAbility<[Action, SubjectType | Instance]>;
 
 export const teamSubject = (team: TeamSubject) => subject('Team', team);
 export const namespaceSubject = (ns: NamespaceSubject) => subject('Namespace', ns);
 
-export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants: Grants = { domains: [] }): AppAbility {
-  const { can, build } = new AbilityBuilder<AppAbility>(createMongoAbility);
-  switch (identity.role) {
-    case 'admin':
-      can('manage', 'all');
-      break;
-    case 'member':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset', 'ExecutorHost', 'HotCluster']);
-      can('publish', 'Module');
-      // A namespace is written only by its owning team's members (people and the team's CI service accounts).
-      can('publish', 'Namespace', { writers: identity.id });
-      // A team's maintainers manage its members and claim namespaces for it.
-      can('update', 'Team', { maintainers: identity.id });
-      can(['create', 'update'], 'Workflow');
-      // Runs start in experimentation freely; ad hoc and production need a grant to one of the identity's teams.
-      can('start', 'Run', { domain: { $in: [...new Set<Domain>(['experimentation', ...grants.domains])] } });
-      can('cancel', 'Run');
-      can(['create', 'update'], 'HotCluster');
-      break;
-    case 'viewer':
-      can('read', ['Module', 'ModuleVersion', 'Workflow', 'Run', 'Task', 'Team', 'Namespace', 'Dataset', 'ExecutorHost', 'HotCluster']);
-      break;
-  }
-  return build();
+/** Domains whose run data an identity may read: experimentation is open to every role, the others need a grant. */
+export const readableDomains = (grants: Grants): Domain[] => [...new Set<Domain>(['experimentation', ...grants.domains])];
+
+const readable: FieldSubject[] = fieldSubjects.filter((s) => s !== 'AuditEvent');
+
+/**
+ * A token's scopes: `action:Subject` pairs (`read:Run`, `start:Run`, `publish:Module`), `*` for every subject
+ * (`read:*`). A scoped token can do only what both its identity and its scopes allow; null: no narrowing.
+ */
+export type TokenScopes = string[] | null;
+
+export function parseScopes(scopes: string[]): { action: Action; subject: FieldSubject | '*' }[] {
+  return scopes.map((scope, i) => {
+    const [action, subjectType, extra] = scope.split(':');
+    if (extra !== undefined || !actions.includes(action as Action) || !(subjectType === '*' || fieldSubjects.includes(subjectType as FieldSubject))) {
+      throw badInput(`scopes.${i} "${scope}" is not a scope: use ACTION:SUBJECT with ACTION one of ${actions.join(', ')} and SUBJECT one of ${fieldSubjects.join(', ')} or *, e.g. read:Run or start:Run.`);
+    }
+    return { action: action as Action, subject: subjectType as FieldSubject | '*' };
+  });
 }
 
-/** Throws FORBIDDEN with a message saying what was refused, unless the ability allows it. */
-export function assertCan(ability: AppAbility, action: Action, subject: SubjectType, what: string): void {
-  if (!ability.can(action, subject)) throw forbidden(`You may not ${what}; ask an admin for a role that allows "${action}" on ${subject}.`);
+export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants: Grants = { domains: [] }, scopes: TokenScopes = null): AppAbility {
+  const { can, build, rules } = new AbilityBuilder<AppAbility>(createMongoAbility);
+  // Every rule names its fields: the subject's meta fields, and its data fields only where the domain allows.
+  const allow = (action: Action, s: FieldSubject, conditions?: object, fields = allFields(s)) => can(action, s, fields, conditions as never);
+  const readWithin = (s: FieldSubject, within: Domain[]) => {
+    allow('read', s, undefined, metaFields(s));
+    if (dataFields(s).length) allow('read', s, { domain: { $in: within } }, dataFields(s));
+  };
+  switch (identity.role) {
+    case 'admin':
+      for (const s of fieldSubjects) for (const action of actions) allow(action, s);
+      break;
+    case 'member':
+      for (const s of readable) readWithin(s, readableDomains(grants));
+      // A namespace is written only by its owning team's members (people and the team's CI service accounts).
+      allow('publish', 'Module');
+      allow('publish', 'Namespace', { writers: identity.id });
+      // A team's maintainers manage its members and claim namespaces for it.
+      allow('update', 'Team', { maintainers: identity.id });
+      allow('create', 'Workflow');
+      allow('update', 'Workflow');
+      allow('create', 'Schedule');
+      allow('update', 'Schedule');
+      allow('create', 'Dataset');
+      // Runs start in experimentation freely; ad hoc and production need a grant to one of the identity's teams.
+      allow('start', 'Run', { domain: { $in: readableDomains(grants) } });
+      allow('cancel', 'Run');
+      allow('create', 'HotCluster');
+      allow('update', 'HotCluster');
+      break;
+    case 'viewer':
+      for (const s of readable) readWithin(s, readableDomains(grants));
+      break;
+  }
+  if (scopes === null) return build();
+  return createMongoAbility(narrow(rules, parseScopes(scopes)));
 }
+
+/** Keeps of each rule only what a scope names: the intersection of the identity's rights and the token's scopes. */
+function narrow(rules: RawRuleOf<AppAbility>[], scopes: { action: Action; subject: FieldSubject | '*' }[]): RawRuleOf<AppAbility>[] {
+  return rules.filter((rule) => scopes.some((s) => s.action === rule.action && (s.subject === '*' || s.subject === rule.subject)));
+}
+
+/** Whether the ability is an admin's (may administer identities, grants and the audit log). */
+export const isAdmin = (ability: AppAbility) => ability.can('administer', 'Identity');
+
+/** Throws FORBIDDEN with a message saying what was refused, unless the ability allows it. */
+export function assertCan(ability: AppAbility, action: Action, subjectType: FieldSubject, what: string): void {
+  if (!ability.can(action, subjectType)) throw forbidden(`You may not ${what}; ask an admin for a role that allows "${action}" on ${subjectType}.`);
+}
+
+export const allDomains = domains;

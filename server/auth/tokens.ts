@@ -9,24 +9,29 @@ export const hashToken = (token: string) => createHash('sha256').update(token).d
 export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
 
 /** Stores a token for an identity; `token` is minted when not given. Returns the plain token. */
-export async function issueToken(db: Db, identityId: string, name: string, options: { token?: string; expiresAt?: Date } = {}): Promise<string> {
+export async function issueToken(db: Db, identityId: string, name: string, options: { token?: string; expiresAt?: Date; scopes?: string[] | null } = {}): Promise<string> {
   const token = options.token ?? mintToken();
   await db
     .insert(tokens)
-    .values({ identityId, name, hash: hashToken(token), expiresAt: options.expiresAt ?? null })
+    .values({ identityId, name, hash: hashToken(token), expiresAt: options.expiresAt ?? null, scopes: options.scopes ?? null })
     .onConflictDoNothing({ target: tokens.hash });
   return token;
 }
 
 /** The identity a live (unexpired, unrevoked) token belongs to, or null. */
 export async function identityForToken(db: Db, token: string): Promise<Identity | null> {
+  return (await sessionForToken(db, token))?.identity ?? null;
+}
+
+/** The identity a live token belongs to, with the token's scopes (null: unscoped), or null. */
+export async function sessionForToken(db: Db, token: string): Promise<{ identity: Identity; scopes: string[] | null } | null> {
   const [row] = await db
-    .select({ identity: identities })
+    .select({ identity: identities, scopes: tokens.scopes })
     .from(tokens)
     .innerJoin(identities, eq(identities.id, tokens.identityId))
     .where(and(eq(tokens.hash, hashToken(token)), isNull(tokens.revokedAt), or(isNull(tokens.expiresAt), gt(tokens.expiresAt, new Date()))))
     .limit(1);
-  return row?.identity ?? null;
+  return row ?? null;
 }
 
 /** Finds or creates an identity by name. */

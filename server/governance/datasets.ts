@@ -2,7 +2,7 @@
 // without a second person), declassification with an approver who is not its author, lineage recomputation,
 // and the audit record every one of these writes.
 import { and, desc, eq, inArray } from 'drizzle-orm';
-import { namespaceSubject, type AppAbility } from '../auth/ability';
+import { isAdmin, namespaceSubject, type AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { columnLabels, datasetVersions, datasets, declassifications, type ColumnLabel, type Dataset, type DatasetColumn, type Declassification } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
@@ -168,7 +168,7 @@ export async function decideDeclassification(db: Db, ability: AppAbility, identi
       throw new AuditedDenial({ identity, action: 'declassification.decide', decision: 'deny', subject, rule: 'the approver of a declassification is not its author', details: { id: request.id } }, 'You asked for this declassification, so someone else must decide it.');
     }
     const ns = await loadNamespaceSubject(tx, dataset!.namespace);
-    const maySign = ability.can('manage', 'all') || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
+    const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
     if (!maySign) {
       throw new AuditedDenial({ identity, action: 'declassification.decide', decision: 'deny', subject, rule: 'deciders are admins or members of the owning team', details: { id: request.id } }, `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`);
     }

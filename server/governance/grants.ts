@@ -2,7 +2,7 @@
 // every member). Read once per request into the CASL ability; changed by admins, audited.
 import { and, eq, inArray } from 'drizzle-orm';
 import { subject } from '@casl/ability';
-import type { AppAbility, Grants } from '../auth/ability';
+import { isAdmin, type AppAbility, type Grants } from '../auth/ability';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
@@ -30,7 +30,7 @@ export function assertMayStartIn(ability: AppAbility, domain: Domain): void {
 }
 
 export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identity, input: { team: string; domain: Domain; granted: boolean }): Promise<Team> {
-  if (!ability.can('manage', 'all')) throw forbidden('Only admins grant domains to teams.');
+  if (!isAdmin(ability)) throw forbidden('Only admins grant domains to teams.');
   if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
   return db.transaction(async (tx) => {
     const team = await teamByName(tx, input.team);

@@ -1,6 +1,6 @@
 // Teams, memberships and namespace ownership: who may publish into a namespace and move its tags.
 import { and, eq, inArray } from 'drizzle-orm';
-import { namespaceSubject, teamSubject, type AppAbility, type NamespaceSubject } from '../auth/ability';
+import { isAdmin, namespaceSubject, teamSubject, type AppAbility, type NamespaceSubject } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
 import { namespaces, teamMembers, teams, type Namespace, type Team, type TeamRole } from '../db/tables/teams';
@@ -84,7 +84,7 @@ export async function assignNamespace(db: Db, ability: AppAbility, caller: Ident
     const team = await teamByName(tx, input.team);
     await assertMayManageTeam(tx, ability, team);
     const [current] = await tx.select().from(namespaces).where(eq(namespaces.name, input.name)).for('update');
-    if (current && current.teamId !== team.id && !ability.can('manage', 'all')) {
+    if (current && current.teamId !== team.id && !isAdmin(ability)) {
       throw forbidden(`Namespace "${input.name}" already belongs to another team; only an admin can move it.`);
     }
     const [row] = await tx

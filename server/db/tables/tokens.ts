@@ -13,6 +13,8 @@ export const tokens = pgTable(
     createdAt: createdAt(),
     expiresAt: at('expires_at'),
     revokedAt: at('revoked_at'),
+    /** `action:Subject` pairs narrowing what the token may do (see server/auth/ability.ts); null: all its identity may. */
+    scopes: text('scopes').array(),
   },
   (t) => [index('tokens_identity_idx').on(t.identityId)],
 );

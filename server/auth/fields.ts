@@ -1,0 +1,54 @@
+// The fields of every subject the API returns, named one by one: CASL rules list them explicitly, and a field
+// that is in no list is in no rule, so nobody may read it (a schema test fails when a GraphQL field is missing
+// here). `data` fields carry what a run read or produced (parameters, outputs, logs, metrics, messages): they
+// are readable only in the domains the caller's teams are granted. `meta` fields say that something exists
+// and how it went, and are readable by every role that reads the subject.
+
+export const subjectFields = {
+  Run: {
+    meta: ['id', 'status', 'trigger', 'domain', 'cacheNamespace', 'refreshCache', 'message', 'sourceRunId', 'sourceRun', 'idempotencyKey', 'parentRunId', 'childRuns', 'createdAt', 'startedAt', 'finishedAt', 'workflow', 'workflowVersion', 'createdBy', 'tasks'],
+    data: ['parameters', 'events'],
+  },
+  Task: {
+    meta: [
+      'id', 'node', 'status', 'kind', 'moduleRef', 'moduleVersion', 'workflowRef', 'childRun', 'mapParent', 'mapIndex', 'dependsOn', 'triggerRule', 'retryAt',
+      'reusedFromTaskId', 'attempt', 'maxAttempts', 'executor', 'pool', 'host', 'reason', 'exitCode', 'progress', 'queuedAt', 'startedAt', 'finishedAt',
+      'durationMs', 'executionMs', 'provisioningMs', 'gpus', 'hotCluster', 'waitingReason', 'cacheHit', 'cacheKey',
+      // a cache hit (CacheHit is a task seen as a hit)
+      'sourceTask', 'sourceRun', 'savedMs',
+    ],
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs'],
+  },
+  Workflow: {
+    meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'latestVersion', 'versions', 'schedules', 'version', 'digest', 'spec', 'workflow'],
+    data: [],
+  },
+  Schedule: {
+    meta: ['id', 'name', 'workflow', 'cron', 'timeZone', 'paused', 'overlap', 'catchUp', 'catchUpLimit', 'startAt', 'endAt', 'lastFireTime', 'nextFireTimes', 'fires', 'createdAt', 'createdBy', 'updatedAt', 'fireTime', 'outcome', 'run', 'message'],
+    data: ['parameters'],
+  },
+  Module: {
+    meta: ['id', 'namespace', 'name', 'fullName', 'description', 'createdAt', 'versions', 'tags', 'latestVersion', 'owner', 'usage', 'tagHistory'],
+    data: [],
+  },
+  ModuleVersion: {
+    meta: ['id', 'version', 'digest', 'sizeBytes', 'manifest', 'entrypoint', 'runtime', 'parameterSchema', 'source', 'createdAt', 'module', 'ref', 'publishedBy', 'tags', 'usage', 'testResult', 'deprecated', 'deprecatedAt', 'deprecationReason'],
+    data: [],
+  },
+  Team: { meta: ['id', 'name', 'description', 'members', 'namespaces', 'domains'], data: [] },
+  Namespace: { meta: ['name', 'team'], data: [] },
+  Identity: { meta: ['id', 'name', 'kind', 'role'], data: [] },
+  Dataset: { meta: ['id', 'namespace', 'name', 'fullName', 'domain', 'description', 'createdAt', 'versions', 'columns', 'catalog'], data: [] },
+  Declassification: { meta: ['id', 'column', 'from', 'to', 'reason', 'state', 'requestedBy', 'decidedBy', 'createdAt'], data: [] },
+  AuditEvent: { meta: ['id', 'at', 'identity', 'action', 'decision', 'subject', 'rule', 'details'], data: [] },
+  ExecutorHost: { meta: ['id', 'name', 'executors', 'pools', 'capacity', 'running', 'gpus', 'hotClusters', 'hotClusterExecutors', 'version', 'startedAt', 'lastSeenAt', 'live'], data: [] },
+  HotCluster: { meta: ['id', 'name', 'executor', 'pool', 'spec', 'state', 'message', 'idleTimeoutMs', 'lastUsedAt', 'createdBy', 'createdAt', 'endedAt'], data: [] },
+  CacheEntry: { meta: ['key', 'module', 'scope', 'sourceTaskId', 'sourceRunId', 'durationMs', 'hits', 'createdAt', 'lastUsedAt'], data: [] },
+} as const satisfies Record<string, { meta: readonly string[]; data: readonly string[] }>;
+
+export type FieldSubject = keyof typeof subjectFields;
+export const fieldSubjects = Object.keys(subjectFields) as FieldSubject[];
+
+export const metaFields = (s: FieldSubject): string[] => [...subjectFields[s].meta];
+export const dataFields = (s: FieldSubject): string[] => [...subjectFields[s].data];
+export const allFields = (s: FieldSubject): string[] => [...subjectFields[s].meta, ...subjectFields[s].data];

@@ -1,0 +1,94 @@
+// The schema's authorization is total: every object type the API returns is guarded by an instance check or is a
+// value reached only through a guarded parent; every field of a guarded type is named in the CASL rules' explicit
+// fields; every rule of every role lists its fields; and a scoped token narrows what its identity may do.
+import { subject } from '@casl/ability';
+import { isObjectType } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { defineAbilityFor, parseScopes } from '../../server/auth/ability';
+import { allFields, dataFields, fieldSubjects } from '../../server/auth/fields';
+import { guards } from '../../schema/auth';
+import { schema } from '../../schema/index';
+
+/** Parts of a guarded object, results of a mutation the caller was allowed to make, or pages of guarded objects. */
+const valueTypes: Record<string, string> = {
+  Query: 'root', Mutation: 'root', Subscription: 'root',
+  PageInfo: 'a page of guarded runs', QueryRunsConnection: 'a page of guarded runs', QueryRunsConnectionEdge: 'a page of guarded runs',
+  ClassificationLabel: 'part of a Dataset column or a Declassification', DatasetColumn: 'part of a Dataset', DatasetVersion: 'part of a Dataset',
+  DatasetPreview: 'rows filtered by the column-level ability (server/governance/preview.ts)', DatasetPreviewGroup: 'groups filtered by the column-level ability',
+  DatasetCatalogState: 'part of a Dataset',
+  LogLine: 'part of Task.logs', TaskAttempt: 'part of Task.attempts',
+  ModuleTag: 'part of a Module', ModuleTagEvent: 'part of a Module', ModuleUsage: 'part of a Module or ModuleVersion', ModuleTestResult: 'part of a ModuleVersion',
+  ModuleTagMove: 'result of a tag move the caller made', PublishModuleVersionResult: 'result of a publish the caller made',
+  CreateWorkflowResult: 'result of a workflow the caller created', IssuedToken: 'result of an admin-only mutation',
+  TeamMember: 'part of a Team', ExecutorPool: 'a summary of guarded executor hosts',
+  CacheKeyDifference: 'part of a CacheExplanation', CacheExplanation: 'about a task the caller reads (checked in its resolver)',
+  CachePreviewTask: 'about a workflow the caller reads', CacheStats: 'aggregates the caller reads (checked in its resolver)',
+  RunStatusEvent: 'an event of a run whose events the subscription checked', TaskStatusEvent: 'an event of a run whose events the subscription checked',
+  TaskProgressEvent: 'an event of a run whose events the subscription checked', TaskLogEvent: 'an event of a run whose events the subscription checked',
+  TaskMetricEvent: 'an event of a run whose events the subscription checked',
+};
+
+describe('schema authorization', () => {
+  const objectTypes = Object.values(schema.getTypeMap()).filter((t) => isObjectType(t) && !t.name.startsWith('__')) as import('graphql').GraphQLObjectType[];
+
+  it('guards every object type with an instance check, or names it a value of a guarded parent', () => {
+    const unguarded = objectTypes.filter((t) => !guards.has(t.name) && !valueTypes[t.name]).map((t) => t.name);
+    expect(unguarded).toEqual([]);
+    for (const name of guards.keys()) expect(schema.getType(name), `${name} is guarded but not in the schema`).toBeTruthy();
+  });
+
+  it('names every field of a guarded type in the explicit fields of its CASL subject', () => {
+    const missing: string[] = [];
+    for (const type of objectTypes.filter((t) => guards.has(t.name))) {
+      const listed = new Set(allFields(guards.get(type.name)!.subject));
+      for (const field of Object.keys(type.getFields())) if (!listed.has(field)) missing.push(`${type.name}.${field}`);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('gives every field of a guarded type a scope (the per-field check)', () => {
+    for (const type of objectTypes.filter((t) => guards.has(t.name))) {
+      for (const [name, field] of Object.entries(type.getFields())) {
+        const options = (field.extensions as { pothosOptions?: { authScopes?: unknown } }).pothosOptions;
+        expect(options?.authScopes, `${type.name}.${name}`).toBeTypeOf('function');
+      }
+    }
+  });
+
+  it('lists explicit fields in every rule of every role, with and without grants', () => {
+    for (const role of ['admin', 'member', 'viewer'] as const) {
+      for (const domains of [[], ['adhoc', 'production']] as const) {
+        const ability = defineAbilityFor({ id: 'x', role }, { domains: [...domains] });
+        expect(ability.rules.length).toBeGreaterThan(0);
+        for (const rule of ability.rules) expect(rule.fields, `${role} ${rule.action} ${rule.subject}`).toBeTruthy();
+      }
+    }
+  });
+
+  it('lets run data be read only in granted domains, and the audit log only by admins', () => {
+    const member = defineAbilityFor({ id: 'm', role: 'member' }, { domains: [] });
+    const granted = defineAbilityFor({ id: 'm', role: 'member' }, { domains: ['production'] });
+    const run = (domain: string) => subject('Run', { domain });
+    expect(member.can('read', run('production'), 'status')).toBe(true);
+    expect(member.can('read', run('production'), 'parameters')).toBe(false);
+    expect(member.can('read', run('experimentation'), 'parameters')).toBe(true);
+    expect(granted.can('read', run('production'), 'parameters')).toBe(true);
+    expect(member.can('read', run('production'), 'noSuchField')).toBe(false);
+    expect(member.can('read', 'AuditEvent')).toBe(false);
+    expect(defineAbilityFor({ id: 'a', role: 'admin' }).can('read', 'AuditEvent')).toBe(true);
+    for (const s of fieldSubjects) for (const f of dataFields(s)) expect(member.can('read', subject(s, { domain: 'adhoc' }), f), `${s}.${f}`).toBe(false);
+  });
+
+  it('narrows a scoped token to its scopes, and refuses unknown scopes', () => {
+    const ci = defineAbilityFor({ id: 'ci', role: 'member' }, { domains: [] }, ['publish:Module', 'publish:Namespace', 'read:Module']);
+    expect(ci.can('publish', 'Module')).toBe(true);
+    expect(ci.can('read', 'Module')).toBe(true);
+    expect(ci.can('read', 'Run')).toBe(false);
+    expect(ci.can('start', subject('Run', { domain: 'experimentation' }))).toBe(false);
+    const reader = defineAbilityFor({ id: 'r', role: 'admin' }, { domains: [] }, ['read:*']);
+    expect(reader.can('read', 'Run')).toBe(true);
+    expect(reader.can('administer', 'Identity')).toBe(false);
+    expect(() => parseScopes(['read:Run', 'fly:Run'])).toThrow(/scopes.1 "fly:Run" is not a scope/);
+    expect(() => parseScopes(['read:Nothing'])).toThrow(/is not a scope/);
+  });
+});
