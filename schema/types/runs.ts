@@ -3,15 +3,16 @@
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
 import { and, asc, desc, eq, gt, gte, inArray, lt, or } from 'drizzle-orm';
 import { identities } from '../../server/db/tables/identities';
-import { assertCan } from '../../server/auth/ability';
+import { subject } from '@casl/ability';
+import { assertCan, defineAbilityFor, type AppAbility } from '../../server/auth/ability';
 import { runStatuses, runs, taskStatuses, tasks, triggers, type Run, type Task } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
-import { domains, workflows } from '../../server/db/tables/workflows';
-import { AtelierError, badInput, notFound } from '../../server/errors';
+import { domains, workflows, type Domain } from '../../server/db/tables/workflows';
+import { AtelierError, badInput, forbidden, notFound } from '../../server/errors';
 import { feedIterator, type FeedEvent } from '../../server/feed';
-import { identityForToken } from '../../server/auth/tokens';
+import { sessionForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
-import { assertMayStartIn } from '../../server/governance/grants';
+import { assertMayStartIn, grantsOf } from '../../server/governance/grants';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -90,7 +91,7 @@ RunRef.implement({
     domain: t.field({ type: DomainEnum, description: 'The data domain the run works in; its tasks reuse cached results of this domain only.', resolve: (r) => r.domain }),
     cacheNamespace: t.exposeString('cacheNamespace', { nullable: true, description: 'Its private cache namespace, if any.' }),
     refreshCache: t.exposeBoolean('refreshCache', { description: 'Whether the run executes cacheable tasks even when a result is cached.' }),
-    parameters: t.expose('parameters', { type: 'JSON' }),
+    parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.' }),
     message: t.exposeString('message', { nullable: true }),
     sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
     sourceRun: t.field({
@@ -143,13 +144,14 @@ TaskRef.implement({
     }),
     mapParent: t.exposeString('mapParent', { nullable: true, description: 'For one item of a map: the map node.' }),
     mapIndex: t.exposeInt('mapIndex', { nullable: true }),
-    parameters: t.expose('parameters', { type: 'JSON' }),
+    parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.' }),
     dependsOn: t.exposeStringList('dependsOn'),
     triggerRule: t.exposeString('triggerRule', { description: 'all_succeeded, all_done or any_failed.' }),
     retryAt: t.expose('retryAt', { type: 'DateTime', nullable: true, description: 'When a RETRYING task is tried again.' }),
     reusedFromTaskId: t.exposeID('reusedFromTaskId', { nullable: true, description: 'Set when a rerun reused an earlier run’s result for this node.' }),
     attempts: t.field({
       type: [AttemptRef],
+      nullable: true,
       description: 'Every attempt that ended, oldest first, with its outcome.',
       resolve: async (task, _a, ctx) => {
         const rows = await ctx.loaders.attemptEventsOf.load(task.id);
@@ -191,11 +193,13 @@ TaskRef.implement({
     }),
     metrics: t.field({
       type: 'JSON',
+      nullable: true,
       description: 'The latest value of each metric the current attempt reported: { name: { value, step } }.',
       resolve: (task, _a, ctx) => ctx.loaders.latestMetricsOf.load(task.id),
     }),
     logs: t.field({
       type: [LogLineRef],
+      nullable: true,
       description: 'Log lines of the current attempt, oldest first.',
       args: { attempt: t.arg.int(), limit: t.arg.int({ defaultValue: 1000 }) },
       resolve: async (task, args, ctx) => {
@@ -457,52 +461,68 @@ const RunEvent = builder.unionType('RunEvent', {
 const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
 /**
- * Checks a live subscription's token again every ATELIER_TOKEN_RECHECK_MS, over graphql-ws and SSE alike: once it
- * is revoked or expired, the stream is aborted and ends with UNAUTHENTICATED.
+ * Checks a live subscription's access again every ATELIER_TOKEN_RECHECK_MS, over graphql-ws and SSE alike: the
+ * token (revoked or expired: UNAUTHENTICATED) and the ability rebuilt from the identity's current teams and grants
+ * (a revoked grant or a removal from a team: FORBIDDEN, when `stillAllowed` no longer holds). Either ends it.
  */
-function watchToken(ctx: Context, abort: AbortController) {
-  let revoked = false;
+function watchAccess(ctx: Context, abort: AbortController, stillAllowed?: (ability: AppAbility) => boolean) {
+  let ended: AtelierError | null = null;
+  const end = (error: AtelierError) => {
+    ended = error;
+    abort.abort();
+  };
   const timer = setInterval(() => {
-    void identityForToken(ctx.services.db, ctx.token).then(
-      (identity) => {
-        if (identity) return;
-        revoked = true;
-        abort.abort();
-      },
-      () => undefined, // a failed check is retried at the next one
-    );
+    void (async () => {
+      const session = await sessionForToken(ctx.services.db, ctx.token);
+      if (!session) return end(new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.'));
+      const ability = defineAbilityFor(session.identity, await grantsOf(ctx.services.db, session.identity), session.scopes);
+      watched.set(ctx, ability);
+      if (stillAllowed && !stillAllowed(ability)) end(forbidden('Your access to this run’s events changed (a grant was revoked or you left a team), so this subscription has ended.'));
+    })().catch(() => undefined); // a failed check is retried at the next one
   }, ctx.services.config.tokenRecheckMs);
   timer.unref();
   return {
     stop: () => clearInterval(timer),
+    /** The ability as of the last check (the request's own until the first). */
+    ability: () => watched.get(ctx) ?? ctx.ability,
     assertStillValid() {
-      if (revoked) throw new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.');
+      if (ended) throw ended;
     },
   };
 }
+const watched = new WeakMap<Context, AppAbility>();
+
+/** Whether the ability lets its holder read a run's events (its data: logs, metrics, messages). */
+const mayWatch = (ability: AppAbility, run: Pick<Run, 'domain'>) => ability.can('read', subject('Run', { domain: run.domain }), 'events');
 
 builder.subscriptionField('runEvents', (t) =>
   t.field({
     type: RunEvent,
     description:
-      'Everything that happens in a run, live: first the current state (the run and each task), then status changes, progress, log lines and metrics. Completes after the run ends.',
+      'Everything that happens in a run, live: first the current state (the run and each task), then status changes, progress, log lines and metrics. Completes after the run ends. Ends with FORBIDDEN if the access to the run’s domain is revoked meanwhile.',
     args: { runId: t.arg.id({ required: true }) },
+    // Authorized when subscribing (authorizeOnSubscribe): the caller must be able to read this run's events.
+    authScopes: async (_root, args, ctx) => {
+      const run = uuidRe.test(String(args.runId)) ? await ctx.loaders.run.load(String(args.runId)) : null;
+      return run ? mayWatch(ctx.ability, run) : ctx.ability.can('read', 'Run'); // an unknown run: the resolver says NOT_FOUND
+    },
+    unauthorizedError: () => forbidden('A run’s events hold its data (logs, metrics, messages): watching them needs a grant to the run’s domain for one of your teams; an admin grants one with `npx atelier team grant TEAM DOMAIN`.'),
     subscribe: async function* (_root, args, ctx) {
-      assertCan(ctx.ability, 'read', 'Run', 'watch runs');
       const runId = checkId(String(args.runId), 'run');
       const abort = new AbortController();
-      const watch = watchToken(ctx, abort);
+      const run = await loadRun(ctx, runId);
+      const watch = watchAccess(ctx, abort, (ability) => mayWatch(ability, run));
       // Subscribe before reading the snapshot, so nothing that happens in between is missed.
       const live = feedIterator(ctx.services.feed, runId, abort.signal);
       try {
-        const run = await loadRun(ctx, runId);
         const snapshot = await ctx.services.db.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(asc(tasks.node));
+        const [current] = await ctx.services.db.select().from(runs).where(eq(runs.id, runId));
         const at = new Date().toISOString();
         for (const task of snapshot) {
           yield { kind: 'task-status', runId, taskId: task.id, node: task.node, status: task.status, attempt: task.attempt, reason: task.reason, message: task.message, at } as FeedEvent;
         }
-        yield { kind: 'run-status', runId, status: run.status, message: run.message, at } as FeedEvent;
-        if (terminalRun.has(run.status)) return;
+        yield { kind: 'run-status', runId, status: current!.status, message: current!.message, at } as FeedEvent;
+        if (terminalRun.has(current!.status)) return;
         for await (const event of live) {
           yield event;
           if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
@@ -517,17 +537,30 @@ builder.subscriptionField('runEvents', (t) =>
   }),
 );
 
-
 builder.subscriptionField('allRunEvents', (t) =>
   t.field({
     type: RunEvent,
-    description: 'Every event of every run, live, with no snapshot: the feed behind live run lists and monitors.',
+    description: 'Every event of every run whose events you may read, live, with no snapshot: the feed behind live run lists and monitors.',
+    authScopes: { can: ['read', 'Run'] },
     subscribe: async function* (_root, _args, ctx) {
-      assertCan(ctx.ability, 'read', 'Run', 'watch runs');
       const abort = new AbortController();
-      const watch = watchToken(ctx, abort);
+      const watch = watchAccess(ctx, abort);
+      // Each run's domain, read once: an event is passed on only if its run's events are readable now.
+      const domainOf = new Map<string, Promise<Domain | null>>();
+      const domainOfRun = (id: string) => {
+        let domain = domainOf.get(id);
+        if (!domain) {
+          if (domainOf.size > 10_000) domainOf.clear();
+          domain = ctx.services.db.select({ domain: runs.domain }).from(runs).where(eq(runs.id, id)).then(([r]) => r?.domain ?? null);
+          domainOf.set(id, domain);
+        }
+        return domain;
+      };
       try {
-        yield* feedIterator(ctx.services.feed, '*', abort.signal);
+        for await (const event of feedIterator(ctx.services.feed, '*', abort.signal)) {
+          const domain = await domainOfRun(event.runId);
+          if (domain && mayWatch(watch.ability(), { domain })) yield event;
+        }
         watch.assertStillValid();
       } finally {
         watch.stop();

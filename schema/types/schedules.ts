@@ -62,7 +62,7 @@ ScheduleRef.implement({
     workflow: t.field({ type: WorkflowRef, resolve: async (s, _a, ctx) => (await ctx.loaders.workflow.load(s.workflowId))! }),
     cron: t.exposeString('cron', { description: '5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.' }),
     timeZone: t.exposeString('timeZone', { description: 'IANA time zone the cron expression is read in.' }),
-    parameters: t.expose('parameters', { type: 'JSON' }),
+    parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.' }),
     startAt: t.expose('startAt', { type: 'DateTime', nullable: true, description: 'No fire time before this one (included).' }),
     endAt: t.expose('endAt', { type: 'DateTime', nullable: true, description: 'No fire time after this one (included).' }),
     catchUp: t.field({ type: CatchUpEnum, resolve: (s) => s.catchUp }),

@@ -22,6 +22,8 @@ beforeAll(async () => {
   await t.publishFixture('echo');
   await t.createWorkflow({ name: 'explore', domain: 'experimentation', tasks: [{ name: 'a', module: 'test/echo' }] });
   await t.createWorkflow({ name: 'nightly', domain: 'production', tasks: [{ name: 'a', module: 'test/echo' }] });
+  await t.publishFixture('sleep');
+  await t.createWorkflow({ name: 'long-nightly', domain: 'production', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 30000 } }] });
   const { createUser } = await t.api.gql(`mutation { createUser(name: "dana") { token } }`);
   dana = apiClient(t.url, createUser.token);
   await t.api.gql(`mutation { createTeam(name: "platform") { id } }`);
@@ -93,6 +95,40 @@ describe('domain grants', () => {
     const text = await res.text(); // the stream ends once the revocation is noticed
     expect(text).toMatch(/token was revoked or has expired/);
     expect(text).toContain('UNAUTHENTICATED');
+  });
+
+  it('refuses a production run’s data and events without a grant, and ends a live subscription once the grant is revoked', async () => {
+    const { createUser } = await t.api.gql(`mutation { createUser(name: "erin") { token } }`);
+    const erin = apiClient(t.url, createUser.token);
+    await t.api.gql(`mutation { createTeam(name: "night-ops") { id } }`);
+    await t.api.gql(`mutation { setTeamMember(team: "night-ops", identity: "erin") { id } }`);
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "long-nightly", parameters: {}) { id } }`);
+    const query = `query ($id: ID!) { run(id: $id) { status parameters tasks { node logs { line } } } }`;
+
+    // Without a grant: the run's status, but neither its parameters nor its logs, nor its events.
+    const before = await erin.raw(query, { id: startRun.id });
+    expect(before.data.run.status).toBeTruthy();
+    expect(before.data.run.parameters).toBeNull();
+    expect(before.errors!.map((e: any) => [e.path.join('.'), e.extensions.code])).toEqual(
+      expect.arrayContaining([['run.parameters', 'FORBIDDEN'], ['run.tasks.0.logs', 'FORBIDDEN']]),
+    );
+    expect(JSON.stringify(before.errors)).toMatch(/holds run data of a domain none of your teams is granted/);
+    await expect(erin.subscribe(`subscription ($id: ID!) { runEvents(runId: $id) { __typename } }`, { id: startRun.id })).rejects.toThrow(/watching them needs a grant to the run’s domain/);
+
+    // Granted: all of it, live; revoked: the subscription ends with FORBIDDEN within a recheck or two.
+    await t.api.gql(`mutation { grantDomain(team: "night-ops", domain: production) { id } }`);
+    const after = await erin.raw(query, { id: startRun.id });
+    expect(after.errors).toBeUndefined();
+    expect(after.data.run.parameters).toEqual({});
+    const events: any[] = [];
+    const watching = erin.subscribe(`subscription ($id: ID!) { runEvents(runId: $id) { __typename } }`, { id: startRun.id }, undefined, (e) => events.push(e));
+    watching.catch(() => undefined);
+    await waitUntil(() => events.length > 0);
+    await t.api.gql(`mutation { grantDomain(team: "night-ops", domain: production, granted: false) { id } }`);
+    const revokedAt = Date.now();
+    await expect(watching).rejects.toThrow(/access to this run’s events changed/);
+    expect(Date.now() - revokedAt).toBeLessThan(5_000);
+    await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: startRun.id });
   });
 
   it('records grant changes in the audit log', async () => {

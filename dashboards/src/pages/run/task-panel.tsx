@@ -36,7 +36,7 @@ export function TaskPanel({ store, version, run, task, runStatus, now, onClose }
         .query(TASK_LOGS, { id: run.id, limit: perTask }, { requestPolicy: 'network-only' })
         .toPromise()
         .then((r) => {
-          for (const t of r.data?.run?.tasks ?? []) store.logsOf(t.node).mergeHistory(t.logs);
+          for (const t of r.data?.run?.tasks ?? []) store.logsOf(t.node).mergeHistory(t.logs ?? []);
         });
       historyLoaded.set(store, loading);
     }
@@ -233,7 +233,9 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
         </div>
       </div>
       <h3>Attempts</h3>
-      {task.attempts.length === 0 ? (
+      {task.attempts === null ? (
+        <p class="muted">Withheld: your teams are not granted this run’s domain.</p>
+      ) : task.attempts.length === 0 ? (
         <p class="muted">{hit ? 'None: it did not execute.' : 'No attempt has ended yet.'}</p>
       ) : (
         <div class="table-wrap">
