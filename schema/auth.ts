@@ -53,6 +53,12 @@ export function guard<T extends object>(typeName: string, subject: FieldSubject,
   return async (parent: T, ctx: Context) => (await accessOf(ctx, g, parent)).readable;
 }
 
+/** Whether the caller may read an object of a guarded type (its instance check). */
+export async function mayReadObject(ctx: Context, typeName: string, parent: object): Promise<boolean> {
+  const g = guards.get(typeName);
+  return g ? (await accessOf(ctx, g, parent)).readable : false;
+}
+
 /** Whether the caller may read one field of an object of a guarded type. */
 export async function mayReadField(ctx: Context, typeName: string, parent: object, field: string): Promise<boolean> {
   const g = guards.get(typeName);

@@ -10,5 +10,6 @@ import './types/schedules';
 import './types/datasets';
 import './types/cache';
 import './types/executors';
+import './types/node';
 
 export const schema = builder.toSchema({ sortSchema: true });

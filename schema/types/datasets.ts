@@ -7,6 +7,7 @@ import { createDataset, decideDeclassification, labelOf, requestDeclassification
 import { levels, type Label } from '../../server/governance/labels';
 import { previewDataset, type Preview } from '../../server/governance/preview';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { DomainEnum } from './runs';
@@ -48,6 +49,7 @@ const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').im
 
 export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
   authScopes: guard('Dataset', 'Dataset'),
+  interfaces: [NodeRef],
   description: 'A versioned dataset owned by a domain, with a classification label per column.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -79,6 +81,7 @@ export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
 
 const DeclassificationRef = builder.objectRef<Declassification>('Declassification').implement({
   authScopes: guard('Declassification', 'Declassification'),
+  interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
     column: t.exposeString('column'),
@@ -94,6 +97,7 @@ const DeclassificationRef = builder.objectRef<Declassification>('Declassificatio
 
 const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent').implement({
   authScopes: guard('AuditEvent', 'AuditEvent'),
+  interfaces: [NodeRef],
   description: 'One decision on data or one change to grants, labels or memberships.',
   fields: (t) => ({
     id: t.exposeID('id'),

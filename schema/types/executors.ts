@@ -7,6 +7,7 @@ import { badInput } from '../../server/errors';
 import { hotClusterMessage } from '../../server/orchestrator/hot-clusters';
 import { isLive, poolSummaries, waitingReason, type PoolSummary } from '../../server/orchestrator/routing';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { TaskRef } from './runs';
@@ -64,6 +65,7 @@ const ExecutorPoolRef = builder.objectRef<PoolSummary>('ExecutorPool').implement
 
 const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
   authScopes: guard('HotCluster', 'HotCluster'),
+  interfaces: [NodeRef],
   description: 'Compute an executor keeps warm between tasks; tasks asking for it (`hotCluster: NAME`) skip provisioning.',
   fields: (t) => ({
     id: t.exposeID('id'),

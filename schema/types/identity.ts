@@ -7,10 +7,12 @@ import { identities, type Identity } from '../../server/db/tables/identities';
 import { tokens } from '../../server/db/tables/tokens';
 import { AtelierError, badInput, notFound } from '../../server/errors';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 
 export const IdentityRef = builder.objectRef<Identity>('Identity').implement({
   authScopes: guard('Identity', 'Identity'),
+  interfaces: [NodeRef],
   description: 'A user or service account.',
   fields: (t) => ({
     id: t.exposeID('id'),

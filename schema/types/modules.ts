@@ -7,6 +7,7 @@ import { parseModuleRef } from '../../server/orchestrator/plan';
 import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
 import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 import { TeamRef } from './teams';
@@ -55,6 +56,7 @@ const TagEventRef = builder.objectRef<ModuleTagEvent>('ModuleTagEvent').implemen
 
 ModuleRef.implement({
   authScopes: guard('Module', 'Module'),
+  interfaces: [NodeRef],
   description: 'A reusable unit of work, `namespace/name`, with immutable versions and movable tags.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -101,6 +103,7 @@ ModuleRef.implement({
 
 ModuleVersionRef.implement({
   authScopes: guard('ModuleVersion', 'ModuleVersion'),
+  interfaces: [NodeRef],
   description: 'An immutable, content-addressed module artifact with its manifest.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -14,6 +14,7 @@ import { sessionForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
 import { assertMayStartIn, grantsOf } from '../../server/governance/grants';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
@@ -83,6 +84,7 @@ export const taskInstance = async (task: Task, ctx: Context) => ({ ...task, doma
 
 RunRef.implement({
   authScopes: guard('Run', 'Run'),
+  interfaces: [NodeRef],
   description: 'One execution of a workflow version, with its tasks.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -122,6 +124,7 @@ RunRef.implement({
 
 TaskRef.implement({
   authScopes: guard('Task', 'Task', taskInstance),
+  interfaces: [NodeRef],
   description: 'One node of a run: its pinned module version, parameters, attempts, timings and outcome.',
   fields: (t) => ({
     id: t.exposeID('id'),

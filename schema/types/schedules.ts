@@ -6,6 +6,7 @@ import { assertCan } from '../../server/auth/ability';
 import { catchUpPolicies, fireOutcomes, overlapPolicies, scheduleFires, schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule, type ScheduleFire } from '../../server/db/tables/schedules';
 import { createSchedule, deleteSchedule, findSchedule, listSchedules, pauseSchedule, resumeSchedule, updateSchedule, upcomingFireTimes } from '../../server/scheduler/schedules';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
@@ -55,6 +56,7 @@ ScheduleFireRef.implement({
 
 ScheduleRef.implement({
   authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({ ...s, domain: (await ctx.loaders.workflow.load(s.workflowId))?.domain ?? 'production' })),
+  interfaces: [NodeRef],
   description: 'A cron expression in a time zone that starts runs of a workflow (its latest version at each fire time).',
   fields: (t) => ({
     id: t.exposeID('id'),

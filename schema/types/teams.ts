@@ -6,6 +6,7 @@ import { assignNamespace, createTeam, removeTeamMember, setTeamMember } from '..
 import { domainGrants } from '../../server/db/tables/governance';
 import { setDomainGrant } from '../../server/governance/grants';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import { DomainEnum } from './runs';
 import { IdentityRef } from './identity';
@@ -26,6 +27,7 @@ const TeamMemberRef = builder.objectRef<TeamMember>('TeamMember').implement({
 
 TeamRef.implement({
   authScopes: guard('Team', 'Team'),
+  interfaces: [NodeRef],
   description: 'A group of people and service accounts that owns module namespaces.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -4,6 +4,7 @@ import { assertCan } from '../../server/auth/ability';
 import { workflows, type Workflow, type WorkflowVersion } from '../../server/db/tables/workflows';
 import { createWorkflow } from '../../server/orchestrator/workflows';
 import { guard } from '../auth';
+import { NodeRef } from '../node';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 
@@ -12,6 +13,7 @@ export const WorkflowVersionRef = builder.objectRef<WorkflowVersion>('WorkflowVe
 
 WorkflowRef.implement({
   authScopes: guard('Workflow', 'Workflow'),
+  interfaces: [NodeRef],
   description: 'A named, versioned DAG of module tasks that belongs to a data domain.',
   fields: (t) => ({
     id: t.exposeID('id'),
@@ -33,6 +35,7 @@ WorkflowRef.implement({
 
 WorkflowVersionRef.implement({
   authScopes: guard('WorkflowVersion', 'Workflow', async (v: WorkflowVersion, ctx) => ({ ...v, domain: (await ctx.loaders.workflow.load(v.workflowId))?.domain ?? 'production' })),
+  interfaces: [NodeRef],
   description: 'One immutable version of a workflow spec.',
   fields: (t) => ({
     id: t.exposeID('id'),

@@ -190,6 +190,57 @@ add({ name: 'DoS: a 5,000-token document', request: () => gql(`{ viewer { ${'nam
 add({ name: 'audit log read by a member', request: async () => decided(await member.raw('{ auditEvents { id } }')), expected: 'deny' });
 add({ name: 'anonymous introspection', request: async () => decided(await apiClient(t.url, null).raw('{ __schema { types { name } } }')), expected: 'deny' });
 
+// --- run data through every shape of query: a production run's parameters, task parameters and logs --------------------
+// `secret` is started by an admin in production with a secret parameter; oscar (no team) reads production metadata only.
+const SECRET = 's3cr3t-value';
+let secret = { run: '', task: '', audit: '' };
+/** What a response let through: 'allow' if the secret is anywhere in it, else 'deny'. */
+const leaked = (r: unknown): Decision => (JSON.stringify(r).includes(SECRET) ? 'allow' : 'deny');
+const asOutsider = (query: string, variables: Record<string, unknown> = {}) => outsider.raw(query, variables).then(leaked);
+add({ name: 'run data: a production run’s parameters read directly', request: () => asOutsider(`query ($id: ID!) { run(id: $id) { status parameters } }`, { id: secret.run }), expected: 'deny' });
+add({ name: 'run data: a production run’s parameters read by a granted member', request: () => member.raw(`query ($id: ID!) { run(id: $id) { parameters } }`, { id: secret.run }).then(leaked), expected: 'allow' });
+add({ name: 'run data: through 25 aliases', request: () => asOutsider(`query ($id: ID!) { ${Array.from({ length: 25 }, (_, i) => `r${i}: run(id: $id) { p: parameters t: tasks { q: parameters } }`).join(' ')} }`, { id: secret.run }), expected: 'deny' });
+add({ name: 'run data: through 120 aliases (refused before any resolver)', request: () => asOutsider(`query ($id: ID!) { ${Array.from({ length: 120 }, (_, i) => `r${i}: run(id: $id) { parameters }`).join(' ')} }`, { id: secret.run }), expected: 'deny' });
+add({ name: 'run data: through a named fragment', request: () => asOutsider(`query ($id: ID!) { run(id: $id) { ...R } } fragment R on Run { parameters tasks { ...T } } fragment T on Task { parameters logs { line } }`, { id: secret.run }), expected: 'deny' });
+add({ name: 'run data: through an inline fragment on node(id)', request: () => asOutsider(`query ($id: ID!) { node(id: $id) { id ... on Run { parameters } } }`, { id: secret.run }), expected: 'deny' });
+add({ name: 'run data: through the Node interface to a task', request: () => asOutsider(`query ($id: ID!) { node(id: $id) { ... on Task { parameters outputs message logs { line } attempts { message } metrics } } }`, { id: secret.task }), expected: 'deny' });
+add({ name: 'run data: nested paths (runs → run → source run, child runs → tasks)', request: () => asOutsider(`{ runs(first: 50, filter: { domain: [production] }) { edges { node { parameters sourceRun { parameters } childRuns { parameters } tasks { parameters outputs logs { line } childRun { parameters } } } } } }`), expected: 'deny' });
+add({ name: 'run data: through a module’s version to its runs’ tasks (cache hits)', request: () => asOutsider(`query ($id: ID!) { run(id: $id) { tasks { cacheHit { sourceTask { parameters } sourceRun { parameters } } } } }`, { id: secret.run }), expected: 'deny' });
+add({ name: 'run data: the live events of a production run', request: async () => outsider.subscribe(RUN_EVENTS, { runId: secret.run }, () => true).then(leaked, () => 'deny' as const), expected: 'deny' });
+add({ name: 'run data: the firehose of every run’s events', request: async () => {
+  const seen: unknown[] = [];
+  const watching = outsider.subscribe(`subscription { allRunEvents { __typename ... on TaskLogEvent { runId lines } ... on TaskStatusEvent { runId message } } }`, {}, undefined, (e) => seen.push(e));
+  watching.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "prod-echo", parameters: { value: "${SECRET}" }) { id } }`);
+  await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+  await new Promise((r) => setTimeout(r, 300));
+  return seen.some((e: any) => e.allRunEvents.runId === startRun.id) ? 'allow' : leaked(seen);
+}, expected: 'deny' });
+add({ name: 'run data: after removal from the team that was granted production', request: async () => {
+  await t.api.gql(`mutation { removeTeamMember(team: "crm", identity: "mia") { id } }`);
+  const r = await member.raw(`query ($id: ID!) { run(id: $id) { parameters } }`, { id: secret.run });
+  await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "mia") { id } }`);
+  return leaked(r);
+}, expected: 'deny' });
+
+// --- node(id) is no existence oracle ------------------------------------------------------------------------------
+add({ name: 'node: an audit record by id, read by a member, looks like no object at all', request: async () => {
+  const [real, none] = await Promise.all([member.raw(`query ($id: ID!) { node(id: $id) { id ... on AuditEvent { rule } } }`, { id: secret.audit }), member.raw(`query ($id: ID!) { node(id: $id) { id } }`, { id: '00000000-0000-4000-8000-000000000000' })]);
+  return JSON.stringify(real) === JSON.stringify(none) && real.data?.node === null ? 'deny' : 'allow';
+}, expected: 'deny' });
+add({ name: 'node: a production run by id, read by an outsider (metadata only)', request: async () => {
+  const r = await outsider.raw(`query ($id: ID!) { node(id: $id) { id ... on Run { status domain } } }`, { id: secret.run });
+  return r.data?.node?.domain === 'production' && !r.errors ? 'allow' : 'deny';
+}, expected: 'allow' });
+
+// --- scoped tokens ------------------------------------------------------------------------------------------------
+let ci: ApiClient;
+add({ name: 'scoped token: a publish-only CI token reading runs', request: async () => decided(await ci.raw(`{ runs(first: 1) { edges { node { id } } } }`)), expected: 'deny' });
+add({ name: 'scoped token: a publish-only CI token starting a run', request: () => start(ci, 'exp-country'), expected: 'deny' });
+add({ name: 'scoped token: a publish-only CI token listing modules (in scope)', request: async () => decided(await ci.raw(`{ modules { fullName } }`)), expected: 'allow' });
+add({ name: 'scoped token: an unknown scope', request: async () => decided(await t.api.raw(`mutation { createServiceAccount(name: "bad-scopes", scopes: ["root:*"]) { token } }`)), expected: 'deny' });
+
 beforeAll(async () => {
   t = await startTestApp();
   scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-adversarial-'));
@@ -231,6 +282,17 @@ beforeAll(async () => {
   await wf('exp-writes-prod', 'experimentation', 'prod-writer');
   await wf('prod-reads-lab', 'production', 'lab-reader');
   await wf('exp-ghost', 'experimentation', 'ghost');
+  await t.publishFixture('echo');
+  await t.createWorkflow({ name: 'prod-echo', domain: 'production', parameters: { value: { default: 'v' } }, tasks: [{ name: 'echo', module: 'test/echo', parameters: { message: '${params.value}', steps: 1 } }] });
+  const started = await t.api.gql(`mutation { startRun(workflow: "prod-echo", parameters: { value: "${SECRET}" }) { id } }`);
+  await t.api.subscribe(RUN_EVENTS, { runId: started.startRun.id }, ended);
+  const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { id parameters } } }`, { id: started.startRun.id });
+  if (!JSON.stringify(run).includes(SECRET)) throw new Error('the secret run does not carry its secret: the run-data cases would prove nothing');
+  const { auditEvents } = await t.api.gql(`{ auditEvents(limit: 1) { id } }`);
+  secret = { run: started.startRun.id, task: run.tasks[0].id, audit: auditEvents[0].id };
+  await t.api.gql(`mutation { assignNamespace(namespace: "ci", team: "crm") { id } }`);
+  const issued = await t.api.gql(`mutation { createServiceAccount(name: "ci-bot", scopes: ["publish:Module", "publish:Namespace", "read:Module", "read:ModuleVersion"]) { token } }`);
+  ci = apiClient(t.url, issued.createServiceAccount.token);
   await t.createWorkflow({ name: 'gated-spend', domain: 'experimentation', tasks: [{ name: 'gate', module: 'test/sleep', parameters: { ms: 1200 } }, { name: 'read', module: 'crm/spend', dependsOn: ['gate'] }] });
 });
 afterAll(async () => {
