@@ -5,6 +5,7 @@
 // above every ceiling. When a task succeeds, its output datasets get a new version whose column labels are
 // computed from the inputs' labels through the manifest's lineage.
 import { createHash } from 'node:crypto';
+import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
 import { and, desc, eq, inArray, or } from 'drizzle-orm';
 import canonicalize from 'canonicalize';
 import type { Tx } from '../db/client';
@@ -35,14 +36,44 @@ export const domainPolicies: Record<Domain, DomainPolicy> = {
   production: { readCeiling: 'RESTRICTED', deniedCategories: [], sources: ['production'], sinks: ['production'] },
 };
 
+/**
+ * The data ability of a run in a domain, as CASL rules with explicit fields: which columns it may read (up to the
+ * ceiling, never a denied category, never an UNCLASSIFIED column) and which datasets it may read from and write
+ * to. The `cannot` rules come last, so deny overrides allow; a column matching no rule is denied.
+ */
+export type DataAbility = MongoAbility<['read' | 'write', 'Dataset' | 'DatasetColumn' | (Label & ForcedSubject<'DatasetColumn'>) | ({ domain: Domain } & ForcedSubject<'Dataset'>)]>;
+
+function defineDataAbility(domain: Domain): DataAbility {
+  const policy = domainPolicies[domain];
+  const { can, cannot, build } = new AbilityBuilder<DataAbility>(createMongoAbility);
+  can('read', 'Dataset', ['rows'], { domain: { $in: policy.sources } });
+  can('write', 'Dataset', ['rows'], { domain: { $in: policy.sinks } });
+  can('read', 'DatasetColumn', ['values'], { level: { $in: levels.slice(0, levels.indexOf(policy.readCeiling) + 1) } });
+  if (policy.deniedCategories.length) cannot('read', 'DatasetColumn', ['values'], { categories: { $in: policy.deniedCategories } }).because(`${domain} runs may not read ${policy.deniedCategories.join(', ')}`);
+  cannot('read', 'DatasetColumn', ['values'], { level: 'UNCLASSIFIED' }).because('an UNCLASSIFIED column is treated as the most restricted: classify it first');
+  return build();
+}
+
+/** One data ability per domain: the policies are fixed, so the abilities are built once. */
+export const dataAbilities: Record<Domain, DataAbility> = Object.fromEntries(Object.keys(domainPolicies).map((d) => [d, defineDataAbility(d as Domain)])) as Record<Domain, DataAbility>;
+
 /** Null when a run of `domain` may read a column with `label`; otherwise the rule that denies it. */
 export function readDenial(domain: Domain, label: Label): string | null {
+  const column = subject('DatasetColumn', { level: label.level, categories: label.categories });
+  const matching = dataAbilities[domain].rulesFor('read', 'DatasetColumn', 'values').filter((rule) => rule.matchesConditions(column));
+  const deny = matching.find((rule) => rule.inverted);
+  const allow = matching.find((rule) => !rule.inverted);
+  // Deny overrides allow and no rule means deny; the reason given is the most fundamental one.
+  if (label.level === 'UNCLASSIFIED' && deny) return deny.reason!;
+  if (!allow) return `${domain} runs read at most ${domainPolicies[domain].readCeiling}`;
+  return deny ? deny.reason! : null;
+}
+
+/** Null when a run of `domain` may read (or write) a dataset of `owner`'s domain; otherwise the rule that denies it. */
+function datasetDenial(domain: Domain, action: 'read' | 'write', owner: Domain): string | null {
+  if (dataAbilities[domain].can(action, subject('Dataset', { domain: owner }), 'rows')) return null;
   const policy = domainPolicies[domain];
-  if (label.level === 'UNCLASSIFIED') return 'an UNCLASSIFIED column is treated as the most restricted: classify it first';
-  if (levels.indexOf(label.level) > levels.indexOf(policy.readCeiling)) return `${domain} runs read at most ${policy.readCeiling}`;
-  const denied = label.categories.filter((c) => policy.deniedCategories.includes(c));
-  if (denied.length) return `${domain} runs may not read ${denied.join(', ')}`;
-  return null;
+  return action === 'read' ? `${domain} runs may read only ${policy.sources.join(', ')} data` : `${domain} runs may write only ${policy.sinks.join(', ')} datasets`;
 }
 
 /** What a task may touch, stored on the task and handed to its module (`ATELIER_DATASETS`). */
@@ -67,7 +98,6 @@ const splitName = (full: string) => {
 
 /** Decides what a run of `domain` may do with the datasets a module declares: access, or the first denial. */
 export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleManifest): Promise<{ access: TaskDataAccess } | { denied: DataDenial }> {
-  const policy = domainPolicies[domain];
   const inputPorts = (manifest.inputs ?? []).filter((p) => p.dataset);
   const outputPorts = (manifest.outputs ?? []).filter((p) => p.dataset);
   const names = [...new Set([...inputPorts, ...outputPorts].map((p) => p.dataset!))];
@@ -83,8 +113,9 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
   for (const port of inputPorts) {
     const dataset = byName.get(port.dataset!);
     if (!dataset) return { denied: { rule: 'a task reads only registered datasets', message: `input "${port.name}" reads ${port.dataset}, which is not a registered dataset`, subjects: [port.dataset!] } };
-    if (!policy.sources.includes(dataset.domain)) {
-      return { denied: { rule: `${domain} runs may read only ${policy.sources.join(', ')} data`, message: `input "${port.name}" reads ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
+    const sourceDenial = datasetDenial(domain, 'read', dataset.domain);
+    if (sourceDenial) {
+      return { denied: { rule: sourceDenial, message: `input "${port.name}" reads ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
     }
     const [version] = await tx.select().from(datasetVersions).where(eq(datasetVersions.datasetId, dataset.id)).orderBy(desc(datasetVersions.version)).limit(1);
     const available = new Set(version!.columns.map((c) => c.name));
@@ -109,8 +140,9 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
   for (const port of outputPorts) {
     const dataset = byName.get(port.dataset!);
     // A new output dataset is created in the run's own domain, which every domain may write.
-    if (dataset && !policy.sinks.includes(dataset.domain)) {
-      return { denied: { rule: `${domain} runs may write only ${policy.sinks.join(', ')} datasets`, message: `output "${port.name}" writes ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
+    const sinkDenial = dataset ? datasetDenial(domain, 'write', dataset.domain) : null;
+    if (dataset && sinkDenial) {
+      return { denied: { rule: sinkDenial, message: `output "${port.name}" writes ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
     }
     access.outputs[port.name] = { dataset: port.dataset! };
   }
