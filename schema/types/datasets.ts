@@ -187,12 +187,19 @@ builder.mutationFields((t) => ({
   }),
 }));
 
+const PreviewGroupRef = builder.objectRef<NonNullable<Preview['groups']>[number]>('DatasetPreviewGroup').implement({
+  fields: (t) => ({
+    key: t.expose('key', { type: 'JSON', description: 'The grouped columns and their values.' }),
+    count: t.exposeInt('count'),
+  }),
+});
 const PreviewRef = builder.objectRef<Preview>('DatasetPreview').implement({
   description: 'Sample rows with only the columns your clearance admits; the others are named in `withheld`.',
   fields: (t) => ({
     columns: t.exposeStringList('columns'),
     withheld: t.exposeStringList('withheld'),
-    rows: t.field({ type: ['JSON'], resolve: (p) => p.rows }),
+    rows: t.field({ type: ['JSON'], description: 'Empty when grouped.', resolve: (p) => p.rows }),
+    groups: t.field({ type: [PreviewGroupRef], nullable: true, description: 'With `groupBy`: a count per distinct value of the grouped columns.', resolve: (p) => p.groups }),
   }),
 });
 const PreviewFilter = builder.inputType('DatasetPreviewFilter', { fields: (t) => ({ column: t.string({ required: true }), equals: t.field({ type: 'JSON' }) }) });
@@ -201,13 +208,14 @@ const PreviewOrder = builder.inputType('DatasetPreviewOrder', { fields: (t) => (
 builder.queryField('datasetPreview', (t) =>
   t.field({
     type: PreviewRef,
-    description: 'A few sample rows of a dataset. A column your clearance may not read is withheld, and cannot be used to filter or sort.',
+    description: 'A few sample rows of a dataset. A column your clearance may not read is withheld, and cannot be used to filter, sort or group.',
     args: {
       name: t.arg.string({ required: true }),
       columns: t.arg.stringList(),
       where: t.arg({ type: [PreviewFilter] }),
       orderBy: t.arg({ type: PreviewOrder }),
-      limit: t.arg.int({ defaultValue: 20, description: '1 to 100.' }),
+      groupBy: t.arg.stringList({ description: 'Counts per distinct value of these columns instead of rows; a withheld column cannot be grouped on.' }),
+      limit: t.arg.int({ defaultValue: 20, description: '1 to 100 (rows, or groups).' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'preview datasets');
@@ -216,6 +224,7 @@ builder.queryField('datasetPreview', (t) =>
         columns: args.columns ?? undefined,
         where: args.where?.map((w) => ({ column: w.column, equals: w.equals })) ?? undefined,
         orderBy: args.orderBy ? { column: args.orderBy.column, descending: args.orderBy.descending ?? false } : undefined,
+        groupBy: args.groupBy ?? undefined,
         limit: args.limit ?? 20,
       });
     },

@@ -1,6 +1,7 @@
 // Dataset previews for people: a few sample rows, only the columns the caller's clearance admits. The columns
 // are CASL fields (`can('read', 'DatasetRows', [columns], { dataset })`), so what a preview shows is decided
-// by `permittedFieldsOf`, and a withheld column can be used neither to filter nor to sort (an oracle otherwise).
+// by `permittedFieldsOf`, and a withheld column can be used neither to filter, to sort nor to group (an oracle
+// otherwise).
 import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
 import { permittedFieldsOf } from '@casl/ability/extra';
 import { and, desc, eq, sql } from 'drizzle-orm';
@@ -45,6 +46,8 @@ export interface PreviewInput {
   columns?: string[];
   where?: { column: string; equals: unknown }[];
   orderBy?: { column: string; descending?: boolean };
+  /** Counts per distinct value of these columns instead of rows (`[]`: one group, the count of all rows). */
+  groupBy?: string[];
   limit?: number;
 }
 
@@ -53,6 +56,8 @@ export interface Preview {
   /** Asked for (or in the dataset) but not readable at the caller's clearance: named, never shown. */
   withheld: string[];
   rows: Record<string, unknown>[];
+  /** With `groupBy`: the grouped columns' values (`key`) and how many sample rows have them; rows are then empty. */
+  groups: { key: Record<string, unknown>; count: number }[] | null;
 }
 
 /**
@@ -79,8 +84,12 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
     .limit(1);
   if (!head) throw notFound(`No dataset ${input.dataset}.`);
   const all = head.columns.map((c) => c.name);
-  const unknown = [...(input.columns ?? []), ...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : [])].filter((c) => !all.includes(c));
+  const groupBy = input.groupBy ? [...new Set(input.groupBy)] : null;
+  // Columns the request computes with (an oracle on each when withheld), beside those it only shows.
+  const used = [...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : []), ...(groupBy ?? [])];
+  const unknown = [...(input.columns ?? []), ...used].filter((c) => !all.includes(c));
   if (unknown.length) throw badInput(`${input.dataset} has no column ${[...new Set(unknown)].join(', ')}.`);
+  if (groupBy && input.orderBy && !groupBy.includes(input.orderBy.column)) throw badInput(`With groupBy, orderBy must name a grouped column (${groupBy.join(', ') || 'none'}); groups are otherwise largest first.`);
   const wanted = input.columns ?? all;
   let readable = all;
   let allow: AuditEntry | null = null;
@@ -89,12 +98,13 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
     const labels = new Map(all.map((c) => [c, labelOf(rows.get(c))]));
     const clearance = clearanceOf(caller.identity, caller.grants);
     readable = permittedColumns(defineColumnAbility(clearance, [{ dataset: input.dataset, labels }]), input.dataset, all);
-    const oracles = [...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : [])].filter((c) => !readable.includes(c));
+    const oracles = [...new Set(used.filter((c) => !readable.includes(c)))];
     if (oracles.length) {
-      await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'deny', subject: `dataset:${input.dataset}`, rule: 'a withheld column can be used neither to filter nor to sort', details: { columns: oracles, clearance } });
-      throw forbidden(`${[...new Set(oracles)].join(', ')} cannot be used to filter or sort: not readable at your clearance.`);
+      await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'deny', subject: `dataset:${input.dataset}`, rule: 'a withheld column can be used neither to filter, to sort nor to group', details: { columns: oracles, clearance } });
+      throw forbidden(`${oracles.join(', ')} cannot be used to filter, sort or group: not readable at your clearance.`);
     }
-    allow = { identity: caller.identity, action: 'data.preview', decision: 'allow', subject: `dataset:${input.dataset}`, rule: `columns within the ${clearance} read policy`, details: { shown: wanted.filter((c) => readable.includes(c)) } };
+    const details = groupBy ? { groupBy } : { shown: wanted.filter((c) => readable.includes(c)) };
+    allow = { identity: caller.identity, action: 'data.preview', decision: 'allow', subject: `dataset:${input.dataset}`, rule: `columns within the ${clearance} read policy`, details };
   }
   // With authorization, one statement writes the allow record and reads the sample: the record commits with
   // the read or neither happens (Postgres runs a data-modifying WITH once, to completion, read or not).
@@ -103,15 +113,32 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
   const shown = wanted.filter((c) => readable.includes(c));
   let rows = version?.sample ?? [];
   for (const w of input.where ?? []) rows = rows.filter((r) => JSON.stringify(r[w.column] ?? null) === JSON.stringify(w.equals ?? null));
-  if (input.orderBy) {
+  if (input.orderBy && !groupBy) {
     const { column, descending } = input.orderBy;
     rows = [...rows].sort((a, b) => compare(a[column], b[column]) * (descending ? -1 : 1));
   }
-  return {
-    columns: shown,
-    withheld: all.filter((c) => !readable.includes(c) && (input.columns ? input.columns.includes(c) : true)),
-    rows: rows.slice(0, limit).map((r) => Object.fromEntries(shown.map((c) => [c, r[c] ?? null]))),
-  };
+  const withheld = all.filter((c) => !readable.includes(c) && (input.columns ? input.columns.includes(c) : true));
+  if (groupBy) return { columns: groupBy, withheld, rows: [], groups: groupRows(rows, groupBy, input.orderBy).slice(0, limit) };
+  return { columns: shown, withheld, rows: rows.slice(0, limit).map((r) => Object.fromEntries(shown.map((c) => [c, r[c] ?? null]))), groups: null };
+}
+
+/**
+ * Counts per distinct key, largest first (or by `orderBy`, a grouped column). Small groups are not suppressed:
+ * every grouped column is one the caller may read row by row in the same preview, so a count reveals nothing
+ * the rows do not.
+ */
+function groupRows(rows: Record<string, unknown>[], columns: string[], orderBy: PreviewInput['orderBy']): { key: Record<string, unknown>; count: number }[] {
+  const groups = new Map<string, { key: Record<string, unknown>; count: number }>();
+  for (const row of rows) {
+    const key = Object.fromEntries(columns.map((c) => [c, row[c] ?? null]));
+    const id = JSON.stringify(columns.map((c) => key[c]));
+    const group = groups.get(id);
+    if (group) group.count++;
+    else groups.set(id, { key, count: 1 });
+  }
+  const list = [...groups.values()];
+  if (orderBy) return list.sort((a, b) => compare(a.key[orderBy.column], b.key[orderBy.column]) * (orderBy.descending ? -1 : 1));
+  return list.sort((a, b) => b.count - a.count || compare(JSON.stringify(Object.values(a.key)), JSON.stringify(Object.values(b.key))));
 }
 
 /** Every label of the dataset in the row, as `[[column, level, categories], …]` (a subquery: no round trip). */
