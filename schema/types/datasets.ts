@@ -1,6 +1,6 @@
 // Datasets with their columns and classification labels (UNCLASSIFIED flagged), declassification requests,
 // and the audit log for admins.
-import { and, asc, desc, eq, gte } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, isNotNull, isNull } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
 import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
@@ -115,10 +115,11 @@ const labelIn = (l: { level: (typeof levels)[number]; categories?: string[] | nu
 builder.queryFields((t) => ({
   datasets: t.field({
     type: [DatasetRef],
-    args: { domain: t.arg({ type: DomainEnum }) },
+    args: { domain: t.arg({ type: DomainEnum }), catalog: t.arg.boolean({ description: 'Only datasets published to the interactive catalog (true) or not (false).' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'list datasets');
-      return ctx.services.db.select().from(datasets).where(args.domain ? eq(datasets.domain, args.domain) : undefined).orderBy(asc(datasets.namespace), asc(datasets.name)).limit(1000);
+      const published = args.catalog === true ? isNotNull(datasets.catalogPublishedAt) : args.catalog === false ? isNull(datasets.catalogPublishedAt) : undefined;
+      return ctx.services.db.select().from(datasets).where(and(args.domain ? eq(datasets.domain, args.domain) : undefined, published)).orderBy(asc(datasets.namespace), asc(datasets.name)).limit(1000);
     },
   }),
   declassifications: t.field({
@@ -172,7 +173,7 @@ builder.mutationFields((t) => ({
     type: LabelRef,
     description: 'Classifies a column or raises its label; never below the computed label. Lowering needs requestDeclassification.',
     args: { dataset: t.arg.string({ required: true }), column: t.arg.string({ required: true }), label: t.arg({ type: LabelInput, required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => setColumnLabel(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined }),
+    resolve: (_root, args, ctx) => setColumnLabel(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined }, ctx.services.config.catalogCeiling),
   }),
   requestDeclassification: t.field({
     type: DeclassificationRef,
