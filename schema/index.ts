@@ -8,6 +8,7 @@ import './types/workflows';
 import './types/runs';
 import './types/schedules';
 import './types/datasets';
+import './types/catalog';
 import './types/cache';
 import './types/executors';
 import './types/node';

@@ -85,6 +85,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     cache,
     mayReuse,
+    catalogCeiling: config.catalogCeiling,
   });
   // scheduler: cron schedules start runs; on Postgres only the replica holding the advisory lock fires them
   const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });

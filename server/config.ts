@@ -1,6 +1,7 @@
 // Configuration from environment variables, with defaults that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
+import { levels, normaliseCategories, type Level } from './governance/labels';
 
 export interface Config {
   port: number;
@@ -43,6 +44,11 @@ export interface Config {
   gitRepositories: string[];
   /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
   tokenRecheckMs: number;
+  /**
+   * What the interactive dataset catalog may show: every column at most `level` and in none of
+   * `deniedCategories` (`ATELIER_CATALOG_CEILING=CONFIDENTIAL`, `ATELIER_CATALOG_DENY_CATEGORIES=PII`, or `none`).
+   */
+  catalogCeiling: { level: Level; deniedCategories: string[] };
 }
 
 export class ConfigError extends Error {}
@@ -91,7 +97,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
     gitRepositories: (env.ATELIER_GIT_REPOSITORIES || '').split(',').map((r) => r.trim()).filter(Boolean),
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
+    catalogCeiling: parseCatalogCeiling(env),
   };
+}
+
+function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {
+  const level = (env.ATELIER_CATALOG_CEILING || 'CONFIDENTIAL').trim().toUpperCase();
+  if (!(levels as readonly string[]).includes(level)) {
+    throw new ConfigError(`ATELIER_CATALOG_CEILING must be one of ${levels.join(', ')}: the highest level the interactive catalog may show (got "${env.ATELIER_CATALOG_CEILING}").`);
+  }
+  const raw = (env.ATELIER_CATALOG_DENY_CATEGORIES || 'PII').trim();
+  const { categories, bad } = normaliseCategories(raw.toLowerCase() === 'none' ? [] : raw.split(',').filter((c) => c.trim()));
+  if (bad.length) {
+    throw new ConfigError(`ATELIER_CATALOG_DENY_CATEGORIES is a comma-separated list of categories such as PII,UGC (or "none"); ${bad.map((b) => `"${b}"`).join(', ')} is not one.`);
+  }
+  return { level: level as Level, deniedCategories: categories };
 }
 
 function parsePoolCounts(name: string, raw: string | undefined, example: string): Record<string, number> {

@@ -1,6 +1,6 @@
 // Datasets with their columns and classification labels (UNCLASSIFIED flagged), declassification requests,
 // and the audit log for admins.
-import { and, asc, desc, eq, gte } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, isNotNull, isNull } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
 import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
@@ -123,10 +123,11 @@ const labelIn = (l: { level: (typeof levels)[number]; categories?: string[] | nu
 builder.queryFields((t) => ({
   datasets: t.field({
     type: [DatasetRef],
-    args: { domain: t.arg({ type: DomainEnum }) },
+    args: { domain: t.arg({ type: DomainEnum }), catalog: t.arg.boolean({ description: 'Only datasets published to the interactive catalog (true) or not (false).' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'list datasets');
-      return ctx.services.db.select().from(datasets).where(args.domain ? eq(datasets.domain, args.domain) : undefined).orderBy(asc(datasets.namespace), asc(datasets.name)).limit(1000);
+      const published = args.catalog === true ? isNotNull(datasets.catalogPublishedAt) : args.catalog === false ? isNull(datasets.catalogPublishedAt) : undefined;
+      return ctx.services.db.select().from(datasets).where(and(args.domain ? eq(datasets.domain, args.domain) : undefined, published)).orderBy(asc(datasets.namespace), asc(datasets.name)).limit(1000);
     },
   }),
   declassifications: t.field({
@@ -180,7 +181,7 @@ builder.mutationFields((t) => ({
     type: LabelRef,
     description: 'Classifies a column or raises its label; never below the computed label. Lowering needs requestDeclassification.',
     args: { dataset: t.arg.string({ required: true }), column: t.arg.string({ required: true }), label: t.arg({ type: LabelInput, required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => setColumnLabel(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined }),
+    resolve: (_root, args, ctx) => setColumnLabel(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined }, ctx.services.config.catalogCeiling),
   }),
   requestDeclassification: t.field({
     type: DeclassificationRef,
@@ -195,12 +196,19 @@ builder.mutationFields((t) => ({
   }),
 }));
 
+const PreviewGroupRef = builder.objectRef<NonNullable<Preview['groups']>[number]>('DatasetPreviewGroup').implement({
+  fields: (t) => ({
+    key: t.expose('key', { type: 'JSON', description: 'The grouped columns and their values.' }),
+    count: t.exposeInt('count'),
+  }),
+});
 const PreviewRef = builder.objectRef<Preview>('DatasetPreview').implement({
   description: 'Sample rows with only the columns your clearance admits; the others are named in `withheld`.',
   fields: (t) => ({
     columns: t.exposeStringList('columns'),
     withheld: t.exposeStringList('withheld'),
-    rows: t.field({ type: ['JSON'], resolve: (p) => p.rows }),
+    rows: t.field({ type: ['JSON'], description: 'Empty when grouped.', resolve: (p) => p.rows }),
+    groups: t.field({ type: [PreviewGroupRef], nullable: true, description: 'With `groupBy`: a count per distinct value of the grouped columns.', resolve: (p) => p.groups }),
   }),
 });
 const PreviewFilter = builder.inputType('DatasetPreviewFilter', { fields: (t) => ({ column: t.string({ required: true }), equals: t.field({ type: 'JSON' }) }) });
@@ -209,13 +217,14 @@ const PreviewOrder = builder.inputType('DatasetPreviewOrder', { fields: (t) => (
 builder.queryField('datasetPreview', (t) =>
   t.field({
     type: PreviewRef,
-    description: 'A few sample rows of a dataset. A column your clearance may not read is withheld, and cannot be used to filter or sort.',
+    description: 'A few sample rows of a dataset. A column your clearance may not read is withheld, and cannot be used to filter, sort or group.',
     args: {
       name: t.arg.string({ required: true }),
       columns: t.arg.stringList(),
       where: t.arg({ type: [PreviewFilter] }),
       orderBy: t.arg({ type: PreviewOrder }),
-      limit: t.arg.int({ defaultValue: 20, description: '1 to 100.' }),
+      groupBy: t.arg.stringList({ description: 'Counts per distinct value of these columns instead of rows; a withheld column cannot be grouped on.' }),
+      limit: t.arg.int({ defaultValue: 20, description: '1 to 100 (rows, or groups).' }),
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'preview datasets');
@@ -224,6 +233,7 @@ builder.queryField('datasetPreview', (t) =>
         columns: args.columns ?? undefined,
         where: args.where?.map((w) => ({ column: w.column, equals: w.equals })) ?? undefined,
         orderBy: args.orderBy ? { column: args.orderBy.column, descending: args.orderBy.descending ?? false } : undefined,
+        groupBy: args.groupBy ?? undefined,
         limit: args.limit ?? 20,
       });
     },

@@ -13,15 +13,18 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
+/** The row an entry becomes; for statements that write it themselves (e.g. in a CTE beside a read). */
+export const auditRow = (entry: AuditEntry): typeof auditEvents.$inferInsert => ({
+  identityId: entry.identity?.id ?? null,
+  action: entry.action,
+  decision: entry.decision,
+  subject: entry.subject,
+  rule: entry.rule,
+  details: entry.details ?? {},
+});
+
 export async function audit(db: Db | Tx, entry: AuditEntry): Promise<void> {
-  await db.insert(auditEvents).values({
-    identityId: entry.identity?.id ?? null,
-    action: entry.action,
-    decision: entry.decision,
-    subject: entry.subject,
-    rule: entry.rule,
-    details: entry.details ?? {},
-  });
+  await db.insert(auditEvents).values(auditRow(entry));
 }
 
 /** A refusal that must be audited even though the transaction that found it rolls back. */

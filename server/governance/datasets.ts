@@ -11,7 +11,8 @@ import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { parseModuleRef } from '../orchestrator/plan';
 import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
 import { audit, audited, AuditedDenial } from './audit';
-import { formatLabel, join, leq, levels, normaliseCategories, sameLabel, unclassified, type Label, type Level } from './labels';
+import { withdrawIfOutsideCeiling, type CatalogCeiling } from './catalog';
+import { formatLabel, join, labelOf, leq, levels, normaliseCategories, sameLabel, type Label, type Level } from './labels';
 
 const nameRe = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 const columnRe = /^[A-Za-z_][A-Za-z0-9_.$-]{0,255}$/;
@@ -28,8 +29,7 @@ function checkLabel(input: LabelInput, path: string): Label {
   return { level: input.level, categories };
 }
 
-export const labelOf = (row: Pick<ColumnLabel, 'level' | 'categories'> | undefined): Label =>
-  row ? { level: row.level as Label['level'], categories: row.categories } : unclassified();
+export { labelOf };
 const computedOf = (row: ColumnLabel | undefined): Label | null =>
   row?.computedLevel ? { level: row.computedLevel as Label['level'], categories: row.computedCategories ?? [] } : null;
 
@@ -106,7 +106,7 @@ async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
  * Classifies a column, or raises its label. A label never goes below what lineage computed, and never goes
  * down at all here: lowering is a declassification that someone else approves.
  */
-export async function setColumnLabel(db: Db, ability: AppAbility, identity: Identity, input: { dataset: string; column: string; label: LabelInput; reason?: string }): Promise<Label> {
+export async function setColumnLabel(db: Db, ability: AppAbility, identity: Identity, input: { dataset: string; column: string; label: LabelInput; reason?: string }, catalog: CatalogCeiling): Promise<Label> {
   const wanted = checkLabel(input.label, 'label');
   return audited(db, () =>
     db.transaction(async (tx) => {
@@ -124,6 +124,7 @@ export async function setColumnLabel(db: Db, ability: AppAbility, identity: Iden
     }
     await writeLabel(tx, dataset.id, input.column, wanted, identity, input.reason ?? null);
     await audit(tx, { identity, action: 'label.set', decision: 'allow', subject, rule: row ? 'raising a label' : 'first classification', details: { from: formatLabel(current), to: formatLabel(wanted), reason: input.reason ?? null } });
+    await withdrawIfOutsideCeiling(tx, dataset.id, catalog, identity, `${input.column} labelled ${formatLabel(wanted)}`);
     return wanted;
     }),
   );
@@ -195,7 +196,7 @@ export async function decideDeclassification(db: Db, ability: AppAbility, identi
  * label becomes the join of what it was and what was computed); a computed label below a manual one leaves
  * the manual one.
  */
-export async function recordComputedLabels(tx: Tx, datasetId: string, computed: Map<string, Label>): Promise<void> {
+export async function recordComputedLabels(tx: Tx, datasetId: string, computed: Map<string, Label>, catalog: CatalogCeiling): Promise<void> {
   const rows = await tx.select().from(columnLabels).where(and(eq(columnLabels.datasetId, datasetId), inArray(columnLabels.column, [...computed.keys()])));
   const byColumn = new Map(rows.map((r) => [r.column, r]));
   for (const [column, label] of computed) {
@@ -204,4 +205,6 @@ export async function recordComputedLabels(tx: Tx, datasetId: string, computed: 
     const values = { level: effective.level, categories: effective.categories, computedLevel: label.level, computedCategories: label.categories, updatedAt: new Date() };
     await tx.insert(columnLabels).values({ datasetId, column, ...values, reason: 'computed from lineage' }).onConflictDoUpdate({ target: [columnLabels.datasetId, columnLabels.column], set: values });
   }
+  // A new version's columns, and labels raised by lineage, may put the dataset outside the catalog's ceiling.
+  await withdrawIfOutsideCeiling(tx, datasetId, catalog, null, 'labels computed from lineage for a new version');
 }

@@ -13,6 +13,9 @@ export interface Label {
 }
 
 export const unclassified = (): Label => ({ level: UNCLASSIFIED, categories: [] });
+/** The label of a stored row (a `column_labels` row or alike); no row: UNCLASSIFIED. */
+export const labelOf = (row: { level: string; categories: string[] } | undefined): Label =>
+  row ? { level: row.level as Label['level'], categories: row.categories } : unclassified();
 export const PUBLIC_LABEL: Label = { level: 'PUBLIC', categories: [] };
 
 const rank = (level: Label['level']) => (level === UNCLASSIFIED ? levels.length : levels.indexOf(level));

@@ -12,6 +12,7 @@ import type { Tx } from '../db/client';
 import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tables/governance';
 import type { Domain } from '../db/tables/workflows';
 import type { ModuleManifest } from '../modules/manifest';
+import type { CatalogCeiling } from './catalog';
 import { labelOf, recordComputedLabels } from './datasets';
 import { formatLabel, levels, propagate, type Label, type Level } from './labels';
 
@@ -159,6 +160,7 @@ const digestOfValue = (value: unknown) =>
 export async function recordDatasetWrites(
   tx: Tx,
   writes: { taskId: string; domain: Domain; createdBy: string | null; manifest: ModuleManifest; access: TaskDataAccess; outputs: Record<string, unknown> }[],
+  catalog: CatalogCeiling,
 ): Promise<void> {
   for (const w of writes) {
     const inputs = new Map(Object.entries(w.access.inputs).map(([port, input]) => [port, new Map(Object.entries(input.labels))]));
@@ -169,7 +171,7 @@ export async function recordDatasetWrites(
       const [last] = await tx.select({ version: datasetVersions.version }).from(datasetVersions).where(eq(datasetVersions.datasetId, dataset!.id)).orderBy(desc(datasetVersions.version)).limit(1);
       const columns = (port.columns ?? []).map((c) => ({ name: c.name, type: c.type ?? 'unknown' }));
       await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version: (last?.version ?? 0) + 1, columns, digest: digestOfValue(w.outputs[port.name]), producedByTaskId: w.taskId, createdBy: w.createdBy });
-      await recordComputedLabels(tx, dataset!.id, propagate(port.columns ?? [], inputs));
+      await recordComputedLabels(tx, dataset!.id, propagate(port.columns ?? [], inputs), catalog);
     }
   }
 }

@@ -11,6 +11,7 @@ import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/prot
 import { taskMessageId } from '../../plugins/protocol';
 import { readableBy } from '../cache/access';
 import { audit, AuditedDenial } from '../governance/audit';
+import type { CatalogCeiling } from '../governance/catalog';
 import { decideDataAccess, hasDataPorts, recordDatasetWrites, type TaskDataAccess } from '../governance/policy';
 import type { CacheHit, TaskCache } from '../cache/store';
 import { taskKeys } from '../cache/task-keys';
@@ -87,6 +88,8 @@ export interface OrchestratorOptions {
   cache?: TaskCache;
   /** Whether a run started by `identity` may reuse a result computed by `source` (default: its CASL ability reads it). */
   mayReuse?: (identity: Identity | null, source: Run) => boolean;
+  /** What the interactive dataset catalog admits: a dataset a task's output puts outside it is withdrawn (default: CONFIDENTIAL, never PII). */
+  catalogCeiling?: CatalogCeiling;
 }
 
 /** What one transaction produced, published after it commits. */
@@ -110,6 +113,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const deadlineGraceMs = options.deadlineGraceMs ?? 30_000;
   const { cache } = options;
   const mayReuse = options.mayReuse ?? readableBy;
+  const catalogCeiling = options.catalogCeiling ?? { level: 'CONFIDENTIAL', deniedCategories: ['PII'] };
   let lastEviction = 0;
 
   /** Runs `fn` in a transaction and publishes what it produced once it has committed. */
@@ -1014,6 +1018,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
         await recordDatasetWrites(
           tx,
           writes.map(({ task, event }) => ({ taskId: task.id, domain: run.domain, createdBy: run.createdBy, manifest: versions.get(task.moduleVersionId!)!, access: task.dataAccess!, outputs: event.outcome.outputs ?? {} })),
+          catalogCeiling,
         );
       }
       for (const { task, event } of succeeded) {

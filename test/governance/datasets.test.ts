@@ -106,14 +106,14 @@ describe('datasets and column labels', () => {
 
   it('keeps a label at or above what lineage computed; recomputation only raises', async () => {
     const [ds] = await t.app.services.db.select().from(datasets).where(eq(datasets.name, 'users'));
-    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'CONFIDENTIAL', categories: ['PII'] }]])));
+    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'CONFIDENTIAL', categories: ['PII'] }]]), t.app.services.config.catalogCeiling));
     let cols = (await eve.gql(COLUMNS)).dataset.columns;
     expect(cols[0]).toMatchObject({ label: { level: 'CONFIDENTIAL', categories: ['PII'] }, computedLabel: { level: 'CONFIDENTIAL' } });
     const below = await alice.raw(`mutation { requestDeclassification(dataset: "crm/users", column: "id", label: { level: INTERNAL, categories: ["PII"] }, reason: "x") { id } }`);
     expect(codeOf(below)).toBe('FORBIDDEN');
     expect(msgOf(below)).toMatch(/lineage computed/);
     // an upstream lowered: the computed label drops, the effective one stays where it was
-    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'INTERNAL', categories: [] }]])));
+    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'INTERNAL', categories: [] }]]), t.app.services.config.catalogCeiling));
     cols = (await eve.gql(COLUMNS)).dataset.columns;
     expect(cols[0]).toMatchObject({ label: { level: 'CONFIDENTIAL', categories: ['PII'] }, computedLabel: { level: 'INTERNAL' } });
     const [row] = await t.app.services.db.select().from(columnLabels).where(and(eq(columnLabels.datasetId, ds!.id), eq(columnLabels.column, 'id')));

@@ -17,6 +17,9 @@ export const datasets = pgTable(
     description: text('description').notNull().default(''),
     createdBy: uuid('created_by').references(() => identities.id),
     createdAt: createdAt(),
+    /** In the interactive catalog since (null: not published); see governance/catalog.ts. */
+    catalogPublishedAt: at('catalog_published_at'),
+    catalogPublishedBy: uuid('catalog_published_by').references(() => identities.id),
   },
   (t) => [unique('datasets_namespace_name_key').on(t.namespace, t.name)],
 );
