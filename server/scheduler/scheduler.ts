@@ -2,11 +2,17 @@
 // catch-up policy), then starts their runs (applying its overlap policy). A fire time is claimed by inserting its
 // UNIQUE (schedule, fire time) row and its run is started with an idempotency key derived from the same pair, so
 // it fires exactly once even if two leaders overlap or the process dies between the two steps.
+import { subject } from '@casl/ability';
 import { and, asc, eq, inArray, lte } from 'drizzle-orm';
+import { defineAbilityFor } from '../auth/ability';
 import { withTryAdvisoryLock, type Db } from '../db/client';
 import { runs, type RunStatus } from '../db/tables/runs';
 import { scheduleFires, schedules, type FireOutcome, type NewScheduleFire, type Schedule, type ScheduleFire } from '../db/tables/schedules';
+import { identities } from '../db/tables/identities';
+import { workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
+import { audit } from '../governance/audit';
+import { grantsOf } from '../governance/grants';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { dueFireTimes, nextFireTime } from './cron';
 import { timingOf } from './schedules';
@@ -120,6 +126,25 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       .orderBy(asc(scheduleFires.fireTime));
   }
 
+  /**
+   * Why the schedule's creator may no longer start runs in its workflow's domain (a grant revoked, a team left),
+   * audited; null while they may. A schedule acts for its creator, so it keeps no right they lost.
+   */
+  async function creatorMayNotStart(schedule: Schedule): Promise<string | null> {
+    if (!schedule.createdBy) return null;
+    const [row] = await db
+      .select({ identity: identities, domain: workflows.domain })
+      .from(identities)
+      .innerJoin(workflows, eq(workflows.id, schedule.workflowId))
+      .where(eq(identities.id, schedule.createdBy));
+    if (!row) return null;
+    const ability = defineAbilityFor(row.identity, await grantsOf(db, row.identity));
+    if (ability.can('start', subject('Run', { domain: row.domain }))) return null;
+    const rule = 'a schedule starts runs only while its creator may';
+    await audit(db, { identity: row.identity, action: 'schedule.fire', decision: 'deny', subject: `schedule:${schedule.name}`, rule, details: { domain: row.domain } });
+    return `the run could not start: ${row.identity.name}, who created this schedule, may no longer start ${row.domain} runs (${rule}); an admin grants the domain to one of their teams with \`npx atelier team grant TEAM ${row.domain}\`, or someone granted recreates the schedule`;
+  }
+
   /** Starts the run of a claimed fire time under the overlap policy and records the outcome. */
   async function startFire(fire: ScheduleFire, schedule: Schedule, now: Date): Promise<void> {
     const key = fireKey(schedule.id, fire.fireTime);
@@ -132,6 +157,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     if (earlier) {
       outcome = 'STARTED';
       runId = earlier.id;
+    } else if ((message = await creatorMayNotStart(schedule))) {
+      outcome = 'FAILED';
     } else if (schedule.overlap === 'SKIP' && active.length) {
       outcome = 'SKIPPED_OVERLAP';
       message = `skipped: run ${active[0]!.id} of this schedule is still ${active[0]!.status} (overlap policy SKIP)`;

@@ -169,6 +169,9 @@ add({
 });
 add({ name: 'preview: filtering on a withheld column (an oracle)', request: async () => decided(await preview(outsider, ', where: [{ column: "email", equals: "ada@example.com" }]')), expected: 'deny', audited: { action: 'data.preview', decision: 'deny' } });
 add({ name: 'preview: sorting on a withheld column (an oracle)', request: async () => decided(await preview(outsider, ', orderBy: { column: "email" }')), expected: 'deny', audited: { action: 'data.preview', decision: 'deny' } });
+add({ name: 'preview: grouping on a withheld column (an oracle)', request: async () => decided(await outsider.raw(`{ datasetPreview(name: "crm/users", groupBy: ["email"]) { groups { key count } } }`)), expected: 'deny', audited: { action: 'data.preview', decision: 'deny' } });
+add({ name: 'preview: grouping on a permitted column', request: async () => decided(await outsider.raw(`{ datasetPreview(name: "crm/users", groupBy: ["country"]) { groups { key count } } }`)), expected: 'allow' });
+add({ name: 'catalog: publishing a dataset with an UNCLASSIFIED column and RESTRICTED PII', request: async () => decided(await member.raw(`mutation { publishDatasetToCatalog(name: "crm/users") { id } }`)), expected: 'deny', audited: { action: 'catalog.publish', decision: 'deny' } });
 add({ name: 'preview: filtering on a permitted column', request: async () => decided(await preview(outsider, ', where: [{ column: "country", equals: "FR" }]')), expected: 'allow' });
 add({
   name: 'preview: a production-cleared member sees PII but still no UNCLASSIFIED column',

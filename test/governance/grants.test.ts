@@ -131,6 +131,31 @@ describe('domain grants', () => {
     await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: startRun.id });
   });
 
+  it('stops a schedule from starting runs once its creator loses the grant, saying why', async () => {
+    const { createUser } = await t.api.gql(`mutation { createUser(name: "finn") { token } }`);
+    const finn = apiClient(t.url, createUser.token);
+    await t.api.gql(`mutation { createTeam(name: "cron-ops") { id } }`);
+    await t.api.gql(`mutation { setTeamMember(team: "cron-ops", identity: "finn") { id } }`);
+    await t.api.gql(`mutation { grantDomain(team: "cron-ops", domain: production) { id } }`);
+    const { createSchedule } = await finn.gql(`mutation { createSchedule(input: { workflow: "nightly", cron: "* * * * * *", name: "every-second" }) { id } }`);
+    const fires = async () => (await t.api.gql(`query ($id: ID!) { schedule(id: $id) { fires(limit: 50) { outcome message } } }`, { id: createSchedule.id })).schedule.fires as { outcome: string; message: string | null }[];
+    let seen: { outcome: string; message: string | null }[] = [];
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = await fires();
+      }
+      expect(ok()).toBe(true);
+    };
+    await until(() => seen.some((f) => f.outcome === 'STARTED'));
+    await t.api.gql(`mutation { grantDomain(team: "cron-ops", domain: production, granted: false) { id } }`);
+    await until(() => seen.some((f) => f.outcome === 'FAILED'));
+    expect(seen.find((f) => f.outcome === 'FAILED')!.message).toMatch(/finn, who created this schedule, may no longer start production runs/);
+    await t.api.gql(`mutation ($id: ID!) { deleteSchedule(id: $id) }`, { id: createSchedule.id });
+    const { auditEvents } = await t.api.gql(`{ auditEvents(subject: "schedule:every-second") { action decision } }`);
+    expect(auditEvents).toContainEqual({ action: 'schedule.fire', decision: 'deny' });
+  });
+
   it('records grant changes in the audit log', async () => {
     const { auditEvents } = await t.api.gql(`{ auditEvents(subject: "team:platform") { action details } }`);
     expect(auditEvents.map((e: any) => e.action)).toEqual(expect.arrayContaining(['domain.grant', 'domain.revoke', 'team.member.remove']));
