@@ -11,24 +11,45 @@ import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
 import { printTable, writeResults, type Row } from './lib';
 
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance'] as const;
+
+/** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
+  const named = process.argv.slice(2);
+  const unknown = named.filter((n) => !(benches as readonly string[]).includes(n));
+  if (unknown.length) throw new Error(`No bench ${unknown.join(', ')}; pick from ${benches.join(', ')}.`);
+  const selected = (name: (typeof benches)[number]) => !named.length || named.includes(name);
   const [pg, nats] = await Promise.all([startPostgres(), startNats()]);
   const rows: Row[] = [];
   try {
     const infra = { pgUrl: pg.url, natsUrl: nats.url };
-    console.log('foundation: 2,000 no-op tasks and 200 startRun → progress round trips…');
-    const foundation = await foundationBench(infra);
-    rows.push(...foundation);
-    console.log('orchestration: planning 1k/5k/10k nodes and a 10,000-node fan-out/fan-in run…');
-    rows.push(...(await orchestrationBench(infra, foundation[0]?.floor)));
-    console.log('modules: pushing a 1 MB, 200-file module from the CLI, new and unchanged…');
-    rows.push(...(await modulesBench()));
-    console.log('cache: a 1,000-task workflow run twice with the same inputs…');
-    rows.push(...(await cacheBench(infra)));
-    console.log('executors: one task cold vs on a local hot cluster, 20 runs each…');
-    rows.push(...(await executorsBench()));
-    console.log('governance: a 500-rule column ability, and a 100-row preview with and without authorization…');
-    rows.push(...(await governanceBench()));
+    let foundationFloor: number | undefined;
+    if (selected('foundation')) {
+      console.log('foundation: 2,000 no-op tasks and 200 startRun → progress round trips…');
+      const foundation = await foundationBench(infra);
+      foundationFloor = foundation[0]?.floor;
+      rows.push(...foundation);
+    }
+    if (selected('orchestration')) {
+      console.log('orchestration: planning 1k/5k/10k nodes and a 10,000-node fan-out/fan-in run…');
+      rows.push(...(await orchestrationBench(infra, foundationFloor)));
+    }
+    if (selected('modules')) {
+      console.log('modules: pushing a 1 MB, 200-file module from the CLI, new and unchanged…');
+      rows.push(...(await modulesBench()));
+    }
+    if (selected('cache')) {
+      console.log('cache: a 1,000-task workflow run twice with the same inputs…');
+      rows.push(...(await cacheBench(infra)));
+    }
+    if (selected('executors')) {
+      console.log('executors: one task cold vs on a local hot cluster, 20 runs each…');
+      rows.push(...(await executorsBench()));
+    }
+    if (selected('governance')) {
+      console.log('governance: a 500-rule column ability, a 100-row preview with and without authorization, and the run page query with and without scope-auth…');
+      rows.push(...(await governanceBench()));
+    }
   } finally {
     await nats.stop();
     await pg.stop();

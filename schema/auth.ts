@@ -25,23 +25,35 @@ interface Access {
   fields: Set<string>;
 }
 
-const accessCache = new WeakMap<Context, WeakMap<object, Promise<Access>>>();
+const accessCache = new WeakMap<Context, WeakMap<object, Access | Promise<Access>>>();
 
-/** What the caller may read of one object: decided once per object per request. */
-function accessOf(ctx: Context, guard: Guard, parent: object): Promise<Access> {
+function decide(ctx: Context, guard: Guard, row: object): Access {
+  const instance = caslSubject(guard.subject, { ...row });
+  const fields = permittedFieldsOf(ctx.ability, 'read', instance, { fieldsFrom: (rule) => (rule.fields ? [rule.fields].flat() : allFields(guard.subject)) });
+  return { readable: ctx.ability.can('read', instance), fields: new Set(fields) };
+}
+
+/**
+ * What the caller may read of one object: decided once per object per request, synchronously when the instance
+ * needs no lookup (every field of a list of objects is then checked without a promise of its own).
+ */
+function accessOf(ctx: Context, guard: Guard, parent: object): Access | Promise<Access> {
   let perRequest = accessCache.get(ctx);
   if (!perRequest) accessCache.set(ctx, (perRequest = new WeakMap()));
   let access = perRequest.get(parent);
   if (!access) {
-    access = Promise.resolve(guard.of(parent as never, ctx)).then((row) => {
-      const instance = caslSubject(guard.subject, { ...row });
-      const fields = permittedFieldsOf(ctx.ability, 'read', instance, { fieldsFrom: (rule) => (rule.fields ? [rule.fields].flat() : allFields(guard.subject)) });
-      return { readable: ctx.ability.can('read', instance), fields: new Set(fields) };
-    });
+    const row = guard.of(parent as never, ctx);
+    access = row instanceof Promise ? row.then((r) => decide(ctx, guard, r)) : decide(ctx, guard, row);
+    if (access instanceof Promise) {
+      const pending = access;
+      void pending.then((decided) => perRequest.set(parent, decided), () => undefined);
+    }
     perRequest.set(parent, access);
   }
   return access;
 }
+
+const readableOf = (access: Access | Promise<Access>) => (access instanceof Promise ? access.then((a) => a.readable) : access.readable);
 
 /**
  * The type-level scope of an object type: an instance check of each object of it. `of` builds the instance
@@ -50,20 +62,21 @@ function accessOf(ctx: Context, guard: Guard, parent: object): Promise<Access> {
 export function guard<T extends object>(typeName: string, subject: FieldSubject, of?: (parent: T, ctx: Context) => object | Promise<object>) {
   const g: Guard = { subject, of: (of ?? ((parent: T) => parent)) as Guard['of'] };
   guards.set(typeName, g);
-  return async (parent: T, ctx: Context) => (await accessOf(ctx, g, parent)).readable;
+  return (parent: T, ctx: Context) => readableOf(accessOf(ctx, g, parent));
 }
 
 /** Whether the caller may read an object of a guarded type (its instance check). */
 export async function mayReadObject(ctx: Context, typeName: string, parent: object): Promise<boolean> {
   const g = guards.get(typeName);
-  return g ? (await accessOf(ctx, g, parent)).readable : false;
+  return g ? readableOf(accessOf(ctx, g, parent)) : false;
 }
 
 /** Whether the caller may read one field of an object of a guarded type. */
-export async function mayReadField(ctx: Context, typeName: string, parent: object, field: string): Promise<boolean> {
+export function mayReadField(ctx: Context, typeName: string, parent: object, field: string): boolean | Promise<boolean> {
   const g = guards.get(typeName);
   if (!g) return true;
-  return (await accessOf(ctx, g, parent)).fields.has(field);
+  const access = accessOf(ctx, g, parent);
+  return access instanceof Promise ? access.then((a) => a.fields.has(field)) : access.fields.has(field);
 }
 
 /** The error of a refused object or field: it names what was refused, never a value, and how to get access. */

@@ -79,11 +79,24 @@ async function loadRun(ctx: Context, id: string): Promise<Run> {
   return run;
 }
 
+/** The domain of each run a request has seen, so the tasks listed under a run are checked without a lookup. */
+const seenRunDomains = new WeakMap<Context, Map<string, Domain>>();
+const runInstance = (run: Run, ctx: Context) => {
+  let seen = seenRunDomains.get(ctx);
+  if (!seen) seenRunDomains.set(ctx, (seen = new Map()));
+  seen.set(run.id, run.domain);
+  return run;
+};
+
 /** A task as the ability sees it: with its run's domain (a task whose run is gone counts as production). */
-export const taskInstance = async (task: Task, ctx: Context) => ({ ...task, domain: (await ctx.loaders.run.load(task.runId))?.domain ?? 'production' });
+export const taskInstance = (task: Task, ctx: Context): object | Promise<object> => {
+  const domain = seenRunDomains.get(ctx)?.get(task.runId);
+  if (domain) return { ...task, domain };
+  return ctx.loaders.run.load(task.runId).then((run) => ({ ...task, domain: run?.domain ?? 'production' }));
+};
 
 RunRef.implement({
-  authScopes: guard('Run', 'Run'),
+  authScopes: guard('Run', 'Run', runInstance),
   interfaces: [NodeRef],
   description: 'One execution of a workflow version, with its tasks.',
   fields: (t) => ({

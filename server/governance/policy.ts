@@ -58,8 +58,22 @@ function defineDataAbility(domain: Domain): DataAbility {
 /** One data ability per domain: the policies are fixed, so the abilities are built once. */
 export const dataAbilities: Record<Domain, DataAbility> = Object.fromEntries(Object.keys(domainPolicies).map((d) => [d, defineDataAbility(d as Domain)])) as Record<Domain, DataAbility>;
 
+const denials = { experimentation: new Map<string, string | null>(), adhoc: new Map<string, string | null>(), production: new Map<string, string | null>() } satisfies Record<Domain, Map<string, string | null>>;
+
 /** Null when a run of `domain` may read a column with `label`; otherwise the rule that denies it. */
 export function readDenial(domain: Domain, label: Label): string | null {
+  // Labels come from a small lattice, and the abilities never change: each decision is made once.
+  const decided = denials[domain];
+  const key = label.categories.length ? `${label.level}|${label.categories.join(',')}` : label.level;
+  let denial = decided.get(key);
+  if (denial === undefined) {
+    if (decided.size > 10_000) decided.clear();
+    decided.set(key, (denial = decideRead(domain, label)));
+  }
+  return denial;
+}
+
+function decideRead(domain: Domain, label: Label): string | null {
   const column = subject('DatasetColumn', { level: label.level, categories: label.categories });
   const matching = dataAbilities[domain].rulesFor('read', 'DatasetColumn', 'values').filter((rule) => rule.matchesConditions(column));
   const deny = matching.find((rule) => rule.inverted);
