@@ -9,6 +9,7 @@ import { permittedFieldsOf } from '@casl/ability/extra';
 import SchemaBuilder, { BasePlugin, type PothosOutputFieldConfig, type SchemaTypes } from '@pothos/core';
 import { GraphQLError, type GraphQLResolveInfo } from 'graphql';
 import { allFields, dataFields, type FieldSubject } from '../server/auth/fields';
+import { audit } from '../server/governance/audit';
 import type { Context } from './context';
 
 interface Guard {
@@ -75,8 +76,36 @@ export async function mayReadObject(ctx: Context, typeName: string, parent: obje
 export function mayReadField(ctx: Context, typeName: string, parent: object, field: string): boolean | Promise<boolean> {
   const g = guards.get(typeName);
   if (!g) return true;
+  const decide = (access: Access) => access.fields.has(field) || auditedDenial(ctx, g, typeName, field, parent);
   const access = accessOf(ctx, g, parent);
-  return access instanceof Promise ? access.then((a) => a.fields.has(field)) : access.fields.has(field);
+  return access instanceof Promise ? access.then(decide) : decide(access);
+}
+
+const deniedThisRequest = new WeakMap<Context, Map<string, Promise<false>>>();
+
+/**
+ * A refused data field is a decision on data: audited (once per field per request, however many objects the
+ * query reached) before the refusal is answered. Refused metadata fields are not data and are not audited.
+ */
+function auditedDenial(ctx: Context, guard: Guard, typeName: string, field: string, parent: object): false | Promise<false> {
+  if (!(dataFields(guard.subject) as string[]).includes(field)) return false;
+  let perRequest = deniedThisRequest.get(ctx);
+  if (!perRequest) deniedThisRequest.set(ctx, (perRequest = new Map()));
+  const key = `${typeName}.${field}`;
+  let recorded = perRequest.get(key);
+  if (!recorded) {
+    const domain = (parent as { domain?: string }).domain ?? null;
+    recorded = audit(ctx.services.db, {
+      identity: ctx.identity,
+      action: 'data.read',
+      decision: 'deny',
+      subject: `graphql:${key}`,
+      rule: 'run data is readable only in domains one of your teams is granted',
+      details: { type: typeName, field, ...(domain ? { domain } : {}), id: (parent as { id?: string }).id ?? null },
+    }).then(() => false as const);
+    perRequest.set(key, recorded);
+  }
+  return recorded;
 }
 
 /** The error of a refused object or field: it names what was refused, never a value, and how to get access. */

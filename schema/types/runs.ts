@@ -539,7 +539,18 @@ builder.subscriptionField('runEvents', (t) =>
         }
         yield { kind: 'run-status', runId, status: current!.status, message: current!.message, at } as FeedEvent;
         if (terminalRun.has(current!.status)) return;
+        // A change that landed between subscribing and reading the snapshot arrives live too: each state the
+        // snapshot already showed is passed over once, so a subscriber sees every change exactly once.
+        const shown = new Map<string, string>(snapshot.map((task) => [task.id, `${task.status}|${task.attempt}|${task.message ?? ''}`]));
+        shown.set(runId, `${current!.status}|${current!.message ?? ''}`);
         for await (const event of live) {
+          const key = event.kind === 'task-status' ? event.taskId : event.kind === 'run-status' ? runId : null;
+          if (key !== null && shown.has(key)) {
+            const state = event.kind === 'task-status' ? `${event.status}|${event.attempt}|${event.message ?? ''}` : event.kind === 'run-status' ? `${event.status}|${event.message ?? ''}` : '';
+            const seen = shown.get(key) === state;
+            shown.delete(key);
+            if (seen) continue;
+          }
           yield event;
           if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
         }
