@@ -12,7 +12,7 @@ import { AtelierError, badInput, forbidden, notFound } from '../../server/errors
 import { feedIterator, type FeedEvent } from '../../server/feed';
 import { sessionForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
-import { assertMayStartIn, grantsOf } from '../../server/governance/grants';
+import { assertMayIn, assertMayStartIn, grantsOf } from '../../server/governance/grants';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
@@ -399,9 +399,11 @@ builder.mutationFields((t) => ({
     type: RunRef,
     description: 'Cancels a run: queued tasks never start, running ones are stopped on their executors.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'cancel', 'Run', 'cancel runs');
-      return ctx.services.orchestrator.cancelRun(checkId(String(args.id), 'run'), ctx.identity);
+      const run = await loadRun(ctx, String(args.id));
+      assertMayIn(ctx.ability, 'cancel', 'Run', run.domain, 'cancel runs');
+      return ctx.services.orchestrator.cancelRun(run.id, ctx.identity);
     },
   }),
 }));

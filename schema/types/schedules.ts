@@ -11,7 +11,7 @@ import { builder } from '../builder';
 import type { Context } from '../context';
 import { IdentityRef } from './identity';
 import { RunRef, workflowDomain } from './runs';
-import { assertMayStartIn } from '../../server/governance/grants';
+import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
 import { WorkflowRef } from './workflows';
 
 // Records keyed by the table's policy lists: a policy added there does not compile until it is described here.
@@ -115,7 +115,7 @@ builder.objectField(WorkflowRef, 'schedules', (t) =>
     type: [ScheduleRef],
     description: 'The schedules that start runs of this workflow.',
     resolve: (w, _a, ctx) => {
-      assertCan(ctx.ability, 'read', 'Workflow', 'read schedules');
+      assertCan(ctx.ability, 'read', 'Schedule', 'read schedules');
       return schedulesLoader(ctx).load(w.id);
     },
   }),
@@ -127,7 +127,7 @@ builder.queryFields((t) => ({
     description: 'Schedules, oldest first; only those of one workflow when `workflow` is given.',
     args: { workflow: t.arg.string({ description: 'Workflow name or id.' }) },
     resolve: (_root, args, ctx) => {
-      assertCan(ctx.ability, 'read', 'Workflow', 'list schedules');
+      assertCan(ctx.ability, 'read', 'Schedule', 'list schedules');
       return listSchedules(ctx.services.db, args.workflow);
     },
   }),
@@ -136,7 +136,7 @@ builder.queryFields((t) => ({
     nullable: true,
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
-      assertCan(ctx.ability, 'read', 'Workflow', 'read schedules');
+      assertCan(ctx.ability, 'read', 'Schedule', 'read schedules');
       return findSchedule(ctx.services.db, String(args.id)).catch((error) => {
         if ((error as { code?: string }).code === 'NOT_FOUND') return null;
         throw error;
@@ -176,16 +176,27 @@ const UpdateScheduleInput = builder.inputType('UpdateScheduleInput', {
 
 type JsonObject = Record<string, unknown> | null | undefined;
 
+/** Throws unless the caller may change the schedule (its workflow's domain decides); NOT_FOUND for none. */
+async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<void> {
+  assertCan(ctx.ability, 'update', 'Schedule', what);
+  const schedule = await findSchedule(ctx.services.db, id);
+  const workflow = await ctx.loaders.workflow.load(schedule.workflowId);
+  assertMayIn(ctx.ability, 'update', 'Schedule', workflow?.domain ?? 'production', what);
+}
+
 builder.mutationFields((t) => ({
   createSchedule: t.field({
     type: ScheduleRef,
     description: 'Creates a schedule. Everything is checked first (cron, time zone, window, workflow, parameters); fire times before now are never run.',
     args: { input: t.arg({ type: CreateScheduleInput, required: true }) },
     resolve: async (_root, { input }, ctx) => {
-      assertCan(ctx.ability, 'create', 'Workflow', 'create schedules');
+      assertCan(ctx.ability, 'create', 'Schedule', 'create schedules');
       // A schedule starts runs in its workflow's domain on its creator's behalf: creating one needs that grant.
       const domain = await workflowDomain(ctx, input.workflow);
-      if (domain) assertMayStartIn(ctx.ability, domain);
+      if (domain) {
+        assertMayIn(ctx.ability, 'create', 'Schedule', domain, 'create schedules');
+        assertMayStartIn(ctx.ability, domain);
+      }
       return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date());
     },
   }),
@@ -193,8 +204,8 @@ builder.mutationFields((t) => ({
     type: ScheduleRef,
     description: 'Changes a schedule. A new cron, time zone or window applies from now on: past fire times it would have had are not run.',
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateScheduleInput, required: true }) },
-    resolve: (_root, { id, input }, ctx) => {
-      assertCan(ctx.ability, 'update', 'Workflow', 'change schedules');
+    resolve: async (_root, { id, input }, ctx) => {
+      await assertMayChangeSchedule(ctx, String(id), 'change schedules');
       return updateSchedule(ctx.services.db, String(id), { ...input, parameters: input.parameters as JsonObject }, new Date());
     },
   }),
@@ -202,8 +213,8 @@ builder.mutationFields((t) => ({
     type: ScheduleRef,
     description: 'Stops a schedule firing until it is resumed. A fire already claimed still starts its run.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, ctx) => {
-      assertCan(ctx.ability, 'update', 'Workflow', 'pause schedules');
+    resolve: async (_root, { id }, ctx) => {
+      await assertMayChangeSchedule(ctx, String(id), 'pause schedules');
       return pauseSchedule(ctx.services.db, String(id), new Date());
     },
   }),
@@ -211,8 +222,8 @@ builder.mutationFields((t) => ({
     type: ScheduleRef,
     description: 'Resumes a paused schedule. Fire times that fell while it was paused follow its catch-up policy: SKIP runs none, LATEST the latest once, ALL up to catchUpLimit.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, ctx) => {
-      assertCan(ctx.ability, 'update', 'Workflow', 'resume schedules');
+    resolve: async (_root, { id }, ctx) => {
+      await assertMayChangeSchedule(ctx, String(id), 'resume schedules');
       return resumeSchedule(ctx.services.db, String(id), new Date());
     },
   }),
@@ -221,7 +232,7 @@ builder.mutationFields((t) => ({
     description: 'Deletes a schedule and its fire records (the runs it started stay); returns its id.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
-      assertCan(ctx.ability, 'update', 'Workflow', 'delete schedules');
+      await assertMayChangeSchedule(ctx, String(id), 'delete schedules');
       return (await deleteSchedule(ctx.services.db, String(id))).id;
     },
   }),

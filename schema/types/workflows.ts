@@ -5,6 +5,7 @@ import { workflows, type Workflow, type WorkflowVersion } from '../../server/db/
 import { createWorkflow } from '../../server/orchestrator/workflows';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
+import { assertMayIn } from '../../server/governance/grants';
 import { builder } from '../builder';
 import { IdentityRef } from './identity';
 
@@ -82,7 +83,11 @@ builder.mutationFields((t) => ({
     args: { spec: t.arg.string({ required: true, description: 'The spec as YAML or JSON text.' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'create', 'Workflow', 'create workflows');
-      return createWorkflow(ctx.services.db, args.spec, ctx.identity, ctx.services.planDefaults);
+      // A new version changes what runs in the workflow's domain (and may move it to another): both need a grant.
+      return createWorkflow(ctx.services.db, args.spec, ctx.identity, ctx.services.planDefaults, ({ before, after }) => {
+        if (before && before !== after) assertMayIn(ctx.ability, 'update', 'Workflow', before, 'move a workflow out of its domain');
+        assertMayIn(ctx.ability, before ? 'update' : 'create', 'Workflow', after, before ? 'change workflows' : 'create workflows');
+      });
     },
   }),
 }));

@@ -88,14 +88,15 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
       allow('publish', 'Namespace', { writers: identity.id });
       // A team's maintainers manage its members and claim namespaces for it.
       allow('update', 'Team', { maintainers: identity.id });
-      allow('create', 'Workflow');
-      allow('update', 'Workflow');
-      allow('create', 'Schedule');
-      allow('update', 'Schedule');
+      // Workflows and schedules change what runs in their domain: only in domains the identity may run in.
+      for (const action of ['create', 'update'] as const) {
+        allow(action, 'Workflow', { domain: { $in: readableDomains(grants) } });
+        allow(action, 'Schedule', { domain: { $in: readableDomains(grants) } });
+      }
       allow('create', 'Dataset');
       // Runs start in experimentation freely; ad hoc and production need a grant to one of the identity's teams.
       allow('start', 'Run', { domain: { $in: readableDomains(grants) } });
-      allow('cancel', 'Run');
+      allow('cancel', 'Run', { domain: { $in: readableDomains(grants) } });
       allow('create', 'HotCluster');
       allow('update', 'HotCluster');
       break;

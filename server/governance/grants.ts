@@ -2,7 +2,8 @@
 // every member). Read once per request into the CASL ability; changed by admins, audited.
 import { and, eq, inArray } from 'drizzle-orm';
 import { subject } from '@casl/ability';
-import { isAdmin, type AppAbility, type Grants } from '../auth/ability';
+import { assertCan, isAdmin, type Action, type AppAbility, type Grants } from '../auth/ability';
+import type { FieldSubject } from '../auth/fields';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
@@ -27,6 +28,16 @@ export async function grantsOf(db: Db, identity: Pick<Identity, 'id' | 'role'>):
 export function assertMayStartIn(ability: AppAbility, domain: Domain): void {
   if (ability.can('start', subject('Run', { domain }))) return;
   throw forbidden(`Starting ${domain} runs needs a grant to one of your teams: an admin runs \`npx atelier team grant TEAM ${domain}\`.`);
+}
+
+/**
+ * Throws FORBIDDEN unless the ability allows `action` on a `subjectType` of `domain`: saying so when no role of the
+ * caller's allows it at all, and which grant is missing when only the domain is refused.
+ */
+export function assertMayIn(ability: AppAbility, action: Action, subjectType: FieldSubject, domain: Domain, what: string): void {
+  assertCan(ability, action, subjectType, what);
+  if (ability.can(action, subject(subjectType, { domain }))) return;
+  throw forbidden(`You may not ${what} in the ${domain} domain: that needs a grant to one of your teams; an admin runs \`npx atelier team grant TEAM ${domain}\`.`);
 }
 
 export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identity, input: { team: string; domain: Domain; granted: boolean }): Promise<Team> {

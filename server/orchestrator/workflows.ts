@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
 import { planRun, type PlanDefaults } from './plan';
 import { parseWorkflowSpec, resolveRunParameters } from './spec';
 
@@ -13,6 +13,8 @@ export async function createWorkflow(
   source: string | unknown,
   identity: Identity | null,
   defaults: PlanDefaults,
+  /** Throws to refuse: given the workflow's domain before this version (null for a new workflow) and after it. */
+  authorize?: (domains: { before: Domain | null; after: Domain }) => void,
 ): Promise<{ workflow: Workflow; version: WorkflowVersion; created: boolean }> {
   const spec = parseWorkflowSpec(source);
   const digest = `sha256:${createHash('sha256').update(canonicalJson(spec)).digest('hex')}`;
@@ -21,6 +23,10 @@ export async function createWorkflow(
     // (parameters that only a run will give are checked when it starts).
     await planRun(tx, spec, resolveRunParameters(spec, {}, { partial: true }), defaults, { candidate: spec, stack: [`${spec.name}@new`], partial: true });
     const domain = spec.domain ?? 'experimentation';
+    if (authorize) {
+      const [existing] = await tx.select({ domain: workflows.domain }).from(workflows).where(eq(workflows.name, spec.name));
+      authorize({ before: existing?.domain ?? null, after: domain });
+    }
     await tx
       .insert(workflows)
       .values({ name: spec.name, description: spec.description ?? '', domain, latestVersion: 0, createdBy: identity?.id ?? null })

@@ -227,6 +227,18 @@ add({ name: 'run data: after removal from the team that was granted production',
   return leaked(r);
 }, expected: 'deny' });
 
+// --- changing what runs in a domain: every mutation is checked on the instance, not the type ----------------------
+/** 'deny' only for a FORBIDDEN refusal (another error would not prove the check). */
+const refusedAs = (r: { errors?: { extensions?: { code?: string } }[] }): Decision => (r.errors?.[0]?.extensions?.code === 'FORBIDDEN' ? 'deny' : 'allow');
+const spec = (domain: string) => JSON.stringify({ name: 'prod-echo', domain, parameters: { value: { default: 'v' } }, tasks: [{ name: 'echo', module: 'test/echo', parameters: { message: 'changed' } }] });
+let prodSchedule = '';
+add({ name: 'workflow: a new version of a production workflow without a grant', request: async () => refusedAs(await outsider.raw(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, { s: spec('production') })), expected: 'deny' });
+add({ name: 'workflow: moving a production workflow into experimentation without a grant', request: async () => refusedAs(await outsider.raw(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, { s: spec('experimentation') })), expected: 'deny' });
+add({ name: 'cancel: a production run without a grant', request: async () => refusedAs(await outsider.raw(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: secret.run })), expected: 'deny' });
+add({ name: 'schedule: pausing a production schedule without a grant', request: async () => refusedAs(await outsider.raw(`mutation ($id: ID!) { pauseSchedule(id: $id) { paused } }`, { id: prodSchedule })), expected: 'deny' });
+add({ name: 'schedule: deleting a production schedule without a grant', request: async () => refusedAs(await outsider.raw(`mutation ($id: ID!) { deleteSchedule(id: $id) }`, { id: prodSchedule })), expected: 'deny' });
+add({ name: 'schedule: pausing it with a production grant', request: async () => refusedAs(await member.raw(`mutation ($id: ID!) { pauseSchedule(id: $id) { paused } }`, { id: prodSchedule })), expected: 'allow' });
+
 // --- node(id) is no existence oracle ------------------------------------------------------------------------------
 add({ name: 'node: an audit record by id, read by a member, looks like no object at all', request: async () => {
   const [real, none] = await Promise.all([member.raw(`query ($id: ID!) { node(id: $id) { id ... on AuditEvent { rule } } }`, { id: secret.audit }), member.raw(`query ($id: ID!) { node(id: $id) { id } }`, { id: '00000000-0000-4000-8000-000000000000' })]);
@@ -293,6 +305,7 @@ beforeAll(async () => {
   if (!JSON.stringify(run).includes(SECRET)) throw new Error('the secret run does not carry its secret: the run-data cases would prove nothing');
   const { auditEvents } = await t.api.gql(`{ auditEvents(limit: 1) { id } }`);
   secret = { run: started.startRun.id, task: run.tasks[0].id, audit: auditEvents[0].id };
+  prodSchedule = (await t.api.gql(`mutation { createSchedule(input: { workflow: "prod-echo", cron: "0 0 1 1 *" }) { id } }`)).createSchedule.id;
   await t.api.gql(`mutation { assignNamespace(namespace: "ci", team: "crm") { id } }`);
   const issued = await t.api.gql(`mutation { createServiceAccount(name: "ci-bot", scopes: ["publish:Module", "publish:Namespace", "read:Module", "read:ModuleVersion"]) { token } }`);
   ci = apiClient(t.url, issued.createServiceAccount.token);
