@@ -140,6 +140,27 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   let ticking: Promise<void> | undefined;
   const dashboardsDir = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'dashboards');
 
+  /** Answers a request whose body was already read, streaming the response (SSE included) until either side ends. */
+  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
+    headers.delete('content-length');
+    const response = await yoga.fetch(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`, { method: 'POST', headers, body, signal: abort.signal }, { req, res });
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    if (!response.body) return void res.end();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (res.destroyed) break;
+        if (!res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
+      }
+    } catch {
+      // the client went away: the stream was cancelled through the abort signal
+    }
+    res.end();
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/health') {
@@ -153,12 +174,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     if (url.pathname.startsWith('/artifacts/')) return serveArtifact(req, res, url.pathname.slice('/artifacts/'.length));
     if (url.pathname === '/hooks/git') return gitHook(req, res);
     if (url.pathname === '/graphql' || url.pathname.startsWith('/graphql?')) {
-      const length = Number(req.headers['content-length'] ?? 0);
-      if (length > config.maxUploadBytes + 1024 * 1024) {
-        res.writeHead(413, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ message: `Request body too large (limit ${config.maxUploadBytes} bytes).`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
-        return;
-      }
-      return yoga(req, res);
+      // File uploads may be large; any other request is a document and its variables, and is read whole first,
+      // so a body past the limit is refused however it is sent (with a content length or chunked).
+      const upload = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
+      const limit = upload ? config.maxUploadBytes + 1024 * 1024 : config.maxRequestBytes;
+      const tooLarge = () =>
+        res
+          .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+          .end(JSON.stringify({ errors: [{ message: `Request body too large (limit ${limit} bytes${upload ? '' : '; set ATELIER_MAX_REQUEST_KB to allow more'}).`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }), () => req.destroy());
+      if (Number(req.headers['content-length'] ?? 0) > limit) return tooLarge();
+      if (upload || req.method !== 'POST') return yoga(req, res);
+      const body = await readBodyWithin(req, limit);
+      if (!body) return tooLarge();
+      return forward(req, res, body);
     }
     return serveStatic(req, res, dashboardsDir);
   };
@@ -268,7 +296,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           if (!res.headersSent) res.writeHead(500).end();
         });
       });
-      wss = new WebSocketServer({ server, path: '/graphql' });
+      wss = new WebSocketServer({ server, path: '/graphql', maxPayload: config.maxRequestBytes });
       useServer(
         {
           execute: (args) => (args.rootValue as { execute: typeof execute }).execute(args as ExecutionArgs),
@@ -373,6 +401,24 @@ const armorConfig = {
 const header = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value[0] : value);
 
 const GIT_HOOK_MAX_BYTES = 1024 * 1024;
+
+/** The whole body, or null as soon as it passes `limit` bytes (the rest is not read). */
+function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
+      req.off('data', onData);
+      req.pause();
+      resolve(null);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
 
 /** The whole request body, refusing more than `limit` bytes. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -20,6 +20,8 @@ export interface Config {
   defaultTaskTimeoutMs: number;
   /** Most bytes an uploaded artifact may have. */
   maxUploadBytes: number;
+  /** The most a GraphQL request that is not a file upload may carry (JSON body or graphql-ws message). */
+  maxRequestBytes: number;
   publicUrl?: string;
   /** Most tasks queued or running at once per pool (`ATELIER_POOL_LIMITS=gpu=2,local=8`). */
   poolLimits: Record<string, number>;
@@ -84,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
+    maxRequestBytes: int(env, 'ATELIER_MAX_REQUEST_KB', 4096, 16, 1024 * 1024) * 1024,
     publicUrl: env.ATELIER_PUBLIC_URL || undefined,
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', 60, 1) * 1000,

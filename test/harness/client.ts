@@ -67,7 +67,10 @@ export function apiClient(baseUrl: string, token: string | null) {
           },
           error: (error) => {
             void ws.dispose();
-            reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
+            // A closed socket arrives as a CloseEvent: keep its code and reason.
+            const close = error as { code?: number; reason?: string };
+            if (!(error instanceof Error) && typeof close?.code === 'number') reject(Object.assign(new Error(`socket closed ${close.code} ${close.reason ?? ''}`), { code: close.code }));
+            else reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
           },
           complete: () => {
             void ws.dispose();

@@ -7,7 +7,7 @@ import { apiClient } from '../harness/client';
 let t: TestApp;
 
 beforeAll(async () => {
-  t = await startTestApp();
+  t = await startTestApp({ ATELIER_MAX_REQUEST_KB: '64' });
   await t.publishFixture('echo');
 });
 afterAll(async () => {
@@ -83,6 +83,24 @@ describe('hostile documents', () => {
   it('applies the same limits to subscriptions over graphql-ws', async () => {
     const aliases = Array.from({ length: 100 }, (_, i) => `a${i}: runStatus`).join(' ');
     await expect(t.api.subscribe(`subscription { allRunEvents { ... on RunStatusEvent { ${aliases} } } }`, {})).rejects.toThrow(/Aliases limit of 30/);
+  });
+
+  it('refuses an oversized request body, sent with a length or chunked, and an oversized graphql-ws message', async () => {
+    const big = JSON.stringify({ query: 'query ($v: JSON) { viewer { name } }', variables: { v: 'x'.repeat(100 * 1024) } });
+    const post = (body: BodyInit, extra: Record<string, string> = {}) =>
+      fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.app.adminToken}`, ...extra }, body, duplex: 'half' } as RequestInit);
+    const withLength = await post(big);
+    expect(withLength.status).toBe(413);
+    expect((await withLength.json()).errors[0]).toMatchObject({ extensions: { code: 'PAYLOAD_TOO_LARGE' }, message: expect.stringMatching(/ATELIER_MAX_REQUEST_KB/) });
+    // No content length: a stream, read only up to the limit.
+    const bytes = new TextEncoder().encode(big);
+    const chunked = await post(new ReadableStream({ start(c) { for (let i = 0; i < bytes.length; i += 8192) c.enqueue(bytes.slice(i, i + 8192)); c.close(); } }));
+    expect(chunked.status).toBe(413);
+    // Under the limit, the same path answers.
+    expect((await (await post(JSON.stringify({ query: '{ viewer { name } }' }))).json()).data.viewer.name).toBe('admin');
+    const closed = await t.api.subscribe(`subscription ($v: JSON) { allRunEvents { __typename } }`, { v: 'x'.repeat(100 * 1024) }).then(() => null, (e: { code?: number }) => e);
+    expect(closed?.code).toBe(1009); // "message too big"
+
   });
 
   it('keeps answering ordinary requests afterwards', async () => {
