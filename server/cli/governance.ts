@@ -180,6 +180,7 @@ export function datasetCommand(connect: Connect): Command {
       if (d.catalog.blockers.length) {
         console.log(d.catalog.published ? 'now outside the catalog’s ceiling:' : 'blocked from publishing by:');
         for (const b of d.catalog.blockers) console.log(`  - ${b}`);
+        console.log(`(classify or raise: \`atelier dataset label ${d.fullName} COLUMN LEVEL\`; lower: \`atelier declassify request ${d.fullName} COLUMN LEVEL --reason …\`)`);
       } else if (!d.catalog.published) console.log(`nothing blocks it: \`atelier dataset publish ${d.fullName}\``);
     });
 
@@ -213,7 +214,8 @@ export function datasetCommand(connect: Connect): Command {
         `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON, $desc: String) {
           createDataset(name: $n, domain: $d, columns: $c, digest: $digest, sample: $s, description: $desc) { fullName columns { needsClassification } }
         }`,
-        { n: name, d: opts.domain, c: opts.column, digest: opts.digest, s: sample ?? null, desc: opts.description ?? null },
+        // No sample: the variable is left out, not null (createDataset refuses `sample: null` as a malformed sample).
+        { n: name, d: opts.domain, c: opts.column, digest: opts.digest, s: sample, desc: opts.description ?? null },
       );
       const unclassified = d.columns.filter((c) => c.needsClassification).length;
       console.log(`created dataset ${d.fullName} (${opts.domain}, ${d.columns.length} columns${sample ? `, ${(sample as unknown[]).length} sample rows` : ''})`);
