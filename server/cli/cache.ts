@@ -1,7 +1,7 @@
 // `atelier cache …`: the savings (stats), why a task missed (explain), which tasks of a workflow would hit before
 // starting it (preview), and dropping entries (invalidate).
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseParam } from './options';
+import { Command, Option } from 'commander';
+import { parseParam, parseSince as since } from './options';
 import type { Client } from './client';
 import { CliError } from './errors';
 
@@ -11,14 +11,6 @@ interface StatsRow {
   misses: number;
   hitRate: number;
   savedHours: number;
-}
-
-/** `7d`, `12h`, `30m` or an ISO 8601 date-time → the ISO time it stands for. */
-function since(raw: string): string {
-  const m = /^(\d+)([dhm])$/.exec(raw);
-  if (m) return new Date(Date.now() - Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm']).toISOString();
-  if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected a period such as 7d, 12h or 30m, or an ISO 8601 date-time, got "${raw}"`);
-  return new Date(raw).toISOString();
 }
 
 const hours = (h: number) => (h >= 1 ? `${h.toFixed(1)} h` : `${Math.round(h * 60)} min`);

@@ -1,5 +1,6 @@
 // The `atelier` command line: global connection options (URL, token) and the commands (start, executor, module,
-// workflow, run); any error a command throws ends here, printed by errors.ts, as a non-zero exit status.
+// workflow, run, dataset, declassify, audit…); any error a command throws ends here, printed by errors.ts, as a
+// non-zero exit status.
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { clusterCommand, listExecutors } from './cluster';
 import { moduleCommand, teamCommands } from './modules';
 import { scheduleCommand } from './schedule';
 import { cacheCommand } from './cache';
+import { auditCommand, datasetCommand, declassifyCommand } from './governance';
 
 interface GlobalOptions {
   url: string;
@@ -296,6 +298,9 @@ export function buildProgram(): Command {
   program.addCommand(scheduleCommand((command) => connection(command).client));
   program.addCommand(cacheCommand((command) => connection(command).client));
   program.addCommand(clusterCommand((command) => connection(command).client));
+  program.addCommand(datasetCommand((command) => connection(command).client));
+  program.addCommand(declassifyCommand((command) => connection(command).client));
+  program.addCommand(auditCommand((command) => connection(command).client));
 
   return program;
 }

@@ -1,9 +1,9 @@
-// `atelier module …`, `atelier team …`, `atelier namespace …` and `atelier user create`: publishing, the dev
-// loop, promotion and rollback, and who owns which namespace.
-import { Command } from 'commander';
+// `atelier module …`, `atelier team …`, `atelier namespace …`, `atelier user create` and `atelier service-account …`:
+// publishing, the dev loop, promotion and rollback, who owns which namespace and who may work in which domain.
+import { Argument, Command, Option } from 'commander';
 import type { Client } from './client';
 import { CliError } from './errors';
-import { collect, parseParam } from './options';
+import { collect, commaList, parseParam, positiveInt } from './options';
 
 type Connect = (command: Command) => Client;
 /** Follows a run until it ends, setting the exit status. */
@@ -229,13 +229,39 @@ export function teamCommands(connect: Connect): Command[] {
     });
   team
     .command('list')
-    .description('teams with their namespaces and members')
+    .description('teams with their namespaces, domain grants and members')
     .action(async (_opts: unknown, cmd: Command) => {
-      const { teams } = await connect(cmd).request<{ teams: { name: string; namespaces: string[]; members: { role: string; identity: { name: string } }[] }[] }>(
-        `{ teams { name namespaces members { role identity { name } } } }`,
+      const { teams } = await connect(cmd).request<{ teams: { name: string; namespaces: string[]; domains: string[]; members: { role: string; identity: { name: string } }[] }[] }>(
+        `{ teams { name namespaces domains members { role identity { name } } } }`,
       );
       if (!teams.length) console.log('no teams: an admin creates one with `atelier team create NAME`');
-      for (const t of teams) console.log(`${t.name}  namespaces: ${t.namespaces.join(', ') || '-'}  members: ${t.members.map((m) => `${m.identity.name}(${m.role})`).join(', ')}`);
+      for (const t of teams) {
+        const grants = t.domains.length ? `  domains: ${t.domains.join(', ')}` : '';
+        console.log(`${t.name}  namespaces: ${t.namespaces.join(', ') || '-'}${grants}  members: ${t.members.map((m) => `${m.identity.name}(${m.role})`).join(', ')}`);
+      }
+    });
+  const domainArgument = () => new Argument('<domain>', 'adhoc or production (experimentation needs no grant)').choices(['experimentation', 'adhoc', 'production']);
+  team
+    .command('grant <team>')
+    .addArgument(domainArgument())
+    .description('let a team’s members start runs (and schedules, clones, reruns) in a domain beyond experimentation (admins)')
+    .action(async (name: string, domain: string, _opts: unknown, cmd: Command) => {
+      const { grantDomain } = await connect(cmd).request<{ grantDomain: { domains: string[] } }>(
+        `mutation ($t: String!, $d: Domain!) { grantDomain(team: $t, domain: $d, granted: true) { domains } }`,
+        { t: name, d: domain },
+      );
+      console.log(`team ${name} may now work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`);
+    });
+  team
+    .command('revoke <team>')
+    .addArgument(domainArgument())
+    .description('take a domain grant back from a team (admins); applies to its members’ next request')
+    .action(async (name: string, domain: string, _opts: unknown, cmd: Command) => {
+      const { grantDomain } = await connect(cmd).request<{ grantDomain: { domains: string[] } }>(
+        `mutation ($t: String!, $d: Domain!) { grantDomain(team: $t, domain: $d, granted: false) { domains } }`,
+        { t: name, d: domain },
+      );
+      console.log(`team ${name} may no longer work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`);
     });
 
   const namespace = new Command('namespace').description('module namespaces and their owning teams');
@@ -261,5 +287,55 @@ export function teamCommands(connect: Connect): Command[] {
       );
       console.log(createUser.token);
     });
-  return [team, namespace, user];
+
+  const serviceAccount = new Command('service-account').description('service accounts for CI and other services, and their tokens (admins)');
+  const scopesOption = () =>
+    new Option('--scopes <action:Subject,…>', 'limit the token to these scopes, e.g. read:Run,start:Run (publish:Module, read:*); default: everything the account may do').argParser(commaList);
+  const printToken = (issued: IssuedTokenView) => {
+    // The token alone on stdout, so `TOKEN=$(atelier service-account create ci)` works; the rest goes to stderr.
+    console.log(issued.token);
+    const limits = [issued.scopes ? `limited to ${issued.scopes.join(', ')}` : 'not limited by scopes', issued.expiresAt ? `expires ${issued.expiresAt}` : 'never expires'];
+    console.error(`token for ${issued.identity.name} (${issued.identity.role}), ${limits.join(', ')}; shown only now: store it in a secret store`);
+  };
+  serviceAccount
+    .command('create <name>')
+    .description('create a service account and print its first token (shown once)')
+    .addOption(new Option('--role <role>', 'its role').choices(['admin', 'member', 'viewer']).default('member'))
+    .addOption(scopesOption())
+    .option('--expires-in-days <n>', 'the token expires after this many days (default: never)', positiveInt)
+    .action(async (name: string, opts: { role: string; scopes?: string[]; expiresInDays?: number }, cmd: Command) => {
+      const { createServiceAccount } = await connect(cmd).request<{ createServiceAccount: IssuedTokenView }>(
+        `mutation ($n: String!, $r: Role, $e: Int, $s: [String!]) { createServiceAccount(name: $n, role: $r, expiresInDays: $e, scopes: $s) { ${ISSUED} } }`,
+        { n: name, r: opts.role, e: opts.expiresInDays ?? null, s: opts.scopes ?? null },
+      );
+      printToken(createServiceAccount);
+    });
+  serviceAccount
+    .command('token <name>')
+    .description('issue another token for a service account, e.g. a narrower one with --scopes (shown once)')
+    .addOption(scopesOption())
+    .option('--expires-in-days <n>', 'the token expires after this many days (default: never)', positiveInt)
+    .action(async (name: string, opts: { scopes?: string[]; expiresInDays?: number }, cmd: Command) => {
+      const { issueServiceToken } = await connect(cmd).request<{ issueServiceToken: IssuedTokenView }>(
+        `mutation ($n: String!, $e: Int, $s: [String!]) { issueServiceToken(name: $n, expiresInDays: $e, scopes: $s) { ${ISSUED} } }`,
+        { n: name, e: opts.expiresInDays ?? null, s: opts.scopes ?? null },
+      );
+      printToken(issueServiceToken);
+    });
+  serviceAccount
+    .command('revoke <name>')
+    .description('revoke every live token of a service account; live connections using them end too')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const { revokeServiceTokens: n } = await connect(cmd).request<{ revokeServiceTokens: number }>(`mutation ($n: String!) { revokeServiceTokens(name: $n) }`, { n: name });
+      console.log(`revoked ${n} token${n === 1 ? '' : 's'} of ${name}${n ? `; issue a new one with \`atelier service-account token ${name}\`` : ''}`);
+    });
+  return [team, namespace, user, serviceAccount];
 }
+
+interface IssuedTokenView {
+  token: string;
+  expiresAt: string | null;
+  scopes: string[] | null;
+  identity: { name: string; role: string };
+}
+const ISSUED = 'token expiresAt scopes identity { name role }';

@@ -23,3 +23,20 @@ export function positiveInt(raw: string): number {
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
   return n;
 }
+
+/** `7d`, `12h`, `30m` or an ISO 8601 date-time → the ISO time it stands for. */
+export function parseSince(raw: string): string {
+  const m = /^(\d+)([dhm])$/.exec(raw);
+  if (m) return new Date(Date.now() - Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm']).toISOString();
+  if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected a period such as 7d, 12h or 30m, or an ISO 8601 date-time, got "${raw}"`);
+  return new Date(raw).toISOString();
+}
+
+/** Comma-separated values (`a,b`), trimmed, empty ones dropped. */
+export const commaList = (raw: string): string[] => raw.split(',').map((v) => v.trim()).filter(Boolean);
+
+/** Lines of a left-aligned table with a header row; the last column is not padded. */
+export function formatTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
