@@ -8,6 +8,7 @@ import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import type { ExecutorHostRow } from '../server/db/tables/executors';
+import { datasets, type Dataset } from '../server/db/tables/governance';
 import { identities } from '../server/db/tables/identities';
 import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleTagEvent, type ModuleVersion } from '../server/db/tables/modules';
 import { namespaces, teamMembers, teams, type Team, type TeamMember } from '../server/db/tables/teams';
@@ -126,6 +127,7 @@ export function createLoaders(db: Db) {
       (n) => n.teamId,
     ),
     team: byId<Team>((ids) => db.select().from(teams).where(inArray(teams.id, ids))),
+    dataset: byId<Dataset>((ids) => db.select().from(datasets).where(inArray(datasets.id, ids))),
     module: byId<Module>((ids) => db.select().from(modules).where(inArray(modules.id, ids))),
     moduleVersion: byId<ModuleVersion>((ids) => db.select().from(moduleVersions).where(inArray(moduleVersions.id, ids))),
     workflow: byId<Workflow>((ids) => db.select().from(workflows).where(inArray(workflows.id, ids))),

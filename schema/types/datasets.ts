@@ -84,6 +84,10 @@ const DeclassificationRef = builder.objectRef<Declassification>('Declassificatio
   interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
+    dataset: t.string({ description: 'The dataset, namespace/name.', resolve: async (r, _a, ctx) => {
+      const d = await ctx.loaders.dataset.load(r.datasetId);
+      return d ? `${d.namespace}/${d.name}` : '';
+    } }),
     column: t.exposeString('column'),
     from: t.field({ type: LabelRef, resolve: (r) => ({ level: r.fromLevel as Label['level'], categories: r.fromCategories }) }),
     to: t.field({ type: LabelRef, resolve: (r) => ({ level: r.toLevel as Label['level'], categories: r.toCategories }) }),

@@ -39,7 +39,7 @@ export const subjectFields = {
   Namespace: { meta: ['name', 'team'], data: [] },
   Identity: { meta: ['id', 'name', 'kind', 'role'], data: [] },
   Dataset: { meta: ['id', 'namespace', 'name', 'fullName', 'domain', 'description', 'createdAt', 'versions', 'columns', 'catalog'], data: [] },
-  Declassification: { meta: ['id', 'column', 'from', 'to', 'reason', 'state', 'requestedBy', 'decidedBy', 'createdAt'], data: [] },
+  Declassification: { meta: ['id', 'dataset', 'column', 'from', 'to', 'reason', 'state', 'requestedBy', 'decidedBy', 'createdAt'], data: [] },
   AuditEvent: { meta: ['id', 'at', 'identity', 'action', 'decision', 'subject', 'rule', 'details'], data: [] },
   ExecutorHost: { meta: ['id', 'name', 'executors', 'pools', 'capacity', 'running', 'gpus', 'hotClusters', 'hotClusterExecutors', 'version', 'startedAt', 'lastSeenAt', 'live'], data: [] },
   HotCluster: { meta: ['id', 'name', 'executor', 'pool', 'spec', 'state', 'message', 'idleTimeoutMs', 'lastUsedAt', 'createdBy', 'createdAt', 'endedAt'], data: [] },

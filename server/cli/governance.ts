@@ -303,6 +303,7 @@ export function datasetCommand(connect: Connect): Command {
 
 interface DeclassificationView {
   id: string;
+  dataset: string;
   column: string;
   from: LabelView;
   to: LabelView;
@@ -312,7 +313,7 @@ interface DeclassificationView {
   decidedBy: { name: string } | null;
   createdAt: string;
 }
-const DECLASSIFICATION = 'id column from { level categories } to { level categories } reason state requestedBy { name } decidedBy { name } createdAt';
+const DECLASSIFICATION = 'id dataset column from { level categories } to { level categories } reason state requestedBy { name } decidedBy { name } createdAt';
 
 export function declassifyCommand(connect: Connect): Command {
   const declassify = new Command('declassify').description('lower a column’s label: a request that someone other than its author approves');
@@ -350,7 +351,7 @@ export function declassifyCommand(connect: Connect): Command {
       print(
         formatTable(
           ['ID', 'STATE', 'COLUMN', 'FROM', 'TO', 'ASKED BY', 'DECIDED BY', 'ASKED AT', 'REASON'],
-          declassifications.map((r) => [r.id, r.state, r.column, formatLabel(r.from), formatLabel(r.to), r.requestedBy.name, r.decidedBy?.name ?? '-', r.createdAt, r.reason]),
+          declassifications.map((r) => [r.id, r.state, `${r.dataset}.${r.column}`, formatLabel(r.from), formatLabel(r.to), r.requestedBy.name, r.decidedBy?.name ?? '-', r.createdAt, r.reason]),
         ),
       );
     });

@@ -61,7 +61,7 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
   });
   if (new Set(input.columns.map((c) => c.name)).size !== input.columns.length) throw badInput('Column names must be unique.');
   if (!/^sha256:[0-9a-f]{64}$/.test(input.digest)) throw badInput('digest must be the content digest of the data, sha256:<64 hex digits>.');
-  if (input.sample !== undefined) {
+  if (input.sample !== undefined && input.sample !== null) {
     const known = new Set(input.columns.map((c) => c.name));
     if (!Array.isArray(input.sample) || input.sample.length > 1000) throw badInput('sample is a list of at most 1,000 rows.');
     const bad = input.sample.findIndex((row) => typeof row !== 'object' || row === null || Array.isArray(row) || Object.keys(row).some((k) => !known.has(k)));

@@ -106,7 +106,7 @@ describe('atelier dataset, declassify and audit', () => {
     expect(asked.stdout).toMatch(/^asked to lower crm\/users\.country from CONFIDENTIAL to INTERNAL: request /m);
 
     const pending = await cli(['declassify', 'list'], 'bob');
-    expect(pending.stdout).toMatch(new RegExp(`^${id} +PENDING +country +CONFIDENTIAL +INTERNAL +alice +- .* only the country is kept$`, 'm'));
+    expect(pending.stdout).toMatch(new RegExp(`^${id} +PENDING +crm\/users\.country +CONFIDENTIAL +INTERNAL +alice +- .* only the country is kept$`, 'm'));
 
     const own = await cli(['declassify', 'approve', id!], 'alice');
     expect(own.code).toBe(1);
