@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import type { Client } from './client';
 import { ApiError, CliError } from './errors';
-import { commaList, formatTable, parseSince, positiveInt } from './options';
+import { commaList, formatTable, parseSince, positiveInt, splitAssignment } from './options';
 
 type Connect = (command: Command) => Client;
 
@@ -60,16 +60,8 @@ const collectColumn = (raw: string, previous: ColumnInput[] = []) => [...previou
 
 /** `column=value`, the value parsed as JSON when it can be (`id=3` is the number 3, `id='"3"'` the string). */
 function collectWhere(raw: string, previous: { column: string; equals: unknown }[] = []) {
-  const eq = raw.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`expected column=value, got "${raw}"`);
-  const text = raw.slice(eq + 1);
-  let equals: unknown = text;
-  try {
-    equals = JSON.parse(text);
-  } catch {
-    // a plain string
-  }
-  return [...previous, { column: raw.slice(0, eq).trim(), equals }];
+  const [column, equals] = splitAssignment(raw, 'column');
+  return [...previous, { column, equals }];
 }
 
 function parseOrder(raw: string): { column: string; descending: boolean } {

@@ -241,28 +241,22 @@ export function teamCommands(connect: Connect): Command[] {
       }
     });
   const domainArgument = () => new Argument('<domain>', 'adhoc or production (experimentation needs no grant)').choices(['experimentation', 'adhoc', 'production']);
-  team
-    .command('grant <team>')
-    .addArgument(domainArgument())
-    .description('let a team’s members start runs (and schedules, clones, reruns) in a domain beyond experimentation (admins)')
-    .action(async (name: string, domain: string, _opts: unknown, cmd: Command) => {
-      const { grantDomain } = await connect(cmd).request<{ grantDomain: { domains: string[] } }>(
-        `mutation ($t: String!, $d: Domain!) { grantDomain(team: $t, domain: $d, granted: true) { domains } }`,
-        { t: name, d: domain },
-      );
-      console.log(`team ${name} may now work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`);
-    });
-  team
-    .command('revoke <team>')
-    .addArgument(domainArgument())
-    .description('take a domain grant back from a team (admins); applies to its members’ next request')
-    .action(async (name: string, domain: string, _opts: unknown, cmd: Command) => {
-      const { grantDomain } = await connect(cmd).request<{ grantDomain: { domains: string[] } }>(
-        `mutation ($t: String!, $d: Domain!) { grantDomain(team: $t, domain: $d, granted: false) { domains } }`,
-        { t: name, d: domain },
-      );
-      console.log(`team ${name} may no longer work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`);
-    });
+  for (const [verb, granted, description] of [
+    ['grant', true, 'let a team’s members start runs (and schedules, clones, reruns) in a domain beyond experimentation, and read their data (admins)'],
+    ['revoke', false, 'take a domain grant back from a team (admins); applies to its members’ next request and their live subscriptions'],
+  ] as const) {
+    team
+      .command(`${verb} <team>`)
+      .addArgument(domainArgument())
+      .description(description)
+      .action(async (name: string, domain: string, _opts: unknown, cmd: Command) => {
+        const { grantDomain } = await connect(cmd).request<{ grantDomain: { domains: string[] } }>(
+          `mutation ($t: String!, $d: Domain!, $g: Boolean!) { grantDomain(team: $t, domain: $d, granted: $g) { domains } }`,
+          { t: name, d: domain, g: granted },
+        );
+        console.log(`team ${name} may ${granted ? 'now' : 'no longer'} work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`);
+      });
+  }
 
   const namespace = new Command('namespace').description('module namespaces and their owning teams');
   namespace

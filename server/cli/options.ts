@@ -4,18 +4,22 @@ import { InvalidArgumentError } from 'commander';
 /** Collects a repeatable option into a list. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** `key=value`, the value parsed as JSON when it can be (200 → number, true → boolean, {"a":1} → object). */
-export function parseParam(raw: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
+/** `name=value` → [name, value], the value parsed as JSON when it can be (200 → number, true → boolean, {"a":1} → object). */
+export function splitAssignment(raw: string, name = 'key'): [string, unknown] {
   const eq = raw.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
+  if (eq <= 0) throw new InvalidArgumentError(`expected ${name}=value, got "${raw}"`);
   const text = raw.slice(eq + 1);
-  let value: unknown = text;
   try {
-    value = JSON.parse(text);
+    return [raw.slice(0, eq).trim(), JSON.parse(text)];
   } catch {
-    // a plain string
+    return [raw.slice(0, eq).trim(), text]; // a plain string
   }
-  return { ...previous, [raw.slice(0, eq)]: value };
+}
+
+/** `key=value` into a map of parameters. */
+export function parseParam(raw: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
+  const [key, value] = splitAssignment(raw);
+  return { ...previous, [key]: value };
 }
 
 export function positiveInt(raw: string): number {

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../../server/config';
 import { datasets } from '../../server/db/tables/governance';
 import { recordComputedLabels } from '../../server/governance/datasets';
 import { startTestApp, type TestApp } from '../harness/app';
-import { apiClient, type ApiClient } from '../harness/client';
+import type { ApiClient } from '../harness/client';
 
 let t: TestApp;
 let alice: ApiClient;
@@ -28,11 +28,8 @@ const audits = async (subject: string) => (await t.api.gql(`query ($s: String!) 
 
 beforeAll(async () => {
   t = await startTestApp();
-  const user = async (name: string) => apiClient(t.url, (await t.api.gql(`mutation ($n: String!) { createUser(name: $n) { token } }`, { n: name })).createUser.token);
-  [alice, eve] = await Promise.all([user('alice'), user('eve')]);
-  await t.api.gql(`mutation { createTeam(name: "crm") { id } }`);
-  await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "alice") { id } }`);
-  await t.api.gql(`mutation { assignNamespace(namespace: "crm", team: "crm") { id } }`);
+  [alice, eve] = await Promise.all([t.user('alice'), t.user('eve')]);
+  await t.team('crm', ['alice'], ['crm']);
   await create('crm/events', [{ name: 'id', label: { level: 'PUBLIC' } }, { name: 'country', label: { level: 'INTERNAL' } }, { name: 'note' }]);
 });
 afterAll(async () => {

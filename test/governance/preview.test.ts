@@ -2,7 +2,7 @@
 // column cannot be grouped on (an oracle otherwise), and the refusal leaks no count and is audited.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
-import { apiClient, type ApiClient } from '../harness/client';
+import type { ApiClient } from '../harness/client';
 
 let t: TestApp;
 let alice: ApiClient;
@@ -21,11 +21,8 @@ const sample = [
 
 beforeAll(async () => {
   t = await startTestApp();
-  const user = async (name: string) => apiClient(t.url, (await t.api.gql(`mutation ($n: String!) { createUser(name: $n) { token } }`, { n: name })).createUser.token);
-  [alice, eve] = await Promise.all([user('alice'), user('eve')]);
-  await t.api.gql(`mutation { createTeam(name: "crm") { id } }`);
-  await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "alice") { id } }`);
-  await t.api.gql(`mutation { assignNamespace(namespace: "crm", team: "crm") { id } }`);
+  [alice, eve] = await Promise.all([t.user('alice'), t.user('eve')]);
+  await t.team('crm', ['alice'], ['crm']);
   const columns = [
     { name: 'id', type: 'int', label: { level: 'PUBLIC' } },
     { name: 'country', type: 'string', label: { level: 'INTERNAL' } },

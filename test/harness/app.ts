@@ -18,6 +18,10 @@ export interface TestApp {
   dataDir: string;
   publishFixture(name: string, tags?: string[]): Promise<{ version: string; digest: string }>;
   createWorkflow(spec: string | object): Promise<any>;
+  /** Creates a user (role member unless given) and returns an API client with its token. */
+  user(name: string, role?: 'admin' | 'member' | 'viewer'): Promise<ApiClient & { token: string }>;
+  /** Creates a team with these members (role member) owning these namespaces. */
+  team(name: string, members: string[], namespaces?: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -41,6 +45,15 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     async createWorkflow(spec) {
       const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
       return (await api.gql(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { id name } version { version } } }`, { spec: text })).createWorkflow;
+    },
+    async user(name, role = 'member') {
+      const { createUser } = await api.gql(`mutation ($n: String!, $r: Role) { createUser(name: $n, role: $r) { token } }`, { n: name, r: role });
+      return Object.assign(apiClient(url, createUser.token), { token: createUser.token as string });
+    },
+    async team(name, members, namespaces = []) {
+      await api.gql(`mutation ($n: String!) { createTeam(name: $n) { id } }`, { n: name });
+      for (const member of members) await api.gql(`mutation ($t: String!, $i: String!) { setTeamMember(team: $t, identity: $i) { id } }`, { t: name, i: member });
+      for (const namespace of namespaces) await api.gql(`mutation ($ns: String!, $t: String!) { assignNamespace(namespace: $ns, team: $t) { id } }`, { ns: namespace, t: name });
     },
     async stop() {
       await app.stop();
