@@ -152,6 +152,25 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
     access.inputs[port.name] = { dataset: port.dataset!, version: version!.version, digest: version!.digest, columns: wanted, labels };
   }
 
+  // Each written column's label is the join of its sources' labels: a source that is not a column of a dataset
+  // this task reads has no label to join, so the write could not be labelled and is refused before it runs.
+  for (const port of outputPorts) {
+    for (const column of port.columns ?? []) {
+      for (const source of column.from ?? []) {
+        const dot = source.indexOf('.');
+        const input = access.inputs[source.slice(0, dot)];
+        if (input && source.slice(dot + 1) in input.labels) continue;
+        return {
+          denied: {
+            rule: 'the labels of a written column must be computable from its lineage',
+            message: `output "${port.name}" column "${column.name}" derives from ${source}, ${input ? `a column ${input.dataset} does not have` : 'an input that reads no registered dataset'}, so its label cannot be computed; declare the source as a dataset column or drop it from "from"`,
+            subjects: [`${port.dataset}.${column.name}`],
+          },
+        };
+      }
+    }
+  }
+
   for (const port of outputPorts) {
     const dataset = byName.get(port.dataset!);
     // A new output dataset is created in the run's own domain, which every domain may write.

@@ -75,6 +75,7 @@ add({ name: 'start: ad hoc run reading a production PUBLIC column', request: () 
 add({ name: 'start: any run reading an UNCLASSIFIED column', request: () => start(t.api, 'prod-segment'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
 add({ name: 'start: experimentation run writing a production dataset', request: () => start(member, 'exp-writes-prod'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
 add({ name: 'start: production run consuming experimentation outputs', request: () => start(member, 'prod-reads-lab'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
+add({ name: 'start: a write whose lineage names an input that reads no dataset (labels not computable)', request: () => start(t.api, 'exp-unlabelled-write'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
 add({ name: 'start: a module reading a dataset that does not exist', request: () => start(t.api, 'exp-ghost'), expected: 'deny', audited: { action: 'data.start', decision: 'deny' } });
 
 // --- the dispatcher --------------------------------------------------------------------------------------------
@@ -287,6 +288,7 @@ beforeAll(async () => {
   await module('ghost', reads('crm/nothing', 'a'));
   await module('lab-reader', reads('crm/lab', 'x'));
   await module('prod-writer', writes('crm/users'));
+  await module('unlabelled-writer', `inputs:\n  - name: up\noutputs:\n  - name: out\n    dataset: crm/derived\n    columns: [{ name: v, from: [up.x] }]\n`);
   const wf = (name: string, domain: string, mod: string) => t.createWorkflow({ name, domain, tasks: [{ name: 'read', module: `crm/${mod}` }] });
   await wf('exp-email', 'experimentation', 'email');
   await wf('prod-email', 'production', 'email');
@@ -297,6 +299,7 @@ beforeAll(async () => {
   await wf('exp-writes-prod', 'experimentation', 'prod-writer');
   await wf('prod-reads-lab', 'production', 'lab-reader');
   await wf('exp-ghost', 'experimentation', 'ghost');
+  await wf('exp-unlabelled-write', 'experimentation', 'unlabelled-writer');
   await t.publishFixture('echo');
   await t.createWorkflow({ name: 'prod-echo', domain: 'production', parameters: { value: { default: 'v' } }, tasks: [{ name: 'echo', module: 'test/echo', parameters: { message: '${params.value}', steps: 1 } }] });
   const started = await t.api.gql(`mutation { startRun(workflow: "prod-echo", parameters: { value: "${SECRET}" }) { id } }`);
