@@ -3,7 +3,7 @@
 import { and, asc, desc, eq, gte, isNotNull, isNull } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
-import { createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
+import { addDatasetVersion, createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
 import { levels, type Label } from '../../server/governance/labels';
 import { previewDataset, type Preview } from '../../server/governance/preview';
 import { guard } from '../auth';
@@ -180,6 +180,26 @@ builder.mutationFields((t) => ({
         sample: args.sample as Record<string, unknown>[] | undefined,
         columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
       }),
+  }),
+  addDatasetVersion: t.field({
+    type: DatasetRef,
+    description: 'Records a new version (a new snapshot) of a dataset, in a namespace your team owns. Kept columns keep their labels; a label here classifies a column that has none; new columns without one are UNCLASSIFIED (and take the dataset out of the catalog). The same digest and columns as the latest version record nothing.',
+    args: {
+      name: t.arg.string({ required: true }),
+      columns: t.arg({ type: [ColumnInput], required: true }),
+      digest: t.arg.string({ required: true, description: 'Content digest of the data, sha256:<hex>.' }),
+      sample: t.arg({ type: 'JSON', description: 'Up to 1,000 rows (objects keyed by column) for datasetPreview.' }),
+    },
+    resolve: async (_root, args, ctx) =>
+      (
+        await addDatasetVersion(
+          ctx.services.db,
+          ctx.ability,
+          ctx.identity,
+          { name: args.name, digest: args.digest, sample: (args.sample ?? undefined) as Record<string, unknown>[] | undefined, columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })) },
+          ctx.services.config.catalogCeiling,
+        )
+      ).dataset,
   }),
   setColumnLabel: t.field({
     type: LabelRef,

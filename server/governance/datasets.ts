@@ -50,11 +50,8 @@ export interface CreateDatasetInput {
   sample?: Record<string, unknown>[];
 }
 
-/** Creates a dataset with its first version; columns given a label are classified, the rest stay UNCLASSIFIED. */
-export async function createDataset(db: Db, ability: AppAbility, identity: Identity, input: CreateDatasetInput): Promise<Dataset> {
-  const { namespace, name } = parseModuleRef(input.name);
-  if (!name || !nameRe.test(namespace) || !nameRe.test(name) || input.name.includes('@')) throw badInput(`"${input.name}" is not a dataset name; use namespace/name in lowercase.`);
-  if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
+/** Checks a version's columns, their labels, its digest and its sample; returns each column's label (null: none given). */
+function checkVersion(input: Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample'>): (Label | null)[] {
   const labels = input.columns.map((c, i) => {
     if (!columnRe.test(c.name)) throw badInput(`columns.${i}.name "${c.name}" is not a column name.`);
     return c.label ? checkLabel(c.label, `columns.${i}.label`) : null;
@@ -67,6 +64,15 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
     const bad = input.sample.findIndex((row) => typeof row !== 'object' || row === null || Array.isArray(row) || Object.keys(row).some((k) => !known.has(k)));
     if (bad >= 0) throw badInput(`sample.${bad} must be an object whose keys are the dataset's columns.`);
   }
+  return labels;
+}
+
+/** Creates a dataset with its first version; columns given a label are classified, the rest stay UNCLASSIFIED. */
+export async function createDataset(db: Db, ability: AppAbility, identity: Identity, input: CreateDatasetInput): Promise<Dataset> {
+  const { namespace, name } = parseModuleRef(input.name);
+  if (!name || !nameRe.test(namespace) || !nameRe.test(name) || input.name.includes('@')) throw badInput(`"${input.name}" is not a dataset name; use namespace/name in lowercase.`);
+  if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
+  const labels = checkVersion(input);
   return db.transaction(async (tx) => {
     await assertMayWriteNamespace(tx, ability, namespace);
     const [dataset] = await tx
@@ -74,12 +80,60 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
       .values({ namespace, name, domain: input.domain, description: input.description ?? '', createdBy: identity.id })
       .onConflictDoNothing()
       .returning();
-    if (!dataset) throw new AtelierError('CONFLICT', `Dataset ${input.name} already exists; add a version to it instead.`);
+    if (!dataset) throw new AtelierError('CONFLICT', `Dataset ${input.name} already exists; add a version to it with addDatasetVersion.`);
     await tx.insert(datasetVersions).values({ datasetId: dataset.id, version: 1, columns: input.columns.map(({ name: n, type }) => ({ name: n, type })), digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
     const classified = input.columns.flatMap((c, i) => (labels[i] ? [{ datasetId: dataset.id, column: c.name, level: labels[i]!.level, categories: labels[i]!.categories, setBy: identity.id, reason: 'set at creation' }] : []));
     if (classified.length) await tx.insert(columnLabels).values(classified);
     await audit(tx, { identity, action: 'dataset.create', decision: 'allow', subject: `dataset:${input.name}`, rule: `member of the team owning namespace "${namespace}"`, details: { domain: input.domain, columns: input.columns.length, classified: classified.length } });
     return dataset;
+  });
+}
+
+/**
+ * Records a new version of a registered dataset (a new snapshot of its data). Columns it keeps keep their labels;
+ * a label given here classifies a column that has none (raising or lowering one is setColumnLabel's and
+ * requestDeclassification's); new columns without one are UNCLASSIFIED, and may take it out of the catalog.
+ * The same digest and columns as the latest version record nothing.
+ */
+export async function addDatasetVersion(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { name: string } & Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample'>,
+  catalog: CatalogCeiling,
+): Promise<{ dataset: Dataset; version: number; created: boolean }> {
+  const labels = checkVersion(input);
+  const columns = input.columns.map(({ name, type }) => ({ name, type }));
+  return db.transaction(async (tx) => {
+    const dataset = await findDataset(tx, input.name);
+    await assertMayWriteNamespace(tx, ability, dataset.namespace);
+    const [locked] = await tx.select().from(datasets).where(eq(datasets.id, dataset.id)).for('update');
+    const latest = await latestVersion(tx, dataset.id);
+    if (latest.digest === input.digest && JSON.stringify(latest.columns) === JSON.stringify(columns)) return { dataset: locked!, version: latest.version, created: false };
+    const existing = new Map((await tx.select().from(columnLabels).where(eq(columnLabels.datasetId, dataset.id))).map((r) => [r.column, r]));
+    const classified = input.columns.flatMap((c, i) => {
+      const label = labels[i];
+      if (!label) return [];
+      const current = existing.get(c.name);
+      if (current && !sameLabel(labelOf(current), label)) {
+        throw badInput(`columns.${i}.label: ${c.name} is already ${formatLabel(labelOf(current))}; change it with setColumnLabel (up) or requestDeclassification (down).`);
+      }
+      return current ? [] : [{ datasetId: dataset.id, column: c.name, level: label.level, categories: label.categories, setBy: identity.id, reason: `set with version ${latest.version + 1}` }];
+    });
+    await tx.insert(datasetVersions).values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
+    if (classified.length) await tx.insert(columnLabels).values(classified);
+    const added = columns.filter((c) => !latest.columns.some((l) => l.name === c.name)).map((c) => c.name);
+    await audit(tx, {
+      identity,
+      action: 'dataset.version',
+      decision: 'allow',
+      subject: `dataset:${input.name}`,
+      rule: `member of the team owning namespace "${dataset.namespace}"`,
+      details: { version: latest.version + 1, digest: input.digest, added, removed: latest.columns.filter((l) => !columns.some((c) => c.name === l.name)).map((l) => l.name), classified: classified.length },
+    });
+    await withdrawIfOutsideCeiling(tx, dataset.id, catalog, identity, `version ${latest.version + 1}`);
+    const [after] = await tx.select().from(datasets).where(eq(datasets.id, dataset.id));
+    return { dataset: after!, version: latest.version + 1, created: true };
   });
 }
 

@@ -120,6 +120,34 @@ describe('datasets and column labels', () => {
     expect(row?.level).toBe('CONFIDENTIAL');
   });
 
+  it('adds versions: kept columns keep their labels, new ones start UNCLASSIFIED, a published dataset with a new unclassified column is withdrawn', async () => {
+    const ADD = `mutation ($n: String!, $c: [DatasetColumnInput!]!, $d: String!) { addDatasetVersion(name: $n, columns: $c, digest: $d) { versions { version digest } columns { name label { level } needsClassification } catalog { published blockers } } }`;
+    const columns = [{ name: 'id', type: 'string', label: { level: 'PUBLIC' } }, { name: 'n', type: 'int', label: { level: 'INTERNAL' } }];
+    await alice.gql(`mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/snapshots", domain: adhoc, columns: $c, digest: "${DIGEST}") { id } }`, { c: columns });
+    await alice.gql(`mutation { publishDatasetToCatalog(name: "crm/snapshots") { id } }`);
+    // the same content again records nothing
+    expect((await alice.gql(ADD, { n: 'crm/snapshots', c: columns, d: DIGEST })).addDatasetVersion.versions).toHaveLength(1);
+    // someone outside the owning team may not add one; an unknown dataset is NOT_FOUND; a lowered label is refused
+    expect(codeOf(await eve.raw(ADD, { n: 'crm/snapshots', c: columns, d: `sha256:${'b'.repeat(64)}` }))).toBe('FORBIDDEN');
+    expect(codeOf(await alice.raw(ADD, { n: 'crm/nothing', c: columns, d: DIGEST }))).toBe('NOT_FOUND');
+    const lowered = await alice.raw(ADD, { n: 'crm/snapshots', c: [columns[0], { ...columns[1], label: { level: 'PUBLIC' } }], d: `sha256:${'b'.repeat(64)}` });
+    expect(codeOf(lowered)).toBe('BAD_USER_INPUT');
+    expect(msgOf(lowered)).toMatch(/n is already INTERNAL; change it with setColumnLabel \(up\) or requestDeclassification \(down\)/);
+
+    const { addDatasetVersion } = await alice.gql(ADD, { n: 'crm/snapshots', c: [{ name: 'id', type: 'string' }, { name: 'n', type: 'int' }, { name: 'note', type: 'string' }], d: `sha256:${'b'.repeat(64)}` });
+    expect(addDatasetVersion.versions.map((v: any) => v.version)).toEqual([2, 1]);
+    expect(addDatasetVersion.columns).toEqual([
+      { name: 'id', label: { level: 'PUBLIC' }, needsClassification: false },
+      { name: 'n', label: { level: 'INTERNAL' }, needsClassification: false },
+      { name: 'note', label: { level: 'UNCLASSIFIED' }, needsClassification: true },
+    ]);
+    expect(addDatasetVersion.catalog.published).toBe(false);
+    expect(addDatasetVersion.catalog.blockers.join()).toMatch(/note/);
+    const { auditEvents } = await t.api.gql(`{ auditEvents(subject: "dataset:crm/snapshots") { action details } }`);
+    expect(auditEvents.map((e: any) => e.action)).toEqual(expect.arrayContaining(['dataset.version', 'catalog.withdraw']));
+    expect(auditEvents.find((e: any) => e.action === 'dataset.version').details).toMatchObject({ version: 2, added: ['note'], removed: [] });
+  });
+
   it('audits every decision and grant change, readable by admins only', async () => {
     expect(codeOf(await alice.raw(`{ auditEvents { id } }`))).toBe('FORBIDDEN');
     const { auditEvents } = await t.api.gql(`{ auditEvents(limit: 200) { action decision subject rule identity { name } } }`);
