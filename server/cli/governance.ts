@@ -126,6 +126,27 @@ function describeCatalog(name: string, c: CatalogView): string {
   return `${name} is not in the interactive catalog`;
 }
 
+/** Checks a version's columns (each once) and reads its sample file: a JSON list of rows, or undefined. */
+async function readVersion(opts: { column: ColumnInput[]; sample?: string }): Promise<unknown[] | undefined> {
+  const seen = new Set<string>();
+  for (const c of opts.column) {
+    if (seen.has(c.name)) throw new CliError(`column "${c.name}" is given twice`);
+    seen.add(c.name);
+  }
+  if (!opts.sample) return undefined;
+  const text = await readFile(opts.sample, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read ${opts.sample}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  });
+  let sample: unknown;
+  try {
+    sample = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`${opts.sample} is not JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(sample)) throw new CliError(`${opts.sample} must hold a JSON list of rows, e.g. [{"id": 1, "country": "FR"}]`);
+  return sample;
+}
+
 export function datasetCommand(connect: Connect): Command {
   const dataset = new Command('dataset').description('datasets: columns and their labels, previews at your clearance, the interactive catalog');
 
@@ -185,33 +206,36 @@ export function datasetCommand(connect: Connect): Command {
     .option('--sample <file.json>', 'up to 1,000 sample rows (a JSON list of objects keyed by column) for previews')
     .option('--description <text>')
     .action(async (name: string, opts: { domain: string; column: ColumnInput[]; digest: string; sample?: string; description?: string }, cmd: Command) => {
-      const seen = new Set<string>();
-      for (const c of opts.column) {
-        if (seen.has(c.name)) throw new CliError(`column "${c.name}" is given twice`);
-        seen.add(c.name);
-      }
-      let sample: unknown;
-      if (opts.sample) {
-        const text = await readFile(opts.sample, 'utf8').catch((error: NodeJS.ErrnoException) => {
-          throw new CliError(`cannot read ${opts.sample}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-        });
-        try {
-          sample = JSON.parse(text);
-        } catch (error) {
-          throw new CliError(`${opts.sample} is not JSON: ${(error as Error).message}`);
-        }
-        if (!Array.isArray(sample)) throw new CliError(`${opts.sample} must hold a JSON list of rows, e.g. [{"id": 1, "country": "FR"}]`);
-      }
+      const sample = await readVersion(opts);
       const { createDataset: d } = await connect(cmd).request<{ createDataset: { fullName: string; columns: { needsClassification: boolean }[] } }>(
         `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON, $desc: String) {
           createDataset(name: $n, domain: $d, columns: $c, digest: $digest, sample: $s, description: $desc) { fullName columns { needsClassification } }
         }`,
-        // No sample: the variable is left out, not null (createDataset refuses `sample: null` as a malformed sample).
-        { n: name, d: opts.domain, c: opts.column, digest: opts.digest, s: sample, desc: opts.description ?? null },
+        { n: name, d: opts.domain, c: opts.column, digest: opts.digest, s: sample ?? null, desc: opts.description ?? null },
       );
       const unclassified = d.columns.filter((c) => c.needsClassification).length;
-      console.log(`created dataset ${d.fullName} (${opts.domain}, ${d.columns.length} columns${sample ? `, ${(sample as unknown[]).length} sample rows` : ''})`);
+      console.log(`created dataset ${d.fullName} (${opts.domain}, ${d.columns.length} columns${sample ? `, ${sample.length} sample rows` : ''})`);
       if (unclassified) console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+    });
+
+  dataset
+    .command('version <name>')
+    .description('record a new version (snapshot) of a dataset: kept columns keep their labels, new ones start UNCLASSIFIED unless given a level')
+    .requiredOption('--column <name:type[:LEVEL[:CAT,CAT]]>', 'a column of the new version (repeatable)', collectColumn)
+    .requiredOption('--digest <sha256:hex>', 'content digest of the new data')
+    .option('--sample <file.json>', 'up to 1,000 sample rows for previews')
+    .action(async (name: string, opts: { column: ColumnInput[]; digest: string; sample?: string }, cmd: Command) => {
+      const sample = await readVersion(opts);
+      const { addDatasetVersion: d } = await connect(cmd).request<{ addDatasetVersion: { fullName: string; versions: { version: number }[]; columns: { needsClassification: boolean }[]; catalog: { published: boolean; blockers: string[] } } }>(
+        `mutation ($n: String!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON) {
+          addDatasetVersion(name: $n, columns: $c, digest: $digest, sample: $s) { fullName versions { version } columns { needsClassification } catalog { published blockers } }
+        }`,
+        { n: name, c: opts.column, digest: opts.digest, s: sample ?? null },
+      );
+      console.log(`${d.fullName} is at version ${d.versions[0]?.version ?? 1}`);
+      const unclassified = d.columns.filter((c) => c.needsClassification).length;
+      if (unclassified) console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+      if (!d.catalog.published && d.catalog.blockers.length) console.log(`not in the catalog: ${d.catalog.blockers.join('; ')}`);
     });
 
   dataset

@@ -71,6 +71,18 @@ describe('atelier dataset, declassify and audit', () => {
     expect(listed.stdout).toMatch(/^crm\/users +adhoc +4 +1 +-$/m);
   });
 
+  it('records a new version: kept labels stay, a new column starts UNCLASSIFIED', async () => {
+    const added = await cli(['dataset', 'version', 'crm/ledger', '--column', 'id:int:PUBLIC', '--column', 'memo:string', '--digest', digest], 'alice');
+    expect(added.code).not.toBe(0);
+    expect(added.stderr).toMatch(/No dataset crm\/ledger/);
+    await cli(['dataset', 'create', 'crm/ledger', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--digest', digest], 'alice');
+    const next = await cli(['dataset', 'version', 'crm/ledger', '--column', 'id:int', '--column', 'memo:string', '--digest', `sha256:${'e'.repeat(64)}`], 'alice');
+    expect(next.code, show(next)).toBe(0);
+    expect(next.stdout).toMatch(/^crm\/ledger is at version 2$/m);
+    expect(next.stdout).toMatch(/^1 column UNCLASSIFIED: classify with `atelier dataset label crm\/ledger COLUMN LEVEL`$/m);
+    expect((await cli(['dataset', 'show', 'crm/ledger'])).stdout).toMatch(/^ {2}id +int +PUBLIC /m);
+  });
+
   it('previews only the columns a member may read, listing the withheld ones, and groups', async () => {
     const rows = await cli(['dataset', 'preview', 'crm/users', '--where', 'country=FR', '--order-by', 'id:desc'], 'alice');
     expect(rows.code, show(rows)).toBe(0);
