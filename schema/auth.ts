@@ -26,7 +26,8 @@ interface Access {
   fields: Set<string>;
 }
 
-const accessCache = new WeakMap<Context, WeakMap<object, Access | Promise<Access>>>();
+/** Per request, per guard (one object may be seen as two types), per object. */
+const accessCache = new WeakMap<Context, Map<Guard, WeakMap<object, Access | Promise<Access>>>>();
 
 function decide(ctx: Context, guard: Guard, row: object): Access {
   const instance = caslSubject(guard.subject, { ...row });
@@ -39,15 +40,17 @@ function decide(ctx: Context, guard: Guard, row: object): Access {
  * needs no lookup (every field of a list of objects is then checked without a promise of its own).
  */
 function accessOf(ctx: Context, guard: Guard, parent: object): Access | Promise<Access> {
-  let perRequest = accessCache.get(ctx);
-  if (!perRequest) accessCache.set(ctx, (perRequest = new WeakMap()));
+  let perGuard = accessCache.get(ctx);
+  if (!perGuard) accessCache.set(ctx, (perGuard = new Map()));
+  let perRequest = perGuard.get(guard);
+  if (!perRequest) perGuard.set(guard, (perRequest = new WeakMap()));
   let access = perRequest.get(parent);
   if (!access) {
     const row = guard.of(parent as never, ctx);
     access = row instanceof Promise ? row.then((r) => decide(ctx, guard, r)) : decide(ctx, guard, row);
     if (access instanceof Promise) {
       const pending = access;
-      void pending.then((decided) => perRequest.set(parent, decided), () => undefined);
+      void pending.then((decided) => perRequest!.set(parent, decided), () => undefined);
     }
     perRequest.set(parent, access);
   }
