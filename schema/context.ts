@@ -30,7 +30,7 @@ export interface Services {
   planDefaults: PlanDefaults;
   cache: TaskCache;
   /** Whether a run started by an identity may reuse a result computed by a source run. */
-  mayReuse: (identity: Identity | null, source: Run) => boolean;
+  mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
   hotClusters: HotClusterService;
 }
 

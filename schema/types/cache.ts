@@ -120,6 +120,7 @@ builder.queryFields((t) => ({
         ctx.services,
         { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, domain: args.domain ?? undefined, cacheNamespace: args.cacheNamespace ?? undefined },
         ctx.identity,
+        ctx.grants,
       );
     },
   }),

@@ -1,6 +1,7 @@
 // Which tasks of a workflow would be served from cache if it started now with these parameters: the run is planned
 // (nothing is written) and walked in dependency order, each module task's key computed from its upstreams' cached
 // outputs; a task downstream of one that executes cannot be known before then, so it is a miss.
+import type { Grants } from '../auth/ability';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
@@ -35,10 +36,10 @@ export interface PreviewServices {
   db: Db;
   cache: TaskCache;
   planDefaults: PlanDefaults;
-  mayReuse: (identity: Identity | null, source: Run) => boolean;
+  mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
 }
 
-export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewServices, input: PreviewInput, identity: Identity | null): Promise<PreviewTask[]> {
+export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewServices, input: PreviewInput, identity: Identity | null, grants?: Grants): Promise<PreviewTask[]> {
   const [workflow] = await db.select().from(workflows).where(eq(workflows.name, input.workflow));
   if (!workflow) throw notFound(`No workflow "${input.workflow}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = input.version ?? workflow.latestVersion;
@@ -76,7 +77,7 @@ export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewS
         const entry = (await cache.lookup(tx, [key], new Date())).get(key);
         const [source] = entry ? await tx.select().from(runs).where(inArray(runs.id, [entry.sourceRunId])) : [];
         if (!entry || !source) decided = miss('no usable entry of its key', key);
-        else if (!mayReuse(identity, source)) decided = miss('the cached result belongs to a run you may not read', key);
+        else if (!mayReuse(identity, source, grants)) decided = miss('the cached result belongs to a run you may not read', key);
         else {
           outputs.set(node, entry.outputs);
           decided = { node, hit: true, key, reason: 'served from cache', sourceTaskId: entry.sourceTaskId, sourceRunId: entry.sourceRunId, savedMs: entry.durationMs };

@@ -10,6 +10,8 @@ import { and, asc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { taskMessageId } from '../../plugins/protocol';
 import { readableBy } from '../cache/access';
+import type { Grants } from '../auth/ability';
+import { grantsOf } from '../governance/grants';
 import { audit, AuditedDenial } from '../governance/audit';
 import type { CatalogCeiling } from '../governance/catalog';
 import { decideDataAccess, hasDataPorts, recordDatasetWrites, type TaskDataAccess } from '../governance/policy';
@@ -87,7 +89,7 @@ export interface OrchestratorOptions {
   /** The task cache; without it every task executes. */
   cache?: TaskCache;
   /** Whether a run started by `identity` may reuse a result computed by `source` (default: its CASL ability reads it). */
-  mayReuse?: (identity: Identity | null, source: Run) => boolean;
+  mayReuse?: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
   /** What the interactive dataset catalog admits: a dataset a task's output puts outside it is withdrawn (default: CONFIDENTIAL, never PII). */
   catalogCeiling?: CatalogCeiling;
 }
@@ -249,9 +251,10 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       if (!entries.size) return entries;
       const sources = new Map((await tx.select().from(runs).where(inArray(runs.id, [...new Set([...entries.values()].map((e) => e.sourceRunId))]))).map((r) => [r.id, r]));
       const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
+      const grants = creator ? await grantsOf(tx, creator) : undefined;
       for (const [key, entry] of entries) {
         const source = sources.get(entry.sourceRunId);
-        if (!source || !mayReuse(creator ?? null, source)) entries.delete(key);
+        if (!source || !mayReuse(creator ?? null, source, grants)) entries.delete(key);
       }
       return entries;
     };
