@@ -125,8 +125,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       if (!token) throw new AtelierError('UNAUTHENTICATED', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).');
       const session = await sessionForToken(db, token);
       if (!session) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
-      const { identity, scopes } = session;
-      const grants = await grantsOf(db, identity);
+      const { identity, scopes, grants } = session;
       return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, loaders: createLoaders(db) };
     },
   });

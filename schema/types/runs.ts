@@ -12,7 +12,7 @@ import { AtelierError, badInput, forbidden, notFound } from '../../server/errors
 import { feedIterator, type FeedEvent } from '../../server/feed';
 import { sessionForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
-import { assertMayIn, assertMayStartIn, grantsOf } from '../../server/governance/grants';
+import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
@@ -493,7 +493,7 @@ function watchAccess(ctx: Context, abort: AbortController, stillAllowed?: (abili
     void (async () => {
       const session = await sessionForToken(ctx.services.db, ctx.token);
       if (!session) return end(new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.'));
-      const ability = defineAbilityFor(session.identity, await grantsOf(ctx.services.db, session.identity), session.scopes);
+      const ability = defineAbilityFor(session.identity, session.grants, session.scopes);
       watched.set(ctx, ability);
       if (stillAllowed && !stillAllowed(ability)) end(forbidden('Your access to this run’s events changed (a grant was revoked or you left a team), so this subscription has ended.'));
     })().catch(() => undefined); // a failed check is retried at the next one

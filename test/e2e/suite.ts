@@ -39,6 +39,20 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       expect(await res.json()).toMatchObject({ status: 'ok' });
     });
 
+    it('reads a caller’s team grants with their token, and applies a new grant on the next request', async () => {
+      await t.createWorkflow({ name: 'prod-e2e', domain: 'production', tasks: [{ name: 'a', module: 'test/echo' }] });
+      const erin = await t.user('e2e-erin');
+      await t.team('e2e-ops', ['e2e-erin']);
+      const startProd = () => erin.raw(`mutation { startRun(workflow: "prod-e2e") { id } }`);
+      expect((await startProd()).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      await t.api.gql(`mutation { grantDomain(team: "e2e-ops", domain: production) { id } }`);
+      await t.api.gql(`mutation { grantDomain(team: "e2e-ops", domain: adhoc) { id } }`);
+      const started = await startProd();
+      expect(started.errors).toBeUndefined();
+      // the run's data is readable now too
+      expect((await erin.raw(`query ($id: ID!) { run(id: $id) { parameters } }`, { id: started.data.startRun.id })).errors).toBeUndefined();
+    });
+
     it('refuses calls without a valid token with 401 and a typed error', async () => {
       for (const token of [null, 'atl_not-a-real-token']) {
         const result = await apiClient(t.url, token).raw('{ viewer { name } }');
