@@ -20,6 +20,7 @@ import { NotFoundPage } from './pages/not-found';
 
 const RunPage = lazyPage(() => import('./pages/run'));
 const WorkflowPage = lazyPage(() => import('./pages/workflow'));
+const DatasetPage = lazyPage(() => import('./pages/dataset'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
@@ -41,6 +42,7 @@ function route(path: string): ComponentChildren {
   if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;
+  if ((m = /^\/datasets\/([^/]+)\/([^/]+)$/.exec(path))) return <DatasetPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/executors') return <ExecutorsPage />;
   if (path === '/savings') return <SavingsPage />;
   return <NotFoundPage />;
