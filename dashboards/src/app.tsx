@@ -14,6 +14,7 @@ import { ModulesPage, ModulePage } from './pages/modules';
 import { SchedulesPage } from './pages/schedules';
 import { WorkflowsPage } from './pages/workflows';
 import { DatasetsPage } from './pages/datasets';
+import { AuditPage } from './pages/audit';
 import { ExecutorsPage } from './pages/executors';
 import { SavingsPage } from './pages/savings';
 import { NotFoundPage } from './pages/not-found';
@@ -30,6 +31,8 @@ const nav = [
   { href: '/datasets', label: 'Datasets' },
   { href: '/executors', label: 'Executors' },
   { href: '/savings', label: 'Savings' },
+  // the API refuses the audit log to anyone else; the page says so to whoever opens its address anyway
+  { href: '/audit', label: 'Audit', adminOnly: true },
 ];
 
 function route(path: string): ComponentChildren {
@@ -43,6 +46,7 @@ function route(path: string): ComponentChildren {
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;
   if ((m = /^\/datasets\/([^/]+)\/([^/]+)$/.exec(path))) return <DatasetPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
+  if (path === '/audit') return <AuditPage />;
   if (path === '/executors') return <ExecutorsPage />;
   if (path === '/savings') return <SavingsPage />;
   return <NotFoundPage />;
@@ -130,7 +134,7 @@ function Shell({ session }: { session: Session }) {
         </Link>
         <nav aria-label="Main">
           <ul>
-            {nav.map((item) => (
+            {nav.filter((item) => !item.adminOnly || session.viewer.role === 'admin').map((item) => (
               <li key={item.href}>
                 <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
                   {item.label}
