@@ -72,7 +72,7 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
           </button>
         )}
         {catalog.published && !withdrawing && (
-          <button type="button" class="button danger" aria-expanded={false} onClick={() => setWithdrawing(true)}>
+          <button type="button" class="button danger" onClick={() => setWithdrawing(true)}>
             Withdraw…
           </button>
         )}
