@@ -14,12 +14,14 @@ import { ModulesPage, ModulePage } from './pages/modules';
 import { SchedulesPage } from './pages/schedules';
 import { WorkflowsPage } from './pages/workflows';
 import { DatasetsPage } from './pages/datasets';
+import { AuditPage } from './pages/audit';
 import { ExecutorsPage } from './pages/executors';
 import { SavingsPage } from './pages/savings';
 import { NotFoundPage } from './pages/not-found';
 
 const RunPage = lazyPage(() => import('./pages/run'));
 const WorkflowPage = lazyPage(() => import('./pages/workflow'));
+const DatasetPage = lazyPage(() => import('./pages/dataset'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
@@ -29,6 +31,8 @@ const nav = [
   { href: '/datasets', label: 'Datasets' },
   { href: '/executors', label: 'Executors' },
   { href: '/savings', label: 'Savings' },
+  // the API refuses the audit log to anyone else; the page says so to whoever opens its address anyway
+  { href: '/audit', label: 'Audit', adminOnly: true },
 ];
 
 function route(path: string): ComponentChildren {
@@ -41,6 +45,8 @@ function route(path: string): ComponentChildren {
   if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;
+  if ((m = /^\/datasets\/([^/]+)\/([^/]+)$/.exec(path))) return <DatasetPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
+  if (path === '/audit') return <AuditPage />;
   if (path === '/executors') return <ExecutorsPage />;
   if (path === '/savings') return <SavingsPage />;
   return <NotFoundPage />;
@@ -128,7 +134,7 @@ function Shell({ session }: { session: Session }) {
         </Link>
         <nav aria-label="Main">
           <ul>
-            {nav.map((item) => (
+            {nav.filter((item) => !item.adminOnly || session.viewer.role === 'admin').map((item) => (
               <li key={item.href}>
                 <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
                   {item.label}

@@ -123,7 +123,7 @@ describe('dashboards in Chromium', () => {
     await page.getByText('No runs yet').waitFor();
     expect(page.url()).not.toContain(t.app.adminToken);
     expect(await page.evaluate(() => sessionStorage.getItem('atelier-token'))).toBe(t.app.adminToken);
-    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(['Runs', 'Workflows', 'Modules', 'Schedules', 'Datasets', 'Executors', 'Savings']);
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(['Runs', 'Workflows', 'Modules', 'Schedules', 'Datasets', 'Executors', 'Savings', 'Audit']);
     await shot('runs-empty');
   });
 
