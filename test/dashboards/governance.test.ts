@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
-import type { ApiClient } from '../harness/client';
+import { RUN_EVENTS, type ApiClient } from '../harness/client';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, '..', 'artifacts');
@@ -208,6 +208,21 @@ describe('governance pages in Chromium', () => {
     expect(await member.getByRole('alert').count()).toBe(0);
     expectedError = null;
     await shot(member, 'audit-member');
+  });
+
+  it("shows a member a production run's progress but withholds its data, saying why", async () => {
+    await t.publishFixture('echo');
+    await t.createWorkflow({ name: 'nightly', domain: 'production', tasks: [{ name: 'report', module: 'test/echo', parameters: { message: 'secret-value', steps: 1 } }] });
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "nightly") { id } }`);
+    await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, (e: any) => e.runEvents.__typename === 'RunStatusEvent' && e.runEvents.runStatus === 'SUCCEEDED');
+    await member.goto(`${t.url}/runs/${startRun.id}?task=report`);
+    await member.getByText('Withheld: none of your teams is granted the production domain.').waitFor();
+    await member.locator('.task-panel').getByText('Withheld: none of your teams is granted this run’s domain.').first().waitFor();
+    expect(await member.content()).not.toContain('secret-value');
+    await shot(member, 'withheld-run');
+    // the admin sees it all
+    await admin.goto(`${t.url}/runs/${startRun.id}?task=report`);
+    await admin.locator('.task-panel').getByText(/secret-value/).first().waitFor();
   });
 
   it('logged no console errors', () => {

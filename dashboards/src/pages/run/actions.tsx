@@ -85,7 +85,7 @@ function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; o
     }
     return runParameterFields(spec, schemas);
   }, [run.workflowVersion.id]);
-  const [values, setValues] = useState<FormValues>(() => initialValues(fields, run.parameters as Record<string, unknown>));
+  const [values, setValues] = useState<FormValues>(() => initialValues(fields, (run.parameters ?? {}) as Record<string, unknown>));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [state, clone] = useMutation(CLONE_RUN);
   const [error, setError] = useState<string | null>(null);

@@ -156,7 +156,11 @@ export default function RunPage({ id }: { id: string }) {
         <div class="wide">
           <dt>Parameters</dt>
           <dd>
-            <code class="params">{Object.keys(run.parameters as object).length ? JSON.stringify(run.parameters) : 'none'}</code>
+            {run.parameters === null ? (
+              <span class="muted">Withheld: none of your teams is granted the {run.domain} domain.</span>
+            ) : (
+              <code class="params">{Object.keys(run.parameters as object).length ? JSON.stringify(run.parameters) : 'none'}</code>
+            )}
           </dd>
         </div>
       </dl>

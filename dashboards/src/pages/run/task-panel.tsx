@@ -95,11 +95,15 @@ export function TaskPanel({ store, version, run, task, runStatus, now, onClose }
   );
 }
 
+const WITHHELD = 'Withheld: none of your teams is granted this run’s domain.';
+
 function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData; runStatus: RunStatus; now: number }) {
   const module = task.moduleVersion?.ref ?? task.moduleRef;
   const moduleName = module?.split('@')[0];
   const waitingReason = waitingReasonOf(task);
   const hit = task.cacheHit;
+  // A task's parameters are always there when its data is readable: null means the API withheld its data.
+  const withheld = task.parameters === null;
   return (
     <div class="overview">
       {waitingReason && (
@@ -225,16 +229,22 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
       <div class="two-col">
         <div>
           <h3>Parameters</h3>
-          <pre class="json">{JSON.stringify(task.parameters, null, 2)}</pre>
+          {withheld ? <p class="muted">{WITHHELD}</p> : <pre class="json">{JSON.stringify(task.parameters, null, 2)}</pre>}
         </div>
         <div>
           <h3>Outputs</h3>
-          {task.outputs ? <pre class="json">{JSON.stringify(task.outputs, null, 2)}</pre> : <p class="muted">{terminalTaskStatuses.has(task.status) || runStatus === 'CANCELLED' ? 'No outputs.' : 'Outputs appear when the task ends.'}</p>}
+          {withheld ? (
+            <p class="muted">{WITHHELD}</p>
+          ) : task.outputs ? (
+            <pre class="json">{JSON.stringify(task.outputs, null, 2)}</pre>
+          ) : (
+            <p class="muted">{terminalTaskStatuses.has(task.status) || runStatus === 'CANCELLED' ? 'No outputs.' : 'Outputs appear when the task ends.'}</p>
+          )}
         </div>
       </div>
       <h3>Attempts</h3>
       {task.attempts === null ? (
-        <p class="muted">Withheld: your teams are not granted this run’s domain.</p>
+        <p class="muted">{WITHHELD}</p>
       ) : task.attempts.length === 0 ? (
         <p class="muted">{hit ? 'None: it did not execute.' : 'No attempt has ended yet.'}</p>
       ) : (
