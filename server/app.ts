@@ -195,11 +195,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     const fail = (error: AtelierError) => reply(Number((error.extensions.http as { status: number }).status), { error: { code: error.code, message: error.message, details: error.details } });
     if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', 'POST a push event as JSON to /hooks/git.'));
-    let body: Buffer;
-    try {
-      if (Number(req.headers['content-length'] ?? 0) > GIT_HOOK_MAX_BYTES) throw new Error('too large');
-      body = await readBody(req, GIT_HOOK_MAX_BYTES);
-    } catch {
+    const body = Number(req.headers['content-length'] ?? 0) > GIT_HOOK_MAX_BYTES ? null : await readBodyWithin(req, GIT_HOOK_MAX_BYTES).catch(() => null);
+    if (!body) {
+      res.once('finish', () => req.destroy());
       return fail(new AtelierError('PAYLOAD_TOO_LARGE', `A push event is at most ${GIT_HOOK_MAX_BYTES} bytes.`));
     }
     const token = bearer(req.headers.authorization);
@@ -414,23 +412,6 @@ function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer | n
       resolve(null);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-/** The whole request body, refusing more than `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.destroy();
-        reject(new Error('too large'));
-      } else chunks.push(chunk);
-    });
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });

@@ -5,7 +5,7 @@
 // never the role.
 import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
-import { domains, type Domain } from '../db/tables/workflows';
+import type { Domain } from '../db/tables/workflows';
 import { badInput, forbidden } from '../errors';
 import { allFields, dataFields, fieldSubjects, metaFields, type FieldSubject } from './fields';
 
@@ -121,4 +121,3 @@ export function assertCan(ability: AppAbility, action: Action, subjectType: Fiel
   if (!ability.can(action, subjectType)) throw forbidden(`You may not ${what}; ask an admin for a role that allows "${action}" on ${subjectType}.`);
 }
 
-export const allDomains = domains;

@@ -1,10 +1,8 @@
 // Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
+import { and, eq, gt, isNull, or } from 'drizzle-orm';
+import { grantedDomains, grantsFrom } from '../governance/grants';
 import type { Grants } from './ability';
-import { domainGrants } from '../db/tables/governance';
-import { teamMembers } from '../db/tables/teams';
-import { domains, type Domain } from '../db/tables/workflows';
 import type { Db } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
@@ -32,18 +30,14 @@ export async function identityForToken(db: Db, token: string): Promise<Identity 
  * belongs to with a writing role (what `grantsOf` reads), in one query; or null.
  */
 export async function sessionForToken(db: Db, token: string): Promise<{ identity: Identity; scopes: string[] | null; grants: Grants } | null> {
-  const granted = sql<Domain[]>`array(
-    select distinct ${domainGrants.domain} from ${domainGrants}
-    join ${teamMembers} on ${teamMembers.teamId} = ${domainGrants.teamId}
-    where ${teamMembers.identityId} = ${identities.id} and ${teamMembers.role} in ('member', 'maintainer', 'admin'))`;
   const [row] = await db
-    .select({ identity: identities, scopes: tokens.scopes, domains: granted })
+    .select({ identity: identities, scopes: tokens.scopes, granted: grantedDomains(identities.id) })
     .from(tokens)
     .innerJoin(identities, eq(identities.id, tokens.identityId))
     .where(and(eq(tokens.hash, hashToken(token)), isNull(tokens.revokedAt), or(isNull(tokens.expiresAt), gt(tokens.expiresAt, new Date()))))
     .limit(1);
   if (!row) return null;
-  return { identity: row.identity, scopes: row.scopes, grants: { domains: row.identity.role === 'admin' ? [...domains] : row.domains } };
+  return { identity: row.identity, scopes: row.scopes, grants: grantsFrom(row.identity, row.granted) };
 }
 
 /** Finds or creates an identity by name. */

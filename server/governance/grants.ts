@@ -1,10 +1,10 @@
 // Domain grants: which teams may start runs in the ad hoc and production domains (experimentation is open to
 // every member). Read once per request into the CASL ability; changed by admins, audited.
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, sql, type SQLWrapper } from 'drizzle-orm';
 import { subject } from '@casl/ability';
 import { assertCan, isAdmin, type Action, type AppAbility, type Grants } from '../auth/ability';
 import type { FieldSubject } from '../auth/fields';
-import type { Db } from '../db/client';
+import { queryRows, type Db, type Tx } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { teamMembers, type Team } from '../db/tables/teams';
@@ -13,15 +13,23 @@ import { badInput, forbidden } from '../errors';
 import { teamByName } from '../teams/teams';
 import { audit } from './audit';
 
-/** The grants of an identity's teams (viewers of a team get none of its grants). One query. */
-export async function grantsOf(db: Db, identity: Pick<Identity, 'id' | 'role'>): Promise<Grants> {
-  if (identity.role === 'admin') return { domains: [...domains] };
-  const rows = await db
-    .selectDistinct({ domain: domainGrants.domain })
-    .from(domainGrants)
-    .innerJoin(teamMembers, eq(teamMembers.teamId, domainGrants.teamId))
-    .where(and(eq(teamMembers.identityId, identity.id), inArray(teamMembers.role, ['member', 'maintainer', 'admin'])));
-  return { domains: rows.map((r) => r.domain) };
+/**
+ * The domains granted to the teams an identity (`identityId`, a column or a value) belongs to with a writing role
+ * (viewers of a team get none of its grants): a subquery, so the token lookup can read it in the same statement.
+ */
+export const grantedDomains = (identityId: SQLWrapper | string) => sql<Domain[]>`array(
+  select distinct ${domainGrants.domain} from ${domainGrants}
+  join ${teamMembers} on ${teamMembers.teamId} = ${domainGrants.teamId}
+  where ${teamMembers.identityId} = ${identityId} and ${teamMembers.role} in ('member', 'maintainer', 'admin'))`;
+
+/** An identity's grants from its teams' domains: an admin holds every domain. */
+export const grantsFrom = (identity: Pick<Identity, 'role'>, granted: Domain[]): Grants => ({ domains: identity.role === 'admin' ? [...domains] : granted });
+
+/** The grants of an identity's teams. One query. */
+export async function grantsOf(db: Db | Tx, identity: Pick<Identity, 'id' | 'role'>): Promise<Grants> {
+  if (identity.role === 'admin') return grantsFrom(identity, []);
+  const [row] = await queryRows<{ granted: Domain[] }>(db, sql`select ${grantedDomains(identity.id)} as granted`);
+  return grantsFrom(identity, row?.granted ?? []);
 }
 
 /** Throws FORBIDDEN, saying which grant is missing, unless the caller may start runs in `domain`. */

@@ -245,6 +245,10 @@ add({ name: 'node: an audit record by id, read by a member, looks like no object
   const [real, none] = await Promise.all([member.raw(`query ($id: ID!) { node(id: $id) { id ... on AuditEvent { rule } } }`, { id: secret.audit }), member.raw(`query ($id: ID!) { node(id: $id) { id } }`, { id: '00000000-0000-4000-8000-000000000000' })]);
   return JSON.stringify(real) === JSON.stringify(none) && real.data?.node === null ? 'deny' : 'allow';
 }, expected: 'deny' });
+add({ name: 'node: a malformed id answers like no object at all', request: async () => {
+  const r = await outsider.raw(`{ node(id: "not-a-uuid'; drop table runs") { id } }`);
+  return r.data?.node === null && !r.errors ? 'deny' : 'allow';
+}, expected: 'deny' });
 add({ name: 'node: a production run by id, read by an outsider (metadata only)', request: async () => {
   const r = await outsider.raw(`query ($id: ID!) { node(id: $id) { id ... on Run { status domain } } }`, { id: secret.run });
   return r.data?.node?.domain === 'production' && !r.errors ? 'allow' : 'deny';
