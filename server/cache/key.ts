@@ -3,25 +3,9 @@
 // pools, names of stored objects or paths, so equal work always gets equal keys and different work never does.
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import type { ModuleManifest } from '../modules/manifest';
+import type { KeyComponents, ModuleManifest } from '../vocabulary';
 
-export interface KeyComponents {
-  /** Changes when this encoding changes, so entries written under an older one are never matched. */
-  format: 1;
-  /** The module version's artifact digest. */
-  module: string;
-  entrypoint: string;
-  /** Parameter name → digest of its canonical value (after run-parameter and upstream-output substitution). */
-  parameters: Record<string, string>;
-  /** Upstream node → digest of the canonical outputs the task receives from it. */
-  inputs: Record<string, string>;
-  /** Digest of the column projection the task receives (the manifest's declared inputs; none yet). */
-  projection: string;
-  /** The module's `cache.version`: bumping it invalidates every earlier result. */
-  cacheVersion: string;
-  /** The data domain: results never cross domains. */
-  scope: string;
-}
+export type { KeyComponents } from '../vocabulary';
 
 export const canonicalJson = (value: unknown): string => canonicalize(value) ?? 'null';
 export const digestOf = (value: unknown): string => `sha256:${createHash('sha256').update(canonicalJson(value)).digest('hex')}`;

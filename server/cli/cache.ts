@@ -1,6 +1,7 @@
 // `atelier cache …`: the savings (stats), why a task missed (explain), which tasks of a workflow would hit before
 // starting it (preview), and dropping entries (invalidate).
 import { Command, Option } from 'commander';
+import { domains } from '../vocabulary';
 import { parseParam, parseSince as since } from './options';
 import type { Client } from './client';
 import { CliError } from './errors';
@@ -61,7 +62,7 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
     .command('preview <workflow>')
     .description('which tasks would be served from cache if the workflow started now; starts nothing')
     .option('-p, --param <key=value>', 'run parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
-    .addOption(new Option('--domain <domain>', 'the domain the run would work in (default: the workflow’s)').choices(['experimentation', 'adhoc', 'production']))
+    .addOption(new Option('--domain <domain>', 'the domain the run would work in (default: the workflow’s)').choices(domains))
     .option('--cache-namespace <name>', 'an experimentation run’s private cache namespace')
     .action(async (workflow: string, opts: { param?: Record<string, unknown>; domain?: string; cacheNamespace?: string }, command: Command) => {
       const { cachePreview } = await connect(command).request<{ cachePreview: { node: string; hit: boolean; reason: string; savedMs: number | null }[] }>(

@@ -2,14 +2,15 @@
 // the caller's clearance, the interactive catalog, declassification requests and the audit log.
 import { readFile } from 'node:fs/promises';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { domains, levels } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError, CliError } from './errors';
 import { commaList, formatTable, parseSince, positiveInt, splitAssignment } from './options';
 
 type Connect = (command: Command) => Client;
 
-const LEVELS = ['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED'] as const;
-const DOMAINS = ['experimentation', 'adhoc', 'production'];
+const LEVELS = levels;
+const DOMAINS = [...domains];
 const categoryRe = /^[A-Z][A-Z0-9_]{0,63}$/;
 
 interface LabelView {

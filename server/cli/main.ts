@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import { domains } from '../vocabulary';
 import { collect, parseParam, positiveInt } from './options';
 import { createClient, type Client } from './client';
 import { ApiError, CliError, reportError } from './errors';
@@ -160,7 +161,7 @@ export function buildProgram(): Command {
     .option('--version <n>', 'workflow version to run', positiveInt)
     .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
-    .addOption(new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(['experimentation', 'adhoc', 'production']))
+    .addOption(new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(domains))
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')

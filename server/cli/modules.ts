@@ -1,6 +1,7 @@
 // `atelier module …`, `atelier team …`, `atelier namespace …`, `atelier user create` and `atelier service-account …`:
 // publishing, the dev loop, promotion and rollback, who owns which namespace and who may work in which domain.
 import { Argument, Command, Option } from 'commander';
+import { domains } from '../vocabulary';
 import type { Client } from './client';
 import { CliError } from './errors';
 import { collect, commaList, parseParam, positiveInt } from './options';
@@ -240,7 +241,7 @@ export function teamCommands(connect: Connect): Command[] {
         console.log(`${t.name}  namespaces: ${t.namespaces.join(', ') || '-'}${grants}  members: ${t.members.map((m) => `${m.identity.name}(${m.role})`).join(', ')}`);
       }
     });
-  const domainArgument = () => new Argument('<domain>', 'adhoc or production (experimentation needs no grant)').choices(['experimentation', 'adhoc', 'production']);
+  const domainArgument = () => new Argument('<domain>', 'adhoc or production (experimentation needs no grant)').choices(domains);
   for (const [verb, granted, description] of [
     ['grant', true, 'let a team’s members start runs (and schedules, clones, reruns) in a domain beyond experimentation, and read their data (admins)'],
     ['revoke', false, 'take a domain grant back from a team (admins); applies to its members’ next request and their live subscriptions'],

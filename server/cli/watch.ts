@@ -1,6 +1,7 @@
 // Following a run live (`run start --watch`, `run watch`): the state of each task built from runEvents, drawn in
 // place on a terminal (log-update) or as plain lines elsewhere, and the summary printed when the run ends.
 import { styleText } from 'node:util';
+import { terminalRunStatuses, terminalTaskStatuses } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError } from './errors';
 
@@ -95,8 +96,8 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
-export const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
-const terminalTask = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED', 'SKIPPED', 'TIMED_OUT']);
+export const terminalRun = new Set<string>(terminalRunStatuses);
+const terminalTask = new Set<string>(terminalTaskStatuses);
 const spinner = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 export async function fetchRun(client: Client, id: string): Promise<RunView> {

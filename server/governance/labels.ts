@@ -3,14 +3,9 @@
 // union of categories; `a ≤ b` when a's level is at most b's and a's categories are all in b's. A column with
 // no label is UNCLASSIFIED: above everything for enforcement, and reported as needing classification.
 
-export const levels = ['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED'] as const;
-export type Level = (typeof levels)[number];
-export const UNCLASSIFIED = 'UNCLASSIFIED' as const;
+import { levels, UNCLASSIFIED, type Label } from '../vocabulary';
 
-export interface Label {
-  level: Level | typeof UNCLASSIFIED;
-  categories: string[];
-}
+export { levels, UNCLASSIFIED, type Label, type Level } from '../vocabulary';
 
 export const unclassified = (): Label => ({ level: UNCLASSIFIED, categories: [] });
 /** The label of a stored row (a `column_labels` row or alike); no row: UNCLASSIFIED. */

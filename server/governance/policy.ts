@@ -11,7 +11,7 @@ import canonicalize from 'canonicalize';
 import type { Tx } from '../db/client';
 import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tables/governance';
 import type { Domain } from '../db/tables/workflows';
-import type { ModuleManifest } from '../modules/manifest';
+import type { DataDenial, ModuleManifest, TaskDataAccess } from '../vocabulary';
 import type { CatalogCeiling } from './catalog';
 import { labelOf, recordComputedLabels } from './datasets';
 import { formatLabel, levels, propagate, type Label, type Level } from './labels';
@@ -91,18 +91,7 @@ function datasetDenial(domain: Domain, action: 'read' | 'write', owner: Domain):
   return action === 'read' ? `${domain} runs may read only ${policy.sources.join(', ')} data` : `${domain} runs may write only ${policy.sinks.join(', ')} datasets`;
 }
 
-/** What a task may touch, stored on the task and handed to its module (`ATELIER_DATASETS`). */
-export interface TaskDataAccess {
-  inputs: Record<string, { dataset: string; version: number; digest: string; columns: string[]; labels: Record<string, Label> }>;
-  outputs: Record<string, { dataset: string }>;
-}
-
-export interface DataDenial {
-  rule: string;
-  message: string;
-  /** `dataset.column` (or just the dataset) for each thing refused. */
-  subjects: string[];
-}
+export type { DataDenial, TaskDataAccess } from '../vocabulary';
 
 export const hasDataPorts = (manifest: ModuleManifest) => Boolean(manifest.inputs?.some((p) => p.dataset) || manifest.outputs?.some((p) => p.dataset));
 

@@ -3,7 +3,7 @@
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt } from '../columns';
-import type { KeyComponents } from '../../cache/key';
+import type { KeyComponents } from '../../vocabulary';
 import { moduleVersions } from './modules';
 
 export const cacheEntries = pgTable(

@@ -5,6 +5,7 @@ import { bigint, index, integer, jsonb, pgTable, text, timestamp, unique, unique
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { tasks } from './runs';
+import { hotClusterStates } from '../../vocabulary';
 
 export const executorHosts = pgTable(
   'executor_hosts',
@@ -29,8 +30,7 @@ export const executorHosts = pgTable(
 );
 
 /** STARTING: asked for, no host holds it warm yet. READY: a host holds it. ENDED: ended by a user or idle timeout. */
-export const hotClusterStates = ['STARTING', 'READY', 'ENDED'] as const;
-export type HotClusterState = (typeof hotClusterStates)[number];
+export { hotClusterStates, type HotClusterState } from '../../vocabulary';
 
 export const hotClusters = pgTable(
   'hot_clusters',

@@ -4,7 +4,7 @@ import { index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from '
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { teams } from './teams';
-import { domains } from './workflows';
+import { declassificationStates, domains, type DatasetColumn } from '../../vocabulary';
 
 /** A dataset: `namespace/name`, owned by a domain, with versions. */
 export const datasets = pgTable(
@@ -24,10 +24,7 @@ export const datasets = pgTable(
   (t) => [unique('datasets_namespace_name_key').on(t.namespace, t.name)],
 );
 
-export interface DatasetColumn {
-  name: string;
-  type: string;
-}
+export type { DatasetColumn } from '../../vocabulary';
 
 export const datasetVersions = pgTable(
   'dataset_versions',
@@ -68,7 +65,7 @@ export const columnLabels = pgTable(
   (t) => [primaryKey({ columns: [t.datasetId, t.column] })],
 );
 
-export const declassificationStates = ['PENDING', 'APPROVED', 'REJECTED'] as const;
+export { declassificationStates } from '../../vocabulary';
 
 /** Lowering a label: asked by one identity, decided by another. */
 export const declassifications = pgTable(

@@ -2,7 +2,7 @@
 import { bigint, index, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
-import type { ModuleManifest } from '../../modules/manifest';
+import type { ModuleManifest, ModuleSource, ModuleTestResult } from '../../vocabulary';
 
 export const modules = pgTable(
   'modules',
@@ -16,21 +16,7 @@ export const modules = pgTable(
   (t) => [unique('modules_namespace_name_key').on(t.namespace, t.name)],
 );
 
-export interface ModuleSource {
-  repository?: string | null;
-  commit?: string | null;
-  branch?: string | null;
-  dirty?: boolean | null;
-}
-
-export interface ModuleTestResult {
-  command: string;
-  passed: boolean;
-  exitCode: number | null;
-  durationMs: number;
-  /** The last lines of its output. */
-  output: string;
-}
+export type { ModuleSource, ModuleTestResult } from '../../vocabulary';
 
 export const moduleVersions = pgTable(
   'module_versions',

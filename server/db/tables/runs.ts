@@ -4,13 +4,10 @@ import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, un
 import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
-import type { TaskDataAccess } from '../../governance/policy';
-import { domains, workflowVersions, workflows } from './workflows';
+import { workflowVersions, workflows } from './workflows';
+import { domains, runStatuses, taskKinds, taskStatuses, triggerRules, triggers, type TaskDataAccess } from '../../vocabulary';
 
-export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
-export type RunStatus = (typeof runStatuses)[number];
-export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'] as const;
-export type Trigger = (typeof triggers)[number];
+export { runStatuses, triggers, type RunStatus, type Trigger } from '../../vocabulary';
 
 export const runs = pgTable(
   'runs',
@@ -56,13 +53,7 @@ export const runs = pgTable(
  * PENDING: waiting for upstreams. READY: upstreams satisfied its trigger rule, waiting for a concurrency slot.
  * QUEUED: handed to the bus. RETRYING: a failed attempt waits for its backoff before the next one.
  */
-export const taskStatuses = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
-export type TaskStatus = (typeof taskStatuses)[number];
-export const terminalTaskStatuses: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
-export const taskKinds = ['module', 'workflow', 'map'] as const;
-export type TaskKind = (typeof taskKinds)[number];
-export const triggerRules = ['all_succeeded', 'all_done', 'any_failed'] as const;
-export type TriggerRule = (typeof triggerRules)[number];
+export { taskKinds, taskStatuses, terminalTaskStatuses, triggerRules, type TaskKind, type TaskStatus, type TriggerRule } from '../../vocabulary';
 
 export const tasks = pgTable(
   'tasks',

@@ -6,16 +6,10 @@ import { at, createdAt, id } from '../columns';
 import { identities } from './identities';
 import { runs } from './runs';
 import { workflows } from './workflows';
+import { catchUpPolicies, fireOutcomes, overlapPolicies } from '../../vocabulary';
 
 /** SKIP: missed fire times are not run. LATEST: the latest missed one runs once. ALL: all run, up to `catchUpLimit`. */
-export const catchUpPolicies = ['SKIP', 'LATEST', 'ALL'] as const;
-export type CatchUpPolicy = (typeof catchUpPolicies)[number];
-/** When a fire time comes while a run this schedule started is still queued or running. */
-export const overlapPolicies = ['ALLOW', 'SKIP', 'CANCEL_PREVIOUS'] as const;
-export type OverlapPolicy = (typeof overlapPolicies)[number];
-/** PENDING: claimed by the scheduler, its run not started yet (a crash there is finished by the next tick). */
-export const fireOutcomes = ['PENDING', 'STARTED', 'SKIPPED_OVERLAP', 'SKIPPED_MISSED', 'FAILED'] as const;
-export type FireOutcome = (typeof fireOutcomes)[number];
+export { catchUpPolicies, fireOutcomes, overlapPolicies, type CatchUpPolicy, type FireOutcome, type OverlapPolicy } from '../../vocabulary';
 
 export const schedules = pgTable(
   'schedules',

@@ -2,9 +2,9 @@
 import { index, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id } from '../columns';
 import { identities } from './identities';
+import { teamRoles } from '../../vocabulary';
 
-export const teamRoles = ['viewer', 'member', 'maintainer', 'admin'] as const;
-export type TeamRole = (typeof teamRoles)[number];
+export { teamRoles, type TeamRole } from '../../vocabulary';
 
 export const teams = pgTable('teams', {
   id: id(),

@@ -2,10 +2,9 @@
 import { integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id } from '../columns';
 import { identities } from './identities';
-import type { WorkflowSpec } from '../../orchestrator/spec';
+import { domains, type WorkflowSpec } from '../../vocabulary';
 
-export const domains = ['experimentation', 'adhoc', 'production'] as const;
-export type Domain = (typeof domains)[number];
+export { domains, type Domain } from '../../vocabulary';
 
 export const workflows = pgTable('workflows', {
   id: id(),

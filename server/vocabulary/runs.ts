@@ -1,0 +1,20 @@
+// The words of a run's life: run and task statuses, what started a run, what kind of node a task is, and when a
+// task may run given its upstreams. Plain constants and types, importing nothing, so every layer may use them.
+
+export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
+export type RunStatus = (typeof runStatuses)[number];
+export const terminalRunStatuses: readonly RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'] as const;
+export type Trigger = (typeof triggers)[number];
+
+export const taskStatuses = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
+export type TaskStatus = (typeof taskStatuses)[number];
+export const terminalTaskStatuses: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
+
+export const taskKinds = ['module', 'workflow', 'map'] as const;
+export type TaskKind = (typeof taskKinds)[number];
+
+/** When a task may run, given its upstreams' outcomes. */
+export const triggerRules = ['all_succeeded', 'all_done', 'any_failed'] as const;
+export type TriggerRule = (typeof triggerRules)[number];
