@@ -15,6 +15,7 @@ import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
 import { createLoaders, type Context, type Services } from '../schema/context';
 import { schema } from '../schema';
+import { maskError } from '../schema/errors';
 import { createFileObjectStore } from './artifacts/store';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
@@ -115,6 +116,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     logging: config.logLevel === 'debug' ? 'debug' : 'warn',
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Domain errors become GraphQL errors with their code here, at the edge; anything else is masked.
+    maskedErrors: { maskError },
     // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike
     // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents.
     plugins: [EnvelopArmorPlugin(armorConfig)],
@@ -193,7 +196,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   /** A push event from CI or a git host: authenticated by a bearer token or an HMAC signature of the body. */
   const gitHook = async (req: IncomingMessage, res: ServerResponse) => {
     const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    const fail = (error: AtelierError) => reply(Number((error.extensions.http as { status: number }).status), { error: { code: error.code, message: error.message, details: error.details } });
+    const fail = (error: AtelierError) => reply(error.status, { error: { code: error.code, message: error.message, details: error.details } });
     if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', 'POST a push event as JSON to /hooks/git.'));
     const body = Number(req.headers['content-length'] ?? 0) > GIT_HOOK_MAX_BYTES ? null : await readBodyWithin(req, GIT_HOOK_MAX_BYTES).catch(() => null);
     if (!body) {

@@ -1,0 +1,62 @@
+// Domain errors: what went wrong in the user's terms, with a stable code, the HTTP status it maps to, and where the
+// problem is. They know nothing of GraphQL or HTTP; the edges translate them (schema/errors.ts for GraphQL, the
+// HTTP routes for plain responses). A leaf: imports nothing of the project.
+
+export type ErrorCode =
+  | 'BAD_USER_INPUT'
+  | 'INVALID_MANIFEST'
+  | 'INVALID_WORKFLOW'
+  | 'NOT_FOUND'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'CONFLICT'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'DIGEST_MISMATCH';
+
+const statusOf: Record<ErrorCode, number> = {
+  BAD_USER_INPUT: 400,
+  INVALID_MANIFEST: 400,
+  INVALID_WORKFLOW: 400,
+  NOT_FOUND: 404,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  DIGEST_MISMATCH: 400,
+};
+
+export interface ErrorDetail {
+  /** Where the problem is: a manifest field, a workflow node, a parameter path. */
+  path?: string;
+  message: string;
+}
+
+/** An error the caller caused and can act on; its message says what to do. Anything else is a bug, masked at the edge. */
+export class AtelierError extends Error {
+  override readonly name = 'AtelierError';
+  readonly code: ErrorCode;
+  /** The HTTP status an edge answers with. */
+  readonly status: number;
+  readonly details: ErrorDetail[];
+  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
+    super(message);
+    this.code = code;
+    this.status = statusOf[code];
+    this.details = details;
+  }
+}
+
+export const badInput = (message: string, details?: ErrorDetail[]) => new AtelierError('BAD_USER_INPUT', message, details);
+export const notFound = (message: string) => new AtelierError('NOT_FOUND', message);
+export const forbidden = (message: string) => new AtelierError('FORBIDDEN', message);
+export const conflict = (message: string) => new AtelierError('CONFLICT', message);
+export const unauthenticated = (message: string) => new AtelierError('UNAUTHENTICATED', message);
+
+/** The domain error inside `error`, however deep an edge (graphql-js, envelop) has wrapped it. */
+export function domainErrorOf(error: unknown): AtelierError | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+    if (e instanceof AtelierError) return e;
+    e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
