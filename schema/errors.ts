@@ -3,7 +3,7 @@
 // by default (an unexpected error says nothing of the server's internals). Used as yoga's `maskedErrors.maskError`,
 // so HTTP, SSE and graphql-ws answer alike.
 import { GraphQLError } from 'graphql';
-import { maskError as maskUnexpected, type YogaServerOptions } from 'graphql-yoga';
+import { maskError as maskUnexpected } from 'graphql-yoga';
 import { domainErrorOf, type AtelierError } from '../server/errors';
 
 export function toGraphQLError(domain: AtelierError, located?: GraphQLError): GraphQLError {
@@ -17,8 +17,8 @@ export function toGraphQLError(domain: AtelierError, located?: GraphQLError): Gr
   });
 }
 
-export const maskError: NonNullable<Exclude<YogaServerOptions<object, object>['maskedErrors'], boolean | undefined>>['maskError'] = (error, message, isDev) => {
+export function maskError(error: unknown, message: string, isDev?: boolean): Error {
   const domain = domainErrorOf(error);
   if (domain) return toGraphQLError(domain, error instanceof GraphQLError ? error : undefined);
   return maskUnexpected(error, message, isDev);
-};
+}

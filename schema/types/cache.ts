@@ -4,7 +4,7 @@ import { and, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { explainTask } from '../../server/cache/explain';
 import type { KeyDifference } from '../../server/cache/key';
-import { previewRun, type PreviewTask } from '../../server/cache/preview';
+import { previewRun, type PreviewTask } from '../../server/orchestrator/cache-preview';
 import { cacheGroupings, cacheStats, type CacheStatsRow } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
 import { moduleVersions, modules } from '../../server/db/tables/modules';

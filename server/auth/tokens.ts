@@ -1,7 +1,7 @@
 // Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
 import { createHash, randomBytes } from 'node:crypto';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
-import { grantedDomains, grantsFrom } from '../governance/grants';
+import { grantedDomains, grantsFrom } from './grants';
 import type { Grants } from './ability';
 import type { Db } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';

@@ -9,7 +9,7 @@ import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tab
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
-import { audit, audited, AuditedDenial } from './audit';
+import { audit, audited, AuditedDenial } from '../audit/audit';
 import { formatLabel, labelOf, levels, type Label, type Level } from './labels';
 
 export interface CatalogCeiling {

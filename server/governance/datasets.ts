@@ -10,7 +10,7 @@ import { domains, type Domain } from '../db/tables/workflows';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { parseModuleRef } from '../orchestrator/plan';
 import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
-import { audit, audited, AuditedDenial } from './audit';
+import { audit, audited, AuditedDenial } from '../audit/audit';
 import { withdrawIfOutsideCeiling, type CatalogCeiling } from './catalog';
 import { formatLabel, join, labelOf, leq, levels, normaliseCategories, sameLabel, type Label, type Level } from './labels';
 

@@ -1,36 +1,20 @@
 // Domain grants: which teams may start runs in the ad hoc and production domains (experimentation is open to
 // every member). Read once per request into the CASL ability; changed by admins, audited.
-import { and, eq, sql, type SQLWrapper } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { subject } from '@casl/ability';
-import { assertCan, isAdmin, type Action, type AppAbility, type Grants } from '../auth/ability';
+import { assertCan, isAdmin, type Action, type AppAbility } from '../auth/ability';
 import type { FieldSubject } from '../auth/fields';
-import { queryRows, type Db, type Tx } from '../db/client';
+import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import { teamMembers, type Team } from '../db/tables/teams';
+import type { Team } from '../db/tables/teams';
 import { domains, type Domain } from '../db/tables/workflows';
 import { badInput, forbidden } from '../errors';
 import { teamByName } from '../teams/teams';
-import { audit } from './audit';
+import { audit } from '../audit/audit';
 
-/**
- * The domains granted to the teams an identity (`identityId`, a column or a value) belongs to with a writing role
- * (viewers of a team get none of its grants): a subquery, so the token lookup can read it in the same statement.
- */
-export const grantedDomains = (identityId: SQLWrapper | string) => sql<Domain[]>`array(
-  select distinct ${domainGrants.domain} from ${domainGrants}
-  join ${teamMembers} on ${teamMembers.teamId} = ${domainGrants.teamId}
-  where ${teamMembers.identityId} = ${identityId} and ${teamMembers.role} in ('member', 'maintainer', 'admin'))`;
-
-/** An identity's grants from its teams' domains: an admin holds every domain. */
-export const grantsFrom = (identity: Pick<Identity, 'role'>, granted: Domain[]): Grants => ({ domains: identity.role === 'admin' ? [...domains] : granted });
-
-/** The grants of an identity's teams. One query. */
-export async function grantsOf(db: Db | Tx, identity: Pick<Identity, 'id' | 'role'>): Promise<Grants> {
-  if (identity.role === 'admin') return grantsFrom(identity, []);
-  const [row] = await queryRows<{ granted: Domain[] }>(db, sql`select ${grantedDomains(identity.id)} as granted`);
-  return grantsFrom(identity, row?.granted ?? []);
-}
+// The grants query moved to auth/grants.ts (the token lookup reads it); this re-export lasts until importers move.
+export { grantedDomains, grantsFrom, grantsOf } from '../auth/grants';
 
 /** Throws FORBIDDEN, saying which grant is missing, unless the caller may start runs in `domain`. */
 export function assertMayStartIn(ability: AppAbility, domain: Domain): void {

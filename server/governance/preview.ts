@@ -11,7 +11,7 @@ import { auditEvents, columnLabels, datasetVersions, datasets } from '../db/tabl
 import type { Identity } from '../db/tables/identities';
 import type { Domain } from '../db/tables/workflows';
 import { badInput, forbidden, notFound } from '../errors';
-import { audit, auditRow, type AuditEntry } from './audit';
+import { audit, auditRow, type AuditEntry } from '../audit/audit';
 import { labelOf } from './datasets';
 import type { Label } from './labels';
 import { readDenial } from './policy';

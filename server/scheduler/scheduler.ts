@@ -11,8 +11,8 @@ import { scheduleFires, schedules, type FireOutcome, type NewScheduleFire, type 
 import { identities } from '../db/tables/identities';
 import { workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
-import { audit } from '../governance/audit';
-import { grantsOf } from '../governance/grants';
+import { audit } from '../audit/audit';
+import { grantsOf } from '../auth/grants';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { dueFireTimes, nextFireTime } from './cron';
 import { timingOf } from './schedules';

@@ -5,7 +5,7 @@ import type { Db, Tx } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
 import { namespaces, teamMembers, teams, type Namespace, type Team, type TeamRole } from '../db/tables/teams';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
-import { audit } from '../governance/audit';
+import { audit } from '../audit/audit';
 
 const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
 const writerRoles: TeamRole[] = ['member', 'maintainer', 'admin'];

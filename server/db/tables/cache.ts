@@ -2,7 +2,7 @@
 // tasks in flight at once run once (the owner runs, the others wait for its entry).
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt } from '../columns';
+import { at, createdAt } from './columns';
 import type { KeyComponents } from '../../vocabulary';
 import { moduleVersions } from './modules';
 

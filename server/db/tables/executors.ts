@@ -2,7 +2,7 @@
 // between runs) with the leases tasks take on them.
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt, id } from '../columns';
+import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { tasks } from './runs';
 import { hotClusterStates } from '../../vocabulary';

@@ -1,7 +1,7 @@
 // Datasets with their columns and classification labels, declassification requests, and the audit log.
 import { sql } from 'drizzle-orm';
 import { index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt, id } from '../columns';
+import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { teams } from './teams';
 import { declassificationStates, domains, type DatasetColumn } from '../../vocabulary';

@@ -1,6 +1,6 @@
 // Who calls the API: users and service accounts, each with a role. Teams and grants grow on this.
 import { pgTable, text } from 'drizzle-orm/pg-core';
-import { createdAt, id } from '../columns';
+import { createdAt, id } from './columns';
 
 export const identities = pgTable('identities', {
   id: id(),

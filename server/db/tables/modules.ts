@@ -1,6 +1,6 @@
 // Modules (`namespace/name`), their immutable content-addressed versions, and movable tags with history.
 import { bigint, index, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt, id } from '../columns';
+import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import type { ModuleManifest, ModuleSource, ModuleTestResult } from '../../vocabulary';
 

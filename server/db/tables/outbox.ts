@@ -1,7 +1,7 @@
 // The transactional outbox: bus messages written in the same transaction as the state they announce,
 // published by the relay (server/outbox.ts) after commit, so a crash between the two loses nothing.
 import { bigserial, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
-import { createdAt } from '../columns';
+import { createdAt } from './columns';
 
 // A row lives from the commit that wrote it until the relay has published it, then it is deleted.
 export const outbox = pgTable('outbox', {

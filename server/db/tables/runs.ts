@@ -1,7 +1,7 @@
 // Runs (one execution of a workflow version) and their tasks (one per node), with attempts and timings.
 import { sql } from 'drizzle-orm';
 import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt, id } from '../columns';
+import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
 import { workflowVersions, workflows } from './workflows';

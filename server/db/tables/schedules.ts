@@ -2,7 +2,7 @@
 // fire time the scheduler dealt with, whose UNIQUE (schedule, fire time) key makes each fire happen once.
 import { sql } from 'drizzle-orm';
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt, id } from '../columns';
+import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { runs } from './runs';
 import { workflows } from './workflows';

@@ -2,7 +2,7 @@
 // (task, attempt, seq) however often the bus delivers it.
 import { sql } from 'drizzle-orm';
 import { bigint, bigserial, index, integer, jsonb, pgTable, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
-import { at } from '../columns';
+import { at } from './columns';
 
 export const taskEvents = pgTable(
   'task_events',

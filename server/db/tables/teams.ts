@@ -1,6 +1,6 @@
 // Teams, their members with a role each, and the module namespaces they own.
 import { index, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
-import { createdAt, id } from '../columns';
+import { createdAt, id } from './columns';
 import { identities } from './identities';
 import { teamRoles } from '../../vocabulary';
 

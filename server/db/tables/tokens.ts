@@ -1,6 +1,6 @@
 // Bearer tokens, stored only as SHA-256 hashes; expiring and revocable.
 import { index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt, id } from '../columns';
+import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 
 export const tokens = pgTable(

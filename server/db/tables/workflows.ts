@@ -1,6 +1,6 @@
 // Workflows and their immutable, numbered spec versions.
 import { integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
-import { createdAt, id } from '../columns';
+import { createdAt, id } from './columns';
 import { identities } from './identities';
 import { domains, type WorkflowSpec } from '../../vocabulary';
 

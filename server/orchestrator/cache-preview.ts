@@ -8,10 +8,10 @@ import type { Identity } from '../db/tables/identities';
 import { runs, type Run } from '../db/tables/runs';
 import { workflowVersions, workflows, type Domain } from '../db/tables/workflows';
 import { notFound } from '../errors';
-import { planRun, type PlanDefaults } from '../orchestrator/plan';
-import { resolveRunParameters, substituteOutputs } from '../orchestrator/spec';
-import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
-import type { TaskCache } from './store';
+import { planRun, type PlanDefaults } from './plan';
+import { resolveRunParameters, substituteOutputs } from './spec';
+import { cacheable, cacheKey, cacheScope, keyComponents } from '../cache/key';
+import type { TaskCache } from '../cache/store';
 
 export interface PreviewTask {
   node: string;

@@ -1,0 +1,28 @@
+// The domains an identity holds through its teams' grants: the query the token lookup and the ability builder share.
+// Granting and revoking live in governance/grants.ts.
+import { sql, type SQLWrapper } from 'drizzle-orm';
+import { queryRows, type Db, type Tx } from '../db/client';
+import { domainGrants } from '../db/tables/governance';
+import type { Identity } from '../db/tables/identities';
+import { teamMembers } from '../db/tables/teams';
+import { domains, type Domain } from '../vocabulary';
+import type { Grants } from './ability';
+
+/**
+ * The domains granted to the teams an identity (`identityId`, a column or a value) belongs to with a writing role
+ * (viewers of a team get none of its grants): a subquery, so the token lookup can read it in the same statement.
+ */
+export const grantedDomains = (identityId: SQLWrapper | string) => sql<Domain[]>`array(
+  select distinct ${domainGrants.domain} from ${domainGrants}
+  join ${teamMembers} on ${teamMembers.teamId} = ${domainGrants.teamId}
+  where ${teamMembers.identityId} = ${identityId} and ${teamMembers.role} in ('member', 'maintainer', 'admin'))`;
+
+/** An identity's grants from its teams' domains: an admin holds every domain. */
+export const grantsFrom = (identity: Pick<Identity, 'role'>, granted: Domain[]): Grants => ({ domains: identity.role === 'admin' ? [...domains] : granted });
+
+/** The grants of an identity's teams. One query. */
+export async function grantsOf(db: Db | Tx, identity: Pick<Identity, 'id' | 'role'>): Promise<Grants> {
+  if (identity.role === 'admin') return grantsFrom(identity, []);
+  const [row] = await queryRows<{ granted: Domain[] }>(db, sql`select ${grantedDomains(identity.id)} as granted`);
+  return grantsFrom(identity, row?.granted ?? []);
+}
