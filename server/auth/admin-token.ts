@@ -2,11 +2,12 @@
 // new one; saved (owner-only) so `npm start` can print it and the CLI on the same machine can read it.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../config/defaults';
 import type { Db } from '../db/client';
 import { ensureIdentity, issueToken, mintToken } from './tokens';
 
 /** Where the admin token is kept under the data dir. */
-export const adminTokenFile = (dataDir: string) => path.join(dataDir, 'admin-token');
+export const adminTokenFile = (dataDir: string) => path.join(dataDir, ADMIN_TOKEN_FILE);
 
 /** Makes sure the admin identity exists and its token is live; returns the token. */
 export async function seedAdmin(db: Db, options: { dataDir: string; token?: string }): Promise<string> {
