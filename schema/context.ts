@@ -15,7 +15,7 @@ import { namespaces, teamMembers, teams, type Team, type TeamMember } from '../s
 import { runs, tasks, type Run, type Task } from '../server/db/tables/runs';
 import { taskEvents, type TaskEvent } from '../server/db/tables/task-events';
 import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../server/db/tables/workflows';
-import type { RunFeed } from '../server/feed';
+import type { RunFeed } from '../server/events/feed';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
 import type { HotClusterService } from '../server/orchestrator/hot-clusters';
 import type { PlanDefaults } from '../server/orchestrator/plan';

@@ -1,13 +1,13 @@
 // `npm start`: reads the configuration from the environment and runs the control plane until interrupted.
-import path from 'node:path';
 import { buildApp } from './app';
+import { adminTokenFile } from './auth/admin-token';
 import { ConfigError, loadConfig } from './config';
 
 async function main() {
   const config = loadConfig();
   const app = await buildApp(config);
   const url = await app.start();
-  const tokenFile = path.join(config.dataDir, 'admin-token');
+  const tokenFile = adminTokenFile(config.dataDir);
   console.log(`
 Atelier control plane is up.
   Dashboard    ${url}/

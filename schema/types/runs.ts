@@ -9,7 +9,7 @@ import { runStatuses, runs, taskStatuses, tasks, triggers, type Run, type Task }
 import { taskEvents } from '../../server/db/tables/task-events';
 import { domains, workflows, type Domain } from '../../server/db/tables/workflows';
 import { AtelierError, badInput, forbidden, notFound } from '../../server/errors';
-import { feedIterator, type FeedEvent } from '../../server/feed';
+import { feedIterator, type FeedEvent } from '../../server/events/feed';
 import { sessionForToken } from '../../server/auth/tokens';
 import { audited } from '../../server/governance/audit';
 import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';

@@ -1,5 +1,7 @@
 // The CLI's errors and the one way they are printed: `error [CODE]: message` with the server's details for API
 // errors, `error: message` for mistakes made locally or an unreachable server.
+import { readCliConfig } from './config';
+
 export interface ErrorDetail {
   path?: string;
   message: string;
@@ -35,7 +37,7 @@ export function reportError(error: unknown): number {
   } else if (error instanceof CliError) {
     say(`error: ${error.message}`);
   } else {
-    say(`error: ${error instanceof Error ? (process.env.ATELIER_DEBUG ? error.stack : error.message) : String(error)}`);
+    say(`error: ${error instanceof Error ? (readCliConfig().debug ? error.stack : error.message) : String(error)}`);
   }
   return 1;
 }

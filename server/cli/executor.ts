@@ -6,6 +6,7 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { executorsFromEnv } from '../executors';
 import { createHttpArtifactSource } from './artifact-source';
+import { readCliConfig } from './config';
 import { createClient } from './client';
 import { ApiError, CliError } from './errors';
 
@@ -26,14 +27,13 @@ export interface ExecutorCommandOptions {
 /** Starts the host and returns; its NATS connection keeps the process alive until SIGINT/SIGTERM stops it. */
 export async function runExecutor(options: ExecutorCommandOptions): Promise<void> {
   const env = options.env ?? process.env;
-  const natsUrl = env.NATS_URL;
+  const { natsUrl, dataDir } = readCliConfig(env);
   if (!natsUrl) {
     throw new CliError(
       'NATS_URL is not set. A standalone executor host takes its tasks from the NATS JetStream server the control plane uses: ' +
         'set NATS_URL (e.g. NATS_URL=nats://127.0.0.1:4222) here and for `npm start`. Without NATS, `npm start` runs an embedded executor and needs no separate one.',
     );
   }
-  const dataDir = path.resolve(env.ATELIER_DATA_DIR || '.atelier');
   const hostName = defaultHostName();
 
   // A wrong token would make every task fail at download time; say so now instead. An unreachable control plane

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { domains } from '../vocabulary';
+import { CLI_ENV, DEFAULT_URL, readCliConfig, type CliConfig } from './config';
 import { collect, parseParam, positiveInt } from './options';
 import { createClient, type Client } from './client';
 import { ApiError, CliError, reportError } from './errors';
@@ -21,14 +22,12 @@ interface GlobalOptions {
   token?: string;
 }
 
-const DEFAULT_URL = 'http://127.0.0.1:4000';
-
 /** --token, then ATELIER_TOKEN, then the admin token a control plane on this machine saved in its data dir. */
-function resolveToken(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+function resolveToken(flag: string | undefined, config: CliConfig = readCliConfig()): string | null {
   if (flag) return flag;
-  if (env.ATELIER_TOKEN) return env.ATELIER_TOKEN.trim();
+  if (config.token !== undefined) return config.token;
   try {
-    return readFileSync(path.resolve(env.ATELIER_DATA_DIR || '.atelier', 'admin-token'), 'utf8').trim() || null;
+    return readFileSync(config.adminTokenFile, 'utf8').trim() || null;
   } catch {
     return null; // the server's UNAUTHENTICATED answer then says what to set
   }
@@ -43,7 +42,7 @@ function connection(command: Command): { client: Client; url: string; token: str
 
 
 
-const useTty = (plain?: boolean) => Boolean(process.stdout.isTTY) && !plain && !process.env.CI;
+const useTty = (plain?: boolean) => Boolean(process.stdout.isTTY) && !plain && !readCliConfig().ci;
 
 /** Follows a run until it ends; the exit status says whether it succeeded. Ctrl-C stops watching, not the run. */
 async function follow(client: Client, runId: string, options: { logs?: boolean; plain?: boolean }): Promise<void> {
@@ -69,8 +68,8 @@ export function buildProgram(): Command {
   const program = new Command('atelier')
     .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
     .version(version)
-    .addOption(new Option('--url <url>', 'control plane URL').env('ATELIER_URL').default(DEFAULT_URL))
-    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env('ATELIER_TOKEN'))
+    .addOption(new Option('--url <url>', 'control plane URL').env(CLI_ENV.url).default(DEFAULT_URL))
+    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token))
     .showHelpAfterError('(add --help for usage)');
 
   program

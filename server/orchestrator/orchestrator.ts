@@ -26,7 +26,7 @@ import { runs, tasks, type NewTask, type Run, type RunStatus, type Task, type Ta
 import { taskEvents } from '../db/tables/task-events';
 import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
 import { AtelierError, badInput, notFound } from '../errors';
-import type { FeedEvent, RunFeed } from '../feed';
+import type { FeedEvent, RunFeed } from '../events/feed';
 import { parseModuleRef, planRun, type PlanDefaults, type PlannedTask } from './plan';
 import { decideRetry, finalRunStatus, isTerminal, readiness, readinessFromCounts } from './rules';
 import { checkParameters } from '../modules/manifest';

@@ -9,6 +9,7 @@ import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import { hotClusters } from '../db/tables/executors';
 import { DEFAULT_GPU_POOL, gpuPoolFor, knownHosts, type GpuRouting } from './routing';
+import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
 import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED, type TaskSpec, type WorkflowSpec } from './spec';
 
 export interface PlannedTask {
@@ -214,7 +215,7 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
     } else if (pool === undefined && gpus > 0) {
       const now = new Date();
       hosts ??= await knownHosts(tx, now);
-      const routed = gpuPoolFor(gpus, defaults.gpuRouting ?? { gpuPools: {}, fallbackPool: DEFAULT_GPU_POOL }, hosts, now, defaults.hostStaleMs ?? 15_000);
+      const routed = gpuPoolFor(gpus, defaults.gpuRouting ?? { gpuPools: {}, fallbackPool: DEFAULT_GPU_POOL }, hosts, now, defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS);
       if ('error' in routed) {
         details.push({ path: `tasks.${task.name}`, message: `module ${moduleRef} ${routed.error}` });
         continue;

@@ -10,7 +10,7 @@ import { createFileObjectStore } from '../../server/artifacts/store';
 import { openDatabase, type Database, type Db } from '../../server/db/client';
 import { runs, type Run } from '../../server/db/tables/runs';
 import { scheduleFires, type ScheduleFire } from '../../server/db/tables/schedules';
-import { createRunFeed } from '../../server/feed';
+import { createRunFeed } from '../../server/events/feed';
 import { defineAbilityFor } from '../../server/auth/ability';
 import { publishModuleVersion } from '../../server/modules/publish';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';

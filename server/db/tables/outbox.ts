@@ -1,5 +1,5 @@
 // The transactional outbox: bus messages written in the same transaction as the state they announce,
-// published by the relay (server/outbox.ts) after commit, so a crash between the two loses nothing.
+// published by the relay (server/events/outbox-relay.ts) after commit, so a crash between the two loses nothing.
 import { bigserial, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt } from './columns';
 

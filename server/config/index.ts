@@ -1,7 +1,8 @@
-// Configuration from environment variables, with defaults that run everything embedded on one machine.
+// Configuration from environment variables, with defaults (defaults.ts) that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
-import { levels, normaliseCategories, type Level } from './governance/labels';
+import { levels, normaliseCategories, type Level } from '../governance/labels';
+import { DEFAULT_CATALOG_CEILING, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_HOST_STALE_MS, DEFAULT_PORT } from './defaults';
 
 export interface Config {
   port: number;
@@ -76,11 +77,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = (env.ATELIER_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!['silent', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`ATELIER_LOG_LEVEL must be silent, info or debug (got "${logLevel}").`);
   return {
-    port: int(env, 'PORT', 4000, 0, 65535),
-    host: env.HOST || '127.0.0.1',
+    port: int(env, 'PORT', DEFAULT_PORT, 0, 65535),
+    host: env.HOST || DEFAULT_HOST,
     databaseUrl,
     natsUrl,
-    dataDir: path.resolve(env.ATELIER_DATA_DIR || '.atelier'),
+    dataDir: path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR),
     embeddedExecutor: embedded === undefined || embedded === '' ? !natsUrl : embedded === '1' || embedded === 'true',
     pools: (env.ATELIER_POOLS || 'local,noop').split(',').map((p) => p.trim()).filter(Boolean),
     adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
@@ -89,10 +90,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: int(env, 'ATELIER_MAX_REQUEST_KB', 4096, 16, 1024 * 1024) * 1024,
     publicUrl: env.ATELIER_PUBLIC_URL || undefined,
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
-    heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', 60, 1) * 1000,
+    heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1) * 1000,
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
-    hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', 15, 1) * 1000,
+    hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),
     executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
     logLevel,
@@ -105,11 +106,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {
-  const level = (env.ATELIER_CATALOG_CEILING || 'CONFIDENTIAL').trim().toUpperCase();
+  const level = (env.ATELIER_CATALOG_CEILING || DEFAULT_CATALOG_CEILING.level).trim().toUpperCase();
   if (!(levels as readonly string[]).includes(level)) {
     throw new ConfigError(`ATELIER_CATALOG_CEILING must be one of ${levels.join(', ')}: the highest level the interactive catalog may show (got "${env.ATELIER_CATALOG_CEILING}").`);
   }
-  const raw = (env.ATELIER_CATALOG_DENY_CATEGORIES || 'PII').trim();
+  const raw = (env.ATELIER_CATALOG_DENY_CATEGORIES || DEFAULT_CATALOG_CEILING.deniedCategories.join(',')).trim();
   const { categories, bad } = normaliseCategories(raw.toLowerCase() === 'none' ? [] : raw.split(',').filter((c) => c.trim()));
   if (bad.length) {
     throw new ConfigError(`ATELIER_CATALOG_DENY_CATEGORIES is a comma-separated list of categories such as PII,UGC (or "none"); ${bad.map((b) => `"${b}"`).join(', ')} is not one.`);

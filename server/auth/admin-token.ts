@@ -1,0 +1,20 @@
+// The admin identity and its token at start-up: ATELIER_ADMIN_TOKEN, else the one saved in the data dir, else a
+// new one; saved (owner-only) so `npm start` can print it and the CLI on the same machine can read it.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../config/defaults';
+import type { Db } from '../db/client';
+import { ensureIdentity, issueToken, mintToken } from './tokens';
+
+/** Where the admin token is kept under the data dir. */
+export const adminTokenFile = (dataDir: string) => path.join(dataDir, ADMIN_TOKEN_FILE);
+
+/** Makes sure the admin identity exists and its token is live; returns the token. */
+export async function seedAdmin(db: Db, options: { dataDir: string; token?: string }): Promise<string> {
+  const admin = await ensureIdentity(db, { name: 'admin', kind: 'user', role: 'admin' });
+  const file = adminTokenFile(options.dataDir);
+  const token = options.token || (await readFile(file, 'utf8').catch(() => '')).trim() || mintToken();
+  await issueToken(db, admin.id, 'admin', { token });
+  await writeFile(file, `${token}\n`, { mode: 0o600 });
+  return token;
+}

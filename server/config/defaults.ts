@@ -1,0 +1,16 @@
+// The one home of each configuration default: the environment reader (index.ts), the CLI and any component's
+// own fallback take them from here, so a default is written once. Imports nothing.
+
+/** Where the control plane listens, and so where the CLI looks for it. */
+export const DEFAULT_PORT = 4000;
+export const DEFAULT_HOST = '127.0.0.1';
+/** The control plane's data (embedded database, objects, admin token), relative to the working directory. */
+export const DEFAULT_DATA_DIR = '.atelier';
+/** A running task whose host sent nothing for this long is presumed lost and retried. */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
+/** An executor host silent for this long is stale: not counted as live when routing and listing. */
+export const DEFAULT_HOST_STALE_MS = 15_000;
+/** What the interactive dataset catalog may show: columns at most CONFIDENTIAL, never PII. */
+export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly deniedCategories: readonly string[] } = { level: 'CONFIDENTIAL', deniedCategories: ['PII'] };
+/** The admin token's file name under the data dir: the control plane writes it, the CLI on the same machine reads it. */
+export const ADMIN_TOKEN_FILE = 'admin-token';

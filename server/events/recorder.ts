@@ -1,0 +1,52 @@
+// The event recorder: takes executor events off the bus in batches and hands them to the orchestrator (task
+// state, logs, metrics, results) and the hot-cluster service; also records the hosts' heartbeats.
+import type { ExecutorEvent, HostHeartbeat } from '../../plugins/protocol';
+import type { Bus, Subscription } from '../bus/types';
+import type { Service } from '../lifecycle';
+
+export interface EventRecorderOptions {
+  bus: Bus;
+  /** Records a batch idempotently: delivery is at least once. */
+  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<void> };
+  hotClusters: { recordEvents(events: ExecutorEvent[]): Promise<void>; onHeartbeat(heartbeat: HostHeartbeat): Promise<void> };
+  log: (message: string) => void;
+}
+
+/** The durable consumer every control-plane replica shares: each event is recorded by one of them. */
+const CONSUMER = { durable: 'control-plane', maxBatch: 512, maxInFlight: 4096, ackWaitMs: 30_000 };
+/** A batch that failed to record comes back after this long. */
+const RETRY_DELAY_MS = 1000;
+
+export function createEventRecorder(options: EventRecorderOptions): Service {
+  const { bus, orchestrator, hotClusters, log } = options;
+  let events: Subscription | undefined;
+  let heartbeats: Subscription | undefined;
+  return {
+    name: 'event recorder',
+    async start() {
+      events = await bus.consumeEvents(async (deliveries) => {
+        try {
+          const batch = deliveries.map((d) => d.data);
+          await orchestrator.recordEvents(batch);
+          await hotClusters.recordEvents(batch);
+          await Promise.all(deliveries.map((d) => d.ack()));
+        } catch (error) {
+          log(`recording ${deliveries.length} executor events failed, will retry: ${(error as Error).message}`);
+          for (const d of deliveries) d.nak(RETRY_DELAY_MS);
+        }
+      }, CONSUMER);
+      try {
+        heartbeats = await bus.subscribeControl('host-heartbeat', (heartbeat) => {
+          hotClusters.onHeartbeat(heartbeat).catch((e) => log(`recording the heartbeat of host ${heartbeat.host}: ${(e as Error).message}`));
+        });
+      } catch (error) {
+        await events.stop(); // a start that fails is not stopped: let go of what it made
+        throw error;
+      }
+    },
+    async stop() {
+      await events?.stop();
+      await heartbeats?.stop();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+// GraphQL subscriptions (and queries) over graphql-ws on `/graphql`, run through yoga's envelop so the same
+// context, document limits and validation apply as over HTTP. A connection needs a live token in its params.
+import type { Server } from 'node:http';
+import { GraphQLError, type DocumentNode, type ExecutionArgs, type execute, type subscribe } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { Db } from '../db/client';
+import { authenticated } from './authenticate';
+import type { ApiYoga } from './yoga';
+
+export interface GraphqlWs {
+  /** Drops every open socket and stops accepting new ones. */
+  close(): void;
+}
+
+export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db; maxPayloadBytes: number }): GraphqlWs {
+  const { yoga, db } = options;
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: options.maxPayloadBytes });
+  const asErrors = (error: unknown) => [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+  useServer(
+    {
+      execute: (args) => (args.rootValue as { execute: typeof execute }).execute(args as ExecutionArgs),
+      subscribe: (args) => (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs),
+      onConnect: async (ctx) => Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} })),
+      onSubscribe: async (ctx, _id, payload) => {
+        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, connectionParams: ctx.connectionParams });
+        let document: DocumentNode;
+        try {
+          document = enveloped.parse(payload.query);
+        } catch (error) {
+          // A syntax error, or a document the parse-time limits refuse: answered as errors, never a closed socket.
+          return asErrors(error);
+        }
+        const args = {
+          schema: enveloped.schema,
+          operationName: payload.operationName,
+          document,
+          variableValues: payload.variables,
+          contextValue: await enveloped.contextFactory(),
+          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+        };
+        let errors: readonly GraphQLError[];
+        try {
+          errors = enveloped.validate(args.schema, args.document);
+        } catch (error) {
+          return asErrors(error); // the armor rules throw
+        }
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wss,
+  );
+  return {
+    close() {
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// `/graphql` over HTTP (queries, mutations, SSE subscriptions, file uploads), answered by yoga. A document and its
+// variables are read whole first, so a body past the limit is refused however it is sent (a content length or
+// chunked); only multipart uploads stream straight to yoga, under the larger upload limit.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ApiYoga } from '../yoga';
+import { declaredLengthOver, readBodyWithin } from '../body';
+import type { Route } from '../router';
+
+export interface GraphqlRouteOptions {
+  yoga: ApiYoga;
+  /** The most a request that is not a file upload may carry. */
+  maxRequestBytes: number;
+  /** The most an uploaded artifact may have (the multipart envelope gets a MiB on top). */
+  maxUploadBytes: number;
+}
+
+export function useGraphql(options: GraphqlRouteOptions): Route {
+  const { yoga } = options;
+
+  /** Answers a request whose body was already read, streaming the response (SSE included) until either side ends. */
+  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
+    headers.delete('content-length');
+    const response = await yoga.fetch(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`, { method: 'POST', headers, body, signal: abort.signal }, { req, res });
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    if (!response.body) return void res.end();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (res.destroyed) break;
+        if (!res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
+      }
+    } catch {
+      // the client went away: the stream was cancelled through the abort signal
+    }
+    res.end();
+  };
+
+  return {
+    name: 'graphql',
+    matches: (url) => url.pathname === '/graphql' || url.pathname.startsWith('/graphql?'),
+    async handle(req, res) {
+      const upload = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
+      const limit = upload ? options.maxUploadBytes + 1024 * 1024 : options.maxRequestBytes;
+      const tooLarge = () =>
+        res
+          .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
+          .end(JSON.stringify({ errors: [{ message: `Request body too large (limit ${limit} bytes${upload ? '' : '; set ATELIER_MAX_REQUEST_KB to allow more'}).`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }), () => req.destroy());
+      if (declaredLengthOver(req, limit)) return void tooLarge();
+      if (upload || req.method !== 'POST') return yoga(req, res);
+      const body = await readBodyWithin(req, limit);
+      if (!body) return void tooLarge();
+      return forward(req, res, body);
+    },
+  };
+}

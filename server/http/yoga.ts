@@ -1,0 +1,46 @@
+// The GraphQL API as a yoga instance: the schema, the document limits, and each request's context (the caller's
+// session from the shared token check, its CASL ability, the services and per-request loaders).
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { createLoaders, type Context, type Services } from '../../schema/context';
+import { schema } from '../../schema';
+import { maskError } from '../../schema/errors';
+import { defineAbilityFor } from '../auth/ability';
+import { authenticate } from './authenticate';
+
+export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
+
+/** Limits on any one GraphQL document; the dashboards' and CLI's largest operations stay well inside them. */
+const armorConfig = {
+  maxDepth: { n: 12, ignoreIntrospection: true },
+  maxAliases: { n: 30 },
+  maxDirectives: { n: 20 },
+  maxTokens: { n: 4000 },
+  costLimit: { maxCost: 20_000 },
+  blockFieldSuggestion: { enabled: true },
+};
+
+export function createApiYoga(options: { services: Services; logLevel: 'silent' | 'info' | 'debug' }): ApiYoga {
+  const { services } = options;
+  const { db } = services;
+  return createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    logging: options.logLevel === 'debug' ? 'debug' : 'warn',
+    graphiql: { subscriptionsProtocol: 'WS' },
+    batching: false,
+    // Domain errors become GraphQL errors with their code here, at the edge; anything else is masked.
+    maskedErrors: { maskError },
+    // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike
+    // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents.
+    plugins: [EnvelopArmorPlugin(armorConfig)],
+    context: async (initial) => {
+      // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
+      const request = initial.request as Request | undefined;
+      const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
+      const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
+      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, loaders: createLoaders(db) };
+    },
+  });
+}
