@@ -1,7 +1,7 @@
 // Configuration from environment variables, with defaults (defaults.ts) that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
-import { levels, normaliseCategories, type Level } from '../governance/labels';
+import { levels, normaliseCategories, type Level } from '../vocabulary';
 import { DEFAULT_CATALOG_CEILING, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_HOST_STALE_MS, DEFAULT_PORT } from './defaults';
 
 export interface Config {

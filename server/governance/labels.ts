@@ -5,7 +5,7 @@
 
 import { levels, UNCLASSIFIED, type Label } from '../vocabulary';
 
-export { levels, UNCLASSIFIED, type Label, type Level } from '../vocabulary';
+export { levels, normaliseCategories, UNCLASSIFIED, type Label, type Level } from '../vocabulary';
 
 export const unclassified = (): Label => ({ level: UNCLASSIFIED, categories: [] });
 /** The label of a stored row (a `column_labels` row or alike); no row: UNCLASSIFIED. */
@@ -38,13 +38,6 @@ export function formatLabel(label: Label): string {
   return label.categories.length ? `${label.level}{${label.categories.join(',')}}` : label.level;
 }
 
-const categoryRe = /^[A-Z][A-Z0-9_]{0,63}$/;
-
-/** Normalises categories (upper case, sorted, unique); returns the bad ones separately. */
-export function normaliseCategories(raw: string[]): { categories: string[]; bad: string[] } {
-  const upper = raw.map((c) => c.trim().toUpperCase());
-  return { categories: [...new Set(upper.filter((c) => categoryRe.test(c)))].sort(), bad: upper.filter((c) => !categoryRe.test(c)) };
-}
 
 export interface LineageColumn {
   name: string;

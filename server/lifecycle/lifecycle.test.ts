@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createLifecycle, periodic, type Service } from './lifecycle';
+import { createLifecycle, periodic, type Service } from '.';
 
 function recorder() {
   const calls: string[] = [];
