@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 import { createExecutorHost, type ExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
-import { createLoaders, type Context, type Services } from '../schema/context';
+import type { Context, Services } from '../schema/context';
 import { schema } from '../schema';
 import { createFileObjectStore } from './artifacts/store';
 import { readableBy } from './cache/access';
@@ -126,7 +126,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       const session = await sessionForToken(db, token);
       if (!session) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
       const { identity, scopes, grants } = session;
-      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, loaders: createLoaders(db) };
+      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services };
     },
   });
 
