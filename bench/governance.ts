@@ -6,7 +6,7 @@ import { subject } from '@casl/ability';
 import { permittedFieldsOf } from '@casl/ability/extra';
 import { execute, parse } from 'graphql';
 import { builder } from '../schema/builder';
-import { createLoaders, type Context } from '../schema/context';
+import type { Context } from '../schema/context';
 import { schema } from '../schema/index';
 import { defineAbilityFor } from '../server/auth/ability';
 import { defineColumnAbility, permittedColumns, previewDataset } from '../server/governance/preview';
@@ -78,7 +78,7 @@ export async function governanceBench(): Promise<Row[]> {
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "wide") { id } }`);
     const document = parse(`query ($id: ID!) { run(id: $id) { id status domain parameters tasks { id node status kind moduleRef attempt maxAttempts executor pool parameters reason queuedAt } } }`);
     const unguarded = builder.toSchema({ sortSchema: true, disableScopeAuth: true });
-    const context = (): Context => ({ identity: member, token: '', scopes: null, grants: { domains: [] }, ability: defineAbilityFor(member), services: t.app.services, loaders: createLoaders(t.app.services.db) });
+    const context = (): Context => ({ identity: member, token: '', scopes: null, grants: { domains: [] }, ability: defineAbilityFor(member), services: t.app.services });
     const query = async (target: typeof schema) => {
       const result = await execute({ schema: target, document, variableValues: { id: startRun.id }, contextValue: context() });
       if (result.errors?.length && target === unguarded) throw new Error(JSON.stringify(result.errors[0]));

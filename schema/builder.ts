@@ -1,5 +1,6 @@
 // The Pothos schema builder: plugins, context, scalar types and authorization. It defines no types (see types/).
 import SchemaBuilder from '@pothos/core';
+import DataloaderPlugin from '@pothos/plugin-dataloader';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import type { Action, SubjectType } from '../server/auth/ability';
@@ -21,12 +22,12 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   // fieldAbility first: it gives each field of a guarded type its scope, which scope-auth then enforces.
-  plugins: ['fieldAbility', ScopeAuthPlugin, RelayPlugin],
+  plugins: ['fieldAbility', ScopeAuthPlugin, RelayPlugin, DataloaderPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
     // Every scope in a map must pass, not any one of them.
     defaultStrategy: 'all',
-    // A subscription is authorized when it is set up, not per event (and re-checked while it runs: see runs.ts).
+    // A subscription is authorized when it is set up, not per event (and re-checked while it runs: see live-access.ts).
     authorizeOnSubscribe: true,
     authScopes: (ctx) => ({
       can: ([action, subjectType]) => ctx.ability.can(action, subjectType),

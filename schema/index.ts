@@ -1,11 +1,16 @@
 // The GraphQL schema: imports every type file, then builds.
 import { builder } from './builder';
 import './types/scalars';
+import './types/enums';
 import './types/identity';
 import './types/teams';
 import './types/modules';
 import './types/workflows';
 import './types/runs';
+import './types/tasks';
+import './types/run-queries';
+import './types/run-mutations';
+import './types/run-events';
 import './types/schedules';
 import './types/datasets';
 import './types/catalog';

@@ -1,29 +1,28 @@
 // The task cache: a task's hit (Task.cacheHit), why a task missed (cacheExplain), which tasks of a workflow would
 // hit before launching it (cachePreview), the savings (cacheStats), and explicit invalidation.
-import { and, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { explainTask } from '../../server/cache/explain';
 import type { KeyDifference } from '../../server/cache/key';
 import { previewRun, type PreviewTask } from '../../server/orchestrator/cache-preview';
-import { cacheGroupings, cacheStats, type CacheStatsRow } from '../../server/cache/stats';
+import { cacheStats, type CacheStatsRow } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
-import { moduleVersions, modules } from '../../server/db/tables/modules';
-import { tasks, type Task } from '../../server/db/tables/runs';
+import type { Task } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
+import { moduleVersionIdOf } from '../../server/modules/queries';
+import { taskById } from '../../server/runs/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
-import type { Context } from '../context';
-import { DomainEnum, RunRef, TaskRef, taskInstance } from './runs';
-
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const taskById = async (ctx: Context, id: string) => (await ctx.services.db.select().from(tasks).where(eq(tasks.id, id)))[0] ?? null;
+import { isUuid } from '../ids';
+import { CacheGroupingEnum, DomainEnum } from './enums';
+import { RunRef } from './runs';
+import { TaskRef, taskInstance } from './tasks';
 
 const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
   authScopes: guard('CacheHit', 'Task', taskInstance),
   description: 'A task completed from cache instead of executing.',
   fields: (t) => ({
-    sourceTask: t.field({ type: TaskRef, nullable: true, description: 'The task whose result was reused.', resolve: (task, _a, ctx) => taskById(ctx, task.cacheSourceTaskId!) }),
-    sourceRun: t.field({ type: RunRef, nullable: true, resolve: (task, _a, ctx) => ctx.loaders.run.load(task.cacheSourceRunId!) }),
+    sourceTask: t.field({ type: TaskRef, nullable: true, description: 'The task whose result was reused.', resolve: (task, _a, ctx) => taskById(ctx.services.db, task.cacheSourceTaskId!) }),
+    sourceRun: t.field({ type: RunRef, nullable: true, resolve: (task) => task.cacheSourceRunId! }),
     savedMs: t.float({ description: 'The source’s execution time: what not executing again saved.', resolve: (task) => task.cacheSavedMs ?? 0 }),
   }),
 });
@@ -79,7 +78,6 @@ const PreviewTaskRef = builder.objectRef<PreviewTask>('CachePreviewTask').implem
   }),
 });
 
-const CacheGroupingEnum = builder.enumType('CacheGrouping', { values: cacheGroupings });
 const CacheStatsRef = builder.objectRef<CacheStatsRow>('CacheStats').implement({
   description: 'Cache use of one group over a period: tasks looked up in the cache that hit or executed.',
   fields: (t) => ({
@@ -98,7 +96,7 @@ builder.queryFields((t) => ({
     args: { taskId: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Task', 'explain cache lookups');
-      if (!uuidRe.test(String(args.taskId))) throw badInput(`"${args.taskId}" is not a task id (a UUID).`);
+      if (!isUuid(String(args.taskId))) throw badInput(`"${args.taskId}" is not a task id (a UUID).`);
       return explainTask(ctx.services.db, String(args.taskId));
     },
   }),
@@ -147,13 +145,9 @@ builder.mutationFields((t) => ({
       if (!m) throw badInput(`"${args.module}" is not a module reference; use ns/name or ns/name@version.`);
       const [, namespace, name, version] = m as unknown as [string, string, string, string | undefined];
       if (!version) return ctx.services.cache.invalidate(ctx.services.db, { module: `${namespace}/${name}` });
-      const [row] = await ctx.services.db
-        .select({ id: moduleVersions.id })
-        .from(moduleVersions)
-        .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
-        .where(and(eq(modules.namespace, namespace), eq(modules.name, name), eq(moduleVersions.version, version)));
-      if (!row) throw badInput(`${namespace}/${name} has no version ${version}.`);
-      return ctx.services.cache.invalidate(ctx.services.db, { moduleVersionId: row.id });
+      const moduleVersionId = await moduleVersionIdOf(ctx.services.db, namespace, name, version);
+      if (!moduleVersionId) throw badInput(`${namespace}/${name} has no version ${version}.`);
+      return ctx.services.cache.invalidate(ctx.services.db, { moduleVersionId });
     },
   }),
 }));

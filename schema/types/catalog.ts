@@ -11,7 +11,7 @@ const CatalogStateRef = builder.objectRef<Dataset>('DatasetCatalogState').implem
   fields: (t) => ({
     published: t.boolean({ resolve: (d) => d.catalogPublishedAt !== null }),
     publishedAt: t.expose('catalogPublishedAt', { type: 'DateTime', nullable: true }),
-    publishedBy: t.field({ type: IdentityRef, nullable: true, resolve: (d, _a, ctx) => (d.catalogPublishedBy ? ctx.loaders.identity.load(d.catalogPublishedBy) : null) }),
+    publishedBy: t.field({ type: IdentityRef, nullable: true, resolve: (d) => d.catalogPublishedBy }),
     blockers: t.stringList({
       description: 'What keeps it out now, one line per column: UNCLASSIFIED, or a level or category beyond the ceiling. Empty: it may be published.',
       resolve: async (d, _a, ctx) => (await catalogBlockersOf(ctx.services.db, d.id, ctx.services.config.catalogCeiling)).map(formatBlocker),

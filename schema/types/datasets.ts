@@ -1,18 +1,26 @@
 // Datasets with their columns and classification labels (UNCLASSIFIED flagged), declassification requests,
 // and the audit log for admins.
-import { and, asc, desc, eq, gte, isNotNull, isNull } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { auditEvents, columnLabels, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../../server/db/tables/governance';
-import { addDatasetVersion, createDataset, decideDeclassification, labelOf, requestDeclassification, setColumnLabel } from '../../server/governance/datasets';
-import { levels, type Label } from '../../server/governance/labels';
+import type { AuditEvent, DatasetVersion, Declassification } from '../../server/db/tables/governance';
+import {
+  addDatasetVersion,
+  createDataset,
+  datasetColumns,
+  datasetWithName,
+  decideDeclassification,
+  requestDeclassification,
+  setColumnLabel,
+  type ColumnView,
+} from '../../server/governance/datasets';
+import type { Label, Level } from '../../server/governance/labels';
+import { datasetVersionsOf, datasetsByIds, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
 import { previewDataset, type Preview } from '../../server/governance/preview';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
+import type { Context } from '../context';
+import { DomainEnum, LevelEnum } from './enums';
 import { IdentityRef } from './identity';
-import { DomainEnum } from './runs';
-
-const LevelEnum = builder.enumType('ClassificationLevel', { values: levels, description: 'PUBLIC < INTERNAL < CONFIDENTIAL < RESTRICTED.' });
 
 const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
   description: 'A level and categories. `UNCLASSIFIED` (no label yet) ranks above every level for enforcement.',
@@ -21,13 +29,6 @@ const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
     categories: t.exposeStringList('categories'),
   }),
 });
-
-interface ColumnView {
-  name: string;
-  type: string;
-  label: Label;
-  computed: Label | null;
-}
 
 const ColumnRef = builder.objectRef<ColumnView>('DatasetColumn').implement({
   fields: (t) => ({
@@ -47,7 +48,13 @@ const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').im
   }),
 });
 
-export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
+/** A dataset by id, loaded once per request however many fields name it (a missing one is null). */
+export const DatasetRef = builder.loadableObjectRef('Dataset', {
+  load: (ids: string[], ctx: Context) => datasetsByIds(ctx.services.db, ids),
+  sort: (d) => d.id,
+});
+
+DatasetRef.implement({
   authScopes: guard('Dataset', 'Dataset'),
   interfaces: [NodeRef],
   description: 'A versioned dataset owned by a domain, with a classification label per column.',
@@ -61,20 +68,12 @@ export const DatasetRef = builder.objectRef<Dataset>('Dataset').implement({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     versions: t.field({
       type: [DatasetVersionRef],
-      resolve: (d, _a, ctx) => ctx.services.db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, d.id)).orderBy(desc(datasetVersions.version)).limit(50),
+      resolve: (d, _a, ctx) => datasetVersionsOf(ctx.services.db, d.id),
     }),
     columns: t.field({
       type: [ColumnRef],
       description: 'The latest version’s columns with their labels.',
-      resolve: async (d, _a, ctx) => {
-        const [latest] = await ctx.services.db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, d.id)).orderBy(desc(datasetVersions.version)).limit(1);
-        const rows = await ctx.services.db.select().from(columnLabels).where(eq(columnLabels.datasetId, d.id));
-        const byColumn = new Map(rows.map((r) => [r.column, r]));
-        return (latest?.columns ?? []).map((c) => {
-          const row = byColumn.get(c.name);
-          return { ...c, label: labelOf(row), computed: row?.computedLevel ? { level: row.computedLevel as Label['level'], categories: row.computedCategories ?? [] } : null };
-        });
-      },
+      resolve: (d, _a, ctx) => datasetColumns(ctx.services.db, d.id),
     }),
   }),
 });
@@ -85,7 +84,7 @@ const DeclassificationRef = builder.objectRef<Declassification>('Declassificatio
   fields: (t) => ({
     id: t.exposeID('id'),
     dataset: t.string({ description: 'The dataset, namespace/name.', resolve: async (r, _a, ctx) => {
-      const d = await ctx.loaders.dataset.load(r.datasetId);
+      const d = await DatasetRef.getDataloader(ctx).load(r.datasetId);
       return d ? `${d.namespace}/${d.name}` : '';
     } }),
     column: t.exposeString('column'),
@@ -93,8 +92,8 @@ const DeclassificationRef = builder.objectRef<Declassification>('Declassificatio
     to: t.field({ type: LabelRef, resolve: (r) => ({ level: r.toLevel as Label['level'], categories: r.toCategories }) }),
     reason: t.exposeString('reason'),
     state: t.exposeString('state'),
-    requestedBy: t.field({ type: IdentityRef, resolve: async (r, _a, ctx) => (await ctx.loaders.identity.load(r.requestedBy))! }),
-    decidedBy: t.field({ type: IdentityRef, nullable: true, resolve: (r, _a, ctx) => (r.decidedBy ? ctx.loaders.identity.load(r.decidedBy) : null) }),
+    requestedBy: t.field({ type: IdentityRef, resolve: (r) => r.requestedBy }),
+    decidedBy: t.field({ type: IdentityRef, nullable: true, resolve: (r) => r.decidedBy }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
@@ -106,7 +105,7 @@ const AuditEventRef = builder.objectRef<AuditEvent>('AuditEvent').implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     at: t.expose('at', { type: 'DateTime' }),
-    identity: t.field({ type: IdentityRef, nullable: true, resolve: (e, _a, ctx) => (e.identityId ? ctx.loaders.identity.load(e.identityId) : null) }),
+    identity: t.field({ type: IdentityRef, nullable: true, resolve: (e) => e.identityId }),
     action: t.exposeString('action'),
     decision: t.exposeString('decision'),
     subject: t.exposeString('subject'),
@@ -122,7 +121,7 @@ const ColumnInput = builder.inputType('DatasetColumnInput', {
   fields: (t) => ({ name: t.string({ required: true }), type: t.string({ required: true }), label: t.field({ type: LabelInput, description: 'Left out: the column stays UNCLASSIFIED.' }) }),
 });
 
-const labelIn = (l: { level: (typeof levels)[number]; categories?: string[] | null }) => ({ level: l.level, categories: l.categories ?? [] });
+const labelIn = (l: { level: Level; categories?: string[] | null }) => ({ level: l.level, categories: l.categories ?? [] });
 
 builder.queryFields((t) => ({
   datasets: t.field({
@@ -130,8 +129,7 @@ builder.queryFields((t) => ({
     args: { domain: t.arg({ type: DomainEnum }), catalog: t.arg.boolean({ description: 'Only datasets published to the interactive catalog (true) or not (false).' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'list datasets');
-      const published = args.catalog === true ? isNotNull(datasets.catalogPublishedAt) : args.catalog === false ? isNull(datasets.catalogPublishedAt) : undefined;
-      return ctx.services.db.select().from(datasets).where(and(args.domain ? eq(datasets.domain, args.domain) : undefined, published)).orderBy(asc(datasets.namespace), asc(datasets.name)).limit(1000);
+      return listDatasets(ctx.services.db, { domain: args.domain, catalog: args.catalog });
     },
   }),
   declassifications: t.field({
@@ -140,7 +138,7 @@ builder.queryFields((t) => ({
     args: { pending: t.arg.boolean({ defaultValue: true }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'list declassifications');
-      return ctx.services.db.select().from(declassifications).where(args.pending === false ? undefined : eq(declassifications.state, 'PENDING')).orderBy(desc(declassifications.createdAt)).limit(500);
+      return listDeclassifications(ctx.services.db, args.pending !== false);
     },
   }),
   auditEvents: t.field({
@@ -149,12 +147,7 @@ builder.queryFields((t) => ({
     args: { subject: t.arg.string({ description: 'Only this subject, e.g. `dataset:crm/users.email`.' }), since: t.arg({ type: 'DateTime' }), limit: t.arg.int({ defaultValue: 100 }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'AuditEvent', 'read the audit log');
-      return ctx.services.db
-        .select()
-        .from(auditEvents)
-        .where(and(args.subject ? eq(auditEvents.subject, args.subject) : undefined, args.since ? gte(auditEvents.at, args.since) : undefined))
-        .orderBy(desc(auditEvents.at))
-        .limit(Math.min(Math.max(args.limit ?? 100, 1), 1000));
+      return listAuditEvents(ctx.services.db, { subject: args.subject, since: args.since, limit: Math.min(Math.max(args.limit ?? 100, 1), 1000) });
     },
   }),
 }));
@@ -269,11 +262,10 @@ builder.queryField('dataset', (t) =>
     type: DatasetRef,
     nullable: true,
     args: { name: t.arg.string({ required: true }) },
-    resolve: async (_root, args, ctx) => {
+    resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'read datasets');
       const [namespace, name] = args.name.split('/');
-      const [row] = await ctx.services.db.select().from(datasets).where(and(eq(datasets.namespace, namespace ?? ''), eq(datasets.name, name ?? '')));
-      return row ?? null;
+      return datasetWithName(ctx.services.db, namespace ?? '', name ?? '');
     },
   }),
 );

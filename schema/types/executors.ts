@@ -2,29 +2,21 @@
 // routing view: GPUs asked for, the hot cluster, provisioning vs execution time, and why it is still waiting.
 import { assertCan } from '../../server/auth/ability';
 import type { ExecutorHostRow, HotCluster } from '../../server/db/tables/executors';
-import { hotClusterStates } from '../../server/db/tables/executors';
 import { badInput } from '../../server/errors';
 import { hotClusterMessage } from '../../server/orchestrator/hot-clusters';
-import { isLive, poolSummaries, waitingReason, type PoolSummary } from '../../server/orchestrator/routing';
+import { isLive, knownHosts, poolSummaries, waitingReason, type PoolSummary } from '../../server/orchestrator/routing';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
+import { sharedLoader } from '../loaders';
+import { HotClusterStateEnum, PoolHealthEnum } from './enums';
 import { IdentityRef } from './identity';
-import { TaskRef } from './runs';
+import { TaskRef } from './tasks';
 
-const HotClusterStateEnum = builder.enumType('HotClusterState', {
-  values: {
-    STARTING: { description: 'Asked for; no live host holds it warm yet (see `message`).' },
-    READY: { description: 'A host of its pool holds it warm: tasks asking for it skip provisioning.' },
-    ENDED: { description: 'Ended by a user or after its idle timeout.' },
-  } satisfies Record<(typeof hotClusterStates)[number], unknown>,
-});
-const PoolHealthEnum = builder.enumType('ExecutorPoolHealth', {
-  values: {
-    HEALTHY: { description: 'At least one live host serves the pool.' },
-    STALE: { description: 'Hosts served it, but none has sent a heartbeat recently: its tasks wait.' },
-    NO_HOSTS: { description: 'Tasks are queued for it, but no host has ever announced it.' },
-  },
+/** Every recently seen executor host, read once per request (there are few, and each task's waitingReason needs them). */
+const hostsOf = sharedLoader<'all', ExecutorHostRow[]>(async (keys, ctx) => {
+  const hosts = await knownHosts(ctx.services.db, new Date());
+  return keys.map(() => hosts);
 });
 
 const staleMs = (ctx: { services: { config: { hostStaleMs: number } } }) => ctx.services.config.hostStaleMs;
@@ -77,7 +69,7 @@ const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
     message: t.string({ nullable: true, description: 'Why it is not warm yet, or why it ended.', resolve: (c, _a, ctx) => hotClusterMessage(ctx.services.db, c, new Date(), staleMs(ctx)) }),
     idleTimeoutMs: t.exposeFloat('idleTimeoutMs', { description: 'Ended after this long without a task.' }),
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
-    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (c, _a, ctx) => (c.createdBy ? ctx.loaders.identity.load(c.createdBy) : null) }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (c) => c.createdBy }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     endedAt: t.expose('endedAt', { type: 'DateTime', nullable: true }),
   }),
@@ -91,7 +83,7 @@ builder.objectFields(TaskRef, (t) => ({
   waitingReason: t.string({
     nullable: true,
     description: 'Why a READY or QUEUED task has not started: no live host for its pool, no host with its executor or GPUs, every slot busy.',
-    resolve: async (task, _a, ctx) => waitingReason(task, await ctx.loaders.hosts.load('all'), new Date(), staleMs(ctx)),
+    resolve: async (task, _a, ctx) => waitingReason(task, await hostsOf(ctx).load('all'), new Date(), staleMs(ctx)),
   }),
 }));
 
@@ -102,7 +94,7 @@ builder.queryFields((t) => ({
     args: { liveOnly: t.arg.boolean({ defaultValue: false }) },
     resolve: async (_r, args, ctx) => {
       assertCan(ctx.ability, 'read', 'ExecutorHost', 'list executor hosts');
-      const hosts = await ctx.loaders.hosts.load('all');
+      const hosts = await hostsOf(ctx).load('all');
       return args.liveOnly ? hosts.filter((h) => isLive(h, new Date(), staleMs(ctx))) : hosts;
     },
   }),
@@ -111,7 +103,7 @@ builder.queryFields((t) => ({
     description: 'Pools announced by hosts or waited on by tasks, with live capacity and health.',
     resolve: async (_r, _a, ctx) => {
       assertCan(ctx.ability, 'read', 'ExecutorHost', 'list executor pools');
-      return poolSummaries(ctx.services.db, await ctx.loaders.hosts.load('all'), new Date(), staleMs(ctx));
+      return poolSummaries(ctx.services.db, await hostsOf(ctx).load('all'), new Date(), staleMs(ctx));
     },
   }),
   hotClusters: t.field({

@@ -1,29 +1,53 @@
 // Modules, their versions and tags: the catalog queries and publishing.
-import { and, asc, eq, ilike, or } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { moduleTags, moduleVersions, modules, type Module, type ModuleTagEvent, type ModuleTestResult, type ModuleVersion } from '../../server/db/tables/modules';
+import type { ModuleTag, ModuleTagEvent, ModuleTestResult } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
 import { parseModuleRef } from '../../server/orchestrator/plan';
 import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
+import {
+  listModules,
+  moduleByName,
+  moduleVersionsByIds,
+  modulesByIds,
+  tagEventsOfModules,
+  tagsOfModules,
+  taggedOrNumberedVersion,
+  usageOfVersions,
+  versionsOfModules,
+  type VersionUsage,
+} from '../../server/modules/queries';
 import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
+import { ownersOfNamespaces } from '../../server/teams/queries';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
+import type { Context } from '../context';
+import { groupLoader, sharedLoader } from '../loaders';
 import { IdentityRef } from './identity';
 import { TeamRef } from './teams';
 
-interface TagRow {
-  moduleId: string;
-  tag: string;
-  versionId: string;
-  updatedAt: Date;
-}
+/** Modules and module versions by id, each loaded once per request however many fields name it. */
+export const ModuleVersionRef = builder.loadableObjectRef('ModuleVersion', {
+  load: (ids: string[], ctx: Context) => moduleVersionsByIds(ctx.services.db, ids),
+  sort: (v) => v.id,
+});
+export const ModuleRef = builder.loadableObjectRef('Module', {
+  load: (ids: string[], ctx: Context) => modulesByIds(ctx.services.db, ids),
+  sort: (m) => m.id,
+});
+const ModuleTagRef = builder.objectRef<ModuleTag>('ModuleTag');
 
-export const ModuleVersionRef = builder.objectRef<ModuleVersion>('ModuleVersion');
-export const ModuleRef = builder.objectRef<Module>('Module');
-const ModuleTagRef = builder.objectRef<TagRow>('ModuleTag');
+// Loaders several fields share: a module's versions (versions, latestVersion, usage), its tags (Module.tags,
+// ModuleVersion.tags), a version's usage (ModuleVersion.usage, Module.usage).
+const versionsOf = groupLoader((ids, ctx) => versionsOfModules(ctx.services.db, ids), (v) => v.moduleId);
+const tagsOf = groupLoader((ids, ctx) => tagsOfModules(ctx.services.db, ids), (t) => t.moduleId);
+const tagEventsOf = groupLoader((ids, ctx) => tagEventsOfModules(ctx.services.db, ids), (e) => e.moduleId);
+const usageOf = sharedLoader<string, VersionUsage>(async (ids, ctx) => {
+  const usage = await usageOfVersions(ctx.services.db, ids);
+  return ids.map((id) => usage.get(id) ?? { runs: 0, lastUsedAt: null });
+});
 
-const UsageRef = builder.objectRef<{ runs: number; lastUsedAt: Date | null }>('ModuleUsage').implement({
+const UsageRef = builder.objectRef<VersionUsage>('ModuleUsage').implement({
   fields: (t) => ({
     runs: t.exposeInt('runs', { description: 'Runs that had a task pinned to this version.' }),
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
@@ -46,9 +70,9 @@ const TagEventRef = builder.objectRef<ModuleTagEvent>('ModuleTagEvent').implemen
   fields: (t) => ({
     tag: t.exposeString('tag'),
     action: t.exposeString('action', { description: '`move` (publish or promote) or `rollback`.' }),
-    from: t.field({ type: ModuleVersionRef, nullable: true, resolve: (e, _a, ctx) => (e.fromVersionId ? ctx.loaders.moduleVersion.load(e.fromVersionId) : null) }),
-    to: t.field({ type: ModuleVersionRef, resolve: async (e, _a, ctx) => (await ctx.loaders.moduleVersion.load(e.toVersionId))! }),
-    movedBy: t.field({ type: IdentityRef, nullable: true, resolve: (e, _a, ctx) => (e.movedBy ? ctx.loaders.identity.load(e.movedBy) : null) }),
+    from: t.field({ type: ModuleVersionRef, nullable: true, resolve: (e) => e.fromVersionId }),
+    to: t.field({ type: ModuleVersionRef, resolve: (e) => e.toVersionId }),
+    movedBy: t.field({ type: IdentityRef, nullable: true, resolve: (e) => e.movedBy }),
     reason: t.exposeString('reason', { nullable: true }),
     at: t.expose('createdAt', { type: 'DateTime' }),
   }),
@@ -69,24 +93,33 @@ ModuleRef.implement({
       type: [ModuleVersionRef],
       description: 'Versions, newest first.',
       args: { limit: t.arg.int({ defaultValue: 20 }) },
-      resolve: async (m, args, ctx) => (await ctx.loaders.versionsOf.load(m.id)).slice(0, Math.min(Math.max(args.limit ?? 20, 1), 200)),
+      resolve: async (m, args, ctx) => (await versionsOf(ctx).load(m.id)).slice(0, Math.min(Math.max(args.limit ?? 20, 1), 200)),
     }),
     tags: t.field({
       type: [ModuleTagRef],
-      resolve: (m, _args, ctx) => ctx.loaders.tagsOf.load(m.id),
+      resolve: (m, _args, ctx) => tagsOf(ctx).load(m.id),
     }),
     latestVersion: t.field({
       type: ModuleVersionRef,
       nullable: true,
       description: 'The most recently published version (whatever the tags say).',
-      resolve: async (m, _a, ctx) => (await ctx.loaders.versionsOf.load(m.id))[0] ?? null,
+      resolve: async (m, _a, ctx) => (await versionsOf(ctx).load(m.id))[0] ?? null,
     }),
-    owner: t.field({ type: TeamRef, nullable: true, description: 'The team owning the namespace; null while none does (then only admins publish).', resolve: (m, _a, ctx) => ctx.loaders.ownerOfNamespace.load(m.namespace) }),
+    owner: t.loadable({
+      type: TeamRef,
+      nullable: true,
+      description: 'The team owning the namespace; null while none does (then only admins publish).',
+      load: async (names: string[], ctx: Context) => {
+        const owners = await ownersOfNamespaces(ctx.services.db, names);
+        return names.map((n) => owners.get(n) ?? null);
+      },
+      resolve: (m) => m.namespace,
+    }),
     usage: t.field({
       type: UsageRef,
       description: 'Runs that used any version of this module.',
       resolve: async (m, _a, ctx) => {
-        const usages = await Promise.all((await ctx.loaders.versionsOf.load(m.id)).map((v) => ctx.loaders.usageOfVersion.load(v.id)));
+        const usages = await Promise.all((await versionsOf(ctx).load(m.id)).map((v) => usageOf(ctx).load(v.id)));
         const last = usages.map((u) => u.lastUsedAt?.getTime() ?? 0).reduce((a, b) => Math.max(a, b), 0);
         return { runs: usages.reduce((n, u) => n + u.runs, 0), lastUsedAt: last ? new Date(last) : null };
       },
@@ -96,7 +129,7 @@ ModuleRef.implement({
       description: 'Moves of the module’s tags, newest first.',
       args: { tag: t.arg.string(), limit: t.arg.int({ defaultValue: 50 }) },
       resolve: async (m, args, ctx) =>
-        (await ctx.loaders.tagEventsOf.load(m.id)).filter((e) => !args.tag || e.tag === args.tag).slice(0, Math.min(Math.max(args.limit ?? 50, 1), 500)),
+        (await tagEventsOf(ctx).load(m.id)).filter((e) => !args.tag || e.tag === args.tag).slice(0, Math.min(Math.max(args.limit ?? 50, 1), 500)),
     }),
   }),
 });
@@ -116,17 +149,17 @@ ModuleVersionRef.implement({
     parameterSchema: t.field({ type: 'JSON', nullable: true, resolve: (v) => v.manifest.parameters ?? null }),
     source: t.expose('source', { type: 'JSON' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    module: t.field({ type: ModuleRef, resolve: async (v, _a, ctx) => (await ctx.loaders.module.load(v.moduleId))! }),
+    module: t.field({ type: ModuleRef, resolve: (v) => v.moduleId }),
     ref: t.string({
       description: '`namespace/name@version`',
       resolve: async (v, _a, ctx) => {
-        const m = (await ctx.loaders.module.load(v.moduleId))!;
+        const m = await ModuleRef.getDataloader(ctx).load(v.moduleId);
         return `${m.namespace}/${m.name}@${v.version}`;
       },
     }),
-    publishedBy: t.field({ type: IdentityRef, nullable: true, resolve: (v, _a, ctx) => (v.publishedBy ? ctx.loaders.identity.load(v.publishedBy) : null) }),
-    tags: t.stringList({ description: 'The tags pointing at this version now.', resolve: async (v, _a, ctx) => (await ctx.loaders.tagsOf.load(v.moduleId)).filter((tag) => tag.versionId === v.id).map((tag) => tag.tag) }),
-    usage: t.field({ type: UsageRef, resolve: (v, _a, ctx) => ctx.loaders.usageOfVersion.load(v.id) }),
+    publishedBy: t.field({ type: IdentityRef, nullable: true, resolve: (v) => v.publishedBy }),
+    tags: t.stringList({ description: 'The tags pointing at this version now.', resolve: async (v, _a, ctx) => (await tagsOf(ctx).load(v.moduleId)).filter((tag) => tag.versionId === v.id).map((tag) => tag.tag) }),
+    usage: t.field({ type: UsageRef, resolve: (v, _a, ctx) => usageOf(ctx).load(v.id) }),
     testResult: t.field({ type: TestResultRef, nullable: true, resolve: (v) => v.testResult }),
     deprecated: t.boolean({ resolve: (v) => v.deprecatedAt !== null }),
     deprecatedAt: t.expose('deprecatedAt', { type: 'DateTime', nullable: true }),
@@ -139,7 +172,7 @@ ModuleTagRef.implement({
   fields: (t) => ({
     tag: t.exposeString('tag'),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    version: t.field({ type: ModuleVersionRef, resolve: async (tag, _a, ctx) => (await ctx.loaders.moduleVersion.load(tag.versionId))! }),
+    version: t.field({ type: ModuleVersionRef, resolve: (tag) => tag.versionId }),
   }),
 });
 
@@ -150,13 +183,7 @@ builder.queryFields((t) => ({
     args: { namespace: t.arg.string(), search: t.arg.string({ description: 'Part of the name or description.' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Module', 'list modules');
-      const like = args.search ? `%${args.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
-      return ctx.services.db
-        .select()
-        .from(modules)
-        .where(and(args.namespace ? eq(modules.namespace, args.namespace) : undefined, like ? or(ilike(modules.name, like), ilike(modules.description, like)) : undefined))
-        .orderBy(asc(modules.namespace), asc(modules.name))
-        .limit(1000);
+      return listModules(ctx.services.db, { namespace: args.namespace, search: args.search });
     },
   }),
   module: t.field({
@@ -167,8 +194,7 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Module', 'read modules');
       const { namespace, name } = parseModuleRef(args.name);
-      const [m] = await ctx.services.db.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name ?? '')));
-      return m ?? null;
+      return moduleByName(ctx.services.db, namespace, name ?? '');
     },
   }),
   moduleVersion: t.field({
@@ -179,16 +205,8 @@ builder.queryFields((t) => ({
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'ModuleVersion', 'read module versions');
       const { namespace, name, selector } = parseModuleRef(args.ref);
-      const [m] = await ctx.services.db.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name ?? '')));
-      if (!m) return null;
-      const [tagged] = await ctx.services.db
-        .select({ v: moduleVersions })
-        .from(moduleTags)
-        .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
-        .where(and(eq(moduleTags.moduleId, m.id), eq(moduleTags.tag, selector)));
-      if (tagged) return tagged.v;
-      const [v] = await ctx.services.db.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, m.id), eq(moduleVersions.version, selector)));
-      return v ?? null;
+      const m = await moduleByName(ctx.services.db, namespace, name ?? '');
+      return m ? taggedOrNumberedVersion(ctx.services.db, m.id, selector) : null;
     },
   }),
 }));

@@ -1,36 +1,10 @@
 // `node(id)`: any stored object by its UUID, answered only if the caller may read it. An object the caller may
 // not read is answered exactly like one that does not exist (null, no error), so the query is no existence oracle.
-import { eq } from 'drizzle-orm';
-import type { PgTable } from 'drizzle-orm/pg-core';
-import { auditEvents, datasets, declassifications } from '../../server/db/tables/governance';
-import { hotClusters } from '../../server/db/tables/executors';
-import { identities } from '../../server/db/tables/identities';
-import { moduleVersions, modules } from '../../server/db/tables/modules';
-import { runs, tasks } from '../../server/db/tables/runs';
-import { schedules } from '../../server/db/tables/schedules';
-import { teams } from '../../server/db/tables/teams';
-import { workflowVersions, workflows } from '../../server/db/tables/workflows';
+import { rowsWithId } from '../../server/db/by-id';
 import { mayReadObject } from '../auth';
 import { builder } from '../builder';
+import { isUuid } from '../ids';
 import { NodeRef, nodeTypes } from '../node';
-
-const tables: [string, PgTable & { id: never }][] = [
-  ['Run', runs],
-  ['Task', tasks],
-  ['Workflow', workflows],
-  ['WorkflowVersion', workflowVersions],
-  ['Schedule', schedules],
-  ['Module', modules],
-  ['ModuleVersion', moduleVersions],
-  ['Team', teams],
-  ['Identity', identities],
-  ['Dataset', datasets],
-  ['Declassification', declassifications],
-  ['AuditEvent', auditEvents],
-  ['HotCluster', hotClusters],
-] as never;
-
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 builder.queryField('node', (t) =>
   t.field({
@@ -40,12 +14,11 @@ builder.queryField('node', (t) =>
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, args, ctx) => {
       const id = String(args.id);
-      if (!uuidRe.test(id)) return null;
-      const found = await Promise.all(tables.map(async ([type, table]) => [type, (await ctx.services.db.select().from(table as never).where(eq((table as never as { id: never }).id, id as never)).limit(1))[0]] as const));
-      for (const [type, row] of found) {
+      if (!isUuid(id)) return null;
+      for (const [type, row] of await rowsWithId(ctx.services.db, id)) {
         if (!row) continue;
-        if (!(await mayReadObject(ctx, type, row as object))) return null;
-        nodeTypes.set(row as object, type);
+        if (!(await mayReadObject(ctx, type, row))) return null;
+        nodeTypes.set(row, type);
         return row as { id: string };
       }
       return null;

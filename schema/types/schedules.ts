@@ -1,42 +1,29 @@
 // Schedules: cron expressions in a time zone that start runs of a workflow, their upcoming fire times and recent
 // fires; `Workflow.schedules`; create, update, pause, resume and delete.
-import DataLoader from 'dataloader';
-import { asc, desc, eq, inArray } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { catchUpPolicies, fireOutcomes, overlapPolicies, scheduleFires, schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule, type ScheduleFire } from '../../server/db/tables/schedules';
-import { createSchedule, deleteSchedule, findSchedule, listSchedules, pauseSchedule, resumeSchedule, updateSchedule, upcomingFireTimes } from '../../server/scheduler/schedules';
+import type { Schedule, ScheduleFire } from '../../server/db/tables/schedules';
+import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
+import { workflowDomainOf } from '../../server/orchestrator/workflow-queries';
+import {
+  createSchedule,
+  deleteSchedule,
+  findSchedule,
+  listSchedules,
+  pauseSchedule,
+  recentFires,
+  resumeSchedule,
+  schedulesOfWorkflows,
+  updateSchedule,
+  upcomingFireTimes,
+} from '../../server/scheduler/schedules';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
+import { CatchUpEnum, FireOutcomeEnum, OverlapEnum } from './enums';
 import { IdentityRef } from './identity';
-import { RunRef, workflowDomain } from './runs';
-import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
+import { RunRef } from './runs';
 import { WorkflowRef } from './workflows';
-
-// Records keyed by the table's policy lists: a policy added there does not compile until it is described here.
-const catchUpDescriptions: Record<CatchUpPolicy, string> = {
-  SKIP: 'Run none of them.',
-  LATEST: 'Run the latest once.',
-  ALL: 'Run them, oldest first, up to catchUpLimit (the latest ones).',
-};
-const overlapDescriptions: Record<OverlapPolicy, string> = {
-  ALLOW: 'Start another run.',
-  SKIP: 'Start none; the fire is recorded SKIPPED_OVERLAP.',
-  CANCEL_PREVIOUS: 'Cancel the running one, then start.',
-};
-const described = <T extends string>(list: readonly T[], descriptions: Record<T, string>) =>
-  Object.fromEntries(list.map((v) => [v, { description: descriptions[v] }])) as Record<T, { description: string }>;
-
-const CatchUpEnum = builder.enumType('ScheduleCatchUp', {
-  description: 'What happens to fire times missed while the control plane was down (or the schedule paused).',
-  values: described(catchUpPolicies, catchUpDescriptions),
-});
-const OverlapEnum = builder.enumType('ScheduleOverlap', {
-  description: 'What happens when a fire time comes while a run this schedule started is still queued or running.',
-  values: described(overlapPolicies, overlapDescriptions),
-});
-const FireOutcomeEnum = builder.enumType('ScheduleFireOutcome', { values: fireOutcomes });
 
 export const ScheduleRef = builder.objectRef<Schedule>('Schedule');
 const ScheduleFireRef = builder.objectRef<ScheduleFire>('ScheduleFire');
@@ -49,19 +36,19 @@ ScheduleFireRef.implement({
     fireTime: t.expose('fireTime', { type: 'DateTime' }),
     outcome: t.field({ type: FireOutcomeEnum, resolve: (f) => f.outcome }),
     message: t.exposeString('message', { nullable: true }),
-    run: t.field({ type: RunRef, nullable: true, resolve: (f, _a, ctx) => (f.runId ? ctx.loaders.run.load(f.runId) : null) }),
+    run: t.field({ type: RunRef, nullable: true, resolve: (f) => f.runId }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
 
 ScheduleRef.implement({
-  authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({ ...s, domain: (await ctx.loaders.workflow.load(s.workflowId))?.domain ?? 'production' })),
+  authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({ ...s, domain: (await WorkflowRef.getDataloader(ctx).load(s.workflowId))?.domain ?? 'production' })),
   interfaces: [NodeRef],
   description: 'A cron expression in a time zone that starts runs of a workflow (its latest version at each fire time).',
   fields: (t) => ({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
-    workflow: t.field({ type: WorkflowRef, resolve: async (s, _a, ctx) => (await ctx.loaders.workflow.load(s.workflowId))! }),
+    workflow: t.field({ type: WorkflowRef, resolve: (s) => s.workflowId }),
     cron: t.exposeString('cron', { description: '5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.' }),
     timeZone: t.exposeString('timeZone', { description: 'IANA time zone the cron expression is read in.' }),
     parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.' }),
@@ -82,41 +69,23 @@ ScheduleRef.implement({
       type: [ScheduleFireRef],
       description: 'Recent fire times, newest first.',
       args: { limit: t.arg.int({ defaultValue: 20, description: '1 to 500.' }) },
-      resolve: (s, args, ctx) =>
-        ctx.services.db
-          .select()
-          .from(scheduleFires)
-          .where(eq(scheduleFires.scheduleId, s.id))
-          .orderBy(desc(scheduleFires.fireTime))
-          .limit(Math.min(Math.max(args.limit ?? 20, 1), 500)),
+      resolve: (s, args, ctx) => recentFires(ctx.services.db, s.id, Math.min(Math.max(args.limit ?? 20, 1), 500)),
     }),
-    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (s, _a, ctx) => (s.createdBy ? ctx.loaders.identity.load(s.createdBy) : null) }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (s) => s.createdBy }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
 });
 
-// A per-request loader kept beside the context's own (one query for every workflow in a list).
-const schedulesOfWorkflow = new WeakMap<Context, DataLoader<string, Schedule[]>>();
-function schedulesLoader(ctx: Context): DataLoader<string, Schedule[]> {
-  let loader = schedulesOfWorkflow.get(ctx);
-  if (!loader) {
-    loader = new DataLoader(async (ids) => {
-      const rows = await ctx.services.db.select().from(schedules).where(inArray(schedules.workflowId, [...ids])).orderBy(asc(schedules.createdAt), asc(schedules.id));
-      return ids.map((id) => rows.filter((r) => r.workflowId === id));
-    });
-    schedulesOfWorkflow.set(ctx, loader);
-  }
-  return loader;
-}
-
 builder.objectField(WorkflowRef, 'schedules', (t) =>
-  t.field({
-    type: [ScheduleRef],
+  t.loadableGroup({
+    type: ScheduleRef,
     description: 'The schedules that start runs of this workflow.',
+    load: (ids: string[], ctx: Context) => schedulesOfWorkflows(ctx.services.db, ids),
+    group: (s) => s.workflowId,
     resolve: (w, _a, ctx) => {
       assertCan(ctx.ability, 'read', 'Schedule', 'read schedules');
-      return schedulesLoader(ctx).load(w.id);
+      return w.id;
     },
   }),
 );
@@ -180,7 +149,7 @@ type JsonObject = Record<string, unknown> | null | undefined;
 async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<void> {
   assertCan(ctx.ability, 'update', 'Schedule', what);
   const schedule = await findSchedule(ctx.services.db, id);
-  const workflow = await ctx.loaders.workflow.load(schedule.workflowId);
+  const workflow = await WorkflowRef.getDataloader(ctx).load(schedule.workflowId);
   assertMayIn(ctx.ability, 'update', 'Schedule', workflow?.domain ?? 'production', what);
 }
 
@@ -192,7 +161,7 @@ builder.mutationFields((t) => ({
     resolve: async (_root, { input }, ctx) => {
       assertCan(ctx.ability, 'create', 'Schedule', 'create schedules');
       // A schedule starts runs in its workflow's domain on its creator's behalf: creating one needs that grant.
-      const domain = await workflowDomain(ctx, input.workflow);
+      const domain = await workflowDomainOf(ctx.services.db, input.workflow);
       if (domain) {
         assertMayIn(ctx.ability, 'create', 'Schedule', domain, 'create schedules');
         assertMayStartIn(ctx.ability, domain);

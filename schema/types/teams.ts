@@ -1,25 +1,26 @@
 // Teams, their members and the module namespaces they own.
-import { asc, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { teamRoles, teams, type Team, type TeamMember } from '../../server/db/tables/teams';
-import { assignNamespace, createTeam, removeTeamMember, setTeamMember } from '../../server/teams/teams';
-import { domainGrants } from '../../server/db/tables/governance';
+import type { TeamMember } from '../../server/db/tables/teams';
 import { setDomainGrant } from '../../server/governance/grants';
+import { domainsGrantedTo, listTeams, membersOfTeams, namespacesOfTeams, teamsByIds } from '../../server/teams/queries';
+import { assignNamespace, createTeam, removeTeamMember, setTeamMember, teamWithName } from '../../server/teams/teams';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
-import { DomainEnum } from './runs';
+import type { Context } from '../context';
+import { groupBy } from '../loaders';
+import { DomainEnum, TeamRoleEnum } from './enums';
 import { IdentityRef } from './identity';
 
-export const TeamRef = builder.objectRef<Team>('Team');
-const TeamRoleEnum = builder.enumType('TeamRole', {
-  values: teamRoles,
-  description: 'viewer: reads; member: publishes into the team’s namespaces and moves their tags; maintainer and admin: also manage members and namespaces.',
+/** A team by id, loaded once per request however many fields name it (a missing one is null). */
+export const TeamRef = builder.loadableObjectRef('Team', {
+  load: (ids: string[], ctx: Context) => teamsByIds(ctx.services.db, ids),
+  sort: (team) => team.id,
 });
 
 const TeamMemberRef = builder.objectRef<TeamMember>('TeamMember').implement({
   fields: (t) => ({
-    identity: t.field({ type: IdentityRef, resolve: async (m, _a, ctx) => (await ctx.loaders.identity.load(m.identityId))! }),
+    identity: t.field({ type: IdentityRef, resolve: (m) => m.identityId }),
     role: t.field({ type: TeamRoleEnum, resolve: (m) => m.role }),
     since: t.expose('createdAt', { type: 'DateTime' }),
   }),
@@ -33,12 +34,22 @@ TeamRef.implement({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     description: t.exposeString('description'),
-    members: t.field({ type: [TeamMemberRef], resolve: (team, _a, ctx) => ctx.loaders.membersOf.load(team.id) }),
+    members: t.loadableGroup({
+      type: TeamMemberRef,
+      load: (ids: string[], ctx: Context) => membersOfTeams(ctx.services.db, ids),
+      group: (m) => m.teamId,
+      resolve: (team) => team.id,
+    }),
     domains: t.stringList({
       description: 'Domains beyond experimentation its members may start runs in.',
-      resolve: async (team, _a, ctx) => (await ctx.services.db.select({ domain: domainGrants.domain }).from(domainGrants).where(eq(domainGrants.teamId, team.id))).map((g) => g.domain),
+      resolve: (team, _a, ctx) => domainsGrantedTo(ctx.services.db, team.id),
     }),
-    namespaces: t.stringList({ description: 'Module namespaces this team owns.', resolve: async (team, _a, ctx) => (await ctx.loaders.namespacesOf.load(team.id)).map((n) => n.name) }),
+    namespaces: t.loadableList({
+      type: 'String',
+      description: 'Module namespaces this team owns.',
+      load: async (ids: string[], ctx: Context) => groupBy(ids, await namespacesOfTeams(ctx.services.db, ids), (n) => n.teamId).map((group) => group.map((n) => n.name)),
+      resolve: (team) => team.id,
+    }),
   }),
 });
 
@@ -47,17 +58,16 @@ builder.queryFields((t) => ({
     type: [TeamRef],
     resolve: (_root, _args, ctx) => {
       assertCan(ctx.ability, 'read', 'Team', 'list teams');
-      return ctx.services.db.select().from(teams).orderBy(asc(teams.name)).limit(1000);
+      return listTeams(ctx.services.db);
     },
   }),
   team: t.field({
     type: TeamRef,
     nullable: true,
     args: { name: t.arg.string({ required: true }) },
-    resolve: async (_root, args, ctx) => {
+    resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Team', 'read teams');
-      const [team] = await ctx.services.db.select().from(teams).where(eq(teams.name, args.name));
-      return team ?? null;
+      return teamWithName(ctx.services.db, args.name);
     },
   }),
 }));
@@ -92,7 +102,7 @@ builder.mutationFields((t) => ({
     args: { namespace: t.arg.string({ required: true }), team: t.arg.string({ required: true }) },
     resolve: async (_root, args, ctx) => {
       const ns = await assignNamespace(ctx.services.db, ctx.ability, ctx.identity, { name: args.namespace, team: args.team });
-      return (await ctx.loaders.team.load(ns.teamId))!;
+      return ns.teamId;
     },
   }),
 }));

@@ -1,16 +1,28 @@
 // Workflows and their versions: listing, reading and creating from a YAML or JSON spec.
-import { asc, eq } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
-import { workflows, type Workflow, type WorkflowVersion } from '../../server/db/tables/workflows';
+import type { Workflow, WorkflowVersion } from '../../server/db/tables/workflows';
+import { listWorkflows, versionsOfWorkflows, workflowVersionsByIds, workflowWithName, workflowsByIds } from '../../server/orchestrator/workflow-queries';
 import { createWorkflow } from '../../server/orchestrator/workflows';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { assertMayIn } from '../../server/governance/grants';
 import { builder } from '../builder';
+import type { Context } from '../context';
+import { groupLoader } from '../loaders';
 import { IdentityRef } from './identity';
 
-export const WorkflowRef = builder.objectRef<Workflow>('Workflow');
-export const WorkflowVersionRef = builder.objectRef<WorkflowVersion>('WorkflowVersion');
+/** Workflows and their versions by id, each loaded once per request however many fields name it. */
+export const WorkflowRef = builder.loadableObjectRef('Workflow', {
+  load: (ids: string[], ctx: Context) => workflowsByIds(ctx.services.db, ids),
+  sort: (w) => w.id,
+});
+export const WorkflowVersionRef = builder.loadableObjectRef('WorkflowVersion', {
+  load: (ids: string[], ctx: Context) => workflowVersionsByIds(ctx.services.db, ids),
+  sort: (v) => v.id,
+});
+
+/** Each workflow's versions, newest first (`versions` and `latestVersion` share it). */
+const versionsOf = groupLoader((ids, ctx) => versionsOfWorkflows(ctx.services.db, ids), (v) => v.workflowId);
 
 WorkflowRef.implement({
   authScopes: guard('Workflow', 'Workflow'),
@@ -23,19 +35,19 @@ WorkflowRef.implement({
     domain: t.exposeString('domain'),
     latestVersion: t.field({
       type: WorkflowVersionRef,
-      resolve: async (w, _a, ctx) => (await ctx.loaders.versionsOfWorkflow.load(w.id)).find((v) => v.version === w.latestVersion)!,
+      resolve: async (w, _a, ctx) => (await versionsOf(ctx).load(w.id)).find((v) => v.version === w.latestVersion)!,
     }),
     versions: t.field({
       type: [WorkflowVersionRef],
-      resolve: (w, _a, ctx) => ctx.loaders.versionsOfWorkflow.load(w.id),
+      resolve: (w, _a, ctx) => versionsOf(ctx).load(w.id),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (w, _a, ctx) => (w.createdBy ? ctx.loaders.identity.load(w.createdBy) : null) }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (w) => w.createdBy }),
   }),
 });
 
 WorkflowVersionRef.implement({
-  authScopes: guard('WorkflowVersion', 'Workflow', async (v: WorkflowVersion, ctx) => ({ ...v, domain: (await ctx.loaders.workflow.load(v.workflowId))?.domain ?? 'production' })),
+  authScopes: guard('WorkflowVersion', 'Workflow', async (v: WorkflowVersion, ctx) => ({ ...v, domain: (await WorkflowRef.getDataloader(ctx).load(v.workflowId))?.domain ?? 'production' })),
   interfaces: [NodeRef],
   description: 'One immutable version of a workflow spec.',
   fields: (t) => ({
@@ -44,7 +56,7 @@ WorkflowVersionRef.implement({
     spec: t.expose('spec', { type: 'JSON' }),
     digest: t.exposeString('digest'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    workflow: t.field({ type: WorkflowRef, resolve: async (v, _a, ctx) => (await ctx.loaders.workflow.load(v.workflowId))! }),
+    workflow: t.field({ type: WorkflowRef, resolve: (v) => v.workflowId }),
   }),
 });
 
@@ -53,17 +65,16 @@ builder.queryFields((t) => ({
     type: [WorkflowRef],
     resolve: (_root, _args, ctx) => {
       assertCan(ctx.ability, 'read', 'Workflow', 'list workflows');
-      return ctx.services.db.select().from(workflows).orderBy(asc(workflows.name)).limit(1000);
+      return listWorkflows(ctx.services.db);
     },
   }),
   workflow: t.field({
     type: WorkflowRef,
     nullable: true,
     args: { name: t.arg.string({ required: true }) },
-    resolve: async (_root, args, ctx) => {
+    resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Workflow', 'read workflows');
-      const [w] = await ctx.services.db.select().from(workflows).where(eq(workflows.name, args.name));
-      return w ?? null;
+      return workflowWithName(ctx.services.db, args.name);
     },
   }),
 }));

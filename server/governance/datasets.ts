@@ -4,7 +4,7 @@
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { isAdmin, namespaceSubject, type AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
-import { columnLabels, datasetVersions, datasets, declassifications, type ColumnLabel, type Dataset, type DatasetColumn, type Declassification } from '../db/tables/governance';
+import { columnLabels, datasetVersions, datasets, declassifications, type ColumnLabel, type Dataset, type DatasetColumn, type DatasetVersion, type Declassification } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { domains, type Domain } from '../db/tables/workflows';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
@@ -33,9 +33,14 @@ export { labelOf };
 const computedOf = (row: ColumnLabel | undefined): Label | null =>
   row?.computedLevel ? { level: row.computedLevel as Label['level'], categories: row.computedCategories ?? [] } : null;
 
+export async function datasetWithName(db: Db | Tx, namespace: string, name: string): Promise<Dataset | null> {
+  const [row] = await db.select().from(datasets).where(and(eq(datasets.namespace, namespace), eq(datasets.name, name)));
+  return row ?? null;
+}
+
 export async function findDataset(db: Db | Tx, fullName: string): Promise<Dataset> {
   const { namespace, name } = parseModuleRef(fullName);
-  const [row] = await db.select().from(datasets).where(and(eq(datasets.namespace, namespace), eq(datasets.name, name ?? '')));
+  const row = await datasetWithName(db, namespace, name ?? '');
   if (!row) throw notFound(`No dataset ${fullName}; create it with createDataset.`);
   return row;
 }
@@ -139,10 +144,29 @@ export async function addDatasetVersion(
 
 /** The effective label of every column of a dataset (UNCLASSIFIED where none is set). */
 export async function labelsOf(db: Db | Tx, datasetId: string, columns: string[]): Promise<Map<string, Label>> {
-  const rows = await db.select().from(columnLabels).where(eq(columnLabels.datasetId, datasetId));
+  const rows = await columnLabelRows(db, datasetId);
   const byColumn = new Map(rows.map((r) => [r.column, r]));
   return new Map(columns.map((c) => [c, labelOf(byColumn.get(c))]));
 }
+
+export interface ColumnView extends DatasetColumn {
+  label: Label;
+  /** What lineage propagation derived; null when nothing did. */
+  computed: Label | null;
+}
+
+/** The latest version's columns of a dataset with their labels. */
+export async function datasetColumns(db: Db, datasetId: string): Promise<ColumnView[]> {
+  const latest: DatasetVersion | undefined = await latestVersion(db, datasetId);
+  const byColumn = new Map((await columnLabelRows(db, datasetId)).map((r) => [r.column, r]));
+  return (latest?.columns ?? []).map((c) => {
+    const row = byColumn.get(c.name);
+    return { ...c, label: labelOf(row), computed: computedOf(row) };
+  });
+}
+
+/** Every column label row of a dataset (set and computed labels), in no particular order. */
+export const columnLabelRows = (db: Db | Tx, datasetId: string): Promise<ColumnLabel[]> => db.select().from(columnLabels).where(eq(columnLabels.datasetId, datasetId));
 
 export async function latestVersion(db: Db | Tx, datasetId: string) {
   const [v] = await db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, datasetId)).orderBy(desc(datasetVersions.version)).limit(1);

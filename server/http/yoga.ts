@@ -2,7 +2,7 @@
 // session from the shared token check, its CASL ability, the services and per-request loaders).
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import { createLoaders, type Context, type Services } from '../../schema/context';
+import type { Context, Services } from '../../schema/context';
 import { schema } from '../../schema';
 import { maskError } from '../../schema/errors';
 import { defineAbilityFor } from '../auth/ability';
@@ -40,7 +40,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       const request = initial.request as Request | undefined;
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
-      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, loaders: createLoaders(db) };
+      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services };
     },
   });
 }

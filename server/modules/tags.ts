@@ -8,6 +8,7 @@ import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type
 import { AtelierError, badInput, notFound } from '../errors';
 import { parseModuleRef } from '../orchestrator/plan';
 import { assertMayWriteNamespace } from '../teams/teams';
+import { moduleByName } from './queries';
 
 const tagRe = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/;
 
@@ -61,7 +62,7 @@ async function lockModule(tx: Tx, fullName: string): Promise<Module> {
 export async function findVersion(db: Db | Tx, ref: string): Promise<{ module: Module; version: ModuleVersion }> {
   const { namespace, name, selector } = parseModuleRef(ref);
   if (!name) throw badInput(`"${ref}" is not a module reference; use namespace/name@version.`);
-  const [mod] = await db.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
+  const mod = await moduleByName(db, namespace, name);
   if (!mod) throw notFound(`No module ${namespace}/${name}; publish it first with \`npx atelier module push DIR\`.`);
   const [byVersion] = await db.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, mod.id), eq(moduleVersions.version, selector)));
   if (byVersion) return { module: mod, version: byVersion };

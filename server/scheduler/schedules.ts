@@ -1,9 +1,9 @@
 // Creating, changing, pausing, resuming and deleting schedules. Every input is checked (cron, time zone, window,
 // workflow, parameters) before anything is written, and a bad one is refused with the field it concerns.
-import { and, asc, eq, ne } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule } from '../db/tables/schedules';
+import { scheduleFires, schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule, type ScheduleFire } from '../db/tables/schedules';
 import { workflowVersions, workflows, type Workflow } from '../db/tables/workflows';
 import { AtelierError, badInput, notFound, type ErrorDetail } from '../errors';
 import { resolveRunParameters } from '../orchestrator/spec';
@@ -65,6 +65,14 @@ export async function listSchedules(db: Db, workflow?: string | null): Promise<S
   const w = await findWorkflow(db, workflow);
   return query.where(eq(schedules.workflowId, w.id)).orderBy(asc(schedules.createdAt), asc(schedules.id));
 }
+
+/** The schedules of each workflow, oldest first. */
+export const schedulesOfWorkflows = (db: Db, workflowIds: string[]): Promise<Schedule[]> =>
+  db.select().from(schedules).where(inArray(schedules.workflowId, workflowIds)).orderBy(asc(schedules.createdAt), asc(schedules.id));
+
+/** A schedule's latest `limit` fires, newest first. */
+export const recentFires = (db: Db, scheduleId: string, limit: number): Promise<ScheduleFire[]> =>
+  db.select().from(scheduleFires).where(eq(scheduleFires.scheduleId, scheduleId)).orderBy(desc(scheduleFires.fireTime)).limit(limit);
 
 /** The next `count` fire times from now (none while paused: nothing fires then). */
 export function upcomingFireTimes(schedule: Schedule, now: Date, count: number): Date[] {

@@ -11,8 +11,13 @@ const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
 const writerRoles: TeamRole[] = ['member', 'maintainer', 'admin'];
 const maintainerRoles: TeamRole[] = ['maintainer', 'admin'];
 
-export async function teamByName(db: Db | Tx, name: string): Promise<Team> {
+export async function teamWithName(db: Db | Tx, name: string): Promise<Team | null> {
   const [team] = await db.select().from(teams).where(eq(teams.name, name));
+  return team ?? null;
+}
+
+export async function teamByName(db: Db | Tx, name: string): Promise<Team> {
+  const team = await teamWithName(db, name);
   if (!team) throw notFound(`No team "${name}"; list teams with \`npx atelier team list\`.`);
   return team;
 }

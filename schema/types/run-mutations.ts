@@ -1,0 +1,112 @@
+// The run mutations: start, clone, rerun and cancel. The orchestrator does the work; these check the caller's
+// grants to the run's domain first.
+import { assertCan } from '../../server/auth/ability';
+import { badInput } from '../../server/errors';
+import { audited } from '../../server/governance/audit';
+import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
+import { workflowDomainOf } from '../../server/orchestrator/workflow-queries';
+import { findRun } from '../../server/runs/queries';
+import { builder } from '../builder';
+import type { Context } from '../context';
+import { checkId, isUuid } from '../ids';
+import { DomainEnum, RerunFromEnum, TriggerEnum } from './enums';
+import { RunRef } from './runs';
+
+const ModuleOverrideInput = builder.inputType('ModuleOverride', {
+  fields: (t) => ({
+    node: t.string({ required: true }),
+    module: t.string({ required: true, description: '`namespace/name@tag-or-version` to use for this node instead.' }),
+  }),
+});
+
+function jsonObject(value: unknown, name: string): Record<string, unknown> {
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw badInput(`${name} must be a JSON object.`);
+  return value as Record<string, unknown>;
+}
+
+/** Clones and reruns keep their source's domain, so starting them needs the same grant. */
+async function assertMayRestart(ctx: Context, runId: string) {
+  const source = isUuid(runId) ? await RunRef.getDataloader(ctx).load(runId) : null;
+  if (source) assertMayStartIn(ctx.ability, source.domain);
+}
+
+builder.mutationFields((t) => ({
+  startRun: t.field({
+    type: RunRef,
+    description: 'Starts a run of a workflow (its latest version unless `version` is given). Module tags are resolved and pinned now.',
+    args: {
+      workflow: t.arg.string({ required: true, description: 'Workflow name or id.' }),
+      version: t.arg.int(),
+      parameters: t.arg({ type: 'JSON' }),
+      trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
+      idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
+      useModules: t.arg.stringList({ description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.' }),
+      domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s own domain. Nested runs, clones and reruns keep it.' }),
+      refreshCache: t.arg.boolean({ defaultValue: false, description: 'Execute every cacheable task even when its result is cached, replacing the entries.' }),
+      hotCluster: t.arg.string({ description: 'Run the module nodes that name no hot cluster of their own on this one.' }),
+      cacheNamespace: t.arg.string({ description: 'Experimentation runs only: a private cache namespace; the run reuses and feeds only entries of that namespace.' }),
+    },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'start runs');
+      const domain = args.domain ?? (await workflowDomainOf(ctx.services.db, args.workflow));
+      if (domain) assertMayStartIn(ctx.ability, domain);
+      return audited(ctx.services.db, () => ctx.services.orchestrator.startRun(
+        {
+          workflow: args.workflow,
+          version: args.version ?? undefined,
+          parameters: jsonObject(args.parameters, 'parameters'),
+          trigger: args.trigger ?? 'API',
+          idempotencyKey: args.idempotencyKey ?? undefined,
+          useModules: args.useModules ?? undefined,
+          domain: args.domain ?? undefined,
+          refreshCache: args.refreshCache ?? false,
+          hotCluster: args.hotCluster ?? undefined,
+          cacheNamespace: args.cacheNamespace ?? undefined,
+        },
+        ctx.identity,
+      ));
+    },
+  }),
+  cloneRun: t.field({
+    type: RunRef,
+    description: 'Starts a new run of the same workflow version with the same pinned module versions, changing some parameters.',
+    args: { id: t.arg.id({ required: true }), parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'clone runs');
+      await assertMayRestart(ctx, String(args.id));
+      return audited(ctx.services.db, () => ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity));
+    },
+  }),
+  rerunRun: t.field({
+    type: RunRef,
+    description:
+      'Starts a new run that reuses the source run’s succeeded results and executes again only what is asked (and everything downstream of it): FAILED (what did not succeed), ALL, or NODES. `modules` swaps the module version of chosen nodes.',
+    args: {
+      id: t.arg.id({ required: true }),
+      from: t.arg({ type: RerunFromEnum, required: true }),
+      nodes: t.arg.stringList(),
+      modules: t.arg({ type: [ModuleOverrideInput] }),
+    },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'rerun runs');
+      await assertMayRestart(ctx, String(args.id));
+      return audited(ctx.services.db, () => ctx.services.orchestrator.rerunRun(
+        String(args.id),
+        { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
+        ctx.identity,
+      ));
+    },
+  }),
+  cancelRun: t.field({
+    type: RunRef,
+    description: 'Cancels a run: queued tasks never start, running ones are stopped on their executors.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'cancel', 'Run', 'cancel runs');
+      const run = await findRun(ctx.services.db, checkId(String(args.id), 'run'));
+      assertMayIn(ctx.ability, 'cancel', 'Run', run.domain, 'cancel runs');
+      return ctx.services.orchestrator.cancelRun(run.id, ctx.identity);
+    },
+  }),
+}));

@@ -1,0 +1,76 @@
+// Reads of the module catalog for the API: modules and versions by id, each module's tags, versions and tag
+// history, version usage by runs, the catalog list, and resolving a reference as a run starting now would.
+import { and, asc, countDistinct, desc, eq, ilike, inArray, max, or } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client';
+import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleTagEvent, type ModuleVersion } from '../db/tables/modules';
+import { runs, tasks } from '../db/tables/runs';
+
+export const modulesByIds = (db: Db, ids: string[]): Promise<Module[]> => db.select().from(modules).where(inArray(modules.id, ids));
+
+export const moduleVersionsByIds = (db: Db, ids: string[]): Promise<ModuleVersion[]> => db.select().from(moduleVersions).where(inArray(moduleVersions.id, ids));
+
+/** The tags of each module, by tag name. */
+export const tagsOfModules = (db: Db, moduleIds: string[]): Promise<ModuleTag[]> =>
+  db.select().from(moduleTags).where(inArray(moduleTags.moduleId, moduleIds)).orderBy(asc(moduleTags.tag));
+
+/** The versions of each module, newest first. */
+export const versionsOfModules = (db: Db, moduleIds: string[]): Promise<ModuleVersion[]> =>
+  db.select().from(moduleVersions).where(inArray(moduleVersions.moduleId, moduleIds)).orderBy(desc(moduleVersions.createdAt));
+
+/** The tag moves of each module, newest first. */
+export const tagEventsOfModules = (db: Db, moduleIds: string[]): Promise<ModuleTagEvent[]> =>
+  db.select().from(moduleTagEvents).where(inArray(moduleTagEvents.moduleId, moduleIds)).orderBy(desc(moduleTagEvents.createdAt));
+
+export interface VersionUsage {
+  runs: number;
+  lastUsedAt: Date | null;
+}
+
+/** How many runs used each module version, and when one last started. */
+export async function usageOfVersions(db: Db, versionIds: string[]): Promise<Map<string, VersionUsage>> {
+  const rows = await db
+    .select({ id: tasks.moduleVersionId, runs: countDistinct(tasks.runId), last: max(runs.createdAt) })
+    .from(tasks)
+    .innerJoin(runs, eq(runs.id, tasks.runId))
+    .where(inArray(tasks.moduleVersionId, versionIds))
+    .groupBy(tasks.moduleVersionId);
+  return new Map(rows.map((r) => [r.id!, { runs: Number(r.runs), lastUsedAt: r.last ? new Date(r.last) : null }]));
+}
+
+/** The catalog by namespace and name (at most 1,000), optionally one namespace and a search in name or description. */
+export function listModules(db: Db, filter: { namespace?: string | null; search?: string | null }): Promise<Module[]> {
+  const like = filter.search ? `%${filter.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%` : null;
+  return db
+    .select()
+    .from(modules)
+    .where(and(filter.namespace ? eq(modules.namespace, filter.namespace) : undefined, like ? or(ilike(modules.name, like), ilike(modules.description, like)) : undefined))
+    .orderBy(asc(modules.namespace), asc(modules.name))
+    .limit(1000);
+}
+
+export async function moduleByName(db: Db | Tx, namespace: string, name: string): Promise<Module | null> {
+  const [mod] = await db.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
+  return mod ?? null;
+}
+
+/** A module's version by tag, else by version number (null: neither). */
+export async function taggedOrNumberedVersion(db: Db, moduleId: string, selector: string): Promise<ModuleVersion | null> {
+  const [tagged] = await db
+    .select({ v: moduleVersions })
+    .from(moduleTags)
+    .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
+    .where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, selector)));
+  if (tagged) return tagged.v;
+  const [v] = await db.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, moduleId), eq(moduleVersions.version, selector)));
+  return v ?? null;
+}
+
+/** The id of `namespace/name@version` (a version number, not a tag); null when there is none. */
+export async function moduleVersionIdOf(db: Db, namespace: string, name: string, version: string): Promise<string | null> {
+  const [row] = await db
+    .select({ id: moduleVersions.id })
+    .from(moduleVersions)
+    .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
+    .where(and(eq(modules.namespace, namespace), eq(modules.name, name), eq(moduleVersions.version, version)));
+  return row?.id ?? null;
+}

@@ -1,0 +1,29 @@
+// Reads of workflows for the API: workflows and versions by id, each workflow's versions, the list, one by
+// name, and the domain a new run of a workflow gets by default.
+import { asc, desc, eq, inArray, or } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const workflowsByIds = (db: Db, ids: string[]): Promise<Workflow[]> => db.select().from(workflows).where(inArray(workflows.id, ids));
+
+export const workflowVersionsByIds = (db: Db, ids: string[]): Promise<WorkflowVersion[]> => db.select().from(workflowVersions).where(inArray(workflowVersions.id, ids));
+
+/** The versions of each workflow, newest first. */
+export const versionsOfWorkflows = (db: Db, workflowIds: string[]): Promise<WorkflowVersion[]> =>
+  db.select().from(workflowVersions).where(inArray(workflowVersions.workflowId, workflowIds)).orderBy(desc(workflowVersions.version));
+
+/** Workflows by name (at most 1,000). */
+export const listWorkflows = (db: Db): Promise<Workflow[]> => db.select().from(workflows).orderBy(asc(workflows.name)).limit(1000);
+
+export async function workflowWithName(db: Db, name: string): Promise<Workflow | null> {
+  const [w] = await db.select().from(workflows).where(eq(workflows.name, name));
+  return w ?? null;
+}
+
+/** The domain a new run of a workflow (by name or id) gets by default; undefined when there is no such workflow. */
+export async function workflowDomainOf(db: Db, ref: string): Promise<Domain | undefined> {
+  const [row] = await db.select({ domain: workflows.domain }).from(workflows).where(uuidRe.test(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
+  return row?.domain;
+}

@@ -1,0 +1,127 @@
+// Reads of runs and tasks for the API: by id, per run (tasks, child runs), per task (attempt events, metrics,
+// log lines), and the run list with its filter and keyset pages. Batched reads take every key at once (no N+1).
+import { and, asc, desc, eq, gt, gte, inArray, lt, or, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { runs, tasks, type Run, type RunStatus, type Task, type Trigger } from '../db/tables/runs';
+import { taskEvents, type TaskEvent } from '../db/tables/task-events';
+import type { Domain } from '../db/tables/workflows';
+import { notFound } from '../errors';
+
+export const runsByIds = (db: Db, ids: string[]): Promise<Run[]> => db.select().from(runs).where(inArray(runs.id, ids));
+
+export async function runById(db: Db, id: string): Promise<Run | null> {
+  const [run] = await db.select().from(runs).where(eq(runs.id, id));
+  return run ?? null;
+}
+
+/** The run, or NOT_FOUND. */
+export async function findRun(db: Db, id: string): Promise<Run> {
+  const run = await runById(db, id);
+  if (!run) throw notFound(`No run ${id}.`);
+  return run;
+}
+
+export async function runDomainOf(db: Db, id: string): Promise<Domain | null> {
+  const [row] = await db.select({ domain: runs.domain }).from(runs).where(eq(runs.id, id));
+  return row?.domain ?? null;
+}
+
+export async function taskById(db: Db, id: string): Promise<Task | null> {
+  const [task] = await db.select().from(tasks).where(eq(tasks.id, id));
+  return task ?? null;
+}
+
+/** The tasks of each run, by node name. */
+export const tasksOfRuns = (db: Db, runIds: string[]): Promise<Task[]> => db.select().from(tasks).where(inArray(tasks.runId, runIds)).orderBy(asc(tasks.node));
+
+/** Runs started by workflow nodes of each run, oldest first. */
+export const childRunsOf = (db: Db, runIds: string[]): Promise<Run[]> => db.select().from(runs).where(inArray(runs.parentRunId, runIds)).orderBy(asc(runs.createdAt));
+
+/** Start and result events of tasks, oldest first: what a task's attempts are built from. */
+export const attemptEventsOf = (db: Db, taskIds: string[]): Promise<TaskEvent[]> =>
+  db
+    .select()
+    .from(taskEvents)
+    .where(and(inArray(taskEvents.taskId, taskIds), inArray(taskEvents.kind, ['started', 'result'])))
+    .orderBy(asc(taskEvents.attempt), asc(taskEvents.seq));
+
+export type LatestMetrics = Record<string, { value: number; step: number | null }>;
+
+/** The latest value of each metric the current attempt of each task reported, with its step. */
+export async function latestMetricsOf(db: Db, taskIds: string[]): Promise<Map<string, LatestMetrics>> {
+  const rows = await db
+    .select({ taskId: taskEvents.taskId, payload: taskEvents.payload })
+    .from(taskEvents)
+    .innerJoin(tasks, and(eq(tasks.id, taskEvents.taskId), eq(tasks.attempt, taskEvents.attempt)))
+    .where(and(inArray(taskEvents.taskId, taskIds), eq(taskEvents.kind, 'metric')))
+    .orderBy(asc(taskEvents.seq));
+  const latest = new Map<string, LatestMetrics>();
+  for (const row of rows) {
+    const { metrics, step } = row.payload as { metrics: Record<string, number>; step: number | null };
+    const entry = latest.get(row.taskId) ?? {};
+    for (const [name, value] of Object.entries(metrics)) entry[name] = { value, step };
+    latest.set(row.taskId, entry);
+  }
+  return latest;
+}
+
+export interface LogLine {
+  seq: number;
+  stream: string;
+  line: string;
+  at: Date;
+}
+
+/** The last `limit` log lines of one attempt of a task, oldest first. */
+export async function logLinesOf(db: Db, taskId: string, attempt: number, limit: number): Promise<LogLine[]> {
+  const rows = await db
+    .select()
+    .from(taskEvents)
+    .where(and(eq(taskEvents.taskId, taskId), eq(taskEvents.attempt, attempt), eq(taskEvents.kind, 'log')))
+    .orderBy(asc(taskEvents.seq));
+  const lines: LogLine[] = [];
+  for (const row of rows) {
+    const payload = row.payload as { stream: string; lines: string[] };
+    for (const line of payload.lines) lines.push({ seq: row.seq, stream: payload.stream, line, at: row.at });
+  }
+  return lines.slice(-limit);
+}
+
+/** A run list's filter with names already resolved to ids. */
+export interface RunFilter {
+  workflowId?: string;
+  createdBy?: string;
+  status?: RunStatus[] | null;
+  trigger?: Trigger[] | null;
+  domain?: Domain[] | null;
+  since?: Date | null;
+  until?: Date | null;
+}
+
+/** A position in the run list (newest first): the created time and id of the run next to it. */
+export interface RunCursor {
+  at: Date;
+  id: string;
+}
+
+/** One page of the run list, newest first (oldest first when `inverted`, for a page before a cursor). */
+export function runsPage(db: Db, filter: RunFilter, page: { after?: RunCursor; before?: RunCursor; limit: number; inverted: boolean }): Promise<Run[]> {
+  const conditions: (SQL | undefined)[] = [
+    filter.workflowId ? eq(runs.workflowId, filter.workflowId) : undefined,
+    filter.status?.length ? inArray(runs.status, filter.status) : undefined,
+    filter.trigger?.length ? inArray(runs.trigger, filter.trigger) : undefined,
+    filter.createdBy ? eq(runs.createdBy, filter.createdBy) : undefined,
+    filter.domain?.length ? inArray(runs.domain, filter.domain) : undefined,
+    filter.since ? gte(runs.createdAt, filter.since) : undefined,
+    filter.until ? lt(runs.createdAt, filter.until) : undefined,
+  ];
+  const { after, before } = page;
+  if (after) conditions.push(or(lt(runs.createdAt, after.at), and(eq(runs.createdAt, after.at), lt(runs.id, after.id))));
+  if (before) conditions.push(or(gt(runs.createdAt, before.at), and(eq(runs.createdAt, before.at), gt(runs.id, before.id))));
+  return db
+    .select()
+    .from(runs)
+    .where(and(...conditions))
+    .orderBy(...(page.inverted ? [asc(runs.createdAt), asc(runs.id)] : [desc(runs.createdAt), desc(runs.id)]))
+    .limit(page.limit);
+}
