@@ -1,5 +1,5 @@
 // The GraphQL API as a yoga instance: the schema, the document limits, and each request's context (the caller's
-// session from the shared token check, its CASL ability, the services and per-request loaders).
+// session from the shared token check, its CASL ability and the services; loaders live in the dataloader plugin).
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
 import type { Context, Services } from '../../schema/context';
