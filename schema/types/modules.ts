@@ -3,7 +3,7 @@ import { and, asc, eq, ilike, or } from 'drizzle-orm';
 import { assertCan } from '../../server/auth/ability';
 import { moduleTags, moduleVersions, modules, type Module, type ModuleTagEvent, type ModuleTestResult, type ModuleVersion } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
-import { parseModuleRef } from '../../server/orchestrator/plan';
+import { parseModuleRef } from '../../server/modules/ref';
 import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
 import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
 import { guard } from '../auth';
