@@ -1,5 +1,6 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
+import { eq } from 'drizzle-orm';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import type { Db, Tx } from '../db/client';
@@ -7,7 +8,6 @@ import type { Identity } from '../db/tables/identities';
 import { runs, type Run, type Task, type TaskStatus } from '../db/tables/runs';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { FeedEvent, RunFeed } from '../feed';
-import { eq } from 'drizzle-orm';
 import type { PlanDefaults } from './plan';
 
 /** The orchestrator's dependencies and settings, defaults applied. */

@@ -1,6 +1,6 @@
 // Recording what executors report: each event kept once (task, attempt, sequence number), heartbeats and progress
 // written in bulk, then starts and results applied per run under its lock; zombie attempts are told to stop.
-import { eq, inArray, and, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { moduleVersions } from '../db/tables/modules';

@@ -7,7 +7,7 @@ import { bulkInsert } from '../db/bulk';
 import type { Identity } from '../db/tables/identities';
 import { runs, tasks, type NewTask, type Run, type Task, type Trigger } from '../db/tables/runs';
 import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
-import { notFound, badInput } from '../errors';
+import { badInput, notFound } from '../errors';
 import { AuditedDenial } from '../governance/audit';
 import { decideDataAccess, hasDataPorts, type TaskDataAccess } from '../governance/policy';
 import { transact, taskStatusEvent, type OrchestratorContext, type TxContext } from './context';
