@@ -2,7 +2,7 @@
 import { assertCan } from '../../server/auth/ability';
 import type { ModuleTag, ModuleTagEvent, ModuleTestResult } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
-import { parseModuleRef } from '../../server/orchestrator/plan';
+import { parseModuleRef } from '../../server/modules/ref';
 import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
 import {
   listModules,

@@ -8,7 +8,7 @@ import { columnLabels, datasetVersions, datasets, declassifications, type Column
 import type { Identity } from '../db/tables/identities';
 import { domains, type Domain } from '../db/tables/workflows';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
-import { parseModuleRef } from '../orchestrator/plan';
+import { parseModuleRef } from '../modules/ref';
 import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
 import { audit, audited, AuditedDenial } from '../audit/audit';
 import { withdrawIfOutsideCeiling, type CatalogCeiling } from './catalog';

@@ -6,7 +6,7 @@ import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleVersion } from '../db/tables/modules';
 import { AtelierError, badInput, notFound } from '../errors';
-import { parseModuleRef } from '../orchestrator/plan';
+import { parseModuleRef } from './ref';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { moduleByName } from './queries';
 

@@ -7,6 +7,7 @@ import type { TaskKind, TriggerRule } from '../db/tables/runs';
 import { workflowVersions, workflows } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
+import { parseModuleRef } from '../modules/ref';
 import { hotClusters } from '../db/tables/executors';
 import { DEFAULT_GPU_POOL, gpuPoolFor, knownHosts, type GpuRouting } from './routing';
 import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
@@ -43,12 +44,6 @@ export interface PlanDefaults {
   gpuRouting?: GpuRouting;
   /** A host silent for longer is not counted as live when routing. */
   hostStaleMs?: number;
-}
-
-export function parseModuleRef(ref: string): { namespace: string; name: string; selector: string } {
-  const [path, selector = 'latest'] = ref.split('@') as [string, string | undefined];
-  const [namespace, name] = path.split('/') as [string, string];
-  return { namespace, name, selector };
 }
 
 /** Resolves `ns/name@tag|version` references: one query per distinct module, whatever the node count. */

@@ -1,5 +1,5 @@
-// Pure decisions of the orchestrator: when a task may run given its upstreams (trigger rules), whether and when a
-// failed attempt is retried, and what a run's final status is.
+// Pure decisions of the orchestrator: when a task may run given its upstreams (trigger rules), a new run's initial
+// task statuses, whether and when a failed attempt is retried, and what a run's final status is.
 import type { TaskOutcome } from '../../plugins/protocol';
 import { terminalTaskStatuses, type TaskStatus, type TriggerRule } from '../db/tables/runs';
 
@@ -69,4 +69,69 @@ export function decideRetry(
 /** A run ends FAILED when any of its tasks failed or timed out, SUCCEEDED otherwise. */
 export function finalRunStatus(statuses: TaskStatus[]): 'SUCCEEDED' | 'FAILED' {
   return statuses.some(failed) ? 'FAILED' : 'SUCCEEDED';
+}
+
+/** How an attempt ended: the task's new status, and when it is RETRYING, when it becomes READY again and why. */
+export interface AttemptEnd {
+  retry: RetryDecision;
+  status: TaskStatus;
+  retryAt: Date | null;
+  message: string | null;
+}
+
+export function endAttempt(task: { attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number }, outcome: TaskOutcome, at: Date): AttemptEnd {
+  const retry = decideRetry(outcome, task);
+  const status: TaskStatus = retry.retry ? 'RETRYING' : outcome.state;
+  const retryAt = retry.retry ? new Date(at.getTime() + retry.delayMs) : null;
+  const message = retry.retry
+    ? `attempt ${task.attempt} ${outcome.state.toLowerCase().replace('_', ' ')}${outcome.message ? `: ${outcome.message}` : ''}; retrying in ${Math.round(retry.delayMs / 100) / 10} s${retry.system ? ' (platform failure: not counted against the task’s retries)' : ''}`
+    : (outcome.message ?? null);
+  return { retry, status, retryAt, message };
+}
+
+/** Initial statuses of a new run's tasks, deciding in topological order what is READY, SKIPPED or reused. */
+export function initialStatuses(planned: { node: string; dependsOn: string[]; triggerRule: TriggerRule }[], reuse?: { has(node: string): boolean }): Map<string, TaskStatus> {
+  const status = new Map<string, TaskStatus>();
+  const byNode = new Map(planned.map((p) => [p.node, p]));
+  const remaining = new Map(planned.map((p) => [p.node, p.dependsOn.length]));
+  const downstream = new Map<string, string[]>();
+  for (const p of planned) for (const d of p.dependsOn) pushTo(downstream, d, p.node);
+  const order = planned.filter((p) => p.dependsOn.length === 0).map((p) => p.node);
+  for (let i = 0; i < order.length; i++) {
+    const node = order[i]!;
+    const p = byNode.get(node)!;
+    if (reuse?.has(node)) status.set(node, 'SUCCEEDED');
+    else {
+      const decision = readiness(p.triggerRule, p.dependsOn.map((d) => status.get(d)!));
+      // Upstreams that will execute leave the task PENDING; readiness is then decided as they finish.
+      const undecided = p.dependsOn.some((d) => !isTerminal(status.get(d)!));
+      status.set(node, undecided ? 'PENDING' : decision === 'ready' ? 'READY' : decision === 'skip' ? 'SKIPPED' : 'PENDING');
+    }
+    for (const next of downstream.get(node) ?? []) {
+      remaining.set(next, remaining.get(next)! - 1);
+      if (remaining.get(next) === 0) order.push(next);
+    }
+  }
+  return status;
+}
+
+/** A new task's upstream counters (see `readinessFromCounts`) from its upstreams' initial statuses. */
+export function upstreamCounts(dependsOn: string[], statuses: Map<string, TaskStatus>): { upstreamDone: number; upstreamSucceeded: number; upstreamFailed: number } {
+  let done = 0;
+  let succeeded = 0;
+  let failed = 0;
+  for (const d of dependsOn) {
+    const st = statuses.get(d)!;
+    if (!isTerminal(st)) continue;
+    done++;
+    if (st === 'SUCCEEDED') succeeded++;
+    else if (st === 'FAILED' || st === 'TIMED_OUT') failed++;
+  }
+  return { upstreamDone: done, upstreamSucceeded: succeeded, upstreamFailed: failed };
+}
+
+export function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V) {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }

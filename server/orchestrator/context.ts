@@ -1,0 +1,64 @@
+// What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
+// work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
+import { eq } from 'drizzle-orm';
+import type { Grants } from '../auth/ability';
+import type { TaskCache } from '../cache/store';
+import type { Db, Tx } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { runs, type Run, type Task, type TaskStatus } from '../db/tables/runs';
+import type { CatalogCeiling } from '../governance/catalog';
+import type { FeedEvent, RunFeed } from '../events/feed';
+import type { PlanDefaults } from './plan';
+
+/** The orchestrator's dependencies and settings, defaults applied. */
+export interface OrchestratorContext {
+  db: Db;
+  feed: RunFeed;
+  /** Called after a transaction that wrote outbox rows has committed. */
+  onOutbox: () => void;
+  defaults: PlanDefaults;
+  now: () => Date;
+  /** Most tasks queued or running at once per executor pool; pools not named are unlimited. */
+  poolLimits: Record<string, number> | undefined;
+  heartbeatTimeoutMs: number;
+  deadlineGraceMs: number;
+  /** The task cache; without it every task executes. */
+  cache: TaskCache | undefined;
+  mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
+  catalogCeiling: CatalogCeiling;
+}
+
+/** What one transaction produced, published after it commits. */
+export interface Step {
+  at: Date;
+  feed: FeedEvent[];
+  outbox: boolean;
+}
+
+/** One transaction's work: the dependencies, the transaction, and what it has produced so far. */
+export interface TxContext {
+  ctx: OrchestratorContext;
+  tx: Tx;
+  step: Step;
+}
+
+/** Runs `fn` in a transaction and publishes what it produced once it has committed. */
+export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
+  const step: Step = { at: ctx.now(), feed: [], outbox: false };
+  const result = await ctx.db.transaction((tx) => fn({ ctx, tx, step }));
+  if (step.outbox) ctx.onOutbox();
+  ctx.feed.publish(step.feed);
+  return result;
+}
+
+export const OPEN: TaskStatus[] = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'];
+export const ACTIVE: TaskStatus[] = ['QUEUED', 'RUNNING'];
+
+export const taskStatusEvent = (step: Step, t: Pick<Task, 'runId' | 'id' | 'node' | 'attempt'>, status: TaskStatus, reason: string | null = null, message: string | null = null) =>
+  step.feed.push({ kind: 'task-status', runId: t.runId, taskId: t.id, node: t.node, status, attempt: t.attempt, reason, message, at: step.at.toISOString() });
+
+/** The run's row, locked for the rest of the transaction: every change to a run's tasks happens under it. */
+export async function lockRun(tx: Tx, runId: string): Promise<Run | undefined> {
+  const [run] = await tx.select().from(runs).where(eq(runs.id, runId)).for('update');
+  return run;
+}

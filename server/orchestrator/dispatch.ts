@@ -1,0 +1,124 @@
+// Dispatch: a run's READY tasks pass the gates (wired inputs, data access, cache), the concurrency limits, and are
+// written to the outbox as bus messages; control-plane nodes (nested workflows, maps) are started here instead.
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { taskMessageId } from '../../plugins/protocol';
+import { bulkInsert } from '../db/bulk';
+import { moduleVersions } from '../db/tables/modules';
+import { outbox } from '../db/tables/outbox';
+import { tasks, type Run, type Task } from '../db/tables/runs';
+import { checkParameters } from '../modules/manifest';
+import { expandMap, startChildRun } from './composite';
+import { ACTIVE, taskStatusEvent, type TxContext } from './context';
+import { fromCache, governData } from './gates';
+import { limitedPools, takePoolSlots, takeRunSlots } from './limits';
+import { isTerminal } from './rules';
+import { applyOutcome, settle } from './settle';
+import { substituteOutputs } from './spec';
+import { taskMessage } from './task-message';
+
+const INSERT_CHUNK = 1000;
+
+/** Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. */
+export async function dispatch(tc: TxContext, run: Run): Promise<void> {
+  const { tx } = tc;
+  if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return;
+  const all = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'))).orderBy(asc(tasks.queuedAt), asc(tasks.node));
+  if (!all.length) return;
+  // Nested workflows and maps are the control plane's own work: they take no executor slot.
+  const ended: string[] = [];
+  let expanded = false;
+  for (const task of all) {
+    if (task.kind === 'workflow') {
+      if (await startChildRun(tc, run, task)) ended.push(task.node);
+    } else if (task.kind === 'map') {
+      expanded = true;
+      if (await expandMap(tc, run, task)) ended.push(task.node);
+    }
+  }
+  let ready = expanded
+    ? await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module'))).orderBy(asc(tasks.queuedAt), asc(tasks.node))
+    : all.filter((t) => t.kind === 'module');
+  ready = await wireOutputs(tc, run, ready, ended);
+  ready = await governData(tc, run, ready, ended);
+  ready = await fromCache(tc, run, ready, ended);
+  await enqueue(tc, run, await withinLimits(tc, run, ready));
+  // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
+  // already queued rather than queue them a second time.
+  if (ended.length) await settle(tc, run, ended);
+}
+
+/** The part of `ready` that the run's and the pools' concurrency limits let start now. */
+async function withinLimits({ ctx, tx }: TxContext, run: Run, ready: Task[]): Promise<Task[]> {
+  if (!ready.length) return ready;
+  if (run.maxParallelTasks) {
+    const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, ACTIVE)));
+    ready = takeRunSlots(ready, run.maxParallelTasks, active?.n ?? 0);
+  }
+  const limited = limitedPools(ready, ctx.poolLimits);
+  if (!limited.length) return ready;
+  const slotsLeft = new Map<string, number>();
+  for (const pool of limited) {
+    // Serialises dispatch to a limited pool across runs (and replicas) for the rest of this transaction.
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-pool:${pool}`}))`);
+    const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
+    slotsLeft.set(pool, ctx.poolLimits![pool]! - (active?.n ?? 0));
+  }
+  return takePoolSlots(ready, slotsLeft);
+}
+
+/**
+ * Replaces "${outputs.NODE.NAME}" in task parameters with the upstream's output, now that it exists, and checks
+ * the result against the module's schema. A task whose wired inputs do not fit fails here (pushed to `ended`).
+ */
+async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string[]): Promise<Task[]> {
+  const { tx, step } = tc;
+  const wired = ready.filter((t) => JSON.stringify(t.parameters).includes('${outputs.'));
+  if (!wired.length) return ready;
+  const upstream = [...new Set(wired.flatMap((t) => t.dependsOn))];
+  const outputs = new Map(
+    (await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))).map((r) => [r.node, r.outputs ?? {}]),
+  );
+  const failed = new Set<string>();
+  for (const task of wired) {
+    const missing: string[] = [];
+    const parameters = substituteOutputs(task.parameters, outputs, missing) as Record<string, unknown>;
+    const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, task.moduleVersionId!));
+    const problems = missing.length ? [] : checkParameters(version!.digest, version!.manifest, parameters);
+    if (missing.length || problems.length) {
+      const message = missing.length
+        ? `its parameters are wired to outputs that do not exist: ${missing.join(', ')}`
+        : `its parameters, wired from upstream outputs, do not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`;
+      const updated = await applyOutcome(tc, task, { state: 'FAILED', reason: 'inputs-invalid', retryable: false, message }, { at: step.at, durationMs: 0, host: null });
+      if (isTerminal(updated.status)) ended.push(task.node);
+      failed.add(task.id);
+      continue;
+    }
+    await tx.update(tasks).set({ parameters }).where(eq(tasks.id, task.id));
+    task.parameters = parameters;
+  }
+  return ready.filter((t) => !failed.has(t.id));
+}
+
+/** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. */
+async function enqueue({ tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Task[]): Promise<void> {
+  if (!ready.length) return;
+  const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
+  const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]));
+  const upstreamNodes = [...new Set(ready.flatMap((t) => t.dependsOn))];
+  const outputs = new Map<string, Record<string, unknown>>();
+  if (upstreamNodes.length) {
+    const rows = await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
+    for (const row of rows) outputs.set(row.node, row.outputs ?? {});
+  }
+  const messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!, outputs, step.at));
+  await bulkInsert(tx, outbox, messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })));
+  for (let i = 0; i < ready.length; i += INSERT_CHUNK) {
+    const ids = ready.slice(i, i + INSERT_CHUNK).map((t) => t.id);
+    await tx
+      .update(tasks)
+      .set({ status: 'QUEUED', attempt: sql`${tasks.attempt} + 1`, queuedAt: step.at, startedAt: null, finishedAt: null, retryAt: null, reason: null, message: null, exitCode: null, progress: null, progressMessage: null, heartbeatAt: null })
+      .where(inArray(tasks.id, ids));
+  }
+  for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
+  step.outbox = true;
+}

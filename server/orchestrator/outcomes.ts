@@ -1,0 +1,55 @@
+// The outcomes the control plane decides itself (lost hosts, deadlines, maps, nested runs) and the texts a run or a
+// task is left with, built from what the caller has read: no database, no clock.
+import type { TaskOutcome } from '../../plugins/protocol';
+import type { RunStatus, TaskStatus } from '../db/tables/runs';
+import type { CacheHit } from '../cache/store';
+
+/** A running task whose host sent no heartbeat for `heartbeatTimeoutMs`: retried as the platform's failure. */
+export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number): TaskOutcome => ({
+  state: 'FAILED',
+  reason: 'lost',
+  retryable: true,
+  systemFailure: true,
+  message: `no heartbeat from host ${host ?? '(unknown)'} for ${Math.round(heartbeatTimeoutMs / 1000)} s: the host is presumed lost`,
+});
+
+/** A running task past its own deadline (and the grace) that its host did not stop. */
+export const deadlineOutcome = (timeoutMs: number): TaskOutcome => ({
+  state: 'TIMED_OUT',
+  reason: 'timeout',
+  message: `ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`,
+});
+
+/** A map node once all its items have ended: their outputs in order, or which items did not succeed. */
+export function mapOutcome(items: { node: string; status: TaskStatus; outputs: Record<string, unknown> | null }[]): TaskOutcome {
+  const failedItems = items.filter((t) => t.status !== 'SUCCEEDED');
+  return failedItems.length
+    ? { state: 'FAILED', reason: 'map-items-failed', retryable: false, message: `${failedItems.length} of ${items.length} items did not succeed: ${failedItems.slice(0, 5).map((t) => `${t.node} ${t.status.toLowerCase()}`).join(', ')}` }
+    : { state: 'SUCCEEDED', outputs: { results: items.map((t) => t.outputs ?? {}) } };
+}
+
+/** A `workflow` node once its nested run ended with `status`: the nested run's succeeded outputs by node. */
+export function nestedRunOutcome(runId: string, status: RunStatus, message: string | null, outputs: Record<string, unknown>): TaskOutcome {
+  return {
+    state: status === 'SUCCEEDED' ? 'SUCCEEDED' : status === 'CANCELLED' ? 'CANCELLED' : 'FAILED',
+    reason: 'nested-run',
+    message: `nested run ${runId} ${status.toLowerCase()}${message ? `: ${message}` : ''}`,
+    outputs,
+  };
+}
+
+/** A failed run's message: its first failed tasks, each with the last line of its own message. */
+export function failureSummary(failed: { node: string; status: TaskStatus; message: string | null }[]): string {
+  return failed.map((t) => `${t.node} ${t.status.toLowerCase().replace('_', ' ')}${t.message ? `: ${t.message.split('\n').slice(-1)[0]}` : ''}`).join('; ');
+}
+
+/** Why a pending task was skipped, from its upstream counts. */
+export const skipMessage = (t: { triggerRule: string; total: number; done: number; succeeded: number; failed: number }) =>
+  `skipped: its trigger rule ${t.triggerRule} can no longer be met (${t.succeeded} of ${t.total} upstreams succeeded, ${t.failed} failed, ${t.total - t.done} still open)`;
+
+export const cacheHitMessage = (e: Pick<CacheHit, 'sourceTaskId' | 'sourceRunId' | 'durationMs'>) =>
+  `served from cache: the result of task ${e.sourceTaskId} of run ${e.sourceRunId} (saved ${e.durationMs} ms)`;
+
+/** What a task that waits for an identical task's result says while it waits. */
+export const cacheWaitMessage = (holder: { taskId: string; runId: string } | undefined) =>
+  holder ? `waiting for task ${holder.taskId} of run ${holder.runId}, which computes the same result, to serve it from cache` : 'waiting for an identical task to finish, to serve its result from cache';

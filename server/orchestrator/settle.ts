@@ -1,0 +1,122 @@
+// Settling: how an attempt ended (final, or RETRYING with backoff), which downstream tasks that makes READY or
+// SKIPPED by their trigger rules, dispatching what is ready, and ending the run once nothing is open.
+import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import type { TaskOutcome } from '../../plugins/protocol';
+import { queryRows } from '../db/client';
+import { runs, tasks, type Run, type Task, type TaskStatus } from '../db/tables/runs';
+import { notifyParent } from './composite';
+import { taskStatusEvent, type TxContext } from './context';
+import { dispatch } from './dispatch';
+import { failureSummary, skipMessage } from './outcomes';
+import { endAttempt, finalRunStatus, readinessFromCounts } from './rules';
+
+/** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
+export async function settle(tc: TxContext, run: Run, finished: string[]): Promise<void> {
+  if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
+  if (finished.length) await evaluate(tc, run, finished);
+  await dispatch(tc, run);
+  if (finished.length) await finishIfDone(tc, run);
+}
+
+/** Records how an attempt ended: final, or RETRYING with its backoff. */
+export async function applyOutcome({ ctx, tx, step }: TxContext, task: Task, outcome: TaskOutcome, report: { at: Date; durationMs: number; host: string | null }): Promise<Task> {
+  const { retry, status, retryAt, message } = endAttempt(task, outcome, step.at);
+  const [updated] = await tx
+    .update(tasks)
+    .set({
+      status,
+      reason: outcome.reason ?? null,
+      message,
+      exitCode: outcome.exitCode ?? null,
+      outputs: outcome.outputs ?? null,
+      startedAt: task.startedAt ?? new Date(report.at.getTime() - report.durationMs),
+      finishedAt: retry.retry ? null : report.at,
+      retryAt,
+      host: report.host ?? task.host,
+      ...(retry.system ? { systemFailures: task.systemFailures + 1, maxAttempts: task.maxAttempts + 1 } : {}),
+      ...(status === 'SUCCEEDED' ? { progress: 1 } : {}),
+    })
+    .where(eq(tasks.id, task.id))
+    .returning();
+  taskStatusEvent(step, task, status, outcome.reason ?? null, message);
+  if (task.cacheKey && !retry.retry) await ctx.cache?.release(tx, [task.id]);
+  return updated!;
+}
+
+/**
+ * After `nodes` reached a final state: decides, by trigger rule, which pending tasks downstream become READY and
+ * which can never run (SKIPPED, which in turn may decide their own downstream).
+ */
+async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[]): Promise<void> {
+  let frontier = nodes;
+  while (frontier.length) {
+    // Count what just ended into each pending downstream task, in SQL: no upstream list is read back.
+    const ended = await tx.select({ node: tasks.node, status: tasks.status }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, frontier)));
+    const endedAll = textArray(ended.map((e) => e.node));
+    const endedOk = textArray(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node));
+    const endedFailed = textArray(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node));
+    const countIn = (set: SQL) => sql`(select count(*)::int from unnest(${tasks.dependsOn}) as d(n) where d.n = any(${set}))`;
+    const candidates = await tx
+      .update(tasks)
+      .set({
+        upstreamDone: sql`${tasks.upstreamDone} + ${countIn(endedAll)}`,
+        upstreamSucceeded: sql`${tasks.upstreamSucceeded} + ${countIn(endedOk)}`,
+        upstreamFailed: sql`${tasks.upstreamFailed} + ${countIn(endedFailed)}`,
+      })
+      .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${endedAll}`))
+      .returning({
+        id: tasks.id,
+        runId: tasks.runId,
+        node: tasks.node,
+        attempt: tasks.attempt,
+        triggerRule: tasks.triggerRule,
+        total: sql<number>`cardinality(${tasks.dependsOn})`,
+        done: tasks.upstreamDone,
+        succeeded: tasks.upstreamSucceeded,
+        failed: tasks.upstreamFailed,
+      });
+    if (!candidates.length) return;
+    const ready = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'ready');
+    const skipped = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'skip');
+    if (ready.length) {
+      await tx.update(tasks).set({ status: 'READY', queuedAt: step.at }).where(inArray(tasks.id, ready.map((t) => t.id)));
+      for (const t of ready) taskStatusEvent(step, t, 'READY');
+    }
+    for (const t of skipped) {
+      const message = skipMessage(t);
+      await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
+      taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
+    }
+    frontier = skipped.map((t) => t.node);
+  }
+}
+
+/** Ends the run when no task is open any more. */
+export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
+  const { tx, step } = tc;
+  if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
+  const [open] = await queryRows<{ open: boolean }>(
+    tx,
+    sql`select exists (select 1 from tasks where run_id = ${run.id} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open`,
+  );
+  if (open?.open) return;
+  const rows = await queryRows<{ status: TaskStatus }>(tx, sql`select distinct status from tasks where run_id = ${run.id}`);
+  const status = finalRunStatus(rows.map((r) => r.status));
+  const message = status === 'FAILED' ? await firstFailures(tc, run.id) : null;
+  await tx.update(runs).set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at }).where(eq(runs.id, run.id));
+  step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
+  run.status = status;
+  await notifyParent(tc, run, status, message);
+}
+
+/** A failed run's message, from its first few failed tasks. */
+async function firstFailures({ tx }: TxContext, runId: string): Promise<string> {
+  const failed = await tx
+    .select({ node: tasks.node, status: tasks.status, message: tasks.message })
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), inArray(tasks.status, ['FAILED', 'TIMED_OUT'])))
+    .limit(5);
+  return failureSummary(failed);
+}
+
+const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;

@@ -1,0 +1,224 @@
+// Starting runs: a new run of a workflow (idempotent by key), a clone of a run with some parameters changed, and a
+// rerun that reuses a run's results; each plans its tasks, checks their data access, and dispatches what is ready.
+import { randomUUID } from 'node:crypto';
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import type { Tx } from '../db/client';
+import { bulkInsert } from '../db/bulk';
+import type { Identity } from '../db/tables/identities';
+import { runs, tasks, type NewTask, type Run, type Task, type Trigger } from '../db/tables/runs';
+import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { badInput, notFound } from '../errors';
+import { AuditedDenial } from '../governance/audit';
+import { decideDataAccess, hasDataPorts, type TaskDataAccess } from '../governance/policy';
+import { transact, taskStatusEvent, type OrchestratorContext, type TxContext } from './context';
+import { dispatch } from './dispatch';
+import { admitsNewRun } from './limits';
+import type { RerunInput, StartRunInput } from './orchestrator';
+import { planRun } from './plan';
+import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import { initialStatuses, upstreamCounts } from './rules';
+import { finishIfDone } from './settle';
+import { resolveRunParameters } from './spec';
+
+export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
+  checkIdempotencyKey(input.idempotencyKey);
+  const existing = async () => {
+    if (!input.idempotencyKey) return undefined;
+    const [run] = await ctx.db.select().from(runs).where(eq(runs.idempotencyKey, input.idempotencyKey));
+    return run;
+  };
+  const earlier = await existing();
+  if (earlier) return sameWorkflow(ctx, earlier, input);
+  try {
+    return await transact(ctx, async (tc) => {
+      const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
+      const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
+      const overrides = moduleSwaps(version.spec, input.useModules ?? []);
+      return createRun(tc, {
+        workflow,
+        version,
+        parameters,
+        trigger: input.trigger,
+        identity,
+        idempotencyKey: input.idempotencyKey,
+        overrides,
+        domain: input.domain ?? workflow.domain,
+        refreshCache: input.refreshCache,
+        cacheNamespace: privateNamespace(input.cacheNamespace, input.domain ?? workflow.domain),
+        hotCluster: input.hotCluster,
+      });
+    });
+  } catch (error) {
+    // Two requests with the same key at once: the loser returns the winner's run.
+    const winner = await existing().catch(() => undefined);
+    if (winner) return sameWorkflow(ctx, winner, input);
+    throw error;
+  }
+}
+
+/** The run an idempotency key already started, when it is of the workflow asked for. */
+async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunInput): Promise<Run> {
+  const [workflow] = await ctx.db.select().from(workflows).where(eq(workflows.id, run.workflowId));
+  checkSameWorkflow(workflow, input.workflow, input.idempotencyKey);
+  return run;
+}
+
+export async function cloneRun(ctx: OrchestratorContext, runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run> {
+  return transact(ctx, async (tc) => {
+    const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
+    const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
+    const pinned = pinnedVersions(sourceTasks);
+    return createRun(tc, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned, domain: source.domain, cacheNamespace: source.cacheNamespace });
+  });
+}
+
+export async function rerunRun(ctx: OrchestratorContext, runId: string, input: RerunInput, identity: Identity | null): Promise<Run> {
+  return transact(ctx, async (tc) => {
+    const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
+    const reuse = rerunReuse(runId, sourceTasks, input);
+    const pinned = pinnedVersions(sourceTasks);
+    const overrides = new Map(Object.entries(input.modules ?? {}));
+    return createRun(tc, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse, domain: source.domain, cacheNamespace: source.cacheNamespace });
+  });
+}
+
+async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
+  const [workflow] = await tx.select().from(workflows).where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+  if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
+  const wanted = version ?? workflow.latestVersion;
+  const [wv] = await tx.select().from(workflowVersions).where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+  if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
+  return { workflow, version: wv };
+}
+
+async function loadSource(tx: Tx, runId: string) {
+  if (!isUuid(runId)) throw badInput(`"${runId}" is not a run id (a UUID).`);
+  const [source] = await tx.select().from(runs).where(eq(runs.id, runId));
+  if (!source) throw notFound(`No run ${runId}.`);
+  const [workflow] = await tx.select().from(workflows).where(eq(workflows.id, source.workflowId));
+  const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, source.workflowVersionId));
+  const sourceTasks = await tx.select().from(tasks).where(eq(tasks.runId, runId));
+  return { source, workflow: workflow!, version: version!, sourceTasks };
+}
+
+export interface CreateRun {
+  workflow: Workflow;
+  version: WorkflowVersion;
+  parameters: Record<string, unknown>;
+  trigger: Trigger;
+  identity: Identity | null;
+  sourceRunId?: string;
+  idempotencyKey?: string;
+  pinned?: Map<string, string>;
+  overrides?: Map<string, string>;
+  /** Nodes whose result is taken from an earlier run's task instead of executing. */
+  reuse?: Map<string, Task>;
+  /** For a nested workflow's run: the task that started it. */
+  parent?: Pick<Task, 'id' | 'runId'>;
+  domain: Domain;
+  refreshCache?: boolean;
+  cacheNamespace?: string | null;
+  stack?: string[];
+  hotCluster?: string;
+}
+
+/** Plans and writes a run with its tasks, then dispatches what can start (a run waiting for admission starts none). */
+export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
+  const { ctx, tx, step } = tc;
+  const spec = input.version.spec;
+  const planned = await planRun(tx, spec, input.parameters, ctx.defaults, {
+    pinned: input.pinned,
+    overrides: input.overrides,
+    stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
+    hotCluster: input.hotCluster,
+  });
+  // Refused data is refused now, before anything exists, as well as again at dispatch (labels change).
+  const dataAccess = new Map<string, TaskDataAccess>();
+  for (const task of planned) {
+    if (!task.version || !hasDataPorts(task.version.manifest)) continue;
+    const decision = await decideDataAccess(tx, input.domain, task.version.manifest);
+    if ('denied' in decision) {
+      const { rule, message, subjects } = decision.denied;
+      throw new AuditedDenial(
+        { identity: input.identity, action: 'data.start', decision: 'deny', subject: `workflow:${input.workflow.name}`, rule, details: { node: task.node, domain: input.domain, refused: subjects } },
+        `Node "${task.node}" is refused by data policy: ${message} (${rule}). Change the run's domain, the module's declared inputs, or the labels.`,
+      );
+    }
+    dataAccess.set(task.node, decision.access);
+  }
+  let admitted = true;
+  const maxActiveRuns = spec.concurrency?.maxActiveRuns;
+  if (maxActiveRuns) {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-workflow:${input.workflow.id}`}))`);
+    const [active] = await tx
+      .select({ n: sql<number>`count(*)::int` })
+      .from(runs)
+      .where(and(eq(runs.workflowId, input.workflow.id), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
+    admitted = admitsNewRun(maxActiveRuns, active?.n ?? 0);
+  }
+  const [run] = await tx
+    .insert(runs)
+    .values({
+      workflowId: input.workflow.id,
+      workflowVersionId: input.version.id,
+      status: 'QUEUED',
+      parameters: input.parameters,
+      trigger: input.trigger,
+      sourceRunId: input.sourceRunId ?? null,
+      parentRunId: input.parent?.runId ?? null,
+      parentTaskId: input.parent?.id ?? null,
+      idempotencyKey: input.idempotencyKey ?? null,
+      admitted,
+      maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
+      domain: input.domain,
+      refreshCache: input.refreshCache ?? false,
+      cacheNamespace: input.cacheNamespace ?? null,
+      createdBy: input.identity?.id ?? null,
+      createdAt: step.at,
+      message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
+    })
+    .returning();
+  const statuses = initialStatuses(planned, input.reuse);
+  const rows: (NewTask & { id: string })[] = planned.map((p) => {
+    const reused = input.reuse?.get(p.node);
+    const status = statuses.get(p.node)!;
+    return {
+      id: randomUUID(),
+      runId: run!.id,
+      node: p.node,
+      kind: p.kind,
+      moduleRef: p.moduleRef,
+      moduleVersionId: p.version?.id ?? null,
+      workflowRef: p.workflowRef,
+      childWorkflowVersionId: p.childWorkflowVersionId,
+      mapOver: p.mapOver ?? null,
+      mapAs: p.mapAs,
+      parameters: p.parameters,
+      dependsOn: p.dependsOn,
+      triggerRule: p.triggerRule,
+      ...upstreamCounts(p.dependsOn, statuses),
+      status,
+      maxAttempts: p.maxAttempts,
+      retryDelayMs: p.retryDelayMs,
+      timeoutMs: p.timeoutMs,
+      pool: p.pool,
+      executor: p.executor,
+      settings: p.settings,
+      gpus: p.gpus,
+      hotCluster: p.hotCluster,
+      dataAccess: dataAccess.get(p.node) ?? null,
+      queuedAt: status === 'READY' ? step.at : null,
+      ...(reused
+        ? { outputs: reused.outputs, reusedFromTaskId: reused.id, startedAt: reused.startedAt, finishedAt: reused.finishedAt, host: reused.host, progress: 1, reason: 'reused', message: `reused the result of run ${reused.runId}` }
+        : status === 'SKIPPED'
+          ? { reason: 'upstream-failed', message: 'skipped: its trigger rule can never be met', finishedAt: step.at }
+          : {}),
+    };
+  });
+  await bulkInsert(tx, tasks, rows);
+  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
+  for (const t of rows) if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
+  await dispatch(tc, run!);
+  await finishIfDone(tc, run!);
+  return run!;
+}

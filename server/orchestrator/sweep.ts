@@ -1,0 +1,128 @@
+// The periodic sweep, one pass after another: retries whose backoff is over, tasks whose host went silent or that
+// ran past their deadline, runs waiting for admission, cache eviction, and READY tasks waiting for a free slot.
+import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { queryRows } from '../db/client';
+import { runs, tasks } from '../db/tables/runs';
+import { workflowVersions } from '../db/tables/workflows';
+import { stopAttempts } from './cancel';
+import { lockRun, taskStatusEvent, transact, type OrchestratorContext } from './context';
+import { dispatch } from './dispatch';
+import { runsToAdmit } from './limits';
+import { deadlineOutcome, lostHostOutcome } from './outcomes';
+import { isTerminal } from './rules';
+import { applyOutcome, settle } from './settle';
+
+const TICK_BATCH = 500;
+const EVICT_EVERY_MS = 10_000;
+
+/** What the sweep remembers between passes: when it last evicted cache entries. */
+export interface SweepState {
+  lastEviction: number;
+}
+
+/** One sweep: every pass sees the same `now`. */
+export async function tick(ctx: OrchestratorContext, state: SweepState): Promise<void> {
+  const at = ctx.now();
+  await readyDueRetries(ctx, at);
+  await failStuckTasks(ctx, at);
+  await admitWaitingRuns(ctx);
+  await evictCache(ctx, state, at);
+  await fillFreeSlots(ctx);
+}
+
+/** Retries whose backoff is over become READY and are dispatched. */
+async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void> {
+  const due = await ctx.db.select({ id: tasks.id, runId: tasks.runId }).from(tasks).where(and(eq(tasks.status, 'RETRYING'), lt(tasks.retryAt, at))).limit(TICK_BATCH);
+  for (const [runId, list] of groupByRun(due)) {
+    const ids = list.map((t) => t.id);
+    await transact(ctx, async (tc) => {
+      const { tx, step } = tc;
+      const run = await lockRun(tx, runId);
+      if (!run) return;
+      const moved = await tx.update(tasks).set({ status: 'READY', retryAt: null, queuedAt: step.at }).where(and(inArray(tasks.id, ids), eq(tasks.status, 'RETRYING'))).returning();
+      for (const t of moved) taskStatusEvent(step, t, 'READY');
+      await dispatch(tc, run);
+    });
+  }
+}
+
+/**
+ * Running tasks whose host went silent (lost hosts: retried as the platform's failure) or that ran past their own
+ * deadline and its grace (timed out), found in one query.
+ */
+async function failStuckTasks(ctx: OrchestratorContext, at: Date): Promise<void> {
+  const { heartbeatTimeoutMs, deadlineGraceMs } = ctx;
+  const silentSince = new Date(at.getTime() - heartbeatTimeoutMs);
+  const stuck = await queryRows<{ id: string; run_id: string; attempt: number; host: string | null; lost: boolean }>(
+    ctx.db,
+    sql`select id, run_id, attempt, host, (heartbeat_at < ${silentSince.toISOString()}::timestamptz) as lost from tasks
+        where status = 'RUNNING' and kind = 'module' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz
+           or started_at + make_interval(secs => (timeout_ms + ${deadlineGraceMs}) / 1000.0) < ${at.toISOString()}::timestamptz)
+        limit ${TICK_BATCH}`,
+  );
+  for (const [runId, list] of groupByRun(stuck.map((s) => ({ ...s, runId: s.run_id })))) {
+    await transact(ctx, async (tc) => {
+      const { tx, step } = tc;
+      const run = await lockRun(tx, runId);
+      if (!run) return;
+      const finished: string[] = [];
+      for (const s of list) {
+        const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
+        if (!task || task.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
+        const outcome = s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs);
+        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], s.lost ? 'presumed lost' : 'deadline');
+        const updated = await applyOutcome(tc, task, outcome, { at: step.at, durationMs: step.at.getTime() - (task.startedAt?.getTime() ?? step.at.getTime()), host: task.host });
+        if (isTerminal(updated.status)) finished.push(updated.node);
+      }
+      await settle(tc, run, finished);
+    });
+  }
+}
+
+/** Runs held back by their workflow's maxActiveRuns, admitted in the order they started. */
+async function admitWaitingRuns(ctx: OrchestratorContext): Promise<void> {
+  const waiting = await ctx.db.select({ id: runs.id, workflowId: runs.workflowId }).from(runs).where(and(eq(runs.admitted, false), eq(runs.status, 'QUEUED'))).orderBy(asc(runs.createdAt)).limit(TICK_BATCH);
+  for (const workflowId of new Set(waiting.map((w) => w.workflowId))) {
+    await transact(ctx, async (tc) => {
+      const { tx, step } = tc;
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-workflow:${workflowId}`}))`);
+      const queue = await tx.select().from(runs).where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, false), eq(runs.status, 'QUEUED'))).orderBy(asc(runs.createdAt));
+      if (!queue.length) return;
+      const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, queue[0]!.workflowVersionId));
+      const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(runs).where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
+      for (const run of queue.slice(0, runsToAdmit(version?.spec.concurrency?.maxActiveRuns, active?.n ?? 0))) {
+        const [admitted] = await tx.update(runs).set({ admitted: true, message: null }).where(eq(runs.id, run.id)).returning();
+        step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: null, at: step.at.toISOString() });
+        await dispatch(tc, admitted!);
+      }
+    });
+  }
+}
+
+/** Expired cache entries, and the least recently used beyond the size budget; not on every tick, the sum is a scan. */
+async function evictCache(ctx: OrchestratorContext, state: SweepState, at: Date): Promise<void> {
+  if (!ctx.cache || at.getTime() - state.lastEviction < EVICT_EVERY_MS) return;
+  state.lastEviction = at.getTime();
+  await ctx.cache.evict(ctx.db, at);
+}
+
+/** READY tasks waiting for a slot (or for an identical task's cached result) that has since freed. */
+async function fillFreeSlots(ctx: OrchestratorContext): Promise<void> {
+  const withReady = await queryRows<{ run_id: string }>(ctx.db, sql`select distinct run_id from tasks where status = 'READY' limit ${TICK_BATCH}`);
+  for (const { run_id } of withReady) {
+    await transact(ctx, async (tc) => {
+      const run = await lockRun(tc.tx, run_id);
+      if (run) await dispatch(tc, run);
+    });
+  }
+}
+
+function groupByRun<T extends { runId: string }>(rows: T[]): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const r of rows) {
+    const list = map.get(r.runId);
+    if (list) list.push(r);
+    else map.set(r.runId, [r]);
+  }
+  return map;
+}
