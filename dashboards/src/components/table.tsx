@@ -15,10 +15,12 @@ export interface Column<T> extends Header {
   /** The cell that names its row: drawn as `th scope="row"`, which screen readers announce with each cell. */
   rowHeader?: boolean;
   class?: string;
-  title?(row: T): string | undefined;
+  /** Attributes of the cell: a `title`, `data-*` names. */
+  cellProps?(row: T): Attributes<HTMLTableCellElement>;
 }
 
-export type RowAttributes = HTMLAttributes<HTMLTableRowElement> & { [data: `data-${string}`]: string | number | boolean | undefined };
+type Attributes<E extends EventTarget> = HTMLAttributes<E> & { [data: `data-${string}`]: string | number | boolean | undefined };
+export type RowAttributes = Attributes<HTMLTableRowElement>;
 
 interface ShellProps {
   columns: readonly Header[];
@@ -88,11 +90,11 @@ export function DataTable<T>({ columns, rows, rowKey, rowProps, rowHref, empty, 
           >
             {columns.map((c, j) =>
               c.rowHeader ? (
-                <th scope="row" key={j} class={c.class} title={c.title?.(row)}>
+                <th scope="row" key={j} class={c.class} {...c.cellProps?.(row)}>
                   {c.cell(row, i)}
                 </th>
               ) : (
-                <td key={j} class={c.class} title={c.title?.(row)}>
+                <td key={j} class={c.class} {...c.cellProps?.(row)}>
                   {c.cell(row, i)}
                 </td>
               ),

@@ -3,8 +3,10 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useClient, useQuery } from '@urql/preact';
 import { graphql, type ResultOf } from '../graphql';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { refetch } from '../api/client';
+import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge, terminalRunStatuses } from '../components/status';
+import { DataTable, type Column } from '../components/table';
 import { formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
@@ -224,77 +226,74 @@ export function RunsPage() {
         </p>
       )}
 
-      {result.error && !result.data ? (
-        <ErrorState title="Runs could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-      ) : !result.data ? (
-        <Loading label="Loading runs…" />
-      ) : rows.length === 0 ? (
-        <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
-          {filtered ? (
-            <p>
-              Try another filter, or <Link href="/runs">show all runs</Link>.
-            </p>
-          ) : (
-            <p>
-              Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
-            </p>
-          )}
-        </EmptyState>
-      ) : (
-        <>
-          <div class="table-wrap">
-            <table class="runs-table" aria-describedby="runs-caption">
-              <caption id="runs-caption" class="visually-hidden">
-                Runs, newest first; updates live.
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Workflow</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Trigger</th>
-                  <th scope="col">Started by</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Duration</th>
-                  <th scope="col">Run</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((run) => (
-                  <tr key={run.id} data-run-id={run.id} class="clickable" onClick={(e) => !(e.target as HTMLElement).closest('a') && navigate(`/runs/${run.id}`)}>
-                    <td>
-                      <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link> <span class="chip">{run.domain}</span>
-                      {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
-                    </td>
-                    <td>
-                      <StatusBadge status={run.status} />
-                    </td>
-                    <td>{run.trigger.toLowerCase()}</td>
-                    <td>{run.createdBy?.name ?? <span class="muted">—</span>}</td>
-                    <td>
-                      <Time iso={run.createdAt} />
-                    </td>
-                    <td class="num">{formatDuration(span(run.startedAt, run.finishedAt))}</td>
-                    <td>
-                      <code class="id">{run.id.slice(0, 8)}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <nav class="pager" aria-label="Pages of runs">
-            <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
-            <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
-            <span class="muted" aria-live="polite">
-              {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
-            </span>
-            <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
-          </nav>
-        </>
-      )}
+      <QueryState
+        data={result.data && rows}
+        error={result.error}
+        errorTitle="Runs could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading runs…"
+        empty={
+          <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
+            {filtered ? (
+              <p>
+                Try another filter, or <Link href="/runs">show all runs</Link>.
+              </p>
+            ) : (
+              <p>
+                Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
+              </p>
+            )}
+          </EmptyState>
+        }
+      >
+        {(rows) => (
+          <>
+            <DataTable
+              class="runs-table"
+              describedBy="runs-caption"
+              caption={
+                <caption id="runs-caption" class="visually-hidden">
+                  Runs, newest first; updates live.
+                </caption>
+              }
+              rows={rows}
+              rowKey={(run) => run.id}
+              rowHref={(run) => `/runs/${run.id}`}
+              rowProps={(run) => ({ 'data-run-id': run.id })}
+              columns={runColumns}
+            />
+            <nav class="pager" aria-label="Pages of runs">
+              <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
+              <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
+              <span class="muted" aria-live="polite">
+                {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
+              </span>
+              <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
+            </nav>
+          </>
+        )}
+      </QueryState>
     </section>
   );
 }
+
+const runColumns: Column<Run>[] = [
+  {
+    header: 'Workflow',
+    cell: (run) => (
+      <>
+        <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link> <span class="chip">{run.domain}</span>
+        {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
+      </>
+    ),
+  },
+  { header: 'Status', cell: (run) => <StatusBadge status={run.status} /> },
+  { header: 'Trigger', cell: (run) => run.trigger.toLowerCase() },
+  { header: 'Started by', cell: (run) => run.createdBy?.name ?? <span class="muted">—</span> },
+  { header: 'Created', cell: (run) => <Time iso={run.createdAt} /> },
+  { header: 'Duration', class: 'num', cell: (run) => formatDuration(span(run.startedAt, run.finishedAt)) },
+  { header: 'Run', cell: (run) => <code class="id">{run.id.slice(0, 8)}</code> },
+];
 
 function PagerLink({ enabled, href, label }: { enabled: boolean; href: string; label: string }) {
   if (!enabled) {
