@@ -73,10 +73,10 @@ export function QueryState<T>({ data, error, errorTitle, retry, loading, empty, 
 }
 
 /** Why the last action failed, announced as it appears; nothing while there is no message. */
-export function FormError({ message }: { message: string | null }) {
+export function FormError({ message, id }: { message: string | null; id?: string }) {
   if (!message) return null;
   return (
-    <p class="form-error" role="alert">
+    <p id={id} class="form-error" role="alert">
       {message}
     </p>
   );
