@@ -4,6 +4,7 @@ import { useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable, type Column } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDateTime, formatInteger, Time } from '../lib/format';
 import { useDebounced } from '../lib/hooks';
@@ -65,16 +66,12 @@ export function AuditPage() {
             }}
           />
         </label>
-        <label>
-          Time
-          <select value={windowKey} onChange={(e) => navigate(withQuery({ window: e.currentTarget.value === 'day' ? null : e.currentTarget.value }))}>
-            {(Object.keys(windows) as WindowKey[]).map((k) => (
-              <option key={k} value={k}>
-                {windows[k].label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField
+          label="Time"
+          value={windowKey}
+          options={(Object.keys(windows) as WindowKey[]).map((k) => ({ value: k, label: windows[k].label }))}
+          onChange={(value) => navigate(withQuery({ window: value === 'day' ? null : value }))}
+        />
       </form>
       <QueryState
         data={events && shown}

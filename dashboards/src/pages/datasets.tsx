@@ -6,6 +6,7 @@ import { LabelChips } from '../components/label-chips';
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable, type Column } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -53,25 +54,17 @@ export function DatasetsPage() {
         <h1 id="datasets-title">Datasets</h1>
       </div>
       <form class="filters" aria-label="Filter datasets" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Domain
-          <select value={domain ?? ''} onChange={(e) => navigate(withQuery({ domain: e.currentTarget.value || null }))}>
-            <option value="">All domains</option>
-            {domains.map((d) => (
-              <option key={d} value={d}>
-                {d}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Catalog
-          <select value={catalogKey ?? ''} onChange={(e) => navigate(withQuery({ catalog: e.currentTarget.value || null }))}>
-            <option value="">Published or not</option>
-            <option value="published">In the catalog</option>
-            <option value="unpublished">Not in the catalog</option>
-          </select>
-        </label>
+        <SelectField label="Domain" value={domain ?? ''} any="All domains" options={domains} onChange={(value) => navigate(withQuery({ domain: value || null }))} />
+        <SelectField
+          label="Catalog"
+          value={catalogKey ?? ''}
+          any="Published or not"
+          options={[
+            { value: 'published', label: 'In the catalog' },
+            { value: 'unpublished', label: 'Not in the catalog' },
+          ]}
+          onChange={(value) => navigate(withQuery({ catalog: value || null }))}
+        />
       </form>
       <QueryState
         data={shown}

@@ -5,6 +5,7 @@ import { refetch } from '../api/client';
 import { graphql } from '../graphql';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { Time } from '../lib/format';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
@@ -43,17 +44,7 @@ export function ModulesPage() {
       </div>
       {namespaces.length > 1 && (
         <form class="filters" aria-label="Filter modules" onSubmit={(e) => e.preventDefault()}>
-          <label>
-            Namespace
-            <select value={namespace} onChange={(e) => navigate(withQuery({ namespace: e.currentTarget.value }))}>
-              <option value="">All namespaces</option>
-              {namespaces.map((n) => (
-                <option key={n} value={n}>
-                  {n}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectField label="Namespace" value={namespace} any="All namespaces" options={namespaces} onChange={(value) => navigate(withQuery({ namespace: value }))} />
         </form>
       )}
       <QueryState

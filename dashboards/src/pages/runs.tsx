@@ -7,6 +7,7 @@ import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge, terminalRunStatuses } from '../components/status';
 import { DataTable, type Column } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
@@ -59,6 +60,8 @@ type Domain = ResultOf<typeof RunRow>['domain'];
 const domains: Domain[] = ['experimentation', 'adhoc', 'production'];
 export const runStatuses: RunStatus[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
 const triggers: Trigger[] = ['DASHBOARD', 'API', 'CLI', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'];
+/** An enum value as a choice: QUEUED reads "Queued". */
+const word = (value: string) => ({ value, label: value.charAt(0) + value.slice(1).toLowerCase() });
 const rank = (s: RunStatus) => (s === 'QUEUED' ? 0 : s === 'RUNNING' ? 1 : 2);
 
 interface LiveChange {
@@ -147,6 +150,9 @@ export function RunsPage() {
   const hasNewer = Boolean(after) || Boolean(before && pageInfo?.hasPreviousPage);
   const hasOlder = Boolean(before) || Boolean(pageInfo?.hasNextPage);
   const filtered = Object.values(filterValues).some(Boolean);
+  const names = workflows.data?.workflows.map((w) => w.name) ?? [];
+  // a workflow named in the address but not (or not yet) listed stays choosable
+  const workflowNames = filterValues.workflow && !names.includes(filterValues.workflow) ? [filterValues.workflow, ...names] : names;
 
   return (
     <section aria-labelledby="runs-title">
@@ -157,51 +163,10 @@ export function RunsPage() {
         </Link>
       </div>
       <form class="filters" aria-label="Filter runs" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Workflow
-          <select value={filterValues.workflow} onChange={(e) => setFilter('workflow', e.currentTarget.value)}>
-            <option value="">All workflows</option>
-            {filterValues.workflow && !workflows.data?.workflows.some((w) => w.name === filterValues.workflow) && <option value={filterValues.workflow}>{filterValues.workflow}</option>}
-            {workflows.data?.workflows.map((w) => (
-              <option key={w.id} value={w.name}>
-                {w.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filterValues.status} onChange={(e) => setFilter('status', e.currentTarget.value)}>
-            <option value="">Any status</option>
-            {runStatuses.map((s) => (
-              <option key={s} value={s}>
-                {s.charAt(0) + s.slice(1).toLowerCase()}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Trigger
-          <select value={filterValues.trigger} onChange={(e) => setFilter('trigger', e.currentTarget.value)}>
-            <option value="">Any trigger</option>
-            {triggers.map((t) => (
-              <option key={t} value={t}>
-                {t.charAt(0) + t.slice(1).toLowerCase()}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Domain
-          <select value={filterValues.domain} onChange={(e) => setFilter('domain', e.currentTarget.value)}>
-            <option value="">Any domain</option>
-            {domains.map((d) => (
-              <option key={d} value={d}>
-                {d}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField label="Workflow" value={filterValues.workflow} any="All workflows" options={workflowNames} onChange={(value) => setFilter('workflow', value)} />
+        <SelectField label="Status" value={filterValues.status} any="Any status" options={runStatuses.map(word)} onChange={(value) => setFilter('status', value)} />
+        <SelectField label="Trigger" value={filterValues.trigger} any="Any trigger" options={triggers.map(word)} onChange={(value) => setFilter('trigger', value)} />
+        <SelectField label="Domain" value={filterValues.domain} any="Any domain" options={domains} onChange={(value) => setFilter('domain', value)} />
         <label>
           Started by
           <input

@@ -4,6 +4,7 @@ import { useClient, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDuration, formatInteger } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -110,16 +111,12 @@ export function SavingsPage() {
       </div>
       <p class="lead">Tasks served from the cache instead of executing, and the execution time that spared.</p>
       <form class="filters" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Period
-          <select value={range.id} onChange={(e) => navigate(withQuery({ range: e.currentTarget.value === '7d' ? null : e.currentTarget.value }), { replace: true })}>
-            {ranges.map((r) => (
-              <option key={r.id} value={r.id}>
-                {r.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField
+          label="Period"
+          value={range.id}
+          options={ranges.map((r) => ({ value: r.id, label: r.label }))}
+          onChange={(value) => navigate(withQuery({ range: value === '7d' ? null : value }), { replace: true })}
+        />
       </form>
       <QueryState
         data={data && { ...data, totals: sum(data.byTeam) }}

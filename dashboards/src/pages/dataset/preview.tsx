@@ -4,6 +4,7 @@ import { useQuery } from '@urql/preact';
 import { refetch } from '../../api/client';
 import { QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
+import { SelectField } from '../../components/select-field';
 import { formatInteger } from '../../lib/format';
 import { navigate, useLocation, withQuery } from '../../router';
 import { PREVIEW } from './documents';
@@ -38,17 +39,13 @@ export function PreviewPanel({ name }: { name: string }) {
             ) : (
               <>
                 <form class="filters" aria-label="Preview options" onSubmit={(e) => e.preventDefault()}>
-                  <label>
-                    Group by
-                    <select value={groupBy ?? ''} onChange={(e) => navigate(withQuery({ group: e.currentTarget.value || null }), { replace: true })}>
-                      <option value="">No grouping (sample rows)</option>
-                      {preview.columns.map((c) => (
-                        <option key={c} value={c}>
-                          {c}
-                        </option>
-                      ))}
-                    </select>
-                  </label>
+                  <SelectField
+                    label="Group by"
+                    value={groupBy ?? ''}
+                    any="No grouping (sample rows)"
+                    options={preview.columns}
+                    onChange={(value) => navigate(withQuery({ group: value || null }), { replace: true })}
+                  />
                 </form>
                 {!groupBy ? (
                   <RowsTable columns={preview.columns} rows={preview.rows} />
