@@ -86,7 +86,7 @@ export function DataTable<T>({ columns, rows, rowKey, rowProps, rowHref, empty, 
             key={rowKey(row, i)}
             {...attributes}
             class={href ? ['clickable', attributes.class].filter(Boolean).join(' ') : attributes.class}
-            onClick={href ? (e) => !(e.target as HTMLElement).closest('a') && navigate(href) : undefined}
+            onClick={href ? (e) => !(e.target as HTMLElement).closest('a') && navigate(href) : attributes.onClick}
           >
             {columns.map((c, j) =>
               c.rowHeader ? (
