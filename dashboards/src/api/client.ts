@@ -93,3 +93,6 @@ export function errorMessage(error: unknown): string {
   if (e.networkError) return `The control plane cannot be reached (${e.networkError.message}).`;
   return e.message ?? String(error);
 }
+
+/** What "Try again" does: ask the server once more, past the cache. */
+export const refetch = (reexecute: (context: { requestPolicy: 'network-only' }) => void) => () => reexecute({ requestPolicy: 'network-only' });

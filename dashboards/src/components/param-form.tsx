@@ -1,5 +1,8 @@
-// Inputs for a workflow's run parameters (see lib/run-form.ts), each labelled, typed and checked as you go.
-import { describeSchema, toInput, type ParamField } from '../lib/run-form';
+// Inputs for a workflow's run parameters (see lib/run-form.ts), each labelled, typed and checked as you go; and a
+// module's parameter schema as a table.
+import type { ComponentChildren } from 'preact';
+import { describeSchema, toInput, type ParamField, type schemaProperties } from '../lib/run-form';
+import { DataTable, type Column } from './table';
 
 export type FormValues = Record<string, string | boolean>;
 
@@ -90,4 +93,24 @@ export function ParamFields({ fields, values, errors, onChange, idPrefix }: { fi
       })}
     </div>
   );
+}
+
+export type SchemaProperty = ReturnType<typeof schemaProperties>[number];
+
+/** A parameter schema's properties: the name (required ones marked), what it accepts, and one column of the page's own. */
+export function ParameterTable({ properties, nameHeader, last, empty }: { properties: readonly SchemaProperty[]; nameHeader: string; last: Column<SchemaProperty>; empty: ComponentChildren }) {
+  const columns: Column<SchemaProperty>[] = [
+    {
+      header: nameHeader,
+      cell: (p) => (
+        <>
+          <code>{p.name}</code>
+          {p.required && <span class="muted"> (required)</span>}
+        </>
+      ),
+    },
+    { header: 'Accepts', cell: (p) => describeSchema(p.schema) },
+    last,
+  ];
+  return <DataTable wrap={false} columns={columns} rows={properties} rowKey={(p) => p.name} empty={empty} />;
 }

@@ -1,6 +1,8 @@
-// Loading, empty and error states, so every page says plainly what is going on.
+// Loading, empty and error states, so every page says plainly what is going on; `QueryState` picks the one a
+// query's result calls for, and the message of a failed action sits in one `FormError`.
 import type { ComponentChildren } from 'preact';
 import { errorMessage } from '../api/client';
+import { Link } from '../router';
 
 export function Loading({ label = 'Loading…' }: { label?: string }) {
   return (
@@ -20,6 +22,18 @@ export function EmptyState({ title, children }: { title: string; children?: Comp
   );
 }
 
+/** Nothing at this address: says so and links to where to look instead. */
+export function NotFoundState({ title, href, link, children }: { title: string; href: string; link: string; children?: ComponentChildren }) {
+  return (
+    <EmptyState title={title}>
+      <p>
+        {children}
+        <Link href={href}>{link}</Link>.
+      </p>
+    </EmptyState>
+  );
+}
+
 export function ErrorState({ title = 'Something went wrong', error, retry }: { title?: string; error: unknown; retry?: () => void }) {
   return (
     <div class="state error" role="alert">
@@ -31,5 +45,39 @@ export function ErrorState({ title = 'Something went wrong', error, retry }: { t
         </button>
       )}
     </div>
+  );
+}
+
+interface QueryStateProps<T> {
+  /** undefined until the query has answered; null when it answered that there is no such thing */
+  data: T | null | undefined;
+  error: unknown;
+  errorTitle: string;
+  retry?: () => void;
+  loading: string;
+  /** Shown for null data, or data that `isEmpty` calls empty (by default, an empty list). */
+  empty?: ComponentChildren;
+  isEmpty?(data: T): boolean;
+  children(data: T): ComponentChildren;
+}
+
+const emptyList = (data: unknown) => Array.isArray(data) && data.length === 0;
+
+/** The error (only while there is nothing to show), loading or empty state of a query, or its data drawn by `children`. */
+export function QueryState<T>({ data, error, errorTitle, retry, loading, empty, isEmpty = emptyList, children }: QueryStateProps<T>) {
+  if ((data === undefined || data === null) && error) return <ErrorState title={errorTitle} error={error} retry={retry} />;
+  if (data === undefined) return <Loading label={loading} />;
+  if (empty !== undefined && (data === null || isEmpty(data))) return <>{empty}</>;
+  if (data === null) return null;
+  return <>{children(data)}</>;
+}
+
+/** Why the last action failed, announced as it appears; nothing while there is no message. */
+export function FormError({ message, id }: { message: string | null; id?: string }) {
+  if (!message) return null;
+  return (
+    <p id={id} class="form-error" role="alert">
+      {message}
+    </p>
   );
 }

@@ -181,6 +181,18 @@ export function parseInput(field: ParamField, raw: string | boolean): Parsed {
   }
 }
 
+/** Every field's input parsed: the parameters to send, and a message per field that did not parse. */
+export function parseFields(fields: readonly ParamField[], values: Record<string, string | boolean>): { parameters: Record<string, unknown>; errors: Record<string, string> } {
+  const parameters: Record<string, unknown> = {};
+  const errors: Record<string, string> = {};
+  for (const f of fields) {
+    const parsed = parseInput(f, values[f.name] ?? '');
+    if (!parsed.ok) errors[f.name] = parsed.error;
+    else if (!parsed.omit) parameters[f.name] = parsed.value;
+  }
+  return { parameters, errors };
+}
+
 function safeTest(pattern: string, text: string): boolean {
   try {
     return new RegExp(pattern, 'u').test(text);

@@ -2,7 +2,9 @@
 // decision as a chip and its details expandable. Anyone else gets the API's refusal as an "admins only" state.
 import { useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { EmptyState, QueryState } from '../components/states';
+import { DataTable, type Column } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDateTime, formatInteger, Time } from '../lib/format';
 import { useDebounced } from '../lib/hooks';
@@ -64,85 +66,57 @@ export function AuditPage() {
             }}
           />
         </label>
-        <label>
-          Time
-          <select value={windowKey} onChange={(e) => navigate(withQuery({ window: e.currentTarget.value === 'day' ? null : e.currentTarget.value }))}>
-            {(Object.keys(windows) as WindowKey[]).map((k) => (
-              <option key={k} value={k}>
-                {windows[k].label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField
+          label="Time"
+          value={windowKey}
+          options={(Object.keys(windows) as WindowKey[]).map((k) => ({ value: k, label: windows[k].label }))}
+          onChange={(value) => navigate(withQuery({ window: value === 'day' ? null : value }))}
+        />
       </form>
-      {result.error && !events ? (
-        <ErrorState title="The audit log could not be loaded" error={result.error} retry={() => setRefreshed(Date.now())} />
-      ) : !shown || !events ? (
-        <Loading label="Loading the audit log…" />
-      ) : shown.length === 0 ? (
-        <EmptyState title={search ? `No subject matching “${subject.trim()}” in this window` : 'Nothing audited in this window'}>
-          <p>Widen the time window{search ? ' or change the subject' : ''}.</p>
-        </EmptyState>
-      ) : (
-        <>
-          <p class="hint">
-            {formatInteger(shown.length)} event{shown.length === 1 ? '' : 's'}, newest first
-            {events.length === LIMIT ? `; only the newest ${formatInteger(LIMIT)} of this window are searched, so narrow it to look further back` : ''}.
-          </p>
-          <div class="table-wrap">
-            <table aria-label="Audit events">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Who</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Decision</th>
-                  <th scope="col">Subject</th>
-                  <th scope="col">Rule and details</th>
-                </tr>
-              </thead>
-              <tbody>
-                {shown.map((e) => (
-                  <AuditRow key={e.id} event={e} />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        </>
-      )}
+      <QueryState
+        data={events && shown}
+        error={result.error}
+        errorTitle="The audit log could not be loaded"
+        retry={() => setRefreshed(Date.now())}
+        loading="Loading the audit log…"
+        empty={
+          <EmptyState title={search ? `No subject matching “${subject.trim()}” in this window` : 'Nothing audited in this window'}>
+            <p>Widen the time window{search ? ' or change the subject' : ''}.</p>
+          </EmptyState>
+        }
+      >
+        {(shown) => (
+          <>
+            <p class="hint">
+              {formatInteger(shown.length)} event{shown.length === 1 ? '' : 's'}, newest first
+              {events?.length === LIMIT ? `; only the newest ${formatInteger(LIMIT)} of this window are searched, so narrow it to look further back` : ''}.
+            </p>
+            <DataTable label="Audit events" rows={shown} rowKey={(e) => e.id} rowProps={(e) => ({ 'data-action': e.action, 'data-decision': e.decision })} columns={auditColumns} />
+          </>
+        )}
+      </QueryState>
     </section>
   );
 }
 
-function AuditRow({ event: e }: { event: AuditEvent }) {
+const auditColumns: Column<AuditEvent>[] = [
+  { header: 'When', class: 'num', cell: (e) => <Time iso={e.at} /> },
+  { header: 'Who', cell: (e) => e.identity?.name ?? <span class="muted">system</span> },
+  { header: 'Action', cell: (e) => <code>{e.action}</code> },
+  { header: 'Decision', cell: (e) => <span class={`chip decision-${e.decision}`}>{e.decision}</span> },
+  { header: 'Subject', rowHeader: true, cell: (e) => <code>{e.subject}</code> },
+  { header: 'Rule and details', cell: (e) => <RuleAndDetails event={e} /> },
+];
+
+function RuleAndDetails({ event: e }: { event: AuditEvent }) {
   const hasDetails = e.details !== null && typeof e.details === 'object' && Object.keys(e.details).length > 0;
+  if (!hasDetails) return <>{e.rule}</>;
   return (
-    <tr data-action={e.action} data-decision={e.decision}>
-      <td class="num">
-        <Time iso={e.at} />
-      </td>
-      <td>{e.identity?.name ?? <span class="muted">system</span>}</td>
-      <td>
-        <code>{e.action}</code>
-      </td>
-      <td>
-        <span class={`chip decision-${e.decision}`}>{e.decision}</span>
-      </td>
-      <th scope="row">
-        <code>{e.subject}</code>
-      </th>
-      <td>
-        {hasDetails ? (
-          <details>
-            <summary>{e.rule}</summary>
-            <pre class="details-json" aria-label={`Details of the ${e.action} at ${formatDateTime(e.at)}`}>
-              {JSON.stringify(e.details, null, 2)}
-            </pre>
-          </details>
-        ) : (
-          e.rule
-        )}
-      </td>
-    </tr>
+    <details>
+      <summary>{e.rule}</summary>
+      <pre class="details-json" aria-label={`Details of the ${e.action} at ${formatDateTime(e.at)}`}>
+        {JSON.stringify(e.details, null, 2)}
+      </pre>
+    </details>
   );
 }

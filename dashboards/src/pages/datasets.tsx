@@ -3,7 +3,10 @@
 // domain and by catalog state, each linking to its own page.
 import { useQuery } from '@urql/preact';
 import { LabelChips } from '../components/label-chips';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { refetch } from '../api/client';
+import { EmptyState, QueryState } from '../components/states';
+import { DataTable, type Column } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -51,108 +54,109 @@ export function DatasetsPage() {
         <h1 id="datasets-title">Datasets</h1>
       </div>
       <form class="filters" aria-label="Filter datasets" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Domain
-          <select value={domain ?? ''} onChange={(e) => navigate(withQuery({ domain: e.currentTarget.value || null }))}>
-            <option value="">All domains</option>
-            {domains.map((d) => (
-              <option key={d} value={d}>
-                {d}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Catalog
-          <select value={catalogKey ?? ''} onChange={(e) => navigate(withQuery({ catalog: e.currentTarget.value || null }))}>
-            <option value="">Published or not</option>
-            <option value="published">In the catalog</option>
-            <option value="unpublished">Not in the catalog</option>
-          </select>
-        </label>
+        <SelectField label="Domain" value={domain ?? ''} any="All domains" options={domains} onChange={(value) => navigate(withQuery({ domain: value || null }))} />
+        <SelectField
+          label="Catalog"
+          value={catalogKey ?? ''}
+          any="Published or not"
+          options={[
+            { value: 'published', label: 'In the catalog' },
+            { value: 'unpublished', label: 'Not in the catalog' },
+          ]}
+          onChange={(value) => navigate(withQuery({ catalog: value || null }))}
+        />
       </form>
-      {result.error && !datasets ? (
-        <ErrorState title="Datasets could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-      ) : !shown ? (
-        <Loading label="Loading datasets…" />
-      ) : shown.length === 0 ? (
-        <EmptyState title={domain || catalogKey ? 'No datasets match these filters' : 'No datasets registered yet'}>
-          <p>
-            Register one with its columns and their labels through the API (<code>createDataset</code>) or{' '}
-            <code>npx atelier dataset create</code>.
-          </p>
-        </EmptyState>
-      ) : (
-        <div class="table-wrap">
-          <table aria-label="Datasets">
-            <thead>
-              <tr>
-                <th scope="col">Dataset</th>
-                <th scope="col">Domain</th>
-                <th scope="col">Columns</th>
-                <th scope="col">Latest version</th>
-                <th scope="col">Catalog</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((d) => (
-                <DatasetRow key={d.id} dataset={d} unclassified={unclassified(d)} />
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <QueryState
+        data={shown}
+        error={result.error}
+        errorTitle="Datasets could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading datasets…"
+        empty={
+          <EmptyState title={domain || catalogKey ? 'No datasets match these filters' : 'No datasets registered yet'}>
+            <p>
+              Register one with its columns and their labels through the API (<code>createDataset</code>) or{' '}
+              <code>npx atelier dataset create</code>.
+            </p>
+          </EmptyState>
+        }
+      >
+        {(shown) => (
+          <DataTable
+            label="Datasets"
+            rows={shown}
+            rowKey={(d) => d.id}
+            rowHref={(d) => datasetHref(d.fullName)}
+            rowProps={(d) => ({ 'data-dataset': d.fullName, class: unclassified(d) > 0 ? 'needs-label' : undefined })}
+            columns={datasetColumns(unclassified)}
+          />
+        )}
+      </QueryState>
     </section>
   );
 }
 
-function DatasetRow({ dataset: d, unclassified }: { dataset: Dataset; unclassified: number }) {
-  const latest = d.versions.reduce<Dataset['versions'][number] | null>((a, v) => (!a || v.version > a.version ? v : a), null);
-  const href = datasetHref(d.fullName);
-  const columns = [...d.columns].sort((a, b) => Number(b.needsClassification) - Number(a.needsClassification));
-  const more = columns.length - SHOWN_COLUMNS;
-  return (
-    <tr data-dataset={d.fullName} class={`clickable${unclassified > 0 ? ' needs-label' : ''}`} onClick={(e) => !(e.target as HTMLElement).closest('a') && navigate(href)}>
-      <th scope="row">
-        <Link href={href}>{d.fullName}</Link>
-        {d.description && <div class="row-message">{d.description}</div>}
-      </th>
-      <td>
-        <span class={`chip domain-${d.domain as DomainName}`}>{d.domain}</span>
-      </td>
-      <td>
-        {unclassified > 0 && (
-          <span class="chip unclassified" data-testid="unclassified-count">
-            ⚠ {unclassified} column{unclassified === 1 ? '' : 's'} unclassified
-          </span>
-        )}
-        <ul class="plain-list column-list" aria-label={`Columns of ${d.fullName}`}>
-          {columns.slice(0, SHOWN_COLUMNS).map((c) => (
-            <li key={c.name} data-column={c.name}>
-              <code>{c.name}</code> <LabelChips label={c.label} />
-            </li>
-          ))}
-        </ul>
-        {more > 0 && <Link href={href}>+{more} more</Link>}
-      </td>
-      <td class="num">
-        {latest ? (
+function datasetColumns(unclassified: (d: Dataset) => number): Column<Dataset>[] {
+  return [
+    {
+      header: 'Dataset',
+      rowHeader: true,
+      cell: (d) => (
+        <>
+          <Link href={datasetHref(d.fullName)}>{d.fullName}</Link>
+          {d.description && <div class="row-message">{d.description}</div>}
+        </>
+      ),
+    },
+    { header: 'Domain', cell: (d) => <span class={`chip domain-${d.domain as DomainName}`}>{d.domain}</span> },
+    { header: 'Columns', cell: (d) => <ColumnsCell dataset={d} unclassified={unclassified(d)} /> },
+    {
+      header: 'Latest version',
+      class: 'num',
+      cell: (d) => {
+        const latest = d.versions.reduce<Dataset['versions'][number] | null>((a, v) => (!a || v.version > a.version ? v : a), null);
+        return latest ? (
           <>
             {latest.version}, <Time iso={latest.createdAt} />
           </>
         ) : (
           <Time iso={d.createdAt} />
-        )}
-      </td>
-      <td data-catalog={d.catalog.published ? 'published' : 'unpublished'}>
-        {d.catalog.published ? (
+        );
+      },
+    },
+    {
+      header: 'Catalog',
+      cellProps: (d) => ({ 'data-catalog': d.catalog.published ? 'published' : 'unpublished' }),
+      cell: (d) =>
+        d.catalog.published ? (
           <>
             <span class="chip ok">published</span> <Time iso={d.catalog.publishedAt} />
           </>
         ) : (
           <span class="muted">not published</span>
-        )}
-      </td>
-    </tr>
+        ),
+    },
+  ];
+}
+
+function ColumnsCell({ dataset: d, unclassified }: { dataset: Dataset; unclassified: number }) {
+  const columns = [...d.columns].sort((a, b) => Number(b.needsClassification) - Number(a.needsClassification));
+  const more = columns.length - SHOWN_COLUMNS;
+  return (
+    <>
+      {unclassified > 0 && (
+        <span class="chip unclassified" data-testid="unclassified-count">
+          ⚠ {unclassified} column{unclassified === 1 ? '' : 's'} unclassified
+        </span>
+      )}
+      <ul class="plain-list column-list" aria-label={`Columns of ${d.fullName}`}>
+        {columns.slice(0, SHOWN_COLUMNS).map((c) => (
+          <li key={c.name} data-column={c.name}>
+            <code>{c.name}</code> <LabelChips label={c.label} />
+          </li>
+        ))}
+      </ul>
+      {more > 0 && <Link href={datasetHref(d.fullName)}>+{more} more</Link>}
+    </>
   );
 }

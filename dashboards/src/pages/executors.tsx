@@ -3,7 +3,9 @@
 // every few seconds while it is open.
 import { useQuery } from '@urql/preact';
 import { useEffect } from 'preact/hooks';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { refetch } from '../api/client';
+import { EmptyState, QueryState } from '../components/states';
+import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { formatAgo, formatDateTime, formatDuration } from '../lib/format';
 import { useNow } from '../lib/hooks';
@@ -42,160 +44,136 @@ export function ExecutorsPage() {
         <h1 id="executors-title">Executors</h1>
         <span class="muted">Refreshed every {EXECUTORS_REFRESH_MS / 1000} s</span>
       </div>
-      {result.error && (
-        data ? (
-          <p class="banner warn" role="alert">
-            Could not refresh: {result.error.message.replace(/^\[\w+\]\s*/, '')}. Showing what was last loaded.
-          </p>
-        ) : (
-          <ErrorState title="Executors could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-        )
+      {result.error && data && (
+        <p class="banner warn" role="alert">
+          Could not refresh: {result.error.message.replace(/^\[\w+\]\s*/, '')}. Showing what was last loaded.
+        </p>
       )}
-      {!data ? (
-        !result.error && <Loading label="Loading executors…" />
-      ) : (
-        <>
-          <div class="card">
-            <h2 class="card-title">Pools</h2>
-            {data.executorPools.length === 0 ? (
-              <p class="muted">No pool yet: hosts announce theirs when they start (<code>npx atelier executor --pools NAME</code>).</p>
-            ) : (
-              <div class="table-wrap">
-                <table aria-label="Pools">
-                  <thead>
-                    <tr>
-                      <th scope="col">Pool</th>
-                      <th scope="col">Health</th>
-                      <th scope="col">Live hosts</th>
-                      <th scope="col">Running / capacity</th>
-                      <th scope="col">Waiting tasks</th>
-                      <th scope="col">GPUs</th>
-                      <th scope="col">Last heartbeat</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {data.executorPools.map((p) => (
-                      <tr key={p.name} data-pool={p.name}>
-                        <td>
-                          <strong>{p.name}</strong>
-                        </td>
-                        <td>
-                          <span class={`chip health-${p.health}`} data-health={p.health} title={healthHint[p.health]}>
-                            {healthLabel[p.health] ?? p.health}
-                          </span>
-                        </td>
-                        <td>{p.hosts.length ? p.hosts.map((h) => h.name).join(', ') : <span class="muted">none</span>}</td>
-                        <td class="num">
-                          {p.running} / {p.capacity}
-                        </td>
-                        <td class="num">{p.queued}</td>
-                        <td class="num">{p.gpus}</td>
-                        <td title={formatDateTime(p.lastSeenAt)}>{p.lastSeenAt ? formatAgo(p.lastSeenAt, now) : '—'}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            )}
-          </div>
+      <QueryState data={data} error={result.error} errorTitle="Executors could not be loaded" retry={refetch(reexecute)} loading="Loading executors…">
+        {(data) => (
+          <>
+            <div class="card">
+              <h2 class="card-title">Pools</h2>
+              <DataTable
+                label="Pools"
+                rows={data.executorPools}
+                rowKey={(p) => p.name}
+                rowProps={(p) => ({ 'data-pool': p.name })}
+                empty={<p class="muted">No pool yet: hosts announce theirs when they start (<code>npx atelier executor --pools NAME</code>).</p>}
+                columns={[
+                  { header: 'Pool', cell: (p) => <strong>{p.name}</strong> },
+                  {
+                    header: 'Health',
+                    cell: (p) => (
+                      <span class={`chip health-${p.health}`} data-health={p.health} title={healthHint[p.health]}>
+                        {healthLabel[p.health] ?? p.health}
+                      </span>
+                    ),
+                  },
+                  { header: 'Live hosts', cell: (p) => (p.hosts.length ? p.hosts.map((h) => h.name).join(', ') : <span class="muted">none</span>) },
+                  {
+                    header: 'Running / capacity',
+                    class: 'num',
+                    cell: (p) => (
+                      <>
+                        {p.running} / {p.capacity}
+                      </>
+                    ),
+                  },
+                  { header: 'Waiting tasks', class: 'num', cell: (p) => p.queued },
+                  { header: 'GPUs', class: 'num', cell: (p) => p.gpus },
+                  { header: 'Last heartbeat', cellProps: (p) => ({ title: formatDateTime(p.lastSeenAt) }), cell: (p) => (p.lastSeenAt ? formatAgo(p.lastSeenAt, now) : '—') },
+                ]}
+              />
+            </div>
 
-          <div class="card">
-            <h2 class="card-title">
-              Hosts <span class="muted">{data.executorHosts.filter((h) => h.live).length} live, heard from in the last day</span>
-            </h2>
-            {data.executorHosts.length === 0 ? (
-              <p class="muted">
-                No executor host has sent a heartbeat in the last day. Start one with <code>npx atelier executor</code>.
-              </p>
-            ) : (
-              <div class="table-wrap">
-                <table aria-label="Hosts">
-                  <thead>
-                    <tr>
-                      <th scope="col">Host</th>
-                      <th scope="col">State</th>
-                      <th scope="col">Running / capacity</th>
-                      <th scope="col">GPUs</th>
-                      <th scope="col">Pools</th>
-                      <th scope="col">Executors</th>
-                      <th scope="col">Hot clusters</th>
-                      <th scope="col">Last heartbeat</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {data.executorHosts.map((h) => (
-                      <tr key={h.id} data-host={h.name}>
-                        <td>
-                          <strong>{h.name}</strong>
-                          <div class="row-message">
-                            v{h.version} · up since {formatDateTime(h.startedAt)}
-                          </div>
-                        </td>
-                        <td>
-                          <span class={`chip ${h.live ? 'ok' : 'warn'}`}>{h.live ? 'Live' : 'Not heard from'}</span>
-                        </td>
-                        <td class="num">
-                          <meter min={0} max={Math.max(1, h.capacity)} value={h.running} aria-label={`Slots in use on ${h.name}`} /> {h.running} / {h.capacity}
-                        </td>
-                        <td class="num">{h.gpus}</td>
-                        <td>{h.pools.join(', ') || '—'}</td>
-                        <td>{h.executors.join(', ') || '—'}</td>
-                        <td>{h.hotClusters.join(', ') || <span class="muted">none</span>}</td>
-                        <td title={formatDateTime(h.lastSeenAt)}>{formatAgo(h.lastSeenAt, now)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            )}
-          </div>
+            <div class="card">
+              <h2 class="card-title">
+                Hosts <span class="muted">{data.executorHosts.filter((h) => h.live).length} live, heard from in the last day</span>
+              </h2>
+              <DataTable
+                label="Hosts"
+                rows={data.executorHosts}
+                rowKey={(h) => h.id}
+                rowProps={(h) => ({ 'data-host': h.name })}
+                empty={
+                  <p class="muted">
+                    No executor host has sent a heartbeat in the last day. Start one with <code>npx atelier executor</code>.
+                  </p>
+                }
+                columns={[
+                  {
+                    header: 'Host',
+                    cell: (h) => (
+                      <>
+                        <strong>{h.name}</strong>
+                        <div class="row-message">
+                          v{h.version} · up since {formatDateTime(h.startedAt)}
+                        </div>
+                      </>
+                    ),
+                  },
+                  { header: 'State', cell: (h) => <span class={`chip ${h.live ? 'ok' : 'warn'}`}>{h.live ? 'Live' : 'Not heard from'}</span> },
+                  {
+                    header: 'Running / capacity',
+                    class: 'num',
+                    cell: (h) => (
+                      <>
+                        <meter min={0} max={Math.max(1, h.capacity)} value={h.running} aria-label={`Slots in use on ${h.name}`} /> {h.running} / {h.capacity}
+                      </>
+                    ),
+                  },
+                  { header: 'GPUs', class: 'num', cell: (h) => h.gpus },
+                  { header: 'Pools', cell: (h) => h.pools.join(', ') || '—' },
+                  { header: 'Executors', cell: (h) => h.executors.join(', ') || '—' },
+                  { header: 'Hot clusters', cell: (h) => h.hotClusters.join(', ') || <span class="muted">none</span> },
+                  { header: 'Last heartbeat', cellProps: (h) => ({ title: formatDateTime(h.lastSeenAt) }), cell: (h) => formatAgo(h.lastSeenAt, now) },
+                ]}
+              />
+            </div>
 
-          <div class="card">
-            <h2 class="card-title">Hot clusters</h2>
-            {data.hotClusters.length === 0 ? (
-              <EmptyState title="No hot clusters">
-                <p>
-                  Keep compute warm for tasks with <code>npx atelier cluster create NAME --executor local</code>; tasks asking for it skip provisioning.
-                </p>
-              </EmptyState>
-            ) : (
-              <div class="table-wrap">
-                <table aria-label="Hot clusters">
-                  <thead>
-                    <tr>
-                      <th scope="col">Cluster</th>
-                      <th scope="col">State</th>
-                      <th scope="col">Executor</th>
-                      <th scope="col">Pool</th>
-                      <th scope="col">Idle timeout</th>
-                      <th scope="col">Last used</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {data.hotClusters.map((c) => (
-                      <tr key={c.id} data-cluster={c.name}>
-                        <td>
-                          <strong>{c.name}</strong>
-                          {c.message && <div class="row-message">{c.message}</div>}
-                        </td>
-                        <td>
-                          <span class={`chip cluster-${c.state}`} data-state={c.state}>
-                            {clusterLabel[c.state] ?? c.state}
-                          </span>
-                        </td>
-                        <td>{c.executor}</td>
-                        <td>{c.pool}</td>
-                        <td class="num">{formatDuration(c.idleTimeoutMs)}</td>
-                        <td title={formatDateTime(c.lastUsedAt)}>{c.lastUsedAt ? formatAgo(c.lastUsedAt, now) : 'not yet'}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-            )}
-          </div>
-        </>
-      )}
+            <div class="card">
+              <h2 class="card-title">Hot clusters</h2>
+              <DataTable
+                label="Hot clusters"
+                rows={data.hotClusters}
+                rowKey={(c) => c.id}
+                rowProps={(c) => ({ 'data-cluster': c.name })}
+                empty={
+                  <EmptyState title="No hot clusters">
+                    <p>
+                      Keep compute warm for tasks with <code>npx atelier cluster create NAME --executor local</code>; tasks asking for it skip provisioning.
+                    </p>
+                  </EmptyState>
+                }
+                columns={[
+                  {
+                    header: 'Cluster',
+                    cell: (c) => (
+                      <>
+                        <strong>{c.name}</strong>
+                        {c.message && <div class="row-message">{c.message}</div>}
+                      </>
+                    ),
+                  },
+                  {
+                    header: 'State',
+                    cell: (c) => (
+                      <span class={`chip cluster-${c.state}`} data-state={c.state}>
+                        {clusterLabel[c.state] ?? c.state}
+                      </span>
+                    ),
+                  },
+                  { header: 'Executor', cell: (c) => c.executor },
+                  { header: 'Pool', cell: (c) => c.pool },
+                  { header: 'Idle timeout', class: 'num', cell: (c) => formatDuration(c.idleTimeoutMs) },
+                  { header: 'Last used', cellProps: (c) => ({ title: formatDateTime(c.lastUsedAt) }), cell: (c) => (c.lastUsedAt ? formatAgo(c.lastUsedAt, now) : 'not yet') },
+                ]}
+              />
+            </div>
+          </>
+        )}
+      </QueryState>
     </section>
   );
 }

@@ -3,8 +3,11 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useClient, useQuery } from '@urql/preact';
 import { graphql, type ResultOf } from '../graphql';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { refetch } from '../api/client';
+import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge, terminalRunStatuses } from '../components/status';
+import { DataTable, type Column } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
@@ -57,6 +60,8 @@ type Domain = ResultOf<typeof RunRow>['domain'];
 const domains: Domain[] = ['experimentation', 'adhoc', 'production'];
 export const runStatuses: RunStatus[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
 const triggers: Trigger[] = ['DASHBOARD', 'API', 'CLI', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'];
+/** An enum value as a choice: QUEUED reads "Queued". */
+const word = (value: string) => ({ value, label: value.charAt(0) + value.slice(1).toLowerCase() });
 const rank = (s: RunStatus) => (s === 'QUEUED' ? 0 : s === 'RUNNING' ? 1 : 2);
 
 interface LiveChange {
@@ -145,6 +150,9 @@ export function RunsPage() {
   const hasNewer = Boolean(after) || Boolean(before && pageInfo?.hasPreviousPage);
   const hasOlder = Boolean(before) || Boolean(pageInfo?.hasNextPage);
   const filtered = Object.values(filterValues).some(Boolean);
+  const names = workflows.data?.workflows.map((w) => w.name) ?? [];
+  // a workflow named in the address but not (or not yet) listed stays choosable
+  const workflowNames = filterValues.workflow && !names.includes(filterValues.workflow) ? [filterValues.workflow, ...names] : names;
 
   return (
     <section aria-labelledby="runs-title">
@@ -155,51 +163,10 @@ export function RunsPage() {
         </Link>
       </div>
       <form class="filters" aria-label="Filter runs" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Workflow
-          <select value={filterValues.workflow} onChange={(e) => setFilter('workflow', e.currentTarget.value)}>
-            <option value="">All workflows</option>
-            {filterValues.workflow && !workflows.data?.workflows.some((w) => w.name === filterValues.workflow) && <option value={filterValues.workflow}>{filterValues.workflow}</option>}
-            {workflows.data?.workflows.map((w) => (
-              <option key={w.id} value={w.name}>
-                {w.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Status
-          <select value={filterValues.status} onChange={(e) => setFilter('status', e.currentTarget.value)}>
-            <option value="">Any status</option>
-            {runStatuses.map((s) => (
-              <option key={s} value={s}>
-                {s.charAt(0) + s.slice(1).toLowerCase()}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Trigger
-          <select value={filterValues.trigger} onChange={(e) => setFilter('trigger', e.currentTarget.value)}>
-            <option value="">Any trigger</option>
-            {triggers.map((t) => (
-              <option key={t} value={t}>
-                {t.charAt(0) + t.slice(1).toLowerCase()}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Domain
-          <select value={filterValues.domain} onChange={(e) => setFilter('domain', e.currentTarget.value)}>
-            <option value="">Any domain</option>
-            {domains.map((d) => (
-              <option key={d} value={d}>
-                {d}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField label="Workflow" value={filterValues.workflow} any="All workflows" options={workflowNames} onChange={(value) => setFilter('workflow', value)} />
+        <SelectField label="Status" value={filterValues.status} any="Any status" options={runStatuses.map(word)} onChange={(value) => setFilter('status', value)} />
+        <SelectField label="Trigger" value={filterValues.trigger} any="Any trigger" options={triggers.map(word)} onChange={(value) => setFilter('trigger', value)} />
+        <SelectField label="Domain" value={filterValues.domain} any="Any domain" options={domains} onChange={(value) => setFilter('domain', value)} />
         <label>
           Started by
           <input
@@ -224,77 +191,74 @@ export function RunsPage() {
         </p>
       )}
 
-      {result.error && !result.data ? (
-        <ErrorState title="Runs could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-      ) : !result.data ? (
-        <Loading label="Loading runs…" />
-      ) : rows.length === 0 ? (
-        <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
-          {filtered ? (
-            <p>
-              Try another filter, or <Link href="/runs">show all runs</Link>.
-            </p>
-          ) : (
-            <p>
-              Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
-            </p>
-          )}
-        </EmptyState>
-      ) : (
-        <>
-          <div class="table-wrap">
-            <table class="runs-table" aria-describedby="runs-caption">
-              <caption id="runs-caption" class="visually-hidden">
-                Runs, newest first; updates live.
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Workflow</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Trigger</th>
-                  <th scope="col">Started by</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Duration</th>
-                  <th scope="col">Run</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((run) => (
-                  <tr key={run.id} data-run-id={run.id} class="clickable" onClick={(e) => !(e.target as HTMLElement).closest('a') && navigate(`/runs/${run.id}`)}>
-                    <td>
-                      <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link> <span class="chip">{run.domain}</span>
-                      {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
-                    </td>
-                    <td>
-                      <StatusBadge status={run.status} />
-                    </td>
-                    <td>{run.trigger.toLowerCase()}</td>
-                    <td>{run.createdBy?.name ?? <span class="muted">—</span>}</td>
-                    <td>
-                      <Time iso={run.createdAt} />
-                    </td>
-                    <td class="num">{formatDuration(span(run.startedAt, run.finishedAt))}</td>
-                    <td>
-                      <code class="id">{run.id.slice(0, 8)}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <nav class="pager" aria-label="Pages of runs">
-            <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
-            <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
-            <span class="muted" aria-live="polite">
-              {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
-            </span>
-            <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
-          </nav>
-        </>
-      )}
+      <QueryState
+        data={result.data && rows}
+        error={result.error}
+        errorTitle="Runs could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading runs…"
+        empty={
+          <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
+            {filtered ? (
+              <p>
+                Try another filter, or <Link href="/runs">show all runs</Link>.
+              </p>
+            ) : (
+              <p>
+                Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
+              </p>
+            )}
+          </EmptyState>
+        }
+      >
+        {(rows) => (
+          <>
+            <DataTable
+              class="runs-table"
+              describedBy="runs-caption"
+              caption={
+                <caption id="runs-caption" class="visually-hidden">
+                  Runs, newest first; updates live.
+                </caption>
+              }
+              rows={rows}
+              rowKey={(run) => run.id}
+              rowHref={(run) => `/runs/${run.id}`}
+              rowProps={(run) => ({ 'data-run-id': run.id })}
+              columns={runColumns}
+            />
+            <nav class="pager" aria-label="Pages of runs">
+              <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
+              <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
+              <span class="muted" aria-live="polite">
+                {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
+              </span>
+              <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
+            </nav>
+          </>
+        )}
+      </QueryState>
     </section>
   );
 }
+
+const runColumns: Column<Run>[] = [
+  {
+    header: 'Workflow',
+    cell: (run) => (
+      <>
+        <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link> <span class="chip">{run.domain}</span>
+        {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
+      </>
+    ),
+  },
+  { header: 'Status', cell: (run) => <StatusBadge status={run.status} /> },
+  { header: 'Trigger', cell: (run) => run.trigger.toLowerCase() },
+  { header: 'Started by', cell: (run) => run.createdBy?.name ?? <span class="muted">—</span> },
+  { header: 'Created', cell: (run) => <Time iso={run.createdAt} /> },
+  { header: 'Duration', class: 'num', cell: (run) => formatDuration(span(run.startedAt, run.finishedAt)) },
+  { header: 'Run', cell: (run) => <code class="id">{run.id.slice(0, 8)}</code> },
+];
 
 function PagerLink({ enabled, href, label }: { enabled: boolean; href: string; label: string }) {
   if (!enabled) {

@@ -2,7 +2,9 @@
 // module. `cacheStats(since:)` counts tasks finished since a time, so a bucket is the difference of two of them.
 import { useClient, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { EmptyState, QueryState } from '../components/states';
+import { DataTable } from '../components/table';
+import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDuration, formatInteger } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -95,7 +97,6 @@ export function SavingsPage() {
   const [result, reexecute] = useQuery({ query: SAVINGS, variables: { since } });
   const overTime = useOverTime(range, refreshed);
   const data = result.data;
-  const totals = data ? sum(data.byTeam) : null;
   const refresh = () => {
     setRefreshed((n) => n + 1);
     reexecute({ requestPolicy: 'network-only' });
@@ -110,64 +111,62 @@ export function SavingsPage() {
       </div>
       <p class="lead">Tasks served from the cache instead of executing, and the execution time that spared.</p>
       <form class="filters" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          Period
-          <select value={range.id} onChange={(e) => navigate(withQuery({ range: e.currentTarget.value === '7d' ? null : e.currentTarget.value }), { replace: true })}>
-            {ranges.map((r) => (
-              <option key={r.id} value={r.id}>
-                {r.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField
+          label="Period"
+          value={range.id}
+          options={ranges.map((r) => ({ value: r.id, label: r.label }))}
+          onChange={(value) => navigate(withQuery({ range: value === '7d' ? null : value }), { replace: true })}
+        />
       </form>
-      {result.error && !data ? (
-        <ErrorState title="Savings could not be loaded" error={result.error} retry={refresh} />
-      ) : !data || !totals ? (
-        <Loading label="Loading savings…" />
-      ) : totals.hits + totals.misses === 0 ? (
-        <EmptyState title={`No cached tasks finished in the ${range.label.toLowerCase()}`}>
-          <p>Module tasks are cached by default: run a workflow twice with the same parameters and the second run’s tasks come from the cache.</p>
-        </EmptyState>
-      ) : (
-        <>
-          <dl class="summary stats" aria-label={`Cache use, ${range.label.toLowerCase()}`}>
-            <div>
-              <dt>Hit rate</dt>
-              <dd data-testid="hit-rate">{percent(rate(totals))}</dd>
+      <QueryState
+        data={data && { ...data, totals: sum(data.byTeam) }}
+        error={result.error}
+        errorTitle="Savings could not be loaded"
+        retry={refresh}
+        loading="Loading savings…"
+        isEmpty={({ totals }) => totals.hits + totals.misses === 0}
+        empty={
+          <EmptyState title={`No cached tasks finished in the ${range.label.toLowerCase()}`}>
+            <p>Module tasks are cached by default: run a workflow twice with the same parameters and the second run’s tasks come from the cache.</p>
+          </EmptyState>
+        }
+      >
+        {({ totals, byTeam, byWorkflow, byModule }) => (
+          <>
+            <dl class="summary stats" aria-label={`Cache use, ${range.label.toLowerCase()}`}>
+              <div>
+                <dt>Hit rate</dt>
+                <dd data-testid="hit-rate">{percent(rate(totals))}</dd>
+              </div>
+              <div>
+                <dt>Hits</dt>
+                <dd>{formatInteger(totals.hits)}</dd>
+              </div>
+              <div>
+                <dt>Executed</dt>
+                <dd>{formatInteger(totals.misses)}</dd>
+              </div>
+              <div>
+                <dt>Hours saved</dt>
+                <dd data-testid="hours-saved">{hours(totals.savedHours)}</dd>
+              </div>
+            </dl>
+            <div class="card">
+              <h2 class="card-title">
+                Over time <span class="muted">hours saved per {range.bucketMs === DAY ? 'day' : 'hour'}, with the hit rate</span>
+              </h2>
+              <QueryState data={overTime.buckets ?? undefined} error={overTime.error} errorTitle="The history could not be loaded" retry={refresh} loading="Loading the history…">
+                {(buckets) => <BucketChart buckets={buckets} daily={range.bucketMs === DAY} />}
+              </QueryState>
             </div>
-            <div>
-              <dt>Hits</dt>
-              <dd>{formatInteger(totals.hits)}</dd>
+            <div class="savings-groups">
+              <GroupTable title="By team" rows={byTeam} />
+              <GroupTable title="By workflow" rows={byWorkflow} />
+              <GroupTable title="By module" rows={byModule} />
             </div>
-            <div>
-              <dt>Executed</dt>
-              <dd>{formatInteger(totals.misses)}</dd>
-            </div>
-            <div>
-              <dt>Hours saved</dt>
-              <dd data-testid="hours-saved">{hours(totals.savedHours)}</dd>
-            </div>
-          </dl>
-          <div class="card">
-            <h2 class="card-title">
-              Over time <span class="muted">hours saved per {range.bucketMs === DAY ? 'day' : 'hour'}, with the hit rate</span>
-            </h2>
-            {overTime.error ? (
-              <ErrorState title="The history could not be loaded" error={overTime.error} retry={refresh} />
-            ) : !overTime.buckets ? (
-              <Loading label="Loading the history…" />
-            ) : (
-              <BucketChart buckets={overTime.buckets} daily={range.bucketMs === DAY} />
-            )}
-          </div>
-          <div class="savings-groups">
-            <GroupTable title="By team" rows={data.byTeam} />
-            <GroupTable title="By workflow" rows={data.byWorkflow} />
-            <GroupTable title="By module" rows={data.byModule} />
-          </div>
-        </>
-      )}
+          </>
+        )}
+      </QueryState>
     </section>
   );
 }
@@ -205,32 +204,27 @@ function GroupTable({ title, rows }: { title: string; rows: readonly Row[] }) {
   return (
     <div class="card">
       <h2 class="card-title">{title}</h2>
-      <div class="table-wrap">
-        <table aria-label={`Savings ${title.toLowerCase()}`}>
-          <thead>
-            <tr>
-              <th scope="col">{title.replace('By ', '').replace(/^./, (c) => c.toUpperCase())}</th>
-              <th scope="col">Hit rate</th>
-              <th scope="col">Hits</th>
-              <th scope="col">Executed</th>
-              <th scope="col">Saved</th>
-            </tr>
-          </thead>
-          <tbody>
-            {sorted.map((r) => (
-              <tr key={r.group} data-group={r.group}>
-                <td>{r.group}</td>
-                <td class="num">
-                  <meter min={0} max={1} value={r.hitRate} aria-hidden="true" /> {percent(r.hitRate)}
-                </td>
-                <td class="num">{formatInteger(r.hits)}</td>
-                <td class="num">{formatInteger(r.misses)}</td>
-                <td class="num">{hours(r.savedHours)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label={`Savings ${title.toLowerCase()}`}
+        rows={sorted}
+        rowKey={(r) => r.group}
+        rowProps={(r) => ({ 'data-group': r.group })}
+        columns={[
+          { header: title.replace('By ', '').replace(/^./, (c) => c.toUpperCase()), cell: (r) => r.group },
+          {
+            header: 'Hit rate',
+            class: 'num',
+            cell: (r) => (
+              <>
+                <meter min={0} max={1} value={r.hitRate} aria-hidden="true" /> {percent(r.hitRate)}
+              </>
+            ),
+          },
+          { header: 'Hits', class: 'num', cell: (r) => formatInteger(r.hits) },
+          { header: 'Executed', class: 'num', cell: (r) => formatInteger(r.misses) },
+          { header: 'Saved', class: 'num', cell: (r) => hours(r.savedHours) },
+        ]}
+      />
     </div>
   );
 }

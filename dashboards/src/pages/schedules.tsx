@@ -2,9 +2,10 @@
 // (with the runs they started); pause and resume in place.
 import { useMutation, useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
-import { errorMessage } from '../api/client';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { errorMessage, refetch } from '../api/client';
+import { EmptyState, FormError, QueryState } from '../components/states';
 import { StatusBadge } from '../components/status';
+import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { formatDateTime, Time } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -60,105 +61,107 @@ export function SchedulesPage() {
       <div class="page-header">
         <h1 id="schedules-title">Schedules</h1>
       </div>
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
-      {result.error && !schedules ? (
-        <ErrorState title="Schedules could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-      ) : !schedules ? (
-        <Loading label="Loading schedules…" />
-      ) : schedules.length === 0 ? (
-        <EmptyState title="No schedules yet">
-          <p>
-            Start a workflow on a cron schedule with <code>npx atelier schedule create WORKFLOW --cron "0 6 * * *"</code>.
-          </p>
-        </EmptyState>
-      ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Schedule</th>
-                <th scope="col">Workflow</th>
-                <th scope="col">Cron</th>
-                <th scope="col">Next fire times</th>
-                <th scope="col">Latest fires</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {schedules.map((s) => (
-                <tr key={s.id} data-schedule={s.name}>
-                  <td>
+      <FormError message={error} />
+      <QueryState
+        data={schedules}
+        error={result.error}
+        errorTitle="Schedules could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading schedules…"
+        empty={
+          <EmptyState title="No schedules yet">
+            <p>
+              Start a workflow on a cron schedule with <code>npx atelier schedule create WORKFLOW --cron "0 6 * * *"</code>.
+            </p>
+          </EmptyState>
+        }
+      >
+        {(schedules) => (
+          <DataTable
+            rows={schedules}
+            rowKey={(s) => s.id}
+            rowProps={(s) => ({ 'data-schedule': s.name })}
+            columns={[
+              {
+                header: 'Schedule',
+                cell: (s) => (
+                  <>
                     <strong>{s.name}</strong>
                     {s.paused && <span class="chip warn"> paused</span>}
                     <div class="row-message">
                       missed: {s.catchUp.toLowerCase()} · overlap: {s.overlap.toLowerCase().replace('_', ' ')}
                     </div>
-                  </td>
-                  <td>
-                    <Link href={`/workflows/${encodeURIComponent(s.workflow.name)}`}>{s.workflow.name}</Link>
-                  </td>
-                  <td>
+                  </>
+                ),
+              },
+              { header: 'Workflow', cell: (s) => <Link href={`/workflows/${encodeURIComponent(s.workflow.name)}`}>{s.workflow.name}</Link> },
+              {
+                header: 'Cron',
+                cell: (s) => (
+                  <>
                     <code>{s.cron}</code>
                     <div class="row-message">{s.timeZone}</div>
-                  </td>
-                  <td>
-                    {s.nextFireTimes.length === 0 ? (
-                      <span class="muted">{s.paused ? 'none while paused' : 'none'}</span>
-                    ) : (
-                      <ul class="plain" aria-label={`Next fire times of ${s.name}`}>
-                        {s.nextFireTimes.map((at) => (
-                          <li key={at}>
-                            <time dateTime={at} title={formatDateTime(at)}>
-                              {inZone(at, s.timeZone)}
-                            </time>
-                          </li>
-                        ))}
-                      </ul>
-                    )}
-                  </td>
-                  <td>
-                    {s.fires.length === 0 ? (
-                      <span class="muted">not fired yet</span>
-                    ) : (
-                      <ul class="plain">
-                        {s.fires.map((f) => (
-                          <li key={f.id} title={f.message ?? undefined}>
-                            <Time iso={f.fireTime} />{' '}
-                            {f.run ? (
-                              <Link href={`/runs/${f.run.id}`}>
-                                <StatusBadge status={f.run.status} />
-                              </Link>
-                            ) : (
-                              <span class="chip">{f.outcome.toLowerCase().replaceAll('_', ' ')}</span>
-                            )}
-                          </li>
-                        ))}
-                      </ul>
-                    )}
-                  </td>
-                  <td>
-                    <button
-                      type="button"
-                      class="button"
-                      disabled={pauseState.fetching || resumeState.fetching}
-                      onClick={() => toggle(s.id, s.paused)}
-                      aria-label={`${s.paused ? 'Resume' : 'Pause'} ${s.name}`}
-                    >
-                      {s.paused ? 'Resume' : 'Pause'}
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+                  </>
+                ),
+              },
+              {
+                header: 'Next fire times',
+                cell: (s) =>
+                  s.nextFireTimes.length === 0 ? (
+                    <span class="muted">{s.paused ? 'none while paused' : 'none'}</span>
+                  ) : (
+                    <ul class="plain" aria-label={`Next fire times of ${s.name}`}>
+                      {s.nextFireTimes.map((at) => (
+                        <li key={at}>
+                          <time dateTime={at} title={formatDateTime(at)}>
+                            {inZone(at, s.timeZone)}
+                          </time>
+                        </li>
+                      ))}
+                    </ul>
+                  ),
+              },
+              {
+                header: 'Latest fires',
+                cell: (s) =>
+                  s.fires.length === 0 ? (
+                    <span class="muted">not fired yet</span>
+                  ) : (
+                    <ul class="plain">
+                      {s.fires.map((f) => (
+                        <li key={f.id} title={f.message ?? undefined}>
+                          <Time iso={f.fireTime} />{' '}
+                          {f.run ? (
+                            <Link href={`/runs/${f.run.id}`}>
+                              <StatusBadge status={f.run.status} />
+                            </Link>
+                          ) : (
+                            <span class="chip">{f.outcome.toLowerCase().replaceAll('_', ' ')}</span>
+                          )}
+                        </li>
+                      ))}
+                    </ul>
+                  ),
+              },
+              {
+                header: 'Actions',
+                hideHeader: true,
+                cell: (s) => (
+                  <button
+                    type="button"
+                    class="button"
+                    disabled={pauseState.fetching || resumeState.fetching}
+                    onClick={() => toggle(s.id, s.paused)}
+                    aria-label={`${s.paused ? 'Resume' : 'Pause'} ${s.name}`}
+                  >
+                    {s.paused ? 'Resume' : 'Pause'}
+                  </button>
+                ),
+              },
+            ]}
+          />
+        )}
+      </QueryState>
     </section>
   );
 }

@@ -1,5 +1,6 @@
 // Sign in with an API token. It is checked against the API, then kept in this tab's session storage only.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { FormError } from '../components/states';
 import { useTitle } from '../lib/title';
 
 export function SignInPage({ message, onSignIn }: { message: string | null; onSignIn(token: string): Promise<void> }) {
@@ -52,11 +53,7 @@ export function SignInPage({ message, onSignIn }: { message: string | null; onSi
           <code>npm start</code> prints the admin token; it is also in <code>.atelier/admin-token</code>. The token stays in this browser tab and is never put in a
           URL.
         </p>
-        {error && (
-          <p id="token-error" class="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError id="token-error" message={error} />
         <button type="submit" class="button primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>

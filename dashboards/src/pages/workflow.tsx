@@ -2,15 +2,15 @@
 // schemas of the modules they feed), each task's module parameters, and its recent runs.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { useClient, useMutation, useQuery } from '@urql/preact';
-import { errorMessage } from '../api/client';
+import { errorMessage, refetch } from '../api/client';
 import { Dag, MAX_DRAWN_NODES } from '../components/dag';
-import { initialValues, ParamFields, type FormValues } from '../components/param-form';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { initialValues, ParameterTable, ParamFields, type FormValues } from '../components/param-form';
+import { FormError, Loading, NotFoundState, QueryState } from '../components/states';
 import { StatusBadge } from '../components/status';
 import { Time } from '../lib/format';
-import { asSpec, describeSchema, moduleRefsOf, parseInput, runParameterFields, schemaProperties, withTag, type SpecShape } from '../lib/run-form';
+import { asSpec, moduleRefsOf, parseFields, runParameterFields, schemaProperties, withTag, type SpecShape } from '../lib/run-form';
 import { useTitle } from '../lib/title';
-import { graphql } from '../graphql';
+import { graphql, type ResultOf } from '../graphql';
 import { Link, navigate } from '../router';
 
 const WORKFLOW = graphql(`
@@ -56,17 +56,24 @@ export default function WorkflowPage({ name }: { name: string }) {
     if (workflow && location.hash === '#start') document.getElementById('start')?.scrollIntoView();
   }, [Boolean(workflow)]);
 
-  if (result.error && !workflow) return <ErrorState title="This workflow could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />;
-  if (!result.data) return <Loading label="Loading the workflow…" />;
-  if (!workflow)
-    return (
-      <EmptyState title={`No workflow named “${name}”`}>
-        <p>
-          <Link href="/workflows">See all workflows</Link>.
-        </p>
-      </EmptyState>
-    );
+  return (
+    <QueryState
+      data={workflow}
+      error={result.error}
+      errorTitle="This workflow could not be loaded"
+      retry={refetch(reexecute)}
+      loading="Loading the workflow…"
+      empty={<NotFoundState title={`No workflow named “${name}”`} href="/workflows" link="See all workflows" />}
+    >
+      {(workflow) => <WorkflowView workflow={workflow} runs={result.data?.runs.edges ?? []} spec={spec} modules={modules} />}
+    </QueryState>
+  );
+}
 
+type WorkflowData = NonNullable<ResultOf<typeof WORKFLOW>['workflow']>;
+type RecentRuns = ResultOf<typeof WORKFLOW>['runs']['edges'];
+
+function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowData; runs: RecentRuns; spec: SpecShape; modules: ModuleSchemas }) {
   const tasks = spec.tasks ?? [];
   return (
     <section aria-labelledby="workflow-title">
@@ -114,11 +121,11 @@ export default function WorkflowPage({ name }: { name: string }) {
         </div>
         <div class="card">
           <h2 class="card-title">Recent runs</h2>
-          {result.data.runs.edges.length === 0 ? (
+          {runs.length === 0 ? (
             <p class="muted">No runs yet.</p>
           ) : (
             <ul class="plain-list">
-              {result.data.runs.edges.map(({ node }) => (
+              {runs.map(({ node }) => (
                 <li key={node.id}>
                   <Link href={`/runs/${node.id}`}>run {node.id.slice(0, 8)}</Link> <StatusBadge status={node.status} /> <span class="muted">{node.trigger.toLowerCase()} · </span>
                   <Time iso={node.createdAt} />
@@ -156,31 +163,15 @@ export default function WorkflowPage({ name }: { name: string }) {
                 {t.dependsOn?.length ? <span class="muted"> · after {t.dependsOn.join(', ')}</span> : null}
               </summary>
               {resolved && 'error' in resolved && <p class="error-text">{resolved.error}</p>}
-              {properties.length === 0 ? (
-                <p class="muted">{t.module ? 'The module declares no parameter schema.' : 'Not a module task.'}</p>
-              ) : (
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Parameter</th>
-                      <th scope="col">Accepts</th>
-                      <th scope="col">Value in the spec</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {properties.map((p) => (
-                      <tr key={p.name}>
-                        <td>
-                          <code>{p.name}</code>
-                          {p.required && <span class="muted"> (required)</span>}
-                        </td>
-                        <td>{describeSchema(p.schema)}</td>
-                        <td>{t.parameters && p.name in t.parameters ? <code>{JSON.stringify(t.parameters[p.name])}</code> : <span class="muted">module default</span>}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              )}
+              <ParameterTable
+                properties={properties}
+                nameHeader="Parameter"
+                last={{
+                  header: 'Value in the spec',
+                  cell: (p) => (t.parameters && p.name in t.parameters ? <code>{JSON.stringify(t.parameters[p.name])}</code> : <span class="muted">module default</span>),
+                }}
+                empty={<p class="muted">{t.module ? 'The module declares no parameter schema.' : 'Not a module task.'}</p>}
+              />
             </details>
           );
         })}
@@ -188,6 +179,8 @@ export default function WorkflowPage({ name }: { name: string }) {
     </section>
   );
 }
+
+type ModuleSchemas = ReturnType<typeof useModuleSchemas>;
 
 /** Resolves each module the spec names (as a run starting now would) to read its parameter schema. */
 function useModuleSchemas(spec: SpecShape) {
@@ -224,13 +217,7 @@ function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecSh
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    const parameters: Record<string, unknown> = {};
-    const nextErrors: Record<string, string> = {};
-    for (const f of fields) {
-      const parsed = parseInput(f, values[f.name] ?? '');
-      if (!parsed.ok) nextErrors[f.name] = parsed.error;
-      else if (!parsed.omit) parameters[f.name] = parsed.value;
-    }
+    const { parameters, errors: nextErrors } = parseFields(fields, values);
     setErrors(nextErrors);
     if (Object.keys(nextErrors).length) {
       document.getElementById(`start-${Object.keys(nextErrors)[0]}`)?.focus();
@@ -254,11 +241,7 @@ function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecSh
           if (errors[name]) setErrors({ ...errors, [name]: '' });
         }}
       />
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
       <button type="submit" class="button primary" disabled={state.fetching}>
         {state.fetching ? 'Starting…' : 'Start run'}
       </button>

@@ -1,11 +1,13 @@
 // The workflows list: every workflow with its domain, latest version and task count.
 import { useQuery } from '@urql/preact';
+import { refetch } from '../api/client';
 import { graphql } from '../graphql';
-import { EmptyState, ErrorState, Loading } from '../components/states';
+import { EmptyState, QueryState } from '../components/states';
+import { DataTable } from '../components/table';
 import { Time } from '../lib/format';
 import { asSpec } from '../lib/run-form';
 import { useTitle } from '../lib/title';
-import { Link, navigate } from '../router';
+import { Link } from '../router';
 
 const WORKFLOWS = graphql(`
   query Workflows {
@@ -30,63 +32,53 @@ export function WorkflowsPage() {
       <div class="page-header">
         <h1 id="workflows-title">Workflows</h1>
       </div>
-      {result.error && !workflows ? (
-        <ErrorState title="Workflows could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-      ) : !workflows ? (
-        <Loading label="Loading workflows…" />
-      ) : workflows.length === 0 ? (
-        <EmptyState title="No workflows yet">
-          <p>
-            Create one from a YAML spec with <code>npx atelier workflow create spec.yaml</code> (or the <code>createWorkflow</code> mutation).
-          </p>
-        </EmptyState>
-      ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Workflow</th>
-                <th scope="col">Domain</th>
-                <th scope="col">Version</th>
-                <th scope="col">Tasks</th>
-                <th scope="col">Parameters</th>
-                <th scope="col">Updated</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {workflows.map((w) => {
-                const spec = asSpec(w.latestVersion.spec);
-                const href = `/workflows/${encodeURIComponent(w.name)}`;
-                return (
-                  <tr key={w.id} class="clickable" onClick={(e) => !(e.target as HTMLElement).closest('a') && navigate(href)}>
-                    <td>
-                      <Link href={href}>{w.name}</Link>
-                      {w.description && <div class="row-message">{w.description}</div>}
-                    </td>
-                    <td>
-                      <span class={`chip domain-${w.domain}`}>{w.domain}</span>
-                    </td>
-                    <td class="num">v{w.latestVersion.version}</td>
-                    <td class="num">{spec.tasks?.length ?? 0}</td>
-                    <td>{Object.keys(spec.parameters ?? {}).join(', ') || <span class="muted">none</span>}</td>
-                    <td>
-                      <Time iso={w.latestVersion.createdAt} />
-                    </td>
-                    <td>
-                      <Link class="button small" href={`${href}#start`}>
-                        Start run…
-                      </Link>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <QueryState
+        data={workflows}
+        error={result.error}
+        errorTitle="Workflows could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading workflows…"
+        empty={
+          <EmptyState title="No workflows yet">
+            <p>
+              Create one from a YAML spec with <code>npx atelier workflow create spec.yaml</code> (or the <code>createWorkflow</code> mutation).
+            </p>
+          </EmptyState>
+        }
+      >
+        {(workflows) => (
+          <DataTable
+            rows={workflows.map((w) => ({ ...w, spec: asSpec(w.latestVersion.spec), href: `/workflows/${encodeURIComponent(w.name)}` }))}
+            rowKey={(w) => w.id}
+            rowHref={(w) => w.href}
+            columns={[
+              {
+                header: 'Workflow',
+                cell: (w) => (
+                  <>
+                    <Link href={w.href}>{w.name}</Link>
+                    {w.description && <div class="row-message">{w.description}</div>}
+                  </>
+                ),
+              },
+              { header: 'Domain', cell: (w) => <span class={`chip domain-${w.domain}`}>{w.domain}</span> },
+              { header: 'Version', class: 'num', cell: (w) => `v${w.latestVersion.version}` },
+              { header: 'Tasks', class: 'num', cell: (w) => w.spec.tasks?.length ?? 0 },
+              { header: 'Parameters', cell: (w) => Object.keys(w.spec.parameters ?? {}).join(', ') || <span class="muted">none</span> },
+              { header: 'Updated', cell: (w) => <Time iso={w.latestVersion.createdAt} /> },
+              {
+                header: 'Actions',
+                hideHeader: true,
+                cell: (w) => (
+                  <Link class="button small" href={`${w.href}#start`}>
+                    Start run…
+                  </Link>
+                ),
+              },
+            ]}
+          />
+        )}
+      </QueryState>
     </section>
   );
 }

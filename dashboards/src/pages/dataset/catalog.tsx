@@ -3,6 +3,7 @@
 import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage } from '../../api/client';
+import { FormError } from '../../components/states';
 import { formatDateTime, Time } from '../../lib/format';
 import { PUBLISH, WITHDRAW, type DatasetData } from './documents';
 
@@ -91,11 +92,7 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
           </button>
         </form>
       )}
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
     </div>
   );
 }

@@ -2,9 +2,10 @@
 // decision by the request's own author (or by someone outside the owning team), and its message is shown as is.
 import { useMutation, useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
-import { errorMessage } from '../../api/client';
+import { errorMessage, refetch } from '../../api/client';
 import { LabelChips } from '../../components/label-chips';
-import { ErrorState, Loading } from '../../components/states';
+import { FormError, QueryState } from '../../components/states';
+import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
 import { DECIDE, DECLASSIFICATIONS } from './documents';
 
@@ -13,12 +14,13 @@ export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string
   const [decideState, decide] = useMutation(DECIDE);
   const [error, setError] = useState<string | null>(null);
   const pending = result.data?.declassifications.filter((d) => d.dataset === dataset);
+  const refresh = refetch(reexecute);
 
   const doDecide = async (id: string, approve: boolean) => {
     setError(null);
     const r = await decide({ id, approve });
     if (r.error) return setError(errorMessage(r.error));
-    reexecute({ requestPolicy: 'network-only' });
+    refresh();
     onDecided();
   };
 
@@ -27,66 +29,56 @@ export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string
       <h2 class="card-title" id="declassifications-title">
         Declassification requests
       </h2>
-      {result.error && !pending ? (
-        <ErrorState title="Declassification requests could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />
-      ) : !pending ? (
-        <Loading label="Loading declassification requests…" />
-      ) : pending.length === 0 ? (
-        <p class="muted">
-          None waiting. Ask for one with <code>npx atelier declassify request</code>; someone other than the author decides it.
-        </p>
-      ) : (
-        <div class="table-wrap">
-          <table aria-label="Pending declassifications">
-            <thead>
-              <tr>
-                <th scope="col">Column</th>
-                <th scope="col">From</th>
-                <th scope="col">To</th>
-                <th scope="col">Why</th>
-                <th scope="col">Asked</th>
-                <th scope="col">
-                  <span class="visually-hidden">Decision</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {pending.map((d) => (
-                <tr key={d.id} data-declassification={d.id}>
-                  <th scope="row">
-                    <code>{d.column}</code>
-                  </th>
-                  <td>
-                    <LabelChips label={d.from} />
-                  </td>
-                  <td>
-                    <LabelChips label={d.to} />
-                  </td>
-                  <td>{d.reason}</td>
-                  <td>
+      <QueryState
+        data={pending}
+        error={result.error}
+        errorTitle="Declassification requests could not be loaded"
+        retry={refresh}
+        loading="Loading declassification requests…"
+        empty={
+          <p class="muted">
+            None waiting. Ask for one with <code>npx atelier declassify request</code>; someone other than the author decides it.
+          </p>
+        }
+      >
+        {(pending) => (
+          <DataTable
+            label="Pending declassifications"
+            rows={pending}
+            rowKey={(d) => d.id}
+            rowProps={(d) => ({ 'data-declassification': d.id })}
+            columns={[
+              { header: 'Column', rowHeader: true, cell: (d) => <code>{d.column}</code> },
+              { header: 'From', cell: (d) => <LabelChips label={d.from} /> },
+              { header: 'To', cell: (d) => <LabelChips label={d.to} /> },
+              { header: 'Why', cell: (d) => d.reason },
+              {
+                header: 'Asked',
+                cell: (d) => (
+                  <>
                     {d.requestedBy.name}, <Time iso={d.createdAt} />
-                  </td>
-                  <td>
-                    <span class="button-row">
-                      <button type="button" class="button primary small" disabled={decideState.fetching} onClick={() => doDecide(d.id, true)} aria-label={`Approve declassifying ${d.column}`}>
-                        Approve
-                      </button>
-                      <button type="button" class="button small" disabled={decideState.fetching} onClick={() => doDecide(d.id, false)} aria-label={`Reject declassifying ${d.column}`}>
-                        Reject
-                      </button>
-                    </span>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
+                  </>
+                ),
+              },
+              {
+                header: 'Decision',
+                hideHeader: true,
+                cell: (d) => (
+                  <span class="button-row">
+                    <button type="button" class="button primary small" disabled={decideState.fetching} onClick={() => doDecide(d.id, true)} aria-label={`Approve declassifying ${d.column}`}>
+                      Approve
+                    </button>
+                    <button type="button" class="button small" disabled={decideState.fetching} onClick={() => doDecide(d.id, false)} aria-label={`Reject declassifying ${d.column}`}>
+                      Reject
+                    </button>
+                  </span>
+                ),
+              },
+            ]}
+          />
+        )}
+      </QueryState>
+      <FormError message={error} />
     </div>
   );
 }

@@ -2,7 +2,9 @@
 // withdraw, a preview of its sample rows at the viewer's clearance, and the declassifications waiting on it.
 import { useQuery } from '@urql/preact';
 import { LabelChips } from '../../components/label-chips';
-import { EmptyState, ErrorState, Loading } from '../../components/states';
+import { refetch } from '../../api/client';
+import { NotFoundState, QueryState } from '../../components/states';
+import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
 import { useTitle } from '../../lib/title';
 import { Link } from '../../router';
@@ -15,36 +17,35 @@ import { PreviewPanel } from './preview';
 export default function DatasetPage({ fullName }: { fullName: string }) {
   useTitle(fullName);
   const [result, reexecute] = useQuery({ query: DATASET, variables: { name: fullName } });
-  const dataset = result.data?.dataset;
-  const refresh = () => reexecute({ requestPolicy: 'network-only' });
-  if (result.error && !dataset) return <ErrorState title="This dataset could not be loaded" error={result.error} retry={refresh} />;
-  if (!result.data) return <Loading label="Loading the dataset…" />;
-  if (!dataset)
-    return (
-      <EmptyState title={`No dataset named “${fullName}”`}>
-        <p>
-          <Link href="/datasets">See all datasets</Link>.
-        </p>
-      </EmptyState>
-    );
-  const unclassified = dataset.columns.filter((c) => c.needsClassification).length;
+  const refresh = refetch(reexecute);
   return (
-    <section aria-labelledby="dataset-title">
-      <nav class="breadcrumbs" aria-label="Breadcrumbs">
-        <Link href="/datasets">Datasets</Link> <span aria-hidden="true">/</span> <span>{dataset.fullName}</span>
-      </nav>
-      <div class="page-header">
-        <h1 id="dataset-title">
-          {dataset.fullName} <span class={`chip domain-${dataset.domain as DomainName}`}>{dataset.domain}</span>
-        </h1>
-      </div>
-      {dataset.description && <p class="lead">{dataset.description}</p>}
-      <ColumnsCard dataset={dataset} unclassified={unclassified} />
-      <CatalogPanel dataset={dataset} onChange={refresh} />
-      <PreviewPanel name={dataset.fullName} />
-      <DeclassificationsPanel dataset={dataset.fullName} onDecided={refresh} />
-      <VersionsCard versions={dataset.versions} />
-    </section>
+    <QueryState
+      data={result.data?.dataset}
+      error={result.error}
+      errorTitle="This dataset could not be loaded"
+      retry={refresh}
+      loading="Loading the dataset…"
+      empty={<NotFoundState title={`No dataset named “${fullName}”`} href="/datasets" link="See all datasets" />}
+    >
+      {(dataset) => (
+        <section aria-labelledby="dataset-title">
+          <nav class="breadcrumbs" aria-label="Breadcrumbs">
+            <Link href="/datasets">Datasets</Link> <span aria-hidden="true">/</span> <span>{dataset.fullName}</span>
+          </nav>
+          <div class="page-header">
+            <h1 id="dataset-title">
+              {dataset.fullName} <span class={`chip domain-${dataset.domain as DomainName}`}>{dataset.domain}</span>
+            </h1>
+          </div>
+          {dataset.description && <p class="lead">{dataset.description}</p>}
+          <ColumnsCard dataset={dataset} unclassified={dataset.columns.filter((c) => c.needsClassification).length} />
+          <CatalogPanel dataset={dataset} onChange={refresh} />
+          <PreviewPanel name={dataset.fullName} />
+          <DeclassificationsPanel dataset={dataset.fullName} onDecided={refresh} />
+          <VersionsCard versions={dataset.versions} />
+        </section>
+      )}
+    </QueryState>
   );
 }
 
@@ -59,40 +60,31 @@ function ColumnsCard({ dataset, unclassified }: { dataset: DatasetData; unclassi
           </span>
         )}
       </h2>
-      <div class="table-wrap">
-        <table aria-label={`Columns of ${dataset.fullName}`}>
-          <thead>
-            <tr>
-              <th scope="col">Column</th>
-              <th scope="col">Type</th>
-              <th scope="col">Classification</th>
-              <th scope="col">Derived from lineage</th>
-            </tr>
-          </thead>
-          <tbody>
-            {dataset.columns.map((c) => (
-              <tr key={c.name} data-column={c.name} class={c.needsClassification ? 'needs-label' : undefined}>
-                <th scope="row">
-                  <code>{c.name}</code>
-                </th>
-                <td>
-                  <code>{c.type}</code>
-                </td>
-                <td>
-                  <LabelChips label={c.label} />
-                  {c.needsClassification && (
-                    <span class="row-message" data-testid="needs-classification">
-                      {' '}
-                      needs classification: treated as above RESTRICTED until labelled
-                    </span>
-                  )}
-                </td>
-                <td>{c.computedLabel ? <LabelChips label={c.computedLabel} /> : <span class="muted">—</span>}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label={`Columns of ${dataset.fullName}`}
+        rows={dataset.columns}
+        rowKey={(c) => c.name}
+        rowProps={(c) => ({ 'data-column': c.name, class: c.needsClassification ? 'needs-label' : undefined })}
+        columns={[
+          { header: 'Column', rowHeader: true, cell: (c) => <code>{c.name}</code> },
+          { header: 'Type', cell: (c) => <code>{c.type}</code> },
+          {
+            header: 'Classification',
+            cell: (c) => (
+              <>
+                <LabelChips label={c.label} />
+                {c.needsClassification && (
+                  <span class="row-message" data-testid="needs-classification">
+                    {' '}
+                    needs classification: treated as above RESTRICTED until labelled
+                  </span>
+                )}
+              </>
+            ),
+          },
+          { header: 'Derived from lineage', cell: (c) => (c.computedLabel ? <LabelChips label={c.computedLabel} /> : <span class="muted">—</span>) },
+        ]}
+      />
     </div>
   );
 }
@@ -102,32 +94,16 @@ function VersionsCard({ versions }: { versions: DatasetData['versions'] }) {
   return (
     <div class="card">
       <h2 class="card-title">Versions</h2>
-      <div class="table-wrap">
-        <table aria-label="Versions">
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Digest</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {newestFirst.map((v) => (
-              <tr key={v.version}>
-                <th scope="row" class="num">
-                  {v.version}
-                </th>
-                <td>
-                  <code class="id">{v.digest}</code>
-                </td>
-                <td>
-                  <Time iso={v.createdAt} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        label="Versions"
+        rows={newestFirst}
+        rowKey={(v) => v.version}
+        columns={[
+          { header: 'Version', rowHeader: true, class: 'num', cell: (v) => v.version },
+          { header: 'Digest', cell: (v) => <code class="id">{v.digest}</code> },
+          { header: 'Created', cell: (v) => <Time iso={v.createdAt} /> },
+        ]}
+      />
     </div>
   );
 }

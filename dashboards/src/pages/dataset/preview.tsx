@@ -1,7 +1,10 @@
 // Sample rows at the viewer's clearance: only the columns the API returns are drawn, the withheld ones are named
 // above the table, and grouping (over readable columns only) shows a count per value instead of rows.
 import { useQuery } from '@urql/preact';
-import { ErrorState, Loading } from '../../components/states';
+import { refetch } from '../../api/client';
+import { QueryState } from '../../components/states';
+import { DataTable } from '../../components/table';
+import { SelectField } from '../../components/select-field';
 import { formatInteger } from '../../lib/format';
 import { navigate, useLocation, withQuery } from '../../router';
 import { PREVIEW } from './documents';
@@ -23,110 +26,74 @@ export function PreviewPanel({ name }: { name: string }) {
       <h2 class="card-title" id="preview-title">
         Preview
       </h2>
-      {rowsResult.error && !preview ? (
-        <ErrorState title="The preview could not be loaded" error={rowsResult.error} retry={() => reexecuteRows({ requestPolicy: 'network-only' })} />
-      ) : !preview ? (
-        <Loading label="Loading the preview…" />
-      ) : (
-        <>
-          {preview.withheld.length > 0 && (
-            <p class="banner warn" role="note" data-testid="withheld">
-              Withheld at your clearance: {preview.withheld.join(', ')}
-            </p>
-          )}
-          {preview.columns.length === 0 ? (
-            <p class="muted">No column of this dataset is readable at your clearance.</p>
-          ) : (
-            <>
-              <form class="filters" aria-label="Preview options" onSubmit={(e) => e.preventDefault()}>
-                <label>
-                  Group by
-                  <select value={groupBy ?? ''} onChange={(e) => navigate(withQuery({ group: e.currentTarget.value || null }), { replace: true })}>
-                    <option value="">No grouping (sample rows)</option>
-                    {preview.columns.map((c) => (
-                      <option key={c} value={c}>
-                        {c}
-                      </option>
-                    ))}
-                  </select>
-                </label>
-              </form>
-              {!groupBy ? (
-                <RowsTable columns={preview.columns} rows={preview.rows} />
-              ) : groupsResult.error && !groups ? (
-                <ErrorState title="The groups could not be counted" error={groupsResult.error} retry={() => reexecuteGroups({ requestPolicy: 'network-only' })} />
-              ) : !groups ? (
-                <Loading label="Counting…" />
-              ) : (
-                <GroupsTable column={groupBy} groups={groups} />
-              )}
-            </>
-          )}
-        </>
-      )}
+      <QueryState data={preview} error={rowsResult.error} errorTitle="The preview could not be loaded" retry={refetch(reexecuteRows)} loading="Loading the preview…">
+        {(preview) => (
+          <>
+            {preview.withheld.length > 0 && (
+              <p class="banner warn" role="note" data-testid="withheld">
+                Withheld at your clearance: {preview.withheld.join(', ')}
+              </p>
+            )}
+            {preview.columns.length === 0 ? (
+              <p class="muted">No column of this dataset is readable at your clearance.</p>
+            ) : (
+              <>
+                <form class="filters" aria-label="Preview options" onSubmit={(e) => e.preventDefault()}>
+                  <SelectField
+                    label="Group by"
+                    value={groupBy ?? ''}
+                    any="No grouping (sample rows)"
+                    options={preview.columns}
+                    onChange={(value) => navigate(withQuery({ group: value || null }), { replace: true })}
+                  />
+                </form>
+                {!groupBy ? (
+                  <RowsTable columns={preview.columns} rows={preview.rows} />
+                ) : (
+                  <QueryState data={groups} error={groupsResult.error} errorTitle="The groups could not be counted" retry={refetch(reexecuteGroups)} loading="Counting…">
+                    {(groups) => <GroupsTable column={groupBy} groups={groups} />}
+                  </QueryState>
+                )}
+              </>
+            )}
+          </>
+        )}
+      </QueryState>
     </div>
   );
 }
 
 function RowsTable({ columns, rows }: { columns: readonly string[]; rows: readonly unknown[] }) {
-  if (rows.length === 0) return <p class="muted">No sample rows (give them with createDataset’s sample).</p>;
   return (
-    <div class="table-wrap">
-      <table aria-label="Sample rows">
-        <thead>
-          <tr>
-            {columns.map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row, i) => (
-            <tr key={i}>
-              {columns.map((c) => (
-                <td key={c}>
-                  <Value value={(row as Record<string, unknown>)[c]} />
-                </td>
-              ))}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <p class="hint">
-        {rows.length} sample row{rows.length === 1 ? '' : 's'}
-        {rows.length === ROWS ? ` (the first ${ROWS})` : ''}.
-      </p>
-    </div>
+    <DataTable
+      label="Sample rows"
+      rows={rows}
+      rowKey={(_, i) => i}
+      columns={columns.map((c) => ({ header: c, cell: (row: unknown) => <Value value={(row as Record<string, unknown>)[c]} /> }))}
+      empty={<p class="muted">No sample rows (give them with createDataset’s sample).</p>}
+      footer={
+        <p class="hint">
+          {rows.length} sample row{rows.length === 1 ? '' : 's'}
+          {rows.length === ROWS ? ` (the first ${ROWS})` : ''}.
+        </p>
+      }
+    />
   );
 }
 
 function GroupsTable({ column, groups }: { column: string; groups: readonly { key: unknown; count: number }[] }) {
   return (
-    <div class="table-wrap">
-      <table aria-label={`Rows per ${column}`}>
-        <thead>
-          <tr>
-            <th scope="col">{column}</th>
-            <th scope="col" class="num">
-              Rows
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          {groups.map((g, i) => (
-            <tr key={i} data-group-count={g.count}>
-              <th scope="row">
-                <Value value={(g.key as Record<string, unknown>)[column]} />
-              </th>
-              <td class="num">{formatInteger(g.count)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {groups.length === GROUPS && <p class="hint">The {GROUPS} largest groups.</p>}
-    </div>
+    <DataTable
+      label={`Rows per ${column}`}
+      rows={groups}
+      rowKey={(_, i) => i}
+      rowProps={(g) => ({ 'data-group-count': g.count })}
+      columns={[
+        { header: column, rowHeader: true, cell: (g) => <Value value={(g.key as Record<string, unknown>)[column]} /> },
+        { header: 'Rows', headerClass: 'num', class: 'num', cell: (g) => formatInteger(g.count) },
+      ]}
+      footer={groups.length === GROUPS && <p class="hint">The {GROUPS} largest groups.</p>}
+    />
   );
 }
 

@@ -3,8 +3,9 @@ import { useMemo, useState } from 'preact/hooks';
 import { useMutation } from '@urql/preact';
 import { errorMessage } from '../../api/client';
 import { initialValues, ParamFields, type FormValues } from '../../components/param-form';
+import { FormError } from '../../components/states';
 import { terminalRunStatuses } from '../../components/status';
-import { asSpec, parseInput, runParameterFields } from '../../lib/run-form';
+import { asSpec, parseFields, runParameterFields } from '../../lib/run-form';
 import { navigate } from '../../router';
 import { CANCEL_RUN, CLONE_RUN, RERUN_RUN } from './documents';
 import type { RunData, RunStatus, TaskView } from './store';
@@ -64,11 +65,7 @@ export function RunActions({ run, status, tasks }: { run: RunData; status: RunSt
           </button>
         )}
       </div>
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
       {cloning && <CloneForm run={run} tasks={tasks} onClose={() => setCloning(false)} />}
     </div>
   );
@@ -92,13 +89,7 @@ function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; o
 
   const submit = async (event: Event) => {
     event.preventDefault();
-    const parameters: Record<string, unknown> = {};
-    const nextErrors: Record<string, string> = {};
-    for (const f of fields) {
-      const parsed = parseInput(f, values[f.name] ?? '');
-      if (!parsed.ok) nextErrors[f.name] = parsed.error;
-      else if (!parsed.omit) parameters[f.name] = parsed.value;
-    }
+    const { parameters, errors: nextErrors } = parseFields(fields, values);
     setErrors(nextErrors);
     if (Object.keys(nextErrors).length) return;
     setError(null);
@@ -114,11 +105,7 @@ function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; o
       </h2>
       <p class="hint">The clone runs workflow version {run.workflowVersion.version} with the same pinned module versions; change any parameter below.</p>
       <ParamFields fields={fields} values={values} errors={errors} idPrefix="clone" onChange={(name, value) => setValues({ ...values, [name]: value })} />
-      {error && (
-        <p class="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
       <div class="button-row">
         <button type="submit" class="button primary" disabled={state.fetching}>
           {state.fetching ? 'Starting…' : 'Start clone'}

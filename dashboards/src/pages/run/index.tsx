@@ -5,7 +5,9 @@ import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import { useClient, useQuery } from '@urql/preact';
 import { Dag, MAX_DRAWN_NODES, type DagNode } from '../../components/dag';
-import { EmptyState, ErrorState, Loading } from '../../components/states';
+import { refetch as refetchNow } from '../../api/client';
+import { NotFoundState, QueryState } from '../../components/states';
+import { Table } from '../../components/table';
 import { StatusBadge, terminalRunStatuses } from '../../components/status';
 import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
 import { useNow, useThrottled } from '../../lib/hooks';
@@ -13,7 +15,7 @@ import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { RUN, RUN_EVENTS } from './documents';
 import { RunActions } from './actions';
-import { fromCache, RunStore, waitingReasonOf, waitingStatuses, type TaskView } from './store';
+import { fromCache, RunStore, waitingReasonOf, waitingStatuses, type RunData, type RunStatus, type TaskView } from './store';
 import { TaskPanel } from './task-panel';
 
 export default function RunPage({ id }: { id: string }) {
@@ -59,18 +61,37 @@ export default function RunPage({ id }: { id: string }) {
   const now = useNow(1000, Boolean(status && !terminalRunStatuses.has(status)));
   useTitle(run ? `${run.workflow.name} run ${run.id.slice(0, 8)}` : 'Run');
 
-  if (result.error && !run) return <ErrorState title="This run could not be loaded" error={result.error} retry={() => reexecute({ requestPolicy: 'network-only' })} />;
-  if (!result.data) return <Loading label="Loading the run…" />;
-  if (!run || !status) {
-    return (
-      <EmptyState title="No such run">
-        <p>
-          There is no run with id <code>{id}</code>. <Link href="/runs">See all runs</Link>.
-        </p>
-      </EmptyState>
-    );
-  }
+  return (
+    <QueryState
+      data={result.data && (run && status ? { run, status } : null)}
+      error={result.error}
+      errorTitle="This run could not be loaded"
+      retry={refetchNow(reexecute)}
+      loading="Loading the run…"
+      empty={
+        <NotFoundState title="No such run" href="/runs" link="See all runs">
+          There is no run with id <code>{id}</code>
+          {'. '}
+        </NotFoundState>
+      }
+    >
+      {({ run, status }) => <RunView store={store} version={version} run={run} status={status} tasks={tasks} selected={selected} now={now} liveError={liveError} />}
+    </QueryState>
+  );
+}
 
+interface RunViewProps {
+  store: RunStore;
+  version: number;
+  run: RunData;
+  status: RunStatus;
+  tasks: TaskView[];
+  selected: string | null;
+  now: number;
+  liveError: string | null;
+}
+
+function RunView({ store, version, run, status, tasks, selected, now, liveError }: RunViewProps) {
   const selectedTask = selected ? (tasks.find((t) => t.node === selected) ?? null) : null;
   const select = (node: string | null) => navigate(withQuery({ task: node }), { replace: true });
   const nodes: DagNode[] = tasks.map((t) => ({
@@ -203,30 +224,17 @@ function summarize(tasks: TaskView[]): string {
   return parts.join(' · ');
 }
 
+// A task's row is a component of its own (below), so that a live change re-renders that row alone.
+const taskColumns = ['Task', 'Status', 'Attempt', 'Module', 'Started', 'Duration', 'Message'].map((header) => ({ header }));
+
 function TaskTable({ tasks, selected, onSelect, now }: { tasks: TaskView[]; selected: string | null; onSelect(node: string): void; now: number }) {
   const shown = tasks.slice(0, 2000);
   return (
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Task</th>
-            <th scope="col">Status</th>
-            <th scope="col">Attempt</th>
-            <th scope="col">Module</th>
-            <th scope="col">Started</th>
-            <th scope="col">Duration</th>
-            <th scope="col">Message</th>
-          </tr>
-        </thead>
-        <tbody>
-          {shown.map((t) => (
-            <TaskRow key={t.node} task={t} selected={selected === t.node} onSelect={onSelect} now={t.finishedAt ? 0 : now} />
-          ))}
-        </tbody>
-      </table>
-      {tasks.length > shown.length && <p class="muted">Showing the first {shown.length} of {tasks.length} tasks.</p>}
-    </div>
+    <Table columns={taskColumns} footer={tasks.length > shown.length && <p class="muted">Showing the first {shown.length} of {tasks.length} tasks.</p>}>
+      {shown.map((t) => (
+        <TaskRow key={t.node} task={t} selected={selected === t.node} onSelect={onSelect} now={t.finishedAt ? 0 : now} />
+      ))}
+    </Table>
   );
 }
 

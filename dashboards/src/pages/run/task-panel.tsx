@@ -4,6 +4,7 @@ import { useClient } from '@urql/preact';
 import { LogView } from '../../components/log-view';
 import { MetricCharts } from '../../components/metric-charts';
 import { StatusBadge, terminalTaskStatuses } from '../../components/status';
+import { DataTable } from '../../components/table';
 import { formatDateTime, formatDuration, span } from '../../lib/format';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { TASK_LOGS } from './documents';
@@ -245,37 +246,21 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
       <h3>Attempts</h3>
       {task.attempts === null ? (
         <p class="muted">{WITHHELD}</p>
-      ) : task.attempts.length === 0 ? (
-        <p class="muted">{hit ? 'None: it did not execute.' : 'No attempt has ended yet.'}</p>
       ) : (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">Outcome</th>
-                <th scope="col">Host</th>
-                <th scope="col">Started</th>
-                <th scope="col">Finished</th>
-                <th scope="col">Duration</th>
-                <th scope="col">Reason</th>
-              </tr>
-            </thead>
-            <tbody>
-              {task.attempts.map((a) => (
-                <tr key={a.attempt}>
-                  <td class="num">{a.attempt}</td>
-                  <td>{a.state ? <StatusBadge status={a.state} /> : <StatusBadge status="RUNNING" />}</td>
-                  <td>{a.host ?? '—'}</td>
-                  <td>{formatDateTime(a.startedAt)}</td>
-                  <td>{formatDateTime(a.finishedAt)}</td>
-                  <td class="num">{formatDuration(a.durationMs)}</td>
-                  <td class="row-message">{[a.reason, a.message].filter(Boolean).join(': ')}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          rows={task.attempts}
+          rowKey={(a) => a.attempt}
+          empty={<p class="muted">{hit ? 'None: it did not execute.' : 'No attempt has ended yet.'}</p>}
+          columns={[
+            { header: '#', class: 'num', cell: (a) => a.attempt },
+            { header: 'Outcome', cell: (a) => (a.state ? <StatusBadge status={a.state} /> : <StatusBadge status="RUNNING" />) },
+            { header: 'Host', cell: (a) => a.host ?? '—' },
+            { header: 'Started', cell: (a) => formatDateTime(a.startedAt) },
+            { header: 'Finished', cell: (a) => formatDateTime(a.finishedAt) },
+            { header: 'Duration', class: 'num', cell: (a) => formatDuration(a.durationMs) },
+            { header: 'Reason', class: 'row-message', cell: (a) => [a.reason, a.message].filter(Boolean).join(': ') },
+          ]}
+        />
       )}
     </div>
   );
