@@ -15,7 +15,8 @@ import { clusterCommand, listExecutors } from './cluster';
 import { moduleCommand, teamCommands } from './modules';
 import { scheduleCommand } from './schedule';
 import { cacheCommand } from './cache';
-import { auditCommand, datasetCommand, declassifyCommand } from './governance';
+import { datasetCommand } from './dataset';
+import { auditCommand, declassifyCommand } from './governance';
 
 interface GlobalOptions {
   url: string;

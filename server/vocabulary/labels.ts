@@ -12,6 +12,7 @@ export interface Label {
 
 /** A category is an upper-case word: `PII`, `CUSTOMER_DATA`. */
 const categoryRe = /^[A-Z][A-Z0-9_]{0,63}$/;
+export const isCategoryName = (category: string) => categoryRe.test(category);
 
 /** Categories as stored: upper-cased, deduplicated and sorted, with the ones that are not category names set apart. */
 export function normaliseCategories(raw: string[]): { categories: string[]; bad: string[] } {
