@@ -5,7 +5,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
-import type { Bus, Delivery, Subscription } from '../server/bus/types';
+import { BUS_DEFAULTS } from './bus/defaults';
+import type { Bus, Delivery, Subscription } from './bus/types';
 import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskOutcome } from './protocol';
 import type { ExecutorRegistry } from './registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from './sdk';
@@ -92,7 +93,7 @@ const safePathPart = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
 export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   const { bus, registry, artifacts } = options;
   const host = options.hostName ?? hostname();
-  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const ackWaitMs = options.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
   const heartbeatEveryMs = Math.max(1, Math.min(options.heartbeatMs ?? 5_000, ackWaitMs / 3));
   const maxConcurrency = Math.max(1, options.maxConcurrency ?? availableParallelism());
   const logBatch = options.logBatch ?? { bytes: 64 * 1024, ms: 250 };

@@ -12,9 +12,10 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { connect, createInbox, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
+import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
+import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
+import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import { Batcher, retryDelayMs, taskConsumerName } from './util';
-import type { Bus, Delivery, Subscription } from './types';
 
 export interface JetStreamBusOptions {
   /** nats://host:port, or several separated by commas. */
@@ -32,12 +33,6 @@ export interface JetStreamBusOptions {
   eventMaxAgeMs?: number;
 }
 
-const DEFAULT_DEDUPE_WINDOW_MS = 2 * 60_000;
-const DEFAULT_EVENT_MAX_AGE_MS = 7 * 24 * 3_600_000;
-const DEFAULT_ACK_WAIT_MS = 30_000;
-const DEFAULT_TASK_IN_FLIGHT = 1;
-const DEFAULT_EVENT_IN_FLIGHT = 1_000;
-const DEFAULT_MAX_BATCH = 256;
 // Flow control is per subscription, on the client; the server-side cap only guards against a runaway client.
 const SERVER_MAX_ACK_PENDING = 20_000;
 const PULL_EXPIRES_MS = 30_000;
@@ -54,8 +49,11 @@ const API_WORKQUEUE_CONSUMER_NOT_UNIQUE = 10100;
 
 export async function createJetStreamBus(options: JetStreamBusOptions): Promise<Bus> {
   const prefix = options.streamPrefix === undefined ? undefined : subjectToken(options.streamPrefix);
-  const root = prefix ?? 'atelier';
-  const streams = { tasks: prefix ? `${prefix}_TASKS` : 'TASKS', events: prefix ? `${prefix}_EVENTS` : 'EVENTS' };
+  const root = prefix ?? BUS_NAMES.root;
+  const streams = {
+    tasks: prefix ? `${prefix}_${BUS_NAMES.tasksStream}` : BUS_NAMES.tasksStream,
+    events: prefix ? `${prefix}_${BUS_NAMES.eventsStream}` : BUS_NAMES.eventsStream,
+  };
   const subjects = {
     tasks: (pool: string) => `${root}.tasks.${subjectToken(pool)}`,
     events: (runId: string) => `${root}.events.${subjectToken(runId)}`,
@@ -63,7 +61,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     control: (topic: keyof ControlTopics) => `${root}.control.${topic}`,
     feed: `${root}.feed`,
   };
-  const dedupeWindow = nanos(options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS);
+  const dedupeWindow = nanos(options.dedupeWindowMs ?? BUS_DEFAULTS.dedupeWindowMs);
 
   const nc = await connect({ servers: options.url.split(','), name: options.name ?? 'atelier', maxReconnectAttempts: -1 });
   let jsm: JetStreamManager;
@@ -82,7 +80,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       duplicate_window: dedupeWindow,
-      max_age: nanos(options.eventMaxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS),
+      max_age: nanos(options.eventMaxAgeMs ?? BUS_DEFAULTS.eventMaxAgeMs),
     });
   } catch (err) {
     await nc.close();
@@ -196,14 +194,14 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     async consumeTasks(pool, handler, consumeOptions) {
       assertOpen();
       const name = taskConsumerName(pool, consumeOptions.durable);
-      const ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+      const ackWaitMs = consumeOptions.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
       const ensure = () => ensureConsumer(streams.tasks, name, subjects.tasks(pool), ackWaitMs, pool);
       await ensure();
       const puller = new PullSubscription({
         nc,
         stream: streams.tasks,
         consumer: name,
-        maxInFlight: consumeOptions.maxInFlight ?? DEFAULT_TASK_IN_FLIGHT,
+        maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight,
         ackWaitMs,
         // A lost task ack reruns a finished attempt, so task acks wait for the server's confirmation.
         confirmAcks: true,
@@ -221,11 +219,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     async consumeEvents(handler, consumeOptions) {
       assertOpen();
       const name = subjectToken(consumeOptions.durable);
-      const ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+      const ackWaitMs = consumeOptions.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
       const ensure = () => ensureConsumer(streams.events, name, `${root}.events.>`, ackWaitMs);
       await ensure();
       const batcher = new Batcher<JsDelivery<ExecutorEvent>>(
-        consumeOptions.maxBatch ?? DEFAULT_MAX_BATCH,
+        consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch,
         (delivery) => delivery.settled,
         async (batch) => {
           try {
@@ -239,7 +237,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         nc,
         stream: streams.events,
         consumer: name,
-        maxInFlight: consumeOptions.maxInFlight ?? DEFAULT_EVENT_IN_FLIGHT,
+        maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight,
         ackWaitMs,
         // Events are recorded idempotently: a lost ack only costs a redelivery, so acks are not confirmed.
         confirmAcks: false,

@@ -13,7 +13,7 @@ import type { TaskMessage } from '../../plugins/sdk';
 import { createLocalExecutor } from '../../executors/local';
 import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
-import { createMemoryBus } from '../bus/memory';
+import { createMemoryBus } from '../../plugins/bus/memory';
 import type { ModuleTestResult } from '../db/tables/modules';
 import { checkParameters, MANIFEST_FILE } from '../modules/manifest';
 import { readModuleDir } from './module-dir';

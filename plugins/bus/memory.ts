@@ -1,6 +1,7 @@
 // The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
-import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
+import { BUS_DEFAULTS } from './defaults';
 import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
 import { Batcher, Deduper, Deque, retryDelayMs, taskConsumerName } from './util';
 
@@ -13,20 +14,13 @@ export interface MemoryBusOptions {
   eventMaxCount?: number;
 }
 
-const DEFAULT_DEDUPE_WINDOW_MS = 2 * 60_000;
-const DEFAULT_EVENT_MAX_AGE_MS = 7 * 24 * 3_600_000;
-const DEFAULT_EVENT_MAX_COUNT = 1_000_000;
-const DEFAULT_ACK_WAIT_MS = 30_000;
-const DEFAULT_TASK_IN_FLIGHT = 1;
-const DEFAULT_EVENT_IN_FLIGHT = 1_000;
-const DEFAULT_MAX_BATCH = 256;
 // Trimming walks every durable; doing it every N publishes keeps it off the per-message path.
 const TRIM_EVERY = 256;
 
 export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
-  const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
-  const eventMaxAgeMs = options.eventMaxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS;
-  const eventMaxCount = options.eventMaxCount ?? DEFAULT_EVENT_MAX_COUNT;
+  const dedupeWindowMs = options.dedupeWindowMs ?? BUS_DEFAULTS.dedupeWindowMs;
+  const eventMaxAgeMs = options.eventMaxAgeMs ?? BUS_DEFAULTS.eventMaxAgeMs;
+  const eventMaxCount = options.eventMaxCount ?? BUS_DEFAULTS.eventMaxCount;
   let closed = false;
 
   // JetStream dedupes per stream, so task ids and event ids live in separate windows.
@@ -113,7 +107,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         );
       }
       pool.durable = name;
-      const sub = new Sub(consumeOptions.maxInFlight ?? DEFAULT_TASK_IN_FLIGHT, (delivery) => {
+      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight, (delivery) => {
         void runTaskHandler(handler, delivery);
       });
       return track(attach(pool.consumer, sub, consumeOptions));
@@ -142,9 +136,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         durable = { consumer, cursor };
         durables.set(consumeOptions.durable, durable);
       }
-      const maxBatch = consumeOptions.maxBatch ?? DEFAULT_MAX_BATCH;
+      const maxBatch = consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch;
       let batcher: Batcher<Live>;
-      const sub = new Sub(consumeOptions.maxInFlight ?? DEFAULT_EVENT_IN_FLIGHT, (delivery) => batcher.add(delivery));
+      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight, (delivery) => batcher.add(delivery));
       batcher = new Batcher<Live>(maxBatch, (delivery) => delivery.settled, async (batch) => {
         try {
           await handler(batch as Delivery<ExecutorEvent>[]);
@@ -250,7 +244,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   };
 
   function attach(consumer: DurableConsumer, sub: Sub, consumeOptions: ConsumeOptions, onStop?: () => void): Subscription {
-    consumer.ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+    consumer.ackWaitMs = consumeOptions.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
     consumer.attach(sub);
     const subscription: Subscription = {
       async stop() {
@@ -326,7 +320,7 @@ class Sub {
  * them back on nak, ack-wait expiry or a stopped subscription. Redeliveries go before new messages, as in JetStream.
  */
 class DurableConsumer {
-  ackWaitMs = DEFAULT_ACK_WAIT_MS;
+  ackWaitMs: number = BUS_DEFAULTS.ackWaitMs;
   private readonly subs: Sub[] = [];
   private nextSub = 0;
   private readonly redeliver = new Deque<Tracked>();
