@@ -8,6 +8,7 @@ import path from 'node:path';
 import { BUS_DEFAULTS } from './bus/defaults';
 import type { Bus, Delivery, Subscription } from './bus/types';
 import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskOutcome } from './protocol';
+import { cancelled, failed, systemFailure as platformFailure, timedOut } from './outcomes';
 import type { ExecutorRegistry } from './registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from './sdk';
 
@@ -250,13 +251,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     try {
       executor = registry.get(options.executeWith ?? task.executor);
     } catch (err) {
-      await publishResult(makeEvent, msgIdOf, {
-        state: 'FAILED',
-        reason: 'unknown-executor',
-        message: `${errorMessage(err)} on host ${host}`,
-        retryable: false,
-        systemFailure: false,
-      }, startedAt, signal);
+      const outcome = failed('unknown-executor', `${errorMessage(err)} on host ${host}`, { retryable: false, systemFailure: false });
+      await publishResult(makeEvent, msgIdOf, outcome, startedAt, signal);
       release();
       await delivery.ack();
       attempt.acked = true;
@@ -362,13 +358,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
         ? setTimeout(() => abortAttempt(attempt, 'timeout'), limitMs)
         : undefined;
 
-    const systemFailure = (what: string, err: unknown): TaskOutcome => ({
-      state: 'FAILED',
-      reason: 'executor-error',
-      message: `${executor.name}: ${what} failed: ${errorMessage(err)}`,
-      retryable: true,
-      systemFailure: true,
-    });
+    const systemFailure = (what: string, err: unknown): TaskOutcome =>
+      platformFailure('executor-error', `${executor.name}: ${what} failed: ${errorMessage(err)}`);
     const logHostLine = (line: string) => {
       if (closed) publish({ kind: 'log', stream: 'stderr', lines: [`[atelier] ${line}`] });
       else appendLog('stderr', `[atelier] ${line}`);
@@ -381,7 +372,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       await rm(workdir, { recursive: true, force: true }); // leftovers of an earlier delivery on this host
       await mkdir(workdir, { recursive: true });
       if (signal.aborted) {
-        outcome = { state: 'CANCELLED', reason: String(signal.reason) };
+        outcome = cancelled(String(signal.reason));
       } else {
         try {
           handle = await executor.submit(task, ctx);
@@ -533,12 +524,7 @@ function normalise(
   let result: TaskOutcome = { ...outcome };
   if (signal.aborted && result.state === 'CANCELLED') {
     if (signal.reason === 'timeout') {
-      result = {
-        ...result,
-        state: 'TIMED_OUT',
-        reason: 'timeout',
-        message: `exceeded its time limit of ${formatDuration(task.timeoutMs)} (timeoutMs ${task.timeoutMs})`,
-      };
+      result = { ...result, ...timedOut(`exceeded its time limit of ${formatDuration(task.timeoutMs)} (timeoutMs ${task.timeoutMs})`) };
     } else if (signal.reason === 'shutdown') {
       result.reason = 'shutdown';
       result.message ??= 'executor host shut down';

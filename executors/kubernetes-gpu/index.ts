@@ -6,7 +6,7 @@
 // Inside the container: ATELIER_* variables give the task context (ATELIER_ARTIFACT_URL the module archive), and
 // lines printed as `@@atelier {json}` carry progress, metrics and outputs (the local executor's fd-3 protocol).
 import { KubeConfig, type V1Job } from '@kubernetes/client-node';
-import { defineExecutor, type AbortReason, type Executor, type HotClusterSpec, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
+import { cancelled, defineExecutor, failed, systemFailure, type AbortReason, type Executor, type HotClusterSpec, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
 import { createKubeClient, toKubeError, withRetries, type KubeApiError, type KubeClient, type RetryPolicy, type Sleep } from './api';
 import { followLog, type ContainerProgress, type LogFollower } from './logs';
 import {
@@ -386,18 +386,15 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
         const e = toKubeError(err, `reading Job ${jobName}`);
         if (e.kind === 'not-found') {
           if (state.cancelReason) return undefined;
-          return {
-            state: 'FAILED',
-            reason: 'lost',
-            message: `Job ${jobName} disappeared from namespace ${namespace} before it finished (deleted outside Atelier, or garbage-collected)`,
-            retryable: true,
-            systemFailure: true,
-          };
+          return systemFailure(
+            'lost',
+            `Job ${jobName} disappeared from namespace ${namespace} before it finished (deleted outside Atelier, or garbage-collected)`,
+          );
         }
-        if (e.kind === 'auth' || e.kind === 'config' || e.kind === 'invalid') return { ...apiFailure(e), state: 'FAILED' };
+        if (e.kind === 'auth' || e.kind === 'config' || e.kind === 'invalid') return failureOutcome(apiFailure(e));
         pollFailingSince ??= clock();
         if (clock() - pollFailingSince >= apiOutageMs) {
-          return { ...apiFailure(e), state: 'FAILED', message: `${e.message} (for ${formatMs(clock() - pollFailingSince)})` };
+          return failureOutcome(apiFailure(e), `${e.message} (for ${formatMs(clock() - pollFailingSince)})`);
         }
         note(`${e.message}; still trying`);
         return undefined;
@@ -432,12 +429,12 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
     const stopped = async (): Promise<TaskOutcome> => {
       const reason = (state.cancelReason ?? ctx.signal.reason ?? 'cancelled') as AbortReason;
       if (state.shutdown || reason === 'shutdown') {
-        return { state: 'CANCELLED', reason: 'shutdown', message: `Job ${jobName} keeps running; the attempt adopts it when delivered again` };
+        return cancelled('shutdown', `Job ${jobName} keeps running; the attempt adopts it when delivered again`);
       }
       // The host calls cancel() right after the abort; if this loop noticed first, start the delete here.
       state.deleting ??= settleLater(deleteAll(handle));
       const deleted = await Promise.race([state.deleting.then(() => true, () => false), sleep(CANCEL_WAIT_MS).then(() => false)]);
-      return { state: 'CANCELLED', reason, message: deleted ? `Job ${jobName} deleted` : `deleting Job ${jobName} was requested` };
+      return cancelled(reason, deleted ? `Job ${jobName} deleted` : `deleting Job ${jobName} was requested`);
     };
 
     try {
@@ -556,9 +553,8 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
 
     async wait(handle, task, ctx) {
       if (handle.error) {
-        if (ctx.signal.aborted) return { state: 'CANCELLED', reason: String(ctx.signal.reason) };
-        const { reason, message, retryable, systemFailure } = handle.error;
-        return { state: 'FAILED', reason, message, retryable, systemFailure };
+        if (ctx.signal.aborted) return cancelled(String(ctx.signal.reason));
+        return failureOutcome(handle.error);
       }
       return follow(handle, task, ctx, stateFor(task));
     },
@@ -600,6 +596,11 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
       attempts.clear();
     },
   });
+}
+
+/** The outcome of an attempt that ended in `error` (a handle's, or a failed API call's), with another message if given. */
+function failureOutcome(error: NonNullable<KubernetesGpuHandle['error']>, message = error.message): TaskOutcome {
+  return failed(error.reason, message, { retryable: error.retryable, systemFailure: error.systemFailure });
 }
 
 /** How a failed API call ends an attempt. */

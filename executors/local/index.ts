@@ -6,7 +6,20 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { applyProgressLine } from '../../plugins/progress-lines';
-import { defineExecutor, type AbortReason, type Executor, type TaskContext, type TaskMessage, type TaskOutcome } from '../../plugins/sdk';
+import {
+  cancelled,
+  defineExecutor,
+  failed,
+  permanentFailure,
+  retryableFailure,
+  succeeded,
+  systemFailure,
+  type AbortReason,
+  type Executor,
+  type TaskContext,
+  type TaskMessage,
+  type TaskOutcome,
+} from '../../plugins/sdk';
 import { createWarmPool, type WarmPool } from './warm-pool';
 
 export interface LocalExecutorOptions {
@@ -71,9 +84,9 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
 
   async function launch(task: TaskMessage, ctx: TaskContext, state: AttemptState): Promise<LocalHandle> {
     const { entrypoint, runtime, ref } = task.module;
-    const failed = (error: string): LocalHandle => ({ pid: null, pgid: null, startTime: null, error });
+    const refuse = (error: string): LocalHandle => ({ pid: null, pgid: null, startTime: null, error });
     const spec = runtimes[runtime];
-    if (!spec) return failed(`unknown runtime "${runtime}" for entrypoint "${entrypoint}" of ${ref} (known: ${Object.keys(runtimes).join(', ')})`);
+    if (!spec) return refuse(`unknown runtime "${runtime}" for entrypoint "${entrypoint}" of ${ref} (known: ${Object.keys(runtimes).join(', ')})`);
 
     const provisioningFrom = performance.now();
     // A hot cluster's worker runs node modules only; anything else (or a cluster not warm here) runs cold.
@@ -87,9 +100,9 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     }
 
     const file = path.resolve(moduleDir, entrypoint);
-    if (!file.startsWith(moduleDir + path.sep)) return failed(`entrypoint "${entrypoint}" of ${ref} points outside the module`);
+    if (!file.startsWith(moduleDir + path.sep)) return refuse(`entrypoint "${entrypoint}" of ${ref} points outside the module`);
     const isFile = await stat(file).then((s) => s.isFile(), () => false);
-    if (!isFile) return failed(`entrypoint "${entrypoint}" not found in module ${ref}`);
+    if (!isFile) return refuse(`entrypoint "${entrypoint}" not found in module ${ref}`);
 
     const env: NodeJS.ProcessEnv = {};
     for (const name of ['PATH', 'HOME', 'LANG']) if (process.env[name] !== undefined) env[name] = process.env[name];
@@ -130,7 +143,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
         child.once('error', reject);
       });
     } catch (err) {
-      return failed(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${command}): ${errorMessage(err)}`);
+      return refuse(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${command}): ${errorMessage(err)}`);
     }
     state.child = child;
     state.provisioningMs = Math.round(performance.now() - provisioningFrom);
@@ -168,30 +181,24 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     const tail = state.stderrTail.join('\n');
     if (state.signalled) {
       const how = state.killedAfterGrace ? `killed with SIGKILL after a ${graceMs} ms grace period` : 'stopped with SIGTERM';
-      return { state: 'CANCELLED', reason: state.cancelReason ?? 'cancelled', message: `process group ${how}`, exitCode: code };
+      return cancelled(state.cancelReason ?? 'cancelled', `process group ${how}`, { exitCode: code });
     }
-    if (code === 0) return { state: 'SUCCEEDED', exitCode: 0 };
+    if (code === 0) return succeeded({ exitCode: 0 });
     if (signal === 'SIGKILL' || code === 137) {
-      return {
-        state: 'FAILED',
-        reason: 'killed',
-        message:
-          `${signal === 'SIGKILL' ? 'killed by SIGKILL' : 'exited with code 137 (a child killed by SIGKILL)'}, not sent by Atelier: ` +
+      return retryableFailure(
+        'killed',
+        `${signal === 'SIGKILL' ? 'killed by SIGKILL' : 'exited with code 137 (a child killed by SIGKILL)'}, not sent by Atelier: ` +
           `probably out of memory (the kernel's OOM killer)${tail ? `; last stderr lines:\n${tail}` : ''}`,
-        exitCode: code,
-        retryable: true,
-      };
+        { exitCode: code },
+      );
     }
     if (signal) {
-      return { state: 'FAILED', reason: 'signal', message: `terminated by ${signal}${tail ? `; last stderr lines:\n${tail}` : ''}`, exitCode: null };
+      return failed('signal', `terminated by ${signal}${tail ? `; last stderr lines:\n${tail}` : ''}`, { exitCode: null });
     }
-    return {
-      state: 'FAILED',
-      reason: 'exit-code',
-      message: tail ? `exited with code ${code}; last stderr lines:\n${tail}` : `exited with code ${code} (no stderr output)`,
+    // the task's own retry policy decides: a flaky step may well pass the second time
+    return failed('exit-code', tail ? `exited with code ${code}; last stderr lines:\n${tail}` : `exited with code ${code} (no stderr output)`, {
       exitCode: code,
-      // the task's own retry policy decides: a flaky step may well pass the second time
-    };
+    });
   }
 
   /** Kills whatever is left of the group, and waits (briefly) until /proc says it is gone. */
@@ -226,7 +233,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     },
 
     async wait(handle, task, ctx) {
-      if (handle.pid === null) return { state: 'FAILED', reason: 'launch-failed', message: handle.error, retryable: false };
+      if (handle.pid === null) return permanentFailure('launch-failed', handle.error);
       const state = attempts.get(keyOf(task));
       if (!state?.child || !state.exited) return adopt(handle);
       state.sink = ctx;
@@ -315,13 +322,7 @@ function exitOf(child: ChildProcess, state: AttemptState): Promise<{ code: numbe
 /** A process started by an earlier host process: its pipes are gone, so only its end can be observed. */
 async function adopt(handle: { pid: number; startTime: number | null }): Promise<TaskOutcome> {
   while (await processAlive(handle.pid, handle.startTime)) await sleep(ADOPT_POLL_MS);
-  return {
-    state: 'FAILED',
-    reason: 'lost',
-    message: `process ${handle.pid} was started by an earlier executor host process; its exit status is unknown`,
-    retryable: true,
-    systemFailure: true,
-  };
+  return systemFailure('lost', `process ${handle.pid} was started by an earlier executor host process; its exit status is unknown`);
 }
 
 /** Reads fd-3 protocol lines; anything malformed becomes a warning on stderr, never a crash. */
