@@ -28,6 +28,7 @@ export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor
     executors.push(
       createKubernetesGpuExecutor({
         namespace: env.ATELIER_K8S_NAMESPACE,
+        inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
         image: env.ATELIER_K8S_IMAGE || undefined,
         artifactBaseUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
         tokenSecret: env.ATELIER_K8S_TOKEN_SECRET ? { name: env.ATELIER_K8S_TOKEN_SECRET, key: 'token' } : undefined,
