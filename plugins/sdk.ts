@@ -5,6 +5,17 @@
 import type { TaskMessage, TaskOutcome } from './protocol';
 
 export type { TaskMessage, TaskOutcome, TerminalState } from './protocol';
+export {
+  cancelled,
+  failed,
+  permanentFailure,
+  retryableFailure,
+  succeeded,
+  systemFailure,
+  timedOut,
+  type FailureDetails,
+  type OutcomeDetails,
+} from './outcomes';
 
 /** A hot cluster as an executor is asked to keep it: its name, pool and executor-specific spec. */
 export interface HotClusterSpec {
@@ -42,8 +53,9 @@ export interface TaskContext {
 
 /**
  * An executor plugin. The lifecycle for one attempt is: `submit` → `wait` → (`cancel` when aborted) →
- * `finalize`. Hooks report task failures as outcomes, never by throwing; a throw from any hook is treated as
- * a retryable system failure and logged with the executor's name.
+ * `finalize`. Hooks report task failures as outcomes (built with `succeeded`, `failed`, `systemFailure`, … from
+ * outcomes.ts), never by throwing; a throw from any hook is treated as a retryable system failure and logged with
+ * the executor's name.
  */
 export interface Executor<Handle = unknown> {
   /** Unique name, used in pool routing and in per-task settings (`settings[name]`). */

@@ -7,10 +7,10 @@ import { createKubernetesGpuExecutor } from '../executors/kubernetes-gpu';
 import { createLocalExecutor } from '../executors/local';
 import { createNoopExecutor } from '../executors/noop';
 import type { Executor } from '../plugins/sdk';
-import { ConfigError } from './config';
+import { ConfigError, moduleEnvironment } from './config';
 
 export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor[] {
-  const executors: Executor[] = [createLocalExecutor(), createNoopExecutor()];
+  const executors: Executor[] = [createLocalExecutor({ inheritEnv: moduleEnvironment(env) }), createNoopExecutor()];
   if (env.DATABRICKS_HOST) {
     const auth = env.DATABRICKS_TOKEN
       ? { token: env.DATABRICKS_TOKEN }
@@ -28,6 +28,7 @@ export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor
     executors.push(
       createKubernetesGpuExecutor({
         namespace: env.ATELIER_K8S_NAMESPACE,
+        inCluster: Boolean(env.KUBERNETES_SERVICE_HOST),
         image: env.ATELIER_K8S_IMAGE || undefined,
         artifactBaseUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
         tokenSecret: env.ATELIER_K8S_TOKEN_SECRET ? { name: env.ATELIER_K8S_TOKEN_SECRET, key: 'token' } : undefined,

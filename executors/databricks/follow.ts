@@ -1,7 +1,7 @@
 // Follows one submitted Databricks run until it ends: polls `runs/get` with jitter, reports life-cycle changes as
 // progress and log lines, notices a requested cancel once the run is TERMINATING, and on the end fetches
 // `runs/get-output` and streams it. Polling problems are retried; only a long outage gives up.
-import type { TaskContext, TaskOutcome } from '../../plugins/sdk';
+import { cancelled, permanentFailure, systemFailure, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
 import { DatabricksApiError, type Clock, type DatabricksHttp } from './http';
 import { readRunState, type RunPhase } from './states';
 import type { ClusterKind } from './submit';
@@ -41,11 +41,8 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
   const { http, clock } = o;
   const say = (line: string) => ctx.log('stderr', `[databricks] ${line}`);
   const shutdown = shutdownSignal(ctx.signal, o.lifetime);
-  const leftRunning = (): TaskOutcome => ({
-    state: 'CANCELLED',
-    reason: 'shutdown',
-    message: `executor host shut down; Databricks run ${runId} keeps running for the next host to adopt`,
-  });
+  const leftRunning = (): TaskOutcome =>
+    cancelled('shutdown', `executor host shut down; Databricks run ${runId} keeps running for the next host to adopt`);
 
   let lastLabel: string | undefined;
   let lastPhase: RunPhase | undefined;
@@ -74,11 +71,11 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
       if (shutdown.aborted) return leftRunning();
       if (!(err instanceof DatabricksApiError)) throw err;
       if (err.details.credentials) {
-        return { state: 'FAILED', reason: 'credentials', retryable: false, message: `following Databricks run ${runId}: ${err.message}` };
+        return permanentFailure('credentials', `following Databricks run ${runId}: ${err.message}`);
       }
       if (!err.details.retryable) {
         // e.g. "Run … does not exist": deleted, or older than the 60 days Databricks keeps runs.
-        return { state: 'FAILED', reason: 'run-lost', retryable: true, systemFailure: true, message: `Databricks run ${runId} can no longer be read: ${err.message}` };
+        return systemFailure('run-lost', `Databricks run ${runId} can no longer be read: ${err.message}`);
       }
       failingSince ??= clock.now();
       failures++;
@@ -86,13 +83,10 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
       if (clock.now() - failingSince >= o.pollErrorBudgetMs) {
         // Best effort: a run nobody follows would otherwise run on (and bill) unseen while a retry starts another.
         await o.requestCancel().catch(() => undefined);
-        return {
-          state: 'FAILED',
-          reason: 'databricks-unreachable',
-          retryable: true,
-          systemFailure: true,
-          message: `lost contact with Databricks for ${Math.round((clock.now() - failingSince) / 1_000)} s while following run ${runId}: ${err.message}`,
-        };
+        return systemFailure(
+          'databricks-unreachable',
+          `lost contact with Databricks for ${Math.round((clock.now() - failingSince) / 1_000)} s while following run ${runId}: ${err.message}`,
+        );
       }
       await clock.sleep(jittered(o), shutdown);
       continue;
@@ -126,13 +120,12 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
     }
     if (cancelSeenAt !== undefined) {
       // runs/cancel is asynchronous: TERMINATING is Databricks' word that the run is stopping.
-      if (view.phase === 'terminating') return { state: 'CANCELLED', reason: 'cancelled', message: `Databricks run ${runId} is terminating after the cancel` };
+      if (view.phase === 'terminating') return cancelled('cancelled', `Databricks run ${runId} is terminating after the cancel`);
       if (now - cancelSeenAt >= o.cancelGraceMs) {
-        return {
-          state: 'CANCELLED',
-          reason: 'cancelled',
-          message: `cancel sent ${Math.round((now - cancelSeenAt) / 1_000)} s ago, but Databricks run ${runId} still reports ${view.label}; check it in the workspace`,
-        };
+        return cancelled(
+          'cancelled',
+          `cancel sent ${Math.round((now - cancelSeenAt) / 1_000)} s ago, but Databricks run ${runId} still reports ${view.label}; check it in the workspace`,
+        );
       }
     }
     // Before a cancel, a cancel or an abort wakes the sleep; after it, they would keep it from sleeping at all.

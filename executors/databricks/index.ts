@@ -6,7 +6,7 @@ import { followRun, shutdownSignal, type RunControl } from './follow';
 import { createDatabricksHttp, DatabricksApiError, defaultRetryPolicy, systemClock, type Clock, type FetchLike, type RetryPolicy } from './http';
 import { buildSubmitRequest, parseTaskSettings, type ClusterKind, type NewClusterSpec } from './submit';
 import { createVolumesUpload, type UploadModule } from './upload';
-import { defineExecutor, type Executor, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
+import { defineExecutor, failed, type Executor, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
 
 export type { DatabricksAuth } from './auth';
 export type { Clock, FetchLike, RetryPolicy } from './http';
@@ -170,9 +170,7 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
 
     async wait(handle, _task, ctx): Promise<TaskOutcome> {
       if (handle.runId === null) {
-        const outcome: TaskOutcome = { state: 'FAILED', reason: handle.reason, message: handle.error, retryable: handle.retryable };
-        if (handle.systemFailure) outcome.systemFailure = true;
-        return outcome;
+        return failed(handle.reason, handle.error, { retryable: handle.retryable, systemFailure: handle.systemFailure || undefined });
       }
       return followRun(handle, ctx, {
         http,

@@ -1,7 +1,7 @@
 // Maps a Databricks run (as `runs/get` returns it) to where it is in its life cycle and, once it has ended, to an
 // Atelier outcome. The `status` object (Jobs API 2.1+) is preferred; the deprecated `state` is the fallback.
 // Databricks says more states and codes may be added: anything unknown is reported as such, never thrown.
-import type { TaskOutcome } from '../../plugins/sdk';
+import { cancelled, failed, permanentFailure, succeeded, systemFailure, timedOut, type TaskOutcome } from '../../plugins/sdk';
 
 export type RunPhase = 'queued' | 'provisioning' | 'running' | 'terminating' | 'terminated' | 'unknown';
 
@@ -15,7 +15,8 @@ export interface RunStateView {
   outcome?: TaskOutcome;
 }
 
-type Verdict = Pick<TaskOutcome, 'state' | 'reason' | 'retryable' | 'systemFailure'>;
+/** An outcome without its message, which is added from the run's own words once it has ended. */
+type Verdict = TaskOutcome;
 
 // status.state (RunLifecycleStateV2State). BLOCKED and WAITING are waits before the run starts.
 const STATUS_PHASES: Record<string, RunPhase> = {
@@ -41,19 +42,19 @@ const LIFE_CYCLE_PHASES: Record<string, RunPhase> = {
   INTERNAL_ERROR: 'terminated',
 };
 
-const succeeded: Verdict = { state: 'SUCCEEDED' };
-const userFailure: Verdict = { state: 'FAILED', reason: 'run-failed' }; // the task's retry policy decides
-const permanent = (reason: string): Verdict => ({ state: 'FAILED', reason, retryable: false });
-const platform = (reason: string): Verdict => ({ state: 'FAILED', reason, retryable: true, systemFailure: true });
-const skipped: Verdict = { state: 'FAILED', reason: 'skipped' };
+const success: Verdict = succeeded();
+const userFailure: Verdict = failed('run-failed'); // the task's retry policy decides
+const permanent = (reason: string): Verdict => permanentFailure(reason);
+const platform = (reason: string): Verdict => systemFailure(reason);
+const skipped: Verdict = failed('skipped');
 
 // termination_details.code (TerminationCodeCode). Platform, cloud and capacity trouble is retryable and not the
 // user's fault; configuration mistakes are permanent; the user's own code failing is an ordinary failure.
 const TERMINATION_CODES: Record<string, Verdict> = {
-  SUCCESS: succeeded,
-  SUCCESS_WITH_FAILURES: succeeded, // only child (for-each) runs failed; an Atelier run has one task
-  USER_CANCELED: { state: 'CANCELLED', reason: 'cancelled' },
-  CANCELED: { state: 'CANCELLED', reason: 'cancelled-by-databricks' },
+  SUCCESS: success,
+  SUCCESS_WITH_FAILURES: success, // only child (for-each) runs failed; an Atelier run has one task
+  USER_CANCELED: cancelled('cancelled'),
+  CANCELED: cancelled('cancelled-by-databricks'),
   RUN_EXECUTION_ERROR: userFailure,
   SKIPPED: skipped,
   DISABLED: skipped,
@@ -80,7 +81,7 @@ const TERMINATION_CODES: Record<string, Verdict> = {
 
 // termination_details.type (TerminationTypeType), for codes added after this table was written.
 const TERMINATION_TYPES: Record<string, Verdict> = {
-  SUCCESS: succeeded,
+  SUCCESS: success,
   CLIENT_ERROR: permanent('client-error'),
   INTERNAL_ERROR: platform('databricks-internal-error'),
   CLOUD_FAILURE: platform('cloud-failure'),
@@ -88,11 +89,11 @@ const TERMINATION_TYPES: Record<string, Verdict> = {
 
 // The deprecated state.result_state (RunResultState).
 const RESULT_STATES: Record<string, Verdict> = {
-  SUCCESS: succeeded,
-  SUCCESS_WITH_FAILURES: succeeded,
+  SUCCESS: success,
+  SUCCESS_WITH_FAILURES: success,
   FAILED: userFailure,
-  TIMEDOUT: { state: 'TIMED_OUT', reason: 'timeout' },
-  CANCELED: { state: 'CANCELLED', reason: 'cancelled' },
+  TIMEDOUT: timedOut(),
+  CANCELED: cancelled('cancelled'),
   MAXIMUM_CONCURRENT_RUNS_REACHED: platform('capacity'),
   EXCLUDED: skipped,
   UPSTREAM_FAILED: skipped,
@@ -132,10 +133,10 @@ function fromStatus(status: Record<string, unknown>, legacy: Record<string, unkn
   if (!verdict) {
     // No termination details we know: the deprecated result_state may still say it.
     const result = text(legacy?.result_state);
-    verdict = RESULT_STATES[result] ?? { state: 'FAILED', reason: 'unknown-result', retryable: undefined };
+    verdict = RESULT_STATES[result] ?? failed('unknown-result');
   }
   if (code === 'CANCELED' && (legacy?.result_state === 'TIMEDOUT' || TIMEOUT_WORDS.test(message))) {
-    verdict = { state: 'TIMED_OUT', reason: 'timeout' };
+    verdict = timedOut();
   }
   return { phase, label, message, outcome: outcomeOf(verdict, label, message) };
 }
@@ -150,7 +151,7 @@ function fromLegacy(legacy: Record<string, unknown>): RunStateView {
   let verdict: Verdict;
   if (lifeCycle === 'INTERNAL_ERROR') verdict = platform('databricks-internal-error'); // includes cluster launch failures
   else if (lifeCycle === 'SKIPPED') verdict = skipped;
-  else verdict = RESULT_STATES[result] ?? { state: 'FAILED', reason: 'unknown-result' };
+  else verdict = RESULT_STATES[result] ?? failed('unknown-result');
   return { phase, label, message, outcome: outcomeOf(verdict, label, message) };
 }
 

@@ -3,7 +3,7 @@
 // the transitional SuccessCriteriaMet/FailureTarget), except for pods that would otherwise wait forever (an image
 // that cannot be pulled, an invalid image name, a broken container config).
 import type { V1Job } from '@kubernetes/client-node';
-import type { TaskOutcome } from '../../plugins/protocol';
+import { failed, permanentFailure, retryableFailure, succeeded, systemFailure, timedOut, type TaskOutcome } from '../../plugins/sdk';
 import { COMPLETION_INDEX_ANNOTATION, CONTAINER_NAME, LABELS } from './manifest';
 
 /** The parts of a Pod the executor reads, as raw JSON from a list or watch (timestamps are strings). */
@@ -91,9 +91,9 @@ export function disruption(pod: PodView): string | undefined {
 
 export function observe(input: ObserveInput): Observation {
   const { job } = input;
-  if (trueCondition(job, 'Complete')) return { kind: 'terminal', outcome: { state: 'SUCCEEDED', exitCode: 0 } };
-  const failed = trueCondition(job, 'Failed');
-  if (failed) return { kind: 'terminal', outcome: failedOutcome(job, failed, input) };
+  if (trueCondition(job, 'Complete')) return { kind: 'terminal', outcome: succeeded({ exitCode: 0 }) };
+  const failure = trueCondition(job, 'Failed');
+  if (failure) return { kind: 'terminal', outcome: failedOutcome(job, failure, input) };
 
   const queue = job.metadata?.labels?.[LABELS.kueueQueue];
   if (job.spec?.suspend || trueCondition(job, 'Suspended')) {
@@ -183,7 +183,7 @@ function podState(pod: PodView, input: ObserveInput): PodSeen {
     if (reason === 'InvalidImageName') {
       return {
         kind: 'terminal',
-        outcome: { state: 'FAILED', reason: 'invalid-image', message: `container ${container.name} of pod ${name} has an invalid image name${detail}`, retryable: false },
+        outcome: permanentFailure('invalid-image', `container ${container.name} of pod ${name} has an invalid image name${detail}`),
       };
     }
     if (IMAGE_PULL.has(reason)) {
@@ -191,12 +191,10 @@ function podState(pod: PodView, input: ObserveInput): PodSeen {
       if (waited >= input.imagePullGraceMs) {
         return {
           kind: 'terminal',
-          outcome: {
-            state: 'FAILED',
-            reason: 'image-pull',
-            message: `container ${container.name} of pod ${name} could not pull its image for ${formatMs(waited)} (${reason}${detail})`,
-            retryable: true,
-          },
+          outcome: retryableFailure(
+            'image-pull',
+            `container ${container.name} of pod ${name} could not pull its image for ${formatMs(waited)} (${reason}${detail})`,
+          ),
         };
       }
       return { kind: 'pending', phase: 'provisioning', message: `provisioning: pulling the image of pod ${name} failed (${reason}${detail}); retrying`, running: false };
@@ -206,7 +204,7 @@ function podState(pod: PodView, input: ObserveInput): PodSeen {
       if (waited >= input.imagePullGraceMs) {
         return {
           kind: 'terminal',
-          outcome: { state: 'FAILED', reason: 'container-config', message: `container ${container.name} of pod ${name} cannot be created (${reason}${detail})`, retryable: false },
+          outcome: permanentFailure('container-config', `container ${container.name} of pod ${name} cannot be created (${reason}${detail})`),
         };
       }
       return { kind: 'pending', phase: 'provisioning', message: `provisioning: pod ${name}: ${reason}${detail}`, running: false };
@@ -233,11 +231,7 @@ function failedOutcome(job: V1Job, condition: { reason?: string; message?: strin
   if (jobReason === 'DeadlineExceeded') {
     const limit = job.spec?.activeDeadlineSeconds;
     // Named as the host names its own deadline: one reason for "ran out of time", whichever clock noticed first.
-    return {
-      state: 'TIMED_OUT',
-      reason: 'timeout',
-      message: `the Job ran past its activeDeadlineSeconds${limit ? ` (${limit} s)` : ''}${condition.message ? `: ${condition.message}` : ''}`,
-    };
+    return timedOut(`the Job ran past its activeDeadlineSeconds${limit ? ` (${limit} s)` : ''}${condition.message ? `: ${condition.message}` : ''}`);
   }
   const failedPods = (input.history ?? input.pods).filter((p) => p.status?.phase === 'Failed');
   const finished = (p: PodView) => mainContainer(p)?.state?.terminated?.finishedAt ?? '~';
@@ -246,60 +240,46 @@ function failedOutcome(job: V1Job, condition: { reason?: string; message?: strin
   const oom = failedPods.find((p) => (p.status?.containerStatuses ?? []).some((c) => c.state?.terminated?.reason === 'OOMKilled'));
   if (oom) {
     const container = (oom.status?.containerStatuses ?? []).find((c) => c.state?.terminated?.reason === 'OOMKilled')!;
-    return {
-      state: 'FAILED',
-      reason: 'oom',
-      message: `container ${container.name} of pod ${oom.metadata.name} was killed for using more memory than its limit (OOMKilled); raise settings["kubernetes-gpu"].memory${tailText(oom, input)}`,
-      exitCode: container.state?.terminated?.exitCode ?? 137,
-    };
+    return failed(
+      'oom',
+      `container ${container.name} of pod ${oom.metadata.name} was killed for using more memory than its limit (OOMKilled); raise settings["kubernetes-gpu"].memory${tailText(oom, input)}`,
+      { exitCode: container.state?.terminated?.exitCode ?? 137 },
+    );
   }
   const disrupted = failedPods.find((p) => disruption(p));
   if (disrupted) {
-    return {
-      state: 'FAILED',
-      reason: disrupted.status?.reason === 'Evicted' ? 'evicted' : 'disrupted',
-      message: `pod ${disrupted.metadata.name} was disrupted (${disruption(disrupted)}); the Job failed: ${jobReason}${condition.message ? ` (${condition.message})` : ''}`,
-      retryable: true,
-      systemFailure: true,
-    };
+    return systemFailure(
+      disrupted.status?.reason === 'Evicted' ? 'evicted' : 'disrupted',
+      `pod ${disrupted.metadata.name} was disrupted (${disruption(disrupted)}); the Job failed: ${jobReason}${condition.message ? ` (${condition.message})` : ''}`,
+    );
   }
   for (const pod of failedPods) {
     const terminated = mainContainer(pod)?.state?.terminated;
     if (!terminated) continue;
     if (terminated.exitCode === 137) {
-      return {
-        state: 'FAILED',
-        reason: 'killed',
-        message: `container ${CONTAINER_NAME} of pod ${pod.metadata.name} was killed by SIGKILL (exit code 137) without an OOM kill: node shutdown, eviction or preemption suspected${tailText(pod, input)}`,
-        exitCode: 137,
-        retryable: true,
-        systemFailure: true,
-      };
+      return systemFailure(
+        'killed',
+        `container ${CONTAINER_NAME} of pod ${pod.metadata.name} was killed by SIGKILL (exit code 137) without an OOM kill: node shutdown, eviction or preemption suspected${tailText(pod, input)}`,
+        { exitCode: 137 },
+      );
     }
     if (terminated.reason && CANNOT_RUN.has(terminated.reason)) {
-      return {
-        state: 'FAILED',
-        reason: 'cannot-run',
-        message: `container ${CONTAINER_NAME} of pod ${pod.metadata.name} could not start (${terminated.reason}${terminated.message ? `: ${terminated.message.trim()}` : ''})`,
-        exitCode: terminated.exitCode,
-        retryable: false,
-      };
+      return permanentFailure(
+        'cannot-run',
+        `container ${CONTAINER_NAME} of pod ${pod.metadata.name} could not start (${terminated.reason}${terminated.message ? `: ${terminated.message.trim()}` : ''})`,
+        { exitCode: terminated.exitCode },
+      );
     }
     if (terminated.exitCode !== 0) {
       const index = podIndex(pod);
-      return {
-        state: 'FAILED',
-        reason: 'exit-code',
-        message: `pod ${pod.metadata.name}${index !== undefined && input.nodes > 1 ? ` (node ${index})` : ''} exited with code ${terminated.exitCode}${tailText(pod, input, terminated.message)}`,
-        exitCode: terminated.exitCode,
-      };
+      return failed(
+        'exit-code',
+        `pod ${pod.metadata.name}${index !== undefined && input.nodes > 1 ? ` (node ${index})` : ''} exited with code ${terminated.exitCode}${tailText(pod, input, terminated.message)}`,
+        { exitCode: terminated.exitCode },
+      );
     }
   }
-  return {
-    state: 'FAILED',
-    reason: 'job-failed',
-    message: `the Job failed (${jobReason}${condition.message ? `: ${condition.message}` : ''})`,
-  };
+  return failed('job-failed', `the Job failed (${jobReason}${condition.message ? `: ${condition.message}` : ''})`);
 }
 
 /** The pod's last output lines: from the log stream, else the container's termination message. */

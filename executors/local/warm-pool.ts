@@ -47,7 +47,8 @@ export interface WarmPool {
   release(): void;
 }
 
-export async function createWarmPool(name: string, workers: number): Promise<WarmPool> {
+/** `searchPath`: the PATH a waiting worker starts with (a task's own environment replaces it). */
+export async function createWarmPool(name: string, workers: number, searchPath = ''): Promise<WarmPool> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `atelier-hot-${name}-`));
   const idle: ChildProcess[] = [];
   const modules = new Map<string, Promise<string>>();
@@ -57,7 +58,7 @@ export async function createWarmPool(name: string, workers: number): Promise<War
   const spawnWorker = () =>
     new Promise<ChildProcess>((resolve, reject) => {
       const child = spawn(process.execPath, ['-e', BOOT], {
-        env: { PATH: process.env.PATH ?? '' },
+        env: { PATH: searchPath },
         detached: true, // its own process group, as a cold task's: a cancel reaches its grandchildren
         stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
       });

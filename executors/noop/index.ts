@@ -1,6 +1,6 @@
 // The `noop` executor: runs nothing and answers at once (or after a sleep), so benchmarks and tests measure
 // the control plane and the host alone. Parameters: `fail: true` fails the task, `sleepMs` sleeps first.
-import { defineExecutor, type Executor, type TaskContext } from '../../plugins/sdk';
+import { cancelled, defineExecutor, failed, succeeded, type Executor, type TaskContext } from '../../plugins/sdk';
 
 export interface NoopExecutorOptions {
   /** Sleep this long in every `wait` (abortable). */
@@ -25,12 +25,12 @@ export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<
       ctx.progress(1, 'done');
       const sleepMs = task.parameters.sleepMs;
       const slept = (await sleep(delayMs, ctx)) && (typeof sleepMs === 'number' ? await sleep(sleepMs, ctx) : true);
-      if (!slept) return { state: 'CANCELLED', reason: String(ctx.signal.reason ?? 'cancelled') };
+      if (!slept) return cancelled(String(ctx.signal.reason ?? 'cancelled'));
       if (task.parameters.fail === true) {
-        return { state: 'FAILED', reason: 'asked-to-fail', message: 'asked to fail' };
+        return failed('asked-to-fail', 'asked to fail');
       }
       ctx.output('echo', task.parameters);
-      return { state: 'SUCCEEDED' };
+      return succeeded();
     },
 
     // Nothing runs outside `wait`; the host's abort signal already ends its sleep.

@@ -11,10 +11,12 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { connect, createInbox, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
+import { connect, nanos } from '@nats-io/transport-node';
+import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
+import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
+import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import { Batcher, retryDelayMs, taskConsumerName } from './util';
-import type { Bus, Delivery, Subscription } from './types';
+import { JsDelivery, PullSubscription } from './jetstream-pull';
 
 export interface JetStreamBusOptions {
   /** nats://host:port, or several separated by commas. */
@@ -32,20 +34,8 @@ export interface JetStreamBusOptions {
   eventMaxAgeMs?: number;
 }
 
-const DEFAULT_DEDUPE_WINDOW_MS = 2 * 60_000;
-const DEFAULT_EVENT_MAX_AGE_MS = 7 * 24 * 3_600_000;
-const DEFAULT_ACK_WAIT_MS = 30_000;
-const DEFAULT_TASK_IN_FLIGHT = 1;
-const DEFAULT_EVENT_IN_FLIGHT = 1_000;
-const DEFAULT_MAX_BATCH = 256;
 // Flow control is per subscription, on the client; the server-side cap only guards against a runaway client.
 const SERVER_MAX_ACK_PENDING = 20_000;
-const PULL_EXPIRES_MS = 30_000;
-const PULL_HEARTBEAT_MS = 5_000;
-const SWEEP_EXPIRES_MS = 50;
-const SWEEP_TIMEOUT_MS = 2_000;
-const RESYNC_BACKOFF_MS = 1_000;
-const ACK_TIMEOUT_MS = 5_000;
 
 const API_STREAM_NOT_FOUND = 10059;
 const API_STREAM_NAME_IN_USE = 10058;
@@ -54,8 +44,11 @@ const API_WORKQUEUE_CONSUMER_NOT_UNIQUE = 10100;
 
 export async function createJetStreamBus(options: JetStreamBusOptions): Promise<Bus> {
   const prefix = options.streamPrefix === undefined ? undefined : subjectToken(options.streamPrefix);
-  const root = prefix ?? 'atelier';
-  const streams = { tasks: prefix ? `${prefix}_TASKS` : 'TASKS', events: prefix ? `${prefix}_EVENTS` : 'EVENTS' };
+  const root = prefix ?? BUS_NAMES.root;
+  const streams = {
+    tasks: prefix ? `${prefix}_${BUS_NAMES.tasksStream}` : BUS_NAMES.tasksStream,
+    events: prefix ? `${prefix}_${BUS_NAMES.eventsStream}` : BUS_NAMES.eventsStream,
+  };
   const subjects = {
     tasks: (pool: string) => `${root}.tasks.${subjectToken(pool)}`,
     events: (runId: string) => `${root}.events.${subjectToken(runId)}`,
@@ -63,7 +56,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     control: (topic: keyof ControlTopics) => `${root}.control.${topic}`,
     feed: `${root}.feed`,
   };
-  const dedupeWindow = nanos(options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS);
+  const dedupeWindow = nanos(options.dedupeWindowMs ?? BUS_DEFAULTS.dedupeWindowMs);
 
   const nc = await connect({ servers: options.url.split(','), name: options.name ?? 'atelier', maxReconnectAttempts: -1 });
   let jsm: JetStreamManager;
@@ -82,7 +75,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       duplicate_window: dedupeWindow,
-      max_age: nanos(options.eventMaxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS),
+      max_age: nanos(options.eventMaxAgeMs ?? BUS_DEFAULTS.eventMaxAgeMs),
     });
   } catch (err) {
     await nc.close();
@@ -196,14 +189,14 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     async consumeTasks(pool, handler, consumeOptions) {
       assertOpen();
       const name = taskConsumerName(pool, consumeOptions.durable);
-      const ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+      const ackWaitMs = consumeOptions.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
       const ensure = () => ensureConsumer(streams.tasks, name, subjects.tasks(pool), ackWaitMs, pool);
       await ensure();
       const puller = new PullSubscription({
         nc,
         stream: streams.tasks,
         consumer: name,
-        maxInFlight: consumeOptions.maxInFlight ?? DEFAULT_TASK_IN_FLIGHT,
+        maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight,
         ackWaitMs,
         // A lost task ack reruns a finished attempt, so task acks wait for the server's confirmation.
         confirmAcks: true,
@@ -221,11 +214,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     async consumeEvents(handler, consumeOptions) {
       assertOpen();
       const name = subjectToken(consumeOptions.durable);
-      const ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+      const ackWaitMs = consumeOptions.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
       const ensure = () => ensureConsumer(streams.events, name, `${root}.events.>`, ackWaitMs);
       await ensure();
       const batcher = new Batcher<JsDelivery<ExecutorEvent>>(
-        consumeOptions.maxBatch ?? DEFAULT_MAX_BATCH,
+        consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch,
         (delivery) => delivery.settled,
         async (batch) => {
           try {
@@ -239,7 +232,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         nc,
         stream: streams.events,
         consumer: name,
-        maxInFlight: consumeOptions.maxInFlight ?? DEFAULT_EVENT_IN_FLIGHT,
+        maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight,
         ackWaitMs,
         // Events are recorded idempotently: a lost ack only costs a redelivery, so acks are not confirmed.
         confirmAcks: false,
@@ -340,277 +333,4 @@ function isApiError(err: unknown, code: number): boolean {
 /** Subject tokens and consumer names cannot hold `.`, `*`, `>` or whitespace. */
 function subjectToken(value: string): string {
   return value.replace(/[^A-Za-z0-9_-]/g, '_');
-}
-
-/** The delivery count from a `$JS.ACK` reply subject (9 tokens before server 2.10, 12 from it). */
-function deliveryCount(reply: string): number {
-  const tokens = reply.split('.');
-  const count = Number(tokens.length === 9 ? tokens[4] : tokens[6]);
-  return Number.isFinite(count) && count > 0 ? count : 1;
-}
-
-interface PullSubscriptionOptions {
-  nc: NatsConnection;
-  stream: string;
-  consumer: string;
-  maxInFlight: number;
-  ackWaitMs: number;
-  confirmAcks: boolean;
-  /** Re-creates the consumer when the server says it is gone. */
-  recover: () => Promise<void>;
-  onDelivery: (delivery: JsDelivery<unknown>) => void;
-}
-
-/**
- * One subscription's pull loop. It asks the server for exactly the free slots (unlike `consume()`, which
- * prefetches), so a busy host never holds tasks it has not started while their ack-wait runs out.
- *
- * nats-server 2.9 mishandles a redelivery when every waiting pull request of the consumer is expired or has lost
- * its subscriber: the message leaves the redelivery queue (it waits out another ack-wait) and the last new message
- * is delivered again as if new. So requests live long, with jittered expiry (so expiries do not line up with nak
- * delays or ack-waits), and stop() clears its requests from the server before handing messages back (see shutDown()).
- */
-class PullSubscription {
-  readonly nc: NatsConnection;
-  readonly ackWaitMs: number;
-  readonly confirmAcks: boolean;
-  private readonly nextSubject: string;
-  private readonly deliveries = new Set<JsDelivery<unknown>>();
-  private sub: NatsSubscription | undefined;
-  private inbox = '';
-  /** Messages asked for and not yet received, across this subscription's open pull requests. */
-  private requested = 0;
-  private lastHeard = Date.now();
-  private stopping: Promise<void> | undefined;
-  private resyncTimer: ReturnType<typeof setTimeout> | undefined;
-  private pullScheduled = false;
-  private readonly topUpThreshold: number;
-  private readonly watchdog: ReturnType<typeof setInterval>;
-
-  constructor(private readonly options: PullSubscriptionOptions) {
-    this.nc = options.nc;
-    this.ackWaitMs = options.ackWaitMs;
-    this.confirmAcks = options.confirmAcks;
-    this.nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`;
-    this.topUpThreshold = Math.max(1, Math.floor(options.maxInFlight / 4));
-    this.open();
-    // The server sends heartbeats while a request waits; silence means it lost our requests (restart, consumer
-    // deleted): ask again.
-    this.watchdog = setInterval(() => {
-      if (this.requested > 0 && Date.now() - this.lastHeard > 3 * PULL_HEARTBEAT_MS) this.resync();
-    }, PULL_HEARTBEAT_MS);
-    this.watchdog.unref();
-  }
-
-  /**
-   * Forget every open pull request and start over on a new inbox; late replies to the old one are dropped. The
-   * new request is live, so the server never faces only abandoned ones.
-   */
-  resync(backoff = false) {
-    if (this.stopping || this.resyncTimer) return;
-    this.sub?.unsubscribe();
-    this.sub = undefined;
-    this.requested = 0;
-    if (!backoff) {
-      this.open();
-      return;
-    }
-    this.resyncTimer = setTimeout(() => {
-      void this.options
-        .recover()
-        .catch(() => undefined)
-        .finally(() => {
-          this.resyncTimer = undefined;
-          if (!this.stopping) this.open();
-        });
-    }, RESYNC_BACKOFF_MS);
-    this.resyncTimer.unref();
-  }
-
-  release(delivery: JsDelivery<unknown>) {
-    if (!this.deliveries.delete(delivery)) return;
-    this.schedulePull();
-  }
-
-  send(subject: string, payload: string) {
-    try {
-      this.nc.publish(subject, payload);
-    } catch {
-      // The connection is closed: the server redelivers after ack-wait, which is all a nak could achieve.
-    }
-  }
-
-  stop(): Promise<void> {
-    this.stopping ??= this.shutDown();
-    return this.stopping;
-  }
-
-  /**
-   * Unsubscribing leaves our open requests on the server without a subscriber. Before handing our messages back,
-   * a one-message pull from a fresh inbox makes the server walk its waiting list and drop them (see the class
-   * comment); whatever that pull catches goes straight back too.
-   */
-  private async shutDown() {
-    clearInterval(this.watchdog);
-    clearTimeout(this.resyncTimer);
-    const abandoned = this.sub !== undefined && this.requested > 0;
-    this.sub?.unsubscribe();
-    this.sub = undefined;
-    this.requested = 0;
-    if (abandoned && !this.nc.isClosed() && !this.nc.isDraining()) await this.sweep();
-    for (const delivery of [...this.deliveries]) delivery.handBack();
-    if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
-  }
-
-  private sweep(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const inbox = createInbox();
-      const timer = setTimeout(done, SWEEP_TIMEOUT_MS);
-      const sub = this.nc.subscribe(inbox, {
-        callback: (_err, msg) => {
-          if (msg?.reply) this.send(msg.reply, '-NAK');
-          else if (msg?.headers?.code === 100) return;
-          done();
-        },
-      });
-      function done() {
-        clearTimeout(timer);
-        if (!sub.isClosed()) sub.unsubscribe();
-        resolve();
-      }
-      try {
-        this.nc.publish(this.nextSubject, JSON.stringify({ batch: 1, expires: nanos(SWEEP_EXPIRES_MS) }), { reply: inbox });
-      } catch {
-        done();
-      }
-    });
-  }
-
-  private open() {
-    this.inbox = createInbox();
-    this.sub = this.nc.subscribe(this.inbox, { callback: (err, msg) => this.onMessage(err, msg) });
-    this.pull();
-  }
-
-  /** Acks of a whole batch free many slots in one tick: ask once for all of them. */
-  private schedulePull() {
-    if (this.pullScheduled) return;
-    this.pullScheduled = true;
-    queueMicrotask(() => {
-      this.pullScheduled = false;
-      this.pull();
-    });
-  }
-
-  private pull() {
-    if (this.stopping || !this.sub || this.nc.isClosed() || this.nc.isDraining()) return;
-    const want = this.options.maxInFlight - this.deliveries.size - this.requested;
-    // While requests are open, top up only in sizeable steps: one small request per freed slot would flood the
-    // server's waiting list (max_waiting) and cost a round trip per message.
-    if (want <= 0 || (this.requested > 0 && want < this.topUpThreshold)) return;
-    if (this.requested === 0) this.lastHeard = Date.now();
-    this.requested += want;
-    const expires = PULL_EXPIRES_MS * (0.9 + 0.2 * Math.random());
-    const request = { batch: want, expires: nanos(Math.round(expires)), idle_heartbeat: nanos(PULL_HEARTBEAT_MS) };
-    this.nc.publish(this.nextSubject, JSON.stringify(request), { reply: this.inbox });
-  }
-
-  private onMessage(err: Error | null, msg: Msg) {
-    if (this.stopping) return;
-    if (err) {
-      this.resync(true);
-      return;
-    }
-    this.lastHeard = Date.now();
-    if (!msg.reply) this.onStatus(msg);
-    else this.onTransfer(msg, msg.reply);
-  }
-
-  private onTransfer(msg: Msg, reply: string) {
-    this.requested = Math.max(0, this.requested - 1);
-    if (this.deliveries.size >= this.options.maxInFlight) {
-      // Only after a resync can more arrive than asked for: hand the surplus straight back.
-      this.send(reply, '-NAK');
-      return;
-    }
-    let data: unknown;
-    try {
-      data = msg.json();
-    } catch {
-      // Not ours to decode: redelivering it would fail the same way forever.
-      this.send(reply, '+TERM');
-      this.pull();
-      return;
-    }
-    const delivery = new JsDelivery(this, reply, data, deliveryCount(reply) - 1);
-    this.deliveries.add(delivery);
-    this.options.onDelivery(delivery);
-  }
-
-  private onStatus(msg: Msg) {
-    const code = msg.headers?.code ?? 0;
-    if (code === 100) return; // idle heartbeat
-    const left = msg.headers?.get('Nats-Pending-Messages');
-    if ((code === 404 || code === 408) && left) {
-      // A request ended (expired) with this many messages undelivered: ask for them again.
-      this.requested = Math.max(0, this.requested - Number(left));
-      this.pull();
-      return;
-    }
-    // Consumer deleted, too many waiting requests, leadership change, no responders: our request bookkeeping
-    // is off, so start over after a pause (re-creating the consumer if it is gone).
-    this.resync(true);
-  }
-}
-
-class JsDelivery<T> implements Delivery<T> {
-  /** The subscription's slot is given back (ack, nak, term, local ack-wait expiry or the subscription stopping). */
-  settled = false;
-  private readonly timer: ReturnType<typeof setTimeout>;
-
-  constructor(
-    private readonly owner: PullSubscription,
-    private readonly reply: string,
-    readonly data: T,
-    readonly redeliveryCount: number,
-  ) {
-    // Past ack-wait the server redelivers; free the slot then too, or a forgotten message would pin it forever.
-    this.timer = setTimeout(() => this.settle(), owner.ackWaitMs);
-    this.timer.unref();
-  }
-
-  async ack() {
-    // A late ack still goes out: the server acks by stream sequence, even after a redelivery.
-    this.settle();
-    if (this.owner.confirmAcks) await this.owner.nc.request(this.reply, '+ACK', { timeout: ACK_TIMEOUT_MS });
-    else this.owner.send(this.reply, '+ACK');
-  }
-
-  nak(delayMs?: number) {
-    if (!this.settle()) return;
-    this.owner.send(this.reply, delayMs && delayMs > 0 ? `-NAK ${JSON.stringify({ delay: nanos(delayMs) })}` : '-NAK');
-  }
-
-  working() {
-    if (this.settled) return;
-    this.owner.send(this.reply, '+WPI');
-    this.timer.refresh();
-  }
-
-  term() {
-    this.settle();
-    this.owner.send(this.reply, '+TERM');
-  }
-
-  handBack() {
-    if (this.settle()) this.owner.send(this.reply, '-NAK');
-  }
-
-  private settle(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    clearTimeout(this.timer);
-    this.owner.release(this);
-    return true;
-  }
 }

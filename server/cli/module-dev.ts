@@ -13,7 +13,8 @@ import type { TaskMessage } from '../../plugins/sdk';
 import { createLocalExecutor } from '../../executors/local';
 import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
-import { createMemoryBus } from '../bus/memory';
+import { moduleEnvironment } from '../config';
+import { createMemoryBus } from '../../plugins/bus/memory';
 import type { ModuleTestResult } from '../db/tables/modules';
 import { checkParameters, MANIFEST_FILE } from '../modules/manifest';
 import { readModuleDir } from './module-dir';
@@ -43,7 +44,7 @@ export async function runModuleDir(dir: string, options: ModuleRunOptions): Prom
   const bus = createMemoryBus();
   const host = createExecutorHost({
     bus,
-    registry: createExecutorRegistry([createLocalExecutor()]),
+    registry: createExecutorRegistry([createLocalExecutor({ inheritEnv: moduleEnvironment() })]),
     pools: ['dev'],
     hostName: `dev-${os.hostname()}`,
     artifacts: { fetch: async () => archivePath },

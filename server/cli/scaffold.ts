@@ -32,7 +32,7 @@ export async function scaffoldExecutor(name: string, dir?: string): Promise<stri
 const indexTs = (name: string, type: string, plugins: string) => `// The \`${name}\` executor: runs a module as a job on a backend, follows it by polling, stops it on cancel.
 // Scaffolded by \`npx atelier executor new ${name}\`. \`createInMemoryBackend\` stands in for your system so the
 // contract (${name}.test.ts) passes from the start: write a \`${type}Backend\` for the real API and pass it in.
-import { defineExecutor, type Executor, type TaskContext, type TaskOutcome } from '${plugins}/sdk';
+import { cancelled, defineExecutor, failed, succeeded, type Executor, type TaskContext, type TaskOutcome } from '${plugins}/sdk';
 
 /** A job as the backend reports it. */
 export interface JobStatus {
@@ -91,12 +91,12 @@ export function create${type}Executor(options: ${type}ExecutorOptions): Executor
         lastPhase = job.phase;
         if (job.phase === 'SUCCEEDED') {
           for (const [name, value] of Object.entries(job.outputs)) ctx.output(name, value);
-          return { state: 'SUCCEEDED' };
+          return succeeded();
         }
-        if (job.phase === 'FAILED') return { state: 'FAILED', reason: 'job-failed', message: job.error ?? \`job \${handle.jobId} failed\`, retryable: job.retryable };
-        if (job.phase === 'CANCELLED') return { state: 'CANCELLED', message: \`job \${handle.jobId} stopped\` };
+        if (job.phase === 'FAILED') return failed('job-failed', job.error ?? \`job \${handle.jobId} failed\`, { retryable: job.retryable });
+        if (job.phase === 'CANCELLED') return cancelled(undefined, \`job \${handle.jobId} stopped\`);
         // A host shutting down leaves the job running (see cancel): stop following it, the next host adopts it.
-        if (ctx.signal.aborted && ctx.signal.reason === 'shutdown') return { state: 'CANCELLED', reason: 'shutdown' };
+        if (ctx.signal.aborted && ctx.signal.reason === 'shutdown') return cancelled('shutdown');
         await sleep(pollMs, ctx);
       }
     },

@@ -129,3 +129,14 @@ function parsePoolCounts(name: string, raw: string | undefined, example: string)
 }
 
 export const defaultHostName = () => `${os.hostname()}-${process.pid}`;
+
+/** The variables of the host's environment that local modules inherit (the local executor's `inheritEnv`); nothing
+ * else leaks into them. */
+export function moduleEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const inherited: Record<string, string> = {};
+  for (const name of ['PATH', 'HOME', 'LANG']) {
+    const value = env[name];
+    if (value !== undefined) inherited[name] = value;
+  }
+  return inherited;
+}

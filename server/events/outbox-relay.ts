@@ -3,7 +3,7 @@
 // row published twice (a crash before it was marked) is dropped by the bus's message-id dedupe.
 import { sql } from 'drizzle-orm';
 import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import type { Bus } from '../bus/types';
+import type { Bus } from '../../plugins/bus/types';
 import { queryRows, type Db } from '../db/client';
 
 export interface OutboxRelay {

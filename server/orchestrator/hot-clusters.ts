@@ -3,7 +3,7 @@
 // heartbeats agree, the leases tasks take on a cluster, and each attempt's provisioning and execution times.
 import { and, eq, inArray, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
-import type { Bus } from '../bus/types';
+import type { Bus } from '../../plugins/bus/types';
 import { queryRows, type Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { executorHosts, hotClusterLeases, hotClusters, type HotCluster } from '../db/tables/executors';

@@ -1,8 +1,8 @@
-// The behaviour every Bus implementation must show (server/bus/types.ts), run against each one by its own
+// The behaviour every Bus implementation must show (plugins/bus/types.ts), run against each one by its own
 // test file. Timings are short (ack-wait 300 ms) so the suite stays fast on both the memory bus and JetStream.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskMessage } from '../../plugins/protocol';
-import type { Bus, Delivery } from '../../server/bus/types';
+import type { Bus, Delivery } from '../../plugins/bus/types';
 
 const ACK_WAIT_MS = 300;
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskMessage } from '../../plugins/protocol';
 import { createJetStreamBus } from '../../server/bus/jetstream';
-import type { Delivery } from '../../server/bus/types';
+import type { Delivery } from '../../plugins/bus/types';
 import { startNats, type NatsServer } from '../harness/nats';
 import { busContract } from './contract';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import { createMemoryBus } from '../../server/bus/memory';
+import { createMemoryBus } from '../../plugins/bus/memory';
 import { busContract } from './contract';
 
 busContract('memory', async () => createMemoryBus());

@@ -1,5 +1,6 @@
-// The message bus between the control plane and executor hosts. Two implementations honour one contract
-// (test/bus/contract.ts): JetStream for real deployments and an in-process bus for the embedded default.
+// The message bus between the control plane and executor hosts, part of the executor protocol. Two implementations
+// honour one contract (test/bus/contract.ts): JetStream for real deployments (server/bus/jetstream.ts) and an
+// in-process bus (memory.ts) for the embedded default and the executor test kit.
 //
 // Semantics, shared by both:
 // - Tasks: a work queue per executor pool (JetStream stream TASKS, subject `atelier.tasks.<pool>`).
@@ -11,7 +12,7 @@
 // - Control: best-effort broadcast to every host (cancel requests) and, by topic, host heartbeats and hot-cluster
 //   commands. Not durable: the control plane resends and hosts announce themselves again.
 // - Feed: best-effort broadcast of live run events to every control-plane replica.
-import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
 
 export interface Delivery<T> {
   readonly data: T;

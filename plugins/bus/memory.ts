@@ -1,7 +1,9 @@
 // The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
-import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
+import { BUS_DEFAULTS } from './defaults';
 import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
+import { DurableConsumer, Live, Sub, Tracked } from './memory-consumer';
 import { Batcher, Deduper, Deque, retryDelayMs, taskConsumerName } from './util';
 
 export interface MemoryBusOptions {
@@ -13,20 +15,13 @@ export interface MemoryBusOptions {
   eventMaxCount?: number;
 }
 
-const DEFAULT_DEDUPE_WINDOW_MS = 2 * 60_000;
-const DEFAULT_EVENT_MAX_AGE_MS = 7 * 24 * 3_600_000;
-const DEFAULT_EVENT_MAX_COUNT = 1_000_000;
-const DEFAULT_ACK_WAIT_MS = 30_000;
-const DEFAULT_TASK_IN_FLIGHT = 1;
-const DEFAULT_EVENT_IN_FLIGHT = 1_000;
-const DEFAULT_MAX_BATCH = 256;
 // Trimming walks every durable; doing it every N publishes keeps it off the per-message path.
 const TRIM_EVERY = 256;
 
 export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
-  const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
-  const eventMaxAgeMs = options.eventMaxAgeMs ?? DEFAULT_EVENT_MAX_AGE_MS;
-  const eventMaxCount = options.eventMaxCount ?? DEFAULT_EVENT_MAX_COUNT;
+  const dedupeWindowMs = options.dedupeWindowMs ?? BUS_DEFAULTS.dedupeWindowMs;
+  const eventMaxAgeMs = options.eventMaxAgeMs ?? BUS_DEFAULTS.eventMaxAgeMs;
+  const eventMaxCount = options.eventMaxCount ?? BUS_DEFAULTS.eventMaxCount;
   let closed = false;
 
   // JetStream dedupes per stream, so task ids and event ids live in separate windows.
@@ -113,7 +108,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         );
       }
       pool.durable = name;
-      const sub = new Sub(consumeOptions.maxInFlight ?? DEFAULT_TASK_IN_FLIGHT, (delivery) => {
+      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight, (delivery) => {
         void runTaskHandler(handler, delivery);
       });
       return track(attach(pool.consumer, sub, consumeOptions));
@@ -142,9 +137,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         durable = { consumer, cursor };
         durables.set(consumeOptions.durable, durable);
       }
-      const maxBatch = consumeOptions.maxBatch ?? DEFAULT_MAX_BATCH;
+      const maxBatch = consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch;
       let batcher: Batcher<Live>;
-      const sub = new Sub(consumeOptions.maxInFlight ?? DEFAULT_EVENT_IN_FLIGHT, (delivery) => batcher.add(delivery));
+      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight, (delivery) => batcher.add(delivery));
       batcher = new Batcher<Live>(maxBatch, (delivery) => delivery.settled, async (batch) => {
         try {
           await handler(batch as Delivery<ExecutorEvent>[]);
@@ -250,7 +245,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   };
 
   function attach(consumer: DurableConsumer, sub: Sub, consumeOptions: ConsumeOptions, onStop?: () => void): Subscription {
-    consumer.ackWaitMs = consumeOptions.ackWaitMs ?? DEFAULT_ACK_WAIT_MS;
+    consumer.ackWaitMs = consumeOptions.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
     consumer.attach(sub);
     const subscription: Subscription = {
       async stop() {
@@ -268,200 +263,5 @@ async function runTaskHandler(handler: (delivery: Delivery<TaskMessage>) => Prom
     await handler(delivery as Delivery<TaskMessage>);
   } catch {
     if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
-  }
-}
-
-/** One stored message as one durable consumer sees it. Payloads stay JSON so each delivery decodes a fresh copy. */
-class Tracked {
-  deliveries = 0;
-  /** The delivery that currently holds the message, if any. */
-  live: Live | undefined;
-  done = false;
-  delay: ReturnType<typeof setTimeout> | undefined;
-  constructor(
-    readonly seq: number,
-    readonly payload: string,
-  ) {}
-}
-
-class Live implements Delivery<unknown> {
-  readonly data: unknown;
-  readonly redeliveryCount: number;
-  /** The subscription's slot is given back (ack, nak, term, ack-wait expiry or the subscription stopping). */
-  settled = false;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  constructor(
-    private readonly consumer: DurableConsumer,
-    readonly tracked: Tracked,
-    readonly sub: Sub,
-  ) {
-    this.data = JSON.parse(tracked.payload);
-    this.redeliveryCount = tracked.deliveries - 1;
-  }
-  async ack() {
-    this.consumer.finish(this);
-  }
-  nak(delayMs?: number) {
-    this.consumer.giveBack(this, delayMs ?? 0);
-  }
-  working() {
-    if (this.tracked.live === this && !this.settled) this.timer?.refresh();
-  }
-  term() {
-    this.consumer.finish(this);
-  }
-}
-
-class Sub {
-  inFlight = 0;
-  readonly lives = new Set<Live>();
-  constructor(
-    readonly maxInFlight: number,
-    readonly sink: (delivery: Live) => void,
-  ) {}
-}
-
-/**
- * A durable consumer: hands messages from its source to attached subscriptions, one holder at a time, and takes
- * them back on nak, ack-wait expiry or a stopped subscription. Redeliveries go before new messages, as in JetStream.
- */
-class DurableConsumer {
-  ackWaitMs = DEFAULT_ACK_WAIT_MS;
-  private readonly subs: Sub[] = [];
-  private nextSub = 0;
-  private readonly redeliver = new Deque<Tracked>();
-  /** Delivered and not yet acked, in first-delivery order, which is sequence order. */
-  private readonly pending = new Map<number, Tracked>();
-  private scheduled = false;
-  private closed = false;
-
-  constructor(private readonly take: () => Tracked | undefined) {}
-
-  attach(sub: Sub) {
-    this.subs.push(sub);
-    this.schedule();
-  }
-
-  detach(sub: Sub) {
-    const index = this.subs.indexOf(sub);
-    if (index < 0) return;
-    this.subs.splice(index, 1);
-    for (const live of [...sub.lives]) {
-      const current = live.tracked.live === live && !live.tracked.done;
-      this.release(live);
-      if (!current) continue;
-      live.tracked.live = undefined;
-      this.requeue(live.tracked, 0);
-    }
-  }
-
-  close() {
-    this.closed = true;
-    for (const tracked of this.pending.values()) if (tracked.delay) clearTimeout(tracked.delay);
-  }
-
-  lowestUnacked(): number | undefined {
-    for (const seq of this.pending.keys()) return seq;
-    return undefined;
-  }
-
-  schedule() {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
-    // Deferred so a publisher never runs consumer code on its own stack, and a burst dispatches once.
-    queueMicrotask(() => {
-      this.scheduled = false;
-      this.dispatch();
-    });
-  }
-
-  private dispatch() {
-    while (!this.closed) {
-      const sub = this.pickSub();
-      if (!sub) return;
-      const tracked = this.nextMessage();
-      if (!tracked) return;
-      this.deliver(tracked, sub);
-    }
-  }
-
-  private pickSub(): Sub | undefined {
-    const n = this.subs.length;
-    for (let i = 0; i < n; i++) {
-      const sub = this.subs[(this.nextSub + i) % n]!;
-      if (sub.inFlight < sub.maxInFlight) {
-        this.nextSub = (this.nextSub + i + 1) % n;
-        return sub;
-      }
-    }
-    return undefined;
-  }
-
-  private nextMessage(): Tracked | undefined {
-    while (this.redeliver.length > 0) {
-      const tracked = this.redeliver.shift()!;
-      if (!tracked.done) return tracked;
-    }
-    const tracked = this.take();
-    if (tracked) this.pending.set(tracked.seq, tracked);
-    return tracked;
-  }
-
-  private deliver(tracked: Tracked, sub: Sub) {
-    tracked.deliveries++;
-    const live = new Live(this, tracked, sub);
-    tracked.live = live;
-    sub.inFlight++;
-    sub.lives.add(live);
-    live.timer = setTimeout(() => this.giveBack(live, 0), this.ackWaitMs);
-    live.timer.unref();
-    sub.sink(live);
-  }
-
-  private release(live: Live) {
-    if (live.settled) return;
-    live.settled = true;
-    clearTimeout(live.timer);
-    live.sub.inFlight--;
-    live.sub.lives.delete(live);
-    this.schedule();
-  }
-
-  /** Ack or term. A late one from a delivery that lapsed still counts, as JetStream acks by stream sequence. */
-  finish(live: Live) {
-    this.release(live);
-    const tracked = live.tracked;
-    if (tracked.done) return;
-    tracked.done = true;
-    if (tracked.live) this.release(tracked.live);
-    tracked.live = undefined;
-    if (tracked.delay) clearTimeout(tracked.delay);
-    tracked.delay = undefined;
-    this.pending.delete(tracked.seq);
-  }
-
-  /** Nak or ack-wait expiry. Only the current holder can give a message back; stale calls just free the slot. */
-  giveBack(live: Live, delayMs: number) {
-    const tracked = live.tracked;
-    const current = tracked.live === live && !tracked.done;
-    this.release(live);
-    if (!current) return;
-    tracked.live = undefined;
-    this.requeue(tracked, delayMs);
-  }
-
-  private requeue(tracked: Tracked, delayMs: number) {
-    if (delayMs <= 0) {
-      this.redeliver.push(tracked);
-      this.schedule();
-      return;
-    }
-    tracked.delay = setTimeout(() => {
-      tracked.delay = undefined;
-      if (tracked.done || this.closed) return;
-      this.redeliver.push(tracked);
-      this.schedule();
-    }, delayMs);
-    tracked.delay.unref();
   }
 }

@@ -1,0 +1,68 @@
+// The local executor's hold on a module's process group, read from /proc: whether it still runs (never fooled by
+// a recycled pid or a zombie), signalling it, and killing what is left of it.
+import { readdir, readFile } from 'node:fs/promises';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Signals a process group; false when nothing received it (ESRCH: already gone; EPERM: not ours to stop). */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface ProcStat {
+  state: string;
+  pgrp: number;
+  startTime: number;
+}
+
+async function readStat(pid: number | string): Promise<ProcStat | null> {
+  try {
+    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0] ?? '', pgrp: Number(rest[2]), startTime: Number(rest[19]) };
+  } catch {
+    return null;
+  }
+}
+
+export async function readStartTime(pid: number): Promise<number | null> {
+  return (await readStat(pid))?.startTime ?? null;
+}
+
+/** Alive means: present in /proc, not a zombie, and started when our process did (not a recycled pid). */
+export async function processAlive(pid: number, startTime: number | null): Promise<boolean> {
+  const s = await readStat(pid);
+  if (!s || s.state === 'Z' || s.state === 'X') return false;
+  return startTime === null || s.startTime === startTime;
+}
+
+/**
+ * Whether anything of the group still runs. Zombies keep `kill(-pgid, 0)` succeeding, so /proc decides. While any
+ * member lives the kernel cannot hand the group's id to a new process, so signalling -pgid then is safe.
+ */
+export async function groupAlive(handle: { pid: number; pgid: number; startTime: number | null }): Promise<boolean> {
+  if (await processAlive(handle.pid, handle.startTime)) return true;
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return false;
+  }
+  const stats = await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => readStat(e)));
+  return stats.some((s) => s !== null && s.pgrp === handle.pgid && s.state !== 'Z' && s.state !== 'X');
+}
+
+/** Kills whatever is left of the group, and waits (briefly) until /proc says it is gone. */
+export async function killGroup(handle: { pid: number; pgid: number; startTime: number | null }) {
+  for (let i = 0; i < 40; i++) {
+    if (!(await groupAlive(handle))) return;
+    signalGroup(handle.pgid, 'SIGKILL');
+    await sleep(25);
+  }
+}

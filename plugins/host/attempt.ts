@@ -1,0 +1,227 @@
+// One task attempt on the executor host, from claim to ack: picks the executor, prepares the work directory,
+// drives submit → wait → (cancel) → finalize, heartbeats meanwhile, enforces the deadline, and settles the
+// delivery. What the attempt reports goes through its reporter (reporter.ts).
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Bus, Delivery } from '../bus/types';
+import { cancelled, failed, systemFailure as platformFailure, timedOut } from '../outcomes';
+import type { TaskOutcome } from '../protocol';
+import type { ExecutorRegistry } from '../registry';
+import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
+import { createReporter } from './reporter';
+
+/** Where the host gets module archives from. */
+export interface ArtifactSource {
+  /** Local path of the archive with this digest, already verified against it. */
+  fetch(digest: string): Promise<string>;
+}
+
+/** An attempt running on this host. */
+export interface Attempt {
+  key: string;
+  task: TaskMessage;
+  controller: AbortController;
+  /** Calls the executor's `cancel` once; set once the attempt has a handle. */
+  cancel?: () => void;
+  /** The control plane's words when it asked for a cancel. */
+  cancelNote?: string;
+  /** The delivery was acked: a duplicate delivery of the same attempt may be acked too. */
+  acked: boolean;
+  /** Resolves once the attempt is fully settled (acked, nakked or left for redelivery). */
+  done: Promise<void>;
+}
+
+/** What the host lends every attempt it runs. */
+export interface AttemptRuntime {
+  bus: Bus;
+  registry: ExecutorRegistry;
+  host: string;
+  artifacts: ArtifactSource;
+  workRoot: string;
+  /** Run with this executor whatever the task names (see ExecutorHostOptions.executeWith). */
+  executeWith?: string;
+  heartbeatEveryMs: number;
+  logBatch: { bytes: number; ms: number };
+  maxLogBytes: number;
+  warn: (message: string) => void;
+  /** False once the host is stopping: a failing result publish then stops retrying. */
+  running(): boolean;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer limits are treated as none
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const safePathPart = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
+
+/** Stops an attempt: aborts its signal and asks the executor to cancel (once it has a handle). */
+export function abortAttempt(attempt: Attempt, reason: AbortReason) {
+  if (attempt.controller.signal.aborted) return;
+  attempt.controller.abort(reason);
+  attempt.cancel?.();
+}
+
+/**
+ * Runs one attempt to its end and settles its delivery: acked once the result is published, nakked when it could
+ * not be or the host is shutting down. `release` gives the host's slot back just before the ack.
+ */
+export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery: Delivery<TaskMessage>, release: () => void) {
+  const { task, controller } = attempt;
+  const { signal } = controller;
+  const { host } = rt;
+  const startedAt = Date.now();
+  const reporter = createReporter({
+    bus: rt.bus,
+    task,
+    host,
+    redeliveryCount: delivery.redeliveryCount,
+    logBatch: rt.logBatch,
+    maxLogBytes: rt.maxLogBytes,
+    warn: rt.warn,
+  });
+  const shuttingDown = () => signal.aborted && signal.reason === 'shutdown';
+  const publishResult = (outcome: TaskOutcome) => reporter.publishResult(outcome, Date.now() - startedAt, () => !rt.running() || shuttingDown());
+
+  let executor: Executor;
+  try {
+    executor = rt.registry.get(rt.executeWith ?? task.executor);
+  } catch (err) {
+    await publishResult(failed('unknown-executor', `${errorMessage(err)} on host ${host}`, { retryable: false, systemFailure: false }));
+    release();
+    await delivery.ack();
+    attempt.acked = true;
+    return;
+  }
+
+  const outputs: Record<string, unknown> = {};
+  let artifactPath: Promise<string> | undefined;
+  const workdir = path.join(rt.workRoot, `${safePathPart(task.taskId)}-${task.attempt}`);
+  const ctx: TaskContext = {
+    signal,
+    workdir,
+    host,
+    artifactPath() {
+      artifactPath ??= rt.artifacts.fetch(task.module.digest);
+      return artifactPath;
+    },
+    log: (stream, line) => reporter.log(stream, line),
+    progress: (fraction, message) => reporter.progress(fraction, message),
+    metric: (metrics, step) => reporter.metric(metrics, step),
+    output(name, value) {
+      if (!reporter.open) return;
+      outputs[String(name)] = value;
+    },
+  };
+
+  // Heartbeats keep the delivery from being redelivered and tell the control plane the attempt is alive.
+  const heartbeat = setInterval(() => {
+    delivery.working();
+    reporter.heartbeat();
+  }, rt.heartbeatEveryMs);
+
+  const limitMs = task.timeoutMs;
+  const timeout =
+    typeof limitMs === 'number' && limitMs > 0 && limitMs <= MAX_TIMER_MS ? setTimeout(() => abortAttempt(attempt, 'timeout'), limitMs) : undefined;
+
+  const systemFailure = (what: string, err: unknown): TaskOutcome =>
+    platformFailure('executor-error', `${executor.name}: ${what} failed: ${errorMessage(err)}`);
+
+  let handle: unknown;
+  let submitted = false;
+  let outcome: TaskOutcome;
+  try {
+    await rm(workdir, { recursive: true, force: true }); // leftovers of an earlier delivery on this host
+    await mkdir(workdir, { recursive: true });
+    if (signal.aborted) {
+      outcome = cancelled(String(signal.reason));
+    } else {
+      try {
+        handle = await executor.submit(task, ctx);
+        submitted = true;
+      } catch (err) {
+        outcome = systemFailure('submit', err);
+      }
+      if (submitted) {
+        reporter.started(handle);
+        let cancelCalled = false;
+        attempt.cancel = () => {
+          if (cancelCalled) return;
+          cancelCalled = true;
+          const reason = signal.reason as AbortReason;
+          executor.cancel(handle, task, reason).catch((err) => reporter.hostLine(`${executor.name}: cancel failed: ${errorMessage(err)}`));
+        };
+        if (signal.aborted) attempt.cancel(); // aborted while submit was in flight
+        try {
+          outcome = await executor.wait(handle, task, ctx);
+          if (!outcome || typeof outcome.state !== 'string') throw new Error(`wait returned no outcome (${JSON.stringify(outcome)})`);
+        } catch (err) {
+          outcome = systemFailure('wait', err);
+        }
+      }
+    }
+  } catch (err) {
+    outcome = systemFailure('preparing the attempt', err);
+  }
+  outcome = normalise(outcome!, signal, task, outputs, attempt.cancelNote);
+  clearInterval(heartbeat);
+  if (timeout) clearTimeout(timeout);
+
+  const shutdown = shuttingDown();
+  reporter.close();
+  let resultPublished = false;
+  if (!shutdown) {
+    // Earlier events first, then the result: the result must not overtake the logs it concludes.
+    await reporter.settled();
+    resultPublished = await publishResult(outcome);
+  }
+
+  try {
+    await executor.finalize?.(submitted ? handle : undefined, task, outcome);
+  } catch (err) {
+    await reporter.publishNow({ kind: 'log', stream: 'stderr', lines: [`[atelier] ${executor.name}: finalize failed: ${errorMessage(err)}`] });
+  }
+  await reporter.settled();
+  await rm(workdir, { recursive: true, force: true }).catch((err) => rt.warn(`removing ${workdir} failed: ${errorMessage(err)}`));
+
+  release();
+  if (shutdown) {
+    // Not acked: another host (or this one, restarted) runs the attempt again.
+    delivery.nak();
+  } else if (resultPublished) {
+    await delivery.ack();
+    attempt.acked = true;
+  } else {
+    delivery.nak(1_000);
+  }
+}
+
+/** Applies what the host knows better than the executor: why it aborted, and the outputs it collected. */
+function normalise(
+  outcome: TaskOutcome,
+  signal: AbortSignal,
+  task: TaskMessage,
+  outputs: Record<string, unknown>,
+  cancelNote: string | undefined,
+): TaskOutcome {
+  let result: TaskOutcome = { ...outcome };
+  if (signal.aborted && result.state === 'CANCELLED') {
+    if (signal.reason === 'timeout') {
+      result = { ...result, ...timedOut(`exceeded its time limit of ${formatDuration(task.timeoutMs)} (timeoutMs ${task.timeoutMs})`) };
+    } else if (signal.reason === 'shutdown') {
+      result.reason = 'shutdown';
+      result.message ??= 'executor host shut down';
+    } else {
+      result.reason = 'cancelled';
+      const note = cancelNote ? `cancelled: ${cancelNote}` : 'cancelled on request';
+      result.message = result.message ? `${note} (${result.message})` : note;
+    }
+  }
+  if (Object.keys(outputs).length > 0 || result.outputs) result.outputs = { ...outputs, ...result.outputs };
+  return result;
+}
+
+function formatDuration(ms: number) {
+  if (ms < 1_000) return `${ms} ms`;
+  if (ms < 60_000) return `${+(ms / 1_000).toFixed(1)} s`;
+  if (ms < 3_600_000) return `${+(ms / 60_000).toFixed(1)} min`;
+  return `${+(ms / 3_600_000).toFixed(1)} h`;
+}

@@ -1,0 +1,256 @@
+// The executor host runtime: takes task attempts from the bus for its pools, runs each through its lifecycle
+// (attempt.ts: submit → wait → cancel → finalize, reported by reporter.ts), honours cancels, keeps hot clusters
+// warm when the control plane asks, and announces itself; an attempt is acked only once its result is published.
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { availableParallelism, hostname } from 'node:os';
+import path from 'node:path';
+import { BUS_DEFAULTS } from '../bus/defaults';
+import type { Bus, Delivery, Subscription } from '../bus/types';
+import type { CancelMessage, HostHeartbeat, HotClusterCommand } from '../protocol';
+import type { ExecutorRegistry } from '../registry';
+import type { Executor, TaskMessage } from '../sdk';
+import { abortAttempt, runAttempt, type ArtifactSource, type Attempt, type AttemptRuntime } from './attempt';
+
+export type { ArtifactSource } from './attempt';
+
+export interface ExecutorHostOptions {
+  bus: Bus;
+  registry: ExecutorRegistry;
+  /** Executor pools whose task queues this host consumes. */
+  pools: string[];
+  hostName?: string;
+  artifacts: ArtifactSource;
+  /** Parent of the per-attempt work directories. */
+  workRoot: string;
+  ackWaitMs?: number;
+  heartbeatMs?: number;
+  maxConcurrency?: number;
+  logBatch?: { bytes: number; ms: number };
+  /** Most log bytes published per attempt; past it one truncation notice is logged and the rest dropped. */
+  maxLogBytes?: number;
+  /** GPUs a task may use on this host (default 0): advertised so GPU tasks are routed to its pools. */
+  gpus?: number;
+  /** How often the host announces itself to the control plane (default 5 s). */
+  announceMs?: number;
+  /**
+   * Run every attempt with this executor, whatever `task.executor` names: a kubernetes-gpu hot cluster's pods run
+   * the cluster's tasks in-process with `local`. Checked against the registry at start.
+   */
+  executeWith?: string;
+  /**
+   * Hot clusters this host is part of by existing (a hot cluster's pod): listed in every heartbeat, which is what
+   * marks them READY; never started or ended here.
+   */
+  holdsHotClusters?: string[];
+  /** Where host-side problems go (a failed event publish, a failed workdir removal). Default: console.warn. */
+  warn?: (message: string) => void;
+}
+
+export interface ExecutorHost {
+  start(): Promise<void>;
+  /** Stops consuming, stops running attempts without acking them (they are redelivered), closes executors. */
+  stop(): Promise<void>;
+  /** Attempts in progress on this host. */
+  running(): number;
+}
+
+const VERSION: string = createRequire(import.meta.url)('../../package.json').version;
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
+  const { bus, registry, artifacts } = options;
+  const host = options.hostName ?? hostname();
+  const ackWaitMs = options.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
+  const heartbeatEveryMs = Math.max(1, Math.min(options.heartbeatMs ?? 5_000, ackWaitMs / 3));
+  const maxConcurrency = Math.max(1, options.maxConcurrency ?? availableParallelism());
+  const logBatch = options.logBatch ?? { bytes: 64 * 1024, ms: 250 };
+  const maxLogBytes = options.maxLogBytes ?? 10 * 1024 * 1024;
+  const warn = options.warn ?? ((message: string) => console.warn(`[atelier host ${host}] ${message}`));
+  const workRoot = path.resolve(options.workRoot);
+
+  const attempts = new Map<string, Attempt>();
+  /** Attempts holding a slot: an attempt gives its slot back just before its ack, since the bus may deliver the
+   * next message as soon as it sees the ack. */
+  let busy = 0;
+  let subscriptions: Subscription[] = [];
+  let cancelSubscription: Subscription | undefined;
+  let clusterSubscription: Subscription | undefined;
+  let announcer: NodeJS.Timeout | undefined;
+  const hostId = randomUUID();
+  const startedAt = new Date().toISOString();
+  /** Hot clusters an executor here holds warm, by name. */
+  const warm = new Map<string, Executor>();
+  /** Hot clusters being started: a repeated start command meanwhile is ignored. */
+  const starting = new Set<string>();
+  let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  const runtime: AttemptRuntime = {
+    bus,
+    registry,
+    host,
+    artifacts,
+    workRoot,
+    executeWith: options.executeWith,
+    heartbeatEveryMs,
+    logBatch,
+    maxLogBytes,
+    warn,
+    running: () => state === 'running',
+  };
+
+  function onCancel(message: CancelMessage) {
+    const attempt = attempts.get(`${message.taskId}:${message.attempt}`);
+    if (!attempt) return; // broadcast: the attempt runs on another host (or already ended)
+    attempt.cancelNote ??= message.reason;
+    abortAttempt(attempt, 'cancelled');
+  }
+
+  function announce() {
+    const heartbeat: HostHeartbeat = {
+      hostId,
+      host,
+      executors: registry.names(),
+      pools: options.pools,
+      capacity: maxConcurrency,
+      running: attempts.size,
+      gpus: options.gpus ?? 0,
+      hotClusters: [...new Set([...warm.keys(), ...(options.holdsHotClusters ?? [])])],
+      hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
+      remoteHotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster && registry.get(name).remoteHotClusters),
+      version: VERSION,
+      startedAt,
+      at: new Date().toISOString(),
+    };
+    return bus.publishControl('host-heartbeat', heartbeat).catch((err) => warn(`announcing the host failed: ${errorMessage(err)}`));
+  }
+
+  /** Hot-cluster commands are broadcast to every host: a start concerns hosts serving the cluster's pool with its
+   * executor; an end, whichever host holds the cluster. */
+  async function onClusterCommand(command: HotClusterCommand) {
+    // Held by existing (this host is one of the cluster's pods): the executor that made the pods owns its lifecycle.
+    if (state !== 'running' || options.holdsHotClusters?.includes(command.name)) return;
+    const held = warm.get(command.name);
+    const named = registry.names().includes(command.executor) ? registry.get(command.executor) : undefined;
+    // A remote cluster is its own compute: any host with the executor starts (idempotently) and ends it.
+    const remote = named?.remoteHotClusters ? named : undefined;
+    const executor = command.action === 'end' ? (held ?? remote) : options.pools.includes(command.pool) ? named : remote;
+    if (!executor || (command.action === 'start' && (held || starting.has(command.name) || !executor.startHotCluster))) return;
+    try {
+      if (command.action === 'start') {
+        starting.add(command.name);
+        await executor.startHotCluster!({ name: command.name, pool: command.pool, spec: command.spec }).finally(() => starting.delete(command.name));
+        warm.set(command.name, executor);
+      } else {
+        warm.delete(command.name);
+        await executor.endHotCluster?.(command.name);
+      }
+      await announce(); // tell the control plane now rather than at the next beat
+    } catch (err) {
+      warn(`${executor.name}: hot cluster ${command.name}: ${command.action} failed: ${errorMessage(err)}`);
+    }
+  }
+
+  async function handleDelivery(delivery: Delivery<TaskMessage>) {
+    const task = delivery.data;
+    if (state !== 'running') {
+      delivery.nak();
+      return;
+    }
+    const key = `${task.taskId}:${task.attempt}`;
+    const existing = attempts.get(key);
+    if (existing) {
+      // A redelivery of an attempt still running here (its ack-wait lapsed): the running one reports and acks;
+      // this copy is acked with it, or left unacked if that one is.
+      await existing.done;
+      if (existing.acked) await delivery.ack().catch(() => undefined);
+      return;
+    }
+    if (busy >= maxConcurrency) {
+      // Several pools can together exceed the limit: hand the task to a host with room.
+      delivery.nak(500);
+      return;
+    }
+    let settle!: () => void;
+    const attempt: Attempt = {
+      key,
+      task,
+      controller: new AbortController(),
+      acked: false,
+      done: new Promise<void>((resolve) => (settle = resolve)),
+    };
+    attempts.set(key, attempt);
+    busy++;
+    let released = false;
+    const release = () => {
+      if (!released) busy--;
+      released = true;
+    };
+    try {
+      await runAttempt(runtime, attempt, delivery, release);
+    } catch (err) {
+      // runAttempt reports task problems itself; reaching here means the host could not (a bus failure).
+      warn(`attempt ${key} failed in the host: ${errorMessage(err)}`);
+      release();
+      delivery.nak(1_000);
+    } finally {
+      release();
+      attempts.delete(key);
+      settle();
+    }
+  }
+
+  return {
+    async start() {
+      if (state !== 'idle') throw new Error(`executor host ${host} was already started`);
+      if (options.pools.length === 0) throw new Error(`executor host ${host} has no pools to consume`);
+      if (options.executeWith !== undefined && !registry.names().includes(options.executeWith)) {
+        throw new Error(`executor host ${host}: executeWith names "${options.executeWith}", which is not among its executors (${registry.names().join(', ') || 'none'})`);
+      }
+      state = 'running';
+      await mkdir(workRoot, { recursive: true });
+      cancelSubscription = await bus.subscribeCancel(onCancel);
+      clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
+      for (const pool of options.pools) {
+        subscriptions.push(
+          await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: maxConcurrency }),
+        );
+      }
+      // Announced once subscribed, so the control plane never routes to a host that could not yet take work.
+      await announce();
+      announcer = setInterval(() => void announce(), options.announceMs ?? 5_000);
+      announcer.unref();
+    },
+
+    async stop() {
+      if (state !== 'running') {
+        state = 'stopped';
+        return;
+      }
+      state = 'stopping';
+      clearInterval(announcer);
+      // Stop taking work and stop what runs at once, without awaiting the subscriptions first: a bus may wait
+      // for handlers in flight before its stop() resolves.
+      const stopping = subscriptions.map((s) => s.stop().catch((err) => warn(`stopping a subscription failed: ${errorMessage(err)}`)));
+      subscriptions = [];
+      const running = [...attempts.values()];
+      for (const attempt of running) abortAttempt(attempt, 'shutdown');
+      await Promise.all([...stopping, ...running.map((a) => a.done)]);
+      await cancelSubscription?.stop().catch(() => undefined);
+      await clusterSubscription?.stop().catch(() => undefined);
+      // Remote clusters outlive this host: the next host with the executor takes them over.
+      const held = [...warm].filter(([, e]) => !e.remoteHotClusters);
+      warm.clear();
+      await Promise.all(held.map(([name, e]) => e.endHotCluster?.(name).catch((err) => warn(`ending hot cluster ${name} failed: ${errorMessage(err)}`))));
+      const executors = registry.names().map((name) => registry.get(name));
+      await Promise.all(
+        executors.map((e) => e.close?.().catch((err) => warn(`closing executor ${e.name} failed: ${errorMessage(err)}`))),
+      );
+      state = 'stopped';
+    },
+
+    running: () => attempts.size,
+  };
+}
+

@@ -1,0 +1,211 @@
+// What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress and publishes
+// its result with retries. The attempt lifecycle (attempt.ts) hands reports in; this file decides when they go out.
+import type { Bus } from '../bus/types';
+import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../protocol';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
+export type EventBody = DistributiveOmit<ExecutorEvent, 'taskId' | 'runId' | 'attempt' | 'seq' | 'at' | 'host'>;
+
+type Stream = 'stdout' | 'stderr';
+
+/** Time as the reporter sees it: injectable so tests step through batching and coalescing without waiting. */
+export interface ReporterClock {
+  now(): number;
+  /** Runs `fn` after `ms`; the returned function cancels it. */
+  schedule(fn: () => void, ms: number): () => void;
+}
+
+export const systemClock: ReporterClock = {
+  now: () => Date.now(),
+  schedule(fn, ms) {
+    const timer = setTimeout(fn, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
+export interface ReporterOptions {
+  bus: Pick<Bus, 'publishEvent'>;
+  task: TaskMessage;
+  host: string;
+  /** Deliveries of this attempt before this one: each numbers its events from a block of its own. */
+  redeliveryCount: number;
+  /** Log lines go out once a stream holds this many bytes, or this long after the first one arrived. */
+  logBatch: { bytes: number; ms: number };
+  /** Most log bytes published per attempt; past it one truncation notice is logged and the rest dropped. */
+  maxLogBytes: number;
+  warn: (message: string) => void;
+  clock?: ReporterClock;
+}
+
+export interface Reporter {
+  /** False once `close` ran: late reports from the executor are dropped. */
+  readonly open: boolean;
+  log(stream: Stream, line: string): void;
+  progress(fraction: number | null | undefined, message?: string | null): void;
+  metric(metrics: Record<string, number> | undefined, step?: number | null): void;
+  started(handle: unknown): void;
+  heartbeat(): void;
+  /** A line from the host itself (`[atelier] …`) on stderr; it bypasses the per-attempt cap. */
+  hostLine(line: string): void;
+  /** Stops taking the executor's reports and sends what is buffered. */
+  close(): void;
+  /** Resolves once every event handed to the bus so far has been published (or has failed). */
+  settled(): Promise<void>;
+  /** Publishes the result, retrying a little; false when it could not (the attempt is then left for redelivery). */
+  publishResult(outcome: TaskOutcome, durationMs: number, giveUp: () => boolean): Promise<boolean>;
+  /** Publishes one event and waits for it, ignoring a failure (a last word after the result). */
+  publishNow(body: EventBody): Promise<void>;
+}
+
+export const MIN_PROGRESS_INTERVAL_MS = 100; // at most ~10 progress events a second per attempt
+// Each redelivery numbers its events from a fresh block, so a re-run attempt never reuses the seq (and msgId)
+// of events the previous delivery already published: those would be dropped as duplicates.
+export const SEQ_BLOCK = 2 ** 32;
+export const RESULT_PUBLISH_TRIES = 5;
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export function createReporter(options: ReporterOptions): Reporter {
+  const { bus, task, host, logBatch, maxLogBytes, warn } = options;
+  const clock = options.clock ?? systemClock;
+  const key = `${task.taskId}:${task.attempt}`;
+  let seq = options.redeliveryCount * SEQ_BLOCK;
+  const pending = new Set<Promise<unknown>>();
+  let publishFailures = 0;
+  let closed = false;
+
+  const makeEvent = (body: EventBody): ExecutorEvent =>
+    ({ ...body, taskId: task.taskId, runId: task.runId, attempt: task.attempt, seq: seq++, at: new Date(clock.now()).toISOString(), host }) as ExecutorEvent;
+  const msgIdOf = (event: ExecutorEvent) => `${event.taskId}:${event.attempt}:${event.seq}`;
+  // Events are published without waiting for the previous one (the bus keeps publish order per connection);
+  // they are awaited together before the result.
+  const publish = (body: EventBody) => {
+    const event = makeEvent(body);
+    const p = bus.publishEvent(event, msgIdOf(event)).catch((err) => {
+      if (publishFailures++ === 0) warn(`publishing ${event.kind} event of ${key} failed: ${errorMessage(err)}`);
+    });
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+
+  // Logs: batched per stream, capped per attempt.
+  const logBuffers: Record<Stream, { lines: string[]; bytes: number }> = {
+    stdout: { lines: [], bytes: 0 },
+    stderr: { lines: [], bytes: 0 },
+  };
+  let cancelLogTimer: (() => void) | undefined;
+  let logBytes = 0;
+  let logTruncated = false;
+  const flushStream = (stream: Stream) => {
+    const buffer = logBuffers[stream];
+    if (buffer.lines.length === 0) return;
+    publish({ kind: 'log', stream, lines: buffer.lines });
+    logBuffers[stream] = { lines: [], bytes: 0 };
+  };
+  const flushLogs = () => {
+    cancelLogTimer?.();
+    cancelLogTimer = undefined;
+    flushStream('stdout');
+    flushStream('stderr');
+  };
+  const appendLog = (stream: Stream, line: string) => {
+    const buffer = logBuffers[stream];
+    buffer.lines.push(line);
+    buffer.bytes += Buffer.byteLength(line) + 1;
+    if (buffer.bytes >= logBatch.bytes) flushStream(stream);
+    else cancelLogTimer ??= clock.schedule(flushLogs, logBatch.ms);
+  };
+
+  // Progress: coalesced so a chatty module costs at most ~10 events a second; the latest value wins.
+  let lastProgressAt = 0;
+  let pendingProgress: { fraction: number | null; message: string | null } | undefined;
+  let cancelProgressTimer: (() => void) | undefined;
+  const flushProgress = () => {
+    cancelProgressTimer?.();
+    cancelProgressTimer = undefined;
+    if (!pendingProgress) return;
+    publish({ kind: 'progress', ...pendingProgress });
+    pendingProgress = undefined;
+    lastProgressAt = clock.now();
+  };
+
+  return {
+    get open() {
+      return !closed;
+    },
+
+    log(stream, line) {
+      if (closed || logTruncated) return;
+      const s: Stream = stream === 'stderr' ? 'stderr' : 'stdout';
+      const text = String(line);
+      logBytes += Buffer.byteLength(text) + 1;
+      if (logBytes > maxLogBytes) {
+        logTruncated = true;
+        appendLog('stderr', `[atelier] log output truncated: more than ${maxLogBytes} bytes for this attempt`);
+        return;
+      }
+      appendLog(s, text);
+    },
+
+    progress(fraction, message) {
+      if (closed) return;
+      const f = typeof fraction === 'number' && Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : null;
+      pendingProgress = { fraction: f, message: message ?? null };
+      const wait = lastProgressAt + MIN_PROGRESS_INTERVAL_MS - clock.now();
+      if (wait <= 0) flushProgress();
+      else cancelProgressTimer ??= clock.schedule(flushProgress, wait);
+    },
+
+    metric(metrics, step) {
+      if (closed) return;
+      const clean: Record<string, number> = {};
+      for (const [name, value] of Object.entries(metrics ?? {})) if (typeof value === 'number') clean[name] = value;
+      publish({ kind: 'metric', metrics: clean, step: typeof step === 'number' ? step : null });
+    },
+
+    started(handle) {
+      publish({ kind: 'started', handle: handle ?? null });
+    },
+
+    heartbeat() {
+      publish({ kind: 'heartbeat' });
+    },
+
+    hostLine(line) {
+      if (closed) publish({ kind: 'log', stream: 'stderr', lines: [`[atelier] ${line}`] });
+      else appendLog('stderr', `[atelier] ${line}`);
+    },
+
+    close() {
+      closed = true;
+      flushProgress();
+      flushLogs();
+    },
+
+    async settled() {
+      await Promise.all([...pending]);
+    },
+
+    async publishResult(outcome, durationMs, giveUp) {
+      const event = makeEvent({ kind: 'result', outcome, durationMs });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await bus.publishEvent(event, msgIdOf(event));
+          return true;
+        } catch (err) {
+          if (attempt >= RESULT_PUBLISH_TRIES || giveUp()) {
+            warn(`publishing the result of ${event.taskId}:${event.attempt} failed (${errorMessage(err)}); leaving it for redelivery`);
+            return false;
+          }
+          await new Promise<void>((resolve) => clock.schedule(resolve, 100 * 2 ** attempt));
+        }
+      }
+    },
+
+    async publishNow(body) {
+      const event = makeEvent(body);
+      await bus.publishEvent(event, msgIdOf(event)).catch(() => undefined);
+    },
+  };
+}

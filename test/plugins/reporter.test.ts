@@ -1,0 +1,156 @@
+// The attempt reporter alone, on a fake clock and a recording bus: sequence numbers, log batching, progress
+// coalescing and the flush on finish, without a host or a real timer.
+import { describe, expect, it } from 'vitest';
+import { createReporter, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK, type ReporterClock } from '../../plugins/host/reporter';
+import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+
+function fakeClock(): ReporterClock & { advance(ms: number): void } {
+  let now = 1_000_000;
+  const timers = new Set<{ at: number; fn: () => void }>();
+  return {
+    now: () => now,
+    schedule(fn, ms) {
+      const timer = { at: now + ms, fn };
+      timers.add(timer);
+      return () => timers.delete(timer);
+    },
+    advance(ms) {
+      now += ms;
+      for (const timer of [...timers].sort((a, b) => a.at - b.at)) {
+        if (timer.at > now || !timers.has(timer)) continue;
+        timers.delete(timer);
+        timer.fn();
+      }
+    },
+  };
+}
+
+const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
+
+function setup(options: { redeliveryCount?: number; bytes?: number; maxLogBytes?: number } = {}) {
+  const clock = fakeClock();
+  const events: ExecutorEvent[] = [];
+  const msgIds: (string | undefined)[] = [];
+  const reporter = createReporter({
+    bus: {
+      async publishEvent(event, msgId) {
+        events.push(event);
+        msgIds.push(msgId);
+      },
+    },
+    task,
+    host: 'h',
+    redeliveryCount: options.redeliveryCount ?? 0,
+    logBatch: { bytes: options.bytes ?? 1_000, ms: 250 },
+    maxLogBytes: options.maxLogBytes ?? 1_000_000,
+    warn: () => undefined,
+    clock,
+  });
+  return { clock, events, msgIds, reporter, kinds: () => events.map((e) => e.kind) };
+}
+
+describe('attempt reporter', () => {
+  it('numbers events without gaps, from its delivery’s own block, and uses them as message ids', async () => {
+    const { reporter, events, msgIds } = setup({ redeliveryCount: 1 });
+    reporter.started({ pid: 1 });
+    reporter.heartbeat();
+    reporter.metric({ loss: 0.5, bad: 'x' as unknown as number }, 3);
+    reporter.heartbeat();
+    expect(await reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
+    expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4].map((n) => SEQ_BLOCK + n));
+    expect(msgIds).toEqual(events.map((e) => `t1:2:${e.seq}`));
+    expect(events[2]).toMatchObject({ kind: 'metric', metrics: { loss: 0.5 }, step: 3, taskId: 't1', runId: 'r1', attempt: 2, host: 'h' });
+  });
+
+  it('batches log lines until the batch is full, per stream', () => {
+    const { reporter, events } = setup({ bytes: 10 });
+    reporter.log('stdout', 'abcd'); // 5 bytes with its newline
+    reporter.log('stderr', 'e');
+    expect(events).toEqual([]);
+    reporter.log('stdout', 'fghi'); // 10 bytes: full
+    expect(events).toMatchObject([{ kind: 'log', stream: 'stdout', lines: ['abcd', 'fghi'] }]);
+  });
+
+  it('sends a partial log batch once its time is up', () => {
+    const { reporter, events, clock } = setup();
+    reporter.log('stdout', 'one');
+    reporter.log('stderr', 'two');
+    clock.advance(249);
+    expect(events).toEqual([]);
+    clock.advance(1);
+    expect(events).toMatchObject([
+      { kind: 'log', stream: 'stdout', lines: ['one'] },
+      { kind: 'log', stream: 'stderr', lines: ['two'] },
+    ]);
+  });
+
+  it('caps the log bytes of an attempt with one notice', () => {
+    const { reporter, events } = setup({ maxLogBytes: 8 });
+    reporter.log('stdout', 'abc');
+    reporter.log('stdout', 'defgh'); // past the cap
+    reporter.log('stdout', 'more');
+    reporter.close();
+    expect(events).toMatchObject([
+      { kind: 'log', stream: 'stdout', lines: ['abc'] },
+      { kind: 'log', stream: 'stderr', lines: ['[atelier] log output truncated: more than 8 bytes for this attempt'] },
+    ]);
+  });
+
+  it('coalesces progress: the first goes at once, then at most one per interval, the latest value winning', () => {
+    const { reporter, events, clock } = setup();
+    reporter.progress(0.1, 'a');
+    reporter.progress(0.2, 'b');
+    reporter.progress(7, null); // clamped
+    expect(events).toMatchObject([{ kind: 'progress', fraction: 0.1, message: 'a' }]);
+    clock.advance(MIN_PROGRESS_INTERVAL_MS);
+    expect(events.slice(1)).toMatchObject([{ kind: 'progress', fraction: 1, message: null }]);
+    expect(events).toHaveLength(2);
+  });
+
+  it('flushes what it holds on close and drops the executor’s late reports; host lines still go out', async () => {
+    const { reporter, kinds, events } = setup();
+    reporter.progress(0.1);
+    reporter.progress(0.5, 'held');
+    reporter.log('stdout', 'buffered');
+    reporter.close();
+    expect(reporter.open).toBe(false);
+    expect(kinds()).toEqual(['progress', 'progress', 'log']);
+    expect(events[1]).toMatchObject({ fraction: 0.5, message: 'held' });
+    reporter.log('stdout', 'late');
+    reporter.progress(0.9);
+    reporter.metric({ x: 1 });
+    reporter.hostLine('cancel failed');
+    await reporter.settled();
+    expect(kinds()).toEqual(['progress', 'progress', 'log', 'log']);
+    expect(events[3]).toMatchObject({ stream: 'stderr', lines: ['[atelier] cancel failed'] });
+  });
+
+  it('retries a failing result publish, and gives up when told to', async () => {
+    const clock = fakeClock();
+    let calls = 0;
+    const reporter = createReporter({
+      bus: {
+        async publishEvent() {
+          calls++;
+          throw new Error('bus down');
+        },
+      },
+      task,
+      host: 'h',
+      redeliveryCount: 0,
+      logBatch: { bytes: 1_000, ms: 250 },
+      maxLogBytes: 1_000,
+      warn: () => undefined,
+      clock,
+    });
+    let stop = false;
+    const result = reporter.publishResult({ state: 'FAILED' }, 1, () => stop);
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(calls).toBe(1);
+    stop = true;
+    clock.advance(200);
+    expect(await result).toBe(false);
+    expect(calls).toBe(2);
+  });
+});
