@@ -10,9 +10,9 @@ import type { Context } from '../schema/context';
 import { schema } from '../schema/index';
 import { defineAbilityFor } from '../server/auth/ability';
 import { defineColumnAbility, permittedColumns, previewDataset } from '../server/governance/preview';
-import type { Label } from '../server/governance/labels';
 import { startTestApp } from '../test/harness/app';
 import { percentile, type Row } from './lib';
+import type { Label } from '../server/vocabulary';
 
 const RULES = 500;
 const COLUMNS = 8;

@@ -9,8 +9,8 @@ import { permittedFieldsOf } from '@casl/ability/extra';
 import SchemaBuilder, { BasePlugin, type PothosOutputFieldConfig, type SchemaTypes } from '@pothos/core';
 import { GraphQLError, type GraphQLResolveInfo } from 'graphql';
 import { allFields, dataFields, type FieldSubject } from '../server/auth/fields';
-import { audit } from '../server/governance/audit';
 import type { Context } from './context';
+import { audit } from '../server/audit/audit';
 
 interface Guard {
   subject: FieldSubject;

@@ -12,7 +12,6 @@ import {
   setColumnLabel,
   type ColumnView,
 } from '../../server/governance/datasets';
-import type { Label, Level } from '../../server/governance/labels';
 import { datasetVersionsOf, datasetsByIds, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
 import { previewDataset, type Preview } from '../../server/governance/preview';
 import { guard } from '../auth';
@@ -21,6 +20,7 @@ import { builder } from '../builder';
 import type { Context } from '../context';
 import { DomainEnum, LevelEnum } from './enums';
 import { IdentityRef } from './identity';
+import type { Label, Level } from '../../server/vocabulary';
 
 const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
   description: 'A level and categories. `UNCLASSIFIED` (no label yet) ranks above every level for enforcement.',

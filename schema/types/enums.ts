@@ -1,12 +1,7 @@
 // Every GraphQL enum, in one file: type files import them from here (and so never from each other for an enum).
 import { cacheGroupings } from '../../server/cache/stats';
-import { hotClusterStates } from '../../server/db/tables/executors';
-import { runStatuses, taskStatuses, triggers } from '../../server/db/tables/runs';
-import { catchUpPolicies, fireOutcomes, overlapPolicies, type CatchUpPolicy, type OverlapPolicy } from '../../server/db/tables/schedules';
-import { teamRoles } from '../../server/db/tables/teams';
-import { domains } from '../../server/db/tables/workflows';
-import { levels } from '../../server/governance/labels';
 import { builder } from '../builder';
+import { catchUpPolicies, type CatchUpPolicy, domains, fireOutcomes, hotClusterStates, levels, overlapPolicies, type OverlapPolicy, runStatuses, taskStatuses, teamRoles, triggers } from '../../server/vocabulary';
 
 // --- runs ----------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // Modules, their versions and tags: the catalog queries and publishing.
 import { assertCan } from '../../server/auth/ability';
-import type { ModuleTag, ModuleTagEvent, ModuleTestResult } from '../../server/db/tables/modules';
+import type { ModuleTag, ModuleTagEvent } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
 import { parseModuleRef } from '../../server/modules/ref';
 import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
@@ -25,6 +25,7 @@ import type { Context } from '../context';
 import { groupLoader, sharedLoader } from '../loaders';
 import { IdentityRef } from './identity';
 import { TeamRef } from './teams';
+import type { ModuleTestResult } from '../../server/vocabulary';
 
 /** Modules and module versions by id, each loaded once per request however many fields name it. */
 export const ModuleVersionRef = builder.loadableObjectRef('ModuleVersion', {

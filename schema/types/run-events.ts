@@ -1,6 +1,5 @@
 // Live run events: the RunEvent union and the `runEvents` (one run: a snapshot, then live changes merged with
 // it) and `allRunEvents` (every readable run, live only) subscriptions.
-import type { Domain } from '../../server/db/tables/workflows';
 import { forbidden } from '../../server/errors';
 import { feedIterator, type FeedEvent } from '../../server/events/feed';
 import { findRun, runById, runDomainOf, tasksOfRuns } from '../../server/runs/queries';
@@ -9,6 +8,7 @@ import { checkId, isUuid } from '../ids';
 import { mayWatch, watchAccess } from '../live-access';
 import { RunStatusEnum, TaskStatusEnum } from './enums';
 import { RunRef } from './runs';
+import type { Domain } from '../../server/vocabulary';
 
 type Of<K extends FeedEvent['kind']> = Extract<FeedEvent, { kind: K }>;
 const eventFields = <T extends FeedEvent>(t: any) => ({

@@ -2,7 +2,6 @@
 // grants to the run's domain first.
 import { assertCan } from '../../server/auth/ability';
 import { badInput } from '../../server/errors';
-import { audited } from '../../server/governance/audit';
 import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
 import { workflowDomainOf } from '../../server/orchestrator/workflow-queries';
 import { findRun } from '../../server/runs/queries';
@@ -11,6 +10,7 @@ import type { Context } from '../context';
 import { checkId, isUuid } from '../ids';
 import { DomainEnum, RerunFromEnum, TriggerEnum } from './enums';
 import { RunRef } from './runs';
+import { audited } from '../../server/audit/audit';
 
 const ModuleOverrideInput = builder.inputType('ModuleOverride', {
   fields: (t) => ({

@@ -2,7 +2,6 @@
 // Its tasks are in tasks.ts, the run queries, mutations and live events in run-*.ts.
 import { childRunsOf, runsByIds } from '../../server/runs/queries';
 import type { Run } from '../../server/db/tables/runs';
-import type { Domain } from '../../server/db/tables/workflows';
 import { guard } from '../auth';
 import { NodeRef } from '../node';
 import { builder } from '../builder';
@@ -10,6 +9,7 @@ import type { Context } from '../context';
 import { DomainEnum, RunStatusEnum, TriggerEnum } from './enums';
 import { IdentityRef } from './identity';
 import { WorkflowRef, WorkflowVersionRef } from './workflows';
+import type { Domain } from '../../server/vocabulary';
 
 /** A run by id, loaded once per request however many fields name it (a missing one is null). */
 export const RunRef = builder.loadableObjectRef('Run', {

@@ -5,9 +5,9 @@
 // never the role.
 import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
-import type { Domain } from '../db/tables/workflows';
 import { badInput, forbidden } from '../errors';
 import { allFields, dataFields, fieldSubjects, metaFields, type FieldSubject } from './fields';
+import type { Domain } from '../vocabulary';
 
 /** `administer`: what only admins do (identities, grants, the audit log, overriding ownership). */
 export const actions = ['read', 'create', 'update', 'start', 'cancel', 'publish', 'administer'] as const;

@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { KeyComponents, ModuleManifest } from '../vocabulary';
 
-export type { KeyComponents } from '../vocabulary';
 
 export const canonicalJson = (value: unknown): string => canonicalize(value) ?? 'null';
 export const digestOf = (value: unknown): string => `sha256:${createHash('sha256').update(canonicalJson(value)).digest('hex')}`;

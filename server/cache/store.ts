@@ -5,7 +5,8 @@ import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
 import { queryRows, type Db, type Tx } from '../db/client';
 import { cacheEntries, cacheReservations, type CacheEntry, type NewCacheEntry } from '../db/tables/cache';
-import { canonicalJson, referencedObjects, type KeyComponents } from './key';
+import { canonicalJson, referencedObjects } from './key';
+import type { KeyComponents } from '../vocabulary';
 
 /** What serving a hit takes from an entry. */
 export type CacheHit = Pick<CacheEntry, 'key' | 'outputs' | 'objectDigests' | 'expiresAt' | 'sourceTaskId' | 'sourceRunId' | 'durationMs'>;

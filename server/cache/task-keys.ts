@@ -4,7 +4,8 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
 import { tasks, type Run, type Task } from '../db/tables/runs';
-import { cacheable, cacheKey, cacheScope, keyComponents, type KeyComponents } from './key';
+import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
+import type { KeyComponents } from '../vocabulary';
 
 export interface TaskKey {
   key: string;

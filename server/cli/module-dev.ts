@@ -15,10 +15,10 @@ import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
 import { moduleEnvironment } from '../config';
 import { createMemoryBus } from '../../plugins/bus/memory';
-import type { ModuleTestResult } from '../db/tables/modules';
-import { checkParameters, MANIFEST_FILE } from '../modules/manifest';
+import { checkParameters } from '../modules/manifest';
 import { readModuleDir } from './module-dir';
 import { CliError } from './errors';
+import { MANIFEST_FILE, type ModuleTestResult } from '../vocabulary';
 
 export interface ModuleRunOptions {
   parameters: Record<string, unknown>;

@@ -1,8 +1,9 @@
 // A module directory as `push`, `run` and `--test` read it: its manifest checked, its entrypoint present.
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { MANIFEST_FILE, parseManifest, type ModuleManifest } from '../modules/manifest';
+import { parseManifest } from '../modules/manifest';
 import { CliError } from './errors';
+import { MANIFEST_FILE, type ModuleManifest } from '../vocabulary';
 
 /** Reads and checks a module directory the way `push` does; names the file the user is editing. */
 export async function readModuleDir(dir: string): Promise<{ root: string; manifest: ModuleManifest }> {

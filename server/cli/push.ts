@@ -3,11 +3,11 @@
 import { execFile } from 'node:child_process';
 import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
-import type { ModuleTestResult } from '../db/tables/modules';
 import type { Client } from './client';
 import { ApiError } from './errors';
 import { withoutCredentials } from '../modules/source';
 import { readModuleDir } from './module-dir';
+import type { ModuleTestResult } from '../vocabulary';
 
 export interface ModuleSource {
   repository?: string;

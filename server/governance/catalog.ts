@@ -10,7 +10,8 @@ import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { audit, audited, AuditedDenial } from '../audit/audit';
-import { formatLabel, labelOf, levels, type Label, type Level } from './labels';
+import { formatLabel, labelOf } from './labels';
+import { type Label, type Level, levels } from '../vocabulary';
 
 export interface CatalogCeiling {
   level: Level;

@@ -4,15 +4,15 @@
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { isAdmin, namespaceSubject, type AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
-import { columnLabels, datasetVersions, datasets, declassifications, type ColumnLabel, type Dataset, type DatasetColumn, type DatasetVersion, type Declassification } from '../db/tables/governance';
+import { columnLabels, datasetVersions, datasets, declassifications, type ColumnLabel, type Dataset, type DatasetVersion, type Declassification } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import { domains, type Domain } from '../db/tables/workflows';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { parseModuleRef } from '../modules/ref';
 import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
 import { audit, audited, AuditedDenial } from '../audit/audit';
 import { withdrawIfOutsideCeiling, type CatalogCeiling } from './catalog';
-import { formatLabel, join, labelOf, leq, levels, normaliseCategories, sameLabel, type Label, type Level } from './labels';
+import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
+import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
 
 const nameRe = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 const columnRe = /^[A-Za-z_][A-Za-z0-9_.$-]{0,255}$/;

@@ -8,13 +8,11 @@ import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import type { Team } from '../db/tables/teams';
-import { domains, type Domain } from '../db/tables/workflows';
 import { badInput, forbidden } from '../errors';
 import { teamByName } from '../teams/teams';
 import { audit } from '../audit/audit';
+import { type Domain, domains } from '../vocabulary';
 
-// The grants query moved to auth/grants.ts (the token lookup reads it); this re-export lasts until importers move.
-export { grantedDomains, grantsFrom, grantsOf } from '../auth/grants';
 
 /** Throws FORBIDDEN, saying which grant is missing, unless the caller may start runs in `domain`. */
 export function assertMayStartIn(ability: AppAbility, domain: Domain): void {

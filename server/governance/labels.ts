@@ -5,7 +5,6 @@
 
 import { levels, UNCLASSIFIED, type Label } from '../vocabulary';
 
-export { levels, normaliseCategories, UNCLASSIFIED, type Label, type Level } from '../vocabulary';
 
 export const unclassified = (): Label => ({ level: UNCLASSIFIED, categories: [] });
 /** The label of a stored row (a `column_labels` row or alike); no row: UNCLASSIFIED. */

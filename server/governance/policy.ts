@@ -10,11 +10,11 @@ import { and, desc, eq, inArray, or } from 'drizzle-orm';
 import canonicalize from 'canonicalize';
 import type { Tx } from '../db/client';
 import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tables/governance';
-import type { Domain } from '../db/tables/workflows';
 import type { DataDenial, ModuleManifest, TaskDataAccess } from '../vocabulary';
 import type { CatalogCeiling } from './catalog';
 import { labelOf, recordComputedLabels } from './datasets';
-import { formatLabel, levels, propagate, type Label, type Level } from './labels';
+import { formatLabel, propagate } from './labels';
+import { type Domain, type Label, type Level, levels } from '../vocabulary';
 
 export interface DomainPolicy {
   /** The highest level a run of the domain may read. */
@@ -91,7 +91,6 @@ function datasetDenial(domain: Domain, action: 'read' | 'write', owner: Domain):
   return action === 'read' ? `${domain} runs may read only ${policy.sources.join(', ')} data` : `${domain} runs may write only ${policy.sinks.join(', ')} datasets`;
 }
 
-export type { DataDenial, TaskDataAccess } from '../vocabulary';
 
 export const hasDataPorts = (manifest: ModuleManifest) => Boolean(manifest.inputs?.some((p) => p.dataset) || manifest.outputs?.some((p) => p.dataset));
 

@@ -9,12 +9,11 @@ import type { Grants } from '../auth/ability';
 import type { Db } from '../db/client';
 import { auditEvents, columnLabels, datasetVersions, datasets } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import type { Domain } from '../db/tables/workflows';
 import { badInput, forbidden, notFound } from '../errors';
 import { audit, auditRow, type AuditEntry } from '../audit/audit';
 import { labelOf } from './datasets';
-import type { Label } from './labels';
 import { readDenial } from './policy';
+import type { Domain, Label } from '../vocabulary';
 
 interface DatasetRows {
   dataset: string;

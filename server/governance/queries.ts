@@ -3,7 +3,7 @@
 import { and, asc, desc, eq, gte, inArray, isNotNull, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { auditEvents, datasetVersions, datasets, declassifications, type AuditEvent, type Dataset, type DatasetVersion, type Declassification } from '../db/tables/governance';
-import type { Domain } from '../db/tables/workflows';
+import type { Domain } from '../vocabulary';
 
 export const datasetsByIds = (db: Db, ids: string[]): Promise<Dataset[]> => db.select().from(datasets).where(inArray(datasets.id, ids));
 

@@ -13,9 +13,10 @@ import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, forbidden, type ErrorDetail } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
-import { MANIFEST_FILE, parseManifest } from './manifest';
+import { parseManifest } from './manifest';
 import { publishModuleVersion } from './publish';
 import { withoutCredentials } from './source';
+import { MANIFEST_FILE } from '../vocabulary';
 
 export interface GitPushEvent {
   repository: string;

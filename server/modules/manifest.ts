@@ -4,7 +4,6 @@ import { parse as parseYaml } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { MANIFEST_FILE, runtimes, type ModuleManifest } from '../vocabulary';
 
-export { MANIFEST_FILE, runtimes, type ColumnSpec, type DatasetPort, type ModuleManifest } from '../vocabulary';
 
 const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
 

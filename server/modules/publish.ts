@@ -7,11 +7,12 @@ import { readArchiveFile } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
 import { queryRows, type Db, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { moduleTags, moduleVersions, modules, type ModuleSource, type ModuleTestResult, type ModuleVersion } from '../db/tables/modules';
+import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
 import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
-import { MANIFEST_FILE, parseManifest } from './manifest';
+import { parseManifest } from './manifest';
 import { checkTag, moveTags } from './tags';
+import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
 
 export interface PublishInput {
   /** The tar.gz archive. Without it, `expectedDigest` must name content already published: tags move, nothing uploads. */

@@ -6,12 +6,13 @@ import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { runs, type Run } from '../db/tables/runs';
-import { workflowVersions, workflows, type Domain } from '../db/tables/workflows';
+import { workflowVersions, workflows } from '../db/tables/workflows';
 import { notFound } from '../errors';
 import { planRun, type PlanDefaults } from './plan';
 import { resolveRunParameters, substituteOutputs } from './spec';
 import { cacheable, cacheKey, cacheScope, keyComponents } from '../cache/key';
 import type { TaskCache } from '../cache/store';
+import type { Domain } from '../vocabulary';
 
 export interface PreviewTask {
   node: string;

@@ -7,7 +7,7 @@ import { bulkInsert } from '../db/bulk';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
-import { tasks, type NewTask, type Run, type RunStatus, type Task } from '../db/tables/runs';
+import { tasks, type NewTask, type Run, type Task } from '../db/tables/runs';
 import { workflowVersions, workflows } from '../db/tables/workflows';
 import { AtelierError, notFound } from '../errors';
 import { checkParameters } from '../modules/manifest';
@@ -17,6 +17,7 @@ import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
 import { outputRef } from './spec';
 import { createRun } from './start';
+import type { RunStatus } from '../vocabulary';
 
 /** A node the control plane runs itself (a nested workflow, a map) starts its next attempt: RUNNING now. */
 async function startControlPlaneAttempt({ tx, step }: TxContext, task: Task): Promise<Task> {

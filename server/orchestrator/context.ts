@@ -5,10 +5,11 @@ import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { runs, type Run, type Task, type TaskStatus } from '../db/tables/runs';
+import { runs, type Run, type Task } from '../db/tables/runs';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { FeedEvent, RunFeed } from '../events/feed';
 import type { PlanDefaults } from './plan';
+import type { TaskStatus } from '../vocabulary';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {

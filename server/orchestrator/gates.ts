@@ -6,14 +6,14 @@ import { taskKeys } from '../cache/task-keys';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { runs, tasks, type Run, type Task } from '../db/tables/runs';
-import { audit } from '../governance/audit';
-import { grantsOf } from '../governance/grants';
 import { decideDataAccess } from '../governance/policy';
 import { completeMaps } from './composite';
 import { taskStatusEvent, type TxContext } from './context';
 import { cacheHitMessage, cacheWaitMessage } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
+import { audit } from '../audit/audit';
+import { grantsOf } from '../auth/grants';
 
 /**
  * Decides, just before dispatch, which datasets and columns each task that declares some may touch (labels may

@@ -11,8 +11,7 @@ import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import type { Run, Trigger } from '../db/tables/runs';
-import type { Domain } from '../db/tables/workflows';
+import type { Run } from '../db/tables/runs';
 import type { RunFeed } from '../events/feed';
 import type { CatalogCeiling } from '../governance/catalog';
 import { cancelRun } from './cancel';
@@ -21,6 +20,7 @@ import type { PlanDefaults } from './plan';
 import { recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import { tick, type SweepState } from './sweep';
+import type { Domain, Trigger } from '../vocabulary';
 
 export interface StartRunInput {
   workflow: string; // name or id

@@ -1,8 +1,8 @@
 // The outcomes the control plane decides itself (lost hosts, deadlines, maps, nested runs) and the texts a run or a
 // task is left with, built from what the caller has read: no database, no clock.
 import type { TaskOutcome } from '../../plugins/protocol';
-import type { RunStatus, TaskStatus } from '../db/tables/runs';
 import type { CacheHit } from '../cache/store';
+import type { RunStatus, TaskStatus } from '../vocabulary';
 
 /** A running task whose host sent no heartbeat for `heartbeatTimeoutMs`: retried as the platform's failure. */
 export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number): TaskOutcome => ({

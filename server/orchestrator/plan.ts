@@ -3,7 +3,6 @@
 import { and, eq, inArray, ne, or } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
-import type { TaskKind, TriggerRule } from '../db/tables/runs';
 import { workflowVersions, workflows } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
@@ -11,7 +10,8 @@ import { parseModuleRef } from '../modules/ref';
 import { hotClusters } from '../db/tables/executors';
 import { DEFAULT_GPU_POOL, gpuPoolFor, knownHosts, type GpuRouting } from './routing';
 import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
-import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED, type TaskSpec, type WorkflowSpec } from './spec';
+import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED } from './spec';
+import type { TaskKind, TaskSpec, TriggerRule, WorkflowSpec } from '../vocabulary';
 
 export interface PlannedTask {
   node: string;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskOutcome } from '../../plugins/protocol';
-import type { TaskStatus, TriggerRule } from '../db/tables/runs';
 import { decideRetry, endAttempt, finalRunStatus, initialStatuses, MAX_RETRY_DELAY_MS, MAX_SYSTEM_RETRIES, readiness, readinessFromCounts, retryDelay, upstreamCounts } from './rules';
+import type { TaskStatus, TriggerRule } from '../vocabulary';
 
 const at = new Date('2025-06-01T12:00:00Z');
 const task = (over: Partial<{ attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number }> = {}) => ({ attempt: 1, maxAttempts: 3, systemFailures: 0, retryDelayMs: 2000, ...over });

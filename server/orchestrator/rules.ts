@@ -1,7 +1,7 @@
 // Pure decisions of the orchestrator: when a task may run given its upstreams (trigger rules), a new run's initial
 // task statuses, whether and when a failed attempt is retried, and what a run's final status is.
 import type { TaskOutcome } from '../../plugins/protocol';
-import { terminalTaskStatuses, type TaskStatus, type TriggerRule } from '../db/tables/runs';
+import { type TaskStatus, terminalTaskStatuses, type TriggerRule } from '../vocabulary';
 
 export const isTerminal = (s: TaskStatus) => terminalTaskStatuses.includes(s);
 const failed = (s: TaskStatus) => s === 'FAILED' || s === 'TIMED_OUT';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { TaskStatus } from '../db/tables/runs';
 import { AtelierError } from '../errors';
 import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import type { TaskStatus } from '../vocabulary';
 
 const codeOf = (fn: () => unknown) => {
   try {

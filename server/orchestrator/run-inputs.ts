@@ -1,11 +1,10 @@
 // Checks and decisions on what a caller asks of a new run, made before anything is written: idempotency keys,
 // module swaps, private cache namespaces, and which nodes of a source run a rerun reuses.
-import type { Task, TaskStatus } from '../db/tables/runs';
-import type { Domain } from '../db/tables/workflows';
+import type { Task } from '../db/tables/runs';
 import { AtelierError, badInput } from '../errors';
 import { parseModuleRef } from '../modules/ref';
 import { pushTo } from './rules';
-import type { WorkflowSpec } from './spec';
+import type { Domain, TaskStatus, WorkflowSpec } from '../vocabulary';
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (value: string) => uuidRe.test(value);

@@ -3,12 +3,13 @@
 import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows } from '../db/client';
-import { runs, tasks, type Run, type Task, type TaskStatus } from '../db/tables/runs';
+import { runs, tasks, type Run, type Task } from '../db/tables/runs';
 import { notifyParent } from './composite';
 import { taskStatusEvent, type TxContext } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts } from './rules';
+import type { TaskStatus } from '../vocabulary';
 
 /** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
 export async function settle(tc: TxContext, run: Run, finished: string[]): Promise<void> {

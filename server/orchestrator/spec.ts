@@ -6,7 +6,6 @@ import { domains, triggerRules, type TaskSpec, type WorkflowSpec } from '../voca
 import { AtelierError, type ErrorDetail } from '../errors';
 import { describeAjvErrors } from '../modules/manifest';
 
-export type { TaskSpec, WorkflowSpec } from '../vocabulary';
 
 const nodeName = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
 const specSchema = {

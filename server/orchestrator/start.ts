@@ -5,11 +5,10 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import { bulkInsert } from '../db/bulk';
 import type { Identity } from '../db/tables/identities';
-import { runs, tasks, type NewTask, type Run, type Task, type Trigger } from '../db/tables/runs';
-import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { runs, tasks, type NewTask, type Run, type Task } from '../db/tables/runs';
+import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
 import { badInput, notFound } from '../errors';
-import { AuditedDenial } from '../governance/audit';
-import { decideDataAccess, hasDataPorts, type TaskDataAccess } from '../governance/policy';
+import { decideDataAccess, hasDataPorts } from '../governance/policy';
 import { transact, taskStatusEvent, type OrchestratorContext, type TxContext } from './context';
 import { dispatch } from './dispatch';
 import { admitsNewRun } from './limits';
@@ -19,6 +18,8 @@ import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVers
 import { initialStatuses, upstreamCounts } from './rules';
 import { finishIfDone } from './settle';
 import { resolveRunParameters } from './spec';
+import type { Domain, TaskDataAccess, Trigger } from '../vocabulary';
+import { AuditedDenial } from '../audit/audit';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   checkIdempotencyKey(input.idempotencyKey);

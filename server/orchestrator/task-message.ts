@@ -3,7 +3,7 @@
 import type { TaskMessage } from '../../plugins/protocol';
 import type { ModuleVersion } from '../db/tables/modules';
 import type { Task } from '../db/tables/runs';
-import type { TaskDataAccess } from '../governance/policy';
+import type { TaskDataAccess } from '../vocabulary';
 
 /** The message for `task`'s next attempt; `outputs` holds its upstreams' outputs by node (a missing one reads as `{}`). */
 export function taskMessage(task: Task, version: Pick<ModuleVersion, 'digest' | 'manifest'>, outputs: Map<string, Record<string, unknown>>, enqueuedAt: Date): TaskMessage {

@@ -2,7 +2,8 @@
 // name, and the domain a new run of a workflow gets by default.
 import { asc, desc, eq, inArray, or } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import type { Domain } from '../vocabulary';
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

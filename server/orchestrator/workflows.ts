@@ -4,9 +4,10 @@ import { createHash } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { workflowVersions, workflows, type Domain, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
 import { planRun, type PlanDefaults } from './plan';
 import { parseWorkflowSpec, resolveRunParameters } from './spec';
+import type { Domain } from '../vocabulary';
 
 export async function createWorkflow(
   db: Db,

@@ -2,10 +2,10 @@
 // log lines), and the run list with its filter and keyset pages. Batched reads take every key at once (no N+1).
 import { and, asc, desc, eq, gt, gte, inArray, lt, or, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { runs, tasks, type Run, type RunStatus, type Task, type Trigger } from '../db/tables/runs';
+import { runs, tasks, type Run, type Task } from '../db/tables/runs';
 import { taskEvents, type TaskEvent } from '../db/tables/task-events';
-import type { Domain } from '../db/tables/workflows';
 import { notFound } from '../errors';
+import type { Domain, RunStatus, Trigger } from '../vocabulary';
 
 export const runsByIds = (db: Db, ids: string[]): Promise<Run[]> => db.select().from(runs).where(inArray(runs.id, ids));
 

@@ -6,8 +6,8 @@ import { subject } from '@casl/ability';
 import { and, asc, eq, inArray, lte } from 'drizzle-orm';
 import { defineAbilityFor } from '../auth/ability';
 import { withTryAdvisoryLock, type Db } from '../db/client';
-import { runs, type RunStatus } from '../db/tables/runs';
-import { scheduleFires, schedules, type FireOutcome, type NewScheduleFire, type Schedule, type ScheduleFire } from '../db/tables/schedules';
+import { runs } from '../db/tables/runs';
+import { scheduleFires, schedules, type NewScheduleFire, type Schedule, type ScheduleFire } from '../db/tables/schedules';
 import { identities } from '../db/tables/identities';
 import { workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
@@ -16,6 +16,7 @@ import { grantsOf } from '../auth/grants';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { dueFireTimes, nextFireTime } from './cron';
 import { timingOf } from './schedules';
+import type { FireOutcome, RunStatus } from '../vocabulary';
 
 export interface SchedulerOptions {
   db: Db;

@@ -3,11 +3,12 @@
 import { and, asc, desc, eq, inArray, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { scheduleFires, schedules, type CatchUpPolicy, type OverlapPolicy, type Schedule, type ScheduleFire } from '../db/tables/schedules';
+import { scheduleFires, schedules, type Schedule, type ScheduleFire } from '../db/tables/schedules';
 import { workflowVersions, workflows, type Workflow } from '../db/tables/workflows';
 import { AtelierError, badInput, notFound, type ErrorDetail } from '../errors';
 import { resolveRunParameters } from '../orchestrator/spec';
 import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
+import type { CatchUpPolicy, OverlapPolicy } from '../vocabulary';
 
 export interface ScheduleInput {
   /** Workflow name or id. */

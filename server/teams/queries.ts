@@ -4,7 +4,7 @@ import { asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import { namespaces, teamMembers, teams, type Team, type TeamMember } from '../db/tables/teams';
-import type { Domain } from '../db/tables/workflows';
+import type { Domain } from '../vocabulary';
 
 export const teamsByIds = (db: Db, ids: string[]): Promise<Team[]> => db.select().from(teams).where(inArray(teams.id, ids));
 

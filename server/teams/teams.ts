@@ -3,9 +3,10 @@ import { and, eq, inArray } from 'drizzle-orm';
 import { isAdmin, namespaceSubject, teamSubject, type AppAbility, type NamespaceSubject } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { identities, type Identity } from '../db/tables/identities';
-import { namespaces, teamMembers, teams, type Namespace, type Team, type TeamRole } from '../db/tables/teams';
+import { namespaces, teamMembers, teams, type Namespace, type Team } from '../db/tables/teams';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { audit } from '../audit/audit';
+import type { TeamRole } from '../vocabulary';
 
 const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
 const writerRoles: TeamRole[] = ['member', 'maintainer', 'admin'];

@@ -7,10 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
-import { propagate, unclassified, type Label } from '../../server/governance/labels';
+import { propagate, unclassified } from '../../server/governance/labels';
 import { readDenial } from '../../server/governance/policy';
 import { startTestApp, type TestApp } from '../harness/app';
 import { apiClient, RUN_EVENTS, type ApiClient } from '../harness/client';
+import type { Label } from '../../server/vocabulary';
 
 type Decision = 'allow' | 'deny';
 interface Case {

@@ -30,7 +30,6 @@ export const executorHosts = pgTable(
 );
 
 /** STARTING: asked for, no host holds it warm yet. READY: a host holds it. ENDED: ended by a user or idle timeout. */
-export { hotClusterStates, type HotClusterState } from '../../vocabulary';
 
 export const hotClusters = pgTable(
   'hot_clusters',

@@ -24,7 +24,6 @@ export const datasets = pgTable(
   (t) => [unique('datasets_namespace_name_key').on(t.namespace, t.name)],
 );
 
-export type { DatasetColumn } from '../../vocabulary';
 
 export const datasetVersions = pgTable(
   'dataset_versions',
@@ -65,7 +64,6 @@ export const columnLabels = pgTable(
   (t) => [primaryKey({ columns: [t.datasetId, t.column] })],
 );
 
-export { declassificationStates } from '../../vocabulary';
 
 /** Lowering a label: asked by one identity, decided by another. */
 export const declassifications = pgTable(

@@ -16,7 +16,6 @@ export const modules = pgTable(
   (t) => [unique('modules_namespace_name_key').on(t.namespace, t.name)],
 );
 
-export type { ModuleSource, ModuleTestResult } from '../../vocabulary';
 
 export const moduleVersions = pgTable(
   'module_versions',

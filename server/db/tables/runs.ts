@@ -7,7 +7,6 @@ import { moduleVersions } from './modules';
 import { workflowVersions, workflows } from './workflows';
 import { domains, runStatuses, taskKinds, taskStatuses, triggerRules, triggers, type TaskDataAccess } from '../../vocabulary';
 
-export { runStatuses, triggers, type RunStatus, type Trigger } from '../../vocabulary';
 
 export const runs = pgTable(
   'runs',
@@ -53,7 +52,6 @@ export const runs = pgTable(
  * PENDING: waiting for upstreams. READY: upstreams satisfied its trigger rule, waiting for a concurrency slot.
  * QUEUED: handed to the bus. RETRYING: a failed attempt waits for its backoff before the next one.
  */
-export { taskKinds, taskStatuses, terminalTaskStatuses, triggerRules, type TaskKind, type TaskStatus, type TriggerRule } from '../../vocabulary';
 
 export const tasks = pgTable(
   'tasks',

@@ -9,7 +9,6 @@ import { workflows } from './workflows';
 import { catchUpPolicies, fireOutcomes, overlapPolicies } from '../../vocabulary';
 
 /** SKIP: missed fire times are not run. LATEST: the latest missed one runs once. ALL: all run, up to `catchUpLimit`. */
-export { catchUpPolicies, fireOutcomes, overlapPolicies, type CatchUpPolicy, type FireOutcome, type OverlapPolicy } from '../../vocabulary';
 
 export const schedules = pgTable(
   'schedules',

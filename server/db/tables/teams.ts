@@ -4,7 +4,6 @@ import { createdAt, id } from './columns';
 import { identities } from './identities';
 import { teamRoles } from '../../vocabulary';
 
-export { teamRoles, type TeamRole } from '../../vocabulary';
 
 export const teams = pgTable('teams', {
   id: id(),

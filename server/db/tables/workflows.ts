@@ -4,7 +4,6 @@ import { createdAt, id } from './columns';
 import { identities } from './identities';
 import { domains, type WorkflowSpec } from '../../vocabulary';
 
-export { domains, type Domain } from '../../vocabulary';
 
 export const workflows = pgTable('workflows', {
   id: id(),

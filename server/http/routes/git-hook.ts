@@ -7,11 +7,11 @@ import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
-import { grantsOf } from '../../governance/grants';
 import { buildFromGit, parsePushEvent, verifySignature } from '../../modules/git-hook';
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
 import type { Route } from '../router';
+import { grantsOf } from '../../auth/grants';
 
 const GIT_HOOK_MAX_BYTES = 1024 * 1024;
 
