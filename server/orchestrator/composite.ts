@@ -18,6 +18,7 @@ import { applyOutcome } from './settle';
 import { outputRef } from './spec';
 import { createRun } from './start';
 import type { RunStatus } from '../vocabulary';
+import { permanentFailure, succeeded } from '../../plugins/outcomes';
 
 /** A node the control plane runs itself (a nested workflow, a map) starts its next attempt: RUNNING now. */
 async function startControlPlaneAttempt({ tx, step }: TxContext, task: Task): Promise<Task> {
@@ -44,7 +45,7 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
     return false;
   } catch (error) {
     if (!(error instanceof AtelierError)) throw error;
-    const ended = await applyOutcome(tc, running, { state: 'FAILED', reason: 'child-run-invalid', retryable: false, message: `the nested workflow ${task.workflowRef} cannot start: ${error.message}` }, { at: step.at, durationMs: 0, host: null });
+    const ended = await applyOutcome(tc, running, permanentFailure('child-run-invalid', `the nested workflow ${task.workflowRef} cannot start: ${error.message}`), { at: step.at, durationMs: 0, host: null });
     return isTerminal(ended.status);
   }
 }
@@ -77,7 +78,7 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
   const { tx, step } = tc;
   const running = await startControlPlaneAttempt(tc, task);
   const fail = async (reason: string, message: string) =>
-    isTerminal((await applyOutcome(tc, running, { state: 'FAILED', reason, retryable: false, message }, { at: step.at, durationMs: 0, host: null })).status);
+    isTerminal((await applyOutcome(tc, running, permanentFailure(reason, message), { at: step.at, durationMs: 0, host: null })).status);
   let items = task.mapOver;
   const from = outputRef(items);
   if (from) {
@@ -119,7 +120,7 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
     });
   }
   if (!rows.length) {
-    const done = await applyOutcome(tc, running, { state: 'SUCCEEDED', outputs: { results: [] } }, { at: step.at, durationMs: 0, host: null });
+    const done = await applyOutcome(tc, running, succeeded({ outputs: { results: [] } }), { at: step.at, durationMs: 0, host: null });
     return isTerminal(done.status);
   }
   await bulkInsert(tx, tasks, rows);

@@ -15,6 +15,7 @@ import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 import { substituteOutputs } from './spec';
 import { taskMessage } from './task-message';
+import { permanentFailure } from '../../plugins/outcomes';
 
 const INSERT_CHUNK = 1000;
 
@@ -88,7 +89,7 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
       const message = missing.length
         ? `its parameters are wired to outputs that do not exist: ${missing.join(', ')}`
         : `its parameters, wired from upstream outputs, do not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`;
-      const updated = await applyOutcome(tc, task, { state: 'FAILED', reason: 'inputs-invalid', retryable: false, message }, { at: step.at, durationMs: 0, host: null });
+      const updated = await applyOutcome(tc, task, permanentFailure('inputs-invalid', message), { at: step.at, durationMs: 0, host: null });
       if (isTerminal(updated.status)) ended.push(task.node);
       failed.add(task.id);
       continue;

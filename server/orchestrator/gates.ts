@@ -14,6 +14,7 @@ import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
 import { audit } from '../audit/audit';
 import { grantsOf } from '../auth/grants';
+import { permanentFailure } from '../../plugins/outcomes';
 
 /**
  * Decides, just before dispatch, which datasets and columns each task that declares some may touch (labels may
@@ -38,7 +39,7 @@ export async function governData(tc: TxContext, run: Run, ready: Task[], ended: 
     if ('denied' in decision) {
       const { rule, message, subjects } = decision.denied;
       await audit(tx, { identity: creator ?? null, action: 'data.dispatch', decision: 'deny', subject: `task:${task.id}`, rule, details: { run: run.id, node: task.node, domain: run.domain, refused: subjects } });
-      const failed = await applyOutcome(tc, task, { state: 'FAILED', reason: 'forbidden', message: `refused by data policy: ${message} (${rule})`, retryable: false }, { at: step.at, durationMs: 0, host: null });
+      const failed = await applyOutcome(tc, task, permanentFailure('forbidden', `refused by data policy: ${message} (${rule})`), { at: step.at, durationMs: 0, host: null });
       if (isTerminal(failed.status)) ended.push(task.node);
       continue;
     }

@@ -21,6 +21,7 @@ import { recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import { tick, type SweepState } from './sweep';
 import type { Domain, Trigger } from '../vocabulary';
+import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../config/defaults';
 
 export interface StartRunInput {
   workflow: string; // name or id
@@ -92,11 +93,11 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     defaults: options.defaults,
     now: options.now ?? (() => new Date()),
     poolLimits: options.poolLimits,
-    heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 60_000,
+    heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
     deadlineGraceMs: options.deadlineGraceMs ?? 30_000,
     cache: options.cache,
     mayReuse: options.mayReuse ?? readableBy,
-    catalogCeiling: options.catalogCeiling ?? { level: 'CONFIDENTIAL', deniedCategories: ['PII'] },
+    catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
   };
   const sweep: SweepState = { lastEviction: 0 };
   return {

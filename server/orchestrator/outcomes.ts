@@ -1,31 +1,23 @@
 // The outcomes the control plane decides itself (lost hosts, deadlines, maps, nested runs) and the texts a run or a
 // task is left with, built from what the caller has read: no database, no clock.
+import { permanentFailure, succeeded, systemFailure, timedOut } from '../../plugins/outcomes';
 import type { TaskOutcome } from '../../plugins/protocol';
 import type { CacheHit } from '../cache/store';
 import type { RunStatus, TaskStatus } from '../vocabulary';
 
 /** A running task whose host sent no heartbeat for `heartbeatTimeoutMs`: retried as the platform's failure. */
-export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number): TaskOutcome => ({
-  state: 'FAILED',
-  reason: 'lost',
-  retryable: true,
-  systemFailure: true,
-  message: `no heartbeat from host ${host ?? '(unknown)'} for ${Math.round(heartbeatTimeoutMs / 1000)} s: the host is presumed lost`,
-});
+export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number): TaskOutcome =>
+  systemFailure('lost', `no heartbeat from host ${host ?? '(unknown)'} for ${Math.round(heartbeatTimeoutMs / 1000)} s: the host is presumed lost`);
 
 /** A running task past its own deadline (and the grace) that its host did not stop. */
-export const deadlineOutcome = (timeoutMs: number): TaskOutcome => ({
-  state: 'TIMED_OUT',
-  reason: 'timeout',
-  message: `ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`,
-});
+export const deadlineOutcome = (timeoutMs: number): TaskOutcome => timedOut(`ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`);
 
 /** A map node once all its items have ended: their outputs in order, or which items did not succeed. */
 export function mapOutcome(items: { node: string; status: TaskStatus; outputs: Record<string, unknown> | null }[]): TaskOutcome {
   const failedItems = items.filter((t) => t.status !== 'SUCCEEDED');
   return failedItems.length
-    ? { state: 'FAILED', reason: 'map-items-failed', retryable: false, message: `${failedItems.length} of ${items.length} items did not succeed: ${failedItems.slice(0, 5).map((t) => `${t.node} ${t.status.toLowerCase()}`).join(', ')}` }
-    : { state: 'SUCCEEDED', outputs: { results: items.map((t) => t.outputs ?? {}) } };
+    ? permanentFailure('map-items-failed', `${failedItems.length} of ${items.length} items did not succeed: ${failedItems.slice(0, 5).map((t) => `${t.node} ${t.status.toLowerCase()}`).join(', ')}`)
+    : succeeded({ outputs: { results: items.map((t) => t.outputs ?? {}) } });
 }
 
 /** A `workflow` node once its nested run ended with `status`: the nested run's succeeded outputs by node. */
