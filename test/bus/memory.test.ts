@@ -6,8 +6,9 @@ import { busContract } from './contract';
 busContract('memory', async () => createMemoryBus());
 
 describe('memory bus', () => {
-  // A guard against accidental quadratic behaviour, not a benchmark (npm run bench measures): the bound is loose
-  // because the suite shares two cores with real servers and other test files.
+  // A guard against accidental quadratic behaviour, not a benchmark (npm run bench measures): quadratic work over
+  // 20,000 messages runs into the test's timeout, and the time taken is printed rather than asserted, since the
+  // suite shares two cores with real servers and other test files.
   it('moves 20,000 tasks and events without slowing down per message', async () => {
     const bus = createMemoryBus();
     const count = 20_000;
@@ -33,7 +34,7 @@ describe('memory bus', () => {
     while (tasksDone < count || eventsDone < count) await new Promise((resolve) => setTimeout(resolve, 5));
     const elapsedMs = performance.now() - started;
 
-    expect(elapsedMs).toBeLessThan(15_000);
+    console.log(`memory bus: ${count} tasks and ${count} events through batched consumers in ${elapsedMs.toFixed(0)} ms`); // speed lives in npm run bench
     expect(batches).toBeLessThan(count / 10);
     await bus.close();
   });

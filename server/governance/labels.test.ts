@@ -1,7 +1,7 @@
 // The classification lattice and lineage propagation, as pure functions.
 import { describe, expect, it } from 'vitest';
-import { join, joinAll, leq, propagate, unclassified } from '../../server/governance/labels';
-import type { Label } from '../../server/vocabulary';
+import { join, joinAll, leq, propagate, unclassified } from './labels';
+import type { Label } from '../vocabulary';
 
 const L = (level: Label['level'], ...categories: string[]): Label => ({ level, categories: categories.sort() });
 

@@ -1,6 +1,6 @@
 // The cache key alone: what changes it and what must not.
 import { describe, expect, it } from 'vitest';
-import { cacheKey, keyComponents, keyDifferences, referencedObjects, type KeyInput } from '../../server/cache/key';
+import { cacheKey, keyComponents, keyDifferences, referencedObjects, type KeyInput } from './key';
 
 const base: KeyInput = {
   digest: `sha256:${'a'.repeat(64)}`,

@@ -1,7 +1,7 @@
 // The manifest: every field the issue names is accepted, and each kind of mistake is named by field and reason.
 import { describe, expect, it } from 'vitest';
-import { AtelierError } from '../../server/errors';
-import { checkParameters, parseManifest } from '../../server/modules/manifest';
+import { AtelierError } from '../errors';
+import { checkParameters, parseManifest } from './manifest';
 
 const full = `
 namespace: ml

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cancelled, failed, permanentFailure, retryableFailure, succeeded, systemFailure, timedOut } from '../../plugins/outcomes';
+import { cancelled, failed, permanentFailure, retryableFailure, succeeded, systemFailure, timedOut } from './outcomes';
 
 describe('outcome constructors', () => {
   it('build each terminal state with only the keys that carry a value', () => {
