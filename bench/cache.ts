@@ -52,7 +52,10 @@ export async function cacheBench(infra: Infra): Promise<Row[]> {
     const first = await runToEnd(t);
     const second = await runToEnd(t);
     const { db } = t.app.database;
-    const [counted] = await queryRows<{ hits: number }>(db, sql`select count(*)::int as hits from tasks where run_id = ${second.id} and cache_source_task_id is not null`);
+    const [counted] = await queryRows<{ hits: number }>(
+      db,
+      sql`select count(*)::int as hits from tasks where run_id = ${second.id} and cache_source_task_id is not null`,
+    );
     if (counted?.hits !== WIDTH + 2) throw new Error(`the second run took ${counted?.hits} of ${WIDTH + 2} tasks from cache`);
 
     // What dispatch does for a batch of ready tasks: one lookup of all their keys.
@@ -70,7 +73,13 @@ export async function cacheBench(infra: Infra): Promise<Row[]> {
       { bench: 'cache', metric: '1,000-task no-op workflow, first run', value: first.wall, unit: 'ms' },
       { bench: 'cache', metric: 'same workflow and inputs again, all from cache', value: second.wall, unit: 'ms', note: 'aim: under 1000 ms' },
       { bench: 'cache', metric: 'first run / cached run', value: first.wall / second.wall, unit: '×', note: 'aim: over 50×' },
-      { bench: 'cache', metric: `lookup of ${keys.length} keys (one query)`, value: Math.min(...samples), unit: 'ms', note: indexed ? 'one key: an index scan' : 'one key: NOT an index scan' },
+      {
+        bench: 'cache',
+        metric: `lookup of ${keys.length} keys (one query)`,
+        value: Math.min(...samples),
+        unit: 'ms',
+        note: indexed ? 'one key: an index scan' : 'one key: NOT an index scan',
+      },
     ];
   } finally {
     await executor.stop();

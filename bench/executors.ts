@@ -4,7 +4,7 @@
 import { eq } from 'drizzle-orm';
 import { runs, tasks } from '../server/db/tables/runs';
 import { startTestApp, type TestApp } from '../test/harness/app';
-import { percentile, round, type Row } from './lib';
+import { percentile, type Row, round } from './lib';
 
 const RUNS = 20;
 
@@ -43,13 +43,43 @@ export async function executorsBench(): Promise<Row[]> {
       cold.push(await runOnce(t, 'bench-cold'));
       hot.push(await runOnce(t, 'bench-hot'));
     }
-    const p50 = (xs: typeof cold, key: 'provisioningMs' | 'totalMs') => percentile(xs.map((x) => x[key]), 50);
+    const p50 = (xs: typeof cold, key: 'provisioningMs' | 'totalMs') =>
+      percentile(
+        xs.map((x) => x[key]),
+        50,
+      );
     const saving = p50(cold, 'totalMs') - p50(hot, 'totalMs');
     return [
-      { bench: 'executors', metric: `cold task: provisioning p50 (${RUNS} runs)`, value: p50(cold, 'provisioningMs'), unit: 'ms', note: 'unpack module + spawn node' },
-      { bench: 'executors', metric: `hot cluster task: provisioning p50 (${RUNS} runs)`, value: p50(hot, 'provisioningMs'), unit: 'ms', note: 'warm worker, module already unpacked' },
-      { bench: 'executors', metric: 'cold task: queued → finished p50', value: p50(cold, 'totalMs'), unit: 'ms', floor: p50(hot, 'totalMs'), ratio: p50(cold, 'totalMs') / p50(hot, 'totalMs'), note: 'floor: the same task on the hot cluster' },
-      { bench: 'executors', metric: 'hot cluster saving per task (p50)', value: saving, unit: 'ms', note: `${round((saving / p50(cold, 'totalMs')) * 100, 0)}% of the cold time` },
+      {
+        bench: 'executors',
+        metric: `cold task: provisioning p50 (${RUNS} runs)`,
+        value: p50(cold, 'provisioningMs'),
+        unit: 'ms',
+        note: 'unpack module + spawn node',
+      },
+      {
+        bench: 'executors',
+        metric: `hot cluster task: provisioning p50 (${RUNS} runs)`,
+        value: p50(hot, 'provisioningMs'),
+        unit: 'ms',
+        note: 'warm worker, module already unpacked',
+      },
+      {
+        bench: 'executors',
+        metric: 'cold task: queued → finished p50',
+        value: p50(cold, 'totalMs'),
+        unit: 'ms',
+        floor: p50(hot, 'totalMs'),
+        ratio: p50(cold, 'totalMs') / p50(hot, 'totalMs'),
+        note: 'floor: the same task on the hot cluster',
+      },
+      {
+        bench: 'executors',
+        metric: 'hot cluster saving per task (p50)',
+        value: saving,
+        unit: 'ms',
+        note: `${round((saving / p50(cold, 'totalMs')) * 100, 0)}% of the cold time`,
+      },
     ];
   } finally {
     await t.stop();

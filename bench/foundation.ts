@@ -5,15 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import postgres from 'postgres';
 import { createClient } from 'graphql-ws';
+import postgres from 'postgres';
 import WebSocket from 'ws';
-import { createJetStreamBus } from '../server/bus/jetstream';
 import type { TaskMessage } from '../plugins/protocol';
-import { startTestApp } from '../test/harness/app';
-import { startExecutorProcess } from '../test/harness/executor-process';
 import { packDirectory } from '../server/artifacts/archive';
+import { createJetStreamBus } from '../server/bus/jetstream';
+import { startTestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
+import { startExecutorProcess } from '../test/harness/executor-process';
 import { percentile, type Row } from './lib';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -103,7 +103,11 @@ export async function foundationBench(infra: Infra, options: { tasks?: number; r
     ['noop'],
     ['--concurrency', '256'],
   );
-  const ws = createClient({ url: `${t.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${t.app.adminToken}` } });
+  const ws = createClient({
+    url: `${t.url.replace(/^http/, 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${t.app.adminToken}` },
+  });
   try {
     const published = await t.api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(here, 'modules', 'noop')));
     if (published.errors) throw new Error(JSON.stringify(published.errors));
@@ -153,9 +157,32 @@ export async function foundationBench(infra: Infra, options: { tasks?: number; r
 
     const f = await floor(infra, taskCount, runCount);
     return [
-      { bench: 'foundation', metric: `${taskCount} no-op tasks, startRun → recorded`, value: tasksPerSecond, unit: 'tasks/s', floor: f.throughput, ratio: f.throughput / tasksPerSecond, note: `wall ${Math.round(wall)} ms` },
-      { bench: 'foundation', metric: 'startRun → first progress at subscriber, p50', value: percentile(samples, 50), unit: 'ms', floor: f.p50, ratio: percentile(samples, 50) / f.p50, note: `${runCount} runs` },
-      { bench: 'foundation', metric: 'startRun → first progress at subscriber, p99', value: percentile(samples, 99), unit: 'ms', floor: f.p99, ratio: percentile(samples, 99) / f.p99 },
+      {
+        bench: 'foundation',
+        metric: `${taskCount} no-op tasks, startRun → recorded`,
+        value: tasksPerSecond,
+        unit: 'tasks/s',
+        floor: f.throughput,
+        ratio: f.throughput / tasksPerSecond,
+        note: `wall ${Math.round(wall)} ms`,
+      },
+      {
+        bench: 'foundation',
+        metric: 'startRun → first progress at subscriber, p50',
+        value: percentile(samples, 50),
+        unit: 'ms',
+        floor: f.p50,
+        ratio: percentile(samples, 50) / f.p50,
+        note: `${runCount} runs`,
+      },
+      {
+        bench: 'foundation',
+        metric: 'startRun → first progress at subscriber, p99',
+        value: percentile(samples, 99),
+        unit: 'ms',
+        floor: f.p99,
+        ratio: percentile(samples, 99) / f.p99,
+      },
     ];
   } finally {
     await ws.dispose();

@@ -10,9 +10,9 @@ import type { Context } from '../schema/context';
 import { schema } from '../schema/index';
 import { defineAbilityFor } from '../server/auth/ability';
 import { defineColumnAbility, permittedColumns, previewDataset } from '../server/governance/preview';
+import type { Label } from '../server/vocabulary';
 import { startTestApp } from '../test/harness/app';
 import { percentile, type Row } from './lib';
-import type { Label } from '../server/vocabulary';
 
 const RULES = 500;
 const COLUMNS = 8;
@@ -41,9 +41,16 @@ export async function governanceBench(): Promise<Row[]> {
 
   const t = await startTestApp();
   try {
-    const columns = Array.from({ length: 10 }, (_, c) => ({ name: `c${c}`, type: 'string', label: c === 9 ? { level: 'RESTRICTED', categories: ['PII'] } : { level: c % 2 ? 'INTERNAL' : 'PUBLIC' } }));
+    const columns = Array.from({ length: 10 }, (_, c) => ({
+      name: `c${c}`,
+      type: 'string',
+      label: c === 9 ? { level: 'RESTRICTED', categories: ['PII'] } : { level: c % 2 ? 'INTERNAL' : 'PUBLIC' },
+    }));
     const sample = Array.from({ length: 1000 }, (_, r) => Object.fromEntries(columns.map((c) => [c.name, `${c.name}-${r}`])));
-    await t.api.gql(`mutation ($c: [DatasetColumnInput!]!, $s: JSON) { createDataset(name: "bench/wide", domain: production, columns: $c, digest: "sha256:${'d'.repeat(64)}", sample: $s) { id } }`, { c: columns, s: sample });
+    await t.api.gql(
+      `mutation ($c: [DatasetColumnInput!]!, $s: JSON) { createDataset(name: "bench/wide", domain: production, columns: $c, digest: "sha256:${'d'.repeat(64)}", sample: $s) { id } }`,
+      { c: columns, s: sample },
+    );
     const [admin] = await t.app.database.db.query.identities.findMany({ where: (i, { eq }) => eq(i.name, 'admin') });
     const member = { ...admin!, role: 'member' as const };
     const caller = { identity: member, grants: { domains: [] } };
@@ -74,11 +81,23 @@ export async function governanceBench(): Promise<Row[]> {
     // (d) The run page's query (a run and its 500 tasks, 12 fields each) through the schema with scope-auth's
     // instance and per-field checks, against the same schema built with scope-auth off, on the same context.
     await t.publishFixture('sleep');
-    await t.createWorkflow({ name: 'wide', tasks: Array.from({ length: TASKS }, (_, i) => ({ name: `t${i}`, module: 'test/sleep', parameters: { ms: 60_000 } })) });
+    await t.createWorkflow({
+      name: 'wide',
+      tasks: Array.from({ length: TASKS }, (_, i) => ({ name: `t${i}`, module: 'test/sleep', parameters: { ms: 60_000 } })),
+    });
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "wide") { id } }`);
-    const document = parse(`query ($id: ID!) { run(id: $id) { id status domain parameters tasks { id node status kind moduleRef attempt maxAttempts executor pool parameters reason queuedAt } } }`);
+    const document = parse(
+      `query ($id: ID!) { run(id: $id) { id status domain parameters tasks { id node status kind moduleRef attempt maxAttempts executor pool parameters reason queuedAt } } }`,
+    );
     const unguarded = builder.toSchema({ sortSchema: true, disableScopeAuth: true });
-    const context = (): Context => ({ identity: member, token: '', scopes: null, grants: { domains: [] }, ability: defineAbilityFor(member), services: t.app.services });
+    const context = (): Context => ({
+      identity: member,
+      token: '',
+      scopes: null,
+      grants: { domains: [] },
+      ability: defineAbilityFor(member),
+      services: t.app.services,
+    });
     const query = async (target: typeof schema) => {
       const result = await execute({ schema: target, document, variableValues: { id: startRun.id }, contextValue: context() });
       if (result.errors?.length && target === unguarded) throw new Error(JSON.stringify(result.errors[0]));
@@ -98,10 +117,38 @@ export async function governanceBench(): Promise<Row[]> {
     await t.app.services.orchestrator.cancelRun(startRun.id, null);
     const [guardedP50, unguardedP50] = [percentile(guardedTimes, 50), percentile(unguardedTimes, 50)];
     return [
-      { bench: 'governance', metric: 'request ability (member with a grant) + a run instance’s permitted fields, p50', value: percentile(requestTimes, 50) * 1000, unit: 'µs', note: `p99 ${(percentile(requestTimes, 99) * 1000).toFixed(0)} µs` },
-      { bench: 'governance', metric: `run page query (1 run, ${TASKS} tasks × 12 fields) with scope-auth, p50`, value: guardedP50, unit: 'ms', floor: unguardedP50, ratio: guardedP50 / unguardedP50, note: 'floor: the same query through the schema with scope-auth off' },
-      { bench: 'governance', metric: `column ability from ${RULES} rules + permitted-fields check, per request, p50`, value: percentile(abilityTimes, 50) * 1000, unit: 'µs', note: `p99 ${(percentile(abilityTimes, 99) * 1000).toFixed(0)} µs; ${RULES} datasets × ${COLUMNS} columns` },
-      { bench: 'governance', metric: '100-row dataset preview, authorized, p50', value: onP50, unit: 'ms', floor: offP50, ratio: onP50 / offP50, note: 'floor: the same preview with authorization off; aim under 1.2×' },
+      {
+        bench: 'governance',
+        metric: 'request ability (member with a grant) + a run instance’s permitted fields, p50',
+        value: percentile(requestTimes, 50) * 1000,
+        unit: 'µs',
+        note: `p99 ${(percentile(requestTimes, 99) * 1000).toFixed(0)} µs`,
+      },
+      {
+        bench: 'governance',
+        metric: `run page query (1 run, ${TASKS} tasks × 12 fields) with scope-auth, p50`,
+        value: guardedP50,
+        unit: 'ms',
+        floor: unguardedP50,
+        ratio: guardedP50 / unguardedP50,
+        note: 'floor: the same query through the schema with scope-auth off',
+      },
+      {
+        bench: 'governance',
+        metric: `column ability from ${RULES} rules + permitted-fields check, per request, p50`,
+        value: percentile(abilityTimes, 50) * 1000,
+        unit: 'µs',
+        note: `p99 ${(percentile(abilityTimes, 99) * 1000).toFixed(0)} µs; ${RULES} datasets × ${COLUMNS} columns`,
+      },
+      {
+        bench: 'governance',
+        metric: '100-row dataset preview, authorized, p50',
+        value: onP50,
+        unit: 'ms',
+        floor: offP50,
+        ratio: onP50 / offP50,
+        note: 'floor: the same preview with authorization off; aim under 1.2×',
+      },
     ];
   } finally {
     await t.stop();

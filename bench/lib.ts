@@ -24,7 +24,15 @@ export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 1
 
 export function printTable(rows: Row[]) {
   const header = ['bench', 'metric', 'value', 'unit', 'floor', 'cost vs floor', 'note'];
-  const cells = rows.map((r) => [r.bench, r.metric, String(round(r.value)), r.unit, r.floor === undefined ? '' : String(round(r.floor)), r.ratio === undefined ? '' : `${round(r.ratio)}×`, r.note ?? '']);
+  const cells = rows.map((r) => [
+    r.bench,
+    r.metric,
+    String(round(r.value)),
+    r.unit,
+    r.floor === undefined ? '' : String(round(r.floor)),
+    r.ratio === undefined ? '' : `${round(r.ratio)}×`,
+    r.note ?? '',
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
   console.log(line(header));

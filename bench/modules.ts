@@ -26,13 +26,18 @@ function noise(seed: string, bytes: number): Buffer {
 function timed(args: string[], env: Record<string, string>): Promise<{ ms: number; stdout: string }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve({ ms: performance.now() - started, stdout }) : reject(new Error(`atelier ${args.join(' ')} exited ${code}: ${stderr}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve({ ms: performance.now() - started, stdout }) : reject(new Error(`atelier ${args.join(' ')} exited ${code}: ${stderr}`)),
+    );
   });
 }
 
@@ -70,9 +75,32 @@ export async function modulesBench(): Promise<Row[]> {
     const median = percentile(fresh, 50);
     const same = percentile(unchanged, 50);
     return [
-      { bench: 'modules', metric: 'push 1 MB / 200 files, CLI start → version recorded, p50', value: median, unit: 'ms', floor, ratio: median / floor, note: `${SAMPLES} pushes; ${archiveNote}; floor: \`atelier --version\`` },
-      { bench: 'modules', metric: 'push 1 MB / 200 files, CLI start → version recorded, p90', value: percentile(fresh, 90), unit: 'ms', floor, ratio: percentile(fresh, 90) / floor },
-      { bench: 'modules', metric: 'push again unchanged (0 bytes uploaded), p50', value: same, unit: 'ms', floor, ratio: same / floor, note: 'existing version returned by digest' },
+      {
+        bench: 'modules',
+        metric: 'push 1 MB / 200 files, CLI start → version recorded, p50',
+        value: median,
+        unit: 'ms',
+        floor,
+        ratio: median / floor,
+        note: `${SAMPLES} pushes; ${archiveNote}; floor: \`atelier --version\``,
+      },
+      {
+        bench: 'modules',
+        metric: 'push 1 MB / 200 files, CLI start → version recorded, p90',
+        value: percentile(fresh, 90),
+        unit: 'ms',
+        floor,
+        ratio: percentile(fresh, 90) / floor,
+      },
+      {
+        bench: 'modules',
+        metric: 'push again unchanged (0 bytes uploaded), p50',
+        value: same,
+        unit: 'ms',
+        floor,
+        ratio: same / floor,
+        note: 'existing version returned by digest',
+      },
     ];
   } finally {
     await t.stop();

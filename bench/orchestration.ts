@@ -50,7 +50,13 @@ export async function orchestrationBench(infra: Infra, floorTasksPerSecond?: num
       }
       const best = Math.min(...samples);
       perNode.push((best / (width + 2)) * 1000);
-      rows.push({ bench: 'orchestration', metric: `validate + plan ${width + 2} nodes`, value: best, unit: 'ms', note: `${((best / (width + 2)) * 1000).toFixed(1)} µs/node` });
+      rows.push({
+        bench: 'orchestration',
+        metric: `validate + plan ${width + 2} nodes`,
+        value: best,
+        unit: 'ms',
+        note: `${((best / (width + 2)) * 1000).toFixed(1)} µs/node`,
+      });
     }
     rows.push({
       bench: 'orchestration',

@@ -7,9 +7,9 @@ import { cacheBench } from './cache';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
+import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
-import { printTable, writeResults, type Row } from './lib';
 
 const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance'] as const;
 
@@ -47,7 +47,9 @@ async function main() {
       rows.push(...(await executorsBench()));
     }
     if (selected('governance')) {
-      console.log('governance: a 500-rule column ability, a 100-row preview with and without authorization, and the run page query with and without scope-auth…');
+      console.log(
+        'governance: a 500-rule column ability, a 100-row preview with and without authorization, and the run page query with and without scope-auth…',
+      );
       rows.push(...(await governanceBench()));
     }
   } finally {

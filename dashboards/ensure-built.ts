@@ -37,12 +37,16 @@ export async function buildDashboards(options: { quiet?: boolean } = {}): Promis
     throw new Error('vite is not installed (dev dependencies were omitted?): run `npm install`, then `npm run build:dashboards`.');
   }
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [viteBin, 'build', '--config', path.join(dashboardsDir, 'vite.config.ts'), '--logLevel', options.quiet ? 'error' : 'warn'], {
-      cwd: path.dirname(dashboardsDir),
-      // a production build whatever the caller runs under (vitest sets NODE_ENV=test, which would ship preact/debug)
-      env: { ...process.env, NODE_ENV: 'production' },
-      stdio: ['ignore', options.quiet ? 'pipe' : 'inherit', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [viteBin, 'build', '--config', path.join(dashboardsDir, 'vite.config.ts'), '--logLevel', options.quiet ? 'error' : 'warn'],
+      {
+        cwd: path.dirname(dashboardsDir),
+        // a production build whatever the caller runs under (vitest sets NODE_ENV=test, which would ship preact/debug)
+        env: { ...process.env, NODE_ENV: 'production' },
+        stdio: ['ignore', options.quiet ? 'pipe' : 'inherit', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk;

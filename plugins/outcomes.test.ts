@@ -5,7 +5,12 @@ describe('outcome constructors', () => {
   it('build each terminal state with only the keys that carry a value', () => {
     expect(succeeded()).toStrictEqual({ state: 'SUCCEEDED' });
     expect(succeeded({ exitCode: 0, provisioningMs: undefined })).toStrictEqual({ state: 'SUCCEEDED', exitCode: 0 });
-    expect(failed('exit-code', 'exited with code 2', { exitCode: 2 })).toStrictEqual({ state: 'FAILED', reason: 'exit-code', message: 'exited with code 2', exitCode: 2 });
+    expect(failed('exit-code', 'exited with code 2', { exitCode: 2 })).toStrictEqual({
+      state: 'FAILED',
+      reason: 'exit-code',
+      message: 'exited with code 2',
+      exitCode: 2,
+    });
     expect(failed('signal', 'terminated', { exitCode: null })).toStrictEqual({ state: 'FAILED', reason: 'signal', message: 'terminated', exitCode: null });
     expect(cancelled()).toStrictEqual({ state: 'CANCELLED' });
     expect(cancelled('shutdown', 'left running')).toStrictEqual({ state: 'CANCELLED', reason: 'shutdown', message: 'left running' });

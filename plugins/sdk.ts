@@ -4,18 +4,18 @@
 // retries; an executor only starts work, follows it, stops it and cleans up.
 import type { TaskMessage, TaskOutcome } from './protocol';
 
-export type { TaskMessage, TaskOutcome, TerminalState } from './protocol';
 export {
   cancelled,
+  type FailureDetails,
   failed,
+  type OutcomeDetails,
   permanentFailure,
   retryableFailure,
   succeeded,
   systemFailure,
   timedOut,
-  type FailureDetails,
-  type OutcomeDetails,
 } from './outcomes';
+export type { TaskMessage, TaskOutcome, TerminalState } from './protocol';
 
 /** A hot cluster as an executor is asked to keep it: its name, pool and executor-specific spec. */
 export interface HotClusterSpec {

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMemoryBus } from './bus/memory';
 import type { Bus, Subscription } from './bus/types';
 import { createExecutorHost, type ExecutorHost, type ExecutorHostOptions } from './host';
-import { taskMessageId, type ExecutorEvent } from './protocol';
+import { type ExecutorEvent, taskMessageId } from './protocol';
 import { createExecutorRegistry } from './registry';
 import type { Executor, TaskContext, TaskMessage } from './sdk';
 

@@ -8,9 +8,9 @@ import { subject as caslSubject } from '@casl/ability';
 import { permittedFieldsOf } from '@casl/ability/extra';
 import SchemaBuilder, { BasePlugin, type PothosOutputFieldConfig, type SchemaTypes } from '@pothos/core';
 import { GraphQLError, type GraphQLResolveInfo } from 'graphql';
+import { audit } from '../server/audit/audit';
 import { allFields, dataFields, type FieldSubject } from '../server/auth/fields';
 import type { Context } from './context';
-import { audit } from '../server/audit/audit';
 
 interface Guard {
   subject: FieldSubject;
@@ -50,7 +50,10 @@ function accessOf(ctx: Context, guard: Guard, parent: object): Access | Promise<
     access = row instanceof Promise ? row.then((r) => decide(ctx, guard, r)) : decide(ctx, guard, row);
     if (access instanceof Promise) {
       const pending = access;
-      void pending.then((decided) => perRequest!.set(parent, decided), () => undefined);
+      void pending.then(
+        (decided) => perRequest!.set(parent, decided),
+        () => undefined,
+      );
     }
     perRequest.set(parent, access);
   }

@@ -8,8 +8,8 @@ import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import type { Run } from '../server/db/tables/runs';
 import type { RunFeed } from '../server/events/feed';
-import type { Orchestrator } from '../server/orchestrator/orchestrator';
 import type { HotClusterService } from '../server/orchestrator/hot-clusters';
+import type { Orchestrator } from '../server/orchestrator/orchestrator';
 import type { PlanDefaults } from '../server/orchestrator/plan';
 
 export interface Services {

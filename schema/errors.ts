@@ -4,7 +4,7 @@
 // so HTTP, SSE and graphql-ws answer alike.
 import { GraphQLError } from 'graphql';
 import { maskError as maskUnexpected } from 'graphql-yoga';
-import { domainErrorOf, type AtelierError } from '../server/errors';
+import { type AtelierError, domainErrorOf } from '../server/errors';
 
 export function toGraphQLError(domain: AtelierError, located?: GraphQLError): GraphQLError {
   return new GraphQLError(domain.message, {

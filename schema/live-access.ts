@@ -1,7 +1,7 @@
 // Live subscriptions keep checking the caller's access while they run: the token every
 // ATELIER_TOKEN_RECHECK_MS, and the ability rebuilt from the identity's current teams and grants.
 import { subject } from '@casl/ability';
-import { defineAbilityFor, type AppAbility } from '../server/auth/ability';
+import { type AppAbility, defineAbilityFor } from '../server/auth/ability';
 import { sessionForToken } from '../server/auth/tokens';
 import type { Run } from '../server/db/tables/runs';
 import { AtelierError, forbidden } from '../server/errors';
@@ -23,10 +23,14 @@ export function watchAccess(ctx: Context, abort: AbortController, stillAllowed?:
   const timer = setInterval(() => {
     void (async () => {
       const session = await sessionForToken(ctx.services.db, ctx.token);
-      if (!session) return end(new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.'));
+      if (!session)
+        return end(
+          new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.'),
+        );
       const ability = defineAbilityFor(session.identity, session.grants, session.scopes);
       watched.set(ctx, ability);
-      if (stillAllowed && !stillAllowed(ability)) end(forbidden('Your access to this run’s events changed (a grant was revoked or you left a team), so this subscription has ended.'));
+      if (stillAllowed && !stillAllowed(ability))
+        end(forbidden('Your access to this run’s events changed (a grant was revoked or you left a team), so this subscription has ended.'));
     })().catch(() => undefined); // a failed check is retried at the next one
   }, ctx.services.config.tokenRecheckMs);
   timer.unref();

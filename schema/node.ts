@@ -5,7 +5,8 @@ import { builder } from './builder';
 export const nodeTypes = new WeakMap<object, string>();
 
 export const NodeRef = builder.interfaceRef<{ id: string }>('Node').implement({
-  description: 'A stored object with a unique id. `node(id)` returns it only if you may read it: an object you may not read is indistinguishable from one that does not exist.',
+  description:
+    'A stored object with a unique id. `node(id)` returns it only if you may read it: an object you may not read is indistinguishable from one that does not exist.',
   fields: (t) => ({ id: t.exposeID('id') }),
   resolveType: (node) => nodeTypes.get(node) ?? null,
 });

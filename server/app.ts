@@ -3,18 +3,18 @@
 // `start()`; `server/main.ts` only reads the config and calls it.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { createMemoryBus } from '../plugins/bus/memory';
+import type { Bus, Subscription } from '../plugins/bus/types';
 import { createExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
 import { createFileObjectStore, type ObjectStore } from './artifacts/store';
 import { seedAdmin } from './auth/admin-token';
-import { createMemoryBus } from '../plugins/bus/memory';
-import type { Bus, Subscription } from '../plugins/bus/types';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
-import { defaultHostName, type Config } from './config';
-import { openDatabase, type Database } from './db/client';
+import { type Config, defaultHostName } from './config';
+import { type Database, openDatabase } from './db/client';
 import { createRunFeed, type FeedEvent } from './events/feed';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder } from './events/recorder';
@@ -25,7 +25,7 @@ import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { createHttpService } from './http/server';
-import { createApiYoga, type ApiYoga } from './http/yoga';
+import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { createHotClusterService } from './orchestrator/hot-clusters';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
@@ -84,7 +84,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     catalogCeiling: config.catalogCeiling,
   });
   // Cron schedules start runs; on Postgres only the replica holding the advisory lock fires them.
-  const scheduler = createScheduler({ db, orchestrator, clock: { now: () => new Date() }, leaderLock: database.kind === 'postgres', log: (m) => log(`scheduler: ${m}`) });
+  const scheduler = createScheduler({
+    db,
+    orchestrator,
+    clock: { now: () => new Date() },
+    leaderLock: database.kind === 'postgres',
+    log: (m) => log(`scheduler: ${m}`),
+  });
   const hotClusters = createHotClusterService({ db, bus, hostStaleMs: config.hostStaleMs });
   const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
 

@@ -1,24 +1,25 @@
 // The app shell: sign-in gate, navigation, the live-connection indicator and the routes.
+
+import { Provider } from '@urql/preact';
 import { Component, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { Provider } from '@urql/preact';
 import { createApi, type LiveState } from './api/client';
 import { checkToken, clearToken, readToken, saveToken } from './api/session';
 import { lazyPage } from './components/lazy';
 import { ErrorState, Loading } from './components/states';
-import { Link, navigate, useLocation } from './router';
-import { SessionContext, type Session } from './session';
-import { SignInPage } from './pages/sign-in';
-import { RunsPage } from './pages/runs';
-import { ModulesPage } from './pages/modules';
-import { ModulePage } from './pages/module';
-import { SchedulesPage } from './pages/schedules';
-import { WorkflowsPage } from './pages/workflows';
-import { DatasetsPage } from './pages/datasets';
 import { AuditPage } from './pages/audit';
+import { DatasetsPage } from './pages/datasets';
 import { ExecutorsPage } from './pages/executors';
-import { SavingsPage } from './pages/savings';
+import { ModulePage } from './pages/module';
+import { ModulesPage } from './pages/modules';
 import { NotFoundPage } from './pages/not-found';
+import { RunsPage } from './pages/runs';
+import { SavingsPage } from './pages/savings';
+import { SchedulesPage } from './pages/schedules';
+import { SignInPage } from './pages/sign-in';
+import { WorkflowsPage } from './pages/workflows';
+import { Link, navigate, useLocation } from './router';
+import { type Session, SessionContext } from './session';
 
 const RunPage = lazyPage(() => import('./pages/run'));
 const WorkflowPage = lazyPage(() => import('./pages/workflow'));
@@ -135,13 +136,15 @@ function Shell({ session }: { session: Session }) {
         </Link>
         <nav aria-label="Main">
           <ul>
-            {nav.filter((item) => !item.adminOnly || session.viewer.role === 'admin').map((item) => (
-              <li key={item.href}>
-                <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
-                  {item.label}
-                </Link>
-              </li>
-            ))}
+            {nav
+              .filter((item) => !item.adminOnly || session.viewer.role === 'admin')
+              .map((item) => (
+                <li key={item.href}>
+                  <Link href={item.href} aria-current={path === item.href || path.startsWith(`${item.href}/`) ? 'page' : undefined}>
+                    {item.label}
+                  </Link>
+                </li>
+              ))}
           </ul>
         </nav>
         <span class={`live live-${live}`} role="status" title={liveTitle[live]}>

@@ -1,6 +1,6 @@
 // Credentials for the Databricks REST API: a personal access token as is, or OAuth machine-to-machine (a service
 // principal's client id and secret exchanged at `/oidc/v1/token`), cached and refreshed before it expires.
-import { DatabricksApiError, type Clock, type FetchLike } from './http';
+import { type Clock, DatabricksApiError, type FetchLike } from './http';
 
 /** A personal access token, or a service principal's OAuth client credentials. */
 export type DatabricksAuth = { token: string } | { clientId: string; clientSecret: string };

@@ -2,8 +2,8 @@
 // progress and log lines, notices a requested cancel once the run is TERMINATING, and on the end fetches
 // `runs/get-output` and streams it. Polling problems are retried; only a long outage gives up.
 import { cancelled, permanentFailure, systemFailure, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
-import { DatabricksApiError, type Clock, type DatabricksHttp } from './http';
-import { readRunState, type RunPhase } from './states';
+import { type Clock, DatabricksApiError, type DatabricksHttp } from './http';
+import { type RunPhase, readRunState } from './states';
 import type { ClusterKind } from './submit';
 
 /** What `wait` and `cancel` share about one run. */
@@ -41,8 +41,7 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
   const { http, clock } = o;
   const say = (line: string) => ctx.log('stderr', `[databricks] ${line}`);
   const shutdown = shutdownSignal(ctx.signal, o.lifetime);
-  const leftRunning = (): TaskOutcome =>
-    cancelled('shutdown', `executor host shut down; Databricks run ${runId} keeps running for the next host to adopt`);
+  const leftRunning = (): TaskOutcome => cancelled('shutdown', `executor host shut down; Databricks run ${runId} keeps running for the next host to adopt`);
 
   let lastLabel: string | undefined;
   let lastPhase: RunPhase | undefined;

@@ -195,10 +195,13 @@ function errorFromResponse(method: string, path: string, response: Response, tex
   const what = `Databricks answered ${method} ${path} with HTTP ${status}${errorCode ? ` ${errorCode}` : ''}${message ? `: ${message}` : ''}`;
   const details: ApiErrorDetails = { method, path, status, errorCode, retryable: false };
   if (status === 401 || status === 403) {
-    return new DatabricksApiError(`${what.replace(/\.$/, '')}. Check the executor's Databricks credentials (token, or OAuth client id and secret) and their permissions`, {
-      ...details,
-      credentials: true,
-    });
+    return new DatabricksApiError(
+      `${what.replace(/\.$/, '')}. Check the executor's Databricks credentials (token, or OAuth client id and secret) and their permissions`,
+      {
+        ...details,
+        credentials: true,
+      },
+    );
   }
   if (status === 429 || status >= 500 || (status === 400 && errorCode === 'COULD_NOT_ACQUIRE_LOCK')) {
     details.retryable = true;

@@ -1,19 +1,20 @@
 // The `databricks` executor: runs a module as a one-time Databricks job run (Jobs API 2.2 `runs/submit`) on a new
 // cluster, an instance pool or an existing all-purpose cluster; follows it with `runs/get`, stops it with
 // `runs/cancel`, and streams `runs/get-output`. Submission is idempotent per task attempt (idempotency_token).
-import { credentialsProblem, createTokenSource, type DatabricksAuth } from './auth';
-import { followRun, shutdownSignal, type RunControl } from './follow';
-import { createDatabricksHttp, DatabricksApiError, defaultRetryPolicy, systemClock, type Clock, type FetchLike, type RetryPolicy } from './http';
-import { buildSubmitRequest, parseTaskSettings, type ClusterKind, type NewClusterSpec } from './submit';
+
+import { defineExecutor, type Executor, failed, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
+import { createTokenSource, credentialsProblem, type DatabricksAuth } from './auth';
+import { followRun, type RunControl, shutdownSignal } from './follow';
+import { type Clock, createDatabricksHttp, DatabricksApiError, defaultRetryPolicy, type FetchLike, type RetryPolicy, systemClock } from './http';
+import { buildSubmitRequest, type ClusterKind, type NewClusterSpec, parseTaskSettings } from './submit';
 import { createVolumesUpload, type UploadModule } from './upload';
-import { defineExecutor, failed, type Executor, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
 
 export type { DatabricksAuth } from './auth';
 export type { Clock, FetchLike, RetryPolicy } from './http';
-export type { DatabricksTaskSettings, NewClusterSpec } from './submit';
-export type { UploadModule } from './upload';
 export { readRunState } from './states';
+export type { DatabricksTaskSettings, NewClusterSpec } from './submit';
 export { idempotencyTokenFor } from './submit';
+export type { UploadModule } from './upload';
 
 export interface DatabricksExecutorOptions {
   /** Workspace URL, e.g. `https://adb-1234567890123456.7.azuredatabricks.net`. */

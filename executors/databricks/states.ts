@@ -1,7 +1,7 @@
 // Maps a Databricks run (as `runs/get` returns it) to where it is in its life cycle and, once it has ended, to an
 // Atelier outcome. The `status` object (Jobs API 2.1+) is preferred; the deprecated `state` is the fallback.
 // Databricks says more states and codes may be added: anything unknown is reported as such, never thrown.
-import { cancelled, failed, permanentFailure, succeeded, systemFailure, timedOut, type TaskOutcome } from '../../plugins/sdk';
+import { cancelled, failed, permanentFailure, succeeded, systemFailure, type TaskOutcome, timedOut } from '../../plugins/sdk';
 
 export type RunPhase = 'queued' | 'provisioning' | 'running' | 'terminating' | 'terminated' | 'unknown';
 
@@ -149,7 +149,8 @@ function fromLegacy(legacy: Record<string, unknown>): RunStateView {
   const result = text(legacy.result_state);
   const label = `${lifeCycle}/${result || '?'}`;
   let verdict: Verdict;
-  if (lifeCycle === 'INTERNAL_ERROR') verdict = platform('databricks-internal-error'); // includes cluster launch failures
+  if (lifeCycle === 'INTERNAL_ERROR')
+    verdict = platform('databricks-internal-error'); // includes cluster launch failures
   else if (lifeCycle === 'SKIPPED') verdict = skipped;
   else verdict = RESULT_STATES[result] ?? failed('unknown-result');
   return { phase, label, message, outcome: outcomeOf(verdict, label, message) };

@@ -1,16 +1,16 @@
 // The executor's way to the Kubernetes API: Job, Service and (hot cluster) Deployment CRUD through @kubernetes/client-node's typed clients,
 // pod lists, watches and logs as raw streaming GETs (the library's Watch and Log neither reconnect nor end
 // cleanly), every failure turned into one KubeApiError kind that decides between retrying and failing for good.
-import http, { STATUS_CODES, type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, STATUS_CODES } from 'node:http';
 import https from 'node:https';
 import {
   ApiException,
   AppsV1Api,
   BatchV1Api,
-  CoreV1Api,
-  Observable,
   type ConfigurationOptions,
+  CoreV1Api,
   type KubeConfig,
+  Observable,
   type RequestContext,
   type ResponseContext,
   type V1Deployment,
@@ -103,7 +103,13 @@ export function createKubeClient(options: KubeClientOptions): KubeClient {
     }
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeApiError('no usable Kubernetes configuration: the kubeconfig has no current cluster', 'config');
-    apis = { batch: kc.makeApiClient(BatchV1Api), core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api), server: cluster.server.replace(/\/+$/, ''), kc };
+    apis = {
+      batch: kc.makeApiClient(BatchV1Api),
+      core: kc.makeApiClient(CoreV1Api),
+      apps: kc.makeApiClient(AppsV1Api),
+      server: cluster.server.replace(/\/+$/, ''),
+      kc,
+    };
     return apis;
   };
 
@@ -180,7 +186,12 @@ export function createKubeClient(options: KubeClientOptions): KubeClient {
     async listPods(labelSelector, signal) {
       const what = `listing pods (${labelSelector})`;
       const timeout = AbortSignal.timeout(options.requestTimeoutMs);
-      const res = await rawGet(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, { labelSelector }, signal ? AbortSignal.any([signal, timeout]) : timeout, what);
+      const res = await rawGet(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+        { labelSelector },
+        signal ? AbortSignal.any([signal, timeout]) : timeout,
+        what,
+      );
       const text = await readBody(res, MAX_LIST_BODY).catch((err) => {
         throw toKubeError(err, what);
       });
@@ -277,12 +288,22 @@ export function statusError(status: number, bodyText: string, retryAfter: string
   const label = reason ?? STATUS_CODES[status]?.replace(/\s+/g, '');
   const text = `${what}: HTTP ${status}${label ? ` ${label}` : ''}${message ? `: ${message}` : ''}`;
   if (status === 401) {
-    return new KubeApiError(`${text}. The API server rejected the credentials: check the kubeconfig user (token, client certificate, exec plugin) or the in-cluster service account token`, 'auth', status, reason);
+    return new KubeApiError(
+      `${text}. The API server rejected the credentials: check the kubeconfig user (token, client certificate, exec plugin) or the in-cluster service account token`,
+      'auth',
+      status,
+      reason,
+    );
   }
   if (status === 403) {
     // Kubernetes reports an exhausted ResourceQuota as 403 too; that one clears when other work finishes.
     if (/exceeded quota|forbidden: exceeded/i.test(message)) return new KubeApiError(text, 'transient', status, reason, retryAfterMs);
-    return new KubeApiError(`${text}. The identity in the kubeconfig (or the pod's service account) needs RBAC permission to create, get and delete jobs (batch), services and, for hot clusters, deployments (apps), and to get, list and watch pods and pods/log`, 'auth', status, reason);
+    return new KubeApiError(
+      `${text}. The identity in the kubeconfig (or the pod's service account) needs RBAC permission to create, get and delete jobs (batch), services and, for hot clusters, deployments (apps), and to get, list and watch pods and pods/log`,
+      'auth',
+      status,
+      reason,
+    );
   }
   if (status === 404) return new KubeApiError(text, 'not-found', status, reason);
   if (status === 409) return new KubeApiError(text, 'conflict', status, reason);

@@ -1,14 +1,14 @@
 // Following a kubernetes-gpu attempt's Job to its end: pods through a watch, logs through followers (with the
 // `@@atelier` progress lines), the Job through a periodic GET, and the outcome from status.ts's pure mapping.
 import type { V1Job } from '@kubernetes/client-node';
-import { cancelled, systemFailure, type AbortReason, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
+import { type AbortReason, cancelled, systemFailure, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
 import { toKubeError, withRetries } from './api';
-import { followLog, type ContainerProgress, type LogFollower } from './logs';
+import { type ContainerProgress, followLog, type LogFollower } from './logs';
 import { LABELS, PROGRESS_MARKER } from './manifest';
 import { applyMarker } from './markers';
 import type { KubernetesGpuHandle } from './options';
-import { apiFailure, deleteAll, failureOutcome, settleLater, timeOf, type AttemptState, type KubeRuntime } from './runtime';
-import { formatMs, mainContainer, observe, podIndex, trueCondition, type Observation, type PodView } from './status';
+import { type AttemptState, apiFailure, deleteAll, failureOutcome, type KubeRuntime, settleLater, timeOf } from './runtime';
+import { formatMs, mainContainer, type Observation, observe, type PodView, podIndex, trueCondition } from './status';
 import { startPodWatch } from './watch';
 
 const TAIL_LINES = 20;
@@ -203,7 +203,13 @@ export async function followJob(rt: KubeRuntime, handle: KubernetesGpuHandle, ct
     }
     // The host calls cancel() right after the abort; if this loop noticed first, start the delete here.
     state.deleting ??= settleLater(deleteAll(rt, handle));
-    const deleted = await Promise.race([state.deleting.then(() => true, () => false), sleep(CANCEL_WAIT_MS).then(() => false)]);
+    const deleted = await Promise.race([
+      state.deleting.then(
+        () => true,
+        () => false,
+      ),
+      sleep(CANCEL_WAIT_MS).then(() => false),
+    ]);
     return cancelled(reason, deleted ? `Job ${jobName} deleted` : `deleting Job ${jobName} was requested`);
   };
 

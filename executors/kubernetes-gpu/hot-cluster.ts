@@ -1,7 +1,7 @@
 // kubernetes-gpu hot clusters: an apps/v1 Deployment of executor-host pods that take the cluster's pool tasks
 // themselves. Starting waits for the first ready pod; both start and end are idempotent.
 import type { HotClusterSpec } from '../../plugins/sdk';
-import { toKubeError, type KubeApiError } from './api';
+import { type KubeApiError, toKubeError } from './api';
 import { buildHotClusterDeployment, deploymentNameFor, HotClusterConfigError } from './manifest';
 import type { KubeRuntime } from './runtime';
 import { parseHotClusterSpec, SettingsError } from './settings';
@@ -52,7 +52,8 @@ export function createHotClusters(rt: KubeRuntime) {
         throw hotClusterError(e, `kubernetes-gpu: hot cluster ${cluster.name}: reading Deployment ${name}`);
       }
       if (ready > 0) return;
-      if (closing.signal.aborted) throw new Error(`kubernetes-gpu: hot cluster ${cluster.name}: the executor closed before a pod of Deployment ${name} was ready`);
+      if (closing.signal.aborted)
+        throw new Error(`kubernetes-gpu: hot cluster ${cluster.name}: the executor closed before a pod of Deployment ${name} was ready`);
       if (clock() >= deadline) {
         throw new Error(
           `kubernetes-gpu: hot cluster ${cluster.name}: no pod of Deployment ${name} became ready in ${formatMs(options.hotClusterReadyMs ?? 10 * 60_000)} (see \`kubectl -n ${namespace} describe deployment ${name}\`); the Deployment is kept and checked again when the control plane repeats the start`,

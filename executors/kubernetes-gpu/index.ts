@@ -12,12 +12,12 @@ import { cancelled, defineExecutor, type Executor, type TaskMessage } from '../.
 import { followJob } from './follow';
 import { createHotClusters } from './hot-cluster';
 import { KUBERNETES_GPU, type KubernetesGpuExecutorOptions, type KubernetesGpuHandle } from './options';
-import { createRuntime, deleteAll, failureOutcome, settleLater, type AttemptState } from './runtime';
+import { type AttemptState, createRuntime, deleteAll, failureOutcome, settleLater } from './runtime';
 import { submitJob } from './submit';
 
-export { jobNameFor, buildJob, buildService, buildHotClusterDeployment, deploymentNameFor } from './manifest';
+export { buildHotClusterDeployment, buildJob, buildService, deploymentNameFor, jobNameFor } from './manifest';
 export { DEFAULT_RUNNER_IMAGE, KUBERNETES_GPU, type KubernetesGpuExecutorOptions, type KubernetesGpuHandle } from './options';
-export { parseSettings, type KubernetesGpuSettings } from './settings';
+export { type KubernetesGpuSettings, parseSettings } from './settings';
 export { observe } from './status';
 
 export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOptions): Executor<KubernetesGpuHandle> {

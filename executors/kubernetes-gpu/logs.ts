@@ -1,7 +1,7 @@
 // Follows one container's log (follow + timestamps) and survives broken streams: it reconnects with sinceSeconds
 // reaching a little before the last line it saw and drops the lines it already has by their timestamps.
 import type { IncomingMessage } from 'node:http';
-import { backoffMs, errorMessage, toKubeError, type KubeClient, type Sleep } from './api';
+import { backoffMs, errorMessage, type KubeClient, type Sleep, toKubeError } from './api';
 import { CONTAINER_NAME } from './manifest';
 
 /** Where the container is, as far as the pod watch knows. */

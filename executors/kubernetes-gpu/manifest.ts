@@ -69,7 +69,10 @@ export function jobNameFor(taskId: string, attempt: number): string {
 export function labelValue(value: string): string {
   if (/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(value) && value.length <= 63) return value;
   const hash = createHash('sha256').update(value).digest('hex').slice(0, 8);
-  const cleaned = value.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 63 - 9).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  const cleaned = value
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .slice(0, 63 - 9)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
   return cleaned ? `${cleaned}-${hash}` : hash;
 }
 
@@ -231,7 +234,12 @@ export function deploymentNameFor(cluster: string): string {
   const plain = `atelier-hot-${cluster}`;
   if (plain.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(plain)) return plain;
   const hash = createHash('sha256').update(cluster).digest('hex').slice(0, 10);
-  const slug = cluster.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63 - 'atelier-hot-'.length - hash.length - 1).replace(/-+$/g, '');
+  const slug = cluster
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63 - 'atelier-hot-'.length - hash.length - 1)
+    .replace(/-+$/g, '');
   return `atelier-hot-${slug ? `${slug}-` : ''}${hash}`;
 }
 
@@ -252,7 +260,9 @@ export function buildHotClusterDeployment(
     );
   }
   if (!options.natsUrl) {
-    throw new HotClusterConfigError(`hot cluster ${cluster.name}: its pods take tasks from NATS, but the executor has no natsUrl: set NATS_URL on the host that runs kubernetes-gpu`);
+    throw new HotClusterConfigError(
+      `hot cluster ${cluster.name}: its pods take tasks from NATS, but the executor has no natsUrl: set NATS_URL on the host that runs kubernetes-gpu`,
+    );
   }
   if (!options.controlPlaneUrl) {
     throw new HotClusterConfigError(
@@ -277,7 +287,12 @@ export function buildHotClusterDeployment(
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name, namespace: options.namespace, labels: { ...selector }, annotations: { [LABELS.hotCluster]: cluster.name, 'atelier.dev/pool': cluster.pool } },
+    metadata: {
+      name,
+      namespace: options.namespace,
+      labels: { ...selector },
+      annotations: { [LABELS.hotCluster]: cluster.name, 'atelier.dev/pool': cluster.pool },
+    },
     spec: {
       replicas: hot.replicas,
       selector: { matchLabels: { ...selector } },

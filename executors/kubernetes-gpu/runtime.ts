@@ -1,8 +1,8 @@
 // The kubernetes-gpu executor's resolved settings and shared machinery: the API client, clock, retries, the
 // per-attempt state, and the deletes and error mappings that submit, follow and the hooks all use.
 import { KubeConfig } from '@kubernetes/client-node';
-import { failed, type AbortReason, type TaskOutcome } from '../../plugins/sdk';
-import { createKubeClient, toKubeError, withRetries, type KubeApiError, type KubeClient, type RetryPolicy, type Sleep } from './api';
+import { type AbortReason, failed, type TaskOutcome } from '../../plugins/sdk';
+import { createKubeClient, type KubeApiError, type KubeClient, type RetryPolicy, type Sleep, toKubeError, withRetries } from './api';
 import type { ManifestOptions } from './manifest';
 import { DEFAULT_RUNNER_IMAGE, type KubernetesGpuExecutorOptions, type KubernetesGpuHandle } from './options';
 

@@ -67,12 +67,19 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * Parses `settings['kubernetes-gpu']`; throws a {@link SettingsError} naming the offending field. `where` names
  * the object in messages, `known` narrows the accepted fields (a hot cluster's spec takes the pod-shaping ones).
  */
-export function parseSettings(raw: unknown, defaults: { gpus: number }, where = 'settings["kubernetes-gpu"]', known: readonly string[] = KNOWN): KubernetesGpuSettings {
+export function parseSettings(
+  raw: unknown,
+  defaults: { gpus: number },
+  where = 'settings["kubernetes-gpu"]',
+  known: readonly string[] = KNOWN,
+): KubernetesGpuSettings {
   if (raw === undefined || raw === null) return { gpus: defaults.gpus, nodes: 1 };
   if (!isRecord(raw)) throw new SettingsError(`${where} must be an object, got ${describe(raw)}`);
   const unknown = Object.keys(raw).filter((k) => !known.includes(k));
   if (unknown.length > 0) {
-    throw new SettingsError(`unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} in ${where} (known: ${known.join(', ')})`);
+    throw new SettingsError(
+      `unknown setting${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} in ${where} (known: ${known.join(', ')})`,
+    );
   }
   const field = (name: string) => `${where}.${name}`;
   const out: KubernetesGpuSettings = {
@@ -85,7 +92,8 @@ export function parseSettings(raw: unknown, defaults: { gpus: number }, where = 
     if (products.length === 0) throw new SettingsError(`${field('gpuProduct')} must name at least one product`);
     out.gpuProduct = products.map((p, i) => {
       const value = nonEmptyString(p, `${field('gpuProduct')}[${i}]`);
-      if (value.length > 63 || !LABEL_VALUE.test(value)) throw new SettingsError(`${field('gpuProduct')} "${value}" is not a valid node label value (e.g. "NVIDIA-A100-SXM4-80GB")`);
+      if (value.length > 63 || !LABEL_VALUE.test(value))
+        throw new SettingsError(`${field('gpuProduct')} "${value}" is not a valid node label value (e.g. "NVIDIA-A100-SXM4-80GB")`);
       return value;
     });
   }
@@ -133,7 +141,8 @@ function toleration(raw: unknown, where: string): Toleration {
   const t: Toleration = {};
   if (raw.key !== undefined) t.key = nonEmptyString(raw.key, `${where}.key`);
   if (raw.operator !== undefined) {
-    if (raw.operator !== 'Exists' && raw.operator !== 'Equal') throw new SettingsError(`${where}.operator must be "Exists" or "Equal", got ${describe(raw.operator)}`);
+    if (raw.operator !== 'Exists' && raw.operator !== 'Equal')
+      throw new SettingsError(`${where}.operator must be "Exists" or "Equal", got ${describe(raw.operator)}`);
     t.operator = raw.operator;
   }
   if (raw.value !== undefined) {

@@ -3,7 +3,7 @@
 // the transitional SuccessCriteriaMet/FailureTarget), except for pods that would otherwise wait forever (an image
 // that cannot be pulled, an invalid image name, a broken container config).
 import type { V1Job } from '@kubernetes/client-node';
-import { failed, permanentFailure, retryableFailure, succeeded, systemFailure, timedOut, type TaskOutcome } from '../../plugins/sdk';
+import { failed, permanentFailure, retryableFailure, succeeded, systemFailure, type TaskOutcome, timedOut } from '../../plugins/sdk';
 import { COMPLETION_INDEX_ANNOTATION, CONTAINER_NAME, LABELS } from './manifest';
 
 /** The parts of a Pod the executor reads, as raw JSON from a list or watch (timestamps are strings). */
@@ -41,9 +41,7 @@ export interface ContainerStatusView {
 
 export type Phase = 'queued' | 'provisioning' | 'running';
 
-export type Observation =
-  | { kind: 'pending'; phase: Phase; message: string; allRunning: boolean; notes: string[] }
-  | { kind: 'terminal'; outcome: TaskOutcome };
+export type Observation = { kind: 'pending'; phase: Phase; message: string; allRunning: boolean; notes: string[] } | { kind: 'terminal'; outcome: TaskOutcome };
 
 export interface ObserveInput {
   job: V1Job;
@@ -134,9 +132,7 @@ export function observe(input: ObserveInput): Observation {
   return { kind: 'pending', phase, message, allRunning, notes };
 }
 
-type PodSeen =
-  | { kind: 'pending'; phase?: Phase; message: string; running: boolean; note?: string }
-  | { kind: 'terminal'; outcome: TaskOutcome };
+type PodSeen = { kind: 'pending'; phase?: Phase; message: string; running: boolean; note?: string } | { kind: 'terminal'; outcome: TaskOutcome };
 
 function podState(pod: PodView, input: ObserveInput): PodSeen {
   const name = pod.metadata.name;
@@ -149,7 +145,12 @@ function podState(pod: PodView, input: ObserveInput): PodSeen {
     case 'Failed': {
       // The Job's own Failed condition decides the outcome; a disrupted pod is replaced by the Job controller.
       const why = disruption(pod);
-      return { kind: 'pending', message: '', running: false, note: why ? `pod ${name} was disrupted (${why}); the Job controller replaces it` : `pod ${name} failed` };
+      return {
+        kind: 'pending',
+        message: '',
+        running: false,
+        note: why ? `pod ${name} was disrupted (${why}); the Job controller replaces it` : `pod ${name} failed`,
+      };
     }
     case 'Unknown':
       return { kind: 'pending', phase: 'running', message: `pod ${name}: its node stopped reporting (phase Unknown)`, running: false };
@@ -197,7 +198,12 @@ function podState(pod: PodView, input: ObserveInput): PodSeen {
           ),
         };
       }
-      return { kind: 'pending', phase: 'provisioning', message: `provisioning: pulling the image of pod ${name} failed (${reason}${detail}); retrying`, running: false };
+      return {
+        kind: 'pending',
+        phase: 'provisioning',
+        message: `provisioning: pulling the image of pod ${name} failed (${reason}${detail}); retrying`,
+        running: false,
+      };
     }
     if (CONFIG.has(reason)) {
       const waited = graceElapsed(pod, reason, input);

@@ -5,7 +5,7 @@ import type { TaskContext, TaskMessage } from '../../plugins/sdk';
 import { toKubeError } from './api';
 import { ANNOTATIONS, buildJob, buildService, contextEnvBytes, jobNameFor, MAX_CONTEXT_ENV_BYTES } from './manifest';
 import { KUBERNETES_GPU, type KubernetesGpuHandle } from './options';
-import { apiFailure, timeOf, type AttemptState, type KubeRuntime } from './runtime';
+import { type AttemptState, apiFailure, type KubeRuntime, timeOf } from './runtime';
 import { parseSettings, SettingsError } from './settings';
 
 /**

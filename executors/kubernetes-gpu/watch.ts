@@ -3,7 +3,7 @@
 // ERROR events and malformed lines, and backs off with jitter between failures. It never gives up by itself: the
 // Job GET that the executor polls is the source of truth for the end of an attempt.
 import type { IncomingMessage } from 'node:http';
-import { backoffMs, errorMessage, toKubeError, type KubeClient, type Sleep } from './api';
+import { backoffMs, errorMessage, type KubeClient, type Sleep, toKubeError } from './api';
 import type { PodView } from './status';
 
 export interface PodWatchOptions {
@@ -157,7 +157,9 @@ export function startPodWatch(options: PodWatchOptions): PodWatch {
           finish({ kind: 'closed' });
         });
         res.on('error', (err) => finish({ kind: 'error', error: stalled ? new Error(`the watch stalled for ${options.stallMs} ms`) : err, relist: false }));
-        res.on('close', () => finish(stalled ? { kind: 'error', error: new Error(`the watch stalled for ${options.stallMs} ms`), relist: false } : { kind: 'closed' }));
+        res.on('close', () =>
+          finish(stalled ? { kind: 'error', error: new Error(`the watch stalled for ${options.stallMs} ms`), relist: false } : { kind: 'closed' }),
+        );
       });
     } finally {
       if (stallTimer) clearTimeout(stallTimer);

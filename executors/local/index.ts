@@ -3,8 +3,8 @@
 // The parts: launch.ts (unpack and spawn), pipes.ts (logs and progress), outcome.ts (how it ended),
 // process-group.ts (/proc and signals), warm-pool.ts (hot clusters' warm workers).
 import type { Readable } from 'node:stream';
-import { defineExecutor, permanentFailure, type Executor, type TaskMessage } from '../../plugins/sdk';
-import { launch, type AttemptState, type LaunchConfig } from './launch';
+import { defineExecutor, type Executor, permanentFailure, type TaskMessage } from '../../plugins/sdk';
+import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
 import { drained } from './pipes';
@@ -113,7 +113,14 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     async close() {
       const pools = [...warmPools.values()];
       warmPools.clear();
-      await Promise.all(pools.map((p) => p.then((pool) => pool.end(), () => undefined)));
+      await Promise.all(
+        pools.map((p) =>
+          p.then(
+            (pool) => pool.end(),
+            () => undefined,
+          ),
+        ),
+      );
       const states = [...attempts.values()];
       attempts.clear();
       await Promise.all(

@@ -1,6 +1,6 @@
 // Starting a local attempt: the module unpacked into the attempt's work directory (or handed to a hot cluster's
 // warm worker), its environment built from the task, and the child spawned as its own process group.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
@@ -71,7 +71,10 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
 
   const file = path.resolve(moduleDir, entrypoint);
   if (!file.startsWith(moduleDir + path.sep)) return refuse(`entrypoint "${entrypoint}" of ${ref} points outside the module`);
-  const isFile = await stat(file).then((s) => s.isFile(), () => false);
+  const isFile = await stat(file).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   if (!isFile) return refuse(`entrypoint "${entrypoint}" not found in module ${ref}`);
 
   const env: NodeJS.ProcessEnv = { ...config.inheritEnv };
@@ -122,7 +125,6 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   const pid = child.pid!;
   return { pid, pgid: pid, startTime: await readStartTime(pid) };
 }
-
 
 function exitOf(child: ChildProcess, state: AttemptState): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) =>

@@ -17,7 +17,4 @@ export interface LocalExecutorOptions {
  * /proc/<pid>/stat (clock ticks since boot), so a recycled pid is never mistaken for ours. A module that could
  * not be launched gets a handle with no pid and the reason in `error`.
  */
-export type LocalHandle =
-  | { pid: number; pgid: number; startTime: number | null }
-  | { pid: null; pgid: null; startTime: null; error: string };
-
+export type LocalHandle = { pid: number; pgid: number; startTime: number | null } | { pid: null; pgid: null; startTime: null; error: string };

@@ -32,7 +32,6 @@ export function outcomeOf(state: AttemptState, code: number | null, signal: Node
   });
 }
 
-
 /** A process started by an earlier host process: its pipes are gone, so only its end can be observed. */
 export async function adopt(handle: { pid: number; startTime: number | null }): Promise<TaskOutcome> {
   while (await processAlive(handle.pid, handle.startTime)) await sleep(ADOPT_POLL_MS);

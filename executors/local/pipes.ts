@@ -84,9 +84,7 @@ function createLineSplitter(maxBytes: number, onLine: (line: string, cut: boolea
 /** Resolves when the child's pipes have closed, or after `ms` (a grandchild may keep them open). */
 export async function drained(child: ChildProcess, ms: number) {
   const streams = child.stdio.filter((s): s is Readable => !!s && 'on' in s);
-  const closed = Promise.all(
-    streams.map((s) => (s.destroyed || s.readableEnded ? undefined : new Promise((resolve) => s.once('close', resolve)))),
-  );
+  const closed = Promise.all(streams.map((s) => (s.destroyed || s.readableEnded ? undefined : new Promise((resolve) => s.once('close', resolve)))));
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
   clearTimeout(timer);

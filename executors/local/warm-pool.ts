@@ -1,7 +1,7 @@
 // A local hot cluster: node processes spawned ahead of time that each wait for one task on stdin and then import
 // its entrypoint, plus the modules already unpacked. A task taken by a warm worker pays neither the unpack nor the
 // process start; the pool spawns a replacement behind it. Only the `node` runtime can be pre-started this way.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,6 +1,6 @@
 // The `noop` executor: runs nothing and answers at once (or after a sleep), so benchmarks and tests measure
 // the control plane and the host alone. Parameters: `fail: true` fails the task, `sleepMs` sleeps first.
-import { cancelled, defineExecutor, failed, succeeded, type Executor, type TaskContext } from '../../plugins/sdk';
+import { cancelled, defineExecutor, type Executor, failed, succeeded, type TaskContext } from '../../plugins/sdk';
 
 export interface NoopExecutorOptions {
   /** Sleep this long in every `wait` (abortable). */

@@ -2,8 +2,8 @@
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
 import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
 import { BUS_DEFAULTS } from './defaults';
+import { DurableConsumer, type Live, Sub, Tracked } from './memory-consumer';
 import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
-import { DurableConsumer, Live, Sub, Tracked } from './memory-consumer';
 import { Batcher, Deduper, Deque, retryDelayMs, taskConsumerName } from './util';
 
 export interface MemoryBusOptions {
@@ -140,13 +140,17 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       const maxBatch = consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch;
       let batcher: Batcher<Live>;
       const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight, (delivery) => batcher.add(delivery));
-      batcher = new Batcher<Live>(maxBatch, (delivery) => delivery.settled, async (batch) => {
-        try {
-          await handler(batch as Delivery<ExecutorEvent>[]);
-        } catch {
-          for (const delivery of batch) if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
-        }
-      });
+      batcher = new Batcher<Live>(
+        maxBatch,
+        (delivery) => delivery.settled,
+        async (batch) => {
+          try {
+            await handler(batch as Delivery<ExecutorEvent>[]);
+          } catch {
+            for (const delivery of batch) if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
+          }
+        },
+      );
       return track(attach(durable.consumer, sub, consumeOptions, () => batcher.clear()));
     },
 

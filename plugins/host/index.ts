@@ -11,7 +11,7 @@ import type { Bus, Delivery, Subscription } from '../bus/types';
 import type { CancelMessage, HostHeartbeat, HotClusterCommand } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
-import { abortAttempt, runAttempt, type ArtifactSource, type Attempt, type AttemptRuntime } from './attempt';
+import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, runAttempt } from './attempt';
 
 export type { ArtifactSource } from './attempt';
 
@@ -206,16 +206,16 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       if (state !== 'idle') throw new Error(`executor host ${host} was already started`);
       if (options.pools.length === 0) throw new Error(`executor host ${host} has no pools to consume`);
       if (options.executeWith !== undefined && !registry.names().includes(options.executeWith)) {
-        throw new Error(`executor host ${host}: executeWith names "${options.executeWith}", which is not among its executors (${registry.names().join(', ') || 'none'})`);
+        throw new Error(
+          `executor host ${host}: executeWith names "${options.executeWith}", which is not among its executors (${registry.names().join(', ') || 'none'})`,
+        );
       }
       state = 'running';
       await mkdir(workRoot, { recursive: true });
       cancelSubscription = await bus.subscribeCancel(onCancel);
       clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
-        subscriptions.push(
-          await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: maxConcurrency }),
-        );
+        subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: maxConcurrency }));
       }
       // Announced once subscribed, so the control plane never routes to a host that could not yet take work.
       await announce();
@@ -244,13 +244,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       warm.clear();
       await Promise.all(held.map(([name, e]) => e.endHotCluster?.(name).catch((err) => warn(`ending hot cluster ${name} failed: ${errorMessage(err)}`))));
       const executors = registry.names().map((name) => registry.get(name));
-      await Promise.all(
-        executors.map((e) => e.close?.().catch((err) => warn(`closing executor ${e.name} failed: ${errorMessage(err)}`))),
-      );
+      await Promise.all(executors.map((e) => e.close?.().catch((err) => warn(`closing executor ${e.name} failed: ${errorMessage(err)}`))));
       state = 'stopped';
     },
 
     running: () => attempts.size,
   };
 }
-

@@ -1,8 +1,8 @@
 // The attempt reporter alone, on a fake clock and a recording bus: sequence numbers, log batching, progress
 // coalescing and the flush on finish, without a host or a real timer.
 import { describe, expect, it } from 'vitest';
-import { createReporter, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK, type ReporterClock } from './reporter';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
+import { createReporter, MIN_PROGRESS_INTERVAL_MS, type ReporterClock, SEQ_BLOCK } from './reporter';
 
 function fakeClock(): ReporterClock & { advance(ms: number): void } {
   let now = 1_000_000;

@@ -3,12 +3,12 @@
 import { assertCan } from '../../server/auth/ability';
 import { explainTask } from '../../server/cache/explain';
 import type { KeyDifference } from '../../server/cache/key';
-import { previewRun, type PreviewTask } from '../../server/orchestrator/cache-preview';
-import { cacheStats, type CacheStatsRow } from '../../server/cache/stats';
+import { type CacheStatsRow, cacheStats } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
 import type { Task } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
 import { moduleVersionIdOf } from '../../server/modules/queries';
+import { type PreviewTask, previewRun } from '../../server/orchestrator/cache-preview';
 import { taskById } from '../../server/runs/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -21,7 +21,12 @@ const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
   authScopes: guard('CacheHit', 'Task', taskInstance),
   description: 'A task completed from cache instead of executing.',
   fields: (t) => ({
-    sourceTask: t.field({ type: TaskRef, nullable: true, description: 'The task whose result was reused.', resolve: (task, _a, ctx) => taskById(ctx.services.db, task.cacheSourceTaskId!) }),
+    sourceTask: t.field({
+      type: TaskRef,
+      nullable: true,
+      description: 'The task whose result was reused.',
+      resolve: (task, _a, ctx) => taskById(ctx.services.db, task.cacheSourceTaskId!),
+    }),
     sourceRun: t.field({ type: RunRef, nullable: true, resolve: (task) => task.cacheSourceRunId! }),
     savedMs: t.float({ description: 'The source’s execution time: what not executing again saved.', resolve: (task) => task.cacheSavedMs ?? 0 }),
   }),
@@ -61,7 +66,12 @@ const ExplanationRef = builder.objectRef<Awaited<ReturnType<typeof explainTask>>
     key: t.exposeString('key', { nullable: true }),
     hit: t.exposeBoolean('hit'),
     message: t.exposeString('message'),
-    nearest: t.field({ type: CacheEntryRef, nullable: true, description: 'For a miss: the earlier entry of the module that differs in the fewest components.', resolve: (e) => e.nearest }),
+    nearest: t.field({
+      type: CacheEntryRef,
+      nullable: true,
+      description: 'For a miss: the earlier entry of the module that differs in the fewest components.',
+      resolve: (e) => e.nearest,
+    }),
     differences: t.field({ type: [KeyDifferenceRef], resolve: (e) => e.differences }),
   }),
 });
@@ -116,7 +126,13 @@ builder.queryFields((t) => ({
       if (typeof parameters !== 'object' || Array.isArray(parameters)) throw badInput('parameters must be a JSON object.');
       return previewRun(
         ctx.services,
-        { workflow: args.workflow, version: args.version ?? undefined, parameters: parameters as Record<string, unknown>, domain: args.domain ?? undefined, cacheNamespace: args.cacheNamespace ?? undefined },
+        {
+          workflow: args.workflow,
+          version: args.version ?? undefined,
+          parameters: parameters as Record<string, unknown>,
+          domain: args.domain ?? undefined,
+          cacheNamespace: args.cacheNamespace ?? undefined,
+        },
         ctx.identity,
         ctx.grants,
       );

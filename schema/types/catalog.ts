@@ -1,7 +1,8 @@
 // The interactive dataset catalog: whether a dataset is published there and what keeps it out, and publishing
 // and withdrawing (server/governance/catalog.ts decides).
-import { catalogBlockersOf, formatBlocker, publishDatasetToCatalog, withdrawDatasetFromCatalog } from '../../server/governance/catalog';
+
 import type { Dataset } from '../../server/db/tables/governance';
+import { catalogBlockersOf, formatBlocker, publishDatasetToCatalog, withdrawDatasetFromCatalog } from '../../server/governance/catalog';
 import { builder } from '../builder';
 import { DatasetRef } from './datasets';
 import { IdentityRef } from './identity';
@@ -24,7 +25,8 @@ builder.objectField(DatasetRef, 'catalog', (t) => t.field({ type: CatalogStateRe
 builder.mutationFields((t) => ({
   publishDatasetToCatalog: t.field({
     type: DatasetRef,
-    description: 'Publishes a dataset (namespace writers only) to the interactive catalog; refused while any column is UNCLASSIFIED or beyond the catalog ceiling.',
+    description:
+      'Publishes a dataset (namespace writers only) to the interactive catalog; refused while any column is UNCLASSIFIED or beyond the catalog ceiling.',
     args: { name: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => publishDatasetToCatalog(ctx.services.db, ctx.ability, ctx.identity, ctx.services.config.catalogCeiling, args.name),
   }),

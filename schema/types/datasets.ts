@@ -4,23 +4,23 @@ import { assertCan } from '../../server/auth/ability';
 import type { AuditEvent, DatasetVersion, Declassification } from '../../server/db/tables/governance';
 import {
   addDatasetVersion,
+  type ColumnView,
   createDataset,
   datasetColumns,
   datasetWithName,
   decideDeclassification,
   requestDeclassification,
   setColumnLabel,
-  type ColumnView,
 } from '../../server/governance/datasets';
-import { datasetVersionsOf, datasetsByIds, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
-import { previewDataset, type Preview } from '../../server/governance/preview';
+import { type Preview, previewDataset } from '../../server/governance/preview';
+import { datasetsByIds, datasetVersionsOf, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
+import type { Label, Level } from '../../server/vocabulary';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
+import { NodeRef } from '../node';
 import { DomainEnum, LevelEnum } from './enums';
 import { IdentityRef } from './identity';
-import type { Label, Level } from '../../server/vocabulary';
 
 const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
   description: 'A level and categories. `UNCLASSIFIED` (no label yet) ranks above every level for enforcement.',
@@ -35,7 +35,12 @@ const ColumnRef = builder.objectRef<ColumnView>('DatasetColumn').implement({
     name: t.exposeString('name'),
     type: t.exposeString('type'),
     label: t.field({ type: LabelRef, resolve: (c) => c.label }),
-    computedLabel: t.field({ type: LabelRef, nullable: true, description: 'What lineage propagation derived; the label is never below it.', resolve: (c) => c.computed }),
+    computedLabel: t.field({
+      type: LabelRef,
+      nullable: true,
+      description: 'What lineage propagation derived; the label is never below it.',
+      resolve: (c) => c.computed,
+    }),
     needsClassification: t.boolean({ resolve: (c) => c.label.level === 'UNCLASSIFIED' }),
   }),
 });
@@ -83,10 +88,13 @@ const DeclassificationRef = builder.objectRef<Declassification>('Declassificatio
   interfaces: [NodeRef],
   fields: (t) => ({
     id: t.exposeID('id'),
-    dataset: t.string({ description: 'The dataset, namespace/name.', resolve: async (r, _a, ctx) => {
-      const d = await DatasetRef.getDataloader(ctx).load(r.datasetId);
-      return d ? `${d.namespace}/${d.name}` : '';
-    } }),
+    dataset: t.string({
+      description: 'The dataset, namespace/name.',
+      resolve: async (r, _a, ctx) => {
+        const d = await DatasetRef.getDataloader(ctx).load(r.datasetId);
+        return d ? `${d.namespace}/${d.name}` : '';
+      },
+    }),
     column: t.exposeString('column'),
     from: t.field({ type: LabelRef, resolve: (r) => ({ level: r.fromLevel as Label['level'], categories: r.fromCategories }) }),
     to: t.field({ type: LabelRef, resolve: (r) => ({ level: r.toLevel as Label['level'], categories: r.toCategories }) }),
@@ -118,7 +126,11 @@ const LabelInput = builder.inputType('ClassificationLabelInput', {
   fields: (t) => ({ level: t.field({ type: LevelEnum, required: true }), categories: t.stringList() }),
 });
 const ColumnInput = builder.inputType('DatasetColumnInput', {
-  fields: (t) => ({ name: t.string({ required: true }), type: t.string({ required: true }), label: t.field({ type: LabelInput, description: 'Left out: the column stays UNCLASSIFIED.' }) }),
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    type: t.string({ required: true }),
+    label: t.field({ type: LabelInput, description: 'Left out: the column stays UNCLASSIFIED.' }),
+  }),
 });
 
 const labelIn = (l: { level: Level; categories?: string[] | null }) => ({ level: l.level, categories: l.categories ?? [] });
@@ -126,7 +138,10 @@ const labelIn = (l: { level: Level; categories?: string[] | null }) => ({ level:
 builder.queryFields((t) => ({
   datasets: t.field({
     type: [DatasetRef],
-    args: { domain: t.arg({ type: DomainEnum }), catalog: t.arg.boolean({ description: 'Only datasets published to the interactive catalog (true) or not (false).' }) },
+    args: {
+      domain: t.arg({ type: DomainEnum }),
+      catalog: t.arg.boolean({ description: 'Only datasets published to the interactive catalog (true) or not (false).' }),
+    },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'list datasets');
       return listDatasets(ctx.services.db, { domain: args.domain, catalog: args.catalog });
@@ -144,7 +159,11 @@ builder.queryFields((t) => ({
   auditEvents: t.field({
     type: [AuditEventRef],
     description: 'The audit log, newest first. Admins only.',
-    args: { subject: t.arg.string({ description: 'Only this subject, e.g. `dataset:crm/users.email`.' }), since: t.arg({ type: 'DateTime' }), limit: t.arg.int({ defaultValue: 100 }) },
+    args: {
+      subject: t.arg.string({ description: 'Only this subject, e.g. `dataset:crm/users.email`.' }),
+      since: t.arg({ type: 'DateTime' }),
+      limit: t.arg.int({ defaultValue: 100 }),
+    },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'AuditEvent', 'read the audit log');
       return listAuditEvents(ctx.services.db, { subject: args.subject, since: args.since, limit: Math.min(Math.max(args.limit ?? 100, 1), 1000) });
@@ -162,7 +181,10 @@ builder.mutationFields((t) => ({
       description: t.arg.string(),
       columns: t.arg({ type: [ColumnInput], required: true }),
       digest: t.arg.string({ required: true, description: 'Content digest of the data, sha256:<hex>.' }),
-      sample: t.arg({ type: 'JSON', description: 'Up to 1,000 rows (objects keyed by column) shown by datasetPreview, each column only to those cleared to read it.' }),
+      sample: t.arg({
+        type: 'JSON',
+        description: 'Up to 1,000 rows (objects keyed by column) shown by datasetPreview, each column only to those cleared to read it.',
+      }),
     },
     resolve: (_root, args, ctx) =>
       createDataset(ctx.services.db, ctx.ability, ctx.identity, {
@@ -176,7 +198,8 @@ builder.mutationFields((t) => ({
   }),
   addDatasetVersion: t.field({
     type: DatasetRef,
-    description: 'Records a new version (a new snapshot) of a dataset, in a namespace your team owns. Kept columns keep their labels; a label here classifies a column that has none; new columns without one are UNCLASSIFIED (and take the dataset out of the catalog). The same digest and columns as the latest version record nothing.',
+    description:
+      'Records a new version (a new snapshot) of a dataset, in a namespace your team owns. Kept columns keep their labels; a label here classifies a column that has none; new columns without one are UNCLASSIFIED (and take the dataset out of the catalog). The same digest and columns as the latest version record nothing.',
     args: {
       name: t.arg.string({ required: true }),
       columns: t.arg({ type: [ColumnInput], required: true }),
@@ -189,7 +212,12 @@ builder.mutationFields((t) => ({
           ctx.services.db,
           ctx.ability,
           ctx.identity,
-          { name: args.name, digest: args.digest, sample: (args.sample ?? undefined) as Record<string, unknown>[] | undefined, columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })) },
+          {
+            name: args.name,
+            digest: args.digest,
+            sample: (args.sample ?? undefined) as Record<string, unknown>[] | undefined,
+            columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
+          },
           ctx.services.config.catalogCeiling,
         )
       ).dataset,
@@ -197,13 +225,36 @@ builder.mutationFields((t) => ({
   setColumnLabel: t.field({
     type: LabelRef,
     description: 'Classifies a column or raises its label; never below the computed label. Lowering needs requestDeclassification.',
-    args: { dataset: t.arg.string({ required: true }), column: t.arg.string({ required: true }), label: t.arg({ type: LabelInput, required: true }), reason: t.arg.string() },
-    resolve: (_root, args, ctx) => setColumnLabel(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined }, ctx.services.config.catalogCeiling),
+    args: {
+      dataset: t.arg.string({ required: true }),
+      column: t.arg.string({ required: true }),
+      label: t.arg({ type: LabelInput, required: true }),
+      reason: t.arg.string(),
+    },
+    resolve: (_root, args, ctx) =>
+      setColumnLabel(
+        ctx.services.db,
+        ctx.ability,
+        ctx.identity,
+        { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason ?? undefined },
+        ctx.services.config.catalogCeiling,
+      ),
   }),
   requestDeclassification: t.field({
     type: DeclassificationRef,
-    args: { dataset: t.arg.string({ required: true }), column: t.arg.string({ required: true }), label: t.arg({ type: LabelInput, required: true }), reason: t.arg.string({ required: true }) },
-    resolve: (_root, args, ctx) => requestDeclassification(ctx.services.db, ctx.ability, ctx.identity, { dataset: args.dataset, column: args.column, label: labelIn(args.label), reason: args.reason }),
+    args: {
+      dataset: t.arg.string({ required: true }),
+      column: t.arg.string({ required: true }),
+      label: t.arg({ type: LabelInput, required: true }),
+      reason: t.arg.string({ required: true }),
+    },
+    resolve: (_root, args, ctx) =>
+      requestDeclassification(ctx.services.db, ctx.ability, ctx.identity, {
+        dataset: args.dataset,
+        column: args.column,
+        label: labelIn(args.label),
+        reason: args.reason,
+      }),
   }),
   decideDeclassification: t.field({
     type: DeclassificationRef,
@@ -225,10 +276,17 @@ const PreviewRef = builder.objectRef<Preview>('DatasetPreview').implement({
     columns: t.exposeStringList('columns'),
     withheld: t.exposeStringList('withheld'),
     rows: t.field({ type: ['JSON'], description: 'Empty when grouped.', resolve: (p) => p.rows }),
-    groups: t.field({ type: [PreviewGroupRef], nullable: true, description: 'With `groupBy`: a count per distinct value of the grouped columns.', resolve: (p) => p.groups }),
+    groups: t.field({
+      type: [PreviewGroupRef],
+      nullable: true,
+      description: 'With `groupBy`: a count per distinct value of the grouped columns.',
+      resolve: (p) => p.groups,
+    }),
   }),
 });
-const PreviewFilter = builder.inputType('DatasetPreviewFilter', { fields: (t) => ({ column: t.string({ required: true }), equals: t.field({ type: 'JSON' }) }) });
+const PreviewFilter = builder.inputType('DatasetPreviewFilter', {
+  fields: (t) => ({ column: t.string({ required: true }), equals: t.field({ type: 'JSON' }) }),
+});
 const PreviewOrder = builder.inputType('DatasetPreviewOrder', { fields: (t) => ({ column: t.string({ required: true }), descending: t.boolean() }) });
 
 builder.queryField('datasetPreview', (t) =>
@@ -245,14 +303,18 @@ builder.queryField('datasetPreview', (t) =>
     },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Dataset', 'preview datasets');
-      return previewDataset(ctx.services.db, { identity: ctx.identity, grants: ctx.grants }, {
-        dataset: args.name,
-        columns: args.columns ?? undefined,
-        where: args.where?.map((w) => ({ column: w.column, equals: w.equals })) ?? undefined,
-        orderBy: args.orderBy ? { column: args.orderBy.column, descending: args.orderBy.descending ?? false } : undefined,
-        groupBy: args.groupBy ?? undefined,
-        limit: args.limit ?? 20,
-      });
+      return previewDataset(
+        ctx.services.db,
+        { identity: ctx.identity, grants: ctx.grants },
+        {
+          dataset: args.name,
+          columns: args.columns ?? undefined,
+          where: args.where?.map((w) => ({ column: w.column, equals: w.equals })) ?? undefined,
+          orderBy: args.orderBy ? { column: args.orderBy.column, descending: args.orderBy.descending ?? false } : undefined,
+          groupBy: args.groupBy ?? undefined,
+          limit: args.limit ?? 20,
+        },
+      );
     },
   }),
 );

@@ -1,7 +1,20 @@
 // Every GraphQL enum, in one file: type files import them from here (and so never from each other for an enum).
 import { cacheGroupings } from '../../server/cache/stats';
+import {
+  type CatchUpPolicy,
+  catchUpPolicies,
+  domains,
+  fireOutcomes,
+  type hotClusterStates,
+  levels,
+  type OverlapPolicy,
+  overlapPolicies,
+  runStatuses,
+  taskStatuses,
+  teamRoles,
+  triggers,
+} from '../../server/vocabulary';
 import { builder } from '../builder';
-import { catchUpPolicies, type CatchUpPolicy, domains, fireOutcomes, hotClusterStates, levels, overlapPolicies, type OverlapPolicy, runStatuses, taskStatuses, teamRoles, triggers } from '../../server/vocabulary';
 
 // --- runs ----------------------------------------------------------------------------------------------------
 

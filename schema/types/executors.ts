@@ -4,11 +4,11 @@ import { assertCan } from '../../server/auth/ability';
 import type { ExecutorHostRow, HotCluster } from '../../server/db/tables/executors';
 import { badInput } from '../../server/errors';
 import { hotClusterMessage } from '../../server/orchestrator/hot-clusters';
-import { isLive, knownHosts, poolSummaries, waitingReason, type PoolSummary } from '../../server/orchestrator/routing';
+import { isLive, knownHosts, type PoolSummary, poolSummaries, waitingReason } from '../../server/orchestrator/routing';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import { sharedLoader } from '../loaders';
+import { NodeRef } from '../node';
 import { HotClusterStateEnum, PoolHealthEnum } from './enums';
 import { IdentityRef } from './identity';
 import { TaskRef } from './tasks';
@@ -64,9 +64,16 @@ const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
     name: t.exposeString('name'),
     executor: t.exposeString('executor'),
     pool: t.exposeString('pool'),
-    spec: t.expose('spec', { type: 'JSON', description: 'Executor-specific: { workers } for local, { clusterId } for databricks, { replicas } for kubernetes-gpu.' }),
+    spec: t.expose('spec', {
+      type: 'JSON',
+      description: 'Executor-specific: { workers } for local, { clusterId } for databricks, { replicas } for kubernetes-gpu.',
+    }),
     state: t.field({ type: HotClusterStateEnum, resolve: (c) => c.state }),
-    message: t.string({ nullable: true, description: 'Why it is not warm yet, or why it ended.', resolve: (c, _a, ctx) => hotClusterMessage(ctx.services.db, c, new Date(), staleMs(ctx)) }),
+    message: t.string({
+      nullable: true,
+      description: 'Why it is not warm yet, or why it ended.',
+      resolve: (c, _a, ctx) => hotClusterMessage(ctx.services.db, c, new Date(), staleMs(ctx)),
+    }),
     idleTimeoutMs: t.exposeFloat('idleTimeoutMs', { description: 'Ended after this long without a task.' }),
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (c) => c.createdBy }),
@@ -132,7 +139,13 @@ builder.mutationFields((t) => ({
       const spec = args.spec ?? {};
       if (typeof spec !== 'object' || Array.isArray(spec)) throw badInput('spec must be a JSON object, e.g. { "workers": 4 }.');
       return ctx.services.hotClusters.create(
-        { name: args.name, executor: args.executor, pool: args.pool ?? undefined, spec: spec as Record<string, unknown>, idleTimeoutMs: (args.idleTimeoutSeconds ?? 1800) * 1000 },
+        {
+          name: args.name,
+          executor: args.executor,
+          pool: args.pool ?? undefined,
+          spec: spec as Record<string, unknown>,
+          idleTimeoutMs: (args.idleTimeoutSeconds ?? 1800) * 1000,
+        },
         ctx.identity,
       );
     },

@@ -1,11 +1,11 @@
 // Identities: `viewer` says who a token belongs to; admins create users and service accounts and their tokens.
 import { assertCan, parseScopes } from '../../server/auth/ability';
-import { createIdentity, identitiesByIds, issueFor, revokeTokensOf, serviceAccountWithName, type IssuedToken } from '../../server/auth/identities';
+import { createIdentity, type IssuedToken, identitiesByIds, issueFor, revokeTokensOf, serviceAccountWithName } from '../../server/auth/identities';
 import { notFound } from '../../server/errors';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
+import { NodeRef } from '../node';
 import { RoleEnum } from './enums';
 
 /** An identity by id, loaded once per request however many fields name it (a missing one is null). */
@@ -34,7 +34,10 @@ const ServiceAccountResult = builder.objectRef<IssuedToken>('IssuedToken').imple
     identity: t.field({ type: IdentityRef, resolve: (r) => r.identity }),
     token: t.exposeString('token'),
     expiresAt: t.expose('expiresAt', { type: 'DateTime', nullable: true }),
-    scopes: t.exposeStringList('scopes', { nullable: true, description: 'What the token is limited to (`action:Subject`); null: everything its identity may do.' }),
+    scopes: t.exposeStringList('scopes', {
+      nullable: true,
+      description: 'What the token is limited to (`action:Subject`); null: everything its identity may do.',
+    }),
   }),
 });
 
@@ -59,7 +62,9 @@ builder.mutationFields((t) => ({
       name: t.arg.string({ required: true }),
       role: t.arg({ type: RoleEnum, defaultValue: 'member' }),
       expiresInDays: t.arg.int({ description: 'The token expires after this many days; never when omitted.' }),
-      scopes: t.arg.stringList({ description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.' }),
+      scopes: t.arg.stringList({
+        description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'administer', 'Identity', 'create service accounts');
@@ -72,7 +77,9 @@ builder.mutationFields((t) => ({
     args: {
       name: t.arg.string({ required: true }),
       expiresInDays: t.arg.int(),
-      scopes: t.arg.stringList({ description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.' }),
+      scopes: t.arg.stringList({
+        description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'administer', 'Identity', 'issue service tokens');

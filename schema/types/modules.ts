@@ -2,30 +2,30 @@
 import { assertCan } from '../../server/auth/ability';
 import type { ModuleTag, ModuleTagEvent } from '../../server/db/tables/modules';
 import { AtelierError } from '../../server/errors';
-import { parseModuleRef } from '../../server/modules/ref';
-import { publishModuleVersion, type PublishResult } from '../../server/modules/publish';
+import { type PublishResult, publishModuleVersion } from '../../server/modules/publish';
 import {
   listModules,
   moduleByName,
-  moduleVersionsByIds,
   modulesByIds,
+  moduleVersionsByIds,
   tagEventsOfModules,
-  tagsOfModules,
   taggedOrNumberedVersion,
+  tagsOfModules,
   usageOfVersions,
-  versionsOfModules,
   type VersionUsage,
+  versionsOfModules,
 } from '../../server/modules/queries';
+import { parseModuleRef } from '../../server/modules/ref';
 import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
 import { ownersOfNamespaces } from '../../server/teams/queries';
+import type { ModuleTestResult } from '../../server/vocabulary';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { groupLoader, sharedLoader } from '../loaders';
+import { NodeRef } from '../node';
 import { IdentityRef } from './identity';
 import { TeamRef } from './teams';
-import type { ModuleTestResult } from '../../server/vocabulary';
 
 /** Modules and module versions by id, each loaded once per request however many fields name it. */
 export const ModuleVersionRef = builder.loadableObjectRef('ModuleVersion', {
@@ -40,9 +40,18 @@ const ModuleTagRef = builder.objectRef<ModuleTag>('ModuleTag');
 
 // Loaders several fields share: a module's versions (versions, latestVersion, usage), its tags (Module.tags,
 // ModuleVersion.tags), a version's usage (ModuleVersion.usage, Module.usage).
-const versionsOf = groupLoader((ids, ctx) => versionsOfModules(ctx.services.db, ids), (v) => v.moduleId);
-const tagsOf = groupLoader((ids, ctx) => tagsOfModules(ctx.services.db, ids), (t) => t.moduleId);
-const tagEventsOf = groupLoader((ids, ctx) => tagEventsOfModules(ctx.services.db, ids), (e) => e.moduleId);
+const versionsOf = groupLoader(
+  (ids, ctx) => versionsOfModules(ctx.services.db, ids),
+  (v) => v.moduleId,
+);
+const tagsOf = groupLoader(
+  (ids, ctx) => tagsOfModules(ctx.services.db, ids),
+  (t) => t.moduleId,
+);
+const tagEventsOf = groupLoader(
+  (ids, ctx) => tagEventsOfModules(ctx.services.db, ids),
+  (e) => e.moduleId,
+);
 const usageOf = sharedLoader<string, VersionUsage>(async (ids, ctx) => {
   const usage = await usageOfVersions(ctx.services.db, ids);
   return ids.map((id) => usage.get(id) ?? { runs: 0, lastUsedAt: null });
@@ -159,7 +168,10 @@ ModuleVersionRef.implement({
       },
     }),
     publishedBy: t.field({ type: IdentityRef, nullable: true, resolve: (v) => v.publishedBy }),
-    tags: t.stringList({ description: 'The tags pointing at this version now.', resolve: async (v, _a, ctx) => (await tagsOf(ctx).load(v.moduleId)).filter((tag) => tag.versionId === v.id).map((tag) => tag.tag) }),
+    tags: t.stringList({
+      description: 'The tags pointing at this version now.',
+      resolve: async (v, _a, ctx) => (await tagsOf(ctx).load(v.moduleId)).filter((tag) => tag.versionId === v.id).map((tag) => tag.tag),
+    }),
     usage: t.field({ type: UsageRef, resolve: (v, _a, ctx) => usageOf(ctx).load(v.id) }),
     testResult: t.field({ type: TestResultRef, nullable: true, resolve: (v) => v.testResult }),
     deprecated: t.boolean({ resolve: (v) => v.deprecatedAt !== null }),
@@ -266,9 +278,14 @@ builder.mutationFields((t) => ({
       assertCan(ctx.ability, 'publish', 'Module', 'publish modules');
       const file = args.artifact;
       if (file && file.size > ctx.services.config.maxUploadBytes) {
-        throw new AtelierError('PAYLOAD_TOO_LARGE', `The artifact is ${file.size} bytes; the limit is ${ctx.services.config.maxUploadBytes} (ATELIER_MAX_UPLOAD_MB). Add large files to .atelierignore.`);
+        throw new AtelierError(
+          'PAYLOAD_TOO_LARGE',
+          `The artifact is ${file.size} bytes; the limit is ${ctx.services.config.maxUploadBytes} (ATELIER_MAX_UPLOAD_MB). Add large files to .atelierignore.`,
+        );
       }
-      const testResult = args.testResult ? { ...args.testResult, exitCode: args.testResult.exitCode ?? null, output: args.testResult.output.slice(-8000) } : undefined;
+      const testResult = args.testResult
+        ? { ...args.testResult, exitCode: args.testResult.exitCode ?? null, output: args.testResult.output.slice(-8000) }
+        : undefined;
       return publishModuleVersion(
         ctx.services.db,
         ctx.services.store,
@@ -296,18 +313,39 @@ builder.mutationFields((t) => ({
       force: t.arg.boolean({ description: 'Allow a deprecated version.' }),
     },
     resolve: (_root, args, ctx) =>
-      setModuleTag(ctx.services.db, ctx.ability, ctx.identity, { module: args.module, tag: args.tag, version: args.version, reason: args.reason ?? undefined, force: args.force ?? false }),
+      setModuleTag(ctx.services.db, ctx.ability, ctx.identity, {
+        module: args.module,
+        tag: args.tag,
+        version: args.version,
+        reason: args.reason ?? undefined,
+        force: args.force ?? false,
+      }),
   }),
   rollbackModuleTag: t.field({
     type: TagMoveRef,
     description: 'Moves a tag back to the version it pointed at before its last move; again, to the one before that.',
     args: { module: t.arg.string({ required: true }), tag: t.arg.string({ required: true }), reason: t.arg.string(), force: t.arg.boolean() },
-    resolve: (_root, args, ctx) => rollbackModuleTag(ctx.services.db, ctx.ability, ctx.identity, { module: args.module, tag: args.tag, reason: args.reason ?? undefined, force: args.force ?? false }),
+    resolve: (_root, args, ctx) =>
+      rollbackModuleTag(ctx.services.db, ctx.ability, ctx.identity, {
+        module: args.module,
+        tag: args.tag,
+        reason: args.reason ?? undefined,
+        force: args.force ?? false,
+      }),
   }),
   deprecateModuleVersion: t.field({
     type: ModuleVersionRef,
     description: 'Deprecates a version: runs that pin it keep working, but no tag moves to it without `force`. `deprecated: false` restores it.',
-    args: { ref: t.arg.string({ required: true, description: '`namespace/name@version`' }), reason: t.arg.string(), deprecated: t.arg.boolean({ defaultValue: true }) },
-    resolve: (_root, args, ctx) => deprecateModuleVersion(ctx.services.db, ctx.ability, ctx.identity, { ref: args.ref, reason: args.reason ?? undefined, deprecated: args.deprecated ?? true }),
+    args: {
+      ref: t.arg.string({ required: true, description: '`namespace/name@version`' }),
+      reason: t.arg.string(),
+      deprecated: t.arg.boolean({ defaultValue: true }),
+    },
+    resolve: (_root, args, ctx) =>
+      deprecateModuleVersion(ctx.services.db, ctx.ability, ctx.identity, {
+        ref: args.ref,
+        reason: args.reason ?? undefined,
+        deprecated: args.deprecated ?? true,
+      }),
   }),
 }));

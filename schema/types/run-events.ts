@@ -1,14 +1,14 @@
 // Live run events: the RunEvent union and the `runEvents` (one run: a snapshot, then live changes merged with
 // it) and `allRunEvents` (every readable run, live only) subscriptions.
 import { forbidden } from '../../server/errors';
-import { feedIterator, type FeedEvent } from '../../server/events/feed';
+import { type FeedEvent, feedIterator } from '../../server/events/feed';
 import { findRun, runById, runDomainOf, tasksOfRuns } from '../../server/runs/queries';
+import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
 import { checkId, isUuid } from '../ids';
 import { mayWatch, watchAccess } from '../live-access';
 import { RunStatusEnum, TaskStatusEnum } from './enums';
 import { RunRef } from './runs';
-import type { Domain } from '../../server/vocabulary';
 
 type Of<K extends FeedEvent['kind']> = Extract<FeedEvent, { kind: K }>;
 const eventFields = <T extends FeedEvent>(t: any) => ({
@@ -89,7 +89,10 @@ builder.subscriptionField('runEvents', (t) =>
       const run = isUuid(String(args.runId)) ? await RunRef.getDataloader(ctx).load(String(args.runId)) : null;
       return run ? mayWatch(ctx.ability, run) : ctx.ability.can('read', 'Run'); // an unknown run: the resolver says NOT_FOUND
     },
-    unauthorizedError: () => forbidden('A run’s events hold its data (logs, metrics, messages): watching them needs a grant to the run’s domain for one of your teams; an admin grants one with `npx atelier team grant TEAM DOMAIN`.'),
+    unauthorizedError: () =>
+      forbidden(
+        'A run’s events hold its data (logs, metrics, messages): watching them needs a grant to the run’s domain for one of your teams; an admin grants one with `npx atelier team grant TEAM DOMAIN`.',
+      ),
     subscribe: async function* (_root, args, ctx) {
       const runId = checkId(String(args.runId), 'run');
       const abort = new AbortController();
@@ -102,7 +105,17 @@ builder.subscriptionField('runEvents', (t) =>
         const current = (await runById(ctx.services.db, runId))!;
         const at = new Date().toISOString();
         for (const task of snapshot) {
-          yield { kind: 'task-status', runId, taskId: task.id, node: task.node, status: task.status, attempt: task.attempt, reason: task.reason, message: task.message, at } as FeedEvent;
+          yield {
+            kind: 'task-status',
+            runId,
+            taskId: task.id,
+            node: task.node,
+            status: task.status,
+            attempt: task.attempt,
+            reason: task.reason,
+            message: task.message,
+            at,
+          } as FeedEvent;
         }
         yield { kind: 'run-status', runId, status: current.status, message: current.message, at } as FeedEvent;
         if (terminalRun.has(current.status)) return;
@@ -113,7 +126,12 @@ builder.subscriptionField('runEvents', (t) =>
         for await (const event of live) {
           const key = event.kind === 'task-status' ? event.taskId : event.kind === 'run-status' ? runId : null;
           if (key !== null && shown.has(key)) {
-            const state = event.kind === 'task-status' ? `${event.status}|${event.attempt}|${event.message ?? ''}` : event.kind === 'run-status' ? `${event.status}|${event.message ?? ''}` : '';
+            const state =
+              event.kind === 'task-status'
+                ? `${event.status}|${event.attempt}|${event.message ?? ''}`
+                : event.kind === 'run-status'
+                  ? `${event.status}|${event.message ?? ''}`
+                  : '';
             const seen = shown.get(key) === state;
             shown.delete(key);
             if (seen) continue;

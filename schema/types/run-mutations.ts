@@ -1,5 +1,7 @@
 // The run mutations: start, clone, rerun and cancel. The orchestrator does the work; these check the caller's
 // grants to the run's domain first.
+
+import { audited } from '../../server/audit/audit';
 import { assertCan } from '../../server/auth/ability';
 import { badInput } from '../../server/errors';
 import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
@@ -10,7 +12,6 @@ import type { Context } from '../context';
 import { checkId, isUuid } from '../ids';
 import { DomainEnum, RerunFromEnum, TriggerEnum } from './enums';
 import { RunRef } from './runs';
-import { audited } from '../../server/audit/audit';
 
 const ModuleOverrideInput = builder.inputType('ModuleOverride', {
   fields: (t) => ({
@@ -41,37 +42,46 @@ builder.mutationFields((t) => ({
       parameters: t.arg({ type: 'JSON' }),
       trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
       idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
-      useModules: t.arg.stringList({ description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.' }),
+      useModules: t.arg.stringList({
+        description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.',
+      }),
       domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s own domain. Nested runs, clones and reruns keep it.' }),
       refreshCache: t.arg.boolean({ defaultValue: false, description: 'Execute every cacheable task even when its result is cached, replacing the entries.' }),
       hotCluster: t.arg.string({ description: 'Run the module nodes that name no hot cluster of their own on this one.' }),
-      cacheNamespace: t.arg.string({ description: 'Experimentation runs only: a private cache namespace; the run reuses and feeds only entries of that namespace.' }),
+      cacheNamespace: t.arg.string({
+        description: 'Experimentation runs only: a private cache namespace; the run reuses and feeds only entries of that namespace.',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
       const domain = args.domain ?? (await workflowDomainOf(ctx.services.db, args.workflow));
       if (domain) assertMayStartIn(ctx.ability, domain);
-      return audited(ctx.services.db, () => ctx.services.orchestrator.startRun(
-        {
-          workflow: args.workflow,
-          version: args.version ?? undefined,
-          parameters: jsonObject(args.parameters, 'parameters'),
-          trigger: args.trigger ?? 'API',
-          idempotencyKey: args.idempotencyKey ?? undefined,
-          useModules: args.useModules ?? undefined,
-          domain: args.domain ?? undefined,
-          refreshCache: args.refreshCache ?? false,
-          hotCluster: args.hotCluster ?? undefined,
-          cacheNamespace: args.cacheNamespace ?? undefined,
-        },
-        ctx.identity,
-      ));
+      return audited(ctx.services.db, () =>
+        ctx.services.orchestrator.startRun(
+          {
+            workflow: args.workflow,
+            version: args.version ?? undefined,
+            parameters: jsonObject(args.parameters, 'parameters'),
+            trigger: args.trigger ?? 'API',
+            idempotencyKey: args.idempotencyKey ?? undefined,
+            useModules: args.useModules ?? undefined,
+            domain: args.domain ?? undefined,
+            refreshCache: args.refreshCache ?? false,
+            hotCluster: args.hotCluster ?? undefined,
+            cacheNamespace: args.cacheNamespace ?? undefined,
+          },
+          ctx.identity,
+        ),
+      );
     },
   }),
   cloneRun: t.field({
     type: RunRef,
     description: 'Starts a new run of the same workflow version with the same pinned module versions, changing some parameters.',
-    args: { id: t.arg.id({ required: true }), parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }) },
+    args: {
+      id: t.arg.id({ required: true }),
+      parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }),
+    },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'clone runs');
       await assertMayRestart(ctx, String(args.id));
@@ -91,11 +101,13 @@ builder.mutationFields((t) => ({
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'rerun runs');
       await assertMayRestart(ctx, String(args.id));
-      return audited(ctx.services.db, () => ctx.services.orchestrator.rerunRun(
-        String(args.id),
-        { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
-        ctx.identity,
-      ));
+      return audited(ctx.services.db, () =>
+        ctx.services.orchestrator.rerunRun(
+          String(args.id),
+          { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
+          ctx.identity,
+        ),
+      );
     },
   }),
   cancelRun: t.field({

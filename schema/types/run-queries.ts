@@ -1,11 +1,11 @@
 // The run queries: one run by id, and the run list (newest first) with its filter and keyset pages.
-import { resolveCursorConnection, type ResolveCursorConnectionArgs } from '@pothos/plugin-relay';
+import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import { assertCan } from '../../server/auth/ability';
 import { identityWithName } from '../../server/auth/identities';
 import type { Run } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
 import { workflowWithName } from '../../server/orchestrator/workflow-queries';
-import { runById, runsPage, type RunCursor } from '../../server/runs/queries';
+import { type RunCursor, runById, runsPage } from '../../server/runs/queries';
 import { builder } from '../builder';
 import { checkId, isUuid } from '../ids';
 import { DomainEnum, RunStatusEnum, TriggerEnum } from './enums';
@@ -27,7 +27,8 @@ const encodeCursor = (r: Run) => Buffer.from(`${r.createdAt.toISOString()}|${r.i
 const decodeCursor = (cursor: string): RunCursor => {
   const [iso, id] = Buffer.from(cursor, 'base64url').toString().split('|');
   const at = new Date(iso ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(at.getTime())) throw badInput('The pagination cursor is malformed; pass back an endCursor or startCursor from a previous page.');
+  if (!id || !isUuid(id) || Number.isNaN(at.getTime()))
+    throw badInput('The pagination cursor is malformed; pass back an endCursor or startCursor from a previous page.');
   return { at, id };
 };
 
@@ -62,7 +63,12 @@ builder.queryFields((t) => ({
       }
       const filter = { ...args.filter, workflowId, createdBy };
       return resolveCursorConnection({ args, toCursor: encodeCursor }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-        runsPage(ctx.services.db, filter, { after: after ? decodeCursor(after) : undefined, before: before ? decodeCursor(before) : undefined, limit, inverted }),
+        runsPage(ctx.services.db, filter, {
+          after: after ? decodeCursor(after) : undefined,
+          before: before ? decodeCursor(before) : undefined,
+          limit,
+          inverted,
+        }),
       );
     },
   }),

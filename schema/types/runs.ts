@@ -1,15 +1,16 @@
 // The Run object: one execution of a workflow version, its fields, and the instance its access is checked as.
 // Its tasks are in tasks.ts, the run queries, mutations and live events in run-*.ts.
-import { childRunsOf, runsByIds } from '../../server/runs/queries';
+
 import type { Run } from '../../server/db/tables/runs';
+import { childRunsOf, runsByIds } from '../../server/runs/queries';
+import type { Domain } from '../../server/vocabulary';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
+import { NodeRef } from '../node';
 import { DomainEnum, RunStatusEnum, TriggerEnum } from './enums';
 import { IdentityRef } from './identity';
 import { WorkflowRef, WorkflowVersionRef } from './workflows';
-import type { Domain } from '../../server/vocabulary';
 
 /** A run by id, loaded once per request however many fields name it (a missing one is null). */
 export const RunRef = builder.loadableObjectRef('Run', {
@@ -37,10 +38,18 @@ RunRef.implement({
     id: t.exposeID('id'),
     status: t.field({ type: RunStatusEnum, resolve: (r) => r.status }),
     trigger: t.field({ type: TriggerEnum, resolve: (r) => r.trigger }),
-    domain: t.field({ type: DomainEnum, description: 'The data domain the run works in; its tasks reuse cached results of this domain only.', resolve: (r) => r.domain }),
+    domain: t.field({
+      type: DomainEnum,
+      description: 'The data domain the run works in; its tasks reuse cached results of this domain only.',
+      resolve: (r) => r.domain,
+    }),
     cacheNamespace: t.exposeString('cacheNamespace', { nullable: true, description: 'Its private cache namespace, if any.' }),
     refreshCache: t.exposeBoolean('refreshCache', { description: 'Whether the run executes cacheable tasks even when a result is cached.' }),
-    parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.' }),
+    parameters: t.expose('parameters', {
+      type: 'JSON',
+      nullable: true,
+      description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.',
+    }),
     message: t.exposeString('message', { nullable: true }),
     sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
     sourceRun: t.field({

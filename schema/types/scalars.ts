@@ -27,7 +27,9 @@ const literal = (node: ValueNode): unknown => {
     case Kind.OBJECT:
       return Object.fromEntries(node.fields.map((f) => [f.name.value, literal(f.value)]));
     default:
-      throw new GraphQLError('Variables are not allowed inside a JSON literal; pass the whole value as a variable.', { extensions: { code: 'BAD_USER_INPUT' } });
+      throw new GraphQLError('Variables are not allowed inside a JSON literal; pass the whole value as a variable.', {
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
   }
 };
 
@@ -46,7 +48,8 @@ builder.scalarType('File', {
   parseValue: (value) => {
     // yoga hands over its own File implementation, so check the shape rather than the class.
     const file = value as File | null;
-    if (!file || typeof file !== 'object' || typeof file.arrayBuffer !== 'function' || typeof file.size !== 'number') throw new GraphQLError('Expected an uploaded file (GraphQL multipart request).', { extensions: { code: 'BAD_USER_INPUT' } });
+    if (!file || typeof file !== 'object' || typeof file.arrayBuffer !== 'function' || typeof file.size !== 'number')
+      throw new GraphQLError('Expected an uploaded file (GraphQL multipart request).', { extensions: { code: 'BAD_USER_INPUT' } });
     return file;
   },
 });

@@ -13,13 +13,13 @@ import {
   recentFires,
   resumeSchedule,
   schedulesOfWorkflows,
-  updateSchedule,
   upcomingFireTimes,
+  updateSchedule,
 } from '../../server/scheduler/schedules';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
+import { NodeRef } from '../node';
 import { CatchUpEnum, FireOutcomeEnum, OverlapEnum } from './enums';
 import { IdentityRef } from './identity';
 import { RunRef } from './runs';
@@ -42,7 +42,10 @@ ScheduleFireRef.implement({
 });
 
 ScheduleRef.implement({
-  authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({ ...s, domain: (await WorkflowRef.getDataloader(ctx).load(s.workflowId))?.domain ?? 'production' })),
+  authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({
+    ...s,
+    domain: (await WorkflowRef.getDataloader(ctx).load(s.workflowId))?.domain ?? 'production',
+  })),
   interfaces: [NodeRef],
   description: 'A cron expression in a time zone that starts runs of a workflow (its latest version at each fire time).',
   fields: (t) => ({
@@ -51,14 +54,21 @@ ScheduleRef.implement({
     workflow: t.field({ type: WorkflowRef, resolve: (s) => s.workflowId }),
     cron: t.exposeString('cron', { description: '5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first.' }),
     timeZone: t.exposeString('timeZone', { description: 'IANA time zone the cron expression is read in.' }),
-    parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.' }),
+    parameters: t.expose('parameters', {
+      type: 'JSON',
+      nullable: true,
+      description: 'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.',
+    }),
     startAt: t.expose('startAt', { type: 'DateTime', nullable: true, description: 'No fire time before this one (included).' }),
     endAt: t.expose('endAt', { type: 'DateTime', nullable: true, description: 'No fire time after this one (included).' }),
     catchUp: t.field({ type: CatchUpEnum, resolve: (s) => s.catchUp }),
     catchUpLimit: t.exposeInt('catchUpLimit'),
     overlap: t.field({ type: OverlapEnum, resolve: (s) => s.overlap }),
     paused: t.exposeBoolean('paused'),
-    lastFireTime: t.expose('lastFireTime', { type: 'DateTime', description: 'The latest fire time dealt with (run or skipped); the creation time until the first.' }),
+    lastFireTime: t.expose('lastFireTime', {
+      type: 'DateTime',
+      description: 'The latest fire time dealt with (run or skipped); the creation time until the first.',
+    }),
     nextFireTimes: t.field({
       type: ['DateTime'],
       description: 'The coming fire times, soonest first (none while paused or past endAt).',
@@ -189,7 +199,8 @@ builder.mutationFields((t) => ({
   }),
   resumeSchedule: t.field({
     type: ScheduleRef,
-    description: 'Resumes a paused schedule. Fire times that fell while it was paused follow its catch-up policy: SKIP runs none, LATEST the latest once, ALL up to catchUpLimit.',
+    description:
+      'Resumes a paused schedule. Fire times that fell while it was paused follow its catch-up policy: SKIP runs none, LATEST the latest once, ALL up to catchUpLimit.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       await assertMayChangeSchedule(ctx, String(id), 'resume schedules');

@@ -1,12 +1,13 @@
 // The Task object (one node of a run): its attempts, metrics and log lines, and Run.tasks.
-import { attemptEventsOf, latestMetricsOf, logLinesOf, tasksOfRuns, type LogLine } from '../../server/runs/queries';
+
 import type { Task } from '../../server/db/tables/runs';
 import type { TaskEvent } from '../../server/db/tables/task-events';
+import { attemptEventsOf, type LogLine, latestMetricsOf, logLinesOf, tasksOfRuns } from '../../server/runs/queries';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { groupBy } from '../loaders';
+import { NodeRef } from '../node';
 import { TaskStatusEnum } from './enums';
 import { ModuleVersionRef } from './modules';
 import { RunRef, seenRunDomain } from './runs';
@@ -49,7 +50,16 @@ const AttemptRef = builder.objectRef<Attempt>('TaskAttempt').implement({
 function attemptsFrom(rows: TaskEvent[]): Attempt[] {
   const byAttempt = new Map<number, Attempt>();
   for (const row of rows) {
-    const a = byAttempt.get(row.attempt) ?? { attempt: row.attempt, host: null, startedAt: null, finishedAt: null, state: null, reason: null, message: null, durationMs: null };
+    const a = byAttempt.get(row.attempt) ?? {
+      attempt: row.attempt,
+      host: null,
+      startedAt: null,
+      finishedAt: null,
+      state: null,
+      reason: null,
+      message: null,
+      durationMs: null,
+    };
     const payload = row.payload as { host?: string; outcome?: { state: string; reason?: string; message?: string }; durationMs?: number };
     a.host = payload.host ?? a.host;
     if (row.kind === 'started') a.startedAt ??= row.at;
@@ -99,7 +109,11 @@ TaskRef.implement({
     }),
     mapParent: t.exposeString('mapParent', { nullable: true, description: 'For one item of a map: the map node.' }),
     mapIndex: t.exposeInt('mapIndex', { nullable: true }),
-    parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.' }),
+    parameters: t.expose('parameters', {
+      type: 'JSON',
+      nullable: true,
+      description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.',
+    }),
     dependsOn: t.exposeStringList('dependsOn'),
     triggerRule: t.exposeString('triggerRule', { description: 'all_succeeded, all_done or any_failed.' }),
     retryAt: t.expose('retryAt', { type: 'DateTime', nullable: true, description: 'When a RETRYING task is tried again.' }),

@@ -5,10 +5,10 @@ import { setDomainGrant } from '../../server/governance/grants';
 import { domainsGrantedTo, listTeams, membersOfTeams, namespacesOfTeams, teamsByIds } from '../../server/teams/queries';
 import { assignNamespace, createTeam, removeTeamMember, setTeamMember, teamWithName } from '../../server/teams/teams';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { groupBy } from '../loaders';
+import { NodeRef } from '../node';
 import { DomainEnum, TeamRoleEnum } from './enums';
 import { IdentityRef } from './identity';
 
@@ -47,7 +47,8 @@ TeamRef.implement({
     namespaces: t.loadableList({
       type: 'String',
       description: 'Module namespaces this team owns.',
-      load: async (ids: string[], ctx: Context) => groupBy(ids, await namespacesOfTeams(ctx.services.db, ids), (n) => n.teamId).map((group) => group.map((n) => n.name)),
+      load: async (ids: string[], ctx: Context) =>
+        groupBy(ids, await namespacesOfTeams(ctx.services.db, ids), (n) => n.teamId).map((group) => group.map((n) => n.name)),
       resolve: (team) => team.id,
     }),
   }),
@@ -82,8 +83,13 @@ builder.mutationFields((t) => ({
   setTeamMember: t.field({
     type: TeamRef,
     description: 'Adds a user or service account to a team, or changes its role there. Team maintainers and admins.',
-    args: { team: t.arg.string({ required: true }), identity: t.arg.string({ required: true, description: 'User or service account name.' }), role: t.arg({ type: TeamRoleEnum, defaultValue: 'member' }) },
-    resolve: (_root, args, ctx) => setTeamMember(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, identity: args.identity, role: args.role ?? 'member' }),
+    args: {
+      team: t.arg.string({ required: true }),
+      identity: t.arg.string({ required: true, description: 'User or service account name.' }),
+      role: t.arg({ type: TeamRoleEnum, defaultValue: 'member' }),
+    },
+    resolve: (_root, args, ctx) =>
+      setTeamMember(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, identity: args.identity, role: args.role ?? 'member' }),
   }),
   removeTeamMember: t.field({
     type: TeamRef,
@@ -94,7 +100,8 @@ builder.mutationFields((t) => ({
     type: TeamRef,
     description: 'Lets a team’s members start runs in a domain (`granted: false` revokes it). Admins only.',
     args: { team: t.arg.string({ required: true }), domain: t.arg({ type: DomainEnum, required: true }), granted: t.arg.boolean({ defaultValue: true }) },
-    resolve: (_root, args, ctx) => setDomainGrant(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, domain: args.domain, granted: args.granted ?? true }),
+    resolve: (_root, args, ctx) =>
+      setDomainGrant(ctx.services.db, ctx.ability, ctx.identity, { team: args.team, domain: args.domain, granted: args.granted ?? true }),
   }),
   assignNamespace: t.field({
     type: TeamRef,

@@ -1,14 +1,14 @@
 // Workflows and their versions: listing, reading and creating from a YAML or JSON spec.
 import { assertCan } from '../../server/auth/ability';
 import type { Workflow, WorkflowVersion } from '../../server/db/tables/workflows';
-import { listWorkflows, versionsOfWorkflows, workflowVersionsByIds, workflowWithName, workflowsByIds } from '../../server/orchestrator/workflow-queries';
+import { assertMayIn } from '../../server/governance/grants';
+import { listWorkflows, versionsOfWorkflows, workflowsByIds, workflowVersionsByIds, workflowWithName } from '../../server/orchestrator/workflow-queries';
 import { createWorkflow } from '../../server/orchestrator/workflows';
 import { guard } from '../auth';
-import { NodeRef } from '../node';
-import { assertMayIn } from '../../server/governance/grants';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { groupLoader } from '../loaders';
+import { NodeRef } from '../node';
 import { IdentityRef } from './identity';
 
 /** Workflows and their versions by id, each loaded once per request however many fields name it. */
@@ -22,7 +22,10 @@ export const WorkflowVersionRef = builder.loadableObjectRef('WorkflowVersion', {
 });
 
 /** Each workflow's versions, newest first (`versions` and `latestVersion` share it). */
-const versionsOf = groupLoader((ids, ctx) => versionsOfWorkflows(ctx.services.db, ids), (v) => v.workflowId);
+const versionsOf = groupLoader(
+  (ids, ctx) => versionsOfWorkflows(ctx.services.db, ids),
+  (v) => v.workflowId,
+);
 
 WorkflowRef.implement({
   authScopes: guard('Workflow', 'Workflow'),
@@ -47,7 +50,10 @@ WorkflowRef.implement({
 });
 
 WorkflowVersionRef.implement({
-  authScopes: guard('WorkflowVersion', 'Workflow', async (v: WorkflowVersion, ctx) => ({ ...v, domain: (await WorkflowRef.getDataloader(ctx).load(v.workflowId))?.domain ?? 'production' })),
+  authScopes: guard('WorkflowVersion', 'Workflow', async (v: WorkflowVersion, ctx) => ({
+    ...v,
+    domain: (await WorkflowRef.getDataloader(ctx).load(v.workflowId))?.domain ?? 'production',
+  })),
   interfaces: [NodeRef],
   description: 'One immutable version of a workflow spec.',
   fields: (t) => ({
@@ -90,7 +96,8 @@ const CreateWorkflowResult = builder.objectRef<{ workflow: Workflow; version: Wo
 builder.mutationFields((t) => ({
   createWorkflow: t.field({
     type: CreateWorkflowResult,
-    description: 'Creates a workflow, or a new version of it, from a YAML or JSON spec. The spec is checked (cycles, dependencies, modules, parameters) before anything is written.',
+    description:
+      'Creates a workflow, or a new version of it, from a YAML or JSON spec. The spec is checked (cycles, dependencies, modules, parameters) before anything is written.',
     args: { spec: t.arg.string({ required: true, description: 'The spec as YAML or JSON text.' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'create', 'Workflow', 'create workflows');

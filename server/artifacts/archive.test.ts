@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, mkdir, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -25,7 +25,15 @@ describe('module archives', () => {
   });
 
   it('honours .atelierignore and always skips .git and node_modules', async () => {
-    const dir = await moduleDir({ 'main.py': '', '.atelierignore': 'data/\n*.ckpt\n', 'data/big.csv': '', 'w.ckpt': '', 'node_modules/x/i.js': '', '.git/HEAD': '', 'keep/data.txt': '' });
+    const dir = await moduleDir({
+      'main.py': '',
+      '.atelierignore': 'data/\n*.ckpt\n',
+      'data/big.csv': '',
+      'w.ckpt': '',
+      'node_modules/x/i.js': '',
+      '.git/HEAD': '',
+      'keep/data.txt': '',
+    });
     expect(await listModuleFiles(dir)).toEqual(['.atelierignore', 'keep/data.txt', 'main.py']);
   });
 

@@ -3,11 +3,11 @@
 // readable by nobody. Deny overrides allow, and no rule means deny. Every resolver (through Pothos scope-auth,
 // with an instance check on each object it returns), the orchestrator and the dispatcher ask the ability,
 // never the role.
-import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
+import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbility, type RawRuleOf, subject } from '@casl/ability';
 import type { Identity } from '../db/tables/identities';
 import { badInput, forbidden } from '../errors';
-import { allFields, dataFields, fieldSubjects, metaFields, type FieldSubject } from './fields';
 import type { Domain } from '../vocabulary';
+import { allFields, dataFields, type FieldSubject, fieldSubjects, metaFields } from './fields';
 
 /** `administer`: what only admins do (identities, grants, the audit log, overriding ownership). */
 export const actions = ['read', 'create', 'update', 'start', 'cancel', 'publish', 'administer'] as const;
@@ -63,7 +63,9 @@ export function parseScopes(scopes: string[]): { action: Action; subject: FieldS
   return scopes.map((scope, i) => {
     const [action, subjectType, extra] = scope.split(':');
     if (extra !== undefined || !actions.includes(action as Action) || !(subjectType === '*' || fieldSubjects.includes(subjectType as FieldSubject))) {
-      throw badInput(`scopes.${i} "${scope}" is not a scope: use ACTION:SUBJECT with ACTION one of ${actions.join(', ')} and SUBJECT one of ${fieldSubjects.join(', ')} or *, e.g. read:Run or start:Run.`);
+      throw badInput(
+        `scopes.${i} "${scope}" is not a scope: use ACTION:SUBJECT with ACTION one of ${actions.join(', ')} and SUBJECT one of ${fieldSubjects.join(', ')} or *, e.g. read:Run or start:Run.`,
+      );
     }
     return { action: action as Action, subject: subjectType as FieldSubject | '*' };
   });
@@ -120,4 +122,3 @@ export const isAdmin = (ability: AppAbility) => ability.can('administer', 'Ident
 export function assertCan(ability: AppAbility, action: Action, subjectType: FieldSubject, what: string): void {
   if (!ability.can(action, subjectType)) throw forbidden(`You may not ${what}; ask an admin for a role that allows "${action}" on ${subjectType}.`);
 }
-

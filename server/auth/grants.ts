@@ -1,11 +1,11 @@
 // The domains an identity holds through its teams' grants: the query the token lookup and the ability builder share.
 // Granting and revoking live in governance/grants.ts.
-import { sql, type SQLWrapper } from 'drizzle-orm';
-import { queryRows, type Db, type Tx } from '../db/client';
+import { type SQLWrapper, sql } from 'drizzle-orm';
+import { type Db, queryRows, type Tx } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { teamMembers } from '../db/tables/teams';
-import { domains, type Domain } from '../vocabulary';
+import { type Domain, domains } from '../vocabulary';
 import type { Grants } from './ability';
 
 /**

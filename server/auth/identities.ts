@@ -2,7 +2,7 @@
 // another token, and revoking a service account's tokens. Callers check that the caller is an admin.
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { identities, type Identity } from '../db/tables/identities';
+import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
 import { AtelierError, badInput } from '../errors';
 import { parseScopes } from './ability';
@@ -25,17 +25,32 @@ export async function identityWithName(db: Db, name: string): Promise<Identity |
 }
 
 export async function serviceAccountWithName(db: Db, name: string): Promise<Identity | null> {
-  const [identity] = await db.select().from(identities).where(and(eq(identities.name, name), eq(identities.kind, 'service')));
+  const [identity] = await db
+    .select()
+    .from(identities)
+    .where(and(eq(identities.name, name), eq(identities.kind, 'service')));
   return identity ?? null;
 }
 
 /** Creates a user or service account and issues its first token; CONFLICT when the name is taken. */
-export async function createIdentity(db: Db, kind: Identity['kind'], name: string, role: Identity['role'], expiresInDays: number | null | undefined, scopes?: string[] | null): Promise<IssuedToken> {
+export async function createIdentity(
+  db: Db,
+  kind: Identity['kind'],
+  name: string,
+  role: Identity['role'],
+  expiresInDays: number | null | undefined,
+  scopes?: string[] | null,
+): Promise<IssuedToken> {
   if (scopes) parseScopes(scopes);
   if (!namePattern.test(name)) throw badInput(`A ${kind === 'user' ? 'user' : 'service account'} name is 2–63 lowercase letters, digits, ".", "_" or "-".`);
-  if (expiresInDays !== null && expiresInDays !== undefined && (expiresInDays < 1 || expiresInDays > 3650)) throw badInput('expiresInDays must be between 1 and 3650.');
+  if (expiresInDays !== null && expiresInDays !== undefined && (expiresInDays < 1 || expiresInDays > 3650))
+    throw badInput('expiresInDays must be between 1 and 3650.');
   const existing = await identityWithName(db, name);
-  if (existing) throw new AtelierError('CONFLICT', `An identity named "${name}" already exists${existing.kind === 'service' ? '; issue it a new token with issueServiceToken' : ''}.`);
+  if (existing)
+    throw new AtelierError(
+      'CONFLICT',
+      `An identity named "${name}" already exists${existing.kind === 'service' ? '; issue it a new token with issueServiceToken' : ''}.`,
+    );
   return issueFor(db, await ensureIdentity(db, { name, kind, role }), expiresInDays, scopes);
 }
 

@@ -1,17 +1,22 @@
 // Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
 import { createHash, randomBytes } from 'node:crypto';
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
-import { grantedDomains, grantsFrom } from './grants';
-import type { Grants } from './ability';
 import type { Db } from '../db/client';
-import { identities, type Identity } from '../db/tables/identities';
+import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
+import type { Grants } from './ability';
+import { grantedDomains, grantsFrom } from './grants';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
 
 /** Stores a token for an identity; `token` is minted when not given. Returns the plain token. */
-export async function issueToken(db: Db, identityId: string, name: string, options: { token?: string; expiresAt?: Date; scopes?: string[] | null } = {}): Promise<string> {
+export async function issueToken(
+  db: Db,
+  identityId: string,
+  name: string,
+  options: { token?: string; expiresAt?: Date; scopes?: string[] | null } = {},
+): Promise<string> {
   const token = options.token ?? mintToken();
   await db
     .insert(tokens)

@@ -1,6 +1,6 @@
 // The JetStream bus's pull subscriptions: one pull loop per subscription asking for exactly its free slots, and
 // the deliveries it hands out (ack, nak, working, term over the reply subject). See jetstream.ts for the bus.
-import { createInbox, nanos, type Msg, type NatsConnection, type Subscription as NatsSubscription } from '@nats-io/transport-node';
+import { createInbox, type Msg, type NatsConnection, type Subscription as NatsSubscription, nanos } from '@nats-io/transport-node';
 import type { Delivery } from '../../plugins/bus/types';
 
 const PULL_EXPIRES_MS = 30_000;

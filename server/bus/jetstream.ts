@@ -4,11 +4,11 @@ import {
   AckPolicy,
   DeliverPolicy,
   JetStreamApiError,
-  RetentionPolicy,
-  StorageType,
+  type JetStreamManager,
   jetstream,
   jetstreamManager,
-  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
@@ -16,7 +16,7 @@ import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import { JsDelivery, PullSubscription } from './jetstream-pull';
+import { type JsDelivery, PullSubscription } from './jetstream-pull';
 
 export interface JetStreamBusOptions {
   /** nats://host:port, or several separated by commas. */

@@ -2,7 +2,7 @@
 // ability (with their teams' grants) with the source task's outputs as the subject: reusing a result is reading
 // its outputs, which are run data of the source run's domain.
 import { subject } from '@casl/ability';
-import { defineAbilityFor, type AppAbility, type Grants } from '../auth/ability';
+import { type AppAbility, defineAbilityFor, type Grants } from '../auth/ability';
 import type { Identity } from '../db/tables/identities';
 import type { Run } from '../db/tables/runs';
 

@@ -1,6 +1,6 @@
 // The cache key alone: what changes it and what must not.
 import { describe, expect, it } from 'vitest';
-import { cacheKey, keyComponents, keyDifferences, referencedObjects, type KeyInput } from './key';
+import { cacheKey, type KeyInput, keyComponents, keyDifferences, referencedObjects } from './key';
 
 const base: KeyInput = {
   digest: `sha256:${'a'.repeat(64)}`,
@@ -13,7 +13,11 @@ const keyOf = (input: KeyInput) => cacheKey(keyComponents(input));
 
 describe('cache key', () => {
   it('ignores key order and number forms in parameters and inputs', () => {
-    const reordered = { ...base, parameters: { opts: { layers: [64, 32], lr: 1e-1 }, epochs: 10.0 }, inputs: { prepare: { data: base.inputs.prepare!.data, rows: 1.5e2 } } };
+    const reordered = {
+      ...base,
+      parameters: { opts: { layers: [64, 32], lr: 1e-1 }, epochs: 10.0 },
+      inputs: { prepare: { data: base.inputs.prepare!.data, rows: 1.5e2 } },
+    };
     expect(keyOf(reordered)).toBe(keyOf(base));
   });
 
@@ -24,7 +28,10 @@ describe('cache key', () => {
       ['module artifact', { ...base, digest: `sha256:${'c'.repeat(64)}` }],
       ['entrypoint', { ...base, manifest: { ...base.manifest, entrypoint: 'other.py' } }],
       ['cache version', { ...base, manifest: { ...base.manifest, cache: { version: '2' } } }],
-      ['column projection', { ...base, manifest: { ...base.manifest, inputs: [{ name: 'flowers', dataset: 'ml/iris', columns: [{ name: 'sepal_length' }] }] } }],
+      [
+        'column projection',
+        { ...base, manifest: { ...base.manifest, inputs: [{ name: 'flowers', dataset: 'ml/iris', columns: [{ name: 'sepal_length' }] }] } },
+      ],
       ['scope', { ...base, scope: 'production' }],
     ];
     for (const [what, variant] of variants) expect(keyOf(variant), what).not.toBe(keyOf(base));

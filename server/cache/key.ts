@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { KeyComponents, ModuleManifest } from '../vocabulary';
 
-
 export const canonicalJson = (value: unknown): string => canonicalize(value) ?? 'null';
 export const digestOf = (value: unknown): string => `sha256:${createHash('sha256').update(canonicalJson(value)).digest('hex')}`;
 
@@ -30,7 +29,8 @@ export function keyComponents(input: KeyInput, seen = new WeakMap<object, string
   };
   // The columns the task receives: each declared input dataset and the names of its columns (types and
   // descriptions do not change what the task reads).
-  const declared = input.manifest.inputs?.map((port) => ({ name: port.name, dataset: port.dataset ?? null, columns: (port.columns ?? []).map((c) => c.name) })) ?? null;
+  const declared =
+    input.manifest.inputs?.map((port) => ({ name: port.name, dataset: port.dataset ?? null, columns: (port.columns ?? []).map((c) => c.name) })) ?? null;
   return {
     format: 1,
     module: input.digest,
@@ -72,14 +72,28 @@ export function keyDifferences(task: KeyComponents, entry: KeyComponents): KeyDi
   const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
   if (task.format !== entry.format) out.push({ component: 'format', name: null, message: 'the entry was written by an older cache key format' });
   if (task.scope !== entry.scope) out.push({ component: 'scope', name: null, message: `the entry is in scope ${entry.scope}, the task in ${task.scope}` });
-  if (task.module !== entry.module) out.push({ component: 'module', name: null, message: `the module artifact differs (${entry.module.slice(0, 19)}… then, ${task.module.slice(0, 19)}… now)` });
-  if (task.entrypoint !== entry.entrypoint) out.push({ component: 'entrypoint', name: null, message: `the entrypoint changed from ${entry.entrypoint} to ${task.entrypoint}` });
-  if (task.cacheVersion !== entry.cacheVersion) out.push({ component: 'cacheVersion', name: null, message: `the module's cache version changed from "${entry.cacheVersion}" to "${task.cacheVersion}"` });
+  if (task.module !== entry.module)
+    out.push({
+      component: 'module',
+      name: null,
+      message: `the module artifact differs (${entry.module.slice(0, 19)}… then, ${task.module.slice(0, 19)}… now)`,
+    });
+  if (task.entrypoint !== entry.entrypoint)
+    out.push({ component: 'entrypoint', name: null, message: `the entrypoint changed from ${entry.entrypoint} to ${task.entrypoint}` });
+  if (task.cacheVersion !== entry.cacheVersion)
+    out.push({ component: 'cacheVersion', name: null, message: `the module's cache version changed from "${entry.cacheVersion}" to "${task.cacheVersion}"` });
   if (task.projection !== entry.projection) out.push({ component: 'projection', name: null, message: 'the column projection the task receives differs' });
-  for (const [kind, a, b] of [['parameter', task.parameters, entry.parameters], ['input', task.inputs, entry.inputs]] as const) {
+  for (const [kind, a, b] of [
+    ['parameter', task.parameters, entry.parameters],
+    ['input', task.inputs, entry.inputs],
+  ] as const) {
     for (const name of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
       if (same(a[name], b[name])) continue;
-      const message = !(name in b) ? `${kind} ${name} is new` : !(name in a) ? `${kind} ${name} is gone` : `${kind} ${name} has a different ${kind === 'input' ? 'content digest' : 'value'}`;
+      const message = !(name in b)
+        ? `${kind} ${name} is new`
+        : !(name in a)
+          ? `${kind} ${name} is gone`
+          : `${kind} ${name} has a different ${kind === 'input' ? 'content digest' : 'value'}`;
       out.push({ component: kind, name, message });
     }
   }
@@ -87,4 +101,5 @@ export function keyDifferences(task: KeyComponents, entry: KeyComponents): KeyDi
 }
 
 /** The cache scope of a run: its domain, narrowed to its private namespace when it has one. */
-export const cacheScope = (run: { domain: string; cacheNamespace?: string | null }) => (run.cacheNamespace ? `${run.domain}/${run.cacheNamespace}` : run.domain);
+export const cacheScope = (run: { domain: string; cacheNamespace?: string | null }) =>
+  run.cacheNamespace ? `${run.domain}/${run.cacheNamespace}` : run.domain;

@@ -2,7 +2,7 @@
 // cache, saving its source's execution time) or a miss (it executed). Teams do not exist yet; a module's namespace
 // is owned by one team, so "team" groups by namespace.
 import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client';
+import { type Db, queryRows } from '../db/client';
 
 export const cacheGroupings = ['team', 'workflow', 'module'] as const;
 export type CacheGrouping = (typeof cacheGroupings)[number];

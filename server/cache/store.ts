@@ -1,12 +1,12 @@
 // Cache entries and reservations in Postgres: looking keys up (one indexed query for a whole batch of tasks),
 // reserving a key so identical tasks in flight run once, turning a succeeded owner's reservation into an entry,
 // and evicting (expired entries, then least recently used ones beyond the size budget) and invalidating.
-import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
-import { queryRows, type Db, type Tx } from '../db/client';
-import { cacheEntries, cacheReservations, type CacheEntry, type NewCacheEntry } from '../db/tables/cache';
-import { canonicalJson, referencedObjects } from './key';
+import { type Db, queryRows, type Tx } from '../db/client';
+import { type CacheEntry, cacheEntries, cacheReservations, type NewCacheEntry } from '../db/tables/cache';
 import type { KeyComponents } from '../vocabulary';
+import { canonicalJson, referencedObjects } from './key';
 
 /** What serving a hit takes from an entry. */
 export type CacheHit = Pick<CacheEntry, 'key' | 'outputs' | 'objectDigests' | 'expiresAt' | 'sourceTaskId' | 'sourceRunId' | 'durationMs'>;
@@ -87,7 +87,11 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
     },
 
     async markUsed(tx, keys, at) {
-      if (keys.length) await tx.update(cacheEntries).set({ hits: sql`${cacheEntries.hits} + 1`, lastUsedAt: at }).where(inArray(cacheEntries.key, keys));
+      if (keys.length)
+        await tx
+          .update(cacheEntries)
+          .set({ hits: sql`${cacheEntries.hits} + 1`, lastUsedAt: at })
+          .where(inArray(cacheEntries.key, keys));
     },
 
     async reserve(tx, claims, at) {
@@ -109,14 +113,20 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
 
     async holders(tx, keys) {
       if (!keys.length) return new Map();
-      const rows = await tx.select({ key: cacheReservations.key, taskId: cacheReservations.taskId, runId: cacheReservations.runId }).from(cacheReservations).where(inArray(cacheReservations.key, keys));
+      const rows = await tx
+        .select({ key: cacheReservations.key, taskId: cacheReservations.taskId, runId: cacheReservations.runId })
+        .from(cacheReservations)
+        .where(inArray(cacheReservations.key, keys));
       return new Map(rows.map((r) => [r.key, { taskId: r.taskId, runId: r.runId }]));
     },
 
     async record(tx, results, at) {
       if (!results.length) return;
       const byTask = new Map(results.map((r) => [r.taskId, r]));
-      const reservations = await tx.delete(cacheReservations).where(inArray(cacheReservations.taskId, [...byTask.keys()])).returning();
+      const reservations = await tx
+        .delete(cacheReservations)
+        .where(inArray(cacheReservations.taskId, [...byTask.keys()]))
+        .returning();
       const entries: NewCacheEntry[] = reservations.map((r) => {
         const result = byTask.get(r.taskId)!;
         return {
@@ -143,7 +153,22 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
           .values(entries.slice(i, i + CHUNK))
           .onConflictDoUpdate({
             target: cacheEntries.key,
-            set: excluded(['components', 'scope', 'module', 'module_version_id', 'outputs', 'object_digests', 'size_bytes', 'source_task_id', 'source_run_id', 'duration_ms', 'created_at', 'last_used_at', 'expires_at', 'hits']),
+            set: excluded([
+              'components',
+              'scope',
+              'module',
+              'module_version_id',
+              'outputs',
+              'object_digests',
+              'size_bytes',
+              'source_task_id',
+              'source_run_id',
+              'duration_ms',
+              'created_at',
+              'last_used_at',
+              'expires_at',
+              'hits',
+            ]),
           });
       }
     },
@@ -153,7 +178,11 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
     },
 
     async renew(db, taskIds, at) {
-      if (taskIds.length) await db.update(cacheReservations).set({ heartbeatAt: at, expiresAt: expiry(at) }).where(inArray(cacheReservations.taskId, taskIds));
+      if (taskIds.length)
+        await db
+          .update(cacheReservations)
+          .set({ heartbeatAt: at, expiresAt: expiry(at) })
+          .where(inArray(cacheReservations.taskId, taskIds));
     },
 
     async evict(db, at) {
@@ -176,7 +205,12 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
       if (which.moduleVersionId) conditions.push(eq(cacheEntries.moduleVersionId, which.moduleVersionId));
       if (which.key) conditions.push(eq(cacheEntries.key, which.key));
       if (!conditions.length) return 0;
-      return (await db.delete(cacheEntries).where(and(...conditions)).returning({ key: cacheEntries.key })).length;
+      return (
+        await db
+          .delete(cacheEntries)
+          .where(and(...conditions))
+          .returning({ key: cacheEntries.key })
+      ).length;
     },
   };
 }

@@ -2,10 +2,10 @@
 // their (wired) parameters, their upstreams' outputs and the dataset versions they read. Shared by dispatch and by explain, so both see one key.
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
-import { moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
-import { tasks, type Run, type Task } from '../db/tables/runs';
-import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
+import { type ModuleVersion, modules, moduleVersions } from '../db/tables/modules';
+import { type Run, type Task, tasks } from '../db/tables/runs';
 import type { KeyComponents } from '../vocabulary';
+import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
 
 export interface TaskKey {
   key: string;
@@ -33,7 +33,10 @@ export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain' | 'ca
   const upstream = [...new Set(keyed.flatMap((t) => t.dependsOn))];
   const outputs = new Map<string, Record<string, unknown>>();
   if (upstream.length) {
-    const rows = await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)));
+    const rows = await tx
+      .select({ node: tasks.node, outputs: tasks.outputs })
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)));
     for (const row of rows) outputs.set(row.node, row.outputs ?? {});
   }
   const keys = new Map<string, TaskKey>();

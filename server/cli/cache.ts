@@ -2,9 +2,9 @@
 // starting it (preview), and dropping entries (invalidate).
 import { Command, Option } from 'commander';
 import { domains } from '../vocabulary';
-import { parseParam, parseSince as since } from './options';
 import type { Client } from './client';
 import { CliError } from './errors';
+import { parseParam, parseSince as since } from './options';
 
 interface StatsRow {
   group: string;
@@ -30,9 +30,22 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
         { since: opts.since, by: opts.by },
       );
       if (!cacheStats.length) return void console.log(`no cached tasks ended since ${opts.since}`);
-      const rows = [[opts.by, 'hit rate', 'hits', 'misses', 'saved'], ...cacheStats.map((r) => [r.group, `${Math.round(r.hitRate * 100)}%`, String(r.hits), String(r.misses), hours(r.savedHours)])];
-      const total = cacheStats.reduce((a, r) => ({ hits: a.hits + r.hits, misses: a.misses + r.misses, saved: a.saved + r.savedHours }), { hits: 0, misses: 0, saved: 0 });
-      rows.push(['total', `${Math.round((total.hits / Math.max(1, total.hits + total.misses)) * 100)}%`, String(total.hits), String(total.misses), hours(total.saved)]);
+      const rows = [
+        [opts.by, 'hit rate', 'hits', 'misses', 'saved'],
+        ...cacheStats.map((r) => [r.group, `${Math.round(r.hitRate * 100)}%`, String(r.hits), String(r.misses), hours(r.savedHours)]),
+      ];
+      const total = cacheStats.reduce((a, r) => ({ hits: a.hits + r.hits, misses: a.misses + r.misses, saved: a.saved + r.savedHours }), {
+        hits: 0,
+        misses: 0,
+        saved: 0,
+      });
+      rows.push([
+        'total',
+        `${Math.round((total.hits / Math.max(1, total.hits + total.misses)) * 100)}%`,
+        String(total.hits),
+        String(total.misses),
+        hours(total.saved),
+      ]);
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((c, i) => (i ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  '));
     });
@@ -44,15 +57,17 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
       const client = connect(command);
       let taskId = id;
       if (node) {
-        const { run } = await client.request<{ run: { tasks: { id: string; node: string }[] } | null }>(`query ($id: ID!) { run(id: $id) { tasks { id node } } }`, { id });
+        const { run } = await client.request<{ run: { tasks: { id: string; node: string }[] } | null }>(
+          `query ($id: ID!) { run(id: $id) { tasks { id node } } }`,
+          { id },
+        );
         const task = run?.tasks.find((t) => t.node === node);
         if (!task) throw new CliError(run ? `run ${id} has no node "${node}"; its nodes are: ${run.tasks.map((t) => t.node).join(', ')}` : `no run ${id}`);
         taskId = task.id;
       }
-      const { cacheExplain: e } = await client.request<{ cacheExplain: { hit: boolean; key: string | null; message: string; differences: { component: string; name: string | null; message: string }[] } }>(
-        `query ($id: ID!) { cacheExplain(taskId: $id) { hit key message differences { component name message } } }`,
-        { id: taskId },
-      );
+      const { cacheExplain: e } = await client.request<{
+        cacheExplain: { hit: boolean; key: string | null; message: string; differences: { component: string; name: string | null; message: string }[] };
+      }>(`query ($id: ID!) { cacheExplain(taskId: $id) { hit key message differences { component name message } } }`, { id: taskId });
       console.log(e.message);
       if (e.key) console.log(`key ${e.key}`);
       for (const d of e.differences) console.log(`  - ${d.message}`);
@@ -70,7 +85,8 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
         { workflow, parameters: opts.param ?? {}, domain: opts.domain ?? null, ns: opts.cacheNamespace ?? null },
       );
       const width = Math.max(...cachePreview.map((t) => t.node.length));
-      for (const t of cachePreview) console.log(`${t.node.padEnd(width)}  ${t.hit ? 'hit ' : 'miss'}  ${t.reason}${t.savedMs ? ` (saves ${Math.round(t.savedMs)} ms)` : ''}`);
+      for (const t of cachePreview)
+        console.log(`${t.node.padEnd(width)}  ${t.hit ? 'hit ' : 'miss'}  ${t.reason}${t.savedMs ? ` (saves ${Math.round(t.savedMs)} ms)` : ''}`);
       console.log(`${cachePreview.filter((t) => t.hit).length} of ${cachePreview.length} tasks would be served from cache`);
     });
 
@@ -80,10 +96,13 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
     .option('--module <ref>', 'ns/name or ns/name@version')
     .option('--key <key>', 'one entry’s key')
     .action(async (opts: { module?: string; key?: string }, command: Command) => {
-      const { invalidateCache } = await connect(command).request<{ invalidateCache: number }>(`mutation ($module: String, $key: String) { invalidateCache(module: $module, key: $key) }`, {
-        module: opts.module ?? null,
-        key: opts.key ?? null,
-      });
+      const { invalidateCache } = await connect(command).request<{ invalidateCache: number }>(
+        `mutation ($module: String, $key: String) { invalidateCache(module: $module, key: $key) }`,
+        {
+          module: opts.module ?? null,
+          key: opts.key ?? null,
+        },
+      );
       console.log(`dropped ${invalidateCache} cache entr${invalidateCache === 1 ? 'y' : 'ies'}`);
     });
 

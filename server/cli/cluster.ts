@@ -33,23 +33,34 @@ export function clusterCommand(connect: (command: Command) => Client): Command {
     .option('--cluster-id <id>', 'databricks: the all-purpose cluster tasks are submitted to')
     .option('--replicas <n>', 'kubernetes-gpu: executor-host pods kept running', positiveInt)
     .option('--idle-timeout <seconds>', 'ended after this long without a task', positiveInt, 1800)
-    .action(async (name: string, opts: { executor: string; pool?: string; workers?: number; clusterId?: string; replicas?: number; idleTimeout: number }, command: Command) => {
-      const spec = Object.fromEntries(Object.entries({ workers: opts.workers, clusterId: opts.clusterId, replicas: opts.replicas }).filter(([, v]) => v !== undefined));
-      const { createHotCluster } = await connect(command).request<{ createHotCluster: ClusterView }>(
-        `mutation ($name: String!, $executor: String!, $pool: String, $spec: JSON, $idle: Int) {
+    .action(
+      async (
+        name: string,
+        opts: { executor: string; pool?: string; workers?: number; clusterId?: string; replicas?: number; idleTimeout: number },
+        command: Command,
+      ) => {
+        const spec = Object.fromEntries(
+          Object.entries({ workers: opts.workers, clusterId: opts.clusterId, replicas: opts.replicas }).filter(([, v]) => v !== undefined),
+        );
+        const { createHotCluster } = await connect(command).request<{ createHotCluster: ClusterView }>(
+          `mutation ($name: String!, $executor: String!, $pool: String, $spec: JSON, $idle: Int) {
           createHotCluster(name: $name, executor: $executor, pool: $pool, spec: $spec, idleTimeoutSeconds: $idle) { ${CLUSTER_FIELDS} }
         }`,
-        { name, executor: opts.executor, pool: opts.pool ?? null, spec, idle: opts.idleTimeout },
-      );
-      console.log(`created hot cluster ${describeCluster(createHotCluster)}\nrun tasks on it with \`hotCluster: ${name}\` in a workflow node`);
-    });
+          { name, executor: opts.executor, pool: opts.pool ?? null, spec, idle: opts.idleTimeout },
+        );
+        console.log(`created hot cluster ${describeCluster(createHotCluster)}\nrun tasks on it with \`hotCluster: ${name}\` in a workflow node`);
+      },
+    );
 
   cluster
     .command('list')
     .description('live hot clusters (with --all, ended ones too)')
     .option('--all', 'include ended clusters')
     .action(async (opts: { all?: boolean }, command: Command) => {
-      const { hotClusters } = await connect(command).request<{ hotClusters: ClusterView[] }>(`query ($all: Boolean) { hotClusters(includeEnded: $all) { ${CLUSTER_FIELDS} } }`, { all: Boolean(opts.all) });
+      const { hotClusters } = await connect(command).request<{ hotClusters: ClusterView[] }>(
+        `query ($all: Boolean) { hotClusters(includeEnded: $all) { ${CLUSTER_FIELDS} } }`,
+        { all: Boolean(opts.all) },
+      );
       if (!hotClusters.length) console.log('no hot clusters: create one with `atelier cluster create NAME --executor local`');
       for (const c of hotClusters) console.log(describeCluster(c));
     });
@@ -58,7 +69,10 @@ export function clusterCommand(connect: (command: Command) => Client): Command {
     .command('end <name>')
     .description('let a hot cluster go; tasks running on it finish')
     .action(async (name: string, _opts: unknown, command: Command) => {
-      const { endHotCluster } = await connect(command).request<{ endHotCluster: ClusterView }>(`mutation ($name: String!) { endHotCluster(name: $name) { ${CLUSTER_FIELDS} } }`, { name });
+      const { endHotCluster } = await connect(command).request<{ endHotCluster: ClusterView }>(
+        `mutation ($name: String!) { endHotCluster(name: $name) { ${CLUSTER_FIELDS} } }`,
+        { name },
+      );
       console.log(`ended hot cluster ${endHotCluster.name}`);
     });
 

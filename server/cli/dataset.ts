@@ -5,7 +5,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { domains, levels } from '../vocabulary';
 import type { Client } from './client';
 import { CliError } from './errors';
-import { formatLabel, hinted, LABEL_HINTS, parseCategories, parseColumnSpec, parseLevel, print, type ColumnInput, type LabelView } from './labels';
+import { type ColumnInput, formatLabel, hinted, LABEL_HINTS, type LabelView, parseCategories, parseColumnSpec, parseLevel, print } from './labels';
 import { commaList, formatTable, positiveInt, splitAssignment } from './options';
 
 type Connect = (command: Command) => Client;
@@ -20,7 +20,8 @@ function collectWhere(raw: string, previous: { column: string; equals: unknown }
 
 function parseOrder(raw: string): { column: string; descending: boolean } {
   const [column, direction = 'asc', ...rest] = raw.split(':');
-  if (!column || rest.length || !['asc', 'desc'].includes(direction.toLowerCase())) throw new InvalidArgumentError(`expected column or column:desc, got "${raw}"`);
+  if (!column || rest.length || !['asc', 'desc'].includes(direction.toLowerCase()))
+    throw new InvalidArgumentError(`expected column or column:desc, got "${raw}"`);
   return { column, descending: direction.toLowerCase() === 'desc' };
 }
 
@@ -91,12 +92,17 @@ export function datasetCommand(connect: Connect): Command {
     .option('--catalog', 'only datasets published to the interactive catalog')
     .option('--json', 'print as JSON')
     .action(async (opts: { domain?: string; catalog?: boolean; json?: boolean }, cmd: Command) => {
-      const { datasets } = await connect(cmd).request<{ datasets: { fullName: string; domain: string; columns: { needsClassification: boolean }[]; catalog: { published: boolean } }[] }>(
-        `query ($d: Domain, $c: Boolean) { datasets(domain: $d, catalog: $c) { fullName domain columns { needsClassification } catalog { published } } }`,
-        { d: opts.domain ?? null, c: opts.catalog ? true : null },
-      );
+      const { datasets } = await connect(cmd).request<{
+        datasets: { fullName: string; domain: string; columns: { needsClassification: boolean }[]; catalog: { published: boolean } }[];
+      }>(`query ($d: Domain, $c: Boolean) { datasets(domain: $d, catalog: $c) { fullName domain columns { needsClassification } catalog { published } } }`, {
+        d: opts.domain ?? null,
+        c: opts.catalog ? true : null,
+      });
       if (opts.json) return console.log(JSON.stringify(datasets, null, 2));
-      if (!datasets.length) return console.log(opts.catalog || opts.domain ? 'no datasets match' : 'no datasets: register one with `atelier dataset create NAME --domain D --column name:type …`');
+      if (!datasets.length)
+        return console.log(
+          opts.catalog || opts.domain ? 'no datasets match' : 'no datasets: register one with `atelier dataset create NAME --domain D --column name:type …`',
+        );
       print(
         formatTable(
           ['NAME', 'DOMAIN', 'COLUMNS', 'UNCLASSIFIED', 'CATALOG'],
@@ -113,21 +119,34 @@ export function datasetCommand(connect: Connect): Command {
     .description('a dataset’s columns (type, label, computed label; UNCLASSIFIED flagged), versions, and catalog state with what blocks it')
     .option('--json', 'print as JSON')
     .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
-      const { dataset: d } = await connect(cmd).request<{ dataset: DatasetView | null }>(`query ($n: String!) { dataset(name: $n) { ${DATASET} } }`, { n: name });
+      const { dataset: d } = await connect(cmd).request<{ dataset: DatasetView | null }>(`query ($n: String!) { dataset(name: $n) { ${DATASET} } }`, {
+        n: name,
+      });
       if (!d) throw new CliError(`no dataset ${name}; list them with \`atelier dataset list\``);
       if (opts.json) return console.log(JSON.stringify(d, null, 2));
       console.log(`${d.fullName}  (${d.domain})${d.description ? `\n${d.description}` : ''}\n\ncolumns:`);
-      const rows = d.columns.map((c) => [c.name, c.type, formatLabel(c.label), c.computedLabel ? formatLabel(c.computedLabel) : '-', c.needsClassification ? 'needs classification' : '']);
+      const rows = d.columns.map((c) => [
+        c.name,
+        c.type,
+        formatLabel(c.label),
+        c.computedLabel ? formatLabel(c.computedLabel) : '-',
+        c.needsClassification ? 'needs classification' : '',
+      ]);
       print(formatTable(['NAME', 'TYPE', 'LABEL', 'COMPUTED', ''], rows).map((l) => `  ${l}`));
       const unclassified = d.columns.filter((c) => c.needsClassification).length;
-      if (unclassified) console.log(`  ${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+      if (unclassified)
+        console.log(
+          `  ${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``,
+        );
       console.log('\nversions:');
       for (const v of d.versions) console.log(`  ${String(v.version).padEnd(4)} ${v.digest}  ${v.createdAt}`);
       console.log(`\n${describeCatalog(d.fullName, d.catalog)}`);
       if (d.catalog.blockers.length) {
         console.log(d.catalog.published ? 'now outside the catalog’s ceiling:' : 'blocked from publishing by:');
         for (const b of d.catalog.blockers) console.log(`  - ${b}`);
-        console.log(`(classify or raise: \`atelier dataset label ${d.fullName} COLUMN LEVEL\`; lower: \`atelier declassify request ${d.fullName} COLUMN LEVEL --reason …\`)`);
+        console.log(
+          `(classify or raise: \`atelier dataset label ${d.fullName} COLUMN LEVEL\`; lower: \`atelier declassify request ${d.fullName} COLUMN LEVEL --reason …\`)`,
+        );
       } else if (!d.catalog.published) console.log(`nothing blocks it: \`atelier dataset publish ${d.fullName}\``);
     });
 
@@ -135,7 +154,11 @@ export function datasetCommand(connect: Connect): Command {
     .command('create <name>')
     .description('register a dataset (namespace/name, in a namespace your team owns) with its first version’s columns')
     .addOption(new Option('--domain <domain>', 'the domain it belongs to').choices(domains).makeOptionMandatory())
-    .requiredOption('--column <name:type[:LEVEL[:CAT,CAT]]>', 'a column (repeatable), e.g. email:string:CONFIDENTIAL:PII; without a level it is UNCLASSIFIED', collectColumn)
+    .requiredOption(
+      '--column <name:type[:LEVEL[:CAT,CAT]]>',
+      'a column (repeatable), e.g. email:string:CONFIDENTIAL:PII; without a level it is UNCLASSIFIED',
+      collectColumn,
+    )
     .requiredOption('--digest <sha256:hex>', 'content digest of the data, sha256:<64 hex digits>')
     .option('--sample <file.json>', 'up to 1,000 sample rows (a JSON list of objects keyed by column) for previews')
     .option('--description <text>')
@@ -149,7 +172,8 @@ export function datasetCommand(connect: Connect): Command {
       );
       const unclassified = d.columns.filter((c) => c.needsClassification).length;
       console.log(`created dataset ${d.fullName} (${opts.domain}, ${d.columns.length} columns${sample ? `, ${sample.length} sample rows` : ''})`);
-      if (unclassified) console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+      if (unclassified)
+        console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
     });
 
   dataset
@@ -160,7 +184,14 @@ export function datasetCommand(connect: Connect): Command {
     .option('--sample <file.json>', 'up to 1,000 sample rows for previews')
     .action(async (name: string, opts: { column: ColumnInput[]; digest: string; sample?: string }, cmd: Command) => {
       const sample = await readVersion(opts);
-      const { addDatasetVersion: d } = await connect(cmd).request<{ addDatasetVersion: { fullName: string; versions: { version: number }[]; columns: { needsClassification: boolean }[]; catalog: { published: boolean; blockers: string[] } } }>(
+      const { addDatasetVersion: d } = await connect(cmd).request<{
+        addDatasetVersion: {
+          fullName: string;
+          versions: { version: number }[];
+          columns: { needsClassification: boolean }[];
+          catalog: { published: boolean; blockers: string[] };
+        };
+      }>(
         `mutation ($n: String!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON) {
           addDatasetVersion(name: $n, columns: $c, digest: $digest, sample: $s) { fullName versions { version } columns { needsClassification } catalog { published blockers } }
         }`,
@@ -168,7 +199,8 @@ export function datasetCommand(connect: Connect): Command {
       );
       console.log(`${d.fullName} is at version ${d.versions[0]?.version ?? 1}`);
       const unclassified = d.columns.filter((c) => c.needsClassification).length;
-      if (unclassified) console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+      if (unclassified)
+        console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
       if (!d.catalog.published && d.catalog.blockers.length) console.log(`not in the catalog: ${d.catalog.blockers.join('; ')}`);
     });
 
@@ -201,11 +233,25 @@ export function datasetCommand(connect: Connect): Command {
     .action(
       async (
         name: string,
-        opts: { columns?: string[]; where?: { column: string; equals: unknown }[]; orderBy?: { column: string; descending: boolean }; groupBy?: string[]; limit: number; json?: boolean },
+        opts: {
+          columns?: string[];
+          where?: { column: string; equals: unknown }[];
+          orderBy?: { column: string; descending: boolean };
+          groupBy?: string[];
+          limit: number;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         const { datasetPreview: p } = await hinted(
-          connect(cmd).request<{ datasetPreview: { columns: string[]; withheld: string[]; rows: Record<string, unknown>[]; groups: { key: Record<string, unknown>; count: number }[] | null } }>(
+          connect(cmd).request<{
+            datasetPreview: {
+              columns: string[];
+              withheld: string[];
+              rows: Record<string, unknown>[];
+              groups: { key: Record<string, unknown>; count: number }[] | null;
+            };
+          }>(
             `query ($n: String!, $c: [String!], $w: [DatasetPreviewFilter!], $o: DatasetPreviewOrder, $g: [String!], $l: Int) {
               datasetPreview(name: $n, columns: $c, where: $w, orderBy: $o, groupBy: $g, limit: $l) { columns withheld rows groups { key count } }
             }`,
@@ -220,10 +266,22 @@ export function datasetCommand(connect: Connect): Command {
         if (p.groups) {
           const keys = opts.groupBy ?? [];
           if (!p.groups.length) console.log('no rows');
-          else print(formatTable([...keys, 'COUNT'], p.groups.map((g) => [...keys.map((k) => cell(g.key[k])), String(g.count)])));
+          else
+            print(
+              formatTable(
+                [...keys, 'COUNT'],
+                p.groups.map((g) => [...keys.map((k) => cell(g.key[k])), String(g.count)]),
+              ),
+            );
         } else if (!p.columns.length) console.log('no column is readable at your clearance');
         else if (!p.rows.length) console.log(`no rows${opts.where ? ' match' : ' (no sample was given with the dataset)'}`);
-        else print(formatTable(p.columns, p.rows.map((r) => p.columns.map((c) => cell(r[c])))));
+        else
+          print(
+            formatTable(
+              p.columns,
+              p.rows.map((r) => p.columns.map((c) => cell(r[c]))),
+            ),
+          );
         if (p.withheld.length) console.log(`\nwithheld (not readable at your clearance): ${p.withheld.join(', ')}`);
       },
     );
@@ -233,8 +291,13 @@ export function datasetCommand(connect: Connect): Command {
     .description('put a dataset in the interactive catalog; refused, naming every column, while one is UNCLASSIFIED or beyond the catalog’s ceiling')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
       const { publishDatasetToCatalog } = await hinted(
-        connect(cmd).request<{ publishDatasetToCatalog: { catalog: CatalogView } }>(`mutation ($n: String!) { publishDatasetToCatalog(name: $n) { ${CATALOG} } }`, { n: name }),
-        { FORBIDDEN: `classify with \`atelier dataset label ${name} COLUMN LEVEL\`; lower a label with \`atelier declassify request ${name} COLUMN LEVEL --reason …\`` },
+        connect(cmd).request<{ publishDatasetToCatalog: { catalog: CatalogView } }>(
+          `mutation ($n: String!) { publishDatasetToCatalog(name: $n) { ${CATALOG} } }`,
+          { n: name },
+        ),
+        {
+          FORBIDDEN: `classify with \`atelier dataset label ${name} COLUMN LEVEL\`; lower a label with \`atelier declassify request ${name} COLUMN LEVEL --reason …\``,
+        },
       );
       console.log(describeCatalog(name, publishDatasetToCatalog.catalog));
     });
@@ -244,7 +307,10 @@ export function datasetCommand(connect: Connect): Command {
     .description('take a dataset out of the interactive catalog')
     .option('--reason <text>', 'why, for the audit log')
     .action(async (name: string, opts: { reason?: string }, cmd: Command) => {
-      await connect(cmd).request(`mutation ($n: String!, $r: String) { withdrawDatasetFromCatalog(name: $n, reason: $r) { id } }`, { n: name, r: opts.reason ?? null });
+      await connect(cmd).request(`mutation ($n: String!, $r: String) { withdrawDatasetFromCatalog(name: $n, reason: $r) { id } }`, {
+        n: name,
+        r: opts.reason ?? null,
+      });
       console.log(`${name} is not in the interactive catalog`);
     });
 

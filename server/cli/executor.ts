@@ -6,8 +6,8 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { executorsFromEnv } from '../executors';
 import { createHttpArtifactSource } from './artifact-source';
-import { readCliConfig } from './config';
 import { createClient } from './client';
+import { readCliConfig } from './config';
 import { ApiError, CliError } from './errors';
 
 export interface ExecutorCommandOptions {

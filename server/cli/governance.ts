@@ -2,7 +2,7 @@
 // audit log.
 import { Argument, Command } from 'commander';
 import type { Client } from './client';
-import { formatLabel, hinted, LABEL_HINTS, parseCategories, parseLevel, print, type LabelView } from './labels';
+import { formatLabel, hinted, LABEL_HINTS, type LabelView, parseCategories, parseLevel, print } from './labels';
 import { formatTable, parseSince, positiveInt } from './options';
 
 type Connect = (command: Command) => Client;
@@ -57,7 +57,17 @@ export function declassifyCommand(connect: Connect): Command {
       print(
         formatTable(
           ['ID', 'STATE', 'COLUMN', 'FROM', 'TO', 'ASKED BY', 'DECIDED BY', 'ASKED AT', 'REASON'],
-          declassifications.map((r) => [r.id, r.state, `${r.dataset}.${r.column}`, formatLabel(r.from), formatLabel(r.to), r.requestedBy.name, r.decidedBy?.name ?? '-', r.createdAt, r.reason]),
+          declassifications.map((r) => [
+            r.id,
+            r.state,
+            `${r.dataset}.${r.column}`,
+            formatLabel(r.from),
+            formatLabel(r.to),
+            r.requestedBy.name,
+            r.decidedBy?.name ?? '-',
+            r.createdAt,
+            r.reason,
+          ]),
         ),
       );
     });
@@ -68,14 +78,23 @@ export function declassifyCommand(connect: Connect): Command {
   ] as const) {
     declassify
       .command(`${verb} <id>`)
-      .description(approve ? 'approve a declassification, applying the lower label (not its author; admins or the owning team)' : 'reject a declassification; the label stays')
+      .description(
+        approve
+          ? 'approve a declassification, applying the lower label (not its author; admins or the owning team)'
+          : 'reject a declassification; the label stays',
+      )
       .action(async (id: string, _opts: unknown, cmd: Command) => {
         const { decideDeclassification: r } = await hinted(
-          connect(cmd).request<{ decideDeclassification: DeclassificationView }>(`mutation ($id: ID!, $a: Boolean!) { decideDeclassification(id: $id, approve: $a) { ${DECLASSIFICATION} } }`, { id, a: approve }),
+          connect(cmd).request<{ decideDeclassification: DeclassificationView }>(
+            `mutation ($id: ID!, $a: Boolean!) { decideDeclassification(id: $id, approve: $a) { ${DECLASSIFICATION} } }`,
+            { id, a: approve },
+          ),
           { NOT_FOUND: 'list pending requests with `atelier declassify list`' },
         );
         console.log(
-          approve ? `approved ${r.id}: ${r.column} is now ${formatLabel(r.to)} (was ${formatLabel(r.from)})` : `rejected ${r.id}: ${r.column} stays ${formatLabel(r.from)}`,
+          approve
+            ? `approved ${r.id}: ${r.column} is now ${formatLabel(r.to)} (was ${formatLabel(r.from)})`
+            : `rejected ${r.id}: ${r.column} stays ${formatLabel(r.from)}`,
         );
       });
   }
@@ -90,7 +109,9 @@ export function auditCommand(connect: Connect): Command {
     .option('-n, --limit <n>', 'most records, up to 1000', positiveInt, 100)
     .option('--json', 'print as JSON (with each record’s details)')
     .action(async (opts: { subject?: string; since?: string; limit: number; json?: boolean }, cmd: Command) => {
-      const { auditEvents } = await connect(cmd).request<{ auditEvents: { at: string; identity: { name: string } | null; action: string; decision: string; subject: string; rule: string; details: unknown }[] }>(
+      const { auditEvents } = await connect(cmd).request<{
+        auditEvents: { at: string; identity: { name: string } | null; action: string; decision: string; subject: string; rule: string; details: unknown }[];
+      }>(
         `query ($s: String, $since: DateTime, $l: Int) { auditEvents(subject: $s, since: $since, limit: $l) { at identity { name } action decision subject rule details } }`,
         { s: opts.subject ?? null, since: opts.since ?? null, l: Math.min(opts.limit, 1000) },
       );

@@ -46,7 +46,11 @@ export function parseColumnSpec(raw: string): ColumnInput {
   if (!type) throw new InvalidArgumentError(`column "${name}" has no type: ${usage}`);
   if (level === undefined) return { name, type };
   if (!level) throw new InvalidArgumentError(`column "${name}": categories need a level before them (${usage}); leave both out for UNCLASSIFIED`);
-  return { name, type, label: { level: parseLevel(level, `column "${name}"`), categories: categories === undefined ? [] : parseCategories(categories, `column "${name}"`) } };
+  return {
+    name,
+    type,
+    label: { level: parseLevel(level, `column "${name}"`), categories: categories === undefined ? [] : parseCategories(categories, `column "${name}"`) },
+  };
 }
 /** Adds a hint naming the CLI command for what an API error message calls by its mutation's name. */
 export async function hinted<T>(request: Promise<T>, hints: Partial<Record<string, string>>): Promise<T> {
@@ -63,5 +67,6 @@ export const print = (lines: string[]) => lines.forEach((l) => console.log(l));
 
 export const LABEL_HINTS = {
   NOT_FOUND: 'list datasets with `atelier dataset list`, and a dataset’s columns with `atelier dataset show NAME`',
-  FORBIDDEN: 'a label only goes up with `atelier dataset label`; to lower one, `atelier declassify request NAME COLUMN LEVEL --reason …` for someone else to approve',
+  FORBIDDEN:
+    'a label only goes up with `atelier dataset label`; to lower one, `atelier declassify request NAME COLUMN LEVEL --reason …` for someone else to approve',
 };

@@ -6,17 +6,17 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { domains } from '../vocabulary';
-import { CLI_ENV, DEFAULT_URL, readCliConfig, type CliConfig } from './config';
-import { collect, parseParam, positiveInt } from './options';
-import { createClient, type Client } from './client';
-import { ApiError, CliError, reportError } from './errors';
-import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, terminalRun, watchRun, type RunView } from './watch';
-import { clusterCommand, listExecutors } from './cluster';
-import { moduleCommand, teamCommands } from './modules';
-import { scheduleCommand } from './schedule';
 import { cacheCommand } from './cache';
+import { type Client, createClient } from './client';
+import { clusterCommand, listExecutors } from './cluster';
+import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
 import { datasetCommand } from './dataset';
+import { ApiError, CliError, reportError } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
+import { moduleCommand, teamCommands } from './modules';
+import { collect, parseParam, positiveInt } from './options';
+import { scheduleCommand } from './schedule';
+import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, type RunView, terminalRun, watchRun } from './watch';
 
 interface GlobalOptions {
   url: string;
@@ -40,8 +40,6 @@ function connection(command: Command): { client: Client; url: string; token: str
   const token = resolveToken(opts.token);
   return { client: createClient({ url, token }), url, token };
 }
-
-
 
 const useTty = (plain?: boolean) => Boolean(process.stdout.isTTY) && !plain && !readCliConfig().ci;
 
@@ -89,20 +87,28 @@ export function buildProgram(): Command {
     .option('--concurrency <n>', 'most tasks run at once (default: number of CPUs)', positiveInt)
     .option('--execute-with <executor>', 'run every task with this executor, whatever the task names (a kubernetes-gpu hot cluster’s pods use local)')
     .option('--hot-cluster <name>', 'a hot cluster this host is part of, announced in its heartbeats (repeatable)', collect)
-    .action(async (opts: { pool?: string[]; pools?: string; gpus?: number; concurrency?: number; executeWith?: string; hotCluster?: string[] }, command: Command) => {
-      const { url, token } = connection(command);
-      const pools = [...(opts.pool ?? []), ...(opts.pools ?? '').split(',').map((p) => p.trim()).filter(Boolean)];
-      const { runExecutor } = await import('./executor'); // loads the executors and NATS: only this command needs them
-      await runExecutor({
-        url,
-        token,
-        pools: pools.length ? pools : ['local'],
-        gpus: opts.gpus,
-        concurrency: opts.concurrency,
-        executeWith: opts.executeWith,
-        hotClusters: opts.hotCluster,
-      });
-    });
+    .action(
+      async (opts: { pool?: string[]; pools?: string; gpus?: number; concurrency?: number; executeWith?: string; hotCluster?: string[] }, command: Command) => {
+        const { url, token } = connection(command);
+        const pools = [
+          ...(opts.pool ?? []),
+          ...(opts.pools ?? '')
+            .split(',')
+            .map((p) => p.trim())
+            .filter(Boolean),
+        ];
+        const { runExecutor } = await import('./executor'); // loads the executors and NATS: only this command needs them
+        await runExecutor({
+          url,
+          token,
+          pools: pools.length ? pools : ['local'],
+          gpus: opts.gpus,
+          concurrency: opts.concurrency,
+          executeWith: opts.executeWith,
+          hotClusters: opts.hotCluster,
+        });
+      },
+    );
   executor
     .command('list')
     .description('executor pools and their live hosts (capacity, running, GPUs, hot clusters), from the hosts’ heartbeats')
@@ -131,10 +137,9 @@ export function buildProgram(): Command {
       const spec = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
         throw new CliError(`cannot read ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
       });
-      const { createWorkflow: r } = await client.request<{ createWorkflow: { created: boolean; workflow: { name: string; domain: string }; version: { version: number } } }>(
-        `mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { name domain } version { version } } }`,
-        { spec },
-      );
+      const { createWorkflow: r } = await client.request<{
+        createWorkflow: { created: boolean; workflow: { name: string; domain: string }; version: { version: number } };
+      }>(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { name domain } version { version } } }`, { spec });
       console.log(
         r.created
           ? `created workflow ${r.workflow.name} version ${r.version.version} (${r.workflow.domain})`
@@ -161,7 +166,11 @@ export function buildProgram(): Command {
     .option('--version <n>', 'workflow version to run', positiveInt)
     .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
-    .addOption(new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(domains))
+    .addOption(
+      new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(
+        domains,
+      ),
+    )
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
@@ -169,31 +178,52 @@ export function buildProgram(): Command {
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .option('-q, --quiet', 'print only the run id')
-    .action(async (name: string, opts: { param?: Record<string, unknown>; version?: number; trigger: string; idempotencyKey?: string; domain?: string; refreshCache?: boolean; cacheNamespace?: string; hotCluster?: string; watch?: boolean; logs?: boolean; plain?: boolean; quiet?: boolean }, command: Command) => {
-      const { client } = connection(command);
-      const { startRun } = await client.request<{ startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } } }>(
-        `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
+    .action(
+      async (
+        name: string,
+        opts: {
+          param?: Record<string, unknown>;
+          version?: number;
+          trigger: string;
+          idempotencyKey?: string;
+          domain?: string;
+          refreshCache?: boolean;
+          cacheNamespace?: string;
+          hotCluster?: string;
+          watch?: boolean;
+          logs?: boolean;
+          plain?: boolean;
+          quiet?: boolean;
+        },
+        command: Command,
+      ) => {
+        const { client } = connection(command);
+        const { startRun } = await client.request<{
+          startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
+        }>(
+          `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
           startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
-        {
-          workflow: name,
-          version: opts.version ?? null,
-          parameters: opts.param ?? {},
-          trigger: opts.trigger.toUpperCase(),
-          key: opts.idempotencyKey ?? null,
-          domain: opts.domain ?? null,
-          refresh: Boolean(opts.refreshCache),
-          ns: opts.cacheNamespace ?? null,
-          hot: opts.hotCluster ?? null,
-        },
-      );
-      if (opts.quiet) console.log(startRun.id);
-      else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);
-      if (opts.watch) await follow(client, startRun.id, opts);
-      else if (!opts.quiet) console.log(`follow it with: atelier run watch ${startRun.id}`);
-    });
+          {
+            workflow: name,
+            version: opts.version ?? null,
+            parameters: opts.param ?? {},
+            trigger: opts.trigger.toUpperCase(),
+            key: opts.idempotencyKey ?? null,
+            domain: opts.domain ?? null,
+            refresh: Boolean(opts.refreshCache),
+            ns: opts.cacheNamespace ?? null,
+            hot: opts.hotCluster ?? null,
+          },
+        );
+        if (opts.quiet) console.log(startRun.id);
+        else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);
+        if (opts.watch) await follow(client, startRun.id, opts);
+        else if (!opts.quiet) console.log(`follow it with: atelier run watch ${startRun.id}`);
+      },
+    );
   run
     .command('watch <id>')
     .description('follow a run live until it ends; exit 0 only if it succeeds')
@@ -248,7 +278,10 @@ export function buildProgram(): Command {
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .action(async (id: string, opts: { param?: Record<string, unknown>; watch?: boolean; plain?: boolean }, command: Command) => {
       const { client } = connection(command);
-      const { cloneRun } = await client.request<{ cloneRun: { id: string } }>(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id } }`, { id, p: opts.param ?? {} });
+      const { cloneRun } = await client.request<{ cloneRun: { id: string } }>(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id } }`, {
+        id,
+        p: opts.param ?? {},
+      });
       console.log(`started run ${cloneRun.id} (a clone of ${id})`);
       if (opts.watch) await follow(client, cloneRun.id, opts);
     });
@@ -292,7 +325,8 @@ export function buildProgram(): Command {
       );
       if (!found) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
       const tasks = opts.node ? found.tasks.filter((t) => t.node === opts.node) : found.tasks;
-      if (opts.node && !tasks.length) throw new ApiError(`Run ${id} has no task "${opts.node}"; its tasks: ${found.tasks.map((t) => t.node).join(', ')}`, 'NOT_FOUND');
+      if (opts.node && !tasks.length)
+        throw new ApiError(`Run ${id} has no task "${opts.node}"; its tasks: ${found.tasks.map((t) => t.node).join(', ')}`, 'NOT_FOUND');
       for (const task of tasks) for (const l of task.logs) console.log(opts.node ? l.line : `[${task.node}] ${l.line}`);
     });
 
@@ -320,7 +354,13 @@ function printRun(r: RunView) {
   ]);
   const header = ['NODE', 'STATUS', 'ATTEMPT', 'DURATION', 'PROGRESS', 'MESSAGE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  for (const row of [header, ...rows]) console.log(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  for (const row of [header, ...rows])
+    console.log(
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 export async function main(argv = process.argv): Promise<void> {

@@ -6,19 +6,19 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createLocalExecutor } from '../../executors/local';
+import { createMemoryBus } from '../../plugins/bus/memory';
 import { createExecutorHost } from '../../plugins/host';
-import { taskMessageId, type ExecutorEvent, type TaskOutcome } from '../../plugins/protocol';
+import { type ExecutorEvent, type TaskOutcome, taskMessageId } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import type { TaskMessage } from '../../plugins/sdk';
-import { createLocalExecutor } from '../../executors/local';
 import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
 import { moduleEnvironment } from '../config';
-import { createMemoryBus } from '../../plugins/bus/memory';
 import { checkParameters } from '../modules/manifest';
-import { readModuleDir } from './module-dir';
-import { CliError } from './errors';
 import { MANIFEST_FILE, type ModuleTestResult } from '../vocabulary';
+import { CliError } from './errors';
+import { readModuleDir } from './module-dir';
 
 export interface ModuleRunOptions {
   parameters: Record<string, unknown>;
@@ -73,8 +73,14 @@ export async function runModuleDir(dir: string, options: ModuleRunOptions): Prom
           for (const d of deliveries) {
             const event = d.data;
             if (event.kind === 'log') for (const line of event.lines) options.print(event.stream === 'stderr' ? `! ${line}` : line);
-            else if (event.kind === 'progress') options.print(`[progress ${event.fraction === null ? '' : `${Math.round(event.fraction * 100)}%`}${event.message ? ` ${event.message}` : ''}]`);
-            else if (event.kind === 'metric') options.print(`[metrics${event.step === null ? '' : ` step ${event.step}`}] ${Object.entries(event.metrics).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+            else if (event.kind === 'progress')
+              options.print(`[progress ${event.fraction === null ? '' : `${Math.round(event.fraction * 100)}%`}${event.message ? ` ${event.message}` : ''}]`);
+            else if (event.kind === 'metric')
+              options.print(
+                `[metrics${event.step === null ? '' : ` step ${event.step}`}] ${Object.entries(event.metrics)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(' ')}`,
+              );
             else if (event.kind === 'result') resolve(event);
             await d.ack();
           }
@@ -105,21 +111,29 @@ export async function runModuleTest(dir: string, options: { timeoutSeconds?: num
   const started = Date.now();
   return new Promise((resolve) => {
     let output = '';
-    const child = spawn('/bin/sh', ['-c', manifest.test!], { cwd: root, env: { ...process.env, ATELIER_MODULE_DIR: root }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn('/bin/sh', ['-c', manifest.test!], {
+      cwd: root,
+      env: { ...process.env, ATELIER_MODULE_DIR: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const keep = (chunk: Buffer) => {
       options.print?.(chunk.toString());
       output = (output + chunk.toString()).slice(-TEST_OUTPUT_BYTES);
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    const timer = setTimeout(() => {
-      output += `\n(test timed out after ${options.timeoutSeconds ?? 600} s)`;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, (options.timeoutSeconds ?? 600) * 1000);
+    const timer = setTimeout(
+      () => {
+        output += `\n(test timed out after ${options.timeoutSeconds ?? 600} s)`;
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      },
+      (options.timeoutSeconds ?? 600) * 1000,
+    );
     const settle = (exitCode: number | null) => {
       clearTimeout(timer);
       resolve({ command: manifest.test!, passed: exitCode === 0, exitCode, durationMs: Date.now() - started, output });

@@ -45,29 +45,37 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
     .option('-p, --param <key=value>', 'with --run: run parameter (repeatable)', parseParam)
     .option('-w, --watch', 'with --run: follow the run until it ends')
     .option('--force', 'move tags even onto a deprecated version')
-    .action(async (dir: string, opts: { tag?: string[]; test?: boolean; run?: string; param?: Record<string, unknown>; watch?: boolean; force?: boolean }, cmd: Command) => {
-      const client = connect(cmd);
-      const { describePush, pushModule } = await import('./push'); // archive and manifest code: only pushes need it
-      let testResult;
-      if (opts.test) {
-        const { runModuleTest } = await import('./module-dev');
-        testResult = await runModuleTest(dir, { print: (chunk) => process.stderr.write(chunk) });
-        console.log(`test ${testResult.passed ? 'passed' : `FAILED (exit ${testResult.exitCode ?? 'none'})`} in ${(testResult.durationMs / 1000).toFixed(1)} s: ${testResult.command}`);
-      }
-      const pushed = await pushModule(client, dir, { tags: opts.tag ?? [], testResult, force: opts.force });
-      console.log(describePush(pushed));
-      if (testResult && !testResult.passed) {
-        throw new CliError(`the test failed, so ${pushed.ref} is recorded with its failed result and no tag moved; fix it and push again`);
-      }
-      if (!opts.run) return;
-      const { startRun } = await client.request<{ startRun: { id: string } }>(
-        `mutation ($workflow: String!, $parameters: JSON, $use: [String!]) { startRun(workflow: $workflow, parameters: $parameters, trigger: CLI, useModules: $use) { id } }`,
-        { workflow: opts.run, parameters: opts.param ?? {}, use: [pushed.ref] },
-      );
-      console.log(`started run ${startRun.id} of ${opts.run} with ${pushed.ref}`);
-      if (opts.watch) await follow(client, startRun.id, {});
-      else console.log(`follow it with: atelier run watch ${startRun.id}`);
-    });
+    .action(
+      async (
+        dir: string,
+        opts: { tag?: string[]; test?: boolean; run?: string; param?: Record<string, unknown>; watch?: boolean; force?: boolean },
+        cmd: Command,
+      ) => {
+        const client = connect(cmd);
+        const { describePush, pushModule } = await import('./push'); // archive and manifest code: only pushes need it
+        let testResult;
+        if (opts.test) {
+          const { runModuleTest } = await import('./module-dev');
+          testResult = await runModuleTest(dir, { print: (chunk) => process.stderr.write(chunk) });
+          console.log(
+            `test ${testResult.passed ? 'passed' : `FAILED (exit ${testResult.exitCode ?? 'none'})`} in ${(testResult.durationMs / 1000).toFixed(1)} s: ${testResult.command}`,
+          );
+        }
+        const pushed = await pushModule(client, dir, { tags: opts.tag ?? [], testResult, force: opts.force });
+        console.log(describePush(pushed));
+        if (testResult && !testResult.passed) {
+          throw new CliError(`the test failed, so ${pushed.ref} is recorded with its failed result and no tag moved; fix it and push again`);
+        }
+        if (!opts.run) return;
+        const { startRun } = await client.request<{ startRun: { id: string } }>(
+          `mutation ($workflow: String!, $parameters: JSON, $use: [String!]) { startRun(workflow: $workflow, parameters: $parameters, trigger: CLI, useModules: $use) { id } }`,
+          { workflow: opts.run, parameters: opts.param ?? {}, use: [pushed.ref] },
+        );
+        console.log(`started run ${startRun.id} of ${opts.run} with ${pushed.ref}`);
+        if (opts.watch) await follow(client, startRun.id, {});
+        else console.log(`follow it with: atelier run watch ${startRun.id}`);
+      },
+    );
 
   command
     .command('run <dir>')
@@ -89,7 +97,13 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
       const onSigint = () => abort.abort();
       process.on('SIGINT', onSigint);
       try {
-        const outcome = await runModuleDir(dir, { parameters: opts.param ?? {}, inputs, timeoutSeconds: opts.timeout, print: (line) => console.log(line), signal: abort.signal });
+        const outcome = await runModuleDir(dir, {
+          parameters: opts.param ?? {},
+          inputs,
+          timeoutSeconds: opts.timeout,
+          print: (line) => console.log(line),
+          signal: abort.signal,
+        });
         const took = `${(outcome.durationMs / 1000).toFixed(2)} s`;
         if (outcome.outputs && Object.keys(outcome.outputs).length) console.log(`outputs: ${JSON.stringify(outcome.outputs)}`);
         console.log(`${outcome.state.toLowerCase().replace('_', ' ')} in ${took}${outcome.message ? `: ${outcome.message}` : ''}`);
@@ -106,11 +120,20 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
     .option('--search <text>', 'part of a name or description')
     .action(async (opts: { namespace?: string; search?: string }, cmd: Command) => {
       const { modules } = await connect(cmd).request<{
-        modules: { fullName: string; description: string; owner: { name: string } | null; usage: { runs: number }; tags: { tag: string; version: { version: string } }[] }[];
-      }>(`query ($ns: String, $search: String) { modules(namespace: $ns, search: $search) { fullName description owner { name } usage { runs } tags { tag version { version } } } }`, {
-        ns: opts.namespace ?? null,
-        search: opts.search ?? null,
-      });
+        modules: {
+          fullName: string;
+          description: string;
+          owner: { name: string } | null;
+          usage: { runs: number };
+          tags: { tag: string; version: { version: string } }[];
+        }[];
+      }>(
+        `query ($ns: String, $search: String) { modules(namespace: $ns, search: $search) { fullName description owner { name } usage { runs } tags { tag version { version } } } }`,
+        {
+          ns: opts.namespace ?? null,
+          search: opts.search ?? null,
+        },
+      );
       if (!modules.length) console.log('no modules: publish one with `atelier module push DIR`');
       for (const m of modules) {
         const tags = m.tags.map((t) => `${t.tag}→${t.version.version}`).join(' ');
@@ -146,7 +169,9 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
       }
       console.log('\ntag history (newest first):');
       for (const e of module.tagHistory) {
-        console.log(`  ${e.at}  ${e.tag}: ${e.from?.version ?? '∅'} → ${e.to.version}  ${e.action === 'rollback' ? '(rollback) ' : ''}by ${e.movedBy?.name ?? '-'}${e.reason ? `: ${e.reason}` : ''}`);
+        console.log(
+          `  ${e.at}  ${e.tag}: ${e.from?.version ?? '∅'} → ${e.to.version}  ${e.action === 'rollback' ? '(rollback) ' : ''}by ${e.movedBy?.name ?? '-'}${e.reason ? `: ${e.reason}` : ''}`,
+        );
       }
     });
 
@@ -210,15 +235,24 @@ export function teamCommands(connect: Connect): Command[] {
     .description('create a team (admins); you become its admin')
     .option('--description <text>')
     .action(async (name: string, opts: { description?: string }, cmd: Command) => {
-      await connect(cmd).request(`mutation ($n: String!, $d: String) { createTeam(name: $n, description: $d) { id } }`, { n: name, d: opts.description ?? null });
-      console.log(`created team ${name}; add people with \`atelier team add ${name} NAME\` and give it a namespace with \`atelier namespace create NS --team ${name}\``);
+      await connect(cmd).request(`mutation ($n: String!, $d: String) { createTeam(name: $n, description: $d) { id } }`, {
+        n: name,
+        d: opts.description ?? null,
+      });
+      console.log(
+        `created team ${name}; add people with \`atelier team add ${name} NAME\` and give it a namespace with \`atelier namespace create NS --team ${name}\``,
+      );
     });
   team
     .command('add <team> <identity>')
     .description('add a user or service account to a team, or change its role')
     .option('--role <role>', 'viewer | member | maintainer | admin', 'member')
     .action(async (name: string, identity: string, opts: { role: string }, cmd: Command) => {
-      await connect(cmd).request(`mutation ($t: String!, $i: String!, $r: TeamRole) { setTeamMember(team: $t, identity: $i, role: $r) { id } }`, { t: name, i: identity, r: opts.role });
+      await connect(cmd).request(`mutation ($t: String!, $i: String!, $r: TeamRole) { setTeamMember(team: $t, identity: $i, role: $r) { id } }`, {
+        t: name,
+        i: identity,
+        r: opts.role,
+      });
       console.log(`${identity} is now ${opts.role} of team ${name}`);
     });
   team
@@ -232,13 +266,15 @@ export function teamCommands(connect: Connect): Command[] {
     .command('list')
     .description('teams with their namespaces, domain grants and members')
     .action(async (_opts: unknown, cmd: Command) => {
-      const { teams } = await connect(cmd).request<{ teams: { name: string; namespaces: string[]; domains: string[]; members: { role: string; identity: { name: string } }[] }[] }>(
-        `{ teams { name namespaces domains members { role identity { name } } } }`,
-      );
+      const { teams } = await connect(cmd).request<{
+        teams: { name: string; namespaces: string[]; domains: string[]; members: { role: string; identity: { name: string } }[] }[];
+      }>(`{ teams { name namespaces domains members { role identity { name } } } }`);
       if (!teams.length) console.log('no teams: an admin creates one with `atelier team create NAME`');
       for (const t of teams) {
         const grants = t.domains.length ? `  domains: ${t.domains.join(', ')}` : '';
-        console.log(`${t.name}  namespaces: ${t.namespaces.join(', ') || '-'}${grants}  members: ${t.members.map((m) => `${m.identity.name}(${m.role})`).join(', ')}`);
+        console.log(
+          `${t.name}  namespaces: ${t.namespaces.join(', ') || '-'}${grants}  members: ${t.members.map((m) => `${m.identity.name}(${m.role})`).join(', ')}`,
+        );
       }
     });
   const domainArgument = () => new Argument('<domain>', 'adhoc or production (experimentation needs no grant)').choices(domains);
@@ -255,7 +291,9 @@ export function teamCommands(connect: Connect): Command[] {
           `mutation ($t: String!, $d: Domain!, $g: Boolean!) { grantDomain(team: $t, domain: $d, granted: $g) { domains } }`,
           { t: name, d: domain, g: granted },
         );
-        console.log(`team ${name} may ${granted ? 'now' : 'no longer'} work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`);
+        console.log(
+          `team ${name} may ${granted ? 'now' : 'no longer'} work in ${domain}; its domains: ${grantDomain.domains.join(', ') || 'experimentation only'}`,
+        );
       });
   }
 
@@ -285,11 +323,17 @@ export function teamCommands(connect: Connect): Command[] {
 
   const serviceAccount = new Command('service-account').description('service accounts for CI and other services, and their tokens (admins)');
   const scopesOption = () =>
-    new Option('--scopes <action:Subject,…>', 'limit the token to these scopes, e.g. read:Run,start:Run (publish:Module, read:*); default: everything the account may do').argParser(commaList);
+    new Option(
+      '--scopes <action:Subject,…>',
+      'limit the token to these scopes, e.g. read:Run,start:Run (publish:Module, read:*); default: everything the account may do',
+    ).argParser(commaList);
   const printToken = (issued: IssuedTokenView) => {
     // The token alone on stdout, so `TOKEN=$(atelier service-account create ci)` works; the rest goes to stderr.
     console.log(issued.token);
-    const limits = [issued.scopes ? `limited to ${issued.scopes.join(', ')}` : 'not limited by scopes', issued.expiresAt ? `expires ${issued.expiresAt}` : 'never expires'];
+    const limits = [
+      issued.scopes ? `limited to ${issued.scopes.join(', ')}` : 'not limited by scopes',
+      issued.expiresAt ? `expires ${issued.expiresAt}` : 'never expires',
+    ];
     console.error(`token for ${issued.identity.name} (${issued.identity.role}), ${limits.join(', ')}; shown only now: store it in a secret store`);
   };
   serviceAccount
@@ -321,7 +365,10 @@ export function teamCommands(connect: Connect): Command[] {
     .command('revoke <name>')
     .description('revoke every live token of a service account; live connections using them end too')
     .action(async (name: string, _opts: unknown, cmd: Command) => {
-      const { revokeServiceTokens: n } = await connect(cmd).request<{ revokeServiceTokens: number }>(`mutation ($n: String!) { revokeServiceTokens(name: $n) }`, { n: name });
+      const { revokeServiceTokens: n } = await connect(cmd).request<{ revokeServiceTokens: number }>(
+        `mutation ($n: String!) { revokeServiceTokens(name: $n) }`,
+        { n: name },
+      );
       console.log(`revoked ${n} token${n === 1 ? '' : 's'} of ${name}${n ? `; issue a new one with \`atelier service-account token ${name}\`` : ''}`);
     });
   return [team, namespace, user, serviceAccount];

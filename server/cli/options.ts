@@ -37,10 +37,19 @@ export function parseSince(raw: string): string {
 }
 
 /** Comma-separated values (`a,b`), trimmed, empty ones dropped. */
-export const commaList = (raw: string): string[] => raw.split(',').map((v) => v.trim()).filter(Boolean);
+export const commaList = (raw: string): string[] =>
+  raw
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
 
 /** Lines of a left-aligned table with a header row; the last column is not padded. */
 export function formatTable(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return [header, ...rows].map((r) =>
+    r
+      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }

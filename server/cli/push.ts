@@ -3,11 +3,11 @@
 import { execFile } from 'node:child_process';
 import { listModuleFiles, packDirectory } from '../artifacts/archive';
 import { sha256 } from '../artifacts/store';
+import { withoutCredentials } from '../modules/source';
+import type { ModuleTestResult } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError } from './errors';
-import { withoutCredentials } from '../modules/source';
 import { readModuleDir } from './module-dir';
-import type { ModuleTestResult } from '../vocabulary';
 
 export interface ModuleSource {
   repository?: string;
@@ -52,7 +52,13 @@ export async function pushModule(client: Client, dir: string, options: PushOptio
   const files = await listModuleFiles(root);
   const [archive, source] = await Promise.all([packDirectory(root, files), gitSource(root)]);
   const digest = sha256(archive);
-  const variables = { digest, source: source ?? null, tags: options.tags.length ? options.tags : null, testResult: options.testResult ?? null, force: options.force ?? null };
+  const variables = {
+    digest,
+    source: source ?? null,
+    tags: options.tags.length ? options.tags : null,
+    testResult: options.testResult ?? null,
+    force: options.force ?? null,
+  };
 
   // Unchanged content: one small request moves the tags, and the archive never leaves this machine.
   let published: Published | undefined;
@@ -63,7 +69,9 @@ export async function pushModule(client: Client, dir: string, options: PushOptio
     if (!(error instanceof ApiError && error.code === 'NOT_FOUND')) throw error;
   }
   if (!published) {
-    published = (await client.upload<{ publishModuleVersion: Published }>(PUBLISH, variables, 'artifact', archive, `${manifest.namespace}-${manifest.name}.tar.gz`)).publishModuleVersion;
+    published = (
+      await client.upload<{ publishModuleVersion: Published }>(PUBLISH, variables, 'artifact', archive, `${manifest.namespace}-${manifest.name}.tar.gz`)
+    ).publishModuleVersion;
     uploaded = true;
   }
   return {

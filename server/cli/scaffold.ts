@@ -13,9 +13,18 @@ const pascal = (name: string) => name.replace(/(^|-)([a-z0-9])/g, (_m, _d, c: st
 
 /** Writes the skeleton into `dir/NAME` (default: the repository's executors/); returns the files written. */
 export async function scaffoldExecutor(name: string, dir?: string): Promise<string[]> {
-  if (!nameRe.test(name)) throw new CliError(`executor name "${name}" must be lowercase letters, digits and dashes, 2 to 42 characters, starting with a letter (e.g. slurm or ray-cluster)`);
+  if (!nameRe.test(name))
+    throw new CliError(
+      `executor name "${name}" must be lowercase letters, digits and dashes, 2 to 42 characters, starting with a letter (e.g. slurm or ray-cluster)`,
+    );
   const target = path.resolve(dir ?? path.join(repoRoot, 'executors'), name);
-  if (await access(target).then(() => true, () => false)) throw new CliError(`${target} already exists: choose another NAME or --dir`);
+  if (
+    await access(target).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new CliError(`${target} already exists: choose another NAME or --dir`);
   // Imports reach the SDK by a relative path, so the skeleton works wherever in (or beside) the repository it lands.
   let plugins = path.relative(target, path.join(repoRoot, 'plugins')).split(path.sep).join('/');
   if (!plugins.startsWith('.')) plugins = `./${plugins}`;
@@ -29,7 +38,11 @@ export async function scaffoldExecutor(name: string, dir?: string): Promise<stri
   return Object.keys(files).map((f) => path.join(target, f));
 }
 
-const indexTs = (name: string, type: string, plugins: string) => `// The \`${name}\` executor: runs a module as a job on a backend, follows it by polling, stops it on cancel.
+const indexTs = (
+  name: string,
+  type: string,
+  plugins: string,
+) => `// The \`${name}\` executor: runs a module as a job on a backend, follows it by polling, stops it on cancel.
 // Scaffolded by \`npx atelier executor new ${name}\`. \`createInMemoryBackend\` stands in for your system so the
 // contract (${name}.test.ts) passes from the start: write a \`${type}Backend\` for the real API and pass it in.
 import { cancelled, defineExecutor, failed, succeeded, type Executor, type TaskContext, type TaskOutcome } from '${plugins}/sdk';
@@ -157,7 +170,11 @@ export function createInMemoryBackend(): ${type}Backend & { jobsStarted(): numbe
 }
 `;
 
-const testTs = (name: string, type: string, plugins: string) => `// The executor contract (plugins/testkit.ts) for \`${name}\`, against the in-memory backend. When you write the real
+const testTs = (
+  name: string,
+  type: string,
+  plugins: string,
+) => `// The executor contract (plugins/testkit.ts) for \`${name}\`, against the in-memory backend. When you write the real
 // backend, run the same contract against a stand-in of its API (see test/stand-ins/ for Databricks and Kubernetes).
 import { executorContract } from '${plugins}/testkit';
 import { createInMemoryBackend, create${type}Executor } from './index';

@@ -1,7 +1,7 @@
 // `atelier schedule …`: create, list, show, pause, resume and delete the cron schedules that start workflow runs.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseParam, positiveInt } from './options';
 import { ApiError, type Client } from './client';
+import { parseParam, positiveInt } from './options';
 
 interface ScheduleView {
   id: string;
@@ -25,7 +25,6 @@ interface FireView {
 }
 
 const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap startAt endAt workflow { name } nextFireTimes(count: $count)';
-
 
 function dateTime(raw: string): string {
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);
@@ -54,36 +53,62 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
     .requiredOption('--cron <expr>', 'cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first')
     .option('--tz <zone>', 'IANA time zone the cron expression is read in', 'UTC')
     .option('-p, --param <key=value>', 'run parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
-    .addOption(new Option('--catch-up <policy>', 'missed fire times (control plane down, schedule paused): run none, the latest once, or all up to --catch-up-limit').choices(['skip', 'latest', 'all']).default('skip'))
+    .addOption(
+      new Option('--catch-up <policy>', 'missed fire times (control plane down, schedule paused): run none, the latest once, or all up to --catch-up-limit')
+        .choices(['skip', 'latest', 'all'])
+        .default('skip'),
+    )
     .option('--catch-up-limit <n>', 'with --catch-up all: most missed fire times run', positiveInt)
-    .addOption(new Option('--overlap <policy>', 'when the previous run is still going: start anyway, skip, or cancel it').choices(['allow', 'skip', 'cancel-previous']).default('skip'))
+    .addOption(
+      new Option('--overlap <policy>', 'when the previous run is still going: start anyway, skip, or cancel it')
+        .choices(['allow', 'skip', 'cancel-previous'])
+        .default('skip'),
+    )
     .option('--name <name>', 'unique per workflow (default: the cron expression)')
     .option('--start <datetime>', 'no fire time before this (ISO 8601)', dateTime)
     .option('--end <datetime>', 'no fire time after this (ISO 8601)', dateTime)
     .option('--paused', 'create it paused')
     .option('-q, --quiet', 'print only the schedule id')
-    .action(async (workflow: string, opts: { cron: string; tz: string; param?: Record<string, unknown>; catchUp: string; catchUpLimit?: number; overlap: string; name?: string; start?: string; end?: string; paused?: boolean; quiet?: boolean }, command: Command) => {
-      const { createSchedule } = await connect(command).request<{ createSchedule: ScheduleView }>(
-        `mutation ($input: CreateScheduleInput!, $count: Int) { createSchedule(input: $input) { ${SCHEDULE_FIELDS} } }`,
-        {
-          count: 3,
-          input: {
-            workflow,
-            cron: opts.cron,
-            timeZone: opts.tz,
-            parameters: opts.param ?? {},
-            catchUp: enumValue(opts.catchUp),
-            catchUpLimit: opts.catchUpLimit ?? null,
-            overlap: enumValue(opts.overlap),
-            name: opts.name ?? null,
-            startAt: opts.start ?? null,
-            endAt: opts.end ?? null,
-            paused: opts.paused ?? false,
-          },
+    .action(
+      async (
+        workflow: string,
+        opts: {
+          cron: string;
+          tz: string;
+          param?: Record<string, unknown>;
+          catchUp: string;
+          catchUpLimit?: number;
+          overlap: string;
+          name?: string;
+          start?: string;
+          end?: string;
+          paused?: boolean;
+          quiet?: boolean;
         },
-      );
-      console.log(opts.quiet ? createSchedule.id : `created schedule ${describe(createSchedule)}`);
-    });
+        command: Command,
+      ) => {
+        const { createSchedule } = await connect(command).request<{ createSchedule: ScheduleView }>(
+          `mutation ($input: CreateScheduleInput!, $count: Int) { createSchedule(input: $input) { ${SCHEDULE_FIELDS} } }`,
+          {
+            count: 3,
+            input: {
+              workflow,
+              cron: opts.cron,
+              timeZone: opts.tz,
+              parameters: opts.param ?? {},
+              catchUp: enumValue(opts.catchUp),
+              catchUpLimit: opts.catchUpLimit ?? null,
+              overlap: enumValue(opts.overlap),
+              name: opts.name ?? null,
+              startAt: opts.start ?? null,
+              endAt: opts.end ?? null,
+              paused: opts.paused ?? false,
+            },
+          },
+        );
+        console.log(opts.quiet ? createSchedule.id : `created schedule ${describe(createSchedule)}`);
+      },
+    );
 
   schedule
     .command('list [workflow]')
@@ -94,7 +119,8 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
         `query ($workflow: String, $count: Int) { schedules(workflow: $workflow) { ${SCHEDULE_FIELDS} } }`,
         { workflow: workflow ?? null, count: opts.next },
       );
-      if (!schedules.length) console.log(`no schedules${workflow ? ` for ${workflow}` : ''}: create one with \`atelier schedule create WORKFLOW --cron "0 9 * * *"\``);
+      if (!schedules.length)
+        console.log(`no schedules${workflow ? ` for ${workflow}` : ''}: create one with \`atelier schedule create WORKFLOW --cron "0 9 * * *"\``);
       for (const s of schedules) console.log(describe(s));
     });
 
@@ -110,7 +136,10 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
       if (!s) throw new ApiError(`There is no schedule ${id}; \`atelier schedule list\` shows them.`, 'NOT_FOUND');
       console.log(describe(s));
       if (!s.fires.length) console.log('    no fires yet');
-      for (const f of s.fires) console.log(`    ${f.fireTime}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd());
+      for (const f of s.fires)
+        console.log(
+          `    ${f.fireTime}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
+        );
     });
 
   for (const [verb, mutation, help] of [
@@ -121,7 +150,10 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
       .command(`${verb} <id>`)
       .description(help)
       .action(async (id: string, _opts: unknown, command: Command) => {
-        const result = await connect(command).request<Record<string, ScheduleView>>(`mutation ($id: ID!, $count: Int) { ${mutation}(id: $id) { ${SCHEDULE_FIELDS} } }`, { id, count: 3 });
+        const result = await connect(command).request<Record<string, ScheduleView>>(
+          `mutation ($id: ID!, $count: Int) { ${mutation}(id: $id) { ${SCHEDULE_FIELDS} } }`,
+          { id, count: 3 },
+        );
         console.log(`${verb}d schedule ${describe(result[mutation]!)}`);
       });
   }

@@ -126,7 +126,19 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
     let task = tasks.get(node);
     if (!task) {
       // Map items appear once the run has created them.
-      task = { node, status: 'PENDING', attempt: 1, maxAttempts: 1, fraction: null, progressMessage: null, startedAt: null, finishedAt: null, durationMs: null, message: null, metrics: {} };
+      task = {
+        node,
+        status: 'PENDING',
+        attempt: 1,
+        maxAttempts: 1,
+        fraction: null,
+        progressMessage: null,
+        startedAt: null,
+        finishedAt: null,
+        durationMs: null,
+        message: null,
+        metrics: {},
+      };
       tasks.set(node, task);
     }
     return task;
@@ -148,7 +160,9 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
     }
     if (event.__typename === 'TaskLogEvent') {
       if (!options.logs) return;
-      const lines = event.lines.map((l) => `${styled(options.tty, 'dim', `[${event.node}]`)} ${event.stream === 'stderr' ? styled(options.tty, 'yellow', l) : l}`);
+      const lines = event.lines.map(
+        (l) => `${styled(options.tty, 'dim', `[${event.node}]`)} ${event.stream === 'stderr' ? styled(options.tty, 'yellow', l) : l}`,
+      );
       if (live) live.persist(lines.join('\n'));
       else for (const l of lines) print(l);
       return;
@@ -281,7 +295,8 @@ function render(title: string, runStatus: string, runStartedAt: number, tasks: T
   const nodeWidth = Math.min(24, Math.max(4, ...tasks.map((t) => t.node.length)));
   const room = Math.max(3, rows - 3);
   // Too many tasks for the screen (a wide map): the active and failed ones first, the rest counted.
-  const rank = (t: TaskState) => (['RUNNING', 'RETRYING'].includes(t.status) ? 0 : ['FAILED', 'TIMED_OUT'].includes(t.status) ? 1 : t.status === 'QUEUED' ? 2 : 3);
+  const rank = (t: TaskState) =>
+    ['RUNNING', 'RETRYING'].includes(t.status) ? 0 : ['FAILED', 'TIMED_OUT'].includes(t.status) ? 1 : t.status === 'QUEUED' ? 2 : 3;
   const shown = tasks.length <= room ? tasks : [...tasks].sort((a, b) => rank(a) - rank(b)).slice(0, room - 1);
   for (const task of shown) {
     const symbol = symbolFor(task.status, frame);
@@ -291,10 +306,15 @@ function render(title: string, runStatus: string, runStartedAt: number, tasks: T
     const pct = fraction === null ? '   ' : `${Math.round(fraction * 100)}%`.padStart(4);
     const took = elapsed(task, now);
     const duration = (took === null ? '' : formatDuration(took)).padStart(7);
-    const note = terminalTask.has(task.status) && task.status !== 'SUCCEEDED' ? `${task.status}${task.message ? `: ${oneLine(task.message)}` : ''}` : (task.progressMessage ?? (task.status === 'RUNNING' ? '' : task.status));
+    const note =
+      terminalTask.has(task.status) && task.status !== 'SUCCEEDED'
+        ? `${task.status}${task.message ? `: ${oneLine(task.message)}` : ''}`
+        : (task.progressMessage ?? (task.status === 'RUNNING' ? '' : task.status));
     const fixed = 2 + nodeWidth + 1 + 20 + 1 + 4 + 1 + 7 + 2;
     const text = truncate(note, width - fixed);
-    lines.push(`${symbol} ${node} ${bar} ${pct} ${styleText('dim', duration)}  ${task.status === 'FAILED' || task.status === 'TIMED_OUT' ? styleText('red', text) : text}`);
+    lines.push(
+      `${symbol} ${node} ${bar} ${pct} ${styleText('dim', duration)}  ${task.status === 'FAILED' || task.status === 'TIMED_OUT' ? styleText('red', text) : text}`,
+    );
   }
   if (shown.length < tasks.length) {
     const counts = new Map<string, number>();
@@ -356,7 +376,16 @@ function symbolFor(status: string, frame: number): string {
 
 function colorStatus(status: string): string {
   const s = status.trim();
-  const color = s === 'SUCCEEDED' ? 'green' : s === 'FAILED' || s === 'TIMED_OUT' ? 'red' : s === 'RUNNING' ? 'cyan' : s === 'CANCELLED' || s === 'RETRYING' ? 'yellow' : 'dim';
+  const color =
+    s === 'SUCCEEDED'
+      ? 'green'
+      : s === 'FAILED' || s === 'TIMED_OUT'
+        ? 'red'
+        : s === 'RUNNING'
+          ? 'cyan'
+          : s === 'CANCELLED' || s === 'RETRYING'
+            ? 'yellow'
+            : 'dim';
   return styleText(color, status);
 }
 
@@ -376,7 +405,10 @@ function formatNumber(value: number): string {
 
 /** A multi-line message (an exit code, then stderr's last lines) as its first and last lines: the why is last. */
 export function oneLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length <= 1) return lines[0] ?? '';
   return `${lines[0]} ${lines.length > 2 ? '… ' : ''}${lines.at(-1)}`;
 }

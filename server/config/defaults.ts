@@ -11,6 +11,9 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
 /** An executor host silent for this long is stale: not counted as live when routing and listing. */
 export const DEFAULT_HOST_STALE_MS = 15_000;
 /** What the interactive dataset catalog may show: columns at most CONFIDENTIAL, never PII. */
-export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly deniedCategories: readonly string[] } = { level: 'CONFIDENTIAL', deniedCategories: ['PII'] };
+export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly deniedCategories: readonly string[] } = {
+  level: 'CONFIDENTIAL',
+  deniedCategories: ['PII'],
+};
 /** The admin token's file name under the data dir: the control plane writes it, the CLI on the same machine reads it. */
 export const ADMIN_TOKEN_FILE = 'admin-token';

@@ -1,7 +1,7 @@
 // Configuration from environment variables, with defaults (defaults.ts) that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
-import { levels, normaliseCategories, type Level } from '../vocabulary';
+import { type Level, levels, normaliseCategories } from '../vocabulary';
 import { DEFAULT_CATALOG_CEILING, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_HOST_STALE_MS, DEFAULT_PORT } from './defaults';
 
 export interface Config {
@@ -83,7 +83,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl,
     dataDir: path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR),
     embeddedExecutor: embedded === undefined || embedded === '' ? !natsUrl : embedded === '1' || embedded === 'true',
-    pools: (env.ATELIER_POOLS || 'local,noop').split(',').map((p) => p.trim()).filter(Boolean),
+    pools: (env.ATELIER_POOLS || 'local,noop')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
@@ -99,7 +102,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
-    gitRepositories: (env.ATELIER_GIT_REPOSITORIES || '').split(',').map((r) => r.trim()).filter(Boolean),
+    gitRepositories: (env.ATELIER_GIT_REPOSITORIES || '')
+      .split(',')
+      .map((r) => r.trim())
+      .filter(Boolean),
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
     catalogCeiling: parseCatalogCeiling(env),
   };
@@ -108,19 +114,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {
   const level = (env.ATELIER_CATALOG_CEILING || DEFAULT_CATALOG_CEILING.level).trim().toUpperCase();
   if (!(levels as readonly string[]).includes(level)) {
-    throw new ConfigError(`ATELIER_CATALOG_CEILING must be one of ${levels.join(', ')}: the highest level the interactive catalog may show (got "${env.ATELIER_CATALOG_CEILING}").`);
+    throw new ConfigError(
+      `ATELIER_CATALOG_CEILING must be one of ${levels.join(', ')}: the highest level the interactive catalog may show (got "${env.ATELIER_CATALOG_CEILING}").`,
+    );
   }
   const raw = (env.ATELIER_CATALOG_DENY_CATEGORIES || DEFAULT_CATALOG_CEILING.deniedCategories.join(',')).trim();
   const { categories, bad } = normaliseCategories(raw.toLowerCase() === 'none' ? [] : raw.split(',').filter((c) => c.trim()));
   if (bad.length) {
-    throw new ConfigError(`ATELIER_CATALOG_DENY_CATEGORIES is a comma-separated list of categories such as PII,UGC (or "none"); ${bad.map((b) => `"${b}"`).join(', ')} is not one.`);
+    throw new ConfigError(
+      `ATELIER_CATALOG_DENY_CATEGORIES is a comma-separated list of categories such as PII,UGC (or "none"); ${bad.map((b) => `"${b}"`).join(', ')} is not one.`,
+    );
   }
   return { level: level as Level, deniedCategories: categories };
 }
 
 function parsePoolCounts(name: string, raw: string | undefined, example: string): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const part of (raw ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (raw ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9_.-]+)=(\d+)$/.exec(part);
     if (!m || Number(m[2]) < 1) throw new ConfigError(`${name}: "${part}" should look like pool=N with N ≥ 1 (e.g. ${example}).`);
     counts[m[1]!] = Number(m[2]);

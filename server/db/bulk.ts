@@ -1,8 +1,8 @@
 // Multi-row writes that stay fast at 10k rows: the rows travel as one JSON parameter expanded by
 // json_populate_recordset, instead of one bound parameter per cell (which costs more to build than to run).
-import { getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
+import { getTableColumns, getTableName, type SQL, sql } from 'drizzle-orm';
 import type { PgTable } from 'drizzle-orm/pg-core';
-import { queryRows, type Db, type Tx } from './client';
+import { type Db, queryRows, type Tx } from './client';
 
 const CHUNK = 5000;
 

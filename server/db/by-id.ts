@@ -6,11 +6,11 @@ import type { Db } from './client';
 import { hotClusters } from './tables/executors';
 import { auditEvents, datasets, declassifications } from './tables/governance';
 import { identities } from './tables/identities';
-import { moduleVersions, modules } from './tables/modules';
+import { modules, moduleVersions } from './tables/modules';
 import { runs, tasks } from './tables/runs';
 import { schedules } from './tables/schedules';
 import { teams } from './tables/teams';
-import { workflowVersions, workflows } from './tables/workflows';
+import { workflows, workflowVersions } from './tables/workflows';
 
 const tables: [string, PgTable & { id: never }][] = [
   ['Run', runs],
@@ -31,6 +31,18 @@ const tables: [string, PgTable & { id: never }][] = [
 /** Each table's row with this id (undefined where none has it), in a fixed order of types; `id` must be a UUID. */
 export function rowsWithId(db: Db, id: string): Promise<(readonly [string, object | undefined])[]> {
   return Promise.all(
-    tables.map(async ([type, table]) => [type, (await db.select().from(table as never).where(eq((table as never as { id: never }).id, id as never)).limit(1))[0] as object | undefined] as const),
+    tables.map(
+      async ([type, table]) =>
+        [
+          type,
+          (
+            await db
+              .select()
+              .from(table as never)
+              .where(eq((table as never as { id: never }).id, id as never))
+              .limit(1)
+          )[0] as object | undefined,
+        ] as const,
+    ),
   );
 }

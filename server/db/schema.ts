@@ -1,13 +1,14 @@
 // Every table, for drizzle's relational queries and drizzle-kit.
-export * from './tables/identities';
-export * from './tables/tokens';
-export * from './tables/teams';
-export * from './tables/modules';
-export * from './tables/workflows';
-export * from './tables/runs';
-export * from './tables/task-events';
-export * from './tables/outbox';
-export * from './tables/schedules';
-export * from './tables/governance';
+
 export * from './tables/cache';
 export * from './tables/executors';
+export * from './tables/governance';
+export * from './tables/identities';
+export * from './tables/modules';
+export * from './tables/outbox';
+export * from './tables/runs';
+export * from './tables/schedules';
+export * from './tables/task-events';
+export * from './tables/teams';
+export * from './tables/tokens';
+export * from './tables/workflows';

@@ -1,4 +1,5 @@
 import type { RunStatus, TaskStatus } from '../vocabulary';
+
 // The live feed of run events that subscriptions read. Published once per event after the state it reports
 // has committed; every subscriber of a run shares the same event object.
 

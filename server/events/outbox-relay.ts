@@ -2,9 +2,9 @@
 // marks them published. Rows are claimed with SKIP LOCKED so several replicas can relay side by side; a
 // row published twice (a crash before it was marked) is dropped by the bus's message-id dedupe.
 import { sql } from 'drizzle-orm';
-import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import type { Bus } from '../../plugins/bus/types';
-import { queryRows, type Db } from '../db/client';
+import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import { type Db, queryRows } from '../db/client';
 
 export interface OutboxRelay {
   start(): void;

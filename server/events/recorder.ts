@@ -1,7 +1,8 @@
 // The event recorder: takes executor events off the bus in batches and hands them to the orchestrator (task
 // state, logs, metrics, results) and the hot-cluster service; also records the hosts' heartbeats.
-import type { ExecutorEvent, HostHeartbeat } from '../../plugins/protocol';
+
 import type { Bus, Subscription } from '../../plugins/bus/types';
+import type { ExecutorEvent, HostHeartbeat } from '../../plugins/protocol';
 import type { Service } from '../lifecycle';
 
 export interface EventRecorderOptions {

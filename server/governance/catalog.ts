@@ -3,15 +3,15 @@
 // a column outside (a raised label, lineage, a new version with unclassified columns) withdraws it. Every
 // publication, refusal and withdrawal is audited.
 import { and, desc, eq } from 'drizzle-orm';
+import { AuditedDenial, audit, audited } from '../audit/audit';
 import type { AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
-import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tables/governance';
+import { columnLabels, type Dataset, datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
-import { audit, audited, AuditedDenial } from '../audit/audit';
-import { formatLabel, labelOf } from './labels';
 import { type Label, type Level, levels } from '../vocabulary';
+import { formatLabel, labelOf } from './labels';
 
 export interface CatalogCeiling {
   level: Level;
@@ -49,7 +49,12 @@ export function catalogBlockers(labels: Map<string, Label>, ceiling: CatalogCeil
 /** The labels of the latest version's columns (UNCLASSIFIED where none is set). */
 async function latestLabels(db: Db | Tx, datasetId: string): Promise<Map<string, Label>> {
   const [[version], rows] = await Promise.all([
-    db.select({ columns: datasetVersions.columns }).from(datasetVersions).where(eq(datasetVersions.datasetId, datasetId)).orderBy(desc(datasetVersions.version)).limit(1),
+    db
+      .select({ columns: datasetVersions.columns })
+      .from(datasetVersions)
+      .where(eq(datasetVersions.datasetId, datasetId))
+      .orderBy(desc(datasetVersions.version))
+      .limit(1),
     db.select().from(columnLabels).where(eq(columnLabels.datasetId, datasetId)),
   ]);
   const byColumn = new Map(rows.map((r) => [r.column, r]));
@@ -78,7 +83,10 @@ async function assertMayManage(tx: Tx, ability: AppAbility, identity: Identity, 
     await assertMayWriteNamespace(tx, ability, dataset.namespace);
   } catch (error) {
     if (!(error instanceof AtelierError) || error.code !== 'FORBIDDEN') throw error;
-    throw new AuditedDenial({ identity, action, decision: 'deny', subject: `dataset:${dataset.namespace}/${dataset.name}`, rule: `writers of namespace "${dataset.namespace}" only` }, error.message);
+    throw new AuditedDenial(
+      { identity, action, decision: 'deny', subject: `dataset:${dataset.namespace}/${dataset.name}`, rule: `writers of namespace "${dataset.namespace}" only` },
+      error.message,
+    );
   }
 }
 
@@ -97,7 +105,11 @@ export async function publishDatasetToCatalog(db: Db, ability: AppAbility, ident
         );
       }
       if (dataset.catalogPublishedAt) return dataset;
-      const [published] = await tx.update(datasets).set({ catalogPublishedAt: new Date(), catalogPublishedBy: identity.id }).where(eq(datasets.id, dataset.id)).returning();
+      const [published] = await tx
+        .update(datasets)
+        .set({ catalogPublishedAt: new Date(), catalogPublishedBy: identity.id })
+        .where(eq(datasets.id, dataset.id))
+        .returning();
       await audit(tx, { identity, action: 'catalog.publish', decision: 'allow', subject, rule: ceilingRule(ceiling) });
       return published!;
     }),
@@ -112,7 +124,14 @@ export async function withdrawDatasetFromCatalog(db: Db, ability: AppAbility, id
       await assertMayManage(tx, ability, identity, dataset, 'catalog.withdraw');
       if (!dataset.catalogPublishedAt) return dataset;
       const [withdrawn] = await tx.update(datasets).set({ catalogPublishedAt: null, catalogPublishedBy: null }).where(eq(datasets.id, dataset.id)).returning();
-      await audit(tx, { identity, action: 'catalog.withdraw', decision: 'allow', subject: `dataset:${name}`, rule: `writers of namespace "${dataset.namespace}" may withdraw`, details: { reason } });
+      await audit(tx, {
+        identity,
+        action: 'catalog.withdraw',
+        decision: 'allow',
+        subject: `dataset:${name}`,
+        rule: `writers of namespace "${dataset.namespace}" may withdraw`,
+        details: { reason },
+      });
       return withdrawn!;
     }),
   );

@@ -2,17 +2,26 @@
 // without a second person), declassification with an approver who is not its author, lineage recomputation,
 // and the audit record every one of these writes.
 import { and, desc, eq, inArray } from 'drizzle-orm';
-import { isAdmin, namespaceSubject, type AppAbility } from '../auth/ability';
+import { AuditedDenial, audit, audited } from '../audit/audit';
+import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
-import { columnLabels, datasetVersions, datasets, declassifications, type ColumnLabel, type Dataset, type DatasetVersion, type Declassification } from '../db/tables/governance';
+import {
+  type ColumnLabel,
+  columnLabels,
+  type Dataset,
+  type DatasetVersion,
+  type Declassification,
+  datasets,
+  datasetVersions,
+  declassifications,
+} from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { parseModuleRef } from '../modules/ref';
 import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
-import { audit, audited, AuditedDenial } from '../audit/audit';
-import { withdrawIfOutsideCeiling, type CatalogCeiling } from './catalog';
-import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
 import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
+import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
+import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
 
 const nameRe = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 const columnRe = /^[A-Za-z_][A-Za-z0-9_.$-]{0,255}$/;
@@ -30,11 +39,15 @@ function checkLabel(input: LabelInput, path: string): Label {
 }
 
 export { labelOf };
+
 const computedOf = (row: ColumnLabel | undefined): Label | null =>
   row?.computedLevel ? { level: row.computedLevel as Label['level'], categories: row.computedCategories ?? [] } : null;
 
 export async function datasetWithName(db: Db | Tx, namespace: string, name: string): Promise<Dataset | null> {
-  const [row] = await db.select().from(datasets).where(and(eq(datasets.namespace, namespace), eq(datasets.name, name)));
+  const [row] = await db
+    .select()
+    .from(datasets)
+    .where(and(eq(datasets.namespace, namespace), eq(datasets.name, name)));
   return row ?? null;
 }
 
@@ -75,7 +88,8 @@ function checkVersion(input: Pick<CreateDatasetInput, 'columns' | 'digest' | 'sa
 /** Creates a dataset with its first version; columns given a label are classified, the rest stay UNCLASSIFIED. */
 export async function createDataset(db: Db, ability: AppAbility, identity: Identity, input: CreateDatasetInput): Promise<Dataset> {
   const { namespace, name } = parseModuleRef(input.name);
-  if (!name || !nameRe.test(namespace) || !nameRe.test(name) || input.name.includes('@')) throw badInput(`"${input.name}" is not a dataset name; use namespace/name in lowercase.`);
+  if (!name || !nameRe.test(namespace) || !nameRe.test(name) || input.name.includes('@'))
+    throw badInput(`"${input.name}" is not a dataset name; use namespace/name in lowercase.`);
   if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
   const labels = checkVersion(input);
   return db.transaction(async (tx) => {
@@ -86,10 +100,28 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
       .onConflictDoNothing()
       .returning();
     if (!dataset) throw new AtelierError('CONFLICT', `Dataset ${input.name} already exists; add a version to it with addDatasetVersion.`);
-    await tx.insert(datasetVersions).values({ datasetId: dataset.id, version: 1, columns: input.columns.map(({ name: n, type }) => ({ name: n, type })), digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
-    const classified = input.columns.flatMap((c, i) => (labels[i] ? [{ datasetId: dataset.id, column: c.name, level: labels[i]!.level, categories: labels[i]!.categories, setBy: identity.id, reason: 'set at creation' }] : []));
+    await tx.insert(datasetVersions).values({
+      datasetId: dataset.id,
+      version: 1,
+      columns: input.columns.map(({ name: n, type }) => ({ name: n, type })),
+      digest: input.digest,
+      sample: input.sample ?? null,
+      createdBy: identity.id,
+    });
+    const classified = input.columns.flatMap((c, i) =>
+      labels[i]
+        ? [{ datasetId: dataset.id, column: c.name, level: labels[i]!.level, categories: labels[i]!.categories, setBy: identity.id, reason: 'set at creation' }]
+        : [],
+    );
     if (classified.length) await tx.insert(columnLabels).values(classified);
-    await audit(tx, { identity, action: 'dataset.create', decision: 'allow', subject: `dataset:${input.name}`, rule: `member of the team owning namespace "${namespace}"`, details: { domain: input.domain, columns: input.columns.length, classified: classified.length } });
+    await audit(tx, {
+      identity,
+      action: 'dataset.create',
+      decision: 'allow',
+      subject: `dataset:${input.name}`,
+      rule: `member of the team owning namespace "${namespace}"`,
+      details: { domain: input.domain, columns: input.columns.length, classified: classified.length },
+    });
     return dataset;
   });
 }
@@ -114,18 +146,34 @@ export async function addDatasetVersion(
     await assertMayWriteNamespace(tx, ability, dataset.namespace);
     const [locked] = await tx.select().from(datasets).where(eq(datasets.id, dataset.id)).for('update');
     const latest = await latestVersion(tx, dataset.id);
-    if (latest.digest === input.digest && JSON.stringify(latest.columns) === JSON.stringify(columns)) return { dataset: locked!, version: latest.version, created: false };
+    if (latest.digest === input.digest && JSON.stringify(latest.columns) === JSON.stringify(columns))
+      return { dataset: locked!, version: latest.version, created: false };
     const existing = new Map((await tx.select().from(columnLabels).where(eq(columnLabels.datasetId, dataset.id))).map((r) => [r.column, r]));
     const classified = input.columns.flatMap((c, i) => {
       const label = labels[i];
       if (!label) return [];
       const current = existing.get(c.name);
       if (current && !sameLabel(labelOf(current), label)) {
-        throw badInput(`columns.${i}.label: ${c.name} is already ${formatLabel(labelOf(current))}; change it with setColumnLabel (up) or requestDeclassification (down).`);
+        throw badInput(
+          `columns.${i}.label: ${c.name} is already ${formatLabel(labelOf(current))}; change it with setColumnLabel (up) or requestDeclassification (down).`,
+        );
       }
-      return current ? [] : [{ datasetId: dataset.id, column: c.name, level: label.level, categories: label.categories, setBy: identity.id, reason: `set with version ${latest.version + 1}` }];
+      return current
+        ? []
+        : [
+            {
+              datasetId: dataset.id,
+              column: c.name,
+              level: label.level,
+              categories: label.categories,
+              setBy: identity.id,
+              reason: `set with version ${latest.version + 1}`,
+            },
+          ];
     });
-    await tx.insert(datasetVersions).values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
+    await tx
+      .insert(datasetVersions)
+      .values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
     if (classified.length) await tx.insert(columnLabels).values(classified);
     const added = columns.filter((c) => !latest.columns.some((l) => l.name === c.name)).map((c) => c.name);
     await audit(tx, {
@@ -134,7 +182,13 @@ export async function addDatasetVersion(
       decision: 'allow',
       subject: `dataset:${input.name}`,
       rule: `member of the team owning namespace "${dataset.namespace}"`,
-      details: { version: latest.version + 1, digest: input.digest, added, removed: latest.columns.filter((l) => !columns.some((c) => c.name === l.name)).map((l) => l.name), classified: classified.length },
+      details: {
+        version: latest.version + 1,
+        digest: input.digest,
+        added,
+        removed: latest.columns.filter((l) => !columns.some((c) => c.name === l.name)).map((l) => l.name),
+        classified: classified.length,
+      },
     });
     await withdrawIfOutsideCeiling(tx, dataset.id, catalog, identity, `version ${latest.version + 1}`);
     const [after] = await tx.select().from(datasets).where(eq(datasets.id, dataset.id));
@@ -166,7 +220,8 @@ export async function datasetColumns(db: Db, datasetId: string): Promise<ColumnV
 }
 
 /** Every column label row of a dataset (set and computed labels), in no particular order. */
-export const columnLabelRows = (db: Db | Tx, datasetId: string): Promise<ColumnLabel[]> => db.select().from(columnLabels).where(eq(columnLabels.datasetId, datasetId));
+export const columnLabelRows = (db: Db | Tx, datasetId: string): Promise<ColumnLabel[]> =>
+  db.select().from(columnLabels).where(eq(columnLabels.datasetId, datasetId));
 
 export async function latestVersion(db: Db | Tx, datasetId: string) {
   const [v] = await db.select().from(datasetVersions).where(eq(datasetVersions.datasetId, datasetId)).orderBy(desc(datasetVersions.version)).limit(1);
@@ -176,7 +231,11 @@ export async function latestVersion(db: Db | Tx, datasetId: string) {
 async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
   const version = await latestVersion(tx, dataset.id);
   if (!version.columns.some((c) => c.name === column)) throw notFound(`Dataset ${dataset.namespace}/${dataset.name} has no column "${column}".`);
-  const [row] = await tx.select().from(columnLabels).where(and(eq(columnLabels.datasetId, dataset.id), eq(columnLabels.column, column))).for('update');
+  const [row] = await tx
+    .select()
+    .from(columnLabels)
+    .where(and(eq(columnLabels.datasetId, dataset.id), eq(columnLabels.column, column)))
+    .for('update');
   return row;
 }
 
@@ -184,36 +243,77 @@ async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
  * Classifies a column, or raises its label. A label never goes below what lineage computed, and never goes
  * down at all here: lowering is a declassification that someone else approves.
  */
-export async function setColumnLabel(db: Db, ability: AppAbility, identity: Identity, input: { dataset: string; column: string; label: LabelInput; reason?: string }, catalog: CatalogCeiling): Promise<Label> {
+export async function setColumnLabel(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { dataset: string; column: string; label: LabelInput; reason?: string },
+  catalog: CatalogCeiling,
+): Promise<Label> {
   const wanted = checkLabel(input.label, 'label');
   return audited(db, () =>
     db.transaction(async (tx) => {
-    const dataset = await findDataset(tx, input.dataset);
-    await assertMayWriteNamespace(tx, ability, dataset.namespace);
-    const row = await lockLabel(tx, dataset, input.column);
-    const subject = `dataset:${input.dataset}.${input.column}`;
-    const computed = computedOf(row);
-    if (computed && !leq(computed, wanted)) {
-      throw new AuditedDenial({ identity, action: 'label.set', decision: 'deny', subject, rule: 'a label is never below the one computed from lineage', details: { wanted: formatLabel(wanted), computed: formatLabel(computed) } }, `${formatLabel(wanted)} is below ${formatLabel(computed)}, which lineage computed for ${input.dataset}.${input.column} from its sources; a label can never be below its computed one.`);
-    }
-    const current = labelOf(row);
-    if (row && !leq(current, wanted)) {
-      throw new AuditedDenial({ identity, action: 'label.set', decision: 'deny', subject, rule: 'labels only go up without an approved declassification', details: { wanted: formatLabel(wanted), current: formatLabel(current) } }, `${input.dataset}.${input.column} is ${formatLabel(current)}; lowering it to ${formatLabel(wanted)} is a declassification: request one (requestDeclassification) for someone else to approve.`);
-    }
-    await writeLabel(tx, dataset.id, input.column, wanted, identity, input.reason ?? null);
-    await audit(tx, { identity, action: 'label.set', decision: 'allow', subject, rule: row ? 'raising a label' : 'first classification', details: { from: formatLabel(current), to: formatLabel(wanted), reason: input.reason ?? null } });
-    await withdrawIfOutsideCeiling(tx, dataset.id, catalog, identity, `${input.column} labelled ${formatLabel(wanted)}`);
-    return wanted;
+      const dataset = await findDataset(tx, input.dataset);
+      await assertMayWriteNamespace(tx, ability, dataset.namespace);
+      const row = await lockLabel(tx, dataset, input.column);
+      const subject = `dataset:${input.dataset}.${input.column}`;
+      const computed = computedOf(row);
+      if (computed && !leq(computed, wanted)) {
+        throw new AuditedDenial(
+          {
+            identity,
+            action: 'label.set',
+            decision: 'deny',
+            subject,
+            rule: 'a label is never below the one computed from lineage',
+            details: { wanted: formatLabel(wanted), computed: formatLabel(computed) },
+          },
+          `${formatLabel(wanted)} is below ${formatLabel(computed)}, which lineage computed for ${input.dataset}.${input.column} from its sources; a label can never be below its computed one.`,
+        );
+      }
+      const current = labelOf(row);
+      if (row && !leq(current, wanted)) {
+        throw new AuditedDenial(
+          {
+            identity,
+            action: 'label.set',
+            decision: 'deny',
+            subject,
+            rule: 'labels only go up without an approved declassification',
+            details: { wanted: formatLabel(wanted), current: formatLabel(current) },
+          },
+          `${input.dataset}.${input.column} is ${formatLabel(current)}; lowering it to ${formatLabel(wanted)} is a declassification: request one (requestDeclassification) for someone else to approve.`,
+        );
+      }
+      await writeLabel(tx, dataset.id, input.column, wanted, identity, input.reason ?? null);
+      await audit(tx, {
+        identity,
+        action: 'label.set',
+        decision: 'allow',
+        subject,
+        rule: row ? 'raising a label' : 'first classification',
+        details: { from: formatLabel(current), to: formatLabel(wanted), reason: input.reason ?? null },
+      });
+      await withdrawIfOutsideCeiling(tx, dataset.id, catalog, identity, `${input.column} labelled ${formatLabel(wanted)}`);
+      return wanted;
     }),
   );
 }
 
 async function writeLabel(tx: Tx, datasetId: string, column: string, label: Label, identity: Identity | null, reason: string | null) {
   const values = { level: label.level, categories: label.categories, setBy: identity?.id ?? null, reason, updatedAt: new Date() };
-  await tx.insert(columnLabels).values({ datasetId, column, ...values }).onConflictDoUpdate({ target: [columnLabels.datasetId, columnLabels.column], set: values });
+  await tx
+    .insert(columnLabels)
+    .values({ datasetId, column, ...values })
+    .onConflictDoUpdate({ target: [columnLabels.datasetId, columnLabels.column], set: values });
 }
 
-export async function requestDeclassification(db: Db, ability: AppAbility, identity: Identity, input: { dataset: string; column: string; label: LabelInput; reason: string }): Promise<Declassification> {
+export async function requestDeclassification(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { dataset: string; column: string; label: LabelInput; reason: string },
+): Promise<Declassification> {
   const wanted = checkLabel(input.label, 'label');
   if (!input.reason.trim()) throw badInput('Say why the column may be declassified (reason).');
   return db.transaction(async (tx) => {
@@ -224,47 +324,104 @@ export async function requestDeclassification(db: Db, ability: AppAbility, ident
     const computed = computedOf(row);
     if (!row) throw badInput(`${input.dataset}.${input.column} is UNCLASSIFIED; classify it with setColumnLabel instead.`);
     if (leq(current, wanted)) throw badInput(`${formatLabel(wanted)} is not below ${formatLabel(current)}; raise labels with setColumnLabel.`);
-    if (computed && !leq(computed, wanted)) throw forbidden(`${formatLabel(wanted)} is below ${formatLabel(computed)}, which lineage computed; no declassification can go below it.`);
+    if (computed && !leq(computed, wanted))
+      throw forbidden(`${formatLabel(wanted)} is below ${formatLabel(computed)}, which lineage computed; no declassification can go below it.`);
     const [request] = await tx
       .insert(declassifications)
-      .values({ datasetId: dataset.id, column: input.column, fromLevel: current.level, fromCategories: current.categories, toLevel: wanted.level, toCategories: wanted.categories, reason: input.reason, requestedBy: identity.id })
+      .values({
+        datasetId: dataset.id,
+        column: input.column,
+        fromLevel: current.level,
+        fromCategories: current.categories,
+        toLevel: wanted.level,
+        toCategories: wanted.categories,
+        reason: input.reason,
+        requestedBy: identity.id,
+      })
       .returning();
-    await audit(tx, { identity, action: 'declassification.request', decision: 'allow', subject: `dataset:${input.dataset}.${input.column}`, rule: 'any namespace writer may ask', details: { id: request!.id, from: formatLabel(current), to: formatLabel(wanted) } });
+    await audit(tx, {
+      identity,
+      action: 'declassification.request',
+      decision: 'allow',
+      subject: `dataset:${input.dataset}.${input.column}`,
+      rule: 'any namespace writer may ask',
+      details: { id: request!.id, from: formatLabel(current), to: formatLabel(wanted) },
+    });
     return request!;
   });
 }
 
 /** Approves (and applies) or rejects a declassification. The approver may not be its author. */
-export async function decideDeclassification(db: Db, ability: AppAbility, identity: Identity, input: { id: string; approve: boolean }): Promise<Declassification> {
+export async function decideDeclassification(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { id: string; approve: boolean },
+): Promise<Declassification> {
   return audited(db, () =>
     db.transaction(async (tx) => {
-    const [request] = await tx.select().from(declassifications).where(eq(declassifications.id, input.id)).for('update');
-    if (!request) throw notFound(`No declassification ${input.id}.`);
-    const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
-    const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
-    if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
-    if (request.requestedBy === identity.id) {
-      throw new AuditedDenial({ identity, action: 'declassification.decide', decision: 'deny', subject, rule: 'the approver of a declassification is not its author', details: { id: request.id } }, 'You asked for this declassification, so someone else must decide it.');
-    }
-    const ns = await loadNamespaceSubject(tx, dataset!.namespace);
-    const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
-    if (!maySign) {
-      throw new AuditedDenial({ identity, action: 'declassification.decide', decision: 'deny', subject, rule: 'deciders are admins or members of the owning team', details: { id: request.id } }, `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`);
-    }
-    const [decided] = await tx
-      .update(declassifications)
-      .set({ state: input.approve ? 'APPROVED' : 'REJECTED', decidedBy: identity.id, decidedAt: new Date() })
-      .where(eq(declassifications.id, request.id))
-      .returning();
-    if (input.approve) {
-      // The label may have moved since the request: apply only from the label it was asked about.
-      const row = await lockLabel(tx, dataset!, request.column);
-      const from = { level: request.fromLevel as Label['level'], categories: request.fromCategories };
-      if (!sameLabel(labelOf(row), from)) throw new AtelierError('CONFLICT', `The label of ${subject.slice(8)} changed since this was asked (now ${formatLabel(labelOf(row))}); ask again.`);
-      await writeLabel(tx, dataset!.id, request.column, { level: request.toLevel as Label['level'], categories: request.toCategories }, identity, `declassified: ${request.reason}`);
-    }
-    await audit(tx, { identity, action: 'declassification.decide', decision: 'allow', subject, rule: 'decided by someone other than its author', details: { id: request.id, approved: input.approve } });
-    return decided!;
+      const [request] = await tx.select().from(declassifications).where(eq(declassifications.id, input.id)).for('update');
+      if (!request) throw notFound(`No declassification ${input.id}.`);
+      const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
+      const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
+      if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
+      if (request.requestedBy === identity.id) {
+        throw new AuditedDenial(
+          {
+            identity,
+            action: 'declassification.decide',
+            decision: 'deny',
+            subject,
+            rule: 'the approver of a declassification is not its author',
+            details: { id: request.id },
+          },
+          'You asked for this declassification, so someone else must decide it.',
+        );
+      }
+      const ns = await loadNamespaceSubject(tx, dataset!.namespace);
+      const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
+      if (!maySign) {
+        throw new AuditedDenial(
+          {
+            identity,
+            action: 'declassification.decide',
+            decision: 'deny',
+            subject,
+            rule: 'deciders are admins or members of the owning team',
+            details: { id: request.id },
+          },
+          `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`,
+        );
+      }
+      const [decided] = await tx
+        .update(declassifications)
+        .set({ state: input.approve ? 'APPROVED' : 'REJECTED', decidedBy: identity.id, decidedAt: new Date() })
+        .where(eq(declassifications.id, request.id))
+        .returning();
+      if (input.approve) {
+        // The label may have moved since the request: apply only from the label it was asked about.
+        const row = await lockLabel(tx, dataset!, request.column);
+        const from = { level: request.fromLevel as Label['level'], categories: request.fromCategories };
+        if (!sameLabel(labelOf(row), from))
+          throw new AtelierError('CONFLICT', `The label of ${subject.slice(8)} changed since this was asked (now ${formatLabel(labelOf(row))}); ask again.`);
+        await writeLabel(
+          tx,
+          dataset!.id,
+          request.column,
+          { level: request.toLevel as Label['level'], categories: request.toCategories },
+          identity,
+          `declassified: ${request.reason}`,
+        );
+      }
+      await audit(tx, {
+        identity,
+        action: 'declassification.decide',
+        decision: 'allow',
+        subject,
+        rule: 'decided by someone other than its author',
+        details: { id: request.id, approved: input.approve },
+      });
+      return decided!;
     }),
   );
 }
@@ -275,13 +432,25 @@ export async function decideDeclassification(db: Db, ability: AppAbility, identi
  * the manual one.
  */
 export async function recordComputedLabels(tx: Tx, datasetId: string, computed: Map<string, Label>, catalog: CatalogCeiling): Promise<void> {
-  const rows = await tx.select().from(columnLabels).where(and(eq(columnLabels.datasetId, datasetId), inArray(columnLabels.column, [...computed.keys()])));
+  const rows = await tx
+    .select()
+    .from(columnLabels)
+    .where(and(eq(columnLabels.datasetId, datasetId), inArray(columnLabels.column, [...computed.keys()])));
   const byColumn = new Map(rows.map((r) => [r.column, r]));
   for (const [column, label] of computed) {
     const row = byColumn.get(column);
     const effective = row ? join(labelOf(row), label) : label;
-    const values = { level: effective.level, categories: effective.categories, computedLevel: label.level, computedCategories: label.categories, updatedAt: new Date() };
-    await tx.insert(columnLabels).values({ datasetId, column, ...values, reason: 'computed from lineage' }).onConflictDoUpdate({ target: [columnLabels.datasetId, columnLabels.column], set: values });
+    const values = {
+      level: effective.level,
+      categories: effective.categories,
+      computedLevel: label.level,
+      computedCategories: label.categories,
+      updatedAt: new Date(),
+    };
+    await tx
+      .insert(columnLabels)
+      .values({ datasetId, column, ...values, reason: 'computed from lineage' })
+      .onConflictDoUpdate({ target: [columnLabels.datasetId, columnLabels.column], set: values });
   }
   // A new version's columns, and labels raised by lineage, may put the dataset outside the catalog's ceiling.
   await withdrawIfOutsideCeiling(tx, datasetId, catalog, null, 'labels computed from lineage for a new version');

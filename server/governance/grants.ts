@@ -1,8 +1,10 @@
 // Domain grants: which teams may start runs in the ad hoc and production domains (experimentation is open to
 // every member). Read once per request into the CASL ability; changed by admins, audited.
-import { and, eq } from 'drizzle-orm';
+
 import { subject } from '@casl/ability';
-import { assertCan, isAdmin, type Action, type AppAbility } from '../auth/ability';
+import { and, eq } from 'drizzle-orm';
+import { audit } from '../audit/audit';
+import { type Action, type AppAbility, assertCan, isAdmin } from '../auth/ability';
 import type { FieldSubject } from '../auth/fields';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
@@ -10,9 +12,7 @@ import type { Identity } from '../db/tables/identities';
 import type { Team } from '../db/tables/teams';
 import { badInput, forbidden } from '../errors';
 import { teamByName } from '../teams/teams';
-import { audit } from '../audit/audit';
 import { type Domain, domains } from '../vocabulary';
-
 
 /** Throws FORBIDDEN, saying which grant is missing, unless the caller may start runs in `domain`. */
 export function assertMayStartIn(ability: AppAbility, domain: Domain): void {
@@ -27,7 +27,9 @@ export function assertMayStartIn(ability: AppAbility, domain: Domain): void {
 export function assertMayIn(ability: AppAbility, action: Action, subjectType: FieldSubject, domain: Domain, what: string): void {
   assertCan(ability, action, subjectType, what);
   if (ability.can(action, subject(subjectType, { domain }))) return;
-  throw forbidden(`You may not ${what} in the ${domain} domain: that needs a grant to one of your teams; an admin runs \`npx atelier team grant TEAM ${domain}\`.`);
+  throw forbidden(
+    `You may not ${what} in the ${domain} domain: that needs a grant to one of your teams; an admin runs \`npx atelier team grant TEAM ${domain}\`.`,
+  );
 }
 
 export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identity, input: { team: string; domain: Domain; granted: boolean }): Promise<Team> {
@@ -37,7 +39,14 @@ export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identi
     const team = await teamByName(tx, input.team);
     if (input.granted) await tx.insert(domainGrants).values({ teamId: team.id, domain: input.domain, grantedBy: caller.id }).onConflictDoNothing();
     else await tx.delete(domainGrants).where(and(eq(domainGrants.teamId, team.id), eq(domainGrants.domain, input.domain)));
-    await audit(tx, { identity: caller, action: input.granted ? 'domain.grant' : 'domain.revoke', decision: 'allow', subject: `team:${team.name}`, rule: 'admins grant domains', details: { domain: input.domain } });
+    await audit(tx, {
+      identity: caller,
+      action: input.granted ? 'domain.grant' : 'domain.revoke',
+      decision: 'allow',
+      subject: `team:${team.name}`,
+      rule: 'admins grant domains',
+      details: { domain: input.domain },
+    });
     return team;
   });
 }

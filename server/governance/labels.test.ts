@@ -1,7 +1,7 @@
 // The classification lattice and lineage propagation, as pure functions.
 import { describe, expect, it } from 'vitest';
-import { join, joinAll, leq, propagate, unclassified } from './labels';
 import type { Label } from '../vocabulary';
+import { join, joinAll, leq, propagate, unclassified } from './labels';
 
 const L = (level: Label['level'], ...categories: string[]): Label => ({ level, categories: categories.sort() });
 
@@ -34,7 +34,14 @@ describe('labels form a lattice', () => {
 
 describe('propagation from lineage', () => {
   const inputs = new Map([
-    ['users', new Map([['id', L('INTERNAL')], ['email', L('RESTRICTED', 'PII')], ['age', L('CONFIDENTIAL', 'PII')]])],
+    [
+      'users',
+      new Map([
+        ['id', L('INTERNAL')],
+        ['email', L('RESTRICTED', 'PII')],
+        ['age', L('CONFIDENTIAL', 'PII')],
+      ]),
+    ],
     ['events', new Map([['clicks', L('PUBLIC')]])],
   ]);
 

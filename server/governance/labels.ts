@@ -3,8 +3,7 @@
 // union of categories; `a ≤ b` when a's level is at most b's and a's categories are all in b's. A column with
 // no label is UNCLASSIFIED: above everything for enforcement, and reported as needing classification.
 
-import { levels, UNCLASSIFIED, type Label } from '../vocabulary';
-
+import { type Label, levels, UNCLASSIFIED } from '../vocabulary';
 
 export const unclassified = (): Label => ({ level: UNCLASSIFIED, categories: [] });
 /** The label of a stored row (a `column_labels` row or alike); no row: UNCLASSIFIED. */
@@ -36,7 +35,6 @@ export const sameLabel = (a: Label, b: Label) => leq(a, b) && leq(b, a);
 export function formatLabel(label: Label): string {
   return label.categories.length ? `${label.level}{${label.categories.join(',')}}` : label.level;
 }
-
 
 export interface LineageColumn {
   name: string;

@@ -5,16 +5,16 @@
 // above every ceiling. When a task succeeds, its output datasets get a new version whose column labels are
 // computed from the inputs' labels through the manifest's lineage.
 import { createHash } from 'node:crypto';
-import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
-import { and, desc, eq, inArray, or } from 'drizzle-orm';
+import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbility, subject } from '@casl/ability';
 import canonicalize from 'canonicalize';
+import { and, desc, eq, inArray, or } from 'drizzle-orm';
 import type { Tx } from '../db/client';
-import { columnLabels, datasetVersions, datasets, type Dataset } from '../db/tables/governance';
+import { columnLabels, type Dataset, datasets, datasetVersions } from '../db/tables/governance';
 import type { DataDenial, ModuleManifest, TaskDataAccess } from '../vocabulary';
+import { type Domain, type Label, type Level, levels } from '../vocabulary';
 import type { CatalogCeiling } from './catalog';
 import { labelOf, recordComputedLabels } from './datasets';
 import { formatLabel, propagate } from './labels';
-import { type Domain, type Label, type Level, levels } from '../vocabulary';
 
 export interface DomainPolicy {
   /** The highest level a run of the domain may read. */
@@ -42,7 +42,9 @@ export const domainPolicies: Record<Domain, DomainPolicy> = {
  * ceiling, never a denied category, never an UNCLASSIFIED column) and which datasets it may read from and write
  * to. The `cannot` rules come last, so deny overrides allow; a column matching no rule is denied.
  */
-export type DataAbility = MongoAbility<['read' | 'write', 'Dataset' | 'DatasetColumn' | (Label & ForcedSubject<'DatasetColumn'>) | ({ domain: Domain } & ForcedSubject<'Dataset'>)]>;
+export type DataAbility = MongoAbility<
+  ['read' | 'write', 'Dataset' | 'DatasetColumn' | (Label & ForcedSubject<'DatasetColumn'>) | ({ domain: Domain } & ForcedSubject<'Dataset'>)]
+>;
 
 function defineDataAbility(domain: Domain): DataAbility {
   const policy = domainPolicies[domain];
@@ -50,15 +52,24 @@ function defineDataAbility(domain: Domain): DataAbility {
   can('read', 'Dataset', ['rows'], { domain: { $in: policy.sources } });
   can('write', 'Dataset', ['rows'], { domain: { $in: policy.sinks } });
   can('read', 'DatasetColumn', ['values'], { level: { $in: levels.slice(0, levels.indexOf(policy.readCeiling) + 1) } });
-  if (policy.deniedCategories.length) cannot('read', 'DatasetColumn', ['values'], { categories: { $in: policy.deniedCategories } }).because(`${domain} runs may not read ${policy.deniedCategories.join(', ')}`);
+  if (policy.deniedCategories.length)
+    cannot('read', 'DatasetColumn', ['values'], { categories: { $in: policy.deniedCategories } }).because(
+      `${domain} runs may not read ${policy.deniedCategories.join(', ')}`,
+    );
   cannot('read', 'DatasetColumn', ['values'], { level: 'UNCLASSIFIED' }).because('an UNCLASSIFIED column is treated as the most restricted: classify it first');
   return build();
 }
 
 /** One data ability per domain: the policies are fixed, so the abilities are built once. */
-export const dataAbilities: Record<Domain, DataAbility> = Object.fromEntries(Object.keys(domainPolicies).map((d) => [d, defineDataAbility(d as Domain)])) as Record<Domain, DataAbility>;
+export const dataAbilities: Record<Domain, DataAbility> = Object.fromEntries(
+  Object.keys(domainPolicies).map((d) => [d, defineDataAbility(d as Domain)]),
+) as Record<Domain, DataAbility>;
 
-const denials = { experimentation: new Map<string, string | null>(), adhoc: new Map<string, string | null>(), production: new Map<string, string | null>() } satisfies Record<Domain, Map<string, string | null>>;
+const denials = {
+  experimentation: new Map<string, string | null>(),
+  adhoc: new Map<string, string | null>(),
+  production: new Map<string, string | null>(),
+} satisfies Record<Domain, Map<string, string | null>>;
 
 /** Null when a run of `domain` may read a column with `label`; otherwise the rule that denies it. */
 export function readDenial(domain: Domain, label: Label): string | null {
@@ -88,9 +99,10 @@ function decideRead(domain: Domain, label: Label): string | null {
 function datasetDenial(domain: Domain, action: 'read' | 'write', owner: Domain): string | null {
   if (dataAbilities[domain].can(action, subject('Dataset', { domain: owner }), 'rows')) return null;
   const policy = domainPolicies[domain];
-  return action === 'read' ? `${domain} runs may read only ${policy.sources.join(', ')} data` : `${domain} runs may write only ${policy.sinks.join(', ')} datasets`;
+  return action === 'read'
+    ? `${domain} runs may read only ${policy.sources.join(', ')} data`
+    : `${domain} runs may write only ${policy.sinks.join(', ')} datasets`;
 }
-
 
 export const hasDataPorts = (manifest: ModuleManifest) => Boolean(manifest.inputs?.some((p) => p.dataset) || manifest.outputs?.some((p) => p.dataset));
 
@@ -115,7 +127,14 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
 
   for (const port of inputPorts) {
     const dataset = byName.get(port.dataset!);
-    if (!dataset) return { denied: { rule: 'a task reads only registered datasets', message: `input "${port.name}" reads ${port.dataset}, which is not a registered dataset`, subjects: [port.dataset!] } };
+    if (!dataset)
+      return {
+        denied: {
+          rule: 'a task reads only registered datasets',
+          message: `input "${port.name}" reads ${port.dataset}, which is not a registered dataset`,
+          subjects: [port.dataset!],
+        },
+      };
     const sourceDenial = datasetDenial(domain, 'read', dataset.domain);
     if (sourceDenial) {
       return { denied: { rule: sourceDenial, message: `input "${port.name}" reads ${port.dataset}, a ${dataset.domain} dataset`, subjects: [port.dataset!] } };
@@ -124,8 +143,18 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
     const available = new Set(version!.columns.map((c) => c.name));
     const wanted = port.columns?.length ? port.columns.map((c) => c.name) : [...available];
     const missing = wanted.filter((c) => !available.has(c));
-    if (missing.length) return { denied: { rule: 'a task reads only columns its dataset has', message: `${port.dataset} has no column ${missing.join(', ')}`, subjects: missing.map((c) => `${port.dataset}.${c}`) } };
-    const labelRows = await tx.select().from(columnLabels).where(and(eq(columnLabels.datasetId, dataset.id), inArray(columnLabels.column, wanted)));
+    if (missing.length)
+      return {
+        denied: {
+          rule: 'a task reads only columns its dataset has',
+          message: `${port.dataset} has no column ${missing.join(', ')}`,
+          subjects: missing.map((c) => `${port.dataset}.${c}`),
+        },
+      };
+    const labelRows = await tx
+      .select()
+      .from(columnLabels)
+      .where(and(eq(columnLabels.datasetId, dataset.id), inArray(columnLabels.column, wanted)));
     const labels = Object.fromEntries(wanted.map((c) => [c, labelOf(labelRows.find((r) => r.column === c))]));
     const refused = wanted.map((c) => ({ column: c, rule: readDenial(domain, labels[c]!) })).filter((r) => r.rule);
     if (refused.length) {
@@ -172,7 +201,11 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
 }
 
 const digestOfValue = (value: unknown) =>
-  typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value) ? value : `sha256:${createHash('sha256').update(canonicalize(value ?? null) ?? 'null').digest('hex')}`;
+  typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value)
+    ? value
+    : `sha256:${createHash('sha256')
+        .update(canonicalize(value ?? null) ?? 'null')
+        .digest('hex')}`;
 
 /**
  * A succeeded task's output datasets: a new version each (its digest the output's value when that is a
@@ -187,11 +220,30 @@ export async function recordDatasetWrites(
     const inputs = new Map(Object.entries(w.access.inputs).map(([port, input]) => [port, new Map(Object.entries(input.labels))]));
     for (const port of (w.manifest.outputs ?? []).filter((p) => p.dataset && w.access.outputs[p.name])) {
       const { namespace, name } = splitName(port.dataset!);
-      await tx.insert(datasets).values({ namespace, name, domain: w.domain, createdBy: w.createdBy, description: `written by task ${w.taskId}` }).onConflictDoNothing();
-      const [dataset] = await tx.select().from(datasets).where(and(eq(datasets.namespace, namespace), eq(datasets.name, name))).for('update');
-      const [last] = await tx.select({ version: datasetVersions.version }).from(datasetVersions).where(eq(datasetVersions.datasetId, dataset!.id)).orderBy(desc(datasetVersions.version)).limit(1);
+      await tx
+        .insert(datasets)
+        .values({ namespace, name, domain: w.domain, createdBy: w.createdBy, description: `written by task ${w.taskId}` })
+        .onConflictDoNothing();
+      const [dataset] = await tx
+        .select()
+        .from(datasets)
+        .where(and(eq(datasets.namespace, namespace), eq(datasets.name, name)))
+        .for('update');
+      const [last] = await tx
+        .select({ version: datasetVersions.version })
+        .from(datasetVersions)
+        .where(eq(datasetVersions.datasetId, dataset!.id))
+        .orderBy(desc(datasetVersions.version))
+        .limit(1);
       const columns = (port.columns ?? []).map((c) => ({ name: c.name, type: c.type ?? 'unknown' }));
-      await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version: (last?.version ?? 0) + 1, columns, digest: digestOfValue(w.outputs[port.name]), producedByTaskId: w.taskId, createdBy: w.createdBy });
+      await tx.insert(datasetVersions).values({
+        datasetId: dataset!.id,
+        version: (last?.version ?? 0) + 1,
+        columns,
+        digest: digestOfValue(w.outputs[port.name]),
+        producedByTaskId: w.taskId,
+        createdBy: w.createdBy,
+      });
       await recordComputedLabels(tx, dataset!.id, propagate(port.columns ?? [], inputs), catalog);
     }
   }

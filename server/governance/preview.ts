@@ -2,18 +2,18 @@
 // are CASL fields (`can('read', 'DatasetRows', [columns], { dataset })`), so what a preview shows is decided
 // by `permittedFieldsOf`, and a withheld column can be used neither to filter, to sort nor to group (an oracle
 // otherwise).
-import { AbilityBuilder, createMongoAbility, subject, type ForcedSubject, type MongoAbility } from '@casl/ability';
+import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbility, subject } from '@casl/ability';
 import { permittedFieldsOf } from '@casl/ability/extra';
 import { and, desc, eq, sql } from 'drizzle-orm';
+import { type AuditEntry, audit, auditRow } from '../audit/audit';
 import type { Grants } from '../auth/ability';
 import type { Db } from '../db/client';
-import { auditEvents, columnLabels, datasetVersions, datasets } from '../db/tables/governance';
+import { auditEvents, columnLabels, datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { badInput, forbidden, notFound } from '../errors';
-import { audit, auditRow, type AuditEntry } from '../audit/audit';
+import type { Domain, Label } from '../vocabulary';
 import { labelOf } from './datasets';
 import { readDenial } from './policy';
-import type { Domain, Label } from '../vocabulary';
 
 interface DatasetRows {
   dataset: string;
@@ -65,7 +65,12 @@ export interface Preview {
  * its latest version's columns), and the allow record is written by the second (the sample) in the same
  * statement, so it is durable before any row is returned and no rows are read unless it was written.
  */
-export async function previewDataset(db: Db, caller: { identity: Identity; grants: Grants }, input: PreviewInput, options: { authorize?: boolean } = {}): Promise<Preview> {
+export async function previewDataset(
+  db: Db,
+  caller: { identity: Identity; grants: Grants },
+  input: PreviewInput,
+  options: { authorize?: boolean } = {},
+): Promise<Preview> {
   const authorize = options.authorize !== false;
   const limit = Math.min(Math.max(input.limit ?? 20, 1), 100);
   const slash = input.dataset.indexOf('/');
@@ -88,7 +93,8 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
   const used = [...(input.where ?? []).map((w) => w.column), ...(input.orderBy ? [input.orderBy.column] : []), ...(groupBy ?? [])];
   const unknown = [...(input.columns ?? []), ...used].filter((c) => !all.includes(c));
   if (unknown.length) throw badInput(`${input.dataset} has no column ${[...new Set(unknown)].join(', ')}.`);
-  if (groupBy && input.orderBy && !groupBy.includes(input.orderBy.column)) throw badInput(`With groupBy, orderBy must name a grouped column (${groupBy.join(', ') || 'none'}); groups are otherwise largest first.`);
+  if (groupBy && input.orderBy && !groupBy.includes(input.orderBy.column))
+    throw badInput(`With groupBy, orderBy must name a grouped column (${groupBy.join(', ') || 'none'}); groups are otherwise largest first.`);
   const wanted = input.columns ?? all;
   let readable = all;
   let allow: AuditEntry | null = null;
@@ -99,11 +105,25 @@ export async function previewDataset(db: Db, caller: { identity: Identity; grant
     readable = permittedColumns(defineColumnAbility(clearance, [{ dataset: input.dataset, labels }]), input.dataset, all);
     const oracles = [...new Set(used.filter((c) => !readable.includes(c)))];
     if (oracles.length) {
-      await audit(db, { identity: caller.identity, action: 'data.preview', decision: 'deny', subject: `dataset:${input.dataset}`, rule: 'a withheld column can be used neither to filter, to sort nor to group', details: { columns: oracles, clearance } });
+      await audit(db, {
+        identity: caller.identity,
+        action: 'data.preview',
+        decision: 'deny',
+        subject: `dataset:${input.dataset}`,
+        rule: 'a withheld column can be used neither to filter, to sort nor to group',
+        details: { columns: oracles, clearance },
+      });
       throw forbidden(`${oracles.join(', ')} cannot be used to filter, sort or group: not readable at your clearance.`);
     }
     const details = groupBy ? { groupBy } : { shown: wanted.filter((c) => readable.includes(c)) };
-    allow = { identity: caller.identity, action: 'data.preview', decision: 'allow', subject: `dataset:${input.dataset}`, rule: `columns within the ${clearance} read policy`, details };
+    allow = {
+      identity: caller.identity,
+      action: 'data.preview',
+      decision: 'allow',
+      subject: `dataset:${input.dataset}`,
+      rule: `columns within the ${clearance} read policy`,
+      details,
+    };
   }
   // With authorization, one statement writes the allow record and reads the sample: the record commits with
   // the read or neither happens (Postgres runs a data-modifying WITH once, to completion, read or not).

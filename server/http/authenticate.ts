@@ -31,7 +31,11 @@ export function tokenOf(credentials: Credentials): string | null {
 /** The session of a live token; throws UNAUTHENTICATED saying what to send when the token is missing or dead. */
 export async function authenticate(db: Db, credentials: Credentials): Promise<Session> {
   const token = tokenOf(credentials);
-  if (!token) throw new AtelierError('UNAUTHENTICATED', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).');
+  if (!token)
+    throw new AtelierError(
+      'UNAUTHENTICATED',
+      'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).',
+    );
   const session = await sessionForToken(db, token);
   if (!session) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
   return { token, ...session };

@@ -1,7 +1,7 @@
 // GraphQL subscriptions (and queries) over graphql-ws on `/graphql`, run through yoga's envelop so the same
 // context, document limits and validation apply as over HTTP. A connection needs a live token in its params.
 import type { Server } from 'node:http';
-import { GraphQLError, type DocumentNode, type ExecutionArgs, type execute, type subscribe } from 'graphql';
+import { type DocumentNode, type ExecutionArgs, type execute, GraphQLError, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Db } from '../db/client';
@@ -23,7 +23,13 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
       subscribe: (args) => (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs),
       onConnect: async (ctx) => Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} })),
       onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params: payload, connectionParams: ctx.connectionParams });
+        const enveloped = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          connectionParams: ctx.connectionParams,
+        });
         let document: DocumentNode;
         try {
           document = enveloped.parse(payload.query);

@@ -74,7 +74,9 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
     info = await stat(file).catch(() => null);
   }
   if (!info) {
-    res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...securityHeaders }).end(req.method === 'HEAD' ? undefined : notBuilt);
+    res
+      .writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...securityHeaders })
+      .end(req.method === 'HEAD' ? undefined : notBuilt);
     return;
   }
   const isHtml = file.endsWith('.html');

@@ -2,8 +2,8 @@
 // session from the shared token check, its CASL ability and the services; loaders live in the dataloader plugin).
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { createYoga, type YogaServerInstance } from 'graphql-yoga';
-import type { Context, Services } from '../../schema/context';
 import { schema } from '../../schema';
+import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { defineAbilityFor } from '../auth/ability';
 import { authenticate } from './authenticate';

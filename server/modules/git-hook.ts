@@ -6,17 +6,17 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AppAbility } from '../auth/ability';
-import { packDirectory, listModuleFiles, readArchiveFile } from '../artifacts/archive';
+import { listModuleFiles, packDirectory, readArchiveFile } from '../artifacts/archive';
 import type { ObjectStore } from '../artifacts/store';
+import type { AppAbility } from '../auth/ability';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { AtelierError, badInput, forbidden, type ErrorDetail } from '../errors';
+import { AtelierError, badInput, type ErrorDetail, forbidden } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
+import { MANIFEST_FILE } from '../vocabulary';
 import { parseManifest } from './manifest';
 import { publishModuleVersion } from './publish';
 import { withoutCredentials } from './source';
-import { MANIFEST_FILE } from '../vocabulary';
 
 export interface GitPushEvent {
   repository: string;
@@ -37,16 +37,26 @@ const MAX_MODULES = 200;
 
 /** Accepts our own shape (`repository`, `ref`, `commit`) and the common webhook one (`repository.clone_url`, `after`). */
 export function parsePushEvent(body: unknown): GitPushEvent {
-  if (typeof body !== 'object' || body === null) throw badInput('The body must be a JSON object: {"repository": URL, "ref": "refs/heads/main", "commit": SHA}.');
+  if (typeof body !== 'object' || body === null)
+    throw badInput('The body must be a JSON object: {"repository": URL, "ref": "refs/heads/main", "commit": SHA}.');
   const b = body as Record<string, unknown>;
   const repo = b.repository;
-  const repository = typeof repo === 'string' ? repo : typeof repo === 'object' && repo ? ((repo as Record<string, unknown>).clone_url ?? (repo as Record<string, unknown>).url) : undefined;
+  const repository =
+    typeof repo === 'string'
+      ? repo
+      : typeof repo === 'object' && repo
+        ? ((repo as Record<string, unknown>).clone_url ?? (repo as Record<string, unknown>).url)
+        : undefined;
   const commit = b.commit ?? b.after;
   const details: ErrorDetail[] = [];
-  if (typeof repository !== 'string' || !repository || repository.startsWith('-')) details.push({ path: 'repository', message: 'must be the repository URL or path the server clones' });
-  if (typeof commit !== 'string' || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit)) details.push({ path: 'commit', message: 'must be a full commit SHA (40 hex digits)' });
-  if (b.ref !== undefined && (typeof b.ref !== 'string' || b.ref.length > 256)) details.push({ path: 'ref', message: 'must be a string such as refs/heads/main' });
-  if (b.tags !== undefined && (!Array.isArray(b.tags) || b.tags.some((t) => typeof t !== 'string'))) details.push({ path: 'tags', message: 'must be a list of tag names' });
+  if (typeof repository !== 'string' || !repository || repository.startsWith('-'))
+    details.push({ path: 'repository', message: 'must be the repository URL or path the server clones' });
+  if (typeof commit !== 'string' || !/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit))
+    details.push({ path: 'commit', message: 'must be a full commit SHA (40 hex digits)' });
+  if (b.ref !== undefined && (typeof b.ref !== 'string' || b.ref.length > 256))
+    details.push({ path: 'ref', message: 'must be a string such as refs/heads/main' });
+  if (b.tags !== undefined && (!Array.isArray(b.tags) || b.tags.some((t) => typeof t !== 'string')))
+    details.push({ path: 'tags', message: 'must be a list of tag names' });
   if (details.length) throw badInput(`Not a push event: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}.`, details);
   return { repository: repository as string, commit: commit as string, ref: b.ref as string | undefined, tags: b.tags as string[] | undefined };
 }
@@ -101,7 +111,8 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
     }
     const manifests = (await git(['ls-files', '-z'], checkout)).split('\0').filter((f) => f === MANIFEST_FILE || f.endsWith(`/${MANIFEST_FILE}`));
     if (!manifests.length) throw badInput(`Commit ${event.commit.slice(0, 12)} has no ${MANIFEST_FILE}; nothing to build.`);
-    if (manifests.length > MAX_MODULES) throw badInput(`Commit ${event.commit.slice(0, 12)} has ${manifests.length} modules; one event builds at most ${MAX_MODULES}.`);
+    if (manifests.length > MAX_MODULES)
+      throw badInput(`Commit ${event.commit.slice(0, 12)} has ${manifests.length} modules; one event builds at most ${MAX_MODULES}.`);
 
     // Everything is checked before anything is published: a bad manifest or a foreign namespace publishes nothing.
     const problems: ErrorDetail[] = [];
@@ -116,14 +127,26 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
         problems.push({ path: file, message: (error as Error).message });
       }
     }
-    if (problems.length) throw new AtelierError('INVALID_MANIFEST', `Nothing was published: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems);
+    if (problems.length)
+      throw new AtelierError('INVALID_MANIFEST', `Nothing was published: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems);
     for (const namespace of new Set(built.map((b) => b.namespace))) await assertMayWriteNamespace(services.db, ability, namespace);
 
-    const source = { repository: withoutCredentials(event.repository), commit: event.commit, branch: event.ref?.replace(/^refs\/heads\//, '') ?? null, dirty: false };
+    const source = {
+      repository: withoutCredentials(event.repository),
+      commit: event.commit,
+      branch: event.ref?.replace(/^refs\/heads\//, '') ?? null,
+      dirty: false,
+    };
     const modules: GitHookResult['modules'] = [];
     for (const b of built) {
       const r = await publishModuleVersion(services.db, services.store, ability, { archive: b.archive, source, tags: event.tags }, identity);
-      modules.push({ ref: `${b.namespace}/${r.version.manifest.name}@${r.version.version}`, path: b.dir, digest: r.version.digest, created: r.created, movedTags: r.movedTags });
+      modules.push({
+        ref: `${b.namespace}/${r.version.manifest.name}@${r.version.version}`,
+        path: b.dir,
+        digest: r.version.digest,
+        created: r.created,
+        movedTags: r.movedTags,
+      });
     }
     return { repository: source.repository, commit: event.commit, modules };
   } finally {

@@ -1,6 +1,6 @@
 // The manifest: every field the issue names is accepted, and each kind of mistake is named by field and reason.
 import { describe, expect, it } from 'vitest';
-import { AtelierError } from '../errors';
+import type { AtelierError } from '../errors';
 import { checkParameters, parseManifest } from './manifest';
 
 const full = `
@@ -58,10 +58,25 @@ describe('module manifest', () => {
     ['an absolute entrypoint', full.replace('entrypoint: score.py', 'entrypoint: /etc/passwd'), 'entrypoint', 'must match pattern'],
     ['bad memory', full.replace('memory: 4Gi', 'memory: lots'), 'resources.memory', 'must match pattern'],
     ['negative gpus', full.replace('gpus: 1', 'gpus: -1'), 'resources.gpus', 'must be >= 0'],
-    ['lineage from an undeclared input', full.replace('from: [users.age]', 'from: [orders.total]'), 'outputs.0.columns.1.from.0', 'names input "orders", which is not declared under inputs'],
-    ['lineage from an undeclared column', full.replace('from: [users.age]', 'from: [users.salary]'), 'outputs.0.columns.1.from.0', 'names column "salary", which input "users" does not declare'],
+    [
+      'lineage from an undeclared input',
+      full.replace('from: [users.age]', 'from: [orders.total]'),
+      'outputs.0.columns.1.from.0',
+      'names input "orders", which is not declared under inputs',
+    ],
+    [
+      'lineage from an undeclared column',
+      full.replace('from: [users.age]', 'from: [users.salary]'),
+      'outputs.0.columns.1.from.0',
+      'names column "salary", which input "users" does not declare',
+    ],
     ['lineage without an input name', full.replace('from: [users.age]', 'from: [age]'), 'outputs.0.columns.1.from.0', 'must match pattern'],
-    ['a repeated column', full.replace('{ name: email, type: string }', '{ name: user_id, type: string }'), 'inputs.0.columns.1.name', 'repeats column "user_id"'],
+    [
+      'a repeated column',
+      full.replace('{ name: email, type: string }', '{ name: user_id, type: string }'),
+      'inputs.0.columns.1.name',
+      'repeats column "user_id"',
+    ],
     ['a bad cache block', full.replace('enabled: true', 'enabled: yes please'), 'cache.enabled', 'must be boolean'],
   ])('names the field for %s', (_what, text, path, message) => {
     const error = errorOf(text);

@@ -2,8 +2,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
-import { MANIFEST_FILE, runtimes, type ModuleManifest } from '../vocabulary';
-
+import { MANIFEST_FILE, type ModuleManifest, runtimes } from '../vocabulary';
 
 const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
 
@@ -132,7 +131,8 @@ function checkPorts(manifest: ModuleManifest): ErrorDetail[] {
   }
   manifest.outputs?.forEach((port, i) => {
     // Labels of a written dataset are computed per column: without its columns, they cannot be.
-    if (port.dataset && !port.columns?.length) problems.push({ path: `outputs.${i}.columns`, message: `must list the columns ${port.dataset} is written with, so their labels can be computed` });
+    if (port.dataset && !port.columns?.length)
+      problems.push({ path: `outputs.${i}.columns`, message: `must list the columns ${port.dataset} is written with, so their labels can be computed` });
   });
   manifest.outputs?.forEach((port, i) =>
     port.columns?.forEach((c, j) =>

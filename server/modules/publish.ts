@@ -1,18 +1,18 @@
 // Publishing a module version from an uploaded archive: verify, read its manifest, store the bytes by digest,
 // record the immutable version and move its tags, all or nothing. Same digest twice returns the existing version.
 import { and, eq, sql } from 'drizzle-orm';
-import type { AppAbility } from '../auth/ability';
-import type { ObjectStore } from '../artifacts/store';
 import { readArchiveFile } from '../artifacts/archive';
+import type { ObjectStore } from '../artifacts/store';
 import { sha256 } from '../artifacts/store';
-import { queryRows, type Db, type Tx } from '../db/client';
+import type { AppAbility } from '../auth/ability';
+import { type Db, queryRows, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
+import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/tables/modules';
 import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
+import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
 import { parseManifest } from './manifest';
 import { checkTag, moveTags } from './tags';
-import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
 
 export interface PublishInput {
   /** The tar.gz archive. Without it, `expectedDigest` must name content already published: tags move, nothing uploads. */
@@ -36,7 +36,13 @@ export interface PublishResult {
 
 export const DEFAULT_PUSH_TAG = 'latestAlpha';
 
-export async function publishModuleVersion(db: Db, store: ObjectStore, ability: AppAbility, input: PublishInput, identity: Identity | null): Promise<PublishResult> {
+export async function publishModuleVersion(
+  db: Db,
+  store: ObjectStore,
+  ability: AppAbility,
+  input: PublishInput,
+  identity: Identity | null,
+): Promise<PublishResult> {
   for (const tag of input.tags ?? []) checkTag(tag);
   if (!input.archive) return republishByDigest(db, ability, input, identity);
   const digest = sha256(input.archive);
@@ -49,24 +55,40 @@ export async function publishModuleVersion(db: Db, store: ObjectStore, ability: 
   } catch (error) {
     throw new AtelierError('INVALID_MANIFEST', `The upload is not a readable tar.gz module archive: ${(error as Error).message}`);
   }
-  if (manifestText === null) throw new AtelierError('INVALID_MANIFEST', `The archive has no ${MANIFEST_FILE} at its root; run \`npx atelier module push DIR\` on the module's directory.`);
+  if (manifestText === null)
+    throw new AtelierError(
+      'INVALID_MANIFEST',
+      `The archive has no ${MANIFEST_FILE} at its root; run \`npx atelier module push DIR\` on the module's directory.`,
+    );
   const manifest = parseManifest(manifestText);
   await assertMayWriteNamespace(db, ability, manifest.namespace);
 
   await store.put(input.archive);
   return db.transaction(async (tx) => {
-    await tx.insert(modules).values({ namespace: manifest.namespace, name: manifest.name, description: manifest.description ?? '' }).onConflictDoNothing();
+    await tx
+      .insert(modules)
+      .values({ namespace: manifest.namespace, name: manifest.name, description: manifest.description ?? '' })
+      .onConflictDoNothing();
     const [mod] = await tx
       .select()
       .from(modules)
       .where(and(eq(modules.namespace, manifest.namespace), eq(modules.name, manifest.name)))
       .for('update');
-    const [existing] = await tx.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, mod!.id), eq(moduleVersions.digest, digest)));
+    const [existing] = await tx
+      .select()
+      .from(moduleVersions)
+      .where(and(eq(moduleVersions.moduleId, mod!.id), eq(moduleVersions.digest, digest)));
     if (existing) return settle(tx, mod!.id, existing, false, input, identity);
     const version = manifest.version ?? (await nextVersion(tx, mod!.id));
-    const [clash] = await tx.select({ id: moduleVersions.id }).from(moduleVersions).where(and(eq(moduleVersions.moduleId, mod!.id), eq(moduleVersions.version, version)));
+    const [clash] = await tx
+      .select({ id: moduleVersions.id })
+      .from(moduleVersions)
+      .where(and(eq(moduleVersions.moduleId, mod!.id), eq(moduleVersions.version, version)));
     if (clash) {
-      throw new AtelierError('CONFLICT', `${manifest.namespace}/${manifest.name}@${version} already exists with different content; versions are immutable, so bump "version" in ${MANIFEST_FILE} (or remove it to number versions automatically).`);
+      throw new AtelierError(
+        'CONFLICT',
+        `${manifest.namespace}/${manifest.name}@${version} already exists with different content; versions are immutable, so bump "version" in ${MANIFEST_FILE} (or remove it to number versions automatically).`,
+      );
     }
     const [created] = await tx
       .insert(moduleVersions)
@@ -104,14 +126,24 @@ async function republishByDigest(db: Db, ability: AppAbility, input: PublishInpu
 }
 
 /** Records a new test result and moves the tags, unless the test failed. */
-async function settle(tx: Tx, moduleId: string, version: ModuleVersion, created: boolean, input: PublishInput, identity: Identity | null): Promise<PublishResult> {
+async function settle(
+  tx: Tx,
+  moduleId: string,
+  version: ModuleVersion,
+  created: boolean,
+  input: PublishInput,
+  identity: Identity | null,
+): Promise<PublishResult> {
   if (!created && input.testResult) {
     [version] = (await tx.update(moduleVersions).set({ testResult: input.testResult }).where(eq(moduleVersions.id, version.id)).returning()) as [ModuleVersion];
   }
   if (input.testResult && !input.testResult.passed) return { version, created, movedTags: [] };
   let tags = input.tags;
   if (!tags?.length) {
-    const [latest] = await tx.select({ tag: moduleTags.tag }).from(moduleTags).where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, 'latest')));
+    const [latest] = await tx
+      .select({ tag: moduleTags.tag })
+      .from(moduleTags)
+      .where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, 'latest')));
     // A module's first version is also its `latest`, so a workflow can use it without a promotion step.
     tags = latest ? [DEFAULT_PUSH_TAG] : [DEFAULT_PUSH_TAG, 'latest'];
   }

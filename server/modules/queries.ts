@@ -2,7 +2,16 @@
 // history, version usage by runs, the catalog list, and resolving a reference as a run starting now would.
 import { and, asc, countDistinct, desc, eq, ilike, inArray, max, or } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
-import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleTag, type ModuleTagEvent, type ModuleVersion } from '../db/tables/modules';
+import {
+  type Module,
+  type ModuleTag,
+  type ModuleTagEvent,
+  type ModuleVersion,
+  modules,
+  moduleTagEvents,
+  moduleTags,
+  moduleVersions,
+} from '../db/tables/modules';
 import { runs, tasks } from '../db/tables/runs';
 
 export const modulesByIds = (db: Db, ids: string[]): Promise<Module[]> => db.select().from(modules).where(inArray(modules.id, ids));
@@ -43,13 +52,21 @@ export function listModules(db: Db, filter: { namespace?: string | null; search?
   return db
     .select()
     .from(modules)
-    .where(and(filter.namespace ? eq(modules.namespace, filter.namespace) : undefined, like ? or(ilike(modules.name, like), ilike(modules.description, like)) : undefined))
+    .where(
+      and(
+        filter.namespace ? eq(modules.namespace, filter.namespace) : undefined,
+        like ? or(ilike(modules.name, like), ilike(modules.description, like)) : undefined,
+      ),
+    )
     .orderBy(asc(modules.namespace), asc(modules.name))
     .limit(1000);
 }
 
 export async function moduleByName(db: Db | Tx, namespace: string, name: string): Promise<Module | null> {
-  const [mod] = await db.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
+  const [mod] = await db
+    .select()
+    .from(modules)
+    .where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
   return mod ?? null;
 }
 
@@ -61,7 +78,10 @@ export async function taggedOrNumberedVersion(db: Db, moduleId: string, selector
     .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
     .where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, selector)));
   if (tagged) return tagged.v;
-  const [v] = await db.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, moduleId), eq(moduleVersions.version, selector)));
+  const [v] = await db
+    .select()
+    .from(moduleVersions)
+    .where(and(eq(moduleVersions.moduleId, moduleId), eq(moduleVersions.version, selector)));
   return v ?? null;
 }
 

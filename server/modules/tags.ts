@@ -4,11 +4,11 @@ import { and, desc, eq } from 'drizzle-orm';
 import type { AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { moduleTagEvents, moduleTags, moduleVersions, modules, type Module, type ModuleVersion } from '../db/tables/modules';
+import { type Module, type ModuleVersion, modules, moduleTagEvents, moduleTags, moduleVersions } from '../db/tables/modules';
 import { AtelierError, badInput, notFound } from '../errors';
-import { parseModuleRef } from './ref';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { moduleByName } from './queries';
+import { parseModuleRef } from './ref';
 
 const tagRe = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/;
 
@@ -33,10 +33,16 @@ export async function moveTags(
     );
   }
   for (const tag of tags) {
-    const [current] = await tx.select().from(moduleTags).where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, tag)));
+    const [current] = await tx
+      .select()
+      .from(moduleTags)
+      .where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, tag)));
     if (current?.versionId === version.id) continue;
     const values = { versionId: version.id, updatedBy: identity?.id ?? null, updatedAt: new Date() };
-    await tx.insert(moduleTags).values({ moduleId, tag, ...values }).onConflictDoUpdate({ target: [moduleTags.moduleId, moduleTags.tag], set: values });
+    await tx
+      .insert(moduleTags)
+      .values({ moduleId, tag, ...values })
+      .onConflictDoUpdate({ target: [moduleTags.moduleId, moduleTags.tag], set: values });
     await tx.insert(moduleTagEvents).values({
       moduleId,
       tag,
@@ -53,7 +59,11 @@ export async function moveTags(
 async function lockModule(tx: Tx, fullName: string): Promise<Module> {
   const { namespace, name } = parseModuleRef(fullName);
   if (!name || fullName.includes('@')) throw badInput(`"${fullName}" is not a module name; use namespace/name.`);
-  const [mod] = await tx.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name))).for('update');
+  const [mod] = await tx
+    .select()
+    .from(modules)
+    .where(and(eq(modules.namespace, namespace), eq(modules.name, name)))
+    .for('update');
   if (!mod) throw notFound(`No module ${fullName}; publish it first with \`npx atelier module push DIR\`.`);
   return mod;
 }
@@ -64,7 +74,10 @@ export async function findVersion(db: Db | Tx, ref: string): Promise<{ module: M
   if (!name) throw badInput(`"${ref}" is not a module reference; use namespace/name@version.`);
   const mod = await moduleByName(db, namespace, name);
   if (!mod) throw notFound(`No module ${namespace}/${name}; publish it first with \`npx atelier module push DIR\`.`);
-  const [byVersion] = await db.select().from(moduleVersions).where(and(eq(moduleVersions.moduleId, mod.id), eq(moduleVersions.version, selector)));
+  const [byVersion] = await db
+    .select()
+    .from(moduleVersions)
+    .where(and(eq(moduleVersions.moduleId, mod.id), eq(moduleVersions.version, selector)));
   if (byVersion) return { module: mod, version: byVersion };
   const [byTag] = await db
     .select({ version: moduleVersions })
@@ -104,7 +117,12 @@ export async function setModuleTag(
  * Moves a tag back to the version it pointed at before its last move. Rollbacks stack: rolling back twice
  * undoes the last two moves, as an undo history would, instead of flipping between two versions.
  */
-export async function rollbackModuleTag(db: Db, ability: AppAbility, identity: Identity, input: { module: string; tag: string; reason?: string; force?: boolean }): Promise<TagMove> {
+export async function rollbackModuleTag(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { module: string; tag: string; reason?: string; force?: boolean },
+): Promise<TagMove> {
   checkTag(input.tag);
   return db.transaction(async (tx) => {
     const mod = await lockModule(tx, input.module);
@@ -128,20 +146,32 @@ export async function rollbackModuleTag(db: Db, ability: AppAbility, identity: I
     }
     if (!target) throw new AtelierError('CONFLICT', `Tag "${input.tag}" of ${mod.namespace}/${mod.name} has no earlier version to roll back to.`);
     const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, target));
-    await moveTags(tx, mod.id, version!, [input.tag], identity, input.reason ?? `rolled back from ${previous.version}`, { force: input.force, action: 'rollback' });
+    await moveTags(tx, mod.id, version!, [input.tag], identity, input.reason ?? `rolled back from ${previous.version}`, {
+      force: input.force,
+      action: 'rollback',
+    });
     return { module: mod, tag: input.tag, version: version!, previous };
   });
 }
 
 /** Deprecates (or, with `deprecated: false`, restores) a version. Pinned runs keep working either way. */
-export async function deprecateModuleVersion(db: Db, ability: AppAbility, identity: Identity, input: { ref: string; reason?: string; deprecated: boolean }): Promise<ModuleVersion> {
+export async function deprecateModuleVersion(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { ref: string; reason?: string; deprecated: boolean },
+): Promise<ModuleVersion> {
   if (!input.ref.includes('@')) throw badInput(`Name the version: ${input.ref}@VERSION.`);
   return db.transaction(async (tx) => {
     const { module: mod, version } = await findVersion(tx, input.ref);
     await assertMayWriteNamespace(tx, ability, mod.namespace);
     const [updated] = await tx
       .update(moduleVersions)
-      .set(input.deprecated ? { deprecatedAt: new Date(), deprecatedBy: identity.id, deprecationReason: input.reason ?? null } : { deprecatedAt: null, deprecatedBy: null, deprecationReason: null })
+      .set(
+        input.deprecated
+          ? { deprecatedAt: new Date(), deprecatedBy: identity.id, deprecationReason: input.reason ?? null }
+          : { deprecatedAt: null, deprecatedBy: null, deprecationReason: null },
+      )
       .where(eq(moduleVersions.id, version.id))
       .returning();
     return updated!;

@@ -1,18 +1,19 @@
 // Which tasks of a workflow would be served from cache if it started now with these parameters: the run is planned
 // (nothing is written) and walked in dependency order, each module task's key computed from its upstreams' cached
 // outputs; a task downstream of one that executes cannot be known before then, so it is a miss.
-import type { Grants } from '../auth/ability';
+
 import { and, eq, inArray } from 'drizzle-orm';
-import type { Db } from '../db/client';
-import type { Identity } from '../db/tables/identities';
-import { runs, type Run } from '../db/tables/runs';
-import { workflowVersions, workflows } from '../db/tables/workflows';
-import { notFound } from '../errors';
-import { planRun, type PlanDefaults } from './plan';
-import { resolveRunParameters, substituteOutputs } from './spec';
+import type { Grants } from '../auth/ability';
 import { cacheable, cacheKey, cacheScope, keyComponents } from '../cache/key';
 import type { TaskCache } from '../cache/store';
+import type { Db } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { type Run, runs } from '../db/tables/runs';
+import { workflows, workflowVersions } from '../db/tables/workflows';
+import { notFound } from '../errors';
 import type { Domain } from '../vocabulary';
+import { type PlanDefaults, planRun } from './plan';
+import { resolveRunParameters, substituteOutputs } from './spec';
 
 export interface PreviewTask {
   node: string;
@@ -40,11 +41,19 @@ export interface PreviewServices {
   mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
 }
 
-export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewServices, input: PreviewInput, identity: Identity | null, grants?: Grants): Promise<PreviewTask[]> {
+export async function previewRun(
+  { db, cache, planDefaults, mayReuse }: PreviewServices,
+  input: PreviewInput,
+  identity: Identity | null,
+  grants?: Grants,
+): Promise<PreviewTask[]> {
   const [workflow] = await db.select().from(workflows).where(eq(workflows.name, input.workflow));
   if (!workflow) throw notFound(`No workflow "${input.workflow}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = input.version ?? workflow.latestVersion;
-  const [version] = await db.select().from(workflowVersions).where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+  const [version] = await db
+    .select()
+    .from(workflowVersions)
+    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
   if (!version) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   const parameters = resolveRunParameters(version.spec, input.parameters);
   return db.transaction(async (tx) => {
@@ -56,7 +65,15 @@ export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewS
       const known = result.get(node);
       if (known) return known;
       const p = byNode.get(node)!;
-      const miss = (reason: string, key: string | null = null): PreviewTask => ({ node, hit: false, key, reason, sourceTaskId: null, sourceRunId: null, savedMs: null });
+      const miss = (reason: string, key: string | null = null): PreviewTask => ({
+        node,
+        hit: false,
+        key,
+        reason,
+        sourceTaskId: null,
+        sourceRunId: null,
+        savedMs: null,
+      });
       let decided: PreviewTask;
       const upstream = [];
       for (const d of p.dependsOn) upstream.push(await visit(d));
@@ -76,12 +93,25 @@ export async function previewRun({ db, cache, planDefaults, mayReuse }: PreviewS
         });
         const key = cacheKey(components);
         const entry = (await cache.lookup(tx, [key], new Date())).get(key);
-        const [source] = entry ? await tx.select().from(runs).where(inArray(runs.id, [entry.sourceRunId])) : [];
+        const [source] = entry
+          ? await tx
+              .select()
+              .from(runs)
+              .where(inArray(runs.id, [entry.sourceRunId]))
+          : [];
         if (!entry || !source) decided = miss('no usable entry of its key', key);
         else if (!mayReuse(identity, source, grants)) decided = miss('the cached result belongs to a run you may not read', key);
         else {
           outputs.set(node, entry.outputs);
-          decided = { node, hit: true, key, reason: 'served from cache', sourceTaskId: entry.sourceTaskId, sourceRunId: entry.sourceRunId, savedMs: entry.durationMs };
+          decided = {
+            node,
+            hit: true,
+            key,
+            reason: 'served from cache',
+            sourceTaskId: entry.sourceTaskId,
+            sourceRunId: entry.sourceRunId,
+            savedMs: entry.durationMs,
+          };
         }
       }
       result.set(node, decided);

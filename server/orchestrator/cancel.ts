@@ -4,16 +4,17 @@ import { and, eq, inArray } from 'drizzle-orm';
 import { taskMessageId } from '../../plugins/protocol';
 import type { Identity } from '../db/tables/identities';
 import { outbox } from '../db/tables/outbox';
-import { runs, tasks, type Run } from '../db/tables/runs';
+import { type Run, runs, tasks } from '../db/tables/runs';
 import { AtelierError, notFound } from '../errors';
 import { notifyParent } from './composite';
-import { ACTIVE, lockRun, OPEN, taskStatusEvent, transact, type OrchestratorContext, type TxContext } from './context';
+import { ACTIVE, lockRun, OPEN, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 
 export async function cancelRun(ctx: OrchestratorContext, runId: string, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
     const run = await lockRun(tc.tx, runId);
     if (!run) throw notFound(`No run ${runId}.`);
-    if (run.status !== 'QUEUED' && run.status !== 'RUNNING') throw new AtelierError('CONFLICT', `Run ${runId} has already ended (${run.status}); there is nothing to cancel.`);
+    if (run.status !== 'QUEUED' && run.status !== 'RUNNING')
+      throw new AtelierError('CONFLICT', `Run ${runId} has already ended (${run.status}); there is nothing to cancel.`);
     return cancelInTx(tc, run, `cancelled${identity ? ` by ${identity.name}` : ''}`);
   });
 }
@@ -21,14 +22,33 @@ export async function cancelRun(ctx: OrchestratorContext, runId: string, identit
 /** Cancels a locked, active run and, through its workflow nodes, its nested runs. */
 export async function cancelInTx(tc: TxContext, run: Run, message: string): Promise<Run> {
   const { ctx, tx, step } = tc;
-  const open = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, OPEN)));
+  const open = await tx
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, run.id), inArray(tasks.status, OPEN)));
   if (open.length) {
-    await tx.update(tasks).set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: step.at }).where(inArray(tasks.id, open.map((t) => t.id)));
+    await tx
+      .update(tasks)
+      .set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: step.at })
+      .where(
+        inArray(
+          tasks.id,
+          open.map((t) => t.id),
+        ),
+      );
     // Tasks still in the outbox are stopped before dispatch; the ones on the bus get a cancel broadcast.
     const dispatched = open.filter((t) => t.kind === 'module' && ACTIVE.includes(t.status));
-    if (dispatched.length) await stopAttempts(tc, dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })), message);
+    if (dispatched.length)
+      await stopAttempts(
+        tc,
+        dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })),
+        message,
+      );
     for (const t of open) taskStatusEvent(step, t, 'CANCELLED', 'cancelled', message);
-    await ctx.cache?.release(tx, open.filter((t) => t.cacheKey).map((t) => t.id));
+    await ctx.cache?.release(
+      tx,
+      open.filter((t) => t.cacheKey).map((t) => t.id),
+    );
     for (const t of open.filter((t) => t.kind === 'workflow' && t.childRunId)) {
       const child = await lockRun(tx, t.childRunId!);
       if (child && (child.status === 'QUEUED' || child.status === 'RUNNING')) await cancelInTx(tc, child, `${message} (parent run ${run.id})`);
@@ -43,9 +63,21 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string): Prom
 /** Withdraws attempts not yet published and broadcasts a cancel for the others. */
 export async function stopAttempts({ tx, step }: TxContext, attempts: { taskId: string; attempt: number }[], reason: string): Promise<void> {
   if (!attempts.length) return;
-  await tx.delete(outbox).where(and(eq(outbox.kind, 'task'), inArray(outbox.msgId, attempts.map((a) => taskMessageId(a.taskId, a.attempt)))));
+  await tx.delete(outbox).where(
+    and(
+      eq(outbox.kind, 'task'),
+      inArray(
+        outbox.msgId,
+        attempts.map((a) => taskMessageId(a.taskId, a.attempt)),
+      ),
+    ),
+  );
   await tx.insert(outbox).values(
-    attempts.map((a) => ({ kind: 'cancel' as const, msgId: `cancel:${taskMessageId(a.taskId, a.attempt)}:${step.at.getTime()}`, payload: { taskId: a.taskId, attempt: a.attempt, reason } })),
+    attempts.map((a) => ({
+      kind: 'cancel' as const,
+      msgId: `cancel:${taskMessageId(a.taskId, a.attempt)}:${step.at.getTime()}`,
+      payload: { taskId: a.taskId, attempt: a.attempt, reason },
+    })),
   );
   step.outbox = true;
 }

@@ -2,23 +2,23 @@
 // reports back; a `map` node fans out into one task per item and ends when every item has.
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
+import { permanentFailure, succeeded } from '../../plugins/outcomes';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
-import { tasks, type NewTask, type Run, type Task } from '../db/tables/runs';
-import { workflowVersions, workflows } from '../db/tables/workflows';
+import { type NewTask, type Run, type Task, tasks } from '../db/tables/runs';
+import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, notFound } from '../errors';
 import { checkParameters } from '../modules/manifest';
-import { taskStatusEvent, type TxContext } from './context';
+import type { RunStatus } from '../vocabulary';
+import { type TxContext, taskStatusEvent } from './context';
 import { mapOutcome, nestedRunOutcome } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
 import { outputRef } from './spec';
 import { createRun } from './start';
-import type { RunStatus } from '../vocabulary';
-import { permanentFailure, succeeded } from '../../plugins/outcomes';
 
 /** A node the control plane runs itself (a nested workflow, a map) starts its next attempt: RUNNING now. */
 async function startControlPlaneAttempt({ tx, step }: TxContext, task: Task): Promise<Task> {
@@ -40,12 +40,30 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
   try {
     if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
     const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
-    const child = await createRun(tc, { workflow, version, parameters: task.parameters, trigger: 'PARENT', identity: creator ?? null, parent: running, domain: run.domain, refreshCache: run.refreshCache, cacheNamespace: run.cacheNamespace });
-    await tx.update(tasks).set({ childRunId: child.id, message: `nested run ${child.id}` }).where(eq(tasks.id, task.id));
+    const child = await createRun(tc, {
+      workflow,
+      version,
+      parameters: task.parameters,
+      trigger: 'PARENT',
+      identity: creator ?? null,
+      parent: running,
+      domain: run.domain,
+      refreshCache: run.refreshCache,
+      cacheNamespace: run.cacheNamespace,
+    });
+    await tx
+      .update(tasks)
+      .set({ childRunId: child.id, message: `nested run ${child.id}` })
+      .where(eq(tasks.id, task.id));
     return false;
   } catch (error) {
     if (!(error instanceof AtelierError)) throw error;
-    const ended = await applyOutcome(tc, running, permanentFailure('child-run-invalid', `the nested workflow ${task.workflowRef} cannot start: ${error.message}`), { at: step.at, durationMs: 0, host: null });
+    const ended = await applyOutcome(
+      tc,
+      running,
+      permanentFailure('child-run-invalid', `the nested workflow ${task.workflowRef} cannot start: ${error.message}`),
+      { at: step.at, durationMs: 0, host: null },
+    );
     return isTerminal(ended.status);
   }
 }
@@ -56,7 +74,12 @@ export async function notifyParent({ tx, step }: TxContext, run: Run, status: Ru
   const [parentTask] = await tx.select().from(tasks).where(eq(tasks.id, run.parentTaskId));
   if (!parentTask || parentTask.childRunId !== run.id || parentTask.status !== 'RUNNING') return;
   const outputs = Object.fromEntries(
-    (await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'SUCCEEDED'), isNull(tasks.mapParent)))).map((t) => [t.node, t.outputs ?? {}]),
+    (
+      await tx
+        .select({ node: tasks.node, outputs: tasks.outputs })
+        .from(tasks)
+        .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'SUCCEEDED'), isNull(tasks.mapParent)))
+    ).map((t) => [t.node, t.outputs ?? {}]),
   );
   const event: ExecutorEvent = {
     kind: 'result',
@@ -82,7 +105,10 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
   let items = task.mapOver;
   const from = outputRef(items);
   if (from) {
-    const [upstream] = await tx.select({ outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.node, from.node)));
+    const [upstream] = await tx
+      .select({ outputs: tasks.outputs })
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), eq(tasks.node, from.node)));
     items = upstream?.outputs?.[from.name];
   }
   if (!Array.isArray(items)) {
@@ -94,7 +120,8 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
   for (const [i, item] of items.entries()) {
     const parameters = { ...task.parameters, [task.mapAs ?? 'item']: item };
     const problems = checkParameters(version!.digest, version!.manifest, parameters);
-    if (problems.length) return fail('map-item-invalid', `item ${i} does not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
+    if (problems.length)
+      return fail('map-item-invalid', `item ${i} does not fit ${task.moduleRef}: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
     rows.push({
       id: randomUUID(),
       runId: run.id,
@@ -125,7 +152,10 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
   }
   await bulkInsert(tx, tasks, rows);
   for (const child of rows) taskStatusEvent(step, { id: child.id, runId: run.id, node: child.node, attempt: 0 }, 'READY');
-  await tx.update(tasks).set({ message: `${rows.length} items` }).where(eq(tasks.id, task.id));
+  await tx
+    .update(tasks)
+    .set({ message: `${rows.length} items` })
+    .where(eq(tasks.id, task.id));
   return false;
 }
 
@@ -134,11 +164,22 @@ export async function completeMaps(tc: TxContext, run: Run, parents: string[]): 
   const { tx, step } = tc;
   const ended: string[] = [];
   for (const parent of new Set(parents)) {
-    const items = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.mapParent, parent))).orderBy(asc(tasks.mapIndex));
+    const items = await tx
+      .select()
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), eq(tasks.mapParent, parent)))
+      .orderBy(asc(tasks.mapIndex));
     if (!items.every((t) => isTerminal(t.status))) continue;
-    const [node] = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.node, parent)));
+    const [node] = await tx
+      .select()
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), eq(tasks.node, parent)));
     if (!node || node.status !== 'RUNNING') continue;
-    const updated = await applyOutcome(tc, node, mapOutcome(items), { at: step.at, durationMs: step.at.getTime() - (node.startedAt?.getTime() ?? step.at.getTime()), host: null });
+    const updated = await applyOutcome(tc, node, mapOutcome(items), {
+      at: step.at,
+      durationMs: step.at.getTime() - (node.startedAt?.getTime() ?? step.at.getTime()),
+      host: null,
+    });
     if (isTerminal(updated.status)) ended.push(parent);
   }
   return ended;

@@ -5,11 +5,11 @@ import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { runs, type Run, type Task } from '../db/tables/runs';
-import type { CatalogCeiling } from '../governance/catalog';
+import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, RunFeed } from '../events/feed';
-import type { PlanDefaults } from './plan';
+import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
+import type { PlanDefaults } from './plan';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {
@@ -55,7 +55,13 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
 export const OPEN: TaskStatus[] = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'];
 export const ACTIVE: TaskStatus[] = ['QUEUED', 'RUNNING'];
 
-export const taskStatusEvent = (step: Step, t: Pick<Task, 'runId' | 'id' | 'node' | 'attempt'>, status: TaskStatus, reason: string | null = null, message: string | null = null) =>
+export const taskStatusEvent = (
+  step: Step,
+  t: Pick<Task, 'runId' | 'id' | 'node' | 'attempt'>,
+  status: TaskStatus,
+  reason: string | null = null,
+  message: string | null = null,
+) =>
   step.feed.push({ kind: 'task-status', runId: t.runId, taskId: t.id, node: t.node, status, attempt: t.attempt, reason, message, at: step.at.toISOString() });
 
 /** The run's row, locked for the rest of the transaction: every change to a run's tasks happens under it. */

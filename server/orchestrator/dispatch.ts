@@ -1,21 +1,21 @@
 // Dispatch: a run's READY tasks pass the gates (wired inputs, data access, cache), the concurrency limits, and are
 // written to the outbox as bus messages; control-plane nodes (nested workflows, maps) are started here instead.
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { permanentFailure } from '../../plugins/outcomes';
 import { taskMessageId } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
-import { tasks, type Run, type Task } from '../db/tables/runs';
+import { type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
 import { expandMap, startChildRun } from './composite';
-import { ACTIVE, taskStatusEvent, type TxContext } from './context';
+import { ACTIVE, type TxContext, taskStatusEvent } from './context';
 import { fromCache, governData } from './gates';
 import { limitedPools, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 import { substituteOutputs } from './spec';
 import { taskMessage } from './task-message';
-import { permanentFailure } from '../../plugins/outcomes';
 
 const INSERT_CHUNK = 1000;
 
@@ -23,7 +23,11 @@ const INSERT_CHUNK = 1000;
 export async function dispatch(tc: TxContext, run: Run): Promise<void> {
   const { tx } = tc;
   if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return;
-  const all = await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'))).orderBy(asc(tasks.queuedAt), asc(tasks.node));
+  const all = await tx
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY')))
+    .orderBy(asc(tasks.queuedAt), asc(tasks.node));
   if (!all.length) return;
   // Nested workflows and maps are the control plane's own work: they take no executor slot.
   const ended: string[] = [];
@@ -37,7 +41,11 @@ export async function dispatch(tc: TxContext, run: Run): Promise<void> {
     }
   }
   let ready = expanded
-    ? await tx.select().from(tasks).where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module'))).orderBy(asc(tasks.queuedAt), asc(tasks.node))
+    ? await tx
+        .select()
+        .from(tasks)
+        .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module')))
+        .orderBy(asc(tasks.queuedAt), asc(tasks.node))
     : all.filter((t) => t.kind === 'module');
   ready = await wireOutputs(tc, run, ready, ended);
   ready = await governData(tc, run, ready, ended);
@@ -52,7 +60,10 @@ export async function dispatch(tc: TxContext, run: Run): Promise<void> {
 async function withinLimits({ ctx, tx }: TxContext, run: Run, ready: Task[]): Promise<Task[]> {
   if (!ready.length) return ready;
   if (run.maxParallelTasks) {
-    const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.status, ACTIVE)));
+    const [active] = await tx
+      .select({ n: sql<number>`count(*)::int` })
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), inArray(tasks.status, ACTIVE)));
     ready = takeRunSlots(ready, run.maxParallelTasks, active?.n ?? 0);
   }
   const limited = limitedPools(ready, ctx.poolLimits);
@@ -61,7 +72,10 @@ async function withinLimits({ ctx, tx }: TxContext, run: Run, ready: Task[]): Pr
   for (const pool of limited) {
     // Serialises dispatch to a limited pool across runs (and replicas) for the rest of this transaction.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-pool:${pool}`}))`);
-    const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(tasks).where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
+    const [active] = await tx
+      .select({ n: sql<number>`count(*)::int` })
+      .from(tasks)
+      .where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
     slotsLeft.set(pool, ctx.poolLimits![pool]! - (active?.n ?? 0));
   }
   return takePoolSlots(ready, slotsLeft);
@@ -77,7 +91,12 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
   if (!wired.length) return ready;
   const upstream = [...new Set(wired.flatMap((t) => t.dependsOn))];
   const outputs = new Map(
-    (await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))).map((r) => [r.node, r.outputs ?? {}]),
+    (
+      await tx
+        .select({ node: tasks.node, outputs: tasks.outputs })
+        .from(tasks)
+        .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))
+    ).map((r) => [r.node, r.outputs ?? {}]),
   );
   const failed = new Set<string>();
   for (const task of wired) {
@@ -108,16 +127,36 @@ async function enqueue({ tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Tas
   const upstreamNodes = [...new Set(ready.flatMap((t) => t.dependsOn))];
   const outputs = new Map<string, Record<string, unknown>>();
   if (upstreamNodes.length) {
-    const rows = await tx.select({ node: tasks.node, outputs: tasks.outputs }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
+    const rows = await tx
+      .select({ node: tasks.node, outputs: tasks.outputs })
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
     for (const row of rows) outputs.set(row.node, row.outputs ?? {});
   }
   const messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!, outputs, step.at));
-  await bulkInsert(tx, outbox, messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })));
+  await bulkInsert(
+    tx,
+    outbox,
+    messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })),
+  );
   for (let i = 0; i < ready.length; i += INSERT_CHUNK) {
     const ids = ready.slice(i, i + INSERT_CHUNK).map((t) => t.id);
     await tx
       .update(tasks)
-      .set({ status: 'QUEUED', attempt: sql`${tasks.attempt} + 1`, queuedAt: step.at, startedAt: null, finishedAt: null, retryAt: null, reason: null, message: null, exitCode: null, progress: null, progressMessage: null, heartbeatAt: null })
+      .set({
+        status: 'QUEUED',
+        attempt: sql`${tasks.attempt} + 1`,
+        queuedAt: step.at,
+        startedAt: null,
+        finishedAt: null,
+        retryAt: null,
+        reason: null,
+        message: null,
+        exitCode: null,
+        progress: null,
+        progressMessage: null,
+        heartbeatAt: null,
+      })
       .where(inArray(tasks.id, ids));
   }
   for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');

@@ -1,20 +1,20 @@
 // The gates a module task passes just before dispatch: data access (decided and audited again, labels change) and
 // the cache (completed from a usable entry, or holding its key so identical tasks wait for one owner).
 import { eq, inArray, sql } from 'drizzle-orm';
+import { permanentFailure } from '../../plugins/outcomes';
+import { audit } from '../audit/audit';
+import { grantsOf } from '../auth/grants';
 import type { CacheHit } from '../cache/store';
 import { taskKeys } from '../cache/task-keys';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
-import { runs, tasks, type Run, type Task } from '../db/tables/runs';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { decideDataAccess } from '../governance/policy';
 import { completeMaps } from './composite';
-import { taskStatusEvent, type TxContext } from './context';
+import { type TxContext, taskStatusEvent } from './context';
 import { cacheHitMessage, cacheWaitMessage } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
-import { audit } from '../audit/audit';
-import { grantsOf } from '../auth/grants';
-import { permanentFailure } from '../../plugins/outcomes';
 
 /**
  * Decides, just before dispatch, which datasets and columns each task that declares some may touch (labels may
@@ -26,7 +26,11 @@ export async function governData(tc: TxContext, run: Run, ready: Task[], ended: 
   // Tasks that touch datasets were marked when the run was planned; the rest cost nothing here.
   if (!ready.some((t) => t.dataAccess)) return ready;
   const versionIds = [...new Set(ready.filter((t) => t.dataAccess).map((t) => t.moduleVersionId!))];
-  const manifests = new Map((await tx.select({ id: moduleVersions.id, manifest: moduleVersions.manifest }).from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v.manifest]));
+  const manifests = new Map(
+    (await tx.select({ id: moduleVersions.id, manifest: moduleVersions.manifest }).from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map(
+      (v) => [v.id, v.manifest],
+    ),
+  );
   const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
   const allowed: Task[] = [];
   for (const task of ready) {
@@ -38,12 +42,35 @@ export async function governData(tc: TxContext, run: Run, ready: Task[], ended: 
     const decision = await decideDataAccess(tx, run.domain, manifest);
     if ('denied' in decision) {
       const { rule, message, subjects } = decision.denied;
-      await audit(tx, { identity: creator ?? null, action: 'data.dispatch', decision: 'deny', subject: `task:${task.id}`, rule, details: { run: run.id, node: task.node, domain: run.domain, refused: subjects } });
-      const failed = await applyOutcome(tc, task, permanentFailure('forbidden', `refused by data policy: ${message} (${rule})`), { at: step.at, durationMs: 0, host: null });
+      await audit(tx, {
+        identity: creator ?? null,
+        action: 'data.dispatch',
+        decision: 'deny',
+        subject: `task:${task.id}`,
+        rule,
+        details: { run: run.id, node: task.node, domain: run.domain, refused: subjects },
+      });
+      const failed = await applyOutcome(tc, task, permanentFailure('forbidden', `refused by data policy: ${message} (${rule})`), {
+        at: step.at,
+        durationMs: 0,
+        host: null,
+      });
       if (isTerminal(failed.status)) ended.push(task.node);
       continue;
     }
-    await audit(tx, { identity: creator ?? null, action: 'data.dispatch', decision: 'allow', subject: `task:${task.id}`, rule: `within the ${run.domain} domain's ceiling, sources and sinks`, details: { run: run.id, node: task.node, inputs: Object.fromEntries(Object.entries(decision.access.inputs).map(([p, i]) => [p, `${i.dataset}@${i.version}: ${i.columns.join(',')}`])), outputs: decision.access.outputs } });
+    await audit(tx, {
+      identity: creator ?? null,
+      action: 'data.dispatch',
+      decision: 'allow',
+      subject: `task:${task.id}`,
+      rule: `within the ${run.domain} domain's ceiling, sources and sinks`,
+      details: {
+        run: run.id,
+        node: task.node,
+        inputs: Object.fromEntries(Object.entries(decision.access.inputs).map(([p, i]) => [p, `${i.dataset}@${i.version}: ${i.columns.join(',')}`])),
+        outputs: decision.access.outputs,
+      },
+    });
     await tx.update(tasks).set({ dataAccess: decision.access }).where(eq(tasks.id, task.id));
     allowed.push({ ...task, dataAccess: decision.access });
   }
@@ -66,7 +93,14 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
   const usable = async (wanted: string[]) => {
     const entries = await cache.lookup(tx, wanted, step.at);
     if (!entries.size) return entries;
-    const sources = new Map((await tx.select().from(runs).where(inArray(runs.id, [...new Set([...entries.values()].map((e) => e.sourceRunId))]))).map((r) => [r.id, r]));
+    const sources = new Map(
+      (
+        await tx
+          .select()
+          .from(runs)
+          .where(inArray(runs.id, [...new Set([...entries.values()].map((e) => e.sourceRunId))]))
+      ).map((r) => [r.id, r]),
+    );
     const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
     const grants = creator ? await grantsOf(tx, creator) : undefined;
     for (const [key, entry] of entries) {
@@ -84,7 +118,15 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
     tx,
     [...claims].map(([key, t]) => {
       const k = keys.get(t.id)!;
-      return { key, taskId: t.id, runId: run.id, components: k.components, module: k.module, moduleVersionId: k.version.id, ttlSeconds: k.version.manifest.cache?.ttlSeconds ?? null };
+      return {
+        key,
+        taskId: t.id,
+        runId: run.id,
+        components: k.components,
+        module: k.module,
+        moduleVersionId: k.version.id,
+        ttlSeconds: k.version.manifest.cache?.ttlSeconds ?? null,
+      };
     }),
     step.at,
   );
@@ -96,7 +138,10 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
       entries.set(key, entry);
       owned.delete(key);
     }
-    await cache.release(tx, [...late.keys()].map((key) => claims.get(key)!.id));
+    await cache.release(
+      tx,
+      [...late.keys()].map((key) => claims.get(key)!.id),
+    );
   }
 
   const hits = keyed.filter((t) => entries.has(keyOf(t)));
@@ -104,7 +149,15 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
     // One JSON parameter for the whole batch: binding a parameter per cell costs more than the update itself.
     const rows = hits.map((t) => {
       const e = entries.get(keyOf(t))!;
-      return { id: t.id, outputs: e.outputs, key: e.key, source_task: e.sourceTaskId, source_run: e.sourceRunId, saved: e.durationMs, message: cacheHitMessage(e) };
+      return {
+        id: t.id,
+        outputs: e.outputs,
+        key: e.key,
+        source_task: e.sourceTaskId,
+        source_run: e.sourceRunId,
+        saved: e.durationMs,
+        message: cacheHitMessage(e),
+      };
     });
     await tx.execute(sql`
       update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, cache_key = v.key, cache_source_task_id = v.source_task,
@@ -127,7 +180,11 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
     const holders = await cache.holders(tx, [...new Set(waiting.map(keyOf))]);
     for (const t of waiting) {
       const message = cacheWaitMessage(holders.get(keyOf(t)));
-      if (t.message !== message) await tx.update(tasks).set({ message, cacheKey: keyOf(t) }).where(eq(tasks.id, t.id));
+      if (t.message !== message)
+        await tx
+          .update(tasks)
+          .set({ message, cacheKey: keyOf(t) })
+          .where(eq(tasks.id, t.id));
     }
   }
   const ownedTasks = keyed.filter(owns);

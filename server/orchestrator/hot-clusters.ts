@@ -2,11 +2,11 @@
 // and ended (by users, or after their idle timeout), the hosts of a cluster's pool told to keep it warm until their
 // heartbeats agree, the leases tasks take on a cluster, and each attempt's provisioning and execution times.
 import { and, eq, inArray, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
-import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
 import type { Bus } from '../../plugins/bus/types';
-import { queryRows, type Db } from '../db/client';
+import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
+import { type Db, queryRows } from '../db/client';
+import { executorHosts, type HotCluster, hotClusterLeases, hotClusters } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
-import { executorHosts, hotClusterLeases, hotClusters, type HotCluster } from '../db/tables/executors';
 import { tasks } from '../db/tables/runs';
 import { badInput, notFound } from '../errors';
 import { HOST_MEMORY_MS, isLive, knownHosts, recordHeartbeat } from './routing';
@@ -67,18 +67,32 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
 
   return {
     async create(input, identity) {
-      if (!nameRe.test(input.name)) throw badInput(`Hot cluster name "${input.name}" must be lowercase letters, digits and dashes (at most 64), starting and ending with a letter or digit.`);
+      if (!nameRe.test(input.name))
+        throw badInput(
+          `Hot cluster name "${input.name}" must be lowercase letters, digits and dashes (at most 64), starting and ending with a letter or digit.`,
+        );
       if (!nameRe.test(input.executor)) throw badInput(`Executor name "${input.executor}" is not a valid name.`);
       const idleTimeoutMs = input.idleTimeoutMs ?? DEFAULT_IDLE_MS;
-      if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1_000) throw badInput(`idleTimeoutMs must be a whole number of milliseconds, at least 1000 (got ${input.idleTimeoutMs}).`);
+      if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1_000)
+        throw badInput(`idleTimeoutMs must be a whole number of milliseconds, at least 1000 (got ${input.idleTimeoutMs}).`);
       const pool = input.pool ?? input.executor;
       // Remote clusters' pods pull the cluster's pool themselves: a host serving it would take their tasks and run them cold.
-      const takers = (await knownHosts(db, now())).filter((h) => isLive(h, now(), options.hostStaleMs) && h.remoteHotClusterExecutors.includes(input.executor) && h.pools.includes(pool));
+      const takers = (await knownHosts(db, now())).filter(
+        (h) => isLive(h, now(), options.hostStaleMs) && h.remoteHotClusterExecutors.includes(input.executor) && h.pools.includes(pool),
+      );
       if (takers.length) {
-        throw badInput(`Executor ${input.executor} keeps hot clusters as pods that pull the cluster's pool themselves, and pool ${pool} is served by ${takers.map((h) => h.name).join(', ')}: give the cluster a pool of its own (--pool ${input.name}).`);
+        throw badInput(
+          `Executor ${input.executor} keeps hot clusters as pods that pull the cluster's pool themselves, and pool ${pool} is served by ${takers.map((h) => h.name).join(', ')}: give the cluster a pool of its own (--pool ${input.name}).`,
+        );
       }
-      const [existing] = await db.select().from(hotClusters).where(and(eq(hotClusters.name, input.name), ne(hotClusters.state, 'ENDED')));
-      if (existing) throw badInput(`A hot cluster named ${input.name} is already live (executor ${existing.executor}, pool ${existing.pool}); end it first with \`npx atelier cluster end ${input.name}\`.`);
+      const [existing] = await db
+        .select()
+        .from(hotClusters)
+        .where(and(eq(hotClusters.name, input.name), ne(hotClusters.state, 'ENDED')));
+      if (existing)
+        throw badInput(
+          `A hot cluster named ${input.name} is already live (executor ${existing.executor}, pool ${existing.pool}); end it first with \`npx atelier cluster end ${input.name}\`.`,
+        );
       const [cluster] = await db
         .insert(hotClusters)
         .values({ name: input.name, executor: input.executor, pool, spec: input.spec ?? {}, idleTimeoutMs, createdBy: identity?.id ?? null, lastUsedAt: now() })
@@ -105,7 +119,9 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       for (const cluster of clusters) {
         if (cluster.state === 'ENDED') continue;
         // A remote cluster (its own pods) is started by any host with the executor, whatever pools that host serves.
-        const serves = heartbeat.hotClusterExecutors.includes(cluster.executor) && (heartbeat.pools.includes(cluster.pool) || (heartbeat.remoteHotClusterExecutors ?? []).includes(cluster.executor));
+        const serves =
+          heartbeat.hotClusterExecutors.includes(cluster.executor) &&
+          (heartbeat.pools.includes(cluster.pool) || (heartbeat.remoteHotClusterExecutors ?? []).includes(cluster.executor));
         if (serves && !held.has(cluster.name)) await bus.publishControl('hot-cluster', command(cluster, 'start'));
         if (held.has(cluster.name) && cluster.state === 'STARTING') await db.update(hotClusters).set({ state: 'READY' }).where(eq(hotClusters.id, cluster.id));
       }
@@ -133,7 +149,8 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
         if (!liveClusterOf.has(e.taskId)) continue; // not on a hot cluster: most tasks
         const liveCluster = liveClusterOf.get(e.taskId);
         if (e.kind === 'started') {
-          if (liveCluster) await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host }).onConflictDoNothing();
+          if (liveCluster)
+            await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host }).onConflictDoNothing();
           continue;
         }
         // Released even when the cluster has ended meanwhile; a result whose start was never seen still counts as use.
@@ -143,7 +160,10 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
           .where(and(eq(hotClusterLeases.taskId, e.taskId), eq(hotClusterLeases.attempt, e.attempt), isNull(hotClusterLeases.releasedAt)))
           .returning({ clusterId: hotClusterLeases.clusterId });
         if (!released.length && liveCluster) {
-          await db.insert(hotClusterLeases).values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host, releasedAt: at }).onConflictDoNothing();
+          await db
+            .insert(hotClusterLeases)
+            .values({ clusterId: liveCluster, taskId: e.taskId, attempt: e.attempt, host: e.host, releasedAt: at })
+            .onConflictDoNothing();
         }
         const used = released[0]?.clusterId ?? liveCluster;
         if (used) await db.update(hotClusters).set({ lastUsedAt: at }).where(eq(hotClusters.id, used));
@@ -186,12 +206,13 @@ export async function hotClusterMessage(db: Db, cluster: HotCluster, now: Date, 
   const live = known.filter((h) => h.pools.includes(cluster.pool));
   if (live.some((h) => h.hotClusters.includes(cluster.name))) return null;
   const creators = known.filter((h) => h.remoteHotClusterExecutors.includes(cluster.executor));
-  if (creators.length) return `starting: ${cluster.executor} on ${creators.map((h) => h.name).join(', ')} is bringing up its pods, which will serve pool ${cluster.pool}`;
+  if (creators.length)
+    return `starting: ${cluster.executor} on ${creators.map((h) => h.name).join(', ')} is bringing up its pods, which will serve pool ${cluster.pool}`;
   if (!live.length) return `no live executor host serves pool ${cluster.pool}; start one with \`npx atelier executor --pools ${cluster.pool}\``;
   const withExecutor = live.filter((h) => h.executors.includes(cluster.executor));
-  if (!withExecutor.length) return `the live hosts of pool ${cluster.pool} do not run executor "${cluster.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')})`;
+  if (!withExecutor.length)
+    return `the live hosts of pool ${cluster.pool} do not run executor "${cluster.executor}" (they run ${[...new Set(live.flatMap((h) => h.executors))].join(', ')})`;
   const keepers = withExecutor.filter((h) => h.hotClusterExecutors.includes(cluster.executor));
   if (!keepers.length) return `executor ${cluster.executor} cannot keep hot clusters (on ${withExecutor.map((h) => h.name).join(', ')}); its tasks run cold`;
   return `starting on ${keepers.map((h) => h.name).join(', ')}`;
 }
-

@@ -9,19 +9,19 @@ import type { ExecutorEvent } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
+import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../config/defaults';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import type { Run } from '../db/tables/runs';
 import type { RunFeed } from '../events/feed';
 import type { CatalogCeiling } from '../governance/catalog';
+import type { Domain, Trigger } from '../vocabulary';
 import { cancelRun } from './cancel';
 import type { OrchestratorContext } from './context';
 import type { PlanDefaults } from './plan';
 import { recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
-import { tick, type SweepState } from './sweep';
-import type { Domain, Trigger } from '../vocabulary';
-import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../config/defaults';
+import { type SweepState, tick } from './sweep';
 
 export interface StartRunInput {
   workflow: string; // name or id

@@ -3,7 +3,13 @@ import { cacheWaitMessage, deadlineOutcome, failureSummary, lostHostOutcome, map
 
 describe('outcomes the control plane decides', () => {
   it('a lost host is a retryable platform failure naming the host and the silence', () => {
-    expect(lostHostOutcome('gpu-3', 60_000)).toEqual({ state: 'FAILED', reason: 'lost', retryable: true, systemFailure: true, message: 'no heartbeat from host gpu-3 for 60 s: the host is presumed lost' });
+    expect(lostHostOutcome('gpu-3', 60_000)).toEqual({
+      state: 'FAILED',
+      reason: 'lost',
+      retryable: true,
+      systemFailure: true,
+      message: 'no heartbeat from host gpu-3 for 60 s: the host is presumed lost',
+    });
     expect(lostHostOutcome(null, 1_499).message).toContain('host (unknown) for 1 s');
   });
 
@@ -15,7 +21,12 @@ describe('outcomes the control plane decides', () => {
 
   it('a map succeeds with its items’ outputs in order, or fails naming at most five items that did not', () => {
     expect(mapOutcome([])).toEqual({ state: 'SUCCEEDED', outputs: { results: [] } });
-    expect(mapOutcome([{ node: 'm[0]', status: 'SUCCEEDED', outputs: { y: 1 } }, { node: 'm[1]', status: 'SUCCEEDED', outputs: null }])).toEqual({ state: 'SUCCEEDED', outputs: { results: [{ y: 1 }, {}] } });
+    expect(
+      mapOutcome([
+        { node: 'm[0]', status: 'SUCCEEDED', outputs: { y: 1 } },
+        { node: 'm[1]', status: 'SUCCEEDED', outputs: null },
+      ]),
+    ).toEqual({ state: 'SUCCEEDED', outputs: { results: [{ y: 1 }, {}] } });
     const items = Array.from({ length: 8 }, (_, i) => ({ node: `m[${i}]`, status: i === 0 ? ('SUCCEEDED' as const) : ('FAILED' as const), outputs: null }));
     const failed = mapOutcome(items);
     expect(failed).toMatchObject({ state: 'FAILED', reason: 'map-items-failed', retryable: false });
@@ -23,7 +34,12 @@ describe('outcomes the control plane decides', () => {
   });
 
   it('a nested run’s end becomes its node’s outcome, a failed or timed-out run a failure', () => {
-    expect(nestedRunOutcome('r2', 'SUCCEEDED', null, { a: { x: 1 } })).toEqual({ state: 'SUCCEEDED', reason: 'nested-run', message: 'nested run r2 succeeded', outputs: { a: { x: 1 } } });
+    expect(nestedRunOutcome('r2', 'SUCCEEDED', null, { a: { x: 1 } })).toEqual({
+      state: 'SUCCEEDED',
+      reason: 'nested-run',
+      message: 'nested run r2 succeeded',
+      outputs: { a: { x: 1 } },
+    });
     expect(nestedRunOutcome('r2', 'CANCELLED', 'by ada', {})).toMatchObject({ state: 'CANCELLED', message: 'nested run r2 cancelled: by ada' });
     expect(nestedRunOutcome('r2', 'FAILED', 'fit failed', {}).state).toBe('FAILED');
   });
@@ -41,7 +57,9 @@ describe('texts a run or task is left with', () => {
   });
 
   it('a skipped task says which rule can no longer be met and why', () => {
-    expect(skipMessage({ triggerRule: 'all_succeeded', total: 3, done: 2, succeeded: 1, failed: 1 })).toBe('skipped: its trigger rule all_succeeded can no longer be met (1 of 3 upstreams succeeded, 1 failed, 1 still open)');
+    expect(skipMessage({ triggerRule: 'all_succeeded', total: 3, done: 2, succeeded: 1, failed: 1 })).toBe(
+      'skipped: its trigger rule all_succeeded can no longer be met (1 of 3 upstreams succeeded, 1 failed, 1 still open)',
+    );
   });
 
   it('a task waiting for an identical one names it when it is known', () => {

@@ -10,13 +10,20 @@ export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number)
   systemFailure('lost', `no heartbeat from host ${host ?? '(unknown)'} for ${Math.round(heartbeatTimeoutMs / 1000)} s: the host is presumed lost`);
 
 /** A running task past its own deadline (and the grace) that its host did not stop. */
-export const deadlineOutcome = (timeoutMs: number): TaskOutcome => timedOut(`ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`);
+export const deadlineOutcome = (timeoutMs: number): TaskOutcome =>
+  timedOut(`ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`);
 
 /** A map node once all its items have ended: their outputs in order, or which items did not succeed. */
 export function mapOutcome(items: { node: string; status: TaskStatus; outputs: Record<string, unknown> | null }[]): TaskOutcome {
   const failedItems = items.filter((t) => t.status !== 'SUCCEEDED');
   return failedItems.length
-    ? permanentFailure('map-items-failed', `${failedItems.length} of ${items.length} items did not succeed: ${failedItems.slice(0, 5).map((t) => `${t.node} ${t.status.toLowerCase()}`).join(', ')}`)
+    ? permanentFailure(
+        'map-items-failed',
+        `${failedItems.length} of ${items.length} items did not succeed: ${failedItems
+          .slice(0, 5)
+          .map((t) => `${t.node} ${t.status.toLowerCase()}`)
+          .join(', ')}`,
+      )
     : succeeded({ outputs: { results: items.map((t) => t.outputs ?? {}) } });
 }
 
@@ -44,4 +51,6 @@ export const cacheHitMessage = (e: Pick<CacheHit, 'sourceTaskId' | 'sourceRunId'
 
 /** What a task that waits for an identical task's result says while it waits. */
 export const cacheWaitMessage = (holder: { taskId: string; runId: string } | undefined) =>
-  holder ? `waiting for task ${holder.taskId} of run ${holder.runId}, which computes the same result, to serve it from cache` : 'waiting for an identical task to finish, to serve its result from cache';
+  holder
+    ? `waiting for task ${holder.taskId} of run ${holder.runId}, which computes the same result, to serve it from cache`
+    : 'waiting for an identical task to finish, to serve its result from cache';

@@ -1,17 +1,17 @@
 // Planning a run: resolve every task's module reference to a pinned version, check its parameters against the
 // module's schema, and decide its executor, pool and limits. Pure with respect to the run: nothing is written.
 import { and, eq, inArray, ne, or } from 'drizzle-orm';
+import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
 import type { Tx } from '../db/client';
-import { moduleTags, moduleVersions, modules, type ModuleVersion } from '../db/tables/modules';
-import { workflowVersions, workflows } from '../db/tables/workflows';
+import { hotClusters } from '../db/tables/executors';
+import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/tables/modules';
+import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import { parseModuleRef } from '../modules/ref';
-import { hotClusters } from '../db/tables/executors';
-import { DEFAULT_GPU_POOL, gpuPoolFor, knownHosts, type GpuRouting } from './routing';
-import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
-import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED } from './spec';
 import type { TaskKind, TaskSpec, TriggerRule, WorkflowSpec } from '../vocabulary';
+import { DEFAULT_GPU_POOL, type GpuRouting, gpuPoolFor, knownHosts } from './routing';
+import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED } from './spec';
 
 export interface PlannedTask {
   node: string;
@@ -58,7 +58,10 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise
   const resolved = new Map<string, PlannedTask['version'] | string>();
   for (const [key, selectors] of byModule) {
     const [namespace, name] = key.split('/') as [string, string];
-    const [mod] = await tx.select().from(modules).where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
+    const [mod] = await tx
+      .select()
+      .from(modules)
+      .where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
     if (!mod) {
       for (const s of selectors) resolved.set(`${key}@${s}`, `unknown module ${key}; publish it first with \`npx atelier module push DIR\``);
       continue;
@@ -75,10 +78,7 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise
       .where(and(eq(moduleVersions.moduleId, mod.id), or(inArray(moduleVersions.version, wanted))));
     for (const selector of selectors) {
       const version = tagRows.find((r) => r.tag === selector)?.version ?? versionRows.find((v) => v.version === selector);
-      resolved.set(
-        `${key}@${selector}`,
-        version ? { ...version, namespace, name } : `module ${key} has no tag or version "${selector}"`,
-      );
+      resolved.set(`${key}@${selector}`, version ? { ...version, namespace, name } : `module ${key} has no tag or version "${selector}"`);
     }
   }
   return resolved;
@@ -104,9 +104,22 @@ export interface PlanOptions {
 const MAX_NESTING = 10;
 
 /** Plans every task of a spec for the given run parameters; throws INVALID_WORKFLOW naming each bad node. */
-export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<string, unknown>, defaults: PlanDefaults, options: PlanOptions = {}): Promise<PlannedTask[]> {
+export async function planRun(
+  tx: Tx,
+  spec: WorkflowSpec,
+  runParameters: Record<string, unknown>,
+  defaults: PlanDefaults,
+  options: PlanOptions = {},
+): Promise<PlannedTask[]> {
   const refOf = (module: string) => (module.includes('@') ? module : `${module}@latest`);
-  const pinnedIds = [...new Set(spec.tasks.filter((t) => !options.overrides?.has(t.name)).map((t) => options.pinned?.get(t.name)).filter((id): id is string => !!id))];
+  const pinnedIds = [
+    ...new Set(
+      spec.tasks
+        .filter((t) => !options.overrides?.has(t.name))
+        .map((t) => options.pinned?.get(t.name))
+        .filter((id): id is string => !!id),
+    ),
+  ];
   const pinnedVersions = new Map<string, PlannedTask['version']>();
   if (pinnedIds.length) {
     const rows = await tx
@@ -124,7 +137,13 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
   const clusterOf = (task: TaskSpec) => task.hotCluster ?? options.hotCluster;
   const clusterNames = [...new Set(spec.tasks.map(clusterOf).filter((n): n is string => !!n))];
   const clusters = new Map(
-    (clusterNames.length ? await tx.select().from(hotClusters).where(and(inArray(hotClusters.name, clusterNames), ne(hotClusters.state, 'ENDED'))) : []).map((c) => [c.name, c]),
+    (clusterNames.length
+      ? await tx
+          .select()
+          .from(hotClusters)
+          .where(and(inArray(hotClusters.name, clusterNames), ne(hotClusters.state, 'ENDED')))
+      : []
+    ).map((c) => [c.name, c]),
   );
   // Loaded only when a GPU task needs routing: most runs never read it.
   let hosts: Awaited<ReturnType<typeof knownHosts>> | undefined;
@@ -139,7 +158,15 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       settings: task.settings ?? {},
     };
     if (task.workflow) {
-      const child = await planChildWorkflow(tx, task.name, task.workflow, substituteParameters(task.name, task.parameters ?? {}, runParameters, { partial: options.partial }), defaults, options, details);
+      const child = await planChildWorkflow(
+        tx,
+        task.name,
+        task.workflow,
+        substituteParameters(task.name, task.parameters ?? {}, runParameters, { partial: options.partial }),
+        defaults,
+        options,
+        details,
+      );
       if (child) {
         planned.push({
           ...common,
@@ -176,7 +203,11 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
       const over = outputRef(task.map.over) ? task.map.over : substituted.over;
       mapOver = over;
       if (!outputRef(over) && !(UNRESOLVED in substituted) && !unresolved) {
-        if (!Array.isArray(over)) details.push({ path: `tasks.${task.name}.map.over`, message: `must be a list, "\${params.NAME}" holding a list, or "\${outputs.NODE.NAME}"; got ${JSON.stringify(over)?.slice(0, 80)}` });
+        if (!Array.isArray(over))
+          details.push({
+            path: `tasks.${task.name}.map.over`,
+            message: `must be a list, "\${params.NAME}" holding a list, or "\${outputs.NODE.NAME}"; got ${JSON.stringify(over)?.slice(0, 80)}`,
+          });
         else {
           // Check the first few items against the module's schema now rather than failing at run time.
           for (const [i, item] of over.slice(0, 100).entries()) {
@@ -198,11 +229,17 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
     if (clusterName && (cluster || !options.partial)) {
       // A workflow may name a cluster that is only created before its runs: checked when a run starts.
       if (!cluster) {
-        details.push({ path: `tasks.${task.name}.hotCluster`, message: `no live hot cluster named ${clusterName}; create it with \`npx atelier cluster create ${clusterName} --executor ${executor}\` or see \`npx atelier cluster list\`` });
+        details.push({
+          path: `tasks.${task.name}.hotCluster`,
+          message: `no live hot cluster named ${clusterName}; create it with \`npx atelier cluster create ${clusterName} --executor ${executor}\` or see \`npx atelier cluster list\``,
+        });
         continue;
       }
       if (task.executor && task.executor !== cluster.executor) {
-        details.push({ path: `tasks.${task.name}.executor`, message: `is ${task.executor} but hot cluster ${cluster.name} belongs to executor ${cluster.executor}` });
+        details.push({
+          path: `tasks.${task.name}.executor`,
+          message: `is ${task.executor} but hot cluster ${cluster.name} belongs to executor ${cluster.executor}`,
+        });
         continue;
       }
       executor = cluster.executor;
@@ -210,7 +247,13 @@ export async function planRun(tx: Tx, spec: WorkflowSpec, runParameters: Record<
     } else if (pool === undefined && gpus > 0) {
       const now = new Date();
       hosts ??= await knownHosts(tx, now);
-      const routed = gpuPoolFor(gpus, defaults.gpuRouting ?? { gpuPools: {}, fallbackPool: DEFAULT_GPU_POOL }, hosts, now, defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS);
+      const routed = gpuPoolFor(
+        gpus,
+        defaults.gpuRouting ?? { gpuPools: {}, fallbackPool: DEFAULT_GPU_POOL },
+        hosts,
+        now,
+        defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,
+      );
       if ('error' in routed) {
         details.push({ path: `tasks.${task.name}`, message: `module ${moduleRef} ${routed.error}` });
         continue;
@@ -304,7 +347,12 @@ async function planChildWorkflow(
     return null;
   }
   try {
-    await planRun(tx, spec, childParameters, defaults, { stack: [...stack, label], candidate: options.candidate, nested: true, partial: options.partial || UNRESOLVED in parameters });
+    await planRun(tx, spec, childParameters, defaults, {
+      stack: [...stack, label],
+      candidate: options.candidate,
+      nested: true,
+      partial: options.partial || UNRESOLVED in parameters,
+    });
   } catch (error) {
     if (!(error instanceof NestedPlanError)) throw error;
     for (const d of error.details) details.push({ path: `${path}(${label}).${d.path}`, message: d.message });

@@ -4,13 +4,13 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { moduleVersions } from '../db/tables/modules';
-import { runs, tasks, type Task } from '../db/tables/runs';
+import { runs, type Task, tasks } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
 import type { FeedEvent } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
-import { ACTIVE, lockRun, taskStatusEvent, transact, type OrchestratorContext, type TxContext } from './context';
+import { ACTIVE, lockRun, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -20,7 +20,12 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
   if (!events.length) return;
   const taskIds = [...new Set(events.map((e) => e.taskId))];
   const known = new Map(
-    (await db.select({ id: tasks.id, node: tasks.node, runId: tasks.runId, status: tasks.status, attempt: tasks.attempt }).from(tasks).where(inArray(tasks.id, taskIds))).map((t) => [t.id, t]),
+    (
+      await db
+        .select({ id: tasks.id, node: tasks.node, runId: tasks.runId, status: tasks.status, attempt: tasks.attempt })
+        .from(tasks)
+        .where(inArray(tasks.id, taskIds))
+    ).map((t) => [t.id, t]),
   );
   // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event.
   const kept = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
@@ -41,7 +46,10 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
 
   const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
   if (alive.length) {
-    await db.update(tasks).set({ heartbeatAt: ctx.now() }).where(and(inArray(tasks.id, alive), inArray(tasks.status, ACTIVE)));
+    await db
+      .update(tasks)
+      .set({ heartbeatAt: ctx.now() })
+      .where(and(inArray(tasks.id, alive), inArray(tasks.status, ACTIVE)));
     await cache?.renew(db, alive, ctx.now());
   }
 
@@ -53,11 +61,13 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
   for (const e of events) {
     const task = known.get(e.taskId);
     if (!task || e.kind === 'result') continue;
-    if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt) zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
+    if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt)
+      zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
   }
   for (const e of fresh) {
     const node = known.get(e.taskId)!.node;
-    if (e.kind === 'progress') feedOut.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
+    if (e.kind === 'progress')
+      feedOut.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
     else if (e.kind === 'log') feedOut.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
     else if (e.kind === 'metric') feedOut.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
   }
@@ -73,7 +83,10 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
   if (progress.length) {
     await db.execute(sql`
       update tasks as t set progress = v.fraction::real, progress_message = v.message
-      from (values ${sql.join(progress.map((p) => sql`(${p.taskId}, ${p.attempt}, ${p.fraction}, ${p.message})`), sql`, `)}) as v(id, attempt, fraction, message)
+      from (values ${sql.join(
+        progress.map((p) => sql`(${p.taskId}, ${p.attempt}, ${p.fraction}, ${p.message})`),
+        sql`, `,
+      )}) as v(id, attempt, fraction, message)
       where t.id = v.id::uuid and t.attempt = v.attempt::int`);
   }
   feed.publish(feedOut);
@@ -87,7 +100,14 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
   const { ctx, tx, step } = tc;
   const run = await lockRun(tx, runId);
   if (!run) return;
-  const rows = new Map((await tx.select().from(tasks).where(inArray(tasks.id, [...new Set(events.map((e) => e.taskId))]))).map((t) => [t.id, t]));
+  const rows = new Map(
+    (
+      await tx
+        .select()
+        .from(tasks)
+        .where(inArray(tasks.id, [...new Set(events.map((e) => e.taskId))]))
+    ).map((t) => [t.id, t]),
+  );
   const finished: string[] = [];
   let started = false;
   // Per task, the last report of its current attempt decides; a start and a result in one batch is one update.
@@ -118,7 +138,10 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
   if (startedOnly.length) {
     await tx.execute(sql`
       update tasks as t set status = 'RUNNING', started_at = v.at::timestamptz, host = v.host, external_handle = v.handle::jsonb, heartbeat_at = ${step.at.toISOString()}::timestamptz
-      from (values ${sql.join(startedOnly.map(({ task, event }) => sql`(${task.id}, ${event.at}, ${event.host}, ${JSON.stringify(event.handle ?? null)})`), sql`, `)}) as v(id, at, host, handle)
+      from (values ${sql.join(
+        startedOnly.map(({ task, event }) => sql`(${task.id}, ${event.at}, ${event.host}, ${JSON.stringify(event.handle ?? null)})`),
+        sql`, `,
+      )}) as v(id, at, host, handle)
       where t.id = v.id::uuid and t.status = 'QUEUED'`);
     for (const { task } of startedOnly) {
       rows.set(task.id, { ...task, status: 'RUNNING' });
@@ -141,15 +164,36 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
       where t.id = v.id::uuid`);
     await ctx.cache?.record(
       tx,
-      succeeded.filter(({ task }) => task.cacheKey).map(({ task, event }) => ({ taskId: task.id, outputs: event.outcome.outputs ?? {}, durationMs: event.durationMs })),
+      succeeded
+        .filter(({ task }) => task.cacheKey)
+        .map(({ task, event }) => ({ taskId: task.id, outputs: event.outcome.outputs ?? {}, durationMs: event.durationMs })),
       step.at,
     );
     const writes = succeeded.filter(({ task }) => task.dataAccess && Object.keys(task.dataAccess.outputs).length);
     if (writes.length) {
-      const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, writes.map(({ task }) => task.moduleVersionId!)))).map((v) => [v.id, v.manifest]));
+      const versions = new Map(
+        (
+          await tx
+            .select()
+            .from(moduleVersions)
+            .where(
+              inArray(
+                moduleVersions.id,
+                writes.map(({ task }) => task.moduleVersionId!),
+              ),
+            )
+        ).map((v) => [v.id, v.manifest]),
+      );
       await recordDatasetWrites(
         tx,
-        writes.map(({ task, event }) => ({ taskId: task.id, domain: run.domain, createdBy: run.createdBy, manifest: versions.get(task.moduleVersionId!)!, access: task.dataAccess!, outputs: event.outcome.outputs ?? {} })),
+        writes.map(({ task, event }) => ({
+          taskId: task.id,
+          domain: run.domain,
+          createdBy: run.createdBy,
+          manifest: versions.get(task.moduleVersionId!)!,
+          access: task.dataAccess!,
+          outputs: event.outcome.outputs ?? {},
+        })),
         ctx.catalogCeiling,
       );
     }

@@ -54,7 +54,9 @@ describe('gpuPoolFor', () => {
 
 describe('waitingReason', () => {
   it('says when no host, or only a stale one, serves the pool', () => {
-    expect(waitingReason(task({ gpus: 8 }), [], now, STALE_MS)).toBe('no executor host serves pool gpu-a100 (it needs 8 GPUs); start one with `npx atelier executor --pools gpu-a100 --gpus 8`');
+    expect(waitingReason(task({ gpus: 8 }), [], now, STALE_MS)).toBe(
+      'no executor host serves pool gpu-a100 (it needs 8 GPUs); start one with `npx atelier executor --pools gpu-a100 --gpus 8`',
+    );
     const gone = host({ name: 'gpu-node-1', pools: ['gpu-a100'], gpus: 8, lastSeenAt: new Date(now.getTime() - 5 * 60_000) });
     expect(waitingReason(task(), [gone], now, STALE_MS)).toBe(
       'no live executor host serves pool gpu-a100; last host seen 5 min ago (gpu-node-1) — start one with `npx atelier executor --pools gpu-a100`',
@@ -64,7 +66,9 @@ describe('waitingReason', () => {
   it('says when live hosts lack the executor, the GPUs or the hot cluster, or are all busy', () => {
     const live = host({ name: 'n1', pools: ['gpu-a100'], gpus: 2, capacity: 1, running: 1 });
     expect(waitingReason(task({ executor: 'databricks' }), [live], now, STALE_MS)).toContain('do not run executor "databricks" (they run local)');
-    expect(waitingReason(task({ gpus: 4 }), [live], now, STALE_MS)).toBe('needs 4 GPUs; the live hosts of pool gpu-a100 have at most 2 — start one with `npx atelier executor --pools gpu-a100 --gpus 4`');
+    expect(waitingReason(task({ gpus: 4 }), [live], now, STALE_MS)).toBe(
+      'needs 4 GPUs; the live hosts of pool gpu-a100 have at most 2 — start one with `npx atelier executor --pools gpu-a100 --gpus 4`',
+    );
     expect(waitingReason(task({ hotCluster: 'warm' }), [live], now, STALE_MS)).toBe('hot cluster warm is not warm on any live host of pool gpu-a100 yet');
     expect(waitingReason(task(), [live], now, STALE_MS)).toBe('all 1 slot of pool gpu-a100 is busy');
     expect(waitingReason(task(), [{ ...live, running: 0 }], now, STALE_MS)).toBeNull();

@@ -3,8 +3,8 @@
 // queues, so routing decides the pool; a task for a pool no live host serves stays queued and says so.
 import { desc, sql } from 'drizzle-orm';
 import type { HostHeartbeat } from '../../plugins/protocol';
-import { queryRows, type Db, type Tx } from '../db/client';
-import { executorHosts, type ExecutorHostRow } from '../db/tables/executors';
+import { type Db, queryRows, type Tx } from '../db/client';
+import { type ExecutorHostRow, executorHosts } from '../db/tables/executors';
 import type { Task } from '../db/tables/runs';
 
 export interface GpuRouting {
@@ -62,7 +62,9 @@ export function gpuPoolFor(gpus: number, routing: GpuRouting, hosts: ExecutorHos
     const fits = declared.filter(([, n]) => n >= gpus).sort(([a, x], [b, y]) => x - y || a.localeCompare(b));
     if (fits.length) return { pool: fits[0]![0] };
     const list = declared.map(([p, n]) => `${p}=${n}`).join(', ');
-    return { error: `asks for ${gpus} GPUs but no pool has that many per host (ATELIER_GPU_POOLS: ${list}); ask for fewer, or declare and start a larger pool` };
+    return {
+      error: `asks for ${gpus} GPUs but no pool has that many per host (ATELIER_GPU_POOLS: ${list}); ask for fewer, or declare and start a larger pool`,
+    };
   }
   const candidates = hosts
     .filter((h) => h.gpus >= gpus && h.pools.length > 0)
@@ -82,7 +84,8 @@ export function waitingReason(
   const serving = hosts.filter((h) => h.pools.includes(task.pool));
   const live = serving.filter((h) => isLive(h, now, staleMs));
   if (!live.length) {
-    if (!serving.length) return `no executor host serves pool ${task.pool}${task.gpus > 0 ? ` (it needs ${task.gpus} GPU${task.gpus === 1 ? '' : 's'})` : ''}; ${start}`;
+    if (!serving.length)
+      return `no executor host serves pool ${task.pool}${task.gpus > 0 ? ` (it needs ${task.gpus} GPU${task.gpus === 1 ? '' : 's'})` : ''}; ${start}`;
     const last = serving[0]!;
     return `no live executor host serves pool ${task.pool}; last host seen ${ago(now.getTime() - last.lastSeenAt.getTime())} ago (${last.name}) — ${start}`;
   }
@@ -100,7 +103,8 @@ export function waitingReason(
   }
   const capacity = withExecutor.reduce((n, h) => n + h.capacity, 0);
   const running = withExecutor.reduce((n, h) => n + h.running, 0);
-  if (task.status === 'QUEUED' && running >= capacity) return `all ${capacity} slot${capacity === 1 ? '' : 's'} of pool ${task.pool} ${capacity === 1 ? 'is' : 'are'} busy`;
+  if (task.status === 'QUEUED' && running >= capacity)
+    return `all ${capacity} slot${capacity === 1 ? '' : 's'} of pool ${task.pool} ${capacity === 1 ? 'is' : 'are'} busy`;
   return null;
 }
 
@@ -119,7 +123,10 @@ export interface PoolSummary {
 
 /** Pools as the hosts announce them, plus pools that have tasks queued but no host at all. */
 export async function poolSummaries(db: Db, hosts: ExecutorHostRow[], now: Date, staleMs: number): Promise<PoolSummary[]> {
-  const queuedRows = await queryRows<{ pool: string; n: number }>(db, sql`select pool, count(*)::int as n from tasks where status in ('READY', 'QUEUED') and kind = 'module' group by pool`);
+  const queuedRows = await queryRows<{ pool: string; n: number }>(
+    db,
+    sql`select pool, count(*)::int as n from tasks where status in ('READY', 'QUEUED') and kind = 'module' group by pool`,
+  );
   const queued = new Map(queuedRows.map((r) => [r.pool, Number(r.n)]));
   const pools = [...new Set([...hosts.flatMap((h) => h.pools), ...queued.keys()])].sort();
   return pools.map((pool) => {

@@ -1,10 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskOutcome } from '../../plugins/protocol';
-import { decideRetry, endAttempt, finalRunStatus, initialStatuses, MAX_RETRY_DELAY_MS, MAX_SYSTEM_RETRIES, readiness, readinessFromCounts, retryDelay, upstreamCounts } from './rules';
 import type { TaskStatus, TriggerRule } from '../vocabulary';
+import {
+  decideRetry,
+  endAttempt,
+  finalRunStatus,
+  initialStatuses,
+  MAX_RETRY_DELAY_MS,
+  MAX_SYSTEM_RETRIES,
+  readiness,
+  readinessFromCounts,
+  retryDelay,
+  upstreamCounts,
+} from './rules';
 
 const at = new Date('2025-06-01T12:00:00Z');
-const task = (over: Partial<{ attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number }> = {}) => ({ attempt: 1, maxAttempts: 3, systemFailures: 0, retryDelayMs: 2000, ...over });
+const task = (over: Partial<{ attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number }> = {}) => ({
+  attempt: 1,
+  maxAttempts: 3,
+  systemFailures: 0,
+  retryDelayMs: 2000,
+  ...over,
+});
 const failed: TaskOutcome = { state: 'FAILED', message: 'exit 1' };
 
 describe('retries', () => {
@@ -51,7 +68,12 @@ describe('how an attempt ends', () => {
   });
 
   it('a final outcome keeps its own state and message, with no retry time', () => {
-    expect(endAttempt(task({ attempt: 3, maxAttempts: 3 }), failed, at)).toEqual({ retry: { retry: false, system: false, delayMs: 0 }, status: 'FAILED', retryAt: null, message: 'exit 1' });
+    expect(endAttempt(task({ attempt: 3, maxAttempts: 3 }), failed, at)).toEqual({
+      retry: { retry: false, system: false, delayMs: 0 },
+      status: 'FAILED',
+      retryAt: null,
+      message: 'exit 1',
+    });
     expect(endAttempt(task(), { state: 'SUCCEEDED' }, at)).toMatchObject({ status: 'SUCCEEDED', retryAt: null, message: null });
   });
 });
@@ -71,7 +93,9 @@ describe('trigger rules', () => {
     expect(readiness(rule, upstream)).toBe(expected);
     const statuses = new Map(upstream.map((s, i) => [`u${i}`, s]));
     const c = upstreamCounts([...statuses.keys()], statuses);
-    expect(readinessFromCounts(rule, { total: upstream.length, done: c.upstreamDone, succeeded: c.upstreamSucceeded, failed: c.upstreamFailed })).toBe(expected);
+    expect(readinessFromCounts(rule, { total: upstream.length, done: c.upstreamDone, succeeded: c.upstreamSucceeded, failed: c.upstreamFailed })).toBe(
+      expected,
+    );
   });
 
   it('a run fails when any task failed or timed out, whatever else was skipped or cancelled', () => {

@@ -1,7 +1,7 @@
 // Pure decisions of the orchestrator: when a task may run given its upstreams (trigger rules), a new run's initial
 // task statuses, whether and when a failed attempt is retried, and what a run's final status is.
 import type { TaskOutcome } from '../../plugins/protocol';
-import { type TaskStatus, terminalTaskStatuses, type TriggerRule } from '../vocabulary';
+import { type TaskStatus, type TriggerRule, terminalTaskStatuses } from '../vocabulary';
 
 export const isTerminal = (s: TaskStatus) => terminalTaskStatuses.includes(s);
 const failed = (s: TaskStatus) => s === 'FAILED' || s === 'TIMED_OUT';
@@ -53,10 +53,7 @@ export function retryDelay(baseMs: number, attempt: number): number {
   return Math.min(MAX_RETRY_DELAY_MS, baseMs * 2 ** Math.max(0, attempt - 1));
 }
 
-export function decideRetry(
-  outcome: TaskOutcome,
-  task: { attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number },
-): RetryDecision {
+export function decideRetry(outcome: TaskOutcome, task: { attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number }): RetryDecision {
   const no = { retry: false, system: false, delayMs: 0 };
   if (outcome.state === 'SUCCEEDED' || outcome.state === 'CANCELLED' || outcome.retryable === false) return no;
   if (outcome.systemFailure && task.systemFailures < MAX_SYSTEM_RETRIES) {
@@ -79,7 +76,11 @@ export interface AttemptEnd {
   message: string | null;
 }
 
-export function endAttempt(task: { attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number }, outcome: TaskOutcome, at: Date): AttemptEnd {
+export function endAttempt(
+  task: { attempt: number; maxAttempts: number; systemFailures: number; retryDelayMs: number },
+  outcome: TaskOutcome,
+  at: Date,
+): AttemptEnd {
   const retry = decideRetry(outcome, task);
   const status: TaskStatus = retry.retry ? 'RETRYING' : outcome.state;
   const retryAt = retry.retry ? new Date(at.getTime() + retry.delayMs) : null;
@@ -90,7 +91,10 @@ export function endAttempt(task: { attempt: number; maxAttempts: number; systemF
 }
 
 /** Initial statuses of a new run's tasks, deciding in topological order what is READY, SKIPPED or reused. */
-export function initialStatuses(planned: { node: string; dependsOn: string[]; triggerRule: TriggerRule }[], reuse?: { has(node: string): boolean }): Map<string, TaskStatus> {
+export function initialStatuses(
+  planned: { node: string; dependsOn: string[]; triggerRule: TriggerRule }[],
+  reuse?: { has(node: string): boolean },
+): Map<string, TaskStatus> {
   const status = new Map<string, TaskStatus>();
   const byNode = new Map(planned.map((p) => [p.node, p]));
   const remaining = new Map(planned.map((p) => [p.node, p.dependsOn.length]));
@@ -102,7 +106,10 @@ export function initialStatuses(planned: { node: string; dependsOn: string[]; tr
     const p = byNode.get(node)!;
     if (reuse?.has(node)) status.set(node, 'SUCCEEDED');
     else {
-      const decision = readiness(p.triggerRule, p.dependsOn.map((d) => status.get(d)!));
+      const decision = readiness(
+        p.triggerRule,
+        p.dependsOn.map((d) => status.get(d)!),
+      );
       // Upstreams that will execute leave the task PENDING; readiness is then decided as they finish.
       const undecided = p.dependsOn.some((d) => !isTerminal(status.get(d)!));
       status.set(node, undecided ? 'PENDING' : decision === 'ready' ? 'READY' : decision === 'skip' ? 'SKIPPED' : 'PENDING');
@@ -116,7 +123,10 @@ export function initialStatuses(planned: { node: string; dependsOn: string[]; tr
 }
 
 /** A new task's upstream counters (see `readinessFromCounts`) from its upstreams' initial statuses. */
-export function upstreamCounts(dependsOn: string[], statuses: Map<string, TaskStatus>): { upstreamDone: number; upstreamSucceeded: number; upstreamFailed: number } {
+export function upstreamCounts(
+  dependsOn: string[],
+  statuses: Map<string, TaskStatus>,
+): { upstreamDone: number; upstreamSucceeded: number; upstreamFailed: number } {
   let done = 0;
   let succeeded = 0;
   let failed = 0;

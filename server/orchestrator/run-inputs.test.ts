@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AtelierError } from '../errors';
-import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import type { AtelierError } from '../errors';
 import type { TaskStatus } from '../vocabulary';
+import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 
 const codeOf = (fn: () => unknown) => {
   try {
@@ -37,7 +37,14 @@ describe('idempotency keys', () => {
 });
 
 describe('module swaps (useModules)', () => {
-  const spec = { tasks: [{ name: 'prep', module: 'ml/prep' }, { name: 'fit', module: 'ml/fit@latest' }, { name: 'fit2', module: 'ml/fit@v1' }, { name: 'sub', workflow: 'other' }] };
+  const spec = {
+    tasks: [
+      { name: 'prep', module: 'ml/prep' },
+      { name: 'fit', module: 'ml/fit@latest' },
+      { name: 'fit2', module: 'ml/fit@v1' },
+      { name: 'sub', workflow: 'other' },
+    ],
+  };
 
   it('replaces a module in every node that uses it, whatever tag the spec named', () => {
     expect(moduleSwaps(spec, ['ml/fit@v3'])).toEqual(

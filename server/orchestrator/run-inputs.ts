@@ -3,8 +3,8 @@
 import type { Task } from '../db/tables/runs';
 import { AtelierError, badInput } from '../errors';
 import { parseModuleRef } from '../modules/ref';
-import { pushTo } from './rules';
 import type { Domain, TaskStatus, WorkflowSpec } from '../vocabulary';
+import { pushTo } from './rules';
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (value: string) => uuidRe.test(value);
@@ -16,7 +16,10 @@ export function checkIdempotencyKey(key: string | undefined): void {
 /** A key already used returns its run only for the same workflow (`requested`: its name or id); else CONFLICT. */
 export function checkSameWorkflow(workflow: { id: string; name: string } | undefined, requested: string, key: string | undefined): void {
   if (workflow && workflow.name !== requested && workflow.id !== requested) {
-    throw new AtelierError('CONFLICT', `idempotencyKey "${key}" was already used to start a run of workflow "${workflow.name}"; use a new key for another workflow.`);
+    throw new AtelierError(
+      'CONFLICT',
+      `idempotencyKey "${key}" was already used to start a run of workflow "${workflow.name}"; use a new key for another workflow.`,
+    );
   }
 }
 
@@ -54,13 +57,22 @@ export interface RerunRequest {
  * The source run's tasks a rerun reuses, by node: everything that succeeded, except what is asked to execute again
  * (all, named nodes, swapped modules) and everything downstream of that, which sees new inputs.
  */
-export function rerunReuse<T extends { node: string; status: TaskStatus; dependsOn: string[] }>(runId: string, sourceTasks: T[], input: RerunRequest): Map<string, T> {
+export function rerunReuse<T extends { node: string; status: TaskStatus; dependsOn: string[] }>(
+  runId: string,
+  sourceTasks: T[],
+  input: RerunRequest,
+): Map<string, T> {
   const byNode = new Map(sourceTasks.map((t) => [t.node, t]));
   const unknown = [...(input.nodes ?? []), ...Object.keys(input.modules ?? {})].filter((n) => !byNode.has(n));
   if (unknown.length) {
-    throw new AtelierError('BAD_USER_INPUT', `Run ${runId} has no node${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; its nodes are: ${[...byNode.keys()].join(', ')}`, unknown.map((n) => ({ path: `nodes.${n}`, message: 'is not a node of the run' })));
+    throw new AtelierError(
+      'BAD_USER_INPUT',
+      `Run ${runId} has no node${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; its nodes are: ${[...byNode.keys()].join(', ')}`,
+      unknown.map((n) => ({ path: `nodes.${n}`, message: 'is not a node of the run' })),
+    );
   }
-  if (input.from === 'NODES' && !input.nodes?.length && !Object.keys(input.modules ?? {}).length) throw badInput('from: NODES needs the nodes to execute again.');
+  if (input.from === 'NODES' && !input.nodes?.length && !Object.keys(input.modules ?? {}).length)
+    throw badInput('from: NODES needs the nodes to execute again.');
   const again = new Set<string>(input.from === 'ALL' ? byNode.keys() : []);
   for (const t of sourceTasks) if (t.status !== 'SUCCEEDED') again.add(t.node); // a failure cannot be reused
   for (const n of input.nodes ?? []) again.add(n);
@@ -68,7 +80,7 @@ export function rerunReuse<T extends { node: string; status: TaskStatus; depends
   const downstream = new Map<string, string[]>();
   for (const t of sourceTasks) for (const d of t.dependsOn) pushTo(downstream, d, t.node);
   const stack = [...again];
-  while (stack.length) for (const next of downstream.get(stack.pop()!) ?? []) if (!again.has(next)) (again.add(next), stack.push(next));
+  while (stack.length) for (const next of downstream.get(stack.pop()!) ?? []) if (!again.has(next)) again.add(next), stack.push(next);
   return new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
 }
 

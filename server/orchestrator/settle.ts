@@ -1,15 +1,15 @@
 // Settling: how an attempt ended (final, or RETRYING with backoff), which downstream tasks that makes READY or
 // SKIPPED by their trigger rules, dispatching what is ready, and ending the run once nothing is open.
-import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows } from '../db/client';
-import { runs, tasks, type Run, type Task } from '../db/tables/runs';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import type { TaskStatus } from '../vocabulary';
 import { notifyParent } from './composite';
-import { taskStatusEvent, type TxContext } from './context';
+import { type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts } from './rules';
-import type { TaskStatus } from '../vocabulary';
 
 /** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
 export async function settle(tc: TxContext, run: Run, finished: string[]): Promise<void> {
@@ -20,7 +20,12 @@ export async function settle(tc: TxContext, run: Run, finished: string[]): Promi
 }
 
 /** Records how an attempt ended: final, or RETRYING with its backoff. */
-export async function applyOutcome({ ctx, tx, step }: TxContext, task: Task, outcome: TaskOutcome, report: { at: Date; durationMs: number; host: string | null }): Promise<Task> {
+export async function applyOutcome(
+  { ctx, tx, step }: TxContext,
+  task: Task,
+  outcome: TaskOutcome,
+  report: { at: Date; durationMs: number; host: string | null },
+): Promise<Task> {
   const { retry, status, retryAt, message } = endAttempt(task, outcome, step.at);
   const [updated] = await tx
     .update(tasks)
@@ -52,7 +57,10 @@ async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[]): Pro
   let frontier = nodes;
   while (frontier.length) {
     // Count what just ended into each pending downstream task, in SQL: no upstream list is read back.
-    const ended = await tx.select({ node: tasks.node, status: tasks.status }).from(tasks).where(and(eq(tasks.runId, run.id), inArray(tasks.node, frontier)));
+    const ended = await tx
+      .select({ node: tasks.node, status: tasks.status })
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), inArray(tasks.node, frontier)));
     const endedAll = textArray(ended.map((e) => e.node));
     const endedOk = textArray(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node));
     const endedFailed = textArray(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node));
@@ -80,7 +88,15 @@ async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[]): Pro
     const ready = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'ready');
     const skipped = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'skip');
     if (ready.length) {
-      await tx.update(tasks).set({ status: 'READY', queuedAt: step.at }).where(inArray(tasks.id, ready.map((t) => t.id)));
+      await tx
+        .update(tasks)
+        .set({ status: 'READY', queuedAt: step.at })
+        .where(
+          inArray(
+            tasks.id,
+            ready.map((t) => t.id),
+          ),
+        );
       for (const t of ready) taskStatusEvent(step, t, 'READY');
     }
     for (const t of skipped) {
@@ -104,7 +120,10 @@ export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
   const rows = await queryRows<{ status: TaskStatus }>(tx, sql`select distinct status from tasks where run_id = ${run.id}`);
   const status = finalRunStatus(rows.map((r) => r.status));
   const message = status === 'FAILED' ? await firstFailures(tc, run.id) : null;
-  await tx.update(runs).set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at }).where(eq(runs.id, run.id));
+  await tx
+    .update(runs)
+    .set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at })
+    .where(eq(runs.id, run.id));
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
   run.status = status;
   await notifyParent(tc, run, status, message);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AtelierError } from '../errors';
+import type { AtelierError } from '../errors';
 import { parseWorkflowSpec, resolveRunParameters, substituteParameters } from './spec';
 
 const codeOf = (fn: () => unknown) => {
@@ -14,7 +14,15 @@ const codeOf = (fn: () => unknown) => {
 describe('workflow spec', () => {
   it('parses YAML and JSON alike', () => {
     const yaml = parseWorkflowSpec('name: w\ntasks:\n  - name: a\n    module: ns/m@latest\n  - name: b\n    module: ns/m\n    dependsOn: [a]\n');
-    const json = parseWorkflowSpec(JSON.stringify({ name: 'w', tasks: [{ name: 'a', module: 'ns/m@latest' }, { name: 'b', module: 'ns/m', dependsOn: ['a'] }] }));
+    const json = parseWorkflowSpec(
+      JSON.stringify({
+        name: 'w',
+        tasks: [
+          { name: 'a', module: 'ns/m@latest' },
+          { name: 'b', module: 'ns/m', dependsOn: ['a'] },
+        ],
+      }),
+    );
     expect(yaml).toEqual(json);
   });
 
@@ -31,7 +39,15 @@ describe('workflow spec', () => {
   });
 
   it('reports shape errors by node name, not array index', () => {
-    const error = codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'ok', module: 'ns/m' }, { name: 'bad', module: 'Not A Module' }] }));
+    const error = codeOf(() =>
+      parseWorkflowSpec({
+        name: 'w',
+        tasks: [
+          { name: 'ok', module: 'ns/m' },
+          { name: 'bad', module: 'Not A Module' },
+        ],
+      }),
+    );
     expect(error.details.map((d) => d.path)).toContain('tasks.bad.module');
   });
 
@@ -41,7 +57,11 @@ describe('workflow spec', () => {
   });
 
   it('resolves run parameters with defaults and keeps JSON types when substituting', () => {
-    const spec = parseWorkflowSpec({ name: 'w', parameters: { epochs: { default: 10 }, lr: {} }, tasks: [{ name: 'a', module: 'ns/m', parameters: { e: '${params.epochs}', nested: ['${params.lr}'], literal: 'x ${params.epochs}' } }] });
+    const spec = parseWorkflowSpec({
+      name: 'w',
+      parameters: { epochs: { default: 10 }, lr: {} },
+      tasks: [{ name: 'a', module: 'ns/m', parameters: { e: '${params.epochs}', nested: ['${params.lr}'], literal: 'x ${params.epochs}' } }],
+    });
     const params = resolveRunParameters(spec, { lr: 0.1 });
     expect(params).toEqual({ epochs: 10, lr: 0.1 });
     expect(substituteParameters('a', spec.tasks[0]!.parameters!, params)).toEqual({ e: 10, nested: [0.1], literal: 'x ${params.epochs}' });

@@ -2,10 +2,9 @@
 // database (names, dependencies, cycles); resolving modules happens in plan.ts.
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
-import { domains, triggerRules, type TaskSpec, type WorkflowSpec } from '../vocabulary';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { describeAjvErrors } from '../modules/manifest';
-
+import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
 
 const nodeName = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
 const specSchema = {
@@ -76,7 +75,7 @@ export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
   if (typeof source === 'string') {
     try {
       // JSON is YAML too, but the YAML parser is ~50× slower on a 10k-node spec.
-      raw = /^\s*[{[]/.test(source) ? tryJson(source) ?? parseYaml(source) : parseYaml(source);
+      raw = /^\s*[{[]/.test(source) ? (tryJson(source) ?? parseYaml(source)) : parseYaml(source);
     } catch (error) {
       throw new AtelierError('INVALID_WORKFLOW', `The workflow spec is not valid YAML or JSON: ${(error as Error).message}`);
     }
@@ -115,14 +114,19 @@ function checkGraph(spec: WorkflowSpec): void {
     byName.set(task.name, task);
   }
   for (const task of spec.tasks) {
-    if (!task.module === !task.workflow) details.push({ path: `tasks.${task.name}`, message: task.module ? 'names both a module and a workflow; a node runs one of them' : 'needs a module or a workflow to run' });
+    if (!task.module === !task.workflow)
+      details.push({
+        path: `tasks.${task.name}`,
+        message: task.module ? 'names both a module and a workflow; a node runs one of them' : 'needs a module or a workflow to run',
+      });
     if (task.map && !task.module) details.push({ path: `tasks.${task.name}.map`, message: 'needs a module to map' });
     const from = task.map ? outputRef(task.map.over) : null;
     if (from && !(task.dependsOn ?? []).includes(from.node)) {
       details.push({ path: `tasks.${task.name}.map.over`, message: `reads outputs of "${from.node}", which must be listed in dependsOn` });
     }
     for (const ref of outputRefsIn(task.parameters)) {
-      if (!(task.dependsOn ?? []).includes(ref.node)) details.push({ path: `tasks.${task.name}.parameters`, message: `reads outputs of "${ref.node}", which must be listed in dependsOn` });
+      if (!(task.dependsOn ?? []).includes(ref.node))
+        details.push({ path: `tasks.${task.name}.parameters`, message: `reads outputs of "${ref.node}", which must be listed in dependsOn` });
     }
     const seen = new Set<string>();
     for (const dep of task.dependsOn ?? []) {
@@ -238,7 +242,12 @@ export const UNRESOLVED = Symbol('unresolved run parameter');
  * Replaces "${params.NAME}" strings with run parameter values. With `partial` (checking a spec before any run
  * exists), a parameter without a value leaves the result marked by {@link UNRESOLVED} instead of failing.
  */
-export function substituteParameters(taskName: string, template: Record<string, unknown>, runParams: Record<string, unknown>, options: { partial?: boolean } = {}): Record<string, unknown> {
+export function substituteParameters(
+  taskName: string,
+  template: Record<string, unknown>,
+  runParams: Record<string, unknown>,
+  options: { partial?: boolean } = {},
+): Record<string, unknown> {
   let unresolved = false;
   const visit = (value: unknown, path: string): unknown => {
     if (typeof value === 'string') {
@@ -249,9 +258,11 @@ export function substituteParameters(taskName: string, template: Record<string, 
         return value;
       }
       if (!(m[1]! in runParams)) {
-        throw new AtelierError('INVALID_WORKFLOW', `Task "${taskName}" uses \${params.${m[1]}} at ${path}, but the run has no such parameter and it has no default`, [
-          { path: `tasks.${taskName}.${path}`, message: `refers to missing run parameter "${m[1]}"` },
-        ]);
+        throw new AtelierError(
+          'INVALID_WORKFLOW',
+          `Task "${taskName}" uses \${params.${m[1]}} at ${path}, but the run has no such parameter and it has no default`,
+          [{ path: `tasks.${taskName}.${path}`, message: `refers to missing run parameter "${m[1]}"` }],
+        );
       }
       return runParams[m[1]!];
     }

@@ -2,24 +2,24 @@
 // rerun that reuses a run's results; each plans its tasks, checks their data access, and dispatches what is ready.
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { Tx } from '../db/client';
+import { AuditedDenial } from '../audit/audit';
 import { bulkInsert } from '../db/bulk';
+import type { Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { runs, tasks, type NewTask, type Run, type Task } from '../db/tables/runs';
-import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { type NewTask, type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import { badInput, notFound } from '../errors';
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
-import { transact, taskStatusEvent, type OrchestratorContext, type TxContext } from './context';
+import type { Domain, TaskDataAccess, Trigger } from '../vocabulary';
+import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { planRun } from './plan';
-import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { initialStatuses, upstreamCounts } from './rules';
+import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 import { resolveRunParameters } from './spec';
-import type { Domain, TaskDataAccess, Trigger } from '../vocabulary';
-import { AuditedDenial } from '../audit/audit';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   checkIdempotencyKey(input.idempotencyKey);
@@ -69,7 +69,17 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
     const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
     const pinned = pinnedVersions(sourceTasks);
-    return createRun(tc, { workflow, version, parameters: merged, trigger: 'CLONE', identity, sourceRunId: source.id, pinned, domain: source.domain, cacheNamespace: source.cacheNamespace });
+    return createRun(tc, {
+      workflow,
+      version,
+      parameters: merged,
+      trigger: 'CLONE',
+      identity,
+      sourceRunId: source.id,
+      pinned,
+      domain: source.domain,
+      cacheNamespace: source.cacheNamespace,
+    });
   });
 }
 
@@ -79,15 +89,33 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
     const reuse = rerunReuse(runId, sourceTasks, input);
     const pinned = pinnedVersions(sourceTasks);
     const overrides = new Map(Object.entries(input.modules ?? {}));
-    return createRun(tc, { workflow, version, parameters: source.parameters, trigger: 'RERUN', identity, sourceRunId: source.id, pinned, overrides, reuse, domain: source.domain, cacheNamespace: source.cacheNamespace });
+    return createRun(tc, {
+      workflow,
+      version,
+      parameters: source.parameters,
+      trigger: 'RERUN',
+      identity,
+      sourceRunId: source.id,
+      pinned,
+      overrides,
+      reuse,
+      domain: source.domain,
+      cacheNamespace: source.cacheNamespace,
+    });
   });
 }
 
 async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
-  const [workflow] = await tx.select().from(workflows).where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+  const [workflow] = await tx
+    .select()
+    .from(workflows)
+    .where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
   if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = version ?? workflow.latestVersion;
-  const [wv] = await tx.select().from(workflowVersions).where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+  const [wv] = await tx
+    .select()
+    .from(workflowVersions)
+    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
   if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   return { workflow, version: wv };
 }
@@ -141,7 +169,14 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     if ('denied' in decision) {
       const { rule, message, subjects } = decision.denied;
       throw new AuditedDenial(
-        { identity: input.identity, action: 'data.start', decision: 'deny', subject: `workflow:${input.workflow.name}`, rule, details: { node: task.node, domain: input.domain, refused: subjects } },
+        {
+          identity: input.identity,
+          action: 'data.start',
+          decision: 'deny',
+          subject: `workflow:${input.workflow.name}`,
+          rule,
+          details: { node: task.node, domain: input.domain, refused: subjects },
+        },
         `Node "${task.node}" is refused by data policy: ${message} (${rule}). Change the run's domain, the module's declared inputs, or the labels.`,
       );
     }
@@ -210,7 +245,16 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       dataAccess: dataAccess.get(p.node) ?? null,
       queuedAt: status === 'READY' ? step.at : null,
       ...(reused
-        ? { outputs: reused.outputs, reusedFromTaskId: reused.id, startedAt: reused.startedAt, finishedAt: reused.finishedAt, host: reused.host, progress: 1, reason: 'reused', message: `reused the result of run ${reused.runId}` }
+        ? {
+            outputs: reused.outputs,
+            reusedFromTaskId: reused.id,
+            startedAt: reused.startedAt,
+            finishedAt: reused.finishedAt,
+            host: reused.host,
+            progress: 1,
+            reason: 'reused',
+            message: `reused the result of run ${reused.runId}`,
+          }
         : status === 'SKIPPED'
           ? { reason: 'upstream-failed', message: 'skipped: its trigger rule can never be met', finishedAt: step.at }
           : {}),
@@ -218,7 +262,8 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   });
   await bulkInsert(tx, tasks, rows);
   step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
-  for (const t of rows) if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
+  for (const t of rows)
+    if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
   await dispatch(tc, run!);
   await finishIfDone(tc, run!);
   return run!;

@@ -5,7 +5,7 @@ import { queryRows } from '../db/client';
 import { runs, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
 import { stopAttempts } from './cancel';
-import { lockRun, taskStatusEvent, transact, type OrchestratorContext } from './context';
+import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { runsToAdmit } from './limits';
 import { deadlineOutcome, lostHostOutcome } from './outcomes';
@@ -32,14 +32,22 @@ export async function tick(ctx: OrchestratorContext, state: SweepState): Promise
 
 /** Retries whose backoff is over become READY and are dispatched. */
 async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void> {
-  const due = await ctx.db.select({ id: tasks.id, runId: tasks.runId }).from(tasks).where(and(eq(tasks.status, 'RETRYING'), lt(tasks.retryAt, at))).limit(TICK_BATCH);
+  const due = await ctx.db
+    .select({ id: tasks.id, runId: tasks.runId })
+    .from(tasks)
+    .where(and(eq(tasks.status, 'RETRYING'), lt(tasks.retryAt, at)))
+    .limit(TICK_BATCH);
   for (const [runId, list] of groupByRun(due)) {
     const ids = list.map((t) => t.id);
     await transact(ctx, async (tc) => {
       const { tx, step } = tc;
       const run = await lockRun(tx, runId);
       if (!run) return;
-      const moved = await tx.update(tasks).set({ status: 'READY', retryAt: null, queuedAt: step.at }).where(and(inArray(tasks.id, ids), eq(tasks.status, 'RETRYING'))).returning();
+      const moved = await tx
+        .update(tasks)
+        .set({ status: 'READY', retryAt: null, queuedAt: step.at })
+        .where(and(inArray(tasks.id, ids), eq(tasks.status, 'RETRYING')))
+        .returning();
       for (const t of moved) taskStatusEvent(step, t, 'READY');
       await dispatch(tc, run);
     });
@@ -71,7 +79,11 @@ async function failStuckTasks(ctx: OrchestratorContext, at: Date): Promise<void>
         if (!task || task.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
         const outcome = s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs);
         await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], s.lost ? 'presumed lost' : 'deadline');
-        const updated = await applyOutcome(tc, task, outcome, { at: step.at, durationMs: step.at.getTime() - (task.startedAt?.getTime() ?? step.at.getTime()), host: task.host });
+        const updated = await applyOutcome(tc, task, outcome, {
+          at: step.at,
+          durationMs: step.at.getTime() - (task.startedAt?.getTime() ?? step.at.getTime()),
+          host: task.host,
+        });
         if (isTerminal(updated.status)) finished.push(updated.node);
       }
       await settle(tc, run, finished);
@@ -81,15 +93,27 @@ async function failStuckTasks(ctx: OrchestratorContext, at: Date): Promise<void>
 
 /** Runs held back by their workflow's maxActiveRuns, admitted in the order they started. */
 async function admitWaitingRuns(ctx: OrchestratorContext): Promise<void> {
-  const waiting = await ctx.db.select({ id: runs.id, workflowId: runs.workflowId }).from(runs).where(and(eq(runs.admitted, false), eq(runs.status, 'QUEUED'))).orderBy(asc(runs.createdAt)).limit(TICK_BATCH);
+  const waiting = await ctx.db
+    .select({ id: runs.id, workflowId: runs.workflowId })
+    .from(runs)
+    .where(and(eq(runs.admitted, false), eq(runs.status, 'QUEUED')))
+    .orderBy(asc(runs.createdAt))
+    .limit(TICK_BATCH);
   for (const workflowId of new Set(waiting.map((w) => w.workflowId))) {
     await transact(ctx, async (tc) => {
       const { tx, step } = tc;
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-workflow:${workflowId}`}))`);
-      const queue = await tx.select().from(runs).where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, false), eq(runs.status, 'QUEUED'))).orderBy(asc(runs.createdAt));
+      const queue = await tx
+        .select()
+        .from(runs)
+        .where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, false), eq(runs.status, 'QUEUED')))
+        .orderBy(asc(runs.createdAt));
       if (!queue.length) return;
       const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, queue[0]!.workflowVersionId));
-      const [active] = await tx.select({ n: sql<number>`count(*)::int` }).from(runs).where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
+      const [active] = await tx
+        .select({ n: sql<number>`count(*)::int` })
+        .from(runs)
+        .where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
       for (const run of queue.slice(0, runsToAdmit(version?.spec.concurrency?.maxActiveRuns, active?.n ?? 0))) {
         const [admitted] = await tx.update(runs).set({ admitted: true, message: null }).where(eq(runs.id, run.id)).returning();
         step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: null, at: step.at.toISOString() });

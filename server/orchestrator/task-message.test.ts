@@ -22,7 +22,9 @@ const task = (over: Partial<Task> = {}): Task =>
     dataAccess: null,
     ...over,
   }) as Task;
-const version = { digest: 'sha256:abc', manifest: { namespace: 'ml', name: 'fit', entrypoint: 'fit.py', runtime: 'python3' } } as Parameters<typeof taskMessage>[1];
+const version = { digest: 'sha256:abc', manifest: { namespace: 'ml', name: 'fit', entrypoint: 'fit.py', runtime: 'python3' } } as Parameters<
+  typeof taskMessage
+>[1];
 
 describe('the bus message for a task’s next attempt', () => {
   it('carries the next attempt number, the pinned module, and each upstream’s outputs ({} when it has none)', () => {
@@ -50,11 +52,22 @@ describe('the bus message for a task’s next attempt', () => {
 
   it('hands over the permitted datasets and columns without the labels that decided them', () => {
     const dataAccess = {
-      inputs: { customers: { dataset: 'crm/customers', version: 4, digest: 'd', columns: ['id', 'region'], labels: { email: { level: 'CONFIDENTIAL', categories: ['PII'] } } } },
+      inputs: {
+        customers: {
+          dataset: 'crm/customers',
+          version: 4,
+          digest: 'd',
+          columns: ['id', 'region'],
+          labels: { email: { level: 'CONFIDENTIAL', categories: ['PII'] } },
+        },
+      },
       outputs: { scores: { dataset: 'ml/scores' } },
     } as unknown as NonNullable<Task['dataAccess']>;
     const message = taskMessage(task({ dataAccess }), version, new Map(), at);
-    expect(message.datasets).toEqual({ inputs: { customers: { dataset: 'crm/customers', version: 4, digest: 'd', columns: ['id', 'region'] } }, outputs: { scores: { dataset: 'ml/scores' } } });
+    expect(message.datasets).toEqual({
+      inputs: { customers: { dataset: 'crm/customers', version: 4, digest: 'd', columns: ['id', 'region'] } },
+      outputs: { scores: { dataset: 'ml/scores' } },
+    });
     expect('datasets' in taskMessage(task(), version, new Map(), at)).toBe(false);
   });
 });

@@ -6,7 +6,12 @@ import type { Task } from '../db/tables/runs';
 import type { TaskDataAccess } from '../vocabulary';
 
 /** The message for `task`'s next attempt; `outputs` holds its upstreams' outputs by node (a missing one reads as `{}`). */
-export function taskMessage(task: Task, version: Pick<ModuleVersion, 'digest' | 'manifest'>, outputs: Map<string, Record<string, unknown>>, enqueuedAt: Date): TaskMessage {
+export function taskMessage(
+  task: Task,
+  version: Pick<ModuleVersion, 'digest' | 'manifest'>,
+  outputs: Map<string, Record<string, unknown>>,
+  enqueuedAt: Date,
+): TaskMessage {
   return {
     taskId: task.id,
     runId: task.runId,
@@ -28,7 +33,9 @@ export function taskMessage(task: Task, version: Pick<ModuleVersion, 'digest' | 
 /** What a module is told about its datasets: the permitted columns, without the labels that decided them. */
 export function handedOver(access: TaskDataAccess): NonNullable<TaskMessage['datasets']> {
   return {
-    inputs: Object.fromEntries(Object.entries(access.inputs).map(([port, { dataset, version, digest, columns }]) => [port, { dataset, version, digest, columns }])),
+    inputs: Object.fromEntries(
+      Object.entries(access.inputs).map(([port, { dataset, version, digest, columns }]) => [port, { dataset, version, digest, columns }]),
+    ),
     outputs: access.outputs,
   };
 }

@@ -2,14 +2,15 @@
 // name, and the domain a new run of a workflow gets by default.
 import { asc, desc, eq, inArray, or } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
+import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import type { Domain } from '../vocabulary';
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const workflowsByIds = (db: Db, ids: string[]): Promise<Workflow[]> => db.select().from(workflows).where(inArray(workflows.id, ids));
 
-export const workflowVersionsByIds = (db: Db, ids: string[]): Promise<WorkflowVersion[]> => db.select().from(workflowVersions).where(inArray(workflowVersions.id, ids));
+export const workflowVersionsByIds = (db: Db, ids: string[]): Promise<WorkflowVersion[]> =>
+  db.select().from(workflowVersions).where(inArray(workflowVersions.id, ids));
 
 /** The versions of each workflow, newest first. */
 export const versionsOfWorkflows = (db: Db, workflowIds: string[]): Promise<WorkflowVersion[]> =>
@@ -25,6 +26,9 @@ export async function workflowWithName(db: Db, name: string): Promise<Workflow |
 
 /** The domain a new run of a workflow (by name or id) gets by default; undefined when there is no such workflow. */
 export async function workflowDomainOf(db: Db, ref: string): Promise<Domain | undefined> {
-  const [row] = await db.select({ domain: workflows.domain }).from(workflows).where(uuidRe.test(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
+  const [row] = await db
+    .select({ domain: workflows.domain })
+    .from(workflows)
+    .where(uuidRe.test(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
   return row?.domain;
 }

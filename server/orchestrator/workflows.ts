@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { workflowVersions, workflows, type Workflow, type WorkflowVersion } from '../db/tables/workflows';
-import { planRun, type PlanDefaults } from './plan';
-import { parseWorkflowSpec, resolveRunParameters } from './spec';
+import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import type { Domain } from '../vocabulary';
+import { type PlanDefaults, planRun } from './plan';
+import { parseWorkflowSpec, resolveRunParameters } from './spec';
 
 export async function createWorkflow(
   db: Db,

@@ -2,8 +2,8 @@
 // log lines), and the run list with its filter and keyset pages. Batched reads take every key at once (no N+1).
 import { and, asc, desc, eq, gt, gte, inArray, lt, or, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { runs, tasks, type Run, type Task } from '../db/tables/runs';
-import { taskEvents, type TaskEvent } from '../db/tables/task-events';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { type TaskEvent, taskEvents } from '../db/tables/task-events';
 import { notFound } from '../errors';
 import type { Domain, RunStatus, Trigger } from '../vocabulary';
 
@@ -35,7 +35,8 @@ export async function taskById(db: Db, id: string): Promise<Task | null> {
 export const tasksOfRuns = (db: Db, runIds: string[]): Promise<Task[]> => db.select().from(tasks).where(inArray(tasks.runId, runIds)).orderBy(asc(tasks.node));
 
 /** Runs started by workflow nodes of each run, oldest first. */
-export const childRunsOf = (db: Db, runIds: string[]): Promise<Run[]> => db.select().from(runs).where(inArray(runs.parentRunId, runIds)).orderBy(asc(runs.createdAt));
+export const childRunsOf = (db: Db, runIds: string[]): Promise<Run[]> =>
+  db.select().from(runs).where(inArray(runs.parentRunId, runIds)).orderBy(asc(runs.createdAt));
 
 /** Start and result events of tasks, oldest first: what a task's attempts are built from. */
 export const attemptEventsOf = (db: Db, taskIds: string[]): Promise<TaskEvent[]> =>

@@ -31,8 +31,10 @@ export function isTimeZone(timeZone: string): boolean {
  */
 export function checkCron(cron: string, timeZone: string): ErrorDetail[] {
   const problems: ErrorDetail[] = [];
-  if (!isTimeZone(timeZone)) problems.push({ path: 'timeZone', message: `"${timeZone}" is not a known IANA time zone (for example "UTC", "Europe/Paris", "America/New_York")` });
-  if (!cron.trim() || cron.length > 200) problems.push({ path: 'cron', message: 'must be a cron expression of 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first' });
+  if (!isTimeZone(timeZone))
+    problems.push({ path: 'timeZone', message: `"${timeZone}" is not a known IANA time zone (for example "UTC", "Europe/Paris", "America/New_York")` });
+  if (!cron.trim() || cron.length > 200)
+    problems.push({ path: 'cron', message: 'must be a cron expression of 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first' });
   else {
     try {
       new Cron(cron, { paused: true, mode: '5-or-6-parts' });

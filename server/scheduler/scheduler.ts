@@ -4,19 +4,19 @@
 // it fires exactly once even if two leaders overlap or the process dies between the two steps.
 import { subject } from '@casl/ability';
 import { and, asc, eq, inArray, lte } from 'drizzle-orm';
+import { audit } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
-import { withTryAdvisoryLock, type Db } from '../db/client';
-import { runs } from '../db/tables/runs';
-import { scheduleFires, schedules, type NewScheduleFire, type Schedule, type ScheduleFire } from '../db/tables/schedules';
+import { grantsOf } from '../auth/grants';
+import { type Db, withTryAdvisoryLock } from '../db/client';
 import { identities } from '../db/tables/identities';
+import { runs } from '../db/tables/runs';
+import { type NewScheduleFire, type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
-import { audit } from '../audit/audit';
-import { grantsOf } from '../auth/grants';
 import type { Orchestrator } from '../orchestrator/orchestrator';
+import type { FireOutcome, RunStatus } from '../vocabulary';
 import { dueFireTimes, nextFireTime } from './cron';
 import { timingOf } from './schedules';
-import type { FireOutcome, RunStatus } from '../vocabulary';
 
 export interface SchedulerOptions {
   db: Db;
@@ -103,10 +103,19 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         const unrecorded = truncated || recorded.length < missed.length;
         for (const [i, t] of recorded.entries()) {
           const older = i === 0 && unrecorded ? ' (older missed fire times are not listed)' : '';
-          rows.push({ scheduleId, fireTime: t, outcome: 'SKIPPED_MISSED', message: `missed by ${formatDelay(now.getTime() - t.getTime())}: ${why}${older}`, createdAt: now });
+          rows.push({
+            scheduleId,
+            fireTime: t,
+            outcome: 'SKIPPED_MISSED',
+            message: `missed by ${formatDelay(now.getTime() - t.getTime())}: ${why}${older}`,
+            createdAt: now,
+          });
         }
         for (const t of run) rows.push({ scheduleId, fireTime: t, outcome: 'PENDING', createdAt: now });
-        await tx.insert(scheduleFires).values(rows).onConflictDoNothing({ target: [scheduleFires.scheduleId, scheduleFires.fireTime] });
+        await tx
+          .insert(scheduleFires)
+          .values(rows)
+          .onConflictDoNothing({ target: [scheduleFires.scheduleId, scheduleFires.fireTime] });
       }
       const last = times.length && times.at(-1)! > schedule.lastFireTime ? times.at(-1)! : schedule.lastFireTime;
       await tx
@@ -142,7 +151,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const ability = defineAbilityFor(row.identity, await grantsOf(db, row.identity));
     if (ability.can('start', subject('Run', { domain: row.domain }))) return null;
     const rule = 'a schedule starts runs only while its creator may';
-    await audit(db, { identity: row.identity, action: 'schedule.fire', decision: 'deny', subject: `schedule:${schedule.name}`, rule, details: { domain: row.domain } });
+    await audit(db, {
+      identity: row.identity,
+      action: 'schedule.fire',
+      decision: 'deny',
+      subject: `schedule:${schedule.name}`,
+      rule,
+      details: { domain: row.domain },
+    });
     return `the run could not start: ${row.identity.name}, who created this schedule, may no longer start ${row.domain} runs (${rule}); an admin grants the domain to one of their teams with \`npx atelier team grant TEAM ${row.domain}\`, or someone granted recreates the schedule`;
   }
 
@@ -177,7 +193,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }
       }
       try {
-        const run = await orchestrator.startRun({ workflow: schedule.workflowId, parameters: schedule.parameters, trigger: 'SCHEDULE', idempotencyKey: key }, null);
+        const run = await orchestrator.startRun(
+          { workflow: schedule.workflowId, parameters: schedule.parameters, trigger: 'SCHEDULE', idempotencyKey: key },
+          null,
+        );
         outcome = 'STARTED';
         runId = run.id;
         if (cancelled.length) message = `cancelled the previous run${cancelled.length > 1 ? 's' : ''} ${cancelled.join(', ')} (overlap policy CANCEL_PREVIOUS)`;

@@ -3,12 +3,12 @@
 import { and, asc, desc, eq, inArray, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { scheduleFires, schedules, type Schedule, type ScheduleFire } from '../db/tables/schedules';
-import { workflowVersions, workflows, type Workflow } from '../db/tables/workflows';
-import { AtelierError, badInput, notFound, type ErrorDetail } from '../errors';
+import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
+import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
+import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { resolveRunParameters } from '../orchestrator/spec';
-import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
 import type { CatchUpPolicy, OverlapPolicy } from '../vocabulary';
+import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
 
 export interface ScheduleInput {
   /** Workflow name or id. */
@@ -42,7 +42,12 @@ export interface SchedulePatch {
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const MAX_CATCH_UP_LIMIT = 1000;
 
-export const timingOf = (s: Pick<Schedule, 'cron' | 'timeZone' | 'startAt' | 'endAt'>): Timing => ({ cron: s.cron, timeZone: s.timeZone, startAt: s.startAt, endAt: s.endAt });
+export const timingOf = (s: Pick<Schedule, 'cron' | 'timeZone' | 'startAt' | 'endAt'>): Timing => ({
+  cron: s.cron,
+  timeZone: s.timeZone,
+  startAt: s.startAt,
+  endAt: s.endAt,
+});
 
 export async function findSchedule(db: Db, id: string): Promise<Schedule> {
   if (!uuidRe.test(id)) throw badInput(`"${id}" is not a schedule id (a UUID).`, [{ path: 'id', message: 'is not a UUID' }]);
@@ -56,7 +61,10 @@ export async function findWorkflow(db: Db, ref: string): Promise<Workflow> {
     .select()
     .from(workflows)
     .where(uuidRe.test(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
-  if (!workflow) throw new AtelierError('NOT_FOUND', `No workflow "${ref}"; create it first (\`atelier workflow create FILE\`).`, [{ path: 'workflow', message: 'does not exist' }]);
+  if (!workflow)
+    throw new AtelierError('NOT_FOUND', `No workflow "${ref}"; create it first (\`atelier workflow create FILE\`).`, [
+      { path: 'workflow', message: 'does not exist' },
+    ]);
   return workflow;
 }
 
@@ -89,9 +97,12 @@ function defaultName(cron: string, timeZone: string): string {
 /** Checks the fields that need no database; throws one BAD_USER_INPUT listing every problem. */
 function checkFields(v: { name: string; cron: string; timeZone: string; startAt: Date | null; endAt: Date | null; catchUpLimit: number }): void {
   const problems: ErrorDetail[] = [...checkCron(v.cron, v.timeZone)];
-  if (!v.name.trim() || v.name.length > 100 || /[\u0000-\u001f]/.test(v.name)) problems.push({ path: 'name', message: 'must be 1 to 100 printable characters' });
-  if (!Number.isInteger(v.catchUpLimit) || v.catchUpLimit < 1 || v.catchUpLimit > MAX_CATCH_UP_LIMIT) problems.push({ path: 'catchUpLimit', message: `must be a whole number from 1 to ${MAX_CATCH_UP_LIMIT}` });
-  if (v.startAt && v.endAt && v.endAt.getTime() <= v.startAt.getTime()) problems.push({ path: 'endAt', message: `must be after startAt (${v.startAt.toISOString()})` });
+  if (!v.name.trim() || v.name.length > 100 || /[\u0000-\u001f]/.test(v.name))
+    problems.push({ path: 'name', message: 'must be 1 to 100 printable characters' });
+  if (!Number.isInteger(v.catchUpLimit) || v.catchUpLimit < 1 || v.catchUpLimit > MAX_CATCH_UP_LIMIT)
+    problems.push({ path: 'catchUpLimit', message: `must be a whole number from 1 to ${MAX_CATCH_UP_LIMIT}` });
+  if (v.startAt && v.endAt && v.endAt.getTime() <= v.startAt.getTime())
+    problems.push({ path: 'endAt', message: `must be after startAt (${v.startAt.toISOString()})` });
   if (problems.length) throw invalid(problems);
 }
 
@@ -118,7 +129,9 @@ function checkFires(timing: Timing, now: Date): Date {
   if (next) return next;
   const unbounded = nextFireTime({ ...timing, endAt: null }, now);
   if (!unbounded) throw invalid([{ path: 'cron', message: `"${timing.cron}" never fires (no matching date${timing.startAt ? ` after startAt` : ''})` }]);
-  throw invalid([{ path: 'endAt', message: `no fire time is left before endAt (${timing.endAt!.toISOString()}); the next would be ${unbounded.toISOString()}` }]);
+  throw invalid([
+    { path: 'endAt', message: `no fire time is left before endAt (${timing.endAt!.toISOString()}); the next would be ${unbounded.toISOString()}` },
+  ]);
 }
 
 function checkJsonObject(value: unknown): Record<string, unknown> {
@@ -147,7 +160,16 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
   // Created now: fire times before this moment are not "missed", so nothing of the past is caught up.
   const [created] = await db
     .insert(schedules)
-    .values({ ...values, workflowId: workflow.id, paused: input.paused ?? false, lastFireTime: now, nextFireTime: next, createdBy: identity?.id ?? null, createdAt: now, updatedAt: now })
+    .values({
+      ...values,
+      workflowId: workflow.id,
+      paused: input.paused ?? false,
+      lastFireTime: now,
+      nextFireTime: next,
+      createdBy: identity?.id ?? null,
+      createdAt: now,
+      updatedAt: now,
+    })
     .onConflictDoNothing({ target: [schedules.workflowId, schedules.name] })
     .returning();
   if (!created) throw nameTaken(values.name, workflow);
@@ -155,7 +177,9 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
 }
 
 const nameTaken = (name: string, workflow: Workflow) =>
-  new AtelierError('CONFLICT', `Workflow "${workflow.name}" already has a schedule named "${name}"; pick another name (--name) or update that one.`, [{ path: 'name', message: 'is already used' }]);
+  new AtelierError('CONFLICT', `Workflow "${workflow.name}" already has a schedule named "${name}"; pick another name (--name) or update that one.`, [
+    { path: 'name', message: 'is already used' },
+  ]);
 
 export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, now: Date): Promise<Schedule> {
   const current = await findSchedule(db, id);
@@ -174,7 +198,11 @@ export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, n
   const [workflow] = await db.select().from(workflows).where(eq(workflows.id, current.workflowId));
   await checkParameters(db, workflow!, merged.parameters);
   // New timing applies from now on: fire times of the new cron that lie in the past are not caught up.
-  const timingChanged = merged.cron !== current.cron || merged.timeZone !== current.timeZone || merged.startAt?.getTime() !== current.startAt?.getTime() || merged.endAt?.getTime() !== current.endAt?.getTime();
+  const timingChanged =
+    merged.cron !== current.cron ||
+    merged.timeZone !== current.timeZone ||
+    merged.startAt?.getTime() !== current.startAt?.getTime() ||
+    merged.endAt?.getTime() !== current.endAt?.getTime();
   if (timingChanged) checkFires(merged, now);
   if (merged.name !== current.name) {
     const [other] = await db

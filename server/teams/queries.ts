@@ -3,7 +3,7 @@
 import { asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
-import { namespaces, teamMembers, teams, type Team, type TeamMember } from '../db/tables/teams';
+import { namespaces, type Team, type TeamMember, teamMembers, teams } from '../db/tables/teams';
 import type { Domain } from '../vocabulary';
 
 export const teamsByIds = (db: Db, ids: string[]): Promise<Team[]> => db.select().from(teams).where(inArray(teams.id, ids));
@@ -21,7 +21,11 @@ export const namespacesOfTeams = (db: Db, teamIds: string[]): Promise<{ name: st
 
 /** The team owning each of these namespaces (an unowned one is left out). */
 export async function ownersOfNamespaces(db: Db, names: string[]): Promise<Map<string, Team>> {
-  const rows = await db.select({ name: namespaces.name, team: teams }).from(namespaces).innerJoin(teams, eq(teams.id, namespaces.teamId)).where(inArray(namespaces.name, names));
+  const rows = await db
+    .select({ name: namespaces.name, team: teams })
+    .from(namespaces)
+    .innerJoin(teams, eq(teams.id, namespaces.teamId))
+    .where(inArray(namespaces.name, names));
   return new Map(rows.map((r) => [r.name, r.team]));
 }
 

@@ -1,11 +1,11 @@
 // Teams, memberships and namespace ownership: who may publish into a namespace and move its tags.
 import { and, eq, inArray } from 'drizzle-orm';
-import { isAdmin, namespaceSubject, teamSubject, type AppAbility, type NamespaceSubject } from '../auth/ability';
-import type { Db, Tx } from '../db/client';
-import { identities, type Identity } from '../db/tables/identities';
-import { namespaces, teamMembers, teams, type Namespace, type Team } from '../db/tables/teams';
-import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { audit } from '../audit/audit';
+import { type AppAbility, isAdmin, type NamespaceSubject, namespaceSubject, teamSubject } from '../auth/ability';
+import type { Db, Tx } from '../db/client';
+import { type Identity, identities } from '../db/tables/identities';
+import { type Namespace, namespaces, type Team, teamMembers, teams } from '../db/tables/teams';
+import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import type { TeamRole } from '../vocabulary';
 
 const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
@@ -43,7 +43,11 @@ export async function createTeam(db: Db, ability: AppAbility, identity: Identity
   if (!ability.can('create', 'Team')) throw forbidden('Only admins may create teams; ask an admin to run `npx atelier team create NAME`.');
   if (!teamNameRe.test(input.name)) throw badInput(`"${input.name}" is not a valid team name: use 1–64 lowercase letters, digits, "-", "_" or ".".`);
   return db.transaction(async (tx) => {
-    const [team] = await tx.insert(teams).values({ name: input.name, description: input.description ?? '' }).onConflictDoNothing().returning();
+    const [team] = await tx
+      .insert(teams)
+      .values({ name: input.name, description: input.description ?? '' })
+      .onConflictDoNothing()
+      .returning();
     if (!team) throw new AtelierError('CONFLICT', `A team named "${input.name}" already exists.`);
     // Whoever creates a team maintains it until they hand it over.
     await tx.insert(teamMembers).values({ teamId: team.id, identityId: identity.id, role: 'admin', addedBy: identity.id });
@@ -62,7 +66,14 @@ export async function setTeamMember(db: Db, ability: AppAbility, caller: Identit
       .insert(teamMembers)
       .values({ teamId: team.id, identityId: member.id, role: input.role, addedBy: caller.id })
       .onConflictDoUpdate({ target: [teamMembers.teamId, teamMembers.identityId], set: { role: input.role, addedBy: caller.id } });
-    await audit(tx, { identity: caller, action: 'team.member.set', decision: 'allow', subject: `team:${team.name}`, rule: 'team maintainers and admins manage members', details: { member: member.name, role: input.role } });
+    await audit(tx, {
+      identity: caller,
+      action: 'team.member.set',
+      decision: 'allow',
+      subject: `team:${team.name}`,
+      rule: 'team maintainers and admins manage members',
+      details: { member: member.name, role: input.role },
+    });
     return team;
   });
 }
@@ -78,7 +89,14 @@ export async function removeTeamMember(db: Db, ability: AppAbility, caller: Iden
       .where(and(eq(teamMembers.teamId, team.id), eq(teamMembers.identityId, member.id)))
       .returning({ id: teamMembers.identityId });
     if (!removed.length) throw notFound(`"${input.identity}" is not a member of team "${team.name}".`);
-    await audit(tx, { identity: caller, action: 'team.member.remove', decision: 'allow', subject: `team:${team.name}`, rule: 'team maintainers and admins manage members', details: { member: member.name } });
+    await audit(tx, {
+      identity: caller,
+      action: 'team.member.remove',
+      decision: 'allow',
+      subject: `team:${team.name}`,
+      rule: 'team maintainers and admins manage members',
+      details: { member: member.name },
+    });
     return team;
   });
 }
@@ -98,14 +116,25 @@ export async function assignNamespace(db: Db, ability: AppAbility, caller: Ident
       .values({ name: input.name, teamId: team.id, createdBy: caller.id })
       .onConflictDoUpdate({ target: namespaces.name, set: { teamId: team.id } })
       .returning();
-    await audit(tx, { identity: caller, action: 'namespace.assign', decision: 'allow', subject: `namespace:${input.name}`, rule: current ? 'admins move namespaces between teams' : 'team maintainers claim unowned namespaces', details: { team: team.name } });
+    await audit(tx, {
+      identity: caller,
+      action: 'namespace.assign',
+      decision: 'allow',
+      subject: `namespace:${input.name}`,
+      rule: current ? 'admins move namespaces between teams' : 'team maintainers claim unowned namespaces',
+      details: { team: team.name },
+    });
     return row!;
   });
 }
 
 /** The namespace with its owner and writers, as the ability checks it. */
 export async function loadNamespaceSubject(db: Db | Tx, name: string): Promise<NamespaceSubject> {
-  const [row] = await db.select({ ns: namespaces, team: teams }).from(namespaces).innerJoin(teams, eq(teams.id, namespaces.teamId)).where(eq(namespaces.name, name));
+  const [row] = await db
+    .select({ ns: namespaces, team: teams })
+    .from(namespaces)
+    .innerJoin(teams, eq(teams.id, namespaces.teamId))
+    .where(eq(namespaces.name, name));
   if (!row) return { name, team: null, writers: [] };
   return { name, team: row.team.name, writers: await membersWithRoles(db, row.team.id, writerRoles) };
 }

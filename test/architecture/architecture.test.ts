@@ -4,8 +4,9 @@
 // A "folder" is a part of the system: each folder of server/ and of executors/ (with its subfolders), and schema/,
 // plugins/ and dashboards/ as wholes (a part's root composing its own subfolders is no circle). Inside a part, files
 // may call each other both ways (the orchestrator's stages recurse: settling dispatches, dispatching settles).
-import { readFileSync } from 'node:fs';
+
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +16,11 @@ const MAX_LINES = 400;
 /** A header line that gives a long file its reason, e.g. `// Long because: one state machine, read top to bottom.` */
 const LONG_REASON = /^\/\/ Long because: \S/m;
 
-const production = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', 'server', 'schema', 'plugins', 'executors', 'dashboards/src'], { cwd: root, encoding: 'utf8' })
+const production = execFileSync(
+  'git',
+  ['ls-files', '--cached', '--others', '--exclude-standard', 'server', 'schema', 'plugins', 'executors', 'dashboards/src'],
+  { cwd: root, encoding: 'utf8' },
+)
   .split('\n')
   .filter((f) => /\.tsx?$/.test(f) && !/\.test\.tsx?$/.test(f) && !f.endsWith('.d.ts'));
 

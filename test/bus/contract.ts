@@ -1,8 +1,8 @@
 // The behaviour every Bus implementation must show (plugins/bus/types.ts), run against each one by its own
 // test file. Timings are short (ack-wait 300 ms) so the suite stays fast on both the memory bus and JetStream.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskMessage } from '../../plugins/protocol';
 import type { Bus, Delivery } from '../../plugins/bus/types';
+import type { CancelMessage, ExecutorEvent, HostHeartbeat, HotClusterCommand, TaskMessage } from '../../plugins/protocol';
 
 const ACK_WAIT_MS = 300;
 
@@ -34,10 +34,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const pool = freshPool();
         await bus.publishTask(pool, task('t1'), 't1:1');
         const seen: Delivery<TaskMessage>[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          seen.push(d);
-          await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            seen.push(d);
+            await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS },
+        );
         await waitFor(() => seen.length === 1);
         expect(seen[0]!.data).toEqual(task('t1'));
         expect(seen[0]!.redeliveryCount).toBe(0);
@@ -52,10 +56,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         await bus.publishTask(pool, task('t1'), 't1:1');
         await bus.publishTask(pool, task('t2'), 't2:1');
         const seen: string[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          seen.push(d.data.taskId);
-          await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 10 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            seen.push(d.data.taskId);
+            await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 10 },
+        );
         await waitFor(() => seen.length === 2);
         await sleep(100);
         expect(seen).toEqual(['t1', 't2']);
@@ -65,10 +73,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         const pool = freshPool();
         const seen: { at: number; redeliveryCount: number }[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          seen.push({ at: Date.now(), redeliveryCount: d.redeliveryCount });
-          if (d.redeliveryCount > 0) await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            seen.push({ at: Date.now(), redeliveryCount: d.redeliveryCount });
+            if (d.redeliveryCount > 0) await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await waitFor(() => seen.length === 2, 3_000);
         expect(seen.map((s) => s.redeliveryCount)).toEqual([0, 1]);
@@ -82,15 +94,19 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const pool = freshPool();
         let deliveries = 0;
         let done = false;
-        await bus.consumeTasks(pool, async (d) => {
-          deliveries++;
-          for (let elapsed = 0; elapsed < ACK_WAIT_MS * 3; elapsed += ACK_WAIT_MS / 3) {
-            await sleep(ACK_WAIT_MS / 3);
-            d.working();
-          }
-          await d.ack();
-          done = true;
-        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 2 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            deliveries++;
+            for (let elapsed = 0; elapsed < ACK_WAIT_MS * 3; elapsed += ACK_WAIT_MS / 3) {
+              await sleep(ACK_WAIT_MS / 3);
+              d.working();
+            }
+            await d.ack();
+            done = true;
+          },
+          { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 2 },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await waitFor(() => done, 3_000);
         await sleep(ACK_WAIT_MS * 1.5);
@@ -101,11 +117,15 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         const pool = freshPool();
         const seen: { at: number; redeliveryCount: number }[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          seen.push({ at: Date.now(), redeliveryCount: d.redeliveryCount });
-          if (seen.length === 1) d.nak(400);
-          else await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: 5_000 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            seen.push({ at: Date.now(), redeliveryCount: d.redeliveryCount });
+            if (seen.length === 1) d.nak(400);
+            else await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: 5_000 },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await waitFor(() => seen.length === 2, 3_000);
         expect(seen[1]!.redeliveryCount).toBe(1);
@@ -116,11 +136,15 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         const pool = freshPool();
         const seen: number[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          seen.push(Date.now());
-          if (seen.length === 1) d.nak();
-          else await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: 5_000 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            seen.push(Date.now());
+            if (seen.length === 1) d.nak();
+            else await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: 5_000 },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await waitFor(() => seen.length === 2, 1_000);
       });
@@ -129,10 +153,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         const pool = freshPool();
         let deliveries = 0;
-        await bus.consumeTasks(pool, async (d) => {
-          deliveries++;
-          d.term();
-        }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            deliveries++;
+            d.term();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await waitFor(() => deliveries === 1);
         await sleep(ACK_WAIT_MS * 2);
@@ -143,11 +171,15 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         const pool = freshPool();
         const counts: number[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          counts.push(d.redeliveryCount);
-          if (counts.length === 1) throw new Error('boom');
-          await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: 10_000 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            counts.push(d.redeliveryCount);
+            if (counts.length === 1) throw new Error('boom');
+            await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: 10_000 },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await waitFor(() => counts.length === 2, 4_000);
         expect(counts).toEqual([0, 1]);
@@ -159,10 +191,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const held: Delivery<TaskMessage>[] = [];
         let maxHeld = 0;
         let acked = 0;
-        await bus.consumeTasks(pool, async (d) => {
-          held.push(d);
-          maxHeld = Math.max(maxHeld, held.length);
-        }, { durable: `pool-${pool}`, ackWaitMs: 5_000, maxInFlight: 3 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            held.push(d);
+            maxHeld = Math.max(maxHeld, held.length);
+          },
+          { durable: `pool-${pool}`, ackWaitMs: 5_000, maxInFlight: 3 },
+        );
         await Promise.all(Array.from({ length: 10 }, (_, i) => bus.publishTask(pool, task(`t${i}`), `t${i}:1`)));
         await waitFor(() => held.length === 3);
         await sleep(150);
@@ -181,11 +217,15 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const pool = freshPool();
         const bySub: string[][] = [[], []];
         for (const index of [0, 1]) {
-          await bus.consumeTasks(pool, async (d) => {
-            bySub[index]!.push(d.data.taskId);
-            await sleep(5);
-            await d.ack();
-          }, { durable: `pool-${pool}`, ackWaitMs: 5_000, maxInFlight: 4 });
+          await bus.consumeTasks(
+            pool,
+            async (d) => {
+              bySub[index]!.push(d.data.taskId);
+              await sleep(5);
+              await d.ack();
+            },
+            { durable: `pool-${pool}`, ackWaitMs: 5_000, maxInFlight: 4 },
+          );
         }
         const ids = Array.from({ length: 40 }, (_, i) => `t${i}`);
         await Promise.all(ids.map((id) => bus.publishTask(pool, task(id), `${id}:1`)));
@@ -203,10 +243,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const [a, b] = [freshPool(), freshPool()];
         const seen: Record<string, string[]> = { [a]: [], [b]: [] };
         for (const pool of [a, b]) {
-          await bus.consumeTasks(pool, async (d) => {
-            seen[pool]!.push(d.data.taskId);
-            await d.ack();
-          }, { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 5 });
+          await bus.consumeTasks(
+            pool,
+            async (d) => {
+              seen[pool]!.push(d.data.taskId);
+              await d.ack();
+            },
+            { durable: `pool-${pool}`, ackWaitMs: ACK_WAIT_MS, maxInFlight: 5 },
+          );
         }
         await bus.publishTask(a, task('a1', a), 'a1:1');
         await bus.publishTask(b, task('b1', b), 'b1:1');
@@ -221,29 +265,35 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         const pool = freshPool();
         await bus.consumeTasks(pool, async () => undefined, { durable: 'first', ackWaitMs: ACK_WAIT_MS });
-        await expect(bus.consumeTasks(pool, async () => undefined, { durable: 'second', ackWaitMs: ACK_WAIT_MS })).rejects.toThrow(
-          /one consumer per pool/,
-        );
+        await expect(bus.consumeTasks(pool, async () => undefined, { durable: 'second', ackWaitMs: ACK_WAIT_MS })).rejects.toThrow(/one consumer per pool/);
       });
 
       it('lets another subscription take over unacked tasks when one stops', async () => {
         const bus = await open();
         const pool = freshPool();
         const first: string[] = [];
-        const subscription = await bus.consumeTasks(pool, async (d) => {
-          first.push(d.data.taskId);
-        }, { durable: `pool-${pool}`, ackWaitMs: 10_000, maxInFlight: 5 });
+        const subscription = await bus.consumeTasks(
+          pool,
+          async (d) => {
+            first.push(d.data.taskId);
+          },
+          { durable: `pool-${pool}`, ackWaitMs: 10_000, maxInFlight: 5 },
+        );
         await bus.publishTask(pool, task('t1'), 't1:1');
         await bus.publishTask(pool, task('t2'), 't2:1');
         await waitFor(() => first.length === 2);
         await subscription.stop();
         const second: string[] = [];
         const counts: number[] = [];
-        await bus.consumeTasks(pool, async (d) => {
-          second.push(d.data.taskId);
-          counts.push(d.redeliveryCount);
-          await d.ack();
-        }, { durable: `pool-${pool}`, ackWaitMs: 10_000, maxInFlight: 5 });
+        await bus.consumeTasks(
+          pool,
+          async (d) => {
+            second.push(d.data.taskId);
+            counts.push(d.redeliveryCount);
+            await d.ack();
+          },
+          { durable: `pool-${pool}`, ackWaitMs: 10_000, maxInFlight: 5 },
+        );
         // Well before the 10 s ack-wait: stopping hands the tasks back rather than letting them lapse.
         await waitFor(() => second.length === 2, 2_000);
         expect(second.sort()).toEqual(['t1', 't2']);
@@ -261,11 +311,14 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const bus = await open();
         for (let seq = 1; seq <= 20; seq++) await bus.publishEvent(event(seq));
         const batches: number[][] = [];
-        await bus.consumeEvents(async (deliveries) => {
-          batches.push(deliveries.map((d) => d.data.seq));
-          await sleep(20);
-          await Promise.all(deliveries.map((d) => d.ack()));
-        }, { durable: 'recorder', ackWaitMs: 5_000, maxBatch: 8 });
+        await bus.consumeEvents(
+          async (deliveries) => {
+            batches.push(deliveries.map((d) => d.data.seq));
+            await sleep(20);
+            await Promise.all(deliveries.map((d) => d.ack()));
+          },
+          { durable: 'recorder', ackWaitMs: 5_000, maxBatch: 8 },
+        );
         await waitFor(() => batches.flat().length === 20, 3_000);
         expect(batches.flat()).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
         expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(8);
@@ -277,10 +330,13 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
       it('hands over a lone event at once, in a batch of one', async () => {
         const bus = await open();
         const batches: { at: number; size: number }[] = [];
-        await bus.consumeEvents(async (deliveries) => {
-          batches.push({ at: Date.now(), size: deliveries.length });
-          await Promise.all(deliveries.map((d) => d.ack()));
-        }, { durable: 'recorder', ackWaitMs: 5_000 });
+        await bus.consumeEvents(
+          async (deliveries) => {
+            batches.push({ at: Date.now(), size: deliveries.length });
+            await Promise.all(deliveries.map((d) => d.ack()));
+          },
+          { durable: 'recorder', ackWaitMs: 5_000 },
+        );
         await sleep(50);
         const publishedAt = Date.now();
         await bus.publishEvent(event(1));
@@ -292,12 +348,15 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
       it('redelivers an event not acked within ackWait', async () => {
         const bus = await open();
         const counts: number[] = [];
-        await bus.consumeEvents(async (deliveries) => {
-          for (const d of deliveries) {
-            counts.push(d.redeliveryCount);
-            if (d.redeliveryCount > 0) await d.ack();
-          }
-        }, { durable: 'recorder', ackWaitMs: ACK_WAIT_MS });
+        await bus.consumeEvents(
+          async (deliveries) => {
+            for (const d of deliveries) {
+              counts.push(d.redeliveryCount);
+              if (d.redeliveryCount > 0) await d.ack();
+            }
+          },
+          { durable: 'recorder', ackWaitMs: ACK_WAIT_MS },
+        );
         await bus.publishEvent(event(1));
         await waitFor(() => counts.length === 2, 3_000);
         expect(counts).toEqual([0, 1]);
@@ -311,12 +370,15 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         await bus.publishEvent(event(1), 'e1');
         await bus.publishEvent(event(2), 'e2');
         const seen: number[] = [];
-        await bus.consumeEvents(async (deliveries) => {
-          for (const d of deliveries) {
-            seen.push(d.data.seq);
-            await d.ack();
-          }
-        }, { durable: 'recorder', ackWaitMs: ACK_WAIT_MS });
+        await bus.consumeEvents(
+          async (deliveries) => {
+            for (const d of deliveries) {
+              seen.push(d.data.seq);
+              await d.ack();
+            }
+          },
+          { durable: 'recorder', ackWaitMs: ACK_WAIT_MS },
+        );
         await waitFor(() => seen.length === 2);
         await sleep(100);
         expect(seen).toEqual([1, 2]);
@@ -327,19 +389,25 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         const shared: number[][] = [[], []];
         const alone: number[] = [];
         for (const index of [0, 1]) {
-          await bus.consumeEvents(async (deliveries) => {
+          await bus.consumeEvents(
+            async (deliveries) => {
+              for (const d of deliveries) {
+                shared[index]!.push(d.data.seq);
+                await d.ack();
+              }
+            },
+            { durable: 'recorder', ackWaitMs: 5_000, maxInFlight: 4 },
+          );
+        }
+        await bus.consumeEvents(
+          async (deliveries) => {
             for (const d of deliveries) {
-              shared[index]!.push(d.data.seq);
+              alone.push(d.data.seq);
               await d.ack();
             }
-          }, { durable: 'recorder', ackWaitMs: 5_000, maxInFlight: 4 });
-        }
-        await bus.consumeEvents(async (deliveries) => {
-          for (const d of deliveries) {
-            alone.push(d.data.seq);
-            await d.ack();
-          }
-        }, { durable: 'auditor', ackWaitMs: 5_000 });
+          },
+          { durable: 'auditor', ackWaitMs: 5_000 },
+        );
         await Promise.all(Array.from({ length: 30 }, (_, i) => bus.publishEvent(event(i + 1))));
         await waitFor(() => shared[0]!.length + shared[1]!.length === 30 && alone.length === 30, 3_000);
         await sleep(100);
@@ -351,20 +419,26 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
       it('lets another subscription take over unacked events when one stops', async () => {
         const bus = await open();
         const first: number[] = [];
-        const subscription = await bus.consumeEvents(async (deliveries) => {
-          first.push(...deliveries.map((d) => d.data.seq));
-        }, { durable: 'recorder', ackWaitMs: 10_000 });
+        const subscription = await bus.consumeEvents(
+          async (deliveries) => {
+            first.push(...deliveries.map((d) => d.data.seq));
+          },
+          { durable: 'recorder', ackWaitMs: 10_000 },
+        );
         await bus.publishEvent(event(1));
         await bus.publishEvent(event(2));
         await waitFor(() => first.length === 2);
         await subscription.stop();
         const second: number[] = [];
-        await bus.consumeEvents(async (deliveries) => {
-          for (const d of deliveries) {
-            second.push(d.data.seq);
-            await d.ack();
-          }
-        }, { durable: 'recorder', ackWaitMs: 10_000 });
+        await bus.consumeEvents(
+          async (deliveries) => {
+            for (const d of deliveries) {
+              second.push(d.data.seq);
+              await d.ack();
+            }
+          },
+          { durable: 'recorder', ackWaitMs: 10_000 },
+        );
         await waitFor(() => second.length === 2, 2_000);
         await bus.publishEvent(event(3));
         await waitFor(() => second.length === 3);
@@ -377,10 +451,7 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
       it('broadcasts a cancel to every subscriber, and not to stopped ones', async () => {
         const bus = await open();
         const received: CancelMessage[][] = [[], []];
-        const subscriptions = [
-          await bus.subscribeCancel((m) => received[0]!.push(m)),
-          await bus.subscribeCancel((m) => received[1]!.push(m)),
-        ];
+        const subscriptions = [await bus.subscribeCancel((m) => received[0]!.push(m)), await bus.subscribeCancel((m) => received[1]!.push(m))];
         const message: CancelMessage = { taskId: 't1', attempt: 1, reason: 'user asked' };
         await bus.publishCancel(message);
         await waitFor(() => received[0]!.length === 1 && received[1]!.length === 1);
@@ -395,15 +466,25 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
     });
 
     describe('control topics', () => {
-      it('broadcasts each topic only to that topic\'s subscribers, and not to stopped ones', async () => {
+      it("broadcasts each topic only to that topic's subscribers, and not to stopped ones", async () => {
         const bus = await open();
         const beats: HostHeartbeat[] = [];
         const commands: HotClusterCommand[] = [];
         const beatSubscription = await bus.subscribeControl('host-heartbeat', (m) => beats.push(m));
         await bus.subscribeControl('hot-cluster', (m) => commands.push(m));
         const beat: HostHeartbeat = {
-          hostId: 'h-1', host: 'gpu-node-1', executors: ['local'], pools: ['gpu'], capacity: 4, running: 1, gpus: 8,
-          hotClusters: [], hotClusterExecutors: ['local'], version: '0.1.0', startedAt: '2025-01-01T00:00:00.000Z', at: '2025-01-01T00:00:05.000Z',
+          hostId: 'h-1',
+          host: 'gpu-node-1',
+          executors: ['local'],
+          pools: ['gpu'],
+          capacity: 4,
+          running: 1,
+          gpus: 8,
+          hotClusters: [],
+          hotClusterExecutors: ['local'],
+          version: '0.1.0',
+          startedAt: '2025-01-01T00:00:00.000Z',
+          at: '2025-01-01T00:00:05.000Z',
         };
         await bus.publishControl('host-heartbeat', beat);
         await bus.publishControl('hot-cluster', { action: 'start', name: 'warm', executor: 'local', pool: 'gpu', spec: { workers: 2 } });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Delivery } from '../../plugins/bus/types';
 import type { TaskMessage } from '../../plugins/protocol';
 import { createJetStreamBus } from '../../server/bus/jetstream';
-import type { Delivery } from '../../plugins/bus/types';
-import { startNats, type NatsServer } from '../harness/nats';
+import { type NatsServer, startNats } from '../harness/nats';
 import { busContract } from './contract';
 
 let nats: NatsServer | undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { createMemoryBus } from '../../plugins/bus/memory';
+import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { busContract } from './contract';
 
 busContract('memory', async () => createMemoryBus());
@@ -16,17 +16,24 @@ describe('memory bus', () => {
     const started = performance.now();
 
     let tasksDone = 0;
-    await bus.consumeTasks('p', async (d) => {
-      await d.ack();
-      tasksDone++;
-    }, { durable: 'pool-p', maxInFlight: 64 });
+    await bus.consumeTasks(
+      'p',
+      async (d) => {
+        await d.ack();
+        tasksDone++;
+      },
+      { durable: 'pool-p', maxInFlight: 64 },
+    );
     let eventsDone = 0;
     let batches = 0;
-    await bus.consumeEvents(async (deliveries) => {
-      batches++;
-      for (const d of deliveries) await d.ack();
-      eventsDone += deliveries.length;
-    }, { durable: 'recorder', maxBatch: 500 });
+    await bus.consumeEvents(
+      async (deliveries) => {
+        batches++;
+        for (const d of deliveries) await d.ack();
+        eventsDone += deliveries.length;
+      },
+      { durable: 'recorder', maxBatch: 500 },
+    );
 
     await Promise.all(Array.from({ length: count }, (_, i) => bus.publishTask('p', task, `t${i}`)));
     const event = { kind: 'heartbeat', taskId: 't', runId: 'r', attempt: 1, at: '', host: 'h' } as const;

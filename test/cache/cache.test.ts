@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { cacheEntries, cacheReservations } from '../../server/db/tables/cache';
 import { tasks } from '../../server/db/tables/runs';
-import { apiClient, PUBLISH, RUN_EVENTS } from '../harness/client';
 import { fixturesDir, startTestApp, type TestApp } from '../harness/app';
+import { apiClient, PUBLISH, RUN_EVENTS } from '../harness/client';
 
 const START = `mutation ($w: String!, $p: JSON, $d: Domain, $r: Boolean, $ns: String) { startRun(workflow: $w, parameters: $p, domain: $d, refreshCache: $r, cacheNamespace: $ns) { id } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { id status domain tasks { id node status attempt reason outputs cacheKey cacheHit { sourceTask { id } sourceRun { id } savedMs } } } }`;
@@ -134,7 +134,13 @@ describe('task cache', () => {
   });
 
   it('runs two identical tasks in flight at once only once: the second waits for the first and hits', async () => {
-    await t.createWorkflow({ name: 'twins', tasks: [{ name: 'a', module: 'test/keyed', parameters: { ms: 400, tag: 'twins' } }, { name: 'b', module: 'test/keyed', parameters: { ms: 400, tag: 'twins' } }] });
+    await t.createWorkflow({
+      name: 'twins',
+      tasks: [
+        { name: 'a', module: 'test/keyed', parameters: { ms: 400, tag: 'twins' } },
+        { name: 'b', module: 'test/keyed', parameters: { ms: 400, tag: 'twins' } },
+      ],
+    });
     const [one, two] = await Promise.all([runToEnd('twins'), runToEnd('twins')]);
     const all = [...one.run.tasks, ...two.run.tasks];
     expect(all.every((x: any) => x.status === 'SUCCEEDED')).toBe(true);
@@ -201,14 +207,29 @@ describe('task cache', () => {
 
   it('previews which tasks will hit, and reports the savings by module, workflow and team', async () => {
     await runToEnd('pipeline', { x: 42 });
-    const preview = (await t.api.gql(`query ($p: JSON) { cachePreview(workflow: "pipeline", parameters: $p) { node hit reason sourceRunId } }`, { p: { x: 42 } })).cachePreview;
-    expect(preview.map((p: any) => [p.node, p.hit])).toEqual([['first', true], ['second', true]]);
-    const miss = (await t.api.gql(`query ($p: JSON) { cachePreview(workflow: "pipeline", parameters: $p) { node hit reason } }`, { p: { x: 43 } })).cachePreview;
-    expect(miss.map((p: any) => [p.node, p.hit])).toEqual([['first', false], ['second', false]]);
+    const preview = (
+      await t.api.gql(`query ($p: JSON) { cachePreview(workflow: "pipeline", parameters: $p) { node hit reason sourceRunId } }`, { p: { x: 42 } })
+    ).cachePreview;
+    expect(preview.map((p: any) => [p.node, p.hit])).toEqual([
+      ['first', true],
+      ['second', true],
+    ]);
+    const miss = (await t.api.gql(`query ($p: JSON) { cachePreview(workflow: "pipeline", parameters: $p) { node hit reason } }`, { p: { x: 43 } }))
+      .cachePreview;
+    expect(miss.map((p: any) => [p.node, p.hit])).toEqual([
+      ['first', false],
+      ['second', false],
+    ]);
     expect(miss[1].reason).toContain('upstream first executes');
 
     const since = new Date(Date.now() - 3_600_000).toISOString();
-    const stats = async (groupBy: string) => (await t.api.gql(`query ($s: DateTime!, $g: CacheGrouping) { cacheStats(since: $s, groupBy: $g) { group hits misses hitRate savedHours } }`, { s: since, g: groupBy })).cacheStats;
+    const stats = async (groupBy: string) =>
+      (
+        await t.api.gql(`query ($s: DateTime!, $g: CacheGrouping) { cacheStats(since: $s, groupBy: $g) { group hits misses hitRate savedHours } }`, {
+          s: since,
+          g: groupBy,
+        })
+      ).cacheStats;
     const byModule = await stats('module');
     const keyed = byModule.find((r: any) => r.group === 'test/keyed');
     expect(keyed.hits).toBeGreaterThan(0);
@@ -222,7 +243,10 @@ describe('task cache', () => {
   it('keeps an entry for its module’s ttlSeconds, then misses', async () => {
     const dir = await mkdtemp(path.join(t.dataDir, 'keyed-ttl-'));
     await cp(path.join(fixturesDir, 'modules', 'keyed'), dir, { recursive: true });
-    await writeFile(path.join(dir, 'atelier.module.yaml'), `namespace: test\nname: keyed-ttl\nentrypoint: main.mjs\nruntime: node\ncache: { ttlSeconds: 3600 }\n`);
+    await writeFile(
+      path.join(dir, 'atelier.module.yaml'),
+      `namespace: test\nname: keyed-ttl\nentrypoint: main.mjs\nruntime: node\ncache: { ttlSeconds: 3600 }\n`,
+    );
     expect((await t.api.upload(PUBLISH, {}, 'artifact', await packDirectory(dir))).errors).toBeUndefined();
     await t.createWorkflow({ name: 'ttl', tasks: [{ name: 'short-lived', module: 'test/keyed-ttl' }] });
     const first = await runToEnd('ttl');
@@ -230,14 +254,18 @@ describe('task cache', () => {
     const [entry] = await db.select().from(cacheEntries).where(eq(cacheEntries.key, first.n['short-lived'].cacheKey));
     expect(entry!.expiresAt!.getTime() - entry!.createdAt.getTime()).toBe(3_600_000);
     expect((await runToEnd('ttl')).n['short-lived'].cacheHit).not.toBeNull();
-    await db.update(cacheEntries).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(cacheEntries.key, entry!.key));
+    await db
+      .update(cacheEntries)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(cacheEntries.key, entry!.key));
     expect((await runToEnd('ttl')).n['short-lived']).toMatchObject({ cacheHit: null, attempt: 1 });
   });
 
   it('invalidates by module, and evicts the least recently used entries beyond the size budget', async () => {
     await t.createWorkflow({ name: 'evict', tasks: [{ name: 'e', module: 'test/keyed', parameters: { tag: 'evict' } }] });
     const first = await runToEnd('evict');
-    const version = (await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { moduleVersion { version } } } }`, { id: first.run.id })).run.tasks[0].moduleVersion.version;
+    const version = (await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { moduleVersion { version } } } }`, { id: first.run.id })).run.tasks[0]
+      .moduleVersion.version;
     expect((await t.api.gql(`mutation ($m: String) { invalidateCache(module: $m) }`, { m: `test/keyed@${version}` })).invalidateCache).toBeGreaterThan(0);
     expect((await runToEnd('evict')).n.e.cacheHit).toBeNull();
     const missing = await t.api.raw(`mutation { invalidateCache(module: "test/keyed@999") }`);

@@ -1,8 +1,8 @@
 // `atelier cache stats|explain|preview|invalidate`, run as a user would against a real control plane.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RUN_EVENTS } from '../harness/client';
 import { startTestApp, type TestApp } from '../harness/app';
 import { runCli } from '../harness/cli';
+import { RUN_EVENTS } from '../harness/client';
 
 const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
 
@@ -12,7 +12,11 @@ describe('atelier cache', () => {
   beforeAll(async () => {
     t = await startTestApp();
     await t.publishFixture('keyed');
-    await t.createWorkflow({ name: 'twice', parameters: { n: { default: 1 } }, tasks: [{ name: 'step', module: 'test/keyed', parameters: { n: '${params.n}' } }] });
+    await t.createWorkflow({
+      name: 'twice',
+      parameters: { n: { default: 1 } },
+      tasks: [{ name: 'step', module: 'test/keyed', parameters: { n: '${params.n}' } }],
+    });
     for (const n of [1, 1, 2]) {
       const { startRun } = await t.api.gql(`mutation ($p: JSON) { startRun(workflow: "twice", parameters: $p) { id } }`, { p: { n } });
       await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, terminal);

@@ -2,7 +2,7 @@
 // the same moment; the key's reservation lets exactly one of them execute and the others wait and hit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
-import { startPostgres, type PostgresServer } from '../harness/postgres';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 describe('task cache on postgres', () => {
   let pg: PostgresServer;
@@ -24,7 +24,8 @@ describe('task cache on postgres', () => {
     const started = await Promise.all(Array.from({ length: 6 }, (_, i) => replicas[i % 2]!.api.gql(`mutation { startRun(workflow: "race") { id } }`)));
     const ids = started.map((s) => s.startRun.id as string);
     // Polled, not subscribed: with the in-process bus a replica's live feed carries only its own transitions.
-    const runOf = async (id: string) => (await replicas[0]!.api.gql(`query ($id: ID!) { run(id: $id) { status tasks { attempt cacheHit { sourceTask { id } } } } }`, { id })).run;
+    const runOf = async (id: string) =>
+      (await replicas[0]!.api.gql(`query ($id: ID!) { run(id: $id) { status tasks { attempt cacheHit { sourceTask { id } } } } }`, { id })).run;
     let runs = await Promise.all(ids.map(runOf));
     while (runs.some((r) => r.status === 'QUEUED' || r.status === 'RUNNING')) {
       await new Promise((r) => setTimeout(r, 100));

@@ -1,22 +1,23 @@
 // Chaos: SIGKILL the control plane several times during a 200-task run, and an executor host in the middle of a
 // task, on real Postgres and nats-server. The run must complete with every task recorded once and none lost.
-import { and, eq, sql } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/postgres-js';
+
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { and, eq, sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
-import { taskEvents } from '../../server/db/tables/task-events';
 import { tasks } from '../../server/db/tables/runs';
-import { apiClient, PUBLISH } from '../harness/client';
-import { startControlPlaneProcess, type ControlPlaneProcess } from '../harness/control-plane-process';
+import { taskEvents } from '../../server/db/tables/task-events';
 import { fixturesDir } from '../harness/app';
-import { startExecutorProcess, type ExecutorProcess } from '../harness/executor-process';
-import { startNats, type NatsServer } from '../harness/nats';
+import { apiClient, PUBLISH } from '../harness/client';
+import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { type ExecutorProcess, startExecutorProcess } from '../harness/executor-process';
+import { type NatsServer, startNats } from '../harness/nats';
 import { freePort } from '../harness/ports';
-import { startPostgres, type PostgresServer } from '../harness/postgres';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let pg: PostgresServer;
 let nats: NatsServer;
@@ -47,7 +48,11 @@ afterAll(async () => {
 });
 
 const startExecutor = async (pools: string[]) => {
-  const e = await startExecutorProcess({ NATS_URL: nats.url, ATELIER_URL: cp!.url, ATELIER_TOKEN: token, ATELIER_DATA_DIR: `${env.ATELIER_DATA_DIR}/executor-${executors.length}` }, pools, ['--concurrency', '16']);
+  const e = await startExecutorProcess(
+    { NATS_URL: nats.url, ATELIER_URL: cp!.url, ATELIER_TOKEN: token, ATELIER_DATA_DIR: `${env.ATELIER_DATA_DIR}/executor-${executors.length}` },
+    pools,
+    ['--concurrency', '16'],
+  );
   executors.push(e);
   return e;
 };
@@ -110,9 +115,19 @@ it('completes a 200-task run through control-plane SIGKILLs and an executor cras
   const client = postgres(pg.url, { max: 2, onnotice: () => {} });
   if (run.status !== 'SUCCEEDED') {
     // Say where it stuck: which tasks are open, in which state, on which attempt.
-    const open = await client`select node, status, attempt, kind, executor, heartbeat_at, queued_at from tasks where run_id = ${startRun.id} and status not in ('SUCCEEDED') order by node limit 20`;
+    const open =
+      await client`select node, status, attempt, kind, executor, heartbeat_at, queued_at from tasks where run_id = ${startRun.id} and status not in ('SUCCEEDED') order by node limit 20`;
     const outbox = await client`select kind, count(*)::int as n from outbox group by kind`;
-    console.error('open tasks:', JSON.stringify(open, null, 1), '\noutbox:', JSON.stringify(outbox), '\ncontrol plane:', cp!.output().slice(-3000), '\nexecutors:', executors.map((e) => e.output().slice(-1500)).join('\n---\n'));
+    console.error(
+      'open tasks:',
+      JSON.stringify(open, null, 1),
+      '\noutbox:',
+      JSON.stringify(outbox),
+      '\ncontrol plane:',
+      cp!.output().slice(-3000),
+      '\nexecutors:',
+      executors.map((e) => e.output().slice(-1500)).join('\n---\n'),
+    );
   }
   expect(run.status, run.message ?? '').toBe('SUCCEEDED');
 

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, type App } from '../../server/app';
+import { type App, buildApp } from '../../server/app';
 import { packDirectory } from '../../server/artifacts/archive';
 import { sha256 } from '../../server/artifacts/store';
 import { createHttpArtifactSource } from '../../server/cli/artifact-source';
@@ -157,7 +157,7 @@ describe('atelier executor list and atelier cluster', () => {
   });
 });
 
-describe('the executor host\'s HTTP artifact source', () => {
+describe("the executor host's HTTP artifact source", () => {
   it('downloads a published archive, verifies it, reuses the cache and re-fetches a damaged copy', async () => {
     const digest = sha256(await packDirectory(path.join(root, 'examples', 'iris', 'train')));
     const cacheDir = path.join(dataDir, 'executor-cache-test');

@@ -20,7 +20,8 @@ const digest = `sha256:${'a'.repeat(64)}`;
 beforeAll(async () => {
   t = await startTestApp();
   scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-governance-'));
-  for (const name of ['alice', 'bob']) tokens[name] = (await t.api.gql(`mutation ($n: String!) { createUser(name: $n) { token } }`, { n: name })).createUser.token;
+  for (const name of ['alice', 'bob'])
+    tokens[name] = (await t.api.gql(`mutation ($n: String!) { createUser(name: $n) { token } }`, { n: name })).createUser.token;
   await t.api.gql(`mutation { createTeam(name: "crm") { id } }`);
   await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "alice") { id } }`);
   await t.api.gql(`mutation { setTeamMember(team: "crm", identity: "bob") { id } }`);
@@ -41,7 +42,10 @@ afterAll(async () => {
 
 describe('atelier dataset, declassify and audit', () => {
   it('refuses a bad column spec before sending anything, saying what a spec looks like', async () => {
-    const r = await cli(['dataset', 'create', 'crm/bad', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--column', 'email:string:SECRET:PII', '--digest', digest], 'alice');
+    const r = await cli(
+      ['dataset', 'create', 'crm/bad', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--column', 'email:string:SECRET:PII', '--digest', digest],
+      'alice',
+    );
     expect(r.code, show(r)).not.toBe(0);
     expect(r.stderr).toMatch(/column "email": "SECRET" is not a level; use PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED/);
     const noType = await cli(['dataset', 'create', 'crm/bad', '--domain', 'adhoc', '--column', 'email', '--digest', digest], 'alice');
@@ -52,7 +56,25 @@ describe('atelier dataset, declassify and audit', () => {
 
   it('creates a dataset with labels and a sample, and shows it with the UNCLASSIFIED column flagged', async () => {
     const created = await cli(
-      ['dataset', 'create', 'crm/users', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--column', 'email:string:confidential:pii', '--column', 'country:string:INTERNAL', '--column', 'note:string', '--digest', digest, '--sample', path.join(scratch, 'users.json')],
+      [
+        'dataset',
+        'create',
+        'crm/users',
+        '--domain',
+        'adhoc',
+        '--column',
+        'id:int:PUBLIC',
+        '--column',
+        'email:string:confidential:pii',
+        '--column',
+        'country:string:INTERNAL',
+        '--column',
+        'note:string',
+        '--digest',
+        digest,
+        '--sample',
+        path.join(scratch, 'users.json'),
+      ],
       'alice',
     );
     expect(created.code, show(created)).toBe(0);
@@ -64,7 +86,9 @@ describe('atelier dataset, declassify and audit', () => {
     expect(shown.stdout).toMatch(/^ {2}email +string +CONFIDENTIAL\{PII\} +-$/m);
     expect(shown.stdout).toMatch(/^ {2}note +string +UNCLASSIFIED +- +needs classification$/m);
     expect(shown.stdout).toMatch(/^ {2}1 +sha256:a{64} /m);
-    expect(shown.stdout).toMatch(/crm\/users is not in the interactive catalog\nblocked from publishing by:\n {2}- email \(CONFIDENTIAL\{PII\}\): PII is never shown .*\n {2}- note \(UNCLASSIFIED\): UNCLASSIFIED/);
+    expect(shown.stdout).toMatch(
+      /crm\/users is not in the interactive catalog\nblocked from publishing by:\n {2}- email \(CONFIDENTIAL\{PII\}\): PII is never shown .*\n {2}- note \(UNCLASSIFIED\): UNCLASSIFIED/,
+    );
 
     const listed = await cli(['dataset', 'list', '--domain', 'adhoc']);
     expect(listed.stdout.split('\n')[0]).toMatch(/^NAME +DOMAIN +COLUMNS +UNCLASSIFIED +CATALOG$/);
@@ -76,7 +100,10 @@ describe('atelier dataset, declassify and audit', () => {
     expect(added.code).not.toBe(0);
     expect(added.stderr).toMatch(/No dataset crm\/ledger/);
     await cli(['dataset', 'create', 'crm/ledger', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--digest', digest], 'alice');
-    const next = await cli(['dataset', 'version', 'crm/ledger', '--column', 'id:int', '--column', 'memo:string', '--digest', `sha256:${'e'.repeat(64)}`], 'alice');
+    const next = await cli(
+      ['dataset', 'version', 'crm/ledger', '--column', 'id:int', '--column', 'memo:string', '--digest', `sha256:${'e'.repeat(64)}`],
+      'alice',
+    );
     expect(next.code, show(next)).toBe(0);
     expect(next.stdout).toMatch(/^crm\/ledger is at version 2$/m);
     expect(next.stdout).toMatch(/^1 column UNCLASSIFIED: classify with `atelier dataset label crm\/ledger COLUMN LEVEL`$/m);
@@ -118,7 +145,7 @@ describe('atelier dataset, declassify and audit', () => {
     expect(asked.stdout).toMatch(/^asked to lower crm\/users\.country from CONFIDENTIAL to INTERNAL: request /m);
 
     const pending = await cli(['declassify', 'list'], 'bob');
-    expect(pending.stdout).toMatch(new RegExp(`^${id} +PENDING +crm\/users\.country +CONFIDENTIAL +INTERNAL +alice +- .* only the country is kept$`, 'm'));
+    expect(pending.stdout).toMatch(new RegExp(`^${id} +PENDING +crm/users.country +CONFIDENTIAL +INTERNAL +alice +- .* only the country is kept$`, 'm'));
 
     const own = await cli(['declassify', 'approve', id!], 'alice');
     expect(own.code).toBe(1);
@@ -138,7 +165,10 @@ describe('atelier dataset, declassify and audit', () => {
     expect(refused.stderr).toMatch(/note \(UNCLASSIFIED\): UNCLASSIFIED/);
     expect(refused.stderr).toMatch(/hint: classify with `atelier dataset label crm\/users COLUMN LEVEL`/);
 
-    const events = await cli(['dataset', 'create', 'crm/events', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--column', 'kind:string:INTERNAL', '--digest', digest], 'alice');
+    const events = await cli(
+      ['dataset', 'create', 'crm/events', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--column', 'kind:string:INTERNAL', '--digest', digest],
+      'alice',
+    );
     expect(events.code, show(events)).toBe(0);
     const published = await cli(['dataset', 'publish', 'crm/events'], 'alice');
     expect(published.stdout, show(published)).toMatch(/^crm\/events is in the interactive catalog \(published by alice at /);
@@ -160,7 +190,14 @@ describe('atelier dataset, declassify and audit', () => {
       ['alice', 'label.set', 'allow'],
     ]);
     const json = JSON.parse((await cli(['audit', '--subject', 'dataset:crm/users', '--limit', '1', '--json'])).stdout);
-    expect(json).toEqual([expect.objectContaining({ action: 'catalog.publish', decision: 'deny', identity: { name: 'alice' }, details: { blockers: expect.arrayContaining([expect.stringMatching(/^note /)]) } })]);
+    expect(json).toEqual([
+      expect.objectContaining({
+        action: 'catalog.publish',
+        decision: 'deny',
+        identity: { name: 'alice' },
+        details: { blockers: expect.arrayContaining([expect.stringMatching(/^note /)]) },
+      }),
+    ]);
 
     const member = await cli(['audit'], 'alice');
     expect(member.code).toBe(1);

@@ -1,7 +1,7 @@
 // The module dev loop through the real CLI as child processes: `module run` on the working directory,
 // `push --test` recording its result, `push --run` trying the new alpha, promotion and rollback, and a
 // corrupt stored object refused at fetch.
-import { mkdtemp, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,7 +92,9 @@ describe('atelier module (dev loop)', () => {
     expect(failing.stdout).toMatch(/test FAILED \(exit 3\)/);
     expect(failing.stdout).toMatch(/published dev\/greet@2 .*no tags moved/);
     expect(failing.stderr).toMatch(/no tag moved/);
-    const { module } = await t.api.gql(`{ module(name: "dev/greet") { tags { tag version { version } } versions { version testResult { passed exitCode output } } } }`);
+    const { module } = await t.api.gql(
+      `{ module(name: "dev/greet") { tags { tag version { version } } versions { version testResult { passed exitCode output } } } }`,
+    );
     expect(module.tags.map((x: any) => `${x.tag}=${x.version.version}`).sort()).toEqual(['latest=1', 'latestAlpha=1']);
     expect(module.versions.map((v: any) => [v.version, v.testResult.passed, v.testResult.exitCode])).toEqual([
       ['2', false, 3],

@@ -15,7 +15,9 @@ it('dashboards/src/graphql-env.d.ts matches schema.graphql (else run `npm run co
   try {
     const output = path.join(dir, 'graphql-env.d.ts');
     const cli = path.join(root, 'node_modules', 'gql.tada', 'bin', 'cli.js');
-    await promisify(execFile)(process.execPath, [cli, 'generate-output', '--tsconfig', path.join(root, 'dashboards', 'tsconfig.json'), '--output', output], { cwd: root });
+    await promisify(execFile)(process.execPath, [cli, 'generate-output', '--tsconfig', path.join(root, 'dashboards', 'tsconfig.json'), '--output', output], {
+      cwd: root,
+    });
     const [fresh, committed] = await Promise.all([readFile(output, 'utf8'), readFile(path.join(root, 'dashboards', 'src', 'graphql-env.d.ts'), 'utf8')]);
     expect(committed === fresh, 'dashboards/src/graphql-env.d.ts is out of date: run `npm run codegen:dashboards`').toBe(true);
   } finally {

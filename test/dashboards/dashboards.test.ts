@@ -8,17 +8,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
-import { packDirectory } from '../../server/artifacts/archive';
-import { runs } from '../../server/db/tables/runs';
-import { workflowVersions, workflows } from '../../server/db/tables/workflows';
 import { createLocalExecutor } from '../../executors/local';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
-import { PUBLISH } from '../harness/client';
+import { packDirectory } from '../../server/artifacts/archive';
+import { runs } from '../../server/db/tables/runs';
+import { workflows, workflowVersions } from '../../server/db/tables/workflows';
 import { startTestApp, type TestApp } from '../harness/app';
+import { PUBLISH } from '../harness/client';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, '..', 'artifacts');
@@ -68,28 +68,61 @@ describe('dashboards in Chromium', () => {
         { name: 'report', module: 'test/echo@1', dependsOn: ['train'] },
       ],
     });
-    await t.createWorkflow({ name: 'long', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 60000 } }, { name: 'later', module: 'test/echo', dependsOn: ['nap'] }] });
+    await t.createWorkflow({
+      name: 'long',
+      tasks: [
+        { name: 'nap', module: 'test/sleep', parameters: { ms: 60000 } },
+        { name: 'later', module: 'test/echo', dependsOn: ['nap'] },
+      ],
+    });
     await t.createWorkflow({ name: 'quick', tasks: [{ name: 'only', module: 'test/echo' }] });
     await t.createWorkflow({ name: 'needs-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
-    await t.createWorkflow({ name: 'chatty', tasks: [{ name: 'talk', module: 'test/ticker', parameters: { lines: 100000, delayMs: 1500, steps: 1, intervalMs: 0 } }] });
+    await t.createWorkflow({
+      name: 'chatty',
+      tasks: [{ name: 'talk', module: 'test/ticker', parameters: { lines: 100000, delayMs: 1500, steps: 1, intervalMs: 0 } }],
+    });
     // A gate long enough for the page to open and subscribe, then a wide layer of quick no-op tasks and a join.
-    const wide = Array.from({ length: 24 }, (_, i) => ({ name: `w${i}`, module: 'test/sleep', executor: 'noop', dependsOn: ['gate'], parameters: { ms: 0, sleepMs: 30 + (i % 6) * 40 } }));
+    const wide = Array.from({ length: 24 }, (_, i) => ({
+      name: `w${i}`,
+      module: 'test/sleep',
+      executor: 'noop',
+      dependsOn: ['gate'],
+      parameters: { ms: 0, sleepMs: 30 + (i % 6) * 40 },
+    }));
     await t.createWorkflow({
       name: 'chain',
       tasks: [
         { name: 'gate', module: 'test/sleep', executor: 'noop', parameters: { ms: 0, sleepMs: 2500 } },
-        ...Array.from({ length: 40 }, (_, i) => ({ name: `c${i}`, module: 'test/sleep', executor: 'noop', dependsOn: [i ? `c${i - 1}` : 'gate'], parameters: { ms: 0, sleepMs: 20 } })),
+        ...Array.from({ length: 40 }, (_, i) => ({
+          name: `c${i}`,
+          module: 'test/sleep',
+          executor: 'noop',
+          dependsOn: [i ? `c${i - 1}` : 'gate'],
+          parameters: { ms: 0, sleepMs: 20 },
+        })),
       ],
     });
     await t.createWorkflow({
       name: 'fanout',
-      tasks: [{ name: 'gate', module: 'test/sleep', executor: 'noop', parameters: { ms: 0, sleepMs: 2500 } }, ...wide, { name: 'join', module: 'test/sleep', executor: 'noop', dependsOn: wide.map((w) => w.name), parameters: { ms: 0 } }],
+      tasks: [
+        { name: 'gate', module: 'test/sleep', executor: 'noop', parameters: { ms: 0, sleepMs: 2500 } },
+        ...wide,
+        { name: 'join', module: 'test/sleep', executor: 'noop', dependsOn: wide.map((w) => w.name), parameters: { ms: 0 } },
+      ],
     });
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
     const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
     page = await context.newPage();
@@ -113,7 +146,10 @@ describe('dashboards in Chromium', () => {
     await page.getByLabel('Token').fill('atl_not-a-real-token');
     expectedError = /status of 401/;
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('alert').filter({ hasText: /unknown, expired or revoked/ }).waitFor();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /unknown, expired or revoked/ })
+      .waitFor();
     expectedError = null;
     await shot('sign-in');
 
@@ -123,7 +159,16 @@ describe('dashboards in Chromium', () => {
     await page.getByText('No runs yet').waitFor();
     expect(page.url()).not.toContain(t.app.adminToken);
     expect(await page.evaluate(() => sessionStorage.getItem('atelier-token'))).toBe(t.app.adminToken);
-    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual(['Runs', 'Workflows', 'Modules', 'Schedules', 'Datasets', 'Executors', 'Savings', 'Audit']);
+    expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual([
+      'Runs',
+      'Workflows',
+      'Modules',
+      'Schedules',
+      'Datasets',
+      'Executors',
+      'Savings',
+      'Audit',
+    ]);
     await shot('runs-empty');
   });
 
@@ -173,7 +218,10 @@ describe('dashboards in Chromium', () => {
     await page.getByRole('tab', { name: /Logs/ }).click();
     await page.locator('.log-line', { hasText: 'training for 20 steps' }).waitFor();
     await page.getByLabel('Search the logs of task train').fill('loss 0');
-    await page.getByTestId('log-count').filter({ hasText: /of \d+ lines match/ }).waitFor();
+    await page
+      .getByTestId('log-count')
+      .filter({ hasText: /of \d+ lines match/ })
+      .waitFor();
     await shot('run-logs');
 
     await page.getByRole('tab', { name: 'Metrics' }).click();
@@ -200,7 +248,9 @@ describe('dashboards in Chromium', () => {
   it("shows the second run's cache hits, each linking to the run it came from", async () => {
     // The clone kept `message`, so `prepare` (test/echo, cacheable) had the same key; `train` (test/ticker) opts out.
     const clone = runIdFromUrl();
-    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { node cacheHit { savedMs sourceRun { id } sourceTask { node } } } } }`, { id: clone });
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { node cacheHit { savedMs sourceRun { id } sourceTask { node } } } } }`, {
+      id: clone,
+    });
     const byNode = new Map<string, any>(run.tasks.map((x: any) => [x.node, x.cacheHit]));
     expect(byNode.get('prepare')).toMatchObject({ sourceRun: { id: expect.any(String) }, sourceTask: { node: 'prepare' } });
     expect(byNode.get('train')).toBeNull();
@@ -237,7 +287,10 @@ describe('dashboards in Chromium', () => {
     const { startRun } = await t.api.gql(START, { w: 'chatty' });
     const opened = Date.now();
     await page.goto(`${t.url}/runs/${startRun.id}?task=talk&tab=logs`);
-    await page.getByTestId('log-count').filter({ hasText: /^100,0\d\d lines/ }).waitFor({ timeout: 45_000 });
+    await page
+      .getByTestId('log-count')
+      .filter({ hasText: /^100,0\d\d lines/ })
+      .waitFor({ timeout: 45_000 });
     const tailed = Date.now() - opened;
     await node('talk', 'SUCCEEDED').waitFor();
     const rows = await page.locator('.log-line').count();
@@ -260,7 +313,9 @@ describe('dashboards in Chromium', () => {
     await page.getByTestId('log-count').filter({ hasText: '100 of 100,0' }).waitFor();
     const searchMs = await page.evaluate(() => performance.getEntriesByName('atelier:logs:search', 'measure').at(-1)?.duration ?? NaN);
     await shot('run-logs-100k');
-    console.log(`log view: 100,000 lines tailed live in ${(tailed / 1000).toFixed(1)} s (${rows} rows in the DOM); scroll jump ${scrollMs.toFixed(1)} ms to paint; search over 100,000 lines ${searchMs.toFixed(1)} ms to paint`);
+    console.log(
+      `log view: 100,000 lines tailed live in ${(tailed / 1000).toFixed(1)} s (${rows} rows in the DOM); scroll jump ${scrollMs.toFixed(1)} ms to paint; search over 100,000 lines ${searchMs.toFixed(1)} ms to paint`,
+    );
     // Speed is printed, not asserted: on a loaded 2-core machine a timing assertion fails for nothing. The checks
     // here are that the numbers exist (the page measured itself) and that only the rows in view are in the DOM.
     expect(Number.isFinite(searchMs) && Number.isFinite(scrollMs)).toBe(true);
@@ -310,7 +365,9 @@ describe('dashboards in Chromium', () => {
       measures.push(ms);
     }
     expect(await page.locator('tbody tr').count()).toBe(50);
-    console.log(`runs list: first page of 50 (of ${rows.length + 5}+ runs) painted ${measures.map((m) => m.toFixed(1)).join(', ')} ms after the query returned (3 loads)`);
+    console.log(
+      `runs list: first page of 50 (of ${rows.length + 5}+ runs) painted ${measures.map((m) => m.toFixed(1)).join(', ')} ms after the query returned (3 loads)`,
+    );
     expect(measures.every(Number.isFinite)).toBe(true); // printed above; speed is not a pass/fail matter
     await shot('runs-10k');
 
@@ -327,13 +384,17 @@ describe('dashboards in Chromium', () => {
     await page.waitForURL(/status=FAILED/);
     await page.waitForFunction(() => [...document.querySelectorAll('tbody tr [data-status]')].every((s) => s.getAttribute('data-status') === 'FAILED'));
     await page.getByLabel('Trigger').selectOption('SCHEDULE');
-    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length > 0 && [...document.querySelectorAll('tbody tr')].every((r) => r.textContent?.includes('schedule')));
+    await page.waitForFunction(
+      () => document.querySelectorAll('tbody tr').length > 0 && [...document.querySelectorAll('tbody tr')].every((r) => r.textContent?.includes('schedule')),
+    );
     await shot('runs-filtered');
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await page.waitForURL((url) => url.search === '');
     await page.getByLabel('Domain').selectOption('production');
     await page.waitForURL(/domain=production/);
-    await page.waitForFunction(() => document.querySelectorAll('tbody tr').length > 0 && [...document.querySelectorAll('tbody tr')].every((r) => r.textContent?.includes('production')));
+    await page.waitForFunction(
+      () => document.querySelectorAll('tbody tr').length > 0 && [...document.querySelectorAll('tbody tr')].every((r) => r.textContent?.includes('production')),
+    );
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await page.waitForURL((url) => url.search === '');
 
@@ -364,7 +425,9 @@ describe('dashboards in Chromium', () => {
       await page.getByRole('heading', { level: 1 }).getByText('Succeeded').waitFor({ timeout: 30_000 });
       await watched;
       // every task's last change is on screen too, not only the run's
-      await page.waitForFunction(() => [...document.querySelectorAll('.dag-node')].every((n) => n.getAttribute('data-status') === 'SUCCEEDED'), undefined, { timeout: 2000 });
+      await page.waitForFunction(() => [...document.querySelectorAll('.dag-node')].every((n) => n.getAttribute('data-status') === 'SUCCEEDED'), undefined, {
+        timeout: 2000,
+      });
       const samples = await page.evaluate(() => (window as any).atelierPerf.status as { key: string; at: number; received: number; rendered: number | null }[]);
       const shown = samples.filter((x) => x.rendered !== null && nodeReceived.has(x.key));
       expect(shown.length).toBeGreaterThan(workflow === 'chain' ? 80 : 40); // of ~160 and ~100: the page may open late on a loaded machine
@@ -428,10 +491,16 @@ describe('dashboards in Chromium', () => {
     await form.getByRole('button', { name: 'Move tag' }).click();
     const history = page.getByRole('table', { name: 'Tag history' });
     await history.getByRole('cell', { name: 'eval looks good' }).waitFor();
-    await page.getByRole('row', { name: /latest\s+2/ }).first().waitFor();
+    await page
+      .getByRole('row', { name: /latest\s+2/ })
+      .first()
+      .waitFor();
     await shot('module-promoted');
     await page.getByRole('button', { name: 'Roll back latest', exact: true }).click();
-    await history.getByRole('cell', { name: /rollback/ }).first().waitFor();
+    await history
+      .getByRole('cell', { name: /rollback/ })
+      .first()
+      .waitFor();
     const tags = await t.api.gql(`{ module(name: "test/echo") { tags { tag version { version } } } }`);
     expect(tags.module.tags.find((x: any) => x.tag === 'latest').version.version).toBe('1');
     await shot('module-rolled-back');
@@ -443,7 +512,11 @@ describe('dashboards in Chromium', () => {
     const { startRun } = await t.api.gql(START, { w: 'needs-gpus' });
     await page.goto(`${t.url}/runs/${startRun.id}?task=train`);
     // no host serves pool gpu: the node and the task panel say so (fetched again every few seconds while it waits)
-    await page.waitForFunction(() => document.querySelector('[data-node="train"]')?.textContent?.includes('waiting: no executor host serves pool gpu'), undefined, { timeout: 15_000 });
+    await page.waitForFunction(
+      () => document.querySelector('[data-node="train"]')?.textContent?.includes('waiting: no executor host serves pool gpu'),
+      undefined,
+      { timeout: 15_000 },
+    );
     await page.locator('.task-panel .banner', { hasText: /Waiting: no executor host serves pool gpu \(it needs 2 GPUs\)/ }).waitFor();
     await shot('run-waiting');
 
@@ -493,7 +566,9 @@ describe('dashboards in Chromium', () => {
     await page.waitForFunction(() => document.querySelectorAll('ol.bars li').length === 24);
     expect(await bars.last().getAttribute('data-hits')).not.toBe('0');
     // the same numbers as the API
-    const { cacheStats } = await t.api.gql(`query ($s: DateTime!) { cacheStats(since: $s, groupBy: module) { group hits } }`, { s: new Date(Date.now() - 86_400_000).toISOString() });
+    const { cacheStats } = await t.api.gql(`query ($s: DateTime!) { cacheStats(since: $s, groupBy: module) { group hits } }`, {
+      s: new Date(Date.now() - 86_400_000).toISOString(),
+    });
     const echo = cacheStats.find((x: any) => x.group === 'test/echo');
     expect(await page.getByRole('table', { name: 'Savings by module' }).locator('[data-group="test/echo"] td').nth(2).textContent()).toBe(String(echo.hits));
   });
@@ -511,7 +586,12 @@ describe('dashboards in Chromium', () => {
         { name: 'country', type: 'string' },
       ],
     });
-    await t.api.gql(create, { n: 'crm/regions', d: 'experimentation', about: 'Sales regions', c: [{ name: 'name', type: 'string', label: { level: 'PUBLIC' } }] });
+    await t.api.gql(create, {
+      n: 'crm/regions',
+      d: 'experimentation',
+      about: 'Sales regions',
+      c: [{ name: 'name', type: 'string', label: { level: 'PUBLIC' } }],
+    });
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
     const customers = page.locator('[data-dataset="crm/customers"]');
     await customers.waitFor();

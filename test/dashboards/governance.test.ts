@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
-import { RUN_EVENTS, type ApiClient } from '../harness/client';
+import { type ApiClient, RUN_EVENTS } from '../harness/client';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, '..', 'artifacts');
@@ -71,12 +71,28 @@ describe('governance pages in Chromium', () => {
         { id: 5, country: null, email: 'e@x', segment: 'tin' },
       ],
     });
-    await t.api.gql(CREATE, { n: 'crm/regions', d: 'experimentation', c: [{ name: 'name', type: 'string', label: { level: 'PUBLIC' } }, { name: 'code', type: 'string', label: { level: 'INTERNAL' } }], s: [{ name: 'Europe', code: 'EU' }] });
+    await t.api.gql(CREATE, {
+      n: 'crm/regions',
+      d: 'experimentation',
+      c: [
+        { name: 'name', type: 'string', label: { level: 'PUBLIC' } },
+        { name: 'code', type: 'string', label: { level: 'INTERNAL' } },
+      ],
+      s: [{ name: 'Europe', code: 'EU' }],
+    });
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
     [admin, member] = await Promise.all([signedIn(t.app.adminToken), signedIn(mia.token)]);
   });
@@ -86,7 +102,7 @@ describe('governance pages in Chromium', () => {
     await t?.stop();
   });
 
-  it("opens a dataset from the list, with its labels, versions, and an UNCLASSIFIED column flagged", async () => {
+  it('opens a dataset from the list, with its labels, versions, and an UNCLASSIFIED column flagged', async () => {
     await admin.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Datasets' }).click();
     const row = admin.locator('tr[data-dataset="crm/orders"]');
     await row.locator('[data-catalog="unpublished"]').getByText('not published').waitFor();
@@ -125,7 +141,9 @@ describe('governance pages in Chromium', () => {
     await admin.getByRole('link', { name: 'Datasets', exact: true }).first().click();
     await admin.getByLabel('Catalog').selectOption('published');
     await admin.waitForURL(/catalog=published/);
-    await admin.waitForFunction(() => !document.querySelector('[data-dataset="crm/orders"]') && document.querySelector('[data-dataset="crm/regions"] [data-catalog="published"]'));
+    await admin.waitForFunction(
+      () => !document.querySelector('[data-dataset="crm/orders"]') && document.querySelector('[data-dataset="crm/regions"] [data-catalog="published"]'),
+    );
     await admin.getByLabel('Catalog').selectOption('unpublished');
     await admin.waitForFunction(() => document.querySelector('[data-dataset="crm/orders"]') && !document.querySelector('[data-dataset="crm/regions"]'));
 
@@ -161,7 +179,9 @@ describe('governance pages in Chromium', () => {
   });
 
   it("refuses a declassification's author her own approval with the API's message, and lets someone else decide", async () => {
-    await mia.gql(`mutation { requestDeclassification(dataset: "crm/orders", column: "country", label: { level: PUBLIC }, reason: "country codes are public knowledge") { id } }`);
+    await mia.gql(
+      `mutation { requestDeclassification(dataset: "crm/orders", column: "country", label: { level: PUBLIC }, reason: "country codes are public knowledge") { id } }`,
+    );
     await member.goto(`${t.url}/datasets/crm/orders`);
     expectedError = /status of 403/;
     await member.getByRole('button', { name: 'Approve declassifying country' }).click();
@@ -184,13 +204,18 @@ describe('governance pages in Chromium', () => {
     await admin.getByLabel('Subject').fill('crm/orders');
     await admin.waitForURL(/subject=crm/);
     // the search applies once typing settles: then every row left is about the dataset
-    await admin.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Audit events"] tbody tr')].every((tr) => tr.textContent!.includes('crm/orders')));
+    await admin.waitForFunction(() =>
+      [...document.querySelectorAll('table[aria-label="Audit events"] tbody tr')].every((tr) => tr.textContent!.includes('crm/orders')),
+    );
     const preview = events.locator('tr[data-action="data.preview"][data-decision="allow"]').first();
     await preview.waitFor();
     await preview.getByText('allow', { exact: true }).waitFor();
     await preview.getByText('dataset:crm/orders').waitFor();
     await preview.locator('summary').click();
-    await preview.locator('pre').filter({ hasText: /"(shown|groupBy)"/ }).waitFor();
+    await preview
+      .locator('pre')
+      .filter({ hasText: /"(shown|groupBy)"/ })
+      .waitFor();
     const times = await events.locator('tbody time').evaluateAll((ts) => ts.map((x) => Date.parse(x.getAttribute('datetime')!)));
     expect(times).toEqual([...times].sort((a, b) => b - a));
     await shot(admin, 'audit');
@@ -212,7 +237,11 @@ describe('governance pages in Chromium', () => {
 
   it("shows a member a production run's progress but withholds its data, saying why", async () => {
     await t.publishFixture('echo');
-    await t.createWorkflow({ name: 'nightly', domain: 'production', tasks: [{ name: 'report', module: 'test/echo', parameters: { message: 'secret-value', steps: 1 } }] });
+    await t.createWorkflow({
+      name: 'nightly',
+      domain: 'production',
+      tasks: [{ name: 'report', module: 'test/echo', parameters: { message: 'secret-value', steps: 1 } }],
+    });
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "nightly") { id } }`);
     await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, (e: any) => e.runEvents.__typename === 'RunStatusEvent' && e.runEvents.runStatus === 'SUCCEEDED');
     await member.goto(`${t.url}/runs/${startRun.id}?task=report`);
@@ -222,7 +251,11 @@ describe('governance pages in Chromium', () => {
     await shot(member, 'withheld-run');
     // the admin sees it all
     await admin.goto(`${t.url}/runs/${startRun.id}?task=report`);
-    await admin.locator('.task-panel').getByText(/secret-value/).first().waitFor();
+    await admin
+      .locator('.task-panel')
+      .getByText(/secret-value/)
+      .first()
+      .waitFor();
   });
 
   it('logged no console errors', () => {

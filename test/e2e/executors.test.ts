@@ -3,13 +3,13 @@
 // serves its pool; a task on a local hot cluster runs in a warm worker with zero provisioning time.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalExecutor } from '../../executors/local';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
-import { createLocalExecutor } from '../../executors/local';
 import { hotClusterLeases } from '../../server/db/tables/executors';
 import { startTestApp, type TestApp } from '../harness/app';
-import { startExecutorProcess, type ExecutorProcess } from '../harness/executor-process';
-import { startNats, type NatsServer } from '../harness/nats';
+import { type ExecutorProcess, startExecutorProcess } from '../harness/executor-process';
+import { type NatsServer, startNats } from '../harness/nats';
 
 // refreshCache: these tests are about where and how tasks execute, so none may be served from the cache.
 const START = `mutation ($w: String!) { startRun(workflow: $w, refreshCache: true) { id } }`;
@@ -39,7 +39,10 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
   };
 
   it('lists the embedded host and its pools live, from its heartbeats', async () => {
-    const { executorHosts } = await until(() => t.api.gql(`{ executorHosts { name executors pools capacity running gpus version live } }`).then((d) => d.executorHosts.length > 0 && d), 'a heartbeat');
+    const { executorHosts } = await until(
+      () => t.api.gql(`{ executorHosts { name executors pools capacity running gpus version live } }`).then((d) => d.executorHosts.length > 0 && d),
+      'a heartbeat',
+    );
     expect(executorHosts[0]).toMatchObject({ executors: ['local', 'noop'], pools: ['local', 'noop'], gpus: 0, live: true });
     expect(executorHosts[0].capacity).toBeGreaterThan(0);
     const { executorPools } = await t.api.gql(`{ executorPools { name health capacity hosts { name } } }`);
@@ -106,13 +109,16 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     expect(refused.errors?.[0]?.message).toContain('no live hot cluster named warm');
   });
 
-  it('says when a hot cluster\'s executor cannot keep one', async () => {
+  it("says when a hot cluster's executor cannot keep one", async () => {
     await t.api.gql(`mutation { createHotCluster(name: "no-keeper", executor: "noop", pool: "noop") { name } }`);
     const { hotClusters } = await until(
       () => t.api.gql(`{ hotClusters { name state message } }`).then((d) => d.hotClusters.some((c: any) => c.message?.includes('cannot keep')) && d),
       'the reason the cluster is not warm',
     );
-    expect(hotClusters.find((c: any) => c.name === 'no-keeper')).toMatchObject({ state: 'STARTING', message: expect.stringMatching(/^executor noop cannot keep hot clusters \(on \S+-embedded\); its tasks run cold$/) });
+    expect(hotClusters.find((c: any) => c.name === 'no-keeper')).toMatchObject({
+      state: 'STARTING',
+      message: expect.stringMatching(/^executor noop cannot keep hot clusters \(on \S+-embedded\); its tasks run cold$/),
+    });
     await t.api.gql(`mutation { endHotCluster(name: "no-keeper") { state } }`);
   });
 
@@ -135,20 +141,29 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
     };
     await t.app.bus.publishControl('host-heartbeat', heartbeat);
     const shared = await until(
-      () => t.api.raw(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu") { name } }`).then((r) => (r.errors?.length ? r : undefined)),
+      () =>
+        t.api
+          .raw(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu") { name } }`)
+          .then((r) => (r.errors?.length ? r : undefined)),
       'the submitter host to be known',
     );
     expect(shared.errors?.[0]?.message).toMatch(/pool gpu is served by k8s-submitter: give the cluster a pool of its own \(--pool pods\)/);
     await t.api.gql(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu-warm") { name } }`);
     const { hotClusters } = await t.api.gql(`{ hotClusters { name state message } }`);
-    expect(hotClusters.find((c: any) => c.name === 'pods')).toMatchObject({ state: 'STARTING', message: 'starting: kubernetes-gpu on k8s-submitter is bringing up its pods, which will serve pool gpu-warm' });
+    expect(hotClusters.find((c: any) => c.name === 'pods')).toMatchObject({
+      state: 'STARTING',
+      message: 'starting: kubernetes-gpu on k8s-submitter is bringing up its pods, which will serve pool gpu-warm',
+    });
     await t.api.gql(`mutation { endHotCluster(name: "pods") { state } }`);
   });
 
   it('ends a hot cluster left idle past its timeout', async () => {
     await t.api.gql(`mutation { createHotCluster(name: "brief", executor: "local", spec: { workers: 1 }, idleTimeoutSeconds: 1) { name } }`);
     const ended = await until(
-      () => t.api.gql(`{ hotClusters(includeEnded: true) { name state message } }`).then((d) => d.hotClusters.find((c: any) => c.name === 'brief' && c.state === 'ENDED')),
+      () =>
+        t.api
+          .gql(`{ hotClusters(includeEnded: true) { name state message } }`)
+          .then((d) => d.hotClusters.find((c: any) => c.name === 'brief' && c.state === 'ENDED')),
       'the idle cluster to end',
     );
     expect(ended.message).toBe('ended: idle for 1 s');
@@ -189,7 +204,7 @@ describe('a standalone executor host over NATS JetStream', () => {
     await nats?.stop();
   });
 
-  it('is listed live from its heartbeats with its GPUs, and once stopped its pool\'s tasks say when it was last seen', async () => {
+  it("is listed live from its heartbeats with its GPUs, and once stopped its pool's tasks say when it was last seen", async () => {
     nats = await startNats();
     // Hosts announce every 5 s: stale after 3 s, the host is live for part of each beat and stale soon after it stops.
     t = await startTestApp({ NATS_URL: nats.url, ATELIER_HOST_STALE_SECONDS: '3' });
@@ -200,24 +215,37 @@ describe('a standalone executor host over NATS JetStream', () => {
       ['--pools', 'gpu-a100', '--gpus', '2', '--concurrency', '1'],
     );
     const api = t.api;
-    const { executorPools } = await until(() => api.gql(`{ executorPools { name health gpus capacity hosts { name executors } } }`).then((d) => d.executorPools[0]?.health === 'HEALTHY' && d), 'the host\'s heartbeat over NATS');
-    expect(executorPools).toEqual([{ name: 'gpu-a100', health: 'HEALTHY', gpus: 2, capacity: 1, hosts: [{ name: expect.any(String), executors: ['local', 'noop'] }] }]);
+    const { executorPools } = await until(
+      () => api.gql(`{ executorPools { name health gpus capacity hosts { name executors } } }`).then((d) => d.executorPools[0]?.health === 'HEALTHY' && d),
+      "the host's heartbeat over NATS",
+    );
+    expect(executorPools).toEqual([
+      { name: 'gpu-a100', health: 'HEALTHY', gpus: 2, capacity: 1, hosts: [{ name: expect.any(String), executors: ['local', 'noop'] }] },
+    ]);
 
     // A GPU task with no pool of its own is routed to the pool whose host advertised the GPUs, and runs there.
     await t.createWorkflow({ name: 'on-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
     const first = await api.gql(START, { w: 'on-gpus' });
-    const ran = await until(() => api.gql(RUN, { id: first.startRun.id }).then((d) => d.run.status === 'SUCCEEDED' && d.run), 'the GPU task on the standalone host');
+    const ran = await until(
+      () => api.gql(RUN, { id: first.startRun.id }).then((d) => d.run.status === 'SUCCEEDED' && d.run),
+      'the GPU task on the standalone host',
+    );
     expect(ran.tasks[0]).toMatchObject({ pool: 'gpu-a100', gpus: 2 });
 
     await host.stop();
     host = undefined;
     const second = await api.gql(START, { w: 'on-gpus' });
     const waiting = await until(
-      () => api.gql(RUN, { id: second.startRun.id }).then((d) => d.run.tasks[0].waitingReason?.startsWith('no live executor host serves pool gpu-a100') && d.run.tasks[0]),
+      () =>
+        api
+          .gql(RUN, { id: second.startRun.id })
+          .then((d) => d.run.tasks[0].waitingReason?.startsWith('no live executor host serves pool gpu-a100') && d.run.tasks[0]),
       'the reason the task waits',
     );
     expect(waiting.status).toBe('QUEUED');
-    expect(waiting.waitingReason).toMatch(/^no live executor host serves pool gpu-a100; last host seen \d+ s ago \(\S+\) — start one with `npx atelier executor --pools gpu-a100 --gpus 2`$/);
+    expect(waiting.waitingReason).toMatch(
+      /^no live executor host serves pool gpu-a100; last host seen \d+ s ago \(\S+\) — start one with `npx atelier executor --pools gpu-a100 --gpus 2`$/,
+    );
   });
 });
 

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tasks } from '../../server/db/tables/runs';
-import { RUN_EVENTS } from '../harness/client';
 import { startTestApp, type TestApp } from '../harness/app';
+import { RUN_EVENTS } from '../harness/client';
 
 const START = `mutation ($w: String!, $p: JSON, $k: String) { startRun(workflow: $w, parameters: $p, idempotencyKey: $k) { id status message } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { id status message trigger sourceRunId parameters tasks { id node status attempt reason message outputs reusedFromTaskId moduleVersion { version } } } }`;
@@ -62,7 +62,10 @@ describe('orchestration', () => {
       name: 'pooled',
       tasks: Array.from({ length: 3 }, (_, i) => ({ name: `p${i}`, module: 'test/sleep', parameters: { ms: 150 }, pool: 'limited' })),
     });
-    for (const [workflow, limit] of [['wide', 2], ['pooled', 1]] as const) {
+    for (const [workflow, limit] of [
+      ['wide', 2],
+      ['pooled', 1],
+    ] as const) {
       const { startRun } = await t.api.gql(START, { w: workflow });
       const events = await watch(startRun.id);
       let active = 0;
@@ -77,7 +80,11 @@ describe('orchestration', () => {
   });
 
   it('holds runs beyond maxActiveRuns queued, with a reason, and admits them in order', async () => {
-    await t.createWorkflow({ name: 'one-at-a-time', concurrency: { maxActiveRuns: 1 }, tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 300 } }] });
+    await t.createWorkflow({
+      name: 'one-at-a-time',
+      concurrency: { maxActiveRuns: 1 },
+      tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 300 } }],
+    });
     const first = (await t.api.gql(START, { w: 'one-at-a-time' })).startRun;
     const second = (await t.api.gql(START, { w: 'one-at-a-time' })).startRun;
     expect(second.message).toContain('allows 1 active run');
@@ -97,7 +104,11 @@ describe('orchestration', () => {
   });
 
   it('clones with changed parameters on the pinned module versions, even after a tag moved', async () => {
-    await t.createWorkflow({ name: 'greet', parameters: { greeting: { default: 'hi' } }, tasks: [{ name: 'say', module: 'test/echo@latest', parameters: { message: '${params.greeting}' } }] });
+    await t.createWorkflow({
+      name: 'greet',
+      parameters: { greeting: { default: 'hi' } },
+      tasks: [{ name: 'say', module: 'test/echo@latest', parameters: { message: '${params.greeting}' } }],
+    });
     const { run: source } = await runToEnd('greet', { greeting: 'hello' });
     expect(source.tasks[0].moduleVersion.version).toBe('1');
     // Publish a new echo version: `latest` now points at 2, but the clone must keep the source's 1.
@@ -107,10 +118,18 @@ describe('orchestration', () => {
     const dir = await mkdtemp(`${t.dataDir}/echo-v2-`);
     await cp(`${fixturesDir}/modules/echo`, dir, { recursive: true });
     await appendFile(`${dir}/main.mjs`, '\n// v2\n');
-    const published = await t.api.upload(`mutation ($artifact: File!) { publishModuleVersion(artifact: $artifact) { version { version } } }`, {}, 'artifact', await packDirectory(dir));
+    const published = await t.api.upload(
+      `mutation ($artifact: File!) { publishModuleVersion(artifact: $artifact) { version { version } } }`,
+      {},
+      'artifact',
+      await packDirectory(dir),
+    );
     expect(published.data.publishModuleVersion.version.version).toBe('2');
 
-    const { cloneRun } = await t.api.gql(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id trigger } }`, { id: source.id, p: { greeting: 'salut' } });
+    const { cloneRun } = await t.api.gql(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id trigger } }`, {
+      id: source.id,
+      p: { greeting: 'salut' },
+    });
     expect(cloneRun.trigger).toBe('CLONE');
     await watch(cloneRun.id);
     const clone = await getRun(cloneRun.id);
@@ -136,7 +155,10 @@ describe('orchestration', () => {
     const src = byNode(source);
 
     // Swap the failing node to the echo module: only it and its downstream execute again.
-    const { rerunRun } = await t.api.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: FAILED, modules: [{ node: "flaky", module: "test/echo@1" }]) { id trigger } }`, { id: source.id });
+    const { rerunRun } = await t.api.gql(
+      `mutation ($id: ID!) { rerunRun(id: $id, from: FAILED, modules: [{ node: "flaky", module: "test/echo@1" }]) { id trigger } }`,
+      { id: source.id },
+    );
     await watch(rerunRun.id);
     const rerun = byNode(await getRun(rerunRun.id));
     expect(rerun.a).toMatchObject({ status: 'SUCCEEDED', reusedFromTaskId: src.a.id, reason: 'reused' });
@@ -165,7 +187,10 @@ describe('orchestration', () => {
       await sleep(50);
     }
     // The host is alive, but as far as the control plane can tell it has been silent for ten minutes.
-    await t.app.database.db.update(tasks).set({ heartbeatAt: new Date(Date.now() - 600_000) }).where(eq(tasks.id, task.id));
+    await t.app.database.db
+      .update(tasks)
+      .set({ heartbeatAt: new Date(Date.now() - 600_000) })
+      .where(eq(tasks.id, task.id));
     await t.app.services.orchestrator.tick();
     const seen = await events;
     const retrying = seen.find((e: any) => e.status === 'RETRYING');
@@ -177,18 +202,36 @@ describe('orchestration', () => {
   });
 
   it('runs a nested workflow as a linked child run and passes its outputs on', async () => {
-    await t.createWorkflow({ name: 'inner', parameters: { word: {} }, tasks: [{ name: 'first', module: 'test/echo', parameters: { message: '${params.word}' } }, { name: 'second', module: 'test/echo', dependsOn: ['first'] }] });
-    await t.createWorkflow({ name: 'outer', tasks: [{ name: 'sub', workflow: 'inner', parameters: { word: 'nested' } }, { name: 'after', module: 'test/echo', dependsOn: ['sub'] }] });
+    await t.createWorkflow({
+      name: 'inner',
+      parameters: { word: {} },
+      tasks: [
+        { name: 'first', module: 'test/echo', parameters: { message: '${params.word}' } },
+        { name: 'second', module: 'test/echo', dependsOn: ['first'] },
+      ],
+    });
+    await t.createWorkflow({
+      name: 'outer',
+      tasks: [
+        { name: 'sub', workflow: 'inner', parameters: { word: 'nested' } },
+        { name: 'after', module: 'test/echo', dependsOn: ['sub'] },
+      ],
+    });
     const { run } = await runToEnd('outer');
     expect(run.status).toBe('SUCCEEDED');
     const n = byNode(run);
     expect(n.sub.outputs.first.message).toBe('nested');
-    const { run: detail } = await t.api.gql(`query ($id: ID!) { run(id: $id) { childRuns { id status trigger parentRunId workflow { name } } tasks { node kind childRun { id } } } }`, { id: run.id });
+    const { run: detail } = await t.api.gql(
+      `query ($id: ID!) { run(id: $id) { childRuns { id status trigger parentRunId workflow { name } } tasks { node kind childRun { id } } } }`,
+      { id: run.id },
+    );
     expect(detail.childRuns).toHaveLength(1);
     expect(detail.childRuns[0]).toMatchObject({ status: 'SUCCEEDED', trigger: 'PARENT', parentRunId: run.id, workflow: { name: 'inner' } });
     expect(detail.tasks.find((x: any) => x.node === 'sub')).toMatchObject({ kind: 'workflow', childRun: { id: detail.childRuns[0].id } });
 
-    const bad = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: JSON.stringify({ name: 'outer2', tasks: [{ name: 'sub', workflow: 'inner', parameters: { wrod: 'x' } }] }) });
+    const bad = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+      spec: JSON.stringify({ name: 'outer2', tasks: [{ name: 'sub', workflow: 'inner', parameters: { wrod: 'x' } }] }),
+    });
     expect(bad.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
     expect(bad.errors?.[0]?.message).toContain('wrod');
   });
@@ -196,7 +239,9 @@ describe('orchestration', () => {
   it('refuses cycles across nested workflows, naming the path', async () => {
     await t.createWorkflow({ name: 'ping', tasks: [{ name: 'x', module: 'test/echo' }] });
     await t.createWorkflow({ name: 'pong', tasks: [{ name: 'call', workflow: 'ping' }] });
-    const result = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: JSON.stringify({ name: 'ping', tasks: [{ name: 'call', workflow: 'pong' }] }) });
+    const result = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+      spec: JSON.stringify({ name: 'ping', tasks: [{ name: 'call', workflow: 'pong' }] }),
+    });
     expect(result.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
     expect(result.errors?.[0]?.message).toMatch(/cycle across nested workflows: ping@new → pong@1 → ping@new/);
   });
@@ -236,10 +281,18 @@ describe('orchestration', () => {
   });
 
   it('rejects a map over a non-list: at creation when it is known, at run time when it comes from an output', async () => {
-    const early = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: JSON.stringify({ name: 'bad-map', parameters: { n: { default: 5 } }, tasks: [{ name: 'm', module: 'test/echo', map: { over: '${params.n}' } }] }) });
+    const early = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+      spec: JSON.stringify({ name: 'bad-map', parameters: { n: { default: 5 } }, tasks: [{ name: 'm', module: 'test/echo', map: { over: '${params.n}' } }] }),
+    });
     expect(early.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
     expect(early.errors?.[0]?.message).toContain('tasks.m.map.over');
-    await t.createWorkflow({ name: 'late-bad-map', tasks: [{ name: 's', module: 'test/echo' }, { name: 'm', module: 'test/echo', dependsOn: ['s'], map: { over: '${outputs.s.message}', as: 'message' } }] });
+    await t.createWorkflow({
+      name: 'late-bad-map',
+      tasks: [
+        { name: 's', module: 'test/echo' },
+        { name: 'm', module: 'test/echo', dependsOn: ['s'], map: { over: '${outputs.s.message}', as: 'message' } },
+      ],
+    });
     const { run } = await runToEnd('late-bad-map');
     expect(run.status).toBe('FAILED');
     expect(byNode(run).m).toMatchObject({ status: 'FAILED', reason: 'map-over-non-list' });
@@ -263,7 +316,13 @@ describe('orchestration', () => {
     expect(n['wrong-type'].message).toContain('steps');
     expect(n['no-such-output'].message).toContain('a.nope');
     const bad = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
-      spec: JSON.stringify({ name: 'unwired', tasks: [{ name: 'a', module: 'test/echo' }, { name: 'b', module: 'test/echo', parameters: { message: '${outputs.a.message}' } }] }),
+      spec: JSON.stringify({
+        name: 'unwired',
+        tasks: [
+          { name: 'a', module: 'test/echo' },
+          { name: 'b', module: 'test/echo', parameters: { message: '${outputs.a.message}' } },
+        ],
+      }),
     });
     expect(bad.errors?.[0]?.message).toContain('must be listed in dependsOn');
   });

@@ -3,8 +3,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
-import { apiClient, PUBLISH, RUN_EVENTS } from '../harness/client';
 import type { TestApp } from '../harness/app';
+import { apiClient, PUBLISH, RUN_EVENTS } from '../harness/client';
 
 const START = `mutation ($w: String!, $p: JSON) { startRun(workflow: $w, parameters: $p) { id status } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { id status message trigger parameters tasks { node status attempt reason message exitCode outputs progress moduleRef moduleVersion { version digest } durationMs logs { stream line } } } }`;
@@ -98,7 +98,13 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
     });
 
     it('fails a run whose task exits non-zero, with its stderr, and skips what depends on it', async () => {
-      await t.createWorkflow({ name: 'breaks', tasks: [{ name: 'boom', module: 'test/fail' }, { name: 'after', module: 'test/echo', dependsOn: ['boom'] }] });
+      await t.createWorkflow({
+        name: 'breaks',
+        tasks: [
+          { name: 'boom', module: 'test/fail' },
+          { name: 'after', module: 'test/echo', dependsOn: ['boom'] },
+        ],
+      });
       const { run } = await runToEnd('breaks');
       expect(run.status).toBe('FAILED');
       const [after, boom] = run.tasks;
@@ -115,8 +121,14 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       expect(run.tasks[0]).toMatchObject({ status: 'FAILED', attempt: 3 });
       const retrying = events.filter((e) => e.__typename === 'TaskStatusEvent' && e.status === 'RETRYING');
       expect(retrying.map((e) => e.message.match(/retrying in ([\d.]+) s/)?.[1])).toEqual(['0.2', '0.4']); // exponential backoff
-      const { run: detail } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { attempts { attempt state reason host durationMs } } } }`, { id: run.id });
-      expect(detail.tasks[0].attempts.map((a: any) => [a.attempt, a.state])).toEqual([[1, 'FAILED'], [2, 'FAILED'], [3, 'FAILED']]);
+      const { run: detail } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { attempts { attempt state reason host durationMs } } } }`, {
+        id: run.id,
+      });
+      expect(detail.tasks[0].attempts.map((a: any) => [a.attempt, a.state])).toEqual([
+        [1, 'FAILED'],
+        [2, 'FAILED'],
+        [3, 'FAILED'],
+      ]);
     });
 
     it('times out a task that runs past its limit, with a clear reason', async () => {
@@ -156,7 +168,10 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const { and, eq } = await import('drizzle-orm');
       let result: any;
       for (let i = 0; i < 100 && !result; i++) {
-        [result] = await t.app.database.db.select().from(taskEvents).where(and(eq(taskEvents.runId, startRun.id), eq(taskEvents.kind, 'result')));
+        [result] = await t.app.database.db
+          .select()
+          .from(taskEvents)
+          .where(and(eq(taskEvents.runId, startRun.id), eq(taskEvents.kind, 'result')));
         if (!result) await sleep(100);
       }
       expect(result?.payload.outcome.state).toBe('CANCELLED');
@@ -167,17 +182,37 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
     it('rejects invalid workflow specs naming the offending node, and creates nothing', async () => {
       const before = (await t.api.gql('{ workflows { name } }')).workflows.length;
       const cases: [unknown, RegExp][] = [
-        [{ name: 'cyc', tasks: [{ name: 'x', module: 'test/echo', dependsOn: ['y'] }, { name: 'y', module: 'test/echo', dependsOn: ['x'] }] }, /cycle.*x → y → x|cycle.*y → x → y/],
+        [
+          {
+            name: 'cyc',
+            tasks: [
+              { name: 'x', module: 'test/echo', dependsOn: ['y'] },
+              { name: 'y', module: 'test/echo', dependsOn: ['x'] },
+            ],
+          },
+          /cycle.*x → y → x|cycle.*y → x → y/,
+        ],
         [{ name: 'unknown-module', tasks: [{ name: 'x', module: 'test/nope' }] }, /tasks\.x\.module.*unknown module test\/nope/],
         [{ name: 'unknown-tag', tasks: [{ name: 'x', module: 'test/echo@stable' }] }, /tasks\.x\.module.*no tag or version "stable"/],
         [{ name: 'missing-dep', tasks: [{ name: 'x', module: 'test/echo', dependsOn: ['ghost'] }] }, /tasks\.x\.dependsOn.*"ghost"/],
         [{ name: 'bad-params', tasks: [{ name: 'x', module: 'test/echo', parameters: { steps: 'many' } }] }, /tasks\.x\.parameters\.steps.*integer/],
-        [{ name: 'dup', tasks: [{ name: 'x', module: 'test/echo' }, { name: 'x', module: 'test/echo' }] }, /tasks\.x is defined twice/],
+        [
+          {
+            name: 'dup',
+            tasks: [
+              { name: 'x', module: 'test/echo' },
+              { name: 'x', module: 'test/echo' },
+            ],
+          },
+          /tasks\.x is defined twice/,
+        ],
         ['name: [unclosed', /not valid YAML/],
         [{ name: 'no-tasks', tasks: [] }, /tasks/],
       ];
       for (const [spec, pattern] of cases) {
-        const result = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, { spec: typeof spec === 'string' ? spec : JSON.stringify(spec) });
+        const result = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+          spec: typeof spec === 'string' ? spec : JSON.stringify(spec),
+        });
         expect(result.errors?.[0]?.extensions?.code, JSON.stringify(spec)).toBe('INVALID_WORKFLOW');
         expect(result.errors?.[0]?.message).toMatch(pattern);
       }
@@ -192,7 +227,11 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const badParam = await t.api.raw(START, { w: 'diamond', p: { colour: 'red' } });
       expect(badParam.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
       expect(badParam.errors?.[0]?.message).toContain('colour');
-      await t.createWorkflow({ name: 'typed', parameters: { steps: { default: 2 } }, tasks: [{ name: 'x', module: 'test/echo', parameters: { steps: '${params.steps}' } }] });
+      await t.createWorkflow({
+        name: 'typed',
+        parameters: { steps: { default: 2 } },
+        tasks: [{ name: 'x', module: 'test/echo', parameters: { steps: '${params.steps}' } }],
+      });
       const badType = await t.api.raw(START, { w: 'typed', p: { steps: 'lots' } });
       expect(badType.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
       expect(badType.errors?.[0]?.message).toContain('tasks.x.parameters.steps');
@@ -206,7 +245,12 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       expect(again.data.publishModuleVersion).toMatchObject({ created: false, version: { version: '1' } });
       const garbage = await t.api.upload(PUBLISH, {}, 'artifact', new TextEncoder().encode('not a tarball'));
       expect(garbage.errors?.[0]?.extensions?.code).toBe('INVALID_MANIFEST');
-      const mismatch = await t.api.upload(PUBLISH, { digest: `sha256:${'0'.repeat(64)}` }, 'artifact', await packDirectory(`${(await import('../harness/app')).fixturesDir}/modules/fail`));
+      const mismatch = await t.api.upload(
+        PUBLISH,
+        { digest: `sha256:${'0'.repeat(64)}` },
+        'artifact',
+        await packDirectory(`${(await import('../harness/app')).fixturesDir}/modules/fail`),
+      );
       expect(mismatch.errors?.[0]?.extensions?.code).toBe('DIGEST_MISMATCH');
       const { modules } = await t.api.gql('{ modules { fullName tags { tag version { version } } } }');
       expect(modules.map((m: any) => m.fullName)).toEqual(['test/echo', 'test/fail', 'test/sleep']);
@@ -216,12 +260,16 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const page1 = (await t.api.gql('{ runs(first: 2) { edges { cursor node { id createdAt } } pageInfo { hasNextPage endCursor } } }')).runs;
       expect(page1.edges).toHaveLength(2);
       expect(page1.pageInfo.hasNextPage).toBe(true);
-      const page2 = (await t.api.gql('query ($after: String) { runs(first: 2, after: $after) { edges { node { id createdAt } } } }', { after: page1.pageInfo.endCursor })).runs;
+      const page2 = (
+        await t.api.gql('query ($after: String) { runs(first: 2, after: $after) { edges { node { id createdAt } } } }', { after: page1.pageInfo.endCursor })
+      ).runs;
       const ids = [...page1.edges, ...page2.edges].map((e: any) => e.node.id);
       expect(new Set(ids).size).toBe(ids.length);
       const times = [...page1.edges, ...page2.edges].map((e: any) => Date.parse(e.node.createdAt));
       expect([...times].sort((a, b) => b - a)).toEqual(times);
-      const filtered = (await t.api.gql('{ runs(first: 50, filter: { workflow: "breaks", status: [FAILED] }) { edges { node { status workflow { name } } } } }')).runs.edges;
+      const filtered = (
+        await t.api.gql('{ runs(first: 50, filter: { workflow: "breaks", status: [FAILED] }) { edges { node { status workflow { name } } } } }')
+      ).runs.edges;
       expect(filtered.length).toBeGreaterThan(0);
       expect(filtered.every((e: any) => e.node.workflow.name === 'breaks')).toBe(true);
     });

@@ -3,19 +3,19 @@
 // token lifetimes cost no real time.
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseRetryAfter } from '../../executors/databricks/http';
 import {
   createDatabricksExecutor,
-  idempotencyTokenFor,
-  readRunState,
   type DatabricksExecutorOptions,
   type DatabricksHandle,
+  idempotencyTokenFor,
+  readRunState,
 } from '../../executors/databricks/index';
-import { parseRetryAfter } from '../../executors/databricks/http';
 import { digestDirName } from '../../executors/databricks/upload';
-import { executorContract, type ContractScenario } from '../../plugins/testkit';
 import type { Executor, TaskContext, TaskMessage, TaskOutcome } from '../../plugins/sdk';
+import { type ContractScenario, executorContract } from '../../plugins/testkit';
 import { buildModule, createScratch, makeTask } from '../plugins/host-harness';
-import { createDatabricksStandIn, runState, type DatabricksStandIn, type RunScript } from '../stand-ins/databricks';
+import { createDatabricksStandIn, type DatabricksStandIn, type RunScript, runState } from '../stand-ins/databricks';
 
 const TOKEN = 'dapi-standin-token';
 const STAGING = '/Volumes/main/atelier/modules';
@@ -178,7 +178,12 @@ describe('databricks run states', () => {
     ['USER_CANCELED', status('TERMINATED', 'USER_CANCELED', 'SUCCESS'), 'terminated', { state: 'CANCELLED' }],
     ['CANCELED', status('TERMINATED', 'CANCELED', 'SUCCESS', 'Canceled by the platform'), 'terminated', { state: 'CANCELLED' }],
     ['CANCELED at the timeout', status('TERMINATED', 'CANCELED', 'CLIENT_ERROR', 'Run timed out after 60 seconds'), 'terminated', { state: 'TIMED_OUT' }],
-    ['CANCELED + legacy TIMEDOUT', { ...status('TERMINATED', 'CANCELED', 'CLIENT_ERROR'), ...legacy('TERMINATED', 'TIMEDOUT') }, 'terminated', { state: 'TIMED_OUT' }],
+    [
+      'CANCELED + legacy TIMEDOUT',
+      { ...status('TERMINATED', 'CANCELED', 'CLIENT_ERROR'), ...legacy('TERMINATED', 'TIMEDOUT') },
+      'terminated',
+      { state: 'TIMED_OUT' },
+    ],
     ['RUN_EXECUTION_ERROR (user code)', status('TERMINATED', 'RUN_EXECUTION_ERROR', 'CLIENT_ERROR'), 'terminated', { state: 'FAILED', retryable: undefined }],
     ['CLUSTER_ERROR', status('TERMINATED', 'CLUSTER_ERROR', 'CLOUD_FAILURE'), 'terminated', { state: 'FAILED', retryable: true, systemFailure: true }],
     ['CLOUD_FAILURE', status('TERMINATED', 'CLOUD_FAILURE', 'CLOUD_FAILURE'), 'terminated', { state: 'FAILED', retryable: true, systemFailure: true }],
@@ -198,7 +203,12 @@ describe('databricks run states', () => {
     ['legacy FAILED', legacy('TERMINATED', 'FAILED'), 'terminated', { state: 'FAILED', retryable: undefined }],
     ['legacy TIMEDOUT', legacy('TERMINATED', 'TIMEDOUT'), 'terminated', { state: 'TIMED_OUT' }],
     ['legacy CANCELED', legacy('TERMINATED', 'CANCELED'), 'terminated', { state: 'CANCELLED' }],
-    ['legacy INTERNAL_ERROR (cluster launch)', legacy('INTERNAL_ERROR', 'FAILED', 'Unexpected failure while waiting for the cluster'), 'terminated', { state: 'FAILED', retryable: true, systemFailure: true }],
+    [
+      'legacy INTERNAL_ERROR (cluster launch)',
+      legacy('INTERNAL_ERROR', 'FAILED', 'Unexpected failure while waiting for the cluster'),
+      'terminated',
+      { state: 'FAILED', retryable: true, systemFailure: true },
+    ],
     ['legacy SKIPPED', legacy('SKIPPED'), 'terminated', { state: 'FAILED', reason: 'skipped' }],
     ['legacy UPSTREAM_FAILED', legacy('TERMINATED', 'UPSTREAM_FAILED'), 'terminated', { state: 'FAILED', reason: 'skipped' }],
     ['legacy unknown life cycle', legacy('DREAMING'), 'unknown', undefined],
@@ -273,7 +283,10 @@ describe('databricks executor', () => {
     expect(submittedBody(0).tasks[0].new_cluster).toEqual({ spark_version: '15.4.x-scala2.12', num_workers: 4, instance_pool_id: 'pool-123' });
     expect(pool.ctx.outputs.databricks).toMatchObject({ cluster: 'pool', coldStart: true });
 
-    const hot = await runTask(executor, taskWith({ ...succeed, setupDurationMs: 0 }, { settings: { databricks: { existing_cluster_id: '0923-164208-meows279' } } }));
+    const hot = await runTask(
+      executor,
+      taskWith({ ...succeed, setupDurationMs: 0 }, { settings: { databricks: { existing_cluster_id: '0923-164208-meows279' } } }),
+    );
     expect(hot.outcome.state).toBe('SUCCEEDED');
     const hotSpec = submittedBody(1).tasks[0];
     expect(hotSpec.existing_cluster_id).toBe('0923-164208-meows279');
@@ -477,7 +490,9 @@ describe('databricks executor', () => {
   });
 
   it('logs an unknown state once and treats it as still in progress', async () => {
-    const script: RunScript = { states: [runState.pending(), runState.running(), runState.unknown(), runState.unknown(), runState.unknown(), runState.succeeded()] };
+    const script: RunScript = {
+      states: [runState.pending(), runState.running(), runState.unknown(), runState.unknown(), runState.unknown(), runState.succeeded()],
+    };
     const { outcome, lines } = await runTask(executorFor(), taskWith(script));
     expect(outcome.state).toBe('SUCCEEDED');
     expect(lines.filter((l) => l.includes('HIBERNATING, a state this executor does not know'))).toHaveLength(1);
@@ -498,7 +513,12 @@ describe('databricks executor', () => {
       executorFor(),
       taskWith({
         states: [runState.pending(), runState.running(), runState.failed()],
-        output: { logs: 'step 1\nstep 2', logs_truncated: true, error: 'ValueError: bad input', error_trace: 'Traceback (most recent call last):\n  File "main.py"' },
+        output: {
+          logs: 'step 1\nstep 2',
+          logs_truncated: true,
+          error: 'ValueError: bad input',
+          error_trace: 'Traceback (most recent call last):\n  File "main.py"',
+        },
       }),
     );
     expect(failed.outcome).toMatchObject({ state: 'FAILED', reason: 'run-failed' });

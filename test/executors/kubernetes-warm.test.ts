@@ -8,11 +8,16 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createLocalExecutor } from '../../executors/local';
-import { buildHotClusterDeployment, createKubernetesGpuExecutor, deploymentNameFor, type KubernetesGpuExecutorOptions } from '../../executors/kubernetes-gpu/index';
+import {
+  buildHotClusterDeployment,
+  createKubernetesGpuExecutor,
+  deploymentNameFor,
+  type KubernetesGpuExecutorOptions,
+} from '../../executors/kubernetes-gpu/index';
 import { parseHotClusterSpec } from '../../executors/kubernetes-gpu/settings';
+import { createLocalExecutor } from '../../executors/local';
 import type { HostHeartbeat } from '../../plugins/protocol';
-import { buildModule, createHostWorld, createScratch, makeTask, waitFor, type HostWorld } from '../plugins/host-harness';
+import { buildModule, createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from '../plugins/host-harness';
 import { createKubernetesStandIn, type KubernetesStandIn } from '../stand-ins/kubernetes';
 
 const DEPLOYMENTS = '/apis/apps/v1/namespaces/default/deployments';
@@ -65,7 +70,21 @@ describe('kubernetes-gpu hot clusters', () => {
     ]);
     const [container] = pod.containers;
     expect(container.image).toBe('registry.example/atelier:1.4.0');
-    expect(container.command).toEqual(['npx', 'atelier', 'executor', '--pools', 'gpu-a100', '--gpus', '2', '--concurrency', '1', '--execute-with', 'local', '--hot-cluster', 'warm']);
+    expect(container.command).toEqual([
+      'npx',
+      'atelier',
+      'executor',
+      '--pools',
+      'gpu-a100',
+      '--gpus',
+      '2',
+      '--concurrency',
+      '1',
+      '--execute-with',
+      'local',
+      '--hot-cluster',
+      'warm',
+    ]);
     expect(container.env).toEqual([
       { name: 'NATS_URL', value: 'nats://nats.atelier:4222' },
       { name: 'ATELIER_URL', value: 'https://atelier.example' },
@@ -151,7 +170,11 @@ describe('kubernetes-gpu hot clusters', () => {
     const kc = standIn.kubeConfig();
     const { AppsV1Api } = await import('@kubernetes/client-node');
     const apps = kc.makeApiClient(AppsV1Api);
-    const body = buildHotClusterDeployment({ name: 'bad', pool: 'p' }, { replicas: 1, pod: { gpus: 0, nodes: 1 } }, { namespace: 'default', hostImage: 'i', natsUrl: 'n', controlPlaneUrl: 'c' });
+    const body = buildHotClusterDeployment(
+      { name: 'bad', pool: 'p' },
+      { replicas: 1, pod: { gpus: 0, nodes: 1 } },
+      { namespace: 'default', hostImage: 'i', natsUrl: 'n', controlPlaneUrl: 'c' },
+    );
     body.spec!.template.metadata!.labels = { other: 'x' };
     await expect(apps.createNamespacedDeployment({ namespace: 'default', body })).rejects.toMatchObject({ code: 422 });
     const list = await apps.listNamespacedDeployment({ namespace: 'default', labelSelector: 'atelier.dev/hot-cluster=bad' });
@@ -162,7 +185,9 @@ describe('kubernetes-gpu hot clusters', () => {
     const slow = await createKubernetesStandIn({ stepMs: 60_000 });
     try {
       const k8s = executor({ kubeConfig: slow.kubeConfig(), hotClusterReadyMs: 150 });
-      await expect(k8s.startHotCluster!({ name: 'warm', pool: 'p', spec: {} })).rejects.toThrow(/no pod of Deployment atelier-hot-warm became ready in .*kubectl -n default describe deployment atelier-hot-warm/);
+      await expect(k8s.startHotCluster!({ name: 'warm', pool: 'p', spec: {} })).rejects.toThrow(
+        /no pod of Deployment atelier-hot-warm became ready in .*kubectl -n default describe deployment atelier-hot-warm/,
+      );
       expect(slow.deployments()).toHaveLength(1);
       const patient = executor({ kubeConfig: slow.kubeConfig() });
       const waiting = patient.startHotCluster!({ name: 'warm', pool: 'p', spec: {} });
@@ -184,7 +209,11 @@ describe('kubernetes-gpu hot clusters', () => {
     try {
       const kubeconfig = path.join(dir, 'kubeconfig');
       writeFileSync(kubeconfig, standIn.kubeconfigYaml());
-      const { stdout } = await promisify(execFile)(kubectl, ['--kubeconfig', kubeconfig, 'get', 'deployments', '-l', 'atelier.dev/hot-cluster=warm', '-o', 'json'], { timeout: 20_000 });
+      const { stdout } = await promisify(execFile)(
+        kubectl,
+        ['--kubeconfig', kubeconfig, 'get', 'deployments', '-l', 'atelier.dev/hot-cluster=warm', '-o', 'json'],
+        { timeout: 20_000 },
+      );
       const list = JSON.parse(stdout) as { items: { metadata: { name: string }; spec: { replicas: number }; status: { readyReplicas: number } }[] };
       expect(list.items.map((d) => [d.metadata.name, d.spec.replicas, d.status.readyReplicas])).toEqual([['atelier-hot-warm', 2, 2]]);
     } finally {
@@ -226,9 +255,19 @@ describe('hot-cluster pods as executor hosts', () => {
     const seen = await heartbeats();
     const { archive, digest } = await buildModule(scratch.root, 'warm-mod', { 'main.sh': 'echo "ran in the warm pod $ATELIER_TASK_ID"\n' });
     world.artifacts.add(digest, archive);
-    await world.startHost([createLocalExecutor({ graceMs: 300 })], { hostName: 'atelier-hot-warm-abc', executeWith: 'local', holdsHotClusters: ['warm'], announceMs: 50 });
+    await world.startHost([createLocalExecutor({ graceMs: 300 })], {
+      hostName: 'atelier-hot-warm-abc',
+      executeWith: 'local',
+      holdsHotClusters: ['warm'],
+      announceMs: 50,
+    });
     const task = await world.submit(
-      makeTask({ executor: 'kubernetes-gpu', hotCluster: 'warm', module: { digest, entrypoint: 'main.sh', runtime: 'shell' }, settings: { 'kubernetes-gpu': { gpus: 1 } } }),
+      makeTask({
+        executor: 'kubernetes-gpu',
+        hotCluster: 'warm',
+        module: { digest, entrypoint: 'main.sh', runtime: 'shell' },
+        settings: { 'kubernetes-gpu': { gpus: 1 } },
+      }),
     );
     const result = await world.result(task.taskId);
     expect(result.outcome.state).toBe('SUCCEEDED');
@@ -289,7 +328,6 @@ describe('hot-cluster pods as executor hosts', () => {
   });
 });
 
-
 describe('the pod’s command, run for real', () => {
   it('the Deployment’s container command starts an executor host on real NATS that holds the cluster and runs a kubernetes-gpu task with local', async () => {
     const { startNats } = await import('../harness/nats');
@@ -304,7 +342,8 @@ describe('the pod’s command, run for real', () => {
     const tokens: (string | undefined)[] = [];
     const controlPlane = http.createServer((req, res) => {
       tokens.push(req.headers.authorization);
-      if (req.url === `/artifacts/${encodeURIComponent(digest)}`) return void res.writeHead(200, { 'content-type': 'application/gzip' }).end(readFileSync(archive));
+      if (req.url === `/artifacts/${encodeURIComponent(digest)}`)
+        return void res.writeHead(200, { 'content-type': 'application/gzip' }).end(readFileSync(archive));
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"message":"not here"}]}');
     });
     await new Promise<void>((resolve) => controlPlane.listen(0, '127.0.0.1', resolve));
@@ -336,7 +375,11 @@ describe('the pod’s command, run for real', () => {
       expect(command.slice(0, 3)).toEqual(['npx', 'atelier', 'executor']);
       const env = Object.fromEntries(container!.env!.filter((e) => e.value).map((e) => [e.name, e.value!]));
       // The kubelet would resolve the secretKeyRef; here the token is given as the pod would see it.
-      pod = await startExecutorProcess({ NATS_URL: env.NATS_URL!, ATELIER_URL: env.ATELIER_URL!, ATELIER_TOKEN: 'pod-token', ATELIER_DATA_DIR: path.join(scratch.root, 'pod') }, [], command.slice(3));
+      pod = await startExecutorProcess(
+        { NATS_URL: env.NATS_URL!, ATELIER_URL: env.ATELIER_URL!, ATELIER_TOKEN: 'pod-token', ATELIER_DATA_DIR: path.join(scratch.root, 'pod') },
+        [],
+        command.slice(3),
+      );
       const beat = await waitFor(() => seen.find((h) => h.hotClusters.includes('warm')), 'the pod’s heartbeat', 20_000);
       expect(beat).toMatchObject({ pools: ['gpu-pool'], gpus: 1, capacity: 1, hotClusters: ['warm'] });
       expect(beat.executors).not.toContain('kubernetes-gpu');

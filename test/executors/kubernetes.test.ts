@@ -17,13 +17,20 @@ import {
   type KubernetesGpuExecutorOptions,
   type KubernetesGpuHandle,
 } from '../../executors/kubernetes-gpu/index';
-import { executorContract, type ContractScenario } from '../../plugins/testkit';
 import type { TaskContext, TaskMessage } from '../../plugins/sdk';
-import { createHostWorld, createScratch, makeTask, waitFor, type HostWorld } from '../plugins/host-harness';
-import { createKubernetesStandIn, standInCommand, type KubernetesStandIn, type PodStep } from '../stand-ins/kubernetes';
+import { type ContractScenario, executorContract } from '../../plugins/testkit';
+import { createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from '../plugins/host-harness';
+import { createKubernetesStandIn, type KubernetesStandIn, type PodStep, standInCommand } from '../stand-ins/kubernetes';
 
-const manifestOptions = { namespace: 'ml', image: 'atelier/runner:0.1', masterPort: 29500, ttlSecondsAfterFinished: 3600, artifactBaseUrl: 'https://atelier.internal/' };
-const envOf = (job: ReturnType<typeof buildJob>) => Object.fromEntries((job.spec!.template.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+const manifestOptions = {
+  namespace: 'ml',
+  image: 'atelier/runner:0.1',
+  masterPort: 29500,
+  ttlSecondsAfterFinished: 3600,
+  artifactBaseUrl: 'https://atelier.internal/',
+};
+const envOf = (job: ReturnType<typeof buildJob>) =>
+  Object.fromEntries((job.spec!.template.spec!.containers[0]!.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
 
 describe('kubernetes-gpu manifests', () => {
   it('builds a GPU Job: limits, affinity, tolerations, deadlines, ttl, podFailurePolicy, Kueue label, context env', () => {
@@ -38,7 +45,16 @@ describe('kubernetes-gpu manifests', () => {
     });
     const job = buildJob(
       task,
-      { gpus: 2, nodes: 1, gpuProduct: ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-H100-80GB-HBM3'], nodeSelector: { pool: 'training' }, cpu: '8', memory: '64Gi', queue: 'team-a', serviceAccount: 'trainer' },
+      {
+        gpus: 2,
+        nodes: 1,
+        gpuProduct: ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-H100-80GB-HBM3'],
+        nodeSelector: { pool: 'training' },
+        cpu: '8',
+        memory: '64Gi',
+        queue: 'team-a',
+        serviceAccount: 'trainer',
+      },
       manifestOptions,
     );
     expect(() => new Job(job as never).validate()).not.toThrow();
@@ -46,7 +62,11 @@ describe('kubernetes-gpu manifests', () => {
     expect(name).toBe(jobNameFor(task.taskId, 3));
     expect(name).toMatch(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
     expect(name.length).toBeLessThanOrEqual(52);
-    expect(job.metadata!.labels).toMatchObject({ 'kueue.x-k8s.io/queue-name': 'team-a', 'atelier.dev/attempt': '3', 'app.kubernetes.io/managed-by': 'atelier' });
+    expect(job.metadata!.labels).toMatchObject({
+      'kueue.x-k8s.io/queue-name': 'team-a',
+      'atelier.dev/attempt': '3',
+      'app.kubernetes.io/managed-by': 'atelier',
+    });
     expect(job.metadata!.annotations!['atelier.dev/task-id']).toBe(task.taskId);
     const spec = job.spec!;
     expect(spec).toMatchObject({
@@ -117,7 +137,9 @@ describe('kubernetes-gpu manifests', () => {
     });
     const service = buildService({ ...job, metadata: { ...job.metadata, uid: 'uid-1' } }, manifestOptions);
     expect(() => new Service(service as never).validate()).not.toThrow();
-    expect(service.metadata!.ownerReferences).toEqual([{ apiVersion: 'batch/v1', kind: 'Job', name, uid: 'uid-1', controller: true, blockOwnerDeletion: false }]);
+    expect(service.metadata!.ownerReferences).toEqual([
+      { apiVersion: 'batch/v1', kind: 'Job', name, uid: 'uid-1', controller: true, blockOwnerDeletion: false },
+    ]);
     expect(service.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, selector: { 'atelier.dev/job': name } });
   });
 });
@@ -157,7 +179,12 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     });
 
   /** Starts a host with the executor and enqueues a task whose pods run `program` (or wait to be scripted). */
-  async function run(program: PodStep[] | null, settings: Record<string, unknown> = {}, task: Partial<TaskMessage> = {}, options: Partial<KubernetesGpuExecutorOptions> = {}) {
+  async function run(
+    program: PodStep[] | null,
+    settings: Record<string, unknown> = {},
+    task: Partial<TaskMessage> = {},
+    options: Partial<KubernetesGpuExecutorOptions> = {},
+  ) {
     await world.startHost([executor(options)]);
     return world.submit(
       makeTask({
@@ -171,7 +198,13 @@ describe('kubernetes-gpu executor against the stand-in', () => {
   const progressMessages = (taskId: string) => world.eventsOf(taskId).flatMap((e) => (e.kind === 'progress' && e.message ? [e.message] : []));
   const jobOf = (taskId: string) => jobNameFor(taskId, 1);
   const waitForPod = (taskId: string, index?: number) =>
-    waitFor(() => standIn.podsOfJob(jobOf(taskId)).find((p) => index === undefined || p.metadata.annotations?.['batch.kubernetes.io/job-completion-index'] === String(index)), 'a pod');
+    waitFor(
+      () =>
+        standIn
+          .podsOfJob(jobOf(taskId))
+          .find((p) => index === undefined || p.metadata.annotations?.['batch.kubernetes.io/job-completion-index'] === String(index)),
+      'a pod',
+    );
 
   it('runs a Job to success: logs, progress markers, outputs, queued → provisioning → running, provisioningMs, cleanup', async () => {
     const task = await run([
@@ -213,12 +246,42 @@ describe('kubernetes-gpu executor against the stand-in', () => {
 
   describe('maps Kubernetes states onto task outcomes', () => {
     const table: { name: string; program: PodStep[]; expect: Record<string, unknown>; message?: RegExp }[] = [
-      { name: 'non-zero exit', program: [{ log: 'loading' }, { log: 'Traceback: boom' }, { exit: 3 }], expect: { state: 'FAILED', reason: 'exit-code', exitCode: 3 }, message: /exited with code 3; last output lines:\nloading\nTraceback: boom/ },
-      { name: 'OOMKilled', program: [{ log: 'allocating' }, { oom: true }], expect: { state: 'FAILED', reason: 'oom', exitCode: 137 }, message: /OOMKilled.*memory/ },
-      { name: 'evicted without a disruption condition', program: [{ evict: 'The node was low on resource: memory.', disruption: false }], expect: { state: 'FAILED', reason: 'evicted', retryable: true, systemFailure: true }, message: /low on resource/ },
-      { name: 'exit 137 without OOM', program: [{ exit: 137 }], expect: { state: 'FAILED', reason: 'killed', exitCode: 137, retryable: true, systemFailure: true }, message: /SIGKILL/ },
-      { name: 'InvalidImageName', program: [{ waiting: 'InvalidImageName', message: 'Failed to apply default image tag "Bad Image"' }], expect: { state: 'FAILED', reason: 'invalid-image', retryable: false }, message: /invalid image name/ },
-      { name: 'container that cannot run', program: [{ exit: 128, reason: 'ContainerCannotRun', message: 'exec: "train": executable file not found in $PATH' }], expect: { state: 'FAILED', reason: 'cannot-run', retryable: false }, message: /executable file not found/ },
+      {
+        name: 'non-zero exit',
+        program: [{ log: 'loading' }, { log: 'Traceback: boom' }, { exit: 3 }],
+        expect: { state: 'FAILED', reason: 'exit-code', exitCode: 3 },
+        message: /exited with code 3; last output lines:\nloading\nTraceback: boom/,
+      },
+      {
+        name: 'OOMKilled',
+        program: [{ log: 'allocating' }, { oom: true }],
+        expect: { state: 'FAILED', reason: 'oom', exitCode: 137 },
+        message: /OOMKilled.*memory/,
+      },
+      {
+        name: 'evicted without a disruption condition',
+        program: [{ evict: 'The node was low on resource: memory.', disruption: false }],
+        expect: { state: 'FAILED', reason: 'evicted', retryable: true, systemFailure: true },
+        message: /low on resource/,
+      },
+      {
+        name: 'exit 137 without OOM',
+        program: [{ exit: 137 }],
+        expect: { state: 'FAILED', reason: 'killed', exitCode: 137, retryable: true, systemFailure: true },
+        message: /SIGKILL/,
+      },
+      {
+        name: 'InvalidImageName',
+        program: [{ waiting: 'InvalidImageName', message: 'Failed to apply default image tag "Bad Image"' }],
+        expect: { state: 'FAILED', reason: 'invalid-image', retryable: false },
+        message: /invalid image name/,
+      },
+      {
+        name: 'container that cannot run',
+        program: [{ exit: 128, reason: 'ContainerCannotRun', message: 'exec: "train": executable file not found in $PATH' }],
+        expect: { state: 'FAILED', reason: 'cannot-run', retryable: false },
+        message: /executable file not found/,
+      },
     ];
     for (const row of table) {
       it(row.name, async () => {
@@ -256,7 +319,8 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     });
 
     it('an unschedulable pod is queued with the scheduler message, then cancelled cleanly', async () => {
-      const why = '0/4 nodes are available: 4 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod.';
+      const why =
+        '0/4 nodes are available: 4 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod.';
       const task = await run([{ unschedulable: why }], { gpus: 8, gpuProduct: 'NVIDIA-H100-80GB-HBM3' });
       await waitFor(() => progressMessages(task.taskId).find((m) => m.includes('Insufficient nvidia.com/gpu')), 'the FailedScheduling message');
       expect(progressMessages(task.taskId).at(-1)).toBe(`queued: pod ${standIn.podsOfJob(jobOf(task.taskId))[0]!.metadata.name} is unschedulable: ${why}`);
@@ -348,7 +412,10 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     const [svc] = standIn.services();
     expect(svc!.metadata.ownerReferences[0]).toMatchObject({ kind: 'Job', name, uid: standIn.job(name)!.metadata.uid });
     expect(svc!.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
-    const hosts = standIn.podsOfJob(name).map((p) => `${p.spec.hostname}.${p.spec.subdomain}`).sort();
+    const hosts = standIn
+      .podsOfJob(name)
+      .map((p) => `${p.spec.hostname}.${p.spec.subdomain}`)
+      .sort();
     expect(hosts).toEqual([`${name}-0.${name}`, `${name}-1.${name}`]);
     await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'enough' });
     expect((await world.result(task.taskId)).outcome.state).toBe('CANCELLED');
@@ -411,7 +478,10 @@ describe('kubernetes-gpu executor against the stand-in', () => {
   it('re-attaches after a host restart: 409 AlreadyExists adopts the Job, exactly one Job is created', async () => {
     const hostA = await world.startHost([executor()], { hostName: 'host-a', ackWaitMs: 3_000 });
     const task = await world.submit(
-      makeTask({ executor: 'kubernetes-gpu', settings: { 'kubernetes-gpu': { command: standInCommand([{ log: 'before' }, { sleepMs: 500 }, { log: 'after' }, { exit: 0 }]) } } }),
+      makeTask({
+        executor: 'kubernetes-gpu',
+        settings: { 'kubernetes-gpu': { command: standInCommand([{ log: 'before' }, { sleepMs: 500 }, { log: 'after' }, { exit: 0 }]) } },
+      }),
     );
     await waitFor(() => world.logLines(task.taskId).includes('before'), 'the first host streaming');
     await hostA.stop(); // shutdown: the attempt is left unacked and its Job keeps running
@@ -424,7 +494,10 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     expect(standIn.created.jobs).toBe(1);
     const creates = standIn.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs'));
     expect(creates.map((r) => r.status)).toEqual([201, 409]);
-    const handles = world.eventsOf(task.taskId).filter((e) => e.kind === 'started').map((e) => (e.kind === 'started' ? e.handle : null));
+    const handles = world
+      .eventsOf(task.taskId)
+      .filter((e) => e.kind === 'started')
+      .map((e) => (e.kind === 'started' ? e.handle : null));
     expect(handles).toHaveLength(2);
     expect(handles[1]).toEqual(handles[0]);
     // A restarted host reads the log from the start again: lines may repeat across hosts, none is lost.
@@ -504,11 +577,36 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     });
 
     it('403 Forbidden is a permanent failure naming the RBAC it needs; an exhausted quota is retried', async () => {
-      standIn.fault({ method: 'POST', path: '/jobs', status: 403, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', code: 403, message: 'jobs.batch "x" is forbidden: exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=1' } });
+      standIn.fault({
+        method: 'POST',
+        path: '/jobs',
+        status: 403,
+        body: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: 'Forbidden',
+          code: 403,
+          message: 'jobs.batch "x" is forbidden: exceeded quota: gpu-quota, requested: requests.nvidia.com/gpu=1',
+        },
+      });
       const ok = await run([{ exit: 0 }]);
       expect((await world.result(ok.taskId)).outcome.state).toBe('SUCCEEDED');
 
-      standIn.fault({ method: 'POST', path: '/jobs', status: 403, times: 10, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Forbidden', code: 403, message: 'jobs.batch is forbidden: User "system:serviceaccount:atelier:host" cannot create resource "jobs" in API group "batch"' } });
+      standIn.fault({
+        method: 'POST',
+        path: '/jobs',
+        status: 403,
+        times: 10,
+        body: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: 'Forbidden',
+          code: 403,
+          message: 'jobs.batch is forbidden: User "system:serviceaccount:atelier:host" cannot create resource "jobs" in API group "batch"',
+        },
+      });
       const denied = await world.submit(makeTask({ executor: 'kubernetes-gpu', settings: { 'kubernetes-gpu': { command: standInCommand([{ exit: 0 }]) } } }));
       const { outcome } = await world.result(denied.taskId);
       expect(outcome).toMatchObject({ state: 'FAILED', reason: 'kubernetes-credentials', retryable: false });
@@ -540,7 +638,12 @@ describe('kubernetes-gpu executor against the stand-in', () => {
 
     it('bad input fails permanently with a clear message: settings, a missing namespace, no cluster configured', async () => {
       const typo = await run(null, { gpu: 2 });
-      expect((await world.result(typo.taskId)).outcome).toMatchObject({ state: 'FAILED', reason: 'invalid-settings', retryable: false, message: expect.stringContaining('unknown setting "gpu"') });
+      expect((await world.result(typo.taskId)).outcome).toMatchObject({
+        state: 'FAILED',
+        reason: 'invalid-settings',
+        retryable: false,
+        message: expect.stringContaining('unknown setting "gpu"'),
+      });
       const quantity = await world.submit(makeTask({ executor: 'kubernetes-gpu', settings: { 'kubernetes-gpu': { memory: 'lots' } } }));
       expect((await world.result(quantity.taskId)).outcome.message).toContain('settings["kubernetes-gpu"].memory must be a positive Kubernetes quantity');
       const nodes = await world.submit(makeTask({ executor: 'kubernetes-gpu', settings: { 'kubernetes-gpu': { nodes: 0 } } }));
@@ -550,7 +653,12 @@ describe('kubernetes-gpu executor against the stand-in', () => {
 
     it('a namespace that does not exist, and no usable cluster configuration, fail permanently', async () => {
       const lost = await run([{ exit: 0 }], {}, {}, { namespace: 'nowhere' });
-      expect((await world.result(lost.taskId)).outcome).toMatchObject({ state: 'FAILED', reason: 'kubernetes-not-found', retryable: false, message: expect.stringContaining('namespaces "nowhere" not found') });
+      expect((await world.result(lost.taskId)).outcome).toMatchObject({
+        state: 'FAILED',
+        reason: 'kubernetes-not-found',
+        retryable: false,
+        message: expect.stringContaining('namespaces "nowhere" not found'),
+      });
 
       const { KubeConfig } = await import('@kubernetes/client-node');
       const empty = new KubeConfig();
@@ -575,7 +683,9 @@ describe('kubernetes-gpu executor against the stand-in', () => {
       const list = JSON.parse(stdout) as { items: { metadata: { name: string; labels: Record<string, string> }; spec: { backoffLimit: number } }[] };
       expect(list.items.map((j) => j.metadata.name)).toEqual([name]);
       expect(list.items[0]!.spec.backoffLimit).toBe(0);
-      const pods = await promisify(execFile)(kubectl, ['--kubeconfig', kubeconfig, 'get', 'pods', '-l', `atelier.dev/job=${name}`, '-o', 'name'], { timeout: 20_000 });
+      const pods = await promisify(execFile)(kubectl, ['--kubeconfig', kubeconfig, 'get', 'pods', '-l', `atelier.dev/job=${name}`, '-o', 'name'], {
+        timeout: 20_000,
+      });
       expect(pods.stdout.trim()).toMatch(new RegExp(`^pod/${name}-[a-z0-9]{5}$`));
     } else {
       console.log('kubectl is not installed here: the wire check against kubectl was skipped');
@@ -589,7 +699,9 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     await world.startHost([executor()]);
     for (let i = 0; i < 5; i++) {
       const submittedAt = Date.now();
-      const task = await world.submit(makeTask({ executor: 'kubernetes-gpu', settings: { 'kubernetes-gpu': { command: standInCommand([{ log: 'x' }, { exit: 0 }]) } } }));
+      const task = await world.submit(
+        makeTask({ executor: 'kubernetes-gpu', settings: { 'kubernetes-gpu': { command: standInCommand([{ log: 'x' }, { exit: 0 }]) } } }),
+      );
       await waitFor(() => world.eventsOf(task.taskId).find((e) => e.kind === 'progress' && e.message?.startsWith('running')), 'running');
       const runningAt = Date.now();
       await world.result(task.taskId);
@@ -631,7 +743,12 @@ executorContract('kubernetes-gpu', async () => {
       logDrainMs: 3_000,
     });
   const programs: Record<ContractScenario, PodStep[]> = {
-    succeed: [{ log: 'hello from the stand-in' }, { log: '@@atelier {"progress":0.5,"message":"half way"}' }, { log: '@@atelier {"output":{"name":"answer","value":42}}' }, { exit: 0 }],
+    succeed: [
+      { log: 'hello from the stand-in' },
+      { log: '@@atelier {"progress":0.5,"message":"half way"}' },
+      { log: '@@atelier {"output":{"name":"answer","value":42}}' },
+      { exit: 0 },
+    ],
     'fail-permanent': [{ log: 'bad input' }, { exit: 2 }],
     'fail-retryable': [{ log: 'the node is under memory pressure' }, { evict: 'The node was low on resource: memory.', disruption: false }],
     'run-long': [{ log: 'working' }, { log: '@@atelier {"progress":0.1,"message":"started"}' }, { forever: true }],
@@ -645,4 +762,3 @@ executorContract('kubernetes-gpu', async () => {
     cleanup: () => standIn.close(),
   };
 });
-

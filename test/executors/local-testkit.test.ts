@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createLocalExecutor } from '../../executors/local/index';
-import { executorContract, type ContractScenario } from '../../plugins/testkit';
+import { type ContractScenario, executorContract } from '../../plugins/testkit';
 import { buildModule, createScratch } from '../plugins/host-harness';
 
 const helperJs = readFileSync(path.join(import.meta.dirname, '../../executors/local/progress.js'), 'utf8');

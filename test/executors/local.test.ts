@@ -6,16 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor, type LocalExecutorOptions } from '../../executors/local/index';
 import type { ExecutorHost } from '../../plugins/host';
 import type { TaskContext, TaskMessage } from '../../plugins/sdk';
-import {
-  buildModule,
-  createHostWorld,
-  createScratch,
-  makeTask,
-  processAlive,
-  waitFor,
-  type HostOverrides,
-  type HostWorld,
-} from '../plugins/host-harness';
+import { buildModule, createHostWorld, createScratch, type HostOverrides, type HostWorld, makeTask, processAlive, waitFor } from '../plugins/host-harness';
 
 const helperJs = readFileSync(path.join(import.meta.dirname, '../../executors/local/progress.js'), 'utf8');
 const helperPy = readFileSync(path.join(import.meta.dirname, '../../executors/local/atelier_progress.py'), 'utf8');
@@ -82,11 +73,7 @@ describe('local executor', () => {
       delete process.env.SECRET_TOKEN;
     }
     const events = world.eventsOf(task.taskId);
-    expect(world.logLines(task.taskId, 'stdout')).toEqual([
-      `hello from ${task.node} attempt 1`,
-      'inputs {"prep":{"rows":3}}',
-      'secret absent',
-    ]);
+    expect(world.logLines(task.taskId, 'stdout')).toEqual([`hello from ${task.node} attempt 1`, 'inputs {"prep":{"rows":3}}', 'secret absent']);
     expect(world.logLines(task.taskId, 'stderr')).toEqual(['a warning']);
     expect(events.find((e) => e.kind === 'progress')).toMatchObject({ fraction: 0.5, message: 'half way' });
     expect(events.find((e) => e.kind === 'metric')).toMatchObject({ metrics: { loss: 0.25, acc: 0.9 }, step: 3 });
@@ -142,10 +129,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
   });
 
   it('cancels mid-run: SIGTERM stops the whole process group', async () => {
-    const task = await run(
-      { 'main.sh': 'sleep 30 &\necho "grandchild $!"\nwait\n' },
-      { entrypoint: 'main.sh', runtime: 'shell' },
-    );
+    const task = await run({ 'main.sh': 'sleep 30 &\necho "grandchild $!"\nwait\n' }, { entrypoint: 'main.sh', runtime: 'shell' });
     const pid = await grandchildPid(task.taskId);
     expect(processAlive(pid)).toBe(true);
     await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
@@ -158,7 +142,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
 
   it('kills a module that ignores SIGTERM after the grace period', async () => {
     const task = await run(
-      { 'main.sh': "trap '' TERM\nsleep 30 &\necho \"grandchild $!\"\nwhile true; do wait; done\n" },
+      { 'main.sh': 'trap \'\' TERM\nsleep 30 &\necho "grandchild $!"\nwhile true; do wait; done\n' },
       { entrypoint: 'main.sh', runtime: 'shell' },
     );
     const pid = await grandchildPid(task.taskId);

@@ -19,12 +19,17 @@ const WITHDRAW = `mutation ($n: String!, $r: String) { withdrawDatasetFromCatalo
 const STATE = `query ($n: String!) { dataset(name: $n) { catalog { published publishedBy { name } blockers } } }`;
 
 async function create(name: string, columns: { name: string; label?: { level: string; categories?: string[] } }[]) {
-  await alice.gql(`mutation ($n: String!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: adhoc, columns: $c, digest: "sha256:${'c'.repeat(64)}") { id } }`, {
-    n: name,
-    c: columns.map((c) => ({ type: 'string', ...c })),
-  });
+  await alice.gql(
+    `mutation ($n: String!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: adhoc, columns: $c, digest: "sha256:${'c'.repeat(64)}") { id } }`,
+    {
+      n: name,
+      c: columns.map((c) => ({ type: 'string', ...c })),
+    },
+  );
 }
-const audits = async (subject: string) => (await t.api.gql(`query ($s: String!) { auditEvents(subject: $s, limit: 100) { action decision rule details identity { name } } }`, { s: subject })).auditEvents;
+const audits = async (subject: string) =>
+  (await t.api.gql(`query ($s: String!) { auditEvents(subject: $s, limit: 100) { action decision rule details identity { name } } }`, { s: subject }))
+    .auditEvents;
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -43,11 +48,19 @@ describe('publishing datasets to the interactive catalog', () => {
     expect(msgOf(r)).toBe(
       'crm/events cannot be published to the interactive catalog, which shows only classified columns at most CONFIDENTIAL, never PII: note (UNCLASSIFIED): UNCLASSIFIED; classify it with setColumnLabel.',
     );
-    expect((await eve.gql(STATE, { n: 'crm/events' })).dataset.catalog).toEqual({ published: false, publishedBy: null, blockers: ['note (UNCLASSIFIED): UNCLASSIFIED; classify it with setColumnLabel'] });
+    expect((await eve.gql(STATE, { n: 'crm/events' })).dataset.catalog).toEqual({
+      published: false,
+      publishedBy: null,
+      blockers: ['note (UNCLASSIFIED): UNCLASSIFIED; classify it with setColumnLabel'],
+    });
   });
 
   it('refuses columns above the ceiling or in a denied category, naming every one', async () => {
-    await create('crm/people', [{ name: 'id', label: { level: 'PUBLIC' } }, { name: 'ssn', label: { level: 'RESTRICTED' } }, { name: 'email', label: { level: 'INTERNAL', categories: ['PII'] } }]);
+    await create('crm/people', [
+      { name: 'id', label: { level: 'PUBLIC' } },
+      { name: 'ssn', label: { level: 'RESTRICTED' } },
+      { name: 'email', label: { level: 'INTERNAL', categories: ['PII'] } },
+    ]);
     const r = await alice.raw(PUBLISH, { n: 'crm/people' });
     expect(codeOf(r)).toBe('FORBIDDEN');
     expect(msgOf(r)).toMatch(/ssn \(RESTRICTED\): RESTRICTED is above the catalog ceiling CONFIDENTIAL; declassify it/);
@@ -63,7 +76,8 @@ describe('publishing datasets to the interactive catalog', () => {
     const { publishDatasetToCatalog } = await alice.gql(PUBLISH, { n: 'crm/events' });
     expect(publishDatasetToCatalog.catalog).toMatchObject({ published: true, publishedBy: { name: 'alice' }, blockers: [] });
     expect(new Date(publishDatasetToCatalog.catalog.publishedAt).getTime()).toBeGreaterThan(Date.now() - 60_000);
-    const names = async (catalog: boolean) => (await eve.gql(`query ($c: Boolean) { datasets(catalog: $c) { fullName } }`, { c: catalog })).datasets.map((d: any) => d.fullName);
+    const names = async (catalog: boolean) =>
+      (await eve.gql(`query ($c: Boolean) { datasets(catalog: $c) { fullName } }`, { c: catalog })).datasets.map((d: any) => d.fullName);
     expect(await names(true)).toEqual(['crm/events']);
     expect(await names(false)).toEqual(['crm/people']);
   });
@@ -73,10 +87,16 @@ describe('publishing datasets to the interactive catalog', () => {
     expect((await eve.gql(STATE, { n: 'crm/events' })).dataset.catalog).toEqual({
       published: false,
       publishedBy: null,
-      blockers: ['country (RESTRICTED): RESTRICTED is above the catalog ceiling CONFIDENTIAL; declassify it (requestDeclassification) or leave the dataset out'],
+      blockers: [
+        'country (RESTRICTED): RESTRICTED is above the catalog ceiling CONFIDENTIAL; declassify it (requestDeclassification) or leave the dataset out',
+      ],
     });
     const [withdrawal] = (await audits('dataset:crm/events')).filter((e: any) => e.action === 'catalog.withdraw');
-    expect(withdrawal).toMatchObject({ decision: 'allow', identity: { name: 'alice' }, rule: 'withdrawn automatically: the interactive catalog shows only classified columns at most CONFIDENTIAL, never PII' });
+    expect(withdrawal).toMatchObject({
+      decision: 'allow',
+      identity: { name: 'alice' },
+      rule: 'withdrawn automatically: the interactive catalog shows only classified columns at most CONFIDENTIAL, never PII',
+    });
     expect(withdrawal.details.cause).toBe('country labelled RESTRICTED');
   });
 
@@ -85,10 +105,17 @@ describe('publishing datasets to the interactive catalog', () => {
     await alice.gql(PUBLISH, { n: 'crm/derived' });
     const [ds] = await t.app.services.db.select().from(datasets).where(eq(datasets.name, 'derived'));
     // a computed label within the ceiling leaves it published
-    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['a', { level: 'INTERNAL', categories: [] }]]), t.app.services.config.catalogCeiling));
+    await t.app.services.db.transaction((tx) =>
+      recordComputedLabels(tx, ds!.id, new Map([['a', { level: 'INTERNAL', categories: [] }]]), t.app.services.config.catalogCeiling),
+    );
     expect((await eve.gql(STATE, { n: 'crm/derived' })).dataset.catalog.published).toBe(true);
-    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['a', { level: 'UNCLASSIFIED', categories: [] }]]), t.app.services.config.catalogCeiling));
-    expect((await eve.gql(STATE, { n: 'crm/derived' })).dataset.catalog).toMatchObject({ published: false, blockers: ['a (UNCLASSIFIED): UNCLASSIFIED; classify it with setColumnLabel'] });
+    await t.app.services.db.transaction((tx) =>
+      recordComputedLabels(tx, ds!.id, new Map([['a', { level: 'UNCLASSIFIED', categories: [] }]]), t.app.services.config.catalogCeiling),
+    );
+    expect((await eve.gql(STATE, { n: 'crm/derived' })).dataset.catalog).toMatchObject({
+      published: false,
+      blockers: ['a (UNCLASSIFIED): UNCLASSIFIED; classify it with setColumnLabel'],
+    });
     const [withdrawal] = (await audits('dataset:crm/derived')).filter((e: any) => e.action === 'catalog.withdraw');
     expect(withdrawal).toMatchObject({ decision: 'allow', identity: null });
     expect(withdrawal.details.cause).toMatch(/lineage/);
@@ -117,13 +144,20 @@ describe('publishing datasets to the interactive catalog', () => {
 describe('the catalog ceiling configuration', () => {
   it('defaults to CONFIDENTIAL without PII, and reads both variables', () => {
     expect(loadConfig({}).catalogCeiling).toEqual({ level: 'CONFIDENTIAL', deniedCategories: ['PII'] });
-    expect(loadConfig({ ATELIER_CATALOG_CEILING: 'internal', ATELIER_CATALOG_DENY_CATEGORIES: 'pii, ugc' }).catalogCeiling).toEqual({ level: 'INTERNAL', deniedCategories: ['PII', 'UGC'] });
+    expect(loadConfig({ ATELIER_CATALOG_CEILING: 'internal', ATELIER_CATALOG_DENY_CATEGORIES: 'pii, ugc' }).catalogCeiling).toEqual({
+      level: 'INTERNAL',
+      deniedCategories: ['PII', 'UGC'],
+    });
     expect(loadConfig({ ATELIER_CATALOG_DENY_CATEGORIES: 'none' }).catalogCeiling.deniedCategories).toEqual([]);
   });
 
   it('refuses bad values with a message that says what is expected', () => {
     expect(() => loadConfig({ ATELIER_CATALOG_CEILING: 'SECRET' })).toThrow(ConfigError);
-    expect(() => loadConfig({ ATELIER_CATALOG_CEILING: 'SECRET' })).toThrow('ATELIER_CATALOG_CEILING must be one of PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED: the highest level the interactive catalog may show (got "SECRET").');
-    expect(() => loadConfig({ ATELIER_CATALOG_DENY_CATEGORIES: 'PII,not a word' })).toThrow(/ATELIER_CATALOG_DENY_CATEGORIES is a comma-separated list of categories such as PII,UGC \(or "none"\); "NOT A WORD" is not one/);
+    expect(() => loadConfig({ ATELIER_CATALOG_CEILING: 'SECRET' })).toThrow(
+      'ATELIER_CATALOG_CEILING must be one of PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED: the highest level the interactive catalog may show (got "SECRET").',
+    );
+    expect(() => loadConfig({ ATELIER_CATALOG_DENY_CATEGORIES: 'PII,not a word' })).toThrow(
+      /ATELIER_CATALOG_DENY_CATEGORIES is a comma-separated list of categories such as PII,UGC \(or "none"\); "NOT A WORD" is not one/,
+    );
   });
 });

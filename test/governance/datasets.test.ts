@@ -1,12 +1,13 @@
 // Datasets and classification through the real API: labels only go up, never below the computed one;
 // lowering is a declassification someone else approves; every decision and grant change is audited, and
 // only admins read the audit log.
+
+import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { columnLabels, datasets } from '../../server/db/tables/governance';
 import { recordComputedLabels } from '../../server/governance/datasets';
-import { and, eq } from 'drizzle-orm';
 import { startTestApp, type TestApp } from '../harness/app';
-import { apiClient, type ApiClient } from '../harness/client';
+import { type ApiClient, apiClient } from '../harness/client';
 
 let t: TestApp;
 let alice: ApiClient;
@@ -43,8 +44,17 @@ describe('datasets and column labels', () => {
       { name: 'email', type: 'string', label: { level: 'RESTRICTED', categories: ['pii'] } },
       { name: 'country', type: 'string' },
     ];
-    expect(codeOf(await eve.raw(`mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/users", domain: production, columns: $c, digest: "${DIGEST}") { id } }`, { c: columns }))).toBe('FORBIDDEN');
-    await alice.gql(`mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/users", domain: production, columns: $c, digest: "${DIGEST}") { id } }`, { c: columns });
+    expect(
+      codeOf(
+        await eve.raw(
+          `mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/users", domain: production, columns: $c, digest: "${DIGEST}") { id } }`,
+          { c: columns },
+        ),
+      ),
+    ).toBe('FORBIDDEN');
+    await alice.gql(`mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/users", domain: production, columns: $c, digest: "${DIGEST}") { id } }`, {
+      c: columns,
+    });
     const { dataset } = await eve.gql(COLUMNS);
     expect(dataset.domain).toBe('production');
     expect(dataset.columns).toEqual([
@@ -56,10 +66,21 @@ describe('datasets and column labels', () => {
 
   it('refuses bad names, domains, columns, digests and labels with typed errors', async () => {
     const create = (name: string, columns: unknown[], digest = DIGEST) =>
-      alice.raw(`mutation ($n: String!, $c: [DatasetColumnInput!]!, $d: String!) { createDataset(name: $n, domain: adhoc, columns: $c, digest: $d) { id } }`, { n: name, c: columns, d: digest });
+      alice.raw(`mutation ($n: String!, $c: [DatasetColumnInput!]!, $d: String!) { createDataset(name: $n, domain: adhoc, columns: $c, digest: $d) { id } }`, {
+        n: name,
+        c: columns,
+        d: digest,
+      });
     expect(codeOf(await create('crm/users', [{ name: 'a', type: 'int' }]))).toBe('CONFLICT');
     expect(codeOf(await create('CRM Users', [{ name: 'a', type: 'int' }]))).toBe('BAD_USER_INPUT');
-    expect(codeOf(await create('crm/dup', [{ name: 'a', type: 'int' }, { name: 'a', type: 'int' }]))).toBe('BAD_USER_INPUT');
+    expect(
+      codeOf(
+        await create('crm/dup', [
+          { name: 'a', type: 'int' },
+          { name: 'a', type: 'int' },
+        ]),
+      ),
+    ).toBe('BAD_USER_INPUT');
     expect(codeOf(await create('crm/nodigest', [{ name: 'a', type: 'int' }], 'latest'))).toBe('BAD_USER_INPUT');
     expect(codeOf(await alice.raw(SET, { c: 'country', l: { level: 'INTERNAL', categories: ['not a word'] } }))).toBe('BAD_USER_INPUT');
     expect(codeOf(await alice.raw(SET, { c: 'nope', l: { level: 'INTERNAL' } }))).toBe('NOT_FOUND');
@@ -67,7 +88,10 @@ describe('datasets and column labels', () => {
 
   it('refuses a malformed sample and bad preview requests with typed errors', async () => {
     const create = (sample: unknown) =>
-      alice.raw(`mutation ($s: JSON) { createDataset(name: "crm/sampled", domain: adhoc, columns: [{ name: "a", type: "int" }], digest: "${DIGEST}", sample: $s) { id } }`, { s: sample });
+      alice.raw(
+        `mutation ($s: JSON) { createDataset(name: "crm/sampled", domain: adhoc, columns: [{ name: "a", type: "int" }], digest: "${DIGEST}", sample: $s) { id } }`,
+        { s: sample },
+      );
     expect(msgOf(await create([{ a: 1 }, { b: 2 }]))).toMatch(/sample.1 must be an object whose keys are the dataset's columns/);
     expect(codeOf(await create('rows'))).toBe('BAD_USER_INPUT');
     expect(codeOf(await create(Array.from({ length: 1001 }, () => ({ a: 1 }))))).toBe('BAD_USER_INPUT');
@@ -90,7 +114,9 @@ describe('datasets and column labels', () => {
   });
 
   it('declassifies only with an approver who is not the author', async () => {
-    const ask = await alice.gql(`mutation { requestDeclassification(dataset: "crm/users", column: "country", label: { level: INTERNAL }, reason: "country codes are public knowledge") { id state } }`);
+    const ask = await alice.gql(
+      `mutation { requestDeclassification(dataset: "crm/users", column: "country", label: { level: INTERNAL }, reason: "country codes are public knowledge") { id state } }`,
+    );
     expect(ask.requestDeclassification.state).toBe('PENDING');
     const id = ask.requestDeclassification.id;
     const self = await alice.raw(`mutation ($id: ID!) { decideDeclassification(id: $id, approve: true) { state } }`, { id });
@@ -106,24 +132,38 @@ describe('datasets and column labels', () => {
 
   it('keeps a label at or above what lineage computed; recomputation only raises', async () => {
     const [ds] = await t.app.services.db.select().from(datasets).where(eq(datasets.name, 'users'));
-    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'CONFIDENTIAL', categories: ['PII'] }]]), t.app.services.config.catalogCeiling));
+    await t.app.services.db.transaction((tx) =>
+      recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'CONFIDENTIAL', categories: ['PII'] }]]), t.app.services.config.catalogCeiling),
+    );
     let cols = (await eve.gql(COLUMNS)).dataset.columns;
     expect(cols[0]).toMatchObject({ label: { level: 'CONFIDENTIAL', categories: ['PII'] }, computedLabel: { level: 'CONFIDENTIAL' } });
-    const below = await alice.raw(`mutation { requestDeclassification(dataset: "crm/users", column: "id", label: { level: INTERNAL, categories: ["PII"] }, reason: "x") { id } }`);
+    const below = await alice.raw(
+      `mutation { requestDeclassification(dataset: "crm/users", column: "id", label: { level: INTERNAL, categories: ["PII"] }, reason: "x") { id } }`,
+    );
     expect(codeOf(below)).toBe('FORBIDDEN');
     expect(msgOf(below)).toMatch(/lineage computed/);
     // an upstream lowered: the computed label drops, the effective one stays where it was
-    await t.app.services.db.transaction((tx) => recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'INTERNAL', categories: [] }]]), t.app.services.config.catalogCeiling));
+    await t.app.services.db.transaction((tx) =>
+      recordComputedLabels(tx, ds!.id, new Map([['id', { level: 'INTERNAL', categories: [] }]]), t.app.services.config.catalogCeiling),
+    );
     cols = (await eve.gql(COLUMNS)).dataset.columns;
     expect(cols[0]).toMatchObject({ label: { level: 'CONFIDENTIAL', categories: ['PII'] }, computedLabel: { level: 'INTERNAL' } });
-    const [row] = await t.app.services.db.select().from(columnLabels).where(and(eq(columnLabels.datasetId, ds!.id), eq(columnLabels.column, 'id')));
+    const [row] = await t.app.services.db
+      .select()
+      .from(columnLabels)
+      .where(and(eq(columnLabels.datasetId, ds!.id), eq(columnLabels.column, 'id')));
     expect(row?.level).toBe('CONFIDENTIAL');
   });
 
   it('adds versions: kept columns keep their labels, new ones start UNCLASSIFIED, a published dataset with a new unclassified column is withdrawn', async () => {
     const ADD = `mutation ($n: String!, $c: [DatasetColumnInput!]!, $d: String!) { addDatasetVersion(name: $n, columns: $c, digest: $d) { versions { version digest } columns { name label { level } needsClassification } catalog { published blockers } } }`;
-    const columns = [{ name: 'id', type: 'string', label: { level: 'PUBLIC' } }, { name: 'n', type: 'int', label: { level: 'INTERNAL' } }];
-    await alice.gql(`mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/snapshots", domain: adhoc, columns: $c, digest: "${DIGEST}") { id } }`, { c: columns });
+    const columns = [
+      { name: 'id', type: 'string', label: { level: 'PUBLIC' } },
+      { name: 'n', type: 'int', label: { level: 'INTERNAL' } },
+    ];
+    await alice.gql(`mutation ($c: [DatasetColumnInput!]!) { createDataset(name: "crm/snapshots", domain: adhoc, columns: $c, digest: "${DIGEST}") { id } }`, {
+      c: columns,
+    });
     await alice.gql(`mutation { publishDatasetToCatalog(name: "crm/snapshots") { id } }`);
     // the same content again records nothing
     expect((await alice.gql(ADD, { n: 'crm/snapshots', c: columns, d: DIGEST })).addDatasetVersion.versions).toHaveLength(1);
@@ -134,7 +174,15 @@ describe('datasets and column labels', () => {
     expect(codeOf(lowered)).toBe('BAD_USER_INPUT');
     expect(msgOf(lowered)).toMatch(/n is already INTERNAL; change it with setColumnLabel \(up\) or requestDeclassification \(down\)/);
 
-    const { addDatasetVersion } = await alice.gql(ADD, { n: 'crm/snapshots', c: [{ name: 'id', type: 'string' }, { name: 'n', type: 'int' }, { name: 'note', type: 'string' }], d: `sha256:${'b'.repeat(64)}` });
+    const { addDatasetVersion } = await alice.gql(ADD, {
+      n: 'crm/snapshots',
+      c: [
+        { name: 'id', type: 'string' },
+        { name: 'n', type: 'int' },
+        { name: 'note', type: 'string' },
+      ],
+      d: `sha256:${'b'.repeat(64)}`,
+    });
     expect(addDatasetVersion.versions.map((v: any) => v.version)).toEqual([2, 1]);
     expect(addDatasetVersion.columns).toEqual([
       { name: 'id', label: { level: 'PUBLIC' }, needsClassification: false },
@@ -162,7 +210,9 @@ describe('datasets and column labels', () => {
         'bob:declassification.decide:allow:dataset:crm/users.country',
       ]),
     );
-    const denials = auditEvents.filter((e: any) => e.action === 'declassification.decide' && e.decision === 'deny').map((e: any) => `${e.identity.name}: ${e.rule}`);
+    const denials = auditEvents
+      .filter((e: any) => e.action === 'declassification.decide' && e.decision === 'deny')
+      .map((e: any) => `${e.identity.name}: ${e.rule}`);
     expect(denials.sort()).toEqual(['alice: the approver of a declassification is not its author', 'eve: deciders are admins or members of the owning team']);
   });
 });

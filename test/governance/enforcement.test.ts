@@ -28,16 +28,24 @@ console.log('datasets ' + (process.env.ATELIER_DATASETS ?? 'none'));
 writeSync(Number(process.env.ATELIER_PROGRESS_FD), JSON.stringify({ output: { name: 'result', value: 'rows:' + Date.now() } }) + '\\n');
 `,
   );
-  const r = await t.api.upload(`mutation ($artifact: File!) { publishModuleVersion(artifact: $artifact, tags: ["latest"]) { version { ref } } }`, {}, 'artifact', await packDirectory(dir));
+  const r = await t.api.upload(
+    `mutation ($artifact: File!) { publishModuleVersion(artifact: $artifact, tags: ["latest"]) { version { ref } } }`,
+    {},
+    'artifact',
+    await packDirectory(dir),
+  );
   if (r.errors) throw new Error(JSON.stringify(r.errors));
 }
 
 async function dataset(name: string, domain: string, columns: { name: string; label?: { level: string; categories?: string[] } }[]) {
-  await t.api.gql(`mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: $d, columns: $c, digest: "${DIGEST}") { id } }`, {
-    n: name,
-    d: domain,
-    c: columns.map((c) => ({ type: 'string', ...c })),
-  });
+  await t.api.gql(
+    `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!) { createDataset(name: $n, domain: $d, columns: $c, digest: "${DIGEST}") { id } }`,
+    {
+      n: name,
+      d: domain,
+      c: columns.map((c) => ({ type: 'string', ...c })),
+    },
+  );
 }
 
 async function runToEnd(workflow: string, extra = '') {
@@ -47,7 +55,11 @@ async function runToEnd(workflow: string, extra = '') {
 }
 
 const columnsOf = async (name: string) =>
-  Object.fromEntries(((await t.api.gql(`query ($n: String!) { dataset(name: $n) { columns { name label { level categories } } } }`, { n: name })).dataset.columns as any[]).map((c) => [c.name, `${c.label.level}${c.label.categories.length ? `{${c.label.categories.join(',')}}` : ''}`]));
+  Object.fromEntries(
+    ((await t.api.gql(`query ($n: String!) { dataset(name: $n) { columns { name label { level categories } } } }`, { n: name })).dataset.columns as any[]).map(
+      (c) => [c.name, `${c.label.level}${c.label.categories.length ? `{${c.label.categories.join(',')}}` : ''}`],
+    ),
+  );
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -60,8 +72,16 @@ beforeAll(async () => {
     { name: 'segment' }, // UNCLASSIFIED
   ]);
   await dataset('lab/scratch', 'experimentation', [{ name: 'x', label: { level: 'PUBLIC' } }]);
-  const users = (cols: string) => `inputs:\n  - name: users\n    dataset: crm/users\n    columns: [${cols.split(',').map((c) => `{ name: ${c} }`).join(', ')}]\n`;
-  await publish('crm', 'count-countries', `${users('id,country')}outputs:\n  - name: result\n    dataset: lab/country-counts\n    columns:\n      - { name: country, from: [users.country] }\n      - { name: who, from: [users.id, users.country] }\n      - { name: n, from: [] }\n`);
+  const users = (cols: string) =>
+    `inputs:\n  - name: users\n    dataset: crm/users\n    columns: [${cols
+      .split(',')
+      .map((c) => `{ name: ${c} }`)
+      .join(', ')}]\n`;
+  await publish(
+    'crm',
+    'count-countries',
+    `${users('id,country')}outputs:\n  - name: result\n    dataset: lab/country-counts\n    columns:\n      - { name: country, from: [users.country] }\n      - { name: who, from: [users.id, users.country] }\n      - { name: n, from: [] }\n`,
+  );
   await publish('crm', 'email-reader', users('id,email'));
   await publish('crm', 'segment-reader', users('segment'));
   await publish('crm', 'country-reader', users('country'));
@@ -74,7 +94,14 @@ beforeAll(async () => {
   await wf('segments', 'production', 'crm/segment-reader');
   await wf('writes-prod', 'experimentation', 'lab/prod-writer');
   await wf('reads-exp', 'production', 'crm/scratch-reader');
-  await t.createWorkflow({ name: 'gated', domain: 'adhoc', tasks: [{ name: 'gate', module: 'test/sleep', parameters: { ms: 1500 } }, { name: 'read', module: 'crm/country-reader', dependsOn: ['gate'] }] });
+  await t.createWorkflow({
+    name: 'gated',
+    domain: 'adhoc',
+    tasks: [
+      { name: 'gate', module: 'test/sleep', parameters: { ms: 1500 } },
+      { name: 'read', module: 'crm/country-reader', dependsOn: ['gate'] },
+    ],
+  });
 });
 afterAll(async () => {
   await t?.stop();
@@ -85,7 +112,12 @@ describe('data policy at dispatch', () => {
   it('hands a task only its permitted columns, and labels its output through the lineage', async () => {
     const run = await runToEnd('count');
     expect(run.status).toBe('SUCCEEDED');
-    const handed = JSON.parse(run.tasks[0].logs.map((l: any) => l.line).find((l: string) => l.startsWith('datasets ')).slice('datasets '.length));
+    const handed = JSON.parse(
+      run.tasks[0].logs
+        .map((l: any) => l.line)
+        .find((l: string) => l.startsWith('datasets '))
+        .slice('datasets '.length),
+    );
     expect(handed.inputs.users).toMatchObject({ dataset: 'crm/users', version: 1, digest: DIGEST, columns: ['id', 'country'] });
     expect(handed.outputs).toEqual({ result: { dataset: 'lab/country-counts' } });
     const { dataset } = await t.api.gql(`{ dataset(name: "lab/country-counts") { domain versions { version } } }`);
@@ -97,7 +129,9 @@ describe('data policy at dispatch', () => {
     const before = (await t.api.gql(`{ runs(first: 100) { edges { node { id } } } }`)).runs.edges.length;
     const r = await t.api.raw(`mutation { startRun(workflow: "emails-exp") { id } }`);
     expect(codeOf(r)).toBe('FORBIDDEN');
-    expect(r.errors?.[0]?.message).toMatch(/Node "step" is refused by data policy: input "users" needs crm\/users.email \(RESTRICTED\{PII\}\).*experimentation runs read at most CONFIDENTIAL/);
+    expect(r.errors?.[0]?.message).toMatch(
+      /Node "step" is refused by data policy: input "users" needs crm\/users.email \(RESTRICTED\{PII\}\).*experimentation runs read at most CONFIDENTIAL/,
+    );
     expect((await t.api.gql(`{ runs(first: 100) { edges { node { id } } } }`)).runs.edges.length).toBe(before);
     expect((await runToEnd('emails-prod')).status).toBe('SUCCEEDED'); // production may read it
   });
@@ -129,7 +163,9 @@ describe('data policy at dispatch', () => {
 
   it('decides again at dispatch: a label raised after the start fails the task, never retried, with the rule', async () => {
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "gated") { id } }`);
-    await t.api.gql(`mutation { setColumnLabel(dataset: "crm/users", column: "country", label: { level: CONFIDENTIAL, categories: ["PII"] }, reason: "country joins make it identifying") { level } }`);
+    await t.api.gql(
+      `mutation { setColumnLabel(dataset: "crm/users", column: "country", label: { level: CONFIDENTIAL, categories: ["PII"] }, reason: "country joins make it identifying") { level } }`,
+    );
     await t.api.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
     const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { status tasks { node status reason message attempt } } }`, { id: startRun.id });
     expect(run.status).toBe('FAILED');

@@ -2,7 +2,7 @@
 // one of the caller's teams; a revoked grant or a removed membership takes effect on the very next request.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
-import { apiClient, type ApiClient } from '../harness/client';
+import { type ApiClient, apiClient } from '../harness/client';
 
 let t: TestApp;
 let dana: ApiClient;
@@ -110,10 +110,15 @@ describe('domain grants', () => {
     expect(before.data.run.status).toBeTruthy();
     expect(before.data.run.parameters).toBeNull();
     expect(before.errors!.map((e: any) => [e.path.join('.'), e.extensions.code])).toEqual(
-      expect.arrayContaining([['run.parameters', 'FORBIDDEN'], ['run.tasks.0.logs', 'FORBIDDEN']]),
+      expect.arrayContaining([
+        ['run.parameters', 'FORBIDDEN'],
+        ['run.tasks.0.logs', 'FORBIDDEN'],
+      ]),
     );
     expect(JSON.stringify(before.errors)).toMatch(/holds run data of a domain none of your teams is granted/);
-    await expect(erin.subscribe(`subscription ($id: ID!) { runEvents(runId: $id) { __typename } }`, { id: startRun.id })).rejects.toThrow(/watching them needs a grant to the run’s domain/);
+    await expect(erin.subscribe(`subscription ($id: ID!) { runEvents(runId: $id) { __typename } }`, { id: startRun.id })).rejects.toThrow(
+      /watching them needs a grant to the run’s domain/,
+    );
 
     // Granted: all of it, live; revoked: the subscription ends with FORBIDDEN within a recheck or two.
     await t.api.gql(`mutation { grantDomain(team: "night-ops", domain: production) { id } }`);
@@ -138,7 +143,11 @@ describe('domain grants', () => {
     await t.api.gql(`mutation { setTeamMember(team: "cron-ops", identity: "finn") { id } }`);
     await t.api.gql(`mutation { grantDomain(team: "cron-ops", domain: production) { id } }`);
     const { createSchedule } = await finn.gql(`mutation { createSchedule(input: { workflow: "nightly", cron: "* * * * * *", name: "every-second" }) { id } }`);
-    const fires = async () => (await t.api.gql(`query ($id: ID!) { schedule(id: $id) { fires(limit: 50) { outcome message } } }`, { id: createSchedule.id })).schedule.fires as { outcome: string; message: string | null }[];
+    const fires = async () =>
+      (await t.api.gql(`query ($id: ID!) { schedule(id: $id) { fires(limit: 50) { outcome message } } }`, { id: createSchedule.id })).schedule.fires as {
+        outcome: string;
+        message: string | null;
+      }[];
     let seen: { outcome: string; message: string | null }[] = [];
     const until = async (ok: () => boolean) => {
       for (let i = 0; i < 100 && !ok(); i++) {

@@ -29,7 +29,10 @@ beforeAll(async () => {
     { name: 'email', type: 'string', label: { level: 'RESTRICTED', categories: ['PII'] } },
     { name: 'segment', type: 'string' },
   ];
-  await alice.gql(`mutation ($c: [DatasetColumnInput!]!, $s: JSON) { createDataset(name: "crm/orders", domain: production, columns: $c, digest: "sha256:${'b'.repeat(64)}", sample: $s) { id } }`, { c: columns, s: sample });
+  await alice.gql(
+    `mutation ($c: [DatasetColumnInput!]!, $s: JSON) { createDataset(name: "crm/orders", domain: production, columns: $c, digest: "sha256:${'b'.repeat(64)}", sample: $s) { id } }`,
+    { c: columns, s: sample },
+  );
 });
 afterAll(async () => {
   await t?.stop();
@@ -52,7 +55,10 @@ describe('grouping in dataset previews', () => {
   });
 
   it('filters before grouping, orders by a grouped column, and counts everything with groupBy: []', async () => {
-    const filtered = await preview(eve, ', where: [{ column: "country", equals: "FR" }], groupBy: ["country", "id"], orderBy: { column: "id", descending: true }, limit: 2');
+    const filtered = await preview(
+      eve,
+      ', where: [{ column: "country", equals: "FR" }], groupBy: ["country", "id"], orderBy: { column: "id", descending: true }, limit: 2',
+    );
     expect(filtered.data.datasetPreview.groups).toEqual([
       { key: { country: 'FR', id: 4 }, count: 1 },
       { key: { country: 'FR', id: 2 }, count: 1 },

@@ -4,27 +4,45 @@
 import { subject } from '@casl/ability';
 import { isObjectType } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { defineAbilityFor, parseScopes } from '../../server/auth/ability';
-import { allFields, dataFields, fieldSubjects } from '../../server/auth/fields';
 import { guards } from '../../schema/auth';
 import { schema } from '../../schema/index';
+import { defineAbilityFor, parseScopes } from '../../server/auth/ability';
+import { allFields, dataFields, fieldSubjects } from '../../server/auth/fields';
 
 /** Parts of a guarded object, results of a mutation the caller was allowed to make, or pages of guarded objects. */
 const valueTypes: Record<string, string> = {
-  Query: 'root', Mutation: 'root', Subscription: 'root',
-  PageInfo: 'a page of guarded runs', QueryRunsConnection: 'a page of guarded runs', QueryRunsConnectionEdge: 'a page of guarded runs',
-  ClassificationLabel: 'part of a Dataset column or a Declassification', DatasetColumn: 'part of a Dataset', DatasetVersion: 'part of a Dataset',
-  DatasetPreview: 'rows filtered by the column-level ability (server/governance/preview.ts)', DatasetPreviewGroup: 'groups filtered by the column-level ability',
+  Query: 'root',
+  Mutation: 'root',
+  Subscription: 'root',
+  PageInfo: 'a page of guarded runs',
+  QueryRunsConnection: 'a page of guarded runs',
+  QueryRunsConnectionEdge: 'a page of guarded runs',
+  ClassificationLabel: 'part of a Dataset column or a Declassification',
+  DatasetColumn: 'part of a Dataset',
+  DatasetVersion: 'part of a Dataset',
+  DatasetPreview: 'rows filtered by the column-level ability (server/governance/preview.ts)',
+  DatasetPreviewGroup: 'groups filtered by the column-level ability',
   DatasetCatalogState: 'part of a Dataset',
-  LogLine: 'part of Task.logs', TaskAttempt: 'part of Task.attempts',
-  ModuleTag: 'part of a Module', ModuleTagEvent: 'part of a Module', ModuleUsage: 'part of a Module or ModuleVersion', ModuleTestResult: 'part of a ModuleVersion',
-  ModuleTagMove: 'result of a tag move the caller made', PublishModuleVersionResult: 'result of a publish the caller made',
-  CreateWorkflowResult: 'result of a workflow the caller created', IssuedToken: 'result of an admin-only mutation',
-  TeamMember: 'part of a Team', ExecutorPool: 'a summary of guarded executor hosts',
-  CacheKeyDifference: 'part of a CacheExplanation', CacheExplanation: 'about a task the caller reads (checked in its resolver)',
-  CachePreviewTask: 'about a workflow the caller reads', CacheStats: 'aggregates the caller reads (checked in its resolver)',
-  RunStatusEvent: 'an event of a run whose events the subscription checked', TaskStatusEvent: 'an event of a run whose events the subscription checked',
-  TaskProgressEvent: 'an event of a run whose events the subscription checked', TaskLogEvent: 'an event of a run whose events the subscription checked',
+  LogLine: 'part of Task.logs',
+  TaskAttempt: 'part of Task.attempts',
+  ModuleTag: 'part of a Module',
+  ModuleTagEvent: 'part of a Module',
+  ModuleUsage: 'part of a Module or ModuleVersion',
+  ModuleTestResult: 'part of a ModuleVersion',
+  ModuleTagMove: 'result of a tag move the caller made',
+  PublishModuleVersionResult: 'result of a publish the caller made',
+  CreateWorkflowResult: 'result of a workflow the caller created',
+  IssuedToken: 'result of an admin-only mutation',
+  TeamMember: 'part of a Team',
+  ExecutorPool: 'a summary of guarded executor hosts',
+  CacheKeyDifference: 'part of a CacheExplanation',
+  CacheExplanation: 'about a task the caller reads (checked in its resolver)',
+  CachePreviewTask: 'about a workflow the caller reads',
+  CacheStats: 'aggregates the caller reads (checked in its resolver)',
+  RunStatusEvent: 'an event of a run whose events the subscription checked',
+  TaskStatusEvent: 'an event of a run whose events the subscription checked',
+  TaskProgressEvent: 'an event of a run whose events the subscription checked',
+  TaskLogEvent: 'an event of a run whose events the subscription checked',
   TaskMetricEvent: 'an event of a run whose events the subscription checked',
 };
 

@@ -4,10 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildApp, type App, type BuildOptions } from '../../server/app';
+import { type App, type BuildOptions, buildApp } from '../../server/app';
 import { packDirectory } from '../../server/artifacts/archive';
 import { loadConfig } from '../../server/config';
-import { apiClient, PUBLISH, type ApiClient } from './client';
+import { type ApiClient, apiClient, PUBLISH } from './client';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
@@ -44,7 +44,8 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     },
     async createWorkflow(spec) {
       const text = typeof spec === 'string' ? spec : JSON.stringify(spec);
-      return (await api.gql(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { id name } version { version } } }`, { spec: text })).createWorkflow;
+      return (await api.gql(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { id name } version { version } } }`, { spec: text }))
+        .createWorkflow;
     },
     async user(name, role = 'member') {
       const { createUser } = await api.gql(`mutation ($n: String!, $r: Role) { createUser(name: $n, role: $r) { token } }`, { n: name, r: role });
@@ -52,8 +53,10 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     },
     async team(name, members, namespaces = []) {
       await api.gql(`mutation ($n: String!) { createTeam(name: $n) { id } }`, { n: name });
-      for (const member of members) await api.gql(`mutation ($t: String!, $i: String!) { setTeamMember(team: $t, identity: $i) { id } }`, { t: name, i: member });
-      for (const namespace of namespaces) await api.gql(`mutation ($ns: String!, $t: String!) { assignNamespace(namespace: $ns, team: $t) { id } }`, { ns: namespace, t: name });
+      for (const member of members)
+        await api.gql(`mutation ($t: String!, $i: String!) { setTeamMember(team: $t, identity: $i) { id } }`, { t: name, i: member });
+      for (const namespace of namespaces)
+        await api.gql(`mutation ($ns: String!, $t: String!) { assignNamespace(namespace: $ns, team: $t) { id } }`, { ns: namespace, t: name });
     },
     async stop() {
       await app.stop();

@@ -28,7 +28,13 @@ export function apiClient(baseUrl: string, token: string | null) {
     return result.data!;
   }
 
-  async function upload<T = any>(query: string, variables: Record<string, unknown>, fileVar: string, bytes: Uint8Array, filename = 'module.tar.gz'): Promise<GqlResult<T>> {
+  async function upload<T = any>(
+    query: string,
+    variables: Record<string, unknown>,
+    fileVar: string,
+    bytes: Uint8Array,
+    filename = 'module.tar.gz',
+  ): Promise<GqlResult<T>> {
     const form = new FormData();
     form.set('operations', JSON.stringify({ query, variables: { ...variables, [fileVar]: null } }));
     form.set('map', JSON.stringify({ 0: [`variables.${fileVar}`] }));
@@ -38,7 +44,12 @@ export function apiClient(baseUrl: string, token: string | null) {
   }
 
   /** Collects every event of a subscription until it completes (or `until` says stop). */
-  function subscribe<T = any>(query: string, variables: Record<string, unknown>, until?: (event: T, all: T[]) => boolean, onEvent?: (event: T) => void): Promise<T[]> {
+  function subscribe<T = any>(
+    query: string,
+    variables: Record<string, unknown>,
+    until?: (event: T, all: T[]) => boolean,
+    onEvent?: (event: T) => void,
+  ): Promise<T[]> {
     const ws = createClient({
       url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
       webSocketImpl: WebSocket,
@@ -69,7 +80,8 @@ export function apiClient(baseUrl: string, token: string | null) {
             void ws.dispose();
             // A closed socket arrives as a CloseEvent: keep its code and reason.
             const close = error as { code?: number; reason?: string };
-            if (!(error instanceof Error) && typeof close?.code === 'number') reject(Object.assign(new Error(`socket closed ${close.code} ${close.reason ?? ''}`), { code: close.code }));
+            if (!(error instanceof Error) && typeof close?.code === 'number')
+              reject(Object.assign(new Error(`socket closed ${close.code} ${close.reason ?? ''}`), { code: close.code }));
             else reject(error instanceof Error ? error : new Error(JSON.stringify(error)));
           },
           complete: () => {

@@ -1,6 +1,6 @@
 // Runs the control plane as its own process (`server/main.ts`, as `npm start` does), so tests can SIGKILL it
 // and start it again on the same port, database and bus.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 

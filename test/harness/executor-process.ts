@@ -1,5 +1,5 @@
 // Runs `atelier executor --pool …` as a separate process, as an operator would next to NATS.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,7 +11,11 @@ export interface ExecutorProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startExecutorProcess(env: { NATS_URL: string; ATELIER_URL: string; ATELIER_TOKEN: string; ATELIER_DATA_DIR: string }, pools = ['local'], extraArgs: string[] = []): Promise<ExecutorProcess> {
+export async function startExecutorProcess(
+  env: { NATS_URL: string; ATELIER_URL: string; ATELIER_TOKEN: string; ATELIER_DATA_DIR: string },
+  pools = ['local'],
+  extraArgs: string[] = [],
+): Promise<ExecutorProcess> {
   const child = spawn(process.execPath, [bin, 'executor', ...pools.flatMap((p) => ['--pool', p]), ...extraArgs], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,6 @@
 // Starts a throwaway nats-server with JetStream for tests. Call stop() from afterAll: it kills the server and
 // removes its storage even when tests failed; a hook on process exit kills it if the runner dies first.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';

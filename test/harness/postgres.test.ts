@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type PostgresServer } from './postgres';
+import { type PostgresServer, startPostgres } from './postgres';
 
 describe('postgres harness', () => {
   let server: PostgresServer | undefined;

@@ -15,7 +15,13 @@ let scratch: string;
 let bare: string;
 let work: string;
 
-const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' } }).toString().trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', args, {
+    cwd,
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' },
+  })
+    .toString()
+    .trim();
 
 async function writeModule(dir: string, ns: string, name: string, body = 'console.log("hi");\n', manifestExtra = '') {
   await mkdir(path.join(work, dir), { recursive: true });
@@ -34,7 +40,11 @@ function commitAndPush(message: string): string {
 async function post(body: unknown, headers: Record<string, string> = {}, sign = true) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   const signature = `sha256=${createHmac('sha256', SECRET).update(text).digest('hex')}`;
-  const res = await fetch(`${t.url}/hooks/git`, { method: 'POST', headers: { 'content-type': 'application/json', ...(sign ? { 'x-atelier-signature': signature } : {}), ...headers }, body: text });
+  const res = await fetch(`${t.url}/hooks/git`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(sign ? { 'x-atelier-signature': signature } : {}), ...headers },
+    body: text,
+  });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -72,7 +82,9 @@ describe('POST /hooks/git', () => {
     expect((await post(event, {}, false)).status).toBe(401);
     expect((await post(event, { authorization: 'Bearer atl_wrong' }, false)).status).toBe(401);
     // a signature over a different body does not carry over
-    const tampered = await post(JSON.stringify({ ...event, ref: 'refs/heads/evil' }), { 'x-atelier-signature': `sha256=${createHmac('sha256', SECRET).update(JSON.stringify(event)).digest('hex')}` });
+    const tampered = await post(JSON.stringify({ ...event, ref: 'refs/heads/evil' }), {
+      'x-atelier-signature': `sha256=${createHmac('sha256', SECRET).update(JSON.stringify(event)).digest('hex')}`,
+    });
     expect(tampered.status).toBe(401);
     expect(await moduleCount()).toBe(0);
   });
@@ -101,7 +113,11 @@ describe('POST /hooks/git', () => {
     const next = commitAndPush('train v2');
     const { createServiceAccount } = await t.api.gql(`mutation { createServiceAccount(name: "ml-ci") { token } }`);
     await t.api.gql(`mutation { setTeamMember(team: "ml", identity: "ml-ci") { id } }`);
-    const r = await post({ repository: { clone_url: bare }, ref: 'refs/heads/main', after: next, tags: ['candidate'] }, { authorization: `Bearer ${createServiceAccount.token}` }, false);
+    const r = await post(
+      { repository: { clone_url: bare }, ref: 'refs/heads/main', after: next, tags: ['candidate'] },
+      { authorization: `Bearer ${createServiceAccount.token}` },
+      false,
+    );
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body.modules.find((m: any) => m.path === 'train')).toMatchObject({ ref: 'ml/train@2', created: true, movedTags: ['candidate'] });
   });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { sha256 } from '../../server/artifacts/store';
 import { startTestApp, type TestApp } from '../harness/app';
-import { apiClient, PUBLISH, RUN_EVENTS, type ApiClient } from '../harness/client';
+import { type ApiClient, apiClient, PUBLISH, RUN_EVENTS } from '../harness/client';
 
 let t: TestApp;
 let scratch: string;
@@ -33,7 +33,9 @@ async function publish(api: ApiClient, dir: string, variables: Record<string, un
 }
 
 const tagsOf = async (name: string) =>
-  Object.fromEntries(((await t.api.gql(TAGS, { n: name })).module.tags as { tag: string; version: { version: string } }[]).map((x) => [x.tag, x.version.version]));
+  Object.fromEntries(
+    ((await t.api.gql(TAGS, { n: name })).module.tags as { tag: string; version: { version: string } }[]).map((x) => [x.tag, x.version.version]),
+  );
 
 const ended = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
 
@@ -88,7 +90,9 @@ describe('publishing and tags', () => {
     const none = await t.api.raw(ROLLBACK, { m: 'tags/a', t: 'latest' });
     expect(codeOf(none)).toBe('CONFLICT');
     expect(none.errors?.[0]?.message).toMatch(/no earlier version/);
-    const { module } = await t.api.gql(`{ module(name: "tags/a") { tagHistory(tag: "latest") { action reason from { version } to { version } movedBy { name } at } } }`);
+    const { module } = await t.api.gql(
+      `{ module(name: "tags/a") { tagHistory(tag: "latest") { action reason from { version } to { version } movedBy { name } at } } }`,
+    );
     expect(module.tagHistory.map((e: any) => `${e.action}:${e.from?.version ?? '-'}>${e.to.version}`)).toEqual([
       'rollback:2>1',
       'rollback:3>2',
@@ -198,7 +202,9 @@ describe('namespaces belong to teams', () => {
     // a viewer reads the catalog with owners, but cannot publish even into a team it belongs to
     await alice.gql(`mutation { setTeamMember(team: "vision-team", identity: "vera", role: member) { id } }`);
     const catalog = await viewer.gql(`{ modules(namespace: "vision") { fullName owner { name } tags { tag version { version } } } }`);
-    expect(catalog.modules).toEqual([{ fullName: 'vision/resnet', owner: { name: 'vision-team' }, tags: expect.arrayContaining([{ tag: 'latest', version: { version: '1' } }]) }]);
+    expect(catalog.modules).toEqual([
+      { fullName: 'vision/resnet', owner: { name: 'vision-team' }, tags: expect.arrayContaining([{ tag: 'latest', version: { version: '1' } }]) },
+    ]);
     expect(codeOf(await publish(viewer, await moduleDir('vision', 'resnet', 'r3')))).toBe('FORBIDDEN');
 
     // removal takes effect on the next request
@@ -219,7 +225,8 @@ describe('namespaces belong to teams', () => {
 
 describe('catalog search', () => {
   it('finds modules by part of the name or description, with % and _ taken literally', async () => {
-    const names = async (search: string) => (await t.api.gql(`query ($s: String) { modules(search: $s) { fullName } }`, { s: search })).modules.map((m: any) => m.fullName);
+    const names = async (search: string) =>
+      (await t.api.gql(`query ($s: String) { modules(search: $s) { fullName } }`, { s: search })).modules.map((m: any) => m.fullName);
     expect(await names('resn')).toEqual(['vision/resnet']);
     expect(await names('%')).toEqual([]);
   });

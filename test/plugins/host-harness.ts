@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { createMemoryBus } from '../../plugins/bus/memory';
 import type { Bus, Delivery } from '../../plugins/bus/types';
-import { createExecutorHost, type ArtifactSource, type ExecutorHostOptions } from '../../plugins/host';
+import { type ArtifactSource, createExecutorHost, type ExecutorHostOptions } from '../../plugins/host';
 import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import type { Executor } from '../../plugins/sdk';

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNoopExecutor } from '../../executors/noop/index';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defineExecutor, type Executor } from '../../plugins/sdk';
-import { createHostWorld, createScratch, makeTask, waitFor, type HostWorld } from './host-harness';
+import { createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from './host-harness';
 
 let scratch: ReturnType<typeof createScratch>;
 let world: HostWorld;
@@ -166,10 +166,14 @@ describe('executor host', () => {
     // An earlier consumer takes the task and gives it back, as a crashed or stopped host would.
     let gaveBack!: () => void;
     const given = new Promise<void>((resolve) => (gaveBack = resolve));
-    const earlier = await world.bus.consumeTasks('default', async (d) => {
-      d.nak(50);
-      gaveBack();
-    }, { durable: 'pool-default' });
+    const earlier = await world.bus.consumeTasks(
+      'default',
+      async (d) => {
+        d.nak(50);
+        gaveBack();
+      },
+      { durable: 'pool-default' },
+    );
     await given;
     await earlier.stop();
     await world.startHost([createNoopExecutor()]);

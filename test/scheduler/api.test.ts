@@ -2,11 +2,12 @@
 // mutations with their typed errors and authorization, and `atelier schedule …` as a user runs it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIdentity, issueToken } from '../../server/auth/tokens';
-import { apiClient } from '../harness/client';
 import { startTestApp, type TestApp } from '../harness/app';
 import { runCli } from '../harness/cli';
+import { apiClient } from '../harness/client';
 
-const FIELDS = 'id name cron timeZone paused catchUp catchUpLimit overlap parameters startAt endAt lastFireTime nextFireTimes(count: 3) workflow { name } fires { outcome } createdBy { name }';
+const FIELDS =
+  'id name cron timeZone paused catchUp catchUpLimit overlap parameters startAt endAt lastFireTime nextFireTimes(count: 3) workflow { name } fires { outcome } createdBy { name }';
 const CREATE = `mutation ($input: CreateScheduleInput!) { createSchedule(input: $input) { ${FIELDS} } }`;
 
 describe('schedules API and CLI', () => {
@@ -14,25 +15,45 @@ describe('schedules API and CLI', () => {
   beforeAll(async () => {
     t = await startTestApp();
     await t.publishFixture('echo');
-    await t.createWorkflow({ name: 'report', parameters: { greeting: { default: 'hi' } }, tasks: [{ name: 'say', module: 'test/echo', pool: 'parked', parameters: { message: '${params.greeting}' } }] });
+    await t.createWorkflow({
+      name: 'report',
+      parameters: { greeting: { default: 'hi' } },
+      tasks: [{ name: 'say', module: 'test/echo', pool: 'parked', parameters: { message: '${params.greeting}' } }],
+    });
   });
   afterAll(() => t?.stop());
 
   it('creates, lists, changes, pauses, resumes and deletes a schedule', async () => {
-    const { createSchedule: s } = await t.api.gql(CREATE, { input: { workflow: 'report', cron: '0 9 * * *', timeZone: 'Europe/Paris', parameters: { greeting: 'salut' }, catchUp: 'LATEST' } });
-    expect(s).toMatchObject({ name: '0 9 * * * (Europe/Paris)', paused: false, catchUp: 'LATEST', catchUpLimit: 10, overlap: 'SKIP', parameters: { greeting: 'salut' }, workflow: { name: 'report' }, fires: [], createdBy: { name: 'admin' } });
+    const { createSchedule: s } = await t.api.gql(CREATE, {
+      input: { workflow: 'report', cron: '0 9 * * *', timeZone: 'Europe/Paris', parameters: { greeting: 'salut' }, catchUp: 'LATEST' },
+    });
+    expect(s).toMatchObject({
+      name: '0 9 * * * (Europe/Paris)',
+      paused: false,
+      catchUp: 'LATEST',
+      catchUpLimit: 10,
+      overlap: 'SKIP',
+      parameters: { greeting: 'salut' },
+      workflow: { name: 'report' },
+      fires: [],
+      createdBy: { name: 'admin' },
+    });
     expect(s.nextFireTimes).toHaveLength(3);
-    for (const at of s.nextFireTimes) expect(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit' }).format(new Date(at))).toBe('09:00');
+    for (const at of s.nextFireTimes)
+      expect(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit' }).format(new Date(at))).toBe('09:00');
     expect(Date.parse(s.nextFireTimes[0])).toBeGreaterThan(Date.now());
 
     const listed = await t.api.gql(`{ schedules(workflow: "report") { id } workflow(name: "report") { schedules { id name } } }`);
     expect(listed.schedules.map((x: any) => x.id)).toContain(s.id);
     expect(listed.workflow.schedules).toContainEqual({ id: s.id, name: s.name });
 
-    const { updateSchedule: u } = await t.api.gql(`mutation ($id: ID!, $input: UpdateScheduleInput!) { updateSchedule(id: $id, input: $input) { ${FIELDS} } }`, {
-      id: s.id,
-      input: { name: 'mornings', cron: '30 7 * * 1-5', overlap: 'CANCEL_PREVIOUS', endAt: null },
-    });
+    const { updateSchedule: u } = await t.api.gql(
+      `mutation ($id: ID!, $input: UpdateScheduleInput!) { updateSchedule(id: $id, input: $input) { ${FIELDS} } }`,
+      {
+        id: s.id,
+        input: { name: 'mornings', cron: '30 7 * * 1-5', overlap: 'CANCEL_PREVIOUS', endAt: null },
+      },
+    );
     expect(u).toMatchObject({ name: 'mornings', cron: '30 7 * * 1-5', timeZone: 'Europe/Paris', overlap: 'CANCEL_PREVIOUS', catchUp: 'LATEST', endAt: null });
 
     const { pauseSchedule: p } = await t.api.gql(`mutation ($id: ID!) { pauseSchedule(id: $id) { paused nextFireTimes } }`, { id: s.id });
@@ -62,11 +83,37 @@ describe('schedules API and CLI', () => {
   it('drives schedules from the CLI', async () => {
     const cli = (...args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
 
-    const created = await cli('schedule', 'create', 'report', '--cron', '0 6 * * *', '--tz', 'America/New_York', '--param', 'greeting=hello', '--catch-up', 'all', '--catch-up-limit', '3', '--overlap', 'cancel-previous', '--name', 'dawn', '-q');
+    const created = await cli(
+      'schedule',
+      'create',
+      'report',
+      '--cron',
+      '0 6 * * *',
+      '--tz',
+      'America/New_York',
+      '--param',
+      'greeting=hello',
+      '--catch-up',
+      'all',
+      '--catch-up-limit',
+      '3',
+      '--overlap',
+      'cancel-previous',
+      '--name',
+      'dawn',
+      '-q',
+    );
     expect(created.code, created.stderr).toBe(0);
     const id = created.stdout.trim();
     const { schedule } = await t.api.gql(`query ($id: ID!) { schedule(id: $id) { ${FIELDS} } }`, { id });
-    expect(schedule).toMatchObject({ name: 'dawn', timeZone: 'America/New_York', catchUp: 'ALL', catchUpLimit: 3, overlap: 'CANCEL_PREVIOUS', parameters: { greeting: 'hello' } });
+    expect(schedule).toMatchObject({
+      name: 'dawn',
+      timeZone: 'America/New_York',
+      catchUp: 'ALL',
+      catchUpLimit: 3,
+      overlap: 'CANCEL_PREVIOUS',
+      parameters: { greeting: 'hello' },
+    });
 
     const list = await cli('schedule', 'list', 'report');
     expect(list.stdout).toContain(`${id}  report  "dawn"  0 6 * * * (America/New_York)  catch-up all, overlap cancel-previous`);

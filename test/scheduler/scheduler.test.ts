@@ -4,12 +4,20 @@
 import { and, eq, inArray, like, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runs } from '../../server/db/tables/runs';
-import { schedules, type Schedule } from '../../server/db/tables/schedules';
+import { type Schedule, schedules } from '../../server/db/tables/schedules';
 import type { Orchestrator } from '../../server/orchestrator/orchestrator';
 import { createScheduler, fireKey, type Scheduler } from '../../server/scheduler/scheduler';
-import { createSchedule, findSchedule, pauseSchedule, resumeSchedule, updateSchedule, upcomingFireTimes, type ScheduleInput } from '../../server/scheduler/schedules';
-import { startPostgres, type PostgresServer } from '../harness/postgres';
-import { createClock, openStack, type Clock, type Stack } from './stack';
+import {
+  createSchedule,
+  findSchedule,
+  pauseSchedule,
+  resumeSchedule,
+  type ScheduleInput,
+  upcomingFireTimes,
+  updateSchedule,
+} from '../../server/scheduler/schedules';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { type Clock, createClock, openStack, type Stack } from './stack';
 
 // No executor host serves pool "parked": a started run stays QUEUED, so overlap is easy to set up.
 const report = {
@@ -39,7 +47,8 @@ describe('scheduler (embedded PGlite)', () => {
     logs.length = 0;
   });
 
-  const create = (now: string, input: Partial<ScheduleInput>) => createSchedule(stack.db, { workflow: 'report', cron: '0 * * * *', overlap: 'ALLOW', ...input }, null, clock.set(now));
+  const create = (now: string, input: Partial<ScheduleInput>) =>
+    createSchedule(stack.db, { workflow: 'report', cron: '0 * * * *', overlap: 'ALLOW', ...input }, null, clock.set(now));
   const tickAt = async (now: string) => {
     clock.set(now);
     await scheduler.tick();
@@ -76,13 +85,27 @@ describe('scheduler (embedded PGlite)', () => {
     expect(iso(fires.map((f) => f.fireTime))).toEqual(expected);
     expect(fires.every((f) => f.outcome === 'STARTED')).toBe(true);
 
-    const timing = (cron: string, timeZone: string, from: string, n: number) => iso(upcomingFireTimes({ ...s, cron, timeZone, startAt: null, endAt: null, lastFireTime: new Date(from) }, new Date(from), n));
+    const timing = (cron: string, timeZone: string, from: string, n: number) =>
+      iso(upcomingFireTimes({ ...s, cron, timeZone, startAt: null, endAt: null, lastFireTime: new Date(from) }, new Date(from), n));
     // and back to 14:00 UTC after Sunday 3 November 2030
-    expect(timing('0 9 * * *', 'America/New_York', '2030-11-01T12:00:00Z', 4)).toEqual(['2030-11-01T13:00:00.000Z', '2030-11-02T13:00:00.000Z', '2030-11-03T14:00:00.000Z', '2030-11-04T14:00:00.000Z']);
+    expect(timing('0 9 * * *', 'America/New_York', '2030-11-01T12:00:00Z', 4)).toEqual([
+      '2030-11-01T13:00:00.000Z',
+      '2030-11-02T13:00:00.000Z',
+      '2030-11-03T14:00:00.000Z',
+      '2030-11-04T14:00:00.000Z',
+    ]);
     // 2:30 does not exist on 10 March in New York: a fixed-time job runs once, at the first valid time after the gap
-    expect(timing('30 2 * * *', 'America/New_York', '2030-03-08T12:00:00Z', 3)).toEqual(['2030-03-09T07:30:00.000Z', '2030-03-10T07:00:00.000Z', '2030-03-11T06:30:00.000Z']);
+    expect(timing('30 2 * * *', 'America/New_York', '2030-03-08T12:00:00Z', 3)).toEqual([
+      '2030-03-09T07:30:00.000Z',
+      '2030-03-10T07:00:00.000Z',
+      '2030-03-11T06:30:00.000Z',
+    ]);
     // 2:30 happens twice on 27 October in Paris: a fixed-time job still runs once that day
-    expect(timing('30 2 * * *', 'Europe/Paris', '2030-10-25T12:00:00Z', 3)).toEqual(['2030-10-26T00:30:00.000Z', '2030-10-27T00:30:00.000Z', '2030-10-28T01:30:00.000Z']);
+    expect(timing('30 2 * * *', 'Europe/Paris', '2030-10-25T12:00:00Z', 3)).toEqual([
+      '2030-10-26T00:30:00.000Z',
+      '2030-10-27T00:30:00.000Z',
+      '2030-10-28T01:30:00.000Z',
+    ]);
   });
 
   it('applies each catch-up policy after a 5-hour outage', async () => {
@@ -217,7 +240,10 @@ describe('scheduler (embedded PGlite)', () => {
     await refused({ name: 'taken' }, 'CONFLICT', 'name');
     expect(await count()).toBe(1);
 
-    await expect(updateSchedule(stack.db, existing.id, { cron: '0 0 31 4 *' }, new Date(now))).rejects.toMatchObject({ code: 'BAD_USER_INPUT', details: [expect.objectContaining({ path: 'cron' })] });
+    await expect(updateSchedule(stack.db, existing.id, { cron: '0 0 31 4 *' }, new Date(now))).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      details: [expect.objectContaining({ path: 'cron' })],
+    });
     expect(await findSchedule(stack.db, existing.id)).toEqual(existing);
     await expect(findSchedule(stack.db, 'not-a-uuid')).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     await expect(findSchedule(stack.db, '00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ code: 'NOT_FOUND' });
@@ -266,7 +292,10 @@ describe('scheduler (embedded PGlite)', () => {
     await fragileScheduler.tick();
     const [fire] = await stack.firesOf(s.id);
     expect(fire).toMatchObject({ outcome: 'STARTED' });
-    const started = await stack.db.select().from(runs).where(like(runs.idempotencyKey, `schedule:${s.id}:%`));
+    const started = await stack.db
+      .select()
+      .from(runs)
+      .where(like(runs.idempotencyKey, `schedule:${s.id}:%`));
     expect(started.map((r) => r.id)).toEqual([fire!.runId]);
   });
 });
@@ -295,7 +324,14 @@ describe('scheduler replicas on one Postgres', () => {
       const clock = createClock('2030-10-01T00:00:00Z');
       const made = [];
       for (let i = 0; i < 4; i++) {
-        made.push(await createSchedule(a.db, { workflow: 'report', name: `every-minute-${i}-${leaderLock}`, cron: '* * * * *', overlap: 'ALLOW', catchUp: 'ALL' }, null, clock.now()));
+        made.push(
+          await createSchedule(
+            a.db,
+            { workflow: 'report', name: `every-minute-${i}-${leaderLock}`, cron: '* * * * *', overlap: 'ALLOW', catchUp: 'ALL' },
+            null,
+            clock.now(),
+          ),
+        );
       }
       const replicas = [a, b, a, b].map((s) => createScheduler({ db: s.db, orchestrator: s.orchestrator, clock, leaderLock }));
       for (let minute = 1; minute <= 10; minute++) {
@@ -308,7 +344,10 @@ describe('scheduler replicas on one Postgres', () => {
         expect(fires.map((f) => f.outcome)).toEqual(Array(10).fill('STARTED'));
         expect(new Set(fires.map((f) => f.runId)).size).toBe(10);
       }
-      const started = await a.db.select({ id: runs.id }).from(runs).where(and(eq(runs.trigger, 'SCHEDULE'), inArray(sql`split_part(${runs.idempotencyKey}, ':', 2)`, ids)));
+      const started = await a.db
+        .select({ id: runs.id })
+        .from(runs)
+        .where(and(eq(runs.trigger, 'SCHEDULE'), inArray(sql`split_part(${runs.idempotencyKey}, ':', 2)`, ids)));
       expect(started).toHaveLength(40);
       await a.db.delete(schedules);
     });

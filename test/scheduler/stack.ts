@@ -7,11 +7,11 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { packDirectory } from '../../server/artifacts/archive';
 import { createFileObjectStore } from '../../server/artifacts/store';
-import { openDatabase, type Database, type Db } from '../../server/db/client';
-import { runs, type Run } from '../../server/db/tables/runs';
-import { scheduleFires, type ScheduleFire } from '../../server/db/tables/schedules';
-import { createRunFeed } from '../../server/events/feed';
 import { defineAbilityFor } from '../../server/auth/ability';
+import { type Database, type Db, openDatabase } from '../../server/db/client';
+import { type Run, runs } from '../../server/db/tables/runs';
+import { type ScheduleFire, scheduleFires } from '../../server/db/tables/schedules';
+import { createRunFeed } from '../../server/events/feed';
 import { publishModuleVersion } from '../../server/modules/publish';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
 import { createWorkflow } from '../../server/orchestrator/workflows';
@@ -50,7 +50,13 @@ export async function openStack(options: { url?: string; publish?: boolean } = {
   const orchestrator = createOrchestrator({ db, feed: createRunFeed(), onOutbox: () => {}, defaults });
   if (options.publish !== false) {
     const store = createFileObjectStore(path.join(dataDir, 'objects'));
-    await publishModuleVersion(db, store, defineAbilityFor({ id: 'test', role: 'admin' }), { archive: await packDirectory(path.join(fixturesDir, 'modules', 'echo')), tags: ['latest'] }, null);
+    await publishModuleVersion(
+      db,
+      store,
+      defineAbilityFor({ id: 'test', role: 'admin' }),
+      { archive: await packDirectory(path.join(fixturesDir, 'modules', 'echo')), tags: ['latest'] },
+      null,
+    );
   }
   return {
     database,

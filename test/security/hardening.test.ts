@@ -45,7 +45,9 @@ describe('hostile documents', () => {
   });
 
   it('refuses cyclic fragments', async () => {
-    const r = await t.api.raw(`query { modules { ...A } } fragment A on Module { versions { module { ...B } } } fragment B on Module { versions { module { ...A } } }`);
+    const r = await t.api.raw(
+      `query { modules { ...A } } fragment A on Module { versions { module { ...B } } } fragment B on Module { versions { module { ...A } } }`,
+    );
     refused(r);
     expect(messages(r)).toMatch(/Cannot spread fragment "A" within itself/);
   });
@@ -56,7 +58,8 @@ describe('hostile documents', () => {
     refused(huge);
     expect(messages(huge)).toMatch(/token/i);
     let level = 'id '.repeat(400); // repeated selections merge at execution, but each one counts towards the cost
-    for (let i = 0; i < 4; i++) level = `id version digest sizeBytes manifest source createdAt entrypoint runtime parameterSchema ref deprecated module { id name namespace fullName description versions { ${level} } }`;
+    for (let i = 0; i < 4; i++)
+      level = `id version digest sizeBytes manifest source createdAt entrypoint runtime parameterSchema ref deprecated module { id name namespace fullName description versions { ${level} } }`;
     const costly = await t.api.raw(`{ modules { versions { ${level} } } }`);
     refused(costly);
     expect(messages(costly)).toMatch(/cost/i);
@@ -88,19 +91,36 @@ describe('hostile documents', () => {
   it('refuses an oversized request body, sent with a length or chunked, and an oversized graphql-ws message', async () => {
     const big = JSON.stringify({ query: 'query ($v: JSON) { viewer { name } }', variables: { v: 'x'.repeat(100 * 1024) } });
     const post = (body: BodyInit, extra: Record<string, string> = {}) =>
-      fetch(`${t.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.app.adminToken}`, ...extra }, body, duplex: 'half' } as RequestInit);
+      fetch(`${t.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.app.adminToken}`, ...extra },
+        body,
+        duplex: 'half',
+      } as RequestInit);
     const withLength = await post(big);
     expect(withLength.status).toBe(413);
-    expect((await withLength.json()).errors[0]).toMatchObject({ extensions: { code: 'PAYLOAD_TOO_LARGE' }, message: expect.stringMatching(/ATELIER_MAX_REQUEST_KB/) });
+    expect((await withLength.json()).errors[0]).toMatchObject({
+      extensions: { code: 'PAYLOAD_TOO_LARGE' },
+      message: expect.stringMatching(/ATELIER_MAX_REQUEST_KB/),
+    });
     // No content length: a stream, read only up to the limit.
     const bytes = new TextEncoder().encode(big);
-    const chunked = await post(new ReadableStream({ start(c) { for (let i = 0; i < bytes.length; i += 8192) c.enqueue(bytes.slice(i, i + 8192)); c.close(); } }));
+    const chunked = await post(
+      new ReadableStream({
+        start(c) {
+          for (let i = 0; i < bytes.length; i += 8192) c.enqueue(bytes.slice(i, i + 8192));
+          c.close();
+        },
+      }),
+    );
     expect(chunked.status).toBe(413);
     // Under the limit, the same path answers.
     expect((await (await post(JSON.stringify({ query: '{ viewer { name } }' }))).json()).data.viewer.name).toBe('admin');
-    const closed = await t.api.subscribe(`subscription ($v: JSON) { allRunEvents { __typename } }`, { v: 'x'.repeat(100 * 1024) }).then(() => null, (e: { code?: number }) => e);
+    const closed = await t.api.subscribe(`subscription ($v: JSON) { allRunEvents { __typename } }`, { v: 'x'.repeat(100 * 1024) }).then(
+      () => null,
+      (e: { code?: number }) => e,
+    );
     expect(closed?.code).toBe(1009); // "message too big"
-
   });
 
   it('keeps answering ordinary requests afterwards', async () => {

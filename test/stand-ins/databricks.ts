@@ -86,13 +86,19 @@ export const runState = {
   terminating: (): ScriptedState => ({ status: { state: 'TERMINATING' }, state: { life_cycle_state: 'TERMINATING', state_message: '' } }),
   terminated: (code: string, type: string, resultState: string, message = '', lifeCycle = 'TERMINATED'): ScriptedState => ({
     status: { state: 'TERMINATED', termination_details: { code, type, message } },
-    state: { life_cycle_state: lifeCycle, result_state: resultState, state_message: message, user_cancelled_or_timedout: resultState === 'CANCELED' || resultState === 'TIMEDOUT' },
+    state: {
+      life_cycle_state: lifeCycle,
+      result_state: resultState,
+      state_message: message,
+      user_cancelled_or_timedout: resultState === 'CANCELED' || resultState === 'TIMEDOUT',
+    },
   }),
   succeeded: () => runState.terminated('SUCCESS', 'SUCCESS', 'SUCCESS'),
   failed: (message = 'Workload failed, see run output for details') => runState.terminated('RUN_EXECUTION_ERROR', 'CLIENT_ERROR', 'FAILED', message),
   clusterFailed: (message = 'Cluster was terminated. Reason: CLOUD_PROVIDER_LAUNCH_FAILURE') =>
     runState.terminated('CLUSTER_ERROR', 'CLOUD_FAILURE', 'FAILED', message, 'INTERNAL_ERROR'),
-  internalError: (message = 'Unexpected failure in the Jobs service') => runState.terminated('INTERNAL_ERROR', 'INTERNAL_ERROR', 'FAILED', message, 'INTERNAL_ERROR'),
+  internalError: (message = 'Unexpected failure in the Jobs service') =>
+    runState.terminated('INTERNAL_ERROR', 'INTERNAL_ERROR', 'FAILED', message, 'INTERNAL_ERROR'),
   invalidConfig: (message = 'Invalid run configuration') => runState.terminated('INVALID_RUN_CONFIGURATION', 'CLIENT_ERROR', 'FAILED', message),
   timedOut: (seconds = 60) => runState.terminated('CANCELED', 'CLIENT_ERROR', 'TIMEDOUT', `Run timed out after ${seconds} seconds`),
   userCanceled: () => runState.terminated('USER_CANCELED', 'SUCCESS', 'CANCELED', 'Run cancelled by user'),
@@ -266,7 +272,8 @@ export async function createDatabricksStandIn(options: DatabricksStandInOptions 
     for (const task of tasks as Record<string, unknown>[]) {
       if (typeof task.task_key !== 'string' || task.task_key === '') return invalid('task_key is required for every task');
       const clusters = ['new_cluster', 'existing_cluster_id', 'job_cluster_key'].filter((k) => task[k] !== undefined);
-      if (clusters.length !== 1) return invalid(`Exactly one of new_cluster, existing_cluster_id or job_cluster_key must be specified for task ${task.task_key}`);
+      if (clusters.length !== 1)
+        return invalid(`Exactly one of new_cluster, existing_cluster_id or job_cluster_key must be specified for task ${task.task_key}`);
       const spark = task.spark_python_task as Record<string, unknown> | undefined;
       const wheel = task.python_wheel_task as Record<string, unknown> | undefined;
       if (!spark && !wheel) return invalid(`Task ${task.task_key} needs a task type (spark_python_task, python_wheel_task, …)`);
@@ -389,9 +396,7 @@ export async function createDatabricksStandIn(options: DatabricksStandInOptions 
   function getOutput(id: string | undefined): [number, unknown] {
     const asParent = runs.get(Number(id));
     if (asParent) {
-      return invalid(
-        'Retrieving the output of runs with multiple tasks is not supported. Please retrieve the output of each individual task run instead.',
-      );
+      return invalid('Retrieving the output of runs with multiple tasks is not supported. Please retrieve the output of each individual task run instead.');
     }
     const run = [...runs.values()].find((r) => r.taskRunId === Number(id));
     if (!run) return invalid(`Run ${id} does not exist.`);

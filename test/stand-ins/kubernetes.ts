@@ -18,7 +18,11 @@ import { KubeConfig } from '@kubernetes/client-node';
 /** One step of a pod's program, run by the stand-in kubelet in order. */
 export type PodStep =
   | { unschedulable: string; forMs?: number }
-  | { waiting: 'ContainerCreating' | 'PodInitializing' | 'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'CreateContainerConfigError' | string; message?: string; forMs?: number }
+  | {
+      waiting: 'ContainerCreating' | 'PodInitializing' | 'ErrImagePull' | 'ImagePullBackOff' | 'InvalidImageName' | 'CreateContainerConfigError' | string;
+      message?: string;
+      forMs?: number;
+    }
   | { log: string }
   | { sleepMs: number }
   | { exit: number; reason?: string; message?: string }
@@ -179,7 +183,16 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   }
 
   function statusBody(code: number, reason: string, message: string, details?: Obj): Obj {
-    return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: code < 400 ? 'Success' : 'Failure', message, reason, ...(details ? { details } : {}), code };
+    return {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: code < 400 ? 'Success' : 'Failure',
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    };
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -218,8 +231,22 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         readyReplicas: n,
         availableReplicas: n,
         conditions: [
-          { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.', lastUpdateTime: now(), lastTransitionTime: now() },
-          { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${next.metadata.name}" has successfully progressed.`, lastUpdateTime: now(), lastTransitionTime: now() },
+          {
+            type: 'Available',
+            status: 'True',
+            reason: 'MinimumReplicasAvailable',
+            message: 'Deployment has minimum availability.',
+            lastUpdateTime: now(),
+            lastTransitionTime: now(),
+          },
+          {
+            type: 'Progressing',
+            status: 'True',
+            reason: 'NewReplicaSetAvailable',
+            message: `ReplicaSet "${next.metadata.name}" has successfully progressed.`,
+            lastUpdateTime: now(),
+            lastTransitionTime: now(),
+          },
         ],
       };
       commit('deployments', 'MODIFIED', next);
@@ -251,7 +278,13 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
           ...spec.template,
           metadata: {
             ...spec.template?.metadata,
-            labels: { ...spec.template?.metadata?.labels, [CONTROLLER_UID]: uid, [JOB_NAME]: body.metadata.name, 'controller-uid': uid, 'job-name': body.metadata.name },
+            labels: {
+              ...spec.template?.metadata?.labels,
+              [CONTROLLER_UID]: uid,
+              [JOB_NAME]: body.metadata.name,
+              'controller-uid': uid,
+              'job-name': body.metadata.name,
+            },
           },
         },
       },
@@ -265,7 +298,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
 
   const jobOf = (namespace: string, name: string) => store.jobs.get(key(namespace, name));
   const podsOf = (job: Obj) =>
-    [...store.pods.values()].filter((p) => p.metadata.namespace === job.metadata.namespace && p.metadata.ownerReferences?.some((o: Obj) => o.uid === job.metadata.uid));
+    [...store.pods.values()].filter(
+      (p) => p.metadata.namespace === job.metadata.namespace && p.metadata.ownerReferences?.some((o: Obj) => o.uid === job.metadata.uid),
+    );
   const condition = (obj: Obj, type: string) => (obj.status?.conditions ?? []).find((c: Obj) => c.type === type && c.status === 'True');
   const finished = (job: Obj) => condition(job, 'Complete') || condition(job, 'Failed');
   /** Past the point of no return: the terminal condition is only waiting for the pods to terminate. */
@@ -307,7 +342,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     const disrupted = (p: Obj) => condition(p, 'DisruptionTarget');
     const counted = (p: Obj) => p.status.phase === 'Failed' && !(ignoresDisruption && disrupted(p));
     const failed = pods.filter(counted).length + (job.status.uncountedFailed ?? 0);
-    const succeededIndexes = new Set(pods.filter((p) => p.status.phase === 'Succeeded').map((p) => (indexed ? p.metadata.annotations?.[INDEX] : p.metadata.name)));
+    const succeededIndexes = new Set(
+      pods.filter((p) => p.status.phase === 'Succeeded').map((p) => (indexed ? p.metadata.annotations?.[INDEX] : p.metadata.name)),
+    );
     const active = pods.filter((p) => p.status.phase !== 'Succeeded' && p.status.phase !== 'Failed' && !p.metadata.deletionTimestamp);
 
     if (failed > job.spec.backoffLimit) return failJob(job, 'BackoffLimitExceeded', 'Job has reached the specified backoff limit');
@@ -317,7 +354,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     // Start a pod for every index (or completion) that has neither an active nor a succeeded pod.
     const want = indexed ? completions : Math.min(job.spec.parallelism ?? 1, completions - succeededIndexes.size);
     const slots = indexed
-      ? Array.from({ length: completions }, (_, i) => String(i)).filter((i) => !succeededIndexes.has(i) && !active.some((p) => p.metadata.annotations?.[INDEX] === i))
+      ? Array.from({ length: completions }, (_, i) => String(i)).filter(
+          (i) => !succeededIndexes.has(i) && !active.some((p) => p.metadata.annotations?.[INDEX] === i),
+        )
       : Array.from({ length: Math.max(0, want - active.length) }, () => undefined);
     for (const index of slots) startPod(job, index);
     const after = podsOf(job);
@@ -432,7 +471,16 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const containerName = (pod: Obj) => pod.spec.containers?.[0]?.name ?? 'main';
   const setContainer = (pod: Obj, state: Obj, extra: Obj = {}) => {
     pod.status.containerStatuses = [
-      { name: containerName(pod), image: pod.spec.containers?.[0]?.image, imageID: '', ready: !!state.running, restartCount: 0, started: !!state.running, state, ...extra },
+      {
+        name: containerName(pod),
+        image: pod.spec.containers?.[0]?.image,
+        imageID: '',
+        ready: !!state.running,
+        restartCount: 0,
+        started: !!state.running,
+        state,
+        ...extra,
+      },
     ];
   };
   const setPodCondition = (pod: Obj, type: string, status: string, reason?: string, message?: string) => {
@@ -484,7 +532,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         p.status.reason = podLevel.reason;
         p.status.message = podLevel.message;
       }
-      setContainer(p, { terminated: { exitCode, reason, ...(message ? { message } : {}), startedAt, finishedAt: now(), containerID: `containerd://${randomUUID()}` } });
+      setContainer(p, {
+        terminated: { exitCode, reason, ...(message ? { message } : {}), startedAt, finishedAt: now(), containerID: `containerd://${randomUUID()}` },
+      });
     });
   }
   function appendLog(namespace: string, name: string, text: string) {
@@ -622,9 +672,25 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       groupVersion: 'v1',
       resources: [
         { name: 'namespaces', singularName: 'namespace', namespaced: false, kind: 'Namespace', verbs: ['get', 'list'], shortNames: ['ns'] },
-        { name: 'pods', singularName: 'pod', namespaced: true, kind: 'Pod', verbs: ['delete', 'get', 'list', 'watch'], shortNames: ['po'], categories: ['all'] },
+        {
+          name: 'pods',
+          singularName: 'pod',
+          namespaced: true,
+          kind: 'Pod',
+          verbs: ['delete', 'get', 'list', 'watch'],
+          shortNames: ['po'],
+          categories: ['all'],
+        },
         { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },
-        { name: 'services', singularName: 'service', namespaced: true, kind: 'Service', verbs: ['create', 'delete', 'get', 'list', 'watch'], shortNames: ['svc'], categories: ['all'] },
+        {
+          name: 'services',
+          singularName: 'service',
+          namespaced: true,
+          kind: 'Service',
+          verbs: ['create', 'delete', 'get', 'list', 'watch'],
+          shortNames: ['svc'],
+          categories: ['all'],
+        },
       ],
     },
     '/apis/batch/v1': {
@@ -641,7 +707,15 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       apiVersion: 'v1',
       groupVersion: 'apps/v1',
       resources: [
-        { name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['create', 'delete', 'get', 'list', 'watch'], shortNames: ['deploy'], categories: ['all'] },
+        {
+          name: 'deployments',
+          singularName: 'deployment',
+          namespaced: true,
+          kind: 'Deployment',
+          verbs: ['create', 'delete', 'get', 'list', 'watch'],
+          shortNames: ['deploy'],
+          categories: ['all'],
+        },
         { name: 'deployments/status', singularName: '', namespaced: true, kind: 'Deployment', verbs: ['get'] },
       ],
     },
@@ -656,22 +730,41 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://stand-in');
     const method = req.method ?? 'GET';
-    const record: RecordedRequest = { method, path: url.pathname, query: url.searchParams, status: 0, watch: url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1' };
+    const record: RecordedRequest = {
+      method,
+      path: url.pathname,
+      query: url.searchParams,
+      status: 0,
+      watch: url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1',
+    };
     requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     res.on('close', () => (record.status ||= res.statusCode));
 
     const fault = faults.find(
-      (f) => f.left > 0 && (!f.method || f.method === method) && (!f.path || (typeof f.path === 'string' ? `${url.pathname}${url.search}`.includes(f.path) : f.path.test(`${url.pathname}${url.search}`))),
+      (f) =>
+        f.left > 0 &&
+        (!f.method || f.method === method) &&
+        (!f.path || (typeof f.path === 'string' ? `${url.pathname}${url.search}`.includes(f.path) : f.path.test(`${url.pathname}${url.search}`))),
     );
     if (fault) {
       fault.left--;
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       if (fault.reset) return void req.socket.destroy();
-      if (fault.malformed) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"Job","apiVersion":"batch/v1","metadata":{"name":');
+      if (fault.malformed)
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"Job","apiVersion":"batch/v1","metadata":{"name":');
       if (fault.status) {
         const headers: Record<string, string> = fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {};
-        const reason = fault.status === 429 ? 'TooManyRequests' : fault.status === 401 ? 'Unauthorized' : fault.status === 403 ? 'Forbidden' : fault.status >= 500 ? 'InternalError' : 'BadRequest';
+        const reason =
+          fault.status === 429
+            ? 'TooManyRequests'
+            : fault.status === 401
+              ? 'Unauthorized'
+              : fault.status === 403
+                ? 'Forbidden'
+                : fault.status >= 500
+                  ? 'InternalError'
+                  : 'BadRequest';
         return respond(res, fault.status, fault.body ?? statusBody(fault.status, reason, `stand-in fault: ${fault.status}`), headers);
       }
     }
@@ -703,7 +796,8 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       const listKind = { jobs: 'JobList', pods: 'PodList', services: 'ServiceList', deployments: 'DeploymentList' }[kind];
       return respond(res, 200, { kind: listKind, apiVersion: group ? `${group}/v1` : 'v1', metadata: { resourceVersion: String(rv) }, items });
     }
-    if (namespace === undefined) return respond(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
+    if (namespace === undefined)
+      return respond(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
 
     if (method === 'POST' && name === undefined) {
       let body: Obj;
@@ -713,10 +807,23 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         return respond(res, 400, statusBody(400, 'BadRequest', `the body of the request was in an unknown format: ${(err as Error).message}`));
       }
       const invalid = validate(kind, body);
-      if (invalid) return respond(res, 422, statusBody(422, 'Invalid', `${kind}${group ? `.${group}` : ''} "${body?.metadata?.name ?? ''}" is invalid: ${invalid}`, { name: body?.metadata?.name, group, kind }));
+      if (invalid)
+        return respond(
+          res,
+          422,
+          statusBody(422, 'Invalid', `${kind}${group ? `.${group}` : ''} "${body?.metadata?.name ?? ''}" is invalid: ${invalid}`, {
+            name: body?.metadata?.name,
+            group,
+            kind,
+          }),
+        );
       const objName = body.metadata.name as string;
       if (store[kind].has(key(namespace, objName))) {
-        return respond(res, 409, statusBody(409, 'AlreadyExists', `${kind}${group ? `.${group}` : ''} "${objName}" already exists`, { name: objName, group, kind }));
+        return respond(
+          res,
+          409,
+          statusBody(409, 'AlreadyExists', `${kind}${group ? `.${group}` : ''} "${objName}" already exists`, { name: objName, group, kind }),
+        );
       }
       if (kind === 'jobs') return respond(res, 201, createJob(namespace, body));
       if (kind === 'deployments') return respond(res, 201, createDeployment(namespace, body));
@@ -765,8 +872,10 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       const spec = body.spec ?? {};
       const pod = spec.template?.spec;
       if (!pod?.containers?.length) return 'spec.template.spec.containers: Required value';
-      if (pod.restartPolicy !== 'Never' && pod.restartPolicy !== 'OnFailure') return `spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"`;
-      if (spec.podFailurePolicy && pod.restartPolicy !== 'Never') return 'spec.podFailurePolicy: Invalid value: only "Never" is supported when podFailurePolicy is specified';
+      if (pod.restartPolicy !== 'Never' && pod.restartPolicy !== 'OnFailure')
+        return `spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"`;
+      if (spec.podFailurePolicy && pod.restartPolicy !== 'Never')
+        return 'spec.podFailurePolicy: Invalid value: only "Never" is supported when podFailurePolicy is specified';
       if (spec.completionMode === 'Indexed' && !(spec.completions > 0)) return 'spec.completions: Required value: when completion mode is Indexed';
       for (const c of pod.containers) {
         if (!c.name || !c.image) return 'spec.template.spec.containers[0]: name and image are required';
@@ -786,10 +895,12 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       if (Object.entries(matchLabels).some(([k, v]) => templateLabels[k] !== v)) {
         return 'spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`';
       }
-      if (spec.replicas !== undefined && !(Number.isInteger(spec.replicas) && spec.replicas >= 0)) return 'spec.replicas: Invalid value: must be greater than or equal to 0';
+      if (spec.replicas !== undefined && !(Number.isInteger(spec.replicas) && spec.replicas >= 0))
+        return 'spec.replicas: Invalid value: must be greater than or equal to 0';
       const pod = spec.template?.spec;
       if (!pod?.containers?.length) return 'spec.template.spec.containers: Required value';
-      if (pod.restartPolicy !== undefined && pod.restartPolicy !== 'Always') return `spec.template.spec.restartPolicy: Unsupported value: "${pod.restartPolicy}": supported values: "Always"`;
+      if (pod.restartPolicy !== undefined && pod.restartPolicy !== 'Always')
+        return `spec.template.spec.restartPolicy: Unsupported value: "${pod.restartPolicy}": supported values: "Always"`;
       for (const c of pod.containers) {
         if (!c.name || !c.image) return 'spec.template.spec.containers[0]: name and image are required';
         for (const [res, value] of Object.entries({ ...c.resources?.limits, ...c.resources?.requests })) {
@@ -799,7 +910,8 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         }
       }
     }
-    if (kind === 'services' && body.spec?.clusterIP === 'None' && !body.spec?.selector) return 'spec.selector: Required value: headless services need a selector here';
+    if (kind === 'services' && body.spec?.clusterIP === 'None' && !body.spec?.selector)
+      return 'spec.selector: Required value: headless services need a selector here';
     return undefined;
   }
 
@@ -827,15 +939,15 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       return void res.end();
     }
     if (!from || from === '0') {
-      for (const o of store[kind].values()) if ((namespace === undefined || o.metadata.namespace === namespace) && selector(o.metadata.labels)) send(w, 'ADDED', o);
+      for (const o of store[kind].values())
+        if ((namespace === undefined || o.metadata.namespace === namespace) && selector(o.metadata.labels)) send(w, 'ADDED', o);
     } else {
       for (const e of history) if (e.rv > Number(from) && matches(w, e)) send(w, e.type, e.object);
     }
     watchers.add(w);
     const timeoutSeconds = Number(params.get('timeoutSeconds') ?? 0);
     const timeout = timeoutSeconds > 0 ? setTimeout(() => w.close(), timeoutSeconds * 1000) : undefined;
-    const bookmarkTimer =
-      w.bookmarks && (options.bookmarkMs ?? 0) > 0 ? setInterval(() => bookmark(w), options.bookmarkMs) : undefined;
+    const bookmarkTimer = w.bookmarks && (options.bookmarkMs ?? 0) > 0 ? setInterval(() => bookmark(w), options.bookmarkMs) : undefined;
     res.on('close', () => {
       watchers.delete(w);
       if (bookmarkTimer) clearInterval(bookmarkTimer);
@@ -1013,11 +1125,19 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
           return self;
         },
         evict(message: string, disruption = true) {
-          terminatePod(findPod(selector, namespace), 137, 'Error', undefined, { reason: 'Evicted', message, disruption: disruption ? 'TerminationByKubelet' : undefined });
+          terminatePod(findPod(selector, namespace), 137, 'Error', undefined, {
+            reason: 'Evicted',
+            message,
+            disruption: disruption ? 'TerminationByKubelet' : undefined,
+          });
           return self;
         },
         preempt() {
-          terminatePod(findPod(selector, namespace), 137, 'Error', undefined, { reason: 'Preempting', message: 'Preempted in order to admit critical pod', disruption: 'PreemptionByScheduler' });
+          terminatePod(findPod(selector, namespace), 137, 'Error', undefined, {
+            reason: 'Preempting',
+            message: 'Preempted in order to admit critical pod',
+            disruption: 'PreemptionByScheduler',
+          });
           return self;
         },
         phase(phase: string) {
@@ -1137,14 +1257,19 @@ function formatLine(line: LogLine, timestamps: boolean): string {
 function rfc3339Nano(ns: bigint): string {
   const ms = Number(ns / 1_000_000n);
   const seconds = new Date(ms).toISOString().slice(0, 19);
-  const fraction = String(ns % 1_000_000_000n).padStart(9, '0').replace(/0+$/, '');
+  const fraction = String(ns % 1_000_000_000n)
+    .padStart(9, '0')
+    .replace(/0+$/, '');
   return `${seconds}${fraction ? `.${fraction}` : ''}Z`;
 }
 
 /** Equality-based label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-separated. */
 function parseSelector(text: string | null): Selector {
   if (!text) return () => true;
-  const terms = text.split(',').map((t) => t.trim()).filter(Boolean);
+  const terms = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   return (labels = {}) =>
     terms.every((term) => {
       const ne = term.split('!=');

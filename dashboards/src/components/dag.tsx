@@ -133,38 +133,43 @@ export function Dag({ nodes, selected, onSelect, label }: { nodes: readonly DagN
       )}
       <div class="dag-scroll" ref={container}>
         <div class="dag-sizer" style={{ width: `${graph.width * scale}px`, height: `${graph.height * scale}px` }}>
-      <div class="dag" role="group" aria-label={label} style={{ width: `${graph.width}px`, height: `${graph.height}px`, transform: scale === 1 ? undefined : `scale(${scale})` }}>
-        <svg class="dag-edges" width={graph.width} height={graph.height} aria-hidden="true">
-          <defs>
-            <marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-              <path d="M0,0 L10,5 L0,10 z" />
-            </marker>
-          </defs>
-          {graph.edges.map((e) => (
-            <path key={`${e.from}>${e.to}`} d={e.path} class={`dag-edge edge-${byId.get(e.from)?.status ?? 'PENDING'}`} marker-end="url(#dag-arrow)" />
-          ))}
-        </svg>
-        {nodes.map((n) => {
-          const p = graph.positions.get(n.id);
-          if (!p) return null;
-          return (
-            <NodeButton
-              key={n.id}
-              id={n.id}
-              label={n.label}
-              status={n.status}
-              progress={n.progress}
-              detail={n.detail ?? null}
-              badge={n.badge ?? null}
-              badgeTone={n.badgeTone ?? null}
-              x={p.x}
-              y={p.y}
-              selected={selected === n.id}
-              handlers={handlers.current}
-            />
-          );
-        })}
-      </div>
+          <div
+            class="dag"
+            role="group"
+            aria-label={label}
+            style={{ width: `${graph.width}px`, height: `${graph.height}px`, transform: scale === 1 ? undefined : `scale(${scale})` }}
+          >
+            <svg class="dag-edges" width={graph.width} height={graph.height} aria-hidden="true">
+              <defs>
+                <marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                  <path d="M0,0 L10,5 L0,10 z" />
+                </marker>
+              </defs>
+              {graph.edges.map((e) => (
+                <path key={`${e.from}>${e.to}`} d={e.path} class={`dag-edge edge-${byId.get(e.from)?.status ?? 'PENDING'}`} marker-end="url(#dag-arrow)" />
+              ))}
+            </svg>
+            {nodes.map((n) => {
+              const p = graph.positions.get(n.id);
+              if (!p) return null;
+              return (
+                <NodeButton
+                  key={n.id}
+                  id={n.id}
+                  label={n.label}
+                  status={n.status}
+                  progress={n.progress}
+                  detail={n.detail ?? null}
+                  badge={n.badge ?? null}
+                  badgeTone={n.badgeTone ?? null}
+                  x={p.x}
+                  y={p.y}
+                  selected={selected === n.id}
+                  handlers={handlers.current}
+                />
+              );
+            })}
+          </div>
         </div>
       </div>
     </div>
@@ -194,7 +199,17 @@ interface NodeProps {
 class NodeButton extends Component<NodeProps> {
   override shouldComponentUpdate(next: NodeProps) {
     const p = this.props;
-    return p.status !== next.status || p.progress !== next.progress || p.selected !== next.selected || p.detail !== next.detail || p.badge !== next.badge || p.badgeTone !== next.badgeTone || p.label !== next.label || p.x !== next.x || p.y !== next.y;
+    return (
+      p.status !== next.status ||
+      p.progress !== next.progress ||
+      p.selected !== next.selected ||
+      p.detail !== next.detail ||
+      p.badge !== next.badge ||
+      p.badgeTone !== next.badgeTone ||
+      p.label !== next.label ||
+      p.x !== next.x ||
+      p.y !== next.y
+    );
   }
 
   override render({ id, label, status, progress, detail, badge, badgeTone, x, y, selected, handlers }: NodeProps) {

@@ -1,9 +1,9 @@
 // A task's logs: a virtualised list (only the rows in view exist in the DOM, so 100,000 lines scroll as
 // smoothly as 100) that follows the tail while it grows, with a search box that narrows it to the matches.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import type { LogBuffer } from '../lib/log-buffer';
 import { formatInteger } from '../lib/format';
 import { useDebounced } from '../lib/hooks';
+import type { LogBuffer } from '../lib/log-buffer';
 import { afterPaint } from '../lib/perf';
 
 const ROW_HEIGHT = 18;

@@ -9,8 +9,8 @@ export function MetricCharts({ metrics, version, running }: { metrics: MetricSer
   if (!metrics || names.length === 0) {
     return (
       <p class="muted empty-inline">
-        {running ? 'No metrics reported yet; charts appear here as the task reports them.' : 'No metrics were received while this page was open.'} Metrics reported before
-        the page opened are not available yet (the API has no task metrics history).
+        {running ? 'No metrics reported yet; charts appear here as the task reports them.' : 'No metrics were received while this page was open.'} Metrics
+        reported before the page opened are not available yet (the API has no task metrics history).
       </p>
     );
   }
@@ -68,7 +68,12 @@ function Chart({ name, series, version }: { name: string; series: Series; versio
           {latest === undefined ? '' : `latest ${formatValue(latest)} at step ${series.x.at(-1)}`} · {series.x.length} points
         </span>
       </figcaption>
-      <div ref={holder} class="chart-plot" role="img" aria-label={`Chart of ${name} by step, ${series.x.length} points${latest === undefined ? '' : `, latest ${formatValue(latest)}`}`} />
+      <div
+        ref={holder}
+        class="chart-plot"
+        role="img"
+        aria-label={`Chart of ${name} by step, ${series.x.length} points${latest === undefined ? '' : `, latest ${formatValue(latest)}`}`}
+      />
     </figure>
   );
 }

@@ -1,8 +1,8 @@
 // Inputs for a workflow's run parameters (see lib/run-form.ts), each labelled, typed and checked as you go; and a
 // module's parameter schema as a table.
 import type { ComponentChildren } from 'preact';
-import { describeSchema, toInput, type ParamField, type schemaProperties } from '../lib/run-form';
-import { DataTable, type Column } from './table';
+import { describeSchema, type ParamField, type schemaProperties, toInput } from '../lib/run-form';
+import { type Column, DataTable } from './table';
 
 export type FormValues = Record<string, string | boolean>;
 
@@ -15,7 +15,19 @@ export function initialValues(fields: readonly ParamField[], given: Record<strin
   return values;
 }
 
-export function ParamFields({ fields, values, errors, onChange, idPrefix }: { fields: readonly ParamField[]; values: FormValues; errors: Record<string, string>; onChange(name: string, value: string | boolean): void; idPrefix: string }) {
+export function ParamFields({
+  fields,
+  values,
+  errors,
+  onChange,
+  idPrefix,
+}: {
+  fields: readonly ParamField[];
+  values: FormValues;
+  errors: Record<string, string>;
+  onChange(name: string, value: string | boolean): void;
+  idPrefix: string;
+}) {
   if (fields.length === 0) return <p class="muted">This workflow declares no run parameters.</p>;
   return (
     <div class="param-fields">
@@ -31,7 +43,13 @@ export function ParamFields({ fields, values, errors, onChange, idPrefix }: { fi
           .filter(Boolean)
           .join(' ');
         const describedBy = [help ? `${id}-help` : null, error ? `${id}-error` : null].filter(Boolean).join(' ') || undefined;
-        const common = { id, name: f.name, 'aria-invalid': error ? ('true' as const) : undefined, 'aria-describedby': describedBy, 'aria-required': f.required || undefined };
+        const common = {
+          id,
+          name: f.name,
+          'aria-invalid': error ? ('true' as const) : undefined,
+          'aria-describedby': describedBy,
+          'aria-required': f.required || undefined,
+        };
         const value = values[f.name];
         return (
           <div class={`field${error ? ' invalid' : ''}`} key={f.name}>
@@ -98,7 +116,17 @@ export function ParamFields({ fields, values, errors, onChange, idPrefix }: { fi
 export type SchemaProperty = ReturnType<typeof schemaProperties>[number];
 
 /** A parameter schema's properties: the name (required ones marked), what it accepts, and one column of the page's own. */
-export function ParameterTable({ properties, nameHeader, last, empty }: { properties: readonly SchemaProperty[]; nameHeader: string; last: Column<SchemaProperty>; empty: ComponentChildren }) {
+export function ParameterTable({
+  properties,
+  nameHeader,
+  last,
+  empty,
+}: {
+  properties: readonly SchemaProperty[];
+  nameHeader: string;
+  last: Column<SchemaProperty>;
+  empty: ComponentChildren;
+}) {
   const columns: Column<SchemaProperty>[] = [
     {
       header: nameHeader,

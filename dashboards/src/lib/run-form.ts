@@ -68,7 +68,7 @@ export const withTag = (ref: string) => (ref.includes('@') ? ref : `${ref}@lates
 export function runParameterFields(spec: SpecShape, schemas: ReadonlyMap<string, unknown>): ParamField[] {
   const usages = new Map<string, { usage: Usage; schema: JsonSchema | null }[]>();
   for (const task of spec.tasks ?? []) {
-    const moduleSchema = task.module ? (schemas.get(task.module) as JsonSchema | null | undefined) ?? null : null;
+    const moduleSchema = task.module ? ((schemas.get(task.module) as JsonSchema | null | undefined) ?? null) : null;
     const visit = (value: unknown, path: string[], schema: JsonSchema | null) => {
       if (typeof value === 'string') {
         const m = paramRef.exec(value);
@@ -127,7 +127,8 @@ function kindOf(schema: JsonSchema | null, defaultValue: unknown): FieldKind {
 /** The text an input starts with for a value. */
 export function toInput(field: ParamField, value: unknown): string {
   if (value === undefined) return '';
-  if (field.kind === 'json' || field.kind === 'any' || field.kind === 'enum') return typeof value === 'string' && field.kind !== 'json' ? value : JSON.stringify(value);
+  if (field.kind === 'json' || field.kind === 'any' || field.kind === 'enum')
+    return typeof value === 'string' && field.kind !== 'json' ? value : JSON.stringify(value);
   return String(value);
 }
 
@@ -182,7 +183,10 @@ export function parseInput(field: ParamField, raw: string | boolean): Parsed {
 }
 
 /** Every field's input parsed: the parameters to send, and a message per field that did not parse. */
-export function parseFields(fields: readonly ParamField[], values: Record<string, string | boolean>): { parameters: Record<string, unknown>; errors: Record<string, string> } {
+export function parseFields(
+  fields: readonly ParamField[],
+  values: Record<string, string | boolean>,
+): { parameters: Record<string, unknown>; errors: Record<string, string> } {
   const parameters: Record<string, unknown> = {};
   const errors: Record<string, string> = {};
   for (const f of fields) {

@@ -2,9 +2,9 @@
 // decision as a chip and its details expandable. Anyone else gets the API's refusal as an "admins only" state.
 import { useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
-import { EmptyState, QueryState } from '../components/states';
-import { DataTable, type Column } from '../components/table';
 import { SelectField } from '../components/select-field';
+import { EmptyState, QueryState } from '../components/states';
+import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDateTime, formatInteger, Time } from '../lib/format';
 import { useDebounced } from '../lib/hooks';
@@ -19,12 +19,17 @@ const AUDIT_EVENTS = graphql(`
 
 type AuditEvent = ResultOf<typeof AUDIT_EVENTS>['auditEvents'][number];
 
-const windows = { hour: { label: 'Last hour', ms: 3_600_000 }, day: { label: 'Last day', ms: 86_400_000 }, week: { label: 'Last week', ms: 7 * 86_400_000 } } as const;
+const windows = {
+  hour: { label: 'Last hour', ms: 3_600_000 },
+  day: { label: 'Last day', ms: 86_400_000 },
+  week: { label: 'Last week', ms: 7 * 86_400_000 },
+} as const;
 type WindowKey = keyof typeof windows;
 /** The most the API returns at once: the subject search looks through these. */
 const LIMIT = 1000;
 
-const isForbidden = (error: unknown) => (error as { graphQLErrors?: { extensions?: { code?: unknown } }[] } | undefined)?.graphQLErrors?.some((e) => e.extensions?.code === 'FORBIDDEN') ?? false;
+const isForbidden = (error: unknown) =>
+  (error as { graphQLErrors?: { extensions?: { code?: unknown } }[] } | undefined)?.graphQLErrors?.some((e) => e.extensions?.code === 'FORBIDDEN') ?? false;
 
 export function AuditPage() {
   useTitle('Audit log');
@@ -91,7 +96,13 @@ export function AuditPage() {
               {formatInteger(shown.length)} event{shown.length === 1 ? '' : 's'}, newest first
               {events?.length === LIMIT ? `; only the newest ${formatInteger(LIMIT)} of this window are searched, so narrow it to look further back` : ''}.
             </p>
-            <DataTable label="Audit events" rows={shown} rowKey={(e) => e.id} rowProps={(e) => ({ 'data-action': e.action, 'data-decision': e.decision })} columns={auditColumns} />
+            <DataTable
+              label="Audit events"
+              rows={shown}
+              rowKey={(e) => e.id}
+              rowProps={(e) => ({ 'data-action': e.action, 'data-decision': e.decision })}
+              columns={auditColumns}
+            />
           </>
         )}
       </QueryState>

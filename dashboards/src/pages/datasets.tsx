@@ -2,11 +2,11 @@
 // datasets that have any first), its latest version and whether it is in the interactive catalog; filtered by
 // domain and by catalog state, each linking to its own page.
 import { useQuery } from '@urql/preact';
-import { LabelChips } from '../components/label-chips';
 import { refetch } from '../api/client';
-import { EmptyState, QueryState } from '../components/states';
-import { DataTable, type Column } from '../components/table';
+import { LabelChips } from '../components/label-chips';
 import { SelectField } from '../components/select-field';
+import { EmptyState, QueryState } from '../components/states';
+import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -42,7 +42,8 @@ export function DatasetsPage() {
   useTitle('Datasets');
   const { query } = useLocation();
   const domain = domains.find((d) => d === query.get('domain')) ?? null;
-  const catalogKey = query.get('catalog') === 'published' || query.get('catalog') === 'unpublished' ? (query.get('catalog') as keyof typeof catalogFilters) : null;
+  const catalogKey =
+    query.get('catalog') === 'published' || query.get('catalog') === 'unpublished' ? (query.get('catalog') as keyof typeof catalogFilters) : null;
   const catalog = catalogKey ? catalogFilters[catalogKey] : null;
   const [result, reexecute] = useQuery({ query: DATASETS, variables: { domain, catalog } });
   const datasets = result.data?.datasets;
@@ -54,7 +55,13 @@ export function DatasetsPage() {
         <h1 id="datasets-title">Datasets</h1>
       </div>
       <form class="filters" aria-label="Filter datasets" onSubmit={(e) => e.preventDefault()}>
-        <SelectField label="Domain" value={domain ?? ''} any="All domains" options={domains} onChange={(value) => navigate(withQuery({ domain: value || null }))} />
+        <SelectField
+          label="Domain"
+          value={domain ?? ''}
+          any="All domains"
+          options={domains}
+          onChange={(value) => navigate(withQuery({ domain: value || null }))}
+        />
         <SelectField
           label="Catalog"
           value={catalogKey ?? ''}
@@ -75,8 +82,7 @@ export function DatasetsPage() {
         empty={
           <EmptyState title={domain || catalogKey ? 'No datasets match these filters' : 'No datasets registered yet'}>
             <p>
-              Register one with its columns and their labels through the API (<code>createDataset</code>) or{' '}
-              <code>npx atelier dataset create</code>.
+              Register one with its columns and their labels through the API (<code>createDataset</code>) or <code>npx atelier dataset create</code>.
             </p>
           </EmptyState>
         }

@@ -59,7 +59,11 @@ export function ExecutorsPage() {
                 rows={data.executorPools}
                 rowKey={(p) => p.name}
                 rowProps={(p) => ({ 'data-pool': p.name })}
-                empty={<p class="muted">No pool yet: hosts announce theirs when they start (<code>npx atelier executor --pools NAME</code>).</p>}
+                empty={
+                  <p class="muted">
+                    No pool yet: hosts announce theirs when they start (<code>npx atelier executor --pools NAME</code>).
+                  </p>
+                }
                 columns={[
                   { header: 'Pool', cell: (p) => <strong>{p.name}</strong> },
                   {
@@ -82,7 +86,11 @@ export function ExecutorsPage() {
                   },
                   { header: 'Waiting tasks', class: 'num', cell: (p) => p.queued },
                   { header: 'GPUs', class: 'num', cell: (p) => p.gpus },
-                  { header: 'Last heartbeat', cellProps: (p) => ({ title: formatDateTime(p.lastSeenAt) }), cell: (p) => (p.lastSeenAt ? formatAgo(p.lastSeenAt, now) : '—') },
+                  {
+                    header: 'Last heartbeat',
+                    cellProps: (p) => ({ title: formatDateTime(p.lastSeenAt) }),
+                    cell: (p) => (p.lastSeenAt ? formatAgo(p.lastSeenAt, now) : '—'),
+                  },
                 ]}
               />
             </div>
@@ -167,7 +175,11 @@ export function ExecutorsPage() {
                   { header: 'Executor', cell: (c) => c.executor },
                   { header: 'Pool', cell: (c) => c.pool },
                   { header: 'Idle timeout', class: 'num', cell: (c) => formatDuration(c.idleTimeoutMs) },
-                  { header: 'Last used', cellProps: (c) => ({ title: formatDateTime(c.lastUsedAt) }), cell: (c) => (c.lastUsedAt ? formatAgo(c.lastUsedAt, now) : 'not yet') },
+                  {
+                    header: 'Last used',
+                    cellProps: (c) => ({ title: formatDateTime(c.lastUsedAt) }),
+                    cell: (c) => (c.lastUsedAt ? formatAgo(c.lastUsedAt, now) : 'not yet'),
+                  },
                 ]}
               />
             </div>

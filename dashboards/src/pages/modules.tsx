@@ -2,10 +2,10 @@
 // page (pages/module/).
 import { useQuery } from '@urql/preact';
 import { refetch } from '../api/client';
-import { graphql } from '../graphql';
+import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
-import { SelectField } from '../components/select-field';
+import { graphql } from '../graphql';
 import { Time } from '../lib/format';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
@@ -44,7 +44,13 @@ export function ModulesPage() {
       </div>
       {namespaces.length > 1 && (
         <form class="filters" aria-label="Filter modules" onSubmit={(e) => e.preventDefault()}>
-          <SelectField label="Namespace" value={namespace} any="All namespaces" options={namespaces} onChange={(value) => navigate(withQuery({ namespace: value }))} />
+          <SelectField
+            label="Namespace"
+            value={namespace}
+            any="All namespaces"
+            options={namespaces}
+            onChange={(value) => navigate(withQuery({ namespace: value }))}
+          />
         </form>
       )}
       <QueryState

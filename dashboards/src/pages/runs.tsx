@@ -1,13 +1,14 @@
 // The runs list: newest first, filtered by workflow, status, trigger and who started them, paged with the
 // API's cursors, and live: statuses change in place and new runs appear (allRunEvents).
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+
 import { useClient, useQuery } from '@urql/preact';
-import { graphql, type ResultOf } from '../graphql';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { refetch } from '../api/client';
+import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge, terminalRunStatuses } from '../components/status';
-import { DataTable, type Column } from '../components/table';
-import { SelectField } from '../components/select-field';
+import { type Column, DataTable } from '../components/table';
+import { graphql, type ResultOf } from '../graphql';
 import { formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
@@ -94,10 +95,7 @@ export function RunsPage() {
     }),
     [filterValues.workflow, filterValues.status, filterValues.trigger, filterValues.by, filterValues.domain],
   );
-  const variables = useMemo(
-    () => (before ? { last: PAGE_SIZE, before, filter } : { first: PAGE_SIZE, after, filter }),
-    [after, before, filter],
-  );
+  const variables = useMemo(() => (before ? { last: PAGE_SIZE, before, filter } : { first: PAGE_SIZE, after, filter }), [after, before, filter]);
   const [result, reexecute] = useQuery({ query: RUNS, variables });
   const [workflows] = useQuery({ query: WORKFLOW_NAMES });
 
@@ -130,7 +128,12 @@ export function RunsPage() {
       (edges ?? []).map(({ node }) => {
         const change = changes.get(node.id);
         if (!change || rank(change.status) < rank(node.status)) return node;
-        return { ...node, status: change.status, message: change.message, finishedAt: terminalRunStatuses.has(change.status) ? (node.finishedAt ?? change.at) : node.finishedAt };
+        return {
+          ...node,
+          status: change.status,
+          message: change.message,
+          finishedAt: terminalRunStatuses.has(change.status) ? (node.finishedAt ?? change.at) : node.finishedAt,
+        };
       }),
     [edges, changes],
   );
@@ -163,9 +166,27 @@ export function RunsPage() {
         </Link>
       </div>
       <form class="filters" aria-label="Filter runs" onSubmit={(e) => e.preventDefault()}>
-        <SelectField label="Workflow" value={filterValues.workflow} any="All workflows" options={workflowNames} onChange={(value) => setFilter('workflow', value)} />
-        <SelectField label="Status" value={filterValues.status} any="Any status" options={runStatuses.map(word)} onChange={(value) => setFilter('status', value)} />
-        <SelectField label="Trigger" value={filterValues.trigger} any="Any trigger" options={triggers.map(word)} onChange={(value) => setFilter('trigger', value)} />
+        <SelectField
+          label="Workflow"
+          value={filterValues.workflow}
+          any="All workflows"
+          options={workflowNames}
+          onChange={(value) => setFilter('workflow', value)}
+        />
+        <SelectField
+          label="Status"
+          value={filterValues.status}
+          any="Any status"
+          options={runStatuses.map(word)}
+          onChange={(value) => setFilter('status', value)}
+        />
+        <SelectField
+          label="Trigger"
+          value={filterValues.trigger}
+          any="Any trigger"
+          options={triggers.map(word)}
+          onChange={(value) => setFilter('trigger', value)}
+        />
         <SelectField label="Domain" value={filterValues.domain} any="Any domain" options={domains} onChange={(value) => setFilter('domain', value)} />
         <label>
           Started by

@@ -2,9 +2,9 @@
 // module. `cacheStats(since:)` counts tasks finished since a time, so a bucket is the difference of two of them.
 import { useClient, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
-import { SelectField } from '../components/select-field';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDuration, formatInteger } from '../lib/format';
 import { useTitle } from '../lib/title';
@@ -44,7 +44,12 @@ interface Bucket extends Totals {
   start: number;
 }
 
-const sum = (rows: readonly Totals[]): Totals => rows.reduce((a, r) => ({ hits: a.hits + r.hits, misses: a.misses + r.misses, savedHours: a.savedHours + r.savedHours }), { hits: 0, misses: 0, savedHours: 0 });
+const sum = (rows: readonly Totals[]): Totals =>
+  rows.reduce((a, r) => ({ hits: a.hits + r.hits, misses: a.misses + r.misses, savedHours: a.savedHours + r.savedHours }), {
+    hits: 0,
+    misses: 0,
+    savedHours: 0,
+  });
 const rate = (t: Totals) => (t.hits + t.misses ? t.hits / (t.hits + t.misses) : 0);
 const percent = (x: number) => `${Math.round(x * 1000) / 10}%`;
 /** Hours saved, in seconds or minutes while under an hour (a new install saves seconds at first). */
@@ -155,7 +160,13 @@ export function SavingsPage() {
               <h2 class="card-title">
                 Over time <span class="muted">hours saved per {range.bucketMs === DAY ? 'day' : 'hour'}, with the hit rate</span>
               </h2>
-              <QueryState data={overTime.buckets ?? undefined} error={overTime.error} errorTitle="The history could not be loaded" retry={refresh} loading="Loading the history…">
+              <QueryState
+                data={overTime.buckets ?? undefined}
+                error={overTime.error}
+                errorTitle="The history could not be loaded"
+                retry={refresh}
+                loading="Loading the history…"
+              >
                 {(buckets) => <BucketChart buckets={buckets} daily={range.bucketMs === DAY} />}
               </QueryState>
             </div>

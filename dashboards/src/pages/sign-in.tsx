@@ -33,7 +33,10 @@ export function SignInPage({ message, onSignIn }: { message: string | null; onSi
     <main id="main" class="sign-in">
       <form class="card sign-in-form" onSubmit={submit} aria-labelledby="sign-in-title" noValidate>
         <h1 id="sign-in-title">
-          <span class="brand-mark" aria-hidden="true">◆</span> Atelier
+          <span class="brand-mark" aria-hidden="true">
+            ◆
+          </span>{' '}
+          Atelier
         </h1>
         <p class="muted">Sign in with an API token to see runs, workflows and modules.</p>
         <label for="token">Token</label>
@@ -50,8 +53,8 @@ export function SignInPage({ message, onSignIn }: { message: string | null; onSi
           onInput={(e) => setToken(e.currentTarget.value)}
         />
         <p id="token-help" class="hint">
-          <code>npm start</code> prints the admin token; it is also in <code>.atelier/admin-token</code>. The token stays in this browser tab and is never put in a
-          URL.
+          <code>npm start</code> prints the admin token; it is also in <code>.atelier/admin-token</code>. The token stays in this browser tab and is never put
+          in a URL.
         </p>
         <FormError id="token-error" message={error} />
         <button type="submit" class="button primary" disabled={busy}>

@@ -1,16 +1,17 @@
 // One workflow: its graph, a start-run form generated from its run parameters (typed by the parameter
 // schemas of the modules they feed), each task's module parameters, and its recent runs.
-import { useEffect, useMemo, useState } from 'preact/hooks';
+
 import { useClient, useMutation, useQuery } from '@urql/preact';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { Dag, MAX_DRAWN_NODES } from '../components/dag';
-import { initialValues, ParameterTable, ParamFields, type FormValues } from '../components/param-form';
+import { type FormValues, initialValues, ParameterTable, ParamFields } from '../components/param-form';
 import { FormError, Loading, NotFoundState, QueryState } from '../components/states';
 import { StatusBadge } from '../components/status';
-import { Time } from '../lib/format';
-import { asSpec, moduleRefsOf, parseFields, runParameterFields, schemaProperties, withTag, type SpecShape } from '../lib/run-form';
-import { useTitle } from '../lib/title';
 import { graphql, type ResultOf } from '../graphql';
+import { Time } from '../lib/format';
+import { asSpec, moduleRefsOf, parseFields, runParameterFields, type SpecShape, schemaProperties, withTag } from '../lib/run-form';
+import { useTitle } from '../lib/title';
 import { Link, navigate } from '../router';
 
 const WORKFLOW = graphql(`
@@ -117,7 +118,11 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
       <div class="layout-split">
         <div class="card" id="start">
           <h2 class="card-title">Start a run</h2>
-          {modules.loading ? <Loading label="Reading the modules’ parameter schemas…" /> : <StartForm workflow={workflow.name} spec={spec} schemas={modules.schemas} />}
+          {modules.loading ? (
+            <Loading label="Reading the modules’ parameter schemas…" />
+          ) : (
+            <StartForm workflow={workflow.name} spec={spec} schemas={modules.schemas} />
+          )}
         </div>
         <div class="card">
           <h2 class="card-title">Recent runs</h2>
@@ -127,7 +132,8 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
             <ul class="plain-list">
               {runs.map(({ node }) => (
                 <li key={node.id}>
-                  <Link href={`/runs/${node.id}`}>run {node.id.slice(0, 8)}</Link> <StatusBadge status={node.status} /> <span class="muted">{node.trigger.toLowerCase()} · </span>
+                  <Link href={`/runs/${node.id}`}>run {node.id.slice(0, 8)}</Link> <StatusBadge status={node.status} />{' '}
+                  <span class="muted">{node.trigger.toLowerCase()} · </span>
                   <Time iso={node.createdAt} />
                 </li>
               ))}
@@ -145,7 +151,14 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
             label={`Task graph of ${workflow.name}`}
             selected={null}
             onSelect={(node) => document.getElementById(`task-${node}`)?.scrollIntoView({ block: 'center' })}
-            nodes={tasks.map((t) => ({ id: t.name, label: t.name, status: 'SPEC', progress: null, dependsOn: t.dependsOn ?? [], detail: t.module ?? t.workflow ?? '' }))}
+            nodes={tasks.map((t) => ({
+              id: t.name,
+              label: t.name,
+              status: 'SPEC',
+              progress: null,
+              dependsOn: t.dependsOn ?? [],
+              detail: t.module ?? t.workflow ?? '',
+            }))}
           />
         )}
       </div>
@@ -168,7 +181,8 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
                 nameHeader="Parameter"
                 last={{
                   header: 'Value in the spec',
-                  cell: (p) => (t.parameters && p.name in t.parameters ? <code>{JSON.stringify(t.parameters[p.name])}</code> : <span class="muted">module default</span>),
+                  cell: (p) =>
+                    t.parameters && p.name in t.parameters ? <code>{JSON.stringify(t.parameters[p.name])}</code> : <span class="muted">module default</span>,
                 }}
                 empty={<p class="muted">{t.module ? 'The module declares no parameter schema.' : 'Not a module task.'}</p>}
               />

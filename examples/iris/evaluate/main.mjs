@@ -50,11 +50,16 @@ output('accuracy', round(accuracy));
 output('confusionMatrix', { labels: classes, matrix: confusion });
 if (process.env.ATELIER_OUTPUT_DIR) {
   mkdirSync(process.env.ATELIER_OUTPUT_DIR, { recursive: true });
-  writeFileSync(path.join(process.env.ATELIER_OUTPUT_DIR, 'outputs.json'), JSON.stringify({ accuracy: round(accuracy), confusionMatrix: { labels: classes, matrix: confusion } }));
+  writeFileSync(
+    path.join(process.env.ATELIER_OUTPUT_DIR, 'outputs.json'),
+    JSON.stringify({ accuracy: round(accuracy), confusionMatrix: { labels: classes, matrix: confusion } }),
+  );
 }
 progress(1, `accuracy ${(accuracy * 100).toFixed(1)}%`);
 if (accuracy < params.minAccuracy) {
-  fail(`accuracy ${(accuracy * 100).toFixed(1)}% is below minAccuracy ${(params.minAccuracy * 100).toFixed(1)}%: the model is not good enough (train longer or change learningRate)`);
+  fail(
+    `accuracy ${(accuracy * 100).toFixed(1)}% is below minAccuracy ${(params.minAccuracy * 100).toFixed(1)}%: the model is not good enough (train longer or change learningRate)`,
+  );
 }
 
 function round(x) {

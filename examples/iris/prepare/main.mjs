@@ -30,7 +30,10 @@ const train = [];
 const test = [];
 // Stratified: each class keeps the same share in both sets, which matters with 50 rows per class.
 for (let c = 0; c < classes.length; c++) {
-  const ofClass = shuffle(rows.filter((r) => r.at(-1) === c), random);
+  const ofClass = shuffle(
+    rows.filter((r) => r.at(-1) === c),
+    random,
+  );
   const nTest = Math.round(ofClass.length * params.testFraction);
   test.push(...ofClass.slice(0, nTest));
   train.push(...ofClass.slice(nTest));

@@ -61,7 +61,9 @@ for (let epoch = 1; epoch <= params.epochs; epoch++) {
 }
 if (!Number.isFinite(loss)) fail(`training diverged (loss ${loss}); lower learningRate (now ${params.learningRate})`);
 
-console.log(`iris-train: ${params.epochs} epochs, learningRate ${params.learningRate}: loss ${loss.toFixed(4)}, train accuracy ${(accuracy * 100).toFixed(1)}%`);
+console.log(
+  `iris-train: ${params.epochs} epochs, learningRate ${params.learningRate}: loss ${loss.toFixed(4)}, train accuracy ${(accuracy * 100).toFixed(1)}%`,
+);
 const model = { kind: 'softmax-regression', classes, featureNames, mean, std, weights: W.map((row) => row.map(round)) };
 output('model', model);
 output('trainAccuracy', round(accuracy));

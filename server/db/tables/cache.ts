@@ -2,8 +2,8 @@
 // tasks in flight at once run once (the owner runs, the others wait for its entry).
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
-import { at, createdAt } from './columns';
 import type { KeyComponents } from '../../vocabulary';
+import { at, createdAt } from './columns';
 import { moduleVersions } from './modules';
 
 export const cacheEntries = pgTable(
@@ -16,7 +16,9 @@ export const cacheEntries = pgTable(
     scope: text('scope').notNull(),
     /** `namespace/name` of the module: what explain, invalidation and stats group by. */
     module: text('module').notNull(),
-    moduleVersionId: uuid('module_version_id').notNull().references(() => moduleVersions.id),
+    moduleVersionId: uuid('module_version_id')
+      .notNull()
+      .references(() => moduleVersions.id),
     outputs: jsonb('outputs').$type<Record<string, unknown>>().notNull(),
     /** Object-store digests the outputs reference: all of them must still exist for the entry to be a hit. */
     objectDigests: text('object_digests').array().notNull().default(sql`'{}'::text[]`),

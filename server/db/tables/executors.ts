@@ -2,10 +2,10 @@
 // between runs) with the leases tasks take on them.
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { hotClusterStates } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { tasks } from './runs';
-import { hotClusterStates } from '../../vocabulary';
 
 export const executorHosts = pgTable(
   'executor_hosts',
@@ -56,8 +56,12 @@ export const hotClusterLeases = pgTable(
   'hot_cluster_leases',
   {
     id: id(),
-    clusterId: uuid('cluster_id').notNull().references(() => hotClusters.id),
-    taskId: uuid('task_id').notNull().references(() => tasks.id),
+    clusterId: uuid('cluster_id')
+      .notNull()
+      .references(() => hotClusters.id),
+    taskId: uuid('task_id')
+      .notNull()
+      .references(() => tasks.id),
     attempt: integer('attempt').notNull(),
     host: text('host'),
     acquiredAt: createdAt(),

@@ -1,10 +1,10 @@
 // Datasets with their columns and classification labels, declassification requests, and the audit log.
 import { sql } from 'drizzle-orm';
 import { index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { type DatasetColumn, declassificationStates, domains } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { teams } from './teams';
-import { declassificationStates, domains, type DatasetColumn } from '../../vocabulary';
 
 /** A dataset: `namespace/name`, owned by a domain, with versions. */
 export const datasets = pgTable(
@@ -24,12 +24,13 @@ export const datasets = pgTable(
   (t) => [unique('datasets_namespace_name_key').on(t.namespace, t.name)],
 );
 
-
 export const datasetVersions = pgTable(
   'dataset_versions',
   {
     id: id(),
-    datasetId: uuid('dataset_id').notNull().references(() => datasets.id),
+    datasetId: uuid('dataset_id')
+      .notNull()
+      .references(() => datasets.id),
     version: integer('version').notNull(),
     columns: jsonb('columns').$type<DatasetColumn[]>().notNull(),
     /** Content digest of the data (`sha256:…`): what caching and lineage refer to, never a name or path. */
@@ -51,7 +52,9 @@ export const datasetVersions = pgTable(
 export const columnLabels = pgTable(
   'column_labels',
   {
-    datasetId: uuid('dataset_id').notNull().references(() => datasets.id),
+    datasetId: uuid('dataset_id')
+      .notNull()
+      .references(() => datasets.id),
     column: text('column').notNull(),
     level: text('level').notNull(),
     categories: text('categories').array().notNull().default(sql`'{}'::text[]`),
@@ -64,13 +67,14 @@ export const columnLabels = pgTable(
   (t) => [primaryKey({ columns: [t.datasetId, t.column] })],
 );
 
-
 /** Lowering a label: asked by one identity, decided by another. */
 export const declassifications = pgTable(
   'declassifications',
   {
     id: id(),
-    datasetId: uuid('dataset_id').notNull().references(() => datasets.id),
+    datasetId: uuid('dataset_id')
+      .notNull()
+      .references(() => datasets.id),
     column: text('column').notNull(),
     fromLevel: text('from_level').notNull(),
     fromCategories: text('from_categories').array().notNull(),
@@ -78,7 +82,9 @@ export const declassifications = pgTable(
     toCategories: text('to_categories').array().notNull(),
     reason: text('reason').notNull(),
     state: text('state', { enum: declassificationStates }).notNull().default('PENDING'),
-    requestedBy: uuid('requested_by').notNull().references(() => identities.id),
+    requestedBy: uuid('requested_by')
+      .notNull()
+      .references(() => identities.id),
     decidedBy: uuid('decided_by').references(() => identities.id),
     createdAt: createdAt(),
     decidedAt: at('decided_at'),
@@ -109,7 +115,9 @@ export const auditEvents = pgTable(
 export const domainGrants = pgTable(
   'domain_grants',
   {
-    teamId: uuid('team_id').notNull().references(() => teams.id),
+    teamId: uuid('team_id')
+      .notNull()
+      .references(() => teams.id),
     domain: text('domain', { enum: domains }).notNull(),
     grantedBy: uuid('granted_by').references(() => identities.id),
     createdAt: createdAt(),

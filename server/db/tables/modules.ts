@@ -1,8 +1,8 @@
 // Modules (`namespace/name`), their immutable content-addressed versions, and movable tags with history.
 import { bigint, index, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+import type { ModuleManifest, ModuleSource, ModuleTestResult } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
-import type { ModuleManifest, ModuleSource, ModuleTestResult } from '../../vocabulary';
 
 export const modules = pgTable(
   'modules',
@@ -16,12 +16,13 @@ export const modules = pgTable(
   (t) => [unique('modules_namespace_name_key').on(t.namespace, t.name)],
 );
 
-
 export const moduleVersions = pgTable(
   'module_versions',
   {
     id: id(),
-    moduleId: uuid('module_id').notNull().references(() => modules.id),
+    moduleId: uuid('module_id')
+      .notNull()
+      .references(() => modules.id),
     version: text('version').notNull(),
     digest: text('digest').notNull(),
     sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
@@ -36,18 +37,19 @@ export const moduleVersions = pgTable(
     deprecationReason: text('deprecation_reason'),
     createdAt: createdAt(),
   },
-  (t) => [
-    unique('module_versions_module_version_key').on(t.moduleId, t.version),
-    unique('module_versions_module_digest_key').on(t.moduleId, t.digest),
-  ],
+  (t) => [unique('module_versions_module_version_key').on(t.moduleId, t.version), unique('module_versions_module_digest_key').on(t.moduleId, t.digest)],
 );
 
 export const moduleTags = pgTable(
   'module_tags',
   {
-    moduleId: uuid('module_id').notNull().references(() => modules.id),
+    moduleId: uuid('module_id')
+      .notNull()
+      .references(() => modules.id),
     tag: text('tag').notNull(),
-    versionId: uuid('version_id').notNull().references(() => moduleVersions.id),
+    versionId: uuid('version_id')
+      .notNull()
+      .references(() => moduleVersions.id),
     updatedBy: uuid('updated_by').references(() => identities.id),
     updatedAt: at('updated_at').notNull().defaultNow(),
   },
@@ -59,13 +61,19 @@ export const moduleTagEvents = pgTable(
   'module_tag_events',
   {
     id: id(),
-    moduleId: uuid('module_id').notNull().references(() => modules.id),
+    moduleId: uuid('module_id')
+      .notNull()
+      .references(() => modules.id),
     tag: text('tag').notNull(),
     fromVersionId: uuid('from_version_id').references(() => moduleVersions.id),
-    toVersionId: uuid('to_version_id').notNull().references(() => moduleVersions.id),
+    toVersionId: uuid('to_version_id')
+      .notNull()
+      .references(() => moduleVersions.id),
     movedBy: uuid('moved_by').references(() => identities.id),
     /** `move` (publish, promote) or `rollback`: rolling back again walks further back past earlier rollbacks. */
-    action: text('action', { enum: ['move', 'rollback'] }).notNull().default('move'),
+    action: text('action', { enum: ['move', 'rollback'] })
+      .notNull()
+      .default('move'),
     reason: text('reason'),
     createdAt: createdAt(),
   },

@@ -1,19 +1,22 @@
 // Runs (one execution of a workflow version) and their tasks (one per node), with attempts and timings.
 import { sql } from 'drizzle-orm';
 import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { domains, runStatuses, type TaskDataAccess, taskKinds, taskStatuses, triggerRules, triggers } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
-import { workflowVersions, workflows } from './workflows';
-import { domains, runStatuses, taskKinds, taskStatuses, triggerRules, triggers, type TaskDataAccess } from '../../vocabulary';
-
+import { workflows, workflowVersions } from './workflows';
 
 export const runs = pgTable(
   'runs',
   {
     id: id(),
-    workflowId: uuid('workflow_id').notNull().references(() => workflows.id),
-    workflowVersionId: uuid('workflow_version_id').notNull().references(() => workflowVersions.id),
+    workflowId: uuid('workflow_id')
+      .notNull()
+      .references(() => workflows.id),
+    workflowVersionId: uuid('workflow_version_id')
+      .notNull()
+      .references(() => workflowVersions.id),
     status: text('status', { enum: runStatuses }).notNull(),
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     trigger: text('trigger', { enum: triggers }).notNull(),
@@ -57,7 +60,9 @@ export const tasks = pgTable(
   'tasks',
   {
     id: id(),
-    runId: uuid('run_id').notNull().references(() => runs.id),
+    runId: uuid('run_id')
+      .notNull()
+      .references(() => runs.id),
     node: text('node').notNull(),
     /** `module`: runs a module on an executor; `workflow`: runs another workflow as a child run; `map`: fans a module out over a list. */
     kind: text('kind', { enum: taskKinds }).notNull().default('module'),

@@ -2,11 +2,11 @@
 // fire time the scheduler dealt with, whose UNIQUE (schedule, fire time) key makes each fire happen once.
 import { sql } from 'drizzle-orm';
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { catchUpPolicies, fireOutcomes, overlapPolicies } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { runs } from './runs';
 import { workflows } from './workflows';
-import { catchUpPolicies, fireOutcomes, overlapPolicies } from '../../vocabulary';
 
 /** SKIP: missed fire times are not run. LATEST: the latest missed one runs once. ALL: all run, up to `catchUpLimit`. */
 
@@ -14,7 +14,9 @@ export const schedules = pgTable(
   'schedules',
   {
     id: id(),
-    workflowId: uuid('workflow_id').notNull().references(() => workflows.id),
+    workflowId: uuid('workflow_id')
+      .notNull()
+      .references(() => workflows.id),
     name: text('name').notNull(),
     cron: text('cron').notNull(),
     /** An IANA time zone: `0 9 * * *` in America/New_York is 9:00 there, summer and winter. */
@@ -35,10 +37,7 @@ export const schedules = pgTable(
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [
-    unique('schedules_workflow_name_key').on(t.workflowId, t.name),
-    index('schedules_due_idx').on(t.nextFireTime).where(sql`not paused`),
-  ],
+  (t) => [unique('schedules_workflow_name_key').on(t.workflowId, t.name), index('schedules_due_idx').on(t.nextFireTime).where(sql`not paused`)],
 );
 
 export const scheduleFires = pgTable(

@@ -1,9 +1,8 @@
 // Teams, their members with a role each, and the module namespaces they own.
 import { index, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
+import { teamRoles } from '../../vocabulary';
 import { createdAt, id } from './columns';
 import { identities } from './identities';
-import { teamRoles } from '../../vocabulary';
-
 
 export const teams = pgTable('teams', {
   id: id(),
@@ -16,8 +15,12 @@ export const teams = pgTable('teams', {
 export const teamMembers = pgTable(
   'team_members',
   {
-    teamId: uuid('team_id').notNull().references(() => teams.id),
-    identityId: uuid('identity_id').notNull().references(() => identities.id),
+    teamId: uuid('team_id')
+      .notNull()
+      .references(() => teams.id),
+    identityId: uuid('identity_id')
+      .notNull()
+      .references(() => identities.id),
     role: text('role', { enum: teamRoles }).notNull(),
     addedBy: uuid('added_by').references(() => identities.id),
     createdAt: createdAt(),
@@ -30,7 +33,9 @@ export const namespaces = pgTable(
   'namespaces',
   {
     name: text('name').primaryKey(),
-    teamId: uuid('team_id').notNull().references(() => teams.id),
+    teamId: uuid('team_id')
+      .notNull()
+      .references(() => teams.id),
     createdBy: uuid('created_by').references(() => identities.id),
     createdAt: createdAt(),
   },

@@ -7,7 +7,9 @@ export const tokens = pgTable(
   'tokens',
   {
     id: id(),
-    identityId: uuid('identity_id').notNull().references(() => identities.id, { onDelete: 'cascade' }),
+    identityId: uuid('identity_id')
+      .notNull()
+      .references(() => identities.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     hash: text('hash').notNull().unique(),
     createdAt: createdAt(),

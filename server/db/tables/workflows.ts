@@ -1,9 +1,8 @@
 // Workflows and their immutable, numbered spec versions.
 import { integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { domains, type WorkflowSpec } from '../../vocabulary';
 import { createdAt, id } from './columns';
 import { identities } from './identities';
-import { domains, type WorkflowSpec } from '../../vocabulary';
-
 
 export const workflows = pgTable('workflows', {
   id: id(),
@@ -19,7 +18,9 @@ export const workflowVersions = pgTable(
   'workflow_versions',
   {
     id: id(),
-    workflowId: uuid('workflow_id').notNull().references(() => workflows.id),
+    workflowId: uuid('workflow_id')
+      .notNull()
+      .references(() => workflows.id),
     version: integer('version').notNull(),
     spec: jsonb('spec').$type<WorkflowSpec>().notNull(),
     digest: text('digest').notNull(),

@@ -17,7 +17,9 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
       try {
         const bytes = await options.store.get(decodeURIComponent(url.pathname.slice(PREFIX.length)));
         // A digest names its bytes for good.
-        res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': bytes.length, 'cache-control': 'public, max-age=31536000, immutable' }).end(bytes);
+        res
+          .writeHead(200, { 'content-type': 'application/gzip', 'content-length': bytes.length, 'cache-control': 'public, max-age=31536000, immutable' })
+          .end(bytes);
       } catch (error) {
         const status = error instanceof AtelierError && error.code === 'NOT_FOUND' ? 404 : 400;
         res.writeHead(status, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);

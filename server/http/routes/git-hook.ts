@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ObjectStore } from '../../artifacts/store';
 import { defineAbilityFor } from '../../auth/ability';
+import { grantsOf } from '../../auth/grants';
 import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
@@ -11,7 +12,6 @@ import { buildFromGit, parsePushEvent, verifySignature } from '../../modules/git
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
 import type { Route } from '../router';
-import { grantsOf } from '../../auth/grants';
 
 const GIT_HOOK_MAX_BYTES = 1024 * 1024;
 

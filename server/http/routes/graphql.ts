@@ -2,9 +2,9 @@
 // variables are read whole first, so a body past the limit is refused however it is sent (a content length or
 // chunked); only multipart uploads stream straight to yoga, under the larger upload limit.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ApiYoga } from '../yoga';
 import { declaredLengthOver, readBodyWithin } from '../body';
 import type { Route } from '../router';
+import type { ApiYoga } from '../yoga';
 
 export interface GraphqlRouteOptions {
   yoga: ApiYoga;
@@ -24,7 +24,11 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     const headers = new Headers();
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
-    const response = await yoga.fetch(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`, { method: 'POST', headers, body, signal: abort.signal }, { req, res });
+    const response = await yoga.fetch(
+      `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
+      { method: 'POST', headers, body, signal: abort.signal },
+      { req, res },
+    );
     res.writeHead(response.status, Object.fromEntries(response.headers));
     if (!response.body) return void res.end();
     try {
@@ -45,9 +49,17 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       const upload = (req.headers['content-type'] ?? '').startsWith('multipart/form-data');
       const limit = upload ? options.maxUploadBytes + 1024 * 1024 : options.maxRequestBytes;
       const tooLarge = () =>
-        res
-          .writeHead(413, { 'content-type': 'application/json', connection: 'close' })
-          .end(JSON.stringify({ errors: [{ message: `Request body too large (limit ${limit} bytes${upload ? '' : '; set ATELIER_MAX_REQUEST_KB to allow more'}).`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }), () => req.destroy());
+        res.writeHead(413, { 'content-type': 'application/json', connection: 'close' }).end(
+          JSON.stringify({
+            errors: [
+              {
+                message: `Request body too large (limit ${limit} bytes${upload ? '' : '; set ATELIER_MAX_REQUEST_KB to allow more'}).`,
+                extensions: { code: 'PAYLOAD_TOO_LARGE' },
+              },
+            ],
+          }),
+          () => req.destroy(),
+        );
       if (declaredLengthOver(req, limit)) return void tooLarge();
       if (upload || req.method !== 'POST') return yoga(req, res);
       const body = await readBodyWithin(req, limit);

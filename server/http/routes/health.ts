@@ -17,7 +17,9 @@ export function useHealthCheck(options: HealthCheckOptions): Route {
         () => true,
         () => false,
       );
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'degraded', database: options.database, bus: options.bus }));
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: ok ? 'ok' : 'degraded', database: options.database, bus: options.bus }));
     },
   };
 }

@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks';
 import { errorMessage } from '../../api/client';
 import { FormError } from '../../components/states';
 import { formatDateTime, Time } from '../../lib/format';
-import { PUBLISH, WITHDRAW, type DatasetData } from './documents';
+import { type DatasetData, PUBLISH, WITHDRAW } from './documents';
 
 export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onChange(): void }) {
   const { catalog } = dataset;

@@ -65,10 +65,22 @@ export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string
                 hideHeader: true,
                 cell: (d) => (
                   <span class="button-row">
-                    <button type="button" class="button primary small" disabled={decideState.fetching} onClick={() => doDecide(d.id, true)} aria-label={`Approve declassifying ${d.column}`}>
+                    <button
+                      type="button"
+                      class="button primary small"
+                      disabled={decideState.fetching}
+                      onClick={() => doDecide(d.id, true)}
+                      aria-label={`Approve declassifying ${d.column}`}
+                    >
                       Approve
                     </button>
-                    <button type="button" class="button small" disabled={decideState.fetching} onClick={() => doDecide(d.id, false)} aria-label={`Reject declassifying ${d.column}`}>
+                    <button
+                      type="button"
+                      class="button small"
+                      disabled={decideState.fetching}
+                      onClick={() => doDecide(d.id, false)}
+                      aria-label={`Reject declassifying ${d.column}`}
+                    >
                       Reject
                     </button>
                   </span>

@@ -1,8 +1,8 @@
 // A dataset's page: its columns with their labels (UNCLASSIFIED flagged), versions, catalog state with publish and
 // withdraw, a preview of its sample rows at the viewer's clearance, and the declassifications waiting on it.
 import { useQuery } from '@urql/preact';
-import { LabelChips } from '../../components/label-chips';
 import { refetch } from '../../api/client';
+import { LabelChips } from '../../components/label-chips';
 import { NotFoundState, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';

@@ -2,9 +2,9 @@
 // above the table, and grouping (over readable columns only) shows a count per value instead of rows.
 import { useQuery } from '@urql/preact';
 import { refetch } from '../../api/client';
+import { SelectField } from '../../components/select-field';
 import { QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
-import { SelectField } from '../../components/select-field';
 import { formatInteger } from '../../lib/format';
 import { navigate, useLocation, withQuery } from '../../router';
 import { PREVIEW } from './documents';
@@ -26,7 +26,13 @@ export function PreviewPanel({ name }: { name: string }) {
       <h2 class="card-title" id="preview-title">
         Preview
       </h2>
-      <QueryState data={preview} error={rowsResult.error} errorTitle="The preview could not be loaded" retry={refetch(reexecuteRows)} loading="Loading the preview…">
+      <QueryState
+        data={preview}
+        error={rowsResult.error}
+        errorTitle="The preview could not be loaded"
+        retry={refetch(reexecuteRows)}
+        loading="Loading the preview…"
+      >
         {(preview) => (
           <>
             {preview.withheld.length > 0 && (
@@ -50,7 +56,13 @@ export function PreviewPanel({ name }: { name: string }) {
                 {!groupBy ? (
                   <RowsTable columns={preview.columns} rows={preview.rows} />
                 ) : (
-                  <QueryState data={groups} error={groupsResult.error} errorTitle="The groups could not be counted" retry={refetch(reexecuteGroups)} loading="Counting…">
+                  <QueryState
+                    data={groups}
+                    error={groupsResult.error}
+                    errorTitle="The groups could not be counted"
+                    retry={refetch(reexecuteGroups)}
+                    loading="Counting…"
+                  >
                     {(groups) => <GroupsTable column={groupBy} groups={groups} />}
                   </QueryState>
                 )}

@@ -8,7 +8,7 @@ import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
 import { useTitle } from '../../lib/title';
 import { Link } from '../../router';
-import { MODULE, ROLLBACK_TAG, type ModuleData } from './documents';
+import { MODULE, type ModuleData, ROLLBACK_TAG } from './documents';
 import { PromoteForm } from './promote-form';
 import { VersionsCard } from './versions';
 

@@ -15,8 +15,17 @@ export function VersionsCard({ module }: { module: ModuleData }) {
         return (
           <details key={v.id} id={`version-${v.version}`} class="version" open={v === module.versions[0]}>
             <summary>
-              <strong>{v.version}</strong> {tagsOf(v.id).map((t) => <span class="chip tag" key={t}>{t}</span>)}{' '}
-              {v.deprecated && <span class="chip warn" title={v.deprecationReason ?? undefined}>deprecated</span>}{' '}
+              <strong>{v.version}</strong>{' '}
+              {tagsOf(v.id).map((t) => (
+                <span class="chip tag" key={t}>
+                  {t}
+                </span>
+              ))}{' '}
+              {v.deprecated && (
+                <span class="chip warn" title={v.deprecationReason ?? undefined}>
+                  deprecated
+                </span>
+              )}{' '}
               {v.testResult && <span class={`chip ${v.testResult.passed ? 'ok' : 'warn'}`}>test {v.testResult.passed ? 'passed' : 'failed'}</span>}{' '}
               <span class="muted">
                 {formatDateTime(v.createdAt)} · {v.runtime} · {formatBytes(v.sizeBytes)}

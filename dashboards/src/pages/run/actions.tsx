@@ -1,8 +1,9 @@
 // What can be done to a run: cancel it (asked twice), clone it with changed parameters, or rerun it.
-import { useMemo, useState } from 'preact/hooks';
+
 import { useMutation } from '@urql/preact';
+import { useMemo, useState } from 'preact/hooks';
 import { errorMessage } from '../../api/client';
-import { initialValues, ParamFields, type FormValues } from '../../components/param-form';
+import { type FormValues, initialValues, ParamFields } from '../../components/param-form';
 import { FormError } from '../../components/states';
 import { terminalRunStatuses } from '../../components/status';
 import { asSpec, parseFields, runParameterFields } from '../../lib/run-form';
@@ -55,12 +56,24 @@ export function RunActions({ run, status, tasks }: { run: RunData; status: RunSt
           Clone…
         </button>
         {ended && failedSome && (
-          <button type="button" class="button" onClick={() => doRerun('FAILED')} disabled={rerunState.fetching} title="Run again what did not succeed, reusing the rest">
+          <button
+            type="button"
+            class="button"
+            onClick={() => doRerun('FAILED')}
+            disabled={rerunState.fetching}
+            title="Run again what did not succeed, reusing the rest"
+          >
             Rerun failed
           </button>
         )}
         {ended && (
-          <button type="button" class="button subtle" onClick={() => doRerun('ALL')} disabled={rerunState.fetching} title="Run every task again with the same pinned modules">
+          <button
+            type="button"
+            class="button subtle"
+            onClick={() => doRerun('ALL')}
+            disabled={rerunState.fetching}
+            title="Run every task again with the same pinned modules"
+          >
             Rerun all
           </button>
         )}

@@ -1,21 +1,22 @@
 // The run page: the live DAG, the run's actions (cancel, clone with changed parameters, rerun), and the
 // selected task's details, logs and metrics. Everything moves with the `runEvents` subscription; details
 // that events do not carry (attempts, exact timings) are fetched again when a task settles.
+
+import { useClient, useQuery } from '@urql/preact';
 import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
-import { useClient, useQuery } from '@urql/preact';
-import { Dag, MAX_DRAWN_NODES, type DagNode } from '../../components/dag';
 import { refetch as refetchNow } from '../../api/client';
+import { Dag, type DagNode, MAX_DRAWN_NODES } from '../../components/dag';
 import { NotFoundState, QueryState } from '../../components/states';
-import { Table } from '../../components/table';
 import { StatusBadge, terminalRunStatuses } from '../../components/status';
+import { Table } from '../../components/table';
 import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
 import { useNow, useThrottled } from '../../lib/hooks';
 import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
-import { RUN, RUN_EVENTS } from './documents';
 import { RunActions } from './actions';
-import { fromCache, RunStore, waitingReasonOf, waitingStatuses, type RunData, type RunStatus, type TaskView } from './store';
+import { RUN, RUN_EVENTS } from './documents';
+import { fromCache, type RunData, type RunStatus, RunStore, type TaskView, waitingReasonOf, waitingStatuses } from './store';
 import { TaskPanel } from './task-panel';
 
 export default function RunPage({ id }: { id: string }) {
@@ -75,7 +76,9 @@ export default function RunPage({ id }: { id: string }) {
         </NotFoundState>
       }
     >
-      {({ run, status }) => <RunView store={store} version={version} run={run} status={status} tasks={tasks} selected={selected} now={now} liveError={liveError} />}
+      {({ run, status }) => (
+        <RunView store={store} version={version} run={run} status={status} tasks={tasks} selected={selected} now={now} liveError={liveError} />
+      )}
     </QueryState>
   );
 }
@@ -114,8 +117,9 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
   return (
     <section aria-labelledby="run-title" class="run-page">
       <nav class="breadcrumbs" aria-label="Breadcrumbs">
-        <Link href="/runs">Runs</Link> <span aria-hidden="true">/</span> <Link href={`/workflows/${encodeURIComponent(run.workflow.name)}`}>{run.workflow.name}</Link>{' '}
-        <span aria-hidden="true">/</span> <span>run {run.id.slice(0, 8)}</span>
+        <Link href="/runs">Runs</Link> <span aria-hidden="true">/</span>{' '}
+        <Link href={`/workflows/${encodeURIComponent(run.workflow.name)}`}>{run.workflow.name}</Link> <span aria-hidden="true">/</span>{' '}
+        <span>run {run.id.slice(0, 8)}</span>
       </nav>
       <div class="page-header">
         <h1 id="run-title">
@@ -193,12 +197,26 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
         {tasks.length > MAX_DRAWN_NODES ? (
           <p class="muted">This run has {tasks.length} tasks: too many to draw; they are listed below.</p>
         ) : (
-          <Dag nodes={nodes} selected={selected} onSelect={(node) => select(node === selected ? null : node)} label={`Task graph of this run: ${tasks.length} tasks. Arrow keys move between tasks; Enter opens one.`} />
+          <Dag
+            nodes={nodes}
+            selected={selected}
+            onSelect={(node) => select(node === selected ? null : node)}
+            label={`Task graph of this run: ${tasks.length} tasks. Arrow keys move between tasks; Enter opens one.`}
+          />
         )}
       </div>
 
       {selectedTask ? (
-        <TaskPanel key={selectedTask.node} store={store} version={version} run={run} task={selectedTask} runStatus={status} now={now} onClose={() => select(null)} />
+        <TaskPanel
+          key={selectedTask.node}
+          store={store}
+          version={version}
+          run={run}
+          task={selectedTask}
+          runStatus={status}
+          now={now}
+          onClose={() => select(null)}
+        />
       ) : (
         <p class="hint select-hint">Select a task in the graph or the table to see its details, logs and metrics.</p>
       )}
@@ -230,7 +248,16 @@ const taskColumns = ['Task', 'Status', 'Attempt', 'Module', 'Started', 'Duration
 function TaskTable({ tasks, selected, onSelect, now }: { tasks: TaskView[]; selected: string | null; onSelect(node: string): void; now: number }) {
   const shown = tasks.slice(0, 2000);
   return (
-    <Table columns={taskColumns} footer={tasks.length > shown.length && <p class="muted">Showing the first {shown.length} of {tasks.length} tasks.</p>}>
+    <Table
+      columns={taskColumns}
+      footer={
+        tasks.length > shown.length && (
+          <p class="muted">
+            Showing the first {shown.length} of {tasks.length} tasks.
+          </p>
+        )
+      }
+    >
       {shown.map((t) => (
         <TaskRow key={t.node} task={t} selected={selected === t.node} onSelect={onSelect} now={t.finishedAt ? 0 : now} />
       ))}
@@ -274,7 +301,11 @@ class TaskRow extends Component<TaskRowProps> {
           {fromCache(t) ? (
             <>
               <span class="chip cache">from cache</span>{' '}
-              {t.cacheHit?.sourceRun && <Link href={`/runs/${t.cacheHit.sourceRun.id}?task=${encodeURIComponent(t.cacheHit.sourceTask?.node ?? t.node)}`}>run {t.cacheHit.sourceRun.id.slice(0, 8)}</Link>}
+              {t.cacheHit?.sourceRun && (
+                <Link href={`/runs/${t.cacheHit.sourceRun.id}?task=${encodeURIComponent(t.cacheHit.sourceTask?.node ?? t.node)}`}>
+                  run {t.cacheHit.sourceRun.id.slice(0, 8)}
+                </Link>
+              )}
             </>
           ) : (
             (waitingReasonOf(t) ?? t.message ?? t.reason ?? '')

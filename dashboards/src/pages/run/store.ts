@@ -140,7 +140,8 @@ export class RunStore {
         if (event.status === 'RUNNING' && (changedAttempt || !previous?.startedAt || previous.status !== 'RUNNING')) {
           l.startedAt = event.at;
           l.finishedAt = null;
-          if (changedAttempt || previous?.status === 'RETRYING') this.logsOf(event.node).append('stderr', [`── attempt ${event.attempt} ──`], Date.parse(event.at));
+          if (changedAttempt || previous?.status === 'RETRYING')
+            this.logsOf(event.node).append('stderr', [`── attempt ${event.attempt} ──`], Date.parse(event.at));
         }
         if (event.status === 'QUEUED' || event.status === 'RETRYING') l.progress = null;
         if (terminal.has(event.status)) l.finishedAt = event.at;

@@ -1,6 +1,7 @@
 // The selected task: overview (attempts, timings, parameters, outputs), its live logs and metric charts.
-import { useEffect, useRef, useState } from 'preact/hooks';
+
 import { useClient } from '@urql/preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { LogView } from '../../components/log-view';
 import { MetricCharts } from '../../components/metric-charts';
 import { StatusBadge, terminalTaskStatuses } from '../../components/status';
@@ -8,7 +9,7 @@ import { DataTable } from '../../components/table';
 import { formatDateTime, formatDuration, span } from '../../lib/format';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { TASK_LOGS } from './documents';
-import { waitingReasonOf, type RunData, type RunStatus, type RunStore, type TaskView } from './store';
+import { type RunData, type RunStatus, type RunStore, type TaskView, waitingReasonOf } from './store';
 
 const tabs = [
   { id: 'overview', label: 'Overview' },
@@ -21,7 +22,23 @@ type Tab = (typeof tabs)[number]['id'];
 const HISTORY_LINES = 100_000;
 const historyLoaded = new WeakMap<RunStore, Promise<void>>();
 
-export function TaskPanel({ store, version, run, task, runStatus, now, onClose }: { store: RunStore; version: number; run: RunData; task: TaskView; runStatus: RunStatus; now: number; onClose(): void }) {
+export function TaskPanel({
+  store,
+  version,
+  run,
+  task,
+  runStatus,
+  now,
+  onClose,
+}: {
+  store: RunStore;
+  version: number;
+  run: RunData;
+  task: TaskView;
+  runStatus: RunStatus;
+  now: number;
+  onClose(): void;
+}) {
   const { query } = useLocation();
   const tab: Tab = tabs.some((t) => t.id === query.get('tab')) ? (query.get('tab') as Tab) : 'overview';
   const tabRefs = useRef<Record<string, HTMLButtonElement | null>>({});
@@ -50,7 +67,16 @@ export function TaskPanel({ store, version, run, task, runStatus, now, onClose }
   const setTab = (id: Tab) => navigate(withQuery({ tab: id === 'overview' ? null : id }), { replace: true });
   const onTabKey = (e: KeyboardEvent) => {
     const i = tabs.findIndex((t) => t.id === tab);
-    const next = e.key === 'ArrowRight' ? (i + 1) % tabs.length : e.key === 'ArrowLeft' ? (i + tabs.length - 1) % tabs.length : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : -1;
+    const next =
+      e.key === 'ArrowRight'
+        ? (i + 1) % tabs.length
+        : e.key === 'ArrowLeft'
+          ? (i + tabs.length - 1) % tabs.length
+          : e.key === 'Home'
+            ? 0
+            : e.key === 'End'
+              ? tabs.length - 1
+              : -1;
     if (next < 0) return;
     e.preventDefault();
     setTab(tabs[next]!.id);
@@ -79,7 +105,9 @@ export function TaskPanel({ store, version, run, task, runStatus, now, onClose }
               onClick={() => setTab(t.id)}
             >
               {t.label}
-              {t.id === 'logs' && buffer.length > 0 && <span class="count">{buffer.length > 9999 ? `${Math.floor(buffer.length / 1000)}k` : buffer.length}</span>}
+              {t.id === 'logs' && buffer.length > 0 && (
+                <span class="count">{buffer.length > 9999 ? `${Math.floor(buffer.length / 1000)}k` : buffer.length}</span>
+              )}
             </button>
           ))}
         </div>
@@ -204,7 +232,12 @@ function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData;
           <div>
             <dt>Result</dt>
             <dd>
-              <span class="chip">reused</span> {run.sourceRunId ? <Link href={`/runs/${run.sourceRunId}?task=${encodeURIComponent(task.node)}`}>from the source run</Link> : 'from an earlier run'}
+              <span class="chip">reused</span>{' '}
+              {run.sourceRunId ? (
+                <Link href={`/runs/${run.sourceRunId}?task=${encodeURIComponent(task.node)}`}>from the source run</Link>
+              ) : (
+                'from an earlier run'
+              )}
             </dd>
           </div>
         )}
