@@ -117,7 +117,7 @@ export async function foundationBench(infra: Infra, options: { tasks?: number; r
     // Everything the control plane publishes, observed by one subscriber for the whole benchmark.
     const waiters = new Map<string, { kind: string; resolve: () => void }>();
     const seen = new Map<string, Set<string>>();
-    const unsubscribe = ws.subscribe<any>(
+    const unsubscribe = ws.subscribe<{ allRunEvents?: { __typename: string; runId: string; runStatus?: string } }>(
       { query: 'subscription { allRunEvents { __typename ... on RunStatusEvent { runId runStatus } ... on TaskProgressEvent { runId } } }' },
       {
         next: ({ data }) => {

@@ -8,9 +8,13 @@ export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why:
   try {
     msg = JSON.parse(line);
   } catch {
-    return ignored('not JSON');
+    ignored('not JSON');
+    return;
   }
-  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return ignored('not a JSON object');
+  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) {
+    ignored('not a JSON object');
+    return;
+  }
   const m = msg as Record<string, unknown>;
   let understood = false;
   if ('progress' in m && (m.progress === null || typeof m.progress === 'number')) {

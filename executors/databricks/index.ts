@@ -135,7 +135,7 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
     name: 'databricks',
 
     async submit(task, ctx) {
-      const parsed = parseTaskSettings((task.settings ?? {}).databricks);
+      const parsed = parseTaskSettings(task.settings?.databricks);
       if ('error' in parsed) return refused('invalid-settings', parsed.error, false);
       const hotClusterId = task.hotCluster ? hotClusters.get(task.hotCluster) : undefined;
       if (hotClusterId) {

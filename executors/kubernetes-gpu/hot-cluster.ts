@@ -17,7 +17,7 @@ export function createHotClusters(rt: KubeRuntime) {
   const closing = new AbortController();
 
   async function startHotCluster(cluster: HotClusterSpec) {
-    let deployment;
+    let deployment: ReturnType<typeof buildHotClusterDeployment>;
     try {
       deployment = buildHotClusterDeployment(cluster, parseHotClusterSpec(cluster.spec, { gpus: defaultGpus }), {
         namespace,

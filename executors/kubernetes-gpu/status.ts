@@ -163,7 +163,7 @@ function podState(pod: PodView, input: ObserveInput): PodSeen {
   }
 
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
-  if (!scheduled || scheduled.status !== 'True') {
+  if (scheduled?.status !== 'True') {
     if (scheduled?.reason === 'Unschedulable') {
       // The scheduler's FailedScheduling message says why (no GPU of that product, taints, quota), for the user.
       return { kind: 'pending', phase: 'queued', message: `queued: pod ${name} is unschedulable: ${scheduled.message ?? 'no node fits'}`, running: false };

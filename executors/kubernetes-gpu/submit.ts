@@ -20,7 +20,7 @@ export async function submitJob(rt: KubeRuntime, task: TaskMessage, ctx: TaskCon
   let adopted = false;
   const fail = (error: NonNullable<KubernetesGpuHandle['error']>): KubernetesGpuHandle => ({ ...handle, error });
 
-  let settings;
+  let settings: ReturnType<typeof parseSettings>;
   try {
     settings = parseSettings(task.settings?.[KUBERNETES_GPU], { gpus: defaultGpus });
   } catch (err) {

@@ -11,8 +11,9 @@ import { RunStatusEnum, TaskStatusEnum } from './enums';
 import { RunRef } from './runs';
 
 type Of<K extends FeedEvent['kind']> = Extract<FeedEvent, { kind: K }>;
-const eventFields = <T extends FeedEvent>(t: any) => ({
-  runId: t.exposeID('runId'),
+// The fields every event type shares; `t` is the field builder of whichever event type spreads them in.
+const eventFields = <T extends FeedEvent>(t: PothosSchemaTypes.ObjectFieldBuilder<(typeof builder)['$inferSchemaTypes'], T>) => ({
+  runId: t.id({ resolve: (e: T) => e.runId }),
   at: t.string({ resolve: (e: T) => e.at }),
 });
 

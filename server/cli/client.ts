@@ -17,11 +17,11 @@ export interface ClientOptions {
 
 export interface Client {
   readonly url: string;
-  request<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  request<T = unknown>(query: string, variables?: Record<string, unknown>): Promise<T>;
   /** Sends `bytes` as the variable `fileVariable` (GraphQL multipart request spec). */
-  upload<T = any>(query: string, variables: Record<string, unknown>, fileVariable: string, bytes: Uint8Array, filename?: string): Promise<T>;
+  upload<T = unknown>(query: string, variables: Record<string, unknown>, fileVariable: string, bytes: Uint8Array, filename?: string): Promise<T>;
   /** Calls `onNext` for each event; resolves when the server completes the subscription. */
-  subscribe<T = any>(query: string, variables: Record<string, unknown>, onNext: (data: T) => void, options?: { signal?: AbortSignal }): Promise<void>;
+  subscribe<T = unknown>(query: string, variables: Record<string, unknown>, onNext: (data: T) => void, options?: { signal?: AbortSignal }): Promise<void>;
 }
 
 const TOKEN_HINT = 'set ATELIER_TOKEN (or pass --token) to a valid token; the admin token is in $ATELIER_DATA_DIR/admin-token on the control plane machine';

@@ -46,7 +46,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   }
 
   const { createJetStreamBus } = await import('../bus/jetstream');
-  let bus;
+  let bus: Awaited<ReturnType<typeof createJetStreamBus>>;
   try {
     bus = await createJetStreamBus({ url: natsUrl, name: `atelier-executor-${hostName}` });
   } catch (error) {

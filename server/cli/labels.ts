@@ -63,7 +63,9 @@ export async function hinted<T>(request: Promise<T>, hints: Partial<Record<strin
     throw new ApiError(message, code, details, hint);
   }
 }
-export const print = (lines: string[]) => lines.forEach((l) => console.log(l));
+export const print = (lines: string[]) => {
+  for (const l of lines) console.log(l);
+};
 
 export const LABEL_HINTS = {
   NOT_FOUND: 'list datasets with `atelier dataset list`, and a dataset’s columns with `atelier dataset show NAME`',

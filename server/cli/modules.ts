@@ -1,7 +1,7 @@
 // `atelier module …`, `atelier team …`, `atelier namespace …`, `atelier user create` and `atelier service-account …`:
 // publishing, the dev loop, promotion and rollback, who owns which namespace and who may work in which domain.
 import { Argument, Command, Option } from 'commander';
-import { domains } from '../vocabulary';
+import { domains, type ModuleTestResult } from '../vocabulary';
 import type { Client } from './client';
 import { CliError } from './errors';
 import { collect, commaList, parseParam, positiveInt } from './options';
@@ -53,7 +53,7 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
       ) => {
         const client = connect(cmd);
         const { describePush, pushModule } = await import('./push'); // archive and manifest code: only pushes need it
-        let testResult;
+        let testResult: ModuleTestResult | undefined;
         if (opts.test) {
           const { runModuleTest } = await import('./module-dev');
           testResult = await runModuleTest(dir, { print: (chunk) => process.stderr.write(chunk) });

@@ -1,5 +1,7 @@
 // Following a run live (`run start --watch`, `run watch`): the state of each task built from runEvents, drawn in
 // place on a terminal (log-update) or as plain lines elsewhere, and the summary printed when the run ends.
+// Long because: the formatter writes its task-state literals and status ternaries one item per line (387 lines
+// before Biome); splitting the drawing from the event folding is the follow-up.
 import { styleText } from 'node:util';
 import { terminalRunStatuses, terminalTaskStatuses } from '../vocabulary';
 import type { Client } from './client';

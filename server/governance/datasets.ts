@@ -1,6 +1,8 @@
 // Datasets and their column labels: creating and versioning datasets, classifying columns (labels only go up
 // without a second person), declassification with an approver who is not its author, lineage recomputation,
 // and the audit record every one of these writes.
+// Long because: the formatter writes each audit record and insert one field per line (288 lines before Biome);
+// declassification (requestDeclassification, decideDeclassification) is the part to split out next.
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { AuditedDenial, audit, audited } from '../audit/audit';
 import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';

@@ -134,8 +134,8 @@ function checkPorts(manifest: ModuleManifest): ErrorDetail[] {
     if (port.dataset && !port.columns?.length)
       problems.push({ path: `outputs.${i}.columns`, message: `must list the columns ${port.dataset} is written with, so their labels can be computed` });
   });
-  manifest.outputs?.forEach((port, i) =>
-    port.columns?.forEach((c, j) =>
+  manifest.outputs?.forEach((port, i) => {
+    port.columns?.forEach((c, j) => {
       c.from?.forEach((source, k) => {
         const dot = source.indexOf('.');
         const [input, column] = [source.slice(0, dot), source.slice(dot + 1)];
@@ -143,9 +143,9 @@ function checkPorts(manifest: ModuleManifest): ErrorDetail[] {
         const path = `outputs.${i}.columns.${j}.from.${k}`;
         if (!columns) problems.push({ path, message: `names input "${input}", which is not declared under inputs` });
         else if (columns.size && !columns.has(column)) problems.push({ path, message: `names column "${column}", which input "${input}" does not declare` });
-      }),
-    ),
-  );
+      });
+    });
+  });
   return problems;
 }
 

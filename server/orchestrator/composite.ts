@@ -174,7 +174,7 @@ export async function completeMaps(tc: TxContext, run: Run, parents: string[]): 
       .select()
       .from(tasks)
       .where(and(eq(tasks.runId, run.id), eq(tasks.node, parent)));
-    if (!node || node.status !== 'RUNNING') continue;
+    if (node?.status !== 'RUNNING') continue;
     const updated = await applyOutcome(tc, node, mapOutcome(items), {
       at: step.at,
       durationMs: step.at.getTime() - (node.startedAt?.getTime() ?? step.at.getTime()),

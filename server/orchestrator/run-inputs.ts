@@ -80,7 +80,13 @@ export function rerunReuse<T extends { node: string; status: TaskStatus; depends
   const downstream = new Map<string, string[]>();
   for (const t of sourceTasks) for (const d of t.dependsOn) pushTo(downstream, d, t.node);
   const stack = [...again];
-  while (stack.length) for (const next of downstream.get(stack.pop()!) ?? []) if (!again.has(next)) again.add(next), stack.push(next);
+  while (stack.length) {
+    for (const next of downstream.get(stack.pop()!) ?? []) {
+      if (again.has(next)) continue;
+      again.add(next);
+      stack.push(next);
+    }
+  }
   return new Map(sourceTasks.filter((t) => !again.has(t.node)).map((t) => [t.node, t]));
 }
 

@@ -76,7 +76,7 @@ async function failStuckTasks(ctx: OrchestratorContext, at: Date): Promise<void>
       const finished: string[] = [];
       for (const s of list) {
         const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
-        if (!task || task.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
+        if (task?.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
         const outcome = s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs);
         await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], s.lost ? 'presumed lost' : 'deadline');
         const updated = await applyOutcome(tc, task, outcome, {

@@ -97,6 +97,7 @@ function defaultName(cron: string, timeZone: string): string {
 /** Checks the fields that need no database; throws one BAD_USER_INPUT listing every problem. */
 function checkFields(v: { name: string; cron: string; timeZone: string; startAt: Date | null; endAt: Date | null; catchUpLimit: number }): void {
   const problems: ErrorDetail[] = [...checkCron(v.cron, v.timeZone)];
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (!v.name.trim() || v.name.length > 100 || /[\u0000-\u001f]/.test(v.name))
     problems.push({ path: 'name', message: 'must be 1 to 100 printable characters' });
   if (!Number.isInteger(v.catchUpLimit) || v.catchUpLimit < 1 || v.catchUpLimit > MAX_CATCH_UP_LIMIT)

@@ -85,7 +85,7 @@ describe('executor host', () => {
   it('cancels on request, calling the executor and ending CANCELLED', async () => {
     const calls: string[] = [];
     const noop = createNoopExecutor();
-    const watched: Executor = { ...noop, cancel: async (h, t, reason) => void calls.push(reason) };
+    const watched: Executor = { ...noop, cancel: async (_handle, _task, reason) => void calls.push(reason) };
     await world.startHost([watched]);
     const task = await world.submit(makeTask({ executor: 'noop', parameters: { sleepMs: 10_000 } }));
     await waitFor(() => world.eventsOf(task.taskId).some((e) => e.kind === 'started'), 'started');

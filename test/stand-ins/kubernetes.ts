@@ -915,7 +915,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     return undefined;
   }
 
-  function openWatch(req: IncomingMessage, res: ServerResponse, kind: Kind, namespace: string | undefined, selector: Selector, params: URLSearchParams) {
+  function openWatch(_req: IncomingMessage, res: ServerResponse, kind: Kind, namespace: string | undefined, selector: Selector, params: URLSearchParams) {
     const from = params.get('resourceVersion');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();

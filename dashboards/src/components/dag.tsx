@@ -116,6 +116,7 @@ export function Dag({ nodes, selected, onSelect, label }: { nodes: readonly DagN
   return (
     <div class="dag-wrap">
       {nodes.length > 1 && (
+        // biome-ignore lint/a11y/useSemanticElements: a cluster of buttons, not form fields; <fieldset> would be the wrong element
         <div class="dag-zoom" role="group" aria-label="Zoom the graph">
           <button type="button" class="button small" onClick={() => zoomTo(scale / 1.25)} aria-label="Zoom out">
             −
@@ -133,6 +134,7 @@ export function Dag({ nodes, selected, onSelect, label }: { nodes: readonly DagN
       )}
       <div class="dag-scroll" ref={container}>
         <div class="dag-sizer" style={{ width: `${graph.width * scale}px`, height: `${graph.height * scale}px` }}>
+          {/* biome-ignore lint/a11y/useSemanticElements: the graph's nodes are positioned buttons, not form fields; <fieldset> would be the wrong element */}
           <div
             class="dag"
             role="group"

@@ -37,7 +37,7 @@ export function LogView({ buffer, version, label, loading }: { buffer: LogBuffer
   const [follow, setFollow] = useState(true);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(420);
-  const scroller = useRef<HTMLDivElement>(null);
+  const scroller = useRef<HTMLElement>(null);
   const programmatic = useRef(false);
 
   const matches = useMemo(() => {
@@ -117,7 +117,8 @@ export function LogView({ buffer, version, label, loading }: { buffer: LogBuffer
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow the end
         </label>
       </div>
-      <div class="log-scroll" ref={scroller} onScroll={onScroll} tabIndex={0} role="region" aria-label={`Logs of ${label}`}>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take focus so keyboard users can scroll it (WCAG 2.1.1) */}
+      <section class="log-scroll" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label={`Logs of ${label}`}>
         {count === 0 ? (
           <p class="log-empty muted">{matches ? 'No line matches.' : loading ? 'Loading…' : 'No log lines yet. They appear here as the task writes them.'}</p>
         ) : (
@@ -125,7 +126,7 @@ export function LogView({ buffer, version, label, loading }: { buffer: LogBuffer
             {rows}
           </div>
         )}
-      </div>
+      </section>
     </div>
   );
 }

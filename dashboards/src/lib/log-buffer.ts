@@ -48,7 +48,7 @@ export class LogBuffer {
     const liveBatches = this.batches.filter((b) => b.start >= keepFrom).map((b) => ({ at: b.at, start: b.start - keepFrom + history.length }));
     this.lines = history.map((h) => h.line);
     this.streams = new Uint8Array(Math.max(1024, (history.length + liveLines.length) * 2));
-    history.forEach((h, i) => (this.streams[i] = h.stream === 'stderr' ? 1 : 0));
+    for (const [i, h] of history.entries()) this.streams[i] = h.stream === 'stderr' ? 1 : 0;
     this.streams.set(liveStreams, history.length);
     this.lines.push(...liveLines);
     this.batches = [{ at: firstAt, start: 0 }, ...liveBatches];

@@ -109,7 +109,7 @@ export function RunsPage() {
   useEffect(() => {
     const subscription = client.subscription(RUN_STATUS_FEED, {}).subscribe((event) => {
       const e = event.data?.allRunEvents;
-      if (!e || e.__typename !== 'RunStatusEvent') return;
+      if (e?.__typename !== 'RunStatusEvent') return;
       if (shown.current.has(e.runId)) {
         setChanges((prev) => new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at }));
       } else if (firstPage) {

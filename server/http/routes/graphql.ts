@@ -34,7 +34,11 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     try {
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         if (res.destroyed) break;
-        if (!res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
+        if (!res.write(chunk))
+          await new Promise((resolve) => {
+            res.once('drain', resolve);
+            res.once('close', resolve);
+          });
       }
     } catch {
       // the client went away: the stream was cancelled through the abort signal

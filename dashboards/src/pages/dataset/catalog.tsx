@@ -33,7 +33,7 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
   };
 
   return (
-    <div class="card" aria-labelledby="catalog-title" role="region" data-catalog={catalog.published ? 'published' : 'unpublished'}>
+    <section class="card" aria-labelledby="catalog-title" data-catalog={catalog.published ? 'published' : 'unpublished'}>
       <h2 class="card-title" id="catalog-title">
         Catalog {catalog.published ? <span class="chip ok">published</span> : <span class="chip">not published</span>}
       </h2>
@@ -82,6 +82,7 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
         <form class="inline-form" aria-label="Withdraw from the catalog" onSubmit={doWithdraw}>
           <label>
             Reason for withdrawing
+            {/* biome-ignore lint/a11y/noAutofocus: the field appears because the user chose to withdraw; focus moves to it */}
             <input value={reason} required autoFocus onInput={(e) => setReason(e.currentTarget.value)} />
           </label>
           <button type="submit" class="button danger" disabled={withdrawState.fetching || !reason.trim()}>
@@ -93,6 +94,6 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
         </form>
       )}
       <FormError message={error} />
-    </div>
+    </section>
   );
 }

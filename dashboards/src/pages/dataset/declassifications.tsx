@@ -25,7 +25,7 @@ export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string
   };
 
   return (
-    <div class="card" role="region" aria-labelledby="declassifications-title">
+    <section class="card" aria-labelledby="declassifications-title">
       <h2 class="card-title" id="declassifications-title">
         Declassification requests
       </h2>
@@ -91,6 +91,6 @@ export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string
         )}
       </QueryState>
       <FormError message={error} />
-    </div>
+    </section>
   );
 }

@@ -22,7 +22,7 @@ export function PreviewPanel({ name }: { name: string }) {
   const groups = groupsResult.data?.datasetPreview.groups;
 
   return (
-    <div class="card" role="region" aria-labelledby="preview-title">
+    <section class="card" aria-labelledby="preview-title">
       <h2 class="card-title" id="preview-title">
         Preview
       </h2>
@@ -71,7 +71,7 @@ export function PreviewPanel({ name }: { name: string }) {
           </>
         )}
       </QueryState>
-    </div>
+    </section>
   );
 }
 

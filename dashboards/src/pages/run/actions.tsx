@@ -38,8 +38,10 @@ export function RunActions({ run, status, tasks }: { run: RunData; status: RunSt
       <div class="button-row">
         {!ended &&
           (confirming ? (
+            // biome-ignore lint/a11y/useSemanticElements: a cluster of buttons, not form fields; <fieldset> would be the wrong element
             <span class="confirm" role="group" aria-label="Confirm cancelling">
               <span>Cancel this run?</span>
+              {/* biome-ignore lint/a11y/noAutofocus: the confirm step appears because the user asked to cancel; focus moves to its answer */}
               <button type="button" class="button danger" onClick={doCancel} disabled={cancelState.fetching} autoFocus>
                 {cancelState.fetching ? 'Cancelling…' : 'Yes, cancel run'}
               </button>

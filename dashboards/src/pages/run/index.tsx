@@ -279,7 +279,7 @@ class TaskRow extends Component<TaskRowProps> {
     return next.task !== this.props.task || next.selected !== this.props.selected || next.now !== this.props.now;
   }
 
-  override render({ task: t, selected, onSelect, now }: TaskRowProps) {
+  override render({ task: t, selected, onSelect }: TaskRowProps) {
     return (
       <tr class={selected ? 'selected' : undefined}>
         <td>

@@ -24,18 +24,18 @@ const historyLoaded = new WeakMap<RunStore, Promise<void>>();
 
 export function TaskPanel({
   store,
-  version,
   run,
   task,
   runStatus,
-  now,
   onClose,
 }: {
   store: RunStore;
+  /** changes whenever the store does: a new value re-renders the panel */
   version: number;
   run: RunData;
   task: TaskView;
   runStatus: RunStatus;
+  /** the clock tick: a new value re-renders the panel */
   now: number;
   onClose(): void;
 }) {
@@ -86,7 +86,7 @@ export function TaskPanel({
   const metrics = store.metrics.get(task.node);
 
   return (
-    <div class="card task-panel" aria-labelledby="task-title">
+    <section class="card task-panel" aria-labelledby="task-title">
       <div class="task-panel-header">
         <h2 id="task-title" class="card-title">
           Task <code>{task.node}</code> <StatusBadge status={task.status} />
@@ -116,17 +116,17 @@ export function TaskPanel({
         </button>
       </div>
       <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} class="tab-panel">
-        {tab === 'overview' && <Overview task={task} run={run} runStatus={runStatus} now={now} />}
+        {tab === 'overview' && <Overview task={task} run={run} runStatus={runStatus} />}
         {tab === 'logs' && <LogView buffer={buffer} version={buffer.version} label={`task ${task.node}`} loading={historyState === 'loading'} />}
         {tab === 'metrics' && <MetricCharts metrics={metrics} version={metrics?.version ?? 0} running={!terminalTaskStatuses.has(task.status)} />}
       </div>
-    </div>
+    </section>
   );
 }
 
 const WITHHELD = 'Withheld: none of your teams is granted this run’s domain.';
 
-function Overview({ task, run, runStatus, now }: { task: TaskView; run: RunData; runStatus: RunStatus; now: number }) {
+function Overview({ task, run, runStatus }: { task: TaskView; run: RunData; runStatus: RunStatus }) {
   const module = task.moduleVersion?.ref ?? task.moduleRef;
   const moduleName = module?.split('@')[0];
   const waitingReason = waitingReasonOf(task);
