@@ -4,8 +4,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packDirectory } from '../server/artifacts/archive';
-import { planRun } from '../server/orchestrator/plan';
-import { parseWorkflowSpec, resolveRunParameters } from '../server/orchestrator/spec';
+import { planRun } from '../server/workflows/plan';
+import { parseWorkflowSpec, resolveRunParameters } from '../server/workflows/spec';
 import { startTestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
 import { startExecutorProcess } from '../test/harness/executor-process';

@@ -3,14 +3,14 @@
 import type { ObjectStore } from '../server/artifacts/store';
 import type { AppAbility, Grants } from '../server/auth/ability';
 import type { TaskCache } from '../server/cache/store';
+import type { HotClusterService } from '../server/compute/hot-clusters';
 import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import type { Run } from '../server/db/tables/runs';
 import type { RunFeed } from '../server/events/feed';
-import type { HotClusterService } from '../server/orchestrator/hot-clusters';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
-import type { PlanDefaults } from '../server/orchestrator/plan';
+import type { PlanDefaults } from '../server/workflows/plan';
 
 export interface Services {
   db: Db;

@@ -13,6 +13,8 @@ import { createFileObjectStore, type ObjectStore } from './artifacts/store';
 import { seedAdmin } from './auth/admin-token';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
+import { createHotClusterService } from './compute/hot-clusters';
+import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
 import { createRunFeed, type FeedEvent } from './events/feed';
@@ -27,9 +29,7 @@ import { useHealthCheck } from './http/routes/health';
 import { createHttpService } from './http/server';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
-import { createHotClusterService } from './orchestrator/hot-clusters';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
-import { DEFAULT_GPU_POOL } from './orchestrator/routing';
 import { createScheduler } from './scheduler/scheduler';
 
 export interface App {

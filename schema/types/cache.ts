@@ -3,12 +3,12 @@
 import { assertCan } from '../../server/auth/ability';
 import { explainTask } from '../../server/cache/explain';
 import type { KeyDifference } from '../../server/cache/key';
+import { type PreviewTask, previewRun } from '../../server/cache/preview';
 import { type CacheStatsRow, cacheStats } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
 import type { Task } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
 import { moduleVersionIdOf } from '../../server/modules/queries';
-import { type PreviewTask, previewRun } from '../../server/orchestrator/cache-preview';
 import { taskById } from '../../server/runs/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';

@@ -1,10 +1,10 @@
 // Executor hosts and pools as their heartbeats describe them, hot clusters (create, end, list), and on Task the
 // routing view: GPUs asked for, the hot cluster, provisioning vs execution time, and why it is still waiting.
 import { assertCan } from '../../server/auth/ability';
+import { hotClusterMessage } from '../../server/compute/hot-clusters';
+import { isLive, knownHosts, type PoolSummary, poolSummaries, waitingReason } from '../../server/compute/routing';
 import type { ExecutorHostRow, HotCluster } from '../../server/db/tables/executors';
 import { badInput } from '../../server/errors';
-import { hotClusterMessage } from '../../server/orchestrator/hot-clusters';
-import { isLive, knownHosts, type PoolSummary, poolSummaries, waitingReason } from '../../server/orchestrator/routing';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import { sharedLoader } from '../loaders';

@@ -3,7 +3,6 @@
 import { assertCan } from '../../server/auth/ability';
 import type { Schedule, ScheduleFire } from '../../server/db/tables/schedules';
 import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
-import { workflowDomainOf } from '../../server/orchestrator/workflow-queries';
 import {
   createSchedule,
   deleteSchedule,
@@ -16,6 +15,7 @@ import {
   upcomingFireTimes,
   updateSchedule,
 } from '../../server/scheduler/schedules';
+import { workflowDomainOf } from '../../server/workflows/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';

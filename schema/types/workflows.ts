@@ -2,8 +2,8 @@
 import { assertCan } from '../../server/auth/ability';
 import type { Workflow, WorkflowVersion } from '../../server/db/tables/workflows';
 import { assertMayIn } from '../../server/governance/grants';
-import { listWorkflows, versionsOfWorkflows, workflowsByIds, workflowVersionsByIds, workflowWithName } from '../../server/orchestrator/workflow-queries';
-import { createWorkflow } from '../../server/orchestrator/workflows';
+import { listWorkflows, versionsOfWorkflows, workflowsByIds, workflowVersionsByIds, workflowWithName } from '../../server/workflows/queries';
+import { createWorkflow } from '../../server/workflows/versions';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';

@@ -2,11 +2,8 @@
 // Only contents go in (digests of artifacts and inputs, canonical parameter values), never run ids, users, times,
 // pools, names of stored objects or paths, so equal work always gets equal keys and different work never does.
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { canonicalJson, digestOf } from '../artifacts/digest';
 import type { KeyComponents, ModuleManifest } from '../vocabulary';
-
-export const canonicalJson = (value: unknown): string => canonicalize(value) ?? 'null';
-export const digestOf = (value: unknown): string => `sha256:${createHash('sha256').update(canonicalJson(value)).digest('hex')}`;
 
 export interface KeyInput {
   digest: string;

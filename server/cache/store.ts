@@ -2,11 +2,12 @@
 // reserving a key so identical tasks in flight run once, turning a succeeded owner's reservation into an entry,
 // and evicting (expired entries, then least recently used ones beyond the size budget) and invalidating.
 import { and, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
+import { canonicalJson } from '../artifacts/digest';
 import type { ObjectStore } from '../artifacts/store';
 import { type Db, queryRows, type Tx } from '../db/client';
 import { type CacheEntry, cacheEntries, cacheReservations, type NewCacheEntry } from '../db/tables/cache';
 import type { KeyComponents } from '../vocabulary';
-import { canonicalJson, referencedObjects } from './key';
+import { referencedObjects } from './key';
 
 /** What serving a hit takes from an entry. */
 export type CacheHit = Pick<CacheEntry, 'key' | 'outputs' | 'objectDigests' | 'expiresAt' | 'sourceTaskId' | 'sourceRunId' | 'durationMs'>;

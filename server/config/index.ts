@@ -30,7 +30,7 @@ export interface Config {
   heartbeatTimeoutMs: number;
   /** An executor host silent for this long is stale: not counted as live when routing and listing. */
   hostStaleMs: number;
-  /** Declared GPU pools, GPUs per host (`ATELIER_GPU_POOLS=gpu-a100=8,gpu-t4=1`); see orchestrator/routing.ts. */
+  /** Declared GPU pools, GPUs per host (`ATELIER_GPU_POOLS=gpu-a100=8,gpu-t4=1`); see compute/routing.ts. */
   gpuPools: Record<string, number>;
   /** GPUs the embedded executor host advertises. */
   executorGpus: number;

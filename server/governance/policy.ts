@@ -4,10 +4,9 @@
 // naming the columns and the rule. Deny overrides allow, and no rule means deny: an UNCLASSIFIED column is
 // above every ceiling. When a task succeeds, its output datasets get a new version whose column labels are
 // computed from the inputs' labels through the manifest's lineage.
-import { createHash } from 'node:crypto';
 import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbility, subject } from '@casl/ability';
-import canonicalize from 'canonicalize';
 import { and, desc, eq, inArray, or } from 'drizzle-orm';
+import { digestOf } from '../artifacts/digest';
 import type { Tx } from '../db/client';
 import { columnLabels, type Dataset, datasets, datasetVersions } from '../db/tables/governance';
 import type { DataDenial, ModuleManifest, TaskDataAccess } from '../vocabulary';
@@ -200,12 +199,7 @@ export async function decideDataAccess(tx: Tx, domain: Domain, manifest: ModuleM
   return { access };
 }
 
-const digestOfValue = (value: unknown) =>
-  typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value)
-    ? value
-    : `sha256:${createHash('sha256')
-        .update(canonicalize(value ?? null) ?? 'null')
-        .digest('hex')}`;
+const digestOfValue = (value: unknown) => (typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value) ? value : digestOf(value));
 
 /**
  * A succeeded task's output datasets: a new version each (its digest the output's value when that is a

@@ -13,11 +13,11 @@ import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, notFound } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import type { RunStatus } from '../vocabulary';
+import { outputRef } from '../workflows/spec';
 import { type TxContext, taskStatusEvent } from './context';
 import { mapOutcome, nestedRunOutcome } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
-import { outputRef } from './spec';
 import { createRun } from './start';
 
 /** A node the control plane runs itself (a nested workflow, a map) starts its next attempt: RUNNING now. */

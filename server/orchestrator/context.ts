@@ -9,7 +9,7 @@ import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, RunFeed } from '../events/feed';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
-import type { PlanDefaults } from './plan';
+import type { PlanDefaults } from '../workflows/plan';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {

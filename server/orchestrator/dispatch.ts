@@ -8,13 +8,13 @@ import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
 import { type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
+import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
 import { ACTIVE, type TxContext, taskStatusEvent } from './context';
 import { fromCache, governData } from './gates';
 import { limitedPools, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
-import { substituteOutputs } from './spec';
 import { taskMessage } from './task-message';
 
 const INSERT_CHUNK = 1000;

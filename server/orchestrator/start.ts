@@ -11,15 +11,15 @@ import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from
 import { badInput, notFound } from '../errors';
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
 import type { Domain, TaskDataAccess, Trigger } from '../vocabulary';
+import { planRun } from '../workflows/plan';
+import { resolveRunParameters } from '../workflows/spec';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
-import { planRun } from './plan';
 import { initialStatuses, upstreamCounts } from './rules';
 import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
-import { resolveRunParameters } from './spec';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   checkIdempotencyKey(input.idempotencyKey);

@@ -6,8 +6,8 @@ import type { Identity } from '../db/tables/identities';
 import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
-import { resolveRunParameters } from '../orchestrator/spec';
 import type { CatchUpPolicy, OverlapPolicy } from '../vocabulary';
+import { resolveRunParameters } from '../workflows/spec';
 import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
 
 export interface ScheduleInput {

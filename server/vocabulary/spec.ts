@@ -1,5 +1,5 @@
 // The workflow spec's shape: a DAG of module tasks, nested workflows and maps, as written in YAML or JSON.
-// Parsing and checking it live in orchestrator/spec.ts.
+// Parsing and checking it live in workflows/spec.ts.
 import type { Domain } from './domains';
 import type { TriggerRule } from './runs';
 

@@ -6,7 +6,7 @@
 // may call each other both ways (the orchestrator's stages recurse: settling dispatches, dispatching settles).
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -139,5 +139,16 @@ describe('the shape of the code', () => {
       return source.split('\n').length > MAX_LINES && !LONG_REASON.test(header);
     });
     expect(long).toEqual([]);
+  });
+
+  it('names only paths that exist on the architecture page, and every folder of server/ on it', () => {
+    const page = readFileSync(path.join(root, 'docs/architecture.md'), 'utf8');
+    const named = [...page.matchAll(/`((?:server|schema|plugins|executors|dashboards|test)\/[^`\s]*)`/g)].map((m) => m[1]!.replace(/\/$/, ''));
+    expect(named.length).toBeGreaterThan(40);
+    expect(named.filter((p) => !existsSync(path.join(root, p)))).toEqual([]);
+    const serverFolders = readdirSync(path.join(root, 'server'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => `server/${d.name}`);
+    expect(serverFolders.filter((folder) => !named.includes(folder))).toEqual([]);
   });
 });

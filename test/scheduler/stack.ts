@@ -14,7 +14,7 @@ import { type ScheduleFire, scheduleFires } from '../../server/db/tables/schedul
 import { createRunFeed } from '../../server/events/feed';
 import { publishModuleVersion } from '../../server/modules/publish';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
-import { createWorkflow } from '../../server/orchestrator/workflows';
+import { createWorkflow } from '../../server/workflows/versions';
 import { fixturesDir } from '../harness/app';
 
 export interface Clock {

@@ -1,6 +1,7 @@
 // Planning a run: resolve every task's module reference to a pinned version, check its parameters against the
 // module's schema, and decide its executor, pool and limits. Pure with respect to the run: nothing is written.
 import { and, eq, inArray, ne, or } from 'drizzle-orm';
+import { DEFAULT_GPU_POOL, type GpuRouting, gpuPoolFor, knownHosts } from '../compute/routing';
 import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
 import type { Tx } from '../db/client';
 import { hotClusters } from '../db/tables/executors';
@@ -10,7 +11,6 @@ import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import { parseModuleRef } from '../modules/ref';
 import type { TaskKind, TaskSpec, TriggerRule, WorkflowSpec } from '../vocabulary';
-import { DEFAULT_GPU_POOL, type GpuRouting, gpuPoolFor, knownHosts } from './routing';
 import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED } from './spec';
 
 export interface PlannedTask {
@@ -40,7 +40,7 @@ export interface PlannedTask {
 export interface PlanDefaults {
   timeoutMs: number;
   executor: string;
-  /** Where GPU tasks that name no pool go (routing.ts); without it they go to the `gpu` pool. */
+  /** Where GPU tasks that name no pool go (compute/routing.ts); without it they go to the `gpu` pool. */
   gpuRouting?: GpuRouting;
   /** A host silent for longer is not counted as live when routing. */
   hostStaleMs?: number;

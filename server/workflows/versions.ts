@@ -1,7 +1,8 @@
 // Creating workflows: a spec is validated (structure, then modules and parameters as a run would resolve them
 // now) before anything is written; re-submitting an unchanged spec returns the existing version.
-import { createHash } from 'node:crypto';
+
 import { and, eq } from 'drizzle-orm';
+import { digestOf } from '../artifacts/digest';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
@@ -18,7 +19,7 @@ export async function createWorkflow(
   authorize?: (domains: { before: Domain | null; after: Domain }) => void,
 ): Promise<{ workflow: Workflow; version: WorkflowVersion; created: boolean }> {
   const spec = parseWorkflowSpec(source);
-  const digest = `sha256:${createHash('sha256').update(canonicalJson(spec)).digest('hex')}`;
+  const digest = digestOf(spec);
   return db.transaction(async (tx) => {
     // Validate against the modules as they are now, with default parameters, so a typo fails here, not at run time
     // (parameters that only a run will give are checked when it starts).
@@ -50,16 +51,4 @@ export async function createWorkflow(
       .returning();
     return { workflow: updated!, version: version!, created: true };
   });
-}
-
-/** JSON with sorted keys: the same spec always hashes the same. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
 }

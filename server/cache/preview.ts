@@ -4,16 +4,16 @@
 
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Grants } from '../auth/ability';
-import { cacheable, cacheKey, cacheScope, keyComponents } from '../cache/key';
-import type { TaskCache } from '../cache/store';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs } from '../db/tables/runs';
 import { workflows, workflowVersions } from '../db/tables/workflows';
 import { notFound } from '../errors';
 import type { Domain } from '../vocabulary';
-import { type PlanDefaults, planRun } from './plan';
-import { resolveRunParameters, substituteOutputs } from './spec';
+import { type PlanDefaults, planRun } from '../workflows/plan';
+import { resolveRunParameters, substituteOutputs } from '../workflows/spec';
+import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
+import type { TaskCache } from './store';
 
 export interface PreviewTask {
   node: string;
