@@ -2,16 +2,8 @@
 // and the audit log for admins.
 import { assertCan } from '../../server/auth/ability';
 import type { AuditEvent, DatasetVersion, Declassification } from '../../server/db/tables/governance';
-import {
-  addDatasetVersion,
-  type ColumnView,
-  createDataset,
-  datasetColumns,
-  datasetWithName,
-  decideDeclassification,
-  requestDeclassification,
-  setColumnLabel,
-} from '../../server/governance/datasets';
+import { addDatasetVersion, type ColumnView, createDataset, datasetColumns, datasetWithName, setColumnLabel } from '../../server/governance/datasets';
+import { decideDeclassification, requestDeclassification } from '../../server/governance/declassification';
 import { type Preview, previewDataset } from '../../server/governance/preview';
 import { datasetsByIds, datasetVersionsOf, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
 import type { Label, Level } from '../../server/vocabulary';

@@ -16,7 +16,8 @@ import { auditCommand, declassifyCommand } from './governance';
 import { moduleCommand, teamCommands } from './modules';
 import { collect, parseParam, positiveInt } from './options';
 import { scheduleCommand } from './schedule';
-import { dagOrder, fetchRun, formatDuration, oneLine, RUN_FIELDS, type RunView, terminalRun, watchRun } from './watch';
+import { fetchRun, RUN_FIELDS, type RunView, terminalRun, watchRun } from './watch';
+import { dagOrder, formatDuration, oneLine } from './watch-view';
 
 interface GlobalOptions {
   url: string;

@@ -1,26 +1,15 @@
 // Datasets and their column labels: creating and versioning datasets, classifying columns (labels only go up
 // without a second person), declassification with an approver who is not its author, lineage recomputation,
-// and the audit record every one of these writes.
-// Long because: the formatter writes each audit record and insert one field per line (288 lines before Biome);
-// declassification (requestDeclassification, decideDeclassification) is the part to split out next.
+// and the audit record every one of these writes. Declassification (lowering a label) is in declassification.ts.
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { AuditedDenial, audit, audited } from '../audit/audit';
-import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
+import type { AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
-import {
-  type ColumnLabel,
-  columnLabels,
-  type Dataset,
-  type DatasetVersion,
-  type Declassification,
-  datasets,
-  datasetVersions,
-  declassifications,
-} from '../db/tables/governance';
+import { type ColumnLabel, columnLabels, type Dataset, type DatasetVersion, datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import { AtelierError, badInput, forbidden, notFound } from '../errors';
+import { AtelierError, badInput, notFound } from '../errors';
 import { parseModuleRef } from '../modules/ref';
-import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
+import { assertMayWriteNamespace } from '../teams/teams';
 import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
 import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
 import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
@@ -33,7 +22,7 @@ export interface LabelInput {
   categories?: string[];
 }
 
-function checkLabel(input: LabelInput, path: string): Label {
+export function checkLabel(input: LabelInput, path: string): Label {
   if (!levels.includes(input.level)) throw badInput(`${path}: level must be one of ${levels.join(', ')}.`);
   const { categories, bad } = normaliseCategories(input.categories ?? []);
   if (bad.length) throw badInput(`${path}: categories are upper-case words such as PII or CUSTOMER_DATA, not ${bad.map((b) => `"${b}"`).join(', ')}.`);
@@ -42,7 +31,7 @@ function checkLabel(input: LabelInput, path: string): Label {
 
 export { labelOf };
 
-const computedOf = (row: ColumnLabel | undefined): Label | null =>
+export const computedOf = (row: ColumnLabel | undefined): Label | null =>
   row?.computedLevel ? { level: row.computedLevel as Label['level'], categories: row.computedCategories ?? [] } : null;
 
 export async function datasetWithName(db: Db | Tx, namespace: string, name: string): Promise<Dataset | null> {
@@ -230,7 +219,7 @@ export async function latestVersion(db: Db | Tx, datasetId: string) {
   return v!;
 }
 
-async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
+export async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
   const version = await latestVersion(tx, dataset.id);
   if (!version.columns.some((c) => c.name === column)) throw notFound(`Dataset ${dataset.namespace}/${dataset.name} has no column "${column}".`);
   const [row] = await tx
@@ -302,130 +291,12 @@ export async function setColumnLabel(
   );
 }
 
-async function writeLabel(tx: Tx, datasetId: string, column: string, label: Label, identity: Identity | null, reason: string | null) {
+export async function writeLabel(tx: Tx, datasetId: string, column: string, label: Label, identity: Identity | null, reason: string | null) {
   const values = { level: label.level, categories: label.categories, setBy: identity?.id ?? null, reason, updatedAt: new Date() };
   await tx
     .insert(columnLabels)
     .values({ datasetId, column, ...values })
     .onConflictDoUpdate({ target: [columnLabels.datasetId, columnLabels.column], set: values });
-}
-
-export async function requestDeclassification(
-  db: Db,
-  ability: AppAbility,
-  identity: Identity,
-  input: { dataset: string; column: string; label: LabelInput; reason: string },
-): Promise<Declassification> {
-  const wanted = checkLabel(input.label, 'label');
-  if (!input.reason.trim()) throw badInput('Say why the column may be declassified (reason).');
-  return db.transaction(async (tx) => {
-    const dataset = await findDataset(tx, input.dataset);
-    await assertMayWriteNamespace(tx, ability, dataset.namespace);
-    const row = await lockLabel(tx, dataset, input.column);
-    const current = labelOf(row);
-    const computed = computedOf(row);
-    if (!row) throw badInput(`${input.dataset}.${input.column} is UNCLASSIFIED; classify it with setColumnLabel instead.`);
-    if (leq(current, wanted)) throw badInput(`${formatLabel(wanted)} is not below ${formatLabel(current)}; raise labels with setColumnLabel.`);
-    if (computed && !leq(computed, wanted))
-      throw forbidden(`${formatLabel(wanted)} is below ${formatLabel(computed)}, which lineage computed; no declassification can go below it.`);
-    const [request] = await tx
-      .insert(declassifications)
-      .values({
-        datasetId: dataset.id,
-        column: input.column,
-        fromLevel: current.level,
-        fromCategories: current.categories,
-        toLevel: wanted.level,
-        toCategories: wanted.categories,
-        reason: input.reason,
-        requestedBy: identity.id,
-      })
-      .returning();
-    await audit(tx, {
-      identity,
-      action: 'declassification.request',
-      decision: 'allow',
-      subject: `dataset:${input.dataset}.${input.column}`,
-      rule: 'any namespace writer may ask',
-      details: { id: request!.id, from: formatLabel(current), to: formatLabel(wanted) },
-    });
-    return request!;
-  });
-}
-
-/** Approves (and applies) or rejects a declassification. The approver may not be its author. */
-export async function decideDeclassification(
-  db: Db,
-  ability: AppAbility,
-  identity: Identity,
-  input: { id: string; approve: boolean },
-): Promise<Declassification> {
-  return audited(db, () =>
-    db.transaction(async (tx) => {
-      const [request] = await tx.select().from(declassifications).where(eq(declassifications.id, input.id)).for('update');
-      if (!request) throw notFound(`No declassification ${input.id}.`);
-      const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
-      const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
-      if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
-      if (request.requestedBy === identity.id) {
-        throw new AuditedDenial(
-          {
-            identity,
-            action: 'declassification.decide',
-            decision: 'deny',
-            subject,
-            rule: 'the approver of a declassification is not its author',
-            details: { id: request.id },
-          },
-          'You asked for this declassification, so someone else must decide it.',
-        );
-      }
-      const ns = await loadNamespaceSubject(tx, dataset!.namespace);
-      const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
-      if (!maySign) {
-        throw new AuditedDenial(
-          {
-            identity,
-            action: 'declassification.decide',
-            decision: 'deny',
-            subject,
-            rule: 'deciders are admins or members of the owning team',
-            details: { id: request.id },
-          },
-          `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`,
-        );
-      }
-      const [decided] = await tx
-        .update(declassifications)
-        .set({ state: input.approve ? 'APPROVED' : 'REJECTED', decidedBy: identity.id, decidedAt: new Date() })
-        .where(eq(declassifications.id, request.id))
-        .returning();
-      if (input.approve) {
-        // The label may have moved since the request: apply only from the label it was asked about.
-        const row = await lockLabel(tx, dataset!, request.column);
-        const from = { level: request.fromLevel as Label['level'], categories: request.fromCategories };
-        if (!sameLabel(labelOf(row), from))
-          throw new AtelierError('CONFLICT', `The label of ${subject.slice(8)} changed since this was asked (now ${formatLabel(labelOf(row))}); ask again.`);
-        await writeLabel(
-          tx,
-          dataset!.id,
-          request.column,
-          { level: request.toLevel as Label['level'], categories: request.toCategories },
-          identity,
-          `declassified: ${request.reason}`,
-        );
-      }
-      await audit(tx, {
-        identity,
-        action: 'declassification.decide',
-        decision: 'allow',
-        subject,
-        rule: 'decided by someone other than its author',
-        details: { id: request.id, approved: input.approve },
-      });
-      return decided!;
-    }),
-  );
 }
 
 /**

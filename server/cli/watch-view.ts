@@ -1,0 +1,226 @@
+// Drawing a followed run: the task lines, progress bars and spinner drawn in place on a terminal, the plain lines
+// printed elsewhere, and the summary when the run ends. The state it draws is folded from runEvents in watch.ts.
+import { styleText } from 'node:util';
+import { terminalTaskStatuses } from '../vocabulary';
+import type { RunView } from './watch';
+
+export const terminalTask = new Set<string>(terminalTaskStatuses);
+const spinner = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+export interface TaskState {
+  node: string;
+  status: string;
+  attempt: number;
+  maxAttempts: number;
+  fraction: number | null;
+  progressMessage: string | null;
+  /** Server times (ms) of the current attempt, so durations do not depend on this machine's clock. */
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** The server's duration, known when the task had ended before we started watching. */
+  durationMs: number | null;
+  /** The start time is that of the task's first report, not of its start: too late to time it by. */
+  startInferred?: boolean;
+  message: string | null;
+  metrics: Record<string, number>;
+  // non-TTY bookkeeping: what was last printed, so each change is printed once
+  printedStatus?: string;
+  printedBucket?: number;
+  printedMessageAt?: number;
+}
+
+export function elapsed(task: TaskState, now = Date.now()): number | null {
+  if (task.durationMs !== null) return task.durationMs;
+  if (task.startedAt === null) return null;
+  return Math.max(0, (task.finishedAt ?? now) - task.startedAt);
+}
+
+export function printStatus(task: TaskState, print: (line: string) => void) {
+  if (task.printedStatus === task.status || ['PENDING', 'READY', 'QUEUED'].includes(task.status)) return;
+  task.printedStatus = task.status;
+  const took = task.startInferred && task.durationMs === null ? null : elapsed(task);
+  const attempt = task.maxAttempts > 1 || task.attempt > 1 ? ` (attempt ${task.attempt})` : '';
+  if (task.status === 'RUNNING') {
+    task.printedBucket = undefined;
+    print(`[${task.node}] RUNNING${attempt}`);
+  } else if (task.status === 'SUCCEEDED') {
+    print(`[${task.node}] SUCCEEDED${took !== null ? ` in ${formatDuration(took)}` : ''}`);
+  } else {
+    const after = took !== null && task.status !== 'SKIPPED' && task.status !== 'RETRYING' ? ` after ${formatDuration(took)}` : '';
+    print(`[${task.node}] ${task.status}${attempt}${after}${task.message ? `: ${oneLine(task.message)}` : ''}`);
+  }
+}
+
+/** Plain output prints a task's progress at most once per 10% step, so a chatty module stays readable in CI logs. */
+export function printProgress(task: TaskState, print: (line: string) => void) {
+  if (task.fraction === null) {
+    const now = Date.now();
+    if (!task.progressMessage || (task.printedMessageAt && now - task.printedMessageAt < 2000)) return;
+    task.printedMessageAt = now;
+    print(`[${task.node}] ${task.progressMessage}`);
+    return;
+  }
+  const bucket = Math.floor(task.fraction * 10);
+  if (bucket === task.printedBucket) return;
+  task.printedBucket = bucket;
+  print(`[${task.node}] ${Math.round(task.fraction * 100)}%${task.progressMessage ? ` ${task.progressMessage}` : ''}`);
+}
+
+export function render(title: string, runStatus: string, runStartedAt: number, tasks: TaskState[], frame: number, columns: number, rows: number): string {
+  const now = Date.now();
+  const width = Math.max(20, columns - 1);
+  const lines = [`${styleText('bold', title)} · ${colorStatus(runStatus)} · ${formatDuration(now - runStartedAt)}`];
+  const nodeWidth = Math.min(24, Math.max(4, ...tasks.map((t) => t.node.length)));
+  const room = Math.max(3, rows - 3);
+  // Too many tasks for the screen (a wide map): the active and failed ones first, the rest counted.
+  const rank = (t: TaskState) =>
+    ['RUNNING', 'RETRYING'].includes(t.status) ? 0 : ['FAILED', 'TIMED_OUT'].includes(t.status) ? 1 : t.status === 'QUEUED' ? 2 : 3;
+  const shown = tasks.length <= room ? tasks : [...tasks].sort((a, b) => rank(a) - rank(b)).slice(0, room - 1);
+  for (const task of shown) {
+    const symbol = symbolFor(task.status, frame);
+    const node = task.node.length > nodeWidth ? `${task.node.slice(0, nodeWidth - 1)}…` : task.node.padEnd(nodeWidth);
+    const fraction = task.status === 'SUCCEEDED' ? 1 : task.fraction;
+    const bar = progressBar(fraction, 20);
+    const pct = fraction === null ? '   ' : `${Math.round(fraction * 100)}%`.padStart(4);
+    const took = elapsed(task, now);
+    const duration = (took === null ? '' : formatDuration(took)).padStart(7);
+    const note =
+      terminalTask.has(task.status) && task.status !== 'SUCCEEDED'
+        ? `${task.status}${task.message ? `: ${oneLine(task.message)}` : ''}`
+        : (task.progressMessage ?? (task.status === 'RUNNING' ? '' : task.status));
+    const fixed = 2 + nodeWidth + 1 + 20 + 1 + 4 + 1 + 7 + 2;
+    const text = truncate(note, width - fixed);
+    lines.push(
+      `${symbol} ${node} ${bar} ${pct} ${styleText('dim', duration)}  ${task.status === 'FAILED' || task.status === 'TIMED_OUT' ? styleText('red', text) : text}`,
+    );
+  }
+  if (shown.length < tasks.length) {
+    const counts = new Map<string, number>();
+    for (const t of tasks) if (!shown.includes(t)) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+    lines.push(styleText('dim', `  … ${tasks.length - shown.length} more: ${[...counts].map(([s, n]) => `${n} ${s.toLowerCase()}`).join(', ')}`));
+  }
+  return lines.join('\n');
+}
+
+export function printSummary(run: RunView, live: Map<string, TaskState>, tty: boolean, print: (line: string) => void) {
+  const started = run.startedAt ? Date.parse(run.startedAt) : Date.parse(run.createdAt);
+  const took = run.finishedAt ? ` in ${formatDuration(Date.parse(run.finishedAt) - started)}` : '';
+  print('');
+  print(`run ${run.id} ${tty ? colorStatus(run.status) : run.status}${took} (${run.workflow.name} v${run.workflowVersion.version})`);
+  const tasks = dagOrder(run.tasks.filter((t) => !t.mapParent));
+  const nodeWidth = Math.max(4, ...tasks.map((t) => t.node.length));
+  for (const task of tasks) {
+    const metrics = Object.entries(live.get(task.node)?.metrics ?? {})
+      .map(([name, value]) => `${name}=${formatNumber(value)}`)
+      .join(' ');
+    const duration = task.durationMs !== null ? formatDuration(task.durationMs) : '';
+    const status = tty ? `${symbolFor(task.status, 0)} ${colorStatus(task.status.padEnd(9))}` : task.status.padEnd(9);
+    print(`  ${task.node.padEnd(nodeWidth)}  ${status}  ${duration.padStart(7)}  ${metrics}`.trimEnd());
+    if (task.message && task.status !== 'SUCCEEDED') for (const line of task.message.split('\n')) print(`      ${line}`);
+  }
+  const mapItems = run.tasks.length - tasks.length;
+  if (mapItems) print(`  (+ ${mapItems} map items)`);
+  if (run.status !== 'SUCCEEDED' && run.message) print(`run ${run.status.toLowerCase()}: ${run.message}`);
+}
+
+export function progressBar(fraction: number | null, width: number): string {
+  if (fraction === null) return styleText('dim', '░'.repeat(width));
+  const full = Math.round(fraction * width);
+  return `${styleText('cyan', '█'.repeat(full))}${styleText('dim', '░'.repeat(width - full))}`;
+}
+
+export function symbolFor(status: string, frame: number): string {
+  switch (status) {
+    case 'RUNNING':
+      return styleText('cyan', spinner[frame % spinner.length]!);
+    case 'SUCCEEDED':
+      return styleText('green', '✔');
+    case 'FAILED':
+    case 'TIMED_OUT':
+      return styleText('red', '✖');
+    case 'CANCELLED':
+      return styleText('yellow', '⊘');
+    case 'RETRYING':
+      return styleText('yellow', '↻');
+    case 'SKIPPED':
+      return styleText('dim', '↷');
+    case 'QUEUED':
+    case 'READY':
+      return styleText('dim', '○');
+    default:
+      return styleText('dim', '·');
+  }
+}
+
+export function colorStatus(status: string): string {
+  const s = status.trim();
+  const color =
+    s === 'SUCCEEDED'
+      ? 'green'
+      : s === 'FAILED' || s === 'TIMED_OUT'
+        ? 'red'
+        : s === 'RUNNING'
+          ? 'cyan'
+          : s === 'CANCELLED' || s === 'RETRYING'
+            ? 'yellow'
+            : 'dim';
+  return styleText(color, status);
+}
+
+export function styled(enabled: boolean, format: Parameters<typeof styleText>[0], text: string): string {
+  return enabled ? styleText(format, text) : text;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+  return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
+}
+
+export function formatNumber(value: number): string {
+  return Number.isInteger(value) ? String(value) : String(+value.toPrecision(4));
+}
+
+/** A multi-line message (an exit code, then stderr's last lines) as its first and last lines: the why is last. */
+export function oneLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (lines.length <= 1) return lines[0] ?? '';
+  return `${lines[0]} ${lines.length > 2 ? '… ' : ''}${lines.at(-1)}`;
+}
+
+export function truncate(text: string, max: number): string {
+  if (max <= 1) return '';
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** Upstream tasks before the tasks that depend on them, by name among equals: the order a reader expects. */
+export function dagOrder<T extends { node: string; dependsOn: string[] }>(tasks: T[]): T[] {
+  const sorted = [...tasks].sort((a, b) => a.node.localeCompare(b.node));
+  const known = new Set(sorted.map((t) => t.node));
+  const waiting = new Map(sorted.map((t) => [t.node, t.dependsOn.filter((d) => known.has(d)).length]));
+  const downstream = new Map<string, T[]>();
+  for (const t of sorted) {
+    for (const d of t.dependsOn) {
+      if (!known.has(d)) continue;
+      const list = downstream.get(d);
+      if (list) list.push(t);
+      else downstream.set(d, [t]);
+    }
+  }
+  // Kahn's algorithm, iterative: a run may have thousands of tasks in a chain.
+  const out = sorted.filter((t) => waiting.get(t.node) === 0);
+  for (let i = 0; i < out.length; i++) {
+    for (const next of downstream.get(out[i]!.node) ?? []) {
+      const left = waiting.get(next.node)! - 1;
+      waiting.set(next.node, left);
+      if (left === 0) out.push(next);
+    }
+  }
+  // Whatever a cycle (never allowed by the server) would have left out still gets shown.
+  if (out.length === sorted.length) return out;
+  const placed = new Set(out);
+  return [...out, ...sorted.filter((t) => !placed.has(t))];
+}

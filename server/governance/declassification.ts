@@ -1,0 +1,131 @@
+// Declassification: lowering a column's label is a request that someone other than its author decides (an admin or
+// a member of the team owning the namespace), never below what lineage computed; both steps are audited.
+import { eq } from 'drizzle-orm';
+import { AuditedDenial, audit, audited } from '../audit/audit';
+import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
+import type { Db } from '../db/client';
+import { type Declassification, datasets, declassifications } from '../db/tables/governance';
+import type { Identity } from '../db/tables/identities';
+import { AtelierError, badInput, forbidden, notFound } from '../errors';
+import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
+import type { Label } from '../vocabulary';
+import { checkLabel, computedOf, findDataset, type LabelInput, lockLabel, writeLabel } from './datasets';
+import { formatLabel, labelOf, leq, sameLabel } from './labels';
+
+export async function requestDeclassification(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { dataset: string; column: string; label: LabelInput; reason: string },
+): Promise<Declassification> {
+  const wanted = checkLabel(input.label, 'label');
+  if (!input.reason.trim()) throw badInput('Say why the column may be declassified (reason).');
+  return db.transaction(async (tx) => {
+    const dataset = await findDataset(tx, input.dataset);
+    await assertMayWriteNamespace(tx, ability, dataset.namespace);
+    const row = await lockLabel(tx, dataset, input.column);
+    const current = labelOf(row);
+    const computed = computedOf(row);
+    if (!row) throw badInput(`${input.dataset}.${input.column} is UNCLASSIFIED; classify it with setColumnLabel instead.`);
+    if (leq(current, wanted)) throw badInput(`${formatLabel(wanted)} is not below ${formatLabel(current)}; raise labels with setColumnLabel.`);
+    if (computed && !leq(computed, wanted))
+      throw forbidden(`${formatLabel(wanted)} is below ${formatLabel(computed)}, which lineage computed; no declassification can go below it.`);
+    const [request] = await tx
+      .insert(declassifications)
+      .values({
+        datasetId: dataset.id,
+        column: input.column,
+        fromLevel: current.level,
+        fromCategories: current.categories,
+        toLevel: wanted.level,
+        toCategories: wanted.categories,
+        reason: input.reason,
+        requestedBy: identity.id,
+      })
+      .returning();
+    await audit(tx, {
+      identity,
+      action: 'declassification.request',
+      decision: 'allow',
+      subject: `dataset:${input.dataset}.${input.column}`,
+      rule: 'any namespace writer may ask',
+      details: { id: request!.id, from: formatLabel(current), to: formatLabel(wanted) },
+    });
+    return request!;
+  });
+}
+
+/** Approves (and applies) or rejects a declassification. The approver may not be its author. */
+export async function decideDeclassification(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity,
+  input: { id: string; approve: boolean },
+): Promise<Declassification> {
+  return audited(db, () =>
+    db.transaction(async (tx) => {
+      const [request] = await tx.select().from(declassifications).where(eq(declassifications.id, input.id)).for('update');
+      if (!request) throw notFound(`No declassification ${input.id}.`);
+      const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
+      const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
+      if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
+      if (request.requestedBy === identity.id) {
+        throw new AuditedDenial(
+          {
+            identity,
+            action: 'declassification.decide',
+            decision: 'deny',
+            subject,
+            rule: 'the approver of a declassification is not its author',
+            details: { id: request.id },
+          },
+          'You asked for this declassification, so someone else must decide it.',
+        );
+      }
+      const ns = await loadNamespaceSubject(tx, dataset!.namespace);
+      const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
+      if (!maySign) {
+        throw new AuditedDenial(
+          {
+            identity,
+            action: 'declassification.decide',
+            decision: 'deny',
+            subject,
+            rule: 'deciders are admins or members of the owning team',
+            details: { id: request.id },
+          },
+          `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`,
+        );
+      }
+      const [decided] = await tx
+        .update(declassifications)
+        .set({ state: input.approve ? 'APPROVED' : 'REJECTED', decidedBy: identity.id, decidedAt: new Date() })
+        .where(eq(declassifications.id, request.id))
+        .returning();
+      if (input.approve) {
+        // The label may have moved since the request: apply only from the label it was asked about.
+        const row = await lockLabel(tx, dataset!, request.column);
+        const from = { level: request.fromLevel as Label['level'], categories: request.fromCategories };
+        if (!sameLabel(labelOf(row), from))
+          throw new AtelierError('CONFLICT', `The label of ${subject.slice(8)} changed since this was asked (now ${formatLabel(labelOf(row))}); ask again.`);
+        await writeLabel(
+          tx,
+          dataset!.id,
+          request.column,
+          { level: request.toLevel as Label['level'], categories: request.toCategories },
+          identity,
+          `declassified: ${request.reason}`,
+        );
+      }
+      await audit(tx, {
+        identity,
+        action: 'declassification.decide',
+        decision: 'allow',
+        subject,
+        rule: 'decided by someone other than its author',
+        details: { id: request.id, approved: input.approve },
+      });
+      return decided!;
+    }),
+  );
+}
