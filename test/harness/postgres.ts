@@ -14,7 +14,12 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-const BIN_DIR = process.env.PG_BIN_DIR ?? '/usr/local/bin';
+/**
+ * Where the PostgreSQL 15 server binaries are: PG_BIN_DIR when set, else the first of /usr/local/bin (a source or
+ * image install) and Debian's /usr/lib/postgresql/15/bin (the `postgresql-15` package, which .ci/run installs) that
+ * holds initdb.
+ */
+const BIN_DIR = process.env.PG_BIN_DIR ?? (['/usr/local/bin', '/usr/lib/postgresql/15/bin'].find((dir) => existsSync(join(dir, 'initdb'))) || '/usr/local/bin');
 const START_TRIES = 3;
 
 export async function startPostgres(): Promise<PostgresServer> {
