@@ -27,6 +27,7 @@ import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { createHttpService } from './http/server';
+import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
@@ -128,6 +129,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ),
     ...(config.embeddedExecutor ? [embeddedExecutorHost(config, bus, store, options.executors, log)] : []),
     http,
+    urlFileService(config.dataDir, () => http.url()),
   ]);
 
   let stopping: Promise<void> | undefined;

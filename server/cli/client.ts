@@ -129,7 +129,12 @@ function fromGraphQLErrors(errors: GraphQLErrorShape[], status: number): ApiErro
 function unreachable(base: string, error: unknown): ApiError {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (error as Error).message;
-  return new ApiError(`cannot reach Atelier at ${base}: is \`npm start\` running? (${why})`, 'UNREACHABLE');
+  return new ApiError(
+    `cannot reach Atelier at ${base} (${why})`,
+    'UNREACHABLE',
+    [],
+    'start it with `npm start`, or point the CLI at the running one with ATELIER_URL=http://HOST:PORT or --url',
+  );
 }
 
 function subscriptionError(base: string, error: unknown, connected: boolean): ApiError {

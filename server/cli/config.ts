@@ -1,8 +1,9 @@
 // What the CLI reads from the environment, in one place: each variable's name and default is written here once
 // (the defaults shared with the control plane come from server/config/defaults.ts). Imports nothing heavy, as
 // every command loads it.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT } from '../config/defaults';
+import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, SERVER_URL_FILE } from '../config/defaults';
 
 /** The environment variables the CLI reads (commander reads the first two itself, as option fallbacks). */
 export const CLI_ENV = {
@@ -18,6 +19,10 @@ export const CLI_ENV = {
 export const DEFAULT_URL = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
 export interface CliConfig {
+  /** The control plane to talk to: ATELIER_URL, else the URL a control plane running on this machine wrote to its data dir, else the default. */
+  url: string;
+  /** Where `url` came from, for messages. */
+  urlSource: 'ATELIER_URL' | 'data dir' | 'default';
   /** An API token from the environment (trimmed), if any. */
   token?: string;
   /** The control plane's data dir on this machine (absolute). */
@@ -34,7 +39,10 @@ export interface CliConfig {
 
 export function readCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   const dataDir = path.resolve(env[CLI_ENV.dataDir] || DEFAULT_DATA_DIR);
+  const written = readRunningUrl(dataDir);
   return {
+    url: env[CLI_ENV.url] || written || DEFAULT_URL,
+    urlSource: env[CLI_ENV.url] ? 'ATELIER_URL' : written ? 'data dir' : 'default',
     token: env[CLI_ENV.token] ? env[CLI_ENV.token]!.trim() : undefined,
     dataDir,
     adminTokenFile: path.join(dataDir, ADMIN_TOKEN_FILE),
@@ -42,4 +50,14 @@ export function readCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     debug: Boolean(env[CLI_ENV.debug]),
     ci: Boolean(env[CLI_ENV.ci]),
   };
+}
+
+/** The URL a control plane running with this data dir wrote (see server/http/url-file.ts), if any. */
+function readRunningUrl(dataDir: string): string | undefined {
+  try {
+    const url = readFileSync(path.join(dataDir, SERVER_URL_FILE), 'utf8').trim();
+    return /^https?:\/\/\S+$/.test(url) ? url : undefined;
+  } catch {
+    return undefined;
+  }
 }

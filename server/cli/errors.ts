@@ -29,6 +29,7 @@ export function reportError(error: unknown): number {
   const details = (error as { details?: ErrorDetail[] }).details;
   if (error instanceof ApiError && (error.code === 'UNREACHABLE' || error.code === 'DISCONNECTED')) {
     say(`error: ${error.message}`);
+    if (error.hint) say(`  hint: ${error.hint}`);
   } else if (error instanceof ApiError || (error instanceof Error && typeof code === 'string' && /^[A-Z_]+$/.test(code))) {
     // ApiError from the server, or an AtelierError from a check run locally (the manifest before a push).
     say(`error [${code}]: ${(error as Error).message}`);

@@ -68,7 +68,11 @@ export function buildProgram(): Command {
   const program = new Command('atelier')
     .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
     .version(version)
-    .addOption(new Option('--url <url>', 'control plane URL').env(CLI_ENV.url).default(DEFAULT_URL))
+    .addOption(
+      new Option('--url <url>', `control plane URL (default: the one \`npm start\` on this machine wrote to its data dir, else ${DEFAULT_URL})`)
+        .env(CLI_ENV.url)
+        .default(readCliConfig().url),
+    )
     .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token))
     .showHelpAfterError('(add --help for usage)');
 

@@ -15,5 +15,7 @@ export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly
   level: 'CONFIDENTIAL',
   deniedCategories: ['PII'],
 };
+/** The file under the data dir where a running control plane writes its URL, for the CLI on the same machine. */
+export const SERVER_URL_FILE = 'url';
 /** The admin token's file name under the data dir: the control plane writes it, the CLI on the same machine reads it. */
 export const ADMIN_TOKEN_FILE = 'admin-token';

@@ -118,10 +118,11 @@ describe('atelier CLI with the iris example', () => {
     expect(r.stderr).toMatch(/set ATELIER_TOKEN/);
   });
 
-  it('says when the control plane cannot be reached', async () => {
+  it('says when the control plane cannot be reached, naming ATELIER_URL and --url', async () => {
     const r = await cli(['workflow', 'list'], { ATELIER_URL: 'http://127.0.0.1:9' });
     expect(r.code, show(r)).not.toBe(0);
-    expect(r.stderr).toMatch(/cannot reach Atelier at http:\/\/127\.0\.0\.1:9: is `npm start` running\?/);
+    expect(r.stderr).toMatch(/cannot reach Atelier at http:\/\/127\.0\.0\.1:9 /);
+    expect(r.stderr).toMatch(/hint: start it with `npm start`, or point the CLI at the running one with ATELIER_URL=http:\/\/HOST:PORT or --url/);
   });
 
   it('runs an example module standalone, warning that progress is not reported', async () => {
