@@ -69,9 +69,9 @@ export function buildProgram(): Command {
     .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
     .version(version)
     .addOption(
-      new Option('--url <url>', `control plane URL (default: the one \`npm start\` on this machine wrote to its data dir, else ${DEFAULT_URL})`)
+      new Option('--url <url>', 'control plane URL')
         .env(CLI_ENV.url)
-        .default(readCliConfig().url),
+        .default(readCliConfig().url, `the URL \`npm start\` on this machine wrote to its data dir, else ${DEFAULT_URL}`),
     )
     .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token))
     .showHelpAfterError('(add --help for usage)');
