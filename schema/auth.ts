@@ -9,7 +9,7 @@ import { permittedFieldsOf } from '@casl/ability/extra';
 import SchemaBuilder, { BasePlugin, type PothosOutputFieldConfig, type SchemaTypes } from '@pothos/core';
 import { GraphQLError, type GraphQLResolveInfo } from 'graphql';
 import { audit } from '../server/audit/audit';
-import { allFields, dataFields, type FieldSubject } from '../server/auth/fields';
+import { allFields, dataFields, type FieldSubject, ownFields } from '../server/auth/fields';
 import type { Context } from './context';
 
 interface Guard {
@@ -123,7 +123,9 @@ export function unauthorized(info: GraphQLResolveInfo, typeLevel: boolean): Grap
     ? `You may not read this ${type}.`
     : g && (dataFields(g.subject) as string[]).includes(field)
       ? `${type}.${field} holds run data of a domain none of your teams is granted; an admin grants one with \`npx atelier team grant TEAM DOMAIN\`.`
-      : `You may not read ${type}.${field}.`;
+      : g && ownFields(g.subject).includes(field)
+        ? `${type}.${field} is readable only by the identity that created this ${type} (and admins).`
+        : `You may not read ${type}.${field}.`;
   // No HTTP status: a refused field leaves the rest of the response intact.
   return new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
 }

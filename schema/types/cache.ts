@@ -1,21 +1,26 @@
 // The task cache: a task's hit (Task.cacheHit), why a task missed (cacheExplain), which tasks of a workflow would
 // hit before launching it (cachePreview), the savings (cacheStats), and explicit invalidation.
 import { assertCan } from '../../server/auth/ability';
+import { cacheReaderFor } from '../../server/cache/access';
 import { explainTask } from '../../server/cache/explain';
+import { invalidateCache } from '../../server/cache/invalidate';
 import type { KeyDifference } from '../../server/cache/key';
 import { type PreviewTask, previewRun } from '../../server/cache/preview';
 import { type CacheStatsRow, cacheStats } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
 import type { Task } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
-import { moduleVersionIdOf } from '../../server/modules/queries';
 import { taskById } from '../../server/runs/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
+import type { Context } from '../context';
 import { isUuid } from '../ids';
 import { CacheGroupingEnum, DomainEnum } from './enums';
 import { RunRef } from './runs';
 import { TaskRef, taskInstance } from './tasks';
+
+/** What the caller may see of the cache: every read path below answers with this only. */
+const readerOf = (ctx: Context) => cacheReaderFor(ctx.ability, ctx.identity, ctx.grants, ctx.services.mayReuse);
 
 const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
   authScopes: guard('CacheHit', 'Task', taskInstance),
@@ -33,7 +38,11 @@ const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
 });
 
 builder.objectFields(TaskRef, (t) => ({
-  cacheKey: t.exposeString('cacheKey', { nullable: true, description: 'The task’s cache key once it was looked up; null for tasks that are not cached.' }),
+  cacheKey: t.exposeString('cacheKey', {
+    nullable: true,
+    description:
+      'The task’s cache key once it was looked up; null for tasks that are not cached. Run data (a hash of its parameters): null, with a FORBIDDEN error, unless your teams are granted the run’s domain.',
+  }),
   cacheHit: t.field({ type: CacheHitRef, nullable: true, resolve: (task) => (task.cacheSourceTaskId ? task : null) }),
 }));
 
@@ -102,17 +111,18 @@ const CacheStatsRef = builder.objectRef<CacheStatsRow>('CacheStats').implement({
 builder.queryFields((t) => ({
   cacheExplain: t.field({
     type: ExplanationRef,
-    description: 'Why a task hit or missed the cache: for a miss, which key components differ from the nearest earlier entry.',
+    description:
+      'Why a task hit or missed the cache: for a miss, which key components differ from the nearest earlier entry you may read. A task whose run data you may not read is not found.',
     args: { taskId: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Task', 'explain cache lookups');
       if (!isUuid(String(args.taskId))) throw badInput(`"${args.taskId}" is not a task id (a UUID).`);
-      return explainTask(ctx.services.db, String(args.taskId));
+      return explainTask(ctx.services.db, String(args.taskId), readerOf(ctx));
     },
   }),
   cachePreview: t.field({
     type: [PreviewTaskRef],
-    description: 'Which tasks of a workflow would be served from cache if it started now with these parameters; nothing is started.',
+    description: 'Which tasks of a workflow would be served from cache (by results you may read) if it started now with these parameters; nothing is started.',
     args: {
       workflow: t.arg.string({ required: true }),
       version: t.arg.int(),
@@ -133,37 +143,27 @@ builder.queryFields((t) => ({
           domain: args.domain ?? undefined,
           cacheNamespace: args.cacheNamespace ?? undefined,
         },
-        ctx.identity,
-        ctx.grants,
+        readerOf(ctx),
       );
     },
   }),
   cacheStats: t.field({
     type: [CacheStatsRef],
-    description: 'Hits, misses, hit rate and hours saved since a time, by team, workflow or module.',
+    description: 'Hits, misses, hit rate and hours saved since a time, by team, workflow or module, over the runs of domains whose data you may read.',
     args: { since: t.arg({ type: 'DateTime', required: true }), groupBy: t.arg({ type: CacheGroupingEnum, defaultValue: 'module' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Run', 'read cache statistics');
-      return cacheStats(ctx.services.db, args.since, args.groupBy ?? 'module');
+      return cacheStats(ctx.services.db, args.since, args.groupBy ?? 'module', readerOf(ctx).domains);
     },
   }),
 }));
 
 builder.mutationFields((t) => ({
   invalidateCache: t.int({
-    description: 'Drops cache entries: every entry of a module (`ns/name`), of one of its versions (`ns/name@version`), or one entry by key. Returns how many.',
+    description:
+      'Drops cache entries: every entry of a module (`ns/name`), of one of its versions (`ns/name@version`), or one entry by key. Returns how many. Only the module namespace’s team and admins; by key, only entries you may read.',
     args: { module: t.arg.string(), key: t.arg.string() },
-    resolve: async (_root, args, ctx) => {
-      assertCan(ctx.ability, 'publish', 'Module', 'invalidate cache entries');
-      if (!args.module === !args.key) throw badInput('Pass exactly one of module (ns/name or ns/name@version) and key.');
-      if (args.key) return ctx.services.cache.invalidate(ctx.services.db, { key: args.key });
-      const m = /^([^/@\s]+)\/([^/@\s]+)(?:@(\S+))?$/.exec(args.module!);
-      if (!m) throw badInput(`"${args.module}" is not a module reference; use ns/name or ns/name@version.`);
-      const [, namespace, name, version] = m as unknown as [string, string, string, string | undefined];
-      if (!version) return ctx.services.cache.invalidate(ctx.services.db, { module: `${namespace}/${name}` });
-      const moduleVersionId = await moduleVersionIdOf(ctx.services.db, namespace, name, version);
-      if (!moduleVersionId) throw badInput(`${namespace}/${name} has no version ${version}.`);
-      return ctx.services.cache.invalidate(ctx.services.db, { moduleVersionId });
-    },
+    resolve: (_root, args, ctx) =>
+      invalidateCache(ctx.services.db, ctx.services.cache, ctx.ability, readerOf(ctx), { module: args.module ?? undefined, key: args.key ?? undefined }),
   }),
 }));

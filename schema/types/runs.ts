@@ -58,7 +58,10 @@ RunRef.implement({
       description: 'The run this one was cloned or rerun from.',
       resolve: (r) => r.sourceRunId,
     }),
-    idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+    idempotencyKey: t.exposeString('idempotencyKey', {
+      nullable: true,
+      description: 'The key the run was started with; null (with a FORBIDDEN error) unless you started the run.',
+    }),
     parentRunId: t.exposeID('parentRunId', { nullable: true, description: 'For a nested workflow’s run: the run whose workflow node started it.' }),
     childRuns: t.loadableGroup({
       type: RunRef,

@@ -7,7 +7,7 @@ import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbili
 import type { Identity } from '../db/tables/identities';
 import { badInput, forbidden } from '../errors';
 import type { Domain } from '../vocabulary';
-import { allFields, dataFields, type FieldSubject, fieldSubjects, metaFields } from './fields';
+import { allFields, dataFields, type FieldSubject, fieldSubjects, metaFields, ownFields } from './fields';
 
 /** `administer`: what only admins do (identities, grants, the audit log, overriding ownership). */
 export const actions = ['read', 'create', 'update', 'start', 'cancel', 'publish', 'administer'] as const;
@@ -78,6 +78,7 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
   const readWithin = (s: FieldSubject, within: Domain[]) => {
     allow('read', s, undefined, metaFields(s));
     if (dataFields(s).length) allow('read', s, { domain: { $in: within } }, dataFields(s));
+    if (ownFields(s).length) allow('read', s, { createdBy: identity.id }, ownFields(s));
   };
   switch (identity.role) {
     case 'admin':

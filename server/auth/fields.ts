@@ -2,7 +2,8 @@
 // that is in no list is in no rule, so nobody may read it (a schema test fails when a GraphQL field is missing
 // here). `data` fields carry what a run read or produced (parameters, outputs, logs, metrics, messages): they
 // are readable only in the domains the caller's teams are granted. `meta` fields say that something exists
-// and how it went, and are readable by every role that reads the subject.
+// and how it went, and are readable by every role that reads the subject. `own` fields are the creator's own
+// (a run's idempotency key): readable by the identity that created the object (and admins) only.
 
 export const subjectFields = {
   Run: {
@@ -16,7 +17,6 @@ export const subjectFields = {
       'message',
       'sourceRunId',
       'sourceRun',
-      'idempotencyKey',
       'parentRunId',
       'childRuns',
       'createdAt',
@@ -28,6 +28,7 @@ export const subjectFields = {
       'tasks',
     ],
     data: ['parameters', 'events'],
+    own: ['idempotencyKey'],
   },
   Task: {
     meta: [
@@ -63,13 +64,13 @@ export const subjectFields = {
       'hotCluster',
       'waitingReason',
       'cacheHit',
-      'cacheKey',
       // a cache hit (CacheHit is a task seen as a hit)
       'sourceTask',
       'sourceRun',
       'savedMs',
     ],
-    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs'],
+    // cacheKey: a hash of the task's parameters and inputs, so a guess's key (from cachePreview) would confirm it.
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
   },
   Workflow: {
     meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'latestVersion', 'versions', 'schedules', 'version', 'digest', 'spec', 'workflow'],
@@ -158,11 +159,12 @@ export const subjectFields = {
     data: [],
   },
   CacheEntry: { meta: ['key', 'module', 'scope', 'sourceTaskId', 'sourceRunId', 'durationMs', 'hits', 'createdAt', 'lastUsedAt'], data: [] },
-} as const satisfies Record<string, { meta: readonly string[]; data: readonly string[] }>;
+} as const satisfies Record<string, { meta: readonly string[]; data: readonly string[]; own?: readonly string[] }>;
 
 export type FieldSubject = keyof typeof subjectFields;
 export const fieldSubjects = Object.keys(subjectFields) as FieldSubject[];
 
 export const metaFields = (s: FieldSubject): string[] => [...subjectFields[s].meta];
 export const dataFields = (s: FieldSubject): string[] => [...subjectFields[s].data];
-export const allFields = (s: FieldSubject): string[] => [...subjectFields[s].meta, ...subjectFields[s].data];
+export const ownFields = (s: FieldSubject): string[] => [...((subjectFields[s] as { own?: readonly string[] }).own ?? [])];
+export const allFields = (s: FieldSubject): string[] => [...subjectFields[s].meta, ...subjectFields[s].data, ...ownFields(s)];

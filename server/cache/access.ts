@@ -1,10 +1,13 @@
-// Who may reuse a cached result: a run reuses only results its starter may read, asked of the starter's CASL
-// ability (with their teams' grants) with the source task's outputs as the subject: reusing a result is reading
-// its outputs, which are run data of the source run's domain.
+// Who may see a cached result. A run reuses only results its starter may read, asked of the starter's CASL ability
+// (with their teams' grants) with the source task's outputs as the subject: reusing a result is reading its outputs,
+// which are run data of the source run's domain. The cache's read paths (previews, explanations, statistics) answer
+// a request with what its caller may read: the request's own ability (its token's scopes included) and the same
+// reuse rule. What a caller may not read is absent, never named: "exists but unreadable" looks like "does not exist".
 import { subject } from '@casl/ability';
 import { type AppAbility, defineAbilityFor, type Grants } from '../auth/ability';
 import type { Identity } from '../db/tables/identities';
 import type { Run } from '../db/tables/runs';
+import { type Domain, domains } from '../vocabulary';
 
 // One ability per lookup (its grants object), however many entries it decides.
 const abilities = new WeakMap<Grants, { identity: Identity; ability: AppAbility }>();
@@ -17,5 +20,30 @@ export function readableBy(identity: Identity | null, source: Run, grants?: Gran
     known = { identity, ability: defineAbilityFor(identity, grants) };
     if (grants) abilities.set(grants, known);
   }
-  return known.ability.can('read', subject('Task', { domain: source.domain }), 'outputs');
+  return mayReadOutputsIn(known.ability, source.domain);
 }
+
+const mayReadOutputsIn = (ability: AppAbility, domain: Domain) => ability.can('read', subject('Task', { domain }), 'outputs');
+
+/** The rule that decides whether a run may reuse a result (`readableBy`, or a stand-in in tests). */
+export type MayReuse = (identity: Identity | null, source: Run, grants?: Grants) => boolean;
+
+/** What one caller may see of the cache. */
+export interface CacheReader {
+  identity: Identity | null;
+  /** Domains whose task outputs (and so cached results) the caller may read; every query narrows to these first. */
+  domains: Domain[];
+  /** Whether the caller may see the cached results, tasks and ids of this run. */
+  mayRead(run: Run): boolean;
+}
+
+export function cacheReaderFor(ability: AppAbility, identity: Identity | null, grants: Grants | undefined, mayReuse: MayReuse): CacheReader {
+  const readable = domains.filter((d) => mayReadOutputsIn(ability, d));
+  return {
+    identity,
+    domains: readable,
+    mayRead: (run) => readable.includes(run.domain) && mayReuse(identity, run, grants),
+  };
+}
+
+export const readRule = 'the cache answers with results of runs whose outputs you may read';

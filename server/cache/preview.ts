@@ -1,17 +1,19 @@
 // Which tasks of a workflow would be served from cache if it started now with these parameters: the run is planned
 // (nothing is written) and walked in dependency order, each module task's key computed from its upstreams' cached
-// outputs; a task downstream of one that executes cannot be known before then, so it is a miss.
+// outputs; a task downstream of one that executes cannot be known before then, so it is a miss. Only entries the
+// caller may read can hit: any other answers exactly as a key with no entry does (a preview is no oracle for guessing
+// another domain's parameters), and withholding one is audited.
 
 import { and, eq, inArray } from 'drizzle-orm';
-import type { Grants } from '../auth/ability';
+import { audit } from '../audit/audit';
 import type { Db } from '../db/client';
-import type { Identity } from '../db/tables/identities';
-import { type Run, runs } from '../db/tables/runs';
+import { runs } from '../db/tables/runs';
 import { workflows, workflowVersions } from '../db/tables/workflows';
 import { notFound } from '../errors';
 import type { Domain } from '../vocabulary';
 import { type PlanDefaults, planRun } from '../workflows/plan';
 import { resolveRunParameters, substituteOutputs } from '../workflows/spec';
+import { type CacheReader, readRule } from './access';
 import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
 import type { TaskCache } from './store';
 
@@ -38,15 +40,12 @@ export interface PreviewServices {
   db: Db;
   cache: TaskCache;
   planDefaults: PlanDefaults;
-  mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
 }
 
-export async function previewRun(
-  { db, cache, planDefaults, mayReuse }: PreviewServices,
-  input: PreviewInput,
-  identity: Identity | null,
-  grants?: Grants,
-): Promise<PreviewTask[]> {
+/** What a node without a usable entry says, whether there is none or the caller may not read it. */
+export const NO_ENTRY = 'no usable entry of its key';
+
+export async function previewRun({ db, cache, planDefaults }: PreviewServices, input: PreviewInput, reader: CacheReader): Promise<PreviewTask[]> {
   const [workflow] = await db.select().from(workflows).where(eq(workflows.name, input.workflow));
   if (!workflow) throw notFound(`No workflow "${input.workflow}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = input.version ?? workflow.latestVersion;
@@ -56,7 +55,8 @@ export async function previewRun(
     .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
   if (!version) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   const parameters = resolveRunParameters(version.spec, input.parameters);
-  return db.transaction(async (tx) => {
+  let withheld = 0;
+  const preview = await db.transaction(async (tx) => {
     const planned = await planRun(tx, version.spec, parameters, planDefaults);
     const byNode = new Map(planned.map((p) => [p.node, p]));
     const outputs = new Map<string, Record<string, unknown>>();
@@ -99,9 +99,11 @@ export async function previewRun(
               .from(runs)
               .where(inArray(runs.id, [entry.sourceRunId]))
           : [];
-        if (!entry || !source) decided = miss('no usable entry of its key', key);
-        else if (!mayReuse(identity, source, grants)) decided = miss('the cached result belongs to a run you may not read', key);
-        else {
+        if (!entry || !source) decided = miss(NO_ENTRY, key);
+        else if (!reader.mayRead(source)) {
+          withheld++;
+          decided = miss(NO_ENTRY, key);
+        } else {
           outputs.set(node, entry.outputs);
           decided = {
             node,
@@ -120,4 +122,15 @@ export async function previewRun(
     for (const p of planned) await visit(p.node);
     return planned.map((p) => result.get(p.node)!);
   });
+  if (withheld) {
+    await audit(db, {
+      identity: reader.identity,
+      action: 'cache.preview',
+      decision: 'deny',
+      subject: `workflow:${workflow.name}`,
+      rule: readRule,
+      details: { withheld },
+    });
+  }
+  return preview;
 }

@@ -1,8 +1,10 @@
 // Cache savings over a period, from the tasks themselves: every looked-up task that ended is a hit (completed from
 // cache, saving its source's execution time) or a miss (it executed). Teams do not exist yet; a module's namespace
-// is owned by one team, so "team" groups by namespace.
+// is owned by one team, so "team" groups by namespace. Counts are derived from runs, so they count only runs of the
+// domains whose outputs the caller may read: another domain's workflows and their activity do not show.
 import { sql } from 'drizzle-orm';
 import { type Db, queryRows } from '../db/client';
+import type { Domain } from '../vocabulary';
 
 export const cacheGroupings = ['team', 'workflow', 'module'] as const;
 export type CacheGrouping = (typeof cacheGroupings)[number];
@@ -21,7 +23,8 @@ const groupExpr = {
   workflow: sql`w.name`,
 } as const;
 
-export async function cacheStats(db: Db, since: Date, groupBy: CacheGrouping): Promise<CacheStatsRow[]> {
+export async function cacheStats(db: Db, since: Date, groupBy: CacheGrouping, readable: Domain[]): Promise<CacheStatsRow[]> {
+  if (!readable.length) return [];
   const rows = await queryRows<{ group: string; hits: number; misses: number; saved_ms: string | number | null }>(
     db,
     sql`select ${groupExpr[groupBy]} as "group",
@@ -35,6 +38,10 @@ export async function cacheStats(db: Db, since: Date, groupBy: CacheGrouping): P
         join workflows w on w.id = r.workflow_id
         where t.cache_key is not null and t.finished_at >= ${since.toISOString()}::timestamptz
           and t.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT')
+          and r.domain in (${sql.join(
+            readable.map((d) => sql`${d}`),
+            sql`, `,
+          )})
         group by 1 order by 1`,
   );
   return rows.map((r) => ({

@@ -15,6 +15,7 @@ import { planRun } from '../workflows/plan';
 import { resolveRunParameters } from '../workflows/spec';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
+import { findRunByKey } from './idempotency';
 import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
@@ -25,8 +26,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
   checkIdempotencyKey(input.idempotencyKey);
   const existing = async () => {
     if (!input.idempotencyKey) return undefined;
-    const [run] = await ctx.db.select().from(runs).where(eq(runs.idempotencyKey, input.idempotencyKey));
-    return run;
+    return findRunByKey(ctx.db, identity?.id ?? null, input.idempotencyKey);
   };
   const earlier = await existing();
   if (earlier) return sameWorkflow(ctx, earlier, input);

@@ -13,6 +13,7 @@ import { runs } from '../db/tables/runs';
 import { type NewScheduleFire, type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
+import { findRunByKey } from '../orchestrator/idempotency';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import type { FireOutcome, RunStatus } from '../vocabulary';
 import { dueFireTimes, nextFireTime } from './cron';
@@ -169,7 +170,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     let runId: string | null = null;
     let message: string | null = null;
     // Started before a crash (or by another leader) but not recorded yet: the same run, not a second one.
-    const [earlier] = await db.select({ id: runs.id }).from(runs).where(eq(runs.idempotencyKey, key));
+    // The control plane's own key (no identity): a member's run started with the same key is not this fire's run.
+    const earlier = await findRunByKey(db, null, key);
     const active = earlier ? [] : await activeRuns(schedule.id);
     if (earlier) {
       outcome = 'STARTED';

@@ -24,7 +24,7 @@ export const runs = pgTable(
     /** For a nested workflow's run: the run and task (a `workflow` node) that started it. */
     parentRunId: uuid('parent_run_id'),
     parentTaskId: uuid('parent_task_id'),
-    /** A caller's key: starting a run again with the same key returns this run instead of a second one. */
+    /** A caller's key: the same identity starting a run again with the same key gets this run instead of a second one. */
     idempotencyKey: text('idempotency_key'),
     /** False while the workflow's `maxActiveRuns` holds the run back; its tasks wait until it is admitted. */
     admitted: boolean('admitted').notNull().default(true),
@@ -47,7 +47,8 @@ export const runs = pgTable(
     index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc()),
     index('runs_parent_idx').on(t.parentRunId),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
-    uniqueIndex('runs_idempotency_key').on(t.idempotencyKey),
+    // A key is its identity's own; the control plane's runs (no identity) share one scope of their own.
+    uniqueIndex('runs_idempotency_key').on(sql`coalesce(${t.createdBy}, '00000000-0000-0000-0000-000000000000'::uuid)`, t.idempotencyKey),
   ],
 );
 

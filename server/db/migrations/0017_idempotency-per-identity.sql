@@ -1,0 +1,2 @@
+DROP INDEX "runs_idempotency_key";--> statement-breakpoint
+CREATE UNIQUE INDEX "runs_idempotency_key" ON "runs" USING btree (coalesce("created_by", '00000000-0000-0000-0000-000000000000'::uuid),"idempotency_key");
