@@ -135,7 +135,7 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
         const manifest = parseManifest((await readArchiveFile(archive, MANIFEST_FILE))!);
         built.push({ dir, archive, namespace: manifest.namespace });
       } catch (error) {
-        problems.push({ path: file, message: (error as Error).message });
+        problems.push({ path: file, message: (error as Error).message.replaceAll(`${checkout}/`, '').replaceAll(scratch, '<scratch>') });
       }
     }
     if (problems.length)

@@ -12,6 +12,7 @@ import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
 import { parseManifest } from './manifest';
+import { storedSource } from './source';
 import { checkTag, moveTags } from './tags';
 
 export interface PublishInput {
@@ -102,7 +103,7 @@ export async function publishModuleVersion(
         digest,
         sizeBytes: input.archive!.byteLength,
         manifest,
-        source: input.source ?? {},
+        source: storedSource(input.source),
         publishedBy: identity?.id ?? null,
         testResult: input.testResult ?? null,
       })

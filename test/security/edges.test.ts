@@ -312,6 +312,7 @@ describe('leak 9: /artifacts applies the token’s scopes and never names server
       .createServiceAccount.token as string;
 
   it('a read:Run-only token cannot download a module archive, and the answer equals "no such object" (the example)', async () => {
+    await t.publishFixture('echo');
     const [row] = await t.app.database.db.select().from(moduleVersions).limit(1);
     const runOnly = await token('runs-only', ['read:Run']);
     const forbidden = await get(row!.digest, runOnly);
@@ -348,7 +349,7 @@ describe('leak 9: /artifacts applies the token’s scopes and never names server
 
 describe('leak 10: a hot cluster belongs to its creator’s team', () => {
   const create = (api: ApiClient, name: string, team?: string) =>
-    api.raw(`mutation ($n: String!, $t: String) { createHotCluster(name: $n, executor: "noop", pool: $n, team: $t) { name team state } }`, {
+    api.raw(`mutation ($n: String!, $t: String) { createHotCluster(name: $n, executor: "noop", pool: $n, team: $t) { name team { name } state } }`, {
       n: name,
       t: team ?? null,
     });
@@ -359,7 +360,7 @@ describe('leak 10: a hot cluster belongs to its creator’s team', () => {
   it('a member of another team cannot end it (the example): FORBIDDEN, audited, still live', async () => {
     const c = await create(alice, 'crm-warm');
     expect(c.errors, JSON.stringify(c.errors)).toBeUndefined();
-    expect(c.data.createHotCluster).toMatchObject({ name: 'crm-warm', team: 'crm' });
+    expect(c.data.createHotCluster).toMatchObject({ name: 'crm-warm', team: { name: 'crm' } });
     const r = await end(bob, 'crm-warm');
     expect(r.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect(r.errors?.[0]?.message).toMatch(/team "crm"/);
@@ -383,7 +384,7 @@ describe('leak 10: a hot cluster belongs to its creator’s team', () => {
     expect(ambiguous.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(ambiguous.errors?.[0]?.message).toMatch(/crm, fin/);
     expect((await create(alice, 'sneaky', 'fin')).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
-    expect((await create(multi, 'multi-warm', 'fin')).data.createHotCluster.team).toBe('fin');
+    expect((await create(multi, 'multi-warm', 'fin')).data.createHotCluster.team).toEqual({ name: 'fin' });
     expect((await end(alice, 'multi-warm')).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     expect((await end(bob, 'multi-warm')).errors).toBeUndefined();
     // an unknown name is NOT_FOUND for anyone
