@@ -12,6 +12,7 @@ import { NodeRef } from '../node';
 import { HotClusterStateEnum, PoolHealthEnum } from './enums';
 import { IdentityRef } from './identity';
 import { TaskRef } from './tasks';
+import { TeamRef } from './teams';
 
 /** Every recently seen executor host, read once per request (there are few, and each task's waitingReason needs them). */
 const hostsOf = sharedLoader<'all', ExecutorHostRow[]>(async (keys, ctx) => {
@@ -77,6 +78,12 @@ const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
     idleTimeoutMs: t.exposeFloat('idleTimeoutMs', { description: 'Ended after this long without a task.' }),
     lastUsedAt: t.expose('lastUsedAt', { type: 'DateTime', nullable: true }),
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (c) => c.createdBy }),
+    team: t.field({
+      type: TeamRef,
+      nullable: true,
+      description: 'The team that owns it: its members (and admins) end it. None: only its creator (and admins) may.',
+      resolve: (c) => c.teamId,
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     endedAt: t.expose('endedAt', { type: 'DateTime', nullable: true }),
   }),
@@ -133,6 +140,7 @@ builder.mutationFields((t) => ({
       pool: t.arg.string({ description: 'Default: the executor’s name.' }),
       spec: t.arg({ type: 'JSON', description: 'Executor-specific settings, e.g. { "workers": 4 } for local.' }),
       idleTimeoutSeconds: t.arg.int({ defaultValue: 1800 }),
+      team: t.arg.string({ description: 'The team that owns it (one of yours). Default: your only team; none when you are in no team.' }),
     },
     resolve: (_r, args, ctx) => {
       assertCan(ctx.ability, 'create', 'HotCluster', 'create hot clusters');
@@ -145,17 +153,19 @@ builder.mutationFields((t) => ({
           pool: args.pool ?? undefined,
           spec: spec as Record<string, unknown>,
           idleTimeoutMs: (args.idleTimeoutSeconds ?? 1800) * 1000,
+          team: args.team ?? undefined,
         },
-        ctx.identity,
+        { identity: ctx.identity, ability: ctx.ability },
       );
     },
   }),
   endHotCluster: t.field({
     type: HotClusterRef,
+    description: 'Ends a live hot cluster. Only members of its team (or its creator, when it has no team) and admins may.',
     args: { name: t.arg.string({ required: true }) },
     resolve: (_r, args, ctx) => {
       assertCan(ctx.ability, 'update', 'HotCluster', 'end hot clusters');
-      return ctx.services.hotClusters.end(args.name, `ended by ${ctx.identity.name}`);
+      return ctx.services.hotClusters.end(args.name, `ended by ${ctx.identity.name}`, { identity: ctx.identity, ability: ctx.ability });
     },
   }),
 }));

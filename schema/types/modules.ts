@@ -16,6 +16,7 @@ import {
   versionsOfModules,
 } from '../../server/modules/queries';
 import { parseModuleRef } from '../../server/modules/ref';
+import { storedSource } from '../../server/modules/source';
 import { deprecateModuleVersion, rollbackModuleTag, setModuleTag, type TagMove } from '../../server/modules/tags';
 import { ownersOfNamespaces } from '../../server/teams/queries';
 import type { ModuleTestResult } from '../../server/vocabulary';
@@ -157,7 +158,11 @@ ModuleVersionRef.implement({
     entrypoint: t.string({ resolve: (v) => v.manifest.entrypoint }),
     runtime: t.string({ resolve: (v) => v.manifest.runtime }),
     parameterSchema: t.field({ type: 'JSON', nullable: true, resolve: (v) => v.manifest.parameters ?? null }),
-    source: t.expose('source', { type: 'JSON' }),
+    source: t.field({
+      type: 'JSON',
+      description: 'Where it was built from (repository, commit, branch, dirty); a repository is shown without credentials.',
+      resolve: (v) => storedSource(v.source),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     module: t.field({ type: ModuleRef, resolve: (v) => v.moduleId }),
     ref: t.string({

@@ -1,5 +1,6 @@
 // The object store: immutable blobs addressed by their SHA-256 digest. Filesystem by default
 // (`$ATELIER_DATA_DIR/objects`); writes are atomic (temp file + rename) so a crash leaves no partial object.
+// Its errors name digests, never the server's paths: they reach callers.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
@@ -39,7 +40,7 @@ export function createFileObjectStore(root: string): ObjectStore {
     },
     async path(digest) {
       const file = locate(digest);
-      if (!(await exists(file))) throw new AtelierError('NOT_FOUND', `No object ${digest} in the store at ${root}`);
+      if (!(await exists(file))) throw new AtelierError('NOT_FOUND', `No object ${digest} in the store.`); // never the store's path: callers show this
       if (!verified.has(digest)) {
         const actual = await hashFile(file);
         if (actual !== digest) {

@@ -155,7 +155,7 @@ export const subjectFields = {
     data: [],
   },
   HotCluster: {
-    meta: ['id', 'name', 'executor', 'pool', 'spec', 'state', 'message', 'idleTimeoutMs', 'lastUsedAt', 'createdBy', 'createdAt', 'endedAt'],
+    meta: ['id', 'name', 'executor', 'pool', 'spec', 'state', 'message', 'idleTimeoutMs', 'lastUsedAt', 'createdBy', 'team', 'createdAt', 'endedAt'],
     data: [],
   },
   CacheEntry: { meta: ['key', 'module', 'scope', 'sourceTaskId', 'sourceRunId', 'durationMs', 'hits', 'createdAt', 'lastUsedAt'], data: [] },

@@ -13,12 +13,13 @@ interface ClusterView {
   spec: Record<string, unknown>;
   idleTimeoutMs: number;
   lastUsedAt: string | null;
+  team: { name: string } | null;
 }
 
-const CLUSTER_FIELDS = 'name executor pool state message spec idleTimeoutMs lastUsedAt';
+const CLUSTER_FIELDS = 'name executor pool state message spec idleTimeoutMs lastUsedAt team { name }';
 
 const describeCluster = (c: ClusterView) =>
-  `${c.name}  ${c.state.padEnd(8)}  ${c.executor} on pool ${c.pool}  ${JSON.stringify(c.spec)}  idle timeout ${Math.round(c.idleTimeoutMs / 1000)} s${c.message ? `\n    ${c.message}` : ''}`;
+  `${c.name}  ${c.state.padEnd(8)}  ${c.executor} on pool ${c.pool}  ${JSON.stringify(c.spec)}  idle timeout ${Math.round(c.idleTimeoutMs / 1000)} s${c.team ? `  team ${c.team.name}` : ''}${c.message ? `\n    ${c.message}` : ''}`;
 
 /** `connect` makes the API client from the global options (--url, --token), known only when a sub-command runs. */
 export function clusterCommand(connect: (command: Command) => Client): Command {
@@ -33,20 +34,21 @@ export function clusterCommand(connect: (command: Command) => Client): Command {
     .option('--cluster-id <id>', 'databricks: the all-purpose cluster tasks are submitted to')
     .option('--replicas <n>', 'kubernetes-gpu: executor-host pods kept running', positiveInt)
     .option('--idle-timeout <seconds>', 'ended after this long without a task', positiveInt, 1800)
+    .option('--team <name>', 'the team that owns it, whose members may end it (default: your only team)')
     .action(
       async (
         name: string,
-        opts: { executor: string; pool?: string; workers?: number; clusterId?: string; replicas?: number; idleTimeout: number },
+        opts: { executor: string; pool?: string; workers?: number; clusterId?: string; replicas?: number; idleTimeout: number; team?: string },
         command: Command,
       ) => {
         const spec = Object.fromEntries(
           Object.entries({ workers: opts.workers, clusterId: opts.clusterId, replicas: opts.replicas }).filter(([, v]) => v !== undefined),
         );
         const { createHotCluster } = await connect(command).request<{ createHotCluster: ClusterView }>(
-          `mutation ($name: String!, $executor: String!, $pool: String, $spec: JSON, $idle: Int) {
-          createHotCluster(name: $name, executor: $executor, pool: $pool, spec: $spec, idleTimeoutSeconds: $idle) { ${CLUSTER_FIELDS} }
+          `mutation ($name: String!, $executor: String!, $pool: String, $spec: JSON, $idle: Int, $team: String) {
+          createHotCluster(name: $name, executor: $executor, pool: $pool, spec: $spec, idleTimeoutSeconds: $idle, team: $team) { ${CLUSTER_FIELDS} }
         }`,
-          { name, executor: opts.executor, pool: opts.pool ?? null, spec, idle: opts.idleTimeout },
+          { name, executor: opts.executor, pool: opts.pool ?? null, spec, idle: opts.idleTimeout, team: opts.team ?? null },
         );
         console.log(`created hot cluster ${describeCluster(createHotCluster)}\nrun tasks on it with \`hotCluster: ${name}\` in a workflow node`);
       },

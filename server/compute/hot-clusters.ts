@@ -1,14 +1,18 @@
 // Hot clusters and executor hosts as the control plane keeps them: host heartbeats recorded, hot clusters created
-// and ended (by users, or after their idle timeout), the hosts of a cluster's pool told to keep it warm until their
+// (owned by a team of their creator's, or by the creator alone) and ended (by their owners or admins, or after
+// their idle timeout), the hosts of a cluster's pool told to keep it warm until their
 // heartbeats agree, the leases tasks take on a cluster, and each attempt's provisioning and execution times.
 import { and, eq, inArray, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { Bus } from '../../plugins/bus/types';
 import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
+import { audit } from '../audit/audit';
+import { type AppAbility, isAdmin } from '../auth/ability';
 import { type Db, queryRows } from '../db/client';
 import { executorHosts, type HotCluster, hotClusterLeases, hotClusters } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { tasks } from '../db/tables/runs';
-import { badInput, notFound } from '../errors';
+import { teamMembers, teams } from '../db/tables/teams';
+import { badInput, forbidden, notFound } from '../errors';
 import { HOST_MEMORY_MS, isLive, knownHosts, recordHeartbeat } from './routing';
 
 export interface CreateHotClusterInput {
@@ -18,11 +22,21 @@ export interface CreateHotClusterInput {
   pool?: string;
   spec?: Record<string, unknown>;
   idleTimeoutMs?: number;
+  /** The owning team's name; default: the creator's only team (none: the creator alone owns it). */
+  team?: string;
+}
+
+/** Who asks: the identity and its request's ability (admins may end any cluster). */
+export interface Actor {
+  identity: Identity;
+  ability: AppAbility;
 }
 
 export interface HotClusterService {
-  create(input: CreateHotClusterInput, identity: Identity | null): Promise<HotCluster>;
-  end(name: string, reason: string): Promise<HotCluster>;
+  /** Without an actor (internal callers), the cluster has no owning team. */
+  create(input: CreateHotClusterInput, actor: Actor | null): Promise<HotCluster>;
+  /** Ends a live cluster; with an actor, only its team's members, its teamless creator and admins may (else FORBIDDEN, audited). */
+  end(name: string, reason: string, actor?: Actor): Promise<HotCluster>;
   list(options?: { includeEnded?: boolean }): Promise<HotCluster[]>;
   /** Records a host's heartbeat and tells it which clusters to start or end. */
   onHeartbeat(heartbeat: HostHeartbeat): Promise<void>;
@@ -54,19 +68,28 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
     spec: cluster.spec,
   });
 
-  async function end(name: string, reason: string): Promise<HotCluster> {
+  async function end(name: string, reason: string, actor?: Actor): Promise<HotCluster> {
+    const missing = () => notFound(`No live hot cluster named ${name}; \`npx atelier cluster list\` shows the live ones.`);
+    const [live] = await db
+      .select()
+      .from(hotClusters)
+      .where(and(eq(hotClusters.name, name), ne(hotClusters.state, 'ENDED')));
+    if (!live) throw missing();
+    if (actor) await assertMayManage(db, actor, live, 'end');
+    // By id: a cluster ended and recreated under the same name meanwhile is not the one that was checked.
     const [ended] = await db
       .update(hotClusters)
       .set({ state: 'ENDED', endedAt: now(), endReason: reason })
-      .where(and(eq(hotClusters.name, name), ne(hotClusters.state, 'ENDED')))
+      .where(and(eq(hotClusters.id, live.id), ne(hotClusters.state, 'ENDED')))
       .returning();
-    if (!ended) throw notFound(`No live hot cluster named ${name}; \`npx atelier cluster list\` shows the live ones.`);
+    if (!ended) throw missing();
     await bus.publishControl('hot-cluster', command(ended, 'end'));
     return ended;
   }
 
   return {
-    async create(input, identity) {
+    async create(input, actor) {
+      const identity = actor?.identity ?? null;
       if (!nameRe.test(input.name))
         throw badInput(
           `Hot cluster name "${input.name}" must be lowercase letters, digits and dashes (at most 64), starting and ending with a letter or digit.`,
@@ -93,9 +116,19 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
         throw badInput(
           `A hot cluster named ${input.name} is already live (executor ${existing.executor}, pool ${existing.pool}); end it first with \`npx atelier cluster end ${input.name}\`.`,
         );
+      const teamId = actor ? await owningTeam(db, actor, input) : null;
       const [cluster] = await db
         .insert(hotClusters)
-        .values({ name: input.name, executor: input.executor, pool, spec: input.spec ?? {}, idleTimeoutMs, createdBy: identity?.id ?? null, lastUsedAt: now() })
+        .values({
+          name: input.name,
+          executor: input.executor,
+          pool,
+          spec: input.spec ?? {},
+          idleTimeoutMs,
+          createdBy: identity?.id ?? null,
+          teamId,
+          lastUsedAt: now(),
+        })
         .returning();
       await bus.publishControl('hot-cluster', command(cluster!, 'start'));
       return cluster!;
@@ -197,6 +230,63 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       await db.delete(executorHosts).where(lt(executorHosts.lastSeenAt, new Date(at.getTime() - HOST_MEMORY_MS)));
     },
   };
+}
+
+/** The teams an identity writes in (member, maintainer or admin; a team's viewers own nothing of it). */
+async function teamsOf(db: Db, identityId: string): Promise<{ id: string; name: string }[]> {
+  return db
+    .select({ id: teams.id, name: teams.name })
+    .from(teamMembers)
+    .innerJoin(teams, eq(teams.id, teamMembers.teamId))
+    .where(and(eq(teamMembers.identityId, identityId), inArray(teamMembers.role, ['member', 'maintainer', 'admin'])))
+    .orderBy(teams.name);
+}
+
+/** The team a new cluster belongs to: the one named (the creator must be in it), else the creator's only team, else none. */
+async function owningTeam(db: Db, actor: Actor, input: CreateHotClusterInput): Promise<string | null> {
+  const mine = await teamsOf(db, actor.identity.id);
+  if (input.team !== undefined) {
+    const [team] = await db.select({ id: teams.id }).from(teams).where(eq(teams.name, input.team));
+    if (team && (mine.some((t) => t.id === team.id) || isAdmin(actor.ability))) return team.id;
+    await audit(db, {
+      identity: actor.identity,
+      action: 'hotCluster.create',
+      decision: 'deny',
+      subject: `hotCluster:${input.name}`,
+      rule: 'a hot cluster belongs to a team its creator is a member of',
+      details: { team: input.team },
+    });
+    throw forbidden(
+      `You are not a member of a team "${input.team}"; a hot cluster belongs to one of your teams (${mine.map((t) => t.name).join(', ') || 'none'}).`,
+    );
+  }
+  if (mine.length > 1)
+    throw badInput(`You are in teams ${mine.map((t) => t.name).join(', ')}: say which one owns the hot cluster (team: NAME, or --team NAME).`);
+  return mine[0]?.id ?? null;
+}
+
+/** Throws FORBIDDEN (audited) unless the actor may change the cluster: an admin, a member of its team, or its creator when it has none. */
+async function assertMayManage(db: Db, actor: Actor, cluster: HotCluster, verb: 'end'): Promise<void> {
+  const allowed = isAdmin(actor.ability)
+    ? 'admins manage every hot cluster'
+    : cluster.teamId
+      ? (await teamsOf(db, actor.identity.id)).some((t) => t.id === cluster.teamId) && 'members of the owning team manage its hot clusters'
+      : cluster.createdBy === actor.identity.id && 'the creator manages a hot cluster that belongs to no team';
+  const [owner] = cluster.teamId ? await db.select({ name: teams.name }).from(teams).where(eq(teams.id, cluster.teamId)) : [];
+  await audit(db, {
+    identity: actor.identity,
+    action: `hotCluster.${verb}`,
+    decision: allowed ? 'allow' : 'deny',
+    subject: `hotCluster:${cluster.name}`,
+    rule: allowed || 'only members of the owning team (or its creator, when it has no team) and admins manage a hot cluster',
+    details: { team: owner?.name ?? null },
+  });
+  if (!allowed)
+    throw forbidden(
+      owner
+        ? `Hot cluster ${cluster.name} belongs to team "${owner.name}"; only its members (or an admin) may ${verb} it.`
+        : `Hot cluster ${cluster.name} belongs to the identity that created it; only it (or an admin) may ${verb} it.`,
+    );
 }
 
 /** Why a hot cluster is not warm anywhere yet, or null when a live host holds it. */

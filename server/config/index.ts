@@ -39,11 +39,11 @@ export interface Config {
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
   cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
-  /** Shared secret for HMAC-signed `POST /hooks/git` events (`X-Atelier-Signature: sha256=…`). */
+  /** Shared secret for HMAC-signed `POST /hooks/git` deliveries (HMAC-SHA256 of `TIMESTAMP.DELIVERY.BODY`, see the README). */
   gitHookSecret?: string;
   /** The service account HMAC-signed git events publish as (it needs team membership like anyone else). */
   gitHookAccount: string;
-  /** Repositories `POST /hooks/git` may clone (prefixes); local paths only when listed. */
+  /** Repositories `POST /hooks/git` may clone (normalised, matched by whole path segments); local paths only when listed. */
   gitRepositories: string[];
   /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
   tokenRecheckMs: number;

@@ -2,7 +2,6 @@
 // a repository it may reach, finds every `atelier.module.yaml` in it and publishes those modules with the
 // commit recorded as their source. All manifests and permissions are checked before anything is published.
 import { execFile } from 'node:child_process';
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,11 +10,13 @@ import type { ObjectStore } from '../artifacts/store';
 import type { AppAbility } from '../auth/ability';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
+import type { ModuleVersion } from '../db/tables/modules';
 import { AtelierError, badInput, type ErrorDetail, forbidden } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE } from '../vocabulary';
 import { parseManifest } from './manifest';
 import { publishModuleVersion } from './publish';
+import { resolveRepository } from './repository';
 import { withoutCredentials } from './source';
 
 export interface GitPushEvent {
@@ -25,12 +26,14 @@ export interface GitPushEvent {
   commit: string;
   /** Tags to move; the publish default when absent. */
   tags?: string[];
+  /** Move tags even when the version they point at was built from a newer commit (an explicit rollback). */
+  allowOlder?: boolean;
 }
 
 export interface GitHookResult {
   repository: string;
   commit: string;
-  modules: { ref: string; path: string; digest: string; created: boolean; movedTags: string[] }[];
+  modules: { ref: string; path: string; digest: string; created: boolean; movedTags: string[]; keptTags: { tag: string; reason: string }[] }[];
 }
 
 const MAX_MODULES = 200;
@@ -57,30 +60,35 @@ export function parsePushEvent(body: unknown): GitPushEvent {
     details.push({ path: 'ref', message: 'must be a string such as refs/heads/main' });
   if (b.tags !== undefined && (!Array.isArray(b.tags) || b.tags.some((t) => typeof t !== 'string')))
     details.push({ path: 'tags', message: 'must be a list of tag names' });
+  if (b.allowOlder !== undefined && typeof b.allowOlder !== 'boolean') details.push({ path: 'allowOlder', message: 'must be true or false' });
   if (details.length) throw badInput(`Not a push event: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}.`, details);
-  return { repository: repository as string, commit: commit as string, ref: b.ref as string | undefined, tags: b.tags as string[] | undefined };
+  return {
+    repository: repository as string,
+    commit: commit as string,
+    ref: b.ref as string | undefined,
+    tags: b.tags as string[] | undefined,
+    allowOlder: b.allowOlder === true,
+  };
 }
 
-/** `sha256=<hex>` of the raw body under the shared secret, compared in constant time. */
-export function verifySignature(secret: string, body: Buffer, header: string | undefined): boolean {
-  if (!header?.startsWith('sha256=')) return false;
-  const expected = Buffer.from(createHmac('sha256', secret).update(body).digest('hex'));
-  const given = Buffer.from(header.slice('sha256='.length));
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
+export { resolveRepository } from './repository';
 
-/** Local paths and file:// URLs are reachable only when listed; remote URLs when the list is empty or names them. */
-export function repositoryAllowed(repository: string, allowed: string[]): boolean {
-  const local = !/^[a-z][a-z0-9+.-]*:\/\//i.test(repository) && !/^[\w.-]+@[\w.-]+:/.test(repository);
-  if (!allowed.length) return !local && !repository.startsWith('file:');
-  return allowed.some((prefix) => repository === prefix || repository.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
-}
-
-function git(args: string[], cwd: string): Promise<string> {
+/** Git with remote helpers that run commands (`ext::`, `fd::`) off; its error is the last line of stderr, with the scratch directory's path removed. */
+function git(args: string[], cwd: string, scratch: string): Promise<string> {
+  const safe = ['-c', 'protocol.ext.allow=never', '-c', 'protocol.fd.allow=never', ...args];
   return new Promise((resolve, reject) =>
-    execFile('git', args, { cwd, timeout: 120_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } }, (error, stdout, stderr) =>
-      error ? reject(new Error(stderr.trim().split('\n').slice(-1)[0] || error.message)) : resolve(stdout),
+    execFile('git', safe, { cwd, timeout: 120_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } }, (error, stdout, stderr) =>
+      error ? reject(new Error((stderr.trim().split('\n').slice(-1)[0] || 'git failed').replaceAll(scratch, '<scratch>'))) : resolve(stdout),
     ),
+  );
+}
+
+/** Whether `older` is a strict ancestor of `newer` in the checkout (false when either is unknown there). */
+function isAncestor(checkout: string, scratch: string, older: string, newer: string): Promise<boolean> {
+  if (older === newer) return Promise.resolve(false);
+  return git(['merge-base', '--is-ancestor', older, newer], checkout, scratch).then(
+    () => true,
+    () => false,
   );
 }
 
@@ -91,25 +99,28 @@ export interface GitHookServices {
 }
 
 export async function buildFromGit(services: GitHookServices, ability: AppAbility, identity: Identity, event: GitPushEvent): Promise<GitHookResult> {
-  if (!repositoryAllowed(event.repository, services.allowedRepositories)) {
+  // The location that matched the allowlist is the one cloned: normalised, symlinks resolved.
+  const location = await resolveRepository(event.repository, services.allowedRepositories);
+  if (!location) {
     throw forbidden(
-      `This server does not build from ${withoutCredentials(event.repository)}; an admin lists the repositories it may clone in ATELIER_GIT_REPOSITORIES (local paths must be listed).`,
+      `This server does not build from ${withoutCredentials(event.repository)}; an admin lists the repositories it may clone in ATELIER_GIT_REPOSITORIES (local paths must be listed; entries match whole path segments).`,
     );
   }
+  const repository = withoutCredentials(location.clone);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-git-'));
   try {
     const checkout = path.join(scratch, 'checkout');
     try {
-      await git(['clone', '--quiet', '--no-checkout', '--', event.repository, checkout], scratch);
+      await git(['clone', '--quiet', '--no-checkout', '--', location.clone, checkout], scratch, scratch);
     } catch (error) {
-      throw badInput(`Cannot clone ${withoutCredentials(event.repository)}: ${(error as Error).message}`);
+      throw badInput(`Cannot clone ${repository}: ${(error as Error).message}`);
     }
     try {
-      await git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', event.commit], checkout);
+      await git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', event.commit], checkout, scratch);
     } catch {
-      throw badInput(`Commit ${event.commit} is not in ${withoutCredentials(event.repository)}; push it before sending the event.`);
+      throw badInput(`Commit ${event.commit} is not in ${repository}; push it before sending the event.`);
     }
-    const manifests = (await git(['ls-files', '-z'], checkout)).split('\0').filter((f) => f === MANIFEST_FILE || f.endsWith(`/${MANIFEST_FILE}`));
+    const manifests = (await git(['ls-files', '-z'], checkout, scratch)).split('\0').filter((f) => f === MANIFEST_FILE || f.endsWith(`/${MANIFEST_FILE}`));
     if (!manifests.length) throw badInput(`Commit ${event.commit.slice(0, 12)} has no ${MANIFEST_FILE}; nothing to build.`);
     if (manifests.length > MAX_MODULES)
       throw badInput(`Commit ${event.commit.slice(0, 12)} has ${manifests.length} modules; one event builds at most ${MAX_MODULES}.`);
@@ -124,7 +135,7 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
         const manifest = parseManifest((await readArchiveFile(archive, MANIFEST_FILE))!);
         built.push({ dir, archive, namespace: manifest.namespace });
       } catch (error) {
-        problems.push({ path: file, message: (error as Error).message });
+        problems.push({ path: file, message: (error as Error).message.replaceAll(`${checkout}/`, '').replaceAll(scratch, '<scratch>') });
       }
     }
     if (problems.length)
@@ -132,23 +143,31 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
     for (const namespace of new Set(built.map((b) => b.namespace))) await assertMayWriteNamespace(services.db, ability, namespace);
 
     const source = {
-      repository: withoutCredentials(event.repository),
+      repository,
       commit: event.commit,
       branch: event.ref?.replace(/^refs\/heads\//, '') ?? null,
       dirty: false,
     };
+    // A push never moves a tag backwards: a tag whose version was built from a commit that has this one in its
+    // history (a newer commit of the same history) stays, unless the event asks for it (`allowOlder`).
+    const keepTag = async (_tag: string, current: ModuleVersion): Promise<string | null> => {
+      const newer = current.source?.commit;
+      if (event.allowOlder || typeof newer !== 'string' || !(await isAncestor(checkout, scratch, event.commit, newer))) return null;
+      return `it points at version ${current.version}, built from the newer commit ${newer.slice(0, 12)} that contains ${event.commit.slice(0, 12)}; send "allowOlder": true to move it back`;
+    };
     const modules: GitHookResult['modules'] = [];
     for (const b of built) {
-      const r = await publishModuleVersion(services.db, services.store, ability, { archive: b.archive, source, tags: event.tags }, identity);
+      const r = await publishModuleVersion(services.db, services.store, ability, { archive: b.archive, source, tags: event.tags, keepTag }, identity);
       modules.push({
         ref: `${b.namespace}/${r.version.manifest.name}@${r.version.version}`,
         path: b.dir,
         digest: r.version.digest,
         created: r.created,
         movedTags: r.movedTags,
+        keptTags: r.keptTags,
       });
     }
-    return { repository: source.repository, commit: event.commit, modules };
+    return { repository, commit: event.commit, modules };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

@@ -12,6 +12,7 @@ import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
 import { parseManifest } from './manifest';
+import { storedSource } from './source';
 import { checkTag, moveTags } from './tags';
 
 export interface PublishInput {
@@ -25,6 +26,8 @@ export interface PublishInput {
   testResult?: ModuleTestResult;
   /** Move tags even onto a deprecated version. */
   force?: boolean;
+  /** Asked for each tag that would move from `current`: a reason to leave it where it is, or null to move it. */
+  keepTag?: (tag: string, current: ModuleVersion) => Promise<string | null>;
 }
 
 export interface PublishResult {
@@ -32,6 +35,8 @@ export interface PublishResult {
   created: boolean;
   /** The tags this publish moved (a failed test moves none). */
   movedTags: string[];
+  /** Tags `keepTag` left where they were, and why. */
+  keptTags: { tag: string; reason: string }[];
 }
 
 export const DEFAULT_PUSH_TAG = 'latestAlpha';
@@ -98,7 +103,7 @@ export async function publishModuleVersion(
         digest,
         sizeBytes: input.archive!.byteLength,
         manifest,
-        source: input.source ?? {},
+        source: storedSource(input.source),
         publishedBy: identity?.id ?? null,
         testResult: input.testResult ?? null,
       })
@@ -137,7 +142,7 @@ async function settle(
   if (!created && input.testResult) {
     [version] = (await tx.update(moduleVersions).set({ testResult: input.testResult }).where(eq(moduleVersions.id, version.id)).returning()) as [ModuleVersion];
   }
-  if (input.testResult && !input.testResult.passed) return { version, created, movedTags: [] };
+  if (input.testResult && !input.testResult.passed) return { version, created, movedTags: [], keptTags: [] };
   let tags = input.tags;
   if (!tags?.length) {
     const [latest] = await tx
@@ -147,8 +152,23 @@ async function settle(
     // A module's first version is also its `latest`, so a workflow can use it without a promotion step.
     tags = latest ? [DEFAULT_PUSH_TAG] : [DEFAULT_PUSH_TAG, 'latest'];
   }
+  const keptTags: PublishResult['keptTags'] = [];
+  if (input.keepTag) {
+    const moving: string[] = [];
+    for (const tag of tags) {
+      const [current] = await tx
+        .select({ version: moduleVersions })
+        .from(moduleTags)
+        .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
+        .where(and(eq(moduleTags.moduleId, moduleId), eq(moduleTags.tag, tag)));
+      const reason = current && current.version.id !== version.id ? await input.keepTag(tag, current.version) : null;
+      if (reason) keptTags.push({ tag, reason });
+      else moving.push(tag);
+    }
+    tags = moving;
+  }
   await moveTags(tx, moduleId, version, tags, identity, created ? 'published' : 'republished identical content', { force: input.force });
-  return { version, created, movedTags: tags };
+  return { version, created, movedTags: tags, keptTags };
 }
 
 async function nextVersion(tx: Tx, moduleId: string): Promise<string> {

@@ -94,3 +94,9 @@ export async function moduleVersionIdOf(db: Db, namespace: string, name: string,
     .where(and(eq(modules.namespace, namespace), eq(modules.name, name), eq(moduleVersions.version, version)));
   return row?.id ?? null;
 }
+
+/** A module version whose archive has this digest, or null. */
+export async function versionWithDigest(db: Db, digest: string): Promise<ModuleVersion | null> {
+  const [version] = await db.select().from(moduleVersions).where(eq(moduleVersions.digest, digest)).limit(1);
+  return version ?? null;
+}

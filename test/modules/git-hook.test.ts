@@ -2,7 +2,7 @@
 // modules at that commit with the commit recorded; bad signatures, foreign repositories, unknown commits,
 // bad manifests and foreign namespaces are refused with nothing published.
 import { execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,12 +37,21 @@ function commitAndPush(message: string): string {
   return git(work, 'rev-parse', 'HEAD');
 }
 
+/** Posts a delivery: a new id and the current time, signed as HMAC-SHA256 of `TIMESTAMP.DELIVERY.BODY` when `sign`. */
 async function post(body: unknown, headers: Record<string, string> = {}, sign = true) {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  const signature = `sha256=${createHmac('sha256', SECRET).update(text).digest('hex')}`;
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const delivery = randomUUID();
+  const signature = `sha256=${createHmac('sha256', SECRET).update(`${timestamp}.${delivery}.${text}`).digest('hex')}`;
   const res = await fetch(`${t.url}/hooks/git`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(sign ? { 'x-atelier-signature': signature } : {}), ...headers },
+    headers: {
+      'content-type': 'application/json',
+      'x-atelier-delivery': delivery,
+      'x-atelier-timestamp': timestamp,
+      ...(sign ? { 'x-atelier-signature': signature } : {}),
+      ...headers,
+    },
     body: text,
   });
   return { status: res.status, body: (await res.json()) as any };

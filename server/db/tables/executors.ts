@@ -6,6 +6,7 @@ import { hotClusterStates } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { tasks } from './runs';
+import { teams } from './teams';
 
 export const executorHosts = pgTable(
   'executor_hosts',
@@ -44,6 +45,8 @@ export const hotClusters = pgTable(
     idleTimeoutMs: bigint('idle_timeout_ms', { mode: 'number' }).notNull(),
     lastUsedAt: at('last_used_at'),
     createdBy: uuid('created_by').references(() => identities.id),
+    /** The team that owns it (its members end it); null: its creator's alone (admins end any). */
+    teamId: uuid('team_id').references(() => teams.id),
     createdAt: createdAt(),
     endedAt: at('ended_at'),
     endReason: text('end_reason'),

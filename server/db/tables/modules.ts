@@ -80,6 +80,22 @@ export const moduleTagEvents = pgTable(
   (t) => [index('module_tag_events_module_tag_idx').on(t.moduleId, t.tag, t.createdAt)],
 );
 
+/**
+ * Git hook deliveries received recently, by sender and delivery id: a delivery seen again is a replay. Rows older
+ * than the freshness window are deleted as new ones arrive (a delivery that old is refused as stale anyway).
+ */
+export const gitHookDeliveries = pgTable(
+  'git_hook_deliveries',
+  {
+    identityId: uuid('identity_id')
+      .notNull()
+      .references(() => identities.id),
+    deliveryId: text('delivery_id').notNull(),
+    receivedAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.identityId, t.deliveryId] }), index('git_hook_deliveries_received_idx').on(t.receivedAt)],
+);
+
 export type Module = typeof modules.$inferSelect;
 export type ModuleVersion = typeof moduleVersions.$inferSelect;
 export type ModuleTag = typeof moduleTags.$inferSelect;

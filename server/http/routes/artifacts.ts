@@ -1,28 +1,62 @@
-// `GET /artifacts/<digest>`: module archives for executor hosts in other processes, behind the API's bearer tokens.
+// `GET /artifacts/<digest>`: module archives for executor hosts in other processes, behind the API's bearer tokens
+// and their scopes. The store holds module archives only, so an object is served when the database knows it as a
+// module version's archive and the token may read module versions (`read:ModuleVersion`, `read:*` or unscoped);
+// objects of any other kind would need their own rule here (a run's outputs: `read:Run` on that run's data).
+// Forbidden and missing answer the same 404, and no answer names a server path.
+
 import type { ObjectStore } from '../../artifacts/store';
+import { audit } from '../../audit/audit';
+import { defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
 import { AtelierError } from '../../errors';
+import { versionWithDigest } from '../../modules/queries';
 import { authenticated } from '../authenticate';
 import type { Route } from '../router';
 
 const PREFIX = '/artifacts/';
+const digestRe = /^sha256:[0-9a-f]{64}$/;
 
 export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
   return {
     name: 'artifacts',
     matches: (url) => url.pathname.startsWith(PREFIX),
     async handle(req, res, url) {
+      const text = (status: number, body: string) => void res.writeHead(status, { 'content-type': 'text/plain' }).end(`${body}\n`);
       const session = await authenticated(options.db, { authorization: req.headers.authorization });
-      if (!session) return void res.writeHead(401, { 'content-type': 'text/plain' }).end('Missing or unknown bearer token.\n');
+      if (!session) return text(401, 'Missing or unknown bearer token.');
+      let digest: string;
       try {
-        const bytes = await options.store.get(decodeURIComponent(url.pathname.slice(PREFIX.length)));
+        digest = decodeURIComponent(url.pathname.slice(PREFIX.length));
+      } catch {
+        digest = '';
+      }
+      if (!digestRe.test(digest)) return text(400, 'Not a digest: ask for /artifacts/sha256:<64 hex digits>.');
+      const unavailable = () =>
+        text(404, 'No such module archive that this token may read: check the digest, and that the token may read module versions (read:ModuleVersion).');
+      const version = await versionWithDigest(options.db, digest);
+      if (!version) return unavailable();
+      const ability = defineAbilityFor(session.identity, session.grants, session.scopes);
+      if (!ability.can('read', 'ModuleVersion', 'digest')) {
+        await audit(options.db, {
+          identity: session.identity,
+          action: 'artifact.read',
+          decision: 'deny',
+          subject: `artifact:${digest}`,
+          rule: 'a module archive needs read on ModuleVersion (token scope read:ModuleVersion or read:*)',
+          details: { scopes: session.scopes },
+        });
+        return unavailable();
+      }
+      try {
+        const bytes = await options.store.get(digest);
         // A digest names its bytes for good.
         res
           .writeHead(200, { 'content-type': 'application/gzip', 'content-length': bytes.length, 'cache-control': 'public, max-age=31536000, immutable' })
           .end(bytes);
       } catch (error) {
-        const status = error instanceof AtelierError && error.code === 'NOT_FOUND' ? 404 : 400;
-        res.writeHead(status, { 'content-type': 'text/plain' }).end(`${(error as Error).message}\n`);
+        if (error instanceof AtelierError && error.code === 'NOT_FOUND') return unavailable();
+        if (error instanceof AtelierError) return text(error.status, error.message);
+        throw error;
       }
     },
   };

@@ -1,5 +1,6 @@
 // `POST /hooks/git`: a push event from CI or a git host builds and publishes a module version. Authenticated by
-// a bearer token, or by an HMAC-SHA256 signature of the body under the configured secret.
+// a bearer token, or by an HMAC-SHA256 signature of `TIMESTAMP.DELIVERY.BODY` under the configured secret; every
+// delivery has an id (X-Atelier-Delivery), remembered for the freshness window so a resent delivery is refused.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ObjectStore } from '../../artifacts/store';
 import { defineAbilityFor } from '../../auth/ability';
@@ -8,7 +9,8 @@ import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
-import { buildFromGit, parsePushEvent, verifySignature } from '../../modules/git-hook';
+import { checkDeliveryId, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
+import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
 import type { Route } from '../router';
@@ -18,24 +20,37 @@ const GIT_HOOK_MAX_BYTES = 1024 * 1024;
 export interface GitHookOptions {
   db: Db;
   store: ObjectStore;
-  /** Shared secret for signed events (`X-Atelier-Signature: sha256=…`); without it only tokens are accepted. */
+  /** Shared secret for signed events (`X-Atelier-Signature`, `-Timestamp`, `-Delivery`); without it only tokens are accepted. */
   secret?: string;
   /** The service account signed events publish as. */
   account: string;
-  /** Repositories an event may name (prefixes). */
+  /** Repositories an event may name (normalised, matched by whole path segments). */
   allowedRepositories: string[];
 }
 
 export function useGitHook(options: GitHookOptions): Route {
   const { db, store } = options;
 
-  /** Who sent the event: a token's holder (with its scopes), the hook's service account for a good signature, or nobody. */
-  const sender = async (req: IncomingMessage, body: Buffer): Promise<{ identity: Identity; scopes: string[] | null } | null> => {
+  type Sender = { identity: Identity; scopes: string[] | null; delivery: string };
+  /**
+   * Who sent the event: a token's holder (with its scopes), the hook's service account for a good signature, or
+   * nobody (with why). A body-only signature (GitHub's `X-Hub-Signature-256`) covers no timestamp or id: refused.
+   */
+  const sender = async (req: IncomingMessage, body: Buffer): Promise<Sender | string> => {
     const credentials = { authorization: req.headers.authorization };
-    if (tokenOf(credentials)) return authenticated(db, credentials);
-    const signature = firstHeader(req.headers['x-atelier-signature']) ?? firstHeader(req.headers['x-hub-signature-256']);
-    if (!signature || !options.secret || !verifySignature(options.secret, body, signature)) return null;
-    return { identity: await ensureIdentity(db, { name: options.account, kind: 'service', role: 'member' }), scopes: null };
+    const delivery = firstHeader(req.headers['x-atelier-delivery']);
+    const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
+    if (tokenOf(credentials)) {
+      const session = await authenticated(db, credentials);
+      if (!session) return 'the bearer token is unknown, expired or revoked';
+      const stale = timestamp === undefined ? null : freshnessProblem(timestamp);
+      if (stale) return stale;
+      return { identity: session.identity, scopes: session.scopes, delivery: checkDeliveryId(delivery) };
+    }
+    if (!options.secret) return 'no credentials';
+    const problem = signatureProblem(options.secret, body, { signature: firstHeader(req.headers['x-atelier-signature']), timestamp, delivery });
+    if (problem) return problem;
+    return { identity: await ensureIdentity(db, { name: options.account, kind: 'service', role: 'member' }), scopes: null, delivery: delivery! };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -47,19 +62,19 @@ export function useGitHook(options: GitHookOptions): Route {
       res.once('finish', () => req.destroy());
       return fail(new AtelierError('PAYLOAD_TOO_LARGE', `A push event is at most ${GIT_HOOK_MAX_BYTES} bytes.`));
     }
-    const from = await sender(req, body);
-    if (!from) {
-      return fail(
-        new AtelierError(
-          'UNAUTHENTICATED',
-          options.secret || tokenOf({ authorization: req.headers.authorization })
-            ? 'The bearer token or the body signature is missing or wrong: sign the exact body with HMAC-SHA256 under ATELIER_GIT_HOOK_SECRET (X-Atelier-Signature: sha256=HEX), or send a service token.'
-            : 'Send a service token (Authorization: Bearer …); signed events need ATELIER_GIT_HOOK_SECRET set on the server.',
-        ),
-      );
-    }
-    const { identity, scopes } = from;
     try {
+      const from = await sender(req, body);
+      if (typeof from === 'string') {
+        return fail(
+          new AtelierError(
+            'UNAUTHENTICATED',
+            options.secret || tokenOf({ authorization: req.headers.authorization })
+              ? `Refused: ${from}. Send a service token with an X-Atelier-Delivery id, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under ATELIER_GIT_HOOK_SECRET (headers X-Atelier-Timestamp: Unix seconds, X-Atelier-Delivery: a new UUID, X-Atelier-Signature: sha256=HEX); see the README's "From git (CI)".`
+              : 'Send a service token (Authorization: Bearer …) with an X-Atelier-Delivery id; signed events need ATELIER_GIT_HOOK_SECRET set on the server.',
+          ),
+        );
+      }
+      const { identity, scopes, delivery } = from;
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -68,7 +83,9 @@ export function useGitHook(options: GitHookOptions): Route {
       }
       const ability = defineAbilityFor(identity, await grantsOf(db, identity), scopes);
       if (!ability.can('publish', 'Module')) throw new AtelierError('FORBIDDEN', `${identity.name} may not publish modules.`);
-      reply(200, await buildFromGit({ db, store, allowedRepositories: options.allowedRepositories }, ability, identity, parsePushEvent(parsed)));
+      const event = parsePushEvent(parsed);
+      await rememberDelivery(db, identity.id, delivery);
+      reply(200, await buildFromGit({ db, store, allowedRepositories: options.allowedRepositories }, ability, identity, event));
     } catch (error) {
       if (error instanceof AtelierError) return fail(error);
       throw error;
