@@ -297,6 +297,7 @@ builder.mutationFields((t) => ({
           tags: args.tags ?? undefined,
           testResult,
           force: args.force ?? false,
+          maxUnpackedBytes: ctx.services.config.maxUnpackedBytes,
         },
         ctx.identity,
       );

@@ -11,7 +11,7 @@ import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/t
 import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
-import { parseManifest } from './manifest';
+import { MAX_MANIFEST_BYTES, parseManifest } from './manifest';
 import { checkTag, moveTags } from './tags';
 
 export interface PublishInput {
@@ -25,6 +25,8 @@ export interface PublishInput {
   testResult?: ModuleTestResult;
   /** Move tags even onto a deprecated version. */
   force?: boolean;
+  /** The server's limit on what the archive may inflate to (its config's `maxUnpackedBytes`); not the caller's to choose. */
+  maxUnpackedBytes?: number;
 }
 
 export interface PublishResult {
@@ -51,8 +53,9 @@ export async function publishModuleVersion(
   }
   let manifestText: string | null;
   try {
-    manifestText = await readArchiveFile(input.archive, MANIFEST_FILE);
+    manifestText = await readArchiveFile(input.archive, MANIFEST_FILE, MAX_MANIFEST_BYTES, input.maxUnpackedBytes);
   } catch (error) {
+    if (error instanceof AtelierError) throw error; // a bomb: PAYLOAD_TOO_LARGE, as it inflated
     throw new AtelierError('INVALID_MANIFEST', `The upload is not a readable tar.gz module archive: ${(error as Error).message}`);
   }
   if (manifestText === null)
@@ -60,7 +63,7 @@ export async function publishModuleVersion(
       'INVALID_MANIFEST',
       `The archive has no ${MANIFEST_FILE} at its root; run \`npx atelier module push DIR\` on the module's directory.`,
     );
-  const manifest = parseManifest(manifestText);
+  const manifest = parseManifest(manifestText, digest);
   await assertMayWriteNamespace(db, ability, manifest.namespace);
 
   await store.put(input.archive);

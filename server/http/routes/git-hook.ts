@@ -8,6 +8,7 @@ import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
+import { assertWithinInputLimits } from '../../errors/input-limits';
 import { buildFromGit, parsePushEvent, verifySignature } from '../../modules/git-hook';
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
@@ -24,6 +25,8 @@ export interface GitHookOptions {
   account: string;
   /** Repositories an event may name (prefixes). */
   allowedRepositories: string[];
+  /** The most a module's files may hold. */
+  maxUnpackedBytes?: number;
 }
 
 export function useGitHook(options: GitHookOptions): Route {
@@ -66,9 +69,18 @@ export function useGitHook(options: GitHookOptions): Route {
       } catch {
         throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
       }
+      assertWithinInputLimits(parsed, 'The push event');
       const ability = defineAbilityFor(identity, await grantsOf(db, identity), scopes);
       if (!ability.can('publish', 'Module')) throw new AtelierError('FORBIDDEN', `${identity.name} may not publish modules.`);
-      reply(200, await buildFromGit({ db, store, allowedRepositories: options.allowedRepositories }, ability, identity, parsePushEvent(parsed)));
+      reply(
+        200,
+        await buildFromGit(
+          { db, store, allowedRepositories: options.allowedRepositories, maxUnpackedBytes: options.maxUnpackedBytes },
+          ability,
+          identity,
+          parsePushEvent(parsed),
+        ),
+      );
     } catch (error) {
       if (error instanceof AtelierError) return fail(error);
       throw error;
