@@ -108,7 +108,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     routes: [
       useHealthCheck({ db, database: database.kind, bus: bus.kind }),
       useArtifacts({ db, store }),
-      useGitHook({ db, store, secret: config.gitHookSecret, account: config.gitHookAccount, allowedRepositories: config.gitRepositories }),
+      useGitHook({
+        db,
+        store,
+        secret: config.gitHookSecret,
+        account: config.gitHookAccount,
+        allowedRepositories: config.gitRepositories,
+        maxUnpackedBytes: config.maxUnpackedBytes,
+      }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
       useDashboards(),
     ],

@@ -302,6 +302,7 @@ builder.mutationFields((t) => ({
           tags: args.tags ?? undefined,
           testResult,
           force: args.force ?? false,
+          maxUnpackedBytes: ctx.services.config.maxUnpackedBytes,
         },
         ctx.identity,
       );

@@ -1,5 +1,6 @@
 // Scalars: DateTime (ISO 8601), JSON (any JSON value) and File (a multipart upload).
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
+import { describeInputProblem, type InputProblem, inputProblem, MAX_JSON_DEPTH } from '../../server/errors/input-limits';
 import { builder } from '../builder';
 
 builder.scalarType('DateTime', {
@@ -33,11 +34,36 @@ const literal = (node: ValueNode): unknown => {
   }
 };
 
+/** How deep a literal nests, counted without recursion (the literal is converted recursively after). */
+function literalDepth(node: ValueNode): number {
+  let deepest = 0;
+  const stack: [ValueNode, number][] = [[node, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v.kind !== Kind.LIST && v.kind !== Kind.OBJECT) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > MAX_JSON_DEPTH) break;
+    for (const child of v.kind === Kind.LIST ? v.values : v.fields.map((f) => f.value)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+const refused = (problem: InputProblem) => new GraphQLError(describeInputProblem('A JSON value', problem), { extensions: { code: 'BAD_USER_INPUT' } });
+
+// The edge (server/http/input-guard.ts) refuses deep values and NUL characters with the argument's name before
+// anything is coerced; the scalar keeps the depth bound of its own for any other way in.
 builder.scalarType('JSON', {
   description: 'Any JSON value.',
   serialize: (value) => value,
-  parseValue: (value) => value,
-  parseLiteral: literal,
+  parseValue: (value) => {
+    const problem = inputProblem(value, 'value');
+    if (problem) throw refused(problem);
+    return value;
+  },
+  parseLiteral: (node) => {
+    if (literalDepth(node) > MAX_JSON_DEPTH) throw refused({ path: 'value', kind: 'depth' });
+    return literal(node);
+  },
 });
 
 builder.scalarType('File', {

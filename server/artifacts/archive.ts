@@ -2,10 +2,20 @@
 // normalised modes), so the same files always give the same digest; and reading one file back out.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
+import { createGunzip, gzipSync } from 'node:zlib';
 import ignore from 'ignore';
 import * as tar from 'tar';
+import { DEFAULT_MAX_UNPACKED_MB } from '../config/defaults';
+import { AtelierError } from '../errors';
+
+const DEFAULT_MAX_UNPACKED_BYTES = DEFAULT_MAX_UNPACKED_MB * 1024 * 1024;
+
+const mib = (bytes: number) => `${Math.round(bytes / 1024 / 1024)} MiB`;
+const tooLarge = (what: string, limit: number) =>
+  new AtelierError(
+    'PAYLOAD_TOO_LARGE',
+    `${what} more than ${mib(limit)} unpacked, the server's limit (ATELIER_MAX_UNPACKED_MB); add large files to .atelierignore and keep data out of modules.`,
+  );
 
 export const IGNORE_FILE = '.atelierignore';
 const alwaysIgnored = ['.git', 'node_modules', '.atelier', '__pycache__', '.DS_Store'];
@@ -34,9 +44,14 @@ export async function listModuleFiles(dir: string): Promise<string[]> {
 
 const READ_AHEAD = 64;
 
-/** Packs `files` (relative to `dir`) into a byte-for-byte reproducible tar.gz. */
-export async function packDirectory(dir: string, files?: string[]): Promise<Buffer> {
+/** Packs `files` (relative to `dir`) into a byte-for-byte reproducible tar.gz, refusing more than `maxBytes` of files. */
+export async function packDirectory(dir: string, files?: string[], maxBytes = DEFAULT_MAX_UNPACKED_BYTES): Promise<Buffer> {
   const list = files ?? (await listModuleFiles(dir));
+  let total = 0;
+  for (const file of list) {
+    total += (await stat(path.join(dir, file))).size;
+    if (total > maxBytes) throw tooLarge(`The module's files hold`, maxBytes);
+  }
   const pack = new tar.Pack({ cwd: dir, portable: true, noMtime: true, noDirRecurse: true, mtime: new Date(0) });
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
@@ -65,8 +80,17 @@ export async function packDirectory(dir: string, files?: string[]): Promise<Buff
   return gzipSync(Buffer.concat(chunks), { level: 6 });
 }
 
-/** Reads one file out of an archive, or null when absent. */
-export async function readArchiveFile(archive: Uint8Array, name: string, maxBytes = 1 << 20): Promise<string | null> {
+/**
+ * Reads one file out of an archive, or null when absent. The whole archive is inflated as a stream and counted
+ * as it inflates: past `maxUnpackedBytes` it stops with PAYLOAD_TOO_LARGE, so a gzip bomb costs neither memory
+ * nor more than the limit's worth of inflating (which runs off the event loop, in zlib's thread pool).
+ */
+export async function readArchiveFile(
+  archive: Uint8Array,
+  name: string,
+  maxBytes = 1 << 20,
+  maxUnpackedBytes = DEFAULT_MAX_UNPACKED_BYTES,
+): Promise<string | null> {
   let found: string | null = null;
   let tooBig = false;
   await new Promise<void>((resolve, reject) => {
@@ -82,10 +106,42 @@ export async function readArchiveFile(archive: Uint8Array, name: string, maxByte
         entry.on('end', () => (found = Buffer.concat(parts).toString('utf8')));
       },
     });
-    parser.on('end', () => resolve());
-    parser.on('error', reject);
-    Readable.from([Buffer.from(archive)]).pipe(parser);
+    let settled = false;
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      gunzip.destroy();
+      reject(error);
+    };
+    parser.on('end', () => {
+      settled = true;
+      gunzip.destroy(); // whatever follows the tar's end is not inflated
+      resolve();
+    });
+    parser.on('error', fail);
+    const bytes = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
+    const gzipped = bytes[0] === 0x1f && bytes[1] === 0x8b;
+    const gunzip = createGunzip();
+    if (!gzipped) {
+      // A plain tar is already its unpacked size.
+      if (bytes.length > maxUnpackedBytes) return fail(tooLarge('The archive holds', maxUnpackedBytes));
+      return void parser.end(bytes);
+    }
+    let inflated = 0;
+    gunzip.on('data', (chunk: Buffer) => {
+      inflated += chunk.length;
+      if (inflated > maxUnpackedBytes) return fail(tooLarge('The archive inflates to', maxUnpackedBytes));
+      if (settled) return;
+      if (!parser.write(chunk)) {
+        gunzip.pause();
+        parser.once('drain', () => gunzip.resume());
+      }
+    });
+    gunzip.on('end', () => parser.end());
+    gunzip.on('error', fail);
+    gunzip.end(bytes);
   });
-  if (tooBig) throw new Error(`${name} in the archive is larger than ${maxBytes} bytes`);
+  if (tooBig)
+    throw new AtelierError('PAYLOAD_TOO_LARGE', `${name} in the archive is larger than ${maxBytes.toLocaleString('en-US')} bytes, the most it may have.`);
   return found;
 }

@@ -10,6 +10,8 @@ export const DEFAULT_DATA_DIR = '.atelier';
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
 /** An executor host silent for this long is stale: not counted as live when routing and listing. */
 export const DEFAULT_HOST_STALE_MS = 15_000;
+/** The most a module archive may inflate to (MiB), its files and tar headers together: a gzip bomb stops there. */
+export const DEFAULT_MAX_UNPACKED_MB = 512;
 /** What the interactive dataset catalog may show: columns at most CONFIDENTIAL, never PII. */
 export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly deniedCategories: readonly string[] } = {
   level: 'CONFIDENTIAL',

@@ -2,7 +2,15 @@
 import os from 'node:os';
 import path from 'node:path';
 import { type Level, levels, normaliseCategories } from '../vocabulary';
-import { DEFAULT_CATALOG_CEILING, DEFAULT_DATA_DIR, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_HOST_STALE_MS, DEFAULT_PORT } from './defaults';
+import {
+  DEFAULT_CATALOG_CEILING,
+  DEFAULT_DATA_DIR,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_HOST,
+  DEFAULT_HOST_STALE_MS,
+  DEFAULT_MAX_UNPACKED_MB,
+  DEFAULT_PORT,
+} from './defaults';
 
 export interface Config {
   port: number;
@@ -21,6 +29,8 @@ export interface Config {
   defaultTaskTimeoutMs: number;
   /** Most bytes an uploaded artifact may have. */
   maxUploadBytes: number;
+  /** The most an uploaded or built module archive may inflate to; inflation stops there (`ATELIER_MAX_UNPACKED_MB`). */
+  maxUnpackedBytes: number;
   /** The most a GraphQL request that is not a file upload may carry (JSON body or graphql-ws message). */
   maxRequestBytes: number;
   publicUrl?: string;
@@ -90,6 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
+    maxUnpackedBytes: int(env, 'ATELIER_MAX_UNPACKED_MB', DEFAULT_MAX_UNPACKED_MB, 1) * 1024 * 1024,
     maxRequestBytes: int(env, 'ATELIER_MAX_REQUEST_KB', 4096, 16, 1024 * 1024) * 1024,
     publicUrl: env.ATELIER_PUBLIC_URL || undefined,
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),

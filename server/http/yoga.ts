@@ -7,6 +7,7 @@ import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { defineAbilityFor } from '../auth/ability';
 import { authenticate } from './authenticate';
+import { useInputGuard } from './input-guard';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
 
@@ -33,8 +34,9 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // Domain errors become GraphQL errors with their code here, at the edge; anything else is masked.
     maskedErrors: { maskError },
     // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike
-    // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents.
-    plugins: [EnvelopArmorPlugin(armorConfig)],
+    // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents;
+    // and, in literals and variables alike, NUL characters and JSON nested too deep (useInputGuard).
+    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard()],
     context: async (initial) => {
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;

@@ -14,7 +14,7 @@ import type { ModuleVersion } from '../db/tables/modules';
 import { AtelierError, badInput, type ErrorDetail, forbidden } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE } from '../vocabulary';
-import { parseManifest } from './manifest';
+import { MAX_MANIFEST_BYTES, parseManifest } from './manifest';
 import { publishModuleVersion } from './publish';
 import { resolveRepository } from './repository';
 import { withoutCredentials } from './source';
@@ -96,6 +96,8 @@ export interface GitHookServices {
   db: Db;
   store: ObjectStore;
   allowedRepositories: string[];
+  /** The most a module's files may hold (the server's `maxUnpackedBytes`). */
+  maxUnpackedBytes?: number;
 }
 
 export async function buildFromGit(services: GitHookServices, ability: AppAbility, identity: Identity, event: GitPushEvent): Promise<GitHookResult> {
@@ -131,8 +133,8 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
     for (const file of manifests.sort()) {
       const dir = path.posix.dirname(file);
       try {
-        const archive = await packDirectory(path.join(checkout, dir), await listModuleFiles(path.join(checkout, dir)));
-        const manifest = parseManifest((await readArchiveFile(archive, MANIFEST_FILE))!);
+        const archive = await packDirectory(path.join(checkout, dir), await listModuleFiles(path.join(checkout, dir)), services.maxUnpackedBytes);
+        const manifest = parseManifest((await readArchiveFile(archive, MANIFEST_FILE, MAX_MANIFEST_BYTES, services.maxUnpackedBytes))!);
         built.push({ dir, archive, namespace: manifest.namespace });
       } catch (error) {
         problems.push({ path: file, message: (error as Error).message.replaceAll(`${checkout}/`, '').replaceAll(scratch, '<scratch>') });
@@ -157,7 +159,13 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
     };
     const modules: GitHookResult['modules'] = [];
     for (const b of built) {
-      const r = await publishModuleVersion(services.db, services.store, ability, { archive: b.archive, source, tags: event.tags, keepTag }, identity);
+      const r = await publishModuleVersion(
+        services.db,
+        services.store,
+        ability,
+        { archive: b.archive, source, tags: event.tags, keepTag, maxUnpackedBytes: services.maxUnpackedBytes },
+        identity,
+      );
       modules.push({
         ref: `${b.namespace}/${r.version.manifest.name}@${r.version.version}`,
         path: b.dir,

@@ -1,8 +1,12 @@
 // The module manifest (`atelier.module.yaml`): its shape, its validation, and the parameter-schema check.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
+import { inputProblem, textNestsDeeperThan } from '../errors/input-limits';
 import { MANIFEST_FILE, type ModuleManifest, runtimes } from '../vocabulary';
+import { checkParameters as checkAgainstSchema, compileParameterSchema, describeAjvErrors, rememberValidator } from './parameter-schema';
+
+export { describeAjvErrors };
 
 const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
 
@@ -72,25 +76,50 @@ const manifestSchema = {
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateManifestShape = ajv.compile(manifestSchema);
 
-/** Turns ajv's errors into `{path, message}` pairs a person can act on. */
-export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): ErrorDetail[] {
-  return (errors ?? []).map((e) => {
-    const path = [root.replace(/\.$/, ''), e.instancePath.replace(/^\//, '').replaceAll('/', '.')].filter(Boolean).join('.');
-    if (e.keyword === 'required') return { path: path ? `${path}.${e.params.missingProperty}` : String(e.params.missingProperty), message: 'is required' };
-    if (e.keyword === 'additionalProperties') return { path: path || '(root)', message: `unknown field "${e.params.additionalProperty}"` };
-    if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
-    return { path: path || '(root)', message: e.message ?? 'is invalid' };
-  });
+const invalid = (details: ErrorDetail[]) =>
+  new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+
+/** The most a manifest may have: the YAML parser is slow (~7 ms a KiB, more for deep nesting), and runs on the event loop. */
+export const MAX_MANIFEST_BYTES = 64 * 1024;
+
+/** The parser's own limits (the stack, its resource checks) reached: answered at once, with the limit to keep. */
+const tooDeepToParse = (error: unknown) => error instanceof RangeError || (error as { code?: string }).code === 'RESOURCE_EXHAUSTION';
+
+function parseText(text: string): unknown {
+  if (/^\s*\{/.test(text)) {
+    try {
+      return JSON.parse(text); // JSON is YAML too, parsed ~100× faster
+    } catch {
+      // let the YAML parser say where it goes wrong
+    }
+  }
+  return parseYaml(text);
 }
 
-/** Parses and validates a manifest; throws INVALID_MANIFEST naming every bad field. */
-export function parseManifest(text: string): ModuleManifest {
+/**
+ * Parses and validates a manifest; throws INVALID_MANIFEST naming every bad field. With the archive's `digest`,
+ * the parameter schema's compiled validator is kept for that version, so runs need not compile it again.
+ */
+export function parseManifest(text: string, digest?: string): ModuleManifest {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_MANIFEST_BYTES) throw invalid([{ path: '(root)', message: `is ${bytes.toLocaleString('en-US')} bytes; a manifest may have at most 64 KiB` }]);
+  const tooDeep = () => invalid([{ path: '(root)', message: 'nests deeper than 64 levels; values may nest at most 64 levels' }]);
+  if (textNestsDeeperThan(text)) throw tooDeep();
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = parseText(text);
   } catch (error) {
+    if (tooDeepToParse(error)) throw tooDeep();
     throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is not valid YAML: ${(error as Error).message}`);
   }
+  const limits = inputProblem(raw, '(root)');
+  if (limits)
+    throw invalid([
+      {
+        path: limits.path.replace(/^\(root\)\./, ''),
+        message: limits.kind === 'nul' ? 'holds a NUL character; remove it' : 'nests deeper than 64 levels; values may nest at most 64 levels',
+      },
+    ]);
   if (!validateManifestShape(raw)) {
     const details = describeAjvErrors(validateManifestShape.errors);
     throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
@@ -101,13 +130,9 @@ export function parseManifest(text: string): ModuleManifest {
     throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${problems.map((d) => `${d.path} ${d.message}`).join('; ')}`, problems);
   }
   if (manifest.parameters) {
-    try {
-      ajv.compile(manifest.parameters);
-    } catch (error) {
-      throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE}: parameters is not a valid JSON Schema: ${(error as Error).message}`, [
-        { path: 'parameters', message: (error as Error).message },
-      ]);
-    }
+    const { validate, problems: schemaProblems } = compileParameterSchema(manifest.parameters);
+    if (!validate) throw invalid(schemaProblems);
+    if (digest) rememberValidator(digest, validate);
   }
   return manifest;
 }
@@ -149,15 +174,7 @@ function checkPorts(manifest: ModuleManifest): ErrorDetail[] {
   return problems;
 }
 
-const parameterValidators = new Map<string, ValidateFunction>();
-
-/** Checks task parameters against a module version's parameter schema; compiled validators are cached per digest. */
+/** Checks task parameters against a module version's parameter schema (compiled once per digest). */
 export function checkParameters(digest: string, manifest: ModuleManifest, parameters: Record<string, unknown>): ErrorDetail[] {
-  if (!manifest.parameters) return [];
-  let validate = parameterValidators.get(digest);
-  if (!validate) {
-    validate = ajv.compile(manifest.parameters);
-    parameterValidators.set(digest, validate);
-  }
-  return validate(parameters) ? [] : describeAjvErrors(validate.errors, 'parameters.');
+  return checkAgainstSchema(digest, manifest.parameters, parameters);
 }

@@ -11,7 +11,7 @@ import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/t
 import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
-import { parseManifest } from './manifest';
+import { MAX_MANIFEST_BYTES, parseManifest } from './manifest';
 import { storedSource } from './source';
 import { checkTag, moveTags } from './tags';
 
@@ -28,6 +28,8 @@ export interface PublishInput {
   force?: boolean;
   /** Asked for each tag that would move from `current`: a reason to leave it where it is, or null to move it. */
   keepTag?: (tag: string, current: ModuleVersion) => Promise<string | null>;
+  /** The server's limit on what the archive may inflate to (its config's `maxUnpackedBytes`); not the caller's to choose. */
+  maxUnpackedBytes?: number;
 }
 
 export interface PublishResult {
@@ -56,8 +58,9 @@ export async function publishModuleVersion(
   }
   let manifestText: string | null;
   try {
-    manifestText = await readArchiveFile(input.archive, MANIFEST_FILE);
+    manifestText = await readArchiveFile(input.archive, MANIFEST_FILE, MAX_MANIFEST_BYTES, input.maxUnpackedBytes);
   } catch (error) {
+    if (error instanceof AtelierError) throw error; // a bomb: PAYLOAD_TOO_LARGE, as it inflated
     throw new AtelierError('INVALID_MANIFEST', `The upload is not a readable tar.gz module archive: ${(error as Error).message}`);
   }
   if (manifestText === null)
@@ -65,7 +68,7 @@ export async function publishModuleVersion(
       'INVALID_MANIFEST',
       `The archive has no ${MANIFEST_FILE} at its root; run \`npx atelier module push DIR\` on the module's directory.`,
     );
-  const manifest = parseManifest(manifestText);
+  const manifest = parseManifest(manifestText, digest);
   await assertMayWriteNamespace(db, ability, manifest.namespace);
 
   await store.put(input.archive);

@@ -3,6 +3,7 @@
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
+import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
 import { describeAjvErrors } from '../modules/manifest';
 import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
 
@@ -75,11 +76,17 @@ export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
   if (typeof source === 'string') {
     try {
       // JSON is YAML too, but the YAML parser is ~50× slower on a 10k-node spec.
-      raw = /^\s*[{[]/.test(source) ? (tryJson(source) ?? parseYaml(source)) : parseYaml(source);
+      raw = /^\s*[{[]/.test(source) ? (tryJson(source) ?? parseYaml(limitedYaml(source))) : parseYaml(limitedYaml(source));
     } catch (error) {
+      if (error instanceof AtelierError) throw error;
+      // The YAML parser recurses: nesting deep enough to exhaust the stack ends here, at once.
+      if (error instanceof RangeError || (error as { code?: string }).code === 'RESOURCE_EXHAUSTION')
+        throw new AtelierError('INVALID_WORKFLOW', `The workflow spec nests deeper than the parser allows; values may nest at most ${MAX_JSON_DEPTH} levels.`);
       throw new AtelierError('INVALID_WORKFLOW', `The workflow spec is not valid YAML or JSON: ${(error as Error).message}`);
     }
   }
+  // Before anything walks it recursively (validation, hashing, storing): bounded depth, no NUL characters.
+  assertWithinInputLimits(raw, 'The workflow spec', 'INVALID_WORKFLOW', 'spec');
   if (!validateShape(raw)) {
     const spec = raw as Partial<WorkflowSpec>;
     // Name the node rather than its array index: "tasks.3" means little to the person who wrote the file.
@@ -95,6 +102,23 @@ export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
   const spec = raw as WorkflowSpec;
   checkGraph(spec);
   return spec;
+}
+
+/** The most YAML a spec may be: the YAML parser is slow (~7 ms a KiB) and runs on the event loop; JSON has no such cap. */
+export const MAX_YAML_SPEC_BYTES = 128 * 1024;
+
+function limitedYaml(text: string): string {
+  if (text.length > MAX_YAML_SPEC_BYTES)
+    throw new AtelierError(
+      'INVALID_WORKFLOW',
+      `The workflow spec is ${text.length.toLocaleString('en-US')} characters of YAML; YAML specs may have at most 128 KiB, send a larger one as JSON.`,
+    );
+  if (textNestsDeeperThan(text))
+    throw new AtelierError(
+      'INVALID_WORKFLOW',
+      `The workflow spec nests deeper than ${MAX_JSON_DEPTH} levels; values may nest at most ${MAX_JSON_DEPTH} levels.`,
+    );
+  return text;
 }
 
 function tryJson(text: string): unknown {

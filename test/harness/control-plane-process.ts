@@ -8,6 +8,8 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
 export interface ControlPlaneProcess {
   url: string;
+  /** The server's process id (to read its memory from /proc). */
+  pid: number;
   kill(signal?: NodeJS.Signals): Promise<void>;
   output(): string;
 }
@@ -33,6 +35,7 @@ export async function startControlPlaneProcess(env: Record<string, string>): Pro
   if (!url) throw new Error(`control plane did not start in 30 s:\n${output}`);
   return {
     url,
+    pid: child.pid!,
     output: () => output,
     async kill(signal = 'SIGKILL') {
       if (child.exitCode === null) child.kill(signal);

@@ -9,6 +9,7 @@ import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
+import { assertWithinInputLimits } from '../../errors/input-limits';
 import { checkDeliveryId, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
 import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
 import { authenticated, tokenOf } from '../authenticate';
@@ -26,6 +27,8 @@ export interface GitHookOptions {
   account: string;
   /** Repositories an event may name (normalised, matched by whole path segments). */
   allowedRepositories: string[];
+  /** The most a module's files may hold. */
+  maxUnpackedBytes?: number;
 }
 
 export function useGitHook(options: GitHookOptions): Route {
@@ -81,11 +84,20 @@ export function useGitHook(options: GitHookOptions): Route {
       } catch {
         throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
       }
+      assertWithinInputLimits(parsed, 'The push event');
       const ability = defineAbilityFor(identity, await grantsOf(db, identity), scopes);
       if (!ability.can('publish', 'Module')) throw new AtelierError('FORBIDDEN', `${identity.name} may not publish modules.`);
       const event = parsePushEvent(parsed);
       await rememberDelivery(db, identity.id, delivery);
-      reply(200, await buildFromGit({ db, store, allowedRepositories: options.allowedRepositories }, ability, identity, event));
+      reply(
+        200,
+        await buildFromGit(
+          { db, store, allowedRepositories: options.allowedRepositories, maxUnpackedBytes: options.maxUnpackedBytes },
+          ability,
+          identity,
+          event,
+        ),
+      );
     } catch (error) {
       if (error instanceof AtelierError) return fail(error);
       throw error;
