@@ -184,6 +184,18 @@ describe('leak 1: a failed run’s public message is built from node names and s
     expect(last).toMatchObject({ __typename: 'RunStatusEvent', runStatus: 'FAILED', message: 'boom failed' });
   });
 
+  it('an error about a parameter names its type, never its value (it may land in a schedule’s public fire message)', async () => {
+    await t.createWorkflow({
+      name: 'prod-map-param',
+      domain: 'production',
+      parameters: { items: {} },
+      tasks: [{ name: 'each', module: 'test/echo', map: { over: '${params.items}', as: 'message' } }],
+    });
+    const r = await t.api.raw(`mutation ($p: JSON) { startRun(workflow: "prod-map-param", parameters: $p) { id } }`, { p: { items: STDERR_SECRET } });
+    expect(r.errors?.[0]?.message).toMatch(/map\.over: must be a list.*got string/);
+    expect(has(r, STDERR_SECRET)).toBe(false);
+  });
+
   it('the CLI’s run list and run view for an outsider', async () => {
     const list = await runCli({ url: t.url, token: oscar.token }, ['run', 'list', '-n', '50']);
     expect(list.code).toBe(0);
