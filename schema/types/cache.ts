@@ -35,7 +35,11 @@ const CacheHitRef = builder.objectRef<Task>('CacheHit').implement({
 });
 
 builder.objectFields(TaskRef, (t) => ({
-  cacheKey: t.exposeString('cacheKey', { nullable: true, description: 'The task’s cache key once it was looked up; null for tasks that are not cached.' }),
+  cacheKey: t.exposeString('cacheKey', {
+    nullable: true,
+    description:
+      'The task’s cache key once it was looked up; null for tasks that are not cached. A hash of its parameters and inputs, so run data: null (with a FORBIDDEN error) unless your teams are granted the run’s domain.',
+  }),
   cacheHit: t.field({ type: CacheHitRef, nullable: true, resolve: (task) => (task.cacheSourceTaskId ? task : null) }),
 }));
 

@@ -65,13 +65,13 @@ export const subjectFields = {
       'hotCluster',
       'waitingReason',
       'cacheHit',
-      'cacheKey',
       // a cache hit (CacheHit is a task seen as a hit)
       'sourceTask',
       'sourceRun',
       'savedMs',
     ],
-    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs'],
+    // cacheKey: an unsalted hash of the task's parameters and inputs, so an offline oracle for a guess of them
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
   },
   Workflow: {
     meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'latestVersion', 'versions', 'schedules', 'version', 'workflow'],

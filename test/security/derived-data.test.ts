@@ -228,6 +228,14 @@ describe('leak 2: a workflow’s spec is its domain’s data', () => {
     expect(has(s, DEFAULT_SECRET)).toBe(false);
   });
 
+  it('withholds a task’s cache key (a hash of its parameters: an offline oracle for a guess of them)', async () => {
+    const granted = await mia.gql(`query ($id: ID!) { run(id: $id) { tasks { cacheKey } } }`, { id: runs.defaults });
+    expect(granted.run.tasks[0].cacheKey).toMatch(/^[0-9a-f]{64}$/);
+    const r = await oscar.raw(`query ($id: ID!) { run(id: $id) { tasks { node cacheKey } } }`, { id: runs.defaults });
+    expect(codes(r)).toContain('FORBIDDEN');
+    expect(r.data.run.tasks[0]).toEqual({ node: 'load', cacheKey: null });
+  });
+
   it('withholds it on every path: node(id), a run’s workflow version, fragments', async () => {
     const { workflow } = await mia.gql(`{ workflow(name: "prod-defaults") { latestVersion { id spec } } }`);
     expect(has(workflow, DEFAULT_SECRET)).toBe(true);
