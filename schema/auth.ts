@@ -106,7 +106,7 @@ function auditedDenial(ctx: Context, guard: Guard, typeName: string, field: stri
       action: 'data.read',
       decision: 'deny',
       subject: `graphql:${key}`,
-      rule: 'run data is readable only in domains one of your teams is granted',
+      rule: `${guard.subject === 'Workflow' ? 'a workflow’s spec' : 'run data'} is readable only in domains one of your teams is granted`,
       details: { type: typeName, field, ...(domain ? { domain } : {}), id: (parent as { id?: string }).id ?? null },
     }).then(() => false as const);
     perRequest.set(key, recorded);
@@ -122,7 +122,7 @@ export function unauthorized(info: GraphQLResolveInfo, typeLevel: boolean): Grap
   const message = typeLevel
     ? `You may not read this ${type}.`
     : g && (dataFields(g.subject) as string[]).includes(field)
-      ? `${type}.${field} holds run data of a domain none of your teams is granted; an admin grants one with \`npx atelier team grant TEAM DOMAIN\`.`
+      ? `${type}.${field} holds ${g.subject === 'Workflow' ? 'a workflow spec (its parameter defaults), data' : 'run data'} of a domain none of your teams is granted; an admin grants one with \`npx atelier team grant TEAM DOMAIN\`.`
       : g && ownFields(g.subject).includes(field)
         ? `${type}.${field} is readable only by the identity that created this ${type} (and admins).`
         : `You may not read ${type}.${field}.`;

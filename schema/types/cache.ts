@@ -10,7 +10,9 @@ import { type CacheStatsRow, cacheStats } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
 import type { Task } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
+import { assertMayReadSpec } from '../../server/governance/grants';
 import { taskById } from '../../server/runs/queries';
+import { workflowDomainRef } from '../../server/workflows/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -130,10 +132,13 @@ builder.queryFields((t) => ({
       domain: t.arg({ type: DomainEnum, description: 'Default: the workflow’s domain.' }),
       cacheNamespace: t.arg.string({ description: 'An experimentation run’s private cache namespace.' }),
     },
-    resolve: (_root, args, ctx) => {
+    resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Run', 'preview runs');
       const parameters = args.parameters ?? {};
       if (typeof parameters !== 'object' || Array.isArray(parameters)) throw badInput('parameters must be a JSON object.');
+      // A preview plans the spec with its defaults and answers with keys hashed from them: the spec's reader only.
+      const workflow = await workflowDomainRef(ctx.services.db, args.workflow);
+      if (workflow) await assertMayReadSpec(ctx.services.db, ctx.ability, ctx.identity, workflow, 'preview runs');
       return previewRun(
         ctx.services,
         {

@@ -4,9 +4,9 @@
 import { audited } from '../../server/audit/audit';
 import { assertCan } from '../../server/auth/ability';
 import { badInput } from '../../server/errors';
-import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
+import { assertMayIn, assertMayStartIn, assertMayStartWorkflowIn } from '../../server/governance/grants';
 import { findRun } from '../../server/runs/queries';
-import { workflowDomainOf } from '../../server/workflows/queries';
+import { workflowDomainRef } from '../../server/workflows/queries';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { checkId, isUuid } from '../ids';
@@ -54,8 +54,11 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
-      const domain = args.domain ?? (await workflowDomainOf(ctx.services.db, args.workflow));
+      const workflow = await workflowDomainRef(ctx.services.db, args.workflow);
+      const domain = args.domain ?? workflow?.domain;
       if (domain) assertMayStartIn(ctx.ability, domain);
+      // Outside the workflow's own domain only for who may read its spec (the orchestrator checks it again, for every start).
+      if (workflow && domain) await assertMayStartWorkflowIn(ctx.services.db, ctx.ability, ctx.identity, workflow, domain);
       return audited(ctx.services.db, () =>
         ctx.services.orchestrator.startRun(
           {

@@ -50,7 +50,11 @@ RunRef.implement({
       nullable: true,
       description: 'Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.',
     }),
-    message: t.exposeString('message', { nullable: true }),
+    message: t.exposeString('message', {
+      nullable: true,
+      description:
+        'Why the run waits, failed or was cancelled, in public terms: a failed run names its failed nodes and their statuses; their messages are on the tasks, behind the domain’s grant.',
+    }),
     sourceRunId: t.exposeID('sourceRunId', { nullable: true }),
     sourceRun: t.field({
       type: RunRef,

@@ -59,8 +59,15 @@ WorkflowVersionRef.implement({
   fields: (t) => ({
     id: t.exposeID('id'),
     version: t.exposeInt('version'),
-    spec: t.expose('spec', { type: 'JSON' }),
-    digest: t.exposeString('digest'),
+    spec: t.expose('spec', {
+      type: 'JSON',
+      nullable: true,
+      description: 'The spec, with its parameter defaults: null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.',
+    }),
+    digest: t.exposeString('digest', {
+      nullable: true,
+      description: 'A hash of the spec (so of its defaults): null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.',
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     workflow: t.field({ type: WorkflowRef, resolve: (v) => v.workflowId }),
   }),

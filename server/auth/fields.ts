@@ -1,9 +1,10 @@
 // The fields of every subject the API returns, named one by one: CASL rules list them explicitly, and a field
 // that is in no list is in no rule, so nobody may read it (a schema test fails when a GraphQL field is missing
-// here). `data` fields carry what a run read or produced (parameters, outputs, logs, metrics, messages): they
-// are readable only in the domains the caller's teams are granted. `meta` fields say that something exists
-// and how it went, and are readable by every role that reads the subject. `own` fields are the creator's own
-// (a run's idempotency key): readable by the identity that created the object (and admins) only.
+// here). `data` fields carry what a run read or produced (parameters, outputs, logs, metrics, messages) or what
+// decides it (a workflow's spec, with its parameter defaults): they are readable only in the domains the caller's
+// teams are granted. `meta` fields say that something exists and how it went, and are readable by every role that
+// reads the subject: a meta field is never computed from a data field (derived data is data). `own` fields are the
+// creator's own (a run's idempotency key): readable by the identity that created the object (and admins) only.
 
 export const subjectFields = {
   Run: {
@@ -14,6 +15,7 @@ export const subjectFields = {
       'domain',
       'cacheNamespace',
       'refreshCache',
+      // built from node names and statuses only (orchestrator/outcomes.ts failureSummary), never a task's message
       'message',
       'sourceRunId',
       'sourceRun',
@@ -73,8 +75,10 @@ export const subjectFields = {
     data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
   },
   Workflow: {
-    meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'latestVersion', 'versions', 'schedules', 'version', 'digest', 'spec', 'workflow'],
-    data: [],
+    meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'latestVersion', 'versions', 'schedules', 'version', 'workflow'],
+    // A version's spec holds literal parameter defaults and task parameters (and its digest is a hash of them, an
+    // oracle for a guess): the workflow's domain's data.
+    data: ['spec', 'digest'],
   },
   Schedule: {
     meta: [

@@ -5,7 +5,7 @@ import type { Client } from './client';
 import { ApiError } from './errors';
 import { dagOrder, printProgress, printStatus, printSummary, render, styled, type TaskState, terminalTask } from './watch-view';
 
-export const RUN_FIELDS = /* GraphQL */ `
+const RUN_FIELDS = /* GraphQL */ `
   id status message createdAt startedAt finishedAt
   workflow { name }
   workflowVersion { version }

@@ -12,12 +12,69 @@ import type { Identity } from '../db/tables/identities';
 import type { Team } from '../db/tables/teams';
 import { badInput, forbidden } from '../errors';
 import { teamByName } from '../teams/teams';
-import { type Domain, domains } from '../vocabulary';
+import { atLeastAsGuarded, type Domain, domains } from '../vocabulary';
 
 /** Throws FORBIDDEN, saying which grant is missing, unless the caller may start runs in `domain`. */
 export function assertMayStartIn(ability: AppAbility, domain: Domain): void {
   if (ability.can('start', subject('Run', { domain }))) return;
   throw forbidden(`Starting ${domain} runs needs a grant to one of your teams: an admin runs \`npx atelier team grant TEAM ${domain}\`.`);
+}
+
+/** The rule a run of a workflow outside the workflow's domain is decided by (audited with its refusals). */
+export const WORKFLOW_DOMAIN_RULE = 'a run starts in a domain at least as guarded as its workflow’s, unless its starter may read the workflow’s domain';
+
+/**
+ * Whether a run of a workflow of `workflowDomain` may start in `runDomain`: a run's parameters and outputs are its
+ * own domain's data, so a run in a less guarded domain than the workflow's would publish the workflow's spec (its
+ * parameter defaults) there; only who may read that spec may do so.
+ */
+export function mayStartWorkflowIn(ability: AppAbility, workflowDomain: Domain, runDomain: Domain): boolean {
+  return atLeastAsGuarded(runDomain, workflowDomain) || ability.can('read', subject('Workflow', { domain: workflowDomain }), 'spec');
+}
+
+/** The refusal of a run of `workflow` in `runDomain`: which rule, why, and what to do. */
+export function workflowDomainRefusal(workflow: { name: string; domain: Domain }, runDomain: Domain): string {
+  const allowed = domains.filter((d) => atLeastAsGuarded(d, workflow.domain));
+  return `Workflow "${workflow.name}" is a ${workflow.domain} workflow: its runs start only in ${allowed.join(' or ')}, a domain at least as guarded as its own, since a run in ${runDomain} would make its spec's parameter defaults readable there; starting it in ${runDomain} needs a grant to ${workflow.domain} for one of your teams (an admin runs \`npx atelier team grant TEAM ${workflow.domain}\`).`;
+}
+
+/** Throws FORBIDDEN (audited) unless the caller may start a run of `workflow` in `runDomain` ({@link mayStartWorkflowIn}). */
+export async function assertMayStartWorkflowIn(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity | null,
+  workflow: { name: string; domain: Domain },
+  runDomain: Domain,
+): Promise<void> {
+  if (mayStartWorkflowIn(ability, workflow.domain, runDomain)) return;
+  await audit(db, {
+    identity,
+    action: 'run.start',
+    decision: 'deny',
+    subject: `workflow:${workflow.name}`,
+    rule: WORKFLOW_DOMAIN_RULE,
+    details: { workflowDomain: workflow.domain, domain: runDomain },
+  });
+  throw forbidden(workflowDomainRefusal(workflow, runDomain));
+}
+
+/**
+ * Throws FORBIDDEN (audited as a refused read of data) unless the caller may read `workflow`'s spec: for what is
+ * computed from it (a cache preview plans the spec with its defaults, and answers with keys hashed from them).
+ */
+export async function assertMayReadSpec(db: Db, ability: AppAbility, identity: Identity | null, workflow: { name: string; domain: Domain }, what: string) {
+  if (ability.can('read', subject('Workflow', { domain: workflow.domain }), 'spec')) return;
+  await audit(db, {
+    identity,
+    action: 'data.read',
+    decision: 'deny',
+    subject: `workflow:${workflow.name}`,
+    rule: 'a workflow’s spec is readable only in domains one of your teams is granted',
+    details: { workflowDomain: workflow.domain, what },
+  });
+  throw forbidden(
+    `You may not ${what} of workflow "${workflow.name}": it is computed from its spec, data of the ${workflow.domain} domain, which none of your teams is granted; an admin runs \`npx atelier team grant TEAM ${workflow.domain}\`.`,
+  );
 }
 
 /**

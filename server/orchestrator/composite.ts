@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
 import { permanentFailure, succeeded } from '../../plugins/outcomes';
 import type { ExecutorEvent } from '../../plugins/protocol';
+import { AuditedDenial, audit } from '../audit/audit';
 import { bulkInsert } from '../db/bulk';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
@@ -58,6 +59,8 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
     return false;
   } catch (error) {
     if (!(error instanceof AtelierError)) throw error;
+    // A refusal ends the node instead of rolling back: its audit record is written here, in the same transaction.
+    if (error instanceof AuditedDenial) await audit(tx, error.entry);
     const ended = await applyOutcome(
       tc,
       running,

@@ -46,13 +46,12 @@ describe('outcomes the control plane decides', () => {
 });
 
 describe('texts a run or task is left with', () => {
-  it('a failed run names its failed tasks with the last line of each message', () => {
-    expect(
-      failureSummary([
-        { node: 'fit', status: 'FAILED', message: 'Traceback...\n  line 3\nValueError: bad' },
-        { node: 'eval', status: 'TIMED_OUT', message: null },
-      ]),
-    ).toBe('fit failed: ValueError: bad; eval timed out');
+  it('a failed run names its failed tasks and their statuses, never their messages (run data: the run’s message is public)', () => {
+    const failed = [
+      { node: 'fit', status: 'FAILED' as const, message: 'Traceback...\n  line 3\nValueError: password=hunter2' },
+      { node: 'eval', status: 'TIMED_OUT' as const, message: null },
+    ];
+    expect(failureSummary(failed)).toBe('fit failed; eval timed out');
     expect(failureSummary([])).toBe('');
   });
 

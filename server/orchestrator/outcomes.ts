@@ -37,9 +37,13 @@ export function nestedRunOutcome(runId: string, status: RunStatus, message: stri
   };
 }
 
-/** A failed run's message: its first failed tasks, each with the last line of its own message. */
-export function failureSummary(failed: { node: string; status: TaskStatus; message: string | null }[]): string {
-  return failed.map((t) => `${t.node} ${t.status.toLowerCase().replace('_', ' ')}${t.message ? `: ${t.message.split('\n').slice(-1)[0]}` : ''}`).join('; ');
+/**
+ * A failed run's message: its first failed tasks by node name and status, nothing more. A run's message is
+ * metadata, readable by everyone who may read the run; a task's own message (its stderr, a nested run's or a map
+ * item's story) is run data, so it is never copied here: it stays on the task, behind the domain's grant.
+ */
+export function failureSummary(failed: { node: string; status: TaskStatus }[]): string {
+  return failed.map((t) => `${t.node} ${t.status.toLowerCase().replace('_', ' ')}`).join('; ');
 }
 
 /** Why a pending task was skipped, from its upstream counts. */

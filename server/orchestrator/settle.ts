@@ -129,10 +129,10 @@ export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
   await notifyParent(tc, run, status, message);
 }
 
-/** A failed run's message, from its first few failed tasks. */
+/** A failed run's message, from its first few failed tasks' node names and statuses (never their messages). */
 async function firstFailures({ tx }: TxContext, runId: string): Promise<string> {
   const failed = await tx
-    .select({ node: tasks.node, status: tasks.status, message: tasks.message })
+    .select({ node: tasks.node, status: tasks.status })
     .from(tasks)
     .where(and(eq(tasks.runId, runId), inArray(tasks.status, ['FAILED', 'TIMED_OUT'])))
     .limit(5);

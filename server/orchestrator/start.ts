@@ -3,14 +3,17 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { AuditedDenial } from '../audit/audit';
+import { defineAbilityFor } from '../auth/ability';
+import { grantsOf } from '../auth/grants';
 import { bulkInsert } from '../db/bulk';
 import type { Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type NewTask, type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import { badInput, notFound } from '../errors';
+import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
-import type { Domain, TaskDataAccess, Trigger } from '../vocabulary';
+import { atLeastAsGuarded, type Domain, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
 import { resolveRunParameters } from '../workflows/spec';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
@@ -151,9 +154,31 @@ export interface CreateRun {
   hotCluster?: string;
 }
 
+/**
+ * Every run (started, cloned, rerun, nested, scheduled) of a workflow in a domain less guarded than the workflow's
+ * would publish the workflow's spec (its parameter defaults) there, in the run's parameters and outputs: only its
+ * starter's reading the workflow's domain allows it. Refused (audited) before anything is planned.
+ */
+async function assertMayRunWorkflowIn(tx: Tx, { workflow, domain, identity, parent }: CreateRun): Promise<void> {
+  if (atLeastAsGuarded(domain, workflow.domain)) return;
+  if (identity && mayStartWorkflowIn(defineAbilityFor(identity, await grantsOf(tx, identity)), workflow.domain, domain)) return;
+  throw new AuditedDenial(
+    {
+      identity,
+      action: 'run.start',
+      decision: 'deny',
+      subject: `workflow:${workflow.name}`,
+      rule: WORKFLOW_DOMAIN_RULE,
+      details: { workflowDomain: workflow.domain, domain, ...(parent ? { parentRun: parent.runId } : {}) },
+    },
+    workflowDomainRefusal(workflow, domain),
+  );
+}
+
 /** Plans and writes a run with its tasks, then dispatches what can start (a run waiting for admission starts none). */
 export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
+  await assertMayRunWorkflowIn(tx, input);
   const spec = input.version.spec;
   const planned = await planRun(tx, spec, input.parameters, ctx.defaults, {
     pinned: input.pinned,

@@ -2,3 +2,6 @@
 
 export const domains = ['experimentation', 'adhoc', 'production'] as const;
 export type Domain = (typeof domains)[number];
+
+/** Whether `domain` is at least as guarded as `than` (production ≥ adhoc ≥ experimentation). */
+export const atLeastAsGuarded = (domain: Domain, than: Domain): boolean => domains.indexOf(domain) >= domains.indexOf(than);

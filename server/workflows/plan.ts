@@ -206,7 +206,9 @@ export async function planRun(
         if (!Array.isArray(over))
           details.push({
             path: `tasks.${task.name}.map.over`,
-            message: `must be a list, "\${params.NAME}" holding a list, or "\${outputs.NODE.NAME}"; got ${JSON.stringify(over)?.slice(0, 80)}`,
+            // The value's type, never the value: it may be a run parameter (data), and this error can land in public
+            // places (a schedule's fire, a nested run's node).
+            message: `must be a list, "\${params.NAME}" holding a list, or "\${outputs.NODE.NAME}"; got ${over === null ? 'null' : typeof over}`,
           });
         else {
           // Check the first few items against the module's schema now rather than failing at run time.

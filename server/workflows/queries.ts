@@ -24,11 +24,14 @@ export async function workflowWithName(db: Db, name: string): Promise<Workflow |
   return w ?? null;
 }
 
-/** The domain a new run of a workflow (by name or id) gets by default; undefined when there is no such workflow. */
-export async function workflowDomainOf(db: Db, ref: string): Promise<Domain | undefined> {
+/** A workflow (by name or id) as its refusals name it: its name and its domain; undefined when there is none. */
+export async function workflowDomainRef(db: Db, ref: string): Promise<{ name: string; domain: Domain } | undefined> {
   const [row] = await db
-    .select({ domain: workflows.domain })
+    .select({ name: workflows.name, domain: workflows.domain })
     .from(workflows)
     .where(uuidRe.test(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
-  return row?.domain;
+  return row;
 }
+
+/** The domain a new run of a workflow (by name or id) gets by default; undefined when there is no such workflow. */
+export const workflowDomainOf = async (db: Db, ref: string): Promise<Domain | undefined> => (await workflowDomainRef(db, ref))?.domain;

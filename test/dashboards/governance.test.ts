@@ -258,6 +258,26 @@ describe('governance pages in Chromium', () => {
       .waitFor();
   });
 
+  it("shows a member a production workflow's spec as withheld (its task parameters and defaults are production data)", async () => {
+    // (nightly, created above, has the literal task parameter "secret-value")
+    await member.goto(`${t.url}/workflows/nightly`);
+    await member.getByRole('heading', { name: /nightly/, level: 1 }).waitFor();
+    await member
+      .getByText(/^Withheld: the spec \(its tasks and parameter defaults\) is production data/)
+      .first()
+      .waitFor();
+    expect(await member.content()).not.toContain('secret-value');
+    await shot(member, 'withheld-workflow');
+    await member.goto(`${t.url}/workflows`);
+    await member.getByRole('link', { name: 'nightly' }).waitFor();
+    expect(await member.getByText('withheld', { exact: true }).count()).toBeGreaterThanOrEqual(2);
+    // the admin sees the spec's graph and the value (in a task's collapsed details)
+    await admin.goto(`${t.url}/workflows/nightly`);
+    await admin.getByRole('group', { name: 'Task graph of nightly' }).waitFor();
+    await admin.getByText('"secret-value"').first().waitFor({ state: 'attached' });
+    expect(await admin.getByText(/^Withheld: the spec/).count()).toBe(0);
+  });
+
   it('logged no console errors', () => {
     expect(consoleErrors).toEqual([]);
   });

@@ -74,8 +74,13 @@ export default function WorkflowPage({ name }: { name: string }) {
 type WorkflowData = NonNullable<ResultOf<typeof WORKFLOW>['workflow']>;
 type RecentRuns = ResultOf<typeof WORKFLOW>['runs']['edges'];
 
+/** What a caller without the workflow's domain's grant sees instead of its spec (the API withholds it, and its digest). */
+const specWithheld = (domain: string) => `Withheld: the spec (its tasks and parameter defaults) is ${domain} data, and none of your teams is granted it.`;
+
 function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowData; runs: RecentRuns; spec: SpecShape; modules: ModuleSchemas }) {
   const tasks = spec.tasks ?? [];
+  // The spec is there whenever it is readable: null means the API withheld it.
+  const withheld = workflow.latestVersion.spec === null;
   return (
     <section aria-labelledby="workflow-title">
       <nav class="breadcrumbs" aria-label="Breadcrumbs">
@@ -110,7 +115,11 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
         <div>
           <dt>Digest</dt>
           <dd>
-            <code class="id">{workflow.latestVersion.digest.slice(0, 19)}</code>
+            {workflow.latestVersion.digest === null ? (
+              <span class="muted">withheld</span>
+            ) : (
+              <code class="id">{workflow.latestVersion.digest.slice(0, 19)}</code>
+            )}
           </dd>
         </div>
       </dl>
@@ -118,7 +127,9 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
       <div class="layout-split">
         <div class="card" id="start">
           <h2 class="card-title">Start a run</h2>
-          {modules.loading ? (
+          {withheld ? (
+            <p class="muted">{specWithheld(workflow.domain)}</p>
+          ) : modules.loading ? (
             <Loading label="Reading the modules’ parameter schemas…" />
           ) : (
             <StartForm workflow={workflow.name} spec={spec} schemas={modules.schemas} />
@@ -144,7 +155,9 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
 
       <div class="card">
         <h2 class="card-title">Graph</h2>
-        {tasks.length > MAX_DRAWN_NODES ? (
+        {withheld ? (
+          <p class="muted">{specWithheld(workflow.domain)}</p>
+        ) : tasks.length > MAX_DRAWN_NODES ? (
           <p class="muted">{tasks.length} tasks: too many to draw.</p>
         ) : (
           <Dag
@@ -165,6 +178,7 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
 
       <div class="card">
         <h2 class="card-title">Tasks and their module parameters</h2>
+        {withheld && <p class="muted">{specWithheld(workflow.domain)}</p>}
         {tasks.map((t) => {
           const resolved = t.module ? modules.byRef.get(t.module) : undefined;
           const properties = resolved && 'schema' in resolved ? schemaProperties(resolved.schema) : [];

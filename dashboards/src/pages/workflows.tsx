@@ -48,7 +48,12 @@ export function WorkflowsPage() {
       >
         {(workflows) => (
           <DataTable
-            rows={workflows.map((w) => ({ ...w, spec: asSpec(w.latestVersion.spec), href: `/workflows/${encodeURIComponent(w.name)}` }))}
+            rows={workflows.map((w) => ({
+              ...w,
+              // null: the API withheld the spec (data of a domain none of the viewer's teams is granted)
+              spec: w.latestVersion.spec === null ? null : asSpec(w.latestVersion.spec),
+              href: `/workflows/${encodeURIComponent(w.name)}`,
+            }))}
             rowKey={(w) => w.id}
             rowHref={(w) => w.href}
             columns={[
@@ -63,8 +68,12 @@ export function WorkflowsPage() {
               },
               { header: 'Domain', cell: (w) => <span class={`chip domain-${w.domain}`}>{w.domain}</span> },
               { header: 'Version', class: 'num', cell: (w) => `v${w.latestVersion.version}` },
-              { header: 'Tasks', class: 'num', cell: (w) => w.spec.tasks?.length ?? 0 },
-              { header: 'Parameters', cell: (w) => Object.keys(w.spec.parameters ?? {}).join(', ') || <span class="muted">none</span> },
+              { header: 'Tasks', class: 'num', cell: (w) => (w.spec ? (w.spec.tasks?.length ?? 0) : <span class="muted">withheld</span>) },
+              {
+                header: 'Parameters',
+                cell: (w) =>
+                  w.spec ? Object.keys(w.spec.parameters ?? {}).join(', ') || <span class="muted">none</span> : <span class="muted">withheld</span>,
+              },
               { header: 'Updated', cell: (w) => <Time iso={w.latestVersion.createdAt} /> },
               {
                 header: 'Actions',
