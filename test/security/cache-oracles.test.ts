@@ -47,7 +47,6 @@ const normalised = (r: unknown, ...ids: string[]) => {
   for (const id of ids) text = text.replaceAll(id, '<id>');
   return JSON.parse(text);
 };
-const withoutKeys = (preview: any[]) => preview.map(({ key: _key, ...rest }) => rest);
 const code = (r: { errors?: { extensions?: { code?: string } }[] }) => r.errors?.[0]?.extensions?.code;
 
 async function auditedSince(at: Date, action: string) {
@@ -99,6 +98,14 @@ describe('cachePreview answers a right and a wrong guess alike unless the caller
     expect(right[0].sourceRunId).toBe(prod.run);
   });
 
+  // Since a workflow's spec is its domain's data (the preview is computed from its defaults), a caller who may not
+  // read the production spec is refused before any entry is looked at: a right and a wrong guess get the same
+  // refusal, which names no run.
+  const refusal = (api: ApiClient, secret: string, domain: string | null = null) =>
+    api
+      .raw(PREVIEW, { w: 'prod-model', p: { secret }, d: domain })
+      .then((r) => ({ data: r.data?.cachePreview ?? null, errors: r.errors?.map((e: any) => ({ message: e.message, code: e.extensions?.code })) }));
+
   for (const [who, api, domain] of [
     ['a member without the production grant', () => oscar, null],
     ['a member without the grant, naming the domain', () => oscar, 'production'],
@@ -107,18 +114,19 @@ describe('cachePreview answers a right and a wrong guess alike unless the caller
   ] as const) {
     it(`${who}: right and wrong guesses answer the same, and nothing names the production run`, async () => {
       ran++;
-      const [right, wrong] = [await guess(api(), SECRET, domain), await guess(api(), 'a-wrong-guess', domain)];
-      expect(withoutKeys(right)).toEqual(withoutKeys(wrong));
-      expect(right.every((x) => !x.hit)).toBe(true);
-      expect(revealsProduction(withoutKeys(right))).toBe(false); // (the key is the guess’s own, computed alike for both)
+      const [right, wrong] = [await refusal(api(), SECRET, domain), await refusal(api(), 'a-wrong-guess', domain)];
+      expect(right).toEqual(wrong);
+      expect(right.errors?.[0]?.code).toBe('FORBIDDEN');
+      expect(JSON.stringify(right)).not.toContain(prod.run);
+      expect(revealsProduction(right)).toBe(false);
     });
   }
 
-  it('a preview that withheld an entry is audited', async () => {
+  it('a refused preview is audited', async () => {
     ran++;
     const at = new Date();
-    await guess(oscar, SECRET);
-    expect(await auditedSince(at, 'cache.preview')).toContainEqual({ action: 'cache.preview', decision: 'deny', identity: { name: 'oscar' } });
+    await refusal(oscar, SECRET);
+    expect(await auditedSince(at, 'data.read')).toContainEqual({ action: 'data.read', decision: 'deny', identity: { name: 'oscar' } });
   });
 });
 
