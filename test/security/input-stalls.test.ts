@@ -1,6 +1,7 @@
 // Hostile input against a real server in its own process (issue 14, stalls 2–6): each one gets its typed error,
 // changes nothing, and never stalls the server for others. While each is processed a second client polls
 // `/health`; the worst latency seen is printed per case and must stay under a generous bound.
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -360,7 +361,7 @@ describe('deeply nested JSON', () => {
     const hook = await withoutStall('deep JSON: git hook body', () =>
       fetch(`${cp.url}/hooks/git`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'x-atelier-delivery': randomUUID() },
         body: `{"repository": "x", "commit": "abc", "extra": ${nestedText(200_000)}}`,
       }).then(async (res) => ({ status: res.status, ...(await res.json()) })),
     );
