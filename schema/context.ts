@@ -9,6 +9,7 @@ import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import type { Run } from '../server/db/tables/runs';
 import type { RunFeed } from '../server/events/feed';
+import type { LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
 import type { PlanDefaults } from '../server/workflows/plan';
 
@@ -16,6 +17,8 @@ export interface Services {
   db: Db;
   store: ObjectStore;
   feed: RunFeed;
+  /** The live subscriptions' slots, per token and in all (their limits, and counts for tests and operators). */
+  subscriptions: LiveSubscriptions;
   orchestrator: Orchestrator;
   config: Config;
   planDefaults: PlanDefaults;

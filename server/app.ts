@@ -18,6 +18,7 @@ import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
 import { createRunFeed, type FeedEvent } from './events/feed';
+import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder } from './events/recorder';
 import { executorsFromEnv } from './executors';
@@ -93,7 +94,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     log: (m) => log(`scheduler: ${m}`),
   });
   const hotClusters = createHotClusterService({ db, bus, hostStaleMs: config.hostStaleMs });
-  const services: Services = { db, store, feed, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
+  const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
+  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
@@ -153,6 +155,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     stop() {
       stopping ??= (async () => {
         await lifecycle.stop();
+        subscriptions.endAll(); // closing the sockets ended them all already: nothing may outlive the app
         await bus.close();
         await database.close();
       })();

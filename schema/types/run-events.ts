@@ -6,7 +6,7 @@ import { findRun, runById, runDomainOf, tasksOfRuns } from '../../server/runs/qu
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
 import { checkId, isUuid } from '../ids';
-import { mayWatch, watchAccess } from '../live-access';
+import { liveStream, mayWatch, watchAccess } from '../live-access';
 import { RunStatusEnum, TaskStatusEnum } from './enums';
 import { RunRef } from './runs';
 
@@ -94,57 +94,58 @@ builder.subscriptionField('runEvents', (t) =>
       forbidden(
         'A run’s events hold its data (logs, metrics, messages): watching them needs a grant to the run’s domain for one of your teams; an admin grants one with `npx atelier team grant TEAM DOMAIN`.',
       ),
-    subscribe: async function* (_root, args, ctx) {
+    // The slot is taken when subscribing (refused past the limits); it and the feed listener go when the stream ends.
+    subscribe: (_root, args, ctx) => {
       const runId = checkId(String(args.runId), 'run');
-      const abort = new AbortController();
-      const run = await findRun(ctx.services.db, runId);
-      const watch = watchAccess(ctx, abort, (ability) => mayWatch(ability, run));
-      // Subscribe before reading the snapshot, so nothing that happens in between is missed.
-      const live = feedIterator(ctx.services.feed, runId, abort.signal);
-      try {
-        const snapshot = await tasksOfRuns(ctx.services.db, [runId]);
-        const current = (await runById(ctx.services.db, runId))!;
-        const at = new Date().toISOString();
-        for (const task of snapshot) {
-          yield {
-            kind: 'task-status',
-            runId,
-            taskId: task.id,
-            node: task.node,
-            status: task.status,
-            attempt: task.attempt,
-            reason: task.reason,
-            message: task.message,
-            at,
-          } as FeedEvent;
-        }
-        yield { kind: 'run-status', runId, status: current.status, message: current.message, at } as FeedEvent;
-        if (terminalRun.has(current.status)) return;
-        // A change that landed between subscribing and reading the snapshot arrives live too: each state the
-        // snapshot already showed is passed over once, so a subscriber sees every change exactly once.
-        const shown = new Map<string, string>(snapshot.map((task) => [task.id, `${task.status}|${task.attempt}|${task.message ?? ''}`]));
-        shown.set(runId, `${current.status}|${current.message ?? ''}`);
-        for await (const event of live) {
-          const key = event.kind === 'task-status' ? event.taskId : event.kind === 'run-status' ? runId : null;
-          if (key !== null && shown.has(key)) {
-            const state =
-              event.kind === 'task-status'
-                ? `${event.status}|${event.attempt}|${event.message ?? ''}`
-                : event.kind === 'run-status'
-                  ? `${event.status}|${event.message ?? ''}`
-                  : '';
-            const seen = shown.get(key) === state;
-            shown.delete(key);
-            if (seen) continue;
+      return liveStream(ctx, async function* (live) {
+        const run = await findRun(ctx.services.db, runId);
+        const watch = watchAccess(ctx, live, (ability) => mayWatch(ability, run));
+        // Subscribe before reading the snapshot, so nothing that happens in between is missed.
+        const events = feedIterator(ctx.services.feed, runId, live.signal);
+        try {
+          const snapshot = await tasksOfRuns(ctx.services.db, [runId]);
+          const current = (await runById(ctx.services.db, runId))!;
+          const at = new Date().toISOString();
+          for (const task of snapshot) {
+            yield {
+              kind: 'task-status',
+              runId,
+              taskId: task.id,
+              node: task.node,
+              status: task.status,
+              attempt: task.attempt,
+              reason: task.reason,
+              message: task.message,
+              at,
+            } as FeedEvent;
           }
-          yield event;
-          if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
+          yield { kind: 'run-status', runId, status: current.status, message: current.message, at } as FeedEvent;
+          if (terminalRun.has(current.status)) return;
+          // A change that landed between subscribing and reading the snapshot arrives live too: each state the
+          // snapshot already showed is passed over once, so a subscriber sees every change exactly once.
+          const shown = new Map<string, string>(snapshot.map((task) => [task.id, `${task.status}|${task.attempt}|${task.message ?? ''}`]));
+          shown.set(runId, `${current.status}|${current.message ?? ''}`);
+          for await (const event of events) {
+            const key = event.kind === 'task-status' ? event.taskId : event.kind === 'run-status' ? runId : null;
+            if (key !== null && shown.has(key)) {
+              const state =
+                event.kind === 'task-status'
+                  ? `${event.status}|${event.attempt}|${event.message ?? ''}`
+                  : event.kind === 'run-status'
+                    ? `${event.status}|${event.message ?? ''}`
+                    : '';
+              const seen = shown.get(key) === state;
+              shown.delete(key);
+              if (seen) continue;
+            }
+            yield event;
+            if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
+          }
+          watch.assertStillValid();
+        } finally {
+          await events.return?.();
         }
-        watch.assertStillValid();
-      } finally {
-        watch.stop();
-        abort.abort();
-      }
+      });
     },
     resolve: (event) => event,
   }),
@@ -155,31 +156,26 @@ builder.subscriptionField('allRunEvents', (t) =>
     type: RunEvent,
     description: 'Every event of every run whose events you may read, live, with no snapshot: the feed behind live run lists and monitors.',
     authScopes: { can: ['read', 'Run'] },
-    subscribe: async function* (_root, _args, ctx) {
-      const abort = new AbortController();
-      const watch = watchAccess(ctx, abort);
-      // Each run's domain, read once: an event is passed on only if its run's events are readable now.
-      const domainOf = new Map<string, Promise<Domain | null>>();
-      const domainOfRun = (id: string) => {
-        let domain = domainOf.get(id);
-        if (!domain) {
-          if (domainOf.size > 10_000) domainOf.clear();
-          domain = runDomainOf(ctx.services.db, id);
-          domainOf.set(id, domain);
-        }
-        return domain;
-      };
-      try {
-        for await (const event of feedIterator(ctx.services.feed, '*', abort.signal)) {
+    subscribe: (_root, _args, ctx) =>
+      liveStream(ctx, async function* (live) {
+        const watch = watchAccess(ctx, live);
+        // Each run's domain, read once: an event is passed on only if its run's events are readable now.
+        const domainOf = new Map<string, Promise<Domain | null>>();
+        const domainOfRun = (id: string) => {
+          let domain = domainOf.get(id);
+          if (!domain) {
+            if (domainOf.size > 10_000) domainOf.clear();
+            domain = runDomainOf(ctx.services.db, id);
+            domainOf.set(id, domain);
+          }
+          return domain;
+        };
+        for await (const event of feedIterator(ctx.services.feed, '*', live.signal)) {
           const domain = await domainOfRun(event.runId);
           if (domain && mayWatch(watch.ability(), { domain })) yield event;
         }
         watch.assertStillValid();
-      } finally {
-        watch.stop();
-        abort.abort();
-      }
-    },
+      }),
     resolve: (event) => event,
   }),
 );

@@ -12,6 +12,10 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
 export const DEFAULT_HOST_STALE_MS = 15_000;
 /** The most a module archive may inflate to (MiB), its files and tar headers together: a gzip bomb stops there. */
 export const DEFAULT_MAX_UNPACKED_MB = 512;
+/** Live subscriptions (graphql-ws and SSE together) one token may hold at once (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN = 100;
+/** Live subscriptions one control-plane replica holds at most, all tokens together (`ATELIER_MAX_SUBSCRIPTIONS`). */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 5_000;
 /** What the interactive dataset catalog may show: columns at most CONFIDENTIAL, never PII. */
 export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly deniedCategories: readonly string[] } = {
   level: 'CONFIDENTIAL',

@@ -8,6 +8,8 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_HOST_STALE_MS,
+  DEFAULT_MAX_SUBSCRIPTIONS,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN,
   DEFAULT_MAX_UNPACKED_MB,
   DEFAULT_PORT,
 } from './defaults';
@@ -57,6 +59,10 @@ export interface Config {
   gitRepositories: string[];
   /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
   tokenRecheckMs: number;
+  /** Live subscriptions one token may hold at once, over graphql-ws and SSE together (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
+  maxSubscriptionsPerToken: number;
+  /** Live subscriptions this replica holds at most, all tokens together (`ATELIER_MAX_SUBSCRIPTIONS`). */
+  maxSubscriptions: number;
   /**
    * What the interactive dataset catalog may show: every column at most `level` and in none of
    * `deniedCategories` (`ATELIER_CATALOG_CEILING=CONFIDENTIAL`, `ATELIER_CATALOG_DENY_CATEGORIES=PII`, or `none`).
@@ -118,6 +124,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((r) => r.trim())
       .filter(Boolean),
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
+    maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
+    maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),
   };
 }

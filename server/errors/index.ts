@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
-  | 'DIGEST_MISMATCH';
+  | 'DIGEST_MISMATCH'
+  | 'TOO_MANY_SUBSCRIPTIONS';
 
 const statusOf: Record<ErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -23,6 +24,7 @@ const statusOf: Record<ErrorCode, number> = {
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   DIGEST_MISMATCH: 400,
+  TOO_MANY_SUBSCRIPTIONS: 429,
 };
 
 export interface ErrorDetail {

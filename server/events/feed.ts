@@ -18,6 +18,8 @@ export interface RunFeed {
   publish(events: FeedEvent[]): void;
   /** Events of one run (or of all runs with `'*'`) until the returned function is called. */
   subscribe(runId: string, listener: (event: FeedEvent) => void): () => void;
+  /** How many listeners are subscribed now, all runs together (for tests and health: zero once every client left). */
+  listenerCount(): number;
 }
 
 /**
@@ -26,6 +28,7 @@ export interface RunFeed {
  */
 export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }): RunFeed & { deliver(events: FeedEvent[]): void } {
   const listeners = new Map<string, Set<(event: FeedEvent) => void>>();
+  let count = 0;
   const deliver = (key: string, event: FeedEvent) => {
     const set = listeners.get(key);
     if (!set) return;
@@ -53,16 +56,28 @@ export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }
     subscribe(runId, listener) {
       let set = listeners.get(runId);
       if (!set) listeners.set(runId, (set = new Set()));
-      set.add(listener);
+      // Each subscription gets its own entry, even for a listener function subscribed twice.
+      const entry = (event: FeedEvent) => listener(event);
+      set.add(entry);
+      count++;
+      let subscribed = true;
       return () => {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(runId);
+        if (!subscribed) return;
+        subscribed = false;
+        count--;
+        set.delete(entry);
+        if (set.size === 0 && listeners.get(runId) === set) listeners.delete(runId);
       };
     },
+    listenerCount: () => count,
   };
 }
 
-/** Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. */
+/**
+ * Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. It ends, and
+ * stops listening, when `signal` aborts (at once, even while a pull waits), when returned, or if `signal` had
+ * aborted already.
+ */
 export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal): AsyncIterableIterator<FeedEvent> {
   const buffer: FeedEvent[] = [];
   let wake: (() => void) | null = null;
@@ -72,11 +87,15 @@ export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal)
     wake?.();
   });
   const finish = () => {
+    if (done) return;
     done = true;
+    buffer.length = 0;
     unsubscribe();
+    signal?.removeEventListener('abort', finish);
     wake?.();
   };
-  signal?.addEventListener('abort', finish, { once: true });
+  if (signal?.aborted) finish();
+  else signal?.addEventListener('abort', finish, { once: true });
   const iterator: AsyncIterableIterator<FeedEvent> = {
     async next() {
       while (!buffer.length && !done) await new Promise<void>((resolve) => (wake = resolve));

@@ -17,43 +17,55 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
   const { yoga, db } = options;
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: options.maxPayloadBytes });
   const asErrors = (error: unknown) => [error instanceof GraphQLError ? error : new GraphQLError((error as Error).message)];
+  // One socket's operations are prepared (token check, parse, validation) one after another: a client that sends a
+  // burst of them queues behind itself, not in front of every other request of the server.
+  const turns = new WeakMap<object, Promise<unknown>>();
+  const inTurn = <T>(socket: object, prepare: () => Promise<T>): Promise<T> => {
+    const prepared = (turns.get(socket) ?? Promise.resolve()).then(prepare, prepare);
+    turns.set(
+      socket,
+      prepared.catch(() => undefined),
+    );
+    return prepared;
+  };
   useServer(
     {
       execute: (args) => (args.rootValue as { execute: typeof execute }).execute(args as ExecutionArgs),
       subscribe: (args) => (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs),
       onConnect: async (ctx) => Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} })),
-      onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          connectionParams: ctx.connectionParams,
-        });
-        let document: DocumentNode;
-        try {
-          document = enveloped.parse(payload.query);
-        } catch (error) {
-          // A syntax error, or a document the parse-time limits refuse: answered as errors, never a closed socket.
-          return asErrors(error);
-        }
-        const args = {
-          schema: enveloped.schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-        };
-        let errors: readonly GraphQLError[];
-        try {
-          errors = enveloped.validate(args.schema, args.document);
-        } catch (error) {
-          return asErrors(error); // the armor rules throw
-        }
-        if (errors.length) return errors;
-        return args;
-      },
+      onSubscribe: (ctx, _id, payload) =>
+        inTurn(ctx.extra.socket, async () => {
+          const enveloped = yoga.getEnveloped({
+            ...ctx,
+            req: ctx.extra.request,
+            socket: ctx.extra.socket,
+            params: payload,
+            connectionParams: ctx.connectionParams,
+          });
+          let document: DocumentNode;
+          try {
+            document = enveloped.parse(payload.query);
+          } catch (error) {
+            // A syntax error, or a document the parse-time limits refuse: answered as errors, never a closed socket.
+            return asErrors(error);
+          }
+          const args = {
+            schema: enveloped.schema,
+            operationName: payload.operationName,
+            document,
+            variableValues: payload.variables,
+            contextValue: await enveloped.contextFactory(),
+            rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+          };
+          let errors: readonly GraphQLError[];
+          try {
+            errors = enveloped.validate(args.schema, args.document);
+          } catch (error) {
+            return asErrors(error); // the armor rules throw
+          }
+          if (errors.length) return errors;
+          return args;
+        }),
     },
     wss,
   );

@@ -1,6 +1,7 @@
 // `/graphql` over HTTP (queries, mutations, SSE subscriptions, file uploads), answered by yoga. A document and its
 // variables are read whole first, so a body past the limit is refused however it is sent (a content length or
-// chunked); only multipart uploads stream straight to yoga, under the larger upload limit.
+// chunked); only multipart uploads stream straight to yoga, under the larger upload limit. A response's stream is
+// cancelled as soon as its client goes away, so an SSE subscription ends with its request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { declaredLengthOver, readBodyWithin } from '../body';
 import type { Route } from '../router';
@@ -17,32 +18,44 @@ export interface GraphqlRouteOptions {
 export function useGraphql(options: GraphqlRouteOptions): Route {
   const { yoga } = options;
 
-  /** Answers a request whose body was already read, streaming the response (SSE included) until either side ends. */
-  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
+  /**
+   * Answers a request (its body, if any, already read), streaming the response (SSE included) until either side
+   * ends. When the client goes away the response's stream is cancelled at once, which ends the subscription behind
+   * it (yoga returns its iterator), rather than at the next event or ping written into a closed socket.
+   */
+  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined) => {
     const abort = new AbortController();
-    res.on('close', () => abort.abort());
+    res.once('close', () => abort.abort());
     const headers = new Headers();
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
-      { method: 'POST', headers, body, signal: abort.signal },
+      { method: req.method, headers, body, signal: abort.signal },
       { req, res },
     );
+    if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
+    const reader = response.body.getReader();
+    const cancel = () => void reader.cancel().catch(() => undefined);
+    if (abort.signal.aborted) return cancel(); // gone while yoga answered
+    abort.signal.addEventListener('abort', cancel, { once: true });
     res.writeHead(response.status, Object.fromEntries(response.headers));
-    if (!response.body) return void res.end();
     try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        if (res.destroyed) break;
-        if (!res.write(chunk))
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || res.destroyed) break;
+        if (!res.write(value))
           await new Promise((resolve) => {
             res.once('drain', resolve);
             res.once('close', resolve);
           });
       }
     } catch {
-      // the client went away: the stream was cancelled through the abort signal
+      // the stream failed or was cancelled: the client went away
+    } finally {
+      abort.signal.removeEventListener('abort', cancel);
     }
+    if (res.destroyed) cancel();
     res.end();
   };
 
@@ -65,6 +78,8 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
           () => req.destroy(),
         );
       if (declaredLengthOver(req, limit)) return void tooLarge();
+      // A GET carries its operation in the URL (an SSE subscription may): answered like a POST, streamed the same way.
+      if (req.method === 'GET') return forward(req, res, undefined);
       if (upload || req.method !== 'POST') return yoga(req, res);
       const body = await readBodyWithin(req, limit);
       if (!body) return void tooLarge();
