@@ -5,8 +5,11 @@ import { type Db, queryRows, type Tx } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { teamMembers } from '../db/tables/teams';
-import { type Domain, domains } from '../vocabulary';
+import { type Domain, domains, teamWriterRoles } from '../vocabulary';
 import type { Grants } from './ability';
+
+/** The writing roles as an SQL list, built once: the token lookup runs this subquery on every request. */
+const writerRolesSql = sql.raw(`(${teamWriterRoles.map((r) => `'${r}'`).join(', ')})`);
 
 /**
  * The domains granted to the teams an identity (`identityId`, a column or a value) belongs to with a writing role
@@ -15,7 +18,7 @@ import type { Grants } from './ability';
 export const grantedDomains = (identityId: SQLWrapper | string) => sql<Domain[]>`array(
   select distinct ${domainGrants.domain} from ${domainGrants}
   join ${teamMembers} on ${teamMembers.teamId} = ${domainGrants.teamId}
-  where ${teamMembers.identityId} = ${identityId} and ${teamMembers.role} in ('member', 'maintainer', 'admin'))`;
+  where ${teamMembers.identityId} = ${identityId} and ${teamMembers.role} in ${writerRolesSql})`;
 
 /** An identity's grants from its teams' domains: an admin holds every domain. */
 export const grantsFrom = (identity: Pick<Identity, 'role'>, granted: Domain[]): Grants => ({ domains: identity.role === 'admin' ? [...domains] : granted });

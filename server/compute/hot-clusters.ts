@@ -11,8 +11,9 @@ import { type Db, queryRows } from '../db/client';
 import { executorHosts, type HotCluster, hotClusterLeases, hotClusters } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { tasks } from '../db/tables/runs';
-import { teamMembers, teams } from '../db/tables/teams';
 import { badInput, forbidden, notFound } from '../errors';
+import { teamsByIds, writableTeamsOf } from '../teams/queries';
+import { teamWithName } from '../teams/teams';
 import { HOST_MEMORY_MS, isLive, knownHosts, recordHeartbeat } from './routing';
 
 export interface CreateHotClusterInput {
@@ -232,21 +233,11 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
   };
 }
 
-/** The teams an identity writes in (member, maintainer or admin; a team's viewers own nothing of it). */
-async function teamsOf(db: Db, identityId: string): Promise<{ id: string; name: string }[]> {
-  return db
-    .select({ id: teams.id, name: teams.name })
-    .from(teamMembers)
-    .innerJoin(teams, eq(teams.id, teamMembers.teamId))
-    .where(and(eq(teamMembers.identityId, identityId), inArray(teamMembers.role, ['member', 'maintainer', 'admin'])))
-    .orderBy(teams.name);
-}
-
 /** The team a new cluster belongs to: the one named (the creator must be in it), else the creator's only team, else none. */
 async function owningTeam(db: Db, actor: Actor, input: CreateHotClusterInput): Promise<string | null> {
-  const mine = await teamsOf(db, actor.identity.id);
+  const mine = await writableTeamsOf(db, actor.identity.id);
   if (input.team !== undefined) {
-    const [team] = await db.select({ id: teams.id }).from(teams).where(eq(teams.name, input.team));
+    const team = await teamWithName(db, input.team);
     if (team && (mine.some((t) => t.id === team.id) || isAdmin(actor.ability))) return team.id;
     await audit(db, {
       identity: actor.identity,
@@ -270,9 +261,9 @@ async function assertMayManage(db: Db, actor: Actor, cluster: HotCluster, verb: 
   const allowed = isAdmin(actor.ability)
     ? 'admins manage every hot cluster'
     : cluster.teamId
-      ? (await teamsOf(db, actor.identity.id)).some((t) => t.id === cluster.teamId) && 'members of the owning team manage its hot clusters'
+      ? (await writableTeamsOf(db, actor.identity.id)).some((t) => t.id === cluster.teamId) && 'members of the owning team manage its hot clusters'
       : cluster.createdBy === actor.identity.id && 'the creator manages a hot cluster that belongs to no team';
-  const [owner] = cluster.teamId ? await db.select({ name: teams.name }).from(teams).where(eq(teams.id, cluster.teamId)) : [];
+  const [owner] = cluster.teamId ? await teamsByIds(db, [cluster.teamId]) : [];
   await audit(db, {
     identity: actor.identity,
     action: `hotCluster.${verb}`,

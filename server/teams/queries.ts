@@ -1,10 +1,10 @@
 // Reads of teams for the API: by id, the team list, each team's members and namespaces, the owner of each
 // namespace, and the domains a team is granted.
-import { asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import { namespaces, type Team, type TeamMember, teamMembers, teams } from '../db/tables/teams';
-import type { Domain } from '../vocabulary';
+import { type Domain, teamWriterRoles } from '../vocabulary';
 
 export const teamsByIds = (db: Db, ids: string[]): Promise<Team[]> => db.select().from(teams).where(inArray(teams.id, ids));
 
@@ -33,3 +33,12 @@ export async function ownersOfNamespaces(db: Db, names: string[]): Promise<Map<s
 export async function domainsGrantedTo(db: Db, teamId: string): Promise<Domain[]> {
   return (await db.select({ domain: domainGrants.domain }).from(domainGrants).where(eq(domainGrants.teamId, teamId))).map((g) => g.domain);
 }
+
+/** The teams an identity acts for (a writing role; a team's viewers own nothing of it), by name. */
+export const writableTeamsOf = (db: Db, identityId: string): Promise<{ id: string; name: string }[]> =>
+  db
+    .select({ id: teams.id, name: teams.name })
+    .from(teamMembers)
+    .innerJoin(teams, eq(teams.id, teamMembers.teamId))
+    .where(and(eq(teamMembers.identityId, identityId), inArray(teamMembers.role, [...teamWriterRoles])))
+    .orderBy(asc(teams.name));

@@ -6,10 +6,9 @@ import type { Db, Tx } from '../db/client';
 import { type Identity, identities } from '../db/tables/identities';
 import { type Namespace, namespaces, type Team, teamMembers, teams } from '../db/tables/teams';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
-import type { TeamRole } from '../vocabulary';
+import { type TeamRole, teamWriterRoles } from '../vocabulary';
 
 const teamNameRe = /^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$/;
-const writerRoles: TeamRole[] = ['member', 'maintainer', 'admin'];
 const maintainerRoles: TeamRole[] = ['maintainer', 'admin'];
 
 export async function teamWithName(db: Db | Tx, name: string): Promise<Team | null> {
@@ -23,7 +22,7 @@ export async function teamByName(db: Db | Tx, name: string): Promise<Team> {
   return team;
 }
 
-async function membersWithRoles(db: Db | Tx, teamId: string, roles: TeamRole[]): Promise<string[]> {
+async function membersWithRoles(db: Db | Tx, teamId: string, roles: readonly TeamRole[]): Promise<string[]> {
   const rows = await db
     .select({ id: teamMembers.identityId })
     .from(teamMembers)
@@ -136,7 +135,7 @@ export async function loadNamespaceSubject(db: Db | Tx, name: string): Promise<N
     .innerJoin(teams, eq(teams.id, namespaces.teamId))
     .where(eq(namespaces.name, name));
   if (!row) return { name, team: null, writers: [] };
-  return { name, team: row.team.name, writers: await membersWithRoles(db, row.team.id, writerRoles) };
+  return { name, team: row.team.name, writers: await membersWithRoles(db, row.team.id, teamWriterRoles) };
 }
 
 /** Throws FORBIDDEN unless the caller may publish into the namespace and move its tags. */
