@@ -13,6 +13,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     maxWorkers: 2,
-    reporters: ['default'],
+    // The adversarial reporter prints the security suite's size and its leaks (test/harness/adversarial-reporter.ts).
+    reporters: ['default', './test/harness/adversarial-reporter.ts'],
   },
 });
