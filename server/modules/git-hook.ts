@@ -14,7 +14,7 @@ import type { ModuleVersion } from '../db/tables/modules';
 import { AtelierError, badInput, type ErrorDetail, forbidden } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE } from '../vocabulary';
-import { MAX_MANIFEST_BYTES, parseManifest } from './manifest';
+import { MAX_MANIFEST_BYTES, readManifest } from './manifest';
 import { publishModuleVersion } from './publish';
 import { resolveRepository } from './repository';
 import { withoutCredentials } from './source';
@@ -134,7 +134,7 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
       const dir = path.posix.dirname(file);
       try {
         const archive = await packDirectory(path.join(checkout, dir), await listModuleFiles(path.join(checkout, dir)), services.maxUnpackedBytes);
-        const manifest = parseManifest((await readArchiveFile(archive, MANIFEST_FILE, MAX_MANIFEST_BYTES, services.maxUnpackedBytes))!);
+        const manifest = await readManifest((await readArchiveFile(archive, MANIFEST_FILE, MAX_MANIFEST_BYTES, services.maxUnpackedBytes))!);
         built.push({ dir, archive, namespace: manifest.namespace });
       } catch (error) {
         problems.push({ path: file, message: (error as Error).message.replaceAll(`${checkout}/`, '').replaceAll(scratch, '<scratch>') });

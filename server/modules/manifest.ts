@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { inputProblem, textNestsDeeperThan } from '../errors/input-limits';
 import { MANIFEST_FILE, type ModuleManifest, runtimes } from '../vocabulary';
+import { parseYaml as parseYamlText } from '../yaml/parse';
 import { checkParameters as checkAgainstSchema, compileParameterSchema, describeAjvErrors, rememberValidator } from './parameter-schema';
 
 export { describeAjvErrors };
@@ -96,22 +97,56 @@ function parseText(text: string): unknown {
   return parseYaml(text);
 }
 
+const tooDeep = () => invalid([{ path: '(root)', message: 'nests deeper than 64 levels; values may nest at most 64 levels' }]);
+
+/** Size and nesting, checked on the text before any parser sees it. */
+function checkManifestText(text: string) {
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_MANIFEST_BYTES) throw invalid([{ path: '(root)', message: `is ${bytes.toLocaleString('en-US')} bytes; a manifest may have at most 64 KiB` }]);
+  if (textNestsDeeperThan(text)) throw tooDeep();
+}
+
+function manifestParseError(error: unknown): AtelierError {
+  if (tooDeepToParse(error) || (error as { exhausted?: boolean }).exhausted) return tooDeep();
+  return new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is not valid YAML: ${(error as Error).message}`);
+}
+
 /**
  * Parses and validates a manifest; throws INVALID_MANIFEST naming every bad field. With the archive's `digest`,
  * the parameter schema's compiled validator is kept for that version, so runs need not compile it again.
  */
 export function parseManifest(text: string, digest?: string): ModuleManifest {
-  const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_MANIFEST_BYTES) throw invalid([{ path: '(root)', message: `is ${bytes.toLocaleString('en-US')} bytes; a manifest may have at most 64 KiB` }]);
-  const tooDeep = () => invalid([{ path: '(root)', message: 'nests deeper than 64 levels; values may nest at most 64 levels' }]);
-  if (textNestsDeeperThan(text)) throw tooDeep();
+  checkManifestText(text);
   let raw: unknown;
   try {
     raw = parseText(text);
   } catch (error) {
-    if (tooDeepToParse(error)) throw tooDeep();
-    throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is not valid YAML: ${(error as Error).message}`);
+    throw manifestParseError(error);
   }
+  return manifestFrom(raw, digest);
+}
+
+/** parseManifest for the server: a large YAML manifest is parsed off the event loop (`server/yaml/parse.ts`). */
+export async function readManifest(text: string, digest?: string): Promise<ModuleManifest> {
+  checkManifestText(text);
+  let raw: unknown;
+  try {
+    raw = /^\s*\{/.test(text) ? (tryJson(text) ?? (await parseYamlText(text))) : await parseYamlText(text);
+  } catch (error) {
+    throw manifestParseError(error);
+  }
+  return manifestFrom(raw, digest);
+}
+
+function tryJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined; // let the YAML parser say where it goes wrong
+  }
+}
+
+function manifestFrom(raw: unknown, digest?: string): ModuleManifest {
   const limits = inputProblem(raw, '(root)');
   if (limits)
     throw invalid([

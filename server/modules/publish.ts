@@ -11,7 +11,7 @@ import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/t
 import { AtelierError, notFound } from '../errors';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
-import { MAX_MANIFEST_BYTES, parseManifest } from './manifest';
+import { MAX_MANIFEST_BYTES, readManifest } from './manifest';
 import { storedSource } from './source';
 import { checkTag, moveTags } from './tags';
 
@@ -68,7 +68,7 @@ export async function publishModuleVersion(
       'INVALID_MANIFEST',
       `The archive has no ${MANIFEST_FILE} at its root; run \`npx atelier module push DIR\` on the module's directory.`,
     );
-  const manifest = parseManifest(manifestText, digest);
+  const manifest = await readManifest(manifestText, digest);
   await assertMayWriteNamespace(db, ability, manifest.namespace);
 
   await store.put(input.archive);

@@ -1,11 +1,12 @@
 // The workflow spec: a DAG of module tasks in YAML or JSON. Parsing and the structural checks that need no
 // database (names, dependencies, cycles); resolving modules happens in plan.ts.
 import { Ajv } from 'ajv';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYamlInline } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
 import { describeAjvErrors } from '../modules/manifest';
 import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
+import { parseYaml as parseYamlText } from '../yaml/parse';
 
 const nodeName = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
 const specSchema = {
@@ -67,22 +68,43 @@ const specSchema = {
 
 const validateShape = new Ajv({ allErrors: true, strict: false }).compile(specSchema);
 
+function specParseError(error: unknown): AtelierError {
+  if (error instanceof AtelierError) return error;
+  const e = error as { name?: string; code?: string; exhausted?: boolean; timedOut?: boolean; message?: string };
+  // The YAML parser recurses: nesting deep enough to exhaust the stack ends here, at once.
+  if (e.exhausted || e.name === 'RangeError' || e.code === 'RESOURCE_EXHAUSTION')
+    return new AtelierError('INVALID_WORKFLOW', `The workflow spec nests deeper than the parser allows; values may nest at most ${MAX_JSON_DEPTH} levels.`);
+  if (e.timedOut) return new AtelierError('INVALID_WORKFLOW', `The workflow spec took too long to parse as YAML (${e.message}); send it as JSON.`);
+  return new AtelierError('INVALID_WORKFLOW', `The workflow spec is not valid YAML or JSON: ${e.message}`);
+}
+
 const invalid = (message: string, details: ErrorDetail[]) =>
   new AtelierError('INVALID_WORKFLOW', `${message}: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
 
-/** Parses YAML or JSON text into a spec; throws INVALID_WORKFLOW naming the offending node or field. */
+/**
+ * Parses a spec sent as text (YAML or JSON) or as a value, off the event loop where the YAML is large
+ * (`server/yaml/parse.ts`); throws INVALID_WORKFLOW naming the offending node or field.
+ */
+export async function readWorkflowSpec(source: string | unknown): Promise<WorkflowSpec> {
+  if (typeof source !== 'string') return parseWorkflowSpec(source);
+  let raw: unknown;
+  try {
+    // JSON is YAML too, but the YAML parser is ~50× slower on a 10k-node spec.
+    raw = (/^\s*[{[]/.test(source) ? tryJson(source) : undefined) ?? (await parseYamlText(limitedYaml(source)));
+  } catch (error) {
+    throw specParseError(error);
+  }
+  return parseWorkflowSpec(raw);
+}
+
+/** Parses YAML or JSON text (inline: small specs and tests) or a value into a spec; throws INVALID_WORKFLOW. */
 export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
   let raw = source;
   if (typeof source === 'string') {
     try {
-      // JSON is YAML too, but the YAML parser is ~50× slower on a 10k-node spec.
-      raw = /^\s*[{[]/.test(source) ? (tryJson(source) ?? parseYaml(limitedYaml(source))) : parseYaml(limitedYaml(source));
+      raw = /^\s*[{[]/.test(source) ? (tryJson(source) ?? parseYamlInline(limitedYaml(source))) : parseYamlInline(limitedYaml(source));
     } catch (error) {
-      if (error instanceof AtelierError) throw error;
-      // The YAML parser recurses: nesting deep enough to exhaust the stack ends here, at once.
-      if (error instanceof RangeError || (error as { code?: string }).code === 'RESOURCE_EXHAUSTION')
-        throw new AtelierError('INVALID_WORKFLOW', `The workflow spec nests deeper than the parser allows; values may nest at most ${MAX_JSON_DEPTH} levels.`);
-      throw new AtelierError('INVALID_WORKFLOW', `The workflow spec is not valid YAML or JSON: ${(error as Error).message}`);
+      throw specParseError(error);
     }
   }
   // Before anything walks it recursively (validation, hashing, storing): bounded depth, no NUL characters.
@@ -104,7 +126,7 @@ export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
   return spec;
 }
 
-/** The most YAML a spec may be: the YAML parser is slow (~7 ms a KiB) and runs on the event loop; JSON has no such cap. */
+/** The most YAML a spec may be: the YAML parser is slow (~7 ms a KiB; large texts are parsed on a worker thread); JSON has no such cap. */
 export const MAX_YAML_SPEC_BYTES = 128 * 1024;
 
 function limitedYaml(text: string): string {

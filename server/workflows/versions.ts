@@ -8,7 +8,7 @@ import type { Identity } from '../db/tables/identities';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import type { Domain } from '../vocabulary';
 import { type PlanDefaults, planRun } from './plan';
-import { parseWorkflowSpec, resolveRunParameters } from './spec';
+import { readWorkflowSpec, resolveRunParameters } from './spec';
 
 export async function createWorkflow(
   db: Db,
@@ -18,7 +18,7 @@ export async function createWorkflow(
   /** Throws to refuse: given the workflow's domain before this version (null for a new workflow) and after it. */
   authorize?: (domains: { before: Domain | null; after: Domain }) => void,
 ): Promise<{ workflow: Workflow; version: WorkflowVersion; created: boolean }> {
-  const spec = parseWorkflowSpec(source);
+  const spec = await readWorkflowSpec(source);
   const digest = digestOf(spec);
   return db.transaction(async (tx) => {
     // Validate against the modules as they are now, with default parameters, so a typo fails here, not at run time
