@@ -52,6 +52,6 @@ describe('parseYaml', () => {
   it('answers concurrent parses each with its own result', async () => {
     const texts = [bigYaml(300), bigYaml(400), bigYaml(500)];
     const results = await Promise.all(texts.map((t) => parseYaml(t)));
-    results.forEach((r, i) => expect(Object.keys(r as object)).toHaveLength([300, 400, 500][i]!));
+    expect(results.map((r) => Object.keys(r as object).length)).toEqual([300, 400, 500]);
   });
 });
