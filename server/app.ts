@@ -31,6 +31,7 @@ import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
+import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler';
 
@@ -59,6 +60,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await mkdir(config.dataDir, { recursive: true });
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const scrubbed = await scrubStoredSources(database.db);
+  if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   const { db } = database;
   const bus = config.natsUrl ? await (await import('./bus/jetstream')).createJetStreamBus({ url: config.natsUrl }) : createMemoryBus();
   const store = createFileObjectStore(path.join(config.dataDir, 'objects'));

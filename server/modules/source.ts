@@ -1,6 +1,9 @@
 // Recording where module content came from, without the credentials a remote URL may carry: every publish path
 // (API, CLI, git hook) stores a source through `storedSource`, and reads show it through the same function, so
 // rows written before this rule are shown without their credentials too.
+import { eq, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { moduleVersions } from '../db/tables/modules';
 import type { ModuleSource } from '../vocabulary';
 
 /** Query parameters that carry credentials (token, access_token, private_token, password, api_key, sig, …). */
@@ -30,4 +33,25 @@ export function withoutCredentials(url: string): string {
 export function storedSource(source: ModuleSource | null | undefined): ModuleSource {
   if (!source) return {};
   return typeof source.repository === 'string' ? { ...source, repository: withoutCredentials(source.repository) } : source;
+}
+
+/**
+ * Rewrites stored sources that still carry credentials (rows published before sources were stored through
+ * `storedSource`): reads already hid them, and after this the database no longer holds them either. Runs at
+ * start, after the migrations; returns how many rows it rewrote. Idempotent, and cheap once done (it reads only
+ * sources with userinfo or a query string).
+ */
+export async function scrubStoredSources(db: Db): Promise<number> {
+  const rows = await db
+    .select({ id: moduleVersions.id, source: moduleVersions.source })
+    .from(moduleVersions)
+    .where(sql`${moduleVersions.source}->>'repository' ~ '[@?]'`);
+  let scrubbed = 0;
+  for (const row of rows) {
+    const clean = storedSource(row.source);
+    if (clean.repository === row.source.repository) continue;
+    await db.update(moduleVersions).set({ source: clean }).where(eq(moduleVersions.id, row.id));
+    scrubbed += 1;
+  }
+  return scrubbed;
 }

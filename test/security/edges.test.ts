@@ -13,6 +13,7 @@ import { packDirectory } from '../../server/artifacts/archive';
 import { auditEvents } from '../../server/db/tables/governance';
 import { moduleVersions } from '../../server/db/tables/modules';
 import { resolveRepository } from '../../server/modules/git-hook';
+import { scrubStoredSources } from '../../server/modules/source';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 
@@ -298,6 +299,22 @@ describe('leak 8: credentials never stay in a stored source URL', () => {
     const { modules } = await vic.gql(`{ modules { versions { source } } }`);
     expect(JSON.stringify(modules)).not.toMatch(/s3cret/);
     expect(JSON.stringify(modules)).toContain('https://git.example.com/x.git');
+  });
+
+  it('a row stored before the fix loses its credentials in the database itself at the next start', async () => {
+    const db = t.app.database.db;
+    const [row] = await db.select().from(moduleVersions).limit(1);
+    const given = 'https://old:s3cret@git.example.com/y.git?token=s3cret&ref=main';
+    await db
+      .update(moduleVersions)
+      .set({ source: { repository: given, commit: 'b'.repeat(40) } })
+      .where(eq(moduleVersions.id, row!.id));
+    expect(await scrubStoredSources(db)).toBeGreaterThanOrEqual(1);
+    const [after] = await db.select({ source: moduleVersions.source }).from(moduleVersions).where(eq(moduleVersions.id, row!.id));
+    expect(after!.source).toEqual({ repository: 'https://git.example.com/y.git?ref=main', commit: 'b'.repeat(40) });
+    const all = await db.select({ source: moduleVersions.source }).from(moduleVersions);
+    expect(JSON.stringify(all)).not.toMatch(/s3cret/);
+    expect(await scrubStoredSources(db)).toBe(0); // idempotent
   });
 });
 
