@@ -160,15 +160,12 @@ function manifestFrom(raw: unknown, digest?: string): ModuleManifest {
     throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
   }
   const manifest = raw as ModuleManifest;
+  // Every problem at once: the ports' and the parameter schema's, so one push shows all there is to fix.
   const problems = checkPorts(manifest);
-  if (problems.length) {
-    throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${problems.map((d) => `${d.path} ${d.message}`).join('; ')}`, problems);
-  }
-  if (manifest.parameters) {
-    const { validate, problems: schemaProblems } = compileParameterSchema(manifest.parameters);
-    if (!validate) throw invalid(schemaProblems);
-    if (digest) rememberValidator(digest, validate);
-  }
+  const compiled = manifest.parameters ? compileParameterSchema(manifest.parameters) : null;
+  if (compiled && !compiled.validate) problems.push(...compiled.problems);
+  if (problems.length) throw invalid(problems);
+  if (compiled?.validate && digest) rememberValidator(digest, compiled.validate);
   return manifest;
 }
 

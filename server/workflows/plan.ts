@@ -11,7 +11,7 @@ import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import { parseModuleRef } from '../modules/ref';
 import type { TaskKind, TaskSpec, TriggerRule, WorkflowSpec } from '../vocabulary';
-import { outputRef, resolveRunParameters, substituteParameters, UNRESOLVED } from './spec';
+import { outputRef, resolveRunParameters, runParameterPaths, substituteParameters, UNRESOLVED } from './spec';
 
 export interface PlannedTask {
   node: string;
@@ -221,7 +221,20 @@ export async function planRun(
       }
     } else if (!unresolved) {
       const problems = checkParameters(version.digest, manifest, parameters);
-      for (const p of problems) details.push({ path: `tasks.${task.name}.${p.path}`, message: `${p.message} (schema of ${moduleRef})` });
+      // A value that came from a run parameter is named as that run parameter (what the caller passed), not as
+      // the task field it landed in. Only its name: the value may be data, and this message may land in public places.
+      const fromRun = runParameterPaths({ parameters: task.parameters ?? {} });
+      for (const p of problems) {
+        const name = p.path === undefined ? undefined : fromRun.get(p.path);
+        details.push(
+          name
+            ? {
+                path: `parameters.${name}`,
+                message: `${p.message} (run parameter "${name}", given to task "${task.name}" as ${p.path}; schema of ${moduleRef})`,
+              }
+            : { path: `tasks.${task.name}.${p.path}`, message: `${p.message} (schema of ${moduleRef})` },
+        );
+      }
     }
     const gpus = manifest.resources?.gpus ?? 0;
     let executor = task.executor ?? manifest.resources?.executor ?? defaults.executor;

@@ -69,3 +69,30 @@ describe('workflow spec', () => {
     expect(codeOf(() => substituteParameters('a', { e: '${params.missing}' }, params)).details[0]?.message).toBe('refers to missing run parameter "missing"');
   });
 });
+
+describe('run parameters a spec uses', () => {
+  it('refuses every undeclared ${params.NAME} at once, naming the task and field', () => {
+    const error = codeOf(() =>
+      parseWorkflowSpec({
+        name: 'w',
+        parameters: { lr: { default: 0.1 } },
+        tasks: [
+          { name: 'train', module: 'ns/m', parameters: { seed: '${params.seed}', lr: '${params.lr}', nested: { list: ['${params.epochs}'] } } },
+          { name: 'each', module: 'ns/m', map: { over: '${params.items}' } },
+        ],
+      }),
+    );
+    expect(error.code).toBe('INVALID_WORKFLOW');
+    const paths = (error.details ?? []).map((d) => d.path);
+    expect(paths).toEqual(['tasks.train.parameters.seed', 'tasks.train.parameters.nested.list.0', 'tasks.each.map.over']);
+    expect(error.message).toContain('declares no run parameter "seed"');
+    expect(error.message).toContain('"epochs"');
+    expect(error.message).toContain('"items"');
+  });
+
+  it('accepts declared ones, with or without a default', () => {
+    expect(() =>
+      parseWorkflowSpec({ name: 'w', parameters: { seed: {}, lr: { default: 1 } }, tasks: [{ name: 'a', module: 'ns/m', parameters: { s: '${params.seed}', l: '${params.lr}' } }] }),
+    ).not.toThrow();
+  });
+});

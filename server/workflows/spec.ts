@@ -170,6 +170,14 @@ function checkGraph(spec: WorkflowSpec): void {
     if (from && !(task.dependsOn ?? []).includes(from.node)) {
       details.push({ path: `tasks.${task.name}.map.over`, message: `reads outputs of "${from.node}", which must be listed in dependsOn` });
     }
+    // A run parameter a task uses must be declared: a spec naming an undeclared one could never run.
+    for (const [where, name] of runParameterPaths({ parameters: task.parameters ?? {}, ...(task.map ? { map: { over: task.map.over } } : {}) })) {
+      if (!(name in (spec.parameters ?? {})))
+        details.push({
+          path: `tasks.${task.name}.${where}`,
+          message: `uses \${params.${name}}, but the workflow declares no run parameter "${name}"; declare it under parameters (with a default, or pass it when starting a run)`,
+        });
+    }
     for (const ref of outputRefsIn(task.parameters)) {
       if (!(task.dependsOn ?? []).includes(ref.node))
         details.push({ path: `tasks.${task.name}.parameters`, message: `reads outputs of "${ref.node}", which must be listed in dependsOn` });
@@ -279,6 +287,24 @@ export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, u
     );
   }
   return resolved;
+}
+
+/**
+ * Where a template takes a run parameter whole ("${params.NAME}" strings): path (`parameters.epochs`,
+ * `map.over`) → the run parameter's name. Lets errors about a value name the run parameter it came from.
+ */
+export function runParameterPaths(template: Record<string, unknown>): Map<string, string> {
+  const found = new Map<string, string>();
+  const visit = (value: unknown, path: string) => {
+    if (typeof value === 'string') {
+      const m = paramRef.exec(value);
+      if (m) found.set(path, m[1]!);
+    } else if (Array.isArray(value)) {
+      for (const [i, v] of value.entries()) visit(v, `${path}.${i}`);
+    } else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) visit(v, path ? `${path}.${k}` : k);
+  };
+  visit(template, '');
+  return found;
 }
 
 /** Thrown (internally) when a partial substitution meets a parameter that has no value yet. */
