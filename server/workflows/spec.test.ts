@@ -92,7 +92,11 @@ describe('run parameters a spec uses', () => {
 
   it('accepts declared ones, with or without a default', () => {
     expect(() =>
-      parseWorkflowSpec({ name: 'w', parameters: { seed: {}, lr: { default: 1 } }, tasks: [{ name: 'a', module: 'ns/m', parameters: { s: '${params.seed}', l: '${params.lr}' } }] }),
+      parseWorkflowSpec({
+        name: 'w',
+        parameters: { seed: {}, lr: { default: 1 } },
+        tasks: [{ name: 'a', module: 'ns/m', parameters: { s: '${params.seed}', l: '${params.lr}' } }],
+      }),
     ).not.toThrow();
   });
 });
