@@ -14,7 +14,13 @@ interface StatsRow {
   savedHours: number;
 }
 
-const hours = (h: number) => (h >= 1 ? `${h.toFixed(1)} h` : `${Math.round(h * 60)} min`);
+/** Time saved in the unit that reads: seconds under a minute, minutes under an hour, then hours. */
+export const hours = (h: number) => {
+  const seconds = h * 3600;
+  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
+  if (seconds < 3600) return `${(seconds / 60).toFixed(seconds < 600 ? 1 : 0)} min`;
+  return `${h.toFixed(1)} h`;
+};
 
 export function cacheCommand(connect: (command: Command) => Client): Command {
   const cache = new Command('cache').description('the task cache: savings, explanations, previews, invalidation');

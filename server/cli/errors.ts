@@ -42,3 +42,19 @@ export function reportError(error: unknown): number {
   }
   return 1;
 }
+
+/**
+ * Adds what the user passed to an API error about a run parameter: the server names the parameter but never
+ * echoes its value (the value may be data, and such messages can reach public places); the CLI knows it.
+ */
+export function withPassedParams(params: Record<string, unknown> | undefined) {
+  return (error: unknown): never => {
+    if (error instanceof ApiError && params) {
+      for (const d of error.details) {
+        const name = /^parameters\.([^.]+)$/.exec(d.path ?? '')?.[1];
+        if (name !== undefined && Object.hasOwn(params, name)) d.message += ` (you passed --param ${name}=${JSON.stringify(params[name])})`;
+      }
+    }
+    throw error;
+  };
+}

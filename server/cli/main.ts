@@ -11,7 +11,7 @@ import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
 import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
 import { datasetCommand } from './dataset';
-import { ApiError, CliError, reportError } from './errors';
+import { ApiError, CliError, reportError, withPassedParams } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
 import { moduleCommand, teamCommands } from './modules';
 import { collect, parseParam, positiveInt } from './options';
@@ -203,26 +203,28 @@ export function buildProgram(): Command {
         command: Command,
       ) => {
         const { client } = connection(command);
-        const { startRun } = await client.request<{
-          startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
-        }>(
-          `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
+        const { startRun } = await client
+          .request<{
+            startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
+          }>(
+            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
           startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
-          {
-            workflow: name,
-            version: opts.version ?? null,
-            parameters: opts.param ?? {},
-            trigger: opts.trigger.toUpperCase(),
-            key: opts.idempotencyKey ?? null,
-            domain: opts.domain ?? null,
-            refresh: Boolean(opts.refreshCache),
-            ns: opts.cacheNamespace ?? null,
-            hot: opts.hotCluster ?? null,
-          },
-        );
+            {
+              workflow: name,
+              version: opts.version ?? null,
+              parameters: opts.param ?? {},
+              trigger: opts.trigger.toUpperCase(),
+              key: opts.idempotencyKey ?? null,
+              domain: opts.domain ?? null,
+              refresh: Boolean(opts.refreshCache),
+              ns: opts.cacheNamespace ?? null,
+              hot: opts.hotCluster ?? null,
+            },
+          )
+          .catch(withPassedParams(opts.param));
         if (opts.quiet) console.log(startRun.id);
         else console.log(`started run ${startRun.id} (${startRun.workflow.name} v${startRun.workflowVersion.version})`);
         if (opts.watch) await follow(client, startRun.id, opts);
@@ -285,10 +287,12 @@ export function buildProgram(): Command {
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .action(async (id: string, opts: { param?: Record<string, unknown>; watch?: boolean; plain?: boolean }, command: Command) => {
       const { client } = connection(command);
-      const { cloneRun } = await client.request<{ cloneRun: { id: string } }>(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id } }`, {
-        id,
-        p: opts.param ?? {},
-      });
+      const { cloneRun } = await client
+        .request<{ cloneRun: { id: string } }>(`mutation ($id: ID!, $p: JSON) { cloneRun(id: $id, parameters: $p) { id } }`, {
+          id,
+          p: opts.param ?? {},
+        })
+        .catch(withPassedParams(opts.param));
       console.log(`started run ${cloneRun.id} (a clone of ${id})`);
       if (opts.watch) await follow(client, cloneRun.id, opts);
     });

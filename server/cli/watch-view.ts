@@ -22,6 +22,8 @@ export interface TaskState {
   /** The start time is that of the task's first report, not of its start: too late to time it by. */
   startInferred?: boolean;
   message: string | null;
+  /** Completed from the cache (its status event's reason is `cache-hit`): it ran nothing, so it has no duration. */
+  fromCache?: boolean;
   metrics: Record<string, number>;
   // non-TTY bookkeeping: what was last printed, so each change is printed once
   printedStatus?: string;
@@ -30,6 +32,7 @@ export interface TaskState {
 }
 
 export function elapsed(task: TaskState, now = Date.now()): number | null {
+  if (task.fromCache) return null;
   if (task.durationMs !== null) return task.durationMs;
   if (task.startedAt === null) return null;
   return Math.max(0, (task.finishedAt ?? now) - task.startedAt);
@@ -43,6 +46,8 @@ export function printStatus(task: TaskState, print: (line: string) => void) {
   if (task.status === 'RUNNING') {
     task.printedBucket = undefined;
     print(`[${task.node}] RUNNING${attempt}`);
+  } else if (task.status === 'SUCCEEDED' && task.fromCache) {
+    print(`[${task.node}] SUCCEEDED from cache${cacheNote(task.message)}`);
   } else if (task.status === 'SUCCEEDED') {
     print(`[${task.node}] SUCCEEDED${took !== null ? ` in ${formatDuration(took)}` : ''}`);
   } else {
@@ -83,9 +88,10 @@ export function render(title: string, runStatus: string, runStartedAt: number, t
     const bar = progressBar(fraction, 20);
     const pct = fraction === null ? '   ' : `${Math.round(fraction * 100)}%`.padStart(4);
     const took = elapsed(task, now);
-    const duration = (took === null ? '' : formatDuration(took)).padStart(7);
-    const note =
-      terminalTask.has(task.status) && task.status !== 'SUCCEEDED'
+    const duration = (task.fromCache ? 'cached' : took === null ? '' : formatDuration(took)).padStart(7);
+    const note = task.fromCache
+      ? `from cache${cacheNote(task.message)}`
+      : terminalTask.has(task.status) && task.status !== 'SUCCEEDED'
         ? `${task.status}${task.message ? `: ${oneLine(task.message)}` : ''}`
         : (task.progressMessage ?? (task.status === 'RUNNING' ? '' : task.status));
     const fixed = 2 + nodeWidth + 1 + 20 + 1 + 4 + 1 + 7 + 2;
@@ -113,11 +119,19 @@ export function printSummary(run: RunView, live: Map<string, TaskState>, tty: bo
     const metrics = Object.entries(live.get(task.node)?.metrics ?? {})
       .map(([name, value]) => `${name}=${formatNumber(value)}`)
       .join(' ');
-    const duration = task.durationMs !== null ? formatDuration(task.durationMs) : '';
+    const cached = task.reason === 'cache-hit';
+    const seen = live.get(task.node);
+    // The duration the live lines showed, when they saw the attempt start and end (so the two never disagree);
+    // otherwise the server's.
+    const shown = seen && !seen.startInferred && seen.startedAt !== null && seen.finishedAt !== null ? elapsed(seen) : null;
+    const took = shown ?? task.durationMs;
+    const duration = cached ? 'cached' : took !== null ? formatDuration(took) : '';
     const status = tty ? `${symbolFor(task.status, 0)} ${colorStatus(task.status.padEnd(9))}` : task.status.padEnd(9);
     print(`  ${task.node.padEnd(nodeWidth)}  ${status}  ${duration.padStart(7)}  ${metrics}`.trimEnd());
     if (task.message && task.status !== 'SUCCEEDED') for (const line of task.message.split('\n')) print(`      ${line}`);
   }
+  const fromCache = tasks.filter((t) => t.reason === 'cache-hit').length;
+  if (fromCache) print(`  (${fromCache} of ${tasks.length} task${tasks.length > 1 ? 's' : ''} served from cache)`);
   const mapItems = run.tasks.length - tasks.length;
   if (mapItems) print(`  (+ ${mapItems} map items)`);
   if (run.status !== 'SUCCEEDED' && run.message) print(`run ${run.status.toLowerCase()}: ${run.message}`);
@@ -175,6 +189,12 @@ export function formatDuration(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}s`;
   return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
+}
+
+/** What a cache hit's message says after "served from cache: " (the source task and run, the time saved). */
+function cacheNote(message: string | null): string {
+  const rest = message?.replace(/^served from cache:\s*/, '').replace(/\(saved (\d+) ms\)/, (_, ms) => `(saved ${formatDuration(Number(ms))})`);
+  return rest ? ` (${rest})` : '';
 }
 
 export function formatNumber(value: number): string {

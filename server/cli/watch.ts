@@ -156,6 +156,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
       task.status = event.status;
       task.attempt = event.attempt;
       task.message = event.message;
+      task.fromCache = event.status === 'SUCCEEDED' && event.reason === 'cache-hit';
       if (!live) printStatus(task, print);
     } else if (event.__typename === 'TaskProgressEvent') {
       task.fraction = event.fraction;
@@ -194,6 +195,7 @@ function fromTask(t: RunTask): TaskState {
     finishedAt: t.finishedAt ? Date.parse(t.finishedAt) : null,
     durationMs: terminalTask.has(t.status) ? t.durationMs : null,
     message: t.message,
+    fromCache: t.status === 'SUCCEEDED' && t.reason === 'cache-hit',
     metrics: {},
   };
 }

@@ -104,11 +104,27 @@ describe('atelier CLI with the iris example', () => {
     expect(r.stderr).toMatch(/^error \[NOT_FOUND\]: /);
   });
 
-  it('reports a parameter that breaks a module schema as INVALID_WORKFLOW, naming the task', async () => {
+  it('reports a bad --param value as the run parameter and the value passed, then the task it feeds', async () => {
     const r = await cli(['run', 'start', 'iris', '--param', 'epochs=-5']);
     expect(r.code, show(r)).not.toBe(0);
     expect(r.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: /);
-    expect(r.stderr).toMatch(/^ {2}tasks\.train\.parameters\.epochs: must be >= 1/m);
+    expect(r.stderr).toMatch(
+      /^ {2}parameters\.epochs: must be >= 1 \(run parameter "epochs", given to task "train" as parameters\.epochs; schema of .*\) \(you passed --param epochs=-5\)$/m,
+    );
+  });
+
+  it('refuses at create a workflow using a run parameter it does not declare, naming every task and field', async () => {
+    const spec = path.join(dataDir, 'undeclared.yaml');
+    await writeFile(
+      spec,
+      'name: undeclared\nparameters:\n  lr: { default: 0.1 }\ntasks:\n  - name: prep\n    module: examples/iris-prepare\n    parameters: { seed: "${params.seed}" }\n  - name: train\n    module: examples/iris-train\n    dependsOn: [prep]\n    parameters: { epochs: "${params.epochs}", lr: "${params.lr}" }\n',
+    );
+    const r = await cli(['workflow', 'create', spec]);
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: /);
+    expect(r.stderr).toMatch(/^ {2}tasks\.prep\.parameters\.seed: uses \$\{params\.seed\}, but the workflow declares no run parameter "seed"/m);
+    expect(r.stderr).toMatch(/^ {2}tasks\.train\.parameters\.epochs: uses \$\{params\.epochs\}/m);
+    expect((await cli(['workflow', 'list'])).stdout).not.toMatch(/undeclared/);
   });
 
   it('says to set ATELIER_TOKEN when the token is wrong', async () => {
