@@ -241,6 +241,7 @@ export function buildProgram(): Command {
     });
   run
     .command('get <id>')
+    .alias('show')
     .description('show a run: its status and a table of its tasks')
     .option('--json', 'print the run as JSON')
     .action(async (id: string, opts: { json?: boolean }, command: Command) => {
