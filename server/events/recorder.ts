@@ -13,10 +13,15 @@ export interface EventRecorderOptions {
   log: (message: string) => void;
 }
 
-/** The durable consumer every control-plane replica shares: each event is recorded by one of them. Nothing waits
- * on its ack wait: the sweep asks the bus how far it has recorded (Bus.eventBacklog) instead. */
+/**
+ * The durable consumer every control-plane replica shares: each event is recorded by one of them. No decision
+ * depends on its ack wait (the sweep asks the bus how far it has recorded, Bus.eventBacklog); the ack wait only
+ * says how soon the events a crashed replica held go to another, so it is short, and a replica still recording
+ * a batch extends it.
+ */
 export const EVENTS_DURABLE = 'control-plane';
-const CONSUMER = { durable: EVENTS_DURABLE, maxBatch: 512, maxInFlight: 4096, ackWaitMs: 30_000 };
+const CONSUMER = { durable: EVENTS_DURABLE, maxBatch: 512, maxInFlight: 4096, ackWaitMs: 10_000 };
+const WORKING_EVERY_MS = CONSUMER.ackWaitMs / 3;
 /** A batch that failed to record comes back after this long. */
 const RETRY_DELAY_MS = 1000;
 
@@ -28,6 +33,9 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
     name: 'event recorder',
     async start() {
       events = await bus.consumeEvents(async (deliveries) => {
+        const working = setInterval(() => {
+          for (const d of deliveries) d.working();
+        }, WORKING_EVERY_MS);
         try {
           const batch = deliveries.map((d) => d.data);
           // Stale reports the orchestrator refused change nothing anywhere.
@@ -37,6 +45,8 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
         } catch (error) {
           log(`recording ${deliveries.length} executor events failed, will retry: ${(error as Error).message}`);
           for (const d of deliveries) d.nak(RETRY_DELAY_MS);
+        } finally {
+          clearInterval(working);
         }
       }, CONSUMER);
       try {
