@@ -186,6 +186,10 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
     } else if (s && task.status === 'QUEUED') startedOnly.push({ task, event: s });
   }
   if (superseded.length) await stopAttempts(tc, superseded, 'superseded: an earlier attempt of the task succeeded');
+  await recordTimings(
+    tc,
+    [...latest.values()].map((l) => l.adopt ?? l.result).filter((r): r is Result => !!r),
+  );
   if (startedOnly.length) {
     await tx.execute(sql`
       update tasks as t set status = 'RUNNING', started_at = v.at::timestamptz, host = v.host, external_handle = v.handle::jsonb, heartbeat_at = ${step.at.toISOString()}::timestamptz
@@ -264,6 +268,21 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }
   await settle(tc, run, finished);
+}
+
+/** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
+async function recordTimings({ tx }: TxContext, results: Extract<ExecutorEvent, { kind: 'result' }>[]): Promise<void> {
+  if (!results.length) return;
+  await tx.execute(sql`
+    update tasks as t set provisioning_ms = v.provisioning::int, execution_ms = v.execution::int
+    from (values ${sql.join(
+      results.map((e) => {
+        const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
+        return sql`(${e.taskId}, ${provisioning}, ${Math.max(0, Math.round(e.durationMs - (provisioning ?? 0)))})`;
+      }),
+      sql`, `,
+    )}) as v(id, provisioning, execution)
+    where t.id = v.id::uuid`);
 }
 
 /** Of several progress reports per task, the one with the highest sequence number. */
