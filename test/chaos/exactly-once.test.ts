@@ -88,7 +88,7 @@ beforeAll(async () => {
     warn: () => undefined,
   });
   await host.start();
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   await host?.stop();
@@ -178,7 +178,7 @@ it('a control plane killed after storing a result and before applying it neither
   expect({ status: task.status, attempt: task.attempt }).toEqual({ status: 'SUCCEEDED', attempt: 1 });
   expect(executionsOf(taskId)).toHaveLength(1);
   expect(await successes(taskId)).toBe(1);
-}, 180_000);
+}, 300_000);
 
 it('a task message redelivered after its task finished is dropped by the host, not executed', async () => {
   const runId = await startRun('once-redeliver');
@@ -197,7 +197,7 @@ it('a task message redelivered after its task finished is dropped by the host, n
   expect(await taskOf(runId)).toEqual(before);
   expect(await eventCount(before.id)).toBe(events);
   expect(await successes(before.id)).toBe(1);
-}, 120_000);
+}, 180_000);
 
 it('stale reports for an attempt that already finished change nothing', async () => {
   const runId = await startRun('once-stale');
@@ -225,4 +225,4 @@ it('stale reports for an attempt that already finished change nothing', async ()
   expect(await successes(before.id)).toBe(1);
   const { run } = await gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: runId });
   expect(run.status).toBe('SUCCEEDED');
-}, 120_000);
+}, 180_000);
