@@ -56,6 +56,13 @@ export interface TaskOutcome {
   provisioningMs?: number;
 }
 
+/**
+ * Each delivery of an attempt numbers its events from a block of its own, `redeliveryCount * SEQ_BLOCK` on: a re-run
+ * never reuses the seq (and msgId) of events an earlier delivery published, and the control plane can tell which
+ * execution of an attempt a report came from (`Math.floor(seq / SEQ_BLOCK)`).
+ */
+export const SEQ_BLOCK = 2 ** 32;
+
 interface EventBase {
   taskId: string;
   runId: string;
@@ -84,6 +91,25 @@ export interface CancelMessage {
 }
 
 export const taskMessageId = (taskId: string, attempt: number) => `${taskId}:${attempt}`;
+
+/**
+ * Before running an attempt, a host asks the control plane whether the attempt is still current (request/reply on
+ * the bus): a message redelivered after its task finished, or after the task moved on to a later attempt, must
+ * not run again.
+ */
+export interface AttemptClaim {
+  taskId: string;
+  runId: string;
+  attempt: number;
+  host: string;
+}
+
+/**
+ * The control plane's answer to a claim. `run`: the attempt is current. `drop`: it must not run (the host acks
+ * the message and reports nothing): `finished` (the attempt already ended), `superseded` (the task is on a
+ * later attempt) or `unknown` (no such task). A host that gets no answer runs nothing and asks again later.
+ */
+export type ClaimAnswer = { verdict: 'run' } | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string };
 
 /**
  * What an executor host announces about itself every few seconds (broadcast, not durable): the control plane

@@ -17,10 +17,11 @@ import { createHotClusterService } from './compute/hot-clusters';
 import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
+import { createClaimServer } from './events/claims';
 import { createRunFeed, type FeedEvent } from './events/feed';
 import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
-import { createEventRecorder } from './events/recorder';
+import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
 import { executorsFromEnv } from './executors';
 import { useArtifacts } from './http/routes/artifacts';
 import { useDashboards } from './http/routes/dashboards';
@@ -84,6 +85,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    eventBacklog: () => bus.eventBacklog(EVENTS_DURABLE),
     cache,
     mayReuse,
     catalogCeiling: config.catalogCeiling,
@@ -132,6 +134,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, (events) => feed.deliver(events))] : []),
     createEventRecorder({ bus, orchestrator, hotClusters, log }),
+    // Before any host of this process asks whether it may run an attempt.
+    createClaimServer({ bus, orchestrator, log }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
     periodic(
       'orchestrator tick',

@@ -1,6 +1,6 @@
 // The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
-import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
+import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
 import { BUS_DEFAULTS } from './defaults';
 import { DurableConsumer, type Live, Sub, Tracked } from './memory-consumer';
 import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
@@ -76,6 +76,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   const subscriptions = new Set<Subscription>();
   const cancelHandlers = new Set<(message: CancelMessage) => void>();
   const feedHandlers = new Set<(events: unknown[]) => void>();
+  const claimHandlers: ((claim: AttemptClaim) => Promise<ClaimAnswer>)[] = [];
+  let nextClaimHandler = 0;
   const controlHandlers = new Map<keyof ControlTopics, Set<(message: unknown) => void>>();
 
   function assertOpen() {
@@ -152,6 +154,45 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         },
       );
       return track(attach(durable.consumer, sub, consumeOptions, () => batcher.clear()));
+    },
+
+    async eventBacklog(durableName) {
+      assertOpen();
+      const durable = durables.get(durableName);
+      const recorded = durable ? (durable.consumer.lowestUnacked() ?? durable.cursor.next) - 1 : firstEventSeq() - 1;
+      return { published: lastEventSeq, recorded };
+    },
+
+    async requestClaim(claim, timeoutMs) {
+      assertOpen();
+      if (!claimHandlers.length) return undefined;
+      const handler = claimHandlers[nextClaimHandler++ % claimHandlers.length]!;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+      // A copy each way, as over a network.
+      const answer = handler(JSON.parse(JSON.stringify(claim)) as AttemptClaim).then(
+        (a) => JSON.parse(JSON.stringify(a)) as ClaimAnswer,
+        () => undefined,
+      );
+      try {
+        return await Promise.race([answer, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+
+    async serveClaims(handler) {
+      assertOpen();
+      const wrapped = (claim: AttemptClaim) => handler(claim);
+      claimHandlers.push(wrapped);
+      const subscription: Subscription = {
+        async stop() {
+          const index = claimHandlers.indexOf(wrapped);
+          if (index >= 0) claimHandlers.splice(index, 1);
+          subscriptions.delete(subscription);
+        },
+      };
+      return track(subscription);
     },
 
     async publishCancel(message) {
@@ -243,6 +284,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       cancelHandlers.clear();
       controlHandlers.clear();
       feedHandlers.clear();
+      claimHandlers.length = 0;
       for (const pool of pools.values()) pool.consumer.close();
       for (const { consumer } of durables.values()) consumer.close();
     },

@@ -11,8 +11,10 @@
 //   with explicit ack; delivery is at least once, so consumers record idempotently.
 // - Control: best-effort broadcast to every host (cancel requests) and, by topic, host heartbeats and hot-cluster
 //   commands. Not durable: the control plane resends and hosts announce themselves again.
+// - Claims: request/reply. Before running an attempt a host asks whether it is still current; one control-plane
+//   replica answers. No answer (none serving, or too slow) is `undefined`: the host runs nothing and asks again.
 // - Feed: best-effort broadcast of live run events to every control-plane replica.
-import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
+import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
 
 export interface Delivery<T> {
   readonly data: T;
@@ -61,6 +63,18 @@ export interface Bus {
    * itself. Under light load a batch is one message (no added latency); under load batches grow.
    */
   consumeEvents(handler: (deliveries: Delivery<ExecutorEvent>[]) => Promise<void>, options: BatchConsumeOptions): Promise<Subscription>;
+
+  /**
+   * How far a durable event consumer has recorded: `published` is the sequence number of the last event on the
+   * stream, `recorded` the highest below which every event has been acked by that consumer. Once `recorded`
+   * reaches a `published` read earlier, every event published before that read has been recorded.
+   */
+  eventBacklog(durable: string): Promise<{ published: number; recorded: number }>;
+
+  /** Ask the control plane whether an attempt may run; `undefined` when no answer came within `timeoutMs`. */
+  requestClaim(claim: AttemptClaim, timeoutMs: number): Promise<ClaimAnswer | undefined>;
+  /** Answer claims (the control plane); with several servers, each claim goes to one of them. */
+  serveClaims(handler: (claim: AttemptClaim) => Promise<ClaimAnswer>): Promise<Subscription>;
 
   /** Broadcast a cancel request to every host. */
   publishCancel(message: CancelMessage): Promise<void>;

@@ -5,7 +5,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Bus, Delivery } from '../bus/types';
 import { cancelled, failed, systemFailure as platformFailure, timedOut } from '../outcomes';
-import type { TaskOutcome } from '../protocol';
+import type { ClaimAnswer, TaskOutcome } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
 import { createReporter } from './reporter';
@@ -46,6 +46,39 @@ export interface AttemptRuntime {
   warn: (message: string) => void;
   /** False once the host is stopping: a failing result publish then stops retrying. */
   running(): boolean;
+  /** Ask the control plane before running an attempt (ExecutorHostOptions.verifyClaims). */
+  verifyClaims: boolean;
+}
+
+/** How long a host waits for the control plane's answer to a claim, and how long it waits to ask again. */
+export const CLAIM_TIMEOUT_MS = 5_000;
+export const CLAIM_RETRY_MS = 2_000;
+
+/** What a host does with a delivery, given the control plane's answer to its claim (undefined: none came). */
+export function claimAction(answer: ClaimAnswer | undefined): 'run' | 'drop' | 'ask-later' {
+  if (!answer) return 'ask-later';
+  return answer.verdict === 'run' ? 'run' : 'drop';
+}
+
+/**
+ * Claims an attempt before it runs: true when it may run. A message redelivered after its attempt finished or was
+ * superseded is acked and dropped without a word on the bus; with no answer (no control plane reachable) the
+ * message goes back for later, since running an attempt that may have finished is never right.
+ */
+export async function claimAttempt(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Promise<boolean> {
+  if (!rt.verifyClaims) return true;
+  const { taskId, runId, attempt } = delivery.data;
+  delivery.working();
+  const answer = await rt.bus.requestClaim({ taskId, runId, attempt, host: rt.host }, CLAIM_TIMEOUT_MS);
+  const action = claimAction(answer);
+  if (action === 'run') return true;
+  if (action === 'drop') {
+    await delivery.ack();
+    rt.warn(`dropped ${taskId}:${attempt} without running it: ${answer?.verdict === 'drop' ? answer.reason : ''}`);
+  } else {
+    delivery.nak(CLAIM_RETRY_MS);
+  }
+  return false;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer limits are treated as none

@@ -11,7 +11,7 @@ import type { Bus, Delivery, Subscription } from '../bus/types';
 import type { CancelMessage, HostHeartbeat, HotClusterCommand } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
-import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, runAttempt } from './attempt';
+import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from './attempt';
 
 export type { ArtifactSource } from './attempt';
 
@@ -44,6 +44,12 @@ export interface ExecutorHostOptions {
    * marks them READY; never started or ended here.
    */
   holdsHotClusters?: string[];
+  /**
+   * Ask the control plane (AttemptClaim over the bus) whether each attempt is still current before running it, and
+   * drop the ones that finished or were superseded (default true). Only a host with no control plane behind it
+   * (the executor test kit, `atelier module run`) turns it off.
+   */
+  verifyClaims?: boolean;
   /** Where host-side problems go (a failed event publish, a failed workdir removal). Default: console.warn. */
   warn?: (message: string) => void;
 }
@@ -98,6 +104,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     maxLogBytes,
     warn,
     running: () => state === 'running',
+    verifyClaims: options.verifyClaims ?? true,
   };
 
   function onCancel(message: CancelMessage) {
@@ -188,7 +195,11 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       released = true;
     };
     try {
-      await runAttempt(runtime, attempt, delivery, release);
+      // Registered first, so a cancel that arrives while the claim is asked is not missed.
+      if (await claimAttempt(runtime, delivery)) {
+        if (state === 'running') await runAttempt(runtime, attempt, delivery, release);
+        else delivery.nak();
+      }
     } catch (err) {
       // runAttempt reports task problems itself; reaching here means the host could not (a bus failure).
       warn(`attempt ${key} failed in the host: ${errorMessage(err)}`);

@@ -1,7 +1,7 @@
 // What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress and publishes
 // its result with retries. The attempt lifecycle (attempt.ts) hands reports in; this file decides when they go out.
 import type { Bus } from '../bus/types';
-import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../protocol';
+import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -59,9 +59,8 @@ export interface Reporter {
 }
 
 export const MIN_PROGRESS_INTERVAL_MS = 100; // at most ~10 progress events a second per attempt
-// Each redelivery numbers its events from a fresh block, so a re-run attempt never reuses the seq (and msgId)
-// of events the previous delivery already published: those would be dropped as duplicates.
-export const SEQ_BLOCK = 2 ** 32;
+// Each redelivery numbers its events from a fresh block (see SEQ_BLOCK in the protocol).
+export { SEQ_BLOCK };
 export const RESULT_PUBLISH_TRIES = 5;
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));

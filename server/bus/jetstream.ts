@@ -15,7 +15,7 @@ import { connect, nanos } from '@nats-io/transport-node';
 import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
-import type { CancelMessage, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { type JsDelivery, PullSubscription } from './jetstream-pull';
 
 export interface JetStreamBusOptions {
@@ -53,6 +53,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     tasks: (pool: string) => `${root}.tasks.${subjectToken(pool)}`,
     events: (runId: string) => `${root}.events.${subjectToken(runId)}`,
     cancel: `${root}.control.cancel`,
+    claim: `${root}.control.claim`,
     control: (topic: keyof ControlTopics) => `${root}.control.${topic}`,
     feed: `${root}.feed`,
   };
@@ -240,6 +241,58 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         onDelivery: (delivery) => batcher.add(delivery as JsDelivery<ExecutorEvent>),
       });
       return track(puller, () => batcher.clear());
+    },
+
+    async eventBacklog(durable) {
+      assertOpen();
+      const [stream, consumer] = await Promise.all([
+        jsm.streams.info(streams.events),
+        jsm.consumers.info(streams.events, subjectToken(durable)).catch((err) => {
+          if (isApiError(err, API_CONSUMER_NOT_FOUND)) return undefined;
+          throw err;
+        }),
+      ]);
+      const published = stream.state.last_seq;
+      return { published, recorded: consumer ? consumer.ack_floor.stream_seq : stream.state.first_seq - 1 };
+    },
+
+    async requestClaim(claim, timeoutMs) {
+      assertOpen();
+      try {
+        return (await nc.request(subjects.claim, JSON.stringify(claim), { timeout: timeoutMs })).json<ClaimAnswer>();
+      } catch {
+        return undefined; // no responders, a timeout or a reply that is not JSON: no answer
+      }
+    },
+
+    async serveClaims(handler) {
+      assertOpen();
+      // A queue group: each claim reaches one replica.
+      const sub = nc.subscribe(subjects.claim, {
+        queue: `${root}-control-plane`,
+        callback: (err, msg) => {
+          if (err) return;
+          let claim: AttemptClaim;
+          try {
+            claim = msg.json<AttemptClaim>();
+          } catch {
+            return;
+          }
+          handler(claim).then(
+            (answer) => msg.respond(JSON.stringify(answer)),
+            () => undefined, // unanswered: the host asks again
+          );
+        },
+      });
+      await nc.flush();
+      const subscription: Subscription = {
+        async stop() {
+          subscriptions.delete(subscription);
+          if (!sub.isClosed()) sub.unsubscribe();
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
     },
 
     async publishCancel(message) {

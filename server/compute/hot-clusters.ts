@@ -202,19 +202,6 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
         const used = released[0]?.clusterId ?? liveCluster;
         if (used) await db.update(hotClusters).set({ lastUsedAt: at }).where(eq(hotClusters.id, used));
       }
-      const results = reports.filter((e): e is Extract<ExecutorEvent, { kind: 'result' }> => e.kind === 'result');
-      if (!results.length) return;
-      // Executors that do not report provisioning get their whole duration counted as execution.
-      await db.execute(sql`
-        update tasks as t set provisioning_ms = v.provisioning::int, execution_ms = v.execution::int
-        from (values ${sql.join(
-          results.map((e) => {
-            const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
-            return sql`(${e.taskId}, ${e.attempt}, ${provisioning}, ${Math.max(0, Math.round(e.durationMs - (provisioning ?? 0)))})`;
-          }),
-          sql`, `,
-        )}) as v(id, attempt, provisioning, execution)
-        where t.id = v.id::uuid and t.attempt = v.attempt::int`);
     },
 
     async tick() {

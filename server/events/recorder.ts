@@ -7,14 +7,21 @@ import type { Service } from '../lifecycle';
 
 export interface EventRecorderOptions {
   bus: Bus;
-  /** Records a batch idempotently: delivery is at least once. */
-  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<void> };
+  /** Records a batch idempotently (delivery is at least once); returns the events it accepted. */
+  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<ExecutorEvent[]> };
   hotClusters: { recordEvents(events: ExecutorEvent[]): Promise<void>; onHeartbeat(heartbeat: HostHeartbeat): Promise<void> };
   log: (message: string) => void;
 }
 
-/** The durable consumer every control-plane replica shares: each event is recorded by one of them. */
-const CONSUMER = { durable: 'control-plane', maxBatch: 512, maxInFlight: 4096, ackWaitMs: 30_000 };
+/**
+ * The durable consumer every control-plane replica shares: each event is recorded by one of them. No decision
+ * depends on its ack wait (the sweep asks the bus how far it has recorded, Bus.eventBacklog); the ack wait only
+ * says how soon the events a crashed replica held go to another, so it is short, and a replica still recording
+ * a batch extends it.
+ */
+export const EVENTS_DURABLE = 'control-plane';
+const CONSUMER = { durable: EVENTS_DURABLE, maxBatch: 512, maxInFlight: 4096, ackWaitMs: 10_000 };
+const WORKING_EVERY_MS = CONSUMER.ackWaitMs / 3;
 /** A batch that failed to record comes back after this long. */
 const RETRY_DELAY_MS = 1000;
 
@@ -26,14 +33,20 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
     name: 'event recorder',
     async start() {
       events = await bus.consumeEvents(async (deliveries) => {
+        const working = setInterval(() => {
+          for (const d of deliveries) d.working();
+        }, WORKING_EVERY_MS);
         try {
           const batch = deliveries.map((d) => d.data);
-          await orchestrator.recordEvents(batch);
-          await hotClusters.recordEvents(batch);
+          // Stale reports the orchestrator refused change nothing anywhere.
+          const accepted = await orchestrator.recordEvents(batch);
+          await hotClusters.recordEvents(accepted);
           await Promise.all(deliveries.map((d) => d.ack()));
         } catch (error) {
           log(`recording ${deliveries.length} executor events failed, will retry: ${(error as Error).message}`);
           for (const d of deliveries) d.nak(RETRY_DELAY_MS);
+        } finally {
+          clearInterval(working);
         }
       }, CONSUMER);
       try {

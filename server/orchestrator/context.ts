@@ -23,6 +23,8 @@ export interface OrchestratorContext {
   poolLimits: Record<string, number> | undefined;
   heartbeatTimeoutMs: number;
   deadlineGraceMs: number;
+  /** How far the event recorder has got through the bus (Bus.eventBacklog); without it, stuck tasks are confirmed at once. */
+  eventBacklog: (() => Promise<{ published: number; recorded: number }>) | undefined;
   /** The task cache; without it every task executes. */
   cache: TaskCache | undefined;
   mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;

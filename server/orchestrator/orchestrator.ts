@@ -5,7 +5,7 @@
 // transaction under the run's row lock that also writes the bus messages it implies (the outbox), so a crash at
 // any point loses nothing and several replicas can work side by side. This file is the public interface and wires
 // the stages together: start.ts, dispatch.ts, gates.ts, composite.ts, settle.ts, record-events.ts, cancel.ts, sweep.ts.
-import type { ExecutorEvent } from '../../plugins/protocol';
+import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
@@ -18,6 +18,7 @@ import type { CatalogCeiling } from '../governance/catalog';
 import type { Domain, Trigger } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
 import { cancelRun } from './cancel';
+import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
 import { recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
@@ -58,8 +59,13 @@ export interface Orchestrator {
   /** A new run that reuses the source run's succeeded results and executes only what is asked. */
   rerunRun(runId: string, input: RerunInput, identity: Identity | null): Promise<Run>;
   cancelRun(runId: string, identity: Identity | null): Promise<Run>;
-  /** Records a batch of executor events; safe to call again with events already recorded. */
-  recordEvents(events: ExecutorEvent[]): Promise<void>;
+  /**
+   * Records a batch of executor events; safe to call again with events already recorded. Returns the events it
+   * accepted: stale reports (another execution of an attempt that already has its result) are refused.
+   */
+  recordEvents(events: ExecutorEvent[]): Promise<ExecutorEvent[]>;
+  /** Whether each claimed attempt may run (see AttemptClaim in the protocol). */
+  answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]>;
   /** One pass of the periodic work (due retries, lost hosts, deadlines, free slots, run admission). */
   tick(): Promise<void>;
 }
@@ -75,6 +81,11 @@ export interface OrchestratorOptions {
   poolLimits?: Record<string, number>;
   /** A running task whose host sent nothing for this long is presumed lost and retried. */
   heartbeatTimeoutMs?: number;
+  /**
+   * How far the event recorder has got through the bus: a task is declared lost or past its deadline only once
+   * every event published before it looked so has been recorded, so no result still on the bus is overtaken.
+   */
+  eventBacklog?: () => Promise<{ published: number; recorded: number }>;
   /** How long past its own deadline a running task may go before the control plane times it out itself. */
   deadlineGraceMs?: number;
   /** The task cache; without it every task executes. */
@@ -95,17 +106,19 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     poolLimits: options.poolLimits,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
     deadlineGraceMs: options.deadlineGraceMs ?? 30_000,
+    eventBacklog: options.eventBacklog,
     cache: options.cache,
     mayReuse: options.mayReuse ?? readableBy,
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
   };
-  const sweep: SweepState = { lastEviction: 0 };
+  const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {
     startRun: (input, identity) => startRun(ctx, input, identity),
     cloneRun: (runId, parameters, identity) => cloneRun(ctx, runId, parameters, identity),
     rerunRun: (runId, input, identity) => rerunRun(ctx, runId, input, identity),
     cancelRun: (runId, identity) => cancelRun(ctx, runId, identity),
     recordEvents: (events) => recordEvents(ctx, events),
+    answerClaims: (claims) => answerClaims(ctx, claims),
     tick: () => tick(ctx, sweep),
   };
 }

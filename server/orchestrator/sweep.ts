@@ -4,6 +4,7 @@ import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { queryRows } from '../db/client';
 import { runs, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
+import { confirmStuck, type Suspect } from './attempts';
 import { stopAttempts } from './cancel';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
@@ -15,16 +16,18 @@ import { applyOutcome, settle } from './settle';
 const TICK_BATCH = 500;
 const EVICT_EVERY_MS = 10_000;
 
-/** What the sweep remembers between passes: when it last evicted cache entries. */
+/** What the sweep remembers between passes: when it last evicted cache entries, and the tasks that look stuck. */
 export interface SweepState {
   lastEviction: number;
+  /** By `taskId:attempt:lost|deadline`: tasks seen stuck, not yet confirmed (see failStuckTasks). */
+  suspects: Map<string, Suspect>;
 }
 
 /** One sweep: every pass sees the same `now`. */
 export async function tick(ctx: OrchestratorContext, state: SweepState): Promise<void> {
   const at = ctx.now();
   await readyDueRetries(ctx, at);
-  await failStuckTasks(ctx, at);
+  await failStuckTasks(ctx, state, at);
   await admitWaitingRuns(ctx);
   await evictCache(ctx, state, at);
   await fillFreeSlots(ctx);
@@ -56,19 +59,38 @@ async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void
 
 /**
  * Running tasks whose host went silent (lost hosts: retried as the platform's failure) or that ran past their own
- * deadline and its grace (timed out), found in one query.
+ * deadline and its grace (timed out), found in one query. A task looks stuck first and is confirmed only once the
+ * event recorder has recorded everything published before that (attempts.ts confirmStuck): a result or heartbeat
+ * still on the bus (a replica died holding it, the control plane was down) is applied first, never overtaken.
  */
-async function failStuckTasks(ctx: OrchestratorContext, at: Date): Promise<void> {
+async function failStuckTasks(ctx: OrchestratorContext, state: SweepState, at: Date): Promise<void> {
   const { heartbeatTimeoutMs, deadlineGraceMs } = ctx;
   const silentSince = new Date(at.getTime() - heartbeatTimeoutMs);
-  const stuck = await queryRows<{ id: string; run_id: string; attempt: number; host: string | null; lost: boolean }>(
+  // Read before the query, so every event it counts as recorded was applied before the query looked.
+  let backlog: { published: number; recorded: number } | undefined;
+  try {
+    backlog = await ctx.eventBacklog?.();
+  } catch {
+    return; // the bus cannot say what is still on it: declare nothing stuck now
+  }
+  const stuck = await queryRows<{ id: string; run_id: string; attempt: number; host: string | null; lost: boolean; heartbeat_at: Date | string | null }>(
     ctx.db,
-    sql`select id, run_id, attempt, host, (heartbeat_at < ${silentSince.toISOString()}::timestamptz) as lost from tasks
+    sql`select id, run_id, attempt, host, heartbeat_at, (heartbeat_at < ${silentSince.toISOString()}::timestamptz) as lost from tasks
         where status = 'RUNNING' and kind = 'module' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz
            or started_at + make_interval(secs => (timeout_ms + ${deadlineGraceMs}) / 1000.0) < ${at.toISOString()}::timestamptz)
         limit ${TICK_BATCH}`,
   );
-  for (const [runId, list] of groupByRun(stuck.map((s) => ({ ...s, runId: s.run_id })))) {
+  const suspects = new Map<string, Suspect>();
+  const confirmed = stuck.filter((s) => {
+    const key = `${s.id}:${s.attempt}:${s.lost ? 'lost' : 'deadline'}`;
+    // Past a deadline, a heartbeat changes nothing: only a result still on the bus may end the task otherwise.
+    const heartbeatAt = s.lost && s.heartbeat_at ? new Date(s.heartbeat_at).getTime() : null;
+    const { confirmed, suspect } = confirmStuck(state.suspects.get(key), { heartbeatAt }, backlog);
+    if (!confirmed) suspects.set(key, suspect);
+    return confirmed;
+  });
+  state.suspects = suspects;
+  for (const [runId, list] of groupByRun(confirmed.map((s) => ({ ...s, runId: s.run_id })))) {
     await transact(ctx, async (tc) => {
       const { tx, step } = tc;
       const run = await lockRun(tx, runId);

@@ -500,6 +500,70 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
       });
     });
 
+    describe('event backlog', () => {
+      it('says how far a durable has recorded: up to its first unacked event', async () => {
+        const bus = await open();
+        const durable = 'backlog-reader';
+        const held: Delivery<ExecutorEvent>[] = [];
+        await bus.consumeEvents(
+          async (deliveries) => {
+            for (const d of deliveries) {
+              if (d.data.seq === 2 && held.length === 0) held.push(d);
+              else await d.ack();
+            }
+          },
+          { durable, ackWaitMs: 60_000 },
+        );
+        for (const seq of [1, 2, 3]) await bus.publishEvent(event(seq), `backlog-${seq}`);
+        await waitForAsync(async () => (await bus.eventBacklog(durable)).recorded === 1 && held.length === 1);
+        expect(await bus.eventBacklog(durable)).toEqual({ published: 3, recorded: 1 });
+        await held[0]!.ack();
+        await waitForAsync(async () => (await bus.eventBacklog(durable)).recorded === 3);
+      });
+
+      it('counts nothing as recorded by a durable that never read', async () => {
+        const bus = await open();
+        await bus.publishEvent(event(1), 'unread-1');
+        expect(await bus.eventBacklog('nobody')).toEqual({ published: 1, recorded: 0 });
+      });
+    });
+
+    describe('claims', () => {
+      const claim = { taskId: 't1', runId: 'run-1', attempt: 1, host: 'host-1' };
+
+      it('answers a claim from one server, and nothing when none serves or the server fails', async () => {
+        const bus = await open();
+        expect(await bus.requestClaim(claim, 200)).toBeUndefined();
+        const asked: unknown[] = [];
+        const serving = await bus.serveClaims(async (c) => {
+          asked.push(c);
+          return c.attempt === 1 ? { verdict: 'run' } : { verdict: 'drop', reason: 'superseded', status: 'RUNNING' };
+        });
+        expect(await bus.requestClaim(claim, 2_000)).toEqual({ verdict: 'run' });
+        expect(await bus.requestClaim({ ...claim, attempt: 0 }, 2_000)).toEqual({ verdict: 'drop', reason: 'superseded', status: 'RUNNING' });
+        expect(asked).toEqual([claim, { ...claim, attempt: 0 }]);
+        await serving.stop();
+        expect(await bus.requestClaim(claim, 200)).toBeUndefined();
+        await bus.serveClaims(async () => {
+          throw new Error('no database');
+        });
+        expect(await bus.requestClaim(claim, 200)).toBeUndefined();
+      });
+
+      it('sends each claim to one of several servers', async () => {
+        const bus = await open();
+        let answered = 0;
+        for (let i = 0; i < 2; i++)
+          await bus.serveClaims(async () => {
+            answered++;
+            return { verdict: 'run' };
+          });
+        for (let i = 0; i < 4; i++) expect(await bus.requestClaim(claim, 2_000)).toEqual({ verdict: 'run' });
+        await sleep(50);
+        expect(answered).toBe(4);
+      });
+    });
+
     describe('feed', () => {
       it('fans live events out to every subscriber, in order, and not to stopped ones', async () => {
         const bus = await open();
@@ -548,5 +612,13 @@ async function waitFor(condition: () => boolean, timeoutMs = 1_000) {
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await sleep(5);
+  }
+}
+
+async function waitForAsync(condition: () => Promise<boolean>, timeoutMs = 3_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(20);
   }
 }

@@ -94,6 +94,9 @@ function recordingBus(bus: Bus, timeline: string[]): Bus {
       timeline.push(`event:${event.kind}:${event.taskId}`);
     },
     consumeEvents: (handler, options) => bus.consumeEvents(handler, options),
+    eventBacklog: (durable) => bus.eventBacklog(durable),
+    requestClaim: (claim, timeoutMs) => bus.requestClaim(claim, timeoutMs),
+    serveClaims: (handler) => bus.serveClaims(handler),
     publishCancel: (message) => bus.publishCancel(message),
     subscribeCancel: (handler) => bus.subscribeCancel(handler),
     publishControl: (topic, message) => bus.publishControl(topic, message),
@@ -151,6 +154,8 @@ export async function createHostWorld(workRoot: string) {
         heartbeatMs: 1_000,
         logBatch: { bytes: 64 * 1024, ms: 20 },
         warn: () => undefined,
+        // No control plane here to claim attempts from, unless a test serves claims itself.
+        verifyClaims: false,
         ...overrides,
       });
       await host.start();

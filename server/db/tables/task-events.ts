@@ -21,6 +21,8 @@ export const taskEvents = pgTable(
     index('task_events_task_idx').on(t.taskId, t.id),
     // One result per attempt, even when a redelivered attempt runs again and reports a second one.
     uniqueIndex('task_events_one_result_key').on(t.taskId, t.attempt).where(sql`kind = 'result'`),
+    // One success per task, whatever its attempts: a task that succeeded is never recorded succeeding again.
+    uniqueIndex('task_events_one_success_key').on(t.taskId).where(sql`kind = 'result' and (payload -> 'outcome' ->> 'state') = 'SUCCEEDED'`),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "task_events_one_success_key" ON "task_events" USING btree ("task_id") WHERE kind = 'result' and (payload -> 'outcome' ->> 'state') = 'SUCCEEDED';

@@ -1,0 +1,57 @@
+// Serves executor hosts' claims over the bus: claims that arrive together are answered by one query (the
+// orchestrator decides; see server/orchestrator/claims.ts). A claim that cannot be answered goes unanswered, and
+// its host asks again later without running anything.
+
+import type { Bus, Subscription } from '../../plugins/bus/types';
+import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
+import type { Service } from '../lifecycle';
+
+export interface ClaimServerOptions {
+  bus: Bus;
+  orchestrator: { answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]> };
+  log: (message: string) => void;
+}
+
+/** Most claims answered by one query. */
+const MAX_BATCH = 500;
+
+export function createClaimServer(options: ClaimServerOptions): Service {
+  const { bus, orchestrator, log } = options;
+  let subscription: Subscription | undefined;
+  let queue: { claim: AttemptClaim; resolve: (a: ClaimAnswer) => void; reject: (e: unknown) => void }[] = [];
+  let scheduled = false;
+
+  async function flush() {
+    scheduled = false;
+    while (queue.length) {
+      const batch = queue.slice(0, MAX_BATCH);
+      queue = queue.slice(MAX_BATCH);
+      try {
+        const answers = await orchestrator.answerClaims(batch.map((q) => q.claim));
+        for (const [i, q] of batch.entries()) q.resolve(answers[i]!);
+      } catch (error) {
+        log(`answering ${batch.length} attempt claims failed, hosts will ask again: ${(error as Error).message}`);
+        for (const q of batch) q.reject(error);
+      }
+    }
+  }
+
+  return {
+    name: 'claim server',
+    async start() {
+      subscription = await bus.serveClaims(
+        (claim) =>
+          new Promise<ClaimAnswer>((resolve, reject) => {
+            queue.push({ claim, resolve, reject });
+            if (!scheduled) {
+              scheduled = true;
+              setImmediate(() => void flush());
+            }
+          }),
+      );
+    },
+    async stop() {
+      await subscription?.stop();
+    },
+  };
+}

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { SEQ_BLOCK } from '../../plugins/protocol';
+import type { TaskStatus } from '../vocabulary';
+import { claimVerdict, confirmStuck, reportVerdict, resultVerdict } from './attempts';
+
+const task = (status: TaskStatus, attempt = 1) => ({ status, attempt });
+
+describe('claimVerdict: may a host run the attempt it took off the bus?', () => {
+  it.each([
+    ['QUEUED', 1, 1, { verdict: 'run' }],
+    ['RUNNING', 1, 1, { verdict: 'run' }],
+    ['SUCCEEDED', 1, 1, { verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' }],
+    ['FAILED', 1, 1, { verdict: 'drop', reason: 'finished', status: 'FAILED' }],
+    ['CANCELLED', 1, 1, { verdict: 'drop', reason: 'finished', status: 'CANCELLED' }],
+    ['RETRYING', 1, 1, { verdict: 'drop', reason: 'finished', status: 'RETRYING' }],
+    ['QUEUED', 2, 1, { verdict: 'drop', reason: 'superseded', status: 'QUEUED' }],
+    ['RUNNING', 3, 2, { verdict: 'drop', reason: 'superseded', status: 'RUNNING' }],
+    ['QUEUED', 1, 2, { verdict: 'drop', reason: 'unknown', status: 'QUEUED' }],
+  ] as const)('%s at attempt %i, claimed attempt %i', (status, current, claimed, answer) => {
+    expect(claimVerdict(task(status, current), { attempt: claimed })).toEqual(answer);
+  });
+
+  it('drops an attempt of a task it does not know', () => {
+    expect(claimVerdict(undefined, { attempt: 1 })).toEqual({ verdict: 'drop', reason: 'unknown' });
+  });
+});
+
+describe('reportVerdict: which reports are recorded', () => {
+  it('records every report of the current attempt', () => {
+    expect(reportVerdict(task('RUNNING'), { attempt: 1, seq: 5 * SEQ_BLOCK }, undefined)).toBe('record');
+  });
+
+  it("records the late words of the execution that ended the attempt, and refuses another execution's", () => {
+    expect(reportVerdict(task('SUCCEEDED'), { attempt: 1, seq: 7 }, 0)).toBe('record');
+    expect(reportVerdict(task('SUCCEEDED'), { attempt: 1, seq: SEQ_BLOCK + 1 }, 0)).toBe('refuse');
+    expect(reportVerdict(task('SUCCEEDED'), { attempt: 1, seq: 3 }, 1)).toBe('refuse');
+    expect(reportVerdict(task('QUEUED', 2), { attempt: 1, seq: SEQ_BLOCK }, 0)).toBe('refuse');
+  });
+
+  it('records what an attempt that ended without a result of its own says (cancelled, presumed lost)', () => {
+    expect(reportVerdict(task('CANCELLED'), { attempt: 1, seq: 4 }, undefined)).toBe('record');
+    expect(reportVerdict(task('RUNNING', 2), { attempt: 1, seq: 4 }, undefined)).toBe('record');
+  });
+
+  it('refuses reports of an attempt the task never reached', () => {
+    expect(reportVerdict(task('RUNNING', 1), { attempt: 2, seq: 0 }, undefined)).toBe('refuse');
+  });
+});
+
+describe('resultVerdict: what a newly stored result does', () => {
+  const ok = { state: 'SUCCEEDED' } as const;
+  const failed = { state: 'FAILED' } as const;
+  it.each([
+    ['RUNNING', 1, 1, ok, 'apply'],
+    ['QUEUED', 1, 1, failed, 'apply'],
+    ['SUCCEEDED', 1, 1, ok, 'history'],
+    ['FAILED', 2, 1, ok, 'history'],
+    // Given up on too early (presumed lost): its success ends the task instead of a second execution.
+    ['RETRYING', 1, 1, ok, 'adopt'],
+    ['QUEUED', 2, 1, ok, 'adopt'],
+    ['RUNNING', 2, 1, ok, 'adopt'],
+    ['READY', 1, 1, ok, 'adopt'],
+    ['RETRYING', 1, 1, failed, 'history'],
+    ['RUNNING', 2, 1, failed, 'history'],
+    ['RUNNING', 1, 2, ok, 'history'],
+  ] as const)('%s at attempt %i, result of attempt %i (%o): %s', (status, current, attempt, outcome, verdict) => {
+    expect(resultVerdict(task(status, current), { attempt, outcome })).toBe(verdict);
+  });
+});
+
+describe('confirmStuck: a silent task is declared lost only once the bus has nothing older left to record', () => {
+  it('confirms at once when everything published was recorded', () => {
+    expect(confirmStuck(undefined, { heartbeatAt: 10 }, { published: 50, recorded: 50 })).toEqual({
+      confirmed: true,
+      suspect: { mark: 50, heartbeatAt: 10 },
+    });
+  });
+
+  it('waits while events published before it looked are unrecorded, however long that takes', () => {
+    const first = confirmStuck(undefined, { heartbeatAt: 10 }, { published: 50, recorded: 40 });
+    expect(first).toEqual({ confirmed: false, suspect: { mark: 50, heartbeatAt: 10 } });
+    // Later events do not move the mark: only those published before the task looked stuck matter.
+    const second = confirmStuck(first.suspect, { heartbeatAt: 10 }, { published: 90, recorded: 49 });
+    expect(second.confirmed).toBe(false);
+    expect(confirmStuck(second.suspect, { heartbeatAt: 10 }, { published: 120, recorded: 50 }).confirmed).toBe(true);
+  });
+
+  it('starts over when a heartbeat was recorded meanwhile', () => {
+    const first = confirmStuck(undefined, { heartbeatAt: 10 }, { published: 50, recorded: 40 });
+    expect(confirmStuck(first.suspect, { heartbeatAt: 20 }, { published: 90, recorded: 60 })).toEqual({
+      confirmed: false,
+      suspect: { mark: 90, heartbeatAt: 20 },
+    });
+  });
+
+  it('confirms at once where the bus cannot say (no recorder)', () => {
+    expect(confirmStuck(undefined, { heartbeatAt: null }, undefined).confirmed).toBe(true);
+  });
+});

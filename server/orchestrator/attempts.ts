@@ -1,0 +1,78 @@
+// Pure decisions that keep every task's result exactly once: whether a host may run an attempt it took off the bus
+// (claims), which reports of an attempt are recorded, what a result does to its task, and when a task whose host
+// went silent (or that ran past its deadline) may be declared stuck without racing events still on the bus.
+import { type AttemptClaim, type ClaimAnswer, SEQ_BLOCK, type TaskOutcome } from '../../plugins/protocol';
+import type { TaskStatus } from '../vocabulary';
+import { isTerminal } from './rules';
+
+/** What an executor host's events carry that decides their fate. */
+interface TaskState {
+  status: TaskStatus;
+  attempt: number;
+}
+
+/** Which delivery (execution) of an attempt a report came from. */
+export const seqBlock = (seq: number) => Math.floor(seq / SEQ_BLOCK);
+
+const ACTIVE: readonly TaskStatus[] = ['QUEUED', 'RUNNING'];
+
+/** Whether attempt `attempt` of a task is still the one that may run and report. */
+export const isCurrent = (task: TaskState, attempt: number) => task.attempt === attempt && ACTIVE.includes(task.status);
+
+/** The answer to a host's claim of attempt `claim.attempt`, given the task's row (undefined: there is none). */
+export function claimVerdict(task: TaskState | undefined, claim: Pick<AttemptClaim, 'attempt'>): ClaimAnswer {
+  if (!task) return { verdict: 'drop', reason: 'unknown' };
+  if (isCurrent(task, claim.attempt)) return { verdict: 'run' };
+  if (task.attempt > claim.attempt) return { verdict: 'drop', reason: 'superseded', status: task.status };
+  // Ended (or, for a later attempt than the task ever had, never dispatched): running it cannot be right.
+  return { verdict: 'drop', reason: task.attempt === claim.attempt ? 'finished' : 'unknown', status: task.status };
+}
+
+/**
+ * Whether a report (anything but a heartbeat) is recorded. Reports of a current attempt are; so are the late words
+ * of the execution that ended an attempt (its last logs after its result) and of an attempt that ended without a
+ * result of its own (cancelled, presumed lost). A report from another execution of an attempt that already has its
+ * result (a redelivered message run again) is refused: recorded nowhere, shown to no one.
+ * `resultBlock`: the sequence block of the attempt's recorded result, if it has one.
+ */
+export function reportVerdict(task: TaskState, report: { attempt: number; seq: number }, resultBlock: number | undefined): 'record' | 'refuse' {
+  if (isCurrent(task, report.attempt)) return 'record';
+  if (report.attempt > task.attempt) return 'refuse';
+  if (resultBlock === undefined) return 'record';
+  return seqBlock(report.seq) === resultBlock ? 'record' : 'refuse';
+}
+
+/**
+ * What a newly recorded result does. `apply`: it ends the current attempt. `adopt`: a success of an attempt the
+ * control plane had given up on (its host presumed lost, so the task is RETRYING or on a later attempt) ends the
+ * task with that success, rather than running the task a second time. `history`: kept, and changes nothing.
+ */
+export function resultVerdict(task: TaskState, result: { attempt: number; outcome: Pick<TaskOutcome, 'state'> }): 'apply' | 'adopt' | 'history' {
+  if (isTerminal(task.status)) return 'history';
+  if (isCurrent(task, result.attempt)) return 'apply';
+  if (result.outcome.state === 'SUCCEEDED' && result.attempt <= task.attempt) return 'adopt';
+  return 'history';
+}
+
+/** A task the sweep found silent or past its deadline, as it was first seen. */
+export interface Suspect {
+  /** The event stream's last sequence number when the task was first seen stuck. */
+  mark: number;
+  /** Its heartbeat then (ms); a newer heartbeat clears the suspicion. */
+  heartbeatAt: number | null;
+}
+
+/**
+ * Whether a stuck task is confirmed: only once every event published before it was first seen stuck has been
+ * recorded (`recorded` ≥ its mark) with no heartbeat since. A result or heartbeat still waiting on the bus (a
+ * replica died holding it, its ack wait not yet over) is recorded first, so the verdict depends on no timeout being
+ * longer than another. `backlog` undefined: the bus cannot say (no recorder), so the task is confirmed at once.
+ */
+export function confirmStuck(
+  previous: Suspect | undefined,
+  seen: { heartbeatAt: number | null },
+  backlog: { published: number; recorded: number } | undefined,
+): { confirmed: boolean; suspect: Suspect } {
+  const suspect = previous && previous.heartbeatAt === seen.heartbeatAt ? previous : { mark: backlog?.published ?? 0, heartbeatAt: seen.heartbeatAt };
+  return { confirmed: !backlog || backlog.recorded >= suspect.mark, suspect };
+}

@@ -1,0 +1,92 @@
+// The executor host claims each attempt from the control plane before running it (AttemptClaim over the bus): a
+// finished or superseded attempt is acked and dropped without a word, and with no answer nothing runs.
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createNoopExecutor } from '../../executors/noop/index';
+import { claimAction } from '../../plugins/host/attempt';
+import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
+import type { Executor } from '../../plugins/sdk';
+import { createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from './host-harness';
+
+let scratch: ReturnType<typeof createScratch>;
+let world: HostWorld;
+let submits: string[];
+
+beforeEach(async () => {
+  scratch = createScratch();
+  world = await createHostWorld(path.join(scratch.root, 'work'));
+  submits = [];
+});
+afterEach(async () => {
+  await world.close();
+  scratch.remove();
+});
+
+function countingNoop(): Executor {
+  const inner = createNoopExecutor();
+  return {
+    ...inner,
+    async submit(task, ctx) {
+      submits.push(`${task.taskId}:${task.attempt}`);
+      return inner.submit(task, ctx);
+    },
+  };
+}
+
+describe('claimAction', () => {
+  it('runs what the control plane says is current, drops what it says is not, and asks again without an answer', () => {
+    expect(claimAction({ verdict: 'run' })).toBe('run');
+    expect(claimAction({ verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' })).toBe('drop');
+    expect(claimAction({ verdict: 'drop', reason: 'superseded' })).toBe('drop');
+    expect(claimAction(undefined)).toBe('ask-later');
+  });
+});
+
+describe('executor host claims', () => {
+  it('runs an attempt the control plane says is current', async () => {
+    const claims: AttemptClaim[] = [];
+    await world.bus.serveClaims(async (claim) => {
+      claims.push(claim);
+      return { verdict: 'run' };
+    });
+    await world.startHost([countingNoop()], { verifyClaims: true });
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
+    expect(claims).toEqual([{ taskId: task.taskId, runId: task.runId, attempt: 1, host: 'test-host' }]);
+    expect(submits).toEqual([`${task.taskId}:1`]);
+  });
+
+  it.each([
+    { verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' },
+    { verdict: 'drop', reason: 'superseded', status: 'RUNNING' },
+    { verdict: 'drop', reason: 'unknown' },
+  ] satisfies ClaimAnswer[])('acks and drops an attempt the control plane answers with %o, reporting nothing', async (answer) => {
+    await world.bus.serveClaims(async () => answer);
+    await world.startHost([countingNoop()], { verifyClaims: true });
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    await waitFor(() => world.timeline.includes(`ack:${task.taskId}`), 'the ack');
+    expect(submits).toEqual([]);
+    expect(world.eventsOf(task.taskId)).toEqual([]);
+  });
+
+  it('runs nothing while no control plane answers, and runs the attempt once one does', async () => {
+    await world.startHost([countingNoop()], { verifyClaims: true });
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    await waitFor(() => world.timeline.includes(`nak:${task.taskId}`), 'the nak');
+    expect(submits).toEqual([]);
+    await world.bus.serveClaims(async () => ({ verdict: 'run' }));
+    expect((await world.result(task.taskId, 15_000)).outcome.state).toBe('SUCCEEDED');
+    expect(submits).toEqual([`${task.taskId}:1`]);
+  }, 30_000);
+
+  it('runs nothing when the answer fails, as if none came', async () => {
+    await world.bus.serveClaims(async () => {
+      throw new Error('database down');
+    });
+    await world.startHost([countingNoop()], { verifyClaims: true });
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    await waitFor(() => world.timeline.includes(`nak:${task.taskId}`), 'the nak');
+    expect(submits).toEqual([]);
+    expect(world.eventsOf(task.taskId)).toEqual([]);
+  });
+});
