@@ -9,7 +9,9 @@ import { createExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
-import { createFileObjectStore, type ObjectStore } from './artifacts/store';
+import { openObjectStore } from './artifacts/open';
+import { objectStoreClaim } from './artifacts/replicas';
+import type { ObjectStore } from './artifacts/store';
 import { seedAdmin } from './auth/admin-token';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
@@ -65,7 +67,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   const { db } = database;
   const bus = config.natsUrl ? await (await import('./bus/jetstream')).createJetStreamBus({ url: config.natsUrl }) : createMemoryBus();
-  const store = createFileObjectStore(path.join(config.dataDir, 'objects'));
+  // Replicas must share one store (local only for a single replica): the claim below refuses a different one.
+  const store = await openObjectStore(config.objectStore, config.dataDir).catch(async (error) => {
+    await bus.close();
+    await database.close();
+    throw error;
+  });
   // With NATS, live events go through the bus so subscribers on every replica see them.
   const feed = createRunFeed(bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined);
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
@@ -131,6 +138,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
+    objectStoreClaim({ db, store, name: defaultHostName(), log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, (events) => feed.deliver(events))] : []),
     createEventRecorder({ bus, orchestrator, hotClusters, log }),
@@ -163,6 +171,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       stopping ??= (async () => {
         await lifecycle.stop();
         subscriptions.endAll(); // closing the sockets ended them all already: nothing may outlive the app
+        await store.close();
         await bus.close();
         await database.close();
       })();

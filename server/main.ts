@@ -15,6 +15,7 @@ Atelier control plane is up.
   Health       ${url}/health
   Database     ${app.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'Postgres (DATABASE_URL)'}
   Bus          ${app.bus.kind === 'memory' ? 'in-process' : `NATS JetStream (${config.natsUrl})`}
+  Objects      ${app.services.store.describe()}${config.objectStore.backend === 'local' ? ' (replicas must share it: see ATELIER_OBJECT_STORE)' : ''}
   Executors    ${config.embeddedExecutor ? `embedded host serving pools: ${config.pools.join(', ')}` : 'none embedded: run `npx atelier executor --pool local`'}
 
 Authenticate with the admin token (also in ${tokenFile}):

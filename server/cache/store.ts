@@ -78,7 +78,7 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
       await Promise.all(
         rows.map(async (entry) => {
           const expired = entry.expiresAt !== null && entry.expiresAt <= at;
-          const present = !expired && (await Promise.all(entry.objectDigests.map((d) => options.objects.has(d)))).every(Boolean);
+          const present = !expired && (await Promise.all(entry.objectDigests.map((d) => options.objects.exists(d)))).every(Boolean);
           if (present) found.set(entry.key, entry);
           else gone.push(entry.key);
         }),

@@ -1,5 +1,6 @@
 // Module archives for a standalone executor host: downloaded from the control plane's /artifacts/<digest> with
-// the bearer token, verified against their digest, and kept in a local cache so each is fetched once.
+// the bearer token, verified against their digest, and kept in a local cache so each is fetched once. Downloads
+// retry with backoff (ATELIER_DOWNLOAD_RETRY_SECONDS, 30 s by default) so a replica restarting fails no task.
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, stat, unlink } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactSource } from '../../plugins/host';
 import { hashFile } from '../artifacts/store';
+import { DEFAULT_DOWNLOAD_RETRY_MS } from '../config/defaults';
 
 export interface HttpArtifactSourceOptions {
   /** Base URL of the control plane. */
@@ -16,16 +18,30 @@ export interface HttpArtifactSourceOptions {
   cacheDir: string;
   /** Gives up on a download that takes longer. Default 10 minutes. */
   timeoutMs?: number;
-  /** Tries per download when the control plane cannot be reached or answers 5xx. Default 5 (over about 8 s). */
+  /**
+   * How long a download keeps retrying when the control plane cannot be reached, drops the transfer or answers
+   * 5xx (never on 4xx), with backoff doubling from 250 ms to 5 s. Default 30 s (`ATELIER_DOWNLOAD_RETRY_SECONDS`):
+   * longer than a replica takes to restart.
+   */
+  retryForMs?: number;
+  /** At most this many tries, whatever `retryForMs` allows. Default: no limit but `retryForMs`. */
   retries?: number;
+  /** Told about each retry (default: nothing). */
+  warn?: (message: string) => void;
 }
 
 const digestRe = /^sha256:([0-9a-f]{64})$/;
+const FIRST_DELAY_MS = 250;
+const MAX_DELAY_MS = 5_000;
+
+/** A failure asking again will not change (4xx, a digest that does not match). */
+class FinalError extends Error {}
 
 export function createHttpArtifactSource(options: HttpArtifactSourceOptions): ArtifactSource {
   const base = options.url.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? 10 * 60_000;
-  const retries = Math.max(1, options.retries ?? 5);
+  const retryForMs = options.retryForMs ?? DEFAULT_DOWNLOAD_RETRY_MS;
+  const maxTries = Math.max(1, options.retries ?? Number.POSITIVE_INFINITY);
   const verified = new Set<string>();
   // Tasks of one module often start together: they share one download.
   const inFlight = new Map<string, Promise<string>>();
@@ -42,9 +58,56 @@ export function createHttpArtifactSource(options: HttpArtifactSourceOptions): Ar
       await unlink(file).catch(() => undefined);
     }
     await mkdir(path.dirname(file), { recursive: true });
-    const res = await download(digest);
-    // Written to a temporary name and renamed only once the digest checks out, so the cache never holds a
-    // partial or corrupt archive under its real name.
+    await withRetries(digest, () => transfer(digest, file));
+    verified.add(digest);
+    return file;
+  }
+
+  /**
+   * Retries the whole transfer with backoff: a control plane restarting (or a replica going away, even mid-body)
+   * should not fail the task. Gives up once the next wait would pass `retryForMs`.
+   */
+  async function withRetries(digest: string, once: () => Promise<void>): Promise<void> {
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await once();
+      } catch (error) {
+        if (error instanceof FinalError) throw new Error(error.message);
+        const delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** (attempt - 1));
+        const problem = (error as Error).message;
+        if (attempt >= maxTries || Date.now() - started + delay > retryForMs) {
+          throw new Error(
+            `cannot download module ${digest} from ${base} (${attempt} ${attempt === 1 ? 'try' : 'tries'} over ${Math.round((Date.now() - started) / 1000)} s): ${problem}` +
+              '; check that the control plane is up (ATELIER_DOWNLOAD_RETRY_SECONDS sets how long to keep trying)',
+          );
+        }
+        options.warn?.(`downloading module ${digest}: ${problem}; retrying in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** One GET, written to a temporary name and renamed only once the digest checks out, so the cache never holds a
+   * partial or corrupt archive under its real name. */
+  async function transfer(digest: string, file: string): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch(`${base}/artifacts/${encodeURIComponent(digest)}`, {
+        headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new Error((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message);
+    }
+    if (!res.ok || !res.body) {
+      const text = (await res.text().catch(() => '')).trim().slice(0, 200);
+      const hint = res.status === 401 ? ' (set ATELIER_TOKEN to a valid token)' : '';
+      const problem = `HTTP ${res.status}${text ? ` ${text}` : ''}${hint}`;
+      // A 4xx (bad token, unknown digest) will not change by asking again.
+      if (res.status < 500) throw new FinalError(`downloading module ${digest} from ${base} failed: ${problem}`);
+      throw new Error(problem);
+    }
     const tmp = `${file}.${randomUUID()}.tmp`;
     const hash = createHash('sha256');
     const hasher = new Transform({
@@ -54,41 +117,17 @@ export function createHttpArtifactSource(options: HttpArtifactSourceOptions): Ar
       },
     });
     try {
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), hasher, createWriteStream(tmp));
+      try {
+        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), hasher, createWriteStream(tmp));
+      } catch (error) {
+        throw new Error(`the transfer broke off: ${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message}`);
+      }
       const actual = `sha256:${hash.digest('hex')}`;
-      if (actual !== digest) throw new Error(`module ${digest} downloaded from ${base} hashes to ${actual}; refusing it`);
+      if (actual !== digest) throw new FinalError(`module ${digest} downloaded from ${base} hashes to ${actual}; refusing it`);
       await rename(tmp, file);
     } catch (error) {
       await unlink(tmp).catch(() => undefined);
       throw error;
-    }
-    verified.add(digest);
-    return file;
-  }
-
-  /** GET with a few retries: a control plane restarting (or a replica going away) should not fail the task. */
-  async function download(digest: string): Promise<Response> {
-    for (let attempt = 1; ; attempt++) {
-      let res: Response | undefined;
-      let problem = '';
-      try {
-        res = await fetch(`${base}/artifacts/${encodeURIComponent(digest)}`, {
-          headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-      } catch (error) {
-        problem = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      }
-      if (res) {
-        if (res.ok && res.body) return res;
-        const text = (await res.text().catch(() => '')).trim().slice(0, 200);
-        const hint = res.status === 401 ? ' (set ATELIER_TOKEN to a valid token)' : '';
-        problem = `HTTP ${res.status}${text ? ` ${text}` : ''}${hint}`;
-        // A 4xx (bad token, unknown digest) will not change by asking again.
-        if (res.status < 500) throw new Error(`downloading module ${digest} from ${base} failed: ${problem}`);
-      }
-      if (attempt >= retries) throw new Error(`cannot download module ${digest} from ${base} (${attempt} tries): ${problem}`);
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
     }
   }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
+import { parseDownloadRetryMs } from '../config/object-store';
 import { executorsFromEnv } from '../executors';
 import { createHttpArtifactSource } from './artifact-source';
 import { createClient } from './client';
@@ -61,7 +62,13 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     registry: createExecutorRegistry(executors),
     pools: options.pools,
     hostName,
-    artifacts: createHttpArtifactSource({ url: options.url, token: options.token, cacheDir: path.join(dataDir, 'executor-cache') }),
+    artifacts: createHttpArtifactSource({
+      url: options.url,
+      token: options.token,
+      cacheDir: path.join(dataDir, 'executor-cache'),
+      retryForMs: parseDownloadRetryMs(env, (m) => new CliError(m)),
+      warn: (m) => console.warn(`warning: ${m}`),
+    }),
     workRoot: path.join(dataDir, 'work'),
     maxConcurrency: options.concurrency,
     gpus: options.gpus,

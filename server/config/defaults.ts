@@ -25,3 +25,11 @@ export const DEFAULT_CATALOG_CEILING: { readonly level: 'CONFIDENTIAL'; readonly
 export const SERVER_URL_FILE = 'url';
 /** The admin token's file name under the data dir: the control plane writes it, the CLI on the same machine reads it. */
 export const ADMIN_TOKEN_FILE = 'admin-token';
+/** Where objects (module archives, outputs) live: `local` is `$ATELIER_DATA_DIR/objects`, one machine's directory. */
+export const DEFAULT_OBJECT_STORE = 'local';
+/** The JetStream object store bucket of `ATELIER_OBJECT_STORE=nats`. */
+export const DEFAULT_NATS_OBJECT_BUCKET = 'atelier-objects';
+/** How long downloads from the control plane keep retrying (backoff doubling to 5 s): longer than a replica restart. */
+export const DEFAULT_DOWNLOAD_RETRY_MS = 30_000;
+/** A replica that has not renewed its object-store record for this long no longer holds other replicas to its store. */
+export const OBJECT_STORE_REPLICA_STALE_MS = 15_000;

@@ -13,6 +13,9 @@ import {
   DEFAULT_MAX_UNPACKED_MB,
   DEFAULT_PORT,
 } from './defaults';
+import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
+
+export type { ObjectStoreConfig } from './object-store';
 
 export interface Config {
   port: number;
@@ -68,6 +71,10 @@ export interface Config {
    * `deniedCategories` (`ATELIER_CATALOG_CEILING=CONFIDENTIAL`, `ATELIER_CATALOG_DENY_CATEGORIES=PII`, or `none`).
    */
   catalogCeiling: { level: Level; deniedCategories: string[] };
+  /** Where module archives and outputs live (`ATELIER_OBJECT_STORE=local|s3|nats`); replicas must share one. */
+  objectStore: ObjectStoreConfig;
+  /** How long downloads from the control plane retry connection errors and 5xx (`ATELIER_DOWNLOAD_RETRY_SECONDS`). */
+  downloadRetryMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -127,6 +134,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),
+    objectStore: parseObjectStore(env, path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR), natsUrl, (m) => new ConfigError(m)),
+    downloadRetryMs: parseDownloadRetryMs(env, (m) => new ConfigError(m)),
   };
 }
 

@@ -10,9 +10,10 @@ describe('task cache on postgres', () => {
   beforeAll(async () => {
     pg = await startPostgres();
     const first = await startTestApp({ DATABASE_URL: pg.url });
-    replicas.push(first, await startTestApp({ DATABASE_URL: pg.url, ATELIER_ADMIN_TOKEN: first.app.adminToken }));
-    // Each replica's embedded executor reads module archives from its own object store: publish to both.
-    for (const r of replicas) await r.publishFixture('keyed');
+    // Replicas share one object store (a second one is refused): here the first one's directory.
+    const objects = { ATELIER_OBJECTS_DIR: `${first.dataDir}/objects` };
+    replicas.push(first, await startTestApp({ DATABASE_URL: pg.url, ATELIER_ADMIN_TOKEN: first.app.adminToken, ...objects }));
+    await first.publishFixture('keyed');
     await first.createWorkflow({ name: 'race', tasks: [{ name: 'work', module: 'test/keyed', parameters: { ms: 300, tag: 'race' } }] });
   }, 60_000);
   afterAll(async () => {

@@ -14,7 +14,8 @@ export interface ControlPlaneProcess {
   output(): string;
 }
 
-export async function startControlPlaneProcess(env: Record<string, string>): Promise<ControlPlaneProcess> {
+export async function startControlPlaneProcess(env: Record<string, string>, options: { startTimeoutMs?: number } = {}): Promise<ControlPlaneProcess> {
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'server', 'main.ts')], {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_LOG_LEVEL: 'info', ...env },
@@ -26,13 +27,16 @@ export async function startControlPlaneProcess(env: Record<string, string>): Pro
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let url = '';
-  for (let i = 0; i < 600 && !url; i++) {
+  for (let i = 0; i < startTimeoutMs / 50 && !url; i++) {
     const m = /GraphQL\s+(http:\/\/\S+)\/graphql/.exec(output);
     if (m) url = m[1]!;
     else if (child.exitCode !== null) throw new Error(`control plane exited early:\n${output}`);
     else await new Promise((r) => setTimeout(r, 50));
   }
-  if (!url) throw new Error(`control plane did not start in 30 s:\n${output}`);
+  if (!url) {
+    child.kill('SIGKILL'); // a slow start must not live on, holding the port
+    throw new Error(`control plane did not start in ${startTimeoutMs / 1000} s:\n${output}`);
+  }
   return {
     url,
     pid: child.pid!,

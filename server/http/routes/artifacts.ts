@@ -4,6 +4,7 @@
 // objects of any other kind would need their own rule here (a run's outputs: `read:Run` on that run's data).
 // Forbidden and missing answer the same 404, and no answer names a server path.
 
+import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../../artifacts/store';
 import { audit } from '../../audit/audit';
 import { defineAbilityFor } from '../../auth/ability';
@@ -47,17 +48,19 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
         });
         return unavailable();
       }
+      let object: { size: number; body: import('node:stream').Readable };
       try {
-        const bytes = await options.store.get(digest);
-        // A digest names its bytes for good.
-        res
-          .writeHead(200, { 'content-type': 'application/gzip', 'content-length': bytes.length, 'cache-control': 'public, max-age=31536000, immutable' })
-          .end(bytes);
+        object = await options.store.stream(digest);
       } catch (error) {
         if (error instanceof AtelierError && error.code === 'NOT_FOUND') return unavailable();
         if (error instanceof AtelierError) return text(error.status, error.message);
         throw error;
       }
+      // Streamed from whichever backend holds it. A digest names its bytes for good. A stream that fails midway
+      // (the store went away, or the bytes do not match the digest) cuts the response short, and the client,
+      // which checks the digest too, retries.
+      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': object.size, 'cache-control': 'public, max-age=31536000, immutable' });
+      await pipeline(object.body, res).catch(() => res.destroy());
     },
   };
 }

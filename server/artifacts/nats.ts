@@ -1,0 +1,64 @@
+// The NATS JetStream object store backend (`@nats-io/obj`), on the nats-server the deployment already runs for the
+// bus: a bucket (`ATELIER_NATS_OBJECT_BUCKET`, default `atelier-objects`, file storage) on its own connection.
+// Objects go in 128 KiB chunks, streamed both ways; NATS checks its own digest and remote.ts checks ours.
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { type ObjectStore as NatsBucket, Objm, StorageType } from '@nats-io/obj';
+import { connect } from '@nats-io/transport-node';
+import type { Blobs } from './remote';
+
+export interface NatsStoreOptions {
+  url: string;
+  bucket: string;
+  /** Replicas of the bucket's stream in a NATS cluster (1 on a single server). */
+  replicas?: number;
+}
+
+export async function createNatsBlobs(options: NatsStoreOptions): Promise<Blobs> {
+  const where = `NATS object store bucket ${options.bucket}`;
+  let nc: Awaited<ReturnType<typeof connect>>;
+  try {
+    nc = await connect({ servers: options.url.split(','), name: 'atelier-objects', maxReconnectAttempts: -1 });
+  } catch (error) {
+    throw new Error(`cannot connect to NATS at ${options.url} for the object store: ${(error as Error).message}. Is nats-server (with -js) running there?`);
+  }
+  let bucket: NatsBucket;
+  try {
+    bucket = await new Objm(nc).create(options.bucket, { storage: StorageType.File, replicas: options.replicas ?? 1 });
+  } catch (error) {
+    await nc.close().catch(() => {});
+    throw new Error(`cannot open ${where}: ${(error as Error).message}. Is JetStream enabled (nats-server -js)?`);
+  }
+  return {
+    backend: 'nats',
+    describe: () => where,
+    async size(name) {
+      const info = await bucket.info(name);
+      return info && !info.deleted ? info.size : null;
+    },
+    async read(name) {
+      const got = await bucket.get(name);
+      if (!got) return null;
+      const body = Readable.fromWeb(got.data as import('node:stream/web').ReadableStream<Uint8Array>);
+      // NATS reports a broken transfer (a missing chunk, its own digest) on `error`: fail the stream with it.
+      void got.error.then((error) => {
+        if (error) body.destroy(error);
+      });
+      return body;
+    },
+    async write(name, source) {
+      if ('bytes' in source) {
+        await bucket.putBlob({ name }, source.bytes);
+      } else {
+        const web = Readable.toWeb(createReadStream(source.file)) as unknown as ReadableStream<Uint8Array>;
+        await bucket.put({ name }, web);
+      }
+    },
+    async remove(name) {
+      await bucket.delete(name);
+    },
+    async close() {
+      await nc.drain().catch(() => nc.close());
+    },
+  };
+}

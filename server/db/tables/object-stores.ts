@@ -1,0 +1,19 @@
+// The object store each live control-plane replica uses (server/artifacts/replicas.ts): replicas share Postgres,
+// so a replica whose store differs from the live ones' refuses to start instead of losing objects to the others.
+import { index, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+export const objectStoreReplicas = pgTable(
+  'object_store_replicas',
+  {
+    /** This process's own id: a restarted replica is a new row, the old one goes stale. */
+    replica: text('replica').primaryKey(),
+    /** Where it runs (host name and pid), for the refusal's message. */
+    name: text('name').notNull(),
+    backend: text('backend').notNull(),
+    /** `<backend>:<id kept inside the store>`: equal ids are one store. */
+    storeId: text('store_id').notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('object_store_replicas_seen_idx').on(t.lastSeenAt.desc())],
+);
