@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 /** Texts up to this many characters are parsed inline: at most ~15 ms of the event loop. */
 export const INLINE_YAML_CHARS = 2 * 1024;
 /** How long one parse may take on the worker before it is given up. */
-export const YAML_PARSE_DEADLINE_MS = 10_000;
+export const YAML_PARSE_DEADLINE_MS = 30_000;
 
 /** The parser's own error, carried over from the worker: `name` is RangeError for a stack exhausted by nesting. */
 export class YamlParseError extends Error {
