@@ -105,7 +105,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     leaderLock: database.kind === 'postgres',
     log: (m) => log(`scheduler: ${m}`),
   });
-  const hotClusters = createHotClusterService({ db, bus, hostStaleMs: config.hostStaleMs });
+  const hotClusters = createHotClusterService({
+    db,
+    bus,
+    hostStaleMs: config.hostStaleMs,
+    maxIdleMs: config.hotClusterMaxIdleMs,
+    pools: config.hotClusterPools,
+  });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
 

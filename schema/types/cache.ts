@@ -137,7 +137,7 @@ builder.queryFields((t) => ({
       const parameters = args.parameters ?? {};
       if (typeof parameters !== 'object' || Array.isArray(parameters)) throw badInput('parameters must be a JSON object.');
       // A preview plans the spec with its defaults and answers with keys hashed from them: the spec's reader only.
-      const workflow = await workflowDomainRef(ctx.services.db, args.workflow);
+      const workflow = await workflowDomainRef(ctx.services.db, args.workflow, args.version ?? undefined);
       if (workflow) await assertMayReadSpec(ctx.services.db, ctx.ability, ctx.identity, workflow, 'preview runs');
       return previewRun(
         ctx.services,

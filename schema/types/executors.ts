@@ -81,7 +81,7 @@ const HotClusterRef = builder.objectRef<HotCluster>('HotCluster').implement({
     team: t.field({
       type: TeamRef,
       nullable: true,
-      description: 'The team that owns it: its members (and admins) end it. None: only its creator (and admins) may.',
+      description: 'The team that owns it: only its members (and admins) run tasks on it and end it. None: only its creator (and admins).',
       resolve: (c) => c.teamId,
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -137,9 +137,14 @@ builder.mutationFields((t) => ({
     args: {
       name: t.arg.string({ required: true }),
       executor: t.arg.string({ required: true }),
-      pool: t.arg.string({ description: 'Default: the executor’s name.' }),
+      pool: t.arg.string({
+        description: 'Default: the executor’s name. Members use pools open to their team (ATELIER_HOT_CLUSTER_POOLS) that no other owner’s live cluster holds.',
+      }),
       spec: t.arg({ type: 'JSON', description: 'Executor-specific settings, e.g. { "workers": 4 } for local.' }),
-      idleTimeoutSeconds: t.arg.int({ defaultValue: 1800 }),
+      idleTimeoutSeconds: t.arg.int({
+        defaultValue: 1800,
+        description: 'Ended after this long without a task: from 1 s to ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS (default 24 h).',
+      }),
       team: t.arg.string({ description: 'The team that owns it (one of yours). Default: your only team; none when you are in no team.' }),
     },
     resolve: (_r, args, ctx) => {

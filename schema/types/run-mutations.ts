@@ -54,7 +54,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'start runs');
-      const workflow = await workflowDomainRef(ctx.services.db, args.workflow);
+      const workflow = await workflowDomainRef(ctx.services.db, args.workflow, args.version ?? undefined);
       const domain = args.domain ?? workflow?.domain;
       if (domain) assertMayStartIn(ctx.ability, domain);
       // Outside the workflow's own domain only for who may read its spec (the orchestrator checks it again, for every start).

@@ -15,6 +15,8 @@ import {
   upcomingFireTimes,
   updateSchedule,
 } from '../../server/scheduler/schedules';
+import { ownerOf } from '../../server/teams/ownership';
+import { moreGuarded } from '../../server/vocabulary';
 import { workflowDomainOf } from '../../server/workflows/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -23,6 +25,7 @@ import { NodeRef } from '../node';
 import { CatchUpEnum, FireOutcomeEnum, OverlapEnum } from './enums';
 import { IdentityRef } from './identity';
 import { RunRef } from './runs';
+import { TeamRef } from './teams';
 import { WorkflowRef } from './workflows';
 
 export const ScheduleRef = builder.objectRef<Schedule>('Schedule');
@@ -42,9 +45,10 @@ ScheduleFireRef.implement({
 });
 
 ScheduleRef.implement({
+  // Its parameters stay the data of the domain they were set under, even after its workflow moved to a more open one.
   authScopes: guard('Schedule', 'Schedule', async (s: Schedule, ctx) => ({
     ...s,
-    domain: (await WorkflowRef.getDataloader(ctx).load(s.workflowId))?.domain ?? 'production',
+    domain: moreGuarded((await WorkflowRef.getDataloader(ctx).load(s.workflowId))?.domain ?? 'production', s.parametersDomain),
   })),
   interfaces: [NodeRef],
   description: 'A cron expression in a time zone that starts runs of a workflow (its latest version at each fire time).',
@@ -57,7 +61,8 @@ ScheduleRef.implement({
     parameters: t.expose('parameters', {
       type: 'JSON',
       nullable: true,
-      description: 'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain.',
+      description:
+        'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain, and the domain it was in when they were set (they keep that protection).',
     }),
     startAt: t.expose('startAt', { type: 'DateTime', nullable: true, description: 'No fire time before this one (included).' }),
     endAt: t.expose('endAt', { type: 'DateTime', nullable: true, description: 'No fire time after this one (included).' }),
@@ -82,6 +87,13 @@ ScheduleRef.implement({
       resolve: (s, args, ctx) => recentFires(ctx.services.db, s.id, Math.min(Math.max(args.limit ?? 20, 1), 500)),
     }),
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (s) => s.createdBy }),
+    team: t.field({
+      type: TeamRef,
+      nullable: true,
+      description:
+        'The team that owns it: only its members (and admins) change, pause, resume or delete it, and it fires with its grants. None: its creator alone.',
+      resolve: (s) => s.teamId,
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
@@ -142,6 +154,9 @@ const CreateScheduleInput = builder.inputType('CreateScheduleInput', {
     cron: t.string({ required: true }),
     ...timingFields(t),
     paused: t.boolean({ description: 'Create it paused.' }),
+    team: t.string({
+      description: 'The team that owns it (one of yours). Default: the workflow’s team when you are in it, else your only team.',
+    }),
   }),
 });
 
@@ -155,13 +170,18 @@ const UpdateScheduleInput = builder.inputType('UpdateScheduleInput', {
 
 type JsonObject = Record<string, unknown> | null | undefined;
 
-/** Throws unless the caller may change the schedule (its workflow's domain decides); NOT_FOUND for none. */
+/**
+ * Throws unless the caller may change the schedule in its domains (its workflow's, and its parameters'); NOT_FOUND for
+ * none. Who owns it is checked by the change itself.
+ */
 async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<void> {
   assertCan(ctx.ability, 'update', 'Schedule', what);
   const schedule = await findSchedule(ctx.services.db, id);
   const workflow = await WorkflowRef.getDataloader(ctx).load(schedule.workflowId);
-  assertMayIn(ctx.ability, 'update', 'Schedule', workflow?.domain ?? 'production', what);
+  assertMayIn(ctx.ability, 'update', 'Schedule', moreGuarded(workflow?.domain ?? 'production', schedule.parametersDomain), what);
 }
+
+const ownerIn = (ctx: Context) => ownerOf(ctx.identity, ctx.ability);
 
 builder.mutationFields((t) => ({
   createSchedule: t.field({
@@ -176,7 +196,7 @@ builder.mutationFields((t) => ({
         assertMayIn(ctx.ability, 'create', 'Schedule', domain, 'create schedules');
         assertMayStartIn(ctx.ability, domain);
       }
-      return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date());
+      return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date(), ownerIn(ctx));
     },
   }),
   updateSchedule: t.field({
@@ -185,7 +205,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateScheduleInput, required: true }) },
     resolve: async (_root, { id, input }, ctx) => {
       await assertMayChangeSchedule(ctx, String(id), 'change schedules');
-      return updateSchedule(ctx.services.db, String(id), { ...input, parameters: input.parameters as JsonObject }, new Date());
+      return updateSchedule(ctx.services.db, String(id), { ...input, parameters: input.parameters as JsonObject }, new Date(), ownerIn(ctx));
     },
   }),
   pauseSchedule: t.field({
@@ -194,7 +214,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       await assertMayChangeSchedule(ctx, String(id), 'pause schedules');
-      return pauseSchedule(ctx.services.db, String(id), new Date());
+      return pauseSchedule(ctx.services.db, String(id), new Date(), ownerIn(ctx));
     },
   }),
   resumeSchedule: t.field({
@@ -204,7 +224,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       await assertMayChangeSchedule(ctx, String(id), 'resume schedules');
-      return resumeSchedule(ctx.services.db, String(id), new Date());
+      return resumeSchedule(ctx.services.db, String(id), new Date(), ownerIn(ctx));
     },
   }),
   deleteSchedule: t.field({
@@ -213,7 +233,7 @@ builder.mutationFields((t) => ({
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, ctx) => {
       await assertMayChangeSchedule(ctx, String(id), 'delete schedules');
-      return (await deleteSchedule(ctx.services.db, String(id))).id;
+      return (await deleteSchedule(ctx.services.db, String(id), ownerIn(ctx))).id;
     },
   }),
 }));

@@ -75,7 +75,7 @@ export const subjectFields = {
     data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
   },
   Workflow: {
-    meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'latestVersion', 'versions', 'schedules', 'version', 'workflow'],
+    meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'team', 'latestVersion', 'versions', 'schedules', 'version', 'workflow'],
     // A version's spec holds literal parameter defaults and task parameters (and its digest is a hash of them, an
     // oracle for a guess): the workflow's domain's data.
     data: ['spec', 'digest'],
@@ -98,6 +98,7 @@ export const subjectFields = {
       'fires',
       'createdAt',
       'createdBy',
+      'team',
       'updatedAt',
       'fireTime',
       'outcome',

@@ -137,17 +137,21 @@ export function buildProgram(): Command {
   workflow
     .command('create <file>')
     .description('create a workflow, or a new version of it, from a YAML or JSON spec')
-    .action(async (file: string, _opts: unknown, command: Command) => {
+    .option('--team <name>', 'the team that owns a new workflow, whose members may publish its versions (default: your only team)')
+    .action(async (file: string, opts: { team?: string }, command: Command) => {
       const { client } = connection(command);
       const spec = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
         throw new CliError(`cannot read ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
       });
       const { createWorkflow: r } = await client.request<{
-        createWorkflow: { created: boolean; workflow: { name: string; domain: string }; version: { version: number } };
-      }>(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created workflow { name domain } version { version } } }`, { spec });
+        createWorkflow: { created: boolean; workflow: { name: string; domain: string; team: { name: string } | null }; version: { version: number } };
+      }>(
+        `mutation ($spec: String!, $team: String) { createWorkflow(spec: $spec, team: $team) { created workflow { name domain team { name } } version { version } } }`,
+        { spec, team: opts.team ?? null },
+      );
       console.log(
         r.created
-          ? `created workflow ${r.workflow.name} version ${r.version.version} (${r.workflow.domain})`
+          ? `created workflow ${r.workflow.name} version ${r.version.version} (${r.workflow.domain}${r.workflow.team ? `, team ${r.workflow.team.name}` : ''})`
           : `unchanged: workflow ${r.workflow.name} is already at version ${r.version.version} with this spec`,
       );
     });

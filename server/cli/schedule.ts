@@ -14,6 +14,7 @@ interface ScheduleView {
   startAt: string | null;
   endAt: string | null;
   workflow: { name: string };
+  team: { name: string } | null;
   nextFireTimes: string[];
 }
 
@@ -24,7 +25,7 @@ interface FireView {
   run: { id: string; status: string } | null;
 }
 
-const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap startAt endAt workflow { name } nextFireTimes(count: $count)';
+const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap startAt endAt workflow { name } team { name } nextFireTimes(count: $count)';
 
 function dateTime(raw: string): string {
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);
@@ -37,7 +38,7 @@ const enumValue = (word: string | undefined) => word?.toUpperCase().replace(/-/g
 function describe(s: ScheduleView): string {
   const window = s.startAt || s.endAt ? `  from ${s.startAt ?? 'now'} to ${s.endAt ?? 'forever'}` : '';
   const next = s.paused ? 'paused' : s.nextFireTimes.length ? `next ${s.nextFireTimes.join(', ')}` : 'no fire time left';
-  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${window}\n    ${next}`;
+  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${window}${s.team ? `  team ${s.team.name}` : ''}\n    ${next}`;
 }
 
 /**
@@ -68,6 +69,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
     .option('--start <datetime>', 'no fire time before this (ISO 8601)', dateTime)
     .option('--end <datetime>', 'no fire time after this (ISO 8601)', dateTime)
     .option('--paused', 'create it paused')
+    .option('--team <name>', "the team that owns it, whose members may change it (default: the workflow's team when you are in it, else your only team)")
     .option('-q, --quiet', 'print only the schedule id')
     .action(
       async (
@@ -83,6 +85,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
           start?: string;
           end?: string;
           paused?: boolean;
+          team?: string;
           quiet?: boolean;
         },
         command: Command,
@@ -103,6 +106,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
               startAt: opts.start ?? null,
               endAt: opts.end ?? null,
               paused: opts.paused ?? false,
+              team: opts.team ?? null,
             },
           },
         );

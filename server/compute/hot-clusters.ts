@@ -5,15 +5,16 @@
 import { and, eq, inArray, isNotNull, isNull, lt, ne, sql } from 'drizzle-orm';
 import type { Bus } from '../../plugins/bus/types';
 import type { ExecutorEvent, HostHeartbeat, HotClusterCommand } from '../../plugins/protocol';
-import { audit } from '../audit/audit';
-import { type AppAbility, isAdmin } from '../auth/ability';
+import { AuditedDenial, audited } from '../audit/audit';
+import type { AppAbility } from '../auth/ability';
+import { DEFAULT_HOT_CLUSTER_IDLE_MS, DEFAULT_HOT_CLUSTER_MAX_IDLE_MS, MIN_HOT_CLUSTER_IDLE_MS } from '../config/defaults';
 import { type Db, queryRows } from '../db/client';
 import { executorHosts, type HotCluster, hotClusterLeases, hotClusters } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { tasks } from '../db/tables/runs';
-import { badInput, forbidden, notFound } from '../errors';
-import { teamsByIds, writableTeamsOf } from '../teams/queries';
-import { teamWithName } from '../teams/teams';
+import { badInput, notFound } from '../errors';
+import { assertOwnerMay, newOwnerTeam, ownerOf } from '../teams/ownership';
+import { poolRefusal } from './cluster-access';
 import { HOST_MEMORY_MS, isLive, knownHosts, recordHeartbeat } from './routing';
 
 export interface CreateHotClusterInput {
@@ -52,14 +53,18 @@ export interface HotClusterServiceOptions {
   bus: Bus;
   now?: () => Date;
   hostStaleMs: number;
+  /** The longest idle timeout a cluster may have (default 24 h). */
+  maxIdleMs?: number;
+  /** The pools members may create clusters on (ATELIER_HOT_CLUSTER_POOLS); null or absent: any pool no other owner holds. */
+  pools?: Record<string, string[] | '*'> | null;
 }
 
 const nameRe = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
-const DEFAULT_IDLE_MS = 30 * 60_000;
 
 export function createHotClusterService(options: HotClusterServiceOptions): HotClusterService {
   const { db, bus } = options;
   const now = options.now ?? (() => new Date());
+  const maxIdleMs = options.maxIdleMs ?? DEFAULT_HOT_CLUSTER_MAX_IDLE_MS;
 
   const command = (cluster: HotCluster, action: HotClusterCommand['action']): HotClusterCommand => ({
     action,
@@ -76,7 +81,16 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       .from(hotClusters)
       .where(and(eq(hotClusters.name, name), ne(hotClusters.state, 'ENDED')));
     if (!live) throw missing();
-    if (actor) await assertMayManage(db, actor, live, 'end');
+    if (actor)
+      await audited(db, () =>
+        assertOwnerMay(
+          db,
+          ownerOf(actor.identity, actor.ability),
+          live,
+          { action: 'hotCluster.end', subject: `hotCluster:${live.name}`, label: `Hot cluster ${live.name}` },
+          'end',
+        ),
+      );
     // By id: a cluster ended and recreated under the same name meanwhile is not the one that was checked.
     const [ended] = await db
       .update(hotClusters)
@@ -96,9 +110,12 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
           `Hot cluster name "${input.name}" must be lowercase letters, digits and dashes (at most 64), starting and ending with a letter or digit.`,
         );
       if (!nameRe.test(input.executor)) throw badInput(`Executor name "${input.executor}" is not a valid name.`);
-      const idleTimeoutMs = input.idleTimeoutMs ?? DEFAULT_IDLE_MS;
-      if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < 1_000)
-        throw badInput(`idleTimeoutMs must be a whole number of milliseconds, at least 1000 (got ${input.idleTimeoutMs}).`);
+      const idleTimeoutMs = input.idleTimeoutMs ?? DEFAULT_HOT_CLUSTER_IDLE_MS;
+      if (!Number.isInteger(idleTimeoutMs) || idleTimeoutMs < MIN_HOT_CLUSTER_IDLE_MS || idleTimeoutMs > maxIdleMs)
+        throw badInput(
+          `The idle timeout must be a whole number of seconds from ${MIN_HOT_CLUSTER_IDLE_MS / 1000} to ${maxIdleMs / 1000} (${formatHours(maxIdleMs)}, ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS); got ${input.idleTimeoutMs === undefined ? idleTimeoutMs : input.idleTimeoutMs / 1000} s.`,
+          [{ path: 'idleTimeoutSeconds', message: `must be from ${MIN_HOT_CLUSTER_IDLE_MS / 1000} to ${maxIdleMs / 1000}` }],
+        );
       const pool = input.pool ?? input.executor;
       // Remote clusters' pods pull the cluster's pool themselves: a host serving it would take their tasks and run them cold.
       const takers = (await knownHosts(db, now())).filter(
@@ -117,7 +134,34 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
         throw badInput(
           `A hot cluster named ${input.name} is already live (executor ${existing.executor}, pool ${existing.pool}); end it first with \`npx atelier cluster end ${input.name}\`.`,
         );
-      const teamId = actor ? await owningTeam(db, actor, input) : null;
+      const owner = actor ? ownerOf(actor.identity, actor.ability) : null;
+      const subject = `hotCluster:${input.name}`;
+      const teamId = owner
+        ? await audited(db, () => newOwnerTeam(db, owner, input.team, { action: 'hotCluster.create', subject, label: 'a hot cluster' }))
+        : null;
+      if (owner) {
+        const remoteExecutors = new Set((await knownHosts(db, now())).flatMap((h) => h.remoteHotClusterExecutors));
+        const refused = await poolRefusal(
+          db,
+          owner,
+          { name: input.name, executor: input.executor, pool, teamId },
+          { pools: options.pools ?? null, remoteExecutors },
+        );
+        if (refused)
+          await audited(db, () => {
+            throw new AuditedDenial(
+              {
+                identity: owner.identity,
+                action: 'hotCluster.create',
+                decision: 'deny',
+                subject,
+                rule: 'a member creates hot clusters only on pools open to their team',
+                details: { pool },
+              },
+              `You may not create hot cluster ${input.name} on pool ${pool}: ${refused}.`,
+            );
+          });
+      }
       const [cluster] = await db
         .insert(hotClusters)
         .values({
@@ -220,52 +264,7 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
   };
 }
 
-/** The team a new cluster belongs to: the one named (the creator must be in it), else the creator's only team, else none. */
-async function owningTeam(db: Db, actor: Actor, input: CreateHotClusterInput): Promise<string | null> {
-  const mine = await writableTeamsOf(db, actor.identity.id);
-  if (input.team !== undefined) {
-    const team = await teamWithName(db, input.team);
-    if (team && (mine.some((t) => t.id === team.id) || isAdmin(actor.ability))) return team.id;
-    await audit(db, {
-      identity: actor.identity,
-      action: 'hotCluster.create',
-      decision: 'deny',
-      subject: `hotCluster:${input.name}`,
-      rule: 'a hot cluster belongs to a team its creator is a member of',
-      details: { team: input.team },
-    });
-    throw forbidden(
-      `You are not a member of a team "${input.team}"; a hot cluster belongs to one of your teams (${mine.map((t) => t.name).join(', ') || 'none'}).`,
-    );
-  }
-  if (mine.length > 1)
-    throw badInput(`You are in teams ${mine.map((t) => t.name).join(', ')}: say which one owns the hot cluster (team: NAME, or --team NAME).`);
-  return mine[0]?.id ?? null;
-}
-
-/** Throws FORBIDDEN (audited) unless the actor may change the cluster: an admin, a member of its team, or its creator when it has none. */
-async function assertMayManage(db: Db, actor: Actor, cluster: HotCluster, verb: 'end'): Promise<void> {
-  const allowed = isAdmin(actor.ability)
-    ? 'admins manage every hot cluster'
-    : cluster.teamId
-      ? (await writableTeamsOf(db, actor.identity.id)).some((t) => t.id === cluster.teamId) && 'members of the owning team manage its hot clusters'
-      : cluster.createdBy === actor.identity.id && 'the creator manages a hot cluster that belongs to no team';
-  const [owner] = cluster.teamId ? await teamsByIds(db, [cluster.teamId]) : [];
-  await audit(db, {
-    identity: actor.identity,
-    action: `hotCluster.${verb}`,
-    decision: allowed ? 'allow' : 'deny',
-    subject: `hotCluster:${cluster.name}`,
-    rule: allowed || 'only members of the owning team (or its creator, when it has no team) and admins manage a hot cluster',
-    details: { team: owner?.name ?? null },
-  });
-  if (!allowed)
-    throw forbidden(
-      owner
-        ? `Hot cluster ${cluster.name} belongs to team "${owner.name}"; only its members (or an admin) may ${verb} it.`
-        : `Hot cluster ${cluster.name} belongs to the identity that created it; only it (or an admin) may ${verb} it.`,
-    );
-}
+const formatHours = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 60_000)} min`);
 
 /** Why a hot cluster is not warm anywhere yet, or null when a live host holds it. */
 export async function hotClusterMessage(db: Db, cluster: HotCluster, now: Date, staleMs: number): Promise<string | null> {

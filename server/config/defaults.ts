@@ -10,6 +10,10 @@ export const DEFAULT_DATA_DIR = '.atelier';
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
 /** An executor host silent for this long is stale: not counted as live when routing and listing. */
 export const DEFAULT_HOST_STALE_MS = 15_000;
+/** A hot cluster's idle timeout: the default, the least and the most a caller may ask for (`ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS`). */
+export const DEFAULT_HOT_CLUSTER_IDLE_MS = 30 * 60_000;
+export const MIN_HOT_CLUSTER_IDLE_MS = 1_000;
+export const DEFAULT_HOT_CLUSTER_MAX_IDLE_MS = 24 * 3600_000;
 /** The most a module archive may inflate to (MiB), its files and tar headers together: a gzip bomb stops there. */
 export const DEFAULT_MAX_UNPACKED_MB = 512;
 /** Live subscriptions (graphql-ws and SSE together) one token may hold at once (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */

@@ -8,6 +8,7 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_HOST_STALE_MS,
+  DEFAULT_HOT_CLUSTER_MAX_IDLE_MS,
   DEFAULT_MAX_SUBSCRIPTIONS,
   DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN,
   DEFAULT_MAX_UNPACKED_MB,
@@ -47,6 +48,13 @@ export interface Config {
   hostStaleMs: number;
   /** Declared GPU pools, GPUs per host (`ATELIER_GPU_POOLS=gpu-a100=8,gpu-t4=1`); see compute/routing.ts. */
   gpuPools: Record<string, number>;
+  /** The longest idle timeout a hot cluster may be given (`ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS`, default 24 h). */
+  hotClusterMaxIdleMs: number;
+  /**
+   * The pools members may create hot clusters on, each for some teams or all (`ATELIER_HOT_CLUSTER_POOLS=gpu-a100:vision+nlp,local`);
+   * null (unset): any pool no other owner's live cluster holds. Admins may use any pool.
+   */
+  hotClusterPools: Record<string, string[] | '*'> | null;
   /** GPUs the embedded executor host advertises. */
   executorGpus: number;
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
@@ -123,6 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),
     executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
+    hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
+    hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,
     gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
@@ -154,6 +164,21 @@ function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {
     );
   }
   return { level: level as Level, deniedCategories: categories };
+}
+
+function parseHotClusterPools(raw: string | undefined): Config['hotClusterPools'] {
+  if (raw === undefined || raw.trim() === '') return null;
+  const pools: Record<string, string[] | '*'> = {};
+  for (const part of raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const m = /^([A-Za-z0-9_.-]+)(?::([a-z0-9][a-z0-9-_.+]*))?$/.exec(part);
+    if (!m)
+      throw new ConfigError(`ATELIER_HOT_CLUSTER_POOLS: "${part}" should be a pool, or pool:team+team for some teams only (e.g. gpu-a100:vision+nlp,local).`);
+    pools[m[1]!] = m[2] ? m[2].split('+').filter(Boolean) : '*';
+  }
+  return pools;
 }
 
 function parsePoolCounts(name: string, raw: string | undefined, example: string): Record<string, number> {

@@ -9,6 +9,7 @@ import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/pro
 import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
+import type { RunActor } from '../compute/cluster-access';
 import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../config/defaults';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
@@ -41,6 +42,8 @@ export interface StartRunInput {
   cacheNamespace?: string;
   /** Run the module nodes that name no hot cluster of their own on this one. */
   hotCluster?: string;
+  /** Internal callers only (the scheduler): whom a run started without an identity acts for (a schedule's owners). */
+  actingFor?: RunActor | null;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';

@@ -5,8 +5,10 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { AuditedDenial } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
+import { actorOfIdentity, assertMayUseClusters, type RunActor } from '../compute/cluster-access';
 import { bulkInsert } from '../db/bulk';
 import type { Tx } from '../db/client';
+import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { type NewTask, type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
@@ -15,6 +17,7 @@ import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from 
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
 import { atLeastAsGuarded, type Domain, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
+import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
@@ -22,6 +25,7 @@ import { findRunByKey } from './idempotency';
 import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
+import { starterlessActor } from './run-actor';
 import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 
@@ -46,10 +50,11 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         identity,
         idempotencyKey: input.idempotencyKey,
         overrides,
-        domain: input.domain ?? workflow.domain,
+        domain: input.domain ?? specDomainOf(workflow, version),
         refreshCache: input.refreshCache,
-        cacheNamespace: privateNamespace(input.cacheNamespace, input.domain ?? workflow.domain),
+        cacheNamespace: privateNamespace(input.cacheNamespace, input.domain ?? specDomainOf(workflow, version)),
         hotCluster: input.hotCluster,
+        actingFor: input.actingFor,
       });
     });
   } catch (error) {
@@ -152,6 +157,16 @@ export interface CreateRun {
   cacheNamespace?: string | null;
   stack?: string[];
   hotCluster?: string;
+  /** Whom a run without a starter acts for (a schedule's owners); default: its starter, or what its ancestors act for. */
+  actingFor?: RunActor | null;
+}
+
+/** Refuses (audited) a run whose tasks, nested runs' included, would use a hot cluster of an owner it does not act for. */
+async function assertMayUseHotClusters(tx: Tx, input: CreateRun, clusters: Map<string, HotCluster>): Promise<void> {
+  if (!clusters.size) return;
+  const actor =
+    input.actingFor ?? (input.identity ? await actorOfIdentity(tx, input.identity) : input.parent ? await starterlessActor(tx, input.parent.runId) : null);
+  if (actor) await assertMayUseClusters(tx, actor, clusters.values(), `workflow:${input.workflow.name}`);
 }
 
 /**
@@ -159,7 +174,9 @@ export interface CreateRun {
  * would publish the workflow's spec (its parameter defaults) there, in the run's parameters and outputs: only its
  * starter's reading the workflow's domain allows it. Refused (audited) before anything is planned.
  */
-async function assertMayRunWorkflowIn(tx: Tx, { workflow, domain, identity, parent }: CreateRun): Promise<void> {
+async function assertMayRunWorkflowIn(tx: Tx, { workflow: current, version, domain, identity, parent }: CreateRun): Promise<void> {
+  // An older version's spec stays the data of the domain it was published in (workflows/queries.ts specDomainOf).
+  const workflow = { ...current, domain: specDomainOf(current, version) };
   if (atLeastAsGuarded(domain, workflow.domain)) return;
   if (identity && mayStartWorkflowIn(defineAbilityFor(identity, await grantsOf(tx, identity)), workflow.domain, domain)) return;
   throw new AuditedDenial(
@@ -180,12 +197,15 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
   await assertMayRunWorkflowIn(tx, input);
   const spec = input.version.spec;
+  const clustersUsed = new Map<string, HotCluster>();
   const planned = await planRun(tx, spec, input.parameters, ctx.defaults, {
     pinned: input.pinned,
     overrides: input.overrides,
     stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
     hotCluster: input.hotCluster,
+    clustersUsed,
   });
+  await assertMayUseHotClusters(tx, input, clustersUsed);
   // Refused data is refused now, before anything exists, as well as again at dispatch (labels change).
   const dataAccess = new Map<string, TaskDataAccess>();
   for (const task of planned) {

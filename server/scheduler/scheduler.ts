@@ -4,19 +4,23 @@
 // it fires exactly once even if two leaders overlap or the process dies between the two steps.
 import { subject } from '@casl/ability';
 import { and, asc, eq, inArray, lte } from 'drizzle-orm';
-import { audit } from '../audit/audit';
+import { audit, audited } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
 import { type Db, withTryAdvisoryLock } from '../db/client';
-import { identities } from '../db/tables/identities';
+import { type Identity, identities } from '../db/tables/identities';
 import { runs } from '../db/tables/runs';
 import { type NewScheduleFire, type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
-import { workflows } from '../db/tables/workflows';
+import { type Workflow, workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
 import { findRunByKey } from '../orchestrator/idempotency';
 import type { Orchestrator } from '../orchestrator/orchestrator';
-import type { FireOutcome, RunStatus } from '../vocabulary';
+import { scheduleActor } from '../orchestrator/run-actor';
+import { owningTeamName } from '../teams/ownership';
+import { domainsGrantedTo } from '../teams/queries';
+import { type Domain, type FireOutcome, moreGuarded, type RunStatus } from '../vocabulary';
 import { dueFireTimes, nextFireTime } from './cron';
+import { scheduleMayNotFire } from './ownership';
 import { timingOf } from './schedules';
 
 export interface SchedulerOptions {
@@ -138,29 +142,47 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   }
 
   /**
-   * Why the schedule's creator may no longer start runs in its workflow's domain (a grant revoked, a team left),
-   * audited; null while they may. A schedule acts for its creator, so it keeps no right they lost.
+   * Why this fire may not start a run (audited), or null while it may. A schedule acts for its owners, so it keeps no
+   * right they lost: its creator and its owning team must still be granted the run's domain, and its workflow must
+   * still be one its owners publish (else another owner's new version would run on this schedule's grants).
    */
-  async function creatorMayNotStart(schedule: Schedule): Promise<string | null> {
-    if (!schedule.createdBy) return null;
-    const [row] = await db
-      .select({ identity: identities, domain: workflows.domain })
-      .from(identities)
-      .innerJoin(workflows, eq(workflows.id, schedule.workflowId))
-      .where(eq(identities.id, schedule.createdBy));
-    if (!row) return null;
-    const ability = defineAbilityFor(row.identity, await grantsOf(db, row.identity));
-    if (ability.can('start', subject('Run', { domain: row.domain }))) return null;
-    const rule = 'a schedule starts runs only while its creator may';
-    await audit(db, {
-      identity: row.identity,
-      action: 'schedule.fire',
-      decision: 'deny',
-      subject: `schedule:${schedule.name}`,
-      rule,
-      details: { domain: row.domain },
-    });
-    return `the run could not start: ${row.identity.name}, who created this schedule, may no longer start ${row.domain} runs (${rule}); an admin grants the domain to one of their teams with \`npx atelier team grant TEAM ${row.domain}\`, or someone granted recreates the schedule`;
+  async function mayNotFire(schedule: Schedule, workflow: Workflow, domain: Domain): Promise<string | null> {
+    const deny = async (identity: Identity | null, rule: string, message: string) => {
+      await audit(db, {
+        identity,
+        action: 'schedule.fire',
+        decision: 'deny',
+        subject: `schedule:${schedule.name}`,
+        rule,
+        details: { domain, workflow: workflow.name },
+      });
+      return `the run could not start: ${message}`;
+    };
+    const [creator] = schedule.createdBy ? await db.select().from(identities).where(eq(identities.id, schedule.createdBy)) : [];
+    const startRule = 'a schedule starts runs only while its creator and its owning team may';
+    if (creator && !defineAbilityFor(creator, await grantsOf(db, creator)).can('start', subject('Run', { domain }))) {
+      return deny(
+        creator,
+        startRule,
+        `${creator.name}, who created this schedule, may no longer start ${domain} runs (${startRule}); an admin grants the domain to one of their teams with \`npx atelier team grant TEAM ${domain}\`, or someone granted recreates the schedule`,
+      );
+    }
+    if (schedule.teamId && domain !== 'experimentation' && !(await domainsGrantedTo(db, schedule.teamId)).includes(domain)) {
+      const team = await owningTeamName(db, schedule);
+      return deny(
+        creator ?? null,
+        startRule,
+        `team "${team}", which owns this schedule, is not granted ${domain} (${startRule}); an admin runs \`npx atelier team grant ${team} ${domain}\``,
+      );
+    }
+    const foreign = await scheduleMayNotFire(db, schedule, workflow);
+    if (foreign)
+      return deny(
+        creator ?? null,
+        'a schedule fires only workflows its own owners publish',
+        `${foreign}; delete it, and a member of the workflow's team schedules it`,
+      );
+    return null;
   }
 
   /** Starts the run of a claimed fire time under the overlap policy and records the outcome. */
@@ -172,11 +194,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     // Started before a crash (or by another leader) but not recorded yet: the same run, not a second one.
     // The control plane's own key (no identity): a member's run started with the same key is not this fire's run.
     const earlier = await findRunByKey(db, null, key);
+    const [workflow] = await db.select().from(workflows).where(eq(workflows.id, schedule.workflowId));
+    // Its parameters stay the data of the domain they were set under, should the workflow have moved to a more open one.
+    const domain = moreGuarded(workflow!.domain, schedule.parametersDomain);
     const active = earlier ? [] : await activeRuns(schedule.id);
     if (earlier) {
       outcome = 'STARTED';
       runId = earlier.id;
-    } else if ((message = await creatorMayNotStart(schedule))) {
+    } else if ((message = await mayNotFire(schedule, workflow!, domain))) {
       outcome = 'FAILED';
     } else if (schedule.overlap === 'SKIP' && active.length) {
       outcome = 'SKIPPED_OVERLAP';
@@ -195,9 +220,12 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }
       }
       try {
-        const run = await orchestrator.startRun(
-          { workflow: schedule.workflowId, parameters: schedule.parameters, trigger: 'SCHEDULE', idempotencyKey: key },
-          null,
+        const actingFor = await scheduleActor(db, schedule);
+        const run = await audited(db, () =>
+          orchestrator.startRun(
+            { workflow: schedule.workflowId, parameters: schedule.parameters, trigger: 'SCHEDULE', idempotencyKey: key, domain, actingFor },
+            null,
+          ),
         );
         outcome = 'STARTED';
         runId = run.id;

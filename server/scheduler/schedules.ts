@@ -1,14 +1,20 @@
 // Creating, changing, pausing, resuming and deleting schedules. Every input is checked (cron, time zone, window,
-// workflow, parameters) before anything is written, and a bad one is refused with the field it concerns.
+// workflow, parameters) before anything is written, and a bad one is refused with the field it concerns. A schedule
+// belongs to a team (by default its workflow's): with an owner given (API callers), only its owners change it, and
+// a refusal (FORBIDDEN, audited) changes nothing.
 import { and, asc, desc, eq, inArray, ne } from 'drizzle-orm';
+import { AuditedDenial, audited } from '../audit/audit';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
+import { assertOwnerMay, newOwnerTeam, type OwnedThing, type Owner } from '../teams/ownership';
+import { writableTeamsOf } from '../teams/queries';
 import type { CatchUpPolicy, OverlapPolicy } from '../vocabulary';
 import { resolveRunParameters } from '../workflows/spec';
 import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
+import { scheduleMayNotFire } from './ownership';
 
 export interface ScheduleInput {
   /** Workflow name or id. */
@@ -24,6 +30,8 @@ export interface ScheduleInput {
   catchUpLimit?: number | null;
   overlap?: OverlapPolicy | null;
   paused?: boolean | null;
+  /** The owning team's name; default: the workflow's team when the creator writes for it, else the creator's only team. */
+  team?: string | null;
 }
 
 /** Fields left undefined keep their value; `startAt`/`endAt` set to null remove that bound. */
@@ -141,7 +149,7 @@ function checkJsonObject(value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-export async function createSchedule(db: Db, input: ScheduleInput, identity: Identity | null, now: Date): Promise<Schedule> {
+export async function createSchedule(db: Db, input: ScheduleInput, identity: Identity | null, now: Date, owner?: Owner): Promise<Schedule> {
   const timeZone = input.timeZone ?? 'UTC';
   const values = {
     cron: input.cron.trim(),
@@ -158,16 +166,19 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
   const workflow = await findWorkflow(db, input.workflow);
   await checkParameters(db, workflow, values.parameters);
   const next = checkFires(values, now);
+  const teamId = owner ? await audited(db, () => owningTeamOf(db, owner, input.team, workflow, values.name)) : null;
   // Created now: fire times before this moment are not "missed", so nothing of the past is caught up.
   const [created] = await db
     .insert(schedules)
     .values({
       ...values,
       workflowId: workflow.id,
+      parametersDomain: workflow.domain,
       paused: input.paused ?? false,
       lastFireTime: now,
       nextFireTime: next,
       createdBy: identity?.id ?? null,
+      teamId,
       createdAt: now,
       updatedAt: now,
     })
@@ -177,13 +188,50 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
   return created;
 }
 
+/**
+ * A new schedule's team: the one named, else its workflow's when the creator writes for it, else the creator's only
+ * team. Refused (audited) when that owner could not fire the workflow (it belongs to another owner).
+ */
+async function owningTeamOf(db: Db, owner: Owner, team: string | null | undefined, workflow: Workflow, name: string): Promise<string | null> {
+  const thing = { action: 'schedule.create', subject: `schedule:${name}`, label: 'a schedule' };
+  const writesForWorkflowTeam = !!workflow.teamId && (owner.admin || (await writableTeamsOf(db, owner.identity.id)).some((t) => t.id === workflow.teamId));
+  const teamId = (team === undefined || team === null) && writesForWorkflowTeam ? workflow.teamId : await newOwnerTeam(db, owner, team, thing);
+  const why = await scheduleMayNotFire(db, { teamId, createdBy: owner.identity.id }, workflow);
+  if (why)
+    throw new AuditedDenial(
+      {
+        identity: owner.identity,
+        action: thing.action,
+        decision: 'deny',
+        subject: thing.subject,
+        rule: 'a schedule fires only workflows its own owners publish',
+        details: { workflow: workflow.name },
+      },
+      `You may not schedule workflow "${workflow.name}": ${why}. Ask a member of its team to schedule it.`,
+    );
+  return teamId;
+}
+
+const scheduleThing = (schedule: Schedule, verb: string): OwnedThing => ({
+  action: `schedule.${verb}`,
+  subject: `schedule:${schedule.name}`,
+  label: `Schedule "${schedule.name}"`,
+});
+
+/** The schedule, once its owners' check passed (FORBIDDEN, audited, otherwise); no check without an owner. */
+async function scheduleToChange(db: Db, id: string, verb: 'update' | 'pause' | 'resume' | 'delete', owner?: Owner): Promise<Schedule> {
+  const schedule = await findSchedule(db, id);
+  if (owner) await audited(db, () => assertOwnerMay(db, owner, schedule, scheduleThing(schedule, verb), verb === 'update' ? 'change' : verb));
+  return schedule;
+}
+
 const nameTaken = (name: string, workflow: Workflow) =>
   new AtelierError('CONFLICT', `Workflow "${workflow.name}" already has a schedule named "${name}"; pick another name (--name) or update that one.`, [
     { path: 'name', message: 'is already used' },
   ]);
 
-export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, now: Date): Promise<Schedule> {
-  const current = await findSchedule(db, id);
+export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, now: Date, owner?: Owner): Promise<Schedule> {
+  const current = await scheduleToChange(db, id, 'update', owner);
   const merged = {
     name: patch.name ?? current.name,
     cron: (patch.cron ?? current.cron).trim(),
@@ -213,16 +261,18 @@ export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, n
     if (other) throw nameTaken(merged.name, workflow!);
   }
   const lastFireTime = timingChanged && now > current.lastFireTime ? now : current.lastFireTime;
+  // New parameters are data of the workflow's domain now; kept ones stay that of the domain they were set under.
+  const parametersDomain = patch.parameters === undefined || patch.parameters === null ? current.parametersDomain : workflow!.domain;
   const [updated] = await db
     .update(schedules)
-    .set({ ...merged, lastFireTime, nextFireTime: nextFireTime(merged, lastFireTime), updatedAt: now })
+    .set({ ...merged, parametersDomain, lastFireTime, nextFireTime: nextFireTime(merged, lastFireTime), updatedAt: now })
     .where(eq(schedules.id, id))
     .returning();
   return updated!;
 }
 
-export async function pauseSchedule(db: Db, id: string, now: Date): Promise<Schedule> {
-  await findSchedule(db, id);
+export async function pauseSchedule(db: Db, id: string, now: Date, owner?: Owner): Promise<Schedule> {
+  await scheduleToChange(db, id, 'pause', owner);
   const [updated] = await db.update(schedules).set({ paused: true, updatedAt: now }).where(eq(schedules.id, id)).returning();
   return updated!;
 }
@@ -232,8 +282,8 @@ export async function pauseSchedule(db: Db, id: string, now: Date): Promise<Sche
  * outage: SKIP runs none of them (nothing is even recorded: they were not missed, they were paused), LATEST runs the
  * latest once, ALL runs them up to `catchUpLimit`.
  */
-export async function resumeSchedule(db: Db, id: string, now: Date): Promise<Schedule> {
-  const current = await findSchedule(db, id);
+export async function resumeSchedule(db: Db, id: string, now: Date, owner?: Owner): Promise<Schedule> {
+  const current = await scheduleToChange(db, id, 'resume', owner);
   if (!current.paused) return current;
   const lastFireTime = current.catchUp === 'SKIP' && now > current.lastFireTime ? now : current.lastFireTime;
   const [updated] = await db
@@ -245,8 +295,8 @@ export async function resumeSchedule(db: Db, id: string, now: Date): Promise<Sch
 }
 
 /** Deletes a schedule and its fire records; the runs it started stay. */
-export async function deleteSchedule(db: Db, id: string): Promise<Schedule> {
-  const schedule = await findSchedule(db, id);
+export async function deleteSchedule(db: Db, id: string, owner?: Owner): Promise<Schedule> {
+  const schedule = await scheduleToChange(db, id, 'delete', owner);
   await db.delete(schedules).where(eq(schedules.id, id));
   return schedule;
 }

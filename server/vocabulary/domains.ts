@@ -5,3 +5,6 @@ export type Domain = (typeof domains)[number];
 
 /** Whether `domain` is at least as guarded as `than` (production ≥ adhoc ≥ experimentation). */
 export const atLeastAsGuarded = (domain: Domain, than: Domain): boolean => domains.indexOf(domain) >= domains.indexOf(than);
+
+/** The more guarded of two domains: where data that was under both stays protected. */
+export const moreGuarded = (a: Domain, b: Domain): Domain => (atLeastAsGuarded(a, b) ? a : b);

@@ -4,7 +4,7 @@ import { and, eq, inArray, ne, or } from 'drizzle-orm';
 import { DEFAULT_GPU_POOL, type GpuRouting, gpuPoolFor, knownHosts } from '../compute/routing';
 import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
 import type { Tx } from '../db/client';
-import { hotClusters } from '../db/tables/executors';
+import { type HotCluster, hotClusters } from '../db/tables/executors';
 import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/tables/modules';
 import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
@@ -99,6 +99,8 @@ export interface PlanOptions {
   partial?: boolean;
   /** The hot cluster of module nodes that name none (startRun's `hotCluster`). */
   hotCluster?: string;
+  /** Filled with every live hot cluster a task would run on, nested workflows' included (whoever starts decides). */
+  clustersUsed?: Map<string, HotCluster>;
 }
 
 const MAX_NESTING = 10;
@@ -259,6 +261,7 @@ export async function planRun(
       }
       executor = cluster.executor;
       pool = cluster.pool;
+      options.clustersUsed?.set(cluster.name, cluster);
     } else if (pool === undefined && gpus > 0) {
       const now = new Date();
       hosts ??= await knownHosts(tx, now);
@@ -365,6 +368,7 @@ async function planChildWorkflow(
     await planRun(tx, spec, childParameters, defaults, {
       stack: [...stack, label],
       candidate: options.candidate,
+      clustersUsed: options.clustersUsed,
       nested: true,
       partial: options.partial || UNRESOLVED in parameters,
     });

@@ -2,10 +2,11 @@
 // fire time the scheduler dealt with, whose UNIQUE (schedule, fire time) key makes each fire happen once.
 import { sql } from 'drizzle-orm';
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
-import { catchUpPolicies, fireOutcomes, overlapPolicies } from '../../vocabulary';
+import { catchUpPolicies, domains, fireOutcomes, overlapPolicies } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { runs } from './runs';
+import { teams } from './teams';
 import { workflows } from './workflows';
 
 /** SKIP: missed fire times are not run. LATEST: the latest missed one runs once. ALL: all run, up to `catchUpLimit`. */
@@ -22,6 +23,11 @@ export const schedules = pgTable(
     /** An IANA time zone: `0 9 * * *` in America/New_York is 9:00 there, summer and winter. */
     timeZone: text('time_zone').notNull().default('UTC'),
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
+    /**
+     * The domain its workflow was in when `parameters` were set: they stay that domain's data (read, and run, no less
+     * guarded than it) even after the workflow moves to a more open one.
+     */
+    parametersDomain: text('parameters_domain', { enum: domains }).notNull().default('production'),
     /** Fire times outside [startAt, endAt] (both included) never fire. */
     startAt: at('start_at'),
     endAt: at('end_at'),
@@ -34,6 +40,8 @@ export const schedules = pgTable(
     /** The first fire time after `lastFireTime` inside the window, or null when there is none: what ticks look for. */
     nextFireTime: at('next_fire_time'),
     createdBy: uuid('created_by').references(() => identities.id),
+    /** The owning team: its writing members (and admins) change, pause, resume and delete it. Null: its creator alone (and admins). */
+    teamId: uuid('team_id').references(() => teams.id),
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },

@@ -3,6 +3,7 @@ import { integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core
 import { domains, type WorkflowSpec } from '../../vocabulary';
 import { createdAt, id } from './columns';
 import { identities } from './identities';
+import { teams } from './teams';
 
 export const workflows = pgTable('workflows', {
   id: id(),
@@ -11,6 +12,8 @@ export const workflows = pgTable('workflows', {
   domain: text('domain', { enum: domains }).notNull(),
   latestVersion: integer('latest_version').notNull(),
   createdBy: uuid('created_by').references(() => identities.id),
+  /** The owning team: its writing members (and admins) publish new versions. Null: its creator alone (and admins). */
+  teamId: uuid('team_id').references(() => teams.id),
   createdAt: createdAt(),
 });
 
