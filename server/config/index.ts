@@ -68,6 +68,11 @@ export interface Config {
    * `deniedCategories` (`ATELIER_CATALOG_CEILING=CONFIDENTIAL`, `ATELIER_CATALOG_DENY_CATEGORIES=PII`, or `none`).
    */
   catalogCeiling: { level: Level; deniedCategories: string[] };
+  /**
+   * Origins whose pages may call the API from a browser (`ATELIER_CORS_ORIGINS=https://a.example,http://localhost:5173`);
+   * `*` allows any origin without credentials. Empty (the default): same origin only, no CORS headers at all.
+   */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {}
@@ -127,7 +132,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),
+    corsOrigins: parseCorsOrigins(env.ATELIER_CORS_ORIGINS),
   };
+}
+
+function parseCorsOrigins(raw: string | undefined): string[] {
+  const listed = (raw ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  return listed.map((origin) => {
+    if (origin === '*') return origin;
+    let url: URL | null = null;
+    try {
+      url = new URL(origin);
+    } catch {}
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.origin !== origin.replace(/\/$/, ''))
+      throw new ConfigError(
+        `ATELIER_CORS_ORIGINS is a comma-separated list of origins such as https://dash.example.com,http://localhost:5173 (scheme, host and port only; or * for any origin, without credentials); "${origin}" is not one.`,
+      );
+    return url.origin;
+  });
 }
 
 function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {

@@ -7,6 +7,7 @@ import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { defineAbilityFor } from '../auth/ability';
 import { authenticate } from './authenticate';
+import { corsFor } from './cors';
 import { useInputGuard } from './input-guard';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
@@ -31,6 +32,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     logging: options.logLevel === 'debug' ? 'debug' : 'warn',
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Same origin only, unless the operator lists origins (ATELIER_CORS_ORIGINS): yoga's default reflects any origin.
+    cors: corsFor(services.config.corsOrigins),
     // Domain errors become GraphQL errors with their code here, at the edge; anything else is masked.
     maskedErrors: { maskError },
     // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike

@@ -49,10 +49,8 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
       }
       try {
         const bytes = await options.store.get(digest);
-        // A digest names its bytes for good.
-        res
-          .writeHead(200, { 'content-type': 'application/gzip', 'content-length': bytes.length, 'cache-control': 'public, max-age=31536000, immutable' })
-          .end(bytes);
+        // Only for this token's holder: no shared cache (a proxy, a CDN) may keep or serve it to anyone else.
+        res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': bytes.length, 'cache-control': 'private, no-store' }).end(bytes);
       } catch (error) {
         if (error instanceof AtelierError && error.code === 'NOT_FOUND') return unavailable();
         if (error instanceof AtelierError) return text(error.status, error.message);
