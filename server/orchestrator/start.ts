@@ -5,6 +5,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { AuditedDenial } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
+import { claimCacheNamespace } from '../cache/namespaces';
 import { bulkInsert } from '../db/bulk';
 import type { Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
@@ -38,6 +39,8 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
       const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
+      const cacheNamespace = privateNamespace(input.cacheNamespace, input.domain ?? workflow.domain);
+      if (cacheNamespace) await claimCacheNamespace(tc.tx, cacheNamespace, identity);
       return createRun(tc, {
         workflow,
         version,
@@ -48,7 +51,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         overrides,
         domain: input.domain ?? workflow.domain,
         refreshCache: input.refreshCache,
-        cacheNamespace: privateNamespace(input.cacheNamespace, input.domain ?? workflow.domain),
+        cacheNamespace,
         hotCluster: input.hotCluster,
       });
     });
@@ -70,6 +73,8 @@ async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunI
 export async function cloneRun(ctx: OrchestratorContext, runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
+    // A clone runs in its source's private namespace: only that namespace's owner may.
+    if (source.cacheNamespace) await claimCacheNamespace(tc.tx, source.cacheNamespace, identity);
     const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
     const pinned = pinnedVersions(sourceTasks);
     return createRun(tc, {
@@ -89,6 +94,7 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
 export async function rerunRun(ctx: OrchestratorContext, runId: string, input: RerunInput, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
+    if (source.cacheNamespace) await claimCacheNamespace(tc.tx, source.cacheNamespace, identity);
     const reuse = rerunReuse(runId, sourceTasks, input);
     const pinned = pinnedVersions(sourceTasks);
     const overrides = new Map(Object.entries(input.modules ?? {}));
