@@ -8,7 +8,7 @@ import { subject as caslSubject } from '@casl/ability';
 import { permittedFieldsOf } from '@casl/ability/extra';
 import SchemaBuilder, { BasePlugin, type PothosOutputFieldConfig, type SchemaTypes } from '@pothos/core';
 import { GraphQLError, type GraphQLResolveInfo } from 'graphql';
-import { audit } from '../server/audit/audit';
+import { audit, markRecorded } from '../server/audit/audit';
 import { allFields, dataFields, type FieldSubject, ownFields } from '../server/auth/fields';
 import type { Context } from './context';
 
@@ -119,15 +119,19 @@ export function unauthorized(info: GraphQLResolveInfo, typeLevel: boolean): Grap
   const type = info.parentType.name;
   const g = guards.get(type);
   const field = info.fieldName;
+  const dataField = !typeLevel && Boolean(g && (dataFields(g.subject) as string[]).includes(field));
   const message = typeLevel
     ? `You may not read this ${type}.`
-    : g && (dataFields(g.subject) as string[]).includes(field)
-      ? `${type}.${field} holds ${g.subject === 'Workflow' ? 'a workflow spec (its parameter defaults), data' : 'run data'} of a domain none of your teams is granted; an admin grants one with \`npx atelier team grant TEAM DOMAIN\`.`
+    : dataField
+      ? `${type}.${field} holds ${g?.subject === 'Workflow' ? 'a workflow spec (its parameter defaults), data' : 'run data'} of a domain none of your teams is granted; an admin grants one with \`npx atelier team grant TEAM DOMAIN\`.`
       : g && ownFields(g.subject).includes(field)
         ? `${type}.${field} is readable only by the identity that created this ${type} (and admins).`
         : `You may not read ${type}.${field}.`;
   // No HTTP status: a refused field leaves the rest of the response intact.
-  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
+  const error = new GraphQLError(message, { extensions: { code: 'FORBIDDEN' } });
+  // A refused data field was audited as a read of data (auditedDenial) before this answer: no second record.
+  if (dataField) markRecorded(error);
+  return error;
 }
 
 /** Gives every field of a guarded type the scope "the caller may read this field of this object". */

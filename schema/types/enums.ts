@@ -2,6 +2,7 @@
 import { cacheGroupings } from '../../server/cache/stats';
 import {
   type CatchUpPolicy,
+  callerTriggers,
   catchUpPolicies,
   domains,
   fireOutcomes,
@@ -21,6 +22,10 @@ import { builder } from '../builder';
 export const RunStatusEnum = builder.enumType('RunStatus', { values: runStatuses });
 export const TaskStatusEnum = builder.enumType('TaskStatus', { values: taskStatuses });
 export const TriggerEnum = builder.enumType('RunTrigger', { values: triggers });
+export const StartTriggerEnum = builder.enumType('StartTrigger', {
+  values: callerTriggers,
+  description: 'How a caller started a run, as the run records it. SCHEDULE, CLONE, RERUN and PARENT are set by the platform only.',
+});
 export const DomainEnum = builder.enumType('Domain', { values: domains, description: 'The data boundary a workflow, run or dataset belongs to.' });
 export const RerunFromEnum = builder.enumType('RerunFrom', { values: ['FAILED', 'ALL', 'NODES'] as const });
 

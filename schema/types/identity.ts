@@ -1,6 +1,7 @@
 // Identities: `viewer` says who a token belongs to; admins create users and service accounts and their tokens.
 import { assertCan, parseScopes } from '../../server/auth/ability';
-import { createIdentity, type IssuedToken, identitiesByIds, issueFor, revokeTokensOf, serviceAccountWithName } from '../../server/auth/identities';
+import { createIdentity, type IssuedToken, identitiesByIds, issueFor, ownerFor, revokeTokensOf, serviceAccountWithName } from '../../server/auth/identities';
+import { humanBehind } from '../../server/auth/people';
 import { notFound } from '../../server/errors';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -23,6 +24,12 @@ IdentityRef.implement({
     name: t.exposeString('name'),
     kind: t.exposeString('kind'),
     role: t.exposeString('role'),
+    owner: t.field({
+      type: IdentityRef,
+      nullable: true,
+      description: 'A service account’s owner: the user it acts for (the two-person rule and private cache namespaces count it as that user).',
+      resolve: (identity) => identity.ownerId,
+    }),
   }),
 });
 
@@ -65,10 +72,16 @@ builder.mutationFields((t) => ({
       scopes: t.arg.stringList({
         description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.',
       }),
+      owner: t.arg.string({
+        description:
+          'The user the account acts for; default: you. The two-person rule counts the account as its owner, so it never approves what its owner asked.',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'administer', 'Identity', 'create service accounts');
-      return createIdentity(ctx.services.db, 'service', args.name, args.role ?? 'member', args.expiresInDays, args.scopes);
+      // Default: the human behind the admin creating it (a service account creating one passes on its own owner).
+      const owner = args.owner ? (await ownerFor(ctx.services.db, args.owner)).id : humanBehind(ctx.identity);
+      return createIdentity(ctx.services.db, 'service', args.name, args.role ?? 'member', args.expiresInDays, args.scopes, owner);
     },
   }),
   issueServiceToken: t.field({

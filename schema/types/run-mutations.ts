@@ -10,7 +10,7 @@ import { workflowDomainRef } from '../../server/workflows/queries';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { checkId, isUuid } from '../ids';
-import { DomainEnum, RerunFromEnum, TriggerEnum } from './enums';
+import { DomainEnum, RerunFromEnum, StartTriggerEnum } from './enums';
 import { RunRef } from './runs';
 
 const ModuleOverrideInput = builder.inputType('ModuleOverride', {
@@ -40,7 +40,7 @@ builder.mutationFields((t) => ({
       workflow: t.arg.string({ required: true, description: 'Workflow name or id.' }),
       version: t.arg.int(),
       parameters: t.arg({ type: 'JSON' }),
-      trigger: t.arg({ type: TriggerEnum, defaultValue: 'API' }),
+      trigger: t.arg({ type: StartTriggerEnum, defaultValue: 'API', description: 'How you started it (recorded on the run).' }),
       idempotencyKey: t.arg.string({ description: 'Retrying a request with the same key returns the run the first one started.' }),
       useModules: t.arg.stringList({
         description: 'Module versions to use wherever the workflow uses those modules, e.g. `["ml/train@7"]` to try a fresh alpha.',

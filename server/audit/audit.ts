@@ -28,8 +28,14 @@ export async function audit(db: Db | Tx, entry: AuditEntry): Promise<void> {
   await db.insert(auditEvents).values(auditRow(entry));
 }
 
-/** A refusal that must be audited even though the transaction that found it rolls back. */
+/**
+ * A refusal carrying its own audit entry, so it is audited even though the transaction that found it rolls back:
+ * written once, by whichever comes first of `audited` around the work, `recordRefusal` at an edge (the GraphQL
+ * plugin, an HTTP route), or `refuse` (server/auth/refuse.ts), which writes it at once.
+ */
 export class AuditedDenial extends AtelierError {
+  /** Whether its entry is in the audit log already. */
+  recorded = false;
   constructor(
     readonly entry: AuditEntry,
     message: string,
@@ -38,12 +44,36 @@ export class AuditedDenial extends AtelierError {
   }
 }
 
+// Refusals without an entry of their own (a plain FORBIDDEN) whose audit record an edge has written.
+const recordedErrors = new WeakSet<object>();
+
+/** Whether a refusal's audit record is written already (so no edge writes another). */
+export const isRecorded = (error: object): boolean => (error instanceof AuditedDenial ? error.recorded : recordedErrors.has(error));
+
+/** Marks a refusal as audited: whoever wrote its record says so, so an edge does not write a second. */
+export function markRecorded(error: object): void {
+  if (error instanceof AuditedDenial) error.recorded = true;
+  else recordedErrors.add(error);
+}
+
+/**
+ * Writes a refusal's audit record unless it is written already: its own entry, or `fallback` (what the edge knows:
+ * who, which operation) for a refusal that carries none. Outside any transaction, so a rollback keeps it.
+ */
+export async function recordRefusal(db: Db, error: object, fallback?: AuditEntry): Promise<void> {
+  if (isRecorded(error)) return;
+  const entry = error instanceof AuditedDenial ? error.entry : fallback;
+  if (!entry) return;
+  markRecorded(error);
+  await audit(db, entry);
+}
+
 /** Runs `work` (usually a transaction); a denial it throws is written to the audit log after the rollback. */
 export async function audited<T>(db: Db, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (error instanceof AuditedDenial) await audit(db, error.entry);
+    if (error instanceof AuditedDenial) await recordRefusal(db, error);
     throw error;
   }
 }

@@ -4,7 +4,7 @@ import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
-import { AtelierError, badInput } from '../errors';
+import { AtelierError, badInput, notFound } from '../errors';
 import { parseScopes } from './ability';
 import { ensureIdentity, issueToken } from './tokens';
 
@@ -32,7 +32,15 @@ export async function serviceAccountWithName(db: Db, name: string): Promise<Iden
   return identity ?? null;
 }
 
-/** Creates a user or service account and issues its first token; CONFLICT when the name is taken. */
+/** The user a new service account acts for (its owner): a person, never another service account. */
+export async function ownerFor(db: Db, name: string): Promise<Identity> {
+  const owner = await identityWithName(db, name);
+  if (!owner) throw notFound(`No user "${name}" to own the service account; create the user first.`);
+  if (owner.kind !== 'user') throw badInput(`The owner of a service account is a user; "${name}" is a service account.`);
+  return owner;
+}
+
+/** Creates a user or service account (acting for the user `ownerId`) and issues its first token; CONFLICT when the name is taken. */
 export async function createIdentity(
   db: Db,
   kind: Identity['kind'],
@@ -40,6 +48,7 @@ export async function createIdentity(
   role: Identity['role'],
   expiresInDays: number | null | undefined,
   scopes?: string[] | null,
+  ownerId?: string | null,
 ): Promise<IssuedToken> {
   if (scopes) parseScopes(scopes);
   if (!namePattern.test(name)) throw badInput(`A ${kind === 'user' ? 'user' : 'service account'} name is 2–63 lowercase letters, digits, ".", "_" or "-".`);
@@ -51,7 +60,7 @@ export async function createIdentity(
       'CONFLICT',
       `An identity named "${name}" already exists${existing.kind === 'service' ? '; issue it a new token with issueServiceToken' : ''}.`,
     );
-  return issueFor(db, await ensureIdentity(db, { name, kind, role }), expiresInDays, scopes);
+  return issueFor(db, await ensureIdentity(db, { name, kind, role, ownerId: kind === 'service' ? (ownerId ?? null) : null }), expiresInDays, scopes);
 }
 
 /** Issues a new token for an identity, expiring after `expiresInDays` (never when not given). */

@@ -46,7 +46,10 @@ export async function sessionForToken(db: Db, token: string): Promise<{ identity
 }
 
 /** Finds or creates an identity by name. */
-export async function ensureIdentity(db: Db, values: { name: string; kind: Identity['kind']; role: Identity['role'] }): Promise<Identity> {
+export async function ensureIdentity(
+  db: Db,
+  values: { name: string; kind: Identity['kind']; role: Identity['role']; ownerId?: string | null },
+): Promise<Identity> {
   await db.insert(identities).values(values).onConflictDoNothing({ target: identities.name });
   const [row] = await db.select().from(identities).where(eq(identities.name, values.name));
   return row!;

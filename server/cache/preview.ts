@@ -15,6 +15,7 @@ import { type PlanDefaults, planRun } from '../workflows/plan';
 import { resolveRunParameters, substituteOutputs } from '../workflows/spec';
 import { type CacheReader, readRule } from './access';
 import { cacheable, cacheKey, cacheScope, keyComponents } from './key';
+import { assertMayUseCacheNamespace } from './namespaces';
 import type { TaskCache } from './store';
 
 export interface PreviewTask {
@@ -55,6 +56,7 @@ export async function previewRun({ db, cache, planDefaults }: PreviewServices, i
     .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
   if (!version) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   const parameters = resolveRunParameters(version.spec, input.parameters);
+  if (input.cacheNamespace) await assertMayUseCacheNamespace(db, input.cacheNamespace, reader.identity);
   let withheld = 0;
   const preview = await db.transaction(async (tx) => {
     const planned = await planRun(tx, version.spec, parameters, planDefaults);

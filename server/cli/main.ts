@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { domains } from '../vocabulary';
+import { callerTriggers, domains } from '../vocabulary';
 import { cacheCommand } from './cache';
 import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
@@ -173,7 +173,11 @@ export function buildProgram(): Command {
     .description('start a run of a workflow (its latest version unless --version)')
     .option('-p, --param <key=value>', 'run parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
     .option('--version <n>', 'workflow version to run', positiveInt)
-    .option('--trigger <trigger>', 'what started the run, as recorded', 'CLI')
+    .addOption(
+      new Option('--trigger <trigger>', 'how the run was started, as recorded (schedules, clones and reruns are recorded by the platform)')
+        .choices(callerTriggers.map((t) => t.toLowerCase()))
+        .default('cli'),
+    )
     .option('--idempotency-key <key>', 'retrying with the same key returns the first run instead of starting another')
     .addOption(
       new Option('--domain <domain>', 'the data domain the run works in (default: the workflow’s; its tasks reuse cached results of this domain only)').choices(
@@ -211,7 +215,7 @@ export function buildProgram(): Command {
           .request<{
             startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
           }>(
-            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: RunTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
+            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
           startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot) {
             id status workflow { name } workflowVersion { version }
           }

@@ -342,10 +342,11 @@ export function teamCommands(connect: Connect): Command[] {
     .addOption(new Option('--role <role>', 'its role').choices(['admin', 'member', 'viewer']).default('member'))
     .addOption(scopesOption())
     .option('--expires-in-days <n>', 'the token expires after this many days (default: never)', positiveInt)
-    .action(async (name: string, opts: { role: string; scopes?: string[]; expiresInDays?: number }, cmd: Command) => {
+    .option('--owner <user>', 'the user it acts for (default: you); it never approves what its owner asked')
+    .action(async (name: string, opts: { role: string; scopes?: string[]; expiresInDays?: number; owner?: string }, cmd: Command) => {
       const { createServiceAccount } = await connect(cmd).request<{ createServiceAccount: IssuedTokenView }>(
-        `mutation ($n: String!, $r: Role, $e: Int, $s: [String!]) { createServiceAccount(name: $n, role: $r, expiresInDays: $e, scopes: $s) { ${ISSUED} } }`,
-        { n: name, r: opts.role, e: opts.expiresInDays ?? null, s: opts.scopes ?? null },
+        `mutation ($n: String!, $r: Role, $e: Int, $s: [String!], $o: String) { createServiceAccount(name: $n, role: $r, expiresInDays: $e, scopes: $s, owner: $o) { ${ISSUED} } }`,
+        { n: name, r: opts.role, e: opts.expiresInDays ?? null, s: opts.scopes ?? null, o: opts.owner ?? null },
       );
       printToken(createServiceAccount);
     });

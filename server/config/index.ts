@@ -83,6 +83,11 @@ export interface Config {
   objectStore: ObjectStoreConfig;
   /** How long downloads from the control plane retry connection errors and 5xx (`ATELIER_DOWNLOAD_RETRY_SECONDS`). */
   downloadRetryMs: number;
+  /**
+   * Origins whose pages may call the API from a browser (`ATELIER_CORS_ORIGINS=https://a.example,http://localhost:5173`);
+   * `*` allows any origin without credentials. Empty (the default): same origin only, no CORS headers at all.
+   */
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {}
@@ -146,7 +151,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     catalogCeiling: parseCatalogCeiling(env),
     objectStore: parseObjectStore(env, path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR), natsUrl, (m) => new ConfigError(m)),
     downloadRetryMs: parseDownloadRetryMs(env, (m) => new ConfigError(m)),
+    corsOrigins: parseCorsOrigins(env.ATELIER_CORS_ORIGINS),
   };
+}
+
+function parseCorsOrigins(raw: string | undefined): string[] {
+  const listed = (raw ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  return listed.map((origin) => {
+    if (origin === '*') return origin;
+    let url: URL | null = null;
+    try {
+      url = new URL(origin);
+    } catch {}
+    if (!url || !['http:', 'https:'].includes(url.protocol) || url.origin !== origin.replace(/\/$/, ''))
+      throw new ConfigError(
+        `ATELIER_CORS_ORIGINS is a comma-separated list of origins such as https://dash.example.com,http://localhost:5173 (scheme, host and port only; or * for any origin, without credentials); "${origin}" is not one.`,
+      );
+    return url.origin;
+  });
 }
 
 function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {

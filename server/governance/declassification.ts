@@ -1,11 +1,13 @@
-// Declassification: lowering a column's label is a request that someone other than its author decides (an admin or
+// Declassification: lowering a column's label is a request that a different human from its author decides (an admin or
 // a member of the team owning the namespace), never below what lineage computed; both steps are audited.
 import { eq } from 'drizzle-orm';
-import { AuditedDenial, audit, audited } from '../audit/audit';
+import { audit, audited } from '../audit/audit';
 import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
+import { secondPersonProblem } from '../auth/people';
+import { refusal } from '../auth/refuse';
 import type { Db } from '../db/client';
 import { type Declassification, datasets, declassifications } from '../db/tables/governance';
-import type { Identity } from '../db/tables/identities';
+import { type Identity, identities } from '../db/tables/identities';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
 import { assertMayWriteNamespace, loadNamespaceSubject } from '../teams/teams';
 import type { Label } from '../vocabulary';
@@ -69,27 +71,28 @@ export async function decideDeclassification(
       const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
       const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
       if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
-      if (request.requestedBy === identity.id) {
-        throw new AuditedDenial(
+      // The two-person rule counts humans, not identities: a service account stands for its owner.
+      const [requester] = await tx.select().from(identities).where(eq(identities.id, request.requestedBy));
+      const notSecond = requester ? secondPersonProblem(requester, identity, 'declassification') : null;
+      if (notSecond) {
+        throw refusal(
           {
             identity,
             action: 'declassification.decide',
-            decision: 'deny',
             subject,
-            rule: 'the approver of a declassification is not its author',
-            details: { id: request.id },
+            rule: 'the approver of a declassification is a different human from its author (a service account counts as its owner)',
+            details: { id: request.id, requestedBy: requester!.name },
           },
-          'You asked for this declassification, so someone else must decide it.',
+          notSecond,
         );
       }
       const ns = await loadNamespaceSubject(tx, dataset!.namespace);
       const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
       if (!maySign) {
-        throw new AuditedDenial(
+        throw refusal(
           {
             identity,
             action: 'declassification.decide',
-            decision: 'deny',
             subject,
             rule: 'deciders are admins or members of the owning team',
             details: { id: request.id },
@@ -122,7 +125,7 @@ export async function decideDeclassification(
         action: 'declassification.decide',
         decision: 'allow',
         subject,
-        rule: 'decided by someone other than its author',
+        rule: 'decided by a different human from its author',
         details: { id: request.id, approved: input.approve },
       });
       return decided!;

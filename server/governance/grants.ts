@@ -6,6 +6,7 @@ import { and, eq } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import { type Action, type AppAbility, assertCan, isAdmin } from '../auth/ability';
 import type { FieldSubject } from '../auth/fields';
+import { refuse } from '../auth/refuse';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
@@ -47,15 +48,17 @@ export async function assertMayStartWorkflowIn(
   runDomain: Domain,
 ): Promise<void> {
   if (mayStartWorkflowIn(ability, workflow.domain, runDomain)) return;
-  await audit(db, {
-    identity,
-    action: 'run.start',
-    decision: 'deny',
-    subject: `workflow:${workflow.name}`,
-    rule: WORKFLOW_DOMAIN_RULE,
-    details: { workflowDomain: workflow.domain, domain: runDomain },
-  });
-  throw forbidden(workflowDomainRefusal(workflow, runDomain));
+  await refuse(
+    db,
+    {
+      identity,
+      action: 'run.start',
+      subject: `workflow:${workflow.name}`,
+      rule: WORKFLOW_DOMAIN_RULE,
+      details: { workflowDomain: workflow.domain, domain: runDomain },
+    },
+    workflowDomainRefusal(workflow, runDomain),
+  );
 }
 
 /**
@@ -64,15 +67,15 @@ export async function assertMayStartWorkflowIn(
  */
 export async function assertMayReadSpec(db: Db, ability: AppAbility, identity: Identity | null, workflow: { name: string; domain: Domain }, what: string) {
   if (ability.can('read', subject('Workflow', { domain: workflow.domain }), 'spec')) return;
-  await audit(db, {
-    identity,
-    action: 'data.read',
-    decision: 'deny',
-    subject: `workflow:${workflow.name}`,
-    rule: 'a workflow’s spec is readable only in domains one of your teams is granted',
-    details: { workflowDomain: workflow.domain, what },
-  });
-  throw forbidden(
+  await refuse(
+    db,
+    {
+      identity,
+      action: 'data.read',
+      subject: `workflow:${workflow.name}`,
+      rule: 'a workflow’s spec is readable only in domains one of your teams is granted',
+      details: { workflowDomain: workflow.domain, what },
+    },
     `You may not ${what} of workflow "${workflow.name}": it is computed from its spec, data of the ${workflow.domain} domain, which none of your teams is granted; an admin runs \`npx atelier team grant TEAM ${workflow.domain}\`.`,
   );
 }

@@ -5,12 +5,13 @@
 import { AbilityBuilder, createMongoAbility, type ForcedSubject, type MongoAbility, subject } from '@casl/ability';
 import { permittedFieldsOf } from '@casl/ability/extra';
 import { and, desc, eq, sql } from 'drizzle-orm';
-import { type AuditEntry, audit, auditRow } from '../audit/audit';
+import { type AuditEntry, auditRow } from '../audit/audit';
 import type { Grants } from '../auth/ability';
+import { refuse } from '../auth/refuse';
 import type { Db } from '../db/client';
 import { auditEvents, columnLabels, datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import { badInput, forbidden, notFound } from '../errors';
+import { badInput, notFound } from '../errors';
 import type { Domain, Label } from '../vocabulary';
 import { labelOf } from './datasets';
 import { readDenial } from './policy';
@@ -105,15 +106,17 @@ export async function previewDataset(
     readable = permittedColumns(defineColumnAbility(clearance, [{ dataset: input.dataset, labels }]), input.dataset, all);
     const oracles = [...new Set(used.filter((c) => !readable.includes(c)))];
     if (oracles.length) {
-      await audit(db, {
-        identity: caller.identity,
-        action: 'data.preview',
-        decision: 'deny',
-        subject: `dataset:${input.dataset}`,
-        rule: 'a withheld column can be used neither to filter, to sort nor to group',
-        details: { columns: oracles, clearance },
-      });
-      throw forbidden(`${oracles.join(', ')} cannot be used to filter, sort or group: not readable at your clearance.`);
+      await refuse(
+        db,
+        {
+          identity: caller.identity,
+          action: 'data.preview',
+          subject: `dataset:${input.dataset}`,
+          rule: 'a withheld column can be used neither to filter, to sort nor to group',
+          details: { columns: oracles, clearance },
+        },
+        `${oracles.join(', ')} cannot be used to filter, sort or group: not readable at your clearance.`,
+      );
     }
     const details = groupBy ? { groupBy } : { shown: wanted.filter((c) => readable.includes(c)) };
     allow = {

@@ -11,8 +11,34 @@ export interface Route {
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> | void;
 }
 
+/**
+ * Headers every response carries, whichever route answers (routes may add more, e.g. the dashboards' CSP): no MIME
+ * sniffing, no referrer leaving the control plane, and no page of it framed by another site.
+ */
+export const securityHeaders = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+} as const;
+
+// host (a name, IPv4 or [IPv6]) and an optional port: what RFC 9110 allows in Host, without userinfo or path.
+const hostRe = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(\d{1,5}))?$/;
+
+/** Whether a Host header is one a URL can be built from (absent is fine: HTTP/1.0 needs none). */
+export function wellFormedHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const m = hostRe.exec(host);
+  return Boolean(m) && (m![1] === undefined || Number(m![1]) <= 65535);
+}
+
 export function createRequestListener(routes: readonly Route[], log: (message: string) => void): RequestListener {
   const answer = async (req: IncomingMessage, res: ServerResponse) => {
+    for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
+    if (!wellFormedHost(req.headers.host)) {
+      return void res
+        .writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
+        .end('Malformed Host header: send a host name, IPv4 or [IPv6] address, with an optional port (e.g. "Host: atelier.example.com:8080").\n');
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = routes.find((r) => r.matches(url));
     if (!route) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.\n');
@@ -21,7 +47,11 @@ export function createRequestListener(routes: readonly Route[], log: (message: s
   return (req, res) => {
     answer(req, res).catch((error) => {
       log(`unhandled request error: ${(error as Error).stack}`);
-      if (!res.headersSent) res.writeHead(500).end();
+      if (!res.headersSent)
+        res
+          .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+          .end('Internal error: the request failed unexpectedly; the server log has the details.\n');
+      else res.end();
     });
   };
 }

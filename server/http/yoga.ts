@@ -6,7 +6,9 @@ import { schema } from '../../schema';
 import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { defineAbilityFor } from '../auth/ability';
+import { useRefusalAudit } from './audit-refusals';
 import { authenticate } from './authenticate';
+import { corsFor } from './cors';
 import { useInputGuard } from './input-guard';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
@@ -31,12 +33,15 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     logging: options.logLevel === 'debug' ? 'debug' : 'warn',
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Same origin only, unless the operator lists origins (ATELIER_CORS_ORIGINS): yoga's default reflects any origin.
+    cors: corsFor(services.config.corsOrigins),
     // Domain errors become GraphQL errors with their code here, at the edge; anything else is masked.
     maskedErrors: { maskError },
     // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike
     // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents;
     // and, in literals and variables alike, NUL characters and JSON nested too deep (useInputGuard).
-    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard()],
+    // Every refusal in a result is audited before the caller hears of it (useRefusalAudit).
+    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useRefusalAudit({ db })],
     context: async (initial) => {
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;

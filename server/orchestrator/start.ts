@@ -5,6 +5,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { AuditedDenial } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
+import { claimCacheNamespace } from '../cache/namespaces';
 import { actorOfIdentity, assertMayUseClusters, type RunActor } from '../compute/cluster-access';
 import { bulkInsert } from '../db/bulk';
 import type { Tx } from '../db/client';
@@ -42,6 +43,8 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
       const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
+      const cacheNamespace = privateNamespace(input.cacheNamespace, input.domain ?? specDomainOf(workflow, version));
+      if (cacheNamespace) await claimCacheNamespace(tc.tx, cacheNamespace, identity);
       return createRun(tc, {
         workflow,
         version,
@@ -52,7 +55,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         overrides,
         domain: input.domain ?? specDomainOf(workflow, version),
         refreshCache: input.refreshCache,
-        cacheNamespace: privateNamespace(input.cacheNamespace, input.domain ?? specDomainOf(workflow, version)),
+        cacheNamespace,
         hotCluster: input.hotCluster,
         actingFor: input.actingFor,
       });
@@ -75,6 +78,8 @@ async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunI
 export async function cloneRun(ctx: OrchestratorContext, runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
+    // A clone runs in its source's private namespace: only that namespace's owner may.
+    if (source.cacheNamespace) await claimCacheNamespace(tc.tx, source.cacheNamespace, identity);
     const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
     const pinned = pinnedVersions(sourceTasks);
     return createRun(tc, {
@@ -94,6 +99,7 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
 export async function rerunRun(ctx: OrchestratorContext, runId: string, input: RerunInput, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
+    if (source.cacheNamespace) await claimCacheNamespace(tc.tx, source.cacheNamespace, identity);
     const reuse = rerunReuse(runId, sourceTasks, input);
     const pinned = pinnedVersions(sourceTasks);
     const overrides = new Map(Object.entries(input.modules ?? {}));

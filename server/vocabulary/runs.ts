@@ -7,6 +7,12 @@ export const terminalRunStatuses: readonly RunStatus[] = ['SUCCEEDED', 'FAILED',
 
 export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'] as const;
 export type Trigger = (typeof triggers)[number];
+/**
+ * The triggers a caller may name when it starts a run (how it was started). The others are the platform's to set:
+ * SCHEDULE (the scheduler), CLONE and RERUN (those mutations), PARENT (a nested run): a caller never claims them.
+ */
+export const callerTriggers = ['API', 'CLI', 'DASHBOARD'] as const satisfies readonly Trigger[];
+export type CallerTrigger = (typeof callerTriggers)[number];
 
 export const taskStatuses = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING', 'SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'] as const;
 export type TaskStatus = (typeof taskStatuses)[number];

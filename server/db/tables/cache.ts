@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import type { KeyComponents } from '../../vocabulary';
 import { at, createdAt } from './columns';
+import { identities } from './identities';
 import { moduleVersions } from './modules';
 
 export const cacheEntries = pgTable(
@@ -57,3 +58,18 @@ export const cacheReservations = pgTable(
 
 export type CacheEntry = typeof cacheEntries.$inferSelect;
 export type NewCacheEntry = typeof cacheEntries.$inferInsert;
+
+/**
+ * Private cache namespaces of experimentation runs: the first use claims one for the human behind the caller
+ * (server/cache/namespaces.ts); only that human (through any of their identities) may use it again.
+ */
+export const cacheNamespaces = pgTable('cache_namespaces', {
+  name: text('name').primaryKey(),
+  ownerId: uuid('owner_id')
+    .notNull()
+    .references(() => identities.id),
+  claimedBy: uuid('claimed_by')
+    .notNull()
+    .references(() => identities.id),
+  createdAt: createdAt(),
+});

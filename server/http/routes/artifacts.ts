@@ -59,7 +59,8 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
       // Streamed from whichever backend holds it. A digest names its bytes for good. A stream that fails midway
       // (the store went away, or the bytes do not match the digest) cuts the response short, and the client,
       // which checks the digest too, retries.
-      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': object.size, 'cache-control': 'public, max-age=31536000, immutable' });
+      // Only for this token's holder: no shared cache (a proxy, a CDN) may keep or serve it to anyone else.
+      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': object.size, 'cache-control': 'private, no-store' });
       await pipeline(object.body, res).catch(() => res.destroy());
     },
   };

@@ -3,8 +3,10 @@
 // delivery has an id (X-Atelier-Delivery), remembered for the freshness window so a resent delivery is refused.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ObjectStore } from '../../artifacts/store';
+import { recordRefusal } from '../../audit/audit';
 import { defineAbilityFor } from '../../auth/ability';
 import { grantsOf } from '../../auth/grants';
+import { refusal } from '../../auth/refuse';
 import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
@@ -65,6 +67,7 @@ export function useGitHook(options: GitHookOptions): Route {
       res.once('finish', () => req.destroy());
       return fail(new AtelierError('PAYLOAD_TOO_LARGE', `A push event is at most ${GIT_HOOK_MAX_BYTES} bytes.`));
     }
+    let caller: Identity | null = null;
     try {
       const from = await sender(req, body);
       if (typeof from === 'string') {
@@ -78,6 +81,7 @@ export function useGitHook(options: GitHookOptions): Route {
         );
       }
       const { identity, scopes, delivery } = from;
+      caller = identity;
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -86,7 +90,11 @@ export function useGitHook(options: GitHookOptions): Route {
       }
       assertWithinInputLimits(parsed, 'The push event');
       const ability = defineAbilityFor(identity, await grantsOf(db, identity), scopes);
-      if (!ability.can('publish', 'Module')) throw new AtelierError('FORBIDDEN', `${identity.name} may not publish modules.`);
+      if (!ability.can('publish', 'Module'))
+        throw refusal(
+          { identity, action: 'module.publish', subject: 'hook:git', rule: 'publishing needs "publish" on Module (a member role, and the token’s scopes)' },
+          `${identity.name} may not publish modules.`,
+        );
       const event = parsePushEvent(parsed);
       await rememberDelivery(db, identity.id, delivery);
       reply(
@@ -99,8 +107,11 @@ export function useGitHook(options: GitHookOptions): Route {
         ),
       );
     } catch (error) {
-      if (error instanceof AtelierError) return fail(error);
-      throw error;
+      if (!(error instanceof AtelierError)) throw error;
+      // A refusal is audited before it is answered (its own record, or who was refused publishing what).
+      if (error.code === 'FORBIDDEN' && caller)
+        await recordRefusal(db, error, { identity: caller, action: 'module.publish', decision: 'deny', subject: 'hook:git', rule: error.message });
+      return fail(error);
     }
   };
 
