@@ -109,6 +109,9 @@ export function sandboxArgs(
     '--ro-bind',
     run.moduleDir,
     path.posix.join(SANDBOX_WORKDIR, 'module'),
+    // The sandbox's own root (where the mount points were made) is read-only too: only /work and /tmp take writes.
+    '--remount-ro',
+    '/',
     '--chdir',
     run.cwd,
     '--',
@@ -145,7 +148,7 @@ export function probeIsolation(options: SandboxOptions = {}): Isolator {
     let reason = '';
     result = { kind: 'unavailable', reason: '' };
     for (const candidate of candidates) {
-      const out = spawnSync(bwrap, [...systemArgs(candidate, false), '--', process.execPath, '-e', '0'], {
+      const out = spawnSync(bwrap, [...systemArgs(candidate, false), '--remount-ro', '/', '--', process.execPath, '-e', '0'], {
         env: {},
         timeout: 20_000,
         ...(candidate.identity ?? {}),
