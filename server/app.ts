@@ -1,7 +1,7 @@
 // The composition root: builds the control plane from a config (database, bus, object store, orchestrator, the
 // services around it, the GraphQL API and the HTTP routes) and lists what runs in start order. Listening is
 // `start()`; `server/main.ts` only reads the config and calls it.
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createMemoryBus } from '../plugins/bus/memory';
 import type { Bus, Subscription } from '../plugins/bus/types';
@@ -60,7 +60,9 @@ export interface BuildOptions {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   const log = options.log ?? (config.logLevel === 'silent' ? () => {} : (m: string) => console.log(m));
-  await mkdir(config.dataDir, { recursive: true });
+  // Private to the server: the admin token, the embedded database and the object store live here.
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(config.dataDir, 0o700);
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const scrubbed = await scrubStoredSources(database.db);

@@ -1,5 +1,5 @@
-// The executor plugins a host runs, in one list, configured from the environment. `local` and `noop` are always
-// there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials), and
+// The executor plugins a host runs, in one list, configured from the environment. `local` (sandboxed unless
+// ATELIER_MODULE_ISOLATION=none) and `noop` are always there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials), and
 // `kubernetes-gpu` when ATELIER_K8S_NAMESPACE is set (in-cluster auth, or the default kubeconfig; its hot clusters
 // run ATELIER_K8S_HOST_IMAGE pods pointed at NATS_URL and ATELIER_PUBLIC_URL).
 import { createDatabricksExecutor } from '../executors/databricks';
@@ -7,10 +7,10 @@ import { createKubernetesGpuExecutor } from '../executors/kubernetes-gpu';
 import { createLocalExecutor } from '../executors/local';
 import { createNoopExecutor } from '../executors/noop';
 import type { Executor } from '../plugins/sdk';
-import { ConfigError, moduleEnvironment } from './config';
+import { ConfigError, moduleEnvironment, moduleIsolation } from './config';
 
 export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor[] {
-  const executors: Executor[] = [createLocalExecutor({ inheritEnv: moduleEnvironment(env) }), createNoopExecutor()];
+  const executors: Executor[] = [createLocalExecutor({ inheritEnv: moduleEnvironment(env), ...moduleIsolation(env) }), createNoopExecutor()];
   if (env.DATABRICKS_HOST) {
     const auth = env.DATABRICKS_TOKEN
       ? { token: env.DATABRICKS_TOKEN }

@@ -1,29 +1,56 @@
-// The `local` executor: runs a module as a child process group on the host's machine, streams its stdout and
-// stderr as logs and its fd-3 JSON lines as progress, metrics and outputs, and stops it with SIGTERM then SIGKILL.
-// The parts: launch.ts (unpack and spawn), pipes.ts (logs and progress), outcome.ts (how it ended),
-// process-group.ts (/proc and signals), warm-pool.ts (hot clusters' warm workers).
+// The `local` executor: runs a module as a child process group on the host's machine, isolated in a bubblewrap
+// sandbox unless the operator opted out, streams its stdout and stderr as logs and its fd-3 JSON lines as progress,
+// metrics and outputs, and stops it with SIGTERM then SIGKILL. The parts: sandbox.ts (isolation, probed once),
+// supervisor.ts (the opted-out module's watchdog), unpack.ts (digest-checked unpacking), launch.ts (spawn),
+// pipes.ts (logs and progress), outcome.ts (how it ended), process-group.ts (/proc and signals), warm-pool.ts.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { defineExecutor, type Executor, permanentFailure, type TaskMessage } from '../../plugins/sdk';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
 import { drained } from './pipes';
-import { groupAlive, killGroup, signalGroup } from './process-group';
+import { groupAlive, killGroup, signalGroup, signalMembers } from './process-group';
+import { optOutHint, probeIsolation } from './sandbox';
 import { createWarmPool, type WarmPool } from './warm-pool';
 
 export type { LocalExecutorOptions, LocalHandle } from './options';
+export { type Isolation, optOutHint, probeIsolation } from './sandbox';
 
 const DRAIN_MS = 1_000; // how long to read pipes after exit: a lingering grandchild may hold them open
+
+const signalName = (n: number) => Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined;
 
 export function createLocalExecutor(options: LocalExecutorOptions = {}): Executor<LocalHandle> {
   const graceMs = options.graceMs ?? 5_000;
   const attempts = new Map<string, AttemptState>();
   /** Hot clusters held warm here, by name. */
   const warmPools = new Map<string, Promise<WarmPool>>();
+  const warn = options.warn ?? ((message: string) => console.warn(`[atelier local executor] ${message}`));
+  // Probed once, here: every attempt of this executor runs the same way (or is refused the same way).
+  const isolator = probeIsolation({ isolation: options.isolation, bwrap: options.bwrap, readOnlyPaths: options.readOnlyPaths });
+  if (isolator.kind === 'none') {
+    warn(
+      "WARNING: ATELIER_MODULE_ISOLATION=none: modules run WITHOUT a sandbox, as this process's own user, and can read " +
+        'and change everything it can (the admin token, the database, other tasks). Use it only where every module author is trusted.',
+    );
+  } else if (isolator.kind === 'unavailable') {
+    warn(`modules will be refused: ${isolator.reason}. ${optOutHint}`);
+  }
+  let sandboxRoot: Promise<string> | undefined;
   const launchConfig: LaunchConfig = {
     maxLogLineBytes: options.maxLogLineBytes ?? 16 * 1024,
     inheritEnv: options.inheritEnv ?? {},
     warmPools,
+    isolator,
+    // Outside any data directory, and traversable (not listable) so the sandbox's own identity reaches its folder.
+    sandboxRoot: () =>
+      (sandboxRoot ??= mkdtemp(path.join(os.tmpdir(), 'atelier-sandbox-')).then(async (dir) => {
+        await chmod(dir, 0o711);
+        return dir;
+      })),
   };
   const keyOf = (task: TaskMessage) => `${task.taskId}:${task.attempt}`;
 
@@ -50,12 +77,15 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     },
 
     async wait(handle, task, ctx) {
-      if (handle.pid === null) return permanentFailure('launch-failed', handle.error);
+      if (handle.pid === null) return permanentFailure(handle.reason ?? 'launch-failed', handle.error);
       const state = attempts.get(keyOf(task));
       if (!state?.child || !state.exited) return adopt(handle);
       state.sink = ctx;
-      const { code, signal } = await state.exited;
+      const exit = await state.exited;
       await drained(state.child, DRAIN_MS);
+      // bwrap reports a module ended by a signal as exit 128 + its number.
+      const signalled = state.sandboxed && exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined;
+      const { code, signal } = signalled ? { code: null, signal: signalled } : exit;
       return { ...outcomeOf(state, code, signal, graceMs), provisioningMs: state.provisioningMs };
     },
 
@@ -67,13 +97,16 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
         state.cancelReason = reason;
       }
       if (state?.hasExited || !(await groupAlive(handle))) return;
-      const signalled = signalGroup(handle.pgid, 'SIGTERM');
+      // In the sandbox the module, not bwrap (the group's leader), gets the SIGTERM: bwrap would die of it at once.
+      // Marked first: the module may end of the signal before the /proc walk returns.
+      if (state?.sandboxed) state.signalled = true;
+      const signalled = state?.sandboxed ? await signalMembers(handle.pgid, 'SIGTERM', handle.pid) : signalGroup(handle.pgid, 'SIGTERM');
       if (!state) {
         // Not ours in this process (adopted): still escalate after the grace period.
         setTimeout(() => void groupAlive(handle).then((alive) => alive && signalGroup(handle.pgid, 'SIGKILL')), graceMs);
         return;
       }
-      state.signalled = signalled;
+      state.signalled = state.sandboxed || signalled;
       state.killTimer = setTimeout(async () => {
         if (await groupAlive(handle)) state.killedAfterGrace = signalGroup(handle.pgid, 'SIGKILL') || state.killedAfterGrace;
       }, graceMs);
@@ -87,6 +120,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       if (handle && handle.pid !== null) await killGroup(handle);
       for (const stream of state?.child?.stdio ?? []) (stream as Readable | null)?.destroy();
       state?.warmPool?.release();
+      if (state?.attemptDir) await rm(state.attemptDir, { recursive: true, force: true }).catch(() => undefined);
       attempts.delete(key);
     },
 
@@ -96,7 +130,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       if (!Number.isInteger(workers) || (workers as number) < 1 || (workers as number) > 64) {
         throw new Error(`hot cluster ${cluster.name}: spec.workers must be a whole number from 1 to 64 (got ${JSON.stringify(workers)})`);
       }
-      const pool = createWarmPool(cluster.name, workers as number, launchConfig.inheritEnv.PATH);
+      const pool = createWarmPool(cluster.name, workers as number, isolator, launchConfig.inheritEnv.PATH);
       warmPools.set(cluster.name, pool);
       await pool.catch((err) => {
         warmPools.delete(cluster.name);
@@ -130,6 +164,8 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
           if (handle && handle.pid !== null) await killGroup(handle);
         }),
       );
+      const root = await sandboxRoot?.catch(() => undefined);
+      if (root) await rm(root, { recursive: true, force: true }).catch(() => undefined);
     },
   });
 }

@@ -1,13 +1,16 @@
-// Starting a local attempt: the module unpacked into the attempt's work directory (or handed to a hot cluster's
-// warm worker), its environment built from the task, and the child spawned as its own process group.
+// Starting a local attempt: the module unpacked (verified against its digest) into the attempt's directory (or
+// handed to a hot cluster's warm worker), its environment built from the task, and the child spawned as its own
+// process group, inside the sandbox (sandbox.ts) or, opted out, under the supervisor (supervisor.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, stat } from 'node:fs/promises';
+import { chown, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import * as tar from 'tar';
 import type { AbortReason, TaskContext, TaskMessage } from '../../plugins/sdk';
 import type { LocalHandle } from './options';
 import { followPipes } from './pipes';
 import { readStartTime } from './process-group';
+import { type Isolator, optOutHint, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
+import { supervised } from './supervisor';
+import { ArchiveDigestMismatch, unpackVerified } from './unpack';
 import type { WarmPool } from './warm-pool';
 
 /** What the executor knows of one attempt it started in this process. */
@@ -29,6 +32,10 @@ export interface AttemptState {
   provisioningMs?: number;
   /** The hot cluster whose worker runs the attempt. */
   warmPool?: WarmPool;
+  /** Runs in the sandbox: the group's leader is bwrap, which a SIGTERM would end before the module could. */
+  sandboxed?: boolean;
+  /** The sandboxed attempt's own directory, removed when the attempt is finalized. */
+  attemptDir?: string;
 }
 
 const runtimes: Record<string, { command: () => string; args: (file: string) => string[] }> = {
@@ -39,34 +46,53 @@ const runtimes: Record<string, { command: () => string; args: (file: string) => 
 };
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+const safePathPart = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
 
-/** What launching needs from the executor: its settings and the hot clusters it holds warm. */
+/** What launching needs from the executor: its settings, how modules are isolated, and the hot clusters it holds. */
 export interface LaunchConfig {
   maxLogLineBytes: number;
   inheritEnv: Record<string, string>;
   warmPools: Map<string, Promise<WarmPool>>;
+  isolator: Isolator;
+  /** The folder (mode 0711, outside any data directory) holding sandboxed attempts' directories. */
+  sandboxRoot(): Promise<string>;
 }
 
 /**
  * Unpacks the module (or takes it from a warm worker) and starts it as its own process group, its pipes followed
- * into `state.sink` from the first byte. A module that cannot start gets a handle with no pid and the reason.
+ * into `state.sink` from the first byte: in the sandbox, or (opted out) under the supervisor that kills it with
+ * its host. A module that cannot start gets a handle with no pid and the reason.
  */
 export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskContext, state: AttemptState): Promise<LocalHandle> {
-  const { warmPools, maxLogLineBytes } = config;
+  const { warmPools, maxLogLineBytes, isolator } = config;
   const { entrypoint, runtime, ref } = task.module;
-  const refuse = (error: string): LocalHandle => ({ pid: null, pgid: null, startTime: null, error });
+  const refuse = (error: string, reason = 'launch-failed'): LocalHandle => ({ pid: null, pgid: null, startTime: null, error, reason });
   const spec = runtimes[runtime];
   if (!spec) return refuse(`unknown runtime "${runtime}" for entrypoint "${entrypoint}" of ${ref} (known: ${Object.keys(runtimes).join(', ')})`);
+  if (isolator.kind === 'unavailable') {
+    return refuse(`this executor host does not run modules without isolation: ${isolator.reason}. ${optOutHint}`, 'isolation-unavailable');
+  }
+  const sandbox = isolator.kind === 'bwrap' ? isolator : undefined;
+  const network = (task.settings?.local as { network?: unknown } | undefined)?.network === true;
 
   const provisioningFrom = performance.now();
-  // A hot cluster's worker runs node modules only; anything else (or a cluster not warm here) runs cold.
-  const warm = task.hotCluster && runtime === 'node' ? await warmPools.get(task.hotCluster)?.catch(() => undefined) : undefined;
-  const moduleDir = warm ? await warm.moduleDir(task.module.digest, () => ctx.artifactPath()) : path.join(ctx.workdir, 'module');
-  const outputDir = path.join(ctx.workdir, 'outputs');
-  await mkdir(outputDir, { recursive: true });
-  if (!warm) {
-    await mkdir(moduleDir, { recursive: true });
-    await tar.x({ file: await ctx.artifactPath(), cwd: moduleDir, preserveOwner: false, strict: true });
+  // A hot cluster's worker runs node modules only (and never with network); anything else runs cold.
+  const warm = task.hotCluster && runtime === 'node' && !network ? await warmPools.get(task.hotCluster)?.catch(() => undefined) : undefined;
+  const attemptDir = sandbox ? path.join(await config.sandboxRoot(), `${safePathPart(task.taskId)}-${task.attempt}`) : ctx.workdir;
+  if (sandbox && !warm) state.attemptDir = attemptDir;
+  let moduleDir: string;
+  try {
+    moduleDir = warm ? await warm.moduleDir(task.module.digest, () => ctx.artifactPath()) : path.join(attemptDir, 'module');
+    if (!warm) {
+      if (sandbox) {
+        await rm(attemptDir, { recursive: true, force: true });
+        await mkdir(attemptDir, { mode: 0o700 });
+      }
+      await unpackVerified(await ctx.artifactPath(), task.module.digest, moduleDir);
+    }
+  } catch (err) {
+    if (err instanceof ArchiveDigestMismatch) return refuse(`module ${ref}: ${err.message}`, 'digest-mismatch');
+    throw err;
   }
 
   const file = path.resolve(moduleDir, entrypoint);
@@ -77,7 +103,18 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   );
   if (!isFile) return refuse(`entrypoint "${entrypoint}" not found in module ${ref}`);
 
-  const env: NodeJS.ProcessEnv = { ...config.inheritEnv };
+  // Paths as the module sees them: in the sandbox its attempt directory is /work.
+  const inside = sandbox ? SANDBOX_WORKDIR : attemptDir;
+  if (!warm || !sandbox) {
+    await mkdir(path.join(attemptDir, 'outputs'), { recursive: true });
+    if (sandbox?.identity) {
+      await chown(attemptDir, sandbox.identity.uid, sandbox.identity.gid);
+      await chown(path.join(attemptDir, 'outputs'), sandbox.identity.uid, sandbox.identity.gid);
+    }
+  }
+  const env: NodeJS.ProcessEnv = sandbox
+    ? { PATH: sandboxSearchPath(sandbox), HOME: inside, TMPDIR: '/tmp', LANG: config.inheritEnv.LANG ?? 'C.UTF-8' }
+    : { ...config.inheritEnv };
   Object.assign(env, {
     ATELIER_TASK_ID: task.taskId,
     ATELIER_RUN_ID: task.runId,
@@ -86,28 +123,40 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ATELIER_PARAMS: JSON.stringify(task.parameters ?? {}),
     ATELIER_INPUTS: JSON.stringify(task.inputs ?? {}),
     ...(task.datasets ? { ATELIER_DATASETS: JSON.stringify(task.datasets) } : {}),
-    ATELIER_OUTPUT_DIR: outputDir,
+    ATELIER_OUTPUT_DIR: path.posix.join(inside, 'outputs'),
     ATELIER_PROGRESS_FD: '3',
   });
 
   const command = spec.command();
   if (warm) {
     state.warmPool = warm;
-    const child = await warm.run({ file, cwd: moduleDir, env });
+    const child = await warm.run({ moduleDir, entrypoint, env });
     state.exited = exitOf(child, state);
     state.child = child;
+    state.sandboxed = Boolean(sandbox);
     followPipes(state, maxLogLineBytes);
     // The unpacked module and a started process were waiting: nothing was provisioned for this attempt.
     state.provisioningMs = 0;
     return { pid: child.pid!, pgid: child.pid!, startTime: await readStartTime(child.pid!) };
   }
-  const child = spawn(command, spec.args(file), {
-    cwd: moduleDir,
+  const insideFile = sandbox ? path.posix.join(SANDBOX_WORKDIR, 'module', path.relative(moduleDir, file).split(path.sep).join('/')) : file;
+  const insideModule = sandbox ? path.posix.join(SANDBOX_WORKDIR, 'module') : moduleDir;
+  const started = sandbox
+    ? {
+        command: sandbox.bwrap,
+        args: sandboxArgs(sandbox, { attemptDir, moduleDir, cwd: insideModule, network, command, args: spec.args(insideFile) }),
+      }
+    : supervised(command, spec.args(file));
+  const child = spawn(started.command, started.args, {
+    cwd: sandbox ? '/' : moduleDir,
     env,
-    detached: true, // its own process group, so a cancel reaches the grandchildren too
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    detached: true, // its own session and process group, so a cancel reaches the grandchildren too
+    // The supervisor's stdin is the pipe it watches: it closes when this host dies, however it dies.
+    stdio: [sandbox ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe'],
+    ...(sandbox?.identity ?? {}),
   });
   child.on('error', () => undefined); // a failed spawn is reported below; later errors (a failed kill) are not fatal
+  child.stdin?.on('error', () => undefined);
   state.exited = exitOf(child, state);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -115,9 +164,10 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
       child.once('error', reject);
     });
   } catch (err) {
-    return refuse(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${command}): ${errorMessage(err)}`);
+    return refuse(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${started.command}): ${errorMessage(err)}`);
   }
   state.child = child;
+  state.sandboxed = Boolean(sandbox);
   state.provisioningMs = Math.round(performance.now() - provisioningFrom);
   // Read from the start: Node discards pipe data that nobody listens to once the child exits, and a module
   // that fills a pipe nobody reads would block.

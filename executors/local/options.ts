@@ -1,4 +1,5 @@
 // The local executor's configuration and the handle it records per attempt.
+import type { Isolation } from './sandbox';
 
 export interface LocalExecutorOptions {
   /** Time between SIGTERM and SIGKILL when stopping a module. */
@@ -10,6 +11,17 @@ export interface LocalExecutorOptions {
    * PATH, HOME and LANG (server/executors.ts); nothing else leaks into modules. Default: none.
    */
   inheritEnv?: Record<string, string>;
+  /**
+   * How modules are isolated (sandbox.ts): `bwrap` (default) runs each in a bubblewrap sandbox, probed once
+   * here; `none` is the operator's explicit opt-out (ATELIER_MODULE_ISOLATION=none), warned about loudly.
+   */
+  isolation?: Isolation;
+  /** Host paths sandboxed modules may read besides /usr (ATELIER_MODULE_READONLY_PATHS). */
+  readOnlyPaths?: string[];
+  /** The bubblewrap binary (default `bwrap` on PATH). */
+  bwrap?: string;
+  /** Where the executor's warnings go (the opt-out, a sandbox that cannot start). Default: console.warn. */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -17,4 +29,4 @@ export interface LocalExecutorOptions {
  * /proc/<pid>/stat (clock ticks since boot), so a recycled pid is never mistaken for ours. A module that could
  * not be launched gets a handle with no pid and the reason in `error`.
  */
-export type LocalHandle = { pid: number; pgid: number; startTime: number | null } | { pid: null; pgid: null; startTime: null; error: string };
+export type LocalHandle = { pid: number; pgid: number; startTime: number | null } | { pid: null; pgid: null; startTime: null; error: string; reason?: string };

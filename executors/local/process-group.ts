@@ -66,3 +66,29 @@ export async function killGroup(handle: { pid: number; pgid: number; startTime: 
     await sleep(25);
   }
 }
+
+/**
+ * Signals every live member of the group but `except` (a sandbox's bwrap, which would die of a SIGTERM and take
+ * the module with it before its handler ran); true when any received it.
+ */
+export async function signalMembers(pgid: number, signal: NodeJS.Signals, except: number): Promise<boolean> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return false;
+  }
+  let any = false;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === except) continue;
+    const s = await readStat(entry);
+    if (s === null || s.pgrp !== pgid || s.state === 'Z' || s.state === 'X') continue;
+    try {
+      process.kill(Number(entry), signal);
+      any = true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return any;
+}

@@ -1,11 +1,15 @@
 // A local hot cluster: node processes spawned ahead of time that each wait for one task on stdin and then import
 // its entrypoint, plus the modules already unpacked. A task taken by a warm worker pays neither the unpack nor the
 // process start; the pool spawns a replacement behind it. Only the `node` runtime can be pre-started this way.
+// Sandboxed, each worker waits in its own sandbox with its own folder at /work; the task's module is copied into
+// it (read-only there) when the task comes, so a worker sees only its own task. Either way a worker keeps its stdin,
+// the pipe from the host, open: when the host dies the worker kills its group.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tar from 'tar';
+import { type Isolator, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
+import { unpackVerified } from './unpack';
 
 /** Runs in the warm worker: one JSON line on stdin names the task; env and cwd are set before the import. */
 const BOOT = `
@@ -16,7 +20,10 @@ process.stdin.on('data', (chunk) => {
   const end = buffered.indexOf('\\n');
   if (end < 0) return;
   process.stdin.removeAllListeners('data');
-  process.stdin.destroy();
+  // The host never closes this pipe while it lives: end-of-file means it died, and the task dies with it.
+  process.stdin.on('end', () => { try { process.kill(0, 'SIGKILL'); } catch {} process.exit(137); });
+  process.stdin.resume();
+  process.stdin.unref(); // the task, not the watch, decides when the worker is done
   const job = JSON.parse(buffered.slice(0, end));
   process.chdir(job.cwd);
   for (const name of Object.keys(process.env)) delete process.env[name];
@@ -30,8 +37,10 @@ process.stdin.on('data', (chunk) => {
 `;
 
 export interface WarmJob {
-  file: string;
-  cwd: string;
+  /** The module unpacked by `moduleDir`. */
+  moduleDir: string;
+  entrypoint: string;
+  /** The task's environment, its paths as the module sees them (/work/… in the sandbox). */
   env: NodeJS.ProcessEnv;
 }
 
@@ -47,25 +56,65 @@ export interface WarmPool {
   release(): void;
 }
 
-/** `searchPath`: the PATH a waiting worker starts with (a task's own environment replaces it). */
-export async function createWarmPool(name: string, workers: number, searchPath = ''): Promise<WarmPool> {
+/** `searchPath`: the PATH a waiting worker starts with when not sandboxed (a task's own environment replaces it). */
+export async function createWarmPool(name: string, workers: number, isolator: Isolator, searchPath = ''): Promise<WarmPool> {
+  if (isolator.kind === 'unavailable') throw new Error(`hot cluster ${name}: ${isolator.reason}`);
+  const sandbox = isolator.kind === 'bwrap' ? isolator : undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), `atelier-hot-${name}-`));
+  await chmod(dir, 0o711); // a sandboxed worker's identity must reach its own folder, and list none
+  await mkdir(path.join(dir, 'modules'), { mode: 0o700 });
   const idle: ChildProcess[] = [];
+  /** A sandboxed worker's own folder (bound at /work). */
+  const folders = new Map<ChildProcess, string>();
   const modules = new Map<string, Promise<string>>();
   let running = 0;
   let ended = false;
+  let spawned = 0;
 
-  const spawnWorker = () =>
-    new Promise<ChildProcess>((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', BOOT], {
-        env: { PATH: searchPath },
+  const spawnWorker = async () => {
+    let folder: string | undefined;
+    let command = process.execPath;
+    let args = ['-e', BOOT];
+    if (sandbox) {
+      folder = path.join(dir, `worker-${++spawned}`);
+      await mkdir(path.join(folder, 'module'), { recursive: true, mode: 0o700 });
+      await mkdir(path.join(folder, 'outputs'));
+      if (sandbox.identity) {
+        await chown(folder, sandbox.identity.uid, sandbox.identity.gid);
+        await chown(path.join(folder, 'outputs'), sandbox.identity.uid, sandbox.identity.gid);
+      }
+      await chmod(path.join(folder, 'module'), 0o755);
+      command = sandbox.bwrap;
+      args = sandboxArgs(sandbox, {
+        attemptDir: folder,
+        moduleDir: path.join(folder, 'module'),
+        cwd: SANDBOX_WORKDIR,
+        network: false,
+        command: process.execPath,
+        args,
+      });
+    }
+    return new Promise<ChildProcess>((resolve, reject) => {
+      const child = spawn(command, args, {
+        cwd: '/',
+        env: { PATH: sandbox ? sandboxSearchPath(sandbox) : searchPath },
         detached: true, // its own process group, as a cold task's: a cancel reaches its grandchildren
         stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+        ...(sandbox?.identity ?? {}),
       });
       child.on('error', () => undefined);
+      child.stdin!.on('error', () => undefined);
+      if (folder) {
+        folders.set(child, folder);
+        child.once('exit', () => {
+          folders.delete(child);
+          void rm(folder!, { recursive: true, force: true }).catch(() => undefined);
+        });
+      }
       child.once('spawn', () => resolve(child));
       child.once('error', reject);
     });
+  };
   const kill = (child: ChildProcess) => {
     try {
       process.kill(-child.pid!, 'SIGKILL');
@@ -93,9 +142,8 @@ export async function createWarmPool(name: string, workers: number, searchPath =
       let unpacked = modules.get(digest);
       if (!unpacked) {
         unpacked = (async () => {
-          const target = path.join(dir, digest.replace(/[^A-Za-z0-9]/g, '_'));
-          await mkdir(target, { recursive: true });
-          await tar.x({ file: await archive(), cwd: target, preserveOwner: false, strict: true });
+          const target = path.join(dir, 'modules', digest.replace(/[^A-Za-z0-9]/g, '_'));
+          await unpackVerified(await archive(), digest, target);
           return target;
         })();
         modules.set(digest, unpacked);
@@ -108,7 +156,17 @@ export async function createWarmPool(name: string, workers: number, searchPath =
       while (child && !alive(child)) child = idle.shift();
       child ??= await spawnWorker();
       running++;
-      child.stdin!.end(`${JSON.stringify(job)}\n`);
+      const folder = folders.get(child);
+      let file = path.resolve(job.moduleDir, job.entrypoint);
+      let cwd = job.moduleDir;
+      if (folder) {
+        // The worker's /work/module is this folder's module/, bound read-only: the task's module goes there.
+        await cp(job.moduleDir, path.join(folder, 'module'), { recursive: true });
+        cwd = path.posix.join(SANDBOX_WORKDIR, 'module');
+        file = path.posix.join(cwd, path.relative(job.moduleDir, file).split(path.sep).join('/'));
+      }
+      // Written, not ended: the open pipe is how the worker knows its host lives.
+      child.stdin!.write(`${JSON.stringify({ file, cwd, env: job.env })}\n`);
       void refill().catch(() => undefined);
       return child;
     },

@@ -1,6 +1,6 @@
 // The admin identity and its token at start-up: ATELIER_ADMIN_TOKEN, else the one saved in the data dir, else a
 // new one; saved (owner-only) so `npm start` can print it and the CLI on the same machine can read it.
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../config/defaults';
 import type { Db } from '../db/client';
@@ -16,5 +16,6 @@ export async function seedAdmin(db: Db, options: { dataDir: string; token?: stri
   const token = options.token || (await readFile(file, 'utf8').catch(() => '')).trim() || mintToken();
   await issueToken(db, admin.id, 'admin', { token });
   await writeFile(file, `${token}\n`, { mode: 0o600 });
+  await chmod(file, 0o600); // the mode above applies only to a new file
   return token;
 }

@@ -1,5 +1,6 @@
 // `atelier executor`: a standalone executor host process next to NATS, taking the tasks of its pools from
 // JetStream and fetching module archives from the control plane over HTTP.
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
@@ -36,6 +37,9 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     );
   }
   const hostName = defaultHostName();
+  // The host's module cache and work folders: private to it (sandboxed modules never see this folder).
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
 
   // A wrong token would make every task fail at download time; say so now instead. An unreachable control plane
   // is only a warning: hosts may well start before it.

@@ -219,6 +219,27 @@ function parsePoolCounts(name: string, raw: string | undefined, example: string)
   return counts;
 }
 
+/**
+ * How the local executor isolates modules: `bwrap` (default, a bubblewrap sandbox) or `none`, the operator's
+ * explicit opt-out (ATELIER_MODULE_ISOLATION), and the extra host paths sandboxed modules may read
+ * (ATELIER_MODULE_READONLY_PATHS, colon-separated).
+ */
+export function moduleIsolation(env: NodeJS.ProcessEnv = process.env): { isolation: 'bwrap' | 'none'; readOnlyPaths: string[] } {
+  const raw = (env.ATELIER_MODULE_ISOLATION || 'bwrap').trim().toLowerCase();
+  if (raw !== 'bwrap' && raw !== 'none') {
+    throw new ConfigError(
+      `ATELIER_MODULE_ISOLATION must be "bwrap" (the default: each module in a bubblewrap sandbox) or "none" (no isolation; got "${env.ATELIER_MODULE_ISOLATION}").`,
+    );
+  }
+  const readOnlyPaths = (env.ATELIER_MODULE_READONLY_PATHS || '')
+    .split(':')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const relative = readOnlyPaths.filter((p) => !path.isAbsolute(p));
+  if (relative.length) throw new ConfigError(`ATELIER_MODULE_READONLY_PATHS takes absolute paths separated by ":" (got ${relative.join(', ')}).`);
+  return { isolation: raw, readOnlyPaths };
+}
+
 export const defaultHostName = () => `${os.hostname()}-${process.pid}`;
 
 /** The variables of the host's environment that local modules inherit (the local executor's `inheritEnv`); nothing

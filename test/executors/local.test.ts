@@ -1,6 +1,6 @@
 // The `local` executor run for real through the executor host on the memory bus: child processes, fd-3 progress,
 // exit codes, cancel and grace, timeouts, and the process group gone afterwards.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor, type LocalExecutorOptions } from '../../executors/local/index';
@@ -38,10 +38,29 @@ async function run(
   return world.submit(makeTask({ ...task, module: { digest, ...module } }));
 }
 
-/** The pid a module printed as `grandchild <pid>` on stdout. */
+/** The pid a module printed as `grandchild <pid>` on stdout, as this process sees it. */
 async function grandchildPid(taskId: string) {
   const line = await waitFor(() => world.logLines(taskId, 'stdout').find((l) => l.startsWith('grandchild ')), 'the grandchild pid');
-  return Number(line.split(' ')[1]);
+  return hostPidOf(Number(line.split(' ')[1]));
+}
+
+/**
+ * A sandboxed module lives in its own pid namespace: the pid it prints is the namespace's. Its pid here is the
+ * `sleep` whose NSpid line ends with that pid (one namespace below ours); unsandboxed, the printed pid is ours.
+ */
+function hostPidOf(inner: number): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${entry}/status`, 'utf8');
+    } catch {
+      continue;
+    }
+    const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
+    if (ns.length === 2 && ns[1] === inner && /^Name:\s+sleep$/m.test(status)) return Number(entry);
+  }
+  return inner;
 }
 
 describe('local executor', () => {
@@ -254,6 +273,8 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
       { entrypoint: 'main.mjs', runtime: 'node' },
       { parameters: { marker } },
       { ackWaitMs: 3_000 },
+      // Unsandboxed (the operator's opt-out): the marker that proves the second run lies outside any sandbox.
+      { isolation: 'none' },
     );
     const pid = await grandchildPid(task.taskId);
     await lastHost.stop();
@@ -262,7 +283,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
     expect(world.resultOf(task.taskId)).toBeUndefined();
     expect(world.timeline).not.toContain(`ack:${task.taskId}`);
 
-    await world.startHost([createLocalExecutor({ graceMs: 300 })], { hostName: 'host-b' });
+    await world.startHost([createLocalExecutor({ graceMs: 300, isolation: 'none' })], { hostName: 'host-b' });
     await waitFor(() => world.timeline.includes(`ack:${task.taskId}`), 'the ack by host-b');
     expect(existsSync(`${marker}-again`)).toBe(true);
   });
@@ -270,7 +291,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
 
 describe('local executor, called directly', () => {
   it('submit is idempotent per attempt, and cancel accepts a handle whose process is gone', async () => {
-    const { archive } = await buildModule(scratch.root, 'direct', { 'main.sh': 'sleep 30\n' });
+    const { archive, digest } = await buildModule(scratch.root, 'direct', { 'main.sh': 'sleep 30\n' });
     const executor = createLocalExecutor({ graceMs: 100 });
     const controller = new AbortController();
     const ctx: TaskContext = {
@@ -283,7 +304,7 @@ describe('local executor, called directly', () => {
       metric: () => undefined,
       output: () => undefined,
     };
-    const task = makeTask();
+    const task = makeTask({ module: { digest } }); // every unpack is checked against the task's digest
     const first = await executor.submit(task, ctx);
     const second = await executor.submit(task, ctx);
     expect(second).toEqual(first);

@@ -15,9 +15,11 @@ export async function startExecutorProcess(
   env: { NATS_URL: string; ATELIER_URL: string; ATELIER_TOKEN: string; ATELIER_DATA_DIR: string },
   pools = ['local'],
   extraArgs: string[] = [],
+  /** More of the host's environment (ATELIER_MODULE_ISOLATION, a secret the isolation tests look for). */
+  extraEnv: Record<string, string> = {},
 ): Promise<ExecutorProcess> {
   const child = spawn(process.execPath, [bin, 'executor', ...pools.flatMap((p) => ['--pool', p]), ...extraArgs], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...extraEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
