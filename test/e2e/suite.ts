@@ -234,7 +234,7 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       });
       const badType = await t.api.raw(START, { w: 'typed', p: { steps: 'lots' } });
       expect(badType.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
-      expect(badType.errors?.[0]?.message).toContain('tasks.x.parameters.steps');
+      expect(badType.errors?.[0]?.message).toContain('parameters.steps: must be integer (run parameter "steps", given to task "x"'); // named as what the caller passed
       const badId = await t.api.raw(`{ run(id: "nope") { id } }`);
       expect(badId.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
       expect(await count()).toBe(before);
