@@ -213,6 +213,9 @@ describe('datasets and column labels', () => {
     const denials = auditEvents
       .filter((e: any) => e.action === 'declassification.decide' && e.decision === 'deny')
       .map((e: any) => `${e.identity.name}: ${e.rule}`);
-    expect(denials.sort()).toEqual(['alice: the approver of a declassification is not its author', 'eve: deciders are admins or members of the owning team']);
+    expect(denials.sort()).toEqual([
+      'alice: the approver of a declassification is a different human from its author (a service account counts as its owner)',
+      'eve: deciders are admins or members of the owning team',
+    ]);
   });
 });
