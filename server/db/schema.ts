@@ -6,6 +6,7 @@ export * from './tables/governance';
 export * from './tables/identities';
 export * from './tables/modules';
 export * from './tables/outbox';
+export * from './tables/run-events';
 export * from './tables/runs';
 export * from './tables/schedules';
 export * from './tables/task-events';

@@ -7,6 +7,7 @@ import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { defineAbilityFor } from '../auth/ability';
 import { authenticate } from './authenticate';
+import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
@@ -36,13 +37,14 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // Hostile documents are refused at validation, before any resolver runs, on HTTP, SSE and graphql-ws alike
     // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents;
     // and, in literals and variables alike, NUL characters and JSON nested too deep (useInputGuard).
-    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard()],
+    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useEventIds()],
     context: async (initial) => {
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
-      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services };
+      const lastEventId = request?.headers.get('last-event-id') ?? null;
+      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, lastEventId };
     },
   });
 }

@@ -6,7 +6,7 @@ import { bulkInsert } from '../db/bulk';
 import { moduleVersions } from '../db/tables/modules';
 import { runs, type Task, tasks } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
-import type { FeedEvent } from '../events/feed';
+import type { FeedEvent, FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
@@ -30,19 +30,23 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
   // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event.
   const kept = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
   const fresh: ExecutorEvent[] = [];
-  if (kept.length) {
-    const inserted = await bulkInsert(
-      db,
-      taskEvents,
-      kept.map((e) => {
-        const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
-        return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
-      }),
-      { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` },
-    );
-    const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-    for (const e of kept) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
-  }
+  let feedOut: FeedEvent[] = [];
+  // The live events of what is new are stored in the same transaction, so they exist exactly when the events do.
+  if (kept.length)
+    feedOut = await db.transaction(async (tx) => {
+      const inserted = await bulkInsert(
+        tx,
+        taskEvents,
+        kept.map((e) => {
+          const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
+          return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
+        }),
+        { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` },
+      );
+      const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+      for (const e of kept) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
+      return feed.append(tx, liveEventsOf(fresh, known));
+    });
 
   const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
   if (alive.length) {
@@ -53,7 +57,6 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
     await cache?.renew(db, alive, ctx.now());
   }
 
-  const feedOut: FeedEvent[] = [];
   const byRun = new Map<string, ExecutorEvent[]>();
   // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
   // (its message was already on the bus, or its host was presumed lost): stop it.
@@ -63,13 +66,6 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
     if (!task || e.kind === 'result') continue;
     if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt)
       zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
-  }
-  for (const e of fresh) {
-    const node = known.get(e.taskId)!.node;
-    if (e.kind === 'progress')
-      feedOut.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
-    else if (e.kind === 'log') feedOut.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
-    else if (e.kind === 'metric') feedOut.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
   }
   // Transitions are applied for every start and result, not only fresh ones: a replica killed between
   // recording an event and applying it leaves the event recorded, and its redelivery must still move the task.
@@ -93,6 +89,18 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
 
   for (const [runId, runEvents] of byRun) await transact(ctx, (tc) => applyTransitions(tc, runId, runEvents));
   if (zombies.size) await transact(ctx, (tc) => stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled or moved to a later attempt'));
+}
+
+/** The live events of newly recorded progress, logs and metrics. */
+function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string }>): FeedEventBody[] {
+  const out: FeedEventBody[] = [];
+  for (const e of fresh) {
+    const node = known.get(e.taskId)!.node;
+    if (e.kind === 'progress') out.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
+    else if (e.kind === 'log') out.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
+    else if (e.kind === 'metric') out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
+  }
+  return out;
 }
 
 /** Applies `started` and `result` events of one run under its row lock, so joins see their upstreams consistently. */
