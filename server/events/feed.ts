@@ -152,10 +152,11 @@ export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal)
   return pulled(
     signal,
     (push) => feed.subscribe(runId, push),
-    async function* (take) {
+    async function* (first, shift) {
       for (;;) {
-        const event = await take();
+        const event = await first();
         if (!event) return;
+        shift();
         yield event;
       }
     },
@@ -193,7 +194,7 @@ export function runEventStream(
           wake();
         }
       }),
-    async function* (take, peek, ended) {
+    async function* (first, shift, ended) {
       cursor = await after;
       behind = readFirst || head > cursor;
       for (;;) {
@@ -217,11 +218,16 @@ export function runEventStream(
           if (missed.length >= RUN_EVENTS_PAGE) behind = true;
           continue;
         }
-        const next = peek();
+        const next = await first();
+        if (!next) continue; // ended, or woken to read the store
+        if (next.seq <= cursor) {
+          shift(); // already read from the store, or the bus delivered it twice
+          continue;
+        }
         // A number was skipped: read it (and whatever else) from the store. A read shared with another subscriber
         // may have begun before the missing event committed, so a gap still there is read again; only a gap the
         // store still lacks after several reads (every event is stored with its change, so not expected) is passed.
-        if (next && next.seq > cursor + 1) {
+        if (next.seq > cursor + 1) {
           reads = gapAt === next.seq ? reads + 1 : 1;
           gapAt = next.seq;
           if (reads <= GAP_READS) {
@@ -229,24 +235,23 @@ export function runEventStream(
             continue;
           }
         }
-        const event = await take();
-        if (!event) continue; // ended, or woken to read the store
-        if (event.seq <= cursor) continue; // already read from the store, or the bus delivered it twice
-        cursor = event.seq;
-        yield event;
+        shift();
+        cursor = next.seq;
+        yield next;
       }
     },
   );
 }
 
 /**
- * The plumbing both iterators share: a listener pushes into a buffer; `body` takes from it (undefined once ended,
- * or when woken with nothing buffered) and yields what the iterator returns.
+ * The plumbing both iterators share: a listener pushes into a buffer; `body` waits for its first event (`first`:
+ * undefined once ended, or when woken with nothing buffered), removes it with `shift` once it has dealt with it,
+ * and yields what the iterator returns.
  */
 function pulled(
   signal: AbortSignal | undefined,
   listen: (push: (event: FeedEvent) => void, wake: () => void) => () => void,
-  body: (take: () => Promise<FeedEvent | undefined>, peek: () => FeedEvent | undefined, ended: () => boolean) => AsyncGenerator<FeedEvent, void>,
+  body: (first: () => Promise<FeedEvent | undefined>, shift: () => void, ended: () => boolean) => AsyncGenerator<FeedEvent, void>,
 ): AsyncIterableIterator<FeedEvent> {
   const buffer: FeedEvent[] = [];
   let wake: (() => void) | null = null;
@@ -270,15 +275,15 @@ function pulled(
   };
   if (signal?.aborted) finish();
   else signal?.addEventListener('abort', finish, { once: true });
-  const take = async (): Promise<FeedEvent | undefined> => {
+  const first = async (): Promise<FeedEvent | undefined> => {
     while (!buffer.length && !done && !woken) await new Promise<void>((resolve) => (wake = resolve));
     wake = null;
     woken = false;
-    return done ? undefined : buffer.shift();
+    return done ? undefined : buffer[0];
   };
   const generator = body(
-    take,
-    () => buffer[0],
+    first,
+    () => void buffer.shift(),
     () => done,
   );
   const iterator: AsyncIterableIterator<FeedEvent> = {
