@@ -38,4 +38,6 @@ export interface Context {
   /** What the identity's teams grant; the ability is built from it. */
   grants: Grants;
   services: Services;
+  /** SSE's `Last-Event-ID` request header (an EventSource reconnecting sends it): where `runEvents` resumes. */
+  lastEventId?: string | null;
 }

@@ -110,3 +110,9 @@ export function watchAccess(ctx: Context, live: LiveSubscription, stillAllowed?:
 
 /** Whether the ability lets its holder read a run's events (its data: logs, metrics, messages). */
 export const mayWatch = (ability: AppAbility, run: Pick<Run, 'domain'>) => ability.can('read', subject('Run', { domain: run.domain }), 'events');
+
+const seqs = new WeakMap<object, number>();
+/** Remembers the `seq` of the event a subscription's resolver is answering now (its context is its own). */
+export const noteSeq = (ctx: object, seq: number) => void seqs.set(ctx, seq);
+/** The `seq` of the event just answered on this context, for the edge to send along (SSE `id:`, `extensions.seq`). */
+export const notedSeq = (ctx: object): number | undefined => seqs.get(ctx);

@@ -76,7 +76,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     throw error;
   });
   // With NATS, live events go through the bus so subscribers on every replica see them.
-  const feed = createRunFeed(bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined);
+  // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
+  const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
@@ -148,7 +149,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const lifecycle = createLifecycle([
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
-    ...(bus.kind === 'jetstream' ? [feedFromBus(bus, (events) => feed.deliver(events))] : []),
+    ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
+    periodic(
+      'run feed check',
+      config.feedCheckMs,
+      () => feed.check(),
+      (e) => log(`run feed check: ${(e as Error).message} (will retry)`),
+    ),
     createEventRecorder({ bus, orchestrator, hotClusters, log }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({ bus, orchestrator, log }),
@@ -188,13 +195,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   };
 }
 
-/** With NATS, this replica's subscribers see the live events every replica recorded. */
-function feedFromBus(bus: Bus, deliver: (events: FeedEvent[]) => void): Service {
+/**
+ * With NATS, this replica's subscribers see the live events every replica recorded; after the connection comes
+ * back, every watched run is compared with the database at once, since what NATS carried meanwhile is lost.
+ */
+function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service {
   let subscription: Subscription | undefined;
   return {
     name: 'run feed',
     async start() {
-      subscription = await bus.subscribeFeed((events) => deliver(events as FeedEvent[]));
+      subscription = await bus.subscribeFeed(
+        (events) => feed.deliver(events as FeedEvent[]),
+        () => void feed.check(true).catch(() => undefined), // the periodic check tries again
+      );
     },
     stop: () => subscription?.stop(),
   };

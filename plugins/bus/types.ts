@@ -87,9 +87,11 @@ export interface Bus {
   /**
    * Best-effort fan-out to every control-plane replica: the live run events that subscriptions show, so a
    * subscriber sees events whichever replica recorded them. Not durable; a replica that is down misses them.
+   * `onResync` is called when messages may have been missed (the connection came back after a loss), so the
+   * subscriber can read what it missed from where the events are stored.
    */
   publishFeed(events: unknown[]): void;
-  subscribeFeed(handler: (events: unknown[]) => void): Promise<Subscription>;
+  subscribeFeed(handler: (events: unknown[]) => void, onResync?: () => void): Promise<Subscription>;
 
   close(): Promise<void>;
 }

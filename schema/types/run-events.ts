@@ -1,12 +1,13 @@
 // Live run events: the RunEvent union and the `runEvents` (one run: a snapshot, then live changes merged with
 // it) and `allRunEvents` (every readable run, live only) subscriptions.
-import { forbidden } from '../../server/errors';
-import { type FeedEvent, feedIterator } from '../../server/events/feed';
-import { findRun, runById, runDomainOf, tasksOfRuns } from '../../server/runs/queries';
+import { badInput, forbidden, notFound } from '../../server/errors';
+import { type FeedEvent, feedIterator, runEventStream } from '../../server/events/feed';
+import { runSnapshot } from '../../server/events/run-event-log';
+import { runDomainOf } from '../../server/runs/queries';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
 import { checkId, isUuid } from '../ids';
-import { liveStream, mayWatch, watchAccess } from '../live-access';
+import { liveStream, mayWatch, noteSeq, watchAccess } from '../live-access';
 import { RunStatusEnum, TaskStatusEnum } from './enums';
 import { RunRef } from './runs';
 
@@ -15,6 +16,11 @@ type Of<K extends FeedEvent['kind']> = Extract<FeedEvent, { kind: K }>;
 const eventFields = <T extends FeedEvent>(t: PothosSchemaTypes.ObjectFieldBuilder<(typeof builder)['$inferSchemaTypes'], T>) => ({
   runId: t.id({ resolve: (e: T) => e.runId }),
   at: t.string({ resolve: (e: T) => e.at }),
+  seq: t.int({
+    description:
+      'The event’s number in its run (1, 2, 3… in the order they were stored; a snapshot’s events carry the latest). Resume with `runEvents(after: seq)`.',
+    resolve: (e: T) => e.seq,
+  }),
 });
 
 const RunStatusEvent = builder.objectRef<Of<'run-status'>>('RunStatusEvent').implement({
@@ -79,12 +85,30 @@ const RunEvent = builder.unionType('RunEvent', {
 
 const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
+/** Where a resume starts: `after`, else SSE's `Last-Event-ID` header, else nowhere (a snapshot first). */
+function resumeFrom(after: number | null | undefined, lastEventId: string | null | undefined): number | null {
+  if (after !== null && after !== undefined) {
+    if (after < 0) throw badInput('`after` is the `seq` of the last event you received (0 or more).', [{ path: 'after', message: 'must be 0 or more' }]);
+    return after;
+  }
+  if (!lastEventId) return null;
+  const seq = Number(lastEventId);
+  if (!Number.isSafeInteger(seq) || seq < 0)
+    throw badInput(`Last-Event-ID "${lastEventId}" is not an event's \`seq\`: send back the id of the last event you received.`, [
+      { path: 'Last-Event-ID', message: 'must be a number' },
+    ]);
+  return seq;
+}
+
 builder.subscriptionField('runEvents', (t) =>
   t.field({
     type: RunEvent,
     description:
-      'Everything that happens in a run, live: first the current state (the run and each task), then status changes, progress, log lines and metrics. Completes after the run ends. Ends with FORBIDDEN if the access to the run’s domain is revoked meanwhile.',
-    args: { runId: t.arg.id({ required: true }) },
+      'Everything that happens in a run, live: first the current state (the run and each task, each carrying the run’s latest `seq`), then status changes, progress, log lines and metrics in `seq` order, none lost and none twice. With `after` (or, over SSE, a `Last-Event-ID` header) it resumes instead: exactly the events numbered above it, then live. Completes after the run ends. Ends with FORBIDDEN if the access to the run’s domain is revoked meanwhile.',
+    args: {
+      runId: t.arg.id({ required: true }),
+      after: t.arg.int({ description: 'The `seq` of the last event already received: resume right after it, with no snapshot.' }),
+    },
     // Authorized when subscribing (authorizeOnSubscribe): the caller must be able to read this run's events.
     authScopes: async (_root, args, ctx) => {
       const run = isUuid(String(args.runId)) ? await RunRef.getDataloader(ctx).load(String(args.runId)) : null;
@@ -97,47 +121,40 @@ builder.subscriptionField('runEvents', (t) =>
     // The slot is taken when subscribing (refused past the limits); it and the feed listener go when the stream ends.
     subscribe: (_root, args, ctx) => {
       const runId = checkId(String(args.runId), 'run');
+      const after = resumeFrom(args.after, ctx.lastEventId);
       return liveStream(ctx, async function* (live) {
-        const run = await findRun(ctx.services.db, runId);
+        // The run as authScopes loaded it (its loader caches per request), read after the caller's request came in.
+        const run = await RunRef.getDataloader(ctx).load(runId);
+        if (!run) throw notFound(`No run ${runId}.`);
         const watch = watchAccess(ctx, live, (ability) => mayWatch(ability, run));
-        // Subscribe before reading the snapshot, so nothing that happens in between is missed.
-        const events = feedIterator(ctx.services.feed, runId, live.signal);
+        // Listening starts before anything is read, so nothing stored meanwhile is missed; it follows on from the
+        // snapshot's number, or from `after` once what was stored since has been read.
+        let from!: (seq: number) => void;
+        const start = new Promise<number>((resolve) => (from = resolve));
+        const events = runEventStream(ctx.services.feed, runId, start, after !== null, live.signal);
         try {
-          const snapshot = await tasksOfRuns(ctx.services.db, [runId]);
-          const current = (await runById(ctx.services.db, runId))!;
-          const at = new Date().toISOString();
-          for (const task of snapshot) {
-            yield {
-              kind: 'task-status',
-              runId,
-              taskId: task.id,
-              node: task.node,
-              status: task.status,
-              attempt: task.attempt,
-              reason: task.reason,
-              message: task.message,
-              at,
-            } as FeedEvent;
-          }
-          yield { kind: 'run-status', runId, status: current.status, message: current.message, at } as FeedEvent;
-          if (terminalRun.has(current.status)) return;
-          // A change that landed between subscribing and reading the snapshot arrives live too: each state the
-          // snapshot already showed is passed over once, so a subscriber sees every change exactly once.
-          const shown = new Map<string, string>(snapshot.map((task) => [task.id, `${task.status}|${task.attempt}|${task.message ?? ''}`]));
-          shown.set(runId, `${current.status}|${current.message ?? ''}`);
-          for await (const event of events) {
-            const key = event.kind === 'task-status' ? event.taskId : event.kind === 'run-status' ? runId : null;
-            if (key !== null && shown.has(key)) {
-              const state =
-                event.kind === 'task-status'
-                  ? `${event.status}|${event.attempt}|${event.message ?? ''}`
-                  : event.kind === 'run-status'
-                    ? `${event.status}|${event.message ?? ''}`
-                    : '';
-              const seen = shown.get(key) === state;
-              shown.delete(key);
-              if (seen) continue;
+          if (after === null) {
+            // The state as of one event number (no event of the run is stored while it is read).
+            const snapshot = (await runSnapshot(ctx.services.db, runId)) ?? { run, tasks: [] };
+            const seq = snapshot.run.eventSeq;
+            const at = new Date().toISOString();
+            for (const task of snapshot.tasks) {
+              const { id: taskId, node, status, attempt, reason, message } = task;
+              yield { kind: 'task-status', runId, taskId, node, status, attempt, reason, message, at, seq } as FeedEvent;
             }
+            yield { kind: 'run-status', runId, status: snapshot.run.status, message: snapshot.run.message, at, seq } as FeedEvent;
+            if (terminalRun.has(snapshot.run.status)) return;
+            from(seq);
+          } else {
+            if (after > run.eventSeq)
+              throw badInput(
+                `This run’s latest event is number ${run.eventSeq}, so there is nothing after ${after} to resume from: subscribe without \`after\` for its current state.`,
+                [{ path: 'after', message: `at most ${run.eventSeq}` }],
+              );
+            if (terminalRun.has(run.status) && after === run.eventSeq) return; // it ended, and the caller saw it
+            from(after);
+          }
+          for await (const event of events) {
             yield event;
             if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
           }
@@ -147,14 +164,18 @@ builder.subscriptionField('runEvents', (t) =>
         }
       });
     },
-    resolve: (event) => event,
+    resolve: (event, _args, ctx) => {
+      noteSeq(ctx, event.seq);
+      return event;
+    },
   }),
 );
 
 builder.subscriptionField('allRunEvents', (t) =>
   t.field({
     type: RunEvent,
-    description: 'Every event of every run whose events you may read, live, with no snapshot: the feed behind live run lists and monitors.',
+    description:
+      'Every event of every run whose events you may read, live, with no snapshot: the feed behind live run lists and monitors. Within a run it has seen, a skipped `seq` is filled in; for a run’s exact state, use `runEvents`.',
     authScopes: { can: ['read', 'Run'] },
     subscribe: (_root, _args, ctx) =>
       liveStream(ctx, async function* (live) {
@@ -170,12 +191,24 @@ builder.subscriptionField('allRunEvents', (t) =>
           }
           return domain;
         };
+        // Per run seen, the last number passed on: a number skipped is read from the store, a repeat is dropped.
+        const last = new Map<string, number>();
         for await (const event of feedIterator(ctx.services.feed, '*', live.signal)) {
+          const before = last.get(event.runId);
+          if (before !== undefined && event.seq <= before) continue;
+          if (last.size > 10_000) last.clear();
+          const missed = before !== undefined && event.seq > before + 1 ? await ctx.services.feed.since(event.runId, before).catch(() => []) : [];
           const domain = await domainOfRun(event.runId);
-          if (domain && mayWatch(watch.ability(), { domain })) yield event;
+          for (const e of [...missed.filter((m) => m.seq < event.seq), event]) {
+            last.set(e.runId, e.seq);
+            if (domain && mayWatch(watch.ability(), { domain })) yield e;
+          }
         }
         watch.assertStillValid();
       }),
-    resolve: (event) => event,
+    resolve: (event, _args, ctx) => {
+      noteSeq(ctx, event.seq);
+      return event;
+    },
   }),
 );

@@ -88,10 +88,20 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
   const subscriptions = new Set<Subscription>();
   let closed = false;
 
+  /** Told after a reconnect: what core NATS carried while the connection was down is gone. */
+  const resyncs = new Set<() => void>();
   // Pull requests die with a connection; after a reconnect every consumer asks again.
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'reconnect') for (const puller of pullers) puller.resync();
+      if (status.type !== 'reconnect') continue;
+      for (const puller of pullers) puller.resync();
+      for (const resync of resyncs) {
+        try {
+          resync();
+        } catch {
+          // one failing listener must not keep the others from hearing it
+        }
+      }
     }
   })().catch(() => undefined);
 
@@ -320,8 +330,17 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       nc.publish(subjects.feed, JSON.stringify(events));
     },
 
-    subscribeFeed(handler) {
-      return subscribeBroadcast<unknown[]>(subjects.feed, handler);
+    async subscribeFeed(handler, onResync) {
+      const subscription = await subscribeBroadcast<unknown[]>(subjects.feed, handler);
+      if (!onResync) return subscription;
+      const resync = () => onResync();
+      resyncs.add(resync);
+      return {
+        async stop() {
+          resyncs.delete(resync);
+          await subscription.stop();
+        },
+      };
     },
 
     async close() {

@@ -1,40 +1,73 @@
+import type { Db, Tx } from '../db/client';
 import type { RunStatus, TaskStatus } from '../vocabulary';
+import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter } from './run-event-log';
 
-// The live feed of run events that subscriptions read. Published once per event after the state it reports
-// has committed; every subscriber of a run shares the same event object.
+// The live feed of run events that subscriptions read. Each event is stored with the change it reports and
+// numbered per run (`seq`, server/events/run-event-log.ts), then published once that has committed; every
+// subscriber of a run on this replica shares the same event object. The bus is the fast path and may lose
+// events (core NATS, a replica killed between commit and publish): a subscriber that sees a number skipped, and
+// the feed when it doubts (the bus reconnected, or a run's stored number ran ahead of what arrived), read the
+// stored events instead, so every subscriber ends with what the database holds.
 
 interface FeedBase {
   runId: string;
   at: string;
 }
-export type FeedEvent =
+/** An event as a transaction produces it, before it is stored and numbered. */
+export type FeedEventBody =
   | (FeedBase & { kind: 'run-status'; status: RunStatus; message: string | null })
   | (FeedBase & { kind: 'task-status'; taskId: string; node: string; status: TaskStatus; attempt: number; reason: string | null; message: string | null })
   | (FeedBase & { kind: 'task-progress'; taskId: string; node: string; fraction: number | null; message: string | null })
   | (FeedBase & { kind: 'task-log'; taskId: string; node: string; stream: 'stdout' | 'stderr'; lines: string[] })
   | (FeedBase & { kind: 'task-metric'; taskId: string; node: string; metrics: Record<string, number>; step: number | null });
+/** A stored event: `seq` numbers a run's events 1, 2, 3… in commit order. */
+export type FeedEvent = FeedEventBody & { seq: number };
 
 export interface RunFeed {
+  /** Stores events in the transaction `tx` and returns them numbered; `publish` them after it commits. */
+  append(tx: Db | Tx, events: FeedEventBody[]): Promise<FeedEvent[]>;
   publish(events: FeedEvent[]): void;
-  /** Events of one run (or of all runs with `'*'`) until the returned function is called. */
-  subscribe(runId: string, listener: (event: FeedEvent) => void): () => void;
+  /**
+   * Events of one run (or of all runs with `'*'`) until the returned function is called. `behind` is told the
+   * run's latest stored number when the feed doubts that everything stored reached this replica (one run only).
+   */
+  subscribe(runId: string, listener: (event: FeedEvent) => void, behind?: (head: number) => void): () => void;
+  /** A run's stored events after `after`, oldest first, a page at a time; concurrent asks for the same page share one read. */
+  since(runId: string, after: number): Promise<FeedEvent[]>;
+  /**
+   * Compares each watched run's stored number with what arrived: a run still behind since the last check (or at
+   * once with `now`, after the bus reconnected) tells its subscribers. Run every ATELIER_FEED_CHECK_MS.
+   */
+  check(now?: boolean): Promise<void>;
   /** How many listeners are subscribed now, all runs together (for tests and health: zero once every client left). */
   listenerCount(): number;
 }
 
+interface Listener {
+  event: (event: FeedEvent) => void;
+  behind?: (head: number) => void;
+}
+
 /**
  * With a `transport` (the bus's feed broadcast), published events go to every replica and are delivered locally
- * when they come back; without one, they are delivered in-process at once.
+ * when they come back; without one, they are delivered in-process at once. Without `db` nothing is stored (tests).
  */
-export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }): RunFeed & { deliver(events: FeedEvent[]): void } {
-  const listeners = new Map<string, Set<(event: FeedEvent) => void>>();
+export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[]): void } } = {}): RunFeed & {
+  deliver(events: FeedEvent[]): void;
+} {
+  const { db, transport } = options;
+  const listeners = new Map<string, Set<Listener>>();
+  /** Per watched run: the highest number that reached this replica, and the head a check found ahead of it. */
+  const arrived = new Map<string, number>();
+  const suspect = new Map<string, number>();
+  const reading = new Map<string, Promise<FeedEvent[]>>();
   let count = 0;
-  const deliver = (key: string, event: FeedEvent) => {
+  const each = (key: string, call: (listener: Listener) => void) => {
     const set = listeners.get(key);
     if (!set) return;
     for (const listener of set) {
       try {
-        listener(event);
+        call(listener);
       } catch {
         // one broken subscriber must not starve the others
       }
@@ -42,22 +75,24 @@ export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }
   };
   const deliverAll = (events: FeedEvent[]) => {
     for (const event of events) {
-      deliver(event.runId, event);
-      deliver('*', event);
+      if (listeners.has(event.runId) && (arrived.get(event.runId) ?? 0) < event.seq) arrived.set(event.runId, event.seq);
+      each(event.runId, (l) => l.event(event));
+      each('*', (l) => l.event(event));
     }
   };
   return {
+    append: (tx, events) => appendRunEvents(tx, events),
     publish(events) {
       if (!events.length) return;
       if (transport) transport.publish(events);
       else deliverAll(events);
     },
     deliver: deliverAll,
-    subscribe(runId, listener) {
+    subscribe(runId, listener, behind) {
       let set = listeners.get(runId);
       if (!set) listeners.set(runId, (set = new Set()));
       // Each subscription gets its own entry, even for a listener function subscribed twice.
-      const entry = (event: FeedEvent) => listener(event);
+      const entry: Listener = { event: (event) => listener(event), behind };
       set.add(entry);
       count++;
       let subscribed = true;
@@ -66,8 +101,43 @@ export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }
         subscribed = false;
         count--;
         set.delete(entry);
-        if (set.size === 0 && listeners.get(runId) === set) listeners.delete(runId);
+        if (set.size === 0 && listeners.get(runId) === set) {
+          listeners.delete(runId);
+          arrived.delete(runId);
+          suspect.delete(runId);
+        }
       };
+    },
+    since(runId, after) {
+      if (!db) return Promise.resolve([]);
+      const key = `${runId}:${after}`;
+      let read = reading.get(key);
+      if (!read) {
+        read = runEventsAfter(db, runId, after).finally(() => reading.delete(key));
+        reading.set(key, read);
+      }
+      return read;
+    },
+    async check(now = false) {
+      const watched = [...listeners.keys()].filter((key) => key !== '*');
+      if (!db || !watched.length) return;
+      const heads = await runEventHeads(db, watched);
+      for (const [runId, head] of heads) {
+        if (!listeners.has(runId)) continue;
+        const seen = arrived.get(runId) ?? 0;
+        if (head <= seen) {
+          suspect.delete(runId);
+          continue;
+        }
+        // Ahead once may be an event still on its way; ahead at two checks in a row (or after a reconnect) is lost.
+        if (!now && !suspect.has(runId)) {
+          suspect.set(runId, head);
+          continue;
+        }
+        suspect.delete(runId);
+        arrived.set(runId, head);
+        each(runId, (l) => l.behind?.(head));
+      }
     },
     listenerCount: () => count,
   };
@@ -76,16 +146,125 @@ export function createRunFeed(transport?: { publish(events: FeedEvent[]): void }
 /**
  * Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. It ends, and
  * stops listening, when `signal` aborts (at once, even while a pull waits), when returned, or if `signal` had
- * aborted already.
+ * aborted already. Events come as they arrive: see `runEventStream` for one run's events in order with none lost.
  */
 export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal): AsyncIterableIterator<FeedEvent> {
+  return pulled(
+    signal,
+    (push) => feed.subscribe(runId, push),
+    async function* (first, shift) {
+      for (;;) {
+        const event = await first();
+        if (!event) return;
+        shift();
+        yield event;
+      }
+    },
+  );
+}
+
+/** How often a gap is read from the store before the stream goes on past it. */
+const GAP_READS = 3;
+
+/**
+ * One run's events numbered above `after`, each once and in order, however the bus behaved: a number skipped, or
+ * the feed saying the run is further on than what arrived, makes it read the stored events it missed. It listens
+ * at once and buffers until `after` is known (a snapshot being read meanwhile); with `readFirst` (a resume) it
+ * then reads what was stored after `after` before following the feed. Ends like `feedIterator`.
+ */
+export function runEventStream(
+  feed: RunFeed,
+  runId: string,
+  after: number | Promise<number>,
+  readFirst: boolean,
+  signal?: AbortSignal,
+): AsyncIterableIterator<FeedEvent> {
+  let cursor = Number.POSITIVE_INFINITY; // the number of the last event yielded; nothing is behind it until `after` is known
+  let behind = false;
+  let head = 0; // the highest number the feed said is stored
+  let gapAt = 0; // the event after the last gap read from the store, and how often it was
+  let reads = 0;
+  return pulled(
+    signal,
+    (push, wake) =>
+      feed.subscribe(runId, push, (stored) => {
+        head = Math.max(head, stored);
+        if (head > cursor) {
+          behind = true;
+          wake();
+        }
+      }),
+    async function* (first, shift, ended) {
+      cursor = await after;
+      behind = readFirst || head > cursor;
+      for (;;) {
+        if (ended()) return;
+        if (behind) {
+          behind = false;
+          let missed: FeedEvent[];
+          try {
+            missed = await feed.since(runId, cursor);
+          } catch {
+            // the database is unreachable for now: try again shortly, the feed keeps buffering meanwhile
+            behind = true;
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            continue;
+          }
+          for (const event of missed) {
+            if (event.seq <= cursor) continue;
+            cursor = event.seq;
+            yield event;
+          }
+          if (missed.length >= RUN_EVENTS_PAGE) behind = true;
+          continue;
+        }
+        const next = await first();
+        if (!next) continue; // ended, or woken to read the store
+        if (next.seq <= cursor) {
+          shift(); // already read from the store, or the bus delivered it twice
+          continue;
+        }
+        // A number was skipped: read it (and whatever else) from the store. A read shared with another subscriber
+        // may have begun before the missing event committed, so a gap still there is read again; only a gap the
+        // store still lacks after several reads (every event is stored with its change, so not expected) is passed.
+        if (next.seq > cursor + 1) {
+          reads = gapAt === next.seq ? reads + 1 : 1;
+          gapAt = next.seq;
+          if (reads <= GAP_READS) {
+            behind = true;
+            continue;
+          }
+        }
+        shift();
+        cursor = next.seq;
+        yield next;
+      }
+    },
+  );
+}
+
+/**
+ * The plumbing both iterators share: a listener pushes into a buffer; `body` waits for its first event (`first`:
+ * undefined once ended, or when woken with nothing buffered), removes it with `shift` once it has dealt with it,
+ * and yields what the iterator returns.
+ */
+function pulled(
+  signal: AbortSignal | undefined,
+  listen: (push: (event: FeedEvent) => void, wake: () => void) => () => void,
+  body: (first: () => Promise<FeedEvent | undefined>, shift: () => void, ended: () => boolean) => AsyncGenerator<FeedEvent, void>,
+): AsyncIterableIterator<FeedEvent> {
   const buffer: FeedEvent[] = [];
   let wake: (() => void) | null = null;
+  let woken = false;
   let done = false;
-  const unsubscribe = feed.subscribe(runId, (event) => {
-    buffer.push(event);
+  const poke = () => {
+    woken = true;
     wake?.();
-  });
+  };
+  const unsubscribe = listen((event) => {
+    buffer.push(event);
+    poke();
+  }, poke);
   const finish = () => {
     if (done) return;
     done = true;
@@ -96,15 +275,30 @@ export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal)
   };
   if (signal?.aborted) finish();
   else signal?.addEventListener('abort', finish, { once: true });
+  const first = async (): Promise<FeedEvent | undefined> => {
+    while (!buffer.length && !done && !woken) await new Promise<void>((resolve) => (wake = resolve));
+    wake = null;
+    woken = false;
+    return done ? undefined : buffer[0];
+  };
+  const generator = body(
+    first,
+    () => void buffer.shift(),
+    () => done,
+  );
   const iterator: AsyncIterableIterator<FeedEvent> = {
     async next() {
-      while (!buffer.length && !done) await new Promise<void>((resolve) => (wake = resolve));
-      wake = null;
-      if (buffer.length) return { value: buffer.shift()!, done: false };
-      return { value: undefined, done: true };
+      if (done) return { value: undefined, done: true };
+      const result = await generator.next();
+      if (result.done || done) {
+        finish();
+        return { value: undefined, done: true };
+      }
+      return result;
     },
     async return() {
       finish();
+      await generator.return(undefined);
       return { value: undefined, done: true };
     },
     [Symbol.asyncIterator]() {

@@ -9,6 +9,7 @@ import { defineAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate } from './authenticate';
 import { corsFor } from './cors';
+import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
@@ -41,13 +42,14 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents;
     // and, in literals and variables alike, NUL characters and JSON nested too deep (useInputGuard).
     // Every refusal in a result is audited before the caller hears of it (useRefusalAudit).
-    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useRefusalAudit({ db })],
+    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useRefusalAudit({ db }), useEventIds()],
     context: async (initial) => {
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
-      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services };
+      const lastEventId = request?.headers.get('last-event-id') ?? null;
+      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, lastEventId };
     },
   });
 }

@@ -6,7 +6,7 @@ import type { TaskCache } from '../cache/store';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
-import type { FeedEvent, RunFeed } from '../events/feed';
+import type { FeedEventBody, RunFeed } from '../events/feed';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
@@ -34,7 +34,8 @@ export interface OrchestratorContext {
 /** What one transaction produced, published after it commits. */
 export interface Step {
   at: Date;
-  feed: FeedEvent[];
+  /** Live events, stored with the transaction's changes and published once it has committed. */
+  feed: FeedEventBody[];
   outbox: boolean;
 }
 
@@ -48,9 +49,12 @@ export interface TxContext {
 /** Runs `fn` in a transaction and publishes what it produced once it has committed. */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
   const step: Step = { at: ctx.now(), feed: [], outbox: false };
-  const result = await ctx.db.transaction((tx) => fn({ ctx, tx, step }));
+  const [result, events] = await ctx.db.transaction(async (tx) => {
+    const result = await fn({ ctx, tx, step });
+    return [result, await ctx.feed.append(tx, step.feed)] as const;
+  });
   if (step.outbox) ctx.onOutbox();
-  ctx.feed.publish(step.feed);
+  ctx.feed.publish(events);
   return result;
 }
 

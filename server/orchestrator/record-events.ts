@@ -8,7 +8,7 @@ import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import { runs, type Task, tasks } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
-import type { FeedEvent } from '../events/feed';
+import type { FeedEvent, FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
@@ -44,11 +44,15 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
   // Logs, progress and metrics are stored here in bulk; starts and results with the transition they cause.
   const notes = kept.filter((e) => e.kind !== 'started' && e.kind !== 'result');
   const fresh: ExecutorEvent[] = [];
-  if (notes.length) {
-    const inserted = await bulkInsert(db, taskEvents, notes.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
-    const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-    for (const e of notes) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
-  }
+  let feedOut: FeedEvent[] = [];
+  // The live events of what is new are stored in the same transaction, so they exist exactly when the events do.
+  if (notes.length)
+    feedOut = await db.transaction(async (tx) => {
+      const inserted = await bulkInsert(tx, taskEvents, notes.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
+      const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+      for (const e of notes) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
+      return feed.append(tx, liveEventsOf(fresh, known));
+    });
 
   const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
   if (alive.length) {
@@ -59,7 +63,6 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
     await cache?.renew(db, alive, ctx.now());
   }
 
-  const feedOut: FeedEvent[] = [];
   const byRun = new Map<string, ExecutorEvent[]>();
   // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
   // (its message was already on the bus, or its host was presumed lost): stop it.
@@ -69,13 +72,6 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
     if (!task || e.kind === 'result') continue;
     if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
       zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
-  }
-  for (const e of fresh) {
-    const node = known.get(e.taskId)!.node;
-    if (e.kind === 'progress')
-      feedOut.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
-    else if (e.kind === 'log') feedOut.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
-    else if (e.kind === 'metric') feedOut.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
   }
   for (const e of kept) {
     if (e.kind !== 'started' && e.kind !== 'result') continue;
@@ -122,6 +118,20 @@ async function resultBlocksOf(ctx: OrchestratorContext, reports: ExecutorEvent[]
   for (const r of rows) blocks.set(`${r.task_id}:${r.attempt}`, seqBlock(Number(r.seq)));
   return blocks;
 }
+
+/** The live events of newly recorded progress, logs and metrics. */
+function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string }>): FeedEventBody[] {
+  const out: FeedEventBody[] = [];
+  for (const e of fresh) {
+    const node = known.get(e.taskId)!.node;
+    if (e.kind === 'progress') out.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
+    else if (e.kind === 'log') out.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
+    else if (e.kind === 'metric') out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
+  }
+  return out;
+}
+
+/** Applies `started` and `result` events of one run under its row lock, so joins see their upstreams consistently. */
 
 /**
  * Stores and applies `started` and `result` events of one run under its row lock, in one transaction: a crash

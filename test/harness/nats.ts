@@ -11,6 +11,8 @@ import { freePort } from './ports';
 export interface NatsServer {
   /** nats://127.0.0.1:<port> */
   url: string;
+  /** Kills the server with `signal` and, `downMs` later, starts it again on the same port and storage (a crash and its restart). */
+  restart(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -84,6 +86,25 @@ async function launch(port: number, storeDir: string): Promise<NatsServer> {
   let stopped: Promise<void> | undefined;
   return {
     url: `nats://127.0.0.1:${port}`,
+    async restart(signal = 'SIGKILL', downMs = 0) {
+      process.removeListener('exit', onExit);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await kill(child, exited);
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      // The port was just freed; another process may take it meanwhile, so try a few times before giving up.
+      let lastError: unknown;
+      for (let attempt = 0; attempt < 20; attempt++) {
+        try {
+          const next = await launch(port, storeDir);
+          Object.assign(this, { restart: next.restart, stop: next.stop });
+          return;
+        } catch (error) {
+          lastError = error;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+      throw lastError;
+    },
     stop() {
       stopped ??= (async () => {
         process.removeListener('exit', onExit);

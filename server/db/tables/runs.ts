@@ -41,6 +41,8 @@ export const runs = pgTable(
     createdAt: createdAt(),
     startedAt: at('started_at'),
     finishedAt: at('finished_at'),
+    /** The number of the run's latest live event (`run_events.seq`): bumped, under this row's lock, as each is stored. */
+    eventSeq: bigint('event_seq', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     index('runs_created_idx').on(t.createdAt.desc(), t.id.desc()),

@@ -1,0 +1,75 @@
+// The stored side of the live feed: every run event is written to `run_events` in the transaction that made the
+// change it reports, numbered on from `runs.event_seq` under the run row's lock, so each run's numbers follow its
+// commit order with no holes. The feed on the bus is only the fast path; this is what a subscriber resumes from
+// and what fills whatever the bus lost.
+import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { bulkInsert } from '../db/bulk';
+import { type Db, queryRows, type Tx } from '../db/client';
+import { runEvents } from '../db/tables/run-events';
+import { runs, type Task, tasks } from '../db/tables/runs';
+import type { FeedEvent, FeedEventBody } from './feed';
+
+/** The most events one read returns; a reader behind by more reads again. */
+export const RUN_EVENTS_PAGE = 1000;
+
+/**
+ * Stores `events` in `tx`, numbering each run's on from its `event_seq`, and returns them numbered, in the order
+ * given within each run. Runs are bumped in id order so two transactions never wait on each other's runs in a
+ * circle; an event of a run that does not exist is dropped. Publish what this returns only after `tx` commits.
+ */
+export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Promise<FeedEvent[]> {
+  if (!events.length) return [];
+  const byRun = new Map<string, FeedEventBody[]>();
+  for (const event of events) {
+    let list = byRun.get(event.runId);
+    if (!list) byRun.set(event.runId, (list = []));
+    list.push(event);
+  }
+  const out: FeedEvent[] = [];
+  for (const runId of [...byRun.keys()].sort()) {
+    const list = byRun.get(runId)!;
+    const [row] = await queryRows<{ event_seq: string | number }>(
+      tx,
+      sql`update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq`,
+    );
+    if (!row) continue;
+    let seq = Number(row.event_seq) - list.length;
+    for (const event of list) out.push({ ...event, seq: ++seq } as FeedEvent);
+  }
+  await bulkInsert(
+    tx,
+    runEvents,
+    out.map((event) => ({ runId: event.runId, seq: event.seq, event: event as unknown as Record<string, unknown> })),
+  );
+  return out;
+}
+
+/** A run's stored events numbered above `after`, oldest first, at most RUN_EVENTS_PAGE of them. */
+export async function runEventsAfter(db: Db, runId: string, after: number): Promise<FeedEvent[]> {
+  const rows = await db
+    .select({ event: runEvents.event })
+    .from(runEvents)
+    .where(and(eq(runEvents.runId, runId), gt(runEvents.seq, after)))
+    .orderBy(asc(runEvents.seq))
+    .limit(RUN_EVENTS_PAGE);
+  return rows.map((r) => r.event as unknown as FeedEvent);
+}
+
+/** The number of each run's latest stored event. */
+export async function runEventHeads(db: Db, runIds: string[]): Promise<Map<string, number>> {
+  if (!runIds.length) return new Map();
+  const rows = await db.select({ id: runs.id, seq: runs.eventSeq }).from(runs).where(inArray(runs.id, runIds));
+  return new Map(rows.map((r) => [r.id, Number(r.seq)]));
+}
+
+/**
+ * A run's state and its tasks as of one event number: the run row is share-locked first, so no event of the run
+ * can be stored (that needs its row) until the tasks are read. Null when there is no such run.
+ */
+export async function runSnapshot(db: Db, runId: string): Promise<{ run: typeof runs.$inferSelect; tasks: Task[] } | null> {
+  return db.transaction(async (tx) => {
+    const [run] = await tx.select().from(runs).where(eq(runs.id, runId)).for('share');
+    if (!run) return null;
+    return { run, tasks: await tx.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(asc(tasks.node)) };
+  });
+}
