@@ -38,8 +38,8 @@ export interface Cluster {
   killControlPlane(i: number, downMs: number): Promise<void>;
   /** SIGKILLs host `i`, calls `beforeKill` (with its pid) just before, and starts it again. */
   killExecutor(i: number, downMs: number, beforeKill: (pid: number) => Promise<void> | void, afterKill: (pid: number) => void): Promise<void>;
-  /** Starts again any process that exited on its own; returns what it restarted. */
-  reviveExited(): Promise<string[]>;
+  /** Starts again any process that exited on its own; returns what it restarted, each with the end of its output. */
+  reviveExited(): Promise<{ process: string; output: string }[]>;
   output(): string;
   stop(): Promise<void>;
 }
@@ -136,18 +136,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       await startHost(i);
     },
     async reviveExited() {
-      const revived: string[] = [];
+      const revived: { process: string; output: string }[] = [];
       for (const i of [0, 1]) {
         const cp = cps[i];
         if (cp && !cp.alive()) {
           keep(`control plane ${i} (exited on its own)`, cp.output());
-          revived.push(`control plane ${i}`);
+          revived.push({ process: `control plane ${i}`, output: cp.output().slice(-1_500) });
           await startCp(i);
         }
         const host = hosts[i];
         if (host && !host.alive()) {
           keep(`executor ${i} (exited on its own)`, host.output());
-          revived.push(`executor ${i}`);
+          revived.push({ process: `executor ${i}`, output: host.output().slice(-1_500) });
           await startHost(i);
         }
       }

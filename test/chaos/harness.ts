@@ -32,7 +32,7 @@ export interface ChaosOptions {
   cron: string;
   heartbeatTimeoutSeconds: number;
   executorConcurrency: number;
-  /** After the chaos phase, how long runs have to finish before they count as stuck, ms. */
+  /** After the chaos phase, open runs count as stuck once none has ended for this long, ms. */
   settleMs: number;
   /** Quiet time kept after the last fault (a redelivery after the bus's 30 s ack wait lands in it), ms. */
   quietMs: number;
@@ -60,8 +60,8 @@ export interface ChaosReport {
   options: Omit<ChaosOptions, 'log'>;
   faults: { kind: FaultKind; target: number; at: number; tookMs: number; error?: string }[];
   kills: Record<FaultKind, number>;
-  /** Processes that exited without being killed, started again. */
-  exitedOnTheirOwn: string[];
+  /** Processes that exited without being killed (started again), with the end of their output. */
+  exitedOnTheirOwn: { process: string; output: string }[];
   measured: Measured;
   counters: Counters;
   table: string;
@@ -97,7 +97,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const chaosEnd = chaosStart + o.durationMs;
     const plan = faultSchedule(o.seed, o.durationMs, o.faults);
     const done: ChaosReport['faults'] = [];
-    const exitedOnTheirOwn: string[] = [];
+    const exitedOnTheirOwn: ChaosReport['exitedOnTheirOwn'] = [];
     let lastFaultEnd = chaosStart;
     const injecting = (async () => {
       for (const f of plan) {
@@ -118,6 +118,13 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       }
     })();
 
+    // The schedule fires during the planned chaos phase only, however long slow recoveries stretch it: its load
+    // stays what the options say. Its ticks up to then are counted.
+    const ticksCounted = (async () => {
+      await sleep(chaosEnd - Date.now());
+      return pauseScheduleWhenCaughtUp(sqlFor(cluster), gql, setup.scheduleId, o.cron, setup.createdBy, chaosEnd, chaosEnd + o.settleMs);
+    })();
+    ticksCounted.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const acknowledged = new Map<string, string>();
     const starting: Promise<void>[] = [];
     for (let i = 0; Date.now() < chaosEnd; i++) {
@@ -140,18 +147,27 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     log(`chaos phase over: ${done.length} faults, ${acknowledged.size} runs started; settling`);
 
     // --- settling: the schedule caught up and paused, every run ended, the quiet time after the last fault ---
-    sql = postgres(cluster.pg.url, { max: 2, onnotice: () => undefined });
-    const settleDeadline = Date.now() + o.settleMs;
-    const ticks = await pauseScheduleWhenCaughtUp(sql, gql, setup.scheduleId, o.cron, setup.createdBy, Date.now(), settleDeadline);
+    const ticks = await ticksCounted;
+    sql = sqlFor(cluster);
+    // Settled: nothing open, and the quiet time after the last fault passed. Stuck: open, and nothing ended for
+    // `settleMs` (a slow machine still making progress is given the time it needs).
     const quietUntil = lastFaultEnd + o.quietMs;
+    let lastOpen = Number.POSITIVE_INFINITY;
+    let lastProgress = Date.now();
     for (;;) {
       exitedOnTheirOwn.push(...(await cluster.reviveExited()));
       const [open] = await sql<{ runs: number; fires: number }[]>`
         select (select count(*)::int from runs where status in ('QUEUED', 'RUNNING')) as runs,
                (select count(*)::int from schedule_fires where outcome = 'PENDING') as fires`;
-      const settled = open!.runs === 0 && open!.fires === 0;
-      if ((settled && Date.now() >= quietUntil) || Date.now() > Math.max(settleDeadline, quietUntil)) {
-        log(settled ? 'settled' : `not settled by the deadline: ${open!.runs} runs open, ${open!.fires} fires pending`);
+      const openNow = open!.runs + open!.fires;
+      if (openNow < lastOpen) lastProgress = Date.now();
+      lastOpen = openNow;
+      if (openNow === 0 && Date.now() >= quietUntil) {
+        log('settled');
+        break;
+      }
+      if (openNow > 0 && Date.now() - lastProgress > o.settleMs) {
+        log(`not settled: ${open!.runs} runs open and ${open!.fires} fires pending, none ended in ${o.settleMs / 1000} s`);
         break;
       }
       await sleep(1_000);
@@ -201,6 +217,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       } catch {}
     }
   }
+}
+
+function sqlFor(cluster: Cluster) {
+  return postgres(cluster.pg.url, { max: 2, onnotice: () => undefined });
 }
 
 async function inject(cluster: Cluster, procs: ReturnType<typeof watchModuleProcesses>, kind: FaultKind, target: number, downMs: number) {
@@ -291,17 +311,32 @@ async function pauseScheduleWhenCaughtUp(
   until: number,
   deadline: number,
 ): Promise<Date[]> {
-  for (;;) {
-    const [s] = await sql<{ next_fire_time: Date | null }[]>`select next_fire_time from schedules where id = ${scheduleId}`;
-    if (!s?.next_fire_time || s.next_fire_time.getTime() > until || Date.now() > deadline) break;
-    await sleep(500);
+  // Postgres may be down for a fault still under way: ask again until it answers.
+  const ask = async <T>(query: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        return await query();
+      } catch (err) {
+        if (Date.now() > deadline + 300_000) throw err;
+        await sleep(500);
+      }
+    }
+  };
+  try {
+    for (;;) {
+      const [s] = await ask(() => sql<{ next_fire_time: Date | null }[]>`select next_fire_time from schedules where id = ${scheduleId}`);
+      if (!s?.next_fire_time || s.next_fire_time.getTime() > until || Date.now() > deadline) break;
+      await sleep(500);
+    }
+    await gql(`mutation ($id: ID!) { pauseSchedule(id: $id) { id } }`, { id: scheduleId });
+    const [s] = await ask(() => sql<{ last_fire_time: Date }[]>`select last_fire_time from schedules where id = ${scheduleId}`);
+    const timing = new Cron(cron, { paused: true, mode: '5-or-6-parts', timezone: 'UTC' });
+    const ticks: Date[] = [];
+    for (let t = timing.nextRun(created); t && t <= s!.last_fire_time; t = timing.nextRun(t)) ticks.push(t);
+    return ticks;
+  } finally {
+    await sql.end({ timeout: 5 });
   }
-  await gql(`mutation ($id: ID!) { pauseSchedule(id: $id) { id } }`, { id: scheduleId });
-  const [s] = await sql<{ last_fire_time: Date }[]>`select last_fire_time from schedules where id = ${scheduleId}`;
-  const timing = new Cron(cron, { paused: true, mode: '5-or-6-parts', timezone: 'UTC' });
-  const ticks: Date[] = [];
-  for (let t = timing.nextRun(created); t && t <= s!.last_fire_time; t = timing.nextRun(t)) ticks.push(t);
-  return ticks;
 }
 
 /** The figures, as a Markdown table. */
@@ -313,7 +348,10 @@ export function figuresTable(r: ChaosReport): string {
     ['faults injected', r.faults.filter((f) => !f.error).length],
     ...faultKinds.map((k): [string, number] => [`  ${k}`, r.kills[k]]),
     ['faults that failed to apply', r.faults.filter((f) => f.error).length],
-    ['processes that exited on their own', r.exitedOnTheirOwn.length],
+    [
+      'processes that exited on their own',
+      `${r.exitedOnTheirOwn.length}${r.exitedOnTheirOwn.length ? ` (${r.exitedOnTheirOwn.map((e) => e.process).join(', ')})` : ''}`,
+    ],
     ['runs (scheduled)', `${m.runs.total} (${m.runs.scheduled})`],
     ['runs by status', JSON.stringify(m.runs.byStatus)],
     ['tasks', m.tasks.total],
