@@ -374,6 +374,7 @@ export function figuresTable(r: ChaosReport): string {
 /** The evidence behind each counter that is not zero, for the report. */
 export function evidenceText(r: ChaosReport, perCounter = 5): string {
   const lines: string[] = [];
+  for (const exit of r.exitedOnTheirOwn) lines.push(`${exit.process} exited on its own; its last output:\n${exit.output.slice(-600)}`);
   for (const [name, items] of Object.entries(r.measured.evidence) as [string, unknown[]][]) {
     if (!items.length) continue;
     lines.push(`${name} (${items.length}):`);

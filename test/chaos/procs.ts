@@ -55,7 +55,8 @@ export interface ProcessWatcher {
 /** Samples /proc every `everyMs` for module processes; `hostPids()` are the executor hosts alive now. */
 export function watchModuleProcesses(options: { everyMs?: number; graceMs?: number; hostPids: () => number[] }): ProcessWatcher {
   const everyMs = options.everyMs ?? 200;
-  const graceMs = options.graceMs ?? 1_500;
+  // Long enough for a parent-death signal or a supervisor to act; a module that runs on past it is an orphan.
+  const graceMs = options.graceMs ?? 500;
   const seen = new Map<string, ModuleProcess>();
   const killedAt = new Map<number, number>();
   const orphans = new Map<string, Orphan>();
