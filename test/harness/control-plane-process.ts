@@ -17,12 +17,12 @@ export interface ControlPlaneProcess {
 }
 
 export interface ControlPlaneProcessOptions {
-  /** How long it may take to say where it listens (default 30 s; a loaded machine may need more). */
+  /** How long it may take to say where it listens (default 120 s: a loaded 2-core machine can take over 30 s). */
   startTimeoutMs?: number;
 }
 
 export async function startControlPlaneProcess(env: Record<string, string>, options: ControlPlaneProcessOptions = {}): Promise<ControlPlaneProcess> {
-  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'server', 'main.ts')], {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_LOG_LEVEL: 'info', ...env },
