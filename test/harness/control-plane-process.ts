@@ -11,11 +11,18 @@ export interface ControlPlaneProcess {
   /** The server's process id (to read its memory from /proc). */
   pid: number;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** False once the process has exited, killed or on its own. */
+  alive(): boolean;
   output(): string;
 }
 
-export async function startControlPlaneProcess(env: Record<string, string>, options: { startTimeoutMs?: number } = {}): Promise<ControlPlaneProcess> {
-  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+export interface ControlPlaneProcessOptions {
+  /** How long it may take to say where it listens (default 120 s: a loaded 2-core machine can take over 30 s). */
+  startTimeoutMs?: number;
+}
+
+export async function startControlPlaneProcess(env: Record<string, string>, options: ControlPlaneProcessOptions = {}): Promise<ControlPlaneProcess> {
+  const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'server', 'main.ts')], {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_LOG_LEVEL: 'info', ...env },
@@ -27,20 +34,23 @@ export async function startControlPlaneProcess(env: Record<string, string>, opti
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let url = '';
-  for (let i = 0; i < startTimeoutMs / 50 && !url; i++) {
+  for (const deadline = Date.now() + startTimeoutMs; !url && Date.now() < deadline; ) {
     const m = /GraphQL\s+(http:\/\/\S+)\/graphql/.exec(output);
     if (m) url = m[1]!;
     else if (child.exitCode !== null) throw new Error(`control plane exited early:\n${output}`);
     else await new Promise((r) => setTimeout(r, 50));
   }
   if (!url) {
-    child.kill('SIGKILL'); // a slow start must not live on, holding the port
+    // Not left behind to take the port from the next try.
+    child.kill('SIGKILL');
+    await exited;
     throw new Error(`control plane did not start in ${startTimeoutMs / 1000} s:\n${output}`);
   }
   return {
     url,
     pid: child.pid!,
     output: () => output,
+    alive: () => child.exitCode === null && child.signalCode === null,
     async kill(signal = 'SIGKILL') {
       if (child.exitCode === null) child.kill(signal);
       await exited;

@@ -8,6 +8,8 @@ const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 
 export interface ExecutorProcess {
   child: ChildProcess;
   output(): string;
+  /** False once the process has exited, killed or on its own. */
+  alive(): boolean;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export async function startExecutorProcess(
   return {
     child,
     output: () => output,
+    alive: () => child.exitCode === null && child.signalCode === null,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);

@@ -1,5 +1,7 @@
 // Starts a throwaway nats-server with JetStream for tests. Call stop() from afterAll: it kills the server and
 // removes its storage even when tests failed; a hook on process exit kills it if the runner dies first.
+// restart() stops it (SIGTERM or SIGKILL) and starts it again on the same port and store directory, so what
+// JetStream had persisted is there again, as after an operator's restart.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,32 +13,80 @@ import { freePort } from './ports';
 export interface NatsServer {
   /** nats://127.0.0.1:<port> */
   url: string;
-  /** Kills the server with `signal` and, `downMs` later, starts it again on the same port and storage (a crash and its restart). */
-  restart(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
+  port: number;
+  /** JetStream's store directory, kept across restarts. */
+  storeDir: string;
+  /** Stops the server with `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash), waits `downMs`, starts it again. */
+  restart(signal?: 'SIGTERM' | 'SIGKILL', downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
+/** A restarted server first recovers its JetStream store, which takes longer the more it holds. */
+const RESTART_TIMEOUT_MS = 90_000;
 const START_TRIES = 3;
+
+interface Launched {
+  child: ChildProcess;
+  exited: Promise<void>;
+}
 
 export async function startNats(): Promise<NatsServer> {
   const storeDir = await mkdtemp(join(tmpdir(), 'atelier-nats-'));
   const failures: string[] = [];
-  try {
-    for (let attempt = 0; attempt < START_TRIES; attempt++) {
-      const port = await freePort();
-      const started = await launch(port, storeDir).catch((err: Error) => {
-        failures.push(err.message);
-        return undefined;
-      });
-      if (started) return started;
-    }
-  } catch (err) {
-    await rm(storeDir, { recursive: true, force: true });
-    throw err;
+  let port = 0;
+  let current: Launched | undefined;
+  const onExit = () => {
+    current?.child.kill('SIGKILL');
+    rmSync(storeDir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+  for (let attempt = 0; attempt < START_TRIES && !current; attempt++) {
+    port = await freePort();
+    current = await launch(port, storeDir).catch((err: Error) => {
+      failures.push(err.message);
+      return undefined;
+    });
   }
-  await rm(storeDir, { recursive: true, force: true });
-  throw new Error(`nats-server did not start:\n${failures.join('\n')}`);
+  if (!current) {
+    process.removeListener('exit', onExit);
+    await rm(storeDir, { recursive: true, force: true });
+    throw new Error(`nats-server did not start:\n${failures.join('\n')}`);
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    async restart(signal = 'SIGTERM', downMs = 0) {
+      if (stopped) throw new Error('nats-server was stopped: it cannot be restarted');
+      await kill(current!, signal);
+      if (downMs) await new Promise((r) => setTimeout(r, downMs));
+      // The port was ours a moment ago; a start can still fail while the old socket lingers, so try again.
+      const errors: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const next = await launch(port, storeDir, RESTART_TIMEOUT_MS).catch((err: Error) => {
+          errors.push(err.message);
+          return undefined;
+        });
+        if (next) {
+          current = next;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error(`nats-server did not start again on port ${port}:\n${errors.slice(-3).join('\n')}`);
+    },
+    stop() {
+      stopped ??= (async () => {
+        process.removeListener('exit', onExit);
+        await kill(current!, 'SIGTERM');
+        await rm(storeDir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
 }
 
 function natsServerBinary(): string {
@@ -45,7 +95,7 @@ function natsServerBinary(): string {
   return existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
 }
 
-async function launch(port: number, storeDir: string): Promise<NatsServer> {
+async function launch(port: number, storeDir: string, startTimeoutMs = START_TIMEOUT_MS): Promise<Launched> {
   const child = spawn(natsServerBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -61,64 +111,26 @@ async function launch(port: number, storeDir: string): Promise<NatsServer> {
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
-
-  const onExit = () => {
-    child.kill('SIGKILL');
-    rmSync(storeDir, { recursive: true, force: true });
-  };
-  process.once('exit', onExit);
-
+  const launched = { child, exited };
   try {
     await Promise.race([
-      ready.then(() => waitForPort(port, START_TIMEOUT_MS)),
-      timeout(START_TIMEOUT_MS, () => `nats-server was not ready within ${START_TIMEOUT_MS} ms:\n${output}`),
+      ready.then(() => waitForPort(port, startTimeoutMs)),
+      timeout(startTimeoutMs, () => `nats-server was not ready within ${startTimeoutMs} ms:\n${output}`),
       spawnFailed,
       exited.then(() => {
         throw new Error(`nats-server exited before accepting connections:\n${output}`);
       }),
     ]);
   } catch (err) {
-    await kill(child, exited);
-    process.removeListener('exit', onExit);
+    await kill(launched, 'SIGTERM');
     throw err;
   }
-
-  let stopped: Promise<void> | undefined;
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async restart(signal = 'SIGKILL', downMs = 0) {
-      process.removeListener('exit', onExit);
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await kill(child, exited);
-      await new Promise((resolve) => setTimeout(resolve, downMs));
-      // The port was just freed; another process may take it meanwhile, so try a few times before giving up.
-      let lastError: unknown;
-      for (let attempt = 0; attempt < 20; attempt++) {
-        try {
-          const next = await launch(port, storeDir);
-          Object.assign(this, { restart: next.restart, stop: next.stop });
-          return;
-        } catch (error) {
-          lastError = error;
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
-      }
-      throw lastError;
-    },
-    stop() {
-      stopped ??= (async () => {
-        process.removeListener('exit', onExit);
-        await kill(child, exited);
-        await rm(storeDir, { recursive: true, force: true });
-      })();
-      return stopped;
-    },
-  };
+  return launched;
 }
 
-async function kill(child: ChildProcess, exited: Promise<void>) {
+async function kill({ child, exited }: Launched, signal: 'SIGTERM' | 'SIGKILL') {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
+  child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);

@@ -1,7 +1,9 @@
 // Starts a throwaway PostgreSQL 15 cluster with an `atelier` database for tests. Call stop() from afterAll: it
 // stops the server and removes its files even when tests failed; a hook on process exit stops it if the runner dies.
+// restart() stops it (a fast shutdown, an immediate one, or a SIGKILL of the postmaster) and starts it again on the
+// same port and data directory, as an operator's restart or a crash would.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +13,20 @@ import { freePort } from './ports';
 export interface PostgresServer {
   /** postgres://postgres@127.0.0.1:<port>/atelier */
   url: string;
+  port: number;
+  /** The server's log file. */
+  logFile: string;
+  /** Stops the server (`fast`: pg_ctl's clean shutdown; `immediate`: pg_ctl's crash-like one; `kill`: SIGKILL of the postmaster), waits `downMs`, starts it again. */
+  restart(mode?: 'fast' | 'immediate' | 'kill', downMs?: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface PostgresOptions {
+  /**
+   * Keep `synchronous_commit` on (default off, for speed). A test that crashes the server needs it: with it off, a
+   * commit the client was told about can be lost by an immediate stop or a SIGKILL, which no real deployment allows.
+   */
+  durableCommits?: boolean;
 }
 
 /**
@@ -22,7 +37,7 @@ export interface PostgresServer {
 const BIN_DIR = process.env.PG_BIN_DIR ?? (['/usr/local/bin', '/usr/lib/postgresql/15/bin'].find((dir) => existsSync(join(dir, 'initdb'))) || '/usr/local/bin');
 const START_TRIES = 3;
 
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
   // initdb refuses to run as root, so as root every binary runs as the `postgres` system user.
   const asRoot = process.getuid?.() === 0;
   const owner = asRoot ? postgresUser() : undefined;
@@ -52,11 +67,14 @@ export async function startPostgres(): Promise<PostgresServer> {
 
     let port = 0;
     const failures: string[] = [];
+    const commit = options.durableCommits ? 'on' : 'off';
+    const settingsFor = (p: number) =>
+      `-p ${p} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=${commit} -c full_page_writes=off`;
+    const start = (p: number) => run('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', settingsFor(p), '-w', 'start']);
     for (let attempt = 0; attempt < START_TRIES && !port; attempt++) {
       const candidate = await freePort();
-      const settings = `-p ${candidate} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
       try {
-        await run('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', settings, '-w', 'start']);
+        await start(candidate);
         port = candidate;
       } catch (err) {
         // Most likely another process took the port between freePort() and the bind.
@@ -75,6 +93,30 @@ export async function startPostgres(): Promise<PostgresServer> {
     let stopped: Promise<void> | undefined;
     return {
       url: `postgres://postgres@127.0.0.1:${port}/atelier`,
+      port,
+      logFile,
+      async restart(mode = 'fast', downMs = 0) {
+        if (stopped) throw new Error('postgres was stopped: it cannot be restarted');
+        if (mode === 'kill') {
+          const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+          process.kill(pid, 'SIGKILL');
+          // Gone, or a zombie nobody reaps (pid 1 of a container may not).
+          for (let i = 0; i < 250 && /^\d+ \(.*\) [^Z]/s.test(readStat(pid)); i++) await new Promise((r) => setTimeout(r, 20));
+        } else await run('pg_ctl', ['-D', dataDir, '-m', mode, '-w', 'stop']);
+        if (downMs) await new Promise((r) => setTimeout(r, downMs));
+        // After a SIGKILL the backends linger until they notice, holding the shared memory: start again until it is free.
+        const errors: string[] = [];
+        for (let i = 0; i < 40; i++) {
+          try {
+            await start(port);
+            return;
+          } catch (err) {
+            errors.push((err as Error).message);
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
+        throw new Error(`postgres did not start again on port ${port}:\n${errors.slice(-2).join('\n')}`);
+      },
       stop() {
         stopped ??= (async () => {
           process.removeListener('exit', onExit);
@@ -88,6 +130,14 @@ export async function startPostgres(): Promise<PostgresServer> {
     process.removeListener('exit', onExit);
     onExit();
     throw err;
+  }
+}
+
+function readStat(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return '';
   }
 }
 

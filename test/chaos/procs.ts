@@ -1,0 +1,139 @@
+// Watches the chaos module's processes from outside, through /proc: each one's task, attempt and start time (from
+// the title the module sets), and the executor host above it. A module still alive a grace period after its host
+// was killed is an orphan. What is seen here is one of the suite's sources of executions: it needs no cooperation
+// from the executor or its sandbox.
+import { readdir, readFile } from 'node:fs/promises';
+
+export interface ModuleProcess {
+  pid: number;
+  task: string;
+  attempt: number;
+  /** The module's own clock when it started (ms since the epoch). */
+  time: number;
+  /** The executor host pid it ran under when first seen, if any. */
+  hostPid?: number;
+}
+
+export interface Orphan extends ModuleProcess {
+  /** How long after its host was killed it was still alive. */
+  aliveAfterMs: number;
+}
+
+const TITLE = /^atelier-chaos ([0-9a-f-]{36}) (\d+) (\d+)/;
+
+async function read(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+interface Stat {
+  ppid: number;
+  state: string;
+}
+
+function parseStat(text: string): Stat {
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0] ?? '', ppid: Number(rest[1]) };
+}
+
+export interface ProcessWatcher {
+  /** Samples now (before a host is killed, so its youngest modules are known to be its). */
+  sampleNow(): Promise<void>;
+  /** Says that this host pid was SIGKILLed now: its modules must be gone within the grace period. */
+  hostKilled(pid: number): void;
+  /** Every module process seen, by `task:attempt:time`. */
+  seen(): ModuleProcess[];
+  orphans(): Orphan[];
+  /** Module processes alive now (to kill them at the end, as the suite owns them). */
+  alive(): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+/** Samples /proc every `everyMs` for module processes; `hostPids()` are the executor hosts alive now. */
+export function watchModuleProcesses(options: { everyMs?: number; graceMs?: number; hostPids: () => number[] }): ProcessWatcher {
+  const everyMs = options.everyMs ?? 200;
+  // Long enough for a parent-death signal or a supervisor to act; a module that runs on past it is an orphan.
+  const graceMs = options.graceMs ?? 500;
+  const seen = new Map<string, ModuleProcess>();
+  const killedAt = new Map<number, number>();
+  const orphans = new Map<string, Orphan>();
+  let stopped = false;
+
+  async function scan(): Promise<{ pid: number; proc: ModuleProcess; stat: Stat }[]> {
+    const found: { pid: number; proc: ModuleProcess; stat: Stat }[] = [];
+    const entries = await readdir('/proc').catch(() => [] as string[]);
+    const stats = new Map<number, Stat>();
+    await Promise.all(
+      entries
+        .filter((e) => /^\d+$/.test(e))
+        .map(async (e) => {
+          const text = await read(`/proc/${e}/stat`);
+          if (text) stats.set(Number(e), parseStat(text));
+        }),
+    );
+    await Promise.all(
+      [...stats].map(async ([pid, stat]) => {
+        if (stat.state === 'Z' || stat.state === 'X') return;
+        const cmdline = await read(`/proc/${pid}/cmdline`);
+        const m = cmdline && TITLE.exec(cmdline.replace(/\0/g, ' '));
+        if (!m) return;
+        found.push({ pid, stat, proc: { pid, task: m[1]!, attempt: Number(m[2]), time: Number(m[3]) } });
+      }),
+    );
+    // The host above each module: the nearest ancestor that is a known host.
+    const hosts = new Set([...options.hostPids(), ...killedAt.keys()]);
+    for (const f of found) {
+      let p = f.stat.ppid;
+      for (let depth = 0; depth < 8 && p > 1; depth++) {
+        if (hosts.has(p)) {
+          f.proc.hostPid = p;
+          break;
+        }
+        p = stats.get(p)?.ppid ?? 0;
+      }
+    }
+    return found;
+  }
+
+  async function sample() {
+    const now = Date.now();
+    for (const { proc } of await scan()) {
+      const key = `${proc.task}:${proc.attempt}:${proc.time}`;
+      const known = seen.get(key);
+      if (!known) seen.set(key, proc);
+      else if (known.hostPid === undefined && proc.hostPid !== undefined) known.hostPid = proc.hostPid;
+      const host = seen.get(key)!.hostPid;
+      const killed = host === undefined ? undefined : killedAt.get(host);
+      if (killed !== undefined && now - killed > graceMs) {
+        const previous = orphans.get(key);
+        orphans.set(key, { ...seen.get(key)!, pid: proc.pid, aliveAfterMs: Math.max(previous?.aliveAfterMs ?? 0, now - killed) });
+      }
+    }
+  }
+
+  const loop = (async () => {
+    while (!stopped) {
+      await sample().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+
+  return {
+    sampleNow: () => sample().catch(() => undefined),
+    hostKilled(pid) {
+      killedAt.set(pid, Date.now());
+    },
+    seen: () => [...seen.values()],
+    orphans: () => [...orphans.values()],
+    async alive() {
+      return (await scan()).map((f) => f.pid);
+    },
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,31 @@
+// The chaos suite's short form inside `npm test`: two control planes and two executor hosts on real Postgres and
+// nats-server, every kind of fault injected on a seeded schedule while fan-out/fan-in runs, a cron schedule and
+// graphql-ws and SSE subscribers go on; every counter of what must never happen must be 0. The long form is
+// `npm run chaos` (test/chaos/run.ts).
+import { expect, it } from 'vitest';
+import { evidenceText, runChaos } from './harness';
+
+it('loses no run, records nothing twice, runs nothing late, orphans no process and misleads no subscriber under seeded chaos', async () => {
+  const report = await runChaos({
+    seed: Number(process.env.CHAOS_SEED ?? 15),
+    durationMs: 35_000,
+    faults: 9,
+    runEveryMs: 1_500,
+    fanOut: [3, 6],
+    taskMs: [200, 2_500], // some modules are mid-run when their host is killed
+    executorConcurrency: 6,
+    settleMs: 60_000,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  process.stdout.write(`\n${report.table}\n${evidenceText(report)}\n`);
+  expect(report.faults.filter((f) => f.error)).toEqual([]);
+  expect(report.counters, evidenceText(report)).toEqual({
+    runsLost: 0,
+    runsStuck: 0,
+    tasksSucceededTwice: 0,
+    attemptsExecutedAfterFinish: 0,
+    orphanedModuleProcesses: 0,
+    subscriberStatesDiffering: 0,
+    scheduleTicksNotFiredOnce: 0,
+  });
+}, 600_000);
