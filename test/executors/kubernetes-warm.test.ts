@@ -353,6 +353,9 @@ describe('the pod’s command, run for real', () => {
     try {
       const seen: HostHeartbeat[] = [];
       await bus.subscribeControl('host-heartbeat', (h) => void seen.push(h));
+      // As the control plane, tell the pod's host that each attempt it claims is still current (hosts run nothing
+      // unclaimed).
+      await bus.serveClaims(async () => ({ verdict: 'run' }));
       const events: { kind: string; taskId: string; lines?: string[]; outcome?: { state: string } }[] = [];
       const collector = await bus.consumeEvents(
         async (deliveries) => {
