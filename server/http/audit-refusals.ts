@@ -56,21 +56,23 @@ export async function recordRefusals(db: Db, args: ExecutionArgs, result: Execut
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> => typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
 
+/** Only a result with errors costs anything: the happy path stays synchronous. */
+const withErrors = (result: unknown): result is ExecutionResult => !isAsyncIterable(result) && Boolean((result as ExecutionResult | null)?.errors?.length);
+
 export function useRefusalAudit(options: { db: Db }): Plugin {
   const { db } = options;
   return {
     onExecute: ({ args }) => ({
-      onExecuteDone: async ({ result }) => {
-        if (!isAsyncIterable(result)) await recordRefusals(db, args, result);
-      },
+      onExecuteDone: ({ result }) => (withErrors(result) ? recordRefusals(db, args, result) : undefined),
     }),
     onSubscribe: ({ args, subscribeFn, setSubscribeFn }) => {
+      // A subscription refused when it is set up answers a result instead of a stream.
       setSubscribeFn(async (subscribeArgs) => {
         const result = await subscribeFn(subscribeArgs);
-        if (!isAsyncIterable(result)) await recordRefusals(db, args, result as ExecutionResult);
+        if (withErrors(result)) await recordRefusals(db, args, result);
         return result;
       });
-      return { onSubscribeResult: () => ({ onNext: ({ result }) => recordRefusals(db, args, result) }) };
+      return { onSubscribeResult: () => ({ onNext: ({ result }) => (withErrors(result) ? recordRefusals(db, args, result) : undefined) }) };
     },
   };
 }

@@ -220,6 +220,20 @@ describe('7. the eight refusals the probe found each leave an audit record', () 
   }
 });
 
+describe('7. refusals of the HTTP routes are audited too', () => {
+  it('a viewer’s push to the git hook is FORBIDDEN and leaves a deny record', async () => {
+    const before = (await denials('vera')).length;
+    const res = await fetch(`${t.url}/hooks/git`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${vera.token}`, 'content-type': 'application/json', 'x-atelier-delivery': crypto.randomUUID() },
+      body: JSON.stringify({ repository: 'https://git.example.test/crm/models.git', after: 'a'.repeat(40) }),
+    });
+    expect(res.status).toBe(403);
+    const after = await denials('vera'); // newest first
+    expect(after.slice(0, after.length - before)).toEqual([expect.objectContaining({ action: 'module.publish', subject: 'hook:git' })]);
+  });
+});
+
 /** A value of an input type for a generated call: real names and ids where the argument names one. */
 function sample(type: GraphQLInputType, arg: string, field: string): unknown {
   const inner = getNullableType(type);
