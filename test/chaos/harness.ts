@@ -185,6 +185,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       watches,
       executions: await executions(sql, executionLog, procs.seen()),
       orphans: procs.orphans(),
+      modulesUnderKilledHosts: procs.underKilledHosts(),
       schedule: { id: setup.scheduleId, ticks },
     });
     const kills = Object.fromEntries(faultKinds.map((k) => [k, done.filter((f) => f.kind === k && !f.error).length])) as Record<FaultKind, number>;
@@ -360,6 +361,7 @@ export function figuresTable(r: ChaosReport): string {
     ['executions seen (by source)', `${m.tasks.executions} ${JSON.stringify(m.executionSources)}`],
     ['subscribers (graphql-ws / SSE), reconnects', `${m.subscribers.total} (${m.subscribers.graphqlWs} / ${m.subscribers.sse}), ${m.subscribers.reconnects}`],
     ['schedule ticks', m.ticks],
+    ['module processes running under a host when it was killed', m.modulesUnderKilledHosts],
     ['**runs lost**', m.counters.runsLost],
     ['**runs stuck**', m.counters.runsStuck],
     ['**tasks with more than one recorded success**', m.counters.tasksSucceededTwice],
