@@ -41,6 +41,8 @@ export interface Measured {
   tasks: { total: number; byStatus: Record<string, number>; executions: number; attemptsRetried: number };
   executionSources: Record<string, number>;
   subscribers: { total: number; graphqlWs: number; sse: number; reconnects: number; completed: number };
+  /** Module processes running under a host when it was SIGKILLed: the candidates for orphans. */
+  modulesUnderKilledHosts: number;
   ticks: number;
 }
 
@@ -76,6 +78,7 @@ export interface MeasureInput {
   watches: RunWatch[];
   executions: Execution[];
   orphans: Orphan[];
+  modulesUnderKilledHosts: number;
   schedule: { id: string; ticks: Date[] };
 }
 
@@ -196,5 +199,6 @@ export async function measure(input: MeasureInput): Promise<Measured> {
       completed: watches.filter((w) => w.done).length,
     },
     ticks: schedule.ticks.length,
+    modulesUnderKilledHosts: input.modulesUnderKilledHosts,
   };
 }

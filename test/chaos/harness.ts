@@ -22,8 +22,10 @@ export interface ChaosOptions {
   durationMs: number;
   /** Faults injected over that time (kills and restarts of every kind). */
   faults: number;
-  /** A run is started about this often, ms. */
+  /** A run is started about this often, ms, while faults are injected… */
   runEveryMs: number;
+  /** …unless this many of the suite's runs are still open (a slow machine is not buried under a backlog). */
+  maxOpenRuns: number;
   /** Width of the fan-out (tasks between the split and the join), smallest and largest. */
   fanOut: [number, number];
   /** How long each task's module works, ms. */
@@ -45,6 +47,7 @@ export const defaultChaosOptions: ChaosOptions = {
   durationMs: 120_000,
   faults: 30,
   runEveryMs: 1_500,
+  maxOpenRuns: 8,
   fanOut: [4, 12],
   taskMs: [200, 1_500],
   cron: '*/3 * * * * *',
@@ -99,6 +102,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const done: ChaosReport['faults'] = [];
     const exitedOnTheirOwn: ChaosReport['exitedOnTheirOwn'] = [];
     let lastFaultEnd = chaosStart;
+    const faultsDone = false;
     const injecting = (async () => {
       for (const f of plan) {
         await sleep(chaosStart + f.at - Date.now());
@@ -118,26 +122,41 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       }
     })();
 
-    // The schedule fires during the planned chaos phase only, however long slow recoveries stretch it: its load
-    // stays what the options say. Its ticks up to then are counted.
+    // The schedule fires, and runs start, for as long as faults are injected (slow recoveries on a loaded machine
+    // stretch the phase past its planned length: the faults must still hit work under way).
     const ticksCounted = (async () => {
       await sleep(chaosEnd - Date.now());
-      return pauseScheduleWhenCaughtUp(sqlFor(cluster), gql, setup.scheduleId, o.cron, setup.createdBy, chaosEnd, chaosEnd + o.settleMs);
+      await injecting;
+      const end = Date.now();
+      return pauseScheduleWhenCaughtUp(sqlFor(cluster), gql, setup.scheduleId, o.cron, setup.createdBy, end, end + o.settleMs);
     })();
     ticksCounted.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const acknowledged = new Map<string, string>();
     const starting: Promise<void>[] = [];
-    for (let i = 0; Date.now() < chaosEnd; i++) {
+    let pending = 0;
+    for (let i = 0; Date.now() < chaosEnd || !faultsDone; i++) {
+      // Open: its subscriber has not seen it end (one that lost the end is let go after 2 minutes).
+      const open = watches.filter((w) => !w.done && Date.now() - w.since < 120_000).length;
+      if (pending + open >= o.maxOpenRuns) {
+        i--;
+        await sleep(250);
+        continue;
+      }
+      pending++;
       const workflow = setup.workflows[Math.floor(random() * setup.workflows.length)]!;
       const key = `chaos-${o.seed}-${i}`;
       const transport = i % 2 ? 'sse' : 'graphql-ws';
       starting.push(
         gql(`mutation ($w: String!, $k: String!) { startRun(workflow: $w, idempotencyKey: $k) { id } }`, { w: workflow, k: key }).then(
           (data) => {
+            pending--;
             acknowledged.set(key, data.startRun.id);
             watches.push(watchRun(data.startRun.id, transport, () => cluster.upUrl(), CHAOS_TOKEN));
           },
-          (err) => log(`starting ${key} was never acknowledged: ${(err as Error).message}`),
+          (err) => {
+            pending--;
+            log(`starting ${key} was never acknowledged: ${(err as Error).message}`);
+          },
         ),
       );
       await sleep(o.runEveryMs * (0.5 + random()));
@@ -185,6 +204,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       watches,
       executions: await executions(sql, executionLog, procs.seen()),
       orphans: procs.orphans(),
+      modulesUnderKilledHosts: procs.underKilledHosts(),
       schedule: { id: setup.scheduleId, ticks },
     });
     const kills = Object.fromEntries(faultKinds.map((k) => [k, done.filter((f) => f.kind === k && !f.error).length])) as Record<FaultKind, number>;
@@ -360,6 +380,7 @@ export function figuresTable(r: ChaosReport): string {
     ['executions seen (by source)', `${m.tasks.executions} ${JSON.stringify(m.executionSources)}`],
     ['subscribers (graphql-ws / SSE), reconnects', `${m.subscribers.total} (${m.subscribers.graphqlWs} / ${m.subscribers.sse}), ${m.subscribers.reconnects}`],
     ['schedule ticks', m.ticks],
+    ['module processes running under a host when it was killed', m.modulesUnderKilledHosts],
     ['**runs lost**', m.counters.runsLost],
     ['**runs stuck**', m.counters.runsStuck],
     ['**tasks with more than one recorded success**', m.counters.tasksSucceededTwice],

@@ -44,6 +44,7 @@ it('sees a module under its host and counts it as an orphan once it outlives the
     await new Promise((r) => setTimeout(r, 1_000));
     await watcher.sampleNow();
     expect(watcher.orphans()).toMatchObject([{ task, pid: modulePid, hostPid: host.pid }]);
+    expect(watcher.underKilledHosts()).toBe(1);
   } finally {
     await watcher.stop();
   }

@@ -47,6 +47,8 @@ export interface ProcessWatcher {
   /** Every module process seen, by `task:attempt:time`. */
   seen(): ModuleProcess[];
   orphans(): Orphan[];
+  /** Module processes that were running under a host when it was killed (the orphans' candidates). */
+  underKilledHosts(): number;
   /** Module processes alive now (to kill them at the end, as the suite owns them). */
   alive(): Promise<number[]>;
   stop(): Promise<void>;
@@ -60,6 +62,8 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
   const seen = new Map<string, ModuleProcess>();
   const killedAt = new Map<number, number>();
   const orphans = new Map<string, Orphan>();
+  let lastAlive = new Set<string>();
+  let underKilled = 0;
   let stopped = false;
 
   async function scan(): Promise<{ pid: number; proc: ModuleProcess; stat: Stat }[]> {
@@ -100,8 +104,10 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
 
   async function sample() {
     const now = Date.now();
+    const alive = new Set<string>();
     for (const { proc } of await scan()) {
       const key = `${proc.task}:${proc.attempt}:${proc.time}`;
+      alive.add(key);
       const known = seen.get(key);
       if (!known) seen.set(key, proc);
       else if (known.hostPid === undefined && proc.hostPid !== undefined) known.hostPid = proc.hostPid;
@@ -112,6 +118,7 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
         orphans.set(key, { ...seen.get(key)!, pid: proc.pid, aliveAfterMs: Math.max(previous?.aliveAfterMs ?? 0, now - killed) });
       }
     }
+    lastAlive = alive;
   }
 
   const loop = (async () => {
@@ -125,7 +132,9 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
     sampleNow: () => sample().catch(() => undefined),
     hostKilled(pid) {
       killedAt.set(pid, Date.now());
+      underKilled += [...lastAlive].filter((key) => seen.get(key)?.hostPid === pid).length;
     },
+    underKilledHosts: () => underKilled,
     seen: () => [...seen.values()],
     orphans: () => [...orphans.values()],
     async alive() {

@@ -9,6 +9,8 @@ export type Transport = 'graphql-ws' | 'sse';
 export interface RunWatch {
   runId: string;
   transport: Transport;
+  /** When the subscriber started watching (ms since the epoch). */
+  since: number;
   tasks: Map<string, { status: string; attempt: number }>;
   runStatus?: string;
   /** The server completed the stream after the run ended. */
@@ -39,6 +41,7 @@ export function watchRun(runId: string, transport: Transport, pickUrl: () => str
   const watch: RunWatch = {
     runId,
     transport,
+    since: Date.now(),
     tasks: new Map(),
     done: false,
     reconnects: 0,
