@@ -173,7 +173,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         }
       },
     });
-    // Resolve only once the server has the subscription, so a message published right after is not missed.
+    return trackCore(sub);
+  }
+
+  /** A core-NATS subscription, resolved once the server has it (so a message published right after is not missed). */
+  async function trackCore(sub: ReturnType<typeof nc.subscribe>): Promise<Subscription> {
     await nc.flush();
     const subscription: Subscription = {
       async stop() {
@@ -294,15 +298,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
           );
         },
       });
-      await nc.flush();
-      const subscription: Subscription = {
-        async stop() {
-          subscriptions.delete(subscription);
-          if (!sub.isClosed()) sub.unsubscribe();
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+      return trackCore(sub);
     },
 
     async publishCancel(message) {
