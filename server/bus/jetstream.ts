@@ -1,22 +1,13 @@
 // The NATS JetStream bus for real deployments: owns the TASKS and EVENTS streams, their durable pull consumers
 // and the core-NATS cancel broadcast. Written for nats-server 2.9 (one filter subject per consumer, no batch publish).
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiError,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-  RetentionPolicy,
-  StorageType,
-  type StreamConfig,
-} from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { connect, nanos } from '@nats-io/transport-node';
 import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { type JsDelivery, PullSubscription } from './jetstream-pull';
+import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
 
 export interface JetStreamBusOptions {
   /** nats://host:port, or several separated by commas. */
@@ -37,8 +28,6 @@ export interface JetStreamBusOptions {
 // Flow control is per subscription, on the client; the server-side cap only guards against a runaway client.
 const SERVER_MAX_ACK_PENDING = 20_000;
 
-const API_STREAM_NOT_FOUND = 10059;
-const API_STREAM_NAME_IN_USE = 10058;
 const API_CONSUMER_NOT_FOUND = 10014;
 const API_WORKQUEUE_CONSUMER_NOT_UNIQUE = 10100;
 
@@ -354,51 +343,4 @@ async function runTaskHandler(handler: (delivery: Delivery<TaskMessage>) => Prom
   } catch {
     if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
   }
-}
-
-async function ensureStream(
-  jsm: JetStreamManager,
-  config: Partial<StreamConfig> & { name: string; subjects: string[]; retention: RetentionPolicy },
-): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    let existing: StreamConfig | undefined;
-    try {
-      existing = (await jsm.streams.info(config.name)).config;
-    } catch (err) {
-      if (!isApiError(err, API_STREAM_NOT_FOUND)) throw err;
-    }
-    if (!existing) {
-      try {
-        await jsm.streams.add(config);
-        return;
-      } catch (err) {
-        // Another process created it between our look and our add: look again.
-        if (attempt === 0 && isApiError(err, API_STREAM_NAME_IN_USE)) continue;
-        throw err;
-      }
-    }
-    if (existing.retention !== config.retention) {
-      throw new Error(`stream ${config.name} exists with ${existing.retention} retention, not ${config.retention}; it cannot be changed in place`);
-    }
-    const same =
-      existing.subjects?.length === config.subjects.length &&
-      config.subjects.every((s) => existing.subjects?.includes(s)) &&
-      existing.duplicate_window === config.duplicate_window &&
-      (config.max_age === undefined || existing.max_age === config.max_age);
-    if (!same) {
-      // The client merges this into the current config, so an undefined key would erase a setting.
-      const { subjects, duplicate_window, max_age } = config;
-      await jsm.streams.update(config.name, { subjects, duplicate_window, ...(max_age === undefined ? {} : { max_age }) });
-    }
-    return;
-  }
-}
-
-function isApiError(err: unknown, code: number): boolean {
-  return err instanceof JetStreamApiError && err.code === code;
-}
-
-/** Subject tokens and consumer names cannot hold `.`, `*`, `>` or whitespace. */
-function subjectToken(value: string): string {
-  return value.replace(/[^A-Za-z0-9_-]/g, '_');
 }
