@@ -154,9 +154,11 @@ builder.subscriptionField('runEvents', (t) =>
             if (terminalRun.has(run.status) && after === run.eventSeq) return; // it ended, and the caller saw it
             from(after);
           }
+          // A resume of a run that had ended stops at its last event, even one stored after its terminal status.
+          const last = after !== null && terminalRun.has(run.status) ? run.eventSeq : Number.POSITIVE_INFINITY;
           for await (const event of events) {
             yield event;
-            if (event.kind === 'run-status' && terminalRun.has(event.status)) return;
+            if ((event.kind === 'run-status' && terminalRun.has(event.status)) || event.seq >= last) return;
           }
           watch.assertStillValid();
         } finally {

@@ -3,7 +3,6 @@
 // commit order with no holes. The feed on the bus is only the fast path; this is what a subscriber resumes from
 // and what fills whatever the bus lost.
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
-import { bulkInsert } from '../db/bulk';
 import { type Db, queryRows, type Tx } from '../db/client';
 import { runEvents } from '../db/tables/run-events';
 import { runs, type Task, tasks } from '../db/tables/runs';
@@ -28,19 +27,19 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
   const out: FeedEvent[] = [];
   for (const runId of [...byRun.keys()].sort()) {
     const list = byRun.get(runId)!;
-    const [row] = await queryRows<{ event_seq: string | number }>(
+    // One statement: the run's number bumped (its row locked until commit) and the events stored under it.
+    const rows = await queryRows<{ seq: string | number }>(
       tx,
-      sql`update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq`,
+      sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq)
+          insert into run_events (run_id, seq, event)
+          select ${runId}::uuid, bumped.event_seq - ${list.length} + e.ord, e.event || jsonb_build_object('seq', bumped.event_seq - ${list.length} + e.ord)
+          from bumped, jsonb_array_elements(${JSON.stringify(list)}::jsonb) with ordinality as e(event, ord)
+          returning seq`,
     );
-    if (!row) continue;
-    let seq = Number(row.event_seq) - list.length;
+    if (!rows.length) continue; // no such run
+    let seq = Math.min(...rows.map((r) => Number(r.seq))) - 1;
     for (const event of list) out.push({ ...event, seq: ++seq } as FeedEvent);
   }
-  await bulkInsert(
-    tx,
-    runEvents,
-    out.map((event) => ({ runId: event.runId, seq: event.seq, event: event as unknown as Record<string, unknown> })),
-  );
   return out;
 }
 

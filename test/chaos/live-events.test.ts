@@ -256,8 +256,6 @@ describe('resuming and filling gaps (one replica, NATS)', () => {
       const db = await stored(runId);
       for (const w of watchers) {
         expect(await within(w.done, 30_000)).toBe(true);
-        if (process.env.DBG)
-          console.log('WATCHER', watchers.indexOf(w), JSON.stringify(w.events.map((e) => [e.seq, e.node, e.status ?? e.runStatus ?? e.__typename])));
         expect(stateOf(w.events)).toEqual({ run: 'SUCCEEDED', tasks: db.tasks });
       }
       expect(dropped).toBeGreaterThan(10);

@@ -59,10 +59,21 @@ export function createApi(token: string, onUnauthenticated: (message: string) =>
       fetchExchange,
       subscriptionExchange({
         forwardSubscription(request) {
-          const input = { ...request, query: request.query ?? '' };
+          const input = { ...request, query: request.query ?? '', variables: { ...request.variables } as Record<string, unknown> };
+          // An operation that takes `$after` resumes after a reconnect: graphql-ws sends this same payload again, so
+          // it asks for the events after the last one received (each result's `extensions.seq`), not a new snapshot.
+          const resumable = /\$after\b/.test(input.query);
           return {
             subscribe(sink) {
-              const unsubscribe = ws.subscribe(input, sink);
+              const unsubscribe = ws.subscribe(input, {
+                next(result) {
+                  const seq = (result.extensions as { seq?: unknown } | undefined)?.seq;
+                  if (resumable && typeof seq === 'number') input.variables.after = seq;
+                  sink.next(result as Parameters<typeof sink.next>[0]);
+                },
+                error: (error) => sink.error(error),
+                complete: () => sink.complete(),
+              });
               return { unsubscribe };
             },
           };

@@ -74,8 +74,8 @@ export const TASK_LOGS = graphql(`
 `);
 
 export const RUN_EVENTS = graphql(`
-  subscription RunPageEvents($runId: ID!) {
-    runEvents(runId: $runId) {
+  subscription RunPageEvents($runId: ID!, $after: Int) {
+    runEvents(runId: $runId, after: $after) {
       __typename
       ... on RunStatusEvent { at runStatus message }
       ... on TaskStatusEvent { at taskId node status attempt reason message }
