@@ -3,7 +3,7 @@
 import { eq } from 'drizzle-orm';
 import { AuditedDenial, audit, audited } from '../audit/audit';
 import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { type Declassification, datasets, declassifications } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
@@ -55,6 +55,50 @@ export async function requestDeclassification(
   });
 }
 
+/**
+ * Throws unless `identity` may decide the request now: it is still pending, the decider is not its author, and is an
+ * admin or a member of the team owning the dataset's namespace. A refusal is an {@link AuditedDenial}: audited where
+ * a decision is attempted (inside `audited`), not where the dashboards only ask (`Declassification.viewerCan`).
+ */
+export async function assertMayDecide(
+  db: Db | Tx,
+  ability: AppAbility,
+  identity: Identity | null,
+  request: Declassification,
+  dataset: { namespace: string; name: string },
+): Promise<void> {
+  const subject = `dataset:${dataset.namespace}/${dataset.name}.${request.column}`;
+  if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${request.id} was already ${request.state.toLowerCase()}.`);
+  if (identity && request.requestedBy === identity.id) {
+    throw new AuditedDenial(
+      {
+        identity,
+        action: 'declassification.decide',
+        decision: 'deny',
+        subject,
+        rule: 'the approver of a declassification is not its author',
+        details: { id: request.id },
+      },
+      'You asked for this declassification, so someone else must decide it.',
+    );
+  }
+  const ns = await loadNamespaceSubject(db, dataset.namespace);
+  const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
+  if (!maySign) {
+    throw new AuditedDenial(
+      {
+        identity,
+        action: 'declassification.decide',
+        decision: 'deny',
+        subject,
+        rule: 'deciders are admins or members of the owning team',
+        details: { id: request.id },
+      },
+      `Only admins or members of the team owning "${dataset.namespace}" may decide declassifications there.`,
+    );
+  }
+}
+
 /** Approves (and applies) or rejects a declassification. The approver may not be its author. */
 export async function decideDeclassification(
   db: Db,
@@ -68,35 +112,7 @@ export async function decideDeclassification(
       if (!request) throw notFound(`No declassification ${input.id}.`);
       const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
       const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
-      if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
-      if (request.requestedBy === identity.id) {
-        throw new AuditedDenial(
-          {
-            identity,
-            action: 'declassification.decide',
-            decision: 'deny',
-            subject,
-            rule: 'the approver of a declassification is not its author',
-            details: { id: request.id },
-          },
-          'You asked for this declassification, so someone else must decide it.',
-        );
-      }
-      const ns = await loadNamespaceSubject(tx, dataset!.namespace);
-      const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
-      if (!maySign) {
-        throw new AuditedDenial(
-          {
-            identity,
-            action: 'declassification.decide',
-            decision: 'deny',
-            subject,
-            rule: 'deciders are admins or members of the owning team',
-            details: { id: request.id },
-          },
-          `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`,
-        );
-      }
+      await assertMayDecide(tx, ability, identity, request, dataset!);
       const [decided] = await tx
         .update(declassifications)
         .set({ state: input.approve ? 'APPROVED' : 'REJECTED', decidedBy: identity.id, decidedAt: new Date() })
