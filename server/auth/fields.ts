@@ -39,6 +39,7 @@ export const subjectFields = {
     meta: [
       'id',
       'node',
+      'run',
       'status',
       'kind',
       'moduleRef',
