@@ -17,5 +17,6 @@ import './types/catalog';
 import './types/cache';
 import './types/executors';
 import './types/node';
+import './types/viewer-can';
 
 export const schema = builder.toSchema({ sortSchema: true });

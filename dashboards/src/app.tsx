@@ -4,7 +4,7 @@ import { Provider } from '@urql/preact';
 import { Component, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { createApi, type LiveState } from './api/client';
-import { checkToken, clearToken, readToken, saveToken } from './api/session';
+import { checkToken, clearToken, onTokenRemoved, readToken, saveToken } from './api/session';
 import { lazyPage } from './components/lazy';
 import { ErrorState, Loading } from './components/states';
 import { AuditPage } from './pages/audit';
@@ -17,6 +17,7 @@ import { RunsPage } from './pages/runs';
 import { SavingsPage } from './pages/savings';
 import { SchedulesPage } from './pages/schedules';
 import { SignInPage } from './pages/sign-in';
+import { TaskPage } from './pages/task';
 import { WorkflowsPage } from './pages/workflows';
 import { Link, navigate, useLocation } from './router';
 import { type Session, SessionContext } from './session';
@@ -41,6 +42,7 @@ function route(path: string): ComponentChildren {
   let m: RegExpExecArray | null;
   if (path === '/' || path === '/runs') return <RunsPage />;
   if ((m = /^\/runs\/([^/]+)$/.exec(path))) return <RunPage id={decodeURIComponent(m[1]!)} />;
+  if ((m = /^\/tasks\/([^/]+)$/.exec(path))) return <TaskPage id={decodeURIComponent(m[1]!)} />;
   if (path === '/workflows') return <WorkflowsPage />;
   if ((m = /^\/workflows\/([^/]+)$/.exec(path))) return <WorkflowPage name={decodeURIComponent(m[1]!)} />;
   if (path === '/modules') return <ModulesPage />;
@@ -84,6 +86,9 @@ export function App() {
       })
       .finally(() => setRestoring(false));
   }, []);
+
+  // signed out in another tab: this one follows
+  useEffect(() => (session ? onTokenRemoved(() => session.signOut('You signed out in another tab.')) : undefined), [session]);
 
   if (restoring) return <Loading label="Signing in…" />;
   if (!session) {

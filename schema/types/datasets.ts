@@ -6,6 +6,7 @@ import { addDatasetVersion, type ColumnView, createDataset, datasetColumns, data
 import { decideDeclassification, requestDeclassification } from '../../server/governance/declassification';
 import { type Preview, previewDataset } from '../../server/governance/preview';
 import { datasetsByIds, datasetVersionsOf, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
+import { taskById } from '../../server/runs/queries';
 import type { Label, Level } from '../../server/vocabulary';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -13,6 +14,7 @@ import type { Context } from '../context';
 import { NodeRef } from '../node';
 import { DomainEnum, LevelEnum } from './enums';
 import { IdentityRef } from './identity';
+import { TaskRef } from './tasks';
 
 const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
   description: 'A level and categories. `UNCLASSIFIED` (no label yet) ranks above every level for enforcement.',
@@ -37,11 +39,23 @@ const ColumnRef = builder.objectRef<ColumnView>('DatasetColumn').implement({
   }),
 });
 
+const VersionColumnRef = builder.objectRef<{ name: string; type: string }>('DatasetVersionColumn').implement({
+  description: 'A column as one version of a dataset declared it (its label is the dataset’s, on `Dataset.columns`).',
+  fields: (t) => ({ name: t.exposeString('name'), type: t.exposeString('type') }),
+});
+
 const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').implement({
   fields: (t) => ({
     version: t.exposeInt('version'),
     digest: t.exposeString('digest'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    columns: t.field({ type: [VersionColumnRef], description: 'The columns this version has.', resolve: (v) => v.columns }),
+    producedBy: t.field({
+      type: TaskRef,
+      nullable: true,
+      description: 'The task that wrote this version, when a run did (its run, inputs and module are on the task).',
+      resolve: (v, _a, ctx) => (v.producedByTaskId ? taskById(ctx.services.db, v.producedByTaskId) : null),
+    }),
   }),
 });
 
@@ -75,7 +89,7 @@ DatasetRef.implement({
   }),
 });
 
-const DeclassificationRef = builder.objectRef<Declassification>('Declassification').implement({
+export const DeclassificationRef = builder.objectRef<Declassification>('Declassification').implement({
   authScopes: guard('Declassification', 'Declassification'),
   interfaces: [NodeRef],
   fields: (t) => ({

@@ -8,6 +8,7 @@ import {
   moduleByName,
   modulesByIds,
   moduleVersionsByIds,
+  runsUsingVersion,
   tagEventsOfModules,
   taggedOrNumberedVersion,
   tagsOfModules,
@@ -26,6 +27,7 @@ import type { Context } from '../context';
 import { groupLoader, sharedLoader } from '../loaders';
 import { NodeRef } from '../node';
 import { IdentityRef } from './identity';
+import { RunRef } from './runs';
 import { TeamRef } from './teams';
 
 /** Modules and module versions by id, each loaded once per request however many fields name it. */
@@ -37,7 +39,7 @@ export const ModuleRef = builder.loadableObjectRef('Module', {
   load: (ids: string[], ctx: Context) => modulesByIds(ctx.services.db, ids),
   sort: (m) => m.id,
 });
-const ModuleTagRef = builder.objectRef<ModuleTag>('ModuleTag');
+export const ModuleTagRef = builder.objectRef<ModuleTag>('ModuleTag');
 
 // Loaders several fields share: a module's versions (versions, latestVersion, usage), its tags (Module.tags,
 // ModuleVersion.tags), a version's usage (ModuleVersion.usage, Module.usage).
@@ -178,6 +180,12 @@ ModuleVersionRef.implement({
       resolve: async (v, _a, ctx) => (await tagsOf(ctx).load(v.moduleId)).filter((tag) => tag.versionId === v.id).map((tag) => tag.tag),
     }),
     usage: t.field({ type: UsageRef, resolve: (v, _a, ctx) => usageOf(ctx).load(v.id) }),
+    runs: t.field({
+      type: [RunRef],
+      description: 'The latest runs that had a task pinned to this version, newest first.',
+      args: { limit: t.arg.int({ defaultValue: 10, description: '1 to 100.' }) },
+      resolve: (v, args, ctx) => runsUsingVersion(ctx.services.db, v.id, Math.min(Math.max(args.limit ?? 10, 1), 100)),
+    }),
     testResult: t.field({ type: TestResultRef, nullable: true, resolve: (v) => v.testResult }),
     deprecated: t.boolean({ resolve: (v) => v.deprecatedAt !== null }),
     deprecatedAt: t.expose('deprecatedAt', { type: 'DateTime', nullable: true }),

@@ -3,9 +3,12 @@
 
 import { audited } from '../../server/audit/audit';
 import { assertCan } from '../../server/auth/ability';
+import type { Run } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
 import { assertMayIn, assertMayStartIn, assertMayStartWorkflowIn } from '../../server/governance/grants';
+import { assertCancellable } from '../../server/orchestrator/cancel';
 import { findRun } from '../../server/runs/queries';
+import type { Domain } from '../../server/vocabulary';
 import { workflowDomainRef } from '../../server/workflows/queries';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -27,9 +30,30 @@ function jsonObject(value: unknown, name: string): Record<string, unknown> {
 }
 
 /** Clones and reruns keep their source's domain, so starting them needs the same grant. */
-async function assertMayRestart(ctx: Context, runId: string) {
+export async function assertMayRestart(ctx: Context, runId: string, what: string) {
+  assertCan(ctx.ability, 'start', 'Run', what);
   const source = isUuid(runId) ? await RunRef.getDataloader(ctx).load(runId) : null;
   if (source) assertMayStartIn(ctx.ability, source.domain);
+}
+
+/**
+ * Whether the caller may start a run of `workflow` in `domain` (default: the workflow's own); a refusal off the
+ * workflow's domain is audited at once (asking about its own domain, as `viewerCan.start` does, never is).
+ */
+export async function assertMayStartWorkflow(ctx: Context, workflowRef: string, domainArg?: Domain | null, version?: number | null) {
+  assertCan(ctx.ability, 'start', 'Run', 'start runs');
+  const workflow = await workflowDomainRef(ctx.services.db, workflowRef, version ?? undefined);
+  const domain = domainArg ?? workflow?.domain;
+  if (domain) assertMayStartIn(ctx.ability, domain);
+  // Outside the workflow's own domain only for who may read its spec (the orchestrator checks it again, for every start).
+  if (workflow && domain) await assertMayStartWorkflowIn(ctx.services.db, ctx.ability, ctx.identity, workflow, domain);
+}
+
+/** Whether the caller may cancel the run (a refusal names the grant; an ended run has nothing to cancel). */
+export function assertMayCancel(ctx: Context, run: Pick<Run, 'id' | 'status' | 'domain'>) {
+  assertCan(ctx.ability, 'cancel', 'Run', 'cancel runs');
+  assertMayIn(ctx.ability, 'cancel', 'Run', run.domain, 'cancel runs');
+  assertCancellable(run);
 }
 
 builder.mutationFields((t) => ({
@@ -53,12 +77,7 @@ builder.mutationFields((t) => ({
       }),
     },
     resolve: async (_root, args, ctx) => {
-      assertCan(ctx.ability, 'start', 'Run', 'start runs');
-      const workflow = await workflowDomainRef(ctx.services.db, args.workflow, args.version ?? undefined);
-      const domain = args.domain ?? workflow?.domain;
-      if (domain) assertMayStartIn(ctx.ability, domain);
-      // Outside the workflow's own domain only for who may read its spec (the orchestrator checks it again, for every start).
-      if (workflow && domain) await assertMayStartWorkflowIn(ctx.services.db, ctx.ability, ctx.identity, workflow, domain);
+      await assertMayStartWorkflow(ctx, args.workflow, args.domain, args.version);
       return audited(ctx.services.db, () =>
         ctx.services.orchestrator.startRun(
           {
@@ -86,8 +105,7 @@ builder.mutationFields((t) => ({
       parameters: t.arg({ type: 'JSON', description: 'Run parameters to change; the others keep the source run’s values.' }),
     },
     resolve: async (_root, args, ctx) => {
-      assertCan(ctx.ability, 'start', 'Run', 'clone runs');
-      await assertMayRestart(ctx, String(args.id));
+      await assertMayRestart(ctx, String(args.id), 'clone runs');
       return audited(ctx.services.db, () => ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity));
     },
   }),
@@ -102,8 +120,7 @@ builder.mutationFields((t) => ({
       modules: t.arg({ type: [ModuleOverrideInput] }),
     },
     resolve: async (_root, args, ctx) => {
-      assertCan(ctx.ability, 'start', 'Run', 'rerun runs');
-      await assertMayRestart(ctx, String(args.id));
+      await assertMayRestart(ctx, String(args.id), 'rerun runs');
       return audited(ctx.services.db, () =>
         ctx.services.orchestrator.rerunRun(
           String(args.id),
@@ -120,7 +137,8 @@ builder.mutationFields((t) => ({
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'cancel', 'Run', 'cancel runs');
       const run = await findRun(ctx.services.db, checkId(String(args.id), 'run'));
-      assertMayIn(ctx.ability, 'cancel', 'Run', run.domain, 'cancel runs');
+      // the state is checked again under the run's lock
+      assertMayCancel(ctx, run);
       return ctx.services.orchestrator.cancelRun(run.id, ctx.identity);
     },
   }),

@@ -1,6 +1,7 @@
 // Schedules: cron expressions in a time zone that start runs of a workflow, their upcoming fire times and recent
 // fires; `Workflow.schedules`; create, update, pause, resume and delete.
 import { assertCan } from '../../server/auth/ability';
+import type { Run } from '../../server/db/tables/runs';
 import type { Schedule, ScheduleFire } from '../../server/db/tables/schedules';
 import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
 import {
@@ -11,6 +12,7 @@ import {
   pauseSchedule,
   recentFires,
   resumeSchedule,
+  schedulesOfRuns,
   schedulesOfWorkflows,
   upcomingFireTimes,
   updateSchedule,
@@ -99,6 +101,19 @@ ScheduleRef.implement({
   }),
 });
 
+builder.objectField(RunRef, 'schedule', (t) =>
+  t.loadable({
+    type: ScheduleRef,
+    nullable: true,
+    description: 'The schedule whose fire started this run (trigger SCHEDULE); null for runs no schedule started, or once it is deleted.',
+    load: async (ids: string[], ctx: Context) => {
+      const byRun = await schedulesOfRuns(ctx.services.db, ids);
+      return ids.map((id) => byRun.get(id) ?? null);
+    },
+    resolve: (run) => (run as Run).id,
+  }),
+);
+
 builder.objectField(WorkflowRef, 'schedules', (t) =>
   t.loadableGroup({
     type: ScheduleRef,
@@ -174,7 +189,7 @@ type JsonObject = Record<string, unknown> | null | undefined;
  * Throws unless the caller may change the schedule in its domains (its workflow's, and its parameters'); NOT_FOUND for
  * none. Who owns it is checked by the change itself.
  */
-async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<void> {
+export async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<void> {
   assertCan(ctx.ability, 'update', 'Schedule', what);
   const schedule = await findSchedule(ctx.services.db, id);
   const workflow = await WorkflowRef.getDataloader(ctx).load(schedule.workflowId);

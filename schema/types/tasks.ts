@@ -92,6 +92,7 @@ TaskRef.implement({
     id: t.exposeID('id'),
     node: t.exposeString('node'),
     status: t.field({ type: TaskStatusEnum, resolve: (r) => r.status }),
+    run: t.field({ type: RunRef, description: 'The run this task is a node of.', resolve: (task) => task.runId }),
     kind: t.exposeString('kind', { description: 'module, workflow (a nested workflow run) or map (a module fanned out over a list).' }),
     moduleRef: t.exposeString('moduleRef', { nullable: true, description: 'The module as the spec named it (a tag or a version).' }),
     moduleVersion: t.field({

@@ -28,6 +28,9 @@ export const subjectFields = {
       'workflowVersion',
       'createdBy',
       'tasks',
+      // what the caller may do to it (schema/types/viewer-can.ts): decided by the ability, never by run data
+      'viewerCan',
+      'schedule',
     ],
     data: ['parameters', 'events'],
     own: ['idempotencyKey'],
@@ -36,6 +39,7 @@ export const subjectFields = {
     meta: [
       'id',
       'node',
+      'run',
       'status',
       'kind',
       'moduleRef',
@@ -75,7 +79,21 @@ export const subjectFields = {
     data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
   },
   Workflow: {
-    meta: ['id', 'name', 'description', 'domain', 'createdAt', 'createdBy', 'team', 'latestVersion', 'versions', 'schedules', 'version', 'workflow'],
+    meta: [
+      'id',
+      'name',
+      'description',
+      'domain',
+      'createdAt',
+      'createdBy',
+      'team',
+      'latestVersion',
+      'versions',
+      'schedules',
+      'version',
+      'workflow',
+      'viewerCan',
+    ],
     // A version's spec holds literal parameter defaults and task parameters (and its digest is a hash of them, an
     // oracle for a guess): the workflow's domain's data.
     data: ['spec', 'digest'],
@@ -104,11 +122,12 @@ export const subjectFields = {
       'outcome',
       'run',
       'message',
+      'viewerCan',
     ],
     data: ['parameters'],
   },
   Module: {
-    meta: ['id', 'namespace', 'name', 'fullName', 'description', 'createdAt', 'versions', 'tags', 'latestVersion', 'owner', 'usage', 'tagHistory'],
+    meta: ['id', 'namespace', 'name', 'fullName', 'description', 'createdAt', 'versions', 'tags', 'latestVersion', 'owner', 'usage', 'tagHistory', 'viewerCan'],
     data: [],
   },
   ModuleVersion: {
@@ -128,6 +147,7 @@ export const subjectFields = {
       'publishedBy',
       'tags',
       'usage',
+      'runs',
       'testResult',
       'deprecated',
       'deprecatedAt',
@@ -138,8 +158,8 @@ export const subjectFields = {
   Team: { meta: ['id', 'name', 'description', 'members', 'namespaces', 'domains'], data: [] },
   Namespace: { meta: ['name', 'team'], data: [] },
   Identity: { meta: ['id', 'name', 'kind', 'role', 'owner'], data: [] },
-  Dataset: { meta: ['id', 'namespace', 'name', 'fullName', 'domain', 'description', 'createdAt', 'versions', 'columns', 'catalog'], data: [] },
-  Declassification: { meta: ['id', 'dataset', 'column', 'from', 'to', 'reason', 'state', 'requestedBy', 'decidedBy', 'createdAt'], data: [] },
+  Dataset: { meta: ['id', 'namespace', 'name', 'fullName', 'domain', 'description', 'createdAt', 'versions', 'columns', 'catalog', 'viewerCan'], data: [] },
+  Declassification: { meta: ['id', 'dataset', 'column', 'from', 'to', 'reason', 'state', 'requestedBy', 'decidedBy', 'createdAt', 'viewerCan'], data: [] },
   AuditEvent: { meta: ['id', 'at', 'identity', 'action', 'decision', 'subject', 'rule', 'details'], data: [] },
   ExecutorHost: {
     meta: [

@@ -77,8 +77,11 @@ async function lockDataset(tx: Tx, fullName: string): Promise<Dataset> {
   return row;
 }
 
-/** Namespace writers only; a refusal is audited like every other catalog decision. */
-async function assertMayManage(tx: Tx, ability: AppAbility, identity: Identity, dataset: Dataset, action: string) {
+/**
+ * Namespace writers only; a refusal is audited like every other catalog decision (inside `audited`; asking through
+ * `Dataset.viewerCan` audits nothing).
+ */
+export async function assertMayManage(tx: Db | Tx, ability: AppAbility, identity: Identity | null, dataset: Dataset, action: string) {
   try {
     await assertMayWriteNamespace(tx, ability, dataset.namespace);
   } catch (error) {

@@ -5,7 +5,7 @@ import { audit, audited } from '../audit/audit';
 import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
 import { secondPersonProblem } from '../auth/people';
 import { refusal } from '../auth/refuse';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { type Declassification, datasets, declassifications } from '../db/tables/governance';
 import { type Identity, identities } from '../db/tables/identities';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
@@ -57,6 +57,53 @@ export async function requestDeclassification(
   });
 }
 
+/**
+ * Throws unless `identity` may decide the request now: it is still pending, the decider is not its author, and is an
+ * admin or a member of the team owning the dataset's namespace. A refusal (see `refusal`): audited where
+ * a decision is attempted (inside `audited`), not where the dashboards only ask (`Declassification.viewerCan`).
+ */
+export async function assertMayDecide(
+  db: Db | Tx,
+  ability: AppAbility,
+  identity: Identity | null,
+  request: Declassification,
+  dataset: { namespace: string; name: string },
+): Promise<void> {
+  const subject = `dataset:${dataset.namespace}/${dataset.name}.${request.column}`;
+  if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${request.id} was already ${request.state.toLowerCase()}.`);
+  // The two-person rule counts humans, not identities: a service account stands for its owner.
+  if (identity) {
+    const [requester] = await db.select().from(identities).where(eq(identities.id, request.requestedBy));
+    const notSecond = requester ? secondPersonProblem(requester, identity, 'declassification') : null;
+    if (notSecond) {
+      throw refusal(
+        {
+          identity,
+          action: 'declassification.decide',
+          subject,
+          rule: 'the approver of a declassification is a different human from its author (a service account counts as its owner)',
+          details: { id: request.id, requestedBy: requester!.name },
+        },
+        notSecond,
+      );
+    }
+  }
+  const ns = await loadNamespaceSubject(db, dataset.namespace);
+  const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
+  if (!maySign) {
+    throw refusal(
+      {
+        identity,
+        action: 'declassification.decide',
+        subject,
+        rule: 'deciders are admins or members of the owning team',
+        details: { id: request.id },
+      },
+      `Only admins or members of the team owning "${dataset.namespace}" may decide declassifications there.`,
+    );
+  }
+}
+
 /** Approves (and applies) or rejects a declassification. The approver may not be its author. */
 export async function decideDeclassification(
   db: Db,
@@ -70,36 +117,7 @@ export async function decideDeclassification(
       if (!request) throw notFound(`No declassification ${input.id}.`);
       const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
       const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
-      if (request.state !== 'PENDING') throw new AtelierError('CONFLICT', `Declassification ${input.id} was already ${request.state.toLowerCase()}.`);
-      // The two-person rule counts humans, not identities: a service account stands for its owner.
-      const [requester] = await tx.select().from(identities).where(eq(identities.id, request.requestedBy));
-      const notSecond = requester ? secondPersonProblem(requester, identity, 'declassification') : null;
-      if (notSecond) {
-        throw refusal(
-          {
-            identity,
-            action: 'declassification.decide',
-            subject,
-            rule: 'the approver of a declassification is a different human from its author (a service account counts as its owner)',
-            details: { id: request.id, requestedBy: requester!.name },
-          },
-          notSecond,
-        );
-      }
-      const ns = await loadNamespaceSubject(tx, dataset!.namespace);
-      const maySign = isAdmin(ability) || (ns.team !== null && ability.can('publish', namespaceSubject(ns)));
-      if (!maySign) {
-        throw refusal(
-          {
-            identity,
-            action: 'declassification.decide',
-            subject,
-            rule: 'deciders are admins or members of the owning team',
-            details: { id: request.id },
-          },
-          `Only admins or members of the team owning "${dataset!.namespace}" may decide declassifications there.`,
-        );
-      }
+      await assertMayDecide(tx, ability, identity, request, dataset!);
       const [decided] = await tx
         .update(declassifications)
         .set({ state: input.approve ? 'APPROVED' : 'REJECTED', decidedBy: identity.id, decidedAt: new Date() })

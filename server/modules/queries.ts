@@ -12,7 +12,7 @@ import {
   moduleTags,
   moduleVersions,
 } from '../db/tables/modules';
-import { runs, tasks } from '../db/tables/runs';
+import { type Run, runs, tasks } from '../db/tables/runs';
 
 export const modulesByIds = (db: Db, ids: string[]): Promise<Module[]> => db.select().from(modules).where(inArray(modules.id, ids));
 
@@ -44,6 +44,12 @@ export async function usageOfVersions(db: Db, versionIds: string[]): Promise<Map
     .where(inArray(tasks.moduleVersionId, versionIds))
     .groupBy(tasks.moduleVersionId);
   return new Map(rows.map((r) => [r.id!, { runs: Number(r.runs), lastUsedAt: r.last ? new Date(r.last) : null }]));
+}
+
+/** The latest `limit` runs that had a task pinned to the version, newest first. */
+export async function runsUsingVersion(db: Db, versionId: string, limit: number): Promise<Run[]> {
+  const ids = db.selectDistinct({ id: tasks.runId }).from(tasks).where(eq(tasks.moduleVersionId, versionId));
+  return db.select().from(runs).where(inArray(runs.id, ids)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(limit);
 }
 
 /** The catalog by namespace and name (at most 1,000), optionally one namespace and a search in name or description. */

@@ -114,6 +114,29 @@ export async function setModuleTag(
 }
 
 /**
+ * Where a rollback of `tag` would move it, or why it may not: the caller must write the module's namespace, and the
+ * tag must have an earlier version in its history. `rollbackModuleTag` acts on it; `ModuleTag.viewerCan` only asks.
+ */
+export async function rollbackTarget(db: Db | Tx, ability: AppAbility, mod: Module, tag: string): Promise<{ previous: ModuleVersion; target: string }> {
+  await assertMayWriteNamespace(db, ability, mod.namespace);
+  const previous = await taggedVersion(db, mod.id, tag);
+  if (!previous) throw notFound(`${mod.namespace}/${mod.name} has no tag "${tag}".`);
+  const history = await db
+    .select()
+    .from(moduleTagEvents)
+    .where(and(eq(moduleTagEvents.moduleId, mod.id), eq(moduleTagEvents.tag, tag)))
+    .orderBy(desc(moduleTagEvents.createdAt), desc(moduleTagEvents.id));
+  let undone = 0;
+  for (const event of history) {
+    if (event.action === 'rollback') undone++;
+    else if (undone > 0) undone--;
+    else if (event.fromVersionId) return { previous, target: event.fromVersionId };
+    else break;
+  }
+  throw new AtelierError('CONFLICT', `Tag "${tag}" of ${mod.namespace}/${mod.name} has no earlier version to roll back to.`);
+}
+
+/**
  * Moves a tag back to the version it pointed at before its last move. Rollbacks stack: rolling back twice
  * undoes the last two moves, as an undo history would, instead of flipping between two versions.
  */
@@ -126,25 +149,7 @@ export async function rollbackModuleTag(
   checkTag(input.tag);
   return db.transaction(async (tx) => {
     const mod = await lockModule(tx, input.module);
-    await assertMayWriteNamespace(tx, ability, mod.namespace);
-    const previous = await taggedVersion(tx, mod.id, input.tag);
-    if (!previous) throw notFound(`${mod.namespace}/${mod.name} has no tag "${input.tag}".`);
-    const history = await tx
-      .select()
-      .from(moduleTagEvents)
-      .where(and(eq(moduleTagEvents.moduleId, mod.id), eq(moduleTagEvents.tag, input.tag)))
-      .orderBy(desc(moduleTagEvents.createdAt), desc(moduleTagEvents.id));
-    let undone = 0;
-    let target: string | null | undefined;
-    for (const event of history) {
-      if (event.action === 'rollback') undone++;
-      else if (undone > 0) undone--;
-      else {
-        target = event.fromVersionId;
-        break;
-      }
-    }
-    if (!target) throw new AtelierError('CONFLICT', `Tag "${input.tag}" of ${mod.namespace}/${mod.name} has no earlier version to roll back to.`);
+    const { previous, target } = await rollbackTarget(tx, ability, mod, input.tag);
     const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, target));
     await moveTags(tx, mod.id, version!, [input.tag], identity, input.reason ?? `rolled back from ${previous.version}`, {
       force: input.force,
@@ -178,7 +183,7 @@ export async function deprecateModuleVersion(
   });
 }
 
-async function taggedVersion(tx: Tx, moduleId: string, tag: string): Promise<ModuleVersion | null> {
+async function taggedVersion(tx: Db | Tx, moduleId: string, tag: string): Promise<ModuleVersion | null> {
   const [row] = await tx
     .select({ version: moduleVersions })
     .from(moduleTags)

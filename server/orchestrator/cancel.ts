@@ -13,10 +13,15 @@ export async function cancelRun(ctx: OrchestratorContext, runId: string, identit
   return transact(ctx, async (tc) => {
     const run = await lockRun(tc.tx, runId);
     if (!run) throw notFound(`No run ${runId}.`);
-    if (run.status !== 'QUEUED' && run.status !== 'RUNNING')
-      throw new AtelierError('CONFLICT', `Run ${runId} has already ended (${run.status}); there is nothing to cancel.`);
+    assertCancellable(run);
     return cancelInTx(tc, run, `cancelled${identity ? ` by ${identity.name}` : ''}`);
   });
+}
+
+/** Throws CONFLICT unless the run is still active (the cancel mutation, and `Run.viewerCan.cancel`). */
+export function assertCancellable(run: Pick<Run, 'id' | 'status'>): void {
+  if (run.status !== 'QUEUED' && run.status !== 'RUNNING')
+    throw new AtelierError('CONFLICT', `Run ${run.id} has already ended (${run.status}); there is nothing to cancel.`);
 }
 
 /** Cancels a locked, active run and, through its workflow nodes, its nested runs. */

@@ -87,6 +87,16 @@ export async function listSchedules(db: Db, workflow?: string | null): Promise<S
 export const schedulesOfWorkflows = (db: Db, workflowIds: string[]): Promise<Schedule[]> =>
   db.select().from(schedules).where(inArray(schedules.workflowId, workflowIds)).orderBy(asc(schedules.createdAt), asc(schedules.id));
 
+/** The schedule whose fire started each of these runs (runs no schedule started are absent). */
+export async function schedulesOfRuns(db: Db, runIds: string[]): Promise<Map<string, Schedule>> {
+  const rows = await db
+    .select({ runId: scheduleFires.runId, schedule: schedules })
+    .from(scheduleFires)
+    .innerJoin(schedules, eq(schedules.id, scheduleFires.scheduleId))
+    .where(inArray(scheduleFires.runId, runIds));
+  return new Map(rows.map((r) => [r.runId!, r.schedule]));
+}
+
 /** A schedule's latest `limit` fires, newest first. */
 export const recentFires = (db: Db, scheduleId: string, limit: number): Promise<ScheduleFire[]> =>
   db.select().from(scheduleFires).where(eq(scheduleFires.scheduleId, scheduleId)).orderBy(desc(scheduleFires.fireTime)).limit(limit);

@@ -140,7 +140,7 @@ describe('dashboards in Chromium', () => {
     await t?.stop();
   });
 
-  it('signs in with a token kept in session storage, never in the URL', async () => {
+  it('signs in with a token kept in local storage (shared by the tabs of the origin), never in the URL', async () => {
     await page.goto(t.url);
     await page.getByRole('heading', { name: /Atelier/ }).waitFor();
     await page.getByLabel('Token').fill('atl_not-a-real-token');
@@ -158,7 +158,7 @@ describe('dashboards in Chromium', () => {
     await page.getByRole('heading', { name: 'Runs', level: 1 }).waitFor();
     await page.getByText('No runs yet').waitFor();
     expect(page.url()).not.toContain(t.app.adminToken);
-    expect(await page.evaluate(() => sessionStorage.getItem('atelier-token'))).toBe(t.app.adminToken);
+    expect(await page.evaluate(() => localStorage.getItem('atelier-token'))).toBe(t.app.adminToken);
     expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual([
       'Runs',
       'Workflows',

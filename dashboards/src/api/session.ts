@@ -1,10 +1,11 @@
-// The signed-in token lives in this tab's sessionStorage only: it is sent as a header and in the graphql-ws
-// connection params, never put in a URL, and is gone when the tab closes.
+// The signed-in token lives in this origin's localStorage, so a link opened in a new tab (or shared with oneself)
+// opens signed in: it is sent as a header and in the graphql-ws connection params, never put in a URL, and signing
+// out (in any tab) removes it everywhere (`onTokenRemoved`).
 const KEY = 'atelier-token';
 
 export const readToken = (): string | null => {
   try {
-    return sessionStorage.getItem(KEY);
+    return localStorage.getItem(KEY);
   } catch {
     return null; // storage disabled: the user signs in again per page load
   }
@@ -12,7 +13,7 @@ export const readToken = (): string | null => {
 
 export const saveToken = (token: string) => {
   try {
-    sessionStorage.setItem(KEY, token);
+    localStorage.setItem(KEY, token);
   } catch {
     // keep it in memory only
   }
@@ -20,11 +21,20 @@ export const saveToken = (token: string) => {
 
 export const clearToken = () => {
   try {
-    sessionStorage.removeItem(KEY);
+    localStorage.removeItem(KEY);
   } catch {
     // nothing stored
   }
 };
+
+/** Calls `signedOut` when another tab of this origin signs out (removes the token); returns the unsubscribe. */
+export function onTokenRemoved(signedOut: () => void): () => void {
+  const listener = (event: StorageEvent) => {
+    if ((event.key === KEY || event.key === null) && !readToken()) signedOut();
+  };
+  window.addEventListener('storage', listener);
+  return () => window.removeEventListener('storage', listener);
+}
 
 /** Asks the API who the token belongs to; throws with a readable message when it is refused. */
 export async function checkToken(token: string): Promise<{ name: string; role: string }> {

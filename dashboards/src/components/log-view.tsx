@@ -97,6 +97,7 @@ export function LogView({ buffer, version, label, loading }: { buffer: LogBuffer
         <span class="log-number" aria-hidden="true">
           {i + 1}
         </span>
+        <LineTime at={buffer.timeAt(i)} />
         <span class="log-text">{needle ? highlight(text, lower) : text}</span>
       </div>,
     );
@@ -116,6 +117,9 @@ export function LogView({ buffer, version, label, loading }: { buffer: LogBuffer
         <label class="check">
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow the end
         </label>
+        <button type="button" class="button small" disabled={buffer.length === 0} onClick={() => download(buffer, label)}>
+          Download
+        </button>
       </div>
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrolling region must take focus so keyboard users can scroll it (WCAG 2.1.1) */}
       <section class="log-scroll" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label={`Logs of ${label}`}>
@@ -129,6 +133,28 @@ export function LogView({ buffer, version, label, loading }: { buffer: LogBuffer
       </section>
     </div>
   );
+}
+
+const lineTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3, hour12: false });
+
+function LineTime({ at }: { at: number | null }) {
+  if (at === null) return <span class="log-time" />;
+  const iso = new Date(at).toISOString();
+  return (
+    <time class="log-time" dateTime={iso} title={iso}>
+      {lineTime.format(at)}
+    </time>
+  );
+}
+
+/** Saves the whole log (every line, with its time and stream) as a text file. */
+function download(buffer: LogBuffer, label: string) {
+  const url = URL.createObjectURL(new Blob([buffer.text()], { type: 'text/plain;charset=utf-8' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `${label.replace(/[^\w.-]+/g, '-')}.log`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 function highlight(text: string, lowerNeedle: string) {

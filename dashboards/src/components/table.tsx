@@ -29,7 +29,7 @@ interface ShellProps {
   class?: string;
   describedBy?: string;
   caption?: ComponentChildren;
-  /** Inside a card the table stands alone; elsewhere it scrolls sideways in its own frame. */
+  /** Inside a card the table has no frame of its own; either way it scrolls sideways in its own box. */
   wrap?: boolean;
   /** Below the table, inside its frame (a count, a hint). */
   footer?: ComponentChildren;
@@ -52,7 +52,8 @@ export function Table({ columns, label, class: className, describedBy, caption, 
       <tbody>{children}</tbody>
     </table>
   );
-  if (!wrap) return table;
+  // without the frame still in a box of its own that scrolls sideways, so a wide table never widens the page
+  if (!wrap) return <div class="table-scroll">{table}</div>;
   return (
     <div class="table-wrap">
       {table}

@@ -1,5 +1,16 @@
 // Human-readable times, durations and sizes.
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+import { useEffect, useState } from 'preact/hooks';
+
+// with the time zone's name: a timestamp read by people in two places (or pasted into a chat) says which clock
+const dateTime = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  timeZoneName: 'short',
+});
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 const integer = new Intl.NumberFormat();
 
@@ -26,6 +37,14 @@ export function formatDuration(ms: number | null | undefined): string {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+/** Time saved, given in hours, in the unit that reads best: "12 s", "4.5 min", "3.2 h" (never "0.0 h" for seconds). */
+export function formatSaved(hours: number): string {
+  const s = Math.max(0, hours * 3600);
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 3600) return `${(s / 60).toFixed(s < 600 ? 1 : 0)} min`;
+  return `${hours.toFixed(hours < 10 ? 1 : 0)} h`;
+}
+
 /** Time between two timestamps, or from the first until now while the second is missing. */
 export function span(from: string | null | undefined, to: string | null | undefined): number | null {
   if (!from) return null;
@@ -44,11 +63,38 @@ export function formatBytes(n: number): string {
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
+/** A relative time ("2 minutes ago") that keeps ticking, with the absolute time and its zone as the tooltip. */
 export function Time({ iso }: { iso: string | null | undefined }) {
+  const ago = useTicking(() => formatAgo(iso));
   if (!iso) return <span class="muted">—</span>;
   return (
     <time dateTime={iso} title={formatDateTime(iso)}>
-      {formatAgo(iso)}
+      {ago}
     </time>
   );
+}
+
+// One timer for every relative time on the page: each second each recomputes its text, and only the ones whose
+// text changed re-render.
+const tickers = new Set<() => void>();
+let timer: ReturnType<typeof setInterval> | null = null;
+
+function useTicking(compute: () => string): string {
+  const [, setText] = useState('');
+  const text = compute();
+  useEffect(() => {
+    const tick = () => setText(compute());
+    tickers.add(tick);
+    timer ??= setInterval(() => {
+      for (const t of tickers) t();
+    }, 1000);
+    return () => {
+      tickers.delete(tick);
+      if (!tickers.size && timer) {
+        clearInterval(timer);
+        timer = null;
+      }
+    };
+  });
+  return text;
 }

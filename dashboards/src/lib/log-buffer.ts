@@ -19,6 +19,31 @@ export class LogBuffer {
     return this.streams[i] === 1;
   }
 
+  /** When line i was written (ms; its batch's server time), found by a binary search over the batches. */
+  timeAt(i: number): number | null {
+    let lo = 0;
+    let hi = this.batches.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.batches[mid]!.start <= i) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found < 0 ? null : this.batches[found]!.at;
+  }
+
+  /** The whole log as text, one `time stream line` per line, for a download. */
+  text(): string {
+    const out: string[] = [];
+    for (let i = 0; i < this.lines.length; i++) {
+      const at = this.timeAt(i);
+      out.push(`${at === null ? '-' : new Date(at).toISOString()} ${this.isStderr(i) ? 'stderr' : 'stdout'} ${this.lines[i]}`);
+    }
+    return `${out.join('\n')}\n`;
+  }
+
   append(stream: Stream | string, lines: readonly string[], at: number) {
     if (!lines.length) return;
     const start = this.lines.length;
@@ -51,7 +76,13 @@ export class LogBuffer {
     for (const [i, h] of history.entries()) this.streams[i] = h.stream === 'stderr' ? 1 : 0;
     this.streams.set(liveStreams, history.length);
     this.lines.push(...liveLines);
-    this.batches = [{ at: firstAt, start: 0 }, ...liveBatches];
+    // one batch per run of history lines written at the same time, so each line keeps its own time
+    const historyBatches: { at: number; start: number }[] = [];
+    for (const [i, h] of history.entries()) {
+      const at = Date.parse(h.at);
+      if (historyBatches[historyBatches.length - 1]?.at !== at) historyBatches.push({ at, start: i });
+    }
+    this.batches = [...historyBatches, ...liveBatches];
     this.version++;
   }
 

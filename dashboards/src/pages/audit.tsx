@@ -2,6 +2,7 @@
 // decision as a chip and its details expandable. Anyone else gets the API's refusal as an "admins only" state.
 import { useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
+import { subjectHref } from '../components/links';
 import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { type Column, DataTable } from '../components/table';
@@ -9,7 +10,7 @@ import { graphql, type ResultOf } from '../graphql';
 import { formatDateTime, formatInteger, Time } from '../lib/format';
 import { useDebounced } from '../lib/hooks';
 import { useTitle } from '../lib/title';
-import { navigate, useLocation, withQuery } from '../router';
+import { Link, navigate, useLocation, withQuery } from '../router';
 
 const AUDIT_EVENTS = graphql(`
   query AuditEvents($since: DateTime, $limit: Int) {
@@ -115,7 +116,20 @@ const auditColumns: Column<AuditEvent>[] = [
   { header: 'Who', cell: (e) => e.identity?.name ?? <span class="muted">system</span> },
   { header: 'Action', cell: (e) => <code>{e.action}</code> },
   { header: 'Decision', cell: (e) => <span class={`chip decision-${e.decision}`}>{e.decision}</span> },
-  { header: 'Subject', rowHeader: true, cell: (e) => <code>{e.subject}</code> },
+  {
+    header: 'Subject',
+    rowHeader: true,
+    cell: (e) => {
+      const href = subjectHref(e.subject);
+      return href ? (
+        <Link href={href}>
+          <code>{e.subject}</code>
+        </Link>
+      ) : (
+        <code>{e.subject}</code>
+      );
+    },
+  },
   { header: 'Rule and details', cell: (e) => <RuleAndDetails event={e} /> },
 ];
 

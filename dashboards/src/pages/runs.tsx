@@ -4,6 +4,7 @@
 import { useClient, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { refetch } from '../api/client';
+import { ScheduleLink } from '../components/links';
 import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge, terminalRunStatuses } from '../components/status';
@@ -27,6 +28,7 @@ export const RunRow = graphql(`
     domain
     workflow { id name domain }
     createdBy { name }
+    schedule { id name }
   }
 `);
 
@@ -275,7 +277,10 @@ const runColumns: Column<Run>[] = [
   },
   { header: 'Status', cell: (run) => <StatusBadge status={run.status} /> },
   { header: 'Trigger', cell: (run) => run.trigger.toLowerCase() },
-  { header: 'Started by', cell: (run) => run.createdBy?.name ?? <span class="muted">—</span> },
+  {
+    header: 'Started by',
+    cell: (run) => (run.schedule ? <ScheduleLink schedule={run.schedule} /> : (run.createdBy?.name ?? <span class="muted">—</span>)),
+  },
   { header: 'Created', cell: (run) => <Time iso={run.createdAt} /> },
   { header: 'Duration', class: 'num', cell: (run) => formatDuration(span(run.startedAt, run.finishedAt)) },
   { header: 'Run', cell: (run) => <code class="id">{run.id.slice(0, 8)}</code> },

@@ -6,9 +6,9 @@ import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
-import { formatDuration, formatInteger } from '../lib/format';
+import { formatInteger, formatSaved } from '../lib/format';
 import { useTitle } from '../lib/title';
-import { navigate, useLocation, withQuery } from '../router';
+import { Link, navigate, useLocation, withQuery } from '../router';
 
 const SAVINGS = graphql(`
   query Savings($since: DateTime!) {
@@ -52,8 +52,8 @@ const sum = (rows: readonly Totals[]): Totals =>
   });
 const rate = (t: Totals) => (t.hits + t.misses ? t.hits / (t.hits + t.misses) : 0);
 const percent = (x: number) => `${Math.round(x * 1000) / 10}%`;
-/** Hours saved, in seconds or minutes while under an hour (a new install saves seconds at first). */
-const hours = (h: number) => (h < 1 ? formatDuration(h * HOUR) : `${h.toFixed(h < 10 ? 1 : 0)} h`);
+/** Time saved, in seconds, minutes or hours (a new install saves seconds at first). */
+const hours = formatSaved;
 
 /** Bucket boundaries ending at the current bucket's end, newest last: aligned to whole hours (or local days). */
 function boundaries(range: Range, now: number): number[] {
@@ -152,13 +152,13 @@ export function SavingsPage() {
                 <dd>{formatInteger(totals.misses)}</dd>
               </div>
               <div>
-                <dt>Hours saved</dt>
+                <dt>Time saved</dt>
                 <dd data-testid="hours-saved">{hours(totals.savedHours)}</dd>
               </div>
             </dl>
             <div class="card">
               <h2 class="card-title">
-                Over time <span class="muted">hours saved per {range.bucketMs === DAY ? 'day' : 'hour'}, with the hit rate</span>
+                Over time <span class="muted">time saved per {range.bucketMs === DAY ? 'day' : 'hour'}, with the hit rate</span>
               </h2>
               <QueryState
                 data={overTime.buckets ?? undefined}
@@ -210,6 +210,16 @@ function BucketChart({ buckets, daily }: { buckets: Bucket[]; daily: boolean }) 
   );
 }
 
+/** A workflow or module group leads to its page (a team has none). */
+function GroupLink({ kind, group }: { kind: string; group: string }) {
+  if (kind === 'By workflow') return <Link href={`/workflows/${encodeURIComponent(group)}`}>{group}</Link>;
+  if (kind === 'By module' && group.includes('/')) {
+    const [namespace, name] = group.split('/');
+    return <Link href={`/modules/${encodeURIComponent(namespace!)}/${encodeURIComponent(name!)}`}>{group}</Link>;
+  }
+  return <>{group}</>;
+}
+
 function GroupTable({ title, rows }: { title: string; rows: readonly Row[] }) {
   const sorted = [...rows].sort((a, b) => b.savedHours - a.savedHours || b.hits - a.hits);
   return (
@@ -221,7 +231,7 @@ function GroupTable({ title, rows }: { title: string; rows: readonly Row[] }) {
         rowKey={(r) => r.group}
         rowProps={(r) => ({ 'data-group': r.group })}
         columns={[
-          { header: title.replace('By ', '').replace(/^./, (c) => c.toUpperCase()), cell: (r) => r.group },
+          { header: title.replace('By ', '').replace(/^./, (c) => c.toUpperCase()), cell: (r) => <GroupLink kind={title} group={r.group} /> },
           {
             header: 'Hit rate',
             class: 'num',

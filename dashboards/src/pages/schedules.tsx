@@ -1,15 +1,16 @@
 // Cron schedules: each with its workflow, cron in its time zone, the next fire times and the latest fires
 // (with the runs they started); pause and resume in place.
 import { useMutation, useQuery } from '@urql/preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
+import { PermittedButton } from '../components/permitted';
 import { EmptyState, FormError, QueryState } from '../components/states';
 import { StatusBadge } from '../components/status';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { formatDateTime, Time } from '../lib/format';
 import { useTitle } from '../lib/title';
-import { Link } from '../router';
+import { Link, useLocation } from '../router';
 
 const SCHEDULES = graphql(`
   query Schedules {
@@ -22,6 +23,7 @@ const SCHEDULES = graphql(`
       catchUp
       overlap
       workflow { name }
+      viewerCan { change { allowed reason } }
       nextFireTimes(count: 3)
       fires(limit: 3) { id fireTime outcome message run { id status } }
     }
@@ -51,6 +53,12 @@ export function SchedulesPage() {
   const [resumeState, resume] = useMutation(RESUME);
   const [error, setError] = useState<string | null>(null);
   const schedules = result.data?.schedules;
+  // a run's "started by schedule X" leads here: that schedule's row is marked and scrolled to
+  const highlighted = useLocation().query.get('schedule');
+  useEffect(() => {
+    const id = schedules?.find((s) => s.id === highlighted || s.name === highlighted)?.id;
+    if (id) document.getElementById(`schedule-${id}`)?.scrollIntoView({ block: 'center' });
+  }, [highlighted, Boolean(schedules)]);
   const toggle = async (id: string, paused: boolean) => {
     setError(null);
     const r = paused ? await resume({ id }) : await pause({ id });
@@ -80,7 +88,11 @@ export function SchedulesPage() {
           <DataTable
             rows={schedules}
             rowKey={(s) => s.id}
-            rowProps={(s) => ({ 'data-schedule': s.name })}
+            rowProps={(s) => ({
+              'data-schedule': s.name,
+              id: `schedule-${s.id}`,
+              class: highlighted && (s.id === highlighted || s.name === highlighted) ? 'selected' : undefined,
+            })}
             columns={[
               {
                 header: 'Schedule',
@@ -140,6 +152,9 @@ export function SchedulesPage() {
                           )}
                         </li>
                       ))}
+                      <li>
+                        <Link href={`/runs?workflow=${encodeURIComponent(s.workflow.name)}&trigger=SCHEDULE`}>all scheduled runs</Link>
+                      </li>
                     </ul>
                   ),
               },
@@ -147,15 +162,15 @@ export function SchedulesPage() {
                 header: 'Actions',
                 hideHeader: true,
                 cell: (s) => (
-                  <button
-                    type="button"
+                  <PermittedButton
+                    permission={s.viewerCan.change}
                     class="button"
                     disabled={pauseState.fetching || resumeState.fetching}
                     onClick={() => toggle(s.id, s.paused)}
                     aria-label={`${s.paused ? 'Resume' : 'Pause'} ${s.name}`}
                   >
                     {s.paused ? 'Resume' : 'Pause'}
-                  </button>
+                  </PermittedButton>
                 ),
               },
             ]}

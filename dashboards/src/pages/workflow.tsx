@@ -6,6 +6,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { Dag, MAX_DRAWN_NODES } from '../components/dag';
 import { type FormValues, initialValues, ParameterTable, ParamFields } from '../components/param-form';
+import { DeniedReason, type Permission } from '../components/permitted';
 import { FormError, Loading, NotFoundState, QueryState } from '../components/states';
 import { StatusBadge } from '../components/status';
 import { graphql, type ResultOf } from '../graphql';
@@ -13,6 +14,7 @@ import { Time } from '../lib/format';
 import { asSpec, moduleRefsOf, parseFields, runParameterFields, type SpecShape, schemaProperties, withTag } from '../lib/run-form';
 import { useTitle } from '../lib/title';
 import { Link, navigate } from '../router';
+import { SpecHistoryCard } from './workflow-versions';
 
 const WORKFLOW = graphql(`
   query WorkflowPage($name: String!) {
@@ -23,8 +25,9 @@ const WORKFLOW = graphql(`
       domain
       createdAt
       createdBy { name }
+      viewerCan { start { allowed reason } }
       latestVersion { id version createdAt digest spec }
-      versions { id version createdAt }
+      versions { id version createdAt spec }
     }
     runs(first: 10, filter: { workflow: $name }) {
       edges { node { id status trigger createdAt createdBy { name } } }
@@ -132,7 +135,7 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
           ) : modules.loading ? (
             <Loading label="Reading the modules’ parameter schemas…" />
           ) : (
-            <StartForm workflow={workflow.name} spec={spec} schemas={modules.schemas} />
+            <StartForm workflow={workflow.name} spec={spec} schemas={modules.schemas} permission={workflow.viewerCan.start} />
           )}
         </div>
         <div class="card">
@@ -175,6 +178,8 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
           />
         )}
       </div>
+
+      <SpecHistoryCard versions={workflow.versions} withheld={withheld ? specWithheld(workflow.domain) : null} />
 
       <div class="card">
         <h2 class="card-title">Tasks and their module parameters</h2>
@@ -234,7 +239,7 @@ function useModuleSchemas(spec: SpecShape) {
   return { loading: state?.key !== key, byRef, schemas };
 }
 
-function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecShape; schemas: Map<string, unknown> }) {
+function StartForm({ workflow, spec, schemas, permission }: { workflow: string; spec: SpecShape; schemas: Map<string, unknown>; permission: Permission }) {
   const fields = useMemo(() => runParameterFields(spec, schemas), [spec, schemas]);
   const [values, setValues] = useState<FormValues>(() => initialValues(fields));
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -270,9 +275,16 @@ function StartForm({ workflow, spec, schemas }: { workflow: string; spec: SpecSh
         }}
       />
       <FormError message={error} />
-      <button type="submit" class="button primary" disabled={state.fetching}>
+      <button
+        type="submit"
+        class="button primary"
+        disabled={!permission.allowed || state.fetching}
+        title={permission.reason ?? undefined}
+        aria-describedby={permission.allowed ? undefined : 'start-denied'}
+      >
         {state.fetching ? 'Starting…' : 'Start run'}
       </button>
+      <DeniedReason permission={permission} id="start-denied" />
     </form>
   );
 }

@@ -19,6 +19,7 @@ const WORKFLOWS = graphql(`
       createdAt
       createdBy { name }
       latestVersion { id version createdAt spec }
+      viewerCan { start { allowed reason } }
     }
   }
 `);
@@ -78,11 +79,13 @@ export function WorkflowsPage() {
               {
                 header: 'Actions',
                 hideHeader: true,
-                cell: (w) => (
-                  <Link class="button small" href={`${w.href}#start`}>
-                    Start run…
-                  </Link>
-                ),
+                // offered only to who may start it (the workflow page says why to anyone else)
+                cell: (w) =>
+                  w.viewerCan.start.allowed ? (
+                    <Link class="button small" href={`${w.href}#start`}>
+                      Start run…
+                    </Link>
+                  ) : null,
               },
             ]}
           />

@@ -3,6 +3,7 @@
 import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage } from '../../api/client';
+import { PermittedButton } from '../../components/permitted';
 import { FormError } from '../../components/states';
 import { formatDateTime, Time } from '../../lib/format';
 import { type DatasetData, PUBLISH, WITHDRAW } from './documents';
@@ -61,8 +62,8 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
       )}
       <div class="button-row">
         {!catalog.published && (
-          <button
-            type="button"
+          <PermittedButton
+            permission={dataset.viewerCan.manageCatalog}
             class="button primary"
             onClick={doPublish}
             disabled={blocked || publishState.fetching}
@@ -70,12 +71,12 @@ export function CatalogPanel({ dataset, onChange }: { dataset: DatasetData; onCh
             title={blocked ? 'Resolve the blockers above first' : undefined}
           >
             {publishState.fetching ? 'Publishing…' : 'Publish to catalog'}
-          </button>
+          </PermittedButton>
         )}
         {catalog.published && !withdrawing && (
-          <button type="button" class="button danger" onClick={() => setWithdrawing(true)}>
+          <PermittedButton permission={dataset.viewerCan.manageCatalog} class="button danger" onClick={() => setWithdrawing(true)}>
             Withdraw…
-          </button>
+          </PermittedButton>
         )}
       </div>
       {withdrawing && (

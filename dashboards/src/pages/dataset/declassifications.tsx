@@ -4,6 +4,7 @@ import { useMutation, useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../../api/client';
 import { LabelChips } from '../../components/label-chips';
+import { PermittedButton } from '../../components/permitted';
 import { FormError, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
@@ -65,24 +66,26 @@ export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string
                 hideHeader: true,
                 cell: (d) => (
                   <span class="button-row">
-                    <button
-                      type="button"
+                    <PermittedButton
+                      permission={d.viewerCan.decide}
                       class="button primary small"
                       disabled={decideState.fetching}
                       onClick={() => doDecide(d.id, true)}
                       aria-label={`Approve declassifying ${d.column}`}
                     >
                       Approve
-                    </button>
-                    <button
-                      type="button"
-                      class="button small"
-                      disabled={decideState.fetching}
-                      onClick={() => doDecide(d.id, false)}
-                      aria-label={`Reject declassifying ${d.column}`}
-                    >
-                      Reject
-                    </button>
+                    </PermittedButton>
+                    {d.viewerCan.decide.allowed && (
+                      <button
+                        type="button"
+                        class="button small"
+                        disabled={decideState.fetching}
+                        onClick={() => doDecide(d.id, false)}
+                        aria-label={`Reject declassifying ${d.column}`}
+                      >
+                        Reject
+                      </button>
+                    )}
                   </span>
                 ),
               },

@@ -10,8 +10,9 @@ export const DATASET = graphql(`
       domain
       createdAt
       columns { name type needsClassification label { level categories } computedLabel { level categories } }
-      versions { version digest createdAt }
+      versions { version digest createdAt columns { name type } producedBy { id node run { id workflow { name } } moduleVersion { ref manifest } } }
       catalog { published publishedAt publishedBy { name } blockers }
+      viewerCan { manageCatalog { allowed reason } }
     }
   }
 `);
@@ -48,6 +49,7 @@ export const DECLASSIFICATIONS = graphql(`
       from { level categories }
       to { level categories }
       requestedBy { name }
+      viewerCan { decide { allowed reason } }
     }
   }
 `);

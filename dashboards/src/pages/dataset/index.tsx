@@ -1,8 +1,10 @@
 // A dataset's page: its columns with their labels (UNCLASSIFIED flagged), versions, catalog state with publish and
 // withdraw, a preview of its sample rows at the viewer's clearance, and the declassifications waiting on it.
 import { useQuery } from '@urql/preact';
+import { useState } from 'preact/hooks';
 import { refetch } from '../../api/client';
 import { LabelChips } from '../../components/label-chips';
+import { taskHref } from '../../components/links';
 import { NotFoundState, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
@@ -12,6 +14,7 @@ import type { DomainName } from '../datasets';
 import { CatalogPanel } from './catalog';
 import { DeclassificationsPanel } from './declassifications';
 import { DATASET, type DatasetData } from './documents';
+import { LineageCard } from './lineage';
 import { PreviewPanel } from './preview';
 
 export default function DatasetPage({ fullName }: { fullName: string }) {
@@ -43,6 +46,7 @@ export default function DatasetPage({ fullName }: { fullName: string }) {
           <PreviewPanel name={dataset.fullName} />
           <DeclassificationsPanel dataset={dataset.fullName} onDecided={refresh} />
           <VersionsCard versions={dataset.versions} />
+          <LineageCard dataset={dataset} />
         </section>
       )}
     </QueryState>
@@ -89,8 +93,25 @@ function ColumnsCard({ dataset, unclassified }: { dataset: DatasetData; unclassi
   );
 }
 
+type Version = DatasetData['versions'][number];
+
+/** Who wrote a version: the task of a run (linked to it), or an upload. */
+function Producer({ version: v }: { version: Version }) {
+  if (!v.producedBy) return <span class="muted">uploaded</span>;
+  return (
+    <Link href={taskHref(v.producedBy.run.id, v.producedBy.node)}>
+      task {v.producedBy.node} of {v.producedBy.run.workflow.name} (run {v.producedBy.run.id.slice(0, 8)})
+    </Link>
+  );
+}
+
 function VersionsCard({ versions }: { versions: DatasetData['versions'] }) {
   const newestFirst = [...versions].sort((a, b) => b.version - a.version);
+  const [picked, setPicked] = useState<number | null>(null);
+  const latest = newestFirst[0];
+  const chosen = newestFirst.find((v) => v.version === picked) ?? latest;
+  const latestNames = new Set(latest?.columns.map((c) => c.name));
+  const chosenNames = new Set(chosen?.columns.map((c) => c.name));
   return (
     <div class="card">
       <h2 class="card-title">Versions</h2>
@@ -101,9 +122,48 @@ function VersionsCard({ versions }: { versions: DatasetData['versions'] }) {
         columns={[
           { header: 'Version', rowHeader: true, class: 'num', cell: (v) => v.version },
           { header: 'Digest', cell: (v) => <code class="id">{v.digest}</code> },
+          { header: 'Produced by', cell: (v) => <Producer version={v} /> },
           { header: 'Created', cell: (v) => <Time iso={v.createdAt} /> },
         ]}
       />
+      {chosen && (
+        <>
+          <div class="filters version-picker">
+            <label>
+              Show version
+              <select value={chosen.version} onChange={(e) => setPicked(Number(e.currentTarget.value))}>
+                {newestFirst.map((v) => (
+                  <option key={v.version} value={v.version}>
+                    {v.version}
+                    {v === latest ? ' (latest)' : ''}
+                  </option>
+                ))}
+              </select>
+            </label>
+          </div>
+          <DataTable
+            label={`Columns of version ${chosen.version}`}
+            rows={[...chosen.columns, ...(latest?.columns.filter((c) => !chosenNames.has(c.name)) ?? []).map((c) => ({ ...c, absent: true }))]}
+            rowKey={(c) => c.name}
+            rowProps={(c) => ({ 'data-version-column': c.name })}
+            columns={[
+              { header: 'Column', rowHeader: true, cell: (c) => <code>{c.name}</code> },
+              { header: 'Type', cell: (c) => ('absent' in c ? <span class="muted">—</span> : <code>{c.type}</code>) },
+              {
+                header: 'Compared with the latest',
+                cell: (c) =>
+                  'absent' in c ? (
+                    <span class="chip">added later</span>
+                  ) : latestNames.has(c.name) ? (
+                    <span class="muted">in the latest too</span>
+                  ) : (
+                    <span class="chip warn">removed since</span>
+                  ),
+              },
+            ]}
+          />
+        </>
+      )}
     </div>
   );
 }

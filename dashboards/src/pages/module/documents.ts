@@ -10,7 +10,8 @@ export const MODULE = graphql(`
       createdAt
       owner { name }
       usage { runs lastUsedAt }
-      tags { tag updatedAt version { id version } }
+      viewerCan { promote { allowed reason } }
+      tags { tag updatedAt version { id version } viewerCan { rollback { allowed reason } } }
       tagHistory(limit: 30) { tag action reason at from { version } to { version } movedBy { name } }
       versions(limit: 50) {
         id
@@ -28,6 +29,8 @@ export const MODULE = graphql(`
         deprecationReason
         testResult { passed exitCode durationMs command }
         usage { runs }
+        manifest
+        runs(limit: 5) { id status createdAt workflow { name } }
       }
     }
   }

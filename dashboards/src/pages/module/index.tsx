@@ -3,6 +3,7 @@
 import { useMutation, useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../../api/client';
+import { PermittedButton } from '../../components/permitted';
 import { FormError, NotFoundState, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
@@ -10,7 +11,7 @@ import { useTitle } from '../../lib/title';
 import { Link } from '../../router';
 import { MODULE, type ModuleData, ROLLBACK_TAG } from './documents';
 import { PromoteForm } from './promote-form';
-import { VersionsCard } from './versions';
+import { CompareVersionsCard, VersionsCard } from './versions';
 
 export function ModulePage({ fullName }: { fullName: string }) {
   useTitle(fullName);
@@ -44,6 +45,7 @@ export function ModulePage({ fullName }: { fullName: string }) {
           </p>
           <TagsCard module={module} onChange={refresh} />
           <TagHistoryCard module={module} />
+          <CompareVersionsCard module={module} />
           <VersionsCard module={module} />
         </section>
       )}
@@ -76,15 +78,27 @@ function TagsCard({ module, onChange }: { module: ModuleData; onChange(): void }
             header: 'Actions',
             hideHeader: true,
             cell: (t) => (
-              <button type="button" class="button subtle" onClick={() => doRollback(t.tag)} disabled={rollbackState.fetching} aria-label={`Roll back ${t.tag}`}>
+              <PermittedButton
+                permission={t.viewerCan.rollback}
+                class="button subtle"
+                onClick={() => doRollback(t.tag)}
+                disabled={rollbackState.fetching}
+                aria-label={`Roll back ${t.tag}`}
+              >
                 Roll back
-              </button>
+              </PermittedButton>
             ),
           },
         ]}
       />
       <FormError message={error} />
-      <PromoteForm module={module.fullName} tags={module.tags.map((t) => t.tag)} versions={module.versions} onDone={onChange} />
+      <PromoteForm
+        module={module.fullName}
+        tags={module.tags.map((t) => t.tag)}
+        versions={module.versions}
+        permission={module.viewerCan.promote}
+        onDone={onChange}
+      />
     </div>
   );
 }

@@ -2,6 +2,7 @@
 import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage } from '../../api/client';
+import { DeniedReason, type Permission } from '../../components/permitted';
 import { FormError } from '../../components/states';
 import { SET_TAG } from './documents';
 
@@ -10,7 +11,19 @@ interface VersionChoice {
   deprecated: boolean;
 }
 
-export function PromoteForm({ module, tags, versions, onDone }: { module: string; tags: string[]; versions: readonly VersionChoice[]; onDone(): void }) {
+export function PromoteForm({
+  module,
+  tags,
+  versions,
+  permission,
+  onDone,
+}: {
+  module: string;
+  tags: string[];
+  versions: readonly VersionChoice[];
+  permission: Permission;
+  onDone(): void;
+}) {
   const [tag, setTag] = useState(tags.includes('latest') ? 'latest' : (tags[0] ?? 'latest'));
   const [version, setVersion] = useState(versions[0]?.version ?? '');
   const [reason, setReason] = useState('');
@@ -59,9 +72,16 @@ export function PromoteForm({ module, tags, versions, onDone }: { module: string
           <input type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} /> Use the deprecated version anyway
         </label>
       )}
-      <button type="submit" class="button primary" disabled={state.fetching || !version}>
+      <button
+        type="submit"
+        class="button primary"
+        disabled={!permission.allowed || state.fetching || !version}
+        title={permission.reason ?? undefined}
+        aria-describedby={permission.allowed ? undefined : 'promote-denied'}
+      >
         {state.fetching ? 'Moving…' : 'Move tag'}
       </button>
+      <DeniedReason permission={permission} id="promote-denied" />
       <FormError message={error} />
     </form>
   );

@@ -1,9 +1,11 @@
-// What can be done to a run: cancel it (asked twice), clone it with changed parameters, or rerun it.
+// What can be done to a run: cancel it (asked twice), clone it with changed parameters, or rerun it. Each button
+// asks the run's `viewerCan` first: an action the caller may not take is disabled with the API's reason.
 
 import { useMutation } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
 import { errorMessage } from '../../api/client';
 import { type FormValues, initialValues, ParamFields } from '../../components/param-form';
+import { PermittedButton } from '../../components/permitted';
 import { FormError } from '../../components/states';
 import { terminalRunStatuses } from '../../components/status';
 import { asSpec, parseFields, runParameterFields } from '../../lib/run-form';
@@ -11,9 +13,22 @@ import { navigate } from '../../router';
 import { CANCEL_RUN, CLONE_RUN, RERUN_RUN } from './documents';
 import type { RunData, RunStatus, TaskView } from './store';
 
-export function RunActions({ run, status, tasks }: { run: RunData; status: RunStatus; tasks: TaskView[] }) {
+/** The buttons, in the page header; the clone form opens below the header (`cloning`, `onClone`). */
+export function RunActions({
+  run,
+  status,
+  tasks,
+  cloning,
+  onClone,
+}: {
+  run: RunData;
+  status: RunStatus;
+  tasks: TaskView[];
+  cloning: boolean;
+  onClone(open: boolean): void;
+}) {
   const [confirming, setConfirming] = useState(false);
-  const [cloning, setCloning] = useState(false);
+  const can = run.viewerCan;
   const [cancelState, cancel] = useMutation(CANCEL_RUN);
   const [rerunState, rerun] = useMutation(RERUN_RUN);
   const [error, setError] = useState<string | null>(null);
@@ -50,43 +65,42 @@ export function RunActions({ run, status, tasks }: { run: RunData; status: RunSt
               </button>
             </span>
           ) : (
-            <button type="button" class="button danger" onClick={() => setConfirming(true)}>
+            <PermittedButton permission={can.cancel} class="button danger" onClick={() => setConfirming(true)}>
               Cancel run…
-            </button>
+            </PermittedButton>
           ))}
-        <button type="button" class="button" aria-expanded={cloning} aria-controls="clone-form" onClick={() => setCloning(!cloning)}>
+        <PermittedButton permission={can.clone} class="button" aria-expanded={cloning} aria-controls="clone-form" onClick={() => onClone(!cloning)}>
           Clone…
-        </button>
+        </PermittedButton>
         {ended && failedSome && (
-          <button
-            type="button"
+          <PermittedButton
+            permission={can.rerun}
             class="button"
             onClick={() => doRerun('FAILED')}
             disabled={rerunState.fetching}
             title="Run again what did not succeed, reusing the rest"
           >
             Rerun failed
-          </button>
+          </PermittedButton>
         )}
         {ended && (
-          <button
-            type="button"
+          <PermittedButton
+            permission={can.rerun}
             class="button subtle"
             onClick={() => doRerun('ALL')}
             disabled={rerunState.fetching}
             title="Run every task again with the same pinned modules"
           >
             Rerun all
-          </button>
+          </PermittedButton>
         )}
       </div>
       <FormError message={error} />
-      {cloning && <CloneForm run={run} tasks={tasks} onClose={() => setCloning(false)} />}
     </div>
   );
 }
 
-function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; onClose(): void }) {
+export function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; onClose(): void }) {
   const spec = asSpec(run.workflowVersion.spec);
   // The clone keeps the pinned module versions, so their schemas type the fields.
   const fields = useMemo(() => {

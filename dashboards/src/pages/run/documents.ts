@@ -59,6 +59,8 @@ export const RUN = graphql(
         workflow { id name domain }
         workflowVersion { id version spec }
         createdBy { name }
+        schedule { id name }
+        viewerCan { cancel { allowed reason } clone { allowed reason } rerun { allowed reason } }
         childRuns { id status workflow { name } }
         tasks { ...TaskFields }
       }

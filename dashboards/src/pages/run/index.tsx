@@ -7,6 +7,7 @@ import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import { refetch as refetchNow } from '../../api/client';
 import { Dag, type DagNode, MAX_DRAWN_NODES } from '../../components/dag';
+import { ScheduleLink } from '../../components/links';
 import { NotFoundState, QueryState } from '../../components/states';
 import { StatusBadge, terminalRunStatuses } from '../../components/status';
 import { Table } from '../../components/table';
@@ -14,7 +15,7 @@ import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
 import { useNow, useThrottled } from '../../lib/hooks';
 import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
-import { RunActions } from './actions';
+import { CloneForm, RunActions } from './actions';
 import { RUN, RUN_EVENTS } from './documents';
 import { fromCache, type RunData, type RunStatus, RunStore, type TaskView, waitingReasonOf, waitingStatuses } from './store';
 import { TaskPanel } from './task-panel';
@@ -113,6 +114,7 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
     badgeTone: fromCache(t) ? 'cache' : null,
   }));
   const message = store.message;
+  const [cloning, setCloning] = useState(false);
 
   return (
     <section aria-labelledby="run-title" class="run-page">
@@ -125,8 +127,9 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
         <h1 id="run-title">
           {run.workflow.name} <StatusBadge status={status} />
         </h1>
-        <RunActions run={run} status={status} tasks={tasks} />
+        <RunActions run={run} status={status} tasks={tasks} cloning={cloning} onClone={setCloning} />
       </div>
+      {cloning && run.viewerCan.clone.allowed && <CloneForm run={run} tasks={tasks} onClose={() => setCloning(false)} />}
       {message && (
         <p class={`run-message${status === 'FAILED' ? ' error-text' : ''}`} role={status === 'FAILED' ? 'alert' : undefined}>
           {message}
@@ -144,7 +147,7 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
         </div>
         <div>
           <dt>Started by</dt>
-          <dd>{run.createdBy?.name ?? '—'}</dd>
+          <dd>{run.schedule ? <ScheduleLink schedule={run.schedule} /> : (run.createdBy?.name ?? '—')}</dd>
         </div>
         <div>
           <dt>Created</dt>
