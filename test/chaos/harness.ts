@@ -102,7 +102,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const done: ChaosReport['faults'] = [];
     const exitedOnTheirOwn: ChaosReport['exitedOnTheirOwn'] = [];
     let lastFaultEnd = chaosStart;
-    const faultsDone = false;
+    let faultsDone = false;
     const injecting = (async () => {
       for (const f of plan) {
         await sleep(chaosStart + f.at - Date.now());
@@ -120,7 +120,9 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           `${f.kind}${f.kind.includes('control') || f.kind.includes('executor') ? ` #${f.target}` : ''} (down ${f.downMs} ms) took ${lastFaultEnd - t0} ms${error ? `: ${error}` : ''}`,
         );
       }
-    })();
+    })().finally(() => {
+      faultsDone = true;
+    });
 
     // The schedule fires, and runs start, for as long as faults are injected (slow recoveries on a loaded machine
     // stretch the phase past its planned length: the faults must still hit work under way).
