@@ -34,7 +34,9 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
         await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
         await migrate(db as never, { migrationsFolder });
       } finally {
-        await lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+        // A lock whose backend died is gone with it; a query on that dead reserved connection would wait forever
+        // (porsager/postgres#1199), so the unlock gets a few seconds.
+        await Promise.race([lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {}), new Promise((r) => setTimeout(r, 5_000).unref())]);
         lock.release();
       }
     } catch (error) {

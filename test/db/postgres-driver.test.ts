@@ -1,0 +1,56 @@
+// The Postgres driver survives a backend that dies under it. postgres@3.4.9 throws from a timer when a query is
+// written to a connection whose socket has closed (porsager/postgres#1208): no caller can catch it, and the
+// control plane died with it when Postgres restarted mid-run (the chaos suite saw it). Atelier patches the driver
+// (server/db/patches, applied by `npm install`/`npm ci`); this is the upstream reproduction, and what must hold
+// after it: the query fails as a closed connection, the process lives, and the next query works.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+let server: PostgresServer | undefined;
+
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+}, 30_000);
+
+// In a process of its own: unpatched, the driver's throw ends the process it runs in.
+const REPRO = `
+import postgres from 'postgres';
+const sql = postgres(process.env.URL, { max: 2, onnotice: () => undefined });
+const killer = postgres(process.env.URL, { max: 1, onnotice: () => undefined });
+const reserved = await sql.reserve();
+const [{ pid }] = await reserved\`select pg_backend_pid() as pid\`;
+await killer\`select pg_terminate_backend(\${pid})\`;
+const first = await reserved\`select 1 as one\`.then(() => 'ok', (e) => e.code ?? e.message);
+// A second query on the dead reserved connection waits for a reconnect that never comes (porsager/postgres#1199);
+// unpatched, its write throws from a timer once the connection is released.
+reserved\`select 1 as one\`.catch(() => undefined);
+await new Promise((r) => setTimeout(r, 100));
+reserved.release();
+const after = [];
+for (let i = 0; i < 3; i++) after.push(await sql\`select 1 as one\`.then(() => 'ok', (e) => e.code ?? e.message));
+console.log(JSON.stringify({ first, after }));
+await Promise.all([sql.end({ timeout: 1 }), killer.end({ timeout: 1 })]);
+`;
+
+it('fails a query on a connection whose backend died instead of crashing the process, and goes on serving', async () => {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', REPRO], { cwd: root, env: { ...process.env, URL: server!.url } });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c));
+  child.stderr.on('data', (c: Buffer) => (out += c));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(out, out).not.toMatch(/TypeError/);
+  expect(code, out).toBe(0);
+  const result = JSON.parse(out.trim().split('\n').at(-1)!) as { first: string; after: string[] };
+  // Linux may answer the dead backend's socket with a reset rather than a close.
+  expect(result.first).toMatch(/^(CONNECTION_CLOSED|ECONNRESET)$/);
+  // The pool drops the dead connection (a query still queued on it fails as closed) and serves the next one.
+  expect(result.after.at(-1)).toBe('ok');
+}, 60_000);
