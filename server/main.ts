@@ -2,8 +2,10 @@
 import { buildApp } from './app';
 import { adminTokenFile } from './auth/admin-token';
 import { ConfigError, loadConfig } from './config';
+import { surviveLostConnections } from './lifecycle/transient-errors';
 
 async function main() {
+  surviveLostConnections((m) => console.error(`warning: ${m}`));
   const config = loadConfig();
   const app = await buildApp(config);
   const url = await app.start();

@@ -7,6 +7,7 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { parseDownloadRetryMs } from '../config/object-store';
 import { executorsFromEnv } from '../executors';
+import { surviveLostConnections } from '../lifecycle/transient-errors';
 import { createHttpArtifactSource } from './artifact-source';
 import { createClient } from './client';
 import { readCliConfig } from './config';
@@ -80,6 +81,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     holdsHotClusters: options.hotClusters?.length ? options.hotClusters : undefined,
   });
 
+  surviveLostConnections((m) => console.warn(`warning: ${m}`));
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
