@@ -41,14 +41,24 @@ async function run(
 /** The pid a module printed as `grandchild <pid>` on stdout, as this process sees it. */
 async function grandchildPid(taskId: string) {
   const line = await waitFor(() => world.logLines(taskId, 'stdout').find((l) => l.startsWith('grandchild ')), 'the grandchild pid');
-  return hostPidOf(Number(line.split(' ')[1]));
+  const [, pid, seconds] = line.split(' ');
+  return hostPidOf(Number(pid), seconds!);
 }
+
+let sleeps = 0;
+/** A `sleep` no other test's sandbox runs (pid namespaces number from 1, so inner pids repeat across sandboxes). */
+const uniqueSleep = () => `30.${process.pid}${++sleeps}`;
+/** A script that starts a grandchild `sleep` in the background and prints its pid and its argument. */
+const grandchildScript = (prefix = '', rest = 'wait\n') => {
+  const seconds = uniqueSleep();
+  return `${prefix}sleep ${seconds} &\necho "grandchild $! ${seconds}"\n${rest}`;
+};
 
 /**
  * A sandboxed module lives in its own pid namespace: the pid it prints is the namespace's. Its pid here is the
  * `sleep` whose NSpid line ends with that pid (one namespace below ours); unsandboxed, the printed pid is ours.
  */
-function hostPidOf(inner: number): number {
+function hostPidOf(inner: number, seconds: string): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let status: string;
@@ -58,7 +68,12 @@ function hostPidOf(inner: number): number {
       continue;
     }
     const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
-    if (ns.length === 2 && ns[1] === inner && /^Name:\s+sleep$/m.test(status)) return Number(entry);
+    if (ns.length !== 2 || ns[1] !== inner || !/^Name:\s+sleep$/m.test(status)) continue;
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {}
+    if (cmdline === `sleep\u0000${seconds}\u0000`) return Number(entry);
   }
   return inner;
 }
@@ -148,7 +163,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
   });
 
   it('cancels mid-run: SIGTERM stops the whole process group', async () => {
-    const task = await run({ 'main.sh': 'sleep 30 &\necho "grandchild $!"\nwait\n' }, { entrypoint: 'main.sh', runtime: 'shell' });
+    const task = await run({ 'main.sh': grandchildScript() }, { entrypoint: 'main.sh', runtime: 'shell' });
     const pid = await grandchildPid(task.taskId);
     expect(processAlive(pid)).toBe(true);
     await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
@@ -161,7 +176,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
 
   it('kills a module that ignores SIGTERM after the grace period', async () => {
     const task = await run(
-      { 'main.sh': 'trap \'\' TERM\nsleep 30 &\necho "grandchild $!"\nwhile true; do wait; done\n' },
+      { 'main.sh': grandchildScript("trap '' TERM\n", 'while true; do wait; done\n') },
       { entrypoint: 'main.sh', runtime: 'shell' },
     );
     const pid = await grandchildPid(task.taskId);
@@ -175,7 +190,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
   });
 
   it('times out with a clear message', async () => {
-    const task = await run({ 'main.sh': 'sleep 30 &\necho "grandchild $!"\nwait\n' }, { entrypoint: 'main.sh', runtime: 'shell' }, { timeoutMs: 400 });
+    const task = await run({ 'main.sh': grandchildScript() }, { entrypoint: 'main.sh', runtime: 'shell' }, { timeoutMs: 400 });
     const pid = await grandchildPid(task.taskId);
     const { outcome } = await world.result(task.taskId);
     expect(outcome).toMatchObject({ state: 'TIMED_OUT', reason: 'timeout' });
