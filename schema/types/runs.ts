@@ -78,8 +78,13 @@ RunRef.implement({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
-    workflow: t.field({ type: WorkflowRef, resolve: (r) => r.workflowId }),
-    workflowVersion: t.field({ type: WorkflowVersionRef, resolve: (r) => r.workflowVersionId }),
+    workflow: t.field({
+      type: WorkflowRef,
+      nullable: true,
+      description: 'Null for a run logged from outside a workflow (trigger EXTERNAL).',
+      resolve: (r) => r.workflowId,
+    }),
+    workflowVersion: t.field({ type: WorkflowVersionRef, nullable: true, resolve: (r) => r.workflowVersionId }),
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (r) => r.createdBy }),
   }),
 });

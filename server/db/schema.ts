@@ -13,4 +13,5 @@ export * from './tables/schedules';
 export * from './tables/task-events';
 export * from './tables/teams';
 export * from './tables/tokens';
+export * from './tables/tracking';
 export * from './tables/workflows';

@@ -16,6 +16,7 @@ import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from
 import { badInput, notFound } from '../errors';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
+import { workflowExperiment } from '../tracking/experiments';
 import { atLeastAsGuarded, type Domain, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
 import { specDomainOf } from '../workflows/queries';
@@ -70,7 +71,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
 
 /** The run an idempotency key already started, when it is of the workflow asked for. */
 async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunInput): Promise<Run> {
-  const [workflow] = await ctx.db.select().from(workflows).where(eq(workflows.id, run.workflowId));
+  const [workflow] = run.workflowId ? await ctx.db.select().from(workflows).where(eq(workflows.id, run.workflowId)) : [];
   checkSameWorkflow(workflow, input.workflow, input.idempotencyKey);
   return run;
 }
@@ -138,6 +139,8 @@ async function loadSource(tx: Tx, runId: string) {
   if (!isUuid(runId)) throw badInput(`"${runId}" is not a run id (a UUID).`);
   const [source] = await tx.select().from(runs).where(eq(runs.id, runId));
   if (!source) throw notFound(`No run ${runId}.`);
+  if (!source.workflowId || !source.workflowVersionId)
+    throw badInput(`Run ${runId} was logged from outside a workflow (trigger EXTERNAL): there is no workflow to run again. Log a new run instead.`);
   const [workflow] = await tx.select().from(workflows).where(eq(workflows.id, source.workflowId));
   const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, source.workflowVersionId));
   const sourceTasks = await tx.select().from(tasks).where(eq(tasks.runId, runId));
@@ -165,6 +168,8 @@ export interface CreateRun {
   hotCluster?: string;
   /** Whom a run without a starter acts for (a schedule's owners); default: its starter, or what its ancestors act for. */
   actingFor?: RunActor | null;
+  /** The experiment it belongs to; default: the workflow's own. */
+  experimentId?: string;
 }
 
 /** Refuses (audited) a run whose tasks, nested runs' included, would use a hot cluster of an owner it does not act for. */
@@ -243,11 +248,13 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       .where(and(eq(runs.workflowId, input.workflow.id), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
     admitted = admitsNewRun(maxActiveRuns, active?.n ?? 0);
   }
+  const experimentId = input.experimentId ?? (await workflowExperiment(tx, input.workflow)).id;
   const [run] = await tx
     .insert(runs)
     .values({
       workflowId: input.workflow.id,
       workflowVersionId: input.version.id,
+      experimentId,
       status: 'QUEUED',
       parameters: input.parameters,
       trigger: input.trigger,

@@ -121,7 +121,8 @@ async function admitWaitingRuns(ctx: OrchestratorContext): Promise<void> {
     .where(and(eq(runs.admitted, false), eq(runs.status, 'QUEUED')))
     .orderBy(asc(runs.createdAt))
     .limit(TICK_BATCH);
-  for (const workflowId of new Set(waiting.map((w) => w.workflowId))) {
+  // Only workflow runs wait for admission (a run logged from outside a workflow is admitted as it is made).
+  for (const workflowId of new Set(waiting.flatMap((w) => (w.workflowId ? [w.workflowId] : [])))) {
     await transact(ctx, async (tc) => {
       const { tx, step } = tc;
       await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-workflow:${workflowId}`}))`);
@@ -131,7 +132,7 @@ async function admitWaitingRuns(ctx: OrchestratorContext): Promise<void> {
         .where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, false), eq(runs.status, 'QUEUED')))
         .orderBy(asc(runs.createdAt));
       if (!queue.length) return;
-      const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, queue[0]!.workflowVersionId));
+      const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, queue[0]!.workflowVersionId!));
       const [active] = await tx
         .select({ n: sql<number>`count(*)::int` })
         .from(runs)

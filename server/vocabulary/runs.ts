@@ -5,11 +5,12 @@ export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELL
 export type RunStatus = (typeof runStatuses)[number];
 export const terminalRunStatuses: readonly RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
-export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT'] as const;
+export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT', 'EXTERNAL'] as const;
 export type Trigger = (typeof triggers)[number];
 /**
  * The triggers a caller may name when it starts a run (how it was started). The others are the platform's to set:
- * SCHEDULE (the scheduler), CLONE and RERUN (those mutations), PARENT (a nested run): a caller never claims them.
+ * SCHEDULE (the scheduler), CLONE and RERUN (those mutations), PARENT (a nested run), EXTERNAL (a run logged from
+ * outside a workflow, by a notebook or an MLflow client): a caller never claims them.
  */
 export const callerTriggers = ['API', 'CLI', 'DASHBOARD'] as const satisfies readonly Trigger[];
 export type CallerTrigger = (typeof callerTriggers)[number];
@@ -18,7 +19,8 @@ export const taskStatuses = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'
 export type TaskStatus = (typeof taskStatuses)[number];
 export const terminalTaskStatuses: readonly TaskStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED', 'TIMED_OUT', 'SKIPPED'];
 
-export const taskKinds = ['module', 'workflow', 'map'] as const;
+/** `external`: the one task of a run logged from outside a workflow, holding what it logged; never dispatched. */
+export const taskKinds = ['module', 'workflow', 'map', 'external'] as const;
 export type TaskKind = (typeof taskKinds)[number];
 
 /** When a task may run, given its upstreams' outcomes. */

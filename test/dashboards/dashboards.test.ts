@@ -17,6 +17,7 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { packDirectory } from '../../server/artifacts/archive';
 import { runs } from '../../server/db/tables/runs';
 import { workflows, workflowVersions } from '../../server/db/tables/workflows';
+import { workflowExperiment } from '../../server/tracking/experiments';
 import { startTestApp, type TestApp } from '../harness/app';
 import { PUBLISH } from '../harness/client';
 
@@ -324,6 +325,7 @@ describe('dashboards in Chromium', () => {
   it('lists 10,000 runs: pages, filters and live updates, printing how soon the first page paints', async () => {
     const [workflow] = await t.app.database.db.select().from(workflows).where(eq(workflows.name, 'quick'));
     const [version] = await t.app.database.db.select().from(workflowVersions).where(eq(workflowVersions.workflowId, workflow!.id));
+    const experiment = await workflowExperiment(t.app.database.db, workflow!);
     const statuses = ['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED', 'FAILED', 'CANCELLED'] as const;
     const start = Date.now() - 10_000 * 60_000;
     const rows = Array.from({ length: 10_000 }, (_, i) => {
@@ -331,6 +333,7 @@ describe('dashboards in Chromium', () => {
       return {
         workflowId: workflow!.id,
         workflowVersionId: version!.id,
+        experimentId: experiment.id,
         status: statuses[i % statuses.length]!,
         trigger: i % 7 === 0 ? ('SCHEDULE' as const) : ('API' as const),
         domain: i % 11 === 0 ? ('production' as const) : ('experimentation' as const),

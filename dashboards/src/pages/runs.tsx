@@ -270,7 +270,7 @@ const runColumns: Column<Run>[] = [
     header: 'Workflow',
     cell: (run) => (
       <>
-        <Link href={`/runs/${run.id}`}>{run.workflow.name}</Link> <span class="chip">{run.domain}</span>
+        <Link href={`/runs/${run.id}`}>{run.workflow?.name ?? 'external run'}</Link> <span class="chip">{run.domain}</span>
         {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
       </>
     ),

@@ -5,18 +5,28 @@ import { domains, runStatuses, type TaskDataAccess, taskKinds, taskStatuses, tri
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
+import { experiments } from './tracking';
 import { workflows, workflowVersions } from './workflows';
 
 export const runs = pgTable(
   'runs',
   {
     id: id(),
-    workflowId: uuid('workflow_id')
+    /** Null only for a run logged from outside a workflow (trigger EXTERNAL: a notebook, an MLflow client). */
+    workflowId: uuid('workflow_id').references(() => workflows.id),
+    workflowVersionId: uuid('workflow_version_id').references(() => workflowVersions.id),
+    /** The experiment it belongs to: its workflow's own unless it named another. */
+    experimentId: uuid('experiment_id')
       .notNull()
-      .references(() => workflows.id),
-    workflowVersionId: uuid('workflow_version_id')
-      .notNull()
-      .references(() => workflowVersions.id),
+      .references(() => experiments.id),
+    /** A display name (an MLflow run_name); null: the run is shown by its id. */
+    name: text('name'),
+    /** A free note, editable after the run ended: who wrote it last, and when. */
+    note: text('note'),
+    noteBy: uuid('note_by').references(() => identities.id),
+    noteAt: at('note_at'),
+    /** Set when deleted through the MLflow API (lifecycle_stage `deleted`); it is hidden from searches, restorable. */
+    deletedAt: at('deleted_at'),
     status: text('status', { enum: runStatuses }).notNull(),
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     trigger: text('trigger', { enum: triggers }).notNull(),
@@ -47,6 +57,7 @@ export const runs = pgTable(
   (t) => [
     index('runs_created_idx').on(t.createdAt.desc(), t.id.desc()),
     index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc()),
+    index('runs_experiment_idx').on(t.experimentId, t.createdAt.desc()),
     index('runs_parent_idx').on(t.parentRunId),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
     // A key is its identity's own; the control plane's runs (no identity) share one scope of their own.

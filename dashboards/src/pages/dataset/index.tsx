@@ -100,7 +100,7 @@ function Producer({ version: v }: { version: Version }) {
   if (!v.producedBy) return <span class="muted">uploaded</span>;
   return (
     <Link href={taskHref(v.producedBy.run.id, v.producedBy.node)}>
-      task {v.producedBy.node} of {v.producedBy.run.workflow.name} (run {v.producedBy.run.id.slice(0, 8)})
+      task {v.producedBy.node} of {v.producedBy.run.workflow?.name ?? 'a run logged from outside a workflow'} (run {v.producedBy.run.id.slice(0, 8)})
     </Link>
   );
 }

@@ -115,7 +115,7 @@ export function VersionsCard({ module }: { module: ModuleData }) {
                 {v.runs.map((r) => (
                   <li key={r.id}>
                     <Link href={`/runs/${r.id}`}>
-                      {r.workflow.name} · run {r.id.slice(0, 8)}
+                      {r.workflow?.name ?? 'external'} · run {r.id.slice(0, 8)}
                     </Link>{' '}
                     <StatusBadge status={r.status} /> <Time iso={r.createdAt} />
                   </li>

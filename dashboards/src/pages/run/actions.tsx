@@ -101,7 +101,7 @@ export function RunActions({
 }
 
 export function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskView[]; onClose(): void }) {
-  const spec = asSpec(run.workflowVersion.spec);
+  const spec = asSpec(run.workflowVersion?.spec);
   // The clone keeps the pinned module versions, so their schemas type the fields.
   const fields = useMemo(() => {
     const schemas = new Map<string, unknown>();
@@ -110,7 +110,7 @@ export function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskVi
       if (t.module && task?.moduleVersion) schemas.set(t.module, task.moduleVersion.parameterSchema);
     }
     return runParameterFields(spec, schemas);
-  }, [run.workflowVersion.id]);
+  }, [run.workflowVersion?.id]);
   const [values, setValues] = useState<FormValues>(() => initialValues(fields, (run.parameters ?? {}) as Record<string, unknown>));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [state, clone] = useMutation(CLONE_RUN);
@@ -132,7 +132,7 @@ export function CloneForm({ run, tasks, onClose }: { run: RunData; tasks: TaskVi
       <h2 id="clone-title" class="card-title">
         Clone with changed parameters
       </h2>
-      <p class="hint">The clone runs workflow version {run.workflowVersion.version} with the same pinned module versions; change any parameter below.</p>
+      <p class="hint">The clone runs workflow version {run.workflowVersion?.version} with the same pinned module versions; change any parameter below.</p>
       <ParamFields fields={fields} values={values} errors={errors} idPrefix="clone" onChange={(name, value) => setValues({ ...values, [name]: value })} />
       <FormError message={error} />
       <div class="button-row">

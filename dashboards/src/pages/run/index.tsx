@@ -61,7 +61,7 @@ export default function RunPage({ id }: { id: string }) {
     return () => clearInterval(timer);
   }, [waiting]);
   const now = useNow(1000, Boolean(status && !terminalRunStatuses.has(status)));
-  useTitle(run ? `${run.workflow.name} run ${run.id.slice(0, 8)}` : 'Run');
+  useTitle(run ? `${run.workflow?.name ?? 'External'} run ${run.id.slice(0, 8)}` : 'Run');
 
   return (
     <QueryState
@@ -120,12 +120,12 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
     <section aria-labelledby="run-title" class="run-page">
       <nav class="breadcrumbs" aria-label="Breadcrumbs">
         <Link href="/runs">Runs</Link> <span aria-hidden="true">/</span>{' '}
-        <Link href={`/workflows/${encodeURIComponent(run.workflow.name)}`}>{run.workflow.name}</Link> <span aria-hidden="true">/</span>{' '}
-        <span>run {run.id.slice(0, 8)}</span>
+        {run.workflow ? <Link href={`/workflows/${encodeURIComponent(run.workflow.name)}`}>{run.workflow.name}</Link> : <span>external</span>}{' '}
+        <span aria-hidden="true">/</span> <span>run {run.id.slice(0, 8)}</span>
       </nav>
       <div class="page-header">
         <h1 id="run-title">
-          {run.workflow.name} <StatusBadge status={status} />
+          {run.workflow?.name ?? 'External run'} <StatusBadge status={status} />
         </h1>
         <RunActions run={run} status={status} tasks={tasks} cloning={cloning} onClone={setCloning} />
       </div>
@@ -162,7 +162,7 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
         <div>
           <dt>Workflow version</dt>
           <dd>
-            v{run.workflowVersion.version} · {run.domain}
+            {run.workflowVersion ? `v${run.workflowVersion.version}` : 'none (logged from outside a workflow)'} · {run.domain}
           </dd>
         </div>
         {run.sourceRunId && (

@@ -1,0 +1,113 @@
+// Experiment tracking: experiments that group runs, free tags on runs, and every metric point a task reported
+// (with a per-task, per-metric summary kept as points arrive, so runs are searched and compared without scanning
+// points). Parameters a task logs itself (MLflow's log_param) live beside its declared ones.
+import { bigint, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { at, createdAt, id } from './columns';
+import { identities } from './identities';
+import { teams } from './teams';
+import { workflows } from './workflows';
+
+/**
+ * A named group of runs. A workflow's runs go to its own experiment (created with its first run, named after it)
+ * unless a run names another; runs logged from outside a workflow (notebooks, MLflow clients) name theirs.
+ */
+export const experiments = pgTable(
+  'experiments',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    /** The workflow whose own experiment this is (at most one per workflow); null for one created by name. */
+    workflowId: uuid('workflow_id').references(() => workflows.id),
+    /** The owning team (who may rename or delete it); null: its creator alone (and admins). */
+    teamId: uuid('team_id').references(() => teams.id),
+    createdBy: uuid('created_by').references(() => identities.id),
+    createdAt: createdAt(),
+    /** MLflow's experiment tags (string to string). */
+    tags: jsonb('tags').$type<Record<string, string>>().notNull().default({}),
+    /** Set when deleted (MLflow's lifecycle_stage `deleted`); restorable until then. */
+    deletedAt: at('deleted_at'),
+  },
+  (t) => [unique('experiments_name_key').on(t.name), unique('experiments_workflow_key').on(t.workflowId)],
+);
+
+/** A run's free tags: one value per key, editable after the run ended; who set it and when. */
+export const runTags = pgTable(
+  'run_tags',
+  {
+    runId: uuid('run_id').notNull(),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+    setBy: uuid('set_by').references(() => identities.id),
+    setAt: at('set_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.key] }), index('run_tags_key_value_idx').on(t.key, t.value)],
+);
+
+/**
+ * Every metric point, once, in the order its task reported it: `seq` numbers the points of one attempt (the
+ * reporter's order), so a redelivered batch stores nothing twice. Values are float8: NaN and ±Infinity are kept.
+ */
+export const metricPoints = pgTable(
+  'metric_points',
+  {
+    taskId: uuid('task_id').notNull(),
+    runId: uuid('run_id').notNull(),
+    attempt: integer('attempt').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    name: text('name').notNull(),
+    step: bigint('step', { mode: 'number' }).notNull(),
+    value: doublePrecision('value').notNull(),
+    at: at('at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.attempt, t.seq] }), index('metric_points_series_idx').on(t.taskId, t.name, t.attempt, t.seq)],
+);
+
+/**
+ * One row per task and metric, updated as points are stored: what run pages, search and compare read. `last` is the
+ * point reported last (by attempt, then order); min and max ignore NaN, and their steps say where the best was.
+ */
+export const metricSummaries = pgTable(
+  'metric_summaries',
+  {
+    taskId: uuid('task_id').notNull(),
+    runId: uuid('run_id').notNull(),
+    name: text('name').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+    last: doublePrecision('last').notNull(),
+    lastStep: bigint('last_step', { mode: 'number' }).notNull(),
+    lastAt: at('last_at').notNull(),
+    /** Where `last` sits in the task's order: a batch that arrives late does not overwrite a later point. */
+    lastAttempt: integer('last_attempt').notNull(),
+    lastSeq: bigint('last_seq', { mode: 'number' }).notNull(),
+    /** Of the points that are numbers (not NaN); null while there are none. */
+    min: doublePrecision('min'),
+    minStep: bigint('min_step', { mode: 'number' }),
+    max: doublePrecision('max'),
+    maxStep: bigint('max_step', { mode: 'number' }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.name] }),
+    index('metric_summaries_run_idx').on(t.runId),
+    index('metric_summaries_name_last_idx').on(t.name, t.last),
+  ],
+);
+
+/** Parameters a task logged itself (MLflow's log_param, or an external run's), beside the ones its spec declared. */
+export const loggedParams = pgTable(
+  'logged_params',
+  {
+    taskId: uuid('task_id').notNull(),
+    runId: uuid('run_id').notNull(),
+    key: text('key').notNull(),
+    value: text('value').notNull(),
+    at: at('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.key] }), index('logged_params_run_idx').on(t.runId), index('logged_params_key_value_idx').on(t.key, t.value)],
+);
+
+export type Experiment = typeof experiments.$inferSelect;
+export type RunTag = typeof runTags.$inferSelect;
+export type MetricPoint = typeof metricPoints.$inferSelect;
+export type MetricSummary = typeof metricSummaries.$inferSelect;
+export type LoggedParam = typeof loggedParams.$inferSelect;
