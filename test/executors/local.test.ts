@@ -175,10 +175,7 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
   });
 
   it('kills a module that ignores SIGTERM after the grace period', async () => {
-    const task = await run(
-      { 'main.sh': grandchildScript("trap '' TERM\n", 'while true; do wait; done\n') },
-      { entrypoint: 'main.sh', runtime: 'shell' },
-    );
+    const task = await run({ 'main.sh': grandchildScript("trap '' TERM\n", 'while true; do wait; done\n') }, { entrypoint: 'main.sh', runtime: 'shell' });
     const pid = await grandchildPid(task.taskId);
     const cancelledAt = Date.now();
     await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
