@@ -17,7 +17,7 @@ import { moduleCommand, teamCommands } from './modules';
 import { collect, parseParam, positiveInt } from './options';
 import { scheduleCommand } from './schedule';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
-import { dagOrder, formatDuration, oneLine } from './watch-view';
+import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
 
 interface GlobalOptions {
   url: string;
@@ -275,7 +275,7 @@ export function buildProgram(): Command {
       if (!runs.edges.length) console.log('no runs');
       for (const { node: r } of runs.edges) {
         const took = r.finishedAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt)) : '';
-        console.log(`${r.id}  ${r.status.padEnd(9)}  ${`${r.workflow.name} v${r.workflowVersion.version}`.padEnd(24)}  ${r.createdAt}  ${took}`);
+        console.log(`${r.id}  ${r.status.padEnd(9)}  ${runLabel(r).padEnd(24)}  ${r.createdAt}  ${took}`);
       }
     });
   run
@@ -362,7 +362,7 @@ export function buildProgram(): Command {
 
 function printRun(r: RunView) {
   const took = r.finishedAt ? ` in ${formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt))}` : '';
-  console.log(`run ${r.id}  ${r.workflow.name} v${r.workflowVersion.version}  ${r.status}${took}`);
+  console.log(`run ${r.id}  ${runLabel(r)}  ${r.status}${took}`);
   if (r.message) console.log(`  ${r.message}`);
   const rows = dagOrder(r.tasks).map((t) => [
     t.node,

@@ -4,6 +4,11 @@ import { styleText } from 'node:util';
 import { terminalTaskStatuses } from '../vocabulary';
 import type { RunView } from './watch';
 
+/** `name vN`, or `external` for a run logged from outside a workflow. */
+export function runLabel(run: Pick<RunView, 'workflow' | 'workflowVersion'>): string {
+  return run.workflow && run.workflowVersion ? `${run.workflow.name} v${run.workflowVersion.version}` : 'external';
+}
+
 export const terminalTask = new Set<string>(terminalTaskStatuses);
 const spinner = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -112,7 +117,7 @@ export function printSummary(run: RunView, live: Map<string, TaskState>, tty: bo
   const started = run.startedAt ? Date.parse(run.startedAt) : Date.parse(run.createdAt);
   const took = run.finishedAt ? ` in ${formatDuration(Date.parse(run.finishedAt) - started)}` : '';
   print('');
-  print(`run ${run.id} ${tty ? colorStatus(run.status) : run.status}${took} (${run.workflow.name} v${run.workflowVersion.version})`);
+  print(`run ${run.id} ${tty ? colorStatus(run.status) : run.status}${took} (${runLabel(run)})`);
   const tasks = dagOrder(run.tasks.filter((t) => !t.mapParent));
   const nodeWidth = Math.max(4, ...tasks.map((t) => t.node.length));
   for (const task of tasks) {

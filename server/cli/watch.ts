@@ -3,7 +3,7 @@
 import { terminalRunStatuses } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError } from './errors';
-import { dagOrder, printProgress, printStatus, printSummary, render, styled, type TaskState, terminalTask } from './watch-view';
+import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask } from './watch-view';
 
 const RUN_FIELDS = /* GraphQL */ `
   id status message createdAt startedAt finishedAt
@@ -53,8 +53,9 @@ export interface RunView {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
-  workflow: { name: string };
-  workflowVersion: { version: number };
+  /** Null for a run logged from outside a workflow. */
+  workflow: { name: string } | null;
+  workflowVersion: { version: number } | null;
   tasks: RunTask[];
 }
 
@@ -89,7 +90,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   for (const t of dagOrder(initial.tasks)) tasks.set(t.node, fromTask(t));
   let runStatus = initial.status;
   const runStartedAt = initial.startedAt ? Date.parse(initial.startedAt) : Date.parse(initial.createdAt);
-  const title = `run ${initial.id} · ${initial.workflow.name} v${initial.workflowVersion.version}`;
+  const title = `run ${initial.id} · ${runLabel(initial)}`;
   const print = (line: string) => options.out.write(`${line}\n`);
 
   const live = options.tty ? (await import('log-update')).createLogUpdate(options.out) : undefined;
