@@ -66,19 +66,37 @@ export function claimAction(answer: ClaimAnswer | undefined): 'run' | 'drop' | '
  * message goes back for later, since running an attempt that may have finished is never right.
  */
 export async function claimAttempt(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Promise<boolean> {
-  if (!rt.verifyClaims) return true;
+  const action = await askClaim(rt, delivery);
+  if (action === 'run') return true;
+  await settleUnclaimed(rt, delivery, action);
+  return false;
+}
+
+async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Promise<{ drop: string } | 'run' | 'ask-later'> {
+  if (!rt.verifyClaims) return 'run';
   const { taskId, runId, attempt } = delivery.data;
   delivery.working();
   const answer = await rt.bus.requestClaim({ taskId, runId, attempt, host: rt.host }, CLAIM_TIMEOUT_MS);
   const action = claimAction(answer);
-  if (action === 'run') return true;
-  if (action === 'drop') {
-    await delivery.ack();
-    rt.warn(`dropped ${taskId}:${attempt} without running it: ${answer?.verdict === 'drop' ? answer.reason : ''}`);
-  } else {
-    delivery.nak(CLAIM_RETRY_MS);
+  return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
+}
+
+async function settleUnclaimed(rt: AttemptRuntime, delivery: Delivery<TaskMessage>, action: { drop: string } | 'ask-later') {
+  if (action === 'ask-later') return delivery.nak(CLAIM_RETRY_MS);
+  await delivery.ack();
+  rt.warn(`dropped ${delivery.data.taskId}:${delivery.data.attempt} without running it: ${action.drop}`);
+}
+
+/** Thrown from `artifactPath()` when the claim asked again after the download says the attempt is no longer current. */
+class Unclaimed extends Error {
+  constructor(
+    readonly key: string,
+    readonly action: { drop: string } | 'ask-later',
+  ) {
+    // An executor that shares one download between tasks may hand this to another attempt: it fails there as a
+    // platform failure (retried), never settles that attempt's delivery as unclaimed.
+    super(`attempt ${key} is no longer current; try again`);
   }
-  return false;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer limits are treated as none
@@ -133,7 +151,13 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     workdir,
     host,
     artifactPath() {
-      artifactPath ??= rt.artifacts.fetch(task.module.digest);
+      // A download can take long (it retries while a control plane restarts): the claim is asked again after it,
+      // right before anything runs, so an attempt that finished meanwhile elsewhere is not run a second time.
+      artifactPath ??= rt.artifacts.fetch(task.module.digest).then(async (file) => {
+        const action = await askClaim(rt, delivery);
+        if (action !== 'run') throw new Unclaimed(attempt.key, action);
+        return file;
+      });
       return artifactPath;
     },
     log: (stream, line) => reporter.log(stream, line),
@@ -171,6 +195,17 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
         handle = await executor.submit(task, ctx);
         submitted = true;
       } catch (err) {
+        if (err instanceof Unclaimed && err.key === attempt.key) {
+          // Nothing ran and nothing was reported: the delivery is settled as a claim answered before running is.
+          clearInterval(heartbeat);
+          if (timeout) clearTimeout(timeout);
+          reporter.close();
+          await rm(workdir, { recursive: true, force: true }).catch(() => undefined);
+          release();
+          await settleUnclaimed(rt, delivery, err.action);
+          attempt.acked = err.action !== 'ask-later';
+          return;
+        }
         outcome = systemFailure('submit', err);
       }
       if (submitted) {

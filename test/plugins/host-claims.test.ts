@@ -69,6 +69,30 @@ describe('executor host claims', () => {
     expect(world.eventsOf(task.taskId)).toEqual([]);
   });
 
+  it('asks again after a slow download, and runs nothing when the attempt finished meanwhile', async () => {
+    // The chaos suite's case: the archive download retried while a control plane restarted, and the attempt
+    // (redelivered) had succeeded elsewhere by the time it came: a claim answered before the download is stale.
+    const answers: ClaimAnswer[] = [{ verdict: 'run' }, { verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' }];
+    await world.bus.serveClaims(async () => answers.shift() ?? { verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' });
+    const ran: string[] = [];
+    const fetching: Executor = {
+      ...countingNoop(),
+      async submit(task, ctx) {
+        submits.push(`${task.taskId}:${task.attempt}`);
+        await ctx.artifactPath();
+        ran.push(task.taskId);
+        return createNoopExecutor().submit(task, ctx);
+      },
+    };
+    world.artifacts.add('sha256:slow', __filename);
+    await world.startHost([fetching], { verifyClaims: true });
+    const task = await world.submit(makeTask({ executor: 'noop', module: { digest: 'sha256:slow' } }));
+    await waitFor(() => world.timeline.includes(`ack:${task.taskId}`), 'the ack');
+    expect(submits).toEqual([`${task.taskId}:1`]);
+    expect(ran).toEqual([]);
+    expect(world.eventsOf(task.taskId)).toEqual([]);
+  });
+
   it('runs nothing while no control plane answers, and runs the attempt once one does', async () => {
     await world.startHost([countingNoop()], { verifyClaims: true });
     const task = await world.submit(makeTask({ executor: 'noop' }));
