@@ -30,6 +30,7 @@ import { useDashboards } from './http/routes/dashboards';
 import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
+import { useMlflow } from './http/routes/mlflow';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
@@ -139,6 +140,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
+      useMlflow({ db, store, maxArtifactBytes: config.maxUploadBytes }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
       useDashboards(),
     ],
