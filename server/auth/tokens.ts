@@ -15,12 +15,20 @@ export async function issueToken(
   db: Db,
   identityId: string,
   name: string,
-  options: { token?: string; expiresAt?: Date; scopes?: string[] | null } = {},
+  options: { token?: string; expiresAt?: Date; scopes?: string[] | null; task?: { id: string; attempt: number } } = {},
 ): Promise<string> {
   const token = options.token ?? mintToken();
   await db
     .insert(tokens)
-    .values({ identityId, name, hash: hashToken(token), expiresAt: options.expiresAt ?? null, scopes: options.scopes ?? null })
+    .values({
+      identityId,
+      name,
+      hash: hashToken(token),
+      expiresAt: options.expiresAt ?? null,
+      scopes: options.scopes ?? null,
+      taskId: options.task?.id ?? null,
+      taskAttempt: options.task?.attempt ?? null,
+    })
     .onConflictDoNothing({ target: tokens.hash });
   return token;
 }
