@@ -71,7 +71,10 @@ export async function claimAttempt(rt: AttemptRuntime, delivery: Delivery<TaskMe
   delivery.working();
   const answer = await rt.bus.requestClaim({ taskId, runId, attempt, host: rt.host }, CLAIM_TIMEOUT_MS);
   const action = claimAction(answer);
-  if (action === 'run') return true;
+  if (action === 'run') {
+    if (answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;
+    return true;
+  }
   if (action === 'drop') {
     await delivery.ack();
     rt.warn(`dropped ${taskId}:${attempt} without running it: ${answer?.verdict === 'drop' ? answer.reason : ''}`);

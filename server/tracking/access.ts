@@ -58,7 +58,7 @@ export async function findTracked(db: Db | Tx, caller: Caller, taskId: string, o
 export function assertMayLog(caller: Caller, tracked: Tracked, options: { deleted?: boolean } = {}): void {
   const { run, task } = tracked;
   if (caller.task) {
-    if (caller.task.id !== task.id || caller.task.attempt !== task.attempt || task.status !== 'RUNNING')
+    if (caller.task.id !== task.id || caller.task.attempt !== task.attempt || (task.status !== 'RUNNING' && task.status !== 'QUEUED'))
       throw forbidden(`This task token may log into task ${caller.task.id} only while that attempt runs.`);
   } else {
     const mine = isAdmin(caller.ability) || (run.createdBy !== null && run.createdBy === caller.identity.id);

@@ -7,6 +7,7 @@ import { issueToken } from '../../server/auth/tokens';
 import { identities } from '../../server/db/tables/identities';
 import { runs, tasks } from '../../server/db/tables/runs';
 import { metricPoints, runArtifacts, runTags } from '../../server/db/tables/tracking';
+import { taskTracking } from '../../server/tracking/task-tokens';
 import { startTestApp, type TestApp } from '../harness/app';
 
 let t: TestApp;
@@ -138,6 +139,23 @@ describe('writes', () => {
 });
 
 describe("a task's own token", () => {
+  it('is minted with a claim the control plane lets run, bound to that task and attempt', async () => {
+    const mint = taskTracking(t.app.services.db, () => t.url);
+    const claims = [
+      { taskId: open, runId: 'r', attempt: 1, host: 'h' },
+      { taskId: secret, runId: 'r', attempt: 1, host: 'h' },
+    ];
+    const [allowed, dropped] = await mint(claims, [{ verdict: 'run' }, { verdict: 'drop', reason: 'finished' }]);
+    expect(dropped).toEqual({ verdict: 'drop', reason: 'finished' });
+    expect(allowed).toMatchObject({ verdict: 'run', tracking: { uri: t.url, runId: open } });
+    const token = allowed!.verdict === 'run' ? allowed!.tracking!.token : '';
+    expect((await post('runs/log-metric', token, { run_id: open, key: 'minted', value: 1, timestamp: 1 })).status).toBe(200);
+    expect((await get('runs/get', token, { run_id: secret })).body.error_code).toBe('RESOURCE_DOES_NOT_EXIST');
+    const [stale] = await mint([{ ...claims[0]!, attempt: 2 }], [{ verdict: 'run' }]);
+    const staleToken = stale!.verdict === 'run' ? stale!.tracking!.token : '';
+    expect((await post('runs/log-metric', staleToken, { run_id: open, key: 'stale', value: 1, timestamp: 1 })).status).toBe(403);
+  });
+
   it('reaches its task only, opens no runs, and gets nothing from GraphQL', async () => {
     const [me] = await t.app.services.db.select().from(identities).where(eq(identities.name, 'ml-owner'));
     const bound = await issueToken(t.app.services.db, me!.id, 'task', { scopes: [], task: { id: open, attempt: 1 } });
