@@ -34,6 +34,18 @@ export interface TaskMessage {
     outputs: Record<string, { dataset: string }>;
   };
   enqueuedAt: string;
+  /** Set by the host from its claim's answer (never in the queued message): where the module logs MLflow data. */
+  tracking?: TaskTracking;
+}
+
+/**
+ * What a module needs to log into its own task with an MLflow client (MLFLOW_TRACKING_URI, MLFLOW_RUN_ID,
+ * MLFLOW_TRACKING_TOKEN): a token that reaches this task's attempt only, while it runs, and expires after its timeout.
+ */
+export interface TaskTracking {
+  uri: string;
+  runId: string;
+  token: string;
 }
 
 /** Why an attempt ended, with enough detail to decide on a retry. */
@@ -109,7 +121,7 @@ export interface AttemptClaim {
  * the message and reports nothing): `finished` (the attempt already ended), `superseded` (the task is on a
  * later attempt) or `unknown` (no such task). A host that gets no answer runs nothing and asks again later.
  */
-export type ClaimAnswer = { verdict: 'run' } | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string };
+export type ClaimAnswer = { verdict: 'run'; tracking?: TaskTracking } | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string };
 
 /**
  * What an executor host announces about itself every few seconds (broadcast, not durable): the control plane

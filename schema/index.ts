@@ -10,6 +10,7 @@ import './types/runs';
 import './types/tasks';
 import './types/run-queries';
 import './types/run-mutations';
+import './types/external-runs';
 import './types/run-events';
 import './types/schedules';
 import './types/datasets';

@@ -30,6 +30,7 @@ import { useDashboards } from './http/routes/dashboards';
 import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
+import { useMlflow } from './http/routes/mlflow';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
@@ -37,6 +38,7 @@ import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler';
+import { taskTracking } from './tracking/task-tokens';
 
 export interface App {
   yoga: ApiYoga;
@@ -139,6 +141,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
+      useMlflow({ db, store, maxArtifactBytes: config.maxUploadBytes }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
       useDashboards(),
     ],
@@ -158,7 +161,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ),
     createEventRecorder({ bus, orchestrator, hotClusters, log }),
     // Before any host of this process asks whether it may run an attempt.
-    createClaimServer({ bus, orchestrator, log }),
+    createClaimServer({
+      bus,
+      orchestrator,
+      log,
+      // MLflow clients in a task log to the URL hosts reach the control plane at (ATELIER_PUBLIC_URL, or where it listens).
+      tracking: taskTracking(db, () => {
+        try {
+          return config.publicUrl ?? http.url();
+        } catch {
+          return undefined; // not listening yet: attempts run without MLflow variables
+        }
+      }),
+    }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
     periodic(
       'orchestrator tick',

@@ -125,6 +125,8 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ...(task.datasets ? { ATELIER_DATASETS: JSON.stringify(task.datasets) } : {}),
     ATELIER_OUTPUT_DIR: path.posix.join(inside, 'outputs'),
     ATELIER_PROGRESS_FD: '3',
+    // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).
+    ...(task.tracking ? { MLFLOW_TRACKING_URI: task.tracking.uri, MLFLOW_RUN_ID: task.tracking.runId, MLFLOW_TRACKING_TOKEN: task.tracking.token } : {}),
   });
 
   const command = spec.command();

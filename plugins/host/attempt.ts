@@ -78,6 +78,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   delivery.working();
   const answer = await rt.bus.requestClaim({ taskId, runId, attempt, host: rt.host }, CLAIM_TIMEOUT_MS);
   const action = claimAction(answer);
+  // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
+  if (action === 'run' && answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
 }
 

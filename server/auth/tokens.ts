@@ -15,12 +15,20 @@ export async function issueToken(
   db: Db,
   identityId: string,
   name: string,
-  options: { token?: string; expiresAt?: Date; scopes?: string[] | null } = {},
+  options: { token?: string; expiresAt?: Date; scopes?: string[] | null; task?: { id: string; attempt: number } } = {},
 ): Promise<string> {
   const token = options.token ?? mintToken();
   await db
     .insert(tokens)
-    .values({ identityId, name, hash: hashToken(token), expiresAt: options.expiresAt ?? null, scopes: options.scopes ?? null })
+    .values({
+      identityId,
+      name,
+      hash: hashToken(token),
+      expiresAt: options.expiresAt ?? null,
+      scopes: options.scopes ?? null,
+      taskId: options.task?.id ?? null,
+      taskAttempt: options.task?.attempt ?? null,
+    })
     .onConflictDoNothing({ target: tokens.hash });
   return token;
 }
@@ -34,15 +42,19 @@ export async function identityForToken(db: Db, token: string): Promise<Identity 
  * The identity a live token belongs to, with the token's scopes (null: unscoped) and the grants of the teams it
  * belongs to with a writing role (what `grantsOf` reads), in one query; or null.
  */
-export async function sessionForToken(db: Db, token: string): Promise<{ identity: Identity; scopes: string[] | null; grants: Grants } | null> {
+export async function sessionForToken(
+  db: Db,
+  token: string,
+): Promise<{ identity: Identity; scopes: string[] | null; grants: Grants; task: { id: string; attempt: number } | null } | null> {
   const [row] = await db
-    .select({ identity: identities, scopes: tokens.scopes, granted: grantedDomains(identities.id) })
+    .select({ identity: identities, scopes: tokens.scopes, taskId: tokens.taskId, taskAttempt: tokens.taskAttempt, granted: grantedDomains(identities.id) })
     .from(tokens)
     .innerJoin(identities, eq(identities.id, tokens.identityId))
     .where(and(eq(tokens.hash, hashToken(token)), isNull(tokens.revokedAt), or(isNull(tokens.expiresAt), gt(tokens.expiresAt, new Date()))))
     .limit(1);
   if (!row) return null;
-  return { identity: row.identity, scopes: row.scopes, grants: grantsFrom(row.identity, row.granted) };
+  const task = row.taskId ? { id: row.taskId, attempt: row.taskAttempt ?? 0 } : null;
+  return { identity: row.identity, scopes: row.scopes, grants: grantsFrom(row.identity, row.granted), task };
 }
 
 /** Finds or creates an identity by name. */

@@ -10,6 +10,8 @@ export interface ClaimServerOptions {
   bus: Bus;
   orchestrator: { answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]> };
   log: (message: string) => void;
+  /** Gives each attempt allowed to run a token of its own for MLflow clients inside it (see server/tracking/task-tokens.ts). */
+  tracking?: (claims: AttemptClaim[], answers: ClaimAnswer[]) => Promise<ClaimAnswer[]>;
 }
 
 /** Most claims answered by one query. */
@@ -27,7 +29,9 @@ export function createClaimServer(options: ClaimServerOptions): Service {
       const batch = queue.slice(0, MAX_BATCH);
       queue = queue.slice(MAX_BATCH);
       try {
-        const answers = await orchestrator.answerClaims(batch.map((q) => q.claim));
+        const claims = batch.map((q) => q.claim);
+        let answers = await orchestrator.answerClaims(claims);
+        if (options.tracking) answers = await options.tracking(claims, answers);
         for (const [i, q] of batch.entries()) q.resolve(answers[i]!);
       } catch (error) {
         log(`answering ${batch.length} attempt claims failed, hosts will ask again: ${(error as Error).message}`);

@@ -20,6 +20,8 @@ export interface Session {
   /** The token's scopes (null: unscoped). */
   scopes: string[] | null;
   grants: Grants;
+  /** A task's own token (MLFLOW_TRACKING_TOKEN): it reaches that task's tracking data only (its scopes are empty). */
+  task: { id: string; attempt: number } | null;
 }
 
 /** The token the credentials carry, header first; null when there is none. */

@@ -1,5 +1,5 @@
 // Bearer tokens, stored only as SHA-256 hashes; expiring and revocable.
-import { index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 
@@ -17,6 +17,12 @@ export const tokens = pgTable(
     revokedAt: at('revoked_at'),
     /** `action:Subject` pairs narrowing what the token may do (see server/auth/ability.ts); null: all its identity may. */
     scopes: text('scopes').array(),
+    /**
+     * A task's own token (MLFLOW_TRACKING_TOKEN inside a task): it may log into that task only, and only while that
+     * attempt runs. Null: an ordinary token.
+     */
+    taskId: uuid('task_id'),
+    taskAttempt: integer('task_attempt'),
   },
   (t) => [index('tokens_identity_idx').on(t.identityId)],
 );

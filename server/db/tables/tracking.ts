@@ -106,8 +106,27 @@ export const loggedParams = pgTable(
   (t) => [primaryKey({ columns: [t.taskId, t.key] }), index('logged_params_run_idx').on(t.runId), index('logged_params_key_value_idx').on(t.key, t.value)],
 );
 
+/**
+ * Files a run logged (MLflow's log_artifact, an external run's upload) at a path under its task: the bytes live in the
+ * object store by digest; a path logged again points to the new bytes.
+ */
+export const runArtifacts = pgTable(
+  'run_artifacts',
+  {
+    taskId: uuid('task_id').notNull(),
+    runId: uuid('run_id').notNull(),
+    /** Relative, `/`-separated, no `.` or `..` segments. */
+    path: text('path').notNull(),
+    digest: text('digest').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    at: at('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.path] }), index('run_artifacts_run_idx').on(t.runId)],
+);
+
 export type Experiment = typeof experiments.$inferSelect;
 export type RunTag = typeof runTags.$inferSelect;
 export type MetricPoint = typeof metricPoints.$inferSelect;
 export type MetricSummary = typeof metricSummaries.$inferSelect;
 export type LoggedParam = typeof loggedParams.$inferSelect;
+export type RunArtifact = typeof runArtifacts.$inferSelect;

@@ -1,0 +1,338 @@
+// Long because: one table of MLflow's REST endpoints (tracking and mlflow-artifacts) with their request parsing.
+// MLflow's REST API (`/api/2.0/mlflow/...`, and `/ajax-api/2.0/mlflow/...` as MLflow's UI calls it) and its artifact
+// routes (`/api/2.0/mlflow-artifacts/artifacts/...`), so MLflow clients log into Atelier with MLFLOW_TRACKING_URI and
+// MLFLOW_TRACKING_TOKEN. Errors answer in MLflow's shape `{"error_code", "message"}`; a run the token may not read
+// answers RESOURCE_DOES_NOT_EXIST exactly like a missing one. An MLflow run_id is an Atelier task id.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { asc, ilike, sql } from 'drizzle-orm';
+import type { ObjectStore } from '../../artifacts/store';
+import { defineAbilityFor } from '../../auth/ability';
+import type { Db } from '../../db/client';
+import { experiments } from '../../db/tables/tracking';
+import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
+import { type Caller, findTracked } from '../../tracking/access';
+import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
+import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
+import { deleteTag, type KeyValue, logBatch, type MetricInput } from '../../tracking/logging';
+import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
+import { authenticated } from '../authenticate';
+import { declaredLengthOver, readBodyWithin } from '../body';
+import type { Route } from '../router';
+
+const trackingRe = /^\/(?:ajax-)?api\/2\.0\/mlflow\/(.*)$/;
+const artifactsRe = /^\/(?:ajax-)?api\/2\.0\/mlflow-artifacts\/artifacts(?:\/(.*))?$/;
+/** MLflow's own limit on a request's JSON body. */
+const MAX_JSON_BYTES = 1024 * 1024;
+
+const mlflowCodes: Record<string, [string, number]> = {
+  NOT_FOUND: ['RESOURCE_DOES_NOT_EXIST', 404],
+  BAD_USER_INPUT: ['INVALID_PARAMETER_VALUE', 400],
+  CONFLICT: ['RESOURCE_ALREADY_EXISTS', 400],
+  FORBIDDEN: ['PERMISSION_DENIED', 403],
+  UNAUTHENTICATED: ['UNAUTHENTICATED', 401],
+  PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
+};
+
+type Params = Record<string, unknown>;
+interface Endpoint {
+  methods: string[];
+  handle(ctx: { db: Db; caller: Caller; p: Params }): Promise<unknown>;
+}
+
+const str = (p: Params, name: string, required = true): string => {
+  const v = p[name];
+  if (v === undefined || v === null || v === '') {
+    if (required) throw badInput(`Missing value for required parameter '${name}'.`);
+    return '';
+  }
+  if (typeof v !== 'string') throw badInput(`Parameter '${name}' must be a string.`);
+  return v;
+};
+const int = (p: Params, name: string): number | undefined => {
+  const v = p[name];
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw badInput(`Parameter '${name}' must be an integer.`);
+  return n;
+};
+/** A float as MLflow sends it: a number, or "NaN"/"Infinity"/"-Infinity" (protobuf JSON). */
+const float = (v: unknown, name: string): number => {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && /^(NaN|-?Infinity|[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?)$/i.test(v.trim())) return Number(v.trim());
+  throw badInput(`${name} must be a number (or "NaN", "Infinity", "-Infinity"); got ${JSON.stringify(v)}.`);
+};
+const list = (p: Params, name: string): unknown[] => {
+  const v = p[name];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw badInput(`Parameter '${name}' must be a list.`);
+  return v;
+};
+const keyValues = (p: Params, name: string): KeyValue[] =>
+  list(p, name).map((item, i) => {
+    const { key, value } = (item ?? {}) as Params;
+    if (typeof key !== 'string' || (typeof value !== 'string' && typeof value !== 'number'))
+      throw badInput(`${name}[${i}] must be {"key": string, "value": string}.`);
+    return { key, value: String(value) };
+  });
+const metricOf = (item: unknown, i: number): MetricInput => {
+  const m = (item ?? {}) as Params;
+  if (typeof m.key !== 'string') throw badInput(`metrics[${i}].key must be a string.`);
+  return { key: m.key, value: float(m.value, `metrics[${i}].value`), timestamp: int(m, 'timestamp'), step: int(m, 'step') ?? 0 };
+};
+const runIdOf = (p: Params) => (p.run_id ? str(p, 'run_id') : str(p, 'run_uuid'));
+const runOf = async (db: Db, caller: Caller, id: string) => {
+  await findTracked(db, caller, id);
+  return (await mlflowRuns(db, [id]))[0]!;
+};
+
+async function experimentOrNotFound(db: Db, ref: string) {
+  const found = await findExperiment(db, ref);
+  if (!found) throw notFound(`No experiment ${ref}.`);
+  return found;
+}
+
+const endpoints: Record<string, Endpoint> = {
+  'experiments/create': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => {
+      const tags = Object.fromEntries(keyValues(p, 'tags').map((t) => [t.key, t.value]));
+      return { experiment_id: (await createExperiment(db, caller, { name: str(p, 'name'), tags })).id };
+    },
+  },
+  'experiments/get': {
+    methods: ['GET'],
+    handle: async ({ db, p }) => ({ experiment: experimentJson(await experimentOrNotFound(db, str(p, 'experiment_id'))) }),
+  },
+  'experiments/get-by-name': {
+    methods: ['GET'],
+    handle: async ({ db, p }) => {
+      const name = str(p, 'experiment_name');
+      const found = await findExperiment(db, name);
+      if (!found || found.name !== name) throw notFound(`No experiment named "${name}".`);
+      return { experiment: experimentJson(found) };
+    },
+  },
+  'experiments/search': {
+    methods: ['GET', 'POST'],
+    handle: async ({ db, p }) => {
+      const max = int(p, 'max_results') ?? 1000;
+      if (max < 1 || max > 50_000) throw badInput('max_results must be between 1 and 50000.');
+      const filter = str(p, 'filter', false);
+      const m = /^\s*(?:attributes\.)?name\s*(=|LIKE|ILIKE)\s*'([^']*)'\s*$/i.exec(filter);
+      if (filter && !m) throw badInput(`Experiment filter "${filter}" is not supported: use name = '...' or name LIKE '...'.`);
+      const view = str(p, 'view_type', false) || 'ACTIVE_ONLY';
+      const offset = decodeToken(str(p, 'page_token', false) || undefined);
+      const rows = await db
+        .select()
+        .from(experiments)
+        .where(
+          sql`${view === 'ALL' ? sql`true` : view === 'DELETED_ONLY' ? sql`${experiments.deletedAt} is not null` : sql`${experiments.deletedAt} is null`} and ${
+            m
+              ? m[1] === '='
+                ? sql`${experiments.name} = ${m[2]}`
+                : m[1]!.toUpperCase() === 'LIKE'
+                  ? sql`${experiments.name} like ${m[2]}`
+                  : ilike(experiments.name, m[2]!)
+              : sql`true`
+          }`,
+        )
+        .orderBy(asc(experiments.createdAt), asc(experiments.id))
+        .limit(max + 1)
+        .offset(offset);
+      return { experiments: rows.slice(0, max).map(experimentJson), next_page_token: rows.length > max ? encodeToken(offset + max) : undefined };
+    },
+  },
+  'runs/create': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => {
+      const tags = Object.fromEntries(keyValues(p, 'tags').map((t) => [t.key, t.value]));
+      const start = int(p, 'start_time');
+      const experiment = str(p, 'experiment_id', false) || null;
+      if (experiment && experiment !== '0' && !(await findExperiment(db, experiment))) throw notFound(`No experiment ${experiment}.`);
+      const { task } = await startExternalRun(db, caller, {
+        experiment,
+        name: str(p, 'run_name', false) || null,
+        tags,
+        startedAt: start === undefined ? undefined : new Date(start),
+      });
+      return { run: (await mlflowRuns(db, [task.id]))[0] };
+    },
+  },
+  'runs/get': { methods: ['GET'], handle: async ({ db, caller, p }) => ({ run: await runOf(db, caller, runIdOf(p)) }) },
+  'runs/update': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => {
+      const id = runIdOf(p);
+      const end = int(p, 'end_time');
+      await updateTrackedRun(db, caller, id, {
+        status: str(p, 'status', false) || null,
+        endedAt: end === undefined ? null : new Date(end),
+        name: str(p, 'run_name', false) || null,
+      });
+      return { run_info: (await mlflowRuns(db, [id]))[0]!.info };
+    },
+  },
+  'runs/delete': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await setRunDeleted(db, caller, runIdOf(p), true)) },
+  'runs/restore': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await setRunDeleted(db, caller, runIdOf(p), false)) },
+  'runs/search': {
+    methods: ['POST', 'GET'],
+    handle: async ({ db, caller, p }) => {
+      const ids = list(p, 'experiment_ids').map(String);
+      const orderBy = list(p, 'order_by').map(String);
+      return searchRuns(db, caller, {
+        experimentIds: ids,
+        filter: str(p, 'filter', false),
+        orderBy,
+        maxResults: int(p, 'max_results'),
+        pageToken: str(p, 'page_token', false) || undefined,
+        viewType: str(p, 'run_view_type', false) || undefined,
+      });
+    },
+  },
+  'runs/log-metric': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await logBatch(db, caller, runIdOf(p), { metrics: [metricOf(p, 0)] })),
+  },
+  'runs/log-parameter': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await logBatch(db, caller, runIdOf(p), { params: keyValues({ params: [p] }, 'params') })),
+  },
+  'runs/set-tag': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await logBatch(db, caller, runIdOf(p), { tags: keyValues({ tags: [p] }, 'tags') })),
+  },
+  'runs/delete-tag': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await deleteTag(db, caller, runIdOf(p), str(p, 'key'))) },
+  'runs/log-batch': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) =>
+      void (await logBatch(db, caller, runIdOf(p), { metrics: list(p, 'metrics').map(metricOf), params: keyValues(p, 'params'), tags: keyValues(p, 'tags') })),
+  },
+  'metrics/get-history': {
+    methods: ['GET'],
+    handle: async ({ db, caller, p }) => {
+      const max = int(p, 'max_results') ?? 25_000;
+      if (max < 1 || max > 25_000) throw badInput('max_results must be between 1 and 25000.');
+      return metricHistory(db, caller, runIdOf(p), str(p, 'metric_key'), max, str(p, 'page_token', false) || undefined);
+    },
+  },
+};
+
+const supported = Object.entries(endpoints)
+  .map(([path, e]) => `${e.methods.join('|')} ${path}`)
+  .join(', ');
+
+export function useMlflow(options: { db: Db; store: ObjectStore; maxArtifactBytes: number }): Route {
+  const { db, store } = options;
+  return {
+    name: 'mlflow',
+    matches: (url) => trackingRe.test(url.pathname) || artifactsRe.test(url.pathname),
+    async handle(req, res, url) {
+      const json = (status: number, body: unknown) =>
+        void res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body ?? {}));
+      const fail = (code: string, status: number, message: string) => json(status, { error_code: code, message });
+      try {
+        const session = await authenticated(db, { authorization: req.headers.authorization });
+        if (!session) return fail('UNAUTHENTICATED', 401, 'Missing or unknown bearer token: set MLFLOW_TRACKING_TOKEN to an Atelier token.');
+        const caller: Caller = { identity: session.identity, ability: defineAbilityFor(session.identity, session.grants, session.scopes), task: session.task };
+        const tracking = trackingRe.exec(url.pathname);
+        if (tracking) {
+          const endpoint = Object.hasOwn(endpoints, tracking[1]!) ? endpoints[tracking[1]!] : undefined;
+          if (!endpoint?.methods.includes(req.method ?? 'GET'))
+            return fail(
+              'ENDPOINT_NOT_FOUND',
+              404,
+              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API. Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
+            );
+          const p = await paramsOf(req, url);
+          return json(200, await endpoint.handle({ db, caller, p }));
+        }
+        return await artifacts(req, res, url, caller, json, fail);
+      } catch (error) {
+        const known = domainErrorOf(error);
+        if (!known) throw error;
+        const [code, status] = mlflowCodes[known.code] ?? ['INTERNAL_ERROR', known.status];
+        return fail(code, status, known.message);
+      }
+    },
+  };
+
+  async function artifacts(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    caller: Caller,
+    json: (status: number, body: unknown) => void,
+    fail: (code: string, status: number, message: string) => void,
+  ) {
+    // The raw path, before URL resolution folds `..` away: a `..` or `.` segment is refused, never resolved.
+    const raw = (req.url ?? '').split('?')[0]!.split('/').map(safeDecode);
+    if (raw.some((s) => s === '..' || s === '.')) throw badInput('Artifact paths may not contain "." or ".." segments.');
+    const rest = artifactsRe.exec(url.pathname)![1];
+    if (!rest) {
+      if (req.method !== 'GET')
+        return fail('ENDPOINT_NOT_FOUND', 404, 'List artifacts with GET /api/2.0/mlflow-artifacts/artifacts?path=<experiment>/<run>/artifacts[/dir].');
+      const { task, path } = locate(url.searchParams.get('path') ?? '', true);
+      const { entries } = await listArtifacts(db, caller, task, path);
+      return json(200, { files: entries.map((e) => ({ path: e.path, is_dir: e.isDir, ...(e.size === null ? {} : { file_size: e.size }) })) });
+    }
+    const { task, path } = locate(rest.split('/').map(safeDecode).join('/'), false);
+    if (req.method === 'PUT' || req.method === 'POST') {
+      if (declaredLengthOver(req, options.maxArtifactBytes)) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
+      const body = await readBodyWithin(req, options.maxArtifactBytes);
+      if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
+      await putArtifact(db, store, caller, task, path, body);
+      return json(200, {});
+    }
+    if (req.method === 'GET') {
+      const object = await getArtifact(db, store, caller, task, path);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': object.size, 'cache-control': 'private, no-store' });
+      await pipeline(object.body, res).catch(() => res.destroy());
+      return;
+    }
+    return fail('ENDPOINT_NOT_FOUND', 404, `${req.method} is not supported on artifacts: PUT (upload) and GET (download, or list with ?path=).`);
+  }
+
+  function tooLarge() {
+    return `An artifact is at most ${Math.floor(options.maxArtifactBytes / 1024 / 1024)} MiB (ATELIER_MAX_UPLOAD_MB).`;
+  }
+}
+
+/** `<experiment>/<run>/artifacts[/path]` → the task and the path under it. */
+function locate(full: string, root: boolean): { task: string; path: string } {
+  const parts = full.replace(/^\/+/, '').split('/');
+  const [, task, artifactsDir, ...path] = parts;
+  if (!task || artifactsDir !== 'artifacts' || (!root && !path.length))
+    throw badInput(`Artifact path "${full}" is not <experiment_id>/<run_id>/artifacts/<path> (the run's artifact_uri followed by the file's path).`);
+  return { task, path: path.join('/') };
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw badInput('The artifact path is not valid percent-encoding.');
+  }
+}
+
+/** The query string's values, and a JSON body's (which wins). */
+async function paramsOf(req: IncomingMessage, url: URL): Promise<Params> {
+  const p: Params = {};
+  for (const [k, v] of url.searchParams) {
+    if (k in p) p[k] = [...(Array.isArray(p[k]) ? (p[k] as unknown[]) : [p[k]]), v];
+    else p[k] = v;
+  }
+  if (req.method === 'GET') return p;
+  if (declaredLengthOver(req, MAX_JSON_BYTES)) throw new AtelierError('PAYLOAD_TOO_LARGE', 'A request body is at most 1 MB (as on MLflow): split the batch.');
+  const body = await readBodyWithin(req, MAX_JSON_BYTES);
+  if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', 'A request body is at most 1 MB (as on MLflow): split the batch.');
+  if (!body.length) return p;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw badInput('The request body is not JSON.');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badInput('The request body must be a JSON object.');
+  return { ...p, ...(parsed as Params) };
+}

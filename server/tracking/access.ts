@@ -1,0 +1,69 @@
+// Who may read and log into a tracked task (an MLflow run: an external run's one task, or a module task logging
+// from inside). What a run logged is run data: a caller that may not read the run's domain's run data is answered
+// exactly as if the run did not exist. Writes need more: the run's creator or an admin (with `start` on runs of
+// that domain), or the task's own token (MLFLOW_TRACKING_TOKEN inside the task) while its attempt runs.
+import { subject } from '@casl/ability';
+import { eq } from 'drizzle-orm';
+import { type AppAbility, isAdmin } from '../auth/ability';
+import type { Db, Tx } from '../db/client';
+import type { Identity } from '../db/tables/identities';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { AtelierError, badInput, forbidden } from '../errors';
+import { type Domain, domains } from '../vocabulary';
+
+export interface Caller {
+  identity: Identity;
+  ability: AppAbility;
+  /** Set for a task's own token: it reaches that task (and attempt) only. */
+  task: { id: string; attempt: number } | null;
+}
+
+export interface Tracked {
+  run: Run;
+  task: Task;
+}
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The one answer for a run that is missing or that the caller may not read. */
+export const noRun = (id: string) =>
+  new AtelierError('NOT_FOUND', `No run ${id} that you may read: check the run id (an MLflow run_id is the Atelier task id).`);
+
+/** Domains whose run data the caller may read (search is limited to them). */
+export function readableDataDomains(caller: Caller): Domain[] {
+  if (caller.task) return [];
+  return domains.filter((domain) => caller.ability.can('read', subject('Run', { domain }), 'parameters'));
+}
+
+/** Whether the caller may read what the run logged. */
+export function mayRead(caller: Caller, tracked: Tracked): boolean {
+  if (caller.task) return caller.task.id === tracked.task.id;
+  return caller.ability.can('read', subject('Run', { ...tracked.run }), 'parameters');
+}
+
+/** The task (kind external or module) and its run, when the caller may read it; NOT_FOUND otherwise. */
+export async function findTracked(db: Db | Tx, caller: Caller, taskId: string, options: { lock?: boolean } = {}): Promise<Tracked> {
+  if (!uuidRe.test(taskId)) throw noRun(taskId);
+  const query = db.select().from(tasks).where(eq(tasks.id, taskId));
+  const [task] = options.lock ? await query.for('update') : await query;
+  if (!task || (task.kind !== 'external' && task.kind !== 'module')) throw noRun(taskId);
+  const [run] = await db.select().from(runs).where(eq(runs.id, task.runId));
+  if (!run) throw noRun(taskId);
+  const tracked = { run, task };
+  if (!mayRead(caller, tracked)) throw noRun(taskId);
+  return tracked;
+}
+
+/** Refuses a write the caller may not make (after `findTracked`: the run is readable, so saying why leaks nothing). */
+export function assertMayLog(caller: Caller, tracked: Tracked, options: { deleted?: boolean } = {}): void {
+  const { run, task } = tracked;
+  if (caller.task) {
+    if (caller.task.id !== task.id || caller.task.attempt !== task.attempt || (task.status !== 'RUNNING' && task.status !== 'QUEUED'))
+      throw forbidden(`This task token may log into task ${caller.task.id} only while that attempt runs.`);
+  } else {
+    const mine = isAdmin(caller.ability) || (run.createdBy !== null && run.createdBy === caller.identity.id);
+    if (!mine || !caller.ability.can('start', subject('Run', { domain: run.domain })))
+      throw forbidden(`Only the run's creator (or an admin) may log into run ${task.id}, with a token that may start runs (start:Run).`);
+  }
+  if (run.deletedAt && !options.deleted) throw badInput(`Run ${task.id} is deleted: restore it (runs/restore) before logging into it.`);
+}

@@ -1,0 +1,73 @@
+// Files a tracked task logged (MLflow's log_artifact): bytes in the object store by digest, a row per (task, path).
+// Paths are relative and `/`-separated; `..`, `.`, empty segments, backslashes and absolute paths are refused.
+import type { Readable } from 'node:stream';
+import { and, asc, eq, like } from 'drizzle-orm';
+import type { ObjectStore } from '../artifacts/store';
+import type { Db } from '../db/client';
+import { runArtifacts } from '../db/tables/tracking';
+import { badInput, notFound } from '../errors';
+import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+
+/** A checked relative artifact path ('' for the root when `root` is allowed). */
+export function artifactPath(raw: string, options: { root?: boolean } = {}): string {
+  const p = raw.replace(/\/+$/, '');
+  if (!p && options.root) return '';
+  if (!p || p.startsWith('/') || p.includes('\\') || p.includes('\0') || /^[A-Za-z]:/.test(p) || p.split('/').some((s) => s === '' || s === '.' || s === '..'))
+    throw badInput(`Artifact path "${raw}" is not a relative path: use "/"-separated names without ".", ".." or empty segments.`);
+  if (p.length > 1000) throw badInput('An artifact path is at most 1000 characters.');
+  return p;
+}
+
+export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string, bytes: Buffer): Promise<void> {
+  const path = artifactPath(rawPath);
+  // Checked before the bytes are stored, and again in the transaction that records them.
+  assertMayLog(caller, await findTracked(db, caller, taskId));
+  const digest = await store.put(bytes);
+  await db.transaction(async (tx) => {
+    const tracked = await findTracked(tx, caller, taskId, { lock: true });
+    assertMayLog(caller, tracked);
+    await tx
+      .insert(runArtifacts)
+      .values({ taskId, runId: tracked.run.id, path, digest, size: bytes.length })
+      .onConflictDoUpdate({ target: [runArtifacts.taskId, runArtifacts.path], set: { digest, size: bytes.length, at: new Date() } });
+  });
+}
+
+export async function getArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string): Promise<{ size: number; body: Readable }> {
+  const path = artifactPath(rawPath);
+  await findTracked(db, caller, taskId);
+  const [row] = await db
+    .select()
+    .from(runArtifacts)
+    .where(and(eq(runArtifacts.taskId, taskId), eq(runArtifacts.path, path)));
+  if (!row) throw notFound(`Run ${taskId} has no artifact "${path}".`);
+  return store.stream(row.digest);
+}
+
+export interface ArtifactEntry {
+  /** Relative to the listed directory. */
+  path: string;
+  isDir: boolean;
+  size: number | null;
+}
+
+/** The files and directories directly under `dir` ('' for the root). */
+export async function listArtifacts(db: Db, caller: Caller, taskId: string, rawDir: string): Promise<{ tracked: Tracked; entries: ArtifactEntry[] }> {
+  const dir = artifactPath(rawDir, { root: true });
+  const tracked = await findTracked(db, caller, taskId);
+  const prefix = dir ? `${dir}/` : '';
+  const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
+  const rows = await db
+    .select({ path: runArtifacts.path, size: runArtifacts.size })
+    .from(runArtifacts)
+    .where(and(eq(runArtifacts.taskId, taskId), like(runArtifacts.path, `${escaped}%`)))
+    .orderBy(asc(runArtifacts.path));
+  const entries = new Map<string, ArtifactEntry>();
+  for (const row of rows) {
+    const rest = row.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) entries.set(rest, { path: rest, isDir: false, size: row.size });
+    else if (!entries.has(rest.slice(0, slash))) entries.set(rest.slice(0, slash), { path: rest.slice(0, slash), isDir: true, size: null });
+  }
+  return { tracked, entries: [...entries.values()] };
+}

@@ -1,0 +1,186 @@
+// Runs logged from outside a workflow (a notebook, a script, an MLflow client): trigger EXTERNAL, in the
+// experimentation domain, with one task of kind `external` (node `main`) that holds what was logged. The orchestrator
+// never dispatches, sweeps or settles such a task (it looks at module tasks only): the run ends when its client says.
+import { subject } from '@casl/ability';
+import { eq, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { type Experiment, experiments, runTags } from '../db/tables/tracking';
+import { badInput, conflict, forbidden, notFound } from '../errors';
+import type { RunStatus } from '../vocabulary';
+import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { checkParams, checkTags, logParams, setTags } from './logging';
+
+/** MLflow's default experiment ("0"): created by name on first use. */
+export const DEFAULT_EXPERIMENT = 'Default';
+
+export interface StartExternalRun {
+  /** An experiment id or name; default: the Default experiment. A name that does not exist yet is created. */
+  experiment?: string | null;
+  name?: string | null;
+  tags?: Record<string, string>;
+  parameters?: Record<string, string>;
+  startedAt?: Date;
+}
+
+export async function findExperiment(db: Db | Tx, ref: string): Promise<Experiment | null> {
+  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)
+    ? await db.select().from(experiments).where(eq(experiments.id, ref))
+    : [];
+  if (byId[0]) return byId[0];
+  const [byName] = await db
+    .select()
+    .from(experiments)
+    .where(eq(experiments.name, ref === '0' ? DEFAULT_EXPERIMENT : ref));
+  return byName ?? null;
+}
+
+/** Creates a named experiment; CONFLICT when the name is taken. */
+export async function createExperiment(db: Db | Tx, caller: Caller, input: { name: string; tags?: Record<string, string> }): Promise<Experiment> {
+  const name = input.name.trim();
+  if (!name || name.length > 500) throw badInput('An experiment name must be 1 to 500 characters.');
+  if (caller.task) throw forbidden('A task token may not create experiments.');
+  const [made] = await db
+    .insert(experiments)
+    .values({ name, createdBy: caller.identity.id, tags: input.tags ?? {} })
+    .onConflictDoNothing()
+    .returning();
+  if (!made) throw conflict(`An experiment named "${name}" already exists: use it (get-by-name), or pick another name.`);
+  return made;
+}
+
+async function experimentFor(tx: Tx, caller: Caller, ref: string | null | undefined): Promise<Experiment> {
+  if (ref && ref !== '0') {
+    const found = await findExperiment(tx, ref);
+    if (!found) throw notFound(`No experiment ${ref}: create it first (experiments/create), or name an existing one.`);
+    if (found.deletedAt) throw badInput(`Experiment ${found.name} is deleted: restore it or log into another one.`);
+    return found;
+  }
+  await tx.insert(experiments).values({ name: DEFAULT_EXPERIMENT, createdBy: caller.identity.id }).onConflictDoNothing();
+  return (await findExperiment(tx, DEFAULT_EXPERIMENT))!;
+}
+
+/** Opens an external run in an experiment, RUNNING, with its tags and parameters; returns it with its one task. */
+export async function startExternalRun(db: Db, caller: Caller, input: StartExternalRun): Promise<Tracked> {
+  if (caller.task) throw forbidden('A task token logs into its own task only; it may not open runs.');
+  if (!caller.ability.can('start', subject('Run', { domain: 'experimentation' })))
+    throw forbidden('Opening a run needs a role that may start runs in the experimentation domain (a member, or a token with start:Run).');
+  const tags = input.tags ?? {};
+  const parameters = input.parameters ?? {};
+  checkTags(Object.entries(tags).map(([key, value]) => ({ key, value })));
+  checkParams(Object.entries(parameters).map(([key, value]) => ({ key, value })));
+  const name = input.name ?? tags['mlflow.runName'] ?? null;
+  if (name !== null && name.length > 250) throw badInput('A run name is at most 250 characters.');
+  const at = input.startedAt ?? new Date();
+  return db.transaction(async (tx) => {
+    const experiment = await experimentFor(tx, caller, input.experiment);
+    const [run] = await tx
+      .insert(runs)
+      .values({
+        experimentId: experiment.id,
+        name,
+        status: 'RUNNING',
+        trigger: 'EXTERNAL',
+        domain: 'experimentation',
+        parameters,
+        createdBy: caller.identity.id,
+        startedAt: at,
+      })
+      .returning();
+    const [task] = await tx
+      .insert(tasks)
+      .values({
+        runId: run!.id,
+        node: 'main',
+        kind: 'external',
+        status: 'RUNNING',
+        attempt: 1,
+        timeoutMs: 0,
+        pool: 'external',
+        executor: 'external',
+        startedAt: at,
+      })
+      .returning();
+    const tracked = { run: run!, task: task! };
+    await logParams(
+      tx,
+      tracked,
+      Object.entries(parameters).map(([key, value]) => ({ key, value })),
+    );
+    await setTags(
+      tx,
+      caller,
+      tracked,
+      Object.entries(tags).map(([key, value]) => ({ key, value })),
+    );
+    return tracked;
+  });
+}
+
+/** MLflow's run statuses and what each is here. */
+export const endStatuses = { FINISHED: 'SUCCEEDED', FAILED: 'FAILED', KILLED: 'CANCELLED' } as const satisfies Record<string, RunStatus>;
+export type EndStatus = keyof typeof endStatuses;
+
+/**
+ * Updates an external run: its name, and its status (ending it with FINISHED/FAILED/KILLED, or RUNNING again).
+ * A module task's status is the orchestrator's: for one, only the name of its run changes.
+ */
+export async function updateTrackedRun(
+  db: Db,
+  caller: Caller,
+  taskId: string,
+  input: { status?: string | null; endedAt?: Date | null; name?: string | null },
+): Promise<Tracked> {
+  if (input.status && input.status !== 'RUNNING' && input.status !== 'SCHEDULED' && !(input.status in endStatuses))
+    throw badInput(`status must be one of RUNNING, SCHEDULED, FINISHED, FAILED, KILLED (got "${input.status}").`);
+  if (input.name && input.name.length > 250) throw badInput('A run name is at most 250 characters.');
+  return db.transaction(async (tx) => {
+    const tracked = await findTracked(tx, caller, taskId, { lock: true });
+    assertMayLog(caller, tracked);
+    let { run, task } = tracked;
+    if (input.name) [run] = (await tx.update(runs).set({ name: input.name }).where(eq(runs.id, run.id)).returning()) as [Run];
+    if (task.kind === 'external' && input.status && input.status !== 'SCHEDULED') {
+      const ended = input.status !== 'RUNNING';
+      const status: RunStatus = ended ? endStatuses[input.status as EndStatus] : 'RUNNING';
+      const finishedAt = ended ? (input.endedAt ?? new Date()) : null;
+      [task] = (await tx.update(tasks).set({ status, finishedAt }).where(eq(tasks.id, task.id)).returning()) as [Task];
+      [run] = (await tx.update(runs).set({ status, finishedAt }).where(eq(runs.id, run.id)).returning()) as [Run];
+    }
+    return { run, task };
+  });
+}
+
+/** Soft-deletes (or restores) the run of a tracked task: hidden from searches, restorable. */
+export async function setRunDeleted(db: Db, caller: Caller, taskId: string, deleted: boolean): Promise<Tracked> {
+  return db.transaction(async (tx) => {
+    const tracked = await findTracked(tx, caller, taskId, { lock: true });
+    assertMayLog(caller, tracked, { deleted: true });
+    if (caller.task) throw forbidden('A task token may not delete or restore runs.');
+    const [run] = await tx
+      .update(runs)
+      .set({ deletedAt: deleted ? sql`coalesce(${runs.deletedAt}, now())` : null })
+      .where(eq(runs.id, tracked.run.id))
+      .returning();
+    return { run: run!, task: tracked.task };
+  });
+}
+
+/** The tags of runs, by run id. */
+export async function tagsOfRun(db: Db | Tx, runId: string): Promise<Record<string, string>> {
+  const rows = await db.select().from(runTags).where(eq(runTags.runId, runId));
+  return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+}
+
+/** The task an Atelier run logs into from outside: an external run's one task. NOT_FOUND for a run the caller may not read. */
+export async function externalTaskOf(db: Db | Tx, caller: Caller, runId: string): Promise<string> {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const found = uuid.test(runId) ? await db.select().from(tasks).where(eq(tasks.runId, runId)) : [];
+  const task = found.find((t) => t.kind === 'external') ?? found[0];
+  if (!task) throw notFound(`No run ${runId} that you may read.`);
+  const tracked = await findTracked(db, caller, task.id).catch(() => {
+    throw notFound(`No run ${runId} that you may read.`);
+  });
+  if (tracked.task.kind !== 'external')
+    throw badInput(`Run ${runId} is a workflow run: its tasks log from inside (MLflow's API with the task's MLFLOW_RUN_ID), not through these mutations.`);
+  return task.id;
+}

@@ -1,0 +1,203 @@
+// What a tracked task logs (MLflow's log-param/log-metric/log-batch/set-tag, an external run's mutations), checked
+// against MLflow's limits before anything is written: a request over a limit or with one bad item writes nothing.
+// Params are immutable (the same value again is fine, another value is refused); tags may change; every metric
+// point is kept through `storeMetricPoints`.
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { type Db, queryRows, type Tx } from '../db/client';
+import { runs } from '../db/tables/runs';
+import { loggedParams, runTags } from '../db/tables/tracking';
+import { badInput } from '../errors';
+import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { storeMetricPoints } from './metrics';
+
+/** MLflow's limits (mlflow/utils/validation.py, 2.x): per log-batch request, and per key and value. */
+export const LIMITS = {
+  batchMetrics: 1000,
+  batchParams: 100,
+  batchTags: 100,
+  batchTotal: 1000,
+  keyLength: 250,
+  paramValueLength: 6000,
+  tagValueLength: 8000,
+} as const;
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+export interface MetricInput {
+  key: string;
+  value: number;
+  /** Milliseconds since the epoch; default now. */
+  timestamp?: number;
+  step?: number;
+}
+
+// MLflow's rule: alphanumerics, underscores, dashes, periods, spaces, colons and slashes; no `..` segment, not absolute.
+const keyRe = /^[\w\-. :/]+$/;
+
+function checkKey(kind: string, key: unknown, i: number): asserts key is string {
+  if (typeof key !== 'string' || !key) throw badInput(`${kind}[${i}].key must be a non-empty string.`);
+  if (key.length > LIMITS.keyLength) throw badInput(`${kind}[${i}].key "${key.slice(0, 40)}…" is ${key.length} characters; at most ${LIMITS.keyLength}.`);
+  if (!keyRe.test(key) || key.startsWith('/') || key.split('/').some((s) => s === '..' || s === '.'))
+    throw badInput(
+      `${kind}[${i}].key "${key}" may only contain alphanumerics, underscores, dashes, periods, spaces, colons and slashes, and may not be a path with "." or ".." segments.`,
+    );
+}
+
+export function checkParams(params: readonly KeyValue[]): void {
+  params.forEach((p, i) => {
+    checkKey('params', p.key, i);
+    if (typeof p.value !== 'string') throw badInput(`params[${i}].value must be a string.`);
+    if (p.value.length > LIMITS.paramValueLength)
+      throw badInput(`params[${i}] "${p.key}": its value is ${p.value.length} characters; at most ${LIMITS.paramValueLength}.`);
+  });
+  const seen = new Map<string, string>();
+  for (const p of params) {
+    if (seen.has(p.key) && seen.get(p.key) !== p.value) throw badInput(`Param "${p.key}" is given twice with different values in one request.`);
+    seen.set(p.key, p.value);
+  }
+}
+
+export function checkTags(tags: readonly KeyValue[]): void {
+  tags.forEach((t, i) => {
+    checkKey('tags', t.key, i);
+    if (typeof t.value !== 'string') throw badInput(`tags[${i}].value must be a string.`);
+    if (t.value.length > LIMITS.tagValueLength)
+      throw badInput(`tags[${i}] "${t.key}": its value is ${t.value.length} characters; at most ${LIMITS.tagValueLength}.`);
+  });
+}
+
+export function checkMetrics(metrics: readonly MetricInput[]): void {
+  metrics.forEach((m, i) => {
+    checkKey('metrics', m.key, i);
+    if (typeof m.value !== 'number') throw badInput(`metrics[${i}] "${m.key}": value must be a number (NaN and ±Infinity are kept), got ${typeof m.value}.`);
+    if (m.step !== undefined && !Number.isSafeInteger(m.step)) throw badInput(`metrics[${i}] "${m.key}": step must be an integer.`);
+    if (m.timestamp !== undefined && !Number.isSafeInteger(m.timestamp)) throw badInput(`metrics[${i}] "${m.key}": timestamp must be an integer (ms).`);
+  });
+}
+
+/** MLflow's log-batch limits; a request over them is refused whole. */
+export function checkBatch(batch: { metrics: readonly unknown[]; params: readonly unknown[]; tags: readonly unknown[] }): void {
+  const { metrics, params, tags } = batch;
+  const over = (what: string, n: number, max: number) =>
+    badInput(`A batch logging request can contain at most ${max} ${what}. Got ${n} ${what}. Split them across several requests.`);
+  if (metrics.length > LIMITS.batchMetrics) throw over('metrics', metrics.length, LIMITS.batchMetrics);
+  if (params.length > LIMITS.batchParams) throw over('params', params.length, LIMITS.batchParams);
+  if (tags.length > LIMITS.batchTags) throw over('tags', tags.length, LIMITS.batchTags);
+  const total = metrics.length + params.length + tags.length;
+  if (total > LIMITS.batchTotal) throw over('metrics, params and tags in total', total, LIMITS.batchTotal);
+}
+
+/** Stores params; an existing key with another value is refused (MLflow's params are immutable). */
+export async function logParams(tx: Tx, { run, task }: Tracked, params: readonly KeyValue[]): Promise<void> {
+  if (!params.length) return;
+  const existing = await tx
+    .select()
+    .from(loggedParams)
+    .where(
+      and(
+        eq(loggedParams.taskId, task.id),
+        inArray(
+          loggedParams.key,
+          params.map((p) => p.key),
+        ),
+      ),
+    );
+  for (const old of existing) {
+    const now = params.find((p) => p.key === old.key)!;
+    if (now.value !== old.value)
+      throw badInput(`Param "${old.key}" was already logged as "${old.value}": params cannot change (log "${now.value}" under another key).`);
+  }
+  await tx
+    .insert(loggedParams)
+    .values(params.map((p) => ({ taskId: task.id, runId: run.id, key: p.key, value: p.value })))
+    .onConflictDoNothing();
+  // An external run's params are its parameters, shown wherever a run's are.
+  if (task.kind === 'external')
+    await tx
+      .update(runs)
+      .set({ parameters: sql`${runs.parameters} || ${JSON.stringify(Object.fromEntries(params.map((p) => [p.key, p.value])))}::jsonb` })
+      .where(eq(runs.id, run.id));
+}
+
+export async function setTags(tx: Tx, caller: Caller, { run }: Tracked, tags: readonly KeyValue[]): Promise<void> {
+  if (!tags.length) return;
+  const last = new Map(tags.map((t) => [t.key, t.value])); // the last value of a key in one request wins
+  await tx
+    .insert(runTags)
+    .values([...last].map(([key, value]) => ({ runId: run.id, key, value, setBy: caller.identity.id })))
+    .onConflictDoUpdate({ target: [runTags.runId, runTags.key], set: { value: sql`excluded.value`, setBy: sql`excluded.set_by`, setAt: sql`now()` } });
+  const name = last.get('mlflow.runName');
+  if (name) await tx.update(runs).set({ name }).where(eq(runs.id, run.id));
+}
+
+/**
+ * MLflow points take `seq`s of their own range, ordered by arrival: at least the time in microseconds-ish (ms × 1000)
+ * and after the task's last one; the executor reporter numbers its points from 1, so the ranges never meet. The
+ * task row is locked by the caller, so two requests never take the same number.
+ */
+const SEQ_FLOOR = 1e15;
+async function nextSeq(tx: Tx, taskId: string, attempt: number): Promise<number> {
+  const [row] = await queryRows<{ max: string | null }>(
+    tx,
+    sql`select max(seq)::text as max from metric_points where task_id = ${taskId} and attempt = ${attempt} and seq >= ${SEQ_FLOOR}`,
+  );
+  const max = row?.max ? Number(row.max) : 0;
+  return Math.max(max + 1, Date.now() * 1000, SEQ_FLOOR);
+}
+
+export async function logMetrics(tx: Tx, { run, task }: Tracked, metrics: readonly MetricInput[]): Promise<void> {
+  if (!metrics.length) return;
+  const attempt = Math.max(task.attempt, 1);
+  const first = await nextSeq(tx, task.id, attempt);
+  await storeMetricPoints(
+    tx,
+    metrics.map((m, i) => ({
+      taskId: task.id,
+      runId: run.id,
+      attempt,
+      seq: first + i,
+      name: m.key,
+      step: m.step ?? 0,
+      value: m.value,
+      at: new Date(m.timestamp ?? Date.now()),
+    })),
+  );
+}
+
+/** log-batch (and each single log call): checked whole, then written in one transaction. */
+export async function logBatch(
+  db: Db,
+  caller: Caller,
+  taskId: string,
+  batch: { metrics?: MetricInput[]; params?: KeyValue[]; tags?: KeyValue[] },
+): Promise<Tracked> {
+  const metrics = batch.metrics ?? [];
+  const params = batch.params ?? [];
+  const tags = batch.tags ?? [];
+  checkBatch({ metrics, params, tags });
+  checkMetrics(metrics);
+  checkParams(params);
+  checkTags(tags);
+  return db.transaction(async (tx) => {
+    const tracked = await findTracked(tx, caller, taskId, { lock: true });
+    assertMayLog(caller, tracked);
+    await logParams(tx, tracked, params);
+    await logMetrics(tx, tracked, metrics);
+    await setTags(tx, caller, tracked, tags);
+    return tracked;
+  });
+}
+
+export async function deleteTag(db: Db, caller: Caller, taskId: string, key: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const tracked = await findTracked(tx, caller, taskId, { lock: true });
+    assertMayLog(caller, tracked);
+    const gone = await tx
+      .delete(runTags)
+      .where(and(eq(runTags.runId, tracked.run.id), eq(runTags.key, key)))
+      .returning();
+    if (!gone.length) throw badInput(`Run ${taskId} has no tag "${key}".`);
+  });
+}

@@ -1,0 +1,41 @@
+// A task's own MLflow token: minted when the control plane lets an attempt run (its claim's answer carries it to
+// the host, which sets MLFLOW_TRACKING_URI, MLFLOW_RUN_ID and MLFLOW_TRACKING_TOKEN for the module). The token
+// belongs to a service identity with no rights (empty scopes: GraphQL gives it nothing), is bound to the task and
+// attempt (server/tracking/access.ts: it reads and logs into that task only, and logs only while that attempt
+// runs), and expires after the task's timeout.
+import { inArray } from 'drizzle-orm';
+import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
+import { ensureIdentity, issueToken } from '../auth/tokens';
+import type { Db } from '../db/client';
+import { tasks } from '../db/tables/runs';
+
+/** The identity every task token belongs to: a viewer whose tokens carry no scopes. */
+export const TASK_TRACKING_IDENTITY = 'atelier-task-tracking';
+/** A task token outlives its task's timeout by this much (results may still be logged as the attempt ends). */
+const GRACE_MS = 5 * 60_000;
+
+export function taskTracking(db: Db, uri: () => string | undefined) {
+  return async (claims: AttemptClaim[], answers: ClaimAnswer[]): Promise<ClaimAnswer[]> => {
+    const base = uri();
+    const running = claims.filter((_, i) => answers[i]?.verdict === 'run');
+    if (!base || !running.length) return answers;
+    const identity = await ensureIdentity(db, { name: TASK_TRACKING_IDENTITY, kind: 'service', role: 'viewer' });
+    const rows = await db
+      .select({ id: tasks.id, timeoutMs: tasks.timeoutMs })
+      .from(tasks)
+      .where(inArray(tasks.id, [...new Set(running.map((c) => c.taskId))]));
+    const timeouts = new Map(rows.map((r) => [r.id, r.timeoutMs]));
+    return Promise.all(
+      answers.map(async (answer, i) => {
+        const claim = claims[i]!;
+        if (answer.verdict !== 'run' || !timeouts.has(claim.taskId)) return answer;
+        const token = await issueToken(db, identity.id, `task ${claim.taskId} attempt ${claim.attempt}`, {
+          scopes: [],
+          task: { id: claim.taskId, attempt: claim.attempt },
+          expiresAt: new Date(Date.now() + (timeouts.get(claim.taskId) || 24 * 3_600_000) + GRACE_MS),
+        });
+        return { ...answer, tracking: { uri: base, runId: claim.taskId, token } };
+      }),
+    );
+  };
+}

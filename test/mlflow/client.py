@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""The REST calls the MLflow Python client (mlflow 2.x: MlflowClient over RestStore and HttpArtifactRepository)
+makes for set_experiment, start_run, log_param, log_metric, log_batch, set_tag, log_artifact, list_artifacts,
+end_run, get_run and search_runs, made with `requests` only, against MLFLOW_TRACKING_URI with
+MLFLOW_TRACKING_TOKEN as the bearer token (as mlflow.utils.rest_utils does). Bodies are shaped as the client's
+protobuf JSON: int64 fields as strings, NaN as "NaN"; GET requests carry their fields as query parameters.
+Prints one JSON line of what it read back; exits non-zero at the first call that fails."""
+import json
+import os
+import sys
+import tempfile
+import time
+
+import requests
+
+URI = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
+HEADERS = {"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"], "User-Agent": "mlflow-python-client"}
+API = URI + "/api/2.0/mlflow/"
+
+
+def call(endpoint, method, body):
+    # rest_utils.call_endpoint: GET sends the JSON fields as query parameters, POST as a JSON body.
+    if method == "GET":
+        res = requests.get(API + endpoint, params=body, headers=HEADERS, timeout=30)
+    else:
+        res = requests.post(API + endpoint, data=json.dumps(body), headers={**HEADERS, "Content-Type": "application/json"}, timeout=30)
+    if res.status_code != 200:
+        raise SystemExit(f"{method} {endpoint} -> {res.status_code} {res.text}")
+    return res.json()
+
+
+def expect_error(endpoint, body, code):
+    res = requests.post(API + endpoint, data=json.dumps(body), headers=HEADERS, timeout=30)
+    payload = res.json()
+    if payload.get("error_code") != code:
+        raise SystemExit(f"{endpoint}: expected {code}, got {res.status_code} {payload}")
+
+
+now = lambda: str(int(time.time() * 1000))
+
+# mlflow.set_experiment(name): get-by-name, created when it does not exist.
+name = "python-client-" + now()
+res = requests.get(API + "experiments/get-by-name", params={"experiment_name": name}, headers=HEADERS, timeout=30)
+if res.status_code == 404 and res.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST":
+    experiment_id = call("experiments/create", "POST", {"name": name})["experiment_id"]
+else:
+    experiment_id = res.json()["experiment"]["experiment_id"]
+
+# mlflow.start_run(run_name=...): runs/create with the client's system tags.
+run = call("runs/create", "POST", {
+    "experiment_id": experiment_id,
+    "user_id": "alice",
+    "start_time": now(),
+    "run_name": "py-run",
+    "tags": [
+        {"key": "mlflow.user", "value": "alice"},
+        {"key": "mlflow.source.name", "value": "client.py"},
+        {"key": "mlflow.source.type", "value": "LOCAL"},
+        {"key": "mlflow.runName", "value": "py-run"},
+    ],
+})["run"]
+run_id = run["info"]["run_id"]
+assert run["info"]["artifact_uri"] == f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts", run["info"]
+
+# mlflow.log_param / log_metric / set_tag
+call("runs/log-parameter", "POST", {"run_id": run_id, "run_uuid": run_id, "key": "lr", "value": "0.01"})
+for step, value in enumerate([0.9, 0.7, "NaN"]):
+    call("runs/log-metric", "POST", {"run_id": run_id, "run_uuid": run_id, "key": "loss", "value": value, "timestamp": now(), "step": str(step)})
+call("runs/set-tag", "POST", {"run_id": run_id, "run_uuid": run_id, "key": "dataset", "value": "v2"})
+
+# mlflow.log_params / log_metrics (log_batch)
+call("runs/log-batch", "POST", {
+    "run_id": run_id,
+    "metrics": [{"key": "acc", "value": 0.97, "timestamp": now(), "step": "3"}],
+    "params": [{"key": "epochs", "value": "3"}, {"key": "optimizer", "value": "adam"}],
+    "tags": [{"key": "stage", "value": "dev"}],
+})
+
+# MLflow's own errors: a param changed, a batch over the limit.
+expect_error("runs/log-parameter", {"run_id": run_id, "key": "lr", "value": "0.02"}, "INVALID_PARAMETER_VALUE")
+expect_error("runs/log-batch", {"run_id": run_id, "params": [{"key": f"p{i}", "value": "x"} for i in range(101)]}, "INVALID_PARAMETER_VALUE")
+
+# mlflow.log_artifact(path, artifact_path="plots"): the artifact_uri resolved to the tracking server, PUT per file.
+artifact_root = f"{URI}/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts"
+with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+    f.write("hello from python")
+with open(f.name, "rb") as data:
+    res = requests.put(f"{artifact_root}/plots/{os.path.basename(f.name)}", data=data, headers=HEADERS, timeout=30)
+    res.raise_for_status()
+# MlflowClient.list_artifacts(run_id, "plots"): GET ?path=<exp>/<run>/artifacts/plots
+listed = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts", params={"path": f"{experiment_id}/{run_id}/artifacts/plots"}, headers=HEADERS, timeout=30)
+listed.raise_for_status()
+files = listed.json()["files"]
+downloaded = requests.get(f"{artifact_root}/plots/{files[0]['path']}", headers=HEADERS, timeout=30)
+downloaded.raise_for_status()
+
+# mlflow.end_run()
+call("runs/update", "POST", {"run_id": run_id, "run_uuid": run_id, "status": "FINISHED", "end_time": now()})
+
+# MlflowClient.get_run / get_metric_history / search_runs
+got = call("runs/get", "GET", {"run_id": run_id, "run_uuid": run_id})["run"]
+history = call("metrics/get-history", "GET", {"run_id": run_id, "run_uuid": run_id, "metric_key": "loss", "max_results": "25000"})["metrics"]
+found = call("runs/search", "POST", {
+    "experiment_ids": [experiment_id],
+    "filter": "metrics.acc > 0.9 and params.optimizer = 'adam' and attributes.status = 'FINISHED'",
+    "run_view_type": "ACTIVE_ONLY",
+    "max_results": 1000,
+    "order_by": ["metrics.acc DESC"],
+})
+kv = lambda items: {i["key"]: i["value"] for i in items}
+print(json.dumps({
+    "run_id": run_id,
+    "status": got["info"]["status"],
+    "run_name": got["info"]["run_name"],
+    "metrics": kv(got["data"]["metrics"]),
+    "params": kv(got["data"]["params"]),
+    "tags": kv(got["data"]["tags"]),
+    "history": [m["value"] for m in history],
+    "files": files,
+    "artifact": downloaded.text,
+    "search": [r["info"]["run_id"] for r in found.get("runs", [])],
+}))
