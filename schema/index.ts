@@ -11,6 +11,7 @@ import './types/tasks';
 import './types/run-queries';
 import './types/run-mutations';
 import './types/run-events';
+import './types/experiments';
 import './types/schedules';
 import './types/datasets';
 import './types/catalog';
