@@ -27,6 +27,8 @@ const valueTypes: Record<string, string> = {
   LogLine: 'part of Task.logs',
   RunTag: 'part of Run.tags (a data field)',
   QueryExperimentsConnection: 'a page of guarded experiments',
+  QuerySearchRunsConnection: 'a page of guarded runs',
+  QuerySearchRunsConnectionEdge: 'a page of guarded runs',
   QueryExperimentsConnectionEdge: 'a page of guarded experiments',
   TaskAttempt: 'part of Task.attempts',
   ModuleTag: 'part of a Module',
