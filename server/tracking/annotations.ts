@@ -49,7 +49,9 @@ async function annotatable(db: Db, ability: AppAbility, caller: Identity, runId:
     return refuse(
       db,
       { identity: caller, action, subject: `run:${run.id}`, rule: 'a run is annotated by who may start runs in its domain', details: { domain: run.domain } },
-      `Tagging or noting ${run.domain} runs needs a grant to one of your teams (the right to start runs there): an admin runs \`npx atelier team grant TEAM ${run.domain}\`.`,
+      ability.can('start', 'Run')
+        ? `Tagging or noting ${run.domain} runs needs a grant to one of your teams (the right to start runs there): an admin runs \`npx atelier team grant TEAM ${run.domain}\`.`
+        : 'Your role may not tag or note runs (it may not start them); ask an admin for the member role.',
     );
   }
   return run;
