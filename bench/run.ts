@@ -10,8 +10,9 @@ import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
+import { trackingSearchBench } from './tracking-search';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -51,6 +52,10 @@ async function main() {
         'governance: a 500-rule column ability, a 100-row preview with and without authorization, and the run page query with and without scope-auth…',
       );
       rows.push(...(await governanceBench()));
+    }
+    if (selected('tracking')) {
+      console.log('tracking: searchRuns over 100,000 runs with a metric filter and order, compareRuns of 100 runs × 5 metrics…');
+      rows.push(...(await trackingSearchBench(infra)));
     }
   } finally {
     await nats.stop();

@@ -18,6 +18,7 @@ export const builder = new SchemaBuilder<{
   Scalars: {
     DateTime: { Input: Date; Output: Date | string };
     JSON: { Input: unknown; Output: unknown };
+    MetricValue: { Input: number; Output: number };
     File: { Input: File; Output: never };
   };
 }>({

@@ -12,6 +12,8 @@ import './types/run-queries';
 import './types/run-mutations';
 import './types/external-runs';
 import './types/run-events';
+import './types/experiments';
+import './types/run-search';
 import './types/schedules';
 import './types/datasets';
 import './types/catalog';

@@ -75,6 +75,9 @@ builder.mutationFields((t) => ({
       cacheNamespace: t.arg.string({
         description: 'Experimentation runs only: a private cache namespace; the run reuses and feeds only entries of that namespace.',
       }),
+      experiment: t.arg.string({
+        description: 'The experiment to group the run in (made on first use, by name); default: the workflow’s own.',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       await assertMayStartWorkflow(ctx, args.workflow, args.domain, args.version);
@@ -91,6 +94,7 @@ builder.mutationFields((t) => ({
             refreshCache: args.refreshCache ?? false,
             hotCluster: args.hotCluster ?? undefined,
             cacheNamespace: args.cacheNamespace ?? undefined,
+            experiment: args.experiment ?? undefined,
           },
           ctx.identity,
         ),

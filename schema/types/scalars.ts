@@ -1,4 +1,5 @@
-// Scalars: DateTime (ISO 8601), JSON (any JSON value) and File (a multipart upload).
+// Scalars: DateTime (ISO 8601), JSON (any JSON value), MetricValue (a float that may be NaN or ±Infinity) and File
+// (a multipart upload).
 import { GraphQLError, Kind, type ValueNode } from 'graphql';
 import { describeInputProblem, type InputProblem, inputProblem, MAX_JSON_DEPTH } from '../../server/errors/input-limits';
 import { builder } from '../builder';
@@ -63,6 +64,17 @@ builder.scalarType('JSON', {
   parseLiteral: (node) => {
     if (literalDepth(node) > MAX_JSON_DEPTH) throw refused({ path: 'value', kind: 'depth' });
     return literal(node);
+  },
+});
+
+builder.scalarType('MetricValue', {
+  description: 'A metric value: a number, or the string "NaN", "Infinity" or "-Infinity" (JSON has no such numbers).',
+  serialize: (value) => (Number.isFinite(value) ? value : String(value)),
+  parseValue: (value) => {
+    const n = typeof value === 'string' && ['NaN', 'Infinity', '-Infinity'].includes(value) ? Number(value) : value;
+    if (typeof n !== 'number')
+      throw new GraphQLError('A MetricValue is a number or "NaN", "Infinity", "-Infinity".', { extensions: { code: 'BAD_USER_INPUT' } });
+    return n;
   },
 });
 

@@ -31,8 +31,12 @@ export const subjectFields = {
       // what the caller may do to it (schema/types/viewer-can.ts): decided by the ability, never by run data
       'viewerCan',
       'schedule',
+      // the experiment it is grouped in and its display name: labels, never computed from run data
+      'experiment',
+      'name',
     ],
-    data: ['parameters', 'events'],
+    // tags and notes are written by people about what a run did (a dataset version, a score): run data
+    data: ['parameters', 'events', 'tags', 'note', 'noteBy', 'noteAt'],
     own: ['idempotencyKey'],
   },
   Task: {
@@ -155,6 +159,7 @@ export const subjectFields = {
     ],
     data: [],
   },
+  Experiment: { meta: ['id', 'name', 'description', 'workflow', 'createdBy', 'createdAt'], data: [] },
   Team: { meta: ['id', 'name', 'description', 'members', 'namespaces', 'domains'], data: [] },
   Namespace: { meta: ['name', 'team'], data: [] },
   Identity: { meta: ['id', 'name', 'kind', 'role', 'owner'], data: [] },

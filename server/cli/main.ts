@@ -16,6 +16,7 @@ import { auditCommand, declassifyCommand } from './governance';
 import { moduleCommand, teamCommands } from './modules';
 import { collect, parseParam, positiveInt } from './options';
 import { scheduleCommand } from './schedule';
+import { addTrackingCommands } from './tracking';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
 import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
 
@@ -350,6 +351,7 @@ export function buildProgram(): Command {
       for (const task of tasks) for (const l of task.logs) console.log(opts.node ? l.line : `[${task.node}] ${l.line}`);
     });
 
+  addTrackingCommands(run, (command) => connection(command).client);
   program.addCommand(scheduleCommand((command) => connection(command).client));
   program.addCommand(cacheCommand((command) => connection(command).client));
   program.addCommand(clusterCommand((command) => connection(command).client));

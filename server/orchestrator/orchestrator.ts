@@ -44,6 +44,8 @@ export interface StartRunInput {
   hotCluster?: string;
   /** Internal callers only (the scheduler): whom a run started without an identity acts for (a schedule's owners). */
   actingFor?: RunActor | null;
+  /** The experiment to group the run in, by name (made on first use); default: the workflow's own. */
+  experiment?: string;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';

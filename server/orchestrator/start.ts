@@ -16,7 +16,7 @@ import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from
 import { badInput, notFound } from '../errors';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
-import { workflowExperiment } from '../tracking/experiments';
+import { namedExperiment, workflowExperiment } from '../tracking/experiments';
 import { atLeastAsGuarded, type Domain, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
 import { specDomainOf } from '../workflows/queries';
@@ -59,6 +59,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         cacheNamespace,
         hotCluster: input.hotCluster,
         actingFor: input.actingFor,
+        experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
     });
   } catch (error) {

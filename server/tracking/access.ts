@@ -1,7 +1,8 @@
 // Who may read and log into a tracked task (an MLflow run: an external run's one task, or a module task logging
 // from inside). What a run logged is run data: a caller that may not read the run's domain's run data is answered
 // exactly as if the run did not exist. Writes need more: the run's creator or an admin (with `start` on runs of
-// that domain), or the task's own token (MLFLOW_TRACKING_TOKEN inside the task) while its attempt runs.
+// that domain), or the task's own token (MLFLOW_TRACKING_TOKEN inside the task) while its attempt runs. Every
+// tracking read (search, compare, MLflow routes) starts from the domains a caller may read run data of.
 import { subject } from '@casl/ability';
 import { eq } from 'drizzle-orm';
 import { type AppAbility, isAdmin } from '../auth/ability';
@@ -29,10 +30,13 @@ const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 export const noRun = (id: string) =>
   new AtelierError('NOT_FOUND', `No run ${id} that you may read: check the run id (an MLflow run_id is the Atelier task id).`);
 
-/** Domains whose run data the caller may read (search is limited to them). */
+/** The domains where the ability reads a run's data fields (its role, grants and token scopes all count). */
+export const runDataDomains = (ability: AppAbility): Domain[] => domains.filter((domain) => ability.can('read', subject('Run', { domain }), 'parameters'));
+
+/** Domains whose run data the caller may read (search is limited to them); a task's own token searches nothing. */
 export function readableDataDomains(caller: Caller): Domain[] {
   if (caller.task) return [];
-  return domains.filter((domain) => caller.ability.can('read', subject('Run', { domain }), 'parameters'));
+  return runDataDomains(caller.ability);
 }
 
 /** Whether the caller may read what the run logged. */

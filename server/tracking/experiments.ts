@@ -1,8 +1,9 @@
 // Experiments: a workflow's own (made with its first run, named after it) and named ones (made by a caller, e.g. an
 // MLflow client or a notebook). Every run belongs to exactly one.
-import { eq } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, lt } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { type Experiment, experiments } from '../db/tables/tracking';
+import { badInput, conflict } from '../errors';
 
 /** The workflow's own experiment, made on first use; named after the workflow (suffixed if a named one took that). */
 export async function workflowExperiment(
@@ -23,4 +24,50 @@ export async function workflowExperiment(
     if (raced) return raced;
   }
   throw new Error(`no free experiment name for workflow ${workflow.name}`);
+}
+
+/** The longest experiment name accepted (MLflow has no limit; a name is a label, not a document). */
+export const MAX_EXPERIMENT_NAME = 200;
+
+/**
+ * The experiment named `name`, made on first use: any caller who may start a run may name a new one (it is a label
+ * that groups runs; it holds no data of its own), recorded as its creator. A deleted one is not reused silently.
+ */
+export async function namedExperiment(db: Db | Tx, name: string, createdBy: string | null): Promise<Experiment> {
+  const trimmed = name.trim();
+  if (!trimmed || trimmed.length > MAX_EXPERIMENT_NAME)
+    throw badInput(`experiment must be a name of 1 to ${MAX_EXPERIMENT_NAME} characters; got ${trimmed.length}.`, [
+      { path: 'experiment', message: 'bad length' },
+    ]);
+  const found = await experimentByName(db, trimmed);
+  if (found?.deletedAt) throw conflict(`Experiment "${trimmed}" is deleted; restore it or name another.`);
+  if (found) return found;
+  const [made] = await db.insert(experiments).values({ name: trimmed, createdBy }).onConflictDoNothing().returning();
+  if (made) return made;
+  const raced = await experimentByName(db, trimmed);
+  if (!raced) throw conflict(`Experiment "${trimmed}" could not be made; try again.`);
+  return raced;
+}
+
+export async function experimentByName(db: Db | Tx, name: string): Promise<Experiment | null> {
+  const [found] = await db.select().from(experiments).where(eq(experiments.name, name));
+  return found ?? null;
+}
+
+export const experimentsByIds = (db: Db, ids: string[]): Promise<Experiment[]> => db.select().from(experiments).where(inArray(experiments.id, ids));
+
+/** One page of experiments by name (not deleted); `after` is the name of the last one of the previous page. */
+export function experimentsPage(db: Db, page: { after?: string; before?: string; limit: number; inverted: boolean }): Promise<Experiment[]> {
+  return db
+    .select()
+    .from(experiments)
+    .where(
+      and(
+        isNull(experiments.deletedAt),
+        page.after !== undefined ? gt(experiments.name, page.after) : undefined,
+        page.before !== undefined ? lt(experiments.name, page.before) : undefined,
+      ),
+    )
+    .orderBy(page.inverted ? desc(experiments.name) : asc(experiments.name))
+    .limit(page.limit);
 }

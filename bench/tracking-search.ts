@@ -1,0 +1,102 @@
+// Tracking search benchmarks on real Postgres: searchRuns over 100,000 runs (5 metrics each, 10% of them in a domain
+// the caller may not read) with a metric filter and a metric order, and compareRuns of 100 runs × 5 metrics with
+// 1,000 points per series. Rows are inserted directly in SQL. The floor, from the same run: the plain run list
+// (`runs(first: 50)`: the same HTTP, GraphQL and authorization path, one index scan).
+import postgres from 'postgres';
+import { startTestApp } from '../test/harness/app';
+import type { Infra } from './foundation';
+import { percentile, type Row } from './lib';
+
+const RUNS = 100_000;
+const METRICS = ['acc', 'loss', 'f1', 'precision', 'recall'];
+const SAMPLES = 20;
+
+async function p50(request: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 3; i++) await request();
+  const samples: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const start = performance.now();
+    await request();
+    samples.push(performance.now() - start);
+  }
+  return percentile(samples, 50);
+}
+
+async function seed(url: string): Promise<string[]> {
+  const sql = postgres(url, { max: 2, onnotice: () => {} });
+  try {
+    const [experiment] = await sql`insert into experiments (name) values (${`bench-search-${Date.now()}`}) returning id`;
+    const ids = await sql`
+      insert into runs (experiment_id, status, trigger, domain, parameters, created_at)
+      select ${experiment!.id}, 'SUCCEEDED', 'EXTERNAL', case when i % 10 = 0 then 'production' else 'experimentation' end,
+        jsonb_build_object('lr', round((random() * 0.1)::numeric, 5), 'batch', (i % 4) * 32), now() - (i || ' seconds')::interval
+      from generate_series(1, ${RUNS}) i returning id`;
+    await sql`
+      insert into metric_summaries (task_id, run_id, name, count, last, last_step, last_at, last_attempt, last_seq, min, min_step, max, max_step)
+      select gen_random_uuid(), r.id, m.name, 1000, v, 999, now(), 1, 1000, v - 0.1, 10, v + 0.1, 500
+      from runs r cross join unnest(${METRICS}::text[]) as m(name) cross join lateral (select random() as v where m.name is not null and r.id is not null) x
+      where r.experiment_id = ${experiment!.id}`;
+    // 100 runs to compare, 1,000 points per series, on the tasks their summaries name.
+    const compared = ids.slice(0, 100).map((r) => r.id as string);
+    await sql`
+      insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
+      select s.task_id, s.run_id, 1, g, s.name, g - 1, random(), now()
+      from metric_summaries s cross join generate_series(1, 1000) g
+      where s.run_id = any(${compared}::uuid[])`;
+    await sql`analyze runs`;
+    await sql`analyze metric_summaries`;
+    await sql`analyze metric_points`;
+    return compared;
+  } finally {
+    await sql.end();
+  }
+}
+
+export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
+  const t = await startTestApp({ DATABASE_URL: infra.pgUrl, NATS_URL: infra.natsUrl });
+  try {
+    const compared = await seed(infra.pgUrl);
+    // A member of no team: experimentation only, so every query first leaves out the production runs.
+    const member = await t.user(`bench-member-${Date.now()}`);
+    const check = async (query: string, variables: object) => {
+      const result = await member.raw(query, variables as Record<string, unknown>);
+      if (result.errors) throw new Error(JSON.stringify(result.errors));
+      return result.data;
+    };
+    const floor = await p50(() => check(`{ runs(first: 50) { edges { node { id status } } } }`, {}));
+    const SEARCH = `query ($f: String, $o: [String!]) { searchRuns(filter: $f, orderBy: $o, first: 50) { edges { cursor node { id status } } } }`;
+    const first = await check(SEARCH, { f: 'metrics.acc > 0.9 and params.lr < 0.05', o: ['metrics.acc DESC'] });
+    if (first.searchRuns.edges.length !== 50) throw new Error(`search found ${first.searchRuns.edges.length} runs, expected 50`);
+    const search = await p50(() => check(SEARCH, { f: 'metrics.acc > 0.9 and params.lr < 0.05', o: ['metrics.acc DESC'] }));
+    const searchOrder = await p50(() => check(SEARCH, { f: 'metrics.loss.min < 0.5', o: ['metrics.f1.max DESC', 'params.lr ASC'] }));
+    const COMPARE = `query ($ids: [ID!]!, $m: [String!]) { compareRuns(ids: $ids, metrics: $m, maxPoints: 200) {
+      runs { id } params { key values } metrics { name values { last min max } } series { runId metric points { step value } } } }`;
+    const compare = await p50(() =>
+      check(COMPARE, { ids: compared.filter((_, i) => i % 10 !== 0).concat(compared.filter((_, i) => i % 10 === 0)), m: METRICS }),
+    );
+    return [
+      { bench: 'tracking', metric: 'runs(first: 50) p50 (floor)', value: floor, unit: 'ms' },
+      {
+        bench: 'tracking',
+        metric: 'searchRuns 100k runs, metric+param filter, metric order, p50',
+        value: search,
+        unit: 'ms',
+        floor,
+        ratio: search / floor,
+        note: 'aim ≤ 100 ms',
+      },
+      { bench: 'tracking', metric: 'searchRuns 100k runs, 3 metrics + param order, p50', value: searchOrder, unit: 'ms', floor, ratio: searchOrder / floor },
+      {
+        bench: 'tracking',
+        metric: 'compareRuns 100 runs × 5 metrics (1,000 pts each → 200), p50',
+        value: compare,
+        unit: 'ms',
+        floor,
+        ratio: compare / floor,
+        note: 'aim ≤ 300 ms',
+      },
+    ];
+  } finally {
+    await t.stop();
+  }
+}

@@ -1,0 +1,118 @@
+// Experiments (named groups of runs), and a run's experiment, name, tags and note with the mutations that edit
+// them. The work is in server/tracking/.
+import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
+import { assertCan } from '../../server/auth/ability';
+import type { Experiment, RunTag } from '../../server/db/tables/tracking';
+import { badInput } from '../../server/errors';
+import { deleteRunTag, setRunNote, setRunTags, tagsOfRuns } from '../../server/tracking/annotations';
+import { experimentByName, experimentsByIds, experimentsPage } from '../../server/tracking/experiments';
+import { guard } from '../auth';
+import { builder } from '../builder';
+import type { Context } from '../context';
+import { checkId } from '../ids';
+import { IdentityRef } from './identity';
+import { RunRef } from './runs';
+import { WorkflowRef } from './workflows';
+
+export const ExperimentRef = builder.loadableObjectRef('Experiment', {
+  load: (ids: string[], ctx: Context) => experimentsByIds(ctx.services.db, ids),
+  sort: (e) => e.id,
+});
+
+ExperimentRef.implement({
+  authScopes: guard('Experiment', 'Experiment'),
+  description: 'A named group of runs: a workflow’s own (named after it) or one a run named.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    name: t.exposeString('name'),
+    description: t.exposeString('description'),
+    workflow: t.field({ type: WorkflowRef, nullable: true, description: 'The workflow whose own experiment this is.', resolve: (e) => e.workflowId }),
+    createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (e) => e.createdBy }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+const RunTagRef = builder.objectRef<RunTag>('RunTag').implement({
+  description: 'A free tag on a run, with who set it last and when.',
+  fields: (t) => ({
+    key: t.exposeString('key'),
+    value: t.exposeString('value'),
+    setBy: t.field({ type: IdentityRef, nullable: true, resolve: (r) => r.setBy }),
+    setAt: t.expose('setAt', { type: 'DateTime' }),
+  }),
+});
+
+const RunTagInput = builder.inputType('RunTagInput', {
+  fields: (t) => ({ key: t.string({ required: true }), value: t.string({ required: true }) }),
+});
+
+builder.objectFields(RunRef, (t) => ({
+  experiment: t.field({ type: ExperimentRef, description: 'The experiment the run is grouped in.', resolve: (r) => r.experimentId }),
+  name: t.exposeString('name', { nullable: true, description: 'A display name (an MLflow run_name); null: shown by its id.' }),
+  tags: t.loadableGroup({
+    type: RunTagRef,
+    nullable: true,
+    description: 'Free tags, by key. Null (with a FORBIDDEN error) unless your teams are granted the run’s domain.',
+    load: (ids: string[], ctx: Context) => tagsOfRuns(ctx.services.db, ids),
+    group: (tag) => tag.runId,
+    resolve: (r) => r.id,
+  }),
+  note: t.exposeString('note', {
+    nullable: true,
+    description: 'A free note; null when none (or, with a FORBIDDEN error, unless your teams are granted the run’s domain).',
+  }),
+  noteBy: t.field({ type: IdentityRef, nullable: true, description: 'Who wrote the note last.', resolve: (r) => r.noteBy }),
+  noteAt: t.expose('noteAt', { type: 'DateTime', nullable: true, description: 'When the note was written last.' }),
+}));
+
+const toCursor = (e: Experiment) => Buffer.from(e.name).toString('base64url');
+const fromCursor = (c: string) => Buffer.from(c, 'base64url').toString();
+
+builder.queryFields((t) => ({
+  experiments: t.connection({
+    type: ExperimentRef,
+    description: 'Experiments by name (deleted ones left out).',
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Experiment', 'list experiments');
+      return resolveCursorConnection({ args, toCursor }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+        experimentsPage(ctx.services.db, { after: after ? fromCursor(after) : undefined, before: before ? fromCursor(before) : undefined, limit, inverted }),
+      );
+    },
+  }),
+  experiment: t.field({
+    type: ExperimentRef,
+    nullable: true,
+    args: { name: t.arg.string({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Experiment', 'read experiments');
+      const found = await experimentByName(ctx.services.db, args.name);
+      return found && !found.deletedAt ? found : null;
+    },
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  setRunTags: t.field({
+    type: RunRef,
+    description: 'Sets tags on a run (adding or replacing by key), also after it ended; needs the right to start runs in its domain.',
+    args: { runId: t.arg.id({ required: true }), tags: t.arg({ type: [RunTagInput], required: true }) },
+    resolve: (_root, args, ctx) => setRunTags(ctx.services.db, ctx.ability, ctx.identity, checkId(String(args.runId), 'run'), args.tags),
+  }),
+  deleteRunTag: t.field({
+    type: RunRef,
+    description: 'Removes a tag from a run (no error if it has none by that key).',
+    args: { runId: t.arg.id({ required: true }), key: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => setOrDelete(ctx, String(args.runId), args.key),
+  }),
+  setRunNote: t.field({
+    type: RunRef,
+    description: 'Sets a run’s note (at most 64 KiB; empty clears it), also after it ended; needs the right to start runs in its domain.',
+    args: { runId: t.arg.id({ required: true }), note: t.arg.string({ required: true }) },
+    resolve: (_root, args, ctx) => setRunNote(ctx.services.db, ctx.ability, ctx.identity, checkId(String(args.runId), 'run'), args.note),
+  }),
+}));
+
+function setOrDelete(ctx: Context, runId: string, key: string) {
+  if (!key) throw badInput('key must name the tag to remove.');
+  return deleteRunTag(ctx.services.db, ctx.ability, ctx.identity, checkId(runId, 'run'), key);
+}

@@ -1,0 +1,127 @@
+// `atelier run search|compare|tag|note`: experiment tracking from the terminal, as GraphQL calls of searchRuns,
+// compareRuns, setRunTags/deleteRunTag and setRunNote. The filter language is the README's ("Searching runs").
+import { type Command, InvalidArgumentError } from 'commander';
+import type { Client } from './client';
+import { collect, positiveInt } from './options';
+
+interface FoundRun {
+  id: string;
+  status: string;
+  name: string | null;
+  createdAt: string;
+  workflow: { name: string } | null;
+  experiment: { name: string };
+  tags: { key: string; value: string }[] | null;
+}
+
+type Value = number | string | null;
+interface Cell {
+  last: Value;
+  min: Value;
+  max: Value;
+}
+interface Comparison {
+  runs: { id: string; name: string | null }[];
+  missing: string[];
+  params: { key: string; values: (string | null)[] }[];
+  metrics: { name: string; values: (Cell | null)[] }[];
+}
+
+/** Columns padded to their widest cell, two spaces apart. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+const shown = (v: Value | undefined): string => (v === null || v === undefined ? '-' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : v);
+
+function tagPair(raw: string, previous: { key: string; value: string }[] = []) {
+  const at = raw.indexOf('=');
+  if (at < 1) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
+  return [...previous, { key: raw.slice(0, at), value: raw.slice(at + 1) }];
+}
+
+export function addTrackingCommands(run: Command, clientOf: (command: Command) => Client): void {
+  run
+    .command('search [filter]')
+    .description('runs whose data you may read matching a filter, e.g. "metrics.accuracy > 0.9 and tags.dataset = \'v2\'" (see the README)')
+    .option('-o, --order <key>', 'order key, e.g. "metrics.accuracy DESC" (repeatable; default: newest first)', collect)
+    .option('-n, --first <n>', 'how many', positiveInt, 20)
+    .option('--json', 'print the runs as JSON')
+    .action(async (filter: string | undefined, opts: { order?: string[]; first: number; json?: boolean }, command: Command) => {
+      const { searchRuns } = await clientOf(command).request<{ searchRuns: { edges: { node: FoundRun }[] } }>(
+        `query ($f: String, $o: [String!], $n: Int) { searchRuns(filter: $f, orderBy: $o, first: $n) {
+          edges { node { id status name createdAt workflow { name } experiment { name } tags { key value } } } } }`,
+        { f: filter ?? '', o: opts.order ?? [], n: opts.first },
+      );
+      const found = searchRuns.edges.map((e) => e.node);
+      if (opts.json) return console.log(JSON.stringify(found, null, 2));
+      if (!found.length) return console.log('no runs match');
+      const rows = found.map((r) => [
+        r.id,
+        r.status,
+        r.experiment.name,
+        r.name ?? r.workflow?.name ?? '',
+        r.createdAt,
+        (r.tags ?? []).map((t) => `${t.key}=${t.value}`).join(' '),
+      ]);
+      console.log(table([['ID', 'STATUS', 'EXPERIMENT', 'NAME', 'CREATED', 'TAGS'], ...rows]));
+    });
+
+  run
+    .command('compare <ids...>')
+    .description('runs side by side: the params that differ, and each metric’s last, min and max')
+    .option('-m, --metric <name>', 'only this metric (repeatable; default: all)', collect)
+    .option('--all-params', 'every param, not only those that differ')
+    .option('--json', 'print the comparison as JSON')
+    .action(async (ids: string[], opts: { metric?: string[]; allParams?: boolean; json?: boolean }, command: Command) => {
+      const { compareRuns: c } = await clientOf(command).request<{ compareRuns: Comparison }>(
+        `query ($ids: [ID!]!, $m: [String!], $all: Boolean) { compareRuns(ids: $ids, metrics: $m, allParams: $all, maxPoints: 2) {
+          runs { id name } missing params { key values } metrics { name values { last min max } } } }`,
+        { ids, m: opts.metric ?? null, all: Boolean(opts.allParams) },
+      );
+      if (opts.json) return console.log(JSON.stringify(c, null, 2));
+      for (const id of c.missing) console.error(`no run ${id} (or not one whose data you may read)`);
+      if (!c.runs.length) {
+        process.exitCode = 1;
+        return;
+      }
+      const header = ['RUN', ...c.runs.map((r) => r.name ?? r.id.slice(0, 8))];
+      const rows: string[][] = [];
+      for (const p of c.params) rows.push([`param ${p.key}`, ...p.values.map((v) => v ?? '-')]);
+      for (const m of c.metrics)
+        for (const which of ['last', 'min', 'max'] as const) rows.push([`${m.name} ${which}`, ...m.values.map((v) => shown(v?.[which]))]);
+      if (!rows.length) rows.push(['(no params differ and no metrics)']);
+      console.log(table([header, ...rows]));
+    });
+
+  run
+    .command('tag <id> [pairs...]')
+    .description('set tags on a run (key=value…), also after it ended; --delete removes one')
+    .option('-d, --delete <key>', 'remove this tag (repeatable)', collect)
+    .action(async (id: string, pairs: string[], opts: { delete?: string[] }, command: Command) => {
+      const tags = pairs.reduce((all, raw) => tagPair(raw, all), [] as { key: string; value: string }[]);
+      if (!tags.length && !opts.delete?.length) throw new InvalidArgumentError('give key=value pairs to set, or --delete KEY');
+      const client = clientOf(command);
+      if (tags.length) await client.request(`mutation ($id: ID!, $t: [RunTagInput!]!) { setRunTags(runId: $id, tags: $t) { id } }`, { id, t: tags });
+      for (const key of opts.delete ?? [])
+        await client.request(`mutation ($id: ID!, $k: String!) { deleteRunTag(runId: $id, key: $k) { id } }`, { id, k: key });
+      const parts = [...tags.map((t) => `set ${t.key}`), ...(opts.delete ?? []).map((k) => `removed ${k}`)];
+      console.log(`run ${id}: ${parts.join(', ')}`);
+    });
+
+  run
+    .command('note <id> <text>')
+    .description('set a run’s note (an empty text clears it), also after it ended')
+    .action(async (id: string, text: string, _opts: unknown, command: Command) => {
+      await clientOf(command).request(`mutation ($id: ID!, $n: String!) { setRunNote(runId: $id, note: $n) { id } }`, { id, n: text });
+      console.log(text ? `run ${id}: note set` : `run ${id}: note cleared`);
+    });
+}

@@ -1,0 +1,63 @@
+// `atelier run tag|note|search|compare` against a real control plane: tags and a note set, a search by tag and
+// metric printed as a table, a malformed filter's column on stderr, and a comparison table.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../harness/app';
+import { runCli, showCli } from '../harness/cli';
+import { seedRun } from '../tracking/seed';
+
+let t: TestApp;
+let a = '';
+let b = '';
+const cli = (...args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
+
+beforeAll(async () => {
+  t = await startTestApp();
+  const db = t.app.services.db;
+  a = await seedRun(db, {
+    name: 'run-a',
+    experiment: 'cli-exp',
+    parameters: { lr: 0.1, opt: 'adam' },
+    tasks: [
+      [
+        ['acc', 0.8],
+        ['acc', 0.9],
+      ],
+    ],
+  });
+  b = await seedRun(db, { name: 'run-b', experiment: 'cli-exp', parameters: { lr: 0.01, opt: 'adam' }, tasks: [[['acc', 0.95]]] });
+}, 60_000);
+
+afterAll(() => t?.stop());
+
+it('tags, notes, searches and compares runs', async () => {
+  const tag = await cli('run', 'tag', a, 'dataset=v2', 'owner=me');
+  expect(tag.code, showCli(tag)).toBe(0);
+  const untag = await cli('run', 'tag', a, '--delete', 'owner');
+  expect(untag.stdout).toContain('removed owner');
+  expect((await cli('run', 'note', a, 'baseline')).code).toBe(0);
+
+  const search = await cli('run', 'search', "tags.dataset = 'v2' or metrics.acc > 0.9", '--order', 'metrics.acc DESC');
+  expect(search.code, showCli(search)).toBe(0);
+  const lines = search.stdout.trim().split('\n');
+  expect(lines[0]).toMatch(/^ID\s+STATUS\s+EXPERIMENT\s+NAME\s+CREATED\s+TAGS$/);
+  expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual([b, a]);
+  expect(lines[2]).toContain('dataset=v2');
+
+  const bad = await cli('run', 'search', 'metrics.acc >');
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toMatch(/column 14: expected a number or a 'string'/);
+
+  const compare = await cli('run', 'compare', a, b);
+  expect(compare.code, showCli(compare)).toBe(0);
+  const rows = compare.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(/\s{2,}/));
+  expect(rows).toEqual([
+    ['RUN', 'run-a', 'run-b'],
+    ['param lr', '0.1', '0.01'],
+    ['acc last', '0.9', '0.95'],
+    ['acc min', '0.8', '0.95'],
+    ['acc max', '0.9', '0.95'],
+  ]);
+});
