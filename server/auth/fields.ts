@@ -32,7 +32,7 @@ export const subjectFields = {
       'viewerCan',
       'schedule',
     ],
-    data: ['parameters', 'events'],
+    data: ['parameters', 'events', 'metrics'],
     own: ['idempotencyKey'],
   },
   Task: {
@@ -76,7 +76,7 @@ export const subjectFields = {
       'savedMs',
     ],
     // cacheKey: a hash of the task's parameters and inputs, so a guess's key (from cachePreview) would confirm it.
-    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'metricHistory', 'logs', 'cacheKey'],
   },
   Workflow: {
     meta: [
