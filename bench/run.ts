@@ -10,8 +10,9 @@ import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
+import { trackingMetricsBench } from './tracking-metrics';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -51,6 +52,10 @@ async function main() {
         'governance: a 500-rule column ability, a 100-row preview with and without authorization, and the run page query with and without scope-auth…',
       );
       rows.push(...(await governanceBench()));
+    }
+    if (selected('tracking')) {
+      console.log('tracking: a task logging 100,000 points vs logging nothing, points stored per second, metricHistory of 1,000,000 points…');
+      rows.push(...(await trackingMetricsBench()));
     }
   } finally {
     await nats.stop();

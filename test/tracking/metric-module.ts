@@ -1,5 +1,5 @@
 // A module that logs metrics through the Node progress helper (executors/local/progress.js, copied in as a module
-// author would), packed for publishing: `count` points of `loss` in a tight loop, or the special cases.
+// author would), packed for publishing: `count` points of `loss` in a tight loop (the same loop without logging when `log` is false), or the special cases.
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,13 @@ const helper = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..
 const main = `import { metric, output } from './progress.js';
 const params = JSON.parse(process.env.ATELIER_PARAMS ?? '{}');
 const count = params.count ?? 0;
-for (let i = 0; i < count; i++) metric({ loss: 1 / (i + 1) }, i);
+const log = params.log !== false;
+let sum = 0;
+for (let i = 0; i < count; i++) {
+  const loss = 1 / (i + 1);
+  sum += loss;
+  if (log) metric({ loss }, i);
+}
 if (params.special) {
   metric({ odd: 5 }, 10);
   metric({ odd: Number.NaN }, 3);
@@ -20,7 +26,7 @@ if (params.special) {
   metric({ odd: 'not a number', acc: 0.5 }, 2);
   metric({ odd: -2 }, 2);
 }
-output('done', count);
+output('done', sum);
 `;
 
 const manifest = `namespace: test
@@ -34,6 +40,7 @@ parameters:
   properties:
     count: { type: integer, minimum: 0 }
     special: { type: boolean }
+    log: { type: boolean }
     salt: { type: string }
 `;
 
