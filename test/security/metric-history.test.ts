@@ -24,7 +24,7 @@ beforeAll(async () => {
   insider = await t.user('metrics-insider');
   await t.team('metrics-readers', ['metrics-insider']);
   await t.api.gql(`mutation { grantDomain(team: "metrics-readers", domain: production) { id } }`);
-}, 60_000);
+}, 120_000);
 afterAll(async () => t?.stop());
 
 const field = (selection: string) => `query ($id: ID!) { run(id: $id) { id status ${selection} } }`;

@@ -17,7 +17,7 @@ beforeAll(async () => {
   const published = await t.api.upload(PUBLISH, { tags: ['latest'] }, 'artifact', await metricsModuleArchive());
   expect(published.errors).toBeUndefined();
   await t.createWorkflow({ name: 'metrics-special', tasks: [{ name: 'train', module: 'test/metrics', parameters: { count: 3000, special: true } }] });
-}, 60_000);
+}, 120_000);
 afterAll(async () => t?.stop());
 
 const terminal = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
