@@ -10,6 +10,7 @@ import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
+import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 
 const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking'] as const;
@@ -54,6 +55,8 @@ async function main() {
       rows.push(...(await governanceBench()));
     }
     if (selected('tracking')) {
+      console.log('tracking: a task logging 100,000 points vs logging nothing, points stored per second, metricHistory of 1,000,000 points…');
+      rows.push(...(await trackingMetricsBench()));
       console.log('tracking: searchRuns over 100,000 runs with a metric filter and order, compareRuns of 100 runs × 5 metrics…');
       rows.push(...(await trackingSearchBench(infra)));
     }

@@ -1,5 +1,7 @@
 // The progress protocol modules speak, whatever carries it (fd 3 for local processes, `@@atelier` stdout lines in a
-// Kubernetes pod): one JSON object per line with `progress`/`message`, `metrics`/`step`, `output`/`outputs`, `log`.
+// Kubernetes pod): one JSON object per line with `progress`/`message`, `metrics`/`step`, `points` (a batch of
+// `{name, value, step}`), `output`/`outputs`, `log`. Metric values are numbers or "NaN", "Infinity", "-Infinity".
+import { decodeMetricValue } from './metric-values';
 import type { TaskContext } from './sdk';
 
 /** Applies one protocol line to the task context. Anything malformed is reported through `ignored`, never thrown. */
@@ -21,10 +23,17 @@ export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why:
     ctx.progress(m.progress as number | null, typeof m.message === 'string' ? m.message : null);
     understood = true;
   }
+  const step = (s: unknown) => (typeof s === 'number' ? s : null);
   if (m.metrics && typeof m.metrics === 'object' && !Array.isArray(m.metrics)) {
-    const metrics: Record<string, number> = {};
-    for (const [name, value] of Object.entries(m.metrics)) if (typeof value === 'number' && Number.isFinite(value)) metrics[name] = value;
-    ctx.metric(metrics, typeof m.step === 'number' ? m.step : null);
+    ctx.metric(decodedMetrics(m.metrics as Record<string, unknown>, ignored), step(m.step));
+    understood = true;
+  }
+  if (Array.isArray(m.points)) {
+    for (const p of m.points as unknown[]) {
+      const point = p as { name?: unknown; value?: unknown; step?: unknown } | null;
+      if (!point || typeof point !== 'object' || typeof point.name !== 'string') ignored('a metric point without a name');
+      else ctx.metric(decodedMetrics({ [point.name]: point.value }, ignored), step(point.step));
+    }
     understood = true;
   }
   const output = m.output as { name?: unknown; value?: unknown } | undefined;
@@ -41,4 +50,15 @@ export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why:
     understood = true;
   }
   if (!understood) ignored('no progress, metrics, output(s) or log field');
+}
+
+/** Metric values as numbers (specials decoded); a value that is no number is reported through `ignored` and left out. */
+function decodedMetrics(metrics: Record<string, unknown>, ignored: (why: string) => void): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, raw] of Object.entries(metrics)) {
+    const value = decodeMetricValue(raw);
+    if (value === undefined) ignored(`metric "${name}" is not a number (NaN and ±Infinity are written "NaN", "Infinity", "-Infinity")`);
+    else out[name] = value;
+  }
+  return out;
 }

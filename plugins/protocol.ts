@@ -1,5 +1,6 @@
 // The wire protocol between the control plane and executor hosts: what travels on the TASKS stream
 // (one message per task attempt) and on the EVENTS stream (everything an attempt reports back).
+import type { WireMetricValue } from './metric-values';
 
 /** Normalised terminal states of one task attempt, shared by every executor. */
 export type TerminalState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
@@ -75,6 +76,20 @@ export interface TaskOutcome {
  */
 export const SEQ_BLOCK = 2 ** 32;
 
+/**
+ * One metric point as a host reports it. A metric event carries many (a training loop logging every step costs
+ * one bus event per batch, not per point); its points are numbered `firstPoint`, `firstPoint + 1`, … in the order
+ * the module reported them, from a counter of the attempt's delivery (starting at `redeliveryCount * SEQ_BLOCK`),
+ * so a redelivered event stores nothing twice. `step` is the module's (any integer, in any order; a point reported
+ * without one gets its index among that metric's points); `at` is epoch milliseconds.
+ */
+export interface MetricPointReport {
+  name: string;
+  value: WireMetricValue;
+  step: number;
+  at: number;
+}
+
 interface EventBase {
   taskId: string;
   runId: string;
@@ -90,7 +105,7 @@ export type ExecutorEvent =
   | (EventBase & { kind: 'heartbeat' })
   | (EventBase & { kind: 'progress'; fraction: number | null; message: string | null })
   | (EventBase & { kind: 'log'; stream: 'stdout' | 'stderr'; lines: string[] })
-  | (EventBase & { kind: 'metric'; metrics: Record<string, number>; step: number | null })
+  | (EventBase & { kind: 'metric'; firstPoint: number; points: MetricPointReport[] })
   | (EventBase & { kind: 'result'; outcome: TaskOutcome; durationMs: number });
 
 export type ExecutorEventKind = ExecutorEvent['kind'];

@@ -43,7 +43,10 @@ export interface TaskContext {
   log(stream: 'stdout' | 'stderr', line: string): void;
   /** Report progress: a fraction in [0, 1] (or null when unknown) and an optional message. */
   progress(fraction: number | null, message?: string | null): void;
-  /** Report numeric metrics, optionally at a training step. */
+  /**
+   * Report numeric metrics, optionally at a training step (any integer, in any order). Every point is kept, NaN and
+   * ±Infinity included; the host batches them, so calling this every training step is cheap.
+   */
   metric(metrics: Record<string, number>, step?: number | null): void;
   /** Record a named output of the task (JSON value); outputs flow to downstream tasks as inputs. */
   output(name: string, value: unknown): void;

@@ -8,6 +8,7 @@ import './types/modules';
 import './types/workflows';
 import './types/runs';
 import './types/tasks';
+import './types/metrics';
 import './types/run-queries';
 import './types/run-mutations';
 import './types/external-runs';

@@ -1,8 +1,11 @@
 # Progress helper for `local` modules written in Python: reports progress, metrics and outputs to Atelier as
 # JSON lines on the fd named by ATELIER_PROGRESS_FD. Standard library only: copy it into your module.
+import atexit
 import json
+import math
 import os
 import sys
+import time
 
 _fd_text = os.environ.get("ATELIER_PROGRESS_FD", "")
 _fd = int(_fd_text) if _fd_text.isdigit() else None
@@ -22,16 +25,53 @@ def _send(message):
         data = data[os.write(_fd, data):]
 
 
+# Metric points are buffered and sent in batches (every _FLUSH_POINTS points, or on the first call _FLUSH_SECONDS
+# after the batch began, before any other message and at exit), so logging every training step stays cheap.
+_FLUSH_POINTS = 1000
+_FLUSH_SECONDS = 0.2
+_points = []
+_batch_began = 0.0
+
+
+def _encode(value):
+    # JSON has no NaN or Infinity: they travel as strings and are stored as the numbers they are. Numbers of other
+    # libraries (numpy, torch scalars) become floats.
+    if not isinstance(value, (bool, int, float, str)) and hasattr(value, "__float__"):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def flush():
+    """Send the buffered metric points now."""
+    global _points
+    if _points:
+        batch, _points = _points, []
+        _send({"points": batch})
+
+
+atexit.register(flush)
+
+
 def progress(fraction, message=None):
     """Report progress: a fraction in [0, 1] (or None when unknown) and an optional message."""
+    flush()
     _send({"progress": fraction, "message": message})
 
 
 def metric(metrics, step=None):
-    """Report numeric metrics (a dict of name to number), optionally at a training step."""
-    _send({"metrics": metrics, "step": step})
+    """Report metrics (a dict of name to number; NaN and ±Infinity are kept), optionally at a training step."""
+    global _batch_began
+    if not _points:
+        _batch_began = time.monotonic()
+    for name, value in metrics.items():
+        _points.append({"name": name, "value": _encode(value), "step": step})
+    if len(_points) >= _FLUSH_POINTS or time.monotonic() - _batch_began >= _FLUSH_SECONDS:
+        flush()
 
 
 def output(name, value):
     """Record a named output (any JSON value); it flows to downstream tasks as an input."""
+    flush()
     _send({"output": {"name": name, "value": value}})

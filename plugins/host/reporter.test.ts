@@ -51,15 +51,46 @@ function setup(options: { redeliveryCount?: number; bytes?: number; maxLogBytes?
 
 describe('attempt reporter', () => {
   it('numbers events without gaps, from its delivery’s own block, and uses them as message ids', async () => {
-    const { reporter, events, msgIds } = setup({ redeliveryCount: 1 });
+    const { reporter, events, msgIds, clock } = setup({ redeliveryCount: 1 });
     reporter.started({ pid: 1 });
     reporter.heartbeat();
-    reporter.metric({ loss: 0.5, bad: 'x' as unknown as number }, 3);
+    reporter.metric({ loss: 0.5 }, 3);
+    clock.advance(250); // metric points go out in batches
     reporter.heartbeat();
     expect(await reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
     expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4].map((n) => SEQ_BLOCK + n));
     expect(msgIds).toEqual(events.map((e) => `t1:2:${e.seq}`));
-    expect(events[2]).toMatchObject({ kind: 'metric', metrics: { loss: 0.5 }, step: 3, taskId: 't1', runId: 'r1', attempt: 2, host: 'h' });
+    expect(events[2]).toMatchObject({
+      kind: 'metric',
+      firstPoint: SEQ_BLOCK,
+      points: [{ name: 'loss', value: 0.5, step: 3 }],
+      taskId: 't1',
+      runId: 'r1',
+      attempt: 2,
+      host: 'h',
+    });
+  });
+
+  it('batches metric points, numbers them in report order, keeps NaN and ±Infinity, and drops what is no number', () => {
+    const { reporter, events } = setup();
+    for (let i = 0; i < 4_500; i++) reporter.metric({ loss: 1 / (i + 1) }, 4_500 - i); // steps out of order: kept
+    expect(events.map((e) => e.kind === 'metric' && [e.firstPoint, e.points.length])).toEqual([
+      [0, 2_000],
+      [2_000, 2_000],
+    ]);
+    reporter.metric({ nan: Number.NaN, up: Number.POSITIVE_INFINITY, down: Number.NEGATIVE_INFINITY, bad: 'x' as unknown as number });
+    reporter.metric({ bad: 'y' as unknown as number, nan: 'NaN' as unknown as number });
+    reporter.close();
+    const last = events.find((e) => e.kind === 'metric' && e.firstPoint === 4_000);
+    expect(last?.kind === 'metric' && last.points.slice(500)).toEqual([
+      { name: 'nan', value: 'NaN', step: 0, at: expect.any(Number) },
+      { name: 'up', value: 'Infinity', step: 0, at: expect.any(Number) },
+      { name: 'down', value: '-Infinity', step: 0, at: expect.any(Number) },
+      { name: 'nan', value: 'NaN', step: 1, at: expect.any(Number) },
+    ]);
+    expect(last?.kind === 'metric' && last.points[0]?.step).toBe(500);
+    const warnings = events.flatMap((e) => (e.kind === 'log' ? e.lines : []));
+    expect(warnings).toEqual(['[atelier] metric "bad" dropped: "x" is not a number (NaN and ±Infinity are kept)']);
   });
 
   it('batches log lines until the batch is full, per stream', () => {

@@ -1,7 +1,8 @@
 // What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress and publishes
 // its result with retries. The attempt lifecycle (attempt.ts) hands reports in; this file decides when they go out.
 import type { Bus } from '../bus/types';
-import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
+import { decodeMetricValue, encodeMetricValue } from '../metric-values';
+import { type ExecutorEvent, type MetricPointReport, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -34,6 +35,8 @@ export interface ReporterOptions {
   logBatch: { bytes: number; ms: number };
   /** Most log bytes published per attempt; past it one truncation notice is logged and the rest dropped. */
   maxLogBytes: number;
+  /** Metric points go out once this many are buffered, or this long after the first one arrived. */
+  metricBatch?: { points: number; ms: number };
   warn: (message: string) => void;
   clock?: ReporterClock;
 }
@@ -43,7 +46,11 @@ export interface Reporter {
   readonly open: boolean;
   log(stream: Stream, line: string): void;
   progress(fraction: number | null | undefined, message?: string | null): void;
-  metric(metrics: Record<string, number> | undefined, step?: number | null): void;
+  /**
+   * Buffers one point per metric (NaN and ±Infinity kept; a value that is no number is dropped with one line in the
+   * task's log per metric name). A point without a step gets its index among that metric's points.
+   */
+  metric(metrics: Record<string, unknown> | undefined, step?: number | null): void;
   started(handle: unknown): void;
   heartbeat(): void;
   /** A line from the host itself (`[atelier] …`) on stderr; it bypasses the per-attempt cap. */
@@ -62,6 +69,7 @@ export const MIN_PROGRESS_INTERVAL_MS = 100; // at most ~10 progress events a se
 // Each redelivery numbers its events from a fresh block (see SEQ_BLOCK in the protocol).
 export { SEQ_BLOCK };
 export const RESULT_PUBLISH_TRIES = 5;
+export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 250 };
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -116,6 +124,22 @@ export function createReporter(options: ReporterOptions): Reporter {
     else cancelLogTimer ??= clock.schedule(flushLogs, logBatch.ms);
   };
 
+  // Metrics: every point kept, numbered in report order, many per event.
+  const metricBatch = options.metricBatch ?? DEFAULT_METRIC_BATCH;
+  let nextPoint = options.redeliveryCount * SEQ_BLOCK;
+  let points: MetricPointReport[] = [];
+  let cancelMetricTimer: (() => void) | undefined;
+  const pointsPerName = new Map<string, number>();
+  const warnedNames = new Set<string>();
+  const flushMetrics = () => {
+    cancelMetricTimer?.();
+    cancelMetricTimer = undefined;
+    if (!points.length) return;
+    publish({ kind: 'metric', firstPoint: nextPoint, points });
+    nextPoint += points.length;
+    points = [];
+  };
+
   // Progress: coalesced so a chatty module costs at most ~10 events a second; the latest value wins.
   let lastProgressAt = 0;
   let pendingProgress: { fraction: number | null; message: string | null } | undefined;
@@ -158,9 +182,21 @@ export function createReporter(options: ReporterOptions): Reporter {
 
     metric(metrics, step) {
       if (closed) return;
-      const clean: Record<string, number> = {};
-      for (const [name, value] of Object.entries(metrics ?? {})) if (typeof value === 'number') clean[name] = value;
-      publish({ kind: 'metric', metrics: clean, step: typeof step === 'number' ? step : null });
+      const at = clock.now();
+      for (const [name, raw] of Object.entries(metrics ?? {})) {
+        const value = decodeMetricValue(raw);
+        if (value === undefined) {
+          if (!warnedNames.has(name))
+            appendLog('stderr', `[atelier] metric "${name}" dropped: ${JSON.stringify(raw)?.slice(0, 80)} is not a number (NaN and ±Infinity are kept)`);
+          warnedNames.add(name);
+          continue;
+        }
+        const index = pointsPerName.get(name) ?? 0;
+        pointsPerName.set(name, index + 1);
+        points.push({ name, value: encodeMetricValue(value), step: typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index, at });
+      }
+      if (points.length >= metricBatch.points) flushMetrics();
+      else if (points.length) cancelMetricTimer ??= clock.schedule(flushMetrics, metricBatch.ms);
     },
 
     started(handle) {
@@ -178,6 +214,7 @@ export function createReporter(options: ReporterOptions): Reporter {
 
     close() {
       closed = true;
+      flushMetrics();
       flushProgress();
       flushLogs();
     },

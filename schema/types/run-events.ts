@@ -65,8 +65,13 @@ const TaskMetricEvent = builder.objectRef<Of<'task-metric'>>('TaskMetricEvent').
     ...eventFields(t),
     taskId: t.exposeID('taskId'),
     node: t.exposeString('node'),
-    metrics: t.expose('metrics', { type: 'JSON' }),
-    step: t.exposeInt('step', { nullable: true }),
+    attempt: t.exposeInt('attempt', { nullable: true }),
+    points: t.expose('points', {
+      type: 'JSON',
+      description: 'Every point of this batch in report order: [{ name, value, step, seq }]; NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity".',
+    }),
+    metrics: t.expose('metrics', { type: 'JSON', description: 'The batch’s last value of each metric.' }),
+    step: t.exposeInt('step', { nullable: true, description: 'The step of the batch’s last point.' }),
   }),
 });
 

@@ -2,7 +2,8 @@
 
 import type { Task } from '../../server/db/tables/runs';
 import type { TaskEvent } from '../../server/db/tables/task-events';
-import { attemptEventsOf, type LogLine, latestMetricsOf, logLinesOf, tasksOfRuns } from '../../server/runs/queries';
+import { attemptEventsOf, type LogLine, logLinesOf, tasksOfRuns } from '../../server/runs/queries';
+import { latestMetricsOf } from '../../server/tracking/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -147,7 +148,8 @@ TaskRef.implement({
     metrics: t.loadable({
       type: 'JSON',
       nullable: true,
-      description: 'The latest value of each metric the current attempt reported: { name: { value, step } }.',
+      description:
+        'The latest value of each metric the current attempt reported (a cached task: its source’s): { name: { value, step } }; NaN and ±Infinity as the strings "NaN", "Infinity", "-Infinity". Every point: `metricHistory`.',
       load: async (ids: string[], ctx: Context) => {
         const latest = await latestMetricsOf(ctx.services.db, ids);
         return ids.map((id) => latest.get(id) ?? {});

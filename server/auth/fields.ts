@@ -36,7 +36,7 @@ export const subjectFields = {
       'name',
     ],
     // tags and notes are written by people about what a run did (a dataset version, a score): run data
-    data: ['parameters', 'events', 'tags', 'note', 'noteBy', 'noteAt'],
+    data: ['parameters', 'events', 'metrics', 'tags', 'note', 'noteBy', 'noteAt'],
     own: ['idempotencyKey'],
   },
   Task: {
@@ -80,7 +80,7 @@ export const subjectFields = {
       'savedMs',
     ],
     // cacheKey: a hash of the task's parameters and inputs, so a guess's key (from cachePreview) would confirm it.
-    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'logs', 'cacheKey'],
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'metricHistory', 'logs', 'cacheKey'],
   },
   Workflow: {
     meta: [

@@ -77,12 +77,7 @@ export async function runModuleDir(dir: string, options: ModuleRunOptions): Prom
             if (event.kind === 'log') for (const line of event.lines) options.print(event.stream === 'stderr' ? `! ${line}` : line);
             else if (event.kind === 'progress')
               options.print(`[progress ${event.fraction === null ? '' : `${Math.round(event.fraction * 100)}%`}${event.message ? ` ${event.message}` : ''}]`);
-            else if (event.kind === 'metric')
-              options.print(
-                `[metrics${event.step === null ? '' : ` step ${event.step}`}] ${Object.entries(event.metrics)
-                  .map(([k, v]) => `${k}=${v}`)
-                  .join(' ')}`,
-              );
+            else if (event.kind === 'metric') for (const p of event.points) options.print(`[metrics step ${p.step}] ${p.name}=${p.value}`);
             else if (event.kind === 'result') resolve(event);
             await d.ack();
           }

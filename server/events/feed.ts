@@ -1,3 +1,4 @@
+import type { WireMetricValue } from '../../plugins/metric-values';
 import type { Db, Tx } from '../db/client';
 import type { RunStatus, TaskStatus } from '../vocabulary';
 import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter } from './run-event-log';
@@ -19,7 +20,17 @@ export type FeedEventBody =
   | (FeedBase & { kind: 'task-status'; taskId: string; node: string; status: TaskStatus; attempt: number; reason: string | null; message: string | null })
   | (FeedBase & { kind: 'task-progress'; taskId: string; node: string; fraction: number | null; message: string | null })
   | (FeedBase & { kind: 'task-log'; taskId: string; node: string; stream: 'stdout' | 'stderr'; lines: string[] })
-  | (FeedBase & { kind: 'task-metric'; taskId: string; node: string; metrics: Record<string, number>; step: number | null });
+  | (FeedBase & {
+      kind: 'task-metric';
+      taskId: string;
+      node: string;
+      attempt: number;
+      /** Every point of the batch, in report order (`seq` as stored); values as on the wire (NaN/±Infinity as strings). */
+      points: { name: string; value: WireMetricValue; step: number; seq: number }[];
+      /** The batch's last value per metric, and the last point's step (what a plain watcher shows). */
+      metrics: Record<string, WireMetricValue>;
+      step: number | null;
+    });
 /** A stored event: `seq` numbers a run's events 1, 2, 3… in commit order. */
 export type FeedEvent = FeedEventBody & { seq: number };
 

@@ -2,6 +2,7 @@
 // written in bulk, starts and results stored and applied together per run under its lock; stale reports (another
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
@@ -10,6 +11,8 @@ import { runs, type Task, tasks } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
 import type { FeedEvent, FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
+import { pointsOf } from '../tracking/metric-events';
+import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
@@ -51,6 +54,8 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
       const inserted = await bulkInsert(tx, taskEvents, notes.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
       const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
       for (const e of notes) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
+      // Metric points are stored with the event that carried them: a redelivered event is not new, so adds none.
+      await storeMetricPoints(tx, fresh.flatMap(pointsOf));
       return feed.append(tx, liveEventsOf(fresh, known));
     });
 
@@ -98,7 +103,9 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
 
 const eventRow = (e: ExecutorEvent) => {
   const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
-  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...payload } };
+  // A metric event's points live in metric_points; the event keeps where they are.
+  const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
+  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...kept } };
 };
 
 /** For attempts that have ended, the sequence block of the execution whose result ended them (if one did). */
@@ -126,7 +133,12 @@ function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string 
     const node = known.get(e.taskId)!.node;
     if (e.kind === 'progress') out.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
     else if (e.kind === 'log') out.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
-    else if (e.kind === 'metric') out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, metrics: e.metrics, step: e.step, at: e.at });
+    else if (e.kind === 'metric') {
+      const points = pointsOf(e).map((p) => ({ name: p.name, value: encodeMetricValue(p.value), step: p.step, seq: p.seq }));
+      if (!points.length) continue;
+      const metrics = Object.fromEntries(points.map((p) => [p.name, p.value]));
+      out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, attempt: e.attempt, points, metrics, step: points.at(-1)!.step, at: e.at });
+    }
   }
   return out;
 }

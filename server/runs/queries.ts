@@ -46,26 +46,6 @@ export const attemptEventsOf = (db: Db, taskIds: string[]): Promise<TaskEvent[]>
     .where(and(inArray(taskEvents.taskId, taskIds), inArray(taskEvents.kind, ['started', 'result'])))
     .orderBy(asc(taskEvents.attempt), asc(taskEvents.seq));
 
-export type LatestMetrics = Record<string, { value: number; step: number | null }>;
-
-/** The latest value of each metric the current attempt of each task reported, with its step. */
-export async function latestMetricsOf(db: Db, taskIds: string[]): Promise<Map<string, LatestMetrics>> {
-  const rows = await db
-    .select({ taskId: taskEvents.taskId, payload: taskEvents.payload })
-    .from(taskEvents)
-    .innerJoin(tasks, and(eq(tasks.id, taskEvents.taskId), eq(tasks.attempt, taskEvents.attempt)))
-    .where(and(inArray(taskEvents.taskId, taskIds), eq(taskEvents.kind, 'metric')))
-    .orderBy(asc(taskEvents.seq));
-  const latest = new Map<string, LatestMetrics>();
-  for (const row of rows) {
-    const { metrics, step } = row.payload as { metrics: Record<string, number>; step: number | null };
-    const entry = latest.get(row.taskId) ?? {};
-    for (const [name, value] of Object.entries(metrics)) entry[name] = { value, step };
-    latest.set(row.taskId, entry);
-  }
-  return latest;
-}
-
 export interface LogLine {
   seq: number;
   stream: string;

@@ -2,8 +2,8 @@
 // brought up to date in the same transaction. The one write path for points, whoever reports them: the executor
 // protocol's metric events, the MLflow routes, a run logged from outside a workflow.
 import { sql } from 'drizzle-orm';
-import type { Db, Tx } from '../db/client';
-import { metricPoints, metricSummaries } from '../db/tables/tracking';
+import { type Db, queryRows, type Tx } from '../db/client';
+import { metricSummaries } from '../db/tables/tracking';
 
 export interface MetricPointInput {
   taskId: string;
@@ -18,20 +18,28 @@ export interface MetricPointInput {
   at: Date;
 }
 
-/** Rows per INSERT: well under Postgres's 65,535 bind parameters (8 per row). */
-const CHUNK = 4_000;
+/** Points per INSERT: each batch travels as one JSON parameter (many bind parameters are slow to parse, on PGlite most). */
+const CHUNK = 10_000;
 
 /** Stores the points not stored yet and updates their summaries; returns how many were new. */
 export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<number> {
   let stored = 0;
   for (let i = 0; i < points.length; i += CHUNK) {
-    const inserted = await tx
-      .insert(metricPoints)
-      .values(points.slice(i, i + CHUNK) as MetricPointInput[])
-      .onConflictDoNothing()
-      .returning();
+    const chunk = points.slice(i, i + CHUNK);
+    // JSON has no NaN or ±Infinity: every value travels as text and is cast back to float8 (which reads them).
+    const rows = chunk.map((p) => [p.taskId, p.runId, p.attempt, p.seq, p.name, p.step, String(p.value), p.at.toISOString()]);
+    const inserted = await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
+      tx,
+      sql`insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
+          select (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, (r->>3)::bigint, r->>4, (r->>5)::bigint, (r->>6)::float8, (r->>7)::timestamptz
+          from json_array_elements(${JSON.stringify(rows)}::json) as r
+          on conflict do nothing
+          returning task_id, attempt, seq`,
+    );
     stored += inserted.length;
-    await summarize(tx, inserted);
+    if (!inserted.length) continue;
+    const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+    await summarize(tx, inserted.length === chunk.length ? chunk : chunk.filter((p) => isNew.has(`${p.taskId}:${p.attempt}:${p.seq}`)));
   }
   return stored;
 }

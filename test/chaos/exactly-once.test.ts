@@ -213,7 +213,7 @@ it('stale reports for an attempt that already finished change nothing', async ()
     { ...base, seq, kind: 'started', handle: null },
     { ...base, seq: seq + 1, kind: 'progress', fraction: 0.3, message: 'again' },
     { ...base, seq: seq + 2, kind: 'log', stream: 'stdout', lines: ['ran again'] },
-    { ...base, seq: seq + 3, kind: 'metric', metrics: { loss: 1 }, step: 1 },
+    { ...base, seq: seq + 3, kind: 'metric', firstPoint: seq, points: [{ name: 'loss', value: 1, step: 1, at: Date.now() }] },
     { ...base, seq: seq + 4, kind: 'result', outcome: { state: 'SUCCEEDED', outputs: { other: true } }, durationMs: 5 },
     { ...base, seq: seq + 5, kind: 'result', outcome: { state: 'FAILED', reason: 'late' }, durationMs: 5 },
   ];

@@ -224,10 +224,10 @@ describe('kubernetes-gpu executor against the stand-in', () => {
     expect(messages.some((m) => m.startsWith('provisioning'))).toBe(true);
     expect(messages).toContainEqual(expect.stringMatching(/^running \(provisioned in \d+/));
     expect(messages).toContain('half way');
-    const metrics = world.eventsOf(task.taskId).filter((e) => e.kind === 'metric');
-    expect(metrics).toContainEqual(expect.objectContaining({ metrics: { loss: 0.25 }, step: 3 }));
-    const provisioning = metrics.find((e) => e.kind === 'metric' && 'provisioningMs' in e.metrics);
-    expect(provisioning && provisioning.kind === 'metric' && provisioning.metrics.provisioningMs).toBeGreaterThanOrEqual(250);
+    const points = world.eventsOf(task.taskId).flatMap((e) => (e.kind === 'metric' ? e.points : []));
+    expect(points).toContainEqual(expect.objectContaining({ name: 'loss', value: 0.25, step: 3 }));
+    const provisioning = points.find((p) => p.name === 'provisioningMs');
+    expect(provisioning?.value).toBeGreaterThanOrEqual(250);
     // finalize deleted the Job, and with it (Background propagation) its pod
     expect(standIn.jobs()).toEqual([]);
     expect(standIn.pods()).toEqual([]);

@@ -110,7 +110,9 @@ describe('local executor', () => {
     expect(world.logLines(task.taskId, 'stdout')).toEqual([`hello from ${task.node} attempt 1`, 'inputs {"prep":{"rows":3}}', 'secret absent']);
     expect(world.logLines(task.taskId, 'stderr')).toEqual(['a warning']);
     expect(events.find((e) => e.kind === 'progress')).toMatchObject({ fraction: 0.5, message: 'half way' });
-    expect(events.find((e) => e.kind === 'metric')).toMatchObject({ metrics: { loss: 0.25, acc: 0.9 }, step: 3 });
+    expect(events.find((e) => e.kind === 'metric')).toMatchObject({
+      points: [expect.objectContaining({ name: 'loss', value: 0.25, step: 3 }), expect.objectContaining({ name: 'acc', value: 0.9, step: 3 })],
+    });
     const started = events.find((e) => e.kind === 'started');
     expect(started).toMatchObject({ host: 'test-host', handle: { pid: expect.any(Number), pgid: expect.any(Number), startTime: expect.any(Number) } });
     // seq runs 0, 1, 2… per attempt, and the result is the last event
@@ -139,7 +141,9 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
     const result = await world.result(task.taskId);
     expect(result.outcome).toMatchObject({ state: 'SUCCEEDED', outputs: { answer: 42 } });
     expect(world.logLines(task.taskId, 'stdout')).toEqual(['out dir True']);
-    expect(world.eventsOf(task.taskId).find((e) => e.kind === 'metric')).toMatchObject({ metrics: { loss: 0.5 }, step: 1 });
+    expect(world.eventsOf(task.taskId).find((e) => e.kind === 'metric')).toMatchObject({
+      points: [expect.objectContaining({ name: 'loss', value: 0.5, step: 1 })],
+    });
   });
 
   it('fails on a non-zero exit with the tail of stderr', async () => {

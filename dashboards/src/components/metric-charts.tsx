@@ -1,16 +1,25 @@
-// Live metric charts for a task, one uPlot chart per metric name, redrawn as points stream in.
+// Metric charts for a task, one uPlot chart per metric name: its stored history, redrawn as live points stream in.
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { MetricSeries, Series } from '../lib/metric-series';
 
-export function MetricCharts({ metrics, version, running }: { metrics: MetricSeries | undefined; version: number; running: boolean }) {
+export function MetricCharts({
+  metrics,
+  version,
+  running,
+  loading,
+}: {
+  metrics: MetricSeries | undefined;
+  version: number;
+  running: boolean;
+  loading: boolean;
+}) {
   const names = metrics ? [...metrics.series.keys()].sort() : [];
   if (!metrics || names.length === 0) {
     return (
       <p class="muted empty-inline">
-        {running ? 'No metrics reported yet; charts appear here as the task reports them.' : 'No metrics were received while this page was open.'} Metrics
-        reported before the page opened are not available yet (the API has no task metrics history).
+        {loading ? 'Loading metrics…' : running ? 'No metrics reported yet; charts appear here as the task reports them.' : 'This task reported no metrics.'}
       </p>
     );
   }

@@ -75,6 +75,18 @@ export const TASK_LOGS = graphql(`
   }
 `);
 
+export const RUN_METRIC_NAMES = graphql(`
+  query RunMetricNames($id: ID!) {
+    run(id: $id) { id metrics { taskId name } }
+  }
+`);
+
+export const TASK_METRIC_HISTORY = graphql(`
+  query TaskMetricHistory($taskId: ID!, $name: String!, $maxPoints: Int) {
+    node(id: $taskId) { id ... on Task { metricHistory(name: $name, maxPoints: $maxPoints) { name points { seq step value } } } }
+  }
+`);
+
 export const RUN_EVENTS = graphql(`
   subscription RunPageEvents($runId: ID!, $after: Int) {
     runEvents(runId: $runId, after: $after) {
@@ -83,7 +95,7 @@ export const RUN_EVENTS = graphql(`
       ... on TaskStatusEvent { at taskId node status attempt reason message }
       ... on TaskProgressEvent { at taskId node fraction message }
       ... on TaskLogEvent { at taskId node stream lines }
-      ... on TaskMetricEvent { at taskId node metrics step }
+      ... on TaskMetricEvent { at taskId node metrics step points }
     }
   }
 `);

@@ -3,7 +3,7 @@
 // subscribers at once; the high-volume streams (logs, metrics, progress) at most once per frame.
 import type { ResultOf } from '../../graphql';
 import { LogBuffer } from '../../lib/log-buffer';
-import { MetricSeries } from '../../lib/metric-series';
+import { MetricSeries, type PointIn } from '../../lib/metric-series';
 import { perf, type StatusSample } from '../../lib/perf';
 import type { RUN, RUN_EVENTS, TaskFields } from './documents';
 
@@ -120,6 +120,11 @@ export class RunStore {
     return series;
   }
 
+  /** Stored metric history was merged into a task's series: redraw on the next frame. */
+  metricsLoaded() {
+    this.notify('frame');
+  }
+
   apply(event: RunEvent, receivedAt = Date.now()) {
     switch (event.__typename) {
       case 'RunStatusEvent': {
@@ -163,7 +168,8 @@ export class RunStore {
         return;
       }
       case 'TaskMetricEvent': {
-        this.metricsOf(event.node).add(event.metrics, event.step);
+        if (Array.isArray(event.points)) this.metricsOf(event.node).addPoints(event.points as PointIn[]);
+        else this.metricsOf(event.node).add(event.metrics, event.step);
         this.notify('frame');
         return;
       }

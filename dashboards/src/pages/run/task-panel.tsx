@@ -9,6 +9,7 @@ import { DataTable } from '../../components/table';
 import { formatDateTime, formatDuration, span } from '../../lib/format';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { TASK_LOGS } from './documents';
+import { loadMetricHistory } from './metric-history';
 import { type RunData, type RunStatus, type RunStore, type TaskView, waitingReasonOf } from './store';
 
 const tabs = [
@@ -64,6 +65,15 @@ export function TaskPanel({
     return () => void (current = false);
   }, [tab, store]);
 
+  const [metricsState, setMetricsState] = useState<'loading' | 'done'>('loading');
+  useEffect(() => {
+    if (tab !== 'metrics' || !task.id) return;
+    let current = true;
+    setMetricsState('loading');
+    loadMetricHistory(client, store, run.id, { id: task.id, node: task.node }).finally(() => current && setMetricsState('done'));
+    return () => void (current = false);
+  }, [tab, store, task.id]);
+
   const setTab = (id: Tab) => navigate(withQuery({ tab: id === 'overview' ? null : id }), { replace: true });
   const onTabKey = (e: KeyboardEvent) => {
     const i = tabs.findIndex((t) => t.id === tab);
@@ -118,7 +128,14 @@ export function TaskPanel({
       <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} class="tab-panel">
         {tab === 'overview' && <Overview task={task} run={run} runStatus={runStatus} />}
         {tab === 'logs' && <LogView buffer={buffer} version={buffer.version} label={`task ${task.node}`} loading={historyState === 'loading'} />}
-        {tab === 'metrics' && <MetricCharts metrics={metrics} version={metrics?.version ?? 0} running={!terminalTaskStatuses.has(task.status)} />}
+        {tab === 'metrics' && (
+          <MetricCharts
+            metrics={metrics}
+            version={metrics?.version ?? 0}
+            running={!terminalTaskStatuses.has(task.status)}
+            loading={metricsState === 'loading'}
+          />
+        )}
       </div>
     </section>
   );

@@ -1,0 +1,163 @@
+// Reads of stored metrics for the API: a task's latest values, a series downsampled in SQL, and a run's per-task
+// summaries. A task served from cache answers with the points of the task it reused (its source), marked so.
+import { and, eq, inArray, sql } from 'drizzle-orm';
+import { encodeMetricValue, type WireMetricValue } from '../../plugins/metric-values';
+import type { Db } from '../db/client';
+import { queryRows } from '../db/client';
+import { tasks } from '../db/tables/runs';
+import { metricSummaries } from '../db/tables/tracking';
+import { badInput } from '../errors';
+
+export type LatestMetrics = Record<string, { value: WireMetricValue; step: number | null }>;
+
+/** Where a task's metrics live: itself, or the task a cache hit reused. */
+async function sourcesOf(db: Db, taskIds: string[]): Promise<Map<string, { id: string; attempt: number; fromCache: boolean }>> {
+  const rows = await db.select({ id: tasks.id, attempt: tasks.attempt, source: tasks.cacheSourceTaskId }).from(tasks).where(inArray(tasks.id, taskIds));
+  const sourceIds = rows.flatMap((r) => (r.source ? [r.source] : []));
+  const sources = new Map(
+    sourceIds.length
+      ? (await db.select({ id: tasks.id, attempt: tasks.attempt }).from(tasks).where(inArray(tasks.id, sourceIds))).map((s) => [s.id, s.attempt])
+      : [],
+  );
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      r.source ? { id: r.source, attempt: sources.get(r.source) ?? 1, fromCache: true } : { id: r.id, attempt: r.attempt, fromCache: false },
+    ]),
+  );
+}
+
+/** The latest value of each metric the current attempt of each task (or its cache source) reported, with its step. */
+export async function latestMetricsOf(db: Db, taskIds: string[]): Promise<Map<string, LatestMetrics>> {
+  const sources = await sourcesOf(db, taskIds);
+  const ids = [...new Set([...sources.values()].map((s) => s.id))];
+  const rows = ids.length ? await db.select().from(metricSummaries).where(inArray(metricSummaries.taskId, ids)) : [];
+  const out = new Map<string, LatestMetrics>();
+  for (const [taskId, source] of sources) {
+    const entry: LatestMetrics = {};
+    for (const r of rows)
+      if (r.taskId === source.id && r.lastAttempt === source.attempt) entry[r.name] = { value: encodeMetricValue(r.last), step: r.lastStep };
+    out.set(taskId, entry);
+  }
+  return out;
+}
+
+export interface HistoryPoint {
+  seq: number;
+  step: number;
+  value: number;
+}
+export interface MetricHistory {
+  name: string;
+  /** The attempt the points come from (of the source task when served from cache); null when none reported. */
+  attempt: number | null;
+  fromCache: boolean;
+  sourceTaskId: string | null;
+  /** How many points the series holds; `points` has at most maxPoints of them. */
+  total: number;
+  points: HistoryPoint[];
+}
+
+export const MAX_HISTORY_POINTS = 10_000;
+
+/**
+ * One metric of one task as at most `maxPoints` points, downsampled in SQL: the series is cut into equal buckets
+ * of points (by their order), and each bucket keeps its lowest and highest number (NaN never is one; a bucket of
+ * NaN alone keeps its first point), plus the series' first and last point. `attempt` defaults to the latest one
+ * that reported this metric.
+ */
+export async function metricHistory(db: Db, taskId: string, name: string, maxPoints: number, attempt?: number | null): Promise<MetricHistory> {
+  if (!Number.isInteger(maxPoints) || maxPoints < 2 || maxPoints > MAX_HISTORY_POINTS)
+    throw badInput(`maxPoints must be an integer from 2 to ${MAX_HISTORY_POINTS}; got ${maxPoints}.`, [{ path: 'maxPoints', message: 'out of range' }]);
+  const source = (await sourcesOf(db, [taskId])).get(taskId);
+  const base = { name, fromCache: source?.fromCache ?? false, sourceTaskId: source?.fromCache ? source.id : null };
+  if (!source) return { ...base, attempt: null, total: 0, points: [] };
+  const from = source.id;
+  const chosen =
+    attempt ??
+    (
+      await queryRows<{ attempt: number }>(
+        db,
+        sql`select attempt from metric_points where task_id = ${from}::uuid and name = ${name} order by attempt desc limit 1`,
+      )
+    )[0]?.attempt;
+  if (chosen === undefined) return { ...base, attempt: null, total: 0, points: [] };
+  const series = sql`task_id = ${from}::uuid and name = ${name} and attempt = ${chosen}::int`;
+  const buckets = Math.floor((maxPoints - 2) / 2);
+  const rows = await queryRows<{ seq: string | number; step: string | number; value: number | string; total: string | number }>(
+    db,
+    sql`
+    with s as (
+      select seq, value, (row_number() over (order by seq) - 1) * ${buckets}::bigint / count(*) over () as b, count(*) over () as n
+      from metric_points where ${series}
+    ), b as (
+      select min(array[value, seq::float8]) filter (where value <> 'NaN') as lo,
+             max(array[value, seq::float8]) filter (where value <> 'NaN') as hi,
+             min(seq) as first, max(seq) as last, max(n) as n
+      from s group by b
+    ), picked as (
+      select (lo[2])::bigint as seq from b where lo is not null
+      union select (hi[2])::bigint from b where hi is not null
+      union select first from b where lo is null
+      union select min(first) from b
+      union select max(last) from b
+    )
+    select p.seq, p.step, p.value, (select max(n) from b) as total
+    from metric_points p join picked using (seq)
+    where p.task_id = ${from}::uuid and p.attempt = ${chosen}::int
+    order by p.seq`,
+  );
+  const points = rows.map((r) => ({ seq: Number(r.seq), step: Number(r.step), value: Number(r.value) }));
+  return { ...base, attempt: chosen, total: Number(rows[0]?.total ?? 0), points };
+}
+
+export interface TaskMetricSummary {
+  taskId: string;
+  node: string;
+  name: string;
+  count: number;
+  last: number;
+  lastStep: number;
+  min: number | null;
+  minStep: number | null;
+  max: number | null;
+  maxStep: number | null;
+  fromCache: boolean;
+  sourceTaskId: string | null;
+}
+
+/** Each task's summary of each metric in a run (a cached task's from its source), by node then name. */
+export async function runMetricsOf(db: Db, runId: string): Promise<TaskMetricSummary[]> {
+  const runTasks = await db.select({ id: tasks.id, node: tasks.node }).from(tasks).where(eq(tasks.runId, runId));
+  if (!runTasks.length) return [];
+  const sources = await sourcesOf(
+    db,
+    runTasks.map((t) => t.id),
+  );
+  const ids = [...new Set([...sources.values()].map((s) => s.id))];
+  const rows = await db
+    .select()
+    .from(metricSummaries)
+    .where(and(inArray(metricSummaries.taskId, ids)));
+  const out: TaskMetricSummary[] = [];
+  for (const t of runTasks) {
+    const source = sources.get(t.id)!;
+    for (const r of rows)
+      if (r.taskId === source.id)
+        out.push({
+          taskId: t.id,
+          node: t.node,
+          name: r.name,
+          count: r.count,
+          last: r.last,
+          lastStep: r.lastStep,
+          min: r.min,
+          minStep: r.minStep,
+          max: r.max,
+          maxStep: r.maxStep,
+          fromCache: source.fromCache,
+          sourceTaskId: source.fromCache ? source.id : null,
+        });
+  }
+  return out.sort((a, b) => a.node.localeCompare(b.node) || a.name.localeCompare(b.name));
+}

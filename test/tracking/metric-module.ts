@@ -1,0 +1,58 @@
+// A module that logs metrics through the Node progress helper (executors/local/progress.js, copied in as a module
+// author would), packed for publishing: `count` points of `loss` in a tight loop (the same loop without logging when `log` is false), or the special cases.
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { packDirectory } from '../../server/artifacts/archive';
+
+const helper = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'executors', 'local', 'progress.js');
+
+const main = `import { metric, output } from './progress.js';
+const params = JSON.parse(process.env.ATELIER_PARAMS ?? '{}');
+const count = params.count ?? 0;
+const log = params.log !== false;
+let sum = 0;
+for (let i = 0; i < count; i++) {
+  const loss = 1 / (i + 1);
+  sum += loss;
+  if (log) metric({ loss }, i);
+}
+if (params.special) {
+  metric({ odd: 5 }, 10);
+  metric({ odd: Number.NaN }, 3);
+  metric({ odd: Number.POSITIVE_INFINITY }, 7);
+  metric({ odd: Number.NEGATIVE_INFINITY }, 1);
+  metric({ odd: 'not a number', acc: 0.5 }, 2);
+  metric({ odd: -2 }, 2);
+}
+output('done', sum);
+`;
+
+const manifest = `namespace: test
+name: metrics
+description: Logs metric points in a tight loop through the progress helper.
+entrypoint: main.mjs
+runtime: node
+parameters:
+  type: object
+  additionalProperties: false
+  properties:
+    count: { type: integer, minimum: 0 }
+    special: { type: boolean }
+    log: { type: boolean }
+    salt: { type: string }
+`;
+
+/** The packed module archive (test/metrics). */
+export async function metricsModuleArchive(): Promise<Buffer> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'atelier-metrics-module-'));
+  try {
+    await copyFile(helper, path.join(dir, 'progress.js'));
+    await writeFile(path.join(dir, 'main.mjs'), main);
+    await writeFile(path.join(dir, 'atelier.module.yaml'), manifest);
+    return await packDirectory(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
