@@ -2,6 +2,7 @@
 // it, end it. Anyone who may start runs in experimentation opens one; only its creator (or an admin) logs into it.
 // The tracking service (server/tracking/) does the work and the checks.
 
+import { assertCan } from '../../server/auth/ability';
 import { badInput } from '../../server/errors';
 import type { Caller } from '../../server/tracking/access';
 import { endStatuses, externalTaskOf, startExternalRun, updateTrackedRun } from '../../server/tracking/external-runs';
@@ -63,6 +64,8 @@ builder.mutationFields((t) => ({
     description: 'Logs metric points into an external run (at most 1000 per call). Only its creator or an admin may.',
     args: { runId: t.arg.id({ required: true }), points: t.arg({ type: [MetricPointInput], required: true }) },
     resolve: async (_root, args, ctx) => {
+      // Who may not start runs at all is refused (and audited) before the run is looked up.
+      assertCan(ctx.ability, 'start', 'Run', 'log into runs');
       const taskId = await externalTaskOf(ctx.services.db, caller(ctx), String(args.runId));
       const metrics = args.points.map((p) => ({ key: p.name, value: p.value, step: p.step ?? 0, timestamp: p.timestamp ? p.timestamp.getTime() : undefined }));
       return (await logBatch(ctx.services.db, caller(ctx), taskId, { metrics })).run;
@@ -73,6 +76,7 @@ builder.mutationFields((t) => ({
     description: 'Logs params into an external run (at most 100 per call); a param already logged with another value is refused.',
     args: { runId: t.arg.id({ required: true }), parameters: t.arg({ type: 'JSON', required: true }) },
     resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'log into runs');
       const taskId = await externalTaskOf(ctx.services.db, caller(ctx), String(args.runId));
       const params = Object.entries(stringMap(args.parameters, 'parameters')).map(([key, value]) => ({ key, value }));
       return (await logBatch(ctx.services.db, caller(ctx), taskId, { params })).run;
@@ -83,6 +87,7 @@ builder.mutationFields((t) => ({
     description: 'Ends an external run.',
     args: { runId: t.arg.id({ required: true }), status: t.arg({ type: ExternalRunEndEnum, defaultValue: 'FINISHED' }) },
     resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'start', 'Run', 'end runs');
       const taskId = await externalTaskOf(ctx.services.db, caller(ctx), String(args.runId));
       return (await updateTrackedRun(ctx.services.db, caller(ctx), taskId, { status: args.status ?? 'FINISHED' })).run;
     },
