@@ -24,17 +24,48 @@ function send(message) {
   }
 }
 
-/** Reports progress: a fraction in [0, 1] (or null when unknown) and an optional message. */
-export function progress(fraction, message = null) {
-  send({ progress: fraction, message });
+// Metric points are buffered and sent in batches (every FLUSH_POINTS points, FLUSH_MS after the first, before any
+// other message and at exit), so a training loop may log every step without slowing down.
+const FLUSH_POINTS = 1000;
+const FLUSH_MS = 200;
+let points = [];
+let timer;
+
+// JSON has no NaN or Infinity: they travel as strings and are stored as the numbers they are.
+const encode = (value) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value);
+
+/** Sends the buffered metric points now. */
+export function flush() {
+  if (timer) clearTimeout(timer);
+  timer = undefined;
+  if (points.length === 0) return;
+  const batch = points;
+  points = [];
+  send({ points: batch });
+}
+process.on('exit', flush);
+
+/**
+ * Reports metrics (name → number; NaN and ±Infinity are kept), optionally at a training step (any integer, in any
+ * order). Every point is kept; a value that is not a number is dropped with a warning in the task's log.
+ */
+export function metric(metrics, step = null) {
+  for (const [name, value] of Object.entries(metrics ?? {})) points.push({ name, value: encode(value), step });
+  if (points.length >= FLUSH_POINTS) flush();
+  else if (!timer && points.length) {
+    timer = setTimeout(flush, FLUSH_MS);
+    timer.unref?.();
+  }
 }
 
-/** Reports numeric metrics, optionally at a training step. */
-export function metric(metrics, step = null) {
-  send({ metrics, step });
+/** Reports progress: a fraction in [0, 1] (or null when unknown) and an optional message. */
+export function progress(fraction, message = null) {
+  flush();
+  send({ progress: fraction, message });
 }
 
 /** Records a named output (any JSON value); it flows to downstream tasks as an input. */
 export function output(name, value) {
+  flush();
   send({ output: { name, value } });
 }
