@@ -1,27 +1,15 @@
 // Executors: the same one-node echo run N times cold (unpack the module, spawn node) and N times on a local hot
 // cluster (a warm worker with the module already unpacked), each run alone so nothing queues. Prints the
 // provisioning time each attempt recorded and the queued → finished time, and how much the hot cluster saves.
-import { eq } from 'drizzle-orm';
-import { runs, tasks } from '../server/db/tables/runs';
 import { startTestApp, type TestApp } from '../test/harness/app';
 import { percentile, type Row, round } from './lib';
+import { runOnce } from './run-once';
 
 const RUNS = 20;
 
-async function runOnce(t: TestApp, workflow: string) {
-  const { db } = t.app.database;
-  // refreshCache: every run must execute; the cache would otherwise serve all but the first.
-  const run = await t.app.services.orchestrator.startRun({ workflow, trigger: 'API', refreshCache: true }, null);
-  for (;;) {
-    const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
-    if (row && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(row.status)) {
-      if (row.status !== 'SUCCEEDED') throw new Error(`bench run of ${workflow} ended ${row.status}`);
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-  const [task] = await db.select().from(tasks).where(eq(tasks.runId, run.id));
-  return { provisioningMs: task!.provisioningMs ?? NaN, totalMs: task!.finishedAt!.getTime() - task!.queuedAt!.getTime() };
+async function timedRun(t: TestApp, workflow: string) {
+  const task = await runOnce(t, workflow);
+  return { provisioningMs: task.provisioningMs ?? NaN, totalMs: task.finishedAt!.getTime() - task.queuedAt!.getTime() };
 }
 
 export async function executorsBench(): Promise<Row[]> {
@@ -35,13 +23,13 @@ export async function executorsBench(): Promise<Row[]> {
     }
     await t.createWorkflow({ name: 'bench-cold', tasks: [{ name: 'a', module: 'test/echo', parameters: { steps: 1 } }] });
     await t.createWorkflow({ name: 'bench-hot', tasks: [{ name: 'a', module: 'test/echo', hotCluster: 'bench-warm', parameters: { steps: 1 } }] });
-    await runOnce(t, 'bench-cold'); // warm the control plane's own paths (and the artifact) for both
-    await runOnce(t, 'bench-hot');
+    await timedRun(t, 'bench-cold'); // warm the control plane's own paths (and the artifact) for both
+    await timedRun(t, 'bench-hot');
     const cold: { provisioningMs: number; totalMs: number }[] = [];
     const hot: typeof cold = [];
     for (let i = 0; i < RUNS; i++) {
-      cold.push(await runOnce(t, 'bench-cold'));
-      hot.push(await runOnce(t, 'bench-hot'));
+      cold.push(await timedRun(t, 'bench-cold'));
+      hot.push(await timedRun(t, 'bench-hot'));
     }
     const p50 = (xs: typeof cold, key: 'provisioningMs' | 'totalMs') =>
       percentile(

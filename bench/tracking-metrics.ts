@@ -4,33 +4,19 @@
 // 1,000,000-point series downsampled to 1,000 points.
 import { and, count, eq, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../plugins/protocol';
-import { runs, tasks } from '../server/db/tables/runs';
+import { tasks } from '../server/db/tables/runs';
 import { metricPoints } from '../server/db/tables/tracking';
 import { metricHistory } from '../server/tracking/queries';
 import { startTestApp, type TestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
 import { metricsModuleArchive } from '../test/tracking/metric-module';
 import { percentile, type Row } from './lib';
+import { runOnce } from './run-once';
 
 const POINTS = 100_000;
 const RUNS = 3;
 const HISTORY_POINTS = 1_000_000;
 const HISTORY_SAMPLES = 15;
-
-async function runOnce(t: TestApp, workflow: string) {
-  const { db } = t.app.database;
-  const run = await t.app.services.orchestrator.startRun({ workflow, trigger: 'API', refreshCache: true }, null);
-  for (;;) {
-    const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
-    if (row && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(row.status)) {
-      if (row.status !== 'SUCCEEDED') throw new Error(`bench run of ${workflow} ended ${row.status}`);
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  const [task] = await db.select().from(tasks).where(eq(tasks.runId, run.id));
-  return task!;
-}
 
 const pointCount = async (t: TestApp, taskId: string) =>
   (await t.app.database.db.select({ n: count() }).from(metricPoints).where(eq(metricPoints.taskId, taskId)))[0]!.n;
@@ -42,14 +28,14 @@ export async function trackingMetricsBench(): Promise<Row[]> {
     if (published.errors) throw new Error(JSON.stringify(published.errors));
     await t.createWorkflow({ name: 'bench-logging', tasks: [{ name: 'train', module: 'test/metrics', parameters: { count: POINTS } }] });
     await t.createWorkflow({ name: 'bench-silent', tasks: [{ name: 'train', module: 'test/metrics', parameters: { count: POINTS, log: false } }] });
-    await runOnce(t, 'bench-silent'); // warm the artifact and the control plane's paths
+    await runOnce(t, 'bench-silent', 5); // warm the artifact and the control plane's paths
     const logging: number[] = [];
     const silent: number[] = [];
     let lastTask = '';
     for (let i = 0; i < RUNS; i++) {
-      const s = await runOnce(t, 'bench-silent');
+      const s = await runOnce(t, 'bench-silent', 5);
       silent.push(s.executionMs ?? Number.NaN);
-      const l = await runOnce(t, 'bench-logging');
+      const l = await runOnce(t, 'bench-logging', 5);
       logging.push(l.executionMs ?? Number.NaN);
       lastTask = l.id;
     }

@@ -7,21 +7,14 @@ import { type Run, runs } from '../db/tables/runs';
 import { loggedParams, metricSummaries } from '../db/tables/tracking';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
+import type { MetricCell } from './queries';
 
 export const MAX_COMPARED_RUNS = 100;
 export const MAX_COMPARED_METRICS = 50;
 export const DEFAULT_MAX_POINTS = 200;
 export const MAX_POINTS = 5_000;
 
-export interface MetricCell {
-  last: number;
-  lastStep: number;
-  min: number | null;
-  minStep: number | null;
-  max: number | null;
-  maxStep: number | null;
-  count: number;
-}
+export type { MetricCell };
 export interface SeriesPoint {
   step: number;
   value: number;

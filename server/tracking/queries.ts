@@ -111,10 +111,8 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
   return { ...base, attempt: chosen, total: Number(rows[0]?.total ?? 0), points };
 }
 
-export interface TaskMetricSummary {
-  taskId: string;
-  node: string;
-  name: string;
+/** What a metric's summary says: how many points, the last, and the extremes with their steps (NaN is never one). */
+export interface MetricCell {
   count: number;
   last: number;
   lastStep: number;
@@ -122,6 +120,12 @@ export interface TaskMetricSummary {
   minStep: number | null;
   max: number | null;
   maxStep: number | null;
+}
+
+export interface TaskMetricSummary extends MetricCell {
+  taskId: string;
+  node: string;
+  name: string;
   fromCache: boolean;
   sourceTaskId: string | null;
 }
