@@ -10,12 +10,12 @@ import type { Identity } from '../db/tables/identities';
 import { type Run, runs } from '../db/tables/runs';
 import { type RunTag, runTags } from '../db/tables/tracking';
 import { badInput, notFound } from '../errors';
+import { LIMITS } from './logging';
 
-/** MLflow's limits: a tag key of at most 250 characters, a value of at most 8,000. */
-export const MAX_TAG_KEY = 250;
-export const MAX_TAG_VALUE = 8_000;
-/** Tags one call may set. */
-export const MAX_TAGS_PER_CALL = 100;
+// MLflow's limits, the same for tags set here and through the MLflow routes (server/tracking/logging.ts).
+const MAX_TAG_KEY = LIMITS.keyLength;
+const MAX_TAG_VALUE = LIMITS.tagValueLength;
+const MAX_TAGS_PER_CALL = LIMITS.batchTags;
 /** A note of at most 64 KiB (UTF-8). */
 export const MAX_NOTE_BYTES = 64 * 1024;
 
