@@ -5,7 +5,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createMemoryBus } from '../plugins/bus/memory';
 import type { Bus, Subscription } from '../plugins/bus/types';
-import { createExecutorHost } from '../plugins/host';
+import { createExecutorHost, type ExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
@@ -230,15 +230,22 @@ function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service 
 
 /** An executor host inside the control plane, taking the configured pools' tasks from the same bus. */
 function embeddedExecutorHost(config: Config, bus: Bus, store: ObjectStore, executors: Executor[] | undefined, log: (message: string) => void): Service {
-  const host = createExecutorHost({
-    bus,
-    registry: createExecutorRegistry(executors ?? executorsFromEnv()),
-    pools: config.pools,
-    hostName: `${defaultHostName()}-embedded`,
-    artifacts: { fetch: (digest) => store.path(digest) },
-    workRoot: path.join(config.dataDir, 'work'),
-    gpus: config.executorGpus,
-    warn: (m) => log(`executor host: ${m}`),
-  });
-  return { name: 'embedded executor host', start: () => host.start(), stop: () => host.stop() };
+  let host: ExecutorHost | undefined;
+  return {
+    name: 'embedded executor host',
+    async start() {
+      host = createExecutorHost({
+        bus,
+        registry: createExecutorRegistry(executors ?? (await executorsFromEnv())),
+        pools: config.pools,
+        hostName: `${defaultHostName()}-embedded`,
+        artifacts: { fetch: (digest) => store.path(digest) },
+        workRoot: path.join(config.dataDir, 'work'),
+        gpus: config.executorGpus,
+        warn: (m) => log(`executor host: ${m}`),
+      });
+      await host.start();
+    },
+    stop: async () => host?.stop(),
+  };
 }

@@ -1,15 +1,14 @@
 // The executor plugins a host runs, in one list, configured from the environment. `local` (sandboxed unless
 // ATELIER_MODULE_ISOLATION=none) and `noop` are always there; `databricks` joins when DATABRICKS_HOST is set (with a token or OAuth M2M credentials), and
 // `kubernetes-gpu` when ATELIER_K8S_NAMESPACE is set (in-cluster auth, or the default kubeconfig; its hot clusters
-// run ATELIER_K8S_HOST_IMAGE pods pointed at NATS_URL and ATELIER_PUBLIC_URL).
-import { createDatabricksExecutor } from '../executors/databricks';
-import { createKubernetesGpuExecutor } from '../executors/kubernetes-gpu';
+// run ATELIER_K8S_HOST_IMAGE pods pointed at NATS_URL and ATELIER_PUBLIC_URL). The remote executors are imported
+// only when configured: the Kubernetes client alone takes ~2 s to load, which every start and restart would pay.
 import { createLocalExecutor } from '../executors/local';
 import { createNoopExecutor } from '../executors/noop';
 import type { Executor } from '../plugins/sdk';
 import { ConfigError, moduleEnvironment, moduleIsolation } from './config';
 
-export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor[] {
+export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Executor[]> {
   const executors: Executor[] = [createLocalExecutor({ inheritEnv: moduleEnvironment(env), ...moduleIsolation(env) }), createNoopExecutor()];
   if (env.DATABRICKS_HOST) {
     const auth = env.DATABRICKS_TOKEN
@@ -18,6 +17,7 @@ export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor
         ? { clientId: env.DATABRICKS_CLIENT_ID, clientSecret: env.DATABRICKS_CLIENT_SECRET }
         : null;
     if (!auth) throw new ConfigError('DATABRICKS_HOST is set but no credentials: set DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET.');
+    const { createDatabricksExecutor } = await import('../executors/databricks');
     try {
       executors.push(createDatabricksExecutor({ host: env.DATABRICKS_HOST, auth, stagingDir: env.ATELIER_DATABRICKS_STAGING_DIR }) as Executor);
     } catch (error) {
@@ -25,6 +25,7 @@ export function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Executor
     }
   }
   if (env.ATELIER_K8S_NAMESPACE) {
+    const { createKubernetesGpuExecutor } = await import('../executors/kubernetes-gpu');
     executors.push(
       createKubernetesGpuExecutor({
         namespace: env.ATELIER_K8S_NAMESPACE,

@@ -58,7 +58,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   } catch (error) {
     throw new CliError(`cannot connect to NATS at ${natsUrl}: ${(error as Error).message}. Is nats-server (with -js) running there?`);
   }
-  const executors = executorsFromEnv(env);
+  const executors = await executorsFromEnv(env);
   if (options.executeWith && !executors.some((e) => e.name === options.executeWith)) {
     throw new CliError(`--execute-with ${options.executeWith}: no such executor here (executors: ${executors.map((e) => e.name).join(', ')})`);
   }

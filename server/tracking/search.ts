@@ -10,7 +10,7 @@ import { experiments, loggedParams, metricSummaries, runTags } from '../db/table
 import { workflows } from '../db/tables/workflows';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
-import { type Condition, type Field, type Literal, type OrderKey, parseFilter, parseOrderKey } from './filter';
+import type { Condition, Field, Literal, OrderKey } from './filter';
 
 type KeyType = 'float8' | 'text' | 'timestamptz' | 'uuid';
 interface SortKey {
@@ -226,6 +226,8 @@ export type FoundRun = Run & { searchCursor: string };
 /** One page of runs matching `filter`, in `orderBy` order (default: newest first), among runs of `readable` domains. */
 export async function searchRuns(db: Db, readable: Domain[], filter: string, orderBy: readonly string[], page: SearchPageArgs): Promise<FoundRun[]> {
   if (orderBy.length > 5) throw badInput(`orderBy takes at most 5 keys; got ${orderBy.length}.`);
+  // The parser (chevrotain) is loaded on the first search, not at start: it alone takes ~1 s to load and build.
+  const { parseFilter, parseOrderKey } = await import('./filter');
   const condition = parseFilter(filter);
   const orders = orderBy.length
     ? orderBy.map((text, i) => parseOrderKey(text, i))
