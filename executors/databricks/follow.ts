@@ -1,6 +1,7 @@
 // Follows one submitted Databricks run until it ends: polls `runs/get` with jitter, reports life-cycle changes as
 // progress and log lines, notices a requested cancel once the run is TERMINATING, and on the end fetches
 // `runs/get-output` and streams it. Polling problems are retried; only a long outage gives up.
+import { applyProgressLine } from '../../plugins/progress-lines';
 import { cancelled, permanentFailure, systemFailure, type TaskContext, type TaskOutcome } from '../../plugins/sdk';
 import { type Clock, DatabricksApiError, type DatabricksHttp } from './http';
 import { type RunPhase, readRunState } from './states';
@@ -179,24 +180,9 @@ function streamOutput(output: Record<string, unknown>, ctx: TaskContext, say: (l
   }
 }
 
-/** The same JSON messages as `local`'s fd 3: progress, metrics, output(s). Malformed ones are warned about. */
+/** The same protocol as `local`'s fd 3 (progress, metrics, batched points, outputs), read by the one shared parser. */
 function handleProtocolLine(json: string, ctx: TaskContext, say: (line: string) => void) {
-  let m: Record<string, unknown>;
-  try {
-    m = obj(JSON.parse(json));
-  } catch {
-    say(`ignored a ${PROTOCOL_PREFIX} line that is not JSON: ${json.slice(0, 200)}`);
-    return;
-  }
-  if ('progress' in m && (m.progress === null || typeof m.progress === 'number')) {
-    ctx.progress(m.progress as number | null, typeof m.message === 'string' ? m.message : null);
-  }
-  const metrics = obj(m.metrics);
-  const numeric = Object.fromEntries(Object.entries(metrics).filter(([, v]) => num(v) !== undefined)) as Record<string, number>;
-  if (Object.keys(numeric).length > 0) ctx.metric(numeric, num(m.step) ?? null);
-  const single = obj(m.output);
-  if (typeof single.name === 'string' && 'value' in single) ctx.output(single.name, single.value);
-  for (const [name, value] of Object.entries(obj(m.outputs))) ctx.output(name, value);
+  applyProgressLine(json, ctx, (why) => say(`ignored a ${PROTOCOL_PREFIX} line (${why}): ${json.slice(0, 200)}`));
 }
 
 /**

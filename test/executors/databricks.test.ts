@@ -159,7 +159,12 @@ const submittedBody = (i = 0) => submitRequests()[i]!.body as Record<string, any
 
 const succeed: RunScript = {
   states: [runState.pending(), runState.running(), runState.succeeded()],
-  output: { logs: 'hello from databricks\n::atelier:: {"output": {"name": "answer", "value": 42}, "metrics": {"loss": 0.5}}' },
+  output: {
+    logs:
+      'hello from databricks\n::atelier:: {"output": {"name": "answer", "value": 42}, "metrics": {"loss": 0.5}}\n' +
+      // A helper's batch of points, NaN spelled as a string, as the local executor's fd 3 carries them.
+      '::atelier:: {"points": [{"name": "loss", "value": 0.25, "step": 1}, {"name": "loss", "value": "NaN", "step": 2}]}',
+  },
   setupDurationMs: 95_000,
 };
 
@@ -263,6 +268,8 @@ describe('databricks executor', () => {
     expect(ctx.outputs.answer).toBe(42);
     expect(ctx.outputs.databricks).toMatchObject({ runId: handle.runId, cluster: 'new', coldStart: true, provisioningMs: 95_000 });
     expect(ctx.metrics).toContainEqual({ loss: 0.5 });
+    expect(ctx.metrics).toContainEqual({ loss: 0.25 });
+    expect(ctx.metrics.some((m) => Number.isNaN(m.loss))).toBe(true);
     expect(ctx.metrics).toContainEqual(expect.objectContaining({ provisioning_ms: 95_000 }));
     expect(ctx.progressMessages).toEqual(['provisioning', 'running']);
     expect(lines.filter((l) => l.includes('is PENDING'))).toHaveLength(1);
