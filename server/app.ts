@@ -38,7 +38,10 @@ import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler';
-import { taskTracking } from './tracking/task-tokens';
+import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
+
+/** How often expired task tokens are deleted (one is minted per attempt). */
+const TASK_TOKEN_PRUNE_MS = 10 * 60_000;
 
 export interface App {
   yoga: ApiYoga;
@@ -175,6 +178,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       }),
     }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
+    periodic(
+      'task token pruning',
+      TASK_TOKEN_PRUNE_MS,
+      () => pruneExpiredTaskTokens(db).then(() => undefined),
+      (e) => log(`task token pruning: ${(e as Error).message} (will retry)`),
+    ),
     periodic(
       'orchestrator tick',
       config.tickMs,

@@ -3,11 +3,12 @@
 // belongs to a service identity with no rights (empty scopes: GraphQL gives it nothing), is bound to the task and
 // attempt (server/tracking/access.ts: it reads and logs into that task only, and logs only while that attempt
 // runs), and expires after the task's timeout.
-import { inArray } from 'drizzle-orm';
+import { and, inArray, isNotNull, lt } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import { ensureIdentity, issueToken } from '../auth/tokens';
 import type { Db } from '../db/client';
 import { tasks } from '../db/tables/runs';
+import { tokens } from '../db/tables/tokens';
 
 /** The identity every task token belongs to: a viewer whose tokens carry no scopes. */
 export const TASK_TRACKING_IDENTITY = 'atelier-task-tracking';
@@ -38,4 +39,16 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
       }),
     );
   };
+}
+
+/**
+ * Deletes task tokens that expired before `now`: one is minted per attempt, and an expired one authenticates nothing
+ * (the refusal reads the same for an unknown token), so keeping them would only grow the table.
+ */
+export async function pruneExpiredTaskTokens(db: Db, now = new Date()): Promise<number> {
+  const gone = await db
+    .delete(tokens)
+    .where(and(isNotNull(tokens.taskId), lt(tokens.expiresAt, now)))
+    .returning({ id: tokens.id });
+  return gone.length;
 }

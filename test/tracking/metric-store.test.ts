@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureIdentity, identityForToken, issueToken } from '../../server/auth/tokens';
 import { type Database, openDatabase } from '../../server/db/client';
+import { tokens } from '../../server/db/tables/tokens';
 import { metricPoints, metricSummaries } from '../../server/db/tables/tracking';
 import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
+import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
 
 let database: Database;
 let dir: string;
@@ -61,4 +64,30 @@ it('leaves min and max empty while a metric has only NaN', async () => {
   const [s] = await database.db.select().from(metricSummaries).where(eq(metricSummaries.taskId, other));
   expect(s).toMatchObject({ count: 1, min: null, max: null });
   expect(Number.isNaN(s!.last)).toBe(true);
+});
+
+// Task tokens (MLFLOW_TRACKING_TOKEN inside a task) are minted per attempt; the control plane deletes the expired
+// ones, leaving live task tokens and every ordinary token (expired or not) alone. Here for its embedded database.
+it('deletes expired task tokens only: live task tokens and ordinary tokens stay', async () => {
+  const db = database.db;
+  const tracker = await ensureIdentity(db, { name: TASK_TRACKING_IDENTITY, kind: 'service', role: 'viewer' });
+  const person = await ensureIdentity(db, { name: 'ada', kind: 'user', role: 'member' });
+  const now = new Date();
+  const earlier = new Date(now.getTime() - 60_000);
+  const later = new Date(now.getTime() + 3_600_000);
+  const task = (n: number) => ({ id: `00000000-0000-4000-8000-00000000000${n}`, attempt: 1 });
+  const expiredTask = await issueToken(db, tracker.id, 'task 1', { scopes: [], task: task(1), expiresAt: earlier });
+  const liveTask = await issueToken(db, tracker.id, 'task 2', { scopes: [], task: task(2), expiresAt: later });
+  const expiredPersonal = await issueToken(db, person.id, 'laptop', { expiresAt: earlier });
+  const personal = await issueToken(db, person.id, 'ci');
+
+  expect(await pruneExpiredTaskTokens(db, now)).toBe(1);
+  expect(await pruneExpiredTaskTokens(db, now)).toBe(0);
+  const names = (await db.select({ name: tokens.name }).from(tokens)).map((r) => r.name).sort();
+  expect(names).toEqual(['ci', 'laptop', 'task 2']);
+  // What was deleted authenticated nothing before and nothing after; the rest answer as they did.
+  expect(await identityForToken(db, expiredTask)).toBeNull();
+  expect(await identityForToken(db, expiredPersonal)).toBeNull();
+  expect(await identityForToken(db, personal)).not.toBeNull();
+  expect(await identityForToken(db, liveTask)).not.toBeNull();
 });
