@@ -1,6 +1,7 @@
 // Tests run real servers (Postgres, nats-server, the app on free ports), so timeouts are generous and files
 // run in two worker processes on CI's two cores.
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/harness/sequencer';
 
 export default defineConfig({
   // graphql ships CJS and ESM side by side without an exports map: Node (and so yoga) loads the CJS build, while
@@ -16,6 +17,8 @@ export default defineConfig({
     // A worker imports the server once for all the files it runs (each file still starts its own servers, on its
     // own ports and directories): importing it afresh per file cost ~2.4 s of CPU each, ~3 minutes a run.
     isolate: false,
+    // Longest files first (from test/durations.json on a fresh clone), so no worker ends the run alone.
+    sequence: { sequencer: LongestFirst },
     // The adversarial reporter prints the security suite's size and its leaks (test/harness/adversarial-reporter.ts).
     reporters: ['default', './test/harness/adversarial-reporter.ts'],
   },
