@@ -121,17 +121,26 @@ describe('local executor', () => {
     expect(world.timeline.indexOf(`event:result:${task.taskId}`)).toBeLessThan(world.timeline.indexOf(`ack:${task.taskId}`));
   });
 
-  it('runs python3 modules with the python helper', async () => {
+  it('runs python3 modules with the python helper, which batches metric points and keeps NaN and ±Infinity', async () => {
     const task = await run(
       {
         'main.py': `
 import json, os
 import atelier_progress as ap
 params = json.loads(os.environ["ATELIER_PARAMS"])
+sends = []
+_send = ap._send
+ap._send = lambda message: (sends.append(len(message.get("points", []))), _send(message))
+class Scalar:  # a numpy or torch scalar: a number through __float__
+    def __float__(self): return 0.125
 ap.progress(1.0, "done")
 ap.metric({"loss": 0.5}, step=1)
+for step in range(2, 2502):
+    ap.metric({"loss": 1.0 / step}, step=step)
+ap.metric({"loss": float("nan"), "acc": Scalar(), "gap": float("inf")}, step=2502)
 ap.output("answer", params["x"] * 2)
 print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
+print("batches", [n for n in sends if n])
 `,
         'atelier_progress.py': helperPy,
       },
@@ -140,10 +149,24 @@ print("out dir", os.path.isdir(os.environ["ATELIER_OUTPUT_DIR"]))
     );
     const result = await world.result(task.taskId);
     expect(result.outcome).toMatchObject({ state: 'SUCCEEDED', outputs: { answer: 42 } });
-    expect(world.logLines(task.taskId, 'stdout')).toEqual(['out dir True']);
-    expect(world.eventsOf(task.taskId).find((e) => e.kind === 'metric')).toMatchObject({
-      points: [expect.objectContaining({ name: 'loss', value: 0.5, step: 1 })],
-    });
+    // 2,504 points in a few sends (1,000 at most each, or what 0.2 s gathered), not one per point.
+    const [dir, batches] = world.logLines(task.taskId, 'stdout');
+    expect(dir).toBe('out dir True');
+    const sizes = JSON.parse(batches!.replace('batches ', '')) as number[];
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(2504);
+    expect(sizes.length).toBeLessThanOrEqual(6);
+    const points = world
+      .eventsOf(task.taskId)
+      .filter((e) => e.kind === 'metric')
+      .flatMap((e) => (e as unknown as { points: { name: string; value: unknown; step: number }[] }).points);
+    expect(points).toHaveLength(2504);
+    expect(points[0]).toMatchObject({ name: 'loss', value: 0.5, step: 1 });
+    expect(points.filter((p) => p.name === 'loss').map((p) => p.step)).toEqual(Array.from({ length: 2502 }, (_, i) => i + 1));
+    expect(points.slice(-3)).toEqual([
+      expect.objectContaining({ name: 'loss', value: 'NaN', step: 2502 }),
+      expect.objectContaining({ name: 'acc', value: 0.125, step: 2502 }),
+      expect.objectContaining({ name: 'gap', value: 'Infinity', step: 2502 }),
+    ]);
   });
 
   it('fails on a non-zero exit with the tail of stderr', async () => {
