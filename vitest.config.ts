@@ -1,7 +1,7 @@
 // Tests run real servers (Postgres, nats-server, the app on free ports), so timeouts are generous and files
 // run in two worker processes on CI's two cores.
 import { defineConfig } from 'vitest/config';
-import LongestFirst from './test/harness/sequencer';
+import LongestFirst from './test/harness/sequencer.js';
 
 export default defineConfig({
   // graphql ships CJS and ESM side by side without an exports map: Node (and so yoga) loads the CJS build, while
