@@ -144,7 +144,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
-      useMlflow({ db, store, maxArtifactBytes: config.maxUploadBytes }),
+      useMlflow({ db, feed, store, maxArtifactBytes: config.maxUploadBytes }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
       useDashboards(),
     ],

@@ -50,7 +50,7 @@ builder.mutationFields((t) => ({
       parameters: t.arg({ type: 'JSON', description: 'A JSON object of string values (params cannot change once logged).' }),
     },
     resolve: async (_root, args, ctx) => {
-      const { run } = await startExternalRun(ctx.services.db, caller(ctx), {
+      const { run } = await startExternalRun(ctx.services.db, ctx.services.feed, caller(ctx), {
         experiment: args.experiment,
         name: args.name,
         tags: stringMap(args.tags, 'tags'),
@@ -68,7 +68,7 @@ builder.mutationFields((t) => ({
       assertCan(ctx.ability, 'start', 'Run', 'log into runs');
       const taskId = await externalTaskOf(ctx.services.db, caller(ctx), String(args.runId));
       const metrics = args.points.map((p) => ({ key: p.name, value: p.value, step: p.step ?? 0, timestamp: p.timestamp ? p.timestamp.getTime() : undefined }));
-      return (await logBatch(ctx.services.db, caller(ctx), taskId, { metrics })).run;
+      return (await logBatch(ctx.services.db, ctx.services.feed, caller(ctx), taskId, { metrics })).run;
     },
   }),
   logRunParams: t.field({
@@ -79,7 +79,7 @@ builder.mutationFields((t) => ({
       assertCan(ctx.ability, 'start', 'Run', 'log into runs');
       const taskId = await externalTaskOf(ctx.services.db, caller(ctx), String(args.runId));
       const params = Object.entries(stringMap(args.parameters, 'parameters')).map(([key, value]) => ({ key, value }));
-      return (await logBatch(ctx.services.db, caller(ctx), taskId, { params })).run;
+      return (await logBatch(ctx.services.db, ctx.services.feed, caller(ctx), taskId, { params })).run;
     },
   }),
   endExternalRun: t.field({
@@ -89,7 +89,7 @@ builder.mutationFields((t) => ({
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'start', 'Run', 'end runs');
       const taskId = await externalTaskOf(ctx.services.db, caller(ctx), String(args.runId));
-      return (await updateTrackedRun(ctx.services.db, caller(ctx), taskId, { status: args.status ?? 'FINISHED' })).run;
+      return (await updateTrackedRun(ctx.services.db, ctx.services.feed, caller(ctx), taskId, { status: args.status ?? 'FINISHED' })).run;
     },
   }),
 }));

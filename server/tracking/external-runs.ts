@@ -9,6 +9,7 @@ import { type Experiment, experiments, runTags } from '../db/tables/tracking';
 import { badInput, conflict, forbidden, notFound } from '../errors';
 import type { RunStatus } from '../vocabulary';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { type LiveFeed, statusEvents, withLiveEvents } from './live';
 import { checkParams, checkTags, logParams, setTags } from './logging';
 
 /** MLflow's default experiment ("0"): created by name on first use. */
@@ -61,7 +62,7 @@ async function experimentFor(tx: Tx, caller: Caller, ref: string | null | undefi
 }
 
 /** Opens an external run in an experiment, RUNNING, with its tags and parameters; returns it with its one task. */
-export async function startExternalRun(db: Db, caller: Caller, input: StartExternalRun): Promise<Tracked> {
+export async function startExternalRun(db: Db, feed: LiveFeed, caller: Caller, input: StartExternalRun): Promise<Tracked> {
   if (caller.task) throw forbidden('A task token logs into its own task only; it may not open runs.');
   if (!caller.ability.can('start', subject('Run', { domain: 'experimentation' })))
     throw forbidden('Opening a run needs a role that may start runs in the experimentation domain (a member, or a token with start:Run).');
@@ -72,7 +73,7 @@ export async function startExternalRun(db: Db, caller: Caller, input: StartExter
   const name = input.name ?? tags['mlflow.runName'] ?? null;
   if (name !== null && name.length > 250) throw badInput('A run name is at most 250 characters.');
   const at = input.startedAt ?? new Date();
-  return db.transaction(async (tx) => {
+  return withLiveEvents(db, feed, async (tx, emit) => {
     const experiment = await experimentFor(tx, caller, input.experiment);
     const [run] = await tx
       .insert(runs)
@@ -113,6 +114,7 @@ export async function startExternalRun(db: Db, caller: Caller, input: StartExter
       tracked,
       Object.entries(tags).map(([key, value]) => ({ key, value })),
     );
+    emit(...statusEvents(tracked));
     return tracked;
   });
 }
@@ -127,6 +129,7 @@ export type EndStatus = keyof typeof endStatuses;
  */
 export async function updateTrackedRun(
   db: Db,
+  feed: LiveFeed,
   caller: Caller,
   taskId: string,
   input: { status?: string | null; endedAt?: Date | null; name?: string | null },
@@ -134,7 +137,7 @@ export async function updateTrackedRun(
   if (input.status && input.status !== 'RUNNING' && input.status !== 'SCHEDULED' && !(input.status in endStatuses))
     throw badInput(`status must be one of RUNNING, SCHEDULED, FINISHED, FAILED, KILLED (got "${input.status}").`);
   if (input.name && input.name.length > 250) throw badInput('A run name is at most 250 characters.');
-  return db.transaction(async (tx) => {
+  return withLiveEvents(db, feed, async (tx, emit) => {
     const tracked = await findTracked(tx, caller, taskId, { lock: true });
     assertMayLog(caller, tracked);
     let { run, task } = tracked;
@@ -145,6 +148,7 @@ export async function updateTrackedRun(
       const finishedAt = ended ? (input.endedAt ?? new Date()) : null;
       [task] = (await tx.update(tasks).set({ status, finishedAt }).where(eq(tasks.id, task.id)).returning()) as [Task];
       [run] = (await tx.update(runs).set({ status, finishedAt }).where(eq(runs.id, run.id)).returning()) as [Run];
+      emit(...statusEvents({ run, task }));
     }
     return { run, task };
   });

@@ -8,7 +8,8 @@ import { runs } from '../db/tables/runs';
 import { loggedParams, runTags } from '../db/tables/tracking';
 import { badInput } from '../errors';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
-import { storeMetricPoints } from './metrics';
+import { type LiveFeed, metricEvents, withLiveEvents } from './live';
+import { type MetricPointInput, storeMetricPoints } from './metrics';
 
 /** MLflow's limits (mlflow/utils/validation.py, 2.x): per log-batch request, and per key and value. */
 export const LIMITS = {
@@ -147,13 +148,13 @@ async function nextSeq(tx: Tx, taskId: string, attempt: number): Promise<number>
   return Math.max(max + 1, Date.now() * 1000, SEQ_FLOOR);
 }
 
-export async function logMetrics(tx: Tx, { run, task }: Tracked, metrics: readonly MetricInput[]): Promise<void> {
-  if (!metrics.length) return;
+/** Stores the points (each numbered after the task's last) and returns them as stored. */
+export async function logMetrics(tx: Tx, { run, task }: Tracked, metrics: readonly MetricInput[]): Promise<MetricPointInput[]> {
+  if (!metrics.length) return [];
   const attempt = Math.max(task.attempt, 1);
   const first = await nextSeq(tx, task.id, attempt);
-  await storeMetricPoints(
-    tx,
-    metrics.map((m, i) => ({
+  const points = metrics.map(
+    (m, i): MetricPointInput => ({
       taskId: task.id,
       runId: run.id,
       attempt,
@@ -162,13 +163,16 @@ export async function logMetrics(tx: Tx, { run, task }: Tracked, metrics: readon
       step: m.step ?? 0,
       value: m.value,
       at: new Date(m.timestamp ?? Date.now()),
-    })),
+    }),
   );
+  await storeMetricPoints(tx, points);
+  return points;
 }
 
 /** log-batch (and each single log call): checked whole, then written in one transaction. */
 export async function logBatch(
   db: Db,
+  feed: LiveFeed,
   caller: Caller,
   taskId: string,
   batch: { metrics?: MetricInput[]; params?: KeyValue[]; tags?: KeyValue[] },
@@ -180,11 +184,11 @@ export async function logBatch(
   checkMetrics(metrics);
   checkParams(params);
   checkTags(tags);
-  return db.transaction(async (tx) => {
+  return withLiveEvents(db, feed, async (tx, emit) => {
     const tracked = await findTracked(tx, caller, taskId, { lock: true });
     assertMayLog(caller, tracked);
     await logParams(tx, tracked, params);
-    await logMetrics(tx, tracked, metrics);
+    emit(...metricEvents(tracked, await logMetrics(tx, tracked, metrics)));
     await setTags(tx, caller, tracked, tags);
     return tracked;
   });

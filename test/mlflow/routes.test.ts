@@ -2,6 +2,7 @@
 // (upload, download, list, `..` refused), the unknown-endpoint answer, and the GraphQL mutations for notebooks.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
+import { RUN_EVENTS_SEQ, watchWs } from '../harness/live';
 
 let t: TestApp;
 let token: string;
@@ -237,6 +238,8 @@ describe('GraphQL for notebooks', () => {
     );
     expect(started.data.startExternalRun).toMatchObject({ status: 'RUNNING', trigger: 'EXTERNAL', workflow: null, parameters: { lr: '0.1' } });
     const id = started.data.startExternalRun.id;
+    // Followed live like a workflow's run: what is logged and the end reach a subscriber, stored and numbered.
+    const live = watchWs(t.url, token, RUN_EVENTS_SEQ, { runId: id, after: 0 });
     const logged = await alice.gql(`mutation ($id: ID!) { logRunMetrics(runId: $id, points: [{name: "loss", value: 1.5, step: 1}]) { id } }`, { id });
     expect(logged.errors).toBeUndefined();
     const changed = await alice.gql(`mutation ($id: ID!) { logRunParams(runId: $id, parameters: {lr: "0.2"}) { id } }`, { id });
@@ -246,5 +249,9 @@ describe('GraphQL for notebooks', () => {
     const ended = await alice.gql(`mutation ($id: ID!) { endExternalRun(runId: $id, status: FAILED) { status finishedAt } }`, { id });
     expect(ended.data.endExternalRun.status).toBe('FAILED');
     expect(ended.data.endExternalRun.finishedAt).toBeTruthy();
+    await live.done;
+    expect(live.events.map((e) => e.__typename)).toEqual(['TaskStatusEvent', 'RunStatusEvent', 'TaskMetricEvent', 'TaskStatusEvent', 'RunStatusEvent']);
+    expect(live.events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(live.events.at(-1)).toMatchObject({ runStatus: 'FAILED' });
   });
 });

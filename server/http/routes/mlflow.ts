@@ -14,6 +14,7 @@ import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
+import type { LiveFeed } from '../../tracking/live';
 import { deleteTag, type KeyValue, logBatch, type MetricInput } from '../../tracking/logging';
 import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
 import { authenticated } from '../authenticate';
@@ -37,7 +38,7 @@ const mlflowCodes: Record<string, [string, number]> = {
 type Params = Record<string, unknown>;
 interface Endpoint {
   methods: string[];
-  handle(ctx: { db: Db; caller: Caller; p: Params }): Promise<unknown>;
+  handle(ctx: { db: Db; feed: LiveFeed; caller: Caller; p: Params }): Promise<unknown>;
 }
 
 const str = (p: Params, name: string, required = true): string => {
@@ -145,12 +146,12 @@ const endpoints: Record<string, Endpoint> = {
   },
   'runs/create': {
     methods: ['POST'],
-    handle: async ({ db, caller, p }) => {
+    handle: async ({ db, feed, caller, p }) => {
       const tags = Object.fromEntries(keyValues(p, 'tags').map((t) => [t.key, t.value]));
       const start = int(p, 'start_time');
       const experiment = str(p, 'experiment_id', false) || null;
       if (experiment && experiment !== '0' && !(await findExperiment(db, experiment))) throw notFound(`No experiment ${experiment}.`);
-      const { task } = await startExternalRun(db, caller, {
+      const { task } = await startExternalRun(db, feed, caller, {
         experiment,
         name: str(p, 'run_name', false) || null,
         tags,
@@ -162,10 +163,10 @@ const endpoints: Record<string, Endpoint> = {
   'runs/get': { methods: ['GET'], handle: async ({ db, caller, p }) => ({ run: await runOf(db, caller, runIdOf(p)) }) },
   'runs/update': {
     methods: ['POST'],
-    handle: async ({ db, caller, p }) => {
+    handle: async ({ db, feed, caller, p }) => {
       const id = runIdOf(p);
       const end = int(p, 'end_time');
-      await updateTrackedRun(db, caller, id, {
+      await updateTrackedRun(db, feed, caller, id, {
         status: str(p, 'status', false) || null,
         endedAt: end === undefined ? null : new Date(end),
         name: str(p, 'run_name', false) || null,
@@ -192,21 +193,25 @@ const endpoints: Record<string, Endpoint> = {
   },
   'runs/log-metric': {
     methods: ['POST'],
-    handle: async ({ db, caller, p }) => void (await logBatch(db, caller, runIdOf(p), { metrics: [metricOf(p, 0)] })),
+    handle: async ({ db, feed, caller, p }) => void (await logBatch(db, feed, caller, runIdOf(p), { metrics: [metricOf(p, 0)] })),
   },
   'runs/log-parameter': {
     methods: ['POST'],
-    handle: async ({ db, caller, p }) => void (await logBatch(db, caller, runIdOf(p), { params: keyValues({ params: [p] }, 'params') })),
+    handle: async ({ db, feed, caller, p }) => void (await logBatch(db, feed, caller, runIdOf(p), { params: keyValues({ params: [p] }, 'params') })),
   },
   'runs/set-tag': {
     methods: ['POST'],
-    handle: async ({ db, caller, p }) => void (await logBatch(db, caller, runIdOf(p), { tags: keyValues({ tags: [p] }, 'tags') })),
+    handle: async ({ db, feed, caller, p }) => void (await logBatch(db, feed, caller, runIdOf(p), { tags: keyValues({ tags: [p] }, 'tags') })),
   },
   'runs/delete-tag': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await deleteTag(db, caller, runIdOf(p), str(p, 'key'))) },
   'runs/log-batch': {
     methods: ['POST'],
-    handle: async ({ db, caller, p }) =>
-      void (await logBatch(db, caller, runIdOf(p), { metrics: list(p, 'metrics').map(metricOf), params: keyValues(p, 'params'), tags: keyValues(p, 'tags') })),
+    handle: async ({ db, feed, caller, p }) =>
+      void (await logBatch(db, feed, caller, runIdOf(p), {
+        metrics: list(p, 'metrics').map(metricOf),
+        params: keyValues(p, 'params'),
+        tags: keyValues(p, 'tags'),
+      })),
   },
   'metrics/get-history': {
     methods: ['GET'],
@@ -222,8 +227,8 @@ const supported = Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
   .join(', ');
 
-export function useMlflow(options: { db: Db; store: ObjectStore; maxArtifactBytes: number }): Route {
-  const { db, store } = options;
+export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore; maxArtifactBytes: number }): Route {
+  const { db, feed, store } = options;
   return {
     name: 'mlflow',
     matches: (url) => trackingRe.test(url.pathname) || artifactsRe.test(url.pathname),
@@ -245,7 +250,7 @@ export function useMlflow(options: { db: Db; store: ObjectStore; maxArtifactByte
               `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API. Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
             );
           const p = await paramsOf(req, url);
-          return json(200, await endpoint.handle({ db, caller, p }));
+          return json(200, await endpoint.handle({ db, feed, caller, p }));
         }
         return await artifacts(req, res, url, caller, json, fail);
       } catch (error) {
