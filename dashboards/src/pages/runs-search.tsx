@@ -7,7 +7,8 @@ import { useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
 import type { Column } from '../components/table';
 import { graphql } from '../graphql';
-import { type ColumnKind, formatMetric, type PickedColumn } from '../lib/run-filter';
+import { andClause, type ColumnKind, columnsText, fieldName, formatMetric, type PickedColumn, parseColumns, quoted } from '../lib/run-filter';
+import { navigate, withQuery } from '../router';
 
 const RUN_DATA = graphql(`
   query RunListData($ids: [ID!]!, $metrics: [String!]) {
@@ -215,5 +216,95 @@ export function SelectBox({ id, label, checked, onChange }: { id: string; label:
       onClick={(e) => e.stopPropagation()}
       onChange={(e) => onChange(e.currentTarget.checked)}
     />
+  );
+}
+
+const COLUMNS_KEY = 'atelier-run-columns';
+function storedColumns(): string | null {
+  try {
+    return localStorage.getItem(COLUMNS_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** The picked columns: the address's (`cols`), else the last ones picked in this browser; picking keeps them in both. */
+export function usePickedColumns(fromAddress: string | null): [PickedColumn[], (next: PickedColumn[]) => void] {
+  const columns = useMemo(() => parseColumns(fromAddress ?? storedColumns()), [fromAddress]);
+  const setColumns = (next: PickedColumn[]) => {
+    try {
+      localStorage.setItem(COLUMNS_KEY, columnsText(next));
+    } catch {}
+    navigate(withQuery({ cols: columnsText(next) || null }), { replace: true });
+  };
+  return [columns, setColumns];
+}
+
+interface Listed {
+  id: string;
+  name: string | null;
+  workflow: { name: string } | null;
+}
+
+/** The list's own columns with a select box first, the tag chips after the first two, and the picked columns next. */
+export function trackingColumns<T extends Listed>(
+  base: Column<T>[],
+  o: {
+    columns: PickedColumn[];
+    data: Map<string, RunData>;
+    search: string;
+    order: string;
+    selected: string[];
+    setSelected(update: (s: string[]) => string[]): void;
+  },
+): Column<T>[] {
+  const sorting: Sorting = {
+    order: o.order,
+    fieldOf: (c) => fieldName(c.kind, c.name),
+    sortBy: (field) =>
+      navigate(
+        withQuery({ order: o.order === `${field} DESC` ? `${field} ASC` : o.order === `${field} ASC` ? null : `${field} DESC`, after: null, before: null }),
+      ),
+  };
+  const addTag = (key: string, value: string) =>
+    navigate(withQuery({ q: andClause(o.search, `${fieldName('tags', key)} = ${quoted(value)}`), after: null, before: null }));
+  return [
+    {
+      header: 'Select',
+      hideHeader: true,
+      cell: (run) => (
+        <SelectBox
+          id={run.id}
+          label={run.name ?? run.workflow?.name ?? run.id.slice(0, 8)}
+          checked={o.selected.includes(run.id)}
+          onChange={(on) => o.setSelected((s) => (on ? [...s.filter((x) => x !== run.id), run.id] : s.filter((x) => x !== run.id)))}
+        />
+      ),
+    },
+    ...base.slice(0, 2),
+    { header: 'Tags', cell: (run) => <TagChips tags={o.data.get(run.id)?.tags ?? []} onPick={addTag} /> },
+    ...pickedColumns<T>(o.columns, o.data, sorting),
+    ...base.slice(2),
+  ];
+}
+
+export function SelectionBar({ selected, onClear }: { selected: string[]; onClear(): void }) {
+  return (
+    <div class="selection-bar" aria-live="polite">
+      <span class="muted">{selected.length ? `${selected.length} selected` : 'Tick runs to compare them.'}</span>
+      <button
+        type="button"
+        class="button primary"
+        disabled={selected.length < 2 || selected.length > 100}
+        onClick={() => navigate(`/compare?ids=${selected.join(',')}`)}
+      >
+        Compare{selected.length ? ` ${selected.length} runs` : ''}
+      </button>
+      {selected.length > 0 && (
+        <button type="button" class="button subtle" onClick={onClear}>
+          Clear selection
+        </button>
+      )}
+    </div>
   );
 }

@@ -15,10 +15,10 @@ import { graphql, type ResultOf } from '../graphql';
 import { formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
-import { andClause, columnsText, fieldName, type PickedColumn, parseColumns, quoted } from '../lib/run-filter';
+import { andClause, quoted } from '../lib/run-filter';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
-import { ColumnPicker, pickedColumns, SearchBox, SelectBox, TagChips, useRunData } from './runs-search';
+import { ColumnPicker, SearchBox, SelectionBar, trackingColumns, usePickedColumns, useRunData } from './runs-search';
 
 export const RunRow = graphql(`
   fragment RunRow on Run {
@@ -105,7 +105,7 @@ export function RunsPage() {
   const firstPage = !after && !before;
   const search = query.get('q') ?? '';
   const order = query.get('order') ?? '';
-  const columns = useMemo(() => parseColumns(query.get('cols') ?? storedColumns()), [query.get('cols')]);
+  const [columns, setColumns] = usePickedColumns(query.get('cols'));
   // a search or a sort by a column lists through searchRuns; the drop-downs join it as clauses
   const searching = Boolean(search || order);
 
@@ -191,38 +191,7 @@ export function RunsPage() {
   const ids = useMemo(() => rows.map((r) => r.id), [rows]);
   const runData = useRunData(ids, columns);
   const [selected, setSelected] = useState<string[]>([]);
-  const setColumns = (next: PickedColumn[]) => {
-    try {
-      localStorage.setItem(COLUMNS_KEY, columnsText(next));
-    } catch {}
-    navigate(withQuery({ cols: columnsText(next) || null }), { replace: true });
-  };
-  const sorting = {
-    order,
-    fieldOf: (c: PickedColumn) => fieldName(c.kind, c.name),
-    sortBy: (field: string) =>
-      navigate(withQuery({ order: order === `${field} DESC` ? `${field} ASC` : order === `${field} ASC` ? null : `${field} DESC`, after: null, before: null })),
-  };
-  const addTag = (key: string, value: string) =>
-    navigate(withQuery({ q: andClause(search, `${fieldName('tags', key)} = ${quoted(value)}`), after: null, before: null }));
-  const columnsShown: Column<Run>[] = [
-    {
-      header: 'Select',
-      hideHeader: true,
-      cell: (run) => (
-        <SelectBox
-          id={run.id}
-          label={run.name ?? run.workflow?.name ?? run.id.slice(0, 8)}
-          checked={selected.includes(run.id)}
-          onChange={(on) => setSelected((s) => (on ? [...s.filter((x) => x !== run.id), run.id] : s.filter((x) => x !== run.id)))}
-        />
-      ),
-    },
-    ...runColumns.slice(0, 2),
-    { header: 'Tags', cell: (run) => <TagChips tags={runData.get(run.id)?.tags ?? []} onPick={addTag} /> },
-    ...pickedColumns<Run>(columns, runData, sorting),
-    ...runColumns.slice(2),
-  ];
+  const columnsShown = trackingColumns(runColumns, { columns, data: runData, search, order, selected, setSelected });
   const hasNewer = Boolean(after) || Boolean(before && pageInfo?.hasPreviousPage);
   const hasOlder = Boolean(before) || Boolean(pageInfo?.hasNextPage);
   const filtered = Object.values(filterValues).some(Boolean) || searching;
@@ -282,22 +251,7 @@ export function RunsPage() {
       </form>
 
       {searching && filterValues.by && <p class="muted">“Started by” does not narrow a search; use the filter language’s fields.</p>}
-      <div class="selection-bar" aria-live="polite">
-        <span class="muted">{selected.length ? `${selected.length} selected` : 'Tick runs to compare them.'}</span>
-        <button
-          type="button"
-          class="button primary"
-          disabled={selected.length < 2 || selected.length > 100}
-          onClick={() => navigate(`/compare?ids=${selected.join(',')}`)}
-        >
-          Compare{selected.length ? ` ${selected.length} runs` : ''}
-        </button>
-        {selected.length > 0 && (
-          <button type="button" class="button subtle" onClick={() => setSelected([])}>
-            Clear selection
-          </button>
-        )}
-      </div>
+      <SelectionBar selected={selected} onClear={() => setSelected([])} />
 
       {missed > 0 && (
         <p class="banner" role="status">
@@ -362,14 +316,6 @@ export function RunsPage() {
   );
 }
 
-const COLUMNS_KEY = 'atelier-run-columns';
-const storedColumns = () => {
-  try {
-    return localStorage.getItem(COLUMNS_KEY);
-  } catch {
-    return null;
-  }
-};
 const clearedFilters = { workflow: null, status: null, trigger: null, by: null, domain: null, q: null, order: null, after: null, before: null };
 
 const runColumns: Column<Run>[] = [
