@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
+import { andClause, fieldName, parseColumns, quoted } from '../../dashboards/src/lib/run-filter';
 import { startTestApp, type TestApp } from '../harness/app';
 import { seedRun } from '../tracking/seed';
 
@@ -117,4 +118,20 @@ it('compares selected runs: overlaid curves, the param diff, the scatter, and ag
   const missing = await page.getByTestId('missing-runs').textContent();
   expect(missing).toContain(unknown);
   expect(missing).toContain('not-an-id');
+});
+
+it('writes the clauses a tag chip adds in the filter language, whatever the key and value', async () => {
+  expect(`${fieldName('tags', 'data.set')} = ${quoted("it's")}`).toBe("tags.`data.set` = 'it''s'");
+  expect(andClause("status = 'FAILED' or metrics.acc > 0.9", "tags.a = 'b'")).toBe("(status = 'FAILED' or metrics.acc > 0.9) and tags.a = 'b'");
+  expect(andClause("tags.a = 'b'", "tags.a = 'b'")).toBe("tags.a = 'b'");
+  expect(parseColumns('metrics.val.loss,params.lr,nonsense,params.lr')).toEqual([
+    { kind: 'metrics', name: 'val.loss' },
+    { kind: 'params', name: 'lr' },
+  ]);
+  // and the server reads such a clause: a run tagged with a dotted key and a quote in its value is found by it
+  const id = await seedRun(t.app.services.db, { name: 'quoted', experiment: 'dash-exp', tags: { 'data.set': "it's" } });
+  const { searchRuns } = await t.api.gql(`query ($f: String) { searchRuns(filter: $f) { edges { node { id } } } }`, {
+    f: `${fieldName('tags', 'data.set')} = ${quoted("it's")}`,
+  });
+  expect(searchRuns.edges.map((e: { node: { id: string } }) => e.node.id)).toEqual([id]);
 });
