@@ -25,6 +25,7 @@ import { type Session, SessionContext } from './session';
 const RunPage = lazyPage(() => import('./pages/run'));
 const WorkflowPage = lazyPage(() => import('./pages/workflow'));
 const DatasetPage = lazyPage(() => import('./pages/dataset'));
+const ComparePage = lazyPage(() => import('./pages/compare'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
@@ -43,6 +44,7 @@ function route(path: string): ComponentChildren {
   if (path === '/' || path === '/runs') return <RunsPage />;
   if ((m = /^\/runs\/([^/]+)$/.exec(path))) return <RunPage id={decodeURIComponent(m[1]!)} />;
   if ((m = /^\/tasks\/([^/]+)$/.exec(path))) return <TaskPage id={decodeURIComponent(m[1]!)} />;
+  if (path === '/compare') return <ComparePage />;
   if (path === '/workflows') return <WorkflowsPage />;
   if ((m = /^\/workflows\/([^/]+)$/.exec(path))) return <WorkflowPage name={decodeURIComponent(m[1]!)} />;
   if (path === '/modules') return <ModulesPage />;

@@ -260,26 +260,6 @@ export function buildProgram(): Command {
       if (terminalRun.has(found.status) && found.status !== 'SUCCEEDED') process.exitCode = 1;
     });
   run
-    .command('list')
-    .description('recent runs, newest first')
-    .option('--workflow <name>', 'only runs of this workflow')
-    .option('--status <status>', 'only runs with this status (repeatable)', collect)
-    .option('-n, --limit <n>', 'how many', positiveInt, 20)
-    .action(async (opts: { workflow?: string; status?: string[]; limit: number }, command: Command) => {
-      const { client } = connection(command);
-      // Only the columns it prints, all metadata: a list never asks for run data (which a run of a domain none of
-      // the caller's teams is granted would refuse, failing the whole list).
-      const { runs } = await client.request<{ runs: { edges: { node: Omit<RunView, 'tasks' | 'message'> }[] } }>(
-        `query ($first: Int, $filter: RunFilter) { runs(first: $first, filter: $filter) { edges { node { id status createdAt startedAt finishedAt workflow { name } workflowVersion { version } } } } }`,
-        { first: opts.limit, filter: { workflow: opts.workflow ?? null, status: opts.status?.map((s) => s.toUpperCase()) ?? null } },
-      );
-      if (!runs.edges.length) console.log('no runs');
-      for (const { node: r } of runs.edges) {
-        const took = r.finishedAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt)) : '';
-        console.log(`${r.id}  ${r.status.padEnd(9)}  ${runLabel(r).padEnd(24)}  ${r.createdAt}  ${took}`);
-      }
-    });
-  run
     .command('cancel <id>')
     .description('cancel a run: queued tasks never start, running ones are stopped')
     .action(async (id: string, _opts: unknown, command: Command) => {

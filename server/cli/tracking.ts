@@ -1,8 +1,22 @@
-// `atelier run search|compare|tag|note`: experiment tracking from the terminal, as GraphQL calls of searchRuns,
-// compareRuns, setRunTags/deleteRunTag and setRunNote. The filter language is the README's ("Searching runs").
+// `atelier run list|search|compare|tag|note`: experiment tracking from the terminal, as GraphQL calls of runs or
+// searchRuns, compareRuns, setRunTags/deleteRunTag and setRunNote. The filter language is the README's ("Searching
+// runs").
 import { type Command, InvalidArgumentError } from 'commander';
 import type { Client } from './client';
 import { collect, positiveInt } from './options';
+import { formatDuration, runLabel } from './watch-view';
+
+interface ListedRun {
+  id: string;
+  status: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  workflow: { name: string } | null;
+  workflowVersion: { version: number } | null;
+}
+const LISTED = 'id status createdAt startedAt finishedAt workflow { name } workflowVersion { version }';
+const quoted = (v: string) => `'${v.replaceAll("'", "''")}'`;
 
 interface FoundRun {
   id: string;
@@ -49,6 +63,49 @@ function tagPair(raw: string, previous: { key: string; value: string }[] = []) {
 }
 
 export function addTrackingCommands(run: Command, clientOf: (command: Command) => Client): void {
+  run
+    .command('list')
+    .description('recent runs, newest first; --filter and --order-by list through searchRuns (the README’s filter language)')
+    .option('--workflow <name>', 'only runs of this workflow')
+    .option('--status <status>', 'only runs with this status (repeatable)', collect)
+    .option('--filter <expr>', 'only runs matching this filter, e.g. "metrics.acc > 0.9 and tags.dataset = \'v2\'"')
+    .option('--order-by <key>', 'order key, e.g. "metrics.acc DESC" (repeatable; default: newest first)', collect)
+    .option('-n, --limit <n>', 'how many', positiveInt, 20)
+    .action(async (opts: { workflow?: string; status?: string[]; filter?: string; orderBy?: string[]; limit: number }, command: Command) => {
+      const client = clientOf(command);
+      const status = opts.status?.map((s) => s.toUpperCase());
+      let found: ListedRun[];
+      if (opts.filter !== undefined || opts.orderBy?.length) {
+        // searchRuns answers only runs whose data the caller may read; the other options join the filter as clauses
+        // (the filter stays first and, unless an `or` needs them, without parentheses: its error columns stay its own)
+        const more = Boolean(opts.workflow || status?.length);
+        const filter = opts.filter?.trim() ?? '';
+        const clauses = [
+          more && /\bor\b/i.test(filter) ? `(${filter})` : filter,
+          opts.workflow ? `workflow = ${quoted(opts.workflow)}` : '',
+          status?.length ? `status IN (${status.map(quoted).join(', ')})` : '',
+        ].filter(Boolean);
+        const { searchRuns } = await client.request<{ searchRuns: { edges: { node: ListedRun }[] } }>(
+          `query ($f: String, $o: [String!], $n: Int) { searchRuns(filter: $f, orderBy: $o, first: $n) { edges { node { ${LISTED} } } } }`,
+          { f: clauses.join(' and '), o: opts.orderBy ?? [], n: opts.limit },
+        );
+        found = searchRuns.edges.map((e) => e.node);
+      } else {
+        // Only the columns it prints, all metadata: a list never asks for run data (which a run of a domain none of
+        // the caller's teams is granted would refuse, failing the whole list).
+        const { runs } = await client.request<{ runs: { edges: { node: ListedRun }[] } }>(
+          `query ($first: Int, $filter: RunFilter) { runs(first: $first, filter: $filter) { edges { node { ${LISTED} } } } }`,
+          { first: opts.limit, filter: { workflow: opts.workflow ?? null, status: status ?? null } },
+        );
+        found = runs.edges.map((e) => e.node);
+      }
+      if (!found.length) console.log('no runs');
+      for (const r of found) {
+        const took = r.finishedAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt)) : '';
+        console.log(`${r.id}  ${r.status.padEnd(9)}  ${runLabel(r).padEnd(24)}  ${r.createdAt}  ${took}`);
+      }
+    });
+
   run
     .command('search [filter]')
     .description('runs whose data you may read matching a filter, e.g. "metrics.accuracy > 0.9 and tags.dataset = \'v2\'" (see the README)')

@@ -1,5 +1,7 @@
 // The runs list: newest first, filtered by workflow, status, trigger and who started them, paged with the
-// API's cursors, and live: statuses change in place and new runs appear (allRunEvents).
+// API's cursors, and live: statuses change in place and new runs appear (allRunEvents). A search (the filter
+// language) or a sort by a metric or param column lists through searchRuns instead (runs-search.tsx); the search,
+// the sort and the picked columns are kept in the address, so a reload or Back shows the same list.
 
 import { useClient, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
@@ -13,12 +15,15 @@ import { graphql, type ResultOf } from '../graphql';
 import { formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
+import { andClause, quoted } from '../lib/run-filter';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
+import { ColumnPicker, SearchBox, SelectionBar, trackingColumns, usePickedColumns, useRunData } from './runs-search';
 
 export const RunRow = graphql(`
   fragment RunRow on Run {
     id
+    name
     status
     trigger
     message
@@ -36,6 +41,18 @@ const RUNS = graphql(
   `
     query Runs($first: Int, $after: String, $last: Int, $before: String, $filter: RunFilter) {
       runs(first: $first, after: $after, last: $last, before: $before, filter: $filter) {
+        edges { cursor node { ...RunRow } }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      }
+    }
+  `,
+  [RunRow],
+);
+
+const SEARCH_RUNS = graphql(
+  `
+    query SearchRunsList($first: Int, $after: String, $last: Int, $before: String, $filter: String, $orderBy: [String!]) {
+      searchRuns(first: $first, after: $after, last: $last, before: $before, filter: $filter, orderBy: $orderBy) {
         edges { cursor node { ...RunRow } }
         pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
       }
@@ -86,6 +103,11 @@ export function RunsPage() {
   const after = query.get('after');
   const before = query.get('before');
   const firstPage = !after && !before;
+  const search = query.get('q') ?? '';
+  const order = query.get('order') ?? '';
+  const [columns, setColumns] = usePickedColumns(query.get('cols'));
+  // a search or a sort by a column lists through searchRuns; the drop-downs join it as clauses
+  const searching = Boolean(search || order);
 
   const filter = useMemo(
     () => ({
@@ -97,8 +119,22 @@ export function RunsPage() {
     }),
     [filterValues.workflow, filterValues.status, filterValues.trigger, filterValues.by, filterValues.domain],
   );
-  const variables = useMemo(() => (before ? { last: PAGE_SIZE, before, filter } : { first: PAGE_SIZE, after, filter }), [after, before, filter]);
-  const [result, reexecute] = useQuery({ query: RUNS, variables });
+  const searchFilter = useMemo(() => {
+    let f = search;
+    for (const key of ['workflow', 'status', 'trigger', 'domain'] as const) if (filterValues[key]) f = andClause(f, `${key} = ${quoted(filterValues[key])}`);
+    return f;
+  }, [search, filterValues.workflow, filterValues.status, filterValues.trigger, filterValues.domain]);
+  const page = useMemo(() => (before ? { last: PAGE_SIZE, before } : { first: PAGE_SIZE, after }), [after, before]);
+  const variables = useMemo(() => ({ ...page, filter }), [page, filter]);
+  const searchVariables = useMemo(() => ({ ...page, filter: searchFilter, orderBy: order ? [order] : null }), [page, searchFilter, order]);
+  const [listed, reexecuteList] = useQuery({ query: RUNS, variables, pause: searching });
+  const [found, reexecuteSearch] = useQuery({ query: SEARCH_RUNS, variables: searchVariables, pause: !searching });
+  const result = searching
+    ? { connection: found.data?.searchRuns, error: found.error, fetching: found.fetching, stale: found.stale }
+    : { connection: listed.data?.runs, error: listed.error, fetching: listed.fetching, stale: listed.stale };
+  const reexecute = searching ? reexecuteSearch : reexecuteList;
+  // a malformed filter: the server's message (its column and what it expected) under the search box
+  const filterError = (searching && found.error?.graphQLErrors.find((e) => e.extensions?.code === 'BAD_USER_INPUT')?.message) || null;
   const [workflows] = useQuery({ query: WORKFLOW_NAMES });
 
   // Live: status changes in place; a run we do not show yet means the first page is out of date.
@@ -106,7 +142,7 @@ export function RunsPage() {
   const [changes, setChanges] = useState<Map<string, LiveChange>>(() => new Map());
   const [missed, setMissed] = useState(0);
   const shown = useRef(new Set<string>());
-  shown.current = new Set(result.data?.runs.edges.map((e) => e.node.id));
+  shown.current = new Set(result.connection?.edges.map((e) => e.node.id));
   const refreshFirstPage = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 500);
   useEffect(() => {
     const subscription = client.subscription(RUN_STATUS_FEED, {}).subscribe((event) => {
@@ -122,9 +158,9 @@ export function RunsPage() {
     });
     return () => subscription.unsubscribe();
   }, [client, firstPage]);
-  useEffect(() => setMissed(0), [after, before, filter]);
+  useEffect(() => setMissed(0), [after, before, filter, searchFilter, order]);
 
-  const edges = result.data?.runs.edges;
+  const edges = result.connection?.edges;
   const rows = useMemo(
     () =>
       (edges ?? []).map(({ node }) => {
@@ -151,10 +187,14 @@ export function RunsPage() {
   }, [edges, result.stale]);
 
   const setFilter = (key: string, value: string) => navigate(withQuery({ [key]: value, after: null, before: null }));
-  const pageInfo = result.data?.runs.pageInfo;
+  const pageInfo = result.connection?.pageInfo;
+  const ids = useMemo(() => rows.map((r) => r.id), [rows]);
+  const runData = useRunData(ids, columns);
+  const [selected, setSelected] = useState<string[]>([]);
+  const columnsShown = trackingColumns(runColumns, { columns, data: runData, search, order, selected, setSelected });
   const hasNewer = Boolean(after) || Boolean(before && pageInfo?.hasPreviousPage);
   const hasOlder = Boolean(before) || Boolean(pageInfo?.hasNextPage);
-  const filtered = Object.values(filterValues).some(Boolean);
+  const filtered = Object.values(filterValues).some(Boolean) || searching;
   const names = workflows.data?.workflows.map((w) => w.name) ?? [];
   // a workflow named in the address but not (or not yet) listed stays choosable
   const workflowNames = filterValues.workflow && !names.includes(filterValues.workflow) ? [filterValues.workflow, ...names] : names;
@@ -167,6 +207,7 @@ export function RunsPage() {
           Start a run…
         </Link>
       </div>
+      <SearchBox value={search} error={filterError} onSearch={(q) => navigate(withQuery({ q, after: null, before: null }))} />
       <form class="filters" aria-label="Filter runs" onSubmit={(e) => e.preventDefault()}>
         <SelectField
           label="Workflow"
@@ -201,12 +242,16 @@ export function RunsPage() {
             onBlur={(e) => e.currentTarget.value.trim() !== filterValues.by && setFilter('by', e.currentTarget.value.trim())}
           />
         </label>
+        <ColumnPicker columns={columns} ids={ids} onChange={setColumns} />
         {filtered && (
-          <button type="button" class="button subtle" onClick={() => navigate('/runs')}>
+          <button type="button" class="button subtle" onClick={() => navigate(withQuery(clearedFilters))}>
             Clear filters
           </button>
         )}
       </form>
+
+      {searching && filterValues.by && <p class="muted">“Started by” does not narrow a search; use the filter language’s fields.</p>}
+      <SelectionBar selected={selected} onClear={() => setSelected([])} />
 
       {missed > 0 && (
         <p class="banner" role="status">
@@ -214,63 +259,72 @@ export function RunsPage() {
         </p>
       )}
 
-      <QueryState
-        data={result.data && rows}
-        error={result.error}
-        errorTitle="Runs could not be loaded"
-        retry={refetch(reexecute)}
-        loading="Loading runs…"
-        empty={
-          <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
-            {filtered ? (
-              <p>
-                Try another filter, or <Link href="/runs">show all runs</Link>.
-              </p>
-            ) : (
-              <p>
-                Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
-              </p>
-            )}
-          </EmptyState>
-        }
-      >
-        {(rows) => (
-          <>
-            <DataTable
-              class="runs-table"
-              describedBy="runs-caption"
-              caption={
-                <caption id="runs-caption" class="visually-hidden">
-                  Runs, newest first; updates live.
-                </caption>
-              }
-              rows={rows}
-              rowKey={(run) => run.id}
-              rowHref={(run) => `/runs/${run.id}`}
-              rowProps={(run) => ({ 'data-run-id': run.id })}
-              columns={runColumns}
-            />
-            <nav class="pager" aria-label="Pages of runs">
-              <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
-              <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
-              <span class="muted" aria-live="polite">
-                {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
-              </span>
-              <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
-            </nav>
-          </>
-        )}
-      </QueryState>
+      {filterError ? (
+        <EmptyState title="Fix the filter to list runs">
+          <p>The search above names where the filter went wrong; see the README’s “Experiments, tags and searching runs” for the language.</p>
+        </EmptyState>
+      ) : (
+        <QueryState
+          data={result.connection && rows}
+          error={result.error}
+          errorTitle="Runs could not be loaded"
+          retry={refetch(reexecute)}
+          loading="Loading runs…"
+          empty={
+            <EmptyState title={filtered ? 'No runs match these filters' : 'No runs yet'}>
+              {filtered ? (
+                <p>
+                  Try another filter, or <Link href="/runs">show all runs</Link>.
+                </p>
+              ) : (
+                <p>
+                  Start one from a <Link href="/workflows">workflow</Link>, or with <code>npx atelier run start WORKFLOW</code>.
+                </p>
+              )}
+            </EmptyState>
+          }
+        >
+          {(rows) => (
+            <>
+              <DataTable
+                class="runs-table"
+                describedBy="runs-caption"
+                caption={
+                  <caption id="runs-caption" class="visually-hidden">
+                    Runs, newest first; updates live.
+                  </caption>
+                }
+                rows={rows}
+                rowKey={(run) => run.id}
+                rowHref={(run) => `/runs/${run.id}`}
+                rowProps={(run) => ({ 'data-run-id': run.id })}
+                columns={columnsShown}
+              />
+              <nav class="pager" aria-label="Pages of runs">
+                <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
+                <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
+                <span class="muted" aria-live="polite">
+                  {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
+                </span>
+                <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
+              </nav>
+            </>
+          )}
+        </QueryState>
+      )}
     </section>
   );
 }
+
+const clearedFilters = { workflow: null, status: null, trigger: null, by: null, domain: null, q: null, order: null, after: null, before: null };
 
 const runColumns: Column<Run>[] = [
   {
     header: 'Workflow',
     cell: (run) => (
       <>
-        <Link href={`/runs/${run.id}`}>{run.workflow?.name ?? 'external run'}</Link> <span class="chip">{run.domain}</span>
+        <Link href={`/runs/${run.id}`}>{run.name ?? run.workflow?.name ?? 'external run'}</Link> <span class="chip">{run.domain}</span>
+        {run.name && run.workflow && <span class="muted"> {run.workflow.name}</span>}
         {run.message && run.status === 'FAILED' && <div class="row-message">{run.message}</div>}
       </>
     ),
