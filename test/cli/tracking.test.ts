@@ -1,5 +1,5 @@
-// `atelier run tag|note|search|compare` against a real control plane: tags and a note set, a search by tag and
-// metric printed as a table, a malformed filter's column on stderr, and a comparison table.
+// `atelier run tag|note|search|compare` and `run list --filter` against a real control plane: tags and a note set,
+// a search by tag and metric printed as a table, a malformed filter's column on stderr, and a comparison table.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
 import { runCli, showCli } from '../harness/cli';
@@ -60,4 +60,19 @@ it('tags, notes, searches and compares runs', async () => {
     ['acc min', '0.8', '0.95'],
     ['acc max', '0.9', '0.95'],
   ]);
+});
+
+it('lists runs through the filter language with run list --filter/--order-by, and refuses a malformed filter', async () => {
+  const c = await seedRun(t.app.services.db, { name: 'run-c', experiment: 'cli-exp', parameters: { lr: 0.5, opt: 'sgd' }, tasks: [[['acc', 0.4]]] });
+  const listed = await cli('run', 'list', '--filter', 'metrics.acc > 0.5', '--order-by', 'metrics.acc DESC');
+  expect(listed.code, showCli(listed)).toBe(0);
+  const lines = listed.stdout.trim().split('\n');
+  expect(lines.map((l) => l.split(/\s+/)[0])).toEqual([b, a]);
+  expect(lines[0]).toMatch(/SUCCEEDED\s+external/);
+  expect(listed.stdout).not.toContain(c);
+
+  const bad = await cli('run', 'list', '--filter', 'metrics.acc >');
+  expect(bad.code).not.toBe(0);
+  expect(bad.stderr).toMatch(/column 14: expected a number or a 'string'/);
+  expect(bad.stdout).toBe('');
 });
