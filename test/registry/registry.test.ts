@@ -6,11 +6,12 @@ import { asc } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { registryEvents } from '../../server/db/tables/registry';
 import { startTestApp, type TestApp } from '../harness/app';
+import { runCli } from '../harness/cli';
 import type { ApiClient } from '../harness/client';
 import { REGISTER, runToEnd, setUpRegistryWorld } from './setup';
 
 let t: TestApp;
-let alice: ApiClient;
+let alice: ApiClient & { token: string };
 let bob: ApiClient;
 let first: Awaited<ReturnType<typeof runToEnd>>;
 let v1 = '';
@@ -159,3 +160,16 @@ it('promotes to production only through a request approved by another person hol
     new Set(['model.created', 'model.updated', 'version.registered', 'version.deprecated', 'alias.moved', 'promotion.requested', 'promotion.decided']),
   );
 });
+
+it('answers from the CLI: list, lineage, and a refused promotion with its reason and a non-zero exit', async () => {
+  const target = { url: t.url, token: alice.token };
+  const list = await runCli(target, ['model', 'list']);
+  expect(list.stdout).toMatch(/ml\/churn\s+ml\s+2\s+challenger=1 champion=1/);
+  const lineage = await runCli(target, ['model', 'lineage', 'ml/churn@champion']);
+  expect(lineage.code).toBe(0);
+  expect(lineage.stdout).toMatch(/dataset crm\/users@1: country CONFIDENTIAL\{CUSTOMER_DATA\}, id INTERNAL/);
+  expect(lineage.stdout).toMatch(/metrics accuracy=0.95/);
+  const promote = await runCli(target, ['model', 'promote', 'ml/churn@2', 'champion', '--reason', 'try again']);
+  expect(promote.code).not.toBe(0);
+  expect(promote.stderr).toMatch(/accuracy is 0.95, below 0.99/);
+}, 60_000);
