@@ -49,6 +49,16 @@ const readOf = sharedLoader<string, ColumnRead[]>(async (ids, ctx) => {
   const read = await columnsRead(ctx.services.db, ids);
   return ids.map((id) => read.get(id) ?? []);
 });
+// The lineage of a version, read once per request however many of its fields (task, metrics, lineage) ask.
+const lineages = new WeakMap<Context, Map<string, Promise<Lineage>>>();
+function lineage(ctx: Context, version: ModelVersion): Promise<Lineage> {
+  let perRequest = lineages.get(ctx);
+  if (!perRequest) lineages.set(ctx, (perRequest = new Map()));
+  let found = perRequest.get(version.id);
+  if (!found) perRequest.set(version.id, (found = lineageOf(ctx.services.db, version)));
+  return found;
+}
+
 export const PromotionStateEnum = builder.enumType('ModelPromotionState', { values: promotionStates });
 
 const RequirementRef = builder.objectRef<RegisteredModel['requirements'][number]>('ModelRequirement').implement({
@@ -235,14 +245,14 @@ ModelVersionRef.implement({
     signature: t.field({ type: 'JSON', nullable: true, resolve: (v) => v.signature }),
     metadata: t.field({ type: 'JSON', nullable: true, resolve: (v) => v.metadata }),
     cacheKey: t.exposeString('cacheKey', { nullable: true }),
-    task: t.field({ type: TaskRef, nullable: true, resolve: async (v, _a, ctx) => (await lineageOf(ctx.services.db, v)).task }),
+    task: t.field({ type: TaskRef, nullable: true, resolve: async (v, _a, ctx) => (await lineage(ctx, v)).task }),
     run: t.field({ type: RunRef, nullable: true, resolve: (v) => v.runId }),
-    metrics: t.field({ type: [LineageMetricRef], nullable: true, resolve: async (v, _a, ctx) => (await lineageOf(ctx.services.db, v)).metrics }),
+    metrics: t.field({ type: [LineageMetricRef], nullable: true, resolve: async (v, _a, ctx) => (await lineage(ctx, v)).metrics }),
     lineage: t.field({
       type: LineageRef,
       nullable: true,
       description: 'Null (with a FORBIDDEN error) unless your teams are granted the producing run’s domain.',
-      resolve: (v, _a, ctx) => lineageOf(ctx.services.db, v),
+      resolve: (v, _a, ctx) => lineage(ctx, v),
     }),
   }),
 });

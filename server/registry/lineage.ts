@@ -94,7 +94,7 @@ export interface Lineage {
 
 /** Everything a version came from, in a few indexed queries (no walk at read time: the walk ran at registration). */
 export async function lineageOf(db: Db | Tx, version: ModelVersion): Promise<Lineage> {
-  const [[task], [run], modules, read, params, metrics] = await Promise.all([
+  const [[task], [run], modules, read, params, metrics, versions] = await Promise.all([
     db.select().from(tasks).where(eq(tasks.id, version.taskId)),
     db.select().from(runs).where(eq(runs.id, version.runId)),
     db
@@ -104,30 +104,30 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion): Promise<Lin
     columnsRead(db, [version.id]),
     db.select().from(loggedParams).where(eq(loggedParams.runId, version.runId)),
     db.select().from(metricSummaries).where(eq(metricSummaries.runId, version.runId)),
-  ]);
-  const columns = read.get(version.id) ?? [];
-  const groups = new Map<string, Lineage['datasets'][number]>();
-  for (const c of columns) {
-    const key = `${c.datasetId}|${c.version}`;
-    let group = groups.get(key);
-    if (!group)
-      groups.set(key, (group = { datasetId: c.datasetId, dataset: c.dataset, version: c.version, digest: null, producedByTaskId: null, columns: [] }));
-    group.columns.push(c);
-  }
-  if (groups.size) {
-    const found = await db
+    db
       .select({ datasetId: datasetVersions.datasetId, version: datasetVersions.version, digest: datasetVersions.digest, by: datasetVersions.producedByTaskId })
       .from(datasetVersions)
       .where(
         inArray(
           sql`(${datasetVersions.datasetId}, ${datasetVersions.version})`,
-          [...groups.values()].map((g) => sql`(${g.datasetId}::uuid, ${g.version}::int)`),
+          sql`(select distinct dataset_id, dataset_version from model_version_inputs where model_version_id = ${version.id})`,
         ),
+      ),
+  ]);
+  const found = new Map(versions.map((v) => [`${v.datasetId}|${v.version}`, v]));
+  const columns = read.get(version.id) ?? [];
+  const groups = new Map<string, Lineage['datasets'][number]>();
+  for (const c of columns) {
+    const key = `${c.datasetId}|${c.version}`;
+    let group = groups.get(key);
+    if (!group) {
+      const v = found.get(key);
+      groups.set(
+        key,
+        (group = { datasetId: c.datasetId, dataset: c.dataset, version: c.version, digest: v?.digest ?? null, producedByTaskId: v?.by ?? null, columns: [] }),
       );
-    for (const f of found) {
-      const g = groups.get(`${f.datasetId}|${f.version}`);
-      if (g) Object.assign(g, { digest: f.digest, producedByTaskId: f.by });
     }
+    group.columns.push(c);
   }
   return {
     version,
