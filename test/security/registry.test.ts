@@ -1,6 +1,6 @@
 // The model registry under attack: self-approval, approval without the production grant, a PII-derived model to
 // production, an alias on a deprecated version, registering from a task the caller may not read, and writing into
-// another team's namespace. Each is refused with a typed error, writes nothing, and is audited.
+// another team’s namespace, and reading the lineage (run data) of a version without its run’s domain. Each is refused with a typed error, writes nothing, and is audited.
 import { count } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelAliasEvents, modelPromotions, modelVersions, registeredModels, registryEvents } from '../../server/db/tables/registry';
@@ -105,5 +105,18 @@ describe('aliases and registration', () => {
     await refused('carol', 'model.alias.move', 'FORBIDDEN', () =>
       carol.raw(`mutation { setModelAlias(model: "ml/churn", alias: "mine", version: "1") { alias } }`),
     );
+  });
+
+  it('keeps a version’s lineage (run data) from a caller without its run’s domain, and audits the read', async () => {
+    const before = (await t.api.gql(`{ auditEvents(limit: 1000) { action decision identity { name } } }`)).auditEvents.filter(
+      (e: any) => e.action === 'data.read' && e.identity?.name === 'carol',
+    ).length;
+    const r = await carol.raw(`{ modelVersion(ref: "ml/churn-pii@1") { version lineage { cacheKey parameters } metrics { name } } }`);
+    expect(r.data?.modelVersion).toEqual({ version: 1, lineage: null, metrics: null });
+    expect(code(r)).toBe('FORBIDDEN');
+    const after = (await t.api.gql(`{ auditEvents(limit: 1000) { action decision identity { name } } }`)).auditEvents.filter(
+      (e: any) => e.action === 'data.read' && e.identity?.name === 'carol',
+    ).length;
+    expect(after).toBeGreaterThan(before);
   });
 });
