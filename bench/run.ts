@@ -10,10 +10,11 @@ import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
+import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -59,6 +60,10 @@ async function main() {
       rows.push(...(await trackingMetricsBench()));
       console.log('tracking: searchRuns over 100,000 runs with a metric filter and order, compareRuns of 100 runs × 5 metrics…');
       rows.push(...(await trackingSearchBench(infra)));
+    }
+    if (selected('registry')) {
+      console.log('registry: lineage of a model version whose run read 50 datasets through a 1,000-task DAG…');
+      rows.push(...(await registryBench(infra)));
     }
   } finally {
     await nats.stop();
