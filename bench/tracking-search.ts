@@ -2,6 +2,7 @@
 // the caller may not read) with a metric filter and a metric order, and compareRuns of 100 runs × 5 metrics with
 // 1,000 points per series. Rows are inserted directly in SQL. The floor, from the same run: the plain run list
 // (`runs(first: 50)`: the same HTTP, GraphQL and authorization path, one index scan).
+import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
 import { startTestApp } from '../test/harness/app';
 import type { Infra } from './foundation';
@@ -99,4 +100,25 @@ export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
   } finally {
     await t.stop();
   }
+}
+
+// `npx tsx bench/tracking-search.ts`: this bench alone, on its own Postgres and NATS.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [{ startPostgres }, { startNats }, { printTable }] = await Promise.all([
+    import('../test/harness/postgres'),
+    import('../test/harness/nats'),
+    import('./lib'),
+  ]);
+  const [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  let code = 0;
+  try {
+    printTable(await trackingSearchBench({ pgUrl: pg.url, natsUrl: nats.url }));
+  } catch (error) {
+    console.error(error);
+    code = 1;
+  } finally {
+    await nats.stop();
+    await pg.stop();
+  }
+  process.exit(code);
 }
