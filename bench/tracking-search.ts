@@ -4,6 +4,8 @@
 // (`runs(first: 50)`: the same HTTP, GraphQL and authorization path, one index scan).
 import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
+import { compareRuns } from '../server/tracking/compare';
+import { searchRuns } from '../server/tracking/search';
 import { startTestApp } from '../test/harness/app';
 import type { Infra } from './foundation';
 import { percentile, type Row } from './lib';
@@ -75,7 +77,15 @@ export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
     const compare = await p50(() =>
       check(COMPARE, { ids: compared.filter((_, i) => i % 10 !== 0).concat(compared.filter((_, i) => i % 10 === 0)), m: METRICS }),
     );
+    // The same two calls without HTTP and GraphQL: how much of each figure is the query itself.
+    const db = t.app.database.db;
+    const searchDirect = await p50(() =>
+      searchRuns(db, ['experimentation'], 'metrics.acc > 0.9 and params.lr < 0.05', ['metrics.acc DESC'], { limit: 50, inverted: false }),
+    );
+    const compareDirect = await p50(() => compareRuns(db, ['experimentation'], { ids: compared, metrics: METRICS, maxPoints: 200 }));
     return [
+      { bench: 'tracking', metric: 'searchRuns() called directly (SQL and row mapping only), p50', value: searchDirect, unit: 'ms' },
+      { bench: 'tracking', metric: 'compareRuns() called directly (SQL and row mapping only), p50', value: compareDirect, unit: 'ms' },
       { bench: 'tracking', metric: 'runs(first: 50) p50 (floor)', value: floor, unit: 'ms' },
       {
         bench: 'tracking',
