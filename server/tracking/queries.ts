@@ -61,8 +61,8 @@ export interface MetricHistory {
 export const MAX_HISTORY_POINTS = 10_000;
 
 /**
- * One metric of one task as at most `maxPoints` points, downsampled in SQL: the series is cut into buckets of equal
- * ranges of its order (seq; no window sort over the series, one pass through its index), and each bucket keeps its lowest and highest number (NaN never is one; a bucket of
+ * One metric of one task as at most `maxPoints` points, downsampled in SQL: the series is cut into equal buckets
+ * of points (by their order), and each bucket keeps its lowest and highest number (NaN never is one; a bucket of
  * NaN alone keeps its first point), plus the series' first and last point. `attempt` defaults to the latest one
  * that reported this metric.
  */
@@ -87,14 +87,14 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
   const rows = await queryRows<{ seq: string | number; step: string | number; value: number | string; total: string | number }>(
     db,
     sql`
-    with r as (
-      select min(seq) as lo, max(seq) as hi from metric_points where ${series}
+    with s as (
+      select seq, value, (row_number() over (order by seq) - 1) * ${buckets}::bigint / count(*) over () as b, count(*) over () as n
+      from metric_points where ${series}
     ), b as (
       select min(array[value, seq::float8]) filter (where value <> 'NaN') as lo,
              max(array[value, seq::float8]) filter (where value <> 'NaN') as hi,
-             min(seq) as first, max(seq) as last, count(*) as n
-      from metric_points, r where ${series}
-      group by (seq - r.lo) * ${buckets}::bigint / (r.hi - r.lo + 1)
+             min(seq) as first, max(seq) as last, max(n) as n
+      from s group by b
     ), picked as (
       select (lo[2])::bigint as seq from b where lo is not null
       union select (hi[2])::bigint from b where hi is not null
@@ -102,7 +102,7 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
       union select min(first) from b
       union select max(last) from b
     )
-    select p.seq, p.step, p.value, (select sum(n) from b) as total
+    select p.seq, p.step, p.value, (select max(n) from b) as total
     from metric_points p join picked using (seq)
     where p.task_id = ${from}::uuid and p.attempt = ${chosen}::int
     order by p.seq`,
