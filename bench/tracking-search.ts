@@ -2,7 +2,10 @@
 // the caller may not read) with a metric filter and a metric order, and compareRuns of 100 runs × 5 metrics with
 // 1,000 points per series. Rows are inserted directly in SQL. The floor, from the same run: the plain run list
 // (`runs(first: 50)`: the same HTTP, GraphQL and authorization path, one index scan).
+import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
+import { compareRuns } from '../server/tracking/compare';
+import { searchRuns } from '../server/tracking/search';
 import { startTestApp } from '../test/harness/app';
 import type { Infra } from './foundation';
 import { percentile, type Row } from './lib';
@@ -74,7 +77,15 @@ export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
     const compare = await p50(() =>
       check(COMPARE, { ids: compared.filter((_, i) => i % 10 !== 0).concat(compared.filter((_, i) => i % 10 === 0)), m: METRICS }),
     );
+    // The same two calls without HTTP and GraphQL: how much of each figure is the query itself.
+    const db = t.app.database.db;
+    const searchDirect = await p50(() =>
+      searchRuns(db, ['experimentation'], 'metrics.acc > 0.9 and params.lr < 0.05', ['metrics.acc DESC'], { limit: 50, inverted: false }),
+    );
+    const compareDirect = await p50(() => compareRuns(db, ['experimentation'], { ids: compared, metrics: METRICS, maxPoints: 200 }));
     return [
+      { bench: 'tracking', metric: 'searchRuns() called directly (SQL and row mapping only), p50', value: searchDirect, unit: 'ms' },
+      { bench: 'tracking', metric: 'compareRuns() called directly (SQL and row mapping only), p50', value: compareDirect, unit: 'ms' },
       { bench: 'tracking', metric: 'runs(first: 50) p50 (floor)', value: floor, unit: 'ms' },
       {
         bench: 'tracking',
@@ -99,4 +110,25 @@ export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
   } finally {
     await t.stop();
   }
+}
+
+// `npx tsx bench/tracking-search.ts`: this bench alone, on its own Postgres and NATS.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [{ startPostgres }, { startNats }, { printTable }] = await Promise.all([
+    import('../test/harness/postgres'),
+    import('../test/harness/nats'),
+    import('./lib'),
+  ]);
+  const [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  let code = 0;
+  try {
+    printTable(await trackingSearchBench({ pgUrl: pg.url, natsUrl: nats.url }));
+  } catch (error) {
+    console.error(error);
+    code = 1;
+  } finally {
+    await nats.stop();
+    await pg.stop();
+  }
+  process.exit(code);
 }

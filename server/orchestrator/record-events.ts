@@ -12,7 +12,7 @@ import { taskEvents } from '../db/tables/task-events';
 import type { FeedEvent, FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
-import { storeMetricPoints } from '../tracking/metrics';
+import { type MetricPointInput, storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
@@ -55,8 +55,10 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
       const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
       for (const e of notes) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
       // Metric points are stored with the event that carried them: a redelivered event is not new, so adds none.
-      await storeMetricPoints(tx, fresh.flatMap(pointsOf));
-      return feed.append(tx, liveEventsOf(fresh, known));
+      // Decoded once: stored here and sent live below.
+      const decoded = new Map(fresh.filter((e) => e.kind === 'metric').map((e) => [e, pointsOf(e)]));
+      await storeMetricPoints(tx, [...decoded.values()].flat());
+      return feed.append(tx, liveEventsOf(fresh, known, decoded));
     });
 
   const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
@@ -127,14 +129,14 @@ async function resultBlocksOf(ctx: OrchestratorContext, reports: ExecutorEvent[]
 }
 
 /** The live events of newly recorded progress, logs and metrics. */
-function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string }>): FeedEventBody[] {
+function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string }>, decoded: Map<ExecutorEvent, MetricPointInput[]>): FeedEventBody[] {
   const out: FeedEventBody[] = [];
   for (const e of fresh) {
     const node = known.get(e.taskId)!.node;
     if (e.kind === 'progress') out.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
     else if (e.kind === 'log') out.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
     else if (e.kind === 'metric') {
-      const points = pointsOf(e).map((p) => ({ name: p.name, value: encodeMetricValue(p.value), step: p.step, seq: p.seq }));
+      const points = (decoded.get(e) ?? pointsOf(e)).map((p) => ({ name: p.name, value: encodeMetricValue(p.value), step: p.step, seq: p.seq }));
       if (!points.length) continue;
       const metrics = Object.fromEntries(points.map((p) => [p.name, p.value]));
       out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, attempt: e.attempt, points, metrics, step: points.at(-1)!.step, at: e.at });

@@ -141,10 +141,8 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       from pts join bounds b on b.name = pts.name
     )
     select run_id::text as run_id, name, bucket,
-      (array_agg(step order by value asc, step asc) filter (where value <> 'NaN'::float8))[1] as min_step,
-      min(value) filter (where value <> 'NaN'::float8) as min_value,
-      (array_agg(step order by value desc, step asc) filter (where value <> 'NaN'::float8))[1] as max_step,
-      max(value) filter (where value <> 'NaN'::float8) as max_value,
+      min(array[value, step::float8]) filter (where value <> 'NaN'::float8) as lo,
+      max(array[value, -step::float8]) filter (where value <> 'NaN'::float8) as hi,
       min(step) as first_step
     from bucketed
     group by run_id, name, bucket
@@ -157,15 +155,25 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
     const key = `${runId}\u0000${metric}`;
     let entry = out.get(key);
     if (!entry) out.set(key, (entry = { runId, metric, points: [] }));
-    if (r.min_value === null || r.min_value === undefined) {
+    // lo: the lowest value and, of its points, the first step; hi: the highest and its first step (negated, so max finds it).
+    const lo = floats(r.lo);
+    const hi = floats(r.hi);
+    if (!lo || !hi) {
       entry.points.push({ step: Number(r.first_step), value: Number.NaN });
       continue;
     }
-    const low = { step: Number(r.min_step), value: Number(r.min_value) };
-    const high = { step: Number(r.max_step), value: Number(r.max_value) };
+    const low = { step: lo[1]!, value: lo[0]! };
+    const high = { step: -hi[1]!, value: hi[0]! };
     if (low.step === high.step) entry.points.push(low);
     else entry.points.push(...(low.step < high.step ? [low, high] : [high, low]));
   }
   const order = new Map(runIds.map((id, i) => [id, i]));
   return [...out.values()].sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
+}
+
+/** A float8[] as the driver gives it (an array, or Postgres text like `{0.5,-3}` from PGlite's raw rows). */
+function floats(v: unknown): number[] | null {
+  if (v === null || v === undefined) return null;
+  if (Array.isArray(v)) return v.map(Number);
+  return String(v).replace(/[{}]/g, '').split(',').map(Number);
 }

@@ -16,11 +16,14 @@ export function pointsOf(e: ExecutorEvent): MetricPointInput[] {
   const out: MetricPointInput[] = [];
   let dropped = 0;
   if (Array.isArray(e.points)) {
-    e.points.forEach((p, i) => {
+    const eventAt = new Date(e.at);
+    const { taskId, runId, attempt } = e;
+    for (let i = 0; i < e.points.length; i++) {
+      const p = e.points[i]!;
       const value = decodeMetricValue(p.value);
       if (value === undefined || typeof p.name !== 'string' || !Number.isSafeInteger(p.step)) dropped++;
-      else out.push({ ...base, seq: e.firstPoint + i, name: p.name, step: p.step, value, at: new Date(Number.isFinite(p.at) ? p.at : e.at) });
-    });
+      else out.push({ taskId, runId, attempt, seq: e.firstPoint + i, name: p.name, step: p.step, value, at: Number.isFinite(p.at) ? new Date(p.at) : eventAt });
+    }
   } else {
     const legacy = e as unknown as LegacyMetricEvent;
     Object.entries(legacy.metrics ?? {}).forEach(([name, raw], i) => {

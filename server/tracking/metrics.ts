@@ -3,7 +3,6 @@
 // protocol's metric events, the MLflow routes, a run logged from outside a workflow.
 import { sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
-import { metricSummaries } from '../db/tables/tracking';
 
 export interface MetricPointInput {
   taskId: string;
@@ -18,89 +17,74 @@ export interface MetricPointInput {
   at: Date;
 }
 
-/** Points per INSERT: each batch travels as one JSON parameter (many bind parameters are slow to parse, on PGlite most). */
+/** Points per statement. */
 const CHUNK = 10_000;
 
-/** Stores the points not stored yet and updates their summaries; returns how many were new. */
+/** A Postgres array literal of `values` (each already in its type's text form; `quote` for free text). */
+const arrayLiteral = (values: readonly (string | number)[], quote = false) =>
+  `{${quote ? values.map((v) => `"${String(v).replace(/[\\"]/g, '\\$&')}"`).join(',') : values.join(',')}}`;
+
+/**
+ * Stores the points not stored yet and folds the new ones into their summaries: per chunk ONE statement that inserts
+ * the points (each column travelling as one array parameter, which PGlite parses far faster than JSON or many bind
+ * parameters) and upserts one summary row per (task, metric) from exactly the rows it inserted. Returns how many
+ * were new. Summaries: `last` by (attempt, seq), min and max over numbers only (NaN is no best); a chunk's row wins
+ * over the stored one only where it is later, lower or higher.
+ */
 export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<number> {
   let stored = 0;
   for (let i = 0; i < points.length; i += CHUNK) {
     const chunk = points.slice(i, i + CHUNK);
-    // JSON has no NaN or ±Infinity: every value travels as text and is cast back to float8 (which reads them).
-    const rows = chunk.map((p) => [p.taskId, p.runId, p.attempt, p.seq, p.name, p.step, String(p.value), p.at.toISOString()]);
-    const inserted = await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
+    const column = <T extends string | number>(f: (p: MetricPointInput) => T) => chunk.map(f);
+    // float8 reads NaN, Infinity and -Infinity as such.
+    const [row] = await queryRows<{ n: string | number }>(
       tx,
-      sql`insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
-          select (r->>0)::uuid, (r->>1)::uuid, (r->>2)::int, (r->>3)::bigint, r->>4, (r->>5)::bigint, (r->>6)::float8, (r->>7)::timestamptz
-          from json_array_elements(${JSON.stringify(rows)}::json) as r
-          on conflict do nothing
-          returning task_id, attempt, seq`,
+      sql`with ins as (
+            insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
+            select * from unnest(${arrayLiteral(column((p) => p.taskId))}::uuid[], ${arrayLiteral(column((p) => p.runId))}::uuid[],
+              ${arrayLiteral(column((p) => p.attempt))}::int[], ${arrayLiteral(column((p) => p.seq))}::bigint[],
+              ${arrayLiteral(
+                column((p) => p.name),
+                true,
+              )}::text[], ${arrayLiteral(column((p) => p.step))}::bigint[], ${arrayLiteral(column((p) => String(p.value)))}::float8[],
+              ${arrayLiteral(column((p) => p.at.toISOString()))}::timestamptz[])
+            on conflict do nothing
+            returning task_id, run_id, attempt, seq, name, step, value, at
+          ), fresh as (
+            select task_id, name, min(run_id::text)::uuid as run_id, count(*) as count,
+              (array_agg(value order by attempt desc, seq desc))[1] as last,
+              (array_agg(step order by attempt desc, seq desc))[1] as last_step,
+              (array_agg(at order by attempt desc, seq desc))[1] as last_at,
+              max(attempt) as last_attempt,
+              (array_agg(seq order by attempt desc, seq desc))[1] as last_seq,
+              min(value) filter (where value <> 'NaN'::float8) as min,
+              (array_agg(step order by value asc, attempt, seq) filter (where value <> 'NaN'::float8))[1] as min_step,
+              max(value) filter (where value <> 'NaN'::float8) as max,
+              (array_agg(step order by value desc, attempt, seq) filter (where value <> 'NaN'::float8))[1] as max_step
+            from ins group by task_id, name
+          ), summed as (
+            insert into metric_summaries as m (task_id, run_id, name, count, last, last_step, last_at, last_attempt, last_seq, min, min_step, max, max_step)
+            select task_id, run_id, name, count, last, last_step, last_at, last_attempt, last_seq, min, min_step, max, max_step from fresh
+            on conflict (task_id, name) do update set
+              count = m.count + excluded.count,
+              last = case when ${later} then excluded.last else m.last end,
+              last_step = case when ${later} then excluded.last_step else m.last_step end,
+              last_at = case when ${later} then excluded.last_at else m.last_at end,
+              last_seq = case when ${later} then excluded.last_seq else m.last_seq end,
+              last_attempt = case when ${later} then excluded.last_attempt else m.last_attempt end,
+              min_step = case when ${lower} then excluded.min_step else m.min_step end,
+              min = case when ${lower} then excluded.min else m.min end,
+              max_step = case when ${higher} then excluded.max_step else m.max_step end,
+              max = case when ${higher} then excluded.max else m.max end
+            returning 1
+          )
+          select (select count(*) from ins) as n, (select count(*) from summed) as summaries`,
     );
-    stored += inserted.length;
-    if (!inserted.length) continue;
-    const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-    await summarize(tx, inserted.length === chunk.length ? chunk : chunk.filter((p) => isNew.has(`${p.taskId}:${p.attempt}:${p.seq}`)));
+    stored += Number(row?.n ?? 0);
   }
   return stored;
 }
 
-const later = (a: { attempt: number; seq: number }, b: { attempt: number; seq: number }) => a.attempt > b.attempt || (a.attempt === b.attempt && a.seq > b.seq);
-
-/** Folds new points into their summaries: last by (attempt, seq), min and max over numbers only (NaN is no best). */
-async function summarize(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<void> {
-  const byKey = new Map<
-    string,
-    { first: MetricPointInput; last: MetricPointInput; count: number; min: MetricPointInput | null; max: MetricPointInput | null }
-  >();
-  for (const p of points) {
-    const key = `${p.taskId}\u0000${p.name}`;
-    const s = byKey.get(key) ?? { first: p, last: p, count: 0, min: null, max: null };
-    s.count++;
-    if (later(p, s.last)) s.last = p;
-    if (!Number.isNaN(p.value)) {
-      if (!s.min || p.value < s.min.value) s.min = p;
-      if (!s.max || p.value > s.max.value) s.max = p;
-    }
-    byKey.set(key, s);
-  }
-  if (!byKey.size) return;
-  const rows = [...byKey.values()].map((s) => ({
-    taskId: s.first.taskId,
-    runId: s.first.runId,
-    name: s.first.name,
-    count: s.count,
-    last: s.last.value,
-    lastStep: s.last.step,
-    lastAt: s.last.at,
-    lastAttempt: s.last.attempt,
-    lastSeq: s.last.seq,
-    min: s.min?.value ?? null,
-    minStep: s.min?.step ?? null,
-    max: s.max?.value ?? null,
-    maxStep: s.max?.step ?? null,
-  }));
-  const existing = sql.raw('"metric_summaries"');
-  const laterThanExisting = sql`(excluded.last_attempt, excluded.last_seq) > (${existing}.last_attempt, ${existing}.last_seq)`;
-  const lower = sql`(${existing}.min is null or excluded.min < ${existing}.min)`;
-  const higher = sql`(${existing}.max is null or excluded.max > ${existing}.max)`;
-  for (let i = 0; i < rows.length; i += CHUNK / 4) {
-    await tx
-      .insert(metricSummaries)
-      .values(rows.slice(i, i + CHUNK / 4))
-      .onConflictDoUpdate({
-        target: [metricSummaries.taskId, metricSummaries.name],
-        set: {
-          count: sql`${existing}.count + excluded.count`,
-          last: sql`case when ${laterThanExisting} then excluded.last else ${existing}.last end`,
-          lastStep: sql`case when ${laterThanExisting} then excluded.last_step else ${existing}.last_step end`,
-          lastAt: sql`case when ${laterThanExisting} then excluded.last_at else ${existing}.last_at end`,
-          lastSeq: sql`case when ${laterThanExisting} then excluded.last_seq else ${existing}.last_seq end`,
-          lastAttempt: sql`case when ${laterThanExisting} then excluded.last_attempt else ${existing}.last_attempt end`,
-          minStep: sql`case when excluded.min is not null and ${lower} then excluded.min_step else ${existing}.min_step end`,
-          min: sql`case when excluded.min is not null and ${lower} then excluded.min else ${existing}.min end`,
-          maxStep: sql`case when excluded.max is not null and ${higher} then excluded.max_step else ${existing}.max_step end`,
-          max: sql`case when excluded.max is not null and ${higher} then excluded.max else ${existing}.max end`,
-        },
-      });
-  }
-}
+const later = sql.raw('(excluded.last_attempt, excluded.last_seq) > (m.last_attempt, m.last_seq)');
+const lower = sql.raw('(excluded.min is not null and (m.min is null or excluded.min < m.min))');
+const higher = sql.raw('(excluded.max is not null and (m.max is null or excluded.max > m.max))');
