@@ -39,6 +39,12 @@ async function seed(url: string): Promise<string[]> {
       select gen_random_uuid(), r.id, m.name, 1000, v, 999, now(), 1, 1000, v - 0.1, 10, v + 0.1, 500
       from runs r cross join unnest(${METRICS}::text[]) as m(name) cross join lateral (select random() as v where m.name is not null and r.id is not null) x
       where r.experiment_id = ${experiment!.id}`;
+    // The run-level rows storeMetricPoints keeps beside them (as migration 0027 backfills them).
+    await sql`
+      insert into run_metric_summaries (run_id, name, last, last_at, last_task, min, max)
+      select distinct on (run_id, name) run_id, name, nullif(last, 'NaN'::float8), last_at, task_id, min(min) over w, max(max) over w
+      from metric_summaries s where s.run_id in (select id from runs where experiment_id = ${experiment!.id})
+      window w as (partition by run_id, name) order by run_id, name, last_at desc, task_id desc`;
     // 100 runs to compare, 1,000 points per series, on the tasks their summaries name.
     const compared = ids.slice(0, 100).map((r) => r.id as string);
     await sql`
@@ -48,6 +54,7 @@ async function seed(url: string): Promise<string[]> {
       where s.run_id = any(${compared}::uuid[])`;
     await sql`analyze runs`;
     await sql`analyze metric_summaries`;
+    await sql`analyze run_metric_summaries`;
     await sql`analyze metric_points`;
     return compared;
   } finally {

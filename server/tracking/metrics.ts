@@ -25,7 +25,7 @@ const arrayLiteral = (values: readonly (string | number)[], quote = false) =>
   `{${quote ? values.map((v) => `"${String(v).replace(/[\\"]/g, '\\$&')}"`).join(',') : values.join(',')}}`;
 
 /**
- * Stores the points not stored yet and folds the new ones into their summaries: per chunk ONE statement that inserts
+ * Stores the points not stored yet and folds the new ones into their summaries (per task, then per run): per chunk ONE statement that inserts
  * the points (each column travelling as one array parameter, which PGlite parses far faster than JSON or many bind
  * parameters) and upserts one summary row per (task, metric) from exactly the rows it inserted. Returns how many
  * were new. Summaries: `last` by (attempt, seq), min and max over numbers only (NaN is no best); a chunk's row wins
@@ -76,9 +76,24 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
               min = case when ${lower} then excluded.min else m.min end,
               max_step = case when ${higher} then excluded.max_step else m.max_step end,
               max = case when ${higher} then excluded.max else m.max end
+            returning m.task_id, m.run_id, m.name, m.last, m.last_at, m.min, m.max
+          ), run_fresh as (
+            select distinct on (run_id, name) run_id, name, nullif(last, 'NaN'::float8) as last, last_at, task_id as last_task,
+              min(min) over w as min, max(max) over w as max
+            from summed window w as (partition by run_id, name)
+            order by run_id, name, last_at desc, task_id desc
+          ), run_summed as (
+            insert into run_metric_summaries as r (run_id, name, last, last_at, last_task, min, max)
+            select run_id, name, last, last_at, last_task, min, max from run_fresh
+            on conflict (run_id, name) do update set
+              last = case when ${runLater} then excluded.last else r.last end,
+              last_at = case when ${runLater} then excluded.last_at else r.last_at end,
+              last_task = case when ${runLater} then excluded.last_task else r.last_task end,
+              min = least(r.min, excluded.min),
+              max = greatest(r.max, excluded.max)
             returning 1
           )
-          select (select count(*) from ins) as n, (select count(*) from summed) as summaries`,
+          select (select count(*) from ins) as n, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs`,
     );
     stored += Number(row?.n ?? 0);
   }
@@ -87,4 +102,6 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
 
 const later = sql.raw('(excluded.last_attempt, excluded.last_seq) > (m.last_attempt, m.last_seq)');
 const lower = sql.raw('(excluded.min is not null and (m.min is null or excluded.min < m.min))');
+/** A run's `last` follows the task that reported most recently; that task's own summary is authoritative for it. */
+const runLater = sql.raw('(excluded.last_task = r.last_task or (excluded.last_at, excluded.last_task) > (r.last_at, r.last_task))');
 const higher = sql.raw('(excluded.max is not null and (m.max is null or excluded.max > m.max))');

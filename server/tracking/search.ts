@@ -2,11 +2,11 @@
 // params and tags, with keyset pages. Governance comes first: only runs in domains whose run data the caller may read
 // (and not deleted) are ever candidates, so a filter or order on a metric of any other run cannot tell it exists.
 // Values always travel as bind parameters; only operators from a fixed list are written into the text.
-import { and, desc, eq, inArray, isNull, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, or, type SQL, sql } from 'drizzle-orm';
 import { alias, type PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../db/client';
 import { type Run, runs } from '../db/tables/runs';
-import { experiments, loggedParams, metricSummaries, runTags } from '../db/tables/tracking';
+import { experiments, loggedParams, runMetricSummaries, runTags } from '../db/tables/tracking';
 import { workflows } from '../db/tables/workflows';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
@@ -36,25 +36,10 @@ class Sources {
   metric(name: string, aggregate: 'last' | 'min' | 'max'): SQL {
     let m = this.metrics.get(name);
     if (!m) {
-      const s = metricSummaries;
-      // Drizzle names a subquery's computed columns unqualified: each gets a name of its own.
-      const as = `m${this.metrics.size}`;
-      // One sort per metric (DISTINCT ON with window extremes over the same order), not a sort per run.
-      const w = sql`(partition by ${s.runId} order by ${s.lastAt} desc, ${s.taskId} desc rows between unbounded preceding and unbounded following)`;
-      const sub = this.db
-        .selectDistinctOn([s.runId], {
-          runId: s.runId,
-          last: sql<number>`${s.last}`.as(`${as}_last`),
-          min: sql<number>`min(${s.min}) over ${w}`.as(`${as}_min`),
-          max: sql<number>`max(${s.max}) over ${w}`.as(`${as}_max`),
-        })
-        .from(s)
-        .where(eq(s.name, name))
-        .orderBy(s.runId, desc(s.lastAt), desc(s.taskId))
-        .as(as);
-      this.joins.push({ table: sub as never, on: eq(sub.runId, runs.id) });
-      const clean = (v: unknown) => sql`nullif(${v}, 'NaN'::float8)`;
-      m = { last: clean(sub.last), min: clean(sub.min), max: clean(sub.max) };
+      // The run's own summary row (kept by storeMetricPoints), by index: NaN is already null there.
+      const r = alias(runMetricSummaries, `m${this.metrics.size}`);
+      this.joins.push({ table: r as never, on: and(eq(r.runId, runs.id), eq(r.name, name))! });
+      m = { last: sql`${r.last}`, min: sql`${r.min}`, max: sql`${r.max}` };
       this.metrics.set(name, m);
     }
     return m[aggregate];

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureIdentity, identityForToken, issueToken } from '../../server/auth/tokens';
 import { type Database, openDatabase } from '../../server/db/client';
 import { tokens } from '../../server/db/tables/tokens';
-import { metricPoints, metricSummaries } from '../../server/db/tables/tracking';
+import { metricPoints, metricSummaries, runMetricSummaries } from '../../server/db/tables/tracking';
 import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
 import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
@@ -66,6 +66,35 @@ it('leaves min and max empty while a metric has only NaN', async () => {
   const [s] = await database.db.select().from(metricSummaries).where(eq(metricSummaries.taskId, other));
   expect(s).toMatchObject({ count: 1, min: null, max: null });
   expect(Number.isNaN(s!.last)).toBe(true);
+});
+
+it("keeps each run's summary with its tasks': last from the task that reported last, min and max over all, NaN as none", async () => {
+  const db = database.db;
+  const run = '00000000-0000-4000-8000-0000000000a0';
+  const [a, b] = ['00000000-0000-4000-8000-0000000000a1', '00000000-0000-4000-8000-0000000000a2'];
+  const p = (task: string, seq: number, value: number, minute: number): MetricPointInput => ({
+    taskId: task,
+    runId: run,
+    attempt: 1,
+    seq,
+    name: 'acc',
+    step: seq,
+    value,
+    at: new Date(at.getTime() + minute * 60_000),
+  });
+  const summary = async () => (await db.select().from(runMetricSummaries).where(eq(runMetricSummaries.runId, run)))[0];
+  // Both tasks in one batch: b reported last.
+  await storeMetricPoints(db, [p(a, 1, 0.5, 1), p(b, 1, 0.9, 2), p(a, 2, 0.7, 1)]);
+  expect(await summary()).toMatchObject({ last: 0.9, lastTask: b, min: 0.5, max: 0.9 });
+  // a reports again, later: its value is the run's last; the extremes keep both tasks'.
+  await storeMetricPoints(db, [p(a, 3, 0.6, 3)]);
+  expect(await summary()).toMatchObject({ last: 0.6, lastTask: a, min: 0.5, max: 0.9 });
+  // A late batch of b (earlier in time) changes no last; its new low still counts.
+  await storeMetricPoints(db, [p(b, 0, 0.1, 0)]);
+  expect(await summary()).toMatchObject({ last: 0.6, lastTask: a, min: 0.1, max: 0.9 });
+  // NaN as the latest value: the run has no last value (search treats it as none), the extremes stay.
+  await storeMetricPoints(db, [p(a, 4, Number.NaN, 4)]);
+  expect(await summary()).toMatchObject({ last: null, lastTask: a, min: 0.1, max: 0.9 });
 });
 
 // Task tokens (MLFLOW_TRACKING_TOKEN inside a task) are minted per attempt; the control plane deletes the expired

@@ -93,6 +93,31 @@ export const metricSummaries = pgTable(
   ],
 );
 
+/**
+ * One row per run and metric, kept with `metric_summaries` by the same statement: what search filters and orders by
+ * (an index per aggregate, so `metrics.acc > 0.9 … order by metrics.acc desc` walks one index instead of summarising
+ * every run). `last` is the last value of the task that reported most recently, min and max over all its tasks;
+ * NaN is stored as null here (search treats it as no value).
+ */
+export const runMetricSummaries = pgTable(
+  'run_metric_summaries',
+  {
+    runId: uuid('run_id').notNull(),
+    name: text('name').notNull(),
+    last: doublePrecision('last'),
+    lastAt: at('last_at').notNull(),
+    lastTask: uuid('last_task').notNull(),
+    min: doublePrecision('min'),
+    max: doublePrecision('max'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.runId, t.name] }),
+    index('run_metric_summaries_last_idx').on(t.name, t.last),
+    index('run_metric_summaries_min_idx').on(t.name, t.min),
+    index('run_metric_summaries_max_idx').on(t.name, t.max),
+  ],
+);
+
 /** Parameters a task logged itself (MLflow's log_param, or an external run's), beside the ones its spec declared. */
 export const loggedParams = pgTable(
   'logged_params',
