@@ -41,7 +41,7 @@ export function LineageCard({ model, version }: { model: string; version: number
               dependsOn: lineage.datasets.map((d) => `dataset:${d.name}@${d.version}`),
               detail: `run ${runId.slice(0, 8)}${lineage.moduleVersions.length ? ` · ${lineage.moduleVersions.map((m) => m.ref).join(', ')}` : ''}`,
             },
-            { id: versionNode, label: `${model}@${version}`, status: 'SUCCEEDED', progress: null, dependsOn: [taskNode], detail: 'model version' },
+            { id: versionNode, label: `version ${version}`, status: 'SPEC', progress: null, dependsOn: [taskNode], detail: `${model}@${version}` },
             ...(found?.aliases ?? []).map((a) => ({
               id: `alias:${a.alias}`,
               label: a.alias,
