@@ -8,6 +8,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
 import { REGISTER, runToEnd, setUpRegistryWorld } from '../registry/setup';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -16,6 +17,7 @@ let t: TestApp;
 let browser: Browser;
 const tokens: Record<string, string> = {};
 let requestId = '';
+let vera: ApiClient;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
@@ -39,7 +41,8 @@ beforeAll(async () => {
   tokens.admin = t.app.adminToken;
   tokens.alice = alice.token;
   tokens.root2 = (await t.user('root2', 'admin')).token;
-  tokens.vera = (await t.user('vera', 'viewer')).token;
+  vera = await t.user('vera', 'viewer');
+  tokens.vera = (vera as ApiClient & { token: string }).token;
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
 }, 120_000);
 afterAll(async () => {
@@ -111,7 +114,11 @@ it('shows a viewer Approve disabled with the reason', async () => {
   await page.goto(`${t.url}/models/ml/churn`);
   await approve(page).waitFor();
   expect(await approve(page).isDisabled()).toBe(true);
-  expect(await page.locator(`tr[data-promotion="${requestId}"] .denied-reason`).textContent()).toMatch(/needs the production grant/);
+  const reason = await page.locator(`tr[data-promotion="${requestId}"] .denied-reason`).textContent();
+  expect(reason).toMatch(/needs the production grant/);
+  // the reason is the mutation's own answer, word for word
+  const refused = await vera.raw(`mutation ($id: ID!) { decideModelPromotion(id: $id, approve: true) { state } }`, { id: requestId });
+  expect(refused.errors?.[0]?.message).toBe(reason);
   expect(await page.locator(`tr[data-promotion="${requestId}"]`).getByRole('button', { name: 'Reject' }).count()).toBe(0);
   expect(await page.getByRole('button', { name: 'Request promotion of version 1' }).isDisabled()).toBe(true);
 });
@@ -146,5 +153,7 @@ it('asks for a promotion from a version row', async () => {
   await pending.waitFor();
   expect(await pending.textContent()).toMatch(/champion.*2.*alice.*newer data/);
   expect(await pending.getByRole('button', { name: 'Approve' }).isDisabled()).toBe(true);
-  await page.screenshot({ path: 'test/artifacts/models-page.png', fullPage: true }).catch(() => undefined);
+  // on a 390 px phone the page still fits: wide tables and the graph scroll in their own boxes
+  await page.setViewportSize({ width: 390, height: 844 });
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
 });
