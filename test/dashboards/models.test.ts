@@ -75,8 +75,9 @@ it('lists a model in the catalog with its team, alias and label chip, and search
   await page.getByLabel('Search', { exact: true }).fill('nothing-like-it');
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.getByText('No model matches “nothing-like-it”').waitFor();
-  await page.getByLabel('Search', { exact: true }).fill('churn');
+  await page.getByLabel('Search', { exact: true }).fill('ml/churn');
   await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForURL(/q=ml%2Fchurn/);
   await row.click();
   await page.waitForURL(/\/models\/ml\/churn$/);
 });

@@ -1,4 +1,4 @@
-// The models catalog: every registered model matching the search (name or namespace), with its owning team, its
+// The models catalog: every registered model matching the search (a name word, `namespace/` or `namespace/name`), with its owning team, its
 // aliases and the version each points at, and the label of its newest version; each links to its page (pages/model/).
 import { useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
@@ -12,8 +12,8 @@ import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 
 const MODELS = graphql(`
-  query Models($search: String) {
-    models(search: $search) {
+  query Models($namespace: String, $search: String) {
+    models(namespace: $namespace, search: $search) {
       id
       fullName
       description
@@ -24,6 +24,13 @@ const MODELS = graphql(`
   }
 `);
 
+/** `ns/word` (or `ns/`) searches one namespace; a plain word, names and descriptions everywhere. */
+export function parseModelSearch(text: string): { namespace: string | null; search: string | null } {
+  const slash = text.indexOf('/');
+  if (slash < 0) return { namespace: null, search: text || null };
+  return { namespace: text.slice(0, slash).trim() || null, search: text.slice(slash + 1).trim() || null };
+}
+
 export const modelHref = (fullName: string) => `/models/${fullName.split('/').map(encodeURIComponent).join('/')}`;
 
 export function ModelsPage() {
@@ -31,7 +38,7 @@ export function ModelsPage() {
   const { query } = useLocation();
   const search = query.get('q') ?? '';
   const [draft, setDraft] = useState(search);
-  const [result, reexecute] = useQuery({ query: MODELS, variables: { search: search || null } });
+  const [result, reexecute] = useQuery({ query: MODELS, variables: parseModelSearch(search) });
   const models = result.data?.models;
   return (
     <section aria-labelledby="models-title">
@@ -48,7 +55,7 @@ export function ModelsPage() {
       >
         <label>
           Search
-          <input type="search" value={draft} placeholder="name or namespace" onInput={(e) => setDraft(e.currentTarget.value)} />
+          <input type="search" value={draft} placeholder="name, namespace/ or namespace/name" onInput={(e) => setDraft(e.currentTarget.value)} />
         </label>
         <button type="submit" class="button">
           Search
