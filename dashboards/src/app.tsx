@@ -10,6 +10,7 @@ import { ErrorState, Loading } from './components/states';
 import { AuditPage } from './pages/audit';
 import { DatasetsPage } from './pages/datasets';
 import { ExecutorsPage } from './pages/executors';
+import { ModelsPage } from './pages/models';
 import { ModulePage } from './pages/module';
 import { ModulesPage } from './pages/modules';
 import { NotFoundPage } from './pages/not-found';
@@ -26,11 +27,13 @@ const RunPage = lazyPage(() => import('./pages/run'));
 const WorkflowPage = lazyPage(() => import('./pages/workflow'));
 const DatasetPage = lazyPage(() => import('./pages/dataset'));
 const ComparePage = lazyPage(() => import('./pages/compare'));
+const ModelPage = lazyPage(() => import('./pages/model'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
   { href: '/workflows', label: 'Workflows' },
   { href: '/modules', label: 'Modules' },
+  { href: '/models', label: 'Models' },
   { href: '/schedules', label: 'Schedules' },
   { href: '/datasets', label: 'Datasets' },
   { href: '/executors', label: 'Executors' },
@@ -48,6 +51,8 @@ function route(path: string): ComponentChildren {
   if (path === '/workflows') return <WorkflowsPage />;
   if ((m = /^\/workflows\/([^/]+)$/.exec(path))) return <WorkflowPage name={decodeURIComponent(m[1]!)} />;
   if (path === '/modules') return <ModulesPage />;
+  if (path === '/models') return <ModelsPage />;
+  if ((m = /^\/models\/([^/]+)\/([^/]+)$/.exec(path))) return <ModelPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;

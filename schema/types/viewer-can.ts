@@ -4,6 +4,7 @@
 // checks that audit a refusal do it only inside `audited` (a mutation attempted), never here.
 import type { Dataset, Declassification } from '../../server/db/tables/governance';
 import type { Module, ModuleTag } from '../../server/db/tables/modules';
+import type { ModelPromotion, RegisteredModel } from '../../server/db/tables/registry';
 import type { Run } from '../../server/db/tables/runs';
 import type { Schedule } from '../../server/db/tables/schedules';
 import type { Workflow } from '../../server/db/tables/workflows';
@@ -11,11 +12,14 @@ import { AtelierError, forbidden } from '../../server/errors';
 import { assertMayManage } from '../../server/governance/catalog';
 import { assertMayDecide } from '../../server/governance/declassification';
 import { rollbackTarget } from '../../server/modules/tags';
+import { assertMayWriteModel } from '../../server/registry/access';
+import { assertMayDecidePromotion } from '../../server/registry/promotions';
 import { ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
 import { assertMayWriteNamespace } from '../../server/teams/teams';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { DatasetRef, DeclassificationRef } from './datasets';
+import { ModelRef, PromotionRef } from './models';
 import { ModuleRef, ModuleTagRef } from './modules';
 import { assertMayCancel, assertMayRestart, assertMayStartWorkflow } from './run-mutations';
 import { RunRef } from './runs';
@@ -121,3 +125,23 @@ const DatasetViewerCan = viewerCanType<Dataset>('DatasetViewerCan', 'What the ca
   },
 });
 builder.objectField(DatasetRef, 'viewerCan', (t) => t.field({ type: DatasetViewerCan, resolve: (d) => d as Dataset }));
+
+const ModelViewerCan = viewerCanType<RegisteredModel>('ModelViewerCan', 'What the caller may do to this model.', {
+  requestPromotion: {
+    description: 'requestModelPromotion (writers of the model’s namespace ask; the version is checked when asking).',
+    check: (m, ctx) => assertMayWriteModel(ctx.services.db, ctx.ability, ctx.identity, m, 'model.promotion.request'),
+  },
+  moveAliases: {
+    description: 'setModelAlias and rollbackModelAlias (writers of the namespace; a production rollback also needs the production grant).',
+    check: (m, ctx) => assertMayWriteModel(ctx.services.db, ctx.ability, ctx.identity, m, 'model.alias.move'),
+  },
+});
+builder.objectField(ModelRef, 'viewerCan', (t) => t.field({ type: ModelViewerCan, resolve: (m) => m }));
+
+const PromotionViewerCan = viewerCanType<ModelPromotion>('ModelPromotionViewerCan', 'What the caller may do to this promotion request.', {
+  decide: {
+    description: 'decideModelPromotion (approve or reject): pending, not by its requester, by a holder of the production grant.',
+    check: async (p, ctx) => assertMayDecidePromotion(ctx.services.db, ctx.ability, ctx.identity, p, await ModelRef.getDataloader(ctx).load(p.modelId)),
+  },
+});
+builder.objectField(PromotionRef, 'viewerCan', (t) => t.field({ type: PromotionViewerCan, resolve: (p) => p }));

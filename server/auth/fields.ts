@@ -205,6 +205,7 @@ export const subjectFields = {
       'promotions',
       'createdBy',
       'createdAt',
+      'viewerCan',
     ],
     data: [],
   },

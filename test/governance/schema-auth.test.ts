@@ -73,6 +73,8 @@ const valueTypes: Record<string, string> = {
   ModuleTagViewerCan: 'part of a ModuleTag (part of a Module)',
   DeclassificationViewerCan: 'part of a Declassification',
   DatasetViewerCan: 'part of a Dataset',
+  ModelViewerCan: 'part of a Model',
+  ModelPromotionViewerCan: 'part of a ModelPromotion (part of a Model, or the promotions query)',
   RunStatusEvent: 'an event of a run whose events the subscription checked',
   TaskStatusEvent: 'an event of a run whose events the subscription checked',
   TaskProgressEvent: 'an event of a run whose events the subscription checked',
