@@ -15,3 +15,4 @@ export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';
 export * from './tables/workflows';
+export * from './tables/webhooks';
