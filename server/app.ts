@@ -39,6 +39,7 @@ import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
+import { createWebhookWorker } from './webhooks/worker';
 
 /** How often expired task tokens are deleted (one is minted per attempt). */
 const TASK_TOKEN_PRUNE_MS = 10 * 60_000;
@@ -84,6 +85,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
+  const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
     executor: 'local',
@@ -96,7 +98,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const orchestrator = createOrchestrator({
     db,
     feed,
-    onOutbox: () => relay.kick(),
+    onOutbox: () => {
+      relay.kick();
+      webhooks.kick();
+    },
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
@@ -121,7 +126,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
-  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
+  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters, webhooks };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
@@ -155,6 +160,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const lifecycle = createLifecycle([
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
+    webhooks,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     periodic(
       'run feed check',

@@ -14,5 +14,5 @@ export * from './tables/task-events';
 export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';
-export * from './tables/workflows';
 export * from './tables/webhooks';
+export * from './tables/workflows';

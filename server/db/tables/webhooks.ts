@@ -25,7 +25,10 @@ export const webhooks = pgTable(
     secret: text('secret').notNull(),
     createdBy: uuid('created_by').references(() => identities.id),
     createdAt: createdAt(),
-    updatedAt: at('updated_at').notNull().defaultNow().$onUpdate(() => new Date()),
+    updatedAt: at('updated_at')
+      .notNull()
+      .defaultNow()
+      .$onUpdate(() => new Date()),
   },
   (t) => [index('webhooks_team_idx').on(t.teamId)],
 );
