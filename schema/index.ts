@@ -20,6 +20,7 @@ import './types/datasets';
 import './types/catalog';
 import './types/cache';
 import './types/executors';
+import './types/webhooks';
 import './types/node';
 import './types/viewer-can';
 
