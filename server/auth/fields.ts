@@ -193,7 +193,22 @@ export const subjectFields = {
   Webhook: { meta: ['id', 'team', 'url', 'events', 'description', 'active', 'createdBy', 'createdAt', 'updatedAt'], data: [] },
   // `body` is what was sent: an event's meta fields only (server/webhooks/emit.ts).
   WebhookDelivery: {
-    meta: ['id', 'eventId', 'eventType', 'subject', 'webhook', 'status', 'attempts', 'nextAttemptAt', 'lastStatusCode', 'lastError', 'deliveredAt', 'createdAt', 'body', 'log'],
+    meta: [
+      'id',
+      'eventId',
+      'eventType',
+      'subject',
+      'webhook',
+      'status',
+      'attempts',
+      'nextAttemptAt',
+      'lastStatusCode',
+      'lastError',
+      'deliveredAt',
+      'createdAt',
+      'body',
+      'log',
+    ],
     data: [],
   },
   CacheEntry: { meta: ['key', 'module', 'scope', 'sourceTaskId', 'sourceRunId', 'durationMs', 'hits', 'createdAt', 'lastUsedAt'], data: [] },
