@@ -80,6 +80,22 @@ describe('webhooks', () => {
     expect(delivery.log[0].responseSnippet.length).toBeLessThanOrEqual(1024);
   });
 
+  it('posts run.cancelled for a cancelled run, only to webhooks that subscribe to it', async () => {
+    const { secret } = await create('/cancelled', ['run.cancelled']);
+    await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
+      s: JSON.stringify({ name: 'parked', tasks: [{ name: 'wait', module: 'test/echo', pool: 'parked' }] }), // no host serves it
+    });
+    const { startRun } = await alice.gql(`mutation { startRun(workflow: "parked", refreshCache: true) { id } }`);
+    await alice.gql(`mutation ($id: ID!) { cancelRun(id: $id) { status } }`, { id: startRun.id });
+    const [post] = await until(
+      () => receiver.at('/cancelled'),
+      (r) => r.length > 0,
+      'the run.cancelled POST',
+    );
+    expect(verify(secret, post!.headers, post!.body)).toMatchObject({ type: 'run.cancelled', data: { run: { id: startRun.id, status: 'CANCELLED' } } });
+    expect(receiver.at('/runs').map((p) => JSON.parse(p.body).type)).toEqual(['run.succeeded', 'run.cancelled']); // run.* takes both
+  });
+
   it('retries a receiver that answers 500, then 200, and logs each attempt', async () => {
     receiver.script('/flaky', [500, 500, 200]);
     const { webhook } = await create('/flaky', ['test.flaky']);
