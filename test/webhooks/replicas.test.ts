@@ -1,0 +1,47 @@
+// Replicas share webhook deliveries (real Postgres): two delivery workers on one database, as two control-plane
+// replicas run them, claim with SKIP LOCKED and lease what they post, so every delivery is posted exactly once.
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig } from '../../server/config';
+import { type Database, openDatabase } from '../../server/db/client';
+import { teams } from '../../server/db/tables/teams';
+import { webhookDeliveries, webhooks } from '../../server/db/tables/webhooks';
+import { emitWebhookEvent } from '../../server/webhooks/emit';
+import { createWebhookWorker } from '../../server/webhooks/worker';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { type Receiver, startReceiver } from './receiver';
+
+let pg: PostgresServer;
+let database: Database;
+let receiver: Receiver;
+
+beforeAll(async () => {
+  [pg, receiver] = await Promise.all([startPostgres(), startReceiver()]);
+  database = await openDatabase({ url: pg.url, dataDir: await mkdtemp(path.join(os.tmpdir(), 'atelier-wh-')) });
+});
+
+afterAll(async () => {
+  await database?.close();
+  await pg?.stop();
+  await receiver?.close();
+});
+
+it('posts each of 60 deliveries exactly once with two workers draining side by side', async () => {
+  const { db } = database;
+  const [team] = await db.insert(teams).values({ name: 'ml' }).returning();
+  await db.insert(webhooks).values([
+    { teamId: team!.id, url: `${receiver.url}/a`, events: ['run.*'], secret: 'whsec_a' },
+    { teamId: team!.id, url: `${receiver.url}/b`, events: ['run.failed'], secret: 'whsec_b' },
+  ]);
+  for (let i = 0; i < 30; i++) await db.transaction((tx) => emitWebhookEvent(tx, { type: 'run.failed', team: team!.id, subject: `run:${i}`, payload: { i } }));
+  const config = loadConfig({ ATELIER_WEBHOOK_ALLOWLIST: 'http://127.0.0.1:*' }).webhooks;
+  const replicas = [0, 1].map(() => createWebhookWorker({ db, config, log: (m) => console.log(m) }));
+  await Promise.all(replicas.map((w) => w.drain()));
+  expect(receiver.received).toHaveLength(60);
+  const keys = receiver.received.map((r) => `${r.path} ${r.headers['atelier-webhook-id']}`);
+  expect(new Set(keys).size).toBe(60);
+  const rows = await db.select({ status: webhookDeliveries.status, attempts: webhookDeliveries.attempts }).from(webhookDeliveries);
+  expect(rows.every((r) => r.status === 'SUCCEEDED' && r.attempts === 1)).toBe(true);
+});
