@@ -12,8 +12,9 @@ import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
+import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'webhooks'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -59,6 +60,10 @@ async function main() {
       rows.push(...(await trackingMetricsBench()));
       console.log('tracking: searchRuns over 100,000 runs with a metric filter and order, compareRuns of 100 runs × 5 metrics…');
       rows.push(...(await trackingSearchBench(infra)));
+    }
+    if (selected('webhooks')) {
+      console.log('webhooks: 1,000 deliveries emitted and posted by the delivery worker vs the same POSTs sent straight…');
+      rows.push(...(await webhooksBench(infra)));
     }
   } finally {
     await nats.stop();
