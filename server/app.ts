@@ -39,10 +39,13 @@ import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
+import { pruneWebhookDeliveries } from './webhooks/deliveries';
 import { createWebhookWorker } from './webhooks/worker';
 
 /** How often expired task tokens are deleted (one is minted per attempt). */
 const TASK_TOKEN_PRUNE_MS = 10 * 60_000;
+/** How often finished webhook deliveries past their retention are deleted. */
+const WEBHOOK_PRUNE_MS = 60 * 60_000;
 
 export interface App {
   yoga: ApiYoga;
@@ -189,6 +192,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       TASK_TOKEN_PRUNE_MS,
       () => pruneExpiredTaskTokens(db).then(() => undefined),
       (e) => log(`task token pruning: ${(e as Error).message} (will retry)`),
+    ),
+    periodic(
+      'webhook delivery pruning',
+      WEBHOOK_PRUNE_MS,
+      () => pruneWebhookDeliveries(db, config.webhooks.retentionDays).then(() => undefined),
+      (e) => log(`webhook delivery pruning: ${(e as Error).message} (will retry)`),
     ),
     periodic(
       'orchestrator tick',

@@ -108,6 +108,8 @@ export interface WebhookConfig {
   timeoutMs: number;
   /** How often the delivery worker looks for due deliveries besides being kicked after a commit (`ATELIER_WEBHOOK_POLL_MS`). */
   pollMs: number;
+  /** Finished deliveries (and their attempts) are deleted after this many days (`ATELIER_WEBHOOK_RETENTION_DAYS`, default 30). */
+  retentionDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -179,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: int(env, 'ATELIER_WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
       timeoutMs: int(env, 'ATELIER_WEBHOOK_TIMEOUT_MS', 10_000, 10, 120_000),
       pollMs: int(env, 'ATELIER_WEBHOOK_POLL_MS', 5_000, 10, 600_000),
+      retentionDays: int(env, 'ATELIER_WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
     },
   };
 }

@@ -80,3 +80,12 @@ export async function replayDelivery(db: Db, caller: Caller, id: string): Promis
   await audit(db, { identity: caller.identity, action: 'webhook.replay', decision: 'allow', subject: `webhook-delivery:${id}`, rule: OWNERSHIP_RULE });
   return queued!;
 }
+
+/** Deletes finished deliveries (with their attempts) created more than `days` ago; pending ones stay. */
+export async function pruneWebhookDeliveries(db: Db, days: number): Promise<number> {
+  const pruned = await db
+    .delete(webhookDeliveries)
+    .where(and(inArray(webhookDeliveries.status, ['SUCCEEDED', 'FAILED']), lt(webhookDeliveries.createdAt, sql`now() - ${`${days} days`}::interval`)))
+    .returning({ id: webhookDeliveries.id });
+  return pruned.length;
+}

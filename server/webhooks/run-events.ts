@@ -1,8 +1,9 @@
 // The run events webhooks receive: `run.succeeded`, `run.failed`, `run.cancelled`, for runs of workflows a team owns,
 // emitted by the orchestrator in the transaction that ends the run. The data is the run's meta fields only.
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client';
 import type { Run } from '../db/tables/runs';
+import { webhooks } from '../db/tables/webhooks';
 import { workflows } from '../db/tables/workflows';
 import { emitWebhookEvent } from './emit';
 
@@ -11,11 +12,17 @@ export const RUN_EVENT_TYPES = ['run.succeeded', 'run.failed', 'run.cancelled'] 
 /** Emits the run's end to its workflow's team's webhooks; true when a delivery was written (kick the worker after commit). */
 export async function emitRunEnded(tx: Tx, run: Run, status: 'SUCCEEDED' | 'FAILED' | 'CANCELLED', message: string | null, at: Date): Promise<boolean> {
   if (!run.workflowId) return false;
+  // One lookup on every run's end: the workflow, and whether its team has any active webhook at all.
   const [workflow] = await tx
-    .select({ id: workflows.id, name: workflows.name, teamId: workflows.teamId })
+    .select({
+      id: workflows.id,
+      name: workflows.name,
+      teamId: workflows.teamId,
+      hooked: sql<boolean>`exists (select 1 from ${webhooks} where ${webhooks.teamId} = ${workflows.teamId} and ${webhooks.active})`,
+    })
     .from(workflows)
     .where(eq(workflows.id, run.workflowId));
-  if (!workflow?.teamId) return false;
+  if (!workflow?.teamId || !workflow.hooked) return false;
   const written = await emitWebhookEvent(tx, {
     type: `run.${status.toLowerCase()}`,
     team: workflow.teamId,

@@ -1,13 +1,16 @@
 // Replicas share webhook deliveries (real Postgres): two delivery workers on one database, as two control-plane
-// replicas run them, claim with SKIP LOCKED and lease what they post, so every delivery is posted exactly once.
+// replicas run them, claim with SKIP LOCKED and lease what they post, so every delivery is posted exactly once; and
+// finished deliveries past their retention are pruned.
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config';
 import { type Database, openDatabase } from '../../server/db/client';
 import { teams } from '../../server/db/tables/teams';
 import { webhookDeliveries, webhooks } from '../../server/db/tables/webhooks';
+import { pruneWebhookDeliveries } from '../../server/webhooks/deliveries';
 import { emitWebhookEvent } from '../../server/webhooks/emit';
 import { createWebhookWorker } from '../../server/webhooks/worker';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -44,4 +47,19 @@ it('posts each of 60 deliveries exactly once with two workers draining side by s
   expect(new Set(keys).size).toBe(60);
   const rows = await db.select({ status: webhookDeliveries.status, attempts: webhookDeliveries.attempts }).from(webhookDeliveries);
   expect(rows.every((r) => r.status === 'SUCCEEDED' && r.attempts === 1)).toBe(true);
+});
+
+it('prunes finished deliveries past their retention, and keeps pending ones', async () => {
+  const { db } = database;
+  const [team] = await db.insert(teams).values({ name: 'old' }).returning();
+  await db.insert(webhooks).values({ teamId: team!.id, url: `${receiver.url}/old`, events: ['*'], secret: 'whsec_o' });
+  await emitWebhookEvent(db, { type: 'x.done', team: team!.id, subject: 'x:1', payload: {} });
+  await emitWebhookEvent(db, { type: 'x.pending', team: team!.id, subject: 'x:2', payload: {} });
+  await db.execute(sql`update webhook_deliveries set created_at = now() - interval '40 days',
+    status = case when event_type = 'x.done' then 'SUCCEEDED' else 'PENDING' end, next_attempt_at = now() + interval '1 day'
+    where event_type like 'x.%'`);
+  expect(await pruneWebhookDeliveries(db, 30)).toBe(1);
+  const left = await db.execute(sql`select event_type from webhook_deliveries where event_type like 'x.%'`);
+  expect(JSON.stringify(left)).toContain('x.pending');
+  expect(JSON.stringify(left)).not.toContain('x.done');
 });
