@@ -10,11 +10,12 @@ import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { orchestrationBench } from './orchestration';
+import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'webhooks'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -60,6 +61,10 @@ async function main() {
       rows.push(...(await trackingMetricsBench()));
       console.log('tracking: searchRuns over 100,000 runs with a metric filter and order, compareRuns of 100 runs × 5 metrics…');
       rows.push(...(await trackingSearchBench(infra)));
+    }
+    if (selected('registry')) {
+      console.log('registry: lineage of a model version whose run read 50 datasets through a 1,000-task DAG…');
+      rows.push(...(await registryBench(infra)));
     }
     if (selected('webhooks')) {
       console.log('webhooks: 1,000 deliveries emitted and posted by the delivery worker vs the same POSTs sent straight…');

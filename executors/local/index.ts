@@ -3,9 +3,8 @@
 // metrics and outputs, and stops it with SIGTERM then SIGKILL. The parts: sandbox.ts (isolation, probed once),
 // supervisor.ts (the opted-out module's watchdog), unpack.ts (digest-checked unpacking), launch.ts (spawn),
 // pipes.ts (logs and progress), outcome.ts (how it ended), process-group.ts (/proc and signals), warm-pool.ts.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { defineExecutor, type Executor, permanentFailure, type TaskMessage } from '../../plugins/sdk';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
@@ -14,6 +13,7 @@ import { adopt, outcomeOf } from './outcome';
 import { drained } from './pipes';
 import { groupAlive, killGroup, signalGroup, signalMembers } from './process-group';
 import { optOutHint, probeIsolation } from './sandbox';
+import { ownedTempDir } from './temp-dirs';
 import { createWarmPool, type WarmPool } from './warm-pool';
 
 export type { LocalExecutorOptions, LocalHandle } from './options';
@@ -47,7 +47,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
     isolator,
     // Outside any data directory, and traversable (not listable) so the sandbox's own identity reaches its folder.
     sandboxRoot: () =>
-      (sandboxRoot ??= mkdtemp(path.join(os.tmpdir(), 'atelier-sandbox-')).then(async (dir) => {
+      (sandboxRoot ??= ownedTempDir('atelier-sandbox-').then(async (dir) => {
         await chmod(dir, 0o711);
         return dir;
       })),

@@ -5,10 +5,10 @@
 // it (read-only there) when the task comes, so a worker sees only its own task. Either way a worker keeps its stdin,
 // the pipe from the host, open: when the host dies the worker kills its group.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, chown, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, chown, cp, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Isolator, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
+import { ownedTempDir } from './temp-dirs';
 import { unpackVerified } from './unpack';
 
 /** Runs in the warm worker: one JSON line on stdin names the task; env and cwd are set before the import. */
@@ -60,7 +60,7 @@ export interface WarmPool {
 export async function createWarmPool(name: string, workers: number, isolator: Isolator, searchPath = ''): Promise<WarmPool> {
   if (isolator.kind === 'unavailable') throw new Error(`hot cluster ${name}: ${isolator.reason}`);
   const sandbox = isolator.kind === 'bwrap' ? isolator : undefined;
-  const dir = await mkdtemp(path.join(os.tmpdir(), `atelier-hot-${name}-`));
+  const dir = await ownedTempDir(`atelier-hot-${name}-`);
   await chmod(dir, 0o711); // a sandboxed worker's identity must reach its own folder, and list none
   await mkdir(path.join(dir, 'modules'), { mode: 0o700 });
   const idle: ChildProcess[] = [];

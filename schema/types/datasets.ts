@@ -16,7 +16,7 @@ import { DomainEnum, LevelEnum } from './enums';
 import { IdentityRef } from './identity';
 import { TaskRef } from './tasks';
 
-const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
+export const LabelRef = builder.objectRef<Label>('ClassificationLabel').implement({
   description: 'A level and categories. `UNCLASSIFIED` (no label yet) ranks above every level for enforcement.',
   fields: (t) => ({
     level: t.exposeString('level', { description: 'A ClassificationLevel, or UNCLASSIFIED.' }),
@@ -44,7 +44,7 @@ const VersionColumnRef = builder.objectRef<{ name: string; type: string }>('Data
   fields: (t) => ({ name: t.exposeString('name'), type: t.exposeString('type') }),
 });
 
-const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').implement({
+export const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').implement({
   fields: (t) => ({
     version: t.exposeInt('version'),
     digest: t.exposeString('digest'),

@@ -188,6 +188,47 @@ export const subjectFields = {
     meta: ['id', 'name', 'executor', 'pool', 'spec', 'state', 'message', 'idleTimeoutMs', 'lastUsedAt', 'createdBy', 'team', 'createdAt', 'endedAt'],
     data: [],
   },
+  // A registered model says what exists and who owns it; nothing of it is computed from run data.
+  Model: {
+    meta: [
+      'id',
+      'namespace',
+      'name',
+      'fullName',
+      'description',
+      'owner',
+      'requirements',
+      'versions',
+      'version',
+      'aliases',
+      'aliasHistory',
+      'promotions',
+      'createdBy',
+      'createdAt',
+    ],
+    data: [],
+  },
+  // A version's files, signature, metadata, metrics and lineage come from its run: the run's domain's run data.
+  // Its label is computed from column labels (not from data values), as a dataset column's label is.
+  ModelVersion: {
+    meta: [
+      'id',
+      'model',
+      'version',
+      'ref',
+      'digest',
+      'flavor',
+      'domain',
+      'label',
+      'aliases',
+      'deprecated',
+      'deprecatedAt',
+      'deprecationReason',
+      'createdBy',
+      'createdAt',
+    ],
+    data: ['files', 'signature', 'metadata', 'metrics', 'lineage', 'cacheKey', 'task', 'run'],
+  },
   // A team's webhooks and their deliveries: readable only by the managers of the owning team (server/auth/ability.ts).
   // The signing secret is in no list: no rule covers it, so nobody reads it (it is shown once, by the mutation's own type).
   Webhook: { meta: ['id', 'team', 'url', 'events', 'description', 'active', 'createdBy', 'createdAt', 'updatedAt'], data: [] },

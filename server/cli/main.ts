@@ -13,6 +13,7 @@ import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
 import { datasetCommand } from './dataset';
 import { ApiError, CliError, reportError, withPassedParams } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
+import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { collect, parseParam, positiveInt } from './options';
 import { scheduleCommand } from './schedule';
@@ -338,6 +339,7 @@ export function buildProgram(): Command {
   program.addCommand(datasetCommand((command) => connection(command).client));
   program.addCommand(declassifyCommand((command) => connection(command).client));
   program.addCommand(auditCommand((command) => connection(command).client));
+  program.addCommand(modelCommand((command) => connection(command).client));
 
   return program;
 }

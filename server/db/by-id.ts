@@ -7,6 +7,7 @@ import { hotClusters } from './tables/executors';
 import { auditEvents, datasets, declassifications } from './tables/governance';
 import { identities } from './tables/identities';
 import { modules, moduleVersions } from './tables/modules';
+import { modelVersions, registeredModels } from './tables/registry';
 import { runs, tasks } from './tables/runs';
 import { schedules } from './tables/schedules';
 import { teams } from './tables/teams';
@@ -26,6 +27,8 @@ const tables: [string, PgTable & { id: never }][] = [
   ['Declassification', declassifications],
   ['AuditEvent', auditEvents],
   ['HotCluster', hotClusters],
+  ['Model', registeredModels],
+  ['ModelVersion', modelVersions],
 ] as never;
 
 /** Each table's row with this id (undefined where none has it), in a fixed order of types; `id` must be a UUID. */

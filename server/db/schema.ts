@@ -7,6 +7,7 @@ export * from './tables/identities';
 export * from './tables/modules';
 export * from './tables/object-stores';
 export * from './tables/outbox';
+export * from './tables/registry';
 export * from './tables/run-events';
 export * from './tables/runs';
 export * from './tables/schedules';

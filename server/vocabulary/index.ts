@@ -7,6 +7,7 @@ export * from './executors';
 export * from './identity';
 export * from './labels';
 export * from './manifest';
+export * from './registry';
 export * from './runs';
 export * from './schedules';
 export * from './spec';

@@ -10,6 +10,7 @@ import { sha256 } from '../../server/artifacts/store';
 import { createHttpArtifactSource } from '../../server/cli/artifact-source';
 import { loadConfig } from '../../server/config';
 import { repoRoot as root, runCli, showCli } from '../harness/cli';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 
 const modules = ['prepare', 'train', 'evaluate'];
 
@@ -22,6 +23,7 @@ const show = showCli;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
+  await seedEmbeddedDatabase(dataDir);
   app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100' }));
   url = await app.start();
 });

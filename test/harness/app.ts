@@ -8,6 +8,7 @@ import { type App, type BuildOptions, buildApp } from '../../server/app';
 import { packDirectory } from '../../server/artifacts/archive';
 import { loadConfig } from '../../server/config';
 import { type ApiClient, apiClient, PUBLISH } from './client';
+import { seedEmbeddedDatabase } from './pglite-template';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
@@ -27,6 +28,7 @@ export interface TestApp {
 
 export async function startTestApp(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-test-'));
+  if (!env.DATABASE_URL) await seedEmbeddedDatabase(dataDir);
   const config = loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100', ...env });
   const app = await buildApp(config, options);
   const url = await app.start();

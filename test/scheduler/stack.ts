@@ -16,6 +16,7 @@ import { publishModuleVersion } from '../../server/modules/publish';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
 import { createWorkflow } from '../../server/workflows/versions';
 import { fixturesDir } from '../harness/app';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 
 export interface Clock {
   now(): Date;
@@ -45,6 +46,7 @@ const defaults = { timeoutMs: 60_000, executor: 'local' };
 /** Opens a stack; with `url`, on that Postgres (several stacks on one URL are replicas). */
 export async function openStack(options: { url?: string; publish?: boolean } = {}): Promise<Stack> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-scheduler-'));
+  if (!options.url) await seedEmbeddedDatabase(dataDir);
   const database = await openDatabase({ url: options.url, dataDir });
   const { db } = database;
   const orchestrator = createOrchestrator({ db, feed: createRunFeed(), onOutbox: () => {}, defaults });

@@ -11,12 +11,14 @@ import { tokens } from '../../server/db/tables/tokens';
 import { metricPoints, metricSummaries } from '../../server/db/tables/tracking';
 import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
 import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 
 let database: Database;
 let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'atelier-metric-store-'));
+  await seedEmbeddedDatabase(dir);
   database = await openDatabase({ dataDir: dir });
 }, 60_000);
 

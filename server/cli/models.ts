@@ -1,0 +1,205 @@
+// `atelier model list|show|register|alias|rollback|deprecate|promote|approve|reject|lineage`: the model registry from
+// the terminal, as GraphQL calls (server/registry/ does the work; see the README's "Model registry").
+import { Command } from 'commander';
+import type { Client } from './client';
+import { table } from './tracking';
+
+const label = (l: { level: string; categories: string[] }) => (l.categories.length ? `${l.level}{${l.categories.join(',')}}` : l.level);
+
+interface VersionView {
+  version: number;
+  digest: string;
+  flavor: string | null;
+  deprecated: boolean;
+  createdAt: string;
+  label: { level: string; categories: string[] };
+  aliases: { alias: string }[];
+}
+
+interface LineageView {
+  run: { id: string };
+  task: { id: string; node: string };
+  moduleVersions: { ref: string }[];
+  datasets: { name: string; version: number; columns: { name: string; label: { level: string; categories: string[] } }[] }[];
+  parameters: unknown;
+  metrics: { name: string; value: unknown }[];
+  cacheKey: string | null;
+}
+
+export function modelCommand(clientOf: (command: Command) => Client): Command {
+  const model = new Command('model').description('the model registry: versions, lineage, aliases and promotions');
+  const json = (value: unknown) => console.log(JSON.stringify(value, null, 2));
+
+  model
+    .command('list')
+    .description('registered models')
+    .option('--namespace <ns>', 'only this namespace')
+    .option('--search <word>', 'names or descriptions containing it')
+    .action(async (opts: { namespace?: string; search?: string }, command: Command) => {
+      const { models } = await clientOf(command).request<{
+        models: {
+          fullName: string;
+          owner: { name: string } | null;
+          versions: { version: number }[];
+          aliases: { alias: string; version: { version: number } }[];
+        }[];
+      }>(
+        `query ($ns: String, $s: String) { models(namespace: $ns, search: $s) { fullName owner { name } versions { version } aliases { alias version { version } } } }`,
+        { ns: opts.namespace ?? null, s: opts.search ?? null },
+      );
+      if (!models.length) return console.log('no models');
+      const rows = models.map((m) => [
+        m.fullName,
+        m.owner?.name ?? '-',
+        String(m.versions[0]?.version ?? '-'),
+        m.aliases.map((a) => `${a.alias}=${a.version.version}`).join(' '),
+      ]);
+      console.log(table([['MODEL', 'TEAM', 'LATEST', 'ALIASES'], ...rows]));
+    });
+
+  model
+    .command('show <name>')
+    .description('a model: its versions (label, aliases), requirements and pending promotions')
+    .option('--json', 'print as JSON')
+    .action(async (name: string, opts: { json?: boolean }, command: Command) => {
+      const { model: m } = await clientOf(command).request<{
+        model: {
+          fullName: string;
+          versions: VersionView[];
+          requirements: unknown[];
+          promotions: { id: string; alias: string; state: string; version: { version: number } }[];
+        } | null;
+      }>(
+        `query ($n: String!) { model(name: $n) { fullName requirements { metric min max }
+          versions { version digest flavor deprecated createdAt label { level categories } aliases { alias } }
+          promotions { id alias state version { version } } } }`,
+        { n: name },
+      );
+      if (!m) throw new Error(`No model ${name}.`);
+      if (opts.json) return json(m);
+      console.log(m.fullName);
+      const rows = m.versions.map((v) => [
+        String(v.version),
+        label(v.label),
+        v.flavor ?? '-',
+        v.aliases.map((a) => a.alias).join(',') || '-',
+        v.deprecated ? 'deprecated' : '',
+        v.digest.slice(0, 19),
+      ]);
+      console.log(table([['VERSION', 'LABEL', 'FLAVOR', 'ALIASES', 'STATE', 'DIGEST'], ...rows]));
+      for (const p of m.promotions.filter((p) => p.state === 'PENDING')) console.log(`pending promotion ${p.id}: ${p.alias} -> ${p.version.version}`);
+    });
+
+  model
+    .command('register <name> <taskId> <output>')
+    .description('register a task output (an output name or an artifact folder) as a version; the same content is the same version')
+    .option('--flavor <flavor>', 'e.g. sklearn, pytorch, onnx')
+    .action(async (name: string, taskId: string, output: string, opts: { flavor?: string }, command: Command) => {
+      const { registerModelVersion: r } = await clientOf(command).request<{
+        registerModelVersion: { created: boolean; version: { ref: string; digest: string } };
+      }>(
+        `mutation ($m: String!, $t: ID!, $o: String!, $f: String) { registerModelVersion(model: $m, taskId: $t, output: $o, flavor: $f) { created version { ref digest } } }`,
+        { m: name, t: taskId, o: output, f: opts.flavor ?? null },
+      );
+      console.log(`${r.created ? 'registered' : 'already registered (same content)'} ${r.version.ref} ${r.version.digest}`);
+    });
+
+  const move =
+    (kind: 'alias' | 'rollback') =>
+    async (name: string, alias: string, version: string | undefined, opts: { domain?: string; reason?: string }, command: Command) => {
+      const query =
+        kind === 'alias'
+          ? `mutation ($m: String!, $a: String!, $v: String!, $d: Domain, $r: String) { move: setModelAlias(model: $m, alias: $a, version: $v, domain: $d, reason: $r) { version { ref } previous { version } } }`
+          : `mutation ($m: String!, $a: String!, $r: String) { move: rollbackModelAlias(model: $m, alias: $a, reason: $r) { version { ref } previous { version } } }`;
+      const { move: m } = await clientOf(command).request<{ move: { version: { ref: string }; previous: { version: number } | null } }>(query, {
+        m: name,
+        a: alias,
+        ...(kind === 'alias' ? { v: version, d: opts.domain ?? null } : {}),
+        r: opts.reason ?? null,
+      });
+      console.log(`${alias} -> ${m.version.ref}${m.previous ? ` (was ${m.previous.version})` : ''}`);
+    };
+  model
+    .command('alias <name> <alias> <version>')
+    .description('point an alias (outside production) at a version number or another alias')
+    .option('--domain <domain>', 'the alias’s domain when it is new (default experimentation)')
+    .option('--reason <why>')
+    .action(move('alias'));
+  model
+    .command('rollback <name> <alias>')
+    .description('move an alias back to where it pointed before its last move (rollbacks stack)')
+    .option('--reason <why>')
+    .action((name: string, alias: string, opts: { reason?: string }, command: Command) => move('rollback')(name, alias, undefined, opts, command));
+
+  model
+    .command('deprecate <ref>')
+    .description('deprecate a version (NAME@VERSION): no alias moves to it; --undo restores it')
+    .option('--reason <why>')
+    .option('--undo', 'restore it')
+    .action(async (ref: string, opts: { reason?: string; undo?: boolean }, command: Command) => {
+      await clientOf(command).request(
+        `mutation ($r: String!, $w: String, $d: Boolean) { deprecateModelVersion(ref: $r, reason: $w, deprecated: $d) { version } }`,
+        {
+          r: ref,
+          w: opts.reason ?? null,
+          d: !opts.undo,
+        },
+      );
+      console.log(`${ref} ${opts.undo ? 'restored' : 'deprecated'}`);
+    });
+
+  model
+    .command('promote <ref> <alias>')
+    .description('ask for production alias ALIAS to point at NAME@VERSION; another person with the production grant decides')
+    .requiredOption('--reason <why>', 'why this version should serve production')
+    .action(async (ref: string, alias: string, opts: { reason: string }, command: Command) => {
+      const at = ref.lastIndexOf('@');
+      if (at < 0) throw new Error(`Name the version: ${ref}@VERSION.`);
+      const { requestModelPromotion: p } = await clientOf(command).request<{ requestModelPromotion: { id: string } }>(
+        `mutation ($m: String!, $v: String!, $a: String!, $r: String!) { requestModelPromotion(model: $m, version: $v, alias: $a, reason: $r) { id } }`,
+        { m: ref.slice(0, at), v: ref.slice(at + 1), a: alias, r: opts.reason },
+      );
+      console.log(`promotion ${p.id} requested; another person approves it with \`atelier model approve ${p.id}\``);
+    });
+
+  for (const [verb, approve] of [
+    ['approve', true],
+    ['reject', false],
+  ] as const)
+    model
+      .command(`${verb} <promotionId>`)
+      .description(`${verb} a pending promotion${approve ? ' (moves the production alias)' : ''}`)
+      .option('--reason <why>')
+      .action(async (id: string, opts: { reason?: string }, command: Command) => {
+        const { decideModelPromotion: d } = await clientOf(command).request<{
+          decideModelPromotion: { state: string; alias: string; version: { ref: string } };
+        }>(`mutation ($id: ID!, $a: Boolean!, $r: String) { decideModelPromotion(id: $id, approve: $a, reason: $r) { state alias version { ref } } }`, {
+          id,
+          a: approve,
+          r: opts.reason ?? null,
+        });
+        console.log(`${d.state.toLowerCase()}: ${d.alias} -> ${d.version.ref}`);
+      });
+
+  model
+    .command('lineage <ref>')
+    .description('what a version (NAME@VERSION or NAME@ALIAS) came from: run, task, modules, datasets and columns, params, metrics')
+    .option('--json', 'print as JSON')
+    .action(async (ref: string, opts: { json?: boolean }, command: Command) => {
+      const { modelVersion: v } = await clientOf(command).request<{
+        modelVersion: { ref: string; label: { level: string; categories: string[] }; lineage: LineageView } | null;
+      }>(
+        `query ($r: String!) { modelVersion(ref: $r) { ref label { level categories } lineage { run { id } task { id node } moduleVersions { ref }
+          datasets { name version columns { name label { level categories } } } parameters metrics { name value } cacheKey } } }`,
+        { r: ref },
+      );
+      if (!v) throw new Error(`No model version ${ref}.`);
+      if (opts.json) return json(v);
+      const l = v.lineage;
+      console.log(`${v.ref}  label ${label(v.label)}\nrun ${l.run.id}  task ${l.task.node} (${l.task.id})\ncache key ${l.cacheKey ?? '-'}`);
+      console.log(`modules ${l.moduleVersions.map((m) => m.ref).join(', ')}`);
+      for (const d of l.datasets) console.log(`dataset ${d.name}@${d.version}: ${d.columns.map((c) => `${c.name} ${label(c.label)}`).join(', ')}`);
+      console.log(`params ${JSON.stringify(l.parameters)}\nmetrics ${l.metrics.map((m) => `${m.name}=${m.value}`).join(' ') || '-'}`);
+    });
+  return model;
+}
