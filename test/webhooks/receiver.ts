@@ -47,7 +47,11 @@ export async function startReceiver(): Promise<Receiver> {
     received,
     script: (p, answers) => scripts.set(p, [...answers]),
     at: (p) => received.filter((r) => r.path === p),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // keep-alive sockets would hold close() for seconds
+      }),
   };
 }
 
