@@ -13,8 +13,9 @@ import { orchestrationBench } from './orchestration';
 import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
+import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -64,6 +65,10 @@ async function main() {
     if (selected('registry')) {
       console.log('registry: lineage of a model version whose run read 50 datasets through a 1,000-task DAG…');
       rows.push(...(await registryBench(infra)));
+    }
+    if (selected('webhooks')) {
+      console.log('webhooks: 1,000 deliveries emitted and posted by the delivery worker vs the same POSTs sent straight…');
+      rows.push(...(await webhooksBench(infra)));
     }
   } finally {
     await nats.stop();

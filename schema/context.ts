@@ -11,6 +11,7 @@ import type { Run } from '../server/db/tables/runs';
 import type { RunFeed } from '../server/events/feed';
 import type { LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
+import type { WebhookWorker } from '../server/webhooks/worker';
 import type { PlanDefaults } from '../server/workflows/plan';
 
 export interface Services {
@@ -26,6 +27,8 @@ export interface Services {
   /** Whether a run started by an identity may reuse a result computed by a source run. */
   mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
   hotClusters: HotClusterService;
+  /** Posts webhook deliveries: kick it after committing a transaction that called emitWebhookEvent. */
+  webhooks: Pick<WebhookWorker, 'kick' | 'drain'>;
 }
 
 export interface Context {

@@ -22,6 +22,7 @@ import './types/models';
 import './types/model-mutations';
 import './types/cache';
 import './types/executors';
+import './types/webhooks';
 import './types/node';
 import './types/viewer-can';
 

@@ -39,9 +39,13 @@ import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
+import { pruneWebhookDeliveries } from './webhooks/deliveries';
+import { createWebhookWorker } from './webhooks/worker';
 
 /** How often expired task tokens are deleted (one is minted per attempt). */
 const TASK_TOKEN_PRUNE_MS = 10 * 60_000;
+/** How often finished webhook deliveries past their retention are deleted. */
+const WEBHOOK_PRUNE_MS = 60 * 60_000;
 
 export interface App {
   yoga: ApiYoga;
@@ -84,6 +88,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
+  const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
     executor: 'local',
@@ -96,7 +101,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const orchestrator = createOrchestrator({
     db,
     feed,
-    onOutbox: () => relay.kick(),
+    onOutbox: () => {
+      relay.kick();
+      webhooks.kick();
+    },
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
@@ -121,7 +129,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
-  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters };
+  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters, webhooks };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
@@ -155,6 +163,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const lifecycle = createLifecycle([
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
+    webhooks,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     periodic(
       'run feed check',
@@ -183,6 +192,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       TASK_TOKEN_PRUNE_MS,
       () => pruneExpiredTaskTokens(db).then(() => undefined),
       (e) => log(`task token pruning: ${(e as Error).message} (will retry)`),
+    ),
+    periodic(
+      'webhook delivery pruning',
+      WEBHOOK_PRUNE_MS,
+      () => pruneWebhookDeliveries(db, config.webhooks.retentionDays).then(() => undefined),
+      (e) => log(`webhook delivery pruning: ${(e as Error).message} (will retry)`),
     ),
     periodic(
       'orchestrator tick',

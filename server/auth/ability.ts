@@ -51,7 +51,9 @@ export const namespaceSubject = (ns: NamespaceSubject) => subject('Namespace', n
 /** Domains whose run data an identity may read: experimentation is open to every role, the others need a grant. */
 export const readableDomains = (grants: Grants): Domain[] => [...new Set<Domain>(['experimentation', ...grants.domains])];
 
-const readable: FieldSubject[] = fieldSubjects.filter((s) => s !== 'AuditEvent');
+/** Read by their managers only (a team's writing members), not by every role: see `managedBy` below. */
+const teamPrivate: FieldSubject[] = ['Webhook', 'WebhookDelivery'];
+const readable: FieldSubject[] = fieldSubjects.filter((s) => s !== 'AuditEvent' && !teamPrivate.includes(s));
 
 /**
  * A token's scopes: `action:Subject` pairs (`read:Run`, `start:Run`, `publish:Module`), `*` for every subject
@@ -80,6 +82,10 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
     if (dataFields(s).length) allow('read', s, { domain: { $in: within } }, dataFields(s));
     if (ownFields(s).length) allow('read', s, { createdBy: identity.id }, ownFields(s));
   };
+  // A webhook (and its deliveries) is checked as an instance with `managers`: the writing members of its owning team.
+  const managedBy = () => {
+    for (const s of teamPrivate) allow('read', s, { managers: identity.id });
+  };
   switch (identity.role) {
     case 'admin':
       for (const s of fieldSubjects) for (const action of actions) allow(action, s);
@@ -102,9 +108,14 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
       allow('cancel', 'Run', { domain: { $in: readableDomains(grants) } });
       allow('create', 'HotCluster');
       allow('update', 'HotCluster');
+      // Which team's webhooks: decided by ownership (server/webhooks/subscriptions.ts), like hot clusters.
+      allow('create', 'Webhook');
+      allow('update', 'Webhook');
+      managedBy();
       break;
     case 'viewer':
       for (const s of readable) readWithin(s, readableDomains(grants));
+      managedBy();
       break;
   }
   if (scopes === null) return build();

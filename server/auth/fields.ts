@@ -230,6 +230,29 @@ export const subjectFields = {
     ],
     data: ['files', 'signature', 'metadata', 'metrics', 'lineage', 'cacheKey', 'task', 'run'],
   },
+  // A team's webhooks and their deliveries: readable only by the managers of the owning team (server/auth/ability.ts).
+  // The signing secret is in no list: no rule covers it, so nobody reads it (it is shown once, by the mutation's own type).
+  Webhook: { meta: ['id', 'team', 'url', 'events', 'description', 'active', 'createdBy', 'createdAt', 'updatedAt'], data: [] },
+  // `body` is what was sent: an event's meta fields only (server/webhooks/emit.ts).
+  WebhookDelivery: {
+    meta: [
+      'id',
+      'eventId',
+      'eventType',
+      'subject',
+      'webhook',
+      'status',
+      'attempts',
+      'nextAttemptAt',
+      'lastStatusCode',
+      'lastError',
+      'deliveredAt',
+      'createdAt',
+      'body',
+      'log',
+    ],
+    data: [],
+  },
   CacheEntry: { meta: ['key', 'module', 'scope', 'sourceTaskId', 'sourceRunId', 'durationMs', 'hits', 'createdAt', 'lastUsedAt'], data: [] },
 } as const satisfies Record<string, { meta: readonly string[]; data: readonly string[]; own?: readonly string[] }>;
 

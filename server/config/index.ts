@@ -90,6 +90,26 @@ export interface Config {
    * `*` allows any origin without credentials. Empty (the default): same origin only, no CORS headers at all.
    */
   corsOrigins: string[];
+  /** Outgoing webhooks: where they may post, and how they retry (see server/webhooks/). */
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /**
+   * Origins or host patterns webhooks may post to (`ATELIER_WEBHOOK_ALLOWLIST=https://hooks.example.com,https://*.example.org,http://127.0.0.1:*`).
+   * Empty (the default): none; every webhook URL is refused until it is set.
+   */
+  allowlist: string[];
+  /** The first retry's delay; each next one doubles, with jitter (`ATELIER_WEBHOOK_BACKOFF_MS`, default 30 s: 8 tries span about an hour). */
+  backoffMs: number;
+  /** Tries per delivery before it is FAILED (`ATELIER_WEBHOOK_MAX_ATTEMPTS`, default 8). */
+  maxAttempts: number;
+  /** How long one POST may take (`ATELIER_WEBHOOK_TIMEOUT_MS`, default 10 s). */
+  timeoutMs: number;
+  /** How often the delivery worker looks for due deliveries besides being kicked after a commit (`ATELIER_WEBHOOK_POLL_MS`). */
+  pollMs: number;
+  /** Finished deliveries (and their attempts) are deleted after this many days (`ATELIER_WEBHOOK_RETENTION_DAYS`, default 30). */
+  retentionDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -155,7 +175,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     objectStore: parseObjectStore(env, path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR), natsUrl, (m) => new ConfigError(m)),
     downloadRetryMs: parseDownloadRetryMs(env, (m) => new ConfigError(m)),
     corsOrigins: parseCorsOrigins(env.ATELIER_CORS_ORIGINS),
+    webhooks: {
+      allowlist: parseWebhookAllowlist(env.ATELIER_WEBHOOK_ALLOWLIST),
+      backoffMs: int(env, 'ATELIER_WEBHOOK_BACKOFF_MS', 30_000, 1, 3_600_000),
+      maxAttempts: int(env, 'ATELIER_WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
+      timeoutMs: int(env, 'ATELIER_WEBHOOK_TIMEOUT_MS', 10_000, 10, 120_000),
+      pollMs: int(env, 'ATELIER_WEBHOOK_POLL_MS', 5_000, 10, 600_000),
+      retentionDays: int(env, 'ATELIER_WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
+    },
   };
+}
+
+/** `scheme://host[:port]`, where host may start with `*.` and port may be `*`. */
+const webhookPatternRe = /^https?:\/\/((\*\.)?[a-z0-9.-]+|\[[0-9a-f:]+\])(:(\d{1,5}|\*))?\/?$/i;
+
+function parseWebhookAllowlist(raw: string | undefined): string[] {
+  const listed = (raw ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const pattern of listed)
+    if (!webhookPatternRe.test(pattern))
+      throw new ConfigError(
+        `ATELIER_WEBHOOK_ALLOWLIST is a comma-separated list of origins or host patterns such as https://hooks.example.com,https://*.example.org,http://127.0.0.1:* (scheme, host and port or *; no path); "${pattern}" is not one.`,
+      );
+  return listed.map((p) => p.replace(/\/$/, '').toLowerCase());
 }
 
 function parseCorsOrigins(raw: string | undefined): string[] {

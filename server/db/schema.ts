@@ -15,4 +15,5 @@ export * from './tables/task-events';
 export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';
+export * from './tables/webhooks';
 export * from './tables/workflows';

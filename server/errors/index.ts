@@ -12,7 +12,9 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'PAYLOAD_TOO_LARGE'
   | 'DIGEST_MISMATCH'
-  | 'TOO_MANY_SUBSCRIPTIONS';
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  /** A webhook URL outside ATELIER_WEBHOOK_ALLOWLIST. */
+  | 'URL_NOT_ALLOWED';
 
 const statusOf: Record<ErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -25,6 +27,7 @@ const statusOf: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   DIGEST_MISMATCH: 400,
   TOO_MANY_SUBSCRIPTIONS: 429,
+  URL_NOT_ALLOWED: 400,
 };
 
 export interface ErrorDetail {

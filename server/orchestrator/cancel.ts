@@ -6,6 +6,7 @@ import type { Identity } from '../db/tables/identities';
 import { outbox } from '../db/tables/outbox';
 import { type Run, runs, tasks } from '../db/tables/runs';
 import { AtelierError, notFound } from '../errors';
+import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
 import { ACTIVE, lockRun, OPEN, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 
@@ -61,6 +62,7 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string): Prom
   }
   const [updated] = await tx.update(runs).set({ status: 'CANCELLED', message, finishedAt: step.at }).where(eq(runs.id, run.id)).returning();
   step.feed.push({ kind: 'run-status', runId: run.id, status: 'CANCELLED', message, at: step.at.toISOString() });
+  if (await emitRunEnded(tx, updated!, 'CANCELLED', message, step.at)) step.outbox = true; // kicks the webhook worker after commit
   await notifyParent(tc, updated!, 'CANCELLED', message);
   return updated!;
 }

@@ -5,6 +5,7 @@ import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows } from '../db/client';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import type { TaskStatus } from '../vocabulary';
+import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
@@ -125,6 +126,7 @@ export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
     .set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at })
     .where(eq(runs.id, run.id));
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
+  if (await emitRunEnded(tx, run, status, message, step.at)) step.outbox = true; // kicks the webhook worker after commit
   run.status = status;
   await notifyParent(tc, run, status, message);
 }

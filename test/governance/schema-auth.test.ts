@@ -80,6 +80,10 @@ const valueTypes: Record<string, string> = {
   TaskProgressEvent: 'an event of a run whose events the subscription checked',
   TaskLogEvent: 'an event of a run whose events the subscription checked',
   TaskMetricEvent: 'an event of a run whose events the subscription checked',
+  WebhookAttempt: 'part of a WebhookDelivery',
+  CreatedWebhook: 'result of a webhook the caller created or whose secret it rotated',
+  QueryWebhookDeliveriesConnection: 'a page of guarded webhook deliveries',
+  QueryWebhookDeliveriesConnectionEdge: 'a page of guarded webhook deliveries',
 };
 
 describe('schema authorization', () => {
