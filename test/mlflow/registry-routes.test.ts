@@ -78,7 +78,10 @@ describe('registered models', () => {
     const next = await get('registered-models/search', { filter: "name LIKE 'ml/%'", max_results: '1', page_token: found.body.next_page_token });
     expect(next.body.registered_models.map((m: any) => m.name)).toEqual(['ml/other']);
     expect((await get('registered-models/search', { filter: "tags.a = 'b'" })).body.error_code).toBe('INVALID_PARAMETER_VALUE');
-    expect(await post('registered-models/rename', { name: 'ml/churn', new_name: 'ml/x' })).toMatchObject({ status: 501, body: { error_code: 'NOT_IMPLEMENTED' } });
+    expect(await post('registered-models/rename', { name: 'ml/churn', new_name: 'ml/x' })).toMatchObject({
+      status: 501,
+      body: { error_code: 'NOT_IMPLEMENTED' },
+    });
     expect(await call('DELETE', 'registered-models/delete', { name: 'ml/other' })).toMatchObject({ status: 501, body: { error_code: 'NOT_IMPLEMENTED' } });
   });
 });
@@ -157,7 +160,9 @@ describe('aliases', () => {
   });
 
   it('a production alias moves only by promotion: setting it answers PERMISSION_DENIED asking for one', async () => {
-    const { requestModelPromotion } = await alice.gql(`mutation { requestModelPromotion(model: "ml/churn", version: "1", alias: "prod", reason: "ready") { id } }`);
+    const { requestModelPromotion } = await alice.gql(
+      `mutation { requestModelPromotion(model: "ml/churn", version: "1", alias: "prod", reason: "ready") { id } }`,
+    );
     await bob.gql(`mutation ($id: ID!) { decideModelPromotion(id: $id, approve: true) { state } }`, { id: requestModelPromotion.id });
     expect((await get('registered-models/alias', { name: 'ml/churn', alias: 'prod' })).body.model_version.version).toBe('1');
     const moved = await post('registered-models/alias', { name: 'ml/churn', alias: 'prod', version: '2' });
