@@ -177,3 +177,9 @@ it('an unsupported registry endpoint answers ENDPOINT_NOT_FOUND listing the supp
   expect(res).toMatchObject({ status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND' } });
   expect(res.body.message).toMatch(/model-versions\/create/);
 });
+
+it("MLflow 3's logged-models routes answer ENDPOINT_NOT_FOUND saying how to log a model instead", async () => {
+  const res = await post('logged-models', { experiment_id: exp, name: 'model', source_run_id: runId });
+  expect(res).toMatchObject({ status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND' } });
+  expect(res.body.message).toMatch(/mlflow<3/);
+});

@@ -185,6 +185,8 @@ const endpoints: Record<string, Endpoint> = {
   },
 };
 
+const loggedModels =
+  ' MLflow 3 logged models are not stored: log the model with mlflow<3 (log_model writes its files as run artifacts), end the run, then register "runs:/<run_id>/<artifact_path>".';
 const supported = Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
   .join(', ');
@@ -209,7 +211,7 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
             return fail(
               'ENDPOINT_NOT_FOUND',
               404,
-              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API. Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
+              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API.${tracking[1]!.startsWith('logged-models') ? loggedModels : ''} Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
             );
           const p = await paramsOf(req, url);
           return json(200, await endpoint.handle({ db, feed, store, caller, p, method: req.method ?? 'GET' }));
