@@ -142,6 +142,15 @@ describe('register_model', () => {
     expect(byName.body.model_versions.map((v: any) => v.version)).toEqual(['2', '1']);
     const byRun = await post('model-versions/search', { filter: `run_id = '${runId}'`, max_results: 200_000 });
     expect(byRun.body.model_versions.map((v: any) => v.version)).toEqual(['1']);
+    const both = await post('model-versions/search', {
+      filter: `name='ml/churn' AND run_id IN ('${runId}', '00000000-0000-4000-8000-000000000000')`,
+      order_by: ['version_number ASC'],
+    });
+    expect(both.body.model_versions.map((v: any) => v.version)).toEqual(['1']);
+    const ordered = await get('model-versions/search', { filter: "name ILIKE 'ML/%'", order_by: 'version_number ASC', max_results: '1' });
+    expect(ordered.body.model_versions.map((v: any) => v.version)).toEqual(['1']);
+    expect(ordered.body.next_page_token).toBeTruthy();
+    expect((await get('model-versions/search', { order_by: 'size DESC' })).body.error_code).toBe('INVALID_PARAMETER_VALUE');
     const latest = await post('registered-models/get-latest-versions', { name: 'ml/churn', stages: ['None'] });
     expect(latest.body.model_versions.map((v: any) => v.version)).toEqual(['2']);
     expect((await get('registered-models/get', { name: 'ml/churn' })).body.registered_model.latest_versions[0].version).toBe('2');
