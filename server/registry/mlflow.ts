@@ -5,10 +5,13 @@
 // they are left out for a caller that may not read it (the version itself, like the model, is registry metadata).
 import { subject } from '@casl/ability';
 import { type AnyColumn, and, asc, desc, eq, ilike, inArray, like, ne, type SQL, sql } from 'drizzle-orm';
+import { digestOf } from '../artifacts/digest';
 import type { AppAbility } from '../auth/ability';
 import type { Db } from '../db/client';
 import { identities } from '../db/tables/identities';
 import { type ModelVersion, modelAliases, modelVersions, type RegisteredModel, registeredModels } from '../db/tables/registry';
+import { runs } from '../db/tables/runs';
+import { runArtifacts } from '../db/tables/tracking';
 import { AtelierError, badInput } from '../errors';
 import { runDataDomains } from '../tracking/access';
 import { parseModelName } from './models';
@@ -151,6 +154,29 @@ export async function modelsJson(db: Db, ability: AppAbility, models: Registered
       aliases: mine.map((a) => ({ alias: a.alias.alias, version: String(a.version) })),
     };
   });
+}
+
+/**
+ * Where MLflow clients download a version's files (`models:/name/N` or `models:/name@alias`): the run's artifact
+ * folder it was registered from, while that folder still holds exactly the version's files (run artifacts can be
+ * overwritten; the version's digest cannot).
+ */
+export async function downloadUri(db: Db, version: ModelVersion): Promise<string> {
+  const escaped = version.output.replace(/[\\%_]/g, (c) => `\\${c}`);
+  const [rows, [run]] = await Promise.all([
+    db
+      .select({ path: runArtifacts.path, digest: runArtifacts.digest })
+      .from(runArtifacts)
+      .where(and(eq(runArtifacts.taskId, version.taskId), like(runArtifacts.path, `${escaped}/%`))),
+    db.select({ experimentId: runs.experimentId }).from(runs).where(eq(runs.id, version.runId)),
+  ]);
+  const files = rows.map((r) => [r.path.slice(version.output.length + 1), r.digest]).sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+  if (!rows.length || digestOf(files) !== version.digest)
+    throw new AtelierError(
+      'CONFLICT',
+      `Version ${version.version} was registered from ${rows.length ? 'files its run has since overwritten' : `task output "${version.output}", not an artifact folder`}: MLflow clients cannot download it (its files are kept by digest in Atelier).`,
+    );
+  return `mlflow-artifacts:/${run?.experimentId ?? '0'}/${version.taskId}/artifacts/${version.output}`;
 }
 
 // ---- search ----

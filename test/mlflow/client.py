@@ -2,7 +2,7 @@
 """The REST calls the MLflow Python client (mlflow 2.x: MlflowClient over RestStore and HttpArtifactRepository)
 makes for set_experiment, start_run, log_param, log_metric, log_batch, set_tag, log_artifact, list_artifacts,
 end_run, get_run and search_runs, then log_model (mlflow 2: the model's files under an artifact path and the
-`mlflow.log-model.history` tag), register_model, set_registered_model_alias and get_model_version_by_alias, made with `requests` only, against MLFLOW_TRACKING_URI with
+`mlflow.log-model.history` tag), register_model, set_registered_model_alias, get_model_version_by_alias and loading models:/NAME@ALIAS, made with `requests` only, against MLFLOW_TRACKING_URI with
 MLFLOW_TRACKING_TOKEN as the bearer token (as mlflow.utils.rest_utils does). Bodies are shaped as the client's
 protobuf JSON: int64 fields as strings, NaN as "NaN"; GET requests carry their fields as query parameters.
 Prints one JSON line of what it read back; exits non-zero at the first call that fails."""
@@ -116,6 +116,11 @@ while version["status"] == "PENDING_REGISTRATION":
 # MlflowClient.set_registered_model_alias / get_model_version_by_alias
 call("registered-models/alias", "POST", {"name": MODEL, "alias": "champion", "version": version["version"]})
 by_alias = call("registered-models/alias", "GET", {"name": MODEL, "alias": "champion"})["model_version"]
+# mlflow.pyfunc.load_model(f"models:/{MODEL}@champion"): the version by alias, its download URI, then the files.
+download = call("model-versions/get-download-uri", "GET", {"name": MODEL, "version": by_alias["version"]})["artifact_uri"]
+model_dir = download[len("mlflow-artifacts:/"):]
+model_files = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts", params={"path": model_dir}, headers=HEADERS, timeout=30).json()["files"]
+pickled = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts/{model_dir}/model.pkl", headers=HEADERS, timeout=30).text
 
 # MlflowClient.get_run / get_metric_history / search_runs
 got = call("runs/get", "GET", {"run_id": run_id, "run_uuid": run_id})["run"]
@@ -141,4 +146,6 @@ print(json.dumps({
     "search": [r["info"]["run_id"] for r in found.get("runs", [])],
     "registered": {"name": version["name"], "version": version["version"], "run_id": version["run_id"], "status": version["status"]},
     "champion": by_alias["version"],
+    "model_files": [f["path"] for f in model_files],
+    "pickled": pickled,
 }))

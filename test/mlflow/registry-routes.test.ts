@@ -158,6 +158,21 @@ describe('register_model', () => {
   });
 });
 
+it('answers where MLflow downloads a version (models:/ loading), while its run still holds those files', async () => {
+  const id = await loggedRun('weights-dl');
+  await post('model-versions/create', { name: 'ml/dl', source: `runs:/${id}/model` });
+  const uri = await get('model-versions/get-download-uri', { name: 'ml/dl', version: '1' });
+  expect(uri.body).toEqual({ artifact_uri: `mlflow-artifacts:/${exp}/${id}/artifacts/model` });
+  const listed = await fetch(`${t.url}/api/2.0/mlflow-artifacts/artifacts?${new URLSearchParams({ path: `${exp}/${id}/artifacts/model` })}`, {
+    headers: { authorization: `Bearer ${alice.token}` },
+  });
+  expect(((await listed.json()) as any).files.map((f: any) => f.path)).toEqual(['MLmodel', 'model.pkl']);
+  expect((await put(id, 'model/model.pkl', 'overwritten')).status).toBe(200);
+  const changed = await get('model-versions/get-download-uri', { name: 'ml/dl', version: '1' });
+  expect(changed).toMatchObject({ status: 400, body: { error_code: 'INVALID_STATE' } });
+  expect(changed.body.message).toMatch(/overwritten/);
+});
+
 describe('aliases', () => {
   it('sets an alias and gets the version by it; delete is not implemented', async () => {
     expect(await post('registered-models/alias', { name: 'ml/churn', alias: 'champion', version: '1' })).toMatchObject({ status: 200, body: {} });

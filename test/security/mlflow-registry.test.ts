@@ -140,6 +140,9 @@ describe('a run the caller may not read', () => {
     expect(JSON.stringify(model.body)).not.toContain(secret);
     const found = await post('model-versions/search', carol.token, { filter: `run_id = '${secret}'` });
     expect(found.body.model_versions).toEqual([]);
+    const uri = await get('model-versions/get-download-uri', carol.token, { name: 'ml/churn', version: '1' });
+    expect(uri).toMatchObject({ status: 403, body: { error_code: 'PERMISSION_DENIED' } });
+    expect(JSON.stringify(uri.body)).not.toContain(secret);
     // Alice (production grant) sees it.
     expect((await get('model-versions/get', alice.token, { name: 'ml/churn', version: '1' })).body.model_version.run_id).toBe(secret);
   });

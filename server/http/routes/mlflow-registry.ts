@@ -8,9 +8,9 @@ import { subject } from '@casl/ability';
 import { desc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client';
 import { modelVersions, type RegisteredModel } from '../../db/tables/registry';
-import { AtelierError, badInput, conflict, notFound } from '../../errors';
+import { AtelierError, badInput, conflict, forbidden, notFound } from '../../errors';
 import { aliasOf, checkAlias, setModelAlias } from '../../registry/aliases';
-import { mlflowModelName, modelsJson, parseSource, searchModels, searchVersions, versionsJson } from '../../registry/mlflow';
+import { downloadUri, mlflowModelName, modelsJson, parseSource, searchModels, searchVersions, versionsJson } from '../../registry/mlflow';
 import { findModel, findModelVersion, modelByName, saveModel } from '../../registry/models';
 import { registerModelVersion } from '../../registry/versions';
 import type { Caller } from '../../tracking/access';
@@ -166,6 +166,20 @@ export const registryEndpoints: Record<string, Endpoint> = {
   'model-versions/get': {
     methods: ['GET'],
     handle: async ({ db, caller, p }) => ({ model_version: (await versionsJson(db, caller.ability, [await versionOf(db, caller, p)]))[0] }),
+  },
+  'model-versions/get-download-uri': {
+    methods: ['GET'],
+    handle: async ({ db, caller, p }) => {
+      const version = await versionOf(db, caller, p);
+      if (!caller.ability.can('read', subject('ModelVersion', { ...version }), 'files'))
+        throw forbidden(`The files of version ${version.version} are run data of the ${version.domain} domain: your teams need that domain's grant.`);
+      try {
+        return { artifact_uri: await downloadUri(db, version) };
+      } catch (error) {
+        if (error instanceof AtelierError && error.code === 'CONFLICT') throw new MlflowError('CONFLICT', 'INVALID_STATE', 400, error.message);
+        throw error;
+      }
+    },
   },
   'model-versions/update': {
     methods: ['PATCH', 'POST'],
