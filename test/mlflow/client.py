@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The REST calls the MLflow Python client (mlflow 2.x: MlflowClient over RestStore and HttpArtifactRepository)
 makes for set_experiment, start_run, log_param, log_metric, log_batch, set_tag, log_artifact, list_artifacts,
-end_run, get_run and search_runs, made with `requests` only, against MLFLOW_TRACKING_URI with
+end_run, get_run and search_runs, then log_model (mlflow 2: the model's files under an artifact path and the
+`mlflow.log-model.history` tag), register_model, set_registered_model_alias, get_model_version_by_alias and loading models:/NAME@ALIAS, made with `requests` only, against MLFLOW_TRACKING_URI with
 MLFLOW_TRACKING_TOKEN as the bearer token (as mlflow.utils.rest_utils does). Bodies are shaped as the client's
 protobuf JSON: int64 fields as strings, NaN as "NaN"; GET requests carry their fields as query parameters.
 Prints one JSON line of what it read back; exits non-zero at the first call that fails."""
@@ -94,8 +95,32 @@ files = listed.json()["files"]
 downloaded = requests.get(f"{artifact_root}/plots/{files[0]['path']}", headers=HEADERS, timeout=30)
 downloaded.raise_for_status()
 
+# mlflow.pyfunc.log_model(artifact_path="model", ...) in mlflow 2: the model's files under model/, then the tag.
+for file_name, content in [("MLmodel", "flavors:\n  python_function: {}\n"), ("model.pkl", "pickled weights")]:
+    requests.put(f"{artifact_root}/model/{file_name}", data=content.encode(), headers=HEADERS, timeout=30).raise_for_status()
+call("runs/set-tag", "POST", {"run_id": run_id, "key": "mlflow.log-model.history", "value": json.dumps([{"artifact_path": "model", "run_id": run_id}])})
+
 # mlflow.end_run()
 call("runs/update", "POST", {"run_id": run_id, "run_uuid": run_id, "status": "FINISHED", "end_time": now()})
+
+# mlflow.register_model(f"runs:/{run_id}/model", MODEL): create the registered model (an existing one is fine),
+# resolve the runs:/ URI to the run's artifact_uri (runs/get), create the version, wait until it is READY.
+MODEL = os.environ.get("MLFLOW_MODEL_NAME", "py/model")
+res = requests.post(API + "registered-models/create", data=json.dumps({"name": MODEL}), headers=HEADERS, timeout=30)
+if res.status_code != 200 and res.json().get("error_code") != "RESOURCE_ALREADY_EXISTS":
+    raise SystemExit(f"registered-models/create -> {res.status_code} {res.text}")
+artifact_uri = call("runs/get", "GET", {"run_id": run_id, "run_uuid": run_id})["run"]["info"]["artifact_uri"]
+version = call("model-versions/create", "POST", {"name": MODEL, "source": artifact_uri + "/model", "run_id": run_id})["model_version"]
+while version["status"] == "PENDING_REGISTRATION":
+    version = call("model-versions/get", "GET", {"name": MODEL, "version": version["version"]})["model_version"]
+# MlflowClient.set_registered_model_alias / get_model_version_by_alias
+call("registered-models/alias", "POST", {"name": MODEL, "alias": "champion", "version": version["version"]})
+by_alias = call("registered-models/alias", "GET", {"name": MODEL, "alias": "champion"})["model_version"]
+# mlflow.pyfunc.load_model(f"models:/{MODEL}@champion"): the version by alias, its download URI, then the files.
+download = call("model-versions/get-download-uri", "GET", {"name": MODEL, "version": by_alias["version"]})["artifact_uri"]
+model_dir = download[len("mlflow-artifacts:/"):]
+model_files = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts", params={"path": model_dir}, headers=HEADERS, timeout=30).json()["files"]
+pickled = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts/{model_dir}/model.pkl", headers=HEADERS, timeout=30).text
 
 # MlflowClient.get_run / get_metric_history / search_runs
 got = call("runs/get", "GET", {"run_id": run_id, "run_uuid": run_id})["run"]
@@ -119,4 +144,8 @@ print(json.dumps({
     "files": files,
     "artifact": downloaded.text,
     "search": [r["info"]["run_id"] for r in found.get("runs", [])],
+    "registered": {"name": version["name"], "version": version["version"], "run_id": version["run_id"], "status": version["status"]},
+    "champion": by_alias["version"],
+    "model_files": [f["path"] for f in model_files],
+    "pickled": pickled,
 }))

@@ -1,6 +1,6 @@
 // An independent client: test/mlflow/client.py makes, with Python's `requests` alone, the REST calls the MLflow
 // Python client makes for set_experiment/start_run/log_param/log_metric/log_batch/set_tag/log_artifact/end_run/
-// get_run/search_runs, against a real listening control plane, with only MLFLOW_TRACKING_URI and
+// get_run/search_runs, then log_model/register_model/set_registered_model_alias/load_model by alias (mlflow 2), against a real listening control plane, with only MLFLOW_TRACKING_URI and
 // MLFLOW_TRACKING_TOKEN set.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -21,6 +21,7 @@ afterAll(async () => t?.stop());
 
 it('logs a run the way the MLflow Python client does, and reads it back', async () => {
   const { token } = await t.user('python-alice');
+  await t.team('py', ['python-alice'], ['py']);
   const { stdout } = await promisify(execFile)('python3', [script], {
     env: { PATH: process.env.PATH, MLFLOW_TRACKING_URI: t.url, MLFLOW_TRACKING_TOKEN: token },
     timeout: 30_000,
@@ -35,6 +36,10 @@ it('logs a run the way the MLflow Python client does, and reads it back', async 
     history: [0.9, 0.7, 'NaN'],
     artifact: 'hello from python',
     search: [result.run_id],
+    registered: { name: 'py/model', version: '1', run_id: result.run_id, status: 'READY' },
+    champion: '1',
+    model_files: ['MLmodel', 'model.pkl'],
+    pickled: 'pickled weights',
   });
   expect(result.files).toEqual([{ path: expect.stringMatching(/\.txt$/), is_dir: false, file_size: 17 }]);
   // The same run in Atelier's API: an EXTERNAL run that ended SUCCEEDED.

@@ -197,7 +197,7 @@ describe('runs', () => {
 
 describe('errors', () => {
   it('answers an unknown endpoint with ENDPOINT_NOT_FOUND naming what is supported', async () => {
-    for (const path of ['registered-models/create', 'runs/log-inputs', 'constructor', '__proto__']) {
+    for (const path of ['registered-models/set-tag', 'runs/log-inputs', 'constructor', '__proto__']) {
       const res = await post(path, {});
       expect(res.status).toBe(404);
       expect(res.body.error_code).toBe('ENDPOINT_NOT_FOUND');

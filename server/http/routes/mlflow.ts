@@ -15,11 +15,13 @@ import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import type { LiveFeed } from '../../tracking/live';
-import { deleteTag, type KeyValue, logBatch, type MetricInput } from '../../tracking/logging';
+import { deleteTag, logBatch, type MetricInput } from '../../tracking/logging';
 import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
 import { authenticated } from '../authenticate';
 import { declaredLengthOver, readBodyWithin } from '../body';
+import { type Endpoint, float, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
 import type { Route } from '../router';
+import { registryEndpoints } from './mlflow-registry';
 
 const trackingRe = /^\/(?:ajax-)?api\/2\.0\/mlflow\/(.*)$/;
 const artifactsRe = /^\/(?:ajax-)?api\/2\.0\/mlflow-artifacts\/artifacts(?:\/(.*))?$/;
@@ -35,47 +37,6 @@ const mlflowCodes: Record<string, [string, number]> = {
   PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
 };
 
-type Params = Record<string, unknown>;
-interface Endpoint {
-  methods: string[];
-  handle(ctx: { db: Db; feed: LiveFeed; caller: Caller; p: Params }): Promise<unknown>;
-}
-
-const str = (p: Params, name: string, required = true): string => {
-  const v = p[name];
-  if (v === undefined || v === null || v === '') {
-    if (required) throw badInput(`Missing value for required parameter '${name}'.`);
-    return '';
-  }
-  if (typeof v !== 'string') throw badInput(`Parameter '${name}' must be a string.`);
-  return v;
-};
-const int = (p: Params, name: string): number | undefined => {
-  const v = p[name];
-  if (v === undefined || v === null || v === '') return undefined;
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw badInput(`Parameter '${name}' must be an integer.`);
-  return n;
-};
-/** A float as MLflow sends it: a number, or "NaN"/"Infinity"/"-Infinity" (protobuf JSON). */
-const float = (v: unknown, name: string): number => {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string' && /^(NaN|-?Infinity|[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?)$/i.test(v.trim())) return Number(v.trim());
-  throw badInput(`${name} must be a number (or "NaN", "Infinity", "-Infinity"); got ${JSON.stringify(v)}.`);
-};
-const list = (p: Params, name: string): unknown[] => {
-  const v = p[name];
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw badInput(`Parameter '${name}' must be a list.`);
-  return v;
-};
-const keyValues = (p: Params, name: string): KeyValue[] =>
-  list(p, name).map((item, i) => {
-    const { key, value } = (item ?? {}) as Params;
-    if (typeof key !== 'string' || (typeof value !== 'string' && typeof value !== 'number'))
-      throw badInput(`${name}[${i}] must be {"key": string, "value": string}.`);
-    return { key, value: String(value) };
-  });
 const metricOf = (item: unknown, i: number): MetricInput => {
   const m = (item ?? {}) as Params;
   if (typeof m.key !== 'string') throw badInput(`metrics[${i}].key must be a string.`);
@@ -94,6 +55,7 @@ async function experimentOrNotFound(db: Db, ref: string) {
 }
 
 const endpoints: Record<string, Endpoint> = {
+  ...registryEndpoints,
   'experiments/create': {
     methods: ['POST'],
     handle: async ({ db, caller, p }) => {
@@ -223,6 +185,8 @@ const endpoints: Record<string, Endpoint> = {
   },
 };
 
+const loggedModels =
+  ' MLflow 3 logged models are not stored: log the model with mlflow<3 (log_model writes its files as run artifacts), end the run, then register "runs:/<run_id>/<artifact_path>".';
 const supported = Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
   .join(', ');
@@ -247,16 +211,17 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
             return fail(
               'ENDPOINT_NOT_FOUND',
               404,
-              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API. Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
+              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API.${tracking[1]!.startsWith('logged-models') ? loggedModels : ''} Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
             );
           const p = await paramsOf(req, url);
-          return json(200, await endpoint.handle({ db, feed, caller, p }));
+          return json(200, await endpoint.handle({ db, feed, store, caller, p, method: req.method ?? 'GET' }));
         }
         return await artifacts(req, res, url, caller, json, fail);
       } catch (error) {
         const known = domainErrorOf(error);
         if (!known) throw error;
-        const [code, status] = mlflowCodes[known.code] ?? ['INTERNAL_ERROR', known.status];
+        const [code, status] =
+          known instanceof MlflowError ? [known.mlflowCode, known.mlflowStatus] : (mlflowCodes[known.code] ?? ['INTERNAL_ERROR', known.status]);
         return fail(code, status, known.message);
       }
     },
