@@ -180,10 +180,7 @@ builder.mutationFields((t) => ({
     type: WebhookDeliveryRef,
     description: 'Queues a delivery again now, with a fresh set of retries and the same event id (receivers dedupe by it).',
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (_root, args, ctx) => {
-      const delivery = await replayDelivery(ctx.services.db, ctx, checkId(String(args.id), 'webhook delivery'));
-      ctx.services.webhooks.kick();
-      return delivery;
-    },
+    // The worker is kicked after every mutation (server/http/yoga.ts).
+    resolve: (_root, args, ctx) => replayDelivery(ctx.services.db, ctx, checkId(String(args.id), 'webhook delivery')),
   }),
 }));

@@ -1,7 +1,8 @@
 // The GraphQL API as a yoga instance: the schema, the document limits, and each request's context (the caller's
 // session from the shared token check, its CASL ability and the services; loaders live in the dataloader plugin).
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { createYoga, type YogaServerInstance } from 'graphql-yoga';
+import { getOperationAST } from 'graphql';
+import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { schema } from '../../schema';
 import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
@@ -24,6 +25,10 @@ const armorConfig = {
   blockFieldSuggestion: { enabled: true },
 };
 
+const afterMutations = (then: () => void): Plugin => ({
+  onExecute: ({ args }) => (getOperationAST(args.document, args.operationName)?.operation === 'mutation' ? { onExecuteDone: () => then() } : undefined),
+});
+
 export function createApiYoga(options: { services: Services; logLevel: 'silent' | 'info' | 'debug' }): ApiYoga {
   const { services } = options;
   const { db } = services;
@@ -42,7 +47,9 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents;
     // and, in literals and variables alike, NUL characters and JSON nested too deep (useInputGuard).
     // Every refusal in a result is audited before the caller hears of it (useRefusalAudit).
-    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useRefusalAudit({ db }), useEventIds()],
+    // After a mutation the webhook worker looks for deliveries at once: a change may have written some in its
+    // transaction (a model version registered, an alias moved); a pass that finds none costs one query.
+    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useRefusalAudit({ db }), useEventIds(), afterMutations(() => services.webhooks.kick())],
     context: async (initial) => {
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;

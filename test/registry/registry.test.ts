@@ -8,6 +8,7 @@ import { registryEvents } from '../../server/db/tables/registry';
 import { startTestApp, type TestApp } from '../harness/app';
 import { runCli } from '../harness/cli';
 import type { ApiClient } from '../harness/client';
+import { type Receiver, readmeVerifier, startReceiver, until } from '../webhooks/receiver';
 import { REGISTER, runToEnd, setUpRegistryWorld } from './setup';
 
 let t: TestApp;
@@ -19,13 +20,24 @@ const code = (r: any) => r.errors?.[0]?.extensions?.code;
 const VERSION = `query ($r: String!) { modelVersion(ref: $r) { version digest label { level categories } aliases { alias } deprecated
   lineage { task { node } run { id } moduleVersions { ref } datasets { name version columns { name label { level } } } parameters metrics { name value } cacheKey } } }`;
 
+let receiver: Receiver;
+let hook: { secret: string };
+
 beforeAll(async () => {
-  t = await startTestApp();
+  receiver = await startReceiver();
+  t = await startTestApp({ ATELIER_WEBHOOK_ALLOWLIST: 'http://127.0.0.1:*', ATELIER_WEBHOOK_POLL_MS: '100' });
   ({ alice, bob } = await setUpRegistryWorld(t));
+  // The owning team's webhook hears of every registry change; lab's (another team) of none of ml's.
+  const CREATE = `mutation ($team: String!, $url: String!) { createWebhook(team: $team, url: $url, events: ["model.*"]) { secret } }`;
+  hook = (await alice.gql(CREATE, { team: 'ml', url: `${receiver.url}/ml` })).createWebhook;
+  await t.api.gql(CREATE, { team: 'lab', url: `${receiver.url}/lab` });
   first = await runToEnd(t, 'train', { seed: 1 });
 }, 120_000);
 
-afterAll(() => t?.stop());
+afterAll(async () => {
+  await t?.stop();
+  await receiver?.close();
+});
 
 it('registers a version from a task output, and the same content again is the same version', async () => {
   const reg = await alice.gql(REGISTER, {
@@ -159,6 +171,23 @@ it('promotes to production only through a request approved by another person hol
   expect(new Set(events.map((e) => e.type))).toEqual(
     new Set(['model.created', 'model.updated', 'version.registered', 'version.deprecated', 'alias.moved', 'promotion.requested', 'promotion.decided']),
   );
+});
+
+it("announces each registry change to the model's team's webhooks, signed, with ids and names only", async () => {
+  const verify = await readmeVerifier();
+  const types = ['model.created', 'model.version.registered', 'model.alias.moved', 'model.promotion.requested', 'model.promotion.decided'];
+  const posts = await until(
+    () => receiver.at('/ml'),
+    (r) => types.every((type) => r.some((p) => JSON.parse(p.body).type === type)),
+    'the registry events at the team webhook',
+  );
+  const events = posts.map((p) => verify(hook.secret, p.headers, p.body));
+  expect(events.every(Boolean)).toBe(true);
+  const registered = events.find((e) => e!.type === 'model.version.registered')!;
+  expect(registered.data).toMatchObject({ model: { name: 'ml/churn' }, actor: { name: 'alice' }, ref: 'ml/churn@1' });
+  expect(JSON.stringify(registered.data)).not.toMatch(/accuracy|weights|email/); // no metrics, outputs or columns
+  expect(events.find((e) => e!.type === 'model.promotion.decided')!.data).toMatchObject({ approved: true, actor: { name: 'bob' } });
+  expect(receiver.at('/lab')).toEqual([]);
 });
 
 it('answers from the CLI: list, lineage, and a refused promotion with its reason and a non-zero exit', async () => {
