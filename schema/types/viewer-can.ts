@@ -12,7 +12,7 @@ import { AtelierError, forbidden } from '../../server/errors';
 import { assertMayManage } from '../../server/governance/catalog';
 import { assertMayDecide } from '../../server/governance/declassification';
 import { rollbackTarget } from '../../server/modules/tags';
-import { assertMayWriteModel } from '../../server/registry/access';
+import { assertMayChangeRegistry, assertMayWriteModel } from '../../server/registry/access';
 import { assertMayDecidePromotion } from '../../server/registry/promotions';
 import { ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
 import { assertMayWriteNamespace } from '../../server/teams/teams';
@@ -129,11 +129,17 @@ builder.objectField(DatasetRef, 'viewerCan', (t) => t.field({ type: DatasetViewe
 const ModelViewerCan = viewerCanType<RegisteredModel>('ModelViewerCan', 'What the caller may do to this model.', {
   requestPromotion: {
     description: 'requestModelPromotion (writers of the model’s namespace ask; the version is checked when asking).',
-    check: (m, ctx) => assertMayWriteModel(ctx.services.db, ctx.ability, ctx.identity, m, 'model.promotion.request'),
+    check: (m, ctx) => {
+      assertMayChangeRegistry(ctx.ability, ctx.identity, 'model.promotion.request');
+      return assertMayWriteModel(ctx.services.db, ctx.ability, ctx.identity, m, 'model.promotion.request');
+    },
   },
   moveAliases: {
     description: 'setModelAlias and rollbackModelAlias (writers of the namespace; a production rollback also needs the production grant).',
-    check: (m, ctx) => assertMayWriteModel(ctx.services.db, ctx.ability, ctx.identity, m, 'model.alias.move'),
+    check: (m, ctx) => {
+      assertMayChangeRegistry(ctx.ability, ctx.identity, 'model.alias.set');
+      return assertMayWriteModel(ctx.services.db, ctx.ability, ctx.identity, m, 'model.alias.move');
+    },
   },
 });
 builder.objectField(ModelRef, 'viewerCan', (t) => t.field({ type: ModelViewerCan, resolve: (m) => m }));
@@ -141,7 +147,10 @@ builder.objectField(ModelRef, 'viewerCan', (t) => t.field({ type: ModelViewerCan
 const PromotionViewerCan = viewerCanType<ModelPromotion>('ModelPromotionViewerCan', 'What the caller may do to this promotion request.', {
   decide: {
     description: 'decideModelPromotion (approve or reject): pending, not by its requester, by a holder of the production grant.',
-    check: async (p, ctx) => assertMayDecidePromotion(ctx.services.db, ctx.ability, ctx.identity, p, await ModelRef.getDataloader(ctx).load(p.modelId)),
+    check: async (p, ctx) => {
+      assertMayChangeRegistry(ctx.ability, ctx.identity, 'model.promotion.decide');
+      return assertMayDecidePromotion(ctx.services.db, ctx.ability, ctx.identity, p, await ModelRef.getDataloader(ctx).load(p.modelId));
+    },
   },
 });
 builder.objectField(PromotionRef, 'viewerCan', (t) => t.field({ type: PromotionViewerCan, resolve: (p) => p }));

@@ -32,6 +32,18 @@ export async function auditedRegistry<T>(db: Db, work: () => Promise<T>): Promis
   }
 }
 
+/**
+ * Viewers (and tokens whose scopes do not reach namespaces) read the registry; members and admins change it. Checked
+ * first, before anything is looked up, so a viewer's every registry mutation is the same audited FORBIDDEN.
+ */
+export function assertMayChangeRegistry(ability: AppAbility, identity: Identity, action: string): void {
+  if (ability.can('publish', 'Namespace')) return;
+  throw refusal(
+    { identity, action, subject: 'model registry', rule: 'members and admins change the model registry; viewers read it' },
+    'Your role reads the model registry but may not change it: ask an admin for a member role in the owning team (or use a token with the publish:Namespace scope).',
+  );
+}
+
 /** Throws a recorded refusal unless the caller writes the model's namespace. */
 export async function assertMayWriteModel(
   tx: Db | Tx,

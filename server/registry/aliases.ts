@@ -13,7 +13,7 @@ import type { Identity } from '../db/tables/identities';
 import { type ModelAlias, type ModelVersion, modelAliasEvents, modelAliases, modelVersions, type RegisteredModel } from '../db/tables/registry';
 import { AtelierError, badInput, notFound } from '../errors';
 import { type AliasAction, type Domain, domains } from '../vocabulary';
-import { assertMayWriteModel, auditedRegistry, RecordedError } from './access';
+import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry, RecordedError } from './access';
 import { registryEvent } from './events';
 import { columnsRead, labelDenial } from './lineage';
 import { findModel, findModelVersion } from './models';
@@ -140,6 +140,7 @@ export async function setModelAlias(
   identity: Identity,
   input: { model: string; alias: string; version: string; domain?: Domain | null; reason?: string | null },
 ): Promise<AliasMove> {
+  assertMayChangeRegistry(ability, identity, 'model.alias.set');
   checkAlias(input.alias);
   if (input.domain && !domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
   return auditedRegistry(db, () =>
@@ -170,6 +171,7 @@ export async function rollbackModelAlias(
   identity: Identity,
   input: { model: string; alias: string; reason?: string | null },
 ): Promise<AliasMove> {
+  assertMayChangeRegistry(ability, identity, 'model.alias.rollback');
   checkAlias(input.alias);
   return auditedRegistry(db, () =>
     db.transaction(async (tx) => {

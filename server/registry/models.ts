@@ -8,7 +8,7 @@ import type { Identity } from '../db/tables/identities';
 import { type ModelVersion, modelAliases, modelVersions, type RegisteredModel, registeredModels } from '../db/tables/registry';
 import { badInput, notFound } from '../errors';
 import type { ModelRequirement } from '../vocabulary';
-import { assertMayWriteModel, auditedRegistry } from './access';
+import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry } from './access';
 import { registryEvent } from './events';
 
 const partRe = /^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/;
@@ -96,6 +96,7 @@ export async function saveModel(
   identity: Identity,
   input: { name: string; description?: string | null; requirements?: ModelRequirement[] | null },
 ): Promise<RegisteredModel> {
+  assertMayChangeRegistry(ability, identity, 'model.save');
   const requirements = input.requirements ? checkRequirements(input.requirements) : null;
   if (input.description && input.description.length > 10_000) throw badInput('A model description is at most 10,000 characters.');
   return auditedRegistry(db, () =>

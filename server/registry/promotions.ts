@@ -14,7 +14,7 @@ import { type Identity, identities } from '../db/tables/identities';
 import { type ModelPromotion, type ModelVersion, modelPromotions, modelVersions, type RegisteredModel, registeredModels } from '../db/tables/registry';
 import { metricSummaries } from '../db/tables/tracking';
 import { AtelierError, badInput, notFound } from '../errors';
-import { assertMayWriteModel, auditedRegistry } from './access';
+import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry } from './access';
 import { aliasOf, assertMayAlias, checkAlias, moveAlias } from './aliases';
 import { registryEvent } from './events';
 import { metricValues } from './lineage';
@@ -58,6 +58,7 @@ export async function requestModelPromotion(
   identity: Identity,
   input: { model: string; version: string; alias: string; reason: string },
 ): Promise<ModelPromotion> {
+  assertMayChangeRegistry(ability, identity, 'model.promotion.request');
   checkAlias(input.alias);
   if (!input.reason.trim() || input.reason.length > 10_000) throw badInput('Say why this version should be promoted (reason, at most 10,000 characters).');
   return auditedRegistry(db, () =>
@@ -128,6 +129,7 @@ export async function decideModelPromotion(
   identity: Identity,
   input: { id: string; approve: boolean; reason?: string | null },
 ): Promise<ModelPromotion> {
+  assertMayChangeRegistry(ability, identity, 'model.promotion.decide');
   return auditedRegistry(db, () =>
     db.transaction(async (tx) => {
       const [request] = await tx.select().from(modelPromotions).where(eq(modelPromotions.id, input.id)).for('update');

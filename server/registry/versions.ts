@@ -16,7 +16,7 @@ import { runArtifacts } from '../db/tables/tracking';
 import { AtelierError, badInput, notFound } from '../errors';
 import { findTracked, type Tracked } from '../tracking/access';
 import type { ModelFile, TaskDataAccess } from '../vocabulary';
-import { assertMayWriteModel, auditedRegistry, RecordedError } from './access';
+import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry, RecordedError } from './access';
 import { registryEvent } from './events';
 import { ensureModel, findModelVersion, parseModelName } from './models';
 
@@ -123,6 +123,7 @@ export async function registerModelVersion(
   identity: Identity,
   input: RegisterInput,
 ): Promise<{ version: ModelVersion; created: boolean }> {
+  assertMayChangeRegistry(ability, identity, 'model.version.register');
   checkInput(input);
   const subject = `model:${input.model}`;
   return auditedRegistry(db, async () => {
@@ -199,6 +200,7 @@ export async function deprecateModelVersion(
   identity: Identity,
   input: { ref: string; reason?: string | null; deprecated: boolean },
 ): Promise<ModelVersion> {
+  assertMayChangeRegistry(ability, identity, 'model.version.deprecate');
   if (!input.ref.includes('@')) throw badInput(`Name the version: ${input.ref}@VERSION.`);
   return auditedRegistry(db, () =>
     db.transaction(async (tx) => {

@@ -164,6 +164,7 @@ describe('dashboards in Chromium', () => {
       'Runs',
       'Workflows',
       'Modules',
+      'Models',
       'Schedules',
       'Datasets',
       'Executors',

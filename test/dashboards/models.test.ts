@@ -116,7 +116,7 @@ it('shows a viewer Approve disabled with the reason', async () => {
   await approve(page).waitFor();
   expect(await approve(page).isDisabled()).toBe(true);
   const reason = await page.locator(`tr[data-promotion="${requestId}"] .denied-reason`).textContent();
-  expect(reason).toMatch(/needs the production grant/);
+  expect(reason).toMatch(/reads the model registry but may not change it/);
   // the reason is the mutation's own answer, word for word
   const refused = await vera.raw(`mutation ($id: ID!) { decideModelPromotion(id: $id, approve: true) { state } }`, { id: requestId });
   expect(refused.errors?.[0]?.message).toBe(reason);
