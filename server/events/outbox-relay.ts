@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Bus } from '../../plugins/bus/types';
 import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { type Db, queryRows } from '../db/client';
+import { kickedLoop } from '../lifecycle/kicked-loop';
 
 export interface OutboxRelay {
   start(): void;
@@ -26,11 +27,6 @@ interface Row {
 export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: number; pollMs?: number; onError?: (error: unknown) => void }): OutboxRelay {
   const { db, bus } = options;
   const batchSize = options.batchSize ?? 500;
-  let running = false;
-  let again = false;
-  let stopped = true;
-  let current: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
 
   const relayOnce = async (): Promise<number> =>
     db.transaction(async (tx) => {
@@ -49,48 +45,11 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
       return rows.length;
     });
 
-  const loop = async () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        while ((await relayOnce()) === batchSize) {
-          // a full batch: more are probably waiting
-        }
-      } while (again && !stopped);
-    } catch (error) {
-      options.onError?.(error);
-    } finally {
-      running = false;
-    }
-  };
-
-  const relay: OutboxRelay = {
-    start() {
-      stopped = false;
-      timer = setInterval(() => relay.kick(), options.pollMs ?? 1000);
-      timer.unref();
-      relay.kick();
-    },
-    kick() {
-      if (stopped) return;
-      current = loop();
-    },
-    async drain() {
-      await current;
-      while ((await relayOnce()) > 0) {
-        // until empty
-      }
-    },
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await current;
-    },
-  };
-  return relay;
+  const { start, kick, drain, stop } = kickedLoop({
+    pass: relayOnce,
+    batchSize,
+    pollMs: options.pollMs ?? 1000,
+    onError: (error) => options.onError?.(error),
+  });
+  return { start, kick, drain, stop };
 }

@@ -6,6 +6,7 @@ import { sql } from 'drizzle-orm';
 import type { WebhookConfig } from '../config';
 import { type Db, queryRows } from '../db/client';
 import type { Service } from '../lifecycle';
+import { kickedLoop } from '../lifecycle/kicked-loop';
 import { urlProblem } from './allowlist';
 import { webhookHeaders } from './signature';
 
@@ -49,11 +50,6 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
   const { db, config, log } = options;
   const post = options.fetch ?? fetch;
   const leaseMs = config.timeoutMs + 30_000;
-  let running = false;
-  let again = false;
-  let stopped = true;
-  let current: Promise<void> = Promise.resolve();
-  let poll: NodeJS.Timeout | undefined;
   const retryTimers = new Set<NodeJS.Timeout>();
   const stopping = new AbortController();
 
@@ -133,7 +129,7 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
   }
 
   const later = (delay: number) => {
-    if (stopped) return;
+    if (loop.stopped()) return;
     const timer = setTimeout(() => {
       retryTimers.delete(timer);
       worker.kick();
@@ -148,51 +144,23 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
     return rows.length;
   };
 
-  const loop = async () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    try {
-      do {
-        again = false;
-        while (!stopped && (await pass()) === BATCH) {
-          // a full batch: more are probably due
-        }
-      } while (again && !stopped);
-    } catch (error) {
-      log(`webhook delivery: ${(error as Error).message} (will retry)`);
-    } finally {
-      running = false;
-    }
-  };
-
+  const loop = kickedLoop({
+    pass,
+    batchSize: BATCH,
+    pollMs: config.pollMs,
+    onError: (error) => log(`webhook delivery: ${(error as Error).message} (will retry)`),
+  });
   const worker: WebhookWorker = {
     name: 'webhook delivery',
-    start() {
-      stopped = false;
-      poll = setInterval(() => worker.kick(), config.pollMs);
-      poll.unref();
-      worker.kick();
-    },
-    kick() {
-      if (stopped) return;
-      current = loop();
-    },
-    async drain() {
-      await current;
-      while ((await pass()) > 0) {
-        // until nothing is due
-      }
-    },
+    start: loop.start,
+    kick: loop.kick,
+    drain: loop.drain,
     async stop() {
-      stopped = true;
-      clearInterval(poll);
+      const ending = loop.stop(); // no pass starts from here on, and no retry is scheduled
       for (const timer of retryTimers) clearTimeout(timer);
       retryTimers.clear();
       stopping.abort();
-      await current;
+      await ending;
     },
   };
   return worker;
