@@ -37,6 +37,7 @@ import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
+import { createRegistrationHandler } from './registry/from-tasks';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
@@ -89,6 +90,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
+  const registerFromTasks = createRegistrationHandler({ db, store, feed, log });
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
     executor: 'local',
@@ -112,6 +114,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     cache,
     mayReuse,
     catalogCeiling: config.catalogCeiling,
+    onRegistrations: (batch) => registerFromTasks(batch).finally(() => webhooks.kick()),
   });
   // Cron schedules start runs; on Postgres only the replica holding the advisory lock fires them.
   const scheduler = createScheduler({
