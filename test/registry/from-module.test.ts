@@ -11,14 +11,16 @@ import type { TaskContext } from '../../plugins/sdk';
 import { auditEvents } from '../../server/db/tables/governance';
 import { startTestApp, type TestApp } from '../harness/app';
 import { type ApiClient, RUN_EVENTS } from '../harness/client';
-import { publish, setUpRegistryWorld } from './setup';
+import { until } from '../webhooks/receiver';
+import { publish, REGISTER, runToEnd, setUpRegistryWorld } from './setup';
 
 let t: TestApp;
 let alice: ApiClient;
+let carol: ApiClient;
 
 beforeAll(async () => {
   t = await startTestApp();
-  ({ alice } = await setUpRegistryWorld(t));
+  ({ alice, carol } = await setUpRegistryWorld(t));
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-register-'));
   await publish(
     t,
@@ -81,4 +83,37 @@ it('ignores a malformed register line with a reason, and passes a well-formed on
   applyProgressLine(JSON.stringify({ register: { model: 'ml/x', output: 'm', flavor: 'onnx' } }), ctx, (w) => why.push(w));
   expect(why).toEqual([expect.stringMatching(/needs "model".*"output"/), expect.stringMatching(/JSON objects/)]);
   expect(asked).toEqual([{ model: 'ml/x', output: 'm', flavor: 'onnx', signature: null, metadata: null }]);
+});
+
+const LIVE = `subscription ($m: String) { registryEvents(model: $m) { seq type model actor { name } payload } }`;
+
+it('streams registry events live over graphql-ws as they commit: of one model, or of every model the caller may read', async () => {
+  const listening = t.app.services.registryFeed.listening();
+  const one = alice.subscribe(LIVE, { m: 'ml/live' }, (_e, all) => all.length === 3);
+  const every = carol.subscribe(LIVE, {}, (_e, all) => all.some((e: any) => e.registryEvents.type === 'alias.moved'));
+  await until(
+    () => t.app.services.registryFeed.listening(),
+    (n) => n === listening + 2,
+    'both subscriptions listening',
+  );
+  const run = await runToEnd(t, 'train', { seed: 7 });
+  const reg = await alice.gql(REGISTER, { m: 'ml/live', t: run.task.train!.id, o: 'model' });
+  expect(reg.registerModelVersion.created).toBe(true);
+  await alice.gql(`mutation { setModelAlias(model: "ml/live", alias: "challenger", version: "1") { alias } }`);
+  const events = (await one).map((e: any) => e.registryEvents);
+  expect(events.map((e: any) => [e.type, e.model, e.actor.name])).toEqual([
+    ['model.created', 'ml/live', 'alice'],
+    ['version.registered', 'ml/live', 'alice'],
+    ['alias.moved', 'ml/live', 'alice'],
+  ]);
+  expect(events[1].seq).toBeLessThan(events[2].seq);
+  expect(events[1].payload).toMatchObject({ ref: 'ml/live@1' });
+  const all = (await every).map((e: any) => e.registryEvents);
+  expect(all.map((e: any) => e.type)).toEqual(expect.arrayContaining(['model.created', 'version.registered', 'alias.moved']));
+  // Both stopped listening once their clients completed.
+  await until(
+    () => t.app.services.registryFeed.listening(),
+    (n) => n === listening,
+    'the subscriptions to end',
+  );
 });
