@@ -4,7 +4,13 @@
 // machines, so the run, its tasks (with their data access, as the gates record it) and the datasets are inserted in
 // SQL; the version is registered through the API (which walks the DAG once), then `modelVersion { label lineage }`
 // is timed. The floor, from the same run: `modelVersion { id version }` (same HTTP, GraphQL and authorization path).
+// Registering a big version: a task of its own run logged 100 files of 512 KiB (50 MiB) as artifacts under `model/`
+// (stored once, not timed); `registerModelVersion(output: "model")` is timed for new models (a new version each) and
+// again for one already registered (unchanged content). "Uploads nothing" is measured, not assumed: the server's
+// object store is wrapped to count every put/putStream call and its bytes during the registrations.
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
+import type { ObjectStore } from '../server/artifacts/store';
 import { lineageOf } from '../server/registry/lineage';
 import { findModelVersion } from '../server/registry/models';
 import { startTestApp } from '../test/harness/app';
@@ -74,6 +80,56 @@ async function seed(url: string): Promise<string> {
   }
 }
 
+const FILES = 100;
+const FILE_BYTES = 512 * 1024;
+
+/** A run with one succeeded task that logged FILES artifacts of FILE_BYTES under `model/`; returns the task's id. */
+async function seedArtifacts(url: string, store: ObjectStore): Promise<string> {
+  const sql = postgres(url, { max: 2, onnotice: () => {} });
+  try {
+    const [experiment] = await sql`insert into experiments (name) values (${`bench-registry-big-${Date.now()}`}) returning id`;
+    const [run] = await sql`
+      insert into runs (experiment_id, status, trigger, domain) values (${experiment!.id}, 'SUCCEEDED', 'EXTERNAL', 'experimentation') returning id`;
+    const [task] = await sql`
+      insert into tasks (run_id, node, kind, status, depends_on, timeout_ms, pool, executor)
+      values (${run!.id}, 'big', 'external', 'SUCCEEDED', '{}', 60000, 'default', 'local') returning id`;
+    const rows = [];
+    for (let i = 0; i < FILES; i++) {
+      const bytes = randomBytes(FILE_BYTES);
+      rows.push({
+        task_id: task!.id,
+        run_id: run!.id,
+        path: `model/part-${String(i).padStart(3, '0')}.bin`,
+        digest: await store.put(bytes),
+        size: bytes.length,
+      });
+    }
+    await sql`insert into run_artifacts ${sql(rows, 'task_id', 'run_id', 'path', 'digest', 'size')}`;
+    return task!.id as string;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Counts what goes into the store from now on (the wrapped object is the one the API uses). */
+function countWrites(store: ObjectStore) {
+  const counted = { calls: 0, bytes: 0 };
+  const put = store.put.bind(store);
+  const putStream = store.putStream.bind(store);
+  Object.assign(store, {
+    put: (bytes: Uint8Array) => {
+      counted.calls++;
+      counted.bytes += bytes.length;
+      return put(bytes);
+    },
+    putStream: (source: Parameters<ObjectStore['putStream']>[0]) => {
+      counted.calls++;
+      return putStream(source);
+    },
+  });
+  return counted;
+}
+
 export async function registryBench(infra: Infra): Promise<Row[]> {
   const t = await startTestApp({ DATABASE_URL: infra.pgUrl, NATS_URL: infra.natsUrl });
   try {
@@ -100,6 +156,24 @@ export async function registryBench(infra: Infra): Promise<Row[]> {
     const timed = await p50(() => check(LINEAGE));
     const { version } = await findModelVersion(t.app.services.db, 'bench/model@1');
     const service = await p50(() => lineageOf(t.app.services.db, version));
+
+    const bigTask = await seedArtifacts(infra.pgUrl, t.app.services.store);
+    const writes = countWrites(t.app.services.store);
+    const REGISTER_BIG = `mutation ($m: String!, $t: ID!) { registerModelVersion(model: $m, taskId: $t, output: "model") { created version { files { path } } } }`;
+    let n = 0;
+    const registerNew = await p50(async () => {
+      const r = await check(REGISTER_BIG, { m: `bench/big-${n++}`, t: bigTask });
+      if (!r.registerModelVersion.created || r.registerModelVersion.version.files.length !== FILES) throw new Error('expected a new version of 100 files');
+    });
+    const newWrites = { ...writes };
+    writes.calls = 0;
+    writes.bytes = 0;
+    const registerAgain = await p50(async () => {
+      const r = await check(REGISTER_BIG, { m: 'bench/big-0', t: bigTask });
+      if (r.registerModelVersion.created) throw new Error('unchanged content registered a new version');
+    });
+    const againWrites = { ...writes };
+    const mb = (FILES * FILE_BYTES) / 2 ** 20;
     return [
       { bench: 'registry', metric: 'modelVersion { id version } p50 (floor)', value: floor, unit: 'ms' },
       {
@@ -113,6 +187,24 @@ export async function registryBench(infra: Infra): Promise<Row[]> {
       },
       { bench: 'registry', metric: 'the same lineage read in the service (no HTTP, GraphQL), p50', value: service, unit: 'ms', floor, ratio: service / floor },
       { bench: 'registry', metric: `registerModelVersion walking the ${TASKS}-task DAG (once)`, value: register, unit: 'ms', floor, ratio: register / floor },
+      {
+        bench: 'registry',
+        metric: `register a version of ${FILES} files / ${mb} MiB logged as task artifacts, p50`,
+        value: registerNew,
+        unit: 'ms',
+        floor,
+        ratio: registerNew / floor,
+        note: `aim ≤ 1000 ms; object store writes during ${n} registrations: ${newWrites.calls} calls, ${newWrites.bytes} bytes`,
+      },
+      {
+        bench: 'registry',
+        metric: 'register the same version again (unchanged content), p50',
+        value: registerAgain,
+        unit: 'ms',
+        floor,
+        ratio: registerAgain / floor,
+        note: `object store writes during ${SAMPLES + 3} re-registrations: ${againWrites.calls} calls, ${againWrites.bytes} bytes (must be 0)`,
+      },
     ];
   } finally {
     await t.stop();

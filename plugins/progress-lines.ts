@@ -1,6 +1,7 @@
 // The progress protocol modules speak, whatever carries it (fd 3 for local processes, `@@atelier` stdout lines in a
 // Kubernetes pod): one JSON object per line with `progress`/`message`, `metrics`/`step`, `points` (a batch of
-// `{name, value, step}`), `output`/`outputs`, `log`. Metric values are numbers or "NaN", "Infinity", "-Infinity".
+// `{name, value, step}`), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?, metadata?}`: a
+// model version registered from the output once the task has succeeded). Metric values are numbers or "NaN", "Infinity", "-Infinity".
 import { decodeMetricValue } from './metric-values';
 import type { TaskContext } from './sdk';
 
@@ -45,11 +46,29 @@ export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why:
     for (const [name, value] of Object.entries(m.outputs)) ctx.output(name, value);
     understood = true;
   }
+  if ('register' in m) {
+    const r = m.register as Record<string, unknown> | null;
+    const object = (v: unknown) => v === undefined || v === null || (typeof v === 'object' && !Array.isArray(v));
+    if (!r || typeof r !== 'object' || typeof r.model !== 'string' || typeof r.output !== 'string')
+      ignored('a register request needs "model" (namespace/name) and "output" (an output name or artifact folder)');
+    else if (!object(r.signature) || !object(r.metadata) || (r.flavor != null && typeof r.flavor !== 'string'))
+      ignored("a register request's flavor is a string, its signature and metadata JSON objects");
+    else if (!ctx.registerModel) ignored('this executor host does not take model registrations');
+    else
+      ctx.registerModel({
+        model: r.model,
+        output: r.output,
+        flavor: (r.flavor as string | undefined) ?? null,
+        signature: (r.signature as Record<string, unknown> | undefined) ?? null,
+        metadata: (r.metadata as Record<string, unknown> | undefined) ?? null,
+      });
+    understood = true;
+  }
   if (typeof m.log === 'string') {
     ctx.log(m.stream === 'stderr' ? 'stderr' : 'stdout', m.log);
     understood = true;
   }
-  if (!understood) ignored('no progress, metrics, output(s) or log field');
+  if (!understood) ignored('no progress, metrics, output(s), register or log field');
 }
 
 /** Metric values as numbers (specials decoded); a value that is no number is reported through `ignored` and left out. */

@@ -49,6 +49,17 @@ export interface TaskTracking {
   token: string;
 }
 
+/** A module's request to register one of its outputs (or artifact folders) as a version of a model. */
+export interface ModelRegistrationRequest {
+  /** `namespace/name` of the registered model. */
+  model: string;
+  /** A task output's name or a folder of the task's logged artifacts. */
+  output: string;
+  flavor?: string | null;
+  signature?: Record<string, unknown> | null;
+  metadata?: Record<string, unknown> | null;
+}
+
 /** Why an attempt ended, with enough detail to decide on a retry. */
 export interface TaskOutcome {
   state: TerminalState;
@@ -64,6 +75,9 @@ export interface TaskOutcome {
   /** The failure was the platform's, not the user's: it does not consume the user's retries. */
   systemFailure?: boolean;
   outputs?: Record<string, unknown>;
+  /** Model versions the module asked to register (progress line `register`); the control plane registers them once
+   * the task has succeeded, as the run's creator. */
+  registrations?: ModelRegistrationRequest[];
   /** Time spent getting compute ready (unpacking and spawning, a cluster or pod starting) before the module
    * ran; 0 on a hot cluster. The rest of the attempt's duration is recorded as execution time. */
   provisioningMs?: number;

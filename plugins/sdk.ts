@@ -2,7 +2,7 @@
 // An executor is a plain object (no base class), made by a `createX(options)` factory and listed in one
 // array at start-up (see registry.ts). The host (host.ts) owns the bus, acks, heartbeats, timeouts and
 // retries; an executor only starts work, follows it, stops it and cleans up.
-import type { TaskMessage, TaskOutcome } from './protocol';
+import type { ModelRegistrationRequest, TaskMessage, TaskOutcome } from './protocol';
 
 export {
   cancelled,
@@ -15,7 +15,7 @@ export {
   systemFailure,
   timedOut,
 } from './outcomes';
-export type { TaskMessage, TaskOutcome, TerminalState } from './protocol';
+export type { ModelRegistrationRequest, TaskMessage, TaskOutcome, TerminalState } from './protocol';
 
 /** A hot cluster as an executor is asked to keep it: its name, pool and executor-specific spec. */
 export interface HotClusterSpec {
@@ -50,6 +50,11 @@ export interface TaskContext {
   metric(metrics: Record<string, number>, step?: number | null): void;
   /** Record a named output of the task (JSON value); outputs flow to downstream tasks as inputs. */
   output(name: string, value: unknown): void;
+  /**
+   * Ask for an output (or artifact folder) to be registered as a model version once the task has succeeded. Optional:
+   * a context without it (a test's) ignores such requests.
+   */
+  registerModel?(request: ModelRegistrationRequest): void;
   /** Name of the executor host running the attempt (for messages and handles). */
   readonly host: string;
 }

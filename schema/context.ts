@@ -11,6 +11,7 @@ import type { Run } from '../server/db/tables/runs';
 import type { RunFeed } from '../server/events/feed';
 import type { LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
+import type { RegistryFeed } from '../server/registry/live';
 import type { WebhookWorker } from '../server/webhooks/worker';
 import type { PlanDefaults } from '../server/workflows/plan';
 
@@ -29,6 +30,8 @@ export interface Services {
   hotClusters: HotClusterService;
   /** Posts webhook deliveries: kick it after committing a transaction that called emitWebhookEvent. */
   webhooks: Pick<WebhookWorker, 'kick' | 'drain'>;
+  /** Registry events, live (`registryEvents`): kick it after committing a registry change. */
+  registryFeed: RegistryFeed;
 }
 
 export interface Context {

@@ -20,6 +20,7 @@ import './types/datasets';
 import './types/catalog';
 import './types/models';
 import './types/model-mutations';
+import './types/registry-events';
 import './types/cache';
 import './types/executors';
 import './types/webhooks';

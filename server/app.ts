@@ -37,6 +37,8 @@ import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
+import { createRegistrationHandler } from './registry/from-tasks';
+import { createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
@@ -89,6 +91,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
+  const registerFromTasks = createRegistrationHandler({ db, store, feed, log });
+  const registryFeed = createRegistryFeed(db, (e) => log(`registry events: ${(e as Error).message}`));
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
     executor: 'local',
@@ -112,6 +116,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     cache,
     mayReuse,
     catalogCeiling: config.catalogCeiling,
+    onRegistrations: (batch) =>
+      registerFromTasks(batch).finally(() => {
+        webhooks.kick();
+        registryFeed.kick();
+      }),
   });
   // Cron schedules start runs; on Postgres only the replica holding the advisory lock fires them.
   const scheduler = createScheduler({
@@ -129,7 +138,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
-  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters, webhooks };
+  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters, webhooks, registryFeed };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
@@ -152,7 +161,16 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
-      useMlflow({ db, feed, store, maxArtifactBytes: config.maxUploadBytes }),
+      useMlflow({
+        db,
+        feed,
+        store,
+        maxArtifactBytes: config.maxUploadBytes,
+        afterWrite: () => {
+          registryFeed.kick();
+          webhooks.kick();
+        },
+      }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
       useDashboards(),
     ],

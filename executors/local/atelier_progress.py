@@ -75,3 +75,12 @@ def output(name, value):
     """Record a named output (any JSON value); it flows to downstream tasks as an input."""
     flush()
     _send({"output": {"name": name, "value": value}})
+
+
+def register_model(model, output, flavor=None, signature=None, metadata=None):
+    """Ask Atelier to register an output (or a folder of logged artifacts) as a version of model ("namespace/name")
+    once the task has succeeded, as the run's creator. The same content registered again is the version already
+    there; a refusal is written to the task's log."""
+    flush()
+    _send({"register": {"model": model, "output": output, "flavor": flavor, "signature": signature,
+                        "metadata": metadata}})

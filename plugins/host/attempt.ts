@@ -5,7 +5,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Bus, Delivery } from '../bus/types';
 import { cancelled, failed, systemFailure as platformFailure, timedOut } from '../outcomes';
-import type { ClaimAnswer, TaskOutcome } from '../protocol';
+import type { ClaimAnswer, ModelRegistrationRequest, TaskOutcome } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
 import { createReporter } from './reporter';
@@ -101,6 +101,8 @@ class Unclaimed extends Error {
   }
 }
 
+/** Model registrations one attempt may ask for; more are dropped (each costs the control plane a registration). */
+const MAX_REGISTRATIONS = 20;
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer limits are treated as none
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -146,6 +148,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
   }
 
   const outputs: Record<string, unknown> = {};
+  const registrations: ModelRegistrationRequest[] = [];
   let artifactPath: Promise<string> | undefined;
   const workdir = path.join(rt.workRoot, `${safePathPart(task.taskId)}-${task.attempt}`);
   const ctx: TaskContext = {
@@ -168,6 +171,9 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     output(name, value) {
       if (!reporter.open) return;
       outputs[String(name)] = value;
+    },
+    registerModel(request) {
+      if (reporter.open && registrations.length < MAX_REGISTRATIONS) registrations.push(request);
     },
   };
 
@@ -232,6 +238,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     outcome = systemFailure('preparing the attempt', err);
   }
   outcome = normalise(outcome!, signal, task, outputs, attempt.cancelNote);
+  if (registrations.length && outcome.state === 'SUCCEEDED') outcome.registrations = [...registrations, ...(outcome.registrations ?? [])];
   clearInterval(heartbeat);
   if (timeout) clearTimeout(timeout);
 

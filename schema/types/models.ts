@@ -49,13 +49,14 @@ const readOf = sharedLoader<string, ColumnRead[]>(async (ids, ctx) => {
   const read = await columnsRead(ctx.services.db, ids);
   return ids.map((id) => read.get(id) ?? []);
 });
-// The lineage of a version, read once per request however many of its fields (task, metrics, lineage) ask.
+// The lineage of a version, read once per request however many of its fields (task, metrics, lineage) ask; its
+// columns are the ones `label` loads (one read of the version's inputs serves both).
 const lineages = new WeakMap<Context, Map<string, Promise<Lineage>>>();
 function lineage(ctx: Context, version: ModelVersion): Promise<Lineage> {
   let perRequest = lineages.get(ctx);
   if (!perRequest) lineages.set(ctx, (perRequest = new Map()));
   let found = perRequest.get(version.id);
-  if (!found) perRequest.set(version.id, (found = lineageOf(ctx.services.db, version)));
+  if (!found) perRequest.set(version.id, (found = lineageOf(ctx.services.db, version, readOf(ctx).load(version.id))));
   return found;
 }
 

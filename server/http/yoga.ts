@@ -49,7 +49,16 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // Every refusal in a result is audited before the caller hears of it (useRefusalAudit).
     // After a mutation the webhook worker looks for deliveries at once: a change may have written some in its
     // transaction (a model version registered, an alias moved); a pass that finds none costs one query.
-    plugins: [EnvelopArmorPlugin(armorConfig), useInputGuard(), useRefusalAudit({ db }), useEventIds(), afterMutations(() => services.webhooks.kick())],
+    plugins: [
+      EnvelopArmorPlugin(armorConfig),
+      useInputGuard(),
+      useRefusalAudit({ db }),
+      useEventIds(),
+      afterMutations(() => {
+        services.webhooks.kick();
+        services.registryFeed.kick();
+      }),
+    ],
     context: async (initial) => {
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;

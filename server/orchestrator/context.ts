@@ -1,6 +1,7 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
 import { eq } from 'drizzle-orm';
+import type { ModelRegistrationRequest } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import type { Db, Tx } from '../db/client';
@@ -29,6 +30,16 @@ export interface OrchestratorContext {
   cache: TaskCache | undefined;
   mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
   catalogCeiling: CatalogCeiling;
+  /** Called after a transaction that recorded successes whose modules asked for model registrations has committed. */
+  onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;
+}
+
+/** The model registrations one succeeded task's module asked for (progress line `register`). */
+export interface TaskRegistrations {
+  taskId: string;
+  runId: string;
+  attempt: number;
+  requests: ModelRegistrationRequest[];
 }
 
 /** What one transaction produced, published after it commits. */
@@ -37,6 +48,8 @@ export interface Step {
   /** Live events, stored with the transaction's changes and published once it has committed. */
   feed: FeedEventBody[];
   outbox: boolean;
+  /** Model registrations of the tasks that succeeded in it, made once it has committed. */
+  registrations: TaskRegistrations[];
 }
 
 /** One transaction's work: the dependencies, the transaction, and what it has produced so far. */
@@ -48,12 +61,14 @@ export interface TxContext {
 
 /** Runs `fn` in a transaction and publishes what it produced once it has committed. */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
-  const step: Step = { at: ctx.now(), feed: [], outbox: false };
+  const step: Step = { at: ctx.now(), feed: [], outbox: false, registrations: [] };
   const [result, events] = await ctx.db.transaction(async (tx) => {
     const result = await fn({ ctx, tx, step });
     return [result, await ctx.feed.append(tx, step.feed)] as const;
   });
   if (step.outbox) ctx.onOutbox();
+  // Before the events go out: whoever sees a task succeed finds the versions its module asked for registered.
+  if (step.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(step.registrations);
   ctx.feed.publish(events);
   return result;
 }

@@ -99,6 +99,8 @@ export interface OrchestratorOptions {
   mayReuse?: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
   /** What the interactive dataset catalog admits: a dataset a task's output puts outside it is withdrawn (default: CONFIDENTIAL, never PII). */
   catalogCeiling?: CatalogCeiling;
+  /** Registers the model versions modules asked for, once their tasks' successes have committed (server/registry/from-tasks.ts). */
+  onRegistrations?: OrchestratorContext['onRegistrations'];
 }
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
@@ -115,6 +117,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     cache: options.cache,
     mayReuse: options.mayReuse ?? readableBy,
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
+    onRegistrations: options.onRegistrations,
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

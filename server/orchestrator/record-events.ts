@@ -282,6 +282,8 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
       rows.set(task.id, { ...task, status: 'SUCCEEDED' });
       finished.push(task.node);
       taskStatusEvent(step, task, 'SUCCEEDED', event.outcome.reason ?? null, event.outcome.message ?? null);
+      if (event.outcome.registrations?.length)
+        step.registrations.push({ taskId: task.id, runId, attempt: event.attempt, requests: event.outcome.registrations });
     }
   }
   const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(t.status) && finished.includes(t.node)).map((t) => t.mapParent!);

@@ -41,19 +41,22 @@ export async function columnsRead(db: Db | Tx, versionIds: readonly string[]): P
         .orderBy(asc(datasets.namespace), asc(datasets.name), asc(modelVersionInputs.datasetVersion), asc(modelVersionInputs.column))
     : [];
   const byVersion = new Map<string, ColumnRead[]>(versionIds.map((id) => [id, []]));
-  for (const r of rows)
-    byVersion.get(r.versionId)!.push({
-      dataset: `${r.namespace}/${r.name}`,
-      datasetId: r.datasetId,
-      version: r.version,
-      column: r.column,
-      label: labelOf(r.level === null ? undefined : { level: r.level, categories: r.categories ?? [] }),
-    });
+  // Columns share their dataset's name and, mostly, a handful of labels: one string and one label object each.
+  const names = new Map<string, string>();
+  const labels = new Map<string, Label>();
+  for (const r of rows) {
+    let dataset = names.get(r.datasetId);
+    if (dataset === undefined) names.set(r.datasetId, (dataset = `${r.namespace}/${r.name}`));
+    const labelKey = r.level === null ? '' : `${r.level}|${(r.categories ?? []).join(',')}`;
+    let label = labels.get(labelKey);
+    if (!label) labels.set(labelKey, (label = labelOf(r.level === null ? undefined : { level: r.level, categories: r.categories ?? [] })));
+    byVersion.get(r.versionId)!.push({ dataset, datasetId: r.datasetId, version: r.version, column: r.column, label });
+  }
   return byVersion;
 }
 
 /** The join of the labels of the columns read; PUBLIC (the bottom) when the version read no declared dataset. */
-export const labelOfColumns = (columns: ColumnRead[]): Label => columns.reduce((label, c) => join(label, c.label), PUBLIC_LABEL);
+export const labelOfColumns = (columns: ColumnRead[]): Label => [...new Set(columns.map((c) => c.label))].reduce(join, PUBLIC_LABEL);
 
 /**
  * What a model's label may be to sit behind an alias of a domain: a model serves what it learned, so it is held to
@@ -92,8 +95,11 @@ export interface Lineage {
   cacheKey: string | null;
 }
 
-/** Everything a version came from, in a few indexed queries (no walk at read time: the walk ran at registration). */
-export async function lineageOf(db: Db | Tx, version: ModelVersion): Promise<Lineage> {
+/**
+ * Everything a version came from, in a few indexed queries (no walk at read time: the walk ran at registration).
+ * `columns`: the version's columns read when the caller already has them (GraphQL's `label` loads the same rows).
+ */
+export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Promise<ColumnRead[]>): Promise<Lineage> {
   const [[task], [run], modules, read, params, metrics, versions] = await Promise.all([
     db.select().from(tasks).where(eq(tasks.id, version.taskId)),
     db.select().from(runs).where(eq(runs.id, version.runId)),
@@ -101,7 +107,7 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion): Promise<Lin
       .selectDistinct({ id: tasks.moduleVersionId })
       .from(tasks)
       .where(and(eq(tasks.runId, version.runId), isNotNull(tasks.moduleVersionId))),
-    columnsRead(db, [version.id]),
+    columns ?? columnsRead(db, [version.id]).then((byVersion) => byVersion.get(version.id) ?? []),
     db.select().from(loggedParams).where(eq(loggedParams.runId, version.runId)),
     db.select().from(metricSummaries).where(eq(metricSummaries.runId, version.runId)),
     db
@@ -115,9 +121,8 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion): Promise<Lin
       ),
   ]);
   const found = new Map(versions.map((v) => [`${v.datasetId}|${v.version}`, v]));
-  const columns = read.get(version.id) ?? [];
   const groups = new Map<string, Lineage['datasets'][number]>();
-  for (const c of columns) {
+  for (const c of read) {
     const key = `${c.datasetId}|${c.version}`;
     let group = groups.get(key);
     if (!group) {

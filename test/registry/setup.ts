@@ -13,7 +13,7 @@ const helper = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..
 const DIGEST = `sha256:${'c'.repeat(64)}`;
 const ended = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
 
-async function publish(t: TestApp, scratch: string, name: string, ports: string, body: string) {
+export async function publish(t: TestApp, scratch: string, name: string, ports: string, body: string) {
   const dir = path.join(scratch, name);
   await mkdir(dir, { recursive: true });
   await copyFile(helper, path.join(dir, 'progress.js'));

@@ -69,3 +69,13 @@ export function output(name, value) {
   flush();
   send({ output: { name, value } });
 }
+
+/**
+ * Asks Atelier to register an output (or a folder of logged artifacts) as a version of `model` ("namespace/name")
+ * once the task has succeeded, as the run's creator. Options: flavor (e.g. "sklearn"), signature and metadata (JSON
+ * objects). The same content registered again is the version already there; a refusal is written to the task's log.
+ */
+export function registerModel(model, output, { flavor = null, signature = null, metadata = null } = {}) {
+  flush();
+  send({ register: { model, output, flavor, signature, metadata } });
+}

@@ -191,7 +191,8 @@ const supported = Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
   .join(', ');
 
-export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore; maxArtifactBytes: number }): Route {
+/** `afterWrite`: called after each POST/PATCH/DELETE call answered (the registry's live feed and webhooks are kicked). */
+export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore; maxArtifactBytes: number; afterWrite?: () => void }): Route {
   const { db, feed, store } = options;
   return {
     name: 'mlflow',
@@ -214,7 +215,9 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
               `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API.${tracking[1]!.startsWith('logged-models') ? loggedModels : ''} Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
             );
           const p = await paramsOf(req, url);
-          return json(200, await endpoint.handle({ db, feed, store, caller, p, method: req.method ?? 'GET' }));
+          const answer = await endpoint.handle({ db, feed, store, caller, p, method: req.method ?? 'GET' });
+          if (req.method !== 'GET') options.afterWrite?.();
+          return json(200, answer);
         }
         return await artifacts(req, res, url, caller, json, fail);
       } catch (error) {

@@ -1,0 +1,119 @@
+// Registration from inside a module: a module's `registerModel(...)` progress lines travel with its task's result;
+// once the task has succeeded the control plane registers the versions as the run's creator. A namespace the creator
+// may not write is refused, audited and explained in the task's log, and the task still succeeds.
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { and, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { applyProgressLine } from '../../plugins/progress-lines';
+import type { TaskContext } from '../../plugins/sdk';
+import { auditEvents } from '../../server/db/tables/governance';
+import { startTestApp, type TestApp } from '../harness/app';
+import { type ApiClient, RUN_EVENTS } from '../harness/client';
+import { until } from '../webhooks/receiver';
+import { publish, REGISTER, runToEnd, setUpRegistryWorld } from './setup';
+
+let t: TestApp;
+let alice: ApiClient;
+let carol: ApiClient;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  ({ alice, carol } = await setUpRegistryWorld(t));
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-register-'));
+  await publish(
+    t,
+    scratch,
+    'self-register',
+    '',
+    [
+      `import { registerModel } from './progress.js';`,
+      `output('model', { weights: [4, 5, 6] });`,
+      `registerModel('ml/auto', 'model', { flavor: 'sklearn', metadata: { by: 'module' } });`,
+      `registerModel('lab/stolen', 'model');`,
+    ].join('\n'),
+  );
+  await t.createWorkflow({ name: 'self-register', domain: 'experimentation', tasks: [{ name: 'fit', module: 'ml/self-register' }] });
+}, 120_000);
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+const ended = (e: any) => e.runEvents.__typename === 'RunStatusEvent' && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(e.runEvents.runStatus);
+
+it("registers what a module asks for once its task succeeds, as the run's creator, and logs a refusal without failing the task", async () => {
+  const { startRun } = await alice.gql(`mutation { startRun(workflow: "self-register") { id } }`);
+  // The registrations are made before the success is published: a watcher that sees the run end finds them done.
+  await alice.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+  const stored = await alice.gql(`query ($id: ID!) { run(id: $id) { tasks { logs { line } } } }`, { id: startRun.id });
+  const lines: string[] = stored.run.tasks[0].logs.map((l: any) => l.line);
+  expect(lines).toContainEqual('[atelier] model ml/auto@1 registered from "model" as alice');
+  expect(lines.find((l) => l.includes('lab/stolen'))).toMatch(/^\[atelier\] model lab\/stolen not registered from "model" as alice: .+/);
+  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { id status } } }`, { id: startRun.id });
+  expect(run.status).toBe('SUCCEEDED');
+  expect(run.tasks[0].status).toBe('SUCCEEDED');
+  const { modelVersion } = await alice.gql(
+    `{ modelVersion(ref: "ml/auto@1") { version flavor metadata files { path } createdBy { name } lineage { task { id } run { id } } } }`,
+  );
+  expect(modelVersion).toMatchObject({
+    version: 1,
+    flavor: 'sklearn',
+    metadata: { by: 'module' },
+    files: [{ path: 'model.json' }],
+    createdBy: { name: 'alice' },
+    lineage: { task: { id: run.tasks[0].id }, run: { id: startRun.id } },
+  });
+  // The refusal is audited under the creator, and nothing of lab/stolen exists.
+  const denied = await t.app.services.db
+    .select({ action: auditEvents.action })
+    .from(auditEvents)
+    .where(and(eq(auditEvents.subject, 'model:lab/stolen'), eq(auditEvents.decision, 'deny')));
+  expect(denied.length).toBeGreaterThan(0);
+  expect(await t.api.raw(`{ model(name: "lab/stolen") { id } }`)).toMatchObject({ data: { model: null } });
+});
+
+it('ignores a malformed register line with a reason, and passes a well-formed one to the context', () => {
+  const asked: unknown[] = [];
+  const why: string[] = [];
+  const ctx = { registerModel: (r: unknown) => asked.push(r) } as unknown as TaskContext;
+  applyProgressLine(JSON.stringify({ register: { model: 'ml/x' } }), ctx, (w) => why.push(w));
+  applyProgressLine(JSON.stringify({ register: { model: 'ml/x', output: 'm', metadata: [1] } }), ctx, (w) => why.push(w));
+  applyProgressLine(JSON.stringify({ register: { model: 'ml/x', output: 'm', flavor: 'onnx' } }), ctx, (w) => why.push(w));
+  expect(why).toEqual([expect.stringMatching(/needs "model".*"output"/), expect.stringMatching(/JSON objects/)]);
+  expect(asked).toEqual([{ model: 'ml/x', output: 'm', flavor: 'onnx', signature: null, metadata: null }]);
+});
+
+const LIVE = `subscription ($m: String) { registryEvents(model: $m) { seq type model actor { name } payload } }`;
+
+it('streams registry events live over graphql-ws as they commit: of one model, or of every model the caller may read', async () => {
+  const listening = t.app.services.registryFeed.listening();
+  const one = alice.subscribe(LIVE, { m: 'ml/live' }, (_e, all) => all.length === 3);
+  const every = carol.subscribe(LIVE, {}, (_e, all) => all.some((e: any) => e.registryEvents.type === 'alias.moved'));
+  await until(
+    () => t.app.services.registryFeed.listening(),
+    (n) => n === listening + 2,
+    'both subscriptions listening',
+  );
+  const run = await runToEnd(t, 'train', { seed: 7 });
+  const reg = await alice.gql(REGISTER, { m: 'ml/live', t: run.task.train!.id, o: 'model' });
+  expect(reg.registerModelVersion.created).toBe(true);
+  await alice.gql(`mutation { setModelAlias(model: "ml/live", alias: "challenger", version: "1") { alias } }`);
+  const events = (await one).map((e: any) => e.registryEvents);
+  expect(events.map((e: any) => [e.type, e.model, e.actor.name])).toEqual([
+    ['model.created', 'ml/live', 'alice'],
+    ['version.registered', 'ml/live', 'alice'],
+    ['alias.moved', 'ml/live', 'alice'],
+  ]);
+  expect(events[1].seq).toBeLessThan(events[2].seq);
+  expect(events[1].payload).toMatchObject({ ref: 'ml/live@1' });
+  const all = (await every).map((e: any) => e.registryEvents);
+  expect(all.map((e: any) => e.type)).toEqual(expect.arrayContaining(['model.created', 'version.registered', 'alias.moved']));
+  // Both stopped listening once their clients completed.
+  await until(
+    () => t.app.services.registryFeed.listening(),
+    (n) => n === listening,
+    'the subscriptions to end',
+  );
+});
