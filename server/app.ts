@@ -44,6 +44,8 @@ import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
 import { createWebhookWorker } from './webhooks/worker';
 
+/** How often successes whose model registrations a crash interrupted are looked for (server/registry/from-tasks.ts). */
+const REGISTRATION_RECOVERY_MS = 60_000;
 /** How often expired task tokens are deleted (one is minted per attempt). */
 const TASK_TOKEN_PRUNE_MS = 10 * 60_000;
 /** How often finished webhook deliveries past their retention are deleted. */
@@ -91,7 +93,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
-  const registerFromTasks = createRegistrationHandler({ db, store, feed, log });
+  const registrations = createRegistrationHandler({ db, store, feed, log });
   const registryFeed = createRegistryFeed(db, (e) => log(`registry events: ${(e as Error).message}`));
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
@@ -117,7 +119,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     mayReuse,
     catalogCeiling: config.catalogCeiling,
     onRegistrations: (batch) =>
-      registerFromTasks(batch).finally(() => {
+      registrations.register(batch).finally(() => {
         webhooks.kick();
         registryFeed.kick();
       }),
@@ -210,6 +212,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       TASK_TOKEN_PRUNE_MS,
       () => pruneExpiredTaskTokens(db).then(() => undefined),
       (e) => log(`task token pruning: ${(e as Error).message} (will retry)`),
+    ),
+    periodic(
+      'model registration recovery',
+      REGISTRATION_RECOVERY_MS,
+      async () => {
+        if (await registrations.recover()) {
+          webhooks.kick();
+          registryFeed.kick();
+        }
+      },
+      (e) => log(`model registration recovery: ${(e as Error).message} (will retry)`),
     ),
     periodic(
       'webhook delivery pruning',

@@ -2,12 +2,14 @@
 // the success has committed the orchestrator hands them here. Each is registered as the run's creator, with their
 // rights (a namespace they may not write is refused and audited as for the API); the outcome, a version or the
 // refusal, is written to the task's log. The task itself stays SUCCEEDED. Registering is content-addressed, so a
-// repeat (a redelivered result) is the version already there.
-import { eq } from 'drizzle-orm';
+// repeat (a redelivered result) is the version already there. A crash between the commit and the registering loses
+// nothing: the requests are stored with the result event, and a recovery pass (every minute) handles any success
+// whose requests have no log line yet.
+import { eq, sql } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
-import type { Db } from '../db/client';
+import { type Db, queryRows } from '../db/client';
 import { identities } from '../db/tables/identities';
 import { runs, tasks } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
@@ -20,7 +22,9 @@ const LOG_SEQ = Number.MAX_SAFE_INTEGER - 1_000;
 
 export function createRegistrationHandler(deps: { db: Db; store: ObjectStore; feed: RunFeed; log: (message: string) => void }) {
   const { db, store, feed } = deps;
-  return async function registerFromTasks(batch: TaskRegistrations[]): Promise<void> {
+  return { register: registerFromTasks, recover };
+
+  async function registerFromTasks(batch: TaskRegistrations[]): Promise<void> {
     for (const { taskId, runId, attempt, requests } of batch) {
       const lines: string[] = [];
       try {
@@ -46,7 +50,29 @@ export function createRegistrationHandler(deps: { db: Db; store: ObjectStore; fe
         deps.log(`registering models of task ${taskId}: ${(error as Error).message}`);
       }
     }
-  };
+  }
+
+  /**
+   * Registers what a crash left undone: successes that asked for registrations and have no control-plane log line
+   * yet (the line is written once a task's requests were handled, registered or refused). Registering is
+   * content-addressed, so one handled before the crash only says so again. Returns how many tasks it handled.
+   */
+  async function recover(): Promise<number> {
+    const pending = await queryRows<{ task_id: string; run_id: string; attempt: number; requests: TaskRegistrations['requests'] }>(
+      db,
+      sql`select e.task_id, e.run_id, e.attempt, e.payload -> 'outcome' -> 'registrations' as requests
+          from task_events e
+          where e.kind = 'result' and (e.payload -> 'outcome' -> 'registrations') is not null
+            and (e.payload -> 'outcome' ->> 'state') = 'SUCCEEDED'
+            and not exists (select 1 from task_events l where l.task_id = e.task_id and l.attempt = e.attempt and l.seq = ${LOG_SEQ})
+          limit 100`,
+    );
+    const batch = pending
+      .filter((r) => Array.isArray(r.requests) && r.requests.length)
+      .map((r) => ({ taskId: r.task_id, runId: r.run_id, attempt: r.attempt, requests: r.requests }));
+    await registerFromTasks(batch);
+    return batch.length;
+  }
 
   async function logLines(taskId: string, runId: string, attempt: number, lines: string[]): Promise<void> {
     if (!lines.length) return;

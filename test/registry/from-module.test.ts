@@ -4,11 +4,12 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { applyProgressLine } from '../../plugins/progress-lines';
 import type { TaskContext } from '../../plugins/sdk';
 import { auditEvents } from '../../server/db/tables/governance';
+import { createRegistrationHandler } from '../../server/registry/from-tasks';
 import { startTestApp, type TestApp } from '../harness/app';
 import { type ApiClient, RUN_EVENTS } from '../harness/client';
 import { until } from '../webhooks/receiver';
@@ -116,4 +117,24 @@ it('streams registry events live over graphql-ws as they commit: of one model, o
     (n) => n === listening,
     'the subscriptions to end',
   );
+});
+
+it('registers after a crash what a success asked for and nobody handled: the recovery pass, once', async () => {
+  const run = await runToEnd(t, 'train', { seed: 11 });
+  const taskId = run.task.train!.id;
+  const { db, store, feed } = t.app.services;
+  // As if the module had asked, and the control plane died after the success committed and before registering.
+  const asked = [{ model: 'ml/recovered', output: 'model', flavor: 'sklearn', signature: null, metadata: null }];
+  await db.execute(
+    sql`update task_events set payload = jsonb_set(payload, '{outcome,registrations}', ${JSON.stringify(asked)}::jsonb)
+        where task_id = ${taskId} and kind = 'result'`,
+  );
+  const registrations = createRegistrationHandler({ db, store, feed, log: () => {} });
+  expect(await registrations.recover()).toBe(1);
+  expect(await registrations.recover()).toBe(0); // its log line marks it handled
+  const { modelVersion } = await alice.gql(`{ modelVersion(ref: "ml/recovered@1") { version flavor lineage { task { id } } } }`);
+  expect(modelVersion).toEqual({ version: 1, flavor: 'sklearn', lineage: { task: { id: taskId } } });
+  const { run: stored } = await alice.gql(`query ($id: ID!) { run(id: $id) { tasks { id logs { line } } } }`, { id: run.id });
+  const task = stored.tasks.find((x: any) => x.id === taskId);
+  expect(task.logs.map((l: any) => l.line)).toContainEqual(expect.stringMatching(/^\[atelier\] model ml\/recovered@1 registered from "model" as /));
 });

@@ -23,6 +23,8 @@ export const taskEvents = pgTable(
     uniqueIndex('task_events_one_result_key').on(t.taskId, t.attempt).where(sql`kind = 'result'`),
     // One success per task, whatever its attempts: a task that succeeded is never recorded succeeding again.
     uniqueIndex('task_events_one_success_key').on(t.taskId).where(sql`kind = 'result' and (payload -> 'outcome' ->> 'state') = 'SUCCEEDED'`),
+    // Successes whose module asked for model registrations: what the recovery pass looks through (server/registry/from-tasks.ts).
+    index('task_events_registrations_idx').on(t.taskId, t.attempt).where(sql`kind = 'result' and (payload -> 'outcome' -> 'registrations') is not null`),
   ],
 );
 

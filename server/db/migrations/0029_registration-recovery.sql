@@ -1,0 +1,1 @@
+CREATE INDEX "task_events_registrations_idx" ON "task_events" USING btree ("task_id","attempt") WHERE kind = 'result' and (payload -> 'outcome' -> 'registrations') is not null;
