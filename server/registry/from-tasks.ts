@@ -55,15 +55,17 @@ export function createRegistrationHandler(deps: { db: Db; store: ObjectStore; fe
   /**
    * Registers what a crash left undone: successes that asked for registrations and have no control-plane log line
    * yet (the line is written once a task's requests were handled, registered or refused). Registering is
-   * content-addressed, so one handled before the crash only says so again. Returns how many tasks it handled.
+   * content-addressed, so one handled before the crash only says so again. Only results older than `settledMs` are
+   * taken, so a registration under way right after its commit is left to finish. Returns how many tasks it handled.
    */
-  async function recover(): Promise<number> {
+  async function recover(settledMs = 60_000): Promise<number> {
     const pending = await queryRows<{ task_id: string; run_id: string; attempt: number; requests: TaskRegistrations['requests'] }>(
       db,
       sql`select e.task_id, e.run_id, e.attempt, e.payload -> 'outcome' -> 'registrations' as requests
           from task_events e
           where e.kind = 'result' and (e.payload -> 'outcome' -> 'registrations') is not null
             and (e.payload -> 'outcome' ->> 'state') = 'SUCCEEDED'
+            and e.at < ${new Date(Date.now() - settledMs)}
             and not exists (select 1 from task_events l where l.task_id = e.task_id and l.attempt = e.attempt and l.seq = ${LOG_SEQ})
           limit 100`,
     );
