@@ -2,12 +2,13 @@
 // series per run downsampled on the server to buckets that share their step boundaries across runs, so curves
 // overlay. Only runs whose data the caller may read take part; any other id is reported missing, like an unknown one.
 import { and, asc, inArray, isNull, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import { type Db, queryRows } from '../db/client';
 import { type Run, runs } from '../db/tables/runs';
 import { loggedParams, metricSummaries } from '../db/tables/tracking';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
 import type { MetricCell } from './queries';
+import { floats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
 
 export const MAX_COMPARED_RUNS = 100;
 export const MAX_COMPARED_METRICS = 50;
@@ -118,22 +119,67 @@ export async function compareRuns(
 /**
  * Each run's series of each metric (the points of each task's latest attempt, by step), cut into maxPoints/2 buckets
  * of steps that start and end at the same steps for every run of a metric; each bucket keeps its lowest and highest
- * point (NaN only where a bucket has nothing else), so spikes survive and curves overlay.
+ * point (NaN only where a bucket has nothing else), so spikes survive and curves overlay. A metric whose steps span
+ * enough is read from its step rollups (rollups.ts): each rollup bucket falls whole into the bucket its first step
+ * belongs to, so the bounds stay shared across runs.
  */
 async function downsampled(db: Db, runIds: string[], names: string[], maxPoints: number): Promise<Comparison['series']> {
   const buckets = Math.max(1, Math.floor(maxPoints / 2));
-  const rows = await db.execute(sql`
+  const inRuns = sql`s.run_id in (${sql.join(
+    runIds.map((id) => sql`${id}::uuid`),
+    sql`, `,
+  )})`;
+  const named = (list: string[]) =>
+    sql`s.name in (${sql.join(
+      list.map((n) => sql`${n}`),
+      sql`, `,
+    )})`;
+  const coarsest = ROLLUP_SHIFTS.step[ROLLUP_SHIFTS.step.length - 1]!;
+  const bounds = await queryRows<{ name: string; lo: string | number; hi: string | number }>(
+    db,
+    sql`select s.name, min(r.first[1]) as lo, max(r.last[1]) as hi
+      from metric_summaries s join metric_rollups r on r.task_id = s.task_id and r.name = s.name and r.attempt = s.last_attempt
+      where ${inRuns} and ${named(names)} and r.axis = 'step' and r.shift = ${coarsest}::smallint
+      group by s.name`,
+  );
+  const rolled = bounds.flatMap((b) => {
+    const [lo, hi] = [Number(b.lo), Number(b.hi)];
+    const shift = rollupShiftFor('step', hi - lo + 1, buckets);
+    return shift === null ? [] : [{ name: b.name, lo, hi, shift }];
+  });
+  const raw = names.filter((n) => !rolled.some((r) => r.name === n));
+  const list: Record<string, unknown>[] = [];
+  if (rolled.length)
+    list.push(
+      ...(await queryRows<Record<string, unknown>>(
+        db,
+        sql`
+    with levels(name, lo, hi, shift) as (values ${sql.join(
+      rolled.map((r) => sql`(${r.name}, ${r.lo}::bigint, ${r.hi}::bigint, ${r.shift}::smallint)`),
+      sql`, `,
+    )}), parts as (
+      select s.run_id, r.name, r.lo, r.hi, r.first,
+        least(${buckets - 1}, floor((greatest(l.lo, r.bucket << l.shift) - l.lo)::float8 * ${buckets} / greatest(1, l.hi - l.lo + 1)))::int as bucket
+      from metric_summaries s join levels l on l.name = s.name
+        join metric_rollups r on r.task_id = s.task_id and r.name = s.name and r.attempt = s.last_attempt and r.axis = 'step' and r.shift = l.shift
+      where ${inRuns}
+    )
+    select run_id::text as run_id, name, bucket,
+      min(array[lo[1], lo[3]]) filter (where lo is not null) as lo, max(array[hi[1], -hi[3]]) filter (where hi is not null) as hi,
+      min(first[1]) as first_step
+    from parts group by run_id, name, bucket`,
+      )),
+    );
+  if (raw.length)
+    list.push(
+      ...(await queryRows<Record<string, unknown>>(
+        db,
+        sql`
     with pts as (
       select p.run_id, p.name, p.step, p.value
       from metric_points p
       join metric_summaries s on s.task_id = p.task_id and s.name = p.name and p.attempt = s.last_attempt
-      where s.run_id in (${sql.join(
-        runIds.map((id) => sql`${id}::uuid`),
-        sql`, `,
-      )}) and s.name in (${sql.join(
-        names.map((n) => sql`${n}`),
-        sql`, `,
-      )})
+      where ${inRuns} and ${named(raw)}
     ), bounds as (
       select name, min(step) as lo, max(step) as hi from pts group by name
     ), bucketed as (
@@ -145,9 +191,10 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       max(array[value, -step::float8]) filter (where value <> 'NaN'::float8) as hi,
       min(step) as first_step
     from bucketed
-    group by run_id, name, bucket
-    order by run_id, name, bucket`);
-  const list = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as Record<string, unknown>[];
+    group by run_id, name, bucket`,
+      )),
+    );
+  list.sort((a, b) => String(a.run_id).localeCompare(String(b.run_id)) || String(a.name).localeCompare(String(b.name)) || Number(a.bucket) - Number(b.bucket));
   const out = new Map<string, { runId: string; metric: string; points: SeriesPoint[] }>();
   for (const r of list) {
     const runId = String(r.run_id);
@@ -169,11 +216,4 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
   }
   const order = new Map(runIds.map((id, i) => [id, i]));
   return [...out.values()].sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
-}
-
-/** A float8[] as the driver gives it (an array, or Postgres text like `{0.5,-3}` from PGlite's raw rows). */
-function floats(v: unknown): number[] | null {
-  if (v === null || v === undefined) return null;
-  if (Array.isArray(v)) return v.map(Number);
-  return String(v).replace(/[{}]/g, '').split(',').map(Number);
 }
