@@ -129,35 +129,30 @@ async function historyFromRollups(db: Db, series: SQL, buckets: number): Promise
   const total = Number(sum?.total ?? 0);
   const shift = total ? rollupShiftFor('seq', total, buckets) : null;
   if (shift === null) return null;
-  const rows = await queryRows<{ n: string | number; lo: unknown; hi: unknown; first: unknown; last: unknown }>(
+  // Groups of rollup buckets by the points before them; per group its lowest and highest number (lo/hi = [value, seq,
+  // step]: min and max find the lowest and highest value, then the first and last seq) and its first point
+  // (first/last = [seq, seq, step, value]); then the series' first and last point, as rows with no lo.
+  const rows = await queryRows<{ lo: unknown; hi: unknown; first: unknown }>(
     db,
-    sql`select n, lo, hi, first, last from metric_rollups where ${series} and axis = 'seq' and shift = ${shift}::smallint order by bucket`,
+    sql`with r as (
+      select lo, hi, first, last, sum(n) over (order by bucket) - n as before
+      from metric_rollups where ${series} and axis = 'seq' and shift = ${shift}::smallint
+    ), g as (
+      select min(lo) as lo, max(hi) as hi, min(first) as first from r group by floor(before * ${buckets}::bigint / ${total}::bigint)
+    )
+    select lo, hi, first from g
+    union all select null, null, (select min(first) from r)
+    union all select null, null, (select max(last) from r)`,
   );
-  // Arrays: lo/hi = [value, seq, step]; first/last = [seq, seq, step, value].
   const picked = new Map<number, HistoryPoint>();
   const pick = (seq: number, step: number, value: number) => picked.set(seq, { seq, step, value });
-  const groups = new Map<number, { lo: number[] | null; hi: number[] | null; first: number[] }>();
-  let before = 0;
   for (const r of rows) {
-    const g = Math.floor((before * buckets) / total);
-    before += Number(r.n);
-    const [lo, hi, first] = [floats(r.lo), floats(r.hi), floats(r.first)!];
-    const group = groups.get(g);
-    if (!group) groups.set(g, { lo, hi, first });
-    else {
-      if (lo && (!group.lo || lo[0]! < group.lo[0]! || (lo[0] === group.lo[0] && lo[1]! < group.lo[1]!))) group.lo = lo;
-      if (hi && (!group.hi || hi[0]! > group.hi[0]! || (hi[0] === group.hi[0] && hi[1]! > group.hi[1]!))) group.hi = hi;
-    }
+    const [lo, hi, first] = [floats(r.lo), floats(r.hi), floats(r.first)];
+    if (lo && hi) {
+      pick(lo[1]!, lo[2]!, lo[0]!);
+      pick(hi[1]!, hi[2]!, hi[0]!);
+    } else if (first) pick(first[1]!, first[2]!, first[3]!);
   }
-  for (const { lo, hi, first } of groups.values()) {
-    if (lo) pick(lo[1]!, lo[2]!, lo[0]!);
-    if (hi) pick(hi[1]!, hi[2]!, hi[0]!);
-    if (!lo) pick(first[1]!, first[2]!, first[3]!);
-  }
-  const head = floats(rows[0]?.first);
-  const tail = floats(rows[rows.length - 1]?.last);
-  if (head) pick(head[1]!, head[2]!, head[3]!);
-  if (tail) pick(tail[1]!, tail[2]!, tail[3]!);
   return { total, points: [...picked.values()].sort((a, b) => a.seq - b.seq) };
 }
 

@@ -174,6 +174,10 @@ it('downsamples a long series from its rollups: at most maxPoints, its extremes,
   expect(seqs).toContain(2_346);
   expect(seqs).toContain(4_322);
   expect(history.points.some((x) => Number.isNaN(x.value))).toBe(true);
+  // Fewer points wanted than rollup buckets (20 of 256 points): they are grouped, the extremes still kept.
+  const coarse = (await metricHistory(db, task!.id, 'loss', 12)).points.map((x) => x.seq);
+  expect(coarse.length).toBeLessThanOrEqual(12);
+  expect(coarse).toEqual(expect.arrayContaining([1, 2_346, 4_322, 5_000]));
 
   // compareRuns over the same series by step (10,000 steps → 20 buckets): the extremes survive, within maxPoints.
   const other = await seedRun(db, { tasks: [Array.from({ length: 3_000 }, (_, i): [string, number, number] => ['loss', i === 77 ? 100 : 1, i * 3])] });
