@@ -137,9 +137,12 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
   const coarsest = ROLLUP_SHIFTS.step[ROLLUP_SHIFTS.step.length - 1]!;
   const bounds = await queryRows<{ name: string; lo: string | number; hi: string | number }>(
     db,
-    sql`select s.name, min(r.first[1]) as lo, max(r.last[1]) as hi
-      from metric_summaries s join metric_rollups r on r.task_id = s.task_id and r.name = s.name and r.attempt = s.last_attempt
-      where ${inRuns} and ${named(names)} and r.axis = 'step' and r.shift = ${coarsest}::smallint
+    sql`select s.name, min(r.lo) as lo, max(r.hi) as hi
+      from metric_summaries s cross join lateral (
+        select min(first[1]) as lo, max(last[1]) as hi from metric_rollups
+        where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = ${coarsest}::smallint
+      ) r
+      where ${inRuns} and ${named(names)}
       group by s.name`,
   );
   const rolled = bounds.flatMap((b) => {
@@ -158,10 +161,13 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       rolled.map((r) => sql`(${r.name}, ${r.lo}::bigint, ${r.hi}::bigint, ${r.shift}::smallint)`),
       sql`, `,
     )}), parts as (
-      select s.run_id, r.name, r.lo, r.hi, r.first,
+      select s.run_id, s.name, r.lo, r.hi, r.first,
         least(${buckets - 1}, floor((greatest(l.lo, r.bucket << l.shift) - l.lo)::float8 * ${buckets} / greatest(1, l.hi - l.lo + 1)))::int as bucket
       from metric_summaries s join levels l on l.name = s.name
-        join metric_rollups r on r.task_id = s.task_id and r.name = s.name and r.attempt = s.last_attempt and r.axis = 'step' and r.shift = l.shift
+        cross join lateral (
+          select bucket, lo, hi, first from metric_rollups
+          where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = l.shift
+        ) r
       where ${inRuns}
     )
     select run_id::text as run_id, name, bucket,
