@@ -1,7 +1,7 @@
 // compareRuns: up to 100 runs side by side: the params that differ (or all), each metric's summary per run, and its
 // series per run downsampled on the server to buckets that share their step boundaries across runs, so curves
 // overlay. Only runs whose data the caller may read take part; any other id is reported missing, like an unknown one.
-import { and, asc, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import { type Db, queryRows } from '../db/client';
 import { type Run, runs } from '../db/tables/runs';
 import { loggedParams, metricSummaries } from '../db/tables/tracking';
@@ -156,7 +156,7 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
     list.push(
       ...(await queryRows<Record<string, unknown>>(
         db,
-        sql`
+        perSeries(sql`
     with levels(name, lo, hi, shift) as (values ${sql.join(
       rolled.map((r) => sql`(${r.name}, ${r.lo}::bigint, ${r.hi}::bigint, ${r.shift}::smallint)`),
       sql`, `,
@@ -173,14 +173,14 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
     select run_id::text as run_id, name, bucket,
       min(array[lo[1], lo[3]]) filter (where lo is not null) as lo, max(array[hi[1], -hi[3]]) filter (where hi is not null) as hi,
       min(first[1]) as first_step
-    from parts group by run_id, name, bucket`,
+    from parts group by run_id, name, bucket`),
       )),
     );
   if (raw.length)
     list.push(
       ...(await queryRows<Record<string, unknown>>(
         db,
-        sql`
+        perSeries(sql`
     with pts as (
       select p.run_id, p.name, p.step, p.value
       from metric_points p
@@ -197,29 +197,42 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       max(array[value, -step::float8]) filter (where value <> 'NaN'::float8) as hi,
       min(step) as first_step
     from bucketed
-    group by run_id, name, bucket`,
+    group by run_id, name, bucket`),
       )),
     );
-  list.sort((a, b) => String(a.run_id).localeCompare(String(b.run_id)) || String(a.name).localeCompare(String(b.name)) || Number(a.bucket) - Number(b.bucket));
-  const out = new Map<string, { runId: string; metric: string; points: SeriesPoint[] }>();
+  const out: { runId: string; metric: string; points: SeriesPoint[] }[] = [];
   for (const r of list) {
-    const runId = String(r.run_id);
-    const metric = String(r.name);
-    const key = `${runId}\u0000${metric}`;
-    let entry = out.get(key);
-    if (!entry) out.set(key, (entry = { runId, metric, points: [] }));
-    // lo: the lowest value and, of its points, the first step; hi: the highest and its first step (negated, so max finds it).
-    const lo = floats(r.lo);
-    const hi = floats(r.hi);
-    if (!lo || !hi) {
-      entry.points.push({ step: Number(r.first_step), value: Number.NaN });
-      continue;
+    const [loValue, loStep, hiValue, hiStep, firstStep] = [r.lo_v, r.lo_s, r.hi_v, r.hi_s, r.first_step].map((v) => floats(v) ?? []) as [
+      number[],
+      number[],
+      number[],
+      number[],
+      number[],
+    ];
+    const points: SeriesPoint[] = [];
+    for (let i = 0; i < firstStep.length; i++) {
+      // NaN for lo: a bucket of NaN alone (lo is a number wherever the bucket has one).
+      if (Number.isNaN(loValue[i]!)) {
+        points.push({ step: firstStep[i]!, value: Number.NaN });
+        continue;
+      }
+      const low = { step: loStep[i]!, value: loValue[i]! };
+      const high = { step: -hiStep[i]!, value: hiValue[i]! };
+      if (low.step === high.step) points.push(low);
+      else points.push(...(low.step < high.step ? [low, high] : [high, low]));
     }
-    const low = { step: lo[1]!, value: lo[0]! };
-    const high = { step: -hi[1]!, value: hi[0]! };
-    if (low.step === high.step) entry.points.push(low);
-    else entry.points.push(...(low.step < high.step ? [low, high] : [high, low]));
+    out.push({ runId: String(r.run_id), metric: String(r.name), points });
   }
   const order = new Map(runIds.map((id, i) => [id, i]));
-  return [...out.values()].sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
+  return out.sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
 }
+
+/**
+ * One row per series from rows per (run_id, name, bucket) with lo = [lowest value, its step], hi = [highest value,
+ * its step negated] and first_step: each as an array in bucket order (tens of thousands of rows become hundreds).
+ */
+const perSeries = (buckets: SQL) => sql`with bk as (${buckets})
+  select run_id, name, array_agg(coalesce(lo[1], 'NaN'::float8) order by bucket) as lo_v, array_agg(coalesce(lo[2], 0) order by bucket) as lo_s,
+    array_agg(coalesce(hi[1], 'NaN'::float8) order by bucket) as hi_v, array_agg(coalesce(hi[2], 0) order by bucket) as hi_s,
+    array_agg(first_step::float8 order by bucket) as first_step
+  from bk group by run_id, name`;
