@@ -121,7 +121,7 @@ export async function compareRuns(
  * of steps that start and end at the same steps for every run of a metric; each bucket keeps its lowest and highest
  * point (NaN only where a bucket has nothing else), so spikes survive and curves overlay. A metric whose steps span
  * enough is read from its step rollups (rollups.ts): each rollup bucket falls whole into the bucket its first step
- * belongs to, so the bounds stay shared across runs.
+ * belongs to, so the bounds stay shared across runs (of equal values, the first or last in order is kept, not the first step).
  */
 async function downsampled(db: Db, runIds: string[], names: string[], maxPoints: number): Promise<Comparison['series']> {
   const buckets = Math.max(1, Math.floor(maxPoints / 2));
@@ -171,8 +171,7 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       where ${inRuns}
     )
     select run_id::text as run_id, name, bucket,
-      min(array[lo[1], lo[3]]) filter (where lo is not null) as lo, max(array[hi[1], -hi[3]]) filter (where hi is not null) as hi,
-      min(first[1]) as first_step
+      array[(min(lo))[1], (min(lo))[3]] as lo, array[(max(hi))[1], -(max(hi))[3]] as hi, min(first[1]) as first_step
     from parts group by run_id, name, bucket`),
       )),
     );
