@@ -3,8 +3,11 @@
 // 1,000 points per series. Rows are inserted directly in SQL. The floor, from the same run: the plain run list
 // (`runs(first: 50)`: the same HTTP, GraphQL and authorization path, one index scan).
 import { pathToFileURL } from 'node:url';
+import { sql as drizzleSql } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
 import { compareRuns } from '../server/tracking/compare';
+import { rollupStoredPoints } from '../server/tracking/rollups';
 import { searchRuns } from '../server/tracking/search';
 import { startTestApp } from '../test/harness/app';
 import type { Infra } from './foundation';
@@ -23,6 +26,13 @@ async function p50(request: () => Promise<unknown>): Promise<number> {
     samples.push(performance.now() - start);
   }
   return percentile(samples, 50);
+}
+
+/** The rollup statement for the points of `runIds`, as text (this bench talks to Postgres through postgres.js). */
+function rollupSql(runIds: string[]): string {
+  const query = new PgDialect().sqlToQuery(rollupStoredPoints(drizzleSql.raw(`run_id in (${runIds.map((id) => `'${id}'::uuid`).join(', ')})`)));
+  if (query.params.length) throw new Error('the rollup statement takes no parameters here');
+  return query.sql;
 }
 
 async function seed(url: string): Promise<string[]> {
@@ -52,10 +62,13 @@ async function seed(url: string): Promise<string[]> {
       select s.task_id, s.run_id, 1, g, s.name, g - 1, random(), now()
       from metric_summaries s cross join generate_series(1, 1000) g
       where s.run_id = any(${compared}::uuid[])`;
+    // Their rollups, as storeMetricPoints keeps them (and migration metric-rollups backfills them).
+    await sql.unsafe(rollupSql(compared));
     await sql`analyze runs`;
     await sql`analyze metric_summaries`;
     await sql`analyze run_metric_summaries`;
     await sql`analyze metric_points`;
+    await sql`analyze metric_rollups`;
     return compared;
   } finally {
     await sql.end();

@@ -1,13 +1,14 @@
 // compareRuns: up to 100 runs side by side: the params that differ (or all), each metric's summary per run, and its
 // series per run downsampled on the server to buckets that share their step boundaries across runs, so curves
 // overlay. Only runs whose data the caller may read take part; any other id is reported missing, like an unknown one.
-import { and, asc, inArray, isNull, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import { and, asc, inArray, isNull, type SQL, sql } from 'drizzle-orm';
+import { type Db, queryRows } from '../db/client';
 import { type Run, runs } from '../db/tables/runs';
 import { loggedParams, metricSummaries } from '../db/tables/tracking';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
 import type { MetricCell } from './queries';
+import { floats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
 
 export const MAX_COMPARED_RUNS = 100;
 export const MAX_COMPARED_METRICS = 50;
@@ -118,22 +119,72 @@ export async function compareRuns(
 /**
  * Each run's series of each metric (the points of each task's latest attempt, by step), cut into maxPoints/2 buckets
  * of steps that start and end at the same steps for every run of a metric; each bucket keeps its lowest and highest
- * point (NaN only where a bucket has nothing else), so spikes survive and curves overlay.
+ * point (NaN only where a bucket has nothing else), so spikes survive and curves overlay. A metric whose steps span
+ * enough is read from its step rollups (rollups.ts): each rollup bucket falls whole into the bucket its first step
+ * belongs to, so the bounds stay shared across runs (of equal values, the first or last in order is kept, not the first step).
  */
 async function downsampled(db: Db, runIds: string[], names: string[], maxPoints: number): Promise<Comparison['series']> {
   const buckets = Math.max(1, Math.floor(maxPoints / 2));
-  const rows = await db.execute(sql`
+  const inRuns = sql`s.run_id in (${sql.join(
+    runIds.map((id) => sql`${id}::uuid`),
+    sql`, `,
+  )})`;
+  const named = (list: string[]) =>
+    sql`s.name in (${sql.join(
+      list.map((n) => sql`${n}`),
+      sql`, `,
+    )})`;
+  const coarsest = ROLLUP_SHIFTS.step[ROLLUP_SHIFTS.step.length - 1]!;
+  const bounds = await queryRows<{ name: string; lo: string | number; hi: string | number }>(
+    db,
+    sql`select s.name, min(r.lo) as lo, max(r.hi) as hi
+      from metric_summaries s cross join lateral (
+        select min(first[1]) as lo, max(last[1]) as hi from metric_rollups
+        where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = ${coarsest}::smallint
+      ) r
+      where ${inRuns} and ${named(names)}
+      group by s.name`,
+  );
+  const rolled = bounds.flatMap((b) => {
+    const [lo, hi] = [Number(b.lo), Number(b.hi)];
+    const shift = rollupShiftFor('step', hi - lo + 1, buckets);
+    return shift === null ? [] : [{ name: b.name, lo, hi, shift }];
+  });
+  const raw = names.filter((n) => !rolled.some((r) => r.name === n));
+  const list: Record<string, unknown>[] = [];
+  if (rolled.length)
+    list.push(
+      ...(await queryRows<Record<string, unknown>>(
+        db,
+        perSeries(sql`
+    with levels(name, lo, hi, shift) as (values ${sql.join(
+      rolled.map((r) => sql`(${r.name}, ${r.lo}::bigint, ${r.hi}::bigint, ${r.shift}::smallint)`),
+      sql`, `,
+    )}), parts as (
+      select s.run_id, s.name, r.lo, r.hi, r.first,
+        least(${buckets - 1}, floor((greatest(l.lo, r.bucket << l.shift) - l.lo)::float8 * ${buckets} / greatest(1, l.hi - l.lo + 1)))::int as bucket
+      from metric_summaries s join levels l on l.name = s.name
+        cross join lateral (
+          select bucket, lo, hi, first from metric_rollups
+          where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = l.shift
+        ) r
+      where ${inRuns}
+    )
+    select run_id::text as run_id, name, bucket,
+      array[(min(lo))[1], (min(lo))[3]] as lo, array[(max(hi))[1], -(max(hi))[3]] as hi, min(first[1]) as first_step
+    from parts group by run_id, name, bucket`),
+      )),
+    );
+  if (raw.length)
+    list.push(
+      ...(await queryRows<Record<string, unknown>>(
+        db,
+        perSeries(sql`
     with pts as (
       select p.run_id, p.name, p.step, p.value
       from metric_points p
       join metric_summaries s on s.task_id = p.task_id and s.name = p.name and p.attempt = s.last_attempt
-      where s.run_id in (${sql.join(
-        runIds.map((id) => sql`${id}::uuid`),
-        sql`, `,
-      )}) and s.name in (${sql.join(
-        names.map((n) => sql`${n}`),
-        sql`, `,
-      )})
+      where ${inRuns} and ${named(raw)}
     ), bounds as (
       select name, min(step) as lo, max(step) as hi from pts group by name
     ), bucketed as (
@@ -145,35 +196,42 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       max(array[value, -step::float8]) filter (where value <> 'NaN'::float8) as hi,
       min(step) as first_step
     from bucketed
-    group by run_id, name, bucket
-    order by run_id, name, bucket`);
-  const list = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as Record<string, unknown>[];
-  const out = new Map<string, { runId: string; metric: string; points: SeriesPoint[] }>();
+    group by run_id, name, bucket`),
+      )),
+    );
+  const out: { runId: string; metric: string; points: SeriesPoint[] }[] = [];
   for (const r of list) {
-    const runId = String(r.run_id);
-    const metric = String(r.name);
-    const key = `${runId}\u0000${metric}`;
-    let entry = out.get(key);
-    if (!entry) out.set(key, (entry = { runId, metric, points: [] }));
-    // lo: the lowest value and, of its points, the first step; hi: the highest and its first step (negated, so max finds it).
-    const lo = floats(r.lo);
-    const hi = floats(r.hi);
-    if (!lo || !hi) {
-      entry.points.push({ step: Number(r.first_step), value: Number.NaN });
-      continue;
+    const [loValue, loStep, hiValue, hiStep, firstStep] = [r.lo_v, r.lo_s, r.hi_v, r.hi_s, r.first_step].map((v) => floats(v) ?? []) as [
+      number[],
+      number[],
+      number[],
+      number[],
+      number[],
+    ];
+    const points: SeriesPoint[] = [];
+    for (let i = 0; i < firstStep.length; i++) {
+      // NaN for lo: a bucket of NaN alone (lo is a number wherever the bucket has one).
+      if (Number.isNaN(loValue[i]!)) {
+        points.push({ step: firstStep[i]!, value: Number.NaN });
+        continue;
+      }
+      const low = { step: loStep[i]!, value: loValue[i]! };
+      const high = { step: -hiStep[i]!, value: hiValue[i]! };
+      if (low.step === high.step) points.push(low);
+      else points.push(...(low.step < high.step ? [low, high] : [high, low]));
     }
-    const low = { step: lo[1]!, value: lo[0]! };
-    const high = { step: -hi[1]!, value: hi[0]! };
-    if (low.step === high.step) entry.points.push(low);
-    else entry.points.push(...(low.step < high.step ? [low, high] : [high, low]));
+    out.push({ runId: String(r.run_id), metric: String(r.name), points });
   }
   const order = new Map(runIds.map((id, i) => [id, i]));
-  return [...out.values()].sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
+  return out.sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
 }
 
-/** A float8[] as the driver gives it (an array, or Postgres text like `{0.5,-3}` from PGlite's raw rows). */
-function floats(v: unknown): number[] | null {
-  if (v === null || v === undefined) return null;
-  if (Array.isArray(v)) return v.map(Number);
-  return String(v).replace(/[{}]/g, '').split(',').map(Number);
-}
+/**
+ * One row per series from rows per (run_id, name, bucket) with lo = [lowest value, its step], hi = [highest value,
+ * its step negated] and first_step: each as an array in bucket order (tens of thousands of rows become hundreds).
+ */
+const perSeries = (buckets: SQL) => sql`with bk as (${buckets})
+  select run_id, name, array_agg(coalesce(lo[1], 'NaN'::float8) order by bucket) as lo_v, array_agg(coalesce(lo[2], 0) order by bucket) as lo_s,
+    array_agg(coalesce(hi[1], 'NaN'::float8) order by bucket) as hi_v, array_agg(coalesce(hi[2], 0) order by bucket) as hi_s,
+    array_agg(first_step::float8 order by bucket) as first_step
+  from bk group by run_id, name`;

@@ -3,6 +3,7 @@
 // protocol's metric events, the MLflow routes, a run logged from outside a workflow.
 import { sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
+import { rollupCtes } from './rollups';
 
 export interface MetricPointInput {
   taskId: string;
@@ -29,7 +30,8 @@ const arrayLiteral = (values: readonly (string | number)[], quote = false) =>
  * the points (each column travelling as one array parameter, which PGlite parses far faster than JSON or many bind
  * parameters) and upserts one summary row per (task, metric) from exactly the rows it inserted. Returns how many
  * were new. Summaries: `last` by (attempt, seq), min and max over numbers only (NaN is no best); a chunk's row wins
- * over the stored one only where it is later, lower or higher.
+ * over the stored one only where it is later, lower or higher. The same statement folds the new points into their
+ * series' rollups (rollups.ts).
  */
 export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<number> {
   let stored = 0;
@@ -92,8 +94,9 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
               min = least(r.min, excluded.min),
               max = greatest(r.max, excluded.max)
             returning 1
-          )
-          select (select count(*) from ins) as n, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs`,
+          ), ${rollupCtes(sql`ins`)}
+          select (select count(*) from ins) as n, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs,
+            (select count(*) from rolled) as rollups`,
     );
     stored += Number(row?.n ?? 0);
   }

@@ -1,12 +1,13 @@
 // Reads of stored metrics for the API: a task's latest values, a series downsampled in SQL, and a run's per-task
 // summaries. A task served from cache answers with the points of the task it reused (its source), marked so.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import { encodeMetricValue, type WireMetricValue } from '../../plugins/metric-values';
 import type { Db } from '../db/client';
 import { queryRows } from '../db/client';
 import { tasks } from '../db/tables/runs';
 import { metricSummaries } from '../db/tables/tracking';
 import { badInput } from '../errors';
+import { floats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
 
 export type LatestMetrics = Record<string, { value: WireMetricValue; step: number | null }>;
 
@@ -64,7 +65,7 @@ export const MAX_HISTORY_POINTS = 10_000;
  * One metric of one task as at most `maxPoints` points, downsampled in SQL: the series is cut into equal buckets
  * of points (by their order), and each bucket keeps its lowest and highest number (NaN never is one; a bucket of
  * NaN alone keeps its first point), plus the series' first and last point. `attempt` defaults to the latest one
- * that reported this metric.
+ * that reported this metric. A long series is read from its rollups (rollups.ts) with the same rules per bucket.
  */
 export async function metricHistory(db: Db, taskId: string, name: string, maxPoints: number, attempt?: number | null): Promise<MetricHistory> {
   if (!Number.isInteger(maxPoints) || maxPoints < 2 || maxPoints > MAX_HISTORY_POINTS)
@@ -84,6 +85,8 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
   if (chosen === undefined) return { ...base, attempt: null, total: 0, points: [] };
   const series = sql`task_id = ${from}::uuid and name = ${name} and attempt = ${chosen}::int`;
   const buckets = Math.floor((maxPoints - 2) / 2);
+  const fromRollups = await historyFromRollups(db, series, buckets);
+  if (fromRollups) return { ...base, attempt: chosen, ...fromRollups };
   const rows = await queryRows<{ seq: string | number; step: string | number; value: number | string; total: string | number }>(
     db,
     sql`
@@ -109,6 +112,48 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
   );
   const points = rows.map((r) => ({ seq: Number(r.seq), step: Number(r.step), value: Number(r.value) }));
   return { ...base, attempt: chosen, total: Number(rows[0]?.total ?? 0), points };
+}
+
+/**
+ * The same downsampling from the series' seq rollups, where a level has buckets fine enough (at least `buckets` of
+ * them): the rollup buckets, in order, are grouped into `buckets` groups of about equal point counts, and each group
+ * keeps its lowest and highest number (a group of NaN alone its first point), plus the series' first and last point.
+ * Null where the series is short enough to read its points (or has no rollups).
+ */
+async function historyFromRollups(db: Db, series: SQL, buckets: number): Promise<{ total: number; points: HistoryPoint[] } | null> {
+  const coarsest = ROLLUP_SHIFTS.seq[ROLLUP_SHIFTS.seq.length - 1]!;
+  const [sum] = await queryRows<{ total: string | number | null }>(
+    db,
+    sql`select sum(n) as total from metric_rollups where ${series} and axis = 'seq' and shift = ${coarsest}::smallint`,
+  );
+  const total = Number(sum?.total ?? 0);
+  const shift = total ? rollupShiftFor('seq', total, buckets) : null;
+  if (shift === null) return null;
+  // Groups of rollup buckets by the points before them; per group its lowest and highest number (lo/hi = [value, seq,
+  // step]: min and max find the lowest and highest value, then the first and last seq) and its first point
+  // (first/last = [seq, seq, step, value]); then the series' first and last point, as rows with no lo.
+  const rows = await queryRows<{ lo: unknown; hi: unknown; first: unknown }>(
+    db,
+    sql`with r as (
+      select lo, hi, first, last, sum(n) over (order by bucket) - n as before
+      from metric_rollups where ${series} and axis = 'seq' and shift = ${shift}::smallint
+    ), g as (
+      select min(lo) as lo, max(hi) as hi, min(first) as first from r group by floor(before * ${buckets}::bigint / ${total}::bigint)
+    )
+    select lo, hi, first from g
+    union all select null, null, (select min(first) from r)
+    union all select null, null, (select max(last) from r)`,
+  );
+  const picked = new Map<number, HistoryPoint>();
+  const pick = (seq: number, step: number, value: number) => picked.set(seq, { seq, step, value });
+  for (const r of rows) {
+    const [lo, hi, first] = [floats(r.lo), floats(r.hi), floats(r.first)];
+    if (lo && hi) {
+      pick(lo[1]!, lo[2]!, lo[0]!);
+      pick(hi[1]!, hi[2]!, hi[0]!);
+    } else if (first) pick(first[1]!, first[2]!, first[3]!);
+  }
+  return { total, points: [...picked.values()].sort((a, b) => a.seq - b.seq) };
 }
 
 /** What a metric's summary says: how many points, the last, and the extremes with their steps (NaN is never one). */

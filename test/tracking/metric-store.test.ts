@@ -7,11 +7,16 @@ import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureIdentity, identityForToken, issueToken } from '../../server/auth/tokens';
 import { type Database, openDatabase } from '../../server/db/client';
+import { tasks } from '../../server/db/tables/runs';
 import { tokens } from '../../server/db/tables/tokens';
-import { metricPoints, metricSummaries, runMetricSummaries } from '../../server/db/tables/tracking';
+import { metricPoints, metricRollups, metricSummaries, runMetricSummaries } from '../../server/db/tables/tracking';
+import { compareRuns } from '../../server/tracking/compare';
 import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
+import { metricHistory } from '../../server/tracking/queries';
+import { ROLLUP_SHIFTS } from '../../server/tracking/rollups';
 import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
+import { seedRun } from './seed';
 
 let database: Database;
 let dir: string;
@@ -95,6 +100,95 @@ it("keeps each run's summary with its tasks': last from the task that reported l
   // NaN as the latest value: the run has no last value (search treats it as none), the extremes stay.
   await storeMetricPoints(db, [p(a, 4, Number.NaN, 4)]);
   expect(await summary()).toMatchObject({ last: null, lastTask: a, min: 0.1, max: 0.9 });
+});
+
+/** The rollup rows a series' stored points call for, recomputed here from the points themselves. */
+function expectedRollups(points: { seq: number; step: number; value: number }[]) {
+  const out = new Map<string, { n: number; lo: number[] | null; hi: number[] | null; first: number[]; last: number[] }>();
+  const less = (a: number[], b: number[]) => {
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]! || Number.isNaN(b[i]!);
+    return false;
+  };
+  for (const [axis, shifts] of Object.entries(ROLLUP_SHIFTS))
+    for (const shift of shifts)
+      for (const p of points) {
+        const k = axis === 'seq' ? p.seq : p.step;
+        const key = `${axis}/${shift}/${Math.floor(k / 2 ** shift)}`;
+        const at = [k, p.seq, p.step, p.value];
+        const v = Number.isNaN(p.value) ? null : [p.value, p.seq, p.step];
+        const row = out.get(key);
+        if (!row) out.set(key, { n: 1, lo: v, hi: v, first: at, last: at });
+        else {
+          row.n++;
+          if (v && (!row.lo || less(v, row.lo))) row.lo = v;
+          if (v && (!row.hi || less(row.hi, v))) row.hi = v;
+          if (less(at, row.first)) row.first = at;
+          if (less(row.last, at)) row.last = at;
+        }
+      }
+  return out;
+}
+
+it('keeps rollups equal to a fold of the stored points, whatever the batches: late, redelivered, NaN, negative steps', async () => {
+  const db = database.db;
+  const task = '00000000-0000-4000-8000-0000000000b1';
+  const p = (seq: number, value: number, step = seq * 3 - 40): MetricPointInput => ({ ...point(seq, 'curve', value, step), taskId: task });
+  const all = Array.from({ length: 300 }, (_, i) => p(i, i % 50 === 7 ? Number.NaN : Math.sin(i / 9) + (i === 123 ? 5 : 0)));
+  // A run of NaN alone fills one seq bucket (seqs 32 to 47).
+  for (let i = 32; i < 48; i++) all[i] = p(i, Number.NaN);
+  await storeMetricPoints(db, all.slice(100, 250));
+  await storeMetricPoints(db, all.slice(250)); // later
+  expect(await storeMetricPoints(db, all.slice(100, 250))).toBe(0); // redelivered: adds nothing
+  await storeMetricPoints(db, all.slice(0, 100)); // late
+  await storeMetricPoints(db, [{ ...p(5, 42), name: 'other' }]); // another metric of the task: a series of its own
+
+  const rows = await db
+    .select()
+    .from(metricRollups)
+    .where(and(eq(metricRollups.taskId, task), eq(metricRollups.name, 'curve')));
+  const expected = expectedRollups(all.map((x) => ({ seq: x.seq, step: x.step, value: x.value })));
+  expect(rows).toHaveLength(expected.size);
+  for (const r of rows) expect({ n: r.n, lo: r.lo, hi: r.hi, first: r.first, last: r.last }).toEqual(expected.get(`${r.axis}/${r.shift}/${r.bucket}`));
+});
+
+it('downsamples a long series from its rollups: at most maxPoints, its extremes, first and last, a NaN stretch kept', async () => {
+  const db = database.db;
+  const runId = await seedRun(db, {});
+  const [task] = await db
+    .insert(tasks)
+    .values({ runId, node: 'train', status: 'SUCCEEDED', executor: 'local', pool: 'default', timeoutMs: 60_000 })
+    .returning();
+  const values = Array.from({ length: 5_000 }, (_, i) => (i >= 1000 && i < 1400 ? Number.NaN : Math.cos(i / 100) + (i === 2345 ? -9 : i === 4321 ? 9 : 0)));
+  const points = values.map((value, i) => ({ ...point(i + 1, 'loss', value, i * 2), taskId: task!.id, runId }));
+  await storeMetricPoints(db, points.slice(2_500));
+  await storeMetricPoints(db, points.slice(0, 2_500));
+  const history = await metricHistory(db, task!.id, 'loss', 40);
+  expect(history.total).toBe(5_000);
+  expect(history.points.length).toBeLessThanOrEqual(40);
+  expect(history.points.length).toBeGreaterThan(20);
+  expect(history.points.map((x) => x.seq)).toEqual([...history.points.map((x) => x.seq)].sort((a, b) => a - b));
+  for (const x of history.points) expect(Object.is(x.value, values[x.seq - 1]) && x.step === (x.seq - 1) * 2).toBe(true);
+  const seqs = history.points.map((x) => x.seq);
+  expect(seqs).toContain(1);
+  expect(seqs).toContain(5_000);
+  expect(seqs).toContain(2_346);
+  expect(seqs).toContain(4_322);
+  expect(history.points.some((x) => Number.isNaN(x.value))).toBe(true);
+  // Fewer points wanted than rollup buckets (20 of 256 points): they are grouped, the extremes still kept.
+  const coarse = (await metricHistory(db, task!.id, 'loss', 12)).points.map((x) => x.seq);
+  expect(coarse.length).toBeLessThanOrEqual(12);
+  expect(coarse).toEqual(expect.arrayContaining([1, 2_346, 4_322, 5_000]));
+
+  // compareRuns over the same series by step (10,000 steps → 20 buckets): the extremes survive, within maxPoints.
+  const other = await seedRun(db, { tasks: [Array.from({ length: 3_000 }, (_, i): [string, number, number] => ['loss', i === 77 ? 100 : 1, i * 3])] });
+  const compared = await compareRuns(db, ['experimentation'], { ids: [runId, other], metrics: ['loss'], maxPoints: 40 });
+  const [mine, theirs] = compared.series;
+  expect(mine!.points.length).toBeLessThanOrEqual(40);
+  expect(mine!.points.some((x) => x.value === -9 + Math.cos(23.45) && x.step === 2345 * 2)).toBe(true);
+  expect(mine!.points.some((x) => x.value === 9 + Math.cos(43.21) && x.step === 4321 * 2)).toBe(true);
+  expect(mine!.points.some((x) => Number.isNaN(x.value))).toBe(true);
+  expect(theirs!.points.length).toBeLessThanOrEqual(40);
+  expect(theirs!.points).toContainEqual({ step: 231, value: 100 });
 });
 
 // Task tokens (MLFLOW_TRACKING_TOKEN inside a task) are minted per attempt; the control plane deletes the expired

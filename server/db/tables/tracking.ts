@@ -1,7 +1,7 @@
 // Experiment tracking: experiments that group runs, free tags on runs, and every metric point a task reported
 // (with a per-task, per-metric summary kept as points arrive, so runs are searched and compared without scanning
 // points). Parameters a task logs itself (MLflow's log_param) live beside its declared ones.
-import { bigint, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { bigint, doublePrecision, index, integer, jsonb, pgTable, primaryKey, smallint, text, unique, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { teams } from './teams';
@@ -91,6 +91,32 @@ export const metricSummaries = pgTable(
     index('metric_summaries_run_idx').on(t.runId),
     index('metric_summaries_name_last_idx').on(t.name, t.last),
   ],
+);
+
+/**
+ * Each series (task, metric, attempt) summarised in fixed buckets, kept by the statement that stores its points, so a
+ * long series is downsampled from a few thousand rows instead of every point. A bucket holds the points whose key
+ * (`axis` seq: the point's order; step: its step) shifted right by `shift` is `bucket`. Its extremes are float8
+ * arrays merged with least/greatest, so batches may arrive in any order: `lo`/`hi` = [value, seq, step] of the lowest
+ * and highest number (null while only NaN), `first`/`last` = [key, seq, step, value] of the first and last point by
+ * key (then seq). Levels: server/tracking/rollups.ts.
+ */
+export const metricRollups = pgTable(
+  'metric_rollups',
+  {
+    taskId: uuid('task_id').notNull(),
+    name: text('name').notNull(),
+    attempt: integer('attempt').notNull(),
+    axis: text('axis').$type<'seq' | 'step'>().notNull(),
+    shift: smallint('shift').notNull(),
+    bucket: bigint('bucket', { mode: 'number' }).notNull(),
+    n: bigint('n', { mode: 'number' }).notNull(),
+    lo: doublePrecision('lo').array(),
+    hi: doublePrecision('hi').array(),
+    first: doublePrecision('first').array().notNull(),
+    last: doublePrecision('last').array().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.name, t.attempt, t.axis, t.shift, t.bucket] })],
 );
 
 /**
