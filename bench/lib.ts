@@ -20,6 +20,18 @@ export function percentile(samples: number[], p: number): number {
   return sorted[index] ?? NaN;
 }
 
+/** The median wall time of `request` over `samples` calls, after 3 warm-up calls. */
+export async function p50(request: () => Promise<unknown>, samples: number): Promise<number> {
+  for (let i = 0; i < 3; i++) await request();
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const start = performance.now();
+    await request();
+    times.push(performance.now() - start);
+  }
+  return percentile(times, 50);
+}
+
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 export function printTable(rows: Row[]) {

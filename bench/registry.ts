@@ -15,23 +15,12 @@ import { lineageOf } from '../server/registry/lineage';
 import { findModelVersion } from '../server/registry/models';
 import { startTestApp } from '../test/harness/app';
 import type { Infra } from './foundation';
-import { percentile, type Row } from './lib';
+import { p50, type Row } from './lib';
 
 const TASKS = 1000;
 const DATASETS = 50;
 const COLUMNS = Array.from({ length: 10 }, (_, i) => `c${i}`);
 const SAMPLES = 30;
-
-async function p50(request: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 3; i++) await request();
-  const samples: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const start = performance.now();
-    await request();
-    samples.push(performance.now() - start);
-  }
-  return percentile(samples, 50);
-}
 
 /** Inserts the datasets, the run and its 1,000 tasks; returns the id of the task that produced the model. */
 async function seed(url: string): Promise<string> {
@@ -152,10 +141,10 @@ export async function registryBench(infra: Infra): Promise<Row[]> {
     const lineage = await check(LINEAGE);
     const datasets = lineage.modelVersion.lineage.datasets.length;
     if (!registered.registerModelVersion.created || datasets !== DATASETS) throw new Error(`lineage found ${datasets} datasets, expected ${DATASETS}`);
-    const floor = await p50(() => check(`{ modelVersion(ref: "bench/model@1") { id version } }`));
-    const timed = await p50(() => check(LINEAGE));
+    const floor = await p50(() => check(`{ modelVersion(ref: "bench/model@1") { id version } }`), SAMPLES);
+    const timed = await p50(() => check(LINEAGE), SAMPLES);
     const { version } = await findModelVersion(t.app.services.db, 'bench/model@1');
-    const service = await p50(() => lineageOf(t.app.services.db, version));
+    const service = await p50(() => lineageOf(t.app.services.db, version), SAMPLES);
 
     const bigTask = await seedArtifacts(infra.pgUrl, t.app.services.store);
     const writes = countWrites(t.app.services.store);
@@ -164,14 +153,14 @@ export async function registryBench(infra: Infra): Promise<Row[]> {
     const registerNew = await p50(async () => {
       const r = await check(REGISTER_BIG, { m: `bench/big-${n++}`, t: bigTask });
       if (!r.registerModelVersion.created || r.registerModelVersion.version.files.length !== FILES) throw new Error('expected a new version of 100 files');
-    });
+    }, SAMPLES);
     const newWrites = { ...writes };
     writes.calls = 0;
     writes.bytes = 0;
     const registerAgain = await p50(async () => {
       const r = await check(REGISTER_BIG, { m: 'bench/big-0', t: bigTask });
       if (r.registerModelVersion.created) throw new Error('unchanged content registered a new version');
-    });
+    }, SAMPLES);
     const againWrites = { ...writes };
     const mb = (FILES * FILE_BYTES) / 2 ** 20;
     return [

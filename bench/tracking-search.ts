@@ -11,22 +11,11 @@ import { rollupStoredPoints } from '../server/tracking/rollups';
 import { searchRuns } from '../server/tracking/search';
 import { startTestApp } from '../test/harness/app';
 import type { Infra } from './foundation';
-import { percentile, type Row } from './lib';
+import { p50, type Row } from './lib';
 
 const RUNS = 100_000;
 const METRICS = ['acc', 'loss', 'f1', 'precision', 'recall'];
 const SAMPLES = 20;
-
-async function p50(request: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 3; i++) await request();
-  const samples: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const start = performance.now();
-    await request();
-    samples.push(performance.now() - start);
-  }
-  return percentile(samples, 50);
-}
 
 /** The rollup statement for the points of `runIds`, as text (this bench talks to Postgres through postgres.js). */
 function rollupSql(runIds: string[]): string {
@@ -86,23 +75,25 @@ export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
       if (result.errors) throw new Error(JSON.stringify(result.errors));
       return result.data;
     };
-    const floor = await p50(() => check(`{ runs(first: 50) { edges { node { id status } } } }`, {}));
+    const floor = await p50(() => check(`{ runs(first: 50) { edges { node { id status } } } }`, {}), SAMPLES);
     const SEARCH = `query ($f: String, $o: [String!]) { searchRuns(filter: $f, orderBy: $o, first: 50) { edges { cursor node { id status } } } }`;
     const first = await check(SEARCH, { f: 'metrics.acc > 0.9 and params.lr < 0.05', o: ['metrics.acc DESC'] });
     if (first.searchRuns.edges.length !== 50) throw new Error(`search found ${first.searchRuns.edges.length} runs, expected 50`);
-    const search = await p50(() => check(SEARCH, { f: 'metrics.acc > 0.9 and params.lr < 0.05', o: ['metrics.acc DESC'] }));
-    const searchOrder = await p50(() => check(SEARCH, { f: 'metrics.loss.min < 0.5', o: ['metrics.f1.max DESC', 'params.lr ASC'] }));
+    const search = await p50(() => check(SEARCH, { f: 'metrics.acc > 0.9 and params.lr < 0.05', o: ['metrics.acc DESC'] }), SAMPLES);
+    const searchOrder = await p50(() => check(SEARCH, { f: 'metrics.loss.min < 0.5', o: ['metrics.f1.max DESC', 'params.lr ASC'] }), SAMPLES);
     const COMPARE = `query ($ids: [ID!]!, $m: [String!]) { compareRuns(ids: $ids, metrics: $m, maxPoints: 200) {
       runs { id } params { key values } metrics { name values { last min max } } series { runId metric points { step value } } } }`;
-    const compare = await p50(() =>
-      check(COMPARE, { ids: compared.filter((_, i) => i % 10 !== 0).concat(compared.filter((_, i) => i % 10 === 0)), m: METRICS }),
+    const compare = await p50(
+      () => check(COMPARE, { ids: compared.filter((_, i) => i % 10 !== 0).concat(compared.filter((_, i) => i % 10 === 0)), m: METRICS }),
+      SAMPLES,
     );
     // The same two calls without HTTP and GraphQL: how much of each figure is the query itself.
     const db = t.app.database.db;
-    const searchDirect = await p50(() =>
-      searchRuns(db, ['experimentation'], 'metrics.acc > 0.9 and params.lr < 0.05', ['metrics.acc DESC'], { limit: 50, inverted: false }),
+    const searchDirect = await p50(
+      () => searchRuns(db, ['experimentation'], 'metrics.acc > 0.9 and params.lr < 0.05', ['metrics.acc DESC'], { limit: 50, inverted: false }),
+      SAMPLES,
     );
-    const compareDirect = await p50(() => compareRuns(db, ['experimentation'], { ids: compared, metrics: METRICS, maxPoints: 200 }));
+    const compareDirect = await p50(() => compareRuns(db, ['experimentation'], { ids: compared, metrics: METRICS, maxPoints: 200 }), SAMPLES);
     return [
       { bench: 'tracking', metric: 'searchRuns() called directly (SQL and row mapping only), p50', value: searchDirect, unit: 'ms' },
       { bench: 'tracking', metric: 'compareRuns() called directly (SQL and row mapping only), p50', value: compareDirect, unit: 'ms' },
