@@ -80,6 +80,7 @@ const valueTypes: Record<string, string> = {
   TaskProgressEvent: 'an event of a run whose events the subscription checked',
   TaskLogEvent: 'an event of a run whose events the subscription checked',
   TaskMetricEvent: 'an event of a run whose events the subscription checked',
+  RegistryEvent: 'an event of a model the subscription checked the caller may read, event by event',
   WebhookAttempt: 'part of a WebhookDelivery',
   CreatedWebhook: 'result of a webhook the caller created or whose secret it rotated',
   QueryWebhookDeliveriesConnection: 'a page of guarded webhook deliveries',
