@@ -192,4 +192,6 @@ export interface HotClusterCommand {
 export interface ControlTopics {
   'host-heartbeat': HostHeartbeat;
   'hot-cluster': HotClusterCommand;
+  /** Between control-plane replicas: model-registry events committed; read them (the message carries nothing else). */
+  'registry-changed': { at: string };
 }

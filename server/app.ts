@@ -38,7 +38,7 @@ import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createRegistrationHandler } from './registry/from-tasks';
-import { createRegistryFeed } from './registry/live';
+import { acrossReplicas, createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
@@ -94,7 +94,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const registrations = createRegistrationHandler({ db, store, feed, log });
-  const registryFeed = createRegistryFeed(db, (e) => log(`registry events: ${(e as Error).message}`));
+  // With NATS, every replica's registry feed reads when any replica commits registry events.
+  const registryLog = (e: unknown) => log(`registry events: ${(e as Error).message}`);
+  const localRegistryFeed = createRegistryFeed(db, registryLog);
+  const shared =
+    bus.kind === 'jetstream'
+      ? acrossReplicas(
+          localRegistryFeed,
+          {
+            publish: () => bus.publishControl('registry-changed', { at: new Date().toISOString() }),
+            subscribe: (onKick) => bus.subscribeControl('registry-changed', () => onKick()),
+          },
+          registryLog,
+        )
+      : null;
+  const registryFeed = shared?.feed ?? localRegistryFeed;
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
     executor: 'local',
@@ -185,6 +199,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     webhooks,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
+    ...(shared ? [shared.service] : []),
     periodic(
       'run feed check',
       config.feedCheckMs,

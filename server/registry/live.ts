@@ -3,7 +3,8 @@
 // module-registration handler after its registrations), which reads the rows it has not yet passed on and hands
 // them to the subscribers of this replica. Nothing polls: with no kick, nothing is read; with no subscriber, a kick
 // reads nothing. Rows are read a little behind the last one seen (concurrent transactions may commit their `seq`
-// out of order), and each is passed on once.
+// out of order), and each is passed on once. With several replicas, `acrossReplicas` passes every kick on to the
+// others over the bus, so a subscriber on one replica sees what another committed.
 import { and, asc, eq, gt, max } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { registeredModels, registryEvents } from '../db/tables/registry';
@@ -134,4 +135,41 @@ export function createRegistryFeed(db: Db, onError: (error: unknown) => void = (
     },
   };
   return feed;
+}
+
+/** A best-effort broadcast between replicas (the bus's control topic in the app). */
+export interface KickChannel {
+  publish(): Promise<void>;
+  subscribe(onKick: () => void): Promise<{ stop(): Promise<void> }>;
+}
+
+/**
+ * The feed whose kicks also reach every other replica: a kick reads here at once and tells the others to read. A
+ * lost broadcast delays events on another replica until its next kick, and loses none (each read starts from the last
+ * event passed on). The returned service holds the subscription to the other replicas' kicks.
+ */
+export function acrossReplicas(
+  feed: RegistryFeed,
+  channel: KickChannel,
+  onError: (error: unknown) => void,
+): { feed: RegistryFeed; service: { name: string; start(): Promise<void>; stop(): Promise<void> } } {
+  let subscription: { stop(): Promise<void> } | undefined;
+  return {
+    feed: {
+      ...feed,
+      kick() {
+        feed.kick();
+        channel.publish().catch(onError);
+      },
+    },
+    service: {
+      name: 'registry events across replicas',
+      async start() {
+        subscription = await channel.subscribe(() => feed.kick());
+      },
+      async stop() {
+        await subscription?.stop();
+      },
+    },
+  };
 }
