@@ -36,7 +36,7 @@ export async function webhooksBench(infra: { pgUrl: string }): Promise<Row[]> {
     for (let i = 0; i < EVENTS; i += BATCH)
       await Promise.all(
         Array.from({ length: BATCH }, (_, j) =>
-          fetch(`${receiver.url}/floor`, { method: 'POST', body, headers: webhookHeaders('whsec_bench', `f${i + j}`, body) }).then((r) => r.arrayBuffer()),
+          fetch(`${receiver.url}/floor`, { method: 'POST', body, headers: webhookHeaders(['whsec_bench'], `f${i + j}`, body) }).then((r) => r.arrayBuffer()),
         ),
       );
     const floorSeconds = (performance.now() - floorStart) / 1000;

@@ -55,6 +55,12 @@ WebhookRef.implement({
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (w) => w.createdBy }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    previousSecretExpiresAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'Until when the secret before the last rotation still signs beside the current one; null when it no longer does.',
+      resolve: (w) => (w.previousSecretExpiresAt && w.previousSecretExpiresAt > new Date() ? w.previousSecretExpiresAt : null),
+    }),
   }),
 });
 
@@ -172,9 +178,10 @@ builder.mutationFields((t) => ({
   }),
   rotateWebhookSecret: t.field({
     type: CreatedWebhookRef,
-    description: 'Replaces a webhook’s signing secret (the old one stops at once); answers the new one, this once.',
-    args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, ctx) => rotateWebhookSecret(ctx.services.db, ctx, checkId(String(args.id), 'webhook')),
+    description:
+      'Replaces a webhook’s signing secret and answers the new one, this once. The old one keeps signing beside it (two signatures in `Atelier-Signature`) for `keepPreviousFor` hours (default 24, at most 168) while receivers switch; 0 stops it at once (a leaked secret).',
+    args: { id: t.arg.id({ required: true }), keepPreviousFor: t.arg.int({ required: false, description: 'Hours the old secret still signs (default 24).' }) },
+    resolve: (_root, args, ctx) => rotateWebhookSecret(ctx.services.db, ctx, checkId(String(args.id), 'webhook'), args.keepPreviousFor ?? 24),
   }),
   replayWebhookDelivery: t.field({
     type: WebhookDeliveryRef,

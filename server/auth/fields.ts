@@ -232,7 +232,7 @@ export const subjectFields = {
   },
   // A team's webhooks and their deliveries: readable only by the managers of the owning team (server/auth/ability.ts).
   // The signing secret is in no list: no rule covers it, so nobody reads it (it is shown once, by the mutation's own type).
-  Webhook: { meta: ['id', 'team', 'url', 'events', 'description', 'active', 'createdBy', 'createdAt', 'updatedAt'], data: [] },
+  Webhook: { meta: ['id', 'team', 'url', 'events', 'description', 'active', 'createdBy', 'createdAt', 'updatedAt', 'previousSecretExpiresAt'], data: [] },
   // `body` is what was sent: an event's meta fields only (server/webhooks/emit.ts).
   WebhookDelivery: {
     meta: [

@@ -152,13 +152,37 @@ export async function deleteWebhook(db: Db, caller: Caller, id: string): Promise
   return id;
 }
 
-/** A new secret; the old one stops signing at once (receivers should accept both while they switch, see the README). */
-export async function rotateWebhookSecret(db: Db, caller: Caller, id: string): Promise<CreatedWebhook> {
+/** The longest a rotated-out secret may keep signing. */
+export const MAX_SECRET_OVERLAP_HOURS = 7 * 24;
+
+/**
+ * A new secret. The old one keeps signing beside it for `keepPreviousHours` (each delivery then carries both
+ * signatures), so receivers can switch without dropping a delivery; 0 stops it at once (a leaked secret).
+ */
+export async function rotateWebhookSecret(db: Db, caller: Caller, id: string, keepPreviousHours = 24): Promise<CreatedWebhook> {
   assertCan(caller.ability, 'update', 'Webhook', 'rotate webhook secrets');
-  await managedWebhook(db, caller, id, 'webhook.rotate-secret');
+  if (!Number.isInteger(keepPreviousHours) || keepPreviousHours < 0 || keepPreviousHours > MAX_SECRET_OVERLAP_HOURS) {
+    throw badInput(
+      `keepPreviousFor: ${keepPreviousHours} is not a whole number of hours from 0 to ${MAX_SECRET_OVERLAP_HOURS}; use 0 to stop the old secret at once.`,
+    );
+  }
+  const current = await managedWebhook(db, caller, id, 'webhook.rotate-secret');
   const secret = newWebhookSecret();
-  const [webhook] = await db.update(webhooks).set({ secret, updatedAt: new Date() }).where(eq(webhooks.id, id)).returning();
-  await audit(db, { identity: caller.identity, action: 'webhook.rotate-secret', decision: 'allow', subject: `webhook:${id}`, rule: OWNERSHIP_RULE });
+  const overlap = keepPreviousHours > 0;
+  const expiresAt = overlap ? new Date(Date.now() + keepPreviousHours * 3_600_000) : null;
+  const [webhook] = await db
+    .update(webhooks)
+    .set({ secret, previousSecret: overlap ? current.secret : null, previousSecretExpiresAt: expiresAt, updatedAt: new Date() })
+    .where(eq(webhooks.id, id))
+    .returning();
+  await audit(db, {
+    identity: caller.identity,
+    action: 'webhook.rotate-secret',
+    decision: 'allow',
+    subject: `webhook:${id}`,
+    rule: OWNERSHIP_RULE,
+    details: { previousSignsUntil: expiresAt?.toISOString() ?? null },
+  });
   return { webhook: webhook!, secret };
 }
 

@@ -25,6 +25,8 @@ interface Claimed {
   round_attempts: number;
   url: string;
   secret: string;
+  /** The rotated-out secret while its overlap lasts. */
+  previous_secret: string | null;
 }
 
 /** What one attempt came to. */
@@ -63,7 +65,8 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
           update webhook_deliveries d
           set next_attempt_at = now() + ${`${leaseMs} milliseconds`}::interval, attempts = d.attempts + 1, round_attempts = d.round_attempts + 1
           from due, webhooks w where d.id = due.id and w.id = d.webhook_id
-          returning d.id, d.event_id, d.body, d.attempts, d.round_attempts, w.url, w.secret`,
+          returning d.id, d.event_id, d.body, d.attempts, d.round_attempts, w.url, w.secret,
+            case when w.previous_secret_expires_at > now() then w.previous_secret end as previous_secret`,
     );
 
   async function attempt(row: Claimed): Promise<AttemptResult> {
@@ -74,7 +77,7 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
       const response = await post(row.url, {
         method: 'POST',
         body,
-        headers: webhookHeaders(row.secret, row.event_id, body),
+        headers: webhookHeaders(row.previous_secret ? [row.secret, row.previous_secret] : [row.secret], row.event_id, body),
         redirect: 'manual', // never followed: a redirect could lead anywhere, off the allowlist
         signal: AbortSignal.any([AbortSignal.timeout(config.timeoutMs), stopping.signal]),
       });

@@ -153,6 +153,43 @@ describe('webhooks', () => {
     expect(again.log.map((a: any) => a.attempt)).toEqual([1, 2]);
   });
 
+  it('signs with both secrets while a rotated-out one overlaps, then with the new one alone once it stops', async () => {
+    const { secret: old, webhook } = await create('/rotate', ['test.rotate']);
+    const ROTATE = `mutation ($id: ID!, $h: Int) { rotateWebhookSecret(id: $id, keepPreviousFor: $h) { secret webhook { previousSecretExpiresAt } } }`;
+    const bad = await alice.raw(ROTATE, { id: webhook.id, h: 169 });
+    expect(bad.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(bad.errors?.[0]?.message).toMatch(/keepPreviousFor: 169 .* 0 to 168/);
+    const rotated = (await alice.gql(ROTATE, { id: webhook.id, h: 2 })).rotateWebhookSecret;
+    expect(rotated.secret).not.toBe(old);
+    const until2h = Date.parse(rotated.webhook.previousSecretExpiresAt) - Date.now();
+    expect(until2h).toBeGreaterThan(3_500_000);
+    expect(until2h).toBeLessThanOrEqual(7_200_000);
+    await emit('test.rotate', { n: 1 });
+    const [first] = await until(
+      () => receiver.at('/rotate'),
+      (r) => r.length === 1,
+      'the POST during the overlap',
+    );
+    expect(first!.headers['atelier-signature']).toMatch(/^v1=[0-9a-f]{64} v1=[0-9a-f]{64}$/);
+    // A receiver holding either secret accepts it (and each dedupes the id on its own).
+    expect(verify(rotated.secret, first!.headers, first!.body)).toMatchObject({ data: { n: 1 } });
+    const other = await readmeVerifier();
+    expect(other(old, first!.headers, first!.body)).toMatchObject({ data: { n: 1 } });
+
+    const leaked = (await alice.gql(ROTATE, { id: webhook.id, h: 0 })).rotateWebhookSecret;
+    expect(leaked.webhook.previousSecretExpiresAt).toBeNull();
+    await emit('test.rotate', { n: 2 });
+    const posts = await until(
+      () => receiver.at('/rotate'),
+      (r) => r.length === 2,
+      'the POST after an immediate rotation',
+    );
+    expect(posts[1]!.headers['atelier-signature']).toMatch(/^v1=[0-9a-f]{64}$/);
+    expect(verify(leaked.secret, posts[1]!.headers, posts[1]!.body)).toMatchObject({ data: { n: 2 } });
+    expect(() => other(rotated.secret, posts[1]!.headers, posts[1]!.body)).toThrow('signature does not match');
+    expect(() => other(old, posts[1]!.headers, posts[1]!.body)).toThrow('signature does not match');
+  });
+
   it('delivers what was committed while no worker ran, once the control plane starts (a crash between commit and POST)', async () => {
     await create('/restart', ['test.restart']);
     await t.app.stop(); // the "crash": nothing posts any more

@@ -23,6 +23,9 @@ export const webhooks = pgTable(
     active: boolean('active').notNull().default(true),
     /** The HMAC key, shown once when created or rotated; never exposed by the API (not in server/auth/fields.ts). */
     secret: text('secret').notNull(),
+    /** The secret before the last rotation, which also signs until `previousSecretExpiresAt` (receivers switch meanwhile). */
+    previousSecret: text('previous_secret'),
+    previousSecretExpiresAt: at('previous_secret_expires_at'),
     createdBy: uuid('created_by').references(() => identities.id),
     createdAt: createdAt(),
     updatedAt: at('updated_at')
