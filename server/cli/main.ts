@@ -20,6 +20,7 @@ import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
 import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
+import { webhookCommand } from './webhooks';
 
 interface GlobalOptions {
   url: string;
@@ -334,6 +335,7 @@ export function buildProgram(): Command {
 
   addTrackingCommands(run, (command) => connection(command).client);
   program.addCommand(scheduleCommand((command) => connection(command).client));
+  program.addCommand(webhookCommand((command) => connection(command).client));
   program.addCommand(cacheCommand((command) => connection(command).client));
   program.addCommand(clusterCommand((command) => connection(command).client));
   program.addCommand(datasetCommand((command) => connection(command).client));

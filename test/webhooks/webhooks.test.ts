@@ -9,6 +9,7 @@ import { loadConfig } from '../../server/config';
 import { teams } from '../../server/db/tables/teams';
 import { emitWebhookEvent } from '../../server/webhooks/emit';
 import { startTestApp, type TestApp } from '../harness/app';
+import { runCli, showCli } from '../harness/cli';
 import type { ApiClient } from '../harness/client';
 import { type Receiver, readmeVerifier, startReceiver, until } from './receiver';
 
@@ -21,7 +22,7 @@ const DELIVERIES = `query ($id: ID!, $status: WebhookDeliveryStatus) {
 
 let t: TestApp;
 let receiver: Receiver;
-let alice: ApiClient;
+let alice: ApiClient & { token: string };
 let mlTeam = '';
 let verify: Awaited<ReturnType<typeof readmeVerifier>>;
 
@@ -188,6 +189,49 @@ describe('webhooks', () => {
     expect(verify(leaked.secret, posts[1]!.headers, posts[1]!.body)).toMatchObject({ data: { n: 2 } });
     expect(() => other(rotated.secret, posts[1]!.headers, posts[1]!.body)).toThrow('signature does not match');
     expect(() => other(old, posts[1]!.headers, posts[1]!.body)).toThrow('signature does not match');
+  });
+
+  it('manages webhooks from the CLI: create (secret once), list, update, rotate, deliveries, replay, delete', async () => {
+    const cli = async (...args: string[]) => {
+      const r = await runCli({ url: t.url, token: alice.token }, args);
+      if (r.code !== 0) throw new Error(showCli(r));
+      return r.stdout;
+    };
+    const created = await cli('webhook', 'create', 'ml', `${receiver.url}/cli`, '--event', 'test.cli', '--description', 'from the CLI');
+    const id = /^created webhook (\S+)/.exec(created)![1]!;
+    const secret = /^secret (whsec_\S+)$/m.exec(created)![1]!;
+    expect(created).toContain('never shown again');
+    expect(await cli('webhook', 'list', 'ml')).toMatch(new RegExp(`${id}  ml  active  ${receiver.url}/cli  test.cli  "from the CLI"`));
+    expect(await cli('webhook', 'update', id, '--inactive')).toContain(`${id}  ml  inactive`);
+    expect(await cli('webhook', 'update', id, '--active', '--event', 'test.cli', '--event', 'test.other')).toContain(
+      `active  ${receiver.url}/cli  test.cli,test.other`,
+    );
+    const rotated = await cli('webhook', 'rotate', id, '--keep-previous', '1');
+    expect(rotated).toMatch(/previous secret signs until \d{4}-/);
+    expect(/^secret (whsec_\S+)$/m.exec(rotated)![1]).not.toBe(secret);
+    await emit('test.cli');
+    await until(
+      () => receiver.at('/cli'),
+      (r) => r.length === 1,
+      'the CLI webhook POST',
+    );
+    const listed = await until(
+      () => cli('webhook', 'deliveries', id),
+      (out) => out.includes('SUCCEEDED'),
+      'the delivery in the log',
+    );
+    const deliveryId = listed.split('  ')[0]!;
+    expect(listed).toMatch(/test\.cli\s+SUCCEEDED\s+1 tries\s+test:test\.cli\s+HTTP 200/);
+    expect(await cli('webhook', 'replay', deliveryId)).toBe(`queued delivery ${deliveryId} again (PENDING)\n`);
+    await until(
+      () => receiver.at('/cli'),
+      (r) => r.length === 2,
+      'the replayed POST',
+    );
+    const unknown = await runCli({ url: t.url, token: alice.token }, ['webhook', 'rotate', id, '--keep-previous', 'soon']);
+    expect(unknown.code).not.toBe(0);
+    expect(await cli('webhook', 'delete', id)).toBe(`deleted webhook ${id}\n`);
+    expect(await cli('webhook', 'list', 'ml')).not.toContain(id);
   });
 
   it('delivers what was committed while no worker ran, once the control plane starts (a crash between commit and POST)', async () => {
