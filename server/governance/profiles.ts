@@ -2,7 +2,16 @@
 // rows). A profile is given with addDatasetVersion (checked here: a bad one is refused and nothing is written) or
 // computed from the version's sample. Reading one follows the preview rule per column: a column the caller may
 // not preview is absent, exactly like a column with no profile.
-import { badInput } from '../errors';
+import { and, eq } from 'drizzle-orm';
+import { audit } from '../audit/audit';
+import type { Grants } from '../auth/ability';
+import type { Db, Tx } from '../db/client';
+import { datasetProfiles } from '../db/tables/dataset-health';
+import { datasetVersions } from '../db/tables/governance';
+import type { Identity } from '../db/tables/identities';
+import { badInput, notFound } from '../errors';
+import { findDataset, labelsOf } from './datasets';
+import { clearanceOf, defineColumnAbility, permittedColumns } from './preview';
 
 /** Most distinct values a numeric profile lists exactly (so KS is exact); above it, only the histogram. */
 export const MAX_EXACT_VALUES = 5000;
@@ -172,4 +181,84 @@ function checkNumeric(r: Record<string, unknown>, at: string): NumericProfile {
     if (sum(values.map((v) => v[1])) !== count) throw badInput(`${at}.values counts add up to ${sum(values.map((v) => v[1]))}, not count ${count}.`);
   }
   return { kind: 'numeric', count, nulls: r.nulls as number, min, max, histogram: { edges, counts }, values };
+}
+
+/** Stores a version's profile in the version's transaction: the one given (already checked), else one from its sample. */
+export async function storeProfile(
+  tx: Tx,
+  versionId: string,
+  columns: string[],
+  given: DatasetProfile | undefined,
+  sample: Record<string, unknown>[] | null | undefined,
+): Promise<void> {
+  const source: 'given' | 'sample' = given ? 'given' : 'sample';
+  const profile = given ?? (sample?.length ? profileSample(columns, sample) : null);
+  if (!profile || !Object.keys(profile).length) return;
+  await tx
+    .insert(datasetProfiles)
+    .values(Object.entries(profile).map(([column, p]) => ({ datasetVersionId: versionId, column, profile: p as unknown as Record<string, unknown>, source })));
+}
+
+export interface ReadableProfile {
+  dataset: string;
+  version: number;
+  /** Only columns the caller may preview that have a profile; any other column is simply absent. */
+  columns: { column: string; profile: ColumnProfile }[];
+}
+
+/** Who reads: a person's identity and grants decide the clearance (the preview rule), or columns given outright. */
+export type ProfileReader = { identity: Identity; grants: Grants };
+
+/**
+ * The profile of a dataset version, per column, only the columns the reader may preview (a withheld column is
+ * answered exactly like a column with no profile: absent). A missing dataset or version is NOT_FOUND; the read
+ * is audited like a preview, with the columns shown.
+ */
+export async function readProfile(
+  db: Db,
+  reader: ProfileReader,
+  dataset: string,
+  version: number,
+  options: { audit?: boolean } = {},
+): Promise<ReadableProfile> {
+  const row = await findDataset(db, dataset);
+  const [v] = await db
+    .select({ id: datasetVersions.id, columns: datasetVersions.columns })
+    .from(datasetVersions)
+    .where(and(eq(datasetVersions.datasetId, row.id), eq(datasetVersions.version, version)));
+  if (!v) throw notFound(`Dataset ${dataset} has no version ${version}.`);
+  const readable = new Set(
+    await readableColumns(
+      db,
+      reader,
+      dataset,
+      row.id,
+      v.columns.map((c) => c.name),
+    ),
+  );
+  const stored = await db.select().from(datasetProfiles).where(eq(datasetProfiles.datasetVersionId, v.id));
+  const columns = v.columns
+    .map((c) => c.name)
+    .filter((c) => readable.has(c))
+    .flatMap((c) => {
+      const s = stored.find((p) => p.column === c);
+      return s ? [{ column: c, profile: s.profile as unknown as ColumnProfile }] : [];
+    });
+  if (options.audit !== false)
+    await audit(db, {
+      identity: reader.identity,
+      action: 'data.profile',
+      decision: 'allow',
+      subject: `dataset:${dataset}`,
+      rule: `columns within the ${clearanceOf(reader.identity, reader.grants)} read policy`,
+      details: { version, shown: columns.map((c) => c.column) },
+    });
+  return { dataset, version, columns };
+}
+
+/** The columns of `all` a reader may preview (its clearance against each column's current label). */
+export async function readableColumns(db: Db | Tx, reader: ProfileReader, dataset: string, datasetId: string, all: string[]): Promise<string[]> {
+  const labels = await labelsOf(db, datasetId, all);
+  const ability = defineColumnAbility(clearanceOf(reader.identity, reader.grants), [{ dataset, labels }]);
+  return permittedColumns(ability, dataset, all);
 }

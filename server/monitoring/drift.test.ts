@@ -84,6 +84,7 @@ describe('breaches', () => {
   it('default thresholds: PSI above 0.2, Jensen–Shannon above 0.1; the others only when given', () => {
     const shift = columnDrift(numeric([1, 2, 3, 4]), numeric([10, 11, 12]));
     expect(breachesOf(shift)).toHaveLength(1);
+    expect(breachesOf(shift, { psi: undefined, ks: 0.5 })).toHaveLength(2);
     expect(breachesOf(shift, { psi: 100, ks: 0.5 })).toEqual(['KS 1.000 > 0.5']);
     const cats = columnDrift(categorical(['a', 'b']), categorical(['a', 'b']));
     expect(breachesOf(cats, { chiSquarePValue: 0.05 })).toEqual([]);

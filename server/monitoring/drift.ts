@@ -1,9 +1,16 @@
 // Drift statistics between two stored column profiles (governance/profiles.ts), never raw rows: PSI and
 // two-sample Kolmogorov–Smirnov for numeric columns, chi-square and Jensen–Shannon distance for categorical ones.
-// Pure; docs/drift.md gives the binning, the epsilon and when a statistic is exact. The incomplete gamma and the
+// The statistics are pure; `driftOf` at the end reads the two profiles (only columns the reader may preview) and
+// is what the API and the monitors' DRIFT rule call. docs/drift.md gives the binning, the epsilon and when a
+// statistic is exact. The incomplete gamma and the
 // Kolmogorov distribution are written here (a few lines each, checked against SciPy in test/drift/scipy.test.ts)
 // rather than pulling a statistics library for two functions.
-import type { CategoricalProfile, ColumnProfile, NumericProfile } from '../governance/profiles';
+import { audit } from '../audit/audit';
+import type { Db } from '../db/client';
+import { badInput } from '../errors';
+import { type CategoricalProfile, type ColumnProfile, type NumericProfile, type ProfileReader, readProfile } from '../governance/profiles';
+import { columnsRead } from '../registry/lineage';
+import { findModelVersion } from '../registry/models';
 
 /** What an empty PSI bin's proportion counts as (so a bin empty on one side adds a large, finite term). */
 export const PSI_EPSILON = 1e-4;
@@ -233,7 +240,13 @@ export const defaultThresholds: Required<Pick<DriftThresholds, 'psi' | 'jensenSh
 
 /** Which thresholds a column's statistics cross (empty: no breach). */
 export function breachesOf(drift: ColumnDrift, given: DriftThresholds = {}): string[] {
-  const t = { ...defaultThresholds, ...given };
+  // A threshold given as undefined (an input field left out) keeps its default.
+  const t = {
+    psi: given.psi ?? defaultThresholds.psi,
+    jensenShannon: given.jensenShannon ?? defaultThresholds.jensenShannon,
+    ks: given.ks,
+    chiSquarePValue: given.chiSquarePValue,
+  };
   const out: string[] = [];
   if (drift.kind === 'numeric') {
     if (drift.psi > t.psi) out.push(`PSI ${drift.psi.toFixed(3)} > ${t.psi}`);
@@ -244,4 +257,80 @@ export function breachesOf(drift: ColumnDrift, given: DriftThresholds = {}): str
       out.push(`chi-square p ${drift.chiSquare.pValue.toExponential(2)} < ${t.chiSquarePValue}`);
   }
   return out;
+}
+
+export interface DriftQuery {
+  /** namespace/name */
+  dataset: string;
+  version: number;
+  baselineVersion: number;
+  /** Only these columns (default: every column); unknown, unreadable and unprofiled ones are all simply absent. */
+  columns?: string[];
+  thresholds?: DriftThresholds;
+}
+
+export interface ColumnDriftResult {
+  column: string;
+  drift: ColumnDrift;
+  /** The thresholds crossed, in words (empty: none). */
+  breaches: string[];
+}
+
+export interface DatasetDrift {
+  dataset: string;
+  version: number;
+  baselineVersion: number;
+  columns: ColumnDriftResult[];
+}
+
+/**
+ * Drift of a dataset version against a baseline version, per column that both profiles have and the reader may
+ * preview (the monitors' DRIFT rule passes the monitor owner as the reader, so nothing is computed over a column
+ * the owner may not read). A column withheld answers exactly like one without a profile: absent. One audit record
+ * (`data.drift`) with the columns compared; `audit: false` for callers that audit the evaluation themselves.
+ */
+export async function driftOf(db: Db, reader: ProfileReader, query: DriftQuery, options: { audit?: boolean } = {}): Promise<DatasetDrift> {
+  for (const [what, v] of [
+    ['version', query.version],
+    ['baselineVersion', query.baselineVersion],
+  ] as const)
+    if (!Number.isSafeInteger(v) || v < 1) throw badInput(`${what} must be a version number (1, 2, …).`);
+  const quiet = { audit: false };
+  const [current, baseline] = await Promise.all([
+    readProfile(db, reader, query.dataset, query.version, quiet),
+    readProfile(db, reader, query.dataset, query.baselineVersion, quiet),
+  ]);
+  const wanted = query.columns ? new Set(query.columns) : null;
+  const base = new Map(baseline.columns.map((c) => [c.column, c.profile]));
+  const columns = current.columns.flatMap(({ column, profile }) => {
+    const b = base.get(column);
+    if (!b || (wanted && !wanted.has(column))) return [];
+    const drift = columnDrift(b, profile);
+    return [{ column, drift, breaches: breachesOf(drift, query.thresholds) }];
+  });
+  if (options.audit !== false)
+    await audit(db, {
+      identity: reader.identity,
+      action: 'data.drift',
+      decision: 'allow',
+      subject: `dataset:${query.dataset}`,
+      rule: 'profiles of columns within the reader’s preview policy',
+      details: { version: query.version, baseline: query.baselineVersion, columns: columns.map((c) => c.column) },
+    });
+  return { dataset: query.dataset, version: query.version, baselineVersion: query.baselineVersion, columns };
+}
+
+/**
+ * The version of `dataset` a model version was trained on, as its lineage names it (the newest, if it read
+ * several). Null when the model version read no version of that dataset.
+ */
+export async function trainingVersionOf(
+  db: Db,
+  modelVersionRef: string,
+  dataset: string,
+): Promise<{ modelVersion: Awaited<ReturnType<typeof findModelVersion>>['version']; baselineVersion: number | null }> {
+  const { version } = await findModelVersion(db, modelVersionRef);
+  const read = (await columnsRead(db, [version.id])).get(version.id) ?? [];
+  const versions = read.filter((r) => r.dataset === dataset).map((r) => r.version);
+  return { modelVersion: version, baselineVersion: versions.length ? Math.max(...versions) : null };
 }
