@@ -19,6 +19,7 @@ import './types/schedules';
 import './types/datasets';
 import './types/catalog';
 import './types/drift';
+import './types/freshness';
 import './types/models';
 import './types/model-mutations';
 import './types/registry-events';

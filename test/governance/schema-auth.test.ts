@@ -27,6 +27,7 @@ const valueTypes: Record<string, string> = {
   DatasetColumnProfile: 'part of a DatasetProfile, a column the caller may preview',
   DatasetDrift: 'columns filtered by the column-level ability (server/monitoring/drift.ts)',
   ColumnDrift: 'part of a DatasetDrift, a column the caller may preview',
+  DatasetFreshness: 'part of a Dataset',
   DatasetCatalogState: 'part of a Dataset',
   LogLine: 'part of Task.logs',
   RunTag: 'part of Run.tags (a data field)',
