@@ -191,7 +191,7 @@ export async function freshnessVerdict(db: Db | Tx, names: string[], readySince:
     const s = states.get(r.id);
     if (!s?.late || s.policy === 'IGNORE') continue;
     const name = `${r.namespace}/${r.name}`;
-    const lateBy = formatInterval(Math.max(60, Math.round((now.getTime() - s.dueAt.getTime()) / 1000)));
+    const lateBy = formatInterval(Math.max(60, Math.floor((now.getTime() - s.dueAt.getTime()) / 60_000) * 60)); // in whole minutes
     const what = `dataset ${name} is late by ${lateBy} (a new version was expected every ${s.expectedEvery}, the last one is from ${s.lastVersionAt.toISOString()})`;
     if (s.policy === 'FAIL')
       return { go: false, fail: true, message: `${what}; its freshness policy is FAIL: add a new version with addDatasetVersion, then rerun.` };

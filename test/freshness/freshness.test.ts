@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { checkFreshness } from '../../server/governance/freshness';
 import { startTestApp, type TestApp } from '../harness/app';
+import { runCli, showCli } from '../harness/cli';
 import type { ApiClient } from '../harness/client';
 
 let t: TestApp;
@@ -98,6 +99,9 @@ describe('declaring freshness', () => {
     const f = await freshness();
     expect(f).toMatchObject({ late: true, policy: 'FAIL' });
     expect(f.lateSince).toBe(f.dueAt);
+    const shown = await runCli({ url: t.url, token: t.app.adminToken }, ['dataset', 'show', 'fresh/daily']);
+    expect(shown.code, showCli(shown)).toBe(0);
+    expect(shown.stdout).toContain(`freshness: a new version every 1h (runs reading it while late: FAIL); LATE since ${f.lateSince}`);
   });
 });
 
