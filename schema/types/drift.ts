@@ -1,12 +1,14 @@
 // Dataset profiles and drift between two versions: each column only where the caller may preview it (absent
 // otherwise, like a column without a profile). The work is in server/governance/profiles.ts and
 // server/monitoring/drift.ts.
+
+import { markRecorded } from '../../server/audit/audit';
 import { assertCan } from '../../server/auth/ability';
-import { badInput, notFound } from '../../server/errors';
+import { badInput, forbidden, notFound } from '../../server/errors';
 import type { ColumnProfile, ReadableProfile } from '../../server/governance/profiles';
 import { readProfile } from '../../server/governance/profiles';
 import { type ColumnDriftResult, type DatasetDrift, driftOf, trainingVersionOf } from '../../server/monitoring/drift';
-import { mayReadObject } from '../auth';
+import { mayReadField, mayReadObject } from '../auth';
 import { builder } from '../builder';
 
 const ColumnProfileRef = builder.objectRef<{ column: string; profile: ColumnProfile }>('DatasetColumnProfile').implement({
@@ -111,6 +113,13 @@ builder.queryFields((t) => ({
         const { modelVersion, baselineVersion } = await trainingVersionOf(ctx.services.db, args.modelVersion, args.name);
         // A model version the caller may not read answers like one that does not exist.
         if (!(await mayReadObject(ctx, 'ModelVersion', modelVersion))) throw noSuchVersion(args.modelVersion);
+        // The training version is lineage, run data: only for callers who may read the version's lineage (the
+        // field's refusal is audited by mayReadField).
+        if (!(await mayReadField(ctx, 'ModelVersion', modelVersion, 'lineage'))) {
+          const refused = forbidden(`${args.modelVersion}'s lineage is run data you may not read, so it cannot name the baseline; give \`baseline\` instead.`);
+          markRecorded(refused);
+          throw refused;
+        }
         if (baselineVersion === null) throw notFound(`${args.modelVersion} read no version of ${args.name}; give \`baseline\` instead.`);
         baseline = baselineVersion;
       }
