@@ -18,6 +18,8 @@ import './types/run-search';
 import './types/schedules';
 import './types/datasets';
 import './types/catalog';
+import './types/drift';
+import './types/freshness';
 import './types/models';
 import './types/model-mutations';
 import './types/registry-events';

@@ -25,6 +25,7 @@ import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
 import { executorsFromEnv } from './executors';
+import { createFreshnessCheck } from './governance/freshness';
 import { useArtifacts } from './http/routes/artifacts';
 import { useDashboards } from './http/routes/dashboards';
 import { useGitHook } from './http/routes/git-hook';
@@ -93,6 +94,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
+  const freshness = createFreshnessCheck({ db, onRecorded: () => webhooks.kick(), log });
   const registrations = createRegistrationHandler({ db, store, feed, log });
   // With NATS, every replica's registry feed reads when any replica commits registry events.
   const registryLog = (e: unknown) => log(`registry events: ${(e as Error).message}`);
@@ -198,6 +200,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     webhooks,
+    freshness,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     periodic(

@@ -139,6 +139,9 @@ const ColumnInput = builder.inputType('DatasetColumnInput', {
   }),
 });
 
+const profileArg =
+  'Per column, the version’s profile (docs/drift.md: numeric {count, nulls, min, max, histogram, values} or categorical {count, nulls, top, other}); checked, a bad one refuses the version. Left out: computed from `sample`.';
+
 const labelIn = (l: { level: Level; categories?: string[] | null }) => ({ level: l.level, categories: l.categories ?? [] });
 
 builder.queryFields((t) => ({
@@ -191,6 +194,7 @@ builder.mutationFields((t) => ({
         type: 'JSON',
         description: 'Up to 1,000 rows (objects keyed by column) shown by datasetPreview, each column only to those cleared to read it.',
       }),
+      profile: t.arg({ type: 'JSON', description: profileArg }),
     },
     resolve: (_root, args, ctx) =>
       createDataset(ctx.services.db, ctx.ability, ctx.identity, {
@@ -199,6 +203,7 @@ builder.mutationFields((t) => ({
         description: args.description ?? undefined,
         digest: args.digest,
         sample: args.sample as Record<string, unknown>[] | undefined,
+        profile: args.profile ?? undefined,
         columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
       }),
   }),
@@ -211,6 +216,7 @@ builder.mutationFields((t) => ({
       columns: t.arg({ type: [ColumnInput], required: true }),
       digest: t.arg.string({ required: true, description: 'Content digest of the data, sha256:<hex>.' }),
       sample: t.arg({ type: 'JSON', description: 'Up to 1,000 rows (objects keyed by column) for datasetPreview.' }),
+      profile: t.arg({ type: 'JSON', description: profileArg }),
     },
     resolve: async (_root, args, ctx) =>
       (
@@ -222,6 +228,7 @@ builder.mutationFields((t) => ({
             name: args.name,
             digest: args.digest,
             sample: (args.sample ?? undefined) as Record<string, unknown>[] | undefined,
+            profile: args.profile ?? undefined,
             columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
           },
           ctx.services.config.catalogCeiling,

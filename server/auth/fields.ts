@@ -163,7 +163,10 @@ export const subjectFields = {
   Team: { meta: ['id', 'name', 'description', 'members', 'namespaces', 'domains'], data: [] },
   Namespace: { meta: ['name', 'team'], data: [] },
   Identity: { meta: ['id', 'name', 'kind', 'role', 'owner'], data: [] },
-  Dataset: { meta: ['id', 'namespace', 'name', 'fullName', 'domain', 'description', 'createdAt', 'versions', 'columns', 'catalog', 'viewerCan'], data: [] },
+  Dataset: {
+    meta: ['id', 'namespace', 'name', 'fullName', 'domain', 'description', 'createdAt', 'versions', 'columns', 'catalog', 'viewerCan', 'freshness'],
+    data: [],
+  },
   Declassification: { meta: ['id', 'dataset', 'column', 'from', 'to', 'reason', 'state', 'requestedBy', 'decidedBy', 'createdAt', 'viewerCan'], data: [] },
   AuditEvent: { meta: ['id', 'at', 'identity', 'action', 'decision', 'subject', 'rule', 'details'], data: [] },
   ExecutorHost: {

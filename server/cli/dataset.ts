@@ -53,9 +53,10 @@ interface DatasetView {
   columns: ColumnView[];
   versions: { version: number; digest: string; createdAt: string }[];
   catalog: CatalogView;
+  freshness: { expectedEvery: string; policy: string; maxWait: string; dueAt: string; late: boolean; lateSince: string | null } | null;
 }
 const CATALOG = 'catalog { published publishedAt publishedBy { name } blockers }';
-const DATASET = `fullName domain description createdAt columns { name type label { level categories } computedLabel { level categories } needsClassification } versions { version digest createdAt } ${CATALOG}`;
+const DATASET = `fullName domain description createdAt columns { name type label { level categories } computedLabel { level categories } needsClassification } versions { version digest createdAt } ${CATALOG} freshness { expectedEvery policy maxWait dueAt late lateSince }`;
 function describeCatalog(name: string, c: CatalogView): string {
   if (c.published) return `${name} is in the interactive catalog (published by ${c.publishedBy?.name ?? '-'} at ${c.publishedAt})`;
   return `${name} is not in the interactive catalog`;
@@ -140,6 +141,11 @@ export function datasetCommand(connect: Connect): Command {
         );
       console.log('\nversions:');
       for (const v of d.versions) console.log(`  ${String(v.version).padEnd(4)} ${v.digest}  ${v.createdAt}`);
+      const f = d.freshness;
+      if (f)
+        console.log(
+          `\nfreshness: a new version every ${f.expectedEvery} (runs reading it while late: ${f.policy}${f.policy === 'WAIT' ? `, up to ${f.maxWait}` : ''}); ${f.late ? `LATE since ${f.lateSince}` : `next due ${f.dueAt}`}`,
+        );
       console.log(`\n${describeCatalog(d.fullName, d.catalog)}`);
       if (d.catalog.blockers.length) {
         console.log(d.catalog.published ? 'now outside the catalog’s ceiling:' : 'blocked from publishing by:');

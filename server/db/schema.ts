@@ -1,6 +1,7 @@
 // Every table, for drizzle's relational queries and drizzle-kit.
 
 export * from './tables/cache';
+export * from './tables/dataset-health';
 export * from './tables/executors';
 export * from './tables/governance';
 export * from './tables/identities';

@@ -13,6 +13,7 @@ import { assertMayWriteNamespace } from '../teams/teams';
 import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
 import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
 import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
+import { checkProfile, type DatasetProfile, storeProfile } from './profiles';
 
 const nameRe = /^[a-z0-9][a-z0-9-_.]{0,62}$/;
 const columnRe = /^[A-Za-z_][A-Za-z0-9_.$-]{0,255}$/;
@@ -57,10 +58,15 @@ export interface CreateDatasetInput {
   digest: string;
   /** Up to 1,000 rows (column → value) for previews in the catalog. */
   sample?: Record<string, unknown>[];
+  /** Per column, the version's profile (server/governance/profiles.ts); computed from `sample` when left out. */
+  profile?: unknown;
 }
 
 /** Checks a version's columns, their labels, its digest and its sample; returns each column's label (null: none given). */
-function checkVersion(input: Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample'>): (Label | null)[] {
+function checkVersion(input: Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample' | 'profile'>): {
+  labels: (Label | null)[];
+  profile: DatasetProfile | undefined;
+} {
   const labels = input.columns.map((c, i) => {
     if (!columnRe.test(c.name)) throw badInput(`columns.${i}.name "${c.name}" is not a column name.`);
     return c.label ? checkLabel(c.label, `columns.${i}.label`) : null;
@@ -73,7 +79,14 @@ function checkVersion(input: Pick<CreateDatasetInput, 'columns' | 'digest' | 'sa
     const bad = input.sample.findIndex((row) => typeof row !== 'object' || row === null || Array.isArray(row) || Object.keys(row).some((k) => !known.has(k)));
     if (bad >= 0) throw badInput(`sample.${bad} must be an object whose keys are the dataset's columns.`);
   }
-  return labels;
+  const profile =
+    input.profile == null
+      ? undefined
+      : checkProfile(
+          input.profile,
+          input.columns.map((c) => c.name),
+        );
+  return { labels, profile };
 }
 
 /** Creates a dataset with its first version; columns given a label are classified, the rest stay UNCLASSIFIED. */
@@ -82,7 +95,7 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
   if (!name || !nameRe.test(namespace) || !nameRe.test(name) || input.name.includes('@'))
     throw badInput(`"${input.name}" is not a dataset name; use namespace/name in lowercase.`);
   if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
-  const labels = checkVersion(input);
+  const { labels, profile } = checkVersion(input);
   return db.transaction(async (tx) => {
     await assertMayWriteNamespace(tx, ability, namespace);
     const [dataset] = await tx
@@ -91,14 +104,24 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
       .onConflictDoNothing()
       .returning();
     if (!dataset) throw new AtelierError('CONFLICT', `Dataset ${input.name} already exists; add a version to it with addDatasetVersion.`);
-    await tx.insert(datasetVersions).values({
-      datasetId: dataset.id,
-      version: 1,
-      columns: input.columns.map(({ name: n, type }) => ({ name: n, type })),
-      digest: input.digest,
-      sample: input.sample ?? null,
-      createdBy: identity.id,
-    });
+    const [first] = await tx
+      .insert(datasetVersions)
+      .values({
+        datasetId: dataset.id,
+        version: 1,
+        columns: input.columns.map(({ name: n, type }) => ({ name: n, type })),
+        digest: input.digest,
+        sample: input.sample ?? null,
+        createdBy: identity.id,
+      })
+      .returning({ id: datasetVersions.id });
+    await storeProfile(
+      tx,
+      first!.id,
+      input.columns.map((c) => c.name),
+      profile,
+      input.sample,
+    );
     const classified = input.columns.flatMap((c, i) =>
       labels[i]
         ? [{ datasetId: dataset.id, column: c.name, level: labels[i]!.level, categories: labels[i]!.categories, setBy: identity.id, reason: 'set at creation' }]
@@ -127,10 +150,10 @@ export async function addDatasetVersion(
   db: Db,
   ability: AppAbility,
   identity: Identity,
-  input: { name: string } & Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample'>,
+  input: { name: string } & Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample' | 'profile'>,
   catalog: CatalogCeiling,
 ): Promise<{ dataset: Dataset; version: number; created: boolean }> {
-  const labels = checkVersion(input);
+  const { labels, profile } = checkVersion(input);
   const columns = input.columns.map(({ name, type }) => ({ name, type }));
   return db.transaction(async (tx) => {
     const dataset = await findDataset(tx, input.name);
@@ -162,11 +185,19 @@ export async function addDatasetVersion(
             },
           ];
     });
-    await tx
+    const [added] = await tx
       .insert(datasetVersions)
-      .values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
+      .values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id })
+      .returning({ id: datasetVersions.id });
+    await storeProfile(
+      tx,
+      added!.id,
+      columns.map((c) => c.name),
+      profile,
+      input.sample,
+    );
     if (classified.length) await tx.insert(columnLabels).values(classified);
-    const added = columns.filter((c) => !latest.columns.some((l) => l.name === c.name)).map((c) => c.name);
+    const newColumns = columns.filter((c) => !latest.columns.some((l) => l.name === c.name)).map((c) => c.name);
     await audit(tx, {
       identity,
       action: 'dataset.version',
@@ -176,7 +207,7 @@ export async function addDatasetVersion(
       details: {
         version: latest.version + 1,
         digest: input.digest,
-        added,
+        added: newColumns,
         removed: latest.columns.filter((l) => !columns.some((c) => c.name === l.name)).map((l) => l.name),
         classified: classified.length,
       },

@@ -9,6 +9,7 @@ import { taskKeys } from '../cache/task-keys';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { freshnessVerdict } from '../governance/freshness';
 import { decideDataAccess } from '../governance/policy';
 import { completeMaps } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
@@ -56,6 +57,21 @@ export async function governData(tc: TxContext, run: Run, ready: Task[], ended: 
         host: null,
       });
       if (isTerminal(failed.status)) ended.push(task.node);
+      continue;
+    }
+    // A late dataset read under a WAIT or FAIL freshness policy (governance/freshness.ts): waiting tasks stay READY
+    // and are looked at again on every sweep until a fresh version arrives or their wait runs out.
+    const fresh = await freshnessVerdict(
+      tx,
+      Object.values(decision.access.inputs).map((i) => i.dataset),
+      task.queuedAt ?? step.at,
+      step.at,
+    );
+    if (!fresh.go) {
+      if (fresh.fail) {
+        const failed = await applyOutcome(tc, task, permanentFailure('dataset-late', fresh.message), { at: step.at, durationMs: 0, host: null });
+        if (isTerminal(failed.status)) ended.push(task.node);
+      } else if (task.message !== fresh.message) await tx.update(tasks).set({ message: fresh.message }).where(eq(tasks.id, task.id));
       continue;
     }
     await audit(tx, {
