@@ -4,6 +4,7 @@ export * from './tables/cache';
 export * from './tables/executors';
 export * from './tables/governance';
 export * from './tables/identities';
+export * from './tables/logged-models';
 export * from './tables/modules';
 export * from './tables/object-stores';
 export * from './tables/outbox';

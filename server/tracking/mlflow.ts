@@ -200,6 +200,11 @@ function clauseSql(text: string, position: number): SQL {
 
 /** Clauses split on AND outside quotes. */
 export function filterSql(filter: string): SQL[] {
+  return splitAnd(filter).map((p, i) => clauseSql(p, i + 1));
+}
+
+/** A filter's clauses: split on AND outside quotes (none for an empty filter). */
+export function splitAnd(filter: string): string[] {
   if (!filter.trim()) return [];
   const parts: string[] = [];
   let current = '';
@@ -218,7 +223,7 @@ export function filterSql(filter: string): SQL[] {
     current += c;
   }
   parts.push(current);
-  return parts.map((p, i) => clauseSql(p, i + 1));
+  return parts;
 }
 
 function orderSql(orderBy: string[]): SQL[] {

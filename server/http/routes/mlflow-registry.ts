@@ -10,7 +10,8 @@ import type { Db } from '../../db/client';
 import { modelVersions, type RegisteredModel } from '../../db/tables/registry';
 import { AtelierError, badInput, conflict, forbidden, notFound } from '../../errors';
 import { aliasOf, checkAlias, setModelAlias } from '../../registry/aliases';
-import { downloadUri, mlflowModelName, modelsJson, parseSource, searchModels, searchVersions, versionsJson } from '../../registry/mlflow';
+import { registerLoggedModel } from '../../registry/logged-models';
+import { downloadUri, loggedModelOf, mlflowModelName, modelsJson, parseSource, searchModels, searchVersions, versionsJson } from '../../registry/mlflow';
 import { findModel, findModelVersion, modelByName, saveModel } from '../../registry/models';
 import { registerModelVersion } from '../../registry/versions';
 import type { Caller } from '../../tracking/access';
@@ -140,9 +141,19 @@ export const registryEndpoints: Record<string, Endpoint> = {
     handle: async ({ db, store, caller, p }) => {
       const name = mlflowModelName(str(p, 'name'));
       const source = str(p, 'source');
-      const { taskId, path } = parseSource(source, str(p, 'run_id', false));
       const tags = Object.fromEntries(keyValues(p, 'tags').map((t) => [t.key, t.value]));
       const mlflow = { source, description: str(p, 'description', false), run_link: str(p, 'run_link', false), tags };
+      const logged = loggedModelOf(source, str(p, 'model_id', false));
+      if (logged) {
+        try {
+          const { version } = await registerLoggedModel(db, store, caller, { model: name, loggedModelId: logged, runId: str(p, 'run_id', false), mlflow });
+          return { model_version: (await versionsJson(db, caller.ability, [version]))[0] };
+        } catch (error) {
+          if (error instanceof AtelierError && error.code === 'CONFLICT') throw new MlflowError('CONFLICT', 'INVALID_STATE', 400, error.message);
+          throw error;
+        }
+      }
+      const { taskId, path } = parseSource(source, str(p, 'run_id', false));
       try {
         const { version } = await registerModelVersion(db, store, caller.ability, caller.identity, {
           model: name,
