@@ -2,7 +2,8 @@
 // registry (server/registry/): every change goes through the registry's own functions, so namespace ownership,
 // audited refusals, deprecation and the production promotion rule hold exactly as in GraphQL. An MLflow model name
 // is Atelier's `namespace/name`. `model-versions/create` registers the artifact folder of its source
-// (`runs:/<run_id>/<path>`) from the run's task (an MLflow run_id is an Atelier task id), with its lineage. An
+// (`runs:/<run_id>/<path>`) from the run's task (an MLflow run_id is an Atelier task id), with its lineage, or the
+// files of a finalized MLflow 3 logged model (`models:/m-…`) with the lineage of the run that logged it. An
 // alias in the production domain moves only by an approved promotion: setting it here answers PERMISSION_DENIED.
 import { subject } from '@casl/ability';
 import { desc, eq } from 'drizzle-orm';
