@@ -149,6 +149,17 @@ export async function finalizeLoggedModel(db: Db, caller: Caller, id: string, st
   });
 }
 
+/** MLflow's runs/outputs: the run output the model at `step` (only a model logged from that run: its source run). */
+export async function logModelOutput(db: Db, caller: Caller, runId: string, id: string, step: number): Promise<void> {
+  await change(db, caller, id, async (_tx, { model }) => {
+    if (model.taskId !== runId)
+      throw badInput(
+        `Logged model ${id} was not logged from run ${runId}: Atelier links a logged model to its source run only (create it with source_run_id).`,
+      );
+    return { outputStep: step };
+  });
+}
+
 export async function deleteLoggedModel(db: Db, caller: Caller, id: string): Promise<void> {
   await change(db, caller, id, async () => ({ deletedAt: new Date() }));
 }

@@ -103,6 +103,18 @@ def log_model_v3():
     send("PATCH", f"logged-models/{model_id}/tags", {"tags": [{"key": "mlflow.modelVersions", "value": json.dumps(history)}]})
     call("runs/update", "POST", {"run_id": run_id, "status": "FINISHED", "end_time": now()})
 
+    # mlflow.register_model(f"runs:/{run_id}/model", MODEL) in mlflow 3: the run has no artifact folder "model"
+    # (RunsArtifactRepository lists it), so the client finds the run's logged model of that name (runs/get outputs,
+    # search_logged_models) and registers models:/<id>: the same files, so the same version.
+    folder = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts", params={"path": f"{experiment_id}/{run_id}/artifacts/model"},
+                          headers=HEADERS, timeout=30).json().get("files", [])
+    run = call("runs/get", "GET", {"run_id": run_id})["run"]
+    steps = {o["model_id"]: int(o["step"]) for o in run.get("outputs", {}).get("model_outputs", [])}
+    candidates = [m["info"]["model_id"] for m in send("POST", "logged-models/search", {"experiment_ids": [run["info"]["experiment_id"]]})["models"]
+                  if m["info"].get("source_run_id") == run_id and m["info"]["name"] == "model"]
+    by_name = sorted(candidates, key=lambda m: steps[m], reverse=True)[0] if not folder else None
+    again = call("model-versions/create", "POST", {"name": model_name, "source": f"models:/{by_name}", "model_id": by_name})["model_version"]
+
     # mlflow.search_logged_models / load_model(f"models:/{MODEL}/1"): the download URI, then the files.
     found = send("POST", "logged-models/search", {"experiment_ids": [experiment_id], "filter": "params.alpha = '0.5' AND metrics.acc > 0.9",
                                                    "order_by": [{"field_name": "creation_timestamp", "ascending": False}]})["models"]
@@ -127,6 +139,8 @@ def log_model_v3():
         "download": download,
         "pickled": pickled,
         "acc_points": len(history),
+        "outputs": run.get("outputs", {}).get("model_outputs", []),
+        "by_run_name": {"model_id": by_name, "version": again["version"]},
     }))
 
 

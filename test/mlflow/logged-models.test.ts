@@ -75,6 +75,9 @@ describe("MLflow 3's log_model with registered_model_name", () => {
       pickled: 'v3 weights',
       // The step's metrics logged again with model_id are links, not new points.
       acc_points: 1,
+      outputs: [{ model_id: r.model_id, step: 0 }],
+      // register_model("runs:/<run>/model") resolves to the run's logged model named "model": the same version.
+      by_run_name: { model_id: r.model_id, version: '1' },
     });
     expect(r.download).toMatch(new RegExp(`^mlflow-artifacts:/[0-9a-f-]{36}/models/${r.model_id}/artifacts$`));
     const [version] = await t.app.services.db.select().from(modelVersions).where(eq(modelVersions.taskId, r.run_id));

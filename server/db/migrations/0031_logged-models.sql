@@ -17,6 +17,7 @@ CREATE TABLE "logged_models" (
 	"status" text DEFAULT 'PENDING' NOT NULL,
 	"status_message" text,
 	"model_type" text,
+	"output_step" bigint,
 	"tags" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"params" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"created_by" uuid,

@@ -26,6 +26,8 @@ export const loggedModels = pgTable(
     status: text('status', { enum: loggedModelStatuses }).notNull().default('PENDING'),
     statusMessage: text('status_message'),
     modelType: text('model_type'),
+    /** The step at which its source run output it (MLflow's runs/outputs); null until the run says. */
+    outputStep: bigint('output_step', { mode: 'number' }),
     tags: jsonb('tags').$type<Record<string, string>>().notNull().default({}),
     params: jsonb('params').$type<Record<string, string>>().notNull().default({}),
     createdBy: uuid('created_by').references(() => identities.id),

@@ -16,6 +16,7 @@ import {
   listModelArtifacts,
   loggedModelsJson,
   logLoggedModelParams,
+  logModelOutput,
   setLoggedModelTags,
 } from '../../tracking/logged-models';
 import { type Endpoint, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
@@ -115,14 +116,8 @@ export const loggedModelRunEndpoints: Record<string, Endpoint> = {
     handle: async ({ db, caller, p }) => {
       const runId = str(p, 'run_id');
       await findTracked(db, caller, runId);
-      for (const [i, item] of list(p, 'models').entries()) {
-        const modelId = str((item ?? {}) as Params, 'model_id');
-        const { model } = await findLoggedModel(db, caller, modelId);
-        if (model.taskId !== runId)
-          throw badInput(
-            `models[${i}]: logged model ${modelId} was not logged from run ${runId}: Atelier links a logged model to its source run only (create it with source_run_id).`,
-          );
-      }
+      const outputs = list(p, 'models').map((item) => ({ id: str((item ?? {}) as Params, 'model_id'), step: int((item ?? {}) as Params, 'step') ?? 0 }));
+      for (const { id, step } of outputs) await logModelOutput(db, caller, runId, id, step);
       return {};
     },
   },
