@@ -95,11 +95,18 @@ describe('the logged-models routes', () => {
     expect(m).toMatchObject({ status: 'LOGGED_MODEL_PENDING', artifact_uri: `mlflow-artifacts:/${exp}/models/${m.model_id}/artifacts` });
     expect((await put(m.artifact_uri, 'sub/weights.bin', 'w')).status).toBe(200);
     expect((await put(m.artifact_uri, 'MLmodel', 'flavors: {}')).status).toBe(200);
-    const tagged = await call('PATCH', `logged-models/${m.model_id}/tags`, { tags: [{ key: 'b', value: '2' }] });
+    const tagged = await call('PATCH', `logged-models/${m.model_id}/tags`, {
+      tags: [
+        { key: 'b', value: '2' },
+        { key: 'x/y z', value: '3' },
+      ],
+    });
     expect(tagged.body.model.info.tags).toEqual([
       { key: 'a', value: '1' },
       { key: 'b', value: '2' },
+      { key: 'x/y z', value: '3' },
     ]);
+    expect((await call('DELETE', `logged-models/${m.model_id}/tags/x/y%20z`)).status).toBe(200);
     expect((await call('DELETE', `logged-models/${m.model_id}/tags/a`)).status).toBe(200);
     expect((await call('DELETE', `logged-models/${m.model_id}/tags/a`)).body.error_code).toBe('RESOURCE_DOES_NOT_EXIST');
     expect((await post(`logged-models/${m.model_id}/params`, { params: [{ key: 'lr', value: '0.1' }] })).status).toBe(200);

@@ -86,8 +86,9 @@ export function loggedModelEndpoint(path: string): Endpoint | undefined {
     };
   if (rest === 'tags')
     return { methods: ['PATCH'], handle: async ({ db, caller, p }) => one(db, await setLoggedModelTags(db, caller, id, keyValues(p, 'tags'))) };
-  if (parts.length === 3 && parts[1] === 'tags')
-    return { methods: ['DELETE'], handle: async ({ db, caller }) => void (await deleteLoggedModelTag(db, caller, id, decode(parts[2]!))) };
+  // A tag key may hold "/" (MLflow's keys do): the rest of the path is the key.
+  if (parts.length >= 3 && parts[1] === 'tags' && parts[2])
+    return { methods: ['DELETE'], handle: async ({ db, caller }) => void (await deleteLoggedModelTag(db, caller, id, parts.slice(2).map(decode).join('/'))) };
   if (rest === 'params')
     return { methods: ['POST'], handle: async ({ db, caller, p }) => void (await logLoggedModelParams(db, caller, id, keyValues(p, 'params'))) };
   if (rest === 'artifacts/directories')
