@@ -311,14 +311,14 @@ export async function loggedModelsJson(db: Db, models: LoggedModel[]) {
  */
 export async function withoutModelCopies<M extends MetricInput>(db: Db, taskId: string, metrics: (M & { modelId?: string })[]): Promise<M[]> {
   const linked = metrics.filter((m) => m.modelId);
-  if (!linked.length) return metrics;
-  const held = linked.length
-    ? await db
-        .select({ name: metricPoints.name, step: metricPoints.step, value: metricPoints.value, at: metricPoints.at })
-        .from(metricPoints)
-        .where(and(eq(metricPoints.taskId, taskId), inArray(metricPoints.name, [...new Set(linked.map((m) => m.key))])))
-    : [];
-  const keyOf = (name: string, step: number, value: number, at: number) => `${name}|${step}|${Object.is(value, Number.NaN) ? 'NaN' : value}|${at}`;
+  // Not a run id: the batch is refused as a missing run where it is logged.
+  if (!linked.length || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(taskId)) return metrics;
+  const held = await db
+    .select({ name: metricPoints.name, step: metricPoints.step, value: metricPoints.value, at: metricPoints.at })
+    .from(metricPoints)
+    .where(and(eq(metricPoints.taskId, taskId), inArray(metricPoints.name, [...new Set(linked.map((m) => m.key))])));
+  // `${NaN}` is "NaN": a NaN point matches its copy too.
+  const keyOf = (name: string, step: number, value: number, at: number) => `${name}|${step}|${value}|${at}`;
   const have = new Set(held.map((h) => keyOf(h.name, h.step, h.value, h.at.getTime())));
   return metrics.filter((m) => !m.modelId || !have.has(keyOf(m.key, m.step ?? 0, m.value, m.timestamp ?? -1)));
 }

@@ -211,6 +211,11 @@ describe('bad input', () => {
     expect(await t.app.services.db.select().from(modelVersions).where(like(modelVersions.output, 'models:/%'))).toHaveLength(1);
   });
 
+  it('a batch of model-linked metrics into a run id that is not one is a missing run', async () => {
+    const res = await post('runs/log-batch', { run_id: 'nope', metrics: [{ key: 'a', value: 1, timestamp: 1, step: 0, model_id: 'm-1' }] });
+    expect(res).toMatchObject({ status: 404, body: { error_code: 'RESOURCE_DOES_NOT_EXIST' } });
+  });
+
   it('a route that does not exist answers in MLflow shape, naming it', async () => {
     const res = await call('GET', 'logged-models/m-00000000000000000000000000000000/nothing');
     expect(res).toMatchObject({ status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND' } });
