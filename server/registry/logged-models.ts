@@ -8,6 +8,8 @@ import type { ModelVersion } from '../db/tables/registry';
 import { AtelierError, badInput, conflict } from '../errors';
 import type { Caller } from '../tracking/access';
 import { type Found, findLoggedModel, loggedModelFiles } from '../tracking/logged-models';
+import type { ModelFile } from '../vocabulary';
+import { parseYaml } from '../yaml/parse';
 import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry, RecordedError } from './access';
 import { parseModelName } from './models';
 import { registerModelVersion } from './versions';
@@ -61,11 +63,49 @@ export async function registerLoggedModel(
     );
   const files = await loggedModelFiles(db, id);
   if (!files.length) throw badInput(`Logged model ${id} has no files: upload them to its artifact_uri before finalizing, then log it again.`);
+  const described = await describedBy(store, files);
   return registerModelVersion(db, store, ability, identity, {
     model: input.model,
     taskId: model.taskId,
     output: `models:/${id}`,
     files,
+    ...described,
     metadata: { mlflow: { ...input.mlflow, model_id: id } },
   });
+}
+
+/** At most this much of an MLmodel file is read for its flavor and signature. */
+const MAX_MLMODEL_BYTES = 64 * 1024;
+
+const jsonOf = (v: unknown) => {
+  if (typeof v !== 'string') return v ?? null;
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+};
+
+/**
+ * The flavor and signature its MLmodel file declares (MLflow's model description at the root of its files): the first
+ * flavor other than python_function (else python_function), and the signature's inputs/outputs as JSON. An MLmodel
+ * that is missing, too large or not YAML describes nothing (the version is registered all the same).
+ */
+async function describedBy(store: ObjectStore, files: ModelFile[]): Promise<{ flavor?: string; signature?: Record<string, unknown> }> {
+  const file = files.find((f) => f.path === 'MLmodel');
+  if (!file || file.size > MAX_MLMODEL_BYTES) return {};
+  let doc: unknown;
+  try {
+    doc = await parseYaml((await store.get(file.digest)).toString('utf8'));
+  } catch {
+    return {};
+  }
+  const { flavors, signature } = (doc && typeof doc === 'object' ? doc : {}) as { flavors?: unknown; signature?: unknown };
+  const names = flavors && typeof flavors === 'object' ? Object.keys(flavors) : [];
+  const flavor = names.find((n) => n !== 'python_function') ?? names[0];
+  const sig = signature && typeof signature === 'object' ? (signature as Record<string, unknown>) : null;
+  return {
+    ...(flavor && flavor.length <= 100 ? { flavor } : {}),
+    ...(sig ? { signature: { inputs: jsonOf(sig.inputs), outputs: jsonOf(sig.outputs) } } : {}),
+  };
 }

@@ -87,7 +87,8 @@ def log_model_v3():
 
     # log_model_artifacts: HttpArtifactRepository over the model's artifact_uri (mlflow-artifacts:/...).
     root = URI + "/api/2.0/mlflow-artifacts/artifacts/" + model["info"]["artifact_uri"][len("mlflow-artifacts:/"):]
-    for path, content in [("MLmodel", f"flavors:\n  python_function: {{}}\nmodel_id: {model_id}\n"), ("model.pkl", "v3 weights"),
+    for path, content in [("MLmodel", f"flavors:\n  python_function: {{}}\n  sklearn: {{}}\nmodel_id: {model_id}\n"
+                                      "signature:\n  inputs: '[{\"type\": \"double\", \"name\": \"x\"}]'\n  outputs: '[{\"type\": \"long\"}]'\n"), ("model.pkl", "v3 weights"),
                           ("requirements.txt", "mlflow==3.1.0\n")]:
         requests.put(f"{root}/{path}", data=content.encode(), headers=HEADERS, timeout=30).raise_for_status()
     # _use_logged_model's exit: finalize READY.

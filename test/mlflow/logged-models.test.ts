@@ -81,7 +81,14 @@ describe("MLflow 3's log_model with registered_model_name", () => {
     });
     expect(r.download).toMatch(new RegExp(`^mlflow-artifacts:/[0-9a-f-]{36}/models/${r.model_id}/artifacts$`));
     const [version] = await t.app.services.db.select().from(modelVersions).where(eq(modelVersions.taskId, r.run_id));
-    expect(version).toMatchObject({ version: 1, output: `models:/${r.model_id}`, domain: 'experimentation' });
+    expect(version).toMatchObject({
+      version: 1,
+      output: `models:/${r.model_id}`,
+      domain: 'experimentation',
+      // From its MLmodel file: the flavor beside python_function, and the signature as JSON.
+      flavor: 'sklearn',
+      signature: { inputs: [{ type: 'double', name: 'x' }], outputs: [{ type: 'long' }] },
+    });
     expect(version!.files.map((f) => f.path)).toEqual(['MLmodel', 'model.pkl', 'requirements.txt']);
     // Registering the same logged model again is the same content: the same version.
     const again = await post('model-versions/create', { name: 'lm/churn', source: `models:/${r.model_id}` });
