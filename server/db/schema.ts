@@ -5,6 +5,7 @@ export * from './tables/dataset-health';
 export * from './tables/executors';
 export * from './tables/governance';
 export * from './tables/identities';
+export * from './tables/logged-models';
 export * from './tables/modules';
 export * from './tables/object-stores';
 export * from './tables/outbox';

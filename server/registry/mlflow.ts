@@ -9,11 +9,13 @@ import { digestOf } from '../artifacts/digest';
 import type { AppAbility } from '../auth/ability';
 import type { Db } from '../db/client';
 import { identities } from '../db/tables/identities';
+import { loggedModels } from '../db/tables/logged-models';
 import { type ModelVersion, modelAliases, modelVersions, type RegisteredModel, registeredModels } from '../db/tables/registry';
 import { runs } from '../db/tables/runs';
 import { runArtifacts } from '../db/tables/tracking';
 import { AtelierError, badInput } from '../errors';
 import { runDataDomains } from '../tracking/access';
+import { artifactUriOf } from '../tracking/logged-models';
 import { parseModelName } from './models';
 
 /** A model name as MLflow sends it (free text), checked against Atelier's `namespace/name`. */
@@ -43,7 +45,7 @@ export function parseSource(source: string, runId: string): { taskId: string; pa
   else if (artifacts) [, , taskId, path] = artifacts;
   else if (source.startsWith('models:/'))
     throw badInput(
-      `Source "${source}" is an MLflow 3 logged model, which Atelier does not store: log the model as run artifacts (mlflow<3 log_model) and register "runs:/<run_id>/<artifact_path>".`,
+      `Source "${source}" is a registered model version: register a logged model (models:/m-…), a run's artifact folder (runs:/<run_id>/<path>), or download the version and log it again.`,
     );
   else
     throw badInput(`Source "${source}" is not runs:/<run_id>/<path> or mlflow-artifacts:/<experiment_id>/<run_id>/artifacts/<path> of a run on this server.`);
@@ -53,12 +55,21 @@ export function parseSource(source: string, runId: string): { taskId: string; pa
   return { taskId: taskId!, path };
 }
 
+/** The MLflow 3 logged model a version's source names (`models:/m-…`, or model_id beside another source), if any. */
+export function loggedModelOf(source: string, modelId: string): string | null {
+  const m = /^models:\/(m-[^/]+)\/?$/.exec(source);
+  if (m && modelId && modelId !== m[1]) throw badInput(`model_id ${modelId} is not the logged model of source "${source}".`);
+  return m?.[1] ?? (modelId || null);
+}
+
 const fullName = (m: RegisteredModel) => `${m.namespace}/${m.name}`;
 type Mlflow = Record<string, unknown>;
 
 /** The MLflow-visible extras stored in a version's metadata at registration. */
 interface MlflowMetadata {
   source?: string;
+  /** The MLflow 3 logged model it was registered from. */
+  model_id?: string;
   description?: string;
   tags?: Record<string, string>;
   run_link?: string;
@@ -111,6 +122,7 @@ export async function versionsJson(db: Db, ability: AppAbility, versions: ModelV
             source: meta.source ?? `runs:/${v.taskId}/${v.output}`,
             run_id: v.taskId,
             run_link: meta.run_link ?? '',
+            ...(meta.model_id ? { model_id: meta.model_id } : {}),
             tags: Object.entries(meta.tags ?? {}).map(([key, value]) => ({ key, value })),
           }
         : {}),
@@ -162,6 +174,17 @@ export async function modelsJson(db: Db, ability: AppAbility, models: Registered
  * overwritten; the version's digest cannot).
  */
 export async function downloadUri(db: Db, version: ModelVersion): Promise<string> {
+  const loggedId = (version.metadata as { mlflow?: MlflowMetadata }).mlflow?.model_id;
+  if (loggedId) {
+    // A logged model's files are final once READY: its artifact_uri holds exactly the version's files while it is kept.
+    const [logged] = await db.select().from(loggedModels).where(eq(loggedModels.id, loggedId));
+    if (!logged || logged.deletedAt)
+      throw new AtelierError(
+        'CONFLICT',
+        `Version ${version.version} was registered from logged model ${loggedId}, since deleted: MLflow clients cannot download it (its files are kept by digest in Atelier).`,
+      );
+    return artifactUriOf(logged);
+  }
   const escaped = version.output.replace(/[\\%_]/g, (c) => `\\${c}`);
   const [rows, [run]] = await Promise.all([
     db

@@ -27,6 +27,11 @@ export interface RegisterInput {
   flavor?: string | null;
   signature?: Record<string, unknown> | null;
   metadata?: Record<string, unknown> | null;
+  /**
+   * The files, when they are already final (an MLflow 3 logged model finalized READY): the task then need not have
+   * ended; without them, the task must have succeeded and its files are the output's.
+   */
+  files?: ModelFile[];
 }
 
 const jsonSize = (value: unknown) => Buffer.byteLength(JSON.stringify(value ?? null));
@@ -143,8 +148,9 @@ export async function registerModelVersion(
       });
     }
     const { task, run } = tracked;
-    if (task.status !== 'SUCCEEDED') throw new AtelierError('CONFLICT', `Task ${task.id} is ${task.status}; register a version from a task that succeeded.`);
-    const files = await filesOf(db, store, task, input.output);
+    if (!input.files && task.status !== 'SUCCEEDED')
+      throw new AtelierError('CONFLICT', `Task ${task.id} is ${task.status}; register a version from a task that succeeded.`);
+    const files = input.files ?? (await filesOf(db, store, task, input.output));
     const digest = digestOf(files.map((f) => [f.path, f.digest]));
     const inputs = await inputsOf(db, task);
     return db.transaction(async (tx) => {

@@ -62,6 +62,14 @@ export async function listArtifacts(db: Db, caller: Caller, taskId: string, rawD
     .from(runArtifacts)
     .where(and(eq(runArtifacts.taskId, taskId), like(runArtifacts.path, `${escaped}%`)))
     .orderBy(asc(runArtifacts.path));
+  return { tracked, entries: entriesUnder(rows, prefix) };
+}
+
+/** `prefix` with LIKE's wildcards escaped, for `like(column, escaped + '%')`. */
+export const likePrefix = (prefix: string) => prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** The files and directories directly under `prefix` (a directory path ending in `/`, or '') of these sorted rows. */
+export function entriesUnder(rows: { path: string; size: number }[], prefix: string): ArtifactEntry[] {
   const entries = new Map<string, ArtifactEntry>();
   for (const row of rows) {
     const rest = row.path.slice(prefix.length);
@@ -69,5 +77,5 @@ export async function listArtifacts(db: Db, caller: Caller, taskId: string, rawD
     if (slash < 0) entries.set(rest, { path: rest, isDir: false, size: row.size });
     else if (!entries.has(rest.slice(0, slash))) entries.set(rest.slice(0, slash), { path: rest.slice(0, slash), isDir: true, size: null });
   }
-  return { tracked, entries: [...entries.values()] };
+  return [...entries.values()];
 }

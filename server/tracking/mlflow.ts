@@ -3,9 +3,10 @@
 // `metrics.x > 1`, `params.x = 'y'`, `tags.x != 'y'`, `attributes.status = 'FINISHED'`, `run_name LIKE 'a%'`). An
 // MLflow run is one task: an external run's task, or a module task of a workflow run. Search sees only runs whose
 // run data the caller may read (a filter on an unreadable run's metric cannot reveal it).
-import { and, asc, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, type SQL, sql } from 'drizzle-orm';
 import { type Db, queryRows } from '../db/client';
 import { identities } from '../db/tables/identities';
+import { loggedModels } from '../db/tables/logged-models';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type Experiment, loggedParams, metricPoints, metricSummaries, runTags } from '../db/tables/tracking';
 import { badInput } from '../errors';
@@ -49,10 +50,16 @@ export async function mlflowRuns(db: Db, taskIds: string[]) {
     .leftJoin(identities, eq(identities.id, runs.createdBy))
     .where(inArray(tasks.id, taskIds));
   const runIds = [...new Set(rows.map((r) => r.run.id))];
-  const [summaries, params, tags] = await Promise.all([
+  const [summaries, params, tags, outputs] = await Promise.all([
     db.select().from(metricSummaries).where(inArray(metricSummaries.taskId, taskIds)),
     db.select().from(loggedParams).where(inArray(loggedParams.taskId, taskIds)),
     db.select().from(runTags).where(inArray(runTags.runId, runIds)),
+    // MLflow 3's run outputs: the logged models the run output (runs/outputs), by step.
+    db
+      .select({ taskId: loggedModels.taskId, model_id: loggedModels.id, step: loggedModels.outputStep })
+      .from(loggedModels)
+      .where(and(inArray(loggedModels.taskId, taskIds), isNull(loggedModels.deletedAt), isNotNull(loggedModels.outputStep)))
+      .orderBy(asc(loggedModels.createdAt)),
   ]);
   const byId = new Map(rows.map((r) => [r.task.id, r]));
   return taskIds.flatMap((id) => {
@@ -63,6 +70,7 @@ export async function mlflowRuns(db: Db, taskIds: string[]) {
         metrics: summaries.filter((s) => s.taskId === id),
         params: params.filter((p) => p.taskId === id),
         tags: tags.filter((t) => t.runId === row.run.id),
+        outputs: outputs.filter((o) => o.taskId === id).map((o) => ({ model_id: o.model_id, step: o.step! })),
       }),
     ];
   });
@@ -72,7 +80,12 @@ function runJson(
   task: Task,
   run: Run,
   user: string,
-  data: { metrics: (typeof metricSummaries.$inferSelect)[]; params: { key: string; value: string }[]; tags: { key: string; value: string }[] },
+  data: {
+    metrics: (typeof metricSummaries.$inferSelect)[];
+    params: { key: string; value: string }[];
+    tags: { key: string; value: string }[];
+    outputs: { model_id: string; step: number }[];
+  },
 ) {
   // A module task's declared parameters are its params too (what it logged itself wins).
   const declared =
@@ -97,6 +110,7 @@ function runJson(
       params: [...params].map(([key, value]) => ({ key, value })),
       tags: data.tags.map((t) => ({ key: t.key, value: t.value })),
     },
+    ...(data.outputs.length ? { outputs: { model_outputs: data.outputs } } : {}),
   };
 }
 
@@ -200,6 +214,11 @@ function clauseSql(text: string, position: number): SQL {
 
 /** Clauses split on AND outside quotes. */
 export function filterSql(filter: string): SQL[] {
+  return splitAnd(filter).map((p, i) => clauseSql(p, i + 1));
+}
+
+/** A filter's clauses: split on AND outside quotes (none for an empty filter). */
+export function splitAnd(filter: string): string[] {
   if (!filter.trim()) return [];
   const parts: string[] = [];
   let current = '';
@@ -218,7 +237,7 @@ export function filterSql(filter: string): SQL[] {
     current += c;
   }
   parts.push(current);
-  return parts.map((p, i) => clauseSql(p, i + 1));
+  return parts;
 }
 
 function orderSql(orderBy: string[]): SQL[] {

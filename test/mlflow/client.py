@@ -5,6 +5,7 @@ end_run, get_run and search_runs, then log_model (mlflow 2: the model's files un
 `mlflow.log-model.history` tag), register_model, set_registered_model_alias, get_model_version_by_alias and loading models:/NAME@ALIAS, made with `requests` only, against MLFLOW_TRACKING_URI with
 MLFLOW_TRACKING_TOKEN as the bearer token (as mlflow.utils.rest_utils does). Bodies are shaped as the client's
 protobuf JSON: int64 fields as strings, NaN as "NaN"; GET requests carry their fields as query parameters.
+With the argument `log-model-v3` it makes instead the calls mlflow 3's log_model makes (see log_model_v3).
 Prints one JSON line of what it read back; exits non-zero at the first call that fails."""
 import json
 import os
@@ -38,6 +39,115 @@ def expect_error(endpoint, body, code):
 
 
 now = lambda: str(int(time.time() * 1000))
+
+
+def send(method, endpoint, body=None):
+    # MLflow 3's logged-models calls put the model id (and a tag key) in the path; PATCH and DELETE carry JSON too.
+    res = requests.request(method, API + endpoint, data=None if body is None else json.dumps(body),
+                           headers={**HEADERS, "Content-Type": "application/json"}, timeout=30)
+    if res.status_code != 200:
+        raise SystemExit(f"{method} {endpoint} -> {res.status_code} {res.text}")
+    return res.json()
+
+
+def log_model_v3():
+    """mlflow 3: with mlflow.start_run(): mlflow.<flavor>.log_model(model, name="model", registered_model_name=MODEL),
+    as mlflow.models.Model.log issues it over RestStore: the run's params (runs/get) → create_logged_model (POST
+    logged-models, with source_run_id and the run's params) → log_outputs (POST runs/outputs) → the step's metrics
+    linked to the model (metrics/get-history, runs/log-batch with model_id) → log_model_artifacts (PUT each file under
+    the model's artifact_uri) → finalize_logged_model READY (PATCH logged-models/<id>) → register_model("models:/<id>")
+    (registered-models/create, model-versions/create with model_id, then the mlflow.modelVersions tag on the model)."""
+    model_name = os.environ.get("MLFLOW_MODEL_NAME", "py/model3")
+    experiment_id = call("experiments/create", "POST", {"name": "logged-models-" + now()})["experiment_id"]
+    run_id = call("runs/create", "POST", {"experiment_id": experiment_id, "start_time": now(), "run_name": "v3-run",
+                                          "tags": [{"key": "mlflow.user", "value": "alice"}]})["run"]["info"]["run_id"]
+    call("runs/log-parameter", "POST", {"run_id": run_id, "key": "alpha", "value": "0.5"})
+    call("runs/log-metric", "POST", {"run_id": run_id, "key": "acc", "value": 0.91, "timestamp": now(), "step": "0"})
+
+    # Model.log: params of the active run join the model's own.
+    run_params = call("runs/get", "GET", {"run_id": run_id})["run"]["data"]["params"]
+    model = send("POST", "logged-models", {
+        "experiment_id": experiment_id,
+        "name": "model",
+        "source_run_id": run_id,
+        "params": [{"key": p["key"], "value": p["value"]} for p in run_params],
+        "tags": [{"key": "mlflow.user", "value": "alice"}, {"key": "mlflow.source.name", "value": "client.py"},
+                 {"key": "mlflow.source.type", "value": "LOCAL"}],
+    })["model"]
+    model_id = model["info"]["model_id"]
+    created_status = model["info"]["status"]
+    send("POST", "runs/outputs", {"run_id": run_id, "models": [{"model_id": model_id, "step": "0"}]})
+    # log_model_metrics_for_step: the run's metrics at step 0, logged again linked to the model.
+    linked = []
+    for key in [m["key"] for m in call("runs/get", "GET", {"run_id": run_id})["run"]["data"]["metrics"]]:
+        for point in call("metrics/get-history", "GET", {"run_id": run_id, "metric_key": key})["metrics"]:
+            if int(point["step"]) == 0:
+                linked.append({**point, "run_id": run_id, "model_id": model_id})
+    call("runs/log-batch", "POST", {"run_id": run_id, "metrics": linked})
+
+    # log_model_artifacts: HttpArtifactRepository over the model's artifact_uri (mlflow-artifacts:/...).
+    root = URI + "/api/2.0/mlflow-artifacts/artifacts/" + model["info"]["artifact_uri"][len("mlflow-artifacts:/"):]
+    for path, content in [("MLmodel", f"flavors:\n  python_function: {{}}\n  sklearn: {{}}\nmodel_id: {model_id}\n"
+                                      "signature:\n  inputs: '[{\"type\": \"double\", \"name\": \"x\"}]'\n  outputs: '[{\"type\": \"long\"}]'\n"), ("model.pkl", "v3 weights"),
+                          ("requirements.txt", "mlflow==3.1.0\n")]:
+        requests.put(f"{root}/{path}", data=content.encode(), headers=HEADERS, timeout=30).raise_for_status()
+    # _use_logged_model's exit: finalize READY.
+    ready = send("PATCH", f"logged-models/{model_id}", {"model_id": model_id, "status": "LOGGED_MODEL_READY"})["model"]
+
+    # _register_model(f"models:/{model_id}", MODEL, tags=None)
+    res = requests.post(API + "registered-models/create", data=json.dumps({"name": model_name}), headers=HEADERS, timeout=30)
+    if res.status_code != 200 and res.json().get("error_code") != "RESOURCE_ALREADY_EXISTS":
+        raise SystemExit(f"registered-models/create -> {res.status_code} {res.text}")
+    version = call("model-versions/create", "POST", {"name": model_name, "source": f"models:/{model_id}", "model_id": model_id})["model_version"]
+    tags = {t["key"]: t["value"] for t in send("GET", f"logged-models/{model_id}")["model"]["info"].get("tags", [])}
+    history = json.loads(tags.get("mlflow.modelVersions", "[]")) + [{"name": version["name"], "version": version["version"]}]
+    send("PATCH", f"logged-models/{model_id}/tags", {"tags": [{"key": "mlflow.modelVersions", "value": json.dumps(history)}]})
+    call("runs/update", "POST", {"run_id": run_id, "status": "FINISHED", "end_time": now()})
+
+    # mlflow.register_model(f"runs:/{run_id}/model", MODEL) in mlflow 3: the run has no artifact folder "model"
+    # (RunsArtifactRepository lists it), so the client finds the run's logged model of that name (runs/get outputs,
+    # search_logged_models) and registers models:/<id>: the same files, so the same version.
+    folder = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts", params={"path": f"{experiment_id}/{run_id}/artifacts/model"},
+                          headers=HEADERS, timeout=30).json().get("files", [])
+    run = call("runs/get", "GET", {"run_id": run_id})["run"]
+    steps = {o["model_id"]: int(o["step"]) for o in run.get("outputs", {}).get("model_outputs", [])}
+    candidates = [m["info"]["model_id"] for m in send("POST", "logged-models/search", {"experiment_ids": [run["info"]["experiment_id"]]})["models"]
+                  if m["info"].get("source_run_id") == run_id and m["info"]["name"] == "model"]
+    by_name = sorted(candidates, key=lambda m: steps[m], reverse=True)[0] if not folder else None
+    again = call("model-versions/create", "POST", {"name": model_name, "source": f"models:/{by_name}", "model_id": by_name})["model_version"]
+
+    # mlflow.search_logged_models / load_model(f"models:/{MODEL}/1"): the download URI, then the files.
+    found = send("POST", "logged-models/search", {"experiment_ids": [experiment_id], "filter": "params.alpha = '0.5' AND metrics.acc > 0.9",
+                                                   "order_by": [{"field_name": "creation_timestamp", "ascending": False}]})["models"]
+    listed = send("GET", f"logged-models/{model_id}/artifacts/directories")["files"]
+    download = call("model-versions/get-download-uri", "GET", {"name": model_name, "version": version["version"]})["artifact_uri"]
+    pickled = requests.get(f"{URI}/api/2.0/mlflow-artifacts/artifacts/{download[len('mlflow-artifacts:/'):]}/model.pkl", headers=HEADERS, timeout=30).text
+    got = send("GET", f"logged-models/{model_id}")["model"]
+    history = call("metrics/get-history", "GET", {"run_id": run_id, "metric_key": "acc"})["metrics"]
+    print(json.dumps({
+        "run_id": run_id,
+        "model_id": model_id,
+        "created_status": created_status,
+        "ready_status": ready["info"]["status"],
+        "source_run_id": got["info"].get("source_run_id"),
+        "params": {p["key"]: p["value"] for p in got["data"]["params"]},
+        "metrics": {m["key"]: m["value"] for m in got["data"]["metrics"]},
+        "registrations": got["info"].get("registrations", []),
+        "model_versions_tag": json.loads({t["key"]: t["value"] for t in got["info"]["tags"]}["mlflow.modelVersions"]),
+        "version": {k: version.get(k) for k in ("name", "version", "run_id", "source", "model_id", "status")},
+        "found": [m["info"]["model_id"] for m in found],
+        "files": sorted(f["path"] for f in listed),
+        "download": download,
+        "pickled": pickled,
+        "acc_points": len(history),
+        "outputs": run.get("outputs", {}).get("model_outputs", []),
+        "by_run_name": {"model_id": by_name, "version": again["version"]},
+    }))
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "log-model-v3":
+    log_model_v3()
+    sys.exit(0)
 
 # mlflow.set_experiment(name): get-by-name, created when it does not exist.
 name = "python-client-" + now()

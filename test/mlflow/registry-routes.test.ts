@@ -121,7 +121,7 @@ describe('register_model', () => {
     expect(v2.body.model_version.version).toBe('2');
   });
 
-  it('refuses a running run (INVALID_STATE, saying to end it), a mismatched run_id, a source without a folder, models:/', async () => {
+  it('refuses a running run (INVALID_STATE, saying to end it), a mismatched run_id, a source without a folder, an unknown models:/', async () => {
     const running = await loggedRun('weights-3', false);
     const early = await post('model-versions/create', { name: 'ml/churn', source: `runs:/${running}/model`, run_id: running });
     expect(early).toMatchObject({ status: 400, body: { error_code: 'INVALID_STATE' } });
@@ -130,7 +130,8 @@ describe('register_model', () => {
       'INVALID_PARAMETER_VALUE',
     );
     expect((await post('model-versions/create', { name: 'ml/churn', source: `runs:/${runId}` })).body.message).toMatch(/artifact_path/);
-    expect((await post('model-versions/create', { name: 'ml/churn', source: 'models:/m-123' })).body.message).toMatch(/MLflow 3 logged model/);
+    expect((await post('model-versions/create', { name: 'ml/churn', source: 'models:/m-123' })).body.error_code).toBe('RESOURCE_DOES_NOT_EXIST');
+    expect((await post('model-versions/create', { name: 'ml/churn', source: 'models:/ml/churn/1' })).body.message).toMatch(/registered model version/);
     const missing = await post('model-versions/create', { name: 'ml/churn', source: `runs:/${runId}/nothing-here` });
     expect(missing).toMatchObject({ status: 404, body: { error_code: 'RESOURCE_DOES_NOT_EXIST' } });
   });
@@ -202,8 +203,8 @@ it('an unsupported registry endpoint answers ENDPOINT_NOT_FOUND listing the supp
   expect(res.body.message).toMatch(/model-versions\/create/);
 });
 
-it("MLflow 3's logged-models routes answer ENDPOINT_NOT_FOUND saying how to log a model instead", async () => {
-  const res = await post('logged-models', { experiment_id: exp, name: 'model', source_run_id: runId });
+it('a logged-models route MLflow 3 does not have answers ENDPOINT_NOT_FOUND listing the ones served (test/mlflow/logged-models.test.ts covers them)', async () => {
+  const res = await post('logged-models/m-0/unknown', { experiment_id: exp, name: 'model', source_run_id: runId });
   expect(res).toMatchObject({ status: 404, body: { error_code: 'ENDPOINT_NOT_FOUND' } });
-  expect(res.body.message).toMatch(/mlflow<3/);
+  expect(res.body.message).toMatch(/POST logged-models\/search/);
 });

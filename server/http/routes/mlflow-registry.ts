@@ -2,7 +2,8 @@
 // registry (server/registry/): every change goes through the registry's own functions, so namespace ownership,
 // audited refusals, deprecation and the production promotion rule hold exactly as in GraphQL. An MLflow model name
 // is Atelier's `namespace/name`. `model-versions/create` registers the artifact folder of its source
-// (`runs:/<run_id>/<path>`) from the run's task (an MLflow run_id is an Atelier task id), with its lineage. An
+// (`runs:/<run_id>/<path>`) from the run's task (an MLflow run_id is an Atelier task id), with its lineage, or the
+// files of a finalized MLflow 3 logged model (`models:/m-…`) with the lineage of the run that logged it. An
 // alias in the production domain moves only by an approved promotion: setting it here answers PERMISSION_DENIED.
 import { subject } from '@casl/ability';
 import { desc, eq } from 'drizzle-orm';
@@ -10,7 +11,8 @@ import type { Db } from '../../db/client';
 import { modelVersions, type RegisteredModel } from '../../db/tables/registry';
 import { AtelierError, badInput, conflict, forbidden, notFound } from '../../errors';
 import { aliasOf, checkAlias, setModelAlias } from '../../registry/aliases';
-import { downloadUri, mlflowModelName, modelsJson, parseSource, searchModels, searchVersions, versionsJson } from '../../registry/mlflow';
+import { registerLoggedModel } from '../../registry/logged-models';
+import { downloadUri, loggedModelOf, mlflowModelName, modelsJson, parseSource, searchModels, searchVersions, versionsJson } from '../../registry/mlflow';
 import { findModel, findModelVersion, modelByName, saveModel } from '../../registry/models';
 import { registerModelVersion } from '../../registry/versions';
 import type { Caller } from '../../tracking/access';
@@ -140,9 +142,19 @@ export const registryEndpoints: Record<string, Endpoint> = {
     handle: async ({ db, store, caller, p }) => {
       const name = mlflowModelName(str(p, 'name'));
       const source = str(p, 'source');
-      const { taskId, path } = parseSource(source, str(p, 'run_id', false));
       const tags = Object.fromEntries(keyValues(p, 'tags').map((t) => [t.key, t.value]));
       const mlflow = { source, description: str(p, 'description', false), run_link: str(p, 'run_link', false), tags };
+      const logged = loggedModelOf(source, str(p, 'model_id', false));
+      if (logged) {
+        try {
+          const { version } = await registerLoggedModel(db, store, caller, { model: name, loggedModelId: logged, runId: str(p, 'run_id', false), mlflow });
+          return { model_version: (await versionsJson(db, caller.ability, [version]))[0] };
+        } catch (error) {
+          if (error instanceof AtelierError && error.code === 'CONFLICT') throw new MlflowError('CONFLICT', 'INVALID_STATE', 400, error.message);
+          throw error;
+        }
+      }
+      const { taskId, path } = parseSource(source, str(p, 'run_id', false));
       try {
         const { version } = await registerModelVersion(db, store, caller.ability, caller.identity, {
           model: name,

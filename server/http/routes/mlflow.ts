@@ -15,12 +15,14 @@ import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import type { LiveFeed } from '../../tracking/live';
+import { getModelArtifact, listModelArtifacts, type ModelAt, putModelArtifact, withoutModelCopies } from '../../tracking/logged-models';
 import { deleteTag, logBatch, type MetricInput } from '../../tracking/logging';
 import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
 import { authenticated } from '../authenticate';
 import { declaredLengthOver, readBodyWithin } from '../body';
 import { type Endpoint, float, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
 import type { Route } from '../router';
+import { inState, loggedModelEndpoint, loggedModelRoutes, loggedModelRunEndpoints } from './mlflow-logged-models';
 import { registryEndpoints } from './mlflow-registry';
 
 const trackingRe = /^\/(?:ajax-)?api\/2\.0\/mlflow\/(.*)$/;
@@ -37,10 +39,17 @@ const mlflowCodes: Record<string, [string, number]> = {
   PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
 };
 
-const metricOf = (item: unknown, i: number): MetricInput => {
+const metricOf = (item: unknown, i: number): MetricInput & { modelId?: string } => {
   const m = (item ?? {}) as Params;
   if (typeof m.key !== 'string') throw badInput(`metrics[${i}].key must be a string.`);
-  return { key: m.key, value: float(m.value, `metrics[${i}].value`), timestamp: int(m, 'timestamp'), step: int(m, 'step') ?? 0 };
+  const modelId = str(m, 'model_id', false) || undefined;
+  return {
+    key: m.key,
+    value: float(m.value, `metrics[${i}].value`),
+    timestamp: int(m, 'timestamp'),
+    step: int(m, 'step') ?? 0,
+    ...(modelId ? { modelId } : {}),
+  };
 };
 const runIdOf = (p: Params) => (p.run_id ? str(p, 'run_id') : str(p, 'run_uuid'));
 const runOf = async (db: Db, caller: Caller, id: string) => {
@@ -56,6 +65,7 @@ async function experimentOrNotFound(db: Db, ref: string) {
 
 const endpoints: Record<string, Endpoint> = {
   ...registryEndpoints,
+  ...loggedModelRunEndpoints,
   'experiments/create': {
     methods: ['POST'],
     handle: async ({ db, caller, p }) => {
@@ -170,7 +180,7 @@ const endpoints: Record<string, Endpoint> = {
     methods: ['POST'],
     handle: async ({ db, feed, caller, p }) =>
       void (await logBatch(db, feed, caller, runIdOf(p), {
-        metrics: list(p, 'metrics').map(metricOf),
+        metrics: await withoutModelCopies(db, runIdOf(p), list(p, 'metrics').map(metricOf)),
         params: keyValues(p, 'params'),
         tags: keyValues(p, 'tags'),
       })),
@@ -185,11 +195,9 @@ const endpoints: Record<string, Endpoint> = {
   },
 };
 
-const loggedModels =
-  ' MLflow 3 logged models are not stored: log the model with mlflow<3 (log_model writes its files as run artifacts), end the run, then register "runs:/<run_id>/<artifact_path>".';
-const supported = Object.entries(endpoints)
+const supported = `${Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
-  .join(', ');
+  .join(', ')}, ${loggedModelRoutes}`;
 
 /** `afterWrite`: called after each POST/PATCH/DELETE call answered (the registry's live feed and webhooks are kicked). */
 export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore; maxArtifactBytes: number; afterWrite?: () => void }): Route {
@@ -207,12 +215,13 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
         const caller: Caller = { identity: session.identity, ability: defineAbilityFor(session.identity, session.grants, session.scopes), task: session.task };
         const tracking = trackingRe.exec(url.pathname);
         if (tracking) {
-          const endpoint = Object.hasOwn(endpoints, tracking[1]!) ? endpoints[tracking[1]!] : undefined;
+          const path = tracking[1]!;
+          const endpoint = /^logged-models(\/|$)/.test(path) ? loggedModelEndpoint(path) : Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
           if (!endpoint?.methods.includes(req.method ?? 'GET'))
             return fail(
               'ENDPOINT_NOT_FOUND',
               404,
-              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API.${tracking[1]!.startsWith('logged-models') ? loggedModels : ''} Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
+              `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API. Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
             );
           const p = await paramsOf(req, url);
           const answer = await endpoint.handle({ db, feed, store, caller, p, method: req.method ?? 'GET' });
@@ -245,20 +254,21 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
     if (!rest) {
       if (req.method !== 'GET')
         return fail('ENDPOINT_NOT_FOUND', 404, 'List artifacts with GET /api/2.0/mlflow-artifacts/artifacts?path=<experiment>/<run>/artifacts[/dir].');
-      const { task, path } = locate(url.searchParams.get('path') ?? '', true);
-      const { entries } = await listArtifacts(db, caller, task, path);
+      const at = locate(url.searchParams.get('path') ?? '', true);
+      const { entries } = 'model' in at ? await listModelArtifacts(db, caller, at.model, at.path) : await listArtifacts(db, caller, at.task, at.path);
       return json(200, { files: entries.map((e) => ({ path: e.path, is_dir: e.isDir, ...(e.size === null ? {} : { file_size: e.size }) })) });
     }
-    const { task, path } = locate(rest.split('/').map(safeDecode).join('/'), false);
+    const at = locate(rest.split('/').map(safeDecode).join('/'), false);
     if (req.method === 'PUT' || req.method === 'POST') {
       if (declaredLengthOver(req, options.maxArtifactBytes)) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
       const body = await readBodyWithin(req, options.maxArtifactBytes);
       if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
-      await putArtifact(db, store, caller, task, path, body);
+      if ('model' in at) await inState(() => putModelArtifact(db, store, caller, at.model, at.path, body));
+      else await putArtifact(db, store, caller, at.task, at.path, body);
       return json(200, {});
     }
     if (req.method === 'GET') {
-      const object = await getArtifact(db, store, caller, task, path);
+      const object = 'model' in at ? await getModelArtifact(db, store, caller, at.model, at.path) : await getArtifact(db, store, caller, at.task, at.path);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': object.size, 'cache-control': 'private, no-store' });
       await pipeline(object.body, res).catch(() => res.destroy());
       return;
@@ -271,9 +281,20 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
   }
 }
 
-/** `<experiment>/<run>/artifacts[/path]` → the task and the path under it. */
-function locate(full: string, root: boolean): { task: string; path: string } {
+/**
+ * `<experiment>/<run>/artifacts[/path]` → the task and the path under it; `<experiment>/models/<model_id>/artifacts[/path]`
+ * (a logged model's artifact_uri) → the model and the path under it.
+ */
+function locate(full: string, root: boolean): { task: string; path: string } | { model: ModelAt; path: string } {
   const parts = full.replace(/^\/+/, '').split('/');
+  if (parts[1] === 'models') {
+    const [, , model, artifactsDir, ...path] = parts;
+    if (!model || artifactsDir !== 'artifacts' || (!root && !path.length))
+      throw badInput(
+        `Artifact path "${full}" is not <experiment_id>/models/<model_id>/artifacts/<path> (the logged model's artifact_uri followed by the file's path).`,
+      );
+    return { model: { id: model, experimentId: parts[0]! }, path: path.join('/') };
+  }
   const [, task, artifactsDir, ...path] = parts;
   if (!task || artifactsDir !== 'artifacts' || (!root && !path.length))
     throw badInput(`Artifact path "${full}" is not <experiment_id>/<run_id>/artifacts/<path> (the run's artifact_uri followed by the file's path).`);
