@@ -31,6 +31,7 @@ import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { useMlflow } from './http/routes/mlflow';
+import { useTriggerHooks } from './http/routes/trigger-hooks';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
@@ -41,6 +42,7 @@ import { createRegistrationHandler } from './registry/from-tasks';
 import { createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
+import { createTriggerDispatcher } from './triggers/dispatcher';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
 import { createWebhookWorker } from './webhooks/worker';
 
@@ -110,6 +112,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     onOutbox: () => {
       relay.kick();
       webhooks.kick();
+      triggers.kick();
     },
     defaults: planDefaults,
     poolLimits: config.poolLimits,
@@ -122,6 +125,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       registrations.register(batch).finally(() => {
         webhooks.kick();
         registryFeed.kick();
+        triggers.kick();
       }),
   });
   // Cron schedules start runs; on Postgres only the replica holding the advisory lock fires them.
@@ -132,6 +136,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     leaderLock: database.kind === 'postgres',
     log: (m) => log(`scheduler: ${m}`),
   });
+  // Triggers start runs on signals (new dataset versions, alias moves, runs succeeding, alerts, inbound hooks).
+  const triggers = createTriggerDispatcher({
+    db,
+    orchestrator,
+    leaderLock: database.kind === 'postgres',
+    pollMs: config.triggerPollMs,
+    log: (m) => log(`triggers: ${m}`),
+  });
   const hotClusters = createHotClusterService({
     db,
     bus,
@@ -140,7 +152,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
-  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters, webhooks, registryFeed };
+  const services: Services = {
+    db,
+    store,
+    feed,
+    subscriptions,
+    orchestrator,
+    config,
+    planDefaults,
+    cache,
+    mayReuse,
+    hotClusters,
+    webhooks,
+    registryFeed,
+    triggers,
+  };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
@@ -163,6 +189,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
+      useTriggerHooks({ db, kick: () => triggers.kick() }),
       useMlflow({
         db,
         feed,
@@ -171,6 +198,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         afterWrite: () => {
           registryFeed.kick();
           webhooks.kick();
+          triggers.kick();
         },
       }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
@@ -207,6 +235,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       }),
     }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
+    { name: 'trigger dispatcher', start: () => triggers.start(), stop: () => triggers.stop() },
     periodic(
       'task token pruning',
       TASK_TOKEN_PRUNE_MS,

@@ -9,6 +9,7 @@ import { type ColumnLabel, columnLabels, type Dataset, type DatasetVersion, data
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
 import { parseModuleRef } from '../modules/ref';
+import { datasetVersionSignal } from '../signals/sources';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
 import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
@@ -166,6 +167,13 @@ export async function addDatasetVersion(
       .insert(datasetVersions)
       .values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id });
     if (classified.length) await tx.insert(columnLabels).values(classified);
+    await datasetVersionSignal(tx, {
+      datasetId: dataset.id,
+      namespace: dataset.namespace,
+      name: dataset.name,
+      version: latest.version + 1,
+      digest: input.digest,
+    });
     const added = columns.filter((c) => !latest.columns.some((l) => l.name === c.name)).map((c) => c.name);
     await audit(tx, {
       identity,
