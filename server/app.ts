@@ -135,6 +135,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     clock: { now: () => new Date() },
     leaderLock: database.kind === 'postgres',
     log: (m) => log(`scheduler: ${m}`),
+    onWebhooks: () => webhooks.kick(),
   });
   // Triggers start runs on signals (new dataset versions, alias moves, runs succeeding, alerts, inbound hooks).
   const triggers = createTriggerDispatcher({
