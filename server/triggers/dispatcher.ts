@@ -20,6 +20,7 @@ import { type Signal, signals, type TriggerFiring, triggerFirings, type Workflow
 import { type Workflow, workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
 import { type KickedLoop, kickedLoop } from '../lifecycle/kicked-loop';
+import { crashPoint } from '../orchestrator/crash-hook';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { scheduleActor } from '../orchestrator/run-actor';
 import { scheduleMayNotFire } from '../scheduler/ownership';
@@ -238,6 +239,7 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
           null,
         ),
       );
+      crashPoint('trigger-run-started');
       await coalesce(
         'STARTED',
         run.id,
