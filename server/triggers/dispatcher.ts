@@ -198,7 +198,7 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
       await coalesce('FAILED', null, refused);
       return pending.length;
     }
-    const started = await startedLastMinute(trigger.id, at);
+    const [started, active] = await Promise.all([startedLastMinute(trigger.id, at), activeRuns(trigger.id)]);
     if (started >= trigger.maxRunsPerMinute) {
       await record(
         open.map((f) => f.id),
@@ -208,7 +208,6 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
       );
       return pending.length;
     }
-    const active = await activeRuns(trigger.id);
     if (trigger.overlap === 'SKIP' && active.length) {
       await coalesce('SKIPPED_OVERLAP', null, `skipped: run ${active[0]!.id} of this trigger is still ${active[0]!.status} (overlap policy SKIP)`);
       return pending.length;
