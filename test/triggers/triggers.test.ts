@@ -121,6 +121,20 @@ describe('overlap and storms', () => {
     expect(second.json.message).toContain('overlap policy SKIP');
   });
 
+  it('overlap CANCEL_PREVIOUS cancels the trigger’s active run before starting the next; a paused trigger’s hook is refused (409)', async () => {
+    await create({ name: 'cancel-hook', kind: 'HTTP', overlap: 'CANCEL_PREVIOUS' });
+    const first = (await postHook(t, 'cancel-hook', {}, { token: t.app.adminToken })).json;
+    const second = (await postHook(t, 'cancel-hook', {}, { token: t.app.adminToken })).json;
+    expect(second).toMatchObject({ outcome: 'STARTED' });
+    expect(second.message).toContain(`cancelled the previous run ${first.runId}`);
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: first.runId });
+    expect(run.status).toBe('CANCELLED');
+    await t.api.gql(`mutation { pauseTrigger(id: "cancel-hook") { paused } }`);
+    const paused = await postHook(t, 'cancel-hook', {}, { token: t.app.adminToken });
+    expect(paused).toMatchObject({ status: 409, json: { error: { code: 'CONFLICT' } } });
+    expect(await firings(t, 'cancel-hook')).toHaveLength(2);
+  });
+
   it('10,000 signals at once start at most maxRunsPerMinute runs; every signal is recorded COALESCED or RATE_LIMITED', async () => {
     const { trigger } = await create({ name: 'storm-hook', kind: 'HTTP', maxRunsPerMinute: 3 });
     const db = t.app.services.db;
