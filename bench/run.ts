@@ -13,9 +13,10 @@ import { orchestrationBench } from './orchestration';
 import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
+import { triggersBench } from './triggers';
 import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks', 'triggers'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -69,6 +70,10 @@ async function main() {
     if (selected('webhooks')) {
       console.log('webhooks: 1,000 deliveries emitted and posted by the delivery worker vs the same POSTs sent straight…');
       rows.push(...(await webhooksBench(infra)));
+    }
+    if (selected('triggers')) {
+      console.log('triggers: 100 signals committed → their triggered runs started, against plain startRun…');
+      rows.push(...(await triggersBench(infra)));
     }
   } finally {
     await nats.stop();

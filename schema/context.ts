@@ -12,6 +12,7 @@ import type { RunFeed } from '../server/events/feed';
 import type { LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
 import type { RegistryFeed } from '../server/registry/live';
+import type { TriggerDispatcher } from '../server/triggers/dispatcher';
 import type { WebhookWorker } from '../server/webhooks/worker';
 import type { PlanDefaults } from '../server/workflows/plan';
 
@@ -32,6 +33,8 @@ export interface Services {
   webhooks: Pick<WebhookWorker, 'kick' | 'drain'>;
   /** Registry events, live (`registryEvents`): kick it after committing a registry change. */
   registryFeed: RegistryFeed;
+  /** The trigger dispatcher: kick it after committing a change that recorded a signal (server/signals/). */
+  triggers: Pick<TriggerDispatcher, 'kick' | 'drain'>;
 }
 
 export interface Context {

@@ -16,6 +16,7 @@ import './types/run-events';
 import './types/experiments';
 import './types/run-search';
 import './types/schedules';
+import './types/triggers';
 import './types/datasets';
 import './types/catalog';
 import './types/drift';

@@ -32,6 +32,7 @@ import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { useMlflow } from './http/routes/mlflow';
+import { useTriggerHooks } from './http/routes/trigger-hooks';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
@@ -42,6 +43,7 @@ import { createRegistrationHandler } from './registry/from-tasks';
 import { acrossReplicas, createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
+import { createTriggerDispatcher } from './triggers/dispatcher';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
 import { createWebhookWorker } from './webhooks/worker';
 
@@ -126,6 +128,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     onOutbox: () => {
       relay.kick();
       webhooks.kick();
+      triggers.kick();
     },
     defaults: planDefaults,
     poolLimits: config.poolLimits,
@@ -138,6 +141,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       registrations.register(batch).finally(() => {
         webhooks.kick();
         registryFeed.kick();
+        triggers.kick();
       }),
   });
   // Cron schedules start runs; on Postgres only the replica holding the advisory lock fires them.
@@ -147,6 +151,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     clock: { now: () => new Date() },
     leaderLock: database.kind === 'postgres',
     log: (m) => log(`scheduler: ${m}`),
+    onWebhooks: () => webhooks.kick(),
+  });
+  // Triggers start runs on signals (new dataset versions, alias moves, runs succeeding, alerts, inbound hooks).
+  const triggers = createTriggerDispatcher({
+    db,
+    orchestrator,
+    leaderLock: database.kind === 'postgres',
+    pollMs: config.triggerPollMs,
+    log: (m) => log(`triggers: ${m}`),
   });
   const hotClusters = createHotClusterService({
     db,
@@ -156,7 +169,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
-  const services: Services = { db, store, feed, subscriptions, orchestrator, config, planDefaults, cache, mayReuse, hotClusters, webhooks, registryFeed };
+  const services: Services = {
+    db,
+    store,
+    feed,
+    subscriptions,
+    orchestrator,
+    config,
+    planDefaults,
+    cache,
+    mayReuse,
+    hotClusters,
+    webhooks,
+    registryFeed,
+    triggers,
+  };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
@@ -179,6 +206,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
+      useTriggerHooks({ db, kick: () => triggers.kick() }),
       useMlflow({
         db,
         feed,
@@ -187,6 +215,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         afterWrite: () => {
           registryFeed.kick();
           webhooks.kick();
+          triggers.kick();
         },
       }),
       useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
@@ -225,6 +254,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       }),
     }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
+    { name: 'trigger dispatcher', start: () => triggers.start(), stop: () => triggers.stop() },
     periodic(
       'task token pruning',
       TASK_TOKEN_PRUNE_MS,

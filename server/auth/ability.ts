@@ -101,6 +101,7 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
       for (const action of ['create', 'update'] as const) {
         allow(action, 'Workflow', { domain: { $in: readableDomains(grants) } });
         allow(action, 'Schedule', { domain: { $in: readableDomains(grants) } });
+        allow(action, 'Trigger', { domain: { $in: readableDomains(grants) } });
       }
       allow('create', 'Dataset');
       // Runs start in experimentation freely; ad hoc and production need a grant to one of the identity's teams.

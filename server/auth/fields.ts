@@ -31,6 +31,8 @@ export const subjectFields = {
       // what the caller may do to it (schema/types/viewer-can.ts): decided by the ability, never by run data
       'viewerCan',
       'schedule',
+      // which trigger and signal started it (trigger EVENT): ids and kinds, never the signal's payload
+      'triggeredBy',
       // the experiment it is grouped in and its display name: labels, never computed from run data
       'experiment',
       'name',
@@ -94,6 +96,7 @@ export const subjectFields = {
       'latestVersion',
       'versions',
       'schedules',
+      'triggers',
       'version',
       'workflow',
       'viewerCan',
@@ -232,6 +235,38 @@ export const subjectFields = {
       'createdAt',
     ],
     data: ['files', 'signature', 'metadata', 'metrics', 'lineage', 'cacheKey', 'task', 'run'],
+  },
+  // Triggers (server/triggers/) and their firings (TriggerFiring, checked with its trigger's domain): the fixed run
+  // parameters and a signal's payload (an inbound hook's body) are the trigger's domain's data. The HMAC secret is in
+  // no list: it is shown once, by the mutation's own type.
+  Trigger: {
+    meta: [
+      'id',
+      'name',
+      'workflow',
+      'kind',
+      'source',
+      'parameterMap',
+      'overlap',
+      'maxRunsPerMinute',
+      'paused',
+      'hookPath',
+      'firings',
+      'createdBy',
+      'team',
+      'createdAt',
+      'updatedAt',
+      'trigger',
+      'outcome',
+      'run',
+      'message',
+      'decidedAt',
+      'signalId',
+      'signalType',
+      'signalSubject',
+      'signalAt',
+    ],
+    data: ['parameters', 'signalPayload'],
   },
   // A team's webhooks and their deliveries: readable only by the managers of the owning team (server/auth/ability.ts).
   // The signing secret is in no list: no rule covers it, so nobody reads it (it is shown once, by the mutation's own type).

@@ -18,6 +18,7 @@ import { moduleCommand, teamCommands } from './modules';
 import { collect, parseParam, positiveInt } from './options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
+import { triggerCommand } from './triggers';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
 import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
 import { webhookCommand } from './webhooks';
@@ -336,6 +337,7 @@ export function buildProgram(): Command {
   addTrackingCommands(run, (command) => connection(command).client);
   program.addCommand(scheduleCommand((command) => connection(command).client));
   program.addCommand(webhookCommand((command) => connection(command).client));
+  program.addCommand(triggerCommand(connection));
   program.addCommand(cacheCommand((command) => connection(command).client));
   program.addCommand(clusterCommand((command) => connection(command).client));
   program.addCommand(datasetCommand((command) => connection(command).client));

@@ -61,6 +61,8 @@ export interface Config {
   tickMs: number;
   /** How often each watched run's stored live events are compared with what the feed delivered (gaps are filled). */
   feedCheckMs: number;
+  /** The trigger dispatcher's fallback poll (it is kicked after commits that record signals). */
+  triggerPollMs: number;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
   cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
@@ -155,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1) * 1000,
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     feedCheckMs: int(env, 'ATELIER_FEED_CHECK_MS', 1000, 50, 60_000),
+    triggerPollMs: int(env, 'ATELIER_TRIGGER_POLL_MS', 1000, 20, 60_000),
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),

@@ -17,5 +17,6 @@ export * from './tables/task-events';
 export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';
+export * from './tables/triggers';
 export * from './tables/webhooks';
 export * from './tables/workflows';

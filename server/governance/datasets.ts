@@ -9,6 +9,7 @@ import { type ColumnLabel, columnLabels, type Dataset, type DatasetVersion, data
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
 import { parseModuleRef } from '../modules/ref';
+import { datasetVersionSignal } from '../signals/sources';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
 import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
@@ -198,6 +199,13 @@ export async function addDatasetVersion(
     );
     if (classified.length) await tx.insert(columnLabels).values(classified);
     const newColumns = columns.filter((c) => !latest.columns.some((l) => l.name === c.name)).map((c) => c.name);
+    await datasetVersionSignal(tx, {
+      datasetId: dataset.id,
+      namespace: dataset.namespace,
+      name: dataset.name,
+      version: latest.version + 1,
+      digest: input.digest,
+    });
     await audit(tx, {
       identity,
       action: 'dataset.version',

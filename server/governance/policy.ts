@@ -9,6 +9,7 @@ import { and, desc, eq, inArray, or } from 'drizzle-orm';
 import { digestOf } from '../artifacts/digest';
 import type { Tx } from '../db/client';
 import { columnLabels, type Dataset, datasets, datasetVersions } from '../db/tables/governance';
+import { datasetVersionSignal } from '../signals/sources';
 import type { DataDenial, ModuleManifest, TaskDataAccess } from '../vocabulary';
 import { type Domain, type Label, type Level, levels } from '../vocabulary';
 import type { CatalogCeiling } from './catalog';
@@ -230,14 +231,10 @@ export async function recordDatasetWrites(
         .orderBy(desc(datasetVersions.version))
         .limit(1);
       const columns = (port.columns ?? []).map((c) => ({ name: c.name, type: c.type ?? 'unknown' }));
-      await tx.insert(datasetVersions).values({
-        datasetId: dataset!.id,
-        version: (last?.version ?? 0) + 1,
-        columns,
-        digest: digestOfValue(w.outputs[port.name]),
-        producedByTaskId: w.taskId,
-        createdBy: w.createdBy,
-      });
+      const version = (last?.version ?? 0) + 1;
+      const digest = digestOfValue(w.outputs[port.name]);
+      await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version, columns, digest, producedByTaskId: w.taskId, createdBy: w.createdBy });
+      await datasetVersionSignal(tx, { datasetId: dataset!.id, namespace, name, version, digest, producedByTaskId: w.taskId });
       await recordComputedLabels(tx, dataset!.id, propagate(port.columns ?? [], inputs), catalog);
     }
   }

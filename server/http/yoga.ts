@@ -57,6 +57,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       afterMutations(() => {
         services.webhooks.kick();
         services.registryFeed.kick();
+        services.triggers.kick(); // a signal recorded (a dataset version added, an alias moved)
       }),
     ],
     context: async (initial) => {

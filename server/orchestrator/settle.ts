@@ -11,6 +11,7 @@ import { type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts } from './rules';
+import { runSucceeded } from './run-signals';
 
 /** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
 export async function settle(tc: TxContext, run: Run, finished: string[]): Promise<void> {
@@ -127,6 +128,7 @@ export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
     .where(eq(runs.id, run.id));
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
   if (await emitRunEnded(tx, run, status, message, step.at)) step.outbox = true; // kicks the webhook worker after commit
+  if (status === 'SUCCEEDED' && (await runSucceeded(tx, run))) step.outbox = true; // and the trigger dispatcher
   run.status = status;
   await notifyParent(tc, run, status, message);
 }

@@ -12,6 +12,7 @@ import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type ModelAlias, type ModelVersion, modelAliasEvents, modelAliases, modelVersions, type RegisteredModel } from '../db/tables/registry';
 import { AtelierError, badInput, notFound } from '../errors';
+import { aliasMovedSignal } from '../signals/sources';
 import { type AliasAction, type Domain, domains } from '../vocabulary';
 import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry, RecordedError } from './access';
 import { registryEvent } from './events';
@@ -81,17 +82,20 @@ export async function moveAlias(
     .insert(modelAliases)
     .values({ modelId: model.id, alias, ...values })
     .onConflictDoUpdate({ target: [modelAliases.modelId, modelAliases.alias], set: values });
-  await tx.insert(modelAliasEvents).values({
-    modelId: model.id,
-    alias,
-    domain,
-    fromVersionId: current?.versionId ?? null,
-    toVersionId: version.id,
-    movedBy: identity.id,
-    action,
-    reason,
-    promotionId,
-  });
+  const [event] = await tx
+    .insert(modelAliasEvents)
+    .values({
+      modelId: model.id,
+      alias,
+      domain,
+      fromVersionId: current?.versionId ?? null,
+      toVersionId: version.id,
+      movedBy: identity.id,
+      action,
+      reason,
+      promotionId,
+    })
+    .returning({ id: modelAliasEvents.id });
   const [previous] = current ? await tx.select().from(modelVersions).where(eq(modelVersions.id, current.versionId)) : [];
   await registryEvent(tx, 'alias.moved', model.id, identity, {
     model: nameOf(model),
@@ -101,6 +105,16 @@ export async function moveAlias(
     to: version.version,
     action,
     promotionId,
+  });
+  await aliasMovedSignal(tx, {
+    eventId: event!.id,
+    namespace: model.namespace,
+    model: model.name,
+    alias,
+    domain,
+    from: previous?.version ?? null,
+    to: version.version,
+    action,
   });
   await audit(tx, {
     identity,

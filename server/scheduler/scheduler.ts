@@ -20,6 +20,7 @@ import { owningTeamName } from '../teams/ownership';
 import { domainsGrantedTo } from '../teams/queries';
 import { type Domain, type FireOutcome, moreGuarded, type RunStatus } from '../vocabulary';
 import { dueFireTimes, nextFireTime } from './cron';
+import { emitScheduleMisfired } from './misfire-events';
 import { scheduleMayNotFire } from './ownership';
 import { timingOf } from './schedules';
 
@@ -40,6 +41,8 @@ export interface SchedulerOptions {
   misfireGraceMs?: number;
   /** An unexpected error starting a run is retried on later ticks for this long, then recorded FAILED (default 10 min). */
   retryWindowMs?: number;
+  /** Called after a claim that wrote webhook deliveries (`schedule.misfired`) committed: kick the delivery worker. */
+  onWebhooks?: () => void;
 }
 
 export interface Scheduler {
@@ -90,6 +93,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   /** Claims one schedule's due fire times and moves its watermark past them, in one transaction. */
   async function claim(scheduleId: string, now: Date): Promise<void> {
+    let webhooksWritten = false;
     await db.transaction(async (tx) => {
       // SKIP LOCKED: a replica already on this schedule keeps it; the unique key would stop a double claim anyway.
       const [schedule] = await tx
@@ -117,10 +121,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
           });
         }
         for (const t of run) rows.push({ scheduleId, fireTime: t, outcome: 'PENDING', createdAt: now });
-        await tx
+        const inserted = await tx
           .insert(scheduleFires)
           .values(rows)
-          .onConflictDoNothing({ target: [scheduleFires.scheduleId, scheduleFires.fireTime] });
+          .onConflictDoNothing({ target: [scheduleFires.scheduleId, scheduleFires.fireTime] })
+          .returning({ fireTime: scheduleFires.fireTime, outcome: scheduleFires.outcome });
+        // Only fire times this claim recorded: another leader's claim of the same ones emitted them already.
+        const newlyMissed = inserted.filter((r) => r.outcome === 'SKIPPED_MISSED').map((r) => r.fireTime);
+        if (newlyMissed.length && (await emitScheduleMisfired(tx, schedule, newlyMissed, unrecorded, why, now))) webhooksWritten = true;
       }
       const last = times.length && times.at(-1)! > schedule.lastFireTime ? times.at(-1)! : schedule.lastFireTime;
       await tx
@@ -128,6 +136,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         .set({ lastFireTime: last, nextFireTime: nextFireTime(timing, last) })
         .where(eq(schedules.id, scheduleId));
     });
+    if (webhooksWritten) options.onWebhooks?.();
   }
 
   // --- starting ------------------------------------------------------------------------------------------

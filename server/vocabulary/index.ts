@@ -11,3 +11,4 @@ export * from './registry';
 export * from './runs';
 export * from './schedules';
 export * from './spec';
+export * from './triggers';

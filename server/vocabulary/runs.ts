@@ -5,12 +5,13 @@ export const runStatuses = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELL
 export type RunStatus = (typeof runStatuses)[number];
 export const terminalRunStatuses: readonly RunStatus[] = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
-export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT', 'EXTERNAL'] as const;
+export const triggers = ['API', 'CLI', 'DASHBOARD', 'SCHEDULE', 'CLONE', 'RERUN', 'PARENT', 'EXTERNAL', 'EVENT'] as const;
 export type Trigger = (typeof triggers)[number];
 /**
  * The triggers a caller may name when it starts a run (how it was started). The others are the platform's to set:
  * SCHEDULE (the scheduler), CLONE and RERUN (those mutations), PARENT (a nested run), EXTERNAL (a run logged from
- * outside a workflow, by a notebook or an MLflow client): a caller never claims them.
+ * outside a workflow, by a notebook or an MLflow client), EVENT (a trigger, on a signal: server/triggers/): a caller never
+ * claims them.
  */
 export const callerTriggers = ['API', 'CLI', 'DASHBOARD'] as const satisfies readonly Trigger[];
 export type CallerTrigger = (typeof callerTriggers)[number];

@@ -88,6 +88,7 @@ const valueTypes: Record<string, string> = {
   RegistryEvent: 'an event of a model the subscription checked the caller may read, event by event',
   WebhookAttempt: 'part of a WebhookDelivery',
   CreatedWebhook: 'result of a webhook the caller created or whose secret it rotated',
+  CreatedTrigger: 'result of a trigger the caller created or whose HTTP secret it rotated (a guarded Trigger and the secret, shown once)',
   QueryWebhookDeliveriesConnection: 'a page of guarded webhook deliveries',
   QueryWebhookDeliveriesConnectionEdge: 'a page of guarded webhook deliveries',
 };

@@ -1,0 +1,90 @@
+// `POST /hooks/trigger/NAME`: fires an HTTP trigger. Authenticated by a bearer token whose holder may start the
+// workflow's runs, or by an HMAC-SHA256 signature of `TIMESTAMP.DELIVERY.BODY` under the trigger's secret
+// (X-Atelier-Signature: sha256=HEX, X-Atelier-Timestamp: Unix seconds, within 5 minutes; X-Atelier-Delivery:
+// optional, makes a redelivery the same signal). Answers 202 with the signal id, and the run id once started.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { recordRefusal } from '../../audit/audit';
+import { defineAbilityFor } from '../../auth/ability';
+import { grantsOf } from '../../auth/grants';
+import type { Db } from '../../db/client';
+import type { Identity } from '../../db/tables/identities';
+import { AtelierError } from '../../errors';
+import { assertWithinInputLimits } from '../../errors/input-limits';
+import { freshnessProblem } from '../../modules/deliveries';
+import { assertMayFire, firingOf, hookSignatureProblem, httpTrigger, receiveHook } from '../../triggers/hooks';
+import { authenticated, tokenOf } from '../authenticate';
+import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
+import type { Route } from '../router';
+
+const HOOK_MAX_BYTES = 1024 * 1024;
+const PREFIX = '/hooks/trigger/';
+/** How long the answer waits for the dispatcher to start the run, so it can name it. */
+const RUN_WAIT_MS = 2000;
+
+export interface TriggerHookOptions {
+  db: Db;
+  /** The dispatcher to kick once the signal committed. */
+  kick: () => void;
+}
+
+export function useTriggerHooks(options: TriggerHookOptions): Route {
+  const { db } = options;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const fail = (error: AtelierError) => reply(error.status, { error: { code: error.code, message: error.message, details: error.details } });
+    const url = new URL(req.url ?? '/', 'http://x');
+    const name = decodeURIComponent(url.pathname.slice(PREFIX.length));
+    if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', `POST a JSON payload to ${PREFIX}NAME.`));
+    const body = declaredLengthOver(req, HOOK_MAX_BYTES) ? null : await readBodyWithin(req, HOOK_MAX_BYTES).catch(() => null);
+    if (!body) {
+      res.once('finish', () => req.destroy());
+      return fail(new AtelierError('PAYLOAD_TOO_LARGE', `A trigger payload is at most ${HOOK_MAX_BYTES} bytes.`));
+    }
+    const delivery = firstHeader(req.headers['x-atelier-delivery']);
+    const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
+    let caller: Identity | null = null;
+    try {
+      const credentials = { authorization: req.headers.authorization };
+      const trigger = await httpTrigger(db, name);
+      if (tokenOf(credentials)) {
+        const session = await authenticated(db, credentials);
+        if (!session) throw new AtelierError('UNAUTHENTICATED', 'Refused: the bearer token is unknown, expired or revoked.');
+        const stale = timestamp === undefined ? null : freshnessProblem(timestamp);
+        if (stale) throw new AtelierError('UNAUTHENTICATED', `Refused: ${stale}.`);
+        caller = session.identity;
+        if (!trigger) throw new AtelierError('NOT_FOUND', `No HTTP trigger "${name}".`);
+        await assertMayFire(db, defineAbilityFor(session.identity, await grantsOf(db, session.identity), session.scopes), session.identity, trigger);
+      } else {
+        const problem = hookSignatureProblem(trigger, body, { signature: firstHeader(req.headers['x-atelier-signature']), timestamp, delivery });
+        if (problem)
+          throw new AtelierError(
+            'UNAUTHENTICATED',
+            `Refused: ${problem}. Send a bearer token, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under the trigger's secret (headers X-Atelier-Timestamp, X-Atelier-Signature: sha256=HEX, optional X-Atelier-Delivery); see docs/triggers.md.`,
+          );
+      }
+      let payload: unknown;
+      try {
+        payload = body.length ? JSON.parse(body.toString('utf8')) : {};
+      } catch {
+        throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
+      }
+      assertWithinInputLimits(payload, 'The trigger payload');
+      const { signalId } = await receiveHook(db, trigger!, payload, delivery);
+      options.kick();
+      const deadline = Date.now() + RUN_WAIT_MS;
+      let firing = await firingOf(db, trigger!.id, signalId);
+      while ((!firing || firing.outcome === 'PENDING') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        firing = await firingOf(db, trigger!.id, signalId);
+      }
+      reply(202, { signalId, outcome: firing?.outcome ?? 'PENDING', runId: firing?.runId ?? null, message: firing?.message ?? null });
+    } catch (error) {
+      if (!(error instanceof AtelierError)) throw error;
+      if (error.code === 'FORBIDDEN' && caller) await recordRefusal(db, error);
+      return fail(error);
+    }
+  };
+
+  return { name: 'trigger-hooks', matches: (url) => url.pathname.startsWith(PREFIX) && url.pathname.length > PREFIX.length, handle };
+}
