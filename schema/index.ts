@@ -24,6 +24,7 @@ import './types/registry-events';
 import './types/cache';
 import './types/executors';
 import './types/webhooks';
+import './types/monitoring';
 import './types/node';
 import './types/viewer-can';
 

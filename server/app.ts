@@ -31,6 +31,7 @@ import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { useMlflow } from './http/routes/mlflow';
+import { useObservations } from './http/routes/observations';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
@@ -163,6 +164,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         allowedRepositories: config.gitRepositories,
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
+      useObservations({ db }),
       useMlflow({
         db,
         feed,

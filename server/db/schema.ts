@@ -5,6 +5,7 @@ export * from './tables/executors';
 export * from './tables/governance';
 export * from './tables/identities';
 export * from './tables/modules';
+export * from './tables/monitoring';
 export * from './tables/object-stores';
 export * from './tables/outbox';
 export * from './tables/registry';

@@ -85,6 +85,10 @@ const valueTypes: Record<string, string> = {
   CreatedWebhook: 'result of a webhook the caller created or whose secret it rotated',
   QueryWebhookDeliveriesConnection: 'a page of guarded webhook deliveries',
   QueryWebhookDeliveriesConnectionEdge: 'a page of guarded webhook deliveries',
+  MonitorTarget: 'part of a Monitor or Alert the caller may read (server/monitoring/access.ts)',
+  RecordedObservations: 'result of a recordObservations the caller was allowed to make',
+  ObservationGroup: 'part of metricSeries, of a target the caller may read (checked in its resolver)',
+  ObservationBucket: 'part of an ObservationGroup',
 };
 
 describe('schema authorization', () => {
