@@ -25,6 +25,7 @@ import './types/cache';
 import './types/executors';
 import './types/webhooks';
 import './types/monitoring';
+import './types/monitoring-monitors';
 import './types/node';
 import './types/viewer-can';
 

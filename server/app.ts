@@ -37,6 +37,7 @@ import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
+import { createMonitorEvaluator } from './monitoring/evaluator';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createRegistrationHandler } from './registry/from-tasks';
 import { createRegistryFeed } from './registry/live';
@@ -232,6 +233,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       () => pruneWebhookDeliveries(db, config.webhooks.retentionDays).then(() => undefined),
       (e) => log(`webhook delivery pruning: ${(e as Error).message} (will retry)`),
     ),
+    createMonitorEvaluator({ db, pollMs: config.monitorEvalMs, log, afterOpen: () => webhooks.kick() }),
     periodic(
       'orchestrator tick',
       config.tickMs,

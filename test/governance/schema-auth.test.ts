@@ -89,6 +89,10 @@ const valueTypes: Record<string, string> = {
   RecordedObservations: 'result of a recordObservations the caller was allowed to make',
   ObservationGroup: 'part of metricSeries, of a target the caller may read (checked in its resolver)',
   ObservationBucket: 'part of an ObservationGroup',
+  Monitor: 'returned only after server/monitoring/monitors.ts findMonitor or monitorsOf checked the caller may read it (or through its Alert)',
+  Alert: 'returned only after server/monitoring/alerts.ts checked the caller may read it (its team, or readers of its target), or through its Monitor',
+  MonitorRule: 'part of a Monitor',
+  MonitorEvent: 'part of Monitor.history or Alert.events',
 };
 
 describe('schema authorization', () => {

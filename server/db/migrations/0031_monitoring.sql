@@ -6,6 +6,7 @@ CREATE TABLE "alerts" (
 	"team_id" uuid,
 	"target_kind" text NOT NULL,
 	"target_id" uuid NOT NULL,
+	"alias" text,
 	"title" text NOT NULL,
 	"state" text DEFAULT 'OPEN' NOT NULL,
 	"value" double precision,

@@ -94,6 +94,7 @@ export const alerts = pgTable(
     teamId: uuid('team_id').references(() => teams.id),
     targetKind: text('target_kind', { enum: targetKinds }).notNull(),
     targetId: uuid('target_id').notNull(),
+    alias: text('alias'),
     title: text('title').notNull(),
     state: text('state', { enum: alertStates }).notNull().default('OPEN'),
     value: doublePrecision('value'),
