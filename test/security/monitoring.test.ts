@@ -20,7 +20,11 @@ const NOBODY = '00000000-0000-4000-8000-000000000000';
 const DIGEST = `sha256:${'f'.repeat(64)}`;
 const features = { kind: 'DATASET', ref: 'ml/features' };
 const code = (r: GqlResult) => r.errors?.[0]?.extensions?.code;
-const message = (r: GqlResult) => r.errors?.[0]?.message?.replace(/[0-9a-f-]{36}/g, 'ID').replace('ml/features', 'X').replace('ml/nope', 'X');
+const message = (r: GqlResult) =>
+  r.errors?.[0]?.message
+    ?.replace(/[0-9a-f-]{36}/g, 'ID')
+    .replace('ml/features', 'X')
+    .replace('ml/nope', 'X');
 const RECORD = `mutation ($o: [ObservationInput!]!) { recordObservations(observations: $o) { recorded } }`;
 const SERIES = `query ($t: MonitorTargetInput!, $g: [String!]) { metricSeries(target: $t, metric: "latency", groupBy: $g) { key buckets { count mean } } }`;
 
@@ -100,8 +104,14 @@ describe('an outsider', () => {
         () => carol.raw(`query ($t: MonitorTargetInput!) { monitors(target: $t) { id } }`, { t: features }),
         () => carol.raw(`query ($t: MonitorTargetInput!) { monitors(target: $t) { id } }`, { t: { kind: 'DATASET', ref: 'ml/nope' } }),
       ],
-      [() => carol.raw(`query ($id: ID!) { monitor(id: $id) { id } }`, { id: monitor }), () => carol.raw(`query ($id: ID!) { monitor(id: $id) { id } }`, { id: NOBODY })],
-      [() => carol.raw(`query ($id: ID!) { alert(id: $id) { id } }`, { id: alert }), () => carol.raw(`query ($id: ID!) { alert(id: $id) { id } }`, { id: NOBODY })],
+      [
+        () => carol.raw(`query ($id: ID!) { monitor(id: $id) { id } }`, { id: monitor }),
+        () => carol.raw(`query ($id: ID!) { monitor(id: $id) { id } }`, { id: NOBODY }),
+      ],
+      [
+        () => carol.raw(`query ($id: ID!) { alert(id: $id) { id } }`, { id: alert }),
+        () => carol.raw(`query ($id: ID!) { alert(id: $id) { id } }`, { id: NOBODY }),
+      ],
     ];
     for (const [real, missing] of pairs) {
       const [a, b] = [await real(), await missing()];
@@ -131,7 +141,10 @@ describe('a viewer', () => {
   it('is refused every monitoring change before anything is looked up, audited', async () => {
     const attempts = [
       () => vera.raw(RECORD, { o: [{ target: features, metric: 'latency', value: 1 }] }),
-      () => vera.raw(`mutation ($i: MonitorInput!) { createMonitor(input: $i) { id } }`, { i: { name: 'x', target: features, metric: 'm', rules: [{ kind: 'THRESHOLD', above: 1 }] } }),
+      () =>
+        vera.raw(`mutation ($i: MonitorInput!) { createMonitor(input: $i) { id } }`, {
+          i: { name: 'x', target: features, metric: 'm', rules: [{ kind: 'THRESHOLD', above: 1 }] },
+        }),
       () => vera.raw(`mutation ($id: ID!) { updateMonitor(id: $id, input: { name: "y" }) { id } }`, { id: NOBODY }),
       () => vera.raw(`mutation ($id: ID!) { pauseMonitor(id: $id, paused: true) { id } }`, { id: 'not-an-id' }),
       () => vera.raw(`mutation ($id: ID!) { deleteMonitor(id: $id) { id } }`, { id: monitor }),
@@ -153,7 +166,9 @@ describe('grouping', () => {
   it('is no oracle on a column the caller may not preview', async () => {
     const withheld = await alice.gql(SERIES, { t: features, g: ['email'] });
     const unknown = await alice.gql(SERIES, { t: features, g: ['nobody-sends-this'] });
-    expect(withheld.metricSeries.map((g: any) => [Object.values(g.key), g.buckets])).toEqual(unknown.metricSeries.map((g: any) => [Object.values(g.key), g.buckets]));
+    expect(withheld.metricSeries.map((g: any) => [Object.values(g.key), g.buckets])).toEqual(
+      unknown.metricSeries.map((g: any) => [Object.values(g.key), g.buckets]),
+    );
     const readable = await alice.gql(SERIES, { t: features, g: ['region'] });
     expect(readable.metricSeries.map((g: any) => g.key)).toEqual([{ region: 'eu' }]);
   });
