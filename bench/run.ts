@@ -9,13 +9,14 @@ import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
+import { monitoringBench } from './monitoring';
 import { orchestrationBench } from './orchestration';
 import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks', 'monitoring'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -69,6 +70,10 @@ async function main() {
     if (selected('webhooks')) {
       console.log('webhooks: 1,000 deliveries emitted and posted by the delivery worker vs the same POSTs sent straight…');
       rows.push(...(await webhooksBench(infra)));
+    }
+    if (selected('monitoring')) {
+      console.log('monitoring: 1,000,000 observations with 3 dimensions in batches of 10,000, one evaluator pass over 1,000 monitors…');
+      rows.push(...(await monitoringBench()));
     }
   } finally {
     await nats.stop();

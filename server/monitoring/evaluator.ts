@@ -2,14 +2,15 @@
 // `FOR UPDATE SKIP LOCKED` (so each is evaluated once across replicas), measures each rule, keeps its state
 // (consecutive breaches, last value and baseline), opens or updates alerts, and moves the monitor's due time on — all
 // in the pass's transaction, so a crash mid-pass leaves the monitors due and nothing half-done.
-import { and, asc, eq, isNull, lte } from 'drizzle-orm';
+import { and, asc, eq, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { type Monitor, monitors } from '../db/tables/monitoring';
 import type { Service } from '../lifecycle';
 import { kickedLoop } from '../lifecycle/kicked-loop';
 import { openAlert } from './alerts';
-import { measure } from './measure';
+import { measureAll } from './measure';
 import { rulesOf, stateOf } from './monitors';
+import { arrayLiteral } from './observations';
 import { evaluateRule, type RuleState } from './rules';
 
 /** Monitors per pass (one transaction). */
@@ -32,31 +33,35 @@ export async function evaluateDueMonitors(db: Db, options: { now?: Date; limit?:
       .limit(options.limit ?? EVALUATION_BATCH)
       .for('update', { skipLocked: true });
     let opened = 0;
-    for (const monitor of due) {
-      const state: Record<string, RuleState> = { ...stateOf(monitor) };
-      for (const rule of rulesOf(monitor)) {
-        const verdict = evaluateRule(rule, await measure(tx, monitor, rule, now), state[rule.id]);
-        state[rule.id] = verdict.state;
-        if (verdict.status !== 'BREACH' || !verdict.alert) continue;
-        const result = await openAlert(tx, {
-          key: alertKey(monitor, rule.id),
-          teamId: monitor.teamId,
-          monitorId: monitor.id,
-          ruleId: rule.id,
-          target: { kind: monitor.targetKind, id: monitor.targetId, alias: monitor.alias },
-          title: `${monitor.name}: ${monitor.metric} ${verdict.message}`,
-          value: verdict.value,
-          bound: verdict.bound,
-          details: { rule: rule.kind, consecutive: verdict.state.consecutive },
-          at: now,
-        });
-        if (result.opened) opened++;
-      }
-      await tx
-        .update(monitors)
-        .set({ state, lastEvaluatedAt: now, nextDueAt: new Date(now.getTime() + monitor.intervalSeconds * 1000) })
-        .where(eq(monitors.id, monitor.id));
+    // Every rule of every claimed monitor measured in one statement.
+    const items = due.flatMap((monitor) => rulesOf(monitor).map((rule) => ({ monitor, rule })));
+    const measured = await measureAll(tx, items, now);
+    const states = new Map(due.map((m) => [m.id, { ...stateOf(m) } as Record<string, RuleState>]));
+    for (const [i, { monitor, rule }] of items.entries()) {
+      const state = states.get(monitor.id)!;
+      const verdict = evaluateRule(rule, measured[i]!, state[rule.id]);
+      state[rule.id] = verdict.state;
+      if (verdict.status !== 'BREACH' || !verdict.alert) continue;
+      const result = await openAlert(tx, {
+        key: alertKey(monitor, rule.id),
+        teamId: monitor.teamId,
+        monitorId: monitor.id,
+        ruleId: rule.id,
+        target: { kind: monitor.targetKind, id: monitor.targetId, alias: monitor.alias },
+        title: `${monitor.name}: ${monitor.metric} ${verdict.message}`,
+        value: verdict.value,
+        bound: verdict.bound,
+        details: { rule: rule.kind, consecutive: verdict.state.consecutive },
+        at: now,
+      });
+      if (result.opened) opened++;
     }
+    // Their state and next due time, in one statement.
+    if (due.length)
+      await tx.execute(sql`update monitors m set state = u.s::jsonb, last_evaluated_at = ${now.toISOString()}::timestamptz,
+          next_due_at = ${now.toISOString()}::timestamptz + m.interval_seconds * interval '1 second'
+        from unnest(${arrayLiteral(due.map((m) => m.id))}::uuid[], ${arrayLiteral(due.map((m) => JSON.stringify(states.get(m.id))))}::text[]) as u(id, s)
+        where m.id = u.id`);
     return { evaluated: due.length, opened };
   });
 }

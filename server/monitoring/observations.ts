@@ -37,7 +37,8 @@ const metricRe = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 const keyRe = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 /** A Postgres array literal; each element quoted (NULL for null). */
-const arrayLiteral = (values: readonly (string | null)[]) => `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
+export const arrayLiteral = (values: readonly (string | null)[]) =>
+  `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
 
 interface Checked {
   targetKey: string;
@@ -127,14 +128,17 @@ export async function recordObservations(
       );
     targets.set(key, target);
   }
-  const col = <T>(f: (c: Checked, t: Target) => T) => checked.map((c) => f(c, targets.get(c.targetKey)!));
+  // The batch's few targets travel once; each row carries its target's index (1-based) into them.
+  const list = [...targets.values()];
+  const index = new Map([...targets.keys()].map((key, i) => [key, String(i + 1)]));
+  const each = (f: (t: Target) => string | null) => arrayLiteral(list.map(f));
+  const rows = (f: (c: Checked) => string) => arrayLiteral(checked.map(f));
   await db.transaction(async (tx) => {
     await tx.execute(sql`insert into observations (target_kind, target_id, alias, version_id, team_id, metric, value, at, dimensions, recorded_by)
-      select k, t, a, v, tm, m, x, w, d::jsonb, ${caller.identity.id}::uuid from unnest(
-        ${arrayLiteral(col((_c, t) => t.kind))}::text[], ${arrayLiteral(col((_c, t) => t.id))}::uuid[], ${arrayLiteral(col((_c, t) => t.alias))}::text[],
-        ${arrayLiteral(col((_c, t) => t.versionId))}::uuid[], ${arrayLiteral(col((_c, t) => t.teamId))}::uuid[], ${arrayLiteral(col((c) => c.metric))}::text[],
-        ${arrayLiteral(col((c) => String(c.value)))}::float8[], ${arrayLiteral(col((c) => c.at.toISOString()))}::timestamptz[],
-        ${arrayLiteral(col((c) => JSON.stringify(c.dimensions)))}::text[]) as o(k, t, a, v, tm, m, x, w, d)`);
+      select (${each((t) => t.kind)}::text[])[o.ti], (${each((t) => t.id)}::uuid[])[o.ti], (${each((t) => t.alias)}::text[])[o.ti],
+        (${each((t) => t.versionId)}::uuid[])[o.ti], (${each((t) => t.teamId)}::uuid[])[o.ti], o.m, o.x, o.w, o.d::jsonb, ${caller.identity.id}::uuid
+      from unnest(${rows((c) => index.get(c.targetKey)!)}::int[], ${rows((c) => c.metric)}::text[], ${rows((c) => String(c.value))}::float8[],
+        ${rows((c) => c.at.toISOString())}::timestamptz[], ${rows((c) => JSON.stringify(c.dimensions))}::text[]) as o(ti, m, x, w, d)`);
     await audit(tx, {
       identity: caller.identity,
       action: 'observation.record',
