@@ -135,10 +135,11 @@ export async function recordObservations(
   const rows = (f: (c: Checked) => string) => arrayLiteral(checked.map(f));
   await db.transaction(async (tx) => {
     await tx.execute(sql`insert into observations (target_kind, target_id, alias, version_id, team_id, metric, value, at, dimensions, recorded_by)
-      select (${each((t) => t.kind)}::text[])[o.ti], (${each((t) => t.id)}::uuid[])[o.ti], (${each((t) => t.alias)}::text[])[o.ti],
-        (${each((t) => t.versionId)}::uuid[])[o.ti], (${each((t) => t.teamId)}::uuid[])[o.ti], o.m, o.x, o.w, o.d::jsonb, ${caller.identity.id}::uuid
+      select t.k, t.id, t.al, t.v, t.tm, o.m, o.x, o.w, o.d::jsonb, ${caller.identity.id}::uuid
       from unnest(${rows((c) => index.get(c.targetKey)!)}::int[], ${rows((c) => c.metric)}::text[], ${rows((c) => String(c.value))}::float8[],
-        ${rows((c) => c.at.toISOString())}::timestamptz[], ${rows((c) => JSON.stringify(c.dimensions))}::text[]) as o(ti, m, x, w, d)`);
+        ${rows((c) => c.at.toISOString())}::timestamptz[], ${rows((c) => JSON.stringify(c.dimensions))}::text[]) as o(ti, m, x, w, d)
+      join unnest(${each((t) => t.kind)}::text[], ${each((t) => t.id)}::uuid[], ${each((t) => t.alias)}::text[], ${each((t) => t.versionId)}::uuid[],
+        ${each((t) => t.teamId)}::uuid[]) with ordinality as t(k, id, al, v, tm, n) on t.n = o.ti`);
     await audit(tx, {
       identity: caller.identity,
       action: 'observation.record',
