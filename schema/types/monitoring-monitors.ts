@@ -185,9 +185,11 @@ const alertMutation = (action: AlertAction, description: string, window = false)
           reason: t.arg.string({ required: action !== 'acknowledge' }),
           ...(window ? { from: t.arg({ type: 'DateTime' }), to: t.arg({ type: 'DateTime' }) } : {}),
         },
-        resolve: (_r, args, ctx) => {
+        resolve: async (_r, args, ctx) => {
           const a = args as { id: string | number; reason?: string | null; from?: Date | null; to?: Date | null };
-          return actOnAlert(ctx.services.db, ctx, { id: String(a.id), action, reason: a.reason, from: a.from, to: a.to });
+          const done = await actOnAlert(ctx.services.db, ctx, { id: String(a.id), action, reason: a.reason, from: a.from, to: a.to });
+          ctx.services.webhooks.kick(); // its alert.* delivery, written in the action's transaction
+          return done;
         },
       }),
   );
