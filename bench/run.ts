@@ -9,6 +9,7 @@ import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
+import { monitoringBench } from './monitoring';
 import { orchestrationBench } from './orchestration';
 import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
@@ -16,7 +17,7 @@ import { trackingSearchBench } from './tracking-search';
 import { triggersBench } from './triggers';
 import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks', 'triggers'] as const;
+const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks', 'triggers', 'monitoring'] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -74,6 +75,10 @@ async function main() {
     if (selected('triggers')) {
       console.log('triggers: 100 signals committed → their triggered runs started, against plain startRun…');
       rows.push(...(await triggersBench(infra)));
+    }
+    if (selected('monitoring')) {
+      console.log('monitoring: 1,000,000 observations with 3 dimensions in batches of 10,000, one evaluator pass over 1,000 monitors…');
+      rows.push(...(await monitoringBench()));
     }
   } finally {
     await nats.stop();

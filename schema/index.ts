@@ -27,6 +27,8 @@ import './types/registry-events';
 import './types/cache';
 import './types/executors';
 import './types/webhooks';
+import './types/monitoring';
+import './types/monitoring-monitors';
 import './types/node';
 import './types/viewer-can';
 

@@ -33,11 +33,13 @@ import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { useMlflow } from './http/routes/mlflow';
 import { useTriggerHooks } from './http/routes/trigger-hooks';
+import { useObservations } from './http/routes/observations';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
+import { createMonitorEvaluator } from './monitoring/evaluator';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createRegistrationHandler } from './registry/from-tasks';
 import { acrossReplicas, createRegistryFeed } from './registry/live';
@@ -207,6 +209,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
       useTriggerHooks({ db, kick: () => triggers.kick() }),
+      useObservations({ db }),
       useMlflow({
         db,
         feed,
@@ -278,6 +281,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       () => pruneWebhookDeliveries(db, config.webhooks.retentionDays).then(() => undefined),
       (e) => log(`webhook delivery pruning: ${(e as Error).message} (will retry)`),
     ),
+    createMonitorEvaluator({ db, pollMs: config.monitorEvalMs, log, afterOpen: () => webhooks.kick() }),
     periodic(
       'orchestrator tick',
       config.tickMs,

@@ -1,6 +1,8 @@
 // The one home of each configuration default: the environment reader (index.ts), the CLI and any component's
 // own fallback take them from here, so a default is written once. Imports nothing.
 
+/** How often the monitor evaluator looks for due monitors (`ATELIER_MONITOR_EVAL_MS`); each monitor has its own interval. */
+export const DEFAULT_MONITOR_EVAL_MS = 10_000;
 /** Where the control plane listens, and so where the CLI looks for it. */
 export const DEFAULT_PORT = 4000;
 export const DEFAULT_HOST = '127.0.0.1';

@@ -12,6 +12,7 @@ import {
   DEFAULT_MAX_SUBSCRIPTIONS,
   DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN,
   DEFAULT_MAX_UNPACKED_MB,
+  DEFAULT_MONITOR_EVAL_MS,
   DEFAULT_PORT,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
@@ -57,6 +58,8 @@ export interface Config {
   hotClusterPools: Record<string, string[] | '*'> | null;
   /** GPUs the embedded executor host advertises. */
   executorGpus: number;
+  /** How often the monitor evaluator looks for due monitors (server/monitoring/evaluator.ts). */
+  monitorEvalMs: number;
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
   tickMs: number;
   /** How often each watched run's stored live events are compared with what the feed delivered (gaps are filled). */
@@ -156,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1) * 1000,
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
+    monitorEvalMs: int(env, 'ATELIER_MONITOR_EVAL_MS', DEFAULT_MONITOR_EVAL_MS, 100, 3_600_000),
     feedCheckMs: int(env, 'ATELIER_FEED_CHECK_MS', 1000, 50, 60_000),
     triggerPollMs: int(env, 'ATELIER_TRIGGER_POLL_MS', 1000, 20, 60_000),
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),

@@ -7,6 +7,7 @@ export * from './tables/governance';
 export * from './tables/identities';
 export * from './tables/logged-models';
 export * from './tables/modules';
+export * from './tables/monitoring';
 export * from './tables/object-stores';
 export * from './tables/outbox';
 export * from './tables/registry';

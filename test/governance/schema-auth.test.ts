@@ -91,6 +91,14 @@ const valueTypes: Record<string, string> = {
   CreatedTrigger: 'result of a trigger the caller created or whose HTTP secret it rotated (a guarded Trigger and the secret, shown once)',
   QueryWebhookDeliveriesConnection: 'a page of guarded webhook deliveries',
   QueryWebhookDeliveriesConnectionEdge: 'a page of guarded webhook deliveries',
+  MonitorTarget: 'part of a Monitor or Alert the caller may read (server/monitoring/access.ts)',
+  RecordedObservations: 'result of a recordObservations the caller was allowed to make',
+  ObservationGroup: 'part of metricSeries, of a target the caller may read (checked in its resolver)',
+  ObservationBucket: 'part of an ObservationGroup',
+  Monitor: 'returned only after server/monitoring/monitors.ts findMonitor or monitorsOf checked the caller may read it (or through its Alert)',
+  Alert: 'returned only after server/monitoring/alerts.ts checked the caller may read it (its team, or readers of its target), or through its Monitor',
+  MonitorRule: 'part of a Monitor',
+  MonitorEvent: 'part of Monitor.history or Alert.events',
 };
 
 describe('schema authorization', () => {

@@ -1,0 +1,135 @@
+// Monitoring: observations (metric streams with dimensions about a model version, an alias, a dataset or a
+// workflow), monitors with their rules and per-rule state, the alerts they open, and every event of either (people's
+// feedback included). See server/monitoring/.
+import { sql } from 'drizzle-orm';
+import { bigserial, boolean, doublePrecision, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { at, createdAt, id } from './columns';
+import { identities } from './identities';
+import { teams } from './teams';
+
+export const targetKinds = ['MODEL_VERSION', 'ALIAS', 'DATASET', 'WORKFLOW'] as const;
+export type TargetKind = (typeof targetKinds)[number];
+
+export const alertStates = ['OPEN', 'ACKNOWLEDGED', 'RESOLVED', 'FALSE_POSITIVE'] as const;
+export type AlertState = (typeof alertStates)[number];
+
+export const monitorEventKinds = [
+  'CREATED',
+  'UPDATED',
+  'PAUSED',
+  'RESUMED',
+  'DELETED',
+  'OPENED',
+  'ACKNOWLEDGED',
+  'RESOLVED',
+  'FALSE_POSITIVE',
+  'ANNOTATED',
+  'REBASELINED',
+] as const;
+export type MonitorEventKind = (typeof monitorEventKinds)[number];
+
+/**
+ * One observed value. `targetId` is the model version, model (for an alias), dataset or workflow; `versionId` is the
+ * model version it was about when observed (for an alias: the one it pointed at then), so an alias's stream follows
+ * the alias and a version's series also holds what was observed through an alias.
+ */
+export const observations = pgTable(
+  'observations',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    targetKind: text('target_kind', { enum: targetKinds }).notNull(),
+    targetId: uuid('target_id').notNull(),
+    /** For ALIAS: the alias's name. */
+    alias: text('alias'),
+    versionId: uuid('version_id'),
+    /** The target's owning team when observed. */
+    teamId: uuid('team_id'),
+    metric: text('metric').notNull(),
+    value: doublePrecision('value').notNull(),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull(),
+    dimensions: jsonb('dimensions').$type<Record<string, string>>().notNull().default({}),
+    recordedBy: uuid('recorded_by'),
+  },
+  (t) => [
+    index('observations_target_idx').on(t.targetKind, t.targetId, t.metric, t.at),
+    index('observations_version_idx').on(t.versionId, t.metric, t.at).where(sql`version_id is not null`),
+  ],
+);
+
+export const monitors = pgTable(
+  'monitors',
+  {
+    id: id(),
+    name: text('name').notNull(),
+    teamId: uuid('team_id').references(() => teams.id),
+    createdBy: uuid('created_by').references(() => identities.id),
+    targetKind: text('target_kind', { enum: targetKinds }).notNull(),
+    targetId: uuid('target_id').notNull(),
+    alias: text('alias'),
+    metric: text('metric').notNull(),
+    /** The rules (server/monitoring/rules.ts `MonitorRule`), each with a stable id. */
+    rules: jsonb('rules').$type<unknown[]>().notNull(),
+    /** Per rule id: consecutive breaches, the last value, a baseline set by a person (rules.ts `RuleState`). */
+    state: jsonb('state').$type<Record<string, unknown>>().notNull().default({}),
+    intervalSeconds: integer('interval_seconds').notNull(),
+    paused: boolean('paused').notNull().default(false),
+    nextDueAt: at('next_due_at').notNull().defaultNow(),
+    lastEvaluatedAt: at('last_evaluated_at'),
+    deletedAt: at('deleted_at'),
+    createdAt: createdAt(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('monitors_due_idx').on(t.nextDueAt).where(sql`not paused and deleted_at is null`), index('monitors_target_idx').on(t.targetKind, t.targetId)],
+);
+
+/** An alert: opened by a monitor's rule (or another check, by `key`); at most one open per key. */
+export const alerts = pgTable(
+  'alerts',
+  {
+    id: id(),
+    /** What may have one open alert at a time: `monitor:ID:RULE`, `freshness:DATASET`. */
+    key: text('key').notNull(),
+    monitorId: uuid('monitor_id').references(() => monitors.id),
+    ruleId: text('rule_id'),
+    teamId: uuid('team_id').references(() => teams.id),
+    targetKind: text('target_kind', { enum: targetKinds }).notNull(),
+    targetId: uuid('target_id').notNull(),
+    alias: text('alias'),
+    title: text('title').notNull(),
+    state: text('state', { enum: alertStates }).notNull().default('OPEN'),
+    value: doublePrecision('value'),
+    bound: doublePrecision('bound'),
+    breaches: integer('breaches').notNull().default(1),
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+    openedAt: createdAt(),
+    updatedAt: at('updated_at').notNull().defaultNow(),
+    closedAt: at('closed_at'),
+  },
+  (t) => [
+    uniqueIndex('alerts_one_open_key').on(t.key).where(sql`state in ('OPEN', 'ACKNOWLEDGED')`),
+    index('alerts_team_idx').on(t.teamId, t.openedAt),
+    index('alerts_monitor_idx').on(t.monitorId),
+  ],
+);
+
+/** What happened to a monitor or an alert, and who did it: changes, openings and people's feedback. */
+export const monitorEvents = pgTable(
+  'monitor_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    monitorId: uuid('monitor_id').references(() => monitors.id),
+    alertId: uuid('alert_id').references(() => alerts.id),
+    kind: text('kind', { enum: monitorEventKinds }).notNull(),
+    actorId: uuid('actor_id').references(() => identities.id),
+    reason: text('reason').notNull().default(''),
+    /** ANNOTATED: `{ from, to }`, the window left out of trailing baselines; REBASELINED: `{ rule, baseline }`. */
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (t) => [index('monitor_events_monitor_idx').on(t.monitorId, t.id), index('monitor_events_alert_idx').on(t.alertId, t.id)],
+);
+
+export type Observation = typeof observations.$inferSelect;
+export type Monitor = typeof monitors.$inferSelect;
+export type Alert = typeof alerts.$inferSelect;
+export type MonitorEvent = typeof monitorEvents.$inferSelect;
