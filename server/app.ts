@@ -32,14 +32,15 @@ import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
 import { useMlflow } from './http/routes/mlflow';
-import { useTriggerHooks } from './http/routes/trigger-hooks';
 import { useObservations } from './http/routes/observations';
+import { useTriggerHooks } from './http/routes/trigger-hooks';
 import { createHttpService } from './http/server';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createMonitorEvaluator } from './monitoring/evaluator';
+import { freshnessAlerts } from './monitoring/freshness-alerts';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createRegistrationHandler } from './registry/from-tasks';
 import { acrossReplicas, createRegistryFeed } from './registry/live';
@@ -98,7 +99,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
-  const freshness = createFreshnessCheck({ db, onRecorded: () => webhooks.kick(), log });
+  const freshness = createFreshnessCheck({
+    db,
+    alerts: freshnessAlerts,
+    onRecorded: () => {
+      webhooks.kick();
+      triggers.kick(); // an alert it opened may start runs
+    },
+    log,
+  });
   const registrations = createRegistrationHandler({ db, store, feed, log });
   // With NATS, every replica's registry feed reads when any replica commits registry events.
   const registryLog = (e: unknown) => log(`registry events: ${(e as Error).message}`);
@@ -281,7 +290,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       () => pruneWebhookDeliveries(db, config.webhooks.retentionDays).then(() => undefined),
       (e) => log(`webhook delivery pruning: ${(e as Error).message} (will retry)`),
     ),
-    createMonitorEvaluator({ db, pollMs: config.monitorEvalMs, log, afterOpen: () => webhooks.kick() }),
+    createMonitorEvaluator({
+      db,
+      pollMs: config.monitorEvalMs,
+      log,
+      afterOpen: () => {
+        webhooks.kick();
+        triggers.kick(); // ALERT_OPENED triggers
+      },
+    }),
     periodic(
       'orchestrator tick',
       config.tickMs,

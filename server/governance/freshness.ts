@@ -128,7 +128,7 @@ export const FRESHNESS_BATCH = 100;
  * again) since the last pass, with its webhook event and alert, in one transaction. Rows are claimed with
  * `FOR UPDATE SKIP LOCKED`, so each change is recorded once however many replicas run the check.
  */
-export async function checkFreshness(db: Db, now = new Date()): Promise<number> {
+export async function checkFreshness(db: Db, now = new Date(), alerts: FreshnessAlerts = noAlerts): Promise<number> {
   return db.transaction(async (tx) => {
     const last = sql`(select max(${datasetVersions.createdAt}) from ${datasetVersions} where ${datasetVersions.datasetId} = ${datasetFreshness.datasetId})`;
     const due = sql`${last} + ${datasetFreshness.expectedEverySeconds} * interval '1 second'`;
@@ -156,16 +156,27 @@ export async function checkFreshness(db: Db, now = new Date()): Promise<number> 
         policy: state.policy,
       };
       await emitWebhookEvent(tx, { type: state.late ? 'dataset.late' : 'dataset.fresh', team: row.team, subject: `dataset:${name}`, payload, at: now });
-      if (state.late) await openFreshnessAlert(tx, { datasetId: row.f.datasetId, dataset: name, team: row.team, dueAt: state.dueAt });
+      const change = { datasetId: row.f.datasetId, dataset: name, team: row.team, ...state };
+      await (state.late ? alerts.late(tx, change) : alerts.fresh(tx, change));
     }
     return changed.length;
   });
 }
 
-/** Where freshness opens an alert for the owning team. */
-async function openFreshnessAlert(_tx: Tx, _alert: { datasetId: string; dataset: string; team: string | null; dueAt: Date }): Promise<void> {
-  // seam: open a freshness alert through monitoring/alerts.ts#openAlert
+/** A dataset's change of freshness, as the check records it. */
+export type FreshnessChange = Freshness & { datasetId: string; dataset: string; team: string | null };
+
+/**
+ * What the check does besides its webhook event, in the same transaction: open the owning team's alert when a
+ * dataset goes late and close it when it is on time again (server/monitoring/freshness-alerts.ts, given by the app:
+ * the alerts live in a part above this one).
+ */
+export interface FreshnessAlerts {
+  late(tx: Tx, change: FreshnessChange): Promise<void>;
+  fresh(tx: Tx, change: FreshnessChange): Promise<void>;
 }
+
+const noAlerts: FreshnessAlerts = { late: async () => {}, fresh: async () => {} };
 
 /** What a task reading a late dataset does, for the dispatch gate: go on, wait (with why), or fail (with why). */
 export type FreshnessVerdict = { go: true } | { go: false; fail: boolean; message: string };
@@ -207,10 +218,10 @@ export async function freshnessVerdict(db: Db | Tx, names: string[], readySince:
 export const FRESHNESS_POLL_MS = 30_000;
 
 /** The freshness check as a background loop; `onRecorded` runs after a pass recorded changes (kick the webhooks). */
-export function createFreshnessCheck(options: { db: Db; onRecorded: () => void; log: (message: string) => void; pollMs?: number }) {
+export function createFreshnessCheck(options: { db: Db; onRecorded: () => void; log: (message: string) => void; pollMs?: number; alerts?: FreshnessAlerts }) {
   const loop = kickedLoop({
     pass: async () => {
-      const n = await checkFreshness(options.db);
+      const n = await checkFreshness(options.db, new Date(), options.alerts);
       if (n) options.onRecorded();
       return n;
     },

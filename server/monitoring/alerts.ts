@@ -20,6 +20,7 @@ import {
 } from '../db/tables/monitoring';
 import { teamMembers } from '../db/tables/teams';
 import { badInput, conflict, notFound } from '../errors';
+import { monitorSubject, recordSignal } from '../signals/signals';
 import { OWNERSHIP_RULE, ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../teams/ownership';
 import { emitWebhookEvent } from '../webhooks/emit';
 import { assertMayOperate, type Caller, isTeamMember, mayReadTarget } from './access';
@@ -97,7 +98,17 @@ export async function openAlert(tx: Tx, input: OpenAlertInput): Promise<{ alert:
     .returning();
   const opened = alert!.breaches === 1 && alert!.openedAt.getTime() === at.getTime();
   if (!opened) return { alert: alert!, opened };
-  // seam: alert.opened trigger signal
+  // Triggers on alerts (ALERT_OPENED) start their runs from this signal, recorded with the opening.
+  await recordSignal(tx, {
+    type: 'alert.opened',
+    team: alert!.teamId,
+    subject: alert!.monitorId ? monitorSubject(alert!.monitorId) : `alert:${alert!.key}`,
+    key: `alert:${alert!.id}`,
+    payload: {
+      alert: { id: alert!.id, key: alert!.key, rule: alert!.ruleId, title: alert!.title, value: alert!.value, bound: alert!.bound },
+      monitor: alert!.monitorId ? { id: alert!.monitorId } : null,
+    },
+  });
   await monitorEvent(tx, {
     monitorId: alert!.monitorId,
     alertId: alert!.id,
@@ -116,6 +127,36 @@ export async function openAlert(tx: Tx, input: OpenAlertInput): Promise<{ alert:
   });
   await emitWebhookEvent(tx, { type: 'alert.opened', team: alert!.teamId, subject: `alert:${alert!.id}`, at, payload: await alertPayload(tx, alert!, null) });
   return { alert: alert!, opened };
+}
+
+/**
+ * Closes the key's open alert when the check that opened it finds the condition gone (a late dataset that got its
+ * new version): RESOLVED by the platform, recorded, audited and sent as `alert.resolved`. False when none was open.
+ */
+export async function resolveAlertByCheck(tx: Tx, key: string, reason: string, at = new Date()): Promise<boolean> {
+  const [alert] = await tx
+    .update(alerts)
+    .set({ state: 'RESOLVED', updatedAt: at, closedAt: at })
+    .where(and(eq(alerts.key, key), inArray(alerts.state, OPEN)))
+    .returning();
+  if (!alert) return false;
+  await monitorEvent(tx, { monitorId: alert.monitorId, alertId: alert.id, kind: 'RESOLVED', actorId: null, reason, details: {} });
+  await audit(tx, {
+    identity: null,
+    action: 'alert.resolve',
+    decision: 'allow',
+    subject: `alert:${alert.id}`,
+    rule: 'the check that opened it found the condition gone',
+    details: { reason },
+  });
+  await emitWebhookEvent(tx, {
+    type: 'alert.resolved',
+    team: alert.teamId,
+    subject: `alert:${alert.id}`,
+    at,
+    payload: await alertPayload(tx, alert, null, { reason, resolution: 'RESOLVED' }),
+  });
+  return true;
 }
 
 const noAlert = (id: string) => notFound(`No alert ${id} that you may read.`);

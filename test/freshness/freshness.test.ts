@@ -1,6 +1,7 @@
 // Data freshness end to end: a dataset declares how often a new version is expected; the check records it going
 // late and back on time once (with dataset.late / dataset.fresh webhook deliveries); runs reading it fail at once
-// under FAIL, and under WAIT wait for a fresh version (then run) or fail once their wait is over.
+// under FAIL, and under WAIT wait for a fresh version (then run) or fail once their wait is over. Going late opens
+// the owning team's alert (with its alert.opened trigger signal); the new version resolves it.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { checkFreshness } from '../../server/governance/freshness';
+import { freshnessAlerts } from '../../server/monitoring/freshness-alerts';
 import { startTestApp, type TestApp } from '../harness/app';
 import { runCli, showCli } from '../harness/cli';
 import type { ApiClient } from '../harness/client';
@@ -106,10 +108,18 @@ describe('declaring freshness', () => {
 });
 
 describe('the freshness check', () => {
-  it('records a dataset going late once, with a dataset.late delivery to its team’s webhooks', async () => {
-    await checkFreshness(db());
-    await checkFreshness(db());
+  it('records a dataset going late once, with a dataset.late delivery and an open alert for its team', async () => {
+    await checkFreshness(db(), new Date(), freshnessAlerts);
+    await checkFreshness(db(), new Date(), freshnessAlerts);
     expect(await deliveries('dataset.late')).toBe(1);
+    const { alerts } = await alice.gql(`{ alerts { key state title team { name } target { kind ref } events { kind } } }`);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ state: 'OPEN', team: { name: 'fresh' }, target: { kind: 'DATASET', ref: 'fresh/daily' }, events: [{ kind: 'OPENED' }] });
+    expect(alerts[0].title).toMatch(/^fresh\/daily is late: a new version was due .* \(expected every 1h\); readers fail$/);
+    expect(await deliveries('alert.opened')).toBe(0); // the team's webhook takes dataset.* only
+    const signals = await db().execute(sql`select type, key from signals where type = 'alert.opened'`);
+    expect(JSON.stringify(signals)).toContain(`"key":"alert:`);
+    expect((await mallory.gql(`{ alerts { id } }`)).alerts).toEqual([]);
   });
 
   it('under FAIL, a run reading the late dataset fails at once, naming it, how late, and what to do', async () => {
@@ -142,9 +152,13 @@ describe('the freshness check', () => {
         )
       ).status,
     ).toBe('SUCCEEDED');
-    await checkFreshness(db());
+    await checkFreshness(db(), new Date(), freshnessAlerts);
     expect(await deliveries('dataset.fresh')).toBe(1);
     expect((await freshness()).late).toBe(false);
+    const { alerts } = await alice.gql(`{ alerts { state closedAt events { kind actor { name } reason } } }`);
+    expect(alerts[0]).toMatchObject({ state: 'RESOLVED', closedAt: expect.any(String) });
+    expect(alerts[0].events.map((e: any) => e.kind)).toEqual(['OPENED', 'RESOLVED']);
+    expect(alerts[0].events[1]).toMatchObject({ actor: null, reason: expect.stringMatching(/^fresh\/daily is on time again/) });
   });
 
   it('under WAIT, a task that waited its maxWait fails with the reason', async () => {

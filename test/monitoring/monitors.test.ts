@@ -4,6 +4,7 @@
 // audited, sent as alert.* webhooks, and changes what the next evaluations do.
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signals as signalsTable } from '../../server/db/tables/triggers';
 import { webhookDeliveries } from '../../server/db/tables/webhooks';
 import { evaluateDueMonitors } from '../../server/monitoring/evaluator';
 import { startTestApp, type TestApp } from '../harness/app';
@@ -65,6 +66,9 @@ describe('threshold monitor', () => {
     alert = first.id;
     expect(await pass(122)).toEqual({ evaluated: 1, opened: 0 });
     expect(await open(monitor)).toEqual([{ id: alert, state: 'OPEN', breaches: 2, value: 150 }]);
+    // The opening is also the trigger signal ALERT_OPENED triggers start runs from (test/triggers covers the firing).
+    const signals = await t.app.services.db.select().from(signalsTable).where(eq(signalsTable.type, 'alert.opened'));
+    expect(signals.map((x) => [x.subject, x.key, (x.payload as any).alert.rule])).toEqual([[`monitor:${monitor}`, `alert:${alert}`, 'slow']]);
     const [opened] = await sent('alert.opened');
     expect(opened.data).toMatchObject({
       alert: { id: alert, rule: 'slow', state: 'OPEN' },
