@@ -17,7 +17,19 @@ import { trackingSearchBench } from './tracking-search';
 import { triggersBench } from './triggers';
 import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks', 'triggers', 'monitoring'] as const;
+const benches = [
+  'foundation',
+  'orchestration',
+  'modules',
+  'cache',
+  'executors',
+  'governance',
+  'tracking',
+  'registry',
+  'webhooks',
+  'triggers',
+  'monitoring',
+] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
