@@ -143,6 +143,11 @@ export interface AttemptClaim {
   runId: string;
   attempt: number;
   host: string;
+  /**
+   * This delivery of the attempt's message is not its first (the bus redelivered it): an execution of the attempt
+   * may already have run and reported, its events not yet recorded. Absent: a first delivery.
+   */
+  redelivered?: boolean;
 }
 
 /**
@@ -150,7 +155,11 @@ export interface AttemptClaim {
  * the message and reports nothing): `finished` (the attempt already ended), `superseded` (the task is on a
  * later attempt) or `unknown` (no such task). A host that gets no answer runs nothing and asks again later.
  */
-export type ClaimAnswer = { verdict: 'run'; tracking?: TaskTracking } | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string };
+export type ClaimAnswer =
+  | { verdict: 'run'; tracking?: TaskTracking }
+  | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
+  /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
+  | { verdict: 'later'; reason: 'recording' };
 
 /**
  * What an executor host announces about itself every few seconds (broadcast, not durable): the control plane

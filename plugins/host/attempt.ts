@@ -56,7 +56,7 @@ export const CLAIM_RETRY_MS = 2_000;
 
 /** What a host does with a delivery, given the control plane's answer to its claim (undefined: none came). */
 export function claimAction(answer: ClaimAnswer | undefined): 'run' | 'drop' | 'ask-later' {
-  if (!answer) return 'ask-later';
+  if (!answer || answer.verdict === 'later') return 'ask-later';
   return answer.verdict === 'run' ? 'run' : 'drop';
 }
 
@@ -76,7 +76,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   if (!rt.verifyClaims) return 'run';
   const { taskId, runId, attempt } = delivery.data;
   delivery.working();
-  const answer = await rt.bus.requestClaim({ taskId, runId, attempt, host: rt.host }, CLAIM_TIMEOUT_MS);
+  const claim = { taskId, runId, attempt, host: rt.host, ...(delivery.redeliveryCount > 0 ? { redelivered: true } : {}) };
+  const answer = await rt.bus.requestClaim(claim, CLAIM_TIMEOUT_MS);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
   if (action === 'run' && answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;

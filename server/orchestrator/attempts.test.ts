@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { claimAction } from '../../plugins/host/attempt';
 import { SEQ_BLOCK } from '../../plugins/protocol';
 import type { TaskStatus } from '../vocabulary';
-import { claimVerdict, confirmStuck, reportVerdict, resultVerdict } from './attempts';
+import { claimVerdict, confirmStuck, gateRedelivery, reportVerdict, resultVerdict } from './attempts';
 
 const task = (status: TaskStatus, attempt = 1) => ({ status, attempt });
 
@@ -95,5 +96,31 @@ describe('confirmStuck: a silent task is declared lost only once the bus has not
 
   it('confirms at once where the bus cannot say (no recorder)', () => {
     expect(confirmStuck(undefined, { heartbeatAt: null }, undefined).confirmed).toBe(true);
+  });
+});
+
+describe('gateRedelivery: a redelivered attempt runs only once the bus has nothing older left to record', () => {
+  it('runs at once when everything published was recorded (a host died mid-attempt: run it again)', () => {
+    expect(gateRedelivery(undefined, { published: 50, recorded: 50 }, 1_000)).toEqual({ answer: { verdict: 'run' }, held: undefined });
+  });
+
+  it('holds it while events published before the first claim are unrecorded (its result may be among them)', () => {
+    const first = gateRedelivery(undefined, { published: 50, recorded: 40 }, 1_000);
+    expect(first).toEqual({ answer: { verdict: 'later', reason: 'recording' }, held: { suspect: { mark: 50, heartbeatAt: null }, since: 1_000 } });
+    // Events published after the first claim do not move the mark, so a steady stream cannot hold it forever.
+    const second = gateRedelivery(first.held, { published: 90, recorded: 49 }, 3_000);
+    expect(second.answer.verdict).toBe('later');
+    expect(second.held?.since).toBe(1_000);
+    expect(gateRedelivery(second.held, { published: 120, recorded: 50 }, 5_000)).toEqual({ answer: { verdict: 'run' }, held: undefined });
+  });
+
+  it('runs when the bus keeps no backlog (no recorder to wait for)', () => {
+    expect(gateRedelivery(undefined, undefined, 0).answer).toEqual({ verdict: 'run' });
+  });
+
+  it('a host told "later" asks again and runs nothing', () => {
+    expect(claimAction({ verdict: 'later', reason: 'recording' })).toBe('ask-later');
+    expect(claimAction(undefined)).toBe('ask-later');
+    expect(claimAction({ verdict: 'drop', reason: 'finished' })).toBe('drop');
   });
 });

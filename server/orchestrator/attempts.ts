@@ -76,3 +76,26 @@ export function confirmStuck(
   const suspect = previous && previous.heartbeatAt === seen.heartbeatAt ? previous : { mark: backlog?.published ?? 0, heartbeatAt: seen.heartbeatAt };
   return { confirmed: !backlog || backlog.recorded >= suspect.mark, suspect };
 }
+
+/** A redelivered attempt's claim held back until the events published before it are recorded. */
+export interface HeldClaim {
+  suspect: Suspect;
+  /** When it was first held (ms), to forget holds whose host stopped asking. */
+  since: number;
+}
+
+/**
+ * The answer to a claim of a redelivered message whose attempt the database still calls current: the execution that
+ * took the first delivery may have run and reported, its result still on the bus behind a recorder that was down or
+ * slow. It runs only once every event published before it was first claimed is recorded (the same rule as
+ * confirmStuck); until then the host is told to ask again, so an attempt whose result is on its way never runs twice.
+ */
+export function gateRedelivery(
+  held: HeldClaim | undefined,
+  backlog: { published: number; recorded: number } | undefined,
+  now: number,
+): { answer: ClaimAnswer; held: HeldClaim | undefined } {
+  const { confirmed, suspect } = confirmStuck(held?.suspect, { heartbeatAt: null }, backlog);
+  if (confirmed) return { answer: { verdict: 'run' }, held: undefined };
+  return { answer: { verdict: 'later', reason: 'recording' }, held: { suspect, since: held?.since ?? now } };
+}

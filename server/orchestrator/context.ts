@@ -11,6 +11,7 @@ import type { FeedEventBody, RunFeed } from '../events/feed';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
+import type { HeldClaim } from './attempts';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {
@@ -26,6 +27,8 @@ export interface OrchestratorContext {
   deadlineGraceMs: number;
   /** How far the event recorder has got through the bus (Bus.eventBacklog); without it, stuck tasks are confirmed at once. */
   eventBacklog: (() => Promise<{ published: number; recorded: number }>) | undefined;
+  /** Claims of redelivered attempts held until the events before them are recorded, by `taskId:attempt` (claims.ts). */
+  heldClaims: Map<string, HeldClaim>;
   /** The task cache; without it every task executes. */
   cache: TaskCache | undefined;
   mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;

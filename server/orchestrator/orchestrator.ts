@@ -114,6 +114,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
     deadlineGraceMs: options.deadlineGraceMs ?? 30_000,
     eventBacklog: options.eventBacklog,
+    heldClaims: new Map(),
     cache: options.cache,
     mayReuse: options.mayReuse ?? readableBy,
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },

@@ -7,6 +7,7 @@ import type { ExecutorEvent } from '../../plugins/protocol';
 import { tasks } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
 import { EVENTS_DURABLE } from '../../server/events/recorder';
+import { createOrchestrator } from '../../server/orchestrator/orchestrator';
 import { startTestApp, type TestApp } from '../harness/app';
 
 let t: TestApp;
@@ -75,3 +76,30 @@ it('adopts a late success of an attempt presumed lost, stops the one in its plac
   expect(await taskRow(startRun.id)).toEqual(done);
   expect(await successes(done.id)).toBe(1);
 }, 180_000);
+
+it("holds a redelivered attempt's claim while events published before it are unrecorded, and never a first delivery", async () => {
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "late") { id } }`);
+  const queued = await until(() => taskRow(startRun.id).then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
+  // An orchestrator over the app's database whose recorder is behind by ten events, as after a control-plane restart.
+  let backlog = { published: 100, recorded: 90 };
+  const { services } = t.app;
+  const orchestrator = createOrchestrator({
+    db: services.db,
+    feed: services.feed,
+    onOutbox: () => {},
+    defaults: services.planDefaults,
+    eventBacklog: async () => backlog,
+  });
+  const claim = { taskId: queued.id, runId: startRun.id, attempt: 1, host: 'h' };
+  expect(await orchestrator.answerClaims([claim])).toEqual([{ verdict: 'run' }]); // a first delivery: no prior execution
+  const again = { ...claim, redelivered: true };
+  expect(await orchestrator.answerClaims([again])).toEqual([{ verdict: 'later', reason: 'recording' }]);
+  backlog = { published: 140, recorded: 99 }; // newer events do not hold it longer than those before its claim
+  expect(await orchestrator.answerClaims([again])).toEqual([{ verdict: 'later', reason: 'recording' }]);
+  // The recorder reached the claim's mark and the task is still current: no result was on the bus, so it runs.
+  backlog = { published: 160, recorded: 100 };
+  expect(await orchestrator.answerClaims([again])).toEqual([{ verdict: 'run' }]);
+  // Had the result been among those events, the task would have ended, and the redelivery is dropped.
+  await t.app.services.db.update(tasks).set({ status: 'SUCCEEDED' }).where(eq(tasks.id, queued.id));
+  expect(await orchestrator.answerClaims([again])).toEqual([{ verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' }]);
+});
