@@ -194,12 +194,12 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     const version = state.routesVersion + 1;
     await writeRoutes(stateDir, state, split, version);
     const id = state.deployment.id;
-    if (await alive(state.router)) {
-      process.kill(state.router!.pid, 'SIGHUP');
-    } else {
+    const dir = deploymentDir(stateDir, id);
+    let spawned = false;
+    const spawnRouter = async () => {
+      spawned = true;
       if (!(await portFree(state.port)))
         throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
-      const dir = deploymentDir(stateDir, id);
       state.router = await startProcess({
         stateDir,
         command: [process.execPath, routerScript, routesFile(stateDir, id)],
@@ -208,11 +208,20 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         stdout: path.join(dir, 'router.log'),
         stderr: path.join(dir, 'router.log'),
       });
-    }
+    };
+    // A router reads its routes at start; a running one rereads them on SIGHUP.
+    if (await alive(state.router)) process.kill(state.router!.pid, 'SIGHUP');
+    else await spawnRouter();
     const deadline = Date.now() + 10_000;
     for (;;) {
       const answer = await probe(state.port, '/__atelier/routes', 500);
       if (answer?.status === 200 && JSON.parse(answer.body).version === version) break;
+      // A router signalled before it installed its handler (a deployer that died right after starting it) dies of
+      // the SIGHUP: start it once more, it reads the new routes at start.
+      if (!spawned && !(await alive(state.router))) {
+        await spawnRouter();
+        continue;
+      }
       if (!(await alive(state.router)) || Date.now() > deadline) {
         const why = await tail(path.join(deploymentDir(stateDir, id), 'router.log'), 3);
         if (/EADDRINUSE/.test(why)) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
