@@ -4,6 +4,7 @@ import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
+import { deployersBench } from './deployers';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
@@ -16,7 +17,19 @@ import { trackingSearchBench } from './tracking-search';
 import { triggersBench } from './triggers';
 import { webhooksBench } from './webhooks';
 
-const benches = ['foundation', 'orchestration', 'modules', 'cache', 'executors', 'governance', 'tracking', 'registry', 'webhooks', 'triggers'] as const;
+const benches = [
+  'foundation',
+  'orchestration',
+  'modules',
+  'cache',
+  'executors',
+  'governance',
+  'tracking',
+  'registry',
+  'webhooks',
+  'triggers',
+  'deployers',
+] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
 async function main() {
@@ -74,6 +87,10 @@ async function main() {
     if (selected('triggers')) {
       console.log('triggers: 100 signals committed → their triggered runs started, against plain startRun…');
       rows.push(...(await triggersBench(infra)));
+    }
+    if (selected('deployers')) {
+      console.log('deployers: 1,000 predictions through the local deployer’s router vs straight to the model process, and 50 rollbacks…');
+      rows.push(...(await deployersBench()));
     }
   } finally {
     await nats.stop();
