@@ -98,6 +98,49 @@ describe('local deployer faults', () => {
     await deployer.delete(d.id);
   });
 
+  it('keeps serving without a deployer; a new one restarts what died meanwhile, router included, on the same port', async () => {
+    const d = deployment();
+    const fetched: string[] = [];
+    const revision = {
+      ...irisRevision(1),
+      modelVersion: {
+        ...irisRevision(1).modelVersion,
+        files: async () => {
+          fetched.push('1');
+          return iris;
+        },
+      },
+    };
+    const { url } = await deployer.apply(d, revision);
+    expect(fetched, 'files fetched once, at apply').toEqual(['1']);
+    await deployer.close?.();
+    expect((await fetch(`${url}/health`)).status, 'the router outlives the deployer').toBe(200);
+    const state = JSON.parse(await readFile(path.join(stateDir, 'deployments', d.id, 'state.json'), 'utf8'));
+    process.kill(state.revisions['1'].process.pid, 'SIGKILL');
+    process.kill(state.router.pid, 'SIGKILL');
+    // Both gone (not merely signalled) before the new deployer looks.
+    const dead = async (pid: number) =>
+      !(await readFile(`/proc/${pid}/stat`, 'utf8').then(
+        (t) => !/^\S+ \(.*\) [ZX]/.test(t),
+        () => false,
+      ));
+    while (!(await dead(state.router.pid)) || !(await dead(state.revisions['1'].process.pid))) await new Promise((r) => setTimeout(r, 5));
+    deployer = createLocalDeployer({ stateDir, ...fast });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const s = await deployer.status(d.id);
+      if (s.ready) {
+        expect(s).toMatchObject({ url, traffic: { 1: 100 }, revisions: [{ health: 'READY', restarts: 1 }] });
+        break;
+      }
+      expect(s.revisions[0]!.health).not.toBe('FAILED');
+      if (Date.now() > deadline) throw new Error(`not re-attached: ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    await deployer.delete(d.id);
+  });
+
   it('refuses a port in use, saying so, and creates nothing', async () => {
     const blocker: Server = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

@@ -51,6 +51,8 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   const supervising = new Set<string>();
   /** Deleted deployments' states: a restart queued before the delete must not bring a server back. */
   const gone = new WeakSet<DeploymentState>();
+  /** Deployments whose router was started and has not yet confirmed its routes: not ready, though its pid lives. */
+  const routerStarting = new WeakSet<DeploymentState>();
   let closed = false;
 
   const refuse = (code: ConstructorParameters<typeof DeployerError>[0], message: string) => new DeployerError(code, message, name);
@@ -86,6 +88,8 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       }
       await stopProcess(rev.process);
       rev.process = null;
+      rev.health = 'RESTARTING';
+      rev.message = 'the server stopped while no deployer watched it; restarting';
       supervise(state, rev);
     }
     if (Object.keys(state.split).length && !(await alive(state.router))) await pushRoutes(state, state.split);
@@ -180,11 +184,24 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       .finally(() => supervising.delete(key));
   }
 
+  /** Starts a router that died again, with the split in force, under the deployment's lock. */
+  function reviveRouter(state: DeploymentState) {
+    const key = `${state.deployment.id}#router`;
+    if (supervising.has(key) || closed || gone.has(state)) return;
+    supervising.add(key);
+    void withLock(state.deployment.id, async () => {
+      if (!gone.has(state) && !(await alive(state.router))) await pushRoutes(state, state.split);
+    })
+      .catch(() => undefined)
+      .finally(() => supervising.delete(key));
+  }
+
   const checker = setInterval(async () => {
     for (const pending of loaded.values()) {
       const state = await pending.catch(() => null);
       if (!state) continue;
       for (const rev of Object.values(state.revisions)) if (rev.health === 'READY' && !(await alive(rev.process))) supervise(state, rev);
+      if (Object.keys(state.split).length && !(await alive(state.router))) reviveRouter(state);
     }
   }, options.checkMs ?? 500);
   checker.unref();
@@ -198,8 +215,14 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     let spawned = false;
     const spawnRouter = async () => {
       spawned = true;
-      if (!(await portFree(state.port)))
-        throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
+      routerStarting.add(state);
+      // A router that died with connections open leaves them closing for a moment (the port is busy until the
+      // clients close their side): a router started again waits for them, a first one does not.
+      const waitUntil = Date.now() + (state.routesVersion > 0 ? 15_000 : 0);
+      while (!(await portFree(state.port))) {
+        if (Date.now() >= waitUntil) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
+        await sleep(50);
+      }
       state.router = await startProcess({
         stateDir,
         command: [process.execPath, routerScript, routesFile(stateDir, id)],
@@ -209,25 +232,29 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         stderr: path.join(dir, 'router.log'),
       });
     };
-    // A router reads its routes at start; a running one rereads them on SIGHUP.
-    if (await alive(state.router)) process.kill(state.router!.pid, 'SIGHUP');
-    else await spawnRouter();
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const answer = await probe(state.port, '/__atelier/routes', 500);
-      if (answer?.status === 200 && JSON.parse(answer.body).version === version) break;
-      // A router signalled before it installed its handler (a deployer that died right after starting it) dies of
-      // the SIGHUP: start it once more, it reads the new routes at start.
-      if (!spawned && !(await alive(state.router))) {
-        await spawnRouter();
-        continue;
+    try {
+      // A router reads its routes at start; a running one rereads them on SIGHUP.
+      if (await alive(state.router)) process.kill(state.router!.pid, 'SIGHUP');
+      else await spawnRouter();
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const answer = await probe(state.port, '/__atelier/routes', 500);
+        if (answer?.status === 200 && JSON.parse(answer.body).version === version) break;
+        // A router signalled before it installed its handler (a deployer that died right after starting it) dies of
+        // the SIGHUP: start it once more, it reads the new routes at start.
+        if (!spawned && !(await alive(state.router))) {
+          await spawnRouter();
+          continue;
+        }
+        if (!(await alive(state.router)) || Date.now() > deadline) {
+          const why = await tail(path.join(deploymentDir(stateDir, id), 'router.log'), 3);
+          if (/EADDRINUSE/.test(why)) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
+          throw new Error(`${name}: the router of deployment ${id} did not take the new routes: ${why || 'no output'}`);
+        }
+        await sleep(10);
       }
-      if (!(await alive(state.router)) || Date.now() > deadline) {
-        const why = await tail(path.join(deploymentDir(stateDir, id), 'router.log'), 3);
-        if (/EADDRINUSE/.test(why)) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
-        throw new Error(`${name}: the router of deployment ${id} did not take the new routes: ${why || 'no output'}`);
-      }
-      await sleep(10);
+    } finally {
+      routerStarting.delete(state);
     }
     state.routesVersion = version;
     state.split = split;
@@ -239,7 +266,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       .sort((a, b) => a.number - b.number)
       .map((r) => ({ number: r.number, modelVersion: r.modelVersion, health: r.health, restarts: r.restarts, message: r.message }));
     const routed = Object.keys(state.split).map(Number);
-    const routerUp = await alive(state.router);
+    const routerUp = !routerStarting.has(state) && (await alive(state.router));
     const unready = routed.filter((n) => state.revisions[n]?.health !== 'READY');
     const ready = routerUp && routed.length > 0 && unready.length === 0;
     const message = ready

@@ -48,7 +48,7 @@ const server = createServer((req, res) => {
   });
   req.pipe(upstream);
 });
-server.keepAliveTimeout = 30_000;
+server.keepAliveTimeout = 5_000;
 server.on('error', (error) => {
   process.stderr.write(`router: ${error.message}\n`);
   process.exit(2);
