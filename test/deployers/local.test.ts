@@ -2,7 +2,7 @@
 // (test/fixtures/iris-model) served per revision, a router process splitting requests. Then its own faults: a
 // crashing server restarted with backoff and then FAILED with its stderr, a crash mid-service restarted, a port
 // in use refused.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployer, Deployment, Revision } from '../../plugins/deployer-sdk';
 import { deployerContract } from '../../plugins/deployer-testkit';
 import { createLocalDeployer, liveProcesses } from '../../plugins/deployers/local';
+import { probeBwrap } from '../../plugins/deployers/local/sandbox';
 
 const iris = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'iris-model');
 const fast = { startupMs: 10_000, backoffMs: 20, checkMs: 50, maxRestarts: 2 };
@@ -139,6 +140,25 @@ describe('local deployer faults', () => {
     }
     expect((await fetch(`${url}/health`)).status).toBe(200);
     await deployer.delete(d.id);
+  });
+
+  it('runs servers in bubblewrap where it works: model files read-only, the state directory and hidden paths unseen', async (ctx) => {
+    if (!probeBwrap().ok) ctx.skip();
+    const secret = await mkdtemp(path.join(tmpdir(), 'atelier-deployer-secret-'));
+    const sandboxed = createLocalDeployer({ stateDir, ...fast, isolation: 'bwrap', hidePaths: [secret] });
+    const d = deployment();
+    try {
+      const stateFile = path.join(stateDir, 'deployments', d.id, 'state.json');
+      const { url } = await sandboxed.apply(d, irisRevision(1, { IRIS_PROBE_PATHS: [stateFile, secret, path.join(secret, 'token')].join(':') }));
+      await writeFile(path.join(secret, 'token'), 'admin');
+      const seen = await (await fetch(`${url}/sandbox`)).json();
+      expect(seen).toEqual({ cwd: '/run/model', modelDir: '/run/model', writable: false, sees: [secret] });
+      expect((await fetch(`${url}/predict`, { method: 'POST', body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) })).status).toBe(200);
+    } finally {
+      await sandboxed.delete(d.id);
+      await sandboxed.close?.();
+      await rm(secret, { recursive: true, force: true });
+    }
   });
 
   it('refuses a port in use, saying so, and creates nothing', async () => {

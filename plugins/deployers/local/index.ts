@@ -3,6 +3,7 @@
 // until it has used its restarts (then FAILED, with the end of its stderr); a router process per deployment, on the
 // deployment's own port, splits requests across revisions by the traffic split (router.mjs). Everything it started
 // is recorded in its state directory, so a new instance re-attaches instead of starting it twice.
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ import {
   type TrafficSplit,
 } from '../../deployer-sdk';
 import { alive, freePort, portFree, probe, sleep, startProcess, stopProcess, tail } from './processes';
+import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
 import { type DeploymentState, deploymentDir, type RevisionState, readState, routesFile, saveState, writeRoutes } from './state';
 
 export { liveProcesses } from './processes';
@@ -35,6 +37,13 @@ export interface LocalDeployerOptions {
   backoffMs?: number;
   /** How often running servers are checked for crashes. Default 500 ms. */
   checkMs?: number;
+  /**
+   * `bwrap`: servers run in a bubblewrap sandbox (sandbox.ts); `none`: as this process's user, seeing all it sees.
+   * Default: `bwrap` when it works on this machine, else `none`.
+   */
+  isolation?: Isolation;
+  /** Paths a sandboxed server must not see (the control plane's data directory); the state directory always. */
+  hidePaths?: string[];
 }
 
 const idRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -54,6 +63,11 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   /** Deployments whose router was started and has not yet confirmed its routes: not ready, though its pid lives. */
   const routerStarting = new WeakSet<DeploymentState>();
   let closed = false;
+  const bwrapCheck = options.isolation === 'none' ? null : probeBwrap();
+  if (options.isolation === 'bwrap' && bwrapCheck && !bwrapCheck.ok)
+    throw new Error(`${name}: isolation "bwrap" asked for, but bwrap does not run here (${bwrapCheck.reason}): install bubblewrap, or choose isolation "none"`);
+  const isolation: Isolation = bwrapCheck?.ok ? 'bwrap' : 'none';
+  const hide = [stateDir, ...(options.hidePaths ?? [])].map((p) => path.resolve(p)).filter((p) => existsSync(p));
 
   const refuse = (code: ConstructorParameters<typeof DeployerError>[0], message: string) => new DeployerError(code, message, name);
 
@@ -102,7 +116,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     ...rev.env,
     PORT: String(rev.port),
     HOST: '127.0.0.1',
-    MODEL_DIR: rev.dir,
+    MODEL_DIR: isolation === 'bwrap' ? SANDBOX_MODEL_DIR : rev.dir,
     MODEL_VERSION: rev.modelVersion,
     ATELIER_REVISION: String(rev.number),
   });
@@ -146,7 +160,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       }
       rev.process = await startProcess({
         stateDir,
-        command: rev.command,
+        command: isolation === 'bwrap' ? sandboxed(rev.command, { dir: rev.dir, hide }) : rev.command,
         cwd: rev.dir,
         env: serverEnv(rev),
         stdout: logFile(state, rev, 'stdout'),
@@ -165,7 +179,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         await saveState(stateDir, state);
         return;
       }
-      if (result === 'timeout') await stopProcess(rev.process);
+      await stopProcess(rev.process); // past its deadline, or what is left of its group after it exited
       failure = result === 'timeout' ? `the server did not answer GET ${rev.healthPath} within ${startupMs} ms` : 'the server exited before it was ready';
     }
   }
@@ -177,6 +191,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     supervising.add(key);
     void withLock(state.deployment.id, async () => {
       if (gone.has(state) || rev.health === 'FAILED' || (await alive(rev.process))) return;
+      await stopProcess(rev.process); // what is left of its group (a sandboxed server whose bwrap was killed)
       rev.process = null;
       await runRevision(state, rev, true);
     })

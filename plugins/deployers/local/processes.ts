@@ -2,7 +2,7 @@
 // process group with output to files (so they outlive the deployer and a new one can read their stderr), recorded
 // by pid and start time (never fooled by a recycled pid or a zombie), probed over HTTP, and stopped as a group.
 import { spawn } from 'node:child_process';
-import { appendFile, open, readFile } from 'node:fs/promises';
+import { appendFile, open, readdir, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -48,11 +48,11 @@ export async function startProcess(options: {
   }
 }
 
-async function readStat(pid: number): Promise<{ state: string; startTime: number } | null> {
+async function readStat(pid: number | string): Promise<{ state: string; pgrp: number; startTime: number } | null> {
   try {
     const text = await readFile(`/proc/${pid}/stat`, 'utf8');
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0] ?? '', startTime: Number(rest[19]) };
+    return { state: rest[0] ?? '', pgrp: Number(rest[2]), startTime: Number(rest[19]) };
   } catch {
     return null;
   }
@@ -60,6 +60,7 @@ async function readStat(pid: number): Promise<{ state: string; startTime: number
 
 const readStartTime = async (pid: number) => (await readStat(pid))?.startTime ?? null;
 
+/** Whether the process itself still runs (cheap: one /proc read). */
 export async function alive(ref: ProcessRef | null): Promise<boolean> {
   if (!ref) return false;
   const s = await readStat(ref.pid);
@@ -67,9 +68,21 @@ export async function alive(ref: ProcessRef | null): Promise<boolean> {
   return ref.startTime === null || s.startTime === ref.startTime;
 }
 
-/** SIGTERM to the process group, SIGKILL after `graceMs`; resolves once it is gone. */
+/**
+ * Whether anything of its process group still runs: a sandbox's server outlives a killed bwrap. While a member lives
+ * the kernel keeps the group id, so signalling the group then is safe.
+ */
+export async function groupAlive(ref: ProcessRef | null): Promise<boolean> {
+  if (!ref) return false;
+  if (await alive(ref)) return true;
+  const entries = await readdir('/proc').catch(() => [] as string[]);
+  const stats = await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => readStat(e)));
+  return stats.some((s) => s !== null && s.pgrp === ref.pid && s.state !== 'Z' && s.state !== 'X');
+}
+
+/** SIGTERM to the process group, SIGKILL after `graceMs`; resolves once nothing of the group is left. */
 export async function stopProcess(ref: ProcessRef | null, graceMs = 2_000): Promise<void> {
-  if (!(await alive(ref))) return;
+  if (!(await groupAlive(ref))) return;
   const signal = (s: NodeJS.Signals) => {
     try {
       process.kill(-ref!.pid, s);
@@ -79,13 +92,13 @@ export async function stopProcess(ref: ProcessRef | null, graceMs = 2_000): Prom
   };
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (await alive(ref)) {
+  while (await groupAlive(ref)) {
     if (Date.now() > deadline) signal('SIGKILL');
     await sleep(20);
   }
 }
 
-/** How many processes of the ledger still run: zero once every deployment over `stateDir` is deleted. */
+/** How many process groups of the ledger still run: zero once every deployment over `stateDir` is deleted. */
 export async function liveProcesses(stateDir: string): Promise<number> {
   let text = '';
   try {
@@ -97,7 +110,7 @@ export async function liveProcesses(stateDir: string): Promise<number> {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as ProcessRef);
-  return (await Promise.all(refs.map(alive))).filter(Boolean).length;
+  return (await Promise.all(refs.map(groupAlive))).filter(Boolean).length;
 }
 
 /** GET a loopback path; the status code, or null when nothing answered within `timeoutMs`. */
