@@ -22,8 +22,8 @@ export interface Deployment {
 export interface ServeEntrypoint {
   /** e.g. `['python3', 'serve.py']` or `['node', 'serve.mjs']`; run with the version's files as working directory. */
   command: string[];
-  /** Path answering 200 once the server is ready. Default `/health`. */
-  healthPath?: string;
+  /** Path answering 200 once the server is ready (default `/health`); null: ready once its port accepts a TCP connection. */
+  healthPath?: string | null;
 }
 
 /** A model version as a revision serves it. */

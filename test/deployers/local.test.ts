@@ -71,6 +71,13 @@ describe('local deployer faults', () => {
     await deployer.delete(d.id);
   });
 
+  it('health-checks by TCP connect when the serve entrypoint names no health path', async () => {
+    const d = deployment();
+    const status = await deployer.apply(d, { ...irisRevision(1), serve: { command: [process.execPath, 'serve.mjs'], healthPath: null } });
+    expect(status).toMatchObject({ ready: true, revisions: [{ health: 'READY' }] });
+    await deployer.delete(d.id);
+  });
+
   it('restarts a server that keeps crashing with backoff, then marks it FAILED with its stderr', async () => {
     const d = deployment();
     const status = await deployer.apply(d, irisRevision(1, { IRIS_CRASH: 'start' }));

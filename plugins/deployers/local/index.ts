@@ -18,7 +18,7 @@ import {
   type Revision,
   type TrafficSplit,
 } from '../../deployer-sdk';
-import { alive, freePort, portFree, probe, sleep, startProcess, stopProcess, tail } from './processes';
+import { alive, freePort, healthy, portFree, probe, sleep, startProcess, stopProcess, tail } from './processes';
 import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
 import { type DeploymentState, deploymentDir, type RevisionState, readState, routesFile, saveState, writeRoutes } from './state';
 
@@ -96,7 +96,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   async function attach(state: DeploymentState): Promise<DeploymentState> {
     for (const rev of Object.values(state.revisions)) {
       if (rev.health === 'FAILED') continue;
-      if ((await alive(rev.process)) && (await probe(rev.port, rev.healthPath))?.status === 200) {
+      if ((await alive(rev.process)) && (await healthy(rev.port, rev.healthPath))) {
         rev.health = 'READY';
         continue;
       }
@@ -129,7 +129,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     const deadline = Date.now() + startupMs;
     while (Date.now() < deadline) {
       if (!(await alive(rev.process))) return 'exited';
-      if ((await probe(rev.port, rev.healthPath, 500))?.status === 200) return 'ready';
+      if (await healthy(rev.port, rev.healthPath, 500)) return 'ready';
       await sleep(25);
     }
     return 'timeout';
@@ -180,7 +180,10 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         return;
       }
       await stopProcess(rev.process); // past its deadline, or what is left of its group after it exited
-      failure = result === 'timeout' ? `the server did not answer GET ${rev.healthPath} within ${startupMs} ms` : 'the server exited before it was ready';
+      failure =
+        result === 'timeout'
+          ? `the server did not answer ${rev.healthPath ? `GET ${rev.healthPath}` : 'a TCP connect'} within ${startupMs} ms`
+          : 'the server exited before it was ready';
     }
   }
 
@@ -346,7 +349,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
           digest: revision.modelVersion.digest,
           dir: typeof revision.modelVersion.files === 'string' ? revision.modelVersion.files : await revision.modelVersion.files(),
           command: serve.command,
-          healthPath: serve.healthPath ?? '/health',
+          healthPath: serve.healthPath === undefined ? '/health' : serve.healthPath,
           env: revision.env ?? {},
           port: await freePort(),
           process: null,

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { appendFile, open, readdir, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import path from 'node:path';
 
 /** A process the deployer started: enough to find it again after a restart of the deployer. */
@@ -127,6 +127,21 @@ export function probe(port: number, pathname: string, timeoutMs = 1_000): Promis
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(null));
     req.end();
+  });
+}
+
+/** A server's health: GET `pathname` answers 200, or (pathname null) its port accepts a TCP connection. */
+export async function healthy(port: number, pathname: string | null, timeoutMs = 1_000): Promise<boolean> {
+  if (pathname !== null) return (await probe(port, pathname, timeoutMs))?.status === 200;
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, timeout: timeoutMs });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
   });
 }
 

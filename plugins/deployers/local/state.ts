@@ -13,7 +13,8 @@ export interface RevisionState {
   /** The version's files, resolved to a local directory at apply. */
   dir: string;
   command: string[];
-  healthPath: string;
+  /** Null: a TCP connect is the health check. */
+  healthPath: string | null;
   env: Record<string, string>;
   /** Loopback port of its server: kept across restarts, so the router's targets never change. */
   port: number;
