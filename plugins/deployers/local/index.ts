@@ -20,7 +20,7 @@ import {
 } from '../../deployer-sdk';
 import { alive, freePort, healthy, portFree, probe, sleep, startProcess, stopProcess, tail } from './processes';
 import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
-import { type DeploymentState, deploymentDir, type RevisionState, readState, routesFile, saveState, writeRoutes } from './state';
+import { type DeploymentState, deploymentDir, type RevisionState, readState, routesFile, saveState, statusOf, writeRoutes } from './state';
 
 export { liveProcesses } from './processes';
 
@@ -143,9 +143,15 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     let failure: string | null = crashed ? 'the server exited' : null;
     for (;;) {
       if (failure) {
+        // A closing deployer leaves the restart to the next instance (its attach restarts what is not running).
+        if (closed) {
+          rev.health = 'RESTARTING';
+          rev.process = null;
+          return saveState(stateDir, state);
+        }
         rev.restarts++;
         const stderr = await tail(logFile(state, rev, 'stderr'));
-        if (rev.restarts > maxRestarts || closed) {
+        if (rev.restarts > maxRestarts) {
           rev.health = 'FAILED';
           rev.process = null;
           rev.message = `${failure}, ${maxRestarts} restarts used; stderr: ${stderr || '(empty)'}`;
@@ -279,23 +285,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     await saveState(stateDir, state);
   }
 
-  async function describe(state: DeploymentState): Promise<DeploymentStatus> {
-    const revisions = Object.values(state.revisions)
-      .sort((a, b) => a.number - b.number)
-      .map((r) => ({ number: r.number, modelVersion: r.modelVersion, health: r.health, restarts: r.restarts, message: r.message }));
-    const routed = Object.keys(state.split).map(Number);
-    const routerUp = !routerStarting.has(state) && (await alive(state.router));
-    const unready = routed.filter((n) => state.revisions[n]?.health !== 'READY');
-    const ready = routerUp && routed.length > 0 && unready.length === 0;
-    const message = ready
-      ? `serving ${routed.map((n) => `revision ${n} (${state.split[n]}%)`).join(', ')}`
-      : !routed.length
-        ? 'no revision has traffic yet'
-        : !routerUp
-          ? 'the router is not running'
-          : `not ready: ${unready.map((n) => `revision ${n} is ${state.revisions[n]?.health ?? 'gone'}`).join(', ')}`;
-    return { deploymentId: state.deployment.id, ready, url: `http://127.0.0.1:${state.port}`, traffic: { ...state.split }, message, revisions };
-  }
+  const describe = async (state: DeploymentState): Promise<DeploymentStatus> => statusOf(state, !routerStarting.has(state) && (await alive(state.router)));
 
   async function existing(id: string): Promise<DeploymentState> {
     const state = idRe.test(id) ? await load(id) : null;

@@ -3,7 +3,7 @@
 // so a new deployer instance (a restarted control plane) re-attaches to the same processes instead of starting more.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Deployment, RevisionHealth, TrafficSplit } from '../../deployer-sdk';
+import type { Deployment, DeploymentStatus, RevisionHealth, TrafficSplit } from '../../deployer-sdk';
 import type { ProcessRef } from './processes';
 
 export interface RevisionState {
@@ -63,4 +63,22 @@ export function writeRoutes(stateDir: string, state: DeploymentState, split: Tra
   const targets: Record<string, number> = {};
   for (const rev of Object.values(state.revisions)) targets[rev.number] = rev.port;
   return writeAtomically(routesFile(stateDir, state.deployment.id), JSON.stringify({ port: state.port, version, split, targets }));
+}
+
+/** The status a deployment's state answers, given whether its router is up and serving its routes. */
+export function statusOf(state: DeploymentState, routerUp: boolean): DeploymentStatus {
+  const revisions = Object.values(state.revisions)
+    .sort((a, b) => a.number - b.number)
+    .map((r) => ({ number: r.number, modelVersion: r.modelVersion, health: r.health, restarts: r.restarts, message: r.message }));
+  const routed = Object.keys(state.split).map(Number);
+  const unready = routed.filter((n) => state.revisions[n]?.health !== 'READY');
+  const ready = routerUp && routed.length > 0 && unready.length === 0;
+  const message = ready
+    ? `serving ${routed.map((n) => `revision ${n} (${state.split[n]}%)`).join(', ')}`
+    : !routed.length
+      ? 'no revision has traffic yet'
+      : !routerUp
+        ? 'the router is not running'
+        : `not ready: ${unready.map((n) => `revision ${n} is ${state.revisions[n]?.health ?? 'gone'}`).join(', ')}`;
+  return { deploymentId: state.deployment.id, ready, url: `http://127.0.0.1:${state.port}`, traffic: { ...state.split }, message, revisions };
 }
