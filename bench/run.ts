@@ -4,6 +4,7 @@ import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
+import { deployersBench } from './deployers';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
@@ -29,6 +30,7 @@ const benches = [
   'webhooks',
   'triggers',
   'monitoring',
+  'deployers',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -91,6 +93,10 @@ async function main() {
     if (selected('monitoring')) {
       console.log('monitoring: 1,000,000 observations with 3 dimensions in batches of 10,000, one evaluator pass over 1,000 monitors…');
       rows.push(...(await monitoringBench()));
+    }
+    if (selected('deployers')) {
+      console.log('deployers: 1,000 predictions through the local deployer’s router vs straight to the model process, and 50 rollbacks…');
+      rows.push(...(await deployersBench()));
     }
   } finally {
     await nats.stop();

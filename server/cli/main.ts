@@ -134,6 +134,19 @@ export function buildProgram(): Command {
       console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
     });
 
+  program
+    .command('deployer')
+    .description('deployer plugins (serving model versions): scaffold one')
+    .command('new <name>')
+    .alias('scaffold')
+    .description('scaffold a deployer plugin (index.ts, a contract test, a README) that passes the deployer testkit as written')
+    .option('--dir <dir>', 'parent folder (default: the repository’s plugins/deployers/)')
+    .action(async (name: string, opts: { dir?: string }) => {
+      const { scaffoldDeployer } = await import('./deployer-scaffold');
+      const files = await scaffoldDeployer(name, opts.dir);
+      console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
+    });
+
   program.addCommand(moduleCommand((command) => connection(command).client, follow));
   for (const c of teamCommands((command) => connection(command).client)) program.addCommand(c);
 

@@ -5,11 +5,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CliError } from './errors';
 
-const nameRe = /^[a-z][a-z0-9-]{0,40}[a-z0-9]$/;
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const nameRe = /^[a-z][a-z0-9-]{0,40}[a-z0-9]$/;
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** `my-thing` → `MyThing`, for the factory and type names. */
-const pascal = (name: string) => name.replace(/(^|-)([a-z0-9])/g, (_m, _d, c: string) => c.toUpperCase());
+export const pascal = (name: string) => name.replace(/(^|-)([a-z0-9])/g, (_m, _d, c: string) => c.toUpperCase());
 
 /** Writes the skeleton into `dir/NAME` (default: the repository's executors/); returns the files written. */
 export async function scaffoldExecutor(name: string, dir?: string): Promise<string[]> {

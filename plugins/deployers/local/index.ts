@@ -1,0 +1,388 @@
+// The `local` deployer: serves each revision's `serve` entrypoint as a real child process on a free loopback port,
+// health-checked at start (GET its health path, with a deadline) and restarted with exponential backoff after a crash
+// until it has used its restarts (then FAILED, with the end of its stderr); a router process per deployment, on the
+// deployment's own port, splits requests across revisions by the traffic split (router.mjs). Everything it started
+// is recorded in its state directory, so a new instance re-attaches instead of starting it twice.
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  checkSplit,
+  type Deployer,
+  DeployerError,
+  type Deployment,
+  type DeploymentStatus,
+  defineDeployer,
+  normaliseSplit,
+  type Revision,
+  type TrafficSplit,
+} from '../../deployer-sdk';
+import { alive, freePort, healthy, portFree, probe, sleep, startProcess, stopProcess, tail } from './processes';
+import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
+import { type DeploymentState, deploymentDir, type RevisionState, readState, routesFile, saveState, statusOf, writeRoutes } from './state';
+
+export { liveProcesses } from './processes';
+
+export interface LocalDeployerOptions {
+  /** Where deployments' state, logs and routes live; the same directory lets a new instance re-attach. */
+  stateDir: string;
+  /** Plugin name. Default `local`. */
+  name?: string;
+  /** How long a server may take to answer its health path after starting. Default 15 s. */
+  startupMs?: number;
+  /** Restarts after crashes before a revision is FAILED. Default 3. */
+  maxRestarts?: number;
+  /** First restart delay, doubled for each next one. Default 500 ms. */
+  backoffMs?: number;
+  /** How often running servers are checked for crashes. Default 500 ms. */
+  checkMs?: number;
+  /**
+   * `bwrap`: servers run in a bubblewrap sandbox (sandbox.ts); `none`: as this process's user, seeing all it sees.
+   * Default: `bwrap` when it works on this machine, else `none`.
+   */
+  isolation?: Isolation;
+  /** Paths a sandboxed server must not see (the control plane's data directory); the state directory always. */
+  hidePaths?: string[];
+}
+
+const idRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const routerScript = fileURLToPath(new URL('./router.mjs', import.meta.url));
+
+export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
+  const name = options.name ?? 'local';
+  const { stateDir } = options;
+  const startupMs = options.startupMs ?? 15_000;
+  const maxRestarts = options.maxRestarts ?? 3;
+  const backoffMs = options.backoffMs ?? 500;
+  const loaded = new Map<string, Promise<DeploymentState | null>>();
+  const locks = new Map<string, Promise<unknown>>();
+  const supervising = new Set<string>();
+  /** Deleted deployments' states: a restart queued before the delete must not bring a server back. */
+  const gone = new WeakSet<DeploymentState>();
+  /** Deployments whose router was started and has not yet confirmed its routes: not ready, though its pid lives. */
+  const routerStarting = new WeakSet<DeploymentState>();
+  let closed = false;
+  const bwrapCheck = options.isolation === 'none' ? null : probeBwrap();
+  if (options.isolation === 'bwrap' && bwrapCheck && !bwrapCheck.ok)
+    throw new Error(`${name}: isolation "bwrap" asked for, but bwrap does not run here (${bwrapCheck.reason}): install bubblewrap, or choose isolation "none"`);
+  const isolation: Isolation = bwrapCheck?.ok ? 'bwrap' : 'none';
+  const hide = [stateDir, ...(options.hidePaths ?? [])].map((p) => path.resolve(p)).filter((p) => existsSync(p));
+
+  const refuse = (code: ConstructorParameters<typeof DeployerError>[0], message: string) => new DeployerError(code, message, name);
+
+  /** Runs changes to one deployment one at a time. */
+  function withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const run = (locks.get(id) ?? Promise.resolve()).then(fn, fn);
+    locks.set(
+      id,
+      run.catch(() => undefined),
+    );
+    return run;
+  }
+
+  /** The deployment's state, read (and re-attached to) once per instance. */
+  function load(id: string): Promise<DeploymentState | null> {
+    let state = loaded.get(id);
+    if (!state) {
+      state = readState(stateDir, id).then(async (s) => (s ? attach(s) : null));
+      loaded.set(id, state);
+      state.catch(() => loaded.delete(id));
+    }
+    return state;
+  }
+
+  /** Adopts what still runs; servers that died while no deployer watched are restarted, a dead router respawned. */
+  async function attach(state: DeploymentState): Promise<DeploymentState> {
+    for (const rev of Object.values(state.revisions)) {
+      if (rev.health === 'FAILED') continue;
+      if ((await alive(rev.process)) && (await healthy(rev.port, rev.healthPath))) {
+        rev.health = 'READY';
+        continue;
+      }
+      await stopProcess(rev.process);
+      rev.process = null;
+      rev.health = 'RESTARTING';
+      rev.message = 'the server stopped while no deployer watched it; restarting';
+      supervise(state, rev);
+    }
+    if (Object.keys(state.split).length && !(await alive(state.router))) await pushRoutes(state, state.split);
+    return state;
+  }
+
+  const serverEnv = (rev: RevisionState): Record<string, string> => ({
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? rev.dir,
+    ...rev.env,
+    PORT: String(rev.port),
+    HOST: '127.0.0.1',
+    MODEL_DIR: isolation === 'bwrap' ? SANDBOX_MODEL_DIR : rev.dir,
+    MODEL_VERSION: rev.modelVersion,
+    ATELIER_REVISION: String(rev.number),
+  });
+
+  const logFile = (state: DeploymentState, rev: RevisionState, stream: 'stdout' | 'stderr') =>
+    path.join(deploymentDir(stateDir, state.deployment.id), `revision-${rev.number}.${stream}.log`);
+
+  /** Waits until the server answers its health path; 'exited' when it died first, 'timeout' past the deadline. */
+  async function waitHealthy(rev: RevisionState): Promise<'ready' | 'exited' | 'timeout'> {
+    const deadline = Date.now() + startupMs;
+    while (Date.now() < deadline) {
+      if (!(await alive(rev.process))) return 'exited';
+      if (await healthy(rev.port, rev.healthPath, 500)) return 'ready';
+      await sleep(25);
+    }
+    return 'timeout';
+  }
+
+  /**
+   * Starts a revision's server until it is READY, restarting it with backoff after each failure (`crashed`: it has
+   * just died once already) until `maxRestarts` are spent, then marks it FAILED with the end of its stderr.
+   */
+  async function runRevision(state: DeploymentState, rev: RevisionState, crashed: boolean): Promise<void> {
+    let failure: string | null = crashed ? 'the server exited' : null;
+    for (;;) {
+      if (failure) {
+        // A closing deployer leaves the restart to the next instance (its attach restarts what is not running).
+        if (closed) {
+          rev.health = 'RESTARTING';
+          rev.process = null;
+          return saveState(stateDir, state);
+        }
+        rev.restarts++;
+        const stderr = await tail(logFile(state, rev, 'stderr'));
+        if (rev.restarts > maxRestarts) {
+          rev.health = 'FAILED';
+          rev.process = null;
+          rev.message = `${failure}, ${maxRestarts} restarts used; stderr: ${stderr || '(empty)'}`;
+          await saveState(stateDir, state);
+          return;
+        }
+        const delay = backoffMs * 2 ** (rev.restarts - 1);
+        rev.health = 'RESTARTING';
+        rev.message = `${failure}; restart ${rev.restarts} of ${maxRestarts} in ${delay} ms`;
+        await saveState(stateDir, state);
+        await sleep(delay);
+      }
+      rev.process = await startProcess({
+        stateDir,
+        command: isolation === 'bwrap' ? sandboxed(rev.command, { dir: rev.dir, hide }) : rev.command,
+        cwd: rev.dir,
+        env: serverEnv(rev),
+        stdout: logFile(state, rev, 'stdout'),
+        stderr: logFile(state, rev, 'stderr'),
+      }).catch((error: Error) => {
+        failure = `the server could not start (${error.message})`;
+        return null;
+      });
+      if (!rev.process) continue;
+      if (rev.health !== 'RESTARTING') rev.health = 'STARTING';
+      await saveState(stateDir, state);
+      const result = await waitHealthy(rev);
+      if (result === 'ready') {
+        rev.health = 'READY';
+        rev.message = null;
+        await saveState(stateDir, state);
+        return;
+      }
+      await stopProcess(rev.process); // past its deadline, or what is left of its group after it exited
+      failure =
+        result === 'timeout'
+          ? `the server did not answer ${rev.healthPath ? `GET ${rev.healthPath}` : 'a TCP connect'} within ${startupMs} ms`
+          : 'the server exited before it was ready';
+    }
+  }
+
+  /** Restarts a crashed server in the background, under the deployment's lock. */
+  function supervise(state: DeploymentState, rev: RevisionState) {
+    const key = `${state.deployment.id}#${rev.number}`;
+    if (supervising.has(key) || closed || gone.has(state)) return;
+    supervising.add(key);
+    void withLock(state.deployment.id, async () => {
+      if (gone.has(state) || rev.health === 'FAILED' || (await alive(rev.process))) return;
+      await stopProcess(rev.process); // what is left of its group (a sandboxed server whose bwrap was killed)
+      rev.process = null;
+      await runRevision(state, rev, true);
+    })
+      .catch(() => undefined)
+      .finally(() => supervising.delete(key));
+  }
+
+  /** Starts a router that died again, with the split in force, under the deployment's lock. */
+  function reviveRouter(state: DeploymentState) {
+    const key = `${state.deployment.id}#router`;
+    if (supervising.has(key) || closed || gone.has(state)) return;
+    supervising.add(key);
+    void withLock(state.deployment.id, async () => {
+      if (!gone.has(state) && !(await alive(state.router))) await pushRoutes(state, state.split);
+    })
+      .catch(() => undefined)
+      .finally(() => supervising.delete(key));
+  }
+
+  const checker = setInterval(async () => {
+    for (const pending of loaded.values()) {
+      const state = await pending.catch(() => null);
+      if (!state) continue;
+      for (const rev of Object.values(state.revisions)) if (rev.health === 'READY' && !(await alive(rev.process))) supervise(state, rev);
+      if (Object.keys(state.split).length && !(await alive(state.router))) reviveRouter(state);
+    }
+  }, options.checkMs ?? 500);
+  checker.unref();
+
+  /** Makes the router serve `split` (starting it when it is not running) and waits until it says it does. */
+  async function pushRoutes(state: DeploymentState, split: TrafficSplit): Promise<void> {
+    const version = state.routesVersion + 1;
+    await writeRoutes(stateDir, state, split, version);
+    const id = state.deployment.id;
+    const dir = deploymentDir(stateDir, id);
+    let spawned = false;
+    const spawnRouter = async () => {
+      spawned = true;
+      routerStarting.add(state);
+      // A router that died with connections open leaves them closing for a moment (the port is busy until the
+      // clients close their side): a router started again waits for them, a first one does not.
+      const waitUntil = Date.now() + (state.routesVersion > 0 ? 15_000 : 0);
+      while (!(await portFree(state.port))) {
+        if (Date.now() >= waitUntil) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
+        await sleep(50);
+      }
+      state.router = await startProcess({
+        stateDir,
+        command: [process.execPath, routerScript, routesFile(stateDir, id)],
+        cwd: dir,
+        env: { PATH: process.env.PATH ?? '' },
+        stdout: path.join(dir, 'router.log'),
+        stderr: path.join(dir, 'router.log'),
+      });
+    };
+    try {
+      // A router reads its routes at start; a running one rereads them on SIGHUP.
+      if (await alive(state.router)) process.kill(state.router!.pid, 'SIGHUP');
+      else await spawnRouter();
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const answer = await probe(state.port, '/__atelier/routes', 500);
+        if (answer?.status === 200 && JSON.parse(answer.body).version === version) break;
+        // A router signalled before it installed its handler (a deployer that died right after starting it) dies of
+        // the SIGHUP: start it once more, it reads the new routes at start.
+        if (!spawned && !(await alive(state.router))) {
+          await spawnRouter();
+          continue;
+        }
+        if (!(await alive(state.router)) || Date.now() > deadline) {
+          const why = await tail(path.join(deploymentDir(stateDir, id), 'router.log'), 3);
+          if (/EADDRINUSE/.test(why)) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
+          throw new Error(`${name}: the router of deployment ${id} did not take the new routes: ${why || 'no output'}`);
+        }
+        await sleep(10);
+      }
+    } finally {
+      routerStarting.delete(state);
+    }
+    state.routesVersion = version;
+    state.split = split;
+    await saveState(stateDir, state);
+  }
+
+  const describe = async (state: DeploymentState): Promise<DeploymentStatus> => statusOf(state, !routerStarting.has(state) && (await alive(state.router)));
+
+  async function existing(id: string): Promise<DeploymentState> {
+    const state = idRe.test(id) ? await load(id) : null;
+    if (!state) throw refuse('UNKNOWN_DEPLOYMENT', `no deployment ${id} here: apply a revision to create it`);
+    return state;
+  }
+
+  async function route(id: string, split: TrafficSplit): Promise<DeploymentStatus> {
+    return withLock(id, async () => {
+      const state = await existing(id);
+      checkSplit(split, (await describe(state)).revisions, name);
+      await pushRoutes(state, normaliseSplit(split));
+      return describe(state);
+    });
+  }
+
+  return defineDeployer({
+    name,
+
+    async apply(deployment: Deployment, revision: Revision) {
+      const { id } = deployment;
+      if (!idRe.test(id)) throw refuse('BAD_SETTINGS', `deployment id "${id}" must be letters, digits, dots, dashes and underscores`);
+      const serve = revision.serve;
+      if (!serve?.command.length)
+        throw refuse(
+          'NO_SERVE_ENTRYPOINT',
+          `model version ${revision.modelVersion.ref} has no serve entrypoint: register the version with a serve command to deploy it`,
+        );
+      const port = deployment.settings.port;
+      if (port !== undefined && !(Number.isInteger(port) && (port as number) > 0 && (port as number) < 65_536))
+        throw refuse('BAD_SETTINGS', `settings.port must be a port number from 1 to 65535, not ${JSON.stringify(port)}`);
+      return withLock(id, async () => {
+        let state = await load(id);
+        const held = state?.revisions[revision.number];
+        if (held && held.digest !== revision.modelVersion.digest)
+          throw refuse(
+            'REVISION_CONFLICT',
+            `revision ${revision.number} of ${id} was applied with ${held.modelVersion} (${held.digest}): give a new revision a new number`,
+          );
+        if (held && held.health !== 'FAILED') return describe(state!);
+        if (!state) {
+          const chosen = (port as number | undefined) ?? (await freePort());
+          if (!(await portFree(chosen))) throw refuse('PORT_IN_USE', `port ${chosen} for deployment ${id} is in use: free it or choose another settings.port`);
+          await mkdir(deploymentDir(stateDir, id), { recursive: true });
+          state = { deployment, port: chosen, router: null, split: {}, routesVersion: 0, revisions: {} };
+          loaded.set(id, Promise.resolve(state));
+        }
+        const rev: RevisionState = held ?? {
+          number: revision.number,
+          modelVersion: revision.modelVersion.ref,
+          digest: revision.modelVersion.digest,
+          dir: typeof revision.modelVersion.files === 'string' ? revision.modelVersion.files : await revision.modelVersion.files(),
+          command: serve.command,
+          healthPath: serve.healthPath === undefined ? '/health' : serve.healthPath,
+          env: revision.env ?? {},
+          port: await freePort(),
+          process: null,
+          health: 'STARTING',
+          restarts: 0,
+          message: null,
+        };
+        Object.assign(rev, { restarts: 0, message: null, health: 'STARTING' });
+        state.revisions[rev.number] = rev;
+        await saveState(stateDir, state);
+        await runRevision(state, rev, false);
+        const first = Object.keys(state.split).length === 0 && rev.health === 'READY';
+        await pushRoutes(state, first ? { [rev.number]: 100 } : state.split);
+        return describe(state);
+      });
+    },
+
+    async status(id) {
+      return describe(await existing(id));
+    },
+
+    setTraffic: route,
+
+    rollback: (id, toRevision) => route(id, { [toRevision]: 100 }),
+
+    async delete(id) {
+      if (!idRe.test(id)) return;
+      await withLock(id, async () => {
+        // Not load(): attaching would restart what is about to be stopped.
+        const state = (await loaded.get(id)?.catch(() => null)) ?? (await readState(stateDir, id));
+        if (state) {
+          gone.add(state);
+          await stopProcess(state.router);
+          await Promise.all(Object.values(state.revisions).map((r) => stopProcess(r.process)));
+        }
+        await rm(deploymentDir(stateDir, id), { recursive: true, force: true });
+        loaded.delete(id);
+      });
+    },
+
+    async close() {
+      closed = true;
+      clearInterval(checker);
+    },
+  });
+}

@@ -1,0 +1,64 @@
+// The local deployer's router: one small process per deployment, listening on the deployment's port and passing each
+// request to a revision's server by the traffic split (weighted random; a request naming a revision in
+// x-atelier-pin-revision goes there). It reads its routes file at start and again on SIGHUP, so the deployer switches
+// traffic with one signal and confirms it on GET /__atelier/routes. A separate process, so serving outlives the
+// control plane that started it. Plain JavaScript: it runs under `node` with no build step.
+import { readFileSync } from 'node:fs';
+import { Agent, createServer, request } from 'node:http';
+
+const routesFile = process.argv[2];
+const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+let routes = load();
+
+function load() {
+  const r = JSON.parse(readFileSync(routesFile, 'utf8'));
+  const entries = Object.entries(r.split).filter(([, pct]) => pct > 0);
+  return { ...r, entries };
+}
+
+function pick(req) {
+  const pinned = req.headers['x-atelier-pin-revision'];
+  if (typeof pinned === 'string' && routes.targets[pinned]) return pinned;
+  let x = Math.random() * 100;
+  for (const [rev, pct] of routes.entries) {
+    x -= pct;
+    if (x < 0) return rev;
+  }
+  return routes.entries.at(-1)?.[0];
+}
+
+const server = createServer((req, res) => {
+  if (req.url === '/__atelier/routes') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
+    return;
+  }
+  const rev = pick(req);
+  const port = rev && routes.targets[rev];
+  if (!port) {
+    res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"no revision has traffic"}');
+    return;
+  }
+  const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
+    res.writeHead(up.statusCode ?? 502, { ...up.headers, 'x-atelier-revision': rev });
+    up.pipe(res);
+  });
+  upstream.on('error', (error) => {
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json', 'x-atelier-revision': rev });
+    res.end(JSON.stringify({ error: `revision ${rev} did not answer: ${error.message}` }));
+  });
+  req.pipe(upstream);
+});
+server.keepAliveTimeout = 5_000;
+server.on('error', (error) => {
+  process.stderr.write(`router: ${error.message}\n`);
+  process.exit(2);
+});
+process.on('SIGHUP', () => {
+  try {
+    routes = load();
+  } catch (error) {
+    process.stderr.write(`router: kept the old routes, the new file did not parse: ${error.message}\n`);
+  }
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+server.listen(routes.port, '127.0.0.1');

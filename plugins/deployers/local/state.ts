@@ -1,0 +1,84 @@
+// What the local deployer keeps per deployment in its state directory (`<stateDir>/<deployment id>/state.json`):
+// the processes it started, their ports and health, and the split in force. Written atomically after each change,
+// so a new deployer instance (a restarted control plane) re-attaches to the same processes instead of starting more.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Deployment, DeploymentStatus, RevisionHealth, TrafficSplit } from '../../deployer-sdk';
+import type { ProcessRef } from './processes';
+
+export interface RevisionState {
+  number: number;
+  modelVersion: string;
+  digest: string;
+  /** The version's files, resolved to a local directory at apply. */
+  dir: string;
+  command: string[];
+  /** Null: a TCP connect is the health check. */
+  healthPath: string | null;
+  env: Record<string, string>;
+  /** Loopback port of its server: kept across restarts, so the router's targets never change. */
+  port: number;
+  process: ProcessRef | null;
+  health: RevisionHealth;
+  restarts: number;
+  message: string | null;
+}
+
+export interface DeploymentState {
+  deployment: Deployment;
+  /** The router's port: the deployment's URL. */
+  port: number;
+  router: ProcessRef | null;
+  split: TrafficSplit;
+  /** Bumped on each routes change; the router reports the one it serves. */
+  routesVersion: number;
+  revisions: Record<string, RevisionState>;
+}
+
+export const deploymentDir = (stateDir: string, id: string) => path.join(stateDir, 'deployments', id);
+const stateFile = (stateDir: string, id: string) => path.join(deploymentDir(stateDir, id), 'state.json');
+export const routesFile = (stateDir: string, id: string) => path.join(deploymentDir(stateDir, id), 'routes.json');
+
+export async function readState(stateDir: string, id: string): Promise<DeploymentState | null> {
+  try {
+    return JSON.parse(await readFile(stateFile(stateDir, id), 'utf8')) as DeploymentState;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+async function writeAtomically(file: string, text: string) {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+export const saveState = (stateDir: string, state: DeploymentState) =>
+  writeAtomically(stateFile(stateDir, state.deployment.id), JSON.stringify(state, null, 1));
+
+/** The router's view: its port, the split, and each revision's server port. */
+export function writeRoutes(stateDir: string, state: DeploymentState, split: TrafficSplit, version: number) {
+  const targets: Record<string, number> = {};
+  for (const rev of Object.values(state.revisions)) targets[rev.number] = rev.port;
+  return writeAtomically(routesFile(stateDir, state.deployment.id), JSON.stringify({ port: state.port, version, split, targets }));
+}
+
+/** The status a deployment's state answers, given whether its router is up and serving its routes. */
+export function statusOf(state: DeploymentState, routerUp: boolean): DeploymentStatus {
+  const revisions = Object.values(state.revisions)
+    .sort((a, b) => a.number - b.number)
+    .map((r) => ({ number: r.number, modelVersion: r.modelVersion, health: r.health, restarts: r.restarts, message: r.message }));
+  const routed = Object.keys(state.split).map(Number);
+  const unready = routed.filter((n) => state.revisions[n]?.health !== 'READY');
+  const ready = routerUp && routed.length > 0 && unready.length === 0;
+  const message = ready
+    ? `serving ${routed.map((n) => `revision ${n} (${state.split[n]}%)`).join(', ')}`
+    : !routed.length
+      ? 'no revision has traffic yet'
+      : !routerUp
+        ? 'the router is not running'
+        : `not ready: ${unready.map((n) => `revision ${n} is ${state.revisions[n]?.health ?? 'gone'}`).join(', ')}`;
+  return { deploymentId: state.deployment.id, ready, url: `http://127.0.0.1:${state.port}`, traffic: { ...state.split }, message, revisions };
+}
