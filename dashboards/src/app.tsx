@@ -42,7 +42,6 @@ const nav = [
   { href: '/datasets', label: 'Datasets' },
   { href: '/monitors', label: 'Monitors' },
   { href: '/alerts', label: 'Alerts' },
-  { href: '/webhooks', label: 'Webhooks' },
   { href: '/executors', label: 'Executors' },
   { href: '/savings', label: 'Savings' },
   // the API refuses the audit log to anyone else; the page says so to whoever opens its address anyway

@@ -72,6 +72,7 @@ export function AlertsPage() {
           </select>
         </label>
         <Link href="/monitors">Monitors</Link>
+        <Link href="/webhooks">Webhooks (how your teams hear of alerts)</Link>
       </div>
       {selected && <AlertCard key={selected} id={selected} onChange={refresh} />}
       <QueryState
