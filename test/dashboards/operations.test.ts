@@ -1,7 +1,7 @@
 // Operating models in the dashboards (Chromium via playwright-core): an alert acknowledged from the inbox with its
 // history shown, and a viewer offered no actions; a monitor's chart with a breach marked; a dataset's freshness
 // shown late; a trigger's firing linked to its run on the workflow page; a webhook created (its secret shown once)
-// and rotated (the previous secret's overlap shown).
+// and rotated (the previous secret's overlap shown); and, through the API, the viewerCan answers behind the buttons.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { evaluateDueMonitors } from '../../server/monitoring/evaluator';
 import { startTestApp, type TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
 import { CREATE_TRIGGER, decided } from '../triggers/world';
 
 const artifacts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
@@ -24,6 +25,7 @@ let browser: Browser;
 let admin: Page;
 let viewer: Page;
 let monitorId = '';
+const clients: Record<string, ApiClient> = {};
 let alertId = '';
 
 async function pageFor(token: string): Promise<Page> {
@@ -39,8 +41,10 @@ beforeAll(async () => {
     startTestApp({ ATELIER_MONITOR_EVAL_MS: '3600000', ATELIER_WEBHOOK_ALLOWLIST: 'http://127.0.0.1:*' }),
     mkdir(artifacts, { recursive: true }),
   ]);
-  const [alice, vic] = await Promise.all([t.user('alice'), t.user('vic', 'viewer')]);
+  const [alice, vic, mallory] = await Promise.all([t.user('alice'), t.user('vic', 'viewer'), t.user('mallory')]);
+  Object.assign(clients, { alice, vic, mallory });
   await t.team('ml', ['alice', 'vic'], ['ml']);
+  await t.team('other', ['mallory'], ['other']);
   const CREATE_DATASET = `mutation ($n: String!, $d: String!) { createDataset(name: $n, domain: experimentation, columns: [{ name: "x", type: "int", label: { level: PUBLIC } }], digest: $d) { id } }`;
   await t.api.gql(CREATE_DATASET, { n: 'ml/features', d: DIGEST('a') });
   await t.api.gql(CREATE_DATASET, { n: 'ml/events', d: DIGEST('b') });
@@ -153,4 +157,24 @@ it('creates a webhook showing its secret once, and rotation shows the previous s
   const second = await admin.getByTestId('secret-value').textContent();
   expect(second).not.toBe(first);
   await admin.screenshot({ path: path.join(artifacts, 'operations-webhooks.png'), fullPage: true });
+});
+
+it('answers viewerCan and the team monitor list by the mutations’ own checks (API)', async () => {
+  const ASK = `query ($a: ID!, $m: ID!) { alert(id: $a) { viewerCan { act { allowed reason } } } monitor(id: $m) { viewerCan { change { allowed } } } }`;
+  const ask = (who: string) => clients[who]!.raw(ASK, { a: alertId, m: monitorId });
+  expect((await ask('alice')).data).toEqual({
+    alert: { viewerCan: { act: { allowed: true, reason: null } } },
+    monitor: { viewerCan: { change: { allowed: true } } },
+  });
+  const vic = (await ask('vic')).data;
+  expect(vic.alert.viewerCan.act).toMatchObject({ allowed: false, reason: expect.stringMatching(/may not change it/) });
+  expect(vic.monitor.viewerCan.change.allowed).toBe(false);
+  // another team's member reads the experimentation dataset's alert, but may not act on it; their own list is empty
+  const mallory = (await ask('mallory')).data;
+  expect(mallory.alert.viewerCan.act).toMatchObject({ allowed: false, reason: expect.stringContaining('belongs to team "ml"') });
+  expect(mallory.monitor.viewerCan.change.allowed).toBe(false);
+  expect((await clients.mallory!.gql(`{ monitors { id } }`)).monitors).toEqual([]);
+  expect((await clients.alice!.gql(`{ monitors { id } }`)).monitors).toEqual([{ id: monitorId }]);
+  const { triggers } = await clients.vic!.gql(`{ triggers(workflow: "retrain") { viewerCan { change { allowed } } } }`);
+  expect(triggers.map((x: any) => x.viewerCan.change.allowed)).toEqual([false]);
 });
