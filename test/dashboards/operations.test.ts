@@ -1,6 +1,6 @@
 // Operating models in the dashboards (Chromium via playwright-core): an alert acknowledged from the inbox with its
 // history shown, and a viewer offered no actions; a monitor's chart with a breach marked; a dataset's freshness
-// shown late; a trigger's firing linked to its run on the workflow page; a webhook created (its secret shown once)
+// shown late; a trigger's firing linked to its run on the workflow page, and the new version's drift; a webhook created (its secret shown once)
 // and rotated (the previous secret's overlap shown); and, through the API, the viewerCan answers behind the buttons.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -19,6 +19,8 @@ const artifacts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DIGEST = (c: string) => `sha256:${c.repeat(64)}`;
 const features = { kind: 'DATASET', ref: 'ml/features' };
+/** 200 rows of x from `from` to `from + 19`: a version's profile is computed from it. */
+const sample = (from: number) => Array.from({ length: 200 }, (_, i) => ({ x: from + (i % 20) }));
 
 let t: TestApp;
 let browser: Browser;
@@ -45,9 +47,9 @@ beforeAll(async () => {
   Object.assign(clients, { alice, vic, mallory });
   await t.team('ml', ['alice', 'vic'], ['ml']);
   await t.team('other', ['mallory'], ['other']);
-  const CREATE_DATASET = `mutation ($n: String!, $d: String!) { createDataset(name: $n, domain: experimentation, columns: [{ name: "x", type: "int", label: { level: PUBLIC } }], digest: $d) { id } }`;
+  const CREATE_DATASET = `mutation ($n: String!, $d: String!, $s: JSON) { createDataset(name: $n, domain: experimentation, columns: [{ name: "x", type: "int", label: { level: PUBLIC } }], digest: $d, sample: $s) { id } }`;
   await t.api.gql(CREATE_DATASET, { n: 'ml/features', d: DIGEST('a') });
-  await t.api.gql(CREATE_DATASET, { n: 'ml/events', d: DIGEST('b') });
+  await t.api.gql(CREATE_DATASET, { n: 'ml/events', d: DIGEST('b'), s: sample(0) });
   // a latency monitor whose observations breach its bound: one evaluation opens an alert
   const { createMonitor } = await alice.gql(`mutation ($i: MonitorInput!) { createMonitor(input: $i) { id } }`, {
     i: { name: 'latency', target: features, metric: 'latency', rules: [{ id: 'slow', kind: 'THRESHOLD', above: 100, windowSeconds: 300 }] },
@@ -124,17 +126,25 @@ it('shows a dataset late for its declared freshness', async () => {
   expect(await admin.getByTestId('freshness').textContent()).toMatch(/fail: runs fail/);
 });
 
-it('lists a workflow’s trigger with its firing linked to the run it started', async () => {
+it('lists a workflow’s trigger with its firing linked to the run it started, and the version’s drift', async () => {
   await t.publishFixture('echo');
   await t.createWorkflow({ name: 'retrain', tasks: [{ name: 'say', module: 'test/echo', pool: 'parked', parameters: { message: 'hi' } }] });
   await t.api.gql(CREATE_TRIGGER, { input: { workflow: 'retrain', name: 'on-events', kind: 'DATASET_VERSION', source: 'ml/events' } });
-  await t.api.gql(`mutation { addDatasetVersion(name: "ml/events", columns: [{ name: "x", type: "int" }], digest: "${DIGEST('c')}") { id } }`);
+  await t.api.gql(
+    `mutation ($s: JSON) { addDatasetVersion(name: "ml/events", columns: [{ name: "x", type: "int" }], digest: "${DIGEST('c')}", sample: $s) { id } }`,
+    {
+      s: sample(15),
+    },
+  );
   const [firing] = await decided(t, 'on-events', 1);
   await admin.goto(`${t.url}/workflows/retrain`);
   const link = admin.locator('[data-trigger="on-events"] tr[data-firing="STARTED"] a');
   await link.waitFor();
   expect(await link.getAttribute('href')).toBe(`/runs/${firing.run.id}`);
   expect(await admin.locator('[data-trigger="on-events"]').getByRole('button', { name: 'Pause' }).count()).toBe(1);
+  // the new version (x shifted by 15) drifted from the previous one: the dataset page's Drift section says so
+  await admin.goto(`${t.url}/datasets/ml/events`);
+  await admin.locator('[data-testid="drift"] tr[data-drift-column="x"][data-breached="true"]').waitFor();
 });
 
 it('creates a webhook showing its secret once, and rotation shows the previous secret’s overlap', async () => {
