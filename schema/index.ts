@@ -31,5 +31,6 @@ import './types/monitoring';
 import './types/monitoring-monitors';
 import './types/node';
 import './types/viewer-can';
+import './types/ops-viewer-can';
 
 export const schema = builder.toSchema({ sortSchema: true });

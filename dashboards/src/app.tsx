@@ -7,18 +7,21 @@ import { createApi, type LiveState } from './api/client';
 import { checkToken, clearToken, onTokenRemoved, readToken, saveToken } from './api/session';
 import { lazyPage } from './components/lazy';
 import { ErrorState, Loading } from './components/states';
+import { AlertsPage } from './pages/alerts';
 import { AuditPage } from './pages/audit';
 import { DatasetsPage } from './pages/datasets';
 import { ExecutorsPage } from './pages/executors';
 import { ModelsPage } from './pages/models';
 import { ModulePage } from './pages/module';
 import { ModulesPage } from './pages/modules';
+import { MonitorsPage } from './pages/monitors';
 import { NotFoundPage } from './pages/not-found';
 import { RunsPage } from './pages/runs';
 import { SavingsPage } from './pages/savings';
 import { SchedulesPage } from './pages/schedules';
 import { SignInPage } from './pages/sign-in';
 import { TaskPage } from './pages/task';
+import { WebhooksPage } from './pages/webhooks';
 import { WorkflowsPage } from './pages/workflows';
 import { Link, navigate, useLocation } from './router';
 import { type Session, SessionContext } from './session';
@@ -28,6 +31,7 @@ const WorkflowPage = lazyPage(() => import('./pages/workflow'));
 const DatasetPage = lazyPage(() => import('./pages/dataset'));
 const ComparePage = lazyPage(() => import('./pages/compare'));
 const ModelPage = lazyPage(() => import('./pages/model'));
+const MonitorPage = lazyPage(() => import('./pages/monitors-detail'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
@@ -36,6 +40,8 @@ const nav = [
   { href: '/models', label: 'Models' },
   { href: '/schedules', label: 'Schedules' },
   { href: '/datasets', label: 'Datasets' },
+  { href: '/monitors', label: 'Monitors' },
+  { href: '/alerts', label: 'Alerts' },
   { href: '/executors', label: 'Executors' },
   { href: '/savings', label: 'Savings' },
   // the API refuses the audit log to anyone else; the page says so to whoever opens its address anyway
@@ -57,6 +63,10 @@ function route(path: string): ComponentChildren {
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;
   if ((m = /^\/datasets\/([^/]+)\/([^/]+)$/.exec(path))) return <DatasetPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
+  if (path === '/monitors') return <MonitorsPage />;
+  if ((m = /^\/monitors\/([^/]+)$/.exec(path))) return <MonitorPage id={decodeURIComponent(m[1]!)} />;
+  if (path === '/alerts') return <AlertsPage />;
+  if (path === '/webhooks') return <WebhooksPage />;
   if (path === '/audit') return <AuditPage />;
   if (path === '/executors') return <ExecutorsPage />;
   if (path === '/savings') return <SavingsPage />;

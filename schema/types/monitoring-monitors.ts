@@ -9,6 +9,7 @@ import {
   historyOf,
   monitorsByIds,
   monitorsOf,
+  monitorsOfTeams,
   pauseMonitor,
   rulesOf,
   updateMonitor,
@@ -145,9 +146,9 @@ AlertRef.implement({
 builder.queryFields((t) => ({
   monitors: t.field({
     type: [MonitorRef],
-    description: 'The monitors of a target you may read.',
-    args: { target: t.arg({ type: TargetInput, required: true }) },
-    resolve: (_r, args, ctx) => monitorsOf(ctx.services.db, ctx, args.target),
+    description: 'The monitors of a target you may read; without `target`, those of your teams (admins: all, at most 500).',
+    args: { target: t.arg({ type: TargetInput }) },
+    resolve: (_r, args, ctx) => (args.target ? monitorsOf(ctx.services.db, ctx, args.target) : monitorsOfTeams(ctx.services.db, ctx)),
   }),
   monitor: t.field({
     type: MonitorRef,

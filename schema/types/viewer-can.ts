@@ -51,7 +51,7 @@ export async function permission(check: () => unknown): Promise<Permission> {
 }
 
 /** One `XViewerCan` type: a Permission field per action, each resolved by its check. */
-function viewerCanType<T extends object>(
+export function viewerCanType<T extends object>(
   name: string,
   description: string,
   checks: Record<string, { description: string; check(parent: T, ctx: Context): unknown }>,

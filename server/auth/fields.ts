@@ -252,6 +252,7 @@ export const subjectFields = {
       'paused',
       'hookPath',
       'firings',
+      'viewerCan',
       'createdBy',
       'team',
       'createdAt',

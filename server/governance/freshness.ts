@@ -62,7 +62,9 @@ export async function freshnessOf(db: Db | Tx, datasetIds: string[], now = new D
   const rows = await db
     .select({
       f: datasetFreshness,
-      last: sql<string>`(select max(${datasetVersions.createdAt}) from ${datasetVersions} where ${datasetVersions.datasetId} = ${datasetFreshness.datasetId})`,
+      // Qualified by hand: in a one-table select drizzle writes bare column names, and a bare "dataset_id" = "dataset_id"
+      // inside the subquery compared dataset_versions with itself (the newest version of any dataset counted).
+      last: sql<string>`(select max(dv.created_at) from dataset_versions dv where dv.dataset_id = dataset_freshness.dataset_id)`,
     })
     .from(datasetFreshness)
     .where(inArray(datasetFreshness.datasetId, datasetIds));

@@ -6,6 +6,7 @@ import { audit, audited } from '../audit/audit';
 import { isAdmin } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { type Monitor, type MonitorEvent, type MonitorEventKind, monitorEvents, monitors } from '../db/tables/monitoring';
+import { teamMembers } from '../db/tables/teams';
 import { badInput, notFound } from '../errors';
 import { assertOwnerMay, newOwnerTeam, ownerOf } from '../teams/ownership';
 import { assertMayOperate, type Caller, isTeamMember, mayReadTarget } from './access';
@@ -218,6 +219,20 @@ export async function monitorsOf(db: Db, caller: Caller, ref: TargetRef): Promis
       ),
     )
     .orderBy(monitors.name);
+}
+
+/** The monitors of the teams the caller is in (admins: all), by name; a monitor's target is readable to its team. */
+export async function monitorsOfTeams(db: Db, caller: Caller): Promise<Monitor[]> {
+  const where = [isNull(monitors.deletedAt)];
+  if (!isAdmin(caller.ability)) {
+    where.push(inArray(monitors.teamId, db.select({ id: teamMembers.teamId }).from(teamMembers).where(eq(teamMembers.identityId, caller.identity.id))));
+  }
+  return db
+    .select()
+    .from(monitors)
+    .where(and(...where))
+    .orderBy(monitors.name)
+    .limit(500);
 }
 
 export const monitorsByIds = (db: Db, ids: string[]): Promise<Monitor[]> =>

@@ -1,5 +1,5 @@
 // One workflow: its graph, a start-run form generated from its run parameters (typed by the parameter
-// schemas of the modules they feed), each task's module parameters, and its recent runs.
+// schemas of the modules they feed), each task's module parameters, its recent runs and its triggers.
 
 import { useClient, useMutation, useQuery } from '@urql/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
@@ -14,6 +14,7 @@ import { Time } from '../lib/format';
 import { asSpec, moduleRefsOf, parseFields, runParameterFields, type SpecShape, schemaProperties, withTag } from '../lib/run-form';
 import { useTitle } from '../lib/title';
 import { Link, navigate } from '../router';
+import { TriggersCard } from './workflow-triggers';
 import { SpecHistoryCard } from './workflow-versions';
 
 const WORKFLOW = graphql(`
@@ -179,6 +180,7 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
         )}
       </div>
 
+      <TriggersCard workflow={workflow.name} />
       <SpecHistoryCard versions={workflow.versions} withheld={withheld ? specWithheld(workflow.domain) : null} />
 
       <div class="card">

@@ -1,5 +1,6 @@
 // A dataset's page: its columns with their labels (UNCLASSIFIED flagged), versions, catalog state with publish and
-// withdraw, a preview of its sample rows at the viewer's clearance, and the declassifications waiting on it.
+// withdraw, a preview of its sample rows at the viewer's clearance, the declassifications waiting on it, and its
+// freshness and drift (operations.tsx).
 import { useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { refetch } from '../../api/client';
@@ -15,6 +16,7 @@ import { CatalogPanel } from './catalog';
 import { DeclassificationsPanel } from './declassifications';
 import { DATASET, type DatasetData } from './documents';
 import { LineageCard } from './lineage';
+import { DriftCard, FreshnessCard } from './operations';
 import { PreviewPanel } from './preview';
 
 export default function DatasetPage({ fullName }: { fullName: string }) {
@@ -46,6 +48,8 @@ export default function DatasetPage({ fullName }: { fullName: string }) {
           <PreviewPanel name={dataset.fullName} />
           <DeclassificationsPanel dataset={dataset.fullName} onDecided={refresh} />
           <VersionsCard versions={dataset.versions} />
+          <FreshnessCard name={dataset.fullName} />
+          <DriftCard name={dataset.fullName} versions={dataset.versions.map((v) => v.version)} />
           <LineageCard dataset={dataset} />
         </section>
       )}
