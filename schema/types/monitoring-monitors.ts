@@ -53,6 +53,13 @@ const RuleRef = builder.objectRef<MonitorRule>('MonitorRule').implement({
     trailingSeconds: t.int({ nullable: true, resolve: (r) => (r.kind === 'REGRESSION' ? r.trailingSeconds : null) }),
     maxDrop: t.float({ nullable: true, resolve: (r) => (r.kind === 'REGRESSION' ? r.maxDrop : null) }),
     higherIsBetter: t.boolean({ nullable: true, resolve: (r) => (r.kind === 'REGRESSION' ? r.higherIsBetter : null) }),
+    dataset: t.string({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.dataset : null) }),
+    baselineVersion: t.int({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.baselineVersion : null) }),
+    columns: t.stringList({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.columns : null) }),
+    psi: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.psi : null) }),
+    ks: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.ks : null) }),
+    chiSquarePValue: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.chiSquarePValue : null) }),
+    jensenShannon: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.jensenShannon : null) }),
   }),
 });
 
@@ -71,6 +78,13 @@ const RuleInput = builder.inputType('MonitorRuleInput', {
     trailingSeconds: t.int(),
     maxDrop: t.float({ description: 'REGRESSION: the relative drop that breaches (0.05 = 5 %).' }),
     higherIsBetter: t.boolean(),
+    dataset: t.string({ description: 'DRIFT on a model version or alias: which dataset of its lineage (default: the only one).' }),
+    baselineVersion: t.int({ description: 'DRIFT on a dataset: the baseline version (default: the one before the newest).' }),
+    columns: t.stringList({ description: 'DRIFT: only these columns (default: all the owner may read).' }),
+    psi: t.float({ description: 'DRIFT: breach when a numeric column’s PSI is above (default 0.2).' }),
+    ks: t.float({ description: 'DRIFT: breach when a numeric column’s KS statistic is above (default: not watched).' }),
+    chiSquarePValue: t.float({ description: 'DRIFT: breach when a categorical column’s chi-square p-value is below (default: not watched).' }),
+    jensenShannon: t.float({ description: 'DRIFT: breach when a categorical column’s Jensen–Shannon distance is above (default 0.1).' }),
   }),
 });
 

@@ -53,6 +53,12 @@ function checkBaselines(rules: MonitorRule[], kind: TargetRef['kind']) {
   const bad = rules.find((r) => r.kind === 'REGRESSION' && r.baseline === 'EVALUATION');
   if (bad && kind !== 'MODEL_VERSION' && kind !== 'ALIAS')
     throw badInput(`Rule ${bad.id}: an EVALUATION baseline needs a model version or alias target (a ${kind} has no evaluation metrics); use TRAILING.`);
+  const drift = rules.find((r) => r.kind === 'DRIFT');
+  if (drift && kind === 'WORKFLOW') throw badInput(`Rule ${drift.id}: a DRIFT rule needs a dataset, model version or alias target (a workflow has no data).`);
+  if (drift?.kind === 'DRIFT' && drift.baselineVersion !== null && kind !== 'DATASET')
+    throw badInput(
+      `Rule ${drift.id}: baselineVersion is for a DATASET target; a model's baseline is the version its lineage names (set dataset to choose which).`,
+    );
 }
 
 export async function monitorEvent(
