@@ -9,6 +9,7 @@ import { type Monitor, type MonitorEvent, type MonitorEventKind, monitorEvents, 
 import { badInput, notFound } from '../errors';
 import { assertOwnerMay, newOwnerTeam, ownerOf } from '../teams/ownership';
 import { assertMayOperate, type Caller, isTeamMember, mayReadTarget } from './access';
+import { type ActionInput, checkActions } from './actions';
 import { checkRules, type MonitorRule, type RuleInput, type RuleState } from './rules';
 import { readableTarget } from './series';
 import { type TargetRef, targetOf } from './targets';
@@ -22,6 +23,8 @@ export interface MonitorInput {
   intervalSeconds?: number | null;
   /** The owning team (default: the creator's only team). */
   team?: string | null;
+  /** What an alert's opening does besides notifying (actions.ts). */
+  actions?: ActionInput[] | null;
 }
 
 export interface MonitorChange {
@@ -29,6 +32,7 @@ export interface MonitorChange {
   metric?: string | null;
   rules?: RuleInput[] | null;
   intervalSeconds?: number | null;
+  actions?: ActionInput[] | null;
   reason?: string | null;
 }
 
@@ -104,6 +108,7 @@ export async function createMonitor(db: Db, caller: Caller, input: MonitorInput)
   if (!input.name) throw badInput('A monitor needs a name.');
   const rules = checkRules(input.rules);
   const intervalSeconds = checkInterval(input.intervalSeconds);
+  const actions = checkActions(input.actions);
   checkBaselines(rules, input.target.kind);
   return audited(db, () =>
     db.transaction(async (tx) => {
@@ -124,10 +129,11 @@ export async function createMonitor(db: Db, caller: Caller, input: MonitorInput)
           alias: target.alias,
           metric: input.metric,
           rules,
+          actions,
           intervalSeconds,
         })
         .returning();
-      await monitorEvent(tx, { monitorId: monitor!.id, kind: 'CREATED', actorId: caller.identity.id, details: { rules } });
+      await monitorEvent(tx, { monitorId: monitor!.id, kind: 'CREATED', actorId: caller.identity.id, details: { rules, actions } });
       await audit(tx, {
         identity: caller.identity,
         action: 'monitor.create',
@@ -177,6 +183,7 @@ export function updateMonitor(db: Db, caller: Caller, id: string, input: Monitor
     if (input.name != null) set.name = input.name;
     if (input.metric != null) set.metric = input.metric;
     if (input.intervalSeconds != null) set.intervalSeconds = checkInterval(input.intervalSeconds);
+    if (input.actions != null) set.actions = checkActions(input.actions);
     if (input.rules != null) {
       const rules = checkRules(input.rules);
       checkBaselines(rules, monitor.targetKind);
