@@ -39,6 +39,7 @@ import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
+import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
 import { freshnessAlerts } from './monitoring/freshness-alerts';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
@@ -172,6 +173,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pollMs: config.triggerPollMs,
     log: (m) => log(`triggers: ${m}`),
   });
+  // What an alert's opening does besides notifying: start a retraining run, roll an alias back (once per alert).
+  const monitorActions = createAlertActionWorker({
+    db,
+    orchestrator,
+    pollMs: config.monitorEvalMs,
+    log,
+    afterPass: () => {
+      webhooks.kick(); // alias.moved of a rollback
+      triggers.kick(); // ALIAS_MOVED triggers
+    },
+  });
   const hotClusters = createHotClusterService({
     db,
     bus,
@@ -297,8 +309,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       afterOpen: () => {
         webhooks.kick();
         triggers.kick(); // ALERT_OPENED triggers
+        monitorActions.kick(); // the monitors' START_WORKFLOW and ROLLBACK_ALIAS actions
       },
     }),
+    monitorActions,
     periodic(
       'orchestrator tick',
       config.tickMs,

@@ -1,6 +1,15 @@
 // Monitors, their alerts and history, and people's feedback on alerts. Declares and delegates to server/monitoring/
 // (access is checked there: a monitor or alert the caller may not read is answered as one that does not exist).
-import { type Alert, alertStates, type Monitor, type MonitorEvent, monitorEventKinds } from '../../server/db/tables/monitoring';
+import {
+  type Alert,
+  type AlertActionRow,
+  alertActionStatuses,
+  alertStates,
+  type Monitor,
+  type MonitorEvent,
+  monitorEventKinds,
+} from '../../server/db/tables/monitoring';
+import { actionKinds, actionsOf, actionsOfAlert, type MonitorAction } from '../../server/monitoring/actions';
 import { type AlertAction, actOnAlert, alertsByIds, eventsOfAlert, findAlert, listAlerts } from '../../server/monitoring/alerts';
 import {
   createMonitor,
@@ -54,6 +63,13 @@ const RuleRef = builder.objectRef<MonitorRule>('MonitorRule').implement({
     trailingSeconds: t.int({ nullable: true, resolve: (r) => (r.kind === 'REGRESSION' ? r.trailingSeconds : null) }),
     maxDrop: t.float({ nullable: true, resolve: (r) => (r.kind === 'REGRESSION' ? r.maxDrop : null) }),
     higherIsBetter: t.boolean({ nullable: true, resolve: (r) => (r.kind === 'REGRESSION' ? r.higherIsBetter : null) }),
+    dataset: t.string({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.dataset : null) }),
+    baselineVersion: t.int({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.baselineVersion : null) }),
+    columns: t.stringList({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.columns : null) }),
+    psi: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.psi : null) }),
+    ks: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.ks : null) }),
+    chiSquarePValue: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.chiSquarePValue : null) }),
+    jensenShannon: t.float({ nullable: true, resolve: (r) => (r.kind === 'DRIFT' ? r.thresholds.jensenShannon : null) }),
   }),
 });
 
@@ -72,6 +88,53 @@ const RuleInput = builder.inputType('MonitorRuleInput', {
     trailingSeconds: t.int(),
     maxDrop: t.float({ description: 'REGRESSION: the relative drop that breaches (0.05 = 5 %).' }),
     higherIsBetter: t.boolean(),
+    dataset: t.string({ description: 'DRIFT on a model version or alias: which dataset of its lineage (default: the only one).' }),
+    baselineVersion: t.int({ description: 'DRIFT on a dataset: the baseline version (default: the one before the newest).' }),
+    columns: t.stringList({ description: 'DRIFT: only these columns (default: all the owner may read).' }),
+    psi: t.float({ description: 'DRIFT: breach when a numeric column’s PSI is above (default 0.2).' }),
+    ks: t.float({ description: 'DRIFT: breach when a numeric column’s KS statistic is above (default: not watched).' }),
+    chiSquarePValue: t.float({ description: 'DRIFT: breach when a categorical column’s chi-square p-value is below (default: not watched).' }),
+    jensenShannon: t.float({ description: 'DRIFT: breach when a categorical column’s Jensen–Shannon distance is above (default 0.1).' }),
+  }),
+});
+
+const ActionKindEnum = builder.enumType('MonitorActionKind', {
+  values: actionKinds,
+  description: 'NOTIFY: the alert.* webhooks (always sent); START_WORKFLOW: start a run for the owning team; ROLLBACK_ALIAS: move an alias back.',
+});
+const ActionStatusEnum = builder.enumType('AlertActionStatus', { values: alertActionStatuses });
+
+const MonitorActionRef = builder.objectRef<MonitorAction>('MonitorAction').implement({
+  description: 'What an alert’s opening does (docs/monitoring.md); fields of other kinds are null.',
+  fields: (t) => ({
+    kind: t.field({ type: ActionKindEnum, resolve: (a) => a.kind }),
+    workflow: t.string({ nullable: true, resolve: (a) => (a.kind === 'START_WORKFLOW' ? a.workflow : null) }),
+    parameters: t.field({ type: 'JSON', nullable: true, resolve: (a) => (a.kind === 'START_WORKFLOW' ? a.parameters : null) }),
+    model: t.string({ nullable: true, resolve: (a) => (a.kind === 'ROLLBACK_ALIAS' ? a.model : null) }),
+    alias: t.string({ nullable: true, resolve: (a) => (a.kind === 'ROLLBACK_ALIAS' ? a.alias : null) }),
+  }),
+});
+
+const AlertActionRef = builder.objectRef<AlertActionRow>('AlertActionTaken').implement({
+  description: 'A monitor action for one alert: PENDING until the worker carries it out, then DONE, REFUSED (grants) or FAILED, with why.',
+  fields: (t) => ({
+    kind: t.field({ type: ActionKindEnum, resolve: (a) => (a.action as MonitorAction).kind }),
+    action: t.field({ type: MonitorActionRef, resolve: (a) => a.action as MonitorAction }),
+    status: t.field({ type: ActionStatusEnum, resolve: (a) => a.status }),
+    runId: t.id({ nullable: true, description: 'START_WORKFLOW: the run started.', resolve: (a) => a.runId }),
+    message: t.string({ nullable: true, resolve: (a) => a.message }),
+    decidedAt: t.expose('decidedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+const ActionInput = builder.inputType('MonitorActionInput', {
+  description: 'One action; at most one of each kind per monitor.',
+  fields: (t) => ({
+    kind: t.field({ type: ActionKindEnum, required: true }),
+    workflow: t.string({ description: 'START_WORKFLOW: the workflow to start.' }),
+    parameters: t.field({ type: 'JSON', description: 'START_WORKFLOW: its parameters.' }),
+    model: t.string({ description: 'ROLLBACK_ALIAS: namespace/name.' }),
+    alias: t.string({ description: 'ROLLBACK_ALIAS: the alias to move back.' }),
   }),
 });
 
@@ -107,6 +170,7 @@ MonitorRef.implement({
     target: t.field({ type: MonitorTargetRef, resolve: targetField }),
     metric: t.exposeString('metric'),
     rules: t.field({ type: [RuleRef], resolve: (m) => rulesOf(m) }),
+    actions: t.field({ type: [MonitorActionRef], description: 'What an alert’s opening does besides notifying.', resolve: (m) => actionsOf(m) }),
     state: t.field({ type: 'JSON', description: 'Per rule id: consecutive breaches, last value and baseline, a person’s baseline.', resolve: (m) => m.state }),
     intervalSeconds: t.exposeInt('intervalSeconds'),
     paused: t.exposeBoolean('paused'),
@@ -140,6 +204,11 @@ AlertRef.implement({
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     closedAt: t.expose('closedAt', { type: 'DateTime', nullable: true }),
     events: t.field({ type: [MonitorEventRef], description: 'Oldest first.', resolve: (a, _args, ctx) => eventsOfAlert(ctx.services.db, a.id) }),
+    actions: t.field({
+      type: [AlertActionRef],
+      description: 'The monitor’s actions for this alert and what came of them.',
+      resolve: (a, _args, ctx) => actionsOfAlert(ctx.services.db, a.id),
+    }),
   }),
 });
 
@@ -209,6 +278,7 @@ const MonitorInput = builder.inputType('MonitorInput', {
     rules: t.field({ type: [RuleInput], required: true }),
     intervalSeconds: t.int({ description: 'Default 60; 10 to 86400.' }),
     team: t.string({ description: 'The owning team (default: your only team).' }),
+    actions: t.field({ type: [ActionInput], description: 'What an alert’s opening does besides notifying (default: nothing more).' }),
   }),
 });
 
@@ -218,6 +288,7 @@ const MonitorChangeInput = builder.inputType('MonitorChangeInput', {
     metric: t.string(),
     rules: t.field({ type: [RuleInput], description: 'Replaces the rules; a rule kept as it was keeps its state.' }),
     intervalSeconds: t.int(),
+    actions: t.field({ type: [ActionInput], description: 'Replaces the actions (for alerts opened from now on).' }),
     reason: t.string(),
   }),
 });

@@ -15,6 +15,7 @@ import { ApiError, CliError, reportError, withPassedParams } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
+import { alertCommand, monitorCommand, observeCommand } from './monitoring';
 import { collect, parseParam, positiveInt } from './options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
@@ -351,6 +352,9 @@ export function buildProgram(): Command {
   program.addCommand(scheduleCommand((command) => connection(command).client));
   program.addCommand(webhookCommand((command) => connection(command).client));
   program.addCommand(triggerCommand(connection));
+  program.addCommand(monitorCommand((command) => connection(command).client));
+  program.addCommand(alertCommand((command) => connection(command).client));
+  program.addCommand(observeCommand((command) => connection(command).client));
   program.addCommand(cacheCommand((command) => connection(command).client));
   program.addCommand(clusterCommand((command) => connection(command).client));
   program.addCommand(datasetCommand((command) => connection(command).client));

@@ -7,6 +7,7 @@ import type { Db } from '../db/client';
 import { type Monitor, monitors } from '../db/tables/monitoring';
 import type { Service } from '../lifecycle';
 import { kickedLoop } from '../lifecycle/kicked-loop';
+import { queueActions } from './actions';
 import { openAlert } from './alerts';
 import { measureAll } from './measure';
 import { rulesOf, stateOf } from './monitors';
@@ -54,7 +55,10 @@ export async function evaluateDueMonitors(db: Db, options: { now?: Date; limit?:
         details: { rule: rule.kind, consecutive: verdict.state.consecutive },
         at: now,
       });
-      if (result.opened) opened++;
+      if (!result.opened) continue;
+      opened++;
+      // The monitor's actions for this alert, queued in its opening transaction: once per alert (actions.ts).
+      await queueActions(tx, monitor, result.alert);
     }
     // Their state and next due time, in one statement.
     if (due.length)

@@ -7,6 +7,7 @@ import type { Monitor } from '../db/tables/monitoring';
 import { modelAliases, modelVersions } from '../db/tables/registry';
 import { metricSummaries } from '../db/tables/tracking';
 import { metricValues } from '../registry/lineage';
+import { measureDrift } from './drift-rule';
 import { arrayLiteral } from './observations';
 import type { Aggregate, Measured, MonitorRule } from './rules';
 
@@ -83,6 +84,8 @@ const pick = (a: Aggregates | undefined, aggregate: Aggregate): number | null =>
 export async function measureAll(db: Db | Tx, items: readonly { monitor: Monitor; rule: MonitorRule }[], now: Date): Promise<Measured[]> {
   const windows: Window[] = [];
   const slots = items.map(({ monitor, rule }) => {
+    // A DRIFT rule measures profiles, not observations (drift-rule.ts): no window.
+    if (rule.kind === 'DRIFT') return { current: -1, trailing: null };
     const windowStart = new Date(now.getTime() - rule.windowSeconds * 1000);
     const current = windows.push({ monitor, from: windowStart, to: now, excludeAnnotated: false }) - 1;
     let trailing: number | null = null;
@@ -96,6 +99,10 @@ export async function measureAll(db: Db | Tx, items: readonly { monitor: Monitor
   const measured: Measured[] = [];
   for (const [i, { monitor, rule }] of items.entries()) {
     const slot = slots[i]!;
+    if (rule.kind === 'DRIFT') {
+      measured.push(await measureDrift(db, monitor, rule));
+      continue;
+    }
     const current = pick(aggregates[slot.current], rule.aggregate);
     let baseline: number | null = null;
     if (slot.trailing !== null) baseline = pick(aggregates[slot.trailing], rule.aggregate);

@@ -10,6 +10,7 @@ import { teamMembers } from '../db/tables/teams';
 import { badInput, notFound } from '../errors';
 import { assertOwnerMay, newOwnerTeam, ownerOf } from '../teams/ownership';
 import { assertMayOperate, type Caller, isTeamMember, mayReadTarget } from './access';
+import { type ActionInput, checkActions } from './actions';
 import { checkRules, type MonitorRule, type RuleInput, type RuleState } from './rules';
 import { readableTarget } from './series';
 import { type TargetRef, targetOf } from './targets';
@@ -23,6 +24,8 @@ export interface MonitorInput {
   intervalSeconds?: number | null;
   /** The owning team (default: the creator's only team). */
   team?: string | null;
+  /** What an alert's opening does besides notifying (actions.ts). */
+  actions?: ActionInput[] | null;
 }
 
 export interface MonitorChange {
@@ -30,6 +33,7 @@ export interface MonitorChange {
   metric?: string | null;
   rules?: RuleInput[] | null;
   intervalSeconds?: number | null;
+  actions?: ActionInput[] | null;
   reason?: string | null;
 }
 
@@ -54,6 +58,12 @@ function checkBaselines(rules: MonitorRule[], kind: TargetRef['kind']) {
   const bad = rules.find((r) => r.kind === 'REGRESSION' && r.baseline === 'EVALUATION');
   if (bad && kind !== 'MODEL_VERSION' && kind !== 'ALIAS')
     throw badInput(`Rule ${bad.id}: an EVALUATION baseline needs a model version or alias target (a ${kind} has no evaluation metrics); use TRAILING.`);
+  const drift = rules.find((r) => r.kind === 'DRIFT');
+  if (drift && kind === 'WORKFLOW') throw badInput(`Rule ${drift.id}: a DRIFT rule needs a dataset, model version or alias target (a workflow has no data).`);
+  if (drift?.kind === 'DRIFT' && drift.baselineVersion !== null && kind !== 'DATASET')
+    throw badInput(
+      `Rule ${drift.id}: baselineVersion is for a DATASET target; a model's baseline is the version its lineage names (set dataset to choose which).`,
+    );
 }
 
 export async function monitorEvent(
@@ -99,6 +109,7 @@ export async function createMonitor(db: Db, caller: Caller, input: MonitorInput)
   if (!input.name) throw badInput('A monitor needs a name.');
   const rules = checkRules(input.rules);
   const intervalSeconds = checkInterval(input.intervalSeconds);
+  const actions = checkActions(input.actions);
   checkBaselines(rules, input.target.kind);
   return audited(db, () =>
     db.transaction(async (tx) => {
@@ -119,10 +130,11 @@ export async function createMonitor(db: Db, caller: Caller, input: MonitorInput)
           alias: target.alias,
           metric: input.metric,
           rules,
+          actions,
           intervalSeconds,
         })
         .returning();
-      await monitorEvent(tx, { monitorId: monitor!.id, kind: 'CREATED', actorId: caller.identity.id, details: { rules } });
+      await monitorEvent(tx, { monitorId: monitor!.id, kind: 'CREATED', actorId: caller.identity.id, details: { rules, actions } });
       await audit(tx, {
         identity: caller.identity,
         action: 'monitor.create',
@@ -172,6 +184,7 @@ export function updateMonitor(db: Db, caller: Caller, id: string, input: Monitor
     if (input.name != null) set.name = input.name;
     if (input.metric != null) set.metric = input.metric;
     if (input.intervalSeconds != null) set.intervalSeconds = checkInterval(input.intervalSeconds);
+    if (input.actions != null) set.actions = checkActions(input.actions);
     if (input.rules != null) {
       const rules = checkRules(input.rules);
       checkBaselines(rules, monitor.targetKind);

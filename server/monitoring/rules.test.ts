@@ -59,3 +59,47 @@ describe('evaluateRule', () => {
     expect(evaluateRule(regression, { current: 0.79, baseline: 0.92 }, state)).toMatchObject({ status: 'OK', state: { lastBaseline: 0.8 } });
   });
 });
+
+describe('DRIFT rule', () => {
+  const [drift] = checkRules([{ id: 'd', kind: 'DRIFT', psi: 0.3, columns: ['age', 'age'] }]) as [MonitorRule];
+  const measured = (breaching: number) => ({
+    current: breaching,
+    baseline: null,
+    drift: {
+      dataset: 'shop/orders',
+      version: 3,
+      baselineVersion: 1,
+      columns: [
+        { column: 'age', breaches: breaching ? ['PSI 0.512 > 0.3'] : [] },
+        { column: 'plan', breaches: [] },
+      ],
+    },
+  });
+
+  it('checks thresholds and keeps per-statistic limits (null: the statistic’s default)', () => {
+    expect(drift).toMatchObject({
+      kind: 'DRIFT',
+      columns: ['age'],
+      dataset: null,
+      baselineVersion: null,
+      thresholds: { psi: 0.3, ks: null, chiSquarePValue: null, jensenShannon: null },
+    });
+    expect(() => checkRules([{ kind: 'DRIFT', jensenShannon: 1.5 }])).toThrow(/rules.0.jensenShannon must be a number above 0 and below 1/);
+    expect(() => checkRules([{ kind: 'DRIFT', psi: -1 }])).toThrow(/rules.0.psi/);
+    expect(() => checkRules([{ kind: 'DRIFT', dataset: 'nope' }])).toThrow(/namespace\/name/);
+    expect(() => checkRules([{ kind: 'DRIFT', baselineVersion: 0 }])).toThrow(/baselineVersion/);
+    expect(() => checkRules([{ kind: 'DRIFT', columns: [] }])).toThrow(/columns lists 1–500/);
+  });
+
+  it('breaches when any watched column crosses, naming the columns and values; counts consecutive breaches', () => {
+    const [twice] = checkRules([{ kind: 'DRIFT', consecutive: 2 }]) as [MonitorRule];
+    const first = evaluateRule(twice, measured(1), undefined);
+    expect(first).toMatchObject({ status: 'BREACH', alert: false, value: 1, bound: 0 });
+    const second = evaluateRule(twice, measured(1), first.state);
+    expect(second).toMatchObject({ status: 'BREACH', alert: true });
+    if (second.status === 'BREACH')
+      expect(second.message).toBe('drift in 1 column of shop/orders v3 against v1: age (PSI 0.512 > 0.3) (2 evaluations in a row)');
+    expect(evaluateRule(twice, measured(0), second.state)).toMatchObject({ status: 'OK', state: { consecutive: 0 } });
+    expect(evaluateRule(twice, { current: null, baseline: null }, second.state)).toMatchObject({ status: 'NO_DATA', state: { consecutive: 2 } });
+  });
+});

@@ -38,7 +38,32 @@ export interface RegressionRule extends RuleBase {
   higherIsBetter: boolean;
 }
 
-export type MonitorRule = ThresholdRule | RegressionRule;
+/** Per-statistic drift thresholds (server/monitoring/drift.ts `breachesOf`; null: its default, or not watched). */
+export interface DriftLimits {
+  psi: number | null;
+  ks: number | null;
+  chiSquarePValue: number | null;
+  jensenShannon: number | null;
+}
+
+/**
+ * Breached when any watched column's drift crosses a threshold: a DATASET target's newest version against
+ * `baselineVersion` (default: the version before the newest), or, for a model version or alias, the newest
+ * version of `dataset` against the version its lineage says it was trained on. Computed over stored profiles, as
+ * the monitor's creator (within its owning team's grants): a column they may not read is never compared.
+ */
+export interface DriftRule extends RuleBase {
+  kind: 'DRIFT';
+  /** MODEL_VERSION/ALIAS: which dataset of the lineage (default: the only one it read). */
+  dataset: string | null;
+  /** DATASET: the baseline version (default: the one before the newest). */
+  baselineVersion: number | null;
+  /** Only these columns (default: every column both profiles have and the owner may read). */
+  columns: string[] | null;
+  thresholds: DriftLimits;
+}
+
+export type MonitorRule = ThresholdRule | RegressionRule | DriftRule;
 export type RuleKind = MonitorRule['kind'];
 
 /** Kept per rule between evaluations. */
@@ -57,6 +82,15 @@ export interface Measured {
   current: number | null;
   /** The baseline the rule's source gave (null: none, e.g. no trailing observations). */
   baseline: number | null;
+  /** DRIFT: the versions compared and each breaching column's crossed thresholds (`current` counts them). */
+  drift?: DriftMeasured;
+}
+
+export interface DriftMeasured {
+  dataset: string;
+  version: number;
+  baselineVersion: number;
+  columns: { column: string; breaches: string[] }[];
 }
 
 export type Verdict =
@@ -82,12 +116,19 @@ export interface RuleInput {
   trailingSeconds?: number | null;
   maxDrop?: number | null;
   higherIsBetter?: boolean | null;
+  dataset?: string | null;
+  baselineVersion?: number | null;
+  columns?: string[] | null;
+  psi?: number | null;
+  ks?: number | null;
+  chiSquarePValue?: number | null;
+  jensenShannon?: number | null;
 }
 
 interface RuleKindSpec<R extends MonitorRule> {
   check(input: RuleInput, base: RuleBase, path: string): R;
   /** The breached bound and the message, or null when the measurement is within the rule. */
-  breach(rule: R, current: number, baseline: number | null): { bound: number; message: string } | null;
+  breach(rule: R, current: number, baseline: number | null, measured: Measured): { bound: number; message: string } | null;
 }
 
 const threshold: RuleKindSpec<ThresholdRule> = {
@@ -142,8 +183,43 @@ const regression: RuleKindSpec<RegressionRule> = {
   },
 };
 
+const datasetRe = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+const drift: RuleKindSpec<DriftRule> = {
+  check(input, base, path) {
+    const thresholds: DriftLimits = {
+      psi: input.psi ?? null,
+      ks: input.ks ?? null,
+      chiSquarePValue: input.chiSquarePValue ?? null,
+      jensenShannon: input.jensenShannon ?? null,
+    };
+    for (const [name, v] of Object.entries(thresholds))
+      if (v !== null && (!finite(v) || v <= 0 || (name !== 'psi' && v >= 1)))
+        throw badInput(`${path}.${name} must be a number above 0${name === 'psi' ? '' : ' and below 1'}.`);
+    const dataset = input.dataset ?? null;
+    if (dataset !== null && !datasetRe.test(dataset)) throw badInput(`${path}.dataset must be a dataset name, namespace/name.`);
+    const baselineVersion = input.baselineVersion ?? null;
+    if (baselineVersion !== null && (!Number.isSafeInteger(baselineVersion) || baselineVersion < 1))
+      throw badInput(`${path}.baselineVersion must be a version number (1, 2, …).`);
+    const columns = input.columns ?? null;
+    if (columns !== null && (!columns.length || columns.length > 500 || columns.some((c) => typeof c !== 'string' || !c || c.length > 200)))
+      throw badInput(`${path}.columns lists 1–500 column names (leave it out to watch every column).`);
+    return { ...base, kind: 'DRIFT', dataset, baselineVersion, columns: columns ? [...new Set(columns)] : null, thresholds };
+  },
+  breach(_rule, current, _baseline, measured) {
+    if (current <= 0 || !measured.drift) return null;
+    const d = measured.drift;
+    const cols = d.columns.filter((c) => c.breaches.length);
+    const named = cols.map((c) => `${c.column} (${c.breaches.join(', ')})`).join('; ');
+    return {
+      bound: 0,
+      message: `drift in ${cols.length} column${cols.length === 1 ? '' : 's'} of ${d.dataset} v${d.version} against v${d.baselineVersion}: ${named}`,
+    };
+  },
+};
+
 /** Every kind of rule: add a kind here (and to `MonitorRule`). */
-const ruleKinds: { [K in RuleKind]: RuleKindSpec<Extract<MonitorRule, { kind: K }>> } = { THRESHOLD: threshold, REGRESSION: regression };
+const ruleKinds: { [K in RuleKind]: RuleKindSpec<Extract<MonitorRule, { kind: K }>> } = { THRESHOLD: threshold, REGRESSION: regression, DRIFT: drift };
 export const ruleKindNames = Object.keys(ruleKinds) as RuleKind[];
 
 /** Checks and normalises a monitor's rules (ids given or numbered `r1`, `r2`…; unique). */
@@ -183,7 +259,7 @@ export function evaluateRule(rule: MonitorRule, measured: Measured, previous: Ru
   state.lastValue = measured.current;
   state.lastBaseline = baseline;
   const spec = ruleKinds[rule.kind] as RuleKindSpec<MonitorRule>;
-  const breach = spec.breach(rule, measured.current, baseline);
+  const breach = spec.breach(rule, measured.current, baseline, measured);
   if (!breach) return { status: 'OK', state: { ...state, consecutive: 0 }, value: measured.current };
   state.consecutive += 1;
   const alert = state.consecutive >= rule.consecutive;

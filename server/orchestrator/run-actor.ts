@@ -1,10 +1,11 @@
 // Whom a run acts for, where that decides what it may use (a hot cluster): its starter; for a scheduled or triggered
-// run (which has no starter) and the nested runs under it, the schedule's or trigger's owning team, or its creator when
-// it has none.
+// run (which has no starter) and the nested runs under it, the schedule's, trigger's or monitor's owning team, or its
+// creator when it has none.
 import { and, eq } from 'drizzle-orm';
 import { actorOfIdentity, type RunActor } from '../compute/cluster-access';
 import type { Db, Tx } from '../db/client';
 import { identities } from '../db/tables/identities';
+import { alertActions, monitors } from '../db/tables/monitoring';
 import { runs } from '../db/tables/runs';
 import { type Schedule, scheduleFires, schedules } from '../db/tables/schedules';
 import { triggerFirings, workflowTriggers } from '../db/tables/triggers';
@@ -38,5 +39,12 @@ export async function starterlessActor(tx: Tx, runId: string): Promise<RunActor 
     .from(triggerFirings)
     .innerJoin(workflowTriggers, eq(workflowTriggers.id, triggerFirings.triggerId))
     .where(and(eq(triggerFirings.runId, id), eq(triggerFirings.outcome, 'STARTED')));
-  return fired ? scheduleActor(tx, fired) : null;
+  if (fired) return scheduleActor(tx, fired);
+  // A run a monitor's START_WORKFLOW action started (server/monitoring/actions.ts) acts for the monitor's owners.
+  const [acted] = await tx
+    .select({ teamId: monitors.teamId, createdBy: monitors.createdBy })
+    .from(alertActions)
+    .innerJoin(monitors, eq(monitors.id, alertActions.monitorId))
+    .where(eq(alertActions.runId, id));
+  return acted ? scheduleActor(tx, acted) : null;
 }

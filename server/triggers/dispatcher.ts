@@ -8,13 +8,9 @@
 // Storm policy (docs/triggers.md): per pass and trigger, only the newest pending signal starts a run; the older ones
 // are recorded COALESCED into it (at most one run waits per trigger). A trigger starts at most `maxRunsPerMinute`
 // runs in any minute; a signal beyond is recorded RATE_LIMITED (never dropped silently).
-import { subject } from '@casl/ability';
 import { and, asc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
-import { audit, audited } from '../audit/audit';
-import { defineAbilityFor } from '../auth/ability';
-import { grantsOf } from '../auth/grants';
+import { audited } from '../audit/audit';
 import { type Db, withTryAdvisoryLock } from '../db/client';
-import { identities } from '../db/tables/identities';
 import { runs } from '../db/tables/runs';
 import { type Signal, signals, type TriggerFiring, triggerFirings, type WorkflowTrigger, workflowTriggers } from '../db/tables/triggers';
 import { type Workflow, workflows } from '../db/tables/workflows';
@@ -23,11 +19,9 @@ import { type KickedLoop, kickedLoop } from '../lifecycle/kicked-loop';
 import { crashPoint } from '../orchestrator/crash-hook';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { scheduleActor } from '../orchestrator/run-actor';
-import { scheduleMayNotFire } from '../scheduler/ownership';
-import { owningTeamName } from '../teams/ownership';
-import { domainsGrantedTo } from '../teams/queries';
 import { type Domain, type FiringOutcome, moreGuarded, signalTypeOfKind, type TriggerKind } from '../vocabulary';
 import { mapParameters } from './mapping';
+import { ownersMayNotStart } from './may-start';
 
 export interface DispatcherOptions {
   db: Db;
@@ -130,36 +124,8 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
   }
 
   /** Why the trigger's owners may not start this run now (audited), or null: as for a schedule's fire. */
-  async function mayNotFire(trigger: WorkflowTrigger, workflow: Workflow, domain: Domain): Promise<string | null> {
-    const [creator] = trigger.createdBy ? await db.select().from(identities).where(eq(identities.id, trigger.createdBy)) : [];
-    const deny = async (rule: string, message: string) => {
-      await audit(db, {
-        identity: creator ?? null,
-        action: 'trigger.fire',
-        decision: 'deny',
-        subject: `trigger:${trigger.name}`,
-        rule,
-        details: { domain, workflow: workflow.name },
-      });
-      return `the run could not start: ${message}`;
-    };
-    const rule = 'a trigger starts runs only while its creator and its owning team may';
-    if (creator && !defineAbilityFor(creator, await grantsOf(db, creator)).can('start', subject('Run', { domain })))
-      return deny(
-        rule,
-        `${creator.name}, who created this trigger, may not start ${domain} runs (${rule}); an admin grants the domain with \`npx atelier team grant TEAM ${domain}\``,
-      );
-    if (trigger.teamId && domain !== 'experimentation' && !(await domainsGrantedTo(db, trigger.teamId)).includes(domain)) {
-      const team = await owningTeamName(db, trigger);
-      return deny(
-        rule,
-        `team "${team}", which owns this trigger, is not granted ${domain} (${rule}); an admin runs \`npx atelier team grant ${team} ${domain}\``,
-      );
-    }
-    const foreign = await scheduleMayNotFire(db, trigger, workflow);
-    if (foreign) return deny('a trigger fires only workflows its own owners publish', foreign.replace(/schedule/g, 'trigger'));
-    return null;
-  }
+  const mayNotFire = (trigger: WorkflowTrigger, workflow: Workflow, domain: Domain) =>
+    ownersMayNotStart(db, { kind: 'trigger', name: trigger.name, teamId: trigger.teamId, createdBy: trigger.createdBy }, workflow, domain);
 
   /** Decides one trigger's pending firings (oldest first); returns how many it decided. */
   async function decide(trigger: WorkflowTrigger, pending: (TriggerFiring & { signal: Signal })[]): Promise<number> {

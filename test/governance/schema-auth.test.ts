@@ -102,6 +102,8 @@ const valueTypes: Record<string, string> = {
   Alert: 'returned only after server/monitoring/alerts.ts checked the caller may read it (its team, or readers of its target), or through its Monitor',
   MonitorRule: 'part of a Monitor',
   MonitorEvent: 'part of Monitor.history or Alert.events',
+  MonitorAction: 'part of a Monitor',
+  AlertActionTaken: 'part of an Alert (Alert.actions)',
 };
 
 describe('schema authorization', () => {

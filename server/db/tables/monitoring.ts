@@ -25,6 +25,7 @@ export const monitorEventKinds = [
   'FALSE_POSITIVE',
   'ANNOTATED',
   'REBASELINED',
+  'ACTION',
 ] as const;
 export type MonitorEventKind = (typeof monitorEventKinds)[number];
 
@@ -69,6 +70,8 @@ export const monitors = pgTable(
     metric: text('metric').notNull(),
     /** The rules (server/monitoring/rules.ts `MonitorRule`), each with a stable id. */
     rules: jsonb('rules').$type<unknown[]>().notNull(),
+    /** What an alert's opening does besides notifying (server/monitoring/actions.ts `MonitorAction`). */
+    actions: jsonb('actions').$type<unknown[]>().notNull().default([]),
     /** Per rule id: consecutive breaches, the last value, a baseline set by a person (rules.ts `RuleState`). */
     state: jsonb('state').$type<Record<string, unknown>>().notNull().default({}),
     intervalSeconds: integer('interval_seconds').notNull(),
@@ -129,6 +132,38 @@ export const monitorEvents = pgTable(
   (t) => [index('monitor_events_monitor_idx').on(t.monitorId, t.id), index('monitor_events_alert_idx').on(t.alertId, t.id)],
 );
 
+export const alertActionStatuses = ['PENDING', 'DONE', 'REFUSED', 'FAILED'] as const;
+export type AlertActionStatus = (typeof alertActionStatuses)[number];
+
+/**
+ * One action of a monitor for one alert it opened: written PENDING in the alert's opening transaction (UNIQUE per
+ * alert and action, so once across replicas), then carried out by the action worker and decided (server/monitoring/
+ * actions.ts).
+ */
+export const alertActions = pgTable(
+  'alert_actions',
+  {
+    id: id(),
+    alertId: uuid('alert_id')
+      .notNull()
+      .references(() => alerts.id),
+    monitorId: uuid('monitor_id')
+      .notNull()
+      .references(() => monitors.id),
+    /** The action's place in the monitor's `actions` when the alert opened. */
+    position: integer('position').notNull(),
+    /** The action as it was when the alert opened. */
+    action: jsonb('action').$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: alertActionStatuses }).notNull().default('PENDING'),
+    runId: uuid('run_id'),
+    message: text('message'),
+    createdAt: createdAt(),
+    decidedAt: at('decided_at'),
+  },
+  (t) => [uniqueIndex('alert_actions_once').on(t.alertId, t.position), index('alert_actions_pending_idx').on(t.createdAt).where(sql`status = 'PENDING'`)],
+);
+
+export type AlertActionRow = typeof alertActions.$inferSelect;
 export type Observation = typeof observations.$inferSelect;
 export type Monitor = typeof monitors.$inferSelect;
 export type Alert = typeof alerts.$inferSelect;
