@@ -217,7 +217,8 @@ describe('signatures and the secret', () => {
     ]);
     expect(everything).not.toContain(secret);
     expect(everything).not.toContain(secret.slice(6, 30));
-    const { rotateWebhookSecret } = await alice.gql(`mutation ($id: ID!) { rotateWebhookSecret(id: $id) { secret } }`, { id: webhookId });
+    // Rotated as after a leak: the old secret stops at once (the default keeps it signing a day beside the new one).
+    const { rotateWebhookSecret } = await alice.gql(`mutation ($id: ID!) { rotateWebhookSecret(id: $id, keepPreviousFor: 0) { secret } }`, { id: webhookId });
     expect(rotateWebhookSecret.secret).not.toBe(secret);
     await emit(ml, 'test.rotated');
     const rotated = await until(
