@@ -167,6 +167,8 @@ describe('dashboards in Chromium', () => {
       'Models',
       'Schedules',
       'Datasets',
+      'Monitors',
+      'Alerts',
       'Executors',
       'Savings',
       'Audit',
