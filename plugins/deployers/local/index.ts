@@ -149,6 +149,8 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
           rev.process = null;
           return saveState(stateDir, state);
         }
+        // Not ready from the moment its failure is known: nothing awaited below may show it READY with the new count.
+        rev.health = 'RESTARTING';
         rev.restarts++;
         const stderr = await tail(logFile(state, rev, 'stderr'));
         if (rev.restarts > maxRestarts) {
@@ -200,6 +202,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     supervising.add(key);
     void withLock(state.deployment.id, async () => {
       if (gone.has(state) || rev.health === 'FAILED' || (await alive(rev.process))) return;
+      rev.health = 'RESTARTING'; // dead: not ready while what is left of it stops
       await stopProcess(rev.process); // what is left of its group (a sandboxed server whose bwrap was killed)
       rev.process = null;
       await runRevision(state, rev, true);
