@@ -1,35 +1,19 @@
 // `atelier deployer new NAME`: writes a deployer skeleton (the plugin built with defineDeployer over an in-memory
 // serving backend, its contract test and a README) that passes the deployer testkit as written, so an author starts
 // from green and swaps in a real serving system.
-import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CliError } from './errors';
-import { nameRe, pascal, repoRoot } from './scaffold';
+import { repoRoot, writeScaffold } from './scaffold';
 
 /** Writes the skeleton into `dir/NAME` (default: the repository's plugins/deployers/); returns the files written. */
 export async function scaffoldDeployer(name: string, dir?: string): Promise<string[]> {
-  if (!nameRe.test(name))
-    throw new CliError(
-      `deployer name "${name}" must be lowercase letters, digits and dashes, 2 to 42 characters, starting with a letter (e.g. seldon or ray-serve)`,
-    );
-  const target = path.resolve(dir ?? path.join(repoRoot, 'plugins', 'deployers'), name);
-  if (
-    await access(target).then(
-      () => true,
-      () => false,
-    )
-  )
-    throw new CliError(`${target} already exists: choose another NAME or --dir`);
-  let plugins = path.relative(target, path.join(repoRoot, 'plugins')).split(path.sep).join('/');
-  if (!plugins.startsWith('.')) plugins = `./${plugins}`;
-  const files: Record<string, string> = {
-    'index.ts': indexTs(name, pascal(name), plugins),
-    [`${name}.test.ts`]: testTs(name, pascal(name), plugins),
-    'README.md': readme(name, pascal(name)),
-  };
-  await mkdir(target, { recursive: true });
-  for (const [file, text] of Object.entries(files)) await writeFile(path.join(target, file), text, { flag: 'wx' });
-  return Object.keys(files).map((f) => path.join(target, f));
+  return writeScaffold(
+    { kind: 'deployer', name, dir, home: path.join(repoRoot, 'plugins', 'deployers'), examples: 'seldon or ray-serve' },
+    (type, plugins) => ({
+      'index.ts': indexTs(name, type, plugins),
+      [`${name}.test.ts`]: testTs(name, type, plugins),
+      'README.md': readme(name, type),
+    }),
+  );
 }
 
 const indexTs = (

@@ -5,19 +5,35 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CliError } from './errors';
 
-export const nameRe = /^[a-z][a-z0-9-]{0,40}[a-z0-9]$/;
+const nameRe = /^[a-z][a-z0-9-]{0,40}[a-z0-9]$/;
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** `my-thing` → `MyThing`, for the factory and type names. */
-export const pascal = (name: string) => name.replace(/(^|-)([a-z0-9])/g, (_m, _d, c: string) => c.toUpperCase());
+const pascal = (name: string) => name.replace(/(^|-)([a-z0-9])/g, (_m, _d, c: string) => c.toUpperCase());
 
 /** Writes the skeleton into `dir/NAME` (default: the repository's executors/); returns the files written. */
 export async function scaffoldExecutor(name: string, dir?: string): Promise<string[]> {
+  return writeScaffold({ kind: 'executor', name, dir, home: path.join(repoRoot, 'executors'), examples: 'slurm or ray-cluster' }, (type, plugins) => ({
+    'index.ts': indexTs(name, type, plugins),
+    [`${name}.test.ts`]: testTs(name, type, plugins),
+    'README.md': readme(name, type),
+  }));
+}
+
+/**
+ * Writes a plugin skeleton into DIR/NAME (default: under `home`): refuses a bad name or a folder that exists, and hands
+ * `files` the plugin's type name and the relative path to `plugins/` its imports use. Answers the paths written.
+ */
+export async function writeScaffold(
+  plugin: { kind: 'executor' | 'deployer'; name: string; dir: string | undefined; home: string; examples: string },
+  files: (type: string, plugins: string) => Record<string, string>,
+): Promise<string[]> {
+  const { kind, name } = plugin;
   if (!nameRe.test(name))
     throw new CliError(
-      `executor name "${name}" must be lowercase letters, digits and dashes, 2 to 42 characters, starting with a letter (e.g. slurm or ray-cluster)`,
+      `${kind} name "${name}" must be lowercase letters, digits and dashes, 2 to 42 characters, starting with a letter (e.g. ${plugin.examples})`,
     );
-  const target = path.resolve(dir ?? path.join(repoRoot, 'executors'), name);
+  const target = path.resolve(plugin.dir ?? plugin.home, name);
   if (
     await access(target).then(
       () => true,
@@ -28,14 +44,10 @@ export async function scaffoldExecutor(name: string, dir?: string): Promise<stri
   // Imports reach the SDK by a relative path, so the skeleton works wherever in (or beside) the repository it lands.
   let plugins = path.relative(target, path.join(repoRoot, 'plugins')).split(path.sep).join('/');
   if (!plugins.startsWith('.')) plugins = `./${plugins}`;
-  const files: Record<string, string> = {
-    'index.ts': indexTs(name, pascal(name), plugins),
-    [`${name}.test.ts`]: testTs(name, pascal(name), plugins),
-    'README.md': readme(name, pascal(name)),
-  };
+  const written = files(pascal(name), plugins);
   await mkdir(target, { recursive: true });
-  for (const [file, text] of Object.entries(files)) await writeFile(path.join(target, file), text, { flag: 'wx' });
-  return Object.keys(files).map((f) => path.join(target, f));
+  for (const [file, text] of Object.entries(written)) await writeFile(path.join(target, file), text, { flag: 'wx' });
+  return Object.keys(written).map((f) => path.join(target, f));
 }
 
 const indexTs = (
