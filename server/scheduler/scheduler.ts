@@ -13,6 +13,7 @@ import { runs } from '../db/tables/runs';
 import { type NewScheduleFire, type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { type Workflow, workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
+import { cancelPrevious } from '../orchestrator/cancel-previous';
 import { findRunByKey } from '../orchestrator/idempotency';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { scheduleActor } from '../orchestrator/run-actor';
@@ -216,18 +217,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       outcome = 'SKIPPED_OVERLAP';
       message = `skipped: run ${active[0]!.id} of this schedule is still ${active[0]!.status} (overlap policy SKIP)`;
     } else {
-      const cancelled: string[] = [];
-      if (schedule.overlap === 'CANCEL_PREVIOUS') {
-        for (const previous of active) {
-          try {
-            await orchestrator.cancelRun(previous.id, null);
-            cancelled.push(previous.id);
-          } catch (error) {
-            // It ended meanwhile: nothing to cancel.
-            if (!(error instanceof AtelierError && (error.code === 'CONFLICT' || error.code === 'NOT_FOUND'))) throw error;
-          }
-        }
-      }
+      const cancelled = schedule.overlap === 'CANCEL_PREVIOUS' ? await cancelPrevious(orchestrator, active) : [];
       try {
         const actingFor = await scheduleActor(db, schedule);
         const run = await audited(db, () =>

@@ -16,6 +16,7 @@ import { type Signal, signals, type TriggerFiring, triggerFirings, type Workflow
 import { type Workflow, workflows } from '../db/tables/workflows';
 import { AtelierError } from '../errors';
 import { type KickedLoop, kickedLoop } from '../lifecycle/kicked-loop';
+import { cancelPrevious } from '../orchestrator/cancel-previous';
 import { crashPoint } from '../orchestrator/crash-hook';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { scheduleActor } from '../orchestrator/run-actor';
@@ -185,17 +186,7 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
       await coalesce('FAILED', null, `the run could not start: ${(error as Error).message}`);
       return pending.length;
     }
-    const cancelled: string[] = [];
-    if (trigger.overlap === 'CANCEL_PREVIOUS') {
-      for (const previous of active) {
-        try {
-          await orchestrator.cancelRun(previous.id, null);
-          cancelled.push(previous.id);
-        } catch (error) {
-          if (!(error instanceof AtelierError && (error.code === 'CONFLICT' || error.code === 'NOT_FOUND'))) throw error;
-        }
-      }
-    }
+    const cancelled = trigger.overlap === 'CANCEL_PREVIOUS' ? await cancelPrevious(orchestrator, active) : [];
     try {
       const actingFor = await scheduleActor(db, trigger);
       const run = await audited(db, () =>
