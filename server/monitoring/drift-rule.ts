@@ -3,17 +3,17 @@
 // dataset's newest), and their drift over stored profiles through `driftOf`, read as the monitor's creator within
 // the grants they hold now (so nothing is computed over a column the owner may not read). Anything missing (no
 // second version, no profile, a dataset the owner may no longer read) measures as no data, never as a breach.
-import { and, eq, max } from 'drizzle-orm';
+import { eq, max } from 'drizzle-orm';
 import { grantsOf } from '../auth/grants';
 import type { Db, Tx } from '../db/client';
 import { datasets, datasetVersions } from '../db/tables/governance';
 import { identities } from '../db/tables/identities';
 import type { Monitor } from '../db/tables/monitoring';
-import { modelAliases } from '../db/tables/registry';
 import { AtelierError } from '../errors';
 import { columnsRead } from '../registry/lineage';
 import { driftOf } from './drift';
 import type { DriftRule, Measured } from './rules';
+import { monitoredVersionId } from './targets';
 
 const noData: Measured = { current: null, baseline: null };
 
@@ -36,14 +36,7 @@ export async function driftPair(db: Db | Tx, monitor: Monitor, rule: DriftRule):
     if (baselineVersion < 1 || baselineVersion === version) return null;
     return { dataset: `${ds.namespace}/${ds.name}`, version, baselineVersion };
   }
-  let versionId: string | null = monitor.targetKind === 'MODEL_VERSION' ? monitor.targetId : null;
-  if (monitor.targetKind === 'ALIAS' && monitor.alias) {
-    const [alias] = await db
-      .select({ versionId: modelAliases.versionId })
-      .from(modelAliases)
-      .where(and(eq(modelAliases.modelId, monitor.targetId), eq(modelAliases.alias, monitor.alias)));
-    versionId = alias?.versionId ?? null;
-  }
+  const versionId = await monitoredVersionId(db, monitor);
   if (!versionId) return null;
   const read = (await columnsRead(db, [versionId])).get(versionId) ?? [];
   const names = [...new Set(read.map((r) => r.dataset))];

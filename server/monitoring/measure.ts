@@ -1,26 +1,20 @@
 // What a rule needs measured, in SQL: the window's aggregate of the monitor's metric, and the rule's baseline (the
 // same aggregate over the trailing window, leaving out windows people annotated as one-off events; or the model
 // version's evaluation metric, from the run that produced it).
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
 import type { Monitor } from '../db/tables/monitoring';
-import { modelAliases, modelVersions } from '../db/tables/registry';
+import { modelVersions } from '../db/tables/registry';
 import { metricSummaries } from '../db/tables/tracking';
 import { metricValues } from '../registry/lineage';
 import { measureDrift } from './drift-rule';
 import { arrayLiteral } from './observations';
 import type { Aggregate, Measured, MonitorRule } from './rules';
+import { monitoredVersionId } from './targets';
 
 /** The model version's evaluation metric (for an alias: of the version it points at now). */
 async function evaluationMetric(db: Db | Tx, monitor: Monitor, metric: string): Promise<number | null> {
-  let versionId: string | null = monitor.targetKind === 'MODEL_VERSION' ? monitor.targetId : null;
-  if (monitor.targetKind === 'ALIAS' && monitor.alias) {
-    const [alias] = await db
-      .select({ versionId: modelAliases.versionId })
-      .from(modelAliases)
-      .where(and(eq(modelAliases.modelId, monitor.targetId), eq(modelAliases.alias, monitor.alias)));
-    versionId = alias?.versionId ?? null;
-  }
+  const versionId = await monitoredVersionId(db, monitor);
   if (!versionId) return null;
   const [version] = await db.select().from(modelVersions).where(eq(modelVersions.id, versionId));
   if (!version) return null;

@@ -6,7 +6,7 @@
 import { and, desc, eq } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { datasets, datasetVersions } from '../db/tables/governance';
-import type { TargetKind } from '../db/tables/monitoring';
+import type { Monitor, TargetKind } from '../db/tables/monitoring';
 import { modelAliases, modelVersions, registeredModels } from '../db/tables/registry';
 import { namespaces } from '../db/tables/teams';
 import { workflows } from '../db/tables/workflows';
@@ -170,4 +170,15 @@ export async function columnsOfTarget(db: Db | Tx, target: Target): Promise<{ co
   // A column name read from two datasets appears twice: both must be readable.
   if (target.versionId) return ((await columnsRead(db, [target.versionId])).get(target.versionId) ?? []).map((c) => ({ column: c.column, label: c.label }));
   return [];
+}
+
+/** The model version a monitor watches: its MODEL_VERSION target, or the version its ALIAS target points at now. */
+export async function monitoredVersionId(db: Db | Tx, monitor: Pick<Monitor, 'targetKind' | 'targetId' | 'alias'>): Promise<string | null> {
+  if (monitor.targetKind === 'MODEL_VERSION') return monitor.targetId;
+  if (monitor.targetKind !== 'ALIAS' || !monitor.alias) return null;
+  const [alias] = await db
+    .select({ versionId: modelAliases.versionId })
+    .from(modelAliases)
+    .where(and(eq(modelAliases.modelId, monitor.targetId), eq(modelAliases.alias, monitor.alias)));
+  return alias?.versionId ?? null;
 }
