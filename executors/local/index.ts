@@ -2,16 +2,16 @@
 // sandbox unless the operator opted out, streams its stdout and stderr as logs and its fd-3 JSON lines as progress,
 // metrics and outputs, and stops it with SIGTERM then SIGKILL. The parts: sandbox.ts (isolation, probed once),
 // supervisor.ts (the opted-out module's watchdog), unpack.ts (digest-checked unpacking), launch.ts (spawn),
-// pipes.ts (logs and progress), outcome.ts (how it ended), process-group.ts (/proc and signals), warm-pool.ts.
+// pipes.ts (logs and progress), outcome.ts (how it ended), plugins/process-group.ts (/proc and signals), warm-pool.ts.
 import { chmod, rm } from 'node:fs/promises';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
+import { groupAlive, killGroup, signalGroup, signalMembers } from '../../plugins/process-group';
 import { defineExecutor, type Executor, permanentFailure, type TaskMessage } from '../../plugins/sdk';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
 import { drained } from './pipes';
-import { groupAlive, killGroup, signalGroup, signalMembers } from './process-group';
 import { optOutHint, probeIsolation } from './sandbox';
 import { ownedTempDir } from './temp-dirs';
 import { createWarmPool, type WarmPool } from './warm-pool';

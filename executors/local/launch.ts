@@ -4,10 +4,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chown, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { readStartTime } from '../../plugins/process-group';
 import type { AbortReason, TaskContext, TaskMessage } from '../../plugins/sdk';
 import type { LocalHandle } from './options';
 import { followPipes } from './pipes';
-import { readStartTime } from './process-group';
 import { type Isolator, optOutHint, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
 import { supervised } from './supervisor';
 import { ArchiveDigestMismatch, unpackVerified } from './unpack';

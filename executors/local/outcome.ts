@@ -1,7 +1,8 @@
 // How a local attempt ended, from its process's exit (or, for a process an earlier host started, its absence).
+
+import { processAlive } from '../../plugins/process-group';
 import { cancelled, failed, retryableFailure, succeeded, systemFailure, type TaskOutcome } from '../../plugins/sdk';
 import type { AttemptState } from './launch';
-import { processAlive } from './process-group';
 
 const ADOPT_POLL_MS = 1_000;
 

@@ -2,10 +2,11 @@
 // process group with output to files (so they outlive the deployer and a new one can read their stderr), recorded
 // by pid and start time (never fooled by a recycled pid or a zombie), probed over HTTP, and stopped as a group.
 import { spawn } from 'node:child_process';
-import { appendFile, open, readdir, readFile } from 'node:fs/promises';
+import { appendFile, open, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import path from 'node:path';
+import { processAlive, readStartTime, groupAlive as sharedGroupAlive } from '../../process-group';
 
 /** A process the deployer started: enough to find it again after a restart of the deployer. */
 export interface ProcessRef {
@@ -48,36 +49,17 @@ export async function startProcess(options: {
   }
 }
 
-async function readStat(pid: number | string): Promise<{ state: string; pgrp: number; startTime: number } | null> {
-  try {
-    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0] ?? '', pgrp: Number(rest[2]), startTime: Number(rest[19]) };
-  } catch {
-    return null;
-  }
-}
-
-const readStartTime = async (pid: number) => (await readStat(pid))?.startTime ?? null;
-
 /** Whether the process itself still runs (cheap: one /proc read). */
 export async function alive(ref: ProcessRef | null): Promise<boolean> {
-  if (!ref) return false;
-  const s = await readStat(ref.pid);
-  if (!s || s.state === 'Z' || s.state === 'X') return false;
-  return ref.startTime === null || s.startTime === ref.startTime;
+  return ref ? processAlive(ref.pid, ref.startTime) : false;
 }
 
 /**
  * Whether anything of its process group still runs: a sandbox's server outlives a killed bwrap. While a member lives
- * the kernel keeps the group id, so signalling the group then is safe.
+ * the kernel keeps the group id, so signalling the group then is safe. (Each process leads its own group.)
  */
 export async function groupAlive(ref: ProcessRef | null): Promise<boolean> {
-  if (!ref) return false;
-  if (await alive(ref)) return true;
-  const entries = await readdir('/proc').catch(() => [] as string[]);
-  const stats = await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => readStat(e)));
-  return stats.some((s) => s !== null && s.pgrp === ref.pid && s.state !== 'Z' && s.state !== 'X');
+  return ref ? sharedGroupAlive({ pid: ref.pid, pgid: ref.pid, startTime: ref.startTime }) : false;
 }
 
 /** SIGTERM to the process group, SIGKILL after `graceMs`; resolves once nothing of the group is left. */

@@ -1,5 +1,5 @@
-// The local executor's hold on a module's process group, read from /proc: whether it still runs (never fooled by
-// a recycled pid or a zombie), signalling it, and killing what is left of it.
+// A hold on a child's process group, read from /proc, shared by the local executor and the local deployer: whether it
+// still runs (never fooled by a recycled pid or a zombie), signalling it, and killing what is left of it.
 import { readdir, readFile } from 'node:fs/promises';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
