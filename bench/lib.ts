@@ -1,7 +1,7 @@
 // Shared benchmark helpers: percentiles, a table printer, and the result file.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface Row {
   bench: string;
@@ -58,4 +58,19 @@ export async function writeResults(rows: Row[], meta: Record<string, unknown>) {
   const file = path.join(dir, 'latest.json');
   await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), ...meta, rows }, null, 2)}\n`);
   return file;
+}
+
+/** `npx tsx bench/FILE.ts`: when that file is the entry point (`url` is its import.meta.url), runs its bench alone and prints it. */
+export function runWhenMain(url: string, bench: () => Promise<Row[]>): void {
+  if (!process.argv[1] || url !== pathToFileURL(process.argv[1]).href) return;
+  bench().then(
+    (rows) => {
+      printTable(rows);
+      process.exit(0);
+    },
+    (error) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
 }

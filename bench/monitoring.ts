@@ -2,7 +2,6 @@
 // (recordObservations, batches of 10,000: checks, target resolution and access, one unnest statement, the audit row)
 // against its floor (the same rows as bare unnest INSERTs into an unindexed table of the same columns); then one
 // evaluator pass over 1,000 due monitors against its floor (the same window aggregates, measured alone).
-import { pathToFileURL } from 'node:url';
 import { eq, sql } from 'drizzle-orm';
 import { defineAbilityFor } from '../server/auth/ability';
 import { identities } from '../server/db/tables/identities';
@@ -13,7 +12,7 @@ import { measureAll } from '../server/monitoring/measure';
 import { type ObservationInput, recordObservations } from '../server/monitoring/observations';
 import type { MonitorRule } from '../server/monitoring/rules';
 import { startTestApp } from '../test/harness/app';
-import type { Row } from './lib';
+import { type Row, runWhenMain } from './lib';
 
 const OBSERVATIONS = 1_000_000;
 const BATCH = 10_000;
@@ -125,16 +124,4 @@ export async function monitoringBench(): Promise<Row[]> {
 }
 
 // `npx tsx bench/monitoring.ts`: this bench alone (it needs no Postgres or NATS).
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { printTable } = await import('./lib');
-  monitoringBench().then(
-    (rows) => {
-      printTable(rows);
-      process.exit(0);
-    },
-    (error) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+runWhenMain(import.meta.url, monitoringBench);

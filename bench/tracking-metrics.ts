@@ -2,7 +2,6 @@
 // tight loop against the same loop logging nothing (the task's execution time), points stored per second through
 // the recorder (metric events of 2,000 points, as the host batches them), and Task.metricHistory of a
 // 1,000,000-point series downsampled to 1,000 points.
-import { pathToFileURL } from 'node:url';
 import { and, count, eq, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../plugins/protocol';
 import { tasks } from '../server/db/tables/runs';
@@ -12,7 +11,7 @@ import { rollupStoredPoints } from '../server/tracking/rollups';
 import { startTestApp, type TestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
 import { metricsModuleArchive } from '../test/tracking/metric-module';
-import { percentile, type Row } from './lib';
+import { percentile, type Row, runWhenMain } from './lib';
 import { runOnce } from './run-once';
 
 const POINTS = 100_000;
@@ -136,16 +135,4 @@ export async function trackingMetricsBench(): Promise<Row[]> {
 }
 
 // `npx tsx bench/tracking-metrics.ts`: this bench alone (it needs no Postgres or NATS).
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { printTable } = await import('./lib');
-  trackingMetricsBench().then(
-    (rows) => {
-      printTable(rows);
-      process.exit(0);
-    },
-    (error) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+runWhenMain(import.meta.url, trackingMetricsBench);
