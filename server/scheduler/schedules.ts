@@ -3,18 +3,17 @@
 // belongs to a team (by default its workflow's): with an owner given (API callers), only its owners change it, and
 // a refusal (FORBIDDEN, audited) changes nothing.
 import { and, asc, desc, eq, inArray, ne } from 'drizzle-orm';
-import { AuditedDenial, audited } from '../audit/audit';
+import { audited } from '../audit/audit';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
-import { assertOwnerMay, newOwnerTeam, type OwnedThing, type Owner } from '../teams/ownership';
-import { writableTeamsOf } from '../teams/queries';
+import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
 import type { CatchUpPolicy, OverlapPolicy } from '../vocabulary';
 import { resolveRunParameters } from '../workflows/spec';
 import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
-import { scheduleMayNotFire } from './ownership';
+import { firingOwnerTeam } from './ownership';
 
 export interface ScheduleInput {
   /** Workflow name or id. */
@@ -176,7 +175,15 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
   const workflow = await findWorkflow(db, input.workflow);
   await checkParameters(db, workflow, values.parameters);
   const next = checkFires(values, now);
-  const teamId = owner ? await audited(db, () => owningTeamOf(db, owner, input.team, workflow, values.name)) : null;
+  const teamId = owner
+    ? await audited(db, () =>
+        firingOwnerTeam(db, owner, input.team, workflow, {
+          kind: 'schedule',
+          name: values.name,
+          refused: (why) => `You may not schedule workflow "${workflow.name}": ${why}. Ask a member of its team to schedule it.`,
+        }),
+      )
+    : null;
   // Created now: fire times before this moment are not "missed", so nothing of the past is caught up.
   const [created] = await db
     .insert(schedules)
@@ -196,30 +203,6 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
     .returning();
   if (!created) throw nameTaken(values.name, workflow);
   return created;
-}
-
-/**
- * A new schedule's team: the one named, else its workflow's when the creator writes for it, else the creator's only
- * team. Refused (audited) when that owner could not fire the workflow (it belongs to another owner).
- */
-async function owningTeamOf(db: Db, owner: Owner, team: string | null | undefined, workflow: Workflow, name: string): Promise<string | null> {
-  const thing = { action: 'schedule.create', subject: `schedule:${name}`, label: 'a schedule' };
-  const writesForWorkflowTeam = !!workflow.teamId && (owner.admin || (await writableTeamsOf(db, owner.identity.id)).some((t) => t.id === workflow.teamId));
-  const teamId = (team === undefined || team === null) && writesForWorkflowTeam ? workflow.teamId : await newOwnerTeam(db, owner, team, thing);
-  const why = await scheduleMayNotFire(db, { teamId, createdBy: owner.identity.id }, workflow);
-  if (why)
-    throw new AuditedDenial(
-      {
-        identity: owner.identity,
-        action: thing.action,
-        decision: 'deny',
-        subject: thing.subject,
-        rule: 'a schedule fires only workflows its own owners publish',
-        details: { workflow: workflow.name },
-      },
-      `You may not schedule workflow "${workflow.name}": ${why}. Ask a member of its team to schedule it.`,
-    );
-  return teamId;
 }
 
 const scheduleThing = (schedule: Schedule, verb: string): OwnedThing => ({

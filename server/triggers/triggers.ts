@@ -3,7 +3,7 @@
 // (server/teams/ownership.ts), fires only workflows its owners publish, and its runs act for its owners.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, inArray } from 'drizzle-orm';
-import { AuditedDenial, audited } from '../audit/audit';
+import { audited } from '../audit/audit';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { registeredModels } from '../db/tables/registry';
@@ -11,11 +11,10 @@ import { type Signal, signals, type TriggerFiring, triggerFirings, type Workflow
 import { type Workflow, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { findDataset } from '../governance/datasets';
-import { scheduleMayNotFire } from '../scheduler/ownership';
+import { firingOwnerTeam } from '../scheduler/ownership';
 import { findWorkflow } from '../scheduler/schedules';
 import { aliasSubject, datasetSubject, hookSubject, monitorSubject, workflowSubject } from '../signals/signals';
-import { assertOwnerMay, newOwnerTeam, type OwnedThing, type Owner } from '../teams/ownership';
-import { writableTeamsOf } from '../teams/queries';
+import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
 import type { OverlapPolicy, TriggerKind } from '../vocabulary';
 import { resolveRunParameters } from '../workflows/spec';
 import { checkParameterMap } from './mapping';
@@ -185,7 +184,14 @@ export async function createTrigger(
   const id = randomUUID();
   const match = await matchOf(db, id, input.kind, input.source ?? null, workflow);
   await checkParameters(db, workflow, parameters, parameterMap);
-  const teamId = await audited(db, () => owningTeamOf(db, owner, input.team, workflow, input.name));
+  const teamId = await audited(db, () =>
+    firingOwnerTeam(db, owner, input.team, workflow, {
+      kind: 'trigger',
+      name: input.name,
+      refused: (why) =>
+        `You may not add a trigger to workflow "${workflow.name}": ${why.replace('this schedule', 'this trigger').replace('a schedule fires', 'a trigger fires')}. Ask a member of its team.`,
+    }),
+  );
   if (input.kind === 'ALERT_OPENED' && !match.matchSubject && !teamId)
     throw invalid([{ path: 'source', message: 'is required when the trigger belongs to no team (it would listen to every alert)' }]);
   const secret = input.kind === 'HTTP' ? newTriggerSecret() : null;
@@ -214,27 +220,6 @@ export async function createTrigger(
   if (!created)
     throw new AtelierError('CONFLICT', `A trigger named "${input.name}" exists; pick another name.`, [{ path: 'name', message: 'is already used' }]);
   return { trigger: created, secret };
-}
-
-/** A new trigger's team, as a schedule's: refused (audited) when that owner could not fire the workflow. */
-async function owningTeamOf(db: Db, owner: Owner, team: string | null | undefined, workflow: Workflow, name: string): Promise<string | null> {
-  const thing = { action: 'trigger.create', subject: `trigger:${name}`, label: 'a trigger' };
-  const writesForWorkflowTeam = !!workflow.teamId && (owner.admin || (await writableTeamsOf(db, owner.identity.id)).some((t) => t.id === workflow.teamId));
-  const teamId = (team === undefined || team === null) && writesForWorkflowTeam ? workflow.teamId : await newOwnerTeam(db, owner, team, thing);
-  const why = await scheduleMayNotFire(db, { teamId, createdBy: owner.identity.id }, workflow);
-  if (why)
-    throw new AuditedDenial(
-      {
-        identity: owner.identity,
-        action: thing.action,
-        decision: 'deny',
-        subject: thing.subject,
-        rule: 'a trigger fires only workflows its own owners publish',
-        details: { workflow: workflow.name },
-      },
-      `You may not add a trigger to workflow "${workflow.name}": ${why.replace('this schedule', 'this trigger').replace('a schedule fires', 'a trigger fires')}. Ask a member of its team.`,
-    );
-  return teamId;
 }
 
 const triggerThing = (t: WorkflowTrigger, verb: string): OwnedThing => ({
