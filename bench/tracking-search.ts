@@ -82,7 +82,7 @@ export async function trackingSearchBench(infra: Infra): Promise<Row[]> {
     const search = await p50(() => check(SEARCH, { f: 'metrics.acc > 0.9 and params.lr < 0.05', o: ['metrics.acc DESC'] }), SAMPLES);
     const searchOrder = await p50(() => check(SEARCH, { f: 'metrics.loss.min < 0.5', o: ['metrics.f1.max DESC', 'params.lr ASC'] }), SAMPLES);
     const COMPARE = `query ($ids: [ID!]!, $m: [String!]) { compareRuns(ids: $ids, metrics: $m, maxPoints: 200) {
-      runs { id } params { key values } metrics { name values { last min max } } series { runId metric points { step value } } } }`;
+      runs { id } params { key values } metrics { name values { last min max } } series { runId metric steps values } } }`;
     const compare = await p50(
       () => check(COMPARE, { ids: compared.filter((_, i) => i % 10 !== 0).concat(compared.filter((_, i) => i % 10 === 0)), m: METRICS }),
       SAMPLES,

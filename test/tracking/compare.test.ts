@@ -14,7 +14,7 @@ const COMPARE = `query ($ids: [ID!]!, $m: [String!], $p: Int, $all: Boolean) {
     runs { id name } missing
     params { key values differs }
     metrics { name values { last lastStep min minStep max maxStep count } }
-    series { runId metric points { step value } } } }`;
+    series { runId metric points { step value } steps values } } }`;
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -73,6 +73,8 @@ it('downsamples each series to at most maxPoints on shared buckets, keeping the 
     { step: 0, value: 2 },
     { step: 10, value: 'Infinity' },
   ]);
+  // The columnar form carries the same points.
+  for (const s of [sa, sb]) expect(s.steps.map((step: number, i: number) => ({ step, value: s.values[i] }))).toEqual(s.points);
 });
 
 it('reports deleted and unknown ids as missing, and refuses more than 100 runs or a bad maxPoints', async () => {

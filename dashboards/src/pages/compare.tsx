@@ -24,7 +24,7 @@ const COMPARE = graphql(`
       missing
       params { key values differs }
       metrics { name values { last min max count } }
-      series { runId metric points { step value } }
+      series { runId metric steps values }
     }
   }
 `);
@@ -103,7 +103,7 @@ function Compared({ c, missing }: { c: Comparison; missing: string[] }) {
     for (const s of c.series) {
       const i = c.runs.findIndex((r) => r.id === s.runId);
       if (i < 0) continue;
-      byMetric.get(s.metric)?.push({ runId: s.runId, label: labels[i]!, color: color(i), points: s.points });
+      byMetric.get(s.metric)?.push({ runId: s.runId, label: labels[i]!, color: color(i), points: s.steps.map((step, k) => ({ step, value: s.values[k] })) });
     }
     return byMetric;
   }, [c]);
