@@ -42,10 +42,12 @@ import { scrubStoredSources } from './modules/source';
 import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
 import { freshnessAlerts } from './monitoring/freshness-alerts';
+import { pruneObservations } from './monitoring/observations';
 import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createRegistrationHandler } from './registry/from-tasks';
 import { acrossReplicas, createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
+import { pruneHandledSignals } from './signals/signals';
 import { pruneExpiredTaskTokens, taskTracking } from './tracking/task-tokens';
 import { createTriggerDispatcher } from './triggers/dispatcher';
 import { pruneWebhookDeliveries } from './webhooks/deliveries';
@@ -55,8 +57,8 @@ import { createWebhookWorker } from './webhooks/worker';
 const REGISTRATION_RECOVERY_MS = 60_000;
 /** How often expired task tokens are deleted (one is minted per attempt). */
 const TASK_TOKEN_PRUNE_MS = 10 * 60_000;
-/** How often finished webhook deliveries past their retention are deleted. */
-const WEBHOOK_PRUNE_MS = 60 * 60_000;
+/** How often records past their retention (finished webhook deliveries, handled signals, observations) are deleted. */
+const RETENTION_MS = 60 * 60_000;
 
 export interface App {
   yoga: ApiYoga;
@@ -297,10 +299,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       (e) => log(`model registration recovery: ${(e as Error).message} (will retry)`),
     ),
     periodic(
-      'webhook delivery pruning',
-      WEBHOOK_PRUNE_MS,
-      () => pruneWebhookDeliveries(db, config.webhooks.retentionDays).then(() => undefined),
-      (e) => log(`webhook delivery pruning: ${(e as Error).message} (will retry)`),
+      'retention',
+      RETENTION_MS,
+      async () => {
+        await pruneWebhookDeliveries(db, config.webhooks.retentionDays);
+        await pruneHandledSignals(db, config.retention.signalDays);
+        await pruneObservations(db, config.retention.observationDays);
+      },
+      (e) => log(`retention: ${(e as Error).message} (will retry)`),
     ),
     createMonitorEvaluator({
       db,

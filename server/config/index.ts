@@ -97,6 +97,7 @@ export interface Config {
   corsOrigins: string[];
   /** Outgoing webhooks: where they may post, and how they retry (see server/webhooks/). */
   webhooks: WebhookConfig;
+  retention: RetentionConfig;
 }
 
 export interface WebhookConfig {
@@ -115,6 +116,14 @@ export interface WebhookConfig {
   pollMs: number;
   /** Finished deliveries (and their attempts) are deleted after this many days (`ATELIER_WEBHOOK_RETENTION_DAYS`, default 30). */
   retentionDays: number;
+}
+
+/** How long records that only grow are kept; each is pruned hourly by the control plane. */
+export interface RetentionConfig {
+  /** Handled trigger signals (and their firings), by creation (`ATELIER_SIGNAL_RETENTION_DAYS`, default 30). */
+  signalDays: number;
+  /** Monitoring observations, by the time they were taken (`ATELIER_OBSERVATION_RETENTION_DAYS`, default 400). */
+  observationDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -189,6 +198,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: int(env, 'ATELIER_WEBHOOK_TIMEOUT_MS', 10_000, 10, 120_000),
       pollMs: int(env, 'ATELIER_WEBHOOK_POLL_MS', 5_000, 10, 600_000),
       retentionDays: int(env, 'ATELIER_WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
+    },
+    retention: {
+      signalDays: int(env, 'ATELIER_SIGNAL_RETENTION_DAYS', 30, 1, 3650),
+      observationDays: int(env, 'ATELIER_OBSERVATION_RETENTION_DAYS', 400, 1, 3650),
     },
   };
 }

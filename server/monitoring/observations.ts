@@ -5,7 +5,7 @@
 import { sql } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import { refusal } from '../auth/refuse';
-import type { Db } from '../db/client';
+import { type Db, queryRows } from '../db/client';
 import { type TargetKind, targetKinds } from '../db/tables/monitoring';
 import { badInput } from '../errors';
 import { assertMayOperate, type Caller, mayWriteTarget } from './access';
@@ -153,4 +153,23 @@ export async function recordObservations(
     });
   });
   return { recorded: checked.length };
+}
+
+/**
+ * Deletes observations taken more than `days` ago (`ATELIER_OBSERVATION_RETENTION_DAYS`), a batch at a time; a
+ * monitor's trailing window or a chart older than that finds nothing there. Returns how many went.
+ */
+export async function pruneObservations(db: Db, days: number, batch = 20_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [row] = await queryRows<{ n: number | string }>(
+      db,
+      sql`with gone as (
+        delete from observations where id in (select id from observations where at < now() - ${`${days} days`}::interval limit ${batch}) returning 1
+      ) select count(*) as n from gone`,
+    );
+    const n = Number(row?.n ?? 0);
+    total += n;
+    if (n < batch) return total;
+  }
 }

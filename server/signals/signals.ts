@@ -3,7 +3,8 @@
 // twice (a retried transaction, a redelivered hook) one row. The dispatcher (server/triggers/) reads them after the
 // commit. A low folder of its own (features layer) so that governance/ and registry/ record signals without
 // importing the runs layer.
-import type { Db, Tx } from '../db/client';
+import { sql } from 'drizzle-orm';
+import { type Db, queryRows, type Tx } from '../db/client';
 import { signals } from '../db/tables/triggers';
 import type { SignalType } from '../vocabulary';
 
@@ -36,3 +37,25 @@ export const aliasSubject = (model: string, alias: string) => `alias:${model}@${
 export const workflowSubject = (workflowId: string) => `workflow:${workflowId}`;
 export const monitorSubject = (monitorId: string) => `monitor:${monitorId}`;
 export const hookSubject = (triggerId: string) => `trigger:${triggerId}`;
+
+/**
+ * Deletes handled signals (with their triggers' firings) created more than `days` ago, a batch at a time so no
+ * statement holds many rows; unhandled ones stay whatever their age. A key recorded again after its signal was
+ * pruned is a new signal: keep `days` longer than any sender's redelivery window. Returns how many went.
+ */
+export async function pruneHandledSignals(db: Db, days: number, batch = 5_000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const [row] = await queryRows<{ n: number | string }>(
+      db,
+      sql`with gone as (
+        delete from signals where id in (
+          select id from signals where created_at < now() - ${`${days} days`}::interval and handled_at is not null limit ${batch}
+        ) returning 1
+      ) select count(*) as n from gone`,
+    );
+    const n = Number(row?.n ?? 0);
+    total += n;
+    if (n < batch) return total;
+  }
+}

@@ -54,6 +54,8 @@ export const observations = pgTable(
   (t) => [
     index('observations_target_idx').on(t.targetKind, t.targetId, t.metric, t.at),
     index('observations_version_idx').on(t.versionId, t.metric, t.at).where(sql`version_id is not null`),
+    // For retention: observations arrive roughly in time order, so a BRIN index finds the old ones cheaply.
+    index('observations_at_brin').using('brin', t.at),
   ],
 );
 
