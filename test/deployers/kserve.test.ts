@@ -153,6 +153,29 @@ describe('kserve deployer on the stand-in', () => {
     await deployer.delete(d.id);
   });
 
+  it('starts a FAILED latest revision afresh when it is applied again (a new KServe revision)', async () => {
+    standIn.kserve.failStorageUri('s3://flaky/contract/iris/1', 'connection reset by peer');
+    const d = deployment({ storageUri: 's3://flaky/{ref}' });
+    expect((await deployer.apply(d, revision(1))).revisions[0]!.health).toBe('FAILED');
+    standIn.kserve.healStorageUri('s3://flaky/contract/iris/1');
+    const again = await deployer.apply(d, revision(1));
+    expect(again).toMatchObject({ ready: true, traffic: { 1: 100 }, revisions: [{ number: 1, health: 'READY' }] });
+    expect(standIn.inferenceService(d.name)!.status.components.predictor.latestReadyRevision).toBe(`${d.name}-predictor-00002`);
+    await deployer.delete(d.id);
+  });
+
+  it('retries a write that lost a resourceVersion race (409 Conflict), and says what to do about API errors it cannot fix', async () => {
+    const d = deployment();
+    await deployer.apply(d, revision(1));
+    standIn.fault({ method: 'PUT', path: `/inferenceservices/${d.name}`, status: 409 });
+    expect((await deployer.apply(d, revision(2))).revisions.map((r) => r.health)).toEqual(['READY', 'READY']);
+    standIn.fault({ method: 'PATCH', path: `/inferenceservices/${d.name}`, status: 500, times: 1 });
+    await expect(deployer.setTraffic(d.id, { 1: 50, 2: 50 })).rejects.toThrow(/500/);
+    standIn.fault({ method: 'GET', path: `/inferenceservices/${d.name}`, status: 403 });
+    await expect(deployer.status(d.id)).rejects.toThrow(/RBAC on inferenceservices\.serving\.kserve\.io/);
+    await deployer.delete(d.id);
+  });
+
   it('refuses settings it cannot use, creating nothing', async () => {
     const before = standIn.kserve.revisions();
     await expect(deployer.apply(deployment({ namespace: 'Nope!' }), revision(1))).rejects.toMatchObject({ code: 'BAD_SETTINGS' });
@@ -192,5 +215,81 @@ describe('kserve deployer on the stand-in', () => {
       rmSync(dir, { recursive: true, force: true });
       await deployer.delete(d.id);
     }
+  });
+});
+
+describe('the stand-in’s InferenceService API', () => {
+  let standIn: KubernetesStandIn;
+  const base = () => `${standIn.url}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices`;
+  const call = async (method: string, path: string, body?: unknown, type = 'application/json') => {
+    const res = await fetch(`${base()}${path}`, {
+      method,
+      headers: { authorization: 'Bearer stand-in-token', 'content-type': type },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const isvc = (name: string, storageUri = 's3://m/1') => ({
+    apiVersion: 'serving.kserve.io/v1beta1',
+    kind: 'InferenceService',
+    metadata: { name },
+    spec: { predictor: { model: { modelFormat: { name: 'sklearn' }, storageUri } } },
+  });
+
+  beforeAll(async () => {
+    standIn = await createKubernetesStandIn();
+  });
+  afterAll(() => standIn.close());
+
+  it('creates, conflicts on a stale resourceVersion, merge- and JSON-patches, validates, and watches', async () => {
+    const events: string[] = [];
+    const watch = await fetch(`${base()}?watch=true`, { headers: { authorization: 'Bearer stand-in-token' } });
+    const reader = watch.body!.getReader();
+    void (async () => {
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += new TextDecoder().decode(value);
+        const lines = text.split('\n');
+        text = lines.pop()!;
+        for (const line of lines) events.push(JSON.parse(line).type);
+      }
+    })();
+    const created = await call('POST', '', isvc('sk'));
+    expect(created.status).toBe(201);
+    expect((await call('POST', '', isvc('sk'))).body).toMatchObject({ code: 409, reason: 'AlreadyExists' });
+    expect((await call('POST', '', isvc('9bad'))).body).toMatchObject({ code: 422, reason: 'Invalid' });
+    expect((await call('POST', '', { ...isvc('sk2'), spec: { predictor: { canaryTrafficPercent: 150, model: { modelFormat: { name: 'x' } } } } })).status).toBe(
+      422,
+    );
+
+    const stale = { ...created.body, spec: { predictor: { model: { modelFormat: { name: 'sklearn' }, storageUri: 's3://m/2' } } } };
+    expect((await call('PUT', '/sk', stale)).status, 'the create is already superseded by the controller’s status').toBe(409);
+    const fresh = (await call('GET', '/sk')).body;
+    const put = await call('PUT', '/sk', { ...fresh, spec: stale.spec });
+    expect(put.status).toBe(200);
+    expect(put.body.metadata.generation).toBe(2);
+
+    const merged = await call('PATCH', '/sk', { spec: { predictor: { canaryTrafficPercent: 20 } } }, 'application/merge-patch+json');
+    expect(merged.body.spec.predictor).toMatchObject({ canaryTrafficPercent: 20, model: { storageUri: 's3://m/2' } });
+    const patched = await call('PATCH', '/sk', [{ op: 'replace', path: '/spec/predictor/canaryTrafficPercent', value: 0 }], 'application/json-patch+json');
+    expect(patched.body.spec.predictor.canaryTrafficPercent).toBe(0);
+    expect((await call('PATCH', '/sk', [{ op: 'test', path: '/spec/predictor/canaryTrafficPercent', value: 5 }], 'application/json-patch+json')).status).toBe(
+      422,
+    );
+    expect((await call('PATCH', '/sk', { spec: {} }, 'application/strategic-merge-patch+json')).status).toBe(415);
+
+    const deadline = Date.now() + 5_000;
+    while (standIn.inferenceService('sk')?.status?.components?.predictor?.latestReadyRevision !== 'sk-predictor-00002') {
+      if (Date.now() > deadline) throw new Error(JSON.stringify(standIn.inferenceService('sk')?.status));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect((await call('DELETE', '/sk')).body).toMatchObject({ kind: 'Status', status: 'Success' });
+    expect((await call('GET', '/sk')).status).toBe(404);
+    while (!events.includes('DELETED')) await new Promise((r) => setTimeout(r, 5));
+    expect(events[0]).toBe('ADDED');
+    expect(events).toContain('MODIFIED');
+    await reader.cancel();
   });
 });

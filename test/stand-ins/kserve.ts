@@ -353,6 +353,10 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
     failStorageUri(uri: string, message: string) {
       failing.set(uri, message);
     },
+    /** Models at this URI load again (revisions made from now on become ready). */
+    healStorageUri(uri: string) {
+      failing.delete(uri);
+    },
     /** Knative revisions alive (of InferenceServices that exist), in a namespace or all. */
     revisions(namespace?: string): number {
       return [...services.values()].filter((s) => namespace === undefined || s.namespace === namespace).reduce((n, s) => n + s.revisions.length, 0);
