@@ -26,6 +26,7 @@ import {
   DEPLOYMENT_LABEL,
   knativeNames,
   labelValue,
+  lastKnative,
   newInferenceService,
   predictorFor,
   REVISIONS_ANNOTATION,
@@ -142,7 +143,7 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
 
   /** Waits until KServe has made the last entry's revision and it is ready or failed (or the deadline passed). */
   const settled = (isvc: InferenceService) => {
-    if (!caughtUp(isvc)) return false;
+    if (!lastKnative(isvc, readEntries(isvc))) return false;
     const p = isvc.status?.components?.predictor ?? {};
     const configuration = (isvc.status?.conditions ?? []).find((c: { type: string }) => c.type === 'PredictorConfigurationReady');
     return !!p.latestCreatedRevision && (p.latestReadyRevision === p.latestCreatedRevision || configuration?.status === 'False');

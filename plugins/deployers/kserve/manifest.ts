@@ -117,11 +117,21 @@ const condition = (isvc: InferenceService, type: string): Record<string, any> | 
 /** Whether the controller has seen the latest spec (so latestCreatedRevision belongs to the last entry). */
 export const caughtUp = (isvc: InferenceService) => (isvc.status?.observedGeneration ?? 0) >= (isvc.metadata?.generation ?? 1);
 
-/** Each entry's Knative revision: recorded ones, and the last one's from the status once caught up. */
+/**
+ * The last entry's Knative revision: `latestCreatedRevision` once the controller has seen the latest spec and it is
+ * not an earlier entry's (Knative may report the new revision a little after KServe's observedGeneration moved).
+ */
+export function lastKnative(isvc: InferenceService, entries: RevisionEntry[]): string | undefined {
+  const created: string | undefined = isvc.status?.components?.predictor?.latestCreatedRevision;
+  if (!caughtUp(isvc) || !created || entries.slice(0, -1).some((e) => e.knative === created)) return undefined;
+  return created;
+}
+
+/** Each entry's Knative revision: recorded ones, and the last one's from the status. */
 export function knativeNames(isvc: InferenceService, entries: RevisionEntry[]): Map<string, number> {
   const names = new Map<string, number>();
   entries.forEach((e, i) => {
-    const kn = i === entries.length - 1 ? (caughtUp(isvc) ? isvc.status?.components?.predictor?.latestCreatedRevision : undefined) : e.knative;
+    const kn = i === entries.length - 1 ? lastKnative(isvc, entries) : e.knative;
     if (kn) names.set(kn, e.number);
   });
   return names;
@@ -133,7 +143,7 @@ export function revisionStatuses(isvc: InferenceService, entries: RevisionEntry[
   return entries.map((e, i) => {
     const base = { number: e.number, modelVersion: e.ref, restarts: 0 };
     if (i < entries.length - 1) return e.failed ? { ...base, health: 'FAILED', message: e.failed } : { ...base, health: 'READY', message: null };
-    if (!caughtUp(isvc) || !p.latestCreatedRevision) return { ...base, health: 'STARTING', message: 'KServe has not yet created its revision' };
+    if (!lastKnative(isvc, entries)) return { ...base, health: 'STARTING', message: 'KServe has not yet created its revision' };
     if (p.latestReadyRevision === p.latestCreatedRevision) return { ...base, health: 'READY', message: null };
     if (configuration?.status === 'False') {
       const why = isvc.status?.modelStatus?.lastFailureInfo?.message;
