@@ -153,6 +153,19 @@ describe('kserve deployer on the stand-in', () => {
     await deployer.delete(d.id);
   });
 
+  it('a revision asking for more GPUs than a node has: FAILED, saying so', async () => {
+    standIn.kserve.setGpuCapacity(2);
+    const d = deployment();
+    try {
+      const status = await deployer.apply(d, revision(1, { resources: { gpus: 4 } }));
+      expect(status).toMatchObject({ ready: false, revisions: [{ health: 'FAILED' }] });
+      expect(status.message).toContain('Insufficient nvidia.com/gpu');
+    } finally {
+      standIn.kserve.setGpuCapacity(Number.POSITIVE_INFINITY);
+      await deployer.delete(d.id);
+    }
+  });
+
   it('starts a FAILED latest revision afresh when it is applied again (a new KServe revision)', async () => {
     standIn.kserve.failStorageUri('s3://flaky/contract/iris/1', 'connection reset by peer');
     const d = deployment({ storageUri: 's3://flaky/{ref}' });

@@ -60,6 +60,7 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
   const readyMs = options.readyMs ?? 15;
   const services = new Map<string, ServiceState>(); // by uid
   const failing = new Map<string, string>(); // storageUri → why it fails to load
+  let gpuCapacity = Number.POSITIVE_INFINITY; // nvidia.com/gpu on the largest node
 
   function templateOf(isvc: Obj): { key: string; predictor: Obj } {
     const { canaryTrafficPercent: _, ...predictor } = isvc.spec?.predictor ?? {};
@@ -133,9 +134,12 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
       host.later(readyMs, () => {
         void state.listening.then(() => {
           if (services.get(uid) !== state) return;
+          const gpus = Number(predictor.model?.resources?.limits?.['nvidia.com/gpu'] ?? 0);
           const why = failing.get(predictor.model?.storageUri ?? '');
-          revision.state = why === undefined ? 'ready' : 'failed';
-          if (why !== undefined) revision.message = `Container failed with: ${why}`;
+          revision.state = why === undefined && gpus <= gpuCapacity ? 'ready' : 'failed';
+          // Knative reports an unschedulable pod through the revision (ResourcesAvailable False, Unschedulable).
+          if (gpus > gpuCapacity) revision.message = `0/1 nodes are available: 1 Insufficient nvidia.com/gpu`;
+          else if (why !== undefined) revision.message = `Container failed with: ${why}`;
           reconcile(namespace, name);
         });
       });
@@ -352,6 +356,10 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
     /** Models stored at this URI fail to load: their revisions fail with this message. */
     failStorageUri(uri: string, message: string) {
       failing.set(uri, message);
+    },
+    /** The GPUs the largest node offers: revisions asking for more cannot be scheduled. */
+    setGpuCapacity(gpus: number) {
+      gpuCapacity = gpus;
     },
     /** Models at this URI load again (revisions made from now on become ready). */
     healStorageUri(uri: string) {

@@ -1252,7 +1252,12 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     inferenceServices: (namespace = 'default') => [...store.inferenceservices.values()].filter((o) => o.metadata.namespace === namespace),
     inferenceService: (name: string, namespace = 'default') => store.inferenceservices.get(key(namespace, name)),
     /** The simulated KServe: make a storage URI fail to load; count the Knative revisions alive. */
-    kserve: { failStorageUri: kserve.failStorageUri, healStorageUri: kserve.healStorageUri, revisions: kserve.revisions },
+    kserve: {
+      failStorageUri: kserve.failStorageUri,
+      healStorageUri: kserve.healStorageUri,
+      setGpuCapacity: kserve.setGpuCapacity,
+      revisions: kserve.revisions,
+    },
     logOf: (pod: string, namespace = 'default') => (logs.get(key(namespace, pod)) ?? []).map((l) => l.text),
     resourceVersion: () => rv,
 
