@@ -166,6 +166,27 @@ describe('kserve deployer on the stand-in', () => {
     }
   });
 
+  it('a stopped KServe controller: a traffic change fails saying so, apply answers STARTING at its deadline; both recover', async () => {
+    const impatient = createKServeDeployer({ kubeConfig: standIn.kubeConfig(), ...fast, readyTimeoutMs: 100, trafficTimeoutMs: 100 });
+    const d = deployment();
+    await impatient.apply(d, revision(1));
+    await impatient.apply(d, revision(2));
+    standIn.kserve.pause();
+    try {
+      await expect(impatient.setTraffic(d.id, { 1: 50, 2: 50 })).rejects.toThrow(/canaryTrafficPercent 50 but routes \{"1":100\}.* after 100 ms/);
+      const starting = await impatient.apply(d, revision(3));
+      expect(starting.revisions.map((r) => r.health)).toEqual(['READY', 'READY', 'STARTING']);
+      expect(starting.traffic).toEqual({ 1: 100 });
+    } finally {
+      standIn.kserve.resume();
+    }
+    const resumed = await deployer.apply(d, revision(3));
+    expect(resumed.revisions.map((r) => r.health)).toEqual(['READY', 'READY', 'READY']);
+    expect(resumed.traffic, 'applying revision 3 wrote canaryTrafficPercent 0 over the 50 that never routed').toEqual({ 1: 100 });
+    expect((await deployer.setTraffic(d.id, { 1: 40, 3: 60 })).traffic).toEqual({ 1: 40, 3: 60 });
+    await deployer.delete(d.id);
+  });
+
   it('starts a FAILED latest revision afresh when it is applied again (a new KServe revision)', async () => {
     standIn.kserve.failStorageUri('s3://flaky/contract/iris/1', 'connection reset by peer');
     const d = deployment({ storageUri: 's3://flaky/{ref}' });

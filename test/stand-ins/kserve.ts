@@ -61,6 +61,7 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
   const services = new Map<string, ServiceState>(); // by uid
   const failing = new Map<string, string>(); // storageUri → why it fails to load
   let gpuCapacity = Number.POSITIVE_INFINITY; // nvidia.com/gpu on the largest node
+  let paused: Set<string> | null = null; // "<ns>/<name>" waiting for the controller while it is stopped
 
   function templateOf(isvc: Obj): { key: string; predictor: Obj } {
     const { canaryTrafficPercent: _, ...predictor } = isvc.spec?.predictor ?? {};
@@ -123,6 +124,7 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
 
   /** What the controllers do after any write to the InferenceService. */
   function reconcile(namespace: string, name: string) {
+    if (paused) return void paused.add(`${namespace}/${name}`);
     const isvc = host.get(namespace, name);
     if (!isvc) return;
     const state = stateOf(isvc);
@@ -356,6 +358,18 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
     /** Models stored at this URI fail to load: their revisions fail with this message. */
     failStorageUri(uri: string, message: string) {
       failing.set(uri, message);
+    },
+    /** Stops the controller (a KServe outage): writes are stored, nothing reconciles them until `resume`. */
+    pause() {
+      paused ??= new Set();
+    },
+    resume() {
+      const waiting = [...(paused ?? [])];
+      paused = null;
+      for (const k of waiting) {
+        const [namespace, name] = k.split('/') as [string, string];
+        reconcile(namespace, name);
+      }
     },
     /** The GPUs the largest node offers: revisions asking for more cannot be scheduled. */
     setGpuCapacity(gpus: number) {

@@ -1256,6 +1256,8 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       failStorageUri: kserve.failStorageUri,
       healStorageUri: kserve.healStorageUri,
       setGpuCapacity: kserve.setGpuCapacity,
+      pause: kserve.pause,
+      resume: kserve.resume,
       revisions: kserve.revisions,
     },
     logOf: (pod: string, namespace = 'default') => (logs.get(key(namespace, pod)) ?? []).map((l) => l.text),

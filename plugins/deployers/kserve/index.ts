@@ -227,6 +227,8 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         if (same === last && !settled(found.isvc)) await poll(at, settled, options.readyTimeoutMs ?? 600_000);
         return statusOf(deployment.id, (await find(deployment.id))!.isvc);
       }
+      // The revision before must have its KServe revision (recorded below) before the predictor changes again.
+      if (last && !lastKnative(found.isvc, entries)) await poll(at, (i) => !!lastKnative(i, readEntries(i)), options.readyTimeoutMs ?? 600_000);
       await write(at, (isvc) => {
         const now = readEntries(isvc);
         if (same) {
@@ -267,8 +269,13 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
       translate(err, `setting canaryTrafficPercent of InferenceService ${at.name}`);
     }
     const same = (s: DeploymentStatus) => JSON.stringify(s.traffic) === JSON.stringify(wanted);
-    const after = await poll(at, (i) => caughtUp(i) && same(statusOf(id, i)), options.trafficTimeoutMs ?? 60_000);
-    return statusOf(id, after);
+    const timeoutMs = options.trafficTimeoutMs ?? 60_000;
+    const after = statusOf(id, await poll(at, (i) => caughtUp(i) && same(statusOf(id, i)), timeoutMs));
+    if (!same(after))
+      throw new Error(
+        `${name}: KServe set canaryTrafficPercent ${canary.percent} but routes ${JSON.stringify(after.traffic)}, not ${JSON.stringify(wanted)}, after ${timeoutMs} ms (${after.message}): check the KServe controller and Knative`,
+      );
+    return after;
   }
 
   return defineDeployer({
