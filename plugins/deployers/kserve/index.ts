@@ -30,6 +30,7 @@ import {
   newInferenceService,
   predictorFor,
   REVISIONS_ANNOTATION,
+  type RevisionEntry,
   readEntries,
   statusOf,
   storageUriFor,
@@ -193,12 +194,12 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
       throw refuse('NO_SERVE_ENTRYPOINT', `${revision.modelVersion.ref} has no serve entrypoint: give the model version one before deploying it`);
     const { namespace, predictor: settings } = settingsOf(deployment, revision);
     const predictor = predictorFor(revision, settings);
-    const entry = { number: revision.number, ref: revision.modelVersion.ref, digest: revision.modelVersion.digest };
+    const entry: RevisionEntry = { number: revision.number, ref: revision.modelVersion.ref, digest: revision.modelVersion.digest };
     const found = await find(deployment.id);
     let at: Located;
     if (!found) {
       at = { namespace, name: deployment.name };
-      const body = newInferenceService(deployment.name, deployment.id, labelValue(deployment.id, sha), predictor, [entry]);
+      const body = newInferenceService(deployment.name, deployment.id, labelValue(deployment.id, sha), predictor, [{ ...entry, generation: 1 }]);
       try {
         await api.create(namespace, body);
       } catch (err) {
@@ -228,13 +229,31 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         return statusOf(deployment.id, (await find(deployment.id))!.isvc);
       }
       // The revision before must have its KServe revision (recorded below) before the predictor changes again.
-      if (last && !lastKnative(found.isvc, entries)) await poll(at, (i) => !!lastKnative(i, readEntries(i)), options.readyTimeoutMs ?? 600_000);
+      if (!same && last && !lastKnative(found.isvc, entries)) {
+        const waited = await poll(at, (i) => !!lastKnative(i, readEntries(i)), options.readyTimeoutMs ?? 600_000);
+        if (!lastKnative(waited, readEntries(waited)))
+          throw new Error(
+            `${name}: KServe has not yet created a revision for revision ${last.number} of deployment ${deployment.id}: apply revision ${revision.number} again once it has`,
+          );
+      }
       await write(at, (isvc) => {
         const now = readEntries(isvc);
         if (same) {
           // A FAILED latest revision, started afresh: a new attempt annotation makes KServe create a new revision.
+          const current = now.at(-1)!;
+          const failedAs = lastKnative(isvc, now);
+          if (current.number !== revision.number || !failedAs) return 'unchanged';
           const attempt = Number(isvc.metadata.annotations?.[ATTEMPT_ANNOTATION] ?? 0) + 1;
-          isvc.metadata.annotations = { ...isvc.metadata.annotations, [ATTEMPT_ANNOTATION]: String(attempt) };
+          const canary = isvc.spec.predictor?.canaryTrafficPercent;
+          const nextPredictor = { ...predictor, ...(canary === undefined ? {} : { canaryTrafficPercent: canary }) };
+          current.generation = isvc.metadata.generation + (JSON.stringify(nextPredictor) === JSON.stringify(isvc.spec.predictor) ? 0 : 1);
+          current.replaced = [...(current.replaced ?? []), failedAs];
+          isvc.metadata.annotations = {
+            ...isvc.metadata.annotations,
+            [ATTEMPT_ANNOTATION]: String(attempt),
+            [REVISIONS_ANNOTATION]: JSON.stringify(now),
+          };
+          isvc.spec.predictor = nextPredictor;
           return isvc;
         }
         if (now.some((e) => e.number === revision.number)) return 'unchanged';
@@ -245,7 +264,8 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
           const was = statusOf(deployment.id, isvc).revisions.at(-1);
           if (was?.health === 'FAILED') previous.failed = was.message ?? 'failed';
         }
-        isvc.metadata.annotations = { ...isvc.metadata.annotations, [REVISIONS_ANNOTATION]: JSON.stringify([...now, entry]) };
+        const written = { ...entry, generation: isvc.metadata.generation + 1 }; // the predictor changes: a new generation
+        isvc.metadata.annotations = { ...isvc.metadata.annotations, [REVISIONS_ANNOTATION]: JSON.stringify([...now, written]) };
         // A new revision takes no traffic until told: canaryTrafficPercent 0 pins it all on the rolled-out one.
         isvc.spec.predictor = { ...predictor, canaryTrafficPercent: 0 };
         return isvc;

@@ -30,6 +30,10 @@ export interface RevisionEntry {
   knative?: string;
   /** Why it failed, recorded when a later revision superseded it while FAILED. */
   failed?: string;
+  /** The resource's metadata.generation once this entry's predictor was written (KServe has seen it when observed). */
+  generation?: number;
+  /** KServe revisions of earlier attempts at this entry (FAILED ones, started afresh). */
+  replaced?: string[];
 }
 
 export interface PredictorSettings {
@@ -123,7 +127,10 @@ export const caughtUp = (isvc: InferenceService) => (isvc.status?.observedGenera
  */
 export function lastKnative(isvc: InferenceService, entries: RevisionEntry[]): string | undefined {
   const created: string | undefined = isvc.status?.components?.predictor?.latestCreatedRevision;
-  if (!caughtUp(isvc) || !created || entries.slice(0, -1).some((e) => e.knative === created)) return undefined;
+  const last = entries.at(-1);
+  if (!created || !last) return undefined;
+  const seen = last.generation === undefined ? caughtUp(isvc) : (isvc.status?.observedGeneration ?? 0) >= last.generation;
+  if (!seen || entries.slice(0, -1).some((e) => e.knative === created) || last.replaced?.includes(created)) return undefined;
   return created;
 }
 
