@@ -3,7 +3,9 @@
 // watches (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR, 410 Gone for compacted resource versions), the pod log endpoint
 // (follow, timestamps, sinceSeconds), cascading DELETE, a small Job controller and kubelet, and fault injection.
 // apps/v1 Deployments (the kubernetes-gpu hot clusters) are stored, validated and report their replicas ready after
-// one kubelet step; their pods are not simulated.
+// one kubelet step; their pods are not simulated. serving.kserve.io/v1beta1 InferenceServices are stored with
+// GET/LIST/watch/POST/PUT/PATCH (merge patch and JSON patch)/DELETE, resourceVersion conflicts and the CRD's printer
+// columns as a Table for kubectl; ./kserve.ts simulates the KServe and Knative controllers behind them.
 //
 // Pods run a program given as their container command (`standInCommand([...steps])`); pods without one wait, in
 // Pending, for a test to script them (`standIn.pod(name).schedule()`, `.running()`, `.exit(1)`...).
@@ -11,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { createKServeController } from './kserve';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
@@ -73,10 +76,12 @@ export interface KubernetesStandInOptions {
   bookmarkMs?: number;
   /** Delay between the kubelet's automatic steps (scheduling, ContainerCreating, Running). Default 5 ms. */
   stepMs?: number;
+  /** How long a KServe predictor revision takes to become ready (or fail). Default 15 ms. */
+  kserveReadyMs?: number;
 }
 
 type Obj = Record<string, any>;
-type Kind = 'jobs' | 'pods' | 'services' | 'deployments';
+type Kind = 'jobs' | 'pods' | 'services' | 'deployments' | 'inferenceservices';
 interface StoredEvent {
   rv: number;
   kind: Kind;
@@ -122,7 +127,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const token = options.token === undefined ? 'stand-in-token' : options.token;
   const stepMs = options.stepMs ?? 5;
   const namespaces = new Set(options.namespaces ?? ['default']);
-  const store: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), services: new Map(), deployments: new Map() };
+  const store: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), services: new Map(), deployments: new Map(), inferenceservices: new Map() };
   const history: StoredEvent[] = [];
   let rv = 100;
   /** Watches from a resourceVersion below this get 410 Gone: the events after it are no longer known. */
@@ -135,7 +140,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const podRuns = new Map<string, number>(); // "<ns>/<job>/<index>" → pods started for that index
-  const created = { jobs: 0, services: 0, pods: 0, deployments: 0 };
+  const created = { jobs: 0, services: 0, pods: 0, deployments: 0, inferenceservices: 0 };
   /** Every Deployment created through the API, as posted (kept after it is deleted). */
   const createdDeployments: Obj[] = [];
   let nsCounter = 0;
@@ -194,6 +199,118 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       code,
     };
   }
+
+  const kserve = createKServeController(
+    {
+      now,
+      later,
+      get: (namespace, name) => store.inferenceservices.get(key(namespace, name)),
+      commitStatus: (object) => commit('inferenceservices', 'MODIFIED', object),
+    },
+    { readyMs: options.kserveReadyMs },
+  );
+
+  // -------------------------------------------------------------------------------------------------------------
+  // InferenceServices: stored as a CRD's objects are (status a subresource the controller alone writes), then handed
+  // to the simulated KServe controller after every write.
+
+  function createInferenceService(namespace: string, body: Obj): Obj {
+    const isvc: Obj = {
+      apiVersion: body.apiVersion,
+      kind: body.kind,
+      metadata: { ...body.metadata, namespace, uid: randomUUID(), generation: 1, creationTimestamp: now() },
+      spec: body.spec,
+    };
+    delete isvc.metadata.resourceVersion;
+    created.inferenceservices++;
+    commit('inferenceservices', 'ADDED', isvc);
+    const answer = structuredClone(isvc);
+    kserve.reconcile(namespace, isvc.metadata.name);
+    return answer;
+  }
+
+  async function updateInferenceService(req: IncomingMessage, res: ServerResponse, namespace: string, name: string, current: Obj | undefined) {
+    const what = `inferenceservices.serving.kserve.io "${name}"`;
+    let body: unknown;
+    try {
+      body = JSON.parse(await readAll(req));
+    } catch (err) {
+      return respond(res, 400, statusBody(400, 'BadRequest', `the body of the request was in an unknown format: ${(err as Error).message}`));
+    }
+    if (!current) return notFound(res, 'inferenceservices', 'serving.kserve.io', name);
+    let next: Obj;
+    if (req.method === 'PUT') {
+      next = body as Obj;
+      if (!next?.metadata?.resourceVersion) {
+        return respond(
+          res,
+          422,
+          statusBody(422, 'Invalid', `${what} is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`),
+        );
+      }
+    } else {
+      const type = String(req.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim();
+      try {
+        if (type === 'application/merge-patch+json') next = mergePatch(structuredClone(current), body) as Obj;
+        else if (type === 'application/json-patch+json') next = jsonPatch(structuredClone(current), body);
+        else {
+          return respond(
+            res,
+            415,
+            statusBody(
+              415,
+              'UnsupportedMediaType',
+              `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json`,
+            ),
+          );
+        }
+      } catch (err) {
+        return respond(res, 422, statusBody(422, 'Invalid', `${what} is invalid: ${(err as Error).message}`));
+      }
+    }
+    const sent = next.metadata?.resourceVersion;
+    if (sent !== undefined && sent !== current.metadata.resourceVersion) {
+      return respond(
+        res,
+        409,
+        statusBody(
+          409,
+          'Conflict',
+          `Operation cannot be fulfilled on ${what}: the object has been modified; please apply your changes to the latest version and try again`,
+          {
+            name,
+            group: 'serving.kserve.io',
+            kind: 'inferenceservices',
+          },
+        ),
+      );
+    }
+    if (next.metadata?.name !== name)
+      return respond(res, 400, statusBody(400, 'BadRequest', `the name of the object (${next.metadata?.name}) does not match the name on the URL (${name})`));
+    const invalid = kserve.validate(next);
+    if (invalid)
+      return respond(res, 422, statusBody(422, 'Invalid', `${what} is invalid: ${invalid}`, { name, group: 'serving.kserve.io', kind: 'inferenceservices' }));
+    const updated: Obj = {
+      ...next,
+      metadata: {
+        ...next.metadata,
+        namespace,
+        uid: current.metadata.uid,
+        creationTimestamp: current.metadata.creationTimestamp,
+        generation: current.metadata.generation + (JSON.stringify(next.spec) === JSON.stringify(current.spec) ? 0 : 1),
+      },
+      status: current.status, // the status subresource: only the controller writes it
+    };
+    commit('inferenceservices', 'MODIFIED', updated);
+    const answer = structuredClone(updated);
+    kserve.reconcile(namespace, name);
+    return respond(res, 200, answer);
+  }
+
+  /** kubectl asks for server-side printing (a meta.k8s.io Table) first. */
+  const wantsTable = (req: IncomingMessage) => /as=Table/.test(String(req.headers.accept ?? ''));
 
   // -------------------------------------------------------------------------------------------------------------
   // Deployment controller: defaults as the API server fills them, all replicas ready one kubelet step later (no pods).
@@ -665,6 +782,11 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       groups: [
         { name: 'apps', versions: [{ groupVersion: 'apps/v1', version: 'v1' }], preferredVersion: { groupVersion: 'apps/v1', version: 'v1' } },
         { name: 'batch', versions: [{ groupVersion: 'batch/v1', version: 'v1' }], preferredVersion: { groupVersion: 'batch/v1', version: 'v1' } },
+        {
+          name: 'serving.kserve.io',
+          versions: [{ groupVersion: 'serving.kserve.io/v1beta1', version: 'v1beta1' }],
+          preferredVersion: { groupVersion: 'serving.kserve.io/v1beta1', version: 'v1beta1' },
+        },
       ],
     },
     '/api/v1': {
@@ -719,13 +841,43 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         { name: 'deployments/status', singularName: '', namespaced: true, kind: 'Deployment', verbs: ['get'] },
       ],
     },
+    '/apis/serving.kserve.io/v1beta1': {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: 'serving.kserve.io/v1beta1',
+      resources: [
+        {
+          name: 'inferenceservices',
+          singularName: 'inferenceservice',
+          namespaced: true,
+          kind: 'InferenceService',
+          verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+          shortNames: ['isvc'],
+        },
+        { name: 'inferenceservices/status', singularName: '', namespaced: true, kind: 'InferenceService', verbs: ['get'] },
+      ],
+    },
     '/version': { major: '1', minor: '32', gitVersion: 'v1.32.0-stand-in', platform: 'linux/amd64' },
   };
 
-  const ROUTE = /^\/(api\/v1|apis\/batch\/v1|apis\/apps\/v1)(?:\/namespaces\/([^/]+))?\/(jobs|pods|services|deployments)(?:\/([^/]+))?(?:\/(log|status))?$/;
+  const ROUTE =
+    /^\/(api\/v1|apis\/batch\/v1|apis\/apps\/v1|apis\/serving\.kserve\.io\/v1beta1)(?:\/namespaces\/([^/]+))?\/(jobs|pods|services|deployments|inferenceservices)(?:\/([^/]+))?(?:\/(log|status))?$/;
   /** The API group path each resource is served under. */
-  const GROUP_PATH: Record<Kind, string> = { jobs: 'apis/batch/v1', deployments: 'apis/apps/v1', pods: 'api/v1', services: 'api/v1' };
-  const GROUP: Record<Kind, string> = { jobs: 'batch', deployments: 'apps', pods: '', services: '' };
+  const GROUP_PATH: Record<Kind, string> = {
+    jobs: 'apis/batch/v1',
+    deployments: 'apis/apps/v1',
+    pods: 'api/v1',
+    services: 'api/v1',
+    inferenceservices: 'apis/serving.kserve.io/v1beta1',
+  };
+  const GROUP: Record<Kind, string> = { jobs: 'batch', deployments: 'apps', pods: '', services: '', inferenceservices: 'serving.kserve.io' };
+  const API_VERSION: Record<Kind, string> = {
+    jobs: 'batch/v1',
+    deployments: 'apps/v1',
+    pods: 'v1',
+    services: 'v1',
+    inferenceservices: 'serving.kserve.io/v1beta1',
+  };
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://stand-in');
@@ -793,8 +945,11 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       const selector = parseSelector(url.searchParams.get('labelSelector'));
       if (record.watch) return openWatch(req, res, kind, namespace, selector, url.searchParams);
       const items = [...store[kind].values()].filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && selector(o.metadata.labels));
-      const listKind = { jobs: 'JobList', pods: 'PodList', services: 'ServiceList', deployments: 'DeploymentList' }[kind];
-      return respond(res, 200, { kind: listKind, apiVersion: group ? `${group}/v1` : 'v1', metadata: { resourceVersion: String(rv) }, items });
+      if (kind === 'inferenceservices' && wantsTable(req)) return respond(res, 200, kserve.table(items, String(rv)));
+      const listKind = { jobs: 'JobList', pods: 'PodList', services: 'ServiceList', deployments: 'DeploymentList', inferenceservices: 'InferenceServiceList' }[
+        kind
+      ];
+      return respond(res, 200, { kind: listKind, apiVersion: API_VERSION[kind], metadata: { resourceVersion: String(rv) }, items });
     }
     if (namespace === undefined)
       return respond(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
@@ -827,6 +982,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       }
       if (kind === 'jobs') return respond(res, 201, createJob(namespace, body));
       if (kind === 'deployments') return respond(res, 201, createDeployment(namespace, body));
+      if (kind === 'inferenceservices') return respond(res, 201, createInferenceService(namespace, body));
       const obj: Obj = { ...body, metadata: { ...body.metadata, namespace, uid: randomUUID(), creationTimestamp: now() } };
       if (kind === 'services') {
         obj.spec = { type: 'ClusterIP', sessionAffinity: 'None', ...obj.spec, clusterIPs: obj.spec?.clusterIP === 'None' ? ['None'] : ['10.96.0.10'] };
@@ -841,7 +997,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     const obj = store[kind].get(key(namespace, name));
 
     if (method === 'GET' && sub === 'log' && kind === 'pods') return podLog(res, namespace, name, url.searchParams);
+    if (method === 'GET' && obj && kind === 'inferenceservices' && wantsTable(req)) return respond(res, 200, kserve.table([obj], obj.metadata.resourceVersion));
     if (method === 'GET') return obj ? respond(res, 200, obj) : notFound(res, kind, group, name);
+    if ((method === 'PUT' || method === 'PATCH') && kind === 'inferenceservices') return updateInferenceService(req, res, namespace, name, obj);
 
     if (method === 'DELETE') {
       if (!obj) return notFound(res, kind, group, name);
@@ -856,13 +1014,16 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       }
       // The API's default for batch/v1 Jobs is to orphan their pods (kubectl asks for Background itself).
       const last = deleteObject(kind, namespace, name, propagation ?? (kind === 'jobs' ? 'Orphan' : 'Background'))!;
-      if (kind === 'jobs' || kind === 'deployments') return respond(res, 200, statusBody(200, '', '', { name, group, kind, uid: last.metadata.uid }));
+      if (kind === 'inferenceservices') kserve.forget(last.metadata.uid);
+      if (kind === 'jobs' || kind === 'deployments' || kind === 'inferenceservices')
+        return respond(res, 200, statusBody(200, '', '', { name, group, kind, uid: last.metadata.uid }));
       return respond(res, 200, last);
     }
     return respond(res, 405, statusBody(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource'));
   }
 
   function validate(kind: Kind, body: Obj): string | undefined {
+    if (kind === 'inferenceservices') return kserve.validate(body);
     const name = body?.metadata?.name;
     if (typeof name !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name) || name.length > 63) {
       return `metadata.name: Invalid value: ${JSON.stringify(name)}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character`;
@@ -956,8 +1117,8 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   }
 
   function bookmark(w: Watcher) {
-    const kindName = { jobs: 'Job', pods: 'Pod', services: 'Service', deployments: 'Deployment' }[w.kind];
-    send(w, 'BOOKMARK', { kind: kindName, apiVersion: GROUP[w.kind] ? `${GROUP[w.kind]}/v1` : 'v1', metadata: { resourceVersion: String(rv) } });
+    const kindName = { jobs: 'Job', pods: 'Pod', services: 'Service', deployments: 'Deployment', inferenceservices: 'InferenceService' }[w.kind];
+    send(w, 'BOOKMARK', { kind: kindName, apiVersion: API_VERSION[w.kind], metadata: { resourceVersion: String(rv) } });
   }
 
   function podLog(res: ServerResponse, namespace: string, name: string, params: URLSearchParams) {
@@ -1088,6 +1249,17 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     createdDeployments,
     deployments: (namespace = 'default') => [...store.deployments.values()].filter((d) => d.metadata.namespace === namespace),
     deployment: (name: string, namespace = 'default') => store.deployments.get(key(namespace, name)),
+    inferenceServices: (namespace = 'default') => [...store.inferenceservices.values()].filter((o) => o.metadata.namespace === namespace),
+    inferenceService: (name: string, namespace = 'default') => store.inferenceservices.get(key(namespace, name)),
+    /** The simulated KServe: make a storage URI fail to load; count the Knative revisions alive. */
+    kserve: {
+      failStorageUri: kserve.failStorageUri,
+      healStorageUri: kserve.healStorageUri,
+      setGpuCapacity: kserve.setGpuCapacity,
+      pause: kserve.pause,
+      resume: kserve.resume,
+      revisions: kserve.revisions,
+    },
     logOf: (pod: string, namespace = 'default') => (logs.get(key(namespace, pod)) ?? []).map((l) => l.text),
     resourceVersion: () => rv,
 
@@ -1240,6 +1412,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     async close() {
       closed = true;
       clearInterval(deadlineTicker);
+      kserve.close();
       for (const timer of timers) clearTimeout(timer);
       for (const w of [...watchers]) w.res.destroy();
       for (const f of [...logFollowers]) f.res.destroy();
@@ -1288,4 +1461,79 @@ function readAll(req: IncomingMessage): Promise<string> {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Obj = target !== null && typeof target === 'object' && !Array.isArray(target) ? (target as Obj) : {};
+  for (const [k, v] of Object.entries(patch as Obj)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** RFC 6902 JSON patch (add, remove, replace, move, copy, test), paths as RFC 6901 pointers. */
+function jsonPatch(doc: Obj, ops: unknown): Obj {
+  if (!Array.isArray(ops)) throw new Error('a JSON patch must be an array of operations');
+  const parse = (pointer: string) => {
+    if (typeof pointer !== 'string' || (pointer !== '' && !pointer.startsWith('/'))) throw new Error(`bad JSON pointer ${JSON.stringify(pointer)}`);
+    return pointer
+      .split('/')
+      .slice(1)
+      .map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+  };
+  const parent = (tokens: string[]) => {
+    let node: any = doc;
+    for (const t of tokens.slice(0, -1)) {
+      node = node?.[t];
+      if (node === undefined || node === null || typeof node !== 'object') throw new Error(`doc is missing path: /${tokens.join('/')}`);
+    }
+    return node;
+  };
+  const get = (tokens: string[]) => tokens.reduce<any>((n, t) => (n === undefined || n === null ? undefined : n[t]), doc);
+  const remove = (tokens: string[]) => {
+    const p = parent(tokens);
+    const last = tokens.at(-1)!;
+    if (!(last in p)) throw new Error(`unable to remove nonexistent key: ${last}: missing value`);
+    const value = p[last];
+    if (Array.isArray(p)) p.splice(Number(last), 1);
+    else delete p[last];
+    return value;
+  };
+  const add = (tokens: string[], value: unknown) => {
+    const p = parent(tokens);
+    const last = tokens.at(-1)!;
+    if (Array.isArray(p)) p.splice(last === '-' ? p.length : Number(last), 0, value);
+    else p[last] = value;
+  };
+  for (const op of ops as Obj[]) {
+    const path = parse(op.path);
+    if (path.length === 0) throw new Error('the whole document cannot be patched');
+    switch (op.op) {
+      case 'add':
+        add(path, structuredClone(op.value));
+        break;
+      case 'remove':
+        remove(path);
+        break;
+      case 'replace':
+        remove(path);
+        add(path, structuredClone(op.value));
+        break;
+      case 'move':
+        add(path, remove(parse(op.from)));
+        break;
+      case 'copy':
+        add(path, structuredClone(get(parse(op.from))));
+        break;
+      case 'test':
+        if (JSON.stringify(get(path)) !== JSON.stringify(op.value)) throw new Error(`testing value /${path.join('/')} failed`);
+        break;
+      default:
+        throw new Error(`Unexpected kind: ${op.op}`);
+    }
+  }
+  return doc;
 }
