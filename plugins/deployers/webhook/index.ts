@@ -54,6 +54,9 @@ interface Known {
   generation: number;
 }
 
+/** Ids become a URL path segment: never `.`/`..` (which would climb out of `/deployments/`), never a slash. */
+const idRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 const CODES: readonly DeployerErrorCode[] = [
   'NO_SERVE_ENTRYPOINT',
   'BAD_SPLIT',
@@ -147,8 +150,18 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
     return statusIn(id, 'a status request', answer);
   }
 
+  /** An id that cannot name a deployment on the service is unknown there (apply refuses it as a bad setting). */
+  function checkId(id: string) {
+    if (!idRe.test(id))
+      throw refuse(
+        'UNKNOWN_DEPLOYMENT',
+        `deployment id "${id}" is not one this deployer sends: letters, digits, dots, dashes and underscores, starting with a letter or digit`,
+      );
+  }
+
   /** One call: a signed POST under one request id, retried as the policy says; the service's view after it. */
   async function call(id: string, action: WebhookAction, fields: Omit<WebhookRequestBody, 'requestId' | 'sentAt' | 'deployment'>, deployment?: Deployment) {
+    if (stopping.signal.aborted) throw fail(`${action} of deployment ${id}: this deployer instance is closed (the control plane is stopping)`);
     const body: WebhookRequestBody = { deployment: deployment ?? { id }, ...fields, requestId: randomUUID(), sentAt: new Date().toISOString() };
     const entry = known.get(id);
     if (entry) entry.generation = ++generation;
@@ -244,6 +257,11 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
 
     apply: (deployment: Deployment, revision: Revision) =>
       withLock(deployment.id, async () => {
+        if (!idRe.test(deployment.id))
+          throw refuse(
+            'BAD_SETTINGS',
+            `deployment id "${deployment.id}" must be letters, digits, dots, dashes and underscores, starting with a letter or digit`,
+          );
         if (!revision.serve)
           throw refuse(
             'NO_SERVE_ENTRYPOINT',
@@ -258,6 +276,7 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
     async status(deploymentId: string) {
       const entry = known.get(deploymentId);
       if (entry) return view(entry);
+      checkId(deploymentId);
       // A deployment this instance has not seen yet (a restart re-attaching): ask once, then keep it fresh in the background.
       let pending = loading.get(deploymentId);
       if (!pending) {
@@ -271,12 +290,14 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
 
     setTraffic: (deploymentId: string, split: TrafficSplit) =>
       withLock(deploymentId, async () => {
+        checkId(deploymentId);
         checkSplitShape(split);
         return change(deploymentId, 'traffic', 'a traffic split', { split });
       }),
 
     rollback: (deploymentId: string, toRevision: number) =>
       withLock(deploymentId, async () => {
+        checkId(deploymentId);
         if (!Number.isInteger(toRevision) || toRevision < 1)
           throw refuse('UNKNOWN_REVISION', `${toRevision} is not a revision number: revisions are numbered 1, 2, 3, …`);
         return change(deploymentId, 'rollback', `a rollback to revision ${toRevision}`, { toRevision });
@@ -284,6 +305,7 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
 
     delete: (deploymentId: string) =>
       withLock(deploymentId, async () => {
+        if (!idRe.test(deploymentId)) return; // no such deployment can exist: deleting it is done
         const answer = await call(deploymentId, 'delete', {});
         if ((answer.status < 200 || answer.status >= 300) && answer.status !== 404) throw refusal(deploymentId, 'a delete', answer);
         known.delete(deploymentId);
