@@ -69,7 +69,7 @@ export function createSignedClient(options: SignedClientOptions) {
         last = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message);
       }
     }
-    throw new UnreachableError(`${method} ${url} failed after ${retry.retries + 1} attempts (last: ${last})`, retry.retries + 1);
+    throw new UnreachableError(`${method} ${url} failed after ${retry.retries + 1} attempt${retry.retries ? 's' : ''} (last: ${last})`, retry.retries + 1);
   }
 
   return { send };

@@ -57,6 +57,9 @@ interface Known {
 /** Ids become a URL path segment: never `.`/`..` (which would climb out of `/deployments/`), never a slash. */
 const idRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** Status requests in flight at once during a background refresh. */
+const REFRESH_CONCURRENCY = 8;
+
 const CODES: readonly DeployerErrorCode[] = [
   'NO_SERVE_ENTRYPOINT',
   'BAD_SPLIT',
@@ -220,23 +223,28 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
     if (refreshing) return;
     refreshing = true;
     try {
+      const queue = [...known.keys()];
+      const one = async (id: string) => {
+        const began = known.get(id)?.generation;
+        let next: { status: DeploymentStatus } | { gone: true } | { failure: string };
+        try {
+          const answer = await once.send('GET', deploymentUrl(id), randomUUID(), '', stopping.signal);
+          if (answer.status === 404) next = { gone: true };
+          else if (answer.status < 200 || answer.status >= 300) next = { failure: refusal(id, 'a status request', answer).message };
+          else next = { status: statusIn(id, 'a status request', answer) };
+        } catch (err) {
+          next = { failure: (err as Error).message };
+        }
+        const entry = known.get(id);
+        if (!entry || entry.generation !== began) return; // a change answered meanwhile: its view is newer
+        if ('gone' in next) known.delete(id);
+        else if ('status' in next) Object.assign(entry, { status: next.status, answeredAt: Date.now(), failure: null });
+        else entry.failure = next.failure;
+      };
+      // A few at a time: a control plane with many deployments must not open hundreds of requests each tick.
       await Promise.all(
-        [...known.keys()].map(async (id) => {
-          const began = known.get(id)?.generation;
-          let next: { status: DeploymentStatus } | { gone: true } | { failure: string };
-          try {
-            const answer = await once.send('GET', deploymentUrl(id), randomUUID(), '', stopping.signal);
-            if (answer.status === 404) next = { gone: true };
-            else if (answer.status < 200 || answer.status >= 300) next = { failure: refusal(id, 'a status request', answer).message };
-            else next = { status: statusIn(id, 'a status request', answer) };
-          } catch (err) {
-            next = { failure: (err as Error).message };
-          }
-          const entry = known.get(id);
-          if (!entry || entry.generation !== began) return; // a change answered meanwhile: its view is newer
-          if ('gone' in next) known.delete(id);
-          else if ('status' in next) Object.assign(entry, { status: next.status, answeredAt: Date.now(), failure: null });
-          else entry.failure = next.failure;
+        Array.from({ length: Math.min(REFRESH_CONCURRENCY, queue.length) }, async () => {
+          for (let id = queue.shift(); id !== undefined; id = queue.shift()) await one(id);
         }),
       );
     } finally {
