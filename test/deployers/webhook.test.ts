@@ -112,8 +112,9 @@ describe('webhook deployer', () => {
     service.inject({ hang: true }, 1, 'POST');
     expect((await impatient.rollback(d.id, 1)).traffic).toEqual({ 1: 100 });
     const rollbacks = posts(`/deployments/${d.id}/rollback`);
-    expect(rollbacks).toHaveLength(2);
-    expect(rollbacks[0]!.id).toBe(rollbacks[1]!.id);
+    // The hung attempt and at least one more (a loaded machine may time out another): all under one request id.
+    expect(rollbacks.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(rollbacks.map((r) => r.id)).size).toBe(1);
     await impatient.close?.();
   });
 
@@ -183,7 +184,7 @@ describe('webhook deployer', () => {
       const stale = await deployer.status(d.id);
       expect(stale).toMatchObject({ ready: was.ready, url: was.url, traffic: was.traffic, revisions: was.revisions });
       expect(stale.message).toMatch(
-        /^serving revision 1 at 100% \[stale: the service has not answered for \d+ s \(.*ECONNREFUSED.*\); this is its last view\]$/,
+        /^serving revision 1 at 100% \[stale: the service has not answered for \d+ s \(GET .* failed after 1 attempt \(last: [A-Z_]+\)\); this is its last view\]$/,
       );
     } finally {
       await service.up();

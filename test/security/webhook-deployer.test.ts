@@ -54,6 +54,20 @@ describe('webhook deployer: where signed requests go, and what they reveal', () 
     await close(redirecting.server);
   });
 
+  it('refuses an oversized answer unread, without retrying it', async () => {
+    let asked = 0;
+    const flooding = await listen((_req, res) => {
+      asked++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`{"message":"${'x'.repeat(3 * 1024 * 1024)}"}`);
+    });
+    const deployer = createWebhookDeployer({ url: flooding.url, secret: SECRET, ...fast });
+    await expect(deployer.apply(deployment('flooded'), revision)).rejects.toThrow(/answered more than 1 MiB/);
+    expect(asked).toBe(1);
+    await deployer.close?.();
+    await close(flooding.server);
+  });
+
   it('refuses ids that would climb out of /deployments/, before any request', async () => {
     const deployer = createWebhookDeployer({ url: `${service.url}/team-a`, secret: SECRET, ...fast });
     const before = service.received.length;

@@ -38,6 +38,31 @@ export class UnreachableError extends Error {
   }
 }
 
+/** An answer larger than this is refused unread: the service's view of a deployment is a few KiB. */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
+
+/** The service answered something no view of a deployment could be: final, never retried. */
+export class AnswerTooLargeError extends Error {
+  override name = 'AnswerTooLargeError';
+}
+
+/** The body as text, or null once it passes `max` bytes (the rest is not read). */
+async function readCapped(res: Response, max: number): Promise<string | null> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    size += next.value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(next.value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 const retryable = (status: number) => status >= 500 || status === 408 || status === 429;
 
 /** The delay before retry `round` (1 = the first retry). */
@@ -61,10 +86,15 @@ export function createSignedClient(options: SignedClientOptions) {
           redirect: 'manual',
           signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
         });
-        const text = await res.text();
+        const text = await readCapped(res, MAX_ANSWER_BYTES);
+        if (text === null)
+          throw new AnswerTooLargeError(
+            `${method} ${url} answered more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: a view of a deployment is a few KiB; is url the serving service?`,
+          );
         if (!retryable(res.status)) return { status: res.status, text };
         last = `HTTP ${res.status}${text.trim() ? ` ${text.trim().slice(0, 200)}` : ''}`;
       } catch (err) {
+        if (err instanceof AnswerTooLargeError) throw err;
         const e = err as Error & { cause?: { code?: string } };
         last = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message);
       }
