@@ -2,7 +2,7 @@
 // probes and restarted with the crash backoff, counted in its restarts, the reason in its message; a revision's
 // resources (memory limited by RLIMIT_DATA, CPU said to be unenforced, GPUs this host lacks refused); and a first
 // apply that fails after starting its server (the router lost the port) leaves no process and no deployment behind.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -73,6 +73,34 @@ describe('local deployer: health while READY, resources, failed first applies', 
     const answer = await fetch(`${url}/predict`, { method: 'POST', body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) });
     expect(await answer.json()).toEqual({ class: 'setosa', version: 'health/iris/1' });
     await deployer.delete(d.id);
+  });
+
+  it('the router lets go of a request its client gave up on: no connection to a hung model is kept', async () => {
+    // Health probes off: only the router may close these connections here.
+    const patient = createLocalDeployer({ stateDir, startupMs: 10_000, checkMs: 50, healthFailures: 1_000_000 });
+    const d = deployment();
+    try {
+      const { url } = await patient.apply(d, irisRevision(1));
+      const state = JSON.parse(await readFile(path.join(stateDir, 'deployments', d.id, 'state.json'), 'utf8'));
+      const serverPort = state.revisions['1'].port as number;
+      expect((await fetch(`${url}/hang`, { method: 'POST' })).status).toBe(200);
+      for (let i = 0; i < 3; i++) await expect(fetch(`${url}/predict`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(150) })).rejects.toThrow();
+      // Connections the model's server holds open (ESTABLISHED, its port local), from /proc/net/tcp.
+      const held = async () =>
+        (await readFile('/proc/net/tcp', 'utf8'))
+          .split('\n')
+          .slice(1)
+          .filter((l) => {
+            const [, local, , st] = l.trim().split(/\s+/);
+            return st === '01' && local?.endsWith(`:${serverPort.toString(16).toUpperCase().padStart(4, '0')}`);
+          }).length;
+      const deadline = Date.now() + 5_000;
+      while ((await held()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(await held()).toBe(0);
+    } finally {
+      await patient.delete(d.id);
+      await patient.close?.();
+    }
   });
 
   it('limits a server’s memory to resources.memoryMb: past it the server fails, FAILED saying the limit', async () => {
