@@ -1,12 +1,13 @@
 // The `local` deployer: serves each revision's `serve` entrypoint as a real child process on a free loopback port,
-// health-checked at start (GET its health path, with a deadline) and restarted with exponential backoff after a crash
-// until it has used its restarts (then FAILED, with the end of its stderr); a router process per deployment, on the
-// deployment's own port, splits requests across revisions by the traffic split (router.mjs). Everything it started
-// is recorded in its state directory, so a new instance re-attaches instead of starting it twice.
+// health-checked at start (GET its health path, with a deadline) and while READY (health.ts: a hung server is
+// restarted too), within what it can place of the revision's resources (resources.ts), and restarted with
+// exponential backoff after a crash until it has used its restarts (then FAILED, with the end of its stderr); a
+// router process per deployment (router.mjs, driven by routing.ts), on the deployment's own port, splits requests
+// across revisions by the traffic split. Everything it started is recorded in its state directory, so a new instance
+// re-attaches instead of starting it twice.
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   checkSplit,
   type Deployer,
@@ -18,9 +19,12 @@ import {
   type Revision,
   type TrafficSplit,
 } from '../../deployer-sdk';
-import { alive, freePort, healthy, portFree, probe, sleep, startProcess, stopProcess, tail } from './processes';
+import { healthWatch } from './health';
+import { alive, freePort, healthy, portFree, sleep, startProcess, stopProcess, tail } from './processes';
+import { type Placement, place } from './resources';
+import { routeVia } from './routing';
 import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
-import { type DeploymentState, deploymentDir, type RevisionState, readState, routesFile, saveState, statusOf, writeRoutes } from './state';
+import { type DeploymentState, deploymentDir, type RevisionState, readState, saveState, statusOf } from './state';
 
 export { liveProcesses } from './processes';
 
@@ -37,6 +41,12 @@ export interface LocalDeployerOptions {
   backoffMs?: number;
   /** How often running servers are checked for crashes. Default 500 ms. */
   checkMs?: number;
+  /** How often a READY server's health path is probed (a hung server answers nothing, yet lives). Default 2 s. */
+  healthEveryMs?: number;
+  /** How long one health probe of a READY server may take. Default 1 s. */
+  healthTimeoutMs?: number;
+  /** Failed health probes in a row after which a READY server is restarted (with the crash backoff). Default 3. */
+  healthFailures?: number;
   /**
    * `bwrap`: servers run in a bubblewrap sandbox (sandbox.ts); `none`: as this process's user, seeing all it sees.
    * Default: `bwrap` when it works on this machine, else `none`.
@@ -47,7 +57,6 @@ export interface LocalDeployerOptions {
 }
 
 const idRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const routerScript = fileURLToPath(new URL('./router.mjs', import.meta.url));
 
 export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   const name = options.name ?? 'local';
@@ -55,6 +64,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   const startupMs = options.startupMs ?? 15_000;
   const maxRestarts = options.maxRestarts ?? 3;
   const backoffMs = options.backoffMs ?? 500;
+  const health = healthWatch({ everyMs: options.healthEveryMs ?? 2_000, timeoutMs: options.healthTimeoutMs ?? 1_000, failures: options.healthFailures ?? 3 });
   const loaded = new Map<string, Promise<DeploymentState | null>>();
   const locks = new Map<string, Promise<unknown>>();
   const supervising = new Set<string>();
@@ -62,6 +72,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   const gone = new WeakSet<DeploymentState>();
   /** Deployments whose router was started and has not yet confirmed its routes: not ready, though its pid lives. */
   const routerStarting = new WeakSet<DeploymentState>();
+  const pushRoutes = (state: DeploymentState, split: TrafficSplit) => routeVia({ stateDir, name, starting: routerStarting }, state, split);
   let closed = false;
   const bwrapCheck = options.isolation === 'none' ? null : probeBwrap();
   if (options.isolation === 'bwrap' && bwrapCheck && !bwrapCheck.ok)
@@ -136,11 +147,11 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   }
 
   /**
-   * Starts a revision's server until it is READY, restarting it with backoff after each failure (`crashed`: it has
-   * just died once already) until `maxRestarts` are spent, then marks it FAILED with the end of its stderr.
+   * Starts a revision's server until it is READY, restarting it with backoff after each failure (`failure`: why it
+   * has just stopped once already) until `maxRestarts` are spent, then marks it FAILED with the end of its stderr.
    */
-  async function runRevision(state: DeploymentState, rev: RevisionState, crashed: boolean): Promise<void> {
-    let failure: string | null = crashed ? 'the server exited' : null;
+  async function runRevision(state: DeploymentState, rev: RevisionState, failure: string | null): Promise<void> {
+    let last = failure;
     for (;;) {
       if (failure) {
         // A closing deployer leaves the restart to the next instance (its attach restarts what is not running).
@@ -156,10 +167,13 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         if (rev.restarts > maxRestarts) {
           rev.health = 'FAILED';
           rev.process = null;
-          rev.message = `${failure}, ${maxRestarts} restarts used; stderr: ${stderr || '(empty)'}`;
+          const limit = rev.wrap?.join(' ').match(/--data=(\d+)/)?.[1];
+          const hint = limit ? ` (it runs with resources.memoryMb ${Number(limit) / 1024 / 1024}: allocations past it fail)` : '';
+          rev.message = `${failure}, ${maxRestarts} restarts used${hint}; stderr: ${stderr || '(empty)'}`;
           await saveState(stateDir, state);
           return;
         }
+        last = failure;
         const delay = backoffMs * 2 ** (rev.restarts - 1);
         rev.health = 'RESTARTING';
         rev.message = `${failure}; restart ${rev.restarts} of ${maxRestarts} in ${delay} ms`;
@@ -168,7 +182,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       }
       rev.process = await startProcess({
         stateDir,
-        command: isolation === 'bwrap' ? sandboxed(rev.command, { dir: rev.dir, hide }) : rev.command,
+        command: isolation === 'bwrap' ? sandboxed([...(rev.wrap ?? []), ...rev.command], { dir: rev.dir, hide }) : [...(rev.wrap ?? []), ...rev.command],
         cwd: rev.dir,
         env: serverEnv(rev),
         stdout: logFile(state, rev, 'stdout'),
@@ -183,7 +197,8 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       const result = await waitHealthy(rev);
       if (result === 'ready') {
         rev.health = 'READY';
-        rev.message = null;
+        // What was not placed of its resources, and why it was last restarted: READY, but worth a look.
+        rev.message = [rev.note, last && `restarted after: ${last}`].filter(Boolean).join('; ') || null;
         await saveState(stateDir, state);
         return;
       }
@@ -195,17 +210,23 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     }
   }
 
-  /** Restarts a crashed server in the background, under the deployment's lock. */
-  function supervise(state: DeploymentState, rev: RevisionState) {
+  /**
+   * Restarts a crashed server in the background, under the deployment's lock; `hung`: one that lives but stopped
+   * answering its health path (why, in words), stopped first.
+   */
+  function supervise(state: DeploymentState, rev: RevisionState, hung?: string) {
     const key = `${state.deployment.id}#${rev.number}`;
     if (supervising.has(key) || closed || gone.has(state)) return;
     supervising.add(key);
+    const pid = rev.process?.pid;
     void withLock(state.deployment.id, async () => {
-      if (gone.has(state) || rev.health === 'FAILED' || (await alive(rev.process))) return;
-      rev.health = 'RESTARTING'; // dead: not ready while what is left of it stops
+      if (gone.has(state) || rev.health === 'FAILED') return;
+      // Hung: only the process that was probed (an apply may have replaced it meanwhile); crashed: only if dead.
+      if (hung ? rev.process?.pid !== pid || rev.health !== 'READY' : await alive(rev.process)) return;
+      rev.health = 'RESTARTING'; // not ready while it (or what is left of it) stops
       await stopProcess(rev.process); // what is left of its group (a sandboxed server whose bwrap was killed)
       rev.process = null;
-      await runRevision(state, rev, true);
+      await runRevision(state, rev, hung ?? 'the server exited');
     })
       .catch(() => undefined)
       .finally(() => supervising.delete(key));
@@ -227,65 +248,25 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     for (const pending of loaded.values()) {
       const state = await pending.catch(() => null);
       if (!state) continue;
-      for (const rev of Object.values(state.revisions)) if (rev.health === 'READY' && !(await alive(rev.process))) supervise(state, rev);
+      for (const rev of Object.values(state.revisions)) {
+        if (rev.health !== 'READY') continue;
+        if (!(await alive(rev.process))) supervise(state, rev);
+        else health.check(`${state.deployment.id}#${rev.number}`, rev, (why) => supervise(state, rev, why));
+      }
       if (Object.keys(state.split).length && !(await alive(state.router))) reviveRouter(state);
     }
   }, options.checkMs ?? 500);
   checker.unref();
 
-  /** Makes the router serve `split` (starting it when it is not running) and waits until it says it does. */
-  async function pushRoutes(state: DeploymentState, split: TrafficSplit): Promise<void> {
-    const version = state.routesVersion + 1;
-    await writeRoutes(stateDir, state, split, version);
-    const id = state.deployment.id;
-    const dir = deploymentDir(stateDir, id);
-    let spawned = false;
-    const spawnRouter = async () => {
-      spawned = true;
-      routerStarting.add(state);
-      // A router that died with connections open leaves them closing for a moment (the port is busy until the
-      // clients close their side): a router started again waits for them, a first one does not.
-      const waitUntil = Date.now() + (state.routesVersion > 0 ? 15_000 : 0);
-      while (!(await portFree(state.port))) {
-        if (Date.now() >= waitUntil) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
-        await sleep(50);
-      }
-      state.router = await startProcess({
-        stateDir,
-        command: [process.execPath, routerScript, routesFile(stateDir, id)],
-        cwd: dir,
-        env: { PATH: process.env.PATH ?? '' },
-        stdout: path.join(dir, 'router.log'),
-        stderr: path.join(dir, 'router.log'),
-      });
-    };
-    try {
-      // A router reads its routes at start; a running one rereads them on SIGHUP.
-      if (await alive(state.router)) process.kill(state.router!.pid, 'SIGHUP');
-      else await spawnRouter();
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const answer = await probe(state.port, '/__atelier/routes', 500);
-        if (answer?.status === 200 && JSON.parse(answer.body).version === version) break;
-        // A router signalled before it installed its handler (a deployer that died right after starting it) dies of
-        // the SIGHUP: start it once more, it reads the new routes at start.
-        if (!spawned && !(await alive(state.router))) {
-          await spawnRouter();
-          continue;
-        }
-        if (!(await alive(state.router)) || Date.now() > deadline) {
-          const why = await tail(path.join(deploymentDir(stateDir, id), 'router.log'), 3);
-          if (/EADDRINUSE/.test(why)) throw refuse('PORT_IN_USE', `port ${state.port} of deployment ${id} is in use: free it or choose another settings.port`);
-          throw new Error(`${name}: the router of deployment ${id} did not take the new routes: ${why || 'no output'}`);
-        }
-        await sleep(10);
-      }
-    } finally {
-      routerStarting.delete(state);
-    }
-    state.routesVersion = version;
-    state.split = split;
-    await saveState(stateDir, state);
+  /** Stops everything a deployment runs and forgets it (under its lock). */
+  async function discard(state: DeploymentState) {
+    const { id } = state.deployment;
+    gone.add(state);
+    await stopProcess(state.router);
+    await Promise.all(Object.values(state.revisions).map((r) => stopProcess(r.process)));
+    await rm(deploymentDir(stateDir, id), { recursive: true, force: true });
+    loaded.delete(id);
+    health.forget(id);
   }
 
   const describe = async (state: DeploymentState): Promise<DeploymentStatus> => statusOf(state, !routerStarting.has(state) && (await alive(state.router)));
@@ -320,6 +301,9 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       const port = deployment.settings.port;
       if (port !== undefined && !(Number.isInteger(port) && (port as number) > 0 && (port as number) < 65_536))
         throw refuse('BAD_SETTINGS', `settings.port must be a port number from 1 to 65535, not ${JSON.stringify(port)}`);
+      const placement = place(revision.resources);
+      if ('refused' in placement) throw refuse('BAD_SETTINGS', `revision ${revision.number} of ${id}: ${placement.refused}`);
+      const placed: Placement = placement;
       return withLock(id, async () => {
         let state = await load(id);
         const held = state?.revisions[revision.number];
@@ -329,6 +313,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
             `revision ${revision.number} of ${id} was applied with ${held.modelVersion} (${held.digest}): give a new revision a new number`,
           );
         if (held && held.health !== 'FAILED') return describe(state!);
+        const fresh = !state;
         if (!state) {
           const chosen = (port as number | undefined) ?? (await freePort());
           if (!(await portFree(chosen))) throw refuse('PORT_IN_USE', `port ${chosen} for deployment ${id} is in use: free it or choose another settings.port`);
@@ -336,14 +321,27 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
           state = { deployment, port: chosen, router: null, split: {}, routesVersion: 0, revisions: {} };
           loaded.set(id, Promise.resolve(state));
         }
+        // A first apply that fails after starting something (the router lost the port to another process between the
+        // check above and its start; the files could not be fetched) leaves nothing behind: no deployment was made.
+        try {
+          return await startRevision(state, held ?? null);
+        } catch (error) {
+          if (fresh) await discard(state);
+          throw error;
+        }
+      });
+
+      async function startRevision(state: DeploymentState, held: RevisionState | null) {
         const rev: RevisionState = held ?? {
           number: revision.number,
           modelVersion: revision.modelVersion.ref,
           digest: revision.modelVersion.digest,
           dir: typeof revision.modelVersion.files === 'string' ? revision.modelVersion.files : await revision.modelVersion.files(),
-          command: serve.command,
-          healthPath: serve.healthPath === undefined ? '/health' : serve.healthPath,
-          env: revision.env ?? {},
+          command: serve!.command,
+          wrap: placed.wrap,
+          note: placed.note,
+          healthPath: serve!.healthPath === undefined ? '/health' : serve!.healthPath,
+          env: { ...revision.env, ...placed.env },
           port: await freePort(),
           process: null,
           health: 'STARTING',
@@ -353,11 +351,11 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         Object.assign(rev, { restarts: 0, message: null, health: 'STARTING' });
         state.revisions[rev.number] = rev;
         await saveState(stateDir, state);
-        await runRevision(state, rev, false);
+        await runRevision(state, rev, null);
         const first = Object.keys(state.split).length === 0 && rev.health === 'READY';
         await pushRoutes(state, first ? { [rev.number]: 100 } : state.split);
         return describe(state);
-      });
+      }
     },
 
     async status(id) {
@@ -373,13 +371,8 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       await withLock(id, async () => {
         // Not load(): attaching would restart what is about to be stopped.
         const state = (await loaded.get(id)?.catch(() => null)) ?? (await readState(stateDir, id));
-        if (state) {
-          gone.add(state);
-          await stopProcess(state.router);
-          await Promise.all(Object.values(state.revisions).map((r) => stopProcess(r.process)));
-        }
-        await rm(deploymentDir(stateDir, id), { recursive: true, force: true });
-        loaded.delete(id);
+        if (state) await discard(state);
+        else await rm(deploymentDir(stateDir, id), { recursive: true, force: true });
       });
     },
 

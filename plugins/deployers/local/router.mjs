@@ -43,8 +43,15 @@ const server = createServer((req, res) => {
     up.pipe(res);
   });
   upstream.on('error', (error) => {
-    if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json', 'x-atelier-revision': rev });
+    // Mid-response there is no status left to send: the client sees the connection cut, not a spliced body.
+    if (res.headersSent) return res.destroy();
+    res.writeHead(502, { 'content-type': 'application/json', 'x-atelier-revision': rev });
     res.end(JSON.stringify({ error: `revision ${rev} did not answer: ${error.message}` }));
+  });
+  // A client gone before its answer ends (its timeout, a hung model) takes the upstream request with it: else the
+  // request's socket stays taken from the pool for as long as the model keeps it, and a paused answer forever.
+  res.on('close', () => {
+    if (!res.writableFinished) upstream.destroy();
   });
   req.pipe(upstream);
 });

@@ -13,6 +13,10 @@ export interface RevisionState {
   /** The version's files, resolved to a local directory at apply. */
   dir: string;
   command: string[];
+  /** Put before the command (inside the sandbox): its resource limits (resources.ts). Absent in older states. */
+  wrap?: string[];
+  /** What of its resources was not placed, said in status messages (resources.ts). */
+  note?: string | null;
   /** Null: a TCP connect is the health check. */
   healthPath: string | null;
   env: Record<string, string>;
@@ -73,12 +77,13 @@ export function statusOf(state: DeploymentState, routerUp: boolean): DeploymentS
   const routed = Object.keys(state.split).map(Number);
   const unready = routed.filter((n) => state.revisions[n]?.health !== 'READY');
   const ready = routerUp && routed.length > 0 && unready.length === 0;
+  const notes = routed.flatMap((n) => (state.revisions[n]?.note ? [`revision ${n}: ${state.revisions[n]!.note}`] : []));
   const message = ready
-    ? `serving ${routed.map((n) => `revision ${n} (${state.split[n]}%)`).join(', ')}`
+    ? [`serving ${routed.map((n) => `revision ${n} (${state.split[n]}%)`).join(', ')}`, ...notes].join('; ')
     : !routed.length
       ? 'no revision has traffic yet'
       : !routerUp
         ? 'the router is not running'
-        : `not ready: ${unready.map((n) => `revision ${n} is ${state.revisions[n]?.health ?? 'gone'}`).join(', ')}`;
+        : `not ready: ${unready.map((n) => `revision ${n} is ${state.revisions[n]?.health ?? 'gone'}${state.revisions[n]?.message ? ` (${state.revisions[n]!.message})` : ''}`).join(', ')}`;
   return { deploymentId: state.deployment.id, ready, url: `http://127.0.0.1:${state.port}`, traffic: { ...state.split }, message, revisions };
 }
