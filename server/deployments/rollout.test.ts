@@ -22,7 +22,10 @@ describe('decideRollout', () => {
     expect(decideRollout(policy, progress(-1), at(5), 'READY', ok)).toEqual({ kind: 'setTraffic', step: 0, percent: 10 });
   });
   it('rolls back a revision not ready in time, or FAILED at once', () => {
-    expect(decideRollout(policy, progress(-1), at(30), 'STARTING', ok)).toMatchObject({ kind: 'rollback', reason: expect.stringContaining('not ready within 30 s') });
+    expect(decideRollout(policy, progress(-1), at(30), 'STARTING', ok)).toMatchObject({
+      kind: 'rollback',
+      reason: expect.stringContaining('not ready within 30 s'),
+    });
     expect(decideRollout(policy, progress(1, 100), at(101), 'FAILED', ok)).toMatchObject({ kind: 'rollback' });
     expect(decideRollout(policy, progress(1, 100), at(131), 'RESTARTING', ok)).toMatchObject({ kind: 'rollback' });
   });

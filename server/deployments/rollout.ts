@@ -56,12 +56,7 @@ export function gatesDue(policy: RolloutPolicy, progress: Progress, now: Date): 
 export type Split = Record<number, number>;
 
 /** What the deployment stored says the split should be; null when nothing serves yet. */
-export function desiredSplit(state: {
-  failedOver: boolean;
-  failoverRevision: number | null;
-  rollout: Rollout | null;
-  serving: number | null;
-}): Split | null {
+export function desiredSplit(state: { failedOver: boolean; failoverRevision: number | null; rollout: Rollout | null; serving: number | null }): Split | null {
   if (state.failedOver && state.failoverRevision !== null) return { [state.failoverRevision]: 100 };
   const r = state.rollout;
   if (r && (r.state === 'RUNNING' || r.state === 'PAUSED') && r.from !== null && r.step >= 0) return twoWay(r.from, r.revision, r.percent);

@@ -15,6 +15,7 @@ CREATE TABLE "deployment_revisions" (
 	"number" integer NOT NULL,
 	"model_version_id" uuid NOT NULL,
 	"state" text NOT NULL,
+	"role" text DEFAULT 'MAIN' NOT NULL,
 	"health" text,
 	"restarts" integer DEFAULT 0 NOT NULL,
 	"message" text,

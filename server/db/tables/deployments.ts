@@ -117,6 +117,10 @@ export const deploymentRevisions = pgTable(
       .notNull()
       .references(() => modelVersions.id),
     state: text('state', { enum: revisionStates }).notNull(),
+    /** MAIN: what the deployment follows; BASELINE: the fallback version applied up front (no traffic until a failover). */
+    role: text('role', { enum: ['MAIN', 'BASELINE'] })
+      .notNull()
+      .default('MAIN'),
     health: text('health'),
     restarts: integer('restarts').notNull().default(0),
     message: text('message'),
