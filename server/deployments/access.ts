@@ -98,3 +98,13 @@ export async function assertMayServe(
       problem,
     );
 }
+
+/** What the caller may do to the deployment (for the dashboards' buttons); never throws. */
+export async function viewerMayManage(db: Db | Tx, caller: Caller, model: RegisteredModel, domain: Domain): Promise<boolean> {
+  if (!caller.ability.can('publish', 'Namespace') && !isAdmin(caller.ability)) return false;
+  if (!caller.ability.can('start', subject('Run', { domain }))) return false;
+  return assertMayWriteModel(db, caller.ability, caller.identity, model, 'deployment.viewerCan').then(
+    () => true,
+    () => false,
+  );
+}

@@ -25,7 +25,7 @@ export function parseModelTarget(ref: string): ModelTarget {
 
 export interface PolicyInput {
   steps?: { percent: number; dwellSeconds?: number | null }[] | null;
-  gates?: (RuleInput & { metric: string })[] | null;
+  gates?: { metric: string; rule: RuleInput }[] | null;
   readyTimeoutSeconds?: number | null;
 }
 
@@ -48,7 +48,7 @@ export function checkPolicy(input: PolicyInput | null | undefined): RolloutPolic
   if (steps.length && steps[steps.length - 1]!.percent !== 100) throw badInput('The last rollout step must be 100 (all traffic on the new revision).');
   const gateInputs = input?.gates ?? [];
   if (gateInputs.length && !steps.length) throw badInput('Gates are checked after each step’s dwell: give the rollout steps (e.g. 10, 50, 100) to use gates.');
-  const rules = gateInputs.length ? checkRules(gateInputs.map(({ metric: _m, ...rule }) => rule)) : [];
+  const rules = gateInputs.length ? checkRules(gateInputs.map((g) => g.rule)) : [];
   const gates: RolloutGate[] = rules.map((rule, i) => {
     const metric = gateInputs[i]!.metric;
     if (!metric || metric.length > 250) throw badInput(`rollout.gates.${i}.metric must name a metric (1 to 250 characters).`);
