@@ -369,7 +369,9 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
     try {
       await reconcile(deps, d);
     } catch (error) {
-      deps.log(`deployment ${d.name}: ${(error as Error).message}${(error as Error).cause ? ` (${((error as Error).cause as Error).message})` : ''} (will retry)`);
+      deps.log(
+        `deployment ${d.name}: ${(error as Error).message}${(error as Error).cause ? ` (${((error as Error).cause as Error).message})` : ''} (will retry)`,
+      );
       await release(deps, d, null).catch(() => undefined);
     }
     if (only) return count;
