@@ -127,7 +127,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           registryLog,
         )
       : null;
-  // A registry change on this replica may move an alias a deployment follows: the reconciler looks at once.
   const registryFeed = alsoKicking(shared?.feed ?? localRegistryFeed, () => deployments.kick());
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
