@@ -6,6 +6,7 @@ import { liveProcesses } from '../../plugins/deployers/local';
 import { deployments } from '../../server/db/tables/deployments';
 import { auditEvents } from '../../server/db/tables/governance';
 import type { TestApp } from '../harness/app';
+import { runCli, showCli } from '../harness/cli';
 import type { ApiClient } from '../harness/client';
 import { DEPLOYMENT, irisVersion, predict, startDeploymentApp, until } from './setup';
 
@@ -70,5 +71,19 @@ describe('faults and refusals', () => {
       .from(auditEvents)
       .where(and(eq(auditEvents.action, 'deployment.create'), eq(auditEvents.decision, 'deny')));
     expect(denied.map((e) => e.subject)).toContain('deployment:iris-prod');
+  });
+
+  it('the CLI lists and shows deployments as tables, and fails over by name', async () => {
+    const target = { url: t.url, token: t.app.adminToken };
+    const list = await runCli(target, ['deploy', 'list']);
+    expect(list.code, showCli(list)).toBe(0);
+    expect(list.stdout).toMatch(/NAME\s+MODEL\s+DOMAIN/);
+    expect(list.stdout).toMatch(/iris-stuck\s+ml\/iris@stuck\s+experimentation\s+local\s+yes\s+r1 100%/);
+    const show = await runCli(target, ['deploy', 'show', 'iris-stuck']);
+    expect(show.stdout).toContain('traffic  r1 100%');
+    expect(show.stdout).toMatch(/2\s+4\s+FAILED/);
+    const refused = await runCli(target, ['deploy', 'failover', 'iris-stuck']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('--reason');
   });
 });
