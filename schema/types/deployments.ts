@@ -6,7 +6,14 @@ import type { DeploymentEvent, DeploymentRevisionRow, DeploymentRow, RolloutGate
 import { deploymentEventKinds, deploymentEvents, revisionStates } from '../../server/db/tables/deployments';
 import { registeredModels } from '../../server/db/tables/registry';
 import { type Caller, mayReadDeployment, viewerMayManage } from '../../server/deployments/access';
-import { deploymentsOfModels, fallbackRevision, findDeployment, listDeployments, revisionsOf } from '../../server/deployments/deployments';
+import {
+  deploymentsOfModels,
+  deploymentsOfVersions,
+  fallbackRevision,
+  findDeployment,
+  listDeployments,
+  revisionsOf,
+} from '../../server/deployments/deployments';
 import type { MonitorRule } from '../../server/monitoring/rules';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
@@ -212,6 +219,18 @@ builder.objectField(ModelRef, 'deployments', (t) =>
     description: 'The deployments of this model you may read.',
     resolve: async (m, _a, ctx) => {
       const rows = await deploymentsOfModels(ctx.services.db, [m.id]);
+      const readable = await Promise.all(rows.map((d) => mayReadDeployment(ctx.services.db, caller(ctx), d)));
+      return rows.filter((_d, i) => readable[i]);
+    },
+  }),
+);
+
+builder.objectField(ModelVersionRef, 'deployments', (t) =>
+  t.field({
+    type: [DeploymentRef],
+    description: 'The deployments you may read that serve this version now (or hold it as their baseline).',
+    resolve: async (v, _a, ctx) => {
+      const rows = await deploymentsOfVersions(ctx.services.db, [v.id]);
       const readable = await Promise.all(rows.map((d) => mayReadDeployment(ctx.services.db, caller(ctx), d)));
       return rows.filter((_d, i) => readable[i]);
     },

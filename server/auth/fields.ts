@@ -233,6 +233,8 @@ export const subjectFields = {
       'deprecated',
       'deprecatedAt',
       'deprecationReason',
+      // the deployments serving it that the caller may read (server/deployments/access.ts)
+      'deployments',
       'createdBy',
       'createdAt',
     ],

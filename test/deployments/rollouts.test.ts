@@ -78,6 +78,10 @@ describe('a deployment following an alias', () => {
     expect(after.revisions.map((r: any) => r.state)).toEqual(['RETIRED', 'SERVING']);
     expect(await predict(after.url)).toEqual({ revision: '2', version: 'ml/iris/2' });
     expect(after.events.map((e: any) => e.kind)).toEqual(expect.arrayContaining(['CREATED', 'REVISION_CREATED', 'STEP', 'COMPLETED']));
+    const { model } = await alice.gql(`{ model(name: "ml/iris") { deployments { name } versions { version deployments { name } } } }`);
+    expect(model.deployments).toEqual([{ name: 'iris-exp' }]);
+    expect(model.versions.find((v: any) => v.version === 2).deployments).toEqual([{ name: 'iris-exp' }]);
+    expect(model.versions.find((v: any) => v.version === 1).deployments).toEqual([]);
   });
 
   it('rolls back by itself when the new version’s observations breach a gate, and opens an alert', async () => {
