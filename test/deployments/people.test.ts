@@ -72,6 +72,15 @@ describe('people on a rollout', () => {
 
     await ALIAS('slow', 8);
     const before = split(await atSplit('iris-slow', { 2: 90, 4: 10 }));
+    let snapshot: () => void = () => {};
+    const subscribed = new Promise<void>((resolve) => (snapshot = resolve));
+    const live = alice.subscribe(
+      `subscription { deploymentChanged(id: "iris-slow") { failedOver traffic { revision percent } } }`,
+      {},
+      (e: any) => e.deploymentChanged.failedOver,
+      () => snapshot(),
+    );
+    await subscribed; // its first snapshot came: the failover below is a change it sees
     const over = (
       await alice.gql(
         `mutation { failoverDeployment(id: "iris-slow", reason: "errors upstream") { failedOver traffic { revision percent } rollout { state } } }`,
@@ -79,6 +88,9 @@ describe('people on a rollout', () => {
     ).failoverDeployment;
     expect(over).toMatchObject({ failedOver: true, rollout: { state: 'PAUSED' } });
     expect(split(over)).toEqual({ 2: 100 });
+    const changes = await live;
+    expect(changes[0].deploymentChanged.failedOver).toBe(false);
+    expect(changes.at(-1).deploymentChanged.failedOver).toBe(true);
     const url = (await show('iris-slow')).url;
     for (let i = 0; i < 5; i++) expect((await predict(url)).revision).toBe('2');
     const restored = (
