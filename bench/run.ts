@@ -5,6 +5,7 @@ import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
 import { deployersBench } from './deployers';
+import { deploymentsRolloutBench } from './deployments-rollout';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
@@ -31,6 +32,7 @@ const benches = [
   'triggers',
   'monitoring',
   'deployers',
+  'deployments',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -97,6 +99,10 @@ async function main() {
     if (selected('deployers')) {
       console.log('deployers: 1,000 predictions through the local deployer’s router vs straight to the model process, and 50 rollbacks…');
       rows.push(...(await deployersBench()));
+    }
+    if (selected('deployments')) {
+      console.log('deployments: an alias moved → the deployment serving the new version, and failovers, through the control plane…');
+      rows.push(...(await deploymentsRolloutBench()));
     }
   } finally {
     await nats.stop();

@@ -8,6 +8,7 @@ import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import type { Run } from '../server/db/tables/runs';
+import type { DeploymentService } from '../server/deployments/service';
 import type { RunFeed } from '../server/events/feed';
 import type { LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
@@ -35,6 +36,8 @@ export interface Services {
   registryFeed: RegistryFeed;
   /** The trigger dispatcher: kick it after committing a change that recorded a signal (server/signals/). */
   triggers: Pick<TriggerDispatcher, 'kick' | 'drain'>;
+  /** Deployments: the reconciler and the changes people make (server/deployments/service.ts). */
+  deployments: DeploymentService;
 }
 
 export interface Context {

@@ -23,6 +23,7 @@ import './types/drift';
 import './types/freshness';
 import './types/models';
 import './types/model-mutations';
+import './types/deployments';
 import './types/registry-events';
 import './types/cache';
 import './types/executors';

@@ -19,6 +19,7 @@ import { createHotClusterService } from './compute/hot-clusters';
 import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
+import { alsoKicking, createDeploymentService, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
 import { createRunFeed, type FeedEvent } from './events/feed';
 import { createLiveSubscriptions } from './events/live-subscriptions';
@@ -78,6 +79,8 @@ export interface BuildOptions {
   log?: (message: string) => void;
   /** Who may reuse whose cached results (default: the starter's CASL ability reads the source run). */
   mayReuse?: OrchestratorOptions['mayReuse'];
+  /** Deployers beside the local one (kserve, webhook, …), and the local deployer's options. */
+  deployments?: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'>;
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -126,7 +129,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           registryLog,
         )
       : null;
-  const registryFeed = shared?.feed ?? localRegistryFeed;
+  const registryFeed = alsoKicking(shared?.feed ?? localRegistryFeed, () => deployments.kick());
   const planDefaults = {
     timeoutMs: config.defaultTaskTimeoutMs,
     executor: 'local',
@@ -193,6 +196,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     maxIdleMs: config.hotClusterMaxIdleMs,
     pools: config.hotClusterPools,
   });
+  const deployments = createDeploymentService({
+    ...{ db, store, bus, log, dataDir: config.dataDir, pollMs: config.deploymentPollMs, ...options.deployments },
+    replica: `${defaultHostName()}-${process.pid}`,
+    afterCommit: [webhooks, triggers], // a rollback's alert may start ALERT_OPENED triggers
+  });
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   const services: Services = {
     db,
@@ -208,6 +216,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     webhooks,
     registryFeed,
     triggers,
+    deployments,
   };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
@@ -319,6 +328,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
     }),
     monitorActions,
+    deployments,
     periodic(
       'orchestrator tick',
       config.tickMs,

@@ -48,7 +48,7 @@ const targetField = async (row: Monitor | Alert, _args: unknown, ctx: Context) =
   return { kind: row.targetKind, ref: target?.ref ?? '(deleted)' };
 };
 
-const RuleRef = builder.objectRef<MonitorRule>('MonitorRule').implement({
+export const RuleRef = builder.objectRef<MonitorRule>('MonitorRule').implement({
   description: 'A rule of a monitor; fields of other kinds are null.',
   fields: (t) => ({
     id: t.exposeString('id'),
@@ -73,7 +73,7 @@ const RuleRef = builder.objectRef<MonitorRule>('MonitorRule').implement({
   }),
 });
 
-const RuleInput = builder.inputType('MonitorRuleInput', {
+export const RuleInput = builder.inputType('MonitorRuleInput', {
   description: 'One rule; which fields apply depends on kind (docs/monitoring.md).',
   fields: (t) => ({
     id: t.string(),

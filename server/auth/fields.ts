@@ -209,6 +209,8 @@ export const subjectFields = {
       'aliases',
       'aliasHistory',
       'promotions',
+      // the deployments of the model the caller may read (server/deployments/access.ts)
+      'deployments',
       'createdBy',
       'createdAt',
       'viewerCan',
@@ -231,6 +233,8 @@ export const subjectFields = {
       'deprecated',
       'deprecatedAt',
       'deprecationReason',
+      // the deployments serving it that the caller may read (server/deployments/access.ts)
+      'deployments',
       'createdBy',
       'createdAt',
     ],

@@ -11,6 +11,7 @@ import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
 import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
 import { datasetCommand } from './dataset';
+import { deployCommand } from './deploy';
 import { ApiError, CliError, reportError, withPassedParams } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
 import { modelCommand } from './models';
@@ -349,18 +350,11 @@ export function buildProgram(): Command {
     });
 
   addTrackingCommands(run, (command) => connection(command).client);
-  program.addCommand(scheduleCommand((command) => connection(command).client));
-  program.addCommand(webhookCommand((command) => connection(command).client));
   program.addCommand(triggerCommand(connection));
-  program.addCommand(monitorCommand((command) => connection(command).client));
-  program.addCommand(alertCommand((command) => connection(command).client));
-  program.addCommand(observeCommand((command) => connection(command).client));
-  program.addCommand(cacheCommand((command) => connection(command).client));
-  program.addCommand(clusterCommand((command) => connection(command).client));
-  program.addCommand(datasetCommand((command) => connection(command).client));
-  program.addCommand(declassifyCommand((command) => connection(command).client));
-  program.addCommand(auditCommand((command) => connection(command).client));
-  program.addCommand(modelCommand((command) => connection(command).client));
+  const client = (command: Command) => connection(command).client;
+  for (const make of [scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, clusterCommand])
+    program.addCommand(make(client));
+  for (const make of [datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(make(client));
 
   return program;
 }

@@ -66,6 +66,8 @@ export interface Config {
   feedCheckMs: number;
   /** The trigger dispatcher's fallback poll (it is kicked after commits that record signals). */
   triggerPollMs: number;
+  /** The deployment reconciler's fallback poll (it is kicked after registry changes); also how often rollouts step. */
+  deploymentPollMs: number;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
   cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
@@ -171,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     monitorEvalMs: int(env, 'ATELIER_MONITOR_EVAL_MS', DEFAULT_MONITOR_EVAL_MS, 100, 3_600_000),
     feedCheckMs: int(env, 'ATELIER_FEED_CHECK_MS', 1000, 50, 60_000),
     triggerPollMs: int(env, 'ATELIER_TRIGGER_POLL_MS', 1000, 20, 60_000),
+    deploymentPollMs: int(env, 'ATELIER_DEPLOYMENT_POLL_MS', 1000, 20, 60_000),
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),

@@ -2,6 +2,7 @@
 
 export * from './tables/cache';
 export * from './tables/dataset-health';
+export * from './tables/deployments';
 export * from './tables/executors';
 export * from './tables/governance';
 export * from './tables/identities';

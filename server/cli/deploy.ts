@@ -1,0 +1,186 @@
+// `atelier deploy …`: create, list, show, promote, roll back, fail over, restore and delete deployments (model aliases
+// or versions served through a deployer; docs/deployments.md), printed as readable tables.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ApiError, type Client } from './client';
+
+interface DeploymentView {
+  id: string;
+  name: string;
+  model: string;
+  domain: string;
+  deployer: string;
+  url: string | null;
+  ready: boolean;
+  message: string;
+  failedOver: boolean;
+  traffic: { revision: number; percent: number }[];
+  revisions: { number: number; state: string; health: string | null; restarts: number; message: string | null; modelVersion: { version: number } | null }[];
+  rollout: { revision: number; step: number; percent: number; state: string; reason: string | null; nextDecisionAt: string | null } | null;
+  fallback: { kind: string; revision: number | null };
+  events: { kind: string; revision: number | null; reason: string | null; createdAt: string; actor: { name: string } | null }[];
+}
+
+const FIELDS = `id name model domain deployer url ready message failedOver traffic { revision percent }
+  revisions { number state health restarts message modelVersion { version } }
+  rollout { revision step percent state reason nextDecisionAt } fallback { kind revision }
+  events(limit: 10) { kind revision reason createdAt actor { name } }`;
+
+const split = (d: DeploymentView) => d.traffic.map((t) => `r${t.revision} ${t.percent}%`).join(' / ') || '-';
+
+/** `10:300,50:600,100`: percent:dwellSeconds steps. */
+function steps(raw: string) {
+  return raw.split(',').map((part) => {
+    const [percent, dwell] = part.split(':');
+    const p = Number(percent);
+    const d = dwell === undefined ? undefined : Number(dwell);
+    if (!Number.isInteger(p) || (d !== undefined && !Number.isInteger(d))) throw new InvalidArgumentError(`expected PERCENT[:DWELL_SECONDS],…, got "${part}"`);
+    return { percent: p, dwellSeconds: d };
+  });
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+function show(d: DeploymentView): string {
+  const lines = [
+    `${d.name}  ${d.model}  ${d.domain}  via ${d.deployer}${d.failedOver ? '  FAILED OVER' : ''}`,
+    `url      ${d.url ?? '-'}  (${d.ready ? 'ready' : 'not ready'}: ${d.message})`,
+    `traffic  ${split(d)}`,
+    `fallback ${d.fallback.kind.toLowerCase()}${d.fallback.revision ? ` (revision ${d.fallback.revision})` : ''}`,
+  ];
+  if (d.rollout)
+    lines.push(
+      `rollout  revision ${d.rollout.revision} ${d.rollout.state.toLowerCase()} at ${d.rollout.percent}% (step ${d.rollout.step + 1})${d.rollout.reason ? `: ${d.rollout.reason}` : ''}${d.rollout.nextDecisionAt ? `, next decision ${d.rollout.nextDecisionAt}` : ''}`,
+    );
+  lines.push(
+    '',
+    table([
+      ['REV', 'VERSION', 'STATE', 'HEALTH', 'RESTARTS', 'MESSAGE'],
+      ...d.revisions.map((r) => [String(r.number), String(r.modelVersion?.version ?? '?'), r.state, r.health ?? '-', String(r.restarts), r.message ?? '']),
+    ]),
+  );
+  lines.push(
+    '',
+    table([
+      ['WHEN', 'EVENT', 'REV', 'BY', 'REASON'],
+      ...d.events.map((e) => [e.createdAt, e.kind, String(e.revision ?? ''), e.actor?.name ?? 'reconciler', e.reason ?? '']),
+    ]),
+  );
+  return lines.join('\n');
+}
+
+export function deployCommand(connect: (command: Command) => Client): Command {
+  const deploy = new Command('deploy').description('serve model aliases or versions through deployers, with canary rollouts and an instant fallback');
+  const one = async (command: Command, name: string) => {
+    const { deployment } = await connect(command).request<{ deployment: DeploymentView | null }>(`query ($n: String!) { deployment(name: $n) { ${FIELDS} } }`, {
+      n: name,
+    });
+    if (!deployment) throw new ApiError(`No deployment "${name}"; list them with \`atelier deploy list\`.`, 'NOT_FOUND');
+    return deployment;
+  };
+
+  deploy
+    .command('create <name> <model>')
+    .description('serve MODEL (ns/model@alias follows the alias; ns/model/3 pins version 3)')
+    .addOption(new Option('--domain <domain>', 'governance domain').choices(['experimentation', 'adhoc', 'production']).default('experimentation'))
+    .option('--deployer <name>', 'deployer plugin', 'local')
+    .option('--steps <steps>', 'canary steps PERCENT[:DWELL_SECONDS],… ending at 100 (default: all at once)', steps)
+    .option('--ready-timeout <seconds>', 'roll back a revision not ready within this', Number)
+    .option('--fallback-version <n>', 'a version applied up front as the instant fallback (default: the previous revision)', Number)
+    .option('--settings <json>', 'deployer settings as JSON, e.g. {"port": 8080}', (raw) => JSON.parse(raw))
+    .action(
+      async (
+        name: string,
+        model: string,
+        opts: { domain: string; deployer: string; steps?: unknown[]; readyTimeout?: number; fallbackVersion?: number; settings?: object },
+        command: Command,
+      ) => {
+        const input = {
+          name,
+          model,
+          domain: opts.domain,
+          deployer: opts.deployer,
+          settings: opts.settings,
+          fallbackVersion: opts.fallbackVersion,
+          rollout: opts.steps || opts.readyTimeout ? { steps: opts.steps, readyTimeoutSeconds: opts.readyTimeout } : undefined,
+        };
+        await connect(command).request(`mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id } }`, { i: input });
+        console.log(`created deployment ${name} serving ${model}; watch it with \`atelier deploy show ${name}\``);
+      },
+    );
+
+  deploy
+    .command('list')
+    .description('deployments you may read')
+    .option('--model <model>', 'only those of ns/model')
+    .action(async (opts: { model?: string }, command: Command) => {
+      const { deployments } = await connect(command).request<{ deployments: DeploymentView[] }>(
+        `query ($m: String) { deployments(model: $m, first: 100) { name model domain deployer url ready failedOver traffic { revision percent } rollout { revision percent state } } }`,
+        { m: opts.model ?? null },
+      );
+      if (!deployments.length) return console.log('no deployments');
+      console.log(
+        table([
+          ['NAME', 'MODEL', 'DOMAIN', 'DEPLOYER', 'READY', 'TRAFFIC', 'ROLLOUT', 'URL'],
+          ...deployments.map((d) => [
+            d.name,
+            d.model,
+            d.domain,
+            d.deployer,
+            d.ready ? 'yes' : 'no',
+            `${split(d)}${d.failedOver ? ' (failed over)' : ''}`,
+            d.rollout ? `r${d.rollout.revision} ${d.rollout.state.toLowerCase()} ${d.rollout.percent}%` : '-',
+            d.url ?? '-',
+          ]),
+        ]),
+      );
+    });
+
+  deploy
+    .command('show <name>')
+    .description('revisions, traffic, rollout and recent events')
+    .action(async (name: string, _o: unknown, command: Command) => console.log(show(await one(command, name))));
+
+  const action = (verb: string, mutation: string, help: string, reasonRequired = false) =>
+    deploy
+      .command(`${verb} <name>`)
+      .description(help)
+      .addOption(
+        reasonRequired
+          ? new Option('--reason <why>', 'why (kept in the events and the audit log)').makeOptionMandatory()
+          : new Option('--reason <why>', 'why (kept in the events and the audit log)'),
+      )
+      .action(async (name: string, opts: { reason?: string }, command: Command) => {
+        const result = await connect(command).request<Record<string, DeploymentView>>(
+          `mutation ($n: String!, $r: String${reasonRequired ? '!' : ''}) { ${mutation}(id: $n, reason: $r) { ${FIELDS} } }`,
+          {
+            n: name,
+            r: opts.reason ?? null,
+          },
+        );
+        console.log(show(result[mutation]!));
+      });
+  action('promote', 'promoteDeployment', 'skip a running rollout to 100% of the new revision');
+  action('rollback', 'rollbackDeployment', 'roll a rollout back at any step (or back to the previous revision)');
+  action('failover', 'failoverDeployment', 'send all traffic to the fallback at once (pauses a rollout)', true);
+  action('restore', 'restoreDeployment', 'reverse a failover: the split before it comes back');
+
+  deploy
+    .command('delete <name>')
+    .description('stop serving and delete the deployment')
+    .action(async (name: string, _o: unknown, command: Command) => {
+      await connect(command).request(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: name });
+      console.log(`deleted deployment ${name}`);
+    });
+
+  return deploy;
+}

@@ -1,0 +1,63 @@
+// A rollout's gates, measured: each gate's metric aggregated over the observations of the NEW revision's model
+// version since its step began, then judged by the monitors' own pure rule (server/monitoring/rules.ts
+// evaluateRule). A REGRESSION gate's baseline is the version's evaluation metric (EVALUATION) or, for TRAILING, the
+// same aggregate over the OLD revision's version in the same window (the canary against what it replaces). A gate
+// with no observations in its window passes (NO_DATA): a rollout does not wait for traffic that may never come.
+import { and, eq, gte, lte, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client';
+import type { RolloutGate } from '../db/tables/deployments';
+import { observations } from '../db/tables/monitoring';
+import { type ModelVersion, modelVersions } from '../db/tables/registry';
+import { metricSummaries } from '../db/tables/tracking';
+import { evaluateRule, type MonitorRule } from '../monitoring/rules';
+import { metricValues } from '../registry/lineage';
+import type { GateVerdict } from './rollout';
+
+async function aggregate(db: Db | Tx, versionId: string, metric: string, rule: MonitorRule, from: Date, to: Date): Promise<number | null> {
+  const [row] = await db
+    .select({
+      count: sql<number>`count(*)::int`,
+      mean: sql<number | null>`avg(${observations.value})::float8`,
+      min: sql<number | null>`min(${observations.value})`,
+      max: sql<number | null>`max(${observations.value})`,
+      last: sql<number | null>`(array_agg(${observations.value} order by ${observations.at} desc))[1]`,
+    })
+    .from(observations)
+    .where(and(eq(observations.versionId, versionId), eq(observations.metric, metric), gte(observations.at, from), lte(observations.at, to)));
+  if (!row || row.count === 0) return null;
+  const value = { MEAN: row.mean, MIN: row.min, MAX: row.max, LAST: row.last, COUNT: row.count }[rule.aggregate];
+  return value === null || value === undefined ? null : Number(value);
+}
+
+async function evaluationBaseline(db: Db | Tx, version: ModelVersion, metric: string): Promise<number | null> {
+  const metrics = await db.select().from(metricSummaries).where(eq(metricSummaries.runId, version.runId));
+  const value = metricValues(version, metrics).get(metric);
+  return value === undefined || !Number.isFinite(value) ? null : value;
+}
+
+/** The gates' verdict for the new version since `since` (the first breach names the gate and why). */
+export async function measureGates(
+  db: Db | Tx,
+  gates: RolloutGate[],
+  input: { newVersionId: string; oldVersionId: string | null; since: Date; now: Date },
+): Promise<GateVerdict> {
+  if (!gates.length) return { breach: null };
+  const [version] = await db.select().from(modelVersions).where(eq(modelVersions.id, input.newVersionId));
+  for (const gate of gates) {
+    const rule = gate.rule as unknown as MonitorRule;
+    const current = await aggregate(db, input.newVersionId, gate.metric, rule, input.since, input.now);
+    let baseline: number | null = null;
+    if (rule.kind === 'REGRESSION')
+      baseline =
+        rule.baseline === 'EVALUATION'
+          ? version
+            ? await evaluationBaseline(db, version, rule.evaluationMetric ?? gate.metric)
+            : null
+          : input.oldVersionId
+            ? await aggregate(db, input.oldVersionId, gate.metric, rule, input.since, input.now)
+            : null;
+    const verdict = evaluateRule({ ...rule, consecutive: 1 }, { current, baseline }, undefined);
+    if (verdict.status === 'BREACH') return { breach: `${gate.metric} (${rule.id}): ${verdict.message}` };
+  }
+  return { breach: null };
+}

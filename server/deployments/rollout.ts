@@ -1,0 +1,81 @@
+// The rollout decision, as pure code: given the policy, where the rollout stands, the time, the new revision's health
+// and the gates' verdict, what to do next (wait, move traffic to a step, roll back, complete). The reconciler
+// (reconciler.ts) applies it; the split a deployment should have is also decided here, from its stored state alone,
+// so a replica that restarts makes the deployer match the database without remembering anything.
+import type { Rollout, RolloutPolicy } from '../db/tables/deployments';
+
+export type RevisionHealthState = 'STARTING' | 'READY' | 'RESTARTING' | 'FAILED';
+
+/** The gates over the new version's observations since the step began: a breach names why; null when none. */
+export interface GateVerdict {
+  breach: string | null;
+}
+
+export type RolloutDecision =
+  | { kind: 'wait'; until: Date | null }
+  | { kind: 'setTraffic'; step: number; percent: number }
+  | { kind: 'rollback'; reason: string }
+  | { kind: 'complete' };
+
+export type Progress = Pick<Rollout, 'step' | 'startedAt' | 'stepStartedAt'>;
+
+const plus = (iso: string, seconds: number) => new Date(new Date(iso).getTime() + seconds * 1000);
+
+/**
+ * What a RUNNING rollout does now. A FAILED new revision rolls back at once; one not READY within
+ * `readyTimeoutSeconds` (of the rollout's start, or of its step) rolls back; after each step's dwell the gates
+ * decide: a breach rolls back, a pass moves to the next step, and after the last step the rollout completes.
+ */
+export function decideRollout(policy: RolloutPolicy, progress: Progress, now: Date, health: RevisionHealthState, gates: GateVerdict): RolloutDecision {
+  if (health === 'FAILED') return { kind: 'rollback', reason: 'the new revision FAILED' };
+  const readySince = progress.step < 0 ? progress.startedAt : progress.stepStartedAt;
+  const readyDeadline = plus(readySince, policy.readyTimeoutSeconds);
+  if (health !== 'READY') {
+    if (now >= readyDeadline) return { kind: 'rollback', reason: `the new revision was not ready within ${policy.readyTimeoutSeconds} s (${health})` };
+    return { kind: 'wait', until: readyDeadline };
+  }
+  if (progress.step < 0) {
+    const first = policy.steps[0];
+    return first ? { kind: 'setTraffic', step: 0, percent: first.percent } : { kind: 'complete' };
+  }
+  const step = policy.steps[progress.step];
+  if (!step) return { kind: 'complete' };
+  const dwellEnd = plus(progress.stepStartedAt, step.dwellSeconds);
+  if (now < dwellEnd) return { kind: 'wait', until: dwellEnd };
+  if (gates.breach) return { kind: 'rollback', reason: `a gate was breached: ${gates.breach}` };
+  const next = policy.steps[progress.step + 1];
+  return next ? { kind: 'setTraffic', step: progress.step + 1, percent: next.percent } : { kind: 'complete' };
+}
+
+/** Whether the gates should be measured now (a step's dwell has passed). */
+export function gatesDue(policy: RolloutPolicy, progress: Progress, now: Date): boolean {
+  const step = progress.step >= 0 ? policy.steps[progress.step] : undefined;
+  return !!step && now >= plus(progress.stepStartedAt, step.dwellSeconds);
+}
+
+export type Split = Record<number, number>;
+
+/** What the deployment stored says the split should be; null when nothing serves yet. */
+export function desiredSplit(state: { failedOver: boolean; failoverRevision: number | null; rollout: Rollout | null; serving: number | null }): Split | null {
+  if (state.failedOver && state.failoverRevision !== null) return { [state.failoverRevision]: 100 };
+  const r = state.rollout;
+  if (r && (r.state === 'RUNNING' || r.state === 'PAUSED') && r.from !== null && r.step >= 0) return twoWay(r.from, r.revision, r.percent);
+  return state.serving !== null ? { [state.serving]: 100 } : null;
+}
+
+function twoWay(from: number, to: number, percent: number): Split {
+  if (percent >= 100) return { [to]: 100 };
+  if (percent <= 0) return { [from]: 100 };
+  return { [from]: 100 - percent, [to]: percent };
+}
+
+/** Two splits are the same when they give the same revisions the same non-zero percents. */
+export function sameSplit(a: Split, b: Split): boolean {
+  const clean = (s: Split) =>
+    Object.entries(s)
+      .filter(([, p]) => p > 0)
+      .map(([r, p]) => `${Number(r)}:${p}`)
+      .sort()
+      .join(',');
+  return clean(a) === clean(b);
+}

@@ -1,0 +1,143 @@
+// The deployments part as the app wires it: the reconciler loop (kicked after registry changes and on a timer) and
+// the changes people make, each followed by one deployer call that makes traffic match at once (a failover is then
+// one `rollback` call after its commit) and a kick, so the reconciler confirms it from the deployer's status.
+import path from 'node:path';
+import type { Bus, Subscription } from '../../plugins/bus/types';
+import { createDeployerRegistry } from '../../plugins/deployer-registry';
+import type { Deployer } from '../../plugins/deployer-sdk';
+import { createLocalDeployer, type LocalDeployerOptions } from '../../plugins/deployers/local';
+import type { ObjectStore } from '../artifacts/store';
+import type { Db } from '../db/client';
+import type { DeploymentRow } from '../db/tables/deployments';
+import type { Service } from '../lifecycle';
+import { kickedLoop } from '../lifecycle/kicked-loop';
+import type { Caller } from './access';
+import {
+  type CreateDeploymentInput,
+  createDeployment,
+  deleteDeployment,
+  failoverDeployment,
+  promoteDeployment,
+  restoreDeployment,
+  rollbackDeployment,
+} from './deployments';
+import { reconcileDeployments, syncTraffic } from './reconciler';
+
+export interface DeploymentService extends Service {
+  deployerNames(): string[];
+  kick(): void;
+  /** Passes until one finds nothing to do (tests). */
+  drain(): Promise<void>;
+  /** Reconciles one deployment now if no replica holds it. */
+  reconcile(id: string): Promise<void>;
+  create(caller: Caller, input: CreateDeploymentInput): Promise<DeploymentRow>;
+  delete(caller: Caller, id: string): Promise<DeploymentRow>;
+  promote(caller: Caller, id: string, reason?: string | null): Promise<DeploymentRow>;
+  rollback(caller: Caller, id: string, reason?: string | null): Promise<DeploymentRow>;
+  failover(caller: Caller, id: string, reason: string): Promise<DeploymentRow>;
+  restore(caller: Caller, id: string, reason?: string | null): Promise<DeploymentRow>;
+}
+
+export interface DeploymentServiceOptions {
+  db: Db;
+  store: ObjectStore;
+  /** With NATS, an alias moved on any replica ('registry-changed') kicks this replica's reconciler. */
+  bus: Bus;
+  /** Deployers beside the local one (kserve, webhook, …). */
+  deployers?: Deployer[];
+  /** The local deployer's options; its state lives under the data directory, which its servers never see. */
+  localDeployer?: Partial<Omit<LocalDeployerOptions, 'stateDir'>>;
+  dataDir: string;
+  replica: string;
+  pollMs: number;
+  leaseMs?: number;
+  log: (message: string) => void;
+  /** Kicked after a commit that wrote webhook deliveries, alerts or signals. */
+  afterCommit: { kick(): void }[];
+}
+
+/** `feed` whose kick also calls `also` (a registry change may move an alias a deployment follows). */
+export const alsoKicking = <T extends { kick(): void }>(feed: T, also: () => void): T => ({
+  ...feed,
+  kick() {
+    feed.kick();
+    also();
+  },
+});
+
+export function createDeploymentService(options: DeploymentServiceOptions): DeploymentService {
+  const { db, log, bus } = options;
+  const deployers = createDeployerRegistry([
+    createLocalDeployer({
+      stateDir: path.join(options.dataDir, 'deployments', 'local'),
+      hidePaths: [options.dataDir],
+      ...options.localDeployer,
+    }),
+    ...(options.deployers ?? []),
+  ]);
+  let control: Subscription | undefined;
+  const deps = {
+    db,
+    store: options.store,
+    deployers,
+    filesDir: path.join(options.dataDir, 'deployments', 'files'),
+    replica: options.replica,
+    leaseMs: options.leaseMs ?? 120_000,
+    log,
+    afterCommit: () => {
+      for (const k of options.afterCommit) k.kick();
+    },
+  };
+  const loop = kickedLoop({
+    pass: () => reconcileDeployments(deps),
+    batchSize: Number.MAX_SAFE_INTEGER,
+    pollMs: options.pollMs,
+    onError: (e) => log(`deployments: ${(e as Error).message} (will retry)`),
+  });
+  /** After a person's change committed: traffic now, then a reconciler pass to confirm. */
+  const then = async (row: DeploymentRow): Promise<DeploymentRow> => {
+    deps.afterCommit();
+    try {
+      const status = await syncTraffic(db, deployers.get(row.deployer), row.id);
+      if (status) row = { ...row, traffic: status.traffic, ready: status.ready, url: status.url, message: status.message };
+    } catch (error) {
+      log(`deployment ${row.name}: ${(error as Error).message} (the reconciler tries again)`);
+    }
+    loop.kick();
+    return row;
+  };
+  return {
+    name: 'deployment reconciler',
+    async start() {
+      if (bus.kind === 'jetstream') control = await bus.subscribeControl('registry-changed', () => loop.kick());
+      loop.start();
+    },
+    async stop() {
+      await control?.stop();
+      await loop.stop();
+      await deployers.close(); // deployments keep serving; the next start re-attaches to them
+    },
+    deployerNames: () => deployers.names(),
+    kick: () => loop.kick(),
+    drain: () => loop.drain(),
+    reconcile: async (id) => {
+      await reconcileDeployments(deps, id);
+    },
+    create: async (caller, input) => {
+      const row = await createDeployment(db, caller, input, deployers.names());
+      deps.afterCommit();
+      loop.kick();
+      return row;
+    },
+    delete: async (caller, id) => {
+      const row = await deleteDeployment(db, caller, id);
+      deps.afterCommit();
+      await reconcileDeployments(deps, row.id).catch((e) => log(`deployment ${row.name}: ${(e as Error).message} (will retry)`));
+      return row;
+    },
+    promote: async (caller, id, reason) => then(await promoteDeployment(db, caller, id, reason)),
+    rollback: async (caller, id, reason) => then(await rollbackDeployment(db, caller, id, reason)),
+    failover: async (caller, id, reason) => then(await failoverDeployment(db, caller, id, reason)),
+    restore: async (caller, id, reason) => then(await restoreDeployment(db, caller, id, reason)),
+  };
+}

@@ -1,0 +1,112 @@
+// People on a rollout, on the embedded app with the real local deployer and the iris model over real HTTP: promote
+// skips to 100 %, rollback returns at a step, failover sends all traffic to the previous revision in one call (audited,
+// pausing the rollout) and restore brings back the split before it.
+import { and, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { liveProcesses } from '../../plugins/deployers/local';
+import { deployments } from '../../server/db/tables/deployments';
+import { auditEvents } from '../../server/db/tables/governance';
+import type { TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
+import { DEPLOYMENT, irisVersion, predict, startDeploymentApp, until } from './setup';
+
+let t: TestApp;
+let alice: ApiClient;
+const CREATE = `mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id name } }`;
+const ALIAS = (alias: string, version: number) =>
+  alice.gql(`mutation { setModelAlias(model: "ml/iris", alias: "${alias}", version: "${version}") { version { version } } }`);
+const show = async (name: string) => (await alice.gql(DEPLOYMENT, { n: name })).deployment;
+const split = (d: any) => Object.fromEntries(d.traffic.map((x: any) => [x.revision, x.percent]));
+const serving = (name: string, revision: number, rollout?: string) =>
+  until(`${name} serving revision ${revision} alone`, async () => {
+    const d = await show(name);
+    return d.ready && JSON.stringify(split(d)) === JSON.stringify({ [revision]: 100 }) && (!rollout || d.rollout?.state === rollout) && d;
+  });
+const atSplit = (name: string, want: Record<number, number>) =>
+  until(`${name} at ${JSON.stringify(want)}`, async () => {
+    const d = await show(name);
+    return JSON.stringify(split(d)) === JSON.stringify(want) && d;
+  });
+
+beforeAll(async () => {
+  t = await startDeploymentApp();
+  alice = await t.user('alice');
+  await t.team('ml', ['alice'], ['ml']);
+  for (const v of [1, 2, 5, 6, 7, 8]) await irisVersion(t, v);
+  await irisVersion(t, 3, null);
+  await irisVersion(t, 4, { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] });
+  await ALIAS('champion', 1);
+  await ALIAS('slow', 1);
+  await ALIAS('stuck', 1);
+}, 60_000);
+
+afterAll(async () => {
+  const listed = (await t.api.gql(`{ deployments(first: 100) { name } }`)).deployments;
+  for (const d of listed) await t.api.gql(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: d.name });
+  const stateDir = `${t.dataDir}/deployments/local`;
+  await until('every deployment deleted', async () => (await t.app.services.db.select().from(deployments)).length === 0);
+  expect(await liveProcesses(stateDir)).toBe(0);
+  await t.stop();
+});
+
+describe('people on a rollout', () => {
+  it('promote skips to 100 %, rollback returns at any step, failover and restore switch all traffic and back', async () => {
+    await alice.gql(CREATE, {
+      i: { name: 'iris-slow', model: 'ml/iris@slow', domain: 'experimentation', rollout: { steps: [{ percent: 10, dwellSeconds: 3600 }, { percent: 100 }] } },
+    });
+    await serving('iris-slow', 1);
+    await ALIAS('slow', 6);
+    await atSplit('iris-slow', { 1: 90, 2: 10 });
+    const promoted = (await alice.gql(`mutation { promoteDeployment(id: "iris-slow", reason: "looks good") { traffic { revision percent } } }`))
+      .promoteDeployment;
+    expect(split(promoted)).toEqual({ 2: 100 });
+    expect((await predict((await show('iris-slow')).url)).version).toBe('ml/iris/6');
+
+    await ALIAS('slow', 7);
+    await atSplit('iris-slow', { 2: 90, 3: 10 });
+    const rolled = (
+      await alice.gql(`mutation { rollbackDeployment(id: "iris-slow", reason: "not today") { traffic { revision percent } rollout { state reason } } }`)
+    ).rollbackDeployment;
+    expect(split(rolled)).toEqual({ 2: 100 });
+    expect(rolled.rollout).toEqual({ state: 'ROLLED_BACK', reason: 'not today' });
+
+    await ALIAS('slow', 8);
+    const before = split(await atSplit('iris-slow', { 2: 90, 4: 10 }));
+    let snapshot: () => void = () => {};
+    const subscribed = new Promise<void>((resolve) => (snapshot = resolve));
+    const live = alice.subscribe(
+      `subscription { deploymentChanged(id: "iris-slow") { failedOver traffic { revision percent } } }`,
+      {},
+      (e: any) => e.deploymentChanged.failedOver,
+      () => snapshot(),
+    );
+    await subscribed; // its first snapshot came: the failover below is a change it sees
+    const over = (
+      await alice.gql(
+        `mutation { failoverDeployment(id: "iris-slow", reason: "errors upstream") { failedOver traffic { revision percent } rollout { state } } }`,
+      )
+    ).failoverDeployment;
+    expect(over).toMatchObject({ failedOver: true, rollout: { state: 'PAUSED' } });
+    expect(split(over)).toEqual({ 2: 100 });
+    const changes = await live;
+    expect(changes[0].deploymentChanged.failedOver).toBe(false);
+    expect(changes.at(-1).deploymentChanged.failedOver).toBe(true);
+    const url = (await show('iris-slow')).url;
+    for (let i = 0; i < 5; i++) expect((await predict(url)).revision).toBe('2');
+    const restored = (
+      await alice.gql(`mutation { restoreDeployment(id: "iris-slow", reason: "fixed") { failedOver traffic { revision percent } rollout { state } } }`)
+    ).restoreDeployment;
+    expect(restored).toMatchObject({ failedOver: false, rollout: { state: 'RUNNING' } });
+    expect(split(restored)).toEqual(before);
+    const events = (await show('iris-slow')).events;
+    expect(events.slice(0, 2)).toMatchObject([
+      { kind: 'RESTORED', reason: 'fixed', actor: { name: 'alice' } },
+      { kind: 'FAILED_OVER', reason: 'errors upstream', revision: 2, actor: { name: 'alice' } },
+    ]);
+    const audited = await t.app.services.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.action, 'deployment.failover'), eq(auditEvents.decision, 'allow')));
+    expect(audited).toHaveLength(1);
+  });
+});

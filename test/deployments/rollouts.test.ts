@@ -1,0 +1,115 @@
+// Deployments end to end on the embedded app, the real local deployer and the iris model over real HTTP: a
+// deployment follows its alias (a new revision serves, by the router's revision header); a canary whose gates pass
+// reaches 100 %; bad observations of the new version roll it back by themselves with an alert; a version with no
+// serve entrypoint FAILS while the old one serves. People's hands: people.test.ts; faults: faults.test.ts.
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { liveProcesses } from '../../plugins/deployers/local';
+import { deployments } from '../../server/db/tables/deployments';
+import { alerts } from '../../server/db/tables/monitoring';
+import type { TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
+import { DEPLOYMENT, irisVersion, predict, startDeploymentApp, until } from './setup';
+
+let t: TestApp;
+let alice: ApiClient;
+const CREATE = `mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id name } }`;
+const ALIAS = (alias: string, version: number) =>
+  alice.gql(`mutation { setModelAlias(model: "ml/iris", alias: "${alias}", version: "${version}") { version { version } } }`);
+const show = async (name: string) => (await alice.gql(DEPLOYMENT, { n: name })).deployment;
+const split = (d: any) => Object.fromEntries(d.traffic.map((x: any) => [x.revision, x.percent]));
+const serving = (name: string, revision: number, rollout?: string) =>
+  until(`${name} serving revision ${revision} alone`, async () => {
+    const d = await show(name);
+    return d.ready && JSON.stringify(split(d)) === JSON.stringify({ [revision]: 100 }) && (!rollout || d.rollout?.state === rollout) && d;
+  });
+const atSplit = (name: string, want: Record<number, number>) =>
+  until(`${name} at ${JSON.stringify(want)}`, async () => {
+    const d = await show(name);
+    return JSON.stringify(split(d)) === JSON.stringify(want) && d;
+  });
+
+beforeAll(async () => {
+  t = await startDeploymentApp();
+  alice = await t.user('alice');
+  await t.team('ml', ['alice'], ['ml']);
+  for (const v of [1, 2, 5, 6, 7, 8]) await irisVersion(t, v);
+  await irisVersion(t, 3, null);
+  await irisVersion(t, 4, { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] });
+  await ALIAS('champion', 1);
+  await ALIAS('slow', 1);
+  await ALIAS('stuck', 1);
+}, 60_000);
+
+afterAll(async () => {
+  const listed = (await t.api.gql(`{ deployments(first: 100) { name } }`)).deployments;
+  for (const d of listed) await t.api.gql(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: d.name });
+  const stateDir = `${t.dataDir}/deployments/local`;
+  await until('every deployment deleted', async () => (await t.app.services.db.select().from(deployments)).length === 0);
+  expect(await liveProcesses(stateDir)).toBe(0);
+  await t.stop();
+});
+
+describe('a deployment following an alias', () => {
+  it('serves the alias’s version, and rolls out the next one when the alias moves, gates passing', async () => {
+    await alice.gql(CREATE, {
+      i: {
+        name: 'iris-exp',
+        model: 'ml/iris@champion',
+        domain: 'experimentation',
+        rollout: {
+          steps: [
+            { percent: 50, dwellSeconds: 1 },
+            { percent: 100, dwellSeconds: 0 },
+          ],
+          gates: [{ metric: 'error_rate', rule: { kind: 'THRESHOLD', above: 0.5 } }],
+          readyTimeoutSeconds: 10,
+        },
+      },
+    });
+    const first = await serving('iris-exp', 1);
+    expect(first.revisions).toMatchObject([{ number: 1, state: 'SERVING', health: 'READY', modelVersion: { version: 1 } }]);
+    expect(await predict(first.url)).toEqual({ revision: '1', version: 'ml/iris/1' });
+    await ALIAS('champion', 2);
+    const half = await atSplit('iris-exp', { 1: 50, 2: 50 });
+    expect(half.rollout).toMatchObject({ revision: 2, from: 1, percent: 50, state: 'RUNNING' });
+    const after = await serving('iris-exp', 2, 'COMPLETE');
+    expect(after.rollout).toMatchObject({ state: 'COMPLETE' });
+    expect(after.revisions.map((r: any) => r.state)).toEqual(['RETIRED', 'SERVING']);
+    expect(await predict(after.url)).toEqual({ revision: '2', version: 'ml/iris/2' });
+    expect(after.events.map((e: any) => e.kind)).toEqual(expect.arrayContaining(['CREATED', 'REVISION_CREATED', 'STEP', 'COMPLETED']));
+    const { model } = await alice.gql(`{ model(name: "ml/iris") { deployments { name } versions { version deployments { name } } } }`);
+    expect(model.deployments).toEqual([{ name: 'iris-exp' }]);
+    expect(model.versions.find((v: any) => v.version === 2).deployments).toEqual([{ name: 'iris-exp' }]);
+    expect(model.versions.find((v: any) => v.version === 1).deployments).toEqual([]);
+  });
+
+  it('rolls back by itself when the new version’s observations breach a gate, and opens an alert', async () => {
+    await ALIAS('champion', 5);
+    const d = await atSplit('iris-exp', { 2: 50, 3: 50 });
+    await alice.gql(`mutation ($o: [ObservationInput!]!) { recordObservations(observations: $o) { recorded } }`, {
+      o: [{ target: { kind: 'MODEL_VERSION', ref: 'ml/iris@5' }, metric: 'error_rate', value: 0.9, at: new Date().toISOString() }],
+    });
+    const back = await serving('iris-exp', 2, 'ROLLED_BACK');
+    expect(back.rollout).toMatchObject({ revision: 3, state: 'ROLLED_BACK', reason: expect.stringContaining('error_rate') });
+    expect(back.revisions.find((r: any) => r.number === 3).state).toBe('ROLLED_BACK');
+    expect(await predict(back.url)).toEqual({ revision: '2', version: 'ml/iris/2' });
+    const [alert] = await t.app.services.db
+      .select()
+      .from(alerts)
+      .where(eq(alerts.key, `deployment:${d.id}:3`));
+    expect(alert).toMatchObject({ state: 'OPEN' });
+    expect(alert!.title).toContain('rolled revision 3 back');
+  });
+
+  it('a version with no serve entrypoint FAILS with the deployer’s message while the old revision keeps serving', async () => {
+    await ALIAS('champion', 3);
+    const d = await until('revision 4 FAILED', async () => {
+      const x = await show('iris-exp');
+      return x.revisions.find((r: any) => r.number === 4)?.state === 'FAILED' && x;
+    });
+    expect(d.revisions.find((r: any) => r.number === 4).message).toMatch(/serve entrypoint/i);
+    expect(split(d)).toEqual({ 2: 100 });
+    expect(await predict(d.url)).toEqual({ revision: '2', version: 'ml/iris/2' });
+  });
+});

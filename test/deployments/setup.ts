@@ -1,0 +1,85 @@
+// The world the deployment tests share: an embedded app with a fast reconciler and a fast local deployer (no
+// sandbox: the tests run anywhere), team `ml` (alice) owning namespace `ml`, and model `ml/iris` whose versions are
+// the iris fixture server (test/fixtures/iris-model) stored in the object store, registered straight into the
+// registry's tables (the registry's own tests cover registration; here only the files and `metadata.serve` matter).
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { eq } from 'drizzle-orm';
+import { modelVersions, registeredModels } from '../../server/db/tables/registry';
+import { fixturesDir, startTestApp, type TestApp } from '../harness/app';
+
+export const IRIS_SERVE = { command: [process.execPath, 'serve.mjs'] };
+
+export async function startDeploymentApp(startupMs = 3000): Promise<TestApp> {
+  return startTestApp(
+    { ATELIER_DEPLOYMENT_POLL_MS: '100', ...(process.env.DEPLOY_DEBUG ? { ATELIER_LOG_LEVEL: 'info' } : {}) },
+    { deployments: { localDeployer: { isolation: 'none', startupMs, backoffMs: 20, checkMs: 50, maxRestarts: 1 } } },
+  );
+}
+
+/**
+ * Registers version N of `ml/iris` with the iris files (a note file makes each version's digest its own) and the
+ * given `metadata.serve` (null: none).
+ */
+export async function irisVersion(t: TestApp, version: number, serve: object | null = IRIS_SERVE): Promise<string> {
+  const { db, store } = t.app.services;
+  let [model] = await db.select().from(registeredModels).where(eq(registeredModels.name, 'iris'));
+  if (!model) [model] = await db.insert(registeredModels).values({ namespace: 'ml', name: 'iris' }).returning();
+  const dir = path.join(fixturesDir, 'iris-model');
+  const files = [];
+  for (const name of ['serve.mjs', 'weights.json']) {
+    const bytes = await readFile(path.join(dir, name));
+    files.push({ path: name, digest: await store.put(bytes), size: bytes.length });
+  }
+  const note = Buffer.from(`version ${version}\n`);
+  files.push({ path: 'note.txt', digest: await store.put(note), size: note.length });
+  const [row] = await db
+    .insert(modelVersions)
+    .values({
+      modelId: model!.id,
+      version,
+      digest: `sha256:${version.toString(16).padStart(64, '0')}`,
+      files,
+      metadata: serve ? { serve } : {},
+      taskId: crypto.randomUUID(),
+      runId: crypto.randomUUID(),
+      domain: 'experimentation',
+      output: 'model',
+    })
+    .returning();
+  return row!.id;
+}
+
+/** Polls `check` until it returns a truthy value (or throws after `ms`). */
+export async function until<T>(what: string, check: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  let seen: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      seen = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''} (last seen: ${JSON.stringify(seen)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const DEPLOYMENT = `query ($n: String!) { deployment(name: $n) {
+  id name model url ready message failedOver traffic { revision percent }
+  revisions { number state health message baseline modelVersion { version } }
+  rollout { revision from step percent state reason nextDecisionAt }
+  fallback { kind revision }
+  events { kind revision reason actor { name } }
+  viewerCan { manage failover } } }`;
+
+/** A prediction through the deployment's URL: the answering revision (router header) and the model version. */
+export async function predict(url: string): Promise<{ revision: string | null; version: string }> {
+  const res = await fetch(`${url}/predict`, { method: 'POST', body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) });
+  const body = (await res.json()) as { version: string };
+  return { revision: res.headers.get('x-atelier-revision'), version: body.version };
+}
