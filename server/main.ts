@@ -2,12 +2,13 @@
 import { buildApp } from './app';
 import { adminTokenFile } from './auth/admin-token';
 import { ConfigError, loadConfig } from './config';
+import { deployersFromEnv } from './deployers';
 import { surviveLostConnections } from './lifecycle/transient-errors';
 
 async function main() {
   surviveLostConnections((m) => console.error(`warning: ${m}`));
   const config = loadConfig();
-  const app = await buildApp(config);
+  const app = await buildApp(config, { deployments: { deployers: await deployersFromEnv() } });
   const url = await app.start();
   const tokenFile = adminTokenFile(config.dataDir);
   console.log(`
@@ -18,6 +19,7 @@ Atelier control plane is up.
   Database     ${app.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'Postgres (DATABASE_URL)'}
   Bus          ${app.bus.kind === 'memory' ? 'in-process' : `NATS JetStream (${config.natsUrl})`}
   Objects      ${app.services.store.describe()}${config.objectStore.backend === 'local' ? ' (replicas must share it: see ATELIER_OBJECT_STORE)' : ''}
+  Deployers    ${app.services.deployments.deployerNames().join(', ')}
   Executors    ${config.embeddedExecutor ? `embedded host serving pools: ${config.pools.join(', ')}` : 'none embedded: run `npx atelier executor --pool local`'}
 
 Authenticate with the admin token (also in ${tokenFile}):
