@@ -267,12 +267,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     freshness,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
-    periodic(
-      'run feed check',
-      config.feedCheckMs,
-      () => feed.check(),
-      (e) => log(`run feed check: ${(e as Error).message} (will retry)`),
-    ),
+    periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
     createEventRecorder({ bus, orchestrator, hotClusters, log }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
@@ -290,12 +285,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
     { name: 'trigger dispatcher', start: () => triggers.start(), stop: () => triggers.stop() },
-    periodic(
-      'task token pruning',
-      TASK_TOKEN_PRUNE_MS,
-      () => pruneExpiredTaskTokens(db).then(() => undefined),
-      (e) => log(`task token pruning: ${(e as Error).message} (will retry)`),
-    ),
+    periodic('task token pruning', TASK_TOKEN_PRUNE_MS, () => pruneExpiredTaskTokens(db).then(() => undefined), log),
     periodic(
       'model registration recovery',
       REGISTRATION_RECOVERY_MS,
@@ -305,7 +295,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           registryFeed.kick();
         }
       },
-      (e) => log(`model registration recovery: ${(e as Error).message} (will retry)`),
+      log,
     ),
     periodic(
       'retention',
@@ -315,7 +305,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         await pruneHandledSignals(db, config.retention.signalDays);
         await pruneObservations(db, config.retention.observationDays);
       },
-      (e) => log(`retention: ${(e as Error).message} (will retry)`),
+      log,
     ),
     createMonitorEvaluator({
       db,
@@ -329,12 +319,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     }),
     monitorActions,
     deployments,
-    periodic(
-      'orchestrator tick',
-      config.tickMs,
-      () => orchestrator.tick().then(() => hotClusters.tick()),
-      (e) => log(`orchestrator tick: ${(e as Error).message} (will retry)`),
-    ),
+    periodic('orchestrator tick', config.tickMs, () => orchestrator.tick().then(() => hotClusters.tick()), log),
     ...(config.embeddedExecutor ? [embeddedExecutorHost(config, bus, store, options.executors, log)] : []),
     http,
     urlFileService(config.dataDir, () => http.url()),

@@ -71,9 +71,10 @@ export function createLifecycle(services: readonly Service[]): Lifecycle {
 
 /**
  * A service that runs `run` every `everyMs`, never overlapping itself (a slow pass is not joined by the next);
- * stopping waits for a pass in progress. A pass's error goes to `onError` and the next pass runs as usual.
+ * stopping waits for a pass in progress. A pass's error is logged as `NAME: message (will retry)` and the next pass
+ * runs as usual.
  */
-export function periodic(name: string, everyMs: number, run: () => Promise<void>, onError: (error: unknown) => void): Service {
+export function periodic(name: string, everyMs: number, run: () => Promise<void>, log: (message: string) => void): Service {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   return {
@@ -82,7 +83,7 @@ export function periodic(name: string, everyMs: number, run: () => Promise<void>
       timer = setInterval(() => {
         if (running) return;
         running = run()
-          .catch(onError)
+          .catch((error: unknown) => log(`${name}: ${error instanceof Error ? error.message : String(error)} (will retry)`))
           .finally(() => (running = undefined));
       }, everyMs);
       timer.unref();
