@@ -51,6 +51,7 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
       domain: run.domain,
       refreshCache: run.refreshCache,
       cacheNamespace: run.cacheNamespace,
+      priority: run.priority,
     });
     await tx
       .update(tasks)

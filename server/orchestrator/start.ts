@@ -28,11 +28,12 @@ import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
 import { starterlessActor } from './run-actor';
-import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   checkIdempotencyKey(input.idempotencyKey);
+  checkPriority(input.priority);
   const existing = async () => {
     if (!input.idempotencyKey) return undefined;
     return findRunByKey(ctx.db, identity?.id ?? null, input.idempotencyKey);
@@ -59,6 +60,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         cacheNamespace,
         hotCluster: input.hotCluster,
         actingFor: input.actingFor,
+        priority: input.priority,
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
     });
@@ -94,6 +96,7 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
       pinned,
       domain: source.domain,
       cacheNamespace: source.cacheNamespace,
+      priority: source.priority,
     });
   });
 }
@@ -117,6 +120,7 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
       reuse,
       domain: source.domain,
       cacheNamespace: source.cacheNamespace,
+      priority: source.priority,
     });
   });
 }
@@ -171,6 +175,8 @@ export interface CreateRun {
   actingFor?: RunActor | null;
   /** The experiment it belongs to; default: the workflow's own. */
   experimentId?: string;
+  /** Its priority in saturated pools (checked by the caller); a nested run takes its parent's. */
+  priority?: number;
 }
 
 /** Refuses (audited) a run whose tasks, nested runs' included, would use a hot cluster of an owner it does not act for. */
@@ -268,6 +274,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       domain: input.domain,
       refreshCache: input.refreshCache ?? false,
       cacheNamespace: input.cacheNamespace ?? null,
+      priority: input.priority ?? 0,
       createdBy: input.identity?.id ?? null,
       createdAt: step.at,
       message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
