@@ -25,6 +25,7 @@ import './types/models';
 import './types/model-mutations';
 import './types/registry-events';
 import './types/cache';
+import './types/costs';
 import './types/executors';
 import './types/webhooks';
 import './types/monitoring';

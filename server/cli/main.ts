@@ -10,6 +10,7 @@ import { cacheCommand } from './cache';
 import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
 import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
+import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { ApiError, CliError, reportError, withPassedParams } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
@@ -356,6 +357,7 @@ export function buildProgram(): Command {
   program.addCommand(alertCommand((command) => connection(command).client));
   program.addCommand(observeCommand((command) => connection(command).client));
   program.addCommand(cacheCommand((command) => connection(command).client));
+  program.addCommand(costsCommand((command) => connection(command).client));
   program.addCommand(clusterCommand((command) => connection(command).client));
   program.addCommand(datasetCommand((command) => connection(command).client));
   program.addCommand(declassifyCommand((command) => connection(command).client));

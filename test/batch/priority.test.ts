@@ -4,18 +4,9 @@ import { inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runs, tasks } from '../../server/db/tables/runs';
 import { startTestApp, type TestApp } from '../harness/app';
+import { until } from './until';
 
 const START = `mutation ($w: String!, $p: JSON, $prio: Int) { startRun(workflow: $w, parameters: $p, priority: $prio) { id status priority } }`;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('run priority', () => {
   let t: TestApp;
