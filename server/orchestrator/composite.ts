@@ -146,6 +146,7 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
       gpus: task.gpus,
       hotCluster: task.hotCluster,
       dataAccess: task.dataAccess,
+      models: task.models,
       mapParent: task.node,
       mapIndex: i,
     });

@@ -22,6 +22,13 @@ export interface DatasetPartition {
   rows?: number;
 }
 
+/** A spec's `map.over` when it names a dataset's partitions (`{ partitionsOf: "ns/dataset[/VERSION]" }`), else null. */
+export function partitionsSource(over: unknown): string | null {
+  if (!over || typeof over !== 'object' || Array.isArray(over)) return null;
+  const source = (over as { partitionsOf?: unknown }).partitionsOf;
+  return typeof source === 'string' ? source : null;
+}
+
 /** A run's priority: higher dispatches first from a saturated pool; the default is 0. */
 export const RUN_PRIORITY_MIN = -10;
 export const RUN_PRIORITY_MAX = 10;

@@ -20,6 +20,7 @@ const valueTypes: Record<string, string> = {
   ClassificationLabel: 'part of a Dataset column or a Declassification',
   DatasetColumn: 'part of a Dataset',
   DatasetVersion: 'part of a Dataset',
+  DatasetPartition: 'part of a DatasetVersion',
   DatasetVersionColumn: 'part of a DatasetVersion',
   DatasetPreview: 'rows filtered by the column-level ability (server/governance/preview.ts)',
   DatasetPreviewGroup: 'groups filtered by the column-level ability',
