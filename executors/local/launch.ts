@@ -123,6 +123,7 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ATELIER_PARAMS: JSON.stringify(task.parameters ?? {}),
     ATELIER_INPUTS: JSON.stringify(task.inputs ?? {}),
     ...(task.datasets ? { ATELIER_DATASETS: JSON.stringify(task.datasets) } : {}),
+    ...(task.models ? { ATELIER_MODELS: JSON.stringify(task.models) } : {}),
     ATELIER_OUTPUT_DIR: path.posix.join(inside, 'outputs'),
     ATELIER_PROGRESS_FD: '3',
     // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).
