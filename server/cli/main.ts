@@ -350,19 +350,10 @@ export function buildProgram(): Command {
     });
 
   addTrackingCommands(run, (command) => connection(command).client);
-  program.addCommand(scheduleCommand((command) => connection(command).client));
-  program.addCommand(webhookCommand((command) => connection(command).client));
   program.addCommand(triggerCommand(connection));
-  program.addCommand(monitorCommand((command) => connection(command).client));
-  program.addCommand(alertCommand((command) => connection(command).client));
-  program.addCommand(observeCommand((command) => connection(command).client));
-  program.addCommand(cacheCommand((command) => connection(command).client));
-  program.addCommand(costsCommand((command) => connection(command).client));
-  program.addCommand(clusterCommand((command) => connection(command).client));
-  program.addCommand(datasetCommand((command) => connection(command).client));
-  program.addCommand(declassifyCommand((command) => connection(command).client));
-  program.addCommand(auditCommand((command) => connection(command).client));
-  program.addCommand(modelCommand((command) => connection(command).client));
+  const client = (command: Command) => connection(command).client;
+  const groups = [scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
+  for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand]) program.addCommand(group(client));
 
   return program;
 }

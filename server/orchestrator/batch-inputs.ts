@@ -9,17 +9,41 @@ import { grantsOf } from '../auth/grants';
 import type { Tx } from '../db/client';
 import { datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
+import { modelAliases, modelVersions, registeredModels } from '../db/tables/registry';
 import type { Task } from '../db/tables/runs';
 import { badInput, notFound } from '../errors';
 import { findDataset, latestVersion } from '../governance/datasets';
 import { datasetDenial } from '../governance/policy';
-import { findModelVersion } from '../registry/models';
 import { type Domain, type ModelInput, partitionsSource, type TaskSpec } from '../vocabulary';
 
 export { partitionsSource };
 
-/** `ns/model/3` → `ns/model@3`; `ns/model@alias` as it is. */
-const asRegistryRef = (ref: string) => (/^[^/@]+\/[^/@]+\/\d+$/.test(ref) ? ref.replace(/\/(\d+)$/, '@$1') : ref);
+/**
+ * The model and version `ns/model/3` or `ns/model@alias` names now, or null. Read from the tables here: the
+ * registry sits below the orchestrator and imports it (registry/from-tasks.ts), so not the other way round.
+ */
+async function modelVersionOf(tx: Tx, ref: string) {
+  const match = /^([^/@]+)\/([^/@]+)(?:\/(\d+)|@(.+))$/.exec(ref);
+  if (!match) return null;
+  const [, namespace, name, number, alias] = match;
+  const [model] = await tx
+    .select()
+    .from(registeredModels)
+    .where(and(eq(registeredModels.namespace, namespace!), eq(registeredModels.name, name!)));
+  if (!model) return null;
+  const [version] = number
+    ? await tx
+        .select()
+        .from(modelVersions)
+        .where(and(eq(modelVersions.modelId, model.id), eq(modelVersions.version, Number(number))))
+    : await tx
+        .select({ v: modelVersions })
+        .from(modelAliases)
+        .innerJoin(modelVersions, eq(modelVersions.id, modelAliases.versionId))
+        .where(and(eq(modelAliases.modelId, model.id), eq(modelAliases.alias, alias!)))
+        .then((rows) => rows.map((r) => r.v));
+  return version ? { model, version } : null;
+}
 
 /** Each task's model inputs by port, pinned now (or taken from `pinned`, a source run's tasks by node). */
 export async function resolveModelInputs(
@@ -41,7 +65,7 @@ export async function resolveModelInputs(
     const ports: Record<string, ModelInput> = {};
     for (const [port, ref] of Object.entries(task.models!)) {
       const unknown = notFound(`Node "${task.name}" takes model ${ref} as "${port}": there is no such model version you may read.`);
-      const found = await findModelVersion(tx, asRegistryRef(ref)).catch(() => null);
+      const found = await modelVersionOf(tx, ref);
       if (!found) throw unknown;
       if (ability && !ability.can('read', subject('ModelVersion', { ...found.version }), 'lineage')) throw unknown;
       const { model, version } = found;
