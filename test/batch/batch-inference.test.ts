@@ -34,7 +34,7 @@ describe('batch inference', () => {
       scratch,
       'score',
       'parameters:\n  type: object\n  properties:\n    part: { type: object }\n',
-      `const models = JSON.parse(process.env.ATELIER_MODELS ?? '{}');\noutput('scored', { partition: params.part.partition, model: models.iris.model, version: models.iris.version, files: models.iris.files.map((f) => f.path) });\n`,
+      `import { readFileSync } from 'node:fs';\nconst models = JSON.parse(process.env.ATELIER_MODELS ?? '{}');\nconst weights = JSON.parse(readFileSync(process.env.ATELIER_MODELS_DIR + '/iris/model.json', 'utf8'));\noutput('scored', { partition: params.part.partition, model: models.iris.model, version: models.iris.version, files: models.iris.files.map((f) => f.path), seed: weights.seed });\n`,
     );
     await t.createWorkflow({
       name: 'fit',
@@ -82,7 +82,8 @@ describe('batch inference', () => {
     expect(run.status).toBe('SUCCEEDED');
     const items = run.tasks.filter((x: any) => x.node.startsWith('score['));
     expect(items.map((x: any) => x.outputs.scored).sort((a: any, b: any) => a.partition.localeCompare(b.partition))).toEqual(
-      ['day=1', 'day=2', 'day=3'].map((partition) => ({ partition, model: 'ml/iris', version: 1, files: ['model.json'] })),
+      // the version's files are in the task's models/iris/ folder: version 1 was fitted with seed 1
+      ['day=1', 'day=2', 'day=3'].map((partition) => ({ partition, model: 'ml/iris', version: 1, files: ['model.json'], seed: 1 })),
     );
     // a clone keeps the pinned version although the alias now names 2; a new run takes 2
     const { cloneRun } = await t.api.gql(`mutation ($id: ID!) { cloneRun(id: $id) { id } }`, { id });
