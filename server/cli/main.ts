@@ -206,6 +206,7 @@ export function buildProgram(): Command {
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
+    .option('--priority <n>', 'from -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', Number)
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
@@ -222,6 +223,7 @@ export function buildProgram(): Command {
           refreshCache?: boolean;
           cacheNamespace?: string;
           hotCluster?: string;
+          priority?: number;
           watch?: boolean;
           logs?: boolean;
           plain?: boolean;
@@ -234,8 +236,8 @@ export function buildProgram(): Command {
           .request<{
             startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
           }>(
-            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot) {
+            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String, $priority: Int) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot, priority: $priority) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
@@ -249,6 +251,7 @@ export function buildProgram(): Command {
               refresh: Boolean(opts.refreshCache),
               ns: opts.cacheNamespace ?? null,
               hot: opts.hotCluster ?? null,
+              priority: opts.priority ?? null,
             },
           )
           .catch(withPassedParams(opts.param));
