@@ -17,7 +17,7 @@ import { auditCommand, declassifyCommand } from './governance';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, parseParam, positiveInt } from './options';
+import { collect, parseParam, positiveInt, wholeNumber } from './options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
@@ -206,7 +206,7 @@ export function buildProgram(): Command {
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
-    .option('--priority <n>', 'from -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', Number)
+    .option('--priority <n>', 'from -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', wholeNumber)
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
