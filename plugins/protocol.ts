@@ -34,6 +34,11 @@ export interface TaskMessage {
     inputs: Record<string, { dataset: string; version: number; digest: string; columns: string[] }>;
     outputs: Record<string, { dataset: string }>;
   };
+  /**
+   * The models the module takes as inputs, by port, each pinned to one version when the run started: its files
+   * (by content digest, fetched like the module's archive) under `models/<port>/` of the attempt directory.
+   */
+  models?: Record<string, { model: string; version: number; digest: string; files: { path: string; digest: string; size: number }[] }>;
   enqueuedAt: string;
   /** Set by the host from its claim's answer (never in the queued message): where the module logs MLflow data. */
   tracking?: TaskTracking;

@@ -39,6 +39,11 @@ export interface TaskContext {
   readonly workdir: string;
   /** Local path of the module's artifact archive (tar.gz), already verified against its digest. */
   artifactPath(): Promise<string>;
+  /**
+   * Local path of another object the task message names by content digest (a model input's file), fetched like the
+   * module's archive. Optional: an executor without it hands over the digests only.
+   */
+  objectPath?(digest: string): Promise<string>;
   /** Append log lines; batched by the host (~64 KB or 250 ms) before they are published. */
   log(stream: 'stdout' | 'stderr', line: string): void;
   /** Report progress: a fraction in [0, 1] (or null when unknown) and an optional message. */

@@ -26,6 +26,7 @@ import './types/model-mutations';
 import './types/deployments';
 import './types/registry-events';
 import './types/cache';
+import './types/costs';
 import './types/executors';
 import './types/webhooks';
 import './types/monitoring';

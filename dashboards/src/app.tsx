@@ -9,6 +9,7 @@ import { lazyPage } from './components/lazy';
 import { ErrorState, Loading } from './components/states';
 import { AlertsPage } from './pages/alerts';
 import { AuditPage } from './pages/audit';
+import { CostsPage } from './pages/costs';
 import { DatasetsPage } from './pages/datasets';
 import { ExecutorsPage } from './pages/executors';
 import { ModelsPage } from './pages/models';
@@ -44,6 +45,7 @@ const nav = [
   { href: '/alerts', label: 'Alerts' },
   { href: '/executors', label: 'Executors' },
   { href: '/savings', label: 'Savings' },
+  { href: '/costs', label: 'Costs' },
   // the API refuses the audit log to anyone else; the page says so to whoever opens its address anyway
   { href: '/audit', label: 'Audit', adminOnly: true },
 ];
@@ -70,6 +72,7 @@ function route(path: string): ComponentChildren {
   if (path === '/audit') return <AuditPage />;
   if (path === '/executors') return <ExecutorsPage />;
   if (path === '/savings') return <SavingsPage />;
+  if (path === '/costs') return <CostsPage />;
   return <NotFoundPage />;
 }
 

@@ -2,7 +2,7 @@
 // handed to a hot cluster's warm worker), its environment built from the task, and the child spawned as its own
 // process group, inside the sandbox (sandbox.ts) or, opted out, under the supervisor (supervisor.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chown, mkdir, rm, stat } from 'node:fs/promises';
+import { chown, copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readStartTime } from '../../plugins/process-group';
 import type { AbortReason, TaskContext, TaskMessage } from '../../plugins/sdk';
@@ -94,6 +94,18 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     if (err instanceof ArchiveDigestMismatch) return refuse(`module ${ref}: ${err.message}`, 'digest-mismatch');
     throw err;
   }
+  // Model inputs' files under models/PORT/ of the attempt directory (ATELIER_MODELS_DIR), each path kept inside it.
+  if (task.models && ctx.objectPath) {
+    for (const [port, model] of Object.entries(task.models)) {
+      const dir = path.join(attemptDir, 'models', port);
+      for (const file of model.files) {
+        const target = path.resolve(dir, file.path);
+        if (!target.startsWith(dir + path.sep)) return refuse(`model ${model.model} version ${model.version}: file "${file.path}" points outside its folder`);
+        await mkdir(path.dirname(target), { recursive: true });
+        await copyFile(await ctx.objectPath(file.digest), target);
+      }
+    }
+  }
 
   const file = path.resolve(moduleDir, entrypoint);
   if (!file.startsWith(moduleDir + path.sep)) return refuse(`entrypoint "${entrypoint}" of ${ref} points outside the module`);
@@ -123,6 +135,7 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ATELIER_PARAMS: JSON.stringify(task.parameters ?? {}),
     ATELIER_INPUTS: JSON.stringify(task.inputs ?? {}),
     ...(task.datasets ? { ATELIER_DATASETS: JSON.stringify(task.datasets) } : {}),
+    ...(task.models ? { ATELIER_MODELS: JSON.stringify(task.models), ATELIER_MODELS_DIR: path.posix.join(inside, 'models') } : {}),
     ATELIER_OUTPUT_DIR: path.posix.join(inside, 'outputs'),
     ATELIER_PROGRESS_FD: '3',
     // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).

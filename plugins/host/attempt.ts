@@ -166,6 +166,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
       });
       return artifactPath;
     },
+    objectPath: (digest) => rt.artifacts.fetch(digest),
     log: (stream, line) => reporter.log(stream, line),
     progress: (fraction, message) => reporter.progress(fraction, message),
     metric: (metrics, step) => reporter.metric(metrics, step),

@@ -7,7 +7,7 @@ import { decideDeclassification, requestDeclassification } from '../../server/go
 import { type Preview, previewDataset } from '../../server/governance/preview';
 import { datasetsByIds, datasetVersionsOf, listAuditEvents, listDatasets, listDeclassifications } from '../../server/governance/queries';
 import { taskById } from '../../server/runs/queries';
-import type { Label, Level } from '../../server/vocabulary';
+import type { DatasetPartition, Label, Level } from '../../server/vocabulary';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -44,12 +44,26 @@ const VersionColumnRef = builder.objectRef<{ name: string; type: string }>('Data
   fields: (t) => ({ name: t.exposeString('name'), type: t.exposeString('type') }),
 });
 
+const DatasetPartitionRef = builder.objectRef<DatasetPartition>('DatasetPartition').implement({
+  description: 'One named part of a dataset version (a file or prefix of its data).',
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    digest: t.exposeString('digest'),
+    rows: t.int({ nullable: true, resolve: (p) => p.rows ?? null }),
+  }),
+});
+
 export const DatasetVersionRef = builder.objectRef<DatasetVersion>('DatasetVersion').implement({
   fields: (t) => ({
     version: t.exposeInt('version'),
     digest: t.exposeString('digest'),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     columns: t.field({ type: [VersionColumnRef], description: 'The columns this version has.', resolve: (v) => v.columns }),
+    partitions: t.field({
+      type: [DatasetPartitionRef],
+      description: 'Its named partitions, what batch workflows map over; none: the version is one whole.',
+      resolve: (v) => v.partitions,
+    }),
     producedBy: t.field({
       type: TaskRef,
       nullable: true,
@@ -139,6 +153,17 @@ const ColumnInput = builder.inputType('DatasetColumnInput', {
   }),
 });
 
+const PartitionInput = builder.inputType('DatasetPartitionInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'A file or prefix of the version’s data, e.g. `day=2026-01-01`.' }),
+    digest: t.string({ required: true, description: 'Content digest of the partition’s data, sha256:<hex>.' }),
+    rows: t.int(),
+  }),
+});
+
+const partitionsArg =
+  'Its named partitions (files or prefixes of the data): a batch workflow maps one task over each (`map: { over: { partitionsOf: "ns/name" } }`).';
+
 const profileArg =
   'Per column, the version’s profile (docs/drift.md: numeric {count, nulls, min, max, histogram, values} or categorical {count, nulls, top, other}); checked, a bad one refuses the version. Left out: computed from `sample`.';
 
@@ -195,6 +220,7 @@ builder.mutationFields((t) => ({
         description: 'Up to 1,000 rows (objects keyed by column) shown by datasetPreview, each column only to those cleared to read it.',
       }),
       profile: t.arg({ type: 'JSON', description: profileArg }),
+      partitions: t.arg({ type: [PartitionInput], description: partitionsArg }),
     },
     resolve: (_root, args, ctx) =>
       createDataset(ctx.services.db, ctx.ability, ctx.identity, {
@@ -204,6 +230,7 @@ builder.mutationFields((t) => ({
         digest: args.digest,
         sample: args.sample as Record<string, unknown>[] | undefined,
         profile: args.profile ?? undefined,
+        partitions: args.partitions?.map((p) => ({ name: p.name, digest: p.digest, rows: p.rows ?? undefined })),
         columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
       }),
   }),
@@ -217,6 +244,7 @@ builder.mutationFields((t) => ({
       digest: t.arg.string({ required: true, description: 'Content digest of the data, sha256:<hex>.' }),
       sample: t.arg({ type: 'JSON', description: 'Up to 1,000 rows (objects keyed by column) for datasetPreview.' }),
       profile: t.arg({ type: 'JSON', description: profileArg }),
+      partitions: t.arg({ type: [PartitionInput], description: partitionsArg }),
     },
     resolve: async (_root, args, ctx) =>
       (
@@ -229,6 +257,7 @@ builder.mutationFields((t) => ({
             digest: args.digest,
             sample: (args.sample ?? undefined) as Record<string, unknown>[] | undefined,
             profile: args.profile ?? undefined,
+            partitions: args.partitions?.map((p) => ({ name: p.name, digest: p.digest, rows: p.rows ?? undefined })),
             columns: args.columns.map((c) => ({ name: c.name, type: c.type, label: c.label ? labelIn(c.label) : undefined })),
           },
           ctx.services.config.catalogCeiling,

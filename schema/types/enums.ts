@@ -1,5 +1,6 @@
 // Every GraphQL enum, in one file: type files import them from here (and so never from each other for an enum).
 import { cacheGroupings } from '../../server/cache/stats';
+import { costGroupings } from '../../server/runs/costs';
 import {
   type CatchUpPolicy,
   callerTriggers,
@@ -41,6 +42,7 @@ export const TeamRoleEnum = builder.enumType('TeamRole', {
 
 export const LevelEnum = builder.enumType('ClassificationLevel', { values: levels, description: 'PUBLIC < INTERNAL < CONFIDENTIAL < RESTRICTED.' });
 export const CacheGroupingEnum = builder.enumType('CacheGrouping', { values: cacheGroupings });
+export const CostGroupingEnum = builder.enumType('CostGrouping', { values: costGroupings });
 
 // --- executors -----------------------------------------------------------------------------------------------
 

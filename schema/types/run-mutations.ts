@@ -78,6 +78,10 @@ builder.mutationFields((t) => ({
       experiment: t.arg.string({
         description: 'The experiment to group the run in (made on first use, by name); default: the workflow’s own.',
       }),
+      priority: t.arg.int({
+        description:
+          'From -10 to 10, default 0: in a saturated pool, tasks of higher-priority runs dispatch first (aged while waiting, see docs/batch-inference.md).',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       await assertMayStartWorkflow(ctx, args.workflow, args.domain, args.version);
@@ -95,6 +99,7 @@ builder.mutationFields((t) => ({
             hotCluster: args.hotCluster ?? undefined,
             cacheNamespace: args.cacheNamespace ?? undefined,
             experiment: args.experiment ?? undefined,
+            priority: args.priority ?? undefined,
           },
           ctx.identity,
         ),

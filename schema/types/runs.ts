@@ -45,6 +45,9 @@ RunRef.implement({
     }),
     cacheNamespace: t.exposeString('cacheNamespace', { nullable: true, description: 'Its private cache namespace, if any.' }),
     refreshCache: t.exposeBoolean('refreshCache', { description: 'Whether the run executes cacheable tasks even when a result is cached.' }),
+    priority: t.exposeInt('priority', {
+      description: 'In a saturated pool, tasks of higher-priority runs dispatch first (-10..10, default 0; aged while waiting).',
+    }),
     parameters: t.expose('parameters', {
       type: 'JSON',
       nullable: true,

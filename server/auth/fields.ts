@@ -15,6 +15,7 @@ export const subjectFields = {
       'domain',
       'cacheNamespace',
       'refreshCache',
+      'priority',
       // built from node names and statuses only (orchestrator/outcomes.ts failureSummary), never a task's message
       'message',
       'sourceRunId',

@@ -51,6 +51,8 @@ export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain' | 'ca
         ...Object.fromEntries(task.dependsOn.map((d) => [d, outputs.get(d) ?? {}])),
         // Each dataset read, by the content digest of the version read and the columns handed over.
         ...Object.fromEntries(Object.entries(task.dataAccess?.inputs ?? {}).map(([port, i]) => [`dataset:${port}`, { digest: i.digest, columns: i.columns }])),
+        // a model input by its pinned version's content, never by the alias that named it
+        ...Object.fromEntries(Object.entries(task.models ?? {}).map(([port, m]) => [`model:${port}`, { digest: m.digest }])),
       },
       scope: cacheScope(run),
     };

@@ -10,6 +10,7 @@ import { cacheCommand } from './cache';
 import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
 import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
+import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
 import { ApiError, CliError, reportError, withPassedParams } from './errors';
@@ -17,7 +18,7 @@ import { auditCommand, declassifyCommand } from './governance';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, parseParam, positiveInt } from './options';
+import { collect, parseParam, positiveInt, wholeNumber } from './options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
@@ -206,6 +207,7 @@ export function buildProgram(): Command {
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
+    .option('--priority <n>', 'from -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', wholeNumber)
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
@@ -222,6 +224,7 @@ export function buildProgram(): Command {
           refreshCache?: boolean;
           cacheNamespace?: string;
           hotCluster?: string;
+          priority?: number;
           watch?: boolean;
           logs?: boolean;
           plain?: boolean;
@@ -234,8 +237,8 @@ export function buildProgram(): Command {
           .request<{
             startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
           }>(
-            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot) {
+            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String, $priority: Int) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot, priority: $priority) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
@@ -249,6 +252,7 @@ export function buildProgram(): Command {
               refresh: Boolean(opts.refreshCache),
               ns: opts.cacheNamespace ?? null,
               hot: opts.hotCluster ?? null,
+              priority: opts.priority ?? null,
             },
           )
           .catch(withPassedParams(opts.param));
@@ -352,9 +356,8 @@ export function buildProgram(): Command {
   addTrackingCommands(run, (command) => connection(command).client);
   program.addCommand(triggerCommand(connection));
   const client = (command: Command) => connection(command).client;
-  for (const make of [scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, clusterCommand])
-    program.addCommand(make(client));
-  for (const make of [datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(make(client));
+  const groups = [scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
+  for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(group(client));
 
   return program;
 }

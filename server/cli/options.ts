@@ -22,6 +22,13 @@ export function parseParam(raw: string, previous: Record<string, unknown> = {}):
   return { ...previous, [key]: value };
 }
 
+/** A whole number, negative ones too (a run's priority); the server checks its bounds. */
+export function wholeNumber(raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
+  return n;
+}
+
 export function positiveInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');

@@ -11,7 +11,7 @@ import { AtelierError, badInput, notFound } from '../errors';
 import { parseModuleRef } from '../modules/ref';
 import { datasetVersionSignal } from '../signals/sources';
 import { assertMayWriteNamespace } from '../teams/teams';
-import { type DatasetColumn, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
+import { type DatasetColumn, type DatasetPartition, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
 import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
 import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
 import { checkProfile, type DatasetProfile, storeProfile } from './profiles';
@@ -61,6 +61,25 @@ export interface CreateDatasetInput {
   sample?: Record<string, unknown>[];
   /** Per column, the version's profile (server/governance/profiles.ts); computed from `sample` when left out. */
   profile?: unknown;
+  /** Its named partitions (files or prefixes of the data), what batch workflows map over. */
+  partitions?: DatasetPartition[];
+}
+
+const partitionName = /^[A-Za-z0-9][A-Za-z0-9._=/-]{0,199}$/;
+
+/** A version's partitions: at most 10,000, unique names, each with a content digest. */
+export function checkPartitions(partitions: DatasetPartition[] | undefined): DatasetPartition[] {
+  if (!partitions) return [];
+  if (partitions.length > 10_000) throw badInput('A dataset version lists at most 10,000 partitions.');
+  const seen = new Set<string>();
+  return partitions.map((p, i) => {
+    if (!partitionName.test(p.name)) throw badInput(`partitions.${i}.name "${p.name}" must be 1 to 200 letters, digits and . _ = / - (a file or prefix name).`);
+    if (seen.has(p.name)) throw badInput(`partitions.${i}.name "${p.name}" is listed twice.`);
+    seen.add(p.name);
+    if (!/^sha256:[0-9a-f]{64}$/.test(p.digest)) throw badInput(`partitions.${i}.digest must be sha256:<64 hex digits>.`);
+    if (p.rows !== undefined && p.rows !== null && (!Number.isInteger(p.rows) || p.rows < 0)) throw badInput(`partitions.${i}.rows must be a whole number.`);
+    return { name: p.name, digest: p.digest, ...(typeof p.rows === 'number' ? { rows: p.rows } : {}) };
+  });
 }
 
 /** Checks a version's columns, their labels, its digest and its sample; returns each column's label (null: none given). */
@@ -113,6 +132,7 @@ export async function createDataset(db: Db, ability: AppAbility, identity: Ident
         columns: input.columns.map(({ name: n, type }) => ({ name: n, type })),
         digest: input.digest,
         sample: input.sample ?? null,
+        partitions: checkPartitions(input.partitions),
         createdBy: identity.id,
       })
       .returning({ id: datasetVersions.id });
@@ -151,7 +171,7 @@ export async function addDatasetVersion(
   db: Db,
   ability: AppAbility,
   identity: Identity,
-  input: { name: string } & Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample' | 'profile'>,
+  input: { name: string } & Pick<CreateDatasetInput, 'columns' | 'digest' | 'sample' | 'profile' | 'partitions'>,
   catalog: CatalogCeiling,
 ): Promise<{ dataset: Dataset; version: number; created: boolean }> {
   const { labels, profile } = checkVersion(input);
@@ -188,7 +208,15 @@ export async function addDatasetVersion(
     });
     const [added] = await tx
       .insert(datasetVersions)
-      .values({ datasetId: dataset.id, version: latest.version + 1, columns, digest: input.digest, sample: input.sample ?? null, createdBy: identity.id })
+      .values({
+        datasetId: dataset.id,
+        version: latest.version + 1,
+        columns,
+        digest: input.digest,
+        sample: input.sample ?? null,
+        partitions: checkPartitions(input.partitions),
+        createdBy: identity.id,
+      })
       .returning({ id: datasetVersions.id });
     await storeProfile(
       tx,

@@ -96,7 +96,7 @@ function decideRead(domain: Domain, label: Label): string | null {
 }
 
 /** Null when a run of `domain` may read (or write) a dataset of `owner`'s domain; otherwise the rule that denies it. */
-function datasetDenial(domain: Domain, action: 'read' | 'write', owner: Domain): string | null {
+export function datasetDenial(domain: Domain, action: 'read' | 'write', owner: Domain): string | null {
   if (dataAbilities[domain].can(action, subject('Dataset', { domain: owner }), 'rows')) return null;
   const policy = domainPolicies[domain];
   return action === 'read'

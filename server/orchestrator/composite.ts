@@ -51,6 +51,7 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
       domain: run.domain,
       refreshCache: run.refreshCache,
       cacheNamespace: run.cacheNamespace,
+      priority: run.priority,
     });
     await tx
       .update(tasks)
@@ -145,6 +146,7 @@ export async function expandMap(tc: TxContext, run: Run, task: Task): Promise<bo
       gpus: task.gpus,
       hotCluster: task.hotCluster,
       dataAccess: task.dataAccess,
+      models: task.models,
       mapParent: task.node,
       mapIndex: i,
     });

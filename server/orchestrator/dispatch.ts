@@ -4,6 +4,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { permanentFailure } from '../../plugins/outcomes';
 import { taskMessageId } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
+import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
 import { type Run, type Task, tasks } from '../db/tables/runs';
@@ -12,7 +13,7 @@ import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
 import { ACTIVE, type TxContext, taskStatusEvent } from './context';
 import { fromCache, governData } from './gates';
-import { limitedPools, takePoolSlots, takeRunSlots } from './limits';
+import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 import { taskMessage } from './task-message';
@@ -69,6 +70,7 @@ async function withinLimits({ ctx, tx }: TxContext, run: Run, ready: Task[]): Pr
   const limited = limitedPools(ready, ctx.poolLimits);
   if (!limited.length) return ready;
   const slotsLeft = new Map<string, number>();
+  const ahead = new Map<string, Set<string>>();
   for (const pool of limited) {
     // Serialises dispatch to a limited pool across runs (and replicas) for the rest of this transaction.
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`atelier-pool:${pool}`}))`);
@@ -76,9 +78,27 @@ async function withinLimits({ ctx, tx }: TxContext, run: Run, ready: Task[]): Pr
       .select({ n: sql<number>`count(*)::int` })
       .from(tasks)
       .where(and(eq(tasks.pool, pool), inArray(tasks.status, ACTIVE)));
-    slotsLeft.set(pool, ctx.poolLimits![pool]! - (active?.n ?? 0));
+    const left = ctx.poolLimits![pool]! - (active?.n ?? 0);
+    slotsLeft.set(pool, left);
+    ahead.set(pool, await headOfPoolQueue(tx, pool, left));
   }
-  return takePoolSlots(ready, slotsLeft);
+  return takePoolSlots(ready, slotsLeft, ahead);
+}
+
+/**
+ * The ids of the first `slots` READY tasks waiting for `pool` across all admitted runs, in priority order
+ * (limits.ts poolQueueOrder). A run's task takes a free slot only when it is among them; the others' runs are
+ * dispatched by the sweep, which visits runs in the same order.
+ */
+async function headOfPoolQueue(tx: TxContext['tx'], pool: string, slots: number): Promise<Set<string>> {
+  if (slots <= 0) return new Set();
+  const rows = await queryRows<{ id: string }>(
+    tx,
+    sql`select t.id from tasks t join runs r on r.id = t.run_id
+        where t.pool = ${pool} and t.status = 'READY' and t.kind = 'module' and r.admitted and r.status in ('QUEUED', 'RUNNING')
+        order by ${poolQueueOrder} limit ${slots}`,
+  );
+  return new Set(rows.map((r) => r.id));
 }
 
 /**

@@ -46,6 +46,8 @@ export interface StartRunInput {
   actingFor?: RunActor | null;
   /** The experiment to group the run in, by name (made on first use); default: the workflow's own. */
   experiment?: string;
+  /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX); default 0. */
+  priority?: number;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';

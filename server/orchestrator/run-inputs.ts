@@ -3,11 +3,18 @@
 import type { Task } from '../db/tables/runs';
 import { AtelierError, badInput } from '../errors';
 import { parseModuleRef } from '../modules/ref';
-import type { Domain, TaskStatus, WorkflowSpec } from '../vocabulary';
+import { type Domain, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN, type TaskStatus, type WorkflowSpec } from '../vocabulary';
 import { pushTo } from './rules';
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (value: string) => uuidRe.test(value);
+
+/** A run's priority, checked before anything is written: an integer within the bounds. */
+export function checkPriority(priority: number | undefined): void {
+  if (priority === undefined) return;
+  if (!Number.isInteger(priority) || priority < RUN_PRIORITY_MIN || priority > RUN_PRIORITY_MAX)
+    throw badInput(`priority must be an integer from ${RUN_PRIORITY_MIN} to ${RUN_PRIORITY_MAX} (default 0; higher goes first); got ${priority}.`);
+}
 
 export function checkIdempotencyKey(key: string | undefined): void {
   if (key !== undefined && (key.length === 0 || key.length > 200)) throw badInput('idempotencyKey must be 1 to 200 characters.');

@@ -17,10 +17,11 @@ import { badInput, notFound } from '../errors';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { decideDataAccess, hasDataPorts } from '../governance/policy';
 import { namedExperiment, workflowExperiment } from '../tracking/experiments';
-import { atLeastAsGuarded, type Domain, type TaskDataAccess, type Trigger } from '../vocabulary';
+import { atLeastAsGuarded, type Domain, type ModelInput, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
 import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
+import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } from './batch-inputs';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { findRunByKey } from './idempotency';
@@ -28,11 +29,12 @@ import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
 import { starterlessActor } from './run-actor';
-import { checkIdempotencyKey, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   checkIdempotencyKey(input.idempotencyKey);
+  checkPriority(input.priority);
   const existing = async () => {
     if (!input.idempotencyKey) return undefined;
     return findRunByKey(ctx.db, identity?.id ?? null, input.idempotencyKey);
@@ -59,6 +61,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         cacheNamespace,
         hotCluster: input.hotCluster,
         actingFor: input.actingFor,
+        priority: input.priority,
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
     });
@@ -85,6 +88,7 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
     const merged = resolveRunParameters(version.spec, { ...source.parameters, ...parameters });
     const pinned = pinnedVersions(sourceTasks);
     return createRun(tc, {
+      pinnedModels: pinnedModels(sourceTasks),
       workflow,
       version,
       parameters: merged,
@@ -94,6 +98,7 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
       pinned,
       domain: source.domain,
       cacheNamespace: source.cacheNamespace,
+      priority: source.priority,
     });
   });
 }
@@ -106,6 +111,7 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
     const pinned = pinnedVersions(sourceTasks);
     const overrides = new Map(Object.entries(input.modules ?? {}));
     return createRun(tc, {
+      pinnedModels: pinnedModels(sourceTasks),
       workflow,
       version,
       parameters: source.parameters,
@@ -117,6 +123,7 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
       reuse,
       domain: source.domain,
       cacheNamespace: source.cacheNamespace,
+      priority: source.priority,
     });
   });
 }
@@ -171,6 +178,10 @@ export interface CreateRun {
   actingFor?: RunActor | null;
   /** The experiment it belongs to; default: the workflow's own. */
   experimentId?: string;
+  /** Its priority in saturated pools (checked by the caller); a nested run takes its parent's. */
+  priority?: number;
+  /** A source run's model inputs by node (reruns and clones): kept, never resolved again. */
+  pinnedModels?: Map<string, Record<string, ModelInput>>;
 }
 
 /** Refuses (audited) a run whose tasks, nested runs' included, would use a hot cluster of an owner it does not act for. */
@@ -218,6 +229,11 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     clustersUsed,
   });
   await assertMayUseHotClusters(tx, input, clustersUsed);
+  const models = await resolveModelInputs(tx, spec.tasks, input.identity, input.pinnedModels);
+  for (const task of planned) {
+    const source = partitionsSource(task.mapOver);
+    if (source) task.mapOver = await partitionItems(tx, task.node, source, input.domain);
+  }
   // Refused data is refused now, before anything exists, as well as again at dispatch (labels change).
   const dataAccess = new Map<string, TaskDataAccess>();
   for (const task of planned) {
@@ -268,6 +284,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       domain: input.domain,
       refreshCache: input.refreshCache ?? false,
       cacheNamespace: input.cacheNamespace ?? null,
+      priority: input.priority ?? 0,
       createdBy: input.identity?.id ?? null,
       createdAt: step.at,
       message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
@@ -302,6 +319,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       gpus: p.gpus,
       hotCluster: p.hotCluster,
       dataAccess: dataAccess.get(p.node) ?? null,
+      models: models.get(p.node) ?? null,
       queuedAt: status === 'READY' ? step.at : null,
       ...(reused
         ? {

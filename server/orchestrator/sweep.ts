@@ -8,7 +8,7 @@ import { confirmStuck, type Suspect } from './attempts';
 import { stopAttempts } from './cancel';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
-import { runsToAdmit } from './limits';
+import { queueTime, runsToAdmit } from './limits';
 import { deadlineOutcome, lostHostOutcome } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -155,7 +155,12 @@ async function evictCache(ctx: OrchestratorContext, state: SweepState, at: Date)
 
 /** READY tasks waiting for a slot (or for an identical task's cached result) that has since freed. */
 async function fillFreeSlots(ctx: OrchestratorContext): Promise<void> {
-  const withReady = await queryRows<{ run_id: string }>(ctx.db, sql`select distinct run_id from tasks where status = 'READY' limit ${TICK_BATCH}`);
+  // Runs in their best task's pool-queue order (limits.ts), so a freed slot goes to the run whose task is owed it.
+  const withReady = await queryRows<{ run_id: string }>(
+    ctx.db,
+    sql`select t.run_id from tasks t join runs r on r.id = t.run_id where t.status = 'READY'
+        group by t.run_id order by min(${queueTime}) limit ${TICK_BATCH}`,
+  );
   for (const { run_id } of withReady) {
     await transact(ctx, async (tc) => {
       const run = await lockRun(tc.tx, run_id);

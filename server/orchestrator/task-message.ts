@@ -26,6 +26,13 @@ export function taskMessage(
     settings: task.settings,
     ...(task.hotCluster ? { hotCluster: task.hotCluster } : {}),
     ...(task.dataAccess ? { datasets: handedOver(task.dataAccess) } : {}),
+    ...(task.models
+      ? {
+          models: Object.fromEntries(
+            Object.entries(task.models).map(([port, m]) => [port, { model: m.model, version: m.version, digest: m.digest, files: m.files }]),
+          ),
+        }
+      : {}),
     enqueuedAt: enqueuedAt.toISOString(),
   };
 }

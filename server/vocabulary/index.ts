@@ -1,5 +1,6 @@
 // The shared vocabulary of Atelier: plain constants and types that every layer (tables, orchestrator, schema,
 // CLI) speaks. A leaf: nothing here imports anything of the project outside this folder.
+export * from './batch';
 export * from './cache';
 export * from './data-access';
 export * from './domains';

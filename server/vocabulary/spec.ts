@@ -15,6 +15,11 @@ export interface TaskSpec {
    * parameter named by `as` (default `item`).
    */
   map?: { over: unknown; as?: string };
+  /**
+   * Models the task takes as inputs, by port: `namespace/name@alias` or `namespace/name/VERSION`, resolved to one
+   * version when the run starts (reruns and clones keep it) and handed to the executor with the version's files.
+   */
+  models?: Record<string, string>;
   parameters?: Record<string, unknown>;
   dependsOn?: string[];
   retries?: number;

@@ -10,7 +10,7 @@ import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import { parseModuleRef } from '../modules/ref';
-import type { TaskKind, TaskSpec, TriggerRule, WorkflowSpec } from '../vocabulary';
+import { partitionsSource, type TaskKind, type TaskSpec, type TriggerRule, type WorkflowSpec } from '../vocabulary';
 import { outputRef, resolveRunParameters, runParameterPaths, substituteParameters, UNRESOLVED } from './spec';
 
 export interface PlannedTask {
@@ -204,13 +204,14 @@ export async function planRun(
       const substituted = substituteParameters(task.name, { over: task.map.over }, runParameters, { partial: options.partial });
       const over = outputRef(task.map.over) ? task.map.over : substituted.over;
       mapOver = over;
-      if (!outputRef(over) && !(UNRESOLVED in substituted) && !unresolved) {
+      // A dataset's partitions are listed when the run starts (orchestrator/batch-inputs.ts).
+      if (!outputRef(over) && !partitionsSource(over) && !(UNRESOLVED in substituted) && !unresolved) {
         if (!Array.isArray(over))
           details.push({
             path: `tasks.${task.name}.map.over`,
             // The value's type, never the value: it may be a run parameter (data), and this error can land in public
             // places (a schedule's fire, a nested run's node).
-            message: `must be a list, "\${params.NAME}" holding a list, or "\${outputs.NODE.NAME}"; got ${over === null ? 'null' : typeof over}`,
+            message: `must be a list, "\${params.NAME}" holding a list, "\${outputs.NODE.NAME}" or { partitionsOf: "ns/dataset" }; got ${over === null ? 'null' : typeof over}`,
           });
         else {
           // Check the first few items against the module's schema now rather than failing at run time.

@@ -49,6 +49,11 @@ const specSchema = {
             required: ['over'],
             properties: { over: {}, as: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
           },
+          models: {
+            type: 'object',
+            propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+            additionalProperties: { type: 'string', pattern: '^[a-z0-9][a-z0-9-_.]*/[a-z0-9][a-z0-9-_.]*(@[A-Za-z0-9._-]+|/[0-9]+)$' },
+          },
           parameters: { type: 'object' },
           // (duplicates are checked in checkGraph: ajv's uniqueItems is quadratic, and joins can be 10k wide)
           dependsOn: { type: 'array', items: { type: 'string' } },

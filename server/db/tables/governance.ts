@@ -1,7 +1,7 @@
 // Datasets with their columns and classification labels, declassification requests, and the audit log.
 import { sql } from 'drizzle-orm';
 import { index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
-import { type DatasetColumn, declassificationStates, domains } from '../../vocabulary';
+import { type DatasetColumn, type DatasetPartition, declassificationStates, domains } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { teams } from './teams';
@@ -39,6 +39,8 @@ export const datasetVersions = pgTable(
     producedByTaskId: uuid('produced_by_task_id'),
     /** A few rows for previews in the catalog (at most 1,000), as column → value objects. */
     sample: jsonb('sample').$type<Record<string, unknown>[]>(),
+    /** Its named partitions (files or prefixes of its data), what a batch workflow maps over; none: one whole. */
+    partitions: jsonb('partitions').$type<DatasetPartition[]>().notNull().default([]),
     createdBy: uuid('created_by').references(() => identities.id),
     createdAt: createdAt(),
   },

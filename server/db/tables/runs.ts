@@ -1,7 +1,7 @@
 // Runs (one execution of a workflow version) and their tasks (one per node), with attempts and timings.
 import { sql } from 'drizzle-orm';
 import { bigint, boolean, index, integer, jsonb, pgTable, real, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
-import { domains, runStatuses, type TaskDataAccess, taskKinds, taskStatuses, triggerRules, triggers } from '../../vocabulary';
+import { domains, type ModelInput, runStatuses, type TaskDataAccess, taskKinds, taskStatuses, triggerRules, triggers } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 import { moduleVersions } from './modules';
@@ -46,6 +46,8 @@ export const runs = pgTable(
     cacheNamespace: text('cache_namespace'),
     /** Execute every cacheable task even when its key has an entry, and replace the entry with the new result. */
     refreshCache: boolean('refresh_cache').notNull().default(false),
+    /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX, aged while waiting: see limits.ts). */
+    priority: integer('priority').notNull().default(0),
     createdBy: uuid('created_by').references(() => identities.id),
     message: text('message'),
     createdAt: createdAt(),
@@ -131,6 +133,8 @@ export const tasks = pgTable(
     outputs: jsonb('outputs').$type<Record<string, unknown>>(),
     /** The datasets and columns the task may read and write, as decided before it was dispatched. */
     dataAccess: jsonb('data_access').$type<TaskDataAccess>(),
+    /** The models the task takes as inputs, by port, pinned to one version when the run started. */
+    models: jsonb('models').$type<Record<string, ModelInput>>(),
     reason: text('reason'),
     message: text('message'),
     exitCode: integer('exit_code'),
@@ -152,6 +156,8 @@ export const tasks = pgTable(
     index('tasks_open_idx').on(t.status).where(sql`status in ('READY', 'RUNNING', 'RETRYING')`),
     index('tasks_run_open_idx').on(t.runId).where(sql`status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')`),
     index('tasks_pool_active_idx').on(t.pool).where(sql`status in ('QUEUED', 'RUNNING')`),
+    // a saturated pool's queue, oldest first (dispatch orders it by run priority, aged)
+    index('tasks_pool_ready_idx').on(t.pool, t.queuedAt).where(sql`status = 'READY'`),
     // cache savings over a period: only tasks that were looked up in the cache
     index('tasks_cached_idx').on(t.finishedAt).where(sql`cache_key is not null`),
   ],

@@ -1,0 +1,106 @@
+// Batch inference's inputs, resolved once when a run starts: a task's model inputs (`ns/model@alias` or
+// `ns/model/3`) pinned to one version, and a map over a dataset's partitions (`map: { over: { partitionsOf:
+// "ns/dataset" } }`, or "ns/dataset/3") turned into the list of that version's partitions. Reruns and clones take
+// the source tasks' pins, never the moving alias. A model the caller may not read answers as one that does not exist.
+import { subject } from '@casl/ability';
+import { and, eq } from 'drizzle-orm';
+import { defineAbilityFor } from '../auth/ability';
+import { grantsOf } from '../auth/grants';
+import type { Tx } from '../db/client';
+import { datasetVersions } from '../db/tables/governance';
+import type { Identity } from '../db/tables/identities';
+import { modelAliases, modelVersions, registeredModels } from '../db/tables/registry';
+import type { Task } from '../db/tables/runs';
+import { badInput, notFound } from '../errors';
+import { findDataset, latestVersion } from '../governance/datasets';
+import { datasetDenial } from '../governance/policy';
+import { type Domain, type ModelInput, partitionsSource, type TaskSpec } from '../vocabulary';
+
+export { partitionsSource };
+
+/**
+ * The model and version `ns/model/3` or `ns/model@alias` names now, or null. Read from the tables here: the
+ * registry sits below the orchestrator and imports it (registry/from-tasks.ts), so not the other way round.
+ */
+async function modelVersionOf(tx: Tx, ref: string) {
+  const match = /^([^/@]+)\/([^/@]+)(?:\/(\d+)|@(.+))$/.exec(ref);
+  if (!match) return null;
+  const [, namespace, name, number, alias] = match;
+  const [model] = await tx
+    .select()
+    .from(registeredModels)
+    .where(and(eq(registeredModels.namespace, namespace!), eq(registeredModels.name, name!)));
+  if (!model) return null;
+  const [version] = number
+    ? await tx
+        .select()
+        .from(modelVersions)
+        .where(and(eq(modelVersions.modelId, model.id), eq(modelVersions.version, Number(number))))
+    : await tx
+        .select({ v: modelVersions })
+        .from(modelAliases)
+        .innerJoin(modelVersions, eq(modelVersions.id, modelAliases.versionId))
+        .where(and(eq(modelAliases.modelId, model.id), eq(modelAliases.alias, alias!)))
+        .then((rows) => rows.map((r) => r.v));
+  return version ? { model, version } : null;
+}
+
+/** Each task's model inputs by port, pinned now (or taken from `pinned`, a source run's tasks by node). */
+export async function resolveModelInputs(
+  tx: Tx,
+  specTasks: TaskSpec[],
+  identity: Identity | null,
+  pinned?: Map<string, Record<string, ModelInput>>,
+): Promise<Map<string, Record<string, ModelInput>>> {
+  const resolved = new Map<string, Record<string, ModelInput>>();
+  const wanted = specTasks.filter((t) => t.models && Object.keys(t.models).length);
+  if (!wanted.length) return resolved;
+  const ability = identity ? defineAbilityFor(identity, await grantsOf(tx, identity)) : null;
+  for (const task of wanted) {
+    const kept = pinned?.get(task.name);
+    if (kept) {
+      resolved.set(task.name, kept);
+      continue;
+    }
+    const ports: Record<string, ModelInput> = {};
+    for (const [port, ref] of Object.entries(task.models!)) {
+      const unknown = notFound(`Node "${task.name}" takes model ${ref} as "${port}": there is no such model version you may read.`);
+      const found = await modelVersionOf(tx, ref);
+      if (!found) throw unknown;
+      if (ability && !ability.can('read', subject('ModelVersion', { ...found.version }), 'lineage')) throw unknown;
+      const { model, version } = found;
+      ports[port] = {
+        ref,
+        model: `${model.namespace}/${model.name}`,
+        version: version.version,
+        versionId: version.id,
+        digest: version.digest,
+        files: version.files,
+      };
+    }
+    resolved.set(task.name, ports);
+  }
+  return resolved;
+}
+
+/** One item per partition of the dataset version named (its latest when no version is), pinned now. */
+export async function partitionItems(tx: Tx, node: string, source: string, domain: Domain): Promise<Record<string, unknown>[]> {
+  const match = /^([^/@]+\/[^/@]+?)(?:\/(\d+))?$/.exec(source);
+  if (!match) throw badInput(`Node "${node}" maps over partitionsOf "${source}": name a dataset as namespace/name or namespace/name/VERSION.`);
+  const dataset = await findDataset(tx, match[1]!);
+  const denial = datasetDenial(domain, 'read', dataset.domain);
+  if (denial) throw badInput(`Node "${node}" maps over the partitions of ${match[1]}, which ${domain} runs may not read: ${denial}.`);
+  const [version] = match[2]
+    ? await tx
+        .select()
+        .from(datasetVersions)
+        .where(and(eq(datasetVersions.datasetId, dataset.id), eq(datasetVersions.version, Number(match[2]))))
+    : [await latestVersion(tx, dataset.id)];
+  if (!version) throw notFound(`Node "${node}" maps over ${source}: the dataset has no such version.`);
+  if (!version.partitions.length)
+    throw badInput(`Node "${node}" maps over the partitions of ${match[1]} version ${version.version}, which lists none; add a version with partitions.`);
+  return version.partitions.map((p) => ({ dataset: match[1]!, version: version.version, partition: p.name, digest: p.digest }));
+}
+
+/** A source run's model pins by node, for its reruns and clones. */
+export const pinnedModels = (sourceTasks: Task[]) => new Map(sourceTasks.filter((t) => t.models && !t.mapParent).map((t) => [t.node, t.models!] as const));
