@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import type { DeploymentEvent, DeploymentRevisionRow, DeploymentRow, RolloutGate, RolloutStep } from '../../server/db/tables/deployments';
-import { deploymentEventKinds, deploymentEvents, revisionStates } from '../../server/db/tables/deployments';
+import { deploymentEventKinds, deploymentEvents, noDataPolicies, revisionStates } from '../../server/db/tables/deployments';
 import { registeredModels } from '../../server/db/tables/registry';
 import { type Caller, mayReadDeployment, viewerMayManage } from '../../server/deployments/access';
 import {
@@ -15,6 +15,7 @@ import {
   listDeployments,
   revisionsOf,
 } from '../../server/deployments/deployments';
+import { DEFAULT_HOLD_TIMEOUT_S } from '../../server/deployments/rollout';
 import type { MonitorRule } from '../../server/monitoring/rules';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
@@ -52,6 +53,11 @@ const RevisionRef = builder.objectRef<DeploymentRevisionRow>('DeploymentRevision
   }),
 });
 
+const NoDataEnum = builder.enumType('RolloutNoData', {
+  description:
+    'What a step does when a gate has no observations of the new revision after its dwell: HOLD until they come (rolling back once holdTimeoutSeconds pass), PASS, or ROLLBACK.',
+  values: noDataPolicies,
+});
 const StepRef = builder.objectRef<RolloutStep>('RolloutStep').implement({
   fields: (t) => ({ percent: t.exposeInt('percent'), dwellSeconds: t.exposeInt('dwellSeconds') }),
 });
@@ -66,6 +72,8 @@ const PolicyRef = builder.objectRef<DeploymentRow['policy']>('RolloutPolicy').im
     steps: t.field({ type: [StepRef], resolve: (p) => p.steps }),
     gates: t.field({ type: [GateRef], resolve: (p) => p.gates }),
     readyTimeoutSeconds: t.exposeInt('readyTimeoutSeconds'),
+    noData: t.field({ type: NoDataEnum, resolve: (p) => p.noData ?? 'HOLD' }),
+    holdTimeoutSeconds: t.int({ resolve: (p) => p.holdTimeoutSeconds ?? DEFAULT_HOLD_TIMEOUT_S }),
   }),
 });
 
@@ -256,6 +264,8 @@ const PolicyInput = builder.inputType('RolloutPolicyInput', {
     steps: t.field({ type: [StepInput], description: 'None: all traffic at once once ready.' }),
     gates: t.field({ type: [GateInput] }),
     readyTimeoutSeconds: t.int({ description: 'Default 300.' }),
+    noData: t.field({ type: NoDataEnum, description: 'A gate with no observations of the new revision after a dwell (default HOLD).' }),
+    holdTimeoutSeconds: t.int({ description: 'How long a step may hold for observations before the rollout is stuck and rolls back (default 3600).' }),
   }),
 });
 const CreateInput = builder.inputType('CreateDeploymentInput', {

@@ -2,7 +2,7 @@
 // version since its step began, then judged by the monitors' own pure rule (server/monitoring/rules.ts
 // evaluateRule). A REGRESSION gate's baseline is the version's evaluation metric (EVALUATION) or, for TRAILING, the
 // same aggregate over the OLD revision's version in the same window (the canary against what it replaces). A gate
-// with no observations in its window passes (NO_DATA): a rollout does not wait for traffic that may never come.
+// with no observations in its window is reported missing; the policy's `noData` decides (rollout.ts).
 import { and, eq, gte, lte, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import type { RolloutGate } from '../db/tables/deployments';
@@ -41,11 +41,16 @@ export async function measureGates(
   gates: RolloutGate[],
   input: { newVersionId: string; oldVersionId: string | null; since: Date; now: Date },
 ): Promise<GateVerdict> {
-  if (!gates.length) return { breach: null };
+  if (!gates.length) return { breach: null, missing: [] };
+  const missing: string[] = [];
   const [version] = await db.select().from(modelVersions).where(eq(modelVersions.id, input.newVersionId));
   for (const gate of gates) {
     const rule = gate.rule as unknown as MonitorRule;
     const current = await aggregate(db, input.newVersionId, gate.metric, rule, input.since, input.now);
+    if (current === null) {
+      missing.push(gate.metric);
+      continue;
+    }
     let baseline: number | null = null;
     if (rule.kind === 'REGRESSION')
       baseline =
@@ -57,7 +62,7 @@ export async function measureGates(
             ? await aggregate(db, input.oldVersionId, gate.metric, rule, input.since, input.now)
             : null;
     const verdict = evaluateRule({ ...rule, consecutive: 1 }, { current, baseline }, undefined);
-    if (verdict.status === 'BREACH') return { breach: `${gate.metric} (${rule.id}): ${verdict.message}` };
+    if (verdict.status === 'BREACH') return { breach: `${gate.metric} (${rule.id}): ${verdict.message}`, missing };
   }
-  return { breach: null };
+  return { breach: null, missing };
 }

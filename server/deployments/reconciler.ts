@@ -236,14 +236,25 @@ async function stepRollout(deps: ReconcilerDeps, d: DeploymentRow, rollout: Roll
       })
     : { breach: null };
   const decision = decideRollout(d.policy, rollout, now, health, gates);
-  if (decision.kind === 'wait') return;
+  if (decision.kind === 'wait') {
+    // A hold says why on the rollout (once, not every pass).
+    if (decision.reason && decision.reason !== rollout.reason)
+      await ifUnchanged(deps, d, async (tx, fresh) => {
+        await deploymentEvent(tx, fresh, 'HOLDING', { revision: next.number, reason: decision.reason! });
+        await tx
+          .update(deployments)
+          .set({ rollout: { ...rollout, reason: decision.reason! } })
+          .where(eq(deployments.id, d.id));
+      });
+    return;
+  }
   await ifUnchanged(deps, d, async (tx, fresh) => {
     let patch: Rollout = rollout;
     if (decision.kind === 'setTraffic') {
-      patch = { ...rollout, step: decision.step, percent: decision.percent, stepStartedAt: now.toISOString() };
+      patch = { ...rollout, step: decision.step, percent: decision.percent, stepStartedAt: now.toISOString(), reason: null };
       await deploymentEvent(tx, fresh, 'STEP', { revision: next.number, details: { step: decision.step, percent: decision.percent } });
     } else if (decision.kind === 'complete') {
-      patch = { ...rollout, state: 'COMPLETE', percent: 100 };
+      patch = { ...rollout, state: 'COMPLETE', percent: 100, reason: null };
       await setRevision(tx, next.id, { state: 'SERVING', message: null });
       if (from) await setRevision(tx, from.id, { state: 'RETIRED' });
       await deploymentEvent(tx, fresh, 'COMPLETED', { revision: next.number });

@@ -38,6 +38,28 @@ describe('decideRollout', () => {
     });
     expect(decideRollout(policy, progress(2, 200), at(200), 'READY', ok)).toEqual({ kind: 'complete' });
   });
+  it('holds a step whose gates have no observations until they come, then rolls back as stuck (or passes, or rolls back at once, by noData)', () => {
+    const none = { breach: null, missing: ['error_rate'] };
+    expect(decideRollout(policy, progress(0, 10), at(70), 'READY', none)).toEqual({
+      kind: 'wait',
+      until: at(70 + 3600),
+      reason: 'holding: no observations of error_rate for the new revision since step 1 began',
+    });
+    expect(decideRollout({ ...policy, holdTimeoutSeconds: 30 }, progress(0, 10), at(100), 'READY', none)).toMatchObject({
+      kind: 'rollback',
+      reason: expect.stringMatching(/^the rollout was stuck: no observations of error_rate .*held 30 s past the step's dwell$/),
+    });
+    expect(decideRollout({ ...policy, noData: 'PASS' }, progress(0, 10), at(70), 'READY', none)).toEqual({ kind: 'setTraffic', step: 1, percent: 50 });
+    expect(decideRollout({ ...policy, noData: 'ROLLBACK' }, progress(0, 10), at(70), 'READY', none)).toMatchObject({
+      kind: 'rollback',
+      reason: expect.stringContaining('(noData: ROLLBACK)'),
+    });
+    // A breach still wins over missing gates.
+    expect(decideRollout(policy, progress(0, 10), at(70), 'READY', { breach: 'x', missing: ['y'] })).toMatchObject({
+      kind: 'rollback',
+      reason: 'a gate was breached: x',
+    });
+  });
   it('with no steps, completes once ready', () => {
     expect(decideRollout({ ...policy, steps: [] }, progress(-1), at(1), 'READY', ok)).toEqual({ kind: 'complete' });
   });

@@ -9,22 +9,30 @@ export type RevisionHealthState = 'STARTING' | 'READY' | 'RESTARTING' | 'FAILED'
 /** The gates over the new version's observations since the step began: a breach names why; null when none. */
 export interface GateVerdict {
   breach: string | null;
+  /** The gates (metric names) that had no observation of the new revision in the window. */
+  missing?: string[];
 }
 
 export type RolloutDecision =
-  | { kind: 'wait'; until: Date | null }
+  /** `reason`: why the rollout holds (shown on the rollout until it moves on). */
+  | { kind: 'wait'; until: Date | null; reason?: string }
   | { kind: 'setTraffic'; step: number; percent: number }
   | { kind: 'rollback'; reason: string }
   | { kind: 'complete' };
 
 export type Progress = Pick<Rollout, 'step' | 'startedAt' | 'stepStartedAt'>;
 
+/** How long a step holds for observations before the rollout counts as stuck and rolls back. */
+export const DEFAULT_HOLD_TIMEOUT_S = 3_600;
+
 const plus = (iso: string, seconds: number) => new Date(new Date(iso).getTime() + seconds * 1000);
 
 /**
  * What a RUNNING rollout does now. A FAILED new revision rolls back at once; one not READY within
  * `readyTimeoutSeconds` (of the rollout's start, or of its step) rolls back; after each step's dwell the gates
- * decide: a breach rolls back, a pass moves to the next step, and after the last step the rollout completes.
+ * decide: a breach rolls back, a pass moves to the next step, and after the last step the rollout completes. A gate
+ * with no observations holds the step (policy `noData`, default HOLD) until they come, a person acts, or
+ * `holdTimeoutSeconds` past the dwell: then the rollout is stuck and rolls back.
  */
 export function decideRollout(policy: RolloutPolicy, progress: Progress, now: Date, health: RevisionHealthState, gates: GateVerdict): RolloutDecision {
   if (health === 'FAILED') return { kind: 'rollback', reason: 'the new revision FAILED' };
@@ -43,6 +51,15 @@ export function decideRollout(policy: RolloutPolicy, progress: Progress, now: Da
   const dwellEnd = plus(progress.stepStartedAt, step.dwellSeconds);
   if (now < dwellEnd) return { kind: 'wait', until: dwellEnd };
   if (gates.breach) return { kind: 'rollback', reason: `a gate was breached: ${gates.breach}` };
+  const missing = gates.missing ?? [];
+  if (missing.length && (policy.noData ?? 'HOLD') !== 'PASS') {
+    const what = `no observations of ${missing.join(', ')} for the new revision since step ${progress.step + 1} began`;
+    if (policy.noData === 'ROLLBACK') return { kind: 'rollback', reason: `${what} (noData: ROLLBACK)` };
+    const holdTimeout = policy.holdTimeoutSeconds ?? DEFAULT_HOLD_TIMEOUT_S;
+    const stuckAt = plus(dwellEnd.toISOString(), holdTimeout);
+    if (now >= stuckAt) return { kind: 'rollback', reason: `the rollout was stuck: ${what}, held ${holdTimeout} s past the step's dwell` };
+    return { kind: 'wait', until: stuckAt, reason: `holding: ${what}` };
+  }
   const next = policy.steps[progress.step + 1];
   return next ? { kind: 'setTraffic', step: progress.step + 1, percent: next.percent } : { kind: 'complete' };
 }

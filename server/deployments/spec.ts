@@ -1,9 +1,10 @@
 // What a deployment is made of, checked before anything is written: its name, what it serves (`ns/model@alias`
 // follows an alias, `ns/model/3` pins a version), the rollout policy (steps, gates, ready timeout) and the fallback;
 // and how a model version says it is served (`metadata.serve`, see docs/deployments.md).
-import type { RolloutGate, RolloutPolicy } from '../db/tables/deployments';
+import { type NoDataPolicy, noDataPolicies, type RolloutGate, type RolloutPolicy } from '../db/tables/deployments';
 import { badInput } from '../errors';
 import { checkRules, type RuleInput } from '../monitoring/rules';
+import { DEFAULT_HOLD_TIMEOUT_S } from './rollout';
 
 const nameRe = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -27,6 +28,8 @@ export interface PolicyInput {
   steps?: { percent: number; dwellSeconds?: number | null }[] | null;
   gates?: { metric: string; rule: RuleInput }[] | null;
   readyTimeoutSeconds?: number | null;
+  noData?: NoDataPolicy | null;
+  holdTimeoutSeconds?: number | null;
 }
 
 export const DEFAULT_READY_TIMEOUT_S = 300;
@@ -58,7 +61,12 @@ export function checkPolicy(input: PolicyInput | null | undefined): RolloutPolic
   const readyTimeoutSeconds = input?.readyTimeoutSeconds ?? DEFAULT_READY_TIMEOUT_S;
   if (!Number.isInteger(readyTimeoutSeconds) || readyTimeoutSeconds < 1 || readyTimeoutSeconds > 86_400)
     throw badInput('rollout.readyTimeoutSeconds must be a whole number of seconds from 1 to 86400.');
-  return { steps, gates, readyTimeoutSeconds };
+  const noData = input?.noData ?? 'HOLD';
+  if (!noDataPolicies.includes(noData)) throw badInput(`rollout.noData must be one of ${noDataPolicies.join(', ')}.`);
+  const holdTimeoutSeconds = input?.holdTimeoutSeconds ?? DEFAULT_HOLD_TIMEOUT_S;
+  if (!Number.isInteger(holdTimeoutSeconds) || holdTimeoutSeconds < 1 || holdTimeoutSeconds > 7 * 86_400)
+    throw badInput(`rollout.holdTimeoutSeconds must be a whole number of seconds from 1 to ${7 * 86_400}.`);
+  return { steps, gates, readyTimeoutSeconds, noData, holdTimeoutSeconds };
 }
 
 /** The serve entrypoint a model version declares in `metadata.serve`, or null (its revisions then FAIL). */

@@ -171,6 +171,7 @@ describe('dashboards in Chromium', () => {
       'Alerts',
       'Executors',
       'Savings',
+      'Costs',
       'Audit',
     ]);
     await shot('runs-empty');

@@ -1,5 +1,6 @@
 // Deployments end to end on the embedded app, the real local deployer and the iris model over real HTTP: a
-// deployment follows its alias (a new revision serves, by the router's revision header); a canary whose gates pass
+// deployment follows its alias (a new revision serves, by the router's revision header); a canary holds until its
+// gates have observations of the new version, and once they pass
 // reaches 100 %; bad observations of the new version roll it back by themselves with an alert; a version with no
 // serve entrypoint FAILS while the old one serves. People's hands: people.test.ts; faults: faults.test.ts.
 import { eq } from 'drizzle-orm';
@@ -73,6 +74,16 @@ describe('a deployment following an alias', () => {
     await ALIAS('champion', 2);
     const half = await atSplit('iris-exp', { 1: 50, 2: 50 });
     expect(half.rollout).toMatchObject({ revision: 2, from: 1, percent: 50, state: 'RUNNING' });
+    // No observation of the new version yet: the step holds (noData HOLD), saying why, and keeps the split.
+    const holding = await until('the rollout holding for observations', async () => {
+      const x = await show('iris-exp');
+      return /^holding: no observations of error_rate/.test(x.rollout?.reason ?? '') && x;
+    });
+    expect(split(holding)).toEqual({ 1: 50, 2: 50 });
+    expect(holding.events.map((e: any) => e.kind)).toContain('HOLDING');
+    await alice.gql(`mutation ($o: [ObservationInput!]!) { recordObservations(observations: $o) { recorded } }`, {
+      o: [{ target: { kind: 'MODEL_VERSION', ref: 'ml/iris@2' }, metric: 'error_rate', value: 0.01, at: new Date().toISOString() }],
+    });
     const after = await serving('iris-exp', 2, 'COMPLETE');
     expect(after.rollout).toMatchObject({ state: 'COMPLETE' });
     expect(after.revisions.map((r: any) => r.state)).toEqual(['RETIRED', 'SERVING']);

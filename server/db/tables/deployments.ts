@@ -17,6 +17,7 @@ export const deploymentEventKinds = [
   'REVISION_FAILED',
   'REVISION_REFUSED',
   'STEP',
+  'HOLDING',
   'PROMOTED',
   'COMPLETED',
   'ROLLED_BACK',
@@ -44,7 +45,17 @@ export interface RolloutPolicy {
   gates: RolloutGate[];
   /** How long a new revision (or one at a step) may be unhealthy before the rollout rolls back. */
   readyTimeoutSeconds: number;
+  /**
+   * A gate with no observations of the new revision after a step's dwell: HOLD the step until they come (default),
+   * PASS it, or ROLLBACK. Absent in policies stored before it existed: HOLD.
+   */
+  noData?: NoDataPolicy;
+  /** How long a step may hold for lack of observations before the rollout is stuck and rolls back (default 3600). */
+  holdTimeoutSeconds?: number;
 }
+
+export const noDataPolicies = ['HOLD', 'PASS', 'ROLLBACK'] as const;
+export type NoDataPolicy = (typeof noDataPolicies)[number];
 
 /** PREVIOUS: the revision that served before the current one; BASELINE: a model version applied up front. */
 export type Fallback = { kind: 'PREVIOUS' } | { kind: 'BASELINE'; versionId: string };
