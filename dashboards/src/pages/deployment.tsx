@@ -130,7 +130,7 @@ function RolloutCard({ d }: { d: DeploymentData }) {
             const done = rollout ? rollout.step > i || rollout.state === 'COMPLETE' : false;
             return (
               <li key={i} class={current ? 'current' : done ? 'done' : ''} aria-current={current ? 'step' : undefined} data-step={i}>
-                {s.percent} %{s.dwellSeconds ? `, hold ${formatDuration(s.dwellSeconds * 1000)}` : ''}
+                {s.percent} %{s.dwellSeconds && i < steps.length - 1 ? `, hold ${formatDuration(s.dwellSeconds * 1000)}` : ''}
               </li>
             );
           })}

@@ -12,13 +12,14 @@ import { DEPLOYMENT_ROW, DeploymentsTable } from './deployments-common';
 const DEPLOYMENTS = graphql(
   `
     query Deployments {
-      deployments(first: 500) { ...DeploymentRow }
+      deployments(first: 100) { ...DeploymentRow }
     }
   `,
   [DEPLOYMENT_ROW],
 );
 
 export const ROLLOUT_REFRESH_MS = 2000;
+const LIST_LIMIT = 100;
 
 export function DeploymentsPage() {
   useTitle('Deployments');
@@ -48,7 +49,12 @@ export function DeploymentsPage() {
           </EmptyState>
         }
       >
-        {(deployments) => <DeploymentsTable label="Deployments" rows={deployments} />}
+        {(deployments) => (
+          <>
+            <DeploymentsTable label="Deployments" rows={deployments} />
+            {deployments.length === LIST_LIMIT && <p class="muted">The first {LIST_LIMIT} by name.</p>}
+          </>
+        )}
       </QueryState>
     </section>
   );

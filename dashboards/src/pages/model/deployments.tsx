@@ -9,7 +9,7 @@ import { DEPLOYMENT_ROW, DeploymentsTable } from '../deployments-common';
 const MODEL_DEPLOYMENTS = graphql(
   `
     query ModelDeployments($model: String!) {
-      deployments(model: $model, first: 500) { ...DeploymentRow }
+      deployments(model: $model, first: 100) { ...DeploymentRow }
     }
   `,
   [DEPLOYMENT_ROW],
