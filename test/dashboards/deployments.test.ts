@@ -1,7 +1,8 @@
 // Deployments in the dashboards (Chromium via playwright-core), on the embedded app with the real local deployer
 // serving the iris fixture model: the list and a deployment's page render (split bar, rollout steps with the
 // current one marked, revisions linked to their model versions), a failover click switches the split and shows the
-// event, a viewer of the team sees every action disabled with the reason, the model page lists its deployments,
+// event, a viewer of the team sees every action disabled with the reason and the page follow a promotion live
+// (deploymentChanged), the model page lists its deployments,
 // and no page is wider than the window at 390 px.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -124,7 +125,7 @@ it('shows the rollout with its current step, the revisions linked to their versi
   await detail.locator('tr[data-event="RESTORED"]').waitFor();
 });
 
-it('offers a viewer of the team every action disabled, with the reason', async () => {
+it('offers a viewer of the team every action disabled, with the reason, and follows a promotion live', async () => {
   await viewer.goto(`${t.url}/deployments/iris-canary`);
   const detail = viewer.locator('[data-deployment-detail="iris-canary"]');
   await detail.locator('[data-rollout="RUNNING"]').waitFor();
@@ -133,6 +134,11 @@ it('offers a viewer of the team every action disabled, with the reason', async (
   }
   expect(await detail.locator('[data-denied]').first().textContent()).toMatch(/Only members of the team owning "ml" \(not viewers\)/);
   expect(await detail.getByLabel(/Reason/).count()).toBe(0);
+  // live: a member promotes through the API and the open page follows without a reload
+  await alice.gql(`mutation { promoteDeployment(id: "iris-canary", reason: "looks good") { id } }`);
+  await detail.locator('[data-traffic="2:100"]').waitFor();
+  await detail.locator('[data-rollout="COMPLETE"]').waitFor();
+  expect(await detail.locator('tr[data-event="PROMOTED"]').textContent()).toContain('looks good');
 });
 
 it('lists the deployments serving a model on its page', async () => {
@@ -147,7 +153,7 @@ it('keeps every deployments page within the window at 390 px', async () => {
   const overflowing: string[] = [];
   for (const [url, ready] of [
     ['/deployments', 'tr[data-deployment="iris-canary"]'],
-    ['/deployments/iris-canary', '[data-rollout="RUNNING"]'],
+    ['/deployments/iris-canary', '[data-rollout="COMPLETE"]'],
     ['/models/ml/iris', '[data-model-deployments] tr[data-deployment]'],
   ] as const) {
     await narrow.goto(`${t.url}${url}`);
