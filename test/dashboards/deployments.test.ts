@@ -116,7 +116,7 @@ it('shows the rollout with its current step, the revisions linked to their versi
   await detail.locator('[data-traffic="1:100"]').waitFor();
   await detail.locator('[data-failed-over="true"]').waitFor();
   await detail.locator('[data-rollout="PAUSED"]').waitFor();
-  expect(await detail.locator('tr[data-event="FAILED_OVER"]').textContent()).toContain('errors upstream');
+  expect(await detail.locator('tr[data-event="FAILED_OVER"]').textContent()).toMatch(/errors upstream.*split before: r1 90 %, r2 10 %/);
   expect(await split('iris-canary')).toEqual({ 1: 100 });
   await member.screenshot({ path: path.join(artifacts, 'deployments-detail.png'), fullPage: true });
   // and back: the split before the failover returns, shown live
@@ -134,6 +134,7 @@ it('offers a viewer of the team every action disabled, with the reason, and foll
   }
   expect(await detail.locator('[data-denied]').first().textContent()).toMatch(/Only members of the team owning "ml" \(not viewers\)/);
   expect(await detail.getByLabel(/Reason/).count()).toBe(0);
+  await viewer.screenshot({ path: path.join(artifacts, 'deployments-viewer.png'), fullPage: true });
   // live: a member promotes through the API and the open page follows without a reload
   await alice.gql(`mutation { promoteDeployment(id: "iris-canary", reason: "looks good") { id } }`);
   await detail.locator('[data-traffic="2:100"]').waitFor();

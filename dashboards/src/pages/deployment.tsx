@@ -3,9 +3,10 @@
 // the history, and the actions people take (promote, roll back, fail over, restore), each with a reason, disabled
 // with why for whoever `viewerCan` refuses. Live through `deploymentChanged`.
 import { useMutation, useQuery, useSubscription } from '@urql/preact';
-import { useEffect, useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useId, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
-import { type Permission, PermittedButton } from '../components/permitted';
+import { DeniedReason, type Permission, PermittedButton } from '../components/permitted';
 import { FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { formatDuration, Time } from '../lib/format';
@@ -85,12 +86,40 @@ function DeploymentView({ d, onChange }: { d: DeploymentData; onChange(d: Deploy
             { header: 'What', rowHeader: true, cell: (e) => <span class="chip">{e.kind.toLowerCase().replace(/_/g, ' ')}</span> },
             { header: 'Revision', class: 'num', cell: (e) => e.revision ?? '—' },
             { header: 'Who', cell: (e) => e.actor?.name ?? <span class="muted">reconciler</span> },
-            { header: 'Why', cell: (e) => e.reason || <span class="muted">—</span> },
+            {
+              header: 'Why',
+              cell: (e) => (
+                <>
+                  {e.reason || <span class="muted">—</span>}
+                  {eventDetail(e) && <div class="row-message">{eventDetail(e)}</div>}
+                </>
+              ),
+            },
           ]}
         />
       </div>
     </section>
   );
+}
+
+/** A split as events keep it: `{ "1": 90, "2": 10 }` (revision → percent). */
+const splitText = (split: unknown) =>
+  split && typeof split === 'object'
+    ? Object.entries(split as Record<string, number>)
+        .filter(([, percent]) => percent > 0)
+        .map(([revision, percent]) => `r${revision} ${percent} %`)
+        .join(', ')
+    : '';
+
+/** What an event's details add to its reason: the step reached, where traffic went, the split before a failover. */
+function eventDetail(e: DeploymentData['events'][number]): string {
+  const d = (e.details ?? {}) as Record<string, unknown>;
+  if (e.kind === 'STEP' && typeof d.percent === 'number') return `step ${Number(d.step) + 1}: ${d.percent} % to the new revision`;
+  if (e.kind === 'ROLLED_BACK' && d.to != null) return `back to revision ${String(d.to)}`;
+  if (e.kind === 'FAILED_OVER' && splitText(d.splitBefore)) return `split before: ${splitText(d.splitBefore)}`;
+  if (e.kind === 'RESTORED' && splitText(d.split)) return `split restored: ${splitText(d.split)}`;
+  if (e.kind === 'CREATED' && d.version != null) return `first version ${String(d.version)}`;
+  return '';
 }
 
 function RolloutCard({ d }: { d: DeploymentData }) {
@@ -232,6 +261,9 @@ function ActionsCard({ d, onChange }: { d: DeploymentData; onChange(d: Deploymen
     }
   };
   const why = reason.trim() || null;
+  // refused everything (a viewer): the reason once, under buttons that point to it
+  const reasonId = useId();
+  const deniedId = !manage.allowed && !failoverPermission.allowed ? reasonId : null;
   const rolling = d.rollout?.state === 'RUNNING' || d.rollout?.state === 'PAUSED';
   return (
     <form class="card deployment-actions" aria-label="Act on this deployment" onSubmit={(e) => e.preventDefault()}>
@@ -244,29 +276,64 @@ function ActionsCard({ d, onChange }: { d: DeploymentData; onChange(d: Deploymen
       )}
       <div class="chips">
         {rolling && (
-          <PermittedButton permission={manage} class="button primary small" disabled={busy} onClick={() => run(() => promote({ id: d.id, reason: why }))}>
+          <Act denied={deniedId} permission={manage} class="button primary small" disabled={busy} onClick={() => run(() => promote({ id: d.id, reason: why }))}>
             Promote
-          </PermittedButton>
+          </Act>
         )}
-        <PermittedButton permission={manage} class="button small" disabled={busy} onClick={() => run(() => rollback({ id: d.id, reason: why }))}>
+        <Act denied={deniedId} permission={manage} class="button small" disabled={busy} onClick={() => run(() => rollback({ id: d.id, reason: why }))}>
           Roll back
-        </PermittedButton>
+        </Act>
         {d.failedOver ? (
-          <PermittedButton permission={failoverPermission} class="button small" disabled={busy} onClick={() => run(() => restore({ id: d.id, reason: why }))}>
+          <Act
+            denied={deniedId}
+            permission={failoverPermission}
+            class="button small"
+            disabled={busy}
+            onClick={() => run(() => restore({ id: d.id, reason: why }))}
+          >
             Restore
-          </PermittedButton>
+          </Act>
         ) : (
-          <PermittedButton
+          <Act
+            denied={deniedId}
             permission={failoverPermission}
             class="button danger small"
             disabled={busy}
             onClick={() => run(() => failover({ id: d.id, reason: reason.trim() }))}
           >
             Fail over
-          </PermittedButton>
+          </Act>
         )}
       </div>
+      {deniedId && <DeniedReason permission={manage} id={reasonId} />}
       <FormError message={error} />
     </form>
+  );
+}
+
+/** A PermittedButton, or, when every action is refused (`denied`: the id of the one reason shown), a disabled button described by it. */
+function Act({
+  denied,
+  permission,
+  children,
+  ...button
+}: {
+  denied: string | null;
+  permission: Permission;
+  class: string;
+  disabled: boolean;
+  onClick(): void;
+  children: ComponentChildren;
+}) {
+  if (!denied)
+    return (
+      <PermittedButton permission={permission} {...button}>
+        {children}
+      </PermittedButton>
+    );
+  return (
+    <button type="button" class={button.class} disabled aria-describedby={denied} title={permission.reason ?? undefined}>
+      {children}
+    </button>
   );
 }
