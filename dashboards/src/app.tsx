@@ -63,7 +63,7 @@ function route(path: string): ComponentChildren {
   if (path === '/models') return <ModelsPage />;
   if ((m = /^\/models\/([^/]+)\/([^/]+)$/.exec(path))) return <ModelPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/deployments') return <DeploymentsPage />;
-  if ((m = /^\/deployments\/([^/]+)$/.exec(path))) return <DeploymentPage name={decodeURIComponent(m[1]!)} />;
+  if ((m = /^\/deployments\/([^/]+)$/.exec(path))) return <DeploymentPage key={m[1]} name={decodeURIComponent(m[1]!)} />;
   if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;
