@@ -11,6 +11,7 @@ import { AlertsPage } from './pages/alerts';
 import { AuditPage } from './pages/audit';
 import { CostsPage } from './pages/costs';
 import { DatasetsPage } from './pages/datasets';
+import { DeploymentsPage } from './pages/deployments';
 import { ExecutorsPage } from './pages/executors';
 import { ModelsPage } from './pages/models';
 import { ModulePage } from './pages/module';
@@ -33,12 +34,14 @@ const DatasetPage = lazyPage(() => import('./pages/dataset'));
 const ComparePage = lazyPage(() => import('./pages/compare'));
 const ModelPage = lazyPage(() => import('./pages/model'));
 const MonitorPage = lazyPage(() => import('./pages/monitors-detail'));
+const DeploymentPage = lazyPage(() => import('./pages/deployment'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
   { href: '/workflows', label: 'Workflows' },
   { href: '/modules', label: 'Modules' },
   { href: '/models', label: 'Models' },
+  { href: '/deployments', label: 'Deployments' },
   { href: '/schedules', label: 'Schedules' },
   { href: '/datasets', label: 'Datasets' },
   { href: '/monitors', label: 'Monitors' },
@@ -61,6 +64,8 @@ function route(path: string): ComponentChildren {
   if (path === '/modules') return <ModulesPage />;
   if (path === '/models') return <ModelsPage />;
   if ((m = /^\/models\/([^/]+)\/([^/]+)$/.exec(path))) return <ModelPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
+  if (path === '/deployments') return <DeploymentsPage />;
+  if ((m = /^\/deployments\/([^/]+)$/.exec(path))) return <DeploymentPage key={m[1]} name={decodeURIComponent(m[1]!)} />;
   if (path === '/schedules') return <SchedulesPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;

@@ -165,6 +165,7 @@ describe('dashboards in Chromium', () => {
       'Workflows',
       'Modules',
       'Models',
+      'Deployments',
       'Schedules',
       'Datasets',
       'Monitors',

@@ -1,11 +1,12 @@
 // A model's page: its owner and requirements, versions (each selecting the lineage graph, and asking for a
-// promotion), metrics side by side, aliases with history and rollback, and promotion requests to decide.
+// promotion), metrics side by side, aliases with history and rollback, the deployments serving it, and promotion requests to decide.
 import { useQuery } from '@urql/preact';
 import { refetch } from '../../api/client';
 import { NotFoundState, QueryState } from '../../components/states';
 import { useTitle } from '../../lib/title';
 import { Link, useLocation } from '../../router';
 import { AliasesCard, PromotionsCard } from './aliases';
+import { DeploymentsCard } from './deployments';
 import { MODEL } from './documents';
 import { LineageCard } from './lineage';
 import { MetricsCard, VersionsCard } from './versions';
@@ -47,6 +48,7 @@ export default function ModelPage({ fullName }: { fullName: string }) {
             <VersionsCard model={model} selected={selected} onChange={refresh} />
             <MetricsCard model={model} />
             <AliasesCard model={model} onChange={refresh} />
+            <DeploymentsCard model={model.fullName} />
             {selected !== null && <LineageCard model={model.fullName} version={selected} />}
           </section>
         );

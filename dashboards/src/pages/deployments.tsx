@@ -1,0 +1,61 @@
+// The deployments you may read: what each serves, where and with which deployer, whether it is ready or failed
+// over, its traffic split and its rollout. While a rollout runs the list asks again every 2 s (a deployment's own
+// page is live through `deploymentChanged`).
+import { useQuery } from '@urql/preact';
+import { useEffect } from 'preact/hooks';
+import { refetch } from '../api/client';
+import { EmptyState, QueryState } from '../components/states';
+import { graphql } from '../graphql';
+import { useTitle } from '../lib/title';
+import { DEPLOYMENT_ROW, DeploymentsTable } from './deployments-common';
+
+const DEPLOYMENTS = graphql(
+  `
+    query Deployments {
+      deployments(first: 100) { ...DeploymentRow }
+    }
+  `,
+  [DEPLOYMENT_ROW],
+);
+
+export const ROLLOUT_REFRESH_MS = 2000;
+const LIST_LIMIT = 100;
+
+export function DeploymentsPage() {
+  useTitle('Deployments');
+  const [result, reexecute] = useQuery({ query: DEPLOYMENTS, requestPolicy: 'cache-and-network' });
+  const rolling = result.data?.deployments.some((d) => d.rollout?.state === 'RUNNING') ?? false;
+  useEffect(() => {
+    if (!rolling) return;
+    const timer = setInterval(() => reexecute({ requestPolicy: 'network-only' }), ROLLOUT_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [rolling, reexecute]);
+  return (
+    <section aria-labelledby="deployments-title">
+      <div class="page-header">
+        <h1 id="deployments-title">Deployments</h1>
+      </div>
+      <QueryState
+        data={result.data?.deployments}
+        error={result.error}
+        errorTitle="Deployments could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading deployments…"
+        empty={
+          <EmptyState title="No deployments yet">
+            <p>
+              Your teams’ deployments appear here. Create one with <code>npx atelier deploy create NAME ns/model@alias</code> (docs/deployments.md).
+            </p>
+          </EmptyState>
+        }
+      >
+        {(deployments) => (
+          <>
+            <DeploymentsTable label="Deployments" rows={deployments} />
+            {deployments.length === LIST_LIMIT && <p class="muted">The first {LIST_LIMIT} by name.</p>}
+          </>
+        )}
+      </QueryState>
+    </section>
+  );
+}

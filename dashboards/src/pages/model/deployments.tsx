@@ -1,0 +1,35 @@
+// The model page's deployments: those serving it (by alias or pinned version) that the caller may read, with their
+// health, split and rollout, each linked to its page.
+import { useQuery } from '@urql/preact';
+import { refetch } from '../../api/client';
+import { QueryState } from '../../components/states';
+import { graphql } from '../../graphql';
+import { DEPLOYMENT_ROW, DeploymentsTable } from '../deployments-common';
+
+const MODEL_DEPLOYMENTS = graphql(
+  `
+    query ModelDeployments($model: String!) {
+      deployments(model: $model, first: 100) { ...DeploymentRow }
+    }
+  `,
+  [DEPLOYMENT_ROW],
+);
+
+export function DeploymentsCard({ model }: { model: string }) {
+  const [result, reexecute] = useQuery({ query: MODEL_DEPLOYMENTS, variables: { model }, requestPolicy: 'cache-and-network' });
+  return (
+    <div class="card" data-model-deployments={model}>
+      <h2 class="card-title">Deployments</h2>
+      <QueryState
+        data={result.data?.deployments}
+        error={result.error}
+        errorTitle="Its deployments could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading its deployments…"
+        empty={<p class="muted">No deployment serves this model.</p>}
+      >
+        {(rows) => <DeploymentsTable label="Deployments of this model" rows={rows} wrap={false} />}
+      </QueryState>
+    </div>
+  );
+}
