@@ -54,6 +54,16 @@ describe('decideRollout', () => {
       kind: 'rollback',
       reason: expect.stringContaining('(noData: ROLLBACK)'),
     });
+    // A step with no dwell has no window: it is not gated.
+    const instant = {
+      ...policy,
+      steps: [
+        { percent: 50, dwellSeconds: 0 },
+        { percent: 100, dwellSeconds: 0 },
+      ],
+    };
+    expect(decideRollout(instant, progress(0, 10), at(10), 'READY', none)).toEqual({ kind: 'setTraffic', step: 1, percent: 100 });
+    expect(gatesDue(instant, progress(0, 10), at(10))).toBe(false);
     // A breach still wins over missing gates.
     expect(decideRollout(policy, progress(0, 10), at(70), 'READY', { breach: 'x', missing: ['y'] })).toMatchObject({
       kind: 'rollback',

@@ -32,7 +32,7 @@ const plus = (iso: string, seconds: number) => new Date(new Date(iso).getTime() 
  * `readyTimeoutSeconds` (of the rollout's start, or of its step) rolls back; after each step's dwell the gates
  * decide: a breach rolls back, a pass moves to the next step, and after the last step the rollout completes. A gate
  * with no observations holds the step (policy `noData`, default HOLD) until they come, a person acts, or
- * `holdTimeoutSeconds` past the dwell: then the rollout is stuck and rolls back.
+ * `holdTimeoutSeconds` past the dwell: then the rollout is stuck and rolls back. A step with no dwell is not gated.
  */
 export function decideRollout(policy: RolloutPolicy, progress: Progress, now: Date, health: RevisionHealthState, gates: GateVerdict): RolloutDecision {
   if (health === 'FAILED') return { kind: 'rollback', reason: 'the new revision FAILED' };
@@ -50,8 +50,9 @@ export function decideRollout(policy: RolloutPolicy, progress: Progress, now: Da
   if (!step) return { kind: 'complete' };
   const dwellEnd = plus(progress.stepStartedAt, step.dwellSeconds);
   if (now < dwellEnd) return { kind: 'wait', until: dwellEnd };
-  if (gates.breach) return { kind: 'rollback', reason: `a gate was breached: ${gates.breach}` };
-  const missing = gates.missing ?? [];
+  // A step held for no time has no window to measure: it moves on at once.
+  if (step.dwellSeconds > 0 && gates.breach) return { kind: 'rollback', reason: `a gate was breached: ${gates.breach}` };
+  const missing = step.dwellSeconds > 0 ? (gates.missing ?? []) : [];
   if (missing.length && (policy.noData ?? 'HOLD') !== 'PASS') {
     const what = `no observations of ${missing.join(', ')} for the new revision since step ${progress.step + 1} began`;
     if (policy.noData === 'ROLLBACK') return { kind: 'rollback', reason: `${what} (noData: ROLLBACK)` };
@@ -64,10 +65,10 @@ export function decideRollout(policy: RolloutPolicy, progress: Progress, now: Da
   return next ? { kind: 'setTraffic', step: progress.step + 1, percent: next.percent } : { kind: 'complete' };
 }
 
-/** Whether the gates should be measured now (a step's dwell has passed). */
+/** Whether the gates should be measured now (a step held for some time has passed its dwell). */
 export function gatesDue(policy: RolloutPolicy, progress: Progress, now: Date): boolean {
   const step = progress.step >= 0 ? policy.steps[progress.step] : undefined;
-  return !!step && now >= plus(progress.stepStartedAt, step.dwellSeconds);
+  return !!step && step.dwellSeconds > 0 && now >= plus(progress.stepStartedAt, step.dwellSeconds);
 }
 
 export type Split = Record<number, number>;
