@@ -4,8 +4,9 @@
 // (unique per deployment and number), applies pending revisions, steps a rollout (rollout.ts decides), and makes the
 // deployer's split match what the database says it should be. Results are written after each deployer call, in a
 // transaction that checks the generation read at the start: a person's change meanwhile wins, and the next pass
-// (kicked at once) starts from it. A replica that dies mid-pass leaves its lease to expire; the next one resumes
-// from the database and the deployer's status, so split traffic always has an owner.
+// (kicked at once) starts from it. A lease is renewed while its pass runs; a replica that dies mid-pass leaves it to
+// expire (ATELIER_DEPLOYMENT_LEASE_MS, default 30 s) and the next one resumes from the database and the deployer's
+// status, so split traffic always has an owner.
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { DeployerRegistry } from '../../plugins/deployer-registry';
 import { type Deployer, DeployerError, type DeploymentStatus } from '../../plugins/deployer-sdk';
@@ -32,7 +33,7 @@ export interface ReconcilerDeps {
   filesDir: string;
   /** This replica's name in lease columns. */
   replica: string;
-  /** How long a claim holds a deployment (longer than a deployer's apply). */
+  /** How long a claim holds a deployment before another replica may take it; renewed every third of it while held. */
   leaseMs: number;
   log: (message: string) => void;
   /** After a commit that wrote webhook deliveries, alerts or signals. */
@@ -377,6 +378,18 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
     const d = await claim(deps, passStart, only);
     if (!d) return count;
     count++;
+    // The lease is renewed while the pass works on it (an apply may take minutes), so it can be short: a replica that
+    // dies leaves its deployments to another within one lease.
+    const renew = setInterval(
+      () => {
+        deps.db
+          .update(deployments)
+          .set({ leaseUntil: sql`now() + ${`${deps.leaseMs} milliseconds`}::interval` })
+          .where(and(eq(deployments.id, d.id), eq(deployments.leaseOwner, deps.replica)))
+          .catch(() => undefined); // the next renewal, or the lease running out, covers a failed one
+      },
+      Math.max(100, Math.floor(deps.leaseMs / 3)),
+    );
     try {
       await reconcile(deps, d);
     } catch (error) {
@@ -384,6 +397,8 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
         `deployment ${d.name}: ${(error as Error).message}${(error as Error).cause ? ` (${((error as Error).cause as Error).message})` : ''} (will retry)`,
       );
       await release(deps, d, null).catch(() => undefined);
+    } finally {
+      clearInterval(renew);
     }
     if (only) return count;
   }

@@ -82,7 +82,7 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     deployers,
     filesDir: path.join(options.dataDir, 'deployments', 'files'),
     replica: options.replica,
-    leaseMs: options.leaseMs ?? 120_000,
+    leaseMs: options.leaseMs ?? 30_000,
     log,
     afterCommit: () => {
       for (const k of options.afterCommit) k.kick();

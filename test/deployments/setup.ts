@@ -5,6 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
+import type { ObjectStore } from '../../server/artifacts/store';
+import type { Db } from '../../server/db/client';
 import { modelVersions, registeredModels } from '../../server/db/tables/registry';
 import { fixturesDir, startTestApp, type TestApp } from '../harness/app';
 
@@ -19,10 +21,10 @@ export async function startDeploymentApp(startupMs = 3000): Promise<TestApp> {
 
 /**
  * Registers version N of `ml/iris` with the iris files (a note file makes each version's digest its own) and the
- * given `metadata.serve` (null: none).
+ * given `metadata.serve` (null: none), through a test app's services or a database and object store of its own.
  */
-export async function irisVersion(t: TestApp, version: number, serve: object | null = IRIS_SERVE): Promise<string> {
-  const { db, store } = t.app.services;
+export async function irisVersion(t: TestApp | { db: Db; store: ObjectStore }, version: number, serve: object | null = IRIS_SERVE): Promise<string> {
+  const { db, store } = 'app' in t ? t.app.services : t;
   let [model] = await db.select().from(registeredModels).where(eq(registeredModels.name, 'iris'));
   if (!model) [model] = await db.insert(registeredModels).values({ namespace: 'ml', name: 'iris' }).returning();
   const dir = path.join(fixturesDir, 'iris-model');
