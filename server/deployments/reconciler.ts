@@ -7,7 +7,7 @@
 // (kicked at once) starts from it. A lease is renewed while its pass runs; a replica that dies mid-pass leaves it to
 // expire (ATELIER_DEPLOYMENT_LEASE_MS, default 30 s) and the next one resumes from the database and the deployer's
 // status, so split traffic always has an owner.
-import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import type { DeployerRegistry } from '../../plugins/deployer-registry';
 import { type Deployer, DeployerError, type DeploymentStatus } from '../../plugins/deployer-sdk';
 import type { ObjectStore } from '../artifacts/store';
@@ -22,6 +22,7 @@ import type { Domain } from '../vocabulary';
 import { productionProblem } from './access';
 import { deploymentEvent } from './events';
 import { measureGates } from './gates';
+import { claim, release, renewLease } from './lease';
 import { revisionOf } from './materialise';
 import { decideRollout, desiredSplit, gatesDue, type RevisionHealthState, sameSplit } from './rollout';
 
@@ -39,48 +40,6 @@ export interface ReconcilerDeps {
   /** After a commit that wrote webhook deliveries, alerts or signals. */
   afterCommit: () => void;
   now?: () => Date;
-}
-
-/** Claims one deployment not yet checked in this pass (or the one named), if its lease is free. */
-async function claim(deps: ReconcilerDeps, passStart: Date, id?: string): Promise<DeploymentRow | null> {
-  return deps.db.transaction(async (tx) => {
-    const free = or(isNull(deployments.leaseUntil), lt(deployments.leaseUntil, sql`now()`));
-    const [row] = await tx
-      .select({ id: deployments.id })
-      .from(deployments)
-      .where(and(free, id ? eq(deployments.id, id) : lt(deployments.checkedAt, passStart)))
-      .orderBy(asc(deployments.checkedAt))
-      .limit(1)
-      .for('update', { skipLocked: true });
-    if (!row) return null;
-    const [claimed] = await tx
-      .update(deployments)
-      .set({ leaseOwner: deps.replica, leaseUntil: sql`now() + ${`${deps.leaseMs} milliseconds`}::interval` })
-      .where(eq(deployments.id, row.id))
-      .returning();
-    return claimed ?? null;
-  });
-}
-
-async function release(deps: ReconcilerDeps, d: DeploymentRow, status: DeploymentStatus | null) {
-  await deps.db.transaction(async (tx) => {
-    if (status) {
-      for (const r of status.revisions)
-        await tx
-          .update(deploymentRevisions)
-          .set({ health: r.health, restarts: r.restarts, ...(r.health === 'READY' ? {} : { message: r.message }) })
-          .where(and(eq(deploymentRevisions.deploymentId, d.id), eq(deploymentRevisions.number, r.number)));
-    }
-    await tx
-      .update(deployments)
-      .set({
-        leaseOwner: null,
-        leaseUntil: null,
-        checkedAt: new Date(),
-        ...(status ? { url: status.url, ready: status.ready, message: status.message, traffic: status.traffic } : {}),
-      })
-      .where(and(eq(deployments.id, d.id), eq(deployments.leaseOwner, deps.replica)));
-  });
 }
 
 async function statusOf(deployer: Deployer, id: string): Promise<DeploymentStatus | null> {
@@ -378,18 +337,7 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
     const d = await claim(deps, passStart, only);
     if (!d) return count;
     count++;
-    // The lease is renewed while the pass works on it (an apply may take minutes), so it can be short: a replica that
-    // dies leaves its deployments to another within one lease.
-    const renew = setInterval(
-      () => {
-        deps.db
-          .update(deployments)
-          .set({ leaseUntil: sql`now() + ${`${deps.leaseMs} milliseconds`}::interval` })
-          .where(and(eq(deployments.id, d.id), eq(deployments.leaseOwner, deps.replica)))
-          .catch(() => undefined); // the next renewal, or the lease running out, covers a failed one
-      },
-      Math.max(100, Math.floor(deps.leaseMs / 3)),
-    );
+    const renew = renewLease(deps, d);
     try {
       await reconcile(deps, d);
     } catch (error) {
@@ -398,7 +346,7 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
       );
       await release(deps, d, null).catch(() => undefined);
     } finally {
-      clearInterval(renew);
+      renew.stop();
     }
     if (only) return count;
   }
