@@ -7,6 +7,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linkTests } from './daily-use-links';
 import { artifacts, buildWorld, openPage, type World, widths } from './daily-use-setup';
+import { screenshot } from './screenshots';
 
 let w: World;
 
@@ -28,7 +29,7 @@ async function enabled(page: Page, name: string | RegExp) {
   expect(await button.isDisabled(), `${name} should be enabled`).toBe(false);
 }
 
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `daily-use-${name}.png`), fullPage: true });
+const shot = (page: Page, name: string) => screenshot(page, path.join(artifacts, `daily-use-${name}.png`));
 
 describe('daily use: what the caller may do, at any width', () => {
   beforeAll(async () => {

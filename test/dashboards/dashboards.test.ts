@@ -20,6 +20,7 @@ import { workflows, workflowVersions } from '../../server/db/tables/workflows';
 import { workflowExperiment } from '../../server/tracking/experiments';
 import { startTestApp, type TestApp } from '../harness/app';
 import { PUBLISH } from '../harness/client';
+import { screenshot } from './screenshots';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, '..', 'artifacts');
@@ -38,7 +39,7 @@ let expectedError: RegExp | null = null;
 
 async function shot(name: string) {
   await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky header lands mid-page in a full-page shot
-  await page.screenshot({ path: path.join(artifacts, `dashboards-${name}.png`), fullPage: true });
+  await screenshot(page, path.join(artifacts, `dashboards-${name}.png`));
 }
 const node = (name: string, status?: string) => page.locator(`[data-node="${name}"]${status ? `[data-status="${status}"]` : ''}`);
 const runIdFromUrl = () => /\/runs\/([0-9a-f-]{36})/.exec(page.url())?.[1] ?? '';

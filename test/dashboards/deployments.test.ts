@@ -19,6 +19,7 @@ import { experiments } from '../../server/db/tables/tracking';
 import { irisVersion, startDeploymentApp, until } from '../deployments/setup';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
+import { screenshot } from './screenshots';
 
 const artifacts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -96,7 +97,7 @@ it('lists the deployment with its split, readiness and rollout, linked from the 
   expect(await row.locator('[data-rollout-state="RUNNING"]').textContent()).toContain('r2 at 10%');
   expect(await row.locator('[data-ready="true"]').count()).toBe(1);
   expect(await row.getByRole('link', { name: 'ml/iris@champion' }).getAttribute('href')).toBe('/models/ml/iris');
-  await member.screenshot({ path: path.join(artifacts, 'deployments-list.png'), fullPage: true });
+  await screenshot(member, path.join(artifacts, 'deployments-list.png'));
 });
 
 it('shows the rollout with its current step, the revisions linked to their versions, and fails over with a reason', async () => {
@@ -118,7 +119,7 @@ it('shows the rollout with its current step, the revisions linked to their versi
   await detail.locator('[data-rollout="PAUSED"]').waitFor();
   expect(await detail.locator('tr[data-event="FAILED_OVER"]').textContent()).toMatch(/errors upstream.*split before: r1 90 %, r2 10 %/);
   await atSplit('iris-canary', { 1: 100 }); // the deployer's report catches up with the switch
-  await member.screenshot({ path: path.join(artifacts, 'deployments-detail.png'), fullPage: true });
+  await screenshot(member, path.join(artifacts, 'deployments-detail.png'));
   // and back: the split before the failover returns, shown live
   await detail.getByRole('button', { name: 'Restore' }).click();
   await detail.locator('[data-traffic="1:90,2:10"]').waitFor();
@@ -134,7 +135,7 @@ it('offers a viewer of the team every action disabled, with the reason, and foll
   }
   expect(await detail.locator('[data-denied]').first().textContent()).toMatch(/Only members of the team owning "ml" \(not viewers\)/);
   expect(await detail.getByLabel(/Reason/).count()).toBe(0);
-  await viewer.screenshot({ path: path.join(artifacts, 'deployments-viewer.png'), fullPage: true });
+  await screenshot(viewer, path.join(artifacts, 'deployments-viewer.png'));
   // live: a member promotes through the API and the open page follows without a reload
   await alice.gql(`mutation { promoteDeployment(id: "iris-canary", reason: "looks good") { id } }`);
   await detail.locator('[data-traffic="2:100"]').waitFor();
@@ -162,6 +163,6 @@ it('keeps every deployments page within the window at 390 px', async () => {
     const sizes = await narrow.evaluate(() => ({ page: document.documentElement.scrollWidth, window: window.innerWidth }));
     if (sizes.page > sizes.window + 0.5) overflowing.push(`${url}: ${sizes.page} px`);
   }
-  await narrow.screenshot({ path: path.join(artifacts, 'deployments-model-390.png'), fullPage: true });
+  await screenshot(narrow, path.join(artifacts, 'deployments-model-390.png'));
   expect(overflowing).toEqual([]);
 });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
 import { type ApiClient, RUN_EVENTS } from '../harness/client';
+import { screenshot } from './screenshots';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, '..', 'artifacts');
@@ -28,7 +29,7 @@ const consoleErrors: string[] = [];
 /** Console errors a step provokes on purpose (Chromium logs every 4xx response, and a refusal is a 403). */
 let expectedError: RegExp | null = null;
 
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `governance-${name}.png`), fullPage: true });
+const shot = (page: Page, name: string) => screenshot(page, path.join(artifacts, `governance-${name}.png`));
 
 async function signedIn(token: string): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });

@@ -14,6 +14,7 @@ import { evaluateDueMonitors } from '../../server/monitoring/evaluator';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 import { CREATE_TRIGGER, decided } from '../triggers/world';
+import { screenshot } from './screenshots';
 
 const artifacts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -91,7 +92,7 @@ it('acknowledges an alert from the inbox, with a reason, and shows its history',
   await detail.getByRole('button', { name: 'Resolve' }).click();
   await detail.locator('.form-error').filter({ hasText: 'Say why' }).waitFor();
   expect(await detail.locator('h2 [data-alert-state="ACKNOWLEDGED"]').count()).toBe(1);
-  await admin.screenshot({ path: path.join(artifacts, 'operations-alert.png'), fullPage: true });
+  await screenshot(admin, path.join(artifacts, 'operations-alert.png'));
 });
 
 it('offers a viewer of the team no action on the alert, only the reason', async () => {
@@ -112,7 +113,7 @@ it('lists the monitor as breaching and charts its metric with the breach marked'
   expect(Number(await admin.locator('figure[data-metric="latency"]').getAttribute('data-breaches'))).toBeGreaterThanOrEqual(1);
   expect(await admin.locator('tr[data-event="ACKNOWLEDGED"]').count()).toBe(1);
   expect(await admin.getByRole('link', { name: 'dataset ml/features' }).getAttribute('href')).toBe('/datasets/ml/features');
-  await admin.screenshot({ path: path.join(artifacts, 'operations-monitor.png'), fullPage: true });
+  await screenshot(admin, path.join(artifacts, 'operations-monitor.png'));
 });
 
 it('shows a dataset late for its declared freshness', async () => {
@@ -166,7 +167,7 @@ it('creates a webhook showing its secret once, and rotation shows the previous s
   await row.locator('[data-testid="overlap"]').waitFor();
   const second = await admin.getByTestId('secret-value').textContent();
   expect(second).not.toBe(first);
-  await admin.screenshot({ path: path.join(artifacts, 'operations-webhooks.png'), fullPage: true });
+  await screenshot(admin, path.join(artifacts, 'operations-webhooks.png'));
 });
 
 it('answers viewerCan and the team monitor list by the mutations’ own checks (API)', async () => {

@@ -11,6 +11,7 @@ import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { andClause, fieldName, parseColumns, quoted } from '../../dashboards/src/lib/run-filter';
 import { startTestApp, type TestApp } from '../harness/app';
 import { seedRun } from '../tracking/seed';
+import { screenshot } from './screenshots';
 
 const artifacts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -88,7 +89,7 @@ it('searches, shows a malformed filter’s error, sorts by a picked metric colum
   await page.locator(`tr[data-run-id="${ids.base}"] button.chip`, { hasText: 'dataset=v1' }).click();
   await expect.poll(() => page.getByLabel('Search', { exact: true }).inputValue()).toBe("tags.dataset = 'v1'");
   await expect.poll(rowNames).toEqual(['tiny', 'base']);
-  await page.screenshot({ path: path.join(artifacts, 'tracking-runs.png'), fullPage: true });
+  await screenshot(page, path.join(artifacts, 'tracking-runs.png'));
 });
 
 it('compares selected runs: overlaid curves, the param diff, the scatter, and again after a reload', async () => {
@@ -109,7 +110,7 @@ it('compares selected runs: overlaid curves, the param diff, the scatter, and ag
     expect(await page.locator('.metric-summary tr[data-metric="acc"][data-which="last"] td').allTextContents()).toEqual(['0.7', '0.92', '0.85']);
     expect(await page.locator('figure.scatter[data-param="lr"][data-metric="acc"] circle').count()).toBe(3);
   }
-  await page.screenshot({ path: path.join(artifacts, 'tracking-compare.png'), fullPage: true });
+  await screenshot(page, path.join(artifacts, 'tracking-compare.png'));
 
   // an id that names no run, and one that is no id at all: listed as missing, the rest compared
   const unknown = '00000000-0000-4000-8000-000000000000';
