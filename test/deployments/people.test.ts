@@ -8,25 +8,13 @@ import { deployments } from '../../server/db/tables/deployments';
 import { auditEvents } from '../../server/db/tables/governance';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
-import { DEPLOYMENT, irisVersion, predict, startDeploymentApp, until } from './setup';
+import { CREATE_DEPLOYMENT, deploymentSteps, irisVersion, predict, splitOf, startDeploymentApp, until } from './setup';
 
 let t: TestApp;
 let alice: ApiClient;
-const CREATE = `mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id name } }`;
-const ALIAS = (alias: string, version: number) =>
-  alice.gql(`mutation { setModelAlias(model: "ml/iris", alias: "${alias}", version: "${version}") { version { version } } }`);
-const show = async (name: string) => (await alice.gql(DEPLOYMENT, { n: name })).deployment;
-const split = (d: any) => Object.fromEntries(d.traffic.map((x: any) => [x.revision, x.percent]));
-const serving = (name: string, revision: number, rollout?: string) =>
-  until(`${name} serving revision ${revision} alone`, async () => {
-    const d = await show(name);
-    return d.ready && JSON.stringify(split(d)) === JSON.stringify({ [revision]: 100 }) && (!rollout || d.rollout?.state === rollout) && d;
-  });
-const atSplit = (name: string, want: Record<number, number>) =>
-  until(`${name} at ${JSON.stringify(want)}`, async () => {
-    const d = await show(name);
-    return JSON.stringify(split(d)) === JSON.stringify(want) && d;
-  });
+const { alias: ALIAS, show, serving, atSplit } = deploymentSteps(() => alice);
+const CREATE = CREATE_DEPLOYMENT;
+const split = splitOf;
 
 beforeAll(async () => {
   t = await startDeploymentApp();

@@ -9,6 +9,7 @@ import type { ObjectStore } from '../../server/artifacts/store';
 import type { Db } from '../../server/db/client';
 import { modelVersions, registeredModels } from '../../server/db/tables/registry';
 import { fixturesDir, startTestApp, type TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
 
 export const IRIS_SERVE = { command: [process.execPath, 'serve.mjs'] };
 
@@ -84,4 +85,30 @@ export async function predict(url: string): Promise<{ revision: string | null; v
   const res = await fetch(`${url}/predict`, { method: 'POST', body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) });
   const body = (await res.json()) as { version: string };
   return { revision: res.headers.get('x-atelier-revision'), version: body.version };
+}
+
+/** A deployment's traffic as `{ revision: percent }`. */
+export const splitOf = (d: any): Record<number, number> => Object.fromEntries(d.traffic.map((x: any) => [x.revision, x.percent]));
+
+export const CREATE_DEPLOYMENT = `mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id name } }`;
+
+/** What the deployment tests do as one client: move `ml/iris`'s aliases, read a deployment, wait for a split. */
+export function deploymentSteps(client: () => ApiClient) {
+  const show = async (name: string) => (await client().gql(DEPLOYMENT, { n: name })).deployment;
+  return {
+    alias: (alias: string, version: number) =>
+      client().gql(`mutation { setModelAlias(model: "ml/iris", alias: "${alias}", version: "${version}") { version { version } } }`),
+    show,
+    /** Waits until the deployment is ready with all traffic on `revision` (and its rollout in `rollout`, if given). */
+    serving: (name: string, revision: number, rollout?: string) =>
+      until(`${name} serving revision ${revision} alone`, async () => {
+        const d = await show(name);
+        return d.ready && JSON.stringify(splitOf(d)) === JSON.stringify({ [revision]: 100 }) && (!rollout || d.rollout?.state === rollout) && d;
+      }),
+    atSplit: (name: string, want: Record<number, number>) =>
+      until(`${name} at ${JSON.stringify(want)}`, async () => {
+        const d = await show(name);
+        return JSON.stringify(splitOf(d)) === JSON.stringify(want) && d;
+      }),
+  };
 }
