@@ -3,12 +3,10 @@
 // pausing the rollout) and restore brings back the split before it.
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { liveProcesses } from '../../plugins/deployers/local';
-import { deployments } from '../../server/db/tables/deployments';
 import { auditEvents } from '../../server/db/tables/governance';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
-import { CREATE_DEPLOYMENT, deploymentSteps, irisVersion, predict, splitOf, startDeploymentApp, until } from './setup';
+import { CREATE_DEPLOYMENT, deploymentSteps, deploymentWorld, endDeploymentWorld, predict, splitOf } from './setup';
 
 let t: TestApp;
 let alice: ApiClient;
@@ -17,24 +15,11 @@ const CREATE = CREATE_DEPLOYMENT;
 const split = splitOf;
 
 beforeAll(async () => {
-  t = await startDeploymentApp();
-  alice = await t.user('alice');
-  await t.team('ml', ['alice'], ['ml']);
-  for (const v of [1, 2, 5, 6, 7, 8]) await irisVersion(t, v);
-  await irisVersion(t, 3, null);
-  await irisVersion(t, 4, { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] });
-  await ALIAS('champion', 1);
-  await ALIAS('slow', 1);
-  await ALIAS('stuck', 1);
+  ({ t, alice } = await deploymentWorld());
 }, 60_000);
 
 afterAll(async () => {
-  const listed = (await t.api.gql(`{ deployments(first: 100) { name } }`)).deployments;
-  for (const d of listed) await t.api.gql(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: d.name });
-  const stateDir = `${t.dataDir}/deployments/local`;
-  await until('every deployment deleted', async () => (await t.app.services.db.select().from(deployments)).length === 0);
-  expect(await liveProcesses(stateDir)).toBe(0);
-  await t.stop();
+  if (t) await endDeploymentWorld(t);
 });
 
 describe('people on a rollout', () => {

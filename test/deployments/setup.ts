@@ -5,8 +5,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { eq } from 'drizzle-orm';
+import { expect } from 'vitest';
+import { liveProcesses } from '../../plugins/deployers/local';
 import type { ObjectStore } from '../../server/artifacts/store';
 import type { Db } from '../../server/db/client';
+import { deployments } from '../../server/db/tables/deployments';
 import { modelVersions, registeredModels } from '../../server/db/tables/registry';
 import { fixturesDir, startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
@@ -111,4 +114,29 @@ export function deploymentSteps(client: () => ApiClient) {
         return JSON.stringify(splitOf(d)) === JSON.stringify(want) && d;
       }),
   };
+}
+
+/**
+ * The world every deployment test file starts from: alice in team `ml` (owning namespace `ml`), versions 1, 2, 5–8
+ * of `ml/iris` servable, 3 with no serve entrypoint, 4 never healthy, and aliases champion, slow and stuck on 1.
+ */
+export async function deploymentWorld(startupMs?: number): Promise<{ t: TestApp; alice: ApiClient }> {
+  const t = await startDeploymentApp(startupMs);
+  const alice = await t.user('alice');
+  await t.team('ml', ['alice'], ['ml']);
+  for (const v of [1, 2, 5, 6, 7, 8]) await irisVersion(t, v);
+  await irisVersion(t, 3, null);
+  await irisVersion(t, 4, { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'] });
+  const { alias } = deploymentSteps(() => alice);
+  for (const name of ['champion', 'slow', 'stuck']) await alias(name, 1);
+  return { t, alice };
+}
+
+/** Deletes every deployment, checks no process of the local deployer outlives them, and stops the app. */
+export async function endDeploymentWorld(t: TestApp): Promise<void> {
+  const listed = (await t.api.gql(`{ deployments(first: 100) { name } }`)).deployments;
+  for (const d of listed) await t.api.gql(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: d.name });
+  await until('every deployment deleted', async () => (await t.app.services.db.select().from(deployments)).length === 0);
+  expect(await liveProcesses(`${t.dataDir}/deployments/local`)).toBe(0);
+  await t.stop();
 }
