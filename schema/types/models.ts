@@ -1,7 +1,8 @@
 // The model registry's types and queries: models, versions (with label and lineage), aliases with their history,
 // promotion requests, and the reverse lineage on a dataset version. The work is in server/registry/.
 import type { ModelAlias, ModelAliasEvent, ModelPromotion, ModelVersion, RegisteredModel } from '../../server/db/tables/registry';
-import { type ColumnRead, columnsRead, type Lineage, labelOfColumns, lineageOf, modelVersionsFromDataset } from '../../server/registry/lineage';
+import { type ColumnRead, columnsRead, labelOfColumns } from '../../server/governance/model-labels';
+import { type Lineage, lineageOf, modelVersionsFromDataset } from '../../server/registry/lineage';
 import { findModelVersion, modelByName } from '../../server/registry/models';
 import {
   aliasEventsOfModels,
@@ -197,8 +198,17 @@ const LineageMetricRef = builder.objectRef<Lineage['metrics'][number]>('ModelLin
   }),
 });
 
+const LineageModelRef = builder.objectRef<Lineage['models'][number]>('ModelLineageModel').implement({
+  description: 'A model version read by the producing task or a task upstream of it: what this version learned from it counts in its label.',
+  fields: (t) => ({
+    ref: t.exposeString('ref', { description: 'namespace/name@VERSION' }),
+    port: t.exposeString('port', { description: 'The model input the task took it as.' }),
+    taskId: t.exposeID('taskId'),
+  }),
+});
+
 const LineageRef = builder.objectRef<Lineage>('ModelLineage').implement({
-  description: 'Everything a version came from: task, run, module versions, datasets and columns read, parameters, metrics, cache key.',
+  description: 'Everything a version came from: task, run, module versions, datasets and columns read, model versions read, parameters, metrics, cache key.',
   fields: (t) => ({
     task: t.field({ type: TaskRef, resolve: (l) => l.task }),
     run: t.field({ type: RunRef, resolve: (l) => l.run.id }),
@@ -208,6 +218,7 @@ const LineageRef = builder.objectRef<Lineage>('ModelLineage').implement({
     loggedParams: t.field({ type: 'JSON', description: 'Parameters the run logged itself.', resolve: (l) => l.loggedParams }),
     metrics: t.field({ type: [LineageMetricRef], description: 'The run’s metric summaries, the producing task’s first.', resolve: (l) => l.metrics }),
     cacheKey: t.exposeString('cacheKey', { nullable: true }),
+    models: t.field({ type: [LineageModelRef], resolve: (l) => l.models }),
   }),
 });
 

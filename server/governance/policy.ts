@@ -14,7 +14,10 @@ import type { DataDenial, ModuleManifest, TaskDataAccess } from '../vocabulary';
 import { type Domain, type Label, type Level, levels } from '../vocabulary';
 import type { CatalogCeiling } from './catalog';
 import { labelOf, recordComputedLabels } from './datasets';
-import { formatLabel, propagate } from './labels';
+import { formatLabel, join, joinAll, propagate } from './labels';
+
+/** The access key of the dataset a map's items read by partition (server/governance/task-access.ts). */
+export const PARTITIONS_PORT = '@partitions';
 
 export interface DomainPolicy {
   /** The highest level a run of the domain may read. */
@@ -213,6 +216,11 @@ export async function recordDatasetWrites(
 ): Promise<void> {
   for (const w of writes) {
     const inputs = new Map(Object.entries(w.access.inputs).map(([port, input]) => [port, new Map(Object.entries(input.labels))]));
+    // What the task read without declaring a column's lineage (its pinned models, the partitions a map handed it:
+    // server/governance/task-access.ts) joins into every column it wrote: predictions are never less restricted than
+    // what the model learned or the rows they were made from.
+    const implicit = [...Object.values(w.access.models ?? {}).map((m) => m.label), ...Object.values(w.access.inputs[PARTITIONS_PORT]?.labels ?? {})];
+    const learned = implicit.length ? joinAll(implicit) : null;
     for (const port of (w.manifest.outputs ?? []).filter((p) => p.dataset && w.access.outputs[p.name])) {
       const { namespace, name } = splitName(port.dataset!);
       await tx
@@ -235,7 +243,9 @@ export async function recordDatasetWrites(
       const digest = digestOfValue(w.outputs[port.name]);
       await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version, columns, digest, producedByTaskId: w.taskId, createdBy: w.createdBy });
       await datasetVersionSignal(tx, { datasetId: dataset!.id, namespace, name, version, digest, producedByTaskId: w.taskId });
-      await recordComputedLabels(tx, dataset!.id, propagate(port.columns ?? [], inputs), catalog);
+      const labels = propagate(port.columns ?? [], inputs);
+      if (learned) for (const [column, label] of labels) labels.set(column, join(label, learned));
+      await recordComputedLabels(tx, dataset!.id, labels, catalog);
     }
   }
 }

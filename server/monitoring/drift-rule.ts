@@ -10,7 +10,7 @@ import { datasets, datasetVersions } from '../db/tables/governance';
 import { identities } from '../db/tables/identities';
 import type { Monitor } from '../db/tables/monitoring';
 import { AtelierError } from '../errors';
-import { columnsRead } from '../registry/lineage';
+import { columnsRead } from '../governance/model-labels';
 import { driftOf } from './drift';
 import type { DriftRule, Measured } from './rules';
 import { monitoredVersionId } from './targets';

@@ -8,8 +8,8 @@
 import { audit } from '../audit/audit';
 import type { Db } from '../db/client';
 import { badInput } from '../errors';
+import { columnsRead } from '../governance/model-labels';
 import { type CategoricalProfile, type ColumnProfile, type NumericProfile, type ProfileReader, readProfile } from '../governance/profiles';
-import { columnsRead } from '../registry/lineage';
 import { findModelVersion } from '../registry/models';
 
 /** What an empty PSI bin's proportion counts as (so a bin empty on one side adds a large, finite term). */

@@ -11,7 +11,7 @@ import { modelAliases, modelVersions, registeredModels } from '../db/tables/regi
 import { namespaces } from '../db/tables/teams';
 import { workflows } from '../db/tables/workflows';
 import { labelsOf } from '../governance/datasets';
-import { columnsRead } from '../registry/lineage';
+import { columnsRead } from '../governance/model-labels';
 import type { Domain, Label } from '../vocabulary';
 
 export interface TargetRef {

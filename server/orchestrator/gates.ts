@@ -10,7 +10,7 @@ import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { freshnessVerdict } from '../governance/freshness';
-import { decideDataAccess } from '../governance/policy';
+import { decideTaskAccess, partitionsRead } from '../governance/task-access';
 import { completeMaps } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
 import { cacheHitMessage, cacheWaitMessage } from './outcomes';
@@ -40,7 +40,7 @@ export async function governData(tc: TxContext, run: Run, ready: Task[], ended: 
       allowed.push(task);
       continue;
     }
-    const decision = await decideDataAccess(tx, run.domain, manifest);
+    const decision = await decideTaskAccess(tx, run.domain, manifest, { models: task.models, partitions: partitionsRead(task.dataAccess) });
     if ('denied' in decision) {
       const { rule, message, subjects } = decision.denied;
       await audit(tx, {

@@ -15,7 +15,7 @@ import { type NewTask, type Run, runs, type Task, tasks } from '../db/tables/run
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import { badInput, notFound } from '../errors';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
-import { decideDataAccess, hasDataPorts } from '../governance/policy';
+import { decideTaskAccess, touchesData } from '../governance/task-access';
 import { namedExperiment, workflowExperiment } from '../tracking/experiments';
 import { atLeastAsGuarded, type Domain, type ModelInput, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
@@ -230,15 +230,20 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   });
   await assertMayUseHotClusters(tx, input, clustersUsed);
   const models = await resolveModelInputs(tx, spec.tasks, input.identity, input.pinnedModels);
+  const partitionReads = new Map<string, { dataset: string; version: number }>();
   for (const task of planned) {
     const source = partitionsSource(task.mapOver);
-    if (source) task.mapOver = await partitionItems(tx, task.node, source, input.domain);
+    if (!source) continue;
+    const items = await partitionItems(tx, task.node, source, input.domain);
+    task.mapOver = items;
+    partitionReads.set(task.node, { dataset: items[0]!.dataset as string, version: items[0]!.version as number });
   }
   // Refused data is refused now, before anything exists, as well as again at dispatch (labels change).
   const dataAccess = new Map<string, TaskDataAccess>();
   for (const task of planned) {
-    if (!task.version || !hasDataPorts(task.version.manifest)) continue;
-    const decision = await decideDataAccess(tx, input.domain, task.version.manifest);
+    const implicit = { models: models.get(task.node), partitions: partitionReads.get(task.node) };
+    if (!task.version || !touchesData(task.version.manifest, implicit)) continue;
+    const decision = await decideTaskAccess(tx, input.domain, task.version.manifest, implicit);
     if ('denied' in decision) {
       const { rule, message, subjects } = decision.denied;
       throw new AuditedDenial(

@@ -12,11 +12,11 @@ import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type ModelAlias, type ModelVersion, modelAliasEvents, modelAliases, modelVersions, type RegisteredModel } from '../db/tables/registry';
 import { AtelierError, badInput, notFound } from '../errors';
+import { columnsRead, labelDenial } from '../governance/model-labels';
 import { aliasMovedSignal } from '../signals/sources';
 import { type AliasAction, type Domain, domains } from '../vocabulary';
 import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry, RecordedError } from './access';
 import { registryEvent } from './events';
-import { columnsRead, labelDenial } from './lineage';
 import { findModel, findModelVersion } from './models';
 
 const aliasRe = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/;

@@ -4,84 +4,11 @@
 // join of the CURRENT labels of every column read, so raising a source column raises every model derived from it.
 import { and, asc, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
-import { columnLabels, datasets, datasetVersions } from '../db/tables/governance';
-import { type ModelVersion, modelVersionInputs, modelVersions } from '../db/tables/registry';
+import { datasetVersions } from '../db/tables/governance';
+import { type ModelVersion, modelVersionInputs, modelVersionParents, modelVersions, registeredModels } from '../db/tables/registry';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { loggedParams, type MetricSummary, metricSummaries } from '../db/tables/tracking';
-import { formatLabel, join, labelOf, PUBLIC_LABEL } from '../governance/labels';
-import type { Domain, Label } from '../vocabulary';
-import { type Level, levels } from '../vocabulary';
-
-export interface ColumnRead {
-  dataset: string;
-  datasetId: string;
-  version: number;
-  column: string;
-  label: Label;
-}
-
-/** The columns each version read, with their current labels. */
-export async function columnsRead(db: Db | Tx, versionIds: readonly string[]): Promise<Map<string, ColumnRead[]>> {
-  const rows = versionIds.length
-    ? await db
-        .select({
-          versionId: modelVersionInputs.modelVersionId,
-          datasetId: modelVersionInputs.datasetId,
-          namespace: datasets.namespace,
-          name: datasets.name,
-          version: modelVersionInputs.datasetVersion,
-          column: modelVersionInputs.column,
-          level: columnLabels.level,
-          categories: columnLabels.categories,
-        })
-        .from(modelVersionInputs)
-        .innerJoin(datasets, eq(datasets.id, modelVersionInputs.datasetId))
-        .leftJoin(columnLabels, and(eq(columnLabels.datasetId, modelVersionInputs.datasetId), eq(columnLabels.column, modelVersionInputs.column)))
-        .where(inArray(modelVersionInputs.modelVersionId, [...versionIds]))
-        .orderBy(asc(datasets.namespace), asc(datasets.name), asc(modelVersionInputs.datasetVersion), asc(modelVersionInputs.column))
-    : [];
-  const byVersion = new Map<string, ColumnRead[]>(versionIds.map((id) => [id, []]));
-  // Columns share their dataset's name and, mostly, a handful of labels: one string and one label object each.
-  const names = new Map<string, string>();
-  const labels = new Map<string, Label>();
-  for (const r of rows) {
-    let dataset = names.get(r.datasetId);
-    if (dataset === undefined) names.set(r.datasetId, (dataset = `${r.namespace}/${r.name}`));
-    const labelKey = r.level === null ? '' : `${r.level}|${(r.categories ?? []).join(',')}`;
-    let label = labels.get(labelKey);
-    if (!label) labels.set(labelKey, (label = labelOf(r.level === null ? undefined : { level: r.level, categories: r.categories ?? [] })));
-    byVersion.get(r.versionId)!.push({ dataset, datasetId: r.datasetId, version: r.version, column: r.column, label });
-  }
-  return byVersion;
-}
-
-/** The join of the labels of the columns read; PUBLIC (the bottom) when the version read no declared dataset. */
-export const labelOfColumns = (columns: ColumnRead[]): Label => [...new Set(columns.map((c) => c.label))].reduce(join, PUBLIC_LABEL);
-
-/**
- * What a model's label may be to sit behind an alias of a domain: a model serves what it learned, so it is held to
- * the domain's ceiling and never carries a denied category (production models carry no PII); UNCLASSIFIED never.
- */
-export const modelPolicies: Record<Domain, { ceiling: Level; deniedCategories: string[] }> = {
-  experimentation: { ceiling: 'CONFIDENTIAL', deniedCategories: ['PII'] },
-  adhoc: { ceiling: 'CONFIDENTIAL', deniedCategories: ['PII'] },
-  production: { ceiling: 'RESTRICTED', deniedCategories: ['PII'] },
-};
-
-/** Null when a version that read `columns` may be aliased in `domain`; else why not, naming the columns. */
-export function labelDenial(domain: Domain, columns: ColumnRead[]): string | null {
-  const policy = modelPolicies[domain];
-  const above = (c: ColumnRead) => c.label.level === 'UNCLASSIFIED' || levels.indexOf(c.label.level as Level) > levels.indexOf(policy.ceiling);
-  const offending = columns.filter((c) => above(c) || c.label.categories.some((cat) => policy.deniedCategories.includes(cat)));
-  if (!offending.length) return null;
-  const named = offending
-    .slice(0, 20)
-    .map((c) => `${c.dataset}.${c.column} (${formatLabel(c.label)})`)
-    .join(', ');
-  const more = offending.length > 20 ? ` and ${offending.length - 20} more` : '';
-  const denied = policy.deniedCategories.length ? ` and no ${policy.deniedCategories.join(', ')}` : '';
-  return `Its label is ${formatLabel(labelOfColumns(columns))}: ${domain} models may carry at most ${policy.ceiling}${denied}, and it was trained on ${named}${more}. Train it without those columns (or have them reclassified).`;
-}
+import { type ColumnRead, columnsRead } from '../governance/model-labels';
 
 export interface Lineage {
   version: ModelVersion;
@@ -93,6 +20,8 @@ export interface Lineage {
   loggedParams: Record<string, string>;
   metrics: MetricSummary[];
   cacheKey: string | null;
+  /** The model versions read upstream (a base model, a batch task's pinned model), as `namespace/name@VERSION`. */
+  models: { ref: string; versionId: string; port: string; taskId: string }[];
 }
 
 /**
@@ -100,7 +29,7 @@ export interface Lineage {
  * `columns`: the version's columns read when the caller already has them (GraphQL's `label` loads the same rows).
  */
 export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Promise<ColumnRead[]>): Promise<Lineage> {
-  const [[task], [run], modules, read, params, metrics, versions] = await Promise.all([
+  const [[task], [run], modules, read, params, metrics, versions, parents] = await Promise.all([
     db.select().from(tasks).where(eq(tasks.id, version.taskId)),
     db.select().from(runs).where(eq(runs.id, version.runId)),
     db
@@ -119,6 +48,13 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Pr
           sql`(select distinct dataset_id, dataset_version from model_version_inputs where model_version_id = ${version.id})`,
         ),
       ),
+    db
+      .select({ p: modelVersionParents, namespace: registeredModels.namespace, name: registeredModels.name, version: modelVersions.version })
+      .from(modelVersionParents)
+      .innerJoin(modelVersions, eq(modelVersions.id, modelVersionParents.parentVersionId))
+      .innerJoin(registeredModels, eq(registeredModels.id, modelVersions.modelId))
+      .where(eq(modelVersionParents.modelVersionId, version.id))
+      .orderBy(asc(registeredModels.namespace), asc(registeredModels.name), asc(modelVersions.version)),
   ]);
   const found = new Map(versions.map((v) => [`${v.datasetId}|${v.version}`, v]));
   const groups = new Map<string, Lineage['datasets'][number]>();
@@ -144,6 +80,7 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Pr
     loggedParams: Object.fromEntries(params.map((p) => [p.key, p.value])),
     metrics: metrics.sort((a, b) => (a.taskId === version.taskId ? -1 : 0) - (b.taskId === version.taskId ? -1 : 0) || a.name.localeCompare(b.name)),
     cacheKey: version.cacheKey,
+    models: parents.map((r) => ({ ref: `${r.namespace}/${r.name}@${r.version}`, versionId: r.p.parentVersionId, port: r.p.port, taskId: r.p.taskId })),
   };
 }
 

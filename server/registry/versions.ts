@@ -10,7 +10,7 @@ import type { AppAbility } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import { type ModelVersion, modelVersionInputs, modelVersions } from '../db/tables/registry';
+import { type ModelVersion, modelVersionInputs, modelVersionParents, modelVersions } from '../db/tables/registry';
 import { type Task, tasks } from '../db/tables/runs';
 import { runArtifacts } from '../db/tables/tracking';
 import { AtelierError, badInput, notFound } from '../errors';
@@ -89,18 +89,40 @@ async function upstreamAccess(db: Db | Tx, task: Task): Promise<{ taskId: string
 }
 
 type InputRow = typeof modelVersionInputs.$inferInsert;
+type ParentRow = Omit<typeof modelVersionParents.$inferInsert, 'modelVersionId'>;
 
-/** Every (dataset, version, column) read upstream; a port that names no columns read all of its version's. */
-async function inputsOf(db: Db | Tx, task: Task): Promise<Omit<InputRow, 'modelVersionId'>[]> {
-  const reads = (await upstreamAccess(db, task)).flatMap(({ taskId, access }) => Object.values(access.inputs ?? {}).map((input) => ({ taskId, ...input })));
-  if (!reads.length) return [];
+/**
+ * Every (dataset, version, column) read upstream (a port that names no columns read all of its version's), and the
+ * model versions read upstream, whose own columns read count as read too: a model learned from its base model.
+ */
+async function inputsOf(db: Db | Tx, task: Task): Promise<{ inputs: Omit<InputRow, 'modelVersionId'>[]; parents: ParentRow[] }> {
+  const upstream = await upstreamAccess(db, task);
+  const reads = upstream.flatMap(({ taskId, access }) => Object.values(access.inputs ?? {}).map((input) => ({ taskId, ...input })));
+  const parents = upstream.flatMap(({ taskId, access }) =>
+    Object.entries(access.models ?? {}).map(([port, m]) => ({ taskId, port, parentVersionId: m.versionId })),
+  );
+  const rows = new Map<string, Omit<InputRow, 'modelVersionId'>>();
+  if (parents.length) {
+    const inherited = await db
+      .select()
+      .from(modelVersionInputs)
+      .where(inArray(modelVersionInputs.modelVersionId, [...new Set(parents.map((p) => p.parentVersionId))]));
+    const readBy = new Map(parents.map((p) => [p.parentVersionId, p.taskId]));
+    for (const r of inherited)
+      rows.set(`${r.datasetId}|${r.datasetVersion}|${r.column}`, {
+        datasetId: r.datasetId,
+        datasetVersion: r.datasetVersion,
+        column: r.column,
+        taskId: readBy.get(r.modelVersionId)!,
+      });
+  }
+  if (!reads.length) return { inputs: [...rows.values()], parents };
   const names = [...new Set(reads.map((r) => r.dataset))];
   const found = await db
     .select({ id: datasets.id, namespace: datasets.namespace, name: datasets.name })
     .from(datasets)
     .where(inArray(sql`${datasets.namespace} || '/' || ${datasets.name}`, names));
   const idOf = new Map(found.map((d) => [`${d.namespace}/${d.name}`, d.id]));
-  const rows = new Map<string, Omit<InputRow, 'modelVersionId'>>();
   for (const read of reads) {
     const datasetId = idOf.get(read.dataset);
     if (!datasetId) continue;
@@ -114,7 +136,7 @@ async function inputsOf(db: Db | Tx, task: Task): Promise<Omit<InputRow, 'modelV
     }
     for (const column of columns) rows.set(`${datasetId}|${read.version}|${column}`, { datasetId, datasetVersion: read.version, column, taskId: read.taskId });
   }
-  return [...rows.values()];
+  return { inputs: [...rows.values()], parents };
 }
 
 /**
@@ -152,7 +174,7 @@ export async function registerModelVersion(
       throw new AtelierError('CONFLICT', `Task ${task.id} is ${task.status}; register a version from a task that succeeded.`);
     const files = input.files ?? (await filesOf(db, store, task, input.output));
     const digest = digestOf(files.map((f) => [f.path, f.digest]));
-    const inputs = await inputsOf(db, task);
+    const { inputs, parents } = await inputsOf(db, task);
     return db.transaction(async (tx) => {
       const model = await ensureModel(tx, ability, identity, input.model);
       const [existing] = await tx
@@ -184,6 +206,11 @@ export async function registerModelVersion(
         .returning();
       for (let i = 0; i < inputs.length; i += 1000)
         await tx.insert(modelVersionInputs).values(inputs.slice(i, i + 1000).map((r) => ({ ...r, modelVersionId: version!.id })));
+      if (parents.length)
+        await tx
+          .insert(modelVersionParents)
+          .values(parents.map((p) => ({ ...p, modelVersionId: version!.id })))
+          .onConflictDoNothing();
       const ref = `${model.namespace}/${model.name}@${version!.version}`;
       await registryEvent(tx, 'version.registered', model.id, identity, { ref, versionId: version!.id, digest, taskId: task.id, runId: run.id });
       await audit(tx, {

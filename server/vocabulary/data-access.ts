@@ -5,6 +5,9 @@ import type { Label } from './labels';
 export interface TaskDataAccess {
   inputs: Record<string, { dataset: string; version: number; digest: string; columns: string[]; labels: Record<string, Label> }>;
   outputs: Record<string, { dataset: string }>;
+  /** The model versions the task reads by port, each with its label when the task was allowed (the join of the
+   * labels of the columns it learned from); every column the task writes carries them too. */
+  models?: Record<string, { model: string; version: number; versionId: string; label: Label }>;
 }
 
 export interface DataDenial {

@@ -48,7 +48,7 @@ describe('batch inference', () => {
     }
     await t.api.gql(`mutation { setModelAlias(model: "ml/iris", alias: "champion", version: "1") { alias } }`);
     await t.api.gql(
-      `mutation ($p: [DatasetPartitionInput!]) { createDataset(name: "ml/flowers", domain: experimentation, columns: [{ name: "sepal_length", type: "float" }], digest: "${digest('a')}", partitions: $p) { id } }`,
+      `mutation ($p: [DatasetPartitionInput!]) { createDataset(name: "ml/flowers", domain: experimentation, columns: [{ name: "sepal_length", type: "float", label: { level: PUBLIC } }], digest: "${digest('a')}", partitions: $p) { id } }`,
       { p: ['day=1', 'day=2', 'day=3'].map((name, i) => ({ name, digest: digest(String(i + 1)), rows: 50 })) },
     );
     await t.createWorkflow({

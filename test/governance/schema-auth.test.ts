@@ -52,6 +52,7 @@ const valueTypes: Record<string, string> = {
   ModelLineage: 'the value of ModelVersion.lineage, a data field of a guarded ModelVersion',
   ModelLineageDataset: 'part of a ModelLineage',
   ModelLineageColumn: 'part of a ModelLineageDataset',
+  ModelLineageModel: 'part of a ModelLineage',
   ModelLineageMetric: 'part of a ModelLineage or ModelVersion.metrics (data fields)',
   RegisteredModelVersion: 'the result of registerModelVersion (a guarded ModelVersion)',
   ModelAliasMove: 'the result of an alias move (guarded ModelVersions)',

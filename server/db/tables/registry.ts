@@ -78,6 +78,25 @@ export const modelVersionInputs = pgTable(
   ],
 );
 
+/** The model versions a version was derived from: read by a task upstream of the one that produced it (a fine-tune's
+ * base model, a distilled teacher, a batch task's pinned model). Their columns read are copied into the version's own
+ * model_version_inputs at registration, so its label and backward lineage include what they learned. */
+export const modelVersionParents = pgTable(
+  'model_version_parents',
+  {
+    modelVersionId: uuid('model_version_id')
+      .notNull()
+      .references(() => modelVersions.id),
+    parentVersionId: uuid('parent_version_id')
+      .notNull()
+      .references(() => modelVersions.id),
+    /** The task (of the producing run) that read it, and the port it took it as. */
+    taskId: uuid('task_id').notNull(),
+    port: text('port').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.modelVersionId, t.parentVersionId, t.taskId, t.port] }), index('model_version_parents_parent_idx').on(t.parentVersionId)],
+);
+
 export const modelAliases = pgTable(
   'model_aliases',
   {
