@@ -71,6 +71,10 @@ ScheduleRef.implement({
     catchUp: t.field({ type: CatchUpEnum, resolve: (s) => s.catchUp }),
     catchUpLimit: t.exposeInt('catchUpLimit'),
     overlap: t.field({ type: OverlapEnum, resolve: (s) => s.overlap }),
+    priority: t.exposeInt('priority', {
+      description:
+        'Priority of the runs it starts, -10 to 10 (default 0): in a saturated pool, tasks of higher-priority runs dispatch first (aged while waiting, see docs/batch-inference.md).',
+    }),
     paused: t.exposeBoolean('paused'),
     lastFireTime: t.expose('lastFireTime', {
       type: 'DateTime',
@@ -161,6 +165,10 @@ const timingFields = (t: InputFields) => ({
   catchUp: t.field({ type: CatchUpEnum, description: 'Default SKIP.' }),
   catchUpLimit: t.int({ description: 'With catchUp ALL: most missed fire times run (default 10, at most 1000).' }),
   overlap: t.field({ type: OverlapEnum, description: 'Default SKIP.' }),
+  priority: t.int({
+    description:
+      'Priority of the runs it starts, -10 to 10 (default 0): in a saturated pool, tasks of higher-priority runs dispatch first (aged while waiting, see docs/batch-inference.md).',
+  }),
 });
 
 const CreateScheduleInput = builder.inputType('CreateScheduleInput', {

@@ -91,6 +91,10 @@ TriggerRef.implement({
     parameters: t.expose('parameters', { type: 'JSON', nullable: true, description: 'Fixed run parameters (the mapped ones override them).' }),
     parameterMap: t.expose('parameterMap', { type: 'JSON', description: 'Run parameter → JSON pointer into the signal’s payload.' }),
     overlap: t.field({ type: OverlapEnum, resolve: (tr) => tr.overlap }),
+    priority: t.exposeInt('priority', {
+      description:
+        'Priority of the runs it starts, -10 to 10 (default 0): in a saturated pool, tasks of higher-priority runs dispatch first (aged while waiting, see docs/batch-inference.md).',
+    }),
     maxRunsPerMinute: t.exposeInt('maxRunsPerMinute'),
     paused: t.exposeBoolean('paused'),
     hookPath: t.string({
@@ -183,6 +187,10 @@ const CreateTriggerInput = builder.inputType('CreateTriggerInput', {
     parameters: t.field({ type: 'JSON', description: 'Fixed run parameters.' }),
     parameterMap: t.field({ type: 'JSON', description: 'Run parameter → JSON pointer into the signal’s payload, e.g. {"version": "/version"}.' }),
     overlap: t.field({ type: OverlapEnum, description: 'Default ALLOW.' }),
+    priority: t.int({
+      description:
+        'Priority of the runs it starts, -10 to 10 (default 0): in a saturated pool, tasks of higher-priority runs dispatch first (aged while waiting, see docs/batch-inference.md).',
+    }),
     maxRunsPerMinute: t.int({ description: 'Default 10, at most 600; signals beyond are recorded RATE_LIMITED.' }),
     paused: t.boolean(),
     team: t.string({ description: 'The owning team (one of yours). Default: the workflow’s team when you are in it, else your only team.' }),
@@ -195,6 +203,7 @@ const UpdateTriggerInput = builder.inputType('UpdateTriggerInput', {
     parameters: t.field({ type: 'JSON' }),
     parameterMap: t.field({ type: 'JSON' }),
     overlap: t.field({ type: OverlapEnum }),
+    priority: t.int(),
     maxRunsPerMinute: t.int(),
   }),
 });

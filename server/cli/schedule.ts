@@ -1,7 +1,7 @@
 // `atelier schedule …`: create, list, show, pause, resume and delete the cron schedules that start workflow runs.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
-import { parseParam, positiveInt } from './options';
+import { parseParam, positiveInt, wholeNumber } from './options';
 
 interface ScheduleView {
   id: string;
@@ -11,6 +11,7 @@ interface ScheduleView {
   paused: boolean;
   catchUp: string;
   overlap: string;
+  priority: number;
   startAt: string | null;
   endAt: string | null;
   workflow: { name: string };
@@ -25,7 +26,7 @@ interface FireView {
   run: { id: string; status: string } | null;
 }
 
-const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap startAt endAt workflow { name } team { name } nextFireTimes(count: $count)';
+const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap priority startAt endAt workflow { name } team { name } nextFireTimes(count: $count)';
 
 function dateTime(raw: string): string {
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);
@@ -38,7 +39,7 @@ const enumValue = (word: string | undefined) => word?.toUpperCase().replace(/-/g
 function describe(s: ScheduleView): string {
   const window = s.startAt || s.endAt ? `  from ${s.startAt ?? 'now'} to ${s.endAt ?? 'forever'}` : '';
   const next = s.paused ? 'paused' : s.nextFireTimes.length ? `next ${s.nextFireTimes.join(', ')}` : 'no fire time left';
-  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${window}${s.team ? `  team ${s.team.name}` : ''}\n    ${next}`;
+  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${s.priority ? `, priority ${s.priority}` : ''}${window}${s.team ? `  team ${s.team.name}` : ''}\n    ${next}`;
 }
 
 /**
@@ -65,6 +66,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
         .choices(['allow', 'skip', 'cancel-previous'])
         .default('skip'),
     )
+    .option('--priority <n>', 'of the runs it starts, -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', wholeNumber)
     .option('--name <name>', 'unique per workflow (default: the cron expression)')
     .option('--start <datetime>', 'no fire time before this (ISO 8601)', dateTime)
     .option('--end <datetime>', 'no fire time after this (ISO 8601)', dateTime)
@@ -81,6 +83,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
           catchUp: string;
           catchUpLimit?: number;
           overlap: string;
+          priority?: number;
           name?: string;
           start?: string;
           end?: string;
@@ -102,6 +105,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
               catchUp: enumValue(opts.catchUp),
               catchUpLimit: opts.catchUpLimit ?? null,
               overlap: enumValue(opts.overlap),
+              priority: opts.priority ?? null,
               name: opts.name ?? null,
               startAt: opts.start ?? null,
               endAt: opts.end ?? null,

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
-import { parseParam, positiveInt } from './options';
+import { parseParam, positiveInt, wholeNumber } from './options';
 
 interface TriggerView {
   id: string;
@@ -11,6 +11,7 @@ interface TriggerView {
   kind: string;
   source: string | null;
   overlap: string;
+  priority: number;
   maxRunsPerMinute: number;
   paused: boolean;
   hookPath: string | null;
@@ -28,7 +29,7 @@ interface FiringView {
   run: { id: string; status: string } | null;
 }
 
-const FIELDS = 'id name kind source overlap maxRunsPerMinute paused hookPath parameterMap workflow { name } team { name }';
+const FIELDS = 'id name kind source overlap priority maxRunsPerMinute paused hookPath parameterMap workflow { name } team { name }';
 const enumValue = (word: string | undefined) => word?.toUpperCase().replace(/-/g, '_') ?? null;
 
 function mapping(raw: string, previous: Record<string, string> = {}): Record<string, string> {
@@ -41,7 +42,7 @@ function describe(t: TriggerView): string {
   const source = t.hookPath ?? t.source ?? (t.kind === 'ALERT_OPENED' ? 'any alert of its team' : '');
   const mapped = Object.entries(t.parameterMap ?? {});
   const map = mapped.length ? `  map ${mapped.map(([k, v]) => `${k}←${v}`).join(', ')}` : '';
-  return `${t.id}  ${t.workflow.name}  "${t.name}"  ${t.kind.toLowerCase().replace(/_/g, '-')} ${source}  overlap ${t.overlap.toLowerCase().replace(/_/g, '-')}, at most ${t.maxRunsPerMinute} runs/min${t.paused ? '  PAUSED' : ''}${t.team ? `  team ${t.team.name}` : ''}${map}`;
+  return `${t.id}  ${t.workflow.name}  "${t.name}"  ${t.kind.toLowerCase().replace(/_/g, '-')} ${source}  overlap ${t.overlap.toLowerCase().replace(/_/g, '-')}, at most ${t.maxRunsPerMinute} runs/min${t.priority ? `, priority ${t.priority}` : ''}${t.paused ? '  PAUSED' : ''}${t.team ? `  team ${t.team.name}` : ''}${map}`;
 }
 
 /** The `trigger` command; `connect` makes the client and knows the token, from the global options. */
@@ -62,6 +63,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
     .option('-p, --param <key=value>', 'fixed run parameter (repeatable)', parseParam)
     .option('-m, --map <param=/pointer>', 'run parameter taken from the event payload by JSON pointer (repeatable)', mapping)
     .addOption(new Option('--overlap <policy>', 'when its previous run is still going').choices(['allow', 'skip', 'cancel-previous']).default('allow'))
+    .option('--priority <n>', 'of the runs it starts, -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', wholeNumber)
     .option('--max-runs-per-minute <n>', 'rate limit; signals beyond are recorded rate-limited', positiveInt)
     .option('--team <name>', 'the owning team (default: the workflow’s team when you are in it, else your only team)')
     .option('--paused', 'create it paused')
@@ -75,6 +77,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
           param?: Record<string, unknown>;
           map?: Record<string, string>;
           overlap: string;
+          priority?: number;
           maxRunsPerMinute?: number;
           team?: string;
           paused?: boolean;
@@ -92,6 +95,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
               parameters: opts.param ?? {},
               parameterMap: opts.map ?? {},
               overlap: enumValue(opts.overlap),
+              priority: opts.priority ?? null,
               maxRunsPerMinute: opts.maxRunsPerMinute ?? null,
               team: opts.team ?? null,
               paused: opts.paused ?? false,

@@ -222,7 +222,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         const actingFor = await scheduleActor(db, schedule);
         const run = await audited(db, () =>
           orchestrator.startRun(
-            { workflow: schedule.workflowId, parameters: schedule.parameters, trigger: 'SCHEDULE', idempotencyKey: key, domain, actingFor },
+            {
+              workflow: schedule.workflowId,
+              parameters: schedule.parameters,
+              trigger: 'SCHEDULE',
+              idempotencyKey: key,
+              domain,
+              actingFor,
+              priority: schedule.priority,
+            },
             null,
           ),
         );

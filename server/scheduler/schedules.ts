@@ -10,7 +10,7 @@ import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../d
 import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
-import type { CatchUpPolicy, OverlapPolicy } from '../vocabulary';
+import { type CatchUpPolicy, type OverlapPolicy, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN } from '../vocabulary';
 import { resolveRunParameters } from '../workflows/spec';
 import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
 import { firingOwnerTeam } from './ownership';
@@ -28,6 +28,8 @@ export interface ScheduleInput {
   catchUp?: CatchUpPolicy | null;
   catchUpLimit?: number | null;
   overlap?: OverlapPolicy | null;
+  /** Of the runs it starts, -10..10 (default 0). */
+  priority?: number | null;
   paused?: boolean | null;
   /** The owning team's name; default: the workflow's team when the creator writes for it, else the creator's only team. */
   team?: string | null;
@@ -44,6 +46,7 @@ export interface SchedulePatch {
   catchUp?: CatchUpPolicy | null;
   catchUpLimit?: number | null;
   overlap?: OverlapPolicy | null;
+  priority?: number | null;
 }
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -112,13 +115,26 @@ function defaultName(cron: string, timeZone: string): string {
 }
 
 /** Checks the fields that need no database; throws one BAD_USER_INPUT listing every problem. */
-function checkFields(v: { name: string; cron: string; timeZone: string; startAt: Date | null; endAt: Date | null; catchUpLimit: number }): void {
+function checkFields(v: {
+  name: string;
+  cron: string;
+  timeZone: string;
+  startAt: Date | null;
+  endAt: Date | null;
+  catchUpLimit: number;
+  priority: number;
+}): void {
   const problems: ErrorDetail[] = [...checkCron(v.cron, v.timeZone)];
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (!v.name.trim() || v.name.length > 100 || /[\u0000-\u001f]/.test(v.name))
     problems.push({ path: 'name', message: 'must be 1 to 100 printable characters' });
   if (!Number.isInteger(v.catchUpLimit) || v.catchUpLimit < 1 || v.catchUpLimit > MAX_CATCH_UP_LIMIT)
     problems.push({ path: 'catchUpLimit', message: `must be a whole number from 1 to ${MAX_CATCH_UP_LIMIT}` });
+  if (!Number.isInteger(v.priority) || v.priority < RUN_PRIORITY_MIN || v.priority > RUN_PRIORITY_MAX)
+    problems.push({
+      path: 'priority',
+      message: `must be a whole number from ${RUN_PRIORITY_MIN} to ${RUN_PRIORITY_MAX} (higher goes first in a saturated pool)`,
+    });
   if (v.startAt && v.endAt && v.endAt.getTime() <= v.startAt.getTime())
     problems.push({ path: 'endAt', message: `must be after startAt (${v.startAt.toISOString()})` });
   if (problems.length) throw invalid(problems);
@@ -169,6 +185,7 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
     catchUp: input.catchUp ?? 'SKIP',
     catchUpLimit: input.catchUpLimit ?? 10,
     overlap: input.overlap ?? 'SKIP',
+    priority: input.priority ?? 0,
     parameters: checkJsonObject(input.parameters),
   };
   checkFields(values);
@@ -234,6 +251,7 @@ export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, n
     catchUp: patch.catchUp ?? current.catchUp,
     catchUpLimit: patch.catchUpLimit ?? current.catchUpLimit,
     overlap: patch.overlap ?? current.overlap,
+    priority: patch.priority ?? current.priority,
     parameters: patch.parameters === undefined || patch.parameters === null ? current.parameters : checkJsonObject(patch.parameters),
   };
   checkFields(merged);

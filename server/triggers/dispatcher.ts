@@ -191,7 +191,15 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
       const actingFor = await scheduleActor(db, trigger);
       const run = await audited(db, () =>
         orchestrator.startRun(
-          { workflow: trigger.workflowId, parameters, trigger: 'EVENT', idempotencyKey: firingKey(trigger.id, newest.signalId), domain, actingFor },
+          {
+            workflow: trigger.workflowId,
+            parameters,
+            trigger: 'EVENT',
+            idempotencyKey: firingKey(trigger.id, newest.signalId),
+            domain,
+            actingFor,
+            priority: trigger.priority,
+          },
           null,
         ),
       );

@@ -15,7 +15,7 @@ import { firingOwnerTeam } from '../scheduler/ownership';
 import { findWorkflow } from '../scheduler/schedules';
 import { aliasSubject, datasetSubject, hookSubject, monitorSubject, workflowSubject } from '../signals/signals';
 import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
-import type { OverlapPolicy, TriggerKind } from '../vocabulary';
+import { type OverlapPolicy, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN, type TriggerKind } from '../vocabulary';
 import { resolveRunParameters } from '../workflows/spec';
 import { checkParameterMap } from './mapping';
 
@@ -28,6 +28,8 @@ export interface TriggerInput {
   parameters?: Record<string, unknown> | null;
   parameterMap?: Record<string, string> | null;
   overlap?: OverlapPolicy | null;
+  /** Of the runs it starts, -10..10 (default 0). */
+  priority?: number | null;
   maxRunsPerMinute?: number | null;
   paused?: boolean | null;
   team?: string | null;
@@ -37,12 +39,22 @@ export interface TriggerPatch {
   parameters?: Record<string, unknown> | null;
   parameterMap?: Record<string, string> | null;
   overlap?: OverlapPolicy | null;
+  priority?: number | null;
   maxRunsPerMinute?: number | null;
 }
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const nameRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export const MAX_RUNS_PER_MINUTE = 600;
+
+function checkedPriority(priority: number): number {
+  if (!Number.isInteger(priority) || priority < RUN_PRIORITY_MIN || priority > RUN_PRIORITY_MAX)
+    throw badInput(
+      `Invalid trigger: priority must be a whole number from ${RUN_PRIORITY_MIN} to ${RUN_PRIORITY_MAX} (higher goes first in a saturated pool); got ${priority}.`,
+      [{ path: 'priority', message: `must be a whole number from ${RUN_PRIORITY_MIN} to ${RUN_PRIORITY_MAX}` }],
+    );
+  return priority;
+}
 
 /** A new HMAC key for an HTTP trigger: `trsec_` and 32 random bytes (base64url); the key is the whole string. */
 export const newTriggerSecret = () => `trsec_${randomBytes(32).toString('base64url')}`;
@@ -207,6 +219,7 @@ export async function createTrigger(
       parameterMap,
       parametersDomain: workflow.domain,
       overlap: input.overlap ?? 'ALLOW',
+      priority: checkedPriority(input.priority ?? 0),
       maxRunsPerMinute,
       paused: input.paused ?? false,
       secret,
@@ -244,7 +257,15 @@ export async function updateTrigger(db: Db, id: string, patch: TriggerPatch, now
   const parametersDomain = patch.parameters === undefined || patch.parameters === null ? current.parametersDomain : workflow.domain;
   const [updated] = await db
     .update(workflowTriggers)
-    .set({ parameters, parameterMap, parametersDomain, maxRunsPerMinute, overlap: patch.overlap ?? current.overlap, updatedAt: now })
+    .set({
+      parameters,
+      parameterMap,
+      parametersDomain,
+      maxRunsPerMinute,
+      overlap: patch.overlap ?? current.overlap,
+      priority: checkedPriority(patch.priority ?? current.priority),
+      updatedAt: now,
+    })
     .where(eq(workflowTriggers.id, current.id))
     .returning();
   return updated!;

@@ -75,6 +75,16 @@ describe('scheduler (embedded PGlite)', () => {
     expect((await findSchedule(stack.db, s.id)).lastFireTime.toISOString()).toBe('2030-01-01T00:20:00.000Z');
   });
 
+  it('starts its runs at its priority; a priority out of range is refused and creates nothing', async () => {
+    const s = await create('2030-01-01T00:00:30Z', { cron: '*/10 * * * *', priority: 7 });
+    await tickAt('2030-01-01T00:10:00Z');
+    const [fire] = await stack.firesOf(s.id);
+    expect(await stack.runOf(fire!.runId!)).toMatchObject({ trigger: 'SCHEDULE', priority: 7 });
+    await expect(create('2030-01-01T00:00:30Z', { name: 'too-high', priority: 11 })).rejects.toThrow(/priority must be a whole number from -10 to 10/);
+    await expect(updateSchedule(stack.db, s.id, { priority: 2.5 }, clock.now())).rejects.toThrow(/priority/);
+    expect((await findSchedule(stack.db, s.id)).priority).toBe(7);
+  });
+
   it('reads the cron expression in its time zone, across DST changes', async () => {
     const s = await create('2030-03-08T12:00:00Z', { cron: '0 9 * * *', timeZone: 'America/New_York' });
     // 9:00 in New York is 14:00 UTC in winter and 13:00 UTC from Sunday 10 March 2030 on.

@@ -72,6 +72,19 @@ describe('each source fires its trigger once, recorded on the run', () => {
     expect(await firings(t, 'on-alert')).toHaveLength(1);
   });
 
+  it('starts its runs at its priority, which an update changes within -10..10', async () => {
+    const { trigger } = await create({ name: 'urgent-hook', kind: 'HTTP', priority: 6 });
+    expect(trigger.priority).toBe(6);
+    expect((await postHook(t, 'urgent-hook', {}, { token: t.app.adminToken })).status).toBeLessThan(300);
+    const [f] = await decided(t, 'urgent-hook', 1);
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { priority } }`, { id: f.run.id });
+    expect(run.priority).toBe(6);
+    const UPDATE = `mutation ($id: String!, $p: Int) { updateTrigger(id: $id, input: { priority: $p }) { priority } }`;
+    const bad = await t.api.raw(UPDATE, { id: trigger.id, p: -11 });
+    expect(bad.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', details: [{ path: 'priority' }] });
+    expect((await t.api.gql(UPDATE, { id: trigger.id, p: -4 })).updateTrigger.priority).toBe(-4);
+  });
+
   it('an inbound hook, by token or HMAC; a redelivery is the same signal and run', async () => {
     const { secret, trigger } = await create({ name: 'deploy-hook', kind: 'HTTP', parameterMap: { reason: '/why' } });
     expect(trigger.hookPath).toBe('/hooks/trigger/deploy-hook');

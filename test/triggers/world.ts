@@ -27,7 +27,7 @@ export async function decided(t: TestApp, trigger: string, n: number): Promise<a
   });
 }
 
-export const CREATE_TRIGGER = `mutation ($input: CreateTriggerInput!) { createTrigger(input: $input) { secret trigger { id name kind source hookPath overlap maxRunsPerMinute } } }`;
+export const CREATE_TRIGGER = `mutation ($input: CreateTriggerInput!) { createTrigger(input: $input) { secret trigger { id name kind source hookPath overlap priority maxRunsPerMinute } } }`;
 
 export async function postHook(
   t: TestApp,

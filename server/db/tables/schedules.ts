@@ -34,6 +34,8 @@ export const schedules = pgTable(
     catchUp: text('catch_up', { enum: catchUpPolicies }).notNull().default('SKIP'),
     catchUpLimit: integer('catch_up_limit').notNull().default(10),
     overlap: text('overlap', { enum: overlapPolicies }).notNull().default('SKIP'),
+    /** The priority of the runs it starts (-10..10; see docs/batch-inference.md). */
+    priority: integer('priority').notNull().default(0),
     paused: boolean('paused').notNull().default(false),
     /** The latest fire time dealt with (fired or skipped); only later ones are due. Creation time at first. */
     lastFireTime: timestamp('last_fire_time', { withTimezone: true, mode: 'date' }).notNull(),

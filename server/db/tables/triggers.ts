@@ -56,6 +56,8 @@ export const workflowTriggers = pgTable(
     /** The domain its workflow was in when its parameters were set (as for schedules). */
     parametersDomain: text('parameters_domain', { enum: domains }).notNull().default('production'),
     overlap: text('overlap', { enum: overlapPolicies }).notNull().default('ALLOW'),
+    /** The priority of the runs it starts (-10..10; see docs/batch-inference.md). */
+    priority: integer('priority').notNull().default(0),
     /** Most runs it starts in any minute; the signals beyond are recorded RATE_LIMITED. */
     maxRunsPerMinute: integer('max_runs_per_minute').notNull().default(10),
     paused: boolean('paused').notNull().default(false),
