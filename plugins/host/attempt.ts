@@ -10,10 +10,13 @@ import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
 import { createReporter } from './reporter';
 
-/** Where the host gets module archives from. */
+/** Where the host gets module archives (and the model files tasks are pinned to) from. */
 export interface ArtifactSource {
-  /** Local path of the archive with this digest, already verified against it. */
-  fetch(digest: string): Promise<string>;
+  /**
+   * Local path of the object with this digest, already verified against it. `as`: the credentials to ask with
+   * instead of the host's own, a task's own token for that task's model files (the host's may not read them).
+   */
+  fetch(digest: string, as?: { token: string }): Promise<string>;
 }
 
 /** An attempt running on this host. */
@@ -166,7 +169,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
       });
       return artifactPath;
     },
-    objectPath: (digest) => rt.artifacts.fetch(digest),
+    objectPath: (digest) => rt.artifacts.fetch(digest, task.tracking ? { token: task.tracking.token } : undefined),
     log: (stream, line) => reporter.log(stream, line),
     progress: (fraction, message) => reporter.progress(fraction, message),
     metric: (metrics, step) => reporter.metric(metrics, step),

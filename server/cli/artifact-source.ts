@@ -46,7 +46,7 @@ export function createHttpArtifactSource(options: HttpArtifactSourceOptions): Ar
   // Tasks of one module often start together: they share one download.
   const inFlight = new Map<string, Promise<string>>();
 
-  async function load(digest: string, hex: string): Promise<string> {
+  async function load(digest: string, hex: string, token: string | null): Promise<string> {
     const file = path.join(options.cacheDir, 'sha256', hex.slice(0, 2), `${hex}.tar.gz`);
     if (verified.has(digest)) return file;
     if (await exists(file)) {
@@ -58,7 +58,7 @@ export function createHttpArtifactSource(options: HttpArtifactSourceOptions): Ar
       await unlink(file).catch(() => undefined);
     }
     await mkdir(path.dirname(file), { recursive: true });
-    await withRetries(digest, () => transfer(digest, file));
+    await withRetries(digest, () => transfer(digest, file, token));
     verified.add(digest);
     return file;
   }
@@ -90,11 +90,11 @@ export function createHttpArtifactSource(options: HttpArtifactSourceOptions): Ar
 
   /** One GET, written to a temporary name and renamed only once the digest checks out, so the cache never holds a
    * partial or corrupt archive under its real name. */
-  async function transfer(digest: string, file: string): Promise<void> {
+  async function transfer(digest: string, file: string, token: string | null): Promise<void> {
     let res: Response;
     try {
       res = await fetch(`${base}/artifacts/${encodeURIComponent(digest)}`, {
-        headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
+        headers: token ? { authorization: `Bearer ${token}` } : {},
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
@@ -132,12 +132,12 @@ export function createHttpArtifactSource(options: HttpArtifactSourceOptions): Ar
   }
 
   return {
-    fetch(digest) {
+    fetch(digest, as) {
       const m = digestRe.exec(digest);
       if (!m) return Promise.reject(new Error(`"${digest}" is not a module digest (expected sha256:<64 hex digits>)`));
       let pending = inFlight.get(digest);
       if (!pending) {
-        pending = load(digest, m[1]!).finally(() => inFlight.delete(digest));
+        pending = load(digest, m[1]!, as?.token ?? options.token).finally(() => inFlight.delete(digest));
         inFlight.set(digest, pending);
       }
       return pending;

@@ -1,7 +1,8 @@
-// `GET /artifacts/<digest>`: module archives for executor hosts in other processes, behind the API's bearer tokens
-// and their scopes. The store holds module archives only, so an object is served when the database knows it as a
-// module version's archive and the token may read module versions (`read:ModuleVersion`, `read:*` or unscoped);
-// objects of any other kind would need their own rule here (a run's outputs: `read:Run` on that run's data).
+// `GET /artifacts/<digest>`: module archives and model files for executor hosts in other processes, behind the API's
+// bearer tokens and their scopes. A module archive is served when the database knows the digest as a module
+// version's archive and the token may read module versions (`read:ModuleVersion`, `read:*` or unscoped); a model
+// file when a task's own token asks for a file of a model version pinned on that task, or any token may read that
+// version's files (server/registry/model-files.ts). Objects of any other kind would need their own rule here.
 // Forbidden and missing answer the same 404, and no answer names a server path.
 
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +12,7 @@ import { defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
 import { AtelierError } from '../../errors';
 import { versionWithDigest } from '../../modules/queries';
+import { mayReadModelFile } from '../../registry/model-files';
 import { authenticated } from '../authenticate';
 import type { Route } from '../router';
 
@@ -33,11 +35,15 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
       }
       if (!digestRe.test(digest)) return text(400, 'Not a digest: ask for /artifacts/sha256:<64 hex digits>.');
       const unavailable = () =>
-        text(404, 'No such module archive that this token may read: check the digest, and that the token may read module versions (read:ModuleVersion).');
+        text(
+          404,
+          'No such module archive or model file that this token may read: check the digest, and that the token may read module versions (read:ModuleVersion) or the model version.',
+        );
       const version = await versionWithDigest(options.db, digest);
-      if (!version) return unavailable();
       const ability = defineAbilityFor(session.identity, session.grants, session.scopes);
-      if (!ability.can('read', 'ModuleVersion', 'digest')) {
+      if (!version) {
+        if (!(await mayReadModelFile(options.db, { ability, task: session.task }, digest))) return unavailable();
+      } else if (!ability.can('read', 'ModuleVersion', 'digest')) {
         await audit(options.db, {
           identity: session.identity,
           action: 'artifact.read',
@@ -60,7 +66,11 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
       // (the store went away, or the bytes do not match the digest) cuts the response short, and the client,
       // which checks the digest too, retries.
       // Only for this token's holder: no shared cache (a proxy, a CDN) may keep or serve it to anyone else.
-      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': object.size, 'cache-control': 'private, no-store' });
+      res.writeHead(200, {
+        'content-type': version ? 'application/gzip' : 'application/octet-stream',
+        'content-length': object.size,
+        'cache-control': 'private, no-store',
+      });
       await pipeline(object.body, res).catch(() => res.destroy());
     },
   };
