@@ -37,7 +37,7 @@ export interface AtelierUnderTest {
   executor: ExecutorProcess;
   observer: postgres.Sql;
   database: string;
-  /** Statements per second the idle control plane sends (its background loops), measured over 2 s after start. */
+  /** Statements per second the idle control plane sends (its background loops), measured over 2 s after start (0 when not measured). */
   idleStatementsPerSecond: number;
   stop(): Promise<void>;
 }
@@ -46,7 +46,13 @@ export interface AtelierUnderTest {
  * The control plane with its production tick (ATELIER_TICK_MS 1000, not the tests' 100) and an executor host
  * process on the `noop` pool with 256 attempts in flight, as bench/foundation.ts runs it.
  */
-export async function startAtelier(infra: { pgUrl: string; natsUrl: string }, workflows: object[], counter: StatementCounter): Promise<AtelierUnderTest> {
+export async function startAtelier(
+  infra: { pgUrl: string; natsUrl: string },
+  workflows: object[],
+  counter: StatementCounter,
+  /** How long to watch the idle control plane's own statements (0: not at all). */
+  idleWindowMs = 2000,
+): Promise<AtelierUnderTest> {
   const t = await startTestApp({ DATABASE_URL: infra.pgUrl, NATS_URL: infra.natsUrl, ATELIER_TICK_MS: tickMs() });
   let executor: ExecutorProcess | undefined;
   const observer = postgres(asRole(infra.pgUrl, OBSERVER), { max: 1, onnotice: () => {} });
@@ -61,15 +67,15 @@ export async function startAtelier(infra: { pgUrl: string; natsUrl: string }, wo
     for (const w of workflows) await t.createWorkflow(w);
     const database = new URL(infra.pgUrl).pathname.slice(1);
     await counter.reset();
-    await sleep(2000);
-    const idle = await counter.read(database);
+    await sleep(idleWindowMs);
+    const idle = idleWindowMs ? await counter.read(database) : { statements: 0 };
     const ex = executor;
     return {
       t,
       executor,
       observer,
       database,
-      idleStatementsPerSecond: idle.statements / 2,
+      idleStatementsPerSecond: idleWindowMs ? idle.statements / (idleWindowMs / 1000) : 0,
       async stop() {
         await ex.stop();
         await observer.end();
