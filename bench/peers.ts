@@ -112,7 +112,7 @@ export async function peersBench(options: PeersOptions = optionsFromEnv()): Prom
           s1[peer].stmts.push(r.statementsPerTask);
           s1[peer].net.push(r.statementsPerTask);
           s1[peer].serverMs.push(r.serverMsPerTask);
-          log(`S1 rep ${rep} ${peer}: ${Math.round(r.tasksPerSecond)} tasks/s, ${round(r.statementsPerTask)} statements/task (load ${load()})`);
+          log(`S1 rep ${rep} ${peer}: ${Math.round(r.tasksPerSecond)} tasks/s, ${round(r.statementsPerTask, 3)} statements/task (load ${load()})`);
         }
         const r = await atelierThroughput(atelier!, 'peers-s1', n.s1, counter);
         const a = s1.Atelier;
@@ -140,7 +140,6 @@ export async function peersBench(options: PeersOptions = optionsFromEnv()): Prom
         }
       }
     }
-    const tuned = (k: 'tps') => median(s1['graphile tuned'][k]);
     if (on('s1')) {
       const mine = median(s1.Atelier.tps);
       for (const sys of [...peers, 'Atelier'] as Sys[]) {
@@ -149,13 +148,13 @@ export async function peersBench(options: PeersOptions = optionsFromEnv()): Prom
           note: `median of ${x.tps.map(Math.round).join(', ')}`,
         });
       }
-      row('S1 Atelier ÷ graphile tuned', mine / tuned('tps'), '×');
+      row('S1 Atelier ÷ graphile tuned', mine / median(s1['graphile tuned'].tps), '×');
       row('S1 Atelier ÷ graphile default', mine / median(s1['graphile default'].tps), '×');
       row('S1 Atelier ÷ goal (5,000 tasks/s)', mine / GOALS.s1TasksPerSecond, '×');
       for (const sys of [...peers, 'Atelier'] as Sys[]) {
         const x = s1[sys];
         row(`S1 statements per task: ${sys}`, median(x.stmts), 'statements', {
-          note: `${sys === 'Atelier' ? `${round(median(x.net))} less the idle loops; ` : ''}server ${round(median(x.serverMs), 3)} ms/task${x.evicted ? '; entries evicted: too low' : ''}`,
+          note: `${Math.round(median(x.stmts) * n.s1)} in all; ${sys === 'Atelier' ? `${round(median(x.net))} per task less the idle loops; ` : ''}server ${round(median(x.serverMs), 3)} ms/task${x.evicted ? '; entries evicted: too low' : ''}`,
         });
       }
       if (s1.Atelier.errors.length)
