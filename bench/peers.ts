@@ -207,7 +207,7 @@ export async function peersBench(options: PeersOptions = optionsFromEnv()): Prom
     // ---- S4: 1,000 subscribers to one run, the control plane as its own process ------------------------------
     if (on('s4')) {
       const r = await fanOut({ pgUrl: inDatabase(pg.url, 'atelier_s4'), natsUrl: nats.url }, n.s4Subscribers, n.s4Tasks);
-      const note = `${r.subscribers} subscribers, ${r.events} events, ${r.deliveries} deliveries`;
+      const note = `${r.subscribers} subscribers, ${r.events} events (${r.eventsToAll} reached all), ${r.deliveries} deliveries`;
       row('S4 event → subscriber, p50 of deliveries', r.p50, 'ms', { note });
       row('S4 event → subscriber, p99 of deliveries', r.p99, 'ms', { note: `goal ${GOALS.s4P99} ms: ${round(r.p99 / GOALS.s4P99)}×` });
       row('S4 event → the last of its subscribers, p99 of events', r.p99ToAll, 'ms');

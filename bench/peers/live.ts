@@ -67,6 +67,8 @@ export async function firstProgress(a: AtelierUnderTest, workflow: string, runs:
 export interface FanOutResult {
   subscribers: number;
   events: number;
+  /** Events every subscriber received (a server may coalesce progress for a subscriber that fell behind). */
+  eventsToAll: number;
   deliveries: number;
   /** Each delivery: its arrival − the event's own `at`, in ms (one machine, one wall clock). */
   p50: number;
@@ -122,6 +124,7 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
     let liveFrom = Number.POSITIVE_INFINITY;
     const arrivals = new Map<number, number[]>(); // seq → each subscriber's latency
     let snapshots = 0;
+    const failures: string[] = [];
     let completed = 0;
     let allSnapshots!: () => void;
     const snapshotted = new Promise<void>((r) => (allSnapshots = r));
@@ -143,7 +146,10 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
         {
           next: ({ data, errors }) => {
             const arrived = Date.now();
-            if (errors?.length) throw new Error(errors.map((e) => e.message).join('; '));
+            if (errors?.length) {
+              failures.push(errors.map((e) => e.message).join('; '));
+              return;
+            }
             if (first) {
               first = false;
               if (++snapshots === subscribers) allSnapshots();
@@ -156,7 +162,10 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
             if (!list) arrivals.set(e.seq, (list = []));
             list.push(arrived - at);
           },
-          error: (err) => console.error('S4 subscriber error', err),
+          error: (err) => {
+            failures.push(err instanceof Error ? err.message : `socket closed ${(err as { code?: number }).code ?? JSON.stringify(err)}`);
+            if (++completed === subscribers) allCompleted();
+          },
           complete: () => {
             if (++completed === subscribers) allCompleted();
           },
@@ -178,9 +187,11 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
     await Promise.race([ended, sleep(300_000).then(() => Promise.reject(new Error(`${completed} of ${subscribers} subscriptions completed after 300 s`)))]);
     const all = [...arrivals.values()].flat();
     const toAll = [...arrivals.values()].filter((l) => l.length === subscribers).map((l) => Math.max(...l));
+    if (failures.length) throw new Error(`${failures.length} of ${subscribers} subscriptions failed, e.g. ${failures[0]}`);
     return {
       subscribers,
       events: arrivals.size,
+      eventsToAll: toAll.length,
       deliveries: all.length,
       p50: percentile(all, 50),
       p99: percentile(all, 99),
