@@ -39,7 +39,7 @@ const fakeTask = (i: number): TaskMessage => ({
 });
 
 /** The floor: per task, a JetStream publish → pull consume → ack, plus one Postgres insert and one update. */
-async function floor(infra: Infra, tasks: number, latencySamples: number) {
+export async function floor(infra: Infra, tasks: number, latencySamples: number) {
   const sql = postgres(infra.pgUrl, { max: 10, onnotice: () => {} });
   await sql`create table if not exists bench_floor (id uuid primary key, status text not null, at timestamptz not null default now())`;
   const bus = await createJetStreamBus({ url: infra.natsUrl, streamPrefix: `floor${Date.now()}` });

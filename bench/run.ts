@@ -13,6 +13,7 @@ import { printTable, type Row, writeResults } from './lib';
 import { modulesBench } from './modules';
 import { monitoringBench } from './monitoring';
 import { orchestrationBench } from './orchestration';
+import { peersBench } from './peers';
 import { registryBench } from './registry';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
@@ -33,6 +34,7 @@ const benches = [
   'monitoring',
   'deployers',
   'deployments',
+  'peers',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -103,6 +105,12 @@ async function main() {
     if (selected('deployments')) {
       console.log('deployments: an alias moved → the deployment serving the new version, and failovers, through the control plane…');
       rows.push(...(await deploymentsRolloutBench()));
+    }
+    if (selected('peers')) {
+      console.log(
+        'peers: graphile-worker (default, tuned) vs Atelier, interleaved, on its own Postgres (with pg_stat_statements) and nats-server: 10,000 no-op tasks, a 200-task chain; then Atelier alone: first progress, 1,000 subscribers, embedded…',
+      );
+      rows.push(...(await peersBench()));
     }
   } finally {
     await nats.stop();

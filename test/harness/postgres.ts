@@ -3,10 +3,10 @@
 // restart() stops it (a fast shutdown, an immediate one, or a SIGKILL of the postmaster) and starts it again on the
 // same port and data directory, as an operator's restart or a crash would.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import postgres from 'postgres';
 import { freePort } from './ports';
 
@@ -27,6 +27,8 @@ export interface PostgresOptions {
    * commit the client was told about can be lost by an immediate stop or a SIGKILL, which no real deployment allows.
    */
   durableCommits?: boolean;
+  /** More server settings, each passed as `-c name=value` (bench/peers.ts loads pg_stat_statements so). */
+  settings?: Record<string, string>;
 }
 
 /**
@@ -68,8 +70,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     let port = 0;
     const failures: string[] = [];
     const commit = options.durableCommits ? 'on' : 'off';
+    const extra = Object.entries(options.settings ?? {})
+      .map(([name, value]) => ` -c ${name}=${value}`)
+      .join('');
     const settingsFor = (p: number) =>
-      `-p ${p} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=${commit} -c full_page_writes=off`;
+      `-p ${p} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=${commit} -c full_page_writes=off${extra}`;
     const start = (p: number) => run('pg_ctl', ['-D', dataDir, '-l', logFile, '-o', settingsFor(p), '-w', 'start']);
     for (let attempt = 0; attempt < START_TRIES && !port; attempt++) {
       const candidate = await freePort();
@@ -131,6 +136,14 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     onExit();
     throw err;
   }
+}
+
+/** Whether the server binaries have this extension's library (`pg_stat_statements` ships with Debian's postgresql-15, not with every build). */
+export function hasServerLibrary(name: string): boolean {
+  const pgConfig = join(BIN_DIR, 'pg_config');
+  const libDir = existsSync(pgConfig) ? spawnSync(pgConfig, ['--pkglibdir'], { encoding: 'utf8' }).stdout?.trim() : undefined;
+  const candidates = [libDir, join(dirname(realpathSync(join(BIN_DIR, 'postgres'))), '..', 'lib')].filter((d): d is string => !!d);
+  return candidates.some((dir) => existsSync(join(dir, `${name}.so`)));
 }
 
 function readStat(pid: number): string {
