@@ -6,6 +6,7 @@ import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
 import { deployersBench } from './deployers';
 import { deploymentsRolloutBench } from './deployments-rollout';
+import { embeddedBench } from './embedded';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
@@ -33,6 +34,7 @@ const benches = [
   'monitoring',
   'deployers',
   'deployments',
+  'embedded',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -103,6 +105,10 @@ async function main() {
     if (selected('deployments')) {
       console.log('deployments: an alias moved → the deployment serving the new version, and failovers, through the control plane…');
       rows.push(...(await deploymentsRolloutBench()));
+    }
+    if (selected('embedded')) {
+      console.log('embedded: 2,000 and 10,000 no-op tasks on the embedded default (PGlite, in-process bus, host in the control plane)…');
+      rows.push(...(await embeddedBench()));
     }
   } finally {
     await nats.stop();
