@@ -186,8 +186,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       if (existing.acked) await delivery.ack().catch(() => undefined);
       return;
     }
-    const own = ownSlots.get(options.executeWith ?? task.executor);
-    if (own ? own.busy >= own.limit : busy >= maxConcurrency) {
+    // An executor's own slots first; once they are full its attempts may take the host's, as any attempt does.
+    const mine = ownSlots.get(options.executeWith ?? task.executor);
+    const own = mine && mine.busy < mine.limit ? mine : undefined;
+    if (!own && busy >= maxConcurrency) {
       // Several pools can together exceed the limit: hand the task to a host with room.
       delivery.nak(500);
       return;
