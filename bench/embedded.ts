@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { packDirectory } from '../server/artifacts/archive';
+import { queryRows } from '../server/db/client';
 import { startTestApp, type TestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
 import type { Row } from './lib';
@@ -40,13 +41,18 @@ async function runOnce(t: TestApp, width: number, limitMs: number) {
   let status = 'QUEUED';
   while (status === 'QUEUED' || status === 'RUNNING') {
     if (performance.now() - t0 > limitMs) {
+      const wall = performance.now() - t0;
+      const [row] = await queryRows<{ n: number }>(
+        t.app.database.db,
+        sql`select count(*)::int as n from tasks where run_id = ${startRun.id} and status = 'SUCCEEDED'`,
+      );
       await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: startRun.id }).catch(() => undefined);
-      return { wall: performance.now() - t0, status: 'unfinished' };
+      return { wall, status: 'unfinished', done: row?.n ?? 0 };
     }
     await new Promise((r) => setTimeout(r, 250));
     status = (await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: startRun.id })).run.status;
   }
-  return { wall: performance.now() - t0, status };
+  return { wall: performance.now() - t0, status, done: width };
 }
 
 export async function embeddedBench(): Promise<Row[]> {
@@ -60,19 +66,22 @@ export async function embeddedBench(): Promise<Row[]> {
     if (published.errors) throw new Error(JSON.stringify(published.errors));
     const floorPerSecond = await floor(t, 2000);
     for (const width of sizes) {
-      const { wall, status } = await runOnce(t, width, limitS * 1000);
+      const { wall, status, done } = await runOnce(t, width, limitS * 1000);
       const finished = status !== 'unfinished';
-      const perSecond = finished ? width / (wall / 1000) : 0;
+      // An unfinished run reports the rate of the tasks it did finish within the limit.
+      const perSecond = done / (wall / 1000);
       rows.push({
         bench: 'embedded',
         metric: `${width} no-op tasks on PGlite + in-process bus, startRun → run done`,
         value: perSecond,
         unit: 'tasks/s',
         floor: floorPerSecond,
-        ratio: finished ? floorPerSecond / perSecond : undefined,
-        note: finished ? `wall ${Math.round(wall)} ms, run ${status}` : `did not finish in ${limitS} s`,
+        ratio: floorPerSecond / perSecond,
+        note: finished ? `wall ${Math.round(wall)} ms, run ${status}` : `did not finish in ${limitS} s (${done} done)`,
       });
-      console.log(`  ${width} tasks: ${finished ? `${Math.round(perSecond)} tasks/s (${Math.round(wall)} ms, ${status})` : `did not finish in ${limitS} s`}`);
+      console.log(
+        `  ${width} tasks: ${Math.round(perSecond)} tasks/s, ${finished ? `${Math.round(wall)} ms, ${status}` : `did not finish in ${limitS} s (${done} done)`}`,
+      );
     }
   } finally {
     await t.stop();
