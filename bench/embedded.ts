@@ -50,7 +50,12 @@ async function runOnce(t: TestApp, width: number, limitMs: number) {
       return { wall, status: 'unfinished', done: row?.n ?? 0 };
     }
     await new Promise((r) => setTimeout(r, 250));
-    status = (await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: startRun.id })).run.status;
+    // A poll may meet a kept-alive socket the server just closed (ECONNRESET) while a long PGlite statement held the
+    // event loop: the next poll asks again.
+    status = await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: startRun.id }).then(
+      (data) => data.run.status as string,
+      () => status,
+    );
   }
   return { wall: performance.now() - t0, status, done: width };
 }
