@@ -6,6 +6,7 @@ import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
 import { deployersBench } from './deployers';
 import { deploymentsRolloutBench } from './deployments-rollout';
+import { embeddedBench } from './embedded';
 import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
@@ -35,6 +36,7 @@ const benches = [
   'deployers',
   'deployments',
   'peers',
+  'embedded',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -111,6 +113,10 @@ async function main() {
         'peers: graphile-worker (default, tuned) vs Atelier, interleaved, on its own Postgres (with pg_stat_statements) and nats-server: 10,000 no-op tasks, a 200-task chain; then Atelier alone: first progress, 1,000 subscribers, embedded…',
       );
       rows.push(...(await peersBench()));
+    }
+    if (selected('embedded')) {
+      console.log('embedded: 2,000 and 10,000 no-op tasks on the embedded default (PGlite, in-process bus, host in the control plane)…');
+      rows.push(...(await embeddedBench()));
     }
   } finally {
     await nats.stop();

@@ -35,7 +35,10 @@ export interface TaskContext {
    * for executors that want to stop local waits early.
    */
   readonly signal: AbortSignal;
-  /** A private, empty directory for this attempt, removed after `finalize`. */
+  /**
+   * A private, empty directory for this attempt, removed after `finalize`. Made only for executors that need one
+   * (`Executor.workdir`, default true); for an executor that declared `workdir: false`, reading it throws.
+   */
   readonly workdir: string;
   /** Local path of the module's artifact archive (tar.gz), already verified against its digest. */
   artifactPath(): Promise<string>;
@@ -73,6 +76,20 @@ export interface TaskContext {
 export interface Executor<Handle = unknown> {
   /** Unique name, used in pool routing and in per-task settings (`settings[name]`). */
   readonly name: string;
+
+  /**
+   * Whether an attempt needs `ctx.workdir` (default true). An executor that writes nothing locally (it runs nothing,
+   * or its work runs remotely) declares `false`, and the host then creates and removes no directory per attempt.
+   */
+  readonly workdir?: boolean;
+
+  /**
+   * Most attempts of this executor a host runs at once, counted apart from the host's own slots (its
+   * `maxConcurrency`, by default one per CPU). Only for executors whose attempts use no local CPU or memory to speak
+   * of (they wait on a remote service, or run nothing): their waiting then never holds back local work, nor local work
+   * them. Unset (the default), attempts share the host's slots.
+   */
+  readonly maxConcurrency?: number;
 
   /**
    * Start the attempt and return a JSON-serialisable handle (a pid, a remote run id, a job name).

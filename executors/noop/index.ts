@@ -16,6 +16,9 @@ export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<
 
   return defineExecutor<NoopHandle>({
     name: 'noop',
+    // Runs nothing and writes nothing: no work directory, and its attempts need none of the host's CPU slots.
+    workdir: false,
+    maxConcurrency: 256,
 
     async submit() {
       return { startedAt: new Date().toISOString() };

@@ -154,10 +154,15 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
   const outputs: Record<string, unknown> = {};
   const registrations: ModelRegistrationRequest[] = [];
   let artifactPath: Promise<string> | undefined;
-  const workdir = path.join(rt.workRoot, `${safePathPart(task.taskId)}-${task.attempt}`);
+  // A work directory only for executors that need one: for a no-op attempt its removal and creation were most of
+  // the host's own time (an mkdir and two recursive rm's per attempt).
+  const workdir = executor.workdir === false ? undefined : path.join(rt.workRoot, `${safePathPart(task.taskId)}-${task.attempt}`);
   const ctx: TaskContext = {
     signal,
-    workdir,
+    get workdir(): string {
+      if (workdir === undefined) throw new Error(`executor ${executor.name} declared workdir: false, so its attempts get no work directory`);
+      return workdir;
+    },
     host,
     artifactPath() {
       // A download can take long (it retries while a control plane restarts): the claim is asked again after it,
@@ -199,8 +204,10 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
   let submitted = false;
   let outcome: TaskOutcome;
   try {
-    await rm(workdir, { recursive: true, force: true }); // leftovers of an earlier delivery on this host
-    await mkdir(workdir, { recursive: true });
+    if (workdir) {
+      await rm(workdir, { recursive: true, force: true }); // leftovers of an earlier delivery on this host
+      await mkdir(workdir, { recursive: true });
+    }
     if (signal.aborted) {
       outcome = cancelled(String(signal.reason));
     } else {
@@ -213,7 +220,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
           clearInterval(heartbeat);
           if (timeout) clearTimeout(timeout);
           reporter.close();
-          await rm(workdir, { recursive: true, force: true }).catch(() => undefined);
+          if (workdir) await rm(workdir, { recursive: true, force: true }).catch(() => undefined);
           release();
           await settleUnclaimed(rt, delivery, err.action);
           attempt.acked = err.action !== 'ask-later';
@@ -262,7 +269,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     await reporter.publishNow({ kind: 'log', stream: 'stderr', lines: [`[atelier] ${executor.name}: finalize failed: ${errorMessage(err)}`] });
   }
   await reporter.settled();
-  await rm(workdir, { recursive: true, force: true }).catch((err) => rt.warn(`removing ${workdir} failed: ${errorMessage(err)}`));
+  if (workdir) await rm(workdir, { recursive: true, force: true }).catch((err) => rt.warn(`removing ${workdir} failed: ${errorMessage(err)}`));
 
   release();
   if (shutdown) {

@@ -81,6 +81,18 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   /** Attempts holding a slot: an attempt gives its slot back just before its ack, since the bus may deliver the
    * next message as soon as it sees the ack. */
   let busy = 0;
+  /** Executors that declared slots of their own (`Executor.maxConcurrency`): their attempts in flight, by name. */
+  const ownSlots = new Map<string, { limit: number; busy: number }>();
+  for (const name of options.executeWith !== undefined ? [options.executeWith] : registry.names()) {
+    const limit = registry.names().includes(name) ? registry.get(name).maxConcurrency : undefined;
+    if (typeof limit === 'number' && limit >= 1) ownSlots.set(name, { limit: Math.floor(limit), busy: 0 });
+  }
+  /**
+   * What a pool's subscription may hold at once: the host's slots, plus the own slots of the executor the pool is
+   * named after (a task's pool is its executor's name unless it names another). Other pools keep the host's count, so
+   * a pool of local work never takes more than it can run and gives the rest back.
+   */
+  const inFlight = (pool: string) => maxConcurrency + (ownSlots.get(pool)?.limit ?? 0);
   let subscriptions: Subscription[] = [];
   let cancelSubscription: Subscription | undefined;
   let clusterSubscription: Subscription | undefined;
@@ -174,7 +186,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       if (existing.acked) await delivery.ack().catch(() => undefined);
       return;
     }
-    if (busy >= maxConcurrency) {
+    // An executor's own slots first; once they are full its attempts may take the host's, as any attempt does.
+    const mine = ownSlots.get(options.executeWith ?? task.executor);
+    const own = mine && mine.busy < mine.limit ? mine : undefined;
+    if (!own && busy >= maxConcurrency) {
       // Several pools can together exceed the limit: hand the task to a host with room.
       delivery.nak(500);
       return;
@@ -188,10 +203,14 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       done: new Promise<void>((resolve) => (settle = resolve)),
     };
     attempts.set(key, attempt);
-    busy++;
+    if (own) own.busy++;
+    else busy++;
     let released = false;
     const release = () => {
-      if (!released) busy--;
+      if (!released) {
+        if (own) own.busy--;
+        else busy--;
+      }
       released = true;
     };
     try {
@@ -226,7 +245,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       cancelSubscription = await bus.subscribeCancel(onCancel);
       clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
-        subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: maxConcurrency }));
+        subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: inFlight(pool) }));
       }
       // Announced once subscribed, so the control plane never routes to a host that could not yet take work.
       await announce();

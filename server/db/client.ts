@@ -51,6 +51,12 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
   const { migrate } = await import('drizzle-orm/pglite/migrator');
   const dir = path.join(options.dataDir, 'pgdata');
   mkdirSync(dir, { recursive: true });
+  // Durability as it is, on purpose. PGlite's `relaxedDurability` only skips awaiting `syncToFs`, which the Node
+  // file system (NodeFS) leaves empty: it would buy nothing here. On Node PGlite never fsyncs (emscripten's NODEFS has
+  // no fsync), but every commit's WAL is written to the file before COMMIT returns, so a crash of this process loses
+  // no committed transaction (a power loss may, as before). `synchronous_commit = off` would break that: single-user
+  // PGlite has no WAL writer, so commits would wait in memory until a later write; nothing lost on a crash is a
+  // contract (see the shared DESIGN.md), so it is not used either.
   const client = await PGlite.create(dir);
   const db = drizzle(client, { schema }) as unknown as Db;
   await migrate(db as never, { migrationsFolder });

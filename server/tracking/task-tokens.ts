@@ -5,7 +5,7 @@
 // runs), and expires after the task's timeout.
 import { and, inArray, isNotNull, lt } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
-import { ensureIdentity, issueToken } from '../auth/tokens';
+import { ensureIdentity, hashToken, mintToken } from '../auth/tokens';
 import type { Db } from '../db/client';
 import { tasks } from '../db/tables/runs';
 import { tokens } from '../db/tables/tokens';
@@ -26,18 +26,29 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
       .from(tasks)
       .where(inArray(tasks.id, [...new Set(running.map((c) => c.taskId))]));
     const timeouts = new Map(rows.map((r) => [r.id, r.timeoutMs]));
-    return Promise.all(
-      answers.map(async (answer, i) => {
-        const claim = claims[i]!;
-        if (answer.verdict !== 'run' || !timeouts.has(claim.taskId)) return answer;
-        const token = await issueToken(db, identity.id, `task ${claim.taskId} attempt ${claim.attempt}`, {
-          scopes: [],
-          task: { id: claim.taskId, attempt: claim.attempt },
+    const minted = answers.map((answer, i) => (answer.verdict === 'run' && timeouts.has(claims[i]!.taskId) ? mintToken() : undefined));
+    // The claims answered together get their tokens in one insert: one statement per claim was, on the embedded
+    // database, a quarter of the statements' time in a run of 2,000 no-op tasks (2,000 inserts, 3.2 s of 12.3 s).
+    const values = claims.flatMap((claim, i) => {
+      const token = minted[i];
+      if (!token) return [];
+      return [
+        {
+          identityId: identity.id,
+          name: `task ${claim.taskId} attempt ${claim.attempt}`,
+          hash: hashToken(token),
           expiresAt: new Date(Date.now() + (timeouts.get(claim.taskId) || 24 * 3_600_000) + GRACE_MS),
-        });
-        return { ...answer, tracking: { uri: base, runId: claim.taskId, token } };
-      }),
-    );
+          scopes: [],
+          taskId: claim.taskId,
+          taskAttempt: claim.attempt,
+        },
+      ];
+    });
+    if (values.length) await db.insert(tokens).values(values).onConflictDoNothing({ target: tokens.hash });
+    return answers.map((answer, i) => {
+      const token = minted[i];
+      return token ? { ...answer, tracking: { uri: base, runId: claims[i]!.taskId, token } } : answer;
+    });
   };
 }
 
