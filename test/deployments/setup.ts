@@ -16,9 +16,9 @@ import type { ApiClient } from '../harness/client';
 
 export const IRIS_SERVE = { command: [process.execPath, 'serve.mjs'] };
 
-export async function startDeploymentApp(startupMs = 3000): Promise<TestApp> {
+export async function startDeploymentApp(startupMs = 3000, env: Record<string, string> = {}): Promise<TestApp> {
   return startTestApp(
-    { ATELIER_DEPLOYMENT_POLL_MS: '100', ...(process.env.DEPLOY_DEBUG ? { ATELIER_LOG_LEVEL: 'info' } : {}) },
+    { ATELIER_DEPLOYMENT_POLL_MS: '100', ...(process.env.DEPLOY_DEBUG ? { ATELIER_LOG_LEVEL: 'info' } : {}), ...env },
     { deployments: { localDeployer: { isolation: 'none', startupMs, backoffMs: 20, checkMs: 50, maxRestarts: 1 } } },
   );
 }
@@ -120,8 +120,8 @@ export function deploymentSteps(client: () => ApiClient) {
  * The world every deployment test file starts from: alice in team `ml` (owning namespace `ml`), versions 1, 2, 5–8
  * of `ml/iris` servable, 3 with no serve entrypoint, 4 never healthy, and aliases champion, slow and stuck on 1.
  */
-export async function deploymentWorld(startupMs?: number): Promise<{ t: TestApp; alice: ApiClient }> {
-  const t = await startDeploymentApp(startupMs);
+export async function deploymentWorld(startupMs?: number, env?: Record<string, string>): Promise<{ t: TestApp; alice: ApiClient }> {
+  const t = await startDeploymentApp(startupMs, env);
   const alice = await t.user('alice');
   await t.team('ml', ['alice'], ['ml']);
   for (const v of [1, 2, 5, 6, 7, 8]) await irisVersion(t, v);
