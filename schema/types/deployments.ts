@@ -3,7 +3,7 @@
 // checked readable by server/deployments/access.ts (others answer as missing); resolvers declare and delegate.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
-import type { DeploymentEvent, DeploymentRevisionRow, DeploymentRow, RolloutGate, RolloutStep } from '../../server/db/tables/deployments';
+import type { DeploymentEvent, DeploymentRevisionRow, DeploymentRow, GateResult, RolloutGate, RolloutStep } from '../../server/db/tables/deployments';
 import { deploymentEventKinds, deploymentEvents, noDataPolicies, revisionStates } from '../../server/db/tables/deployments';
 import { registeredModels } from '../../server/db/tables/registry';
 import { type Caller, mayReadDeployment, viewerMayManage } from '../../server/deployments/access';
@@ -78,6 +78,19 @@ const PolicyRef = builder.objectRef<DeploymentRow['policy']>('RolloutPolicy').im
 });
 
 type RolloutView = NonNullable<DeploymentRow['rollout']> & { steps: RolloutStep[]; pollMs: number };
+const GateResultRef = builder.objectRef<GateResult>('RolloutGateResult').implement({
+  description: 'One gate measured over one step’s window of the new revision’s observations.',
+  fields: (t) => ({
+    metric: t.exposeString('metric'),
+    rule: t.exposeString('rule', { description: 'The rule’s id.' }),
+    step: t.exposeInt('step', { description: 'The step whose window it measured.' }),
+    status: t.exposeString('status', { description: 'PASS, BREACH or NO_DATA (no observations in the window).' }),
+    value: t.exposeFloat('value', { nullable: true, description: 'The rule’s aggregate over the window.' }),
+    baseline: t.exposeFloat('baseline', { nullable: true, description: 'What a REGRESSION gate compared it with.' }),
+    message: t.exposeString('message', { nullable: true }),
+    measuredAt: t.field({ type: 'DateTime', resolve: (g) => new Date(g.measuredAt) }),
+  }),
+});
 const RolloutRef = builder.objectRef<RolloutView>('DeploymentRollout').implement({
   description: 'The rollout of the newest revision: which step, since when, and how it ended.',
   fields: (t) => ({
@@ -100,6 +113,11 @@ const RolloutRef = builder.objectRef<RolloutView>('DeploymentRollout').implement
       },
     }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why it was rolled back (or promoted by hand).' }),
+    gates: t.field({
+      type: [GateResultRef],
+      description: 'Each gate’s last verdict, measured when a step’s dwell ended (empty before the first).',
+      resolve: (r) => r.gates ?? [],
+    }),
   }),
 });
 

@@ -5,7 +5,7 @@
 // with no observations in its window is reported missing; the policy's `noData` decides (rollout.ts).
 import { and, eq, gte, lte, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
-import type { RolloutGate } from '../db/tables/deployments';
+import type { GateResult, RolloutGate } from '../db/tables/deployments';
 import { observations } from '../db/tables/monitoring';
 import { type ModelVersion, modelVersions } from '../db/tables/registry';
 import { metricSummaries } from '../db/tables/tracking';
@@ -39,16 +39,22 @@ async function evaluationBaseline(db: Db | Tx, version: ModelVersion, metric: st
 export async function measureGates(
   db: Db | Tx,
   gates: RolloutGate[],
-  input: { newVersionId: string; oldVersionId: string | null; since: Date; now: Date },
+  input: { newVersionId: string; oldVersionId: string | null; since: Date; now: Date; step: number },
 ): Promise<GateVerdict> {
-  if (!gates.length) return { breach: null, missing: [] };
+  if (!gates.length) return { breach: null, missing: [], results: [] };
   const missing: string[] = [];
+  // Every gate is measured (not only up to the first breach), so people see each one's verdict beside the decision.
+  const results: GateResult[] = [];
+  let breach: string | null = null;
+  const result = (gate: RolloutGate, rule: MonitorRule, r: Pick<GateResult, 'status' | 'value' | 'baseline' | 'message'>) =>
+    results.push({ metric: gate.metric, rule: rule.id, step: input.step, measuredAt: input.now.toISOString(), ...r });
   const [version] = await db.select().from(modelVersions).where(eq(modelVersions.id, input.newVersionId));
   for (const gate of gates) {
     const rule = gate.rule as unknown as MonitorRule;
     const current = await aggregate(db, input.newVersionId, gate.metric, rule, input.since, input.now);
     if (current === null) {
       missing.push(gate.metric);
+      result(gate, rule, { status: 'NO_DATA', value: null, baseline: null, message: `no observations of ${gate.metric} from the new revision in the window` });
       continue;
     }
     let baseline: number | null = null;
@@ -62,7 +68,10 @@ export async function measureGates(
             ? await aggregate(db, input.oldVersionId, gate.metric, rule, input.since, input.now)
             : null;
     const verdict = evaluateRule({ ...rule, consecutive: 1 }, { current, baseline }, undefined);
-    if (verdict.status === 'BREACH') return { breach: `${gate.metric} (${rule.id}): ${verdict.message}`, missing };
+    if (verdict.status === 'BREACH') {
+      breach ??= `${gate.metric} (${rule.id}): ${verdict.message}`;
+      result(gate, rule, { status: 'BREACH', value: current, baseline, message: verdict.message });
+    } else result(gate, rule, { status: verdict.status === 'NO_DATA' ? 'NO_DATA' : 'PASS', value: current, baseline, message: null });
   }
-  return { breach: null, missing };
+  return { breach, missing, results };
 }

@@ -193,8 +193,11 @@ async function stepRollout(deps: ReconcilerDeps, d: DeploymentRow, rollout: Roll
         oldVersionId: from?.modelVersionId ?? null,
         since: new Date(rollout.stepStartedAt),
         now,
+        step: rollout.step,
       })
     : { breach: null };
+  // What the gates said, kept on the rollout for people (GraphQL's DeploymentRollout.gates) with the decision.
+  const measured = gates.results?.length ? { gates: gates.results } : {};
   const decision = decideRollout(d.policy, rollout, now, health, gates);
   if (decision.kind === 'wait') {
     // A hold says why on the rollout (once, not every pass).
@@ -203,23 +206,23 @@ async function stepRollout(deps: ReconcilerDeps, d: DeploymentRow, rollout: Roll
         await deploymentEvent(tx, fresh, 'HOLDING', { revision: next.number, reason: decision.reason! });
         await tx
           .update(deployments)
-          .set({ rollout: { ...rollout, reason: decision.reason! } })
+          .set({ rollout: { ...rollout, ...measured, reason: decision.reason! } })
           .where(eq(deployments.id, d.id));
       });
     return;
   }
   await ifUnchanged(deps, d, async (tx, fresh) => {
-    let patch: Rollout = rollout;
+    let patch: Rollout = { ...rollout, ...measured };
     if (decision.kind === 'setTraffic') {
-      patch = { ...rollout, step: decision.step, percent: decision.percent, stepStartedAt: now.toISOString(), reason: null };
+      patch = { ...patch, step: decision.step, percent: decision.percent, stepStartedAt: now.toISOString(), reason: null };
       await deploymentEvent(tx, fresh, 'STEP', { revision: next.number, details: { step: decision.step, percent: decision.percent } });
     } else if (decision.kind === 'complete') {
-      patch = { ...rollout, state: 'COMPLETE', percent: 100, reason: null };
+      patch = { ...patch, state: 'COMPLETE', percent: 100, reason: null };
       await setRevision(tx, next.id, { state: 'SERVING', message: null });
       if (from) await setRevision(tx, from.id, { state: 'RETIRED' });
       await deploymentEvent(tx, fresh, 'COMPLETED', { revision: next.number });
     } else {
-      patch = { ...rollout, state: 'ROLLED_BACK', reason: decision.reason };
+      patch = { ...patch, state: 'ROLLED_BACK', reason: decision.reason };
       await setRevision(tx, next.id, { state: 'ROLLED_BACK', message: decision.reason });
       await deploymentEvent(tx, fresh, 'ROLLED_BACK', { revision: next.number, reason: decision.reason, details: { to: rollout.from, step: rollout.step } });
       await audit(tx, {

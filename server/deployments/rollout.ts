@@ -2,7 +2,7 @@
 // and the gates' verdict, what to do next (wait, move traffic to a step, roll back, complete). The reconciler
 // (reconciler.ts) applies it; the split a deployment should have is also decided here, from its stored state alone,
 // so a replica that restarts makes the deployer match the database without remembering anything.
-import type { Rollout, RolloutPolicy } from '../db/tables/deployments';
+import type { GateResult, Rollout, RolloutPolicy } from '../db/tables/deployments';
 
 export type RevisionHealthState = 'STARTING' | 'READY' | 'RESTARTING' | 'FAILED';
 
@@ -11,6 +11,8 @@ export interface GateVerdict {
   breach: string | null;
   /** The gates (metric names) that had no observation of the new revision in the window. */
   missing?: string[];
+  /** Each gate's own verdict, for people (the decision reads only `breach` and `missing`). */
+  results?: GateResult[];
 }
 
 export type RolloutDecision =

@@ -53,12 +53,15 @@ describe('a deployment following an alias', () => {
       return /^holding: no observations of error_rate/.test(x.rollout?.reason ?? '') && x;
     });
     expect(split(holding)).toEqual({ 1: 50, 2: 50 });
+    expect(holding.rollout.gates).toMatchObject([{ metric: 'error_rate', step: 0, status: 'NO_DATA', value: null }]);
     expect(holding.events.map((e: any) => e.kind)).toContain('HOLDING');
     await alice.gql(`mutation ($o: [ObservationInput!]!) { recordObservations(observations: $o) { recorded } }`, {
       o: [{ target: { kind: 'MODEL_VERSION', ref: 'ml/iris@2' }, metric: 'error_rate', value: 0.01, at: new Date().toISOString() }],
     });
     const after = await serving('iris-exp', 2, 'COMPLETE');
     expect(after.rollout).toMatchObject({ state: 'COMPLETE' });
+    // each gate's verdict of the step that decided, kept for people
+    expect(after.rollout.gates).toMatchObject([{ metric: 'error_rate', step: 0, status: 'PASS', value: 0.01, message: null }]);
     expect(after.revisions.map((r: any) => r.state)).toEqual(['RETIRED', 'SERVING']);
     expect(await predict(after.url)).toEqual({ revision: '2', version: 'ml/iris/2' });
     expect(after.events.map((e: any) => e.kind)).toEqual(expect.arrayContaining(['CREATED', 'REVISION_CREATED', 'STEP', 'COMPLETED']));
@@ -77,6 +80,7 @@ describe('a deployment following an alias', () => {
     const back = await serving('iris-exp', 2, 'ROLLED_BACK');
     expect(back.rollout).toMatchObject({ revision: 3, state: 'ROLLED_BACK', reason: expect.stringContaining('error_rate') });
     expect(back.revisions.find((r: any) => r.number === 3).state).toBe('ROLLED_BACK');
+    expect(back.rollout.gates).toMatchObject([{ metric: 'error_rate', status: 'BREACH', value: 0.9, message: expect.stringContaining('above 0.5') }]);
     expect(await predict(back.url)).toEqual({ revision: '2', version: 'ml/iris/2' });
     const [alert] = await t.app.services.db
       .select()

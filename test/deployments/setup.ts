@@ -78,7 +78,7 @@ export async function until<T>(what: string, check: () => Promise<T | null | und
 export const DEPLOYMENT = `query ($n: String!) { deployment(name: $n) {
   id name model url ready message failedOver traffic { revision percent }
   revisions { number state health message baseline modelVersion { version } }
-  rollout { revision from step percent state reason nextDecisionAt }
+  rollout { revision from step percent state reason nextDecisionAt gates { metric rule step status value baseline message } }
   fallback { kind revision }
   events { kind revision reason actor { name } }
   viewerCan { manage failover } } }`;

@@ -108,6 +108,7 @@ const valueTypes: Record<string, string> = {
   DeploymentRevision: 'part of a Deployment',
   DeploymentTraffic: 'part of a Deployment',
   DeploymentRollout: 'part of a Deployment',
+  RolloutGateResult: 'part of a DeploymentRollout',
   DeploymentFallback: 'part of a Deployment',
   DeploymentEvent: 'part of a Deployment',
   DeploymentViewerCan: 'part of a Deployment',

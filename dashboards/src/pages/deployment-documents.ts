@@ -9,7 +9,7 @@ export const DEPLOYMENT_DETAIL = graphql(`
     registeredModel { fullName }
     traffic { revision percent }
     revisions { number state health restarts message baseline createdAt modelVersion { version } }
-    rollout { revision from step percent state reason startedAt stepStartedAt nextDecisionAt steps { percent dwellSeconds } }
+    rollout { revision from step percent state reason startedAt stepStartedAt nextDecisionAt steps { percent dwellSeconds } gates { metric rule step status value baseline message measuredAt } }
     rolloutPolicy { readyTimeoutSeconds steps { percent dwellSeconds } gates { metric rule { kind aggregate above below maxDrop baseline } } }
     fallback { kind revision modelVersion { version } }
     events(limit: 100) { id kind revision reason details createdAt actor { name } }

@@ -177,6 +177,18 @@ function RolloutCard({ d }: { d: DeploymentData }) {
               )
               .join('; ')}. A breach rolls back and opens an alert.`}
       </p>
+      {rollout && rollout.gates.length > 0 && (
+        <ul class="gate-verdicts" aria-label="Last gate verdicts">
+          {rollout.gates.map((g) => (
+            <li key={`${g.metric}-${g.rule}`} data-gate={g.metric} data-status={g.status}>
+              <strong>{g.metric}</strong> at step {g.step + 1}: {g.status === 'NO_DATA' ? 'no observations' : g.status.toLowerCase()}
+              {g.value != null && `, ${g.value}`}
+              {g.baseline != null && ` against ${g.baseline}`}
+              {g.message && ` (${g.message})`}, <Time iso={g.measuredAt} />
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   );
 }

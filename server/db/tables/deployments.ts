@@ -73,6 +73,23 @@ export interface Rollout {
   stepStartedAt: string;
   state: 'RUNNING' | 'PAUSED' | 'COMPLETE' | 'ROLLED_BACK';
   reason: string | null;
+  /** Each gate's last verdict, measured when a step's dwell ended (kept through the next step until measured again). */
+  gates?: GateResult[];
+}
+
+/** One gate measured over one step's window. */
+export interface GateResult {
+  metric: string;
+  rule: string;
+  /** The step whose window it measured. */
+  step: number;
+  status: 'PASS' | 'BREACH' | 'NO_DATA';
+  /** The aggregate over the new revision's observations (null: none). */
+  value: number | null;
+  /** What a REGRESSION gate compared it with (null otherwise, or when there was nothing to compare). */
+  baseline: number | null;
+  message: string | null;
+  measuredAt: string;
 }
 
 export const deployments = pgTable(
