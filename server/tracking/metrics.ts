@@ -21,14 +21,23 @@ export interface MetricPointInput {
 /** Points per statement. */
 const CHUNK = 10_000;
 
+/**
+ * Points per block row (metric_blocks). A block is appended to until it holds this many, then the next one starts, so
+ * an append rewrites at most one partial block (≤ 1,024 × 32 bytes of arrays, stored out of line by TOAST) and a
+ * 1,000,000-point series is ~1,000 rows. Smaller blocks cost more rows per point (the per-row overhead is what
+ * blocks remove); larger ones make every small append (MLflow's log_metric, one point a call) rewrite more. Concurrent
+ * appends to one series (two replicas recording two events of it) may overfill a block: nothing reads its size.
+ */
+export const METRIC_BLOCK_POINTS = 1024;
+
 /** A Postgres array literal of `values` (each already in its type's text form; `quote` for free text). */
 const arrayLiteral = (values: readonly (string | number)[], quote = false) =>
   `{${quote ? values.map((v) => `"${String(v).replace(/[\\"]/g, '\\$&')}"`).join(',') : values.join(',')}}`;
 
 /**
  * Stores the points not stored yet and folds the new ones into their summaries (per task, then per run): per chunk ONE statement that inserts
- * the points (each column travelling as one array parameter, which PGlite parses far faster than JSON or many bind
- * parameters) and upserts one summary row per (task, metric) from exactly the rows it inserted. Returns how many
+ * the points into their series' blocks (each column travelling as one array parameter, which PGlite parses far faster
+ * than JSON or many bind parameters; appended to the series' last block until it is full, then new ones) and upserts one summary row per (task, metric) from exactly the rows it inserted. Returns how many
  * were new. Summaries: `last` by (attempt, seq), min and max over numbers only (NaN is no best); a chunk's row wins
  * over the stored one only where it is later, lower or higher. The same statement folds the new points into their
  * series' rollups (rollups.ts).
@@ -41,17 +50,47 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
     // float8 reads NaN, Infinity and -Infinity as such.
     const [row] = await queryRows<{ n: string | number }>(
       tx,
-      sql`with ins as (
-            insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
+      sql`with inp as (
             select * from unnest(${arrayLiteral(column((p) => p.taskId))}::uuid[], ${arrayLiteral(column((p) => p.runId))}::uuid[],
               ${arrayLiteral(column((p) => p.attempt))}::int[], ${arrayLiteral(column((p) => p.seq))}::bigint[],
               ${arrayLiteral(
                 column((p) => p.name),
                 true,
               )}::text[], ${arrayLiteral(column((p) => p.step))}::bigint[], ${arrayLiteral(column((p) => String(p.value)))}::float8[],
-              ${arrayLiteral(column((p) => p.at.toISOString()))}::timestamptz[])
-            on conflict do nothing
-            returning task_id, run_id, attempt, seq, name, step, value, at
+              ${arrayLiteral(column((p) => p.at.toISOString()))}::timestamptz[]) as u(task_id, run_id, attempt, seq, name, step, value, at)
+          ), tails as (
+            -- Per series of the batch: its last block (to append to) and its highest stored seq (points past it are new).
+            select s.task_id, s.name, s.attempt, l.block as last_block, l.n as last_n, h.seq_hi
+            from (select distinct task_id, name, attempt from inp) s
+              left join lateral (
+                select block, n from metric_blocks b where b.task_id = s.task_id and b.name = s.name and b.attempt = s.attempt
+                order by block desc limit 1
+              ) l on true
+              left join lateral (
+                select seq_hi from metric_blocks b where b.task_id = s.task_id and b.name = s.name and b.attempt = s.attempt
+                order by seq_hi desc limit 1
+              ) h on true
+          ), ins as (
+            -- The points not stored yet: past the series' highest seq, or (a late or repeated batch) in no block's seqs.
+            select distinct on (i.task_id, i.attempt, i.seq) i.*, t.last_block, t.last_n
+            from inp i join tails t on t.task_id = i.task_id and t.name = i.name and t.attempt = i.attempt
+            where t.seq_hi is null or i.seq > t.seq_hi or not exists (
+              select 1 from metric_blocks b
+              where b.task_id = i.task_id and b.name = i.name and b.attempt = i.attempt and i.seq between b.seq_lo and b.seq_hi and i.seq = any(b.seqs))
+            order by i.task_id, i.attempt, i.seq
+          ), placed as (
+            select ins.*, (coalesce(last_block, 0) + (coalesce(last_n, 0) + row_number() over (partition by task_id, name, attempt order by seq) - 1)
+              / ${METRIC_BLOCK_POINTS})::int as block
+            from ins
+          ), blocked as (
+            insert into metric_blocks as b (task_id, name, attempt, block, run_id, n, seq_lo, seq_hi, seqs, steps, vals, ats)
+            select task_id, name, attempt, block, min(run_id::text)::uuid, count(*), min(seq), max(seq),
+              array_agg(seq order by seq), array_agg(step order by seq), array_agg(value order by seq), array_agg(at order by seq)
+            from placed group by task_id, name, attempt, block
+            on conflict (task_id, name, attempt, block) do update set
+              n = b.n + excluded.n, seq_lo = least(b.seq_lo, excluded.seq_lo), seq_hi = greatest(b.seq_hi, excluded.seq_hi),
+              seqs = b.seqs || excluded.seqs, steps = b.steps || excluded.steps, vals = b.vals || excluded.vals, ats = b.ats || excluded.ats
+            returning 1
           ), fresh as (
             select task_id, name, min(run_id::text)::uuid as run_id, count(*) as count,
               (array_agg(value order by attempt desc, seq desc))[1] as last,
@@ -95,7 +134,7 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
               max = greatest(r.max, excluded.max)
             returning 1
           ), ${rollupCtes(sql`ins`)}
-          select (select count(*) from ins) as n, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs,
+          select (select count(*) from ins) as n, (select count(*) from blocked) as blocks, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs,
             (select count(*) from rolled) as rollups`,
     );
     stored += Number(row?.n ?? 0);
