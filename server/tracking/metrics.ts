@@ -18,8 +18,8 @@ export interface MetricPointInput {
   at: Date;
 }
 
-/** Points per statement. */
-const CHUNK = 10_000;
+/** Points per statement: one host batch (DEFAULT_METRIC_BATCH); on PGlite a statement holds the event loop, so a smaller one keeps it free for the executor host and the API in between. */
+const CHUNK = 2_000;
 
 /**
  * Points per block row (metric_blocks). A block is appended to until it holds this many, then the next one starts, so
@@ -58,7 +58,7 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
                 true,
               )}::text[], ${arrayLiteral(column((p) => p.step))}::bigint[], ${arrayLiteral(column((p) => String(p.value)))}::float8[],
               ${arrayLiteral(column((p) => p.at.toISOString()))}::timestamptz[]) as u(task_id, run_id, attempt, seq, name, step, value, at)
-          ), tails as (
+          ), tails as materialized (
             -- Per series of the batch: its last block (to append to) and its highest stored seq (points past it are new).
             select s.task_id, s.name, s.attempt, l.block as last_block, l.n as last_n, h.seq_hi
             from (select distinct task_id, name, attempt from inp) s
