@@ -86,9 +86,9 @@ export async function trackingMetricsBench(): Promise<Row[]> {
     // History: 1,000,000 points of one series, inserted in SQL, read back as 1,000.
     await t.app.database.db.execute(sql`
       insert into metric_blocks (task_id, name, attempt, block, run_id, n, seq_lo, seq_hi, seqs, steps, vals, ats)
-      select ${task!.id}::uuid, 'big', 9, g / ${METRIC_BLOCK_POINTS}, ${task!.runId}::uuid, count(*), min(g), max(g),
+      select ${task!.id}::uuid, 'big', 9, g / ${sql.raw(String(METRIC_BLOCK_POINTS))}, ${task!.runId}::uuid, count(*), min(g), max(g),
         array_agg(g order by g), array_agg(g order by g), array_agg(sin(g / 1000.0) + random() / 10 order by g), array_agg(now() order by g)
-      from generate_series(0, ${HISTORY_POINTS - 1}::bigint) as g group by g / ${METRIC_BLOCK_POINTS}`);
+      from generate_series(0, ${HISTORY_POINTS - 1}::bigint) as g group by g / ${sql.raw(String(METRIC_BLOCK_POINTS))}`);
     // Its rollups, as storeMetricPoints keeps them (and migration metric-rollups backfills them).
     await t.app.database.db.execute(rollupStoredPoints(sql`task_id = ${task!.id}::uuid and name = 'big' and attempt = 9`));
     // Its floor: the whole series' count and max through its index (what downsampling the points themselves must at
