@@ -34,7 +34,13 @@ export { METRIC_BLOCK_POINTS };
  */
 export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<number> {
   let stored = 0;
-  for (let i = 0; i < points.length; i += CHUNK) stored += await storeChunk(tx, points.slice(i, i + CHUNK));
+  for (let i = 0; i < points.length; i += CHUNK) {
+    // Between chunks, let the event loop run its I/O: PGlite resolves a transaction's statements as microtasks, so a
+    // recorder batch of 50 events (100,000 points) held it for its whole length, and an embedded executor host could
+    // not see its module exit or read its progress until then (bench/tracking-metrics.ts: the task took 15× its loop).
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    stored += await storeChunk(tx, points.slice(i, i + CHUNK));
+  }
   return stored;
 }
 
