@@ -2,10 +2,11 @@
 // tight loop against the same loop logging nothing (the task's execution time), points stored per second through
 // the recorder (metric events of 2,000 points, as the host batches them), and Task.metricHistory of a
 // 1,000,000-point series downsampled to 1,000 points.
-import { and, count, eq, sql } from 'drizzle-orm';
+import { and, eq, sql, sum } from 'drizzle-orm';
 import type { ExecutorEvent } from '../plugins/protocol';
 import { tasks } from '../server/db/tables/runs';
-import { metricPoints } from '../server/db/tables/tracking';
+import { metricBlocks } from '../server/db/tables/tracking';
+import { METRIC_BLOCK_POINTS } from '../server/tracking/metrics';
 import { metricHistory } from '../server/tracking/queries';
 import { rollupStoredPoints } from '../server/tracking/rollups';
 import { startTestApp, type TestApp } from '../test/harness/app';
@@ -20,7 +21,14 @@ const HISTORY_POINTS = 1_000_000;
 const HISTORY_SAMPLES = 15;
 
 const pointCount = async (t: TestApp, taskId: string) =>
-  (await t.app.database.db.select({ n: count() }).from(metricPoints).where(eq(metricPoints.taskId, taskId)))[0]!.n;
+  Number(
+    (
+      await t.app.database.db
+        .select({ n: sum(metricBlocks.n) })
+        .from(metricBlocks)
+        .where(eq(metricBlocks.taskId, taskId))
+    )[0]!.n ?? 0,
+  );
 
 export async function trackingMetricsBench(): Promise<Row[]> {
   const t = await startTestApp();
@@ -77,9 +85,10 @@ export async function trackingMetricsBench(): Promise<Row[]> {
 
     // History: 1,000,000 points of one series, inserted in SQL, read back as 1,000.
     await t.app.database.db.execute(sql`
-      insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
-      select ${task!.id}::uuid, ${task!.runId}::uuid, 9, g, 'big', g, sin(g / 1000.0) + random() / 10, now()
-      from generate_series(0, ${HISTORY_POINTS - 1}) as g`);
+      insert into metric_blocks (task_id, name, attempt, block, run_id, n, seq_lo, seq_hi, seqs, steps, vals, ats)
+      select ${task!.id}::uuid, 'big', 9, g / ${sql.raw(String(METRIC_BLOCK_POINTS))}, ${task!.runId}::uuid, count(*), min(g), max(g),
+        array_agg(g order by g), array_agg(g order by g), array_agg(sin(g / 1000.0) + random() / 10 order by g), array_agg(now() order by g)
+      from generate_series(0, ${HISTORY_POINTS - 1}::bigint) as g group by g / ${sql.raw(String(METRIC_BLOCK_POINTS))}`);
     // Its rollups, as storeMetricPoints keeps them (and migration metric-rollups backfills them).
     await t.app.database.db.execute(rollupStoredPoints(sql`task_id = ${task!.id}::uuid and name = 'big' and attempt = 9`));
     // Its floor: the whole series' count and max through its index (what downsampling the points themselves must at
@@ -97,7 +106,7 @@ export async function trackingMetricsBench(): Promise<Row[]> {
       if (i > 0) timings.push(performance.now() - t0);
       if (history.points.length > 1000 || history.total !== HISTORY_POINTS) throw new Error('metricHistory answered the wrong series');
     }
-    await t.app.database.db.delete(metricPoints).where(and(eq(metricPoints.taskId, task!.id), eq(metricPoints.name, 'big')));
+    await t.app.database.db.delete(metricBlocks).where(and(eq(metricBlocks.taskId, task!.id), eq(metricBlocks.name, 'big')));
 
     const p50 = (xs: number[]) => percentile(xs, 50);
     return [

@@ -47,16 +47,17 @@ async function seed(url: string): Promise<string[]> {
     // 100 runs to compare, 1,000 points per series, on the tasks their summaries name.
     const compared = ids.slice(0, 100).map((r) => r.id as string);
     await sql`
-      insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
-      select s.task_id, s.run_id, 1, g, s.name, g - 1, random(), now()
-      from metric_summaries s cross join generate_series(1, 1000) g
-      where s.run_id = any(${compared}::uuid[])`;
+      insert into metric_blocks (task_id, name, attempt, block, run_id, n, seq_lo, seq_hi, seqs, steps, vals, ats)
+      select s.task_id, s.name, 1, 0, s.run_id, 1000, 1, 1000, array_agg(g order by g), array_agg(g - 1 order by g), array_agg(random() order by g),
+        array_agg(now() order by g)
+      from metric_summaries s cross join generate_series(1::bigint, 1000) g
+      where s.run_id = any(${compared}::uuid[]) group by s.task_id, s.name, s.run_id`;
     // Their rollups, as storeMetricPoints keeps them (and migration metric-rollups backfills them).
     await sql.unsafe(rollupSql(compared));
     await sql`analyze runs`;
     await sql`analyze metric_summaries`;
     await sql`analyze run_metric_summaries`;
-    await sql`analyze metric_points`;
+    await sql`analyze metric_blocks`;
     await sql`analyze metric_rollups`;
     return compared;
   } finally {

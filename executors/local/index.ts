@@ -11,7 +11,7 @@ import { defineExecutor, type Executor, permanentFailure, type TaskMessage } fro
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
-import { drained } from './pipes';
+import { drained, finishProgress } from './pipes';
 import { optOutHint, probeIsolation } from './sandbox';
 import { ownedTempDir } from './temp-dirs';
 import { createWarmPool, type WarmPool } from './warm-pool';
@@ -83,6 +83,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       state.sink = ctx;
       const exit = await state.exited;
       await drained(state.child, DRAIN_MS);
+      await finishProgress(state);
       // bwrap reports a module ended by a signal as exit 128 + its number.
       const signalled = state.sandboxed && exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined;
       const { code, signal } = signalled ? { code: null, signal: signalled } : exit;
@@ -119,6 +120,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       // The module's leader may be done while a background grandchild lingers: the attempt owns the whole group.
       if (handle && handle.pid !== null) await killGroup(handle);
       for (const stream of state?.child?.stdio ?? []) (stream as Readable | null)?.destroy();
+      state?.progressFile?.stop();
       state?.warmPool?.release();
       if (state?.attemptDir) await rm(state.attemptDir, { recursive: true, force: true }).catch(() => undefined);
       attempts.delete(key);
@@ -160,6 +162,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       await Promise.all(
         states.map(async (state) => {
           if (state.killTimer) clearTimeout(state.killTimer);
+          state.progressFile?.stop();
           const handle = await state.handle.catch(() => undefined);
           if (handle && handle.pid !== null) await killGroup(handle);
         }),

@@ -8,6 +8,7 @@ import { readStartTime } from '../../plugins/process-group';
 import type { AbortReason, TaskContext, TaskMessage } from '../../plugins/sdk';
 import type { LocalHandle } from './options';
 import { followPipes } from './pipes';
+import { openProgressFile, type ProgressFile } from './progress-file';
 import { type Isolator, optOutHint, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
 import { supervised } from './supervisor';
 import { ArchiveDigestMismatch, unpackVerified } from './unpack';
@@ -36,6 +37,10 @@ export interface AttemptState {
   sandboxed?: boolean;
   /** The sandboxed attempt's own directory, removed when the attempt is finalized. */
   attemptDir?: string;
+  /** The progress channel of a cold-started module (fd 3 a file the host tails); a warm worker's fd 3 stays a pipe. */
+  progressFile?: ProgressFile;
+  /** Ends the progress file's last line (set while it is followed). */
+  endProgress?: () => void;
 }
 
 const runtimes: Record<string, { command: () => string; args: (file: string) => string[] }> = {
@@ -162,12 +167,15 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
         args: sandboxArgs(sandbox, { attemptDir, moduleDir, cwd: insideModule, network, command, args: spec.args(insideFile) }),
       }
     : supervised(command, spec.args(file));
+  // fd 3 is a file the host tails (progress-file.ts), so the module never waits for the host to read.
+  const progressFile = openProgressFile(attemptDir);
+  state.progressFile = progressFile;
   const child = spawn(started.command, started.args, {
     cwd: sandbox ? '/' : moduleDir,
     env,
     detached: true, // its own session and process group, so a cancel reaches the grandchildren too
     // The supervisor's stdin is the pipe it watches: it closes when this host dies, however it dies.
-    stdio: [sandbox ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe'],
+    stdio: [sandbox ? 'ignore' : 'pipe', 'pipe', 'pipe', progressFile.writeFd],
     ...(sandbox?.identity ?? {}),
   });
   child.on('error', () => undefined); // a failed spawn is reported below; later errors (a failed kill) are not fatal
@@ -179,8 +187,10 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
       child.once('error', reject);
     });
   } catch (err) {
+    progressFile.stop();
     return refuse(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${started.command}): ${errorMessage(err)}`);
   }
+  progressFile.handedOver();
   state.child = child;
   state.sandboxed = Boolean(sandbox);
   state.provisioningMs = Math.round(performance.now() - provisioningFrom);

@@ -1,5 +1,6 @@
 // A local module's pipes: stdout and stderr become log lines (cut when too long, stderr's tail kept for failure
-// messages), fd 3 carries the progress protocol (plugins/progress-lines.ts).
+// messages), fd 3 carries the progress protocol (plugins/progress-lines.ts): a pipe for a warm worker, a tailed file
+// (progress-file.ts) for a cold-started module.
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { applyProgressLine } from '../../plugins/progress-lines';
@@ -27,10 +28,16 @@ export function followPipes(state: AttemptState, maxLogLineBytes: number) {
     state.stderrTail.push(line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line);
     if (state.stderrTail.length > STDERR_TAIL_LINES) state.stderrTail.shift();
   });
-  pipeLines(channel, PROGRESS_LINE_BYTES, (line, cut) => {
+  const onProgressLine = (line: string, cut: boolean) => {
     if (cut) state.sink.log('stderr', `[atelier] ignored a progress line longer than ${PROGRESS_LINE_BYTES} bytes`);
     else handleProgressLine(line, state.sink);
-  });
+  };
+  if (state.progressFile) {
+    // A cold-started module's fd 3 is a file (progress-file.ts): tailed, its last line ended by finishProgress.
+    const splitter = createLineSplitter(PROGRESS_LINE_BYTES, onProgressLine);
+    state.progressFile.follow((chunk) => splitter.push(chunk));
+    state.endProgress = () => splitter.end();
+  } else pipeLines(channel, PROGRESS_LINE_BYTES, onProgressLine);
 }
 
 /** Reads fd-3 protocol lines; anything malformed becomes a warning on stderr, never a crash. */
@@ -79,6 +86,13 @@ function createLineSplitter(maxBytes: number, onLine: (line: string, cut: boolea
       skipping = false;
     },
   };
+}
+
+/** Reads the rest of a progress file once the module has exited (and its pipes drained): nothing it wrote is lost. */
+export async function finishProgress(state: AttemptState) {
+  await state.progressFile?.finish();
+  state.endProgress?.();
+  state.endProgress = undefined;
 }
 
 /** Resolves when the child's pipes have closed, or after `ms` (a grandchild may keep them open). */

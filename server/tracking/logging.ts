@@ -142,7 +142,7 @@ const SEQ_FLOOR = 1e15;
 async function nextSeq(tx: Tx, taskId: string, attempt: number): Promise<number> {
   const [row] = await queryRows<{ max: string | null }>(
     tx,
-    sql`select max(seq)::text as max from metric_points where task_id = ${taskId} and attempt = ${attempt} and seq >= ${SEQ_FLOOR}`,
+    sql`select max(seq_hi)::text as max from metric_blocks where task_id = ${taskId} and attempt = ${attempt} and seq_hi >= ${SEQ_FLOOR}`,
   );
   const max = row?.max ? Number(row.max) : 0;
   return Math.max(max + 1, Date.now() * 1000, SEQ_FLOOR);

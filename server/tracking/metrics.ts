@@ -1,9 +1,10 @@
 // Storing metric points: each point once (a redelivered batch adds nothing), and the per-task, per-metric summary
 // brought up to date in the same transaction. The one write path for points, whoever reports them: the executor
 // protocol's metric events, the MLflow routes, a run logged from outside a workflow.
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
-import { rollupCtes } from './rollups';
+import { METRIC_BLOCK_POINTS, planBlocks, type SummaryDelta, summaryDeltas, textArray } from './blocks';
+import { rollupRows, rollupUpsertCte } from './rollups';
 
 export interface MetricPointInput {
   taskId: string;
@@ -18,55 +19,72 @@ export interface MetricPointInput {
   at: Date;
 }
 
-/** Points per statement. */
-const CHUNK = 10_000;
+/** Points per statement: one host batch (DEFAULT_METRIC_BATCH); on PGlite a statement holds the event loop, so a smaller one keeps it free for the executor host and the API in between. */
+const CHUNK = 2_000;
 
-/** A Postgres array literal of `values` (each already in its type's text form; `quote` for free text). */
-const arrayLiteral = (values: readonly (string | number)[], quote = false) =>
-  `{${quote ? values.map((v) => `"${String(v).replace(/[\\"]/g, '\\$&')}"`).join(',') : values.join(',')}}`;
+export { METRIC_BLOCK_POINTS };
 
 /**
- * Stores the points not stored yet and folds the new ones into their summaries (per task, then per run): per chunk ONE statement that inserts
- * the points (each column travelling as one array parameter, which PGlite parses far faster than JSON or many bind
- * parameters) and upserts one summary row per (task, metric) from exactly the rows it inserted. Returns how many
- * were new. Summaries: `last` by (attempt, seq), min and max over numbers only (NaN is no best); a chunk's row wins
- * over the stored one only where it is later, lower or higher. The same statement folds the new points into their
- * series' rollups (rollups.ts).
+ * Stores the points not stored yet and folds the new ones into their summaries (per task, then per run) and their
+ * series' rollups. Per chunk: the plan (blocks.ts: which points are new, the block each goes to, what each summary
+ * gains; rollups.ts: the rollup rows), then ONE statement that appends the points to their series' blocks (each column
+ * travelling as one array parameter, which PGlite parses far faster than JSON or many bind parameters), upserts the
+ * summaries and the rollups. Returns how many were new. Summaries: `last` by (attempt, seq), min and max over numbers
+ * only (NaN is no best); a chunk's row wins over the stored one only where it is later, lower or higher.
  */
 export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<number> {
   let stored = 0;
   for (let i = 0; i < points.length; i += CHUNK) {
-    const chunk = points.slice(i, i + CHUNK);
-    const column = <T extends string | number>(f: (p: MetricPointInput) => T) => chunk.map(f);
-    // float8 reads NaN, Infinity and -Infinity as such.
-    const [row] = await queryRows<{ n: string | number }>(
-      tx,
-      sql`with ins as (
-            insert into metric_points (task_id, run_id, attempt, seq, name, step, value, at)
-            select * from unnest(${arrayLiteral(column((p) => p.taskId))}::uuid[], ${arrayLiteral(column((p) => p.runId))}::uuid[],
-              ${arrayLiteral(column((p) => p.attempt))}::int[], ${arrayLiteral(column((p) => p.seq))}::bigint[],
-              ${arrayLiteral(
-                column((p) => p.name),
-                true,
-              )}::text[], ${arrayLiteral(column((p) => p.step))}::bigint[], ${arrayLiteral(column((p) => String(p.value)))}::float8[],
-              ${arrayLiteral(column((p) => p.at.toISOString()))}::timestamptz[])
-            on conflict do nothing
-            returning task_id, run_id, attempt, seq, name, step, value, at
-          ), fresh as (
-            select task_id, name, min(run_id::text)::uuid as run_id, count(*) as count,
-              (array_agg(value order by attempt desc, seq desc))[1] as last,
-              (array_agg(step order by attempt desc, seq desc))[1] as last_step,
-              (array_agg(at order by attempt desc, seq desc))[1] as last_at,
-              max(attempt) as last_attempt,
-              (array_agg(seq order by attempt desc, seq desc))[1] as last_seq,
-              min(value) filter (where value <> 'NaN'::float8) as min,
-              (array_agg(step order by value asc, attempt, seq) filter (where value <> 'NaN'::float8))[1] as min_step,
-              max(value) filter (where value <> 'NaN'::float8) as max,
-              (array_agg(step order by value desc, attempt, seq) filter (where value <> 'NaN'::float8))[1] as max_step
-            from ins group by task_id, name
+    // Between chunks, let the event loop run its I/O: PGlite resolves a transaction's statements as microtasks, so a
+    // recorder batch of 50 events (100,000 points) held it for its whole length, and an embedded executor host could
+    // not see its module exit or read its progress until then (bench/tracking-metrics.ts: the task took 15× its loop).
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    stored += await storeChunk(tx, points.slice(i, i + CHUNK));
+  }
+  return stored;
+}
+
+async function storeChunk(tx: Db | Tx, chunk: readonly MetricPointInput[]): Promise<number> {
+  const plans = await planBlocks(tx, chunk);
+  if (!plans.length) return 0;
+  // Block rows (one per series and block touched), each with its points' columns as array literals: a few rows per
+  // batch, so each travels as its own parameters (no unnest, join and re-aggregation of every point in SQL).
+  const blockRows: SQL[] = [];
+  let stored = 0;
+  for (const s of plans) {
+    stored += s.points.length;
+    for (let from = 0; from < s.points.length; ) {
+      let to = from;
+      while (to < s.points.length && s.blocks[to] === s.blocks[from]) to++;
+      const pts = s.points.slice(from, to);
+      blockRows.push(
+        sql`(${s.taskId}::uuid, ${s.name}, ${s.attempt}::int, ${s.blocks[from]}::int, ${s.runId}::uuid, ${pts.length}::int, ${pts[0]!.seq}::bigint,
+          ${pts[pts.length - 1]!.seq}::bigint, ${textArray(pts.map((x) => x.seq))}::bigint[], ${textArray(pts.map((x) => x.step))}::bigint[],
+          ${textArray(pts.map((x) => String(x.value)))}::float8[], ${textArray(pts.map((x) => x.at.toISOString()))}::timestamptz[])`,
+      );
+      from = to;
+    }
+  }
+  const deltas = summaryDeltas(plans);
+  const rollups = rollupRows(plans);
+  const d = (f: (d: SummaryDelta) => string | number | null, quote = false) => textArray(deltas.map(f), quote);
+  const num = (v: number | undefined) => (v === undefined ? null : String(v));
+  // float8 reads NaN, Infinity and -Infinity as such.
+  const [counts] = await queryRows<{ blocks: string | number }>(
+    tx,
+    sql`with blocked as (
+            insert into metric_blocks as b (task_id, name, attempt, block, run_id, n, seq_lo, seq_hi, seqs, steps, vals, ats)
+            values ${sql.join(blockRows, sql`, `)}
+            on conflict (task_id, name, attempt, block) do update set
+              n = b.n + excluded.n, seq_lo = least(b.seq_lo, excluded.seq_lo), seq_hi = greatest(b.seq_hi, excluded.seq_hi),
+              seqs = b.seqs || excluded.seqs, steps = b.steps || excluded.steps, vals = b.vals || excluded.vals, ats = b.ats || excluded.ats
+            returning 1
           ), summed as (
             insert into metric_summaries as m (task_id, run_id, name, count, last, last_step, last_at, last_attempt, last_seq, min, min_step, max, max_step)
-            select task_id, run_id, name, count, last, last_step, last_at, last_attempt, last_seq, min, min_step, max, max_step from fresh
+            select * from unnest(${d((x) => x.taskId)}::uuid[], ${d((x) => x.runId)}::uuid[], ${d((x) => x.name, true)}::text[], ${d((x) => x.count)}::bigint[],
+              ${d((x) => String(x.last.value))}::float8[], ${d((x) => x.last.step)}::bigint[], ${d((x) => x.last.at.toISOString())}::timestamptz[],
+              ${d((x) => x.last.attempt)}::int[], ${d((x) => x.last.seq)}::bigint[], ${d((x) => num(x.min?.value))}::float8[], ${d((x) => num(x.min?.step))}::bigint[],
+              ${d((x) => num(x.max?.value))}::float8[], ${d((x) => num(x.max?.step))}::bigint[])
             on conflict (task_id, name) do update set
               count = m.count + excluded.count,
               last = case when ${later} then excluded.last else m.last end,
@@ -94,12 +112,11 @@ export async function storeMetricPoints(tx: Db | Tx, points: readonly MetricPoin
               min = least(r.min, excluded.min),
               max = greatest(r.max, excluded.max)
             returning 1
-          ), ${rollupCtes(sql`ins`)}
-          select (select count(*) from ins) as n, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs,
+          ), ${rollupUpsertCte(rollups, textArray)}
+          select (select count(*) from blocked) as blocks, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs,
             (select count(*) from rolled) as rollups`,
-    );
-    stored += Number(row?.n ?? 0);
-  }
+  );
+  if (!counts) throw new Error('storing metric points returned nothing');
   return stored;
 }
 

@@ -79,7 +79,7 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
     (
       await queryRows<{ attempt: number }>(
         db,
-        sql`select attempt from metric_points where task_id = ${from}::uuid and name = ${name} order by attempt desc limit 1`,
+        sql`select attempt from metric_blocks where task_id = ${from}::uuid and name = ${name} order by attempt desc limit 1`,
       )
     )[0]?.attempt;
   if (chosen === undefined) return { ...base, attempt: null, total: 0, points: [] };
@@ -107,7 +107,7 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
     )
     select p.seq, p.step, p.value, (select max(n) from b) as total
     from metric_points p join picked using (seq)
-    where p.task_id = ${from}::uuid and p.attempt = ${chosen}::int
+    where p.task_id = ${from}::uuid and p.name = ${name} and p.attempt = ${chosen}::int
     order by p.seq`,
   );
   const points = rows.map((r) => ({ seq: Number(r.seq), step: Number(r.step), value: Number(r.value) }));

@@ -1,0 +1,103 @@
+// The progress channel of a cold-started local module: fd 3 is a regular file, not a pipe, so the module's writes
+// never wait for the host (a pipe holds 64 KiB; a training loop logging every step blocked on it whenever the host's
+// event loop was busy, e.g. an embedded control plane storing points: 100,000 points took 30× the loop's own time).
+// The file is unlinked as soon as the module holds it (nothing is left behind, whatever ends the host) and the host
+// tails it through its own descriptor, batching whatever it finds each time it looks.
+import { closeSync, openSync, read, unlinkSync } from 'node:fs';
+import path from 'node:path';
+
+/** How often the host looks for new lines while the module runs: the latency of progress, outputs and live metrics. */
+export const PROGRESS_POLL_MS = 50;
+/** Bytes read per look (a larger backlog takes several reads in a row, without waiting between them). */
+const READ_BYTES = 1 << 20;
+
+export interface ProgressFile {
+  /** The descriptor to hand the child as its fd 3; closed here by `handedOver`. */
+  writeFd: number;
+  /** The child holds its copy: close ours and remove the name. */
+  handedOver(): void;
+  /** Reads from the start, calling `push` with each chunk read, until `finish` or `stop`. */
+  follow(push: (chunk: Buffer) => void): void;
+  /** Reads what is left up to the end and stops (resolves once everything written so far was pushed). */
+  finish(): Promise<void>;
+  /** Stops at once and closes the file. */
+  stop(): void;
+}
+
+/** Creates the channel file in `dir` (a folder of the attempt's own). */
+export function openProgressFile(dir: string): ProgressFile {
+  const file = path.join(dir, `.atelier-progress-${process.pid}-${Date.now()}`);
+  // O_APPEND: a module's grandchildren writing too each add whole writes at the end.
+  const writeFd = openSync(file, 'a', 0o600);
+  const readFd = openSync(file, 'r');
+  let writeOpen = true;
+  let named = true;
+  let closed = false;
+  let following = true;
+  let position = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let reading: Promise<void> | undefined;
+  let push: (chunk: Buffer) => void = () => undefined;
+  const buffer = Buffer.allocUnsafe(READ_BYTES);
+
+  const readOnce = () =>
+    new Promise<number>((resolve) =>
+      read(readFd, buffer, 0, READ_BYTES, position, (err, bytes) => {
+        if (err || closed) return resolve(0);
+        position += bytes;
+        if (bytes > 0) push(Buffer.from(buffer.subarray(0, bytes)));
+        resolve(bytes);
+      }),
+    );
+  /** Reads until the end as it is now. */
+  const drain = async () => {
+    while (!closed && (await readOnce()) === READ_BYTES);
+  };
+  const look = () => {
+    timer = undefined;
+    reading = drain().then(() => {
+      reading = undefined;
+      if (!closed && following) timer = setTimeout(look, PROGRESS_POLL_MS);
+    });
+  };
+  const unlink = () => {
+    if (!named) return;
+    named = false;
+    try {
+      unlinkSync(file);
+    } catch {
+      // already gone: nothing to remove
+    }
+  };
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    if (timer) clearTimeout(timer);
+    if (writeOpen) closeSync(writeFd);
+    writeOpen = false;
+    closeSync(readFd);
+    unlink();
+  };
+  return {
+    writeFd,
+    handedOver() {
+      if (writeOpen) closeSync(writeFd);
+      writeOpen = false;
+      unlink();
+    },
+    follow(onChunk) {
+      push = onChunk;
+      look();
+    },
+    async finish() {
+      if (closed) return;
+      following = false;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await reading;
+      await drain();
+      close();
+    },
+    stop: close,
+  };
+}
