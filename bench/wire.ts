@@ -2,7 +2,7 @@
 // chain edge cost, and how long an edge takes from the parent's finish to the child's start. Statements are
 // counted from the server's own log (log_statement = all, for the counting runs only; the bench's own polling
 // connection is told apart by its application_name), so nothing in the app is instrumented.
-import { readFile, stat } from 'node:fs/promises';
+import { appendFile, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
@@ -61,7 +61,10 @@ export async function wireBench(infra: WireInfra, options: { width?: number; len
     await fn();
     await new Promise((r) => setTimeout(r, 500)); // stragglers: the last events' acks, the relay's last pass
     const text = (await readFile(infra.pgLogFile)).subarray(from).toString();
-    return text.split('\n').filter((l) => !l.startsWith(`${BENCH_APP}|`) && /LOG: {2}(statement|execute)/.test(l)).length;
+    const lines = text.split('\n').filter((l) => !l.startsWith(`${BENCH_APP}|`) && /LOG: {2}(statement|execute)/.test(l));
+    // WIRE_BENCH_DUMP=<file> keeps the statements themselves, to see where they go.
+    if (process.env.WIRE_BENCH_DUMP) await appendFile(process.env.WIRE_BENCH_DUMP, `${lines.join('\n')}\n`);
+    return lines.length;
   };
   const start = async (workflow: string) =>
     (await t.api.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id as string;
