@@ -28,20 +28,37 @@ type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Known = Map<string, Task>;
 
 /**
- * Records a batch of executor events in ONE transaction: the runs that start or end a task locked (in id order),
- * every new event stored by one insert, heartbeats and progress by one update, and the transitions they cause
- * applied and settled, down to the next tasks' messages. Safe to call again with events already recorded. Returns
- * the events it accepted. (Before, a batch took a transaction for its notes, one per run for its transitions and
- * two more statements outside either: ~37 statements over 3 transactions per chain edge, issue 21.)
+ * Records a batch of executor events, as a rule in ONE transaction: the run whose tasks start or end locked, every
+ * new event stored by one insert, heartbeats and progress by one update, and the transitions they cause applied and
+ * settled, down to the next tasks' messages. A batch that moves tasks of several runs takes one transaction per run
+ * after the first (each holding one run's lock, as every other writer does: a cancel locks a run, then its nested
+ * runs, so locking several runs here could deadlock with it). Safe to call again with events already recorded.
+ * Returns the events it accepted. (Before, a batch took a transaction for its notes, one per run for its
+ * transitions and two more statements outside either: ~37 statements over 3 transactions per chain edge.)
  */
 export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<ExecutorEvent[]> {
   if (!events.length) return [];
+  const moves = (e: ExecutorEvent) => e.kind === 'started' || e.kind === 'result';
+  const moving = [...new Set(events.filter(moves).map((e) => e.runId))];
+  // The first part: everything but other runs' starts and results; then one part per other run.
+  const parts = [
+    events.filter((e) => !moves(e) || e.runId === moving[0]),
+    ...moving.slice(1).map((runId) => events.filter((e) => moves(e) && e.runId === runId)),
+  ];
+  const accepted: ExecutorEvent[] = [];
+  for (const part of parts) accepted.push(...(await recordPart(ctx, part)));
+  return accepted;
+}
+
+/** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
+async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<ExecutorEvent[]> {
   const taskIds = [...new Set(events.map((e) => e.taskId))].filter((id) => typeof id === 'string' && UUID.test(id));
   if (!taskIds.length) return events;
   return transact(ctx, async (tc) => {
     const { tx } = tc;
     const moving = [...new Set(events.filter((e) => e.kind === 'started' || e.kind === 'result').map((e) => e.runId))].filter((id) => UUID.test(id));
     // Locked before the tasks are read, so the transitions below see their tasks and upstreams consistently.
+    // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.)
     const locked = moving.length
       ? new Map(
           (
