@@ -20,10 +20,12 @@ import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 import { triggersBench } from './triggers';
 import { webhooksBench } from './webhooks';
+import { wireBench } from './wire';
 
 const benches = [
   'foundation',
   'orchestration',
+  'wire',
   'modules',
   'cache',
   'executors',
@@ -59,6 +61,10 @@ async function main() {
     if (selected('orchestration')) {
       console.log('orchestration: planning 1k/5k/10k nodes and a 10,000-node fan-out/fan-in run…');
       rows.push(...(await orchestrationBench(infra, foundationFloor)));
+    }
+    if (selected('wire')) {
+      console.log('wire: SQL statements per task and per chain edge, and a chain edge (child start − parent finish)…');
+      rows.push(...(await wireBench({ ...infra, pgLogFile: pg.logFile })));
     }
     if (selected('modules')) {
       console.log('modules: pushing a 1 MB, 200-file module from the CLI, new and unchanged…');

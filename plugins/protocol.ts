@@ -2,6 +2,13 @@
 // (one message per task attempt) and on the EVENTS stream (everything an attempt reports back).
 import type { WireMetricValue } from './metric-values';
 
+/**
+ * The protocol's version. 1: one bus message per event. 2: a host may send several events of one attempt as one
+ * message (an EventBundle), once its claim's answer says the control plane reads them (ClaimAnswer.protocol).
+ * Upgrade control planes first: a host sends bundles only to a control plane that announced version 2.
+ */
+export const PROTOCOL_VERSION = 2;
+
 /** Normalised terminal states of one task attempt, shared by every executor. */
 export type TerminalState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
@@ -42,6 +49,8 @@ export interface TaskMessage {
   enqueuedAt: string;
   /** Set by the host from its claim's answer (never in the queued message): where the module logs MLflow data. */
   tracking?: TaskTracking;
+  /** Set by the host from its claim's answer (never in the queued message): the control plane's protocol version. */
+  protocol?: number;
 }
 
 /**
@@ -129,6 +138,18 @@ export type ExecutorEvent =
 
 export type ExecutorEventKind = ExecutorEvent['kind'];
 
+/**
+ * Several events of one attempt in one bus message, in sequence order (protocol 2): a short attempt's start,
+ * progress and result cost one publish and one ack instead of three. Its message id is its first event's. Buses
+ * hand its events to consumers as separate deliveries, so no consumer sees a bundle.
+ */
+export interface EventBundle {
+  bundle: ExecutorEvent[];
+}
+
+export const isEventBundle = (message: unknown): message is EventBundle =>
+  typeof message === 'object' && message !== null && Array.isArray((message as Partial<EventBundle>).bundle);
+
 /** A request from the control plane to stop an attempt, broadcast to every host. */
 export interface CancelMessage {
   taskId: string;
@@ -161,7 +182,8 @@ export interface AttemptClaim {
  * later attempt) or `unknown` (no such task). A host that gets no answer runs nothing and asks again later.
  */
 export type ClaimAnswer =
-  | { verdict: 'run'; tracking?: TaskTracking }
+  /** `protocol`: the control plane's PROTOCOL_VERSION (absent: 1). */
+  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number }
   | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
   /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
   | { verdict: 'later'; reason: 'recording' };

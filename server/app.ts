@@ -147,6 +147,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       webhooks.kick();
       triggers.kick();
     },
+    publishCommitted: (messages) => relay.publishCommitted(messages),
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,

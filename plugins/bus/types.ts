@@ -59,6 +59,12 @@ export interface Bus {
   /** Durably append an executor event. `msgId` (when given) dedupes republished events. */
   publishEvent(event: ExecutorEvent, msgId?: string): Promise<void>;
   /**
+   * Durably append several events of one attempt as one message (protocol 2's EventBundle), deduped by `msgId`.
+   * A bus that has it also splits such messages on the consuming side (plugins/bus/bundle.ts), so
+   * `consumeEvents` handlers still get one delivery per event. Optional: a host without it publishes one by one.
+   */
+  publishEvents?(events: ExecutorEvent[], msgId: string): Promise<void>;
+  /**
    * Read events in batches: the handler gets every message available (up to `maxBatch`) and acks each one
    * itself. Under light load a batch is one message (no added latency); under load batches grow.
    */

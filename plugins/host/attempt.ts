@@ -84,6 +84,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
   if (action === 'run' && answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;
+  // The control plane's protocol version decides whether the reporter may fold events into bundles (protocol.ts).
+  if (action === 'run' && answer?.verdict === 'run' && answer.protocol) delivery.data.protocol = answer.protocol;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
 }
 

@@ -1,5 +1,6 @@
-// What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress and publishes
-// its result with retries. The attempt lifecycle (attempt.ts) hands reports in; this file decides when they go out.
+// What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress, folds what
+// comes within a few milliseconds into one message, and publishes its result with retries. The attempt lifecycle
+// (attempt.ts) hands reports in; this file decides when they go out.
 import type { Bus } from '../bus/types';
 import { decodeMetricValue, encodeMetricValue } from '../metric-values';
 import { type ExecutorEvent, type MetricPointReport, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
@@ -26,7 +27,7 @@ export const systemClock: ReporterClock = {
 };
 
 export interface ReporterOptions {
-  bus: Pick<Bus, 'publishEvent'>;
+  bus: Pick<Bus, 'publishEvent' | 'publishEvents'>;
   task: TaskMessage;
   host: string;
   /** Deliveries of this attempt before this one: each numbers its events from a block of its own. */
@@ -39,6 +40,8 @@ export interface ReporterOptions {
   metricBatch?: { points: number; ms: number };
   warn: (message: string) => void;
   clock?: ReporterClock;
+  /** How long events wait to be folded with the ones after them into one bus message (protocol 2). Default FOLD_MS. */
+  foldMs?: number;
 }
 
 export interface Reporter {
@@ -57,9 +60,15 @@ export interface Reporter {
   hostLine(line: string): void;
   /** Stops taking the executor's reports and sends what is buffered. */
   close(): void;
-  /** Resolves once every event handed to the bus so far has been published (or has failed). */
+  /**
+   * Resolves once every event handed to the bus so far has been published (or has failed). Before `close`, and
+   * after the result, events still waiting to be folded go out first; between the two they wait for the result.
+   */
   settled(): Promise<void>;
-  /** Publishes the result, retrying a little; false when it could not (the attempt is then left for redelivery). */
+  /**
+   * Publishes the result, retrying a little; false when it could not (the attempt is then left for redelivery).
+   * Events still waiting to be folded go in the same message, before it.
+   */
   publishResult(outcome: TaskOutcome, durationMs: number, giveUp: () => boolean): Promise<boolean>;
   /** Publishes one event and waits for it, ignoring a failure (a last word after the result). */
   publishNow(body: EventBody): Promise<void>;
@@ -70,6 +79,13 @@ export const MIN_PROGRESS_INTERVAL_MS = 100; // at most ~10 progress events a se
 export { SEQ_BLOCK };
 export const RESULT_PUBLISH_TRIES = 5;
 export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 250 };
+/**
+ * Events wait this long to share one bus message with the ones after them (protocol 2). A no-op attempt's start,
+ * progress and result come within well under a millisecond of each other, so they travel as one message (one
+ * publish, one ack, one recording pass instead of three); 2 ms is what a start or a first progress can be late by,
+ * under the 5 ms the issue sets for startRun → first progress at a subscriber.
+ */
+export const FOLD_MS = 2;
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
@@ -82,18 +98,46 @@ export function createReporter(options: ReporterOptions): Reporter {
   let publishFailures = 0;
   let closed = false;
 
+  let resulted = false;
+
   const makeEvent = (body: EventBody): ExecutorEvent =>
     ({ ...body, taskId: task.taskId, runId: task.runId, attempt: task.attempt, seq: seq++, at: new Date(clock.now()).toISOString(), host }) as ExecutorEvent;
   const msgIdOf = (event: ExecutorEvent) => `${event.taskId}:${event.attempt}:${event.seq}`;
+  /** One bus message for `events` (in seq order): a single event as itself, several as a bundle named by the first. */
+  const send = (events: ExecutorEvent[]): Promise<void> => {
+    if (events.length === 1) return bus.publishEvent(events[0]!, msgIdOf(events[0]!));
+    if (bus.publishEvents) return bus.publishEvents(events, msgIdOf(events[0]!));
+    return Promise.all(events.map((e) => bus.publishEvent(e, msgIdOf(e)))).then(() => undefined);
+  };
   // Events are published without waiting for the previous one (the bus keeps publish order per connection);
   // they are awaited together before the result.
-  const publish = (body: EventBody) => {
-    const event = makeEvent(body);
-    const p = bus.publishEvent(event, msgIdOf(event)).catch((err) => {
-      if (publishFailures++ === 0) warn(`publishing ${event.kind} event of ${key} failed: ${errorMessage(err)}`);
+  const publishMessage = (events: ExecutorEvent[]) => {
+    const p = send(events).catch((err) => {
+      if (publishFailures++ === 0) warn(`publishing ${events.map((e) => e.kind).join('+')} event of ${key} failed: ${errorMessage(err)}`);
     });
     pending.add(p);
     void p.finally(() => pending.delete(p));
+  };
+
+  // Folding (protocol 2, when the control plane announced it in the claim's answer and the bus can bundle): events
+  // wait up to foldMs for the ones after them, and whatever waits when the result comes goes with the result.
+  const folds = !!bus.publishEvents && (task.protocol ?? 1) >= 2;
+  const foldMs = options.foldMs ?? FOLD_MS;
+  let folding: ExecutorEvent[] = [];
+  let cancelFoldTimer: (() => void) | undefined;
+  const flushFolded = () => {
+    cancelFoldTimer?.();
+    cancelFoldTimer = undefined;
+    if (!folding.length) return;
+    const events = folding;
+    folding = [];
+    publishMessage(events);
+  };
+  const publish = (body: EventBody) => {
+    const event = makeEvent(body);
+    if (!folds) return publishMessage([event]);
+    folding.push(event);
+    cancelFoldTimer ??= clock.schedule(flushFolded, foldMs);
   };
 
   // Logs: batched per stream, capped per attempt.
@@ -220,14 +264,23 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     async settled() {
+      // Between close and the result, what waits is kept for the result's message (see publishResult).
+      if (!closed || resulted) flushFolded();
       await Promise.all([...pending]);
     },
 
     async publishResult(outcome, durationMs, giveUp) {
-      const event = makeEvent({ kind: 'result', outcome, durationMs });
+      resulted = true;
+      cancelFoldTimer?.();
+      cancelFoldTimer = undefined;
+      const events = [...folding, makeEvent({ kind: 'result', outcome, durationMs })];
+      folding = [];
+      // Earlier messages first: the result must not overtake the logs it concludes.
+      if (pending.size) await Promise.all([...pending]);
+      const event = events.at(-1) as Extract<ExecutorEvent, { kind: 'result' }>;
       for (let attempt = 1; ; attempt++) {
         try {
-          await bus.publishEvent(event, msgIdOf(event));
+          await send(events);
           return true;
         } catch (err) {
           if (attempt >= RESULT_PUBLISH_TRIES || giveUp()) {
@@ -240,6 +293,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     async publishNow(body) {
+      flushFolded();
       const event = makeEvent(body);
       await bus.publishEvent(event, msgIdOf(event)).catch(() => undefined);
     },

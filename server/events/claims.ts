@@ -3,7 +3,7 @@
 // its host asks again later without running anything.
 
 import type { Bus, Subscription } from '../../plugins/bus/types';
-import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
+import { type AttemptClaim, type ClaimAnswer, PROTOCOL_VERSION } from '../../plugins/protocol';
 import type { Service } from '../lifecycle';
 
 export interface ClaimServerOptions {
@@ -30,7 +30,8 @@ export function createClaimServer(options: ClaimServerOptions): Service {
       queue = queue.slice(MAX_BATCH);
       try {
         const claims = batch.map((q) => q.claim);
-        let answers = await orchestrator.answerClaims(claims);
+        // Every run answer says which protocol this control plane reads: hosts fold events into bundles only for 2.
+        let answers: ClaimAnswer[] = (await orchestrator.answerClaims(claims)).map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
         if (options.tracking) answers = await options.tracking(claims, answers);
         for (const [i, q] of batch.entries()) q.resolve(answers[i]!);
       } catch (error) {

@@ -1,7 +1,7 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
 import { eq } from 'drizzle-orm';
-import type { ModelRegistrationRequest } from '../../plugins/protocol';
+import type { ModelRegistrationRequest, TaskMessage } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import type { Db, Tx } from '../db/client';
@@ -12,6 +12,7 @@ import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
 import type { HeldClaim } from './attempts';
+import { crashPoint } from './crash-hook';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {
@@ -19,6 +20,8 @@ export interface OrchestratorContext {
   feed: RunFeed;
   /** Called after a transaction that wrote outbox rows has committed. */
   onOutbox: () => void;
+  /** Publishes a committed transaction's task messages at once (see OrchestratorOptions.publishCommitted). */
+  publishCommitted: ((messages: CommittedMessage[]) => void) | undefined;
   defaults: PlanDefaults;
   now: () => Date;
   /** Most tasks queued or running at once per executor pool; pools not named are unlimited. */
@@ -45,12 +48,23 @@ export interface TaskRegistrations {
   requests: ModelRegistrationRequest[];
 }
 
+/** A task message written to the outbox, published straight after its transaction commits. */
+export interface CommittedMessage {
+  /** Its outbox row, deleted once the bus has it. */
+  id: number;
+  pool: string;
+  msgId: string;
+  payload: TaskMessage;
+}
+
 /** What one transaction produced, published after it commits. */
 export interface Step {
   at: Date;
   /** Live events, stored with the transaction's changes and published once it has committed. */
   feed: FeedEventBody[];
   outbox: boolean;
+  /** Task messages to publish right after the commit (their outbox rows are the fallback). */
+  committed: CommittedMessage[];
   /** Model registrations of the tasks that succeeded in it, made once it has committed. */
   registrations: TaskRegistrations[];
 }
@@ -64,11 +78,15 @@ export interface TxContext {
 
 /** Runs `fn` in a transaction and publishes what it produced once it has committed. */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
-  const step: Step = { at: ctx.now(), feed: [], outbox: false, registrations: [] };
+  const step: Step = { at: ctx.now(), feed: [], outbox: false, committed: [], registrations: [] };
   const [result, events] = await ctx.db.transaction(async (tx) => {
     const result = await fn({ ctx, tx, step });
     return [result, await ctx.feed.append(tx, step.feed)] as const;
   });
+  if (step.committed.length) {
+    crashPoint('tasks-committed');
+    ctx.publishCommitted?.(step.committed);
+  }
   if (step.outbox) ctx.onOutbox();
   // Before the events go out: whoever sees a task succeed finds the versions its module asked for registered.
   if (step.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(step.registrations);

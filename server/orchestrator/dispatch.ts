@@ -140,7 +140,7 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
 }
 
 /** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. */
-async function enqueue({ tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Task[]): Promise<void> {
+async function enqueue({ ctx, tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Task[]): Promise<void> {
   if (!ready.length) return;
   const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
   const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]));
@@ -154,11 +154,13 @@ async function enqueue({ tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Tas
     for (const row of rows) outputs.set(row.node, row.outputs ?? {});
   }
   const messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!, outputs, step.at));
-  await bulkInsert(
-    tx,
-    outbox,
-    messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m })),
-  );
+  const rows = messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m }));
+  // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
+  // pass); the rows are the fallback the relay publishes should that not happen.
+  const inserted = await bulkInsert(tx, outbox, rows, ctx.publishCommitted ? { returning: sql`id, msg_id` } : {});
+  const ids = new Map(inserted.map((r) => [r.msg_id as string, Number(r.id)]));
+  if (ctx.publishCommitted) for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload });
+  else step.outbox = true;
   for (let i = 0; i < ready.length; i += INSERT_CHUNK) {
     const ids = ready.slice(i, i + INSERT_CHUNK).map((t) => t.id);
     await tx
@@ -180,5 +182,4 @@ async function enqueue({ tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Tas
       .where(inArray(tasks.id, ids));
   }
   for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
-  step.outbox = true;
 }

@@ -82,6 +82,11 @@ export interface OrchestratorOptions {
   feed: RunFeed;
   /** Called after a transaction that wrote outbox rows has committed. */
   onOutbox: () => void;
+  /**
+   * Publishes the task messages a transaction wrote to the outbox, right after it has committed (the outbox relay's
+   * publishCommitted); their rows stay the fallback should that not happen. Without it the relay alone publishes.
+   */
+  publishCommitted?: OrchestratorContext['publishCommitted'];
   defaults: PlanDefaults;
   now?: () => Date;
   /** Most tasks queued or running at once per executor pool. */
@@ -110,6 +115,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     db: options.db,
     feed: options.feed,
     onOutbox: options.onOutbox,
+    publishCommitted: options.publishCommitted,
     defaults: options.defaults,
     now: options.now ?? (() => new Date()),
     poolLimits: options.poolLimits,

@@ -1,106 +1,159 @@
 // Recording what executors report: each event kept once (task, attempt, sequence number), heartbeats and progress
 // written in bulk, starts and results stored and applied together per run under its lock; stale reports (another
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
+import { arrayOf, jsonRows } from '../db/arrays';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
-import { runs, type Task, tasks } from '../db/tables/runs';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
-import type { FeedEvent, FeedEventBody } from '../events/feed';
+import type { FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
 import { type MetricPointInput, storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
-import { ACTIVE, lockRun, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
+import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { crashPoint } from './crash-hook';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
-/** Records a batch of executor events; safe to call again with events already recorded. Returns those accepted. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+type Started = Extract<ExecutorEvent, { kind: 'started' }>;
+type Result = Extract<ExecutorEvent, { kind: 'result' }>;
+type Known = Map<string, Task>;
+
+/**
+ * Records a batch of executor events, as a rule in ONE transaction: the run whose tasks start or end locked, every
+ * new event stored by one insert, heartbeats and progress by one update, and the transitions they cause applied and
+ * settled, down to the next tasks' messages. A batch that moves tasks of several runs takes one transaction per run
+ * after the first (each holding one run's lock, as every other writer does: a cancel locks a run, then its nested
+ * runs, so locking several runs here could deadlock with it). Safe to call again with events already recorded.
+ * Returns the events it accepted. (Before, a batch took a transaction for its notes, one per run for its
+ * transitions and two more statements outside either: ~37 statements over 3 transactions per chain edge.)
+ */
 export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<ExecutorEvent[]> {
-  const { db, feed, cache } = ctx;
   if (!events.length) return [];
-  const taskIds = [...new Set(events.map((e) => e.taskId))];
-  const known = new Map(
-    (
-      await db
-        .select({ id: tasks.id, node: tasks.node, runId: tasks.runId, status: tasks.status, attempt: tasks.attempt })
-        .from(tasks)
-        .where(inArray(tasks.id, taskIds))
-    ).map((t) => [t.id, t]),
-  );
-  // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
-  // report: another execution of an attempt that already has its result (a redelivered message run again).
-  const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
-  const resultBlocks = await resultBlocksOf(
-    ctx,
-    reports.filter((e) => !isCurrent(known.get(e.taskId)!, e.attempt)),
-  );
-  const refused = new Set<ExecutorEvent>();
-  for (const e of reports) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
-  const kept = reports.filter((e) => !refused.has(e));
-  // Logs, progress and metrics are stored here in bulk; starts and results with the transition they cause.
-  const notes = kept.filter((e) => e.kind !== 'started' && e.kind !== 'result');
-  const fresh: ExecutorEvent[] = [];
-  let feedOut: FeedEvent[] = [];
-  // The live events of what is new are stored in the same transaction, so they exist exactly when the events do.
-  if (notes.length)
-    feedOut = await db.transaction(async (tx) => {
-      const inserted = await bulkInsert(tx, taskEvents, notes.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
-      const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-      for (const e of notes) if (isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`)) fresh.push(e);
-      // Metric points are stored with the event that carried them: a redelivered event is not new, so adds none.
-      // Decoded once: stored here and sent live below.
-      const decoded = new Map(fresh.filter((e) => e.kind === 'metric').map((e) => [e, pointsOf(e)]));
-      await storeMetricPoints(tx, [...decoded.values()].flat());
-      return feed.append(tx, liveEventsOf(fresh, known, decoded));
-    });
+  const moves = (e: ExecutorEvent) => e.kind === 'started' || e.kind === 'result';
+  const moving = [...new Set(events.filter(moves).map((e) => e.runId))];
+  // The first part: everything but other runs' starts and results; then one part per other run.
+  const parts = [
+    events.filter((e) => !moves(e) || e.runId === moving[0]),
+    ...moving.slice(1).map((runId) => events.filter((e) => moves(e) && e.runId === runId)),
+  ];
+  const accepted: ExecutorEvent[] = [];
+  for (const part of parts) accepted.push(...(await recordPart(ctx, part)));
+  return accepted;
+}
 
-  const alive = [...new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId))];
-  if (alive.length) {
-    await db
-      .update(tasks)
-      .set({ heartbeatAt: ctx.now() })
-      .where(and(inArray(tasks.id, alive), inArray(tasks.status, ACTIVE)));
-    await cache?.renew(db, alive, ctx.now());
-  }
+/** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
+async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<ExecutorEvent[]> {
+  const taskIds = [...new Set(events.map((e) => e.taskId))].filter((id) => typeof id === 'string' && UUID.test(id));
+  if (!taskIds.length) return events;
+  return transact(ctx, async (tc) => {
+    const { tx } = tc;
+    const moving = [...new Set(events.filter((e) => e.kind === 'started' || e.kind === 'result').map((e) => e.runId))].filter((id) => UUID.test(id));
+    // Locked before the tasks are read, so the transitions below see their tasks and upstreams consistently.
+    // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.)
+    const locked = moving.length
+      ? new Map(
+          (
+            await tx
+              .select()
+              .from(runs)
+              .where(sql`${runs.id} = any(${arrayOf(moving.sort(), 'uuid')})`)
+              .orderBy(runs.id)
+              .for('update')
+          ).map((r) => [r.id, r]),
+        )
+      : new Map<string, Run>();
+    const known: Known = new Map(
+      (
+        await tx
+          .select()
+          .from(tasks)
+          .where(sql`${tasks.id} = any(${arrayOf(taskIds, 'uuid')})`)
+      ).map((t) => [t.id, t]),
+    );
+    // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
+    // report: another execution of an attempt that already has its result (a redelivered message run again).
+    const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
+    const resultBlocks = await resultBlocksOf(
+      tc,
+      reports.filter((e) => !isCurrent(known.get(e.taskId)!, e.attempt)),
+    );
+    const refused = new Set<ExecutorEvent>();
+    for (const e of reports) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
+    const kept = reports.filter((e) => !refused.has(e));
+    // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
+    const inserted = await bulkInsert(tx, taskEvents, kept.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
+    const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+    const fresh = kept.filter((e) => isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`));
+    await recordNotes(tc, fresh, known);
+    await recordAlive(tc, events, fresh, known);
 
-  const byRun = new Map<string, ExecutorEvent[]>();
-  // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
-  // (its message was already on the bus, or its host was presumed lost): stop it.
-  const zombies = new Map<string, { taskId: string; attempt: number }>();
-  for (const e of events) {
-    const task = known.get(e.taskId);
-    if (!task || e.kind === 'result') continue;
-    if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
-      zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
-  }
-  for (const e of kept) {
-    if (e.kind !== 'started' && e.kind !== 'result') continue;
-    if (!byRun.has(e.runId)) byRun.set(e.runId, []);
-    byRun.get(e.runId)!.push(e);
-  }
+    const byRun = new Map<string, ExecutorEvent[]>();
+    for (const e of fresh) {
+      if (e.kind !== 'started' && e.kind !== 'result') continue;
+      if (!byRun.has(e.runId)) byRun.set(e.runId, []);
+      byRun.get(e.runId)!.push(e);
+    }
+    if (fresh.some((e) => e.kind === 'result')) crashPoint('result-stored');
+    for (const [runId, runEvents] of byRun) {
+      const run = locked.get(runId);
+      if (run) await applyTransitions(tc, run, runEvents, known);
+    }
+    // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
+    // (its message was already on the bus, or its host was presumed lost): stop it.
+    const zombies = new Map<string, { taskId: string; attempt: number }>();
+    for (const e of events) {
+      const task = known.get(e.taskId);
+      if (!task || e.kind === 'result') continue;
+      if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
+        zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
+    }
+    if (zombies.size) await stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled, moved to a later attempt or already finished');
+    return events.filter((e) => !refused.has(e));
+  });
+}
+
+/** New logs, progress and metrics: their metric points stored, their live events queued with the transaction's. */
+async function recordNotes({ tx, step }: TxContext, fresh: ExecutorEvent[], known: Known): Promise<void> {
+  const notes = fresh.filter((e) => e.kind !== 'started' && e.kind !== 'result');
+  if (!notes.length) return;
+  // Metric points are stored with the event that carried them: a redelivered event is not new, so adds none.
+  // Decoded once: stored here and sent live below.
+  const decoded = new Map(notes.filter((e) => e.kind === 'metric').map((e) => [e, pointsOf(e)]));
+  if (decoded.size) await storeMetricPoints(tx, [...decoded.values()].flat());
+  step.feed.push(...liveEventsOf(notes, known, decoded));
+}
+
+/**
+ * One update for the batch's signs of life: the heartbeat of every current attempt that reported (a result ends
+ * it instead) and the latest new progress of each task, only while it is queued or running.
+ */
+async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], fresh: ExecutorEvent[], known: Known): Promise<void> {
+  const alive = new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId));
   const progress = latestPerTask(fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress'));
-  if (progress.length) {
-    await db.execute(sql`
-      update tasks as t set progress = v.fraction::real, progress_message = v.message
-      from (values ${sql.join(
-        progress.map((p) => sql`(${p.taskId}, ${p.attempt}, ${p.fraction}, ${p.message})`),
-        sql`, `,
-      )}) as v(id, attempt, fraction, message)
-      where t.id = v.id::uuid and t.attempt = v.attempt::int and t.status in ('QUEUED', 'RUNNING')`);
-  }
-  feed.publish(feedOut);
-
-  for (const [runId, runEvents] of byRun) await transact(ctx, (tc) => applyTransitions(tc, runId, runEvents));
-  if (zombies.size)
-    await transact(ctx, (tc) => stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled, moved to a later attempt or already finished'));
-  return events.filter((e) => !refused.has(e));
+  if (!alive.size && !progress.length) return;
+  const rows = new Map<string, { id: string; alive: boolean; attempt: number | null; fraction: number | null; message: string | null }>();
+  for (const id of alive) rows.set(id, { id, alive: true, attempt: null, fraction: null, message: null });
+  for (const p of progress) rows.set(p.taskId, { id: p.taskId, alive: alive.has(p.taskId), attempt: p.attempt, fraction: p.fraction, message: p.message });
+  const now = ctx.now().toISOString();
+  await tx.execute(sql`
+    update tasks as t set
+      heartbeat_at = case when v.alive then ${now}::timestamptz else t.heartbeat_at end,
+      progress = case when v.attempt = t.attempt then v.fraction else t.progress end,
+      progress_message = case when v.attempt = t.attempt then v.message else t.progress_message end
+    from ${jsonRows([...rows.values()])} as v(id uuid, alive boolean, attempt int, fraction real, message text)
+    where t.id = v.id and t.status in ('QUEUED', 'RUNNING')`);
+  // Only tasks that hold a cache reservation have one to renew.
+  const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
+  if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
 }
 
 const eventRow = (e: ExecutorEvent) => {
@@ -111,17 +164,14 @@ const eventRow = (e: ExecutorEvent) => {
 };
 
 /** For attempts that have ended, the sequence block of the execution whose result ended them (if one did). */
-async function resultBlocksOf(ctx: OrchestratorContext, reports: ExecutorEvent[]): Promise<Map<string, number>> {
+async function resultBlocksOf({ tx }: TxContext, reports: ExecutorEvent[]): Promise<Map<string, number>> {
   const blocks = new Map<string, number>();
-  const pairs = [...new Map(reports.map((e) => [`${e.taskId}:${e.attempt}`, e])).values()];
+  const pairs = [...new Map(reports.map((e) => [`${e.taskId}:${e.attempt}`, { task_id: e.taskId, attempt: e.attempt }])).values()];
   if (!pairs.length) return blocks;
   const rows = await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
-    ctx.db,
+    tx,
     sql`select e.task_id, e.attempt, e.seq from task_events e
-        join (values ${sql.join(
-          pairs.map((e) => sql`(${e.taskId}::uuid, ${e.attempt}::int)`),
-          sql`, `,
-        )}) as v(task_id, attempt) on e.task_id = v.task_id and e.attempt = v.attempt
+        join ${jsonRows(pairs)} as v(task_id uuid, attempt int) on e.task_id = v.task_id and e.attempt = v.attempt
         where e.kind = 'result'`,
   );
   for (const r of rows) blocks.set(`${r.task_id}:${r.attempt}`, seqBlock(Number(r.seq)));
@@ -145,35 +195,25 @@ function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string 
   return out;
 }
 
-/** Applies `started` and `result` events of one run under its row lock, so joins see their upstreams consistently. */
-
 /**
- * Stores and applies `started` and `result` events of one run under its row lock, in one transaction: a crash
- * leaves neither, and the redelivered events do both. Only newly stored events move a task, so a repeat changes
- * nothing; a second success for a task is refused by the database (task_events_one_success_key).
+ * Applies newly stored `started` and `result` events of one run, whose row the caller has locked, in the
+ * transaction that stored them: a crash leaves neither, and the redelivered events do both. Only newly stored
+ * events move a task, so a repeat changes nothing; a second success for a task is refused by the database
+ * (task_events_one_success_key).
  */
-async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEvent[]): Promise<void> {
+async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[], known: Known): Promise<void> {
   const { ctx, tx, step } = tc;
-  const run = await lockRun(tx, runId);
-  if (!run) return;
-  const inserted = await bulkInsert(tx, taskEvents, events.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
-  const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-  const fresh = events.filter((e) => isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`));
-  if (!fresh.length) return;
-  if (fresh.some((e) => e.kind === 'result')) crashPoint('result-stored');
-  const rows = new Map(
-    (
-      await tx
-        .select()
-        .from(tasks)
-        .where(inArray(tasks.id, [...new Set(fresh.map((e) => e.taskId))]))
-    ).map((t) => [t.id, t]),
-  );
+  const runId = run.id;
+  // This run's tasks only (a node name means something only within its run), as read under the run's lock.
+  const rows = new Map<string, Task>();
+  for (const e of fresh) {
+    const task = known.get(e.taskId);
+    if (task && task.runId === runId) rows.set(task.id, task);
+  }
   const finished: string[] = [];
   let started = false;
-  type Result = Extract<ExecutorEvent, { kind: 'result' }>;
   // Per task, the first report of each kind decides; a start and a result in one batch is one update.
-  const latest = new Map<string, { started?: Extract<ExecutorEvent, { kind: 'started' }>; result?: Result; adopt?: Result }>();
+  const latest = new Map<string, { started?: Started; result?: Result; adopt?: Result }>();
   for (const e of fresh) {
     const task = rows.get(e.taskId);
     if (!task) continue;
@@ -188,7 +228,7 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
     }
     latest.set(task.id, entry);
   }
-  const startedOnly: { task: Task; event: Extract<ExecutorEvent, { kind: 'started' }> }[] = [];
+  const startedOnly: { task: Task; event: Started }[] = [];
   const succeeded: { task: Task; event: Result; adopted: boolean }[] = [];
   const superseded: { taskId: string; attempt: number }[] = [];
   for (const [taskId, { started: s, result: r, adopt: a }] of latest) {
@@ -210,18 +250,17 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
     } else if (s && task.status === 'QUEUED') startedOnly.push({ task, event: s });
   }
   if (superseded.length) await stopAttempts(tc, superseded, 'superseded: an earlier attempt of the task succeeded');
+  // Successes get their time split in their own update below.
   await recordTimings(
     tc,
-    [...latest.values()].map((l) => l.adopt ?? l.result).filter((r): r is Result => !!r),
+    [...latest.values()].map((l) => l.adopt ?? l.result).filter((r): r is Result => !!r && r.outcome.state !== 'SUCCEEDED'),
   );
   if (startedOnly.length) {
     await tx.execute(sql`
-      update tasks as t set status = 'RUNNING', started_at = v.at::timestamptz, host = v.host, external_handle = v.handle::jsonb, heartbeat_at = ${step.at.toISOString()}::timestamptz
-      from (values ${sql.join(
-        startedOnly.map(({ task, event }) => sql`(${task.id}, ${event.at}, ${event.host}, ${JSON.stringify(event.handle ?? null)})`),
-        sql`, `,
-      )}) as v(id, at, host, handle)
-      where t.id = v.id::uuid and t.status = 'QUEUED'`);
+      update tasks as t set status = 'RUNNING', started_at = v.at, host = v.host, external_handle = v.handle, heartbeat_at = ${step.at.toISOString()}::timestamptz
+      from ${jsonRows(startedOnly.map(({ task, event }) => ({ id: task.id, at: event.at, host: event.host, handle: event.handle ?? null })))}
+        as v(id uuid, at timestamptz, host text, handle jsonb)
+      where t.id = v.id and t.status = 'QUEUED'`);
     for (const { task } of startedOnly) {
       rows.set(task.id, { ...task, status: 'RUNNING' });
       taskStatusEvent(step, task, 'RUNNING');
@@ -229,18 +268,12 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
   }
   if (succeeded.length) {
     await tx.execute(sql`
-      update tasks as t set status = 'SUCCEEDED', outputs = v.outputs::jsonb, progress = 1, reason = v.reason, message = v.message,
-        exit_code = v.exit_code::int, finished_at = v.finished::timestamptz, retry_at = null, host = v.host,
-        started_at = coalesce(t.started_at, v.started::timestamptz)
-      from (values ${sql.join(
-        succeeded.map(({ task, event }) => {
-          const o = event.outcome;
-          const startedAt = new Date(new Date(event.at).getTime() - event.durationMs).toISOString();
-          return sql`(${task.id}, ${JSON.stringify(o.outputs ?? null)}, ${o.reason ?? null}, ${o.message ?? null}, ${o.exitCode ?? null}, ${event.at}, ${event.host}, ${startedAt})`;
-        }),
-        sql`, `,
-      )}) as v(id, outputs, reason, message, exit_code, finished, host, started)
-      where t.id = v.id::uuid`);
+      update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, progress = 1, reason = v.reason, message = v.message,
+        exit_code = v.exit_code, finished_at = v.finished, retry_at = null, host = v.host,
+        started_at = coalesce(t.started_at, v.started), provisioning_ms = v.provisioning, execution_ms = v.execution
+      from ${jsonRows(succeeded.map(({ task, event }) => ({ id: task.id, ...successRow(event) })))}
+        as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, started timestamptz, provisioning int, execution int)
+      where t.id = v.id`);
     await ctx.cache?.record(
       tx,
       succeeded
@@ -297,18 +330,33 @@ async function applyTransitions(tc: TxContext, runId: string, events: ExecutorEv
 }
 
 /** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
-async function recordTimings({ tx }: TxContext, results: Extract<ExecutorEvent, { kind: 'result' }>[]): Promise<void> {
+function timings(e: Result): { provisioning: number | null; execution: number } {
+  const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
+  return { provisioning, execution: Math.max(0, Math.round(e.durationMs - (provisioning ?? 0))) };
+}
+
+/** A success's columns, as the success update reads them. */
+function successRow(event: Result) {
+  const o = event.outcome;
+  return {
+    outputs: o.outputs ?? null,
+    reason: o.reason ?? null,
+    message: o.message ?? null,
+    exit_code: o.exitCode ?? null,
+    finished: event.at,
+    host: event.host,
+    started: new Date(new Date(event.at).getTime() - event.durationMs).toISOString(),
+    ...timings(event),
+  };
+}
+
+/** The time split of applied results that did not succeed (a success's is set by its own update). */
+async function recordTimings({ tx }: TxContext, results: Result[]): Promise<void> {
   if (!results.length) return;
   await tx.execute(sql`
-    update tasks as t set provisioning_ms = v.provisioning::int, execution_ms = v.execution::int
-    from (values ${sql.join(
-      results.map((e) => {
-        const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
-        return sql`(${e.taskId}, ${provisioning}, ${Math.max(0, Math.round(e.durationMs - (provisioning ?? 0)))})`;
-      }),
-      sql`, `,
-    )}) as v(id, provisioning, execution)
-    where t.id = v.id::uuid`);
+    update tasks as t set provisioning_ms = v.provisioning, execution_ms = v.execution
+    from ${jsonRows(results.map((e) => ({ id: e.taskId, ...timings(e) })))} as v(id uuid, provisioning int, execution int)
+    where t.id = v.id`);
 }
 
 /** Of several progress reports per task, the one with the highest sequence number. */
