@@ -14,6 +14,7 @@ import { modulesBench } from './modules';
 import { monitoringBench } from './monitoring';
 import { orchestrationBench } from './orchestration';
 import { registryBench } from './registry';
+import { subscribersBench } from './subscribers';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 import { triggersBench } from './triggers';
@@ -33,6 +34,7 @@ const benches = [
   'monitoring',
   'deployers',
   'deployments',
+  'subscribers',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -103,6 +105,10 @@ async function main() {
     if (selected('deployments')) {
       console.log('deployments: an alias moved → the deployment serving the new version, and failovers, through the control plane…');
       rows.push(...(await deploymentsRolloutBench()));
+    }
+    if (selected('subscribers')) {
+      console.log('subscribers: 1,000 graphql-ws subscribers to one run’s events, the control plane as its own process…');
+      rows.push(...(await subscribersBench(infra)));
     }
   } finally {
     await nats.stop();
