@@ -34,6 +34,14 @@ export type FeedEventBody =
 /** A stored event: `seq` numbers a run's events 1, 2, 3… in commit order. */
 export type FeedEvent = FeedEventBody & { seq: number };
 
+const STORED_REF = 'stored';
+/** What the bus carries in place of an event too large for one message: where to read it (plugins/bus/payload-limit.ts). */
+export interface StoredEventRef {
+  kind: typeof STORED_REF;
+  runId: string;
+  seq: number;
+}
+
 export interface RunFeed {
   /** Stores events in the transaction `tx` and returns them numbered; `publish` them after it commits. */
   append(tx: Db | Tx, events: FeedEventBody[]): Promise<FeedEvent[]>;
@@ -63,8 +71,8 @@ interface Listener {
  * With a `transport` (the bus's feed broadcast), published events go to every replica and are delivered locally
  * when they come back; without one, they are delivered in-process at once. Without `db` nothing is stored (tests).
  */
-export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[]): void } } = {}): RunFeed & {
-  deliver(events: FeedEvent[]): void;
+export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[], tooLarge: (event: unknown) => unknown): void } } = {}): RunFeed & {
+  deliver(events: (FeedEvent | StoredEventRef)[]): void;
 } {
   const { db, transport } = options;
   const listeners = new Map<string, Set<Listener>>();
@@ -91,14 +99,43 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
       each('*', (l) => l.event(event));
     }
   };
+  const since = (runId: string, after: number) => {
+    if (!db) return Promise.resolve([]);
+    const key = `${runId}:${after}`;
+    let read = reading.get(key);
+    if (!read) {
+      read = runEventsAfter(db, runId, after).finally(() => reading.delete(key));
+      reading.set(key, read);
+    }
+    return read;
+  };
   return {
     append: (tx, events) => appendRunEvents(tx, events),
     publish(events) {
       if (!events.length) return;
-      if (transport) transport.publish(events);
-      else deliverAll(events);
+      if (!transport) return deliverAll(events);
+      try {
+        transport.publish(events, (event) => {
+          const { runId, seq } = event as FeedEvent;
+          return { kind: STORED_REF, runId, seq } satisfies StoredEventRef;
+        });
+      } catch {
+        // Called after the commit: the change happened, and its events are stored; the feed's check reads them.
+      }
     },
-    deliver: deliverAll,
+    deliver(events) {
+      // An event too large for a bus message came as a reference: read it from the store, then deliver it (after the
+      // events around it: subscribers put events in order by number, reading from the store what they lack).
+      const refs = events.filter((e): e is StoredEventRef => e.kind === STORED_REF);
+      deliverAll(refs.length ? events.filter((e): e is FeedEvent => e.kind !== STORED_REF) : (events as FeedEvent[]));
+      for (const ref of refs) {
+        if (!listeners.has(ref.runId) && !listeners.has('*')) continue;
+        since(ref.runId, ref.seq - 1).then(
+          (stored) => deliverAll(stored.filter((e) => e.seq === ref.seq)),
+          () => undefined, // the check finds it later
+        );
+      }
+    },
     subscribe(runId, listener, behind) {
       let set = listeners.get(runId);
       if (!set) listeners.set(runId, (set = new Set()));
@@ -119,16 +156,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
         }
       };
     },
-    since(runId, after) {
-      if (!db) return Promise.resolve([]);
-      const key = `${runId}:${after}`;
-      let read = reading.get(key);
-      if (!read) {
-        read = runEventsAfter(db, runId, after).finally(() => reading.delete(key));
-        reading.set(key, read);
-      }
-      return read;
-    },
+    since,
     async check(now = false) {
       const watched = [...listeners.keys()].filter((key) => key !== '*');
       if (!db || !watched.length) return;
