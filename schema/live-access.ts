@@ -3,7 +3,7 @@
 // token every ATELIER_TOKEN_RECHECK_MS, and the ability rebuilt from the identity's current teams and grants (one
 // check per token, shared by all its subscriptions).
 import { subject } from '@casl/ability';
-import { type AppAbility, defineAbilityFor } from '../server/auth/ability';
+import { type AppAbility, sharedAbilityFor } from '../server/auth/ability';
 import { sessionForToken } from '../server/auth/tokens';
 import type { Run } from '../server/db/tables/runs';
 import { AtelierError, forbidden } from '../server/errors';
@@ -78,7 +78,7 @@ export function watchAccess(ctx: Context, live: LiveSubscription, stillAllowed?:
     config.tokenRecheckMs,
     async () => {
       const session = await sessionForToken(db, token);
-      return session ? { ability: defineAbilityFor(session.identity, session.grants, session.scopes) } : null;
+      return session ? { ability: sharedAbilityFor(session.identity, session.grants, session.scopes) } : null;
     },
     (check) => {
       if (live.signal.aborted) return;

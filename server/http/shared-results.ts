@@ -8,8 +8,8 @@
 // What decides the events a subscriber gets is untouched: each subscriber keeps its own source stream (its
 // snapshot, its resume point, its access checks, its back-pressure); only the execution of an event object that
 // stream yields is shared. The sharing key is the document, operation and variables, and the access decision:
-// the identity, the token's scopes and the CASL rules its ability holds (one fingerprint, so two subscribers share
-// only when every decision their abilities could make is the same). Only the fields listed in `shareable` are
+// the identity with its role, its teams' grants and the token's scopes, everything its ability is built from (so
+// two subscribers share only when every decision their abilities could make is the same). Only the fields listed in `shareable` are
 // shared: fields whose result depends on the event object and the document alone (no per-caller resolver).
 
 import { execute } from '@graphql-tools/executor';
@@ -25,6 +25,7 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../../schema/context';
+import { abilityKey } from '../auth/ability';
 import { noteSeq } from '../../schema/live-access';
 
 /** A result shared by subscribers: yoga's SSE writer calls `stringify`; graphql-ws uses `sharedJsonOf`. */
@@ -61,11 +62,11 @@ const textOf = (document: DocumentNode) => {
   return text;
 };
 
-/** The access part of the key: who, under which scopes, with which rules. Two equal keys decide everything alike. */
-function accessKey(ctx: Context): string {
-  const rules = JSON.stringify(ctx.ability.rules);
-  return JSON.stringify([ctx.identity.id, ctx.scopes, rules]);
-}
+/**
+ * The access part of the key: the identity (and its role), its teams' grants and the token's scopes, which the
+ * ability is built from and nothing else (`abilityKey`): two equal keys decide everything alike.
+ */
+const accessKey = (ctx: Context): string => abilityKey(ctx.identity, ctx.grants, ctx.scopes);
 
 function rootField(operation: OperationDefinitionNode): string | null {
   const selections = operation.selectionSet.selections;

@@ -6,7 +6,7 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { schema } from '../../schema';
 import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
-import { defineAbilityFor } from '../auth/ability';
+import { sharedAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate } from './authenticate';
 import { corsFor } from './cors';
@@ -70,7 +70,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
       const lastEventId = request?.headers.get('last-event-id') ?? null;
-      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, lastEventId };
+      return { identity, token, scopes, ability: sharedAbilityFor(identity, grants, scopes), grants, services, lastEventId };
     },
   });
 }
