@@ -25,8 +25,8 @@ import {
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Context } from '../../schema/context';
-import { abilityKey } from '../auth/ability';
 import { noteSeq } from '../../schema/live-access';
+import { abilityKey } from '../auth/ability';
 
 /** A result shared by subscribers: yoga's SSE writer calls `stringify`; graphql-ws uses `sharedJsonOf`. */
 interface SharedResult extends ExecutionResult {
