@@ -16,6 +16,7 @@ import { monitoringBench } from './monitoring';
 import { orchestrationBench } from './orchestration';
 import { peersBench } from './peers';
 import { registryBench } from './registry';
+import { subscribersBench } from './subscribers';
 import { trackingMetricsBench } from './tracking-metrics';
 import { trackingSearchBench } from './tracking-search';
 import { triggersBench } from './triggers';
@@ -39,6 +40,7 @@ const benches = [
   'deployments',
   'peers',
   'embedded',
+  'subscribers',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -123,6 +125,10 @@ async function main() {
     if (selected('embedded')) {
       console.log('embedded: 2,000 and 10,000 no-op tasks on the embedded default (PGlite, in-process bus, host in the control plane)…');
       rows.push(...(await embeddedBench()));
+    }
+    if (selected('subscribers')) {
+      console.log('subscribers: 1,000 graphql-ws subscribers to one run’s events, the control plane as its own process…');
+      rows.push(...(await subscribersBench(infra)));
     }
   } finally {
     await nats.stop();

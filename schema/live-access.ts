@@ -1,8 +1,9 @@
 // Live subscriptions: each holds a slot of the server's (server/events/live-subscriptions.ts) for as long as it
 // runs and lets go of everything the moment it ends, and keeps checking the caller's access while it runs: the
-// token every ATELIER_TOKEN_RECHECK_MS, and the ability rebuilt from the identity's current teams and grants.
+// token every ATELIER_TOKEN_RECHECK_MS, and the ability rebuilt from the identity's current teams and grants (one
+// check per token, shared by all its subscriptions).
 import { subject } from '@casl/ability';
-import { type AppAbility, defineAbilityFor } from '../server/auth/ability';
+import { type AppAbility, sharedAbilityFor } from '../server/auth/ability';
 import { sessionForToken } from '../server/auth/tokens';
 import type { Run } from '../server/db/tables/runs';
 import { AtelierError, forbidden } from '../server/errors';
@@ -53,31 +54,16 @@ export function liveStream<T>(ctx: Context, body: (live: LiveSubscription) => As
 
 const watched = new WeakMap<Context, AppAbility>();
 
-/**
- * The token's session as of at most half a re-check interval ago: a token's subscriptions share one query per
- * interval rather than each running its own (a hundred of them would otherwise make a hundred queries).
- */
-const recentSessions = new WeakMap<Context['services'], Map<string, { at: number; session: ReturnType<typeof sessionForToken> }>>();
-function recentSession(ctx: Context): ReturnType<typeof sessionForToken> {
-  let byToken = recentSessions.get(ctx.services);
-  if (!byToken) recentSessions.set(ctx.services, (byToken = new Map()));
-  const now = Date.now();
-  const fresh = ctx.services.config.tokenRecheckMs / 2;
-  const recent = byToken.get(ctx.token);
-  if (recent && now - recent.at < fresh) return recent.session;
-  for (const [token, entry] of byToken) if (now - entry.at >= fresh) byToken.delete(token);
-  const session = sessionForToken(ctx.services.db, ctx.token);
-  const entry = { at: now, session };
-  byToken.set(ctx.token, entry);
-  session.catch(() => byToken.get(ctx.token) === entry && byToken.delete(ctx.token)); // a failed check is not shared
-  return session;
-}
+/** What one re-check of a token found: nothing (revoked or expired), or the ability rebuilt from its current grants. */
+type TokenCheck = { ability: AppAbility } | null;
 
 /**
  * Checks a live subscription's access again every ATELIER_TOKEN_RECHECK_MS, over graphql-ws and SSE alike: the
  * token (revoked or expired: UNAUTHENTICATED) and the ability rebuilt from the identity's current teams and grants
- * (a revoked grant or a removal from a team: FORBIDDEN, when `stillAllowed` no longer holds). Either ends it; the
- * timer is the subscription's, so it stops when the subscription ends for any reason.
+ * (a revoked grant or a removal from a team: FORBIDDEN, when `stillAllowed` no longer holds). Either ends it.
+ * All the live subscriptions of one token, over any number of connections, share one check: one timer, one query
+ * and one ability built per interval (a thousand subscriptions of a dashboard's token made a thousand of each);
+ * each then applies its own `stillAllowed` to that ability. The check stops when the token's last one ends.
  */
 export function watchAccess(ctx: Context, live: LiveSubscription, stillAllowed?: (ability: AppAbility) => boolean) {
   let ended: AtelierError | null = null;
@@ -85,20 +71,26 @@ export function watchAccess(ctx: Context, live: LiveSubscription, stillAllowed?:
     ended = error;
     live.end();
   };
-  live.every(ctx.services.config.tokenRecheckMs, () => {
-    void (async () => {
-      const session = await recentSession(ctx);
+  const { db, config } = ctx.services;
+  const token = ctx.token;
+  live.join<TokenCheck>(
+    `token:${token}`,
+    config.tokenRecheckMs,
+    async () => {
+      const session = await sessionForToken(db, token);
+      return session ? { ability: sharedAbilityFor(session.identity, session.grants, session.scopes) } : null;
+    },
+    (check) => {
       if (live.signal.aborted) return;
-      if (!session)
+      if (!check)
         return end(
           new AtelierError('UNAUTHENTICATED', 'Your token was revoked or has expired, so this subscription has ended; subscribe again with a valid token.'),
         );
-      const ability = defineAbilityFor(session.identity, session.grants, session.scopes);
-      watched.set(ctx, ability);
-      if (stillAllowed && !stillAllowed(ability))
+      watched.set(ctx, check.ability);
+      if (stillAllowed && !stillAllowed(check.ability))
         end(forbidden('Your access to this run’s events changed (a grant was revoked or you left a team), so this subscription has ended.'));
-    })().catch(() => undefined); // a failed check is retried at the next one
-  });
+    },
+  );
   return {
     /** The ability as of the last check (the request's own until the first). */
     ability: () => watched.get(ctx) ?? ctx.ability,

@@ -21,7 +21,7 @@ import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
 import { alsoKicking, createDeploymentService, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
-import { createRunFeed, type FeedEvent } from './events/feed';
+import { createRunFeed, type FeedEvent, type StoredEventRef } from './events/feed';
 import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
@@ -102,7 +102,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   // With NATS, live events go through the bus so subscribers on every replica see them.
   // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
-  const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events) => bus.publishFeed(events) } : undefined });
+  const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
   const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const freshness = createFreshnessCheck({
@@ -360,7 +360,7 @@ function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service 
     name: 'run feed',
     async start() {
       subscription = await bus.subscribeFeed(
-        (events) => feed.deliver(events as FeedEvent[]),
+        (events) => feed.deliver(events as (FeedEvent | StoredEventRef)[]),
         () => void feed.check(true).catch(() => undefined), // the periodic check tries again
       );
     },

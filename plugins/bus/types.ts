@@ -95,8 +95,11 @@ export interface Bus {
    * subscriber sees events whichever replica recorded them. Not durable; a replica that is down misses them.
    * `onResync` is called when messages may have been missed (the connection came back after a loss), so the
    * subscriber can read what it missed from where the events are stored.
+   * Never throws (it is called after a commit: the caller's change has happened). Events go in as few messages as
+   * fit the bus's payload limit; one too large alone goes as `tooLarge(event)`, a reference the receiver resolves
+   * from where the events are stored (left out without one: the feed's checks read what it missed).
    */
-  publishFeed(events: unknown[]): void;
+  publishFeed(events: unknown[], tooLarge?: (event: unknown) => unknown): void;
   subscribeFeed(handler: (events: unknown[]) => void, onResync?: () => void): Promise<Subscription>;
 
   close(): Promise<void>;

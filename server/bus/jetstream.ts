@@ -4,6 +4,7 @@ import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstream, jetstreamMa
 import { connect, nanos } from '@nats-io/transport-node';
 import { splitBundle } from '../../plugins/bus/bundle';
 import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
+import { DEFAULT_MAX_PAYLOAD_BYTES, packWithin } from '../../plugins/bus/payload-limit';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
@@ -323,9 +324,16 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return subscribeBroadcast(subjects.control(topic), handler);
     },
 
-    publishFeed(events) {
+    publishFeed(events, tooLarge) {
       if (closed || nc.isClosed()) return;
-      nc.publish(subjects.feed, JSON.stringify(events));
+      // Split to fit the server's max_payload (a 10,000-task run's statuses do not fit one message).
+      for (const message of packWithin(events, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES, tooLarge)) {
+        try {
+          nc.publish(subjects.feed, message);
+        } catch {
+          // Best effort, after a commit: what is lost is read from the store by the feed's checks.
+        }
+      }
     },
 
     async subscribeFeed(handler, onResync) {

@@ -34,6 +34,14 @@ export type FeedEventBody =
 /** A stored event: `seq` numbers a run's events 1, 2, 3… in commit order. */
 export type FeedEvent = FeedEventBody & { seq: number };
 
+const STORED_REF = 'stored';
+/** What the bus carries in place of an event too large for one message: where to read it (plugins/bus/payload-limit.ts). */
+export interface StoredEventRef {
+  kind: typeof STORED_REF;
+  runId: string;
+  seq: number;
+}
+
 export interface RunFeed {
   /** Stores events in the transaction `tx` and returns them numbered; `publish` them after it commits. */
   append(tx: Db | Tx, events: FeedEventBody[]): Promise<FeedEvent[]>;
@@ -63,8 +71,8 @@ interface Listener {
  * With a `transport` (the bus's feed broadcast), published events go to every replica and are delivered locally
  * when they come back; without one, they are delivered in-process at once. Without `db` nothing is stored (tests).
  */
-export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[]): void } } = {}): RunFeed & {
-  deliver(events: FeedEvent[]): void;
+export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[], tooLarge: (event: unknown) => unknown): void } } = {}): RunFeed & {
+  deliver(events: (FeedEvent | StoredEventRef)[]): void;
 } {
   const { db, transport } = options;
   const listeners = new Map<string, Set<Listener>>();
@@ -91,14 +99,43 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
       each('*', (l) => l.event(event));
     }
   };
+  const since = (runId: string, after: number) => {
+    if (!db) return Promise.resolve([]);
+    const key = `${runId}:${after}`;
+    let read = reading.get(key);
+    if (!read) {
+      read = runEventsAfter(db, runId, after).finally(() => reading.delete(key));
+      reading.set(key, read);
+    }
+    return read;
+  };
   return {
     append: (tx, events) => appendRunEvents(tx, events),
     publish(events) {
       if (!events.length) return;
-      if (transport) transport.publish(events);
-      else deliverAll(events);
+      if (!transport) return deliverAll(events);
+      try {
+        transport.publish(events, (event) => {
+          const { runId, seq } = event as FeedEvent;
+          return { kind: STORED_REF, runId, seq } satisfies StoredEventRef;
+        });
+      } catch {
+        // Called after the commit: the change happened, and its events are stored; the feed's check reads them.
+      }
     },
-    deliver: deliverAll,
+    deliver(events) {
+      // An event too large for a bus message came as a reference: read it from the store, then deliver it (after the
+      // events around it: subscribers put events in order by number, reading from the store what they lack).
+      const refs = events.filter((e): e is StoredEventRef => e.kind === STORED_REF);
+      deliverAll(refs.length ? events.filter((e): e is FeedEvent => e.kind !== STORED_REF) : (events as FeedEvent[]));
+      for (const ref of refs) {
+        if (!listeners.has(ref.runId) && !listeners.has('*')) continue;
+        since(ref.runId, ref.seq - 1).then(
+          (stored) => deliverAll(stored.filter((e) => e.seq === ref.seq)),
+          () => undefined, // the check finds it later
+        );
+      }
+    },
     subscribe(runId, listener, behind) {
       let set = listeners.get(runId);
       if (!set) listeners.set(runId, (set = new Set()));
@@ -119,16 +156,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
         }
       };
     },
-    since(runId, after) {
-      if (!db) return Promise.resolve([]);
-      const key = `${runId}:${after}`;
-      let read = reading.get(key);
-      if (!read) {
-        read = runEventsAfter(db, runId, after).finally(() => reading.delete(key));
-        reading.set(key, read);
-      }
-      return read;
-    },
+    since,
     async check(now = false) {
       const watched = [...listeners.keys()].filter((key) => key !== '*');
       if (!db || !watched.length) return;
@@ -174,6 +202,14 @@ export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal)
   );
 }
 
+const COALESCED = 'coalesced';
+/**
+ * In a slow subscriber's buffer, the place of a progress report overtaken by a later one of the same task before it
+ * was sent: its number, so the stream moves past it in order without reading the store for a gap, and nothing else.
+ */
+const coalescedAt = (event: FeedEvent) => ({ kind: COALESCED, runId: event.runId, seq: event.seq }) as unknown as FeedEvent;
+const isCoalesced = (event: FeedEvent) => (event as { kind: string }).kind === COALESCED;
+
 /** How often a gap is read from the store before the stream goes on past it. */
 const GAP_READS = 3;
 
@@ -198,13 +234,17 @@ export function runEventStream(
   return pulled(
     signal,
     (push, wake) =>
-      feed.subscribe(runId, push, (stored) => {
-        head = Math.max(head, stored);
-        if (head > cursor) {
-          behind = true;
-          wake();
-        }
-      }),
+      feed.subscribe(
+        runId,
+        (event) => push(event, true),
+        (stored) => {
+          head = Math.max(head, stored);
+          if (head > cursor) {
+            behind = true;
+            wake();
+          }
+        },
+      ),
     async function* (first, shift, ended) {
       cursor = await after;
       behind = readFirst || head > cursor;
@@ -248,7 +288,7 @@ export function runEventStream(
         }
         shift();
         cursor = next.seq;
-        yield next;
+        if (!isCoalesced(next)) yield next;
       }
     },
   );
@@ -258,13 +298,21 @@ export function runEventStream(
  * The plumbing both iterators share: a listener pushes into a buffer; `body` waits for its first event (`first`:
  * undefined once ended, or when woken with nothing buffered), removes it with `shift` once it has dealt with it,
  * and yields what the iterator returns.
+ *
+ * A subscriber that falls behind (its client reads slower than events come) has events waiting here. With
+ * `coalesce`, a task's progress report replaces that task's earlier one still waiting (which leaves a `Coalesced`
+ * mark in its place): a slow client gets the latest progress of each task, and every status change, log line,
+ * metric and result, in order. Only progress is coalesced: it is a level, and the latest one says it all.
  */
 function pulled(
   signal: AbortSignal | undefined,
-  listen: (push: (event: FeedEvent) => void, wake: () => void) => () => void,
+  listen: (push: (event: FeedEvent, coalesce?: boolean) => void, wake: () => void) => () => void,
   body: (first: () => Promise<FeedEvent | undefined>, shift: () => void, ended: () => boolean) => AsyncGenerator<FeedEvent, void>,
 ): AsyncIterableIterator<FeedEvent> {
-  const buffer: FeedEvent[] = [];
+  // Slots, so a waiting progress report can be replaced in place (by its mark) at no cost to the order.
+  const buffer: { event: FeedEvent }[] = [];
+  /** Per task, the slot of its latest progress report still waiting. */
+  const progress = new Map<string, { event: FeedEvent }>();
   let wake: (() => void) | null = null;
   let woken = false;
   let done = false;
@@ -272,14 +320,22 @@ function pulled(
     woken = true;
     wake?.();
   };
-  const unsubscribe = listen((event) => {
-    buffer.push(event);
+  const unsubscribe = listen((event, coalesce) => {
+    const slot = { event };
+    if (coalesce && event.kind === 'task-progress') {
+      const waiting = progress.get(event.taskId);
+      // Even the first slot: a body dealing with it holds the event itself, and sends it; the mark changes nothing then.
+      if (waiting && waiting.event.kind === 'task-progress') waiting.event = coalescedAt(waiting.event);
+      progress.set(event.taskId, slot);
+    }
+    buffer.push(slot);
     poke();
   }, poke);
   const finish = () => {
     if (done) return;
     done = true;
     buffer.length = 0;
+    progress.clear();
     unsubscribe();
     signal?.removeEventListener('abort', finish);
     wake?.();
@@ -290,13 +346,13 @@ function pulled(
     while (!buffer.length && !done && !woken) await new Promise<void>((resolve) => (wake = resolve));
     wake = null;
     woken = false;
-    return done ? undefined : buffer[0];
+    return done ? undefined : buffer[0]?.event;
   };
-  const generator = body(
-    first,
-    () => void buffer.shift(),
-    () => done,
-  );
+  const shift = () => {
+    const slot = buffer.shift();
+    if (slot?.event.kind === 'task-progress' && progress.get(slot.event.taskId) === slot) progress.delete(slot.event.taskId);
+  };
+  const generator = body(first, shift, () => done);
   const iterator: AsyncIterableIterator<FeedEvent> = {
     async next() {
       if (done) return { value: undefined, done: true };

@@ -9,6 +9,12 @@ export interface LiveSubscription {
   readonly signal: AbortSignal;
   /** Runs `tick` every `ms` while the subscription lives (not at all once it ended); its timer ends with it. */
   every(ms: number, tick: () => void): void;
+  /**
+   * Joins the check named `key` (one per token, say): one timer runs `check` every `ms` for all the live
+   * subscriptions that joined it, and each gets the outcome through its own `each` (a check that throws is retried at
+   * the next tick). Leaving is automatic when the subscription ends; the timer stops when the last one has left.
+   */
+  join<T>(key: string, ms: number, check: () => Promise<T>, each: (outcome: T) => void): void;
   /** Ends it: aborts the signal, clears its timers, frees its slot. Idempotent. */
   end(): void;
 }
@@ -20,7 +26,7 @@ export interface LiveSubscriptions {
   count(): number;
   /** How many `token` holds now. */
   countFor(token: string): number;
-  /** How many timers the live ones run now. */
+  /** How many timers the live ones run now (a check joined by several counts once). */
   timerCount(): number;
   /** Ends every live one (the app stopping). */
   endAll(): void;
@@ -35,6 +41,15 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
   const live = new Set<LiveSubscription>();
   const perToken = new Map<string, number>();
   let timers = 0;
+  /** Shared checks by key: one timer, one `check` per tick, its outcome handed to every member. */
+  const checks = new Map<string, { timer: NodeJS.Timeout; members: Map<LiveSubscription, (outcome: unknown) => void>; check: () => Promise<unknown> }>();
+  const leave = (key: string, subscription: LiveSubscription) => {
+    const group = checks.get(key);
+    if (!group?.members.delete(subscription) || group.members.size) return;
+    clearInterval(group.timer);
+    checks.delete(key);
+    timers--;
+  };
 
   const refuse = (message: string, variable: string, limit: number) =>
     new AtelierError('TOO_MANY_SUBSCRIPTIONS', message, [{ path: variable, message: `at most ${limit} live subscriptions` }]);
@@ -56,6 +71,7 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
         );
       const abort = new AbortController();
       const intervals: NodeJS.Timeout[] = [];
+      const joined = new Set<string>();
       const subscription: LiveSubscription = {
         signal: abort.signal,
         every(ms, tick) {
@@ -65,8 +81,36 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
           intervals.push(timer);
           timers++;
         },
+        join(key, ms, check, each) {
+          if (abort.signal.aborted) return;
+          let group = checks.get(key);
+          if (!group) {
+            const created = { members: new Map(), check: check as () => Promise<unknown>, timer: undefined as unknown as NodeJS.Timeout };
+            created.timer = setInterval(() => {
+              created.check().then(
+                (outcome) => {
+                  for (const member of [...created.members.values()]) {
+                    try {
+                      member(outcome);
+                    } catch {
+                      // one member's failure must not keep the outcome from the others
+                    }
+                  }
+                },
+                () => undefined, // retried at the next tick
+              );
+            }, ms);
+            created.timer.unref();
+            checks.set(key, (group = created));
+            timers++;
+          }
+          group.members.set(subscription, each as (outcome: unknown) => void);
+          joined.add(key);
+        },
         end() {
           if (!live.delete(subscription)) return;
+          for (const key of joined) leave(key, subscription);
+          joined.clear();
           const left = (perToken.get(token) ?? 1) - 1;
           if (left > 0) perToken.set(token, left);
           else perToken.delete(token);

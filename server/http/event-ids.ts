@@ -12,7 +12,8 @@ export function useEventIds(): Plugin {
         onSubscribeResult: () => ({
           onNext({ result, setResult }) {
             const seq = notedSeq(ctx);
-            if (seq !== undefined) setResult({ ...result, extensions: { ...result.extensions, seq } });
+            // A shared result (server/http/shared-results.ts) carries its event's number already: left as it is.
+            if (seq !== undefined && result.extensions?.seq !== seq) setResult({ ...result, extensions: { ...result.extensions, seq } });
           },
         }),
       };

@@ -1,11 +1,13 @@
 // GraphQL subscriptions (and queries) over graphql-ws on `/graphql`, run through yoga's envelop so the same
 // context, document limits and validation apply as over HTTP. A connection needs a live token in its params.
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type DocumentNode, type ExecutionArgs, type execute, GraphQLError, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Db } from '../db/client';
 import { authenticated } from './authenticate';
+import { sharedJsonOf } from './shared-results';
 import type { ApiYoga } from './yoga';
 
 export interface GraphqlWs {
@@ -28,8 +30,36 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
     );
     return prepared;
   };
+  // A result shared by many subscribers (server/http/shared-results.ts) is serialized once: graphql-ws writes each
+  // message with JSON.stringify and this replacer, which puts a marker where the payload goes and keeps the shared
+  // JSON aside; the socket's send, called at once after (graphql-ws stringifies and sends in one synchronous step),
+  // puts that JSON in the marker's place. So a message costs its envelope (`id`, `type`), not its payload.
+  const placeholder = `\u0000shared-${randomUUID()}`;
+  const marker = JSON.stringify(placeholder);
+  let pendingJson: string | null = null;
+  const replacer = (key: string, value: unknown) => {
+    if (key !== 'payload') return value;
+    const json = sharedJsonOf(value);
+    if (json === undefined) return value;
+    pendingJson = json;
+    return placeholder;
+  };
+  wss.on('connection', (socket) => {
+    const send = socket.send.bind(socket) as (data: unknown, cb?: (error?: Error) => void) => void;
+    socket.send = ((data: unknown, cb?: (error?: Error) => void) => {
+      if (pendingJson !== null && typeof data === 'string') {
+        const at = data.lastIndexOf(marker);
+        if (at >= 0) data = data.slice(0, at) + pendingJson + data.slice(at + marker.length);
+        pendingJson = null;
+      }
+      send(data, cb);
+    }) as typeof socket.send;
+  });
   useServer(
     {
+      jsonMessageReplacer: replacer,
+      // A shared result goes out as it is (no copy), so the replacer recognises it.
+      onNext: (_ctx, _id, _payload, _args, result) => (sharedJsonOf(result) === undefined ? undefined : result),
       execute: (args) => (args.rootValue as { execute: typeof execute }).execute(args as ExecutionArgs),
       subscribe: (args) => (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs),
       onConnect: async (ctx) => Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} })),

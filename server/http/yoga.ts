@@ -6,12 +6,13 @@ import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { schema } from '../../schema';
 import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
-import { defineAbilityFor } from '../auth/ability';
+import { sharedAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate } from './authenticate';
 import { corsFor } from './cors';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
+import { useSharedSubscriptionResults } from './shared-results';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
 
@@ -47,11 +48,14 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // (the graphql-ws server validates through the same envelop): deep nesting, alias floods, huge documents;
     // and, in literals and variables alike, NUL characters and JSON nested too deep (useInputGuard).
     // Every refusal in a result is audited before the caller hears of it (useRefusalAudit).
+    // A live event is executed once for every subscriber who shares its document and access (useSharedSubscriptionResults).
     // After a mutation the webhook worker looks for deliveries at once: a change may have written some in its
     // transaction (a model version registered, an alias moved); a pass that finds none costs one query.
     plugins: [
       EnvelopArmorPlugin(armorConfig),
       useInputGuard(),
+      // Before the refusal audit, which wraps whatever subscribe function it finds (so it wraps this one).
+      useSharedSubscriptionResults({ shareable: new Set(['runEvents', 'allRunEvents']) }),
       useRefusalAudit({ db }),
       useEventIds(),
       afterMutations(() => {
@@ -66,7 +70,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
       const lastEventId = request?.headers.get('last-event-id') ?? null;
-      return { identity, token, scopes, ability: defineAbilityFor(identity, grants, scopes), grants, services, lastEventId };
+      return { identity, token, scopes, ability: sharedAbilityFor(identity, grants, scopes), grants, services, lastEventId };
     },
   });
 }

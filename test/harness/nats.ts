@@ -4,7 +4,7 @@
 // JetStream had persisted is there again, as after an operator's restart.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,8 +31,19 @@ interface Launched {
   exited: Promise<void>;
 }
 
-export async function startNats(): Promise<NatsServer> {
+export interface NatsOptions {
+  /** The server's max_payload (default: nats-server's own, 1 MiB): the largest message a client may publish. */
+  maxPayloadBytes?: number;
+}
+
+export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
   const storeDir = await mkdtemp(join(tmpdir(), 'atelier-nats-'));
+  const extra: string[] = [];
+  if (options.maxPayloadBytes !== undefined) {
+    const config = join(storeDir, 'nats.conf');
+    await writeFile(config, `max_payload: ${options.maxPayloadBytes}\n`);
+    extra.push('-c', config);
+  }
   const failures: string[] = [];
   let port = 0;
   let current: Launched | undefined;
@@ -43,7 +54,7 @@ export async function startNats(): Promise<NatsServer> {
   process.once('exit', onExit);
   for (let attempt = 0; attempt < START_TRIES && !current; attempt++) {
     port = await freePort();
-    current = await launch(port, storeDir).catch((err: Error) => {
+    current = await launch(port, storeDir, START_TIMEOUT_MS, extra).catch((err: Error) => {
       failures.push(err.message);
       return undefined;
     });
@@ -66,7 +77,7 @@ export async function startNats(): Promise<NatsServer> {
       // The port was ours a moment ago; a start can still fail while the old socket lingers, so try again.
       const errors: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const next = await launch(port, storeDir, RESTART_TIMEOUT_MS).catch((err: Error) => {
+        const next = await launch(port, storeDir, RESTART_TIMEOUT_MS, extra).catch((err: Error) => {
           errors.push(err.message);
           return undefined;
         });
@@ -95,8 +106,8 @@ function natsServerBinary(): string {
   return existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
 }
 
-async function launch(port: number, storeDir: string, startTimeoutMs = START_TIMEOUT_MS): Promise<Launched> {
-  const child = spawn(natsServerBinary(), ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+async function launch(port: number, storeDir: string, startTimeoutMs = START_TIMEOUT_MS, extra: string[] = []): Promise<Launched> {
+  const child = spawn(natsServerBinary(), [...extra, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -145,7 +145,7 @@ it('migration metric-blocks moves existing point rows into blocks, in order, NaN
     select ${taskId}::uuid, ${runId}::uuid, a, g, m, g * 2, case when g = 5 then 'NaN'::float8 when g = 6 then '-Infinity'::float8 else g / 10.0 end, now()
     from generate_series(${n}, 1, -1) g, (values (1), (2)) as x(a), (values ('acc'), ('loss')) as y(m)`);
   const migration = await readFile(
-    path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'db', 'migrations', '0040_metric-blocks.sql'),
+    path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'db', 'migrations', '0042_metric-blocks.sql'),
     'utf8',
   );
   const move = migration.split('--> statement-breakpoint').find((s) => s.includes('INSERT INTO "metric_blocks"'));
