@@ -4,6 +4,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createMemoryBus } from '../plugins/bus/memory';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
 import type { Bus, Subscription } from '../plugins/bus/types';
 import { createExecutorHost, type ExecutorHost } from '../plugins/host';
 import { createExecutorRegistry } from '../plugins/registry';
@@ -148,6 +149,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       triggers.kick();
     },
     publishCommitted: (messages) => relay.publishCommitted(messages),
+    maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,

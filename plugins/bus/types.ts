@@ -77,6 +77,12 @@ export interface Bus {
    */
   eventBacklog(durable: string): Promise<{ published: number; recorded: number }>;
 
+  /**
+   * The largest message the bus takes (nats-server's max_payload). A bus with no limit of its own leaves it out, and
+   * callers assume DEFAULT_MAX_PAYLOAD_BYTES, so what runs embedded also runs on a default nats-server.
+   */
+  maxPayloadBytes?(): number;
+
   /** Ask the control plane whether an attempt may run; `undefined` when no answer came within `timeoutMs`. */
   requestClaim(claim: AttemptClaim, timeoutMs: number): Promise<ClaimAnswer | undefined>;
   /** Answer claims (the control plane); with several servers, each claim goes to one of them. */

@@ -185,3 +185,54 @@ describe('attempt reporter', () => {
     expect(calls).toBe(2);
   });
 });
+
+describe('attempt reporter within the bus’s payload limit', () => {
+  function limited(maxPayloadBytes: number) {
+    const clock = fakeClock();
+    const messages: { single?: ExecutorEvent; bundle?: ExecutorEvent[]; msgId?: string }[] = [];
+    const reporter = createReporter({
+      bus: {
+        maxPayloadBytes: () => maxPayloadBytes,
+        async publishEvent(event, msgId) {
+          messages.push({ single: event, msgId });
+        },
+        async publishEvents(events, msgId) {
+          messages.push({ bundle: events, msgId });
+        },
+      },
+      task: { ...task, protocol: 2 },
+      host: 'h',
+      redeliveryCount: 0,
+      logBatch: { bytes: 100_000, ms: 250 },
+      maxLogBytes: 1_000_000,
+      warn: () => undefined,
+      clock,
+    });
+    return { clock, messages, reporter };
+  }
+
+  it('fails a result too large for a bus message for good, saying why, instead of leaving it to be redelivered', async () => {
+    const { reporter, messages } = limited(8 * 1024);
+    expect(await reporter.publishResult({ state: 'SUCCEEDED', outputs: { big: 'x'.repeat(10_000) } }, 5, () => false)).toBe(true);
+    const result = messages.at(-1)!.single as Extract<ExecutorEvent, { kind: 'result' }>;
+    expect(result.outcome).toMatchObject({ state: 'FAILED', reason: 'result-too-large', retryable: false });
+    expect(result.outcome.message).toMatch(/the task's result is \d+ bytes, over the 4096 a bus message may carry/);
+  });
+
+  it('sends folded events one message each when their bundle would not fit, each under its own id', async () => {
+    const { reporter, messages } = limited(8 * 1024);
+    reporter.started({ pid: 1 });
+    reporter.log('stdout', 'y'.repeat(3_000));
+    reporter.close();
+    expect(await reporter.publishResult({ state: 'SUCCEEDED', outputs: { v: 'z'.repeat(3_000) } }, 5, () => false)).toBe(true);
+    expect(messages.every((m) => m.single)).toBe(true);
+    expect(messages.map((m) => m.single!.kind)).toEqual(['started', 'log', 'result']);
+    expect(new Set(messages.map((m) => m.msgId)).size).toBe(3);
+    // and small ones still fold into one
+    const small = limited(64 * 1024);
+    small.reporter.started({ pid: 1 });
+    expect(await small.reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
+    expect(small.messages).toHaveLength(1);
+    expect(small.messages[0]!.bundle!.map((e) => e.kind)).toEqual(['started', 'result']);
+  });
+});

@@ -1,8 +1,10 @@
 // What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress, folds what
 // comes within a few milliseconds into one message, and publishes its result with retries. The attempt lifecycle
 // (attempt.ts) hands reports in; this file decides when they go out.
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import type { Bus } from '../bus/types';
 import { decodeMetricValue, encodeMetricValue } from '../metric-values';
+import { permanentFailure } from '../outcomes';
 import { type ExecutorEvent, type MetricPointReport, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -27,7 +29,7 @@ export const systemClock: ReporterClock = {
 };
 
 export interface ReporterOptions {
-  bus: Pick<Bus, 'publishEvent' | 'publishEvents'>;
+  bus: Pick<Bus, 'publishEvent' | 'publishEvents' | 'maxPayloadBytes'>;
   task: TaskMessage;
   host: string;
   /** Deliveries of this attempt before this one: each numbers its events from a block of its own. */
@@ -103,10 +105,16 @@ export function createReporter(options: ReporterOptions): Reporter {
   const makeEvent = (body: EventBody): ExecutorEvent =>
     ({ ...body, taskId: task.taskId, runId: task.runId, attempt: task.attempt, seq: seq++, at: new Date(clock.now()).toISOString(), host }) as ExecutorEvent;
   const msgIdOf = (event: ExecutorEvent) => `${event.taskId}:${event.attempt}:${event.seq}`;
-  /** One bus message for `events` (in seq order): a single event as itself, several as a bundle named by the first. */
+  /** What one bus message may carry: the bus's limit less room for its headers (a message id, JetStream's own). */
+  const maxMessageBytes = (bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) - 4096;
+  /**
+   * One bus message for `events` (in seq order): a single event as itself, several as a bundle named by the first.
+   * A bundle past the bus's limit (a folded start, logs and a large result) goes as one message per event instead:
+   * a message the bus refuses would be refused again on every retry.
+   */
   const send = (events: ExecutorEvent[]): Promise<void> => {
     if (events.length === 1) return bus.publishEvent(events[0]!, msgIdOf(events[0]!));
-    if (bus.publishEvents) return bus.publishEvents(events, msgIdOf(events[0]!));
+    if (bus.publishEvents && Buffer.byteLength(JSON.stringify({ bundle: events })) <= maxMessageBytes) return bus.publishEvents(events, msgIdOf(events[0]!));
     return Promise.all(events.map((e) => bus.publishEvent(e, msgIdOf(e)))).then(() => undefined);
   };
   // Events are published without waiting for the previous one (the bus keeps publish order per connection);
@@ -273,7 +281,19 @@ export function createReporter(options: ReporterOptions): Reporter {
       resulted = true;
       cancelFoldTimer?.();
       cancelFoldTimer = undefined;
-      const events = [...folding, makeEvent({ kind: 'result', outcome, durationMs })];
+      let result = makeEvent({ kind: 'result', outcome, durationMs });
+      const bytes = Buffer.byteLength(JSON.stringify(result));
+      // A result the bus cannot carry would be refused on every retry, and the attempt redelivered to end the same
+      // way: it fails for good instead, saying why, with the event's own number.
+      if (bytes > maxMessageBytes)
+        result = {
+          ...result,
+          outcome: permanentFailure(
+            'result-too-large',
+            `the task's result is ${bytes} bytes, over the ${maxMessageBytes} a bus message may carry (nats-server max_payload less room for headers): outputs travel inline, so write a large value as an artifact or a dataset and output its digest (or raise max_payload)`,
+          ),
+        } as ExecutorEvent;
+      const events = [...folding, result];
       folding = [];
       // Earlier messages first: the result must not overtake the logs it concludes.
       if (pending.size) await Promise.all([...pending]);

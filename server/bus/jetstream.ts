@@ -260,6 +260,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return track(puller, () => batcher.clear());
     },
 
+    maxPayloadBytes: () => nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES,
+
     async eventBacklog(durable) {
       assertOpen();
       const [stream, consumer] = await Promise.all([

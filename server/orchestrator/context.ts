@@ -38,6 +38,8 @@ export interface OrchestratorContext {
   catalogCeiling: CatalogCeiling;
   /** Called after a transaction that recorded successes whose modules asked for model registrations has committed. */
   onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;
+  /** The largest message the bus takes: a task message past it fails its task at dispatch (dispatch.ts). */
+  maxMessageBytes: () => number;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */

@@ -2,7 +2,7 @@
 // written to the outbox as bus messages; control-plane nodes (nested workflows, maps) are started here instead.
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { permanentFailure } from '../../plugins/outcomes';
-import { taskMessageId } from '../../plugins/protocol';
+import { type TaskMessage, taskMessageId } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
@@ -51,7 +51,7 @@ export async function dispatch(tc: TxContext, run: Run): Promise<void> {
   ready = await wireOutputs(tc, run, ready, ended);
   ready = await governData(tc, run, ready, ended);
   ready = await fromCache(tc, run, ready, ended);
-  await enqueue(tc, run, await withinLimits(tc, run, ready));
+  await enqueue(tc, run, await withinLimits(tc, run, ready), ended);
   // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
   // already queued rather than queue them a second time.
   if (ended.length) await settle(tc, run, ended);
@@ -139,9 +139,34 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
   return ready.filter((t) => !failed.has(t.id));
 }
 
+/** What a task message leaves of the bus's limit to the message's headers (its id, JetStream's own). */
+const HEADER_ROOM_BYTES = 4096;
+
+/**
+ * A task message carries its parameters, its upstreams' outputs and its models' file lists inline, so its size grows
+ * with what users send; one past the bus's limit could never be published and would sit in the outbox for good
+ * (retried on every relay pass, holding the rows after it back). Such a task fails here, in the dispatch's
+ * transaction, saying what to do; the rest go on. Serializing each message once costs ~2 µs for a typical one.
+ */
+async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage[], ended: string[]): Promise<Set<number>> {
+  const limit = tc.ctx.maxMessageBytes() - HEADER_ROOM_BYTES;
+  const oversized = new Set<number>();
+  for (let i = 0; i < messages.length; i++) {
+    const bytes = Buffer.byteLength(JSON.stringify(messages[i]));
+    if (bytes <= limit) continue;
+    oversized.add(i);
+    const message = `its task message is ${bytes} bytes, over the ${limit} the bus takes (nats-server max_payload less room for headers): parameters, upstream outputs and model file lists travel inline, so pass a large value as an artifact or a dataset and hand over its digest (or raise max_payload)`;
+    const failed = await applyOutcome(tc, ready[i]!, permanentFailure('message-too-large', message), { at: tc.step.at, durationMs: 0, host: null });
+    if (isTerminal(failed.status)) ended.push(ready[i]!.node);
+  }
+  return oversized;
+}
+
 /** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. */
-async function enqueue({ ctx, tx, step }: TxContext, run: Pick<Run, 'id'>, ready: Task[]): Promise<void> {
-  if (!ready.length) return;
+async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: string[]): Promise<void> {
+  const { ctx, tx, step } = tc;
+  if (!all.length) return;
+  let ready = all;
   const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
   const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]));
   const upstreamNodes = [...new Set(ready.flatMap((t) => t.dependsOn))];
@@ -153,7 +178,13 @@ async function enqueue({ ctx, tx, step }: TxContext, run: Pick<Run, 'id'>, ready
       .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
     for (const row of rows) outputs.set(row.node, row.outputs ?? {});
   }
-  const messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!, outputs, step.at));
+  let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!, outputs, step.at));
+  const oversized = await failOversized(tc, ready, messages, ended);
+  if (oversized.size) {
+    ready = ready.filter((_, i) => !oversized.has(i));
+    messages = messages.filter((_, i) => !oversized.has(i));
+    if (!ready.length) return;
+  }
   const rows = messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m }));
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
   // pass); the rows are the fallback the relay publishes should that not happen.

@@ -5,6 +5,8 @@
 // transaction under the run's row lock that also writes the bus messages it implies (the outbox), so a crash at
 // any point loses nothing and several replicas can work side by side. This file is the public interface and wires
 // the stages together: start.ts, dispatch.ts, gates.ts, composite.ts, settle.ts, record-events.ts, cancel.ts, sweep.ts.
+
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../plugins/bus/payload-limit';
 import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
@@ -108,6 +110,8 @@ export interface OrchestratorOptions {
   catalogCeiling?: CatalogCeiling;
   /** Registers the model versions modules asked for, once their tasks' successes have committed (server/registry/from-tasks.ts). */
   onRegistrations?: OrchestratorContext['onRegistrations'];
+  /** The largest message the bus takes (Bus.maxPayloadBytes; default DEFAULT_MAX_PAYLOAD_BYTES). */
+  maxMessageBytes?: () => number;
 }
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
@@ -127,6 +131,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     mayReuse: options.mayReuse ?? readableBy,
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
     onRegistrations: options.onRegistrations,
+    maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {
