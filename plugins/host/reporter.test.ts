@@ -1,29 +1,9 @@
 // The attempt reporter alone, on a fake clock and a recording bus: sequence numbers, log batching, progress
 // coalescing and the flush on finish, without a host or a real timer.
 import { describe, expect, it } from 'vitest';
+import { fakeClock } from '../../test/harness/fake-clock';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
-import { createReporter, MIN_PROGRESS_INTERVAL_MS, type ReporterClock, SEQ_BLOCK } from './reporter';
-
-function fakeClock(): ReporterClock & { advance(ms: number): void } {
-  let now = 1_000_000;
-  const timers = new Set<{ at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    schedule(fn, ms) {
-      const timer = { at: now + ms, fn };
-      timers.add(timer);
-      return () => timers.delete(timer);
-    },
-    advance(ms) {
-      now += ms;
-      for (const timer of [...timers].sort((a, b) => a.at - b.at)) {
-        if (timer.at > now || !timers.has(timer)) continue;
-        timers.delete(timer);
-        timer.fn();
-      }
-    },
-  };
-}
+import { createReporter, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
 
 const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
 

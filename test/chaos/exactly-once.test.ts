@@ -10,17 +10,16 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createNoopExecutor } from '../../executors/noop';
 import type { Bus } from '../../plugins/bus/types';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
-import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage } from '../../plugins/protocol';
+import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
-import type { Executor } from '../../plugins/sdk';
 import { packDirectory } from '../../server/artifacts/archive';
 import { createJetStreamBus } from '../../server/bus/jetstream';
 import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
 import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { countingNoopExecutor } from '../harness/counting-executor';
 import { type NatsServer, startNats } from '../harness/nats';
 import { freePort } from '../harness/ports';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -34,21 +33,7 @@ let host: ExecutorHost;
 const token = 'atl_exactly-once-admin-token';
 let env: Record<string, string>;
 
-/** Every execution the host started, by `taskId:attempt`, with the message it ran. */
-const executions = new Map<string, TaskMessage[]>();
-const executionsOf = (taskId: string) => [...executions.entries()].filter(([k]) => k.startsWith(`${taskId}:`)).flatMap(([, v]) => v);
-
-function countingNoop(): Executor {
-  const inner = createNoopExecutor();
-  return {
-    ...inner,
-    async submit(task, ctx) {
-      const key = `${task.taskId}:${task.attempt}`;
-      executions.set(key, [...(executions.get(key) ?? []), task]);
-      return inner.submit(task, ctx);
-    },
-  };
-}
+const { executor: countingNoop, executionsOf } = countingNoopExecutor();
 
 beforeAll(async () => {
   [pg, nats] = await Promise.all([startPostgres(), startNats()]);
@@ -79,7 +64,7 @@ beforeAll(async () => {
   hostBus = await createJetStreamBus({ url: nats.url, name: 'exactly-once-host' });
   host = createExecutorHost({
     bus: hostBus,
-    registry: createExecutorRegistry([countingNoop()]),
+    registry: createExecutorRegistry([countingNoop]),
     pools: ['noop'],
     hostName: 'once-host',
     artifacts: { fetch: async () => '/nonexistent' },

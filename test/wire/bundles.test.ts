@@ -3,31 +3,11 @@
 // to consumers one by one, acking the message once all are and redelivering all when one is given back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bus, Delivery } from '../../plugins/bus/types';
-import { createReporter, FOLD_MS, type ReporterClock } from '../../plugins/host/reporter';
+import { createReporter, FOLD_MS } from '../../plugins/host/reporter';
 import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { createJetStreamBus } from '../../server/bus/jetstream';
+import { fakeClock } from '../harness/fake-clock';
 import { type NatsServer, startNats } from '../harness/nats';
-
-function fakeClock(): ReporterClock & { advance(ms: number): void } {
-  let now = 1_000_000;
-  const timers = new Set<{ at: number; fn: () => void }>();
-  return {
-    now: () => now,
-    schedule(fn, ms) {
-      const timer = { at: now + ms, fn };
-      timers.add(timer);
-      return () => timers.delete(timer);
-    },
-    advance(ms) {
-      now += ms;
-      for (const timer of [...timers].sort((a, b) => a.at - b.at)) {
-        if (timer.at > now || !timers.has(timer)) continue;
-        timers.delete(timer);
-        timer.fn();
-      }
-    },
-  };
-}
 
 /** A reporter on a bus that records each message: one event, or a bundle of several. */
 function reporterOn(protocol: number | undefined) {

@@ -8,17 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createNoopExecutor } from '../../executors/noop';
 import type { Bus } from '../../plugins/bus/types';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
-import type { TaskMessage } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
-import type { Executor } from '../../plugins/sdk';
 import { packDirectory } from '../../server/artifacts/archive';
 import { createJetStreamBus } from '../../server/bus/jetstream';
 import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
 import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { countingNoopExecutor } from '../harness/counting-executor';
 import { type NatsServer, startNats } from '../harness/nats';
 import { freePort } from '../harness/ports';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -32,21 +30,7 @@ let host: ExecutorHost;
 const token = 'atl_wire-direct-publish-admin-token';
 let env: Record<string, string>;
 
-/** Every execution the host started, by `taskId:attempt`. */
-const executions = new Map<string, TaskMessage[]>();
-const executionsOf = (taskId: string) => [...executions.entries()].filter(([k]) => k.startsWith(`${taskId}:`)).flatMap(([, v]) => v);
-
-function countingNoop(): Executor {
-  const inner = createNoopExecutor();
-  return {
-    ...inner,
-    async submit(task, ctx) {
-      const key = `${task.taskId}:${task.attempt}`;
-      executions.set(key, [...(executions.get(key) ?? []), task]);
-      return inner.submit(task, ctx);
-    },
-  };
-}
+const { executor: countingNoop, executionsOf } = countingNoopExecutor();
 
 beforeAll(async () => {
   // Commits must survive the SIGKILL below, as they do in any real deployment.
@@ -72,7 +56,7 @@ beforeAll(async () => {
   hostBus = await createJetStreamBus({ url: nats.url, name: 'wire-host' });
   host = createExecutorHost({
     bus: hostBus,
-    registry: createExecutorRegistry([countingNoop()]),
+    registry: createExecutorRegistry([countingNoop]),
     pools: ['noop'],
     hostName: 'wire-host',
     artifacts: { fetch: async () => '/nonexistent' },
