@@ -78,6 +78,27 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
 }
 
 /** Runs raw SQL and returns its rows, whichever driver is underneath (postgres-js gives an array, PGlite `{ rows }`). */
+/** Postgres' codes for a transaction aborted only because of another one: a deadlock, a serialization failure. */
+const TRANSIENT = new Set(['40P01', '40001']);
+const codeOf = (error: unknown): unknown => (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
+
+/**
+ * `db.transaction(fn)`, run again when Postgres aborted it as a deadlock's victim or a serialization failure: such an
+ * abort undoes everything the transaction did and says nothing about its work, so Postgres' documentation asks the
+ * application to retry it. `fn` must only write through `tx` (what it changes elsewhere is made again). At most 5
+ * tries, a few jittered milliseconds apart; any other error, or the fifth abort, is thrown.
+ */
+export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await db.transaction(fn);
+    } catch (error) {
+      if (attempt >= 5 || !TRANSIENT.has(codeOf(error) as string)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, attempt * 5 + Math.random() * 10));
+    }
+  }
+}
+
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
   return Array.isArray(result) ? result : result.rows;

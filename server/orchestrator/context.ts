@@ -4,7 +4,7 @@ import { eq } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskMessage } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEventBody, RunFeed } from '../events/feed';
@@ -78,10 +78,16 @@ export interface TxContext {
   step: Step;
 }
 
-/** Runs `fn` in a transaction and publishes what it produced once it has committed. */
+/**
+ * Runs `fn` in a transaction and publishes what it produced once it has committed. A transaction Postgres aborts as
+ * a deadlock's victim is run again from a fresh step (retryingTransaction): writers lock a run and its tasks in
+ * different orders (a cancel locks the run, then updates its tasks; the recorder may update a task's heartbeat before
+ * its run's event row takes a key-share lock on the run), and the victim's caller must not see an error for it.
+ */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
-  const step: Step = { at: ctx.now(), feed: [], outbox: false, committed: [], registrations: [] };
-  const [result, events] = await ctx.db.transaction(async (tx) => {
+  let step!: Step;
+  const [result, events] = await retryingTransaction(ctx.db, async (tx) => {
+    step = { at: ctx.now(), feed: [], outbox: false, committed: [], registrations: [] };
     const result = await fn({ ctx, tx, step });
     return [result, await ctx.feed.append(tx, step.feed)] as const;
   });
