@@ -5,17 +5,7 @@
 // PGlite (EXPLAIN ANALYZE, loaded machine); here they cost a few milliseconds and one index probe per series.
 import { sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
-
-export interface PlannedPoint {
-  taskId: string;
-  runId: string;
-  attempt: number;
-  seq: number;
-  name: string;
-  step: number;
-  value: number;
-  at: Date;
-}
+import type { MetricPointInput } from './metrics';
 
 /**
  * Points per block row (metric_blocks). A block is appended to until it holds this many, then the next one starts, so
@@ -32,7 +22,7 @@ export interface SeriesPlan {
   runId: string;
   name: string;
   attempt: number;
-  points: PlannedPoint[];
+  points: MetricPointInput[];
   blocks: number[];
 }
 
@@ -42,12 +32,12 @@ export interface SummaryDelta {
   runId: string;
   name: string;
   count: number;
-  last: PlannedPoint;
-  min: PlannedPoint | null;
-  max: PlannedPoint | null;
+  last: MetricPointInput;
+  min: MetricPointInput | null;
+  max: MetricPointInput | null;
 }
 
-const byOrder = (a: PlannedPoint, b: PlannedPoint) => a.attempt - b.attempt || a.seq - b.seq;
+const byOrder = (a: MetricPointInput, b: MetricPointInput) => a.attempt - b.attempt || a.seq - b.seq;
 
 /**
  * The new points of `points`, by series, each placed in a block: duplicates within the batch (same task, attempt
@@ -55,7 +45,7 @@ const byOrder = (a: PlannedPoint, b: PlannedPoint) => a.attempt - b.attempt || a
  * reaches back to or before its highest stored seq (a late or repeated batch); an in-order batch costs one index
  * probe per series.
  */
-export async function planBlocks(tx: Db | Tx, points: readonly PlannedPoint[]): Promise<SeriesPlan[]> {
+export async function planBlocks(tx: Db | Tx, points: readonly MetricPointInput[]): Promise<SeriesPlan[]> {
   const seen = new Set<string>();
   const series = new Map<string, SeriesPlan>();
   for (const p of points) {
