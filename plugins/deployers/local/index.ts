@@ -224,9 +224,20 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
       // Hung: only the process that was probed (an apply may have replaced it meanwhile); crashed: only if dead.
       if (hung ? rev.process?.pid !== pid || rev.health !== 'READY' : await alive(rev.process)) return;
       rev.health = 'RESTARTING'; // not ready while it (or what is left of it) stops
-      await stopProcess(rev.process); // what is left of its group (a sandboxed server whose bwrap was killed)
-      rev.process = null;
-      await runRevision(state, rev, hung ?? 'the server exited');
+      try {
+        await stopProcess(rev.process); // what is left of its group (a sandboxed server whose bwrap was killed)
+        rev.process = null;
+        await runRevision(state, rev, hung ?? 'the server exited');
+      } catch (error) {
+        // Never left RESTARTING with nobody restarting it (a state write that failed mid-restart did): stop what the
+        // interrupted try started, say why, and try again; each try counts as a restart, so a lasting fault ends FAILED.
+        if (gone.has(state) || closed || rev.restarts > maxRestarts) return; // FAILED, or left to the next instance
+        await stopProcess(rev.process).catch(() => undefined);
+        rev.process = null;
+        rev.health = 'RESTARTING';
+        rev.message = `a restart was interrupted (${(error as Error).message}); trying again`;
+        setTimeout(() => supervise(state, rev), backoffMs).unref();
+      }
     })
       .catch(() => undefined)
       .finally(() => supervising.delete(key));

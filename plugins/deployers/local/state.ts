@@ -1,6 +1,7 @@
 // What the local deployer keeps per deployment in its state directory (`<stateDir>/<deployment id>/state.json`):
 // the processes it started, their ports and health, and the split in force. Written atomically after each change,
 // so a new deployer instance (a restarted control plane) re-attaches to the same processes instead of starting more.
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Deployment, DeploymentStatus, RevisionHealth, TrafficSplit } from '../../deployer-sdk';
@@ -52,11 +53,26 @@ export async function readState(stateDir: string, id: string): Promise<Deploymen
   }
 }
 
-async function writeAtomically(file: string, text: string) {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
+/** Per file, the last write queued: writes of one file land in the order they were asked for. */
+const writing = new Map<string, Promise<void>>();
+
+/**
+ * Replaces `file` with `text` atomically (a temporary file of its own, renamed over it). Writes of one file are queued:
+ * two at once (a router respawned while a revision restarts, both saving the state) would otherwise race, the older
+ * text could land last, and a shared temporary name made one rename fail, which left a restart half done.
+ */
+function writeAtomically(file: string, text: string): Promise<void> {
+  const write = async () => {
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  };
+  const queued = (writing.get(file) ?? Promise.resolve()).then(write, write);
+  const settled = queued.catch(() => undefined);
+  writing.set(file, settled);
+  void settled.then(() => writing.get(file) === settled && writing.delete(file));
+  return queued;
 }
 
 export const saveState = (stateDir: string, state: DeploymentState) =>
