@@ -75,6 +75,8 @@ export interface FanOutResult {
   p99: number;
   /** Per event, the arrival at the last of the subscribers − its `at`; the p99 over events. */
   p99ToAll: number;
+  /** When each live event happened, in ms after the first: S4's floor replays them at the same moments. */
+  schedule: number[];
   rssIdleMiB: number;
   rssSubscribedMiB: number;
   rssPeakMiB: number;
@@ -123,6 +125,7 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
 
     let liveFrom = Number.POSITIVE_INFINITY;
     const arrivals = new Map<number, number[]>(); // seq → each subscriber's latency
+    const happened = new Map<number, number>(); // seq → its `at`
     let snapshots = 0;
     const failures: string[] = [];
     let completed = 0;
@@ -160,6 +163,7 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
             if (at < liveFrom) return; // the snapshot, or an event from before the executor started
             let list = arrivals.get(e.seq);
             if (!list) arrivals.set(e.seq, (list = []));
+            happened.set(e.seq, at);
             list.push(arrived - at);
           },
           error: (err) => {
@@ -186,6 +190,8 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
     );
     await Promise.race([ended, sleep(300_000).then(() => Promise.reject(new Error(`${completed} of ${subscribers} subscriptions completed after 300 s`)))]);
     const all = [...arrivals.values()].flat();
+    const first = Math.min(...happened.values());
+    const schedule = [...happened.values()].map((at) => at - first).sort((a, b) => a - b);
     const toAll = [...arrivals.values()].filter((l) => l.length === subscribers).map((l) => Math.max(...l));
     if (failures.length) throw new Error(`${failures.length} of ${subscribers} subscriptions failed, e.g. ${failures[0]}`);
     return {
@@ -196,6 +202,7 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
       p50: percentile(all, 50),
       p99: percentile(all, 99),
       p99ToAll: percentile(toAll, 99),
+      schedule,
       rssIdleMiB,
       rssSubscribedMiB,
       rssPeakMiB: Math.max(peak, rssSubscribedMiB),
