@@ -1,14 +1,12 @@
 // Costs: execution hours and GPU hours of the tasks that executed over a period, by team, workflow and model, beside
 // the cache savings. `costs(since:)` answers for the caller's teams (every team for an admin).
 import { useQuery } from '@urql/preact';
-import { useMemo, useState } from 'preact/hooks';
-import { SelectField } from '../components/select-field';
+import { GroupCard, PeriodHeader, usePeriod, usePeriodStart } from '../components/period-report';
 import { EmptyState, QueryState } from '../components/states';
-import { DataTable } from '../components/table';
+import type { Column } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { formatInteger, formatSaved } from '../lib/format';
 import { useTitle } from '../lib/title';
-import { Link, navigate, useLocation, withQuery } from '../router';
 
 const COSTS = graphql(`
   query Costs($since: DateTime!) {
@@ -20,45 +18,36 @@ const COSTS = graphql(`
 
 type Row = ResultOf<typeof COSTS>['byTeam'][number];
 
-const HOUR = 3_600_000;
-const ranges = [
-  { id: '24h', label: 'Last 24 hours', ms: 24 * HOUR },
-  { id: '7d', label: 'Last 7 days', ms: 7 * 24 * HOUR },
-  { id: '30d', label: 'Last 30 days', ms: 30 * 24 * HOUR },
-] as const;
-
 /** Hours in the unit that reads: seconds under a minute, minutes under an hour, then hours. */
 const hours = formatSaved;
 
+const columns: Column<Row>[] = [
+  { header: 'Tasks', class: 'num', cell: (r) => formatInteger(r.tasks) },
+  { header: 'Execution', class: 'num', cell: (r) => hours(r.executionHours) },
+  { header: 'GPU time', class: 'num', cell: (r) => hours(r.gpuHours) },
+];
+/** The costliest first. */
+const costliest = (rows: readonly Row[]) => [...rows].sort((a, b) => b.gpuHours - a.gpuHours || b.executionHours - a.executionHours);
+
 export function CostsPage() {
   useTitle('Costs');
-  const { query } = useLocation();
-  const range = ranges.find((r) => r.id === query.get('range')) ?? ranges[1];
-  const [refreshed, setRefreshed] = useState(0);
-  const since = useMemo(() => new Date(Date.now() - range.ms).toISOString(), [range, refreshed]);
+  const { period: range, refreshed, bump } = usePeriod();
+  const since = usePeriodStart(range, refreshed);
   const [result, reexecute] = useQuery({ query: COSTS, variables: { since } });
   const refresh = () => {
-    setRefreshed((n) => n + 1);
+    bump();
     reexecute({ requestPolicy: 'network-only' });
   };
   const data = result.data;
   return (
     <section aria-labelledby="costs-title">
-      <div class="page-header">
-        <h1 id="costs-title">Costs</h1>
-        <button type="button" class="button" onClick={refresh}>
-          Refresh
-        </button>
-      </div>
-      <p class="lead">Execution time of the tasks that ran, and GPU time (execution × GPUs asked for), for your teams’ workflows.</p>
-      <form class="filters" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
-        <SelectField
-          label="Period"
-          value={range.id}
-          options={ranges.map((r) => ({ value: r.id, label: r.label }))}
-          onChange={(value) => navigate(withQuery({ range: value === '7d' ? null : value }), { replace: true })}
-        />
-      </form>
+      <PeriodHeader
+        id="costs-title"
+        title="Costs"
+        lead="Execution time of the tasks that ran, and GPU time (execution × GPUs asked for), for your teams’ workflows."
+        period={range}
+        onRefresh={refresh}
+      />
       <QueryState
         data={data}
         error={result.error}
@@ -95,45 +84,14 @@ export function CostsPage() {
                 </div>
               </dl>
               <div class="savings-groups">
-                <GroupTable title="By team" rows={byTeam} />
-                <GroupTable title="By workflow" rows={byWorkflow} />
-                <GroupTable title="By model" rows={byModel} />
+                <GroupCard report="Costs" by="team" rows={costliest(byTeam)} columns={columns} />
+                <GroupCard report="Costs" by="workflow" rows={costliest(byWorkflow)} columns={columns} />
+                <GroupCard report="Costs" by="model" rows={costliest(byModel)} columns={columns} />
               </div>
             </>
           );
         }}
       </QueryState>
     </section>
-  );
-}
-
-/** A workflow or model group leads to its page (a team has none). */
-function GroupLink({ kind, group }: { kind: string; group: string }) {
-  if (kind === 'By workflow') return <Link href={`/workflows/${encodeURIComponent(group)}`}>{group}</Link>;
-  if (kind === 'By model' && group.includes('/')) {
-    const [namespace, name] = group.split('/');
-    return <Link href={`/models/${encodeURIComponent(namespace!)}/${encodeURIComponent(name!)}`}>{group}</Link>;
-  }
-  return <>{group}</>;
-}
-
-function GroupTable({ title, rows }: { title: string; rows: readonly Row[] }) {
-  const sorted = [...rows].sort((a, b) => b.gpuHours - a.gpuHours || b.executionHours - a.executionHours);
-  return (
-    <div class="card">
-      <h2 class="card-title">{title}</h2>
-      <DataTable
-        label={`Costs ${title.toLowerCase()}`}
-        rows={sorted}
-        rowKey={(r) => r.group}
-        rowProps={(r) => ({ 'data-group': r.group })}
-        columns={[
-          { header: title.replace('By ', '').replace(/^./, (c) => c.toUpperCase()), cell: (r) => <GroupLink kind={title} group={r.group} /> },
-          { header: 'Tasks', class: 'num', cell: (r) => formatInteger(r.tasks) },
-          { header: 'Execution', class: 'num', cell: (r) => hours(r.executionHours) },
-          { header: 'GPU time', class: 'num', cell: (r) => hours(r.gpuHours) },
-        ]}
-      />
-    </div>
   );
 }

@@ -1,14 +1,13 @@
 // Savings from the task cache: hit rate, hits and hours saved over a period, over time, and by team, workflow and
 // module. `cacheStats(since:)` counts tasks finished since a time, so a bucket is the difference of two of them.
 import { useClient, useQuery } from '@urql/preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
-import { SelectField } from '../components/select-field';
+import { useEffect, useState } from 'preact/hooks';
+import { DAY, GroupCard, PeriodHeader, type Period as Range, usePeriod, usePeriodStart } from '../components/period-report';
 import { EmptyState, QueryState } from '../components/states';
-import { DataTable } from '../components/table';
+import type { Column } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { formatInteger, formatSaved } from '../lib/format';
 import { useTitle } from '../lib/title';
-import { Link, navigate, useLocation, withQuery } from '../router';
 
 const SAVINGS = graphql(`
   query Savings($since: DateTime!) {
@@ -25,15 +24,6 @@ const SAVINGS_SINCE = graphql(`
 `);
 
 type Row = ResultOf<typeof SAVINGS>['byTeam'][number];
-
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
-const ranges = [
-  { id: '24h', label: 'Last 24 hours', bucketMs: HOUR, buckets: 24 },
-  { id: '7d', label: 'Last 7 days', bucketMs: DAY, buckets: 7 },
-  { id: '30d', label: 'Last 30 days', bucketMs: DAY, buckets: 30 },
-] as const;
-type Range = (typeof ranges)[number];
 
 interface Totals {
   hits: number;
@@ -95,34 +85,24 @@ function useOverTime(range: Range, refreshed: number) {
 
 export function SavingsPage() {
   useTitle('Savings');
-  const { query } = useLocation();
-  const range = ranges.find((r) => r.id === query.get('range')) ?? ranges[1];
-  const [refreshed, setRefreshed] = useState(0);
-  const since = useMemo(() => new Date(boundaries(range, Date.now())[0]!).toISOString(), [range, refreshed]);
+  const { period: range, refreshed, bump } = usePeriod();
+  const since = usePeriodStart(range, refreshed, (now) => boundaries(range, now)[0]!);
   const [result, reexecute] = useQuery({ query: SAVINGS, variables: { since } });
   const overTime = useOverTime(range, refreshed);
   const data = result.data;
   const refresh = () => {
-    setRefreshed((n) => n + 1);
+    bump();
     reexecute({ requestPolicy: 'network-only' });
   };
   return (
     <section aria-labelledby="savings-title">
-      <div class="page-header">
-        <h1 id="savings-title">Savings</h1>
-        <button type="button" class="button" onClick={refresh}>
-          Refresh
-        </button>
-      </div>
-      <p class="lead">Tasks served from the cache instead of executing, and the execution time that spared.</p>
-      <form class="filters" aria-label="Time range" onSubmit={(e) => e.preventDefault()}>
-        <SelectField
-          label="Period"
-          value={range.id}
-          options={ranges.map((r) => ({ value: r.id, label: r.label }))}
-          onChange={(value) => navigate(withQuery({ range: value === '7d' ? null : value }), { replace: true })}
-        />
-      </form>
+      <PeriodHeader
+        id="savings-title"
+        title="Savings"
+        lead="Tasks served from the cache instead of executing, and the execution time that spared."
+        period={range}
+        onRefresh={refresh}
+      />
       <QueryState
         data={data && { ...data, totals: sum(data.byTeam) }}
         error={result.error}
@@ -171,9 +151,9 @@ export function SavingsPage() {
               </QueryState>
             </div>
             <div class="savings-groups">
-              <GroupTable title="By team" rows={byTeam} />
-              <GroupTable title="By workflow" rows={byWorkflow} />
-              <GroupTable title="By module" rows={byModule} />
+              <GroupCard report="Savings" by="team" rows={mostSaved(byTeam)} columns={columns} />
+              <GroupCard report="Savings" by="workflow" rows={mostSaved(byWorkflow)} columns={columns} />
+              <GroupCard report="Savings" by="module" rows={mostSaved(byModule)} columns={columns} />
             </div>
           </>
         )}
@@ -210,42 +190,19 @@ function BucketChart({ buckets, daily }: { buckets: Bucket[]; daily: boolean }) 
   );
 }
 
-/** A workflow or module group leads to its page (a team has none). */
-function GroupLink({ kind, group }: { kind: string; group: string }) {
-  if (kind === 'By workflow') return <Link href={`/workflows/${encodeURIComponent(group)}`}>{group}</Link>;
-  if (kind === 'By module' && group.includes('/')) {
-    const [namespace, name] = group.split('/');
-    return <Link href={`/modules/${encodeURIComponent(namespace!)}/${encodeURIComponent(name!)}`}>{group}</Link>;
-  }
-  return <>{group}</>;
-}
-
-function GroupTable({ title, rows }: { title: string; rows: readonly Row[] }) {
-  const sorted = [...rows].sort((a, b) => b.savedHours - a.savedHours || b.hits - a.hits);
-  return (
-    <div class="card">
-      <h2 class="card-title">{title}</h2>
-      <DataTable
-        label={`Savings ${title.toLowerCase()}`}
-        rows={sorted}
-        rowKey={(r) => r.group}
-        rowProps={(r) => ({ 'data-group': r.group })}
-        columns={[
-          { header: title.replace('By ', '').replace(/^./, (c) => c.toUpperCase()), cell: (r) => <GroupLink kind={title} group={r.group} /> },
-          {
-            header: 'Hit rate',
-            class: 'num',
-            cell: (r) => (
-              <>
-                <meter min={0} max={1} value={r.hitRate} aria-hidden="true" /> {percent(r.hitRate)}
-              </>
-            ),
-          },
-          { header: 'Hits', class: 'num', cell: (r) => formatInteger(r.hits) },
-          { header: 'Executed', class: 'num', cell: (r) => formatInteger(r.misses) },
-          { header: 'Saved', class: 'num', cell: (r) => hours(r.savedHours) },
-        ]}
-      />
-    </div>
-  );
-}
+const columns: Column<Row>[] = [
+  {
+    header: 'Hit rate',
+    class: 'num',
+    cell: (r) => (
+      <>
+        <meter min={0} max={1} value={r.hitRate} aria-hidden="true" /> {percent(r.hitRate)}
+      </>
+    ),
+  },
+  { header: 'Hits', class: 'num', cell: (r) => formatInteger(r.hits) },
+  { header: 'Executed', class: 'num', cell: (r) => formatInteger(r.misses) },
+  { header: 'Saved', class: 'num', cell: (r) => hours(r.savedHours) },
+];
+/** The most time saved first. */
+const mostSaved = (rows: readonly Row[]) => [...rows].sort((a, b) => b.savedHours - a.savedHours || b.hits - a.hits);
