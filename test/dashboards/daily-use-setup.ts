@@ -72,6 +72,13 @@ async function waitForRun(t: TestApp, id: string) {
 export async function buildWorld(): Promise<World> {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
   await mkdir(artifacts, { recursive: true });
+  // Chromium starts while the world is built.
+  const launching = chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  launching.catch(() => undefined); // awaited below; not an unhandled rejection if building the world fails first
   const [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp()]);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-daily-'));
   const viewer = await t.user('vera', 'viewer');
@@ -90,10 +97,14 @@ export async function buildWorld(): Promise<World> {
   });
   await t.createWorkflow({ name: 'derive', tasks: [{ name: 'write', module: 'lab/writer' }] });
 
-  const first = await runToEnd(t, 'hello');
-  const cached = await runToEnd(t, 'hello');
-  const derive = await runToEnd(t, 'derive');
-  await runToEnd(t, 'derive', true); // executed again (not from cache), so it writes version 2
+  // The two workflows' runs go on side by side (each pair in order: the second hello is the first's cache hit).
+  const [[first, cached], derive] = await Promise.all([
+    runToEnd(t, 'hello').then(async (id) => [id, await runToEnd(t, 'hello')] as const),
+    runToEnd(t, 'derive').then(async (id) => {
+      await runToEnd(t, 'derive', true); // executed again (not from cache), so it writes version 2
+      return id;
+    }),
+  ]);
 
   const { createSchedule } = await t.api.gql(`mutation { createSchedule(input: { workflow: "hello", name: "every-second", cron: "* * * * * *" }) { id } }`);
   let scheduled = '';
@@ -118,11 +129,7 @@ export async function buildWorld(): Promise<World> {
     `mutation { requestDeclassification(dataset: "crm/orders", column: "email", label: { level: INTERNAL }, reason: "hashed now") { id } }`,
   );
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launching;
   const tokens = { admin: t.app.adminToken, viewer: viewer.token, mia: mia.token };
   const consoleErrors: string[] = [];
   const context = async (role: keyof typeof tokens, width: number, { seed = true } = {}) => {
