@@ -64,6 +64,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   }
   const host = createExecutorHost({
     bus,
+    ackWaitMs: taskAckWaitMs(env),
     registry: createExecutorRegistry(executors),
     pools: options.pools,
     hostName,
@@ -109,4 +110,20 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
       `  NATS       ${natsUrl}\n` +
       `  modules    ${options.url}/artifacts, cached in ${path.join(dataDir, 'executor-cache')}`,
   );
+}
+
+/**
+ * ATELIER_TASK_ACK_WAIT_SECONDS: how long JetStream waits for this host's ack (or a working heartbeat) before it
+ * redelivers a task (unset: the bus default, 30 s). Tests that kill hosts and wait out the redelivery set it lower.
+ */
+function taskAckWaitMs(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.ATELIER_TASK_ACK_WAIT_SECONDS;
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 3 || n > 3600) {
+    throw new CliError(
+      `ATELIER_TASK_ACK_WAIT_SECONDS=${raw} must be a whole number of seconds from 3 to 3600 (unset: 30): how long a task waits for its host's ack before JetStream redelivers it.`,
+    );
+  }
+  return n * 1000;
 }

@@ -20,6 +20,8 @@ export type ObjectStoreOption = { kind: 'shared-dir' } | { kind: 'env'; env: Rec
 export interface ClusterOptions {
   heartbeatTimeoutSeconds: number;
   executorConcurrency: number;
+  /** The hosts' ATELIER_TASK_ACK_WAIT_SECONDS (unset: the bus default). */
+  taskAckWaitSeconds?: number;
   objectStore: ObjectStoreOption;
   log: (line: string) => void;
 }
@@ -82,6 +84,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     ATELIER_URL: urls[i]!,
     ATELIER_TOKEN: CHAOS_TOKEN,
     ATELIER_DATA_DIR: path.join(dir, `executor-${i}`),
+    ...(options.taskAckWaitSeconds ? { ATELIER_TASK_ACK_WAIT_SECONDS: String(options.taskAckWaitSeconds) } : {}),
     ...storeEnv,
   });
   const cps: (ControlPlaneProcess | undefined)[] = [undefined, undefined];

@@ -36,8 +36,10 @@ export interface ChaosOptions {
   executorConcurrency: number;
   /** After the chaos phase, open runs count as stuck once none has ended for this long, ms. */
   settleMs: number;
-  /** Quiet time kept after the last fault (a redelivery after the bus's 30 s ack wait lands in it), ms. */
+  /** Quiet time kept after the last fault (a redelivery after the hosts' task ack wait lands in it), ms. */
   quietMs: number;
+  /** The executor hosts' task ack wait (ATELIER_TASK_ACK_WAIT_SECONDS); unset, the bus default of 30 s. Keep `quietMs` above it. */
+  taskAckWaitSeconds?: number;
   objectStore: ObjectStoreOption;
   log: (line: string) => void;
 }
@@ -81,6 +83,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const cluster = await startCluster({
     heartbeatTimeoutSeconds: o.heartbeatTimeoutSeconds,
     executorConcurrency: o.executorConcurrency,
+    taskAckWaitSeconds: o.taskAckWaitSeconds,
     objectStore: o.objectStore,
     log,
   });

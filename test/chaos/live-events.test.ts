@@ -74,17 +74,21 @@ describe('over nats-server SIGKILLs and restarts, with two control-plane replica
       ATELIER_TICK_MS: '200',
     });
     // Two replicas: executor events are recorded by either, and each one's subscribers see the other's over NATS.
-    planes.push(await startControlPlaneProcess(env(await freePort())));
-    planes.push(await startControlPlaneProcess(env(await freePort())));
+    // Started together, as replicas are (migrations take a lock).
+    const ports = [await freePort(), await freePort()];
+    planes.push(...(await Promise.all(ports.map((port) => startControlPlaneProcess(env(port))))));
     const [a, b] = planes as [ControlPlaneProcess, ControlPlaneProcess];
     const api = apiClient(a.url, token);
     const published = await api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(fixturesDir, 'modules', 'sleep')));
     expect(published.errors).toBeUndefined();
     await api.gql(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, { s: JSON.stringify(fanOut('live-chaos', 80, 150)) });
+    // A task whose ack died with nats-server is redelivered after the host's ack wait: 5 s here, not the default 30 s
+    // the run otherwise sat out after each kill (the subscribers see the same events, sooner).
     executor = await startExecutorProcess(
       { NATS_URL: nats.url, ATELIER_URL: a.url, ATELIER_TOKEN: token, ATELIER_DATA_DIR: `${dataDir}/executor` },
       ['noop'],
       ['--concurrency', '16'],
+      { ATELIER_TASK_ACK_WAIT_SECONDS: '5' },
     );
     const { startRun } = await api.gql(`mutation { startRun(workflow: "live-chaos") { id } }`);
     const runId = startRun.id as string;

@@ -3,7 +3,8 @@
 // restart() stops it (a fast shutdown, an immediate one, or a SIGKILL of the postmaster) and starts it again on the
 // same port and data directory, as an operator's restart or a crash would.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -65,7 +66,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       await chown(baseDir, owner.uid, owner.gid);
       await chown(socketDir, owner.uid, owner.gid);
     }
-    await run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    await copyOfInitdb(dataDir, baseDir, owner !== undefined);
 
     let port = 0;
     const failures: string[] = [];
@@ -136,6 +137,33 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     onExit();
     throw err;
   }
+}
+
+const INITDB_ARGS = ['-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'];
+
+/**
+ * Fills `dataDir` with a fresh cluster: a copy (`cp -a`, owner and modes kept) of one initdb made once per machine
+ * and kept in the temp directory, keyed by the binaries and initdb's arguments. initdb took ~1.6 s of CPU (5.8 s on
+ * the loaded machine) where the copy takes ~0.2 s, and 17 test files start a cluster.
+ */
+async function copyOfInitdb(dataDir: string, baseDir: string, asPostgres: boolean): Promise<void> {
+  const initdb = join(BIN_DIR, 'initdb');
+  const key = createHash('sha256')
+    .update(JSON.stringify([realpathSync(initdb), statSync(realpathSync(initdb)).mtimeMs, INITDB_ARGS, asPostgres]))
+    .digest('hex')
+    .slice(0, 12);
+  const template = join(tmpdir(), `atelier-pg-initdb-${key}`);
+  if (!existsSync(join(template, 'PG_VERSION'))) {
+    // Made beside the template and renamed into place: another worker making it at the same time never sees half.
+    const making = join(baseDir, 'initdb');
+    await runAs(asPostgres, initdb, ['-D', making, ...INITDB_ARGS], baseDir);
+    try {
+      renameSync(making, template);
+    } catch {
+      rmSync(making, { recursive: true, force: true }); // another worker's is there
+    }
+  }
+  await runAs(false, 'cp', ['-a', template, dataDir], baseDir);
 }
 
 /** Whether the server binaries have this extension's library (`pg_stat_statements` ships with Debian's postgresql-15, not with every build). */
