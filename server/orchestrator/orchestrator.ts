@@ -23,7 +23,8 @@ import type { PlanDefaults } from '../workflows/plan';
 import { cancelRun } from './cancel';
 import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
-import { recordEvents } from './record-events';
+import { VersionCache } from './known-facts';
+import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import { type SweepState, tick } from './sweep';
 
@@ -70,9 +71,10 @@ export interface Orchestrator {
   cancelRun(runId: string, identity: Identity | null): Promise<Run>;
   /**
    * Records a batch of executor events; safe to call again with events already recorded. Returns the events it
-   * accepted: stale reports (another execution of an attempt that already has its result) are refused.
+   * accepted (stale reports, another execution of an attempt that already has its result, are refused) and of
+   * those the starts and results of tasks on a hot cluster.
    */
-  recordEvents(events: ExecutorEvent[]): Promise<ExecutorEvent[]>;
+  recordEvents(events: ExecutorEvent[]): Promise<RecordedEvents>;
   /** Whether each claimed attempt may run (see AttemptClaim in the protocol). */
   answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]>;
   /** One pass of the periodic work (due retries, lost hosts, deadlines, free slots, run admission). */
@@ -132,6 +134,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
+    versions: new VersionCache(),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

@@ -10,15 +10,19 @@ import { notifyParent } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
-import { endAttempt, finalRunStatus, readinessFromCounts } from './rules';
+import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
 import { runSucceeded } from './run-signals';
 
-/** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
-export async function settle(tc: TxContext, run: Run, finished: string[]): Promise<void> {
+/**
+ * After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open.
+ * `statuses`: what the caller just wrote for (some of) `finished`, so they are not read back.
+ */
+export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>): Promise<void> {
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
-  if (finished.length) await evaluate(tc, run, finished);
-  await dispatch(tc, run);
-  if (finished.length) await finishIfDone(tc, run);
+  if (finished.length) await evaluate(tc, run, finished, statuses);
+  const queued = await dispatch(tc, run);
+  // A task queued just now keeps the run open: no need to ask.
+  if (finished.length && !queued) await finishIfDone(tc, run);
 }
 
 /** Records how an attempt ended: final, or RETRYING with its backoff. */
@@ -55,24 +59,29 @@ export async function applyOutcome(
  * After `nodes` reached a final state: decides, by trigger rule, which pending tasks downstream become READY and
  * which can never run (SKIPPED, which in turn may decide their own downstream).
  */
-async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[]): Promise<void> {
+async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[], statuses?: Map<string, TaskStatus>): Promise<void> {
   let frontier = nodes;
+  let known = statuses;
   while (frontier.length) {
     // Count what just ended into each pending downstream task, in SQL: no upstream list is read back.
-    const ended = await tx
-      .select({ node: tasks.node, status: tasks.status })
-      .from(tasks)
-      .where(and(eq(tasks.runId, run.id), inArray(tasks.node, frontier)));
+    const ended = await endedStatuses(tx, run.id, frontier, known);
     const endedAll = textArray(ended.map((e) => e.node));
     const endedOk = textArray(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node));
     const endedFailed = textArray(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node));
     const countIn = (set: SQL) => sql`(select count(*)::int from unnest(${tasks.dependsOn}) as d(n) where d.n = any(${set}))`;
+    const done = sql`${tasks.upstreamDone} + ${countIn(endedAll)}`;
+    const succeeded = sql`${tasks.upstreamSucceeded} + ${countIn(endedOk)}`;
+    const failed = sql`${tasks.upstreamFailed} + ${countIn(endedFailed)}`;
+    // The counts and, for the tasks they make ready, the READY status in one statement (rules.ts readyWhen is
+    // readinessFromCounts' 'ready' in SQL); the skipped ones are decided below.
     const candidates = await tx
       .update(tasks)
       .set({
-        upstreamDone: sql`${tasks.upstreamDone} + ${countIn(endedAll)}`,
-        upstreamSucceeded: sql`${tasks.upstreamSucceeded} + ${countIn(endedOk)}`,
-        upstreamFailed: sql`${tasks.upstreamFailed} + ${countIn(endedFailed)}`,
+        upstreamDone: done,
+        upstreamSucceeded: succeeded,
+        upstreamFailed: failed,
+        status: sql`case when ${readyWhen({ rule: tasks.triggerRule, total: sql`cardinality(${tasks.dependsOn})`, done, succeeded, failed })} then 'READY' else ${tasks.status} end`,
+        queuedAt: sql`case when ${readyWhen({ rule: tasks.triggerRule, total: sql`cardinality(${tasks.dependsOn})`, done, succeeded, failed })} then ${step.at.toISOString()}::timestamptz else ${tasks.queuedAt} end`,
       })
       .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${endedAll}`))
       .returning({
@@ -85,29 +94,29 @@ async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[]): Pro
         done: tasks.upstreamDone,
         succeeded: tasks.upstreamSucceeded,
         failed: tasks.upstreamFailed,
+        status: tasks.status,
       });
     if (!candidates.length) return;
-    const ready = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'ready');
-    const skipped = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'skip');
-    if (ready.length) {
-      await tx
-        .update(tasks)
-        .set({ status: 'READY', queuedAt: step.at })
-        .where(
-          inArray(
-            tasks.id,
-            ready.map((t) => t.id),
-          ),
-        );
-      for (const t of ready) taskStatusEvent(step, t, 'READY');
-    }
+    const ready = candidates.filter((c) => c.status === 'READY');
+    const skipped = candidates.filter((c) => c.status !== 'READY' && readinessFromCounts(c.triggerRule, c) === 'skip');
+    for (const t of ready) taskStatusEvent(step, t, 'READY');
     for (const t of skipped) {
       const message = skipMessage(t);
       await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
       taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
     }
     frontier = skipped.map((t) => t.node);
+    known = new Map(skipped.map((t) => [t.node, 'SKIPPED']));
   }
+}
+
+/** The statuses of `nodes` of a run: from `known` when it has them all, else read. */
+async function endedStatuses(tx: TxContext['tx'], runId: string, nodes: string[], known: Map<string, TaskStatus> | undefined) {
+  if (known && nodes.every((n) => known.has(n))) return nodes.map((node) => ({ node, status: known.get(node)! }));
+  return tx
+    .select({ node: tasks.node, status: tasks.status })
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), inArray(tasks.node, nodes)));
 }
 
 /** Ends the run when no task is open any more. */
