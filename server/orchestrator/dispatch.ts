@@ -22,16 +22,19 @@ const INSERT_CHUNK = 1000;
 
 /**
  * Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. Returns whether
- * it queued any (the run is then still open).
+ * it queued any (the run is then still open). `readyNow`: the run's READY tasks, when the caller has just read them.
  */
-export async function dispatch(tc: TxContext, run: Run): Promise<boolean> {
+export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[]): Promise<boolean> {
   const { tx } = tc;
   if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return false;
-  const all = await tx
-    .select()
-    .from(tasks)
-    .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY')))
-    .orderBy(asc(tasks.queuedAt), asc(tasks.node));
+  // `readyNow`: the run's READY tasks in this order, as the statement that settled the last nodes returned them.
+  const all =
+    readyNow ??
+    (await tx
+      .select()
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY')))
+      .orderBy(asc(tasks.queuedAt), asc(tasks.node)));
   if (!all.length) return false;
   // Nested workflows and maps are the control plane's own work: they take no executor slot.
   const ended: string[] = [];
