@@ -6,6 +6,7 @@
 // any point loses nothing and several replicas can work side by side. This file is the public interface and wires
 // the stages together: start.ts, dispatch.ts, gates.ts, composite.ts, settle.ts, record-events.ts, cancel.ts, sweep.ts.
 
+import type { SQL } from 'drizzle-orm';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../plugins/bus/payload-limit';
 import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
@@ -76,7 +77,7 @@ export interface Orchestrator {
    */
   recordEvents(events: ExecutorEvent[]): Promise<RecordedEvents>;
   /** Whether each claimed attempt may run (see AttemptClaim in the protocol). */
-  answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]>;
+  answerClaims(claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]>;
   /** One pass of the periodic work (due retries, lost hosts, deadlines, free slots, run admission). */
   tick(): Promise<void>;
 }
@@ -143,7 +144,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     rerunRun: (runId, input, identity) => rerunRun(ctx, runId, input, identity),
     cancelRun: (runId, identity) => cancelRun(ctx, runId, identity),
     recordEvents: (events) => recordEvents(ctx, events),
-    answerClaims: (claims) => answerClaims(ctx, claims),
+    answerClaims: (claims, alongside) => answerClaims(ctx, claims, alongside),
     tick: () => tick(ctx, sweep),
   };
 }

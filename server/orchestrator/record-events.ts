@@ -19,6 +19,7 @@ import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { crashPoint } from './crash-hook';
+import { eventRow, latestPerTask, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -183,13 +184,6 @@ async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], prog
   const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
   if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
 }
-
-const eventRow = (e: ExecutorEvent) => {
-  const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
-  // A metric event's points live in metric_points; the event keeps where they are.
-  const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
-  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...kept } };
-};
 
 /** For attempts that have ended, the sequence block of the execution whose result ended them (if one did). */
 async function resultBlocksOf({ tx }: TxContext, reports: ExecutorEvent[]): Promise<Map<string, number>> {
@@ -361,30 +355,6 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, t.status])));
 }
 
-/** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
-function timings(e: Result): { provisioning: number | null; execution: number } {
-  const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
-  return { provisioning, execution: Math.max(0, Math.round(e.durationMs - (provisioning ?? 0))) };
-}
-
-/** A success's columns, as the success update reads them. */
-function successRow(event: Result) {
-  const o = event.outcome;
-  return {
-    outputs: o.outputs ?? null,
-    reason: o.reason ?? null,
-    message: o.message ?? null,
-    exit_code: o.exitCode ?? null,
-    finished: event.at,
-    host: event.host,
-    started: new Date(new Date(event.at).getTime() - event.durationMs).toISOString(),
-    ...timings(event),
-  };
-}
-
-/** The last progress message of an attempt that succeeds in the same batch (recordAlive leaves it to the success). */
-const progressRow = (p: Progress | undefined) => ({ has_progress: !!p, progress_message: p?.message ?? null });
-
 /** The time split of applied results that did not succeed (a success's is set by its own update). */
 async function recordTimings({ tx }: TxContext, results: Result[]): Promise<void> {
   if (!results.length) return;
@@ -392,14 +362,4 @@ async function recordTimings({ tx }: TxContext, results: Result[]): Promise<void
     update tasks as t set provisioning_ms = v.provisioning, execution_ms = v.execution
     from ${jsonRows(results.map((e) => ({ id: e.taskId, ...timings(e) })))} as v(id uuid, provisioning int, execution int)
     where t.id = v.id`);
-}
-
-/** Of several progress reports per task, the one with the highest sequence number. */
-export function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): T[] {
-  const latest = new Map<string, T>();
-  for (const e of events) {
-    const prev = latest.get(e.taskId);
-    if (!prev || prev.seq < e.seq) latest.set(e.taskId, e);
-  }
-  return [...latest.values()];
 }
