@@ -6,7 +6,6 @@ import type { SQL } from 'drizzle-orm';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import { type AttemptClaim, type ClaimAnswer, PROTOCOL_VERSION } from '../../plugins/protocol';
 import type { Service } from '../lifecycle';
-import type { ClaimTokens } from '../tracking/task-tokens';
 
 export interface ClaimServerOptions {
   bus: Bus;
@@ -17,6 +16,13 @@ export interface ClaimServerOptions {
    * minted before the claims are answered and stored by the statement that answers them.
    */
   tracking?: { prepare(claims: AttemptClaim[]): Promise<ClaimTokens | undefined> };
+}
+
+/** Tokens minted for a claim batch (server/tracking/task-tokens.ts ClaimTokens): stored with the claim query, attached to its answers. */
+interface ClaimTokens {
+  insert(claimed: SQL): SQL;
+  attach(answers: ClaimAnswer[]): ClaimAnswer[];
+  failed(): void;
 }
 
 /** Most claims answered by one query. */
