@@ -14,6 +14,7 @@ import { tokens } from '../db/tables/tokens';
 export const TASK_TRACKING_IDENTITY = 'atelier-task-tracking';
 /** A task token outlives its task's timeout by this much (results may still be logged as the attempt ends). */
 const GRACE_MS = 5 * 60_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A task without a timeout of its own: its token expires after this (plus the grace). */
 const DEFAULT_TIMEOUT_MS = 24 * 3_600_000;
 
@@ -90,9 +91,11 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
   const prepare = async (claims: AttemptClaim[]): Promise<ClaimTokens | undefined> => {
     const base = uri();
     if (!base || !claims.length) return undefined;
+    // Only claims that can name a task: a malformed one (answered `drop`) must not fail the statement for the batch.
+    const minted = claims.map((c) => (typeof c.taskId === 'string' && UUID.test(c.taskId) && Number.isInteger(c.attempt) ? mintToken() : undefined));
+    const values = claims.flatMap((claim, i) => (minted[i] ? [rowOf(claim, minted[i]!)] : []));
+    if (!values.length) return undefined;
     const id = await identity();
-    const minted = claims.map(() => mintToken());
-    const values = claims.map((claim, i) => rowOf(claim, minted[i]!));
     return {
       insert: (claimed) => tokenInsert(id, values, claimed, true),
       attach: attach(base, claims, minted),
