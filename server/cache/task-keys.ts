@@ -15,24 +15,38 @@ export interface TaskKey {
   module: string;
 }
 
+/** Where taskKeys gets module versions and upstream outputs from, when the caller holds them already (dispatch). */
+export interface KeyLookups {
+  versions(ids: string[]): Promise<Map<string, { version: ModuleVersion; namespace: string; name: string }>>;
+  outputs(tasks: Task[]): Promise<Map<string, Record<string, unknown>>>;
+}
+
 /** Keys of the cacheable tasks among `batch` (module tasks whose module did not opt out), by task id. */
-export async function taskKeys(tx: Tx | Db, run: Pick<Run, 'id' | 'domain' | 'cacheNamespace'>, batch: Task[]): Promise<Map<string, TaskKey>> {
+export async function taskKeys(
+  tx: Tx | Db,
+  run: Pick<Run, 'id' | 'domain' | 'cacheNamespace'>,
+  batch: Task[],
+  lookups?: KeyLookups,
+): Promise<Map<string, TaskKey>> {
   const moduleTasks = batch.filter((t) => t.kind === 'module' && t.moduleVersionId);
   if (!moduleTasks.length) return new Map();
   const versionIds = [...new Set(moduleTasks.map((t) => t.moduleVersionId!))];
-  const versions = new Map(
-    (
-      await tx
-        .select({ version: moduleVersions, namespace: modules.namespace, name: modules.name })
-        .from(moduleVersions)
-        .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
-        .where(inArray(moduleVersions.id, versionIds))
-    ).map((r) => [r.version.id, r]),
-  );
+  const versions = lookups
+    ? await lookups.versions(versionIds)
+    : new Map(
+        (
+          await tx
+            .select({ version: moduleVersions, namespace: modules.namespace, name: modules.name })
+            .from(moduleVersions)
+            .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
+            .where(inArray(moduleVersions.id, versionIds))
+        ).map((r) => [r.version.id, r]),
+      );
   const keyed = moduleTasks.filter((t) => cacheable(versions.get(t.moduleVersionId!)!.version.manifest));
   const upstream = [...new Set(keyed.flatMap((t) => t.dependsOn))];
   const outputs = new Map<string, Record<string, unknown>>();
-  if (upstream.length) {
+  if (lookups && keyed.length) for (const [node, o] of await lookups.outputs(keyed)) outputs.set(node, o);
+  else if (upstream.length) {
     const rows = await tx
       .select({ node: tasks.node, outputs: tasks.outputs })
       .from(tasks)

@@ -2,16 +2,27 @@
 // orchestrator decides; see server/orchestrator/claims.ts). A claim that cannot be answered goes unanswered, and
 // its host asks again later without running anything.
 
+import type { SQL } from 'drizzle-orm';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import { type AttemptClaim, type ClaimAnswer, PROTOCOL_VERSION } from '../../plugins/protocol';
 import type { Service } from '../lifecycle';
 
 export interface ClaimServerOptions {
   bus: Bus;
-  orchestrator: { answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]> };
+  orchestrator: { answerClaims(claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> };
   log: (message: string) => void;
-  /** Gives each attempt allowed to run a token of its own for MLflow clients inside it (see server/tracking/task-tokens.ts). */
-  tracking?: (claims: AttemptClaim[], answers: ClaimAnswer[]) => Promise<ClaimAnswer[]>;
+  /**
+   * Gives each attempt allowed to run a token of its own for MLflow clients inside it (see server/tracking/task-tokens.ts):
+   * minted before the claims are answered and stored by the statement that answers them.
+   */
+  tracking?: { prepare(claims: AttemptClaim[]): Promise<ClaimTokens | undefined> };
+}
+
+/** Tokens minted for a claim batch (server/tracking/task-tokens.ts ClaimTokens): stored with the claim query, attached to its answers. */
+interface ClaimTokens {
+  insert(claimed: SQL): SQL;
+  attach(answers: ClaimAnswer[]): ClaimAnswer[];
+  failed(): void;
 }
 
 /** Most claims answered by one query. */
@@ -30,9 +41,17 @@ export function createClaimServer(options: ClaimServerOptions): Service {
       queue = queue.slice(MAX_BATCH);
       try {
         const claims = batch.map((q) => q.claim);
+        const tokens = await options.tracking?.prepare(claims);
+        let answers: ClaimAnswer[];
+        try {
+          answers = await orchestrator.answerClaims(claims, tokens?.insert);
+        } catch (error) {
+          tokens?.failed();
+          throw error;
+        }
+        if (tokens) answers = tokens.attach(answers);
         // Every run answer says which protocol this control plane reads: hosts fold events into bundles only for 2.
-        let answers: ClaimAnswer[] = (await orchestrator.answerClaims(claims)).map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
-        if (options.tracking) answers = await options.tracking(claims, answers);
+        answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
         for (const [i, q] of batch.entries()) q.resolve(answers[i]!);
       } catch (error) {
         log(`answering ${batch.length} attempt claims failed, hosts will ask again: ${(error as Error).message}`);

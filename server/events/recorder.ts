@@ -7,8 +7,8 @@ import type { Service } from '../lifecycle';
 
 export interface EventRecorderOptions {
   bus: Bus;
-  /** Records a batch idempotently (delivery is at least once); returns the events it accepted. */
-  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<ExecutorEvent[]> };
+  /** Records a batch idempotently (delivery is at least once); returns, of the events it accepted, those of tasks on hot clusters. */
+  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<{ onHotClusters: ExecutorEvent[] }> };
   hotClusters: { recordEvents(events: ExecutorEvent[]): Promise<void>; onHeartbeat(heartbeat: HostHeartbeat): Promise<void> };
   log: (message: string) => void;
 }
@@ -39,8 +39,9 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
         try {
           const batch = deliveries.map((d) => d.data);
           // Stale reports the orchestrator refused change nothing anywhere.
-          const accepted = await orchestrator.recordEvents(batch);
-          await hotClusters.recordEvents(accepted);
+          const { onHotClusters } = await orchestrator.recordEvents(batch);
+          // Only the starts and results of tasks on a hot cluster (told apart by the recording): most batches have none.
+          if (onHotClusters.length) await hotClusters.recordEvents(onHotClusters);
           await Promise.all(deliveries.map((d) => d.ack()));
         } catch (error) {
           log(`recording ${deliveries.length} executor events failed, will retry: ${(error as Error).message}`);

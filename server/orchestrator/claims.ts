@@ -1,18 +1,31 @@
 // Answering executor hosts' claims: before it runs an attempt, a host asks whether the attempt is still current;
 // one query answers a whole batch of claims (see attempts.ts for the decision). A redelivered message the database
 // lets run is held ('later') until the events published before its claim are recorded (attempts.ts#gateRedelivery).
-import { inArray } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
-import { tasks } from '../db/tables/runs';
+import { arrayOf } from '../db/arrays';
+import { queryRows } from '../db/client';
+import type { TaskStatus } from '../vocabulary';
 import { claimVerdict, gateRedelivery, type HeldClaim } from './attempts';
 import type { OrchestratorContext } from './context';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** One answer per claim, in order. A claim naming no task of this control plane is answered `drop`. */
-export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[]): Promise<ClaimAnswer[]> {
+/**
+ * One answer per claim, in order. A claim naming no task of this control plane is answered `drop`. `alongside`: a
+ * data-modifying CTE run by the same statement, reading `claimed` (the claimed tasks' id, status, attempt and
+ * timeout_ms): the claim server stores the attempts' MLflow tokens with it (server/tracking/task-tokens.ts).
+ */
+export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> {
   const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => typeof id === 'string' && UUID.test(id)))];
-  const rows = ids.length ? await ctx.db.select({ id: tasks.id, status: tasks.status, attempt: tasks.attempt }).from(tasks).where(inArray(tasks.id, ids)) : [];
+  const rows = ids.length
+    ? await queryRows<{ id: string; status: TaskStatus; attempt: number }>(
+        ctx.db,
+        sql`with claimed as (select id, status, attempt, timeout_ms from tasks where id = any(${arrayOf(ids, 'uuid')}))
+          ${alongside ? sql`, alongside as (${alongside(sql`claimed`)})` : sql``}
+          select id, status, attempt from claimed`,
+      )
+    : [];
   const byId = new Map(rows.map((r) => [r.id, r]));
   const answers = claims.map((c) => claimVerdict(byId.get(c.taskId), c));
   // A redelivered message the database lets run may have run already: hold it until the bus has nothing older.

@@ -13,6 +13,7 @@ import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
 import type { HeldClaim } from './attempts';
 import { crashPoint } from './crash-hook';
+import type { VersionCache } from './known-facts';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {
@@ -40,6 +41,8 @@ export interface OrchestratorContext {
   onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;
   /** The largest message the bus takes: a task message past it fails its task at dispatch (dispatch.ts). */
   maxMessageBytes: () => number;
+  /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */
+  versions: VersionCache;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */
@@ -69,6 +72,8 @@ export interface Step {
   committed: CommittedMessage[];
   /** Model registrations of the tasks that succeeded in it, made once it has committed. */
   registrations: TaskRegistrations[];
+  /** Outputs of the tasks that succeeded earlier in it, by outputKey(run, node): dispatch need not read them back. */
+  outputs: Map<string, Record<string, unknown>>;
 }
 
 /** One transaction's work: the dependencies, the transaction, and what it has produced so far. */
@@ -87,7 +92,7 @@ export interface TxContext {
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
   let step!: Step;
   const [result, events] = await retryingTransaction(ctx.db, async (tx) => {
-    step = { at: ctx.now(), feed: [], outbox: false, committed: [], registrations: [] };
+    step = { at: ctx.now(), feed: [], outbox: false, committed: [], registrations: [], outputs: new Map() };
     const result = await fn({ ctx, tx, step });
     return [result, await ctx.feed.append(tx, step.feed)] as const;
   });

@@ -5,7 +5,6 @@ import { permanentFailure } from '../../plugins/outcomes';
 import { type TaskMessage, taskMessageId } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
-import { moduleVersions } from '../db/tables/modules';
 import { outbox } from '../db/tables/outbox';
 import { type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
@@ -13,6 +12,7 @@ import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
 import { ACTIVE, type TxContext, taskStatusEvent } from './context';
 import { fromCache, governData } from './gates';
+import { upstreamOutputs } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -20,16 +20,22 @@ import { taskMessage } from './task-message';
 
 const INSERT_CHUNK = 1000;
 
-/** Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. */
-export async function dispatch(tc: TxContext, run: Run): Promise<void> {
+/**
+ * Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. Returns whether
+ * it queued any (the run is then still open). `readyNow`: the run's READY tasks, when the caller has just read them.
+ */
+export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[]): Promise<boolean> {
   const { tx } = tc;
-  if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return;
-  const all = await tx
-    .select()
-    .from(tasks)
-    .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY')))
-    .orderBy(asc(tasks.queuedAt), asc(tasks.node));
-  if (!all.length) return;
+  if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return false;
+  // `readyNow`: the run's READY tasks in this order, as the statement that settled the last nodes returned them.
+  const all =
+    readyNow ??
+    (await tx
+      .select()
+      .from(tasks)
+      .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY')))
+      .orderBy(asc(tasks.queuedAt), asc(tasks.node)));
+  if (!all.length) return false;
   // Nested workflows and maps are the control plane's own work: they take no executor slot.
   const ended: string[] = [];
   let expanded = false;
@@ -51,10 +57,11 @@ export async function dispatch(tc: TxContext, run: Run): Promise<void> {
   ready = await wireOutputs(tc, run, ready, ended);
   ready = await governData(tc, run, ready, ended);
   ready = await fromCache(tc, run, ready, ended);
-  await enqueue(tc, run, await withinLimits(tc, run, ready), ended);
+  const queued = await enqueue(tc, run, await withinLimits(tc, run, ready), ended);
   // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
   // already queued rather than queue them a second time.
   if (ended.length) await settle(tc, run, ended);
+  return queued;
 }
 
 /** The part of `ready` that the run's and the pools' concurrency limits let start now. */
@@ -109,21 +116,17 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
   const { tx, step } = tc;
   const wired = ready.filter((t) => JSON.stringify(t.parameters).includes('${outputs.'));
   if (!wired.length) return ready;
-  const upstream = [...new Set(wired.flatMap((t) => t.dependsOn))];
-  const outputs = new Map(
-    (
-      await tx
-        .select({ node: tasks.node, outputs: tasks.outputs })
-        .from(tasks)
-        .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstream)))
-    ).map((r) => [r.node, r.outputs ?? {}]),
+  const outputs = await upstreamOutputs(tc, run, wired);
+  const versions = await tc.ctx.versions.get(
+    tx,
+    wired.map((t) => t.moduleVersionId!),
   );
   const failed = new Set<string>();
   for (const task of wired) {
     const missing: string[] = [];
     const parameters = substituteOutputs(task.parameters, outputs, missing) as Record<string, unknown>;
-    const [version] = await tx.select().from(moduleVersions).where(eq(moduleVersions.id, task.moduleVersionId!));
-    const problems = missing.length ? [] : checkParameters(version!.digest, version!.manifest, parameters);
+    const { version } = versions.get(task.moduleVersionId!)!;
+    const problems = missing.length ? [] : checkParameters(version.digest, version.manifest, parameters);
     if (missing.length || problems.length) {
       const message = missing.length
         ? `its parameters are wired to outputs that do not exist: ${missing.join(', ')}`
@@ -162,28 +165,23 @@ async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage
   return oversized;
 }
 
-/** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. */
-async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: string[]): Promise<void> {
+/** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. Returns whether it queued any. */
+async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: string[]): Promise<boolean> {
   const { ctx, tx, step } = tc;
-  if (!all.length) return;
+  if (!all.length) return false;
   let ready = all;
-  const versionIds = [...new Set(ready.map((t) => t.moduleVersionId!))];
-  const versions = new Map((await tx.select().from(moduleVersions).where(inArray(moduleVersions.id, versionIds))).map((v) => [v.id, v]));
-  const upstreamNodes = [...new Set(ready.flatMap((t) => t.dependsOn))];
-  const outputs = new Map<string, Record<string, unknown>>();
-  if (upstreamNodes.length) {
-    const rows = await tx
-      .select({ node: tasks.node, outputs: tasks.outputs })
-      .from(tasks)
-      .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
-    for (const row of rows) outputs.set(row.node, row.outputs ?? {});
-  }
-  let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!, outputs, step.at));
+  // Module versions do not change once published: read once per process (known-facts.ts), not once per edge.
+  const versions = await ctx.versions.get(
+    tx,
+    ready.map((t) => t.moduleVersionId!),
+  );
+  const outputs = await upstreamOutputs(tc, run, ready);
+  let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at));
   const oversized = await failOversized(tc, ready, messages, ended);
   if (oversized.size) {
     ready = ready.filter((_, i) => !oversized.has(i));
     messages = messages.filter((_, i) => !oversized.has(i));
-    if (!ready.length) return;
+    if (!ready.length) return false;
   }
   const rows = messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m }));
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
@@ -213,4 +211,5 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
       .where(inArray(tasks.id, ids));
   }
   for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
+  return true;
 }

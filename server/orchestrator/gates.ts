@@ -13,6 +13,7 @@ import { freshnessVerdict } from '../governance/freshness';
 import { decideTaskAccess, partitionsRead } from '../governance/task-access';
 import { completeMaps } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
+import { upstreamOutputs } from './known-facts';
 import { cacheHitMessage, cacheWaitMessage } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome } from './settle';
@@ -102,7 +103,11 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
   const { ctx, tx, step } = tc;
   const { cache } = ctx;
   if (!cache || !ready.length) return ready;
-  const keys = await taskKeys(tx, run, ready);
+  // Module versions from the process's cache and upstream outputs this transaction wrote: not read again per edge.
+  const keys = await taskKeys(tx, run, ready, {
+    versions: (ids) => ctx.versions.get(tx, ids),
+    outputs: (keyed) => upstreamOutputs(tc, run, keyed),
+  });
   if (!keys.size) return ready;
   const keyOf = (t: Task) => keys.get(t.id)!.key;
   const keyed = ready.filter((t) => keys.has(t.id));

@@ -6,6 +6,7 @@
 // any point loses nothing and several replicas can work side by side. This file is the public interface and wires
 // the stages together: start.ts, dispatch.ts, gates.ts, composite.ts, settle.ts, record-events.ts, cancel.ts, sweep.ts.
 
+import type { SQL } from 'drizzle-orm';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../plugins/bus/payload-limit';
 import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
@@ -23,7 +24,8 @@ import type { PlanDefaults } from '../workflows/plan';
 import { cancelRun } from './cancel';
 import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
-import { recordEvents } from './record-events';
+import { VersionCache } from './known-facts';
+import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import { type SweepState, tick } from './sweep';
 
@@ -70,11 +72,12 @@ export interface Orchestrator {
   cancelRun(runId: string, identity: Identity | null): Promise<Run>;
   /**
    * Records a batch of executor events; safe to call again with events already recorded. Returns the events it
-   * accepted: stale reports (another execution of an attempt that already has its result) are refused.
+   * accepted (stale reports, another execution of an attempt that already has its result, are refused) and of
+   * those the starts and results of tasks on a hot cluster.
    */
-  recordEvents(events: ExecutorEvent[]): Promise<ExecutorEvent[]>;
+  recordEvents(events: ExecutorEvent[]): Promise<RecordedEvents>;
   /** Whether each claimed attempt may run (see AttemptClaim in the protocol). */
-  answerClaims(claims: AttemptClaim[]): Promise<ClaimAnswer[]>;
+  answerClaims(claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]>;
   /** One pass of the periodic work (due retries, lost hosts, deadlines, free slots, run admission). */
   tick(): Promise<void>;
 }
@@ -132,6 +135,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
+    versions: new VersionCache(),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {
@@ -140,7 +144,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     rerunRun: (runId, input, identity) => rerunRun(ctx, runId, input, identity),
     cancelRun: (runId, identity) => cancelRun(ctx, runId, identity),
     recordEvents: (events) => recordEvents(ctx, events),
-    answerClaims: (claims) => answerClaims(ctx, claims),
+    answerClaims: (claims, alongside) => answerClaims(ctx, claims, alongside),
     tick: () => tick(ctx, sweep),
   };
 }

@@ -19,12 +19,15 @@ import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { crashPoint } from './crash-hook';
+import { eventRow, latestPerTask, progressRow, successRow, timings } from './event-rows';
+import { outputKey } from './known-facts';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 type Started = Extract<ExecutorEvent, { kind: 'started' }>;
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
+type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
 type Known = Map<string, Task>;
 
 /**
@@ -36,8 +39,9 @@ type Known = Map<string, Task>;
  * Returns the events it accepted. (Before, a batch took a transaction for its notes, one per run for its
  * transitions and two more statements outside either: ~37 statements over 3 transactions per chain edge.)
  */
-export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<ExecutorEvent[]> {
-  if (!events.length) return [];
+export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<RecordedEvents> {
+  const recorded: RecordedEvents = { accepted: [], onHotClusters: [] };
+  if (!events.length) return recorded;
   const moves = (e: ExecutorEvent) => e.kind === 'started' || e.kind === 'result';
   const moving = [...new Set(events.filter(moves).map((e) => e.runId))];
   // The first part: everything but other runs' starts and results; then one part per other run.
@@ -45,15 +49,25 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
     events.filter((e) => !moves(e) || e.runId === moving[0]),
     ...moving.slice(1).map((runId) => events.filter((e) => moves(e) && e.runId === runId)),
   ];
-  const accepted: ExecutorEvent[] = [];
-  for (const part of parts) accepted.push(...(await recordPart(ctx, part)));
-  return accepted;
+  for (const part of parts) {
+    const { accepted, onHotClusters } = await recordPart(ctx, part);
+    recorded.accepted.push(...accepted);
+    recorded.onHotClusters.push(...onHotClusters);
+  }
+  return recorded;
+}
+
+/** What recordEvents accepted, and of that the starts and results of tasks on a hot cluster (the hot-cluster service's part). */
+export interface RecordedEvents {
+  accepted: ExecutorEvent[];
+  /** Told apart from the task rows the recording read anyway, so the hot-cluster service reads nothing for other tasks. */
+  onHotClusters: ExecutorEvent[];
 }
 
 /** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
-async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<ExecutorEvent[]> {
+async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<RecordedEvents> {
   const taskIds = [...new Set(events.map((e) => e.taskId))].filter((id) => typeof id === 'string' && UUID.test(id));
-  if (!taskIds.length) return events;
+  if (!taskIds.length) return { accepted: events, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
     const moving = [...new Set(events.filter((e) => e.kind === 'started' || e.kind === 'result').map((e) => e.runId))].filter((id) => UUID.test(id));
@@ -94,7 +108,16 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
     const fresh = kept.filter((e) => isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`));
     await recordNotes(tc, fresh, known);
-    await recordAlive(tc, events, fresh, known);
+    const progress = latestPerTask(fresh.filter((e): e is Progress => e.kind === 'progress'));
+    // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).
+    const succeeding = new Set(fresh.filter((e) => e.kind === 'result' && e.outcome.state === 'SUCCEEDED').map((e) => `${e.taskId}:${e.attempt}`));
+    const withSuccess = new Map(progress.filter((p) => succeeding.has(`${p.taskId}:${p.attempt}`)).map((p) => [p.taskId, p]));
+    await recordAlive(
+      tc,
+      events,
+      progress.filter((p) => !withSuccess.has(p.taskId)),
+      known,
+    );
 
     const byRun = new Map<string, ExecutorEvent[]>();
     for (const e of fresh) {
@@ -105,7 +128,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     if (fresh.some((e) => e.kind === 'result')) crashPoint('result-stored');
     for (const [runId, runEvents] of byRun) {
       const run = locked.get(runId);
-      if (run) await applyTransitions(tc, run, runEvents, known);
+      if (run) await applyTransitions(tc, run, runEvents, known, withSuccess);
     }
     // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
     // (its message was already on the bus, or its host was presumed lost): stop it.
@@ -117,7 +140,9 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
         zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
     }
     if (zombies.size) await stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled, moved to a later attempt or already finished');
-    return events.filter((e) => !refused.has(e));
+    const accepted = events.filter((e) => !refused.has(e));
+    const onHotClusters = accepted.filter((e) => (e.kind === 'started' || e.kind === 'result') && known.get(e.taskId)?.hotCluster);
+    return { accepted, onHotClusters };
   });
 }
 
@@ -136,9 +161,13 @@ async function recordNotes({ tx, step }: TxContext, fresh: ExecutorEvent[], know
  * One update for the batch's signs of life: the heartbeat of every current attempt that reported (a result ends
  * it instead) and the latest new progress of each task, only while it is queued or running.
  */
-async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], fresh: ExecutorEvent[], known: Known): Promise<void> {
-  const alive = new Set(events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt).map((e) => e.taskId));
-  const progress = latestPerTask(fresh.filter((e): e is Extract<ExecutorEvent, { kind: 'progress' }> => e.kind === 'progress'));
+async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], progress: Progress[], known: Known): Promise<void> {
+  // An attempt whose result is in the batch has ended: its heartbeat is read by nothing any more (a host folds a short
+  // attempt's started and result into one bundle, so this skips a statement per chain edge).
+  const ended = new Set(events.filter((e) => e.kind === 'result').map((e) => `${e.taskId}:${e.attempt}`));
+  const alive = new Set(
+    events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt && !ended.has(`${e.taskId}:${e.attempt}`)).map((e) => e.taskId),
+  );
   if (!alive.size && !progress.length) return;
   const rows = new Map<string, { id: string; alive: boolean; attempt: number | null; fraction: number | null; message: string | null }>();
   for (const id of alive) rows.set(id, { id, alive: true, attempt: null, fraction: null, message: null });
@@ -155,13 +184,6 @@ async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], fres
   const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
   if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
 }
-
-const eventRow = (e: ExecutorEvent) => {
-  const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
-  // A metric event's points live in metric_points; the event keeps where they are.
-  const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
-  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...kept } };
-};
 
 /** For attempts that have ended, the sequence block of the execution whose result ended them (if one did). */
 async function resultBlocksOf({ tx }: TxContext, reports: ExecutorEvent[]): Promise<Map<string, number>> {
@@ -201,7 +223,7 @@ function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string 
  * events move a task, so a repeat changes nothing; a second success for a task is refused by the database
  * (task_events_one_success_key).
  */
-async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[], known: Known): Promise<void> {
+async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[], known: Known, progressOf: Map<string, Progress>): Promise<void> {
   const { ctx, tx, step } = tc;
   const runId = run.id;
   // This run's tasks only (a node name means something only within its run), as read under the run's lock.
@@ -269,10 +291,12 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   if (succeeded.length) {
     await tx.execute(sql`
       update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, progress = 1, reason = v.reason, message = v.message,
+        progress_message = case when v.has_progress then v.progress_message else t.progress_message end,
         exit_code = v.exit_code, finished_at = v.finished, retry_at = null, host = v.host,
         started_at = coalesce(t.started_at, v.started), provisioning_ms = v.provisioning, execution_ms = v.execution
-      from ${jsonRows(succeeded.map(({ task, event }) => ({ id: task.id, ...successRow(event) })))}
-        as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, started timestamptz, provisioning int, execution int)
+      from ${jsonRows(succeeded.map(({ task, event, adopted }) => ({ id: task.id, ...successRow(event), ...progressRow(adopted ? undefined : progressOf.get(task.id)) })))}
+        as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, started timestamptz, provisioning int, execution int,
+          has_progress boolean, progress_message text)
       where t.id = v.id`);
     await ctx.cache?.record(
       tx,
@@ -310,6 +334,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
       );
     }
     for (const { task, event, adopted } of succeeded) {
+      step.outputs.set(outputKey(runId, task.node), event.outcome.outputs ?? {});
       // A start and its result in one batch still show the task running, so every watcher sees the same story.
       if (task.status === 'QUEUED' && !adopted) taskStatusEvent(step, task, 'RUNNING');
       rows.set(task.id, { ...task, status: 'SUCCEEDED' });
@@ -326,28 +351,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     run.status = 'RUNNING';
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }
-  await settle(tc, run, finished);
-}
-
-/** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
-function timings(e: Result): { provisioning: number | null; execution: number } {
-  const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
-  return { provisioning, execution: Math.max(0, Math.round(e.durationMs - (provisioning ?? 0))) };
-}
-
-/** A success's columns, as the success update reads them. */
-function successRow(event: Result) {
-  const o = event.outcome;
-  return {
-    outputs: o.outputs ?? null,
-    reason: o.reason ?? null,
-    message: o.message ?? null,
-    exit_code: o.exitCode ?? null,
-    finished: event.at,
-    host: event.host,
-    started: new Date(new Date(event.at).getTime() - event.durationMs).toISOString(),
-    ...timings(event),
-  };
+  // The finished nodes' statuses as just written, so settling need not read them back.
+  await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, t.status])));
 }
 
 /** The time split of applied results that did not succeed (a success's is set by its own update). */
@@ -357,14 +362,4 @@ async function recordTimings({ tx }: TxContext, results: Result[]): Promise<void
     update tasks as t set provisioning_ms = v.provisioning, execution_ms = v.execution
     from ${jsonRows(results.map((e) => ({ id: e.taskId, ...timings(e) })))} as v(id uuid, provisioning int, execution int)
     where t.id = v.id`);
-}
-
-/** Of several progress reports per task, the one with the highest sequence number. */
-export function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): T[] {
-  const latest = new Map<string, T>();
-  for (const e of events) {
-    const prev = latest.get(e.taskId);
-    if (!prev || prev.seq < e.seq) latest.set(e.taskId, e);
-  }
-  return [...latest.values()];
 }

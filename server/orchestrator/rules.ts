@@ -1,5 +1,6 @@
 // Pure decisions of the orchestrator: when a task may run given its upstreams (trigger rules), a new run's initial
 // task statuses, whether and when a failed attempt is retried, and what a run's final status is.
+import { type AnyColumn, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
 import { type TaskStatus, type TriggerRule, terminalTaskStatuses } from '../vocabulary';
 
@@ -35,6 +36,14 @@ export function readinessFromCounts(rule: TriggerRule, c: { total: number; done:
       if (c.failed > 0) return 'ready';
       return c.done === c.total ? 'skip' : 'wait';
   }
+}
+
+/**
+ * readinessFromCounts' `ready`, as a SQL condition over the given counts (so the update that counts an upstream's
+ * end can also make its downstream READY). test/wire/edge-readiness.test.ts checks both agree on every count.
+ */
+export function readyWhen(c: { rule: SQL | AnyColumn; total: SQL; done: SQL; succeeded: SQL; failed: SQL }): SQL {
+  return sql`((${c.rule} = 'all_succeeded' and ${c.succeeded} = ${c.total}) or (${c.rule} = 'all_done' and ${c.done} = ${c.total}) or (${c.rule} = 'any_failed' and ${c.failed} > 0))`;
 }
 
 export const MAX_RETRY_DELAY_MS = 10 * 60_000;

@@ -1,6 +1,6 @@
 // Settling: how an attempt ended (final, or RETRYING with backoff), which downstream tasks that makes READY or
 // SKIPPED by their trigger rules, dispatching what is ready, and ending the run once nothing is open.
-import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows } from '../db/client';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
@@ -10,15 +10,19 @@ import { notifyParent } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
-import { endAttempt, finalRunStatus, readinessFromCounts } from './rules';
+import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
 import { runSucceeded } from './run-signals';
 
-/** After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open. */
-export async function settle(tc: TxContext, run: Run, finished: string[]): Promise<void> {
+/**
+ * After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open.
+ * `statuses`: what the caller just wrote for (some of) `finished`, so they are not read back.
+ */
+export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>): Promise<void> {
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
-  if (finished.length) await evaluate(tc, run, finished);
-  await dispatch(tc, run);
-  if (finished.length) await finishIfDone(tc, run);
+  const ready = finished.length ? await evaluate(tc, run, finished, statuses) : undefined;
+  const queued = await dispatch(tc, run, ready);
+  // A task queued just now keeps the run open: no need to ask.
+  if (finished.length && !queued) await finishIfDone(tc, run);
 }
 
 /** Records how an attempt ended: final, or RETRYING with its backoff. */
@@ -53,61 +57,73 @@ export async function applyOutcome(
 
 /**
  * After `nodes` reached a final state: decides, by trigger rule, which pending tasks downstream become READY and
- * which can never run (SKIPPED, which in turn may decide their own downstream).
+ * which can never run (SKIPPED, which in turn may decide their own downstream). Returns every READY task of the run
+ * afterwards, in dispatch order, so dispatch need not read them again.
  */
-async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[]): Promise<void> {
+async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[], statuses?: Map<string, TaskStatus>): Promise<Task[]> {
   let frontier = nodes;
-  while (frontier.length) {
+  let known = statuses;
+  for (;;) {
     // Count what just ended into each pending downstream task, in SQL: no upstream list is read back.
-    const ended = await tx
-      .select({ node: tasks.node, status: tasks.status })
-      .from(tasks)
-      .where(and(eq(tasks.runId, run.id), inArray(tasks.node, frontier)));
+    const ended = await endedStatuses(tx, run.id, frontier, known);
     const endedAll = textArray(ended.map((e) => e.node));
     const endedOk = textArray(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node));
     const endedFailed = textArray(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node));
-    const countIn = (set: SQL) => sql`(select count(*)::int from unnest(${tasks.dependsOn}) as d(n) where d.n = any(${set}))`;
-    const candidates = await tx
-      .update(tasks)
-      .set({
-        upstreamDone: sql`${tasks.upstreamDone} + ${countIn(endedAll)}`,
-        upstreamSucceeded: sql`${tasks.upstreamSucceeded} + ${countIn(endedOk)}`,
-        upstreamFailed: sql`${tasks.upstreamFailed} + ${countIn(endedFailed)}`,
-      })
-      .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'PENDING'), sql`${tasks.dependsOn} && ${endedAll}`))
-      .returning({
-        id: tasks.id,
-        runId: tasks.runId,
-        node: tasks.node,
-        attempt: tasks.attempt,
-        triggerRule: tasks.triggerRule,
-        total: sql<number>`cardinality(${tasks.dependsOn})`,
-        done: tasks.upstreamDone,
-        succeeded: tasks.upstreamSucceeded,
-        failed: tasks.upstreamFailed,
-      });
-    if (!candidates.length) return;
-    const ready = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'ready');
-    const skipped = candidates.filter((c) => readinessFromCounts(c.triggerRule, c) === 'skip');
-    if (ready.length) {
-      await tx
-        .update(tasks)
-        .set({ status: 'READY', queuedAt: step.at })
-        .where(
-          inArray(
-            tasks.id,
-            ready.map((t) => t.id),
-          ),
-        );
-      for (const t of ready) taskStatusEvent(step, t, 'READY');
-    }
+    const countIn = (set: SQL) => sql`(select count(*)::int from unnest(tasks.depends_on) as d(n) where d.n = any(${set}))`;
+    const done = sql`tasks.upstream_done + ${countIn(endedAll)}`;
+    const succeeded = sql`tasks.upstream_succeeded + ${countIn(endedOk)}`;
+    const failed = sql`tasks.upstream_failed + ${countIn(endedFailed)}`;
+    const ready = readyWhen({ rule: sql`tasks.trigger_rule`, total: sql`cardinality(tasks.depends_on)`, done, succeeded, failed });
+    // One statement (it was three with dispatch's read): the counts and, for the tasks they make ready, the READY
+    // status (rules.ts readyWhen is readinessFromCounts' 'ready' in SQL), returning the tasks it counted into and the
+    // run's other READY tasks. The second part sees the run as it was before the update, when the tasks made ready
+    // were still PENDING, so no task comes twice; after the last pass, the READY rows are all the run has.
+    const rows = (
+      await queryRows<Record<string, unknown>>(
+        tx,
+        sql`with c as (
+            update tasks set upstream_done = ${done}, upstream_succeeded = ${succeeded}, upstream_failed = ${failed},
+              status = case when ${ready} then 'READY' else tasks.status end,
+              queued_at = case when ${ready} then ${step.at.toISOString()}::timestamptz else tasks.queued_at end
+            where tasks.run_id = ${run.id} and tasks.status = 'PENDING' and tasks.depends_on && ${endedAll}
+            returning tasks.*)
+          select * from (select true as counted, c.* from c union all select false as counted, t.* from tasks t where t.run_id = ${run.id} and t.status = 'READY') u
+          order by u.queued_at, u.node`,
+      )
+    ).map((row) => ({ counted: row.counted === true, task: taskFromRow(row) }));
+    const candidates = rows.filter((r) => r.counted).map((r) => r.task);
+    const count = (t: Task) => ({ total: t.dependsOn.length, done: t.upstreamDone, succeeded: t.upstreamSucceeded, failed: t.upstreamFailed });
+    const skipped = candidates.filter((c) => c.status !== 'READY' && readinessFromCounts(c.triggerRule, count(c)) === 'skip');
+    for (const t of candidates) if (t.status === 'READY') taskStatusEvent(step, t, 'READY');
     for (const t of skipped) {
-      const message = skipMessage(t);
+      const message = skipMessage({ ...t, ...count(t) });
       await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
       taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
     }
+    if (!skipped.length) return rows.map((r) => r.task).filter((t) => t.status === 'READY');
     frontier = skipped.map((t) => t.node);
+    known = new Map(skipped.map((t) => [t.node, 'SKIPPED']));
   }
+}
+
+/** A row of `tasks` as the database driver returns it (column names), as drizzle would map it for a select. */
+const taskColumns = Object.entries(getTableColumns(tasks));
+function taskFromRow(row: Record<string, unknown>): Task {
+  const task: Record<string, unknown> = {};
+  for (const [key, column] of taskColumns) {
+    const value = row[column.name];
+    task[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return task as Task;
+}
+
+/** The statuses of `nodes` of a run: from `known` when it has them all, else read. */
+async function endedStatuses(tx: TxContext['tx'], runId: string, nodes: string[], known: Map<string, TaskStatus> | undefined) {
+  if (known && nodes.every((n) => known.has(n))) return nodes.map((node) => ({ node, status: known.get(node)! }));
+  return tx
+    .select({ node: tasks.node, status: tasks.status })
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), inArray(tasks.node, nodes)));
 }
 
 /** Ends the run when no task is open any more. */

@@ -3,53 +3,108 @@
 // belongs to a service identity with no rights (empty scopes: GraphQL gives it nothing), is bound to the task and
 // attempt (server/tracking/access.ts: it reads and logs into that task only, and logs only while that attempt
 // runs), and expires after the task's timeout.
-import { and, inArray, isNotNull, lt } from 'drizzle-orm';
+import { and, isNotNull, lt, type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import { ensureIdentity, hashToken, mintToken } from '../auth/tokens';
+import { jsonRows } from '../db/arrays';
 import type { Db } from '../db/client';
-import { tasks } from '../db/tables/runs';
 import { tokens } from '../db/tables/tokens';
 
 /** The identity every task token belongs to: a viewer whose tokens carry no scopes. */
 export const TASK_TRACKING_IDENTITY = 'atelier-task-tracking';
 /** A task token outlives its task's timeout by this much (results may still be logged as the attempt ends). */
 const GRACE_MS = 5 * 60_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A task without a timeout of its own: its token expires after this (plus the grace). */
+const DEFAULT_TIMEOUT_MS = 24 * 3_600_000;
 
+/**
+ * Tokens minted for a batch of claims before they are answered, stored by the statement that answers them
+ * (server/orchestrator/claims.ts): one statement per claim batch instead of two, on every chain edge.
+ */
+export interface ClaimTokens {
+  /**
+   * The insert, as a data-modifying CTE reading `claimed` (the claimed tasks' id, status, attempt, timeout_ms): only
+   * the claims whose attempt is current get a row. A token stored for a claim that is then held ('later') is never
+   * handed out: its secret stays in this process and is forgotten, so it authenticates nothing.
+   */
+  insert(claimed: SQL): SQL;
+  /** The answers, those that run with their tokens. */
+  attach(answers: ClaimAnswer[]): ClaimAnswer[];
+  /** Called when the statement failed (the identity may have been deleted): it is made sure of again next time. */
+  failed(): void;
+}
+
+type TokenRow = { name: string; hash: string; task_id: string; attempt: number };
+
+/** The tokens' rows from `values`, each expiring after its task's timeout (read in the same statement) and a grace. */
+const tokenInsert = (identityId: string, values: TokenRow[], tasks: SQL, current: boolean) => sql`
+  insert into tokens (identity_id, name, hash, expires_at, scopes, task_id, task_attempt)
+  select ${identityId}::uuid, v.name, v.hash,
+    ${new Date().toISOString()}::timestamptz + make_interval(secs => (coalesce(nullif(t.timeout_ms, 0), ${DEFAULT_TIMEOUT_MS}) + ${GRACE_MS}) / 1000.0),
+    '{}'::text[], v.task_id, v.attempt
+  from ${jsonRows(values)} as v(name text, hash text, task_id uuid, attempt int)
+  join ${tasks} t on t.id = v.task_id${current ? sql` and t.attempt = v.attempt and t.status in ('QUEUED', 'RUNNING')` : sql``}
+  on conflict (hash) do nothing`;
+
+const rowOf = (claim: AttemptClaim, token: string): TokenRow => ({
+  name: `task ${claim.taskId} attempt ${claim.attempt}`,
+  hash: hashToken(token),
+  task_id: claim.taskId,
+  attempt: claim.attempt,
+});
+
+/**
+ * Task tokens for claims. Called with claims and their answers, it mints a token for each that runs and stores them
+ * in one insert; its `prepare` mints them before the answers exist, for the claim query to store (ClaimTokens).
+ */
 export function taskTracking(db: Db, uri: () => string | undefined) {
-  return async (claims: AttemptClaim[], answers: ClaimAnswer[]): Promise<ClaimAnswer[]> => {
+  // The service identity, made once: it is looked up by name only when this process has not made sure of it yet (or
+  // the last insert failed, in case it was deleted meanwhile). Two statements per claim batch, on every chain edge.
+  let identityId: string | undefined;
+  const identity = async () => (identityId ??= (await ensureIdentity(db, { name: TASK_TRACKING_IDENTITY, kind: 'service', role: 'viewer' })).id);
+  const attach = (base: string, claims: AttemptClaim[], minted: (string | undefined)[]) => (answers: ClaimAnswer[]) =>
+    answers.map((answer, i) => {
+      const token = minted[i];
+      return token && answer.verdict === 'run' ? { ...answer, tracking: { uri: base, runId: claims[i]!.taskId, token } } : answer;
+    });
+
+  const mint = async (claims: AttemptClaim[], answers: ClaimAnswer[]): Promise<ClaimAnswer[]> => {
     const base = uri();
     const running = claims.filter((_, i) => answers[i]?.verdict === 'run');
     if (!base || !running.length) return answers;
-    const identity = await ensureIdentity(db, { name: TASK_TRACKING_IDENTITY, kind: 'service', role: 'viewer' });
-    const rows = await db
-      .select({ id: tasks.id, timeoutMs: tasks.timeoutMs })
-      .from(tasks)
-      .where(inArray(tasks.id, [...new Set(running.map((c) => c.taskId))]));
-    const timeouts = new Map(rows.map((r) => [r.id, r.timeoutMs]));
-    const minted = answers.map((answer, i) => (answer.verdict === 'run' && timeouts.has(claims[i]!.taskId) ? mintToken() : undefined));
+    const id = await identity();
+    const minted = answers.map((answer) => (answer.verdict === 'run' ? mintToken() : undefined));
     // The claims answered together get their tokens in one insert: one statement per claim was, on the embedded
     // database, a quarter of the statements' time in a run of 2,000 no-op tasks (2,000 inserts, 3.2 s of 12.3 s).
-    const values = claims.flatMap((claim, i) => {
-      const token = minted[i];
-      if (!token) return [];
-      return [
-        {
-          identityId: identity.id,
-          name: `task ${claim.taskId} attempt ${claim.attempt}`,
-          hash: hashToken(token),
-          expiresAt: new Date(Date.now() + (timeouts.get(claim.taskId) || 24 * 3_600_000) + GRACE_MS),
-          scopes: [],
-          taskId: claim.taskId,
-          taskAttempt: claim.attempt,
-        },
-      ];
-    });
-    if (values.length) await db.insert(tokens).values(values).onConflictDoNothing({ target: tokens.hash });
-    return answers.map((answer, i) => {
-      const token = minted[i];
-      return token ? { ...answer, tracking: { uri: base, runId: claims[i]!.taskId, token } } : answer;
-    });
+    // A task that is gone gets no row: its token, never stored, authenticates nothing.
+    const values = claims.flatMap((claim, i) => (minted[i] ? [rowOf(claim, minted[i]!)] : []));
+    try {
+      await db.execute(tokenInsert(id, values, sql`tasks`, false));
+    } catch (error) {
+      identityId = undefined;
+      throw error;
+    }
+    return attach(base, claims, minted)(answers);
   };
+
+  const prepare = async (claims: AttemptClaim[]): Promise<ClaimTokens | undefined> => {
+    const base = uri();
+    if (!base || !claims.length) return undefined;
+    // Only claims that can name a task: a malformed one (answered `drop`) must not fail the statement for the batch.
+    const minted = claims.map((c) => (typeof c.taskId === 'string' && UUID.test(c.taskId) && Number.isInteger(c.attempt) ? mintToken() : undefined));
+    const values = claims.flatMap((claim, i) => (minted[i] ? [rowOf(claim, minted[i]!)] : []));
+    if (!values.length) return undefined;
+    const id = await identity();
+    return {
+      insert: (claimed) => tokenInsert(id, values, claimed, true),
+      attach: attach(base, claims, minted),
+      failed: () => {
+        identityId = undefined;
+      },
+    };
+  };
+  return Object.assign(mint, { prepare });
 }
 
 /**

@@ -1,0 +1,48 @@
+// The rows the recorder writes from executor events: the task event itself, a success's columns and time split,
+// and the progress a batch ends with per task. Pure; record-events.ts writes them.
+import type { ExecutorEvent } from '../../plugins/protocol';
+
+type Result = Extract<ExecutorEvent, { kind: 'result' }>;
+type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
+
+/** An event as task_events stores it. */
+export const eventRow = (e: ExecutorEvent) => {
+  const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
+  // A metric event's points live in metric_points; the event keeps where they are.
+  const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
+  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...kept } };
+};
+
+/** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
+export function timings(e: Result): { provisioning: number | null; execution: number } {
+  const provisioning = typeof e.outcome.provisioningMs === 'number' ? Math.max(0, Math.round(e.outcome.provisioningMs)) : null;
+  return { provisioning, execution: Math.max(0, Math.round(e.durationMs - (provisioning ?? 0))) };
+}
+
+/** A success's columns, as the success update reads them. */
+export function successRow(event: Result) {
+  const o = event.outcome;
+  return {
+    outputs: o.outputs ?? null,
+    reason: o.reason ?? null,
+    message: o.message ?? null,
+    exit_code: o.exitCode ?? null,
+    finished: event.at,
+    host: event.host,
+    started: new Date(new Date(event.at).getTime() - event.durationMs).toISOString(),
+    ...timings(event),
+  };
+}
+
+/** The last progress message of an attempt that succeeds in the same batch (recordAlive leaves it to the success). */
+export const progressRow = (p: Progress | undefined) => ({ has_progress: !!p, progress_message: p?.message ?? null });
+
+/** Of several progress reports per task, the one with the highest sequence number. */
+export function latestPerTask<T extends { taskId: string; seq: number }>(events: T[]): T[] {
+  const latest = new Map<string, T>();
+  for (const e of events) {
+    const prev = latest.get(e.taskId);
+    if (!prev || prev.seq < e.seq) latest.set(e.taskId, e);
+  }
+  return [...latest.values()];
+}
