@@ -12,7 +12,7 @@ import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
 import type { RunActor } from '../compute/cluster-access';
-import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../config/defaults';
+import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_TASK_BATCH_MAX } from '../config/defaults';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import type { Run } from '../db/tables/runs';
@@ -112,6 +112,8 @@ export interface OrchestratorOptions {
   onRegistrations?: OrchestratorContext['onRegistrations'];
   /** The largest message the bus takes (Bus.maxPayloadBytes; default DEFAULT_MAX_PAYLOAD_BYTES). */
   maxMessageBytes?: () => number;
+  /** Most tasks one bus message carries (default DEFAULT_TASK_BATCH_MAX; 1 while hosts below protocol 3 remain). */
+  taskBatchMax?: number;
 }
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
@@ -132,6 +134,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
+    taskBatchMax: Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {
