@@ -193,6 +193,8 @@ export interface AttemptClaim {
    * may already have run and reported, its events not yet recorded. Absent: a first delivery.
    */
   redelivered?: boolean;
+  /** The attempt runs no module code that could log to MLflow (Executor.tracking false): mint it no token. */
+  tracking?: false;
 }
 
 /**

@@ -18,7 +18,9 @@ const GRACE_MS = 5 * 60_000;
 export function taskTracking(db: Db, uri: () => string | undefined) {
   return async (claims: AttemptClaim[], answers: ClaimAnswer[]): Promise<ClaimAnswer[]> => {
     const base = uri();
-    const running = claims.filter((_, i) => answers[i]?.verdict === 'run');
+    // An attempt whose executor runs no module code (claim.tracking false) gets no token: nothing in it could use one.
+    const wants = (claim: AttemptClaim, i: number) => answers[i]?.verdict === 'run' && claim.tracking !== false;
+    const running = claims.filter(wants);
     if (!base || !running.length) return answers;
     const identity = await ensureIdentity(db, { name: TASK_TRACKING_IDENTITY, kind: 'service', role: 'viewer' });
     const rows = await db
@@ -26,7 +28,7 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
       .from(tasks)
       .where(inArray(tasks.id, [...new Set(running.map((c) => c.taskId))]));
     const timeouts = new Map(rows.map((r) => [r.id, r.timeoutMs]));
-    const minted = answers.map((answer, i) => (answer.verdict === 'run' && timeouts.has(claims[i]!.taskId) ? mintToken() : undefined));
+    const minted = answers.map((_, i) => (wants(claims[i]!, i) && timeouts.has(claims[i]!.taskId) ? mintToken() : undefined));
     // The claims answered together get their tokens in one insert: one statement per claim was, on the embedded
     // database, a quarter of the statements' time in a run of 2,000 no-op tasks (2,000 inserts, 3.2 s of 12.3 s).
     const values = claims.flatMap((claim, i) => {

@@ -116,6 +116,9 @@ it('a control plane killed between committing a batch and publishing it loses no
   cp = await startControlPlaneProcess(env);
   expect(await waitForRun(run!.id)).toBe('SUCCEEDED');
   for (const t of tasks) expect(executionsOf(t.id)).toHaveLength(1);
+  // The no-op executor runs no module code (Executor.tracking false): its attempts were let run without MLflow tokens.
+  expect((await sql`select count(*)::int as n from tokens where task_id = any(${tasks.map((t) => t.id)}::uuid[])`)[0]!.n).toBe(0);
+  expect(executionsOf(tasks[0]!.id)[0]!.tracking).toBeUndefined();
   for (let i = 0; i < 100 && (await sql`select count(*)::int as n from outbox`)[0]!.n > 0; i++) await new Promise((r) => setTimeout(r, 100));
   expect((await sql`select count(*)::int as n from outbox`)[0]!.n).toBe(0);
 }, 300_000);
