@@ -8,7 +8,7 @@ import type { WireMetricValue } from './metric-values';
  * Upgrade control planes first: a host sends bundles only to a control plane that announced version 2.
  * 3: the control plane may send the tasks one transaction dispatched to a pool as one message (a TaskBatch); hosts
  * split it and claim each attempt on its own. Upgrade executor hosts first (docs/executors.md): a host below 3
- * cannot read a batch, so a control plane is told to send them (ATELIER_TASK_BATCH) once every host is at 3.
+ * cannot read a batch, so control planes run with ATELIER_TASK_BATCH_MAX=1 until every host is at 3.
  */
 export const PROTOCOL_VERSION = 3;
 

@@ -236,7 +236,10 @@ export class PullSubscription {
     this.deliveries.set(delivery, weight);
     this.held += weight;
     this.meanWeight = this.weighed ? 0.8 * this.meanWeight + 0.2 * weight : weight;
-    this.weighed = true;
+    if (!this.weighed) {
+      this.weighed = true;
+      this.schedulePull(); // the first pull asked for one message: now ask for what fits
+    }
     this.options.onDelivery(delivery);
   }
 
