@@ -1,13 +1,16 @@
 // The wire protocol between the control plane and executor hosts: what travels on the TASKS stream
-// (one message per task attempt) and on the EVENTS stream (everything an attempt reports back).
+// (a task attempt, or a batch of them) and on the EVENTS stream (everything an attempt reports back).
 import type { WireMetricValue } from './metric-values';
 
 /**
  * The protocol's version. 1: one bus message per event. 2: a host may send several events of one attempt as one
  * message (an EventBundle), once its claim's answer says the control plane reads them (ClaimAnswer.protocol).
  * Upgrade control planes first: a host sends bundles only to a control plane that announced version 2.
+ * 3: the control plane may send the tasks one transaction dispatched to a pool as one message (a TaskBatch); hosts
+ * split it and claim each attempt on its own. Upgrade executor hosts first (docs/executors.md): a host below 3
+ * cannot read a batch, so control planes run with ATELIER_TASK_BATCH_MAX=1 until every host is at 3.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Normalised terminal states of one task attempt, shared by every executor. */
 export type TerminalState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
@@ -139,6 +142,19 @@ export type ExecutorEvent =
 export type ExecutorEventKind = ExecutorEvent['kind'];
 
 /**
+ * Several task attempts of one pool in one bus message (protocol 3), in dispatch order: the tasks one transaction
+ * dispatched cost one publish and one ack instead of one each. Its message id is `taskBatchMessageId` of its first
+ * task and its size; a batch always fits the bus's payload limit (the control plane splits a larger one). Buses
+ * hand its tasks to consumers as separate deliveries (plugins/bus/task-batch.ts); each is claimed on its own.
+ */
+export interface TaskBatch {
+  tasks: TaskMessage[];
+}
+
+export const isTaskBatch = (message: unknown): message is TaskBatch =>
+  typeof message === 'object' && message !== null && Array.isArray((message as Partial<TaskBatch>).tasks);
+
+/**
  * Several events of one attempt in one bus message, in sequence order (protocol 2): a short attempt's start,
  * progress and result cost one publish and one ack instead of three. Its message id is its first event's. Buses
  * hand its events to consumers as separate deliveries, so no consumer sees a bundle.
@@ -159,6 +175,9 @@ export interface CancelMessage {
 
 export const taskMessageId = (taskId: string, attempt: number) => `${taskId}:${attempt}`;
 
+/** A batch's message id: unique, since an attempt is dispatched once, and the same whoever publishes the batch. */
+export const taskBatchMessageId = (first: Pick<TaskMessage, 'taskId' | 'attempt'>, size: number) => `${taskMessageId(first.taskId, first.attempt)}+${size}`;
+
 /**
  * Before running an attempt, a host asks the control plane whether the attempt is still current (request/reply on
  * the bus): a message redelivered after its task finished, or after the task moved on to a later attempt, must
@@ -174,6 +193,8 @@ export interface AttemptClaim {
    * may already have run and reported, its events not yet recorded. Absent: a first delivery.
    */
   redelivered?: boolean;
+  /** The attempt runs no module code that could log to MLflow (Executor.tracking false): mint it no token. */
+  tracking?: false;
 }
 
 /**
@@ -209,6 +230,8 @@ export interface HostHeartbeat {
   /** Of those, the executors whose clusters are compute of their own that pulls the cluster's pool (Kubernetes pods). */
   remoteHotClusterExecutors?: string[];
   version: string;
+  /** The host's PROTOCOL_VERSION (absent: below 3, so it cannot read task batches). */
+  protocol?: number;
   startedAt: string;
   at: string;
 }

@@ -84,6 +84,13 @@ export interface Executor<Handle = unknown> {
   readonly workdir?: boolean;
 
   /**
+   * Whether an attempt may log to MLflow (default true): the control plane then mints the attempt a token of its own
+   * when it lets it run (`task.tracking`). An executor that runs no module code (no-op) declares `false`, and its
+   * attempts are claimed without one (a token insert per claim batch and a hash per attempt saved).
+   */
+  readonly tracking?: boolean;
+
+  /**
    * Most attempts of this executor a host runs at once, counted apart from the host's own slots (its
    * `maxConcurrency`, by default one per CPU). Only for executors whose attempts use no local CPU or memory to speak
    * of (they wait on a remote service, or run nothing): their waiting then never holds back local work, nor local work

@@ -150,6 +150,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     },
     publishCommitted: (messages) => relay.publishCommitted(messages),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    taskBatchMax: config.taskBatchMax,
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,

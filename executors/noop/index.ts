@@ -18,6 +18,8 @@ export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<
     name: 'noop',
     // Runs nothing and writes nothing: no work directory, and its attempts need none of the host's CPU slots.
     workdir: false,
+    // Nor does it run module code that could log to MLflow: its claims need no task token.
+    tracking: false,
     maxConcurrency: 256,
 
     async submit() {

@@ -53,7 +53,17 @@ export interface Bus {
 
   /** Durably enqueue a task attempt on its pool's queue. Resolves once the bus has stored it. */
   publishTask(pool: string, message: TaskMessage, msgId: string): Promise<void>;
-  /** Take tasks from a pool's queue, one handler call per message, at most `maxInFlight` at once. */
+  /**
+   * Durably enqueue several task attempts of one pool as one message (protocol 3's TaskBatch), deduped by `msgId`;
+   * the caller keeps it within `maxPayloadBytes`. A bus that has it also splits such messages on the consuming side
+   * (plugins/bus/task-batch.ts), so `consumeTasks` handlers get one delivery per task. Optional: without it, tasks
+   * are published one by one.
+   */
+  publishTasks?(pool: string, messages: TaskMessage[], msgId: string): Promise<void>;
+  /**
+   * Take tasks from a pool's queue, one handler call per task (a batch's tasks come as deliveries of their own), at
+   * most `maxInFlight` tasks at once.
+   */
   consumeTasks(pool: string, handler: (delivery: Delivery<TaskMessage>) => Promise<void>, options: ConsumeOptions): Promise<Subscription>;
 
   /** Durably append an executor event. `msgId` (when given) dedupes republished events. */

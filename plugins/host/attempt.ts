@@ -5,7 +5,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Bus, Delivery } from '../bus/types';
 import { cancelled, failed, systemFailure as platformFailure, timedOut } from '../outcomes';
-import type { ClaimAnswer, ModelRegistrationRequest, TaskOutcome } from '../protocol';
+import type { AttemptClaim, ClaimAnswer, ModelRegistrationRequest, TaskOutcome } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
 import { createReporter } from './reporter';
@@ -79,7 +79,14 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   if (!rt.verifyClaims) return 'run';
   const { taskId, runId, attempt } = delivery.data;
   delivery.working();
-  const claim = { taskId, runId, attempt, host: rt.host, ...(delivery.redeliveryCount > 0 ? { redelivered: true } : {}) };
+  const claim: AttemptClaim = {
+    taskId,
+    runId,
+    attempt,
+    host: rt.host,
+    ...(delivery.redeliveryCount > 0 ? { redelivered: true } : {}),
+    ...(tracks(rt, delivery.data) ? {} : { tracking: false as const }),
+  };
   const answer = await rt.bus.requestClaim(claim, CLAIM_TIMEOUT_MS);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
@@ -87,6 +94,12 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   // The control plane's protocol version decides whether the reporter may fold events into bundles (protocol.ts).
   if (action === 'run' && answer?.verdict === 'run' && answer.protocol) delivery.data.protocol = answer.protocol;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
+}
+
+/** Whether the attempt's executor may log to MLflow (Executor.tracking); an unknown executor is asked as one that may. */
+function tracks(rt: AttemptRuntime, task: TaskMessage): boolean {
+  const name = rt.executeWith ?? task.executor;
+  return !rt.registry.names().includes(name) || rt.registry.get(name).tracking !== false;
 }
 
 async function settleUnclaimed(rt: AttemptRuntime, delivery: Delivery<TaskMessage>, action: { drop: string } | 'ask-later') {

@@ -1,14 +1,16 @@
 // The executor host runtime: takes task attempts from the bus for its pools, runs each through its lifecycle
 // (attempt.ts: submit → wait → cancel → finalize, reported by reporter.ts), honours cancels, keeps hot clusters
 // warm when the control plane asks, and announces itself; an attempt is acked only once its result is published.
+// A batch of tasks (protocol 3) arrives as one delivery per task, each claimed and settled on its own.
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { BUS_DEFAULTS } from '../bus/defaults';
+import { isBatched } from '../bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../bus/types';
-import type { CancelMessage, HostHeartbeat, HotClusterCommand } from '../protocol';
+import { type CancelMessage, type HostHeartbeat, type HotClusterCommand, PROTOCOL_VERSION } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
 import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from './attempt';
@@ -81,6 +83,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   /** Attempts holding a slot: an attempt gives its slot back just before its ack, since the bus may deliver the
    * next message as soon as it sees the ack. */
   let busy = 0;
+  /** Batched tasks (protocol 3) waiting for a slot, woken one per slot given back. */
+  const waiters: (() => void)[] = [];
   /** Executors that declared slots of their own (`Executor.maxConcurrency`): their attempts in flight, by name. */
   const ownSlots = new Map<string, { limit: number; busy: number }>();
   for (const name of options.executeWith !== undefined ? [options.executeWith] : registry.names()) {
@@ -139,6 +143,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
       remoteHotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster && registry.get(name).remoteHotClusters),
       version: VERSION,
+      protocol: PROTOCOL_VERSION,
       startedAt,
       at: new Date().toISOString(),
     };
@@ -171,6 +176,31 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     }
   }
 
+  /**
+   * A delivery of an attempt that already runs here (its ack-wait lapsed and the bus redelivered it): the running one
+   * reports and acks; this copy is acked with it, or left unacked if that one is.
+   */
+  async function settledAsDuplicate(key: string, delivery: Delivery<TaskMessage>): Promise<boolean> {
+    const existing = attempts.get(key);
+    if (!existing) return false;
+    await existing.done;
+    if (existing.acked) await delivery.ack().catch(() => undefined);
+    return true;
+  }
+
+  /** Waits until `free()`, keeping the delivery's message from being redelivered meanwhile; false when the host stops. */
+  async function waitForSlot(delivery: Delivery<TaskMessage>, free: () => boolean): Promise<boolean> {
+    const keepAlive = setInterval(() => delivery.working(), heartbeatEveryMs);
+    try {
+      while (state === 'running' && !free()) await new Promise<void>((resolve) => waiters.push(resolve));
+    } finally {
+      clearInterval(keepAlive);
+    }
+    if (state === 'running') return true;
+    delivery.nak();
+    return false;
+  }
+
   async function handleDelivery(delivery: Delivery<TaskMessage>) {
     const task = delivery.data;
     if (state !== 'running') {
@@ -178,22 +208,22 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       return;
     }
     const key = `${task.taskId}:${task.attempt}`;
-    const existing = attempts.get(key);
-    if (existing) {
-      // A redelivery of an attempt still running here (its ack-wait lapsed): the running one reports and acks;
-      // this copy is acked with it, or left unacked if that one is.
-      await existing.done;
-      if (existing.acked) await delivery.ack().catch(() => undefined);
-      return;
-    }
+    if (await settledAsDuplicate(key, delivery)) return;
     // An executor's own slots first; once they are full its attempts may take the host's, as any attempt does.
     const mine = ownSlots.get(options.executeWith ?? task.executor);
-    const own = mine && mine.busy < mine.limit ? mine : undefined;
-    if (!own && busy >= maxConcurrency) {
-      // Several pools can together exceed the limit: hand the task to a host with room.
-      delivery.nak(500);
-      return;
+    const free = () => (mine !== undefined && mine.busy < mine.limit) || busy < maxConcurrency;
+    if (!free()) {
+      if (!isBatched(delivery)) {
+        // Several pools can together exceed the limit: hand the task to a host with room.
+        delivery.nak(500);
+        return;
+      }
+      // A batch's task waits here for a slot instead: handing it back would hold its whole message until every
+      // other task of it has ended (plugins/bus/task-batch.ts), and the host's flow control counted it already.
+      if (!(await waitForSlot(delivery, free))) return;
+      if (await settledAsDuplicate(key, delivery)) return;
     }
+    const own = mine && mine.busy < mine.limit ? mine : undefined;
     let settle!: () => void;
     const attempt: Attempt = {
       key,
@@ -210,6 +240,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       if (!released) {
         if (own) own.busy--;
         else busy--;
+        // The next batched task waiting for a slot; with executors' own slots in play the slot freed may not be the
+        // one the first waiter can take, so they all look again.
+        if (ownSlots.size) for (const wake of waiters.splice(0)) wake();
+        else waiters.shift()?.();
       }
       released = true;
     };
@@ -264,6 +298,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       // for handlers in flight before its stop() resolves.
       const stopping = subscriptions.map((s) => s.stop().catch((err) => warn(`stopping a subscription failed: ${errorMessage(err)}`)));
       subscriptions = [];
+      for (const wake of waiters.splice(0)) wake(); // waiting batched tasks go back to the bus
       const running = [...attempts.values()];
       for (const attempt of running) abortAttempt(attempt, 'shutdown');
       await Promise.all([...stopping, ...running.map((a) => a.done)]);

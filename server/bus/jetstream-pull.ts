@@ -27,6 +27,11 @@ export interface PullSubscriptionOptions {
   /** Re-creates the consumer when the server says it is gone. */
   recover: () => Promise<void>;
   onDelivery: (delivery: JsDelivery<unknown>) => void;
+  /**
+   * How many of `maxInFlight` a message takes (default 1): a task batch counts its tasks, so a host holds about as
+   * many tasks as it has room for, whatever the messages carry, and leaves the rest of a pool's queue to other hosts.
+   */
+  weigh?: (data: unknown) => number;
 }
 
 /**
@@ -43,7 +48,12 @@ export class PullSubscription {
   readonly ackWaitMs: number;
   readonly confirmAcks: boolean;
   private readonly nextSubject: string;
-  private readonly deliveries = new Set<JsDelivery<unknown>>();
+  private readonly deliveries = new Map<JsDelivery<unknown>, number>();
+  /** What the deliveries held weigh together (see PullSubscriptionOptions.weigh). */
+  private held = 0;
+  /** What a message has weighed lately (a moving average, 1 until one arrives): pulls ask for the messages that fit. */
+  private meanWeight = 1;
+  private weighed = false;
   private sub: NatsSubscription | undefined;
   private inbox = '';
   /** Messages asked for and not yet received, across this subscription's open pull requests. */
@@ -96,7 +106,10 @@ export class PullSubscription {
   }
 
   release(delivery: JsDelivery<unknown>) {
-    if (!this.deliveries.delete(delivery)) return;
+    const weight = this.deliveries.get(delivery);
+    if (weight === undefined) return;
+    this.deliveries.delete(delivery);
+    this.held -= weight;
     this.schedulePull();
   }
 
@@ -126,7 +139,7 @@ export class PullSubscription {
     this.sub = undefined;
     this.requested = 0;
     if (abandoned && !this.nc.isClosed() && !this.nc.isDraining()) await this.sweep();
-    for (const delivery of [...this.deliveries]) delivery.handBack();
+    for (const delivery of [...this.deliveries.keys()]) delivery.handBack();
     if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
   }
 
@@ -172,10 +185,15 @@ export class PullSubscription {
 
   private pull() {
     if (this.stopping || !this.sub || this.nc.isClosed() || this.nc.isDraining()) return;
-    const want = this.options.maxInFlight - this.deliveries.size - this.requested;
+    // Pull requests count messages, and a message may carry many tasks: ask for as many as fit at their recent
+    // weight, and for one alone until the first has arrived, so a host does not take a pool's whole queue of batches
+    // with its first request.
+    const room = this.options.maxInFlight - this.held;
+    const fit = room > 0 ? Math.max(1, Math.floor(room / this.meanWeight)) : 0;
+    const want = Math.min(this.weighed || !this.options.weigh ? fit : 1, fit) - this.requested;
     // While requests are open, top up only in sizeable steps: one small request per freed slot would flood the
     // server's waiting list (max_waiting) and cost a round trip per message.
-    if (want <= 0 || (this.requested > 0 && want < this.topUpThreshold)) return;
+    if (want <= 0 || (this.requested > 0 && want * this.meanWeight < this.topUpThreshold)) return;
     if (this.requested === 0) this.lastHeard = Date.now();
     this.requested += want;
     const expires = PULL_EXPIRES_MS * (0.9 + 0.2 * Math.random());
@@ -195,8 +213,11 @@ export class PullSubscription {
   }
 
   private onTransfer(msg: Msg, reply: string) {
+    const asked = this.requested > 0;
     this.requested = Math.max(0, this.requested - 1);
-    if (this.deliveries.size >= this.options.maxInFlight) {
+    // A message we asked for is taken even when a batch before it filled the slots (the host queues its tasks);
+    // only one we did not ask for (after a resync) goes straight back.
+    if (!asked && this.held >= this.options.maxInFlight) {
       // Only after a resync can more arrive than asked for: hand the surplus straight back.
       this.send(reply, '-NAK');
       return;
@@ -211,7 +232,14 @@ export class PullSubscription {
       return;
     }
     const delivery = new JsDelivery(this, reply, data, deliveryCount(reply) - 1);
-    this.deliveries.add(delivery);
+    const weight = this.options.weigh?.(data) ?? 1;
+    this.deliveries.set(delivery, weight);
+    this.held += weight;
+    this.meanWeight = this.weighed ? 0.8 * this.meanWeight + 0.2 * weight : weight;
+    if (!this.weighed) {
+      this.weighed = true;
+      this.schedulePull(); // the first pull asked for one message: now ask for what fits
+    }
     this.options.onDelivery(delivery);
   }
 

@@ -5,10 +5,11 @@ import { connect, nanos } from '@nats-io/transport-node';
 import { splitBundle } from '../../plugins/bus/bundle';
 import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
 import { DEFAULT_MAX_PAYLOAD_BYTES, packWithin } from '../../plugins/bus/payload-limit';
+import { splitTaskBatch, tasksIn } from '../../plugins/bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
-import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
-import { type JsDelivery, PullSubscription } from './jetstream-pull';
+import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
+import { PullSubscription } from './jetstream-pull';
 import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
 
 export interface JetStreamBusOptions {
@@ -194,6 +195,13 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       await js.publish(subjects.tasks(pool), JSON.stringify(message), { msgID: msgId });
     },
 
+    async publishTasks(pool, messages, msgId) {
+      assertOpen();
+      if (!messages.length) return;
+      const batch: TaskBatch = { tasks: messages };
+      await js.publish(subjects.tasks(pool), JSON.stringify(batch), { msgID: msgId });
+    },
+
     async consumeTasks(pool, handler, consumeOptions) {
       assertOpen();
       const name = taskConsumerName(pool, consumeOptions.durable);
@@ -209,7 +217,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         // A lost task ack reruns a finished attempt, so task acks wait for the server's confirmation.
         confirmAcks: true,
         recover: ensure,
-        onDelivery: (delivery) => void runTaskHandler(handler, delivery as JsDelivery<TaskMessage>),
+        // A batch (protocol 3) becomes one delivery per task, and takes as many in-flight slots as it has tasks.
+        weigh: tasksIn,
+        onDelivery: (delivery) => {
+          for (const member of splitTaskBatch(delivery)) void runTaskHandler(handler, member);
+        },
       });
       return track(puller);
     },
@@ -360,7 +372,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
   };
 }
 
-async function runTaskHandler(handler: (delivery: Delivery<TaskMessage>) => Promise<void>, delivery: JsDelivery<TaskMessage>) {
+async function runTaskHandler(handler: (delivery: Delivery<TaskMessage>) => Promise<void>, delivery: Delivery<TaskMessage> & { readonly settled: boolean }) {
   try {
     await handler(delivery);
   } catch {

@@ -10,6 +10,13 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_DATA_DIR = '.atelier';
 /** A running task whose host sent nothing for this long is presumed lost and retried. */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
+/**
+ * Most tasks one bus message carries (`ATELIER_TASK_BATCH_MAX`; protocol 3): the tasks one transaction dispatches to
+ * a pool travel as a few batches instead of a message each. A host takes a batch whole (its flow control counts the
+ * tasks), so the cap also bounds how far one host may run ahead of the others on a pool. 1 turns batches off, for a
+ * fleet whose hosts are not all at protocol 3 yet.
+ */
+export const DEFAULT_TASK_BATCH_MAX = 100;
 /** An executor host silent for this long is stale: not counted as live when routing and listing. */
 export const DEFAULT_HOST_STALE_MS = 15_000;
 /** A hot cluster's idle timeout: the default, the least and the most a caller may ask for (`ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS`). */

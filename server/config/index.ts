@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_UNPACKED_MB,
   DEFAULT_MONITOR_EVAL_MS,
   DEFAULT_PORT,
+  DEFAULT_TASK_BATCH_MAX,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
 
@@ -45,6 +46,8 @@ export interface Config {
   poolLimits: Record<string, number>;
   /** A running task whose host sent nothing for this long is presumed lost and retried. */
   heartbeatTimeoutMs: number;
+  /** Most tasks one bus message carries (`ATELIER_TASK_BATCH_MAX`; 1: a message per task, for hosts below protocol 3). */
+  taskBatchMax: number;
   /** An executor host silent for this long is stale: not counted as live when routing and listing. */
   hostStaleMs: number;
   /** Declared GPU pools, GPUs per host (`ATELIER_GPU_POOLS=gpu-a100=8,gpu-t4=1`); see compute/routing.ts. */
@@ -171,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: env.ATELIER_PUBLIC_URL || undefined,
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1) * 1000,
+    taskBatchMax: int(env, 'ATELIER_TASK_BATCH_MAX', DEFAULT_TASK_BATCH_MAX, 1, 10_000),
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     monitorEvalMs: int(env, 'ATELIER_MONITOR_EVAL_MS', DEFAULT_MONITOR_EVAL_MS, 100, 3_600_000),
     feedCheckMs: int(env, 'ATELIER_FEED_CHECK_MS', 1000, 50, 60_000),

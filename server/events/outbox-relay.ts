@@ -3,10 +3,12 @@
 // relay pass publishes whatever that did not (a crash between the commit and the publish, a bus failure) and
 // every other kind of row. Rows are claimed with SKIP LOCKED so several replicas can relay side by side; a
 // row published twice (a crash before it was deleted, a pass racing a direct publish on another replica) is
-// dropped by the bus's message-id dedupe.
+// dropped by the bus's message-id dedupe. A task row may hold a batch of a pool's tasks (protocol 3): it goes out
+// as one message under the row's id whoever publishes it, so the dedupe holds for batches too; a bus that cannot
+// carry batches gets its tasks one by one, each under its own id.
 import { sql } from 'drizzle-orm';
 import type { Bus } from '../../plugins/bus/types';
-import type { CancelMessage, ExecutorEvent, TaskMessage } from '../../plugins/protocol';
+import { type CancelMessage, type ExecutorEvent, isTaskBatch, type TaskBatch, type TaskMessage, taskMessageId } from '../../plugins/protocol';
 import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import { kickedLoop } from '../lifecycle/kicked-loop';
@@ -19,7 +21,7 @@ export interface OutboxRelay {
    * Publishes task messages whose outbox rows just committed, all at once, then deletes the rows the bus took.
    * What it could not publish stays for a relay pass. Never throws.
    */
-  publishCommitted(messages: { id: number; pool: string; msgId: string; payload: TaskMessage }[]): void;
+  publishCommitted(messages: { id: number; pool: string; msgId: string; payload: TaskMessage | TaskBatch }[]): void;
   /** Relays until the outbox is empty and no direct publish is in flight. */
   drain(): Promise<void>;
   stop(): Promise<void>;
@@ -40,9 +42,14 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
   const direct = new Set<number>();
   const directDone = new Set<Promise<void>>();
 
+  const publishTasks = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string) => {
+    if (!isTaskBatch(payload)) return bus.publishTask(pool, payload, msgId);
+    if (bus.publishTasks) return bus.publishTasks(pool, payload.tasks, msgId);
+    await Promise.all(payload.tasks.map((t) => bus.publishTask(pool, t, taskMessageId(t.taskId, t.attempt))));
+  };
   const publish = (row: Row) =>
     row.kind === 'task'
-      ? bus.publishTask(row.pool!, row.payload as TaskMessage, row.msg_id)
+      ? publishTasks(row.pool!, row.payload as TaskMessage | TaskBatch, row.msg_id)
       : row.kind === 'event'
         ? bus.publishEvent(row.payload as ExecutorEvent, row.msg_id)
         : bus.publishCancel(row.payload as CancelMessage);
@@ -75,7 +82,7 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
 
   async function publishDirect(messages: Parameters<OutboxRelay['publishCommitted']>[0]) {
     // Every publish in flight at once, acknowledged together: one round trip for the lot, not one per message.
-    const outcomes = await Promise.allSettled(messages.map((m) => bus.publishTask(m.pool, m.payload, m.msgId)));
+    const outcomes = await Promise.allSettled(messages.map((m) => publishTasks(m.pool, m.payload, m.msgId)));
     const published = messages.filter((_, i) => outcomes[i]!.status === 'fulfilled').map((m) => m.id);
     try {
       if (published.length) await remove(published);

@@ -1,7 +1,7 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
 import { eq } from 'drizzle-orm';
-import type { ModelRegistrationRequest, TaskMessage } from '../../plugins/protocol';
+import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { type Db, retryingTransaction, type Tx } from '../db/client';
@@ -43,6 +43,8 @@ export interface OrchestratorContext {
   maxMessageBytes: () => number;
   /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */
   versions: VersionCache;
+  /** Most tasks one bus message carries (protocol 3's TaskBatch; 1: a message per task, for hosts below protocol 3). */
+  taskBatchMax: number;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */
@@ -53,13 +55,13 @@ export interface TaskRegistrations {
   requests: ModelRegistrationRequest[];
 }
 
-/** A task message written to the outbox, published straight after its transaction commits. */
+/** A task message (or a batch of them) written to the outbox, published straight after its transaction commits. */
 export interface CommittedMessage {
   /** Its outbox row, deleted once the bus has it. */
   id: number;
   pool: string;
   msgId: string;
-  payload: TaskMessage;
+  payload: TaskMessage | TaskBatch;
 }
 
 /** What one transaction produced, published after it commits. */

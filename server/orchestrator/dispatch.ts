@@ -2,7 +2,7 @@
 // written to the outbox as bus messages; control-plane nodes (nested workflows, maps) are started here instead.
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { permanentFailure } from '../../plugins/outcomes';
-import { type TaskMessage, taskMessageId } from '../../plugins/protocol';
+import type { TaskMessage } from '../../plugins/protocol';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { outbox } from '../db/tables/outbox';
@@ -16,7 +16,7 @@ import { upstreamOutputs } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
-import { taskMessage } from './task-message';
+import { poolMessages, taskMessage } from './task-message';
 
 const INSERT_CHUNK = 1000;
 
@@ -144,6 +144,7 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
 
 /** What a task message leaves of the bus's limit to the message's headers (its id, JetStream's own). */
 const HEADER_ROOM_BYTES = 4096;
+const messageLimit = (tc: TxContext) => tc.ctx.maxMessageBytes() - HEADER_ROOM_BYTES;
 
 /**
  * A task message carries its parameters, its upstreams' outputs and its models' file lists inline, so its size grows
@@ -151,14 +152,13 @@ const HEADER_ROOM_BYTES = 4096;
  * (retried on every relay pass, holding the rows after it back). Such a task fails here, in the dispatch's
  * transaction, saying what to do; the rest go on. Serializing each message once costs ~2 µs for a typical one.
  */
-async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage[], ended: string[]): Promise<Set<number>> {
-  const limit = tc.ctx.maxMessageBytes() - HEADER_ROOM_BYTES;
+async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage[], bytes: number[], ended: string[]): Promise<Set<number>> {
+  const limit = messageLimit(tc);
   const oversized = new Set<number>();
   for (let i = 0; i < messages.length; i++) {
-    const bytes = Buffer.byteLength(JSON.stringify(messages[i]));
-    if (bytes <= limit) continue;
+    if (bytes[i]! <= limit) continue;
     oversized.add(i);
-    const message = `its task message is ${bytes} bytes, over the ${limit} the bus takes (nats-server max_payload less room for headers): parameters, upstream outputs and model file lists travel inline, so pass a large value as an artifact or a dataset and hand over its digest (or raise max_payload)`;
+    const message = `its task message is ${bytes[i]} bytes, over the ${limit} the bus takes (nats-server max_payload less room for headers): parameters, upstream outputs and model file lists travel inline, so pass a large value as an artifact or a dataset and hand over its digest (or raise max_payload)`;
     const failed = await applyOutcome(tc, ready[i]!, permanentFailure('message-too-large', message), { at: tc.step.at, durationMs: 0, host: null });
     if (isTerminal(failed.status)) ended.push(ready[i]!.node);
   }
@@ -177,13 +177,17 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   );
   const outputs = await upstreamOutputs(tc, run, ready);
   let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at));
-  const oversized = await failOversized(tc, ready, messages, ended);
+  let bytes = messages.map((m) => Buffer.byteLength(JSON.stringify(m)));
+  const oversized = await failOversized(tc, ready, messages, bytes, ended);
   if (oversized.size) {
     ready = ready.filter((_, i) => !oversized.has(i));
     messages = messages.filter((_, i) => !oversized.has(i));
+    bytes = bytes.filter((_, i) => !oversized.has(i));
     if (!ready.length) return false;
   }
-  const rows = messages.map((m) => ({ kind: 'task' as const, pool: m.pool, msgId: taskMessageId(m.taskId, m.attempt), payload: m }));
+  // One outbox row per bus message: a pool's tasks in batches (protocol 3), so the direct publish and the relay's
+  // fallback publish the same messages under the same ids, and the bus's dedupe drops whichever comes second.
+  const rows = poolMessages(messages, bytes, messageLimit(tc), ctx.taskBatchMax).map((m) => ({ kind: 'task' as const, ...m }));
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
   // pass); the rows are the fallback the relay publishes should that not happen.
   const inserted = await bulkInsert(tx, outbox, rows, ctx.publishCommitted ? { returning: sql`id, msg_id` } : {});

@@ -13,7 +13,7 @@ import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
 import type { RunActor } from '../compute/cluster-access';
-import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../config/defaults';
+import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_TASK_BATCH_MAX } from '../config/defaults';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import type { Run } from '../db/tables/runs';
@@ -115,6 +115,8 @@ export interface OrchestratorOptions {
   onRegistrations?: OrchestratorContext['onRegistrations'];
   /** The largest message the bus takes (Bus.maxPayloadBytes; default DEFAULT_MAX_PAYLOAD_BYTES). */
   maxMessageBytes?: () => number;
+  /** Most tasks one bus message carries (default DEFAULT_TASK_BATCH_MAX; 1 while hosts below protocol 3 remain). */
+  taskBatchMax?: number;
 }
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
@@ -136,6 +138,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
     versions: new VersionCache(),
+    taskBatchMax: Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

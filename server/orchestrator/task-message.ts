@@ -1,6 +1,6 @@
 // The bus message that hands one attempt of a module task to an executor: its module, parameters, upstream outputs
-// and the datasets it may touch.
-import type { TaskMessage } from '../../plugins/protocol';
+// and the datasets it may touch; and the batches (protocol 3) that carry a transaction's task messages to a pool.
+import { type TaskBatch, type TaskMessage, taskBatchMessageId, taskMessageId } from '../../plugins/protocol';
 import type { ModuleVersion } from '../db/tables/modules';
 import type { Task } from '../db/tables/runs';
 import type { TaskDataAccess } from '../vocabulary';
@@ -45,4 +45,50 @@ export function handedOver(access: TaskDataAccess): NonNullable<TaskMessage['dat
     ),
     outputs: access.outputs,
   };
+}
+
+/** One bus message for a pool: a task message alone, or a batch of them. */
+export interface PoolMessage {
+  pool: string;
+  msgId: string;
+  payload: TaskMessage | TaskBatch;
+}
+
+/** What `{"tasks":[` and `]}` add to a batch's members and their commas. */
+const BATCH_FRAME_BYTES = Buffer.byteLength(JSON.stringify({ tasks: [] }));
+
+/**
+ * `messages` as few bus messages as fit: per pool, in order, batches of at most `maxTasks` tasks and `maxBytes`
+ * bytes (`bytes[i]` is message i's JSON size). A message alone goes as itself, under its own id, as before
+ * protocol 3. Each message is expected to fit `maxBytes` on its own (dispatch fails the ones that do not).
+ */
+export function poolMessages(messages: TaskMessage[], bytes: number[], maxBytes: number, maxTasks: number): PoolMessage[] {
+  const open = new Map<string, { tasks: TaskMessage[]; size: number }>();
+  const out: PoolMessage[] = [];
+  const close = (pool: string) => {
+    const batch = open.get(pool);
+    if (!batch) return;
+    open.delete(pool);
+    const [first] = batch.tasks;
+    out.push(
+      batch.tasks.length === 1
+        ? { pool, msgId: taskMessageId(first!.taskId, first!.attempt), payload: first! }
+        : { pool, msgId: taskBatchMessageId(first!, batch.tasks.length), payload: { tasks: batch.tasks } },
+    );
+  };
+  messages.forEach((message, i) => {
+    const size = bytes[i]!;
+    let batch = open.get(message.pool);
+    if (batch && (batch.tasks.length >= maxTasks || batch.size + 1 + size > maxBytes)) {
+      close(message.pool);
+      batch = undefined;
+    }
+    if (!batch) open.set(message.pool, { tasks: [message], size: BATCH_FRAME_BYTES + size });
+    else {
+      batch.tasks.push(message);
+      batch.size += 1 + size;
+    }
+  });
+  for (const pool of [...open.keys()]) close(pool);
+  return out;
 }

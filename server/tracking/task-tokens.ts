@@ -71,10 +71,12 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
 
   const mint = async (claims: AttemptClaim[], answers: ClaimAnswer[]): Promise<ClaimAnswer[]> => {
     const base = uri();
-    const running = claims.filter((_, i) => answers[i]?.verdict === 'run');
+    // An attempt whose executor runs no module code (claim.tracking false) gets no token: nothing in it could use one.
+    const wants = (claim: AttemptClaim, i: number) => answers[i]?.verdict === 'run' && claim.tracking !== false;
+    const running = claims.filter(wants);
     if (!base || !running.length) return answers;
     const id = await identity();
-    const minted = answers.map((answer) => (answer.verdict === 'run' ? mintToken() : undefined));
+    const minted = answers.map((_, i) => (wants(claims[i]!, i) ? mintToken() : undefined));
     // The claims answered together get their tokens in one insert: one statement per claim was, on the embedded
     // database, a quarter of the statements' time in a run of 2,000 no-op tasks (2,000 inserts, 3.2 s of 12.3 s).
     // A task that is gone gets no row: its token, never stored, authenticates nothing.
@@ -91,8 +93,11 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
   const prepare = async (claims: AttemptClaim[]): Promise<ClaimTokens | undefined> => {
     const base = uri();
     if (!base || !claims.length) return undefined;
-    // Only claims that can name a task: a malformed one (answered `drop`) must not fail the statement for the batch.
-    const minted = claims.map((c) => (typeof c.taskId === 'string' && UUID.test(c.taskId) && Number.isInteger(c.attempt) ? mintToken() : undefined));
+    // Only claims that can name a task: a malformed one (answered `drop`) must not fail the statement for the batch;
+    // and none for an executor that runs no module code (claim.tracking false): nothing in it could use one.
+    const minted = claims.map((c) =>
+      c.tracking !== false && typeof c.taskId === 'string' && UUID.test(c.taskId) && Number.isInteger(c.attempt) ? mintToken() : undefined,
+    );
     const values = claims.flatMap((claim, i) => (minted[i] ? [rowOf(claim, minted[i]!)] : []));
     if (!values.length) return undefined;
     const id = await identity();

@@ -1,0 +1,96 @@
+// Task batches within the bus's payload limit (protocol 3, issue 21): nats-server here takes 32 KiB, so a run whose
+// tasks dispatch together in ~75 KB of task messages goes out as a few batches, each under the limit, instead of
+// one message per task or one message too large; a task too large on its own still fails with
+// `message-too-large`, and everything else runs once. Also the packing itself (poolMessages), by size and count.
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TaskBatch, TaskMessage } from '../../plugins/protocol';
+import { outbox } from '../../server/db/tables/outbox';
+import { poolMessages } from '../../server/orchestrator/task-message';
+import { startTestApp, type TestApp } from '../harness/app';
+import { type NatsServer, startNats } from '../harness/nats';
+
+let nats: NatsServer | undefined;
+let t: TestApp;
+const RUN = `query ($id: ID!) { run(id: $id) { status tasks { node status reason attempt } } }`;
+
+beforeAll(async () => {
+  nats = await startNats({ maxPayloadBytes: 32 * 1024 });
+  t = await startTestApp({ NATS_URL: nats.url, ATELIER_EMBEDDED_EXECUTOR: 'true' });
+  await t.publishFixture('echo');
+}, 60_000);
+afterAll(async () => {
+  await t?.stop();
+  await nats?.stop();
+});
+
+/** Every message the TASKS stream has taken so far. */
+async function tasksPublished(): Promise<number> {
+  const nc = await connect({ servers: nats!.url });
+  try {
+    return (await (await jetstreamManager(nc)).streams.info('TASKS')).state.last_seq;
+  } finally {
+    await nc.close();
+  }
+}
+
+describe('task batches within the bus’s payload limit', () => {
+  it('sends a run’s 30 tasks as a few batches under max_payload, and still fails the one task too large alone', async () => {
+    const tasks = Array.from({ length: 30 }, (_, i) => ({
+      name: `t${i}`,
+      module: 'test/echo',
+      executor: 'noop',
+      parameters: { message: `${i}`.padEnd(2_000, 'x') },
+    }));
+    await t.createWorkflow({
+      name: 'batched',
+      tasks: [...tasks, { name: 'big', module: 'test/echo', executor: 'noop', parameters: { message: 'x'.repeat(40_000) } }],
+    });
+    const before = await tasksPublished();
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "batched") { id } }`);
+    let run: any;
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      run = (await t.api.gql(RUN, { id: startRun.id })).run;
+      if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(run.status)) break;
+    }
+    expect(run.status).toBe('FAILED');
+    const byNode = Object.fromEntries(run.tasks.map((x: any) => [x.node, x]));
+    expect(byNode.big).toMatchObject({ status: 'FAILED', reason: 'message-too-large' });
+    for (const { name } of tasks) expect(byNode[name]).toMatchObject({ status: 'SUCCEEDED', attempt: 1 });
+    // ~2.3 KB each, ~69 KB in all: three or four batches of at most 28 KiB, not thirty messages.
+    const published = (await tasksPublished()) - before;
+    expect(published).toBeGreaterThanOrEqual(3);
+    expect(published).toBeLessThanOrEqual(4);
+    let left = await t.app.services.db.select().from(outbox);
+    for (const deadline = Date.now() + 10_000; left.length && Date.now() < deadline; await new Promise((r) => setTimeout(r, 100)))
+      left = await t.app.services.db.select().from(outbox);
+    expect(left).toEqual([]);
+  });
+});
+
+describe('poolMessages', () => {
+  const task = (pool: string, i: number) => ({ taskId: `t${i}`, attempt: 1, pool }) as TaskMessage;
+  const sizes = (messages: TaskMessage[]) => messages.map((m) => Buffer.byteLength(JSON.stringify(m)));
+
+  it('batches each pool’s tasks in order (batches in the order they fill), at most maxTasks each, a lone task as itself under its own id', () => {
+    const messages = [task('a', 1), task('b', 2), task('a', 3), task('a', 4)];
+    const out = poolMessages(messages, sizes(messages), 1_000_000, 2);
+    expect(out.map((m) => [m.pool, m.msgId])).toEqual([
+      ['a', 't1:1+2'],
+      ['b', 't2:1'],
+      ['a', 't4:1'],
+    ]);
+    expect((out[0]!.payload as TaskBatch).tasks.map((x) => x.taskId)).toEqual(['t1', 't3']);
+    expect(out[2]!.payload).toEqual(task('a', 4));
+  });
+
+  it('closes a batch before it would pass maxBytes, counting the frame and commas', () => {
+    const messages = Array.from({ length: 5 }, (_, i) => task('a', i));
+    const bytes = sizes(messages);
+    const two = JSON.stringify({ tasks: messages.slice(0, 2) }).length;
+    const out = poolMessages(messages, bytes, two, 100);
+    expect(out.map((m) => m.msgId)).toEqual(['t0:1+2', 't2:1+2', 't4:1']);
+    for (const m of out) expect(JSON.stringify(m.payload).length).toBeLessThanOrEqual(two);
+  });
+});
