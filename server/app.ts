@@ -385,6 +385,7 @@ function embeddedExecutorHost(config: Config, bus: Bus, store: ObjectStore, exec
         artifacts: { fetch: (digest) => store.path(digest) },
         workRoot: path.join(config.dataDir, 'work'),
         gpus: config.executorGpus,
+        maxConcurrency: config.executorConcurrency,
         warn: (m) => log(`executor host: ${m}`),
       });
       await host.start();

@@ -61,6 +61,8 @@ export interface Config {
   hotClusterPools: Record<string, string[] | '*'> | null;
   /** GPUs the embedded executor host advertises. */
   executorGpus: number;
+  /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
+  executorConcurrency: number | undefined;
   /** How often the monitor evaluator looks for due monitors (server/monitoring/evaluator.ts). */
   monitorEvalMs: number;
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
@@ -185,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),
     executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
+    executorConcurrency: env.ATELIER_EXECUTOR_CONCURRENCY ? int(env, 'ATELIER_EXECUTOR_CONCURRENCY', 1, 1, 4096) : undefined,
     hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
     hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,

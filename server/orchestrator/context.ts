@@ -12,6 +12,7 @@ import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
 import type { HeldClaim } from './attempts';
+import type { PoolBatchSizes } from './batch-sizes';
 import { crashPoint } from './crash-hook';
 import type { VersionCache } from './known-facts';
 
@@ -43,8 +44,8 @@ export interface OrchestratorContext {
   maxMessageBytes: () => number;
   /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */
   versions: VersionCache;
-  /** Most tasks one bus message carries (protocol 3's TaskBatch; 1: a message per task, for hosts below protocol 3). */
-  taskBatchMax: number;
+  /** How many tasks one bus message to a pool carries (protocol 3's TaskBatch): never more than its smallest live host runs. */
+  batchSizes: PoolBatchSizes;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */

@@ -187,7 +187,12 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   }
   // One outbox row per bus message: a pool's tasks in batches (protocol 3), so the direct publish and the relay's
   // fallback publish the same messages under the same ids, and the bus's dedupe drops whichever comes second.
-  const rows = poolMessages(messages, bytes, messageLimit(tc), ctx.taskBatchMax).map((m) => ({ kind: 'task' as const, ...m }));
+  const batchSize = await ctx.batchSizes.forPools(
+    tx,
+    messages.map((m) => m.pool),
+    step.at,
+  );
+  const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize).map((m) => ({ kind: 'task' as const, ...m }));
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
   // pass); the rows are the fallback the relay publishes should that not happen.
   const inserted = await bulkInsert(tx, outbox, rows, ctx.publishCommitted ? { returning: sql`id, msg_id` } : {});

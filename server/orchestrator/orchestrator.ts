@@ -13,7 +13,7 @@ import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
 import type { RunActor } from '../compute/cluster-access';
-import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_TASK_BATCH_MAX } from '../config/defaults';
+import { DEFAULT_CATALOG_CEILING, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_HOST_STALE_MS, DEFAULT_TASK_BATCH_MAX } from '../config/defaults';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import type { Run } from '../db/tables/runs';
@@ -21,6 +21,7 @@ import type { RunFeed } from '../events/feed';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { Domain, Trigger } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
+import { PoolBatchSizes } from './batch-sizes';
 import { cancelRun } from './cancel';
 import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
@@ -138,7 +139,10 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
     versions: new VersionCache(),
-    taskBatchMax: Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
+    batchSizes: new PoolBatchSizes(
+      Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
+      options.defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,
+    ),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

@@ -62,7 +62,8 @@ const BATCH_FRAME_BYTES = Buffer.byteLength(JSON.stringify({ tasks: [] }));
  * bytes (`bytes[i]` is message i's JSON size). A message alone goes as itself, under its own id, as before
  * protocol 3. Each message is expected to fit `maxBytes` on its own (dispatch fails the ones that do not).
  */
-export function poolMessages(messages: TaskMessage[], bytes: number[], maxBytes: number, maxTasks: number): PoolMessage[] {
+export function poolMessages(messages: TaskMessage[], bytes: number[], maxBytes: number, maxTasks: number | ((pool: string) => number)): PoolMessage[] {
+  const most = typeof maxTasks === 'number' ? () => maxTasks : maxTasks;
   const open = new Map<string, { tasks: TaskMessage[]; size: number }>();
   const out: PoolMessage[] = [];
   const close = (pool: string) => {
@@ -79,7 +80,7 @@ export function poolMessages(messages: TaskMessage[], bytes: number[], maxBytes:
   messages.forEach((message, i) => {
     const size = bytes[i]!;
     let batch = open.get(message.pool);
-    if (batch && (batch.tasks.length >= maxTasks || batch.size + 1 + size > maxBytes)) {
+    if (batch && (batch.tasks.length >= most(message.pool) || batch.size + 1 + size > maxBytes)) {
       close(message.pool);
       batch = undefined;
     }

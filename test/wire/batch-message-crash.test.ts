@@ -58,11 +58,20 @@ beforeAll(async () => {
     registry: createExecutorRegistry([countingNoop]),
     pools: ['noop'],
     hostName: 'wire-batch-host',
+    // A pool's batches are never larger than its smallest live host's capacity: room for the whole run in one.
+    maxConcurrency: 64,
     artifacts: { fetch: async () => '/nonexistent' },
     workRoot: path.join(dataDir, 'work'),
     warn: () => undefined,
   });
   await host.start();
+  // Batches are sized by the hosts the control plane has heard from: wait for this one's heartbeat.
+  for (
+    const deadline = Date.now() + 60_000;
+    !(await sql`select 1 from executor_hosts where name = 'wire-batch-host'`).length;
+    await new Promise((r) => setTimeout(r, 50))
+  )
+    if (Date.now() > deadline) throw new Error('the host’s heartbeat was not recorded in 60 s');
 }, 180_000);
 
 afterAll(async () => {

@@ -6,6 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskBatch, TaskMessage } from '../../plugins/protocol';
+import { executorHosts } from '../../server/db/tables/executors';
 import { outbox } from '../../server/db/tables/outbox';
 import { poolMessages } from '../../server/orchestrator/task-message';
 import { startTestApp, type TestApp } from '../harness/app';
@@ -17,7 +18,9 @@ const RUN = `query ($id: ID!) { run(id: $id) { status tasks { node status reason
 
 beforeAll(async () => {
   nats = await startNats({ maxPayloadBytes: 32 * 1024 });
-  t = await startTestApp({ NATS_URL: nats.url, ATELIER_EMBEDDED_EXECUTOR: 'true' });
+  // 64 slots: a pool's batches are never larger than its smallest live host's capacity, and here the payload limit
+  // is what should cut them.
+  t = await startTestApp({ NATS_URL: nats.url, ATELIER_EMBEDDED_EXECUTOR: 'true', ATELIER_EXECUTOR_CONCURRENCY: '64' });
   await t.publishFixture('echo');
 }, 60_000);
 afterAll(async () => {
@@ -47,6 +50,9 @@ describe('task batches within the bus’s payload limit', () => {
       name: 'batched',
       tasks: [...tasks, { name: 'big', module: 'test/echo', executor: 'noop', parameters: { message: 'x'.repeat(40_000) } }],
     });
+    // Batches are sized by the live hosts the control plane has heard from: wait for the embedded host's heartbeat.
+    for (const deadline = Date.now() + 30_000; !(await t.app.services.db.select().from(executorHosts)).length; await new Promise((r) => setTimeout(r, 50)))
+      if (Date.now() > deadline) throw new Error('no executor host heartbeat recorded in 30 s');
     const before = await tasksPublished();
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "batched") { id } }`);
     let run: any;
