@@ -19,14 +19,8 @@ export interface MetricPointInput {
   at: Date;
 }
 
-/**
- * Points per statement: two host batches (DEFAULT_METRIC_BATCH). Each statement has a fixed cost of its own (~30 ms
- * on PGlite on a loaded 2-core machine: the planning of its CTEs, the tails' probe): storing 48,000 points took
- * 29,700 points per CPU-second in chunks of 2,000, 39,000–40,000 in chunks of 4,000 and 42,000–44,000 in chunks of
- * 8,000 (same run). On PGlite a statement holds the event loop, so a chunk is kept at 4,000 (~70 ms) rather than
- * larger: the executor host and the API get their turn between chunks.
- */
-const CHUNK = 4_000;
+/** Points per statement: one host batch (DEFAULT_METRIC_BATCH); on PGlite a statement holds the event loop, so a smaller one keeps it free for the executor host and the API in between. */
+const CHUNK = 2_000;
 
 export { METRIC_BLOCK_POINTS };
 
