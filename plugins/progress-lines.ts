@@ -1,6 +1,6 @@
 // The progress protocol modules speak, whatever carries it (fd 3 for local processes, `@@atelier` stdout lines in a
 // Kubernetes pod): one JSON object per line with `progress`/`message`, `metrics`/`step`, `points` (a batch of
-// `{name, value, step}`), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?, metadata?}`: a
+// `{name, value, step}`), `series` (a batch as columns: `[{name, steps: [...], values: [...]}]`, what the helpers send), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?, metadata?}`: a
 // model version registered from the output once the task has succeeded). Metric values are numbers or "NaN", "Infinity", "-Infinity".
 import { decodeMetricValue } from './metric-values';
 import type { TaskContext } from './sdk';
@@ -35,6 +35,10 @@ export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why:
       if (!point || typeof point !== 'object' || typeof point.name !== 'string') ignored('a metric point without a name');
       else ctx.metric(decodedMetrics({ [point.name]: point.value }, ignored), step(point.step));
     }
+    understood = true;
+  }
+  if (Array.isArray(m.series)) {
+    for (const s of m.series as unknown[]) applySeries(s, ctx, ignored);
     understood = true;
   }
   const output = m.output as { name?: unknown; value?: unknown } | undefined;
@@ -80,4 +84,26 @@ function decodedMetrics(metrics: Record<string, unknown>, ignored: (why: string)
     else out[name] = value;
   }
   return out;
+}
+
+/** One metric's points of a `series` batch: `steps[i]` (null: none) and `values[i]`, in the order reported. */
+function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => void): void {
+  const series = s as { name?: unknown; steps?: unknown; values?: unknown } | null;
+  if (!series || typeof series !== 'object' || typeof series.name !== 'string') {
+    ignored('a metric series without a name');
+    return;
+  }
+  const { name, steps, values } = series as { name: string; steps: unknown; values: unknown };
+  if (!Array.isArray(values) || (steps !== undefined && steps !== null && (!Array.isArray(steps) || steps.length !== values.length))) {
+    ignored(`metric series "${name}" needs "values" (an array) and "steps" of the same length`);
+    return;
+  }
+  const stepOf = Array.isArray(steps) ? (i: number) => (typeof steps[i] === 'number' ? (steps[i] as number) : null) : () => null;
+  let dropped = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = decodeMetricValue(values[i]);
+    if (value === undefined) dropped++;
+    else ctx.metric({ [name]: value }, stepOf(i));
+  }
+  if (dropped) ignored(`metric "${name}" is not a number in ${dropped} of its values (NaN and ±Infinity are written "NaN", "Infinity", "-Infinity")`);
 }

@@ -98,6 +98,12 @@ export interface TaskOutcome {
   /** Time spent getting compute ready (unpacking and spawning, a cluster or pod starting) before the module
    * ran; 0 on a hot cluster. The rest of the attempt's duration is recorded as execution time. */
   provisioningMs?: number;
+  /**
+   * When the work itself ended (epoch ms; a local module's exit), where the executor knows it: the attempt's
+   * duration ends there, not after the host has read and sent what the module reported (its last metric points).
+   * The host takes it off the outcome before publishing it.
+   */
+  endedAt?: number;
 }
 
 /**

@@ -87,7 +87,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       // bwrap reports a module ended by a signal as exit 128 + its number.
       const signalled = state.sandboxed && exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined;
       const { code, signal } = signalled ? { code: null, signal: signalled } : exit;
-      return { ...outcomeOf(state, code, signal, graceMs), provisioningMs: state.provisioningMs };
+      return { ...outcomeOf(state, code, signal, graceMs), provisioningMs: state.provisioningMs, endedAt: state.exitedAt };
     },
 
     async cancel(handle, task, reason) {

@@ -37,6 +37,8 @@ export interface AttemptState {
   sandboxed?: boolean;
   /** The sandboxed attempt's own directory, removed when the attempt is finalized. */
   attemptDir?: string;
+  /** Date.now() when the module's process exited: where the attempt's duration ends (TaskOutcome.endedAt). */
+  exitedAt?: number;
   /** The progress channel of a cold-started module (fd 3 a file the host tails); a warm worker's fd 3 stays a pipe. */
   progressFile?: ProgressFile;
   /** Ends the progress file's last line (set while it is followed). */
@@ -205,6 +207,7 @@ function exitOf(child: ChildProcess, state: AttemptState): Promise<{ code: numbe
   return new Promise((resolve) =>
     child.once('exit', (code, signal) => {
       state.hasExited = true;
+      state.exitedAt = Date.now();
       resolve({ code, signal });
     }),
   );

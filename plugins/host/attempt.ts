@@ -153,7 +153,10 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     warn: rt.warn,
   });
   const shuttingDown = () => signal.aborted && signal.reason === 'shutdown';
-  const publishResult = (outcome: TaskOutcome) => reporter.publishResult(outcome, Date.now() - startedAt, () => !rt.running() || shuttingDown());
+  // The duration ends where the executor says the work ended (a module's exit), else now: reading and sending what the
+  // module reported before it exited (a training loop's last metric points) is the host's time, not the task's.
+  const publishResult = ({ endedAt, ...outcome }: TaskOutcome) =>
+    reporter.publishResult(outcome, Math.max(0, Math.min(Date.now(), endedAt ?? Date.now()) - startedAt), () => !rt.running() || shuttingDown());
 
   let executor: Executor;
   try {

@@ -1,0 +1,163 @@
+// The fast logging path keeps its promises: the helpers send points as `series` columns (Node and Python alike), the
+// host reads them back as the same points in the same order, every point is stored before the task's result is
+// applied (the run is over only once its points are in), and the attempt's duration ends at the module's exit, not
+// after the host has read and sent the points it left behind.
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { eq, sum } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyProgressLine } from '../../plugins/progress-lines';
+import type { TaskContext } from '../../plugins/sdk';
+import { runs, tasks } from '../../server/db/tables/runs';
+import { metricBlocks } from '../../server/db/tables/tracking';
+import { startTestApp, type TestApp } from '../harness/app';
+import { PUBLISH } from '../harness/client';
+import { metricsModuleArchive } from './metric-module';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+/** What the protocol lines hand a task context: each metric call and each ignored line. */
+function recorder() {
+  const calls: [string, number, number | null][] = [];
+  const ignored: string[] = [];
+  const ctx = {
+    metric: (m: Record<string, number>, step?: number | null) => calls.push([Object.keys(m)[0]!, Object.values(m)[0]!, step ?? null]),
+    output: () => undefined,
+  };
+  return { calls, ignored, apply: (line: string) => applyProgressLine(line, ctx as unknown as TaskContext, (why) => ignored.push(why)) };
+}
+
+/** Runs `code` (a module using the helper copied next to it as `helper`) with fd 3 a file; its protocol lines. */
+function helperLines(runtime: 'node' | 'python3', helper: string, code: string): string[] {
+  const dir = mkdtempSync(path.join(tmpdir(), 'atelier-series-'));
+  try {
+    const source = path.join(root, 'executors/local', helper);
+    writeFileSync(path.join(dir, helper), readFileSync(source));
+    writeFileSync(path.join(dir, runtime === 'node' ? 'main.mjs' : 'main.py'), code);
+    const out = path.join(dir, 'progress.out');
+    const fd = openSync(out, 'w');
+    try {
+      execFileSync(runtime === 'node' ? process.execPath : 'python3', [runtime === 'node' ? 'main.mjs' : 'main.py'], {
+        cwd: dir,
+        env: { ...process.env, ATELIER_PROGRESS_FD: '3' },
+        stdio: ['ignore', 'ignore', 'inherit', fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
+    return readFileSync(out, 'utf8').trim().split('\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('series lines', () => {
+  const expected = [
+    ['loss', 1, 0],
+    ['acc', 0.5, 0],
+    ['loss', Number.NaN, 1],
+    ['acc', Number.POSITIVE_INFINITY, 1],
+    ['loss', Number.NEGATIVE_INFINITY, null],
+  ];
+  const sorted = (calls: unknown[][]) => [...calls].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+
+  it('come from the Node helper as columns and read back as the same points, in order per metric', () => {
+    const lines = helperLines(
+      'node',
+      'progress.js',
+      `import { metric, output } from './progress.js';
+metric({ loss: 1, acc: 0.5 }, 0); metric({ loss: NaN, acc: Infinity }, 1); metric({ loss: -Infinity }); output('done', 1);`,
+    );
+    expect(JSON.parse(lines[0]!)).toEqual({
+      series: [
+        { name: 'loss', steps: [0, 1, null], values: [1, 'NaN', '-Infinity'] },
+        { name: 'acc', steps: [0, 1], values: [0.5, 'Infinity'] },
+      ],
+    });
+    const r = recorder();
+    for (const line of lines) r.apply(line);
+    expect(r.ignored).toEqual([]);
+    expect(sorted(r.calls)).toEqual(sorted(expected));
+  });
+
+  it('come from the Python helper the same way', () => {
+    const lines = helperLines(
+      'python3',
+      'atelier_progress.py',
+      `import atelier_progress as a
+a.metric({"loss": 1, "acc": 0.5}, 0)
+a.metric({"loss": float("nan"), "acc": float("inf")}, 1)
+a.metric({"loss": float("-inf")})
+a.output("done", 1)
+`,
+    );
+    expect(JSON.parse(lines[0]!)).toEqual({
+      series: [
+        { name: 'loss', steps: [0, 1, null], values: [1, 'NaN', '-Infinity'] },
+        { name: 'acc', steps: [0, 1], values: [0.5, 'Infinity'] },
+      ],
+    });
+    const r = recorder();
+    for (const line of lines) r.apply(line);
+    expect(sorted(r.calls)).toEqual(sorted(expected));
+  });
+
+  it('drop what is no number and refuse malformed columns, saying why', () => {
+    const r = recorder();
+    r.apply(JSON.stringify({ series: [{ name: 'x', steps: [1, 2], values: [3, 'three'] }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'y', steps: [1], values: [1, 2] }] }));
+    r.apply(JSON.stringify({ series: [{ steps: [1], values: [1] }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'z', values: [7, 8] }] }));
+    expect(r.calls).toEqual([
+      ['x', 3, 1],
+      ['z', 7, null],
+      ['z', 8, null],
+    ]);
+    expect(r.ignored).toEqual([
+      expect.stringMatching(/metric "x" is not a number in 1 of its values/),
+      expect.stringMatching(/metric series "y" needs "values" \(an array\) and "steps" of the same length/),
+      'a metric series without a name',
+    ]);
+  });
+});
+
+describe('a task logging in a tight loop, end to end', () => {
+  let t: TestApp;
+  const COUNT = 10_000;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const published = await t.api.upload(PUBLISH, { tags: ['latest'] }, 'artifact', await metricsModuleArchive());
+    expect(published.errors).toBeUndefined();
+    await t.createWorkflow({ name: 'ingest-order', tasks: [{ name: 'train', module: 'test/metrics', parameters: { count: COUNT } }] });
+  }, 120_000);
+  afterAll(async () => t?.stop());
+
+  it('has every point stored when its result is applied, and its duration ends at the module’s exit', async () => {
+    const { db } = t.app.database;
+    const run = await t.app.services.orchestrator.startRun({ workflow: 'ingest-order', trigger: 'API', refreshCache: true }, null);
+    let status = '';
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
+      status = row?.status ?? '';
+      if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(status)) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // Read at once: the result was applied after the last metric event, so nothing is still on its way.
+    const [task] = await db.select().from(tasks).where(eq(tasks.runId, run.id));
+    const [stored] = await db
+      .select({ n: sum(metricBlocks.n) })
+      .from(metricBlocks)
+      .where(eq(metricBlocks.taskId, task!.id));
+    expect(status).toBe('SUCCEEDED');
+    expect(Number(stored!.n)).toBe(COUNT);
+    expect(task!.outputs).toMatchObject({ done: expect.any(Number) });
+    // Execution (and provisioning) fit within started → finished: the host's reading after the exit is not in them.
+    const span = task!.finishedAt!.getTime() - task!.startedAt!.getTime();
+    expect(task!.executionMs).not.toBeNull();
+    expect(task!.executionMs! + (task!.provisioningMs ?? 0)).toBeLessThanOrEqual(span + 1);
+  }, 90_000);
+});
