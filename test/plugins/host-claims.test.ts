@@ -2,7 +2,7 @@
 // finished or superseded attempt is acked and dropped without a word, and with no answer nothing runs.
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createNoopExecutor } from '../../executors/noop/index';
+import { createNoopExecutor, type NoopHandle } from '../../executors/noop/index';
 import { claimAction } from '../../plugins/host/attempt';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import type { Executor } from '../../plugins/sdk';
@@ -52,8 +52,33 @@ describe('executor host claims', () => {
     await world.startHost([countingNoop()], { verifyClaims: true });
     const task = await world.submit(makeTask({ executor: 'noop' }));
     expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
-    expect(claims).toEqual([{ taskId: task.taskId, runId: task.runId, attempt: 1, host: 'test-host' }]);
+    // noop runs no module code (Executor.tracking false): its claim asks for no MLflow task token.
+    expect(claims).toEqual([{ taskId: task.taskId, runId: task.runId, attempt: 1, host: 'test-host', tracking: false }]);
     expect(submits).toEqual([`${task.taskId}:1`]);
+  });
+
+  it('ends an attempt’s duration where its executor says the work ended, not when the host is done reading after it', async () => {
+    await world.bus.serveClaims(async () => ({ verdict: 'run' }));
+    let ended = 0;
+    const inner = createNoopExecutor();
+    const lateReader: Executor = {
+      ...inner,
+      // The module "exits" at once; the host then spends a while on what it left behind (a training loop's points).
+      async wait(handle, task, ctx) {
+        const outcome = await inner.wait(handle as NoopHandle, task, ctx);
+        ended = Date.now();
+        await new Promise((r) => setTimeout(r, 300));
+        return { ...outcome, endedAt: ended };
+      },
+    };
+    await world.startHost([lateReader], { verifyClaims: true });
+    const before = Date.now();
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    const { durationMs: spent, outcome } = await world.result(task.taskId);
+    expect(outcome.state).toBe('SUCCEEDED');
+    expect(outcome).not.toHaveProperty('endedAt'); // taken off before the result is published
+    // The attempt started after `before`, so a duration ending at `ended` is at most this; the 300 ms after are not in it.
+    expect(spent).toBeLessThanOrEqual(ended - before);
   });
 
   it.each([

@@ -155,9 +155,9 @@ describe('a task logging in a tight loop, end to end', () => {
     expect(status).toBe('SUCCEEDED');
     expect(Number(stored!.n)).toBe(COUNT);
     expect(task!.outputs).toMatchObject({ done: expect.any(Number) });
-    // Execution (and provisioning) fit within started → finished: the host's reading after the exit is not in them.
-    const span = task!.finishedAt!.getTime() - task!.startedAt!.getTime();
+    // The execution time is recorded; that it ends at the module's exit (not after the host has read the points) is
+    // checked where the clocks are one: test/plugins/host-claims.test.ts. Here the stored started/finished times come
+    // from events, and the claim's round trip before the module starts made a comparison with them flaky under load.
     expect(task!.executionMs).not.toBeNull();
-    expect(task!.executionMs! + (task!.provisioningMs ?? 0)).toBeLessThanOrEqual(span + 1);
   }, 90_000);
 });
