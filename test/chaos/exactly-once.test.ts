@@ -18,7 +18,7 @@ import { packDirectory } from '../../server/artifacts/archive';
 import { createJetStreamBus } from '../../server/bus/jetstream';
 import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
-import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
 import { countingNoopExecutor } from '../harness/counting-executor';
 import { type NatsServer, startNats } from '../harness/nats';
 import { freePort } from '../harness/ports';
@@ -100,23 +100,7 @@ async function startRun(workflow: string): Promise<string> {
   return (await gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id;
 }
 
-async function waitForRun(runId: string, timeoutMs = 90_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { run } = await gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: runId });
-    if (!['QUEUED', 'RUNNING'].includes(run.status) || Date.now() > deadline) return run.status;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const waitForRun = (runId: string) => settledStatus(async () => (await gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: runId })).run.status);
 
 /** Resolves once the bus holds nothing unread: no task message waits and every event was recorded (acked). */
 async function busDrained() {
@@ -146,11 +130,11 @@ const eventCount = async (taskId: string) => (await sql`select count(*)::int as 
 it('a control plane killed after storing a result and before applying it neither loses the result nor runs the task again', async () => {
   // The first replica dies at the hook, the moment a result is in the database and not yet applied.
   await cp!.kill();
-  cp = await startControlPlaneProcess({ ...env, ATELIER_TEST_CRASH_AFTER: 'result-stored' });
-  const dead = cp;
-  const runId = await startRun('once-crash');
-  for (let i = 0; i < 300 && alive(dead.pid); i++) await new Promise((r) => setTimeout(r, 100));
-  expect(alive(dead.pid), dead.output().slice(-2000)).toBe(false);
+  const runId = await crashAt(
+    env,
+    'result-stored',
+    async (url) => (await apiClient(url, token).gql(`mutation { startRun(workflow: "once-crash") { id } }`)).startRun.id as string,
+  );
   const taskId = (await taskOf(runId)).id as string;
   expect(executionsOf(taskId)).toHaveLength(1);
   // Down for longer than the heartbeat timeout, as a crashed replica may well be.

@@ -60,3 +60,29 @@ export async function startControlPlaneProcess(env: Record<string, string>, opti
     },
   };
 }
+
+/**
+ * Starts a control plane that dies at `crashPoint` (ATELIER_TEST_CRASH_AFTER, server/orchestrator/crash-hook.ts), makes
+ * `request` against it, and resolves once the process is gone (its output in the error if it outlives 30 s).
+ */
+export async function crashAt<T>(env: Record<string, string>, crashPoint: string, request: (url: string) => Promise<T>): Promise<T> {
+  const dying = await startControlPlaneProcess({ ...env, ATELIER_TEST_CRASH_AFTER: crashPoint });
+  const answer = await request(dying.url);
+  for (let i = 0; i < 300 && dying.alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (dying.alive()) {
+    const output = dying.output().slice(-2000);
+    await dying.kill();
+    throw new Error(`the control plane did not die at ${crashPoint}:\n${output}`);
+  }
+  return answer;
+}
+
+/** The run's status once it is no longer QUEUED or RUNNING (or whatever it is after `timeoutMs`), read by `status`. */
+export async function settledStatus(status: () => Promise<string>, timeoutMs = 90_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await status();
+    if (!['QUEUED', 'RUNNING'].includes(now) || Date.now() > deadline) return now;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -15,7 +15,7 @@ import { packDirectory } from '../../server/artifacts/archive';
 import { createJetStreamBus } from '../../server/bus/jetstream';
 import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
-import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
 import { countingNoopExecutor } from '../harness/counting-executor';
 import { type NatsServer, startNats } from '../harness/nats';
 import { freePort } from '../harness/ports';
@@ -87,34 +87,16 @@ async function gql(query: string, variables: Record<string, unknown> = {}) {
   }
 }
 
-async function waitForRun(runId: string, timeoutMs = 90_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const [run] = await sql<{ status: string }[]>`select status from runs where id = ${runId}`;
-    if (!['QUEUED', 'RUNNING'].includes(run!.status) || Date.now() > deadline) return run!.status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const waitForRun = (runId: string) => settledStatus(async () => (await sql<{ status: string }[]>`select status from runs where id = ${runId}`)[0]!.status);
 
 it('a control plane killed between committing task messages and publishing them loses none: the relay publishes each once', async () => {
   await cp!.kill();
-  cp = await startControlPlaneProcess({ ...env, ATELIER_TEST_CRASH_AFTER: 'tasks-committed' });
-  const dead = cp;
   // startRun's own transaction dispatches the task: the process dies right after its commit, before answering.
-  await apiClient(dead.url, token)
-    .gql(`mutation { startRun(workflow: "wire-crash") { id } }`)
-    .catch(() => undefined);
-  for (let i = 0; i < 300 && alive(dead.pid); i++) await new Promise((r) => setTimeout(r, 100));
-  expect(alive(dead.pid), dead.output().slice(-2000)).toBe(false);
+  await crashAt(env, 'tasks-committed', (url) =>
+    apiClient(url, token)
+      .gql(`mutation { startRun(workflow: "wire-crash") { id } }`)
+      .catch(() => undefined),
+  );
   const [run] = await sql<{ id: string }[]>`select r.id from runs r join workflows w on w.id = r.workflow_id where w.name = 'wire-crash'`;
   const [task] = await sql<{ id: string; status: string }[]>`select id, status from tasks where run_id = ${run!.id}`;
   // Committed and not published: the message waits in the outbox, and no host has seen it.
