@@ -3,85 +3,43 @@
 // nats-server; the control plane is its own process (so it can die), the executor host runs in this process with a
 // counting executor, so every execution is seen.
 
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Bus } from '../../plugins/bus/types';
-import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
+import type { ExecutorHost } from '../../plugins/host';
 import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
-import { createExecutorRegistry } from '../../plugins/registry';
-import { packDirectory } from '../../server/artifacts/archive';
-import { createJetStreamBus } from '../../server/bus/jetstream';
-import { fixturesDir } from '../harness/app';
-import { apiClient, PUBLISH } from '../harness/client';
+import { apiClient } from '../harness/client';
 import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
-import { countingNoopExecutor } from '../harness/counting-executor';
-import { type NatsServer, startNats } from '../harness/nats';
-import { freePort } from '../harness/ports';
-import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { type CrashWorld, startCrashWorld } from '../harness/crash-world';
 
-let pg: PostgresServer;
-let nats: NatsServer;
+let world: CrashWorld;
 let sql: postgres.Sql;
 let cp: ControlPlaneProcess | undefined;
 let hostBus: Bus;
 let host: ExecutorHost;
-const token = 'atl_exactly-once-admin-token';
 let env: Record<string, string>;
-
-const { executor: countingNoop, executionsOf } = countingNoopExecutor();
+const token = 'atl_exactly-once-admin-token';
+const executionsOf = (taskId: string) => world.executionsOf(taskId);
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
-  sql = postgres(pg.url, { max: 2, onnotice: () => {} });
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-once-'));
-  env = {
-    PORT: String(await freePort()),
-    DATABASE_URL: pg.url,
-    NATS_URL: nats.url,
-    ATELIER_DATA_DIR: dataDir,
-    ATELIER_ADMIN_TOKEN: token,
-    ATELIER_TICK_MS: '200',
+  world = await startCrashWorld({
+    name: 'exactly-once',
+    workflows: {
+      'once-crash': [{ name: 'only', parameters: { ms: 0, sleepMs: 1500 } }],
+      'once-redeliver': [{ name: 'only', parameters: { ms: 0, sleepMs: 0 } }],
+      'once-stale': [{ name: 'only', parameters: { ms: 0, sleepMs: 0 } }],
+    },
     // Far below the event consumer's 30 s ack wait: nothing may depend on the order of the two.
-    ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '2',
-  };
-  cp = await startControlPlaneProcess(env);
-  const api = apiClient(cp.url, token);
-  const r = await api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(fixturesDir, 'modules', 'sleep')));
-  expect(r.errors).toBeUndefined();
-  for (const [name, sleepMs] of [
-    ['once-crash', 1500],
-    ['once-redeliver', 0],
-    ['once-stale', 0],
-  ] as const) {
-    const spec = { name, tasks: [{ name: 'only', module: 'test/sleep', executor: 'noop', retries: 0, parameters: { ms: 0, sleepMs } }] };
-    await api.gql(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, { s: JSON.stringify(spec) });
-  }
-  hostBus = await createJetStreamBus({ url: nats.url, name: 'exactly-once-host' });
-  host = createExecutorHost({
-    bus: hostBus,
-    registry: createExecutorRegistry([countingNoop]),
-    pools: ['noop'],
-    hostName: 'once-host',
-    artifacts: { fetch: async () => '/nonexistent' },
-    workRoot: path.join(dataDir, 'work'),
-    heartbeatMs: 300,
-    warn: () => undefined,
+    env: { ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '2' },
+    host: { heartbeatMs: 300 },
   });
-  await host.start();
+  ({ sql, cp, env, bus: hostBus, host } = world);
 }, 180_000);
 
 afterAll(async () => {
-  await host?.stop();
-  await hostBus?.close();
-  await cp?.kill();
-  await sql?.end();
-  await nats?.stop();
-  await pg?.stop();
+  await world?.stop(cp);
 });
 
 /** Retries while the control plane is down between a crash and its restart. */
@@ -104,7 +62,7 @@ const waitForRun = (runId: string) => settledStatus(async () => (await gql(`quer
 
 /** Resolves once the bus holds nothing unread: no task message waits and every event was recorded (acked). */
 async function busDrained() {
-  const nc = await connect({ servers: nats.url });
+  const nc = await connect({ servers: world.natsUrl });
   try {
     const jsm = await jetstreamManager(nc);
     for (let i = 0; i < 300; i++) {

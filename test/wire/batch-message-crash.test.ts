@@ -3,84 +3,37 @@
 // as the direct publish would have, under the same message id, and each task runs exactly once. Real Postgres and
 // nats-server; the control plane is its own process (so it can die); the executor host runs in this process with a
 // counting executor, so every execution is seen.
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Bus } from '../../plugins/bus/types';
-import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
-import { createExecutorRegistry } from '../../plugins/registry';
-import { packDirectory } from '../../server/artifacts/archive';
-import { createJetStreamBus } from '../../server/bus/jetstream';
-import { fixturesDir } from '../harness/app';
-import { apiClient, PUBLISH } from '../harness/client';
+import { apiClient } from '../harness/client';
 import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
-import { countingNoopExecutor } from '../harness/counting-executor';
-import { type NatsServer, startNats } from '../harness/nats';
-import { freePort } from '../harness/ports';
-import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { type CrashWorld, startCrashWorld } from '../harness/crash-world';
 
-let pg: PostgresServer;
-let nats: NatsServer;
+let world: CrashWorld;
 let sql: postgres.Sql;
 let cp: ControlPlaneProcess | undefined;
-let hostBus: Bus;
-let host: ExecutorHost;
-const token = 'atl_wire-batch-crash-admin-token';
 let env: Record<string, string>;
+const token = 'atl_wire-batch-crash-admin-token';
 const TASKS = 40;
-
-const { executor: countingNoop, executionsOf } = countingNoopExecutor();
+const executionsOf = (taskId: string) => world.executionsOf(taskId);
 
 beforeAll(async () => {
-  // Commits must survive the SIGKILL below, as they do in any real deployment.
-  [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
-  sql = postgres(pg.url, { max: 2, onnotice: () => {} });
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-wire-batch-'));
-  env = {
-    PORT: String(await freePort()),
-    DATABASE_URL: pg.url,
-    NATS_URL: nats.url,
-    ATELIER_DATA_DIR: dataDir,
-    ATELIER_ADMIN_TOKEN: token,
-    ATELIER_TICK_MS: '200',
-  };
-  cp = await startControlPlaneProcess(env);
-  const api = apiClient(cp.url, token);
-  const r = await api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(fixturesDir, 'modules', 'sleep')));
-  expect(r.errors).toBeUndefined();
-  const tasks = Array.from({ length: TASKS }, (_, i) => ({ name: `t${i}`, module: 'test/sleep', executor: 'noop', retries: 0, parameters: { ms: 0 } }));
-  await api.gql(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, { s: JSON.stringify({ name: 'batch-crash', tasks }) });
-  hostBus = await createJetStreamBus({ url: nats.url, name: 'wire-batch-host' });
-  host = createExecutorHost({
-    bus: hostBus,
-    registry: createExecutorRegistry([countingNoop]),
-    pools: ['noop'],
-    hostName: 'wire-batch-host',
+  world = await startCrashWorld({
+    name: 'wire-batch-crash',
+    workflows: { 'batch-crash': Array.from({ length: TASKS }, (_, i) => ({ name: `t${i}`, parameters: { ms: 0 } })) },
+    // Commits must survive the SIGKILL below, as they do in any real deployment.
+    durableCommits: true,
     // A pool's batches are never larger than its smallest live host's capacity: room for the whole run in one.
-    maxConcurrency: 64,
-    artifacts: { fetch: async () => '/nonexistent' },
-    workRoot: path.join(dataDir, 'work'),
-    warn: () => undefined,
+    host: { maxConcurrency: 64 },
   });
-  await host.start();
+  ({ sql, cp, env } = world);
   // Batches are sized by the hosts the control plane has heard from: wait for this one's heartbeat.
-  for (
-    const deadline = Date.now() + 60_000;
-    !(await sql`select 1 from executor_hosts where name = 'wire-batch-host'`).length;
-    await new Promise((r) => setTimeout(r, 50))
-  )
+  for (const deadline = Date.now() + 60_000; !(await sql`select 1 from executor_hosts`).length; await new Promise((r) => setTimeout(r, 50)))
     if (Date.now() > deadline) throw new Error('the host’s heartbeat was not recorded in 60 s');
 }, 180_000);
 
 afterAll(async () => {
-  await host?.stop();
-  await hostBus?.close();
-  await cp?.kill();
-  await sql?.end();
-  await nats?.stop();
-  await pg?.stop();
+  await world?.stop(cp);
 });
 
 const waitForRun = (runId: string) => settledStatus(async () => (await sql<{ status: string }[]>`select status from runs where id = ${runId}`)[0]!.status);

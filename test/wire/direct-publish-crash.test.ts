@@ -3,76 +3,31 @@
 // publishes them exactly once. And a short attempt's start, progress and result, folded into one bus message,
 // are stored and applied by one transaction. Real Postgres and nats-server; the control plane is its own process
 // (so it can die); the executor host runs in this process with a counting executor, so every execution is seen.
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Bus } from '../../plugins/bus/types';
-import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
-import { createExecutorRegistry } from '../../plugins/registry';
-import { packDirectory } from '../../server/artifacts/archive';
-import { createJetStreamBus } from '../../server/bus/jetstream';
-import { fixturesDir } from '../harness/app';
-import { apiClient, PUBLISH } from '../harness/client';
+import { apiClient } from '../harness/client';
 import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
-import { countingNoopExecutor } from '../harness/counting-executor';
-import { type NatsServer, startNats } from '../harness/nats';
-import { freePort } from '../harness/ports';
-import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { type CrashWorld, startCrashWorld } from '../harness/crash-world';
 
-let pg: PostgresServer;
-let nats: NatsServer;
+let world: CrashWorld;
 let sql: postgres.Sql;
 let cp: ControlPlaneProcess | undefined;
-let hostBus: Bus;
-let host: ExecutorHost;
-const token = 'atl_wire-direct-publish-admin-token';
 let env: Record<string, string>;
-
-const { executor: countingNoop, executionsOf } = countingNoopExecutor();
+const token = 'atl_wire-direct-publish-admin-token';
+const executionsOf = (taskId: string) => world.executionsOf(taskId);
 
 beforeAll(async () => {
-  // Commits must survive the SIGKILL below, as they do in any real deployment.
-  [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
-  sql = postgres(pg.url, { max: 2, onnotice: () => {} });
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-wire-'));
-  env = {
-    PORT: String(await freePort()),
-    DATABASE_URL: pg.url,
-    NATS_URL: nats.url,
-    ATELIER_DATA_DIR: dataDir,
-    ATELIER_ADMIN_TOKEN: token,
-    ATELIER_TICK_MS: '200',
-  };
-  cp = await startControlPlaneProcess(env);
-  const api = apiClient(cp.url, token);
-  const r = await api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(fixturesDir, 'modules', 'sleep')));
-  expect(r.errors).toBeUndefined();
-  for (const name of ['wire-crash', 'wire-fold']) {
-    const spec = { name, tasks: [{ name: 'only', module: 'test/sleep', executor: 'noop', retries: 0, parameters: { ms: 0 } }] };
-    await api.gql(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, { s: JSON.stringify(spec) });
-  }
-  hostBus = await createJetStreamBus({ url: nats.url, name: 'wire-host' });
-  host = createExecutorHost({
-    bus: hostBus,
-    registry: createExecutorRegistry([countingNoop]),
-    pools: ['noop'],
-    hostName: 'wire-host',
-    artifacts: { fetch: async () => '/nonexistent' },
-    workRoot: path.join(dataDir, 'work'),
-    warn: () => undefined,
+  world = await startCrashWorld({
+    name: 'wire-direct-publish',
+    workflows: { 'wire-crash': [{ name: 'only', parameters: { ms: 0 } }], 'wire-fold': [{ name: 'only', parameters: { ms: 0 } }] },
+    // Commits must survive the SIGKILL below, as they do in any real deployment.
+    durableCommits: true,
   });
-  await host.start();
+  ({ sql, cp, env } = world);
 }, 180_000);
 
 afterAll(async () => {
-  await host?.stop();
-  await hostBus?.close();
-  await cp?.kill();
-  await sql?.end();
-  await nats?.stop();
-  await pg?.stop();
+  await world?.stop(cp);
 });
 
 /** Retries while the control plane is down between a crash and its restart. */
