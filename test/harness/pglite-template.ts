@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { openDatabase } from '../../server/db/client';
+import { type Database, openDatabase } from '../../server/db/client';
 import { repoRoot } from './cli';
 
 const migrations = path.join(repoRoot, 'server', 'db', 'migrations');
@@ -47,4 +47,18 @@ async function fingerprint(): Promise<string> {
   }
   hash.update(await readFile(path.join(repoRoot, 'node_modules', '@electric-sql', 'pglite', 'package.json')));
   return hash.digest('hex').slice(0, 16);
+}
+
+/** A migrated embedded database of its own in a temporary directory, opened; `close` also removes the directory. */
+export async function openTestDatabase(name: string): Promise<{ database: Database; close(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `atelier-${name}-`));
+  await seedEmbeddedDatabase(dir);
+  const database = await openDatabase({ dataDir: dir });
+  return {
+    database,
+    async close() {
+      await database.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,33 +1,28 @@
 // Metric points in blocks (metric_blocks): NaN and ±Infinity kept in the arrays, steps as reported in any order,
 // batches arriving late or twice, a series spanning many blocks read back downsampled with its extremes, a retried
 // attempt in blocks of its own, and the migration that moved existing rows into blocks. Against the embedded database.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { and, asc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Database, openDatabase } from '../../server/db/client';
+import type { Database } from '../../server/db/client';
 import { tasks } from '../../server/db/tables/runs';
 import { metricBlocks, metricPoints, metricSummaries } from '../../server/db/tables/tracking';
 import { METRIC_BLOCK_POINTS, type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
 import { metricHistory } from '../../server/tracking/queries';
-import { seedEmbeddedDatabase } from '../harness/pglite-template';
+import { openTestDatabase } from '../harness/pglite-template';
 import { seedRun } from './seed';
 
 let database: Database;
-let dir: string;
+let opened: Awaited<ReturnType<typeof openTestDatabase>> | undefined;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'atelier-metric-blocks-'));
-  await seedEmbeddedDatabase(dir);
-  database = await openDatabase({ dataDir: dir });
+  opened = await openTestDatabase('metric-blocks');
+  database = opened.database;
 }, 60_000);
 
-afterAll(async () => {
-  await database?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => opened?.close());
 
 const at = new Date('2026-12-01T00:00:00Z');
 

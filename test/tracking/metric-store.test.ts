@@ -1,12 +1,9 @@
 // The metric store: each point once, NaN and ±Infinity kept, and summaries that a late or repeated batch cannot
 // corrupt. Against the embedded database (the same SQL runs on Postgres in the end-to-end suites).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureIdentity, identityForToken, issueToken } from '../../server/auth/tokens';
-import { type Database, openDatabase } from '../../server/db/client';
+import type { Database } from '../../server/db/client';
 import { tasks } from '../../server/db/tables/runs';
 import { tokens } from '../../server/db/tables/tokens';
 import { metricPoints, metricRollups, metricSummaries, runMetricSummaries } from '../../server/db/tables/tracking';
@@ -15,22 +12,18 @@ import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/
 import { metricHistory } from '../../server/tracking/queries';
 import { ROLLUP_SHIFTS } from '../../server/tracking/rollups';
 import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
-import { seedEmbeddedDatabase } from '../harness/pglite-template';
+import { openTestDatabase } from '../harness/pglite-template';
 import { seedRun } from './seed';
 
 let database: Database;
-let dir: string;
+let opened: Awaited<ReturnType<typeof openTestDatabase>> | undefined;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'atelier-metric-store-'));
-  await seedEmbeddedDatabase(dir);
-  database = await openDatabase({ dataDir: dir });
+  opened = await openTestDatabase('metric-store');
+  database = opened.database;
 }, 60_000);
 
-afterAll(async () => {
-  await database?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => opened?.close());
 
 const taskId = '00000000-0000-4000-8000-000000000001';
 const runId = '00000000-0000-4000-8000-000000000002';

@@ -1,28 +1,21 @@
 // How many tasks one bus message to a pool carries (server/orchestrator/batch-sizes.ts): never more than the
 // smallest live host of the pool runs at once (a batch is delivered to one host, which would otherwise hold tasks a
 // free host could run), a message per task for a pool no live host serves, and ATELIER_TASK_BATCH_MAX at most.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Database, openDatabase } from '../../server/db/client';
+import type { Database } from '../../server/db/client';
 import { executorHosts } from '../../server/db/tables/executors';
 import { PoolBatchSizes } from '../../server/orchestrator/batch-sizes';
-import { seedEmbeddedDatabase } from '../harness/pglite-template';
+import { openTestDatabase } from '../harness/pglite-template';
 
 let database: Database;
-let dir: string;
+let opened: Awaited<ReturnType<typeof openTestDatabase>> | undefined;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'atelier-batch-sizes-'));
-  await seedEmbeddedDatabase(dir);
-  database = await openDatabase({ dataDir: dir });
+  opened = await openTestDatabase('batch-sizes');
+  database = opened.database;
 }, 60_000);
 
-afterAll(async () => {
-  await database?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => opened?.close());
 
 const now = new Date('2026-12-05T12:00:00Z');
 const host = (id: string, pools: string[], capacity: number, secondsAgo: number) => ({
