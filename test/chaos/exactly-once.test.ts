@@ -11,7 +11,7 @@ import type { Bus } from '../../plugins/bus/types';
 import type { ExecutorHost } from '../../plugins/host';
 import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
 import { apiClient } from '../harness/client';
-import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
+import { type ControlPlaneProcess, crashAt, retryingGql, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
 import { type CrashWorld, startCrashWorld } from '../harness/crash-world';
 
 let world: CrashWorld;
@@ -43,16 +43,7 @@ afterAll(async () => {
 });
 
 /** Retries while the control plane is down between a crash and its restart. */
-async function gql(query: string, variables: Record<string, unknown> = {}) {
-  for (let i = 0; ; i++) {
-    try {
-      return await apiClient(cp!.url, token).gql(query, variables);
-    } catch (error) {
-      if (i > 150) throw error;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+const gql = retryingGql(() => cp!.url, token);
 
 async function startRun(workflow: string): Promise<string> {
   return (await gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id;

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { apiClient } from './client';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -85,4 +86,21 @@ export async function settledStatus(status: () => Promise<string>, timeoutMs = 9
     if (!['QUEUED', 'RUNNING'].includes(now) || Date.now() > deadline) return now;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * GraphQL against whichever control plane `url()` names now, retried for ~30 s while it is down (between a crash and
+ * its restart).
+ */
+export function retryingGql(url: () => string, token: string) {
+  return async (query: string, variables: Record<string, unknown> = {}) => {
+    for (let i = 0; ; i++) {
+      try {
+        return await apiClient(url(), token).gql(query, variables);
+      } catch (error) {
+        if (i > 150) throw error;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  };
 }

@@ -6,7 +6,7 @@
 import type postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { apiClient } from '../harness/client';
-import { type ControlPlaneProcess, crashAt, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
+import { type ControlPlaneProcess, crashAt, retryingGql, settledStatus, startControlPlaneProcess } from '../harness/control-plane-process';
 import { type CrashWorld, startCrashWorld } from '../harness/crash-world';
 
 let world: CrashWorld;
@@ -31,16 +31,7 @@ afterAll(async () => {
 });
 
 /** Retries while the control plane is down between a crash and its restart. */
-async function gql(query: string, variables: Record<string, unknown> = {}) {
-  for (let i = 0; ; i++) {
-    try {
-      return await apiClient(cp!.url, token).gql(query, variables);
-    } catch (error) {
-      if (i > 150) throw error;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+const gql = retryingGql(() => cp!.url, token);
 
 const waitForRun = (runId: string) => settledStatus(async () => (await sql<{ status: string }[]>`select status from runs where id = ${runId}`)[0]!.status);
 
