@@ -1,0 +1,85 @@
+// One bus message that carries several items (a task batch, an event bundle), handed to its consumer as one delivery
+// per item. The message is settled only once every member is: acked when all were acked, handed back (and so
+// redelivered whole) when any was handed back, with the longest delay any member asked for. A member is never
+// redelivered while another member of its message is still being handled here, so nothing runs twice because a
+// neighbour was given back; the members a redelivery brings back that already ended are dropped by whoever consumes
+// them (a task's claim answers `finished`, an event is recorded idempotently).
+import type { Delivery } from './types';
+
+/** A delivery and whether it is still its consumer's to settle. */
+export type Settleable<T> = Delivery<T> & { readonly settled: boolean };
+
+/** What the members of one message share: how many are open, and the longest delay any member asked a hand-back for. */
+interface Group {
+  open: number;
+  handBack: number | undefined;
+}
+
+export class Member<T> implements Settleable<T> {
+  private done = false;
+
+  constructor(
+    private readonly message: Settleable<unknown>,
+    readonly data: T,
+    private readonly group: Group,
+  ) {}
+
+  get redeliveryCount() {
+    return this.message.redeliveryCount;
+  }
+
+  /** Settled once this member is, or the whole message is (its ack wait lapsed, the subscription stopped). */
+  get settled() {
+    return this.done || this.message.settled;
+  }
+
+  async ack() {
+    if (this.finish()) await this.close();
+  }
+
+  nak(delayMs?: number) {
+    if (!this.finish()) return;
+    this.group.handBack = Math.max(this.group.handBack ?? 0, delayMs ?? 0);
+    void this.close();
+  }
+
+  working() {
+    this.message.working();
+  }
+
+  /** Never redeliver this member: as far as the message goes it is done with, like an acked one. */
+  term() {
+    void this.ack();
+  }
+
+  private finish(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    this.group.open--;
+    return true;
+  }
+
+  /** The last member to settle settles the message. */
+  private async close() {
+    if (this.group.open > 0) return;
+    if (this.group.handBack === undefined) await this.message.ack();
+    else this.message.nak(this.group.handBack);
+  }
+}
+
+/**
+ * One delivery per item of `message`, made by `member` (a subclass may add what its consumer needs to know). A message
+ * with no items is acked at once: there is nothing to handle.
+ */
+export function splitMessage<T, M extends Member<T>>(
+  message: Settleable<unknown>,
+  items: readonly T[],
+  member: new (message: Settleable<unknown>, data: T, group: Group) => M,
+): M[] {
+  if (!items.length) {
+    void message.ack().catch(() => undefined);
+    return [];
+  }
+  const group: Group = { open: items.length, handBack: undefined };
+  return items.map((item) => new member(message, item, group));
+}
