@@ -15,6 +15,7 @@ import {
   type ResponseContext,
   type V1Deployment,
   type V1Job,
+  type V1Secret,
   type V1Service,
 } from '@kubernetes/client-node';
 import type { PodView } from './status';
@@ -73,6 +74,7 @@ export interface KubeClient {
   /** Deletes with `propagationPolicy: Background`, so the Job's pods go too (the API default orphans them). */
   deleteJob(name: string): Promise<void>;
   createService(service: V1Service): Promise<V1Service>;
+  createSecret(secret: V1Secret): Promise<V1Secret>;
   createDeployment(deployment: V1Deployment): Promise<V1Deployment>;
   readDeployment(name: string): Promise<V1Deployment>;
   /** Deletes with `propagationPolicy: Background`: the ReplicaSets and pods go after it. */
@@ -172,6 +174,8 @@ export function createKubeClient(options: KubeClientOptions): KubeClient {
     },
     createService: (service) =>
       typed(`creating Service ${service.metadata?.name}`, () => load().core.createNamespacedService({ namespace, body: service }, callOptions())),
+    createSecret: (secret) =>
+      typed(`creating Secret ${secret.metadata?.name}`, () => load().core.createNamespacedSecret({ namespace, body: secret }, callOptions())),
     async deleteService(name) {
       await typed(`deleting Service ${name}`, () => load().core.deleteNamespacedService({ name, namespace }, callOptions()));
     },

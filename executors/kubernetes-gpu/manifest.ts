@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { V1Affinity, V1Deployment, V1EnvVar, V1Job, V1ResourceRequirements, V1Service, V1Toleration } from '@kubernetes/client-node';
 import type { TaskMessage } from '../../plugins/protocol';
 import type { KubernetesGpuSettings } from './settings';
+import { taskAccessEnv } from './task-access';
 
 export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
@@ -117,6 +118,7 @@ export function buildJob(task: TaskMessage, settings: KubernetesGpuSettings, opt
     // By reference: the token never appears in the Job object, its events or the control plane's records.
     env.push({ name: 'ATELIER_TOKEN', valueFrom: { secretKeyRef: { name: options.tokenSecret.name, key: options.tokenSecret.key } } });
   }
+  env.push(...taskAccessEnv(task, name, options.artifactBaseUrl));
   if (multiNode) {
     const rank: V1EnvVar['valueFrom'] = { fieldRef: { fieldPath: `metadata.annotations['${COMPLETION_INDEX_ANNOTATION}']` } };
     const master = `${name}-0.${serviceNameFor(name)}`;
@@ -341,7 +343,8 @@ export function buildService(job: V1Job, options: Pick<ManifestOptions, 'namespa
   };
 }
 
-/** Bytes the task context adds to the pod spec; over {@link MAX_CONTEXT_ENV_BYTES} the Job is not created. */
+/** Bytes the task context (parameters, inputs, pinned models) adds to the pod spec; over {@link MAX_CONTEXT_ENV_BYTES} the Job is not created. */
 export function contextEnvBytes(task: TaskMessage): number {
-  return Buffer.byteLength(JSON.stringify(task.parameters ?? {})) + Buffer.byteLength(JSON.stringify(task.inputs ?? {}));
+  const models = task.models ? Buffer.byteLength(JSON.stringify(task.models)) : 0;
+  return Buffer.byteLength(JSON.stringify(task.parameters ?? {})) + Buffer.byteLength(JSON.stringify(task.inputs ?? {})) + models;
 }

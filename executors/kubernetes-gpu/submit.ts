@@ -1,5 +1,7 @@
 // Submitting a kubernetes-gpu attempt: its settings checked, its Job created (or adopted after a host restart,
-// by the Job's name and annotations) and, for a multi-node Job, its headless Service.
+// by the Job's name and annotations), for a multi-node Job its headless Service, and the Secret with the task's token
+// (task-access.ts). Both are owned by the Job and created after it: a pod that starts before its Secret exists waits
+// in CreateContainerConfigError until it does, as the kubelet retries.
 import type { V1Job } from '@kubernetes/client-node';
 import type { TaskContext, TaskMessage } from '../../plugins/sdk';
 import { toKubeError } from './api';
@@ -7,9 +9,10 @@ import { ANNOTATIONS, buildJob, buildService, contextEnvBytes, jobNameFor, MAX_C
 import { KUBERNETES_GPU, type KubernetesGpuHandle } from './options';
 import { type AttemptState, apiFailure, type KubeRuntime, timeOf } from './runtime';
 import { parseSettings, SettingsError } from './settings';
+import { buildTaskSecret, handsTaskToken } from './task-access';
 
 /**
- * Creates the attempt's Job (and, for several nodes, its headless Service), or adopts the Job an earlier delivery
+ * Creates the attempt's Job (and, for several nodes, its headless Service; with a task token, its Secret), or adopts the Job an earlier delivery
  * created. Failures come back as a handle with `error`, for `wait` to report.
  */
 export async function submitJob(rt: KubeRuntime, task: TaskMessage, ctx: TaskContext, state: AttemptState): Promise<KubernetesGpuHandle> {
@@ -32,7 +35,7 @@ export async function submitJob(rt: KubeRuntime, task: TaskMessage, ctx: TaskCon
   if (contextBytes > MAX_CONTEXT_ENV_BYTES) {
     return fail({
       reason: 'context-too-large',
-      message: `parameters and inputs take ${contextBytes} bytes as JSON, more than the ${MAX_CONTEXT_ENV_BYTES} a Kubernetes pod can carry in its environment; pass large data by reference (an artifact or object store URI)`,
+      message: `parameters, inputs and pinned models take ${contextBytes} bytes as JSON, more than the ${MAX_CONTEXT_ENV_BYTES} a Kubernetes pod can carry in its environment; pass large data by reference (an artifact or object store URI)`,
       retryable: false,
     });
   }
@@ -69,6 +72,16 @@ export async function submitJob(rt: KubeRuntime, task: TaskMessage, ctx: TaskCon
       await retrying(() => client.createService(service), ctx.signal);
     } catch (err) {
       const e = toKubeError(err, `creating Service ${handle.service}`);
+      if (e.kind !== 'conflict') return fail({ ...apiFailure(e), cleanup: true });
+    }
+  }
+  if (handsTaskToken(task, manifestOptions.artifactBaseUrl)) {
+    const secret = buildTaskSecret(job, task);
+    try {
+      await retrying(() => client.createSecret(secret), ctx.signal);
+    } catch (err) {
+      // 409: made for this attempt by an earlier delivery; its token is this attempt's too.
+      const e = toKubeError(err, `creating Secret ${secret.metadata!.name}`);
       if (e.kind !== 'conflict') return fail({ ...apiFailure(e), cleanup: true });
     }
   }

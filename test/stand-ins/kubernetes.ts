@@ -1,7 +1,8 @@
 // A loopback stand-in for the Kubernetes API server, for the kubernetes-gpu executor's tests: discovery, Jobs, Pods
 // and Services in namespaces with real metadata (uid, resourceVersion, creationTimestamp), Status errors, lists and
 // watches (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR, 410 Gone for compacted resource versions), the pod log endpoint
-// (follow, timestamps, sinceSeconds), cascading DELETE, a small Job controller and kubelet, and fault injection.
+// (follow, timestamps, sinceSeconds), Secrets (create/get/list/delete; a pod whose env names a missing one waits in
+// CreateContainerConfigError until it exists), cascading DELETE, a small Job controller and kubelet, and fault injection.
 // apps/v1 Deployments (the kubernetes-gpu hot clusters) are stored, validated and report their replicas ready after
 // one kubelet step; their pods are not simulated. serving.kserve.io/v1beta1 InferenceServices are stored with
 // GET/LIST/watch/POST/PUT/PATCH (merge patch and JSON patch)/DELETE, resourceVersion conflicts and the CRD's printer
@@ -81,7 +82,7 @@ export interface KubernetesStandInOptions {
 }
 
 type Obj = Record<string, any>;
-type Kind = 'jobs' | 'pods' | 'services' | 'deployments' | 'inferenceservices';
+type Kind = 'jobs' | 'pods' | 'services' | 'secrets' | 'deployments' | 'inferenceservices';
 interface StoredEvent {
   rv: number;
   kind: Kind;
@@ -127,7 +128,14 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const token = options.token === undefined ? 'stand-in-token' : options.token;
   const stepMs = options.stepMs ?? 5;
   const namespaces = new Set(options.namespaces ?? ['default']);
-  const store: Record<Kind, Map<string, Obj>> = { jobs: new Map(), pods: new Map(), services: new Map(), deployments: new Map(), inferenceservices: new Map() };
+  const store: Record<Kind, Map<string, Obj>> = {
+    jobs: new Map(),
+    pods: new Map(),
+    services: new Map(),
+    secrets: new Map(),
+    deployments: new Map(),
+    inferenceservices: new Map(),
+  };
   const history: StoredEvent[] = [];
   let rv = 100;
   /** Watches from a resourceVersion below this get 410 Gone: the events after it are no longer known. */
@@ -140,7 +148,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const podRuns = new Map<string, number>(); // "<ns>/<job>/<index>" → pods started for that index
-  const created = { jobs: 0, services: 0, pods: 0, deployments: 0, inferenceservices: 0 };
+  const created = { jobs: 0, services: 0, secrets: 0, pods: 0, deployments: 0, inferenceservices: 0 };
   /** Every Deployment created through the API, as posted (kept after it is deleted). */
   const createdDeployments: Obj[] = [];
   let nsCounter = 0;
@@ -627,6 +635,33 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       setContainer(p, { waiting: { reason, ...(message ? { message } : {}) } });
     });
   }
+  /** The first secretKeyRef of the pod's env that cannot be resolved, as the kubelet words it; none: undefined. */
+  function missingSecret(namespace: string, name: string): string | undefined {
+    for (const c of podNow(namespace, name)?.spec.containers ?? []) {
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (!ref || ref.optional) continue;
+        const secret = store.secrets.get(key(namespace, ref.name));
+        if (!secret) return `secret "${ref.name}" not found`;
+        if (secret.data?.[ref.key] === undefined) return `couldn't find key ${ref.key} in Secret ${namespace}/${ref.name}`;
+      }
+    }
+    return undefined;
+  }
+  /** The environment a pod's first container sees: values, secretKeyRefs decoded, fieldRefs to its annotations. */
+  function envOfPod(pod: Obj): Record<string, string | undefined> {
+    const env: Record<string, string | undefined> = {};
+    for (const e of pod.spec.containers?.[0]?.env ?? []) {
+      const secret = e.valueFrom?.secretKeyRef;
+      const field = /^metadata\.annotations\['(.+)'\]$/.exec(e.valueFrom?.fieldRef?.fieldPath ?? '');
+      if (secret) {
+        const data = store.secrets.get(key(pod.metadata.namespace, secret.name))?.data?.[secret.key];
+        env[e.name] = data === undefined ? undefined : Buffer.from(data, 'base64').toString();
+      } else if (field) env[e.name] = pod.metadata.annotations?.[field[1]!];
+      else env[e.name] = e.value;
+    }
+    return env;
+  }
   function running(namespace: string, name: string) {
     return updatePod(namespace, name, (p) => {
       if (!p.spec.nodeName) {
@@ -679,6 +714,13 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         await pause(stepMs);
       }
       if (!started) {
+        // The kubelet resolves secretKeyRef env before it creates the container, and retries until it can.
+        for (let missing = missingSecret(namespace, name); missing; missing = missingSecret(namespace, name)) {
+          if (!alive()) return;
+          waiting(namespace, name, 'CreateContainerConfigError', missing);
+          await pause(stepMs);
+        }
+        if (!alive()) return;
         running(namespace, name);
         started = true;
       }
@@ -749,8 +791,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     }
     commit(kind, 'DELETED', last);
     const uid = obj.metadata.uid;
-    // Dependents (a Job's pods, its headless Service) go with it unless orphaned, as the garbage collector does.
-    for (const dependentKind of ['pods', 'services'] as Kind[]) {
+    // Dependents (a Job's pods, its headless Service, its task Secret) go with it unless orphaned, as the garbage
+    // collector does.
+    for (const dependentKind of ['pods', 'services', 'secrets'] as Kind[]) {
       for (const dep of [...store[dependentKind].values()]) {
         if (!dep.metadata.ownerReferences?.some((o: Obj) => o.uid === uid)) continue;
         if (propagation === 'Orphan') {
@@ -813,6 +856,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
           shortNames: ['svc'],
           categories: ['all'],
         },
+        { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['create', 'delete', 'get', 'list'] },
       ],
     },
     '/apis/batch/v1': {
@@ -861,21 +905,23 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   };
 
   const ROUTE =
-    /^\/(api\/v1|apis\/batch\/v1|apis\/apps\/v1|apis\/serving\.kserve\.io\/v1beta1)(?:\/namespaces\/([^/]+))?\/(jobs|pods|services|deployments|inferenceservices)(?:\/([^/]+))?(?:\/(log|status))?$/;
+    /^\/(api\/v1|apis\/batch\/v1|apis\/apps\/v1|apis\/serving\.kserve\.io\/v1beta1)(?:\/namespaces\/([^/]+))?\/(jobs|pods|services|secrets|deployments|inferenceservices)(?:\/([^/]+))?(?:\/(log|status))?$/;
   /** The API group path each resource is served under. */
   const GROUP_PATH: Record<Kind, string> = {
     jobs: 'apis/batch/v1',
     deployments: 'apis/apps/v1',
     pods: 'api/v1',
     services: 'api/v1',
+    secrets: 'api/v1',
     inferenceservices: 'apis/serving.kserve.io/v1beta1',
   };
-  const GROUP: Record<Kind, string> = { jobs: 'batch', deployments: 'apps', pods: '', services: '', inferenceservices: 'serving.kserve.io' };
+  const GROUP: Record<Kind, string> = { jobs: 'batch', deployments: 'apps', pods: '', services: '', secrets: '', inferenceservices: 'serving.kserve.io' };
   const API_VERSION: Record<Kind, string> = {
     jobs: 'batch/v1',
     deployments: 'apps/v1',
     pods: 'v1',
     services: 'v1',
+    secrets: 'v1',
     inferenceservices: 'serving.kserve.io/v1beta1',
   };
 
@@ -946,9 +992,14 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       if (record.watch) return openWatch(req, res, kind, namespace, selector, url.searchParams);
       const items = [...store[kind].values()].filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && selector(o.metadata.labels));
       if (kind === 'inferenceservices' && wantsTable(req)) return respond(res, 200, kserve.table(items, String(rv)));
-      const listKind = { jobs: 'JobList', pods: 'PodList', services: 'ServiceList', deployments: 'DeploymentList', inferenceservices: 'InferenceServiceList' }[
-        kind
-      ];
+      const listKind = {
+        jobs: 'JobList',
+        pods: 'PodList',
+        services: 'ServiceList',
+        secrets: 'SecretList',
+        deployments: 'DeploymentList',
+        inferenceservices: 'InferenceServiceList',
+      }[kind];
       return respond(res, 200, { kind: listKind, apiVersion: API_VERSION[kind], metadata: { resourceVersion: String(rv) }, items });
     }
     if (namespace === undefined)
@@ -988,6 +1039,14 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         obj.spec = { type: 'ClusterIP', sessionAffinity: 'None', ...obj.spec, clusterIPs: obj.spec?.clusterIP === 'None' ? ['None'] : ['10.96.0.10'] };
         obj.status = { loadBalancer: {} };
         created.services++;
+      }
+      if (kind === 'secrets') {
+        // stringData is write-only: merged into data (base64), never stored or returned as such.
+        obj.type ??= 'Opaque';
+        obj.data = { ...obj.data };
+        for (const [k, v] of Object.entries((obj.stringData ?? {}) as Record<string, string>)) obj.data[k] = Buffer.from(v).toString('base64');
+        delete obj.stringData;
+        created.secrets++;
       }
       commit(kind, 'ADDED', obj);
       return respond(res, 201, obj);
@@ -1071,6 +1130,13 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
         }
       }
     }
+    if (kind === 'secrets') {
+      for (const [k, v] of Object.entries((body.data ?? {}) as Record<string, unknown>)) {
+        if (!/^[-._a-zA-Z0-9]+$/.test(k))
+          return `data[${k}]: Invalid value: ${JSON.stringify(k)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'`;
+        if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return `data[${k}]: Invalid value: illegal base64 data`;
+      }
+    }
     if (kind === 'services' && body.spec?.clusterIP === 'None' && !body.spec?.selector)
       return 'spec.selector: Required value: headless services need a selector here';
     return undefined;
@@ -1117,7 +1183,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
   }
 
   function bookmark(w: Watcher) {
-    const kindName = { jobs: 'Job', pods: 'Pod', services: 'Service', deployments: 'Deployment', inferenceservices: 'InferenceService' }[w.kind];
+    const kindName = { jobs: 'Job', pods: 'Pod', services: 'Service', secrets: 'Secret', deployments: 'Deployment', inferenceservices: 'InferenceService' }[
+      w.kind
+    ];
     send(w, 'BOOKMARK', { kind: kindName, apiVersion: API_VERSION[w.kind], metadata: { resourceVersion: String(rv) } });
   }
 
@@ -1246,6 +1314,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       return j ? podsOf(j) : [];
     },
     services: (namespace = 'default') => [...store.services.values()].filter((s) => s.metadata.namespace === namespace),
+    secrets: (namespace = 'default') => [...store.secrets.values()].filter((s) => s.metadata.namespace === namespace),
+    /** What the pod's first container sees in its environment (Secrets and annotations resolved, as the kubelet does). */
+    envOf: (pod: Obj) => envOfPod(pod),
     createdDeployments,
     deployments: (namespace = 'default') => [...store.deployments.values()].filter((d) => d.metadata.namespace === namespace),
     deployment: (name: string, namespace = 'default') => store.deployments.get(key(namespace, name)),
