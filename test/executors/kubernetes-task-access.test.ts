@@ -123,13 +123,13 @@ describe('the task’s access against the stand-in', () => {
   });
 
   it('a pod that starts before its Secret exists waits (CreateContainerConfigError), then runs', async () => {
-    standIn.fault({ method: 'POST', path: '/secrets', delayMs: 400 });
+    standIn.fault({ method: 'POST', path: '/secrets', delayMs: 1_500 });
     const task = await run([{ log: 'ran' }, { exit: 0 }]);
     const secretName = taskSecretNameFor(jobNameFor(task.taskId, 1));
-    const waiting = await waitFor(
-      () => standIn.podsOfJob(jobNameFor(task.taskId, 1))[0]?.status.containerStatuses?.[0]?.state?.waiting,
-      'the pod waiting for its Secret',
-    );
+    const waiting = await waitFor(() => {
+      const waiting = standIn.podsOfJob(jobNameFor(task.taskId, 1))[0]?.status.containerStatuses?.[0]?.state?.waiting;
+      return waiting?.reason === 'CreateContainerConfigError' && waiting; // after ContainerCreating
+    }, 'the pod waiting for its Secret');
     expect(waiting).toEqual({ reason: 'CreateContainerConfigError', message: `secret "${secretName}" not found` });
     expect(standIn.secrets()).toEqual([]);
     expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
