@@ -85,8 +85,9 @@ export interface Executor<Handle = unknown> {
 
   /**
    * Whether an attempt may log to MLflow (default true): the control plane then mints the attempt a token of its own
-   * when it lets it run (`task.tracking`). An executor that runs no module code (no-op) declares `false`, and its
-   * attempts are claimed without one (a token insert per claim batch and a hash per attempt saved).
+   * when it lets it run (`task.tracking`). An executor that runs no module code (no-op), or that cannot hand the
+   * token to the module (Databricks, whose runs log to the workspace's MLflow), declares `false`, and its attempts are
+   * claimed without one (no credential minted that nothing uses; a token insert per claim batch spared).
    */
   readonly tracking?: boolean;
 

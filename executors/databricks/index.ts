@@ -133,6 +133,9 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
 
   return defineExecutor<DatabricksHandle>({
     name: 'databricks',
+    // A Databricks run logs to its workspace's own MLflow: it is handed no Atelier task token (one would show in the
+    // run's settings to everyone who may view the job), so none is minted for it.
+    tracking: false,
 
     async submit(task, ctx) {
       const parsed = parseTaskSettings(task.settings?.databricks);
