@@ -61,7 +61,15 @@ interface Row {
   payload: unknown;
 }
 
-export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: number; pollMs?: number; onError?: (error: unknown) => void }): OutboxRelay {
+export function createOutboxRelay(options: {
+  db: Db;
+  bus: Bus;
+  batchSize?: number;
+  pollMs?: number;
+  /** Default CLEANUP_DELAY_MS. */
+  cleanupDelayMs?: number;
+  onError?: (error: unknown) => void;
+}): OutboxRelay {
   const { db, bus } = options;
   const batchSize = options.batchSize ?? 500;
   /** Rows this process is publishing directly: its own passes leave them alone. */
@@ -126,7 +134,7 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
   };
   const scheduleCleanUp = () => {
     if (cleanupTimer || !published.size) return;
-    cleanupTimer = setTimeout(() => void cleanUp(), CLEANUP_DELAY_MS);
+    cleanupTimer = setTimeout(() => void cleanUp(), options.cleanupDelayMs ?? CLEANUP_DELAY_MS);
     cleanupTimer.unref();
   };
 
