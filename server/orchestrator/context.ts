@@ -1,10 +1,10 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
-import { eq } from 'drizzle-orm';
+import { eq, type SQL } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
-import { type Db, retryingTransaction, type Tx } from '../db/client';
+import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
@@ -78,6 +78,8 @@ export interface Step {
   committed: CommittedMessage[];
   /** Outbox rows of earlier direct publishes this transaction deletes. */
   deletedPublished: PublishedRows[];
+  /** Writes sent without waiting for their answer (writeBehind), awaited before the commit. */
+  writes: Promise<unknown>[];
   /** Model registrations of the tasks that succeeded in it, made once it has committed. */
   registrations: TaskRegistrations[];
   /** Outputs of the tasks that succeeded earlier in it, by outputKey(run, node): dispatch need not read them back. */
@@ -109,10 +111,18 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
   try {
     [result, events] = await retryingTransaction(ctx.db, async (tx) => {
       rolledBack();
-      const current: Step = { at: ctx.now(), feed: [], outbox: false, committed: [], deletedPublished: [], registrations: [], outputs: new Map() };
+      const current: Step = { at: ctx.now(), feed: [], outbox: false, committed: [], deletedPublished: [], writes: [], registrations: [], outputs: new Map() };
       step = current;
-      const result = await fn({ ctx, tx, step: current });
-      return [result, await ctx.feed.append(tx, current.feed)] as const;
+      try {
+        const result = await fn({ ctx, tx, step: current });
+        const appended = await ctx.feed.append(tx, current.feed);
+        for (const write of current.writes) await write;
+        return [result, appended] as const;
+      } catch (error) {
+        // A write sent behind others fails them all (the transaction is aborted): its own error says why (and whether
+        // it is a deadlock to retry), the others' only that the transaction was aborted.
+        throw (await firstFailure(current.writes)) ?? error;
+      }
     });
   } catch (error) {
     rolledBack();
@@ -129,6 +139,26 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
   if (done.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(done.registrations);
   ctx.feed.publish(events);
   return result;
+}
+
+/**
+ * Sends a write whose answer nothing in the transaction waits for, and goes on: the statements after it follow it on
+ * the transaction's connection without waiting for its round trip (postgres-js pipelines them; PGlite queues them),
+ * and Postgres runs them in the order sent, so they see what it wrote. `transact` awaits it before committing and
+ * fails with its error if it failed; `then` gets its rows. Statements sent after it must go through drizzle too
+ * (`tx.execute`, `queryRows`, a query builder): they take the same number of steps to reach the connection, so none
+ * can overtake it (test/db/write-behind.test.ts).
+ */
+export function writeBehind<T = Record<string, unknown>>({ tx, step }: TxContext, query: SQL, then?: (rows: T[]) => void): void {
+  const write = queryRows<T>(tx, query).then((rows) => then?.(rows));
+  write.catch(() => undefined); // handled: transact awaits it
+  step.writes.push(write);
+}
+
+/** The error of the first of `writes` that failed, if one did. */
+async function firstFailure(writes: Promise<unknown>[]): Promise<unknown> {
+  for (const outcome of await Promise.allSettled(writes)) if (outcome.status === 'rejected') return outcome.reason;
+  return undefined;
 }
 
 export const OPEN: TaskStatus[] = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'];

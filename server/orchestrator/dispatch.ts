@@ -10,7 +10,7 @@ import { type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
 import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
-import { ACTIVE, type TxContext, taskStatusEvent } from './context';
+import { ACTIVE, type TxContext, taskStatusEvent, writeBehind } from './context';
 import { fromCache, governData } from './gates';
 import { upstreamOutputs } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
@@ -192,15 +192,18 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   );
   const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize).map((m) => ({ kind: 'task' as const, ...m }));
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
-  // pass); the rows are the fallback the relay publishes should that not happen.
-  const inserted = await queueAndWrite(
+  // pass); the rows are the fallback the relay publishes should that not happen. Nothing here needs the statement's
+  // answer before the commit: it is written behind the transaction's next statements.
+  queueAndWrite(
     tc,
     ready.map((t) => t.id),
     rows,
+    (inserted) => {
+      const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
+      if (ctx.publishCommitted) for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload });
+    },
   );
-  const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
-  if (ctx.publishCommitted) for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload });
-  else step.outbox = true;
+  if (!ctx.publishCommitted) step.outbox = true;
   for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
   return true;
 }
@@ -211,13 +214,19 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
  * here rather than by a statement of their own: two statements less per chain edge). The tasks and the rows each
  * travel as one parameter, whatever their number.
  */
-async function queueAndWrite({ ctx, tx, step }: TxContext, taskIds: string[], rows: Omit<OutboxRow, 'id' | 'createdAt'>[]) {
+function queueAndWrite(
+  tc: TxContext,
+  taskIds: string[],
+  rows: Omit<OutboxRow, 'id' | 'createdAt'>[],
+  written: (inserted: { id: string | number; msg_id: string }[]) => void,
+) {
+  const { ctx, step } = tc;
   const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
   if (published) step.deletedPublished.push(published);
   const gone = published ? sql`, gone as (delete from outbox where id = any(${arrayOf(published.ids, 'bigint')}))` : sql``;
   const json = JSON.stringify(rows.map((r) => ({ kind: r.kind, pool: r.pool, msg_id: r.msgId, payload: r.payload })));
-  return queryRows<{ id: string | number; msg_id: string }>(
-    tx,
+  writeBehind<{ id: string | number; msg_id: string }>(
+    tc,
     sql`with queued as (
         update tasks set status = 'QUEUED', attempt = attempt + 1, queued_at = ${step.at.toISOString()}::timestamptz, started_at = null,
           finished_at = null, retry_at = null, reason = null, message = null, exit_code = null, progress = null, progress_message = null,
@@ -226,5 +235,6 @@ async function queueAndWrite({ ctx, tx, step }: TxContext, taskIds: string[], ro
       insert into outbox (kind, pool, msg_id, payload)
       select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
       returning id, msg_id`,
+    written,
   );
 }
