@@ -1,7 +1,7 @@
 // Recording what executors report: each event kept once (task, attempt, sequence number), heartbeats and progress
 // written in bulk, starts and results stored and applied together per run under its lock; stale reports (another
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
-import { eq, inArray, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { arrayOf, jsonRows } from '../db/arrays';
@@ -348,7 +348,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(t.status) && finished.includes(t.node)).map((t) => t.mapParent!);
   if (mapParents.length) finished.push(...(await completeMaps(tc, run, mapParents)));
   if (started && run.status === 'QUEUED') {
-    await tx.update(runs).set({ status: 'RUNNING', startedAt: step.at }).where(eq(runs.id, runId));
+    writeBehind(tc, sql`update runs set status = 'RUNNING', started_at = ${step.at.toISOString()}::timestamptz where id = ${runId}`);
     run.status = 'RUNNING';
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }
