@@ -149,6 +149,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       triggers.kick();
     },
     publishCommitted: (messages) => relay.publishCommitted(messages),
+    takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     taskBatchMax: config.taskBatchMax,
     defaults: planDefaults,

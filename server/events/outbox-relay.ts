@@ -3,7 +3,9 @@
 // relay pass publishes whatever that did not (a crash between the commit and the publish, a bus failure) and
 // every other kind of row. Rows are claimed with SKIP LOCKED so several replicas can relay side by side; a
 // row published twice (a crash before it was deleted, a pass racing a direct publish on another replica) is
-// dropped by the bus's message-id dedupe. A task row may hold a batch of a pool's tasks (protocol 3): it goes out
+// dropped by the bus's message-id dedupe. The rows of direct publishes the bus has taken are deleted by the next
+// transaction that writes outbox rows, in the statement that writes them (takePublished), or after CLEANUP_DELAY_MS by
+// one statement for all of them. A task row may hold a batch of a pool's tasks (protocol 3): it goes out
 // as one message under the row's id whoever publishes it, so the dedupe holds for batches too; a bus that cannot
 // carry batches gets its tasks one by one, each under its own id.
 import { sql } from 'drizzle-orm';
@@ -13,19 +15,43 @@ import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import { kickedLoop } from '../lifecycle/kicked-loop';
 
+/**
+ * Outbox rows whose messages the bus already has, handed to one transaction to delete: told whether that transaction
+ * committed (the rows are gone) or not (they go back to be deleted by another, or by a statement of their own).
+ */
+export interface PublishedRows {
+  ids: number[];
+  committed(): void;
+  rolledBack(): void;
+}
+
 export interface OutboxRelay {
   start(): void;
   /** Ask for a relay pass soon (after a transaction that wrote outbox rows has committed). */
   kick(): void;
   /**
-   * Publishes task messages whose outbox rows just committed, all at once, then deletes the rows the bus took.
-   * What it could not publish stays for a relay pass. Never throws.
+   * Publishes task messages whose outbox rows just committed, all at once; the rows the bus took are deleted soon
+   * after (takePublished, or one statement for all after CLEANUP_DELAY_MS). What it could not publish stays for a
+   * relay pass. Never throws.
    */
   publishCommitted(messages: { id: number; pool: string; msgId: string; payload: TaskMessage | TaskBatch }[]): void;
-  /** Relays until the outbox is empty and no direct publish is in flight. */
+  /**
+   * The rows of direct publishes the bus has taken and nobody has deleted yet, for a transaction to delete with its
+   * own outbox rows (dispatch.ts enqueue): one statement less per chain edge than deleting them after each publish.
+   * Until told whether that transaction committed, no other transaction and no relay pass touches them.
+   */
+  takePublished(): PublishedRows | undefined;
+  /** Relays until the outbox is empty and no direct publish is in flight (published rows no transaction has taken are deleted). */
   drain(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/**
+ * How long the rows of direct publishes wait for a transaction to take them before a statement of their own deletes
+ * them. A chain's next edge comes within milliseconds (hundreds on a loaded machine); a row left longer is only one
+ * the relay's passes skip, and one a crash leaves behind is published again for the bus to drop.
+ */
+export const CLEANUP_DELAY_MS = 500;
 
 interface Row {
   id: number;
@@ -35,7 +61,15 @@ interface Row {
   payload: unknown;
 }
 
-export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: number; pollMs?: number; onError?: (error: unknown) => void }): OutboxRelay {
+export function createOutboxRelay(options: {
+  db: Db;
+  bus: Bus;
+  batchSize?: number;
+  pollMs?: number;
+  /** Default CLEANUP_DELAY_MS. */
+  cleanupDelayMs?: number;
+  onError?: (error: unknown) => void;
+}): OutboxRelay {
   const { db, bus } = options;
   const batchSize = options.batchSize ?? 500;
   /** Rows this process is publishing directly: its own passes leave them alone. */
@@ -80,19 +114,40 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
     onError: (error) => options.onError?.(error),
   });
 
+  /** Rows whose messages the bus has taken, not yet deleted nor taken by a transaction (all in `direct` too). */
+  const published = new Set<number>();
+  let cleanupTimer: NodeJS.Timeout | undefined;
+  /** Deletes the published rows no transaction took; one that fails leaves them to a relay pass (the bus drops repeats). */
+  const cleanUp = async () => {
+    clearTimeout(cleanupTimer);
+    cleanupTimer = undefined;
+    if (!published.size) return;
+    const ids = [...published];
+    published.clear();
+    try {
+      await remove(ids);
+    } catch (error) {
+      options.onError?.(error);
+    } finally {
+      for (const id of ids) direct.delete(id);
+    }
+  };
+  const scheduleCleanUp = () => {
+    if (cleanupTimer || !published.size) return;
+    cleanupTimer = setTimeout(() => void cleanUp(), options.cleanupDelayMs ?? CLEANUP_DELAY_MS);
+    cleanupTimer.unref();
+  };
+
   async function publishDirect(messages: Parameters<OutboxRelay['publishCommitted']>[0]) {
     // Every publish in flight at once, acknowledged together: one round trip for the lot, not one per message.
     const outcomes = await Promise.allSettled(messages.map((m) => publishTasks(m.pool, m.payload, m.msgId)));
-    const published = messages.filter((_, i) => outcomes[i]!.status === 'fulfilled').map((m) => m.id);
-    try {
-      if (published.length) await remove(published);
-    } catch (error) {
-      options.onError?.(error); // the rows stay: a relay pass publishes them again, and the bus drops the repeats
-    } finally {
-      for (const m of messages) direct.delete(m.id);
+    for (const [i, m] of messages.entries()) {
+      if (outcomes[i]!.status === 'fulfilled') published.add(m.id);
+      else direct.delete(m.id); // the relay's now
     }
-    if (published.length < messages.length) {
-      const failed = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    scheduleCleanUp();
+    const failed = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed) {
       options.onError?.(failed.reason);
       loop.kick(); // the rest now, by the relay
     }
@@ -108,12 +163,31 @@ export function createOutboxRelay(options: { db: Db; bus: Bus; batchSize?: numbe
       directDone.add(done);
       void done.finally(() => directDone.delete(done));
     },
+    takePublished() {
+      if (!published.size) return undefined;
+      const ids = [...published];
+      published.clear();
+      clearTimeout(cleanupTimer);
+      cleanupTimer = undefined;
+      return {
+        ids,
+        committed: () => {
+          for (const id of ids) direct.delete(id);
+        },
+        rolledBack: () => {
+          for (const id of ids) published.add(id);
+          scheduleCleanUp();
+        },
+      };
+    },
     async drain() {
       await Promise.all([...directDone]);
+      await cleanUp();
       await loop.drain();
     },
     async stop() {
       await Promise.all([...directDone]);
+      await cleanUp();
       await loop.stop();
     },
   };

@@ -1,13 +1,14 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
-import { eq } from 'drizzle-orm';
+import { eq, type SQL } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
-import { type Db, retryingTransaction, type Tx } from '../db/client';
+import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
-import type { FeedEventBody, RunFeed } from '../events/feed';
+import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
+import type { PublishedRows } from '../events/outbox-relay';
 import type { CatalogCeiling } from '../governance/catalog';
 import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
@@ -24,6 +25,8 @@ export interface OrchestratorContext {
   onOutbox: () => void;
   /** Publishes a committed transaction's task messages at once (see OrchestratorOptions.publishCommitted). */
   publishCommitted: ((messages: CommittedMessage[]) => void) | undefined;
+  /** Outbox rows of direct publishes the bus has taken, for the next enqueue to delete (OutboxRelay.takePublished). */
+  takePublished: (() => PublishedRows | undefined) | undefined;
   defaults: PlanDefaults;
   now: () => Date;
   /** Most tasks queued or running at once per executor pool; pools not named are unlimited. */
@@ -73,6 +76,10 @@ export interface Step {
   outbox: boolean;
   /** Task messages to publish right after the commit (their outbox rows are the fallback). */
   committed: CommittedMessage[];
+  /** Outbox rows of earlier direct publishes this transaction deletes. */
+  deletedPublished: PublishedRows[];
+  /** Writes sent without waiting for their answer (writeBehind), awaited before the commit. */
+  writes: Promise<unknown>[];
   /** Model registrations of the tasks that succeeded in it, made once it has committed. */
   registrations: TaskRegistrations[];
   /** Outputs of the tasks that succeeded earlier in it, by outputKey(run, node): dispatch need not read them back. */
@@ -93,21 +100,65 @@ export interface TxContext {
  * its run's event row takes a key-share lock on the run), and the victim's caller must not see an error for it.
  */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
-  let step!: Step;
-  const [result, events] = await retryingTransaction(ctx.db, async (tx) => {
-    step = { at: ctx.now(), feed: [], outbox: false, committed: [], registrations: [], outputs: new Map() };
-    const result = await fn({ ctx, tx, step });
-    return [result, await ctx.feed.append(tx, step.feed)] as const;
-  });
-  if (step.committed.length) {
-    crashPoint('tasks-committed');
-    ctx.publishCommitted?.(step.committed);
+  let step: Step | undefined;
+  // Rows a try that rolled back was to delete go back to the relay (an idempotent delete: handing back rows that a
+  // commit whose answer was lost did delete costs nothing).
+  const rolledBack = () => {
+    for (const rows of step?.deletedPublished.splice(0) ?? []) rows.rolledBack();
+  };
+  let result: T;
+  let events: FeedEvent[];
+  try {
+    [result, events] = await retryingTransaction(ctx.db, async (tx) => {
+      rolledBack();
+      const current: Step = { at: ctx.now(), feed: [], outbox: false, committed: [], deletedPublished: [], writes: [], registrations: [], outputs: new Map() };
+      step = current;
+      try {
+        const result = await fn({ ctx, tx, step: current });
+        const appended = await ctx.feed.append(tx, current.feed);
+        for (const write of current.writes) await write;
+        return [result, appended] as const;
+      } catch (error) {
+        // A write sent behind others fails them all (the transaction is aborted): its own error says why (and whether
+        // it is a deadlock to retry), the others' only that the transaction was aborted.
+        throw (await firstFailure(current.writes)) ?? error;
+      }
+    });
+  } catch (error) {
+    rolledBack();
+    throw error;
   }
-  if (step.outbox) ctx.onOutbox();
+  const done = step!;
+  for (const rows of done.deletedPublished) rows.committed();
+  if (done.committed.length) {
+    crashPoint('tasks-committed');
+    ctx.publishCommitted?.(done.committed);
+  }
+  if (done.outbox) ctx.onOutbox();
   // Before the events go out: whoever sees a task succeed finds the versions its module asked for registered.
-  if (step.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(step.registrations);
+  if (done.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(done.registrations);
   ctx.feed.publish(events);
   return result;
+}
+
+/**
+ * Sends a write whose answer nothing in the transaction waits for, and goes on: the statements after it follow it on
+ * the transaction's connection without waiting for its round trip (postgres-js pipelines them; PGlite queues them),
+ * and Postgres runs them in the order sent, so they see what it wrote. `transact` awaits it before committing and
+ * fails with its error if it failed; `then` gets its rows. Statements sent after it must go through drizzle too
+ * (`tx.execute`, `queryRows`, a query builder): they take the same number of steps to reach the connection, so none
+ * can overtake it (test/db/write-behind.test.ts).
+ */
+export function writeBehind<T = Record<string, unknown>>({ tx, step }: TxContext, query: SQL, then?: (rows: T[]) => void): void {
+  const write = queryRows<T>(tx, query).then((rows) => then?.(rows));
+  write.catch(() => undefined); // handled: transact awaits it
+  step.writes.push(write);
+}
+
+/** The error of the first of `writes` that failed, if one did. */
+async function firstFailure(writes: Promise<unknown>[]): Promise<unknown> {
+  for (const outcome of await Promise.allSettled(writes)) if (outcome.status === 'rejected') return outcome.reason;
+  return undefined;
 }
 
 export const OPEN: TaskStatus[] = ['PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING'];

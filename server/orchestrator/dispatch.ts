@@ -3,22 +3,20 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { permanentFailure } from '../../plugins/outcomes';
 import type { TaskMessage } from '../../plugins/protocol';
-import { bulkInsert } from '../db/bulk';
+import { arrayOf } from '../db/arrays';
 import { queryRows } from '../db/client';
-import { outbox } from '../db/tables/outbox';
+import type { OutboxRow } from '../db/tables/outbox';
 import { type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
 import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
-import { ACTIVE, type TxContext, taskStatusEvent } from './context';
+import { ACTIVE, type TxContext, taskStatusEvent, writeBehind } from './context';
 import { fromCache, governData } from './gates';
 import { upstreamOutputs } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 import { poolMessages, taskMessage } from './task-message';
-
-const INSERT_CHUNK = 1000;
 
 /**
  * Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. Returns whether
@@ -194,31 +192,49 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   );
   const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize).map((m) => ({ kind: 'task' as const, ...m }));
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
-  // pass); the rows are the fallback the relay publishes should that not happen.
-  const inserted = await bulkInsert(tx, outbox, rows, ctx.publishCommitted ? { returning: sql`id, msg_id` } : {});
-  const ids = new Map(inserted.map((r) => [r.msg_id as string, Number(r.id)]));
-  if (ctx.publishCommitted) for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload });
-  else step.outbox = true;
-  for (let i = 0; i < ready.length; i += INSERT_CHUNK) {
-    const ids = ready.slice(i, i + INSERT_CHUNK).map((t) => t.id);
-    await tx
-      .update(tasks)
-      .set({
-        status: 'QUEUED',
-        attempt: sql`${tasks.attempt} + 1`,
-        queuedAt: step.at,
-        startedAt: null,
-        finishedAt: null,
-        retryAt: null,
-        reason: null,
-        message: null,
-        exitCode: null,
-        progress: null,
-        progressMessage: null,
-        heartbeatAt: null,
-      })
-      .where(inArray(tasks.id, ids));
-  }
+  // pass); the rows are the fallback the relay publishes should that not happen. Nothing here needs the statement's
+  // answer before the commit: it is written behind the transaction's next statements.
+  queueAndWrite(
+    tc,
+    ready.map((t) => t.id),
+    rows,
+    (inserted) => {
+      const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
+      if (ctx.publishCommitted) for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload });
+    },
+  );
+  if (!ctx.publishCommitted) step.outbox = true;
   for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
   return true;
+}
+
+/**
+ * One statement for what enqueue writes: the tasks' next attempt QUEUED, their messages' outbox rows (returning their
+ * ids) and, when the relay has some, the outbox rows of earlier direct publishes the bus has already taken (deleted
+ * here rather than by a statement of their own: two statements less per chain edge). The tasks and the rows each
+ * travel as one parameter, whatever their number.
+ */
+function queueAndWrite(
+  tc: TxContext,
+  taskIds: string[],
+  rows: Omit<OutboxRow, 'id' | 'createdAt'>[],
+  written: (inserted: { id: string | number; msg_id: string }[]) => void,
+) {
+  const { ctx, step } = tc;
+  const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
+  if (published) step.deletedPublished.push(published);
+  const gone = published ? sql`, gone as (delete from outbox where id = any(${arrayOf(published.ids, 'bigint')}))` : sql``;
+  const json = JSON.stringify(rows.map((r) => ({ kind: r.kind, pool: r.pool, msg_id: r.msgId, payload: r.payload })));
+  writeBehind<{ id: string | number; msg_id: string }>(
+    tc,
+    sql`with queued as (
+        update tasks set status = 'QUEUED', attempt = attempt + 1, queued_at = ${step.at.toISOString()}::timestamptz, started_at = null,
+          finished_at = null, retry_at = null, reason = null, message = null, exit_code = null, progress = null, progress_message = null,
+          heartbeat_at = null
+        where id = any(${arrayOf(taskIds, 'uuid')}))${gone}
+      insert into outbox (kind, pool, msg_id, payload)
+      select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
+      returning id, msg_id`,
+    written,
+  );
 }

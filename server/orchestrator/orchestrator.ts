@@ -93,6 +93,8 @@ export interface OrchestratorOptions {
    * publishCommitted); their rows stay the fallback should that not happen. Without it the relay alone publishes.
    */
   publishCommitted?: OrchestratorContext['publishCommitted'];
+  /** The rows of direct publishes the bus has taken, for the next enqueue to delete (the outbox relay's takePublished). */
+  takePublished?: OrchestratorContext['takePublished'];
   defaults: PlanDefaults;
   now?: () => Date;
   /** Most tasks queued or running at once per executor pool. */
@@ -126,6 +128,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     feed: options.feed,
     onOutbox: options.onOutbox,
     publishCommitted: options.publishCommitted,
+    takePublished: options.takePublished,
     defaults: options.defaults,
     now: options.now ?? (() => new Date()),
     poolLimits: options.poolLimits,

@@ -1,7 +1,7 @@
 // Recording what executors report: each event kept once (task, attempt, sequence number), heartbeats and progress
 // written in bulk, starts and results stored and applied together per run under its lock; stale reports (another
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
-import { eq, inArray, sql } from 'drizzle-orm';
+import { inArray, sql } from 'drizzle-orm';
 import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { arrayOf, jsonRows } from '../db/arrays';
@@ -17,7 +17,7 @@ import { type MetricPointInput, storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
-import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
+import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { crashPoint } from './crash-hook';
 import { eventRow, latestPerTask, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
@@ -72,27 +72,24 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     const { tx } = tc;
     const moving = [...new Set(events.filter((e) => e.kind === 'started' || e.kind === 'result').map((e) => e.runId))].filter((id) => UUID.test(id));
     // Locked before the tasks are read, so the transitions below see their tasks and upstreams consistently.
-    // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.)
-    const locked = moving.length
-      ? new Map(
-          (
-            await tx
-              .select()
-              .from(runs)
-              .where(sql`${runs.id} = any(${arrayOf(moving.sort(), 'uuid')})`)
-              .orderBy(runs.id)
-              .for('update')
-          ).map((r) => [r.id, r]),
-        )
-      : new Map<string, Run>();
-    const known: Known = new Map(
-      (
-        await tx
-          .select()
-          .from(tasks)
-          .where(sql`${tasks.id} = any(${arrayOf(taskIds, 'uuid')})`)
-      ).map((t) => [t.id, t]),
-    );
+    // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.) Both
+    // are sent at once: Postgres runs the read after the lock is granted, and takes its snapshot then.
+    const [lockedRuns, taskRows] = await Promise.all([
+      moving.length
+        ? tx
+            .select()
+            .from(runs)
+            .where(sql`${runs.id} = any(${arrayOf(moving.sort(), 'uuid')})`)
+            .orderBy(runs.id)
+            .for('update')
+        : [],
+      tx
+        .select()
+        .from(tasks)
+        .where(sql`${tasks.id} = any(${arrayOf(taskIds, 'uuid')})`),
+    ]);
+    const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
+    const known: Known = new Map(taskRows.map((t) => [t.id, t]));
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
     // report: another execution of an attempt that already has its result (a redelivered message run again).
     const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
@@ -289,7 +286,10 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     }
   }
   if (succeeded.length) {
-    await tx.execute(sql`
+    // Nothing below waits for its answer (the statuses it writes are passed on): the next statements follow it.
+    writeBehind(
+      tc,
+      sql`
       update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, progress = 1, reason = v.reason, message = v.message,
         progress_message = case when v.has_progress then v.progress_message else t.progress_message end,
         exit_code = v.exit_code, finished_at = v.finished, retry_at = null, host = v.host,
@@ -297,7 +297,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
       from ${jsonRows(succeeded.map(({ task, event, adopted }) => ({ id: task.id, ...successRow(event), ...progressRow(adopted ? undefined : progressOf.get(task.id)) })))}
         as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, started timestamptz, provisioning int, execution int,
           has_progress boolean, progress_message text)
-      where t.id = v.id`);
+      where t.id = v.id`,
+    );
     await ctx.cache?.record(
       tx,
       succeeded
@@ -347,7 +348,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(t.status) && finished.includes(t.node)).map((t) => t.mapParent!);
   if (mapParents.length) finished.push(...(await completeMaps(tc, run, mapParents)));
   if (started && run.status === 'QUEUED') {
-    await tx.update(runs).set({ status: 'RUNNING', startedAt: step.at }).where(eq(runs.id, runId));
+    writeBehind(tc, sql`update runs set status = 'RUNNING', started_at = ${step.at.toISOString()}::timestamptz where id = ${runId}`);
     run.status = 'RUNNING';
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }

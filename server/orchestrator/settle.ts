@@ -3,11 +3,11 @@
 import { and, eq, getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows } from '../db/client';
-import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { type Run, type Task, tasks } from '../db/tables/runs';
 import type { TaskStatus } from '../vocabulary';
 import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
-import { type TxContext, taskStatusEvent } from './context';
+import { type TxContext, taskStatusEvent, writeBehind } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
@@ -130,21 +130,26 @@ async function endedStatuses(tx: TxContext['tx'], runId: string, nodes: string[]
 export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
   const { tx, step } = tc;
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
-  const [open] = await queryRows<{ open: boolean }>(
+  // One statement: whether a task is still open and, only when none is (CASE evaluates its subquery only then), every
+  // status the run's tasks ended in.
+  const [row] = await queryRows<{ open: boolean; statuses: TaskStatus[] | null }>(
     tx,
-    sql`select exists (select 1 from tasks where run_id = ${run.id} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open`,
+    sql`with o as (select exists (select 1 from tasks where run_id = ${run.id} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open)
+        select o.open, case when o.open then null else (select json_agg(distinct status) from tasks where run_id = ${run.id}) end as statuses from o`,
   );
-  if (open?.open) return;
-  const rows = await queryRows<{ status: TaskStatus }>(tx, sql`select distinct status from tasks where run_id = ${run.id}`);
-  const status = finalRunStatus(rows.map((r) => r.status));
+  if (!row || row.open) return;
+  const status = finalRunStatus(row.statuses ?? []);
   const message = status === 'FAILED' ? await firstFailures(tc, run.id) : null;
-  await tx
-    .update(runs)
-    .set({ status, finishedAt: step.at, message, startedAt: run.startedAt ?? step.at })
-    .where(eq(runs.id, run.id));
+  // Nothing below reads the run's row back: the statements after it follow it without waiting.
+  writeBehind(
+    tc,
+    sql`update runs set status = ${status}, finished_at = ${step.at.toISOString()}::timestamptz, message = ${message},
+    started_at = ${(run.startedAt ?? step.at).toISOString()}::timestamptz where id = ${run.id}`,
+  );
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
-  if (await emitRunEnded(tx, run, status, message, step.at)) step.outbox = true; // kicks the webhook worker after commit
-  if (status === 'SUCCEEDED' && (await runSucceeded(tx, run))) step.outbox = true; // and the trigger dispatcher
+  // The webhooks' and the triggers' lookups are independent reads: sent together.
+  const [hooked, signalled] = await Promise.all([emitRunEnded(tx, run, status, message, step.at), status === 'SUCCEEDED' ? runSucceeded(tx, run) : false]);
+  if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
   run.status = status;
   await notifyParent(tc, run, status, message);
 }

@@ -1,0 +1,99 @@
+// Writes sent behind a transaction's next statements (writeBehind, issue 21): the statements after one never overtake
+// it, whichever drizzle path they take (so they see what it wrote), the transaction commits only once it has
+// succeeded, and one that fails fails the transaction with its own error, not the "transaction is aborted" of the
+// statements sent after it, so a deadlock's victim is still told apart and retried. Real Postgres.
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { integer, pgTable } from 'drizzle-orm/pg-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Database, openDatabase, queryRows } from '../../server/db/client';
+import { createRunFeed } from '../../server/events/feed';
+import { type OrchestratorContext, transact, writeBehind } from '../../server/orchestrator/context';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+
+let pg: PostgresServer;
+let database: Database;
+let ctx: OrchestratorContext;
+const probe = pgTable('write_behind_probe', { id: integer('id').primaryKey() });
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  database = await openDatabase({ url: pg.url, dataDir: await mkdtemp(path.join(os.tmpdir(), 'atelier-write-behind-')) });
+  await database.db.execute(sql`create table write_behind_probe (id int primary key)`);
+  // What transact uses of a context: the database, the feed, the clock.
+  const partial: Partial<OrchestratorContext> = { db: database.db, feed: createRunFeed(), now: () => new Date() };
+  ctx = partial as OrchestratorContext;
+}, 60_000);
+afterAll(async () => {
+  await database?.close();
+  await pg?.stop();
+});
+
+const count = async () => (await queryRows<{ n: number }>(database.db, sql`select count(*)::int as n from write_behind_probe`))[0]!.n;
+
+it('the statements after a write sent behind see what it wrote, whichever drizzle path they take', async () => {
+  for (let i = 0; i < 20; i++) {
+    const seen = await transact(ctx, async (tc) => {
+      const { tx } = tc;
+      writeBehind(tc, sql`insert into write_behind_probe (id) values (${4 * i + 1})`);
+      const byBuilder = (
+        await tx
+          .select()
+          .from(probe)
+          .where(sql`id = ${4 * i + 1}`)
+      ).length;
+      writeBehind(tc, sql`insert into write_behind_probe (id) values (${4 * i + 2})`);
+      const byRows = (await queryRows<{ id: number }>(tx, sql`select id from write_behind_probe where id = ${4 * i + 2}`)).length;
+      writeBehind(tc, sql`insert into write_behind_probe (id) values (${4 * i + 3})`);
+      const byUpdate = (
+        await tx
+          .update(probe)
+          .set({ id: 4 * i + 4 })
+          .where(sql`id = ${4 * i + 3}`)
+          .returning()
+      ).length;
+      writeBehind(tc, sql`delete from write_behind_probe where id = ${4 * i + 4}`);
+      const [gone] = await Promise.all([
+        tx
+          .select()
+          .from(probe)
+          .where(sql`id = ${4 * i + 4}`),
+      ]);
+      return [byBuilder, byRows, byUpdate, gone!.length === 0 ? 1 : 0];
+    });
+    expect(seen).toEqual([1, 1, 1, 1]);
+  }
+  expect(await count()).toBe(40);
+});
+
+it('hands a write its rows, and commits only once every write has succeeded', async () => {
+  let handed: number[] = [];
+  const result = await transact(ctx, async (tc) => {
+    writeBehind<{ id: number }>(tc, sql`insert into write_behind_probe (id) values (1001), (1002) returning id`, (rows) => {
+      handed = rows.map((r) => r.id);
+    });
+    return 'done';
+  });
+  expect(result).toBe('done');
+  expect(handed.sort()).toEqual([1001, 1002]);
+  expect(await count()).toBe(42);
+});
+
+it('a write that fails fails the transaction with its own error, and nothing of it is committed', async () => {
+  const before = await count();
+  const failed = transact(ctx, async (tc) => {
+    writeBehind(tc, sql`insert into write_behind_probe (id) values (2001)`);
+    writeBehind(tc, sql`insert into write_behind_probe (id) values (1)`); // taken: a unique violation
+    // Sent behind the failed one: Postgres answers "current transaction is aborted" (25P02), and this throws that.
+    await queryRows(tc.tx, sql`select count(*)::int as n from write_behind_probe`);
+    return 'not reached';
+  });
+  const error = await failed.then(
+    () => undefined,
+    (e: unknown) => e as { code?: string; cause?: { code?: string } },
+  );
+  expect(error?.code ?? error?.cause?.code).toBe('23505');
+  expect(await count()).toBe(before);
+});
