@@ -24,7 +24,7 @@ function rollupSql(runIds: string[]): string {
   return query.sql;
 }
 
-async function seed(url: string): Promise<string[]> {
+export async function seed(url: string): Promise<string[]> {
   const sql = postgres(url, { max: 2, onnotice: () => {} });
   try {
     const [experiment] = await sql`insert into experiments (name) values (${`bench-search-${Date.now()}`}) returning id`;

@@ -152,29 +152,30 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
   });
   const raw = names.filter((n) => !rolled.some((r) => r.name === n));
   const list: Record<string, unknown>[] = [];
-  if (rolled.length)
-    list.push(
-      ...(await queryRows<Record<string, unknown>>(
-        db,
-        perSeries(sql`
-    with levels(name, lo, hi, shift) as (values ${sql.join(
-      rolled.map((r) => sql`(${r.name}, ${r.lo}::bigint, ${r.hi}::bigint, ${r.shift}::smallint)`),
+  if (rolled.length) {
+    // Per series, its rollup rows of the chosen level as arrays (read in key order from the primary key, one row per
+    // series); the shared buckets are folded here (foldRollups): grouping them in SQL (array min/max per bucket, a sort
+    // per series and per array) was most of the statement's time.
+    const level = new Map(rolled.map((r) => [r.name, r]));
+    const rows = await queryRows<Record<string, unknown>>(
+      db,
+      sql`
+    with levels(name, shift) as (values ${sql.join(
+      rolled.map((r) => sql`(${r.name}, ${r.shift}::smallint)`),
       sql`, `,
-    )}), parts as (
-      select s.run_id, s.name, r.lo, r.hi, r.first,
-        least(${buckets - 1}, floor((greatest(l.lo, r.bucket << l.shift) - l.lo)::float8 * ${buckets} / greatest(1, l.hi - l.lo + 1)))::int as bucket
-      from metric_summaries s join levels l on l.name = s.name
-        cross join lateral (
-          select bucket, lo, hi, first from metric_rollups
-          where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = l.shift
-        ) r
-      where ${inRuns}
-    )
-    select run_id::text as run_id, name, bucket,
-      array[(min(lo))[1], (min(lo))[3]] as lo, array[(max(hi))[1], -(max(hi))[3]] as hi, min(first[1]) as first_step
-    from parts group by run_id, name, bucket`),
-      )),
+    )})
+    select s.run_id::text as run_id, s.name, x.*
+    from metric_summaries s join levels l on l.name = s.name
+      cross join lateral (
+        select array_agg(r.bucket) as b, array_agg(r.lo[1]) as lo_v, array_agg(r.lo[2]) as lo_q, array_agg(r.lo[3]) as lo_t,
+          array_agg(r.hi[1]) as hi_v, array_agg(r.hi[2]) as hi_q, array_agg(r.hi[3]) as hi_t, array_agg(r.first[1]) as f
+        from metric_rollups r
+        where r.task_id = s.task_id and r.name = s.name and r.attempt = s.last_attempt and r.axis = 'step' and r.shift = l.shift
+      ) x
+    where ${inRuns} and x.b is not null`,
     );
+    for (const r of rows) list.push({ run_id: r.run_id, name: r.name, ...foldRollups(r, level.get(String(r.name))!, buckets) });
+  }
   if (raw.length)
     list.push(
       ...(await queryRows<Record<string, unknown>>(
@@ -224,6 +225,50 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
   }
   const order = new Map(runIds.map((id, i) => [id, i]));
   return out.sort((a, b) => order.get(a.runId)! - order.get(b.runId)! || a.metric.localeCompare(b.metric));
+}
+
+/** A rollup extreme as [value, seq, step]: compared as Postgres compares the float8[] arrays (none of them NaN). */
+type Extreme = [number, number, number];
+const below = (a: Extreme, b: Extreme) => a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] < b[2])));
+
+/**
+ * One series' rollup rows (arrays b, lo_*, hi_*, f as the rolled query reads them) folded into the shared buckets:
+ * each rollup bucket falls whole into the bucket its first step belongs to; per bucket the lowest and highest extreme
+ * (as min/max of the float8[] arrays would pick them) and the least first step. The same columns perSeries gives.
+ */
+function foldRollups(r: Record<string, unknown>, level: { lo: number; hi: number; shift: number }, buckets: number) {
+  const [b, loV, loQ, loT, hiV, hiQ, hiT, f] = [r.b, r.lo_v, r.lo_q, r.lo_t, r.hi_v, r.hi_q, r.hi_t, r.f].map((v) => nullableFloats(v));
+  const width = 2 ** level.shift;
+  const span = Math.max(1, level.hi - level.lo + 1);
+  const folded = new Map<number, { lo: Extreme | null; hi: Extreme | null; first: number }>();
+  for (let i = 0; i < b!.length; i++) {
+    const bucket = Math.min(buckets - 1, Math.floor(((Math.max(level.lo, b![i]! * width) - level.lo) * buckets) / span));
+    const lo: Extreme | null = loV![i] === null ? null : [loV![i]!, loQ![i]!, loT![i]!];
+    const hi: Extreme | null = hiV![i] === null ? null : [hiV![i]!, hiQ![i]!, hiT![i]!];
+    const cell = folded.get(bucket);
+    if (!cell) {
+      folded.set(bucket, { lo, hi, first: f![i]! });
+      continue;
+    }
+    if (lo && (!cell.lo || below(lo, cell.lo))) cell.lo = lo;
+    if (hi && (!cell.hi || below(cell.hi, hi))) cell.hi = hi;
+    cell.first = Math.min(cell.first, f![i]!);
+  }
+  const cells = [...folded.entries()].sort((x, y) => x[0] - y[0]).map(([, c]) => c);
+  return {
+    lo_v: cells.map((c) => c.lo?.[0] ?? Number.NaN),
+    lo_s: cells.map((c) => c.lo?.[2] ?? 0),
+    hi_v: cells.map((c) => c.hi?.[0] ?? Number.NaN),
+    hi_s: cells.map((c) => -(c.hi?.[2] ?? 0)),
+    first_step: cells.map((c) => c.first),
+  };
+}
+
+/** A float8[] or bigint[] with NULLs as the driver gives it (an array, or Postgres text from PGlite's raw rows). */
+function nullableFloats(v: unknown): (number | null)[] | null {
+  if (v === null || v === undefined) return null;
+  const list = Array.isArray(v) ? v : String(v).replace(/[{}]/g, '').split(',');
+  return list.map((x) => (x === null || x === 'NULL' ? null : Number(x)));
 }
 
 /**

@@ -77,18 +77,6 @@ export interface RollupRow {
   last: [number, number, number, number];
 }
 
-/** float8[] order as Postgres compares arrays: element by element, NaN above every number. */
-function compareFloats(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const [x, y] = [a[i]!, b[i]!];
-    if (x === y || (Number.isNaN(x) && Number.isNaN(y))) continue;
-    if (Number.isNaN(x)) return 1;
-    if (Number.isNaN(y)) return -1;
-    return x < y ? -1 : 1;
-  }
-  return 0;
-}
-
 /**
  * The rollup rows a batch of new points contributes, per series, at every level of both axes: the same fold as
  * rollupCtes, computed here rather than as SQL aggregates over every point (the fine level's GROUP BY of 2,000 points × 2
@@ -100,32 +88,69 @@ export function rollupRows(
 ): RollupRow[] {
   const out: RollupRow[] = [];
   for (const s of series) {
-    // Per level, the series' rows by bucket (numbers as keys: no string built per point and level).
+    // Per level, the series' rows by bucket (numbers as keys: no string built per point and level). Extremes are kept
+    // as indexes into the points and compared as scalars (the order of the float8[] arrays, spelled out), and made
+    // arrays once per row at the end: an array per point and level was most of this function's time and garbage.
+    const pts = s.points;
     for (const axis of ['seq', 'step'] as const) {
       for (const shift of ROLLUP_SHIFTS[axis]) {
         const width = 2 ** shift;
-        const rows = new Map<number, RollupRow>();
-        for (const p of s.points) {
+        const cells = new Map<number, { bucket: number; n: number; lo: number; hi: number; first: number; last: number }>();
+        for (let i = 0; i < pts.length; i++) {
+          const p = pts[i]!;
           const key = axis === 'seq' ? p.seq : p.step;
           const bucket = Math.floor(key / width);
-          const first: RollupRow['first'] = [key, p.seq, p.step, p.value];
-          const ext: [number, number, number] | null = Number.isNaN(p.value) ? null : [p.value, p.seq, p.step];
-          const row = rows.get(bucket);
-          if (!row) {
-            rows.set(bucket, { taskId: s.taskId, name: s.name, attempt: s.attempt, axis, shift, bucket, n: 1, lo: ext, hi: ext, first, last: first });
+          const nan = Number.isNaN(p.value);
+          const cell = cells.get(bucket);
+          if (!cell) {
+            cells.set(bucket, { bucket, n: 1, lo: nan ? -1 : i, hi: nan ? -1 : i, first: i, last: i });
             continue;
           }
-          row.n++;
-          if (ext && (!row.lo || compareFloats(ext, row.lo) < 0)) row.lo = ext;
-          if (ext && (!row.hi || compareFloats(ext, row.hi) > 0)) row.hi = ext;
-          if (compareFloats(first, row.first) < 0) row.first = first;
-          if (compareFloats(first, row.last) > 0) row.last = first;
+          cell.n++;
+          if (!nan) {
+            if (cell.lo < 0 || extremeBefore(p, pts[cell.lo]!)) cell.lo = i;
+            if (cell.hi < 0 || extremeBefore(pts[cell.hi]!, p)) cell.hi = i;
+          }
+          if (keyedBefore(axis, p, pts[cell.first]!)) cell.first = i;
+          if (keyedBefore(axis, pts[cell.last]!, p)) cell.last = i;
         }
-        out.push(...rows.values());
+        const ext = (i: number): [number, number, number] | null => (i < 0 ? null : [pts[i]!.value, pts[i]!.seq, pts[i]!.step]);
+        const keyed = (i: number): [number, number, number, number] => {
+          const p = pts[i]!;
+          return [axis === 'seq' ? p.seq : p.step, p.seq, p.step, p.value];
+        };
+        for (const c of cells.values())
+          out.push({
+            taskId: s.taskId,
+            name: s.name,
+            attempt: s.attempt,
+            axis,
+            shift,
+            bucket: c.bucket,
+            n: c.n,
+            lo: ext(c.lo),
+            hi: ext(c.hi),
+            first: keyed(c.first),
+            last: keyed(c.last),
+          });
       }
     }
   }
   return out;
+}
+
+type RolledPoint = { seq: number; step: number; value: number };
+/** [value, seq, step] of `a` below that of `b` (values that are numbers, not NaN). */
+const extremeBefore = (a: RolledPoint, b: RolledPoint) => a.value < b.value || (a.value === b.value && (a.seq < b.seq || (a.seq === b.seq && a.step < b.step)));
+/** [key, seq, step, value] of `a` below that of `b`, as Postgres orders float8[] arrays (element by element, NaN above every number). */
+function keyedBefore(axis: RollupAxis, a: RolledPoint, b: RolledPoint): boolean {
+  const ka = axis === 'seq' ? a.seq : a.step;
+  const kb = axis === 'seq' ? b.seq : b.step;
+  if (ka !== kb) return ka < kb;
+  if (a.seq !== b.seq) return a.seq < b.seq;
+  if (a.step !== b.step) return a.step < b.step;
+  if (a.value === b.value || Number.isNaN(a.value)) return false;
+  return Number.isNaN(b.value) || a.value < b.value;
 }
 
 /** A CTE (to follow `with ` or a comma), `rolled`, that merges `rows` into metric_rollups as rollupCtes does. */

@@ -58,6 +58,15 @@ it('keeps every point once, NaN and ±Infinity included, and summarises last, mi
   expect(acc).toMatchObject({ count: 1, last: Number.NEGATIVE_INFINITY, min: Number.NEGATIVE_INFINITY, max: Number.NEGATIVE_INFINITY });
 });
 
+it("keeps each point's time to the millisecond, in order, before 1970 and far ahead included", async () => {
+  const other = '00000000-0000-4000-8000-000000000004';
+  const times = ['2026-12-05T10:00:00.001Z', '2026-12-05T10:00:00.999Z', '1969-07-20T20:17:40.123Z', '2999-12-31T23:59:59.987Z', '2026-12-05T10:00:00.000Z'];
+  const batch = times.map((iso, i) => ({ ...point(i, 'timed', i), taskId: other, at: new Date(iso) }));
+  expect(await storeMetricPoints(database.db, batch)).toBe(times.length);
+  const stored = await database.db.select().from(metricPoints).where(eq(metricPoints.taskId, other)).orderBy(asc(metricPoints.seq));
+  expect(stored.map((p) => p.at.toISOString())).toEqual(times);
+});
+
 it('leaves min and max empty while a metric has only NaN', async () => {
   const other = '00000000-0000-4000-8000-000000000003';
   await storeMetricPoints(database.db, [{ ...point(1, 'nan-only', Number.NaN), taskId: other }]);
