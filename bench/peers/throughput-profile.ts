@@ -12,15 +12,12 @@ import { asRole, inDatabase, OBSERVER, statementCounter } from './statements';
 const statementSettings = { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '20000', 'pg_stat_statements.track': 'top' };
 /** `PROFILE_EXPLAIN_MS=n`: auto_explain logs the plan of every statement slower than n ms; the log is copied to PROFILE_EXPLAIN_LOG. */
 const explainMs = process.env.PROFILE_EXPLAIN_MS;
-const explainSettings = explainMs
+const explainSettings: Record<string, string> = explainMs
   ? { shared_preload_libraries: 'pg_stat_statements,auto_explain', 'auto_explain.log_min_duration': `${explainMs}ms`, 'auto_explain.log_analyze': 'on' }
   : {};
 
 export async function throughputProfile(width: number): Promise<Row[]> {
-  const [pg, nats] = await Promise.all([
-    startPostgres({ settings: { ...statementSettings, ...explainSettings } }),
-    startNats(),
-  ]);
+  const [pg, nats] = await Promise.all([startPostgres({ settings: { ...statementSettings, ...explainSettings } }), startNats()]);
   const counter = await statementCounter(inDatabase(pg.url, 'postgres'));
   const a = await startAtelier({ pgUrl: pg.url, natsUrl: nats.url }, [independent('profile', width)], counter, 2000);
   const observer = postgres(asRole(inDatabase(pg.url, 'postgres'), OBSERVER), { max: 1, onnotice: () => {} });
