@@ -1,6 +1,7 @@
 // The in-process bus: the embedded default. It keeps JetStream's semantics (work queue per pool, durable event
 // consumers, ack-wait redelivery, msgId dedupe) so code tested against it behaves the same on NATS.
-import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
+import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskMessage } from '../protocol';
+import { splitBundle } from './bundle';
 import { BUS_DEFAULTS } from './defaults';
 import { DurableConsumer, type Live, Sub, Tracked } from './memory-consumer';
 import type { Bus, ConsumeOptions, Delivery, Subscription } from './types';
@@ -14,6 +15,8 @@ export interface MemoryBusOptions {
   /** Most events kept; the oldest go first (JetStream's max_msgs). Default 1,000,000. */
   eventMaxCount?: number;
 }
+
+type Member = Delivery<ExecutorEvent> & { readonly settled: boolean };
 
 // Trimming walks every durable; doing it every N publishes keeps it off the per-message path.
 const TRIM_EVERY = 256;
@@ -124,6 +127,19 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       if (lastEventSeq % TRIM_EVERY === 0 || log.length > eventMaxCount) trimEvents();
     },
 
+    // One message for a bundle (protocol 2), as on JetStream: one dedupe id, one stored entry, split into one delivery
+    // per event on the consuming side. Without it the embedded host published a no-op attempt's start, progress and
+    // result one by one, and the recorder met its starts in one batch and its results in the next: a second update
+    // of every task row.
+    async publishEvents(events, msgId) {
+      assertOpen();
+      if (eventIds.seen(msgId)) return;
+      const bundle: EventBundle = { bundle: events };
+      log.push({ seq: ++lastEventSeq, at: Date.now(), payload: JSON.stringify(bundle) });
+      for (const { consumer } of durables.values()) consumer.schedule();
+      if (lastEventSeq % TRIM_EVERY === 0 || log.length > eventMaxCount) trimEvents();
+    },
+
     async consumeEvents(handler, consumeOptions) {
       assertOpen();
       let durable = durables.get(consumeOptions.durable);
@@ -140,9 +156,12 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         durables.set(consumeOptions.durable, durable);
       }
       const maxBatch = consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch;
-      let batcher: Batcher<Live>;
-      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight, (delivery) => batcher.add(delivery));
-      batcher = new Batcher<Live>(
+      let batcher: Batcher<Member>;
+      // A bundle becomes one delivery per event; the message is acked once all of them are.
+      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight, (delivery) => {
+        for (const member of splitBundle(delivery)) batcher.add(member);
+      });
+      batcher = new Batcher<Member>(
         maxBatch,
         (delivery) => delivery.settled,
         async (batch) => {

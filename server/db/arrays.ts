@@ -16,3 +16,12 @@ export function arrayOf(values: readonly (string | number)[], type: ElementType)
 export function jsonRows(rows: readonly Record<string, unknown>[]): SQL {
   return sql`json_to_recordset(${JSON.stringify(rows)}::json)`;
 }
+
+/**
+ * `alias.id = any(ids)`, beside `alias.id = v.id` in an update from a `jsonRows` row set: the planner takes such a set
+ * for 100 rows whatever it holds, and joins it by a hash over a scan of the whole table (12 ms for 170 rows among
+ * 10,000 tasks, growing with the table); an id list it can count leads it to the primary key.
+ */
+export function idAmong(alias: string, ids: readonly string[]): SQL {
+  return sql`${sql.raw(alias)}.id = any(${arrayOf(ids, 'uuid')})`;
+}

@@ -27,17 +27,18 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
   const out: FeedEvent[] = [];
   for (const runId of [...byRun.keys()].sort()) {
     const list = byRun.get(runId)!;
-    // One statement: the run's number bumped (its row locked until commit) and the events stored under it.
-    const rows = await queryRows<{ seq: string | number }>(
+    // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
+    // with the run's new number alone, not a row per event stored (a data-modifying WITH runs to its end unread).
+    const rows = await queryRows<{ last: string | number }>(
       tx,
-      sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq)
-          insert into run_events (run_id, seq, event)
-          select ${runId}::uuid, bumped.event_seq - ${list.length} + e.ord, e.event || jsonb_build_object('seq', bumped.event_seq - ${list.length} + e.ord)
-          from bumped, jsonb_array_elements(${JSON.stringify(list)}::jsonb) with ordinality as e(event, ord)
-          returning seq`,
+      sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
+          stored as (insert into run_events (run_id, seq, event)
+            select ${runId}::uuid, bumped.event_seq - ${list.length} + e.ord, e.event || jsonb_build_object('seq', bumped.event_seq - ${list.length} + e.ord)
+            from bumped, jsonb_array_elements(${JSON.stringify(list)}::jsonb) with ordinality as e(event, ord))
+          select event_seq as last from bumped`,
     );
     if (!rows.length) continue; // no such run
-    let seq = Math.min(...rows.map((r) => Number(r.seq))) - 1;
+    let seq = Number(rows[0]!.last) - list.length;
     for (const event of list) out.push({ ...event, seq: ++seq } as FeedEvent);
   }
   return out;

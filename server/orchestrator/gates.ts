@@ -6,6 +6,7 @@ import { audit } from '../audit/audit';
 import { grantsOf } from '../auth/grants';
 import type { CacheHit } from '../cache/store';
 import { taskKeys } from '../cache/task-keys';
+import { idAmong } from '../db/arrays';
 import { identities } from '../db/tables/identities';
 import { moduleVersions } from '../db/tables/modules';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
@@ -185,7 +186,10 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
         cache_source_run_id = v.source_run, cache_saved_ms = v.saved, reason = 'cache-hit', message = v.message, progress = 1,
         queued_at = ${step.at.toISOString()}::timestamptz, started_at = ${step.at.toISOString()}::timestamptz, finished_at = ${step.at.toISOString()}::timestamptz
       from json_to_recordset(${JSON.stringify(rows)}::json) as v(id uuid, outputs jsonb, key text, source_task uuid, source_run uuid, saved bigint, message text)
-      where t.id = v.id`);
+      where t.id = v.id and ${idAmong(
+        't',
+        rows.map((r) => r.id),
+      )}`);
     await cache.markUsed(tx, [...new Set(hits.map(keyOf))], step.at);
     for (const t of hits) {
       taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', cacheHitMessage(entries.get(keyOf(t))!));
@@ -212,7 +216,10 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
   if (ownedTasks.length) {
     await tx.execute(sql`
       update tasks as t set cache_key = v.key from json_to_recordset(${JSON.stringify(ownedTasks.map((o) => ({ id: o.id, key: keyOf(o) })))}::json) as v(id uuid, key text)
-      where t.id = v.id`);
+      where t.id = v.id and ${idAmong(
+        't',
+        ownedTasks.map((o) => o.id),
+      )}`);
     for (const o of ownedTasks) o.cacheKey = keyOf(o);
   }
   return ready.filter((t) => !keys.has(t.id) || owns(t));

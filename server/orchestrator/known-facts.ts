@@ -2,10 +2,10 @@
 // cache key take from one: its digest and manifest, written once at publish and never changed), and the outputs of
 // the tasks that succeeded earlier in the same transaction (just written by it, so already known). Both are only
 // ever a shortcut: a version not held is read, and a restart starts with nothing held.
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, getTableColumns, inArray, is, SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { type ModuleVersion, modules, moduleVersions } from '../db/tables/modules';
-import { type Run, type Task, tasks } from '../db/tables/runs';
+import { type NewTask, type Run, type Task, tasks } from '../db/tables/runs';
 import type { TxContext } from './context';
 
 /** A module version with its module's name, as dispatch and the cache keys need it. */
@@ -77,4 +77,23 @@ export async function upstreamOutputs({ tx, step }: TxContext, run: Pick<Run, 'i
     .from(tasks)
     .where(and(eq(tasks.runId, run.id), inArray(tasks.node, upstreamNodes)));
   return new Map(rows.map((row) => [row.node, row.outputs ?? {}]));
+}
+
+const taskColumns = Object.entries(getTableColumns(tasks));
+
+/**
+ * A task row as the insert that wrote it left it: its columns, each one it did not set at its default (or null). So
+ * startRun hands dispatch the READY tasks it just wrote instead of reading every column of them back (at 10,000 tasks
+ * that read was one of its largest statements, and the embedded default parses its rows in JavaScript).
+ */
+export function insertedTask(row: NewTask & { id: string }): Task {
+  const task: Record<string, unknown> = {};
+  for (const [key, column] of taskColumns) {
+    const value = (row as Record<string, unknown>)[key];
+    if (value !== undefined) task[key] = value;
+    else if (column.hasDefault && column.default !== undefined && !is(column.default, SQL)) task[key] = structuredClone(column.default);
+    else if (column.notNull && column.hasDefault) throw new Error(`insertedTask: tasks.${key} has a default computed in SQL; set it in the row`);
+    else task[key] = null;
+  }
+  return task as Task;
 }

@@ -4,7 +4,7 @@
 import { inArray, sql } from 'drizzle-orm';
 import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
-import { arrayOf, jsonRows } from '../db/arrays';
+import { arrayOf, idAmong, jsonRows } from '../db/arrays';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
@@ -176,7 +176,7 @@ async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], prog
       progress = case when v.attempt = t.attempt then v.fraction else t.progress end,
       progress_message = case when v.attempt = t.attempt then v.message else t.progress_message end
     from ${jsonRows([...rows.values()])} as v(id uuid, alive boolean, attempt int, fraction real, message text)
-    where t.id = v.id and t.status in ('QUEUED', 'RUNNING')`);
+    where t.id = v.id and ${idAmong('t', [...rows.keys()])} and t.status in ('QUEUED', 'RUNNING')`);
   // Only tasks that hold a cache reservation have one to renew.
   const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
   if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
@@ -279,7 +279,10 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
       update tasks as t set status = 'RUNNING', started_at = v.at, host = v.host, external_handle = v.handle, heartbeat_at = ${step.at.toISOString()}::timestamptz
       from ${jsonRows(startedOnly.map(({ task, event }) => ({ id: task.id, at: event.at, host: event.host, handle: event.handle ?? null })))}
         as v(id uuid, at timestamptz, host text, handle jsonb)
-      where t.id = v.id and t.status = 'QUEUED'`);
+      where t.id = v.id and ${idAmong(
+        't',
+        startedOnly.map(({ task }) => task.id),
+      )} and t.status = 'QUEUED'`);
     for (const { task } of startedOnly) {
       rows.set(task.id, { ...task, status: 'RUNNING' });
       taskStatusEvent(step, task, 'RUNNING');
@@ -297,7 +300,10 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
       from ${jsonRows(succeeded.map(({ task, event, adopted }) => ({ id: task.id, ...successRow(event), ...progressRow(adopted ? undefined : progressOf.get(task.id)) })))}
         as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, started timestamptz, provisioning int, execution int,
           has_progress boolean, progress_message text)
-      where t.id = v.id`,
+      where t.id = v.id and ${idAmong(
+        't',
+        succeeded.map(({ task }) => task.id),
+      )}`,
     );
     await ctx.cache?.record(
       tx,
@@ -362,5 +368,8 @@ async function recordTimings({ tx }: TxContext, results: Result[]): Promise<void
   await tx.execute(sql`
     update tasks as t set provisioning_ms = v.provisioning, execution_ms = v.execution
     from ${jsonRows(results.map((e) => ({ id: e.taskId, ...timings(e) })))} as v(id uuid, provisioning int, execution int)
-    where t.id = v.id`);
+    where t.id = v.id and ${idAmong(
+      't',
+      results.map((e) => e.taskId),
+    )}`);
 }

@@ -25,6 +25,7 @@ import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } fr
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { findRunByKey } from './idempotency';
+import { insertedTask } from './known-facts';
 import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
@@ -346,7 +347,13 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
   for (const t of rows)
     if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
-  await dispatch(tc, run!);
+  // The READY tasks as just written, in the order dispatch reads them (queued together, so by node: the database's C
+  // collation is code-unit order), rather than read back.
+  const ready = rows
+    .filter((t) => t.status === 'READY')
+    .map(insertedTask)
+    .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  await dispatch(tc, run!, ready);
   await finishIfDone(tc, run!);
   return run!;
 }

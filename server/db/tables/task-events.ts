@@ -17,8 +17,9 @@ export const taskEvents = pgTable(
     at: at('at').notNull(),
   },
   (t) => [
+    // Also serves every lookup by task (its first column): a second index on (task_id, id) cost each event one more
+    // index entry, on the recorder's hottest insert.
     unique('task_events_attempt_seq_key').on(t.taskId, t.attempt, t.seq),
-    index('task_events_task_idx').on(t.taskId, t.id),
     // One result per attempt, even when a redelivered attempt runs again and reports a second one.
     uniqueIndex('task_events_one_result_key').on(t.taskId, t.attempt).where(sql`kind = 'result'`),
     // One success per task, whatever its attempts: a task that succeeded is never recorded succeeding again.
