@@ -3,7 +3,8 @@
 // its processes and servers, and subscribers (subscribers.ts) watch the runs. Once the system has settled it
 // counts what must never happen (counters.ts) and prints the figures. `npm run chaos` (run.ts) runs a long form;
 // test/chaos/suite.test.ts a short one inside `npm test`.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Cron } from 'croner';
 import postgres from 'postgres';
@@ -15,6 +16,7 @@ import { type Counters, executions, type Measured, measure } from './counters';
 import { type FaultKind, faultKinds, faultSchedule, seededRandom } from './faults';
 import { watchModuleProcesses } from './procs';
 import { type RunWatch, watchRun } from './subscribers';
+import { type FaultSpan, suspectTasks, taskTimelines } from './timeline';
 
 export interface ChaosOptions {
   seed: number;
@@ -71,14 +73,26 @@ export interface ChaosReport {
   counters: Counters;
   table: string;
   elapsedMs: number;
+  /** For a failure: each suspect task's events, executions and the faults around them, in time order. */
+  timeline: string;
+  /** For a failure: where every process's whole output, the harness's log and the timeline were kept. */
+  evidenceDir?: string;
 }
+
+/** Whether anything the suite checks went wrong. */
+const failed = (r: Pick<ChaosReport, 'counters' | 'exitedOnTheirOwn' | 'faults'>) =>
+  Object.values(r.counters).some((n) => n !== 0) || r.exitedOnTheirOwn.length > 0 || r.faults.some((f) => f.error);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const o: ChaosOptions = { ...defaultChaosOptions, ...partial };
   const began = Date.now();
-  const log = (line: string) => o.log(`[chaos +${((Date.now() - began) / 1000).toFixed(1)}s] ${line}`);
+  const harnessLog: string[] = [];
+  const log = (line: string) => {
+    harnessLog.push(`${new Date().toISOString()} ${line}`);
+    o.log(`[chaos +${((Date.now() - began) / 1000).toFixed(1)}s] ${line}`);
+  };
   log(`seed ${o.seed}: ${o.faults} faults over ${o.durationMs / 1000} s, a run every ~${o.runEveryMs} ms, heartbeat timeout ${o.heartbeatTimeoutSeconds} s`);
   const cluster = await startCluster({
     heartbeatTimeoutSeconds: o.heartbeatTimeoutSeconds,
@@ -91,6 +105,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const watches: RunWatch[] = [];
   const executionLog = path.join(cluster.dir, 'executions.log');
   let sql: postgres.Sql | undefined;
+  let evidenceDir: string | undefined;
   try {
     await mkdir(cluster.dir, { recursive: true });
     const random = seededRandom(o.seed ^ 0x5bd1e995);
@@ -103,6 +118,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const chaosEnd = chaosStart + o.durationMs;
     const plan = faultSchedule(o.seed, o.durationMs, o.faults);
     const done: ChaosReport['faults'] = [];
+    const spans: FaultSpan[] = [];
     const exitedOnTheirOwn: ChaosReport['exitedOnTheirOwn'] = [];
     let lastFaultEnd = chaosStart;
     let faultsDone = false;
@@ -119,6 +135,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         exitedOnTheirOwn.push(...(await cluster.reviveExited()));
         lastFaultEnd = Date.now();
         done.push({ kind: f.kind, target: f.target, at: t0 - chaosStart, tookMs: lastFaultEnd - t0, ...(error ? { error } : {}) });
+        spans.push({ kind: f.kind, target: f.target, from: t0, to: lastFaultEnd, ...(error ? { error } : {}) });
         log(
           `${f.kind}${f.kind.includes('control') || f.kind.includes('executor') ? ` #${f.target}` : ''} (down ${f.downMs} ms) took ${lastFaultEnd - t0} ms${error ? `: ${error}` : ''}`,
         );
@@ -203,11 +220,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await procs.sampleNow();
     await procs.stop();
 
+    const seenExecutions = await executions(sql, executionLog, procs.seen());
     const measured = await measure({
       sql,
       acknowledged,
       watches,
-      executions: await executions(sql, executionLog, procs.seen()),
+      executions: seenExecutions,
       orphans: procs.orphans(),
       modulesUnderKilledHosts: procs.underKilledHosts(),
       schedule: { id: setup.scheduleId, ticks },
@@ -223,8 +241,19 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       counters: measured.counters,
       table: '',
       elapsedMs: Date.now() - began,
+      timeline: '',
     };
     report.table = figuresTable(report);
+    if (failed(report) || process.env.CHAOS_KEEP_EVIDENCE) {
+      report.timeline = await taskTimelines(sql, await suspectTasks(sql, measured.evidence, seenExecutions), seenExecutions, spans);
+      evidenceDir =
+        process.env.CHAOS_EVIDENCE_DIR ?? path.join(os.tmpdir(), `atelier-chaos-evidence-${o.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      report.evidenceDir = evidenceDir;
+      await mkdir(evidenceDir, { recursive: true });
+      await writeFile(path.join(evidenceDir, 'report.json'), JSON.stringify(report, null, 1));
+      await writeFile(path.join(evidenceDir, 'timeline.txt'), `${report.timeline}\n`);
+      await writeFile(path.join(evidenceDir, 'harness.log'), `${harnessLog.join('\n')}\n`);
+    }
     return report;
   } catch (err) {
     o.log(`chaos harness failed: ${(err as Error).stack}\n${cluster.output()}`);
@@ -234,7 +263,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await procs.stop();
     await sql?.end({ timeout: 5 });
     const left = await procs.alive();
-    await cluster.stop();
+    await cluster.stop(evidenceDir && path.join(evidenceDir, 'logs'));
     // Module processes the suite started that outlived their hosts: ours to end.
     for (const pid of left) {
       try {
@@ -400,11 +429,13 @@ export function figuresTable(r: ChaosReport): string {
 /** The evidence behind each counter that is not zero, for the report. */
 export function evidenceText(r: ChaosReport, perCounter = 5): string {
   const lines: string[] = [];
+  if (r.evidenceDir) lines.push(`evidence kept in ${r.evidenceDir} (every process's output, the harness's log, report.json, timeline.txt)`);
   for (const exit of r.exitedOnTheirOwn) lines.push(`${exit.process} exited on its own; its last output:\n${exit.output.slice(-600)}`);
   for (const [name, items] of Object.entries(r.measured.evidence) as [string, unknown[]][]) {
     if (!items.length) continue;
     lines.push(`${name} (${items.length}):`);
     for (const item of items.slice(0, perCounter)) lines.push(`  ${JSON.stringify(item)}`);
   }
+  if (r.timeline) lines.push(`timeline of the tasks behind it (times UTC):\n${r.timeline}`);
   return lines.join('\n');
 }
