@@ -16,12 +16,12 @@ afterAll(() => {
 
 /** A stand-in host: starts a detached "module" that sets the chaos title and sleeps, prints its pid, and waits. */
 function startHost(task: string): Promise<{ host: ChildProcess; modulePid: number }> {
-  const module = `process.title = 'atelier-chaos ${task} 1 ' + Date.now(); setTimeout(() => {}, 20000);`;
+  const module = `process.title = 'atelier-chaos ' + Date.now(); setTimeout(() => {}, 20000);`;
   const host = spawn(
     process.execPath,
     [
       '-e',
-      `const c = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(module)}], { detached: true, stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000);`,
+      `const c = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(module)}], { detached: true, stdio: 'ignore', env: { ...process.env, ATELIER_TASK_ID: '${task}', ATELIER_ATTEMPT: '1' } }); console.log(c.pid); setInterval(() => {}, 1000);`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );

@@ -19,7 +19,14 @@ export interface Orphan extends ModuleProcess {
   aliveAfterMs: number;
 }
 
-const TITLE = /^atelier-chaos ([0-9a-f-]{36}) (\d+) (\d+)/;
+// The module's title holds its start time (its command line's room is too small for more); the task and attempt are
+// in its environment.
+const TITLE = /^atelier-chaos (\d{13})\b/;
+const envOf = (environ: string, name: string) =>
+  environ
+    .split('\0')
+    .find((v) => v.startsWith(`${name}=`))
+    ?.slice(name.length + 1);
 
 async function read(path: string): Promise<string | null> {
   try {
@@ -84,7 +91,11 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
         const cmdline = await read(`/proc/${pid}/cmdline`);
         const m = cmdline && TITLE.exec(cmdline.replace(/\0/g, ' '));
         if (!m) return;
-        found.push({ pid, stat, proc: { pid, task: m[1]!, attempt: Number(m[2]), time: Number(m[3]) } });
+        const environ = (await read(`/proc/${pid}/environ`)) ?? '';
+        const task = envOf(environ, 'ATELIER_TASK_ID');
+        const attempt = Number(envOf(environ, 'ATELIER_ATTEMPT'));
+        if (!task || !Number.isInteger(attempt)) return;
+        found.push({ pid, stat, proc: { pid, task, attempt, time: Number(m[1]) } });
       }),
     );
     // The host above each module: the nearest ancestor that is a known host.

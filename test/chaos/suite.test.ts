@@ -24,6 +24,9 @@ it('loses no run, records nothing twice, runs nothing late, orphans no process a
   });
   process.stdout.write(`\n${report.table}\n${evidenceText(report)}\n`);
   expect(report.faults.filter((f) => f.error)).toEqual([]);
+  // The module processes are watched from outside (/proc): a watcher that saw none could count no orphan and no
+  // execution whose reports were refused, so it must have seen some.
+  expect(report.measured.executionSources.proc ?? 0, report.table).toBeGreaterThan(0);
   // A restart of Postgres or nats-server is ridden out, never a reason to exit.
   expect(report.exitedOnTheirOwn, evidenceText(report)).toEqual([]);
   expect(report.counters, evidenceText(report)).toEqual({
