@@ -13,6 +13,7 @@ import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
 import { CHAOS_TOKEN, type Cluster, type ObjectStoreOption, startCluster } from './cluster';
 import { type Counters, executions, type Measured, measure } from './counters';
+import { nothingLeft, watchUndelivered } from './drained';
 import { type FaultKind, faultKinds, faultSchedule, seededRandom } from './faults';
 import { watchModuleProcesses } from './procs';
 import { type RunWatch, watchRun } from './subscribers';
@@ -38,9 +39,13 @@ export interface ChaosOptions {
   executorConcurrency: number;
   /** After the chaos phase, open runs count as stuck once none has ended for this long, ms. */
   settleMs: number;
-  /** Quiet time kept after the last fault (a redelivery after the hosts' task ack wait lands in it), ms. */
+  /**
+   * The least time kept after the last fault, ms (a module alive past its killed host's grace is seen in it). The
+   * suite settles only once nothing is left to deliver again (drained.ts), however long that takes: a task whose ack
+   * a fault lost is redelivered after the hosts' ack wait, and is checked then.
+   */
   quietMs: number;
-  /** The executor hosts' task ack wait (ATELIER_TASK_ACK_WAIT_SECONDS); unset, the bus default of 30 s. Keep `quietMs` above it. */
+  /** The executor hosts' task ack wait (ATELIER_TASK_ACK_WAIT_SECONDS); unset, the bus default of 30 s. */
   taskAckWaitSeconds?: number;
   objectStore: ObjectStoreOption;
   log: (line: string) => void;
@@ -58,7 +63,7 @@ export const defaultChaosOptions: ChaosOptions = {
   heartbeatTimeoutSeconds: 5,
   executorConcurrency: 8,
   settleMs: 120_000,
-  quietMs: 35_000,
+  quietMs: 5_000,
   objectStore: { kind: 'shared-dir' },
   log: (line) => console.log(line),
 };
@@ -187,12 +192,16 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(starting);
     log(`chaos phase over: ${done.length} faults, ${acknowledged.size} runs started; settling`);
 
-    // --- settling: the schedule caught up and paused, every run ended, the quiet time after the last fault ---
+    // --- settling: the schedule caught up and paused, every run ended, nothing left to deliver again ---------
     const ticks = await ticksCounted;
     sql = sqlFor(cluster);
-    // Settled: nothing open, and the quiet time after the last fault passed. Stuck: open, and nothing ended for
-    // `settleMs` (a slow machine still making progress is given the time it needs).
+    // Settled: nothing open, nothing left on the bus or in the outbox that could be delivered again (a redelivered
+    // task must find its task finished: it is checked, not hoped to land in a fixed quiet time), and the least quiet
+    // time after the last fault passed. Stuck: open, and nothing ended for `settleMs` (a slow machine still making
+    // progress is given the time it needs); deliveries left `settleMs` after the last run ended are reported.
     const quietUntil = lastFaultEnd + o.quietMs;
+    const undelivered = watchUndelivered(cluster.nats.url, sql);
+    let waitingSaid = false;
     let lastOpen = Number.POSITIVE_INFINITY;
     let lastProgress = Date.now();
     for (;;) {
@@ -204,15 +213,27 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       if (openNow < lastOpen) lastProgress = Date.now();
       lastOpen = openNow;
       if (openNow === 0 && Date.now() >= quietUntil) {
-        log('settled');
-        break;
+        const left = await undelivered.left();
+        if (nothingLeft(left)) {
+          log(`settled, ${((Date.now() - lastFaultEnd) / 1000).toFixed(1)} s after the last fault`);
+          break;
+        }
+        if (!waitingSaid) log(`every run ended; left to deliver again: ${JSON.stringify(left ?? 'nats-server or Postgres did not answer')}`);
+        waitingSaid = true;
+        if (Date.now() - lastProgress > o.settleMs) {
+          log(
+            `settled with deliveries left ${o.settleMs / 1000} s after the last run ended: ${JSON.stringify(left ?? 'nats-server or Postgres did not answer')}`,
+          );
+          break;
+        }
       }
       if (openNow > 0 && Date.now() - lastProgress > o.settleMs) {
         log(`not settled: ${open!.runs} runs open and ${open!.fires} fires pending, none ended in ${o.settleMs / 1000} s`);
         break;
       }
-      await sleep(1_000);
+      await sleep(500);
     }
+    await undelivered.close();
     // Subscribers get a moment to see the end; one still waiting then keeps what it saw.
     await Promise.race([Promise.all(watches.map((w) => w.finished)), sleep(10_000)]);
     for (const w of watches) w.stop();

@@ -41,6 +41,14 @@ interface Stat {
   state: string;
 }
 
+/** Whether a SIGKILL is pending for the process (it will never run its own code again, only finish dying). */
+async function dying(pid: number): Promise<boolean> {
+  const status = await read(`/proc/${pid}/status`);
+  if (!status) return true; // gone
+  const pending = [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].reduce((mask, m) => mask | BigInt(`0x${m[1]}`), 0n);
+  return (pending & (1n << 8n)) !== 0n; // SIGKILL is signal 9: bit 8
+}
+
 function parseStat(text: string): Stat {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { state: rest[0] ?? '', ppid: Number(rest[1]) };
@@ -124,7 +132,9 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
       else if (known.hostPid === undefined && proc.hostPid !== undefined) known.hostPid = proc.hostPid;
       const host = seen.get(key)!.hostPid;
       const killed = host === undefined ? undefined : killedAt.get(host);
-      if (killed !== undefined && now - killed > graceMs) {
+      // A module its host's death has already killed (the signal pending while, on a loaded machine, it waits on a
+      // disk read) is not an orphan: it never runs again.
+      if (killed !== undefined && now - killed > graceMs && !(await dying(proc.pid))) {
         const previous = orphans.get(key);
         orphans.set(key, { ...seen.get(key)!, pid: proc.pid, aliveAfterMs: Math.max(previous?.aliveAfterMs ?? 0, now - killed) });
       }
