@@ -32,6 +32,9 @@ it('sees a module under its host and counts it as an orphan once it outlives the
   const task = randomUUID();
   const { host, modulePid } = await startHost(task);
   spawned.push(modulePid, host.pid!);
+  // Another suite's host and module on the same machine (a chaos run beside this one): none of this watcher's business.
+  const stranger = await startHost(randomUUID());
+  spawned.push(stranger.modulePid, stranger.host.pid!);
   const watcher = watchModuleProcesses({ everyMs: 100, graceMs: 500, hostPids: () => (host.exitCode === null && host.signalCode === null ? [host.pid!] : []) });
   try {
     for (let i = 0; i < 100 && !watcher.seen().some((p) => p.task === task && p.hostPid === host.pid); i++) await watcher.sampleNow();
@@ -45,6 +48,9 @@ it('sees a module under its host and counts it as an orphan once it outlives the
     await watcher.sampleNow();
     expect(watcher.orphans()).toMatchObject([{ task, pid: modulePid, hostPid: host.pid }]);
     expect(watcher.underKilledHosts()).toBe(1);
+    // It saw, and would end, only its own hosts' modules.
+    expect(watcher.seen().map((p) => p.task)).toEqual([task]);
+    expect(await watcher.alive()).toEqual([modulePid]);
   } finally {
     await watcher.stop();
   }

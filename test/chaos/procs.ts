@@ -121,11 +121,20 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
     return found;
   }
 
+  const keyOf = (p: ModuleProcess) => `${p.task}:${p.attempt}:${p.time}`;
+  /**
+   * The module processes of these hosts: under one now, or seen under one before (its host since killed). Another
+   * suite's or test's modules on the same machine are none of this watcher's business (nor its to end).
+   */
+  async function ours() {
+    return (await scan()).filter((f) => f.proc.hostPid !== undefined || seen.get(keyOf(f.proc))?.hostPid !== undefined);
+  }
+
   async function sample() {
     const now = Date.now();
     const alive = new Set<string>();
-    for (const { proc } of await scan()) {
-      const key = `${proc.task}:${proc.attempt}:${proc.time}`;
+    for (const { proc } of await ours()) {
+      const key = keyOf(proc);
       alive.add(key);
       const known = seen.get(key);
       if (!known) seen.set(key, proc);
@@ -159,7 +168,7 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
     seen: () => [...seen.values()],
     orphans: () => [...orphans.values()],
     async alive() {
-      return (await scan()).map((f) => f.pid);
+      return (await ours()).map((f) => f.pid);
     },
     async stop() {
       stopped = true;
