@@ -59,8 +59,11 @@ export async function taskTimelines(sql: postgres.Sql, taskIds: string[], execut
       finished_at: Date | null;
     }[]
   >`select id, run_id, node, status, attempt, host, queued_at, started_at, finished_at from tasks where id = any(${taskIds})`;
-  const events = await sql<{ task_id: string; attempt: number; seq: string; kind: string; host: string | null; state: string | null; at: Date; id: string }[]>`
-    select task_id, attempt, seq::text, kind, payload->>'host' as host, payload->'outcome'->>'state' as state, at, id::text
+  // `at` is the host's time of the event; the row id and the inserting transaction (xmin) say when it was recorded.
+  const events = await sql<
+    { task_id: string; attempt: number; seq: string; kind: string; host: string | null; state: string | null; at: Date; id: string; tx: string }[]
+  >`
+    select task_id, attempt, seq::text, kind, payload->>'host' as host, payload->'outcome'->>'state' as state, at, id::text, xmin::text as tx
     from task_events where task_id = any(${taskIds}) and kind <> 'log' order by at, id`;
   const stamp = (ms: number) => new Date(ms).toISOString().slice(11, 23);
   const blocks: string[] = [];
@@ -70,7 +73,7 @@ export async function taskTimelines(sql: postgres.Sql, taskIds: string[], execut
     for (const e of events.filter((e) => e.task_id === t.id))
       lines.push([
         e.at.getTime(),
-        `event ${e.kind}${e.state ? ` ${e.state}` : ''} attempt ${e.attempt} seq ${e.seq}${e.host ? ` host ${e.host}` : ''} (row ${e.id})`,
+        `event ${e.kind}${e.state ? ` ${e.state}` : ''} attempt ${e.attempt} seq ${e.seq}${e.host ? ` host ${e.host}` : ''} (row ${e.id}, tx ${e.tx})`,
       ]);
     for (const x of executions.filter((x) => x.task === t.id))
       lines.push([x.time, `execution of attempt ${x.attempt} began${x.pid ? ` (pid ${x.pid})` : ''}, seen by ${x.sources.join(', ')}`]);
