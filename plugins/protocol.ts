@@ -108,8 +108,10 @@ export interface TaskOutcome {
 
 /**
  * Each delivery of an attempt numbers its events from a block of its own, `redeliveryCount * SEQ_BLOCK` on: a re-run
- * never reuses the seq (and msgId) of events an earlier delivery published, and the control plane can tell which
- * execution of an attempt a report came from (`Math.floor(seq / SEQ_BLOCK)`).
+ * never reuses the seq of events an earlier delivery published, and the control plane can tell which execution of an
+ * attempt a report came from (`Math.floor(seq / SEQ_BLOCK)`). The block rests on the bus's delivery count, which a
+ * bus can get wrong; so an event's message id also names its execution (plugins/host/reporter.ts), and the bus never
+ * drops one execution's event as a repeat of another's.
  */
 export const SEQ_BLOCK = 2 ** 32;
 

@@ -30,6 +30,16 @@ function setup(options: { redeliveryCount?: number; bytes?: number; maxLogBytes?
 }
 
 describe('attempt reporter', () => {
+  it('gives two executions of an attempt numbered alike different message ids, so the bus drops neither as a repeat', async () => {
+    // A bus that counted a redelivery as a first delivery: both number their events from block 0.
+    const first = setup();
+    const second = setup();
+    first.reporter.heartbeat();
+    second.reporter.started({ pid: 2 });
+    expect(first.events[0]!.seq).toBe(second.events[0]!.seq);
+    expect(first.msgIds[0]).not.toBe(second.msgIds[0]);
+  });
+
   it('numbers events without gaps, from its delivery’s own block, and uses them as message ids', async () => {
     const { reporter, events, msgIds, clock } = setup({ redeliveryCount: 1 });
     reporter.started({ pid: 1 });
@@ -39,7 +49,10 @@ describe('attempt reporter', () => {
     reporter.heartbeat();
     expect(await reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
     expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4].map((n) => SEQ_BLOCK + n));
-    expect(msgIds).toEqual(events.map((e) => `t1:2:${e.seq}`));
+    // Each execution's own ids (its events may be numbered like another execution's of the attempt).
+    const execution = msgIds[0]!.split(':')[3];
+    expect(execution).toMatch(/^[0-9a-f]{12}$/);
+    expect(msgIds).toEqual(events.map((e) => `t1:2:${e.seq}:${execution}`));
     expect(events[2]).toMatchObject({
       kind: 'metric',
       firstPoint: SEQ_BLOCK,

@@ -1,6 +1,7 @@
 // What one attempt reports on the bus: numbers its events, batches its logs, coalesces its progress, folds what
 // comes within a few milliseconds into one message, and publishes its result with retries. The attempt lifecycle
 // (attempt.ts) hands reports in; this file decides when they go out.
+import { randomBytes } from 'node:crypto';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import type { Bus } from '../bus/types';
 import { decodeMetricValue, encodeMetricValue } from '../metric-values';
@@ -104,7 +105,12 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   const makeEvent = (body: EventBody): ExecutorEvent =>
     ({ ...body, taskId: task.taskId, runId: task.runId, attempt: task.attempt, seq: seq++, at: new Date(clock.now()).toISOString(), host }) as ExecutorEvent;
-  const msgIdOf = (event: ExecutorEvent) => `${event.taskId}:${event.attempt}:${event.seq}`;
+  // Ids are this execution's own: the bus drops a message whose id it saw in its dedupe window, and two executions
+  // of one attempt may number their events alike (a bus that counted a redelivery as a first delivery: the chaos
+  // suite saw a task's start and result dropped as repeats of its first host's heartbeats, the task left QUEUED for
+  // good). A retried publish of one of this execution's events still carries the same id, and is dropped as a repeat.
+  const execution = randomBytes(6).toString('hex');
+  const msgIdOf = (event: ExecutorEvent) => `${event.taskId}:${event.attempt}:${event.seq}:${execution}`;
   /** What one bus message may carry: the bus's limit less room for its headers (a message id, JetStream's own). */
   const maxMessageBytes = (bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) - 4096;
   /**

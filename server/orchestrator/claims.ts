@@ -1,6 +1,7 @@
 // Answering executor hosts' claims: before it runs an attempt, a host asks whether the attempt is still current;
 // one query answers a whole batch of claims (see attempts.ts for the decision). A redelivered message the database
-// lets run is held ('later') until the events published before its claim are recorded (attempts.ts#gateRedelivery).
+// lets run, or any claim of an attempt already seen to start, is held ('later') until the events published before
+// its claim are recorded (attempts.ts#gateRedelivery).
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import { arrayOf } from '../db/arrays';
@@ -28,8 +29,10 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
     : [];
   const byId = new Map(rows.map((r) => [r.id, r]));
   const answers = claims.map((c) => claimVerdict(byId.get(c.taskId), c));
-  // A redelivered message the database lets run may have run already: hold it until the bus has nothing older.
-  const gated = claims.flatMap((c, i) => (c.redelivered && answers[i]!.verdict === 'run' ? [i] : []));
+  // A redelivered message the database lets run may have run already: hold it until the bus has nothing older. So
+  // may one whose attempt the database saw start, whatever the bus counted: a start is recorded only once an
+  // execution ran, and a bus can count a redelivery as a first delivery (the chaos suite saw JetStream do so).
+  const gated = claims.flatMap((c, i) => ((c.redelivered || byId.get(c.taskId)?.status === 'RUNNING') && answers[i]!.verdict === 'run' ? [i] : []));
   if (!gated.length) return answers;
   let backlog: { published: number; recorded: number } | undefined;
   let unknown = false;

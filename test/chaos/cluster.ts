@@ -1,7 +1,7 @@
 // The chaos suite's deployment: real Postgres 15 and nats-server, two control-plane processes sharing them (and
 // an object store), two executor hosts; and the faults the suite injects into it, each followed by the restart an
 // operator's supervisor would do.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
@@ -43,7 +43,10 @@ export interface Cluster {
   /** Starts again any process that exited on its own; returns what it restarted, each with the end of its output. */
   reviveExited(): Promise<{ process: string; output: string }[]>;
   output(): string;
-  stop(): Promise<void>;
+  /** Where each process's whole output is appended (control-plane-0.log, executor-1.log, …), across its restarts. */
+  logDir: string;
+  /** Stops everything and removes the harness's directory; `keepLogsIn`: its logs are copied there first. */
+  stop(keepLogsIn?: string): Promise<void>;
 }
 
 export const CHAOS_TOKEN = 'atl_chaos-suite-admin-token';
@@ -62,6 +65,8 @@ async function retrying<T>(what: string, fn: () => Promise<T>, deadlineMs = 300_
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-chaos-'));
+  const logDir = path.join(dir, 'logs');
+  await mkdir(logDir, { recursive: true });
   // Durable commits: the suite crashes Postgres, and a commit a client was told about must survive that.
   const [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
   const ports = [await freePort(), await freePort()];
@@ -94,12 +99,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   const startCp = (i: number) =>
     retrying(`control plane ${i} did not start`, async () => {
-      cps[i] = await startControlPlaneProcess(cpEnv(i), { startTimeoutMs: 240_000 });
+      cps[i] = await startControlPlaneProcess(cpEnv(i), { startTimeoutMs: 240_000, logFile: path.join(logDir, `control-plane-${i}.log`) });
     });
   const startHost = (i: number) =>
     retrying(`executor host ${i} did not start`, async () => {
       await mkdir(hostEnv(i).ATELIER_DATA_DIR, { recursive: true });
-      hosts[i] = await startExecutorProcess(hostEnv(i), ['local'], ['--concurrency', String(options.executorConcurrency)]);
+      hosts[i] = await startExecutorProcess(
+        hostEnv(i),
+        ['local'],
+        ['--concurrency', String(options.executorConcurrency)],
+        {},
+        path.join(logDir, `executor-${i}.log`),
+      );
     });
 
   // All at once (migrations take a lock, so two replicas may start together); a loaded machine is slow at it.
@@ -110,6 +121,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     nats,
     token: CHAOS_TOKEN,
     dir,
+    logDir,
     urls,
     upUrl(random = Math.random) {
       const up = urls.filter((_, i) => cps[i]?.alive());
@@ -162,11 +174,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         ...cps.map((cp, i) => (cp ? `--- control plane ${i}\n${cp.output().slice(-4_000)}` : '')),
         ...hosts.map((h, i) => (h ? `--- executor ${i}\n${h.output().slice(-4_000)}` : '')),
       ].join('\n'),
-    async stop() {
+    async stop(keepLogsIn) {
       await Promise.all(hosts.map((h) => h?.stop('SIGTERM')));
       await Promise.all(cps.map((cp) => cp?.kill('SIGKILL')));
       await nats.stop();
       await pg.stop();
+      if (keepLogsIn) await cp(logDir, keepLogsIn, { recursive: true }).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };

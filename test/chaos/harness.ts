@@ -3,7 +3,8 @@
 // its processes and servers, and subscribers (subscribers.ts) watch the runs. Once the system has settled it
 // counts what must never happen (counters.ts) and prints the figures. `npm run chaos` (run.ts) runs a long form;
 // test/chaos/suite.test.ts a short one inside `npm test`.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Cron } from 'croner';
 import postgres from 'postgres';
@@ -12,9 +13,11 @@ import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
 import { CHAOS_TOKEN, type Cluster, type ObjectStoreOption, startCluster } from './cluster';
 import { type Counters, executions, type Measured, measure } from './counters';
+import { nothingLeft, watchUndelivered } from './drained';
 import { type FaultKind, faultKinds, faultSchedule, seededRandom } from './faults';
 import { watchModuleProcesses } from './procs';
 import { type RunWatch, watchRun } from './subscribers';
+import { type FaultSpan, suspectTasks, taskTimelines } from './timeline';
 
 export interface ChaosOptions {
   seed: number;
@@ -36,9 +39,13 @@ export interface ChaosOptions {
   executorConcurrency: number;
   /** After the chaos phase, open runs count as stuck once none has ended for this long, ms. */
   settleMs: number;
-  /** Quiet time kept after the last fault (a redelivery after the hosts' task ack wait lands in it), ms. */
+  /**
+   * The least time kept after the last fault, ms (a module alive past its killed host's grace is seen in it). The
+   * suite settles only once nothing is left to deliver again (drained.ts), however long that takes: a task whose ack
+   * a fault lost is redelivered after the hosts' ack wait, and is checked then.
+   */
   quietMs: number;
-  /** The executor hosts' task ack wait (ATELIER_TASK_ACK_WAIT_SECONDS); unset, the bus default of 30 s. Keep `quietMs` above it. */
+  /** The executor hosts' task ack wait (ATELIER_TASK_ACK_WAIT_SECONDS); unset, the bus default of 30 s. */
   taskAckWaitSeconds?: number;
   objectStore: ObjectStoreOption;
   log: (line: string) => void;
@@ -56,7 +63,7 @@ export const defaultChaosOptions: ChaosOptions = {
   heartbeatTimeoutSeconds: 5,
   executorConcurrency: 8,
   settleMs: 120_000,
-  quietMs: 35_000,
+  quietMs: 5_000,
   objectStore: { kind: 'shared-dir' },
   log: (line) => console.log(line),
 };
@@ -71,14 +78,26 @@ export interface ChaosReport {
   counters: Counters;
   table: string;
   elapsedMs: number;
+  /** For a failure: each suspect task's events, executions and the faults around them, in time order. */
+  timeline: string;
+  /** For a failure: where every process's whole output, the harness's log and the timeline were kept. */
+  evidenceDir?: string;
 }
+
+/** Whether anything the suite checks went wrong. */
+const failed = (r: Pick<ChaosReport, 'counters' | 'exitedOnTheirOwn' | 'faults'>) =>
+  Object.values(r.counters).some((n) => n !== 0) || r.exitedOnTheirOwn.length > 0 || r.faults.some((f) => f.error);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const o: ChaosOptions = { ...defaultChaosOptions, ...partial };
   const began = Date.now();
-  const log = (line: string) => o.log(`[chaos +${((Date.now() - began) / 1000).toFixed(1)}s] ${line}`);
+  const harnessLog: string[] = [];
+  const log = (line: string) => {
+    harnessLog.push(`${new Date().toISOString()} ${line}`);
+    o.log(`[chaos +${((Date.now() - began) / 1000).toFixed(1)}s] ${line}`);
+  };
   log(`seed ${o.seed}: ${o.faults} faults over ${o.durationMs / 1000} s, a run every ~${o.runEveryMs} ms, heartbeat timeout ${o.heartbeatTimeoutSeconds} s`);
   const cluster = await startCluster({
     heartbeatTimeoutSeconds: o.heartbeatTimeoutSeconds,
@@ -91,6 +110,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const watches: RunWatch[] = [];
   const executionLog = path.join(cluster.dir, 'executions.log');
   let sql: postgres.Sql | undefined;
+  let evidenceDir: string | undefined;
   try {
     await mkdir(cluster.dir, { recursive: true });
     const random = seededRandom(o.seed ^ 0x5bd1e995);
@@ -103,6 +123,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     const chaosEnd = chaosStart + o.durationMs;
     const plan = faultSchedule(o.seed, o.durationMs, o.faults);
     const done: ChaosReport['faults'] = [];
+    const spans: FaultSpan[] = [];
     const exitedOnTheirOwn: ChaosReport['exitedOnTheirOwn'] = [];
     let lastFaultEnd = chaosStart;
     let faultsDone = false;
@@ -119,6 +140,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         exitedOnTheirOwn.push(...(await cluster.reviveExited()));
         lastFaultEnd = Date.now();
         done.push({ kind: f.kind, target: f.target, at: t0 - chaosStart, tookMs: lastFaultEnd - t0, ...(error ? { error } : {}) });
+        spans.push({ kind: f.kind, target: f.target, from: t0, to: lastFaultEnd, ...(error ? { error } : {}) });
         log(
           `${f.kind}${f.kind.includes('control') || f.kind.includes('executor') ? ` #${f.target}` : ''} (down ${f.downMs} ms) took ${lastFaultEnd - t0} ms${error ? `: ${error}` : ''}`,
         );
@@ -170,12 +192,16 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(starting);
     log(`chaos phase over: ${done.length} faults, ${acknowledged.size} runs started; settling`);
 
-    // --- settling: the schedule caught up and paused, every run ended, the quiet time after the last fault ---
+    // --- settling: the schedule caught up and paused, every run ended, nothing left to deliver again ---------
     const ticks = await ticksCounted;
     sql = sqlFor(cluster);
-    // Settled: nothing open, and the quiet time after the last fault passed. Stuck: open, and nothing ended for
-    // `settleMs` (a slow machine still making progress is given the time it needs).
+    // Settled: nothing open, nothing left on the bus or in the outbox that could be delivered again (a redelivered
+    // task must find its task finished: it is checked, not hoped to land in a fixed quiet time), and the least quiet
+    // time after the last fault passed. Stuck: open, and nothing ended for `settleMs` (a slow machine still making
+    // progress is given the time it needs); deliveries left `settleMs` after the last run ended are reported.
     const quietUntil = lastFaultEnd + o.quietMs;
+    const undelivered = watchUndelivered(cluster.nats.url, sql);
+    let waitingSaid = false;
     let lastOpen = Number.POSITIVE_INFINITY;
     let lastProgress = Date.now();
     for (;;) {
@@ -187,15 +213,27 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       if (openNow < lastOpen) lastProgress = Date.now();
       lastOpen = openNow;
       if (openNow === 0 && Date.now() >= quietUntil) {
-        log('settled');
-        break;
+        const left = await undelivered.left();
+        if (nothingLeft(left)) {
+          log(`settled, ${((Date.now() - lastFaultEnd) / 1000).toFixed(1)} s after the last fault`);
+          break;
+        }
+        if (!waitingSaid) log(`every run ended; left to deliver again: ${JSON.stringify(left ?? 'nats-server or Postgres did not answer')}`);
+        waitingSaid = true;
+        if (Date.now() - lastProgress > o.settleMs) {
+          log(
+            `settled with deliveries left ${o.settleMs / 1000} s after the last run ended: ${JSON.stringify(left ?? 'nats-server or Postgres did not answer')}`,
+          );
+          break;
+        }
       }
       if (openNow > 0 && Date.now() - lastProgress > o.settleMs) {
         log(`not settled: ${open!.runs} runs open and ${open!.fires} fires pending, none ended in ${o.settleMs / 1000} s`);
         break;
       }
-      await sleep(1_000);
+      await sleep(500);
     }
+    await undelivered.close();
     // Subscribers get a moment to see the end; one still waiting then keeps what it saw.
     await Promise.race([Promise.all(watches.map((w) => w.finished)), sleep(10_000)]);
     for (const w of watches) w.stop();
@@ -203,11 +241,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await procs.sampleNow();
     await procs.stop();
 
+    const seenExecutions = await executions(sql, executionLog, procs.seen());
     const measured = await measure({
       sql,
       acknowledged,
       watches,
-      executions: await executions(sql, executionLog, procs.seen()),
+      executions: seenExecutions,
       orphans: procs.orphans(),
       modulesUnderKilledHosts: procs.underKilledHosts(),
       schedule: { id: setup.scheduleId, ticks },
@@ -223,8 +262,19 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       counters: measured.counters,
       table: '',
       elapsedMs: Date.now() - began,
+      timeline: '',
     };
     report.table = figuresTable(report);
+    if (failed(report) || process.env.CHAOS_KEEP_EVIDENCE) {
+      report.timeline = await taskTimelines(sql, await suspectTasks(sql, measured.evidence, seenExecutions), seenExecutions, spans);
+      evidenceDir =
+        process.env.CHAOS_EVIDENCE_DIR ?? path.join(os.tmpdir(), `atelier-chaos-evidence-${o.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      report.evidenceDir = evidenceDir;
+      await mkdir(evidenceDir, { recursive: true });
+      await writeFile(path.join(evidenceDir, 'report.json'), JSON.stringify(report, null, 1));
+      await writeFile(path.join(evidenceDir, 'timeline.txt'), `${report.timeline}\n`);
+      await writeFile(path.join(evidenceDir, 'harness.log'), `${harnessLog.join('\n')}\n`);
+    }
     return report;
   } catch (err) {
     o.log(`chaos harness failed: ${(err as Error).stack}\n${cluster.output()}`);
@@ -234,7 +284,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await procs.stop();
     await sql?.end({ timeout: 5 });
     const left = await procs.alive();
-    await cluster.stop();
+    await cluster.stop(evidenceDir && path.join(evidenceDir, 'logs'));
     // Module processes the suite started that outlived their hosts: ours to end.
     for (const pid of left) {
       try {
@@ -400,11 +450,13 @@ export function figuresTable(r: ChaosReport): string {
 /** The evidence behind each counter that is not zero, for the report. */
 export function evidenceText(r: ChaosReport, perCounter = 5): string {
   const lines: string[] = [];
+  if (r.evidenceDir) lines.push(`evidence kept in ${r.evidenceDir} (every process's output, the harness's log, report.json, timeline.txt)`);
   for (const exit of r.exitedOnTheirOwn) lines.push(`${exit.process} exited on its own; its last output:\n${exit.output.slice(-600)}`);
   for (const [name, items] of Object.entries(r.measured.evidence) as [string, unknown[]][]) {
     if (!items.length) continue;
     lines.push(`${name} (${items.length}):`);
     for (const item of items.slice(0, perCounter)) lines.push(`  ${JSON.stringify(item)}`);
   }
+  if (r.timeline) lines.push(`timeline of the tasks behind it (times UTC):\n${r.timeline}`);
   return lines.join('\n');
 }

@@ -103,3 +103,27 @@ it("holds a redelivered attempt's claim while events published before it are unr
   await t.app.services.db.update(tasks).set({ status: 'SUCCEEDED' }).where(eq(tasks.id, queued.id));
   expect(await orchestrator.answerClaims([again])).toEqual([{ verdict: 'drop', reason: 'finished', status: 'SUCCEEDED' }]);
 });
+
+it('holds the claim of an attempt the database saw start even when the bus calls it a first delivery', async () => {
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "late") { id } }`);
+  const queued = await until(() => taskRow(startRun.id).then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
+  // An execution of attempt 1 started (its start is recorded); its result may still be on its way.
+  await report([
+    { taskId: queued.id, runId: startRun.id, host: 'first-host', attempt: 1, seq: 0, at: new Date().toISOString(), kind: 'started', handle: null },
+  ]);
+  expect((await taskRow(startRun.id)).status).toBe('RUNNING');
+  let backlog = { published: 50, recorded: 45 };
+  const { services } = t.app;
+  const orchestrator = createOrchestrator({
+    db: services.db,
+    feed: services.feed,
+    onOutbox: () => {},
+    defaults: services.planDefaults,
+    eventBacklog: async () => backlog,
+  });
+  // The same attempt delivered again, counted by the bus as a first delivery (no `redelivered`): held, not run.
+  const claim = { taskId: queued.id, runId: startRun.id, attempt: 1, host: 'second-host' };
+  expect(await orchestrator.answerClaims([claim])).toEqual([{ verdict: 'later', reason: 'recording' }]);
+  backlog = { published: 60, recorded: 50 };
+  expect(await orchestrator.answerClaims([claim])).toEqual([{ verdict: 'run' }]);
+});

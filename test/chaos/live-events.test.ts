@@ -202,9 +202,10 @@ describe('resuming and filling gaps (one replica, NATS)', () => {
         transport === 'SSE'
           ? watchSse(t.url, t.app.adminToken, RUN_EVENTS_SEQ, { runId }, { onEvent: stopAt })
           : watchWs(t.url, t.app.adminToken, RUN_EVENTS_SEQ, { runId }, stopAt);
-      for (let i = 0; i < 300 && !first.events.some((e) => e.node === 'c1' && e.status === 'SUCCEEDED'); i++) await sleep(50);
+      for (let i = 0; i < 1200 && !first.events.some((e) => e.node === 'c1' && e.status === 'SUCCEEDED'); i++) await sleep(50);
       const last = first.events.at(-1)!.seq!;
-      await sleep(800); // events happen while nobody listens
+      // Events happen while nobody listens: waited for, not slept on (a loaded machine may take longer than any nap).
+      for (let i = 0; i < 600 && (await stored(runId)).run.eventSeq <= last; i++) await sleep(50);
       expect((await stored(runId)).run.eventSeq).toBeGreaterThan(last);
 
       const again =

@@ -16,12 +16,12 @@ afterAll(() => {
 
 /** A stand-in host: starts a detached "module" that sets the chaos title and sleeps, prints its pid, and waits. */
 function startHost(task: string): Promise<{ host: ChildProcess; modulePid: number }> {
-  const module = `process.title = 'atelier-chaos ${task} 1 ' + Date.now(); setTimeout(() => {}, 20000);`;
+  const module = `process.title = 'atelier-chaos ' + Date.now(); setTimeout(() => {}, 20000);`;
   const host = spawn(
     process.execPath,
     [
       '-e',
-      `const c = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(module)}], { detached: true, stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000);`,
+      `const c = require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(module)}], { detached: true, stdio: 'ignore', env: { ...process.env, ATELIER_TASK_ID: '${task}', ATELIER_ATTEMPT: '1' } }); console.log(c.pid); setInterval(() => {}, 1000);`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -32,6 +32,9 @@ it('sees a module under its host and counts it as an orphan once it outlives the
   const task = randomUUID();
   const { host, modulePid } = await startHost(task);
   spawned.push(modulePid, host.pid!);
+  // Another suite's host and module on the same machine (a chaos run beside this one): none of this watcher's business.
+  const stranger = await startHost(randomUUID());
+  spawned.push(stranger.modulePid, stranger.host.pid!);
   const watcher = watchModuleProcesses({ everyMs: 100, graceMs: 500, hostPids: () => (host.exitCode === null && host.signalCode === null ? [host.pid!] : []) });
   try {
     for (let i = 0; i < 100 && !watcher.seen().some((p) => p.task === task && p.hostPid === host.pid); i++) await watcher.sampleNow();
@@ -45,6 +48,9 @@ it('sees a module under its host and counts it as an orphan once it outlives the
     await watcher.sampleNow();
     expect(watcher.orphans()).toMatchObject([{ task, pid: modulePid, hostPid: host.pid }]);
     expect(watcher.underKilledHosts()).toBe(1);
+    // It saw, and would end, only its own hosts' modules.
+    expect(watcher.seen().map((p) => p.task)).toEqual([task]);
+    expect(await watcher.alive()).toEqual([modulePid]);
   } finally {
     await watcher.stop();
   }

@@ -19,7 +19,14 @@ export interface Orphan extends ModuleProcess {
   aliveAfterMs: number;
 }
 
-const TITLE = /^atelier-chaos ([0-9a-f-]{36}) (\d+) (\d+)/;
+// The module's title holds its start time (its command line's room is too small for more); the task and attempt are
+// in its environment.
+const TITLE = /^atelier-chaos (\d{13})\b/;
+const envOf = (environ: string, name: string) =>
+  environ
+    .split('\0')
+    .find((v) => v.startsWith(`${name}=`))
+    ?.slice(name.length + 1);
 
 async function read(path: string): Promise<string | null> {
   try {
@@ -32,6 +39,14 @@ async function read(path: string): Promise<string | null> {
 interface Stat {
   ppid: number;
   state: string;
+}
+
+/** Whether a SIGKILL is pending for the process (it will never run its own code again, only finish dying). */
+async function dying(pid: number): Promise<boolean> {
+  const status = await read(`/proc/${pid}/status`);
+  if (!status) return true; // gone
+  const pending = [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].reduce((mask, m) => mask | BigInt(`0x${m[1]}`), 0n);
+  return (pending & (1n << 8n)) !== 0n; // SIGKILL is signal 9: bit 8
 }
 
 function parseStat(text: string): Stat {
@@ -84,7 +99,11 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
         const cmdline = await read(`/proc/${pid}/cmdline`);
         const m = cmdline && TITLE.exec(cmdline.replace(/\0/g, ' '));
         if (!m) return;
-        found.push({ pid, stat, proc: { pid, task: m[1]!, attempt: Number(m[2]), time: Number(m[3]) } });
+        const environ = (await read(`/proc/${pid}/environ`)) ?? '';
+        const task = envOf(environ, 'ATELIER_TASK_ID');
+        const attempt = Number(envOf(environ, 'ATELIER_ATTEMPT'));
+        if (!task || !Number.isInteger(attempt)) return;
+        found.push({ pid, stat, proc: { pid, task, attempt, time: Number(m[1]) } });
       }),
     );
     // The host above each module: the nearest ancestor that is a known host.
@@ -102,18 +121,29 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
     return found;
   }
 
+  const keyOf = (p: ModuleProcess) => `${p.task}:${p.attempt}:${p.time}`;
+  /**
+   * The module processes of these hosts: under one now, or seen under one before (its host since killed). Another
+   * suite's or test's modules on the same machine are none of this watcher's business (nor its to end).
+   */
+  async function ours() {
+    return (await scan()).filter((f) => f.proc.hostPid !== undefined || seen.get(keyOf(f.proc))?.hostPid !== undefined);
+  }
+
   async function sample() {
     const now = Date.now();
     const alive = new Set<string>();
-    for (const { proc } of await scan()) {
-      const key = `${proc.task}:${proc.attempt}:${proc.time}`;
+    for (const { proc } of await ours()) {
+      const key = keyOf(proc);
       alive.add(key);
       const known = seen.get(key);
       if (!known) seen.set(key, proc);
       else if (known.hostPid === undefined && proc.hostPid !== undefined) known.hostPid = proc.hostPid;
       const host = seen.get(key)!.hostPid;
       const killed = host === undefined ? undefined : killedAt.get(host);
-      if (killed !== undefined && now - killed > graceMs) {
+      // A module its host's death has already killed (the signal pending while, on a loaded machine, it waits on a
+      // disk read) is not an orphan: it never runs again.
+      if (killed !== undefined && now - killed > graceMs && !(await dying(proc.pid))) {
         const previous = orphans.get(key);
         orphans.set(key, { ...seen.get(key)!, pid: proc.pid, aliveAfterMs: Math.max(previous?.aliveAfterMs ?? 0, now - killed) });
       }
@@ -138,7 +168,7 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
     seen: () => [...seen.values()],
     orphans: () => [...orphans.values()],
     async alive() {
-      return (await scan()).map((f) => f.pid);
+      return (await ours()).map((f) => f.pid);
     },
     async stop() {
       stopped = true;

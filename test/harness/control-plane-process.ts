@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { apiClient } from './client';
+import { stampedLog } from './log-file';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -20,6 +21,8 @@ export interface ControlPlaneProcess {
 export interface ControlPlaneProcessOptions {
   /** How long it may take to say where it listens (default 120 s: a loaded 2-core machine can take over 30 s). */
   startTimeoutMs?: number;
+  /** Every line it writes is appended here too (`output()` keeps only the last 20 kB): the chaos suite's evidence. */
+  logFile?: string;
 }
 
 export async function startControlPlaneProcess(env: Record<string, string>, options: ControlPlaneProcessOptions = {}): Promise<ControlPlaneProcess> {
@@ -33,7 +36,11 @@ export async function startControlPlaneProcess(env: Record<string, string>, opti
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const collect = (c: Buffer) => (output = (output + c.toString()).slice(-20_000));
+  const toFile = stampedLog(options.logFile);
+  const collect = (c: Buffer) => {
+    output = (output + c.toString()).slice(-20_000);
+    toFile(c);
+  };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -2,6 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stampedLog } from './log-file';
 
 const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'cli', 'bin.js');
 
@@ -19,13 +20,19 @@ export async function startExecutorProcess(
   extraArgs: string[] = [],
   /** More of the host's environment (ATELIER_MODULE_ISOLATION, a secret the isolation tests look for). */
   extraEnv: Record<string, string> = {},
+  /** Every line it writes is appended here too (`output()` keeps only the last 20 kB): the chaos suite's evidence. */
+  logFile?: string,
 ): Promise<ExecutorProcess> {
   const child = spawn(process.execPath, [bin, 'executor', ...pools.flatMap((p) => ['--pool', p]), ...extraArgs], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...extraEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const collect = (c: Buffer) => (output = (output + c.toString()).slice(-20_000));
+  const toFile = stampedLog(logFile);
+  const collect = (c: Buffer) => {
+    output = (output + c.toString()).slice(-20_000);
+    toFile(c);
+  };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
