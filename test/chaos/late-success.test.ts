@@ -77,19 +77,24 @@ it('adopts a late success of an attempt presumed lost, stops the one in its plac
   expect(await successes(done.id)).toBe(1);
 }, 180_000);
 
+/** An orchestrator over the app's database whose recorder's backlog is what `backlog` says at each claim. */
+function orchestratorBehind(backlog: () => { published: number; recorded: number }) {
+  const { services } = t.app;
+  return createOrchestrator({
+    db: services.db,
+    feed: services.feed,
+    onOutbox: () => {},
+    defaults: services.planDefaults,
+    eventBacklog: async () => backlog(),
+  });
+}
+
 it("holds a redelivered attempt's claim while events published before it are unrecorded, and never a first delivery", async () => {
   const { startRun } = await t.api.gql(`mutation { startRun(workflow: "late") { id } }`);
   const queued = await until(() => taskRow(startRun.id).then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
   // An orchestrator over the app's database whose recorder is behind by ten events, as after a control-plane restart.
   let backlog = { published: 100, recorded: 90 };
-  const { services } = t.app;
-  const orchestrator = createOrchestrator({
-    db: services.db,
-    feed: services.feed,
-    onOutbox: () => {},
-    defaults: services.planDefaults,
-    eventBacklog: async () => backlog,
-  });
+  const orchestrator = orchestratorBehind(() => backlog);
   const claim = { taskId: queued.id, runId: startRun.id, attempt: 1, host: 'h' };
   expect(await orchestrator.answerClaims([claim])).toEqual([{ verdict: 'run' }]); // a first delivery: no prior execution
   const again = { ...claim, redelivered: true };
@@ -113,14 +118,7 @@ it('holds the claim of an attempt the database saw start even when the bus calls
   ]);
   expect((await taskRow(startRun.id)).status).toBe('RUNNING');
   let backlog = { published: 50, recorded: 45 };
-  const { services } = t.app;
-  const orchestrator = createOrchestrator({
-    db: services.db,
-    feed: services.feed,
-    onOutbox: () => {},
-    defaults: services.planDefaults,
-    eventBacklog: async () => backlog,
-  });
+  const orchestrator = orchestratorBehind(() => backlog);
   // The same attempt delivered again, counted by the bus as a first delivery (no `redelivered`): held, not run.
   const claim = { taskId: queued.id, runId: startRun.id, attempt: 1, host: 'second-host' };
   expect(await orchestrator.answerClaims([claim])).toEqual([{ verdict: 'later', reason: 'recording' }]);

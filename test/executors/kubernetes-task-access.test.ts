@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildJob, createKubernetesGpuExecutor, jobNameFor, type KubernetesGpuExecutorOptions } from '../../executors/kubernetes-gpu/index';
+import { buildJob, createKubernetesGpuExecutor, jobNameFor } from '../../executors/kubernetes-gpu/index';
 import { buildTaskSecret, taskSecretNameFor } from '../../executors/kubernetes-gpu/task-access';
 import type { TaskMessage } from '../../plugins/sdk';
 import { createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from '../plugins/host-harness';
@@ -81,17 +81,14 @@ describe('the task’s access against the stand-in', () => {
     scratch.remove();
   });
 
-  const executor = (overrides: Partial<KubernetesGpuExecutorOptions> = {}) =>
+  // Quick polls and retries; the rest as configured in production.
+  const executor = () =>
     createKubernetesGpuExecutor({
       kubeConfig: standIn.kubeConfig(),
       namespace: 'default',
       artifactBaseUrl: BASE,
       statusPollMs: 40,
-      watchTimeoutSeconds: 5,
       retry: { tries: 3, baseMs: 5, maxMs: 40 },
-      requestTimeoutMs: 5_000,
-      logDrainMs: 2_000,
-      ...overrides,
     });
 
   async function run(steps: PodStep[]) {

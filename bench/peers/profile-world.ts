@@ -1,0 +1,47 @@
+// What the statement profiles (edge-profile.ts, throughput-profile.ts) run in: Postgres with pg_stat_statements,
+// nats-server, the statement counter, a control plane with the given workflows, and a connection that reads the
+// control plane's statements (its own left out).
+import postgres from 'postgres';
+import { startNats } from '../../test/harness/nats';
+import { startPostgres } from '../../test/harness/postgres';
+import { type AtelierUnderTest, startAtelier } from './atelier';
+import { asRole, inDatabase, OBSERVER, type StatementCounter, statementCounter } from './statements';
+
+export interface ProfileWorld {
+  atelier: AtelierUnderTest;
+  counter: StatementCounter;
+  /** The Postgres server log (auto_explain writes plans there). */
+  logFile: string;
+  /** Every statement the control plane sent so far: calls, server time, normalised text, most calls or time first. */
+  statements(order: 'calls' | 'time'): Promise<{ calls: string; ms: number; query: string }[]>;
+  stop(): Promise<void>;
+}
+
+export async function profileWorld(workflows: object[], settings: Record<string, string> = {}): Promise<ProfileWorld> {
+  const [pg, nats] = await Promise.all([
+    startPostgres({
+      settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.max': '20000', 'pg_stat_statements.track': 'top', ...settings },
+    }),
+    startNats(),
+  ]);
+  const counter = await statementCounter(inDatabase(pg.url, 'postgres'));
+  const atelier = await startAtelier({ pgUrl: pg.url, natsUrl: nats.url }, workflows, counter, 2000);
+  const observer = postgres(asRole(inDatabase(pg.url, 'postgres'), OBSERVER), { max: 1, onnotice: () => {} });
+  return {
+    atelier,
+    counter,
+    logFile: pg.logFile,
+    statements: (order) => observer<{ calls: string; ms: number; query: string }[]>`
+      select calls, total_exec_time as ms, query from pg_stat_statements
+      where dbid = (select oid from pg_database where datname = ${atelier.database})
+        and userid <> (select oid from pg_roles where rolname = ${OBSERVER})
+      order by ${order === 'calls' ? observer`calls` : observer`total_exec_time`} desc`,
+    async stop() {
+      await observer.end();
+      await atelier.stop();
+      await counter.end();
+      await nats.stop();
+      await pg.stop();
+    },
+  };
+}
