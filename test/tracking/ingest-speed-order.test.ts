@@ -63,13 +63,8 @@ describe('series lines', () => {
   ];
   const sorted = (calls: unknown[][]) => [...calls].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
 
-  it('come from the Node helper as columns and read back as the same points, in order per metric', () => {
-    const lines = helperLines(
-      'node',
-      'progress.js',
-      `import { metric, output } from './progress.js';
-metric({ loss: 1, acc: 0.5 }, 0); metric({ loss: NaN, acc: Infinity }, 1); metric({ loss: -Infinity }); output('done', 1);`,
-    );
+  /** Both helpers' lines: one batch as per-metric columns, read back as the expected points with nothing ignored. */
+  const expectColumnsAndPoints = (lines: string[]) => {
     expect(JSON.parse(lines[0]!)).toEqual({
       series: [
         { name: 'loss', steps: [0, 1, null], values: [1, 'NaN', '-Infinity'] },
@@ -80,6 +75,16 @@ metric({ loss: 1, acc: 0.5 }, 0); metric({ loss: NaN, acc: Infinity }, 1); metri
     for (const line of lines) r.apply(line);
     expect(r.ignored).toEqual([]);
     expect(sorted(r.calls)).toEqual(sorted(expected));
+  };
+
+  it('come from the Node helper as columns and read back as the same points, in order per metric', () => {
+    const lines = helperLines(
+      'node',
+      'progress.js',
+      `import { metric, output } from './progress.js';
+metric({ loss: 1, acc: 0.5 }, 0); metric({ loss: NaN, acc: Infinity }, 1); metric({ loss: -Infinity }); output('done', 1);`,
+    );
+    expectColumnsAndPoints(lines);
   });
 
   it('come from the Python helper the same way', () => {
@@ -93,15 +98,7 @@ a.metric({"loss": float("-inf")})
 a.output("done", 1)
 `,
     );
-    expect(JSON.parse(lines[0]!)).toEqual({
-      series: [
-        { name: 'loss', steps: [0, 1, null], values: [1, 'NaN', '-Infinity'] },
-        { name: 'acc', steps: [0, 1], values: [0.5, 'Infinity'] },
-      ],
-    });
-    const r = recorder();
-    for (const line of lines) r.apply(line);
-    expect(sorted(r.calls)).toEqual(sorted(expected));
+    expectColumnsAndPoints(lines);
   });
 
   it('drop what is no number and refuse malformed columns, saying why', () => {
