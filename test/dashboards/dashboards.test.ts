@@ -318,6 +318,10 @@ describe('dashboards in Chromium', () => {
 
     await page.getByLabel('Search the logs of task talk').fill('checkpoint saved');
     await page.getByTestId('log-count').filter({ hasText: '100 of 100,0' }).waitFor();
+    // The page measures its search once the result is painted, a frame after the count above is in the DOM.
+    await page
+      .waitForFunction(() => performance.getEntriesByName('atelier:logs:search', 'measure').length > 0, undefined, { timeout: 10_000 })
+      .catch(() => undefined);
     const searchMs = await page.evaluate(() => performance.getEntriesByName('atelier:logs:search', 'measure').at(-1)?.duration ?? NaN);
     await shot('run-logs-100k');
     console.log(
