@@ -8,7 +8,7 @@ import { loggedParams, metricSummaries } from '../db/tables/tracking';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
 import type { MetricCell } from './queries';
-import { floats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
+import { floats, nullableFloats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
 
 export const MAX_COMPARED_RUNS = 100;
 export const MAX_COMPARED_METRICS = 50;
@@ -135,11 +135,12 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
       sql`, `,
     )})`;
   const coarsest = ROLLUP_SHIFTS.step[ROLLUP_SHIFTS.step.length - 1]!;
+  // A series' first and last step: the first bucket's first key of its lowest page, the last bucket's last key of its highest.
   const bounds = await queryRows<{ name: string; lo: string | number; hi: string | number }>(
     db,
     sql`select s.name, min(r.lo) as lo, max(r.hi) as hi
       from metric_summaries s cross join lateral (
-        select min(first[1]) as lo, max(last[1]) as hi from metric_rollups
+        select min(first_key[1]) as lo, max(last_key[array_length(last_key, 1)]) as hi from metric_rollup_pages
         where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = ${coarsest}::smallint
       ) r
       where ${inRuns} and ${named(names)}
@@ -153,28 +154,31 @@ async function downsampled(db: Db, runIds: string[], names: string[], maxPoints:
   const raw = names.filter((n) => !rolled.some((r) => r.name === n));
   const list: Record<string, unknown>[] = [];
   if (rolled.length) {
-    // Per series, its rollup rows of the chosen level as arrays (read in key order from the primary key, one row per
-    // series); the shared buckets are folded here (foldRollups): grouping them in SQL (array min/max per bucket, a sort
-    // per series and per array) was most of the statement's time.
+    // Per series, the rollup pages of the chosen level (a few rows each, read from the primary key); the shared buckets
+    // are folded here (foldRollups): grouping them in SQL (array min/max per bucket, a sort per series and per array)
+    // was most of the statement's time.
     const level = new Map(rolled.map((r) => [r.name, r]));
-    const rows = await queryRows<Record<string, unknown>>(
+    const pages = await queryRows<Record<string, unknown>>(
       db,
       sql`
     with levels(name, shift) as (values ${sql.join(
       rolled.map((r) => sql`(${r.name}, ${r.shift}::smallint)`),
       sql`, `,
     )})
-    select s.run_id::text as run_id, s.name, x.*
+    select s.run_id::text as run_id, s.task_id::text as task_id, s.name, p.buckets as b, p.lo_value as lo_v, p.lo_seq as lo_q, p.lo_step as lo_t,
+      p.hi_value as hi_v, p.hi_seq as hi_q, p.hi_step as hi_t, p.first_key as f
     from metric_summaries s join levels l on l.name = s.name
-      cross join lateral (
-        select array_agg(r.bucket) as b, array_agg(r.lo[1]) as lo_v, array_agg(r.lo[2]) as lo_q, array_agg(r.lo[3]) as lo_t,
-          array_agg(r.hi[1]) as hi_v, array_agg(r.hi[2]) as hi_q, array_agg(r.hi[3]) as hi_t, array_agg(r.first[1]) as f
-        from metric_rollups r
-        where r.task_id = s.task_id and r.name = s.name and r.attempt = s.last_attempt and r.axis = 'step' and r.shift = l.shift
-      ) x
-    where ${inRuns} and x.b is not null`,
+      join metric_rollup_pages p on p.task_id = s.task_id and p.name = s.name and p.attempt = s.last_attempt and p.axis = 'step' and p.shift = l.shift
+    where ${inRuns}`,
     );
-    for (const r of rows) list.push({ run_id: r.run_id, name: r.name, ...foldRollups(r, level.get(String(r.name))!, buckets) });
+    const bySeries = new Map<string, { run_id: unknown; name: unknown; pages: Record<string, unknown>[] }>();
+    for (const p of pages) {
+      const key = `${p.task_id}\u0000${p.name}`;
+      const entry = bySeries.get(key);
+      if (entry) entry.pages.push(p);
+      else bySeries.set(key, { run_id: p.run_id, name: p.name, pages: [p] });
+    }
+    for (const r of bySeries.values()) list.push({ run_id: r.run_id, name: r.name, ...foldRollups(r.pages, level.get(String(r.name))!, buckets) });
   }
   if (raw.length)
     list.push(
@@ -232,27 +236,31 @@ type Extreme = [number, number, number];
 const below = (a: Extreme, b: Extreme) => a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] < b[2])));
 
 /**
- * One series' rollup rows (arrays b, lo_*, hi_*, f as the rolled query reads them) folded into the shared buckets:
+ * One series' rollup pages (arrays b, lo_*, hi_*, f as the rolled query reads them) folded into the shared buckets:
  * each rollup bucket falls whole into the bucket its first step belongs to; per bucket the lowest and highest extreme
  * (as min/max of the float8[] arrays would pick them) and the least first step. The same columns perSeries gives.
  */
-function foldRollups(r: Record<string, unknown>, level: { lo: number; hi: number; shift: number }, buckets: number) {
-  const [b, loV, loQ, loT, hiV, hiQ, hiT, f] = [r.b, r.lo_v, r.lo_q, r.lo_t, r.hi_v, r.hi_q, r.hi_t, r.f].map((v) => nullableFloats(v));
+function foldRollups(pages: readonly Record<string, unknown>[], level: { lo: number; hi: number; shift: number }, buckets: number) {
   const width = 2 ** level.shift;
   const span = Math.max(1, level.hi - level.lo + 1);
   const folded = new Map<number, { lo: Extreme | null; hi: Extreme | null; first: number }>();
-  for (let i = 0; i < b!.length; i++) {
-    const bucket = Math.min(buckets - 1, Math.floor(((Math.max(level.lo, b![i]! * width) - level.lo) * buckets) / span));
-    const lo: Extreme | null = loV![i] === null ? null : [loV![i]!, loQ![i]!, loT![i]!];
-    const hi: Extreme | null = hiV![i] === null ? null : [hiV![i]!, hiQ![i]!, hiT![i]!];
-    const cell = folded.get(bucket);
-    if (!cell) {
-      folded.set(bucket, { lo, hi, first: f![i]! });
-      continue;
+  for (const page of pages) {
+    const [b, loV, loQ, loT, hiV, hiQ, hiT, f] = [page.b, page.lo_v, page.lo_q, page.lo_t, page.hi_v, page.hi_q, page.hi_t, page.f].map((v) =>
+      nullableFloats(v),
+    );
+    for (let i = 0; i < b!.length; i++) {
+      const bucket = Math.min(buckets - 1, Math.floor(((Math.max(level.lo, b![i]! * width) - level.lo) * buckets) / span));
+      const lo: Extreme | null = loV![i] === null ? null : [loV![i]!, loQ![i]!, loT![i]!];
+      const hi: Extreme | null = hiV![i] === null ? null : [hiV![i]!, hiQ![i]!, hiT![i]!];
+      const cell = folded.get(bucket);
+      if (!cell) {
+        folded.set(bucket, { lo, hi, first: f![i]! });
+        continue;
+      }
+      if (lo && (!cell.lo || below(lo, cell.lo))) cell.lo = lo;
+      if (hi && (!cell.hi || below(cell.hi, hi))) cell.hi = hi;
+      cell.first = Math.min(cell.first, f![i]!);
     }
-    if (lo && (!cell.lo || below(lo, cell.lo))) cell.lo = lo;
-    if (hi && (!cell.hi || below(cell.hi, hi))) cell.hi = hi;
-    cell.first = Math.min(cell.first, f![i]!);
   }
   const cells = [...folded.entries()].sort((x, y) => x[0] - y[0]).map(([, c]) => c);
   return {
@@ -262,13 +270,6 @@ function foldRollups(r: Record<string, unknown>, level: { lo: number; hi: number
     hi_s: cells.map((c) => -(c.hi?.[2] ?? 0)),
     first_step: cells.map((c) => c.first),
   };
-}
-
-/** A float8[] or bigint[] with NULLs as the driver gives it (an array, or Postgres text from PGlite's raw rows). */
-function nullableFloats(v: unknown): (number | null)[] | null {
-  if (v === null || v === undefined) return null;
-  const list = Array.isArray(v) ? v : String(v).replace(/[{}]/g, '').split(',');
-  return list.map((x) => (x === null || x === 'NULL' ? null : Number(x)));
 }
 
 /**

@@ -1,8 +1,9 @@
 // Metric rollups: each series summarised in fixed buckets at a few widths, kept by the statement that stores its
-// points (storeMetricPoints), so that a long series is downsampled from a few thousand rollup rows instead of
-// every point. Two axes: `seq` (the points' order, for Task.metricHistory) and `step` (shared bucket bounds across
-// runs, for compareRuns' overlays). A bucket's extremes are float8 arrays merged with least/greatest, so batches in
-// any order (late, concurrent) add up to the same rows; a redelivered batch stores no point and so adds nothing.
+// points (storeMetricPoints), so that a long series is downsampled from a few rollup pages instead of every point.
+// Two axes: `seq` (the points' order, for Task.metricHistory) and `step` (shared bucket bounds across runs, for
+// compareRuns' overlays). Buckets are stored packed, a page of up to 64 per row (metric_rollup_pages); a page written
+// again is merged bucket by bucket in the upsert (counts added, extremes compared as float8 arrays), so batches in any
+// order (late, concurrent) add up to the same pages; a redelivered batch stores no point and so adds nothing.
 import { type SQL, sql } from 'drizzle-orm';
 
 export type RollupAxis = 'seq' | 'step';
@@ -10,12 +11,54 @@ export type RollupAxis = 'seq' | 'step';
 /** Each axis's bucket widths as shifts (a bucket holds keys `bucket << shift` to `((bucket + 1) << shift) - 1`), finest first. */
 export const ROLLUP_SHIFTS: Record<RollupAxis, readonly number[]> = { seq: [4, 8, 12], step: [3, 6, 9, 12, 15] };
 
+/** Buckets per page row: a page holds buckets `page << ROLLUP_PAGE_SHIFT` to `((page + 1) << ROLLUP_PAGE_SHIFT) - 1` (migration 0044 too). */
+export const ROLLUP_PAGE_SHIFT = 6;
+
+/** A page's per-bucket columns, in the order of RollupRow's [lo, hi, first, last] arrays. */
+const CELL_COLUMNS = [
+  'lo_value',
+  'lo_seq',
+  'lo_step',
+  'hi_value',
+  'hi_seq',
+  'hi_step',
+  'first_key',
+  'first_seq',
+  'first_step',
+  'first_value',
+  'last_key',
+  'last_seq',
+  'last_step',
+  'last_value',
+] as const;
+const PAGE_COLUMNS = `task_id, name, attempt, axis, shift, page, total, buckets, ns, ${CELL_COLUMNS.join(', ')}`;
+
+/**
+ * Merges a page written again with the stored one, bucket by bucket: counts added, lo and first the least, hi and last
+ * the greatest as float8 arrays compare (NaN above every number; lo and hi over numbers only, null while none).
+ */
+const MERGE_PAGES = sql.raw(`on conflict (task_id, name, attempt, axis, shift, page) do update set
+        total = r.total + excluded.total,
+        (buckets, ns, ${CELL_COLUMNS.join(', ')}) = (
+          select array_agg(bucket order by bucket), array_agg(n order by bucket),
+            ${['lo[1]', 'lo[2]', 'lo[3]', 'hi[1]', 'hi[2]', 'hi[3]', 'f[1]', 'f[2]', 'f[3]', 'f[4]', 'l[1]', 'l[2]', 'l[3]', 'l[4]'].map((e) => `array_agg(${e} order by bucket)`).join(', ')}
+          from (
+            select bucket, sum(n)::bigint as n, min(array[lo_v, lo_s, lo_t]) filter (where lo_v is not null) as lo,
+              max(array[hi_v, hi_s, hi_t]) filter (where hi_v is not null) as hi, min(array[f_k, f_s, f_t, f_v]) as f, max(array[l_k, l_s, l_t, l_v]) as l
+            from (
+              select * from unnest(r.buckets, r.ns, ${CELL_COLUMNS.map((c) => `r.${c}`).join(', ')})
+              union all select * from unnest(excluded.buckets, excluded.ns, ${CELL_COLUMNS.map((c) => `excluded.${c}`).join(', ')})
+            ) as u(bucket, n, lo_v, lo_s, lo_t, hi_v, hi_s, hi_t, f_k, f_s, f_t, f_v, l_k, l_s, l_t, l_v)
+            group by bucket
+          ) as g
+        )`);
+
 const levels = Object.entries(ROLLUP_SHIFTS).flatMap(([axis, shifts]) => shifts.map((shift) => `('${axis}', ${shift}, ${shifts[0]})`));
 
 /**
  * CTEs (to follow `with ` or a comma) that fold the points of `source` (a relation with task_id, name, attempt, seq,
- * step, value) into metric_rollups: the finest level of each axis from the points, the coarser ones from those.
- * The last CTE, `rolled`, returns one row per rollup row written.
+ * step, value) into metric_rollup_pages: the finest level of each axis from the points, the coarser ones from those,
+ * then packed into pages. The last CTE, `rolled`, returns one row per page written.
  */
 export function rollupCtes(source: SQL): SQL {
   return sql`roll_fine as (
@@ -28,19 +71,22 @@ export function rollupCtes(source: SQL): SQL {
         cross join (values ('seq', ${sql.raw(String(ROLLUP_SHIFTS.seq[0]))}), ('step', ${sql.raw(String(ROLLUP_SHIFTS.step[0]))})) as a(axis, shift)
         cross join lateral (select case when a.axis = 'seq' then p.seq else p.step end as key) k
       group by 1, 2, 3, 4, 5, 6
-    ), rolled as (
-      insert into metric_rollups as r (task_id, name, attempt, axis, shift, bucket, n, lo, hi, first, last)
-      select f.task_id, f.name, f.attempt, f.axis, l.shift, f.bucket >> (l.shift - l.fine), sum(f.n), min(f.lo), max(f.hi), min(f.first), max(f.last)
+    ), roll_levels as (
+      select f.task_id, f.name, f.attempt, f.axis, l.shift, f.bucket >> (l.shift - l.fine) as bucket, sum(f.n) as n, min(f.lo) as lo, max(f.hi) as hi,
+        min(f.first) as first, max(f.last) as last
       from roll_fine f join (values ${sql.raw(levels.join(', '))}) as l(axis, shift, fine) on l.axis = f.axis
       group by 1, 2, 3, 4, 5, 6
-      on conflict (task_id, name, attempt, axis, shift, bucket) do update set
-        n = r.n + excluded.n, lo = least(r.lo, excluded.lo), hi = greatest(r.hi, excluded.hi),
-        first = least(r.first, excluded.first), last = greatest(r.last, excluded.last)
+    ), rolled as (
+      insert into metric_rollup_pages as r (${sql.raw(PAGE_COLUMNS)})
+      select task_id, name, attempt, axis, shift, bucket >> ${sql.raw(String(ROLLUP_PAGE_SHIFT))}, sum(n), array_agg(bucket order by bucket), array_agg(n order by bucket),
+        ${sql.raw(['lo[1]', 'lo[2]', 'lo[3]', 'hi[1]', 'hi[2]', 'hi[3]', 'first[1]', 'first[2]', 'first[3]', 'first[4]', 'last[1]', 'last[2]', 'last[3]', 'last[4]'].map((e) => `array_agg(${e} order by bucket)`).join(', '))}
+      from roll_levels group by 1, 2, 3, 4, 5, 6
+      ${MERGE_PAGES}
       returning 1
     )`;
 }
 
-/** Folds points already in metric_points (selected by `where`) into the rollups: for seeding, as the migration backfills. */
+/** Folds points already in metric_points (selected by `where`) into the rollups: for seeding and backfills. */
 export const rollupStoredPoints = (where: SQL): SQL =>
   sql`with ${rollupCtes(sql`(select task_id, name, attempt, seq, step, value from metric_points where ${where})`)} select count(*) as n from rolled`;
 
@@ -153,25 +199,47 @@ function keyedBefore(axis: RollupAxis, a: RolledPoint, b: RolledPoint): boolean 
   return Number.isNaN(b.value) || a.value < b.value;
 }
 
-/** A CTE (to follow `with ` or a comma), `rolled`, that merges `rows` into metric_rollups as rollupCtes does. */
+/**
+ * A CTE (to follow `with ` or a comma), `rolled`, that writes `rows` (rollupRows: one batch's buckets) as pages and
+ * merges each with the stored page, as rollupCtes does. One row per page: a batch's buckets of one page go together.
+ */
 export function rollupUpsertCte(rows: readonly RollupRow[], array: (values: readonly (string | number | null)[], quote?: boolean) => string): SQL {
-  const col = (f: (r: RollupRow) => string | number | null, quote = false) => array(rows.map(f), quote);
+  const pages = new Map<string, RollupRow[]>();
+  for (const r of rows) {
+    const key = `${r.taskId}\u0000${r.name}\u0000${r.attempt}\u0000${r.axis}\u0000${r.shift}\u0000${Math.floor(r.bucket / 2 ** ROLLUP_PAGE_SHIFT)}`;
+    const page = pages.get(key);
+    if (page) page.push(r);
+    else pages.set(key, [r]);
+  }
   const num = (v: number | undefined | null) => (v === undefined || v === null ? null : String(v));
+  const values = [...pages.values()].map((cells) => {
+    cells.sort((a, b) => a.bucket - b.bucket);
+    const [r] = cells as [RollupRow];
+    const col = (f: (c: RollupRow) => number | null | undefined) => array(cells.map((c) => num(f(c))));
+    const floats = (f: (c: RollupRow) => number | null | undefined) => sql`${col(f)}::float8[]`;
+    return sql`(${r.taskId}::uuid, ${r.name}, ${r.attempt}::int, ${r.axis}, ${r.shift}::smallint, ${Math.floor(r.bucket / 2 ** ROLLUP_PAGE_SHIFT)}::bigint,
+      ${cells.reduce((n, c) => n + c.n, 0)}::bigint, ${col((c) => c.bucket)}::bigint[], ${col((c) => c.n)}::bigint[], ${sql.join(
+        [
+          ...[0, 1, 2].map((i) => floats((c) => c.lo?.[i])),
+          ...[0, 1, 2].map((i) => floats((c) => c.hi?.[i])),
+          ...[0, 1, 2, 3].map((i) => floats((c) => c.first[i])),
+          ...[0, 1, 2, 3].map((i) => floats((c) => c.last[i])),
+        ],
+        sql`, `,
+      )})`;
+  });
   return sql`rolled as (
-      insert into metric_rollups as r (task_id, name, attempt, axis, shift, bucket, n, lo, hi, first, last)
-      select task_id, name, attempt, axis, shift, bucket, n,
-        case when lo_v is null then null else array[lo_v, lo_s, lo_t] end, case when hi_v is null then null else array[hi_v, hi_s, hi_t] end,
-        array[f_k, f_s, f_t, f_v], array[l_k, l_s, l_t, l_v]
-      from unnest(${col((r) => r.taskId)}::uuid[], ${col((r) => r.name, true)}::text[], ${col((r) => r.attempt)}::int[], ${col((r) => r.axis)}::text[],
-        ${col((r) => r.shift)}::smallint[], ${col((r) => r.bucket)}::bigint[], ${col((r) => r.n)}::bigint[],
-        ${col((r) => num(r.lo?.[0]))}::float8[], ${col((r) => num(r.lo?.[1]))}::float8[], ${col((r) => num(r.lo?.[2]))}::float8[],
-        ${col((r) => num(r.hi?.[0]))}::float8[], ${col((r) => num(r.hi?.[1]))}::float8[], ${col((r) => num(r.hi?.[2]))}::float8[],
-        ${col((r) => String(r.first[0]))}::float8[], ${col((r) => String(r.first[1]))}::float8[], ${col((r) => String(r.first[2]))}::float8[], ${col((r) => String(r.first[3]))}::float8[],
-        ${col((r) => String(r.last[0]))}::float8[], ${col((r) => String(r.last[1]))}::float8[], ${col((r) => String(r.last[2]))}::float8[], ${col((r) => String(r.last[3]))}::float8[])
-        as u(task_id, name, attempt, axis, shift, bucket, n, lo_v, lo_s, lo_t, hi_v, hi_s, hi_t, f_k, f_s, f_t, f_v, l_k, l_s, l_t, l_v)
-      on conflict (task_id, name, attempt, axis, shift, bucket) do update set
-        n = r.n + excluded.n, lo = least(r.lo, excluded.lo), hi = greatest(r.hi, excluded.hi),
-        first = least(r.first, excluded.first), last = greatest(r.last, excluded.last)
+      insert into metric_rollup_pages as r (${sql.raw(PAGE_COLUMNS)})
+      values ${sql.join(values, sql`, `)}
+      ${MERGE_PAGES}
       returning 1
     )`;
+}
+
+/** An array column as the driver gives it (an array, or Postgres text like `{0.5,NULL,-3}` from PGlite's raw rows), NULL as null. */
+export function nullableFloats(v: unknown): (number | null)[] | null {
+  if (v === null || v === undefined) return null;
+  const text = Array.isArray(v) ? null : String(v).slice(1, -1);
+  const list = Array.isArray(v) ? v : text ? text.split(',') : [];
+  return list.map((x) => (x === null || x === 'NULL' ? null : Number(x)));
 }

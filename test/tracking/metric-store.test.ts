@@ -6,11 +6,11 @@ import { ensureIdentity, identityForToken, issueToken } from '../../server/auth/
 import type { Database } from '../../server/db/client';
 import { tasks } from '../../server/db/tables/runs';
 import { tokens } from '../../server/db/tables/tokens';
-import { metricPoints, metricRollups, metricSummaries, runMetricSummaries } from '../../server/db/tables/tracking';
+import { metricPoints, metricRollupPages, metricSummaries, runMetricSummaries } from '../../server/db/tables/tracking';
 import { compareRuns } from '../../server/tracking/compare';
 import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
 import { metricHistory } from '../../server/tracking/queries';
-import { ROLLUP_SHIFTS } from '../../server/tracking/rollups';
+import { ROLLUP_PAGE_SHIFT, ROLLUP_SHIFTS } from '../../server/tracking/rollups';
 import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
 import { openTestDatabase } from '../harness/pglite-template';
 import { seedRun } from './seed';
@@ -144,10 +144,26 @@ it('keeps rollups equal to a fold of the stored points, whatever the batches: la
   await storeMetricPoints(db, all.slice(0, 100)); // late
   await storeMetricPoints(db, [{ ...p(5, 42), name: 'other' }]); // another metric of the task: a series of its own
 
-  const rows = await db
+  const pages = await db
     .select()
-    .from(metricRollups)
-    .where(and(eq(metricRollups.taskId, task), eq(metricRollups.name, 'curve')));
+    .from(metricRollupPages)
+    .where(and(eq(metricRollupPages.taskId, task), eq(metricRollupPages.name, 'curve')));
+  // Unpacked: one row per bucket, each in its page, in bucket order, the page's total its buckets' sum.
+  const rows = pages.flatMap((p) => {
+    expect(p.buckets).toEqual([...p.buckets].sort((a, b) => a - b));
+    expect(p.buckets.every((b) => Math.floor(b / 2 ** ROLLUP_PAGE_SHIFT) === p.page)).toBe(true);
+    expect(p.total).toBe(p.ns.reduce((a, b) => a + b, 0));
+    return p.buckets.map((bucket, i) => ({
+      axis: p.axis,
+      shift: p.shift,
+      bucket,
+      n: p.ns[i],
+      lo: p.loValue[i] === null ? null : [p.loValue[i], p.loSeq[i], p.loStep[i]],
+      hi: p.hiValue[i] === null ? null : [p.hiValue[i], p.hiSeq[i], p.hiStep[i]],
+      first: [p.firstKey[i], p.firstSeq[i], p.firstStep[i], p.firstValue[i]],
+      last: [p.lastKey[i], p.lastSeq[i], p.lastStep[i], p.lastValue[i]],
+    }));
+  });
   const expected = expectedRollups(all.map((x) => ({ seq: x.seq, step: x.step, value: x.value })));
   expect(rows).toHaveLength(expected.size);
   for (const r of rows) expect({ n: r.n, lo: r.lo, hi: r.hi, first: r.first, last: r.last }).toEqual(expected.get(`${r.axis}/${r.shift}/${r.bucket}`));

@@ -123,28 +123,43 @@ export const metricSummaries = pgTable(
 
 /**
  * Each series (task, metric, attempt) summarised in fixed buckets, kept by the statement that stores its points, so a
- * long series is downsampled from a few thousand rows instead of every point. A bucket holds the points whose key
- * (`axis` seq: the point's order; step: its step) shifted right by `shift` is `bucket`. Its extremes are float8
- * arrays merged with least/greatest, so batches may arrive in any order: `lo`/`hi` = [value, seq, step] of the lowest
- * and highest number (null while only NaN), `first`/`last` = [key, seq, step, value] of the first and last point by
- * key (then seq). Levels: server/tracking/rollups.ts.
+ * long series is downsampled from a few rows instead of every point. A bucket holds the points whose key (`axis` seq:
+ * the point's order; step: its step) shifted right by `shift` is `bucket`. Buckets are stored packed: one row per
+ * page of ROLLUP_PAGE_BUCKETS buckets (`page` = bucket >> ROLLUP_PAGE_SHIFT), each column an array in bucket order
+ * holding the page's non-empty buckets (so a 2,000-point batch writes ~15 rows, not ~420 one per bucket). Per bucket:
+ * the count; `lo_*`/`hi_*` = [value, seq, step] of the lowest and highest number (null while only NaN);
+ * `first_*`/`last_*` = [key, seq, step, value] of the first and last point by key (then seq). Batches may arrive in
+ * any order: a page written again is merged bucket by bucket (rollups.ts). Levels: server/tracking/rollups.ts.
  */
-export const metricRollups = pgTable(
-  'metric_rollups',
+export const metricRollupPages = pgTable(
+  'metric_rollup_pages',
   {
     taskId: uuid('task_id').notNull(),
     name: text('name').notNull(),
     attempt: integer('attempt').notNull(),
     axis: text('axis').$type<'seq' | 'step'>().notNull(),
     shift: smallint('shift').notNull(),
-    bucket: bigint('bucket', { mode: 'number' }).notNull(),
-    n: bigint('n', { mode: 'number' }).notNull(),
-    lo: doublePrecision('lo').array(),
-    hi: doublePrecision('hi').array(),
-    first: doublePrecision('first').array().notNull(),
-    last: doublePrecision('last').array().notNull(),
+    page: bigint('page', { mode: 'number' }).notNull(),
+    /** The points the page's buckets hold (the sum of `ns`). */
+    total: bigint('total', { mode: 'number' }).notNull(),
+    buckets: bigint('buckets', { mode: 'number' }).array().notNull(),
+    ns: bigint('ns', { mode: 'number' }).array().notNull(),
+    loValue: doublePrecision('lo_value').array().notNull(),
+    loSeq: doublePrecision('lo_seq').array().notNull(),
+    loStep: doublePrecision('lo_step').array().notNull(),
+    hiValue: doublePrecision('hi_value').array().notNull(),
+    hiSeq: doublePrecision('hi_seq').array().notNull(),
+    hiStep: doublePrecision('hi_step').array().notNull(),
+    firstKey: doublePrecision('first_key').array().notNull(),
+    firstSeq: doublePrecision('first_seq').array().notNull(),
+    firstStep: doublePrecision('first_step').array().notNull(),
+    firstValue: doublePrecision('first_value').array().notNull(),
+    lastKey: doublePrecision('last_key').array().notNull(),
+    lastSeq: doublePrecision('last_seq').array().notNull(),
+    lastStep: doublePrecision('last_step').array().notNull(),
+    lastValue: doublePrecision('last_value').array().notNull(),
   },
-  (t) => [primaryKey({ columns: [t.taskId, t.name, t.attempt, t.axis, t.shift, t.bucket] })],
+  (t) => [primaryKey({ columns: [t.taskId, t.name, t.attempt, t.axis, t.shift, t.page] })],
 );
 
 /**
