@@ -58,7 +58,7 @@ export async function seed(url: string): Promise<string[]> {
     await sql`analyze metric_summaries`;
     await sql`analyze run_metric_summaries`;
     await sql`analyze metric_blocks`;
-    await sql`analyze metric_rollups`;
+    await sql`analyze metric_rollup_pages`;
     return compared;
   } finally {
     await sql.end();
