@@ -1,6 +1,6 @@
 // The metric store: each point once, NaN and ±Infinity kept, and summaries that a late or repeated batch cannot
 // corrupt. Against the embedded database (the same SQL runs on Postgres in the end-to-end suites).
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureIdentity, identityForToken, issueToken } from '../../server/auth/tokens';
 import type { Database } from '../../server/db/client';
@@ -10,7 +10,7 @@ import { metricPoints, metricRollupPages, metricSummaries, runMetricSummaries } 
 import { compareRuns } from '../../server/tracking/compare';
 import { type MetricPointInput, storeMetricPoints } from '../../server/tracking/metrics';
 import { metricHistory } from '../../server/tracking/queries';
-import { ROLLUP_PAGE_SHIFT, ROLLUP_SHIFTS } from '../../server/tracking/rollups';
+import { ROLLUP_PAGE_SHIFT, ROLLUP_SHIFTS, rollupStoredPoints } from '../../server/tracking/rollups';
 import { pruneExpiredTaskTokens, TASK_TRACKING_IDENTITY } from '../../server/tracking/task-tokens';
 import { openTestDatabase } from '../harness/pglite-template';
 import { seedRun } from './seed';
@@ -167,6 +167,13 @@ it('keeps rollups equal to a fold of the stored points, whatever the batches: la
   const expected = expectedRollups(all.map((x) => ({ seq: x.seq, step: x.step, value: x.value })));
   expect(rows).toHaveLength(expected.size);
   for (const r of rows) expect({ n: r.n, lo: r.lo, hi: r.hi, first: r.first, last: r.last }).toEqual(expected.get(`${r.axis}/${r.shift}/${r.bucket}`));
+
+  // The same pages folded in SQL from the stored points (how benches seed them and backfills rebuild them).
+  const where = and(eq(metricRollupPages.taskId, task), eq(metricRollupPages.name, 'curve'));
+  await db.delete(metricRollupPages).where(where);
+  await db.execute(rollupStoredPoints(sql`task_id = ${task}::uuid and name = 'curve'`));
+  const byPage = (list: typeof pages) => [...list].sort((a, b) => `${a.axis}/${a.shift}/${a.page}`.localeCompare(`${b.axis}/${b.shift}/${b.page}`));
+  expect(byPage(await db.select().from(metricRollupPages).where(where))).toEqual(byPage(pages));
 });
 
 it('downsamples a long series from its rollups: at most maxPoints, its extremes, first and last, a NaN stretch kept', async () => {
