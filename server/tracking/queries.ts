@@ -7,7 +7,7 @@ import { queryRows } from '../db/client';
 import { tasks } from '../db/tables/runs';
 import { metricSummaries } from '../db/tables/tracking';
 import { badInput } from '../errors';
-import { nullableFloats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
+import { floats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
 
 export type LatestMetrics = Record<string, { value: WireMetricValue; step: number | null }>;
 
@@ -118,8 +118,7 @@ export async function metricHistory(db: Db, taskId: string, name: string, maxPoi
  * The same downsampling from the series' seq rollups, where a level has buckets fine enough (at least `buckets` of
  * them): the rollup buckets, in order, are grouped into `buckets` groups of about equal point counts, and each group
  * keeps its lowest and highest number (a group of NaN alone its first point), plus the series' first and last point.
- * Null where the series is short enough to read its points (or has no rollups). The level's pages are read whole
- * (a few dozen rows for 1,000,000 points) and grouped here.
+ * Null where the series is short enough to read its points (or has no rollups).
  */
 async function historyFromRollups(db: Db, series: SQL, buckets: number): Promise<{ total: number; points: HistoryPoint[] } | null> {
   const coarsest = ROLLUP_SHIFTS.seq[ROLLUP_SHIFTS.seq.length - 1]!;
@@ -130,53 +129,39 @@ async function historyFromRollups(db: Db, series: SQL, buckets: number): Promise
   const total = Number(sum?.total ?? 0);
   const shift = total ? rollupShiftFor('seq', total, buckets) : null;
   if (shift === null) return null;
-  const pages = await queryRows<Record<string, unknown>>(
+  // Groups of rollup buckets by the points before them; per group its lowest and highest number (lo/hi = [value, seq,
+  // step]: min and max find the lowest and highest value, then the first and last seq) and its first point
+  // (first/last = [seq, seq, step, value]); then the series' first and last point, as rows with no lo. The level's
+  // pages (a few dozen rows for 1,000,000 points) are unnested into their buckets here, in bucket order.
+  const rows = await queryRows<{ lo: unknown; hi: unknown; first: unknown }>(
     db,
-    sql`select ns, lo_value, lo_seq, lo_step, hi_value, hi_seq, hi_step, first_seq, first_step, first_value, last_seq, last_step, last_value
-      from metric_rollup_pages where ${series} and axis = 'seq' and shift = ${shift}::smallint order by page`,
+    sql`with c as (
+      select u.*
+      from metric_rollup_pages p cross join lateral unnest(p.buckets, p.ns, p.lo_value, p.lo_seq, p.lo_step, p.hi_value, p.hi_seq, p.hi_step,
+        p.first_seq, p.first_step, p.first_value, p.last_seq, p.last_step, p.last_value) as u(bucket, n, lo_v, lo_s, lo_t, hi_v, hi_s, hi_t, f_s, f_t, f_v, l_s, l_t, l_v)
+      where ${series} and p.axis = 'seq' and p.shift = ${shift}::smallint
+    ), r as (
+      select case when lo_v is null then null else array[lo_v, lo_s, lo_t] end as lo, case when hi_v is null then null else array[hi_v, hi_s, hi_t] end as hi,
+        array[f_s, f_s, f_t, f_v] as first, array[l_s, l_s, l_t, l_v] as last, sum(n) over (order by bucket) - n as before
+      from c
+    ), g as (
+      select min(lo) as lo, max(hi) as hi, min(first) as first from r group by floor(before * ${buckets}::bigint / ${total}::bigint)
+    )
+    select lo, hi, first from g
+    union all select null, null, (select min(first) from r)
+    union all select null, null, (select max(last) from r)`,
   );
-  // Groups of rollup buckets by the points before them; per group its lowest and highest number ([value, seq, step]:
-  // the lowest and highest value, then the first and last seq) or, with none, its first point; then the series' first
-  // and last point. Buckets of the seq axis do not overlap, so a group's first point is its first bucket's.
   const picked = new Map<number, HistoryPoint>();
   const pick = (seq: number, step: number, value: number) => picked.set(seq, { seq, step, value });
-  let before = 0;
-  let group: { id: number; lo: Extreme | null; hi: Extreme | null; first: Extreme } | null = null;
-  const close = () => {
-    if (!group) return;
-    if (group.lo && group.hi) {
-      pick(group.lo[1], group.lo[2], group.lo[0]);
-      pick(group.hi[1], group.hi[2], group.hi[0]);
-    } else pick(group.first[1], group.first[2], group.first[0]);
-  };
-  let last: Extreme | null = null;
-  for (const page of pages) {
-    const c = Object.fromEntries(Object.entries(page).map(([k, v]) => [k, nullableFloats(v) ?? []]));
-    for (let i = 0; i < c.ns!.length; i++) {
-      const id = Math.floor((before * buckets) / total);
-      before += c.ns![i]!;
-      const lo: Extreme | null = c.lo_value![i] === null ? null : [c.lo_value![i]!, c.lo_seq![i]!, c.lo_step![i]!];
-      const hi: Extreme | null = c.hi_value![i] === null ? null : [c.hi_value![i]!, c.hi_seq![i]!, c.hi_step![i]!];
-      const first: Extreme = [c.first_value![i]!, c.first_seq![i]!, c.first_step![i]!];
-      last = [c.last_value![i]!, c.last_seq![i]!, c.last_step![i]!];
-      if (!picked.size) pick(first[1], first[2], first[0]);
-      if (!group || group.id !== id) {
-        close();
-        group = { id, lo, hi, first };
-        continue;
-      }
-      if (lo && (!group.lo || below(lo, group.lo))) group.lo = lo;
-      if (hi && (!group.hi || below(group.hi, hi))) group.hi = hi;
-    }
+  for (const r of rows) {
+    const [lo, hi, first] = [floats(r.lo), floats(r.hi), floats(r.first)];
+    if (lo && hi) {
+      pick(lo[1]!, lo[2]!, lo[0]!);
+      pick(hi[1]!, hi[2]!, hi[0]!);
+    } else if (first) pick(first[1]!, first[2]!, first[3]!);
   }
-  close();
-  if (last) pick(last[1], last[2], last[0]);
   return { total, points: [...picked.values()].sort((a, b) => a.seq - b.seq) };
 }
-
-/** A rollup extreme as [value, seq, step]: compared as Postgres compares the float8[] arrays (none of them NaN). */
-type Extreme = [number, number, number];
-const below = (a: Extreme, b: Extreme) => a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] < b[2])));
 
 /** What a metric's summary says: how many points, the last, and the extremes with their steps (NaN is never one). */
 export interface MetricCell {
