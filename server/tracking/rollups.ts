@@ -35,11 +35,15 @@ const PAGE_COLUMNS = `task_id, name, attempt, axis, shift, page, total, buckets,
 
 /**
  * Merges a page written again with the stored one, bucket by bucket: counts added, lo and first the least, hi and last
- * the greatest as float8 arrays compare (NaN above every number; lo and hi over numbers only, null while none).
+ * the greatest as float8 arrays compare (NaN above every number; lo and hi over numbers only, null while none). A
+ * batch that only adds buckets after the stored ones (the usual in-order append) is concatenated, not regrouped.
  */
 const MERGE_PAGES = sql.raw(`on conflict (task_id, name, attempt, axis, shift, page) do update set
         total = r.total + excluded.total,
         (buckets, ns, ${CELL_COLUMNS.join(', ')}) = (
+          select r.buckets || excluded.buckets, r.ns || excluded.ns, ${CELL_COLUMNS.map((c) => `r.${c} || excluded.${c}`).join(', ')}
+          where r.buckets[array_upper(r.buckets, 1)] < excluded.buckets[1]
+          union all
           select array_agg(bucket order by bucket), array_agg(n order by bucket),
             ${['lo[1]', 'lo[2]', 'lo[3]', 'hi[1]', 'hi[2]', 'hi[3]', 'f[1]', 'f[2]', 'f[3]', 'f[4]', 'l[1]', 'l[2]', 'l[3]', 'l[4]'].map((e) => `array_agg(${e} order by bucket)`).join(', ')}
           from (
@@ -51,6 +55,7 @@ const MERGE_PAGES = sql.raw(`on conflict (task_id, name, attempt, axis, shift, p
             ) as u(bucket, n, lo_v, lo_s, lo_t, hi_v, hi_s, hi_t, f_k, f_s, f_t, f_v, l_k, l_s, l_t, l_v)
             group by bucket
           ) as g
+          having not (r.buckets[array_upper(r.buckets, 1)] < excluded.buckets[1])
         )`);
 
 const levels = Object.entries(ROLLUP_SHIFTS).flatMap(([axis, shifts]) => shifts.map((shift) => `('${axis}', ${shift}, ${shifts[0]})`));
