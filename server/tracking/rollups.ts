@@ -1,7 +1,7 @@
 // Metric rollups: each series summarised in fixed buckets at a few widths, kept by the statement that stores its
 // points (storeMetricPoints), so that a long series is downsampled from a few rollup pages instead of every point.
 // Two axes: `seq` (the points' order, for Task.metricHistory) and `step` (shared bucket bounds across runs, for
-// compareRuns' overlays). Buckets are stored packed, a page of up to 64 per row (metric_rollup_pages); a page written
+// compareRuns' overlays). Buckets are stored packed, a page of up to 32 per row (metric_rollup_pages); a page written
 // again is merged bucket by bucket in the upsert (counts added, extremes compared as float8 arrays), so batches in any
 // order (late, concurrent) add up to the same pages; a redelivered batch stores no point and so adds nothing.
 import { type SQL, sql } from 'drizzle-orm';
@@ -12,7 +12,7 @@ export type RollupAxis = 'seq' | 'step';
 export const ROLLUP_SHIFTS: Record<RollupAxis, readonly number[]> = { seq: [4, 8, 12], step: [3, 6, 9, 12, 15] };
 
 /** Buckets per page row: a page holds buckets `page << ROLLUP_PAGE_SHIFT` to `((page + 1) << ROLLUP_PAGE_SHIFT) - 1` (migration 0044 too). */
-export const ROLLUP_PAGE_SHIFT = 6;
+export const ROLLUP_PAGE_SHIFT = 5;
 
 /** A page's per-bucket columns, in the order of RollupRow's [lo, hi, first, last] arrays. */
 const CELL_COLUMNS = [

@@ -25,10 +25,13 @@ CREATE TABLE "metric_rollup_pages" (
 	CONSTRAINT "metric_rollup_pages_task_id_name_attempt_axis_shift_page_pk" PRIMARY KEY("task_id","name","attempt","axis","shift","page")
 );
 --> statement-breakpoint
--- Move the rollups into pages of 64 buckets (ROLLUP_PAGE_SHIFT 6 in server/tracking/rollups.ts), each column an array
+-- A full page (32 buckets, 16 arrays: ~4.5 KB) stays in the row, uncompressed: TOAST would move each array out of line
+-- (an index entry per column written, a lookup per column read).
+ALTER TABLE "metric_rollup_pages" SET (toast_tuple_target = 8160);--> statement-breakpoint
+-- Move the rollups into pages of 32 buckets (ROLLUP_PAGE_SHIFT 5 in server/tracking/rollups.ts), each column an array
 -- in bucket order; a bucket with no number keeps nulls in its lo and hi columns.
 INSERT INTO "metric_rollup_pages" ("task_id", "name", "attempt", "axis", "shift", "page", "total", "buckets", "ns", "lo_value", "lo_seq", "lo_step", "hi_value", "hi_seq", "hi_step", "first_key", "first_seq", "first_step", "first_value", "last_key", "last_seq", "last_step", "last_value")
-SELECT "task_id", "name", "attempt", "axis", "shift", "bucket" >> 6, sum("n"), array_agg("bucket" ORDER BY "bucket"), array_agg("n" ORDER BY "bucket"),
+SELECT "task_id", "name", "attempt", "axis", "shift", "bucket" >> 5, sum("n"), array_agg("bucket" ORDER BY "bucket"), array_agg("n" ORDER BY "bucket"),
   array_agg("lo"[1] ORDER BY "bucket"),
   array_agg("lo"[2] ORDER BY "bucket"),
   array_agg("lo"[3] ORDER BY "bucket"),
