@@ -33,7 +33,10 @@ export interface ReporterOptions {
   bus: Pick<Bus, 'publishEvent' | 'publishEvents' | 'maxPayloadBytes'>;
   task: TaskMessage;
   host: string;
-  /** Deliveries of this attempt before this one: each numbers its events from a block of its own. */
+  /**
+   * Deliveries of this attempt before this one: the block this execution numbers its events from when the control
+   * plane gave it no execution number (`task.execution`, protocol 4), which is the block otherwise.
+   */
   redeliveryCount: number;
   /** Log lines go out once a stream holds this many bytes, or this long after the first one arrived. */
   logBatch: { bytes: number; ms: number };
@@ -78,7 +81,7 @@ export interface Reporter {
 }
 
 export const MIN_PROGRESS_INTERVAL_MS = 100; // at most ~10 progress events a second per attempt
-// Each redelivery numbers its events from a fresh block (see SEQ_BLOCK in the protocol).
+// Each execution numbers its events from a block of its own (see SEQ_BLOCK in the protocol).
 export { SEQ_BLOCK };
 export const RESULT_PUBLISH_TRIES = 5;
 export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 250 };
@@ -96,7 +99,9 @@ export function createReporter(options: ReporterOptions): Reporter {
   const { bus, task, host, logBatch, maxLogBytes, warn } = options;
   const clock = options.clock ?? systemClock;
   const key = `${task.taskId}:${task.attempt}`;
-  let seq = options.redeliveryCount * SEQ_BLOCK;
+  // The control plane's number for this execution (protocol 4), else the bus's count of deliveries before it.
+  const block = task.execution ?? options.redeliveryCount;
+  let seq = block * SEQ_BLOCK;
   const pending = new Set<Promise<unknown>>();
   let publishFailures = 0;
   let closed = false;
@@ -184,7 +189,7 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   // Metrics: every point kept, numbered in report order, many per event.
   const metricBatch = options.metricBatch ?? DEFAULT_METRIC_BATCH;
-  let nextPoint = options.redeliveryCount * SEQ_BLOCK;
+  let nextPoint = block * SEQ_BLOCK;
   let points: MetricPointReport[] = [];
   let cancelMetricTimer: (() => void) | undefined;
   const pointsPerName = new Map<string, number>();
