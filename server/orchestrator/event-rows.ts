@@ -1,6 +1,6 @@
 // The rows the recorder writes from executor events: the task event itself, a success's columns and time split,
 // and the progress a batch ends with per task. Pure; record-events.ts writes them.
-import type { ExecutorEvent } from '../../plugins/protocol';
+import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
 
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
@@ -45,4 +45,28 @@ export function latestPerTask<T extends { taskId: string; seq: number }>(events:
     if (!prev || prev.seq < e.seq) latest.set(e.taskId, e);
   }
   return [...latest.values()];
+}
+
+/**
+ * What is kept of a result that came second: another execution of an attempt whose result is already recorded (or
+ * comes first in the same batch) reported one too. The first result decides; this one is kept as a line in the
+ * task's log, under its own sequence number (so a redelivery of it adds nothing), saying it was ignored and why.
+ */
+export function ignoredResultNote(e: Result, winner: number | undefined): ExecutorEvent {
+  const { outcome } = e;
+  const why = [outcome.state, outcome.reason, outcome.message].filter(Boolean).join(': ');
+  const first = winner === undefined ? '' : ` (execution ${winner})`;
+  return {
+    taskId: e.taskId,
+    runId: e.runId,
+    attempt: e.attempt,
+    seq: e.seq,
+    at: e.at,
+    host: e.host,
+    kind: 'log',
+    stream: 'stderr',
+    lines: [
+      `[atelier] ignored the result of execution ${Math.floor(e.seq / SEQ_BLOCK)} of attempt ${e.attempt} on ${e.host} (${why}): the attempt already has the result of another execution${first}`,
+    ],
+  };
 }

@@ -14,12 +14,12 @@ import type { FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
 import { type MetricPointInput, storeMetricPoints } from '../tracking/metrics';
-import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
+import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { crashPoint } from './crash-hook';
-import { eventRow, latestPerTask, progressRow, successRow, timings } from './event-rows';
+import { eventRow, ignoredResultNote, latestPerTask, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -99,7 +99,11 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     );
     const refused = new Set<ExecutorEvent>();
     for (const e of reports) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
-    const kept = reports.filter((e) => !refused.has(e));
+    // A second execution's result (the attempt's first result decides) is kept only as a note in the task's log.
+    const seconds = secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
+    for (const e of seconds.keys()) refused.add(e);
+    const notes = [...seconds].map(([e, first]) => ignoredResultNote(e as Result, first));
+    const kept = [...reports.filter((e) => !refused.has(e)), ...notes];
     // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
     const inserted = await bulkInsert(tx, taskEvents, kept.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
     const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
