@@ -117,7 +117,7 @@ it('a task message redelivered after its task finished is dropped by the host, n
   expect(await successes(before.id)).toBe(1);
 }, 180_000);
 
-it('stale reports for an attempt that already finished change nothing', async () => {
+it('stale reports for an attempt that already finished change nothing; its results are noted as ignored', async () => {
   const runId = await startRun('once-stale');
   expect(await waitForRun(runId)).toBe('SUCCEEDED');
   await busDrained();
@@ -139,7 +139,16 @@ it('stale reports for an attempt that already finished change nothing', async ()
   await busDrained();
 
   expect(await taskOf(runId)).toEqual(before);
-  expect(await eventCount(before.id)).toBe(events);
+  // Of the other execution, only a note per result it reported (in the task's log, under the result's own number).
+  const added = await sql<{ seq: string; kind: string; line: string }[]>`
+    select seq, kind, payload->'lines'->>0 as line from task_events where task_id = ${before.id} and seq >= ${seq} order by seq`;
+  expect(added.map((e) => [Number(e.seq) - seq, e.kind])).toEqual([
+    [4, 'log'],
+    [5, 'log'],
+  ]);
+  expect(added[0]!.line).toMatch(/^\[atelier\] ignored the result of execution 3 of attempt 1 on ghost \(SUCCEEDED\)/);
+  expect(added[1]!.line).toContain('(FAILED: late)');
+  expect(await eventCount(before.id)).toBe(events + 2);
   expect(await successes(before.id)).toBe(1);
   const { run } = await gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: runId });
   expect(run.status).toBe('SUCCEEDED');
