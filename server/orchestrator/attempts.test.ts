@@ -49,6 +49,17 @@ describe('numberExecutions: which number each execution let run gets', () => {
     const numbered = new Map([['a', { asked: 1, count: undefined }]]);
     expect(numberExecutions([{ taskId: 'a', execution: null }], [run], numbered)).toEqual([{ verdict: 'later', reason: 'recording' }]);
     expect(numberExecutions([{ taskId: 'a', execution: null }], [drop], numbered)).toEqual([drop]);
+    // A number no control plane gave is not handed back: the host numbers from its delivery count instead.
+    expect(
+      numberExecutions(
+        [
+          { taskId: 'a', execution: -1 },
+          { taskId: 'a', execution: 0.5 },
+        ],
+        [run, run],
+        numbered,
+      ),
+    ).toEqual([run, run]);
   });
 });
 

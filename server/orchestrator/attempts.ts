@@ -93,7 +93,8 @@ export function numberExecutions(
   return answers.map((answer, i) => {
     const claim = claims[i]!;
     if (answer.verdict !== 'run' || claim.execution === undefined) return answer;
-    if (claim.execution !== null) return { ...answer, execution: claim.execution };
+    // A number the host already has is kept; one no control plane could have given (not a small whole number) is not.
+    if (claim.execution !== null) return isExecutionNumber(claim.execution) ? { ...answer, execution: claim.execution } : answer;
     const task = numbered.get(claim.taskId);
     if (task?.count === undefined) return { verdict: 'later', reason: 'recording' };
     const k = given.get(claim.taskId) ?? 0;
@@ -101,6 +102,9 @@ export function numberExecutions(
     return { ...answer, execution: task.count - task.asked + k };
   });
 }
+
+/** Execution numbers stay below 2^20, so `execution * SEQ_BLOCK` plus an execution's events stays a safe integer. */
+const isExecutionNumber = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) < 2 ** 20;
 
 /** A task the sweep found silent or past its deadline, as it was first seen. */
 export interface Suspect {

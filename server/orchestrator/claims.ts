@@ -21,9 +21,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> {
   const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => typeof id === 'string' && UUID.test(id)))];
   // Claims that ask for an execution number, counted per task: two hosts may claim one attempt in one batch.
+  const known = new Set(ids);
   const asking = [
     ...claims
-      .filter((c) => c.execution === null && ids.includes(c.taskId) && Number.isInteger(c.attempt))
+      .filter((c) => c.execution === null && known.has(c.taskId) && Number.isInteger(c.attempt))
       .reduce((m, c) => m.set(c.taskId, { id: c.taskId, attempt: c.attempt, n: (m.get(c.taskId)?.n ?? 0) + 1 }), new Map<string, NumberRow>())
       .values(),
   ];
