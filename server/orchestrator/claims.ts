@@ -1,11 +1,11 @@
 // Answering executor hosts' claims: before it runs an attempt, a host asks whether the attempt is still current;
 // one query answers a whole batch of claims (see attempts.ts for the decision). A redelivered message the database
 // lets run, or any claim of an attempt already seen to start, is held ('later') until the events published before
-// its claim are recorded (attempts.ts#gateRedelivery). Each execution let run is numbered (protocol 4), by the same
-// statement, so two executions of one attempt never number their events alike.
+// its claim are recorded (attempts.ts#gateRedelivery). Each execution let run is numbered (protocol 4, task_executions),
+// by the same statement, so two executions of one attempt never number their events alike.
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
-import { arrayOf, idAmong, jsonRows } from '../db/arrays';
+import { arrayOf, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import type { TaskStatus } from '../vocabulary';
 import { claimVerdict, gateRedelivery, type HeldClaim, numberExecutions } from './attempts';
@@ -32,7 +32,7 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
     ? await queryRows<{ id: string; status: TaskStatus; attempt: number; executions: number | null }>(
         ctx.db,
         sql`with claimed as (select id, status, attempt, timeout_ms from tasks where id = any(${arrayOf(ids, 'uuid')}))
-          ${asking.length ? sql`, numbered as (${numberingUpdate(asking)})` : sql``}
+          ${asking.length ? sql`, numbered as (${numberingUpsert(asking)})` : sql``}
           ${alongside ? sql`, alongside as (${alongside(sql`claimed`)})` : sql``}
           select c.id, c.status, c.attempt, ${asking.length ? sql`n.executions` : sql`null::int as executions`} from claimed c
           ${asking.length ? sql`left join numbered n on n.id = c.id` : sql``}`,
@@ -86,20 +86,18 @@ type NumberRow = {
 };
 
 /**
- * Numbers the executions of current attempts whose claims ask for one: the task's count for its attempt (restarted at
- * 0 for a new attempt) grows by the claims', and the statement returns the new count. A claim then held ('later') has
- * used a number up; numbers need only differ, not follow on.
+ * Numbers the executions of current attempts (as `claimed` read them) whose claims ask for one: the attempt's count in
+ * task_executions grows by its claims', and the statement returns the new count; concurrent claims of one attempt wait
+ * for each other's row. In task id order, so two batches take the rows' locks in one order. A claim then held
+ * ('later') has used a number up: numbers need only differ, not follow on.
  */
-const numberingUpdate = (asking: NumberRow[]) => sql`
-  update tasks t set
-    executions = case when t.execution_attempt = t.attempt then t.executions else 0 end + v.n,
-    execution_attempt = t.attempt
-  from ${jsonRows(asking)} as v(id uuid, attempt int, n int)
-  where t.id = v.id and ${idAmong(
-    't',
-    asking.map((a) => a.id),
-  )} and t.attempt = v.attempt and t.status in ('QUEUED', 'RUNNING')
-  returning t.id, t.executions`;
+const numberingUpsert = (asking: NumberRow[]) => sql`
+  insert into task_executions (task_id, attempt, count)
+  select v.id, v.attempt, v.n from ${jsonRows(asking)} as v(id uuid, attempt int, n int)
+  join claimed c on c.id = v.id and c.attempt = v.attempt and c.status in ('QUEUED', 'RUNNING')
+  order by v.id
+  on conflict (task_id, attempt) do update set count = task_executions.count + excluded.count
+  returning task_id as id, count as executions`;
 
 /** Holds are forgotten after this long (a host that stopped asking); a claim asked again later starts over. */
 const HOLD_MEMORY_MS = 10 * 60_000;

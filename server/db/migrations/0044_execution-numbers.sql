@@ -1,2 +1,6 @@
-ALTER TABLE "tasks" ADD COLUMN "executions" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
-ALTER TABLE "tasks" ADD COLUMN "execution_attempt" integer DEFAULT 0 NOT NULL;
+CREATE TABLE "task_executions" (
+	"task_id" uuid NOT NULL,
+	"attempt" integer NOT NULL,
+	"count" integer NOT NULL,
+	CONSTRAINT "task_executions_task_id_attempt_pk" PRIMARY KEY("task_id","attempt")
+);

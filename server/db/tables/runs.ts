@@ -106,12 +106,6 @@ export const tasks = pgTable(
     status: text('status', { enum: taskStatuses }).notNull(),
     attempt: integer('attempt').notNull().default(0),
     maxAttempts: integer('max_attempts').notNull().default(1),
-    /**
-     * How many executions of attempt `executionAttempt` claims have been let run (protocol 4): each is numbered 0, 1, …
-     * in its claim's answer and numbers its events from its own block, so two executions of one attempt never share one.
-     */
-    executions: integer('executions').notNull().default(0),
-    executionAttempt: integer('execution_attempt').notNull().default(0),
     /** First retry waits this long; each further one twice as long (capped). */
     retryDelayMs: integer('retry_delay_ms').notNull().default(1000),
     retryAt: at('retry_at'),
