@@ -2,6 +2,7 @@
 // rerun that reuses a run's results; each plans its tasks, checks their data access, and dispatches what is ready.
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { traceHop, traceNow } from '../../plugins/trace';
 import { AuditedDenial } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
@@ -34,6 +35,7 @@ import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSw
 import { finishIfDone } from './settle';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
+  const entered = traceNow();
   checkIdempotencyKey(input.idempotencyKey);
   checkPriority(input.priority);
   const existing = async () => {
@@ -43,7 +45,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
   const earlier = await existing();
   if (earlier) return sameWorkflow(ctx, earlier, input);
   try {
-    return await transact(ctx, async (tc) => {
+    const run = await transact(ctx, async (tc) => {
       const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
@@ -66,6 +68,8 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
     });
+    traceHop('control plane: startRun entered', run.id, entered);
+    return run;
   } catch (error) {
     // Two requests with the same key at once: the loser returns the winner's run.
     const winner = await existing().catch(() => undefined);
