@@ -134,16 +134,19 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
 }
 
 async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
-  const [workflow] = await tx
-    .select()
+  // The workflow and the version wanted (its latest unless named) in one statement.
+  const [found] = await tx
+    .select({ workflow: workflows, version: workflowVersions })
     .from(workflows)
+    .leftJoin(
+      workflowVersions,
+      and(eq(workflowVersions.workflowId, workflows.id), eq(workflowVersions.version, version === undefined ? workflows.latestVersion : sql`${version}`)),
+    )
     .where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+  const workflow = found?.workflow;
   if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = version ?? workflow.latestVersion;
-  const [wv] = await tx
-    .select()
-    .from(workflowVersions)
-    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+  const wv = found.version;
   if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   return { workflow, version: wv };
 }
@@ -223,6 +226,10 @@ async function assertMayRunWorkflowIn(tx: Tx, { workflow: current, version, doma
 /** Plans and writes a run with its tasks, then dispatches what can start (a run waiting for admission starts none). */
 export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
+  // The workflow's experiment is read (made on first use) alongside the checks and the plan rather than after them:
+  // the statements share the transaction's connection and follow each other without a round trip of their own.
+  const experiment = input.experimentId === undefined ? workflowExperiment(tx, input.workflow) : undefined;
+  experiment?.catch(() => undefined); // awaited below; a check that throws first ends the transaction anyway
   await assertMayRunWorkflowIn(tx, input);
   const spec = input.version.spec;
   const clustersUsed = new Map<string, HotCluster>();
@@ -275,7 +282,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       .where(and(eq(runs.workflowId, input.workflow.id), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
     admitted = admitsNewRun(maxActiveRuns, active?.n ?? 0);
   }
-  const experimentId = input.experimentId ?? (await workflowExperiment(tx, input.workflow)).id;
+  const experimentId = input.experimentId ?? (await experiment!).id;
   const [run] = await tx
     .insert(runs)
     .values({
@@ -357,7 +364,8 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     .filter((t) => t.status === 'READY')
     .map(insertedTask)
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  await dispatch(tc, run!, ready);
-  await finishIfDone(tc, run!);
+  // A run that queued a task is open: the check for a run with nothing left to do (all reused, skipped or composite
+  // work done at once) is a round trip only the others need.
+  if (!(await dispatch(tc, run!, ready))) await finishIfDone(tc, run!);
   return run!;
 }
