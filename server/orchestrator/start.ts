@@ -283,9 +283,13 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     admitted = admitsNewRun(maxActiveRuns, active?.n ?? 0);
   }
   const experimentId = input.experimentId ?? (await experiment!).id;
-  const [run] = await tx
+  // The run's id is made here, so its tasks' insert follows the run's on the connection without waiting for it (one
+  // round trip for both): Postgres runs them in the order sent, so the tasks' reference to the run holds.
+  const runId = randomUUID();
+  const insertedRun = tx
     .insert(runs)
     .values({
+      id: runId,
       workflowId: input.workflow.id,
       workflowVersionId: input.version.id,
       experimentId,
@@ -306,14 +310,16 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       createdAt: step.at,
       message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
     })
-    .returning();
+    .returning()
+    .then(([row]) => row!); // `then` sends it now, before the tasks' insert below
+  insertedRun.catch(() => undefined); // awaited with the tasks' insert below
   const statuses = initialStatuses(planned, input.reuse);
   const rows: (NewTask & { id: string })[] = planned.map((p) => {
     const reused = input.reuse?.get(p.node);
     const status = statuses.get(p.node)!;
     return {
       id: randomUUID(),
-      runId: run!.id,
+      runId,
       node: p.node,
       kind: p.kind,
       moduleRef: p.moduleRef,
@@ -354,7 +360,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
           : {}),
     };
   });
-  await bulkInsert(tx, tasks, rows);
+  const [run] = await Promise.all([insertedRun, bulkInsert(tx, tasks, rows)]);
   step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
   for (const t of rows)
     if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
