@@ -81,7 +81,13 @@ export function hopTable(runs: Map<string, Map<string, number>>): HopRow[] {
 
 const fixed = (n: number, width: number) => (Number.isFinite(n) ? n.toFixed(2) : '-').padStart(width);
 
-export async function s3Profile(runCount: number): Promise<HopRow[]> {
+export interface S3Profile {
+  rows: HopRow[];
+  /** Every statement the control plane sent meanwhile (pg_stat_statements: calls and normalised text). */
+  statements: { calls: string; query: string }[];
+}
+
+export async function s3Profile(runCount: number, print = true): Promise<S3Profile> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-s3-trace-'));
   process.env.ATELIER_TRACE_DIR = dir; // the executor host's process traces too (startAtelier passes it on)
   startTracing(dir);
@@ -91,13 +97,15 @@ export async function s3Profile(runCount: number): Promise<HopRow[]> {
     stopTracing();
     await new Promise((resolve) => setTimeout(resolve, 500)); // the host writes its stamps every 100 ms
     const rows = hopTable(await readTrace(dir));
+    const statements = await world.statements('calls');
+    if (!print) return { rows, statements };
     console.log(`S3 first progress over ${runCount} runs: p50 ${round(r.p50)} ms, p99 ${round(r.p99)} ms`);
     console.log(`${'hop'.padEnd(40)} ${'step p50'.padStart(9)} ${'step p99'.padStart(9)} ${'since sent p50'.padStart(15)}`);
     for (const [i, row] of rows.entries()) {
       const note = `${row.from !== HOPS[i]!.hop ? `  (from ${row.from})` : ''}${row.runs < runCount ? `  (${row.runs} runs)` : ''}`;
       console.log(`${row.hop.padEnd(40)} ${fixed(row.p50, 9)} ${fixed(row.p99, 9)} ${fixed(row.sinceSentP50, 15)}${note}`);
     }
-    return rows;
+    return { rows, statements };
   } finally {
     delete process.env.ATELIER_TRACE_DIR;
     await world.stop();
