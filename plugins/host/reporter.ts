@@ -7,7 +7,7 @@ import type { Bus } from '../bus/types';
 import { decodeMetricValue, encodeMetricValue } from '../metric-values';
 import { permanentFailure } from '../outcomes';
 import { type ExecutorEvent, type MetricPointReport, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
-import { traceHop } from '../trace';
+import { traceHop, tracing } from '../trace';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -120,7 +120,7 @@ export function createReporter(options: ReporterOptions): Reporter {
    * a message the bus refuses would be refused again on every retry.
    */
   const send = (events: ExecutorEvent[]): Promise<void> => {
-    if (events.some((e) => e.kind === 'progress')) traceHop('host: progress event sent', task.runId);
+    if (tracing() && events.some((e) => e.kind === 'progress')) traceHop('host: progress event sent', task.runId);
     if (events.length === 1) return bus.publishEvent(events[0]!, msgIdOf(events[0]!));
     if (bus.publishEvents && Buffer.byteLength(JSON.stringify({ bundle: events })) <= maxMessageBytes) return bus.publishEvents(events, msgIdOf(events[0]!));
     return Promise.all(events.map((e) => bus.publishEvent(e, msgIdOf(e)))).then(() => undefined);
