@@ -8,6 +8,7 @@ import { cancelled, failed, systemFailure as platformFailure, timedOut } from '.
 import type { AttemptClaim, ClaimAnswer, ModelRegistrationRequest, TaskOutcome } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
+import { traceHop } from '../trace';
 import { createReporter } from './reporter';
 
 /** Where the host gets module archives (and the model files tasks are pinned to) from. */
@@ -89,7 +90,9 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
     execution: delivery.data.execution ?? null,
   };
+  traceHop('host: claim asked', runId);
   const answer = await rt.bus.requestClaim(claim, CLAIM_TIMEOUT_MS);
+  traceHop('host: claim answered', runId);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
   if (action === 'run' && answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;

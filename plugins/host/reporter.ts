@@ -7,6 +7,7 @@ import type { Bus } from '../bus/types';
 import { decodeMetricValue, encodeMetricValue } from '../metric-values';
 import { permanentFailure } from '../outcomes';
 import { type ExecutorEvent, type MetricPointReport, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
+import { traceHop, tracing } from '../trace';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -124,6 +125,7 @@ export function createReporter(options: ReporterOptions): Reporter {
    * a message the bus refuses would be refused again on every retry.
    */
   const send = (events: ExecutorEvent[]): Promise<void> => {
+    if (tracing() && events.some((e) => e.kind === 'progress')) traceHop('host: progress event sent', task.runId);
     if (events.length === 1) return bus.publishEvent(events[0]!, msgIdOf(events[0]!));
     if (bus.publishEvents && Buffer.byteLength(JSON.stringify({ bundle: events })) <= maxMessageBytes) return bus.publishEvents(events, msgIdOf(events[0]!));
     return Promise.all(events.map((e) => bus.publishEvent(e, msgIdOf(e)))).then(() => undefined);
@@ -236,6 +238,7 @@ export function createReporter(options: ReporterOptions): Reporter {
 
     progress(fraction, message) {
       if (closed) return;
+      traceHop('host: progress reported', task.runId);
       const f = typeof fraction === 'number' && Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : null;
       pendingProgress = { fraction: f, message: message ?? null };
       const wait = lastProgressAt + MIN_PROGRESS_INTERVAL_MS - clock.now();
@@ -263,6 +266,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     started(handle) {
+      traceHop('host: module started', task.runId);
       publish({ kind: 'started', handle: handle ?? null });
     },
 

@@ -9,6 +9,7 @@ import { splitTaskBatch, tasksIn } from '../../plugins/bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
+import { traceHop, tracing } from '../../plugins/trace';
 import { PullSubscription } from './jetstream-pull';
 import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
 
@@ -266,6 +267,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         recover: ensure,
         // A bundle (protocol 2) becomes one delivery per event; the message is acked once all of them are.
         onDelivery: (delivery) => {
+          if (tracing())
+            traceHop(
+              'control plane: event delivered',
+              (delivery.data as { runId?: string; bundle?: { runId: string }[] }).bundle?.[0]?.runId ?? (delivery.data as { runId: string }).runId,
+            );
           for (const member of splitBundle(delivery)) batcher.add(member);
         },
       });
