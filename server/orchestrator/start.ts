@@ -23,7 +23,7 @@ import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
 import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } from './batch-inputs';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
-import { dispatch } from './dispatch';
+import { dispatch, mayQueueUnwritten } from './dispatch';
 import { findRunByKey } from './idempotency';
 import { insertedTask } from './known-facts';
 import { admitsNewRun } from './limits';
@@ -343,17 +343,24 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
           : {}),
     };
   });
-  await bulkInsert(tx, tasks, rows);
-  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
-  for (const t of rows)
-    if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
-  // The READY tasks as just written, in the order dispatch reads them (queued together, so by node: the database's C
-  // collation is code-unit order), rather than read back.
+  // The READY tasks as written, in the order dispatch reads them (queued together, so by node: the database's C
+  // collation is code-unit order), rather than read back. Those dispatch queues at once whatever it reads are left
+  // for it to write, QUEUED: one row version and one feed event less per task.
   const ready = rows
     .filter((t) => t.status === 'READY')
     .map(insertedTask)
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  await dispatch(tc, run!, ready);
+  const direct = await mayQueueUnwritten(tc, run!, ready);
+  await bulkInsert(
+    tx,
+    tasks,
+    rows.filter((t) => !direct.has(t.id)),
+  );
+  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
+  for (const t of rows)
+    if (t.status !== 'PENDING' && !direct.has(t.id))
+      taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
+  await dispatch(tc, run!, ready, new Map(rows.filter((t) => direct.has(t.id)).map((t) => [t.id, t])));
   await finishIfDone(tc, run!);
   return run!;
 }
