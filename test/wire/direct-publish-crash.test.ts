@@ -69,7 +69,8 @@ it('a short attempt’s start, progress and result arrive as one message and are
   expect(events.map((e) => e.kind)).toEqual(['started', 'result']);
   expect(events[1]!.progress).toMatchObject({ fraction: expect.any(Number) });
   const feed = await sql<{ kind: string; status: string | null }[]>`
-    select event->>'kind' as kind, event->>'status' as status from run_events where run_id = ${startRun.id} and event->>'taskId' = ${task!.id} order by seq`;
+    select x.e->>'kind' as kind, x.e->>'status' as status from run_events r, jsonb_array_elements(r.event->'events') with ordinality as x(e, i)
+    where r.run_id = ${startRun.id} and x.e->>'taskId' = ${task!.id} order by r.seq, x.i`;
   expect(feed.map((e) => (e.status ? `${e.kind} ${e.status}` : e.kind))).toEqual([
     'task-status QUEUED',
     'task-progress',

@@ -45,8 +45,9 @@ it('inserts the tasks a new run queues at once as QUEUED, with their messages an
 
   const statuses = await queryRows<{ node: string; status: string; attempt: number }>(
     db,
-    sql`select event->>'node' as node, event->>'status' as status, (event->>'attempt')::int as attempt from run_events
-        where run_id = ${startRun.id} and event->>'kind' = 'task-status' order by seq`,
+    sql`select x.e->>'node' as node, x.e->>'status' as status, (x.e->>'attempt')::int as attempt
+        from run_events r, jsonb_array_elements(r.event->'events') with ordinality as x(e, i)
+        where r.run_id = ${startRun.id} and x.e->>'kind' = 'task-status' order by r.seq, x.i`,
   );
   const of = (node: string) => statuses.filter((e) => e.node === node).map((e) => `${e.status}@${e.attempt}`);
   expect(of('a')).toEqual(['QUEUED@1']);
