@@ -24,7 +24,7 @@ import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
 import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } from './batch-inputs';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
-import { dispatch } from './dispatch';
+import { dispatch, mayQueueUnwritten } from './dispatch';
 import { findRunByKey } from './idempotency';
 import { insertedTask } from './known-facts';
 import { admitsNewRun } from './limits';
@@ -360,18 +360,29 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
           : {}),
     };
   });
-  const [run] = await Promise.all([insertedRun, bulkInsert(tx, tasks, rows)]);
-  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
-  for (const t of rows)
-    if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
-  // The READY tasks as just written, in the order dispatch reads them (queued together, so by node: the database's C
-  // collation is code-unit order), rather than read back.
+  // The READY tasks as written, in the order dispatch reads them (queued together, so by node: the database's C
+  // collation is code-unit order), rather than read back. Those dispatch queues at once whatever it reads are left
+  // for it to write, QUEUED: one row version and one feed event less per task.
   const ready = rows
     .filter((t) => t.status === 'READY')
     .map(insertedTask)
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  const direct = await mayQueueUnwritten(tc, { admitted, maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null, status: 'QUEUED' }, ready);
+  const [run] = await Promise.all([
+    insertedRun,
+    bulkInsert(
+      tx,
+      tasks,
+      rows.filter((t) => !direct.has(t.id)),
+    ),
+  ]);
+  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
+  for (const t of rows)
+    if (t.status !== 'PENDING' && !direct.has(t.id))
+      taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
   // A run that queued a task is open: the check for a run with nothing left to do (all reused, skipped or composite
   // work done at once) is a round trip only the others need.
-  if (!(await dispatch(tc, run!, ready))) await finishIfDone(tc, run!);
+  const unwritten = new Map(rows.filter((t) => direct.has(t.id)).map((t) => [t.id, t]));
+  if (!(await dispatch(tc, run!, ready, unwritten))) await finishIfDone(tc, run!);
   return run!;
 }
