@@ -200,7 +200,9 @@ describe('attempt reporter within the bus’s payload limit', () => {
         async publishEvent(event, msgId) {
           messages.push({ single: event, msgId });
         },
-        async publishEvents(events, msgId) {
+        async publishEvents(events, msgId, payload) {
+          // The bundle's bytes come with it, serialized once by the reporter (which checked their size).
+          expect(payload).toBe(JSON.stringify({ bundle: events }));
           messages.push({ bundle: events, msgId });
         },
       },

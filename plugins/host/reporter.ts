@@ -127,7 +127,11 @@ export function createReporter(options: ReporterOptions): Reporter {
   const send = (events: ExecutorEvent[]): Promise<void> => {
     if (tracing() && events.some((e) => e.kind === 'progress')) traceHop('host: progress event sent', task.runId);
     if (events.length === 1) return bus.publishEvent(events[0]!, msgIdOf(events[0]!));
-    if (bus.publishEvents && Buffer.byteLength(JSON.stringify({ bundle: events })) <= maxMessageBytes) return bus.publishEvents(events, msgIdOf(events[0]!));
+    if (bus.publishEvents) {
+      // Serialized once: its size decides, and the bus sends these bytes (S1's host spent ~7% of its CPU doing it twice).
+      const payload = JSON.stringify({ bundle: events });
+      if (Buffer.byteLength(payload) <= maxMessageBytes) return bus.publishEvents(events, msgIdOf(events[0]!), payload);
+    }
     return Promise.all(events.map((e) => bus.publishEvent(e, msgIdOf(e)))).then(() => undefined);
   };
   // Events are published without waiting for the previous one (the bus keeps publish order per connection);

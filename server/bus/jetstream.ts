@@ -232,11 +232,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       await js.publish(subjects.events(event.runId), JSON.stringify(event), msgId === undefined ? undefined : { msgID: msgId });
     },
 
-    async publishEvents(events, msgId) {
+    async publishEvents(events, msgId, payload) {
       assertOpen();
       if (!events.length) return;
       const bundle: EventBundle = { bundle: events };
-      await js.publish(subjects.events(events[0]!.runId), JSON.stringify(bundle), { msgID: msgId });
+      await js.publish(subjects.events(events[0]!.runId), payload ?? JSON.stringify(bundle), { msgID: msgId });
     },
 
     async consumeEvents(handler, consumeOptions) {

@@ -81,7 +81,11 @@ export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[], unwri
  * (fromCache), in a run with no task limit and admitted, on a pool with no limit (withinLimits). Whatever else
  * holds them back, dispatch writes them READY after all.
  */
-export async function mayQueueUnwritten({ ctx, tx }: TxContext, run: Pick<Run, 'admitted' | 'maxParallelTasks' | 'status'>, ready: Task[]): Promise<Set<string>> {
+export async function mayQueueUnwritten(
+  { ctx, tx }: TxContext,
+  run: Pick<Run, 'admitted' | 'maxParallelTasks' | 'status'>,
+  ready: Task[],
+): Promise<Set<string>> {
   if (!run.admitted || run.maxParallelTasks || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return new Set();
   // A map's expansion has dispatch read the run's READY tasks back, which would not find unwritten ones.
   if (ready.some((t) => t.kind !== 'module')) return new Set();
