@@ -5,7 +5,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
 import { packDirectory } from '../server/artifacts/archive';
+import { queryRows } from '../server/db/client';
 import { startTestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
 import { runWhenMain } from './lib';
@@ -65,6 +67,18 @@ export async function embeddedStatements(width: number) {
       console.log(
         `${ms.toFixed(0).padStart(7)} ms ${(calls / width).toFixed(3).padStart(7)}/task ${calls.toString().padStart(6)}  ${text.slice(0, Number(process.env.WIDTH ?? 200))}`,
       );
+    // Rows the run left per task: its events, its stored feed, and the task rows' versions (inserts + updates).
+    await t.app.database.db.execute(sql`select pg_stat_force_next_flush()`);
+    const [left] = await queryRows<{ events: number; feed: number; feed_events: number; versions: number }>(
+      t.app.database.db,
+      sql`select (select count(*)::int from task_events where run_id = ${startRun.id}) as events,
+            (select count(*)::int from run_events where run_id = ${startRun.id}) as feed,
+            (select event_seq::int from runs where id = ${startRun.id}) as feed_events,
+            (select (n_tup_ins + n_tup_upd)::int from pg_stat_user_tables where relname = 'tasks') as versions`,
+    );
+    console.log(
+      `rows per task: task_events ${(left!.events / width).toFixed(2)}, run_events ${(left!.feed / width).toFixed(2)} (${(left!.feed_events / width).toFixed(2)} feed events), task row versions ${(left!.versions / width).toFixed(2)}`,
+    );
     console.log(
       `${width} tasks ${status} in ${wall.toFixed(0)} ms (${(width / (wall / 1000)).toFixed(0)} tasks/s); process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / width).toFixed(3)} ms/task); PGlite ${all.ms.toFixed(0)} ms CPU, ${all.calls} statements (${(all.calls / width).toFixed(3)}/task)`,
     );

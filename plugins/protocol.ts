@@ -9,8 +9,11 @@ import type { WireMetricValue } from './metric-values';
  * 3: the control plane may send the tasks one transaction dispatched to a pool as one message (a TaskBatch); hosts
  * split it and claim each attempt on its own. Upgrade executor hosts first (docs/executors.md): a host below 3
  * cannot read a batch, so control planes run with ATELIER_TASK_BATCH_MAX=1 until every host is at 3.
+ * 4: the control plane numbers each execution of an attempt it lets run (AttemptClaim.execution, the run answer's
+ * `execution`), and the host numbers that execution's events from its block (SEQ_BLOCK). Either side may go first: a
+ * host below 4 sends no `execution` and keeps numbering from its delivery count; a control plane below 4 answers none.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Normalised terminal states of one task attempt, shared by every executor. */
 export type TerminalState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
@@ -54,6 +57,8 @@ export interface TaskMessage {
   tracking?: TaskTracking;
   /** Set by the host from its claim's answer (never in the queued message): the control plane's protocol version. */
   protocol?: number;
+  /** Set by the host from its claim's answer (never in the queued message): this execution's number (protocol 4). */
+  execution?: number;
 }
 
 /**
@@ -107,18 +112,20 @@ export interface TaskOutcome {
 }
 
 /**
- * Each delivery of an attempt numbers its events from a block of its own, `redeliveryCount * SEQ_BLOCK` on: a re-run
- * never reuses the seq of events an earlier delivery published, and the control plane can tell which execution of an
- * attempt a report came from (`Math.floor(seq / SEQ_BLOCK)`). The block rests on the bus's delivery count, which a
- * bus can get wrong; so an event's message id also names its execution (plugins/host/reporter.ts), and the bus never
- * drops one execution's event as a repeat of another's.
+ * Each execution of an attempt numbers its events from a block of its own, `execution * SEQ_BLOCK` on, its execution
+ * number handed out by the control plane with the claim's `run` answer (protocol 4: 0, 1, … per attempt, so two
+ * executions of one attempt never share a seq, whatever the bus counted), and the control plane tells which execution
+ * a report came from by `Math.floor(seq / SEQ_BLOCK)`. A host below 4, or one whose control plane answers no number
+ * (below 4, or claims not verified), takes the block from the bus's delivery count instead, which a bus can get wrong
+ * (a redelivery counted as a first delivery). An event's message id also names its execution
+ * (plugins/host/reporter.ts), so the bus never drops one execution's event as a repeat of another's either.
  */
 export const SEQ_BLOCK = 2 ** 32;
 
 /**
  * One metric point as a host reports it. A metric event carries many (a training loop logging every step costs
  * one bus event per batch, not per point); its points are numbered `firstPoint`, `firstPoint + 1`, … in the order
- * the module reported them, from a counter of the attempt's delivery (starting at `redeliveryCount * SEQ_BLOCK`),
+ * the module reported them, from a counter of the attempt's execution (starting at its block, `execution * SEQ_BLOCK`),
  * so a redelivered event stores nothing twice. `step` is the module's (any integer, in any order; a point reported
  * without one gets its index among that metric's points); `at` is epoch milliseconds.
  */
@@ -203,6 +210,12 @@ export interface AttemptClaim {
   redelivered?: boolean;
   /** The attempt runs no module code that could log to MLflow (Executor.tracking false): mint it no token. */
   tracking?: false;
+  /**
+   * Protocol 4. `null`: number this execution (the run answer's `execution`). A number: the execution this host
+   * already runs, asking again before it submits (after a download): it keeps its number, and none is used up.
+   * Absent (a host below 4): no number is handed out.
+   */
+  execution?: number | null;
 }
 
 /**
@@ -211,8 +224,12 @@ export interface AttemptClaim {
  * later attempt) or `unknown` (no such task). A host that gets no answer runs nothing and asks again later.
  */
 export type ClaimAnswer =
-  /** `protocol`: the control plane's PROTOCOL_VERSION (absent: 1). */
-  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number }
+  /**
+   * `protocol`: the control plane's PROTOCOL_VERSION (absent: 1). `execution`: this execution's number among the
+   * attempt's, 0 for the first (protocol 4, for a claim that asked for one): its events are numbered from
+   * `execution * SEQ_BLOCK`.
+   */
+  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number }
   | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
   /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
   | { verdict: 'later'; reason: 'recording' };

@@ -61,6 +61,8 @@ export async function startAtelier(
       { NATS_URL: infra.natsUrl, ATELIER_URL: t.url, ATELIER_TOKEN: t.app.adminToken, ATELIER_DATA_DIR: `${t.dataDir}/executor` },
       ['noop'],
       ['--concurrency', '256'],
+      // The hop tracer (plugins/trace.ts) of bench/peers/s3-profile.ts, in the host's process too.
+      process.env.ATELIER_TRACE_DIR ? { ATELIER_TRACE_DIR: process.env.ATELIER_TRACE_DIR } : {},
     );
     const published = await t.api.upload(PUBLISH, {}, 'artifact', await packDirectory(noopModuleDir));
     if (published.errors) throw new Error(JSON.stringify(published.errors));

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { traceHop, traceNow } from '../../plugins/trace';
 import { packDirectory } from '../../server/artifacts/archive';
 import { apiClient, PUBLISH } from '../../test/harness/client';
 import { startControlPlaneProcess } from '../../test/harness/control-plane-process';
@@ -35,6 +36,7 @@ export async function firstProgress(a: AtelierUnderTest, workflow: string, runs:
         if (!e) return;
         subscribed();
         if (e.__typename !== 'TaskProgressEvent') return;
+        traceHop('client: progress received', e.runId);
         progressed.add(e.runId);
         waiters.get(e.runId)?.();
       },
@@ -51,8 +53,11 @@ export async function firstProgress(a: AtelierUnderTest, workflow: string, runs:
     const samples: number[] = [];
     for (let i = 0; i < runs; i++) {
       const t0 = performance.now();
+      const sent = traceNow();
       const { startRun } = await a.t.api.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow });
       const id = startRun.id as string;
+      traceHop('client: startRun sent', id, sent);
+      traceHop('client: startRun answered', id);
       if (!progressed.has(id)) await new Promise<void>((resolve) => waiters.set(id, resolve));
       samples.push(performance.now() - t0);
       waiters.delete(id);

@@ -131,11 +131,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
     // per event on the consuming side. Without it the embedded host published a no-op attempt's start, progress and
     // result one by one, and the recorder met its starts in one batch and its results in the next: a second update
     // of every task row.
-    async publishEvents(events, msgId) {
+    async publishEvents(events, msgId, payload) {
       assertOpen();
       if (eventIds.seen(msgId)) return;
       const bundle: EventBundle = { bundle: events };
-      log.push({ seq: ++lastEventSeq, at: Date.now(), payload: JSON.stringify(bundle) });
+      log.push({ seq: ++lastEventSeq, at: Date.now(), payload: payload ?? JSON.stringify(bundle) });
       for (const { consumer } of durables.values()) consumer.schedule();
       if (lastEventSeq % TRIM_EVERY === 0 || log.length > eventMaxCount) trimEvents();
     },

@@ -72,8 +72,10 @@ export interface Bus {
    * Durably append several events of one attempt as one message (protocol 2's EventBundle), deduped by `msgId`.
    * A bus that has it also splits such messages on the consuming side (plugins/bus/bundle.ts), so
    * `consumeEvents` handlers still get one delivery per event. Optional: a host without it publishes one by one.
+   * `payload`: the bundle as the caller already serialized it (`JSON.stringify({ bundle: events })`, to check its
+   * size against the bus's limit), sent as it is instead of serialized a second time.
    */
-  publishEvents?(events: ExecutorEvent[], msgId: string): Promise<void>;
+  publishEvents?(events: ExecutorEvent[], msgId: string, payload?: string): Promise<void>;
   /**
    * Read events in batches: the handler gets every message available (up to `maxBatch`) and acks each one
    * itself. Under light load a batch is one message (no added latency); under load batches grow.

@@ -8,6 +8,7 @@ import { cancelled, failed, systemFailure as platformFailure, timedOut } from '.
 import type { AttemptClaim, ClaimAnswer, ModelRegistrationRequest, TaskOutcome } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
+import { traceHop } from '../trace';
 import { createReporter } from './reporter';
 
 /** Where the host gets module archives (and the model files tasks are pinned to) from. */
@@ -86,13 +87,20 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     host: rt.host,
     ...(delivery.redeliveryCount > 0 ? { redelivered: true } : {}),
     ...(tracks(rt, delivery.data) ? {} : { tracking: false as const }),
+    // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
+    execution: delivery.data.execution ?? null,
   };
+  traceHop('host: claim asked', runId);
   const answer = await rt.bus.requestClaim(claim, CLAIM_TIMEOUT_MS);
+  traceHop('host: claim answered', runId);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
   if (action === 'run' && answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;
   // The control plane's protocol version decides whether the reporter may fold events into bundles (protocol.ts).
   if (action === 'run' && answer?.verdict === 'run' && answer.protocol) delivery.data.protocol = answer.protocol;
+  // The execution's number decides where its events are numbered from (reporter.ts); a control plane below 4 gives none.
+  if (action === 'run' && answer?.verdict === 'run' && Number.isInteger(answer.execution) && answer.execution! >= 0)
+    delivery.data.execution ??= answer.execution;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
 }
 

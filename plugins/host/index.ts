@@ -13,6 +13,7 @@ import type { Bus, Delivery, Subscription } from '../bus/types';
 import { type CancelMessage, type HostHeartbeat, type HotClusterCommand, PROTOCOL_VERSION } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
+import { traceHop } from '../trace';
 import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from './attempt';
 
 export type { ArtifactSource } from './attempt';
@@ -203,6 +204,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
 
   async function handleDelivery(delivery: Delivery<TaskMessage>) {
     const task = delivery.data;
+    traceHop('host: task delivered', task.runId);
     if (state !== 'running') {
       delivery.nak();
       return;

@@ -7,7 +7,7 @@ import { createReporter, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter'
 
 const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
 
-function setup(options: { redeliveryCount?: number; bytes?: number; maxLogBytes?: number } = {}) {
+function setup(options: { redeliveryCount?: number; execution?: number; bytes?: number; maxLogBytes?: number } = {}) {
   const clock = fakeClock();
   const events: ExecutorEvent[] = [];
   const msgIds: (string | undefined)[] = [];
@@ -18,7 +18,7 @@ function setup(options: { redeliveryCount?: number; bytes?: number; maxLogBytes?
         msgIds.push(msgId);
       },
     },
-    task,
+    task: options.execution === undefined ? task : { ...task, execution: options.execution },
     host: 'h',
     redeliveryCount: options.redeliveryCount ?? 0,
     logBatch: { bytes: options.bytes ?? 1_000, ms: 250 },
@@ -38,6 +38,17 @@ describe('attempt reporter', () => {
     second.reporter.started({ pid: 2 });
     expect(first.events[0]!.seq).toBe(second.events[0]!.seq);
     expect(first.msgIds[0]).not.toBe(second.msgIds[0]);
+  });
+
+  it("numbers an execution's events and metric points from the block of the number its claim's answer gave it", async () => {
+    // The bus called it a first delivery; the control plane knew better (protocol 4).
+    const { reporter, events } = setup({ redeliveryCount: 0, execution: 3 });
+    reporter.started({ pid: 1 });
+    reporter.metric({ loss: 0.5 }, 1);
+    reporter.close();
+    expect(await reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
+    expect(events.map((e) => e.seq)).toEqual([0, 1, 2].map((n) => 3 * SEQ_BLOCK + n));
+    expect(events[1]).toMatchObject({ kind: 'metric', firstPoint: 3 * SEQ_BLOCK });
   });
 
   it('numbers events without gaps, from its delivery’s own block, and uses them as message ids', async () => {
@@ -189,7 +200,9 @@ describe('attempt reporter within the bus’s payload limit', () => {
         async publishEvent(event, msgId) {
           messages.push({ single: event, msgId });
         },
-        async publishEvents(events, msgId) {
+        async publishEvents(events, msgId, payload) {
+          // The bundle's bytes come with it, serialized once by the reporter (which checked their size).
+          expect(payload).toBe(JSON.stringify({ bundle: events }));
           messages.push({ bundle: events, msgId });
         },
       },

@@ -1,5 +1,6 @@
 // Live run events: the RunEvent union and the `runEvents` (one run: a snapshot, then live changes merged with
 // it) and `allRunEvents` (every readable run, live only) subscriptions.
+import { traceHop } from '../../plugins/trace';
 import { badInput, forbidden, notFound } from '../../server/errors';
 import { type FeedEvent, feedIterator, runEventStream } from '../../server/events/feed';
 import { runSnapshot } from '../../server/events/run-event-log';
@@ -201,6 +202,7 @@ builder.subscriptionField('allRunEvents', (t) =>
         // Per run seen, the last number passed on: a number skipped is read from the store, a repeat is dropped.
         const last = new Map<string, number>();
         for await (const event of feedIterator(ctx.services.feed, '*', live.signal)) {
+          if (event.kind === 'task-progress') traceHop('control plane: subscription woken', event.runId);
           const before = last.get(event.runId);
           if (before !== undefined && event.seq <= before) continue;
           if (last.size > 10_000) last.clear();
@@ -208,6 +210,7 @@ builder.subscriptionField('allRunEvents', (t) =>
           const domain = await domainOfRun(event.runId);
           for (const e of [...missed.filter((m) => m.seq < event.seq), event]) {
             last.set(e.runId, e.seq);
+            if (e.kind === 'task-progress') traceHop('control plane: subscription yields', e.runId);
             if (domain && mayWatch(watch.ability(), { domain })) yield e;
           }
         }

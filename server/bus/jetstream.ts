@@ -9,6 +9,7 @@ import { splitTaskBatch, tasksIn } from '../../plugins/bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
+import { traceHop, tracing } from '../../plugins/trace';
 import { PullSubscription } from './jetstream-pull';
 import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
 
@@ -231,11 +232,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       await js.publish(subjects.events(event.runId), JSON.stringify(event), msgId === undefined ? undefined : { msgID: msgId });
     },
 
-    async publishEvents(events, msgId) {
+    async publishEvents(events, msgId, payload) {
       assertOpen();
       if (!events.length) return;
       const bundle: EventBundle = { bundle: events };
-      await js.publish(subjects.events(events[0]!.runId), JSON.stringify(bundle), { msgID: msgId });
+      await js.publish(subjects.events(events[0]!.runId), payload ?? JSON.stringify(bundle), { msgID: msgId });
     },
 
     async consumeEvents(handler, consumeOptions) {
@@ -266,6 +267,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         recover: ensure,
         // A bundle (protocol 2) becomes one delivery per event; the message is acked once all of them are.
         onDelivery: (delivery) => {
+          if (tracing())
+            traceHop(
+              'control plane: event delivered',
+              (delivery.data as { runId?: string; bundle?: { runId: string }[] }).bundle?.[0]?.runId ?? (delivery.data as { runId: string }).runId,
+            );
           for (const member of splitBundle(delivery)) batcher.add(member);
         },
       });

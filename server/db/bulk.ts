@@ -14,28 +14,35 @@ export async function bulkInsert<T extends PgTable>(
   options: { onConflictDoNothing?: boolean; returning?: SQL } = {},
 ): Promise<Record<string, unknown>[]> {
   if (!rows.length) return [];
-  const columns = getTableColumns(table) as Record<string, { name: string }>;
-  const used = [...new Set(rows.flatMap((r) => Object.keys(r as object)))].filter((k) => k in columns);
-  const names = used.map((k) => columns[k]!.name);
-  const list = sql.raw(names.map((n) => `"${n}"`).join(', '));
-  const name = sql.raw(`"${getTableName(table)}"`);
   const out: Record<string, unknown>[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {
-    const json = JSON.stringify(
-      rows.slice(i, i + CHUNK).map((row) => {
-        const o: Record<string, unknown> = {};
-        for (const k of used) {
-          const v = (row as Record<string, unknown>)[k];
-          if (v !== undefined) o[columns[k]!.name] = v instanceof Date ? v.toISOString() : v;
-        }
-        return o;
-      }),
-    );
-    const query = sql`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, ${json}::json)${
-      options.onConflictDoNothing ? sql` on conflict do nothing` : sql``
-    }${options.returning ? sql` returning ${options.returning}` : sql``}`;
+    const query = sql`${insertRows(table, rows.slice(i, i + CHUNK))}${options.onConflictDoNothing ? sql` on conflict do nothing` : sql``}${
+      options.returning ? sql` returning ${options.returning}` : sql``
+    }`;
     if (options.returning) out.push(...(await queryRows<Record<string, unknown>>(db, query)));
     else await db.execute(query);
   }
   return out;
+}
+
+/**
+ * The insert statement of `rows` (keyed by the table's property names; columns a row leaves out get their
+ * defaults), all in one JSON parameter: for a data-modifying WITH of a larger statement, or `bulkInsert`.
+ */
+export function insertRows<T extends PgTable>(table: T, rows: T['$inferInsert'][]): SQL {
+  const columns = getTableColumns(table) as Record<string, { name: string }>;
+  const used = [...new Set(rows.flatMap((r) => Object.keys(r as object)))].filter((k) => k in columns);
+  const list = sql.raw(used.map((k) => `"${columns[k]!.name}"`).join(', '));
+  const name = sql.raw(`"${getTableName(table)}"`);
+  const json = JSON.stringify(
+    rows.map((row) => {
+      const o: Record<string, unknown> = {};
+      for (const k of used) {
+        const v = (row as Record<string, unknown>)[k];
+        if (v !== undefined) o[columns[k]!.name] = v instanceof Date ? v.toISOString() : v;
+      }
+      return o;
+    }),
+  );
+  return sql`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, ${json}::json)`;
 }

@@ -16,6 +16,7 @@ export * from './tables/run-events';
 export * from './tables/runs';
 export * from './tables/schedules';
 export * from './tables/task-events';
+export * from './tables/task-executions';
 export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';

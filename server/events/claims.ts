@@ -5,6 +5,7 @@
 import type { SQL } from 'drizzle-orm';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import { type AttemptClaim, type ClaimAnswer, PROTOCOL_VERSION } from '../../plugins/protocol';
+import { traceHop } from '../../plugins/trace';
 import type { Service } from '../lifecycle';
 
 export interface ClaimServerOptions {
@@ -52,7 +53,10 @@ export function createClaimServer(options: ClaimServerOptions): Service {
         if (tokens) answers = tokens.attach(answers);
         // Every run answer says which protocol this control plane reads: hosts fold events into bundles only for 2.
         answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
-        for (const [i, q] of batch.entries()) q.resolve(answers[i]!);
+        for (const [i, q] of batch.entries()) {
+          traceHop('control plane: claim answered', q.claim.runId);
+          q.resolve(answers[i]!);
+        }
       } catch (error) {
         log(`answering ${batch.length} attempt claims failed, hosts will ask again: ${(error as Error).message}`);
         for (const q of batch) q.reject(error);
@@ -66,6 +70,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
       subscription = await bus.serveClaims(
         (claim) =>
           new Promise<ClaimAnswer>((resolve, reject) => {
+            traceHop('control plane: claim received', claim.runId);
             queue.push({ claim, resolve, reject });
             if (!scheduled) {
               scheduled = true;

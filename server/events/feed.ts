@@ -1,4 +1,5 @@
 import type { WireMetricValue } from '../../plugins/metric-values';
+import { traceHop, tracing } from '../../plugins/trace';
 import type { Db, Tx } from '../db/client';
 import type { RunStatus, TaskStatus } from '../vocabulary';
 import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter } from './run-event-log';
@@ -113,6 +114,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
     append: (tx, events) => appendRunEvents(tx, events),
     publish(events) {
       if (!events.length) return;
+      if (tracing()) for (const e of events) if (e.kind === 'task-progress') traceHop('control plane: feed published', e.runId);
       if (!transport) return deliverAll(events);
       try {
         transport.publish(events, (event) => {
@@ -124,6 +126,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
       }
     },
     deliver(events) {
+      if (tracing()) for (const e of events) if (e.kind === 'task-progress') traceHop('control plane: feed delivered', e.runId);
       // An event too large for a bus message came as a reference: read it from the store, then deliver it (after the
       // events around it: subscribers put events in order by number, reading from the store what they lack).
       const refs = events.filter((e): e is StoredEventRef => e.kind === STORED_REF);

@@ -1,7 +1,9 @@
 // The stored side of the live feed: every run event is written to `run_events` in the transaction that made the
 // change it reports, numbered on from `runs.event_seq` under the run row's lock, so each run's numbers follow its
 // commit order with no holes. The feed on the bus is only the fast path; this is what a subscriber resumes from
-// and what fills whatever the bus lost.
+// and what fills whatever the bus lost. A transaction's events of one run are stored up to EVENTS_PER_ROW to a row
+// (`{ events: [...] }`, the row's `seq` the last one's number): a row per event cost a heap tuple and a key entry each,
+// ~3 per task of a wide run. Rows of one event with its `seq` inside (written before) are read as they are.
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
 import { runEvents } from '../db/tables/run-events';
@@ -10,6 +12,9 @@ import type { FeedEvent, FeedEventBody } from './feed';
 
 /** The most events one read returns; a reader behind by more reads again. */
 export const RUN_EVENTS_PAGE = 1000;
+
+/** The most events one row holds (a reader resuming inside a row reads it whole). */
+export const EVENTS_PER_ROW = 64;
 
 /**
  * Stores `events` in `tx`, numbering each run's on from its `event_seq`, and returns them numbered, in the order
@@ -27,14 +32,20 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
   const out: FeedEvent[] = [];
   for (const runId of [...byRun.keys()].sort()) {
     const list = byRun.get(runId)!;
+    // Up to EVENTS_PER_ROW to a row, keyed by the number of its last event (`last`: its place in the list).
+    const groups: { last: number; event: { events: FeedEventBody[] } }[] = [];
+    for (let i = 0; i < list.length; i += EVENTS_PER_ROW) {
+      const events = list.slice(i, i + EVENTS_PER_ROW);
+      groups.push({ last: i + events.length, event: { events } });
+    }
     // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
     // with the run's new number alone, not a row per event stored (a data-modifying WITH runs to its end unread).
     const rows = await queryRows<{ last: string | number }>(
       tx,
       sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
           stored as (insert into run_events (run_id, seq, event)
-            select ${runId}::uuid, bumped.event_seq - ${list.length} + e.ord, e.event || jsonb_build_object('seq', bumped.event_seq - ${list.length} + e.ord)
-            from bumped, jsonb_array_elements(${JSON.stringify(list)}::jsonb) with ordinality as e(event, ord))
+            select ${runId}::uuid, bumped.event_seq - ${list.length} + g.last, g.event
+            from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb))
           select event_seq as last from bumped`,
     );
     if (!rows.length) continue; // no such run
@@ -44,15 +55,30 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
   return out;
 }
 
-/** A run's stored events numbered above `after`, oldest first, at most RUN_EVENTS_PAGE of them. */
+/**
+ * A run's stored events numbered above `after`, oldest first, at most RUN_EVENTS_PAGE of them (fewer only when there
+ * are no more: every row holds at least one).
+ */
 export async function runEventsAfter(db: Db, runId: string, after: number): Promise<FeedEvent[]> {
   const rows = await db
-    .select({ event: runEvents.event })
+    .select({ seq: runEvents.seq, event: runEvents.event })
     .from(runEvents)
     .where(and(eq(runEvents.runId, runId), gt(runEvents.seq, after)))
     .orderBy(asc(runEvents.seq))
     .limit(RUN_EVENTS_PAGE);
-  return rows.map((r) => r.event as unknown as FeedEvent);
+  const out: FeedEvent[] = [];
+  for (const { seq, event } of rows) {
+    const group = event.events;
+    if (!Array.isArray(group)) out.push(event as unknown as FeedEvent);
+    else {
+      const first = Number(seq) - group.length + 1;
+      group.forEach((e: FeedEventBody, i) => {
+        if (first + i > after) out.push({ ...e, seq: first + i } as FeedEvent);
+      });
+    }
+    if (out.length >= RUN_EVENTS_PAGE) break;
+  }
+  return out.slice(0, RUN_EVENTS_PAGE);
 }
 
 /** The number of each run's latest stored event. */

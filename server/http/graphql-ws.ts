@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { type DocumentNode, type ExecutionArgs, type execute, GraphQLError, type subscribe } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
+import { traceHop, tracing } from '../../plugins/trace';
 import type { Db } from '../db/client';
 import { authenticated } from './authenticate';
 import { sharedJsonOf } from './shared-results';
@@ -51,6 +52,10 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
         const at = data.lastIndexOf(marker);
         if (at >= 0) data = data.slice(0, at) + pendingJson + data.slice(at + marker.length);
         pendingJson = null;
+      }
+      if (tracing() && typeof data === 'string' && data.includes('"TaskProgressEvent"')) {
+        const runId = /"runId":"([^"]+)"/.exec(data)?.[1];
+        if (runId) traceHop('control plane: graphql-ws frame sent', runId);
       }
       send(data, cb);
     }) as typeof socket.send;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { claimAction } from '../../plugins/host/attempt';
 import { SEQ_BLOCK } from '../../plugins/protocol';
 import type { TaskStatus } from '../vocabulary';
-import { claimVerdict, confirmStuck, gateRedelivery, reportVerdict, resultVerdict } from './attempts';
+import { claimVerdict, confirmStuck, gateRedelivery, numberExecutions, reportVerdict, resultVerdict, secondResults } from './attempts';
 
 const task = (status: TaskStatus, attempt = 1) => ({ status, attempt });
 
@@ -23,6 +23,60 @@ describe('claimVerdict: may a host run the attempt it took off the bus?', () => 
 
   it('drops an attempt of a task it does not know', () => {
     expect(claimVerdict(undefined, { attempt: 1 })).toEqual({ verdict: 'drop', reason: 'unknown' });
+  });
+});
+
+describe('numberExecutions: which number each execution let run gets', () => {
+  const run = { verdict: 'run' } as const;
+  it('numbers the claims that ask, in order, from the count the database reached; keeps a number asked again', () => {
+    const claims = [
+      { taskId: 'a', execution: null },
+      { taskId: 'b', execution: 4 },
+      { taskId: 'a', execution: null },
+      { taskId: 'c' }, // a host below protocol 4
+    ];
+    const numbered = new Map([['a', { asked: 2, count: 7 }]]);
+    expect(numberExecutions(claims, [run, run, run, run], numbered)).toEqual([
+      { verdict: 'run', execution: 5 },
+      { verdict: 'run', execution: 4 },
+      { verdict: 'run', execution: 6 },
+      { verdict: 'run' },
+    ]);
+  });
+
+  it('asks again later a claim whose attempt stopped being current before it was numbered, and leaves drops alone', () => {
+    const drop = { verdict: 'drop', reason: 'finished' } as const;
+    const numbered = new Map([['a', { asked: 1, count: undefined }]]);
+    expect(numberExecutions([{ taskId: 'a', execution: null }], [run], numbered)).toEqual([{ verdict: 'later', reason: 'recording' }]);
+    expect(numberExecutions([{ taskId: 'a', execution: null }], [drop], numbered)).toEqual([drop]);
+    // A number no control plane gave is not handed back: the host numbers from its delivery count instead.
+    expect(
+      numberExecutions(
+        [
+          { taskId: 'a', execution: -1 },
+          { taskId: 'a', execution: 0.5 },
+        ],
+        [run, run],
+        numbered,
+      ),
+    ).toEqual([run, run]);
+  });
+});
+
+describe('secondResults: a result from another execution of an attempt that already has one', () => {
+  const result = (attempt: number, seq: number) => ({ kind: 'result', taskId: 't', attempt, seq });
+  it('keeps the first result per attempt, recorded or earlier in the batch, and marks other executions’ results', () => {
+    const first = result(1, 3);
+    const again = result(1, 3); // a redelivered copy of the same execution's result
+    const other = result(1, SEQ_BLOCK + 2);
+    expect([...secondResults([first, again, other], () => 1, new Map())]).toEqual([[other, 0]]);
+    expect([...secondResults([other], () => 1, new Map([['t:1', 0]]))]).toEqual([[other, 0]]);
+    expect([...secondResults([first], () => 2, new Map([['t:1', 0]]))]).toEqual([]);
+  });
+
+  it('leaves out an attempt the task never reached, and reports that are not results', () => {
+    expect(secondResults([result(3, 0), result(3, SEQ_BLOCK)], () => 2, new Map()).size).toBe(0);
+    expect(secondResults([{ ...result(1, SEQ_BLOCK), kind: 'log' }], () => 1, new Map([['t:1', 0]])).size).toBe(0);
   });
 });
 

@@ -43,6 +43,30 @@ export function reportVerdict(task: TaskState, report: { attempt: number; seq: n
 }
 
 /**
+ * Of a batch's reports, the results that came second, each with the execution (sequence block) whose result came
+ * first: another execution's result for an attempt whose recorded result (`resultBlocks`, by `taskId:attempt`) or
+ * an earlier result in the batch came from a different execution. The first result of an attempt decides; a repeat
+ * of the same execution's result is none of these (it is recorded once, as any redelivered event). Results of an
+ * attempt the task never reached (refused by reportVerdict) are left out.
+ */
+export function secondResults<E extends { kind: string; taskId: string; attempt: number; seq: number }>(
+  reports: E[],
+  attemptOf: (taskId: string) => number,
+  resultBlocks: Map<string, number>,
+): Map<E, number> {
+  const firsts = new Map(resultBlocks);
+  const seconds = new Map<E, number>();
+  for (const e of reports) {
+    if (e.kind !== 'result' || e.attempt > attemptOf(e.taskId)) continue;
+    const key = `${e.taskId}:${e.attempt}`;
+    const first = firsts.get(key);
+    if (first === undefined) firsts.set(key, seqBlock(e.seq));
+    else if (first !== seqBlock(e.seq)) seconds.set(e, first);
+  }
+  return seconds;
+}
+
+/**
  * What a newly recorded result does. `apply`: it ends the current attempt. `adopt`: a success of an attempt the
  * control plane had given up on (its host presumed lost, so the task is RETRYING or on a later attempt) ends the
  * task with that success, rather than running the task a second time. `history`: kept, and changes nothing.
@@ -53,6 +77,34 @@ export function resultVerdict(task: TaskState, result: { attempt: number; outcom
   if (result.outcome.state === 'SUCCEEDED' && result.attempt <= task.attempt) return 'adopt';
   return 'history';
 }
+
+/**
+ * The run answers with their execution numbers (protocol 4). A claim that asked for one (`execution: null`) gets the
+ * next of its task's, in claim order: `numbered` has, per task, how many of the batch's claims asked and the task's
+ * count once they were numbered (undefined: none was, the attempt stopped being current meanwhile, so the claim is
+ * asked again later). A claim that carries its number keeps it; one from a host below 4 gets none.
+ */
+export function numberExecutions(
+  claims: Pick<AttemptClaim, 'taskId' | 'execution'>[],
+  answers: ClaimAnswer[],
+  numbered: Map<string, { asked: number; count: number | undefined }>,
+): ClaimAnswer[] {
+  const given = new Map<string, number>();
+  return answers.map((answer, i) => {
+    const claim = claims[i]!;
+    if (answer.verdict !== 'run' || claim.execution === undefined) return answer;
+    // A number the host already has is kept; one no control plane could have given (not a small whole number) is not.
+    if (claim.execution !== null) return isExecutionNumber(claim.execution) ? { ...answer, execution: claim.execution } : answer;
+    const task = numbered.get(claim.taskId);
+    if (task?.count === undefined) return { verdict: 'later', reason: 'recording' };
+    const k = given.get(claim.taskId) ?? 0;
+    given.set(claim.taskId, k + 1);
+    return { ...answer, execution: task.count - task.asked + k };
+  });
+}
+
+/** Execution numbers stay below 2^20, so `execution * SEQ_BLOCK` plus an execution's events stays a safe integer. */
+const isExecutionNumber = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) < 2 ** 20;
 
 /** A task the sweep found silent or past its deadline, as it was first seen. */
 export interface Suspect {

@@ -1,13 +1,14 @@
 // Answering executor hosts' claims: before it runs an attempt, a host asks whether the attempt is still current;
 // one query answers a whole batch of claims (see attempts.ts for the decision). A redelivered message the database
 // lets run, or any claim of an attempt already seen to start, is held ('later') until the events published before
-// its claim are recorded (attempts.ts#gateRedelivery).
+// its claim are recorded (attempts.ts#gateRedelivery). Each execution let run is numbered (protocol 4, task_executions),
+// by the same statement, so two executions of one attempt never number their events alike.
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
-import { arrayOf } from '../db/arrays';
+import { arrayOf, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import type { TaskStatus } from '../vocabulary';
-import { claimVerdict, gateRedelivery, type HeldClaim } from './attempts';
+import { claimVerdict, gateRedelivery, type HeldClaim, numberExecutions } from './attempts';
 import type { OrchestratorContext } from './context';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -19,20 +20,39 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> {
   const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => typeof id === 'string' && UUID.test(id)))];
+  // Claims that ask for an execution number, counted per task: two hosts may claim one attempt in one batch.
+  const known = new Set(ids);
+  const asking = [
+    ...claims
+      .filter((c) => c.execution === null && known.has(c.taskId) && Number.isInteger(c.attempt))
+      .reduce((m, c) => m.set(c.taskId, { id: c.taskId, attempt: c.attempt, n: (m.get(c.taskId)?.n ?? 0) + 1 }), new Map<string, NumberRow>())
+      .values(),
+  ];
   const rows = ids.length
-    ? await queryRows<{ id: string; status: TaskStatus; attempt: number }>(
+    ? await queryRows<{ id: string; status: TaskStatus; attempt: number; executions: number | null }>(
         ctx.db,
         sql`with claimed as (select id, status, attempt, timeout_ms from tasks where id = any(${arrayOf(ids, 'uuid')}))
+          ${asking.length ? sql`, numbered as (${numberingUpsert(asking)})` : sql``}
           ${alongside ? sql`, alongside as (${alongside(sql`claimed`)})` : sql``}
-          select id, status, attempt from claimed`,
+          select c.id, c.status, c.attempt, ${asking.length ? sql`n.executions` : sql`null::int as executions`} from claimed c
+          ${asking.length ? sql`left join numbered n on n.id = c.id` : sql``}`,
       )
     : [];
   const byId = new Map(rows.map((r) => [r.id, r]));
-  const answers = claims.map((c) => claimVerdict(byId.get(c.taskId), c));
+  const answers = numberExecutions(
+    claims,
+    claims.map((c) => claimVerdict(byId.get(c.taskId), c)),
+    new Map(asking.map((a) => [a.id, { asked: a.n, count: byId.get(a.id)?.executions ?? undefined }])),
+  );
   // A redelivered message the database lets run may have run already: hold it until the bus has nothing older. So
-  // may one whose attempt the database saw start, whatever the bus counted: a start is recorded only once an
-  // execution ran, and a bus can count a redelivery as a first delivery (the chaos suite saw JetStream do so).
-  const gated = claims.flatMap((c, i) => ((c.redelivered || byId.get(c.taskId)?.status === 'RUNNING') && answers[i]!.verdict === 'run' ? [i] : []));
+  // may one whose attempt the database saw start, or whose attempt had an execution numbered before this one,
+  // whatever the bus counted: a bus can count a redelivery as a first delivery (the chaos suite saw JetStream do so).
+  const gated = claims.flatMap((c, i) => {
+    const answer = answers[i]!;
+    if (answer.verdict !== 'run') return [];
+    const earlier = c.execution === null && (answer.execution ?? 0) > 0;
+    return c.redelivered || earlier || byId.get(c.taskId)?.status === 'RUNNING' ? [i] : [];
+  });
   if (!gated.length) return answers;
   let backlog: { published: number; recorded: number } | undefined;
   let unknown = false;
@@ -52,10 +72,32 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
     const { answer, held } = gateRedelivery(ctx.heldClaims.get(key), backlog, now);
     if (held) ctx.heldClaims.set(key, held);
     else ctx.heldClaims.delete(key);
-    answers[i] = answer;
+    // Let run: the answer keeps its execution number.
+    if (answer.verdict !== 'run') answers[i] = answer;
   }
   return answers;
 }
+
+type NumberRow = {
+  id: string;
+  attempt: number;
+  /** How many of the batch's claims of this attempt ask for a number. */
+  n: number;
+};
+
+/**
+ * Numbers the executions of current attempts (as `claimed` read them) whose claims ask for one: the attempt's count in
+ * task_executions grows by its claims', and the statement returns the new count; concurrent claims of one attempt wait
+ * for each other's row. In task id order, so two batches take the rows' locks in one order. A claim then held
+ * ('later') has used a number up: numbers need only differ, not follow on.
+ */
+const numberingUpsert = (asking: NumberRow[]) => sql`
+  insert into task_executions (task_id, attempt, count)
+  select v.id, v.attempt, v.n from ${jsonRows(asking)} as v(id uuid, attempt int, n int)
+  join claimed c on c.id = v.id and c.attempt = v.attempt and c.status in ('QUEUED', 'RUNNING')
+  order by v.id
+  on conflict (task_id, attempt) do update set count = task_executions.count + excluded.count
+  returning task_id as id, count as executions`;
 
 /** Holds are forgotten after this long (a host that stopped asking); a claim asked again later starts over. */
 const HOLD_MEMORY_MS = 10 * 60_000;

@@ -2,6 +2,7 @@
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
 import { eq, type SQL } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
+import { traceHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
@@ -129,6 +130,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
     throw error;
   }
   const done = step!;
+  if (tracing()) for (const e of events) traceHop(e.kind === 'task-progress' ? 'control plane: progress committed' : 'control plane: committed', e.runId);
   for (const rows of done.deletedPublished) rows.committed();
   if (done.committed.length) {
     crashPoint('tasks-committed');

@@ -1,12 +1,14 @@
 // Dispatch: a run's READY tasks pass the gates (wired inputs, data access, cache), the concurrency limits, and are
 // written to the outbox as bus messages; control-plane nodes (nested workflows, maps) are started here instead.
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import { permanentFailure } from '../../plugins/outcomes';
 import type { TaskMessage } from '../../plugins/protocol';
+import { cacheable } from '../cache/key';
 import { arrayOf } from '../db/arrays';
+import { bulkInsert, insertRows } from '../db/bulk';
 import { queryRows } from '../db/client';
 import type { OutboxRow } from '../db/tables/outbox';
-import { type Run, type Task, tasks } from '../db/tables/runs';
+import { type NewTask, type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
 import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
@@ -19,10 +21,18 @@ import { applyOutcome, settle } from './settle';
 import { poolMessages, taskMessage } from './task-message';
 
 /**
- * Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. Returns whether
- * it queued any (the run is then still open). `readyNow`: the run's READY tasks, when the caller has just read them.
+ * New tasks not written yet, by id (a run's READY tasks from `startRun`, which `mayQueueUnwritten` chose): dispatch
+ * writes the ones it queues straight as QUEUED, in enqueue's statement (one row version and one feed event less per
+ * task), and the rest as READY before it returns.
  */
-export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[]): Promise<boolean> {
+export type UnwrittenTasks = Map<string, NewTask & { id: string }>;
+
+/**
+ * Hands READY tasks of a run to the bus, as far as the run's and the pools' concurrency limits allow. Returns whether
+ * it queued any (the run is then still open). `readyNow`: the run's READY tasks, when the caller has just read them;
+ * `unwritten`: those of them that are not in the database yet.
+ */
+export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[], unwritten?: UnwrittenTasks): Promise<boolean> {
   const { tx } = tc;
   if (!run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return false;
   // `readyNow`: the run's READY tasks in this order, as the statement that settled the last nodes returned them.
@@ -55,11 +65,50 @@ export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[]): Prom
   ready = await wireOutputs(tc, run, ready, ended);
   ready = await governData(tc, run, ready, ended);
   ready = await fromCache(tc, run, ready, ended);
-  const queued = await enqueue(tc, run, await withinLimits(tc, run, ready), ended);
+  const queued = await enqueue(tc, run, await withinLimits(tc, run, ready), ended, unwritten);
+  // What was not queued waits as READY, written as any other (the gates pass unwritten tasks untouched).
+  if (unwritten?.size) await writeReady(tc, [...unwritten.values()], unwritten);
   // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above
   // already queued rather than queue them a second time.
   if (ended.length) await settle(tc, run, ended);
   return queued;
+}
+
+/**
+ * Of a new run's READY tasks, those that dispatch may queue without their READY row ever being written: the ones
+ * every gate and limit passes untouched, knowable without reading anything (no step before enqueue writes to their
+ * rows): module tasks with no wired outputs (wireOutputs), no data access to decide (governData), no cache key
+ * (fromCache), in a run with no task limit and admitted, on a pool with no limit (withinLimits). Whatever else
+ * holds them back, dispatch writes them READY after all.
+ */
+export async function mayQueueUnwritten(
+  { ctx, tx }: TxContext,
+  run: Pick<Run, 'admitted' | 'maxParallelTasks' | 'status'>,
+  ready: Task[],
+): Promise<Set<string>> {
+  if (!run.admitted || run.maxParallelTasks || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return new Set();
+  // A map's expansion has dispatch read the run's READY tasks back, which would not find unwritten ones.
+  if (ready.some((t) => t.kind !== 'module')) return new Set();
+  let plain = ready.filter(
+    (t) => t.moduleVersionId && !t.dataAccess && ctx.poolLimits?.[t.pool] === undefined && !JSON.stringify(t.parameters).includes('${outputs.'),
+  );
+  if (ctx.cache && plain.length) {
+    const versions = await ctx.versions.get(
+      tx,
+      plain.map((t) => t.moduleVersionId!),
+    );
+    plain = plain.filter((t) => !cacheable(versions.get(t.moduleVersionId!)!.version.manifest));
+  }
+  return new Set(plain.map((t) => t.id));
+}
+
+/** Writes new tasks as READY (with their feed event), as `startRun` does for the tasks it does not hand over unwritten. */
+async function writeReady(tc: TxContext, rows: (NewTask & { id: string })[], unwritten: UnwrittenTasks): Promise<void> {
+  await bulkInsert(tc.tx, tasks, rows);
+  for (const t of rows) {
+    unwritten.delete(t.id);
+    taskStatusEvent(tc.step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, 'READY');
+  }
 }
 
 /** The part of `ready` that the run's and the pools' concurrency limits let start now. */
@@ -163,8 +212,11 @@ async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage
   return oversized;
 }
 
-/** Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. Returns whether it queued any. */
-async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: string[]): Promise<boolean> {
+/**
+ * Writes the bus message of each task's next attempt, with its module and its upstreams' outputs. Returns whether it
+ * queued any. Tasks among `unwritten` are inserted QUEUED (and taken out of it) rather than updated.
+ */
+async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: string[], unwritten?: UnwrittenTasks): Promise<boolean> {
   const { ctx, tx, step } = tc;
   if (!all.length) return false;
   let ready = all;
@@ -176,6 +228,14 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   const outputs = await upstreamOutputs(tc, run, ready);
   let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at));
   let bytes = messages.map((m) => Buffer.byteLength(JSON.stringify(m)));
+  const tooLarge = unwritten?.size ? ready.filter((t, i) => bytes[i]! > messageLimit(tc) && unwritten.has(t.id)) : [];
+  // Failed below by an update of their row: written first.
+  if (tooLarge.length)
+    await writeReady(
+      tc,
+      tooLarge.map((t) => unwritten!.get(t.id)!),
+      unwritten!,
+    );
   const oversized = await failOversized(tc, ready, messages, bytes, ended);
   if (oversized.size) {
     ready = ready.filter((_, i) => !oversized.has(i));
@@ -194,9 +254,17 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
   // pass); the rows are the fallback the relay publishes should that not happen. Nothing here needs the statement's
   // answer before the commit: it is written behind the transaction's next statements.
+  const inserted = unwritten?.size ? ready.filter((t) => unwritten.has(t.id)) : [];
+  const insertedIds = new Set(inserted.map((t) => t.id));
+  const newRows = inserted.map((t) => {
+    const row = unwritten!.get(t.id)!;
+    unwritten!.delete(t.id);
+    return { ...row, status: 'QUEUED' as const, attempt: 1, queuedAt: step.at };
+  });
   queueAndWrite(
     tc,
-    ready.map((t) => t.id),
+    ready.filter((t) => !insertedIds.has(t.id)).map((t) => t.id),
+    newRows,
     rows,
     (inserted) => {
       const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
@@ -209,29 +277,34 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
 }
 
 /**
- * One statement for what enqueue writes: the tasks' next attempt QUEUED, their messages' outbox rows (returning their
- * ids) and, when the relay has some, the outbox rows of earlier direct publishes the bus has already taken (deleted
- * here rather than by a statement of their own: two statements less per chain edge). The tasks and the rows each
- * travel as one parameter, whatever their number.
+ * One statement for what enqueue writes: the tasks' next attempt QUEUED (new tasks inserted so), their messages'
+ * outbox rows (returning their ids) and, when the relay has some, the outbox rows of earlier direct publishes the bus
+ * has already taken (deleted here rather than by a statement of their own: two statements less per chain edge). The
+ * tasks and the rows each travel as one parameter, whatever their number.
  */
 function queueAndWrite(
   tc: TxContext,
   taskIds: string[],
+  newTasks: NewTask[],
   rows: Omit<OutboxRow, 'id' | 'createdAt'>[],
   written: (inserted: { id: string | number; msg_id: string }[]) => void,
 ) {
   const { ctx, step } = tc;
   const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
   if (published) step.deletedPublished.push(published);
-  const gone = published ? sql`, gone as (delete from outbox where id = any(${arrayOf(published.ids, 'bigint')}))` : sql``;
-  const json = JSON.stringify(rows.map((r) => ({ kind: r.kind, pool: r.pool, msg_id: r.msgId, payload: r.payload })));
-  writeBehind<{ id: string | number; msg_id: string }>(
-    tc,
-    sql`with queued as (
+  const parts: SQL[] = [];
+  if (taskIds.length)
+    parts.push(sql`queued as (
         update tasks set status = 'QUEUED', attempt = attempt + 1, queued_at = ${step.at.toISOString()}::timestamptz, started_at = null,
           finished_at = null, retry_at = null, reason = null, message = null, exit_code = null, progress = null, progress_message = null,
           heartbeat_at = null
-        where id = any(${arrayOf(taskIds, 'uuid')}))${gone}
+        where id = any(${arrayOf(taskIds, 'uuid')}))`);
+  if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
+  if (published) parts.push(sql`gone as (delete from outbox where id = any(${arrayOf(published.ids, 'bigint')}))`);
+  const json = JSON.stringify(rows.map((r) => ({ kind: r.kind, pool: r.pool, msg_id: r.msgId, payload: r.payload })));
+  writeBehind<{ id: string | number; msg_id: string }>(
+    tc,
+    sql`with ${sql.join(parts, sql`, `)}
       insert into outbox (kind, pool, msg_id, payload)
       select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
       returning id, msg_id`,

@@ -1,6 +1,7 @@
 // The rows the recorder writes from executor events: the task event itself, a success's columns and time split,
 // and the progress a batch ends with per task. Pure; record-events.ts writes them.
-import type { ExecutorEvent } from '../../plugins/protocol';
+import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
+import { seqBlock } from './attempts';
 
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
@@ -10,8 +11,40 @@ export const eventRow = (e: ExecutorEvent) => {
   const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
   // A metric event's points live in metric_points; the event keeps where they are.
   const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
-  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: { host, ...kept } };
+  const stored: Record<string, unknown> = { host, ...kept };
+  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: stored };
 };
+
+/**
+ * The task_events rows of `events` (all to be stored). A progress report whose execution's result comes after it in
+ * the same batch is carried by that result's row (`payload.progress`: the latest such report) rather than stored as a
+ * row of its own: progress is a level that the result ends, read later by nothing but the success's update and the live
+ * feed, which both take it from the batch. One row less per short attempt. `carrier`: for each report carried, the
+ * result whose row carries it, so the report is new exactly when that row is.
+ */
+export function eventRows(events: ExecutorEvent[]): { rows: ReturnType<typeof eventRow>[]; carrier: Map<ExecutorEvent, Result> } {
+  const execution = (e: ExecutorEvent) => `${e.taskId}:${e.attempt}:${seqBlock(e.seq)}`;
+  const results = new Map<string, Result>();
+  for (const e of events) if (e.kind === 'result' && !results.has(execution(e))) results.set(execution(e), e);
+  const carrier = new Map<ExecutorEvent, Result>();
+  const carried = new Map<Result, Progress>();
+  for (const e of events) {
+    const result = e.kind === 'progress' ? results.get(execution(e)) : undefined;
+    if (e.kind !== 'progress' || !result || result.seq < e.seq) continue;
+    carrier.set(e, result);
+    const latest = carried.get(result);
+    if (!latest || latest.seq < e.seq) carried.set(result, e);
+  }
+  const rows = events
+    .filter((e) => !carrier.has(e))
+    .map((e) => {
+      const row = eventRow(e);
+      const progress = e.kind === 'result' ? carried.get(e) : undefined;
+      if (progress) row.payload = { ...row.payload, progress: { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at } };
+      return row;
+    });
+  return { rows, carrier };
+}
 
 /** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
 export function timings(e: Result): { provisioning: number | null; execution: number } {
@@ -45,4 +78,28 @@ export function latestPerTask<T extends { taskId: string; seq: number }>(events:
     if (!prev || prev.seq < e.seq) latest.set(e.taskId, e);
   }
   return [...latest.values()];
+}
+
+/**
+ * What is kept of a result that came second: another execution of an attempt whose result is already recorded (or
+ * comes first in the same batch) reported one too. The first result decides; this one is kept as a line in the
+ * task's log, under its own sequence number (so a redelivery of it adds nothing), saying it was ignored and why.
+ */
+export function ignoredResultNote(e: Result, winner: number | undefined): ExecutorEvent {
+  const { outcome } = e;
+  const why = [outcome.state, outcome.reason, outcome.message].filter(Boolean).join(': ');
+  const first = winner === undefined ? '' : ` (execution ${winner})`;
+  return {
+    taskId: e.taskId,
+    runId: e.runId,
+    attempt: e.attempt,
+    seq: e.seq,
+    at: e.at,
+    host: e.host,
+    kind: 'log',
+    stream: 'stderr',
+    lines: [
+      `[atelier] ignored the result of execution ${Math.floor(e.seq / SEQ_BLOCK)} of attempt ${e.attempt} on ${e.host} (${why}): the attempt already has the result of another execution${first}`,
+    ],
+  };
 }

@@ -14,12 +14,12 @@ import type { FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
 import { type MetricPointInput, storeMetricPoints } from '../tracking/metrics';
-import { isCurrent, reportVerdict, resultVerdict, seqBlock } from './attempts';
+import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { crashPoint } from './crash-hook';
-import { eventRow, latestPerTask, progressRow, successRow, timings } from './event-rows';
+import { eventRows, ignoredResultNote, latestPerTask, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -99,11 +99,21 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     );
     const refused = new Set<ExecutorEvent>();
     for (const e of reports) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
-    const kept = reports.filter((e) => !refused.has(e));
+    // A second execution's result (the attempt's first result decides) is kept only as a note in the task's log.
+    const seconds = secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
+    for (const e of seconds.keys()) refused.add(e);
+    const notes = [...seconds].map(([e, first]) => ignoredResultNote(e as Result, first));
+    // Progress of an attempt whose result is stored says nothing any more (and may be one its result's row carries).
+    const ended = (e: ExecutorEvent) => e.kind === 'progress' && resultBlocks.has(`${e.taskId}:${e.attempt}`) && !isCurrent(known.get(e.taskId)!, e.attempt);
+    const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
     // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
-    const inserted = await bulkInsert(tx, taskEvents, kept.map(eventRow), { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
+    const { rows, carrier } = eventRows(kept);
+    const inserted = await bulkInsert(tx, taskEvents, rows, { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
     const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-    const fresh = kept.filter((e) => isNew.has(`${e.taskId}:${e.attempt}:${e.seq}`));
+    const fresh = kept.filter((e) => {
+      const stored = carrier.get(e) ?? e;
+      return isNew.has(`${stored.taskId}:${stored.attempt}:${stored.seq}`);
+    });
     await recordNotes(tc, fresh, known);
     const progress = latestPerTask(fresh.filter((e): e is Progress => e.kind === 'progress'));
     // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).

@@ -19,11 +19,21 @@ import { runSucceeded } from './run-signals';
  */
 export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>): Promise<void> {
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
-  const ready = finished.length ? await evaluate(tc, run, finished, statuses) : undefined;
-  const queued = await dispatch(tc, run, ready);
-  // A task queued just now keeps the run open: no need to ask.
-  if (finished.length && !queued) await finishIfDone(tc, run);
+  const evaluated = finished.length ? await evaluate(tc, run, finished, statuses) : undefined;
+  const queued = await dispatch(tc, run, evaluated?.ready);
+  // A task queued just now keeps the run open: no need to ask. With nothing READY, dispatch changed nothing, so the
+  // counting statement's answer (whether a task is open, and if none is, how they ended) still holds.
+  if (finished.length && !queued) await finishIfDone(tc, run, evaluated?.ready.length === 0 ? evaluated.openness : undefined);
 }
+
+/** Whether a run has a task still open and, only when none is, every status its tasks ended in. */
+interface Openness {
+  open: boolean;
+  statuses: TaskStatus[] | null;
+}
+const openness = (runId: string) =>
+  sql`with o as (select exists (select 1 from tasks where run_id = ${runId} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open)
+        select o.open, case when o.open then null else (select json_agg(distinct status) from tasks where run_id = ${runId}) end as statuses from o`;
 
 /** Records how an attempt ended: final, or RETRYING with its backoff. */
 export async function applyOutcome(
@@ -60,7 +70,12 @@ export async function applyOutcome(
  * which can never run (SKIPPED, which in turn may decide their own downstream). Returns every READY task of the run
  * afterwards, in dispatch order, so dispatch need not read them again.
  */
-async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[], statuses?: Map<string, TaskStatus>): Promise<Task[]> {
+async function evaluate(
+  { tx, step }: TxContext,
+  run: Run,
+  nodes: string[],
+  statuses?: Map<string, TaskStatus>,
+): Promise<{ ready: Task[]; openness: Openness }> {
   let frontier = nodes;
   let known = statuses;
   for (;;) {
@@ -77,20 +92,23 @@ async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[], stat
     // One statement (it was three with dispatch's read): the counts and, for the tasks they make ready, the READY
     // status (rules.ts readyWhen is readinessFromCounts' 'ready' in SQL), returning the tasks it counted into and the
     // run's other READY tasks. The second part sees the run as it was before the update, when the tasks made ready
-    // were still PENDING, so no task comes twice; after the last pass, the READY rows are all the run has.
-    const rows = (
-      await queryRows<Record<string, unknown>>(
-        tx,
-        sql`with c as (
+    // were still PENDING, so no task comes twice; after the last pass, the READY rows are all the run has. Every row
+    // also says whether the run has an open task (a task it makes READY was PENDING, open either way) and, if none,
+    // how they ended: finishIfDone's question, answered without a round trip of its own (one row when no task came).
+    const answer = await queryRows<Record<string, unknown>>(
+      tx,
+      sql`with c as (
             update tasks set upstream_done = ${done}, upstream_succeeded = ${succeeded}, upstream_failed = ${failed},
               status = case when ${ready} then 'READY' else tasks.status end,
               queued_at = case when ${ready} then ${step.at.toISOString()}::timestamptz else tasks.queued_at end
             where tasks.run_id = ${run.id} and tasks.status = 'PENDING' and tasks.depends_on && ${endedAll}
-            returning tasks.*)
-          select * from (select true as counted, c.* from c union all select false as counted, t.* from tasks t where t.run_id = ${run.id} and t.status = 'READY') u
+            returning tasks.*),
+          openness as (${openness(run.id)})
+          select openness.open as run_open, openness.statuses as run_statuses, u.* from openness left join
+            (select true as counted, c.* from c union all select false as counted, t.* from tasks t where t.run_id = ${run.id} and t.status = 'READY') u on true
           order by u.queued_at, u.node`,
-      )
-    ).map((row) => ({ counted: row.counted === true, task: taskFromRow(row) }));
+    );
+    const rows = answer.filter((row) => row.id !== null && row.id !== undefined).map((row) => ({ counted: row.counted === true, task: taskFromRow(row) }));
     const candidates = rows.filter((r) => r.counted).map((r) => r.task);
     const count = (t: Task) => ({ total: t.dependsOn.length, done: t.upstreamDone, succeeded: t.upstreamSucceeded, failed: t.upstreamFailed });
     const skipped = candidates.filter((c) => c.status !== 'READY' && readinessFromCounts(c.triggerRule, count(c)) === 'skip');
@@ -100,7 +118,11 @@ async function evaluate({ tx, step }: TxContext, run: Run, nodes: string[], stat
       await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
       taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
     }
-    if (!skipped.length) return rows.map((r) => r.task).filter((t) => t.status === 'READY');
+    if (!skipped.length)
+      return {
+        ready: rows.map((r) => r.task).filter((t) => t.status === 'READY'),
+        openness: { open: answer[0]?.run_open === true, statuses: (answer[0]?.run_statuses as TaskStatus[] | null) ?? null },
+      };
     frontier = skipped.map((t) => t.node);
     known = new Map(skipped.map((t) => [t.node, 'SKIPPED']));
   }
@@ -127,16 +149,12 @@ async function endedStatuses(tx: TxContext['tx'], runId: string, nodes: string[]
 }
 
 /** Ends the run when no task is open any more. */
-export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
+export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): Promise<void> {
   const { tx, step } = tc;
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
   // One statement: whether a task is still open and, only when none is (CASE evaluates its subquery only then), every
-  // status the run's tasks ended in.
-  const [row] = await queryRows<{ open: boolean; statuses: TaskStatus[] | null }>(
-    tx,
-    sql`with o as (select exists (select 1 from tasks where run_id = ${run.id} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open)
-        select o.open, case when o.open then null else (select json_agg(distinct status) from tasks where run_id = ${run.id}) end as statuses from o`,
-  );
+  // status the run's tasks ended in. `known`: the answer of a statement of this transaction after its last change.
+  const [row] = known ? [known] : await queryRows<Openness>(tx, openness(run.id));
   if (!row || row.open) return;
   const status = finalRunStatus(row.statuses ?? []);
   const message = status === 'FAILED' ? await firstFailures(tc, run.id) : null;
@@ -147,9 +165,15 @@ export async function finishIfDone(tc: TxContext, run: Run): Promise<void> {
     started_at = ${(run.startedAt ?? step.at).toISOString()}::timestamptz where id = ${run.id}`,
   );
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
-  // The webhooks' and the triggers' lookups are independent reads: sent together.
-  const [hooked, signalled] = await Promise.all([emitRunEnded(tx, run, status, message, step.at), status === 'SUCCEEDED' ? runSucceeded(tx, run) : false]);
-  if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
+  // The webhooks' and the triggers' lookups (and what they write) are independent of the rest of the transaction: sent
+  // together and awaited only before the commit, like writeBehind's writes, so the feed's append follows at once.
+  const ended = Promise.all([emitRunEnded(tx, run, status, message, step.at), status === 'SUCCEEDED' ? runSucceeded(tx, run) : false]).then(
+    ([hooked, signalled]) => {
+      if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
+    },
+  );
+  ended.catch(() => undefined); // handled: transact awaits it
+  step.writes.push(ended);
   run.status = status;
   await notifyParent(tc, run, status, message);
 }

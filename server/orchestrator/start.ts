@@ -2,6 +2,7 @@
 // rerun that reuses a run's results; each plans its tasks, checks their data access, and dispatches what is ready.
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
+import { traceHop, traceNow } from '../../plugins/trace';
 import { AuditedDenial } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
@@ -23,7 +24,7 @@ import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
 import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } from './batch-inputs';
 import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
-import { dispatch } from './dispatch';
+import { dispatch, mayQueueUnwritten } from './dispatch';
 import { findRunByKey } from './idempotency';
 import { insertedTask } from './known-facts';
 import { admitsNewRun } from './limits';
@@ -34,6 +35,7 @@ import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSw
 import { finishIfDone } from './settle';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
+  const entered = traceNow();
   checkIdempotencyKey(input.idempotencyKey);
   checkPriority(input.priority);
   const existing = async () => {
@@ -43,7 +45,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
   const earlier = await existing();
   if (earlier) return sameWorkflow(ctx, earlier, input);
   try {
-    return await transact(ctx, async (tc) => {
+    const run = await transact(ctx, async (tc) => {
       const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
@@ -66,6 +68,8 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
     });
+    traceHop('control plane: startRun entered', run.id, entered);
+    return run;
   } catch (error) {
     // Two requests with the same key at once: the loser returns the winner's run.
     const winner = await existing().catch(() => undefined);
@@ -130,16 +134,19 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
 }
 
 async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
-  const [workflow] = await tx
-    .select()
+  // The workflow and the version wanted (its latest unless named) in one statement.
+  const [found] = await tx
+    .select({ workflow: workflows, version: workflowVersions })
     .from(workflows)
+    .leftJoin(
+      workflowVersions,
+      and(eq(workflowVersions.workflowId, workflows.id), eq(workflowVersions.version, version === undefined ? workflows.latestVersion : sql`${version}`)),
+    )
     .where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+  const workflow = found?.workflow;
   if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = version ?? workflow.latestVersion;
-  const [wv] = await tx
-    .select()
-    .from(workflowVersions)
-    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, wanted)));
+  const wv = found.version;
   if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
   return { workflow, version: wv };
 }
@@ -219,6 +226,10 @@ async function assertMayRunWorkflowIn(tx: Tx, { workflow: current, version, doma
 /** Plans and writes a run with its tasks, then dispatches what can start (a run waiting for admission starts none). */
 export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
+  // The workflow's experiment is read (made on first use) alongside the checks and the plan rather than after them:
+  // the statements share the transaction's connection and follow each other without a round trip of their own.
+  const experiment = input.experimentId === undefined ? workflowExperiment(tx, input.workflow) : undefined;
+  experiment?.catch(() => undefined); // awaited below; a check that throws first ends the transaction anyway
   await assertMayRunWorkflowIn(tx, input);
   const spec = input.version.spec;
   const clustersUsed = new Map<string, HotCluster>();
@@ -271,10 +282,14 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       .where(and(eq(runs.workflowId, input.workflow.id), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
     admitted = admitsNewRun(maxActiveRuns, active?.n ?? 0);
   }
-  const experimentId = input.experimentId ?? (await workflowExperiment(tx, input.workflow)).id;
-  const [run] = await tx
+  const experimentId = input.experimentId ?? (await experiment!).id;
+  // The run's id is made here, so its tasks' insert follows the run's on the connection without waiting for it (one
+  // round trip for both): Postgres runs them in the order sent, so the tasks' reference to the run holds.
+  const runId = randomUUID();
+  const insertedRun = tx
     .insert(runs)
     .values({
+      id: runId,
       workflowId: input.workflow.id,
       workflowVersionId: input.version.id,
       experimentId,
@@ -295,14 +310,16 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       createdAt: step.at,
       message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
     })
-    .returning();
+    .returning()
+    .then(([row]) => row!); // `then` sends it now, before the tasks' insert below
+  insertedRun.catch(() => undefined); // awaited with the tasks' insert below
   const statuses = initialStatuses(planned, input.reuse);
   const rows: (NewTask & { id: string })[] = planned.map((p) => {
     const reused = input.reuse?.get(p.node);
     const status = statuses.get(p.node)!;
     return {
       id: randomUUID(),
-      runId: run!.id,
+      runId,
       node: p.node,
       kind: p.kind,
       moduleRef: p.moduleRef,
@@ -343,17 +360,29 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
           : {}),
     };
   });
-  await bulkInsert(tx, tasks, rows);
-  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
-  for (const t of rows)
-    if (t.status !== 'PENDING') taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
-  // The READY tasks as just written, in the order dispatch reads them (queued together, so by node: the database's C
-  // collation is code-unit order), rather than read back.
+  // The READY tasks as written, in the order dispatch reads them (queued together, so by node: the database's C
+  // collation is code-unit order), rather than read back. Those dispatch queues at once whatever it reads are left
+  // for it to write, QUEUED: one row version and one feed event less per task.
   const ready = rows
     .filter((t) => t.status === 'READY')
     .map(insertedTask)
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  await dispatch(tc, run!, ready);
-  await finishIfDone(tc, run!);
+  const direct = await mayQueueUnwritten(tc, { admitted, maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null, status: 'QUEUED' }, ready);
+  const [run] = await Promise.all([
+    insertedRun,
+    bulkInsert(
+      tx,
+      tasks,
+      rows.filter((t) => !direct.has(t.id)),
+    ),
+  ]);
+  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
+  for (const t of rows)
+    if (t.status !== 'PENDING' && !direct.has(t.id))
+      taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
+  // A run that queued a task is open: the check for a run with nothing left to do (all reused, skipped or composite
+  // work done at once) is a round trip only the others need.
+  const unwritten = new Map(rows.filter((t) => direct.has(t.id)).map((t) => [t.id, t]));
+  if (!(await dispatch(tc, run!, ready, unwritten))) await finishIfDone(tc, run!);
   return run!;
 }

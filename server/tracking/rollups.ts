@@ -11,7 +11,7 @@ export type RollupAxis = 'seq' | 'step';
 /** Each axis's bucket widths as shifts (a bucket holds keys `bucket << shift` to `((bucket + 1) << shift) - 1`), finest first. */
 export const ROLLUP_SHIFTS: Record<RollupAxis, readonly number[]> = { seq: [4, 8, 12], step: [3, 6, 9, 12, 15] };
 
-/** Buckets per page row: a page holds buckets `page << ROLLUP_PAGE_SHIFT` to `((page + 1) << ROLLUP_PAGE_SHIFT) - 1` (migration 0044 too). */
+/** Buckets per page row: a page holds buckets `page << ROLLUP_PAGE_SHIFT` to `((page + 1) << ROLLUP_PAGE_SHIFT) - 1` (migration 0045 too). */
 export const ROLLUP_PAGE_SHIFT = 5;
 
 /** A page's per-bucket columns, in the order of RollupRow's [lo, hi, first, last] arrays. */

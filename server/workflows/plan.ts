@@ -1,6 +1,6 @@
 // Planning a run: resolve every task's module reference to a pinned version, check its parameters against the
 // module's schema, and decide its executor, pool and limits. Pure with respect to the run: nothing is written.
-import { and, eq, inArray, ne, or } from 'drizzle-orm';
+import { and, eq, inArray, ne } from 'drizzle-orm';
 import { DEFAULT_GPU_POOL, type GpuRouting, gpuPoolFor, knownHosts } from '../compute/routing';
 import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
 import type { Tx } from '../db/client';
@@ -56,26 +56,33 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise
     byModule.get(key)!.add(selector);
   }
   const resolved = new Map<string, PlannedTask['version'] | string>();
-  for (const [key, selectors] of byModule) {
+  // Each module's row, its tags and its versions are independent reads by its name: all of them, for every module, are
+  // sent at once (one round trip on the transaction's connection, not three per module).
+  const reads = [...byModule].map(async ([key, selectors]) => {
     const [namespace, name] = key.split('/') as [string, string];
-    const [mod] = await tx
-      .select()
-      .from(modules)
-      .where(and(eq(modules.namespace, namespace), eq(modules.name, name)));
+    const named = and(eq(modules.namespace, namespace), eq(modules.name, name));
+    const wanted = [...selectors];
+    const [[mod], tagRows, versionRows] = await Promise.all([
+      tx.select({ id: modules.id }).from(modules).where(named),
+      tx
+        .select({ tag: moduleTags.tag, version: moduleVersions })
+        .from(moduleTags)
+        .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
+        .innerJoin(modules, eq(modules.id, moduleTags.moduleId))
+        .where(and(named, inArray(moduleTags.tag, wanted))),
+      tx
+        .select({ version: moduleVersions })
+        .from(moduleVersions)
+        .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
+        .where(and(named, inArray(moduleVersions.version, wanted))),
+    ]);
+    return { key, namespace, name, selectors, mod, tagRows, versionRows: versionRows.map((r) => r.version) };
+  });
+  for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of await Promise.all(reads)) {
     if (!mod) {
       for (const s of selectors) resolved.set(`${key}@${s}`, `unknown module ${key}; publish it first with \`npx atelier module push DIR\``);
       continue;
     }
-    const wanted = [...selectors];
-    const tagRows = await tx
-      .select({ tag: moduleTags.tag, version: moduleVersions })
-      .from(moduleTags)
-      .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
-      .where(and(eq(moduleTags.moduleId, mod.id), inArray(moduleTags.tag, wanted)));
-    const versionRows = await tx
-      .select()
-      .from(moduleVersions)
-      .where(and(eq(moduleVersions.moduleId, mod.id), or(inArray(moduleVersions.version, wanted))));
     for (const selector of selectors) {
       const version = tagRows.find((r) => r.tag === selector)?.version ?? versionRows.find((v) => v.version === selector);
       resolved.set(`${key}@${selector}`, version ? { ...version, namespace, name } : `module ${key} has no tag or version "${selector}"`);

@@ -1,7 +1,9 @@
 // What the suite measures once the system has settled, from the database, the executions the modules reported
 // (their log file, their stdout lines recorded by Atelier, their processes seen in /proc) and the subscribers.
+
 import { readFile } from 'node:fs/promises';
 import type postgres from 'postgres';
+import { SEQ_BLOCK } from '../../plugins/protocol';
 import type { ModuleProcess, Orphan } from './procs';
 import type { RunWatch } from './subscribers';
 
@@ -38,7 +40,16 @@ export interface Measured {
   counters: Counters;
   evidence: Evidence;
   runs: { total: number; byStatus: Record<string, number>; scheduled: number };
-  tasks: { total: number; byStatus: Record<string, number>; executions: number; attemptsRetried: number };
+  tasks: {
+    total: number;
+    byStatus: Record<string, number>;
+    executions: number;
+    attemptsRetried: number;
+    /** Attempts whose recorded events came from more than one execution (sequence blocks), and results kept only as
+     * a note that they were ignored (another execution's result had decided the attempt). Not faults: what they cost. */
+    attemptsExecutedAgain: number;
+    resultsIgnored: number;
+  };
   executionSources: Record<string, number>;
   subscribers: { total: number; graphqlWs: number; sse: number; reconnects: number; completed: number };
   /** Module processes running under a host when it was SIGKILLed: the candidates for orphans. */
@@ -161,6 +172,10 @@ export async function measure(input: MeasureInput): Promise<Measured> {
     .map(({ tick, fire, runs }) => ({ tick, runs, outcome: fire?.outcome ?? 'never claimed', message: fire?.message }));
 
   const executionsCount = input.executions.length;
+  const [again] = await sql<{ attempts: number; ignored: number }[]>`
+    select
+      (select count(*)::int from (select 1 from task_events group by task_id, attempt having count(distinct floor(seq / ${SEQ_BLOCK})) > 1) a) as attempts,
+      (select count(*)::int from task_events where kind = 'log' and payload->'lines'->>0 like '[atelier] ignored the result%') as ignored`;
   return {
     counters: {
       runsLost: runsLost.length,
@@ -186,6 +201,8 @@ export async function measure(input: MeasureInput): Promise<Measured> {
       byStatus: countBy(tasks, (t) => t.status),
       executions: executionsCount,
       attemptsRetried: tasks.filter((t) => t.attempt > 1).length,
+      attemptsExecutedAgain: again!.attempts,
+      resultsIgnored: again!.ignored,
     },
     executionSources: countBy(
       input.executions.flatMap((e) => e.sources),

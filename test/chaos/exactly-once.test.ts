@@ -30,6 +30,7 @@ beforeAll(async () => {
       'once-crash': [{ name: 'only', parameters: { ms: 0, sleepMs: 1500 } }],
       'once-redeliver': [{ name: 'only', parameters: { ms: 0, sleepMs: 0 } }],
       'once-stale': [{ name: 'only', parameters: { ms: 0, sleepMs: 0 } }],
+      'once-carried': [{ name: 'only', parameters: { ms: 0, sleepMs: 0 } }],
     },
     // Far below the event consumer's 30 s ack wait: nothing may depend on the order of the two.
     env: { ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '2' },
@@ -117,7 +118,7 @@ it('a task message redelivered after its task finished is dropped by the host, n
   expect(await successes(before.id)).toBe(1);
 }, 180_000);
 
-it('stale reports for an attempt that already finished change nothing', async () => {
+it('stale reports for an attempt that already finished change nothing; its results are noted as ignored', async () => {
   const runId = await startRun('once-stale');
   expect(await waitForRun(runId)).toBe('SUCCEEDED');
   await busDrained();
@@ -139,8 +140,41 @@ it('stale reports for an attempt that already finished change nothing', async ()
   await busDrained();
 
   expect(await taskOf(runId)).toEqual(before);
-  expect(await eventCount(before.id)).toBe(events);
+  // Of the other execution, only a note per result it reported (in the task's log, under the result's own number).
+  const added = await sql<{ seq: string; kind: string; line: string }[]>`
+    select seq, kind, payload->'lines'->>0 as line from task_events where task_id = ${before.id} and seq >= ${seq} order by seq`;
+  expect(added.map((e) => [Number(e.seq) - seq, e.kind])).toEqual([
+    [4, 'log'],
+    [5, 'log'],
+  ]);
+  expect(added[0]!.line).toMatch(/^\[atelier\] ignored the result of execution 3 of attempt 1 on ghost \(SUCCEEDED\)/);
+  expect(added[1]!.line).toContain('(FAILED: late)');
+  expect(await eventCount(before.id)).toBe(events + 2);
   expect(await successes(before.id)).toBe(1);
   const { run } = await gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: runId });
   expect(run.status).toBe('SUCCEEDED');
+}, 180_000);
+
+it('a progress report its result’s row carries, delivered again alone, is neither stored nor shown again', async () => {
+  const runId = await startRun('once-carried');
+  expect(await waitForRun(runId)).toBe('SUCCEEDED');
+  await busDrained();
+  const before = await taskOf(runId);
+  const [result] = await sql<{ progress: { seq: number; fraction: number; message: string | null; at: string } | null; host: string }[]>`
+    select payload->'progress' as progress, payload->>'host' as host from task_events where task_id = ${before.id} and kind = 'result'`;
+  // A short attempt's progress travels with its result and is stored in the result's row.
+  expect(result!.progress).not.toBeNull();
+  const events = await eventCount(before.id);
+  const feed = async () => (await sql`select event_seq::int as n from runs where id = ${runId}`)[0]!.n as number;
+  const shown = await feed();
+
+  // The report alone, as JetStream would redeliver a message of its own whose ack was lost.
+  const { seq, fraction, message, at } = result!.progress!;
+  const again: ExecutorEvent = { taskId: before.id as string, runId, attempt: 1, host: result!.host, at, seq, kind: 'progress', fraction, message };
+  await hostBus.publishEvent(again, `${again.taskId}:${again.attempt}:${again.seq}:again`);
+  await busDrained();
+
+  expect(await taskOf(runId)).toEqual(before);
+  expect(await eventCount(before.id)).toBe(events);
+  expect(await feed()).toBe(shown);
 }, 180_000);

@@ -433,6 +433,7 @@ export function figuresTable(r: ChaosReport): string {
     ['tasks by status', JSON.stringify(m.tasks.byStatus)],
     ['tasks on a later attempt', m.tasks.attemptsRetried],
     ['executions seen (by source)', `${m.tasks.executions} ${JSON.stringify(m.executionSources)}`],
+    ['attempts recorded from several executions, results ignored', `${m.tasks.attemptsExecutedAgain}, ${m.tasks.resultsIgnored}`],
     ['subscribers (graphql-ws / SSE), reconnects', `${m.subscribers.total} (${m.subscribers.graphqlWs} / ${m.subscribers.sse}), ${m.subscribers.reconnects}`],
     ['schedule ticks', m.ticks],
     ['module processes running under a host when it was killed', m.modulesUnderKilledHosts],

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNoopExecutor, type NoopHandle } from '../../executors/noop/index';
 import { claimAction } from '../../plugins/host/attempt';
-import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
+import { type AttemptClaim, type ClaimAnswer, SEQ_BLOCK } from '../../plugins/protocol';
 import type { Executor } from '../../plugins/sdk';
 import { createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from './host-harness';
 
@@ -52,8 +52,9 @@ describe('executor host claims', () => {
     await world.startHost([countingNoop()], { verifyClaims: true });
     const task = await world.submit(makeTask({ executor: 'noop' }));
     expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
-    // noop runs no module code (Executor.tracking false): its claim asks for no MLflow task token.
-    expect(claims).toEqual([{ taskId: task.taskId, runId: task.runId, attempt: 1, host: 'test-host', tracking: false }]);
+    // noop runs no module code (Executor.tracking false): its claim asks for no MLflow task token. It asks for an
+    // execution number (protocol 4); this control plane answers none, so the delivery count numbers its events.
+    expect(claims).toEqual([{ taskId: task.taskId, runId: task.runId, attempt: 1, host: 'test-host', tracking: false, execution: null }]);
     expect(submits).toEqual([`${task.taskId}:1`]);
   });
 
@@ -116,6 +117,28 @@ describe('executor host claims', () => {
     expect(submits).toEqual([`${task.taskId}:1`]);
     expect(ran).toEqual([]);
     expect(world.eventsOf(task.taskId)).toEqual([]);
+  });
+
+  it('numbers the execution’s events from the number its claim got, and keeps the number when it asks again after the download', async () => {
+    const claims: AttemptClaim[] = [];
+    await world.bus.serveClaims(async (claim) => {
+      claims.push(claim);
+      return { verdict: 'run', protocol: 4, execution: claim.execution ?? 2 };
+    });
+    const fetching: Executor = {
+      ...countingNoop(),
+      async submit(task, ctx) {
+        await ctx.artifactPath();
+        return createNoopExecutor().submit(task, ctx);
+      },
+    };
+    world.artifacts.add('sha256:fetched', __filename);
+    await world.startHost([fetching], { verifyClaims: true });
+    const task = await world.submit(makeTask({ executor: 'noop', module: { digest: 'sha256:fetched' } }));
+    const result = await world.result(task.taskId);
+    expect(claims.map((c) => c.execution)).toEqual([null, 2]);
+    expect(Math.floor(result.seq / SEQ_BLOCK)).toBe(2);
+    expect(world.eventsOf(task.taskId).every((e) => Math.floor(e.seq / SEQ_BLOCK) === 2)).toBe(true);
   });
 
   it('runs nothing while no control plane answers, and runs the attempt once one does', async () => {

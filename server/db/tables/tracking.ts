@@ -125,7 +125,7 @@ export const metricSummaries = pgTable(
  * Each series (task, metric, attempt) summarised in fixed buckets, kept by the statement that stores its points, so a
  * long series is downsampled from a few rows instead of every point. A bucket holds the points whose key (`axis` seq:
  * the point's order; step: its step) shifted right by `shift` is `bucket`. Buckets are stored packed: one row per
- * page of 32 buckets (`page` = bucket >> ROLLUP_PAGE_SHIFT, kept in the row: migration 0044), each column an array in bucket order
+ * page of 32 buckets (`page` = bucket >> ROLLUP_PAGE_SHIFT, kept in the row: migration 0045), each column an array in bucket order
  * holding the page's non-empty buckets (so a 2,000-point batch writes ~15 rows, not ~420 one per bucket). Per bucket:
  * the count; `lo_*`/`hi_*` = [value, seq, step] of the lowest and highest number (null while only NaN);
  * `first_*`/`last_*` = [key, seq, step, value] of the first and last point by key (then seq). Batches may arrive in

@@ -1,0 +1,197 @@
+// Two executions of one attempt (a bus that hands a message delivered before back as a first delivery, as the chaos
+// suite saw JetStream do): each numbers its events from the execution number its claim's answer gave it, so neither
+// execution's events are dropped as repeats of the other's. The first result recorded ends the attempt; a later
+// execution's result is kept as a note saying it was ignored. Driven through the host's own claim and attempt path
+// (claimAttempt, runAttempt) against the real app, its bus and its recorder.
+import { and, asc, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Delivery } from '../../plugins/bus/types';
+import { type Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../../plugins/host/attempt';
+import { SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../../plugins/protocol';
+import { createExecutorRegistry } from '../../plugins/registry';
+import { defineExecutor } from '../../plugins/sdk';
+import { tasks } from '../../server/db/tables/runs';
+import { taskEvents } from '../../server/db/tables/task-events';
+import { taskExecutions } from '../../server/db/tables/task-executions';
+import { createOrchestrator } from '../../server/orchestrator/orchestrator';
+import { startTestApp, type TestApp } from '../harness/app';
+
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  await t.publishFixture('sleep');
+  // A pool no host serves: only this test's executions run the task.
+  await t.createWorkflow({ name: 'twice', tasks: [{ name: 'only', module: 'test/sleep', executor: 'noop', pool: 'nobody', parameters: { ms: 0 } }] });
+}, 180_000);
+afterAll(async () => t?.stop());
+
+async function until<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** An executor whose attempts log until the test ends them, each with the outcome it is given. */
+function heldExecutor() {
+  const ends = new Map<string, (outcome: TaskOutcome) => void>();
+  const executor = defineExecutor<string>({
+    name: 'held',
+    workdir: false,
+    tracking: false,
+    async submit(_task, ctx) {
+      return ctx.host;
+    },
+    // It says something every few milliseconds while it runs: events that the database keeps (heartbeats it does not).
+    wait: (host, _task, ctx) =>
+      new Promise<TaskOutcome>((resolve) => {
+        let n = 0;
+        const talk = setInterval(() => ctx.log('stdout', `line ${n++}`), 5);
+        ends.set(host, (outcome) => {
+          clearInterval(talk);
+          resolve(outcome);
+        });
+      }),
+    async cancel() {},
+  });
+  return { executor, end: (host: string, outcome: TaskOutcome) => ends.get(host)!(outcome), started: (host: string) => ends.has(host) };
+}
+
+/** A delivery the bus calls a first one, however often the message was delivered before. */
+function firstDelivery(task: TaskMessage): Delivery<TaskMessage> & { settled?: string } {
+  const delivery: Delivery<TaskMessage> & { settled?: string } = {
+    data: { ...task },
+    redeliveryCount: 0,
+    ack: async () => void (delivery.settled = 'ack'),
+    nak: () => void (delivery.settled = 'nak'),
+    working: () => undefined,
+    term: () => void (delivery.settled = 'term'),
+  };
+  return delivery;
+}
+
+it("records both executions' events apart, applies the first result and notes the second as ignored", async () => {
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "twice") { id } }`);
+  const { db } = t.app.services;
+  const row = () =>
+    db
+      .select()
+      .from(tasks)
+      .where(eq(tasks.runId, startRun.id))
+      .then((r) => r[0]!);
+  const queued = await until(() => row().then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
+  const events = () => db.select().from(taskEvents).where(eq(taskEvents.taskId, queued.id)).orderBy(asc(taskEvents.seq));
+  const held = heldExecutor();
+  const runtime = (host: string): AttemptRuntime => ({
+    bus: t.app.bus,
+    registry: createExecutorRegistry([held.executor]),
+    host,
+    artifacts: { fetch: async () => '/nonexistent' },
+    workRoot: '/nonexistent',
+    // No heartbeats (they take sequence numbers the database does not keep): every number an execution uses is stored.
+    heartbeatEveryMs: 600_000,
+    logBatch: { bytes: 64_000, ms: 20 },
+    maxLogBytes: 1_000_000,
+    warn: () => undefined,
+    running: () => true,
+    verifyClaims: true,
+  });
+  const task = { taskId: queued.id, runId: startRun.id, attempt: 1, node: 'only', pool: 'nobody', executor: 'held' } as TaskMessage;
+  /** Claims (asking again while the control plane says later) and runs one execution; resolves when it is settled. */
+  async function execute(host: string): Promise<{ done: Promise<void> }> {
+    const rt = runtime(host);
+    for (;;) {
+      const delivery = firstDelivery(task);
+      if (await claimAttempt(rt, delivery)) {
+        const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+        return { done: runAttempt(rt, attempt, delivery, () => undefined) };
+      }
+      expect(delivery.settled).toBe('nak'); // held while the first execution's events are recorded, never dropped
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  // The first execution starts and logs; its events are recorded.
+  const first = await execute('first-host');
+  await until(async () => (await events()).length >= 4, "the first execution's start and logs");
+  expect((await row()).status).toBe('RUNNING');
+
+  // The bus hands the attempt out again as a first delivery: a second execution runs it and succeeds.
+  const second = await execute('second-host');
+  await until(async () => held.started('second-host'), 'the second execution to start');
+  held.end('second-host', { state: 'SUCCEEDED', outputs: { from: 'second' } });
+  await second.done;
+  const done = await until(() => row().then((task) => task.status === 'SUCCEEDED' && task), 'the second execution’s success to be recorded');
+  expect(done.outputs).toEqual({ from: 'second' });
+
+  // The first execution ends later with a result of its own: ignored, and said so in the task's events.
+  held.end('first-host', { state: 'SUCCEEDED', outputs: { from: 'first' } });
+  await first.done;
+  const note = await until(
+    async () => (await events()).find((e) => e.kind === 'log' && JSON.stringify(e.payload).includes('ignored')),
+    'the note on the ignored result',
+  );
+  expect(await row()).toMatchObject({ status: 'SUCCEEDED', outputs: { from: 'second' } });
+
+  // Each execution's events sit in a block of its own: the second's after all of the first's.
+  const all = await events();
+  const blockOf = (host: string) => [...new Set(all.filter((e) => e.payload.host === host).map((e) => Math.floor(e.seq / SEQ_BLOCK)))];
+  expect(blockOf('first-host')).toHaveLength(1);
+  expect(blockOf('second-host')).toHaveLength(1);
+  expect(blockOf('second-host')[0]).toBeGreaterThan(blockOf('first-host')[0]!);
+  const results = await db
+    .select()
+    .from(taskEvents)
+    .where(and(eq(taskEvents.taskId, queued.id), eq(taskEvents.kind, 'result')));
+  expect(results.map((r) => r.payload.host)).toEqual(['second-host']);
+  expect(note.payload.host).toBe('first-host');
+  expect(JSON.stringify(note.payload)).toContain('SUCCEEDED');
+}, 120_000);
+
+it('numbers each execution of an attempt, holds one whose attempt had an earlier execution, and keeps a number asked again', async () => {
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "twice") { id } }`);
+  const { services } = t.app;
+  const row = () =>
+    services.db
+      .select()
+      .from(tasks)
+      .where(eq(tasks.runId, startRun.id))
+      .then((r) => r[0]!);
+  const queued = await until(() => row().then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
+  // An orchestrator over the app's database whose recorder is ten events behind until the test says otherwise.
+  let backlog = { published: 100, recorded: 90 };
+  const orchestrator = createOrchestrator({
+    db: services.db,
+    feed: services.feed,
+    onOutbox: () => {},
+    defaults: services.planDefaults,
+    eventBacklog: async () => backlog,
+  });
+  const claim = { taskId: queued.id, runId: startRun.id, attempt: 1, host: 'h', execution: null };
+  // Two hosts claim the attempt at once, both first deliveries as far as the bus says: the first runs as execution 0;
+  // the second is execution 1, held while events published before it may be the first one's.
+  expect(await orchestrator.answerClaims([claim, { ...claim, host: 'h2' }])).toEqual([
+    { verdict: 'run', execution: 0 },
+    { verdict: 'later', reason: 'recording' },
+  ]);
+  // The first host asks again before it submits (after its download): it keeps its number, and uses none up.
+  expect(await orchestrator.answerClaims([{ ...claim, execution: 0 }])).toEqual([{ verdict: 'run', execution: 0 }]);
+  // Once those events are recorded and the attempt is still current, the second host's next claim runs, numbered anew.
+  backlog = { published: 120, recorded: 100 };
+  expect(await orchestrator.answerClaims([{ ...claim, host: 'h2' }])).toEqual([{ verdict: 'run', execution: 2 }]);
+  // A host below protocol 4 asks for no number and gets none.
+  const { execution: _, ...old } = claim;
+  expect(await orchestrator.answerClaims([old])).toEqual([{ verdict: 'run' }]);
+  // A new attempt's executions are numbered from 0 again.
+  await services.db.update(tasks).set({ attempt: 2 }).where(eq(tasks.id, queued.id));
+  expect(await orchestrator.answerClaims([{ ...claim, attempt: 2 }])).toEqual([{ verdict: 'run', execution: 0 }]);
+  const counts = await services.db.select().from(taskExecutions).where(eq(taskExecutions.taskId, queued.id));
+  expect(counts.sort((a, b) => a.attempt - b.attempt)).toEqual([
+    { taskId: queued.id, attempt: 1, count: 3 },
+    { taskId: queued.id, attempt: 2, count: 1 },
+  ]);
+});
