@@ -14,6 +14,7 @@ import { tasks } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
 import { taskExecutions } from '../../server/db/tables/task-executions';
 import { createOrchestrator } from '../../server/orchestrator/orchestrator';
+import { until } from '../batch/until';
 import { startTestApp, type TestApp } from '../harness/app';
 
 let t: TestApp;
@@ -25,16 +26,6 @@ beforeAll(async () => {
   await t.createWorkflow({ name: 'twice', tasks: [{ name: 'only', module: 'test/sleep', executor: 'noop', pool: 'nobody', parameters: { ms: 0 } }] });
 }, 180_000);
 afterAll(async () => t?.stop());
-
-async function until<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** An executor whose attempts log until the test ends them, each with the outcome it is given. */
 function heldExecutor() {
@@ -83,7 +74,7 @@ it("records both executions' events apart, applies the first result and notes th
       .from(tasks)
       .where(eq(tasks.runId, startRun.id))
       .then((r) => r[0]!);
-  const queued = await until(() => row().then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
+  const queued = await until('the task to be queued', () => row().then((task) => task.status === 'QUEUED' && task));
   const events = () => db.select().from(taskEvents).where(eq(taskEvents.taskId, queued.id)).orderBy(asc(taskEvents.seq));
   const held = heldExecutor();
   const runtime = (host: string): AttemptRuntime => ({
@@ -117,23 +108,22 @@ it("records both executions' events apart, applies the first result and notes th
 
   // The first execution starts and logs; its events are recorded.
   const first = await execute('first-host');
-  await until(async () => (await events()).length >= 4, "the first execution's start and logs");
+  await until("the first execution's start and logs", async () => (await events()).length >= 4);
   expect((await row()).status).toBe('RUNNING');
 
   // The bus hands the attempt out again as a first delivery: a second execution runs it and succeeds.
   const second = await execute('second-host');
-  await until(async () => held.started('second-host'), 'the second execution to start');
+  await until('the second execution to start', async () => held.started('second-host'));
   held.end('second-host', { state: 'SUCCEEDED', outputs: { from: 'second' } });
   await second.done;
-  const done = await until(() => row().then((task) => task.status === 'SUCCEEDED' && task), 'the second execution’s success to be recorded');
+  const done = await until('the second execution’s success to be recorded', () => row().then((task) => task.status === 'SUCCEEDED' && task));
   expect(done.outputs).toEqual({ from: 'second' });
 
   // The first execution ends later with a result of its own: ignored, and said so in the task's events.
   held.end('first-host', { state: 'SUCCEEDED', outputs: { from: 'first' } });
   await first.done;
-  const note = await until(
-    async () => (await events()).find((e) => e.kind === 'log' && JSON.stringify(e.payload).includes('ignored')),
-    'the note on the ignored result',
+  const note = await until('the note on the ignored result', async () =>
+    (await events()).find((e) => e.kind === 'log' && JSON.stringify(e.payload).includes('ignored')),
   );
   expect(await row()).toMatchObject({ status: 'SUCCEEDED', outputs: { from: 'second' } });
 
@@ -161,7 +151,7 @@ it('numbers each execution of an attempt, holds one whose attempt had an earlier
       .from(tasks)
       .where(eq(tasks.runId, startRun.id))
       .then((r) => r[0]!);
-  const queued = await until(() => row().then((task) => task.status === 'QUEUED' && task), 'the task to be queued');
+  const queued = await until('the task to be queued', () => row().then((task) => task.status === 'QUEUED' && task));
   // An orchestrator over the app's database whose recorder is ten events behind until the test says otherwise.
   let backlog = { published: 100, recorded: 90 };
   const orchestrator = createOrchestrator({
