@@ -31,6 +31,14 @@ const CELL_COLUMNS = [
   'last_step',
   'last_value',
 ] as const;
+/**
+ * A page's per-bucket columns (CELL_COLUMNS' order) aggregated from bucket rows whose cells are the arrays named
+ * `lo`, `hi` (value, seq, step) and `first`, `last` (key, seq, step, value): one array per column, in bucket order.
+ */
+const cellAggregates = (lo: string, hi: string, first: string, last: string) =>
+  [...[lo, hi].flatMap((a) => [1, 2, 3].map((i) => `${a}[${i}]`)), ...[first, last].flatMap((a) => [1, 2, 3, 4].map((i) => `${a}[${i}]`))]
+    .map((e) => `array_agg(${e} order by bucket)`)
+    .join(', ');
 const PAGE_COLUMNS = `task_id, name, attempt, axis, shift, page, total, buckets, ns, ${CELL_COLUMNS.join(', ')}`;
 
 /**
@@ -45,7 +53,7 @@ const MERGE_PAGES = sql.raw(`on conflict (task_id, name, attempt, axis, shift, p
           where r.buckets[array_upper(r.buckets, 1)] < excluded.buckets[1]
           union all
           select array_agg(bucket order by bucket), array_agg(n order by bucket),
-            ${['lo[1]', 'lo[2]', 'lo[3]', 'hi[1]', 'hi[2]', 'hi[3]', 'f[1]', 'f[2]', 'f[3]', 'f[4]', 'l[1]', 'l[2]', 'l[3]', 'l[4]'].map((e) => `array_agg(${e} order by bucket)`).join(', ')}
+            ${cellAggregates('lo', 'hi', 'f', 'l')}
           from (
             select bucket, sum(n)::bigint as n, min(array[lo_v, lo_s, lo_t]) filter (where lo_v is not null) as lo,
               max(array[hi_v, hi_s, hi_t]) filter (where hi_v is not null) as hi, min(array[f_k, f_s, f_t, f_v]) as f, max(array[l_k, l_s, l_t, l_v]) as l
@@ -84,7 +92,7 @@ export function rollupCtes(source: SQL): SQL {
     ), rolled as (
       insert into metric_rollup_pages as r (${sql.raw(PAGE_COLUMNS)})
       select task_id, name, attempt, axis, shift, bucket >> ${sql.raw(String(ROLLUP_PAGE_SHIFT))}, sum(n), array_agg(bucket order by bucket), array_agg(n order by bucket),
-        ${sql.raw(['lo[1]', 'lo[2]', 'lo[3]', 'hi[1]', 'hi[2]', 'hi[3]', 'first[1]', 'first[2]', 'first[3]', 'first[4]', 'last[1]', 'last[2]', 'last[3]', 'last[4]'].map((e) => `array_agg(${e} order by bucket)`).join(', '))}
+        ${sql.raw(cellAggregates('lo', 'hi', 'first', 'last'))}
       from roll_levels group by 1, 2, 3, 4, 5, 6
       ${MERGE_PAGES}
       returning 1
