@@ -1,6 +1,6 @@
 // The rows the recorder writes from executor events: the task event itself, a success's columns and time split,
 // and the progress a batch ends with per task. Pure; record-events.ts writes them.
-import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
+import type { ExecutorEvent } from '../../plugins/protocol';
 import { seqBlock } from './attempts';
 
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
@@ -99,7 +99,7 @@ export function ignoredResultNote(e: Result, winner: number | undefined): Execut
     kind: 'log',
     stream: 'stderr',
     lines: [
-      `[atelier] ignored the result of execution ${Math.floor(e.seq / SEQ_BLOCK)} of attempt ${e.attempt} on ${e.host} (${why}): the attempt already has the result of another execution${first}`,
+      `[atelier] ignored the result of execution ${seqBlock(e.seq)} of attempt ${e.attempt} on ${e.host} (${why}): the attempt already has the result of another execution${first}`,
     ],
   };
 }
