@@ -4,15 +4,7 @@ import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@poth
 import { assertCan } from '../../server/auth/ability';
 import { badInput } from '../../server/errors';
 import { runDataDomains } from '../../server/tracking/access';
-import {
-  type Comparison,
-  compareRuns,
-  DEFAULT_MAX_POINTS,
-  MAX_COMPARED_RUNS,
-  MAX_POINTS,
-  type MetricCell,
-  type SeriesPoint,
-} from '../../server/tracking/compare';
+import { type Comparison, compareRuns, DEFAULT_MAX_POINTS, MAX_COMPARED_RUNS, MAX_POINTS, type MetricCell } from '../../server/tracking/compare';
 import { type FoundRun, searchRuns } from '../../server/tracking/search';
 import { builder } from '../builder';
 import { checkId } from '../ids';
@@ -84,7 +76,7 @@ const MetricRowRef = builder.objectRef<Comparison['metrics'][number]>('ComparedM
   }),
 });
 
-const PointRef = builder.objectRef<SeriesPoint>('MetricSeriesPoint').implement({
+const PointRef = builder.objectRef<{ step: number; value: number }>('MetricSeriesPoint').implement({
   fields: (t) => ({ step: t.float({ resolve: (p) => p.step }), value: t.field({ type: 'MetricValue', resolve: (p) => p.value }) }),
 });
 
@@ -94,12 +86,12 @@ const SeriesRef = builder.objectRef<Comparison['series'][number]>('ComparedSerie
   fields: (t) => ({
     runId: t.exposeID('runId'),
     metric: t.exposeString('metric'),
-    points: t.field({ type: [PointRef], resolve: (s) => s.points }),
+    points: t.field({ type: [PointRef], resolve: (s) => s.steps.map((step, i) => ({ step, value: s.values[i]! })) }),
     steps: t.floatList({
       description: 'The points’ steps, in order: with `values`, the columnar form of `points` (several times cheaper to send for many runs).',
-      resolve: (s) => s.points.map((p) => p.step),
+      resolve: (s) => s.steps,
     }),
-    values: t.field({ type: ['MetricValue'], description: 'The points’ values, in the order of `steps`.', resolve: (s) => s.points.map((p) => p.value) }),
+    values: t.field({ type: ['MetricValue'], description: 'The points’ values, in the order of `steps`.', resolve: (s) => s.values }),
   }),
 });
 

@@ -205,15 +205,19 @@ it('downsamples a long series from its rollups: at most maxPoints, its extremes,
   expect(coarse).toEqual(expect.arrayContaining([1, 2_346, 4_322, 5_000]));
 
   // compareRuns over the same series by step (10,000 steps → 20 buckets): the extremes survive, within maxPoints.
-  const other = await seedRun(db, { tasks: [Array.from({ length: 3_000 }, (_, i): [string, number, number] => ['loss', i === 77 ? 100 : 1, i * 3])] });
+  // ±Infinity are kept through the rollups (Postgres writes them in JSON as strings).
+  const special = (i: number) => (i === 77 ? 100 : i === 1_500 ? Number.POSITIVE_INFINITY : i === 2_000 ? Number.NEGATIVE_INFINITY : 1);
+  const other = await seedRun(db, { tasks: [Array.from({ length: 3_000 }, (_, i): [string, number, number] => ['loss', special(i), i * 3])] });
   const compared = await compareRuns(db, ['experimentation'], { ids: [runId, other], metrics: ['loss'], maxPoints: 40 });
-  const [mine, theirs] = compared.series;
-  expect(mine!.points.length).toBeLessThanOrEqual(40);
-  expect(mine!.points.some((x) => x.value === -9 + Math.cos(23.45) && x.step === 2345 * 2)).toBe(true);
-  expect(mine!.points.some((x) => x.value === 9 + Math.cos(43.21) && x.step === 4321 * 2)).toBe(true);
-  expect(mine!.points.some((x) => Number.isNaN(x.value))).toBe(true);
-  expect(theirs!.points.length).toBeLessThanOrEqual(40);
-  expect(theirs!.points).toContainEqual({ step: 231, value: 100 });
+  const [mine, theirs] = compared.series.map((s) => s.steps.map((step, i) => ({ step, value: s.values[i]! })));
+  expect(mine!.length).toBeLessThanOrEqual(40);
+  expect(mine!.some((x) => x.value === -9 + Math.cos(23.45) && x.step === 2345 * 2)).toBe(true);
+  expect(mine!.some((x) => x.value === 9 + Math.cos(43.21) && x.step === 4321 * 2)).toBe(true);
+  expect(mine!.some((x) => Number.isNaN(x.value))).toBe(true);
+  expect(theirs!.length).toBeLessThanOrEqual(40);
+  expect(theirs!).toContainEqual({ step: 231, value: 100 });
+  expect(theirs!).toContainEqual({ step: 4_500, value: Number.POSITIVE_INFINITY });
+  expect(theirs!).toContainEqual({ step: 6_000, value: Number.NEGATIVE_INFINITY });
 });
 
 // Task tokens (MLFLOW_TRACKING_TOKEN inside a task) are minted per attempt; the control plane deletes the expired
