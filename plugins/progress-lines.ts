@@ -1,7 +1,10 @@
 // The progress protocol modules speak, whatever carries it (fd 3 for local processes, `@@atelier` stdout lines in a
 // Kubernetes pod): one JSON object per line with `progress`/`message`, `metrics`/`step`, `points` (a batch of
-// `{name, value, step}`), `series` (a batch as columns: `[{name, steps: [...], values: [...]}]`, what the helpers send), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?, metadata?}`: a
-// model version registered from the output once the task has succeeded). Metric values are numbers or "NaN", "Infinity", "-Infinity".
+// `{name, value, step}`), `series` (a batch as columns: `[{name, steps: [...], values: [...]}]`, or packed where the
+// host sets ATELIER_PROGRESS_PACKED: `[{name, stepsF64, valuesF64}]`, each base64 of little-endian float64s, a step of
+// NaN none given; what the helpers send), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?,
+// metadata?}`: a model version registered from the output once the task has succeeded). Metric values are numbers or
+// "NaN", "Infinity", "-Infinity".
 import { decodeMetricValue } from './metric-values';
 import type { TaskContext } from './sdk';
 
@@ -86,14 +89,18 @@ function decodedMetrics(metrics: Record<string, unknown>, ignored: (why: string)
   return out;
 }
 
-/** One metric's points of a `series` batch: `steps[i]` (null: none) and `values[i]`, in the order reported. */
+/** One metric's points of a `series` batch: `steps[i]` (null: none) and `values[i]`, in the order reported; or packed. */
 function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => void): void {
-  const series = s as { name?: unknown; steps?: unknown; values?: unknown } | null;
+  const series = s as { name?: unknown; steps?: unknown; values?: unknown; stepsF64?: unknown; valuesF64?: unknown } | null;
   if (!series || typeof series !== 'object' || typeof series.name !== 'string') {
     ignored('a metric series without a name');
     return;
   }
   const { name, steps, values } = series as { name: string; steps: unknown; values: unknown };
+  if (typeof series.valuesF64 === 'string') {
+    applyPacked(name, series.stepsF64, series.valuesF64, ctx, ignored);
+    return;
+  }
   if (!Array.isArray(values) || (steps !== undefined && steps !== null && (!Array.isArray(steps) || steps.length !== values.length))) {
     ignored(`metric series "${name}" needs "values" (an array) and "steps" of the same length`);
     return;
@@ -106,4 +113,28 @@ function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => voi
     else ctx.metric({ [name]: value }, stepOf(i));
   }
   if (dropped) ignored(`metric "${name}" is not a number in ${dropped} of its values (NaN and ±Infinity are written "NaN", "Infinity", "-Infinity")`);
+}
+
+/** A base64 string of little-endian float64s as numbers, or null where it is not one. */
+function float64s(text: unknown): Float64Array | null {
+  if (typeof text !== 'string') return null;
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length % 8 !== 0 || bytes.length !== Math.floor((text.replace(/=+$/, '').length * 3) / 4)) return null;
+  const out = new Float64Array(bytes.length / 8);
+  for (let i = 0; i < out.length; i++) out[i] = bytes.readDoubleLE(i * 8);
+  return out;
+}
+
+/** A packed series (what the helpers send where the host sets ATELIER_PROGRESS_PACKED): a step of NaN is none given. */
+function applyPacked(name: string, stepsF64: unknown, valuesF64: string, ctx: TaskContext, ignored: (why: string) => void): void {
+  const values = float64s(valuesF64);
+  const steps = stepsF64 === undefined || stepsF64 === null ? null : float64s(stepsF64);
+  if (!values || (stepsF64 !== undefined && stepsF64 !== null && steps?.length !== values.length)) {
+    ignored(`metric series "${name}" needs "valuesF64" (base64 of little-endian float64s) and "stepsF64" of the same length`);
+    return;
+  }
+  for (let i = 0; i < values.length; i++) {
+    const step = steps ? steps[i]! : Number.NaN;
+    ctx.metric({ [name]: values[i]! }, Number.isNaN(step) ? null : step);
+  }
 }

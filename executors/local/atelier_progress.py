@@ -1,6 +1,8 @@
 # Progress helper for `local` modules written in Python: reports progress, metrics and outputs to Atelier as
 # JSON lines on the fd named by ATELIER_PROGRESS_FD. Standard library only: copy it into your module.
+import array
 import atexit
+import base64
 import json
 import math
 import os
@@ -27,32 +29,61 @@ def _send(message):
 
 # Metric points are buffered and sent in batches (every _FLUSH_POINTS points, or on the first call _FLUSH_SECONDS
 # after the batch began, before any other message and at exit), so logging every training step stays cheap. A batch
-# is one `series` line: per metric name its steps and values as two lists (far smaller and cheaper to write and
-# parse than an object per point). Points of one name keep their order.
+# is one `series` line: per metric name its steps and values. Where the host reads them packed (it sets
+# ATELIER_PROGRESS_PACKED), they go as two little-endian float64 arrays in base64 (`stepsF64`, `valuesF64`; a step
+# of NaN: none given), so no float is formatted as text; otherwise (an older host) as two JSON lists, as before.
+# Points of one name keep their order. A value that is no number is sent as it is, for the host to drop and name in
+# the task's log.
 _FLUSH_POINTS = 1000
 _FLUSH_SECONDS = 0.2
+_PACKED = os.environ.get("ATELIER_PROGRESS_PACKED") == "1"
+_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _series = {}
 _buffered = 0
 _batch_began = 0.0
 
 
-def _encode(value):
-    # JSON has no NaN or Infinity: they travel as strings and are stored as the numbers they are. Numbers of other
-    # libraries (numpy, torch scalars) become floats.
-    if not isinstance(value, (bool, int, float, str)) and hasattr(value, "__float__"):
-        value = float(value)
+def _number(value):
+    """The value as a float (numbers of other libraries, numpy or torch scalars, too), or None if it is no number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return _SPECIAL.get(value)
+    return float(value) if hasattr(value, "__float__") else None
+
+
+def _wire(value):
+    # JSON has no NaN or Infinity: they travel as strings and are stored as the numbers they are.
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
 
 
+def _packed(floats):
+    if sys.byteorder != "little":
+        floats = array.array("d", floats)
+        floats.byteswap()
+    return base64.b64encode(floats.tobytes()).decode("ascii")
+
+
 def flush():
     """Send the buffered metric points now."""
     global _series, _buffered
-    if _buffered:
-        batch = [{"name": name, "steps": s[0], "values": s[1]} for name, s in _series.items()]
-        _series, _buffered = {}, 0
-        _send({"series": batch})
+    if not _buffered:
+        return
+    batch = []
+    for name, (steps, values, odd) in _series.items():
+        if values and _PACKED:
+            batch.append({"name": name, "stepsF64": _packed(steps), "valuesF64": _packed(values)})
+        elif values:
+            batch.append({"name": name, "steps": [None if math.isnan(s) else s for s in steps],
+                          "values": [_wire(v) for v in values]})
+        if odd:
+            batch.append({"name": name, "steps": [s for s, _ in odd], "values": [v for _, v in odd]})
+    _series, _buffered = {}, 0
+    _send({"series": batch})
 
 
 atexit.register(flush)
@@ -69,12 +100,18 @@ def metric(metrics, step=None):
     global _batch_began, _buffered
     if not _buffered:
         _batch_began = time.monotonic()
+    at = _number(step)
+    at = math.nan if at is None else at
     for name, value in metrics.items():
         s = _series.get(name)
         if s is None:
-            s = _series[name] = ([], [])
-        s[0].append(step)
-        s[1].append(_encode(value))
+            s = _series[name] = (array.array("d"), array.array("d"), [])
+        number = _number(value)
+        if number is None:
+            s[2].append((None if math.isnan(at) else at, value))
+        else:
+            s[0].append(at)
+            s[1].append(number)
         _buffered += 1
     if _buffered >= _FLUSH_POINTS or time.monotonic() - _batch_began >= _FLUSH_SECONDS:
         flush()

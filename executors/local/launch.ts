@@ -145,6 +145,8 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ...(task.models ? { ATELIER_MODELS: JSON.stringify(task.models), ATELIER_MODELS_DIR: path.posix.join(inside, 'models') } : {}),
     ATELIER_OUTPUT_DIR: path.posix.join(inside, 'outputs'),
     ATELIER_PROGRESS_FD: '3',
+    // This host reads metric series packed (plugins/progress-lines.ts): the helpers then send floats as bytes, not text.
+    ATELIER_PROGRESS_PACKED: '1',
     // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).
     ...(task.tracking ? { MLFLOW_TRACKING_URI: task.tracking.uri, MLFLOW_RUN_ID: task.tracking.runId, MLFLOW_TRACKING_TOKEN: task.tracking.token } : {}),
   });

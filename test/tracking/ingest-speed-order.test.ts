@@ -30,7 +30,7 @@ function recorder() {
 }
 
 /** Runs `code` (a module using the helper copied next to it as `helper`) with fd 3 a file; its protocol lines. */
-function helperLines(runtime: 'node' | 'python3', helper: string, code: string): string[] {
+function helperLines(runtime: 'node' | 'python3', helper: string, code: string, env: Record<string, string> = {}): string[] {
   const dir = mkdtempSync(path.join(tmpdir(), 'atelier-series-'));
   try {
     const source = path.join(root, 'executors/local', helper);
@@ -41,7 +41,7 @@ function helperLines(runtime: 'node' | 'python3', helper: string, code: string):
     try {
       execFileSync(runtime === 'node' ? process.execPath : 'python3', [runtime === 'node' ? 'main.mjs' : 'main.py'], {
         cwd: dir,
-        env: { ...process.env, ATELIER_PROGRESS_FD: '3' },
+        env: { ...process.env, ATELIER_PROGRESS_FD: '3', ...env },
         stdio: ['ignore', 'ignore', 'inherit', fd],
       });
     } finally {
@@ -99,6 +99,62 @@ a.output("done", 1)
 `,
     );
     expectColumnsAndPoints(lines);
+  });
+
+  /** Both helpers' lines where the host reads packed series: floats as base64 bytes, read back as the same points. */
+  const expectPackedPoints = (lines: string[]) => {
+    const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    const series = JSON.parse(lines[0]!).series;
+    expect(series).toEqual([
+      { name: 'loss', stepsF64: f64(0, 1, Number.NaN), valuesF64: f64(1, Number.NaN, Number.NEGATIVE_INFINITY) },
+      { name: 'acc', stepsF64: f64(0, 1), valuesF64: f64(0.5, Number.POSITIVE_INFINITY) },
+      { name: 'odd', steps: [2], values: ['two'] },
+    ]);
+    const r = recorder();
+    for (const line of lines) r.apply(line);
+    expect(r.ignored).toEqual([expect.stringMatching(/metric "odd" is not a number in 1 of its values/)]);
+    expect(sorted(r.calls)).toEqual(sorted(expected));
+  };
+  const PACKED = { ATELIER_PROGRESS_PACKED: '1' };
+
+  it('come packed from the Node helper where the host reads them so, as the same points', () => {
+    const lines = helperLines(
+      'node',
+      'progress.js',
+      `import { metric, output } from './progress.js';
+metric({ loss: 1, acc: 0.5 }, 0); metric({ loss: NaN, acc: Infinity }, 1); metric({ loss: -Infinity }); metric({ odd: 'two' }, 2); output('done', 1);`,
+      PACKED,
+    );
+    expectPackedPoints(lines);
+  });
+
+  it('come packed from the Python helper the same way', () => {
+    const lines = helperLines(
+      'python3',
+      'atelier_progress.py',
+      `import atelier_progress as a
+a.metric({"loss": 1, "acc": 0.5}, 0)
+a.metric({"loss": float("nan"), "acc": float("inf")}, 1)
+a.metric({"loss": float("-inf")})
+a.metric({"odd": "two"}, 2)
+a.output("done", 1)
+`,
+      PACKED,
+    );
+    expectPackedPoints(lines);
+  });
+
+  it('refuse a malformed packed series, saying why', () => {
+    const r = recorder();
+    const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    r.apply(JSON.stringify({ series: [{ name: 'a', stepsF64: f64(1), valuesF64: f64(1, 2) }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'b', valuesF64: 'AAAA' }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'c', valuesF64: f64(3, 4) }] }));
+    expect(r.calls).toEqual([
+      ['c', 3, null],
+      ['c', 4, null],
+    ]);
+    expect(r.ignored).toEqual([expect.stringMatching(/metric series "a" needs "valuesF64"/), expect.stringMatching(/metric series "b" needs "valuesF64"/)]);
   });
 
   it('drop what is no number and refuse malformed columns, saying why', () => {
