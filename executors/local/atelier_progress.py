@@ -47,11 +47,16 @@ def _number(value):
     """The value as a float (numbers of other libraries, numpy or torch scalars, too), or None if it is no number."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
     if isinstance(value, str):
         return _SPECIAL.get(value)
-    return float(value) if hasattr(value, "__float__") else None
+    if not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int past float's range, as JSON's reader would take it
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError):
+        return None
 
 
 def _wire(value):
@@ -78,7 +83,7 @@ def flush():
         if values and _PACKED:
             batch.append({"name": name, "stepsF64": _packed(steps), "valuesF64": _packed(values)})
         elif values:
-            batch.append({"name": name, "steps": [None if math.isnan(s) else s for s in steps],
+            batch.append({"name": name, "steps": [s if math.isfinite(s) else None for s in steps],
                           "values": [_wire(v) for v in values]})
         if odd:
             batch.append({"name": name, "steps": [s for s, _ in odd], "values": [v for _, v in odd]})
@@ -108,7 +113,7 @@ def metric(metrics, step=None):
             s = _series[name] = (array.array("d"), array.array("d"), [])
         number = _number(value)
         if number is None:
-            s[2].append((None if math.isnan(at) else at, value))
+            s[2].append((at if math.isfinite(at) else None, value))
         else:
             s[0].append(at)
             s[1].append(number)
