@@ -3,12 +3,14 @@
 // commit order with no holes. The feed on the bus is only the fast path; this is what a subscriber resumes from
 // and what fills whatever the bus lost. A transaction's events of one run are stored up to EVENTS_PER_ROW to a row
 // (`{ events: [...] }`, the row's `seq` the last one's number): a row per event cost a heap tuple and a key entry each,
-// ~3 per task of a wide run. Rows of one event with its `seq` inside (written before) are read as they are.
+// ~3 per task of a wide run. Rows of one event with its `seq` inside (written before) are read as they are. A metric
+// event's points are stored once, as points, and the row refers to them.
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { type Db, queryRows, type Tx } from '../db/client';
 import { runEvents } from '../db/tables/run-events';
 import { runs, type Task, tasks } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody } from './feed';
+import { storedForm, withStoredPoints } from './feed-metric-points';
 
 /** The most events one read returns; a reader behind by more reads again. */
 export const RUN_EVENTS_PAGE = 1000;
@@ -33,9 +35,10 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
   for (const runId of [...byRun.keys()].sort()) {
     const list = byRun.get(runId)!;
     // Up to EVENTS_PER_ROW to a row, keyed by the number of its last event (`last`: its place in the list).
-    const groups: { last: number; event: { events: FeedEventBody[] } }[] = [];
+    // A metric event's points are not copied: the row says where they are stored (feed-metric-points.ts).
+    const groups: { last: number; event: { events: unknown[] } }[] = [];
     for (let i = 0; i < list.length; i += EVENTS_PER_ROW) {
-      const events = list.slice(i, i + EVENTS_PER_ROW);
+      const events = list.slice(i, i + EVENTS_PER_ROW).map(storedForm);
       groups.push({ last: i + events.length, event: { events } });
     }
     // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
@@ -78,7 +81,7 @@ export async function runEventsAfter(db: Db, runId: string, after: number): Prom
     }
     if (out.length >= RUN_EVENTS_PAGE) break;
   }
-  return out.slice(0, RUN_EVENTS_PAGE);
+  return withStoredPoints(db, out.slice(0, RUN_EVENTS_PAGE));
 }
 
 /** The number of each run's latest stored event. */

@@ -1,14 +1,17 @@
 // The stored live feed (server/events/run-event-log.ts): a transaction's events of a run go in rows of up to
 // EVENTS_PER_ROW, and a reader gets them one by one, numbered, from any number on, a page at a time, with rows of
-// one event written before the grouping read as they are. Embedded database (PGlite), migrated as the app does.
+// one event written before the grouping read as they are; a metric event's points stored once, as points, and read
+// back with it. Embedded database (PGlite), migrated as the app does.
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { encodeMetricValue } from '../../plugins/metric-values';
 import { type Database, openDatabase, queryRows } from '../../server/db/client';
 import type { FeedEventBody } from '../../server/events/feed';
 import { appendRunEvents, EVENTS_PER_ROW, RUN_EVENTS_PAGE, runEventsAfter } from '../../server/events/run-event-log';
+import { storeMetricPoints } from '../../server/tracking/metrics';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
 
 let database: Database;
@@ -57,4 +60,48 @@ it('stores a transaction’s events a few rows to a run, and reads them back one
     }
     expect(seen).toEqual(Array.from({ length: last - after }, (_, i) => after + 1 + i));
   }
+});
+
+it('keeps a metric event’s points once, in metric_blocks, and reads them back with the event, NaN and ±Infinity kept', async () => {
+  const taskId = '00000000-0000-4000-8000-0000000000aa';
+  const special = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0.5, 1 / 3];
+  // Two events of one attempt, two metrics interleaved, and one of a retry whose seqs start again: each reads its own.
+  const batch = (attempt: number, from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      taskId,
+      runId,
+      attempt,
+      seq: from + i,
+      name: i % 2 ? 'acc' : 'loss',
+      step: 10 * (from + i),
+      value: special[i % 5]! * (i + 1),
+      at: new Date(),
+    }));
+  const batches = [batch(1, 0, 1_500), batch(1, 1_500, 7), batch(2, 0, 3)];
+  const events: FeedEventBody[] = batches.map((points) => ({
+    kind: 'task-metric',
+    runId,
+    taskId,
+    node: 'train',
+    attempt: points[0]!.attempt,
+    points: points.map((p) => ({ name: p.name, value: encodeMetricValue(p.value), step: p.step, seq: p.seq })),
+    metrics: { loss: 1 },
+    step: points.at(-1)!.step,
+    at: '',
+  }));
+  const appended = await database.db.transaction(async (tx) => {
+    for (const points of batches) await storeMetricPoints(tx, points);
+    return appendRunEvents(tx, [progress(0), ...events]);
+  });
+  // The stored row holds no copy of the points.
+  const [row] = await queryRows<{ size: number }>(
+    database.db,
+    sql`select pg_column_size(event)::int as size from run_events where run_id = ${runId} and seq = ${appended.at(-1)!.seq}`,
+  );
+  expect(row!.size).toBeLessThan(2_000);
+  const read = await runEventsAfter(database.db, runId, appended[0]!.seq - 1);
+  expect(read.map((e) => e.seq)).toEqual(appended.map((e) => e.seq));
+  expect(read.slice(1)).toEqual(events.map((e, i) => ({ ...e, seq: appended[i + 1]!.seq })));
+  const [last] = await runEventsAfter(database.db, runId, appended.at(-2)!.seq);
+  expect(last).toEqual({ ...events[2], seq: appended.at(-1)!.seq });
 });
