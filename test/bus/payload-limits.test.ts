@@ -92,6 +92,9 @@ describe('messages within the bus’s payload limit', () => {
     expect(logged.errors).toBeUndefined();
     expect(Buffer.byteLength(JSON.stringify(points))).toBeGreaterThan(MAX_PAYLOAD);
     await waitUntil(() => metrics.some((m) => m.points.length === 1000), 'the 1,000-point batch');
+    // Its points as logged, in order: the stored feed keeps where they are and reads them back from the points.
+    const big = metrics.find((m) => m.points.length === 1000)!.points as { name: string; value: number; step: number }[];
+    expect(big.map((p) => [p.name, p.value, p.step])).toEqual(points.map((p) => [p.name, p.value, p.step]));
     await t.api.gql('mutation ($id: ID!) { endExternalRun(runId: $id) { id } }', { id: runId });
   });
 });
