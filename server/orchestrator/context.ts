@@ -5,7 +5,7 @@ import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plu
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
-import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
+import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
@@ -116,7 +116,14 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
       step = current;
       try {
         const result = await fn({ ctx, tx, step: current });
-        const appended = await ctx.feed.append(tx, current.feed);
+        // The feed's append is the last statement: the COMMIT follows it on the connection at once (its answer is only
+        // wanted after the commit), and the transaction fails with the append's or a write's error if one failed (one
+        // that failed before sending anything rolls it back).
+        let appendFailed = false;
+        const appending = ctx.feed.append(tx, current.feed);
+        appending.catch(() => (appendFailed = true));
+        commitBehind(tx, () => !appendFailed);
+        const appended = await appending;
         for (const write of current.writes) await write;
         return [result, appended] as const;
       } catch (error) {

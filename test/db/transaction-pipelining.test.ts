@@ -25,7 +25,8 @@ afterAll(async () => {
 function countingPool() {
   const url = new URL(server.url);
   const seen = { received: 0, sent: [] as { statement: string; received: number }[] };
-  const sql = postgres(server.url, {
+  // `socket` is the driver's documented option for a socket of one's own; its types leave it out.
+  const options = {
     max: 1,
     onnotice: () => undefined,
     socket: () =>
@@ -33,8 +34,9 @@ function countingPool() {
         const socket = net.connect(Number(url.port), url.hostname, () => resolve(socket));
         socket.on('data', () => seen.received++);
       }),
-    debug: (_connection, statement) => seen.sent.push({ statement, received: seen.received }),
-  });
+    debug: (_connection: number, statement: string) => seen.sent.push({ statement, received: seen.received }),
+  };
+  const sql = postgres(server.url, options as postgres.Options<Record<string, never>>);
   return { sql, seen };
 }
 
@@ -101,12 +103,58 @@ it('runs no query of the pool inside a transaction whose BEGIN is in flight', as
   }
 });
 
+type CommitBehind = { commitBehind: (mayCommit?: () => boolean) => void };
+
+it('sends the COMMIT of commitBehind behind the last statement, before its answer, and commits', async () => {
+  const { sql, seen } = countingPool();
+  try {
+    await sql`select 1`;
+    seen.sent.length = 0;
+    await sql.begin(async (tx) => {
+      await tx.unsafe('insert into pipelining_probe (id) values ($1)', [10]);
+      const last = tx.unsafe('insert into pipelining_probe (id) values ($1)', [11]).execute();
+      (tx as unknown as CommitBehind).commitBehind();
+      await last;
+    });
+    expect(seen.sent.map((s) => s.statement).slice(-2)).toEqual(['insert into pipelining_probe (id) values ($1)', 'commit']);
+    expect(seen.sent.at(-1)!.received).toBe(seen.sent.at(-2)!.received);
+    expect((await sql`select id from pipelining_probe where id in (10, 11) order by id`).map((r) => r.id)).toEqual([10, 11]);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});
+
+it('fails with the error of a statement the COMMIT was sent behind, and keeps none of the transaction', async () => {
+  const sql = postgres(server.url, { max: 1, onnotice: () => undefined });
+  try {
+    const failed = sql.begin(async (tx) => {
+      await tx.unsafe('insert into pipelining_probe (id) values ($1)', [20]);
+      const last = tx.unsafe('insert into pipelining_probe (id) values ($1)', [20]).execute();
+      (tx as unknown as CommitBehind).commitBehind();
+      await last;
+    });
+    await expect(failed).rejects.toMatchObject({ code: '23505' });
+    // Refused before it was sent: a ROLLBACK goes instead.
+    const refused = sql.begin(async (tx) => {
+      const last = tx.unsafe('insert into pipelining_probe (id) values ($1)', [21]).execute();
+      (tx as unknown as CommitBehind).commitBehind(() => false);
+      await last;
+    });
+    await expect(refused).rejects.toMatchObject({ code: 'ROLLED_BACK' });
+    expect(await sql`select id from pipelining_probe where id in (20, 21)`).toEqual([]);
+    // The connection is the pool's again, out of any transaction.
+    expect((await sql`select count(*)::int as n from pipelining_probe where id = 20`)[0]!.n).toBe(0);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});
+
 it('fails a transaction whose connection dies under it', async () => {
   const sql = postgres(server.url, { max: 2, onnotice: () => undefined });
   try {
     const killed = sql.begin(async (tx) => {
-      const [{ pid }] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
-      await sql`select pg_terminate_backend(${pid})`;
+      const [backend] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      await sql`select pg_terminate_backend(${backend!.pid})`;
       await tx`insert into pipelining_probe (id) values (3)`;
     });
     await expect(killed).rejects.toThrow();
