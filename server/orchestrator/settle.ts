@@ -166,14 +166,15 @@ export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): P
   );
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
   // The webhooks' and the triggers' lookups (and what they write) are independent of the rest of the transaction: sent
-  // together and awaited only before the commit, like writeBehind's writes, so the feed's append follows at once.
+  // together and awaited only before the commit (step.chained: what they write is sent before it), so the feed's
+  // append follows at once.
   const ended = Promise.all([emitRunEnded(tx, run, status, message, step.at), status === 'SUCCEEDED' ? runSucceeded(tx, run) : false]).then(
     ([hooked, signalled]) => {
       if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
     },
   );
   ended.catch(() => undefined); // handled: transact awaits it
-  step.writes.push(ended);
+  step.chained.push(ended);
   run.status = status;
   await notifyParent(tc, run, status, message);
 }

@@ -149,6 +149,25 @@ it('fails with the error of a statement the COMMIT was sent behind, and keeps no
   }
 });
 
+it('refuses, unsent, a statement issued on a transaction after its COMMIT was sent', async () => {
+  const sql = postgres(server.url, { max: 1, onnotice: () => undefined });
+  try {
+    let late: Promise<unknown> | undefined;
+    await sql.begin(async (tx) => {
+      const first = tx.unsafe('insert into pipelining_probe (id) values ($1)', [30]).execute();
+      (tx as unknown as CommitBehind).commitBehind();
+      // A promise chain that goes on past the commit: its statement would run outside the transaction.
+      late = first.then(() => tx.unsafe('insert into pipelining_probe (id) values ($1)', [31]));
+      late.catch(() => undefined);
+      await first;
+    });
+    await expect(late).rejects.toMatchObject({ code: 'TRANSACTION_ENDED' });
+    expect((await sql`select id from pipelining_probe where id in (30, 31)`).map((r) => r.id)).toEqual([30]);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});
+
 it('fails a transaction whose connection dies under it', async () => {
   const sql = postgres(server.url, { max: 2, onnotice: () => undefined });
   try {

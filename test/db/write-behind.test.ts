@@ -128,3 +128,16 @@ it('commits behind the feed append: its own events stored with the rest, and an 
   ).rejects.toThrow('append failed in the process');
   expect(await count()).toBe(before + 1);
 });
+
+it('sends the COMMIT only after work that writes once answered has sent its writes, which it keeps', async () => {
+  const before = await count();
+  await transact(ctx, async (tc) => {
+    // As a run's end does: a lookup, then a write that depends on its answer.
+    const work = queryRows<{ n: number }>(tc.tx, sql`select 1 as n`).then((rows) =>
+      queryRows(tc.tx, sql`insert into write_behind_probe (id) values (${4000 + rows[0]!.n})`),
+    );
+    work.catch(() => undefined);
+    tc.step.chained.push(work);
+  });
+  expect(await count()).toBe(before + 1);
+});
