@@ -5,8 +5,9 @@ import { audited } from '../../server/audit/audit';
 import { assertCan } from '../../server/auth/ability';
 import type { Run } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
-import { assertMayIn, assertMayStartIn, assertMayStartWorkflowIn } from '../../server/governance/grants';
+import { assertMayIn, assertMayStartIn, assertMayStartWorkflowIn, workflowStartRefusal } from '../../server/governance/grants';
 import { assertCancellable } from '../../server/orchestrator/cancel';
+import type { StartRunInput } from '../../server/orchestrator/orchestrator';
 import { findRun } from '../../server/runs/queries';
 import type { Domain } from '../../server/vocabulary';
 import { workflowDomainRef } from '../../server/workflows/queries';
@@ -49,6 +50,21 @@ export async function assertMayStartWorkflow(ctx: Context, workflowRef: string, 
   if (workflow && domain) await assertMayStartWorkflowIn(ctx.services.db, ctx.ability, ctx.identity, workflow, domain);
 }
 
+/**
+ * startRun's checks, as {@link assertMayStartWorkflow} makes them, without a read of their own: what needs no workflow
+ * now, the rest handed to the orchestrator, which makes it on the workflow its transaction reads (a refusal is thrown
+ * there, and audited by `audited` once the transaction has rolled back).
+ */
+function startChecks(ctx: Context, domainArg?: Domain | null): StartRunInput['authorize'] {
+  assertCan(ctx.ability, 'start', 'Run', 'start runs');
+  if (domainArg) assertMayStartIn(ctx.ability, domainArg);
+  return (workflow, runDomain) => {
+    assertMayStartIn(ctx.ability, runDomain);
+    const refused = workflowStartRefusal(ctx.ability, ctx.identity, workflow, runDomain);
+    if (refused) throw refused;
+  };
+}
+
 /** Whether the caller may cancel the run (a refusal names the grant; an ended run has nothing to cancel). */
 export function assertMayCancel(ctx: Context, run: Pick<Run, 'id' | 'status' | 'domain'>) {
   assertCan(ctx.ability, 'cancel', 'Run', 'cancel runs');
@@ -84,7 +100,7 @@ builder.mutationFields((t) => ({
       }),
     },
     resolve: async (_root, args, ctx) => {
-      await assertMayStartWorkflow(ctx, args.workflow, args.domain, args.version);
+      const authorize = startChecks(ctx, args.domain);
       return audited(ctx.services.db, () =>
         ctx.services.orchestrator.startRun(
           {
@@ -100,6 +116,7 @@ builder.mutationFields((t) => ({
             cacheNamespace: args.cacheNamespace ?? undefined,
             experiment: args.experiment ?? undefined,
             priority: args.priority ?? undefined,
+            authorize,
           },
           ctx.identity,
         ),

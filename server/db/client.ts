@@ -77,7 +77,6 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
   });
 }
 
-/** Runs raw SQL and returns its rows, whichever driver is underneath (postgres-js gives an array, PGlite `{ rows }`). */
 /** Postgres' codes for a transaction aborted only because of another one: a deadlock, a serialization failure. */
 const TRANSIENT = new Set(['40P01', '40001']);
 const codeOf = (error: unknown): unknown => (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
@@ -99,6 +98,18 @@ export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>)
   }
 }
 
+/**
+ * Sends the transaction's COMMIT behind the statements already sent, without waiting for their answers (postgres-js as
+ * patched in server/db/patches; on PGlite nothing: it commits when the transaction's function returns). After it the
+ * function must only await what it has sent: a statement that fails turns that COMMIT into a ROLLBACK and fails the
+ * transaction with its error; one that failed already, or `mayCommit()` answering false in the next turn of the event
+ * loop (when the COMMIT is sent), sends a ROLLBACK instead.
+ */
+export function commitBehind(tx: Tx, mayCommit?: () => boolean): void {
+  (tx as unknown as { session?: { client?: { commitBehind?: (mayCommit?: () => boolean) => void } } }).session?.client?.commitBehind?.(mayCommit);
+}
+
+/** Runs raw SQL and returns its rows, whichever driver is underneath (postgres-js gives an array, PGlite `{ rows }`). */
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
   return Array.isArray(result) ? result : result.rows;

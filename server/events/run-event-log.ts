@@ -31,7 +31,9 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
     if (!list) byRun.set(event.runId, (list = []));
     list.push(event);
   }
-  const out: FeedEvent[] = [];
+  // Every run's statement is sent at once, in run id order (the order Postgres runs them in): nothing waits for an
+  // answer before the last is sent, so a commit sent behind them (commitBehind) follows them all.
+  const sent: { list: FeedEventBody[]; rows: Promise<{ last: string | number }[]> }[] = [];
   for (const runId of [...byRun.keys()].sort()) {
     const list = byRun.get(runId)!;
     // Up to EVENTS_PER_ROW to a row, keyed by the number of its last event (`last`: its place in the list).
@@ -43,7 +45,7 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
     }
     // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
     // with the run's new number alone, not a row per event stored (a data-modifying WITH runs to its end unread).
-    const rows = await queryRows<{ last: string | number }>(
+    const rows = queryRows<{ last: string | number }>(
       tx,
       sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
           stored as (insert into run_events (run_id, seq, event)
@@ -51,6 +53,12 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
             from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb))
           select event_seq as last from bumped`,
     );
+    rows.catch(() => undefined); // handled: awaited below, in order
+    sent.push({ list, rows });
+  }
+  const out: FeedEvent[] = [];
+  for (const { list, rows: answer } of sent) {
+    const rows = await answer;
     if (!rows.length) continue; // no such run
     let seq = Number(rows[0]!.last) - list.length;
     for (const event of list) out.push({ ...event, seq: ++seq } as FeedEvent);

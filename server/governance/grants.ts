@@ -3,10 +3,10 @@
 
 import { subject } from '@casl/ability';
 import { and, eq } from 'drizzle-orm';
-import { audit } from '../audit/audit';
+import { type AuditedDenial, audit, recordRefusal } from '../audit/audit';
 import { type Action, type AppAbility, assertCan, isAdmin } from '../auth/ability';
 import type { FieldSubject } from '../auth/fields';
-import { refuse } from '../auth/refuse';
+import { refusal, refuse } from '../auth/refuse';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
@@ -39,17 +39,15 @@ export function workflowDomainRefusal(workflow: { name: string; domain: Domain }
   return `Workflow "${workflow.name}" is a ${workflow.domain} workflow: its runs start only in ${allowed.join(' or ')}, a domain at least as guarded as its own, since a run in ${runDomain} would make its spec's parameter defaults readable there; starting it in ${runDomain} needs a grant to ${workflow.domain} for one of your teams (an admin runs \`npx atelier team grant TEAM ${workflow.domain}\`).`;
 }
 
-/** Throws FORBIDDEN (audited) unless the caller may start a run of `workflow` in `runDomain` ({@link mayStartWorkflowIn}). */
-export async function assertMayStartWorkflowIn(
-  db: Db,
+/** The audited refusal of a run of `workflow` in `runDomain`, or null when the caller may start it ({@link mayStartWorkflowIn}). */
+export function workflowStartRefusal(
   ability: AppAbility,
   identity: Identity | null,
   workflow: { name: string; domain: Domain },
   runDomain: Domain,
-): Promise<void> {
-  if (mayStartWorkflowIn(ability, workflow.domain, runDomain)) return;
-  await refuse(
-    db,
+): AuditedDenial | null {
+  if (mayStartWorkflowIn(ability, workflow.domain, runDomain)) return null;
+  return refusal(
     {
       identity,
       action: 'run.start',
@@ -59,6 +57,20 @@ export async function assertMayStartWorkflowIn(
     },
     workflowDomainRefusal(workflow, runDomain),
   );
+}
+
+/** Throws FORBIDDEN (audited now) unless the caller may start a run of `workflow` in `runDomain` ({@link mayStartWorkflowIn}). */
+export async function assertMayStartWorkflowIn(
+  db: Db,
+  ability: AppAbility,
+  identity: Identity | null,
+  workflow: { name: string; domain: Domain },
+  runDomain: Domain,
+): Promise<void> {
+  const refused = workflowStartRefusal(ability, identity, workflow, runDomain);
+  if (!refused) return;
+  await recordRefusal(db, refused);
+  throw refused;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plu
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
-import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
+import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
@@ -81,6 +81,11 @@ export interface Step {
   deletedPublished: PublishedRows[];
   /** Writes sent without waiting for their answer (writeBehind), awaited before the commit. */
   writes: Promise<unknown>[];
+  /**
+   * Work that may send more statements once a statement of its own has answered (a run's end: the webhooks' and the
+   * triggers' lookups, then what they write): settled before the COMMIT is sent behind the feed's append.
+   */
+  chained: Promise<unknown>[];
   /** Model registrations of the tasks that succeeded in it, made once it has committed. */
   registrations: TaskRegistrations[];
   /** Outputs of the tasks that succeeded earlier in it, by outputKey(run, node): dispatch need not read them back. */
@@ -112,17 +117,35 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
   try {
     [result, events] = await retryingTransaction(ctx.db, async (tx) => {
       rolledBack();
-      const current: Step = { at: ctx.now(), feed: [], outbox: false, committed: [], deletedPublished: [], writes: [], registrations: [], outputs: new Map() };
+      const current: Step = {
+        at: ctx.now(),
+        feed: [],
+        outbox: false,
+        committed: [],
+        deletedPublished: [],
+        writes: [],
+        chained: [],
+        registrations: [],
+        outputs: new Map(),
+      };
       step = current;
       try {
         const result = await fn({ ctx, tx, step: current });
-        const appended = await ctx.feed.append(tx, current.feed);
+        // The feed's append is the last statement: the COMMIT follows it on the connection at once (its answer is only
+        // wanted after the commit), and the transaction fails with the append's or a write's error if one failed (one
+        // that failed before sending anything rolls it back).
+        let appendFailed = false;
+        const appending = ctx.feed.append(tx, current.feed);
+        appending.catch(() => (appendFailed = true));
+        for (const work of current.chained) await work;
+        commitBehind(tx, () => !appendFailed);
+        const appended = await appending;
         for (const write of current.writes) await write;
         return [result, appended] as const;
       } catch (error) {
         // A write sent behind others fails them all (the transaction is aborted): its own error says why (and whether
         // it is a deadlock to retry), the others' only that the transaction was aborted.
-        throw (await firstFailure(current.writes)) ?? error;
+        throw (await firstFailure([...current.writes, ...current.chained])) ?? error;
       }
     });
   } catch (error) {

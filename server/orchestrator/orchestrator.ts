@@ -53,6 +53,12 @@ export interface StartRunInput {
   experiment?: string;
   /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX); default 0. */
   priority?: number;
+  /**
+   * The caller's own checks of the workflow found (its name, the domain of the version started) and of the run's
+   * domain, made before anything is written (in the run's transaction, or on the run an idempotency key returns):
+   * throw to refuse. A request's checks, so that the workflow is read once.
+   */
+  authorize?: (workflow: { name: string; domain: Domain }, runDomain: Domain) => void;
 }
 
 export type RerunFrom = 'FAILED' | 'ALL' | 'NODES';

@@ -1,25 +1,27 @@
 // The signal a run succeeding records for triggers (server/signals/), in the transaction that ends it: only for a
 // top-level run of a workflow some trigger listens to, so a run no trigger waits for writes nothing more.
-import { and, eq, sql } from 'drizzle-orm';
-import type { Tx } from '../db/client';
+import { sql } from 'drizzle-orm';
+import { queryRows, type Tx } from '../db/client';
 import type { Run } from '../db/tables/runs';
-import { workflowTriggers } from '../db/tables/triggers';
-import { workflows } from '../db/tables/workflows';
 import { workflowSubject } from '../signals/signals';
-import { runSucceededSignal } from '../signals/sources';
 
-/** True when a signal was recorded (kick the trigger dispatcher after the commit). */
+/**
+ * True when a signal was recorded (kick the trigger dispatcher after the commit). ONE statement, the lookup and the
+ * write together (as recordSignal writes it): nothing in the transaction that ends the run waits for its answer.
+ */
 export async function runSucceeded(tx: Tx, run: Run): Promise<boolean> {
   if (!run.workflowId || run.parentRunId) return false;
-  const [workflow] = await tx
-    .select({
-      name: workflows.name,
-      teamId: workflows.teamId,
-      listened: sql<boolean>`exists (select 1 from ${workflowTriggers} where ${and(eq(workflowTriggers.kind, 'RUN_SUCCEEDED'), eq(workflowTriggers.matchSubject, workflowSubject(run.workflowId)))})`,
-    })
-    .from(workflows)
-    .where(eq(workflows.id, run.workflowId));
-  if (!workflow?.listened) return false;
-  await runSucceededSignal(tx, { runId: run.id, workflowId: run.workflowId, workflowName: workflow.name, teamId: workflow.teamId, domain: run.domain });
-  return true;
+  const subject = workflowSubject(run.workflowId);
+  // sources.ts runSucceededSignal's payload; the workflow's name is its row's, set by the statement.
+  const payload = { run: { id: run.id, domain: run.domain }, workflow: { id: run.workflowId, name: null } };
+  const rows = await queryRows(
+    tx,
+    sql`insert into signals (type, team_id, subject, key, payload)
+      select 'run.succeeded', w.team_id, ${subject}, ${`run:${run.id}:succeeded`}, jsonb_set(${JSON.stringify(payload)}::jsonb, '{workflow,name}', to_jsonb(w.name))
+      from workflows w
+      where w.id = ${run.workflowId} and exists (select 1 from workflow_triggers where kind = 'RUN_SUCCEEDED' and match_subject = ${subject})
+      on conflict (key) do update set key = excluded.key
+      returning id`,
+  );
+  return rows.length > 0;
 }

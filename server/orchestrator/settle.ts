@@ -165,8 +165,9 @@ export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): P
     started_at = ${(run.startedAt ?? step.at).toISOString()}::timestamptz where id = ${run.id}`,
   );
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
-  // The webhooks' and the triggers' lookups (and what they write) are independent of the rest of the transaction: sent
-  // together and awaited only before the commit, like writeBehind's writes, so the feed's append follows at once.
+  // The webhooks' and the triggers' writes (each one statement with its lookup) are independent of the rest of the
+  // transaction: sent together and awaited only before the commit, like writeBehind's writes, so the feed's append and
+  // the COMMIT follow at once.
   const ended = Promise.all([emitRunEnded(tx, run, status, message, step.at), status === 'SUCCEEDED' ? runSucceeded(tx, run) : false]).then(
     ([hooked, signalled]) => {
       if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit

@@ -47,6 +47,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
   try {
     const run = await transact(ctx, async (tc) => {
       const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
+      input.authorize?.({ name: workflow.name, domain: specDomainOf(workflow, version) }, input.domain ?? specDomainOf(workflow, version));
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
       const cacheNamespace = privateNamespace(input.cacheNamespace, input.domain ?? specDomainOf(workflow, version));
@@ -82,6 +83,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
 async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunInput): Promise<Run> {
   const [workflow] = run.workflowId ? await ctx.db.select().from(workflows).where(eq(workflows.id, run.workflowId)) : [];
   checkSameWorkflow(workflow, input.workflow, input.idempotencyKey);
+  if (workflow) input.authorize?.(workflow, input.domain ?? workflow.domain);
   return run;
 }
 

@@ -1,49 +1,51 @@
 // The run events webhooks receive: `run.succeeded`, `run.failed`, `run.cancelled`, for runs of workflows a team owns,
 // emitted by the orchestrator in the transaction that ends the run. The data is the run's meta fields only.
-import { eq, sql } from 'drizzle-orm';
-import type { Tx } from '../db/client';
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { queryRows, type Tx } from '../db/client';
 import type { Run } from '../db/tables/runs';
-import { webhooks } from '../db/tables/webhooks';
-import { workflows } from '../db/tables/workflows';
-import { emitWebhookEvent } from './emit';
 
 export const RUN_EVENT_TYPES = ['run.succeeded', 'run.failed', 'run.cancelled'] as const;
 
-/** Emits the run's end to its workflow's team's webhooks; true when a delivery was written (kick the worker after commit). */
+/**
+ * Emits the run's end to its workflow's team's webhooks; true when a delivery was written (kick the worker after
+ * commit). ONE statement, the lookup and the writes together (`subscribes` in SQL): nothing in the transaction waits
+ * for its answer before the next statement or the COMMIT (it runs on every run's end).
+ */
 export async function emitRunEnded(tx: Tx, run: Run, status: 'SUCCEEDED' | 'FAILED' | 'CANCELLED', message: string | null, at: Date): Promise<boolean> {
   if (!run.workflowId) return false;
-  // One lookup on every run's end: the workflow, and whether its team has any active webhook at all.
-  const [workflow] = await tx
-    .select({
-      id: workflows.id,
-      name: workflows.name,
-      teamId: workflows.teamId,
-      hooked: sql<boolean>`exists (select 1 from ${webhooks} where ${webhooks.teamId} = ${workflows.teamId} and ${webhooks.active})`,
-    })
-    .from(workflows)
-    .where(eq(workflows.id, run.workflowId));
-  if (!workflow?.teamId || !workflow.hooked) return false;
-  const written = await emitWebhookEvent(tx, {
-    type: `run.${status.toLowerCase()}`,
-    team: workflow.teamId,
-    subject: `run:${run.id}`,
-    at,
-    payload: {
-      run: {
-        id: run.id,
-        name: run.name,
-        status,
-        domain: run.domain,
-        trigger: run.trigger,
-        // built from node names and statuses only (orchestrator/outcomes.ts), never a task's message
-        message,
-        parentRunId: run.parentRunId,
-        createdAt: run.createdAt.toISOString(),
-        startedAt: run.startedAt?.toISOString() ?? null,
-        finishedAt: at.toISOString(),
-      },
-      workflow: { id: workflow.id, name: workflow.name },
+  const type = `run.${status.toLowerCase()}`;
+  const data = {
+    run: {
+      id: run.id,
+      name: run.name,
+      status,
+      domain: run.domain,
+      trigger: run.trigger,
+      // built from node names and statuses only (orchestrator/outcomes.ts), never a task's message
+      message,
+      parentRunId: run.parentRunId,
+      createdAt: run.createdAt.toISOString(),
+      startedAt: run.startedAt?.toISOString() ?? null,
+      finishedAt: at.toISOString(),
     },
-  });
-  return written > 0;
+    // its name is the workflow row's, set by the statement
+    workflow: { id: run.workflowId, name: null },
+  };
+  // emit.ts's body, `{ id, type, createdAt, data }`, one event id for every subscription it goes to.
+  const body = { id: randomUUID(), type, createdAt: at.toISOString(), data };
+  const rows = await queryRows(
+    tx,
+    sql`with w as (select id, name, team_id from workflows where id = ${run.workflowId} and team_id is not null),
+        hooks as (
+          select h.id from webhooks h join w on h.team_id = w.team_id
+          where h.active and exists (
+            select 1 from jsonb_array_elements_text(h.events) as e(name)
+            where e.name = '*' or e.name = ${type} or (right(e.name, 2) = '.*' and starts_with(${type}, left(e.name, -1)))))
+      insert into webhook_deliveries (webhook_id, event_id, event_type, subject, body)
+      select hooks.id, ${body.id}::uuid, ${type}, ${`run:${run.id}`}, jsonb_set(${JSON.stringify(body)}::jsonb, '{data,workflow,name}', to_jsonb(w.name))
+      from hooks, w
+      returning 1`,
+  );
+  return rows.length > 0;
 }

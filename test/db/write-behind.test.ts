@@ -97,3 +97,47 @@ it('a write that fails fails the transaction with its own error, and nothing of 
   expect(error?.code ?? error?.cause?.code).toBe('23505');
   expect(await count()).toBe(before);
 });
+
+it('commits behind the feed append: its own events stored with the rest, and an append that fails keeps nothing', async () => {
+  const before = await count();
+  const run = (await queryRows<{ id: string }>(database.db, sql`select id from runs limit 1`))[0];
+  // With a run (when the suite's database has one), its events are stored in the transaction the COMMIT went behind.
+  const events = await transact(ctx, async (tc) => {
+    writeBehind(tc, sql`insert into write_behind_probe (id) values (3001)`);
+    if (run) tc.step.feed.push({ kind: 'run-status', runId: run.id, status: 'RUNNING', at: new Date().toISOString() } as never);
+    return 'ok';
+  });
+  expect(events).toBe('ok');
+  expect(await count()).toBe(before + 1);
+  // An append Postgres refuses (not a run id): the transaction fails with its error, and its write is not kept.
+  const refused = transact(ctx, async (tc) => {
+    writeBehind(tc, sql`insert into write_behind_probe (id) values (3002)`);
+    tc.step.feed.push({ kind: 'run-status', runId: 'not-a-uuid', status: 'RUNNING', at: new Date().toISOString() } as never);
+  });
+  const error = await refused.then(
+    () => undefined,
+    (e: unknown) => e as { code?: string; cause?: { code?: string } },
+  );
+  expect(error?.code ?? error?.cause?.code).toBe('22P02');
+  // An append that fails before sending anything: the transaction rolls back instead of committing behind it.
+  const failing = { ...ctx, feed: { ...ctx.feed, append: async () => Promise.reject(new Error('append failed in the process')) } };
+  await expect(
+    transact(failing as OrchestratorContext, async (tc) => {
+      writeBehind(tc, sql`insert into write_behind_probe (id) values (3003)`);
+    }),
+  ).rejects.toThrow('append failed in the process');
+  expect(await count()).toBe(before + 1);
+});
+
+it('sends the COMMIT only after work that writes once answered has sent its writes, which it keeps', async () => {
+  const before = await count();
+  await transact(ctx, async (tc) => {
+    // As a run's end does: a lookup, then a write that depends on its answer.
+    const work = queryRows<{ n: number }>(tc.tx, sql`select 1 as n`).then((rows) =>
+      queryRows(tc.tx, sql`insert into write_behind_probe (id) values (${4000 + rows[0]!.n})`),
+    );
+    work.catch(() => undefined);
+    tc.step.chained.push(work);
+  });
+  expect(await count()).toBe(before + 1);
+});

@@ -51,11 +51,15 @@ describe('domain grants', () => {
     const started = await start(dana, 'nightly');
     expect(started.data.startRun.domain).toBe('production');
     runId = started.data.startRun.id;
+    const keyed = await dana.raw(`mutation { startRun(workflow: "nightly", idempotencyKey: "grants-once") { id } }`);
+    expect(keyed.data.startRun.id).toBeTruthy();
   });
 
   it('applies a revocation or a removal from the team on the next request, clones and reruns included', async () => {
     await t.api.gql(`mutation { grantDomain(team: "platform", domain: production, granted: false) { id } }`);
     expect(codeOf(await start(dana, 'nightly'))).toBe('FORBIDDEN');
+    // The run an idempotency key started is not handed back once the grant is gone, either.
+    expect(codeOf(await dana.raw(`mutation { startRun(workflow: "nightly", idempotencyKey: "grants-once") { id } }`))).toBe('FORBIDDEN');
     expect(codeOf(await dana.raw(`mutation ($id: ID!) { cloneRun(id: $id) { id } }`, { id: runId }))).toBe('FORBIDDEN');
     expect(codeOf(await dana.raw(`mutation ($id: ID!) { rerunRun(id: $id, from: ALL) { id } }`, { id: runId }))).toBe('FORBIDDEN');
 
