@@ -12,7 +12,7 @@ import { workflowSubject } from '../signals/signals';
 export async function runSucceeded(tx: Tx, run: Run): Promise<boolean> {
   if (!run.workflowId || run.parentRunId) return false;
   const subject = workflowSubject(run.workflowId);
-  // sources.ts runSucceededSignal's payload; the workflow's name is its row's, set by the statement.
+  // What a trigger's firing reads (server/signals/): the run and its workflow; the workflow's name is its row's, set by the statement.
   const payload = { run: { id: run.id, domain: run.domain }, workflow: { id: run.workflowId, name: null } };
   const rows = await queryRows(
     tx,

@@ -1,10 +1,11 @@
 // The signals each source records, built here so a source's own code adds one call: a dataset version (added by a
-// person or written by a run's task), an alias moved or rolled back, a top-level run succeeding. Alerts opening are
-// recorded by server/monitoring/ through `recordSignal` with type `alert.opened`, subject `monitor:ID` (monitorSubject).
+// person or written by a run's task), an alias moved or rolled back. A top-level run succeeding is written by
+// server/orchestrator/run-signals.ts, in the statement that looks up its triggers. Alerts opening are recorded by
+// server/monitoring/ through `recordSignal` with type `alert.opened`, subject `monitor:ID` (monitorSubject).
 import { eq } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { namespaces } from '../db/tables/teams';
-import { aliasSubject, datasetSubject, recordSignal, workflowSubject } from './signals';
+import { aliasSubject, datasetSubject, recordSignal } from './signals';
 
 async function namespaceTeam(tx: Db | Tx, namespace: string): Promise<string | null> {
   const [row] = await tx.select({ teamId: namespaces.teamId }).from(namespaces).where(eq(namespaces.name, namespace));
@@ -35,18 +36,5 @@ export async function aliasMovedSignal(
     subject: aliasSubject(ref, m.alias),
     key: `alias-event:${m.eventId}`,
     payload: { model: ref, alias: m.alias, domain: m.domain, from: m.from, to: m.to, action: m.action },
-  });
-}
-
-export async function runSucceededSignal(
-  tx: Db | Tx,
-  r: { runId: string; workflowId: string; workflowName: string; teamId: string | null; domain: string },
-): Promise<string> {
-  return recordSignal(tx, {
-    type: 'run.succeeded',
-    team: r.teamId,
-    subject: workflowSubject(r.workflowId),
-    key: `run:${r.runId}:succeeded`,
-    payload: { run: { id: r.runId, domain: r.domain }, workflow: { id: r.workflowId, name: r.workflowName } },
   });
 }
