@@ -233,7 +233,7 @@ export async function planRun(
       const problems = checkParameters(version.digest, manifest, parameters);
       // A value that came from a run parameter is named as that run parameter (what the caller passed), not as
       // the task field it landed in. Only its name: the value may be data, and this message may land in public places.
-      const fromRun = runParameterPaths({ parameters: task.parameters ?? {} });
+      const fromRun = problems.length ? runParameterPaths({ parameters: task.parameters ?? {} }) : new Map<string, string>();
       for (const p of problems) {
         const name = p.path === undefined ? undefined : fromRun.get(p.path);
         details.push(
