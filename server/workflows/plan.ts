@@ -286,8 +286,16 @@ export async function planRun(
       }
       pool = routed.pool;
     }
+    // Spelled out, not `...common` with timeoutMs again: a spread followed by one of its own keys built each object
+    // the slow way (~20 µs a task, the most of planRun for a 10,000-task run).
     planned.push({
-      ...common,
+      node: common.node,
+      dependsOn: common.dependsOn,
+      maxAttempts: common.maxAttempts,
+      retryDelayMs: common.retryDelayMs,
+      triggerRule: common.triggerRule,
+      timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
+      settings: common.settings,
       kind: task.map ? 'map' : 'module',
       moduleRef,
       version,
@@ -296,7 +304,6 @@ export async function planRun(
       mapOver,
       mapAs: task.map ? (task.map.as ?? 'item') : null,
       parameters,
-      timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       executor,
       pool: pool ?? executor,
       gpus,
