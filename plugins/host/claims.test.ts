@@ -3,7 +3,7 @@
 // went unanswered.
 import { describe, expect, it } from 'vitest';
 import type { AttemptClaim, ClaimAnswer } from '../protocol';
-import { createClaimAsker, MAX_CLAIM_BATCH } from './claims';
+import { CLAIM_BYTES, createClaimAsker, MAX_CLAIM_BATCH } from './claims';
 
 const claim = (n: number): AttemptClaim => ({ taskId: `t${n}`, runId: 'r', attempt: 1, host: 'h', execution: null });
 
@@ -45,6 +45,14 @@ describe('createClaimAsker', () => {
     await ask(claim(1));
     await Promise.all(range(2, MAX_CLAIM_BATCH + 1).map(ask));
     expect(requests.map((r) => r.length)).toEqual([1, 1, MAX_CLAIM_BATCH, 1]);
+  });
+
+  it('keeps a batch within the bus’s payload limit, CLAIM_BYTES a claim', async () => {
+    const { bus, requests } = fakeBus(5);
+    const ask = createClaimAsker({ ...bus, maxPayloadBytes: () => 10 * CLAIM_BYTES }, 1_000);
+    await ask(claim(0));
+    await Promise.all(range(1, 25).map(ask));
+    expect(requests.map((r) => r.length)).toEqual([1, 10, 10, 5]);
   });
 
   it('asks one by one while the control plane is below 5, or says no protocol', async () => {

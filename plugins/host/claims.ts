@@ -1,6 +1,7 @@
 // Asking the control plane whether attempts may run. Claims asked in the same tick (a task batch's attempts) go as one
 // request (protocol 5) once the control plane has said it reads batches; until then, and after a batch went
 // unanswered, they go one by one, as a host below 5 asks.
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import type { Bus } from '../bus/types';
 import { type AttemptClaim, CLAIM_BATCH_PROTOCOL, type ClaimAnswer } from '../protocol';
 
@@ -10,7 +11,13 @@ export type AskClaim = (claim: AttemptClaim) => Promise<ClaimAnswer | undefined>
 /** Most claims in one request: a host's usual flow-control window, so one request answers a whole delivery round. */
 export const MAX_CLAIM_BATCH = 256;
 
-export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims'>, timeoutMs: number): AskClaim {
+/**
+ * Room each claim of a batch is given in the bus's payload limit: a claim's JSON is ~200 bytes, its answer up to ~600
+ * with a tracking token, so a server with a small max_payload gets smaller batches rather than requests it refuses.
+ */
+export const CLAIM_BYTES = 1024;
+
+export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims' | 'maxPayloadBytes'>, timeoutMs: number): AskClaim {
   /** The control plane reads batches: its last run answer said so, and no batch went unanswered since. */
   let batches = false;
   let queue: { claim: AttemptClaim; resolve: (answer: ClaimAnswer | undefined) => void }[] = [];
@@ -42,7 +49,8 @@ export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims'
     scheduled = false;
     const waiting = queue;
     queue = [];
-    for (let i = 0; i < waiting.length; i += MAX_CLAIM_BATCH) void send(waiting.slice(i, i + MAX_CLAIM_BATCH));
+    const size = Math.max(1, Math.min(MAX_CLAIM_BATCH, Math.floor((bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) / CLAIM_BYTES)));
+    for (let i = 0; i < waiting.length; i += size) void send(waiting.slice(i, i + size));
   }
 
   return (claim) => {
