@@ -1,6 +1,6 @@
 // Claims over core NATS request/reply: a host asks whether an attempt may run, alone on one subject or, from
 // protocol 5, several at once on another (a ClaimBatch) that only control planes that read batches serve.
-import type { NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import type { AttemptClaim, ClaimAnswer, ClaimBatch, ClaimBatchAnswer } from '../../plugins/protocol';
 
@@ -48,7 +48,7 @@ export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWi
             return;
           }
           handler(claim).then(
-            (answer) => msg.respond(JSON.stringify(answer)),
+            (answer) => respond(msg, answer),
             () => undefined, // unanswered: the host asks again
           );
         },
@@ -66,7 +66,7 @@ export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWi
           if (!Array.isArray(claims)) return;
           // Handed over in one tick, so the claim server answers them with one query.
           Promise.all((claims as AttemptClaim[]).map((claim) => handler(claim))).then(
-            (answers) => msg.respond(JSON.stringify({ answers } satisfies ClaimBatchAnswer)),
+            (answers) => respond(msg, { answers } satisfies ClaimBatchAnswer),
             () => undefined, // unanswered: the host asks again
           );
         },
@@ -75,4 +75,13 @@ export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWi
       return { stop: async () => void (await Promise.all(parts.map((part) => part.stop()))) };
     },
   };
+}
+
+/** Answers a request; one that cannot be sent (over max_payload, a closed connection) goes unanswered, and its host asks again. */
+function respond(msg: Msg, answer: unknown): void {
+  try {
+    msg.respond(JSON.stringify(answer));
+  } catch {
+    // unanswered
+  }
 }
