@@ -53,6 +53,8 @@ export async function embeddedStatements(width: number) {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "profile") { id } }`);
+    const startMs = performance.now() - t0;
+    const startCpu = process.cpuUsage(cpu0);
     let status = 'QUEUED';
     while (status === 'QUEUED' || status === 'RUNNING') {
       await new Promise((r) => setTimeout(r, 100));
@@ -80,7 +82,7 @@ export async function embeddedStatements(width: number) {
       `rows per task: task_events ${(left!.events / width).toFixed(2)}, run_events ${(left!.feed / width).toFixed(2)} (${(left!.feed_events / width).toFixed(2)} feed events), task row versions ${(left!.versions / width).toFixed(2)}`,
     );
     console.log(
-      `${width} tasks ${status} in ${wall.toFixed(0)} ms (${(width / (wall / 1000)).toFixed(0)} tasks/s); process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / width).toFixed(3)} ms/task); PGlite ${all.ms.toFixed(0)} ms CPU, ${all.calls} statements (${(all.calls / width).toFixed(3)}/task)`,
+      `${width} tasks ${status} in ${wall.toFixed(0)} ms (${(width / (wall / 1000)).toFixed(0)} tasks/s); process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms (${((cpu.user + cpu.system) / 1000 / width).toFixed(3)} ms/task); PGlite ${all.ms.toFixed(0)} ms CPU, ${all.calls} statements (${(all.calls / width).toFixed(3)}/task); startRun answered in ${startMs.toFixed(0)} ms, ${((startCpu.user + startCpu.system) / 1000).toFixed(0)} ms CPU`,
     );
   } finally {
     await t.stop();

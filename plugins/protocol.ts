@@ -12,8 +12,14 @@ import type { WireMetricValue } from './metric-values';
  * 4: the control plane numbers each execution of an attempt it lets run (AttemptClaim.execution, the run answer's
  * `execution`), and the host numbers that execution's events from its block (SEQ_BLOCK). Either side may go first: a
  * host below 4 sends no `execution` and keeps numbering from its delivery count; a control plane below 4 answers none.
+ * 5: a host may ask several claims in one request (ClaimBatch, answered by a ClaimBatchAnswer), once a claim's answer
+ * says its control plane is at 5. Control planes at 5 serve batches on a subject of their own, so one below 5 never
+ * sees one; a batch that gets no answer is asked again claim by claim. Either side may go first.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
+
+/** The first protocol version whose control planes answer claims in batches (ClaimBatch). */
+export const CLAIM_BATCH_PROTOCOL = 5;
 
 /** Normalised terminal states of one task attempt, shared by every executor. */
 export type TerminalState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
@@ -233,6 +239,19 @@ export type ClaimAnswer =
   | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
   /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
   | { verdict: 'later'; reason: 'recording' };
+
+/**
+ * Several claims in one request (protocol 5): the attempts a host was handed together (a task batch's) cost one
+ * request and one answer instead of one each. Each claim is decided as it would be alone.
+ */
+export interface ClaimBatch {
+  claims: AttemptClaim[];
+}
+
+/** The answers to a ClaimBatch, one per claim, in its order. */
+export interface ClaimBatchAnswer {
+  answers: ClaimAnswer[];
+}
 
 /**
  * What an executor host announces about itself every few seconds (broadcast, not durable): the control plane

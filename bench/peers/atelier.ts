@@ -119,6 +119,8 @@ async function untilEnded(a: AtelierUnderTest, runId: string, deadlineMs: number
 }
 
 export interface AtelierThroughput extends ThroughputResult {
+  /** From startRun's request to its answer. */
+  startMs: number;
   startError?: string;
   /** Statements per task less what the idle loops would have sent over the same wall time. */
   netStatementsPerTask: number;
@@ -130,6 +132,7 @@ export async function atelierThroughput(a: AtelierUnderTest, workflow: string, t
   const since = new Date(Date.now() - 1000);
   const t0 = performance.now();
   const { runId, startError } = await startRunOf(a, workflow, since);
+  const startMs = performance.now() - t0;
   const status = await untilEnded(a, runId, 600_000);
   const wallMs = performance.now() - t0;
   const window = await counter.read(a.database);
@@ -137,6 +140,7 @@ export async function atelierThroughput(a: AtelierUnderTest, workflow: string, t
   return {
     tasksPerSecond: taskCount / (wallMs / 1000),
     wallMs,
+    startMs,
     statementsPerTask: window.statements / taskCount,
     netStatementsPerTask: (window.statements - a.idleStatementsPerSecond * (wallMs / 1000)) / taskCount,
     serverMsPerTask: window.serverMs / taskCount,

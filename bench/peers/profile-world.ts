@@ -10,6 +10,8 @@ import { asRole, inDatabase, OBSERVER, type StatementCounter, statementCounter }
 export interface ProfileWorld {
   atelier: AtelierUnderTest;
   counter: StatementCounter;
+  /** The nats-server's URL (its process is found by its port). */
+  natsUrl: string;
   /** The Postgres server log (auto_explain writes plans there). */
   logFile: string;
   /** Every statement the control plane sent so far: calls, server time, normalised text, most calls or time first. */
@@ -30,6 +32,7 @@ export async function profileWorld(workflows: object[], settings: Record<string,
   return {
     atelier,
     counter,
+    natsUrl: nats.url,
     logFile: pg.logFile,
     statements: (order) => observer<{ calls: string; ms: number; query: string }[]>`
       select calls, total_exec_time as ms, query from pg_stat_statements

@@ -1,7 +1,7 @@
 // The statements of S1 one by one: a run of `width` independent no-op tasks on Postgres + NATS (as S1 of
 // `npm run bench -- peers`), every statement the control plane sent while it ran (pg_stat_statements), by server
 // time: calls per task, total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
-import { copyFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile } from 'node:fs/promises';
 import { type Row, runWhenMain } from '../lib';
 import { atelierThroughput, independent } from './atelier';
 import { profileWorld } from './profile-world';
@@ -15,19 +15,63 @@ const explainSettings: Record<string, string> = explainMs
 export async function throughputProfile(width: number): Promise<Row[]> {
   const world = await profileWorld([independent('profile', width)], explainSettings);
   try {
+    const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
+    const host = world.atelier.executor.child.pid;
+    const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats) };
+    const startedAt = Date.now();
     const r = await atelierThroughput(world.atelier, 'profile', width, world.counter);
+    const plane = process.cpuUsage(cpu0.plane);
+    const perTask = (ms: number) => `${((ms / width) * 1000).toFixed(0)} µs`;
+    const cpu = `CPU per task: control plane ${perTask((plane.user + plane.system) / 1000)}, executor host ${perTask((await cpuMs(host)) - cpu0.host)}, nats-server ${perTask((await cpuMs(nats)) - cpu0.nats)}`;
     for (const row of await world.statements('time'))
       console.log(
         `${Number(row.ms).toFixed(0).padStart(7)} ms ${(Number(row.calls) / width).toFixed(4).padStart(7)}/task  ${row.query.replace(/\s+/g, ' ').slice(0, Number(process.env.PROFILE_WIDTH ?? 200))}`,
       );
     console.log(
-      `${width} tasks: ${r.tasksPerSecond.toFixed(0)} tasks/s, ${r.statementsPerTask.toFixed(3)} statements per task (${r.netStatementsPerTask.toFixed(3)} less the idle loops), ${r.serverMsPerTask.toFixed(3)} ms server time per task`,
+      `${width} tasks: ${r.tasksPerSecond.toFixed(0)} tasks/s, ${r.statementsPerTask.toFixed(3)} statements per task (${r.netStatementsPerTask.toFixed(3)} less the idle loops), ${r.serverMsPerTask.toFixed(3)} ms server time per task; startRun answered in ${r.startMs.toFixed(0)} ms of ${r.wallMs.toFixed(0)} ms`,
     );
+    // Where the wall time went: the run's creation (startRun's transaction), its first task queued, started and
+    // finished, its last task queued and finished, each in ms from the run's creation.
+    const [t] = await world.atelier.observer<Record<string, number>[]>`
+      select extract(epoch from min(t.queued_at) - r.created_at) * 1000 as first_queued,
+        extract(epoch from max(t.queued_at) - r.created_at) * 1000 as last_queued,
+        extract(epoch from min(t.started_at) - r.created_at) * 1000 as first_started,
+        extract(epoch from min(t.finished_at) - r.created_at) * 1000 as first_finished,
+        extract(epoch from max(t.finished_at) - r.created_at) * 1000 as last_finished,
+        extract(epoch from r.finished_at - r.created_at) * 1000 as run_finished,
+        extract(epoch from r.created_at - ${new Date(startedAt)}::timestamptz) * 1000 as created_after_request
+      from runs r join tasks t on t.run_id = r.id
+      where r.id = (select id from runs order by created_at desc limit 1) group by r.created_at, r.finished_at`;
+    console.log(cpu);
+    if (t)
+      console.log(
+        `timeline (ms from the run's creation): ${Object.entries(t)
+          .map(([k, v]) => `${k} ${Number(v).toFixed(0)}`)
+          .join(', ')}`,
+      );
     if (explainMs) await copyFile(world.logFile, process.env.PROFILE_EXPLAIN_LOG ?? 'throughput-profile.log');
     return [];
   } finally {
     await world.stop();
   }
+}
+
+/** A process's CPU time so far (user + system, ms) from /proc; 0 when it cannot be read. */
+async function cpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) || 0) + (Number(fields[12]) || 0)) * 10; // utime, stime in clock ticks (100 per second)
+}
+
+/** The process whose command line has `name` and `arg` (the nats-server the harness started). */
+async function pidOf(name: string, arg: string): Promise<number | undefined> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmd = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+    if (cmd.includes(name) && cmd.includes(arg)) return Number(entry);
+  }
+  return undefined;
 }
 
 runWhenMain(import.meta.url, () => throughputProfile(Number(process.argv[2] ?? 10000)));

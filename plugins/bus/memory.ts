@@ -186,18 +186,23 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       assertOpen();
       if (!claimHandlers.length) return undefined;
       const handler = claimHandlers[nextClaimHandler++ % claimHandlers.length]!;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
       // A copy each way, as over a network.
-      const answer = handler(JSON.parse(JSON.stringify(claim)) as AttemptClaim).then(
-        (a) => JSON.parse(JSON.stringify(a)) as ClaimAnswer,
-        () => undefined,
+      return withinTime(
+        handler(JSON.parse(JSON.stringify(claim)) as AttemptClaim).then((a) => JSON.parse(JSON.stringify(a)) as ClaimAnswer),
+        timeoutMs,
       );
-      try {
-        return await Promise.race([answer, late]);
-      } finally {
-        clearTimeout(timer);
-      }
+    },
+
+    async requestClaims(claims, timeoutMs) {
+      assertOpen();
+      if (!claimHandlers.length) return undefined;
+      const handler = claimHandlers[nextClaimHandler++ % claimHandlers.length]!;
+      const copies = JSON.parse(JSON.stringify(claims)) as AttemptClaim[];
+      // One server answers the whole batch, its claims handed over in one tick (as over NATS).
+      return withinTime(
+        Promise.all(copies.map((claim) => handler(claim))).then((answers) => JSON.parse(JSON.stringify(answers)) as ClaimAnswer[]),
+        timeoutMs,
+      );
     },
 
     async serveClaims(handler) {
@@ -328,5 +333,16 @@ async function runTaskHandler(handler: (delivery: Delivery<TaskMessage>) => Prom
     await handler(delivery as Delivery<TaskMessage>);
   } catch {
     if (!delivery.settled) delivery.nak(retryDelayMs(delivery.redeliveryCount));
+  }
+}
+
+/** `answer`, or undefined when it fails or takes longer than `timeoutMs` (no answer, as over a network). */
+async function withinTime<T>(answer: Promise<T>, timeoutMs: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+  try {
+    return await Promise.race([answer.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -13,6 +13,11 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
  * `tooLarge(item)` instead (left out if that does not fit either, or there is no `tooLarge`).
  */
 export function packWithin(items: readonly unknown[], maxBytes: number, tooLarge?: (item: unknown) => unknown): string[] {
+  if (!items.length) return [];
+  // Most batches fit one message: serialized whole, without measuring each item (a UTF-8 byte is at most 3 per
+  // UTF-16 unit, and at least 1, so the string's length often settles it without counting).
+  const whole = JSON.stringify(items);
+  if (whole.length * 3 <= maxBytes || (whole.length <= maxBytes && Buffer.byteLength(whole) <= maxBytes)) return [whole];
   const messages: string[] = [];
   let parts: string[] = [];
   let size = 2; // the brackets

@@ -97,7 +97,17 @@ export interface Bus {
 
   /** Ask the control plane whether an attempt may run; `undefined` when no answer came within `timeoutMs`. */
   requestClaim(claim: AttemptClaim, timeoutMs: number): Promise<ClaimAnswer | undefined>;
-  /** Answer claims (the control plane); with several servers, each claim goes to one of them. */
+  /**
+   * Ask several claims in one request (protocol 5's ClaimBatch): one answer per claim, in order, or `undefined` when
+   * no answer came within `timeoutMs` (none serving batches: a control plane below 5). Optional: without it, a host
+   * asks claim by claim.
+   */
+  requestClaims?(claims: AttemptClaim[], timeoutMs: number): Promise<ClaimAnswer[] | undefined>;
+  /**
+   * Answer claims (the control plane), single ones and batches alike: a batch's claims are handed to `handler` one by
+   * one, in the same tick, and its answer goes back once all of them are answered (none if one fails). With several
+   * servers, each request goes to one of them.
+   */
   serveClaims(handler: (claim: AttemptClaim) => Promise<ClaimAnswer>): Promise<Subscription>;
 
   /** Broadcast a cancel request to every host. */

@@ -9,6 +9,7 @@ import type { AttemptClaim, ClaimAnswer, ModelRegistrationRequest, TaskOutcome }
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
 import { traceHop } from '../trace';
+import type { AskClaim } from './claims';
 import { createReporter } from './reporter';
 
 /** Where the host gets module archives (and the model files tasks are pinned to) from. */
@@ -52,6 +53,8 @@ export interface AttemptRuntime {
   running(): boolean;
   /** Ask the control plane before running an attempt (ExecutorHostOptions.verifyClaims). */
   verifyClaims: boolean;
+  /** How a claim is asked (claims.ts: several at once where the control plane reads batches). */
+  askClaim: AskClaim;
 }
 
 /** How long a host waits for the control plane's answer to a claim, and how long it waits to ask again. */
@@ -91,7 +94,7 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     execution: delivery.data.execution ?? null,
   };
   traceHop('host: claim asked', runId);
-  const answer = await rt.bus.requestClaim(claim, CLAIM_TIMEOUT_MS);
+  const answer = await rt.askClaim(claim);
   traceHop('host: claim answered', runId);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.

@@ -1,7 +1,8 @@
 // The executor host runtime: takes task attempts from the bus for its pools, runs each through its lifecycle
 // (attempt.ts: submit → wait → cancel → finalize, reported by reporter.ts), honours cancels, keeps hot clusters
 // warm when the control plane asks, and announces itself; an attempt is acked only once its result is published.
-// A batch of tasks (protocol 3) arrives as one delivery per task, each claimed and settled on its own.
+// A batch of tasks (protocol 3) arrives as one delivery per task, each settled on its own; their claims go as one
+// request where the control plane reads batches (protocol 5, claims.ts).
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -14,7 +15,8 @@ import { type CancelMessage, type HostHeartbeat, type HotClusterCommand, PROTOCO
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
 import { traceHop } from '../trace';
-import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from './attempt';
+import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
+import { createClaimAsker } from './claims';
 
 export type { ArtifactSource } from './attempt';
 
@@ -122,6 +124,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     warn,
     running: () => state === 'running',
     verifyClaims: options.verifyClaims ?? true,
+    askClaim: createClaimAsker(bus, CLAIM_TIMEOUT_MS),
   };
 
   function onCancel(message: CancelMessage) {

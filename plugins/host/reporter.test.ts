@@ -62,7 +62,7 @@ describe('attempt reporter', () => {
     expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4].map((n) => SEQ_BLOCK + n));
     // Each execution's own ids (its events may be numbered like another execution's of the attempt).
     const execution = msgIds[0]!.split(':')[3];
-    expect(execution).toMatch(/^[0-9a-f]{12}$/);
+    expect(execution).toMatch(/^[0-9a-f]{16}[0-9a-z]+$/);
     expect(msgIds).toEqual(events.map((e) => `t1:2:${e.seq}:${execution}`));
     expect(events[2]).toMatchObject({
       kind: 'metric',

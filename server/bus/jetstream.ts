@@ -8,8 +8,9 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, packWithin } from '../../plugins/bus/payload
 import { splitTaskBatch, tasksIn } from '../../plugins/bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
-import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
+import type { CancelMessage, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import { traceHop, tracing } from '../../plugins/trace';
+import { claimMethods } from './jetstream-claims';
 import { PullSubscription } from './jetstream-pull';
 import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
 
@@ -47,6 +48,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     events: (runId: string) => `${root}.events.${subjectToken(runId)}`,
     cancel: `${root}.control.cancel`,
     claim: `${root}.control.claim`,
+    // Protocol 5's batches: a subject of their own, which only control planes that read them serve.
+    claims: `${root}.control.claims`,
     control: (topic: keyof ControlTopics) => `${root}.control.${topic}`,
     feed: `${root}.feed`,
   };
@@ -293,36 +296,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return { published, recorded: consumer ? consumer.ack_floor.stream_seq : stream.state.first_seq - 1 };
     },
 
-    async requestClaim(claim, timeoutMs) {
-      assertOpen();
-      try {
-        return (await nc.request(subjects.claim, JSON.stringify(claim), { timeout: timeoutMs })).json<ClaimAnswer>();
-      } catch {
-        return undefined; // no responders, a timeout or a reply that is not JSON: no answer
-      }
-    },
-
-    async serveClaims(handler) {
-      assertOpen();
-      // A queue group: each claim reaches one replica.
-      const sub = nc.subscribe(subjects.claim, {
-        queue: `${root}-control-plane`,
-        callback: (err, msg) => {
-          if (err) return;
-          let claim: AttemptClaim;
-          try {
-            claim = msg.json<AttemptClaim>();
-          } catch {
-            return;
-          }
-          handler(claim).then(
-            (answer) => msg.respond(JSON.stringify(answer)),
-            () => undefined, // unanswered: the host asks again
-          );
-        },
-      });
-      return trackCore(sub);
-    },
+    ...claimMethods({ nc, subjects, queue: `${root}-control-plane`, track: trackCore, assertOpen }),
 
     async publishCancel(message) {
       assertOpen();

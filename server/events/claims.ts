@@ -1,6 +1,7 @@
-// Serves executor hosts' claims over the bus: claims that arrive together are answered by one query (the
-// orchestrator decides; see server/orchestrator/claims.ts). A claim that cannot be answered goes unanswered, and
-// its host asks again later without running anything.
+// Serves executor hosts' claims over the bus: claims that arrive together (a host's batch of them, protocol 5, or
+// single ones of the same moment) are answered by one query (the orchestrator decides; see
+// server/orchestrator/claims.ts). A claim that cannot be answered goes unanswered, and its host asks again later
+// without running anything.
 
 import type { SQL } from 'drizzle-orm';
 import type { Bus, Subscription } from '../../plugins/bus/types';
@@ -51,7 +52,8 @@ export function createClaimServer(options: ClaimServerOptions): Service {
           throw error;
         }
         if (tokens) answers = tokens.attach(answers);
-        // Every run answer says which protocol this control plane reads: hosts fold events into bundles only for 2.
+        // Every run answer says which protocol this control plane reads: hosts fold events into bundles only for 2,
+        // and send claims in batches (served by the bus beside single ones) only for 5.
         answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
         for (const [i, q] of batch.entries()) {
           traceHop('control plane: claim answered', q.claim.runId);

@@ -272,7 +272,9 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
     },
   );
   if (!ctx.publishCommitted) step.outbox = true;
-  for (const t of ready) taskStatusEvent(step, { ...t, attempt: t.attempt + 1 }, 'QUEUED');
+  // Only what the event names, not a copy of the whole row: a task row as drizzle or insertedTask builds it is a V8
+  // dictionary object, and copying one by spread was ~11 µs a task (110 ms of a 10,000-task startRun).
+  for (const t of ready) taskStatusEvent(step, { runId: t.runId, id: t.id, node: t.node, attempt: t.attempt + 1 }, 'QUEUED');
   return true;
 }
 

@@ -79,8 +79,17 @@ export async function upstreamOutputs({ tx, step }: TxContext, run: Pick<Run, 'i
   return new Map(rows.map((row) => [row.node, row.outputs ?? {}]));
 }
 
-const taskColumns = Object.entries(getTableColumns(tasks));
-
+/**
+ * What insertedTask fills each column a row leaves out with, worked out once per column rather than per task (drizzle's
+ * `is` and a structuredClone per column and task were most of its time): the column's default, copied only when it is
+ * an object, else null; a default computed in SQL cannot be known here.
+ */
+const taskColumnFills = Object.entries(getTableColumns(tasks)).map(([key, column]) => {
+  const known = column.hasDefault && column.default !== undefined && !is(column.default, SQL);
+  if (!known && column.notNull && column.hasDefault) return { key, sqlDefault: true, value: null, copy: false };
+  const value: unknown = known ? column.default : null;
+  return { key, sqlDefault: false, value, copy: typeof value === 'object' && value !== null };
+});
 /**
  * A task row as the insert that wrote it left it: its columns, each one it did not set at its default (or null). So
  * startRun hands dispatch the READY tasks it just wrote instead of reading every column of them back (at 10,000 tasks
@@ -88,12 +97,11 @@ const taskColumns = Object.entries(getTableColumns(tasks));
  */
 export function insertedTask(row: NewTask & { id: string }): Task {
   const task: Record<string, unknown> = {};
-  for (const [key, column] of taskColumns) {
-    const value = (row as Record<string, unknown>)[key];
-    if (value !== undefined) task[key] = value;
-    else if (column.hasDefault && column.default !== undefined && !is(column.default, SQL)) task[key] = structuredClone(column.default);
-    else if (column.notNull && column.hasDefault) throw new Error(`insertedTask: tasks.${key} has a default computed in SQL; set it in the row`);
-    else task[key] = null;
+  for (const { key, sqlDefault, value, copy } of taskColumnFills) {
+    const given = (row as Record<string, unknown>)[key];
+    if (given !== undefined) task[key] = given;
+    else if (sqlDefault) throw new Error(`insertedTask: tasks.${key} has a default computed in SQL; set it in the row`);
+    else task[key] = copy ? structuredClone(value) : value;
   }
   return task as Task;
 }

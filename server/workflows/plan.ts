@@ -233,7 +233,7 @@ export async function planRun(
       const problems = checkParameters(version.digest, manifest, parameters);
       // A value that came from a run parameter is named as that run parameter (what the caller passed), not as
       // the task field it landed in. Only its name: the value may be data, and this message may land in public places.
-      const fromRun = runParameterPaths({ parameters: task.parameters ?? {} });
+      const fromRun = problems.length ? runParameterPaths({ parameters: task.parameters ?? {} }) : new Map<string, string>();
       for (const p of problems) {
         const name = p.path === undefined ? undefined : fromRun.get(p.path);
         details.push(
@@ -286,8 +286,16 @@ export async function planRun(
       }
       pool = routed.pool;
     }
+    // Spelled out, not `...common` with timeoutMs again: a spread followed by one of its own keys built each object
+    // the slow way (~20 µs a task, the most of planRun for a 10,000-task run).
     planned.push({
-      ...common,
+      node: common.node,
+      dependsOn: common.dependsOn,
+      maxAttempts: common.maxAttempts,
+      retryDelayMs: common.retryDelayMs,
+      triggerRule: common.triggerRule,
+      timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
+      settings: common.settings,
       kind: task.map ? 'map' : 'module',
       moduleRef,
       version,
@@ -296,7 +304,6 @@ export async function planRun(
       mapOver,
       mapAs: task.map ? (task.map.as ?? 'item') : null,
       parameters,
-      timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       executor,
       pool: pool ?? executor,
       gpus,

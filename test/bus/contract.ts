@@ -583,6 +583,32 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         expect(await bus.requestClaim(claim, 200)).toBeUndefined();
       });
 
+      it('answers a batch of claims (protocol 5) in one request, each answer to its own claim, and nothing when none serves or one fails', async () => {
+        const bus = await open();
+        const claims = [claim, { ...claim, attempt: 0 }, { ...claim, taskId: 't2' }];
+        // Optional in the Bus interface (a host asks one by one without it); both of ours have it.
+        if (!bus.requestClaims) throw new Error(`the ${bus.kind} bus cannot send claim batches`);
+        expect(await bus.requestClaims(claims, 200)).toBeUndefined();
+        const asked: unknown[] = [];
+        const serving = await bus.serveClaims(async (c) => {
+          asked.push(c);
+          return c.attempt === 1 ? { verdict: 'run', execution: asked.length } : { verdict: 'drop', reason: 'superseded', status: 'RUNNING' };
+        });
+        expect(await bus.requestClaims(claims, 2_000)).toEqual([
+          { verdict: 'run', execution: 1 },
+          { verdict: 'drop', reason: 'superseded', status: 'RUNNING' },
+          { verdict: 'run', execution: 3 },
+        ]);
+        expect(asked).toEqual(claims);
+        await serving.stop();
+        expect(await bus.requestClaims(claims, 200)).toBeUndefined();
+        await bus.serveClaims(async (c) => {
+          if (c.taskId === 't2') throw new Error('no database');
+          return { verdict: 'run' };
+        });
+        expect(await bus.requestClaims(claims, 200)).toBeUndefined();
+      });
+
       it('sends each claim to one of several servers', async () => {
         const bus = await open();
         let answered = 0;

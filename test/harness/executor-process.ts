@@ -23,7 +23,9 @@ export async function startExecutorProcess(
   /** Every line it writes is appended here too (`output()` keeps only the last 20 kB): the chaos suite's evidence. */
   logFile?: string,
 ): Promise<ExecutorProcess> {
-  const child = spawn(process.execPath, [bin, 'executor', ...pools.flatMap((p) => ['--pool', p]), ...extraArgs], {
+  // PROFILE_HOST_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof': node flags for the host process (the profiles read them).
+  const nodeArgs = process.env.PROFILE_HOST_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, bin, 'executor', ...pools.flatMap((p) => ['--pool', p]), ...extraArgs], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...extraEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

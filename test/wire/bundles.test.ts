@@ -44,7 +44,7 @@ describe('the reporter folds events', () => {
     expect(messages).toHaveLength(0); // held for the result
     expect(await reporter.publishResult({ state: 'SUCCEEDED' }, 3, () => false)).toBe(true);
     expect(shape()).toEqual(['started+progress+result']);
-    expect(messages[0]!.msgId).toMatch(/^t1:1:0:[0-9a-f]{12}$/);
+    expect(messages[0]!.msgId).toMatch(/^t1:1:0:[0-9a-f]{16}[0-9a-z]+$/);
     expect(messages[0]!.events.map((e) => e.seq)).toEqual([0, 1, 2]);
   });
 

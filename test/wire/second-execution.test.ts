@@ -90,6 +90,7 @@ it("records both executions' events apart, applies the first result and notes th
     warn: () => undefined,
     running: () => true,
     verifyClaims: true,
+    askClaim: (claim) => t.app.bus.requestClaim(claim, 5_000),
   });
   const task = { taskId: queued.id, runId: startRun.id, attempt: 1, node: 'only', pool: 'nobody', executor: 'held' } as TaskMessage;
   /** Claims (asking again while the control plane says later) and runs one execution; resolves when it is settled. */

@@ -1,0 +1,87 @@
+// Claims over core NATS request/reply: a host asks whether an attempt may run, alone on one subject or, from
+// protocol 5, several at once on another (a ClaimBatch) that only control planes that read batches serve.
+import type { Msg, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
+import type { Bus, Subscription } from '../../plugins/bus/types';
+import type { AttemptClaim, ClaimAnswer, ClaimBatch, ClaimBatchAnswer } from '../../plugins/protocol';
+
+export interface ClaimWire {
+  nc: NatsConnection;
+  subjects: { claim: string; claims: string };
+  /** The queue group the control planes share: each request reaches one of them. */
+  queue: string;
+  track(sub: NatsSubscription): Promise<Subscription>;
+  assertOpen(): void;
+}
+
+export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWire): Pick<Bus, 'requestClaim' | 'requestClaims' | 'serveClaims'> {
+  return {
+    async requestClaim(claim, timeoutMs) {
+      assertOpen();
+      try {
+        return (await nc.request(subjects.claim, JSON.stringify(claim), { timeout: timeoutMs })).json<ClaimAnswer>();
+      } catch {
+        return undefined; // no responders, a timeout or a reply that is not JSON: no answer
+      }
+    },
+
+    async requestClaims(claims, timeoutMs) {
+      assertOpen();
+      try {
+        const batch: ClaimBatch = { claims };
+        const { answers } = (await nc.request(subjects.claims, JSON.stringify(batch), { timeout: timeoutMs })).json<ClaimBatchAnswer>();
+        return Array.isArray(answers) && answers.length === claims.length ? answers : undefined;
+      } catch {
+        return undefined; // no responders (no control plane at protocol 5), a timeout or a reply that is not JSON
+      }
+    },
+
+    async serveClaims(handler) {
+      assertOpen();
+      const single = nc.subscribe(subjects.claim, {
+        queue,
+        callback: (err, msg) => {
+          if (err) return;
+          let claim: AttemptClaim;
+          try {
+            claim = msg.json<AttemptClaim>();
+          } catch {
+            return;
+          }
+          handler(claim).then(
+            (answer) => respond(msg, answer),
+            () => undefined, // unanswered: the host asks again
+          );
+        },
+      });
+      const batches = nc.subscribe(subjects.claims, {
+        queue,
+        callback: (err, msg) => {
+          if (err) return;
+          let claims: unknown;
+          try {
+            claims = msg.json<ClaimBatch>().claims;
+          } catch {
+            return;
+          }
+          if (!Array.isArray(claims)) return;
+          // Handed over in one tick, so the claim server answers them with one query.
+          Promise.all((claims as AttemptClaim[]).map((claim) => handler(claim))).then(
+            (answers) => respond(msg, { answers } satisfies ClaimBatchAnswer),
+            () => undefined, // unanswered: the host asks again
+          );
+        },
+      });
+      const parts = await Promise.all([track(single), track(batches)]);
+      return { stop: async () => void (await Promise.all(parts.map((part) => part.stop()))) };
+    },
+  };
+}
+
+/** Answers a request; one that cannot be sent (over max_payload, a closed connection) goes unanswered, and its host asks again. */
+function respond(msg: Msg, answer: unknown): void {
+  try {
+    msg.respond(JSON.stringify(answer));
+  } catch {
+    // unanswered
+  }
+}
