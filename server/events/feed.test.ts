@@ -24,6 +24,7 @@ function fakeFeed(stored: number) {
       return Array.from({ length: Math.max(0, stored - after) }, (_, i) => ev(after + i + 1));
     },
     check: async () => {},
+    hold: () => () => {},
     listenerCount: () => (listener ? 1 : 0),
   };
   return {

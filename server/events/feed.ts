@@ -55,6 +55,12 @@ export interface RunFeed {
   /** A run's stored events after `after`, oldest first, a page at a time; concurrent asks for the same page share one read. */
   since(runId: string, after: number): Promise<FeedEvent[]>;
   /**
+   * Holds back `since` for these runs until the returned function is called: a transaction whose events are stored but
+   * whose after-commit work must come first (a success's model registrations) holds its runs from before its COMMIT,
+   * so a subscriber catching up from the store on this replica sees those events no sooner than a live one.
+   */
+  hold(runIds: Iterable<string>): () => void;
+  /**
    * Compares each watched run's stored number with what arrived: a run still behind since the last check (or at
    * once with `now`, after the bus reconnected) tells its subscribers. Run every ATELIER_FEED_CHECK_MS.
    */
@@ -81,6 +87,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
   const arrived = new Map<string, number>();
   const suspect = new Map<string, number>();
   const reading = new Map<string, Promise<FeedEvent[]>>();
+  const held = new Map<string, Set<Promise<void>>>();
   let count = 0;
   const each = (key: string, call: (listener: Listener) => void) => {
     const set = listeners.get(key);
@@ -105,7 +112,8 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
     const key = `${runId}:${after}`;
     let read = reading.get(key);
     if (!read) {
-      read = runEventsAfter(db, runId, after).finally(() => reading.delete(key));
+      const holds = held.get(runId);
+      read = (holds ? Promise.all(holds) : Promise.resolve()).then(() => runEventsAfter(db, runId, after)).finally(() => reading.delete(key));
       reading.set(key, read);
     }
     return read;
@@ -160,6 +168,16 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
       };
     },
     since,
+    hold(runIds) {
+      let release!: () => void;
+      const until = new Promise<void>((resolve) => (release = resolve));
+      const ids = [...new Set(runIds)];
+      for (const id of ids) held.set(id, (held.get(id) ?? new Set()).add(until));
+      return () => {
+        release();
+        for (const id of ids) if (held.get(id)?.delete(until) && !held.get(id)!.size) held.delete(id);
+      };
+    },
     async check(now = false) {
       const watched = [...listeners.keys()].filter((key) => key !== '*');
       if (!db || !watched.length) return;

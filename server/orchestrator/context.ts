@@ -88,6 +88,8 @@ export interface Step {
   chained: Promise<unknown>[];
   /** Model registrations of the tasks that succeeded in it, made once it has committed. */
   registrations: TaskRegistrations[];
+  /** Lets the feed's reads of its runs go on once the registrations are made (set when there are some). */
+  releaseFeed?: () => void;
   /** Outputs of the tasks that succeeded earlier in it, by outputKey(run, node): dispatch need not read them back. */
   outputs: Map<string, Record<string, unknown>>;
 }
@@ -111,6 +113,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
   // commit whose answer was lost did delete costs nothing).
   const rolledBack = () => {
     for (const rows of step?.deletedPublished.splice(0) ?? []) rows.rolledBack();
+    step?.releaseFeed?.();
   };
   let result: T;
   let events: FeedEvent[];
@@ -131,6 +134,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
       step = current;
       try {
         const result = await fn({ ctx, tx, step: current });
+        // Held from before the COMMIT: a subscriber reading the store sees the success no sooner than a live one.
+        if (current.registrations.length) current.releaseFeed = ctx.feed.hold(current.feed.map((e) => e.runId));
         // The feed's append is the last statement: the COMMIT follows it on the connection at once (its answer is only
         // wanted after the commit), and the transaction fails with the append's or a write's error if one failed (one
         // that failed before sending anything rolls it back).
@@ -160,8 +165,13 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
     ctx.publishCommitted?.(done.committed);
   }
   if (done.outbox) ctx.onOutbox();
-  // Before the events go out: whoever sees a task succeed finds the versions its module asked for registered.
-  if (done.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(done.registrations);
+  // Before the events go out (live, or read from the store on this replica): whoever sees a task succeed finds the
+  // versions its module asked for registered.
+  try {
+    if (done.registrations.length && ctx.onRegistrations) await ctx.onRegistrations(done.registrations);
+  } finally {
+    done.releaseFeed?.();
+  }
   ctx.feed.publish(events);
   return result;
 }

@@ -2,14 +2,15 @@
 // it, whichever drizzle path they take (so they see what it wrote), the transaction commits only once it has
 // succeeded, and one that fails fails the transaction with its own error, not the "transaction is aborted" of the
 // statements sent after it, so a deadlock's victim is still told apart and retried. Real Postgres.
+import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { integer, pgTable } from 'drizzle-orm/pg-core';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type Database, openDatabase, queryRows } from '../../server/db/client';
-import { createRunFeed } from '../../server/events/feed';
+import { createRunFeed, type FeedEvent } from '../../server/events/feed';
 import { type OrchestratorContext, transact, writeBehind } from '../../server/orchestrator/context';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
@@ -140,4 +141,36 @@ it('sends the COMMIT only after work that writes once answered has sent its writ
     tc.step.chained.push(work);
   });
   expect(await count()).toBe(before + 1);
+});
+
+it("holds a run's reads from the store, as its live events, until the registrations of its success are made", async () => {
+  const runId = randomUUID();
+  const [experiment] = await queryRows<{ id: string }>(database.db, sql`insert into experiments (name) values (${`hold-${runId}`}) returning id`);
+  await database.db.execute(
+    sql`insert into runs (id, experiment_id, status, trigger, domain) values (${runId}, ${experiment!.id}, 'RUNNING', 'EXTERNAL', 'adhoc')`,
+  );
+  let registered!: () => void;
+  const registering = new Promise<void>((resolve) => (registered = resolve));
+  const feed = createRunFeed({ db: database.db });
+  const live: FeedEvent[] = [];
+  feed.subscribe(runId, (e) => live.push(e));
+  const registers = { ...ctx, feed, onRegistrations: () => registering } as OrchestratorContext;
+  const done = transact(registers, async (tc) => {
+    tc.step.feed.push({ kind: 'run-status', runId, status: 'SUCCEEDED', at: new Date().toISOString() } as never);
+    tc.step.registrations.push({ taskId: randomUUID(), runId, attempt: 1, requests: [] });
+  });
+  // Committed, its registrations under way: the event is stored, and neither a subscriber catching up from the store
+  // nor a live one gets it yet (the first did before: a watcher saw the success before the model versions existed).
+  await vi.waitFor(async () => expect(await queryRows(database.db, sql`select seq from run_events where run_id = ${runId}`)).toHaveLength(1));
+  let read: FeedEvent[] | undefined;
+  void feed.since(runId, 0).then((events) => (read = events));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(read).toBeUndefined();
+  expect(live).toEqual([]);
+  registered();
+  await done;
+  await vi.waitFor(() => expect(read?.map((e) => e.kind)).toEqual(['run-status']));
+  expect(live.map((e) => e.kind)).toEqual(['run-status']);
+  // Released: the next read is not held.
+  expect((await feed.since(runId, 0)).length).toBe(1);
 });
