@@ -140,8 +140,9 @@ builder.subscriptionField('runEvents', (t) =>
         const events = runEventStream(ctx.services.feed, runId, start, after !== null, live.signal);
         try {
           if (after === null) {
-            // The state as of one event number (no event of the run is stored while it is read).
-            const snapshot = (await runSnapshot(ctx.services.db, runId)) ?? { run, tasks: [] };
+            // The state as of one event number (no event of the run is stored while it is read), once no success
+            // whose model registrations are under way holds the run (as its live events wait for them).
+            const snapshot = (await ctx.services.feed.settled(runId, () => runSnapshot(ctx.services.db, runId))) ?? { run, tasks: [] };
             const seq = snapshot.run.eventSeq;
             const at = new Date().toISOString();
             for (const task of snapshot.tasks) {

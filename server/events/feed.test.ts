@@ -25,6 +25,7 @@ function fakeFeed(stored: number) {
     },
     check: async () => {},
     hold: () => () => {},
+    settled: (_runId, read) => read(),
     listenerCount: () => (listener ? 1 : 0),
   };
   return {

@@ -2,6 +2,7 @@ import type { WireMetricValue } from '../../plugins/metric-values';
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Db, Tx } from '../db/client';
 import type { RunStatus, TaskStatus } from '../vocabulary';
+import { createFeedHolds, type FeedHolds } from './feed-holds';
 import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter } from './run-event-log';
 
 // The live feed of run events that subscriptions read. Each event is stored with the change it reports and
@@ -54,12 +55,10 @@ export interface RunFeed {
   subscribe(runId: string, listener: (event: FeedEvent) => void, behind?: (head: number) => void): () => void;
   /** A run's stored events after `after`, oldest first, a page at a time; concurrent asks for the same page share one read. */
   since(runId: string, after: number): Promise<FeedEvent[]>;
-  /**
-   * Holds back `since` for these runs until the returned function is called: a transaction whose events are stored but
-   * whose after-commit work must come first (a success's model registrations) holds its runs from before its COMMIT,
-   * so a subscriber catching up from the store on this replica sees those events no sooner than a live one.
-   */
-  hold(runIds: Iterable<string>): () => void;
+  /** Holds readers of these runs' stored events and state until released (feed-holds.ts): see `settled`. */
+  hold: FeedHolds['hold'];
+  /** A read of one run's stored state (a snapshot) made once no after-commit work of this replica holds the run. */
+  settled: FeedHolds['settled'];
   /**
    * Compares each watched run's stored number with what arrived: a run still behind since the last check (or at
    * once with `now`, after the bus reconnected) tells its subscribers. Run every ATELIER_FEED_CHECK_MS.
@@ -87,7 +86,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
   const arrived = new Map<string, number>();
   const suspect = new Map<string, number>();
   const reading = new Map<string, Promise<FeedEvent[]>>();
-  const held = new Map<string, Set<Promise<void>>>();
+  const holds = createFeedHolds();
   let count = 0;
   const each = (key: string, call: (listener: Listener) => void) => {
     const set = listeners.get(key);
@@ -112,8 +111,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
     const key = `${runId}:${after}`;
     let read = reading.get(key);
     if (!read) {
-      const holds = held.get(runId);
-      read = (holds ? Promise.all(holds) : Promise.resolve()).then(() => runEventsAfter(db, runId, after)).finally(() => reading.delete(key));
+      read = holds.settled(runId, () => runEventsAfter(db, runId, after)).finally(() => reading.delete(key));
       reading.set(key, read);
     }
     return read;
@@ -168,16 +166,8 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
       };
     },
     since,
-    hold(runIds) {
-      let release!: () => void;
-      const until = new Promise<void>((resolve) => (release = resolve));
-      const ids = [...new Set(runIds)];
-      for (const id of ids) held.set(id, (held.get(id) ?? new Set()).add(until));
-      return () => {
-        release();
-        for (const id of ids) if (held.get(id)?.delete(until) && !held.get(id)!.size) held.delete(id);
-      };
-    },
+    hold: holds.hold,
+    settled: holds.settled,
     async check(now = false) {
       const watched = [...listeners.keys()].filter((key) => key !== '*');
       if (!db || !watched.length) return;

@@ -164,13 +164,18 @@ it("holds a run's reads from the store, as its live events, until the registrati
   await vi.waitFor(async () => expect(await queryRows(database.db, sql`select seq from run_events where run_id = ${runId}`)).toHaveLength(1));
   let read: FeedEvent[] | undefined;
   void feed.since(runId, 0).then((events) => (read = events));
+  // A new subscriber's snapshot of the run (schema/types/run-events.ts) waits the same way.
+  let snapshot: unknown;
+  void feed.settled(runId, () => queryRows(database.db, sql`select status from runs where id = ${runId}`)).then((rows) => (snapshot = rows));
   await new Promise((resolve) => setTimeout(resolve, 200));
   expect(read).toBeUndefined();
+  expect(snapshot).toBeUndefined();
   expect(live).toEqual([]);
   registered();
   await done;
   await vi.waitFor(() => expect(read?.map((e) => e.kind)).toEqual(['run-status']));
   expect(live.map((e) => e.kind)).toEqual(['run-status']);
+  expect(snapshot).toEqual([{ status: 'RUNNING' }]);
   // Released: the next read is not held.
   expect((await feed.since(runId, 0)).length).toBe(1);
 });
