@@ -3,11 +3,19 @@
 import { describe, expect, it } from 'vitest';
 import { fakeClock } from '../../test/harness/fake-clock';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
-import { createReporter, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
+import { createReporter, DEFAULT_METRIC_BATCH, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
 
 const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
 
-function setup(options: { redeliveryCount?: number; execution?: number; bytes?: number; maxLogBytes?: number } = {}) {
+function setup(
+  options: {
+    redeliveryCount?: number;
+    execution?: number;
+    bytes?: number;
+    maxLogBytes?: number;
+    metricBatch?: { points: number; ms: number; holdPoints?: number };
+  } = {},
+) {
   const clock = fakeClock();
   const events: ExecutorEvent[] = [];
   const msgIds: (string | undefined)[] = [];
@@ -25,6 +33,7 @@ function setup(options: { redeliveryCount?: number; execution?: number; bytes?: 
     maxLogBytes: options.maxLogBytes ?? 1_000_000,
     warn: () => undefined,
     clock,
+    metricBatch: options.metricBatch,
   });
   return { clock, events, msgIds, reporter, kinds: () => events.map((e) => e.kind) };
 }
@@ -56,7 +65,7 @@ describe('attempt reporter', () => {
     reporter.started({ pid: 1 });
     reporter.heartbeat();
     reporter.metric({ loss: 0.5 }, 3);
-    clock.advance(250); // metric points go out in batches
+    clock.advance(DEFAULT_METRIC_BATCH.ms); // metric points go out in batches
     reporter.heartbeat();
     expect(await reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
     expect(events.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4].map((n) => SEQ_BLOCK + n));
@@ -78,23 +87,40 @@ describe('attempt reporter', () => {
   it('batches metric points, numbers them in report order, keeps NaN and ±Infinity, and drops what is no number', () => {
     const { reporter, events } = setup();
     for (let i = 0; i < 4_500; i++) reporter.metric({ loss: 1 / (i + 1) }, 4_500 - i); // steps out of order: kept
-    expect(events.map((e) => e.kind === 'metric' && [e.firstPoint, e.points.length])).toEqual([
-      [0, 2_000],
-      [2_000, 2_000],
-    ]);
+    expect(events).toEqual([]); // held: a burst is published after it, not while it runs
+    reporter.progress(0.5); // …or before any other event, in order
+    expect(events.map((e) => (e.kind === 'metric' ? [e.firstPoint, e.points.length] : e.kind))).toEqual([[0, 2_000], [2_000, 2_000], [4_000, 500], 'progress']);
+    events.length = 0;
+    for (let i = 0; i < 500; i++) reporter.metric({ loss: 1 / (i + 1) }, 4_500 - i);
     reporter.metric({ nan: Number.NaN, up: Number.POSITIVE_INFINITY, down: Number.NEGATIVE_INFINITY, bad: 'x' as unknown as number });
     reporter.metric({ bad: 'y' as unknown as number, nan: 'NaN' as unknown as number });
     reporter.close();
-    const last = events.find((e) => e.kind === 'metric' && e.firstPoint === 4_000);
+    const last = events.find((e) => e.kind === 'metric' && e.firstPoint === 4_500);
     expect(last?.kind === 'metric' && last.points.slice(500)).toEqual([
       { name: 'nan', value: 'NaN', step: 0, at: expect.any(Number) },
       { name: 'up', value: 'Infinity', step: 0, at: expect.any(Number) },
       { name: 'down', value: '-Infinity', step: 0, at: expect.any(Number) },
       { name: 'nan', value: 'NaN', step: 1, at: expect.any(Number) },
     ]);
-    expect(last?.kind === 'metric' && last.points[0]?.step).toBe(500);
+    expect(last?.kind === 'metric' && last.points[0]?.step).toBe(4_500);
     const warnings = events.flatMap((e) => (e.kind === 'log' ? e.lines : []));
     expect(warnings).toEqual(['[atelier] metric "bad" dropped: "x" is not a number (NaN and ±Infinity are kept)']);
+  });
+
+  it('holds metric points at most its batch time or its held-points cap, then publishes them all, in order', () => {
+    const { reporter, events, clock } = setup({ metricBatch: { points: 10, ms: 1_000, holdPoints: 30 } });
+    for (let i = 0; i < 25; i++) reporter.metric({ loss: i });
+    clock.advance(999);
+    expect(events).toEqual([]);
+    clock.advance(1);
+    expect(events.map((e) => e.kind === 'metric' && [e.firstPoint, e.points.map((p) => p.value)])).toEqual([
+      [0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]],
+      [10, [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]],
+      [20, [20, 21, 22, 23, 24]],
+    ]);
+    events.length = 0;
+    for (let i = 0; i < 30; i++) reporter.metric({ loss: i }); // the cap: out at once, without the timer
+    expect(events.map((e) => e.kind === 'metric' && e.firstPoint)).toEqual([25, 35, 45]);
   });
 
   it('batches log lines until the batch is full, per stream', () => {

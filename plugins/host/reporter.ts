@@ -43,8 +43,11 @@ export interface ReporterOptions {
   logBatch: { bytes: number; ms: number };
   /** Most log bytes published per attempt; past it one truncation notice is logged and the rest dropped. */
   maxLogBytes: number;
-  /** Metric points go out once this many are buffered, or this long after the first one arrived. */
-  metricBatch?: { points: number; ms: number };
+  /**
+   * Metric points go out in events of `points`, `ms` after the first one arrived, or at once when `holdPoints` wait
+   * (and before any other event but a heartbeat, to keep their order with it).
+   */
+  metricBatch?: { points: number; ms: number; holdPoints?: number };
   warn: (message: string) => void;
   clock?: ReporterClock;
   /** How long events wait to be folded with the ones after them into one bus message (protocol 2). Default FOLD_MS. */
@@ -85,7 +88,13 @@ export const MIN_PROGRESS_INTERVAL_MS = 100; // at most ~10 progress events a se
 // Each execution numbers its events from a block of its own (see SEQ_BLOCK in the protocol).
 export { SEQ_BLOCK };
 export const RESULT_PUBLISH_TRIES = 5;
-export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 250 };
+/**
+ * Metric points travel 2,000 to an event, and wait up to 1 s (or 250,000 points, ~20 MB) to go out together: a
+ * training loop's burst is stored after it rather than while it runs, so storing (on an embedded control plane, the
+ * same cores and the host's own event loop) does not slow the loop or stamp its exit late. A live chart lags the
+ * module by at most that second; every point is still published, in order, before the result.
+ */
+export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 1_000, holdPoints: 250_000 };
 /**
  * Events wait this long to share one bus message with the ones after them (protocol 2). A no-op attempt's start,
  * progress and result come within well under a millisecond of each other, so they travel as one message (one
@@ -176,6 +185,8 @@ export function createReporter(options: ReporterOptions): Reporter {
     publishMessage(events);
   };
   const publish = (body: EventBody) => {
+    // Held metric points go first: no other event overtakes them (a heartbeat says nothing of their order).
+    if (body.kind !== 'metric' && body.kind !== 'heartbeat') flushMetrics();
     const event = makeEvent(body);
     if (!folds) return publishMessage([event]);
     folding.push(event);
@@ -214,17 +225,25 @@ export function createReporter(options: ReporterOptions): Reporter {
   const metricBatch = options.metricBatch ?? DEFAULT_METRIC_BATCH;
   let nextPoint = block * SEQ_BLOCK;
   let points: MetricPointReport[] = [];
+  /** Full events' points, waiting with `points` for the timer (see DEFAULT_METRIC_BATCH). */
+  let held: MetricPointReport[][] = [];
+  let heldPoints = 0;
+  const holdPoints = metricBatch.holdPoints ?? metricBatch.points;
   let cancelMetricTimer: (() => void) | undefined;
   const pointsPerName = new Map<string, number>();
   const warnedNames = new Set<string>();
-  const flushMetrics = () => {
+  function flushMetrics() {
     cancelMetricTimer?.();
     cancelMetricTimer = undefined;
-    if (!points.length) return;
-    publish({ kind: 'metric', firstPoint: nextPoint, points });
-    nextPoint += points.length;
+    const batches = points.length ? [...held, points] : held;
+    held = [];
+    heldPoints = 0;
     points = [];
-  };
+    for (const batch of batches) {
+      publish({ kind: 'metric', firstPoint: nextPoint, points: batch });
+      nextPoint += batch.length;
+    }
+  }
 
   // Progress: coalesced so a chatty module costs at most ~10 events a second; the latest value wins.
   let lastProgressAt = 0;
@@ -282,8 +301,13 @@ export function createReporter(options: ReporterOptions): Reporter {
         pointsPerName.set(name, index + 1);
         points.push({ name, value: encodeMetricValue(value), step: typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index, at });
       }
-      if (points.length >= metricBatch.points) flushMetrics();
-      else if (points.length) cancelMetricTimer ??= clock.schedule(flushMetrics, metricBatch.ms);
+      if (points.length >= metricBatch.points) {
+        held.push(points);
+        heldPoints += points.length;
+        points = [];
+      }
+      if (heldPoints >= holdPoints) flushMetrics();
+      else if (heldPoints || points.length) cancelMetricTimer ??= clock.schedule(flushMetrics, metricBatch.ms);
     },
 
     started(handle) {
@@ -314,6 +338,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     async publishResult(outcome, durationMs, giveUp) {
+      flushMetrics(); // held points before the result, whatever closed or not
       resulted = true;
       cancelFoldTimer?.();
       cancelFoldTimer = undefined;

@@ -12,6 +12,7 @@ const main = `import { metric, output } from './progress.js';
 const params = JSON.parse(process.env.ATELIER_PARAMS ?? '{}');
 const count = params.count ?? 0;
 const log = params.log !== false;
+const loopBegan = Date.now();
 let sum = 0;
 for (let i = 0; i < count; i++) {
   const loss = 1 / (i + 1);
@@ -27,6 +28,11 @@ if (params.special) {
   metric({ odd: -2 }, 2);
 }
 output('done', sum);
+// The module's own view of its time (bench/tracking-split.ts): when its process began and ended (wall clock) and its CPU.
+if (params.timing) {
+  const cpu = process.cpuUsage();
+  output('timing', { began: performance.timeOrigin, loopBegan: loopBegan, ended: Date.now(), cpuMs: (cpu.user + cpu.system) / 1000 });
+}
 `;
 
 const manifest = `namespace: test
@@ -41,6 +47,7 @@ parameters:
     count: { type: integer, minimum: 0 }
     special: { type: boolean }
     log: { type: boolean }
+    timing: { type: boolean }
     salt: { type: string }
 `;
 

@@ -41,9 +41,10 @@ let series = new Map();
 let buffered = 0;
 let timer;
 
-/** One metric's buffered points: packed steps and values (grown as needed), and the values that are no number. */
+/** One metric's buffered points: packed steps and values (a batch's worth, grown as needed; kept from one batch to
+ * the next, so a training loop allocates nothing per point or per batch), and the values that are no number. */
 function newSeries() {
-  return { n: 0, steps: new Float64Array(64), values: new Float64Array(64), odd: null };
+  return { n: 0, steps: new Float64Array(FLUSH_POINTS), values: new Float64Array(FLUSH_POINTS), odd: null };
 }
 
 const base64 = (array, n) => Buffer.from(array.buffer, 0, n * 8).toString('base64');
@@ -63,8 +64,11 @@ export function flush() {
       batch.push({ name, steps, values: Array.from(s.values.subarray(0, s.n), wire) });
     }
     if (s.odd) batch.push({ name, steps: s.odd.steps, values: s.odd.values });
+    s.n = 0;
+    s.odd = null;
   }
-  series = new Map();
+  // A batch's series are kept for the next one while few (a loop's handful of names); many names start afresh.
+  if (series.size > 64) series = new Map();
   buffered = 0;
   send({ series: batch });
 }
