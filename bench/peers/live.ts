@@ -183,7 +183,14 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
     }
     await Promise.race([
       snapshotted,
-      sleep(120_000).then(() => Promise.reject(new Error(`${snapshots} of ${subscribers} subscribers had their snapshot after 120 s`))),
+      sleep(120_000).then(() =>
+        Promise.reject(
+          new Error(
+            `${snapshots} of ${subscribers} subscribers had their snapshot after 120 s` +
+              (failures.length ? `; ${failures.length} failed, e.g. ${failures[0]}` : '; none failed: a subscription is stuck'),
+          ),
+        ),
+      ),
     ]);
     const rssSubscribedMiB = await rssMiB(plane.pid);
     peak = rssSubscribedMiB;
