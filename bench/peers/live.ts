@@ -187,7 +187,13 @@ export async function fanOut(infra: { pgUrl: string; natsUrl: string }, subscrib
         Promise.reject(
           new Error(
             `${snapshots} of ${subscribers} subscribers had their snapshot after 120 s` +
-              (failures.length ? `; ${failures.length} failed, e.g. ${failures[0]}` : '; none failed: a subscription is stuck'),
+              (failures.length ? `; ${failures.length} failed, e.g. ${failures[0]}` : '; none failed: a subscription is stuck') +
+              `\ncontrol plane's errors:\n${plane
+                .output()
+                .split('\n')
+                .filter((l) => /ERR|rror/.test(l))
+                .slice(-40)
+                .join('\n')}`,
           ),
         ),
       ),
