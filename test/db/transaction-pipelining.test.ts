@@ -201,3 +201,24 @@ it("rolls back a pipelined transaction whose statement fails, with that statemen
     await sql.end({ timeout: 1 });
   }
 });
+
+it("takes a BEGIN's connection for its transaction even when the BEGIN fills the connection's pipeline", async () => {
+  // Two connections take pooled statements in turn; each holds at most 100 in flight (the driver's max_pipeline). A
+  // BEGIN that is the 100th in flight on its connection was sent without the connection being made its transaction's:
+  // its answer then failed the transaction with UNSAFE_TRANSACTION (seen once in ~20 runs of the peers bench's S4,
+  // 1,000 subscribers' snapshot transactions among their other statements). Some count of statements before the BEGIN
+  // puts it at that place; every one of those transactions must commit.
+  const sql = postgres(server.url, { max: 2, onnotice: () => undefined });
+  try {
+    await Promise.all([sql`select 1`, sql`select 2`]); // both connections open
+    for (let before = 190; before <= 210; before++) {
+      const pooled = Array.from({ length: before }, () => sql`select 1 as one`.execute());
+      const transaction = sql.begin(async (tx) => (await tx`select 2 as two`)[0]!.two as number);
+      const after = Array.from({ length: 20 }, () => sql`select 3 as three`.execute());
+      await expect(transaction).resolves.toBe(2);
+      await Promise.all([...pooled, ...after]);
+    }
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+});
