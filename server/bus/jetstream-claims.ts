@@ -40,13 +40,8 @@ export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWi
       const single = nc.subscribe(subjects.claim, {
         queue,
         callback: (err, msg) => {
-          if (err) return;
-          let claim: AttemptClaim;
-          try {
-            claim = msg.json<AttemptClaim>();
-          } catch {
-            return;
-          }
+          const claim = err ? undefined : parsed<AttemptClaim>(msg);
+          if (!claim) return;
           handler(claim).then(
             (answer) => respond(msg, answer),
             () => undefined, // unanswered: the host asks again
@@ -56,16 +51,10 @@ export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWi
       const batches = nc.subscribe(subjects.claims, {
         queue,
         callback: (err, msg) => {
-          if (err) return;
-          let claims: unknown;
-          try {
-            claims = msg.json<ClaimBatch>().claims;
-          } catch {
-            return;
-          }
+          const claims = err ? undefined : parsed<Partial<ClaimBatch>>(msg)?.claims;
           if (!Array.isArray(claims)) return;
           // Handed over in one tick, so the claim server answers them with one query.
-          Promise.all((claims as AttemptClaim[]).map((claim) => handler(claim))).then(
+          Promise.all(claims.map((claim) => handler(claim))).then(
             (answers) => respond(msg, { answers } satisfies ClaimBatchAnswer),
             () => undefined, // unanswered: the host asks again
           );
@@ -75,6 +64,15 @@ export function claimMethods({ nc, subjects, queue, track, assertOpen }: ClaimWi
       return { stop: async () => void (await Promise.all(parts.map((part) => part.stop()))) };
     },
   };
+}
+
+/** A request's JSON body; undefined when it is none (a request nobody can answer goes unanswered). */
+function parsed<T>(msg: Msg): T | undefined {
+  try {
+    return msg.json<T>() ?? undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Answers a request; one that cannot be sent (over max_payload, a closed connection) goes unanswered, and its host asks again. */
