@@ -8,7 +8,7 @@ import { arrayOf, idAmong, jsonRows } from '../db/arrays';
 import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
-import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { type Run, runs } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
 import type { FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
@@ -21,6 +21,7 @@ import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, tran
 import { crashPoint } from './crash-hook';
 import { eventRows, ignoredResultNote, latestPerTask, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
+import { type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -28,7 +29,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 type Started = Extract<ExecutorEvent, { kind: 'started' }>;
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
-type Known = Map<string, Task>;
+type Known = Map<string, RecordedTask>;
 
 /**
  * Records a batch of executor events, as a rule in ONE transaction: the run whose tasks start or end locked, every
@@ -83,10 +84,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
             .orderBy(runs.id)
             .for('update')
         : [],
-      tx
-        .select()
-        .from(tasks)
-        .where(sql`${tasks.id} = any(${arrayOf(taskIds, 'uuid')})`),
+      recordedTasks(tx, taskIds),
     ]);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
@@ -234,15 +232,15 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   const { ctx, tx, step } = tc;
   const runId = run.id;
   // This run's tasks only (a node name means something only within its run), as read under the run's lock.
-  const rows = new Map<string, Task>();
+  const rows = new Map<string, RecordedTask>();
   for (const e of fresh) {
     const task = known.get(e.taskId);
     if (task && task.runId === runId) rows.set(task.id, task);
   }
   // The statuses this batch writes, by task id, over the rows as read: not a spread copy of each row (a row as
   // drizzle builds it is a V8 dictionary object, ~11 µs a copy, one per started or succeeded task).
-  const written = new Map<string, Task['status']>();
-  const statusOf = (t: Task) => written.get(t.id) ?? t.status;
+  const written = new Map<string, RecordedTask['status']>();
+  const statusOf = (t: RecordedTask) => written.get(t.id) ?? t.status;
   const finished: string[] = [];
   let started = false;
   // Per task, the first report of each kind decides; a start and a result in one batch is one update.
@@ -261,9 +259,14 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     }
     latest.set(task.id, entry);
   }
-  const startedOnly: { task: Task; event: Started }[] = [];
-  const succeeded: { task: Task; event: Result; adopted: boolean }[] = [];
+  const startedOnly: { task: RecordedTask; event: Started }[] = [];
+  const succeeded: { task: RecordedTask; event: Result; adopted: boolean }[] = [];
   const superseded: { taskId: string; attempt: number }[] = [];
+  // A result that did not succeed decides its retry from the whole row.
+  const whole = await wholeTasks(
+    tx,
+    [...latest].filter(([, l]) => !l.adopt && l.result && l.result.outcome.state !== 'SUCCEEDED').map(([id]) => id),
+  );
   for (const [taskId, { started: s, result: r, adopt: a }] of latest) {
     const task = rows.get(taskId)!;
     if (a) {
@@ -276,7 +279,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     if (r) {
       if (r.outcome.state === 'SUCCEEDED') succeeded.push({ task, event: r, adopted: false });
       else {
-        const updated = await applyOutcome(tc, task, r.outcome, { at: new Date(r.at), durationMs: r.durationMs, host: r.host });
+        const updated = await applyOutcome(tc, whole.get(taskId)!, r.outcome, { at: new Date(r.at), durationMs: r.durationMs, host: r.host });
         rows.set(task.id, updated);
         if (isTerminal(updated.status)) finished.push(updated.node);
       }

@@ -1,0 +1,40 @@
+// What the recorder reads of the tasks a batch of executor events names: the few columns that judge each report and
+// apply it, not the ~50 of a whole task row (drizzle maps a row column by column, and the driver parses each one). A
+// failure, whose retry is decided from the whole row, reads that row when it comes (rarely).
+import { sql } from 'drizzle-orm';
+import { arrayOf } from '../db/arrays';
+import type { Tx } from '../db/client';
+import { type Task, tasks } from '../db/tables/runs';
+
+const COLUMNS = {
+  id: tasks.id,
+  runId: tasks.runId,
+  node: tasks.node,
+  status: tasks.status,
+  attempt: tasks.attempt,
+  cacheKey: tasks.cacheKey,
+  hotCluster: tasks.hotCluster,
+  mapParent: tasks.mapParent,
+  dataAccess: tasks.dataAccess,
+  moduleVersionId: tasks.moduleVersionId,
+};
+
+/** A task as the recorder reads it. */
+export type RecordedTask = Pick<Task, keyof typeof COLUMNS>;
+
+/** The recorder's columns of the tasks `ids`, those that exist. */
+export const recordedTasks = (tx: Tx, ids: readonly string[]): Promise<RecordedTask[]> =>
+  tx
+    .select(COLUMNS)
+    .from(tasks)
+    .where(sql`${tasks.id} = any(${arrayOf(ids, 'uuid')})`);
+
+/** The whole rows of the tasks `ids`, by id: for the results that end or retry an attempt other than by success. */
+export async function wholeTasks(tx: Tx, ids: readonly string[]): Promise<Map<string, Task>> {
+  if (!ids.length) return new Map();
+  const rows = await tx
+    .select()
+    .from(tasks)
+    .where(sql`${tasks.id} = any(${arrayOf(ids, 'uuid')})`);
+  return new Map(rows.map((t) => [t.id, t]));
+}
