@@ -61,10 +61,17 @@ function attemptsFrom(rows: TaskEvent[]): Attempt[] {
       message: null,
       durationMs: null,
     };
-    const payload = row.payload as { host?: string; outcome?: { state: string; reason?: string; message?: string }; durationMs?: number };
+    const payload = row.payload as {
+      host?: string;
+      outcome?: { state: string; reason?: string; message?: string };
+      durationMs?: number;
+      /** A start stored with its execution's result (server/orchestrator/event-rows.ts). */
+      started?: { at: string; host?: string };
+    };
     a.host = payload.host ?? a.host;
     if (row.kind === 'started') a.startedAt ??= row.at;
     else {
+      if (payload.started) a.startedAt ??= new Date(payload.started.at);
       a.finishedAt = row.at;
       a.state = payload.outcome?.state ?? null;
       a.reason = payload.outcome?.reason ?? null;

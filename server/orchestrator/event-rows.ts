@@ -1,10 +1,15 @@
 // The rows the recorder writes from executor events: the task event itself, a success's columns and time split,
-// and the progress a batch ends with per task. Pure; record-events.ts writes them.
+// the progress a batch ends with per task, and the live events of its notes. Pure; record-events.ts writes them.
+import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
+import type { FeedEventBody } from '../events/feed';
+import { pointsOf } from '../tracking/metric-events';
+import type { MetricPointInput } from '../tracking/metrics';
 import { seqBlock } from './attempts';
 
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
+type Started = Extract<ExecutorEvent, { kind: 'started' }>;
 
 /** An event as task_events stores it. */
 export const eventRow = (e: ExecutorEvent) => {
@@ -16,11 +21,12 @@ export const eventRow = (e: ExecutorEvent) => {
 };
 
 /**
- * The task_events rows of `events` (all to be stored). A progress report whose execution's result comes after it in
- * the same batch is carried by that result's row (`payload.progress`: the latest such report) rather than stored as a
- * row of its own: progress is a level that the result ends, read later by nothing but the success's update and the live
- * feed, which both take it from the batch. One row less per short attempt. `carrier`: for each report carried, the
- * result whose row carries it, so the report is new exactly when that row is.
+ * The task_events rows of `events` (all to be stored). A start, and a progress report, whose execution's result comes
+ * after it in the same batch are carried by that result's row rather than stored as rows of their own: the start as
+ * `payload.started` (its `seq`, `at`, and its handle and host where it has them: what a task's attempts show), the
+ * progress as `payload.progress` (the latest such report: a level that the result ends, read later by nothing but the
+ * success's update and the live feed, which both take it from the batch). One row per short attempt, not three.
+ * `carrier`: for each report carried, the result whose row carries it, so the report is new exactly when that row is.
  */
 export function eventRows(events: ExecutorEvent[]): { rows: ReturnType<typeof eventRow>[]; carrier: Map<ExecutorEvent, Result> } {
   const execution = (e: ExecutorEvent) => `${e.taskId}:${e.attempt}:${seqBlock(e.seq)}`;
@@ -28,22 +34,37 @@ export function eventRows(events: ExecutorEvent[]): { rows: ReturnType<typeof ev
   for (const e of events) if (e.kind === 'result' && !results.has(execution(e))) results.set(execution(e), e);
   const carrier = new Map<ExecutorEvent, Result>();
   const carried = new Map<Result, Progress>();
+  const starts = new Map<Result, Started>();
   for (const e of events) {
-    const result = e.kind === 'progress' ? results.get(execution(e)) : undefined;
-    if (e.kind !== 'progress' || !result || result.seq < e.seq) continue;
+    if (e.kind !== 'progress' && e.kind !== 'started') continue;
+    const result = results.get(execution(e));
+    if (!result || result.seq < e.seq) continue;
     carrier.set(e, result);
-    const latest = carried.get(result);
-    if (!latest || latest.seq < e.seq) carried.set(result, e);
+    const latest = e.kind === 'progress' ? carried.get(result) : starts.get(result);
+    if (latest && (e.kind === 'progress' ? latest.seq > e.seq : latest.seq < e.seq)) continue;
+    if (e.kind === 'progress') carried.set(result, e);
+    else starts.set(result, e);
   }
   const rows = events
     .filter((e) => !carrier.has(e))
     .map((e) => {
       const row = eventRow(e);
-      const progress = e.kind === 'result' ? carried.get(e) : undefined;
-      if (progress) row.payload = { ...row.payload, progress: { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at } };
+      if (e.kind !== 'result') return row;
+      const progress = carried.get(e);
+      const start = starts.get(e);
+      if (progress) row.payload.progress = { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at };
+      if (start) row.payload.started = startedPart(start, e);
       return row;
     });
   return { rows, carrier };
+}
+
+/** A start as its result's row carries it: its host and handle only where it has them (its result names the same host). */
+function startedPart(start: Started, result: Result): Record<string, unknown> {
+  const part: Record<string, unknown> = { seq: start.seq, at: start.at };
+  if (start.handle !== undefined && start.handle !== null) part.handle = start.handle;
+  if (start.host !== result.host) part.host = start.host;
+  return part;
 }
 
 /** The applied results' time split: provisioning (when the executor reports it), the rest execution. */
@@ -102,4 +123,21 @@ export function ignoredResultNote(e: Result, winner: number | undefined): Execut
       `[atelier] ignored the result of execution ${seqBlock(e.seq)} of attempt ${e.attempt} on ${e.host} (${why}): the attempt already has the result of another execution${first}`,
     ],
   };
+}
+
+/** The live events of newly recorded progress, logs and metrics. */
+export function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string }>, decoded: Map<ExecutorEvent, MetricPointInput[]>): FeedEventBody[] {
+  const out: FeedEventBody[] = [];
+  for (const e of fresh) {
+    const node = known.get(e.taskId)!.node;
+    if (e.kind === 'progress') out.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
+    else if (e.kind === 'log') out.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
+    else if (e.kind === 'metric') {
+      const points = (decoded.get(e) ?? pointsOf(e)).map((p) => ({ name: p.name, value: encodeMetricValue(p.value), step: p.step, seq: p.seq }));
+      if (!points.length) continue;
+      const metrics = Object.fromEntries(points.map((p) => [p.name, p.value]));
+      out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, attempt: e.attempt, points, metrics, step: points.at(-1)!.step, at: e.at });
+    }
+  }
+  return out;
 }

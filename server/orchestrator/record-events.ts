@@ -2,7 +2,6 @@
 // written in bulk, starts and results stored and applied together per run under its lock; stale reports (another
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
 import { inArray, sql } from 'drizzle-orm';
-import { encodeMetricValue } from '../../plugins/metric-values';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { arrayOf, idAmong, jsonRows } from '../db/arrays';
 import { bulkInsert } from '../db/bulk';
@@ -10,16 +9,15 @@ import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import { type Run, runs } from '../db/tables/runs';
 import { taskEvents } from '../db/tables/task-events';
-import type { FeedEventBody } from '../events/feed';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
-import { type MetricPointInput, storeMetricPoints } from '../tracking/metrics';
+import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { crashPoint } from './crash-hook';
-import { eventRows, ignoredResultNote, latestPerTask, progressRow, successRow, timings } from './event-rows';
+import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
 import { isTerminal } from './rules';
@@ -91,7 +89,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
     // report: another execution of an attempt that already has its result (a redelivered message run again).
     const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
-    const resultBlocks = await resultBlocksOf(
+    const { blocks: resultBlocks, startCarried } = await resultBlocksOf(
       tc,
       reports.filter((e) => !isCurrent(known.get(e.taskId)!, e.attempt)),
     );
@@ -101,8 +99,11 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     const seconds = secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
     for (const e of seconds.keys()) refused.add(e);
     const notes = [...seconds].map(([e, first]) => ignoredResultNote(e as Result, first));
-    // Progress of an attempt whose result is stored says nothing any more (and may be one its result's row carries).
-    const ended = (e: ExecutorEvent) => e.kind === 'progress' && resultBlocks.has(`${e.taskId}:${e.attempt}`) && !isCurrent(known.get(e.taskId)!, e.attempt);
+    // Progress of an attempt whose result is stored says nothing any more (and may be one its result's row carries), nor
+    // does a start its result's row carries (event-rows.ts).
+    const ended = (e: ExecutorEvent) =>
+      (e.kind === 'progress' ? resultBlocks.has(`${e.taskId}:${e.attempt}`) : e.kind === 'started' && startCarried.has(`${e.taskId}:${e.attempt}:${e.seq}`)) &&
+      !isCurrent(known.get(e.taskId)!, e.attempt);
     const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
     // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
     const { rows, carrier } = eventRows(kept);
@@ -190,36 +191,26 @@ async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], prog
   if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
 }
 
-/** For attempts that have ended, the sequence block of the execution whose result ended them (if one did). */
-async function resultBlocksOf({ tx }: TxContext, reports: ExecutorEvent[]): Promise<Map<string, number>> {
+/**
+ * For attempts that have ended, the sequence block of the execution whose result ended them (if one did), and the
+ * start that result's row carries (`taskId:attempt:seq`).
+ */
+async function resultBlocksOf({ tx }: TxContext, reports: ExecutorEvent[]): Promise<{ blocks: Map<string, number>; startCarried: Set<string> }> {
   const blocks = new Map<string, number>();
+  const startCarried = new Set<string>();
   const pairs = [...new Map(reports.map((e) => [`${e.taskId}:${e.attempt}`, { task_id: e.taskId, attempt: e.attempt }])).values()];
-  if (!pairs.length) return blocks;
-  const rows = await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
+  if (!pairs.length) return { blocks, startCarried };
+  const rows = await queryRows<{ task_id: string; attempt: number; seq: string | number; started: string | number | null }>(
     tx,
-    sql`select e.task_id, e.attempt, e.seq from task_events e
+    sql`select e.task_id, e.attempt, e.seq, e.payload -> 'started' ->> 'seq' as started from task_events e
         join ${jsonRows(pairs)} as v(task_id uuid, attempt int) on e.task_id = v.task_id and e.attempt = v.attempt
         where e.kind = 'result'`,
   );
-  for (const r of rows) blocks.set(`${r.task_id}:${r.attempt}`, seqBlock(Number(r.seq)));
-  return blocks;
-}
-
-/** The live events of newly recorded progress, logs and metrics. */
-function liveEventsOf(fresh: ExecutorEvent[], known: Map<string, { node: string }>, decoded: Map<ExecutorEvent, MetricPointInput[]>): FeedEventBody[] {
-  const out: FeedEventBody[] = [];
-  for (const e of fresh) {
-    const node = known.get(e.taskId)!.node;
-    if (e.kind === 'progress') out.push({ kind: 'task-progress', runId: e.runId, taskId: e.taskId, node, fraction: e.fraction, message: e.message, at: e.at });
-    else if (e.kind === 'log') out.push({ kind: 'task-log', runId: e.runId, taskId: e.taskId, node, stream: e.stream, lines: e.lines, at: e.at });
-    else if (e.kind === 'metric') {
-      const points = (decoded.get(e) ?? pointsOf(e)).map((p) => ({ name: p.name, value: encodeMetricValue(p.value), step: p.step, seq: p.seq }));
-      if (!points.length) continue;
-      const metrics = Object.fromEntries(points.map((p) => [p.name, p.value]));
-      out.push({ kind: 'task-metric', runId: e.runId, taskId: e.taskId, node, attempt: e.attempt, points, metrics, step: points.at(-1)!.step, at: e.at });
-    }
+  for (const r of rows) {
+    blocks.set(`${r.task_id}:${r.attempt}`, seqBlock(Number(r.seq)));
+    if (r.started !== null) startCarried.add(`${r.task_id}:${r.attempt}:${Number(r.started)}`);
   }
-  return out;
+  return { blocks, startCarried };
 }
 
 /**

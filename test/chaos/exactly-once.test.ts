@@ -155,26 +155,44 @@ it('stale reports for an attempt that already finished change nothing; its resul
   expect(run.status).toBe('SUCCEEDED');
 }, 180_000);
 
-it('a progress report its result’s row carries, delivered again alone, is neither stored nor shown again', async () => {
+it('a start and a progress report their result’s row carries, delivered again alone, are neither stored nor shown again', async () => {
   const runId = await startRun('once-carried');
   expect(await waitForRun(runId)).toBe('SUCCEEDED');
   await busDrained();
   const before = await taskOf(runId);
-  const [result] = await sql<{ progress: { seq: number; fraction: number; message: string | null; at: string } | null; host: string }[]>`
-    select payload->'progress' as progress, payload->>'host' as host from task_events where task_id = ${before.id} and kind = 'result'`;
-  // A short attempt's progress travels with its result and is stored in the result's row.
+  const [result] = await sql<
+    {
+      progress: { seq: number; fraction: number; message: string | null; at: string } | null;
+      started: { seq: number; at: string } | null;
+      host: string;
+    }[]
+  >`select payload->'progress' as progress, payload->'started' as started, payload->>'host' as host from task_events where task_id = ${before.id} and kind = 'result'`;
+  // A short attempt's start and progress travel with its result and are stored in the result's row.
   expect(result!.progress).not.toBeNull();
+  expect(result!.started).not.toBeNull();
+  const attempts = async () =>
+    (await gql(`query ($id: ID!) { run(id: $id) { tasks { attempts { attempt host startedAt finishedAt state } } } }`, { id: runId })).run.tasks[0].attempts;
+  // The task's attempts still show when it started.
+  const shownAttempts = await attempts();
+  expect(shownAttempts).toEqual([
+    { attempt: 1, host: result!.host, startedAt: new Date(result!.started!.at).toISOString(), finishedAt: expect.any(String), state: 'SUCCEEDED' },
+  ]);
   const events = await eventCount(before.id);
   const feed = async () => (await sql`select event_seq::int as n from runs where id = ${runId}`)[0]!.n as number;
   const shown = await feed();
 
-  // The report alone, as JetStream would redeliver a message of its own whose ack was lost.
+  // The reports alone, as JetStream would redeliver messages of their own whose acks were lost.
   const { seq, fraction, message, at } = result!.progress!;
-  const again: ExecutorEvent = { taskId: before.id as string, runId, attempt: 1, host: result!.host, at, seq, kind: 'progress', fraction, message };
-  await hostBus.publishEvent(again, `${again.taskId}:${again.attempt}:${again.seq}:again`);
+  const base = { taskId: before.id as string, runId, attempt: 1, host: result!.host };
+  const again: ExecutorEvent[] = [
+    { ...base, at, seq, kind: 'progress', fraction, message },
+    { ...base, at: result!.started!.at, seq: result!.started!.seq, kind: 'started', handle: null },
+  ];
+  for (const e of again) await hostBus.publishEvent(e, `${e.taskId}:${e.attempt}:${e.seq}:again`);
   await busDrained();
 
   expect(await taskOf(runId)).toEqual(before);
   expect(await eventCount(before.id)).toBe(events);
   expect(await feed()).toBe(shown);
+  expect(await attempts()).toEqual(shownAttempts);
 }, 180_000);

@@ -64,7 +64,11 @@ export async function taskTimelines(sql: postgres.Sql, taskIds: string[], execut
     { task_id: string; attempt: number; seq: string; kind: string; host: string | null; state: string | null; at: Date; id: string; tx: string }[]
   >`
     select task_id, attempt, seq::text, kind, payload->>'host' as host, payload->'outcome'->>'state' as state, at, id::text, xmin::text as tx
-    from task_events where task_id = any(${taskIds}) and kind <> 'log' order by at, id`;
+    from task_events where task_id = any(${taskIds}) and kind <> 'log'
+    union all -- a start its result's row carries (server/orchestrator/event-rows.ts)
+    select task_id, attempt, payload->'started'->>'seq', 'started', payload->>'host', null, (payload->'started'->>'at')::timestamptz, id::text, xmin::text
+    from task_events where task_id = any(${taskIds}) and kind = 'result' and payload ? 'started'
+    order by at, id`;
   const stamp = (ms: number) => new Date(ms).toISOString().slice(11, 23);
   const blocks: string[] = [];
   for (const t of tasks) {

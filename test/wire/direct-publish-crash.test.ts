@@ -63,11 +63,12 @@ it('a short attempt’s start, progress and result arrive as one message and are
   const [task] = await sql<{ id: string; xmin: string }[]>`select id, xmin::text from tasks where run_id = ${startRun.id}`;
   expect(executionsOf(task!.id)).toHaveLength(1);
   // Postgres stamps each row with the transaction that wrote it last: the events and the task's final update share it.
-  const events = await sql<{ kind: string; xmin: string; progress: { fraction: number } | null }[]>`
-    select kind, xmin::text, payload->'progress' as progress from task_events where task_id = ${task!.id} order by seq`;
-  // The progress report rides in its result's row; the run's feed still shows it as a step of its own.
-  expect(events.map((e) => e.kind)).toEqual(['started', 'result']);
-  expect(events[1]!.progress).toMatchObject({ fraction: expect.any(Number) });
+  const events = await sql<{ kind: string; xmin: string; progress: { fraction: number } | null; started: { seq: number } | null }[]>`
+    select kind, xmin::text, payload->'progress' as progress, payload->'started' as started from task_events where task_id = ${task!.id} order by seq`;
+  // The start and the progress report ride in their result's row; the run's feed still shows each as a step of its own.
+  expect(events.map((e) => e.kind)).toEqual(['result']);
+  expect(events[0]!.progress).toMatchObject({ fraction: expect.any(Number) });
+  expect(events[0]!.started).toMatchObject({ seq: expect.any(Number) });
   const feed = await sql<{ kind: string; status: string | null }[]>`
     select x.e->>'kind' as kind, x.e->>'status' as status from run_events r, jsonb_array_elements(r.event->'events') with ordinality as x(e, i)
     where r.run_id = ${startRun.id} and x.e->>'taskId' = ${task!.id} order by r.seq, x.i`;
