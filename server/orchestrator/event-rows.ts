@@ -11,13 +11,16 @@ type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
 type Started = Extract<ExecutorEvent, { kind: 'started' }>;
 
-/** An event as task_events stores it. */
+/**
+ * An event as task_events stores it, keyed by column name as `json_populate_recordset` reads it (recordEvents' insert):
+ * built once, with the host's `at` as it came (ISO 8601, read by Postgres), not through a Date and back per row.
+ */
 export const eventRow = (e: ExecutorEvent) => {
   const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
   // A metric event's points live in metric_points; the event keeps where they are.
   const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
   const stored: Record<string, unknown> = { host, ...kept };
-  return { taskId, runId, attempt, seq, kind, at: new Date(at), payload: stored };
+  return { task_id: taskId, run_id: runId, attempt, seq, kind, at, payload: stored };
 };
 
 /**

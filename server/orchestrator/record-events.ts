@@ -4,11 +4,9 @@
 import { inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { arrayOf, idAmong, jsonRows } from '../db/arrays';
-import { bulkInsert } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import { type Run, runs } from '../db/tables/runs';
-import { taskEvents } from '../db/tables/task-events';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
@@ -107,7 +105,14 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
     // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
     const { rows, carrier } = eventRows(kept);
-    const inserted = await bulkInsert(tx, taskEvents, rows, { onConflictDoNothing: true, returning: sql`task_id, attempt, seq` });
+    const inserted = rows.length
+      ? await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
+          tx,
+          sql`insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
+            select task_id, run_id, attempt, seq, kind, at, payload from json_populate_recordset(null::task_events, ${JSON.stringify(rows)}::json)
+            on conflict do nothing returning task_id, attempt, seq`,
+        )
+      : [];
     const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
     const fresh = kept.filter((e) => {
       const stored = carrier.get(e) ?? e;
