@@ -86,7 +86,8 @@ export function successRow(event: Result) {
     exit_code: o.exitCode ?? null,
     finished: event.at,
     host: event.host,
-    started: new Date(new Date(event.at).getTime() - event.durationMs).toISOString(),
+    // Its start, if none was recorded, is `finished` less this (in the update: no Date parsed and formatted per task).
+    duration: event.durationMs,
     ...timings(event),
   };
 }

@@ -309,9 +309,9 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
       update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, progress = 1, reason = v.reason, message = v.message,
         progress_message = case when v.has_progress then v.progress_message else t.progress_message end,
         exit_code = v.exit_code, finished_at = v.finished, retry_at = null, host = v.host,
-        started_at = coalesce(t.started_at, v.started), provisioning_ms = v.provisioning, execution_ms = v.execution
+        started_at = coalesce(t.started_at, v.finished - ceil(v.duration) * interval '1 millisecond'), provisioning_ms = v.provisioning, execution_ms = v.execution
       from ${jsonRows(succeeded.map(({ task, event, adopted }) => ({ id: task.id, ...successRow(event), ...progressRow(adopted ? undefined : progressOf.get(task.id)) })))}
-        as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, started timestamptz, provisioning int, execution int,
+        as v(id uuid, outputs jsonb, reason text, message text, exit_code int, finished timestamptz, host text, duration float8, provisioning int, execution int,
           has_progress boolean, progress_message text)
       where t.id = v.id and ${idAmong(
         't',

@@ -69,6 +69,11 @@ it('a short attempt’s start, progress and result arrive as one message and are
   expect(events.map((e) => e.kind)).toEqual(['result']);
   expect(events[0]!.progress).toMatchObject({ fraction: expect.any(Number) });
   expect(events[0]!.started).toMatchObject({ seq: expect.any(Number) });
+  // The task, never seen RUNNING on its own, started when its result says: its time less its duration (whole ms up).
+  const [times] = await sql<{ started: Date; finished: Date; duration: number }[]>`
+    select t.started_at as started, t.finished_at as finished, (e.payload->>'durationMs')::float8 as duration
+    from tasks t join task_events e on e.task_id = t.id and e.kind = 'result' where t.id = ${task!.id}`;
+  expect(times!.started.getTime()).toBe(times!.finished.getTime() - Math.ceil(times!.duration));
   const feed = await sql<{ kind: string; status: string | null }[]>`
     select x.e->>'kind' as kind, x.e->>'status' as status from run_events r, jsonb_array_elements(r.event->'events') with ordinality as x(e, i)
     where r.run_id = ${startRun.id} and x.e->>'taskId' = ${task!.id} order by r.seq, x.i`;
