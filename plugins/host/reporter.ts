@@ -135,8 +135,18 @@ export function createReporter(options: ReporterOptions): Reporter {
 
   let resulted = false;
 
-  const makeEvent = (body: EventBody): ExecutorEvent =>
-    ({ ...body, taskId: task.taskId, runId: task.runId, attempt: task.attempt, seq: seq++, at: isoAt(clock.now()), host }) as ExecutorEvent;
+  // A copy and six assignments, not `{ ...body, taskId, … }`: spreading bodies of several shapes (started, progress,
+  // result…) made V8 take its slow generic path for every event, ~10 µs each (S1's host: 7% of its CPU).
+  const makeEvent = (body: EventBody): ExecutorEvent => {
+    const event = Object.assign({}, body) as ExecutorEvent; // its base fields set here
+    event.taskId = task.taskId;
+    event.runId = task.runId;
+    event.attempt = task.attempt;
+    event.seq = seq++;
+    event.at = isoAt(clock.now());
+    event.host = host;
+    return event;
+  };
   // Ids are this execution's own: the bus drops a message whose id it saw in its dedupe window, and two executions
   // of one attempt may number their events alike (a bus that counted a redelivery as a first delivery: the chaos
   // suite saw a task's start and result dropped as repeats of its first host's heartbeats, the task left QUEUED for
