@@ -366,6 +366,8 @@ function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service 
       subscription = await bus.subscribeFeed(
         (events) => feed.deliver(events as (FeedEvent | StoredEventRef)[]),
         () => void feed.check(true).catch(() => undefined), // the periodic check tries again
+        // With no listener here, delivering changes nothing (the feed keeps arrivals only for watched runs).
+        () => feed.listenerCount() > 0,
       );
     },
     stop: () => subscription?.stop(),

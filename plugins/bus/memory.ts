@@ -288,9 +288,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       }
     },
 
-    async subscribeFeed(handler) {
+    async subscribeFeed(handler, _onResync, wanted) {
       assertOpen();
-      const wrapped = (events: unknown[]) => handler(events);
+      const wrapped = (events: unknown[]) => {
+        if (!wanted || wanted()) handler(events);
+      };
       feedHandlers.add(wrapped);
       const subscription: Subscription = {
         async stop() {

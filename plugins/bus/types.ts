@@ -128,7 +128,11 @@ export interface Bus {
    * from where the events are stored (left out without one: the feed's checks read what it missed).
    */
   publishFeed(events: unknown[], tooLarge?: (event: unknown) => unknown): void;
-  subscribeFeed(handler: (events: unknown[]) => void, onResync?: () => void): Promise<Subscription>;
+  /**
+   * `wanted`, asked as each message arrives, before it is decoded: false drops it unread (no one on this replica
+   * watches any run, so decoding it would serve nobody; a wide run's statuses are ~100 KB a message).
+   */
+  subscribeFeed(handler: (events: unknown[]) => void, onResync?: () => void, wanted?: () => boolean): Promise<Subscription>;
 
   close(): Promise<void>;
 }

@@ -153,11 +153,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
   }
 
   /** A core-NATS subscription to a broadcast subject: JSON payloads, a throwing handler never ends it. */
-  async function subscribeBroadcast<T>(subject: string, handler: (message: T) => void): Promise<Subscription> {
+  async function subscribeBroadcast<T>(subject: string, handler: (message: T) => void, wanted?: () => boolean): Promise<Subscription> {
     assertOpen();
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
-        if (err) return;
+        if (err || (wanted && !wanted())) return;
         let message: T;
         try {
           message = msg.json<T>();
@@ -330,8 +330,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       }
     },
 
-    async subscribeFeed(handler, onResync) {
-      const subscription = await subscribeBroadcast<unknown[]>(subjects.feed, handler);
+    async subscribeFeed(handler, onResync, wanted) {
+      const subscription = await subscribeBroadcast<unknown[]>(subjects.feed, handler, wanted);
       if (!onResync) return subscription;
       const resync = () => onResync();
       resyncs.add(resync);

@@ -637,6 +637,26 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         await sleep(50);
         expect(received[0]).toHaveLength(20);
       });
+
+      it('hands a subscriber only the messages that arrive while it says it wants them', async () => {
+        const bus = await open();
+        let wanted = false;
+        const received: unknown[][] = [];
+        const all: unknown[][] = [];
+        await bus.subscribeFeed(
+          (e) => received.push(e),
+          undefined,
+          () => wanted,
+        );
+        await bus.subscribeFeed((e) => all.push(e));
+        bus.publishFeed([{ runId: 'r', seq: 1 }]);
+        await waitFor(() => all.length === 1);
+        wanted = true;
+        bus.publishFeed([{ runId: 'r', seq: 2 }]);
+        await waitFor(() => received.length === 1);
+        await sleep(50);
+        expect(received.map((e) => (e[0] as { seq: number }).seq)).toEqual([2]);
+      });
     });
   });
 }
