@@ -92,7 +92,8 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
       reports.filter((e) => !isCurrent(known.get(e.taskId)!, e.attempt)),
     );
     const refused = new Set<ExecutorEvent>();
-    for (const e of reports) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
+    for (const e of reports)
+      if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.size ? resultBlocks.get(`${e.taskId}:${e.attempt}`) : undefined) === 'refuse') refused.add(e);
     // A second execution's result (the attempt's first result decides) is kept only as a note in the task's log.
     const seconds = secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
     for (const e of seconds.keys()) refused.add(e);
@@ -113,11 +114,14 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
             on conflict do nothing returning task_id, attempt, seq`,
         )
       : [];
-    const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-    const fresh = kept.filter((e) => {
-      const stored = carrier.get(e) ?? e;
-      return isNew.has(`${stored.taskId}:${stored.attempt}:${stored.seq}`);
-    });
+    // Every row stored (the usual first delivery): every kept event is new, itself or with the row that carries it.
+    const isNew = inserted.length === rows.length ? undefined : new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+    const fresh = isNew
+      ? kept.filter((e) => {
+          const stored = carrier.get(e) ?? e;
+          return isNew.has(`${stored.taskId}:${stored.attempt}:${stored.seq}`);
+        })
+      : kept;
     await recordNotes(tc, fresh, known);
     const progress = latestPerTask(fresh.filter((e): e is Progress => e.kind === 'progress'));
     // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).
