@@ -4,7 +4,7 @@
 // run, on whichever session it is handed (the db or a transaction), with the same result mapping as the builder's.
 // drizzle's own `.prepare(name)` cannot do this: it binds the query to the session it was built on, and its name makes
 // the driver use a server-side prepared statement (described first, which the driver patch does not pipeline).
-import type { Query } from 'drizzle-orm';
+import { type Query, QueryPromise } from 'drizzle-orm';
 import type { PgPreparedQuery, PreparedQueryConfig } from 'drizzle-orm/pg-core';
 import type { Db, Tx } from './client';
 
@@ -28,13 +28,15 @@ interface Template {
  * A query built on its first call by `build` (a drizzle builder on the session given, values as placeholders) and run
  * as built from then on; `values` fill its placeholders (`builtOnce<{ id: string }>()((db) => …)`). `build` must give
  * the same SQL on every session: no value may be spelled into it (a literal would be kept from the first call for every
- * later one). A placeholder's value goes to the driver as given (no column encoder): pass strings, numbers, booleans.
+ * later one). In a condition a placeholder's value goes to the driver as given (pass strings, numbers, booleans); in an
+ * insert's values or an update's set drizzle encodes it as the column does, a null included (a jsonb column's null
+ * becomes JSON null, a timestamp's fails): spell such a nullable column with `sql` and a cast instead.
  */
 export const builtOnce =
   <V extends Record<string, unknown>>() =>
   <T>(build: (db: Session) => { prepare(name: string): PgPreparedQuery<PreparedQueryConfig & { execute: T }> }): ((db: Session, values: V) => Promise<T>) => {
     let template: Template | undefined;
-    return (db, values) => {
+    const execute = (db: Session, values: V): Promise<T> => {
       if (!template) {
         const prepared = build(db).prepare('built-once');
         template = { query: prepared.getQuery(), mapping: prepared as unknown as Mapping };
@@ -52,4 +54,21 @@ export const builtOnce =
       (run as unknown as Mapping).joinsNotNullableMap = mapping.joinsNotNullableMap;
       return run.execute(values);
     };
+    return (db, values) => new SentWhenAwaited(() => execute(db, values));
   };
+
+/**
+ * Sent when first awaited (or `then`), as drizzle's builders are (the same QueryPromise): a statement issued after
+ * another on a transaction then reaches the connection after it, whichever way each was issued (`writeBehind` relies on
+ * it). Sent once, however often awaited.
+ */
+class SentWhenAwaited<T> extends QueryPromise<T> {
+  #sent: Promise<T> | undefined;
+  constructor(private readonly send: () => Promise<T>) {
+    super();
+  }
+  execute(): Promise<T> {
+    this.#sent ??= this.send();
+    return this.#sent;
+  }
+}

@@ -4,10 +4,10 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { eq, sql } from 'drizzle-orm';
+import { eq, sql, TransactionRollbackError } from 'drizzle-orm';
 import { integer, PgDialect, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type Database, openDatabase } from '../../server/db/client';
+import { type Database, openDatabase, queryRows } from '../../server/db/client';
 import { builtOnce } from '../../server/db/prepared';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
@@ -70,6 +70,18 @@ describe.each(['postgres', 'pglite'])('on %s', (kind) => {
       .catch(() => undefined);
     expect(await byName(db, { name: 'carl' })).toEqual([]);
   });
+});
+
+it('is sent when awaited, as a builder is: it does not overtake a statement issued before it on a transaction', async () => {
+  const { db } = databases.postgres!;
+  await db
+    .transaction(async (tx) => {
+      const inserted = queryRows(tx, sql`insert into built_once_parents values (3, 'dan', null)`);
+      expect((await byName(tx, { name: 'dan' })).map((r) => r.parent.id)).toEqual([3]);
+      await inserted;
+      tx.rollback();
+    })
+    .catch((error) => expect(error).toBeInstanceOf(TransactionRollbackError));
 });
 
 it('builds its SQL once, whatever the session', async () => {
