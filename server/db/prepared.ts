@@ -4,8 +4,8 @@
 // run, on whichever session it is handed (the db or a transaction), with the same result mapping as the builder's.
 // drizzle's own `.prepare(name)` cannot do this: it binds the query to the session it was built on, and its name makes
 // the driver use a server-side prepared statement (described first, which the driver patch does not pipeline).
-import { type Query, QueryPromise } from 'drizzle-orm';
-import type { PgPreparedQuery, PreparedQueryConfig } from 'drizzle-orm/pg-core';
+import { type Query, QueryPromise, type SQL } from 'drizzle-orm';
+import { PgDialect, type PgPreparedQuery, type PreparedQueryConfig } from 'drizzle-orm/pg-core';
 import type { Db, Tx } from './client';
 
 type Session = Db | Tx;
@@ -56,6 +56,25 @@ export const builtOnce =
     };
     return (db, values) => new SentWhenAwaited(() => execute(db, values));
   };
+
+/**
+ * Raw SQL built once: `build` gives the statement with `sql.placeholder(name)` wherever a value varies (cast there:
+ * values go to the driver as given), and the result is its rows as `queryRows` gives them, whichever the driver.
+ */
+export const sqlOnce =
+  <V extends Record<string, unknown>>() =>
+  <T>(build: () => SQL): ((db: Session, values: V) => Promise<T[]>) => {
+    let query: Query | undefined;
+    const execute = async (db: Session, values: V): Promise<T[]> => {
+      query ??= dialect.sqlToQuery(build());
+      const result = (await db._.session.prepareQuery(query, undefined, undefined, false).execute(values)) as T[] | { rows: T[] };
+      return Array.isArray(result) ? result : result.rows;
+    };
+    return (db, values) => new SentWhenAwaited(() => execute(db, values));
+  };
+
+/** Builds raw SQL's text (no table or casing settings are involved in it). */
+const dialect = new PgDialect();
 
 /**
  * Sent when first awaited (or `then`), as drizzle's builders are (the same QueryPromise): a statement issued after

@@ -8,7 +8,7 @@ import { eq, sql, TransactionRollbackError } from 'drizzle-orm';
 import { integer, PgDialect, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Database, openDatabase, queryRows } from '../../server/db/client';
-import { builtOnce } from '../../server/db/prepared';
+import { builtOnce, sqlOnce } from '../../server/db/prepared';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 const parents = pgTable('built_once_parents', { id: integer('id').primaryKey(), name: text('name').notNull(), at: timestamp('at', { withTimezone: true }) });
@@ -56,6 +56,18 @@ describe.each(['postgres', 'pglite'])('on %s', (kind) => {
     ]);
     expect(await byName(db, { name: 'bob' })).toEqual([{ parent: { id: 2, name: 'bob', at: null }, child: null, upper: 'BOB' }]);
     expect(await byName(db, { name: 'nobody' })).toEqual([]);
+  });
+
+  it('raw SQL built once gives its rows as queryRows does', async () => {
+    const { db } = databases[kind]!;
+    const names = sqlOnce<{ ids: string }>()<{ id: number; name: string }>(
+      () => sql`select id, name from built_once_parents where id = any(${sql.placeholder('ids')}::int[]) order by id`,
+    );
+    expect(await names(db, { ids: '{1,2}' })).toEqual([
+      { id: 1, name: 'ada' },
+      { id: 2, name: 'bob' },
+    ]);
+    expect(await names(db, { ids: '{}' })).toEqual([]);
   });
 
   it('runs on the transaction it is handed: it sees, and makes, that transaction’s writes', async () => {
