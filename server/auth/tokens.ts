@@ -1,7 +1,8 @@
 // Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNull, or } from 'drizzle-orm';
+import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { builtOnce } from '../db/prepared';
 import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
 import type { Grants } from './ability';
@@ -46,16 +47,27 @@ export async function sessionForToken(
   db: Db,
   token: string,
 ): Promise<{ identity: Identity; scopes: string[] | null; grants: Grants; task: { id: string; attempt: number } | null } | null> {
-  const [row] = await db
-    .select({ identity: identities, scopes: tokens.scopes, taskId: tokens.taskId, taskAttempt: tokens.taskAttempt, granted: grantedDomains(identities.id) })
-    .from(tokens)
-    .innerJoin(identities, eq(identities.id, tokens.identityId))
-    .where(and(eq(tokens.hash, hashToken(token)), isNull(tokens.revokedAt), or(isNull(tokens.expiresAt), gt(tokens.expiresAt, new Date()))))
-    .limit(1);
+  const [row] = await tokenLookup(db, { hash: hashToken(token), now: new Date().toISOString() });
   if (!row) return null;
   const task = row.taskId ? { id: row.taskId, attempt: row.taskAttempt ?? 0 } : null;
   return { identity: row.identity, scopes: row.scopes, grants: grantsFrom(row.identity, row.granted), task };
 }
+
+/** Every request's first statement: built once (server/db/prepared.ts). `now` is an ISO timestamp. */
+const tokenLookup = builtOnce<{ hash: string; now: string }>()((db) =>
+  db
+    .select({ identity: identities, scopes: tokens.scopes, taskId: tokens.taskId, taskAttempt: tokens.taskAttempt, granted: grantedDomains(identities.id) })
+    .from(tokens)
+    .innerJoin(identities, eq(identities.id, tokens.identityId))
+    .where(
+      and(
+        eq(tokens.hash, sql.placeholder('hash')),
+        isNull(tokens.revokedAt),
+        or(isNull(tokens.expiresAt), gt(tokens.expiresAt, sql`${sql.placeholder('now')}::timestamptz`)),
+      ),
+    )
+    .limit(1),
+);
 
 /** Finds or creates an identity by name. */
 export async function ensureIdentity(

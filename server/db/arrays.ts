@@ -8,8 +8,12 @@ type ElementType = 'uuid' | 'text' | 'int' | 'bigint';
 
 /** `values` as a `type[]` value, for `column = any(${arrayOf(ids, 'uuid')})`. */
 export function arrayOf(values: readonly (string | number)[], type: ElementType): SQL {
-  const literal = `{${values.map((v) => (typeof v === 'number' ? String(v) : `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`)).join(',')}}`;
-  return sql`${literal}::${sql.raw(type)}[]`;
+  return sql`${arrayLiteral(values)}::${sql.raw(type)}[]`;
+}
+
+/** `values` as a Postgres array literal (a query built once takes it as a placeholder's value, cast there). */
+export function arrayLiteral(values: readonly (string | number)[]): string {
+  return `{${values.map((v) => (typeof v === 'number' ? String(v) : `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`)).join(',')}}`;
 }
 
 /** Rows as one JSON parameter read by `json_to_recordset`: `from ${jsonRows(rows)} as v(id uuid, ...)`. */

@@ -1,7 +1,7 @@
 // The GraphQL API as a yoga instance: the schema, the document limits, and each request's context (the caller's
 // session from the shared token check, its CASL ability and the services; loaders live in the dataloader plugin).
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { getOperationAST } from 'graphql';
+import { getOperationAST, Kind, type OperationDefinitionNode } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { schema } from '../../schema';
 import type { Context, Services } from '../../schema/context';
@@ -26,8 +26,23 @@ const armorConfig = {
   blockFieldSuggestion: { enabled: true },
 };
 
+/**
+ * Mutations whose every write goes through the orchestrator's transaction, which kicks the webhook worker and the
+ * trigger dispatcher itself when it wrote deliveries or signals (a run's end, a cancel) and the registry feed when it
+ * registered versions: kicking them again after such a mutation wakes every loop (and, through the registry feed, a
+ * NATS broadcast and the deployments' reconciler on every replica) for nothing, once per started run.
+ */
+const KICKS_ITS_OWN = new Set(['startRun', 'cloneRun', 'rerunRun', 'cancelRun']);
+
+/** Whether an operation is a mutation that may have written what the loops read (any field outside KICKS_ITS_OWN). */
+export function mayWakeLoops(operation: OperationDefinitionNode | null | undefined): boolean {
+  if (operation?.operation !== 'mutation') return false;
+  // A fragment at the root (never seen from our clients) is not looked into: kick, as before.
+  return operation.selectionSet.selections.some((s) => s.kind !== Kind.FIELD || !KICKS_ITS_OWN.has(s.name.value));
+}
+
 const afterMutations = (then: () => void): Plugin => ({
-  onExecute: ({ args }) => (getOperationAST(args.document, args.operationName)?.operation === 'mutation' ? { onExecuteDone: () => then() } : undefined),
+  onExecute: ({ args }) => (mayWakeLoops(getOperationAST(args.document, args.operationName)) ? { onExecuteDone: () => then() } : undefined),
 });
 
 export function createApiYoga(options: { services: Services; logLevel: 'silent' | 'info' | 'debug' }): ApiYoga {
@@ -50,7 +65,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // Every refusal in a result is audited before the caller hears of it (useRefusalAudit).
     // A live event is executed once for every subscriber who shares its document and access (useSharedSubscriptionResults).
     // After a mutation the webhook worker looks for deliveries at once: a change may have written some in its
-    // transaction (a model version registered, an alias moved); a pass that finds none costs one query.
+    // transaction (a model version registered, an alias moved); a pass that finds none costs one query. Not after
+    // the run mutations, whose orchestrator kicks what it wrote for (mayWakeLoops).
     plugins: [
       EnvelopArmorPlugin(armorConfig),
       useInputGuard(),

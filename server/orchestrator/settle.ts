@@ -2,7 +2,9 @@
 // SKIPPED by their trigger rules, dispatching what is ready, and ending the run once nothing is open.
 import { and, eq, getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
+import { arrayLiteral } from '../db/arrays';
 import { queryRows } from '../db/client';
+import { sqlOnce } from '../db/prepared';
 import { type Run, type Task, tasks } from '../db/tables/runs';
 import type { TaskStatus } from '../vocabulary';
 import { emitRunEnded } from '../webhooks/run-events';
@@ -31,7 +33,7 @@ interface Openness {
   open: boolean;
   statuses: TaskStatus[] | null;
 }
-const openness = (runId: string) =>
+const openness = (runId: string | SQL) =>
   sql`with o as (select exists (select 1 from tasks where run_id = ${runId} and status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) as open)
         select o.open, case when o.open then null else (select json_agg(distinct status) from tasks where run_id = ${runId}) end as statuses from o`;
 
@@ -66,6 +68,36 @@ export async function applyOutcome(
 }
 
 /**
+ * Counts what just ended (`endedAll`, `endedOk`, `endedFailed`: array literals of nodes) into each pending downstream
+ * task, in SQL: no upstream list is read back. One statement (it was three with dispatch's read), built once: the
+ * counts and, for the tasks they make ready, the READY status (rules.ts readyWhen is readinessFromCounts' 'ready' in
+ * SQL), returning the tasks it counted into and the run's other READY tasks. The second part sees the run as it was
+ * before the update, when the tasks made ready were still PENDING, so no task comes twice; after the last pass, the
+ * READY rows are all the run has. Every row also says whether the run has an open task (a task it makes READY was
+ * PENDING, open either way) and, if none, how they ended: finishIfDone's question, answered without a round trip of
+ * its own (one row when no task came).
+ */
+const counting = sqlOnce<{ endedAll: string; endedOk: string; endedFailed: string; at: string; runId: string }>()<Record<string, unknown>>(() => {
+  const runId = sql`${sql.placeholder('runId')}::uuid`;
+  const endedAll = sql`${sql.placeholder('endedAll')}::text[]`;
+  const countIn = (set: SQL) => sql`(select count(*)::int from unnest(tasks.depends_on) as d(n) where d.n = any(${set}))`;
+  const done = sql`tasks.upstream_done + ${countIn(endedAll)}`;
+  const succeeded = sql`tasks.upstream_succeeded + ${countIn(sql`${sql.placeholder('endedOk')}::text[]`)}`;
+  const failed = sql`tasks.upstream_failed + ${countIn(sql`${sql.placeholder('endedFailed')}::text[]`)}`;
+  const ready = readyWhen({ rule: sql`tasks.trigger_rule`, total: sql`cardinality(tasks.depends_on)`, done, succeeded, failed });
+  return sql`with c as (
+            update tasks set upstream_done = ${done}, upstream_succeeded = ${succeeded}, upstream_failed = ${failed},
+              status = case when ${ready} then 'READY' else tasks.status end,
+              queued_at = case when ${ready} then ${sql.placeholder('at')}::timestamptz else tasks.queued_at end
+            where tasks.run_id = ${runId} and tasks.status = 'PENDING' and tasks.depends_on && ${endedAll}
+            returning tasks.*),
+          openness as (${openness(runId)})
+          select openness.open as run_open, openness.statuses as run_statuses, u.* from openness left join
+            (select true as counted, c.* from c union all select false as counted, t.* from tasks t where t.run_id = ${runId} and t.status = 'READY') u on true
+          order by u.queued_at, u.node`;
+});
+
+/**
  * After `nodes` reached a final state: decides, by trigger rule, which pending tasks downstream become READY and
  * which can never run (SKIPPED, which in turn may decide their own downstream). Returns every READY task of the run
  * afterwards, in dispatch order, so dispatch need not read them again.
@@ -81,33 +113,13 @@ async function evaluate(
   for (;;) {
     // Count what just ended into each pending downstream task, in SQL: no upstream list is read back.
     const ended = await endedStatuses(tx, run.id, frontier, known);
-    const endedAll = textArray(ended.map((e) => e.node));
-    const endedOk = textArray(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node));
-    const endedFailed = textArray(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node));
-    const countIn = (set: SQL) => sql`(select count(*)::int from unnest(tasks.depends_on) as d(n) where d.n = any(${set}))`;
-    const done = sql`tasks.upstream_done + ${countIn(endedAll)}`;
-    const succeeded = sql`tasks.upstream_succeeded + ${countIn(endedOk)}`;
-    const failed = sql`tasks.upstream_failed + ${countIn(endedFailed)}`;
-    const ready = readyWhen({ rule: sql`tasks.trigger_rule`, total: sql`cardinality(tasks.depends_on)`, done, succeeded, failed });
-    // One statement (it was three with dispatch's read): the counts and, for the tasks they make ready, the READY
-    // status (rules.ts readyWhen is readinessFromCounts' 'ready' in SQL), returning the tasks it counted into and the
-    // run's other READY tasks. The second part sees the run as it was before the update, when the tasks made ready
-    // were still PENDING, so no task comes twice; after the last pass, the READY rows are all the run has. Every row
-    // also says whether the run has an open task (a task it makes READY was PENDING, open either way) and, if none,
-    // how they ended: finishIfDone's question, answered without a round trip of its own (one row when no task came).
-    const answer = await queryRows<Record<string, unknown>>(
-      tx,
-      sql`with c as (
-            update tasks set upstream_done = ${done}, upstream_succeeded = ${succeeded}, upstream_failed = ${failed},
-              status = case when ${ready} then 'READY' else tasks.status end,
-              queued_at = case when ${ready} then ${step.at.toISOString()}::timestamptz else tasks.queued_at end
-            where tasks.run_id = ${run.id} and tasks.status = 'PENDING' and tasks.depends_on && ${endedAll}
-            returning tasks.*),
-          openness as (${openness(run.id)})
-          select openness.open as run_open, openness.statuses as run_statuses, u.* from openness left join
-            (select true as counted, c.* from c union all select false as counted, t.* from tasks t where t.run_id = ${run.id} and t.status = 'READY') u on true
-          order by u.queued_at, u.node`,
-    );
+    const answer = await counting(tx, {
+      endedAll: arrayLiteral(ended.map((e) => e.node)),
+      endedOk: arrayLiteral(ended.filter((e) => e.status === 'SUCCEEDED').map((e) => e.node)),
+      endedFailed: arrayLiteral(ended.filter((e) => e.status === 'FAILED' || e.status === 'TIMED_OUT').map((e) => e.node)),
+      at: step.at.toISOString(),
+      runId: run.id,
+    });
     const rows = answer.filter((row) => row.id !== null && row.id !== undefined).map((row) => ({ counted: row.counted === true, task: taskFromRow(row) }));
     const candidates = rows.filter((r) => r.counted).map((r) => r.task);
     const count = (t: Task) => ({ total: t.dependsOn.length, done: t.upstreamDone, succeeded: t.upstreamSucceeded, failed: t.upstreamFailed });
@@ -188,5 +200,3 @@ async function firstFailures({ tx }: TxContext, runId: string): Promise<string> 
     .limit(5);
   return failureSummary(failed);
 }
-
-const textArray = (values: string[]) => sql`${`{${values.map((v) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`}::text[]`;

@@ -33,6 +33,7 @@ import { initialStatuses, upstreamCounts } from './rules';
 import { starterlessActor } from './run-actor';
 import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
+import { insertRun, workflowWithVersion } from './start-statements';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   const entered = traceNow();
@@ -137,14 +138,7 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
 
 async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
   // The workflow and the version wanted (its latest unless named) in one statement.
-  const [found] = await tx
-    .select({ workflow: workflows, version: workflowVersions })
-    .from(workflows)
-    .leftJoin(
-      workflowVersions,
-      and(eq(workflowVersions.workflowId, workflows.id), eq(workflowVersions.version, version === undefined ? workflows.latestVersion : sql`${version}`)),
-    )
-    .where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+  const [found] = await workflowWithVersion(tx, ref, isUuid(ref), version);
   const workflow = found?.workflow;
   if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = version ?? workflow.latestVersion;
@@ -288,32 +282,28 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   // The run's id is made here, so its tasks' insert follows the run's on the connection without waiting for it (one
   // round trip for both): Postgres runs them in the order sent, so the tasks' reference to the run holds.
   const runId = randomUUID();
-  const insertedRun = tx
-    .insert(runs)
-    .values({
-      id: runId,
-      workflowId: input.workflow.id,
-      workflowVersionId: input.version.id,
-      experimentId,
-      status: 'QUEUED',
-      parameters: input.parameters,
-      trigger: input.trigger,
-      sourceRunId: input.sourceRunId ?? null,
-      parentRunId: input.parent?.runId ?? null,
-      parentTaskId: input.parent?.id ?? null,
-      idempotencyKey: input.idempotencyKey ?? null,
-      admitted,
-      maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
-      domain: input.domain,
-      refreshCache: input.refreshCache ?? false,
-      cacheNamespace: input.cacheNamespace ?? null,
-      priority: input.priority ?? 0,
-      createdBy: input.identity?.id ?? null,
-      createdAt: step.at,
-      message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
-    })
-    .returning()
-    .then(([row]) => row!); // `then` sends it now, before the tasks' insert below
+  const insertedRun = insertRun(tx, {
+    id: runId,
+    workflowId: input.workflow.id,
+    workflowVersionId: input.version.id,
+    experimentId,
+    status: 'QUEUED',
+    parameters: input.parameters,
+    trigger: input.trigger,
+    sourceRunId: input.sourceRunId ?? null,
+    parentRunId: input.parent?.runId ?? null,
+    parentTaskId: input.parent?.id ?? null,
+    idempotencyKey: input.idempotencyKey ?? null,
+    admitted,
+    maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null,
+    domain: input.domain,
+    refreshCache: input.refreshCache ?? false,
+    cacheNamespace: input.cacheNamespace ?? null,
+    priority: input.priority ?? 0,
+    createdBy: input.identity?.id ?? null,
+    createdAt: step.at,
+    message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
+  }).then(([row]) => row!); // `then` sends it now, before the tasks' insert below
   insertedRun.catch(() => undefined); // awaited with the tasks' insert below
   const statuses = initialStatuses(planned, input.reuse);
   const rows: (NewTask & { id: string })[] = planned.map((p) => {

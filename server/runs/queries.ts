@@ -1,7 +1,8 @@
 // Reads of runs and tasks for the API: by id, per run (tasks, child runs), per task (attempt events, metrics,
 // log lines), and the run list with its filter and keyset pages. Batched reads take every key at once (no N+1).
-import { and, asc, desc, eq, gt, gte, inArray, lt, or, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, inArray, lt, or, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { builtOnce } from '../db/prepared';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type TaskEvent, taskEvents } from '../db/tables/task-events';
 import { notFound } from '../errors';
@@ -21,10 +22,18 @@ export async function findRun(db: Db, id: string): Promise<Run> {
   return run;
 }
 
+/** A run's domain, or null: asked by `allRunEvents` for each run it sees first (built once, server/db/prepared.ts). */
 export async function runDomainOf(db: Db, id: string): Promise<Domain | null> {
-  const [row] = await db.select({ domain: runs.domain }).from(runs).where(eq(runs.id, id));
+  const [row] = await domainOfRun(db, { id });
   return row?.domain ?? null;
 }
+
+const domainOfRun = builtOnce<{ id: string }>()((db) =>
+  db
+    .select({ domain: runs.domain })
+    .from(runs)
+    .where(eq(runs.id, sql.placeholder('id'))),
+);
 
 export async function taskById(db: Db, id: string): Promise<Task | null> {
   const [task] = await db.select().from(tasks).where(eq(tasks.id, id));

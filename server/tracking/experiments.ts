@@ -1,16 +1,25 @@
 // Experiments: a workflow's own (made with its first run, named after it) and named ones (made by a caller, e.g. an
 // MLflow client or a notebook). Every run belongs to exactly one.
-import { and, asc, desc, eq, gt, inArray, isNull, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
+import { builtOnce } from '../db/prepared';
 import { type Experiment, experiments } from '../db/tables/tracking';
 import { badInput, conflict } from '../errors';
+
+/** Read by every startRun: built once (server/db/prepared.ts). */
+const experimentOfWorkflow = builtOnce<{ workflowId: string }>()((db) =>
+  db
+    .select()
+    .from(experiments)
+    .where(eq(experiments.workflowId, sql.placeholder('workflowId'))),
+);
 
 /** The workflow's own experiment, made on first use; named after the workflow (suffixed if a named one took that). */
 export async function workflowExperiment(
   db: Db | Tx,
   workflow: { id: string; name: string; teamId: string | null; createdBy: string | null },
 ): Promise<Experiment> {
-  const [found] = await db.select().from(experiments).where(eq(experiments.workflowId, workflow.id));
+  const [found] = await experimentOfWorkflow(db, { workflowId: workflow.id });
   if (found) return found;
   for (const name of [workflow.name, `${workflow.name} (workflow)`, `${workflow.name} (workflow ${workflow.id.slice(0, 8)})`]) {
     const [made] = await db
@@ -20,7 +29,7 @@ export async function workflowExperiment(
       .returning();
     if (made) return made;
     // Another start made it meanwhile: that one is ours.
-    const [raced] = await db.select().from(experiments).where(eq(experiments.workflowId, workflow.id));
+    const [raced] = await experimentOfWorkflow(db, { workflowId: workflow.id });
     if (raced) return raced;
   }
   throw new Error(`no free experiment name for workflow ${workflow.name}`);

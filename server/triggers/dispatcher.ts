@@ -11,6 +11,7 @@
 import { and, asc, eq, gt, inArray, isNull, or, sql } from 'drizzle-orm';
 import { audited } from '../audit/audit';
 import { type Db, withTryAdvisoryLock } from '../db/client';
+import { builtOnce } from '../db/prepared';
 import { runs } from '../db/tables/runs';
 import { type Signal, signals, type TriggerFiring, triggerFirings, type WorkflowTrigger, workflowTriggers } from '../db/tables/triggers';
 import { type Workflow, workflows } from '../db/tables/workflows';
@@ -51,13 +52,7 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
   /** Claims unhandled signals and writes their firings; returns how many signals it handled. */
   async function match(): Promise<number> {
     return db.transaction(async (tx) => {
-      const claimed = await tx
-        .select()
-        .from(signals)
-        .where(isNull(signals.handledAt))
-        .orderBy(asc(signals.createdAt))
-        .limit(BATCH)
-        .for('update', { skipLocked: true });
+      const claimed = await unhandledSignals(tx, {});
       if (!claimed.length) return 0;
       const subjects = [...new Set(claimed.map((s) => s.subject))];
       const alertTeams = [...new Set(claimed.filter((s) => s.type === 'alert.opened' && s.teamId).map((s) => s.teamId!))];
@@ -218,14 +213,7 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
   }
 
   async function startPending(): Promise<number> {
-    const rows = await db
-      .select({ firing: triggerFirings, signal: signals, trigger: workflowTriggers })
-      .from(triggerFirings)
-      .innerJoin(signals, eq(signals.id, triggerFirings.signalId))
-      .innerJoin(workflowTriggers, eq(workflowTriggers.id, triggerFirings.triggerId))
-      .where(eq(triggerFirings.outcome, 'PENDING'))
-      .orderBy(asc(triggerFirings.createdAt), asc(triggerFirings.id))
-      .limit(BATCH * 10);
+    const rows = await pendingFirings(db, {});
     const byTrigger = new Map<string, { trigger: WorkflowTrigger; pending: (TriggerFiring & { signal: Signal })[] }>();
     for (const r of rows) {
       const entry = byTrigger.get(r.trigger.id) ?? { trigger: r.trigger, pending: [] };
@@ -261,6 +249,22 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
   });
   return { ...loop, name: 'trigger dispatcher', pass };
 }
+
+// Each pass's two reads, made every second and after every commit that recorded a signal: built once
+// (server/db/prepared.ts; the firings' read joins three whole rows, ~0.4 ms of CPU to build each time).
+const unhandledSignals = builtOnce()((tx) =>
+  tx.select().from(signals).where(isNull(signals.handledAt)).orderBy(asc(signals.createdAt)).limit(BATCH).for('update', { skipLocked: true }),
+);
+const pendingFirings = builtOnce()((db) =>
+  db
+    .select({ firing: triggerFirings, signal: signals, trigger: workflowTriggers })
+    .from(triggerFirings)
+    .innerJoin(signals, eq(signals.id, triggerFirings.signalId))
+    .innerJoin(workflowTriggers, eq(workflowTriggers.id, triggerFirings.triggerId))
+    .where(eq(triggerFirings.outcome, 'PENDING'))
+    .orderBy(asc(triggerFirings.createdAt), asc(triggerFirings.id))
+    .limit(BATCH * 10),
+);
 
 /** Whether a trigger listens to a signal (the query chose candidates by subject; this checks the kind and team too). */
 function matches(t: WorkflowTrigger, s: Signal): boolean {

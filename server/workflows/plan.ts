@@ -5,12 +5,12 @@ import { DEFAULT_GPU_POOL, type GpuRouting, gpuPoolFor, knownHosts } from '../co
 import { DEFAULT_HOST_STALE_MS } from '../config/defaults';
 import type { Tx } from '../db/client';
 import { type HotCluster, hotClusters } from '../db/tables/executors';
-import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/tables/modules';
+import { type ModuleVersion, modules, moduleVersions } from '../db/tables/modules';
 import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
-import { parseModuleRef } from '../modules/ref';
 import { partitionsSource, type TaskKind, type TaskSpec, type TriggerRule, type WorkflowSpec } from '../vocabulary';
+import { resolveModuleRefs } from './module-refs';
 import { outputRef, resolveRunParameters, runParameterPaths, substituteParameters, UNRESOLVED } from './spec';
 
 export interface PlannedTask {
@@ -44,51 +44,6 @@ export interface PlanDefaults {
   gpuRouting?: GpuRouting;
   /** A host silent for longer is not counted as live when routing. */
   hostStaleMs?: number;
-}
-
-/** Resolves `ns/name@tag|version` references: one query per distinct module, whatever the node count. */
-export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise<Map<string, PlannedTask['version'] | string>> {
-  const byModule = new Map<string, Set<string>>();
-  for (const ref of refs) {
-    const { namespace, name, selector } = parseModuleRef(ref);
-    const key = `${namespace}/${name}`;
-    if (!byModule.has(key)) byModule.set(key, new Set());
-    byModule.get(key)!.add(selector);
-  }
-  const resolved = new Map<string, PlannedTask['version'] | string>();
-  // Each module's row, its tags and its versions are independent reads by its name: all of them, for every module, are
-  // sent at once (one round trip on the transaction's connection, not three per module).
-  const reads = [...byModule].map(async ([key, selectors]) => {
-    const [namespace, name] = key.split('/') as [string, string];
-    const named = and(eq(modules.namespace, namespace), eq(modules.name, name));
-    const wanted = [...selectors];
-    const [[mod], tagRows, versionRows] = await Promise.all([
-      tx.select({ id: modules.id }).from(modules).where(named),
-      tx
-        .select({ tag: moduleTags.tag, version: moduleVersions })
-        .from(moduleTags)
-        .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
-        .innerJoin(modules, eq(modules.id, moduleTags.moduleId))
-        .where(and(named, inArray(moduleTags.tag, wanted))),
-      tx
-        .select({ version: moduleVersions })
-        .from(moduleVersions)
-        .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
-        .where(and(named, inArray(moduleVersions.version, wanted))),
-    ]);
-    return { key, namespace, name, selectors, mod, tagRows, versionRows: versionRows.map((r) => r.version) };
-  });
-  for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of await Promise.all(reads)) {
-    if (!mod) {
-      for (const s of selectors) resolved.set(`${key}@${s}`, `unknown module ${key}; publish it first with \`npx atelier module push DIR\``);
-      continue;
-    }
-    for (const selector of selectors) {
-      const version = tagRows.find((r) => r.tag === selector)?.version ?? versionRows.find((v) => v.version === selector);
-      resolved.set(`${key}@${selector}`, version ? { ...version, namespace, name } : `module ${key} has no tag or version "${selector}"`);
-    }
-  }
-  return resolved;
 }
 
 export interface PlanOptions {

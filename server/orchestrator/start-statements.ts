@@ -1,0 +1,65 @@
+// startRun's own statements, built once (server/db/prepared.ts): every run sends them, and drizzle would build their
+// text anew each time (the runs insert names ~30 columns, the workflow read two whole rows).
+import { and, eq, sql } from 'drizzle-orm';
+import type { PgInsertValue } from 'drizzle-orm/pg-core';
+import type { Tx } from '../db/client';
+import { builtOnce } from '../db/prepared';
+import { runs } from '../db/tables/runs';
+import { workflows, workflowVersions } from '../db/tables/workflows';
+
+/** The workflow (by id or by name) with the version wanted, its latest unless named: one statement per way of asking. */
+const workflowReads = [false, true].map((byId) =>
+  [false, true].map((latest) =>
+    builtOnce<{ ref: string; version: number }>()((tx) =>
+      tx
+        .select({ workflow: workflows, version: workflowVersions })
+        .from(workflows)
+        .leftJoin(
+          workflowVersions,
+          and(
+            eq(workflowVersions.workflowId, workflows.id),
+            eq(workflowVersions.version, latest ? workflows.latestVersion : sql`${sql.placeholder('version')}::int`),
+          ),
+        )
+        .where(byId ? eq(workflows.id, sql.placeholder('ref')) : eq(workflows.name, sql.placeholder('ref'))),
+    ),
+  ),
+);
+
+export const workflowWithVersion = (tx: Tx, ref: string, byId: boolean, version: number | undefined) =>
+  workflowReads[Number(byId)]![Number(version === undefined)]!(tx, { ref, version: version ?? 0 });
+
+/** The columns startRun writes: every one, every time (the others take their defaults). */
+const STARTED = [
+  'id',
+  'workflowId',
+  'workflowVersionId',
+  'experimentId',
+  'status',
+  'parameters',
+  'trigger',
+  'sourceRunId',
+  'parentRunId',
+  'parentTaskId',
+  'idempotencyKey',
+  'admitted',
+  'maxParallelTasks',
+  'domain',
+  'refreshCache',
+  'cacheNamespace',
+  'priority',
+  'createdBy',
+  'createdAt',
+  'message',
+] as const;
+
+type NewRun = typeof runs.$inferInsert;
+export type StartedRun = { [K in (typeof STARTED)[number]]-?: Exclude<NewRun[K], undefined> };
+
+/** The run's insert, returning its row. `parameters` and `createdAt` go through their columns' encoders (never null). */
+export const insertRun = builtOnce<StartedRun>()((tx) =>
+  tx
+    .insert(runs)
+    .values(Object.fromEntries(STARTED.map((column) => [column, sql.placeholder(column)])) as PgInsertValue<typeof runs>)
+    .returning(),
+);
