@@ -3,7 +3,7 @@
 import { traceHop } from '../../plugins/trace';
 import { badInput, forbidden, notFound } from '../../server/errors';
 import { type FeedEvent, feedIterator, runEventStream } from '../../server/events/feed';
-import { runSnapshot } from '../../server/events/run-event-log';
+import { snapshotEvents } from '../../server/events/run-snapshots';
 import { runDomainOf } from '../../server/runs/queries';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
@@ -141,17 +141,12 @@ builder.subscriptionField('runEvents', (t) =>
         try {
           if (after === null) {
             // The state as of one event number (no event of the run is stored while it is read), once no success
-            // whose model registrations are under way holds the run (as its live events wait for them).
-            const snapshot = (await ctx.services.feed.settled(runId, () => runSnapshot(ctx.services.db, runId))) ?? { run, tasks: [] };
-            const seq = snapshot.run.eventSeq;
-            const at = new Date().toISOString();
-            for (const task of snapshot.tasks) {
-              const { id: taskId, node, status, attempt, reason, message } = task;
-              yield { kind: 'task-status', runId, taskId, node, status, attempt, reason, message, at, seq } as FeedEvent;
-            }
-            yield { kind: 'run-status', runId, status: snapshot.run.status, message: snapshot.run.message, at, seq } as FeedEvent;
-            if (terminalRun.has(snapshot.run.status)) return;
-            from(seq);
+            // whose model registrations are under way holds the run (as its live events wait for them); read once
+            // for every subscriber asking meanwhile, the same event objects for all of them (run-snapshots.ts).
+            const snapshot = (await ctx.services.feed.snapshot(runId)) ?? snapshotEvents(runId, { run, tasks: [] }, new Date().toISOString());
+            yield* snapshot.events;
+            if (terminalRun.has(snapshot.status)) return;
+            from(snapshot.seq);
           } else {
             if (after > run.eventSeq)
               throw badInput(
