@@ -21,6 +21,12 @@ export async function findRun(db: Db, id: string): Promise<Run> {
   return run;
 }
 
+/** What watching a run's events needs of it: who may (its domain) and where its events stand; null: no such run. */
+export async function runToWatch(db: Db, id: string): Promise<Pick<Run, 'domain' | 'status' | 'message' | 'eventSeq'> | null> {
+  const [row] = await db.select({ domain: runs.domain, status: runs.status, message: runs.message, eventSeq: runs.eventSeq }).from(runs).where(eq(runs.id, id));
+  return row ?? null;
+}
+
 export async function runDomainOf(db: Db, id: string): Promise<Domain | null> {
   const [row] = await db.select({ domain: runs.domain }).from(runs).where(eq(runs.id, id));
   return row?.domain ?? null;
