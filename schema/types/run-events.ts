@@ -3,14 +3,14 @@
 import { traceHop } from '../../plugins/trace';
 import { badInput, forbidden, notFound } from '../../server/errors';
 import { type FeedEvent, feedIterator, runEventStream } from '../../server/events/feed';
-import { runSnapshot } from '../../server/events/run-event-log';
-import { runDomainOf } from '../../server/runs/queries';
+import { snapshotEvents } from '../../server/events/run-snapshots';
+import { runDomainOf, runToWatch } from '../../server/runs/queries';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
+import type { Context } from '../context';
 import { checkId, isUuid } from '../ids';
 import { liveStream, mayWatch, noteSeq, watchAccess } from '../live-access';
 import { RunStatusEnum, TaskStatusEnum } from './enums';
-import { RunRef } from './runs';
 
 type Of<K extends FeedEvent['kind']> = Extract<FeedEvent, { kind: K }>;
 // The fields every event type shares; `t` is the field builder of whichever event type spreads them in.
@@ -91,6 +91,19 @@ const RunEvent = builder.unionType('RunEvent', {
 
 const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
+/**
+ * The run a `runEvents` subscription watches, read once per request (its authScopes and its stream share the read),
+ * its four columns only: a thousand subscribers each loading the whole row built and mapped ~1,000 wide selects.
+ */
+const watchedRuns = new WeakMap<object, Map<string, ReturnType<typeof runToWatch>>>();
+function watchedRun(ctx: Context, runId: string): ReturnType<typeof runToWatch> {
+  let byId = watchedRuns.get(ctx);
+  if (!byId) watchedRuns.set(ctx, (byId = new Map()));
+  let run = byId.get(runId);
+  if (!run) byId.set(runId, (run = runToWatch(ctx.services.db, runId)));
+  return run;
+}
+
 /** Where a resume starts: `after`, else SSE's `Last-Event-ID` header, else nowhere (a snapshot first). */
 function resumeFrom(after: number | null | undefined, lastEventId: string | null | undefined): number | null {
   if (after !== null && after !== undefined) {
@@ -117,7 +130,7 @@ builder.subscriptionField('runEvents', (t) =>
     },
     // Authorized when subscribing (authorizeOnSubscribe): the caller must be able to read this run's events.
     authScopes: async (_root, args, ctx) => {
-      const run = isUuid(String(args.runId)) ? await RunRef.getDataloader(ctx).load(String(args.runId)) : null;
+      const run = isUuid(String(args.runId)) ? await watchedRun(ctx, String(args.runId)) : null;
       return run ? mayWatch(ctx.ability, run) : ctx.ability.can('read', 'Run'); // an unknown run: the resolver says NOT_FOUND
     },
     unauthorizedError: () =>
@@ -129,8 +142,8 @@ builder.subscriptionField('runEvents', (t) =>
       const runId = checkId(String(args.runId), 'run');
       const after = resumeFrom(args.after, ctx.lastEventId);
       return liveStream(ctx, async function* (live) {
-        // The run as authScopes loaded it (its loader caches per request), read after the caller's request came in.
-        const run = await RunRef.getDataloader(ctx).load(runId);
+        // The run as authScopes read it, after the caller's request came in.
+        const run = await watchedRun(ctx, runId);
         if (!run) throw notFound(`No run ${runId}.`);
         const watch = watchAccess(ctx, live, (ability) => mayWatch(ability, run));
         // Listening starts before anything is read, so nothing stored meanwhile is missed; it follows on from the
@@ -141,17 +154,12 @@ builder.subscriptionField('runEvents', (t) =>
         try {
           if (after === null) {
             // The state as of one event number (no event of the run is stored while it is read), once no success
-            // whose model registrations are under way holds the run (as its live events wait for them).
-            const snapshot = (await ctx.services.feed.settled(runId, () => runSnapshot(ctx.services.db, runId))) ?? { run, tasks: [] };
-            const seq = snapshot.run.eventSeq;
-            const at = new Date().toISOString();
-            for (const task of snapshot.tasks) {
-              const { id: taskId, node, status, attempt, reason, message } = task;
-              yield { kind: 'task-status', runId, taskId, node, status, attempt, reason, message, at, seq } as FeedEvent;
-            }
-            yield { kind: 'run-status', runId, status: snapshot.run.status, message: snapshot.run.message, at, seq } as FeedEvent;
-            if (terminalRun.has(snapshot.run.status)) return;
-            from(seq);
+            // whose model registrations are under way holds the run (as its live events wait for them); read once
+            // for every subscriber asking meanwhile, the same event objects for all of them (run-snapshots.ts).
+            const snapshot = (await ctx.services.feed.snapshot(runId)) ?? snapshotEvents(runId, { run, tasks: [] }, new Date().toISOString());
+            yield* snapshot.events;
+            if (terminalRun.has(snapshot.status)) return;
+            from(snapshot.seq);
           } else {
             if (after > run.eventSeq)
               throw badInput(

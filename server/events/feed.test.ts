@@ -26,6 +26,7 @@ function fakeFeed(stored: number) {
     check: async () => {},
     hold: () => () => {},
     settled: (_runId, read) => read(),
+    snapshot: async () => null,
     listenerCount: () => (listener ? 1 : 0),
   };
   return {

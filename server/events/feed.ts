@@ -3,7 +3,8 @@ import { traceHop, tracing } from '../../plugins/trace';
 import type { Db, Tx } from '../db/client';
 import type { RunStatus, TaskStatus } from '../vocabulary';
 import { createFeedHolds, type FeedHolds } from './feed-holds';
-import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter } from './run-event-log';
+import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter, runSnapshot } from './run-event-log';
+import { createRunSnapshots, type RunSnapshots } from './run-snapshots';
 
 // The live feed of run events that subscriptions read. Each event is stored with the change it reports and
 // numbered per run (`seq`, server/events/run-event-log.ts), then published once that has committed; every
@@ -59,6 +60,8 @@ export interface RunFeed {
   hold: FeedHolds['hold'];
   /** A read of one run's stored state (a snapshot) made once no after-commit work of this replica holds the run. */
   settled: FeedHolds['settled'];
+  /** A run's state as events, read (`settled`) for all who ask meanwhile (run-snapshots.ts); ask once subscribed. */
+  snapshot: RunSnapshots['snapshot'];
   /**
    * Compares each watched run's stored number with what arrived: a run still behind since the last check (or at
    * once with `now`, after the bus reconnected) tells its subscribers. Run every ATELIER_FEED_CHECK_MS.
@@ -87,6 +90,10 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
   const suspect = new Map<string, number>();
   const reading = new Map<string, Promise<FeedEvent[]>>();
   const holds = createFeedHolds();
+  const snapshots = createRunSnapshots(
+    (runId) => (db ? holds.settled(runId, () => runSnapshot(db, runId)) : Promise.resolve(null)),
+    (runId) => listeners.has(runId),
+  );
   let count = 0;
   const each = (key: string, call: (listener: Listener) => void) => {
     const set = listeners.get(key);
@@ -162,12 +169,14 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
           listeners.delete(runId);
           arrived.delete(runId);
           suspect.delete(runId);
+          snapshots.forget(runId);
         }
       };
     },
     since,
     hold: holds.hold,
     settled: holds.settled,
+    snapshot: snapshots.snapshot,
     async check(now = false) {
       const watched = [...listeners.keys()].filter((key) => key !== '*');
       if (!db || !watched.length) return;

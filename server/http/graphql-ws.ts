@@ -8,7 +8,7 @@ import { WebSocketServer } from 'ws';
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Db } from '../db/client';
 import { authenticated } from './authenticate';
-import { sharedJsonOf } from './shared-results';
+import { sharedJsonOf, withoutHooksForShared } from './shared-results';
 import type { ApiYoga } from './yoga';
 
 export interface GraphqlWs {
@@ -66,7 +66,10 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
       // A shared result goes out as it is (no copy), so the replacer recognises it.
       onNext: (_ctx, _id, _payload, _args, result) => (sharedJsonOf(result) === undefined ? undefined : result),
       execute: (args) => (args.rootValue as { execute: typeof execute }).execute(args as ExecutionArgs),
-      subscribe: (args) => (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs),
+      subscribe: async (args) => {
+        const result = await (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs);
+        return Symbol.asyncIterator in result ? withoutHooksForShared(args.contextValue, result) : result;
+      },
       onConnect: async (ctx) => Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} })),
       onSubscribe: (ctx, _id, payload) =>
         inTurn(ctx.extra.socket, async () => {

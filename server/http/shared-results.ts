@@ -74,8 +74,11 @@ function rootField(operation: OperationDefinitionNode): string | null {
   return selections[0]!.name.value;
 }
 
-/** How many events were executed and how many results were handed out (tests and operators: the sharing at work). */
-export const sharingStats = { executions: 0, deliveries: 0 };
+/**
+ * How many events were executed and how many results were handed out, and how many of those went out past envelop's
+ * per-result hooks (`withoutHooksForShared`) (tests and operators: the sharing at work).
+ */
+export const sharingStats = { executions: 0, deliveries: 0, unhooked: 0 };
 
 /** Per event object, per sharing key: the one execution of it (a promise, so subscribers arriving meanwhile wait on it). */
 const executions = new WeakMap<object, Map<string, Promise<SharedResult>>>();
@@ -110,17 +113,24 @@ async function sharedSubscribe(args: ExecutionArgs, key: string): Promise<AsyncI
   if (!(Symbol.asyncIterator in source)) return source as ExecutionResult;
   const events = source as AsyncIterableIterator<unknown>;
   const operation = getOperationAST(args.document, args.operationName);
+  // A step the graphql-ws edge took past envelop's hooks and handed back to go through them (`withoutHooksForShared`).
+  let putBack: Promise<IteratorResult<ExecutionResult>> | null = null;
+  const produce = async (): Promise<IteratorResult<ExecutionResult>> => {
+    let step: IteratorResult<unknown>;
+    try {
+      step = await events.next();
+    } catch (error) {
+      // As graphql's own mapping does: what the stream threw goes to the client as an error of the operation.
+      throw createGraphQLError((error as Error).message, { originalError: error as Error, nodes: operation ? [operation] : [] });
+    }
+    if (step.done) return { done: true, value: undefined };
+    return { done: false, value: await executeShared(args, key, step.value) };
+  };
   const iterator: AsyncIterableIterator<ExecutionResult> = {
-    async next() {
-      let step: IteratorResult<unknown>;
-      try {
-        step = await events.next();
-      } catch (error) {
-        // As graphql's own mapping does: what the stream threw goes to the client as an error of the operation.
-        throw createGraphQLError((error as Error).message, { originalError: error as Error, nodes: operation ? [operation] : [] });
-      }
-      if (step.done) return { done: true, value: undefined };
-      return { done: false, value: await executeShared(args, key, step.value) };
+    next() {
+      const step = putBack ?? produce();
+      putBack = null;
+      return step;
     },
     async return() {
       await events.return?.();
@@ -130,6 +140,44 @@ async function sharedSubscribe(args: ExecutionArgs, key: string): Promise<AsyncI
       await events.return?.();
       throw error;
     },
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  if (typeof args.contextValue === 'object' && args.contextValue !== null)
+    streams.set(args.contextValue, { pull: () => iterator.next(), putBack: (step) => void (putBack = step) });
+  return iterator;
+}
+
+/** Per subscription (its context), its stream of shared results, for `withoutHooksForShared`. */
+const streams = new WeakMap<object, { pull(): Promise<IteratorResult<ExecutionResult>>; putBack(step: Promise<IteratorResult<ExecutionResult>>): void }>();
+
+/**
+ * A subscription's stream as envelop returned it (its plugins' per-result hooks around the stream above), taking each
+ * shared result straight from the stream: this server's hooks do nothing to a shared result (it has no errors to mask
+ * or audit, and carries its event's number: `useMaskedErrors`, `useRefusalAudit`, `useEventIds`), yet running them
+ * took ~6 KB of promises per delivery, half of what S4's 62,000 deliveries allocated. Anything else (a result with
+ * errors, a failure, the end) is handed back to envelop's iterator and goes through every hook as before. A plugin
+ * added later whose hook must see every result, shared ones too, ends this shortcut.
+ */
+export function withoutHooksForShared(contextValue: unknown, hooked: AsyncIterableIterator<ExecutionResult>): AsyncIterableIterator<ExecutionResult> {
+  const stream = typeof contextValue === 'object' && contextValue !== null ? streams.get(contextValue) : undefined;
+  if (!stream) return hooked;
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    async next() {
+      const step = stream.pull();
+      try {
+        const { done, value } = await step;
+        if (!done && sharedResults.has(value)) {
+          sharingStats.unhooked++;
+          return { done: false, value };
+        }
+      } catch {
+        // thrown through envelop's hooks below (masked), as before
+      }
+      stream.putBack(step);
+      return hooked.next();
+    },
+    return: () => hooked.return?.() ?? Promise.resolve({ done: true, value: undefined }),
+    throw: (error?: unknown) => hooked.throw?.(error) ?? Promise.reject(error),
     [Symbol.asyncIterator]: () => iterator,
   };
   return iterator;

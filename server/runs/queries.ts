@@ -22,6 +22,19 @@ export async function findRun(db: Db, id: string): Promise<Run> {
   return run;
 }
 
+/** What watching a run's events needs of it: who may (its domain) and where its events stand; null: no such run. */
+export async function runToWatch(db: Db, id: string): Promise<Pick<Run, 'domain' | 'status' | 'message' | 'eventSeq'> | null> {
+  const [row] = await watchedRun(db, { id });
+  return row ?? null;
+}
+
+const watchedRun = builtOnce<{ id: string }>()((db) =>
+  db
+    .select({ domain: runs.domain, status: runs.status, message: runs.message, eventSeq: runs.eventSeq })
+    .from(runs)
+    .where(eq(runs.id, sql.placeholder('id'))),
+);
+
 /** A run's domain, or null: asked by `allRunEvents` for each run it sees first (built once, server/db/prepared.ts). */
 export async function runDomainOf(db: Db, id: string): Promise<Domain | null> {
   const [row] = await domainOfRun(db, { id });
