@@ -102,24 +102,48 @@ def progress(fraction, message=None):
 
 def metric(metrics, step=None):
     """Report metrics (a dict of name to number; NaN and ±Infinity are kept), optionally at a training step."""
-    global _batch_began, _buffered
+    global _batch_began
     if not _buffered:
         _batch_began = time.monotonic()
     at = _number(step)
     at = math.nan if at is None else at
     for name, value in metrics.items():
-        s = _series.get(name)
-        if s is None:
-            s = _series[name] = (array.array("d"), array.array("d"), [])
-        number = _number(value)
-        if number is None:
-            s[2].append((at if math.isfinite(at) else None, value))
-        else:
-            s[0].append(at)
-            s[1].append(number)
-        _buffered += 1
+        _add(name, at, value)
     if _buffered >= _FLUSH_POINTS or time.monotonic() - _batch_began >= _FLUSH_SECONDS:
         flush()
+
+
+def metric_series(name, steps, values):
+    """Report many points of one metric at once (a loop that has them in lists or arrays): values[i] at training
+    step steps[i], or at none when steps is None. The same rules as metric() for each point."""
+    global _batch_began
+    values = list(values)
+    steps = [None] * len(values) if steps is None else list(steps)
+    if len(steps) != len(values):
+        raise ValueError(f"metric_series({name!r}): {len(steps)} steps for {len(values)} values")
+    if not _buffered:
+        _batch_began = time.monotonic()
+    for step, value in zip(steps, values):
+        at = _number(step)
+        _add(name, math.nan if at is None else at, value)
+        if _buffered >= _FLUSH_POINTS:
+            flush()
+    if time.monotonic() - _batch_began >= _FLUSH_SECONDS:
+        flush()
+
+
+def _add(name, at, value):
+    global _buffered
+    s = _series.get(name)
+    if s is None:
+        s = _series[name] = (array.array("d"), array.array("d"), [])
+    number = _number(value)
+    if number is None:
+        s[2].append((at if math.isfinite(at) else None, value))
+    else:
+        s[0].append(at)
+        s[1].append(number)
+    _buffered += 1
 
 
 def output(name, value):

@@ -144,6 +144,40 @@ a.output("done", 1)
     expectPackedPoints(lines);
   });
 
+  it('take a whole series at once from the Node helper (metricSeries), as the same points', () => {
+    const lines = helperLines(
+      'node',
+      'progress.js',
+      `import { metricSeries, output } from './progress.js';
+metricSeries('loss', [0, 1, null], [1, NaN, -Infinity]); metricSeries('acc', new Float64Array([0, 1]), new Float64Array([0.5, Infinity]));
+metricSeries('odd', [2], ['two']); let refused = '';
+try { metricSeries('bad', [1], [1, 2]); } catch (err) { refused = err.message; }
+output('refused', refused);`,
+      PACKED,
+    );
+    expectPackedPoints(lines);
+    expect(JSON.parse(lines[1]!)).toEqual({ output: { name: 'refused', value: 'metricSeries("bad"): 1 steps for 2 values' } });
+  });
+
+  it('take a whole series at once from the Python helper (metric_series) the same way', () => {
+    const lines = helperLines(
+      'python3',
+      'atelier_progress.py',
+      `import array, atelier_progress as a
+a.metric_series("loss", [0, 1, None], [1, float("nan"), float("-inf")])
+a.metric_series("acc", array.array("d", [0, 1]), array.array("d", [0.5, float("inf")]))
+a.metric_series("odd", [2], ["two"])
+try:
+    a.metric_series("bad", [1], [1, 2])
+except ValueError as err:
+    a.output("refused", str(err))
+`,
+      PACKED,
+    );
+    expectPackedPoints(lines);
+    expect(JSON.parse(lines[1]!)).toEqual({ output: { name: 'refused', value: "metric_series('bad'): 1 steps for 2 values" } });
+  });
+
   it('refuse a malformed packed series, saying why', () => {
     const r = recorder();
     const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
