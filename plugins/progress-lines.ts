@@ -6,7 +6,7 @@
 // metadata?}`: a model version registered from the output once the task has succeeded). Metric values are numbers or
 // "NaN", "Infinity", "-Infinity".
 import { decodeMetricValue } from './metric-values';
-import type { TaskContext } from './sdk';
+import { reportMetricSeries, type TaskContext } from './sdk';
 
 /** Applies one protocol line to the task context. Anything malformed is reported through `ignored`, never thrown. */
 export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why: string) => void): void {
@@ -105,23 +105,34 @@ function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => voi
     ignored(`metric series "${name}" needs "values" (an array) and "steps" of the same length`);
     return;
   }
-  const stepOf = Array.isArray(steps) ? (i: number) => (typeof steps[i] === 'number' ? (steps[i] as number) : null) : () => null;
-  let dropped = 0;
+  // The numbers as columns (what is no number left out and counted), handed over at once.
+  const kept = { steps: new Float64Array(values.length), values: new Float64Array(values.length) };
+  let k = 0;
   for (let i = 0; i < values.length; i++) {
     const value = decodeMetricValue(values[i]);
-    if (value === undefined) dropped++;
-    else ctx.metric({ [name]: value }, stepOf(i));
+    if (value === undefined) continue;
+    const step = Array.isArray(steps) ? steps[i] : null;
+    kept.steps[k] = typeof step === 'number' ? step : Number.NaN;
+    kept.values[k++] = value;
   }
+  if (k) reportMetricSeries(ctx, name, kept.steps.subarray(0, k), kept.values.subarray(0, k));
+  const dropped = values.length - k;
   if (dropped) ignored(`metric "${name}" is not a number in ${dropped} of its values (NaN and ±Infinity are written "NaN", "Infinity", "-Infinity")`);
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /** A base64 string of little-endian float64s as numbers, or null where it is not one. */
 function float64s(text: unknown): Float64Array | null {
   if (typeof text !== 'string') return null;
   const bytes = Buffer.from(text, 'base64');
-  if (bytes.length % 8 !== 0 || bytes.length !== Math.floor((text.replace(/=+$/, '').length * 3) / 4)) return null;
+  // Buffer.from skips what is no base64: a length short of the text's says the text was not all base64.
+  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  if (bytes.length % 8 !== 0 || bytes.length !== Math.floor(((text.length - padding) * 3) / 4)) return null;
   const out = new Float64Array(bytes.length / 8);
-  for (let i = 0; i < out.length; i++) out[i] = bytes.readDoubleLE(i * 8);
+  if (LITTLE_ENDIAN)
+    new Uint8Array(out.buffer).set(bytes); // one copy, aligned (a pooled Buffer may not be)
+  else for (let i = 0; i < out.length; i++) out[i] = bytes.readDoubleLE(i * 8);
   return out;
 }
 
@@ -133,8 +144,5 @@ function applyPacked(name: string, stepsF64: unknown, valuesF64: string, ctx: Ta
     ignored(`metric series "${name}" needs "valuesF64" (base64 of little-endian float64s) and "stepsF64" of the same length`);
     return;
   }
-  for (let i = 0; i < values.length; i++) {
-    const step = steps ? steps[i]! : Number.NaN;
-    ctx.metric({ [name]: values[i]! }, Number.isNaN(step) ? null : step);
-  }
+  reportMetricSeries(ctx, name, steps, values);
 }

@@ -56,6 +56,13 @@ export interface TaskContext {
    * ±Infinity included; the host batches them, so calling this every training step is cheap.
    */
   metric(metrics: Record<string, number>, step?: number | null): void;
+  /**
+   * Report many points of one metric at once: `values[i]` at training step `steps[i]` (`steps` null, or NaN at an
+   * index: none given, so the point's index among that metric's points). The same rules as `metric` for each point
+   * and the same order among all points reported; a host keeps the columns as they are until the points go out.
+   * Optional: where a context lacks it, the points go through `metric` one by one (`reportMetricSeries`).
+   */
+  metricSeries?(name: string, steps: ArrayLike<number> | null, values: ArrayLike<number>): void;
   /** Record a named output of the task (JSON value); outputs flow to downstream tasks as inputs. */
   output(name: string, value: unknown): void;
   /**
@@ -142,6 +149,18 @@ export interface Executor<Handle = unknown> {
 
   /** Release executor-wide resources when the host stops. */
   close?(): Promise<void>;
+}
+
+/** Reports one metric's points through `ctx.metricSeries`, or point by point where the context has none. */
+export function reportMetricSeries(ctx: TaskContext, name: string, steps: ArrayLike<number> | null, values: ArrayLike<number>): void {
+  if (ctx.metricSeries) {
+    ctx.metricSeries(name, steps, values);
+    return;
+  }
+  for (let i = 0; i < values.length; i++) {
+    const step = steps ? steps[i]! : Number.NaN;
+    ctx.metric({ [name]: values[i]! }, Number.isNaN(step) ? null : step);
+  }
 }
 
 /** Type helper for executor factories: `export const createX = (o: XOptions) => defineExecutor({...})`. */

@@ -207,6 +207,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     log: (stream, line) => reporter.log(stream, line),
     progress: (fraction, message) => reporter.progress(fraction, message),
     metric: (metrics, step) => reporter.metric(metrics, step),
+    metricSeries: (name, steps, values) => reporter.metricSeries(name, steps, values),
     output(name, value) {
       if (!reporter.open) return;
       outputs[String(name)] = value;

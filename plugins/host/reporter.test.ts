@@ -123,6 +123,51 @@ describe('attempt reporter', () => {
     expect(events.map((e) => e.kind === 'metric' && e.firstPoint)).toEqual([25, 35, 45]);
   });
 
+  it('takes a series as columns with the same rules and numbering as point by point, in report order with them', () => {
+    const columns = setup({ metricBatch: { points: 4, ms: 1_000, holdPoints: 100 } });
+    const single = setup({ metricBatch: { points: 4, ms: 1_000, holdPoints: 100 } });
+    const report = (r: typeof columns.reporter, asSeries: boolean) => {
+      r.metric({ loss: 1, acc: 0.1 }, 5);
+      const steps = [7, Number.NaN, 2.9, 8];
+      const values: unknown[] = [2, Number.NaN, 'bad', Number.NEGATIVE_INFINITY];
+      if (asSeries) r.metricSeries('loss', steps, values);
+      else for (const [i, v] of values.entries()) r.metric({ loss: v }, Number.isNaN(steps[i]!) ? null : steps[i]);
+      r.metric({ acc: 0.2 });
+      if (asSeries) r.metricSeries('acc', null, new Float64Array([0.3, Number.POSITIVE_INFINITY]));
+      else for (const v of [0.3, Number.POSITIVE_INFINITY]) r.metric({ acc: v });
+      r.metricSeries('x', [1], [1, 2]); // refused whole: a line in the task's log
+      r.close();
+    };
+    report(columns.reporter, true);
+    report(single.reporter, false);
+    const points = (events: ExecutorEvent[]) => events.map((e) => e.kind === 'metric' && [e.firstPoint, e.points.map((p) => [p.name, p.value, p.step])]);
+    expect(points(columns.events).slice(0, 2)).toEqual([
+      [
+        0,
+        [
+          ['loss', 1, 5],
+          ['acc', 0.1, 5],
+          ['loss', 2, 7],
+          ['loss', 'NaN', 2], // no step: its index among the metric's points
+        ],
+      ],
+      [
+        4,
+        [
+          ['loss', '-Infinity', 8],
+          ['acc', 0.2, 1],
+          ['acc', 0.3, 2],
+          ['acc', 'Infinity', 3],
+        ],
+      ],
+    ]);
+    expect(points(columns.events).slice(0, 2)).toEqual(points(single.events).slice(0, 2));
+    expect(columns.events.flatMap((e) => (e.kind === 'log' ? e.lines : []))).toEqual([
+      '[atelier] metric "loss" dropped: "bad" is not a number (NaN and ±Infinity are kept)',
+      '[atelier] metric series "x" dropped: 1 steps for 2 values',
+    ]);
+  });
+
   it('batches log lines until the batch is full, per stream', () => {
     const { reporter, events } = setup({ bytes: 10 });
     reporter.log('stdout', 'abcd'); // 5 bytes with its newline

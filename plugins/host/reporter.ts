@@ -64,6 +64,12 @@ export interface Reporter {
    * task's log per metric name). A point without a step gets its index among that metric's points.
    */
   metric(metrics: Record<string, unknown> | undefined, step?: number | null): void;
+  /**
+   * Buffers one metric's points at once, as columns (`steps` null or NaN at an index: none given); the same rules as
+   * `metric` point by point, and the same order among all points reported. The columns are kept as they are until
+   * the points go out: a burst read while the module runs costs no object per point until then.
+   */
+  metricSeries(name: string, steps: ArrayLike<number> | null, values: ArrayLike<unknown>): void;
   started(handle: unknown): void;
   heartbeat(): void;
   /** A line from the host itself (`[atelier] …`) on stderr; it bypasses the per-attempt cap. */
@@ -102,6 +108,14 @@ export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 1_000, holdPoints: 250_
  * under the 5 ms the issue sets for startRun → first progress at a subscriber.
  */
 export const FOLD_MS = 2;
+
+/** One metric's points waiting to go out, as reported at once (steps resolved: a missing one is the point's index). */
+interface MetricColumns {
+  name: string;
+  steps: Float64Array;
+  values: Float64Array;
+  at: number;
+}
 
 let lastMs = Number.NaN;
 let lastIso = '';
@@ -231,13 +245,14 @@ export function createReporter(options: ReporterOptions): Reporter {
     else cancelLogTimer ??= clock.schedule(flushLogs, logBatch.ms);
   };
 
-  // Metrics: every point kept, numbered in report order, many per event.
+  // Metrics: every point kept, numbered in report order, many per event. Points wait as runs of single points (from
+  // `metric`) and as one metric's columns (from `metricSeries`), in report order; they become the events' point
+  // objects only when they go out (see DEFAULT_METRIC_BATCH), after a burst rather than while the module runs.
   const metricBatch = options.metricBatch ?? DEFAULT_METRIC_BATCH;
   let nextPoint = block * SEQ_BLOCK;
   let points: MetricPointReport[] = [];
-  /** Full events' points, waiting with `points` for the timer (see DEFAULT_METRIC_BATCH). */
-  let held: MetricPointReport[][] = [];
-  let heldPoints = 0;
+  let waiting: (MetricPointReport[] | MetricColumns)[] = [];
+  let waitingPoints = 0;
   const holdPoints = metricBatch.holdPoints ?? metricBatch.points;
   let cancelMetricTimer: (() => void) | undefined;
   const pointsPerName = new Map<string, number>();
@@ -245,15 +260,42 @@ export function createReporter(options: ReporterOptions): Reporter {
   function flushMetrics() {
     cancelMetricTimer?.();
     cancelMetricTimer = undefined;
-    const batches = points.length ? [...held, points] : held;
-    held = [];
-    heldPoints = 0;
+    if (points.length) waiting.push(points);
+    const runs = waiting;
     points = [];
-    for (const batch of batches) {
+    waiting = [];
+    waitingPoints = 0;
+    let batch: MetricPointReport[] = [];
+    const full = () => {
       publish({ kind: 'metric', firstPoint: nextPoint, points: batch });
       nextPoint += batch.length;
+      batch = [];
+    };
+    for (const run of runs) {
+      if (Array.isArray(run)) {
+        for (const point of run) {
+          batch.push(point);
+          if (batch.length === metricBatch.points) full();
+        }
+        continue;
+      }
+      const { name, steps, values, at } = run;
+      for (let i = 0; i < values.length; i++) {
+        batch.push({ name, value: encodeMetricValue(values[i]!), step: steps[i]!, at });
+        if (batch.length === metricBatch.points) full();
+      }
     }
+    if (batch.length) full();
   }
+  const waitForMore = () => {
+    if (waitingPoints + points.length >= holdPoints) flushMetrics();
+    else if (waitingPoints || points.length) cancelMetricTimer ??= clock.schedule(flushMetrics, metricBatch.ms);
+  };
+  const dropMetric = (name: string, raw: unknown) => {
+    if (!warnedNames.has(name))
+      appendLog('stderr', `[atelier] metric "${name}" dropped: ${JSON.stringify(raw)?.slice(0, 80)} is not a number (NaN and ±Infinity are kept)`);
+    warnedNames.add(name);
+  };
 
   // Progress: coalesced so a chatty module costs at most ~10 events a second; the latest value wins.
   let lastProgressAt = 0;
@@ -302,9 +344,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       for (const [name, raw] of Object.entries(metrics ?? {})) {
         const value = decodeMetricValue(raw);
         if (value === undefined) {
-          if (!warnedNames.has(name))
-            appendLog('stderr', `[atelier] metric "${name}" dropped: ${JSON.stringify(raw)?.slice(0, 80)} is not a number (NaN and ±Infinity are kept)`);
-          warnedNames.add(name);
+          dropMetric(name, raw);
           continue;
         }
         const index = pointsPerName.get(name) ?? 0;
@@ -312,12 +352,45 @@ export function createReporter(options: ReporterOptions): Reporter {
         points.push({ name, value: encodeMetricValue(value), step: typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index, at });
       }
       if (points.length >= metricBatch.points) {
-        held.push(points);
-        heldPoints += points.length;
+        waiting.push(points);
+        waitingPoints += points.length;
         points = [];
       }
-      if (heldPoints >= holdPoints) flushMetrics();
-      else if (heldPoints || points.length) cancelMetricTimer ??= clock.schedule(flushMetrics, metricBatch.ms);
+      waitForMore();
+    },
+
+    metricSeries(name, steps, values) {
+      if (closed) return;
+      if (steps && steps.length !== values.length) {
+        appendLog('stderr', `[atelier] metric series "${name}" dropped: ${steps.length} steps for ${values.length} values`);
+        return;
+      }
+      const n = values.length;
+      const kept = { name, steps: new Float64Array(n), values: new Float64Array(n), at: clock.now() };
+      let index = pointsPerName.get(name) ?? 0;
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        const raw = values[i];
+        const value = typeof raw === 'number' ? raw : decodeMetricValue(raw);
+        if (value === undefined) {
+          dropMetric(name, raw);
+          continue;
+        }
+        const step = steps ? steps[i]! : Number.NaN;
+        kept.steps[k] = typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index;
+        kept.values[k++] = value;
+        index++;
+      }
+      if (k === 0) return;
+      pointsPerName.set(name, index);
+      if (points.length) {
+        waiting.push(points);
+        waitingPoints += points.length;
+        points = [];
+      }
+      waiting.push(k === n ? kept : { name, steps: kept.steps.subarray(0, k), values: kept.values.subarray(0, k), at: kept.at });
+      waitingPoints += k;
+      waitForMore();
     },
 
     started(handle) {

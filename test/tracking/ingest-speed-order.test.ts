@@ -18,15 +18,30 @@ import { metricsModuleArchive } from './metric-module';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
-/** What the protocol lines hand a task context: each metric call and each ignored line. */
-function recorder() {
+/** What the protocol lines hand a task context: each metric point and each ignored line (and, for a context that
+ * takes series, how many series calls brought them). */
+function recorder(options: { series?: boolean } = {}) {
   const calls: [string, number, number | null][] = [];
   const ignored: string[] = [];
+  let seriesCalls = 0;
   const ctx = {
     metric: (m: Record<string, number>, step?: number | null) => calls.push([Object.keys(m)[0]!, Object.values(m)[0]!, step ?? null]),
+    ...(options.series
+      ? {
+          metricSeries(name: string, steps: ArrayLike<number> | null, values: ArrayLike<number>) {
+            seriesCalls++;
+            for (let i = 0; i < values.length; i++) calls.push([name, values[i]!, steps && !Number.isNaN(steps[i]) ? steps[i]! : null]);
+          },
+        }
+      : {}),
     output: () => undefined,
   };
-  return { calls, ignored, apply: (line: string) => applyProgressLine(line, ctx as unknown as TaskContext, (why) => ignored.push(why)) };
+  return {
+    calls,
+    ignored,
+    seriesCalls: () => seriesCalls,
+    apply: (line: string) => applyProgressLine(line, ctx as unknown as TaskContext, (why) => ignored.push(why)),
+  };
 }
 
 /** Runs `code` (a module using the helper copied next to it as `helper`) with fd 3 a file; its protocol lines. */
@@ -176,6 +191,29 @@ except ValueError as err:
     );
     expectPackedPoints(lines);
     expect(JSON.parse(lines[1]!)).toEqual({ output: { name: 'refused', value: "metric_series('bad'): 1 steps for 2 values" } });
+  });
+
+  it('reach a context that takes series as one call per series, as the same points', () => {
+    const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    const lines = [
+      JSON.stringify({ series: [{ name: 'loss', stepsF64: f64(0, 1, Number.NaN), valuesF64: f64(1, Number.NaN, Number.NEGATIVE_INFINITY) }] }),
+      JSON.stringify({ series: [{ name: 'acc', steps: [0, 1, 2], values: [0.5, 'Infinity', 'two'] }] }),
+    ];
+    const [columns, single] = [recorder({ series: true }), recorder()];
+    for (const line of lines) {
+      columns.apply(line);
+      single.apply(line);
+    }
+    expect(columns.seriesCalls()).toBe(2);
+    expect(columns.calls).toEqual([
+      ['loss', 1, 0],
+      ['loss', Number.NaN, 1],
+      ['loss', Number.NEGATIVE_INFINITY, null],
+      ['acc', 0.5, 0],
+      ['acc', Number.POSITIVE_INFINITY, 1],
+    ]);
+    expect(columns.calls).toEqual(single.calls);
+    expect(columns.ignored).toEqual([expect.stringMatching(/metric "acc" is not a number in 1 of its values/)]);
   });
 
   it('refuse a malformed packed series, saying why', () => {
