@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import type { Bus } from '../bus/types';
-import { decodeMetricValue, encodeMetricValue } from '../metric-values';
 import { permanentFailure } from '../outcomes';
-import { type ExecutorEvent, type MetricPointReport, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
+import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 import { traceHop, tracing } from '../trace';
+import { createMetricBuffer } from './metric-buffer';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -108,14 +108,6 @@ export const DEFAULT_METRIC_BATCH = { points: 2_000, ms: 1_000, holdPoints: 250_
  * under the 5 ms the issue sets for startRun → first progress at a subscriber.
  */
 export const FOLD_MS = 2;
-
-/** One metric's points waiting to go out, as reported at once (steps resolved: a missing one is the point's index). */
-interface MetricColumns {
-  name: string;
-  steps: Float64Array;
-  values: Float64Array;
-  at: number;
-}
 
 let lastMs = Number.NaN;
 let lastIso = '';
@@ -245,57 +237,15 @@ export function createReporter(options: ReporterOptions): Reporter {
     else cancelLogTimer ??= clock.schedule(flushLogs, logBatch.ms);
   };
 
-  // Metrics: every point kept, numbered in report order, many per event. Points wait as runs of single points (from
-  // `metric`) and as one metric's columns (from `metricSeries`), in report order; they become the events' point
-  // objects only when they go out (see DEFAULT_METRIC_BATCH), after a burst rather than while the module runs.
-  const metricBatch = options.metricBatch ?? DEFAULT_METRIC_BATCH;
-  let nextPoint = block * SEQ_BLOCK;
-  let points: MetricPointReport[] = [];
-  let waiting: (MetricPointReport[] | MetricColumns)[] = [];
-  let waitingPoints = 0;
-  const holdPoints = metricBatch.holdPoints ?? metricBatch.points;
-  let cancelMetricTimer: (() => void) | undefined;
-  const pointsPerName = new Map<string, number>();
-  const warnedNames = new Set<string>();
-  function flushMetrics() {
-    cancelMetricTimer?.();
-    cancelMetricTimer = undefined;
-    if (points.length) waiting.push(points);
-    const runs = waiting;
-    points = [];
-    waiting = [];
-    waitingPoints = 0;
-    let batch: MetricPointReport[] = [];
-    const full = () => {
-      publish({ kind: 'metric', firstPoint: nextPoint, points: batch });
-      nextPoint += batch.length;
-      batch = [];
-    };
-    for (const run of runs) {
-      if (Array.isArray(run)) {
-        for (const point of run) {
-          batch.push(point);
-          if (batch.length === metricBatch.points) full();
-        }
-        continue;
-      }
-      const { name, steps, values, at } = run;
-      for (let i = 0; i < values.length; i++) {
-        batch.push({ name, value: encodeMetricValue(values[i]!), step: steps[i]!, at });
-        if (batch.length === metricBatch.points) full();
-      }
-    }
-    if (batch.length) full();
-  }
-  const waitForMore = () => {
-    if (waitingPoints + points.length >= holdPoints) flushMetrics();
-    else if (waitingPoints || points.length) cancelMetricTimer ??= clock.schedule(flushMetrics, metricBatch.ms);
-  };
-  const dropMetric = (name: string, raw: unknown) => {
-    if (!warnedNames.has(name))
-      appendLog('stderr', `[atelier] metric "${name}" dropped: ${JSON.stringify(raw)?.slice(0, 80)} is not a number (NaN and ±Infinity are kept)`);
-    warnedNames.add(name);
-  };
+  // Metrics: every point kept, numbered in report order, held and sent in events of many (metric-buffer.ts).
+  const metrics = createMetricBuffer({
+    batch: options.metricBatch ?? DEFAULT_METRIC_BATCH,
+    firstPoint: block * SEQ_BLOCK,
+    clock,
+    publish: (firstPoint, points) => publish({ kind: 'metric', firstPoint, points }),
+    note: (line) => appendLog('stderr', line),
+  });
+  const flushMetrics = () => metrics.flush();
 
   // Progress: coalesced so a chatty module costs at most ~10 events a second; the latest value wins.
   let lastProgressAt = 0;
@@ -338,59 +288,12 @@ export function createReporter(options: ReporterOptions): Reporter {
       else cancelProgressTimer ??= clock.schedule(flushProgress, wait);
     },
 
-    metric(metrics, step) {
-      if (closed) return;
-      const at = clock.now();
-      for (const [name, raw] of Object.entries(metrics ?? {})) {
-        const value = decodeMetricValue(raw);
-        if (value === undefined) {
-          dropMetric(name, raw);
-          continue;
-        }
-        const index = pointsPerName.get(name) ?? 0;
-        pointsPerName.set(name, index + 1);
-        points.push({ name, value: encodeMetricValue(value), step: typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index, at });
-      }
-      if (points.length >= metricBatch.points) {
-        waiting.push(points);
-        waitingPoints += points.length;
-        points = [];
-      }
-      waitForMore();
+    metric(values, step) {
+      if (!closed) metrics.metric(values, step);
     },
 
     metricSeries(name, steps, values) {
-      if (closed) return;
-      if (steps && steps.length !== values.length) {
-        appendLog('stderr', `[atelier] metric series "${name}" dropped: ${steps.length} steps for ${values.length} values`);
-        return;
-      }
-      const n = values.length;
-      const kept = { name, steps: new Float64Array(n), values: new Float64Array(n), at: clock.now() };
-      let index = pointsPerName.get(name) ?? 0;
-      let k = 0;
-      for (let i = 0; i < n; i++) {
-        const raw = values[i];
-        const value = typeof raw === 'number' ? raw : decodeMetricValue(raw);
-        if (value === undefined) {
-          dropMetric(name, raw);
-          continue;
-        }
-        const step = steps ? steps[i]! : Number.NaN;
-        kept.steps[k] = typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index;
-        kept.values[k++] = value;
-        index++;
-      }
-      if (k === 0) return;
-      pointsPerName.set(name, index);
-      if (points.length) {
-        waiting.push(points);
-        waitingPoints += points.length;
-        points = [];
-      }
-      waiting.push(k === n ? kept : { name, steps: kept.steps.subarray(0, k), values: kept.values.subarray(0, k), at: kept.at });
-      waitingPoints += k;
-      waitForMore();
+      if (!closed) metrics.metricSeries(name, steps, values);
     },
 
     started(handle) {
