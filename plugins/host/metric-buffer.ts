@@ -28,11 +28,15 @@ export interface MetricBuffer {
   flush(): void;
 }
 
-/** One metric's points waiting to go out, as reported at once (steps resolved: a missing one is the point's index). */
+/**
+ * One metric's points waiting to go out, as reported at once. A step that is missing (NaN, or no steps at all) is
+ * resolved when the points go out, to the point's index among the metric's points: `firstIndex + i`.
+ */
 interface MetricColumns {
   name: string;
-  steps: Float64Array;
+  steps: Float64Array | null;
   values: Float64Array;
+  firstIndex: number;
   at: number;
 }
 
@@ -69,9 +73,10 @@ export function createMetricBuffer(options: MetricBufferOptions): MetricBuffer {
         }
         continue;
       }
-      const { name, steps, values, at } = run;
+      const { name, steps, values, firstIndex, at } = run;
       for (let i = 0; i < values.length; i++) {
-        batch.push({ name, value: encodeMetricValue(values[i]!), step: steps[i]!, at });
+        const step = steps ? steps[i]! : Number.NaN;
+        batch.push({ name, value: encodeMetricValue(values[i]!), step: Number.isFinite(step) ? Math.trunc(step) : firstIndex + i, at });
         if (batch.length === metricBatch.points) full();
       }
     }
@@ -112,31 +117,38 @@ export function createMetricBuffer(options: MetricBufferOptions): MetricBuffer {
         note(`[atelier] metric series "${name}" dropped: ${steps.length} steps for ${values.length} values`);
         return;
       }
-      const n = values.length;
-      const kept = { name, steps: new Float64Array(n), values: new Float64Array(n), at: clock.now() };
-      let index = pointsPerName.get(name) ?? 0;
-      let k = 0;
-      for (let i = 0; i < n; i++) {
-        const raw = values[i];
-        const value = typeof raw === 'number' ? raw : decodeMetricValue(raw);
-        if (value === undefined) {
-          drop(name, raw);
-          continue;
+      const firstIndex = pointsPerName.get(name) ?? 0;
+      let columns: MetricColumns;
+      if (values instanceof Float64Array && (!steps || steps instanceof Float64Array)) {
+        // Numbers all (a packed series, as the host reads it): copied as they are, nothing looked at per point.
+        columns = { name, steps: steps ? new Float64Array(steps) : null, values: new Float64Array(values), firstIndex, at: clock.now() };
+      } else {
+        columns = { name, steps: new Float64Array(values.length), values: new Float64Array(values.length), firstIndex, at: clock.now() };
+        let k = 0;
+        for (let i = 0; i < values.length; i++) {
+          const raw = values[i];
+          const value = typeof raw === 'number' ? raw : decodeMetricValue(raw);
+          if (value === undefined) {
+            drop(name, raw);
+            continue;
+          }
+          const step = steps?.[i];
+          // A missing step is the point's index among those kept, as `metric` numbers them.
+          columns.steps![k] = typeof step === 'number' && Number.isFinite(step) ? step : firstIndex + k;
+          columns.values[k++] = value;
         }
-        const step = steps ? steps[i] : Number.NaN;
-        kept.steps[k] = typeof step === 'number' && Number.isFinite(step) ? Math.trunc(step) : index;
-        kept.values[k++] = value;
-        index++;
+        if (k < values.length) columns = { ...columns, steps: columns.steps!.subarray(0, k), values: columns.values.subarray(0, k) };
       }
-      if (k === 0) return;
-      pointsPerName.set(name, index);
+      const n = columns.values.length;
+      if (n === 0) return;
+      pointsPerName.set(name, firstIndex + n);
       if (points.length) {
         waiting.push(points);
         waitingPoints += points.length;
         points = [];
       }
-      waiting.push(k === n ? kept : { name, steps: kept.steps.subarray(0, k), values: kept.values.subarray(0, k), at: kept.at });
-      waitingPoints += k;
+      waiting.push(columns);
+      waitingPoints += n;
       waitForMore();
     },
 

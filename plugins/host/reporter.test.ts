@@ -133,8 +133,13 @@ describe('attempt reporter', () => {
       if (asSeries) r.metricSeries('loss', steps, values);
       else for (const [i, v] of values.entries()) r.metric({ loss: v }, Number.isNaN(steps[i]!) ? null : steps[i]);
       r.metric({ acc: 0.2 });
-      if (asSeries) r.metricSeries('acc', null, new Float64Array([0.3, Number.POSITIVE_INFINITY]));
-      else for (const v of [0.3, Number.POSITIVE_INFINITY]) r.metric({ acc: v });
+      if (asSeries) r.metricSeries('acc', new Float64Array([Number.NaN, 9.5]), new Float64Array([0.3, Number.POSITIVE_INFINITY]));
+      else
+        for (const [v, step] of [
+          [0.3, null],
+          [Number.POSITIVE_INFINITY, 9.5],
+        ] as const)
+          r.metric({ acc: v }, step);
       r.metricSeries('x', [1], [1, 2]); // refused whole: a line in the task's log
       r.close();
     };
@@ -157,7 +162,7 @@ describe('attempt reporter', () => {
           ['loss', '-Infinity', 8],
           ['acc', 0.2, 1],
           ['acc', 0.3, 2],
-          ['acc', 'Infinity', 3],
+          ['acc', 'Infinity', 9],
         ],
       ],
     ]);
