@@ -1,5 +1,6 @@
 // Tracking metrics on the embedded default (PGlite, in-process bus and host): a task logging 100,000 points in a
-// tight loop against the same loop logging nothing (the task's execution time), points stored per second through
+// tight loop against the same loop logging nothing (the task's execution time; and the same points handed over at once
+// through the bulk API, metricSeries, reported apart), points stored per second through
 // the recorder (metric events of 2,000 points, as the host batches them), and Task.metricHistory of a
 // 1,000,000-point series downsampled to 1,000 points.
 import { and, eq, sql, sum } from 'drizzle-orm';
@@ -11,7 +12,7 @@ import { metricHistory } from '../server/tracking/queries';
 import { rollupStoredPoints } from '../server/tracking/rollups';
 import { startTestApp, type TestApp } from '../test/harness/app';
 import { PUBLISH } from '../test/harness/client';
-import { metricsModuleArchive } from '../test/tracking/metric-module';
+import { metricsBulkModuleArchive, metricsModuleArchive } from '../test/tracking/metric-module';
 import { percentile, type Row, runWhenMain } from './lib';
 import { runOnce } from './run-once';
 
@@ -52,6 +53,19 @@ export async function trackingMetricsBench(): Promise<Row[]> {
     }
     const stored = await pointCount(t, lastTask);
     if (stored !== POINTS) throw new Error(`expected ${POINTS} points stored, found ${stored}`);
+    // The bulk API beside it (metricSeries: the loop's points in arrays, handed over at once), against its own silent
+    // runs of the same minutes; after the per-point pairs, which it leaves as they were.
+    const bulkPublished = await t.api.upload(PUBLISH, { tags: ['latest'] }, 'artifact', await metricsBulkModuleArchive());
+    if (bulkPublished.errors) throw new Error(JSON.stringify(bulkPublished.errors));
+    await t.createWorkflow({ name: 'bench-bulk', tasks: [{ name: 'train', module: 'test/metrics-bulk', parameters: { count: POINTS } }] });
+    const bulk: number[] = [];
+    const bulkSilent: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      bulkSilent.push((await runOnce(t, 'bench-silent', 5)).executionMs ?? Number.NaN);
+      const b = await runOnce(t, 'bench-bulk', 5);
+      bulk.push(b.executionMs ?? Number.NaN);
+      if ((await pointCount(t, b.id)) !== POINTS) throw new Error(`expected ${POINTS} points stored from the bulk module`);
+    }
 
     // Ingestion: metric events of 2,000 points each, as a host publishes them, through the bus and the recorder. They
     // go to a task of a silent run (no points yet) as late reports of its own attempt: event numbers past its own
@@ -118,6 +132,15 @@ export async function trackingMetricsBench(): Promise<Row[]> {
         floor: p50(silent),
         ratio: p50(logging) / p50(silent),
         note: 'floor: the same loop logging nothing (aim ≤ 1.2×)',
+      },
+      {
+        bench: 'tracking',
+        metric: `task logging ${POINTS.toLocaleString('en')} points in one metricSeries call: execution p50 (${RUNS} runs)`,
+        value: p50(bulk),
+        unit: 'ms',
+        floor: p50(bulkSilent),
+        ratio: p50(bulk) / p50(bulkSilent),
+        note: 'the bulk API beside metric(); floor: the same loop logging nothing, its own runs',
       },
       {
         bench: 'tracking',

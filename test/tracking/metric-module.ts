@@ -51,15 +51,38 @@ parameters:
     salt: { type: string }
 `;
 
-/** The packed module archive (test/metrics). */
-export async function metricsModuleArchive(): Promise<Buffer> {
+// The same loop with its points in arrays, handed over at once through the bulk API (metricSeries): a module of its
+// own (test/metrics-bulk), so test/metrics stays the per-point loop the bench's ratio is about.
+const bulkMain = `import { metricSeries, output } from './progress.js';
+const params = JSON.parse(process.env.ATELIER_PARAMS ?? '{}');
+const count = params.count ?? 0;
+const steps = new Float64Array(count);
+const losses = new Float64Array(count);
+let sum = 0;
+for (let i = 0; i < count; i++) {
+  const loss = 1 / (i + 1);
+  sum += loss;
+  steps[i] = i;
+  losses[i] = loss;
+}
+metricSeries('loss', steps, losses);
+output('done', sum);
+`;
+
+async function archive(name: string, code: string): Promise<Buffer> {
   const dir = await mkdtemp(path.join(tmpdir(), 'atelier-metrics-module-'));
   try {
     await copyFile(helper, path.join(dir, 'progress.js'));
-    await writeFile(path.join(dir, 'main.mjs'), main);
-    await writeFile(path.join(dir, 'atelier.module.yaml'), manifest);
+    await writeFile(path.join(dir, 'main.mjs'), code);
+    await writeFile(path.join(dir, 'atelier.module.yaml'), manifest.replace('name: metrics', `name: ${name}`));
     return await packDirectory(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** The packed module archive (test/metrics). */
+export const metricsModuleArchive = (): Promise<Buffer> => archive('metrics', main);
+
+/** The bulk variant's archive (test/metrics-bulk): `count` points of `loss` in one metricSeries call. */
+export const metricsBulkModuleArchive = (): Promise<Buffer> => archive('metrics-bulk', bulkMain);
