@@ -28,8 +28,10 @@ function write(line) {
       throw err;
     }
     // Rarely written in part (a pipe, for a warm worker): the rest as bytes.
-    if (typeof data === 'string') data = Buffer.from(data, 'utf8');
-    if (written >= data.length) return;
+    if (typeof data === 'string') {
+      if (written >= Buffer.byteLength(data, 'utf8')) return;
+      data = Buffer.from(data, 'utf8');
+    } else if (written >= data.length) return;
     data = data.subarray(written);
   }
 }
