@@ -119,7 +119,7 @@ a.output("done", 1)
   /** Both helpers' lines where the host reads packed series: floats as base64 bytes, read back as the same points. */
   const expectPackedPoints = (lines: string[]) => {
     const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
-    const series = JSON.parse(lines[0]!).series;
+    const series = lines.flatMap((line) => JSON.parse(line).series ?? []);
     expect(series).toEqual([
       { name: 'loss', stepsF64: f64(0, 1, Number.NaN), valuesF64: f64(1, Number.NaN, Number.NEGATIVE_INFINITY) },
       { name: 'acc', stepsF64: f64(0, 1), valuesF64: f64(0.5, Number.POSITIVE_INFINITY) },
@@ -171,7 +171,34 @@ output('refused', refused);`,
       PACKED,
     );
     expectPackedPoints(lines);
-    expect(JSON.parse(lines[1]!)).toEqual({ output: { name: 'refused', value: 'metricSeries("bad"): 1 steps for 2 values' } });
+    expect(JSON.parse(lines.at(-1)!)).toEqual({ output: { name: 'refused', value: 'metricSeries("bad"): 1 steps for 2 values' } });
+  });
+
+  it('write a large typed series from the Node helper straight from its arrays, in lines the host takes, in order', () => {
+    const lines = helperLines(
+      'node',
+      'progress.js',
+      `import { metric, metricSeries, output } from './progress.js';
+metric({ big: -1 }, 100); // buffered first: it goes out before the series
+const values = new Float64Array(40_005).map((_, i) => i);
+metricSeries('big', null, values.subarray(5)); // a view into a larger buffer, no steps
+metricSeries('big', new Float64Array([7, 8]), new Float64Array([Number.NaN, 1.5]));
+output('done', 1);`,
+      PACKED,
+    );
+    expect(lines.length).toBeGreaterThan(3); // the 40,000 points in more than one line…
+    expect(lines.length).toBeLessThan(10); // …but a few large ones, not one per 1,000 buffered points
+    for (const line of lines) expect(Buffer.byteLength(line)).toBeLessThan(1 << 20);
+    const r = recorder({ series: true });
+    for (const line of lines) r.apply(line);
+    expect(r.ignored).toEqual([]);
+    expect(r.calls.length).toBe(40_003);
+    expect(r.calls[0]).toEqual(['big', -1, 100]);
+    expect(r.calls.slice(1, -2).every(([, v, step], i) => v === i + 5 && step === null)).toBe(true);
+    expect(r.calls.slice(-2)).toEqual([
+      ['big', Number.NaN, 7],
+      ['big', 1.5, 8],
+    ]);
   });
 
   it('take a whole series at once from the Python helper (metric_series) the same way', () => {
@@ -190,7 +217,7 @@ except ValueError as err:
       PACKED,
     );
     expectPackedPoints(lines);
-    expect(JSON.parse(lines[1]!)).toEqual({ output: { name: 'refused', value: "metric_series('bad'): 1 steps for 2 values" } });
+    expect(JSON.parse(lines.at(-1)!)).toEqual({ output: { name: 'refused', value: "metric_series('bad'): 1 steps for 2 values" } });
   });
 
   it('reach a context that takes series as one call per series, as the same points', () => {
