@@ -1,11 +1,12 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
-import { eq, type SQL } from 'drizzle-orm';
+import { eq, type SQL, sql } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
+import { builtOnce } from '../db/prepared';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
@@ -210,6 +211,14 @@ export const taskStatusEvent = (
 
 /** The run's row, locked for the rest of the transaction: every change to a run's tasks happens under it. */
 export async function lockRun(tx: Tx, runId: string): Promise<Run | undefined> {
-  const [run] = await tx.select().from(runs).where(eq(runs.id, runId)).for('update');
+  const [run] = await runLocked(tx, { id: runId });
   return run;
 }
+
+const runLocked = builtOnce<{ id: string }>()((tx) =>
+  tx
+    .select()
+    .from(runs)
+    .where(eq(runs.id, sql.placeholder('id')))
+    .for('update'),
+);

@@ -3,10 +3,10 @@
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
 import { inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
-import { arrayOf, idAmong, jsonRows } from '../db/arrays';
+import { idAmong, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
-import { type Run, runs } from '../db/tables/runs';
+import type { Run } from '../db/tables/runs';
 import { recordDatasetWrites } from '../governance/policy';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
@@ -17,7 +17,7 @@ import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, tran
 import { crashPoint } from './crash-hook';
 import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
-import { type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
+import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -71,17 +71,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     // Locked before the tasks are read, so the transitions below see their tasks and upstreams consistently.
     // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.) Both
     // are sent at once: Postgres runs the read after the lock is granted, and takes its snapshot then.
-    const [lockedRuns, taskRows] = await Promise.all([
-      moving.length
-        ? tx
-            .select()
-            .from(runs)
-            .where(sql`${runs.id} = any(${arrayOf(moving.sort(), 'uuid')})`)
-            .orderBy(runs.id)
-            .for('update')
-        : [],
-      recordedTasks(tx, taskIds),
-    ]);
+    const [lockedRuns, taskRows] = await Promise.all([moving.length ? lockRuns(tx, moving) : [], recordedTasks(tx, taskIds)]);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale

@@ -1,10 +1,12 @@
 // What the recorder reads of the tasks a batch of executor events names: the few columns that judge each report and
 // apply it, not the ~50 of a whole task row (drizzle maps a row column by column, and the driver parses each one). A
-// failure, whose retry is decided from the whole row, reads that row when it comes (rarely).
+// failure, whose retry is decided from the whole row, reads that row when it comes (rarely). The two reads of every
+// batch (the runs it moves, locked, and its tasks) are built once (server/db/prepared.ts).
 import { sql } from 'drizzle-orm';
-import { arrayOf } from '../db/arrays';
+import { arrayLiteral, arrayOf } from '../db/arrays';
 import type { Tx } from '../db/client';
-import { type Task, tasks } from '../db/tables/runs';
+import { builtOnce } from '../db/prepared';
+import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 
 const COLUMNS = {
   id: tasks.id,
@@ -23,11 +25,26 @@ const COLUMNS = {
 export type RecordedTask = Pick<Task, keyof typeof COLUMNS>;
 
 /** The recorder's columns of the tasks `ids`, those that exist. */
-export const recordedTasks = (tx: Tx, ids: readonly string[]): Promise<RecordedTask[]> =>
+export const recordedTasks = (tx: Tx, ids: readonly string[]): Promise<RecordedTask[]> => tasksAmong(tx, { ids: arrayLiteral(ids) });
+
+const tasksAmong = builtOnce<{ ids: string }>()((tx) =>
   tx
     .select(COLUMNS)
     .from(tasks)
-    .where(sql`${tasks.id} = any(${arrayOf(ids, 'uuid')})`);
+    .where(sql`${tasks.id} = any(${sql.placeholder('ids')}::uuid[])`),
+);
+
+/** The runs `ids` (valid uuids), locked for update, in id order. */
+export const lockRuns = (tx: Tx, ids: readonly string[]): Promise<Run[]> => runsLocked(tx, { ids: arrayLiteral([...ids].sort()) });
+
+const runsLocked = builtOnce<{ ids: string }>()((tx) =>
+  tx
+    .select()
+    .from(runs)
+    .where(sql`${runs.id} = any(${sql.placeholder('ids')}::uuid[])`)
+    .orderBy(runs.id)
+    .for('update'),
+);
 
 /** The whole rows of the tasks `ids`, by id: for the results that end or retry an attempt other than by success. */
 export async function wholeTasks(tx: Tx, ids: readonly string[]): Promise<Map<string, Task>> {
