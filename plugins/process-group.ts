@@ -58,6 +58,14 @@ export async function groupAlive(handle: { pid: number; pgid: number; startTime:
   return stats.some((s) => s !== null && s.pgrp === handle.pgid && s.state !== 'Z' && s.state !== 'X');
 }
 
+/** Waits until nothing of the group runs, or `ms` pass; whether it is gone. */
+export async function groupGone(handle: { pid: number; pgid: number; startTime: number | null }, ms: number): Promise<boolean> {
+  for (const deadline = Date.now() + ms; ; await sleep(10)) {
+    if (!(await groupAlive(handle))) return true;
+    if (Date.now() >= deadline) return false;
+  }
+}
+
 /** Kills whatever is left of the group, and waits (briefly) until /proc says it is gone. */
 export async function killGroup(handle: { pid: number; pgid: number; startTime: number | null }) {
   for (let i = 0; i < 40; i++) {

@@ -6,7 +6,7 @@
 import { chmod, rm } from 'node:fs/promises';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
-import { groupAlive, killGroup, signalGroup, signalMembers } from '../../plugins/process-group';
+import { groupAlive, groupGone, killGroup, signalGroup, signalMembers } from '../../plugins/process-group';
 import { defineExecutor, type Executor, permanentFailure, type TaskMessage } from '../../plugins/sdk';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
@@ -20,6 +20,7 @@ export type { LocalExecutorOptions, LocalHandle } from './options';
 export { type Isolation, optOutHint, probeIsolation } from './sandbox';
 
 const DRAIN_MS = 1_000; // how long to read pipes after exit: a lingering grandchild may hold them open
+const STOP_MARGIN_MS = 1_000; // past the grace period's SIGKILL, how long a stopped group may take to be gone
 
 const signalName = (n: number) => Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined;
 
@@ -84,6 +85,10 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       const exit = await state.exited;
       await drained(state.child, DRAIN_MS);
       await finishProgress(state);
+      // A stopped attempt is reported once all of its group is gone (the result goes out before finalize cleans up):
+      // the leader may exit of our SIGTERM while a member it signalled is still ending, or ignores it until the
+      // grace period's SIGKILL (then the outcome says so).
+      if (state.signalled) await groupGone(handle, graceMs + STOP_MARGIN_MS);
       // bwrap reports a module ended by a signal as exit 128 + its number.
       const signalled = state.sandboxed && exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined;
       const { code, signal } = signalled ? { code: null, signal: signalled } : exit;

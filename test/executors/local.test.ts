@@ -203,6 +203,21 @@ print("batches", [n for n in sends if n])
     expect(processAlive(pid)).toBe(false);
   });
 
+  it('reports a stop only once its whole group is gone: a member ignoring SIGTERM outlives the leader until the SIGKILL', async () => {
+    // The leader dies of the SIGTERM at once; the background sleep ignores it (inherited) and writes to no pipe of
+    // ours, so nothing but the group itself says it still runs. Unsandboxed: in a sandbox the pid namespace ends with
+    // its leader, and the kernel kills the rest.
+    const seconds = uniqueSleep();
+    const script = `trap '' TERM\nsleep ${seconds} >/dev/null 2>&1 &\ntrap - TERM\necho "grandchild $! ${seconds}"\nwait\n`;
+    const task = await run({ 'main.sh': script }, { entrypoint: 'main.sh', runtime: 'shell' }, {}, {}, { isolation: 'none' });
+    const pid = await grandchildPid(task.taskId);
+    await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
+    const { outcome } = await world.result(task.taskId);
+    expect(processAlive(pid)).toBe(false);
+    expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled' });
+    expect(outcome.message).toContain('SIGKILL after a 300 ms grace period');
+  });
+
   it('kills a module that ignores SIGTERM after the grace period', async () => {
     const task = await run({ 'main.sh': grandchildScript("trap '' TERM\n", 'while true; do wait; done\n') }, { entrypoint: 'main.sh', runtime: 'shell' });
     const pid = await grandchildPid(task.taskId);
