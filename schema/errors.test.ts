@@ -28,6 +28,18 @@ describe('the GraphQL edge for domain errors', () => {
     expect(domainErrorOf(loop)).toBeUndefined();
   });
 
+  it("answers a transaction Postgres aborted for another one's sake as a CONFLICT to send again, however wrapped", () => {
+    // drizzle wraps the driver's error as the cause of its own "Failed query" error; graphql-js wraps that again.
+    const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+    const masked = mask(new GraphQLError('Failed query', { path: ['promoteDeployment'], originalError: new Error('Failed query', { cause: deadlock }) }));
+    expect(masked.extensions).toEqual({ code: 'CONFLICT', http: { status: 409 } });
+    expect(masked.message).toMatch(/send it again/);
+    expect(masked.path).toEqual(['promoteDeployment']);
+    expect(domainErrorOf(Object.assign(new Error('could not serialize access'), { code: '40001' }))?.code).toBe('CONFLICT');
+    // Other database errors stay masked: they say nothing a caller can act on.
+    expect(mask(Object.assign(new Error('relation "x" does not exist'), { code: '42P01' })).extensions.code).toBe('INTERNAL_SERVER_ERROR');
+  });
+
   it('masks an unexpected error without its message', () => {
     const masked = mask(new GraphQLError('x', { originalError: new Error('connection to 10.0.0.3 refused') }));
     expect(masked.message).toBe('Unexpected error.');

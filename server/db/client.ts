@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { TRANSIENT_ABORTS } from '../errors';
 import * as schema from './schema';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -77,8 +78,6 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
   });
 }
 
-/** Postgres' codes for a transaction aborted only because of another one: a deadlock, a serialization failure. */
-const TRANSIENT = new Set(['40P01', '40001']);
 const codeOf = (error: unknown): unknown => (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
 
 /**
@@ -92,7 +91,7 @@ export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>)
     try {
       return await db.transaction(fn);
     } catch (error) {
-      if (attempt >= 5 || !TRANSIENT.has(codeOf(error) as string)) throw error;
+      if (attempt >= 5 || !TRANSIENT_ABORTS.has(codeOf(error) as string)) throw error;
       await new Promise((resolve) => setTimeout(resolve, attempt * 5 + Math.random() * 10));
     }
   }

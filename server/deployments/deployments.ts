@@ -5,7 +5,7 @@
 // match (service.ts), and the reconciler does the same on its next pass, so a crash in between loses nothing.
 import { and, asc, eq, gt, inArray, type SQL, sql } from 'drizzle-orm';
 import { audit, audited } from '../audit/audit';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import { type DeploymentRevisionRow, type DeploymentRow, deploymentRevisions, deployments, type Fallback, type Rollout } from '../db/tables/deployments';
 import { registeredModels } from '../db/tables/registry';
 import { namespaces } from '../db/tables/teams';
@@ -166,7 +166,7 @@ async function change(
 ): Promise<DeploymentRow> {
   assertMayChangeDeployments(caller, action);
   return audited(db, () =>
-    db.transaction(async (tx) => {
+    retryingTransaction(db, async (tx) => {
       const d = await findDeployment(tx, caller, idOrName, { lock: true });
       const [model] = await tx.select().from(registeredModels).where(eq(registeredModels.id, d.modelId));
       await assertMayManage(tx, caller, model!, d.domain as Domain, action, d.name);

@@ -3,6 +3,7 @@
 // leaves its deployments to another within one lease. Released with what the deployer last reported.
 import { and, asc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { DeploymentStatus } from '../../plugins/deployer-sdk';
+import { retryingTransaction } from '../db/client';
 import { type DeploymentRow, deploymentRevisions, deployments } from '../db/tables/deployments';
 import type { ReconcilerDeps } from './reconciler';
 
@@ -30,7 +31,10 @@ export async function claim(deps: LeaseDeps, passStart: Date, id?: string): Prom
 }
 
 export async function release(deps: LeaseDeps, d: DeploymentRow, status: DeploymentStatus | null) {
-  await deps.db.transaction(async (tx) => {
+  await retryingTransaction(deps.db, async (tx) => {
+    // The deployment's row first, as every transaction that writes its revisions takes it (a person's change, the
+    // reconciler's ifUnchanged): revisions first here deadlocked with a promote that held the row and wanted them.
+    await tx.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, d.id)).for('update');
     if (status) {
       for (const r of status.revisions)
         await tx

@@ -57,10 +57,20 @@ export const forbidden = (message: string) => new AtelierError('FORBIDDEN', mess
 export const conflict = (message: string) => new AtelierError('CONFLICT', message);
 export const unauthenticated = (message: string) => new AtelierError('UNAUTHENTICATED', message);
 
-/** The domain error inside `error`, however deep an edge (graphql-js, envelop) has wrapped it. */
+/** Postgres' codes (SQLSTATE) for a transaction aborted only because of another one: a deadlock, a serialization failure. */
+export const TRANSIENT_ABORTS: ReadonlySet<string> = new Set(['40P01', '40001']);
+
+/**
+ * The domain error inside `error`, however deep an edge (graphql-js, envelop) has wrapped it. A transaction Postgres
+ * aborted because another one ran into it (a deadlock's victim, a serialization failure) is one too, a CONFLICT that
+ * says to send the request again: the abort undid all of it, so doing so is safe (retryingTransaction retries such
+ * aborts where the work allows; one that still reaches an edge must not read as a server bug).
+ */
 export function domainErrorOf(error: unknown): AtelierError | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     if (e instanceof AtelierError) return e;
+    if (TRANSIENT_ABORTS.has((e as { code?: unknown }).code as string))
+      return conflict('Another change to the same objects ran at the same moment and the database undid this one (nothing of it was kept); send it again.');
     e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
   }
   return undefined;

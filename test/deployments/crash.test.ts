@@ -99,7 +99,9 @@ it('keeps serving the split while the control plane is dead, and a restarted one
   const resumed = await show(again);
   expect(resumed.rollout).toMatchObject({ revision: 2, from: 1, percent: 50, state: 'RUNNING' });
   // A person's promote is carried out by the new process once the dead one's lease has run out.
-  await again.gql(`mutation { promoteDeployment(id: "iris-crash", reason: "after the crash") { id } }`);
+  await again.gql(`mutation { promoteDeployment(id: "iris-crash", reason: "after the crash") { id } }`).catch((error) => {
+    throw new Error(`${error.message}\n--- the restarted control plane said:\n${second.output().slice(-6000)}`);
+  });
   const promoted = await until(
     'all traffic on revision 2',
     async () => {
