@@ -15,6 +15,7 @@ import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { crashPoint } from './crash-hook';
+import { insertIfCurrent, insertRest } from './event-insert';
 import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
@@ -71,7 +72,12 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     // Locked before the tasks are read, so the transitions below see their tasks and upstreams consistently.
     // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.) Both
     // are sent at once: Postgres runs the read after the lock is granted, and takes its snapshot then.
-    const [lockedRuns, taskRows] = await Promise.all([moving.length ? lockRuns(tx, moving) : [], recordedTasks(tx, taskIds)]);
+    // The batch's events go with them, as far as they can be decided before the read (event-insert.ts).
+    const [lockedRuns, taskRows, early] = await Promise.all([
+      moving.length ? lockRuns(tx, moving) : [],
+      recordedTasks(tx, taskIds),
+      insertIfCurrent(tx, events),
+    ]);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
@@ -96,14 +102,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
     // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
     const { rows, carrier } = eventRows(kept);
-    const inserted = rows.length
-      ? await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
-          tx,
-          sql`insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
-            select task_id, run_id, attempt, seq, kind, at, payload from json_populate_recordset(null::task_events, ${JSON.stringify(rows)}::json)
-            on conflict do nothing returning task_id, attempt, seq`,
-        )
-      : [];
+    const inserted = await insertRest(tx, early, kept, rows);
     // Every row stored (the usual first delivery): every kept event is new, itself or with the row that carries it.
     const isNew = inserted.length === rows.length ? undefined : new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
     const fresh = isNew
