@@ -41,8 +41,7 @@ export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<Ea
     ...reports.filter((e) => !seconds.has(e)),
     ...[...seconds].map(([e, first]) => ignoredResultNote(e as Extract<ExecutorEvent, { kind: 'result' }>, first)),
   ];
-  const byPair = new Map<string, ExecutorEvent[]>();
-  for (const e of kept) byPair.set(pairOf(e), [...(byPair.get(pairOf(e)) ?? []), e]);
+  const byPair = groupByAttempt(kept, () => true);
   const { rows } = eventRows(kept);
   if (!rows.length) return Promise.resolve({ stored: [], current: new Set(), kept: byPair });
   const ids = arrayLiteral([...new Set(rows.map((r) => r.task_id))]);
@@ -65,8 +64,7 @@ export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<Ea
  * from a fresh read), and inserts the other attempts' rows. Returns the keys of every row stored by either.
  */
 export async function insertRest(tx: Tx, early: EarlyInsert, kept: ExecutorEvent[], rows: Row[]): Promise<StoredKey[]> {
-  const decided = new Map<string, ExecutorEvent[]>();
-  for (const e of kept) if (early.current.has(pairOf(e))) decided.set(pairOf(e), [...(decided.get(pairOf(e)) ?? []), e]);
+  const decided = groupByAttempt(kept, (pair) => early.current.has(pair));
   for (const pair of early.current) {
     const a = decided.get(pair) ?? [];
     const b = early.kept.get(pair) ?? [];
@@ -83,6 +81,19 @@ export async function insertRest(tx: Tx, early: EarlyInsert, kept: ExecutorEvent
       on conflict do nothing returning task_id, attempt, seq`,
   );
   return [...early.stored, ...more];
+}
+
+/** `events` by attempt (`taskId:attempt`), in their order, for the attempts `wanted`. */
+function groupByAttempt(events: ExecutorEvent[], wanted: (pair: string) => boolean): Map<string, ExecutorEvent[]> {
+  const groups = new Map<string, ExecutorEvent[]>();
+  for (const e of events) {
+    const pair = pairOf(e);
+    if (!wanted(pair)) continue;
+    const group = groups.get(pair);
+    if (group) group.push(e);
+    else groups.set(pair, [e]);
+  }
+  return groups;
 }
 
 /**
