@@ -1,5 +1,5 @@
-// The recorder's insert of a batch's events, sent with the batch's lock and tasks' read rather than after their
-// answer: one round trip less per recorded batch (every chain edge, every run's end). Which reports are kept depends
+// The recorder's insert of a small batch's events, sent with the batch's lock and tasks' read rather than after their
+// answer: one round trip less per batch that something waits for (every chain edge, every run's end). Which reports are kept depends
 // on their tasks as read; for the usual batch (every report of an attempt that is still current) it is known
 // beforehand, so that part is stored at once, by a statement that itself stores only the rows of current attempts.
 // Once the read has answered, the rows the recorder decides on must be those it stored; the rest (late words of an
@@ -13,6 +13,8 @@ import { sqlOnce } from '../db/prepared';
 import { secondResults } from './attempts';
 import { eventRows, ignoredResultNote } from './event-rows';
 
+/** The most events a batch may have for its insert to go with its read. */
+export const EARLY_MAX_EVENTS = 64;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Row = ReturnType<typeof eventRows>['rows'][number];
@@ -35,6 +37,9 @@ export interface EarlyInsert {
  * statement runs. Sent when awaited: issue it after the lock and the read, so it runs after them.
  */
 export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<EarlyInsert> {
+  // A large batch (throughput, not one edge's wait) is inserted once decided, as before: one round trip among its many
+  // statements' worth of work, and no rows made twice.
+  if (events.length > EARLY_MAX_EVENTS) return Promise.resolve({ stored: [], current: new Set(), kept: new Map() });
   const reports = events.filter((e) => e.kind !== 'heartbeat' && UUID.test(e.taskId) && UUID.test(e.runId) && Number.isInteger(e.attempt));
   const seconds = secondResults(reports, () => Number.POSITIVE_INFINITY, new Map());
   const kept = [

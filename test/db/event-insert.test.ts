@@ -16,7 +16,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { type Database, type Db, openDatabase, queryRows, type Tx } from '../../server/db/client';
 import * as schema from '../../server/db/schema';
-import { insertIfCurrent, insertRest } from '../../server/orchestrator/event-insert';
+import { EARLY_MAX_EVENTS, insertIfCurrent, insertRest } from '../../server/orchestrator/event-insert';
 import { eventRows } from '../../server/orchestrator/event-rows';
 import { recordedTasks } from '../../server/orchestrator/recorded-tasks';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -106,6 +106,15 @@ it("stores an ended or older attempt's reports only once the recorder has decide
   expect(inserted.map((r) => Number(r.seq)).sort()).toEqual([5, 7]);
   expect(await stored(ended)).toEqual([5]);
   expect(await stored(moved)).toEqual([7]);
+});
+
+it('inserts a large batch once decided, as one statement after the read', async () => {
+  const running = await task('RUNNING', 1);
+  const events = Array.from({ length: EARLY_MAX_EVENTS + 1 }, (_, i) => log(running, 1, i + 1));
+  const { early, inserted } = await database.db.transaction((tx) => record(tx, events, (e, known) => known.has(e.taskId)));
+  expect(early.current.size).toBe(0);
+  expect(inserted).toHaveLength(events.length);
+  expect(await stored(running)).toHaveLength(events.length);
 });
 
 it('fails the batch, storing nothing, when what the recorder keeps of a current attempt is not what the early insert stored', async () => {
