@@ -23,9 +23,13 @@ export type StoredKey = { task_id: string; attempt: number; seq: string | number
 const pairOf = (e: { taskId: string; attempt: number }) => `${e.taskId}:${e.attempt}`;
 const rowPair = (r: { task_id: string; attempt: number }) => `${r.task_id}:${r.attempt}`;
 
-/** What the early insert stored, and which of its attempts (`taskId:attempt`) were current when it ran. */
+/** What the early insert stored, and the attempts (`taskId:attempt`) it stored rows of. */
 export interface EarlyInsert {
   stored: StoredKey[];
+  /**
+   * Attempts current when it ran, every row of which it stored or found stored already: those it stored a row of. (A
+   * current attempt whose rows were all stored before, a redelivered batch, is left to insertRest, which stores nothing.)
+   */
   current: Set<string>;
   /** The reports it was given, by attempt: what the recorder keeps of a current attempt must be exactly these. */
   kept: Map<string, ExecutorEvent[]>;
@@ -53,12 +57,7 @@ export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<Ea
   const values = { rows: JSON.stringify(rows), ids };
   let sent: Promise<EarlyInsert> | undefined;
   // Sent on the first `then`, as a query builder is (server/db/prepared.ts), so it follows what was issued before it.
-  const send = () =>
-    (sent ??= currentInsert(tx, values).then((out) => ({
-      stored: out.filter((r) => r.seq !== null) as StoredKey[],
-      current: new Set(out.filter((r) => r.seq === null).map(rowPair)),
-      kept: byPair,
-    })));
+  const send = () => (sent ??= currentInsert(tx, values).then((stored) => ({ stored, current: new Set(stored.map(rowPair)), kept: byPair })));
   // biome-ignore lint/suspicious/noThenProperty: a thenable sent when awaited, like drizzle's QueryPromise
   return { then: (onFulfilled, onRejected) => send().then(onFulfilled, onRejected) };
 }
@@ -102,19 +101,15 @@ function groupByAttempt(events: ExecutorEvent[], wanted: (pair: string) => boole
 }
 
 /**
- * Stores the rows of the attempts that are current (queued or running on that attempt) and returns the keys it stored,
- * then each current attempt with a null `seq`. `ids`: the rows' task ids, so the planner finds the tasks by key.
+ * Stores the rows of the attempts that are current (queued or running on that attempt) and returns the keys it stored.
+ * `ids`: the rows' task ids, so the planner finds the tasks by key.
  */
-const currentInsert = sqlOnce<{ rows: string; ids: string }>()<StoredKey & { seq: string | number | null }>(
+const currentInsert = sqlOnce<{ rows: string; ids: string }>()<StoredKey>(
   () => sql`
-    with v as (select * from json_populate_recordset(null::task_events, ${sql.placeholder('rows')}::json)),
-    c as (
-      select distinct v.task_id, v.attempt from v join tasks t on t.id = v.task_id and t.attempt = v.attempt
-      where t.id = any(${sql.placeholder('ids')}::uuid[]) and t.status in ('QUEUED', 'RUNNING')),
-    stored as (
-      insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
-      select v.task_id, v.run_id, v.attempt, v.seq, v.kind, v.at, v.payload from v join c on c.task_id = v.task_id and c.attempt = v.attempt
-      on conflict do nothing returning task_id, attempt, seq)
-    select task_id, attempt, seq from stored
-    union all select task_id, attempt, null from c`,
+    insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
+    select v.task_id, v.run_id, v.attempt, v.seq, v.kind, v.at, v.payload from json_populate_recordset(null::task_events, ${sql.placeholder('rows')}::json) v
+    where exists (
+      select 1 from tasks t
+      where t.id = v.task_id and t.attempt = v.attempt and t.status in ('QUEUED', 'RUNNING') and t.id = any(${sql.placeholder('ids')}::uuid[]))
+    on conflict do nothing returning task_id, attempt, seq`,
 );

@@ -89,8 +89,12 @@ it('sends the insert with the read, storing a current attempt at once and nothin
   expect(await stored(running)).toEqual([1, 2]);
   // BEGIN, the read and the insert went out before any answer came back; nothing was sent between them and COMMIT.
   const sent = seen.sent.slice(-4);
-  expect(sent.map((s) => s.statement.trim().split(/\s+/)[0]!.toLowerCase())).toEqual(['begin', 'select', 'with', 'commit']);
+  expect(sent.map((s) => s.statement.trim().split(/\s+/)[0]!.toLowerCase())).toEqual(['begin', 'select', 'insert', 'commit']);
   expect(sent[2]!.received).toBe(sent[0]!.received);
+  // The same batch again (a redelivery) stores nothing, early or after.
+  const again = await database.db.transaction((tx) => record(tx, events, (e, known) => known.has(e.taskId)));
+  expect([again.early.stored, again.inserted]).toEqual([[], []]);
+  expect(await stored(running)).toEqual([1, 2]);
 });
 
 it("stores an ended or older attempt's reports only once the recorder has decided on them", async () => {
