@@ -1,9 +1,9 @@
-// The recorder's insert of a small batch's events, sent with the batch's lock and tasks' read rather than after their
-// answer: one round trip less per batch that something waits for (every chain edge, every run's end). Which reports are kept depends
-// on their tasks as read; for the usual batch (every report of an attempt that is still current) it is known
-// beforehand, so that part is stored at once, by a statement that itself stores only the rows of current attempts.
-// Once the read has answered, the rows the recorder decides on must be those it stored; the rest (late words of an
-// ended attempt, stale reports) are inserted then, as before. Rows as event-rows.ts makes them.
+// The recorder's insert of a small batch's events, sent with the batch's lock and tasks' read rather than after
+// their answer: one round trip less per batch that something waits for (every chain edge, every run's end). Which
+// reports are kept depends on their tasks as read; for the usual batch (every report of an attempt that is still
+// current) it is known beforehand, so that part is stored at once, by a statement that itself stores only the rows of
+// current attempts. Once the read has answered, the rows the recorder decides on must be those it stored; the rest
+// (late words of an ended attempt, stale reports) are inserted then, as before. Rows as event-rows.ts makes them.
 import { sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { arrayLiteral } from '../db/arrays';
