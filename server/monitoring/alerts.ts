@@ -205,8 +205,12 @@ export async function actOnAlert(db: Db, caller: Caller, input: AlertActionInput
   const now = options.now ?? new Date();
   return audited(db, () =>
     db.transaction(async (tx) => {
+      // The monitor's row before its alert's, as the evaluator (monitors claimed, then their alerts written) and
+      // deleteMonitor (its alerts resolved) take them: alert first here deadlocked with either. An alert's monitor never
+      // changes, so the unlocked read names the right one.
+      const seen = await findAlert(tx, caller, input.id);
+      const [monitor] = seen.monitorId ? await tx.select().from(monitors).where(eq(monitors.id, seen.monitorId)).for('update') : [];
       const alert = await findAlert(tx, caller, input.id, { lock: true });
-      const [monitor] = alert.monitorId ? await tx.select().from(monitors).where(eq(monitors.id, alert.monitorId)).for('update') : [];
       const owned = { teamId: alert.teamId, createdBy: monitor?.createdBy ?? null };
       const allowed = await ownershipAllows(tx, ownerOf(caller.identity, caller.ability), owned);
       if (!allowed)
