@@ -8,9 +8,10 @@ import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Db, Tx } from '../../server/db/client';
 import { queryRows } from '../../server/db/client';
-import { columnLabels, datasets } from '../../server/db/tables/governance';
+import { columnLabels, datasets, datasetVersions } from '../../server/db/tables/governance';
 import { alerts, monitors } from '../../server/db/tables/monitoring';
 import { runs, tasks } from '../../server/db/tables/runs';
+import { recordDatasetWrites } from '../../server/governance/policy';
 import { evaluateDueMonitors } from '../../server/monitoring/evaluator';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
@@ -108,6 +109,37 @@ it("a label change takes its dataset first, as a task's output written by the re
   expect(raised.setColumnLabel.level).toBe('INTERNAL');
   const [label] = await db.select().from(columnLabels).where(eq(columnLabels.datasetId, dataset!.id));
   expect(label).toMatchObject({ level: 'INTERNAL', computedLevel: 'PUBLIC' });
+}, 60_000);
+
+it('a task writing several datasets locks them in name order, whatever order its ports are in', async () => {
+  // Two outputs, named so that the manifest's order is the reverse of the names'.
+  const manifest = {
+    outputs: [
+      { name: 'b', dataset: 'ml/zz-second', columns: [{ name: 'x' }] },
+      { name: 'a', dataset: 'ml/aa-first', columns: [{ name: 'x' }] },
+    ],
+  };
+  const write = {
+    taskId: '00000000-0000-4000-8000-000000000001',
+    domain: 'production' as const,
+    createdBy: null,
+    manifest: manifest as never,
+    access: { inputs: {}, outputs: { a: { dataset: 'ml/aa-first' }, b: { dataset: 'ml/zz-second' } } },
+    outputs: { a: 'one', b: 'two' },
+  };
+  const ceiling = { level: 'CONFIDENTIAL' as const, deniedCategories: [] };
+  await db.transaction((tx) => recordDatasetWrites(tx, [write], ceiling));
+  const byName = async (name: string) => (await db.select().from(datasets).where(eq(datasets.name, name)))[0]!;
+  const [first, second] = [await byName('aa-first'), await byName('zz-second')];
+
+  await meet(
+    // Another task's outputs, recorded at the same moment: the first dataset by name taken, then the second.
+    (tx) => tx.select({ id: datasets.id }).from(datasets).where(eq(datasets.id, first.id)).for('update'),
+    () => db.transaction((tx) => recordDatasetWrites(tx, [write], ceiling)),
+    (tx) => tx.select({ id: datasets.id }).from(datasets).where(eq(datasets.id, second.id)).for('update'),
+  );
+  const versions = await db.select().from(datasetVersions);
+  expect(versions.filter((v) => v.datasetId === first.id || v.datasetId === second.id)).toHaveLength(4);
 }, 60_000);
 
 it('a metric logged through MLflow takes its run first, as a cancel of the run does', async () => {
