@@ -4,7 +4,7 @@
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { AuditedDenial, audit, audited } from '../audit/audit';
 import type { AppAbility } from '../auth/ability';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import { type ColumnLabel, columnLabels, type Dataset, type DatasetVersion, datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
@@ -316,7 +316,7 @@ export async function setColumnLabel(
 ): Promise<Label> {
   const wanted = checkLabel(input.label, 'label');
   return audited(db, () =>
-    db.transaction(async (tx) => {
+    retryingTransaction(db, async (tx) => {
       const dataset = await findDataset(tx, input.dataset);
       await assertMayWriteNamespace(tx, ability, dataset.namespace);
       const row = await lockLabel(tx, dataset, input.column);
