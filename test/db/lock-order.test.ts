@@ -6,6 +6,7 @@
 // 40P01 rather than the request being retried past it.
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ExecutorEvent } from '../../plugins/protocol';
 import type { Db, Tx } from '../../server/db/client';
 import { queryRows } from '../../server/db/client';
 import { columnLabels, datasets, datasetVersions } from '../../server/db/tables/governance';
@@ -25,7 +26,8 @@ const DIGEST = `sha256:${'e'.repeat(64)}`;
 
 beforeAll(async () => {
   pg = await startPostgres();
-  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_MONITOR_EVAL_MS: '3600000' });
+  // No executor host: the runs' tasks stay queued, and the test moves them with events of its own. No sweep either.
+  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_MONITOR_EVAL_MS: '3600000', ATELIER_EMBEDDED_EXECUTOR: '0', ATELIER_TICK_MS: '60000' });
   db = t.app.services.db;
   alice = await t.user('alice');
   await t.team('ml', ['alice'], ['ml']);
@@ -164,4 +166,57 @@ it('a metric logged through MLflow takes its run first, as a cancel of the run d
   expect(logged.status).toBe(200);
   const got = await fetch(`${t.url}/api/2.0/mlflow/runs/get?run_id=${taskId}`, { headers: { authorization: `Bearer ${alice.token}` } });
   expect(((await got.json()) as any).run.data.metrics).toEqual([expect.objectContaining({ key: 'loss', value: 0.5 })]);
+}, 60_000);
+
+it("the recorder takes a run's row before it writes its tasks' progress, as a cancel does", async () => {
+  await t.publishFixture('sleep');
+  await t.createWorkflow({ name: 'locks-flat', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] });
+  const runId = (await t.api.gql(`mutation { startRun(workflow: "locks-flat") { id } }`)).startRun.id as string;
+  const [task] = await db.select().from(tasks).where(eq(tasks.runId, runId));
+  expect(task!.status).toBe('QUEUED');
+  const progress: ExecutorEvent = {
+    kind: 'progress',
+    taskId: task!.id,
+    runId,
+    attempt: task!.attempt,
+    seq: 1,
+    at: new Date().toISOString(),
+    host: 'test',
+    fraction: 0.5,
+    message: 'half way',
+  };
+  await meet(
+    // A cancel: the run's row, then its open tasks.
+    (tx) => tx.select({ id: runs.id }).from(runs).where(eq(runs.id, runId)).for('update'),
+    () => t.app.services.orchestrator.recordEvents([progress]),
+    (tx) => tx.update(tasks).set({ message: 'touched under the run lock' }).where(eq(tasks.id, task!.id)),
+  );
+  const [after] = await db.select().from(tasks).where(eq(tasks.id, task!.id));
+  expect(after).toMatchObject({ progress: 0.5, progressMessage: 'half way', message: 'touched under the run lock' });
+}, 60_000);
+
+it('a cancel takes a run and its nested runs in id order, as the recorder takes the runs of a batch', async () => {
+  await t.createWorkflow({ name: 'locks-inner', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] });
+  await t.createWorkflow({ name: 'locks-outer', tasks: [{ name: 'sub', workflow: 'locks-inner' }] });
+  // A nested run whose id sorts before its parent's (ids are random: a few tries).
+  let parent = '';
+  let child = '';
+  for (let i = 0; i < 40 && !(child && child < parent); i++) {
+    parent = (await t.api.gql(`mutation { startRun(workflow: "locks-outer") { id } }`)).startRun.id;
+    child = (await db.select({ id: tasks.childRunId }).from(tasks).where(eq(tasks.runId, parent)))[0]!.id!;
+  }
+  expect(child < parent).toBe(true);
+  const cancelled = await meet(
+    // The recorder with events of both runs: their rows in id order, the child's first.
+    (tx) => tx.select({ id: runs.id }).from(runs).where(eq(runs.id, child)).for('update'),
+    () => t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { status } }`, { id: parent }),
+    (tx) =>
+      tx
+        .update(runs)
+        .set({ eventSeq: sql`${runs.eventSeq} + 1` })
+        .where(eq(runs.id, parent)),
+  );
+  expect(cancelled.cancelRun.status).toBe('CANCELLED');
+  const rows = await db.select({ id: runs.id, status: runs.status }).from(runs).where(sql`${runs.id} in (${parent}, ${child})`);
+  expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
 }, 60_000);
