@@ -286,11 +286,7 @@ export async function latestVersion(db: Db | Tx, datasetId: string) {
   return v!;
 }
 
-/**
- * A column's label row, locked, after its dataset's row: every writer of a dataset's labels takes the dataset first (a
- * new version, a task's output written by the recorder, the catalog's withdrawal). Label first here deadlocked with
- * them: a label change withdraws the dataset from the catalog (its row) and a declassification request's row refers to it.
- */
+/** A column's label row, locked after its dataset's: every writer of labels takes the dataset first (docs/architecture.md). */
 export async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
   await tx.select({ id: datasets.id }).from(datasets).where(eq(datasets.id, dataset.id)).for('update');
   const version = await latestVersion(tx, dataset.id);
