@@ -39,12 +39,8 @@ async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
           where t.kind = 'workflow' and t.child_run_id is not null and t.status = any(${arrayOf(OPEN, 'text')}))
         select id from tree`,
   );
-  return (
-    await lockRuns(
-      tx,
-      tree.map((r) => r.id),
-    )
-  ).find((r) => r.id === runId);
+  const ids = tree.map((r) => r.id);
+  return (await lockRuns(tx, ids)).find((r) => r.id === runId);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
