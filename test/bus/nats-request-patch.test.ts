@@ -24,7 +24,11 @@ afterAll(async () => {
 });
 
 it('makes no error for a request that was answered', async () => {
-  nc.subscribe('echo', { callback: (_err, msg) => msg.respond(msg.data) });
+  nc.subscribe('echo', {
+    callback: (_err, msg) => {
+      msg.respond(msg.data);
+    },
+  });
   await nc.flush();
   const original = errorsModule.RequestError;
   let made = 0;
