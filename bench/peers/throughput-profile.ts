@@ -12,7 +12,12 @@ import { profileWorld } from './profile-world';
  */
 const explainMs = process.env.PROFILE_EXPLAIN_MS;
 const explainSettings: Record<string, string> = explainMs
-  ? { shared_preload_libraries: 'pg_stat_statements,auto_explain', 'auto_explain.log_min_duration': `${explainMs}ms`, 'auto_explain.log_analyze': 'on', 'auto_explain.log_triggers': 'on' }
+  ? {
+      shared_preload_libraries: 'pg_stat_statements,auto_explain',
+      'auto_explain.log_min_duration': `${explainMs}ms`,
+      'auto_explain.log_analyze': 'on',
+      'auto_explain.log_triggers': 'on',
+    }
   : {};
 
 export async function throughputProfile(width: number): Promise<Row[]> {

@@ -106,7 +106,14 @@ it('writes rows that share most columns (sent once, as the base record) as each 
   const many: (NewTask & { id: string })[] = [
     // the same values, in objects of their own (equal only by content)
     { ...shared, id: randomUUID(), node: 'a', parameters: { lr: 0.1 }, settings: { executor: { local: { env: { A: '1' } } } } },
-    { ...shared, id: randomUUID(), node: 'b', parameters: { lr: 0.1 }, settings: { executor: { local: { env: { A: '1' } } } }, queuedAt: new Date(at.getTime()) },
+    {
+      ...shared,
+      id: randomUUID(),
+      node: 'b',
+      parameters: { lr: 0.1 },
+      settings: { executor: { local: { env: { A: '1' } } } },
+      queuedAt: new Date(at.getTime()),
+    },
     // one that differs in a few, and one that leaves a column out that the others set (written null, as before)
     { ...shared, id: randomUUID(), node: 'c', parameters: { lr: 0.2 }, gpus: 2, mapOver: 'text', queuedAt: null },
     { ...shared, id: randomUUID(), node: 'd', parameters: { lr: 0.1 }, hotCluster: undefined },
