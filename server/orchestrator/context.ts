@@ -68,6 +68,8 @@ export interface CommittedMessage {
   pool: string;
   msgId: string;
   payload: TaskMessage | TaskBatch;
+  /** `payload`'s JSON, made once by dispatch (published as it is). */
+  text?: string;
 }
 
 /** What one transaction produced, published after it commits. */
