@@ -6,10 +6,18 @@ import { type Row, runWhenMain } from '../lib';
 import { atelierThroughput, independent } from './atelier';
 import { profileWorld } from './profile-world';
 
-/** `PROFILE_EXPLAIN_MS=n`: auto_explain logs the plan of every statement slower than n ms; the log is copied to PROFILE_EXPLAIN_LOG. */
+/**
+ * `PROFILE_EXPLAIN_MS=n`: auto_explain logs the plan of every statement slower than n ms, with its triggers' time (startRun's
+ * foreign-key checks); the log is copied to PROFILE_EXPLAIN_LOG.
+ */
 const explainMs = process.env.PROFILE_EXPLAIN_MS;
 const explainSettings: Record<string, string> = explainMs
-  ? { shared_preload_libraries: 'pg_stat_statements,auto_explain', 'auto_explain.log_min_duration': `${explainMs}ms`, 'auto_explain.log_analyze': 'on' }
+  ? {
+      shared_preload_libraries: 'pg_stat_statements,auto_explain',
+      'auto_explain.log_min_duration': `${explainMs}ms`,
+      'auto_explain.log_analyze': 'on',
+      'auto_explain.log_triggers': 'on',
+    }
   : {};
 
 export async function throughputProfile(width: number): Promise<Row[]> {

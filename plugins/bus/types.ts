@@ -57,9 +57,10 @@ export interface Bus {
    * Durably enqueue several task attempts of one pool as one message (protocol 3's TaskBatch), deduped by `msgId`;
    * the caller keeps it within `maxPayloadBytes`. A bus that has it also splits such messages on the consuming side
    * (plugins/bus/task-batch.ts), so `consumeTasks` handlers get one delivery per task. Optional: without it, tasks
-   * are published one by one.
+   * are published one by one. `text`, when the caller has it, is the batch's JSON (`JSON.stringify({ tasks: messages })`):
+   * a bus that sends JSON may send it as it is rather than serialize the messages again.
    */
-  publishTasks?(pool: string, messages: TaskMessage[], msgId: string): Promise<void>;
+  publishTasks?(pool: string, messages: TaskMessage[], msgId: string, text?: string): Promise<void>;
   /**
    * Take tasks from a pool's queue, one handler call per task (a batch's tasks come as deliveries of their own), at
    * most `maxInFlight` tasks at once.

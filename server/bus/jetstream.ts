@@ -199,11 +199,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       await js.publish(subjects.tasks(pool), JSON.stringify(message), { msgID: msgId });
     },
 
-    async publishTasks(pool, messages, msgId) {
+    async publishTasks(pool, messages, msgId, text) {
       assertOpen();
       if (!messages.length) return;
       const batch: TaskBatch = { tasks: messages };
-      await js.publish(subjects.tasks(pool), JSON.stringify(batch), { msgID: msgId });
+      await js.publish(subjects.tasks(pool), text ?? JSON.stringify(batch), { msgID: msgId });
     },
 
     async consumeTasks(pool, handler, consumeOptions) {

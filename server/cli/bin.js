@@ -59,7 +59,9 @@ async function buildBundle() {
     platform: 'node',
     target: 'node20',
     packages: 'external',
-    keepNames: true,
+    // No keepNames: it wraps every named closure in __name(), a defineProperty each time one is made (the executor
+    // host's attempt makes ~10 per task: ~3% of its CPU in S1). Only symbols esbuild renames (two modules' same
+    // top-level name) show another name in a stack trace; nothing reads a function's or a class's name.
     // Beside the bundle, not inside it: an inline map is kept in the heap twice (in the source text and as its URL),
     // ~6.4 MB of every CLI process and control plane, and only `--enable-source-maps` reads it (from the file too).
     sourcemap: 'linked',
@@ -69,7 +71,8 @@ async function buildBundle() {
     // Input paths in the metafile are then relative to the repository, wherever the CLI was started from.
     absWorkingDir: root,
   });
-  const inputs = Object.keys(result.metafile.inputs)
+  // This file too: a bundle built with other options is stale.
+  const inputs = [...Object.keys(result.metafile.inputs), path.relative(root, fileURLToPath(import.meta.url))]
     .filter((file) => !file.startsWith('node_modules/') && !file.includes(':'))
     .map((file) => [file, statSync(path.join(root, file)).mtimeMs]);
   const temp = `${pointerFile}.${process.pid}`;

@@ -27,22 +27,81 @@ export async function bulkInsert<T extends PgTable>(
 
 /**
  * The insert statement of `rows` (keyed by the table's property names; columns a row leaves out get their
- * defaults), all in one JSON parameter: for a data-modifying WITH of a larger statement, or `bulkInsert`.
+ * defaults), all in one JSON parameter: for a data-modifying WITH of a larger statement, or `bulkInsert`. A column
+ * every row sets to the same value travels once, as the record the rows are filled from (json_populate_recordset's
+ * base), not once per row: a wide run's tasks share most of their ~27 columns (run, module, pool, limits, status), so
+ * its 10,000 rows are a few keys each to build, send and parse, not 27.
  */
 export function insertRows<T extends PgTable>(table: T, rows: T['$inferInsert'][]): SQL {
   const columns = getTableColumns(table) as Record<string, { name: string }>;
-  const used = [...new Set(rows.flatMap((r) => Object.keys(r as object)))].filter((k) => k in columns);
+  const seen = columnValues(rows as Record<string, unknown>[]);
+  const used = [...seen.keys()].filter((k) => k in columns);
   const list = sql.raw(used.map((k) => `"${columns[k]!.name}"`).join(', '));
   const name = sql.raw(`"${getTableName(table)}"`);
+  const shared: Record<string, unknown> = {};
+  const varying: string[] = [];
+  for (const k of used) {
+    const { first, varies, count } = seen.get(k)!;
+    // A column some rows leave out is the same in all only if it is null where it is set.
+    if (varies || (first !== null && count < rows.length)) varying.push(k);
+    else if (first !== null) shared[columns[k]!.name] = first;
+  }
   const json = JSON.stringify(
     rows.map((row) => {
       const o: Record<string, unknown> = {};
-      for (const k of used) {
+      for (const k of varying) {
         const v = (row as Record<string, unknown>)[k];
-        if (v !== undefined) o[columns[k]!.name] = v instanceof Date ? v.toISOString() : v;
+        if (v !== undefined) o[columns[k]!.name] = cell(v);
       }
       return o;
     }),
   );
-  return sql`insert into ${name} (${list}) select ${list} from json_populate_recordset(null::${name}, ${json}::json)`;
+  // A column no row's JSON names takes the base's value: the shared one, or null (as an absent key did before).
+  const base = Object.keys(shared).length ? sql`json_populate_record(null::${name}, ${JSON.stringify(shared)}::json)` : sql`null::${name}`;
+  return sql`insert into ${name} (${list}) select ${list} from json_populate_recordset(${base}, ${json}::json)`;
+}
+
+const cell = (v: unknown) => (typeof v === 'object' && v instanceof Date ? v.toISOString() : v);
+
+/**
+ * Per key any row sets: its value in the first row that sets it (as JSON takes it), whether another row sets it
+ * otherwise, and how many rows set it. Objects that are not one shared instance are compared by their JSON, a key
+ * no longer once it varies. Row by row (for…in), each key's entry found by its place when the rows list their keys
+ * in one order (rows built by one literal do): a lookup by name per row and column was most of the time at 10,000 rows.
+ */
+function columnValues(rows: Record<string, unknown>[]): Map<string, ColumnValue> {
+  const seen = new Map<string, ColumnValue>();
+  const order: string[] = [];
+  const entries: ColumnValue[] = [];
+  for (const row of rows) {
+    let i = 0;
+    for (const k in row) {
+      const raw = row[k];
+      const place = i++;
+      if (raw === undefined) continue;
+      let entry = order[place] === k ? entries[place] : seen.get(k);
+      if (!entry) {
+        entry = { first: cell(raw), varies: false, count: 0 };
+        seen.set(k, entry);
+      }
+      if (order[place] === undefined) {
+        order[place] = k;
+        entries[place] = entry;
+      }
+      entry.count++;
+      if (entry.count === 1 || entry.varies || raw === entry.first) continue;
+      const v = cell(raw);
+      if (v === entry.first) continue;
+      if (typeof v !== 'object' || v === null || typeof entry.first !== 'object' || entry.first === null) entry.varies = true;
+      else if (JSON.stringify(v) !== (entry.text ??= JSON.stringify(entry.first))) entry.varies = true;
+    }
+  }
+  return seen;
+}
+
+interface ColumnValue {
+  first: unknown;
+  text?: string;
+  varies: boolean;
+  count: number;
 }

@@ -35,7 +35,7 @@ export interface OutboxRelay {
    * after (takePublished, or one statement for all after CLEANUP_DELAY_MS). What it could not publish stays for a
    * relay pass. Never throws.
    */
-  publishCommitted(messages: { id: number; pool: string; msgId: string; payload: TaskMessage | TaskBatch }[]): void;
+  publishCommitted(messages: { id: number; pool: string; msgId: string; payload: TaskMessage | TaskBatch; text?: string }[]): void;
   /**
    * The rows of direct publishes the bus has taken and nobody has deleted yet, for a transaction to delete with its
    * own outbox rows (dispatch.ts enqueue): one statement less per chain edge than deleting them after each publish.
@@ -77,9 +77,9 @@ export function createOutboxRelay(options: {
   const direct = new Set<number>();
   const directDone = new Set<Promise<void>>();
 
-  const publishTasks = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string) => {
+  const publishTasks = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string, text?: string) => {
     if (!isTaskBatch(payload)) return bus.publishTask(pool, payload, msgId);
-    if (bus.publishTasks) return bus.publishTasks(pool, payload.tasks, msgId);
+    if (bus.publishTasks) return bus.publishTasks(pool, payload.tasks, msgId, text);
     await Promise.all(payload.tasks.map((t) => bus.publishTask(pool, t, taskMessageId(t.taskId, t.attempt))));
   };
   const publish = (row: Row) =>
@@ -141,7 +141,7 @@ export function createOutboxRelay(options: {
 
   async function publishDirect(messages: Parameters<OutboxRelay['publishCommitted']>[0]) {
     // Every publish in flight at once, acknowledged together: one round trip for the lot, not one per message.
-    const outcomes = await Promise.allSettled(messages.map((m) => publishTasks(m.pool, m.payload, m.msgId)));
+    const outcomes = await Promise.allSettled(messages.map((m) => publishTasks(m.pool, m.payload, m.msgId, m.text)));
     if (tracing())
       for (const m of messages) for (const t of isTaskBatch(m.payload) ? m.payload.tasks : [m.payload]) traceHop('control plane: task published', t.runId);
     for (const [i, m] of messages.entries()) {

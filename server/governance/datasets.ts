@@ -4,7 +4,7 @@
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import { AuditedDenial, audit, audited } from '../audit/audit';
 import type { AppAbility } from '../auth/ability';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import { type ColumnLabel, columnLabels, type Dataset, type DatasetVersion, datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { AtelierError, badInput, notFound } from '../errors';
@@ -286,7 +286,9 @@ export async function latestVersion(db: Db | Tx, datasetId: string) {
   return v!;
 }
 
+/** A column's label row, locked after its dataset's: every writer of labels takes the dataset first (docs/architecture.md). */
 export async function lockLabel(tx: Tx, dataset: Dataset, column: string) {
+  await tx.select({ id: datasets.id }).from(datasets).where(eq(datasets.id, dataset.id)).for('update');
   const version = await latestVersion(tx, dataset.id);
   if (!version.columns.some((c) => c.name === column)) throw notFound(`Dataset ${dataset.namespace}/${dataset.name} has no column "${column}".`);
   const [row] = await tx
@@ -310,7 +312,7 @@ export async function setColumnLabel(
 ): Promise<Label> {
   const wanted = checkLabel(input.label, 'label');
   return audited(db, () =>
-    db.transaction(async (tx) => {
+    retryingTransaction(db, async (tx) => {
       const dataset = await findDataset(tx, input.dataset);
       await assertMayWriteNamespace(tx, ability, dataset.namespace);
       const row = await lockLabel(tx, dataset, input.column);

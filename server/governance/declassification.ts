@@ -5,7 +5,7 @@ import { audit, audited } from '../audit/audit';
 import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
 import { secondPersonProblem } from '../auth/people';
 import { refusal } from '../auth/refuse';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import { type Declassification, datasets, declassifications } from '../db/tables/governance';
 import { type Identity, identities } from '../db/tables/identities';
 import { AtelierError, badInput, forbidden, notFound } from '../errors';
@@ -22,7 +22,7 @@ export async function requestDeclassification(
 ): Promise<Declassification> {
   const wanted = checkLabel(input.label, 'label');
   if (!input.reason.trim()) throw badInput('Say why the column may be declassified (reason).');
-  return db.transaction(async (tx) => {
+  return retryingTransaction(db, async (tx) => {
     const dataset = await findDataset(tx, input.dataset);
     await assertMayWriteNamespace(tx, ability, dataset.namespace);
     const row = await lockLabel(tx, dataset, input.column);
@@ -112,7 +112,7 @@ export async function decideDeclassification(
   input: { id: string; approve: boolean },
 ): Promise<Declassification> {
   return audited(db, () =>
-    db.transaction(async (tx) => {
+    retryingTransaction(db, async (tx) => {
       const [request] = await tx.select().from(declassifications).where(eq(declassifications.id, input.id)).for('update');
       if (!request) throw notFound(`No declassification ${input.id}.`);
       const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));

@@ -214,38 +214,41 @@ export async function recordDatasetWrites(
   writes: { taskId: string; domain: Domain; createdBy: string | null; manifest: ModuleManifest; access: TaskDataAccess; outputs: Record<string, unknown> }[],
   catalog: CatalogCeiling,
 ): Promise<void> {
-  for (const w of writes) {
-    const inputs = new Map(Object.entries(w.access.inputs).map(([port, input]) => [port, new Map(Object.entries(input.labels))]));
+  // Datasets locked in name order, whichever task and port writes each: two transactions writing the same two datasets
+  // (tasks of two runs recorded at once) take them in one order, never in a circle.
+  const written = writes
+    .flatMap((w) => (w.manifest.outputs ?? []).filter((p) => p.dataset && w.access.outputs[p.name]).map((port) => ({ w, port })))
+    .sort((a, b) => (a.port.dataset! < b.port.dataset! ? -1 : a.port.dataset! > b.port.dataset! ? 1 : 0));
+  for (const { w, port } of written) {
+    const inputs = new Map(Object.entries(w.access.inputs).map(([p, input]) => [p, new Map(Object.entries(input.labels))]));
     // What the task read without declaring a column's lineage (its pinned models, the partitions a map handed it:
     // server/governance/task-access.ts) joins into every column it wrote: predictions are never less restricted than
     // what the model learned or the rows they were made from.
     const implicit = [...Object.values(w.access.models ?? {}).map((m) => m.label), ...Object.values(w.access.inputs[PARTITIONS_PORT]?.labels ?? {})];
     const learned = implicit.length ? joinAll(implicit) : null;
-    for (const port of (w.manifest.outputs ?? []).filter((p) => p.dataset && w.access.outputs[p.name])) {
-      const { namespace, name } = splitName(port.dataset!);
-      await tx
-        .insert(datasets)
-        .values({ namespace, name, domain: w.domain, createdBy: w.createdBy, description: `written by task ${w.taskId}` })
-        .onConflictDoNothing();
-      const [dataset] = await tx
-        .select()
-        .from(datasets)
-        .where(and(eq(datasets.namespace, namespace), eq(datasets.name, name)))
-        .for('update');
-      const [last] = await tx
-        .select({ version: datasetVersions.version })
-        .from(datasetVersions)
-        .where(eq(datasetVersions.datasetId, dataset!.id))
-        .orderBy(desc(datasetVersions.version))
-        .limit(1);
-      const columns = (port.columns ?? []).map((c) => ({ name: c.name, type: c.type ?? 'unknown' }));
-      const version = (last?.version ?? 0) + 1;
-      const digest = digestOfValue(w.outputs[port.name]);
-      await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version, columns, digest, producedByTaskId: w.taskId, createdBy: w.createdBy });
-      await datasetVersionSignal(tx, { datasetId: dataset!.id, namespace, name, version, digest, producedByTaskId: w.taskId });
-      const labels = propagate(port.columns ?? [], inputs);
-      if (learned) for (const [column, label] of labels) labels.set(column, join(label, learned));
-      await recordComputedLabels(tx, dataset!.id, labels, catalog);
-    }
+    const { namespace, name } = splitName(port.dataset!);
+    await tx
+      .insert(datasets)
+      .values({ namespace, name, domain: w.domain, createdBy: w.createdBy, description: `written by task ${w.taskId}` })
+      .onConflictDoNothing();
+    const [dataset] = await tx
+      .select()
+      .from(datasets)
+      .where(and(eq(datasets.namespace, namespace), eq(datasets.name, name)))
+      .for('update');
+    const [last] = await tx
+      .select({ version: datasetVersions.version })
+      .from(datasetVersions)
+      .where(eq(datasetVersions.datasetId, dataset!.id))
+      .orderBy(desc(datasetVersions.version))
+      .limit(1);
+    const columns = (port.columns ?? []).map((c) => ({ name: c.name, type: c.type ?? 'unknown' }));
+    const version = (last?.version ?? 0) + 1;
+    const digest = digestOfValue(w.outputs[port.name]);
+    await tx.insert(datasetVersions).values({ datasetId: dataset!.id, version, columns, digest, producedByTaskId: w.taskId, createdBy: w.createdBy });
+    await datasetVersionSignal(tx, { datasetId: dataset!.id, namespace, name, version, digest, producedByTaskId: w.taskId });
+    const labels = propagate(port.columns ?? [], inputs);
+    if (learned) for (const [column, label] of labels) labels.set(column, join(label, learned));
+    await recordComputedLabels(tx, dataset!.id, labels, catalog);
   }
 }

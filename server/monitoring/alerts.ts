@@ -6,7 +6,7 @@ import { and, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import { audit, audited } from '../audit/audit';
 import { isAdmin } from '../auth/ability';
 import { refusal } from '../auth/refuse';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import {
   type Alert,
@@ -204,9 +204,13 @@ export async function actOnAlert(db: Db, caller: Caller, input: AlertActionInput
   if (!reason && input.action !== 'acknowledge') throw badInput(`Say why (reason): rules learn nothing silently, and the monitor's history shows it.`);
   const now = options.now ?? new Date();
   return audited(db, () =>
-    db.transaction(async (tx) => {
+    retryingTransaction(db, async (tx) => {
+      // The monitor's row before its alert's, as the evaluator (monitors claimed, then their alerts written) and
+      // deleteMonitor (its alerts resolved) take them: alert first here deadlocked with either. An alert's monitor never
+      // changes, so the unlocked read names the right one.
+      const seen = await findAlert(tx, caller, input.id);
+      const [monitor] = seen.monitorId ? await tx.select().from(monitors).where(eq(monitors.id, seen.monitorId)).for('update') : [];
       const alert = await findAlert(tx, caller, input.id, { lock: true });
-      const [monitor] = alert.monitorId ? await tx.select().from(monitors).where(eq(monitors.id, alert.monitorId)).for('update') : [];
       const owned = { teamId: alert.teamId, createdBy: monitor?.createdBy ?? null };
       const allowed = await ownershipAllows(tx, ownerOf(caller.identity, caller.ability), owned);
       if (!allowed)

@@ -1,7 +1,9 @@
 // Cancelling: a run's open tasks end CANCELLED, its nested runs with them; attempts still in the outbox are
 // withdrawn and the ones already on the bus get a cancel broadcast.
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { taskMessageId } from '../../plugins/protocol';
+import { arrayOf } from '../db/arrays';
+import { queryRows, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { outbox } from '../db/tables/outbox';
 import { type Run, runs, tasks } from '../db/tables/runs';
@@ -9,15 +11,39 @@ import { AtelierError, notFound } from '../errors';
 import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
 import { ACTIVE, lockRun, OPEN, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
+import { lockRuns } from './recorded-tasks';
 
 export async function cancelRun(ctx: OrchestratorContext, runId: string, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
-    const run = await lockRun(tc.tx, runId);
+    const run = await lockRunTree(tc.tx, runId);
     if (!run) throw notFound(`No run ${runId}.`);
     assertCancellable(run);
     return cancelInTx(tc, run, `cancelled${identity ? ` by ${identity.name}` : ''}`);
   });
 }
+
+/**
+ * The run, locked with its nested runs (through its open workflow nodes, at any depth), all in id order, as every
+ * writer of several runs takes them (the recorder: a run moving and the runs whose events it stores): parent first and
+ * then children, it deadlocked with a recorder holding a child and bumping the parent's event number. A nested run
+ * started after the tree was read is locked when cancelInTx reaches it (out of order, and as rare as that race).
+ */
+async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
+  if (!UUID.test(runId)) return undefined;
+  const tree = await queryRows<{ id: string }>(
+    tx,
+    sql`with recursive tree(id) as (
+          select ${runId}::uuid
+          union
+          select t.child_run_id from tasks t join tree on t.run_id = tree.id
+          where t.kind = 'workflow' and t.child_run_id is not null and t.status = any(${arrayOf(OPEN, 'text')}))
+        select id from tree`,
+  );
+  const ids = tree.map((r) => r.id);
+  return (await lockRuns(tx, ids)).find((r) => r.id === runId);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Throws CONFLICT unless the run is still active (the cancel mutation, and `Run.viewerCan.cancel`). */
 export function assertCancellable(run: Pick<Run, 'id' | 'status'>): void {

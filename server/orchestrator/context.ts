@@ -68,6 +68,8 @@ export interface CommittedMessage {
   pool: string;
   msgId: string;
   payload: TaskMessage | TaskBatch;
+  /** `payload`'s JSON, made once by dispatch (published as it is). */
+  text?: string;
 }
 
 /** What one transaction produced, published after it commits. */
@@ -103,10 +105,10 @@ export interface TxContext {
 }
 
 /**
- * Runs `fn` in a transaction and publishes what it produced once it has committed. A transaction Postgres aborts as
- * a deadlock's victim is run again from a fresh step (retryingTransaction): writers lock a run and its tasks in
- * different orders (a cancel locks the run, then updates its tasks; the recorder may update a task's heartbeat before
- * its run's event row takes a key-share lock on the run), and the victim's caller must not see an error for it.
+ * Runs `fn` in a transaction and publishes what it produced once it has committed. Writers take a run's row before its
+ * tasks', and several runs in id order (docs/architecture.md, "Lock order"); a transaction Postgres still aborts as a
+ * deadlock's victim (a heartbeat's task rows, written without their run's; a nested run started while its parent is
+ * cancelled) is run again from a fresh step (retryingTransaction), and its caller sees no error for it.
  */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {
   let step: Step | undefined;

@@ -7,7 +7,6 @@ import { cacheable } from '../cache/key';
 import { arrayOf } from '../db/arrays';
 import { bulkInsert, insertRows } from '../db/bulk';
 import { queryRows } from '../db/client';
-import type { OutboxRow } from '../db/tables/outbox';
 import { type NewTask, type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
 import { substituteOutputs } from '../workflows/spec';
@@ -18,7 +17,7 @@ import { upstreamOutputs } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
-import { poolMessages, taskMessage } from './task-message';
+import { type PoolMessage, poolMessages, taskMessage } from './task-message';
 
 /**
  * New tasks not written yet, by id (a run's READY tasks from `startRun`, which `mayQueueUnwritten` chose): dispatch
@@ -227,7 +226,9 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   );
   const outputs = await upstreamOutputs(tc, run, ready);
   let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at));
-  let bytes = messages.map((m) => Buffer.byteLength(JSON.stringify(m)));
+  // Each message serialized once: measured here, then joined into its bus message's JSON for the outbox and the publish.
+  let texts = messages.map((m) => JSON.stringify(m));
+  let bytes = texts.map((t) => Buffer.byteLength(t));
   const tooLarge = unwritten?.size ? ready.filter((t, i) => bytes[i]! > messageLimit(tc) && unwritten.has(t.id)) : [];
   // Failed below by an update of their row: written first.
   if (tooLarge.length)
@@ -240,6 +241,7 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
   if (oversized.size) {
     ready = ready.filter((_, i) => !oversized.has(i));
     messages = messages.filter((_, i) => !oversized.has(i));
+    texts = texts.filter((_, i) => !oversized.has(i));
     bytes = bytes.filter((_, i) => !oversized.has(i));
     if (!ready.length) return false;
   }
@@ -250,7 +252,7 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
     messages.map((m) => m.pool),
     step.at,
   );
-  const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize).map((m) => ({ kind: 'task' as const, ...m }));
+  const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize, texts);
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
   // pass); the rows are the fallback the relay publishes should that not happen. Nothing here needs the statement's
   // answer before the commit: it is written behind the transaction's next statements.
@@ -268,7 +270,8 @@ async function enqueue(tc: TxContext, run: Pick<Run, 'id'>, all: Task[], ended: 
     rows,
     (inserted) => {
       const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
-      if (ctx.publishCommitted) for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload });
+      if (ctx.publishCommitted)
+        for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload, text: r.text });
     },
   );
   if (!ctx.publishCommitted) step.outbox = true;
@@ -288,7 +291,7 @@ function queueAndWrite(
   tc: TxContext,
   taskIds: string[],
   newTasks: NewTask[],
-  rows: Omit<OutboxRow, 'id' | 'createdAt'>[],
+  rows: PoolMessage[],
   written: (inserted: { id: string | number; msg_id: string }[]) => void,
 ) {
   const { ctx, step } = tc;
@@ -303,7 +306,8 @@ function queueAndWrite(
         where id = any(${arrayOf(taskIds, 'uuid')}))`);
   if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
   if (published) parts.push(sql`gone as (delete from outbox where id = any(${arrayOf(published.ids, 'bigint')}))`);
-  const json = JSON.stringify(rows.map((r) => ({ kind: r.kind, pool: r.pool, msg_id: r.msgId, payload: r.payload })));
+  // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
+  const json = `[${rows.map((r) => `{"kind":"task","pool":${JSON.stringify(r.pool)},"msg_id":${JSON.stringify(r.msgId)},"payload":${r.text ?? JSON.stringify(r.payload)}}`).join(',')}]`;
   writeBehind<{ id: string | number; msg_id: string }>(
     tc,
     sql`with ${sql.join(parts, sql`, `)}

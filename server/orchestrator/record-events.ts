@@ -32,8 +32,8 @@ type Known = Map<string, RecordedTask>;
  * Records a batch of executor events, as a rule in ONE transaction: the run whose tasks start or end locked, every
  * new event stored by one insert, heartbeats and progress by one update, and the transitions they cause applied and
  * settled, down to the next tasks' messages. A batch that moves tasks of several runs takes one transaction per run
- * after the first (each holding one run's lock, as every other writer does: a cancel locks a run, then its nested
- * runs, so locking several runs here could deadlock with it). Safe to call again with events already recorded.
+ * after the first (each applying one run's transitions; the runs a transaction locks are taken in id order, as a cancel
+ * takes a run and its nested runs: see recordPart). Safe to call again with events already recorded.
  * Returns the events it accepted. (Before, a batch took a transaction for its notes, one per run for its
  * transitions and two more statements outside either: ~37 statements over 3 transactions per chain edge.)
  */
@@ -68,13 +68,16 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
   if (!taskIds.length) return { accepted: events, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
-    const moving = [...new Set(events.filter((e) => e.kind === 'started' || e.kind === 'result').map((e) => e.runId))].filter((id) => UUID.test(id));
-    // Locked before the tasks are read, so the transitions below see their tasks and upstreams consistently.
-    // (One run, by recordEvents' parts; the query takes a list so a part's run id is checked like any other.) Both
-    // are sent at once: Postgres runs the read after the lock is granted, and takes its snapshot then.
-    // The batch's events go with them, as far as they can be decided before the read (event-insert.ts).
+    // The run whose tasks start or end (one, by recordEvents' parts), and every run whose live events this stores (their
+    // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
+    // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
+    // waiting for a task whose progress this had written, and with a transaction holding it and waiting for the pool's
+    // lock that this one's dispatch held.) Heartbeats alone write no event: their runs are not taken. The lock and the
+    // read are sent at once: Postgres runs the read after the locks are granted, and takes its snapshot then. The
+    // batch's events go with them, as far as they can be decided before the read (event-insert.ts).
+    const writing = [...new Set(events.filter((e) => e.kind !== 'heartbeat').map((e) => e.runId))].filter((id) => UUID.test(id));
     const [lockedRuns, taskRows, early] = await Promise.all([
-      moving.length ? lockRuns(tx, moving) : [],
+      writing.length ? lockRuns(tx, writing) : [],
       recordedTasks(tx, taskIds),
       insertIfCurrent(tx, events),
     ]);

@@ -49,9 +49,14 @@ export function mayRead(caller: Caller, tracked: Tracked): boolean {
 export async function findTracked(db: Db | Tx, caller: Caller, taskId: string, options: { lock?: boolean } = {}): Promise<Tracked> {
   if (!uuidRe.test(taskId)) throw noRun(taskId);
   const query = db.select().from(tasks).where(eq(tasks.id, taskId));
-  const [task] = options.lock ? await query.for('update') : await query;
-  if (!task || (task.kind !== 'external' && task.kind !== 'module')) throw noRun(taskId);
-  const [run] = await db.select().from(runs).where(eq(runs.id, task.runId));
+  const [seen] = await query;
+  if (!seen || (seen.kind !== 'external' && seen.kind !== 'module')) throw noRun(taskId);
+  // Locking: the run's row before its task's, as the orchestrator takes them (a cancel, a result: the run, then its
+  // tasks) and as the live events this write stores need it (their numbers are the run's). Task first deadlocked with
+  // a cancel of the run. A task never moves to another run, so the unlocked read names the right one.
+  const runQuery = db.select().from(runs).where(eq(runs.id, seen.runId));
+  const [run] = options.lock ? await runQuery.for('no key update') : await runQuery;
+  const task = options.lock ? ((await query.for('update'))[0] ?? seen) : seen;
   if (!run) throw noRun(taskId);
   const tracked = { run, task };
   if (!mayRead(caller, tracked)) throw noRun(taskId);

@@ -3,7 +3,7 @@
 // change in its transaction and published once it commits, as the orchestrator does, so run pages, the runs list and
 // every subscriber follow a notebook's run as they follow a workflow's.
 import { encodeMetricValue } from '../../plugins/metric-values';
-import type { Db, Tx } from '../db/client';
+import { type Db, retryingTransaction, type Tx } from '../db/client';
 import type { FeedEventBody, RunFeed } from '../events/feed';
 import type { Tracked } from './access';
 import type { MetricPointInput } from './metrics';
@@ -11,9 +11,12 @@ import type { MetricPointInput } from './metrics';
 /** What logging needs of the run feed. */
 export type LiveFeed = Pick<RunFeed, 'append' | 'publish'>;
 
-/** Runs `work` in one transaction; the events it emits are stored in that transaction and published after commit. */
+/**
+ * Runs `work` in one transaction; the events it emits are stored in that transaction and published after commit.
+ * `work` writes only through `tx`, so a transaction Postgres aborted for another's sake is run again (retryingTransaction).
+ */
 export async function withLiveEvents<T>(db: Db, feed: LiveFeed, work: (tx: Tx, emit: (...events: FeedEventBody[]) => void) => Promise<T>): Promise<T> {
-  const { value, stored } = await db.transaction(async (tx) => {
+  const { value, stored } = await retryingTransaction(db, async (tx) => {
     const events: FeedEventBody[] = [];
     const value = await work(tx, (...more) => events.push(...more));
     return { value, stored: await feed.append(tx, events) };

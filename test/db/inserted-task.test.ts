@@ -98,3 +98,37 @@ it('makes of a row startRun writes exactly what reading it back gives', async ()
       if (!String(error).includes('Rollback')) throw error;
     });
 });
+
+it('writes rows that share most columns (sent once, as the base record) as each row says', async () => {
+  const { db: d } = db.database;
+  const runId = randomUUID();
+  const shared = { ...rows[0]!, runId, queuedAt: new Date(at.getTime()) };
+  const many: (NewTask & { id: string })[] = [
+    // the same values, in objects of their own (equal only by content)
+    { ...shared, id: randomUUID(), node: 'a', parameters: { lr: 0.1 }, settings: { executor: { local: { env: { A: '1' } } } } },
+    {
+      ...shared,
+      id: randomUUID(),
+      node: 'b',
+      parameters: { lr: 0.1 },
+      settings: { executor: { local: { env: { A: '1' } } } },
+      queuedAt: new Date(at.getTime()),
+    },
+    // one that differs in a few, and one that leaves a column out that the others set (written null, as before)
+    { ...shared, id: randomUUID(), node: 'c', parameters: { lr: 0.2 }, gpus: 2, mapOver: 'text', queuedAt: null },
+    { ...shared, id: randomUUID(), node: 'd', parameters: { lr: 0.1 }, hotCluster: undefined },
+  ];
+  await d
+    .transaction(async (tx) => {
+      await tx.execute(sql`set local session_replication_role = replica`);
+      await bulkInsert(tx, tasks, many);
+      for (const row of many) {
+        const [stored] = await tx.select().from(tasks).where(eq(tasks.id, row.id));
+        expect(stored).toEqual(insertedTask({ ...row, hotCluster: row.hotCluster ?? null }));
+      }
+      tx.rollback();
+    })
+    .catch((error) => {
+      if (!String(error).includes('Rollback')) throw error;
+    });
+});

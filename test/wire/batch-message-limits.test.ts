@@ -99,4 +99,12 @@ describe('poolMessages', () => {
     expect(out.map((m) => m.msgId)).toEqual(['t0:1+2', 't2:1+2', 't4:1']);
     for (const m of out) expect(JSON.stringify(m.payload).length).toBeLessThanOrEqual(two);
   });
+
+  it('joins the messages’ JSON, when given, into each bus message’s own: what serializing its payload makes', () => {
+    const messages = [task('a', 1), { ...task('b', 2), parameters: { text: 'é "quoted" \\ ✓' } } as TaskMessage, task('a', 3), task('a', 4)];
+    const texts = messages.map((m) => JSON.stringify(m));
+    const out = poolMessages(messages, sizes(messages), 1_000_000, 2, texts);
+    expect(out.map((m) => m.text)).toEqual(out.map((m) => JSON.stringify(m.payload)));
+    expect(poolMessages(messages, sizes(messages), 1_000_000, 2).every((m) => m.text === undefined)).toBe(true);
+  });
 });
