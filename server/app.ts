@@ -258,7 +258,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           triggers.kick();
         },
       }),
-      useGraphql({ yoga, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
+      useGraphql({ yoga, db: database.db, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
       useDashboards(),
     ],
   });

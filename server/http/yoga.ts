@@ -8,7 +8,7 @@ import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { sharedAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
-import { authenticate } from './authenticate';
+import { authenticate, type Session } from './authenticate';
 import { corsFor } from './cors';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
@@ -84,7 +84,9 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       // Over HTTP and SSE the token is in the request's header; over graphql-ws, in the connection params.
       const request = initial.request as Request | undefined;
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
-      const { token, identity, scopes, grants } = await authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams });
+      // Over HTTP the route has looked the header's token up already, while yoga read the request (routes/graphql.ts).
+      const early = (initial as { session?: Promise<Session> }).session;
+      const { token, identity, scopes, grants } = await (early ?? authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams }));
       const lastEventId = request?.headers.get('last-event-id') ?? null;
       return { identity, token, scopes, ability: sharedAbilityFor(identity, grants, scopes), grants, services, lastEventId };
     },

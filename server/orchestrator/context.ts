@@ -193,6 +193,15 @@ export function writeBehind<T = Record<string, unknown>>({ tx, step }: TxContext
   step.writes.push(write);
 }
 
+/**
+ * As `writeBehind`, for a statement already sent (a query built once, sent by calling its `then`): `transact` awaits it
+ * before committing and fails with its error if it failed.
+ */
+export function sentBehind({ step }: TxContext, write: Promise<unknown>): void {
+  write.catch(() => undefined); // handled: transact awaits it
+  step.writes.push(write);
+}
+
 /** The error of the first of `writes` that failed, if one did. */
 async function firstFailure(writes: Promise<unknown>[]): Promise<unknown> {
   for (const outcome of await Promise.allSettled(writes)) if (outcome.status === 'rejected') return outcome.reason;

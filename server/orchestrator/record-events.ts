@@ -15,6 +15,7 @@ import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { crashPoint } from './crash-hook';
+import { insertIfCurrent, insertRest } from './event-insert';
 import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
@@ -72,9 +73,14 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
     // waiting for a task whose progress this had written, and with a transaction holding it and waiting for the pool's
     // lock that this one's dispatch held.) Heartbeats alone write no event: their runs are not taken. The lock and the
-    // read are sent at once: Postgres runs the read after the locks are granted, and takes its snapshot then.
+    // read are sent at once: Postgres runs the read after the locks are granted, and takes its snapshot then. The
+    // batch's events go with them, as far as they can be decided before the read (event-insert.ts).
     const writing = [...new Set(events.filter((e) => e.kind !== 'heartbeat').map((e) => e.runId))].filter((id) => UUID.test(id));
-    const [lockedRuns, taskRows] = await Promise.all([writing.length ? lockRuns(tx, writing) : [], recordedTasks(tx, taskIds)]);
+    const [lockedRuns, taskRows, early] = await Promise.all([
+      writing.length ? lockRuns(tx, writing) : [],
+      recordedTasks(tx, taskIds),
+      insertIfCurrent(tx, events),
+    ]);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
@@ -99,14 +105,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
     // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
     const { rows, carrier } = eventRows(kept);
-    const inserted = rows.length
-      ? await queryRows<{ task_id: string; attempt: number; seq: string | number }>(
-          tx,
-          sql`insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
-            select task_id, run_id, attempt, seq, kind, at, payload from json_populate_recordset(null::task_events, ${JSON.stringify(rows)}::json)
-            on conflict do nothing returning task_id, attempt, seq`,
-        )
-      : [];
+    const inserted = await insertRest(tx, early, kept, rows);
     // Every row stored (the usual first delivery): every kept event is new, itself or with the row that carries it.
     const isNew = inserted.length === rows.length ? undefined : new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
     const fresh = isNew

@@ -4,7 +4,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { PgInsertValue } from 'drizzle-orm/pg-core';
 import type { Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
-import { runs } from '../db/tables/runs';
+import { type Run, runs } from '../db/tables/runs';
 import { workflows, workflowVersions } from '../db/tables/workflows';
 
 /** The workflow (by id or by name) with the version wanted, its latest unless named: one statement per way of asking. */
@@ -63,3 +63,19 @@ export const insertRun = builtOnce<StartedRun>()((tx) =>
     .values(Object.fromEntries(STARTED.map((column) => [column, sql.placeholder(column)])) as PgInsertValue<typeof runs>)
     .returning(),
 );
+
+/**
+ * The row `insertRun` stores for `values`, as a select reads it back: the columns startRun does not write hold their
+ * defaults. startRun dispatches on it rather than waiting for the insert's answer.
+ */
+export const startedRow = (values: StartedRun): Run => ({
+  ...values,
+  name: null,
+  note: null,
+  noteBy: null,
+  noteAt: null,
+  deletedAt: null,
+  startedAt: null,
+  finishedAt: null,
+  eventSeq: 0,
+});

@@ -23,7 +23,7 @@ import { planRun } from '../workflows/plan';
 import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
 import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } from './batch-inputs';
-import { type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
+import { type OrchestratorContext, sentBehind, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch, mayQueueUnwritten } from './dispatch';
 import { findRunByKey } from './idempotency';
 import { insertedTask } from './known-facts';
@@ -33,7 +33,7 @@ import { initialStatuses, upstreamCounts } from './rules';
 import { starterlessActor } from './run-actor';
 import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
-import { insertRun, workflowWithVersion } from './start-statements';
+import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   const entered = traceNow();
@@ -282,7 +282,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   // The run's id is made here, so its tasks' insert follows the run's on the connection without waiting for it (one
   // round trip for both): Postgres runs them in the order sent, so the tasks' reference to the run holds.
   const runId = randomUUID();
-  const insertedRun = insertRun(tx, {
+  const values: StartedRun = {
     id: runId,
     workflowId: input.workflow.id,
     workflowVersionId: input.version.id,
@@ -303,8 +303,16 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     createdBy: input.identity?.id ?? null,
     createdAt: step.at,
     message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
-  }).then(([row]) => row!); // `then` sends it now, before the tasks' insert below
-  insertedRun.catch(() => undefined); // awaited with the tasks' insert below
+  };
+  // Nothing below waits for the insert's answer: dispatch works on the row as written (`startedRow`), so the enqueue,
+  // the feed's append and the COMMIT follow the insert on the connection (one round trip less). Its answer, once it
+  // comes, replaces the row's values (the same ones, `parameters` as jsonb gives them back) but not the status this
+  // transaction moves on; transact awaits it before the commit and fails with its error if it failed.
+  const run = startedRow(values);
+  sentBehind(
+    tc,
+    insertRun(tx, values).then(([stored]) => void Object.assign(run, stored, { status: run.status })),
+  );
   const statuses = initialStatuses(planned, input.reuse);
   const rows: (NewTask & { id: string })[] = planned.map((p) => {
     const reused = input.reuse?.get(p.node);
@@ -360,21 +368,18 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     .map(insertedTask)
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   const direct = await mayQueueUnwritten(tc, { admitted, maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null, status: 'QUEUED' }, ready);
-  const [run] = await Promise.all([
-    insertedRun,
-    bulkInsert(
-      tx,
-      tasks,
-      rows.filter((t) => !direct.has(t.id)),
-    ),
-  ]);
-  step.feed.push({ kind: 'run-status', runId: run!.id, status: 'QUEUED', message: run!.message, at: step.at.toISOString() });
+  await bulkInsert(
+    tx,
+    tasks,
+    rows.filter((t) => !direct.has(t.id)),
+  );
+  step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: run.message, at: step.at.toISOString() });
   for (const t of rows)
     if (t.status !== 'PENDING' && !direct.has(t.id))
       taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
   // A run that queued a task is open: the check for a run with nothing left to do (all reused, skipped or composite
   // work done at once) is a round trip only the others need.
   const unwritten = new Map(rows.filter((t) => direct.has(t.id)).map((t) => [t.id, t]));
-  if (!(await dispatch(tc, run!, ready, unwritten))) await finishIfDone(tc, run!);
-  return run!;
+  if (!(await dispatch(tc, run, ready, unwritten))) await finishIfDone(tc, run);
+  return run;
 }

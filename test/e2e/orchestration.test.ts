@@ -103,6 +103,20 @@ describe('orchestration', () => {
     expect(again.errors?.[0]?.extensions?.code).toBe('CONFLICT');
   });
 
+  it('answers startRun with the run as stored, though it dispatches before the insert has answered', async () => {
+    // A parameter whose keys jsonb orders otherwise (shorter keys first): the answer shows it as every later read does.
+    await t.createWorkflow({
+      name: 'as-stored',
+      parameters: { settings: { default: {} } },
+      tasks: [{ name: 'x', module: 'test/echo' }],
+    });
+    const FIELDS = 'id trigger parameters createdAt message';
+    const { startRun } = await t.api.gql(`mutation { startRun(workflow: "as-stored", parameters: { settings: { bb: 2, c: "y" } }) { ${FIELDS} } }`);
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { ${FIELDS} } }`, { id: startRun.id });
+    expect(JSON.stringify(startRun)).toBe(JSON.stringify(run));
+    await watch(startRun.id);
+  });
+
   it('clones with changed parameters on the pinned module versions, even after a tag moved', async () => {
     await t.createWorkflow({
       name: 'greet',

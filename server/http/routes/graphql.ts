@@ -3,6 +3,8 @@
 // chunked); only multipart uploads stream straight to yoga, under the larger upload limit. A response's stream is
 // cancelled as soon as its client goes away, so an SSE subscription ends with its request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Db } from '../../db/client';
+import { authenticate } from '../authenticate';
 import { declaredLengthOver, readBodyWithin } from '../body';
 import type { Route } from '../router';
 import type { ApiYoga } from '../yoga';
@@ -13,6 +15,12 @@ export interface GraphqlRouteOptions {
   maxRequestBytes: number;
   /** The most an uploaded artifact may have (the multipart envelope gets a MiB on top). */
   maxUploadBytes: number;
+  /**
+   * Where an `Authorization` header's token is looked up (server/http/authenticate.ts) as the request is handed to
+   * yoga, and passed on in its server context (`session`): yoga's context awaits that answer rather than asking once
+   * the request has been parsed and validated, so the lookup's round trip overlaps yoga's work.
+   */
+  db?: Db;
 }
 
 export function useGraphql(options: GraphqlRouteOptions): Route {
@@ -29,10 +37,13 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     const headers = new Headers();
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
+    const authorization = req.headers.authorization;
+    const session = authorization && options.db ? authenticate(options.db, { authorization }) : undefined;
+    session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
       { method: req.method, headers, body, signal: abort.signal },
-      { req, res },
+      { req, res, session },
     );
     if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
     const reader = response.body.getReader();
