@@ -72,10 +72,12 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
     // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
     // waiting for a task whose progress this had written, and with a transaction holding it and waiting for the pool's
-    // lock that this one's dispatch held.) Heartbeats alone write no event: their runs are not taken. The lock and the
-    // read are sent at once: Postgres runs the read after the locks are granted, and takes its snapshot then. The
-    // batch's events go with them, as far as they can be decided before the read (event-insert.ts).
-    const writing = [...new Set(events.filter((e) => e.kind !== 'heartbeat').map((e) => e.runId))].filter((id) => UUID.test(id));
+    // lock that this one's dispatch held.) A heartbeat's run is taken too: its task's row is written, and unordered
+    // (one update for several tasks, in whatever order its plan meets them) it deadlocked with a cancel writing the same
+    // tasks under their run's lock. The lock and the read are sent at once: Postgres runs the read after the locks are
+    // granted, and takes its snapshot then. The batch's events go with them, as far as they can be decided before the
+    // read (event-insert.ts).
+    const writing = [...new Set(events.map((e) => e.runId))].filter((id) => typeof id === 'string' && UUID.test(id));
     const [lockedRuns, taskRows, early] = await Promise.all([
       writing.length ? lockRuns(tx, writing) : [],
       recordedTasks(tx, taskIds),

@@ -195,6 +195,40 @@ it("the recorder takes a run's row before it writes its tasks' progress, as a ca
   expect(after).toMatchObject({ progress: 0.5, progressMessage: 'half way', message: 'touched under the run lock' });
 }, 60_000);
 
+it("the recorder takes the runs of a batch's heartbeats before it writes several of their tasks, as a cancel does", async () => {
+  await t.createWorkflow({
+    name: 'locks-pair',
+    tasks: [
+      { name: 'a', module: 'test/sleep', parameters: { ms: 1 } },
+      { name: 'b', module: 'test/sleep', parameters: { ms: 1 } },
+    ],
+  });
+  const runId = (await t.api.gql(`mutation { startRun(workflow: "locks-pair") { id } }`)).startRun.id as string;
+  const pair = await db.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.id);
+  expect(pair.map((x) => x.status)).toEqual(['QUEUED', 'QUEUED']);
+  const beat = (task: (typeof pair)[number]): ExecutorEvent => ({
+    kind: 'heartbeat',
+    taskId: task.id,
+    runId,
+    attempt: task.attempt,
+    seq: 1,
+    at: new Date().toISOString(),
+    host: 'test',
+  });
+  await meet(
+    // A cancel: the run's row, then its open tasks, one of them here.
+    async (tx) => {
+      await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, runId)).for('update');
+      await tx.update(tasks).set({ message: 'first under the run lock' }).where(eq(tasks.id, pair[1]!.id));
+    },
+    () => t.app.services.orchestrator.recordEvents([beat(pair[0]!), beat(pair[1]!)]),
+    (tx) => tx.update(tasks).set({ message: 'second under the run lock' }).where(eq(tasks.id, pair[0]!.id)),
+  );
+  const after = await db.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.id);
+  expect(after.map((x) => x.message)).toEqual(['second under the run lock', 'first under the run lock']);
+  expect(after.every((x) => x.heartbeatAt !== null)).toBe(true);
+}, 60_000);
+
 it('a cancel takes a run and its nested runs in id order, as the recorder takes the runs of a batch', async () => {
   await t.createWorkflow({ name: 'locks-inner', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] });
   await t.createWorkflow({ name: 'locks-outer', tasks: [{ name: 'sub', workflow: 'locks-inner' }] });
