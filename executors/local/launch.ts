@@ -151,6 +151,9 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ATELIER_PROGRESS_FD: '3',
     // This host reads metric series packed (plugins/progress-lines.ts): the helpers then send floats as bytes, not text.
     ATELIER_PROGRESS_PACKED: '1',
+    // ... and steps that count up by one as their first (`stepStart`). A variable of its own: helpers already copied
+    // into modules compare ATELIER_PROGRESS_PACKED to '1' exactly, so a '2' would put them back on JSON columns.
+    ATELIER_PROGRESS_STEP_START: '1',
     // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).
     ...(task.tracking ? { MLFLOW_TRACKING_URI: task.tracking.uri, MLFLOW_RUN_ID: task.tracking.runId, MLFLOW_TRACKING_TOKEN: task.tracking.token } : {}),
   });
