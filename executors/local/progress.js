@@ -140,6 +140,7 @@ export function metric(metrics, step) {
   const at = typeof step === 'number' ? step : Number.NaN;
   for (const name in metrics) {
     const value = metrics[name];
+    // `point`'s body, inline (a call per point costs, cold).
     if (typeof value !== 'number') other(name, value, at);
     else {
       if (name !== current) begin(name, at);
@@ -149,6 +150,19 @@ export function metric(metrics, step) {
       values[n] = value;
       if (++n === FLUSH_POINTS) flush();
     }
+  }
+}
+
+/** Buffers one point (`at` NaN: no step given). */
+function point(name, value, at) {
+  if (typeof value !== 'number') other(name, value, at);
+  else {
+    if (name !== current) begin(name, at);
+    if (at !== nextStep) steady = false;
+    nextStep = at + 1;
+    steps[n] = at;
+    values[n] = value;
+    if (++n === FLUSH_POINTS) flush();
   }
 }
 
@@ -167,7 +181,7 @@ function begin(name, at) {
 function other(name, raw, at) {
   const value = typeof raw === 'string' && raw in SPECIAL ? SPECIAL[raw] : raw;
   if (typeof value === 'number') {
-    metric({ [name]: value }, at);
+    point(name, value, at);
     return;
   }
   odd ??= new Map();
@@ -199,7 +213,7 @@ export function metricSeries(name, stepList, valueList) {
   }
   for (let i = 0; i < valueList.length; i++) {
     const step = stepList == null ? null : stepList[i];
-    metric({ [name]: valueList[i] }, typeof step === 'number' ? step : Number.NaN);
+    point(name, valueList[i], typeof step === 'number' ? step : Number.NaN);
   }
 }
 
