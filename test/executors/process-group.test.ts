@@ -4,7 +4,18 @@
 import { spawn } from 'node:child_process';
 import { expect, it, vi } from 'vitest';
 
+// Counts the scans of /proc, however they list it.
 const scans = vi.hoisted(() => ({ count: 0 }));
+vi.mock('node:fs', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...actual,
+    readdirSync: ((...args: Parameters<typeof actual.readdirSync>) => {
+      if (args[0] === '/proc') scans.count++;
+      return actual.readdirSync(...args);
+    }) as typeof actual.readdirSync,
+  };
+});
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>();
   return {
