@@ -2,7 +2,8 @@
 // Kubernetes pod): one JSON object per line with `progress`/`message`, `metrics`/`step`, `points` (a batch of
 // `{name, value, step}`), `series` (a batch as columns: `[{name, steps: [...], values: [...]}]`, or packed where the
 // host sets ATELIER_PROGRESS_PACKED: `[{name, stepsF64, valuesF64}]`, each base64 of little-endian float64s, a step of
-// NaN none given; what the helpers send), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?,
+// NaN none given, or `stepStart` for steps counting up by one from it where it also sets ATELIER_PROGRESS_STEP_START;
+// what the helpers send), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?,
 // metadata?}`: a model version registered from the output once the task has succeeded). Metric values are numbers or
 // "NaN", "Infinity", "-Infinity".
 import { decodeMetricValue } from './metric-values';
@@ -91,14 +92,14 @@ function decodedMetrics(metrics: Record<string, unknown>, ignored: (why: string)
 
 /** One metric's points of a `series` batch: `steps[i]` (null: none) and `values[i]`, in the order reported; or packed. */
 function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => void): void {
-  const series = s as { name?: unknown; steps?: unknown; values?: unknown; stepsF64?: unknown; valuesF64?: unknown } | null;
+  const series = s as { name?: unknown; steps?: unknown; values?: unknown; stepsF64?: unknown; stepStart?: unknown; valuesF64?: unknown } | null;
   if (!series || typeof series !== 'object' || typeof series.name !== 'string') {
     ignored('a metric series without a name');
     return;
   }
   const { name, steps, values } = series as { name: string; steps: unknown; values: unknown };
   if (typeof series.valuesF64 === 'string') {
-    applyPacked(name, series.stepsF64, series.valuesF64, ctx, ignored);
+    applyPacked(name, series, series.valuesF64, ctx, ignored);
     return;
   }
   if (!Array.isArray(values) || (steps !== undefined && steps !== null && (!Array.isArray(steps) || steps.length !== values.length))) {
@@ -136,11 +137,33 @@ function float64s(text: unknown): Float64Array | null {
   return out;
 }
 
-/** A packed series (what the helpers send where the host sets ATELIER_PROGRESS_PACKED): a step of NaN is none given. */
-function applyPacked(name: string, stepsF64: unknown, valuesF64: string, ctx: TaskContext, ignored: (why: string) => void): void {
+/**
+ * A packed series (what the helpers send where the host sets ATELIER_PROGRESS_PACKED): a step of NaN is none given;
+ * `stepStart` (where the host also sets ATELIER_PROGRESS_STEP_START) instead of `stepsF64`: the steps count up by one
+ * from that integer.
+ */
+function applyPacked(
+  name: string,
+  series: { stepsF64?: unknown; stepStart?: unknown },
+  valuesF64: string,
+  ctx: TaskContext,
+  ignored: (why: string) => void,
+): void {
+  const { stepsF64, stepStart } = series;
   const values = float64s(valuesF64);
-  const steps = stepsF64 === undefined || stepsF64 === null ? null : float64s(stepsF64);
-  if (!values || (stepsF64 !== undefined && stepsF64 !== null && steps?.length !== values.length)) {
+  const given = (v: unknown) => v !== undefined && v !== null;
+  if (given(stepStart)) {
+    if (!values || given(stepsF64) || !Number.isSafeInteger(stepStart) || !Number.isSafeInteger((stepStart as number) + values.length)) {
+      ignored(`metric series "${name}" needs "valuesF64" (base64 of little-endian float64s) and at most one of "stepStart" (an integer) and "stepsF64"`);
+      return;
+    }
+    const steps = new Float64Array(values.length);
+    for (let i = 0; i < steps.length; i++) steps[i] = (stepStart as number) + i;
+    reportMetricSeries(ctx, name, steps, values);
+    return;
+  }
+  const steps = given(stepsF64) ? float64s(stepsF64) : null;
+  if (!values || (given(stepsF64) && steps?.length !== values.length)) {
     ignored(`metric series "${name}" needs "valuesF64" (base64 of little-endian float64s) and "stepsF64" of the same length`);
     return;
   }

@@ -15,10 +15,10 @@ export const traceNow = (): number => performance.timeOrigin + performance.now()
 /** Whether stamps are kept (for stamps that cost something to make, such as finding a run's id in a frame). */
 export const tracing = (): boolean => file !== undefined;
 
-/** Stamps `hop` of the run `key` at `at` (default now). Does nothing unless tracing. */
-export function traceHop(hop: string, key: string, at?: number): void {
+/** Stamps `hop` of the run `key` at `at` (default now), lasting `ms` if given. Does nothing unless tracing. */
+export function traceHop(hop: string, key: string, at?: number, ms?: number): void {
   if (file === undefined) return;
-  lines.push(JSON.stringify({ hop, key, at: at ?? traceNow() }));
+  lines.push(JSON.stringify(ms === undefined ? { hop, key, at: at ?? traceNow() } : { hop, key, at: at ?? traceNow(), ms }));
   timer ??= setTimeout(flushTrace, 100);
   timer.unref();
 }

@@ -6,6 +6,7 @@ import { chown, copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readStartTime } from '../../plugins/process-group';
 import type { AbortReason, TaskContext, TaskMessage } from '../../plugins/sdk';
+import { traceHop } from '../../plugins/trace';
 import type { LocalHandle } from './options';
 import { followPipes } from './pipes';
 import { openProgressFile, type ProgressFile } from './progress-file';
@@ -43,6 +44,8 @@ export interface AttemptState {
   progressFile?: ProgressFile;
   /** Ends the progress file's last line (set while it is followed). */
   endProgress?: () => void;
+  /** The run whose hops this attempt stamps (plugins/trace.ts, off unless tracing). */
+  traceKey?: string;
 }
 
 const runtimes: Record<string, { command: () => string; args: (file: string) => string[] }> = {
@@ -83,6 +86,7 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   const network = (task.settings?.local as { network?: unknown } | undefined)?.network === true;
 
   const provisioningFrom = performance.now();
+  state.traceKey = task.runId;
   // A hot cluster's worker runs node modules only (and never with network); anything else runs cold.
   const warm = task.hotCluster && runtime === 'node' && !network ? await warmPools.get(task.hotCluster)?.catch(() => undefined) : undefined;
   const attemptDir = sandbox ? path.join(await config.sandboxRoot(), `${safePathPart(task.taskId)}-${task.attempt}`) : ctx.workdir;
@@ -147,6 +151,9 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ATELIER_PROGRESS_FD: '3',
     // This host reads metric series packed (plugins/progress-lines.ts): the helpers then send floats as bytes, not text.
     ATELIER_PROGRESS_PACKED: '1',
+    // ... and steps that count up by one as their first (`stepStart`). A variable of its own: helpers already copied
+    // into modules compare ATELIER_PROGRESS_PACKED to '1' exactly, so a '2' would put them back on JSON columns.
+    ATELIER_PROGRESS_STEP_START: '1',
     // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).
     ...(task.tracking ? { MLFLOW_TRACKING_URI: task.tracking.uri, MLFLOW_RUN_ID: task.tracking.runId, MLFLOW_TRACKING_TOKEN: task.tracking.token } : {}),
   });
@@ -195,6 +202,7 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     return refuse(`cannot start entrypoint "${entrypoint}" of ${ref} with ${runtime} (${started.command}): ${errorMessage(err)}`);
   }
   progressFile.handedOver();
+  traceHop('host: module spawned', task.runId);
   state.child = child;
   state.sandboxed = Boolean(sandbox);
   state.provisioningMs = Math.round(performance.now() - provisioningFrom);
@@ -210,6 +218,7 @@ function exitOf(child: ChildProcess, state: AttemptState): Promise<{ code: numbe
     child.once('exit', (code, signal) => {
       state.hasExited = true;
       state.exitedAt = Date.now();
+      if (state.traceKey) traceHop('host: module exit stamped', state.traceKey);
       resolve({ code, signal });
     }),
   );

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { applyProgressLine } from '../../plugins/progress-lines';
 import type { TaskContext } from '../../plugins/sdk';
+import { traceHop, traceNow, tracing } from '../../plugins/trace';
 import type { AttemptState } from './launch';
 
 const STDERR_TAIL_LINES = 20;
@@ -35,7 +36,11 @@ export function followPipes(state: AttemptState, maxLogLineBytes: number) {
   if (state.progressFile) {
     // A cold-started module's fd 3 is a file (progress-file.ts): tailed, its last line ended by finishProgress.
     const splitter = createLineSplitter(PROGRESS_LINE_BYTES, onProgressLine);
-    state.progressFile.follow((chunk) => splitter.push(chunk));
+    state.progressFile.follow((chunk) => {
+      const began = tracing() ? traceNow() : 0;
+      splitter.push(chunk);
+      if (began) traceHop('host: progress read', state.traceKey ?? '', began, traceNow() - began);
+    });
     state.endProgress = () => splitter.end();
   } else pipeLines(channel, PROGRESS_LINE_BYTES, onProgressLine);
 }

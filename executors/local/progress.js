@@ -38,54 +38,96 @@ function write(line) {
 // Metric points are buffered and sent in batches (every FLUSH_POINTS points, FLUSH_MS after the first, before any
 // other message and at exit), so a training loop may log every step without slowing down. A batch is one `series`
 // line: per metric name its steps and values. Where the host reads them packed (it sets ATELIER_PROGRESS_PACKED), they
-// go as two little-endian float64 arrays in base64 (`stepsF64`, `valuesF64`; a step of NaN: none given): no number is
-// formatted, 100,000 points cost the module ~6 ms of CPU instead of ~29 ms as JSON numbers, and the host reads them
-// back without parsing a digit. Otherwise (an older host) as two JSON arrays, as before. Points of one name keep their
-// order; across names a batch lists them name by name. A value that is no number is sent as it is, in plain columns,
-// for the host to drop and name in the task's log.
-const FLUSH_POINTS = 1000;
+// go as little-endian float64 arrays in base64 (`stepsF64`, `valuesF64`; a step of NaN: none given): no number is
+// formatted, and the host reads them back without parsing a digit; where it also sets ATELIER_PROGRESS_STEP_START, a
+// metric's steps that count up by one from an integer go as that first one (`stepStart`), not as an array. Otherwise
+// (an older host) as two JSON arrays, as before. Points of one name keep their order; across names a batch lists them
+// name by name. A value that is no number is sent as it is, in plain columns, for the host to drop and name in the
+// task's log.
+const FLUSH_POINTS = 4096;
 const FLUSH_MS = 200;
 const SPECIAL = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
 // Packed only where the host reads it and this machine's float64 is little-endian (as the host reads it).
 const packed = process.env.ATELIER_PROGRESS_PACKED === '1' && new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
-let series = new Map();
-let buffered = 0;
+const stepStarts = packed && process.env.ATELIER_PROGRESS_STEP_START === '1';
+
+// The batch: its numbers in report order, all names together, in buffers kept from one batch to the next (a training
+// loop allocates nothing per point or per batch). `runs` names them: [name, first index, name, first index, ...], a
+// name for each stretch of points of one name (a loop logging one metric has one). `steady`: every step so far is the
+// one before it plus one (a single stretch's steps can then go as their first). Values that are no number wait apart
+// in `odd`. `metric` is called 100,000 times in a tight loop before V8 optimizes it, so its common path is kept to
+// a few plain stores: no Map, no object per point.
+const steps = new Float64Array(FLUSH_POINTS);
+const values = new Float64Array(FLUSH_POINTS);
+let n = 0;
+let runs = [];
+let current;
+let nextStep = Number.NaN;
+let steady = true;
+let odd = null;
 let timer;
 
-/** One metric's buffered points: packed steps and values (a batch's worth, grown as needed; kept from one batch to
- * the next, so a training loop allocates nothing per point or per batch), and the values that are no number. */
-function newSeries() {
-  return { n: 0, steps: new Float64Array(FLUSH_POINTS), values: new Float64Array(FLUSH_POINTS), odd: null };
-}
-
-/** `n` float64s of `array` from index `from` as base64 (a typed array may be a view into a larger buffer). */
-const base64 = (array, n, from = 0) => Buffer.from(array.buffer, array.byteOffset + from * 8, n * 8).toString('base64');
+/** `count` float64s of `array` from index `from` as base64 (a typed array may be a view into a larger buffer). */
+const base64 = (array, count, from = 0) => Buffer.from(array.buffer, array.byteOffset + from * 8, count * 8).toString('base64');
 /** Points per line of a series handed over whole: ~350 KB of base64 with its steps, under the host's 1 MiB a line. */
 const SERIES_LINE_POINTS = 16384;
 /** A value as JSON carries it: JSON has no NaN or Infinity, so they travel as strings and are stored as the numbers they are. */
 const wire = (value) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value);
 
+/** Whether `count` steps from `from` count up by one from an integer (then they go as their first: `stepStart`). */
+function counting(stepArray, count, from) {
+  const first = stepArray[from];
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(first + count)) return false;
+  for (let i = 1; i < count; i++) if (stepArray[from + i] !== first + i) return false;
+  return true;
+}
+
+/** One metric's packed series, spelled out rather than JSON.stringify'd: its base64 needs no escaping. */
+function packedSeries(name, stepArray, valueArray, count, from, steadySteps) {
+  const stepsPart =
+    stepArray === null
+      ? ''
+      : steadySteps && stepStarts && Number.isSafeInteger(stepArray[from]) && Number.isSafeInteger(stepArray[from] + count)
+        ? `"stepStart":${stepArray[from]},`
+        : `"stepsF64":"${base64(stepArray, count, from)}",`;
+  return `{"name":${JSON.stringify(name)},${stepsPart}"valuesF64":"${base64(valueArray, count, from)}"}`;
+}
+
+/** One metric's series in plain JSON columns (an older host, or values that are no number). */
+const plainSeries = (name, stepList, valueList) =>
+  JSON.stringify({ name, steps: Array.from(stepList, (step) => (Number.isNaN(step) ? null : step)), values: Array.from(valueList, wire) });
+
 /** Sends the buffered metric points now. */
 export function flush() {
   if (timer) clearTimeout(timer);
   timer = undefined;
-  if (buffered === 0) return;
+  if (n === 0 && odd === null) return;
   const batch = [];
-  for (const [name, s] of series) {
-    // Packed, the line is spelled out rather than JSON.stringify'd: its base64 needs no escaping, and stringify
-    // scanned every character of it again (a third of the helper's cost per point, cold).
-    if (s.n && packed) batch.push(`{"name":${JSON.stringify(name)},"stepsF64":"${base64(s.steps, s.n)}","valuesF64":"${base64(s.values, s.n)}"}`);
-    else if (s.n) {
-      const steps = Array.from(s.steps.subarray(0, s.n), (step) => (Number.isNaN(step) ? null : step));
-      batch.push(JSON.stringify({ name, steps, values: Array.from(s.values.subarray(0, s.n), wire) }));
+  if (runs.length === 2) {
+    // One stretch of one name: the loop's case, sent from the buffers as they are.
+    batch.push(packed ? packedSeries(runs[0], steps, values, n, 0, steady) : plainSeries(runs[0], steps.subarray(0, n), values.subarray(0, n)));
+  } else if (n) {
+    // Several names: each name's points gathered, in order, names in the order they first came.
+    const byName = new Map();
+    for (let r = 0; r < runs.length; r += 2) {
+      const end = r + 2 < runs.length ? runs[r + 3] : n;
+      let of = byName.get(runs[r]);
+      if (!of) byName.set(runs[r], (of = { steps: [], values: [] }));
+      for (let i = runs[r + 1]; i < end; i++) {
+        of.steps.push(steps[i]);
+        of.values.push(values[i]);
+      }
     }
-    if (s.odd) batch.push(JSON.stringify({ name, steps: s.odd.steps, values: s.odd.values }));
-    s.n = 0;
-    s.odd = null;
+    for (const [name, of] of byName) {
+      const [s, v] = [Float64Array.from(of.steps), Float64Array.from(of.values)];
+      batch.push(packed ? packedSeries(name, s, v, v.length, 0, counting(s, v.length, 0)) : plainSeries(name, s, v));
+    }
   }
-  // A batch's series are kept for the next one while few (a loop's handful of names); many names start afresh.
-  if (series.size > 64) series = new Map();
-  buffered = 0;
+  if (odd) for (const [name, o] of odd) batch.push(JSON.stringify({ name, steps: o.steps, values: o.values }));
+  n = 0;
+  runs = [];
+  current = undefined;
+  odd = null;
   write(`{"series":[${batch.join(',')}]}\n`);
 }
 process.on('exit', flush);
@@ -94,76 +136,85 @@ process.on('exit', flush);
  * Reports metrics (name → number; NaN and ±Infinity are kept), optionally at a training step (any integer, in any
  * order). Every point is kept; a value that is not a number is dropped with a warning in the task's log.
  */
-export function metric(metrics, step = null) {
+export function metric(metrics, step) {
   const at = typeof step === 'number' ? step : Number.NaN;
   for (const name in metrics) {
     const value = metrics[name];
-    let s = series.get(name);
-    if (!s) series.set(name, (s = newSeries()));
-    // Inline for a number (the loop's case: called 100,000 times before V8 optimizes it, each call counts).
-    if (typeof value === 'number' && s.n < s.steps.length) {
-      s.steps[s.n] = at;
-      s.values[s.n++] = value;
-      buffered++;
-    } else add(s, value, at);
+    // `point`'s body, inline (a call per point costs, cold).
+    if (typeof value !== 'number') other(name, value, at);
+    else {
+      if (name !== current) begin(name, at);
+      if (at !== nextStep) steady = false;
+      nextStep = at + 1;
+      steps[n] = at;
+      values[n] = value;
+      if (++n === FLUSH_POINTS) flush();
+    }
   }
-  if (buffered >= FLUSH_POINTS) flush();
-  else if (!timer && buffered) arm();
+}
+
+/** Buffers one point (`at` NaN: no step given). */
+function point(name, value, at) {
+  if (typeof value !== 'number') other(name, value, at);
+  else {
+    if (name !== current) begin(name, at);
+    if (at !== nextStep) steady = false;
+    nextStep = at + 1;
+    steps[n] = at;
+    values[n] = value;
+    if (++n === FLUSH_POINTS) flush();
+  }
+}
+
+/** A stretch of points of `name` begins at the next index (the batch's first point arms its timer). */
+function begin(name, at) {
+  if (n === 0) {
+    steady = true;
+    nextStep = at;
+    if (!timer) arm();
+  } else steady = false;
+  runs.push(name, n);
+  current = name;
+}
+
+/** A value that is no number: a special's name buffered as the number it names, anything else kept for the host to refuse. */
+function other(name, raw, at) {
+  const value = typeof raw === 'string' && raw in SPECIAL ? SPECIAL[raw] : raw;
+  if (typeof value === 'number') {
+    point(name, value, at);
+    return;
+  }
+  odd ??= new Map();
+  let o = odd.get(name);
+  if (!o) odd.set(name, (o = { steps: [], values: [] }));
+  o.steps.push(Number.isNaN(at) ? null : at);
+  o.values.push(value);
+  if (!timer) arm();
 }
 
 /**
  * Reports many points of one metric at once (a loop that has them in arrays): `values[i]` at training step
  * `steps[i]`, or at none when `steps` is null. Arrays or typed arrays; the same rules as `metric` for each point.
  */
-export function metricSeries(name, steps, values) {
-  if (steps != null && steps.length !== values.length) throw new TypeError(`metricSeries("${name}"): ${steps.length} steps for ${values.length} values`);
-  if (packed && values instanceof Float64Array && (steps == null || steps instanceof Float64Array)) {
+export function metricSeries(name, stepList, valueList) {
+  if (stepList != null && stepList.length !== valueList.length)
+    throw new TypeError(`metricSeries("${name}"): ${stepList.length} steps for ${valueList.length} values`);
+  if (packed && valueList instanceof Float64Array && (stepList == null || stepList instanceof Float64Array)) {
     // Numbers all, packed as they lie: written straight from the caller's arrays, a line per SERIES_LINE_POINTS
     // (after what is buffered, so a metric's points keep their order). Without steps, none is sent: each point then
     // gets its index among the metric's points, as `metric` without a step.
     flush();
-    const label = JSON.stringify(name);
-    for (let from = 0; from < values.length; from += SERIES_LINE_POINTS) {
-      const n = Math.min(SERIES_LINE_POINTS, values.length - from);
-      const stepsPart = steps == null ? '' : `"stepsF64":"${base64(steps, n, from)}",`;
-      write(`{"series":[{"name":${label},${stepsPart}"valuesF64":"${base64(values, n, from)}"}]}\n`);
+    const steadySteps = stepList != null && stepStarts && counting(stepList, stepList.length, 0);
+    for (let from = 0; from < valueList.length; from += SERIES_LINE_POINTS) {
+      const count = Math.min(SERIES_LINE_POINTS, valueList.length - from);
+      write(`{"series":[${packedSeries(name, stepList, valueList, count, from, steadySteps)}]}\n`);
     }
     return;
   }
-  const s = seriesOf(name);
-  for (let i = 0; i < values.length; i++) {
-    const step = steps == null ? null : steps[i];
-    add(s, values[i], typeof step === 'number' ? step : Number.NaN);
-    if (buffered >= FLUSH_POINTS) flush();
+  for (let i = 0; i < valueList.length; i++) {
+    const step = stepList == null ? null : stepList[i];
+    point(name, valueList[i], typeof step === 'number' ? step : Number.NaN);
   }
-  if (!timer && buffered) arm();
-}
-
-function seriesOf(name) {
-  let s = series.get(name);
-  if (!s) series.set(name, (s = newSeries()));
-  return s;
-}
-
-/** Buffers one point: packed where it is a number (or a special's name), else as it is for the host to refuse. */
-function add(s, raw, at) {
-  const value = typeof raw === 'string' && raw in SPECIAL ? SPECIAL[raw] : raw;
-  if (typeof value !== 'number') {
-    s.odd ??= { steps: [], values: [] };
-    s.odd.steps.push(Number.isNaN(at) ? null : at);
-    s.odd.values.push(value);
-  } else {
-    if (s.n === s.steps.length) {
-      const [steps, values] = [new Float64Array(s.n * 2), new Float64Array(s.n * 2)];
-      steps.set(s.steps);
-      values.set(s.values);
-      s.steps = steps;
-      s.values = values;
-    }
-    s.steps[s.n] = at;
-    s.values[s.n++] = value;
-  }
-  buffered++;
 }
 
 function arm() {

@@ -154,6 +154,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
   const { signal } = controller;
   const { host } = rt;
   const startedAt = Date.now();
+  traceHop('host: attempt began', task.runId);
   const reporter = createReporter({
     bus: rt.bus,
     task,

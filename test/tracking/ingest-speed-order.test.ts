@@ -201,6 +201,56 @@ output('done', 1);`,
     ]);
   });
 
+  it('send steps that count up by one as their first (stepStart) from the Node helper where the host reads them so', () => {
+    const lines = helperLines(
+      'node',
+      'progress.js',
+      `import { flush, metric, metricSeries, output } from './progress.js';
+for (let i = 0; i < 5; i++) metric({ loss: i / 2 }, 10 + i);
+flush();
+metric({ loss: 1 }, 3); metric({ loss: 2 }, 9); flush();
+metric({ a: 1, b: 2 }, 0); metric({ a: 3, b: 4 }, 1); flush();
+metric({ h: 1 }, 0.5); metric({ h: 2 }, 1.5); flush();
+metricSeries('s', new Float64Array([5, 6, 7]), new Float64Array([1, 2, 3]));
+metricSeries('u', new Float64Array([5, 7]), new Float64Array([1, 2]));
+output('done', 1);`,
+      { ...PACKED, ATELIER_PROGRESS_STEP_START: '1' },
+    );
+    const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    expect(lines.flatMap((line) => JSON.parse(line).series ?? [])).toEqual([
+      { name: 'loss', stepStart: 10, valuesF64: f64(0, 0.5, 1, 1.5, 2) },
+      { name: 'loss', stepsF64: f64(3, 9), valuesF64: f64(1, 2) },
+      { name: 'a', stepStart: 0, valuesF64: f64(1, 3) },
+      { name: 'b', stepStart: 0, valuesF64: f64(2, 4) },
+      { name: 'h', stepsF64: f64(0.5, 1.5), valuesF64: f64(1, 2) },
+      { name: 's', stepStart: 5, valuesF64: f64(1, 2, 3) },
+      { name: 'u', stepsF64: f64(5, 7), valuesF64: f64(1, 2) },
+    ]);
+    const [columns, single] = [recorder({ series: true }), recorder()];
+    for (const line of lines) {
+      columns.apply(line);
+      single.apply(line);
+    }
+    expect(columns.ignored).toEqual([]);
+    expect(columns.calls).toEqual(single.calls);
+    expect(columns.calls).toEqual([
+      ...[0, 0.5, 1, 1.5, 2].map((v, i) => ['loss', v, 10 + i]),
+      ['loss', 1, 3],
+      ['loss', 2, 9],
+      ['a', 1, 0],
+      ['a', 3, 1],
+      ['b', 2, 0],
+      ['b', 4, 1],
+      ['h', 1, 0.5],
+      ['h', 2, 1.5],
+      ['s', 1, 5],
+      ['s', 2, 6],
+      ['s', 3, 7],
+      ['u', 1, 5],
+      ['u', 2, 7],
+    ]);
+  });
+
   it('take a whole series at once from the Python helper (metric_series) the same way', () => {
     const lines = helperLines(
       'python3',
@@ -254,6 +304,22 @@ except ValueError as err:
       ['c', 4, null],
     ]);
     expect(r.ignored).toEqual([expect.stringMatching(/metric series "a" needs "valuesF64"/), expect.stringMatching(/metric series "b" needs "valuesF64"/)]);
+  });
+
+  it('read a packed series whose steps are given by their first, and refuse a malformed one, saying why', () => {
+    const r = recorder();
+    const f64 = (...xs: number[]) => Buffer.from(new Float64Array(xs).buffer).toString('base64');
+    r.apply(JSON.stringify({ series: [{ name: 'd', stepStart: 1.5, valuesF64: f64(1) }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'e', stepStart: 1, stepsF64: f64(1), valuesF64: f64(1) }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'g', stepStart: '1', valuesF64: f64(1) }] }));
+    r.apply(JSON.stringify({ series: [{ name: 'f', stepStart: -2, valuesF64: f64(1, Number.NaN) }] }));
+    expect(r.calls).toEqual([
+      ['f', 1, -2],
+      ['f', Number.NaN, -1],
+    ]);
+    expect(r.ignored).toEqual(
+      ['d', 'e', 'g'].map((name) => expect.stringMatching(new RegExp(`metric series "${name}" needs "valuesF64".*"stepStart" \\(an integer\\)`))),
+    );
   });
 
   it('drop what is no number and refuse malformed columns, saying why', () => {

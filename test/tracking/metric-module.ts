@@ -56,6 +56,7 @@ parameters:
 const bulkMain = `import { metricSeries, output } from './progress.js';
 const params = JSON.parse(process.env.ATELIER_PARAMS ?? '{}');
 const count = params.count ?? 0;
+const loopBegan = Date.now();
 const steps = new Float64Array(count);
 const losses = new Float64Array(count);
 let sum = 0;
@@ -67,6 +68,11 @@ for (let i = 0; i < count; i++) {
 }
 metricSeries('loss', steps, losses);
 output('done', sum);
+// Its own view of its time, as the per-point module's (bench/tracking-split.ts).
+if (params.timing) {
+  const cpu = process.cpuUsage();
+  output('timing', { began: performance.timeOrigin, loopBegan: loopBegan, ended: Date.now(), cpuMs: (cpu.user + cpu.system) / 1000 });
+}
 `;
 
 async function archive(name: string, code: string): Promise<Buffer> {
