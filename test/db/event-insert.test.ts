@@ -6,12 +6,10 @@
 // statements and Postgres' answers counted on the socket.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
-import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { type Database, type Db, openDatabase, queryRows, type Tx } from '../../server/db/client';
@@ -19,29 +17,18 @@ import * as schema from '../../server/db/schema';
 import { EARLY_MAX_EVENTS, insertIfCurrent, insertRest } from '../../server/orchestrator/event-insert';
 import { eventRows } from '../../server/orchestrator/event-rows';
 import { recordedTasks } from '../../server/orchestrator/recorded-tasks';
+import { countingPool, type WireSeen } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let pg: PostgresServer;
 let database: Database;
-let counted: { db: Db; seen: { received: number; sent: { statement: string; received: number }[] }; end(): Promise<void> };
+let counted: { db: Db; seen: WireSeen; end(): Promise<void> };
 const runId = randomUUID();
 
 beforeAll(async () => {
   pg = await startPostgres();
   database = await openDatabase({ url: pg.url, dataDir: await mkdtemp(path.join(os.tmpdir(), 'atelier-event-insert-')) });
-  const url = new URL(pg.url);
-  const seen = { received: 0, sent: [] as { statement: string; received: number }[] };
-  // `socket` is the driver's documented option for a socket of one's own; its types leave it out.
-  const client = postgres(pg.url, {
-    max: 1,
-    onnotice: () => undefined,
-    socket: () =>
-      new Promise<net.Socket>((resolve) => {
-        const socket = net.connect(Number(url.port), url.hostname, () => resolve(socket));
-        socket.on('data', () => seen.received++);
-      }),
-    debug: (_connection: number, statement: string) => seen.sent.push({ statement, received: seen.received }),
-  } as postgres.Options<Record<string, never>>);
+  const { sql: client, seen } = countingPool(pg.url);
   counted = { db: drizzle(client, { schema }) as unknown as Db, seen, end: () => client.end({ timeout: 1 }) };
 }, 60_000);
 afterAll(async () => {

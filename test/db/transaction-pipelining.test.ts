@@ -3,9 +3,9 @@
 // has come back; a transaction's BEGIN is pipelined with its first statements, and the connection it takes stays its
 // transaction's alone meanwhile (no query of the pool is pipelined into the transaction, to be rolled back with it).
 // Real Postgres, the driver itself.
-import net from 'node:net';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { countingPool as wirePool } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let server: PostgresServer;
@@ -21,24 +21,7 @@ afterAll(async () => {
   await server?.stop();
 }, 30_000);
 
-/** A pool of one connection that counts the chunks Postgres sends back, and records each statement as it is sent. */
-function countingPool() {
-  const url = new URL(server.url);
-  const seen = { received: 0, sent: [] as { statement: string; received: number }[] };
-  // `socket` is the driver's documented option for a socket of one's own; its types leave it out.
-  const options = {
-    max: 1,
-    onnotice: () => undefined,
-    socket: () =>
-      new Promise<net.Socket>((resolve) => {
-        const socket = net.connect(Number(url.port), url.hostname, () => resolve(socket));
-        socket.on('data', () => seen.received++);
-      }),
-    debug: (_connection: number, statement: string) => seen.sent.push({ statement, received: seen.received }),
-  };
-  const sql = postgres(server.url, options as postgres.Options<Record<string, never>>);
-  return { sql, seen };
-}
+const countingPool = () => wirePool(server.url);
 
 it('sends an unnamed statement with parameters in one round trip, its values read as before', async () => {
   const { sql, seen } = countingPool();
