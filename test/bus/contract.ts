@@ -405,7 +405,9 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         );
         await waitFor(() => seen.length === 7, 3_000);
         await sleep(ACK_WAIT_MS * 2);
-        expect(batches[0]).toEqual([1, 2, 3, 4]);
+        // A bundle's members reach the handler together, in order. Whether event 4 joins them depends on whether its
+        // message came in the same socket read as the bundle's (a loaded machine splits them): not asserted.
+        expect(batches[0]!.slice(0, 3)).toEqual([1, 2, 3]);
         expect(seen).toEqual([
           { seq: 1, redelivered: 0 },
           { seq: 2, redelivered: 0 },
