@@ -2,9 +2,12 @@
 // request to a revision's server by the traffic split (weighted random; a request naming a revision in
 // x-atelier-pin-revision goes there). It reads its routes file at start and again on SIGHUP, so the deployer switches
 // traffic with one signal and confirms it on GET /__atelier/routes. A separate process, so serving outlives the
-// control plane that started it. Plain JavaScript: it runs under `node` with no build step.
+// control plane that started it. Plain JavaScript: it runs under `node` with no build step. Connections come to the
+// fast path (router-fast.mjs) first; what it does not take, node:http below answers (the router's own paths too).
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { createFastPath } from './router-fast.mjs';
 
 const routesFile = process.argv[2];
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -16,8 +19,7 @@ function load() {
   return { ...r, entries };
 }
 
-function pick(req) {
-  const pinned = req.headers['x-atelier-pin-revision'];
+function pick(pinned) {
   if (typeof pinned === 'string' && routes.targets[pinned]) return pinned;
   let x = Math.random() * 100;
   for (const [rev, pct] of routes.entries) {
@@ -27,12 +29,16 @@ function pick(req) {
   return routes.entries.at(-1)?.[0];
 }
 
-const server = createServer((req, res) => {
-  if (req.url === '/__atelier/routes') {
+const ROUTES_PATH = '/__atelier/routes';
+const KEEP_ALIVE_MS = 5_000;
+
+// Never listening: it reads the connections the fast path hands it.
+const slow = createServer((req, res) => {
+  if (req.url === ROUTES_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;
   }
-  const rev = pick(req);
+  const rev = pick(req.headers['x-atelier-pin-revision']);
   const port = rev && routes.targets[rev];
   if (!port) {
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"no revision has traffic"}');
@@ -55,7 +61,19 @@ const server = createServer((req, res) => {
   });
   req.pipe(upstream);
 });
-server.keepAliveTimeout = 5_000;
+slow.keepAliveTimeout = KEEP_ALIVE_MS;
+
+const fast = createFastPath({
+  route(pinned) {
+    const rev = pick(pinned);
+    return [rev, rev && routes.targets[rev]];
+  },
+  handOver: (socket) => slow.emit('connection', socket),
+  isOwn: (url) => url === ROUTES_PATH,
+  keepAliveMs: KEEP_ALIVE_MS,
+});
+// Half-open like node:http's own server, so that each side closes as node:http would (router-fast.mjs).
+const server = createNetServer({ allowHalfOpen: true, noDelay: true }, fast.accept);
 server.on('error', (error) => {
   process.stderr.write(`router: ${error.message}\n`);
   process.exit(2);
@@ -67,5 +85,9 @@ process.on('SIGHUP', () => {
     process.stderr.write(`router: kept the old routes, the new file did not parse: ${error.message}\n`);
   }
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  fast.closeIdle();
+  slow.closeIdleConnections();
+});
 server.listen(routes.port, '127.0.0.1');
