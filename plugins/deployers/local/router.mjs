@@ -29,6 +29,23 @@ function pick(pinned) {
   return routes.entries.at(-1)?.[0];
 }
 
+// The model's connection fields are its own (RFC 9110 §7.6.1): the client gets the router's, as on the fast path.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+/** The answer's end-to-end fields, as they came, tagged with the revision. */
+function endToEnd(up, rev) {
+  const named = String(up.headers.connection ?? '')
+    .toLowerCase()
+    .split(/[ \t]*,[ \t]*/);
+  const fields = [];
+  for (let i = 0; i < up.rawHeaders.length; i += 2) {
+    const name = up.rawHeaders[i].toLowerCase();
+    if (!HOP_BY_HOP.has(name) && !named.includes(name)) fields.push(up.rawHeaders[i], up.rawHeaders[i + 1]);
+  }
+  fields.push('x-atelier-revision', rev);
+  return fields;
+}
+
 const ROUTES_PATH = '/__atelier/routes';
 const KEEP_ALIVE_MS = 5_000;
 
@@ -45,7 +62,11 @@ const slow = createServer((req, res) => {
     return;
   }
   const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
-    res.writeHead(up.statusCode ?? 502, { ...up.headers, 'x-atelier-revision': rev });
+    res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
+    // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
+    up.on('close', () => {
+      if (!up.complete) res.destroy();
+    });
     up.pipe(res);
   });
   upstream.on('error', (error) => {
