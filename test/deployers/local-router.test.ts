@@ -325,4 +325,20 @@ describe('the local deployer’s router', () => {
     const answer = await call({ method: 'GET', path: '/__atelier/routes' });
     expect(JSON.parse(answer.body.toString())).toEqual({ version: 1, split: { 1: 100 } });
   });
+
+  it('on SIGTERM, answers what it is answering, closes idle connections, and exits', async () => {
+    const idle = rawClient(port);
+    idle.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+    await idle.until((t) => t.endsWith('\r\n\r\nok'), 'a first answer');
+    model.answer(() => [{ wait: 200 }, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate']);
+    const seen = model.requests.length;
+    const busy = rawClient(port);
+    busy.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+    while (model.requests.length === seen) await sleep(5);
+    const exited = new Promise((resolve) => router.once('exit', resolve));
+    router.kill('SIGTERM');
+    expect(await busy.until((_, closed) => closed, 'the answer, then the close')).toMatch(/\r\n\r\nlate$/);
+    await idle.until((_, closed) => closed, 'the idle connection closed');
+    expect(await exited).toBe(0);
+  });
 });

@@ -81,6 +81,7 @@ export function readResponse(buf, headRequest, extra, keepAliveTimeoutS) {
     const colon = lines[i].indexOf(':');
     if (colon <= 0 || BAD_VALUE.test(lines[i])) throw new Error('malformed response header');
     const name = lines[i].slice(0, colon).toLowerCase();
+    if (!TOKEN.test(name)) throw new Error('malformed response header');
     const value = trimOws(lines[i].slice(colon + 1));
     if (name === 'connection') connection.push(...value.toLowerCase().split(/[ \t]*,[ \t]*/));
     else if (name === 'keep-alive') {

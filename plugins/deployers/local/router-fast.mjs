@@ -10,13 +10,14 @@ const FIRST_REQUEST_MS = 60_000; // node:http's headersTimeout, for a connection
 const MODEL_IDLE_MS = 4_000; // a model's idle connection is let go before a 5 s keep-alive (node's, uvicorn's) ends it
 
 /**
- * `{ accept(socket), closeIdle() }`. `route(pin)` → `[rev, port]` (port undefined when no revision takes it); `handOver
+ * `{ accept(socket), close() }`. `route(pin)` → `[rev, port]` (port undefined when no revision takes it); `handOver
  * (socket)` gives a connection to node:http; `isOwn(url)` keeps the router's own paths for it.
  */
 export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
   const pools = new Map(); // port → idle sockets to that revision's server
   const clients = new Set();
   const keepAliveS = Math.floor(keepAliveMs / 1000);
+  let closing = false; // the router is stopping: each connection closes once its answer is out
 
   function upstream(port) {
     const idle = pools.get(port);
@@ -80,6 +81,10 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
     client.on('error', () => {});
 
     function next() {
+      if (closing) {
+        client.end();
+        return;
+      }
       if (!pending) {
         client.setTimeout(keepAliveMs);
         return;
@@ -217,7 +222,9 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
 
   return {
     accept,
-    closeIdle() {
+    /** Stops: idle connections close now, busy ones once their answers are out. */
+    close() {
+      closing = true;
       for (const { client, busy } of clients) if (!busy()) client.destroy();
       for (const idle of pools.values()) for (const socket of idle) socket.destroy();
     },

@@ -108,7 +108,7 @@ process.on('SIGHUP', () => {
 });
 process.on('SIGTERM', () => {
   server.close(() => process.exit(0));
-  fast.closeIdle();
+  fast.close();
   slow.closeIdleConnections();
 });
 server.listen(routes.port, '127.0.0.1');
