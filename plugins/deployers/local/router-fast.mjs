@@ -24,8 +24,7 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
     while (idle?.length) {
       const socket = idle.pop();
       if (!socket.destroyed) {
-        socket.setTimeout(0);
-        socket.resume(); // it may have been paused for a slow client of its last answer
+        if (socket.isPaused()) socket.resume(); // paused for a slow client of its last answer
         return socket;
       }
     }
@@ -37,14 +36,18 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
       const idle = pools.get(port);
       if (idle?.includes(socket)) idle.splice(idle.indexOf(socket), 1);
     });
-    socket.on('timeout', () => socket.destroy());
+    // Idle timers are set once and left running: one that fires on a model still computing is let be (an answer's
+    // bytes arm it again), cheaper than setting and clearing timers around each request.
+    socket.idleMs = MODEL_IDLE_MS;
+    socket.setTimeout(MODEL_IDLE_MS);
+    socket.on('timeout', () => socket.exchange || socket.destroy());
     return socket;
   }
 
   function release(socket, port, idleMs) {
     socket.exchange = null;
     if (socket.destroyed) return;
-    socket.setTimeout(idleMs);
+    if (socket.idleMs !== idleMs) socket.setTimeout((socket.idleMs = idleMs));
     if (!pools.has(port)) pools.set(port, []);
     pools.get(port).push(socket);
   }
@@ -69,7 +72,8 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
       pending = null;
       client.end();
     };
-    const onTimeout = () => client.destroy();
+    const onTimeout = () => exchange || client.destroy(); // idle only: a slow answer is the model's to time
+    let asked = false;
     const onClose = () => {
       clients.delete(own);
       exchange?.cancel();
@@ -85,10 +89,7 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
         client.end();
         return;
       }
-      if (!pending) {
-        client.setTimeout(keepAliveMs);
-        return;
-      }
+      if (!pending) return;
       const request = readRequest(pending, isOwn);
       if (!request) {
         // Not one the fast path takes: node:http reads the connection from here on, these bytes first.
@@ -107,7 +108,10 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
         handOver(client);
         return;
       }
-      client.setTimeout(0);
+      if (!asked) {
+        asked = true;
+        client.setTimeout(keepAliveMs);
+      }
       const bytes = pending.subarray(0, request.end);
       pending = request.end < pending.length ? pending.subarray(request.end) : null;
       const [rev, port] = route(request.pin);
@@ -145,7 +149,7 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
           socket.exchange = null;
           socket.destroy();
         }
-        client.resume();
+        if (client.isPaused()) client.resume();
         next();
       };
       const ex = {
