@@ -334,10 +334,13 @@ describe('the local deployer’s router', () => {
     const seen = model.requests.length;
     const busy = rawClient(port);
     busy.send('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
-    while (model.requests.length === seen) await sleep(5);
+    const busyChunked = rawClient(port); // node:http's
+    busyChunked.send('POST /slow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n');
+    while (model.requests.length < seen + 2) await sleep(5);
     const exited = new Promise((resolve) => router.once('exit', resolve));
     router.kill('SIGTERM');
     expect(await busy.until((_, closed) => closed, 'the answer, then the close')).toMatch(/\r\n\r\nlate$/);
+    expect(await busyChunked.until((_, closed) => closed, 'node:http’s answer, then the close')).toMatch(/\r\n\r\nlate$/);
     await idle.until((_, closed) => closed, 'the idle connection closed');
     expect(await exited).toBe(0);
   });

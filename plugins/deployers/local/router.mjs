@@ -50,7 +50,9 @@ const ROUTES_PATH = '/__atelier/routes';
 const KEEP_ALIVE_MS = 5_000;
 
 // Never listening: it reads the connections the fast path hands it.
+let stopping = false; // SIGTERM: each connection closes once its answer is out
 const slow = createServer((req, res) => {
+  if (stopping) res.shouldKeepAlive = false;
   if (req.url === ROUTES_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;
@@ -62,6 +64,7 @@ const slow = createServer((req, res) => {
     return;
   }
   const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
+    if (stopping) res.shouldKeepAlive = false;
     res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
     // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
     up.on('close', () => {
@@ -107,6 +110,7 @@ process.on('SIGHUP', () => {
   }
 });
 process.on('SIGTERM', () => {
+  stopping = true;
   server.close(() => process.exit(0));
   fast.close();
   slow.closeIdleConnections();
