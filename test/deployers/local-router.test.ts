@@ -321,6 +321,28 @@ describe('the local deployer’s router', () => {
     }
   });
 
+  it('a request whose framing could be read two ways goes to node:http, which refuses it: the model gets none of it', async () => {
+    const ambiguous = {
+      'two content-lengths': 'Content-Length: 2\r\nContent-Length: 40',
+      'a space before the colon': 'Content-Length : 40',
+      'a folded line': 'Content-Length: 2\r\n x: 40',
+      'content-length and chunked': 'Content-Length: 40\r\nTransfer-Encoding: chunked',
+      'a bare LF': 'Content-Length: 2\nX: 1',
+      'a signed length': 'Content-Length: +2',
+    };
+    const before = model.requests.length;
+    for (const [what, fields] of Object.entries(ambiguous)) {
+      const client = rawClient(port);
+      try {
+        client.send(`POST /predict HTTP/1.1\r\nHost: x\r\n${fields}\r\n\r\nok`);
+        expect(await client.until((t) => t.includes('\r\n\r\n'), what), what).toMatch(/^HTTP\/1\.1 400 /);
+      } finally {
+        client.close();
+      }
+    }
+    expect(model.requests.length).toBe(before);
+  });
+
   it('serves the router’s own routes path', async () => {
     const answer = await call({ method: 'GET', path: '/__atelier/routes' });
     expect(JSON.parse(answer.body.toString())).toEqual({ version: 1, split: { 1: 100 } });
