@@ -172,6 +172,7 @@ describe('the local deployer’s router', () => {
     // The router's own keep-alive, not the model's: its clients are kept 5 s, whatever the model keeps the router.
     expect(answer.headers['keep-alive']).toBe('timeout=5');
     expect(answer.headers['x-hop'], 'a field the model named in Connection is the model’s own hop').toBeUndefined();
+    expect(answer.headers.date, 'a Date, as node:http adds one when the model sends none').toMatch(/^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/);
     const got = model.requests[seen]!;
     expect(got.head).toMatch(/^POST \/predict HTTP\/1\.1\r\n/);
     expect(got.head).toContain('\r\nX-Custom: a  b');

@@ -76,6 +76,7 @@ export function readResponse(buf, headRequest, extra, keepAliveTimeoutS) {
   let framed = false; // a transfer-encoding other than chunked last: the body runs until the close
   const connection = [];
   let keepAliveMs;
+  let dated = false;
   const kept = [];
   for (let i = 1; i < lines.length; i++) {
     const colon = lines[i].indexOf(':');
@@ -96,6 +97,7 @@ export function readResponse(buf, headRequest, extra, keepAliveTimeoutS) {
         if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== Number(value))) throw new Error('bad content-length');
         length = Number(value);
       }
+      if (name === 'date') dated = true;
       kept.push(lines[i]);
     }
   }
@@ -105,10 +107,21 @@ export function readResponse(buf, headRequest, extra, keepAliveTimeoutS) {
     informational || headRequest || code === 204 || code === 304 ? 'none' : chunked ? 'chunked' : framed || length === undefined ? 'close' : 'length';
   const reusable = body !== 'close' && !connection.includes('close') && (!http10 || connection.includes('keep-alive'));
   const lead = `HTTP/1.1 ${status[2]} ${status[3] ?? ''}\r\n`;
-  const own = informational ? '' : body === 'close' ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveTimeoutS}\r\n`;
+  const connectionFields = body === 'close' ? 'Connection: close\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveTimeoutS}\r\n`;
+  // A Date when the model sent none, as node:http adds one.
+  const own = informational ? '' : `${dated ? '' : `Date: ${utcDate()}\r\n`}${connectionFields}`;
   const fields = kept.filter((l) => !connection.includes(l.slice(0, l.indexOf(':')).toLowerCase()));
   const head = Buffer.from(`${lead}${fields.join('\r\n')}${fields.length ? '\r\n' : ''}${informational ? '' : extra}${own}\r\n`, 'latin1');
   return { code, headLength: headEnd + 4, head, body, length: length ?? 0, reusable, keepAliveMs };
+}
+
+let dateSecond = -1;
+let dateText = '';
+/** The HTTP date of now, made at most once a second. */
+function utcDate() {
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== dateSecond) [dateSecond, dateText] = [second, new Date(second * 1000).toUTCString()];
+  return dateText;
 }
 
 /**
