@@ -49,8 +49,8 @@ function endToEnd(up, rev) {
 const ROUTES_PATH = '/__atelier/routes';
 const KEEP_ALIVE_MS = 5_000;
 
-// Never listening: it reads the connections the fast path hands it.
 let stopping = false; // SIGTERM: each connection closes once its answer is out
+// Never listening: it reads the connections the fast path hands it.
 const slow = createServer((req, res) => {
   if (stopping) res.shouldKeepAlive = false;
   if (req.url === ROUTES_PATH) {
