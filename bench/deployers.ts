@@ -1,8 +1,9 @@
 // The local deployer's prediction overhead: POST /predict to the iris fixture through the deployment's router vs
 // straight to the revision's own server (the floor, same process, same run), interleaved in random order on one
 // client with one keep-alive connection per target, p50 over 1,000 requests after a warm-up. Beside it, in the same run: a plain TCP
-// relay process (no HTTP parsing at all: the cheapest any separate proxy process can be) over the same server, and
-// the router over a model that spends 2 ms computing each prediction (pinned to that revision). Also a rollback (all
+// relay process (no HTTP parsing at all: the cheapest any separate proxy process can be) over the same server, the
+// router's node:http part (a chunked request: not one its fast path takes), and the router over a model that spends
+// 2 ms computing each prediction (pinned to that revision). Also a rollback (all
 // traffic switched to another revision, confirmed by the router), p50.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -27,20 +28,22 @@ const revision = (number: number, env: Record<string, string> = {}): Revision =>
 });
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+const chunkedAgent = new Agent({ keepAlive: true, maxSockets: 1 });
 const body = JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] });
 
-/** One prediction on a kept-alive connection; its wall time in ms. */
-function predict(port: number, pin?: number): Promise<number> {
+/** One prediction on a kept-alive connection; its wall time in ms. `chunked`: its body sent chunked, on its own connection. */
+function predict(port: number, pin?: number, chunked = false): Promise<number> {
   const start = performance.now();
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (pin !== undefined) headers[PIN_REVISION_HEADER] = String(pin);
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/predict', method: 'POST', agent, headers }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: '/predict', method: 'POST', agent: chunked ? chunkedAgent : agent, headers }, (res) => {
       res.resume();
       res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - start) : reject(new Error(`predict answered ${res.statusCode}`))));
     });
     req.on('error', reject);
-    req.end(body);
+    if (chunked) req.write(body); // no content-length: node's client sends it chunked
+    req.end(chunked ? undefined : body);
   });
 }
 
@@ -71,6 +74,7 @@ export async function deployersBench(): Promise<Row[]> {
     relay = tcp.child;
     const targets: Array<[string, () => Promise<number>]> = [
       ['routed', () => predict(routerPort)],
+      ['routed node:http', () => predict(routerPort, undefined, true)],
       ['direct', () => predict(directPort)],
       ['relay', () => predict(tcp.port)],
       ['work routed', () => predict(routerPort, 3)],
@@ -89,6 +93,7 @@ export async function deployersBench(): Promise<Row[]> {
     }
     const p = (k: string) => percentile(times.get(k)!, 50);
     const [r50, d50, t50, wr50, wd50] = [p('routed'), p('direct'), p('relay'), p('work routed'), p('work direct')];
+    const s50 = p('routed node:http');
     return [
       {
         bench: 'deployers',
@@ -107,6 +112,15 @@ export async function deployersBench(): Promise<Row[]> {
         floor: d50,
         ratio: t50 / d50,
         note: 'the floor of any proxy in its own process: one more loopback hop each way',
+      },
+      {
+        bench: 'deployers',
+        metric: 'local deployer: the same, body sent chunked (the router’s node:http part), p50',
+        value: s50,
+        unit: 'ms',
+        floor: d50,
+        ratio: s50 / d50,
+        note: 'what a request the fast path does not take costs (floor: a plain request straight to the model)',
       },
       {
         bench: 'deployers',
@@ -134,6 +148,7 @@ export async function deployersBench(): Promise<Row[]> {
     ];
   } finally {
     agent.destroy();
+    chunkedAgent.destroy();
     relay?.kill();
     await deployer.delete(id);
     await deployer.close?.();

@@ -2,9 +2,12 @@
 // request to a revision's server by the traffic split (weighted random; a request naming a revision in
 // x-atelier-pin-revision goes there). It reads its routes file at start and again on SIGHUP, so the deployer switches
 // traffic with one signal and confirms it on GET /__atelier/routes. A separate process, so serving outlives the
-// control plane that started it. Plain JavaScript: it runs under `node` with no build step.
+// control plane that started it. Plain JavaScript: it runs under `node` with no build step. Connections come to the
+// fast path (router-fast.mjs) first; what it does not take, node:http below answers (the router's own paths too).
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { createFastPath } from './router-fast.mjs';
 
 const routesFile = process.argv[2];
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -16,8 +19,7 @@ function load() {
   return { ...r, entries };
 }
 
-function pick(req) {
-  const pinned = req.headers['x-atelier-pin-revision'];
+function pick(pinned) {
   if (typeof pinned === 'string' && routes.targets[pinned]) return pinned;
   let x = Math.random() * 100;
   for (const [rev, pct] of routes.entries) {
@@ -27,19 +29,47 @@ function pick(req) {
   return routes.entries.at(-1)?.[0];
 }
 
-const server = createServer((req, res) => {
-  if (req.url === '/__atelier/routes') {
+// The model's connection fields are its own (RFC 9110 §7.6.1): the client gets the router's, as on the fast path.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+/** The answer's end-to-end fields, as they came, tagged with the revision. */
+function endToEnd(up, rev) {
+  const named = String(up.headers.connection ?? '')
+    .toLowerCase()
+    .split(/[ \t]*,[ \t]*/);
+  const fields = [];
+  for (let i = 0; i < up.rawHeaders.length; i += 2) {
+    const name = up.rawHeaders[i].toLowerCase();
+    if (!HOP_BY_HOP.has(name) && !named.includes(name)) fields.push(up.rawHeaders[i], up.rawHeaders[i + 1]);
+  }
+  fields.push('x-atelier-revision', rev);
+  return fields;
+}
+
+const ROUTES_PATH = '/__atelier/routes';
+const KEEP_ALIVE_MS = 5_000;
+
+let stopping = false; // SIGTERM: each connection closes once its answer is out
+// Never listening: it reads the connections the fast path hands it.
+const slow = createServer((req, res) => {
+  if (stopping) res.shouldKeepAlive = false;
+  if (req.url === ROUTES_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;
   }
-  const rev = pick(req);
+  const rev = pick(req.headers['x-atelier-pin-revision']);
   const port = rev && routes.targets[rev];
   if (!port) {
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"no revision has traffic"}');
     return;
   }
   const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
-    res.writeHead(up.statusCode ?? 502, { ...up.headers, 'x-atelier-revision': rev });
+    if (stopping) res.shouldKeepAlive = false;
+    res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
+    // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
+    up.on('close', () => {
+      if (!up.complete) res.destroy();
+    });
     up.pipe(res);
   });
   upstream.on('error', (error) => {
@@ -55,7 +85,19 @@ const server = createServer((req, res) => {
   });
   req.pipe(upstream);
 });
-server.keepAliveTimeout = 5_000;
+slow.keepAliveTimeout = KEEP_ALIVE_MS;
+
+const fast = createFastPath({
+  route(pinned) {
+    const rev = pick(pinned);
+    return [rev, rev && routes.targets[rev]];
+  },
+  handOver: (socket) => slow.emit('connection', socket),
+  isOwn: (url) => url === ROUTES_PATH,
+  keepAliveMs: KEEP_ALIVE_MS,
+});
+// Half-open like node:http's own server, so that each side closes as node:http would (router-fast.mjs).
+const server = createNetServer({ allowHalfOpen: true, noDelay: true }, fast.accept);
 server.on('error', (error) => {
   process.stderr.write(`router: ${error.message}\n`);
   process.exit(2);
@@ -67,5 +109,10 @@ process.on('SIGHUP', () => {
     process.stderr.write(`router: kept the old routes, the new file did not parse: ${error.message}\n`);
   }
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+process.on('SIGTERM', () => {
+  stopping = true;
+  server.close(() => process.exit(0));
+  fast.close();
+  slow.closeIdleConnections();
+});
 server.listen(routes.port, '127.0.0.1');
