@@ -2,7 +2,7 @@
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
 import { eq, type SQL, sql } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
-import { traceHop, tracing } from '../../plugins/trace';
+import { traceHop, traceTaskHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
@@ -146,6 +146,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         const appending = ctx.feed.append(tx, current.feed);
         appending.catch(() => (appendFailed = true));
         for (const work of current.chained) await work;
+        if (tracing())
+          for (const e of current.feed) if ('taskId' in e && typeof e.taskId === 'string') traceTaskHop('control plane: commit sent', e.runId, e.taskId);
         commitBehind(tx, () => !appendFailed);
         const appended = await appending;
         for (const write of current.writes) await write;
@@ -161,7 +163,12 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
     throw error;
   }
   const done = step!;
-  if (tracing()) for (const e of events) traceHop(e.kind === 'task-progress' ? 'control plane: progress committed' : 'control plane: committed', e.runId);
+  if (tracing())
+    for (const e of events) {
+      const hop = e.kind === 'task-progress' ? 'control plane: progress committed' : 'control plane: committed';
+      if ('taskId' in e && typeof e.taskId === 'string') traceTaskHop(hop, e.runId, e.taskId);
+      else traceHop(hop, e.runId);
+    }
   for (const rows of done.deletedPublished) rows.committed();
   if (done.committed.length) {
     crashPoint('tasks-committed');
