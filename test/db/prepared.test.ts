@@ -6,9 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { eq, sql, TransactionRollbackError } from 'drizzle-orm';
 import { integer, PgDialect, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type Database, openDatabase, queryRows } from '../../server/db/client';
+import { type Database, type Db, openDatabase, queryRows } from '../../server/db/client';
 import { builtOnce, sqlOnce } from '../../server/db/prepared';
+import { countingPool } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 const parents = pgTable('built_once_parents', { id: integer('id').primaryKey(), name: text('name').notNull(), at: timestamp('at', { withTimezone: true }) });
@@ -110,4 +112,27 @@ it('builds its SQL once, whatever the session', async () => {
   expect(await once(databases.pglite!.db, { name: 'ada' })).toEqual([{ id: 1 }]);
   expect(build).toHaveBeenCalledTimes(1);
   build.mockRestore();
+});
+
+it('is kept prepared on each connection: parsed once there, not on every call', async () => {
+  // One connection, so every call below and the look at its prepared statements run on the same one.
+  const { sql: client } = countingPool(pg.url);
+  const single = { db: drizzle(client) as unknown as Db };
+  try {
+    const names = sqlOnce<{ id: number }>()<{ name: string }>(() => sql`select name from built_once_parents where id = ${sql.placeholder('id')}::int`);
+    for (let i = 0; i < 8; i++) {
+      expect(await names(single.db, { id: 1 })).toEqual([{ name: 'ada' }]);
+      await single.db.transaction(async (tx) => expect(await byName(tx, { name: 'bob' })).toHaveLength(1));
+    }
+    const prepared = await queryRows<{ statement: string; runs: number }>(
+      single.db,
+      sql`select statement, (generic_plans + custom_plans)::int as runs from pg_prepared_statements where statement like '%built_once_parents%' order by statement`,
+    );
+    expect(prepared.map((p) => [p.statement.startsWith('select name') ? 'sqlOnce' : 'builtOnce', p.runs])).toEqual([
+      ['builtOnce', 8],
+      ['sqlOnce', 8],
+    ]);
+  } finally {
+    await client.end({ timeout: 1 });
+  }
 });
