@@ -83,6 +83,19 @@ export const sqlOnce =
  */
 const NAMED = 'once';
 
+/**
+ * Raw SQL built per call, sent as a prepared statement (NAMED) and its rows as `queryRows` gives them: for a hot-path
+ * statement whose text is one of a few fixed forms, every value a parameter (`arrayOf`, `jsonRows`, `${value}`), never
+ * spelled into the text (`sql.raw` of a value, `insertRows`' column lists): each text becomes a statement kept on every
+ * connection. Reaches the connection in as many steps as `queryRows`, so neither overtakes the other on a transaction.
+ */
+export async function preparedRows<T>(db: Session, query: SQL): Promise<T[]> {
+  const result = (await new SentWhenAwaited(() => db._.session.prepareQuery(dialect.sqlToQuery(query), undefined, NAMED, false).execute())) as
+    | T[]
+    | { rows: T[] };
+  return Array.isArray(result) ? result : result.rows;
+}
+
 /** Builds raw SQL's text (no table or casing settings are involved in it). */
 const dialect = new PgDialect();
 

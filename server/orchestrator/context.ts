@@ -6,7 +6,7 @@ import { traceHop, traceTaskHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
-import { builtOnce } from '../db/prepared';
+import { builtOnce, preparedRows } from '../db/prepared';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
@@ -194,8 +194,14 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
  * (`tx.execute`, `queryRows`, a query builder): they take the same number of steps to reach the connection, so none
  * can overtake it (test/db/write-behind.test.ts).
  */
-export function writeBehind<T = Record<string, unknown>>({ tx, step }: TxContext, query: SQL, then?: (rows: T[]) => void): void {
-  const write = queryRows<T>(tx, query).then((rows) => then?.(rows));
+export function writeBehind<T = Record<string, unknown>>(
+  { tx, step }: TxContext,
+  query: SQL,
+  then?: (rows: T[]) => void,
+  /** Sent as a prepared statement (`preparedRows`: its text one of a few fixed forms, every value a parameter). */
+  prepared = false,
+): void {
+  const write = (prepared ? preparedRows<T>(tx, query) : queryRows<T>(tx, query)).then((rows) => then?.(rows));
   write.catch(() => undefined); // handled: transact awaits it
   step.writes.push(write);
 }
