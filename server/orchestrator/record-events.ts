@@ -317,6 +317,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
         't',
         succeeded.map(({ task }) => task.id),
       )}`,
+      undefined,
+      true, // prepared: one text, every value a parameter
     );
     await ctx.cache?.record(
       tx,
