@@ -38,6 +38,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
 
   async function flush() {
     scheduled = false;
+    for (const q of queue) traceTaskHop('control plane: claims flushed', q.claim.runId, q.claim.taskId);
     while (queue.length) {
       const batch = queue.slice(0, MAX_BATCH);
       queue = queue.slice(MAX_BATCH);
