@@ -54,7 +54,17 @@ async function readTaskTrace(dir: string): Promise<Map<string, Map<string, numbe
 
 const fixed = (n: number, width: number) => (Number.isFinite(n) ? n.toFixed(2) : '-').padStart(width);
 
-export async function edgeTrace(length: number): Promise<void> {
+export interface EdgeHopRow {
+  /** `P` (the parent) or `C` (the child), then the hop. */
+  hop: string;
+  p50: number;
+  p99: number;
+  sinceWaitP50: number;
+  /** Edges on which this hop and the one it is measured from were both stamped. */
+  edges: number;
+}
+
+export async function edgeTrace(length: number, print = true): Promise<{ rows: EdgeHopRow[]; edges: number }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-edge-trace-'));
   process.env.ATELIER_TRACE_DIR = dir; // the executor host's process traces too (startAtelier passes it on)
   startTracing(dir);
@@ -64,9 +74,9 @@ export async function edgeTrace(length: number): Promise<void> {
     stopTracing();
     await new Promise((resolve) => setTimeout(resolve, 500)); // the host writes its stamps every 100 ms
     const stamps = await readTaskTrace(dir);
-    const rows = await world.atelier.observer<{ id: string; node: string }[]>`
+    const nodes = await world.atelier.observer<{ id: string; node: string }[]>`
       select t.id, t.node from tasks t join runs r on r.id = t.run_id join workflows w on w.id = r.workflow_id where w.name = 'edge-trace'`;
-    const byIndex = new Map(rows.map((t) => [Number(t.node.slice(1)), t.id]));
+    const byIndex = new Map(nodes.map((t) => [Number(t.node.slice(1)), t.id]));
     // Each edge's hops as one map: `P:hop` of the parent, `C:hop` of the child.
     const edges: Map<string, number>[] = [];
     for (let i = 1; i < length; i++) {
@@ -75,10 +85,13 @@ export async function edgeTrace(length: number): Promise<void> {
       if (!parent || !child) continue;
       edges.push(new Map([...[...parent].map(([h, at]) => [`P:${h}`, at] as const), ...[...child].map(([h, at]) => [`C:${h}`, at] as const)]));
     }
-    console.log(
-      `S2 chain of ${length}: edge p50 ${round(r.p50)} ms, p99 ${round(r.p99)} ms (stored times); ${r.statementsPerEdge.toFixed(2)} statements per edge`,
-    );
-    console.log(`${'hop'.padEnd(44)} ${'step p50'.padStart(9)} ${'step p99'.padStart(9)} ${'since P wait p50'.padStart(17)}`);
+    const rows: EdgeHopRow[] = [];
+    if (print) {
+      console.log(
+        `S2 chain of ${length}: edge p50 ${round(r.p50)} ms, p99 ${round(r.p99)} ms (stored times); ${r.statementsPerEdge.toFixed(2)} statements per edge`,
+      );
+      console.log(`${'hop'.padEnd(44)} ${'step p50'.padStart(9)} ${'step p99'.padStart(9)} ${'since P wait p50'.padStart(17)}`);
+    }
     for (const [i, { hop, of, from }] of HOPS.entries()) {
       if (i === 0) continue;
       const key = `${of}:${hop}`;
@@ -91,11 +104,12 @@ export async function edgeTrace(length: number): Promise<void> {
         if (e.has(before)) steps.push(at - e.get(before)!);
         if (e.has(ORIGIN)) since.push(at - e.get(ORIGIN)!);
       }
+      const row = { hop: `${of} ${hop}`, p50: percentile(steps, 50), p99: percentile(steps, 99), sinceWaitP50: percentile(since, 50), edges: steps.length };
+      rows.push(row);
       const note = `${from ? `  (from ${from})` : ''}${steps.length < edges.length ? `  (${steps.length} edges)` : ''}`;
-      console.log(
-        `${`${of} ${hop}`.padEnd(44)} ${fixed(percentile(steps, 50), 9)} ${fixed(percentile(steps, 99), 9)} ${fixed(percentile(since, 50), 17)}${note}`,
-      );
+      if (print) console.log(`${row.hop.padEnd(44)} ${fixed(row.p50, 9)} ${fixed(row.p99, 9)} ${fixed(row.sinceWaitP50, 17)}${note}`);
     }
+    return { rows, edges: edges.length };
   } finally {
     delete process.env.ATELIER_TRACE_DIR;
     await world.stop();
