@@ -7,6 +7,7 @@ import path from 'node:path';
 import { eq, sql, TransactionRollbackError } from 'drizzle-orm';
 import { integer, PgDialect, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Database, type Db, openDatabase, queryRows } from '../../server/db/client';
 import { builtOnce, preparedRows, sqlOnce } from '../../server/db/prepared';
@@ -150,6 +151,17 @@ it('is kept prepared on each connection: parsed once there, not on every call', 
       ['preparedRows', 8],
       ['sqlOnce', 8],
     ]);
+  } finally {
+    await client.end({ timeout: 1 });
+  }
+});
+
+it('keeps nothing prepared with ?prepare=false on the URL (a pooler that cannot keep prepared statements)', async () => {
+  const client = postgres(`${pg.url}${pg.url.includes('?') ? '&' : '?'}prepare=false`, { max: 1, onnotice: () => undefined });
+  try {
+    const db = drizzle(client) as unknown as Db;
+    for (let i = 0; i < 3; i++) expect(await byName(db, { name: 'ada' })).toHaveLength(1);
+    expect(await queryRows(db, sql`select name from pg_prepared_statements`)).toEqual([]);
   } finally {
     await client.end({ timeout: 1 });
   }
