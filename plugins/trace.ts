@@ -23,6 +23,17 @@ export function traceHop(hop: string, key: string, at?: number, ms?: number): vo
   timer.unref();
 }
 
+/**
+ * Stamps `hop` of the run `key` as traceHop does, naming the task too: a chain's edges (bench/peers/edge-trace.ts) are
+ * told apart by task, all of one run. Does nothing unless tracing.
+ */
+export function traceTaskHop(hop: string, key: string, task: string): void {
+  if (file === undefined) return;
+  lines.push(JSON.stringify({ hop, key, task, at: traceNow() }));
+  timer ??= setTimeout(flushTrace, 100);
+  timer.unref();
+}
+
 /** Writes what is buffered to the trace file now. */
 export function flushTrace(): void {
   clearTimeout(timer);

@@ -8,7 +8,7 @@ import { cancelled, failed, systemFailure as platformFailure, timedOut } from '.
 import type { AttemptClaim, ClaimAnswer, ModelRegistrationRequest, TaskOutcome } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { AbortReason, Executor, TaskContext, TaskMessage } from '../sdk';
-import { traceHop } from '../trace';
+import { traceTaskHop } from '../trace';
 import type { AskClaim } from './claims';
 import { createReporter } from './reporter';
 
@@ -93,9 +93,9 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
     execution: delivery.data.execution ?? null,
   };
-  traceHop('host: claim asked', runId);
+  traceTaskHop('host: claim asked', runId, taskId);
   const answer = await rt.askClaim(claim);
-  traceHop('host: claim answered', runId);
+  traceTaskHop('host: claim answered', runId, taskId);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.
   if (action === 'run' && answer?.verdict === 'run' && answer.tracking) delivery.data.tracking = answer.tracking;
@@ -154,7 +154,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
   const { signal } = controller;
   const { host } = rt;
   const startedAt = Date.now();
-  traceHop('host: attempt began', task.runId);
+  traceTaskHop('host: attempt began', task.runId, task.taskId);
   const reporter = createReporter({
     bus: rt.bus,
     task,
@@ -271,6 +271,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
         if (signal.aborted) attempt.cancel(); // aborted while submit was in flight
         try {
           outcome = await executor.wait(handle, task, ctx);
+          traceTaskHop('host: wait returned', task.runId, task.taskId);
           if (!outcome || typeof outcome.state !== 'string') throw new Error(`wait returned no outcome (${JSON.stringify(outcome)})`);
         } catch (err) {
           outcome = systemFailure('wait', err);

@@ -14,7 +14,7 @@ import type { Bus, Delivery, Subscription } from '../bus/types';
 import { type CancelMessage, type HostHeartbeat, type HotClusterCommand, PROTOCOL_VERSION } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
-import { traceHop } from '../trace';
+import { traceTaskHop } from '../trace';
 import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
 import { createClaimAsker } from './claims';
 
@@ -207,7 +207,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
 
   async function handleDelivery(delivery: Delivery<TaskMessage>) {
     const task = delivery.data;
-    traceHop('host: task delivered', task.runId);
+    traceTaskHop('host: task delivered', task.runId, task.taskId);
     if (state !== 'running') {
       delivery.nak();
       return;

@@ -6,7 +6,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import type { Bus } from '../bus/types';
 import { permanentFailure } from '../outcomes';
 import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
-import { traceHop, tracing } from '../trace';
+import { traceHop, traceTaskHop, tracing } from '../trace';
 import { createMetricBuffer } from './metric-buffer';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -297,7 +297,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     started(handle) {
-      traceHop('host: module started', task.runId);
+      traceTaskHop('host: module started', task.runId, task.taskId);
       publish({ kind: 'started', handle: handle ?? null });
     },
 
@@ -347,7 +347,9 @@ export function createReporter(options: ReporterOptions): Reporter {
       const event = events.at(-1) as Extract<ExecutorEvent, { kind: 'result' }>;
       for (let attempt = 1; ; attempt++) {
         try {
+          traceTaskHop('host: result sent', task.runId, task.taskId);
           await send(events);
+          traceTaskHop('host: result published', task.runId, task.taskId);
           return true;
         } catch (err) {
           if (attempt >= RESULT_PUBLISH_TRIES || giveUp()) {

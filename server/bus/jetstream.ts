@@ -9,7 +9,7 @@ import { splitTaskBatch, tasksIn } from '../../plugins/bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { CancelMessage, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
-import { traceHop, tracing } from '../../plugins/trace';
+import { traceTaskHop, tracing } from '../../plugins/trace';
 import { claimMethods } from './jetstream-claims';
 import { PullSubscription } from './jetstream-pull';
 import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
@@ -270,11 +270,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         recover: ensure,
         // A bundle (protocol 2) becomes one delivery per event; the message is acked once all of them are.
         onDelivery: (delivery) => {
-          if (tracing())
-            traceHop(
-              'control plane: event delivered',
-              (delivery.data as { runId?: string; bundle?: { runId: string }[] }).bundle?.[0]?.runId ?? (delivery.data as { runId: string }).runId,
-            );
+          if (tracing()) {
+            const first =
+              (delivery.data as { bundle?: { runId: string; taskId: string }[] }).bundle?.[0] ?? (delivery.data as { runId: string; taskId: string });
+            traceTaskHop('control plane: event delivered', first.runId, first.taskId);
+          }
           for (const member of splitBundle(delivery)) batcher.add(member);
         },
       });

@@ -6,7 +6,7 @@
 import type { SQL } from 'drizzle-orm';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import { type AttemptClaim, type ClaimAnswer, PROTOCOL_VERSION } from '../../plugins/protocol';
-import { traceHop } from '../../plugins/trace';
+import { traceTaskHop } from '../../plugins/trace';
 import type { Service } from '../lifecycle';
 
 export interface ClaimServerOptions {
@@ -38,6 +38,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
 
   async function flush() {
     scheduled = false;
+    for (const q of queue) traceTaskHop('control plane: claims flushed', q.claim.runId, q.claim.taskId);
     while (queue.length) {
       const batch = queue.slice(0, MAX_BATCH);
       queue = queue.slice(MAX_BATCH);
@@ -56,7 +57,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
         // and send claims in batches (served by the bus beside single ones) only for 5.
         answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
         for (const [i, q] of batch.entries()) {
-          traceHop('control plane: claim answered', q.claim.runId);
+          traceTaskHop('control plane: claim answered', q.claim.runId, q.claim.taskId);
           q.resolve(answers[i]!);
         }
       } catch (error) {
@@ -72,7 +73,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
       subscription = await bus.serveClaims(
         (claim) =>
           new Promise<ClaimAnswer>((resolve, reject) => {
-            traceHop('control plane: claim received', claim.runId);
+            traceTaskHop('control plane: claim received', claim.runId, claim.taskId);
             queue.push({ claim, resolve, reject });
             if (!scheduled) {
               scheduled = true;

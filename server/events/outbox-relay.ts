@@ -11,7 +11,7 @@
 import { sql } from 'drizzle-orm';
 import type { Bus } from '../../plugins/bus/types';
 import { type CancelMessage, type ExecutorEvent, isTaskBatch, type TaskBatch, type TaskMessage, taskMessageId } from '../../plugins/protocol';
-import { traceHop, tracing } from '../../plugins/trace';
+import { traceTaskHop, tracing } from '../../plugins/trace';
 import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import { kickedLoop } from '../lifecycle/kicked-loop';
@@ -140,10 +140,14 @@ export function createOutboxRelay(options: {
   };
 
   async function publishDirect(messages: Parameters<OutboxRelay['publishCommitted']>[0]) {
+    if (tracing())
+      for (const m of messages)
+        for (const t of isTaskBatch(m.payload) ? m.payload.tasks : [m.payload]) traceTaskHop('control plane: task publishing', t.runId, t.taskId);
     // Every publish in flight at once, acknowledged together: one round trip for the lot, not one per message.
     const outcomes = await Promise.allSettled(messages.map((m) => publishTasks(m.pool, m.payload, m.msgId, m.text)));
     if (tracing())
-      for (const m of messages) for (const t of isTaskBatch(m.payload) ? m.payload.tasks : [m.payload]) traceHop('control plane: task published', t.runId);
+      for (const m of messages)
+        for (const t of isTaskBatch(m.payload) ? m.payload.tasks : [m.payload]) traceTaskHop('control plane: task published', t.runId, t.taskId);
     for (const [i, m] of messages.entries()) {
       if (outcomes[i]!.status === 'fulfilled') published.add(m.id);
       else direct.delete(m.id); // the relay's now

@@ -3,7 +3,7 @@
 
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import type { ExecutorEvent, HostHeartbeat } from '../../plugins/protocol';
-import { traceHop, tracing } from '../../plugins/trace';
+import { traceTaskHop, tracing } from '../../plugins/trace';
 import type { Service } from '../lifecycle';
 
 export interface EventRecorderOptions {
@@ -39,7 +39,7 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
         }, WORKING_EVERY_MS);
         try {
           const batch = deliveries.map((d) => d.data);
-          if (tracing()) for (const e of batch) traceHop('control plane: recording begun', e.runId);
+          if (tracing()) for (const e of batch) traceTaskHop('control plane: recording begun', e.runId, e.taskId);
           // Stale reports the orchestrator refused change nothing anywhere.
           const { onHotClusters } = await orchestrator.recordEvents(batch);
           // Only the starts and results of tasks on a hot cluster (told apart by the recording): most batches have none.

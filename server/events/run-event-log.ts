@@ -6,7 +6,8 @@
 // ~3 per task of a wide run. Rows of one event with its `seq` inside (written before) are read as they are. A metric
 // event's points are stored once, as points, and the row refers to them.
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
-import { type Db, queryRows, type Tx } from '../db/client';
+import type { Db, Tx } from '../db/client';
+import { preparedRows } from '../db/prepared';
 import { runEvents } from '../db/tables/run-events';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody } from './feed';
@@ -45,7 +46,7 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
     }
     // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
     // with the run's new number alone, not a row per event stored (a data-modifying WITH runs to its end unread).
-    const rows = queryRows<{ last: string | number }>(
+    const rows = preparedRows<{ last: string | number }>(
       tx,
       sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
           stored as (insert into run_events (run_id, seq, event)

@@ -7,6 +7,7 @@ import { type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import { arrayOf, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
+import { preparedRows } from '../db/prepared';
 import type { TaskStatus } from '../vocabulary';
 import { claimVerdict, gateRedelivery, type HeldClaim, numberExecutions } from './attempts';
 import type { OrchestratorContext } from './context';
@@ -29,7 +30,8 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
       .values(),
   ];
   const rows = ids.length
-    ? await queryRows<{ id: string; status: TaskStatus; attempt: number; executions: number | null }>(
+    ? // Prepared (its text one of two forms) unless it carries the tracking tokens' insert, whose text is the tokens'.
+      await (alongside ? queryRows : preparedRows)<{ id: string; status: TaskStatus; attempt: number; executions: number | null }>(
         ctx.db,
         sql`with claimed as (select id, status, attempt, timeout_ms from tasks where id = any(${arrayOf(ids, 'uuid')}))
           ${asking.length ? sql`, numbered as (${numberingUpsert(asking)})` : sql``}

@@ -2,11 +2,11 @@
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
 import { eq, type SQL, sql } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
-import { traceHop, tracing } from '../../plugins/trace';
+import { traceHop, traceTaskHop, tracing } from '../../plugins/trace';
 import type { Grants } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
-import { builtOnce } from '../db/prepared';
+import { builtOnce, preparedRows } from '../db/prepared';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
@@ -146,6 +146,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         const appending = ctx.feed.append(tx, current.feed);
         appending.catch(() => (appendFailed = true));
         for (const work of current.chained) await work;
+        if (tracing())
+          for (const e of current.feed) if ('taskId' in e && typeof e.taskId === 'string') traceTaskHop('control plane: commit sent', e.runId, e.taskId);
         commitBehind(tx, () => !appendFailed);
         const appended = await appending;
         for (const write of current.writes) await write;
@@ -161,7 +163,12 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
     throw error;
   }
   const done = step!;
-  if (tracing()) for (const e of events) traceHop(e.kind === 'task-progress' ? 'control plane: progress committed' : 'control plane: committed', e.runId);
+  if (tracing())
+    for (const e of events) {
+      const hop = e.kind === 'task-progress' ? 'control plane: progress committed' : 'control plane: committed';
+      if ('taskId' in e && typeof e.taskId === 'string') traceTaskHop(hop, e.runId, e.taskId);
+      else traceHop(hop, e.runId);
+    }
   for (const rows of done.deletedPublished) rows.committed();
   if (done.committed.length) {
     crashPoint('tasks-committed');
@@ -187,8 +194,14 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
  * (`tx.execute`, `queryRows`, a query builder): they take the same number of steps to reach the connection, so none
  * can overtake it (test/db/write-behind.test.ts).
  */
-export function writeBehind<T = Record<string, unknown>>({ tx, step }: TxContext, query: SQL, then?: (rows: T[]) => void): void {
-  const write = queryRows<T>(tx, query).then((rows) => then?.(rows));
+export function writeBehind<T = Record<string, unknown>>(
+  { tx, step }: TxContext,
+  query: SQL,
+  then?: (rows: T[]) => void,
+  /** Sent as a prepared statement (`preparedRows`: its text one of a few fixed forms, every value a parameter). */
+  prepared = false,
+): void {
+  const write = (prepared ? preparedRows<T>(tx, query) : queryRows<T>(tx, query)).then((rows) => then?.(rows));
   write.catch(() => undefined); // handled: transact awaits it
   step.writes.push(write);
 }

@@ -303,9 +303,9 @@ function queueAndWrite(
         update tasks set status = 'QUEUED', attempt = attempt + 1, queued_at = ${step.at.toISOString()}::timestamptz, started_at = null,
           finished_at = null, retry_at = null, reason = null, message = null, exit_code = null, progress = null, progress_message = null,
           heartbeat_at = null
-        where id = any(${arrayOf(taskIds, 'uuid')}))`);
+        where ${oneOrAny('id', taskIds, 'uuid')})`);
   if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
-  if (published) parts.push(sql`gone as (delete from outbox where id = any(${arrayOf(published.ids, 'bigint')}))`);
+  if (published) parts.push(sql`gone as (delete from outbox where ${oneOrAny('id', published.ids, 'bigint')})`);
   // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
   const json = `[${rows.map((r) => `{"kind":"task","pool":${JSON.stringify(r.pool)},"msg_id":${JSON.stringify(r.msgId)},"payload":${r.text ?? JSON.stringify(r.payload)}}`).join(',')}]`;
   writeBehind<{ id: string | number; msg_id: string }>(
@@ -315,5 +315,14 @@ function queueAndWrite(
       select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
       returning id, msg_id`,
     written,
+    // Prepared (one of a few texts) unless it inserts new tasks, whose insert names the columns their rows set.
+    !newTasks.length,
   );
 }
+
+/**
+ * `column = $1` for one value, else `= any($1)`: Postgres plans a prepared `= any($1)` anew on every call (its generic
+ * plan guesses ten values, costed above a custom plan for the one given); `= $1` it plans once per connection.
+ */
+const oneOrAny = (column: string, values: readonly (string | number)[], type: 'uuid' | 'bigint') =>
+  values.length === 1 ? sql`${sql.raw(column)} = ${values[0]}::${sql.raw(type)}` : sql`${sql.raw(column)} = any(${arrayOf(values, type)})`;

@@ -3,6 +3,7 @@
 // execution of an attempt that already has its result) refused; zombie attempts told to stop.
 import { inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
+import { traceTaskHop, tracing } from '../../plugins/trace';
 import { idAmong, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
@@ -83,6 +84,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
       recordedTasks(tx, taskIds),
       insertIfCurrent(tx, events),
     ]);
+    if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
@@ -315,6 +317,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
         't',
         succeeded.map(({ task }) => task.id),
       )}`,
+      undefined,
+      true, // prepared: one text, every value a parameter
     );
     await ctx.cache?.record(
       tx,
@@ -370,6 +374,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }
   // The finished nodes' statuses as just written, so settling need not read them back.
+  if (tracing()) for (const e of fresh) if (e.kind === 'result') traceTaskHop('control plane: settling', e.runId, e.taskId);
   await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, statusOf(t)])));
 }
 

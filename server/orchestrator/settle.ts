@@ -2,6 +2,7 @@
 // SKIPPED by their trigger rules, dispatching what is ready, and ending the run once nothing is open.
 import { and, eq, getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
+import { traceTaskHop, tracing } from '../../plugins/trace';
 import { arrayLiteral } from '../db/arrays';
 import { queryRows } from '../db/client';
 import { sqlOnce } from '../db/prepared';
@@ -22,7 +23,9 @@ import { runSucceeded } from './run-signals';
 export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>): Promise<void> {
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
   const evaluated = finished.length ? await evaluate(tc, run, finished, statuses) : undefined;
+  if (tracing()) for (const t of evaluated?.ready ?? []) traceTaskHop('control plane: evaluated', t.runId, t.id);
   const queued = await dispatch(tc, run, evaluated?.ready);
+  if (tracing()) for (const t of evaluated?.ready ?? []) traceTaskHop('control plane: dispatched', t.runId, t.id);
   // A task queued just now keeps the run open: no need to ask. With nothing READY, dispatch changed nothing, so the
   // counting statement's answer (whether a task is open, and if none is, how they ended) still holds.
   if (finished.length && !queued) await finishIfDone(tc, run, evaluated?.ready.length === 0 ? evaluated.openness : undefined);

@@ -6,9 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { eq, sql, TransactionRollbackError } from 'drizzle-orm';
 import { integer, PgDialect, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type Database, openDatabase, queryRows } from '../../server/db/client';
-import { builtOnce, sqlOnce } from '../../server/db/prepared';
+import { type Database, type Db, openDatabase, queryRows } from '../../server/db/client';
+import { builtOnce, preparedRows, sqlOnce } from '../../server/db/prepared';
+import { countingPool } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 const parents = pgTable('built_once_parents', { id: integer('id').primaryKey(), name: text('name').notNull(), at: timestamp('at', { withTimezone: true }) });
@@ -96,6 +99,20 @@ it('is sent when awaited, as a builder is: it does not overtake a statement issu
     .catch((error) => expect(error).toBeInstanceOf(TransactionRollbackError));
 });
 
+it('sent prepared, neither overtakes nor is overtaken by a statement issued beside it on a transaction', async () => {
+  const { db } = databases.postgres!;
+  await db
+    .transaction(async (tx) => {
+      const inserted = queryRows(tx, sql`insert into built_once_parents values (4, 'eve', null)`);
+      expect(await preparedRows(tx, sql`select id from built_once_parents where name = ${'eve'}`)).toEqual([{ id: 4 }]);
+      const renamed = preparedRows(tx, sql`update built_once_parents set name = ${'fay'} where id = ${4}`);
+      expect(await queryRows(tx, sql`select id from built_once_parents where name = ${'fay'}`)).toEqual([{ id: 4 }]);
+      await Promise.all([inserted, renamed]);
+      tx.rollback();
+    })
+    .catch((error) => expect(error).toBeInstanceOf(TransactionRollbackError));
+});
+
 it('builds its SQL once, whatever the session', async () => {
   const build = vi.spyOn(PgDialect.prototype, 'sqlToQuery');
   const once = builtOnce<{ name: string }>()((db) =>
@@ -110,4 +127,42 @@ it('builds its SQL once, whatever the session', async () => {
   expect(await once(databases.pglite!.db, { name: 'ada' })).toEqual([{ id: 1 }]);
   expect(build).toHaveBeenCalledTimes(1);
   build.mockRestore();
+});
+
+it('is kept prepared on each connection: parsed once there, not on every call', async () => {
+  // One connection, so every call below and the look at its prepared statements run on the same one.
+  const { sql: client } = countingPool(pg.url);
+  const single = { db: drizzle(client) as unknown as Db };
+  try {
+    const names = sqlOnce<{ id: number }>()<{ name: string }>(() => sql`select name from built_once_parents where id = ${sql.placeholder('id')}::int`);
+    for (let i = 0; i < 8; i++) {
+      expect(await names(single.db, { id: 1 })).toEqual([{ name: 'ada' }]);
+      // Built per call, one text whatever the value.
+      expect(await preparedRows(single.db, sql`select id as built_once_parents from built_once_parents where name = ${i % 2 ? 'ada' : 'bob'}`)).toHaveLength(1);
+      await single.db.transaction(async (tx) => expect(await byName(tx, { name: 'bob' })).toHaveLength(1));
+    }
+    const prepared = await queryRows<{ statement: string; runs: number }>(
+      single.db,
+      sql`select statement, (generic_plans + custom_plans)::int as runs from pg_prepared_statements where statement like '%built_once_parents%' order by statement`,
+    );
+    const kind = (statement: string) => (statement.startsWith('select name') ? 'sqlOnce' : statement.startsWith('select id') ? 'preparedRows' : 'builtOnce');
+    expect(prepared.map((p) => [kind(p.statement), p.runs])).toEqual([
+      ['builtOnce', 8],
+      ['preparedRows', 8],
+      ['sqlOnce', 8],
+    ]);
+  } finally {
+    await client.end({ timeout: 1 });
+  }
+});
+
+it('keeps nothing prepared with ?prepare=false on the URL (a pooler that cannot keep prepared statements)', async () => {
+  const client = postgres(`${pg.url}${pg.url.includes('?') ? '&' : '?'}prepare=false`, { max: 1, onnotice: () => undefined });
+  try {
+    const db = drizzle(client) as unknown as Db;
+    for (let i = 0; i < 3; i++) expect(await byName(db, { name: 'ada' })).toHaveLength(1);
+    expect(await queryRows(db, sql`select name from pg_prepared_statements`)).toEqual([]);
+  } finally {
+    await client.end({ timeout: 1 });
+  }
 });
