@@ -81,7 +81,7 @@ function columnValues(rows: Record<string, unknown>[]): Map<string, ColumnValue>
       if (raw === undefined) continue;
       let entry = order[place] === k ? entries[place] : seen.get(k);
       if (!entry) {
-        entry = { first: cell(raw), varies: false, count: 0 };
+        entry = { raw, first: cell(raw), varies: false, count: 0 };
         seen.set(k, entry);
       }
       if (order[place] === undefined) {
@@ -89,17 +89,35 @@ function columnValues(rows: Record<string, unknown>[]): Map<string, ColumnValue>
         entries[place] = entry;
       }
       entry.count++;
-      if (entry.count === 1 || entry.varies || raw === entry.first) continue;
+      // The same value, or the same instance (a Date every row shares is not formatted again per row).
+      if (entry.count === 1 || entry.varies || raw === entry.first || raw === entry.raw) continue;
       const v = cell(raw);
       if (v === entry.first) continue;
       if (typeof v !== 'object' || v === null || typeof entry.first !== 'object' || entry.first === null) entry.varies = true;
-      else if (JSON.stringify(v) !== (entry.text ??= JSON.stringify(entry.first))) entry.varies = true;
+      else if (!sameJson(v, entry)) entry.varies = true;
     }
   }
   return seen;
 }
 
+/** Whether object `v` is, as JSON, the entry's first value (an object): two empty ones of one kind without serializing. */
+function sameJson(v: object, entry: ColumnValue): boolean {
+  const first = entry.first as object;
+  if (isEmpty(v) && isEmpty(first)) return Array.isArray(v) === Array.isArray(first);
+  return JSON.stringify(v) === (entry.text ??= JSON.stringify(first));
+}
+
+/** `{}` or `[]` (a task's parameters, settings, upstreams, as most rows have them). */
+function isEmpty(v: object): boolean {
+  if (Array.isArray(v)) return v.length === 0;
+  if (Object.getPrototypeOf(v) !== Object.prototype) return false;
+  for (const _ in v) return false;
+  return true;
+}
+
 interface ColumnValue {
+  /** The first value as the row had it, `first` as JSON takes it. */
+  raw: unknown;
   first: unknown;
   text?: string;
   varies: boolean;

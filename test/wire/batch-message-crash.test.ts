@@ -51,7 +51,7 @@ it('a control plane killed between committing a batch and publishing it loses no
   expect(tasks).toHaveLength(TASKS);
   // Committed and not published: the forty wait in the outbox as one batch, and no host has seen them.
   expect(tasks.every((t) => t.status === 'QUEUED')).toBe(true);
-  const rows = await sql<{ msg_id: string; n: number }[]>`select msg_id, jsonb_array_length(payload->'tasks') as n from outbox where kind = 'task'`;
+  const rows = await sql<{ msg_id: string; n: number }[]>`select msg_id, json_array_length(payload->'tasks') as n from outbox where kind = 'task'`;
   expect(rows).toHaveLength(1);
   expect(rows[0]!.n).toBe(TASKS);
   expect(rows[0]!.msg_id).toMatch(new RegExp(`:1\\+${TASKS}$`));

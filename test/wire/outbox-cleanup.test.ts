@@ -43,7 +43,7 @@ async function committedRow(n: number) {
   const msgId = `${payload.taskId}:1`;
   const [row] = await queryRows<{ id: string }>(
     database.db,
-    sql`insert into outbox (kind, pool, msg_id, payload) values ('task', 'cleanup', ${msgId}, ${JSON.stringify(payload)}::jsonb) returning id`,
+    sql`insert into outbox (kind, pool, msg_id, payload) values ('task', 'cleanup', ${msgId}, ${JSON.stringify(payload)}::json) returning id`,
   );
   return { id: Number(row!.id), pool: 'cleanup', msgId, payload };
 }
