@@ -1,7 +1,10 @@
 // The Node progress helper has one source, executors/local/progress.js. Example modules carry a copy because each
 // module directory is packed and shipped on its own (an import reaching outside it would not be in the archive);
 // this check keeps every copy the source to the byte, under its one-line note.
+import { execFileSync } from 'node:child_process';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -28,6 +31,49 @@ describe('the progress helper', () => {
     for (const copy of copies) {
       const text = await readFile(copy, 'utf8');
       expect(text, `${path.relative(root, copy)} drifted from ${SOURCE}: copy it again (with its first-line note)`).toBe(NOTE + source);
+    }
+  });
+});
+
+describe("the progress helper's metric() in a tight loop", () => {
+  // `metric` runs its first calls unoptimized; V8 optimizes it after ~1,800 calls (Node 20). Optimized before it had
+  // ever called `flush`, it would drop that code at its first flush (no type feedback for the call) and run
+  // unoptimized again until recompiled: the first batch is short so that the flush has run by then. Compiled on the
+  // main thread here (--no-concurrent-recompilation), so when V8 optimizes it does not depend on the machine's load.
+  it('keeps its optimized code through its flushes, every point sent in order', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'atelier-helper-jit-'));
+    try {
+      copyFileSync(path.join(root, SOURCE), path.join(dir, 'progress.js'));
+      writeFileSync(path.join(dir, 'main.mjs'), `import { metric } from './progress.js';\nfor (let i = 0; i < 20000; i++) metric({ loss: 1 / (i + 1) }, i);\n`);
+      const out = path.join(dir, 'progress.out');
+      const fd = openSync(out, 'w');
+      let trace: string;
+      try {
+        trace = execFileSync(process.execPath, ['--trace-opt', '--trace-deopt', '--no-concurrent-recompilation', 'main.mjs'], {
+          cwd: dir,
+          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1' },
+          stdio: ['ignore', 'pipe', 'inherit', fd],
+          encoding: 'utf8',
+        });
+      } finally {
+        closeSync(fd);
+      }
+      const optimized = trace.split('\n').filter((line) => /completed (compiling|optimizing) .*<JSFunction metric /.test(line));
+      const dropped = trace.split('\n').filter((line) => /bailout .*deoptimizing .*<JSFunction metric /.test(line));
+      expect(optimized.length, 'V8 optimized metric()').toBeGreaterThan(0);
+      expect(dropped, 'metric() deoptimized').toEqual([]);
+      const series = readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .flatMap((line) => JSON.parse(line).series);
+      let next = 0;
+      for (const s of series) {
+        expect(s).toMatchObject({ name: 'loss', stepStart: next });
+        next += Buffer.from(s.valuesF64, 'base64').length / 8;
+      }
+      expect(next).toBe(20000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

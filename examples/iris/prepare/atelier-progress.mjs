@@ -46,6 +46,7 @@ function write(line) {
 // name by name. A value that is no number is sent as it is, in plain columns, for the host to drop and name in the
 // task's log.
 const FLUSH_POINTS = 4096;
+const FIRST_POINTS = 256;
 const FLUSH_MS = 200;
 const SPECIAL = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY };
 // Packed only where the host reads it and this machine's float64 is little-endian (as the host reads it).
@@ -57,14 +58,21 @@ const stepStarts = packed && process.env.ATELIER_PROGRESS_STEP_START === '1';
 // name for each stretch of points of one name (a loop logging one metric has one). `steady`: every step so far is the
 // one before it plus one (a single stretch's steps can then go as their first). Values that are no number wait apart
 // in `odd`. `metric` is called 100,000 times in a tight loop before V8 optimizes it, so its common path is kept to
-// a few plain stores: no Map, no object per point.
-const steps = new Float64Array(FLUSH_POINTS);
-const values = new Float64Array(FLUSH_POINTS);
-let n = 0;
+// a few plain stores: no Map, no object per point. What it reads is declared with `var`: a module's `let` or `const`
+// read from a function is checked for being initialized first, a bytecode per read that its unoptimized calls run
+// (12 of them a call); `var` has no such check.
+var steps = new Float64Array(FLUSH_POINTS);
+var values = new Float64Array(FLUSH_POINTS);
+var n = 0;
+var current;
+var nextStep = Number.NaN;
+var steady = true;
+// The points that fill this batch: the first batch sent is short (FIRST_POINTS), so that a loop's `metric` has called
+// `flush` once before V8 optimizes it (Node 20: after ~1,800 calls); optimized without that call's type feedback, it
+// would drop its optimized code at its first flush and run unoptimized until V8 compiled it again (a background
+// compile, waiting for a core on a busy machine).
+var limit = FIRST_POINTS;
 let runs = [];
-let current;
-let nextStep = Number.NaN;
-let steady = true;
 let odd = null;
 let timer;
 
@@ -103,6 +111,7 @@ export function flush() {
   if (timer) clearTimeout(timer);
   timer = undefined;
   if (n === 0 && odd === null) return;
+  limit = FLUSH_POINTS;
   const batch = [];
   if (runs.length === 2) {
     // One stretch of one name: the loop's case, sent from the buffers as they are.
@@ -149,7 +158,7 @@ export function metric(metrics, step) {
       nextStep = at + 1;
       steps[n] = at;
       values[n] = value;
-      if (++n === FLUSH_POINTS) flush();
+      if (++n === limit) flush();
     }
   }
 }
@@ -163,7 +172,7 @@ function point(name, value, at) {
     nextStep = at + 1;
     steps[n] = at;
     values[n] = value;
-    if (++n === FLUSH_POINTS) flush();
+    if (++n === limit) flush();
   }
 }
 
