@@ -79,19 +79,28 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
 }
 
 const codeOf = (error: unknown): unknown => (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
+const routineOf = (error: unknown): unknown => (error as { routine?: unknown })?.routine ?? (error as { cause?: { routine?: unknown } })?.cause?.routine;
+
+/**
+ * Postgres refused a named statement (server/db/prepared.ts) whose result's columns changed since it was described: a
+ * migration beside this process (another replica's) altered its table. The driver has forgotten the statement, so the
+ * transaction run again describes it anew; outside a transaction the driver itself sends it again.
+ */
+const replanned = (error: unknown) => codeOf(error) === '0A000' && routineOf(error) === 'RevalidateCachedQuery';
 
 /**
  * `db.transaction(fn)`, run again when Postgres aborted it as a deadlock's victim or a serialization failure: such an
  * abort undoes everything the transaction did and says nothing about its work, so Postgres' documentation asks the
- * application to retry it. `fn` must only write through `tx` (what it changes elsewhere is made again). At most 5
- * tries, a few jittered milliseconds apart; any other error, or the fifth abort, is thrown.
+ * application to retry it; and when it met a named statement whose result changed (`replanned`). `fn` must only write
+ * through `tx` (what it changes elsewhere is made again). At most 5 tries, a few jittered milliseconds apart; any other
+ * error, or the fifth abort, is thrown.
  */
 export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await db.transaction(fn);
     } catch (error) {
-      if (attempt >= 5 || !TRANSIENT_ABORTS.has(codeOf(error) as string)) throw error;
+      if (attempt >= 5 || !(TRANSIENT_ABORTS.has(codeOf(error) as string) || replanned(error))) throw error;
       await new Promise((resolve) => setTimeout(resolve, attempt * 5 + Math.random() * 10));
     }
   }
