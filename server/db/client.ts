@@ -17,6 +17,14 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/**
+ * Per database, the same client without the relational schema, which `retryingTransaction` opens its transactions on:
+ * drizzle makes a relational query builder for every table (~70) each time it opens a transaction (~18 µs and as
+ * many objects, on every startRun, recording and edge), and no transaction here uses them: `tx.query` is empty there
+ * (the query builders, `tx.select()` and the rest, are the same).
+ */
+const transactionsOf = new WeakMap<Db, Db>();
+
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 // Any fixed number: replicas starting together take turns applying migrations.
 const MIGRATION_LOCK = 0x61746c72;
@@ -28,6 +36,7 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
     const client = postgres(options.url, { max: options.maxConnections ?? 10, onnotice: () => {} });
     const db = drizzle(client, { schema }) as unknown as Db;
+    transactionsOf.set(db, drizzle(client) as unknown as Db);
     try {
       // A session-level lock on one reserved connection: replicas starting together take turns migrating.
       const lock = await client.reserve();
@@ -60,6 +69,7 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
   // contract (see the shared DESIGN.md), so it is not used either.
   const client = await PGlite.create(dir);
   const db = drizzle(client, { schema }) as unknown as Db;
+  transactionsOf.set(db, drizzle(client) as unknown as Db);
   await migrate(db as never, { migrationsFolder });
   return { db, kind: 'pglite', close: () => client.close() };
 }
@@ -79,19 +89,28 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
 }
 
 const codeOf = (error: unknown): unknown => (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
+const routineOf = (error: unknown): unknown => (error as { routine?: unknown })?.routine ?? (error as { cause?: { routine?: unknown } })?.cause?.routine;
+
+/**
+ * Postgres refused a named statement (server/db/prepared.ts) whose result's columns changed since it was described: a
+ * migration beside this process (another replica's) altered its table. The driver has forgotten the statement, so the
+ * transaction run again describes it anew; outside a transaction the driver itself sends it again.
+ */
+const replanned = (error: unknown) => codeOf(error) === '0A000' && routineOf(error) === 'RevalidateCachedQuery';
 
 /**
  * `db.transaction(fn)`, run again when Postgres aborted it as a deadlock's victim or a serialization failure: such an
  * abort undoes everything the transaction did and says nothing about its work, so Postgres' documentation asks the
- * application to retry it. `fn` must only write through `tx` (what it changes elsewhere is made again). At most 5
- * tries, a few jittered milliseconds apart; any other error, or the fifth abort, is thrown.
+ * application to retry it; and when it met a named statement whose result changed (`replanned`). `fn` must only write
+ * through `tx` (what it changes elsewhere is made again). At most 5 tries, a few jittered milliseconds apart; any other
+ * error, or the fifth abort, is thrown.
  */
 export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction(fn);
+      return await (transactionsOf.get(db) ?? db).transaction(fn);
     } catch (error) {
-      if (attempt >= 5 || !TRANSIENT_ABORTS.has(codeOf(error) as string)) throw error;
+      if (attempt >= 5 || !(TRANSIENT_ABORTS.has(codeOf(error) as string) || replanned(error))) throw error;
       await new Promise((resolve) => setTimeout(resolve, attempt * 5 + Math.random() * 10));
     }
   }

@@ -369,7 +369,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(statusOf(t)) && finished.includes(t.node)).map((t) => t.mapParent!);
   if (mapParents.length) finished.push(...(await completeMaps(tc, run, mapParents)));
   if (started && run.status === 'QUEUED') {
-    writeBehind(tc, sql`update runs set status = 'RUNNING', started_at = ${step.at.toISOString()}::timestamptz where id = ${runId}`);
+    writeBehind(tc, sql`update runs set status = 'RUNNING', started_at = ${step.at.toISOString()}::timestamptz where id = ${runId}`, undefined, true);
     run.status = 'RUNNING';
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }

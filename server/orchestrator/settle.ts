@@ -10,7 +10,7 @@ import { type Run, type Task, tasks } from '../db/tables/runs';
 import type { TaskStatus } from '../vocabulary';
 import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
-import { type TxContext, taskStatusEvent, writeBehind } from './context';
+import { sentBehind, type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
@@ -174,11 +174,7 @@ export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): P
   const status = finalRunStatus(row.statuses ?? []);
   const message = status === 'FAILED' ? await firstFailures(tc, run.id) : null;
   // Nothing below reads the run's row back: the statements after it follow it without waiting.
-  writeBehind(
-    tc,
-    sql`update runs set status = ${status}, finished_at = ${step.at.toISOString()}::timestamptz, message = ${message},
-    started_at = ${(run.startedAt ?? step.at).toISOString()}::timestamptz where id = ${run.id}`,
-  );
+  sentBehind(tc, runEnded(tx, { runId: run.id, status, at: step.at.toISOString(), message, startedAt: (run.startedAt ?? step.at).toISOString() }));
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
   // The webhooks' and the triggers' writes (each one statement with its lookup) are independent of the rest of the
   // transaction: sent together and awaited only before the commit, like writeBehind's writes, so the feed's append and
@@ -193,6 +189,12 @@ export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): P
   run.status = status;
   await notifyParent(tc, run, status, message);
 }
+
+/** A run's end, built once (server/db/prepared.ts): every run sends it. */
+const runEnded = sqlOnce<{ runId: string; status: string; at: string; message: string | null; startedAt: string }>()(
+  () => sql`update runs set status = ${sql.placeholder('status')}::text, finished_at = ${sql.placeholder('at')}::timestamptz,
+    message = ${sql.placeholder('message')}::text, started_at = ${sql.placeholder('startedAt')}::timestamptz where id = ${sql.placeholder('runId')}::uuid`,
+);
 
 /** A failed run's message, from its first few failed tasks' node names and statuses (never their messages). */
 async function firstFailures({ tx }: TxContext, runId: string): Promise<string> {

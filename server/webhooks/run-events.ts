@@ -2,7 +2,8 @@
 // emitted by the orchestrator in the transaction that ends the run. The data is the run's meta fields only.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { queryRows, type Tx } from '../db/client';
+import type { Tx } from '../db/client';
+import { sqlOnce } from '../db/prepared';
 import type { Run } from '../db/tables/runs';
 
 export const RUN_EVENT_TYPES = ['run.succeeded', 'run.failed', 'run.cancelled'] as const;
@@ -34,18 +35,31 @@ export async function emitRunEnded(tx: Tx, run: Run, status: 'SUCCEEDED' | 'FAIL
   };
   // emit.ts's body, `{ id, type, createdAt, data }`, one event id for every subscription it goes to.
   const body = { id: randomUUID(), type, createdAt: at.toISOString(), data };
-  const rows = await queryRows(
-    tx,
-    sql`with w as (select id, name, team_id from workflows where id = ${run.workflowId} and team_id is not null),
+  const rows = await runEndedDeliveries(tx, {
+    workflowId: run.workflowId,
+    eventId: body.id,
+    type,
+    subject: `run:${run.id}`,
+    body: JSON.stringify(body),
+  });
+  return rows.length > 0;
+}
+
+/**
+ * The lookup (the workflow's team's active webhooks that take `type`) and the deliveries' insert, one statement built
+ * once (server/db/prepared.ts): every run's end sends it, and Postgres plans it once per connection.
+ */
+const runEndedDeliveries = sqlOnce<{ workflowId: string; eventId: string; type: string; subject: string; body: string }>()<{ one: number }>(() => {
+  const type = sql`${sql.placeholder('type')}::text`;
+  return sql`with w as (select id, name, team_id from workflows where id = ${sql.placeholder('workflowId')}::uuid and team_id is not null),
         hooks as (
           select h.id from webhooks h join w on h.team_id = w.team_id
           where h.active and exists (
             select 1 from jsonb_array_elements_text(h.events) as e(name)
             where e.name = '*' or e.name = ${type} or (right(e.name, 2) = '.*' and starts_with(${type}, left(e.name, -1)))))
       insert into webhook_deliveries (webhook_id, event_id, event_type, subject, body)
-      select hooks.id, ${body.id}::uuid, ${type}, ${`run:${run.id}`}, jsonb_set(${JSON.stringify(body)}::jsonb, '{data,workflow,name}', to_jsonb(w.name))
+      select hooks.id, ${sql.placeholder('eventId')}::uuid, ${type}, ${sql.placeholder('subject')}::text,
+        jsonb_set(${sql.placeholder('body')}::jsonb, '{data,workflow,name}', to_jsonb(w.name))
       from hooks, w
-      returning 1`,
-  );
-  return rows.length > 0;
-}
+      returning 1 as one`;
+});

@@ -9,7 +9,7 @@ import { integer, PgDialect, pgTable, text, timestamp } from 'drizzle-orm/pg-cor
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type Database, type Db, openDatabase, queryRows } from '../../server/db/client';
+import { type Database, type Db, openDatabase, queryRows, retryingTransaction } from '../../server/db/client';
 import { builtOnce, preparedRows, sqlOnce } from '../../server/db/prepared';
 import { countingPool } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -162,6 +162,23 @@ it('keeps nothing prepared with ?prepare=false on the URL (a pooler that cannot 
     const db = drizzle(client) as unknown as Db;
     for (let i = 0; i < 3; i++) expect(await byName(db, { name: 'ada' })).toHaveLength(1);
     expect(await queryRows(db, sql`select name from pg_prepared_statements`)).toEqual([]);
+  } finally {
+    await client.end({ timeout: 1 });
+  }
+});
+
+it('is described again, in a transaction run again, when a change to its table alters the rows it returns', async () => {
+  // A migration applied by another replica while this one runs: Postgres refuses to run a named statement whose result
+  // columns changed (RevalidateCachedQuery), the driver forgets it, and the transaction is run again with it described anew.
+  const client = postgres(pg.url, { max: 1, onnotice: () => undefined });
+  const db = drizzle(client) as unknown as Db;
+  try {
+    await db.execute(sql`create table built_once_altered (id int primary key)`);
+    await db.execute(sql`insert into built_once_altered values (1)`);
+    const all = sqlOnce<{ above: number }>()(() => sql`select * from built_once_altered where id > ${sql.placeholder('above')}::int order by id`);
+    expect(await retryingTransaction(db, (tx) => all(tx, { above: 0 }))).toEqual([{ id: 1 }]);
+    await db.execute(sql`alter table built_once_altered add column label text`);
+    expect(await retryingTransaction(db, (tx) => all(tx, { above: 0 }))).toEqual([{ id: 1, label: null }]);
   } finally {
     await client.end({ timeout: 1 });
   }
