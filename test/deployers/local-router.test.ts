@@ -368,3 +368,59 @@ describe('the local deployer’s router', () => {
     expect(await exited).toBe(0);
   });
 });
+
+describe('the local deployer’s router, at its cap of connections to a model', () => {
+  it('opens no more than the cap to one revision’s server; requests past it wait their turn and are all answered', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'atelier-router-cap-'));
+    let open = 0;
+    let most = 0;
+    // A model taking 150 ms an answer, counting the connections it has open at once.
+    const model = createServer((socket) => {
+      most = Math.max(most, ++open);
+      socket.on('close', () => open--);
+      socket.on('error', () => {});
+      let buf = '';
+      socket.on('data', (chunk) => {
+        buf += chunk.toString('latin1');
+        while (buf.includes('\r\n\r\n')) {
+          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+          setTimeout(() => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), 150);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => model.listen(0, '127.0.0.1', resolve));
+    const port = await freePort();
+    const targets = { 1: (model.address() as { port: number }).port };
+    await writeFile(path.join(dir, 'routes.json'), JSON.stringify({ port, version: 1, split: { 1: 100 }, targets }));
+    const router = spawn(process.execPath, [routerScript, path.join(dir, 'routes.json')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ATELIER_ROUTER_MODEL_CONNECTIONS: '2' },
+    });
+    const clients: ReturnType<typeof rawClient>[] = [];
+    try {
+      for (let up = false; !up; await sleep(20))
+        up = await new Promise((resolve) =>
+          connect(port, '127.0.0.1', function (this: Socket) {
+            this.destroy();
+            resolve(true);
+          }).on('error', () => resolve(false)),
+        );
+      // Six clients at once, each on its own connection (the fast path), and a seventh that gives up while it waits.
+      for (let i = 0; i < 7; i++) clients.push(rawClient(port));
+      for (const client of clients) client.send('POST /predict HTTP/1.1\r\nHost: m\r\ncontent-length: 2\r\n\r\n{}');
+      await sleep(50);
+      clients[6]!.close();
+      for (const client of clients.slice(0, 6)) await client.until((text) => text.includes('\r\n\r\nok'), 'its answer');
+      expect(most, 'connections the model had open at once').toBe(2);
+      // Each answered client's connection is free for another request (the cancelled one left no place taken).
+      for (const client of clients.slice(0, 2)) client.send('GET /again HTTP/1.1\r\nHost: m\r\n\r\n');
+      for (const client of clients.slice(0, 2)) await client.until((text) => count(text, '\r\n\r\nok') === 2, 'a second answer');
+      expect(most).toBe(2);
+    } finally {
+      for (const client of clients) client.close();
+      router.kill('SIGKILL');
+      model.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

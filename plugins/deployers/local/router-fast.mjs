@@ -11,14 +11,19 @@ const MODEL_IDLE_MS = 4_000; // a model's idle connection is let go before a 5 s
 
 /**
  * `{ accept(socket), close() }`. `route(pin)` → `[rev, port]` (port undefined when no revision takes it); `handOver
- * (socket)` gives a connection to node:http; `isOwn(url)` keeps the router's own paths for it.
+ * (socket)` gives a connection to node:http; `isOwn(url)` keeps the router's own paths for it. At most
+ * `maxConnections` connections to one revision's server, busy and idle together (as node:http's agent's
+ * `maxSockets`): a request past them waits for one to come free, in the order they came.
  */
-export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
+export function createFastPath({ route, handOver, isOwn, keepAliveMs, maxConnections }) {
   const pools = new Map(); // port → idle sockets to that revision's server
+  const open = new Map(); // port → its sockets open, busy and idle
+  const waiting = new Map(); // port → requests waiting for a socket: each a function given one
   const clients = new Set();
   const keepAliveS = Math.floor(keepAliveMs / 1000);
   let closing = false; // the router is stopping: each connection closes once its answer is out
 
+  /** A socket to `port`'s server: an idle one, else a new one, else (at `maxConnections`) null. */
   function upstream(port) {
     const idle = pools.get(port);
     while (idle?.length) {
@@ -28,13 +33,22 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
         return socket;
       }
     }
+    if ((open.get(port) ?? 0) >= maxConnections) return null;
+    open.set(port, (open.get(port) ?? 0) + 1);
     const socket = connect({ port, host: '127.0.0.1', noDelay: true });
     socket.on('data', (chunk) => (socket.exchange ? socket.exchange.data(chunk) : socket.destroy()));
     socket.on('error', (error) => socket.exchange?.fail(error));
     socket.on('close', () => {
-      if (socket.exchange) return socket.exchange.fail(null);
+      open.set(port, open.get(port) - 1);
       const idle = pools.get(port);
       if (idle?.includes(socket)) idle.splice(idle.indexOf(socket), 1);
+      socket.exchange?.fail(null);
+      // A place came free (unless the failed exchange's client took it at once): the next waiting request gets it.
+      const queue = waiting.get(port);
+      if (queue?.length) {
+        const fresh = upstream(port);
+        if (fresh) queue.shift()(fresh);
+      }
     });
     // Idle timers are set once and left running: one that fires on a model still computing is let be (an answer's
     // bytes arm it again), cheaper than setting and clearing timers around each request.
@@ -48,6 +62,11 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
     socket.exchange = null;
     if (socket.destroyed) return;
     if (socket.idleMs !== idleMs) socket.setTimeout((socket.idleMs = idleMs));
+    const next = waiting.get(port)?.shift();
+    if (next) {
+      if (socket.isPaused()) socket.resume();
+      return next(socket);
+    }
     if (!pools.has(port)) pools.set(port, []);
     pools.get(port).push(socket);
   }
@@ -130,7 +149,7 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
     }
 
     function send(rev, port, bytes, headRequest) {
-      const socket = upstream(port);
+      let socket = null; // none yet while the request waits for a place
       let buf = null; // a response head not yet whole
       let started = false; // the client has had a head: past that, a failure can only cut its connection
       let body = null; // the final response's framing, once its head is read
@@ -214,12 +233,27 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs }) {
         },
         cancel() {
           exchange = null;
+          if (!socket) {
+            const queue = waiting.get(port);
+            const at = queue ? queue.indexOf(start) : -1;
+            if (at >= 0) queue.splice(at, 1);
+            return;
+          }
           socket.exchange = null;
           socket.destroy();
         },
       };
-      socket.exchange = ex;
-      socket.write(bytes);
+      const start = (given) => {
+        socket = given;
+        socket.exchange = ex;
+        socket.write(bytes);
+      };
+      const given = upstream(port);
+      if (given) start(given);
+      else {
+        if (!waiting.has(port)) waiting.set(port, []);
+        waiting.get(port).push(start);
+      }
       return ex;
     }
   }

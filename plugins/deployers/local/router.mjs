@@ -10,7 +10,9 @@ import { createServer as createNetServer } from 'node:net';
 import { createFastPath } from './router-fast.mjs';
 
 const routesFile = process.argv[2];
-const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+// At most this many connections to one revision’s server from each path, busy and idle (a test sets fewer).
+const MODEL_CONNECTIONS = Number(process.env.ATELIER_ROUTER_MODEL_CONNECTIONS) || 256;
+const agent = new Agent({ keepAlive: true, maxSockets: MODEL_CONNECTIONS });
 let routes = load();
 
 function load() {
@@ -95,6 +97,7 @@ const fast = createFastPath({
   handOver: (socket) => slow.emit('connection', socket),
   isOwn: (url) => url === ROUTES_PATH,
   keepAliveMs: KEEP_ALIVE_MS,
+  maxConnections: MODEL_CONNECTIONS,
 });
 // Half-open like node:http's own server, so that each side closes as node:http would (router-fast.mjs).
 const server = createNetServer({ allowHalfOpen: true, noDelay: true }, fast.accept);
