@@ -32,14 +32,16 @@ export function createHttpService(options: HttpServerOptions): HttpService {
     name: 'http',
     async start() {
       server = createServer(createRequestListener(options.routes, options.log));
-      ws = attachGraphqlWs(server, { yoga: options.yoga, db: options.db, maxPayloadBytes: options.maxRequestBytes });
       const listening = server;
+      // graphql-ws is attached in the listen callback (before any connection can be read), not before: a WebSocket
+      // server on a server that fails to listen re-emits the failure as "Internal error emitted on the WebSocket
+      // server. Please check your implementation", which is neither true nor what to do.
       await new Promise<void>((resolve, reject) => {
-        listening.once('error', reject);
-        listening.listen(options.port, options.host, () => resolve());
-      }).catch((error: unknown) => {
-        ws?.close(); // a start that fails is not stopped: let go of what it made
-        throw error;
+        listening.once('error', (error) => reject(listenError(error, options)));
+        listening.listen(options.port, options.host, () => {
+          ws = attachGraphqlWs(listening, { yoga: options.yoga, db: options.db, maxPayloadBytes: options.maxRequestBytes });
+          resolve();
+        });
       });
       const address = listening.address() as AddressInfo;
       url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${address.port}`;
@@ -57,4 +59,17 @@ export function createHttpService(options: HttpServerOptions): HttpService {
       return url;
     },
   };
+}
+
+/** A failure to listen in the operator's terms: which address, and what to do about it. */
+function listenError(error: NodeJS.ErrnoException, options: HttpServerOptions): Error {
+  const where = `${options.host}:${options.port}`;
+  if (error.code === 'EADDRINUSE')
+    return new Error(
+      `Port ${options.port} on ${options.host} is already in use (another Atelier, or another program). Stop it, or start this one on another port: PORT=${options.port === 65535 ? 4001 : options.port + 1} npm start (PORT=0 picks a free one).`,
+    );
+  if (error.code === 'EACCES') return new Error(`Not allowed to listen on ${where} (ports below 1024 need privileges): choose another with PORT=…`);
+  if (error.code === 'EADDRNOTAVAIL')
+    return new Error(`${options.host} is not an address of this machine: set HOST to one of its addresses (or 0.0.0.0 for all).`);
+  return error;
 }

@@ -13,6 +13,7 @@ import { corsFor } from './cors';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 import { useSharedSubscriptionResults } from './shared-results';
+import { apiLogger } from './yoga-logger';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
 
@@ -52,7 +53,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    logging: options.logLevel === 'debug' ? 'debug' : 'warn',
+    logging: apiLogger(options.logLevel === 'debug' ? 'debug' : 'warn'),
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
     // Same origin only, unless the operator lists origins (ATELIER_CORS_ORIGINS): yoga's default reflects any origin.
