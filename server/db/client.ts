@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { TRANSIENT_ABORTS } from '../errors';
+import { lockDataDir } from './data-dir-lock';
 import * as schema from './schema';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -67,11 +68,33 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
   // no committed transaction (a power loss may, as before). `synchronous_commit = off` would break that: single-user
   // PGlite has no WAL writer, so commits would wait in memory until a later write; nothing lost on a crash is a
   // contract (see the shared DESIGN.md), so it is not used either.
-  const client = await PGlite.create(dir);
+  const lock = await lockDataDir(dir);
+  let client: Awaited<ReturnType<typeof PGlite.create>>;
+  try {
+    client = await PGlite.create(dir);
+  } catch (error) {
+    await lock.release();
+    throw new Error(
+      `Could not open the embedded database in ${dir} (${(error as Error).message}). If it was damaged (two processes wrote it at once, or the disk filled up), move it aside (mv ${dir} ${dir}.damaged) and start again: Atelier makes a new, empty one; or set DATABASE_URL to use Postgres.`,
+    );
+  }
   const db = drizzle(client, { schema }) as unknown as Db;
   transactionsOf.set(db, drizzle(client) as unknown as Db);
-  await migrate(db as never, { migrationsFolder });
-  return { db, kind: 'pglite', close: () => client.close() };
+  try {
+    await migrate(db as never, { migrationsFolder });
+  } catch (error) {
+    await client.close().catch(() => {});
+    await lock.release();
+    throw error;
+  }
+  return {
+    db,
+    kind: 'pglite',
+    close: async () => {
+      await client.close();
+      await lock.release();
+    },
+  };
 }
 
 /**

@@ -1,0 +1,85 @@
+// The embedded database is one process's at a time (server/db/data-dir-lock.ts): a second opener is refused before it
+// touches the directory, with who holds it and what to do; the lock goes with its holder however it ends (no stale
+// lock after a SIGKILL); a directory PGlite cannot open says how to recover.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, queryRows } from '../../server/db/client';
+import { lockDataDir } from '../../server/db/data-dir-lock';
+import { repoRoot } from '../harness/cli';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-data-dir-lock-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the embedded database’s lock', () => {
+  it('refuses a second opener while the first has it, and lets the next one in once it is closed', async () => {
+    const data = path.join(dir, 'twice');
+    await seedEmbeddedDatabase(data);
+    const first = await openDatabase({ dataDir: data });
+    try {
+      const refused = await openDatabase({ dataDir: data }).then(
+        () => 'opened',
+        (error: Error) => error.message,
+      );
+      expect(refused).toContain(`Another Atelier process (pid ${process.pid}) is using the embedded database in ${path.join(data, 'pgdata')}`);
+      expect(refused).toContain('ATELIER_DATA_DIR=');
+      // The first one is untouched by the refusal.
+      expect(await queryRows<{ one: number }>(first.db, sql`select 1 as one`)).toEqual([{ one: 1 }]);
+    } finally {
+      await first.close();
+    }
+    const next = await openDatabase({ dataDir: data });
+    expect(await queryRows<{ one: number }>(next.db, sql`select 1 as one`)).toEqual([{ one: 1 }]);
+    await next.close();
+  }, 60_000);
+
+  it('goes with a holder that is killed: no stale lock to clear', async () => {
+    const held = path.join(dir, 'killed');
+    await rm(held, { recursive: true, force: true });
+    await import('node:fs/promises').then((fs) => fs.mkdir(held, { recursive: true }));
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        `import { lockDataDir } from ${JSON.stringify(path.join(repoRoot, 'server/db/data-dir-lock.ts'))}; await lockDataDir(${JSON.stringify(held)}); console.log('held'); setInterval(() => {}, 1000);`,
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (c: Buffer) => c.toString().includes('held') && resolve());
+      child.once('exit', (code) => reject(new Error(`the holder exited (${code}) before taking the lock`)));
+    });
+    await expect(lockDataDir(held)).rejects.toThrow(`(pid ${child.pid})`);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const mine = await lockDataDir(held);
+    await mine.release();
+  }, 60_000);
+
+  it('says how to recover when PGlite cannot open the directory, and holds no lock after', async () => {
+    const damaged = path.join(dir, 'damaged');
+    await seedEmbeddedDatabase(damaged);
+    const pgdata = path.join(damaged, 'pgdata');
+    await writeFile(path.join(pgdata, 'global', 'pg_control'), 'not a control file');
+    const failed = await openDatabase({ dataDir: damaged }).then(
+      () => 'opened',
+      (error: Error) => error.message,
+    );
+    expect(failed).toContain(`Could not open the embedded database in ${pgdata}`);
+    expect(failed).toContain(`mv ${pgdata} ${pgdata}.damaged`);
+    const after = await lockDataDir(pgdata);
+    await after.release();
+  }, 60_000);
+});
