@@ -27,7 +27,7 @@ const MetricHistoryRef = builder.objectRef<MetricHistory>('MetricHistory').imple
   fields: (t) => ({
     name: t.exposeString('name'),
     attempt: t.exposeInt('attempt', { nullable: true, description: 'The attempt the points come from; null when no attempt reported this metric.' }),
-    fromCache: t.exposeBoolean('fromCache', { description: 'The task was served from cache: these are its source task’s points.' }),
+    fromCache: t.exposeBoolean('fromCache', { description: 'The task was served from cache or reused by a rerun: these are the points of the task that ran.' }),
     sourceTaskId: t.exposeID('sourceTaskId', { nullable: true }),
     total: t.float({ description: 'How many points the series holds.', resolve: (h) => h.total }),
     points: t.field({ type: [MetricPointRef], resolve: (h) => h.points }),
@@ -50,7 +50,7 @@ const TaskMetricSummaryRef = builder.objectRef<TaskMetricSummary>('TaskMetricSum
     max: t.float({ nullable: true, resolve: (s) => finite(s.max) }),
     maxSpecial: t.string({ nullable: true, description: specialDoc, resolve: (s) => special(s.max) }),
     maxStep: t.float({ nullable: true, resolve: (s) => s.maxStep }),
-    fromCache: t.exposeBoolean('fromCache', { description: 'The task was served from cache: the summary is its source task’s.' }),
+    fromCache: t.exposeBoolean('fromCache', { description: 'The task was served from cache or reused by a rerun: the summary is the task’s that ran.' }),
     sourceTaskId: t.exposeID('sourceTaskId', { nullable: true }),
   }),
 });

@@ -12,6 +12,7 @@ import { moduleVersions } from '../db/tables/modules';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { freshnessVerdict } from '../governance/freshness';
 import { decideTaskAccess, partitionsRead } from '../governance/task-access';
+import { inheritMetricSummaries } from '../tracking/inherit';
 import { completeMaps } from './composite';
 import { type TxContext, taskStatusEvent } from './context';
 import { upstreamOutputs } from './known-facts';
@@ -190,6 +191,11 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
         't',
         rows.map((r) => r.id),
       )}`);
+    await inheritMetricSummaries(
+      tx,
+      run.id,
+      rows.map((r) => ({ id: r.id, source: r.source_task })),
+    );
     await cache.markUsed(tx, [...new Set(hits.map(keyOf))], step.at);
     for (const t of hits) {
       taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', cacheHitMessage(entries.get(keyOf(t))!));

@@ -18,6 +18,7 @@ import { badInput, notFound } from '../errors';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { decideTaskAccess, touchesData } from '../governance/task-access';
 import { namedExperiment, workflowExperiment } from '../tracking/experiments';
+import { inheritMetricSummaries } from '../tracking/inherit';
 import { atLeastAsGuarded, type Domain, type ModelInput, type TaskDataAccess, type Trigger } from '../vocabulary';
 import { planRun } from '../workflows/plan';
 import { specDomainOf } from '../workflows/queries';
@@ -372,6 +373,11 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     tx,
     tasks,
     rows.filter((t) => !direct.has(t.id)),
+  );
+  await inheritMetricSummaries(
+    tx,
+    run.id,
+    rows.flatMap((t) => (t.reusedFromTaskId ? [{ id: t.id, source: t.reusedFromTaskId }] : [])),
   );
   step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: run.message, at: step.at.toISOString() });
   for (const t of rows)

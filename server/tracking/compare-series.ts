@@ -23,7 +23,8 @@ interface Buckets {
 }
 
 /**
- * Each run's series of each metric (the points of each task's latest attempt, by step), cut into maxPoints/2 buckets
+ * Each run's series of each metric (the points of each task's latest attempt, by step; a task served from cache or
+ * reused has its source's, see inherit.ts), cut into maxPoints/2 buckets
  * of steps that start and end at the same steps for every run of a metric; each bucket keeps its lowest and highest
  * point (NaN only where a bucket has nothing else), so spikes survive and curves overlay. A metric whose steps span
  * enough is read from its step rollups: each rollup bucket falls whole into the bucket its first step belongs to, so
@@ -47,7 +48,7 @@ export async function downsampledSeries(db: Db, runIds: string[], names: string[
     sql`select s.name, min(r.lo) as lo, max(r.hi) as hi
       from metric_summaries s cross join lateral (
         select min(first_key[1]) as lo, max(last_key[array_length(last_key, 1)]) as hi from metric_rollup_pages
-        where task_id = s.task_id and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = ${coarsest}::smallint
+        where task_id = coalesce(s.source_task_id, s.task_id) and name = s.name and attempt = s.last_attempt and axis = 'step' and shift = ${coarsest}::smallint
       ) r
       where ${inRuns} and ${named(names)}
       group by s.name`,
@@ -74,7 +75,7 @@ export async function downsampledSeries(db: Db, runIds: string[], names: string[
     select s.run_id::text as run_id, s.name,
       (select json_agg(json_build_array(p.buckets, p.lo_value, p.lo_seq, p.lo_step, p.hi_value, p.hi_seq, p.hi_step, p.first_key))
         from metric_rollup_pages p
-        where p.task_id = s.task_id and p.name = s.name and p.attempt = s.last_attempt and p.axis = 'step' and p.shift = l.shift) as pages
+        where p.task_id = coalesce(s.source_task_id, s.task_id) and p.name = s.name and p.attempt = s.last_attempt and p.axis = 'step' and p.shift = l.shift) as pages
     from metric_summaries s join levels l on l.name = s.name
     where ${inRuns}`,
     );
@@ -88,9 +89,9 @@ export async function downsampledSeries(db: Db, runIds: string[], names: string[
       db,
       perSeries(sql`
     with pts as (
-      select p.run_id, p.name, p.step, p.value
+      select s.run_id, p.name, p.step, p.value
       from metric_points p
-      join metric_summaries s on s.task_id = p.task_id and s.name = p.name and p.attempt = s.last_attempt
+      join metric_summaries s on coalesce(s.source_task_id, s.task_id) = p.task_id and s.name = p.name and p.attempt = s.last_attempt
       where ${inRuns} and ${named(raw)}
     ), bounds as (
       select name, min(step) as lo, max(step) as hi from pts group by name

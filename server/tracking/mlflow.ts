@@ -117,10 +117,15 @@ function runJson(
 export async function metricHistory(db: Db, caller: Caller, taskId: string, key: string, maxResults: number, pageToken: string | undefined) {
   await findTracked(db, caller, taskId);
   const offset = decodeToken(pageToken);
+  // A task served from cache or reused has its source's points (inherit.ts).
+  const [summary] = await db
+    .select({ source: metricSummaries.sourceTaskId })
+    .from(metricSummaries)
+    .where(and(eq(metricSummaries.taskId, taskId), eq(metricSummaries.name, key)));
   const rows = await db
     .select()
     .from(metricPoints)
-    .where(and(eq(metricPoints.taskId, taskId), eq(metricPoints.name, key)))
+    .where(and(eq(metricPoints.taskId, summary?.source ?? taskId), eq(metricPoints.name, key)))
     .orderBy(asc(metricPoints.attempt), asc(metricPoints.seq))
     .limit(maxResults + 1)
     .offset(offset);

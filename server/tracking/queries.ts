@@ -11,22 +11,42 @@ import { floats, ROLLUP_SHIFTS, rollupShiftFor } from './rollups';
 
 export type LatestMetrics = Record<string, { value: WireMetricValue; step: number | null }>;
 
-/** Where a task's metrics live: itself, or the task a cache hit reused. */
+/**
+ * Where a task's metrics live: itself, or the task whose result it is (a cache hit's source, the task a rerun reused,
+ * followed to the one that ran: a rerun may reuse a task that was itself served from cache or reused).
+ */
 async function sourcesOf(db: Db, taskIds: string[]): Promise<Map<string, { id: string; attempt: number; fromCache: boolean }>> {
-  const rows = await db.select({ id: tasks.id, attempt: tasks.attempt, source: tasks.cacheSourceTaskId }).from(tasks).where(inArray(tasks.id, taskIds));
-  const sourceIds = rows.flatMap((r) => (r.source ? [r.source] : []));
-  const sources = new Map(
-    sourceIds.length
-      ? (await db.select({ id: tasks.id, attempt: tasks.attempt }).from(tasks).where(inArray(tasks.id, sourceIds))).map((s) => [s.id, s.attempt])
-      : [],
-  );
+  type Row = { id: string; attempt: number; from: string | null };
+  const read = async (ids: string[]): Promise<Row[]> =>
+    (
+      await db
+        .select({ id: tasks.id, attempt: tasks.attempt, cached: tasks.cacheSourceTaskId, reused: tasks.reusedFromTaskId })
+        .from(tasks)
+        .where(inArray(tasks.id, ids))
+    ).map((r) => ({ id: r.id, attempt: r.attempt, from: r.cached ?? r.reused }));
+  const first = await read(taskIds);
+  const known = new Map(first.map((r) => [r.id, r]));
+  const unread = () => [...new Set([...known.values()].flatMap((r) => (r.from && !known.has(r.from) ? [r.from] : [])))];
+  for (let hop = 0, ids = unread(); ids.length && hop < MAX_HOPS; hop++, ids = unread()) for (const r of await read(ids)) known.set(r.id, r);
+  const origin = (task: Row) => {
+    let at = task;
+    for (let hop = 0; at.from && hop < MAX_HOPS; hop++) {
+      const next = known.get(at.from);
+      if (!next) return { id: at.from, attempt: 1 }; // its source is gone (retention): what is left of it is under its id
+      at = next;
+    }
+    return at;
+  };
   return new Map(
-    rows.map((r) => [
-      r.id,
-      r.source ? { id: r.source, attempt: sources.get(r.source) ?? 1, fromCache: true } : { id: r.id, attempt: r.attempt, fromCache: false },
-    ]),
+    first.map((r) => {
+      const o = origin(r);
+      return [r.id, { id: o.id, attempt: o.attempt, fromCache: o.id !== r.id }];
+    }),
   );
 }
+
+/** Reuse upon reuse: a chain longer than this is cut there (each hop is a rerun of a rerun). */
+const MAX_HOPS = 16;
 
 /** The latest value of each metric the current attempt of each task (or its cache source) reported, with its step. */
 export async function latestMetricsOf(db: Db, taskIds: string[]): Promise<Map<string, LatestMetrics>> {

@@ -134,4 +134,38 @@ it('shows a cached task’s source metrics, marked as from cache', async () => {
   expect(task.metricHistory.points).toHaveLength(5);
   expect(run.metrics.find((m: any) => m.name === 'loss')).toMatchObject({ taskId: task.id, fromCache: true, sourceTaskId: sourceTask, count: 3000 });
   expect(task.metrics.odd).toEqual({ value: -2, step: 2 });
+  cachedRun = runId;
+  cachedTask = task.id;
+});
+
+let cachedRun: string;
+let cachedTask: string;
+
+// Readers by run (search, compare, lineage and gates, MLflow) see a run as its tasks made it: a task served from cache
+// or reused by a rerun executed nothing, and its run holds its source's summaries (server/tracking/inherit.ts).
+it('finds, compares and serves over MLflow a run whose task was served from cache or reused, as the run that ran', async () => {
+  const { rerunRun } = await t.api.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: FAILED) { id tasks { reusedFromTaskId } } }`, { id: cachedRun });
+  expect(rerunRun.tasks[0].reusedFromTaskId).toBe(cachedTask); // reused upon cached: followed to the task that ran
+  await expect.poll(async () => (await t.api.gql(TASK, { id: rerunRun.id, name: 'loss', max: 10 })).run.status, { timeout: 20_000 }).toBe('SUCCEEDED');
+  const reused = (await t.api.gql(TASK, { id: rerunRun.id, name: 'loss', max: 10 })).run;
+  expect(reused.metrics.find((m: any) => m.name === 'loss')).toMatchObject({ fromCache: true, sourceTaskId: sourceTask, count: 3000 });
+  expect(reused.tasks[0].metricHistory).toMatchObject({ fromCache: true, sourceTaskId: sourceTask });
+
+  const ids = [sourceRun, cachedRun, rerunRun.id];
+  const found = await t.api.gql(`query ($f: String!) { searchRuns(filter: $f, orderBy: ["metrics.loss"], first: 10) { edges { node { id } } } }`, {
+    f: 'metrics.loss < 0.001 and metrics.loss.max >= 1',
+  });
+  expect(found.searchRuns.edges.map((e: any) => e.node.id).sort()).toEqual([...ids].sort());
+  const { compareRuns } = await t.api.gql(
+    `query ($ids: [ID!]!) { compareRuns(ids: $ids, metrics: ["loss"], maxPoints: 20) { metrics { name values { last count } } series { runId steps } } }`,
+    { ids },
+  );
+  expect(compareRuns.metrics[0].values).toEqual(ids.map(() => ({ last: 1 / 3000, count: 3000 })));
+  expect(compareRuns.series.map((s: any) => s.runId)).toEqual(ids);
+  for (const s of compareRuns.series) expect(s.steps.length).toBeGreaterThan(1);
+
+  const history = await fetch(`${t.url}/api/2.0/mlflow/metrics/get-history?${new URLSearchParams({ run_id: cachedTask, metric_key: 'odd' })}`, {
+    headers: { authorization: `Bearer ${t.app.adminToken}` },
+  });
+  expect(((await history.json()) as any).metrics.map((m: any) => m.step)).toEqual([10, 3, 7, 1, 2]);
 });

@@ -113,6 +113,11 @@ export const metricSummaries = pgTable(
     minStep: bigint('min_step', { mode: 'number' }),
     max: doublePrecision('max'),
     maxStep: bigint('max_step', { mode: 'number' }),
+    /**
+     * Set on a task served from cache or reused by a rerun: the row is a copy of this task's (the one that reported
+     * the points, which stay with it), so readers by run see the run as its tasks made it (server/tracking/inherit.ts).
+     */
+    sourceTaskId: uuid('source_task_id'),
   },
   (t) => [
     primaryKey({ columns: [t.taskId, t.name] }),

@@ -1,0 +1,1 @@
+ALTER TABLE "metric_summaries" ADD COLUMN "source_task_id" uuid;
