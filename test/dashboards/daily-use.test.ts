@@ -135,7 +135,7 @@ describe('daily use: what the caller may do, at any width', () => {
     ['viewer', [390]],
   ] as const) {
     it.each(roleWidths)(
-      `keeps every page within the window for the ${role} at %i px (navigation and tables scroll in their own box)`,
+      `keeps every page within the window for the ${role} at %i px (tables scroll in their own box; the navigation shows every link, or on a phone scrolls in its own row)`,
       async (width) => {
         const page = await w.page(role, width);
         const overflowing: string[] = [];
@@ -145,11 +145,19 @@ describe('daily use: what the caller may do, at any width', () => {
             page: document.documentElement.scrollWidth,
             window: window.innerWidth,
             nav: document.querySelector('nav[aria-label="Main"]')!.getBoundingClientRect().right,
+            // links scrolled out of the navigation's box (only a phone's narrow row scrolls sideways)
+            hiddenLinks: (() => {
+              const nav = document.querySelector('nav[aria-label="Main"]')!.getBoundingClientRect();
+              return [...document.querySelectorAll('nav[aria-label="Main"] a')]
+                .filter((a) => a.getBoundingClientRect().right > nav.right + 0.5 || a.getBoundingClientRect().bottom > nav.bottom + 0.5)
+                .map((a) => a.textContent);
+            })(),
             // every table's own box ends inside the window (its overflow scrolls there)
             tables: [...document.querySelectorAll('table')].map((t) => (t.parentElement as HTMLElement).getBoundingClientRect().right),
           }));
           if (sizes.page > sizes.window) overflowing.push(`${url}: page ${sizes.page} px`);
           if (sizes.nav > sizes.window + 0.5) overflowing.push(`${url}: navigation ends at ${sizes.nav} px`);
+          if (width > 900 && sizes.hiddenLinks.length) overflowing.push(`${url}: navigation hides ${sizes.hiddenLinks.join(', ')}`);
           for (const right of sizes.tables) if (right > sizes.window + 0.5) overflowing.push(`${url}: a table's box ends at ${right} px`);
         }
         if (width < 800) await shot(page, `${role}-narrow-last`);
