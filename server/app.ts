@@ -2,17 +2,13 @@
 // services around it, the GraphQL API and the HTTP routes) and lists what runs in start order. Listening is
 // `start()`; `server/main.ts` only reads the config and calls it.
 import { chmod, mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { createMemoryBus } from '../plugins/bus/memory';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
 import type { Bus, Subscription } from '../plugins/bus/types';
-import { createExecutorHost, type ExecutorHost } from '../plugins/host';
-import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
 import { openObjectStore } from './artifacts/open';
 import { objectStoreClaim } from './artifacts/replicas';
-import type { ObjectStore } from './artifacts/store';
 import { seedAdmin } from './auth/admin-token';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
@@ -26,7 +22,7 @@ import { createRunFeed, type FeedEvent, type StoredEventRef } from './events/fee
 import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
-import { executorsFromEnv } from './executors';
+import { EMBEDDED_HOST_SUFFIX, embeddedExecutorHost } from './executors';
 import { createFreshnessCheck } from './governance/freshness';
 import { useArtifacts } from './http/routes/artifacts';
 import { useDashboards } from './http/routes/dashboards';
@@ -140,6 +136,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // An owner's reservation lives as long as its host may stay silent before the task is presumed lost.
   const cache = createTaskCache({ objects: store, reservationTtlMs: config.heartbeatTimeoutMs, maxBytes: config.cacheMaxBytes });
   const mayReuse = options.mayReuse ?? readableBy;
+  const embeddedHostName = `${defaultHostName()}${EMBEDDED_HOST_SUFFIX}`;
   const orchestrator = createOrchestrator({
     db,
     feed,
@@ -155,6 +152,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    endedHosts: database.kind === 'pglite' ? { suffix: EMBEDDED_HOST_SUFFIX, current: embeddedHostName } : undefined,
     eventBacklog: () => bus.eventBacklog(EVENTS_DURABLE),
     cache,
     mayReuse,
@@ -325,7 +323,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     monitorActions,
     deployments,
     periodic('orchestrator tick', config.tickMs, () => orchestrator.tick().then(() => hotClusters.tick()), log),
-    ...(config.embeddedExecutor ? [embeddedExecutorHost(config, bus, store, options.executors, log)] : []),
+    ...(config.embeddedExecutor ? [embeddedExecutorHost(config, { bus, store, executors: options.executors, hostName: embeddedHostName, log })] : []),
     http,
     urlFileService(config.dataDir, () => http.url()),
   ]);
@@ -371,28 +369,5 @@ function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service 
       );
     },
     stop: () => subscription?.stop(),
-  };
-}
-
-/** An executor host inside the control plane, taking the configured pools' tasks from the same bus. */
-function embeddedExecutorHost(config: Config, bus: Bus, store: ObjectStore, executors: Executor[] | undefined, log: (message: string) => void): Service {
-  let host: ExecutorHost | undefined;
-  return {
-    name: 'embedded executor host',
-    async start() {
-      host = createExecutorHost({
-        bus,
-        registry: createExecutorRegistry(executors ?? (await executorsFromEnv())),
-        pools: config.pools,
-        hostName: `${defaultHostName()}-embedded`,
-        artifacts: { fetch: (digest) => store.path(digest) },
-        workRoot: path.join(config.dataDir, 'work'),
-        gpus: config.executorGpus,
-        maxConcurrency: config.executorConcurrency,
-        warn: (m) => log(`executor host: ${m}`),
-      });
-      await host.start();
-    },
-    stop: async () => host?.stop(),
   };
 }

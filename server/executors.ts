@@ -3,10 +3,16 @@
 // `kubernetes-gpu` when ATELIER_K8S_NAMESPACE is set (in-cluster auth, or the default kubeconfig; its hot clusters
 // run ATELIER_K8S_HOST_IMAGE pods pointed at NATS_URL and ATELIER_PUBLIC_URL). The remote executors are imported
 // only when configured: the Kubernetes client alone takes ~2 s to load, which every start and restart would pay.
+import path from 'node:path';
 import { createLocalExecutor } from '../executors/local';
 import { createNoopExecutor } from '../executors/noop';
+import type { Bus } from '../plugins/bus/types';
+import { createExecutorHost, type ExecutorHost } from '../plugins/host';
+import { createExecutorRegistry } from '../plugins/registry';
 import type { Executor } from '../plugins/sdk';
-import { ConfigError, moduleEnvironment, moduleIsolation } from './config';
+import type { ObjectStore } from './artifacts/store';
+import { type Config, ConfigError, moduleEnvironment, moduleIsolation } from './config';
+import type { Service } from './lifecycle';
 
 export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Executor[]> {
   const executors: Executor[] = [createLocalExecutor({ inheritEnv: moduleEnvironment(env), ...moduleIsolation(env) }), createNoopExecutor()];
@@ -41,4 +47,33 @@ export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
     );
   }
   return executors;
+}
+
+/** How an embedded host's name ends (`HOSTNAME-PID-embedded`): on the embedded database, one of an earlier process is gone. */
+export const EMBEDDED_HOST_SUFFIX = '-embedded';
+
+/** An executor host inside the control plane, taking the configured pools' tasks from the same bus. */
+export function embeddedExecutorHost(
+  config: Config,
+  options: { bus: Bus; store: ObjectStore; executors: Executor[] | undefined; hostName: string; log: (message: string) => void },
+): Service {
+  let host: ExecutorHost | undefined;
+  return {
+    name: 'embedded executor host',
+    async start() {
+      host = createExecutorHost({
+        bus: options.bus,
+        registry: createExecutorRegistry(options.executors ?? (await executorsFromEnv())),
+        pools: config.pools,
+        hostName: options.hostName,
+        artifacts: { fetch: (digest) => options.store.path(digest) },
+        workRoot: path.join(config.dataDir, 'work'),
+        gpus: config.executorGpus,
+        maxConcurrency: config.executorConcurrency,
+        warn: (m) => options.log(`executor host: ${m}`),
+      });
+      await host.start();
+    },
+    stop: async () => host?.stop(),
+  };
 }

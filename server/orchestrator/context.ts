@@ -34,6 +34,8 @@ export interface OrchestratorContext {
   /** Most tasks queued or running at once per executor pool; pools not named are unlimited. */
   poolLimits: Record<string, number> | undefined;
   heartbeatTimeoutMs: number;
+  /** Hosts known to have ended, whose attempts are lost without waiting for their silence (OrchestratorOptions.endedHosts). */
+  endedHosts: { suffix: string; current: string } | undefined;
   deadlineGraceMs: number;
   /** How far the event recorder has got through the bus (Bus.eventBacklog); without it, stuck tasks are confirmed at once. */
   eventBacklog: (() => Promise<{ published: number; recorded: number }>) | undefined;

@@ -108,6 +108,13 @@ export interface OrchestratorOptions {
   /** A running task whose host sent nothing for this long is presumed lost and retried. */
   heartbeatTimeoutMs?: number;
   /**
+   * Hosts known to have ended, whose running attempts are lost at once rather than after `heartbeatTimeoutMs` of
+   * silence: every host named `…suffix` but `current`. The embedded database is one process's at a time
+   * (server/db/data-dir-lock.ts), so an embedded host of an earlier process on it lived and ended in that process: a
+   * control plane stopped or killed mid-run and started again retries its tasks at once, not a minute later.
+   */
+  endedHosts?: { suffix: string; current: string };
+  /**
    * How far the event recorder has got through the bus: a task is declared lost or past its deadline only once
    * every event published before it looked so has been recorded, so no result still on the bus is overtaken.
    */
@@ -139,6 +146,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     now: options.now ?? (() => new Date()),
     poolLimits: options.poolLimits,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    endedHosts: options.endedHosts,
     deadlineGraceMs: options.deadlineGraceMs ?? 30_000,
     eventBacklog: options.eventBacklog,
     heldClaims: new Map(),

@@ -8,6 +8,9 @@ import type { RunStatus, TaskStatus } from '../vocabulary';
 /** A running task whose host sent no heartbeat for `heartbeatTimeoutMs`: retried as the platform's failure. */
 export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number): TaskOutcome =>
   systemFailure('lost', `no heartbeat from host ${host ?? '(unknown)'} for ${Math.round(heartbeatTimeoutMs / 1000)} s: the host is presumed lost`);
+/** A running task whose host is known to have ended (OrchestratorOptions.endedHosts): retried as the platform's failure. */
+export const endedHostOutcome = (host: string | null): TaskOutcome =>
+  systemFailure('lost', `host ${host ?? '(unknown)'} ended with the control plane it ran in, which has started again: the attempt is lost`);
 
 /** A running task past its own deadline (and the grace) that its host did not stop. */
 export const deadlineOutcome = (timeoutMs: number): TaskOutcome =>

@@ -9,7 +9,7 @@ import { stopAttempts } from './cancel';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { queueTime, runsToAdmit } from './limits';
-import { deadlineOutcome, lostHostOutcome } from './outcomes';
+import { deadlineOutcome, endedHostOutcome, lostHostOutcome } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -73,10 +73,22 @@ async function failStuckTasks(ctx: OrchestratorContext, state: SweepState, at: D
   } catch {
     return; // the bus cannot say what is still on it: declare nothing stuck now
   }
-  const stuck = await queryRows<{ id: string; run_id: string; attempt: number; host: string | null; lost: boolean; heartbeat_at: Date | string | null }>(
+  const ended = ctx.endedHosts
+    ? sql`(right(host, ${ctx.endedHosts.suffix.length}) = ${ctx.endedHosts.suffix} and host <> ${ctx.endedHosts.current})`
+    : sql`false`;
+  const stuck = await queryRows<{
+    id: string;
+    run_id: string;
+    attempt: number;
+    host: string | null;
+    lost: boolean;
+    ended: boolean;
+    heartbeat_at: Date | string | null;
+  }>(
     ctx.db,
-    sql`select id, run_id, attempt, host, heartbeat_at, (heartbeat_at < ${silentSince.toISOString()}::timestamptz) as lost from tasks
-        where status = 'RUNNING' and kind = 'module' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz
+    sql`select id, run_id, attempt, host, heartbeat_at, (heartbeat_at < ${silentSince.toISOString()}::timestamptz or ${ended}) as lost, ${ended} as ended
+        from tasks
+        where status = 'RUNNING' and kind = 'module' and (heartbeat_at < ${silentSince.toISOString()}::timestamptz or ${ended}
            or started_at + make_interval(secs => (timeout_ms + ${deadlineGraceMs}) / 1000.0) < ${at.toISOString()}::timestamptz)
         limit ${TICK_BATCH}`,
   );
@@ -99,7 +111,7 @@ async function failStuckTasks(ctx: OrchestratorContext, state: SweepState, at: D
       for (const s of list) {
         const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
         if (task?.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
-        const outcome = s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs);
+        const outcome = s.ended ? endedHostOutcome(s.host) : s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs);
         await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], s.lost ? 'presumed lost' : 'deadline');
         const updated = await applyOutcome(tc, task, outcome, {
           at: step.at,
