@@ -2,6 +2,7 @@
 // searchRuns, compareRuns, setRunTags/deleteRunTag and setRunNote. The filter language is the README's ("Searching
 // runs").
 import { type Command, InvalidArgumentError } from 'commander';
+import { type Condition, type Field, parseFilter, parseOrderKey } from '../tracking/filter';
 import type { Client } from './client';
 import { collect, positiveInt } from './options';
 import { formatDuration, runLabel } from './watch-view';
@@ -121,15 +122,20 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
       const found = searchRuns.edges.map((e) => e.node);
       if (opts.json) return console.log(JSON.stringify(found, null, 2));
       if (!found.length) return console.log('no runs match');
+      // The metrics and params the filter and order name, as columns (the values the search compared), from one
+      // compareRuns call, as the dashboard's runs list fills its picked columns.
+      const columns = searchedColumns(filter ?? '', opts.order ?? []);
+      const cells = columns.length ? await columnCells(clientOf(command), found, columns) : new Map<string, string[]>();
       const rows = found.map((r) => [
         r.id,
         r.status,
         r.experiment.name,
         r.name ?? r.workflow?.name ?? '',
         r.createdAt,
+        ...(cells.get(r.id) ?? columns.map(() => '-')),
         (r.tags ?? []).map((t) => `${t.key}=${t.value}`).join(' '),
       ]);
-      console.log(table([['ID', 'STATUS', 'EXPERIMENT', 'NAME', 'CREATED', 'TAGS'], ...rows]));
+      console.log(table([['ID', 'STATUS', 'EXPERIMENT', 'NAME', 'CREATED', ...columns.map((c) => c.label), 'TAGS'], ...rows]));
     });
 
   run
@@ -181,4 +187,57 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
       await clientOf(command).request(`mutation ($id: ID!, $n: String!) { setRunNote(runId: $id, note: $n) { id } }`, { id, n: text });
       console.log(text ? `run ${id}: note set` : `run ${id}: note cleared`);
     });
+}
+
+type Column = { kind: 'metric'; name: string; aggregate: 'last' | 'min' | 'max'; label: string } | { kind: 'param'; name: string; label: string };
+
+/** Most columns `run search` adds for the metrics and params its filter and order name. */
+const MAX_SEARCH_COLUMNS = 6;
+
+/** The metrics and params a search names, in order of appearance (the server has already accepted the filter). */
+export function searchedColumns(filter: string, order: readonly string[]): Column[] {
+  const fields: Field[] = [];
+  const walk = (c: Condition | null) => {
+    if (!c) return;
+    if ('left' in c) {
+      walk(c.left);
+      walk(c.right);
+    } else fields.push(c.field);
+  };
+  try {
+    walk(parseFilter(filter));
+    order.forEach((key, i) => fields.push(parseOrderKey(key, i).field));
+  } catch {
+    return []; // the server's parser is the judge; without columns the table is still right
+  }
+  const columns = new Map<string, Column>();
+  for (const f of fields) {
+    if (f.kind === 'metric') {
+      const label = `metrics.${f.name}${f.aggregate === 'last' ? '' : `.${f.aggregate}`}`;
+      columns.set(label, { kind: 'metric', name: f.name, aggregate: f.aggregate, label });
+    } else if (f.kind === 'param') columns.set(`params.${f.name}`, { kind: 'param', name: f.name, label: `params.${f.name}` });
+  }
+  return [...columns.values()].slice(0, MAX_SEARCH_COLUMNS);
+}
+
+/** Each found run's cells for `columns` (at most the first 100 runs: compareRuns' limit; the rest show '-'). */
+async function columnCells(client: Client, found: readonly { id: string }[], columns: readonly Column[]): Promise<Map<string, string[]>> {
+  const metrics = [...new Set(columns.flatMap((c) => (c.kind === 'metric' ? [c.name] : [])))];
+  const { compareRuns: c } = await client.request<{ compareRuns: Comparison }>(
+    `query ($ids: [ID!]!, $m: [String!]) { compareRuns(ids: $ids, metrics: $m, allParams: true, maxPoints: 2) {
+      runs { id name } missing params { key values } metrics { name values { last min max } } } }`,
+    { ids: found.slice(0, 100).map((r) => r.id), m: metrics },
+  );
+  const out = new Map<string, string[]>();
+  c.runs.forEach((run, i) =>
+    out.set(
+      run.id,
+      columns.map((col) =>
+        col.kind === 'metric'
+          ? shown(c.metrics.find((m) => m.name === col.name)?.values[i]?.[col.aggregate])
+          : (c.params.find((p) => p.key === col.name)?.values[i] ?? '-'),
+      ),
+    ),
+  );
+  return out;
 }

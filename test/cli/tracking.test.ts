@@ -39,9 +39,20 @@ it('tags, notes, searches and compares runs', async () => {
   const search = await cli('run', 'search', "tags.dataset = 'v2' or metrics.acc > 0.9", '--order', 'metrics.acc DESC');
   expect(search.code, showCli(search)).toBe(0);
   const lines = search.stdout.trim().split('\n');
-  expect(lines[0]).toMatch(/^ID\s+STATUS\s+EXPERIMENT\s+NAME\s+CREATED\s+TAGS$/);
+  // the metric the filter and order name is a column of its own, with the value the search compared
+  expect(lines[0]).toMatch(/^ID\s+STATUS\s+EXPERIMENT\s+NAME\s+CREATED\s+metrics\.acc\s+TAGS$/);
   expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual([b, a]);
+  expect(lines[1]!.split(/\s+/)[5]).toBe('0.95');
+  expect(lines[2]!.split(/\s+/)[5]).toBe('0.9');
   expect(lines[2]).toContain('dataset=v2');
+  const byParam = await cli('run', 'search', 'params.lr < 1 and metrics.acc.min >= 0.8', '--order', 'params.lr');
+  expect(byParam.code, showCli(byParam)).toBe(0);
+  const paramLines = byParam.stdout.trim().split('\n');
+  expect(paramLines[0]).toMatch(/\sparams\.lr\s+metrics\.acc\.min\s+TAGS$/);
+  expect(paramLines.slice(1).map((l) => l.split(/\s+/).slice(5, 7))).toEqual([
+    ['0.01', '0.95'],
+    ['0.1', '0.8'],
+  ]);
 
   const bad = await cli('run', 'search', 'metrics.acc >');
   expect(bad.code).not.toBe(0);
