@@ -57,10 +57,18 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
 
   // noAsyncTraces: otherwise the client allocates an Error (with its stack) for every request, and every
   // acknowledged publish and confirmed ack is a request; that was 9% of the control plane's CPU at 2,000 tasks.
-  const nc = await connect({ servers: options.url.split(','), name: options.name ?? 'atelier', maxReconnectAttempts: -1, noAsyncTraces: true });
+  const nc = await connect({ servers: options.url.split(','), name: options.name ?? 'atelier', maxReconnectAttempts: -1, noAsyncTraces: true }).catch(
+    (error: Error) => {
+      throw new Error(`Cannot reach NATS at ${options.url} (${error.message}). Is nats-server running there, with JetStream on (nats-server -js)?`);
+    },
+  );
   let jsm: JetStreamManager;
   try {
-    jsm = await jetstreamManager(nc);
+    jsm = await jetstreamManager(nc).catch((error: Error) => {
+      throw /jetstream.*not enabled|not.*jetstream/i.test(error.message)
+        ? new Error(`NATS at ${options.url} has no JetStream (${error.message}): start nats-server with -js (or a jetstream {} block in its configuration).`)
+        : error;
+    });
     await ensureStream(jsm, {
       name: streams.tasks,
       subjects: [`${root}.tasks.>`],

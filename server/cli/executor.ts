@@ -56,7 +56,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   try {
     bus = await createJetStreamBus({ url: natsUrl, name: `atelier-executor-${hostName}` });
   } catch (error) {
-    throw new CliError(`cannot connect to NATS at ${natsUrl}: ${(error as Error).message}. Is nats-server (with -js) running there?`);
+    throw new CliError((error as Error).message); // it says where and what to do (server/bus/jetstream.ts)
   }
   const executors = await executorsFromEnv(env);
   if (options.executeWith && !executors.some((e) => e.name === options.executeWith)) {
