@@ -3,7 +3,7 @@
 // Params are immutable (the same value again is fine, another value is refused); tags may change; every metric
 // point is kept through `storeMetricPoints`.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { type Db, queryRows, type Tx } from '../db/client';
+import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import { runs } from '../db/tables/runs';
 import { loggedParams, runTags } from '../db/tables/tracking';
 import { badInput } from '../errors';
@@ -203,5 +203,53 @@ export async function deleteTag(db: Db, caller: Caller, taskId: string, key: str
       .where(and(eq(runTags.runId, tracked.run.id), eq(runTags.key, key)))
       .returning();
     if (!gone.length) throw badInput(`Run ${taskId} has no tag "${key}".`);
+  });
+}
+
+/** The run tag MLflow's servers keep a run's logged models in (mlflow.utils.mlflow_tags.MLFLOW_LOGGED_MODELS). */
+export const LOGGED_MODELS_TAG = 'mlflow.log-model.history';
+
+/**
+ * MLflow's `runs/log-model` (what `mlflow.<flavor>.log_model` calls in MLflow 2 after uploading the model's files):
+ * the model's summary appended to the run's `mlflow.log-model.history` tag, as MLflow's own server keeps it — run_id,
+ * artifact_path, utc_time_created, model_uuid and its flavors without their `config` — within the tag's length limit.
+ */
+export async function logModelHistory(db: Db, caller: Caller, taskId: string, modelJson: string): Promise<void> {
+  let model: Record<string, unknown>;
+  try {
+    model = JSON.parse(modelJson) as Record<string, unknown>;
+  } catch {
+    throw badInput('model_json must be JSON: the MLmodel as a JSON object, as MLflow clients send it.');
+  }
+  if (!model || typeof model !== 'object' || Array.isArray(model)) throw badInput('model_json must be a JSON object (an MLmodel).');
+  // MLflow's server requires these (mlflow/server/handlers.py, _log_model).
+  const missing = ['artifact_path', 'flavors', 'utc_time_created', 'run_id'].filter((k) => !(k in model));
+  if (missing.length) throw badInput(`model_json is missing mandatory fields: ${missing.join(', ')}.`);
+  const summary: Record<string, unknown> = {};
+  for (const key of ['run_id', 'artifact_path', 'utc_time_created', 'model_uuid']) if (key in model) summary[key] = model[key];
+  const flavors = (model.flavors && typeof model.flavors === 'object' ? model.flavors : {}) as Record<string, unknown>;
+  summary.flavors = Object.fromEntries(
+    Object.entries(flavors).map(([name, config]) => [
+      name,
+      config && typeof config === 'object' && !Array.isArray(config) ? Object.fromEntries(Object.entries(config).filter(([k]) => k !== 'config')) : config,
+    ]),
+  );
+  await retryingTransaction(db, async (tx) => {
+    const tracked = await findTracked(tx, caller, taskId, { lock: true });
+    assertMayLog(caller, tracked);
+    const [previous] = await tx
+      .select({ value: runTags.value })
+      .from(runTags)
+      .where(and(eq(runTags.runId, tracked.run.id), eq(runTags.key, LOGGED_MODELS_TAG)));
+    let history: unknown[] = [];
+    try {
+      const parsed: unknown = previous ? JSON.parse(previous.value) : [];
+      if (Array.isArray(parsed)) history = parsed;
+    } catch {
+      // someone set the tag by hand to something else: the history starts again
+    }
+    const tags = [{ key: LOGGED_MODELS_TAG, value: JSON.stringify([...history, summary]) }];
+    checkTags(tags);
+    await setTags(tx, caller, tracked, tags);
   });
 }

@@ -205,10 +205,15 @@ files = listed.json()["files"]
 downloaded = requests.get(f"{artifact_root}/plots/{files[0]['path']}", headers=HEADERS, timeout=30)
 downloaded.raise_for_status()
 
-# mlflow.pyfunc.log_model(artifact_path="model", ...) in mlflow 2: the model's files under model/, then the tag.
+# mlflow.pyfunc.log_model(artifact_path="model", ...) in mlflow 2: the model's files under model/, then
+# MlflowClient._record_logged_model: runs/log-model with the model's tags dict (Model.get_tags_dict()) as model_json.
 for file_name, content in [("MLmodel", "flavors:\n  python_function: {}\n"), ("model.pkl", "pickled weights")]:
     requests.put(f"{artifact_root}/model/{file_name}", data=content.encode(), headers=HEADERS, timeout=30).raise_for_status()
-call("runs/set-tag", "POST", {"run_id": run_id, "key": "mlflow.log-model.history", "value": json.dumps([{"artifact_path": "model", "run_id": run_id}])})
+model_tags = {"run_id": run_id, "artifact_path": "model", "utc_time_created": "2026-12-06 05:50:00.000000", "model_uuid": "m-1",
+              "flavors": {"python_function": {"loader_module": "mlflow.pyfunc.model", "python_version": "3.11.2"}}}
+call("runs/log-model", "POST", {"run_id": run_id, "model_json": json.dumps(model_tags)})
+history = json.loads({t["key"]: t["value"] for t in call("runs/get", "GET", {"run_id": run_id})["run"]["data"]["tags"]}["mlflow.log-model.history"])
+assert history == [model_tags], history
 
 # mlflow.end_run()
 call("runs/update", "POST", {"run_id": run_id, "run_uuid": run_id, "status": "FINISHED", "end_time": now()})

@@ -132,6 +132,31 @@ describe('runs', () => {
     expect(body.run.data.params.map((m: any) => m.key).sort()).toEqual(['epochs', 'lr']);
   });
 
+  it('records logged models (runs/log-model) in the run’s mlflow.log-model.history tag, as MLflow’s server does', async () => {
+    const model = (path: string) => ({
+      run_id: runId,
+      artifact_path: path,
+      utc_time_created: '2026-12-06 05:50:00.000000',
+      model_uuid: `uuid-${path}`,
+      flavors: { sklearn: { pickled_model: 'model.pkl', config: { big: 'dropped' } }, python_function: { loader_module: 'mlflow.sklearn' } },
+    });
+    for (const path of ['model', 'model-2'])
+      expect((await post('runs/log-model', { run_id: runId, model_json: JSON.stringify(model(path)) })).status).toBe(200);
+    const tags = (await get('runs/get', { run_id: runId })).body.run.data.tags as { key: string; value: string }[];
+    const history = JSON.parse(tags.find((t) => t.key === 'mlflow.log-model.history')!.value);
+    expect(history.map((m: any) => m.artifact_path)).toEqual(['model', 'model-2']);
+    expect(history[0].flavors).toEqual({ sklearn: { pickled_model: 'model.pkl' }, python_function: { loader_module: 'mlflow.sklearn' } });
+    for (const model_json of ['{not json', '[]', JSON.stringify({ run_id: runId, flavors: {} })]) {
+      const res = await post('runs/log-model', { run_id: runId, model_json });
+      expect(res, model_json).toMatchObject({ status: 400, body: { error_code: 'INVALID_PARAMETER_VALUE' } });
+    }
+    expect((await post('runs/log-model', { run_id: runId, model_json: '{' })).body.message).toMatch(/model_json must be JSON/);
+    expect((await post('runs/log-model', { run_id: runId, model_json: JSON.stringify({ run_id: runId }) })).body.message).toMatch(
+      /missing mandatory fields: artifact_path, flavors, utc_time_created/,
+    );
+    await post('runs/delete-tag', { run_id: runId, key: 'mlflow.log-model.history' }); // the searches below count tags
+  });
+
   it('searches by status, metrics, params and tags with AND, orders and pages', async () => {
     const second = (await post('runs/create', { experiment_id: exp, run_name: 'second' })).body.run.info.run_id;
     await post('runs/log-batch', { run_id: second, metrics: [{ key: 'acc', value: 0.5, timestamp: 1, step: 0 }], params: [{ key: 'lr', value: '0.01' }] });

@@ -16,7 +16,7 @@ import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifact
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import type { LiveFeed } from '../../tracking/live';
 import { getModelArtifact, listModelArtifacts, type ModelAt, putModelArtifact, withoutModelCopies } from '../../tracking/logged-models';
-import { deleteTag, logBatch, type MetricInput } from '../../tracking/logging';
+import { deleteTag, logBatch, logModelHistory, type MetricInput } from '../../tracking/logging';
 import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
 import { authenticated } from '../authenticate';
 import { declaredLengthOver, readBodyWithin } from '../body';
@@ -174,6 +174,10 @@ const endpoints: Record<string, Endpoint> = {
   'runs/set-tag': {
     methods: ['POST'],
     handle: async ({ db, feed, caller, p }) => void (await logBatch(db, feed, caller, runIdOf(p), { tags: keyValues({ tags: [p] }, 'tags') })),
+  },
+  'runs/log-model': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await logModelHistory(db, caller, runIdOf(p), str(p, 'model_json'))),
   },
   'runs/delete-tag': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await deleteTag(db, caller, runIdOf(p), str(p, 'key'))) },
   'runs/log-batch': {
