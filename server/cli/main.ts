@@ -13,8 +13,9 @@ import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
 import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
-import { ApiError, CliError, reportError, withPassedParams } from './errors';
+import { CliError, reportError, withPassedParams } from './errors';
 import { auditCommand, declassifyCommand } from './governance';
+import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
@@ -335,24 +336,7 @@ export function buildProgram(): Command {
       console.log(`started run ${rerunRun.id}: ${rerunRun.tasks.length - reused} task(s) execute again, ${reused} reused from ${id}`);
       if (opts.watch) await follow(client, rerunRun.id, opts);
     });
-  run
-    .command('logs <id>')
-    .description('print the log lines of a run’s tasks (the current attempt of each)')
-    .option('--node <node>', 'only this task')
-    .option('--attempt <n>', 'this attempt instead of the current one', positiveInt)
-    .option('--limit <n>', 'most lines per task', positiveInt, 1000)
-    .action(async (id: string, opts: { node?: string; attempt?: number; limit: number }, command: Command) => {
-      const { run: found } = await connection(command).client.request<{ run: { tasks: { node: string; logs: { stream: string; line: string }[] }[] } | null }>(
-        `query ($id: ID!, $attempt: Int, $limit: Int) { run(id: $id) { tasks { node logs(attempt: $attempt, limit: $limit) { stream line } } } }`,
-        { id, attempt: opts.attempt ?? null, limit: opts.limit },
-      );
-      if (!found) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
-      const tasks = opts.node ? found.tasks.filter((t) => t.node === opts.node) : found.tasks;
-      if (opts.node && !tasks.length)
-        throw new ApiError(`Run ${id} has no task "${opts.node}"; its tasks: ${found.tasks.map((t) => t.node).join(', ')}`, 'NOT_FOUND');
-      for (const task of tasks) for (const l of task.logs) console.log(opts.node ? l.line : `[${task.node}] ${l.line}`);
-    });
-
+  addLogsCommand(run, (command) => connection(command).client);
   addTrackingCommands(run, (command) => connection(command).client);
   program.addCommand(triggerCommand(connection));
   const client = (command: Command) => connection(command).client;

@@ -85,6 +85,19 @@ describe('atelier CLI with the iris example', () => {
     expect(r.stdout).toMatch(/below minAccuracy/);
   });
 
+  it('follows a run’s logs live with run logs -f until it ends, exit 1 when it fails', async () => {
+    const started = await cli(['run', 'start', 'iris', '--param', 'epochs=300', '--param', 'minAccuracy=0.999', '-q']);
+    const id = started.stdout.trim();
+    const followed = await cli(['run', 'logs', id, '-f']);
+    expect(followed.code, show(followed)).toBe(1); // evaluate fails: below minAccuracy
+    expect(followed.stdout).toMatch(/^\[evaluate\] confusion matrix/m);
+    expect(followed.stdout).toMatch(/^\[evaluate\] accuracy \d+\.\d% \(\d+\/45\)/m);
+    const finished = await cli(['run', 'logs', runId, '--follow', '--node', 'evaluate']);
+    expect(finished.code, show(finished)).toBe(0);
+    expect(finished.stdout).toMatch(/^accuracy \d+\.\d% \(\d+\/45\)/m);
+    expect(finished.stdout).not.toMatch(/^\[/m);
+  });
+
   it('clones a run with a changed parameter, and reruns a failed one reusing what succeeded', async () => {
     const clone = await cli(['run', 'clone', runId, '--param', 'epochs=50', '--watch', '--plain']);
     expect(clone.code, show(clone)).toBe(0);
