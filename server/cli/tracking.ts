@@ -206,7 +206,7 @@ export function searchedColumns(filter: string, order: readonly string[]): Colum
   };
   try {
     walk(parseFilter(filter));
-    order.forEach((key, i) => fields.push(parseOrderKey(key, i).field));
+    for (const [i, key] of order.entries()) fields.push(parseOrderKey(key, i).field);
   } catch {
     return []; // the server's parser is the judge; without columns the table is still right
   }
@@ -229,7 +229,7 @@ async function columnCells(client: Client, found: readonly { id: string }[], col
     { ids: found.slice(0, 100).map((r) => r.id), m: metrics },
   );
   const out = new Map<string, string[]>();
-  c.runs.forEach((run, i) =>
+  for (const [i, run] of c.runs.entries())
     out.set(
       run.id,
       columns.map((col) =>
@@ -237,7 +237,6 @@ async function columnCells(client: Client, found: readonly { id: string }[], col
           ? shown(c.metrics.find((m) => m.name === col.name)?.values[i]?.[col.aggregate])
           : (c.params.find((p) => p.key === col.name)?.values[i] ?? '-'),
       ),
-    ),
-  );
+    );
   return out;
 }
