@@ -1,5 +1,6 @@
 // The `local` executor run for real through the executor host on the memory bus: child processes, fd-3 progress,
 // exit codes, cancel and grace, timeouts, and the process group gone afterwards.
+import { pbkdf2 } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -169,6 +170,25 @@ print("batches", [n for n in sends if n])
       expect.objectContaining({ name: 'acc', value: 0.125, step: 2502 }),
       expect.objectContaining({ name: 'gap', value: 'Infinity', step: 2502 }),
     ]);
+  });
+
+  it('names the process by its start time even when it exits before the threadpool is free to read /proc', async () => {
+    // The threadpool kept busy (as unpacking and progress files keep it on a loaded host): a start time read through
+    // it came after Node had reaped the exited module, and the handle had none (seen under load in the test above).
+    let hogging = true;
+    const hog = async () => {
+      while (hogging) await new Promise((resolve) => pbkdf2('p', 's', 20_000, 64, 'sha512', resolve));
+    };
+    const hogs = Array.from({ length: 6 }, hog); // more than its four threads: every file operation waits its turn
+    try {
+      const task = await run({ 'main.sh': 'exit 0\n' }, { entrypoint: 'main.sh', runtime: 'shell' });
+      expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
+      const started = world.eventsOf(task.taskId).find((e) => e.kind === 'started');
+      expect(started).toMatchObject({ handle: { pid: expect.any(Number), startTime: expect.any(Number) } });
+    } finally {
+      hogging = false;
+      await Promise.all(hogs);
+    }
   });
 
   it('fails on a non-zero exit with the tail of stderr', async () => {
