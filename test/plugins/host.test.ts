@@ -183,10 +183,21 @@ describe('executor host', () => {
   });
 
   it('heartbeats at ack-wait/3 when that is shorter than heartbeatMs', async () => {
-    await world.startHost([createNoopExecutor({ delayMs: 400 })], { heartbeatMs: 60_000, ackWaitMs: 300 });
-    const task = await world.submit(makeTask({ executor: 'noop' }));
-    await world.result(task.taskId);
-    expect(world.eventsOf(task.taskId).filter((e) => e.kind === 'heartbeat').length).toBeGreaterThanOrEqual(3);
+    // The attempt lasts until three heartbeats have arrived (at a minute apart, none would in waitFor's 10 s), not a
+    // fixed 400 ms: on a loaded machine the interval's timer fired only twice in that time.
+    const heartbeats = (taskId: string) => world.eventsOf(taskId).filter((e) => e.kind === 'heartbeat').length;
+    const patient = defineExecutor({
+      name: 'patient',
+      submit: async () => null,
+      wait: async (_handle, task) => {
+        await waitFor(() => heartbeats(task.taskId) >= 3, 'three heartbeats');
+        return { state: 'SUCCEEDED' as const };
+      },
+      cancel: async () => undefined,
+    });
+    await world.startHost([patient], { heartbeatMs: 60_000, ackWaitMs: 300 });
+    const task = await world.submit(makeTask({ executor: 'patient' }));
+    expect((await world.result(task.taskId)).outcome).toEqual({ state: 'SUCCEEDED' });
     expect(world.timeline.filter((t) => t === `working:${task.taskId}`).length).toBeGreaterThanOrEqual(3);
   });
 });
