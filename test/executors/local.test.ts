@@ -39,11 +39,13 @@ async function run(
   return world.submit(makeTask({ ...task, module: { digest, ...module } }));
 }
 
-/** The pid a module printed as `grandchild <pid>` on stdout, as this process sees it. */
+/** The pid of the `sleep` a module printed as `grandchild <pid> <seconds>` on stdout, as this process sees it. */
 async function grandchildPid(taskId: string) {
   const line = await waitFor(() => world.logLines(taskId, 'stdout').find((l) => l.startsWith('grandchild ')), 'the grandchild pid');
   const [, pid, seconds] = line.split(' ');
-  return hostPidOf(Number(pid), seconds!);
+  // The shell prints `$!` as soon as it has forked: the child may not have exec'd its `sleep` yet (on a loaded machine
+  // it had not, and the sandbox's inner pid was taken for one of ours).
+  return waitFor(() => hostPidOf(Number(pid), seconds!), `the grandchild sleep ${seconds}`);
 }
 
 let sleeps = 0;
@@ -56,10 +58,11 @@ const grandchildScript = (prefix = '', rest = 'wait\n') => {
 };
 
 /**
- * A sandboxed module lives in its own pid namespace: the pid it prints is the namespace's. Its pid here is the
- * `sleep` whose NSpid line ends with that pid (one namespace below ours); unsandboxed, the printed pid is ours.
+ * A sandboxed module lives in its own pid namespace: the pid it prints is the namespace's. Its pid here is the `sleep`
+ * whose NSpid line ends with that pid (one namespace below ours, or ours unsandboxed) and whose argument is the one
+ * it was given; undefined while there is no such `sleep`.
  */
-function hostPidOf(inner: number, seconds: string): number {
+function hostPidOf(inner: number, seconds: string): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let status: string;
@@ -69,14 +72,14 @@ function hostPidOf(inner: number, seconds: string): number {
       continue;
     }
     const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
-    if (ns.length !== 2 || ns[1] !== inner || !/^Name:\s+sleep$/m.test(status)) continue;
+    if (ns.length > 2 || ns.at(-1) !== inner || !/^Name:\s+sleep$/m.test(status)) continue;
     let cmdline = '';
     try {
       cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
     } catch {}
     if (cmdline === `sleep\u0000${seconds}\u0000`) return Number(entry);
   }
-  return inner;
+  return undefined;
 }
 
 describe('local executor', () => {
@@ -352,7 +355,7 @@ print("batches", [n for n in sends if n])
           if (existsSync(marker)) { writeFileSync(marker + '-again', '1'); process.exit(0); }
           writeFileSync(marker, '1');
           const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-          console.log('grandchild ' + child.pid);
+          console.log('grandchild ' + child.pid + ' 30');
           setInterval(() => {}, 1000);
         `,
       },
