@@ -215,7 +215,9 @@ print("batches", [n for n in sends if n])
   });
 
   it('cancels mid-run: SIGTERM stops the whole process group', async () => {
-    const task = await run({ 'main.sh': grandchildScript() }, { entrypoint: 'main.sh', runtime: 'shell' });
+    // A grace period no loaded machine outlasts: with the file's 300 ms, a group that a loaded machine has not yet
+    // let end (the shell, the sleep, the sandbox's init) is killed with SIGKILL, and the outcome then says so.
+    const task = await run({ 'main.sh': grandchildScript() }, { entrypoint: 'main.sh', runtime: 'shell' }, {}, {}, { graceMs: 20_000 });
     const pid = await grandchildPid(task.taskId);
     expect(processAlive(pid)).toBe(true);
     await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
