@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor, type LocalExecutorOptions } from '../../executors/local/index';
 import type { ExecutorHost } from '../../plugins/host';
+import type { ExecutorEvent } from '../../plugins/protocol';
 import type { TaskContext, TaskMessage } from '../../plugins/sdk';
 import { buildModule, createHostWorld, createScratch, type HostOverrides, type HostWorld, makeTask, processAlive, waitFor } from '../plugins/host-harness';
 
@@ -176,22 +177,27 @@ print("batches", [n for n in sends if n])
   });
 
   it('names the process by its start time even when it exits before the threadpool is free to read /proc', async () => {
-    // The threadpool kept busy (as unpacking and progress files keep it on a loaded host): a start time read through
-    // it came after Node had reaped the exited module, and the handle had none (seen under load in the test above).
+    // The threadpool kept busy (as unpacking and progress files keep it on a loaded host) from the task's submission
+    // to its start: a start time read through it came after Node had reaped the exited module, and the handle had none
+    // (seen under load in the test above).
+    const { archive, digest } = await buildModule(scratch.root, 'exits-at-once', { 'main.sh': 'exit 0\n' });
+    world.artifacts.add(digest, archive);
+    await world.startHost([createLocalExecutor({ graceMs: 300 })]);
     let hogging = true;
     const hog = async () => {
-      while (hogging) await new Promise((resolve) => pbkdf2('p', 's', 20_000, 64, 'sha512', resolve));
+      while (hogging) await new Promise((resolve) => pbkdf2('p', 's', 10_000, 64, 'sha512', resolve));
     };
     const hogs = Array.from({ length: 6 }, hog); // more than its four threads: every file operation waits its turn
+    let started: ExecutorEvent | undefined;
     try {
-      const task = await run({ 'main.sh': 'exit 0\n' }, { entrypoint: 'main.sh', runtime: 'shell' });
-      expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
-      const started = world.eventsOf(task.taskId).find((e) => e.kind === 'started');
-      expect(started).toMatchObject({ handle: { pid: expect.any(Number), startTime: expect.any(Number) } });
+      const task = await world.submit(makeTask({ module: { digest, entrypoint: 'main.sh', runtime: 'shell' } }));
+      started = await waitFor(() => world.eventsOf(task.taskId).find((e) => e.kind === 'started'), 'the started event');
     } finally {
       hogging = false;
       await Promise.all(hogs);
     }
+    expect(started).toMatchObject({ handle: { pid: expect.any(Number), startTime: expect.any(Number) } });
+    expect((await world.result(started.taskId)).outcome.state).toBe('SUCCEEDED');
   });
 
   it('fails on a non-zero exit with the tail of stderr', async () => {
