@@ -104,14 +104,17 @@ describe('executor host', () => {
   });
 
   it('coalesces progress to about ten events a second, keeping the latest', async () => {
+    let reportingMs = 0;
     const chatty = defineExecutor({
       name: 'chatty',
       submit: async () => 'h',
       wait: async (_h, _t, ctx) => {
+        const from = Date.now();
         for (let i = 1; i <= 1000; i++) {
           ctx.progress(i / 1000, `step ${i}`);
           if (i % 100 === 0) await new Promise((r) => setTimeout(r, 20));
         }
+        reportingMs = Date.now() - from;
         return { state: 'SUCCEEDED' as const };
       },
       cancel: async () => undefined,
@@ -120,7 +123,9 @@ describe('executor host', () => {
     const task = await world.submit(makeTask({ executor: 'chatty' }));
     await world.result(task.taskId);
     const progress = world.eventsOf(task.taskId).filter((e) => e.kind === 'progress');
-    expect(progress.length).toBeLessThanOrEqual(6);
+    // The first at once, then at most one each 100 ms, and the one left waiting: ~10 a second over however long the
+    // sleeps took (a fixed 6 held only while they took their 200 ms; a loaded machine stretches them).
+    expect(progress.length).toBeLessThanOrEqual(2 + Math.floor(reportingMs / 100));
     expect(progress.at(-1)).toMatchObject({ fraction: 1, message: 'step 1000' });
   });
 
