@@ -64,8 +64,18 @@ async function procStats(): Promise<{ pid: number; stat: ProcStat }[]> {
   return stats;
 }
 
-export async function readStartTime(pid: number): Promise<number | null> {
-  return (await readStat(pid))?.startTime ?? null;
+/**
+ * A child's start time, read at once: call it before yielding to the event loop after the spawn. Node reaps an exited
+ * child in its event loop, and a read queued behind the threadpool's work (unpacking, progress files) found a fast
+ * module's /proc entry gone: a null start time, so a recycled pid would pass for the process. Unreaped, even a child
+ * that has already exited is still there (a zombie), and procfs answers a sync read from memory.
+ */
+export function startTimeOf(pid: number): number | null {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).startTime;
+  } catch {
+    return null;
+  }
 }
 
 /** Alive means: present in /proc, not a zombie, and started when our process did (not a recycled pid). */

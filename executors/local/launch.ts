@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chown, copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readStartTime } from '../../plugins/process-group';
+import { startTimeOf } from '../../plugins/process-group';
 import type { AbortReason, TaskContext, TaskMessage } from '../../plugins/sdk';
 import { traceHop } from '../../plugins/trace';
 import type { LocalHandle } from './options';
@@ -162,13 +162,14 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   if (warm) {
     state.warmPool = warm;
     const child = await warm.run({ moduleDir, entrypoint, env });
+    const startTime = startTimeOf(child.pid!); // before the event loop may reap a module that exits at once
     state.exited = exitOf(child, state);
     state.child = child;
     state.sandboxed = Boolean(sandbox);
     followPipes(state, maxLogLineBytes);
     // The unpacked module and a started process were waiting: nothing was provisioned for this attempt.
     state.provisioningMs = 0;
-    return { pid: child.pid!, pgid: child.pid!, startTime: await readStartTime(child.pid!) };
+    return { pid: child.pid!, pgid: child.pid!, startTime };
   }
   const insideFile = sandbox ? path.posix.join(SANDBOX_WORKDIR, 'module', path.relative(moduleDir, file).split(path.sep).join('/')) : file;
   const insideModule = sandbox ? path.posix.join(SANDBOX_WORKDIR, 'module') : moduleDir;
@@ -189,6 +190,8 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     stdio: [sandbox ? 'ignore' : 'pipe', 'pipe', 'pipe', progressFile.writeFd],
     ...(sandbox?.identity ?? {}),
   });
+  // Read now, before the event loop may reap a module that exits at once (startTimeOf, process-group.ts).
+  const startTime = child.pid === undefined ? null : startTimeOf(child.pid);
   child.on('error', () => undefined); // a failed spawn is reported below; later errors (a failed kill) are not fatal
   child.stdin?.on('error', () => undefined);
   state.exited = exitOf(child, state);
@@ -210,7 +213,7 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   // that fills a pipe nobody reads would block.
   followPipes(state, maxLogLineBytes);
   const pid = child.pid!;
-  return { pid, pgid: pid, startTime: await readStartTime(pid) };
+  return { pid, pgid: pid, startTime };
 }
 
 function exitOf(child: ChildProcess, state: AttemptState): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

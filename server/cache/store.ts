@@ -1,7 +1,7 @@
 // Cache entries and reservations in Postgres: looking keys up (one indexed query for a whole batch of tasks),
 // reserving a key so identical tasks in flight run once, turning a succeeded owner's reservation into an entry,
 // and evicting (expired entries, then least recently used ones beyond the size budget) and invalidating.
-import { and, eq, inArray, lt, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import { canonicalJson } from '../artifacts/digest';
 import type { ObjectStore } from '../artifacts/store';
 import { type Db, queryRows, type Tx } from '../db/client';
@@ -128,6 +128,8 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
         .delete(cacheReservations)
         .where(inArray(cacheReservations.taskId, [...byTask.keys()]))
         .returning();
+      // In key order, as evict() takes them: two writers of several entries then never wait on each other in a circle.
+      reservations.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const entries: NewCacheEntry[] = reservations.map((r) => {
         const result = byTask.get(r.taskId)!;
         return {
@@ -187,14 +189,23 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
     },
 
     async evict(db, at) {
-      const expired = await db.delete(cacheEntries).where(lt(cacheEntries.expiresAt, at)).returning({ key: cacheEntries.key });
+      // Each delete locks its rows in key order first, as record() upserts them: deleted in the order of a scan, they
+      // deadlocked with a recorder writing several of the same entries (one of the two aborted, and tried again).
+      const expired = await queryRows<{ key: string }>(
+        db,
+        sql`delete from cache_entries where key in (
+              select key from cache_entries where expires_at < ${at.toISOString()}::timestamptz order by key for update)
+            returning key`,
+      );
       // Least recently used first, until what is left fits the budget: one statement, whatever the entry count.
       const evicted = await queryRows<{ key: string }>(
         db,
         sql`delete from cache_entries where key in (
-              select key from (
-                select key, sum(size_bytes) over (order by last_used_at desc, key) as running from cache_entries
-              ) ranked where running > ${options.maxBytes})
+              select key from cache_entries where key in (
+                select key from (
+                  select key, sum(size_bytes) over (order by last_used_at desc, key) as running from cache_entries
+                ) ranked where running > ${options.maxBytes})
+              order by key for update)
             returning key`,
       );
       return expired.length + evicted.length;

@@ -96,14 +96,12 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string): Prom
 /** Withdraws attempts not yet published and broadcasts a cancel for the others. */
 export async function stopAttempts({ tx, step }: TxContext, attempts: { taskId: string; attempt: number }[], reason: string): Promise<void> {
   if (!attempts.length) return;
-  await tx.delete(outbox).where(
-    and(
-      eq(outbox.kind, 'task'),
-      inArray(
-        outbox.msgId,
-        attempts.map((a) => taskMessageId(a.taskId, a.attempt)),
-      ),
-    ),
+  // Locked in id order, as an enqueue deletes the published rows it takes (dispatch.ts): deleted in the order of the
+  // message ids, the same rows met an enqueue's delete in a circle, and Postgres aborted one of the two.
+  const msgIds = attempts.map((a) => taskMessageId(a.taskId, a.attempt));
+  await tx.execute(
+    sql`delete from outbox where id in (
+          select id from outbox where kind = 'task' and msg_id = any(${arrayOf(msgIds, 'text')}) order by id for update)`,
   );
   await tx.insert(outbox).values(
     attempts.map((a) => ({

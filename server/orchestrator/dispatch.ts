@@ -337,7 +337,14 @@ function queueAndWrite(
           heartbeat_at = null
         where ${oneOrAny('id', taskIds, 'uuid')})`);
   if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
-  if (published) parts.push(sql`gone as (delete from outbox where ${oneOrAny('id', published.ids, 'bigint')})`);
+  // Several rows locked in id order first, as a cancel's withdrawal takes them (cancel.ts): the two deleting the same
+  // rows in different orders met in a circle.
+  if (published)
+    parts.push(
+      published.ids.length === 1
+        ? sql`gone as (delete from outbox where ${oneOrAny('id', published.ids, 'bigint')})`
+        : sql`gone as (delete from outbox where id in (select id from outbox where id = any(${arrayOf(published.ids, 'bigint')}) order by id for update))`,
+    );
   // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
   const json = `[${rows.map((r) => `{"kind":"task","pool":${JSON.stringify(r.pool)},"msg_id":${JSON.stringify(r.msgId)},"payload":${r.text ?? JSON.stringify(r.payload)}}`).join(',')}]`;
   writeBehind<{ id: string | number; msg_id: string }>(

@@ -4,12 +4,16 @@
 // blocked on a lock, then takes that writer's second lock. With the old order the two wait on each other in a circle:
 // the test's transaction is the one Postgres aborts (its deadlock_timeout is the shorter), so the case fails with
 // 40P01 rather than the request being retried past it.
+import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
+import { createTaskCache } from '../../server/cache/store';
 import type { Db, Tx } from '../../server/db/client';
 import { queryRows } from '../../server/db/client';
+import { cacheEntries, cacheReservations } from '../../server/db/tables/cache';
 import { columnLabels, datasets, datasetVersions } from '../../server/db/tables/governance';
+import { moduleVersions } from '../../server/db/tables/modules';
 import { alerts, monitors } from '../../server/db/tables/monitoring';
 import { runs, tasks } from '../../server/db/tables/runs';
 import { recordDatasetWrites } from '../../server/governance/policy';
@@ -254,3 +258,54 @@ it('a cancel takes a run and its nested runs in id order, as the recorder takes 
   const rows = await db.select({ id: runs.id, status: runs.status }).from(runs).where(sql`${runs.id} in (${parent}, ${child})`);
   expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
 }, 60_000);
+
+describe("the cache's entries, in key order", () => {
+  const cache = createTaskCache({ objects: undefined as never, reservationTtlMs: 60_000, maxBytes: 0 }); // evicts all
+  const [first, second] = ['lock-order-a', 'lock-order-b'];
+  /** Both entries and their reservations, the second written first: a scan meets them against their keys' order. */
+  async function entries(): Promise<string[]> {
+    await db.delete(cacheEntries);
+    await db.delete(cacheReservations);
+    const [version] = await db.select({ id: moduleVersions.id }).from(moduleVersions).limit(1);
+    const runId = randomUUID();
+    const taskIds = [randomUUID(), randomUUID()];
+    for (const [i, key] of [second, first].entries()) {
+      const common = { key, components: { scope: 'production' } as never, module: 'test/sleep', moduleVersionId: version!.id };
+      await db
+        .insert(cacheEntries)
+        .values({ ...common, scope: 'production', outputs: {}, sizeBytes: 2, sourceTaskId: taskIds[i]!, sourceRunId: runId, durationMs: 1 });
+      await db.insert(cacheReservations).values({ ...common, taskId: taskIds[i]!, runId, heartbeatAt: new Date(), expiresAt: new Date(Date.now() + 60_000) });
+    }
+    return taskIds;
+  }
+  const lockEntry = (key: string) => (tx: Tx) => tx.select({ key: cacheEntries.key }).from(cacheEntries).where(eq(cacheEntries.key, key)).for('update');
+
+  it('eviction takes them in key order, as the recorder writes several entries', async () => {
+    await t.publishFixture('sleep').catch(() => undefined); // a module version for the entries (an earlier case may have published it)
+    await entries();
+    const evicted = await meet(lockEntry(first), () => cache.evict(db, new Date()), lockEntry(second));
+    expect(evicted).toBe(2);
+  }, 60_000);
+
+  it("the recorder writes a task's entries in key order, as eviction takes them", async () => {
+    await t.publishFixture('sleep').catch(() => undefined);
+    const taskIds = await entries();
+    await meet(
+      lockEntry(first),
+      () =>
+        db.transaction((tx) =>
+          cache.record(
+            tx,
+            taskIds.map((taskId) => ({ taskId, outputs: { done: true }, durationMs: 5 })),
+            new Date(),
+          ),
+        ),
+      lockEntry(second),
+    );
+    const rows = await db.select({ key: cacheEntries.key, outputs: cacheEntries.outputs }).from(cacheEntries).orderBy(cacheEntries.key);
+    expect(rows).toEqual([
+      { key: first, outputs: { done: true } },
+      { key: second, outputs: { done: true } },
+    ]);
+  }, 60_000);
+});

@@ -161,7 +161,10 @@ it("holds a run's reads from the store, as its live events, until the registrati
   });
   // Committed, its registrations under way: the event is stored, and neither a subscriber catching up from the store
   // nor a live one gets it yet (the first did before: a watcher saw the success before the model versions existed).
-  await vi.waitFor(async () => expect(await queryRows(database.db, sql`select seq from run_events where run_id = ${runId}`)).toHaveLength(1));
+  // vi.waitFor gives up after 1 s unless told: a loaded machine can take longer to commit (and below, to read).
+  await vi.waitFor(async () => expect(await queryRows(database.db, sql`select seq from run_events where run_id = ${runId}`)).toHaveLength(1), {
+    timeout: 20_000,
+  });
   let read: FeedEvent[] | undefined;
   void feed.since(runId, 0).then((events) => (read = events));
   // A new subscriber's snapshot of the run (schema/types/run-events.ts) waits the same way.
@@ -173,7 +176,7 @@ it("holds a run's reads from the store, as its live events, until the registrati
   expect(live).toEqual([]);
   registered();
   await done;
-  await vi.waitFor(() => expect(read?.map((e) => e.kind)).toEqual(['run-status']));
+  await vi.waitFor(() => expect(read?.map((e) => e.kind)).toEqual(['run-status']), { timeout: 20_000 });
   expect(live.map((e) => e.kind)).toEqual(['run-status']);
   expect(snapshot).toEqual([{ status: 'RUNNING' }]);
   // Released: the next read is not held.

@@ -1,10 +1,12 @@
 // The `local` executor run for real through the executor host on the memory bus: child processes, fd-3 progress,
 // exit codes, cancel and grace, timeouts, and the process group gone afterwards.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { pbkdf2 } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLocalExecutor, type LocalExecutorOptions } from '../../executors/local/index';
 import type { ExecutorHost } from '../../plugins/host';
+import type { ExecutorEvent } from '../../plugins/protocol';
 import type { TaskContext, TaskMessage } from '../../plugins/sdk';
 import { buildModule, createHostWorld, createScratch, type HostOverrides, type HostWorld, makeTask, processAlive, waitFor } from '../plugins/host-harness';
 
@@ -38,11 +40,13 @@ async function run(
   return world.submit(makeTask({ ...task, module: { digest, ...module } }));
 }
 
-/** The pid a module printed as `grandchild <pid>` on stdout, as this process sees it. */
+/** The pid of the `sleep` a module printed as `grandchild <pid> <seconds>` on stdout, as this process sees it. */
 async function grandchildPid(taskId: string) {
   const line = await waitFor(() => world.logLines(taskId, 'stdout').find((l) => l.startsWith('grandchild ')), 'the grandchild pid');
   const [, pid, seconds] = line.split(' ');
-  return hostPidOf(Number(pid), seconds!);
+  // The shell prints `$!` as soon as it has forked: the child may not have exec'd its `sleep` yet (on a loaded machine
+  // it had not, and the sandbox's inner pid was taken for one of ours).
+  return waitFor(() => hostPidOf(Number(pid), seconds!), `the grandchild sleep ${seconds}`);
 }
 
 let sleeps = 0;
@@ -55,10 +59,11 @@ const grandchildScript = (prefix = '', rest = 'wait\n') => {
 };
 
 /**
- * A sandboxed module lives in its own pid namespace: the pid it prints is the namespace's. Its pid here is the
- * `sleep` whose NSpid line ends with that pid (one namespace below ours); unsandboxed, the printed pid is ours.
+ * A sandboxed module lives in its own pid namespace: the pid it prints is the namespace's. Its pid here is the `sleep`
+ * whose NSpid line ends with that pid (one namespace below ours, or ours unsandboxed) and whose argument is the one
+ * it was given; undefined while there is no such `sleep`.
  */
-function hostPidOf(inner: number, seconds: string): number {
+function hostPidOf(inner: number, seconds: string): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let status: string;
@@ -68,14 +73,14 @@ function hostPidOf(inner: number, seconds: string): number {
       continue;
     }
     const ns = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
-    if (ns.length !== 2 || ns[1] !== inner || !/^Name:\s+sleep$/m.test(status)) continue;
+    if (ns.length > 2 || ns.at(-1) !== inner || !/^Name:\s+sleep$/m.test(status)) continue;
     let cmdline = '';
     try {
       cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
     } catch {}
     if (cmdline === `sleep\u0000${seconds}\u0000`) return Number(entry);
   }
-  return inner;
+  return undefined;
 }
 
 describe('local executor', () => {
@@ -171,6 +176,30 @@ print("batches", [n for n in sends if n])
     ]);
   });
 
+  it('names the process by its start time even when it exits before the threadpool is free to read /proc', async () => {
+    // The threadpool kept busy (as unpacking and progress files keep it on a loaded host) from the task's submission
+    // to its start: a start time read through it came after Node had reaped the exited module, and the handle had none
+    // (seen under load in the test above).
+    const { archive, digest } = await buildModule(scratch.root, 'exits-at-once', { 'main.sh': 'exit 0\n' });
+    world.artifacts.add(digest, archive);
+    await world.startHost([createLocalExecutor({ graceMs: 300 })]);
+    let hogging = true;
+    const hog = async () => {
+      while (hogging) await new Promise((resolve) => pbkdf2('p', 's', 10_000, 64, 'sha512', resolve));
+    };
+    const hogs = Array.from({ length: 6 }, hog); // more than its four threads: every file operation waits its turn
+    let started: ExecutorEvent | undefined;
+    try {
+      const task = await world.submit(makeTask({ module: { digest, entrypoint: 'main.sh', runtime: 'shell' } }));
+      started = await waitFor(() => world.eventsOf(task.taskId).find((e) => e.kind === 'started'), 'the started event');
+    } finally {
+      hogging = false;
+      await Promise.all(hogs);
+    }
+    expect(started).toMatchObject({ handle: { pid: expect.any(Number), startTime: expect.any(Number) } });
+    expect((await world.result(started.taskId)).outcome.state).toBe('SUCCEEDED');
+  });
+
   it('fails on a non-zero exit with the tail of stderr', async () => {
     const lines = Array.from({ length: 30 }, (_, i) => `echo "err line ${i}" >&2`).join('\n');
     const task = await run({ 'main.sh': `${lines}\nexit 3\n` }, { entrypoint: 'main.sh', runtime: 'shell' });
@@ -192,7 +221,9 @@ print("batches", [n for n in sends if n])
   });
 
   it('cancels mid-run: SIGTERM stops the whole process group', async () => {
-    const task = await run({ 'main.sh': grandchildScript() }, { entrypoint: 'main.sh', runtime: 'shell' });
+    // A grace period no loaded machine outlasts: with the file's 300 ms, a group that a loaded machine has not yet
+    // let end (the shell, the sleep, the sandbox's init) is killed with SIGKILL, and the outcome then says so.
+    const task = await run({ 'main.sh': grandchildScript() }, { entrypoint: 'main.sh', runtime: 'shell' }, {}, {}, { graceMs: 20_000 });
     const pid = await grandchildPid(task.taskId);
     expect(processAlive(pid)).toBe(true);
     await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'user asked' });
@@ -304,10 +335,20 @@ print("batches", [n for n in sends if n])
   });
 
   it('sends heartbeats while the module runs', async () => {
-    const task = await run({ 'main.sh': 'sleep 0.5\n' }, { entrypoint: 'main.sh', runtime: 'shell' }, {}, { heartbeatMs: 100 });
-    await world.result(task.taskId);
+    // The module runs until the test has seen three heartbeats, not a fixed half second: on a loaded machine the
+    // host's timer may fire fewer times in that. Unsandboxed, so that it sees the file that ends it.
+    const done = path.join(scratch.root, 'beats-seen');
+    const task = await run(
+      { 'main.sh': `while [ ! -e '${done}' ]; do sleep 0.02; done\n` },
+      { entrypoint: 'main.sh', runtime: 'shell' },
+      {},
+      { heartbeatMs: 100 },
+      { isolation: 'none' },
+    );
+    await waitFor(() => world.eventsOf(task.taskId).filter((e) => e.kind === 'heartbeat').length >= 3, 'three heartbeats');
+    writeFileSync(done, '');
+    expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
     const beats = world.eventsOf(task.taskId).filter((e) => e.kind === 'heartbeat');
-    expect(beats.length).toBeGreaterThanOrEqual(3);
     expect(world.timeline.filter((t) => t === `working:${task.taskId}`).length).toBe(beats.length);
   });
 
@@ -322,7 +363,7 @@ print("batches", [n for n in sends if n])
           if (existsSync(marker)) { writeFileSync(marker + '-again', '1'); process.exit(0); }
           writeFileSync(marker, '1');
           const child = spawn('sleep', ['30'], { stdio: 'ignore' });
-          console.log('grandchild ' + child.pid);
+          console.log('grandchild ' + child.pid + ' 30');
           setInterval(() => {}, 1000);
         `,
       },

@@ -26,13 +26,13 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     }) as typeof actual.readdir,
   };
 });
-const { groupAlive, readStartTime } = await import('../../plugins/process-group');
+const { groupAlive, startTimeOf } = await import('../../plugins/process-group');
 
 async function startGroup(command: string) {
   const child = spawn('/bin/sh', ['-c', command], { detached: true, stdio: 'ignore' });
   await new Promise((resolve) => child.once('spawn', resolve));
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  return { handle: { pid: child.pid!, pgid: child.pid!, startTime: await readStartTime(child.pid!) }, exited };
+  return { handle: { pid: child.pid!, pgid: child.pid!, startTime: startTimeOf(child.pid!) }, exited };
 }
 
 it('says a group with no member left is gone without scanning /proc', async () => {

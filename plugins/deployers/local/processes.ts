@@ -6,7 +6,7 @@ import { appendFile, open, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import path from 'node:path';
-import { processAlive, readStartTime, groupAlive as sharedGroupAlive } from '../../process-group';
+import { processAlive, groupAlive as sharedGroupAlive, startTimeOf } from '../../process-group';
 
 /** A process the deployer started: enough to find it again after a restart of the deployer. */
 export interface ProcessRef {
@@ -35,12 +35,14 @@ export async function startProcess(options: {
   const err = await open(options.stderr, 'a');
   try {
     const child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', out.fd, err.fd] });
+    // Read before the event loop may reap a process that exits at once (startTimeOf, process-group.ts).
+    const startTime = child.pid === undefined ? null : startTimeOf(child.pid);
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', reject);
     });
     child.unref();
-    const ref = { pid, startTime: await readStartTime(pid) };
+    const ref = { pid, startTime };
     await appendFile(ledger(options.stateDir), `${JSON.stringify(ref)}\n`);
     return ref;
   } finally {
