@@ -7,6 +7,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { progressSplitter } from '../../executors/local/pipes';
+import type { TaskContext } from '../../plugins/sdk';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const SOURCE = 'executors/local/progress.js';
@@ -51,7 +53,8 @@ describe("the progress helper's metric() in a tight loop", () => {
       try {
         trace = execFileSync(process.execPath, ['--trace-opt', '--trace-deopt', '--no-concurrent-recompilation', 'main.mjs'], {
           cwd: dir,
-          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1' },
+          // As the local executor runs it: packed, steps by their first, numbers in frames.
+          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
           stdio: ['ignore', 'pipe', 'inherit', fd],
           encoding: 'utf8',
         });
@@ -62,16 +65,23 @@ describe("the progress helper's metric() in a tight loop", () => {
       const dropped = trace.split('\n').filter((line) => /bailout .*deoptimizing .*<JSFunction metric /.test(line));
       expect(optimized.length, 'V8 optimized metric()').toBeGreaterThan(0);
       expect(dropped, 'metric() deoptimized').toEqual([]);
-      const series = readFileSync(out, 'utf8')
-        .trim()
-        .split('\n')
-        .flatMap((line) => JSON.parse(line).series);
-      let next = 0;
-      for (const s of series) {
-        expect(s).toMatchObject({ name: 'loss', stepStart: next });
-        next += Buffer.from(s.valuesF64, 'base64').length / 8;
-      }
-      expect(next).toBe(20000);
+      // Read back by the host's own reader: every step once, in order, each value the one logged there.
+      const steps: number[] = [];
+      let wrong = 0;
+      const ctx = {
+        metricSeries(name: string, at: ArrayLike<number>, values: ArrayLike<number>) {
+          for (let i = 0; i < values.length; i++) {
+            steps.push(at[i]!);
+            if (name !== 'loss' || values[i] !== 1 / (at[i]! + 1)) wrong++;
+          }
+        },
+        log: (_stream: string, line: string) => expect.fail(line),
+      } as unknown as TaskContext;
+      const reader = progressSplitter(() => ctx);
+      reader.push(readFileSync(out));
+      reader.end();
+      expect(wrong).toBe(0);
+      expect(steps).toEqual(Array.from({ length: 20000 }, (_, i) => i));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
