@@ -87,3 +87,49 @@ describe("the progress helper's metric() in a tight loop", () => {
     }
   });
 });
+
+describe("the progress helper's flush timer", () => {
+  // The timer is set only once the module yields (it could not fire before): points logged before an `await` still
+  // go out within FLUSH_MS (200 ms) of the first, while the module runs, though no batch filled.
+  it('sends what a module buffered before it yields while it waits, not at its exit', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'atelier-helper-timer-'));
+    try {
+      copyFileSync(path.join(root, SOURCE), path.join(dir, 'progress.js'));
+      writeFileSync(
+        path.join(dir, 'main.mjs'),
+        `import { fstatSync } from 'node:fs';
+import { metric } from './progress.js';
+const sizes = [];
+for (let i = 0; i < 3; i++) metric({ loss: i }, i);
+sizes.push(fstatSync(3).size);
+await new Promise((resolve) => setTimeout(resolve, 600));
+sizes.push(fstatSync(3).size);
+metric({ loss: 3 }, 3);
+await new Promise((resolve) => setTimeout(resolve, 600));
+sizes.push(fstatSync(3).size);
+console.log(JSON.stringify(sizes));
+`,
+      );
+      const out = path.join(dir, 'progress.out');
+      const fd = openSync(out, 'w');
+      let printed: string;
+      try {
+        printed = execFileSync(process.execPath, ['main.mjs'], {
+          cwd: dir,
+          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
+          stdio: ['ignore', 'pipe', 'inherit', fd],
+          encoding: 'utf8',
+        });
+      } finally {
+        closeSync(fd);
+      }
+      const [before, afterFirstWait, afterSecondWait] = JSON.parse(printed) as number[];
+      expect(before).toBe(0);
+      expect(afterFirstWait).toBeGreaterThan(0);
+      expect(afterSecondWait).toBeGreaterThan(afterFirstWait!);
+      expect(readFileSync(out).length).toBe(afterSecondWait);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -84,7 +84,9 @@ var steady = true;
 var limit = FIRST_POINTS;
 let runs = [];
 let odd = null;
+// The flush timer: undefined (none), true (to be set once the module yields: `arm`), or the timer.
 let timer;
+let armedAt = 0;
 
 /** `count` float64s of `array` from index `from` as base64 (a typed array may be a view into a larger buffer). */
 const base64 = (array, count, from = 0) => Buffer.from(array.buffer, array.byteOffset + from * 8, count * 8).toString('base64');
@@ -279,10 +281,24 @@ export function metricSeries(name, stepList, valueList) {
   }
 }
 
-// The timer is not cleared when a batch goes out before it fires (a loop filling batches would set and clear one per
-// batch): it then sends the batch buffered since, sooner than FLUSH_MS after its first point, never later.
+// Arming takes two steps. A timer cannot fire while the module's code runs without yielding, so the batch's first
+// point only queues a microtask (a few ns), and the timer is set when it runs, once the module yields (an `await`, the
+// end of its top level): for the time left of FLUSH_MS since that point. A tight loop that logs and ends without
+// yielding has every point sent by its own flushes and the exit's, and never sets a timer (the first costs ~0.25 ms,
+// Node's timers run cold). The timer is not cleared when a batch goes out before it fires (a loop filling batches
+// would set and clear one per batch): it then sends what was buffered since, sooner than FLUSH_MS, never later.
 function arm() {
-  timer = setTimeout(due, FLUSH_MS);
+  timer = true;
+  armedAt = Date.now();
+  Promise.resolve().then(setTimer);
+}
+
+function setTimer() {
+  if (n === 0 && odd === null) {
+    timer = undefined;
+    return;
+  }
+  timer = setTimeout(due, Math.max(0, FLUSH_MS - (Date.now() - armedAt)));
   timer.unref?.();
 }
 
