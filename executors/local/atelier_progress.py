@@ -1,5 +1,6 @@
 # Progress helper for `local` modules written in Python: reports progress, metrics and outputs to Atelier as
-# JSON lines on the fd named by ATELIER_PROGRESS_FD. Standard library only: copy it into your module.
+# JSON lines on the fd named by ATELIER_PROGRESS_FD (metric numbers as bytes after their line where the host reads
+# frames). Standard library only: copy it into your module.
 import array
 import atexit
 import base64

@@ -1,6 +1,7 @@
 // Copied verbatim from executors/local/progress.js: each module is packed on its own, so it carries its copy.
 // Progress helper for `local` modules written for Node: reports progress, metrics and outputs to Atelier as
-// JSON lines on the fd named by ATELIER_PROGRESS_FD. Plain ESM, no dependencies: copy it into your module.
+// JSON lines on the fd named by ATELIER_PROGRESS_FD (metric numbers as bytes after their line where the host reads
+// frames). Plain ESM, no dependencies: copy it into your module.
 import { writeSync, writevSync } from 'node:fs';
 
 const fd = Number.parseInt(process.env.ATELIER_PROGRESS_FD ?? '', 10);
