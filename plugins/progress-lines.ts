@@ -5,24 +5,30 @@
 // NaN none given, or `stepStart` for steps counting up by one from it where it also sets ATELIER_PROGRESS_STEP_START;
 // what the helpers send), `output`/`outputs`, `log`, `register` (`{model, output, flavor?, signature?,
 // metadata?}`: a model version registered from the output once the task has succeeded). Metric values are numbers or
-// "NaN", "Infinity", "-Infinity".
+// "NaN", "Infinity", "-Infinity". Where the host reads frames (`frames`), a line may announce raw bytes that follow it
+// (plugins/progress-frames.ts).
 import { decodeMetricValue } from './metric-values';
 import { reportMetricSeries, type TaskContext } from './sdk';
 
-/** Applies one protocol line to the task context. Anything malformed is reported through `ignored`, never thrown. */
-export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why: string) => void): void {
+/**
+ * Applies one protocol line to the task context. Anything malformed is reported through `ignored`, never thrown.
+ * Where `frames` is given (the channel carries bytes), a frame's line is not applied but returned: its bytes follow
+ * (at most `frames.maxBytes`), and the caller applies it with them (`applyProgressFrame`).
+ */
+export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why: string) => void, frames?: { maxBytes: number }): ProgressFrame | null {
   let msg: unknown;
   try {
     msg = JSON.parse(line);
   } catch {
     ignored('not JSON');
-    return;
+    return null;
   }
   if (!msg || typeof msg !== 'object' || Array.isArray(msg)) {
     ignored('not a JSON object');
-    return;
+    return null;
   }
   const m = msg as Record<string, unknown>;
+  if (frames && 'frame' in m) return frameOf(m, frames.maxBytes, ignored);
   let understood = false;
   if ('progress' in m && (m.progress === null || typeof m.progress === 'number')) {
     ctx.progress(m.progress as number | null, typeof m.message === 'string' ? m.message : null);
@@ -77,6 +83,35 @@ export function applyProgressLine(line: string, ctx: TaskContext, ignored: (why:
     understood = true;
   }
   if (!understood) ignored('no progress, metrics, output(s), register or log field');
+  return null;
+}
+
+/** A frame's line, read: its bytes follow it on the channel. */
+export interface ProgressFrame {
+  /** How many bytes follow the line. */
+  bytes: number;
+  /** Its series, applied once the bytes are in; null: too large, its bytes are skipped unread. */
+  series: unknown[] | null;
+}
+
+/** The frame a protocol message announces (it has `frame`), or null where it has none. */
+function frameOf(m: Record<string, unknown>, maxBytes: number, ignored: (why: string) => void): ProgressFrame | null {
+  if (!('frame' in m)) return null;
+  const bytes = m.frame;
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
+    // Where its bytes end is unknown: they are read as lines, each ignored.
+    ignored('a frame needs "frame": how many bytes follow its line');
+    return null;
+  }
+  if (bytes > maxBytes) {
+    ignored(`a frame of ${bytes} bytes, over the ${maxBytes} one may hold: skipped`);
+    return { bytes, series: null };
+  }
+  if (!Array.isArray(m.series)) {
+    ignored('a frame without "series": its bytes are skipped');
+    return { bytes, series: null };
+  }
+  return { bytes, series: m.series };
 }
 
 /** Metric values as numbers (specials decoded); a value that is no number is reported through `ignored` and left out. */
@@ -91,7 +126,7 @@ function decodedMetrics(metrics: Record<string, unknown>, ignored: (why: string)
 }
 
 /** One metric's points of a `series` batch: `steps[i]` (null: none) and `values[i]`, in the order reported; or packed. */
-function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => void): void {
+export function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => void): void {
   const series = s as { name?: unknown; steps?: unknown; values?: unknown; stepsF64?: unknown; stepStart?: unknown; valuesF64?: unknown } | null;
   if (!series || typeof series !== 'object' || typeof series.name !== 'string') {
     ignored('a metric series without a name');
@@ -121,7 +156,7 @@ function applySeries(s: unknown, ctx: TaskContext, ignored: (why: string) => voi
   if (dropped) ignored(`metric "${name}" is not a number in ${dropped} of its values (NaN and ±Infinity are written "NaN", "Infinity", "-Infinity")`);
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
+export const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 /** A base64 string of little-endian float64s as numbers, or null where it is not one. */
 function float64s(text: unknown): Float64Array | null {

@@ -1,5 +1,6 @@
 # Progress helper for `local` modules written in Python: reports progress, metrics and outputs to Atelier as
-# JSON lines on the fd named by ATELIER_PROGRESS_FD. Standard library only: copy it into your module.
+# JSON lines on the fd named by ATELIER_PROGRESS_FD (metric numbers as bytes after their line where the host reads
+# frames). Standard library only: copy it into your module.
 import array
 import atexit
 import base64
@@ -14,7 +15,8 @@ _fd = int(_fd_text) if _fd_text.isdigit() else None
 _warned = False
 
 
-def _send(message):
+def _send(message, raw=b""):
+    """Write one message line (and the raw bytes of a frame after it) in one write."""
     global _warned
     if _fd is None:
         if not _warned:
@@ -22,7 +24,7 @@ def _send(message):
                   file=sys.stderr)
             _warned = True
         return
-    data = (json.dumps(message, default=str) + "\n").encode("utf-8")
+    data = (json.dumps(message, default=str) + "\n").encode("utf-8") + raw
     while data:
         data = data[os.write(_fd, data):]
 
@@ -31,12 +33,15 @@ def _send(message):
 # after the batch began, before any other message and at exit), so logging every training step stays cheap. A batch
 # is one `series` line: per metric name its steps and values. Where the host reads them packed (it sets
 # ATELIER_PROGRESS_PACKED), they go as two little-endian float64 arrays in base64 (`stepsF64`, `valuesF64`; a step
-# of NaN: none given), so no float is formatted as text; otherwise (an older host) as two JSON lists, as before.
+# of NaN: none given), so no float is formatted as text; where it also sets ATELIER_PROGRESS_FRAMES, as raw bytes
+# after the line instead (a frame: `{"frame": BYTES, "series": [{name, stepsAt, valuesAt, count}]}` and then BYTES
+# bytes, each array at its byte offset); otherwise (an older host) as two JSON lists, as before.
 # Points of one name keep their order. A value that is no number is sent as it is, for the host to drop and name in
 # the task's log.
 _FLUSH_POINTS = 1000
 _FLUSH_SECONDS = 0.2
 _PACKED = os.environ.get("ATELIER_PROGRESS_PACKED") == "1"
+_FRAMES = _PACKED and os.environ.get("ATELIER_PROGRESS_FRAMES") == "1"
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _series = {}
 _buffered = 0
@@ -66,11 +71,15 @@ def _wire(value):
     return value
 
 
-def _packed(floats):
+def _little_endian(floats):
     if sys.byteorder != "little":
         floats = array.array("d", floats)
         floats.byteswap()
-    return base64.b64encode(floats.tobytes()).decode("ascii")
+    return floats.tobytes()
+
+
+def _packed(floats):
+    return base64.b64encode(_little_endian(floats)).decode("ascii")
 
 
 def flush():
@@ -79,8 +88,14 @@ def flush():
     if not _buffered:
         return
     batch = []
+    raw = []
+    at = 0
     for name, (steps, values, odd) in _series.items():
-        if values and _PACKED:
+        if values and _FRAMES:
+            raw += [_little_endian(steps), _little_endian(values)]
+            batch.append({"name": name, "stepsAt": at, "valuesAt": at + 8 * len(values), "count": len(values)})
+            at += 16 * len(values)
+        elif values and _PACKED:
             batch.append({"name": name, "stepsF64": _packed(steps), "valuesF64": _packed(values)})
         elif values:
             batch.append({"name": name, "steps": [s if math.isfinite(s) else None for s in steps],
@@ -88,7 +103,10 @@ def flush():
         if odd:
             batch.append({"name": name, "steps": [s for s, _ in odd], "values": [v for _, v in odd]})
     _series, _buffered = {}, 0
-    _send({"series": batch})
+    if raw:
+        _send({"frame": at, "series": batch}, b"".join(raw))
+    else:
+        _send({"series": batch})
 
 
 atexit.register(flush)

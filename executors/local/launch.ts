@@ -154,6 +154,8 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     // ... and steps that count up by one as their first (`stepStart`). A variable of its own: helpers already copied
     // into modules compare ATELIER_PROGRESS_PACKED to '1' exactly, so a '2' would put them back on JSON columns.
     ATELIER_PROGRESS_STEP_START: '1',
+    // ... and packed numbers as raw bytes after their line (a frame, plugins/progress-frames.ts), not base64 in it.
+    ATELIER_PROGRESS_FRAMES: '1',
     // MLflow clients inside the module log into this task (mlflow.start_run() resumes MLFLOW_RUN_ID).
     ...(task.tracking ? { MLFLOW_TRACKING_URI: task.tracking.uri, MLFLOW_RUN_ID: task.tracking.runId, MLFLOW_TRACKING_TOKEN: task.tracking.token } : {}),
   });

@@ -3,10 +3,12 @@
 // (progress-file.ts) for a cold-started module.
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { applyProgressLine } from '../../plugins/progress-lines';
+import { applyProgressFrame } from '../../plugins/progress-frames';
+import { applyProgressLine, type ProgressFrame } from '../../plugins/progress-lines';
 import type { TaskContext } from '../../plugins/sdk';
 import { traceHop, traceNow, tracing } from '../../plugins/trace';
 import type { AttemptState } from './launch';
+import { createLineSplitter, type LineSplitter } from './line-splitter';
 
 const STDERR_TAIL_LINES = 20;
 const TAIL_LINE_CHARS = 1_000;
@@ -18,7 +20,10 @@ export function followPipes(state: AttemptState, maxLogLineBytes: number) {
   const [, stdout, stderr, channel] = state.child.stdio as (Readable | null)[];
   const pipeLines = (stream: Readable | null | undefined, maxBytes: number, onLine: (line: string, cut: boolean) => void) => {
     if (!stream) return;
-    const splitter = createLineSplitter(maxBytes, onLine);
+    const splitter = createLineSplitter(maxBytes, (line, cut) => {
+      onLine(line, cut);
+      return null;
+    });
     stream.on('data', (chunk: Buffer) => splitter.push(chunk));
     stream.on('end', () => splitter.end());
     stream.on('error', () => undefined);
@@ -29,68 +34,51 @@ export function followPipes(state: AttemptState, maxLogLineBytes: number) {
     state.stderrTail.push(line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line);
     if (state.stderrTail.length > STDERR_TAIL_LINES) state.stderrTail.shift();
   });
-  const onProgressLine = (line: string, cut: boolean) => {
-    if (cut) state.sink.log('stderr', `[atelier] ignored a progress line longer than ${PROGRESS_LINE_BYTES} bytes`);
-    else handleProgressLine(line, state.sink);
-  };
+  // `state.sink` is read at each line: `wait` replaces the submit context.
+  const splitter = progressSplitter(() => state.sink);
   if (state.progressFile) {
     // A cold-started module's fd 3 is a file (progress-file.ts): tailed, its last line ended by finishProgress.
-    const splitter = createLineSplitter(PROGRESS_LINE_BYTES, onProgressLine);
     state.progressFile.follow((chunk) => {
       const began = tracing() ? traceNow() : 0;
       splitter.push(chunk);
       if (began) traceHop('host: progress read', state.traceKey ?? '', began, traceNow() - began);
     });
     state.endProgress = () => splitter.end();
-  } else pipeLines(channel, PROGRESS_LINE_BYTES, onProgressLine);
+  } else if (channel) {
+    channel.on('data', (chunk: Buffer) => splitter.push(chunk));
+    channel.on('end', () => splitter.end());
+    channel.on('error', () => undefined);
+  }
 }
 
-/** Reads fd-3 protocol lines; anything malformed becomes a warning on stderr, never a crash. */
-function handleProgressLine(line: string, ctx: TaskContext) {
-  if (line.trim() === '') return;
-  applyProgressLine(line, ctx, (why) => ctx.log('stderr', `[atelier] ignored progress line (${why}): ${line.slice(0, 200)}`));
-}
-
-/** Splits a byte stream into lines, cutting any line at `maxBytes` and skipping the rest of it. */
-function createLineSplitter(maxBytes: number, onLine: (line: string, cut: boolean) => void) {
-  let parts: Buffer[] = [];
-  let size = 0;
-  let skipping = false;
-  const emit = (cut: boolean) => {
-    const line = Buffer.concat(parts, size).toString('utf8');
-    parts = [];
-    size = 0;
-    onLine(!cut && line.endsWith('\r') ? line.slice(0, -1) : line, cut);
-  };
-  return {
-    push(chunk: Buffer) {
-      let start = 0;
-      while (start < chunk.length) {
-        const newline = chunk.indexOf(10, start);
-        const end = newline === -1 ? chunk.length : newline;
-        if (!skipping) {
-          const piece = chunk.subarray(start, end);
-          if (size + piece.length > maxBytes) {
-            parts.push(piece.subarray(0, maxBytes - size));
-            size = maxBytes;
-            emit(true);
-            skipping = true;
-          } else {
-            parts.push(piece);
-            size += piece.length;
-          }
-        }
-        if (newline === -1) return;
-        if (!skipping) emit(false);
-        skipping = false;
-        start = newline + 1;
+/**
+ * Reads fd 3's protocol lines and frames (the host sets ATELIER_PROGRESS_FRAMES: numbers as raw bytes after their
+ * line); anything malformed becomes a warning on stderr, never a crash.
+ */
+export function progressSplitter(sink: () => TaskContext): LineSplitter {
+  // A frame's line waits for its bytes; what is refused of it is reported with the line, as for any line.
+  let pending: { frame: ProgressFrame; line: string } | null = null;
+  const ignoring = (line: string) => (why: string) => sink().log('stderr', `[atelier] ignored progress line (${why}): ${line.slice(0, 200)}`);
+  return createLineSplitter(
+    PROGRESS_LINE_BYTES,
+    (line, cut) => {
+      if (cut) {
+        sink().log('stderr', `[atelier] ignored a progress line longer than ${PROGRESS_LINE_BYTES} bytes`);
+        return null;
       }
+      if (line.trim() === '') return null;
+      const frame = applyProgressLine(line, sink(), ignoring(line), { maxBytes: PROGRESS_LINE_BYTES });
+      pending = frame && { frame, line };
+      return frame && { bytes: frame.bytes, keep: frame.series !== null };
     },
-    end() {
-      if (!skipping && size > 0) emit(false);
-      skipping = false;
+    {
+      frame(bytes) {
+        if (pending) applyProgressFrame(pending.frame, bytes, sink(), ignoring(pending.line));
+        pending = null;
+      },
+      short: (got, wanted) => sink().log('stderr', `[atelier] ignored a progress frame cut short (${got} of its ${wanted} bytes)`),
     },
-  };
+  );
 }
 
 /** Reads the rest of a progress file once the module has exited (and its pipes drained): nothing it wrote is lost. */

@@ -7,6 +7,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { progressSplitter } from '../../executors/local/pipes';
+import type { TaskContext } from '../../plugins/sdk';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const SOURCE = 'executors/local/progress.js';
@@ -51,7 +53,8 @@ describe("the progress helper's metric() in a tight loop", () => {
       try {
         trace = execFileSync(process.execPath, ['--trace-opt', '--trace-deopt', '--no-concurrent-recompilation', 'main.mjs'], {
           cwd: dir,
-          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1' },
+          // As the local executor runs it: packed, steps by their first, numbers in frames.
+          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
           stdio: ['ignore', 'pipe', 'inherit', fd],
           encoding: 'utf8',
         });
@@ -62,16 +65,69 @@ describe("the progress helper's metric() in a tight loop", () => {
       const dropped = trace.split('\n').filter((line) => /bailout .*deoptimizing .*<JSFunction metric /.test(line));
       expect(optimized.length, 'V8 optimized metric()').toBeGreaterThan(0);
       expect(dropped, 'metric() deoptimized').toEqual([]);
-      const series = readFileSync(out, 'utf8')
-        .trim()
-        .split('\n')
-        .flatMap((line) => JSON.parse(line).series);
-      let next = 0;
-      for (const s of series) {
-        expect(s).toMatchObject({ name: 'loss', stepStart: next });
-        next += Buffer.from(s.valuesF64, 'base64').length / 8;
+      // Read back by the host's own reader: every step once, in order, each value the one logged there.
+      const steps: number[] = [];
+      let wrong = 0;
+      const ctx = {
+        metricSeries(name: string, at: ArrayLike<number>, values: ArrayLike<number>) {
+          for (let i = 0; i < values.length; i++) {
+            steps.push(at[i]!);
+            if (name !== 'loss' || values[i] !== 1 / (at[i]! + 1)) wrong++;
+          }
+        },
+        log: (_stream: string, line: string) => expect.fail(line),
+      } as unknown as TaskContext;
+      const reader = progressSplitter(() => ctx);
+      reader.push(readFileSync(out));
+      reader.end();
+      expect(wrong).toBe(0);
+      expect(steps).toEqual(Array.from({ length: 20000 }, (_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the progress helper's flush timer", () => {
+  // The timer is set only once the module yields (it could not fire before): points logged before an `await` still
+  // go out within FLUSH_MS (200 ms) of the first, while the module runs, though no batch filled.
+  it('sends what a module buffered before it yields while it waits, not at its exit', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'atelier-helper-timer-'));
+    try {
+      copyFileSync(path.join(root, SOURCE), path.join(dir, 'progress.js'));
+      writeFileSync(
+        path.join(dir, 'main.mjs'),
+        `import { fstatSync } from 'node:fs';
+import { metric } from './progress.js';
+const sizes = [];
+for (let i = 0; i < 3; i++) metric({ loss: i }, i);
+sizes.push(fstatSync(3).size);
+await new Promise((resolve) => setTimeout(resolve, 600));
+sizes.push(fstatSync(3).size);
+metric({ loss: 3 }, 3);
+await new Promise((resolve) => setTimeout(resolve, 600));
+sizes.push(fstatSync(3).size);
+console.log(JSON.stringify(sizes));
+`,
+      );
+      const out = path.join(dir, 'progress.out');
+      const fd = openSync(out, 'w');
+      let printed: string;
+      try {
+        printed = execFileSync(process.execPath, ['main.mjs'], {
+          cwd: dir,
+          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
+          stdio: ['ignore', 'pipe', 'inherit', fd],
+          encoding: 'utf8',
+        });
+      } finally {
+        closeSync(fd);
       }
-      expect(next).toBe(20000);
+      const [before, afterFirstWait, afterSecondWait] = JSON.parse(printed) as number[];
+      expect(before).toBe(0);
+      expect(afterFirstWait).toBeGreaterThan(0);
+      expect(afterSecondWait).toBeGreaterThan(afterFirstWait!);
+      expect(readFileSync(out).length).toBe(afterSecondWait);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

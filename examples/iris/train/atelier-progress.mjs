@@ -1,7 +1,8 @@
 // Copied verbatim from executors/local/progress.js: each module is packed on its own, so it carries its copy.
 // Progress helper for `local` modules written for Node: reports progress, metrics and outputs to Atelier as
-// JSON lines on the fd named by ATELIER_PROGRESS_FD. Plain ESM, no dependencies: copy it into your module.
-import { writeSync } from 'node:fs';
+// JSON lines on the fd named by ATELIER_PROGRESS_FD (metric numbers as bytes after their line where the host reads
+// frames). Plain ESM, no dependencies: copy it into your module.
+import { writeSync, writevSync } from 'node:fs';
 
 const fd = Number.parseInt(process.env.ATELIER_PROGRESS_FD ?? '', 10);
 let warned = false;
@@ -10,15 +11,22 @@ function send(message) {
   write(`${JSON.stringify(message)}\n`);
 }
 
+/** Whether there is a channel to write to (warns once where there is none). */
+function open() {
+  if (Number.isInteger(fd) && fd >= 0) return true;
+  if (!warned) console.warn('atelier progress: ATELIER_PROGRESS_FD is not set; progress, metrics and outputs are not reported');
+  warned = true;
+  return false;
+}
+
 /** Writes one line whole. Given as a string: a series line is ASCII, written without a copy into a buffer first. */
 function write(line) {
-  if (!Number.isInteger(fd) || fd < 0) {
-    if (!warned) console.warn('atelier progress: ATELIER_PROGRESS_FD is not set; progress, metrics and outputs are not reported');
-    warned = true;
-    return;
-  }
+  if (open()) writeRest(line);
+}
+
+/** Writes `data` (a string or bytes) whole. */
+function writeRest(data) {
   // A synchronous write keeps reports in order with the module's own work and survives process.exit().
-  let data = line;
   for (;;) {
     let written;
     try {
@@ -36,7 +44,7 @@ function write(line) {
   }
 }
 
-// Metric points are buffered and sent in batches (every FLUSH_POINTS points, FLUSH_MS after the first, before any
+// Metric points are buffered and sent in batches (every FLUSH_POINTS points, at most FLUSH_MS after the first, before any
 // other message and at exit), so a training loop may log every step without slowing down. A batch is one `series`
 // line: per metric name its steps and values. Where the host reads them packed (it sets ATELIER_PROGRESS_PACKED), they
 // go as little-endian float64 arrays in base64 (`stepsF64`, `valuesF64`; a step of NaN: none given): no number is
@@ -44,7 +52,9 @@ function write(line) {
 // metric's steps that count up by one from an integer go as that first one (`stepStart`), not as an array. Otherwise
 // (an older host) as two JSON arrays, as before. Points of one name keep their order; across names a batch lists them
 // name by name. A value that is no number is sent as it is, in plain columns, for the host to drop and name in the
-// task's log.
+// task's log. Where the host also sets ATELIER_PROGRESS_FRAMES, the packed numbers go as raw bytes instead of base64:
+// a frame, one line `{"frame":BYTES,"series":[{"name","valuesAt","count", "stepsAt" or "stepStart"}]}` and then BYTES
+// bytes, the float64s of each series at its byte offsets (one write straight from the buffers, nothing encoded).
 const FLUSH_POINTS = 4096;
 const FIRST_POINTS = 256;
 const FLUSH_MS = 200;
@@ -52,6 +62,7 @@ const SPECIAL = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinit
 // Packed only where the host reads it and this machine's float64 is little-endian (as the host reads it).
 const packed = process.env.ATELIER_PROGRESS_PACKED === '1' && new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 const stepStarts = packed && process.env.ATELIER_PROGRESS_STEP_START === '1';
+const frames = packed && process.env.ATELIER_PROGRESS_FRAMES === '1';
 
 // The batch: its numbers in report order, all names together, in buffers kept from one batch to the next (a training
 // loop allocates nothing per point or per batch). `runs` names them: [name, first index, name, first index, ...], a
@@ -74,7 +85,9 @@ var steady = true;
 var limit = FIRST_POINTS;
 let runs = [];
 let odd = null;
+// The flush timer: undefined (none), true (to be set once the module yields: `arm`), or the timer.
 let timer;
+let armedAt = 0;
 
 /** `count` float64s of `array` from index `from` as base64 (a typed array may be a view into a larger buffer). */
 const base64 = (array, count, from = 0) => Buffer.from(array.buffer, array.byteOffset + from * 8, count * 8).toString('base64');
@@ -91,15 +104,57 @@ function counting(stepArray, count, from) {
   return true;
 }
 
-/** One metric's packed series, spelled out rather than JSON.stringify'd: its base64 needs no escaping. */
-function packedSeries(name, stepArray, valueArray, count, from, steadySteps) {
-  const stepsPart =
-    stepArray === null
-      ? ''
-      : steadySteps && stepStarts && Number.isSafeInteger(stepArray[from]) && Number.isSafeInteger(stepArray[from] + count)
-        ? `"stepStart":${stepArray[from]},`
-        : `"stepsF64":"${base64(stepArray, count, from)}",`;
+/** `count` float64s of `array` from index `from`, as bytes (a view: nothing copied). */
+const bytesOf = (array, count, from) => new Uint8Array(array.buffer, array.byteOffset + from * 8, count * 8);
+
+/**
+ * One metric's packed series, spelled out rather than JSON.stringify'd: its base64 needs no escaping. Given a frame
+ * (`{ parts, bytes }`), its numbers are added to the frame's bytes and the series names their offsets instead.
+ */
+function packedSeries(name, stepArray, valueArray, count, from, steadySteps, frame = null) {
+  let stepsPart = '';
+  if (stepArray === null) {
+    // none: each point gets its index among the metric's points
+  } else if (steadySteps && stepStarts && Number.isSafeInteger(stepArray[from]) && Number.isSafeInteger(stepArray[from] + count))
+    stepsPart = `"stepStart":${stepArray[from]},`;
+  else if (frame) stepsPart = `"stepsAt":${framed(frame, stepArray, count, from)},`;
+  else stepsPart = `"stepsF64":"${base64(stepArray, count, from)}",`;
+  if (frame) return `{"name":${JSON.stringify(name)},${stepsPart}"valuesAt":${framed(frame, valueArray, count, from)},"count":${count}}`;
   return `{"name":${JSON.stringify(name)},${stepsPart}"valuesF64":"${base64(valueArray, count, from)}"}`;
+}
+
+/** Adds `count` float64s of `array` from `from` to the frame's bytes; their offset in them. */
+function framed(frame, array, count, from) {
+  const at = frame.bytes;
+  frame.parts.push(bytesOf(array, count, from));
+  frame.bytes += count * 8;
+  return at;
+}
+
+/** A frame only where the host reads frames (else null: base64 in the line). */
+const newFrame = () => (frames ? { parts: [], bytes: 0 } : null);
+
+/** Sends a batch's series: as a frame where it has bytes, else as one line. */
+function sendSeries(batch, frame) {
+  if (!frame || frame.bytes === 0) {
+    write(`{"series":[${batch.join(',')}]}\n`);
+    return;
+  }
+  if (!open()) return;
+  // One write, the line and the numbers together: a grandchild writing to the same channel cannot come between them.
+  const head = Buffer.from(`{"frame":${frame.bytes},"series":[${batch.join(',')}]}\n`);
+  const parts = [head, ...frame.parts];
+  let written;
+  for (;;) {
+    try {
+      written = writevSync(fd, parts);
+      break;
+    } catch (err) {
+      if (err?.code !== 'EAGAIN') throw err;
+    }
+  }
+  // Rarely written in part (a pipe, for a warm worker): the rest as bytes.
+  if (written < head.length + frame.bytes) writeRest(Buffer.concat(parts).subarray(written));
 }
 
 /** One metric's series in plain JSON columns (an older host, or values that are no number). */
@@ -108,14 +163,13 @@ const plainSeries = (name, stepList, valueList) =>
 
 /** Sends the buffered metric points now. */
 export function flush() {
-  if (timer) clearTimeout(timer);
-  timer = undefined;
   if (n === 0 && odd === null) return;
   limit = FLUSH_POINTS;
   const batch = [];
+  const frame = newFrame();
   if (runs.length === 2) {
     // One stretch of one name: the loop's case, sent from the buffers as they are.
-    batch.push(packed ? packedSeries(runs[0], steps, values, n, 0, steady) : plainSeries(runs[0], steps.subarray(0, n), values.subarray(0, n)));
+    batch.push(packed ? packedSeries(runs[0], steps, values, n, 0, steady, frame) : plainSeries(runs[0], steps.subarray(0, n), values.subarray(0, n)));
   } else if (n) {
     // Several names: each name's points gathered, in order, names in the order they first came.
     const byName = new Map();
@@ -130,7 +184,7 @@ export function flush() {
     }
     for (const [name, of] of byName) {
       const [s, v] = [Float64Array.from(of.steps), Float64Array.from(of.values)];
-      batch.push(packed ? packedSeries(name, s, v, v.length, 0, counting(s, v.length, 0)) : plainSeries(name, s, v));
+      batch.push(packed ? packedSeries(name, s, v, v.length, 0, counting(s, v.length, 0), frame) : plainSeries(name, s, v));
     }
   }
   if (odd) for (const [name, o] of odd) batch.push(JSON.stringify({ name, steps: o.steps, values: o.values }));
@@ -138,7 +192,7 @@ export function flush() {
   runs = [];
   current = undefined;
   odd = null;
-  write(`{"series":[${batch.join(',')}]}\n`);
+  sendSeries(batch, frame);
 }
 process.on('exit', flush);
 
@@ -176,7 +230,7 @@ function point(name, value, at) {
   }
 }
 
-/** A stretch of points of `name` begins at the next index (the batch's first point arms its timer). */
+/** A stretch of points of `name` begins at the next index (the batch's first point arms the timer, if none is set). */
 function begin(name, at) {
   if (n === 0) {
     steady = true;
@@ -217,7 +271,8 @@ export function metricSeries(name, stepList, valueList) {
     const steadySteps = stepList != null && stepStarts && counting(stepList, stepList.length, 0);
     for (let from = 0; from < valueList.length; from += SERIES_LINE_POINTS) {
       const count = Math.min(SERIES_LINE_POINTS, valueList.length - from);
-      write(`{"series":[${packedSeries(name, stepList, valueList, count, from, steadySteps)}]}\n`);
+      const frame = newFrame();
+      sendSeries([packedSeries(name, stepList, valueList, count, from, steadySteps, frame)], frame);
     }
     return;
   }
@@ -227,9 +282,30 @@ export function metricSeries(name, stepList, valueList) {
   }
 }
 
+// Arming takes two steps. A timer cannot fire while the module's code runs without yielding, so the batch's first
+// point only queues a microtask (a few ns), and the timer is set when it runs, once the module yields (an `await`, the
+// end of its top level): for the time left of FLUSH_MS since that point. A tight loop that logs and ends without
+// yielding has every point sent by its own flushes and the exit's, and never sets a timer (the first costs ~0.25 ms,
+// Node's timers run cold). The timer is not cleared when a batch goes out before it fires (a loop filling batches
+// would set and clear one per batch): it then sends what was buffered since, sooner than FLUSH_MS, never later.
 function arm() {
-  timer = setTimeout(flush, FLUSH_MS);
+  timer = true;
+  armedAt = Date.now();
+  Promise.resolve().then(setTimer);
+}
+
+function setTimer() {
+  if (n === 0 && odd === null) {
+    timer = undefined;
+    return;
+  }
+  timer = setTimeout(due, Math.max(0, FLUSH_MS - (Date.now() - armedAt)));
   timer.unref?.();
+}
+
+function due() {
+  timer = undefined;
+  flush();
 }
 
 /** Reports progress: a fraction in [0, 1] (or null when unknown) and an optional message. */
