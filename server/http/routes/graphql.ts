@@ -62,7 +62,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
       { method: req.method, headers, body, signal: abort.signal },
-      { req, res, session },
+      { req, res, session, bodyRead: body !== undefined }, // read whole within the limit above (http/body-limit.ts)
     );
     if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
     if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response);
