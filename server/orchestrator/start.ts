@@ -373,7 +373,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     tasks,
     rows.filter((t) => !direct.has(t.id)),
   );
-  step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: run.message, at: step.at.toISOString() });
+  step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: run.message, domain: run.domain, at: step.at.toISOString() });
   for (const t of rows)
     if (t.status !== 'PENDING' && !direct.has(t.id))
       taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);
