@@ -32,11 +32,11 @@ const STREAMED = /^\s*(text\/event-stream|multipart\/)/i;
  * a reader and its promises per request; the client parsing the chunks). yoga has the body in hand already.
  */
 async function answerWhole(res: ServerResponse, response: Response): Promise<void> {
-  const data: ArrayBuffer | Uint8Array = await response.arrayBuffer();
-  const body = data instanceof Uint8Array ? data : new Uint8Array(data); // yoga's ponyfill hands its Buffer over
+  // As text: yoga's body is a string already, and node writes a string body in the same write as the headers.
+  const body = await response.text();
   if (res.destroyed) return; // gone while yoga answered
   const headers = Object.fromEntries(response.headers);
-  headers['content-length'] = String(body.byteLength);
+  headers['content-length'] = String(Buffer.byteLength(body));
   res.writeHead(response.status, headers).end(body);
 }
 
