@@ -1,5 +1,5 @@
 // Serves executor hosts' claims over the bus: claims that arrive together (a host's batch of them, protocol 5, or
-// single ones read from the bus at once) are answered by one query (the orchestrator decides; see
+// single ones of the same moment) are answered by one query (the orchestrator decides; see
 // server/orchestrator/claims.ts). A claim that cannot be answered goes unanswered, and its host asks again later
 // without running anything.
 
@@ -77,10 +77,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
             queue.push({ claim, resolve, reject });
             if (!scheduled) {
               scheduled = true;
-              // Once the bus's callbacks of this read are done (a batch's claims are handed over in one of them), not
-              // after every other callback ready in this turn of the event loop: on S3's path the claim waited there for
-              // the run's HTTP answer and its first live events to be written (~0.2 ms at load).
-              queueMicrotask(() => void flush());
+              setImmediate(() => void flush());
             }
           }),
       );
