@@ -197,14 +197,15 @@ builder.subscriptionField('allRunEvents', (t) =>
     subscribe: (_root, _args, ctx) =>
       liveStream(ctx, async function* (live) {
         const watch = watchAccess(ctx, live);
-        // Each run's domain, read once: an event is passed on only if its run's events are readable now.
+        // Each run's domain, read once: an event is passed on only if its run's events are readable now. A new run's
+        // first event carries it (a run's domain never changes), so no subscriber reads it for the runs it sees start.
         const domainOf = new Map<string, Promise<Domain | null>>();
-        const domainOfRun = (id: string) => {
-          let domain = domainOf.get(id);
+        const domainOfRun = (event: FeedEvent) => {
+          let domain = domainOf.get(event.runId);
           if (!domain) {
             if (domainOf.size > 10_000) domainOf.clear();
-            domain = runDomainOf(ctx.services.db, id);
-            domainOf.set(id, domain);
+            domain = event.kind === 'run-status' && event.domain ? Promise.resolve(event.domain) : runDomainOf(ctx.services.db, event.runId);
+            domainOf.set(event.runId, domain);
           }
           return domain;
         };
@@ -216,7 +217,7 @@ builder.subscriptionField('allRunEvents', (t) =>
           if (before !== undefined && event.seq <= before) continue;
           if (last.size > 10_000) last.clear();
           const missed = before !== undefined && event.seq > before + 1 ? await ctx.services.feed.since(event.runId, before).catch(() => []) : [];
-          const domain = await domainOfRun(event.runId);
+          const domain = await domainOfRun(event);
           for (const e of [...missed.filter((m) => m.seq < event.seq), event]) {
             last.set(e.runId, e.seq);
             if (e.kind === 'task-progress') traceHop('control plane: subscription yields', e.runId);

@@ -1,7 +1,7 @@
 import type { WireMetricValue } from '../../plugins/metric-values';
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Db, Tx } from '../db/client';
-import type { RunStatus, TaskStatus } from '../vocabulary';
+import type { Domain, RunStatus, TaskStatus } from '../vocabulary';
 import { createFeedHolds, type FeedHolds } from './feed-holds';
 import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter, runSnapshot } from './run-event-log';
 import { createRunSnapshots, type RunSnapshots } from './run-snapshots';
@@ -19,7 +19,8 @@ interface FeedBase {
 }
 /** An event as a transaction produces it, before it is stored and numbered. */
 export type FeedEventBody =
-  | (FeedBase & { kind: 'run-status'; status: RunStatus; message: string | null })
+  // `domain`: on a new run's first event, so `allRunEvents` decides on it without reading the run's row per subscriber.
+  | (FeedBase & { kind: 'run-status'; status: RunStatus; message: string | null; domain?: Domain })
   | (FeedBase & { kind: 'task-status'; taskId: string; node: string; status: TaskStatus; attempt: number; reason: string | null; message: string | null })
   | (FeedBase & { kind: 'task-progress'; taskId: string; node: string; fraction: number | null; message: string | null })
   | (FeedBase & { kind: 'task-log'; taskId: string; node: string; stream: 'stdout' | 'stderr'; lines: string[] })

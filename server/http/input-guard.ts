@@ -27,6 +27,18 @@ function literalProblem(node: ValueNode, root: string): InputProblem | null {
   return null;
 }
 
+/**
+ * Per document, its refusal: yoga hands the same parsed document for the same text (its parser cache), and a document
+ * never changes, so its literals are walked once rather than on every request and subscription that sends it.
+ */
+const refusalOf = new WeakMap<DocumentNode, AtelierError | null>();
+
+function cachedDocumentRefusal(document: DocumentNode): AtelierError | null {
+  let refusal = refusalOf.get(document);
+  if (refusal === undefined) refusalOf.set(document, (refusal = documentRefusal(document)));
+  return refusal;
+}
+
 /** The document's literals: every argument's value and every variable's default. */
 function documentRefusal(document: DocumentNode): AtelierError | null {
   let found: AtelierError | null = null;
@@ -52,7 +64,7 @@ function variablesRefusal(variables: ExecutionArgs['variableValues']): AtelierEr
 export function useInputGuard(): Plugin {
   return {
     onValidate({ params, setResult }) {
-      const refused = documentRefusal(params.documentAST);
+      const refused = cachedDocumentRefusal(params.documentAST);
       if (refused) setResult([toGraphQLError(refused)]);
     },
     onExecute({ args, setResultAndStopExecution }) {

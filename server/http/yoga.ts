@@ -9,6 +9,7 @@ import { maskError } from '../../schema/errors';
 import { sharedAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate, type Session } from './authenticate';
+import { useBodyLimit } from './body-limit';
 import { corsFor } from './cors';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
@@ -56,6 +57,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     logging: apiLogger(options.logLevel === 'debug' ? 'debug' : 'warn'),
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Applied by useBodyLimit below instead, to the bodies the route has not read whole itself.
+    maxRequestBodySize: false,
     // Same origin only, unless the operator lists origins (ATELIER_CORS_ORIGINS): yoga's default reflects any origin.
     cors: corsFor(services.config.corsOrigins),
     // Domain errors become GraphQL errors with their code here, at the edge; anything else is masked.
@@ -75,6 +78,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       useSharedSubscriptionResults({ shareable: new Set(['runEvents', 'allRunEvents']) }),
       useRefusalAudit({ db }),
       useEventIds(),
+      useBodyLimit(),
       afterMutations(() => {
         services.webhooks.kick();
         services.registryFeed.kick();

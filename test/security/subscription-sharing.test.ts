@@ -54,12 +54,18 @@ describe('subscribers sharing one execution of each event', () => {
       await waitUntil(() => Object.values(seen).every((events) => succeeded(events, first)), 'everyone live', 3_000).catch(() => undefined);
     }
     const before = { ...sharingStats };
+    // The decision for a run seen starting is made on the domain its first event carries (no read of the run's row per
+    // subscriber, schema/types/run-events.ts): the production run's QUEUED event must say production.
+    const started: { runId: string; domain?: string }[] = [];
+    const stopWatching = t.app.services.feed.subscribe('*', (e) => void (e.kind === 'run-status' && e.status === 'QUEUED' && started.push(e)));
     const { startRun: nightly } = await t.api.gql(`mutation { startRun(workflow: "nightly") { id } }`);
     const { startRun: after } = await t.api.gql(`mutation { startRun(workflow: "explore") { id } }`);
     await waitUntil(
       () => succeeded(seen.admin, nightly.id) && succeeded(seen.ann, nightly.id) && succeeded(seen.annAgain, nightly.id) && succeeded(seen.bob, after.id),
       'the production run seen by those granted it, and the next run by everyone',
     );
+    stopWatching();
+    expect(started.filter((e) => e.runId === nightly.id).map((e) => e.domain)).toEqual(['production']);
     // Bob was live throughout (he saw the run started after it) and never got an event of the production run.
     expect(seen.bob.filter((e) => e.allRunEvents.runId === nightly.id)).toEqual([]);
     expect(seen.ann.filter((e) => e.allRunEvents.runId === nightly.id)).toEqual(seen.admin.filter((e) => e.allRunEvents.runId === nightly.id));

@@ -23,6 +23,23 @@ export interface GraphqlRouteOptions {
   db?: Db;
 }
 
+/** Responses yoga streams (SSE, incremental delivery): forwarded chunk by chunk as they come. */
+const STREAMED = /^\s*(text\/event-stream|multipart\/)/i;
+
+/**
+ * A whole result (every query and mutation): sent in one write with its length, as yoga's own node handler does,
+ * rather than through the stream reader in chunked encoding (the headers, the chunk and the last chunk written apart,
+ * a reader and its promises per request; the client parsing the chunks). yoga has the body in hand already.
+ */
+async function answerWhole(res: ServerResponse, response: Response): Promise<void> {
+  // As text: yoga's body is a string already, and node writes a string body in the same write as the headers.
+  const body = await response.text();
+  if (res.destroyed) return; // gone while yoga answered
+  const headers = Object.fromEntries(response.headers);
+  headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(response.status, headers).end(body);
+}
+
 export function useGraphql(options: GraphqlRouteOptions): Route {
   const { yoga } = options;
 
@@ -33,7 +50,9 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
    */
   const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined) => {
     const abort = new AbortController();
-    res.once('close', () => abort.abort());
+    // Only a client gone before its answer was written has anything to cancel: aborting after every answer made an
+    // AbortError (a DOMException and its stack) and woke yoga's listeners for nothing, on every request.
+    res.once('close', () => res.writableFinished || abort.abort());
     const headers = new Headers();
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
@@ -43,9 +62,10 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
       { method: req.method, headers, body, signal: abort.signal },
-      { req, res, session },
+      { req, res, session, bodyRead: body !== undefined }, // read whole within the limit above (http/body-limit.ts)
     );
     if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
+    if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response);
     const reader = response.body.getReader();
     const cancel = () => void reader.cancel().catch(() => undefined);
     if (abort.signal.aborted) return cancel(); // gone while yoga answered
