@@ -39,16 +39,16 @@ export async function trackingMetricsBench(): Promise<Row[]> {
     if (published.errors) throw new Error(JSON.stringify(published.errors));
     await t.createWorkflow({ name: 'bench-logging', tasks: [{ name: 'train', module: 'test/metrics', parameters: { count: POINTS } }] });
     await t.createWorkflow({ name: 'bench-silent', tasks: [{ name: 'train', module: 'test/metrics', parameters: { count: POINTS, log: false } }] });
-    await runOnce(t, 'bench-silent', 5); // warm the artifact and the control plane's paths
+    await runOnce(t, 'bench-silent'); // warm the artifact and the control plane's paths
     const logging: number[] = [];
     const silent: number[] = [];
     let lastTask = '';
     let silentTask = '';
     for (let i = 0; i < RUNS; i++) {
-      const s = await runOnce(t, 'bench-silent', 5);
+      const s = await runOnce(t, 'bench-silent');
       silent.push(s.executionMs ?? Number.NaN);
       silentTask = s.id;
-      const l = await runOnce(t, 'bench-logging', 5);
+      const l = await runOnce(t, 'bench-logging');
       logging.push(l.executionMs ?? Number.NaN);
       lastTask = l.id;
     }
@@ -62,8 +62,8 @@ export async function trackingMetricsBench(): Promise<Row[]> {
     const bulk: number[] = [];
     const bulkSilent: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      bulkSilent.push((await runOnce(t, 'bench-silent', 5)).executionMs ?? Number.NaN);
-      const b = await runOnce(t, 'bench-bulk', 5);
+      bulkSilent.push((await runOnce(t, 'bench-silent')).executionMs ?? Number.NaN);
+      const b = await runOnce(t, 'bench-bulk');
       bulk.push(b.executionMs ?? Number.NaN);
       if ((await pointCount(t, b.id)) !== POINTS) throw new Error(`expected ${POINTS} points stored from the bulk module`);
     }

@@ -56,12 +56,12 @@ export async function trackingSplit(): Promise<Row[]> {
     ] as const;
     for (const [kind, module, log] of kinds)
       await t.createWorkflow({ name: `split-${kind}`, tasks: [{ name: 'train', module, parameters: { count: POINTS, log, timing: true } }] });
-    await runOnce(t, 'split-silent', 5);
+    await runOnce(t, 'split-silent');
     const rows: Record<string, Record<string, number[]>> = { silent: {}, logging: {}, bulk: {} };
     const runsOf: { kind: string; runId: string; timing: Timing }[] = [];
     for (let i = 0; i < RUNS; i++) {
       for (const [kind] of kinds) {
-        const task = await runOnce(t, `split-${kind}`, 5);
+        const task = await runOnce(t, `split-${kind}`);
         const [row] = await t.app.database.db.select().from(tasks).where(eq(tasks.id, task.id));
         const timing = (row!.outputs as { timing: Timing }).timing;
         const add = (name: string, v: number) => (rows[kind]![name] ??= []).push(v);
