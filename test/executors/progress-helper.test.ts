@@ -15,6 +15,22 @@ const SOURCE = 'executors/local/progress.js';
 const COPY_NAME = 'atelier-progress.mjs';
 const NOTE = `// Copied verbatim from ${SOURCE}: each module is packed on its own, so it carries its copy.\n`;
 
+/** Runs `dir/main.mjs` as the local executor runs a module (packed, steps by their first, numbers in frames), its
+ * progress written to `out`; returns what it printed. */
+function runHelperModule(dir: string, out: string, nodeFlags: string[] = []): string {
+  const fd = openSync(out, 'w');
+  try {
+    return execFileSync(process.execPath, [...nodeFlags, 'main.mjs'], {
+      cwd: dir,
+      env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
+      stdio: ['ignore', 'pipe', 'inherit', fd],
+      encoding: 'utf8',
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function copiesUnder(dir: string): Promise<string[]> {
   const found: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -48,19 +64,7 @@ describe("the progress helper's metric() in a tight loop", () => {
       copyFileSync(path.join(root, SOURCE), path.join(dir, 'progress.js'));
       writeFileSync(path.join(dir, 'main.mjs'), `import { metric } from './progress.js';\nfor (let i = 0; i < 20000; i++) metric({ loss: 1 / (i + 1) }, i);\n`);
       const out = path.join(dir, 'progress.out');
-      const fd = openSync(out, 'w');
-      let trace: string;
-      try {
-        trace = execFileSync(process.execPath, ['--trace-opt', '--trace-deopt', '--no-concurrent-recompilation', 'main.mjs'], {
-          cwd: dir,
-          // As the local executor runs it: packed, steps by their first, numbers in frames.
-          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
-          stdio: ['ignore', 'pipe', 'inherit', fd],
-          encoding: 'utf8',
-        });
-      } finally {
-        closeSync(fd);
-      }
+      const trace = runHelperModule(dir, out, ['--trace-opt', '--trace-deopt', '--no-concurrent-recompilation']);
       const optimized = trace.split('\n').filter((line) => /completed (compiling|optimizing) .*<JSFunction metric /.test(line));
       const dropped = trace.split('\n').filter((line) => /bailout .*deoptimizing .*<JSFunction metric /.test(line));
       expect(optimized.length, 'V8 optimized metric()').toBeGreaterThan(0);
@@ -111,18 +115,7 @@ console.log(JSON.stringify(sizes));
 `,
       );
       const out = path.join(dir, 'progress.out');
-      const fd = openSync(out, 'w');
-      let printed: string;
-      try {
-        printed = execFileSync(process.execPath, ['main.mjs'], {
-          cwd: dir,
-          env: { ...process.env, ATELIER_PROGRESS_FD: '3', ATELIER_PROGRESS_PACKED: '1', ATELIER_PROGRESS_STEP_START: '1', ATELIER_PROGRESS_FRAMES: '1' },
-          stdio: ['ignore', 'pipe', 'inherit', fd],
-          encoding: 'utf8',
-        });
-      } finally {
-        closeSync(fd);
-      }
+      const printed = runHelperModule(dir, out);
       const [before, afterFirstWait, afterSecondWait] = JSON.parse(printed) as number[];
       expect(before).toBe(0);
       expect(afterFirstWait).toBeGreaterThan(0);
