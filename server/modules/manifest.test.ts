@@ -55,6 +55,7 @@ describe('module manifest', () => {
     ['a missing entrypoint', full.replace('entrypoint: score.py\n', ''), 'entrypoint', 'is required'],
     ['an unknown runtime', full.replace('runtime: python3', 'runtime: ruby'), 'runtime', 'must be one of node, python3, shell'],
     ['an unknown field', `${full}colour: blue\n`, '(root)', 'unknown field "colour"'],
+    ['a misspelt field', full.replace('entrypoint: score.py', 'entryPoint: score.py'), '(root)', 'unknown field "entryPoint" (did you mean "entrypoint"?)'],
     ['an absolute entrypoint', full.replace('entrypoint: score.py', 'entrypoint: /etc/passwd'), 'entrypoint', 'must match pattern'],
     ['bad memory', full.replace('memory: 4Gi', 'memory: lots'), 'resources.memory', 'must match pattern'],
     ['negative gpus', full.replace('gpus: 1', 'gpus: -1'), 'resources.gpus', 'must be >= 0'],

@@ -74,7 +74,7 @@ const manifestSchema = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: false });
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });
 const validateManifestShape = ajv.compile(manifestSchema);
 
 const invalid = (details: ErrorDetail[]) =>

@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { RegExpEngine } from 'ajv/dist/types';
 import { RE2JS } from 're2js';
 import type { ErrorDetail } from '../errors';
+import { closestName } from '../errors/did-you-mean';
 
 export const SCHEMA_LIMITS = { depth: 32, keysPerObject: 200, nodes: 1_000, patternLength: 1_000 } as const;
 
@@ -23,14 +24,19 @@ const re2Engine: RegExpEngine = Object.assign((pattern: string) => re2(pattern),
 /** User-supplied parameter schemas only; the manifest's and spec's own schemas use fixed, safe patterns. */
 // inlineRefs: false: a $ref is compiled once as its own function, never copied into every place that uses it.
 // optimize: false: ajv's code optimisation pass costs more than it saves on schemas compiled once (3–5× on wide anyOf).
-const parameterAjv = new Ajv({ allErrors: true, strict: false, inlineRefs: false, code: { regExp: re2Engine, optimize: false } });
+const parameterAjv = new Ajv({ allErrors: true, verbose: true, strict: false, inlineRefs: false, code: { regExp: re2Engine, optimize: false } });
 
 /** Turns ajv's errors into `{path, message}` pairs a person can act on. */
 export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): ErrorDetail[] {
   return (errors ?? []).map((e) => {
     const path = [root.replace(/\.$/, ''), e.instancePath.replace(/^\//, '').replaceAll('/', '.')].filter(Boolean).join('.');
     if (e.keyword === 'required') return { path: path ? `${path}.${e.params.missingProperty}` : String(e.params.missingProperty), message: 'is required' };
-    if (e.keyword === 'additionalProperties') return { path: path || '(root)', message: `unknown field "${e.params.additionalProperty}"` };
+    if (e.keyword === 'additionalProperties') {
+      // The validators are verbose, so the error carries the object's schema and with it the names it knows.
+      const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+      const meant = closestName(String(e.params.additionalProperty), known);
+      return { path: path || '(root)', message: `unknown field "${e.params.additionalProperty}"${meant ? ` (did you mean "${meant}"?)` : ''}` };
+    }
     if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
     return { path: path || '(root)', message: e.message ?? 'is invalid' };
   });

@@ -53,6 +53,14 @@ describe('workflow spec', () => {
 
   it('rejects unknown fields, self-dependencies and duplicates', () => {
     expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', colour: 1 }] })).message).toContain('unknown field "colour"');
+    expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', colour: 1 }] })).message).not.toContain('did you mean');
+    // what the writer most likely meant, where a known field is that close
+    expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', timeout: 60 }] })).message).toContain(
+      'unknown field "timeout" (did you mean "timeoutSeconds"?)',
+    );
+    expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', depends_on: ['b'] }] })).message).toContain(
+      '(did you mean "dependsOn"?)',
+    );
     expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', dependsOn: ['a'] }] })).message).toContain('names the task itself');
   });
 

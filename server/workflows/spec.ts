@@ -71,7 +71,7 @@ const specSchema = {
   },
 } as const;
 
-const validateShape = new Ajv({ allErrors: true, strict: false }).compile(specSchema);
+const validateShape = new Ajv({ allErrors: true, verbose: true, strict: false }).compile(specSchema);
 
 function specParseError(error: unknown): AtelierError {
   if (error instanceof AtelierError) return error;
