@@ -74,6 +74,8 @@ describe('workflow spec', () => {
     expect(params).toEqual({ epochs: 10, lr: 0.1 });
     expect(substituteParameters('a', spec.tasks[0]!.parameters!, params)).toEqual({ e: 10, nested: [0.1], literal: 'x ${params.epochs}' });
     expect(codeOf(() => resolveRunParameters(spec, { nope: 1 })).code).toBe('BAD_USER_INPUT');
+    expect(codeOf(() => resolveRunParameters(spec, { nope: 1 })).details[0]?.message).toBe('is not declared by the workflow');
+    expect(codeOf(() => resolveRunParameters(spec, { epoch: 1 })).details[0]?.message).toBe('is not declared by the workflow (did you mean "epochs"?)');
     expect(codeOf(() => substituteParameters('a', { e: '${params.missing}' }, params)).details[0]?.message).toBe('refers to missing run parameter "missing"');
   });
 });

@@ -3,6 +3,7 @@
 import { Ajv } from 'ajv';
 import { parse as parseYamlInline } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
+import { closestName } from '../errors/did-you-mean';
 import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
 import { describeAjvErrors } from '../modules/manifest';
 import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
@@ -274,7 +275,10 @@ export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, u
     throw new AtelierError(
       'BAD_USER_INPUT',
       `Unknown run parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; workflow "${spec.name}" declares: ${Object.keys(declared).join(', ') || 'none'}`,
-      unknown.map((k) => ({ path: `parameters.${k}`, message: 'is not declared by the workflow' })),
+      unknown.map((k) => {
+        const meant = closestName(k, Object.keys(declared));
+        return { path: `parameters.${k}`, message: `is not declared by the workflow${meant ? ` (did you mean "${meant}"?)` : ''}` };
+      }),
     );
   }
   const resolved: Record<string, unknown> = {};
