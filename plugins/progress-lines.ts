@@ -94,9 +94,8 @@ export interface ProgressFrame {
   series: unknown[] | null;
 }
 
-/** The frame a protocol message announces (it has `frame`), or null where it has none. */
+/** The frame a protocol message with `frame` announces, or null where its size is no size. */
 function frameOf(m: Record<string, unknown>, maxBytes: number, ignored: (why: string) => void): ProgressFrame | null {
-  if (!('frame' in m)) return null;
   const bytes = m.frame;
   if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) {
     // Where its bytes end is unknown: they are read as lines, each ignored.

@@ -22,9 +22,9 @@ export class DataDirLocked extends Error {
   override readonly name = 'DataDirLocked';
 }
 
-export async function lockDataDir(dir: string): Promise<DataDirLock> {
+/** `abstract`: a name in Linux's abstract namespace (the default there), else a socket file (elsewhere; tests). */
+export async function lockDataDir(dir: string, { abstract = process.platform === 'linux' } = {}): Promise<DataDirLock> {
   const key = createHash('sha256').update(realpathSync(dir)).digest('hex').slice(0, 32);
-  const abstract = process.platform === 'linux';
   const address = abstract ? `\0atelier-embedded-${key}` : path.join(os.tmpdir(), `atelier-embedded-${key}.sock`);
   for (let attempt = 0; ; attempt++) {
     const server = net.createServer((socket) => socket.end(`${process.pid}\n`));

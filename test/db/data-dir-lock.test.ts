@@ -2,7 +2,9 @@
 // touches the directory, with who holds it and what to do; the lock goes with its holder however it ends (no stale
 // lock after a SIGKILL); a directory PGlite cannot open says how to recover.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, realpathSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -19,6 +21,25 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** A process that takes the lock on `dir` and keeps it until killed. */
+async function holdingChild(dir: string, abstract: boolean) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `import { lockDataDir } from ${JSON.stringify(path.join(repoRoot, 'server/db/data-dir-lock.ts'))}; await lockDataDir(${JSON.stringify(dir)}, { abstract: ${abstract} }); console.log('held'); setInterval(() => {}, 1000);`,
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => c.toString().includes('held') && resolve());
+    child.once('exit', (code) => reject(new Error(`the holder exited (${code}) before taking the lock`)));
+  });
+  return child;
+}
 
 describe('the embedded database’s lock', () => {
   it('refuses a second opener while the first has it, and lets the next one in once it is closed', async () => {
@@ -45,27 +66,32 @@ describe('the embedded database’s lock', () => {
   it('goes with a holder that is killed: no stale lock to clear', async () => {
     const held = path.join(dir, 'killed');
     await rm(held, { recursive: true, force: true });
-    await import('node:fs/promises').then((fs) => fs.mkdir(held, { recursive: true }));
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '-e',
-        `import { lockDataDir } from ${JSON.stringify(path.join(repoRoot, 'server/db/data-dir-lock.ts'))}; await lockDataDir(${JSON.stringify(held)}); console.log('held'); setInterval(() => {}, 1000);`,
-      ],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (c: Buffer) => c.toString().includes('held') && resolve());
-      child.once('exit', (code) => reject(new Error(`the holder exited (${code}) before taking the lock`)));
-    });
+    await mkdir(held, { recursive: true });
+    const child = await holdingChild(held, true);
     await expect(lockDataDir(held)).rejects.toThrow(`(pid ${child.pid})`);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;
     const mine = await lockDataDir(held);
     await mine.release();
+  }, 60_000);
+
+  it('as a socket file (where there is no abstract namespace): refuses while held, and clears one its process left behind', async () => {
+    const held = path.join(dir, 'file-socket');
+    await mkdir(held, { recursive: true });
+    const mine = await lockDataDir(held, { abstract: false });
+    await expect(lockDataDir(held, { abstract: false })).rejects.toThrow(`(pid ${process.pid})`);
+    await mine.release();
+    // A holder killed outright leaves its socket file: nobody listens on it, so the next opener takes the lock.
+    const child = await holdingChild(held, false);
+    await expect(lockDataDir(held, { abstract: false })).rejects.toThrow(`(pid ${child.pid})`);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const key = createHash('sha256').update(realpathSync(held)).digest('hex').slice(0, 32);
+    expect(existsSync(path.join(os.tmpdir(), `atelier-embedded-${key}.sock`))).toBe(true);
+    const next = await lockDataDir(held, { abstract: false });
+    await next.release();
   }, 60_000);
 
   it('says how to recover when PGlite cannot open the directory, and holds no lock after', async () => {
