@@ -337,14 +337,7 @@ function queueAndWrite(
           heartbeat_at = null
         where ${oneOrAny('id', taskIds, 'uuid')})`);
   if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
-  // Several rows locked in id order first, as a cancel's withdrawal takes them (cancel.ts): the two deleting the same
-  // rows in different orders met in a circle.
-  if (published)
-    parts.push(
-      published.ids.length === 1
-        ? sql`gone as (delete from outbox where ${oneOrAny('id', published.ids, 'bigint')})`
-        : sql`gone as (delete from outbox where id in (select id from outbox where id = any(${arrayOf(published.ids, 'bigint')}) order by id for update))`,
-    );
+  if (published) parts.push(sql`gone as (${deletePublishedRows(published.ids)})`);
   // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
   const json = `[${rows.map((r) => `{"kind":"task","pool":${JSON.stringify(r.pool)},"msg_id":${JSON.stringify(r.msgId)},"payload":${r.text ?? JSON.stringify(r.payload)}}`).join(',')}]`;
   writeBehind<{ id: string | number; msg_id: string }>(
@@ -365,3 +358,13 @@ function queueAndWrite(
  */
 const oneOrAny = (column: string, values: readonly (string | number)[], type: 'uuid' | 'bigint') =>
   values.length === 1 ? sql`${sql.raw(column)} = ${values[0]}::${sql.raw(type)}` : sql`${sql.raw(column)} = any(${arrayOf(values, type)})`;
+
+/**
+ * Deletes the outbox rows of direct publishes the bus has taken. Several rows are locked in id order first, as a
+ * cancel's withdrawal takes them (cancel.ts): the two deleting the same rows in different orders met in a circle.
+ */
+export function deletePublishedRows(ids: readonly (string | number)[]): SQL {
+  return ids.length === 1
+    ? sql`delete from outbox where ${oneOrAny('id', ids, 'bigint')}`
+    : sql`delete from outbox where id in (select id from outbox where id = any(${arrayOf(ids, 'bigint')}) order by id for update)`;
+}

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Database, openDatabase, queryRows } from '../../server/db/client';
 import { stopAttempts } from '../../server/orchestrator/cancel';
 import type { TxContext } from '../../server/orchestrator/context';
+import { deletePublishedRows } from '../../server/orchestrator/dispatch';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let pg: PostgresServer;
@@ -58,4 +59,14 @@ it("a cancel withdraws its attempts' outbox rows in id order, as an enqueue dele
   await withdrawn;
   const rows = await queryRows<{ kind: string; msg_id: string }>(database.db, sql`select kind, msg_id from outbox order by msg_id`);
   expect(rows.map((r) => r.kind)).toEqual(['cancel', 'cancel']);
+});
+
+it('an enqueue deletes exactly the published rows it takes, one or several (the several locked in id order)', async () => {
+  await database.db.execute(sql`delete from outbox`);
+  for (const id of [300, 301, 302, 303])
+    await database.db.execute(sql`insert into outbox (id, kind, pool, msg_id, payload) values (${id}, 'task', 'default', ${`t${id}:1`}, '{}')`);
+  await database.db.execute(sql`with gone as (${deletePublishedRows(['302', 300])}) select 1`);
+  await database.db.execute(sql`with gone as (${deletePublishedRows([303])}) select 1`);
+  const left = await queryRows<{ id: string | number }>(database.db, sql`select id from outbox order by id`);
+  expect(left.map((r) => Number(r.id))).toEqual([301]);
 });
