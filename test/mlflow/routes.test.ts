@@ -157,6 +157,55 @@ describe('runs', () => {
     await post('runs/delete-tag', { run_id: runId, key: 'mlflow.log-model.history' }); // the searches below count tags
   });
 
+  it('keeps the datasets and models a run read (runs/log-inputs), each once, and shows them in the run’s inputs', async () => {
+    const iris = { name: 'iris', digest: 'a1b2c3d4', source_type: 'local', source: '{"uri": "/data/iris.csv"}', schema: '{"mlflow_colspec": []}' };
+    const training = [{ key: 'mlflow.data.context', value: 'training' }];
+    const logged = await post('runs/log-inputs', {
+      run_id: runId,
+      datasets: [
+        { tags: training, dataset: iris },
+        { tags: [{ key: 'mlflow.data.context', value: 'eval' }], dataset: { ...iris, digest: 'ffff0000', profile: '{"num_rows": 30}' } },
+      ],
+    });
+    expect(logged).toMatchObject({ status: 200, body: {} });
+    // The same dataset again (other tags): kept as it was first logged, as MLflow's server does.
+    expect((await post('runs/log-inputs', { run_id: runId, datasets: [{ tags: [{ key: 'mlflow.data.context', value: 'x' }], dataset: iris }] })).status).toBe(
+      200,
+    );
+    const { body } = await get('runs/get', { run_id: runId });
+    expect(body.run.inputs.dataset_inputs).toEqual([
+      { tags: training, dataset: iris },
+      { tags: [{ key: 'mlflow.data.context', value: 'eval' }], dataset: { ...iris, digest: 'ffff0000', profile: '{"num_rows": 30}' } },
+    ]);
+    const searched = await post('runs/search', { experiment_ids: [exp], max_results: 100 });
+    expect(searched.body.runs.find((r: any) => r.info.run_id === runId).inputs).toEqual(body.run.inputs);
+
+    // Bad input: each refused as MLflow refuses it, nothing written.
+    for (const datasets of [
+      'iris',
+      [{ dataset: { ...iris, name: '' } }],
+      [{ dataset: { ...iris, digest: 'x'.repeat(37) } }],
+      [{ dataset: { ...iris, name: 'n'.repeat(501) } }],
+      [{ dataset: { ...iris, source_type: 't'.repeat(37) } }],
+      [{ dataset: { name: 'no-source', digest: 'd', source_type: 'local' } }],
+      [{ dataset: { ...iris, name: 'fine' } }, { dataset: { ...iris, name: 'bad-tag' }, tags: [{ key: 'k'.repeat(256), value: 'v' }] }],
+      [{ dataset: iris, tags: [{ key: 'k', value: 'v'.repeat(501) }] }],
+      Array.from({ length: 1001 }, (_, i) => ({ dataset: { ...iris, name: `d${i}` } })),
+    ]) {
+      const res = await post('runs/log-inputs', { run_id: runId, datasets });
+      expect(res, JSON.stringify(datasets).slice(0, 80)).toMatchObject({ status: 400, body: { error_code: 'INVALID_PARAMETER_VALUE' } });
+    }
+    expect((await get('runs/get', { run_id: runId })).body.run.inputs.dataset_inputs).toHaveLength(2);
+    // A model input must name a logged model the caller may read.
+    const unknownModel = await post('runs/log-inputs', { run_id: runId, models: [{ model_id: 'm-0123456789abcdef0123456789abcdef' }] });
+    expect(unknownModel).toMatchObject({ status: 404, body: { error_code: 'RESOURCE_DOES_NOT_EXIST' } });
+    // Another user's run: refused, nothing written.
+    const mallory = (await t.user('mlflow-mallory')).token;
+    const theirs = await post('runs/log-inputs', { run_id: runId, datasets: [{ dataset: { ...iris, name: 'planted' } }] }, mallory);
+    expect(theirs.status).toBeGreaterThanOrEqual(400);
+    expect((await get('runs/get', { run_id: runId })).body.run.inputs.dataset_inputs.map((d: any) => d.dataset.name)).toEqual(['iris', 'iris']);
+  });
+
   it('searches by status, metrics, params and tags with AND, orders and pages', async () => {
     const second = (await post('runs/create', { experiment_id: exp, run_name: 'second' })).body.run.info.run_id;
     await post('runs/log-batch', { run_id: second, metrics: [{ key: 'acc', value: 0.5, timestamp: 1, step: 0 }], params: [{ key: 'lr', value: '0.01' }] });
@@ -222,7 +271,7 @@ describe('runs', () => {
 
 describe('errors', () => {
   it('answers an unknown endpoint with ENDPOINT_NOT_FOUND naming what is supported', async () => {
-    for (const path of ['registered-models/set-tag', 'runs/log-inputs', 'constructor', '__proto__']) {
+    for (const path of ['registered-models/set-tag', 'runs/not-an-endpoint', 'constructor', '__proto__']) {
       const res = await post(path, {});
       expect(res.status).toBe(404);
       expect(res.body.error_code).toBe('ENDPOINT_NOT_FOUND');

@@ -14,6 +14,7 @@ import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
+import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
 import { getModelArtifact, listModelArtifacts, type ModelAt, putModelArtifact, withoutModelCopies } from '../../tracking/logged-models';
 import { deleteTag, logBatch, logModelHistory, type MetricInput } from '../../tracking/logging';
@@ -178,6 +179,10 @@ const endpoints: Record<string, Endpoint> = {
   'runs/log-model': {
     methods: ['POST'],
     handle: async ({ db, caller, p }) => void (await logModelHistory(db, caller, runIdOf(p), str(p, 'model_json'))),
+  },
+  'runs/log-inputs': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await logInputs(db, caller, runIdOf(p), datasetInputsOf(p.datasets), modelInputsOf(p.models))),
   },
   'runs/delete-tag': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await deleteTag(db, caller, runIdOf(p), str(p, 'key'))) },
   'runs/log-batch': {
