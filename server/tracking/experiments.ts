@@ -5,6 +5,7 @@ import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { type Experiment, experiments } from '../db/tables/tracking';
 import { badInput, conflict } from '../errors';
+import type { KeyValue } from './logging';
 
 /** Read by every startRun: built once (server/db/prepared.ts). */
 const experimentOfWorkflow = builtOnce<{ workflowId: string }>()((db) =>
@@ -33,6 +34,38 @@ export async function workflowExperiment(
     if (raced) return raced;
   }
   throw new Error(`no free experiment name for workflow ${workflow.name}`);
+}
+
+/** MLflow's limits on an experiment's name and tags (mlflow/utils/validation.py). */
+export const EXPERIMENT_LIMITS = { name: 500, tagKey: 250, tagValue: 5000, tagsPerRequest: 100 } as const;
+
+/** An experiment's name as MLflow takes it: trimmed, 1 to 500 characters. */
+export function experimentName(raw: unknown): string {
+  const name = typeof raw === 'string' ? raw.trim() : '';
+  if (!name || name.length > EXPERIMENT_LIMITS.name) throw badInput(`An experiment name must be 1 to ${EXPERIMENT_LIMITS.name} characters.`);
+  return name;
+}
+
+/** Experiment tags within MLflow's limits (keys as run tags' keys: no `..`, not absolute). */
+export function checkExperimentTags(tags: readonly KeyValue[]): void {
+  if (tags.length > EXPERIMENT_LIMITS.tagsPerRequest)
+    throw badInput(`At most ${EXPERIMENT_LIMITS.tagsPerRequest} experiment tags at once (got ${tags.length}).`);
+  tags.forEach(({ key, value }, i) => {
+    if (
+      typeof key !== 'string' ||
+      !key ||
+      key.length > EXPERIMENT_LIMITS.tagKey ||
+      !/^[\w\-. :/]+$/.test(key) ||
+      key.startsWith('/') ||
+      key.split('/').includes('..')
+    )
+      throw badInput(
+        `tags[${i}]: an experiment tag's key is 1 to ${EXPERIMENT_LIMITS.tagKey} letters, digits, _ - . : / or spaces, not absolute and without a ".." part.`,
+      );
+    if (typeof value !== 'string') throw badInput(`tags[${i}] "${key}": its value must be a string.`);
+    if (value.length > EXPERIMENT_LIMITS.tagValue)
+      throw badInput(`tags[${i}] "${key}": its value is ${value.length} characters; at most ${EXPERIMENT_LIMITS.tagValue}.`);
+  });
 }
 
 /** The longest experiment name accepted (MLflow has no limit; a name is a label, not a document). */

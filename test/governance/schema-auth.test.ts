@@ -33,6 +33,7 @@ const valueTypes: Record<string, string> = {
   LogLine: 'part of Task.logs',
   RunTag: 'part of Run.tags (a data field)',
   QueryExperimentsConnection: 'a page of guarded experiments',
+  ExperimentTag: 'part of an Experiment (a meta field)',
   QuerySearchRunsConnection: 'a page of guarded runs',
   RunComparison: 'runs the caller may read the data of (server/tracking/compare.ts)',
   RunMetricSummary: 'part of a RunComparison',

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The REST calls the MLflow Python client (mlflow 2.x: MlflowClient over RestStore and HttpArtifactRepository)
-makes for set_experiment, start_run, log_param, log_metric, log_batch, set_tag, log_input, log_artifact,
+makes for set_experiment, set_experiment_tag, start_run, log_param, log_metric, log_batch, set_tag, log_input, log_artifact,
 list_artifacts, end_run, get_run and search_runs, then log_model (mlflow 2: the model's files under an artifact path and the
 `mlflow.log-model.history` tag), register_model, set_registered_model_alias, get_model_version_by_alias and loading models:/NAME@ALIAS, made with `requests` only, against MLFLOW_TRACKING_URI with
 MLFLOW_TRACKING_TOKEN as the bearer token (as mlflow.utils.rest_utils does). Bodies are shaped as the client's
@@ -156,6 +156,10 @@ if res.status_code == 404 and res.json()["error_code"] == "RESOURCE_DOES_NOT_EXI
     experiment_id = call("experiments/create", "POST", {"name": name})["experiment_id"]
 else:
     experiment_id = res.json()["experiment"]["experiment_id"]
+
+# mlflow.set_experiment_tag("team", "vision")
+call("experiments/set-experiment-tag", "POST", {"experiment_id": experiment_id, "key": "team", "value": "vision"})
+assert {"key": "team", "value": "vision"} in call("experiments/get", "GET", {"experiment_id": experiment_id})["experiment"]["tags"]
 
 # mlflow.start_run(run_name=...): runs/create with the client's system tags.
 run = call("runs/create", "POST", {

@@ -40,6 +40,51 @@ describe('experiments', () => {
   });
 });
 
+describe('experiments’ lifecycle', () => {
+  it('renames, tags, deletes and restores as MLflow’s client does; refuses others, the Default experiment and bad input', async () => {
+    const id = (await post('experiments/create', { name: 'lifecycle', tags: [{ key: 'a', value: '1' }] })).body.experiment_id;
+    expect((await post('experiments/update', { experiment_id: id, new_name: 'lifecycle-2' })).status).toBe(200);
+    expect((await post('experiments/set-experiment-tag', { experiment_id: id, key: 'b', value: '2' })).status).toBe(200);
+    expect((await post('experiments/delete-experiment-tag', { experiment_id: id, key: 'a' })).status).toBe(200);
+    let { experiment } = (await get('experiments/get', { experiment_id: id })).body;
+    expect(experiment).toMatchObject({ name: 'lifecycle-2', lifecycle_stage: 'active', tags: [{ key: 'b', value: '2' }] });
+
+    expect((await post('experiments/delete', { experiment_id: id })).status).toBe(200);
+    ({ experiment } = (await get('experiments/get', { experiment_id: id })).body);
+    expect(experiment.lifecycle_stage).toBe('deleted');
+    const deletedOnly = await post('experiments/search', { view_type: 'DELETED_ONLY', max_results: 100 });
+    expect(deletedOnly.body.experiments.map((e: any) => e.experiment_id)).toContain(id);
+    expect((await post('runs/create', { experiment_id: id })).body.error_code).toBe('INVALID_PARAMETER_VALUE');
+    expect((await post('experiments/restore', { experiment_id: id })).status).toBe(200);
+    expect((await get('experiments/get', { experiment_id: id })).body.experiment.lifecycle_stage).toBe('active');
+
+    // Another member: PERMISSION_DENIED, nothing changed.
+    const bob = (await t.user('mlflow-carol')).token;
+    expect(await post('experiments/update', { experiment_id: id, new_name: 'bobs' }, bob)).toMatchObject({
+      status: 403,
+      body: { error_code: 'PERMISSION_DENIED' },
+    });
+    expect(await post('experiments/delete', { experiment_id: id }, bob)).toMatchObject({ status: 403 });
+    // The Default experiment (0) is kept as it is.
+    expect((await post('runs/create', { experiment_id: '0' })).status).toBe(200);
+    expect((await post('experiments/delete', { experiment_id: '0' })).body).toMatchObject({
+      error_code: 'INVALID_PARAMETER_VALUE',
+      message: expect.stringContaining('cannot be renamed or deleted'),
+    });
+    for (const [path, body, code] of [
+      ['experiments/update', { experiment_id: id, new_name: 'routes-exp' }, 'RESOURCE_ALREADY_EXISTS'],
+      ['experiments/update', { experiment_id: id }, 'INVALID_PARAMETER_VALUE'],
+      ['experiments/set-experiment-tag', { experiment_id: id, key: 'k', value: 'v'.repeat(5001) }, 'INVALID_PARAMETER_VALUE'],
+      ['experiments/set-experiment-tag', { experiment_id: id, key: '/abs', value: 'v' }, 'INVALID_PARAMETER_VALUE'],
+      ['experiments/delete-experiment-tag', { experiment_id: id, key: 'absent' }, 'RESOURCE_DOES_NOT_EXIST'],
+      ['experiments/delete', { experiment_id: '00000000-0000-4000-8000-000000000000' }, 'RESOURCE_DOES_NOT_EXIST'],
+    ] as const) {
+      expect((await post(path, body)).body.error_code, `${path} ${JSON.stringify(body).slice(0, 60)}`).toBe(code);
+    }
+    expect((await get('experiments/get', { experiment_id: id })).body.experiment).toMatchObject({ name: 'lifecycle-2', tags: [{ key: 'b', value: '2' }] });
+  });
+});
+
 describe('runs', () => {
   let exp: string;
   let runId: string;

@@ -13,6 +13,7 @@ import { experiments } from '../../db/tables/tracking';
 import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
+import { changeExperiment } from '../../tracking/experiment-changes';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
@@ -116,6 +117,28 @@ const endpoints: Record<string, Endpoint> = {
         .offset(offset);
       return { experiments: rows.slice(0, max).map(experimentJson), next_page_token: rows.length > max ? encodeToken(offset + max) : undefined };
     },
+  },
+  // MLflow's experiment lifecycle: rename, delete (runs kept), restore, tags (server/tracking/experiment-changes.ts).
+  'experiments/update': {
+    methods: ['POST', 'PATCH'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { name: str(p, 'new_name') })),
+  },
+  'experiments/delete': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { deleted: true })),
+  },
+  'experiments/restore': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { deleted: false })),
+  },
+  'experiments/set-experiment-tag': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) =>
+      void (await changeExperiment(db, caller, str(p, 'experiment_id'), { setTags: [{ key: str(p, 'key'), value: str(p, 'value', false) }] })),
+  },
+  'experiments/delete-experiment-tag': {
+    methods: ['POST', 'DELETE'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { deleteTags: [str(p, 'key')] })),
   },
   'runs/create': {
     methods: ['POST'],
