@@ -84,7 +84,9 @@ export async function changeExperiment(db: Db, caller: Caller, ref: string, chan
         return after!;
       } catch (error) {
         // Renamed to a name another change took at the same moment.
-        if ((error as { code?: string }).code === '23505') throw conflict(`An experiment named "${name}" already exists: pick another name.`);
+        // (The driver's error, or drizzle's wrapping it as its cause.)
+        const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
+        if (code === '23505') throw conflict(`An experiment named "${name}" already exists: pick another name.`);
         throw error;
       }
     }),
