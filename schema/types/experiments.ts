@@ -3,21 +3,35 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import { assertCan } from '../../server/auth/ability';
 import type { Experiment, RunTag } from '../../server/db/tables/tracking';
-import { badInput } from '../../server/errors';
+import { badInput, forbidden } from '../../server/errors';
+import { ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
 import { deleteRunTag, setRunNote, setRunTags, tagsOfRuns } from '../../server/tracking/annotations';
-import { changeExperiment } from '../../server/tracking/experiment-changes';
-import { experimentByName, experimentsByIds, experimentsPage } from '../../server/tracking/experiments';
+import { assertMayChangeExperiments, changeExperiment } from '../../server/tracking/experiment-changes';
+import { experimentByName, experimentsByIds, experimentsPage, runCounts } from '../../server/tracking/experiments';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { checkId } from '../ids';
 import { IdentityRef } from './identity';
 import { RunRef } from './runs';
+import { viewerCanType } from './viewer-can';
 import { WorkflowRef } from './workflows';
 
 const ExperimentTagRef = builder.objectRef<{ key: string; value: string }>('ExperimentTag').implement({
   description: 'A tag on an experiment.',
   fields: (t) => ({ key: t.exposeString('key'), value: t.exposeString('value') }),
+});
+
+const ExperimentViewerCan = viewerCanType<Experiment>('ExperimentViewerCan', 'What the caller may do to this experiment.', {
+  change: {
+    description: 'updateExperiment: rename, delete or restore it, set or remove its tags.',
+    check: async (e, ctx) => {
+      const caller = { identity: ctx.identity, ability: ctx.ability, task: null };
+      assertMayChangeExperiments(caller);
+      if (!(await ownershipAllows(ctx.services.db, ownerOf(ctx.identity, ctx.ability), e)))
+        throw forbidden(ownershipRefusal(`Experiment "${e.name}"`, await owningTeamName(ctx.services.db, e), 'change'));
+    },
+  },
 });
 
 export const ExperimentRef = builder.loadableObjectRef('Experiment', {
@@ -43,6 +57,16 @@ ExperimentRef.implement({
           .sort(([a], [b]) => a.localeCompare(b))
           .map(([key, value]) => ({ key, value })),
     }),
+    runCount: t.loadable({
+      type: 'Int',
+      description: 'How many runs it groups (deleted runs left out).',
+      load: async (ids: string[], ctx: Context) => {
+        const counts = await runCounts(ctx.services.db, ids);
+        return ids.map((id) => counts.get(id) ?? 0);
+      },
+      resolve: (e) => e.id,
+    }),
+    viewerCan: t.field({ type: ExperimentViewerCan, description: 'What you may do to it.', resolve: (e) => e }),
     deletedAt: t.expose('deletedAt', {
       type: 'DateTime',
       nullable: true,
@@ -90,11 +114,18 @@ const fromCursor = (c: string) => Buffer.from(c, 'base64url').toString();
 builder.queryFields((t) => ({
   experiments: t.connection({
     type: ExperimentRef,
-    description: 'Experiments by name (deleted ones left out).',
+    description: 'Experiments by name (deleted ones left out unless `includeDeleted`).',
+    args: { includeDeleted: t.arg.boolean({ description: 'List deleted experiments too (to restore one).' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Experiment', 'list experiments');
       return resolveCursorConnection({ args, toCursor }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-        experimentsPage(ctx.services.db, { after: after ? fromCursor(after) : undefined, before: before ? fromCursor(before) : undefined, limit, inverted }),
+        experimentsPage(ctx.services.db, {
+          after: after ? fromCursor(after) : undefined,
+          before: before ? fromCursor(before) : undefined,
+          limit,
+          inverted,
+          deleted: args.includeDeleted ?? false,
+        }),
       );
     },
   }),

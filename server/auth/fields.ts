@@ -164,7 +164,7 @@ export const subjectFields = {
     ],
     data: [],
   },
-  Experiment: { meta: ['id', 'name', 'description', 'workflow', 'createdBy', 'createdAt', 'tags', 'deletedAt'], data: [] },
+  Experiment: { meta: ['id', 'name', 'description', 'workflow', 'createdBy', 'createdAt', 'tags', 'runCount', 'viewerCan', 'deletedAt'], data: [] },
   Team: { meta: ['id', 'name', 'description', 'members', 'namespaces', 'domains'], data: [] },
   Namespace: { meta: ['name', 'team'], data: [] },
   Identity: { meta: ['id', 'name', 'kind', 'role', 'owner'], data: [] },

@@ -35,11 +35,16 @@ function verbOf(change: ExperimentChange): string {
   return verbs.length === 1 ? verbs[0]! : 'change';
 }
 
-/** Applies `change` to the experiment (an id, a name, or `0` for Default), checked and audited; returns it after. */
-export async function changeExperiment(db: Db, caller: Caller, ref: string, change: ExperimentChange): Promise<Experiment> {
+/** The role a change needs (before ownership): one that may log runs; never a task's token. */
+export function assertMayChangeExperiments(caller: Caller): void {
   if (caller.task) throw forbidden('A task token may not change experiments.');
   if (!caller.ability.can('start', subject('Run', { domain: 'experimentation' })))
     throw forbidden('Changing an experiment needs a role that may log runs (a member, or a token with start:Run).');
+}
+
+/** Applies `change` to the experiment (an id, a name, or `0` for Default), checked and audited; returns it after. */
+export async function changeExperiment(db: Db, caller: Caller, ref: string, change: ExperimentChange): Promise<Experiment> {
+  assertMayChangeExperiments(caller);
   const name = change.name === undefined ? undefined : experimentName(change.name);
   checkExperimentTags(change.setTags ?? []);
   const verb = verbOf(change);

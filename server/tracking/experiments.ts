@@ -3,6 +3,7 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
+import { runs } from '../db/tables/runs';
 import { type Experiment, experiments } from '../db/tables/tracking';
 import { badInput, conflict } from '../errors';
 import type { KeyValue } from './logging';
@@ -98,18 +99,28 @@ export async function experimentByName(db: Db | Tx, name: string): Promise<Exper
 
 export const experimentsByIds = (db: Db, ids: string[]): Promise<Experiment[]> => db.select().from(experiments).where(inArray(experiments.id, ids));
 
-/** One page of experiments by name (not deleted); `after` is the name of the last one of the previous page. */
-export function experimentsPage(db: Db, page: { after?: string; before?: string; limit: number; inverted: boolean }): Promise<Experiment[]> {
+/** One page of experiments by name (deleted ones too with `deleted`); `after` is the name of the last one of the previous page. */
+export function experimentsPage(db: Db, page: { after?: string; before?: string; limit: number; inverted: boolean; deleted?: boolean }): Promise<Experiment[]> {
   return db
     .select()
     .from(experiments)
     .where(
       and(
-        isNull(experiments.deletedAt),
+        page.deleted ? undefined : isNull(experiments.deletedAt),
         page.after !== undefined ? gt(experiments.name, page.after) : undefined,
         page.before !== undefined ? lt(experiments.name, page.before) : undefined,
       ),
     )
     .orderBy(page.inverted ? desc(experiments.name) : asc(experiments.name))
     .limit(page.limit);
+}
+
+/** How many runs each experiment groups (deleted runs left out), by experiment id. */
+export async function runCounts(db: Db, ids: readonly string[]): Promise<Map<string, number>> {
+  const rows = await db
+    .select({ id: runs.experimentId, count: sql<number>`count(*)::int` })
+    .from(runs)
+    .where(and(inArray(runs.experimentId, [...ids]), isNull(runs.deletedAt)))
+    .groupBy(runs.experimentId);
+  return new Map(rows.map((r) => [r.id!, r.count]));
 }

@@ -34,6 +34,7 @@ const valueTypes: Record<string, string> = {
   RunTag: 'part of Run.tags (a data field)',
   QueryExperimentsConnection: 'a page of guarded experiments',
   ExperimentTag: 'part of an Experiment (a meta field)',
+  ExperimentViewerCan: 'part of an Experiment (a meta field): the caller’s own permissions',
   QuerySearchRunsConnection: 'a page of guarded runs',
   RunComparison: 'runs the caller may read the data of (server/tracking/compare.ts)',
   RunMetricSummary: 'part of a RunComparison',
