@@ -40,8 +40,8 @@ const UPDATE = graphql(`
   }
 `);
 
-/** The runs list searching this experiment's runs (the filter language quotes with '). */
-const runsOf = (name: string) => `/runs?q=${encodeURIComponent(`experiment = '${name.replaceAll("'", "\\'")}'`)}`;
+/** The runs list searching this experiment's runs (the filter language quotes with ', doubled inside). */
+const runsOf = (name: string) => `/runs?q=${encodeURIComponent(`experiment = '${name.replaceAll("'", "''")}'`)}`;
 
 export function ExperimentsPage() {
   useTitle('Experiments');
