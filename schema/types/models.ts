@@ -26,7 +26,7 @@ import { DomainEnum } from './enums';
 import { IdentityRef } from './identity';
 import { ModuleVersionRef } from './modules';
 import { RunRef } from './runs';
-import { TaskRef } from './tasks';
+import { DeclaredDatasetRef, TaskRef } from './tasks';
 import { TeamRef } from './teams';
 
 export const ModelRef = builder.loadableObjectRef('Model', {
@@ -207,23 +207,6 @@ const LineageModelRef = builder.objectRef<Lineage['models'][number]>('ModelLinea
   }),
 });
 
-const LineageLoggedDatasetRef = builder.objectRef<Lineage['loggedDatasets'][number]>('ModelLineageLoggedDataset').implement({
-  description:
-    'A dataset the run’s MLflow client said a task read (mlflow.log_input, autolog): declared by the client, not traced by Atelier, so it counts in no label.',
-  fields: (t) => ({
-    name: t.exposeString('name'),
-    digest: t.exposeString('digest'),
-    sourceType: t.string({ resolve: (d) => d.sourceType ?? '' }),
-    source: t.string({ resolve: (d) => d.source ?? '' }),
-    context: t.string({
-      nullable: true,
-      description: 'Its `mlflow.data.context` tag (training, evaluation, …).',
-      resolve: (d) => d.tags.find((tag) => tag.key === 'mlflow.data.context')?.value ?? null,
-    }),
-    taskId: t.exposeID('taskId'),
-  }),
-});
-
 const LineageRef = builder.objectRef<Lineage>('ModelLineage').implement({
   description: 'Everything a version came from: task, run, module versions, datasets and columns read, model versions read, parameters, metrics, cache key.',
   fields: (t) => ({
@@ -237,7 +220,7 @@ const LineageRef = builder.objectRef<Lineage>('ModelLineage').implement({
     cacheKey: t.exposeString('cacheKey', { nullable: true }),
     models: t.field({ type: [LineageModelRef], resolve: (l) => l.models }),
     loggedDatasets: t.field({
-      type: [LineageLoggedDatasetRef],
+      type: [DeclaredDatasetRef],
       description: 'Datasets the run’s MLflow client declared (runs/log-inputs), the producing task’s first.',
       resolve: (l) => l.loggedDatasets,
     }),

@@ -83,7 +83,7 @@ export const subjectFields = {
       'savedMs',
     ],
     // cacheKey: a hash of the task's parameters and inputs, so a guess's key (from cachePreview) would confirm it.
-    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'metricHistory', 'logs', 'cacheKey'],
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'metricHistory', 'logs', 'cacheKey', 'declaredDatasets'],
   },
   Workflow: {
     meta: [

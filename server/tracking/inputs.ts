@@ -2,7 +2,7 @@
 // sets) and, from MLflow 3, logged models. Checked against MLflow's limits before anything is written (a request with
 // one bad item writes nothing), kept once per run by dataset name and digest (or model), the tags of the first
 // logging kept, as MLflow's server does; read back in the run's `inputs`.
-import { asc, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import { type Db, retryingTransaction } from '../db/client';
 import { type RunInput, runInputs } from '../db/tables/tracking';
 import { badInput } from '../errors';
@@ -117,6 +117,19 @@ export async function logInputs(db: Db, caller: Caller, taskId: string, datasets
     });
     await tx.insert(runInputs).values(first).onConflictDoNothing();
   });
+}
+
+/** Each task's declared dataset inputs, in the order logged, by task id (tasks with none left out). */
+export async function declaredDatasetsOf(db: Db, taskIds: readonly string[]): Promise<Map<string, RunInput[]>> {
+  if (!taskIds.length) return new Map();
+  const rows = await db
+    .select()
+    .from(runInputs)
+    .where(and(inArray(runInputs.taskId, [...taskIds]), eq(runInputs.kind, 'dataset')))
+    .orderBy(asc(runInputs.at), asc(runInputs.name));
+  const byTask = new Map<string, RunInput[]>();
+  for (const row of rows) byTask.set(row.taskId, [...(byTask.get(row.taskId) ?? []), row]);
+  return byTask;
 }
 
 /** MLflow's `RunInputs` of each task, by task id (tasks with none left out). */

@@ -1,6 +1,7 @@
 // The Experiments page in Chromium (playwright-core): opened from the main navigation, it lists experiments with their
 // runs (leading to them in the runs list), their tags and who made them; the creator renames, deletes and restores one
-// in place (deleted ones shown on request); someone else sees the buttons disabled with the API's reason.
+// in place (deleted ones shown on request); someone else sees the buttons disabled with the API's reason. And a task
+// shows the datasets its MLflow client declared.
 import { existsSync } from 'node:fs';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 let t: TestApp;
 let browser: Browser;
 const tokens: Record<string, string> = {};
+let sweepRun: { id: string; tasks: { id: string }[] };
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
@@ -19,7 +21,17 @@ beforeAll(async () => {
   await t.publishFixture('echo');
   const [alice, bob] = await Promise.all([t.user('exp-alice'), t.user('exp-bob')]);
   await t.createWorkflow({ name: 'lab', tasks: [{ name: 'hello', module: 'test/echo' }] });
-  await alice.gql(`mutation { startRun(workflow: "lab", experiment: "sweep") { id } }`);
+  sweepRun = (await alice.gql(`mutation { startRun(workflow: "lab", experiment: "sweep") { id tasks { id } } }`)).startRun;
+  // its task's MLflow client declares the dataset it read
+  const declared = await fetch(`${t.url}/api/2.0/mlflow/runs/log-inputs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      run_id: sweepRun.tasks[0].id,
+      datasets: [{ tags: [{ key: 'mlflow.data.context', value: 'training' }], dataset: { name: 'iris', digest: '5b1ff0d2', source_type: 'local', source: '{}' } }],
+    }),
+  });
+  expect(declared.status).toBe(200);
   await alice.gql(`mutation { startRun(workflow: "lab") { id } }`); // the workflow's own experiment
   await alice.gql(`mutation { updateExperiment(experiment: "sweep", setTags: [{ key: "goal", value: "recall" }]) { id } }`);
   tokens.alice = alice.token;
@@ -83,4 +95,12 @@ it('shows someone else the buttons disabled with the API’s reason', async () =
   expect(await row.locator('.denied-reason').allTextContents()).toEqual([expect.stringMatching(/belongs to the identity that created it/)]);
   // a workflow's own experiment offers no Delete at all
   expect(await page.locator('tr[data-experiment="lab"]').getByRole('button', { name: 'Delete lab' }).count()).toBe(0);
+});
+
+it('shows on a task the datasets its MLflow client declared', async () => {
+  const page = await as('alice');
+  await page.goto(`${t.url}/runs/${sweepRun.id}?task=hello`);
+  const row = page.getByRole('table', { name: 'Declared datasets' }).locator('tr[data-declared="iris@5b1ff0d2"]');
+  await row.waitFor();
+  expect((await row.locator('td').allTextContents()).map((c) => c.trim())).toEqual(['iris', '5b1ff0d2', 'training', 'local']);
 });

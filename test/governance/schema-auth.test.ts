@@ -55,7 +55,7 @@ const valueTypes: Record<string, string> = {
   ModelLineageDataset: 'part of a ModelLineage',
   ModelLineageColumn: 'part of a ModelLineageDataset',
   ModelLineageModel: 'part of a ModelLineage',
-  ModelLineageLoggedDataset: 'part of a ModelLineage',
+  DeclaredDataset: 'part of a ModelLineage or of Task.declaredDatasets (data fields)',
   ModelLineageMetric: 'part of a ModelLineage or ModelVersion.metrics (data fields)',
   RegisteredModelVersion: 'the result of registerModelVersion (a guarded ModelVersion)',
   ModelAliasMove: 'the result of an alias move (guarded ModelVersions)',
