@@ -27,8 +27,10 @@ beforeAll(async () => {
     method: 'POST',
     headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
     body: JSON.stringify({
-      run_id: sweepRun.tasks[0].id,
-      datasets: [{ tags: [{ key: 'mlflow.data.context', value: 'training' }], dataset: { name: 'iris', digest: '5b1ff0d2', source_type: 'local', source: '{}' } }],
+      run_id: sweepRun.tasks[0]!.id,
+      datasets: [
+        { tags: [{ key: 'mlflow.data.context', value: 'training' }], dataset: { name: 'iris', digest: '5b1ff0d2', source_type: 'local', source: '{}' } },
+      ],
     }),
   });
   expect(declared.status).toBe(200);
