@@ -11,6 +11,7 @@ import { useRefusalAudit } from './audit-refusals';
 import { authenticate, type Session } from './authenticate';
 import { useBodyLimit } from './body-limit';
 import { corsFor } from './cors';
+import { boundedDocumentCache } from './document-cache';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 import { useSharedSubscriptionResults } from './shared-results';
@@ -57,6 +58,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     logging: apiLogger(options.logLevel === 'debug' ? 'debug' : 'warn'),
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Documents kept parsed only while short (http/document-cache.ts): a cache of long ones was a memory flood.
+    parserAndValidationCache: boundedDocumentCache(),
     // Applied by useBodyLimit below instead, to the bodies the route has not read whole itself.
     maxRequestBodySize: false,
     // Same origin only, unless the operator lists origins (ATELIER_CORS_ORIGINS): yoga's default reflects any origin.
