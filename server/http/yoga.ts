@@ -10,6 +10,7 @@ import { sharedAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate, type Session } from './authenticate';
 import { useBodyLimit } from './body-limit';
+import { useBoundedErrors } from './bounded-errors';
 import { corsFor } from './cors';
 import { boundedDocumentCache } from './document-cache';
 import { useEventIds } from './event-ids';
@@ -77,6 +78,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     plugins: [
       EnvelopArmorPlugin(armorConfig),
       useInputGuard(),
+      useBoundedErrors(),
       // Before the refusal audit, which wraps whatever subscribe function it finds (so it wraps this one).
       useSharedSubscriptionResults({ shareable: new Set(['runEvents', 'allRunEvents']) }),
       useRefusalAudit({ db }),
