@@ -1,6 +1,7 @@
 // The composition root: builds the control plane from a config (database, bus, object store, orchestrator, the
 // services around it, the GraphQL API and the HTTP routes) and lists what runs in start order. Listening is
 // `start()`; `server/main.ts` only reads the config and calls it.
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createMemoryBus } from '../plugins/bus/memory';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
@@ -136,7 +137,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // An owner's reservation lives as long as its host may stay silent before the task is presumed lost.
   const cache = createTaskCache({ objects: store, reservationTtlMs: config.heartbeatTimeoutMs, maxBytes: config.cacheMaxBytes });
   const mayReuse = options.mayReuse ?? readableBy;
-  const embeddedHostName = `${defaultHostName()}${EMBEDDED_HOST_SUFFIX}`;
+  // Unique to this start, not only to this host and pid: a container restarted runs `npm start` under the same hostname
+  // and, often, the same pid, and the earlier start's attempts would pass for this one's (not known ended).
+  const embeddedHostName = `${defaultHostName()}-${randomUUID().slice(0, 8)}${EMBEDDED_HOST_SUFFIX}`;
   const orchestrator = createOrchestrator({
     db,
     feed,

@@ -49,7 +49,7 @@ export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
   return executors;
 }
 
-/** How an embedded host's name ends (`HOSTNAME-PID-embedded`): on the embedded database, one of an earlier process is gone. */
+/** How an embedded host's name ends (`HOSTNAME-PID-RANDOM-embedded`, unique to each start): on the embedded database, one of an earlier start is gone. */
 export const EMBEDDED_HOST_SUFFIX = '-embedded';
 
 /** An executor host inside the control plane, taking the configured pools' tasks from the same bus. */

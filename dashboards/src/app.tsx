@@ -13,6 +13,7 @@ import { CostsPage } from './pages/costs';
 import { DatasetsPage } from './pages/datasets';
 import { DeploymentsPage } from './pages/deployments';
 import { ExecutorsPage } from './pages/executors';
+import { ExperimentsPage } from './pages/experiments';
 import { ModelsPage } from './pages/models';
 import { ModulePage } from './pages/module';
 import { ModulesPage } from './pages/modules';
@@ -38,6 +39,7 @@ const DeploymentPage = lazyPage(() => import('./pages/deployment'));
 
 const nav = [
   { href: '/runs', label: 'Runs' },
+  { href: '/experiments', label: 'Experiments' },
   { href: '/workflows', label: 'Workflows' },
   { href: '/modules', label: 'Modules' },
   { href: '/models', label: 'Models' },
@@ -67,6 +69,7 @@ function route(path: string): ComponentChildren {
   if (path === '/deployments') return <DeploymentsPage />;
   if ((m = /^\/deployments\/([^/]+)$/.exec(path))) return <DeploymentPage key={m[1]} name={decodeURIComponent(m[1]!)} />;
   if (path === '/schedules') return <SchedulesPage />;
+  if (path === '/experiments') return <ExperimentsPage />;
   if ((m = /^\/modules\/([^/]+)\/([^/]+)$/.exec(path))) return <ModulePage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;
   if (path === '/datasets') return <DatasetsPage />;
   if ((m = /^\/datasets\/([^/]+)\/([^/]+)$/.exec(path))) return <DatasetPage fullName={`${decodeURIComponent(m[1]!)}/${decodeURIComponent(m[2]!)}`} />;

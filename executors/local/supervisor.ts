@@ -1,7 +1,7 @@
 // For modules run without a sandbox (ATELIER_MODULE_ISOLATION=none): a small node supervisor that leads the
 // module's process group and holds a pipe from the executor host on its stdin. When the host dies, even by
 // SIGKILL, the kernel closes that pipe; the supervisor sees end-of-file and kills the whole group, so no module
-// outlives its host. Otherwise it only mirrors the module's end: its exit code, or the signal that ended it.
+// outlives its host (a process that leaves the group on purpose, by setsid, escapes it: only the sandbox holds those). Otherwise it only mirrors the module's end: its exit code, or the signal that ended it.
 // (Sandboxed modules need none of this: bwrap's --die-with-parent does it for them.)
 
 const SUPERVISOR = `

@@ -3,16 +3,36 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import { assertCan } from '../../server/auth/ability';
 import type { Experiment, RunTag } from '../../server/db/tables/tracking';
-import { badInput } from '../../server/errors';
+import { badInput, forbidden } from '../../server/errors';
+import { ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
 import { deleteRunTag, setRunNote, setRunTags, tagsOfRuns } from '../../server/tracking/annotations';
-import { experimentByName, experimentsByIds, experimentsPage } from '../../server/tracking/experiments';
+import { assertMayChangeExperiments, changeExperiment } from '../../server/tracking/experiment-changes';
+import { experimentByName, experimentsByIds, experimentsPage, runCounts } from '../../server/tracking/experiments';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { checkId } from '../ids';
 import { IdentityRef } from './identity';
 import { RunRef } from './runs';
+import { viewerCanType } from './viewer-can';
 import { WorkflowRef } from './workflows';
+
+const ExperimentTagRef = builder.objectRef<{ key: string; value: string }>('ExperimentTag').implement({
+  description: 'A tag on an experiment.',
+  fields: (t) => ({ key: t.exposeString('key'), value: t.exposeString('value') }),
+});
+
+const ExperimentViewerCan = viewerCanType<Experiment>('ExperimentViewerCan', 'What the caller may do to this experiment.', {
+  change: {
+    description: 'updateExperiment: rename, delete or restore it, set or remove its tags.',
+    check: async (e, ctx) => {
+      const caller = { identity: ctx.identity, ability: ctx.ability, task: null };
+      assertMayChangeExperiments(caller);
+      if (!(await ownershipAllows(ctx.services.db, ownerOf(ctx.identity, ctx.ability), e)))
+        throw forbidden(ownershipRefusal(`Experiment "${e.name}"`, await owningTeamName(ctx.services.db, e), 'change'));
+    },
+  },
+});
 
 export const ExperimentRef = builder.loadableObjectRef('Experiment', {
   load: (ids: string[], ctx: Context) => experimentsByIds(ctx.services.db, ids),
@@ -29,6 +49,29 @@ ExperimentRef.implement({
     workflow: t.field({ type: WorkflowRef, nullable: true, description: 'The workflow whose own experiment this is.', resolve: (e) => e.workflowId }),
     createdBy: t.field({ type: IdentityRef, nullable: true, resolve: (e) => e.createdBy }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    tags: t.field({
+      type: [ExperimentTagRef],
+      description: 'Its tags (MLflow’s experiment tags), by key.',
+      resolve: (e) =>
+        Object.entries(e.tags)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([key, value]) => ({ key, value })),
+    }),
+    runCount: t.loadable({
+      type: 'Int',
+      description: 'How many runs it groups (deleted runs left out).',
+      load: async (ids: string[], ctx: Context) => {
+        const counts = await runCounts(ctx.services.db, ids);
+        return ids.map((id) => counts.get(id) ?? 0);
+      },
+      resolve: (e) => e.id,
+    }),
+    viewerCan: t.field({ type: ExperimentViewerCan, description: 'What you may do to it.', resolve: (e) => e }),
+    deletedAt: t.expose('deletedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it was deleted (its runs are kept; new runs are refused until it is restored); null while it is not.',
+    }),
   }),
 });
 
@@ -71,11 +114,18 @@ const fromCursor = (c: string) => Buffer.from(c, 'base64url').toString();
 builder.queryFields((t) => ({
   experiments: t.connection({
     type: ExperimentRef,
-    description: 'Experiments by name (deleted ones left out).',
+    description: 'Experiments by name (deleted ones left out unless `includeDeleted`).',
+    args: { includeDeleted: t.arg.boolean({ description: 'List deleted experiments too (to restore one).' }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Experiment', 'list experiments');
       return resolveCursorConnection({ args, toCursor }, ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
-        experimentsPage(ctx.services.db, { after: after ? fromCursor(after) : undefined, before: before ? fromCursor(before) : undefined, limit, inverted }),
+        experimentsPage(ctx.services.db, {
+          after: after ? fromCursor(after) : undefined,
+          before: before ? fromCursor(before) : undefined,
+          limit,
+          inverted,
+          deleted: args.includeDeleted ?? false,
+        }),
       );
     },
   }),
@@ -103,6 +153,27 @@ builder.mutationFields((t) => ({
     description: 'Removes a tag from a run (no error if it has none by that key).',
     args: { runId: t.arg.id({ required: true }), key: t.arg.string({ required: true }) },
     resolve: (_root, args, ctx) => setOrDelete(ctx, String(args.runId), args.key),
+  }),
+  updateExperiment: t.field({
+    type: ExperimentRef,
+    description:
+      'Renames an experiment, deletes it (its runs are kept; new runs are refused) or restores it, and sets or removes its tags. For admins, the writing members of its owning team, or its creator when it has none; audited.',
+    args: {
+      experiment: t.arg.id({ required: true, description: 'Its id (or its name).' }),
+      name: t.arg.string({ description: 'A new name (1 to 500 characters, not taken).' }),
+      deleted: t.arg.boolean({ description: 'true: delete it; false: restore it.' }),
+      setTags: t.arg({ type: [RunTagInput], description: 'Tags to add or replace, by key.' }),
+      deleteTags: t.arg.stringList({ description: 'Keys of tags to remove (each must exist).' }),
+    },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Experiment', 'change experiments');
+      return changeExperiment(ctx.services.db, { identity: ctx.identity, ability: ctx.ability, task: null }, String(args.experiment), {
+        ...(args.name != null ? { name: args.name } : {}),
+        ...(args.deleted != null ? { deleted: args.deleted } : {}),
+        ...(args.setTags ? { setTags: args.setTags } : {}),
+        ...(args.deleteTags ? { deleteTags: args.deleteTags } : {}),
+      });
+    },
   }),
   setRunNote: t.field({
     type: RunRef,

@@ -26,7 +26,7 @@ import { DomainEnum } from './enums';
 import { IdentityRef } from './identity';
 import { ModuleVersionRef } from './modules';
 import { RunRef } from './runs';
-import { TaskRef } from './tasks';
+import { DeclaredDatasetRef, TaskRef } from './tasks';
 import { TeamRef } from './teams';
 
 export const ModelRef = builder.loadableObjectRef('Model', {
@@ -219,6 +219,11 @@ const LineageRef = builder.objectRef<Lineage>('ModelLineage').implement({
     metrics: t.field({ type: [LineageMetricRef], description: 'The run’s metric summaries, the producing task’s first.', resolve: (l) => l.metrics }),
     cacheKey: t.exposeString('cacheKey', { nullable: true }),
     models: t.field({ type: [LineageModelRef], resolve: (l) => l.models }),
+    loggedDatasets: t.field({
+      type: [DeclaredDatasetRef],
+      description: 'Datasets the run’s MLflow client declared (runs/log-inputs), the producing task’s first.',
+      resolve: (l) => l.loggedDatasets,
+    }),
   }),
 });
 

@@ -2,7 +2,9 @@
 
 import type { Task } from '../../server/db/tables/runs';
 import type { TaskEvent } from '../../server/db/tables/task-events';
+import type { RunInput } from '../../server/db/tables/tracking';
 import { attemptEventsOf, type LogLine, logLinesOf, tasksOfRuns } from '../../server/runs/queries';
+import { declaredDatasetsOf } from '../../server/tracking/inputs';
 import { latestMetricsOf } from '../../server/tracking/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -172,6 +174,37 @@ TaskRef.implement({
     }),
   }),
 });
+
+/** A dataset a task's MLflow client said it read (runs/log-inputs), as a task and a model version's lineage show it. */
+export const DeclaredDatasetRef = builder.objectRef<RunInput>('DeclaredDataset').implement({
+  description:
+    'A dataset a task’s MLflow client said it read (mlflow.log_input, autolog): declared by the client, not traced by Atelier, so it counts in no label.',
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    digest: t.exposeString('digest'),
+    sourceType: t.string({ resolve: (d) => d.sourceType ?? '' }),
+    source: t.string({ resolve: (d) => d.source ?? '' }),
+    context: t.string({
+      nullable: true,
+      description: 'Its `mlflow.data.context` tag (training, evaluation, …).',
+      resolve: (d) => d.tags.find((tag) => tag.key === 'mlflow.data.context')?.value ?? null,
+    }),
+    taskId: t.exposeID('taskId'),
+  }),
+});
+
+builder.objectField(TaskRef, 'declaredDatasets', (t) =>
+  t.loadableList({
+    type: DeclaredDatasetRef,
+    nullable: true,
+    description: 'The datasets its MLflow client declared (runs/log-inputs), in the order logged.',
+    load: async (ids: string[], ctx: Context) => {
+      const byTask = await declaredDatasetsOf(ctx.services.db, ids);
+      return ids.map((id) => byTask.get(id) ?? []);
+    },
+    resolve: (task) => task.id,
+  }),
+);
 
 builder.objectField(RunRef, 'tasks', (t) =>
   t.loadableGroup({

@@ -83,7 +83,7 @@ export const subjectFields = {
       'savedMs',
     ],
     // cacheKey: a hash of the task's parameters and inputs, so a guess's key (from cachePreview) would confirm it.
-    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'metricHistory', 'logs', 'cacheKey'],
+    data: ['parameters', 'outputs', 'message', 'progressMessage', 'attempts', 'metrics', 'metricHistory', 'logs', 'cacheKey', 'declaredDatasets'],
   },
   Workflow: {
     meta: [
@@ -164,7 +164,7 @@ export const subjectFields = {
     ],
     data: [],
   },
-  Experiment: { meta: ['id', 'name', 'description', 'workflow', 'createdBy', 'createdAt'], data: [] },
+  Experiment: { meta: ['id', 'name', 'description', 'workflow', 'createdBy', 'createdAt', 'tags', 'runCount', 'viewerCan', 'deletedAt'], data: [] },
   Team: { meta: ['id', 'name', 'description', 'members', 'namespaces', 'domains'], data: [] },
   Namespace: { meta: ['name', 'team'], data: [] },
   Identity: { meta: ['id', 'name', 'kind', 'role', 'owner'], data: [] },

@@ -20,7 +20,11 @@ export interface Client {
   request<T = unknown>(query: string, variables?: Record<string, unknown>): Promise<T>;
   /** Sends `bytes` as the variable `fileVariable` (GraphQL multipart request spec). */
   upload<T = unknown>(query: string, variables: Record<string, unknown>, fileVariable: string, bytes: Uint8Array, filename?: string): Promise<T>;
-  /** Calls `onNext` for each event; resolves when the server completes the subscription. */
+  /**
+   * Calls `onNext` for each event; resolves when the server completes the subscription. A dropped connection is
+   * retried (a few times, once it had connected), sending `variables` as they are then: a resumable subscription
+   * (runEvents' `after`) moves its cursor in them as events arrive.
+   */
   subscribe<T = unknown>(query: string, variables: Record<string, unknown>, onNext: (data: T) => void, options?: { signal?: AbortSignal }): Promise<void>;
 }
 
@@ -79,7 +83,8 @@ export function createClient(options: ClientOptions): Client {
         webSocketImpl: WebSocket,
         connectionParams: auth.authorization ? { authorization: auth.authorization } : {},
         lazy: true,
-        // A dropped connection is retried; runEvents starts with a snapshot, so nothing is lost by resubscribing.
+        // A dropped connection is retried with the same payload object (graphql-ws sends it again as it is then):
+        // runEvents without `after` starts with a snapshot again, with `after` resumes where its caller moved it.
         retryAttempts: 5,
         shouldRetry: () => connected,
         on: { connected: () => void (connected = true) },

@@ -1,5 +1,7 @@
 // `atelier run logs ID`: the log lines of a run's tasks; with --follow, every line of the run from its start and then
 // live (runEvents from its first event), until the run ends, exiting 0 only if it succeeded — `kubectl logs -f` for a run.
+// A connection lost on the way (the control plane restarted) is retried from the last event received, not from the
+// first again: every line once.
 import type { Command } from 'commander';
 import type { Client } from './client';
 import { ApiError } from './errors';
@@ -7,21 +9,24 @@ import { positiveInt } from './options';
 import { terminalRun } from './watch';
 
 const LOG_EVENTS = /* GraphQL */ `
-  subscription ($runId: ID!) {
-    runEvents(runId: $runId, after: 0) {
+  subscription ($runId: ID!, $after: Int!) {
+    runEvents(runId: $runId, after: $after) {
       __typename
-      ... on RunStatusEvent { runStatus }
-      ... on TaskStatusEvent { node status attempt }
-      ... on TaskLogEvent { node stream lines }
+      ... on RunStatusEvent { runStatus seq }
+      ... on TaskStatusEvent { node status attempt seq }
+      ... on TaskLogEvent { node stream lines seq }
+      ... on TaskProgressEvent { seq }
+      ... on TaskMetricEvent { seq }
     }
   }
 `;
 
-type LogEvent =
+type LogEvent = { seq: number } & (
   | { __typename: 'RunStatusEvent'; runStatus: string }
   | { __typename: 'TaskStatusEvent'; node: string; status: string; attempt: number }
   | { __typename: 'TaskLogEvent'; node: string; stream: string; lines: string[] }
-  | { __typename: string };
+  | { __typename: string }
+);
 
 interface RunTasks {
   tasks: { node: string; logs?: { stream: string; line: string }[] }[];
@@ -56,7 +61,11 @@ export function addLogsCommand(run: Command, clientOf: (command: Command) => Cli
       // A line belongs to its task's attempt running when it was logged (events come in the order they happened).
       const attempts = new Map<string, number>();
       const shown = (node: string) => (!opts.node || node === opts.node) && (opts.attempt === undefined || (attempts.get(node) ?? 1) === opts.attempt);
-      await client.subscribe<{ runEvents: LogEvent }>(LOG_EVENTS, { runId: id }, ({ runEvents: e }) => {
+      // The cursor: a retried subscription sends these variables again (client.subscribe), so it resumes after it.
+      const variables = { runId: id, after: 0 };
+      await client.subscribe<{ runEvents: LogEvent }>(LOG_EVENTS, variables, ({ runEvents: e }) => {
+        if (e.seq <= variables.after) return; // already printed (a resend across the reconnection)
+        variables.after = e.seq;
         if (e.__typename === 'RunStatusEvent') status = (e as { runStatus: string }).runStatus;
         else if (e.__typename === 'TaskLogEvent') {
           const log = e as Extract<LogEvent, { __typename: 'TaskLogEvent' }>;

@@ -14,6 +14,7 @@ import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
 import { CliError, reportError, withPassedParams } from './errors';
+import { experimentCommand } from './experiments';
 import { auditCommand, declassifyCommand } from './governance';
 import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
@@ -340,7 +341,7 @@ export function buildProgram(): Command {
   addTrackingCommands(run, (command) => connection(command).client);
   program.addCommand(triggerCommand(connection));
   const client = (command: Command) => connection(command).client;
-  const groups = [scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
+  const groups = [experimentCommand, scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
   for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(group(client));
 
   return program;

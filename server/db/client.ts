@@ -7,6 +7,7 @@ import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
+import { driverTarget } from './postgres-url';
 import * as schema from './schema';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -35,7 +36,8 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-    const client = postgres(options.url, { max: options.maxConnections ?? 10, onnotice: () => {} });
+    const target = driverTarget(options.url);
+    const client = postgres(target.url, { ...target.options, max: options.maxConnections ?? 10, onnotice: () => {} });
     const db = drizzle(client, { schema }) as unknown as Db;
     transactionsOf.set(db, drizzle(client) as unknown as Db);
     try {

@@ -7,6 +7,12 @@
 // to clear by hand, and none is guessed stale from a pid that may have been reused. On Linux the name lives in the
 // abstract namespace (no file at all); elsewhere it is a socket file in the temporary directory, removed when a
 // connection to it is refused (its process is gone). The holder answers a connection with its pid, for the message.
+//
+// An abstract name is one network namespace's: two containers mounting one data directory (a shared volume, a
+// compose service scaled to two) each got the lock. So the directory's own lock file is held too, with flock(1)
+// where it is installed (util-linux, busybox): a child holding an exclusive lock on `<dir>.lock` while it reads a
+// pipe from this process, which the kernel closes when this process ends, however it ends (the lock goes with it).
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { realpathSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -34,7 +40,18 @@ export async function lockDataDir(dir: string, { abstract = process.platform ===
     });
     if (!listened) {
       server.unref(); // the lock never keeps the process alive
-      return { release: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+      const closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()));
+      const file = await lockFile(`${dir}.lock`);
+      if (file === 'held') {
+        await closeServer();
+        throw new DataDirLocked(lockedMessage(dir, null));
+      }
+      return {
+        release: async () => {
+          await file?.release();
+          await closeServer();
+        },
+      };
     }
     if (listened.code !== 'EADDRINUSE') throw listened;
     const holder = await holderOf(address);
@@ -42,10 +59,46 @@ export async function lockDataDir(dir: string, { abstract = process.platform ===
       unlinkSync(address); // a socket file its process left behind: nobody listens on it
       continue;
     }
-    throw new DataDirLocked(
-      `Another Atelier process${holder ? ` (pid ${holder})` : ''} is using the embedded database in ${dir}; two processes writing it would damage it. Stop that one first, or give this one its own directory (ATELIER_DATA_DIR=…), or let both share a Postgres (DATABASE_URL=…).`,
-    );
+    throw new DataDirLocked(lockedMessage(dir, holder));
   }
+}
+
+const lockedMessage = (dir: string, holder: string | null) =>
+  `Another Atelier process${holder ? ` (pid ${holder})` : ''} is using the embedded database in ${dir}; two processes writing it would damage it. Stop that one first, or give this one its own directory (ATELIER_DATA_DIR=…), or let both share a Postgres (DATABASE_URL=…).`;
+
+/** Seconds to wait for the file's lock: its holder may be a process just killed whose flock child is still ending. */
+const FILE_LOCK_WAIT_SECONDS = 5;
+const FILE_LOCK_HELD = 75;
+
+/**
+ * An exclusive flock(1) on `file`, held by a child until `release` or this process's end; 'held' when another process
+ * holds it; null where it cannot be taken (no flock installed, a file system without locks): the socket alone guards.
+ */
+function lockFile(file: string): Promise<{ release(): Promise<void> } | 'held' | null> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      'flock',
+      ['--exclusive', '--timeout', String(FILE_LOCK_WAIT_SECONDS), '--conflict-exit-code', String(FILE_LOCK_HELD), file, 'sh', '-c', 'echo held; exec cat'],
+      // Its own process group: a terminal's Ctrl-C reaches this process's shutdown, not the lock under it.
+      { stdio: ['pipe', 'pipe', 'ignore'], detached: true },
+    );
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    child.once('error', () => resolve(null));
+    child.once('exit', (code) => resolve(code === FILE_LOCK_HELD ? 'held' : null));
+    child.stdin!.on('error', () => undefined);
+    child.stdout!.once('data', () => {
+      // Held: neither the child nor its pipes keep this process alive.
+      child.stdout!.destroy();
+      child.unref();
+      (child.stdin as unknown as { unref(): void }).unref();
+      resolve({
+        release: async () => {
+          child.stdin!.end();
+          await exited;
+        },
+      });
+    });
+  });
 }
 
 /** The pid the holder answers with; null when nobody listens (a socket file left behind). */

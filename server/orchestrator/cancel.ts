@@ -25,11 +25,35 @@ export async function cancelRun(ctx: OrchestratorContext, runId: string, identit
 /**
  * The run, locked with its nested runs (through its open workflow nodes, at any depth), all in id order, as every
  * writer of several runs takes them (the recorder: a run moving and the runs whose events it stores): parent first and
- * then children, it deadlocked with a recorder holding a child and bumping the parent's event number. A nested run
- * started after the tree was read is locked when cancelInTx reaches it (out of order, and as rare as that race).
+ * then children, it deadlocked with a recorder holding a child and bumping the parent's event number. The tree is read
+ * before its locks are taken, so a nested run started in between (its parent's lock was what the cancel waited for)
+ * is missing from it: the tree is read again once locked, and if it grew, the locks are given back (to a savepoint
+ * taken before them) and the whole tree locked again in id order. Locked out of order by cancelInTx instead, the new
+ * child met a recorder holding it and waiting for the parent in a circle.
  */
 async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
   if (!UUID.test(runId)) return undefined;
+  let ids = await runTree(tx, runId);
+  await tx.execute(sql`savepoint lock_run_tree`);
+  for (let round = 1; ; round++) {
+    const locked = await lockRuns(tx, ids);
+    const now = await runTree(tx, runId);
+    const grown = now.filter((id) => !ids.includes(id));
+    // A run's nested runs start under its lock, so once the tree is locked it grows no more: a second round is the last.
+    if (!grown.length || round >= MAX_TREE_ROUNDS) {
+      await tx.execute(sql`release savepoint lock_run_tree`);
+      return locked.find((r) => r.id === runId);
+    }
+    await tx.execute(sql`rollback to savepoint lock_run_tree`);
+    ids = [...ids, ...grown];
+  }
+}
+
+/** Beyond this many rounds, a run still gaining nested runs is cancelled with the rest locked as cancelInTx meets them. */
+const MAX_TREE_ROUNDS = 4;
+
+/** The run and its nested runs through open workflow nodes, at any depth (a plain read: nothing locked). */
+async function runTree(tx: Tx, runId: string): Promise<string[]> {
   const tree = await queryRows<{ id: string }>(
     tx,
     sql`with recursive tree(id) as (
@@ -39,8 +63,7 @@ async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
           where t.kind = 'workflow' and t.child_run_id is not null and t.status = any(${arrayOf(OPEN, 'text')}))
         select id from tree`,
   );
-  const ids = tree.map((r) => r.id);
-  return (await lockRuns(tx, ids)).find((r) => r.id === runId);
+  return tree.map((r) => r.id);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

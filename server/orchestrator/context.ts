@@ -109,7 +109,7 @@ export interface TxContext {
 /**
  * Runs `fn` in a transaction and publishes what it produced once it has committed. Writers take a run's row before its
  * tasks', and several runs in id order (docs/architecture.md, "Lock order"); a transaction Postgres still aborts as a
- * deadlock's victim (a nested run started while its parent is cancelled) is run again from a fresh step
+ * deadlock's victim (a circle no order rules out yet) is run again from a fresh step
  * (retryingTransaction), and its caller sees no error for it.
  */
 export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@ import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import type { Run } from '../db/tables/runs';
 import { recordDatasetWrites } from '../governance/policy';
+import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
@@ -164,7 +165,12 @@ async function recordNotes({ tx, step }: TxContext, fresh: ExecutorEvent[], know
   // Metric points are stored with the event that carried them: a redelivered event is not new, so adds none.
   // Decoded once: stored here and sent live below.
   const decoded = new Map(notes.filter((e) => e.kind === 'metric').map((e) => [e, pointsOf(e)]));
-  if (decoded.size) await storeMetricPoints(tx, [...decoded.values()].flat());
+  // Points of a task that has succeeded (late words of its execution) reach the copies cache hits and reruns made of it.
+  if (decoded.size && (await storeMetricPoints(tx, [...decoded.values()].flat())))
+    await refreshCopies(
+      tx,
+      [...decoded.keys()].filter((e) => known.get(e.taskId)?.status === 'SUCCEEDED').map((e) => e.taskId),
+    );
   step.feed.push(...liveEventsOf(notes, known, decoded));
 }
 

@@ -1,13 +1,13 @@
 // A version's lineage and label, both ways. Forward: the producing task and run, the module versions of the run,
 // the dataset versions and columns read (recorded at registration, through upstream tasks), the run's parameters,
-// metrics and the task's cache key. Backward: the model versions a dataset version flowed into. The label is the
+// metrics, the task's cache key, and the datasets its MLflow client declared. Backward: the model versions a dataset version flowed into. The label is the
 // join of the CURRENT labels of every column read, so raising a source column raises every model derived from it.
 import { and, asc, eq, inArray, isNotNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { datasetVersions } from '../db/tables/governance';
 import { type ModelVersion, modelVersionInputs, modelVersionParents, modelVersions, registeredModels } from '../db/tables/registry';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
-import { loggedParams, type MetricSummary, metricSummaries } from '../db/tables/tracking';
+import { loggedParams, type MetricSummary, metricSummaries, type RunInput, runInputs } from '../db/tables/tracking';
 import { type ColumnRead, columnsRead } from '../governance/model-labels';
 
 export interface Lineage {
@@ -22,6 +22,8 @@ export interface Lineage {
   cacheKey: string | null;
   /** The model versions read upstream (a base model, a batch task's pinned model), as `namespace/name@VERSION`. */
   models: { ref: string; versionId: string; port: string; taskId: string }[];
+  /** Datasets the run's MLflow client said its tasks read (runs/log-inputs): declared by the client, not governed lineage. */
+  loggedDatasets: RunInput[];
 }
 
 /**
@@ -29,7 +31,7 @@ export interface Lineage {
  * `columns`: the version's columns read when the caller already has them (GraphQL's `label` loads the same rows).
  */
 export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Promise<ColumnRead[]>): Promise<Lineage> {
-  const [[task], [run], modules, read, params, metrics, versions, parents] = await Promise.all([
+  const [[task], [run], modules, read, params, metrics, versions, parents, inputs] = await Promise.all([
     db.select().from(tasks).where(eq(tasks.id, version.taskId)),
     db.select().from(runs).where(eq(runs.id, version.runId)),
     db
@@ -55,6 +57,11 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Pr
       .innerJoin(registeredModels, eq(registeredModels.id, modelVersions.modelId))
       .where(eq(modelVersionParents.modelVersionId, version.id))
       .orderBy(asc(registeredModels.namespace), asc(registeredModels.name), asc(modelVersions.version)),
+    db
+      .select()
+      .from(runInputs)
+      .where(and(eq(runInputs.runId, version.runId), eq(runInputs.kind, 'dataset')))
+      .orderBy(asc(runInputs.at), asc(runInputs.name)),
   ]);
   const found = new Map(versions.map((v) => [`${v.datasetId}|${v.version}`, v]));
   const groups = new Map<string, Lineage['datasets'][number]>();
@@ -81,6 +88,8 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Pr
     metrics: metrics.sort((a, b) => (a.taskId === version.taskId ? -1 : 0) - (b.taskId === version.taskId ? -1 : 0) || a.name.localeCompare(b.name)),
     cacheKey: version.cacheKey,
     models: parents.map((r) => ({ ref: `${r.namespace}/${r.name}@${r.version}`, versionId: r.p.parentVersionId, port: r.p.port, taskId: r.p.taskId })),
+    // The producing task's first.
+    loggedDatasets: inputs.sort((a, b) => (a.taskId === version.taskId ? -1 : 0) - (b.taskId === version.taskId ? -1 : 0)),
   };
 }
 

@@ -3,8 +3,10 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
+import { runs } from '../db/tables/runs';
 import { type Experiment, experiments } from '../db/tables/tracking';
 import { badInput, conflict } from '../errors';
+import type { KeyValue } from './logging';
 
 /** Read by every startRun: built once (server/db/prepared.ts). */
 const experimentOfWorkflow = builtOnce<{ workflowId: string }>()((db) =>
@@ -33,6 +35,38 @@ export async function workflowExperiment(
     if (raced) return raced;
   }
   throw new Error(`no free experiment name for workflow ${workflow.name}`);
+}
+
+/** MLflow's limits on an experiment's name and tags (mlflow/utils/validation.py). */
+export const EXPERIMENT_LIMITS = { name: 500, tagKey: 250, tagValue: 5000, tagsPerRequest: 100 } as const;
+
+/** An experiment's name as MLflow takes it: trimmed, 1 to 500 characters. */
+export function experimentName(raw: unknown): string {
+  const name = typeof raw === 'string' ? raw.trim() : '';
+  if (!name || name.length > EXPERIMENT_LIMITS.name) throw badInput(`An experiment name must be 1 to ${EXPERIMENT_LIMITS.name} characters.`);
+  return name;
+}
+
+/** Experiment tags within MLflow's limits (keys as run tags' keys: no `..`, not absolute). */
+export function checkExperimentTags(tags: readonly KeyValue[]): void {
+  if (tags.length > EXPERIMENT_LIMITS.tagsPerRequest)
+    throw badInput(`At most ${EXPERIMENT_LIMITS.tagsPerRequest} experiment tags at once (got ${tags.length}).`);
+  tags.forEach(({ key, value }, i) => {
+    if (
+      typeof key !== 'string' ||
+      !key ||
+      key.length > EXPERIMENT_LIMITS.tagKey ||
+      !/^[\w\-. :/]+$/.test(key) ||
+      key.startsWith('/') ||
+      key.split('/').includes('..')
+    )
+      throw badInput(
+        `tags[${i}]: an experiment tag's key is 1 to ${EXPERIMENT_LIMITS.tagKey} letters, digits, _ - . : / or spaces, not absolute and without a ".." part.`,
+      );
+    if (typeof value !== 'string') throw badInput(`tags[${i}] "${key}": its value must be a string.`);
+    if (value.length > EXPERIMENT_LIMITS.tagValue)
+      throw badInput(`tags[${i}] "${key}": its value is ${value.length} characters; at most ${EXPERIMENT_LIMITS.tagValue}.`);
+  });
 }
 
 /** The longest experiment name accepted (MLflow has no limit; a name is a label, not a document). */
@@ -65,18 +99,28 @@ export async function experimentByName(db: Db | Tx, name: string): Promise<Exper
 
 export const experimentsByIds = (db: Db, ids: string[]): Promise<Experiment[]> => db.select().from(experiments).where(inArray(experiments.id, ids));
 
-/** One page of experiments by name (not deleted); `after` is the name of the last one of the previous page. */
-export function experimentsPage(db: Db, page: { after?: string; before?: string; limit: number; inverted: boolean }): Promise<Experiment[]> {
+/** One page of experiments by name (deleted ones too with `deleted`); `after` is the name of the last one of the previous page. */
+export function experimentsPage(db: Db, page: { after?: string; before?: string; limit: number; inverted: boolean; deleted?: boolean }): Promise<Experiment[]> {
   return db
     .select()
     .from(experiments)
     .where(
       and(
-        isNull(experiments.deletedAt),
+        page.deleted ? undefined : isNull(experiments.deletedAt),
         page.after !== undefined ? gt(experiments.name, page.after) : undefined,
         page.before !== undefined ? lt(experiments.name, page.before) : undefined,
       ),
     )
     .orderBy(page.inverted ? desc(experiments.name) : asc(experiments.name))
     .limit(page.limit);
+}
+
+/** How many runs each experiment groups (deleted runs left out), by experiment id. */
+export async function runCounts(db: Db, ids: readonly string[]): Promise<Map<string, number>> {
+  const rows = await db
+    .select({ id: runs.experimentId, count: sql<number>`count(*)::int` })
+    .from(runs)
+    .where(and(inArray(runs.experimentId, [...ids]), isNull(runs.deletedAt)))
+    .groupBy(runs.experimentId);
+  return new Map(rows.map((r) => [r.id!, r.count]));
 }

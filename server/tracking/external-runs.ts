@@ -9,6 +9,7 @@ import { type Experiment, experiments, runTags } from '../db/tables/tracking';
 import { badInput, conflict, forbidden, notFound } from '../errors';
 import type { RunStatus } from '../vocabulary';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { checkExperimentTags, experimentName } from './experiments';
 import { type LiveFeed, statusEvents, withLiveEvents } from './live';
 import { checkParams, checkTags, logParams, setTags } from './logging';
 
@@ -38,8 +39,8 @@ export async function findExperiment(db: Db | Tx, ref: string): Promise<Experime
 
 /** Creates a named experiment; CONFLICT when the name is taken. */
 export async function createExperiment(db: Db | Tx, caller: Caller, input: { name: string; tags?: Record<string, string> }): Promise<Experiment> {
-  const name = input.name.trim();
-  if (!name || name.length > 500) throw badInput('An experiment name must be 1 to 500 characters.');
+  const name = experimentName(input.name);
+  checkExperimentTags(Object.entries(input.tags ?? {}).map(([key, value]) => ({ key, value })));
   if (caller.task) throw forbidden('A task token may not create experiments.');
   const [made] = await db
     .insert(experiments)

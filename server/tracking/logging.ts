@@ -9,6 +9,7 @@ import { loggedParams, runTags } from '../db/tables/tracking';
 import { badInput } from '../errors';
 import { assertWithinInputLimits } from '../errors/input-limits';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { refreshCopies } from './inherit';
 import { type LiveFeed, metricEvents, withLiveEvents } from './live';
 import { type MetricPointInput, storeMetricPoints } from './metrics';
 
@@ -167,6 +168,8 @@ export async function logMetrics(tx: Tx, { run, task }: Tracked, metrics: readon
     }),
   );
   await storeMetricPoints(tx, points);
+  // A finished task's copies (cache hits and reruns of it) hold its summaries: they gain the new points too.
+  if (task.status === 'SUCCEEDED') await refreshCopies(tx, [task.id]);
   return points;
 }
 

@@ -12,6 +12,7 @@ import { type Experiment, loggedParams, metricPoints, metricSummaries, runTags }
 import { badInput } from '../errors';
 import type { TaskStatus } from '../vocabulary';
 import { type Caller, findTracked, readableDataDomains } from './access';
+import { type RunInputsJson, runInputsOf } from './inputs';
 
 export const mlflowStatusOf: Record<TaskStatus, string> = {
   PENDING: 'SCHEDULED',
@@ -50,7 +51,7 @@ export async function mlflowRuns(db: Db, taskIds: string[]) {
     .leftJoin(identities, eq(identities.id, runs.createdBy))
     .where(inArray(tasks.id, taskIds));
   const runIds = [...new Set(rows.map((r) => r.run.id))];
-  const [summaries, params, tags, outputs] = await Promise.all([
+  const [summaries, params, tags, outputs, inputs] = await Promise.all([
     db.select().from(metricSummaries).where(inArray(metricSummaries.taskId, taskIds)),
     db.select().from(loggedParams).where(inArray(loggedParams.taskId, taskIds)),
     db.select().from(runTags).where(inArray(runTags.runId, runIds)),
@@ -60,6 +61,7 @@ export async function mlflowRuns(db: Db, taskIds: string[]) {
       .from(loggedModels)
       .where(and(inArray(loggedModels.taskId, taskIds), isNull(loggedModels.deletedAt), isNotNull(loggedModels.outputStep)))
       .orderBy(asc(loggedModels.createdAt)),
+    runInputsOf(db, taskIds),
   ]);
   const byId = new Map(rows.map((r) => [r.task.id, r]));
   return taskIds.flatMap((id) => {
@@ -71,6 +73,7 @@ export async function mlflowRuns(db: Db, taskIds: string[]) {
         params: params.filter((p) => p.taskId === id),
         tags: tags.filter((t) => t.runId === row.run.id),
         outputs: outputs.filter((o) => o.taskId === id).map((o) => ({ model_id: o.model_id, step: o.step! })),
+        inputs: inputs.get(id),
       }),
     ];
   });
@@ -85,6 +88,7 @@ function runJson(
     params: { key: string; value: string }[];
     tags: { key: string; value: string }[];
     outputs: { model_id: string; step: number }[];
+    inputs: RunInputsJson | undefined;
   },
 ) {
   // A module task's declared parameters are its params too (what it logged itself wins).
@@ -110,6 +114,7 @@ function runJson(
       params: [...params].map(([key, value]) => ({ key, value })),
       tags: data.tags.map((t) => ({ key: t.key, value: t.value })),
     },
+    ...(data.inputs ? { inputs: data.inputs } : {}),
     ...(data.outputs.length ? { outputs: { model_outputs: data.outputs } } : {}),
   };
 }

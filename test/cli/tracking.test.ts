@@ -87,3 +87,28 @@ it('lists runs through the filter language with run list --filter/--order-by, an
   expect(bad.stderr).toMatch(/column 14: expected a number or a 'string'/);
   expect(bad.stdout).toBe('');
 });
+
+it('lists, renames, tags, deletes and restores experiments', async () => {
+  const listed = await cli('experiment', 'list');
+  expect(listed.code, showCli(listed)).toBe(0);
+  expect(listed.stdout).toMatch(/^EXPERIMENT\s+RUNS\s+OF\s+TAGS$/m);
+  const { experiment } = await t.api.gql(`{ experiment(name: "cli-exp") { runCount } }`);
+  expect(listed.stdout).toMatch(new RegExp(`^cli-exp\\s+${experiment.runCount}\\s`, 'm'));
+  const tag = await cli('experiment', 'tag', 'cli-exp', 'goal=recall', 'owner=me');
+  expect(tag.code, showCli(tag)).toBe(0);
+  expect(tag.stdout).toContain('goal=recall owner=me');
+  expect((await cli('experiment', 'tag', 'cli-exp', '--delete', 'owner')).stdout).toContain('experiment cli-exp: goal=recall');
+  expect((await cli('experiment', 'rename', 'cli-exp', 'cli-exp-2')).stdout).toContain('is now cli-exp-2');
+  const deleted = await cli('experiment', 'delete', 'cli-exp-2');
+  expect(deleted.stdout).toContain(`experiment cli-exp-2 deleted (${experiment.runCount} runs in it)`);
+  expect((await cli('experiment', 'list')).stdout).not.toContain('cli-exp-2');
+  expect((await cli('experiment', 'list', '--deleted')).stdout).toMatch(/^cli-exp-2 \(deleted\)\s+\d+\s/m);
+  expect((await cli('experiment', 'restore', 'cli-exp-2')).code).toBe(0);
+  // refusals say why, with a non-zero exit
+  const missing = await cli('experiment', 'rename', 'no-such', 'x');
+  expect(missing.code).not.toBe(0);
+  expect(missing.stderr).toContain('No experiment no-such');
+  const bare = await cli('experiment', 'tag', 'cli-exp-2');
+  expect(bare.code).not.toBe(0);
+  expect(bare.stderr).toContain('give key=value pairs to set, or --delete KEY');
+});

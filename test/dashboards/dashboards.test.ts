@@ -163,6 +163,7 @@ describe('dashboards in Chromium', () => {
     expect(await page.evaluate(() => localStorage.getItem('atelier-token'))).toBe(t.app.adminToken);
     expect(await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).toEqual([
       'Runs',
+      'Experiments',
       'Workflows',
       'Modules',
       'Models',

@@ -1,6 +1,6 @@
 // The model registry in the dashboards (Chromium via playwright-core): the catalog (search, team, aliases, label
-// chips), a model's page (versions, metrics side by side, alias history, the lineage graph from the dataset through
-// the run to the version and its aliases), and promotions: Approve disabled with the API's reason for the requester
+// chips), a model's page (versions, metrics side by side, alias history, the lineage graph from the dataset, and one
+// its MLflow client declared, through the run to the version and its aliases), and promotions: Approve disabled with the API's reason for the requester
 // and a viewer, enabled for a second admin whose approval moves the alias (still there after a reload); a promotion
 // asked from a version row. Versions come from real runs (test/registry/setup.ts).
 import { existsSync } from 'node:fs';
@@ -25,6 +25,21 @@ beforeAll(async () => {
   const { alice } = await setUpRegistryWorld(t);
   const [first, second] = await Promise.all([runToEnd(t, 'train', { seed: 1 }), runToEnd(t, 'train', { seed: 2 })]);
   for (const run of [first, second]) await alice.gql(REGISTER, { m: 'ml/churn', t: run.task.train!.id, o: 'model', f: 'sklearn' });
+  // The second run's MLflow client declared a dataset it trained on (runs/log-inputs).
+  const declared = await fetch(`${t.url}/api/2.0/mlflow/runs/log-inputs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${t.app.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      run_id: second.task.train!.id,
+      datasets: [
+        {
+          tags: [{ key: 'mlflow.data.context', value: 'training' }],
+          dataset: { name: 'churn-sample', digest: 'ab12cd34', source_type: 'local', source: '{}' },
+        },
+      ],
+    }),
+  });
+  expect(declared.status).toBe(200);
   for (const [v, reason] of [
     ['1', 'first eval'],
     ['2', 'better eval'],
@@ -98,6 +113,10 @@ it('shows versions, metrics side by side, alias history, and the lineage graph f
   // the newest version's lineage, then version 1's (selected from its row)
   await page.locator('[data-lineage-version="2"] .dag-node[data-node="dataset:crm/users@1"]').waitFor();
   expect(await page.locator('[data-lineage-version="2"] .dag-node[data-node="alias:challenger"]').count()).toBe(1);
+  // a dataset the run's MLflow client declared, beside the traced one
+  const declared = page.locator('[data-lineage-version="2"] .dag-node[data-node="declared:churn-sample@ab12cd34"]');
+  expect(await declared.textContent()).toContain('churn-sample (declared)');
+  expect(await declared.getAttribute('title')).toMatch(/training · local · ab12cd34/);
   await page.locator('tr[data-version="1"]').getByRole('button', { name: 'Lineage' }).click();
   const graph = page.locator('[data-lineage-version="1"]');
   await graph.locator('.dag-node[data-node="dataset:crm/users@1"]').waitFor();
@@ -105,6 +124,7 @@ it('shows versions, metrics side by side, alias history, and the lineage graph f
   const task = graph.locator('.dag-node[data-node^="task:"]');
   expect(await task.textContent()).toMatch(/train · train.*run [0-9a-f]{8}/);
   expect(await graph.locator('.dag-node[data-node^="alias:"]').count()).toBe(0);
+  expect(await graph.locator('.dag-node[data-node^="declared:"]').count()).toBe(0);
   // the requester may not decide their own request: the API's reason, beside a disabled button
   expect(await approve(page).isDisabled()).toBe(true);
   expect(await page.locator(`tr[data-promotion="${requestId}"] .denied-reason`).textContent()).toMatch(/You asked for this promotion/);

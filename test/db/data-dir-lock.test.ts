@@ -22,11 +22,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A process that takes the lock on `dir` and keeps it until killed. */
-async function holdingChild(dir: string, abstract: boolean) {
+/** A process that takes the lock on `dir` and keeps it until killed (run under `wrap`: a namespace of its own). */
+async function holdingChild(dir: string, abstract: boolean, wrap: string[] = []) {
   const child = spawn(
-    process.execPath,
+    wrap[0] ?? process.execPath,
     [
+      ...(wrap.length ? [...wrap.slice(1), process.execPath] : []),
       '--import',
       'tsx',
       '-e',
@@ -69,6 +70,19 @@ describe('the embedded database’s lock', () => {
     await mkdir(held, { recursive: true });
     const child = await holdingChild(held, true);
     await expect(lockDataDir(held)).rejects.toThrow(`(pid ${child.pid})`);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const mine = await lockDataDir(held);
+    await mine.release();
+  }, 60_000);
+
+  it('refuses while a process in another network namespace holds it (two containers on one volume), and not once it is killed', async () => {
+    const held = path.join(dir, 'other-netns');
+    await mkdir(held, { recursive: true });
+    // An abstract socket name is its network namespace's alone: this holder's is out of this process's reach.
+    const child = await holdingChild(held, true, ['bwrap', '--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--']);
+    await expect(lockDataDir(held)).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;

@@ -259,6 +259,68 @@ it('a cancel takes a run and its nested runs in id order, as the recorder takes 
   expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
 }, 60_000);
 
+it('a cancel locks a nested run started while it waited for the parent in id order too, not after the parent', async () => {
+  // A nested run whose id sorts before its parent's, its link hidden until the cancel has read the tree: as if the
+  // parent's transaction that waits to start it were the one the cancel waits for.
+  await t.publishFixture('sleep');
+  await t.createWorkflow({ name: 'locks-late-inner', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] });
+  await t.createWorkflow({ name: 'locks-late-outer', tasks: [{ name: 'sub', workflow: 'locks-late-inner' }] });
+  let parent = '';
+  let child = '';
+  for (let i = 0; i < 40 && !(child && child < parent); i++) {
+    parent = (await t.api.gql(`mutation { startRun(workflow: "locks-late-outer") { id } }`)).startRun.id;
+    child = (await db.select({ id: tasks.childRunId }).from(tasks).where(eq(tasks.runId, parent)))[0]!.id!;
+  }
+  expect(child < parent).toBe(true);
+  await db.update(tasks).set({ childRunId: null }).where(eq(tasks.runId, parent));
+  const backendPid = async (tx: Tx) => (await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`))[0]!.pid;
+  // Until some backend waits on a lock the backend `pid` holds.
+  const waitingOn = async (pid: number) => {
+    for (let i = 0; i < 500; i++) {
+      const [row] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from pg_stat_activity where ${pid}::int = any(pg_blocking_pids(pid))`);
+      if (row!.n > 0) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`nobody waited on backend ${pid}`);
+  };
+  let recorderPid = 0;
+  let recorderHolds!: () => void;
+  let recorderGoes!: () => void;
+  const holding = new Promise<void>((r) => (recorderHolds = r));
+  const goes = new Promise<void>((r) => (recorderGoes = r));
+  // The recorder with events of both runs: the child's row (the lower id) first, then the parent's event number.
+  const recorder = db.transaction(async (tx) => {
+    // This side detects a circle first, so the old order fails here (40P01) instead of the cancel being retried.
+    await tx.execute(sql`set local deadlock_timeout = '50ms'`);
+    await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, child)).for('update');
+    recorderPid = await backendPid(tx);
+    recorderHolds();
+    await goes;
+    await tx
+      .update(runs)
+      .set({ eventSeq: sql`${runs.eventSeq} + 1` })
+      .where(eq(runs.id, parent));
+  });
+  recorder.catch(() => {}); // awaited below
+  let cancel: Promise<{ cancelRun: { status: string } }> | undefined;
+  // The parent's transaction starting the nested run: its row locked while the cancel reads the tree and waits for it.
+  await db.transaction(async (tx) => {
+    await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, parent)).for('update');
+    cancel = t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { status } }`, { id: parent });
+    cancel.catch(() => {}); // awaited below
+    await waitingOn(await backendPid(tx));
+    await tx.update(tasks).set({ childRunId: child }).where(eq(tasks.runId, parent));
+    await holding;
+  });
+  // The cancel, holding the parent or not, now waits for the child's row: the recorder moves on to the parent's.
+  await waitingOn(recorderPid);
+  recorderGoes();
+  await recorder;
+  expect((await cancel!).cancelRun.status).toBe('CANCELLED');
+  const rows = await db.select({ id: runs.id, status: runs.status }).from(runs).where(sql`${runs.id} in (${parent}, ${child})`);
+  expect(rows.map((r) => r.status)).toEqual(['CANCELLED', 'CANCELLED']);
+}, 60_000);
+
 describe("the cache's entries, in key order", () => {
   const cache = createTaskCache({ objects: undefined as never, reservationTtlMs: 60_000, maxBytes: 0 }); // evicts all
   const [first, second] = ['lock-order-a', 'lock-order-b'];

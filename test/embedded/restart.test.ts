@@ -1,7 +1,7 @@
 // The embedded default (PGlite, in-process bus and host) killed mid-run and started again on the same data
 // directory: the attempt that was running in the killed process is known lost at once (the embedded database is one
 // process's at a time, so its embedded host died with it) and retried, not after the heartbeat timeout's silence;
-// the run then finishes.
+// the run then finishes. Also when the new process has the killed one's pid, as a container restarted has.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,14 @@ const env = (port: number) => ({
   ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '600',
 });
 
+/** The module and a workflow of one task that naps 4 s (again on a directory that has them: nothing changes). */
+async function longNap(api: ReturnType<typeof apiClient>) {
+  expect((await api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(fixturesDir, 'modules', 'sleep')))).errors).toBeUndefined();
+  await api.gql(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, {
+    s: JSON.stringify({ name: 'long-nap', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 4000 } }] }),
+  });
+}
+
 const TASK = `query ($id: ID!) { run(id: $id) { status tasks { status attempt message } } }`;
 
 it('retries the attempt the killed process was running as soon as it is back, and finishes the run', async () => {
@@ -41,10 +49,7 @@ it('retries the attempt the killed process was running as soon as it is back, an
   const first = await startControlPlaneProcess(env(port));
   planes.push(first);
   const api = apiClient(first.url, TOKEN);
-  expect((await api.upload(PUBLISH, {}, 'artifact', await packDirectory(path.join(fixturesDir, 'modules', 'sleep')))).errors).toBeUndefined();
-  await api.gql(`mutation ($s: String!) { createWorkflow(spec: $s) { created } }`, {
-    s: JSON.stringify({ name: 'long-nap', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 4000 } }] }),
-  });
+  await longNap(api);
   const { startRun } = await api.gql(`mutation { startRun(workflow: "long-nap") { id } }`);
   await until('the task to run', async () => (await api.gql(TASK, { id: startRun.id })).run.tasks[0].status === 'RUNNING', 60_000);
   await first.kill('SIGKILL');
@@ -65,5 +70,33 @@ it('retries the attempt the killed process was running as soon as it is back, an
     const { run } = await again.gql(TASK, { id: startRun.id });
     return run.status === 'SUCCEEDED' ? run : null;
   });
+  expect(done.tasks[0]).toMatchObject({ status: 'SUCCEEDED', attempt: 2 });
+}, 240_000);
+
+// A container restarted: the same hostname and, `npm start` being the same few processes in a fresh pid namespace,
+// the same pid. Each control plane runs as the second process of a pid namespace of its own (bwrap --unshare-pid).
+it('retries at once also when the new process has the pid the killed one had', async () => {
+  const pidNamespace = ['bwrap', '--dev-bind', '/', '/', '--unshare-pid', '--die-with-parent', '--'];
+  for (const p of planes) await p.kill(); // the case above's, on the same directory
+  const port = await freePort();
+  const first = await startControlPlaneProcess(env(port), { wrap: pidNamespace });
+  planes.push(first);
+  const api = apiClient(first.url, TOKEN);
+  await longNap(api);
+  const { startRun } = await api.gql(`mutation { startRun(workflow: "long-nap") { id } }`);
+  await until('the task to run', async () => (await api.gql(TASK, { id: startRun.id })).run.tasks[0].status === 'RUNNING', 60_000);
+  await first.kill('SIGKILL');
+
+  const second = await startControlPlaneProcess(env(port), { wrap: pidNamespace });
+  planes.push(second);
+  const again = apiClient(second.url, TOKEN);
+  const done = await until(
+    'the lost attempt to be retried and the run to finish',
+    async () => {
+      const { run } = await again.gql(TASK, { id: startRun.id });
+      return run.status === 'SUCCEEDED' ? run : null;
+    },
+    90_000,
+  );
   expect(done.tasks[0]).toMatchObject({ status: 'SUCCEEDED', attempt: 2 });
 }, 240_000);

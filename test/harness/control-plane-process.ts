@@ -23,6 +23,8 @@ export interface ControlPlaneProcessOptions {
   startTimeoutMs?: number;
   /** Every line it writes is appended here too (`output()` keeps only the last 20 kB): the chaos suite's evidence. */
   logFile?: string;
+  /** A command the control plane runs under (its arguments, then the control plane's command line): a pid namespace. */
+  wrap?: string[];
 }
 
 export async function startControlPlaneProcess(env: Record<string, string>, options: ControlPlaneProcessOptions = {}): Promise<ControlPlaneProcess> {
@@ -30,7 +32,8 @@ export async function startControlPlaneProcess(env: Record<string, string>, opti
   // `atelier start` (server/cli/bin.js) imports server/main.ts as `npm start` does, from the CLI's esbuild bundle:
   // through tsx's loader each start took ~5 s and ~3.9 s of CPU, from the bundle ~2.8 s and ~1.8 s (measured on the
   // shared 2-core machine), and the chaos files start a control plane ~20 times between them.
-  const child: ChildProcess = spawn(process.execPath, [path.join(root, 'server', 'cli', 'bin.js'), 'start'], {
+  const command = [...(options.wrap ?? []), process.execPath, path.join(root, 'server', 'cli', 'bin.js'), 'start'];
+  const child: ChildProcess = spawn(command[0]!, command.slice(1), {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ATELIER_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

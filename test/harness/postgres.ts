@@ -15,6 +15,8 @@ export interface PostgresServer {
   /** postgres://postgres@127.0.0.1:<port>/atelier */
   url: string;
   port: number;
+  /** The directory of its Unix socket (`.s.PGSQL.<port>`). */
+  socketDir: string;
   /** The server's log file. */
   logFile: string;
   /** Stops the server (`fast`: pg_ctl's clean shutdown; `immediate`: pg_ctl's crash-like one; `kill`: SIGKILL of the postmaster), waits `downMs`, starts it again. */
@@ -100,6 +102,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     return {
       url: `postgres://postgres@127.0.0.1:${port}/atelier`,
       port,
+      socketDir,
       logFile,
       async restart(mode = 'fast', downMs = 0) {
         if (stopped) throw new Error('postgres was stopped: it cannot be restarted');

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The REST calls the MLflow Python client (mlflow 2.x: MlflowClient over RestStore and HttpArtifactRepository)
-makes for set_experiment, start_run, log_param, log_metric, log_batch, set_tag, log_artifact, list_artifacts,
-end_run, get_run and search_runs, then log_model (mlflow 2: the model's files under an artifact path and the
+makes for set_experiment, set_experiment_tag, start_run, log_param, log_metric, log_batch, set_tag, log_input, log_artifact,
+list_artifacts, end_run, get_run and search_runs, then log_model (mlflow 2: the model's files under an artifact path and the
 `mlflow.log-model.history` tag), register_model, set_registered_model_alias, get_model_version_by_alias and loading models:/NAME@ALIAS, made with `requests` only, against MLFLOW_TRACKING_URI with
 MLFLOW_TRACKING_TOKEN as the bearer token (as mlflow.utils.rest_utils does). Bodies are shaped as the client's
 protobuf JSON: int64 fields as strings, NaN as "NaN"; GET requests carry their fields as query parameters.
@@ -157,6 +157,10 @@ if res.status_code == 404 and res.json()["error_code"] == "RESOURCE_DOES_NOT_EXI
 else:
     experiment_id = res.json()["experiment"]["experiment_id"]
 
+# mlflow.set_experiment_tag("team", "vision")
+call("experiments/set-experiment-tag", "POST", {"experiment_id": experiment_id, "key": "team", "value": "vision"})
+assert {"key": "team", "value": "vision"} in call("experiments/get", "GET", {"experiment_id": experiment_id})["experiment"]["tags"]
+
 # mlflow.start_run(run_name=...): runs/create with the client's system tags.
 run = call("runs/create", "POST", {
     "experiment_id": experiment_id,
@@ -186,6 +190,15 @@ call("runs/log-batch", "POST", {
     "params": [{"key": "epochs", "value": "3"}, {"key": "optimizer", "value": "adam"}],
     "tags": [{"key": "stage", "value": "dev"}],
 })
+
+# mlflow.log_input(mlflow.data.from_pandas(df, source="/data/iris.csv"), context="training"): runs/log-inputs with the
+# dataset's entity (a pandas dataset's name, 8-character digest, source type and source as JSON, schema and profile).
+iris = {"name": "iris", "digest": "5b1ff0d2", "source_type": "local", "source": json.dumps({"uri": "/data/iris.csv"}),
+        "schema": json.dumps({"mlflow_colspec": [{"type": "double", "name": "sepal_length", "required": True}]}),
+        "profile": json.dumps({"num_rows": 150, "num_elements": 600})}
+call("runs/log-inputs", "POST", {"run_id": run_id, "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "training"}], "dataset": iris}]})
+inputs = call("runs/get", "GET", {"run_id": run_id})["run"]["inputs"]["dataset_inputs"]
+assert inputs == [{"tags": [{"key": "mlflow.data.context", "value": "training"}], "dataset": iris}], inputs
 
 # MLflow's own errors: a param changed, a batch over the limit.
 expect_error("runs/log-parameter", {"run_id": run_id, "key": "lr", "value": "0.02"}, "INVALID_PARAMETER_VALUE")

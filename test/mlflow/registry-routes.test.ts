@@ -39,6 +39,8 @@ async function loggedRun(content: string, end = true) {
   expect((await put(id, 'model/model.pkl', content)).status).toBe(200);
   await post('runs/set-tag', { run_id: id, key: 'mlflow.log-model.history', value: '[{"artifact_path": "model"}]' });
   await post('runs/log-metric', { run_id: id, key: 'acc', value: 0.93, timestamp: 1, step: 0 });
+  const dataset = { name: 'churn-train', digest: `d-${content}`, source_type: 'local', source: '{"uri": "/data/churn.parquet"}' };
+  await post('runs/log-inputs', { run_id: id, datasets: [{ tags: [{ key: 'mlflow.data.context', value: 'training' }], dataset }] });
   if (end) expect((await post('runs/update', { run_id: id, status: 'FINISHED', end_time: 2 })).status).toBe(200);
   return id;
 }
@@ -110,8 +112,14 @@ describe('register_model', () => {
     const [row] = await t.app.services.db.select().from(modelVersions).where(eq(modelVersions.taskId, runId));
     expect(row).toMatchObject({ version: 1, output: 'model', domain: 'experimentation' });
     expect(row!.files.map((f) => f.path)).toEqual(['MLmodel', 'model.pkl']);
-    const { modelVersion } = await alice.gql(`{ modelVersion(ref: "ml/churn@1") { lineage { task { id } metrics { name } } } }`);
+    const { modelVersion } = await alice.gql(
+      `{ modelVersion(ref: "ml/churn@1") { lineage { task { id } metrics { name } loggedDatasets { name digest sourceType source context taskId } } } }`,
+    );
     expect(modelVersion.lineage).toMatchObject({ task: { id: runId }, metrics: [{ name: 'acc' }] });
+    // What the run's MLflow client declared it trained on (runs/log-inputs) travels with the version.
+    expect(modelVersion.lineage.loggedDatasets).toEqual([
+      { name: 'churn-train', digest: 'd-weights-1', sourceType: 'local', source: '{"uri": "/data/churn.parquet"}', context: 'training', taskId: runId },
+    ]);
   });
 
   it('the same content through its mlflow-artifacts source is the same version', async () => {

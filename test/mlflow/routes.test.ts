@@ -40,6 +40,51 @@ describe('experiments', () => {
   });
 });
 
+describe('experiments’ lifecycle', () => {
+  it('renames, tags, deletes and restores as MLflow’s client does; refuses others, the Default experiment and bad input', async () => {
+    const id = (await post('experiments/create', { name: 'lifecycle', tags: [{ key: 'a', value: '1' }] })).body.experiment_id;
+    expect((await post('experiments/update', { experiment_id: id, new_name: 'lifecycle-2' })).status).toBe(200);
+    expect((await post('experiments/set-experiment-tag', { experiment_id: id, key: 'b', value: '2' })).status).toBe(200);
+    expect((await post('experiments/delete-experiment-tag', { experiment_id: id, key: 'a' })).status).toBe(200);
+    let { experiment } = (await get('experiments/get', { experiment_id: id })).body;
+    expect(experiment).toMatchObject({ name: 'lifecycle-2', lifecycle_stage: 'active', tags: [{ key: 'b', value: '2' }] });
+
+    expect((await post('experiments/delete', { experiment_id: id })).status).toBe(200);
+    ({ experiment } = (await get('experiments/get', { experiment_id: id })).body);
+    expect(experiment.lifecycle_stage).toBe('deleted');
+    const deletedOnly = await post('experiments/search', { view_type: 'DELETED_ONLY', max_results: 100 });
+    expect(deletedOnly.body.experiments.map((e: any) => e.experiment_id)).toContain(id);
+    expect((await post('runs/create', { experiment_id: id })).body.error_code).toBe('INVALID_PARAMETER_VALUE');
+    expect((await post('experiments/restore', { experiment_id: id })).status).toBe(200);
+    expect((await get('experiments/get', { experiment_id: id })).body.experiment.lifecycle_stage).toBe('active');
+
+    // Another member: PERMISSION_DENIED, nothing changed.
+    const bob = (await t.user('mlflow-carol')).token;
+    expect(await post('experiments/update', { experiment_id: id, new_name: 'bobs' }, bob)).toMatchObject({
+      status: 403,
+      body: { error_code: 'PERMISSION_DENIED' },
+    });
+    expect(await post('experiments/delete', { experiment_id: id }, bob)).toMatchObject({ status: 403 });
+    // The Default experiment (0) is kept as it is.
+    expect((await post('runs/create', { experiment_id: '0' })).status).toBe(200);
+    expect((await post('experiments/delete', { experiment_id: '0' })).body).toMatchObject({
+      error_code: 'INVALID_PARAMETER_VALUE',
+      message: expect.stringContaining('cannot be renamed or deleted'),
+    });
+    for (const [path, body, code] of [
+      ['experiments/update', { experiment_id: id, new_name: 'routes-exp' }, 'RESOURCE_ALREADY_EXISTS'],
+      ['experiments/update', { experiment_id: id }, 'INVALID_PARAMETER_VALUE'],
+      ['experiments/set-experiment-tag', { experiment_id: id, key: 'k', value: 'v'.repeat(5001) }, 'INVALID_PARAMETER_VALUE'],
+      ['experiments/set-experiment-tag', { experiment_id: id, key: '/abs', value: 'v' }, 'INVALID_PARAMETER_VALUE'],
+      ['experiments/delete-experiment-tag', { experiment_id: id, key: 'absent' }, 'RESOURCE_DOES_NOT_EXIST'],
+      ['experiments/delete', { experiment_id: '00000000-0000-4000-8000-000000000000' }, 'RESOURCE_DOES_NOT_EXIST'],
+    ] as const) {
+      expect((await post(path, body)).body.error_code, `${path} ${JSON.stringify(body).slice(0, 60)}`).toBe(code);
+    }
+    expect((await get('experiments/get', { experiment_id: id })).body.experiment).toMatchObject({ name: 'lifecycle-2', tags: [{ key: 'b', value: '2' }] });
+  });
+});
+
 describe('runs', () => {
   let exp: string;
   let runId: string;
@@ -157,6 +202,55 @@ describe('runs', () => {
     await post('runs/delete-tag', { run_id: runId, key: 'mlflow.log-model.history' }); // the searches below count tags
   });
 
+  it('keeps the datasets and models a run read (runs/log-inputs), each once, and shows them in the run’s inputs', async () => {
+    const iris = { name: 'iris', digest: 'a1b2c3d4', source_type: 'local', source: '{"uri": "/data/iris.csv"}', schema: '{"mlflow_colspec": []}' };
+    const training = [{ key: 'mlflow.data.context', value: 'training' }];
+    const logged = await post('runs/log-inputs', {
+      run_id: runId,
+      datasets: [
+        { tags: training, dataset: iris },
+        { tags: [{ key: 'mlflow.data.context', value: 'eval' }], dataset: { ...iris, digest: 'ffff0000', profile: '{"num_rows": 30}' } },
+      ],
+    });
+    expect(logged).toMatchObject({ status: 200, body: {} });
+    // The same dataset again (other tags): kept as it was first logged, as MLflow's server does.
+    expect((await post('runs/log-inputs', { run_id: runId, datasets: [{ tags: [{ key: 'mlflow.data.context', value: 'x' }], dataset: iris }] })).status).toBe(
+      200,
+    );
+    const { body } = await get('runs/get', { run_id: runId });
+    expect(body.run.inputs.dataset_inputs).toEqual([
+      { tags: training, dataset: iris },
+      { tags: [{ key: 'mlflow.data.context', value: 'eval' }], dataset: { ...iris, digest: 'ffff0000', profile: '{"num_rows": 30}' } },
+    ]);
+    const searched = await post('runs/search', { experiment_ids: [exp], max_results: 100 });
+    expect(searched.body.runs.find((r: any) => r.info.run_id === runId).inputs).toEqual(body.run.inputs);
+
+    // Bad input: each refused as MLflow refuses it, nothing written.
+    for (const datasets of [
+      'iris',
+      [{ dataset: { ...iris, name: '' } }],
+      [{ dataset: { ...iris, digest: 'x'.repeat(37) } }],
+      [{ dataset: { ...iris, name: 'n'.repeat(501) } }],
+      [{ dataset: { ...iris, source_type: 't'.repeat(37) } }],
+      [{ dataset: { name: 'no-source', digest: 'd', source_type: 'local' } }],
+      [{ dataset: { ...iris, name: 'fine' } }, { dataset: { ...iris, name: 'bad-tag' }, tags: [{ key: 'k'.repeat(256), value: 'v' }] }],
+      [{ dataset: iris, tags: [{ key: 'k', value: 'v'.repeat(501) }] }],
+      Array.from({ length: 1001 }, (_, i) => ({ dataset: { ...iris, name: `d${i}` } })),
+    ]) {
+      const res = await post('runs/log-inputs', { run_id: runId, datasets });
+      expect(res, JSON.stringify(datasets).slice(0, 80)).toMatchObject({ status: 400, body: { error_code: 'INVALID_PARAMETER_VALUE' } });
+    }
+    expect((await get('runs/get', { run_id: runId })).body.run.inputs.dataset_inputs).toHaveLength(2);
+    // A model input must name a logged model the caller may read.
+    const unknownModel = await post('runs/log-inputs', { run_id: runId, models: [{ model_id: 'm-0123456789abcdef0123456789abcdef' }] });
+    expect(unknownModel).toMatchObject({ status: 404, body: { error_code: 'RESOURCE_DOES_NOT_EXIST' } });
+    // Another user's run: refused, nothing written.
+    const mallory = (await t.user('mlflow-mallory')).token;
+    const theirs = await post('runs/log-inputs', { run_id: runId, datasets: [{ dataset: { ...iris, name: 'planted' } }] }, mallory);
+    expect(theirs.status).toBeGreaterThanOrEqual(400);
+    expect((await get('runs/get', { run_id: runId })).body.run.inputs.dataset_inputs.map((d: any) => d.dataset.name)).toEqual(['iris', 'iris']);
+  });
+
   it('searches by status, metrics, params and tags with AND, orders and pages', async () => {
     const second = (await post('runs/create', { experiment_id: exp, run_name: 'second' })).body.run.info.run_id;
     await post('runs/log-batch', { run_id: second, metrics: [{ key: 'acc', value: 0.5, timestamp: 1, step: 0 }], params: [{ key: 'lr', value: '0.01' }] });
@@ -222,7 +316,7 @@ describe('runs', () => {
 
 describe('errors', () => {
   it('answers an unknown endpoint with ENDPOINT_NOT_FOUND naming what is supported', async () => {
-    for (const path of ['registered-models/set-tag', 'runs/log-inputs', 'constructor', '__proto__']) {
+    for (const path of ['registered-models/set-tag', 'runs/not-an-endpoint', 'constructor', '__proto__']) {
       const res = await post(path, {});
       expect(res.status).toBe(404);
       expect(res.body.error_code).toBe('ENDPOINT_NOT_FOUND');

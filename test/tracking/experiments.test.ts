@@ -90,3 +90,58 @@ it('sets and clears a note, with who and when; refuses one over 64 KiB', async (
   ({ run } = await alice.gql(RUN, { id: runId }));
   expect(run.note).toBeNull();
 });
+
+it('renames, tags, deletes and restores an experiment; only its creator or an admin may; new runs are refused while it is deleted', async () => {
+  const UPDATE = `mutation ($e: ID!, $name: String, $deleted: Boolean, $set: [RunTagInput!], $del: [String!]) {
+    updateExperiment(experiment: $e, name: $name, deleted: $deleted, setTags: $set, deleteTags: $del) { id name deletedAt tags { key value } } }`;
+  const made = await alice.gql(`mutation { startRun(workflow: "lab", experiment: "to-change") { experiment { id } } }`);
+  const id = made.startRun.experiment.id as string;
+  const renamed = await alice.gql(UPDATE, {
+    e: id,
+    name: 'changed',
+    set: [
+      { key: 'owner', value: 'alice' },
+      { key: 'stage', value: 'dev' },
+    ],
+  });
+  expect(renamed.updateExperiment).toMatchObject({
+    name: 'changed',
+    deletedAt: null,
+    tags: [
+      { key: 'owner', value: 'alice' },
+      { key: 'stage', value: 'dev' },
+    ],
+  });
+  expect((await alice.gql(UPDATE, { e: 'changed', del: ['stage'] })).updateExperiment.tags).toEqual([{ key: 'owner', value: 'alice' }]);
+
+  // Someone else (not an admin): refused, audited, nothing changed.
+  const bob = await t.user('bob-experiments');
+  const refused = await bob.raw(UPDATE, { e: id, name: 'bobs' });
+  expect(code(refused)).toBe('FORBIDDEN');
+  expect(refused.errors?.[0]?.message).toContain('Experiment "changed"');
+  // Bad input: each refused, nothing changed.
+  for (const [vars, expected] of [
+    [{ e: id, name: 'lab' }, 'CONFLICT'],
+    [{ e: id, name: ' ' }, 'BAD_USER_INPUT'],
+    [{ e: id, name: 'x'.repeat(501) }, 'BAD_USER_INPUT'],
+    [{ e: id, set: [{ key: '../up', value: 'v' }] }, 'BAD_USER_INPUT'],
+    [{ e: id, set: [{ key: 'k', value: 'v'.repeat(5001) }] }, 'BAD_USER_INPUT'],
+    [{ e: id, del: ['absent'] }, 'NOT_FOUND'],
+    [{ e: id }, 'BAD_USER_INPUT'],
+    [{ e: 'no-such-experiment', name: 'x' }, 'NOT_FOUND'],
+    [{ e: 'lab', deleted: true }, 'FORBIDDEN'], // the workflow's own experiment: its owner's (here an admin's)
+  ] as const) {
+    expect(code(await alice.raw(UPDATE, vars)), JSON.stringify(vars).slice(0, 60)).toBe(expected);
+  }
+  // Even its owner may not delete a workflow's own experiment (the workflow's runs go there).
+  expect(code(await t.api.raw(UPDATE, { e: 'lab', deleted: true }))).toBe('BAD_USER_INPUT');
+  const { experiment } = await alice.gql(`{ experiment(name: "changed") { name tags { key } deletedAt } }`);
+  expect(experiment).toEqual({ name: 'changed', tags: [{ key: 'owner' }], deletedAt: null });
+
+  // Deleted: out of the list, runs naming it refused; restored: back.
+  expect((await alice.gql(UPDATE, { e: id, deleted: true })).updateExperiment.deletedAt).not.toBeNull();
+  expect((await alice.gql(`{ experiment(name: "changed") { name } }`)).experiment).toBeNull();
+  expect(code(await alice.raw(`mutation { startRun(workflow: "lab", experiment: "changed") { id } }`))).toBe('CONFLICT');
+  expect((await alice.gql(UPDATE, { e: id, deleted: false })).updateExperiment.deletedAt).toBeNull();
+  expect((await alice.gql(`mutation { startRun(workflow: "lab", experiment: "changed") { experiment { id } } }`)).startRun.experiment.id).toBe(id);
+});

@@ -165,6 +165,9 @@ export const tasks = pgTable(
     index('tasks_pool_ready_idx').on(t.pool, t.queuedAt).where(sql`status = 'READY'`),
     // cache savings over a period: only tasks that were looked up in the cache
     index('tasks_cached_idx').on(t.finishedAt).where(sql`cache_key is not null`),
+    // the copies of a task's metric summaries, found when it gains points after it succeeded (tracking/inherit.ts)
+    index('tasks_cache_source_idx').on(t.cacheSourceTaskId).where(sql`cache_source_task_id is not null`),
+    index('tasks_reused_from_idx').on(t.reusedFromTaskId).where(sql`reused_from_task_id is not null`),
   ],
 );
 

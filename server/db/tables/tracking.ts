@@ -223,9 +223,35 @@ export const runArtifacts = pgTable(
   (t) => [primaryKey({ columns: [t.taskId, t.path] }), index('run_artifacts_run_idx').on(t.runId)],
 );
 
+/**
+ * What a run (an MLflow run: its task) says it read: MLflow's dataset inputs (`mlflow.log_input`, autolog's training
+ * and evaluation sets), each dataset once per run by name and digest with the tags of its first logging (a `context`
+ * such as `training`), as MLflow's server keeps them; and MLflow 3's model inputs (a logged model the run used).
+ */
+export const runInputs = pgTable(
+  'run_inputs',
+  {
+    taskId: uuid('task_id').notNull(),
+    runId: uuid('run_id').notNull(),
+    /** `dataset`: name, digest, source type and source set; `model`: modelId set. */
+    kind: text('kind').$type<'dataset' | 'model'>().notNull(),
+    /** The dataset's name and digest, or the logged model's id in `name` with an empty digest. */
+    name: text('name').notNull(),
+    digest: text('digest').notNull().default(''),
+    sourceType: text('source_type'),
+    source: text('source'),
+    schema: text('schema'),
+    profile: text('profile'),
+    tags: jsonb('tags').$type<{ key: string; value: string }[]>().notNull().default([]),
+    at: at('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.kind, t.name, t.digest] }), index('run_inputs_run_idx').on(t.runId)],
+);
+
 export type Experiment = typeof experiments.$inferSelect;
 export type RunTag = typeof runTags.$inferSelect;
 export type MetricPoint = typeof metricPoints.$inferSelect;
 export type MetricSummary = typeof metricSummaries.$inferSelect;
 export type LoggedParam = typeof loggedParams.$inferSelect;
 export type RunArtifact = typeof runArtifacts.$inferSelect;
+export type RunInput = typeof runInputs.$inferSelect;

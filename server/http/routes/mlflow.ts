@@ -14,7 +14,9 @@ import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { assertWithinInputLimits } from '../../errors/input-limits';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
+import { changeExperiment } from '../../tracking/experiment-changes';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
+import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
 import { getModelArtifact, listModelArtifacts, type ModelAt, putModelArtifact, withoutModelCopies } from '../../tracking/logged-models';
 import { deleteTag, logBatch, logModelHistory, type MetricInput } from '../../tracking/logging';
@@ -117,6 +119,28 @@ const endpoints: Record<string, Endpoint> = {
       return { experiments: rows.slice(0, max).map(experimentJson), next_page_token: rows.length > max ? encodeToken(offset + max) : undefined };
     },
   },
+  // MLflow's experiment lifecycle: rename, delete (runs kept), restore, tags (server/tracking/experiment-changes.ts).
+  'experiments/update': {
+    methods: ['POST', 'PATCH'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { name: str(p, 'new_name') })),
+  },
+  'experiments/delete': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { deleted: true })),
+  },
+  'experiments/restore': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { deleted: false })),
+  },
+  'experiments/set-experiment-tag': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) =>
+      void (await changeExperiment(db, caller, str(p, 'experiment_id'), { setTags: [{ key: str(p, 'key'), value: str(p, 'value', false) }] })),
+  },
+  'experiments/delete-experiment-tag': {
+    methods: ['POST', 'DELETE'],
+    handle: async ({ db, caller, p }) => void (await changeExperiment(db, caller, str(p, 'experiment_id'), { deleteTags: [str(p, 'key')] })),
+  },
   'runs/create': {
     methods: ['POST'],
     handle: async ({ db, feed, caller, p }) => {
@@ -179,6 +203,10 @@ const endpoints: Record<string, Endpoint> = {
   'runs/log-model': {
     methods: ['POST'],
     handle: async ({ db, caller, p }) => void (await logModelHistory(db, caller, runIdOf(p), str(p, 'model_json'))),
+  },
+  'runs/log-inputs': {
+    methods: ['POST'],
+    handle: async ({ db, caller, p }) => void (await logInputs(db, caller, runIdOf(p), datasetInputsOf(p.datasets), modelInputsOf(p.models))),
   },
   'runs/delete-tag': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await deleteTag(db, caller, runIdOf(p), str(p, 'key'))) },
   'runs/log-batch': {

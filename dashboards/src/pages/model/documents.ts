@@ -55,6 +55,7 @@ export const LINEAGE = graphql(`
         run { id workflow { name } }
         moduleVersions { ref }
         datasets { name version dataset { fullName } columns { name label { level categories } } }
+        loggedDatasets { name digest sourceType context }
       }
     }
   }

@@ -1,5 +1,6 @@
 // The lineage of one version as a graph (the DAG component's dagre layout): the dataset versions it read (with their
-// columns and labels), the run and producing task, the version, and the aliases pointing at it. Nodes lead to their
+// columns and labels) and those its run's MLflow client declared, the run and producing task, the version, and the
+// aliases pointing at it. Nodes lead to their
 // pages: a dataset to the dataset, the task to its run.
 import { useQuery } from '@urql/preact';
 import { Dag, type DagNode } from '../../components/dag';
@@ -24,6 +25,8 @@ export function LineageCard({ model, version }: { model: string; version: number
           const runId = lineage.run.id;
           const taskNode = `task:${lineage.task.id}`;
           const versionNode = `version:${version}`;
+          // One node per dataset name and digest (a run's tasks may declare the same one).
+          const declared = [...new Map(lineage.loggedDatasets.map((d) => [`${d.name}@${d.digest}`, d])).values()];
           const nodes: DagNode[] = [
             ...lineage.datasets.map((d) => ({
               id: `dataset:${d.name}@${d.version}`,
@@ -33,12 +36,21 @@ export function LineageCard({ model, version }: { model: string; version: number
               dependsOn: [],
               detail: d.columns.map((c) => `${c.name} ${formatLabel(c.label)}`).join(', '),
             })),
+            // What the run's MLflow client declared it read: shown beside the traced datasets, not counted in labels.
+            ...declared.map((d) => ({
+              id: `declared:${d.name}@${d.digest}`,
+              label: `${d.name} (declared)`,
+              status: 'SPEC',
+              progress: null,
+              dependsOn: [],
+              detail: [d.context, d.sourceType, d.digest].filter(Boolean).join(' · '),
+            })),
             {
               id: taskNode,
               label: `${lineage.run.workflow?.name ?? 'run'} · ${lineage.task.node}`,
               status: 'SPEC',
               progress: null,
-              dependsOn: lineage.datasets.map((d) => `dataset:${d.name}@${d.version}`),
+              dependsOn: [...lineage.datasets.map((d) => `dataset:${d.name}@${d.version}`), ...declared.map((d) => `declared:${d.name}@${d.digest}`)],
               detail: `run ${runId.slice(0, 8)}${lineage.moduleVersions.length ? ` · ${lineage.moduleVersions.map((m) => m.ref).join(', ')}` : ''}`,
             },
             { id: versionNode, label: `version ${version}`, status: 'SPEC', progress: null, dependsOn: [taskNode], detail: `${model}@${version}` },

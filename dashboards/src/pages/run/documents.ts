@@ -37,6 +37,7 @@ export const TaskFields = graphql(`
     executionMs
     parameters
     outputs
+    declaredDatasets { name digest sourceType context }
     attempts { attempt state reason message host startedAt finishedAt durationMs }
   }
 `);

@@ -266,6 +266,7 @@ function placeholderTask(node: string): TaskView {
     executionMs: null,
     parameters: {},
     outputs: null,
+    declaredDatasets: [],
     attempts: [],
   };
 }

@@ -1,4 +1,5 @@
-// The selected task: overview (attempts, timings, parameters, outputs), its live logs and metric charts.
+// The selected task: overview (attempts, timings, parameters, outputs, datasets its MLflow client declared), its live
+// logs and metric charts.
 
 import { useClient } from '@urql/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -293,6 +294,24 @@ function Overview({ task, run, runStatus }: { task: TaskView; run: RunData; runS
           )}
         </div>
       </div>
+      {task.declaredDatasets && task.declaredDatasets.length > 0 && (
+        <>
+          <h3>Declared datasets</h3>
+          <p class="muted">What its MLflow client said it read (mlflow.log_input, autolog): not traced by Atelier, counted in no label.</p>
+          <DataTable
+            label="Declared datasets"
+            rows={task.declaredDatasets}
+            rowKey={(d) => `${d.name}@${d.digest}`}
+            rowProps={(d) => ({ 'data-declared': `${d.name}@${d.digest}` })}
+            columns={[
+              { header: 'Dataset', cell: (d) => <strong>{d.name}</strong> },
+              { header: 'Digest', cell: (d) => <code>{d.digest}</code> },
+              { header: 'Context', cell: (d) => d.context ?? '—' },
+              { header: 'Source', cell: (d) => d.sourceType },
+            ]}
+          />
+        </>
+      )}
       <h3>Attempts</h3>
       {task.attempts === null ? (
         <p class="muted">{WITHHELD}</p>

@@ -1,0 +1,2 @@
+CREATE INDEX "tasks_cache_source_idx" ON "tasks" USING btree ("cache_source_task_id") WHERE cache_source_task_id is not null;--> statement-breakpoint
+CREATE INDEX "tasks_reused_from_idx" ON "tasks" USING btree ("reused_from_task_id") WHERE reused_from_task_id is not null;
