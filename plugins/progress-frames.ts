@@ -9,9 +9,12 @@ import { reportMetricSeries, type TaskContext } from './sdk';
 
 /** Applies a frame's series once its bytes are in. Anything malformed is reported through `ignored`, never thrown. */
 export function applyProgressFrame(frame: ProgressFrame, bytes: Buffer, ctx: TaskContext, ignored: (why: string) => void): void {
+  // What its series may read of the bytes in all: each byte once, as the helpers pack them. Offsets alone would let a
+  // line of many series name the same megabyte again and again (a million points each: gigabytes on the host).
+  const budget = { left: bytes.length, told: false };
   for (const s of frame.series ?? []) {
     const series = s as { name?: unknown; valuesAt?: unknown } | null;
-    if (series && typeof series === 'object' && 'valuesAt' in series) applyFramed(series, bytes, ctx, ignored);
+    if (series && typeof series === 'object' && 'valuesAt' in series) applyFramed(series, bytes, ctx, ignored, budget);
     else applySeries(s, ctx, ignored);
   }
 }
@@ -21,6 +24,7 @@ function applyFramed(
   bytes: Buffer,
   ctx: TaskContext,
   ignored: (why: string) => void,
+  budget: { left: number; told: boolean },
 ): void {
   const { name, count, stepStart } = series;
   if (typeof name !== 'string') {
@@ -39,6 +43,14 @@ function applyFramed(
     );
     return;
   }
+  const reads = (count as number) * 8 * (given(series.stepsAt) ? 2 : 1);
+  if (reads > budget.left) {
+    if (!budget.told)
+      ignored(`metric series from "${name}" on read bytes of the frame that its other series read already (a frame's ${bytes.length} bytes are read once)`);
+    budget.told = true;
+    return;
+  }
+  budget.left -= reads;
   const values = float64sAt(bytes, series.valuesAt as number, count as number);
   let steps: Float64Array | null = null;
   if (given(stepStart)) {

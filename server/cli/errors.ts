@@ -1,5 +1,6 @@
 // The CLI's errors and the one way they are printed: `error [CODE]: message` with the server's details for API
 // errors, `error: message` for mistakes made locally or an unreachable server.
+import { printable } from '../errors/echo';
 import { readCliConfig } from './config';
 
 export interface ErrorDetail {
@@ -24,7 +25,8 @@ export class CliError extends Error {}
 
 /** Prints an error to stderr and returns the exit status for it. */
 export function reportError(error: unknown): number {
-  const say = (line: string) => process.stderr.write(`${line}\n`);
+  // What a server says is its text, not the terminal's commands: printed with control characters escaped.
+  const say = (line: string) => process.stderr.write(`${printable(line, Number.POSITIVE_INFINITY)}\n`);
   const code = (error as { code?: unknown }).code;
   const details = (error as { details?: ErrorDetail[] }).details;
   if (error instanceof ApiError && (error.code === 'UNREACHABLE' || error.code === 'DISCONNECTED')) {

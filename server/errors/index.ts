@@ -1,6 +1,7 @@
 // Domain errors: what went wrong in the user's terms, with a stable code, the HTTP status it maps to, and where the
 // problem is. They know nothing of GraphQL or HTTP; the edges translate them (schema/errors.ts for GraphQL, the
 // HTTP routes for plain responses). A leaf: imports nothing of the project.
+import { MAX_ERROR_DETAILS, MAX_ERROR_MESSAGE, printable } from './echo';
 
 export type ErrorCode =
   | 'BAD_USER_INPUT'
@@ -44,11 +45,26 @@ export class AtelierError extends Error {
   readonly status: number;
   readonly details: ErrorDetail[];
   constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
-    super(message);
+    super(printable(message)); // its text echoes input, and reaches a terminal: bounded, no control characters
     this.code = code;
     this.status = statusOf[code];
-    this.details = details;
+    this.details = details.length > MAX_ERROR_DETAILS || details.some(unprintable) ? printableDetails(details) : details;
   }
+}
+
+const unprintable = (d: ErrorDetail) =>
+  printable(d.message, MAX_ERROR_MESSAGE / 4) !== d.message || (d.path !== undefined && printable(d.path, MAX_ERROR_MESSAGE / 4) !== d.path);
+
+function printableDetails(details: ErrorDetail[]): ErrorDetail[] {
+  const kept = details
+    .slice(0, MAX_ERROR_DETAILS)
+    .map((d) =>
+      unprintable(d)
+        ? { ...d, message: printable(d.message, MAX_ERROR_MESSAGE / 4), ...(d.path === undefined ? {} : { path: printable(d.path, MAX_ERROR_MESSAGE / 4) }) }
+        : d,
+    );
+  if (details.length > MAX_ERROR_DETAILS) kept.push({ message: `… and ${details.length - MAX_ERROR_DETAILS} more` });
+  return kept;
 }
 
 export const badInput = (message: string, details?: ErrorDetail[]) => new AtelierError('BAD_USER_INPUT', message, details);

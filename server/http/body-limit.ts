@@ -1,6 +1,7 @@
 // The request-size limit yoga applies itself (`maxRequestBodySize`, 25 MB by default), kept for the requests whose body
-// yoga reads (multipart uploads, streamed straight to it) and skipped for those the `/graphql` route has read whole
-// within its own limit (routes/graphql.ts, which says so in the server context). yoga's built-in plugin wraps every
+// yoga reads straight from the socket (no method the route forwards: those are refused by yoga) and skipped for those
+// the `/graphql` route has held to its own limit, read whole or (multipart uploads) counted as they stream
+// (routes/graphql.ts, which says so in the server context). yoga's built-in plugin wraps every
 // body in a limiting TransformStream and a new Request, ~0.1 ms of CPU a request (S3's startRun among them), to count
 // bytes the route has already counted. The same checks as yoga's (graphql-yoga's use-limit-request-body-size.js): a
 // declared length that is not one integer, or is over the limit, is refused at once; a body that grows past it while
@@ -10,7 +11,7 @@ import { createGraphQLError, type Plugin } from 'graphql-yoga';
 /** yoga's own default: what uploads were held to before this plugin took the limit over. */
 export const YOGA_DEFAULT_BODY_LIMIT = 25_000_000;
 
-/** In yoga's server context: the route read the request's body whole and checked its size. */
+/** In yoga's server context: the route holds the request's body to its own limit (read whole, or counted as streamed). */
 export interface BodyReadContext {
   bodyRead?: boolean;
 }

@@ -1,5 +1,6 @@
 // Reading request bodies within a size limit, and the header helpers the routes share.
 import type { IncomingMessage } from 'node:http';
+import { Transform } from 'node:stream';
 
 /** The whole body, or null as soon as it passes `limit` bytes (the rest is not read). */
 export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer | null> {
@@ -17,6 +18,29 @@ export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buf
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/**
+ * The body as a stream that fails once more than `limit` bytes have come, for a reader that must stream it (a file
+ * upload): `over()` says whether that is why it failed, so the route answers with its own 413 rather than the
+ * reader's parse error. Nothing past the limit is passed on.
+ */
+export function streamBodyWithin(req: IncomingMessage, limit: number): { body: Transform; over: () => boolean } {
+  let size = 0;
+  let over = false;
+  const body = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length;
+      if (size <= limit) return done(null, chunk);
+      over = true;
+      req.unpipe(body);
+      req.pause();
+      done(new Error(`The request body is over ${limit} bytes.`));
+    },
+  });
+  req.on('error', (error) => body.destroy(error));
+  req.pipe(body);
+  return { body, over: () => over };
 }
 
 /** A header's first value (Node gives repeated headers as arrays). */

@@ -10,7 +10,9 @@ import { sharedAbilityFor } from '../auth/ability';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate, type Session } from './authenticate';
 import { useBodyLimit } from './body-limit';
+import { useBoundedErrors } from './bounded-errors';
 import { corsFor } from './cors';
+import { boundedDocumentCache } from './document-cache';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 import { useSharedSubscriptionResults } from './shared-results';
@@ -57,6 +59,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     logging: apiLogger(options.logLevel === 'debug' ? 'debug' : 'warn'),
     graphiql: { subscriptionsProtocol: 'WS' },
     batching: false,
+    // Documents kept parsed only while short (http/document-cache.ts): a cache of long ones was a memory flood.
+    parserAndValidationCache: boundedDocumentCache(),
     // Applied by useBodyLimit below instead, to the bodies the route has not read whole itself.
     maxRequestBodySize: false,
     // Same origin only, unless the operator lists origins (ATELIER_CORS_ORIGINS): yoga's default reflects any origin.
@@ -74,6 +78,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     plugins: [
       EnvelopArmorPlugin(armorConfig),
       useInputGuard(),
+      useBoundedErrors(),
       // Before the refusal audit, which wraps whatever subscribe function it finds (so it wraps this one).
       useSharedSubscriptionResults({ shareable: new Set(['runEvents', 'allRunEvents']) }),
       useRefusalAudit({ db }),

@@ -8,6 +8,7 @@ import type { RegExpEngine } from 'ajv/dist/types';
 import { RE2JS } from 're2js';
 import type { ErrorDetail } from '../errors';
 import { closestName } from '../errors/did-you-mean';
+import { MAX_ERROR_DETAILS, quoted } from '../errors/echo';
 
 export const SCHEMA_LIMITS = { depth: 32, keysPerObject: 200, nodes: 1_000, patternLength: 1_000 } as const;
 
@@ -28,18 +29,22 @@ const parameterAjv = new Ajv({ allErrors: true, verbose: true, strict: false, in
 
 /** Turns ajv's errors into `{path, message}` pairs a person can act on. */
 export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): ErrorDetail[] {
-  return (errors ?? []).map((e) => {
+  const all = errors ?? [];
+  // As many as an error carries (an object of a million unknown fields is a million errors): the rest counted.
+  const described = all.slice(0, all.length > MAX_ERROR_DETAILS ? MAX_ERROR_DETAILS - 1 : all.length).map((e): ErrorDetail => {
     const path = [root.replace(/\.$/, ''), e.instancePath.replace(/^\//, '').replaceAll('/', '.')].filter(Boolean).join('.');
     if (e.keyword === 'required') return { path: path ? `${path}.${e.params.missingProperty}` : String(e.params.missingProperty), message: 'is required' };
     if (e.keyword === 'additionalProperties') {
       // The validators are verbose, so the error carries the object's schema and with it the names it knows.
       const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
       const meant = closestName(String(e.params.additionalProperty), known);
-      return { path: path || '(root)', message: `unknown field "${e.params.additionalProperty}"${meant ? ` (did you mean "${meant}"?)` : ''}` };
+      return { path: path || '(root)', message: `unknown field ${quoted(String(e.params.additionalProperty))}${meant ? ` (did you mean "${meant}"?)` : ''}` };
     }
     if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
     return { path: path || '(root)', message: e.message ?? 'is invalid' };
   });
+  if (described.length < all.length) described.push({ message: `… and ${all.length - described.length} more` });
+  return described;
 }
 
 const n = (x: number) => x.toLocaleString('en-US');

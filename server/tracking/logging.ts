@@ -7,6 +7,7 @@ import { type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import { runs } from '../db/tables/runs';
 import { loggedParams, runTags } from '../db/tables/tracking';
 import { badInput } from '../errors';
+import { assertWithinInputLimits } from '../errors/input-limits';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
 import { refreshCopies } from './inherit';
 import { type LiveFeed, metricEvents, withLiveEvents } from './live';
@@ -225,6 +226,7 @@ export async function logModelHistory(db: Db, caller: Caller, taskId: string, mo
     throw badInput('model_json must be JSON: the MLmodel as a JSON object, as MLflow clients send it.');
   }
   if (!model || typeof model !== 'object' || Array.isArray(model)) throw badInput('model_json must be a JSON object (an MLmodel).');
+  assertWithinInputLimits(model, 'model_json'); // JSON inside a string: the body's own check never saw inside it
   // MLflow's server requires these (mlflow/server/handlers.py, _log_model).
   const missing = ['artifact_path', 'flavors', 'utc_time_created', 'run_id'].filter((k) => !(k in model));
   if (missing.length) throw badInput(`model_json is missing mandatory fields: ${missing.join(', ')}.`);

@@ -4,6 +4,7 @@ import { Ajv } from 'ajv';
 import { parse as parseYamlInline } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { closestName } from '../errors/did-you-mean';
+import { quoted } from '../errors/echo';
 import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
 import { describeAjvErrors } from '../modules/manifest';
 import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
@@ -272,10 +273,14 @@ export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, u
   const declared = spec.parameters ?? {};
   const unknown = Object.keys(given).filter((k) => !(k in declared));
   if (unknown.length) {
+    // The names are the caller's own text: quoted (escaped, cut short), a few of them, each suggestion among the
+    // workflow's declared parameters (which whoever may start it may read).
+    const shown = unknown.slice(0, 10).map((k) => quoted(k));
+    const more = unknown.length > shown.length ? ` and ${unknown.length - shown.length} more` : '';
     throw new AtelierError(
       'BAD_USER_INPUT',
-      `Unknown run parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; workflow "${spec.name}" declares: ${Object.keys(declared).join(', ') || 'none'}`,
-      unknown.map((k) => {
+      `Unknown run parameter${unknown.length > 1 ? 's' : ''} ${shown.join(', ')}${more}; workflow "${spec.name}" declares: ${Object.keys(declared).join(', ') || 'none'}`,
+      unknown.slice(0, 20).map((k) => {
         const meant = closestName(k, Object.keys(declared));
         return { path: `parameters.${k}`, message: `is not declared by the workflow${meant ? ` (did you mean "${meant}"?)` : ''}` };
       }),

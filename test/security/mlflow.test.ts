@@ -32,6 +32,8 @@ const post = (path: string, as: string, body: unknown) => call('POST', path, as,
 const get = (path: string, as: string, query: Record<string, string>) => call('GET', `${path}?${new URLSearchParams(query)}`, as);
 const artifact = (as: string, run: string, path: string, init: RequestInit = {}) =>
   fetch(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp}/${run}/artifacts/${path}`, { ...init, headers: { authorization: `Bearer ${as}` } });
+/** An MLmodel as MLflow 2's log_model sends it to runs/log-model. */
+const modelJson = (run: string) => JSON.stringify({ run_id: run, artifact_path: 'model', utc_time_created: '2026-01-01 00:00:00', flavors: { sklearn: {} } });
 /** An answer with the run id taken out: what "missing" and "unreadable" must share. */
 const shape = async (res: { status: number; body: any }, id: string) => ({ status: res.status, body: JSON.stringify(res.body).replaceAll(id, 'ID') });
 
@@ -92,6 +94,7 @@ describe('a run of a domain the token may not read', () => {
       ['runs/delete-tag', (id) => ({ run_id: id, key: 'k' })],
       ['runs/update', (id) => ({ run_id: id, status: 'KILLED' })],
       ['runs/delete', (id) => ({ run_id: id })],
+      ['runs/log-model', (id) => ({ run_id: id, model_json: modelJson(id) })],
     ];
     for (const [path, body] of writes) {
       const hidden = await post(path, mallory, body(secret));
@@ -125,6 +128,12 @@ describe('writes', () => {
     expect(res).toMatchObject({ status: 403, body: { error_code: 'PERMISSION_DENIED' } });
     const upload = await artifact(mallory, open, 'evil.bin', { method: 'PUT', body: 'x' });
     expect(upload.status).toBe(403);
+    expect(await post('runs/log-model', mallory, { run_id: open, model_json: modelJson(open) })).toMatchObject({
+      status: 403,
+      body: { error_code: 'PERMISSION_DENIED' },
+    });
+    const [task] = await t.app.services.db.select().from(tasks).where(eq(tasks.id, open));
+    expect((await t.app.services.db.select().from(runTags).where(eq(runTags.runId, task!.runId))).map((r) => r.key)).toEqual(['k']);
     expect((await t.app.services.db.select().from(metricPoints).where(eq(metricPoints.taskId, open))).length).toBe(1);
   });
 
@@ -162,6 +171,8 @@ describe("a task's own token", () => {
     expect((await post('runs/log-metric', bound, { run_id: open, key: 'from-task', value: 1, timestamp: 1 })).status).toBe(200);
     const other = await get('runs/get', bound, { run_id: secret });
     expect(await shape(other, secret)).toEqual(await shape(await get('runs/get', bound, { run_id: MISSING }), MISSING));
+    const model = await post('runs/log-model', bound, { run_id: secret, model_json: modelJson(secret) });
+    expect(await shape(model, secret)).toEqual(await shape(await post('runs/log-model', bound, { run_id: MISSING, model_json: modelJson(MISSING) }), MISSING));
     expect((await post('runs/create', bound, { experiment_id: exp })).status).toBe(403);
     expect(((await post('runs/search', bound, { experiment_ids: [exp] })).body.runs ?? []).length).toBe(0);
     const gql = await fetch(`${t.url}/graphql`, {

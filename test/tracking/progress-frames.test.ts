@@ -180,3 +180,27 @@ describe("the host's frame reader", () => {
     expect(sizeless.outputs).toEqual([['after', 1]]);
   });
 });
+
+describe('a hostile frame', () => {
+  it('has its bytes read once: series naming the same bytes again are ignored, not multiplied', () => {
+    const bytes = Buffer.alloc(1 << 20); // a megabyte: 131,072 float64s
+    const count = bytes.length / 8;
+    const series = Array.from({ length: 20 }, (_, i) => ({ name: `m${i}`, valuesAt: 0, count }));
+    const { points, logs } = read(Buffer.concat([Buffer.from(`${JSON.stringify({ frame: bytes.length, series })}\n`), bytes]));
+    expect(points.length).toBe(count); // the first series only (20 ×: 2.6 million; a 1 MB line can name ~20,000 such series)
+    expect(logs.filter((l) => /read already/.test(l))).toHaveLength(1);
+  });
+
+  it('claiming a size that is no size, or past the limit, is reported and the lines after it still read', () => {
+    const lines = [
+      { frame: 'NaN', series: [] },
+      { frame: -1, series: [] },
+      { frame: 1e300, series: [] },
+      { frame: 2.5, series: [] },
+      { metrics: { after: 1 } },
+    ];
+    const { points, logs } = read(Buffer.from(lines.map((l) => `${JSON.stringify(l)}\n`).join('')));
+    expect(points).toEqual([['after', 1, null]]);
+    expect(logs.filter((l) => /frame/.test(l))).toHaveLength(4);
+  });
+});

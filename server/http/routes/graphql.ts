@@ -1,11 +1,13 @@
 // `/graphql` over HTTP (queries, mutations, SSE subscriptions, file uploads), answered by yoga. A document and its
 // variables are read whole first, so a body past the limit is refused however it is sent (a content length or
-// chunked); only multipart uploads stream straight to yoga, under the larger upload limit. A response's stream is
+// chunked); only multipart uploads stream to yoga, counted on the way under the larger upload limit and refused with
+// the same 413 PAYLOAD_TOO_LARGE the moment they pass it. A response's stream is
 // cancelled as soon as its client goes away, so an SSE subscription ends with its request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
 import type { Db } from '../../db/client';
 import { authenticate } from '../authenticate';
-import { declaredLengthOver, readBodyWithin } from '../body';
+import { declaredLengthOver, readBodyWithin, streamBodyWithin } from '../body';
 import type { Route } from '../router';
 import type { ApiYoga } from '../yoga';
 
@@ -48,7 +50,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
    * ends. When the client goes away the response's stream is cancelled at once, which ends the subscription behind
    * it (yoga returns its iterator), rather than at the next event or ping written into a closed socket.
    */
-  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined) => {
+  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer | Transform | undefined, refused?: () => boolean) => {
     const abort = new AbortController();
     // Only a client gone before its answer was written has anything to cancel: aborting after every answer made an
     // AbortError (a DOMException and its stack) and woke yoga's listeners for nothing, on every request.
@@ -61,9 +63,10 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
-      { method: req.method, headers, body, signal: abort.signal },
-      { req, res, session, bodyRead: body !== undefined }, // read whole within the limit above (http/body-limit.ts)
+      { method: req.method, headers, body, signal: abort.signal, ...(body instanceof Transform ? { duplex: 'half' } : {}) } as RequestInit,
+      { req, res, session, bodyRead: body !== undefined }, // read within the route's limit (http/body-limit.ts)
     );
+    if (refused?.()) return void response.body?.cancel().catch(() => undefined); // the route answered 413 already
     if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
     if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response);
     const reader = response.body.getReader();
@@ -111,7 +114,14 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       if (declaredLengthOver(req, limit)) return void tooLarge();
       // A GET carries its operation in the URL (an SSE subscription may): answered like a POST, streamed the same way.
       if (req.method === 'GET') return forward(req, res, undefined);
-      if (upload || req.method !== 'POST') return yoga(req, res);
+      if (req.method !== 'POST') return yoga(req, res);
+      if (upload) {
+        // Streamed, not read whole first; counted on the way, as a declared length may be missing or lie (yoga's
+        // own limit, 25 MB, let a chunked upload far past ATELIER_MAX_UPLOAD_MB be held in memory whole).
+        const { body: streamed, over } = streamBodyWithin(req, limit);
+        streamed.once('error', () => over() && !res.headersSent && tooLarge());
+        return forward(req, res, streamed, over);
+      }
       const body = await readBodyWithin(req, limit);
       if (!body) return void tooLarge();
       return forward(req, res, body);

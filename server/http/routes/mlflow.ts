@@ -11,6 +11,7 @@ import { defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
 import { experiments } from '../../db/tables/tracking';
 import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
+import { assertWithinInputLimits } from '../../errors/input-limits';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
@@ -348,6 +349,7 @@ async function paramsOf(req: IncomingMessage, url: URL): Promise<Params> {
     if (k in p) p[k] = [...(Array.isArray(p[k]) ? (p[k] as unknown[]) : [p[k]]), v];
     else p[k] = v;
   }
+  assertWithinInputLimits(p, 'The query string', 'BAD_USER_INPUT', '(query)');
   if (req.method === 'GET') return p;
   if (declaredLengthOver(req, MAX_JSON_BYTES)) throw new AtelierError('PAYLOAD_TOO_LARGE', 'A request body is at most 1 MB (as on MLflow): split the batch.');
   const body = await readBodyWithin(req, MAX_JSON_BYTES);
@@ -360,5 +362,8 @@ async function paramsOf(req: IncomingMessage, url: URL): Promise<Params> {
     throw badInput('The request body is not JSON.');
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badInput('The request body must be a JSON object.');
+  // The limits every edge keeps (GraphQL's input guard among them): a NUL Postgres cannot store, nesting past what
+  // the recursive code below (JSON serialisation, jsonb) may take. Either was a 500 here.
+  assertWithinInputLimits(parsed, 'The request body', 'BAD_USER_INPUT', '(body)');
   return { ...p, ...(parsed as Params) };
 }
