@@ -41,7 +41,17 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
   try {
     if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
     const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
-    const child = await createRun(tc, {
+    // Linked before it is made: a child whose every task is served from cache ends inside createRun, and its end
+    // reaches this node only if the node already names it (notifyParent). Linked after, the node stayed RUNNING and
+    // the parent run never ended.
+    const childId = randomUUID();
+    await tx
+      .update(tasks)
+      .set({ childRunId: childId, message: `nested run ${childId}` })
+      .where(eq(tasks.id, task.id));
+    running.childRunId = childId;
+    await createRun(tc, {
+      id: childId,
       workflow,
       version,
       parameters: task.parameters,
@@ -53,13 +63,12 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
       cacheNamespace: run.cacheNamespace,
       priority: run.priority,
     });
-    await tx
-      .update(tasks)
-      .set({ childRunId: child.id, message: `nested run ${child.id}` })
-      .where(eq(tasks.id, task.id));
     return false;
   } catch (error) {
     if (!(error instanceof AtelierError)) throw error;
+    // No child was made: the node names what it named before (an earlier attempt's child, or none).
+    await tx.update(tasks).set({ childRunId: task.childRunId }).where(eq(tasks.id, task.id));
+    running.childRunId = task.childRunId;
     // A refusal ends the node instead of rolling back: its audit record is written here, in the same transaction.
     if (error instanceof AuditedDenial) await audit(tx, error.entry);
     const ended = await applyOutcome(

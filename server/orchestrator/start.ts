@@ -161,6 +161,8 @@ async function loadSource(tx: Tx, runId: string) {
 }
 
 export interface CreateRun {
+  /** Its id, when the caller must name it before it exists (a nested run's parent task links to it first). */
+  id?: string;
   workflow: Workflow;
   version: WorkflowVersion;
   parameters: Record<string, unknown>;
@@ -282,7 +284,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const experimentId = input.experimentId ?? (await experiment!).id;
   // The run's id is made here, so its tasks' insert follows the run's on the connection without waiting for it (one
   // round trip for both): Postgres runs them in the order sent, so the tasks' reference to the run holds.
-  const runId = randomUUID();
+  const runId = input.id ?? randomUUID();
   const values: StartedRun = {
     id: runId,
     workflowId: input.workflow.id,

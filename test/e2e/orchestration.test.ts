@@ -250,6 +250,33 @@ describe('orchestration', () => {
     expect(bad.errors?.[0]?.message).toContain('wrod');
   });
 
+  it('ends a workflow node whose nested run is served wholly from cache, and runs what follows it', async () => {
+    // Run again with the same inputs, the nested run's every task is a cache hit: it ends inside its own creation,
+    // before the node could name it (the parent stayed QUEUED for ever, its node RUNNING, the next node PENDING).
+    await t.createWorkflow({ name: 'cached-inner', tasks: [{ name: 'a', module: 'test/echo', parameters: { message: 'once' } }] });
+    await t.createWorkflow({
+      name: 'cached-outer',
+      tasks: [
+        { name: 'sub', workflow: 'cached-inner' },
+        { name: 'after', module: 'test/echo', dependsOn: ['sub'] },
+      ],
+    });
+    const first = await runToEnd('cached-outer');
+    expect(first.run.status).toBe('SUCCEEDED');
+    const again = await runToEnd('cached-outer');
+    expect(again.run.status).toBe('SUCCEEDED');
+    const n = byNode(again.run);
+    expect(n.sub).toMatchObject({ status: 'SUCCEEDED' });
+    expect(n.sub.outputs.a.message).toBe('once');
+    expect(n.after.status).toBe('SUCCEEDED');
+    const { run: detail } = await t.api.gql(`query ($id: ID!) { run(id: $id) { childRuns { id status tasks { node cacheHit { savedMs } } } } }`, {
+      id: again.run.id,
+    });
+    expect(detail.childRuns).toHaveLength(1);
+    expect(detail.childRuns[0].status).toBe('SUCCEEDED');
+    expect(detail.childRuns[0].tasks[0].cacheHit).not.toBeNull();
+  });
+
   it('refuses cycles across nested workflows, naming the path', async () => {
     await t.createWorkflow({ name: 'ping', tasks: [{ name: 'x', module: 'test/echo' }] });
     await t.createWorkflow({ name: 'pong', tasks: [{ name: 'call', workflow: 'ping' }] });
@@ -292,6 +319,10 @@ describe('orchestration', () => {
     expect(['each[0]', 'each[1]', 'each[2]'].every((k) => n[k]?.status === 'SUCCEEDED')).toBe(true);
     expect(n['each-name'].outputs.results.map((r: any) => r.message)).toEqual(['source']);
     expect(n.after.status).toBe('SUCCEEDED');
+    // Again, every item served from cache: the map nodes still collect and end, and what follows runs.
+    const { run: again } = await runToEnd('fan');
+    expect(again.status).toBe('SUCCEEDED');
+    expect(byNode(again).each.outputs.results).toHaveLength(3);
   });
 
   it('rejects a map over a non-list: at creation when it is known, at run time when it comes from an output', async () => {
