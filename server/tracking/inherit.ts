@@ -14,6 +14,7 @@
 import { sql } from 'drizzle-orm';
 import { arrayOf } from '../db/arrays';
 import { queryRows, type Tx } from '../db/client';
+import { runSummaryFold } from './metrics';
 
 /**
  * In the transaction that marks `tasks` of run `runId` as served by their sources. Run inside the run's lock (the
@@ -42,23 +43,8 @@ export async function inheritMetricSummaries(tx: Tx, runId: string, tasks: reado
         from json_to_recordset(${JSON.stringify(tasks)}::json) as v(id uuid, source uuid)
         join metric_summaries s on s.task_id = v.source
         on conflict (task_id, name) do nothing
-        returning task_id, name, last, last_at, min, max
-      ), fresh as (
-        select distinct on (name) name, nullif(last, 'NaN'::float8) as last, last_at, task_id as last_task,
-          min(min) over w as min, max(max) over w as max
-        from copied window w as (partition by name)
-        order by name, last_at desc, task_id desc
-      ), run_summed as (
-        insert into run_metric_summaries as r (run_id, name, last, last_at, last_task, min, max)
-        select ${runId}::uuid, name, last, last_at, last_task, min, max from fresh order by name
-        on conflict (run_id, name) do update set
-          last = case when (excluded.last_at, excluded.last_task) > (r.last_at, r.last_task) then excluded.last else r.last end,
-          last_task = case when (excluded.last_at, excluded.last_task) > (r.last_at, r.last_task) then excluded.last_task else r.last_task end,
-          last_at = greatest(r.last_at, excluded.last_at),
-          min = least(r.min, excluded.min),
-          max = greatest(r.max, excluded.max)
-        returning 1
-      )
+        returning task_id, run_id, name, last, last_at, min, max
+      ), ${runSummaryFold('copied')}
       select (select count(*) from copied) as copied, (select count(*) from run_summed) as runs`,
   );
 }
@@ -95,25 +81,7 @@ export async function refreshCopies(tx: Tx, taskIds: readonly string[]): Promise
         where m.source_task_id is not null
           and (m.count, m.last_attempt, m.last_seq, m.min, m.max) is distinct from (excluded.count, excluded.last_attempt, excluded.last_seq, excluded.min, excluded.max)
         returning m.task_id, m.run_id, m.name, m.last, m.last_at, m.min, m.max
-      ), fresh as (
-        select distinct on (run_id, name) run_id, name, nullif(last, 'NaN'::float8) as last, last_at, task_id as last_task,
-          min(min) over w as min, max(max) over w as max
-        from copied window w as (partition by run_id, name)
-        order by run_id, name, last_at desc, task_id desc
-      ), run_summed as (
-        insert into run_metric_summaries as r (run_id, name, last, last_at, last_task, min, max)
-        select run_id, name, last, last_at, last_task, min, max from fresh order by run_id, name
-        on conflict (run_id, name) do update set
-          last = case when ${RUN_LATER} then excluded.last else r.last end,
-          last_task = case when ${RUN_LATER} then excluded.last_task else r.last_task end,
-          last_at = case when ${RUN_LATER} then excluded.last_at else r.last_at end,
-          min = least(r.min, excluded.min),
-          max = greatest(r.max, excluded.max)
-        returning 1
-      )
+      ), ${runSummaryFold('copied')}
       select (select count(*) from copied) as copied, (select count(*) from run_summed) as runs`,
   );
 }
-
-/** As storeMetricPoints: a run's `last` follows the task that reported most recently; that task's row is authoritative. */
-const RUN_LATER = sql.raw('(excluded.last_task = r.last_task or (excluded.last_at, excluded.last_task) > (r.last_at, r.last_task))');

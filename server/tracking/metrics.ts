@@ -97,22 +97,7 @@ async function storeChunk(tx: Db | Tx, chunk: readonly MetricPointInput[]): Prom
               max_step = case when ${higher} then excluded.max_step else m.max_step end,
               max = case when ${higher} then excluded.max else m.max end
             returning m.task_id, m.run_id, m.name, m.last, m.last_at, m.min, m.max
-          ), run_fresh as (
-            select distinct on (run_id, name) run_id, name, nullif(last, 'NaN'::float8) as last, last_at, task_id as last_task,
-              min(min) over w as min, max(max) over w as max
-            from summed window w as (partition by run_id, name)
-            order by run_id, name, last_at desc, task_id desc
-          ), run_summed as (
-            insert into run_metric_summaries as r (run_id, name, last, last_at, last_task, min, max)
-            select run_id, name, last, last_at, last_task, min, max from run_fresh
-            on conflict (run_id, name) do update set
-              last = case when ${runLater} then excluded.last else r.last end,
-              last_at = case when ${runLater} then excluded.last_at else r.last_at end,
-              last_task = case when ${runLater} then excluded.last_task else r.last_task end,
-              min = least(r.min, excluded.min),
-              max = greatest(r.max, excluded.max)
-            returning 1
-          ), ${rollupUpsertCte(rollups, textArray)}
+          ), ${runSummaryFold('summed')}, ${rollupUpsertCte(rollups, textArray)}
           select (select count(*) from blocked) as blocks, (select count(*) from summed) as summaries, (select count(*) from run_summed) as runs,
             (select count(*) from rolled) as rollups`,
   );
@@ -131,4 +116,29 @@ const later = sql.raw('(excluded.last_attempt, excluded.last_seq) > (m.last_atte
 const lower = sql.raw('(excluded.min is not null and (m.min is null or excluded.min < m.min))');
 /** A run's `last` follows the task that reported most recently; that task's own summary is authoritative for it. */
 const runLater = sql.raw('(excluded.last_task = r.last_task or (excluded.last_at, excluded.last_task) > (r.last_at, r.last_task))');
+
+/**
+ * Two CTEs, `run_fresh` and `run_summed`, folding the task summaries a CTE named `from` returns (task_id, run_id, name,
+ * last, last_at, min, max: rows just written) into their runs' summaries: per run and metric, the latest `last` (the
+ * task that reported most recently), the widest min and max. Written in run and metric order, as every writer of them
+ * takes their rows. The point path here and the copies cached and reused tasks keep (inherit.ts) share it.
+ */
+export function runSummaryFold(from: string): SQL {
+  return sql`run_fresh as (
+            select distinct on (run_id, name) run_id, name, nullif(last, 'NaN'::float8) as last, last_at, task_id as last_task,
+              min(min) over w as min, max(max) over w as max
+            from ${sql.raw(from)} window w as (partition by run_id, name)
+            order by run_id, name, last_at desc, task_id desc
+          ), run_summed as (
+            insert into run_metric_summaries as r (run_id, name, last, last_at, last_task, min, max)
+            select run_id, name, last, last_at, last_task, min, max from run_fresh order by run_id, name
+            on conflict (run_id, name) do update set
+              last = case when ${runLater} then excluded.last else r.last end,
+              last_at = case when ${runLater} then excluded.last_at else r.last_at end,
+              last_task = case when ${runLater} then excluded.last_task else r.last_task end,
+              min = least(r.min, excluded.min),
+              max = greatest(r.max, excluded.max)
+            returning 1
+          )`;
+}
 const higher = sql.raw('(excluded.max is not null and (m.max is null or excluded.max > m.max))');
