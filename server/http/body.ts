@@ -1,6 +1,8 @@
 // Reading request bodies within a size limit, and the header helpers the routes share.
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
+import { badInput } from '../errors';
+import { assertWithinInputLimits } from '../errors/input-limits';
 
 /** The whole body, or null as soon as it passes `limit` bytes (the rest is not read). */
 export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer | null> {
@@ -41,6 +43,22 @@ export function streamBodyWithin(req: IncomingMessage, limit: number): { body: T
   req.on('error', (error) => body.destroy(error));
   req.pipe(body);
   return { body, over: () => over };
+}
+
+/**
+ * A JSON request body, held to the limits every edge keeps (server/errors/input-limits.ts: no NUL, which Postgres
+ * cannot store; nesting at most 64 levels, past which recursive code below runs out of stack): BAD_USER_INPUT with
+ * `notJson`, or naming `what` and where the limit broke. Every route that takes JSON reads it here.
+ */
+export function jsonBody(body: Buffer, what: string, notJson: string, root = what): unknown {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw badInput(notJson);
+  }
+  assertWithinInputLimits(parsed, what, 'BAD_USER_INPUT', root);
+  return parsed;
 }
 
 /** A header's first value (Node gives repeated headers as arrays). */

@@ -126,6 +126,15 @@ describe('bad input', () => {
     expect(big.body.error.message).toMatch(/at most 10000 observations \(got 10001\)/);
     expect((await post(alice.token, 'not json')).status).toBe(400);
     expect((await post('nope', '{}')).status).toBe(401);
+    // The limits every edge keeps: a NUL (which Postgres cannot store) or JSON nested past 64 levels, named where.
+    const nul = await post(alice.token, JSON.stringify({ observations: [one({ dimensions: { region: 'eu\u0000west' } })] }));
+    expect(nul).toMatchObject({ status: 400, body: { error: { code: 'BAD_USER_INPUT' } } });
+    expect(nul.body.error.message).toMatch(/holds a NUL character .* at The request body\.observations\.0\.dimensions\.region/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = { d: deep };
+    const nested = await post(alice.token, JSON.stringify({ observations: [one({ dimensions: deep })] }));
+    expect(nested).toMatchObject({ status: 400, body: { error: { code: 'BAD_USER_INPUT' } } });
+    expect(nested.body.error.message).toMatch(/nests deeper than 64 levels/);
     expect(await stored()).toBe(before);
   });
 

@@ -11,11 +11,10 @@ import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
-import { assertWithinInputLimits } from '../../errors/input-limits';
 import { checkDeliveryId, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
 import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
 import { authenticated, tokenOf } from '../authenticate';
-import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
+import { declaredLengthOver, firstHeader, jsonBody, readBodyWithin } from '../body';
 import type { Route } from '../router';
 
 const GIT_HOOK_MAX_BYTES = 1024 * 1024;
@@ -82,13 +81,7 @@ export function useGitHook(options: GitHookOptions): Route {
       }
       const { identity, scopes, delivery } = from;
       caller = identity;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
-      }
-      assertWithinInputLimits(parsed, 'The push event');
+      const parsed = jsonBody(body, 'The push event', 'The body is not JSON.');
       const ability = defineAbilityFor(identity, await grantsOf(db, identity), scopes);
       if (!ability.can('publish', 'Module'))
         throw refusal(

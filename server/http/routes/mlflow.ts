@@ -22,7 +22,7 @@ import { getModelArtifact, listModelArtifacts, type ModelAt, putModelArtifact, w
 import { deleteTag, logBatch, logModelHistory, type MetricInput } from '../../tracking/logging';
 import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
 import { authenticated } from '../authenticate';
-import { declaredLengthOver, readBodyWithin } from '../body';
+import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
 import { type Endpoint, float, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
 import type { Route } from '../router';
 import { inState, loggedModelEndpoint, loggedModelRoutes, loggedModelRunEndpoints } from './mlflow-logged-models';
@@ -355,15 +355,8 @@ async function paramsOf(req: IncomingMessage, url: URL): Promise<Params> {
   const body = await readBodyWithin(req, MAX_JSON_BYTES);
   if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', 'A request body is at most 1 MB (as on MLflow): split the batch.');
   if (!body.length) return p;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw badInput('The request body is not JSON.');
-  }
+  // Held to the limits every edge keeps: a NUL or deep nesting was a 500 here (from Postgres, a stack overflow).
+  const parsed = jsonBody(body, 'The request body', 'The request body is not JSON.', '(body)');
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badInput('The request body must be a JSON object.');
-  // The limits every edge keeps (GraphQL's input guard among them): a NUL Postgres cannot store, nesting past what
-  // the recursive code below (JSON serialisation, jsonb) may take. Either was a 500 here.
-  assertWithinInputLimits(parsed, 'The request body', 'BAD_USER_INPUT', '(body)');
   return { ...p, ...(parsed as Params) };
 }

@@ -8,7 +8,7 @@ import type { Db } from '../../db/client';
 import { AtelierError, badInput, domainErrorOf } from '../../errors';
 import { type ObservationInput, recordObservations } from '../../monitoring/observations';
 import { authenticated } from '../authenticate';
-import { declaredLengthOver, readBodyWithin } from '../body';
+import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
 import type { Route } from '../router';
 
 const PATH = '/api/observations';
@@ -33,12 +33,7 @@ export function useObservations(options: { db: Db }): Route {
         if (declaredLengthOver(req, MAX_BODY_BYTES)) throw tooLarge();
         const body = await readBodyWithin(req, MAX_BODY_BYTES);
         if (!body) throw tooLarge();
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body.toString('utf8'));
-        } catch {
-          throw badInput('The request body is not JSON: send { "observations": [...] }.');
-        }
+        const parsed = jsonBody(body, 'The request body', 'The request body is not JSON: send { "observations": [...] }.');
         const list = parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as { observations?: unknown }).observations : undefined;
         if (!Array.isArray(list)) throw badInput('The request body must be { "observations": [...] }.');
         return json(200, await recordObservations(db, caller, list as ObservationInput[]));

@@ -9,11 +9,10 @@ import { grantsOf } from '../../auth/grants';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
-import { assertWithinInputLimits } from '../../errors/input-limits';
 import { freshnessProblem } from '../../modules/deliveries';
 import { assertMayFire, firingOf, hookSignatureProblem, httpTrigger, receiveHook } from '../../triggers/hooks';
 import { authenticated, tokenOf } from '../authenticate';
-import { declaredLengthOver, firstHeader, readBodyWithin } from '../body';
+import { declaredLengthOver, firstHeader, jsonBody, readBodyWithin } from '../body';
 import type { Route } from '../router';
 
 const HOOK_MAX_BYTES = 1024 * 1024;
@@ -63,13 +62,7 @@ export function useTriggerHooks(options: TriggerHookOptions): Route {
             `Refused: ${problem}. Send a bearer token, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under the trigger's secret (headers X-Atelier-Timestamp, X-Atelier-Signature: sha256=HEX, optional X-Atelier-Delivery); see docs/triggers.md.`,
           );
       }
-      let payload: unknown;
-      try {
-        payload = body.length ? JSON.parse(body.toString('utf8')) : {};
-      } catch {
-        throw new AtelierError('BAD_USER_INPUT', 'The body is not JSON.');
-      }
-      assertWithinInputLimits(payload, 'The trigger payload');
+      const payload = body.length ? jsonBody(body, 'The trigger payload', 'The body is not JSON.') : {};
       const { signalId } = await receiveHook(db, trigger!, payload, delivery);
       options.kick();
       const deadline = Date.now() + RUN_WAIT_MS;
