@@ -153,6 +153,13 @@ async function nextSeq(tx: Tx, taskId: string, attempt: number): Promise<number>
 /** Stores the points (each numbered after the task's last) and returns them as stored. */
 export async function logMetrics(tx: Tx, { run, task }: Tracked, metrics: readonly MetricInput[]): Promise<MetricPointInput[]> {
   if (!metrics.length) return [];
+  // A task served from cache or reused never executed: its metrics are its source's (copied, and refreshed when the
+  // source gains points), so points of its own would mix with them under the same names.
+  const source = task.cacheSourceTaskId ?? task.reusedFromTaskId;
+  if (source)
+    throw badInput(
+      `Run ${task.id} did not execute: it was ${task.cacheSourceTaskId ? 'served from cache by' : 'reused from'} task ${source}, whose metrics it shows. Log into ${source} (the run that executed), or a new run.`,
+    );
   const attempt = Math.max(task.attempt, 1);
   const first = await nextSeq(tx, task.id, attempt);
   const points = metrics.map(

@@ -125,6 +125,15 @@ it("brings every copy of a task's summaries up to date with points that reach th
   expect(source3.map((s) => s.name)).toEqual(['acc', 'eval', 'loss']);
   for (const copy of [hit.id, reused.id]) expect(await summariesOf(copy)).toEqual(source3);
   for (const run of [cached.id, rerunRun.id]) expect(await runSummariesOf(run)).toEqual(await runSummariesOf(source.id));
+  // Into a copy itself (it never executed): refused, saying where to log; nothing of it mixes with the copied rows.
+  const intoCopy = await fetch(`${t.url}/api/2.0/mlflow/runs/log-metric`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${t.app.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ run_id: hit.id, key: 'eval', value: 0.1, timestamp: Date.now(), step: 1 }),
+  });
+  expect(intoCopy.status).toBe(400);
+  expect(((await intoCopy.json()) as { message: string }).message).toContain(`served from cache by task ${queued.id}`);
+  for (const copy of [hit.id, reused.id]) expect(await summariesOf(copy)).toEqual(source3);
 
   // The copies say which task reported the points: the source, down the chain too.
   const marks = await queryRows<{ source_task_id: string }>(
