@@ -3,8 +3,8 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import { assertCan } from '../../server/auth/ability';
 import type { Experiment, RunTag } from '../../server/db/tables/tracking';
-import { badInput, forbidden } from '../../server/errors';
-import { ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
+import { badInput } from '../../server/errors';
+import { assertOwns, ownerOf } from '../../server/teams/ownership';
 import { deleteRunTag, setRunNote, setRunTags, tagsOfRuns } from '../../server/tracking/annotations';
 import { assertMayChangeExperiments, changeExperiment } from '../../server/tracking/experiment-changes';
 import { experimentByName, experimentsByIds, experimentsPage, runCounts } from '../../server/tracking/experiments';
@@ -28,8 +28,7 @@ const ExperimentViewerCan = viewerCanType<Experiment>('ExperimentViewerCan', 'Wh
     check: async (e, ctx) => {
       const caller = { identity: ctx.identity, ability: ctx.ability, task: null };
       assertMayChangeExperiments(caller);
-      if (!(await ownershipAllows(ctx.services.db, ownerOf(ctx.identity, ctx.ability), e)))
-        throw forbidden(ownershipRefusal(`Experiment "${e.name}"`, await owningTeamName(ctx.services.db, e), 'change'));
+      await assertOwns(ctx.services.db, ownerOf(ctx.identity, ctx.ability), e, `Experiment "${e.name}"`, 'change');
     },
   },
 });

@@ -4,10 +4,9 @@
 import { assertCan } from '../../server/auth/ability';
 import type { Alert, Monitor } from '../../server/db/tables/monitoring';
 import type { WorkflowTrigger } from '../../server/db/tables/triggers';
-import { forbidden } from '../../server/errors';
 import { assertMayIn } from '../../server/governance/grants';
 import { assertMayOperate } from '../../server/monitoring/access';
-import { type Owned, ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
+import { assertOwns as assertOwnedBy, type Owned, ownerOf } from '../../server/teams/ownership';
 import { moreGuarded } from '../../server/vocabulary';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -16,11 +15,8 @@ import { TriggerRef } from './triggers';
 import { viewerCanType } from './viewer-can';
 import { WorkflowRef } from './workflows';
 
-async function assertOwns(ctx: Context, owned: Owned, label: string, verb: string): Promise<void> {
-  if (!(await ownershipAllows(ctx.services.db, ownerOf(ctx.identity, ctx.ability), owned))) {
-    throw forbidden(ownershipRefusal(label, await owningTeamName(ctx.services.db, owned), verb));
-  }
-}
+const assertOwns = (ctx: Context, owned: Owned, label: string, verb: string) =>
+  assertOwnedBy(ctx.services.db, ownerOf(ctx.identity, ctx.ability), owned, label, verb);
 
 const caller = (ctx: Context) => ({ identity: ctx.identity, ability: ctx.ability });
 

@@ -4,7 +4,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { Client } from './client';
 import { collect, positiveInt } from './options';
-import { table } from './tracking';
+import { table, tagPair } from './tracking';
 
 interface ExperimentView {
   id: string;
@@ -19,14 +19,6 @@ interface ExperimentView {
 const FIELDS = 'id name deletedAt runCount createdAt createdBy { name } workflow { name } tags { key value }';
 const UPDATE = `mutation ($e: ID!, $name: String, $deleted: Boolean, $set: [RunTagInput!], $del: [String!]) {
   updateExperiment(experiment: $e, name: $name, deleted: $deleted, setTags: $set, deleteTags: $del) { ${FIELDS} } }`;
-
-function tagPairs(pairs: string[]): { key: string; value: string }[] {
-  return pairs.map((raw) => {
-    const at = raw.indexOf('=');
-    if (at < 1) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
-    return { key: raw.slice(0, at), value: raw.slice(at + 1) };
-  });
-}
 
 export function experimentCommand(connect: (command: Command) => Client): Command {
   const experiment = new Command('experiment').description('list, rename, delete, restore and tag experiments');
@@ -80,7 +72,7 @@ export function experimentCommand(connect: (command: Command) => Client): Comman
     .description('set tags on an experiment (key=value…); --delete removes one')
     .option('-d, --delete <key>', 'remove this tag (repeatable)', collect)
     .action(async (ref: string, pairs: string[], opts: { delete?: string[] }, command: Command) => {
-      const set = tagPairs(pairs);
+      const set = pairs.reduce((all, raw) => tagPair(raw, all), [] as { key: string; value: string }[]);
       if (!set.length && !opts.delete?.length) throw new InvalidArgumentError('give key=value pairs to set, or --delete KEY');
       const after = await update(command, ref, { set: set.length ? set : null, del: opts.delete?.length ? opts.delete : null });
       console.log(`experiment ${after.name}: ${after.tags.map((t) => `${t.key}=${t.value}`).join(' ') || 'no tags'}`);

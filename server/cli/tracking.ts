@@ -57,7 +57,8 @@ export function table(rows: string[][]): string {
 
 const shown = (v: Value | undefined): string => (v === null || v === undefined ? '-' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : v);
 
-function tagPair(raw: string, previous: { key: string; value: string }[] = []) {
+/** One `key=value` argument added to those before it (commander's reducer for repeated pairs). */
+export function tagPair(raw: string, previous: { key: string; value: string }[] = []) {
   const at = raw.indexOf('=');
   if (at < 1) throw new InvalidArgumentError(`expected key=value, got "${raw}"`);
   return [...previous, { key: raw.slice(0, at), value: raw.slice(at + 1) }];

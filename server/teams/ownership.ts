@@ -6,7 +6,7 @@ import { AuditedDenial, audit } from '../audit/audit';
 import { type AppAbility, isAdmin } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
-import { badInput } from '../errors';
+import { badInput, forbidden } from '../errors';
 import { teamsByIds, writableTeamsOf } from './queries';
 import { teamWithName } from './teams';
 
@@ -94,6 +94,11 @@ export function ownershipRefusal(label: string, team: string | null, verb: strin
   return team
     ? `${label} belongs to team "${team}"; only its members (or an admin) may ${verb} it. Ask a maintainer of "${team}" to add you: \`npx atelier team add ${team} NAME --role member\`.`
     : `${label} belongs to the identity that created it (no team); only it (or an admin) may ${verb} it.`;
+}
+
+/** Throws FORBIDDEN (the refusal's words, nothing audited) unless `owner` may `verb` `owned`: what `viewerCan` asks. */
+export async function assertOwns(db: Db | Tx, owner: Owner, owned: Owned, label: string, verb: string): Promise<void> {
+  if (!(await ownershipAllows(db, owner, owned))) throw forbidden(ownershipRefusal(label, await owningTeamName(db, owned), verb));
 }
 
 /** Throws an AuditedDenial unless `owner` may `verb` `owned`; an allowed decision is audited at once. */

@@ -119,26 +119,25 @@ export async function logInputs(db: Db, caller: Caller, taskId: string, datasets
   });
 }
 
-/** Each task's declared dataset inputs, in the order logged, by task id (tasks with none left out). */
-export async function declaredDatasetsOf(db: Db, taskIds: readonly string[]): Promise<Map<string, RunInput[]>> {
-  if (!taskIds.length) return new Map();
+/** The tasks' inputs (of one kind, or both), in the order logged, by task id (tasks with none left out). */
+async function inputRowsOf(db: Db, taskIds: readonly string[], kind?: RunInput['kind']): Promise<Map<string, RunInput[]>> {
+  const byTask = new Map<string, RunInput[]>();
+  if (!taskIds.length) return byTask;
   const rows = await db
     .select()
     .from(runInputs)
-    .where(and(inArray(runInputs.taskId, [...taskIds]), eq(runInputs.kind, 'dataset')))
+    .where(and(inArray(runInputs.taskId, [...taskIds]), kind ? eq(runInputs.kind, kind) : undefined))
     .orderBy(asc(runInputs.at), asc(runInputs.name));
-  const byTask = new Map<string, RunInput[]>();
   for (const row of rows) byTask.set(row.taskId, [...(byTask.get(row.taskId) ?? []), row]);
   return byTask;
 }
 
+/** Each task's declared dataset inputs, in the order logged, by task id (tasks with none left out). */
+export const declaredDatasetsOf = (db: Db, taskIds: readonly string[]) => inputRowsOf(db, taskIds, 'dataset');
+
 /** MLflow's `RunInputs` of each task, by task id (tasks with none left out). */
 export async function runInputsOf(db: Db, taskIds: string[]): Promise<Map<string, RunInputsJson>> {
-  if (!taskIds.length) return new Map();
-  const rows = await db.select().from(runInputs).where(inArray(runInputs.taskId, taskIds)).orderBy(asc(runInputs.at), asc(runInputs.name));
-  const byTask = new Map<string, RunInput[]>();
-  for (const row of rows) byTask.set(row.taskId, [...(byTask.get(row.taskId) ?? []), row]);
-  return new Map([...byTask].map(([id, inputs]) => [id, inputsJson(inputs)]));
+  return new Map([...(await inputRowsOf(db, taskIds))].map(([id, inputs]) => [id, inputsJson(inputs)]));
 }
 
 export type RunInputsJson = ReturnType<typeof inputsJson>;

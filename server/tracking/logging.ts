@@ -39,7 +39,8 @@ export interface MetricInput {
 // MLflow's rule: alphanumerics, underscores, dashes, periods, spaces, colons and slashes; no `..` segment, not absolute.
 const keyRe = /^[\w\-. :/]+$/;
 
-function checkKey(kind: string, key: unknown, i: number): asserts key is string {
+/** A key (of a param, tag, metric or experiment tag) as MLflow takes it: `kind[i]` names it in the refusal. */
+export function checkKey(kind: string, key: unknown, i: number): asserts key is string {
   if (typeof key !== 'string' || !key) throw badInput(`${kind}[${i}].key must be a non-empty string.`);
   if (key.length > LIMITS.keyLength) throw badInput(`${kind}[${i}].key "${key.slice(0, 40)}…" is ${key.length} characters; at most ${LIMITS.keyLength}.`);
   if (!keyRe.test(key) || key.startsWith('/') || key.split('/').some((s) => s === '..' || s === '.'))
