@@ -203,7 +203,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const deployments = createDeploymentService({
-    ...{ db, store, bus, log, dataDir: config.dataDir, pollMs: config.deploymentPollMs, leaseMs: config.deploymentLeaseMs, ...options.deployments },
+    ...{
+      db,
+      store,
+      bus,
+      log,
+      dataDir: config.dataDir,
+      pollMs: config.deploymentPollMs,
+      leaseMs: config.deploymentLeaseMs,
+      statsMs: config.deploymentStatsMs,
+      ...options.deployments,
+    },
     replica: `${defaultHostName()}-${process.pid}`,
     afterCommit: [webhooks, triggers], // a rollback's alert may start ALERT_OPENED triggers
   });
