@@ -5,8 +5,9 @@
 // gates and monitors read them as any other observation, so a canary gated on its error rate or latency needs nothing
 // from the model. Differences are taken against the counters this replica last saw (in memory): a replica that takes a
 // deployment over starts from what it first sees; a router started again (a new epoch) counts from zero.
+import { sql } from 'drizzle-orm';
 import type { DeploymentStatus, ServingStats } from '../../plugins/deployer-sdk';
-import type { Db } from '../db/client';
+import { type Db, queryRows } from '../db/client';
 import type { DeploymentRevisionRow, DeploymentRow } from '../db/tables/deployments';
 import { observations } from '../db/tables/monitoring';
 
@@ -88,3 +89,34 @@ export function createServingRecorder(db: Db, windowMs: number) {
 }
 
 export type ServingRecorder = ReturnType<typeof createServingRecorder>;
+
+/** A revision's last recorded window of serving observations. */
+export interface RevisionServing {
+  at: Date;
+  requests: number;
+  errorRate: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+}
+
+/** The last window recorded for revision `number` of deployment `deploymentId` (its version's), or null: no traffic yet. */
+export async function lastServingWindow(db: Db, deploymentId: string, number: number, versionId: string): Promise<RevisionServing | null> {
+  const rows = await queryRows<{ metric: string; value: number; at: Date }>(
+    db,
+    sql`select distinct on (o.metric) o.metric, o.value, o.at from observations o join deployments d on d.id = ${deploymentId}::uuid
+      where o.version_id = ${versionId}::uuid and o.metric = any(${`{${SERVING_METRICS.join(',')}}`}::text[])
+        and o.dimensions->>'deployment' = d.name and o.dimensions->>'revision' = ${String(number)}
+      order by o.metric, o.at desc`,
+  );
+  const of = new Map(rows.map((r) => [r.metric, r]));
+  const requests = of.get('serving.requests');
+  if (!requests) return null;
+  const value = (metric: (typeof SERVING_METRICS)[number]) => of.get(metric)?.value ?? 0;
+  return {
+    at: new Date(requests.at),
+    requests: requests.value,
+    errorRate: value('serving.error_rate'),
+    latencyP50Ms: value('serving.latency_p50_ms'),
+    latencyP99Ms: value('serving.latency_p99_ms'),
+  };
+}
