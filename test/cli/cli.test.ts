@@ -24,7 +24,7 @@ const show = showCli;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
   await seedEmbeddedDatabase(dataDir);
-  app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100' }));
+  app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100', ATELIER_DEPLOYMENT_STATS_MS: '200' }));
   url = await app.start();
 });
 
@@ -217,6 +217,14 @@ describe('from the trained iris model to predictions: registry, deployment, new 
       body: { predictions: ['virginica', 'versicolor'] },
     });
     expect(await predict(url, { features: [1] })).toEqual({ status: 400, body: { error: expect.stringMatching(/^features must be 4 finite numbers/) } });
+    // What the router measured of that traffic, per revision: requests, errors (none: a 400 is the caller's), latency.
+    let measured = '';
+    for (let i = 0; i < 100 && !/^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m.test(measured); i++) {
+      await predict(url, setosa);
+      measured = (await cli(['deploy', 'show', 'iris'])).stdout;
+    }
+    expect(measured).toMatch(/^REV +VERSION +STATE +HEALTH +RESTARTS +REQ +ERRORS +P50 MS +P99 MS +MESSAGE$/m);
+    expect(measured).toMatch(/^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m);
 
     // Retrained: a new version, registered by the run; moving the alias rolls it out.
     const before = await versions();
