@@ -1,10 +1,10 @@
 // What a module's artifacts folder may hold: regular files in folders, in path order; a link or a FIFO refuses it.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, symlink, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { ArtifactsRefused, collectArtifacts, MAX_ARTIFACT_FILES } from './artifacts';
+import { ArtifactsRefused, collectArtifacts, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_FILES } from './artifacts';
 
 const scratch = () => mkdtemp(path.join(os.tmpdir(), 'atelier-artifacts-'));
 
@@ -31,8 +31,12 @@ it('refuses a symbolic link (to a file or a folder) and a FIFO, naming it', asyn
   await expect(collectArtifacts(fifo)).rejects.toThrow(/"m\/pipe" is not a regular file or folder/);
 });
 
-it('refuses more files than it logs', async () => {
+it('refuses more files, or more bytes in all, than it logs', async () => {
   const dir = await scratch();
   await Promise.all(Array.from({ length: MAX_ARTIFACT_FILES + 1 }, (_, i) => writeFile(path.join(dir, `f${i}`), '')));
   await expect(collectArtifacts(dir)).rejects.toThrow(`more than ${MAX_ARTIFACT_FILES} files`);
+  const big = await scratch();
+  await writeFile(path.join(big, 'huge.bin'), '');
+  await truncate(path.join(big, 'huge.bin'), MAX_ARTIFACT_BYTES + 1); // sparse: nothing written
+  await expect(collectArtifacts(big)).rejects.toThrow(`more than ${MAX_ARTIFACT_BYTES} (keep large data in a dataset`);
 });

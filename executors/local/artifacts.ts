@@ -4,15 +4,18 @@
 // module has no network), each through the control plane's MLflow artifact route with the attempt's own tracking
 // token, which logs into that task only and only while the attempt runs. The folder is read as the module left it and
 // never followed out of: a symbolic link, a FIFO or a device in it refuses the upload (it could name a host file the
-// module may not read), and files are opened without following links.
+// module may not read), and files are opened without following links. The folders on the way are read once the module
+// has exited: in the sandbox nothing of it outlives its exit (its pid namespace ends with it), so nothing can swap a
+// folder for a link meanwhile; a module run without the sandbox runs as the host's own user, with nothing to gain.
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { TaskTracking } from '../../plugins/protocol';
 
-/** Most files one attempt logs this way, and how deep its folders go. */
+/** Most files one attempt logs this way, their most bytes in all, and how deep its folders go. */
 export const MAX_ARTIFACT_FILES = 1000;
+export const MAX_ARTIFACT_BYTES = 8 * 1024 ** 3;
 const MAX_DEPTH = 32;
 /** How long one file's upload may take before the attempt fails (a retryable failure: the control plane may be restarting). */
 const UPLOAD_TIMEOUT_MS = 120_000;
@@ -51,6 +54,11 @@ export async function collectArtifacts(root: string): Promise<ArtifactFile[]> {
     }
   };
   await walk(root, '', 0);
+  const bytes = found.reduce((sum, f) => sum + f.size, 0);
+  if (bytes > MAX_ARTIFACT_BYTES)
+    throw new ArtifactsRefused(
+      `${found.length} files of ${bytes} bytes in all, more than ${MAX_ARTIFACT_BYTES} (keep large data in a dataset, not in artifacts)`,
+    );
   return found;
 }
 

@@ -24,7 +24,9 @@ const show = showCli;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
   await seedEmbeddedDatabase(dataDir);
-  app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100', ATELIER_DEPLOYMENT_STATS_MS: '200' }));
+  app = await buildApp(
+    loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100', ATELIER_DEPLOYMENT_STATS_MS: '200' }),
+  );
   url = await app.start();
 });
 
