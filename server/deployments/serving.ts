@@ -66,7 +66,7 @@ export function createServingRecorder(db: Db, windowMs: number) {
       if (!versionId || window.requests <= 0 || window.buckets.some((n) => n < 0)) continue;
       const values: Record<(typeof SERVING_METRICS)[number], number> = {
         'serving.requests': window.requests,
-        'serving.error_rate': Math.max(0, window.errors) / window.requests,
+        'serving.error_rate': Math.min(1, Math.max(0, window.errors) / window.requests),
         'serving.latency_p50_ms': percentile(window.buckets, 0.5, stats.firstMs, stats.growth),
         'serving.latency_p99_ms': percentile(window.buckets, 0.99, stats.firstMs, stats.growth),
       };
