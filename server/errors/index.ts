@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'DIGEST_MISMATCH'
   | 'TOO_MANY_SUBSCRIPTIONS'
+  /** A live subscription whose client left too many events waiting: it ended, to be subscribed again. */
+  | 'SUBSCRIBER_TOO_SLOW'
   /** A webhook URL outside ATELIER_WEBHOOK_ALLOWLIST. */
   | 'URL_NOT_ALLOWED';
 
@@ -28,6 +30,7 @@ const statusOf: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   DIGEST_MISMATCH: 400,
   TOO_MANY_SUBSCRIPTIONS: 429,
+  SUBSCRIBER_TOO_SLOW: 429,
   URL_NOT_ALLOWED: 400,
 };
 
