@@ -1,8 +1,9 @@
-// An experiment deleted while runs are being made in it, on real Postgres: the test's transaction deletes it as
-// changeExperiment does (the row FOR UPDATE, then deleted_at set) and holds it open while an MLflow client's
-// runs/create and a startRun naming it are sent; both wait for it and are then refused as into a deleted experiment.
-// Before, both read the experiment before the delete committed, their run's foreign key waited for the delete's row
-// lock (FOR KEY SHARE against its FOR UPDATE), and each run landed in the experiment the delete had just committed.
+// An experiment deleted while runs and models are being made in it, on real Postgres: the test's transaction deletes
+// it as changeExperiment does (the row FOR UPDATE, then deleted_at set) and holds it open while an MLflow client's
+// runs/create or logged-models, or a startRun naming it, is sent; each waits for it and is then refused as into a
+// deleted experiment. Before, each read the experiment before the delete committed, its foreign key waited for the
+// delete's row lock (FOR KEY SHARE against its FOR UPDATE), and the run or model landed in the experiment the delete
+// had just committed.
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { queryRows } from '../../server/db/client';
@@ -48,15 +49,16 @@ async function whileDeleting<T>(id: string, make: () => Promise<T>): Promise<T> 
 
 const runsIn = async (id: string) => (await queryRows<{ n: number }>(db(), sql`select count(*)::int as n from runs where experiment_id = ${id}`))[0]!.n;
 
+const post = async (path: string, body: unknown) => {
+  const res = await fetch(`${t.url}/api/2.0/mlflow/${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+};
+
 it("an MLflow client's runs/create into an experiment being deleted waits for the delete and is refused", async () => {
-  const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${t.url}/api/2.0/mlflow/${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
   const made = await post('experiments/create', { name: 'deleted-under-mlflow' });
   const id = made.body.experiment_id as string;
   const created = await whileDeleting(id, () => post('runs/create', { experiment_id: id }));
@@ -72,4 +74,13 @@ it('a startRun naming an experiment being deleted waits for the delete and is re
   expect(started.errors?.[0]?.extensions?.code).toBe('CONFLICT');
   expect(started.errors?.[0]?.message).toContain('is deleted');
   expect(await runsIn(id)).toBe(1);
+});
+
+it("an MLflow client's logged model made in an experiment being deleted waits for the delete and is refused", async () => {
+  const id = (await post('experiments/create', { name: 'deleted-under-log-model' })).body.experiment_id as string;
+  const created = await whileDeleting(id, () => post('logged-models', { experiment_id: id, name: 'm' }));
+  expect(created.body.error_code).toBe('INVALID_PARAMETER_VALUE');
+  expect(created.body.message).toContain('is deleted');
+  const [row] = await queryRows<{ n: number }>(db(), sql`select count(*)::int as n from logged_models where experiment_id = ${id}`);
+  expect(row!.n).toBe(0);
 });
