@@ -90,6 +90,19 @@ describe('the embedded database’s lock', () => {
     await mine.release();
   }, 60_000);
 
+  it('still refuses once the lock file beside the directory is deleted under its holder (in another network namespace)', async () => {
+    const held = path.join(dir, 'lock-file-deleted');
+    await mkdir(held, { recursive: true });
+    const child = await holdingChild(held, true, ['bwrap', '--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--']);
+    await rm(`${held}.lock`);
+    await expect(lockDataDir(held)).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const mine = await lockDataDir(held);
+    await mine.release();
+  }, 60_000);
+
   it('as a socket file (where there is no abstract namespace): refuses while held, and clears one its process left behind', async () => {
     const held = path.join(dir, 'file-socket');
     await mkdir(held, { recursive: true });
