@@ -1,9 +1,12 @@
 // Postgres stopped under a running control plane: every request meanwhile is answered with a typed, retryable
 // refusal (GraphQL UNAVAILABLE with HTTP 503, MLflow TEMPORARILY_UNAVAILABLE 503, which MLflow's client retries, and
 // 503 from the other routes), and once Postgres is back the same control plane serves them, with no restart. Before,
-// each was a 500: "Unexpected error." over GraphQL, INTERNAL_ERROR over MLflow, "Internal error" elsewhere.
+// each was a 500: "Unexpected error." over GraphQL, INTERNAL_ERROR over MLflow, "Internal error" elsewhere. Over
+// graphql-ws, a connection is closed with 1013 (try again later, which its clients retry) and an operation on an open
+// socket answered UNAVAILABLE alone; before, both closed the socket with 4500, which graphql-ws clients never retry.
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -85,4 +88,44 @@ it('answers every request with a typed retryable refusal while Postgres is down,
   expect((await calls.mlflowRead()).status).toBe(200);
   expect((await calls.mlflowWrite()).json.run.info.status).toBe('RUNNING');
   expect((await calls.artifact()).status).toBe(404);
+}, 120_000);
+
+/** A raw graphql-transport-ws socket: its messages and how it closed. */
+function socket() {
+  const ws = new WebSocket(`${t.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const messages: any[] = [];
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+  const opened = new Promise<void>((resolve) => ws.once('open', () => resolve()));
+  const send = async (message: unknown) => {
+    await opened;
+    ws.send(JSON.stringify(message));
+  };
+  const waitFor = async (test: (m: any) => boolean) => {
+    for (let i = 0; i < 500 && !messages.some(test); i++) await new Promise((r) => setTimeout(r, 20));
+    return messages.find(test);
+  };
+  return { ws, messages, closed, send, waitFor };
+}
+
+it('over graphql-ws: a connection meanwhile is closed to be retried, and an operation on an open socket answered UNAVAILABLE alone', async () => {
+  const open = socket();
+  await open.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
+  expect(await open.waitFor((m) => m.type === 'connection_ack')).toBeTruthy();
+  const restarted = pg.restart('fast', 6000);
+  while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
+
+  await open.send({ type: 'subscribe', id: 'down', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
+  const answer = await open.waitFor((m) => m.id === 'down');
+  expect(answer.type).toBe('error');
+  expect(answer.payload[0].extensions.code).toBe('UNAVAILABLE');
+  const fresh = socket();
+  await fresh.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
+  expect(await fresh.closed).toBe(1013);
+
+  await restarted;
+  await open.send({ type: 'subscribe', id: 'up', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
+  expect((await open.waitFor((m) => m.id === 'up' && m.type === 'next')).payload.data.experiments).toBeTruthy();
+  expect(open.ws.readyState).toBe(WebSocket.OPEN);
+  open.ws.close();
 }, 120_000);
