@@ -10,7 +10,7 @@
 //
 // An abstract name is one network namespace's: two containers mounting one data directory (a shared volume, a
 // compose service scaled to two) each got the lock. So the directory's own lock file is held too, with flock(1)
-// where it is installed (util-linux, busybox): a child holding exclusive locks on the directory and on `<dir>.lock`
+// where it is installed (util-linux's: busybox's has no --timeout, and is reported at start as not guarding): a child holding exclusive locks on the directory and on `<dir>.lock`
 // while it reads a pipe from this process, which the kernel closes when this process ends, however it ends (the
 // locks go with it).
 import { spawn } from 'node:child_process';
@@ -88,10 +88,19 @@ function lockFile(dir: string, file: string): Promise<{ release(): Promise<void>
       { stdio: ['pipe', 'pipe', 'ignore'], detached: true },
     );
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    let holding = false; // the lock was taken: an exit after it is its release
     child.once('error', () => resolve(null));
-    child.once('exit', (code) => resolve(code === FILE_LOCK_HELD ? 'held' : null));
+    child.once('exit', (code) => {
+      if (!holding && code !== FILE_LOCK_HELD)
+        console.warn(
+          `[atelier] the data directory's lock file is not held: flock(1) exited ${code} (busybox's lacks --timeout: install util-linux's, e.g. \`apk add util-linux\`). ` +
+            'One machine is still guarded by the lock socket; two containers sharing this volume are not kept apart.',
+        );
+      resolve(code === FILE_LOCK_HELD ? 'held' : null);
+    });
     child.stdin!.on('error', () => undefined);
     child.stdout!.once('data', () => {
+      holding = true;
       // Held: neither the child nor its pipes keep this process alive.
       child.stdout!.destroy();
       child.unref();
