@@ -1,6 +1,7 @@
 // Serving observations: what a deployer's router measured of each revision's traffic (DeploymentStatus.serving,
 // counters since the router's epoch) is recorded, once a window (ATELIER_DEPLOYMENT_STATS_MS) for each revision that
-// had traffic in it, as observations of the revision's model version: `serving.requests`, `serving.error_rate`,
+// had traffic in it, as observations of the revision's model version (of the alias a deployment follows, that version
+// named): `serving.requests`, `serving.error_rate`,
 // `serving.latency_p50_ms`, `serving.latency_p99_ms`, with the deployment and revision as dimensions. A rollout's
 // gates and monitors read them as any other observation, so a canary gated on its error rate or latency needs nothing
 // from the model. Differences are taken against the counters this replica last saw (in memory): a replica that takes a
@@ -70,10 +71,12 @@ export function createServingRecorder(db: Db, windowMs: number) {
         'serving.latency_p50_ms': percentile(window.buckets, 0.5, stats.firstMs, stats.growth),
         'serving.latency_p99_ms': percentile(window.buckets, 0.99, stats.firstMs, stats.growth),
       };
+      // A deployment following an alias serves the alias: its monitors see the traffic too (gates read the version).
       for (const metric of SERVING_METRICS)
         rows.push({
-          targetKind: 'MODEL_VERSION',
-          targetId: versionId,
+          targetKind: d.alias ? 'ALIAS' : 'MODEL_VERSION',
+          targetId: d.alias ? d.modelId : versionId,
+          alias: d.alias,
           versionId,
           teamId: d.teamId,
           metric,

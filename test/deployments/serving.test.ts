@@ -81,7 +81,12 @@ describe('a canary gated on what its router measured', () => {
     expect(byMetric['serving.error_rate']!.value).toBe(0);
     expect(byMetric['serving.latency_p50_ms']!.value).toBeGreaterThan(0);
     expect(byMetric['serving.latency_p99_ms']!.value).toBeGreaterThanOrEqual(byMetric['serving.latency_p50_ms']!.value);
-    expect(byMetric['serving.requests']).toMatchObject({ targetKind: 'MODEL_VERSION', dimensions: { deployment: 'iris-canary', revision: '1' } });
+    // The deployment follows ml/iris@canary: what it served is the alias's, as its monitors read it (gates: the version).
+    expect(byMetric['serving.requests']).toMatchObject({ targetKind: 'ALIAS', alias: 'canary', dimensions: { deployment: 'iris-canary', revision: '1' } });
+    const { metricSeries } = await alice.gql(
+      `{ metricSeries(target: { kind: ALIAS, ref: "ml/iris@canary" }, metric: "serving.requests", groupBy: ["revision"]) { key buckets { count } } }`,
+    );
+    expect(metricSeries).toEqual([{ key: { revision: '1' }, buckets: expect.arrayContaining([expect.objectContaining({ count: expect.any(Number) })]) }]);
   });
 
   it('rolls back by itself a version whose predictions fail, with no observation sent by anyone', async () => {
