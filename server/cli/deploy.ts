@@ -25,12 +25,18 @@ interface DeploymentView {
   }[];
   rollout: { revision: number; step: number; percent: number; state: string; reason: string | null; nextDecisionAt: string | null } | null;
   fallback: { kind: string; revision: number | null };
+  rolloutPolicy: {
+    steps: { percent: number; dwellSeconds: number }[];
+    gates: { metric: string; rule: { kind: string; aggregate: string | null; above: number | null; below: number | null } }[];
+    noData: string;
+  };
   events: { kind: string; revision: number | null; reason: string | null; createdAt: string; actor: { name: string } | null }[];
 }
 
 const FIELDS = `id name model domain deployer url ready message failedOver traffic { revision percent }
   revisions { number state health restarts message modelVersion { version } serving { requests errorRate latencyP50Ms latencyP99Ms } }
   rollout { revision step percent state reason nextDecisionAt } fallback { kind revision }
+  rolloutPolicy { steps { percent dwellSeconds } gates { metric rule { kind aggregate above below } } noData }
   events(limit: 10) { kind revision reason createdAt actor { name } }`;
 
 const split = (d: DeploymentView) => d.traffic.map((t) => `r${t.revision} ${t.percent}%`).join(' / ') || '-';
@@ -44,6 +50,28 @@ function steps(raw: string) {
     if (!Number.isInteger(p) || (d !== undefined && !Number.isInteger(d))) throw new InvalidArgumentError(`expected PERCENT[:DWELL_SECONDS],…, got "${part}"`);
     return { percent: p, dwellSeconds: d };
   });
+}
+
+/** `serving.error_rate>0.01` (above) or `serving.latency_p99_ms<250`… (below): a THRESHOLD gate on the step's mean. */
+function gate(raw: string, previous: unknown[] = []) {
+  const m = /^([A-Za-z0-9_][A-Za-z0-9_.:/-]*)\s*([<>])\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(raw.trim());
+  if (!m) throw new InvalidArgumentError(`expected METRIC>VALUE (roll back above) or METRIC<VALUE (below), e.g. serving.error_rate>0.01; got "${raw}"`);
+  const [, metric, op, value] = m;
+  const rule = { kind: 'THRESHOLD', aggregate: 'MEAN', [op === '>' ? 'above' : 'below']: Number(value) };
+  return [...previous, { metric, rule }];
+}
+
+/** `steps 10% 300s → 100%; gates serving.error_rate > 0.01 (mean); no data: hold`. */
+function policyText(p: DeploymentView['rolloutPolicy']): string {
+  const steps = p.steps.length ? `steps ${p.steps.map((s) => `${s.percent}%${s.dwellSeconds ? ` ${s.dwellSeconds}s` : ''}`).join(' → ')}` : 'all at once';
+  const rule = (r: DeploymentView['rolloutPolicy']['gates'][number]['rule']) =>
+    r.kind === 'THRESHOLD'
+      ? [r.above !== null ? `> ${r.above}` : '', r.below !== null ? `< ${r.below}` : ''].filter(Boolean).join(' or ')
+      : r.kind.toLowerCase();
+  const gates = p.gates.length
+    ? `; gates ${p.gates.map((g) => `${g.metric} ${rule(g.rule)}${g.rule.aggregate ? ` (${g.rule.aggregate.toLowerCase()})` : ''}`).join(', ')}; no data: ${p.noData.toLowerCase()}`
+    : '';
+  return steps + gates;
 }
 
 function table(rows: string[][]): string {
@@ -64,6 +92,7 @@ function show(d: DeploymentView): string {
     `url      ${d.url ?? '-'}  (${d.ready ? 'ready' : 'not ready'}: ${d.message})`,
     `traffic  ${split(d)}`,
     `fallback ${d.fallback.kind.toLowerCase()}${d.fallback.revision ? ` (revision ${d.fallback.revision})` : ''}`,
+    `policy   ${policyText(d.rolloutPolicy)}`,
   ];
   if (d.rollout)
     lines.push(
@@ -113,6 +142,18 @@ export function deployCommand(connect: (command: Command) => Client): Command {
     .addOption(new Option('--domain <domain>', 'governance domain').choices(['experimentation', 'adhoc', 'production']).default('experimentation'))
     .option('--deployer <name>', 'deployer plugin', 'local')
     .option('--steps <steps>', 'canary steps PERCENT[:DWELL_SECONDS],… ending at 100 (default: all at once)', steps)
+    .option(
+      '--gate <rule>',
+      "roll a step back when the new revision's mean is above (>) or below (<) VALUE, e.g. serving.error_rate>0.01 (repeatable; needs --steps)",
+      gate,
+    )
+    .addOption(
+      new Option('--on-no-data <what>', "a gate with no observations after a step's dwell: hold, pass or rollback (default: hold)").choices([
+        'hold',
+        'pass',
+        'rollback',
+      ]),
+    )
     .option('--ready-timeout <seconds>', 'roll back a revision not ready within this', Number)
     .option('--fallback-version <n>', 'a version applied up front as the instant fallback (default: the previous revision)', Number)
     .option('--settings <json>', 'deployer settings as JSON, e.g. {"port": 8080}', (raw) => JSON.parse(raw))
@@ -120,7 +161,16 @@ export function deployCommand(connect: (command: Command) => Client): Command {
       async (
         name: string,
         model: string,
-        opts: { domain: string; deployer: string; steps?: unknown[]; readyTimeout?: number; fallbackVersion?: number; settings?: object },
+        opts: {
+          domain: string;
+          deployer: string;
+          steps?: unknown[];
+          gate?: unknown[];
+          onNoData?: string;
+          readyTimeout?: number;
+          fallbackVersion?: number;
+          settings?: object;
+        },
         command: Command,
       ) => {
         const input = {
@@ -130,7 +180,15 @@ export function deployCommand(connect: (command: Command) => Client): Command {
           deployer: opts.deployer,
           settings: opts.settings,
           fallbackVersion: opts.fallbackVersion,
-          rollout: opts.steps || opts.readyTimeout ? { steps: opts.steps, readyTimeoutSeconds: opts.readyTimeout } : undefined,
+          rollout:
+            opts.steps || opts.readyTimeout || opts.gate
+              ? {
+                  steps: opts.steps,
+                  gates: opts.gate,
+                  noData: opts.onNoData?.toUpperCase(),
+                  readyTimeoutSeconds: opts.readyTimeout,
+                }
+              : undefined,
         };
         await connect(command).request(`mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id } }`, { i: input });
         console.log(`created deployment ${name} serving ${model}; watch it with \`atelier deploy show ${name}\``);

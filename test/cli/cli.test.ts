@@ -247,6 +247,22 @@ describe('from the trained iris model to predictions: registry, deployment, new 
     expect((await cli(['deploy', 'delete', 'iris'])).code).toBe(0);
     await expect(fetch(`${url}/health`)).rejects.toThrow();
   });
+
+  it('creates a canary gated on what its router measures, shows its policy, and refuses a gate it cannot read', async () => {
+    const bad = await cli(['deploy', 'create', 'iris-canary', 'examples/iris@champion', '--steps', '10:60,100', '--gate', 'error rate is low']);
+    expect(bad.code, show(bad)).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /expected METRIC>VALUE \(roll back above\) or METRIC<VALUE \(below\), e\.g\. serving\.error_rate>0\.01; got "error rate is low"/,
+    );
+    const args = ['--steps', '10:60,100', '--gate', 'serving.error_rate>0.01', '--gate', 'serving.latency_p99_ms>250', '--on-no-data', 'pass'];
+    const created = await cli(['deploy', 'create', 'iris-canary', 'examples/iris@champion', ...args]);
+    expect(created.code, show(created)).toBe(0);
+    const shown = await cli(['deploy', 'show', 'iris-canary']);
+    expect(shown.stdout).toMatch(
+      /^policy +steps 10% 60s → 100% 60s; gates serving\.error_rate > 0\.01 \(mean\), serving\.latency_p99_ms > 250 \(mean\); no data: pass$/m,
+    );
+    expect((await cli(['deploy', 'delete', 'iris-canary'])).code).toBe(0);
+  });
 });
 
 describe('atelier executor list and atelier cluster', () => {
