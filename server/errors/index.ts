@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'DIGEST_MISMATCH'
   | 'TOO_MANY_SUBSCRIPTIONS'
+  /** Uploads in progress hold as much memory as they may together (server/http/upload-budget.ts): retry shortly. */
+  | 'TOO_MANY_UPLOADS'
   /** A webhook URL outside ATELIER_WEBHOOK_ALLOWLIST. */
   | 'URL_NOT_ALLOWED';
 
@@ -28,6 +30,7 @@ const statusOf: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   DIGEST_MISMATCH: 400,
   TOO_MANY_SUBSCRIPTIONS: 429,
+  TOO_MANY_UPLOADS: 503,
   URL_NOT_ALLOWED: 400,
 };
 

@@ -6,9 +6,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Db } from '../../db/client';
-import { authenticate } from '../authenticate';
-import { declaredLengthOver, readBodyWithin, streamBodyWithin } from '../body';
+import { AtelierError } from '../../errors';
+import { authenticate, type Session } from '../authenticate';
+import { declaredLengthOver, firstHeader, readBodyWithin, streamBodyWithin } from '../body';
 import type { Route } from '../router';
+import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import type { ApiYoga } from '../yoga';
 
 export interface GraphqlRouteOptions {
@@ -23,6 +25,8 @@ export interface GraphqlRouteOptions {
    * the request has been parsed and validated, so the lookup's round trip overlaps yoga's work.
    */
   db?: Db;
+  /** The memory every upload in progress shares (none: unbounded, for tests of the route alone). */
+  uploads?: UploadBudget;
 }
 
 /** Responses yoga streams (SSE, incremental delivery): forwarded chunk by chunk as they come. */
@@ -50,7 +54,13 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
    * ends. When the client goes away the response's stream is cancelled at once, which ends the subscription behind
    * it (yoga returns its iterator), rather than at the next event or ping written into a closed socket.
    */
-  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer | Transform | undefined, refused?: () => boolean) => {
+  const forward = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer | Transform | undefined,
+    refused?: () => boolean,
+    checked?: Promise<Session>,
+  ) => {
     const abort = new AbortController();
     // Only a client gone before its answer was written has anything to cancel: aborting after every answer made an
     // AbortError (a DOMException and its stack) and woke yoga's listeners for nothing, on every request.
@@ -59,7 +69,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
     const authorization = req.headers.authorization;
-    const session = authorization && options.db ? authenticate(options.db, { authorization }) : undefined;
+    const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization }) : undefined);
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
@@ -116,15 +126,39 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       if (req.method === 'GET') return forward(req, res, undefined);
       if (req.method !== 'POST') return yoga(req, res);
       if (upload) {
+        // Its token first, and room in the uploads' budget: refused before a byte of the body is read.
+        let session: Promise<Session> | undefined;
+        let release: () => void;
+        try {
+          if (options.db) {
+            session = Promise.resolve(await authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }));
+          }
+          release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], limit)) ?? (() => undefined);
+        } catch (error) {
+          if (!(error instanceof AtelierError)) throw error;
+          return refuse(res, req, error);
+        }
+        res.once('close', release);
         // Streamed, not read whole first; counted on the way, as a declared length may be missing or lie (yoga's
         // own limit, 25 MB, let a chunked upload far past ATELIER_MAX_UPLOAD_MB be held in memory whole).
         const { body: streamed, over } = streamBodyWithin(req, limit);
         streamed.once('error', () => over() && !res.headersSent && tooLarge());
-        return forward(req, res, streamed, over);
+        return forward(req, res, streamed, over, session);
       }
       const body = await readBodyWithin(req, limit);
       if (!body) return void tooLarge();
       return forward(req, res, body);
     },
   };
+}
+
+/** An upload refused before its body is read: the error as yoga shapes one, and the connection closed (unread). */
+function refuse(res: ServerResponse, req: IncomingMessage, error: AtelierError): void {
+  res
+    .writeHead(error.status, {
+      'content-type': 'application/json',
+      connection: 'close',
+      ...(error.code === 'TOO_MANY_UPLOADS' ? { 'retry-after': String(UPLOAD_RETRY_AFTER_S) } : {}),
+    })
+    .end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] }), () => req.destroy());
 }

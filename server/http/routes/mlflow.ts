@@ -25,6 +25,7 @@ import { authenticated } from '../authenticate';
 import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
 import { type Endpoint, float, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
 import type { Route } from '../router';
+import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import { inState, loggedModelEndpoint, loggedModelRoutes, loggedModelRunEndpoints } from './mlflow-logged-models';
 import { registryEndpoints } from './mlflow-registry';
 
@@ -40,6 +41,8 @@ const mlflowCodes: Record<string, [string, number]> = {
   FORBIDDEN: ['PERMISSION_DENIED', 403],
   UNAUTHENTICATED: ['UNAUTHENTICATED', 401],
   PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
+  // MLflow's client retries a 503 after a pause (as Retry-After asks).
+  TOO_MANY_UPLOADS: ['TEMPORARILY_UNAVAILABLE', 503],
 };
 
 const metricOf = (item: unknown, i: number): MetricInput & { modelId?: string } => {
@@ -232,8 +235,18 @@ const supported = `${Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
   .join(', ')}, ${loggedModelRoutes}`;
 
-/** `afterWrite`: called after each POST/PATCH/DELETE call answered (the registry's live feed and webhooks are kicked). */
-export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore; maxArtifactBytes: number; afterWrite?: () => void }): Route {
+/**
+ * `afterWrite`: called after each POST/PATCH/DELETE call answered (the registry's live feed and webhooks are kicked).
+ * `uploads`: the memory every upload in progress shares (an artifact is read whole before it is stored).
+ */
+export function useMlflow(options: {
+  db: Db;
+  feed: LiveFeed;
+  store: ObjectStore;
+  maxArtifactBytes: number;
+  uploads?: UploadBudget;
+  afterWrite?: () => void;
+}): Route {
   const { db, feed, store } = options;
   return {
     name: 'mlflow',
@@ -267,6 +280,7 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
         if (!known) throw error;
         const [code, status] =
           known instanceof MlflowError ? [known.mlflowCode, known.mlflowStatus] : (mlflowCodes[known.code] ?? ['INTERNAL_ERROR', known.status]);
+        if (known.code === 'TOO_MANY_UPLOADS') res.setHeader('retry-after', String(UPLOAD_RETRY_AFTER_S));
         return fail(code, status, known.message);
       }
     },
@@ -294,10 +308,15 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
     const at = locate(rest.split('/').map(safeDecode).join('/'), false);
     if (req.method === 'PUT' || req.method === 'POST') {
       if (declaredLengthOver(req, options.maxArtifactBytes)) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
-      const body = await readBodyWithin(req, options.maxArtifactBytes);
-      if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
-      if ('model' in at) await inState(() => putModelArtifact(db, store, caller, at.model, at.path, body));
-      else await putArtifact(db, store, caller, at.task, at.path, body);
+      const release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], options.maxArtifactBytes)) ?? (() => undefined);
+      try {
+        const body = await readBodyWithin(req, options.maxArtifactBytes);
+        if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
+        if ('model' in at) await inState(() => putModelArtifact(db, store, caller, at.model, at.path, body));
+        else await putArtifact(db, store, caller, at.task, at.path, body);
+      } finally {
+        release();
+      }
       return json(200, {});
     }
     if (req.method === 'GET') {
