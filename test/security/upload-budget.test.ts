@@ -130,3 +130,29 @@ async function mlflow(path: string, body: unknown) {
   });
   return (await res.json()) as any;
 }
+
+describe('a GraphQL request (not an upload) without a live token', () => {
+  it('is refused with 401 UNAUTHENTICATED before its body is all in (not held until it is)', async () => {
+    const url = new URL(`${t.url}/graphql`);
+    for (const token of [null, 'not-a-live-token']) {
+      let req!: ClientRequest;
+      const answer = new Promise<number>((resolve) => {
+        req = request(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: '/graphql',
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'content-length': String(4 * 1024 * 1024), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          },
+          (res) => resolve(res.statusCode!),
+        );
+      });
+      req.on('error', () => undefined);
+      req.write(`{"query":"{ __typename }","variables":{"pad":"${'x'.repeat(64 * 1024)}`); // 4 MB promised, 64 KiB sent
+      const got = await within(answer, 10_000);
+      req.destroy();
+      expect(got, `token ${token}`).toBe(401);
+    }
+  });
+});

@@ -145,9 +145,14 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
         streamed.once('error', () => over() && !res.headersSent && tooLarge());
         return forward(req, res, streamed, over, session);
       }
+      // The token is looked up while the body is read (the lookup's round trip overlaps the read and yoga's work);
+      // a missing or dead one is answered at once, the rest of the body unread, not held until it is all in.
+      const checked = options.db ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }) : undefined;
+      checked?.catch((error) => error instanceof AtelierError && !res.headersSent && refuse(res, req, error));
       const body = await readBodyWithin(req, limit);
+      if (res.headersSent) return;
       if (!body) return void tooLarge();
-      return forward(req, res, body);
+      return forward(req, res, body, undefined, checked);
     },
   };
 }
