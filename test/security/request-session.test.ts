@@ -51,7 +51,7 @@ it("hands yoga the session of the request's token, asked for before yoga is call
       }));
     await post({ authorization: `Bearer ${token}` });
     // No token, or a dead one: refused by the route itself (its body unread), never handed to yoga.
-    for (const headers of [{}, { authorization: 'Bearer atl_not-a-token' }]) {
+    for (const headers of [{}, { authorization: 'Bearer atl_not-a-token' }] as Record<string, string>[]) {
       const refused = await post(headers);
       expect([refused.status, refused.body.errors?.[0]?.extensions.code]).toEqual([401, 'UNAUTHENTICATED']);
     }
