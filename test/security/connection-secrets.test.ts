@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli } from '../harness/cli';
 import { startControlPlaneProcess } from '../harness/control-plane-process';
-import { startNats, type NatsServer } from '../harness/nats';
+import { type NatsServer, startNats } from '../harness/nats';
 import { freePort } from '../harness/ports';
 
 const SECRET = 'pw-Zq8sEcReT';
