@@ -1,5 +1,6 @@
 // The CLI's GraphQL client: queries and mutations over HTTP, uploads with the GraphQL multipart request spec,
 // and subscriptions over graphql-ws; every failure becomes an ApiError the CLI can print in one format.
+import { printableData } from '../errors/echo';
 import { ApiError, type ErrorDetail } from './errors';
 
 export { ApiError } from './errors';
@@ -54,7 +55,8 @@ export function createClient(options: ClientOptions): Client {
     if (!res.ok || !body || body.data === undefined) {
       throw new ApiError(`unexpected answer from ${endpoint}: HTTP ${res.status} ${text.slice(0, 200)}`, `HTTP_${res.status}`);
     }
-    return body.data as T;
+    // What the server says is shown in a terminal: text, never the terminal's commands (errors are escaped as printed).
+    return printableData(body.data as T);
   }
 
   return {
@@ -104,7 +106,7 @@ export function createClient(options: ClientOptions): Client {
             next: (value) => {
               if (value.errors?.length) return finish(fromGraphQLErrors(value.errors as GraphQLErrorShape[], 200));
               try {
-                onNext(value.data as never);
+                onNext(printableData(value.data) as never);
               } catch (error) {
                 unsubscribe();
                 finish(error);

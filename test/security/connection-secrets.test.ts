@@ -32,7 +32,7 @@ it('a configuration or connection error names the URL without its password', asy
     { NATS_URL: `nat://atelier:${SECRET}@127.0.0.1:${closed}` },
     { NATS_URL: `nats://atelier:${SECRET}@127.0.0.1:${closed}` }, // nothing listens there
     { NATS_URL: `nats://${SECRET}@127.0.0.1:${closed}` }, // a token
-  ]) {
+  ] as Record<string, string>[]) {
     const r = await start(env);
     expect(r.code, JSON.stringify(env)).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`, JSON.stringify(env)).toMatch(/127\.0\.0\.1/);
