@@ -156,3 +156,25 @@ describe('a GraphQL request (not an upload) without a live token', () => {
     }
   });
 });
+
+describe('a GraphQL upload of thousands of parts', () => {
+  it('is refused at its 109th part (operations, map and up to 100 files), not parsed whole', async () => {
+    for (const kind of ['field', 'file'] as const) {
+      const parts = Array.from({ length: 5_000 }, (_, i) =>
+        kind === 'field'
+          ? `--${boundary}\r\nContent-Disposition: form-data; name="f${i}"\r\n\r\nx\r\n`
+          : `--${boundary}\r\nContent-Disposition: form-data; name="${i + 1}"; filename="f"\r\n\r\nx\r\n`,
+      ).join('');
+      const body = Buffer.concat([head, Buffer.from('x\r\n'), Buffer.from(parts), tail]);
+      const { req, answer } = openUpload(t.app.adminToken, { 'content-length': String(head.length + body.length - head.length) });
+      req.end(body.subarray(head.length));
+      const got = await answer;
+      expect([got.status, code(got)], `${kind}s: ${got.body}`).toEqual([400, 'BAD_REQUEST']);
+      expect(JSON.parse(got.body).errors[0].message).toMatch(/(Fields|Files|Parts) limit exceeded/);
+    }
+  });
+
+  it('of a few files is still taken', async () => {
+    await t.publishFixture('echo');
+  });
+});

@@ -29,6 +29,13 @@ export interface GraphqlRouteOptions {
   uploads?: UploadBudget;
 }
 
+/**
+ * What one multipart upload may hold besides its bytes (yoga's parser, busboy, has no limit on parts): the GraphQL
+ * multipart request is `operations`, `map` and a part per file. Thousands of tiny parts cost far more memory as
+ * parsed entries than their bytes count under the upload limit.
+ */
+const UPLOAD_PARTS = { fields: 8, files: 100, parts: 108 };
+
 /** Responses yoga streams (SSE, incremental delivery): forwarded chunk by chunk as they come. */
 const STREAMED = /^\s*(text\/event-stream|multipart\/)/i;
 
@@ -37,13 +44,17 @@ const STREAMED = /^\s*(text\/event-stream|multipart\/)/i;
  * rather than through the stream reader in chunked encoding (the headers, the chunk and the last chunk written apart,
  * a reader and its promises per request; the client parsing the chunks). yoga has the body in hand already.
  */
-async function answerWhole(res: ServerResponse, response: Response): Promise<void> {
+async function answerWhole(res: ServerResponse, response: Response, req: IncomingMessage): Promise<void> {
   // As text: yoga's body is a string already, and node writes a string body in the same write as the headers.
   const body = await response.text();
   if (res.destroyed) return; // gone while yoga answered
   const headers = Object.fromEntries(response.headers);
   headers['content-length'] = String(Buffer.byteLength(body));
-  res.writeHead(response.status, headers).end(body);
+  // Answered before its body was all read (an upload refused part-way): the connection goes with it, as the client
+  // still sending would otherwise wait on a server that reads no more, never finishing its request to read the answer.
+  if (req.complete) return void res.writeHead(response.status, headers).end(body);
+  headers.connection = 'close';
+  res.writeHead(response.status, headers).end(body, () => req.destroy());
 }
 
 export function useGraphql(options: GraphqlRouteOptions): Route {
@@ -73,12 +84,18 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
-      { method: req.method, headers, body, signal: abort.signal, ...(body instanceof Transform ? { duplex: 'half' } : {}) } as RequestInit,
+      {
+        method: req.method,
+        headers,
+        body,
+        signal: abort.signal,
+        ...(body instanceof Transform ? { duplex: 'half', formDataLimits: UPLOAD_PARTS } : {}),
+      } as RequestInit,
       { req, res, session, bodyRead: body !== undefined }, // read within the route's limit (http/body-limit.ts)
     );
     if (refused?.()) return void response.body?.cancel().catch(() => undefined); // the route answered 413 already
     if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
-    if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response);
+    if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response, req);
     const reader = response.body.getReader();
     const cancel = () => void reader.cancel().catch(() => undefined);
     if (abort.signal.aborted) return cancel(); // gone while yoga answered
