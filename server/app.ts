@@ -263,7 +263,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
           triggers.kick();
         },
       }),
-      useGraphql({ yoga, db: database.db, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes, uploads }),
+      useGraphql({
+        yoga,
+        db: database.db,
+        maxRequestBytes: config.maxRequestBytes,
+        maxUploadBytes: config.maxUploadBytes,
+        uploads,
+        corsOrigins: config.corsOrigins,
+      }),
       useDashboards(),
     ],
   });

@@ -178,3 +178,23 @@ describe('a GraphQL upload of thousands of parts', () => {
     await t.publishFixture('echo');
   });
 });
+
+it('a refusal the route writes itself carries the CORS headers of an allowed origin (a browser can read it)', async () => {
+  const app = await startTestApp({ ATELIER_CORS_ORIGINS: 'https://ui.example' });
+  try {
+    for (const [origin, allowed] of [
+      ['https://ui.example', 'https://ui.example'],
+      ['https://evil.example', null],
+    ] as const) {
+      const res = await fetch(`${app.url}/graphql`, {
+        method: 'POST',
+        headers: { origin, 'content-type': 'application/json', authorization: 'Bearer not-a-live-token' },
+        body: '{"query":"{ __typename }"}',
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('access-control-allow-origin')).toBe(allowed);
+    }
+  } finally {
+    await app.stop();
+  }
+});

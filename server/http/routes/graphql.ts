@@ -9,6 +9,7 @@ import type { Db } from '../../db/client';
 import { AtelierError } from '../../errors';
 import { authenticate, type Session } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin, streamBodyWithin } from '../body';
+import { corsHeadersFor } from '../cors';
 import type { Route } from '../router';
 import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import type { ApiYoga } from '../yoga';
@@ -27,6 +28,8 @@ export interface GraphqlRouteOptions {
   db?: Db;
   /** The memory every upload in progress shares (none: unbounded, for tests of the route alone). */
   uploads?: UploadBudget;
+  /** ATELIER_CORS_ORIGINS: a refusal the route writes itself carries the CORS headers yoga's answers do. */
+  corsOrigins?: readonly string[];
 }
 
 /**
@@ -153,7 +156,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
           release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], limit)) ?? (() => undefined);
         } catch (error) {
           if (!(error instanceof AtelierError)) throw error;
-          return refuse(res, req, error);
+          return refuse(res, req, error, options.corsOrigins);
         }
         res.once('close', release);
         // Streamed, not read whole first; counted on the way, as a declared length may be missing or lie (yoga's
@@ -165,7 +168,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       // The token is looked up while the body is read (the lookup's round trip overlaps the read and yoga's work);
       // a missing or dead one is answered at once, the rest of the body unread, not held until it is all in.
       const checked = options.db ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }) : undefined;
-      checked?.catch((error) => error instanceof AtelierError && !res.headersSent && refuse(res, req, error));
+      checked?.catch((error) => error instanceof AtelierError && !res.headersSent && refuse(res, req, error, options.corsOrigins));
       const body = await readBodyWithin(req, limit);
       if (res.headersSent) return;
       if (!body) return void tooLarge();
@@ -175,11 +178,12 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
 }
 
 /** An upload refused before its body is read: the error as yoga shapes one, and the connection closed (unread). */
-function refuse(res: ServerResponse, req: IncomingMessage, error: AtelierError): void {
+function refuse(res: ServerResponse, req: IncomingMessage, error: AtelierError, corsOrigins: readonly string[] = []): void {
   res
     .writeHead(error.status, {
       'content-type': 'application/json',
       connection: 'close',
+      ...corsHeadersFor(corsOrigins, firstHeader(req.headers.origin)),
       ...(error.code === 'TOO_MANY_UPLOADS' ? { 'retry-after': String(UPLOAD_RETRY_AFTER_S) } : {}),
     })
     .end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] }), () => req.destroy());
