@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactUrl } from './redact-url';
+import { redactUrl, redactUrls } from './redact-url';
 
 describe('redactUrl', () => {
   it('leaves out passwords, tokens and secret parameters, keeping where it points', () => {
@@ -12,5 +12,11 @@ describe('redactUrl', () => {
       ['postgres://localhost/atelier', 'postgres://localhost/atelier'],
     ])
       expect(redactUrl(url!)).toBe(shown);
+  });
+
+  it('redacts the URLs inside a message', () => {
+    expect(redactUrls('Request cannot be constructed from a URL that includes credentials: http://u:s3cret@h:1/graphql (x)')).toBe(
+      'Request cannot be constructed from a URL that includes credentials: http://u:***@h:1/graphql (x)',
+    );
   });
 });

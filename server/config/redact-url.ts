@@ -24,3 +24,6 @@ function redactOne(url: string): string {
   const shown = colon >= 0 ? `${userinfo!.slice(0, colon)}:***` : /^postgres(?:ql)?:/i.test(scheme!) ? userinfo : '***';
   return `${scheme}${shown}@${rest}`;
 }
+
+/** `text` (a message) with every URL in it redacted as `redactUrl` does. */
+export const redactUrls = (text: string): string => text.replace(/[a-z][\w+.-]*:\/\/[^\s'"()<>]+/gi, (url) => redactUrl(url));

@@ -50,3 +50,11 @@ it('the start-up banner names NATS without its password', async () => {
     await plane.kill('SIGTERM');
   }
 }, 180_000);
+
+it('the CLI names an ATELIER_URL without its password when it cannot use it', async () => {
+  const closed = await freePort();
+  const r = await runCli({ url: `http://atelier:${SECRET}@127.0.0.1:${closed}`, token: 'atl_x' }, ['run', 'list']);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/http:\/\/atelier:\*\*\*@127\.0\.0\.1/);
+  expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
+});
