@@ -198,3 +198,31 @@ it('a refusal the route writes itself carries the CORS headers of an allowed ori
     await app.stop();
   }
 });
+
+it('an MLflow artifact upload abandoned part-way gives its share back (the budget does not leak)', async () => {
+  const exp = await mlflow('experiments/create', { name: 'upload-budget-abandoned' });
+  const run = (await mlflow('runs/create', { experiment_id: exp.experiment_id })).run.info.run_id as string;
+  const url = new URL(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp.experiment_id}/${run}/artifacts/w.bin`);
+  // Ten times 1 MiB declared (the budget holds eight), each abandoned after its first KiB.
+  for (let i = 0; i < 10; i++) {
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'PUT',
+      headers: { authorization: `Bearer ${t.app.adminToken}`, 'content-length': String(1024 * 1024) },
+    });
+    req.on('error', () => undefined);
+    req.on('response', (res) => res.resume());
+    req.write(Buffer.alloc(1024, 1));
+    await new Promise((r) => setTimeout(r, 50));
+    req.destroy();
+  }
+  let status = 0;
+  for (let i = 0; i < 50 && status !== 200; i++) {
+    const res = await fetch(url, { method: 'PUT', headers: { authorization: `Bearer ${t.app.adminToken}` }, body: Buffer.alloc(1024 * 1024, 2) });
+    status = res.status;
+    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(status).toBe(200);
+}, 60_000);
