@@ -49,6 +49,16 @@ export function assertMayWriteExperiments(caller: Caller): void {
     throw forbidden('Making or changing an experiment needs a role that may log runs (a member, or a token with start:Run).');
 }
 
+/**
+ * Reading experiments over MLflow, as the `experiments` query does: a role that reads them and, for a scoped token, a
+ * scope that names them (a CI token that publishes modules listed every experiment). A task's own token reads them:
+ * its run is in one, and what an experiment shows is no run's data.
+ */
+export function assertMayReadExperiments(caller: Caller): void {
+  if (caller.task || caller.ability.can('read', 'Experiment')) return;
+  throw forbidden('Reading experiments needs a role that reads them and, for a scoped token, the scope read:Experiment.');
+}
+
 /** MLflow's limits on an experiment's name and tags (mlflow/utils/validation.py). */
 export const EXPERIMENT_LIMITS = { name: 500, tagValue: 5000, tagsPerRequest: 100 } as const;
 

@@ -78,3 +78,26 @@ describe('experiment tags', () => {
     expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
 });
+
+describe('reading experiments over MLflow', () => {
+  it('needs read:Experiment of a scoped token, as the experiments query does', async () => {
+    const [me] = await t.app.services.db.select().from(identities).where(eq(identities.name, 'exp-member'));
+    const publisher = await issueToken(t.app.services.db, me!.id, 'ci', { scopes: ['publish:Module', 'read:Module'] });
+    const read = (token: string, path: string, query: Record<string, string>) =>
+      fetch(`${t.url}/api/2.0/mlflow/${path}?${new URLSearchParams(query)}`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as any,
+      }));
+    const id = (await mlflow('experiments/create', member.token, { name: 'readable' })).body.experiment_id as string;
+    for (const [path, query] of [
+      ['experiments/search', {}],
+      ['experiments/get-by-name', { experiment_name: 'readable' }],
+      ['experiments/get', { experiment_id: id }],
+    ] as const) {
+      const refused = await read(publisher, path, query);
+      expect([refused.status, refused.body.error_code], path).toEqual([403, 'PERMISSION_DENIED']);
+      expect((await read(readOnly, path, query)).status, path).toBe(200);
+      expect((await read(member.token, path, query)).status, path).toBe(200);
+    }
+  });
+});

@@ -15,6 +15,7 @@ import { assertWithinInputLimits } from '../../errors/input-limits';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
+import { assertMayReadExperiments } from '../../tracking/experiments';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
@@ -81,11 +82,15 @@ const endpoints: Record<string, Endpoint> = {
   },
   'experiments/get': {
     methods: ['GET'],
-    handle: async ({ db, p }) => ({ experiment: experimentJson(await experimentOrNotFound(db, str(p, 'experiment_id'))) }),
+    handle: async ({ db, caller, p }) => {
+      assertMayReadExperiments(caller);
+      return { experiment: experimentJson(await experimentOrNotFound(db, str(p, 'experiment_id'))) };
+    },
   },
   'experiments/get-by-name': {
     methods: ['GET'],
-    handle: async ({ db, p }) => {
+    handle: async ({ db, caller, p }) => {
+      assertMayReadExperiments(caller);
       const name = str(p, 'experiment_name');
       const found = await findExperiment(db, name);
       if (!found || found.name !== name) throw notFound(`No experiment named "${name}".`);
@@ -94,7 +99,8 @@ const endpoints: Record<string, Endpoint> = {
   },
   'experiments/search': {
     methods: ['GET', 'POST'],
-    handle: async ({ db, p }) => {
+    handle: async ({ db, caller, p }) => {
+      assertMayReadExperiments(caller);
       const max = int(p, 'max_results') ?? 1000;
       if (max < 1 || max > 50_000) throw badInput('max_results must be between 1 and 50000.');
       const filter = str(p, 'filter', false);
