@@ -14,14 +14,22 @@ interface DeploymentView {
   message: string;
   failedOver: boolean;
   traffic: { revision: number; percent: number }[];
-  revisions: { number: number; state: string; health: string | null; restarts: number; message: string | null; modelVersion: { version: number } | null }[];
+  revisions: {
+    number: number;
+    state: string;
+    health: string | null;
+    restarts: number;
+    message: string | null;
+    modelVersion: { version: number } | null;
+    serving: { requests: number; errorRate: number; latencyP50Ms: number; latencyP99Ms: number } | null;
+  }[];
   rollout: { revision: number; step: number; percent: number; state: string; reason: string | null; nextDecisionAt: string | null } | null;
   fallback: { kind: string; revision: number | null };
   events: { kind: string; revision: number | null; reason: string | null; createdAt: string; actor: { name: string } | null }[];
 }
 
 const FIELDS = `id name model domain deployer url ready message failedOver traffic { revision percent }
-  revisions { number state health restarts message modelVersion { version } }
+  revisions { number state health restarts message modelVersion { version } serving { requests errorRate latencyP50Ms latencyP99Ms } }
   rollout { revision step percent state reason nextDecisionAt } fallback { kind revision }
   events(limit: 10) { kind revision reason createdAt actor { name } }`;
 
@@ -59,13 +67,24 @@ function show(d: DeploymentView): string {
   ];
   if (d.rollout)
     lines.push(
-      `rollout  revision ${d.rollout.revision} ${d.rollout.state.toLowerCase()} at ${d.rollout.percent}% (step ${d.rollout.step + 1})${d.rollout.reason ? `: ${d.rollout.reason}` : ''}${d.rollout.nextDecisionAt ? `, next decision ${d.rollout.nextDecisionAt}` : ''}`,
+      `rollout  revision ${d.rollout.revision} ${d.rollout.state.toLowerCase()} at ${d.rollout.percent}%${d.rollout.step >= 0 ? ` (step ${d.rollout.step + 1})` : ''}${d.rollout.reason ? `: ${d.rollout.reason}` : ''}${d.rollout.nextDecisionAt ? `, next decision ${d.rollout.nextDecisionAt}` : ''}`,
     );
   lines.push(
     '',
     table([
-      ['REV', 'VERSION', 'STATE', 'HEALTH', 'RESTARTS', 'MESSAGE'],
-      ...d.revisions.map((r) => [String(r.number), String(r.modelVersion?.version ?? '?'), r.state, r.health ?? '-', String(r.restarts), r.message ?? '']),
+      // REQ to P99 MS: the last window its router measured (serving observations), '-' before it had traffic.
+      ['REV', 'VERSION', 'STATE', 'HEALTH', 'RESTARTS', 'REQ', 'ERRORS', 'P50 MS', 'P99 MS', 'MESSAGE'],
+      ...d.revisions.map((r) => [
+        String(r.number),
+        String(r.modelVersion?.version ?? '?'),
+        r.state,
+        r.health ?? '-',
+        String(r.restarts),
+        ...(r.serving
+          ? [String(r.serving.requests), `${(r.serving.errorRate * 100).toFixed(1)}%`, String(r.serving.latencyP50Ms), String(r.serving.latencyP99Ms)]
+          : ['-', '-', '-', '-']),
+        r.message ?? '',
+      ]),
     ]),
   );
   lines.push(

@@ -44,6 +44,7 @@ const mlflowCodes: Record<string, [string, number]> = {
   PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
   // MLflow's client retries a 503 after a pause (as Retry-After asks).
   TOO_MANY_UPLOADS: ['TEMPORARILY_UNAVAILABLE', 503],
+  UNAVAILABLE: ['TEMPORARILY_UNAVAILABLE', 503],
 };
 
 const metricOf = (item: unknown, i: number): MetricInput & { modelId?: string } => {
