@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Db } from '../../db/client';
-import { AtelierError } from '../../errors';
+import { AtelierError, domainErrorOf } from '../../errors';
 import { authenticate, type Session } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin, streamBodyWithin } from '../body';
 import { corsHeadersFor } from '../cors';
@@ -155,8 +155,10 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
           }
           release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], limit)) ?? (() => undefined);
         } catch (error) {
-          if (!(error instanceof AtelierError)) throw error;
-          return refuse(res, req, error, options.corsOrigins);
+          // A dead token, no room, or the database unreachable (UNAVAILABLE): refused, the body unread.
+          const known = domainErrorOf(error);
+          if (!known) throw error;
+          return refuse(res, req, known, options.corsOrigins);
         }
         res.once('close', release);
         // Streamed, not read whole first; counted on the way, as a declared length may be missing or lie (yoga's
