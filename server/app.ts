@@ -35,6 +35,7 @@ import { useMlflow } from './http/routes/mlflow';
 import { useObservations } from './http/routes/observations';
 import { useTriggerHooks } from './http/routes/trigger-hooks';
 import { createHttpService } from './http/server';
+import { createUploadBudget, UPLOADS_AT_THE_LIMIT } from './http/upload-budget';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic, type Service } from './lifecycle';
@@ -240,6 +241,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel });
+  const uploads = createUploadBudget(UPLOADS_AT_THE_LIMIT * (config.maxUploadBytes + 1024 * 1024));
   const http = createHttpService({
     port: config.port,
     host: config.host,
@@ -266,13 +268,21 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         feed,
         store,
         maxArtifactBytes: config.maxUploadBytes,
+        uploads,
         afterWrite: () => {
           registryFeed.kick();
           webhooks.kick();
           triggers.kick();
         },
       }),
-      useGraphql({ yoga, db: database.db, maxRequestBytes: config.maxRequestBytes, maxUploadBytes: config.maxUploadBytes }),
+      useGraphql({
+        yoga,
+        db: database.db,
+        maxRequestBytes: config.maxRequestBytes,
+        maxUploadBytes: config.maxUploadBytes,
+        uploads,
+        corsOrigins: config.corsOrigins,
+      }),
       useDashboards(),
     ],
   });

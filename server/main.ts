@@ -2,6 +2,7 @@
 import { buildApp } from './app';
 import { adminTokenFile } from './auth/admin-token';
 import { ConfigError, loadConfig } from './config';
+import { redactUrl } from './config/redact-url';
 import { deployersFromEnv } from './deployers';
 import { surviveLostConnections } from './lifecycle/transient-errors';
 
@@ -17,7 +18,7 @@ Atelier control plane is up.
   GraphQL      ${url}/graphql   (HTTP, graphql-ws and SSE subscriptions)
   Health       ${url}/health
   Database     ${app.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'Postgres (DATABASE_URL)'}
-  Bus          ${app.bus.kind === 'memory' ? 'in-process' : `NATS JetStream (${config.natsUrl})`}
+  Bus          ${app.bus.kind === 'memory' ? 'in-process' : `NATS JetStream (${redactUrl(config.natsUrl ?? '')})`}
   Objects      ${app.services.store.describe()}${config.objectStore.backend === 'local' ? ' (replicas must share it: see ATELIER_OBJECT_STORE)' : ''}
   Deployers    ${app.services.deployments.deployerNames().join(', ')}
   Executors    ${config.embeddedExecutor ? `embedded host serving pools: ${config.pools.join(', ')}` : 'none embedded: run `npx atelier executor --pool local`'}

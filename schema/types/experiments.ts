@@ -6,8 +6,8 @@ import type { Experiment, RunTag } from '../../server/db/tables/tracking';
 import { badInput } from '../../server/errors';
 import { assertOwns, ownerOf } from '../../server/teams/ownership';
 import { deleteRunTag, setRunNote, setRunTags, tagsOfRuns } from '../../server/tracking/annotations';
-import { assertMayChangeExperiments, changeExperiment } from '../../server/tracking/experiment-changes';
-import { experimentByName, experimentsByIds, experimentsPage, runCounts } from '../../server/tracking/experiments';
+import { changeExperiment, experimentOwned } from '../../server/tracking/experiment-changes';
+import { assertMayWriteExperiments, experimentByName, experimentsByIds, experimentsPage, runCounts } from '../../server/tracking/experiments';
 import { guard } from '../auth';
 import { builder } from '../builder';
 import type { Context } from '../context';
@@ -27,8 +27,8 @@ const ExperimentViewerCan = viewerCanType<Experiment>('ExperimentViewerCan', 'Wh
     description: 'updateExperiment: rename, delete or restore it, set or remove its tags.',
     check: async (e, ctx) => {
       const caller = { identity: ctx.identity, ability: ctx.ability, task: null };
-      assertMayChangeExperiments(caller);
-      await assertOwns(ctx.services.db, ownerOf(ctx.identity, ctx.ability), e, `Experiment "${e.name}"`, 'change');
+      assertMayWriteExperiments(caller);
+      await assertOwns(ctx.services.db, ownerOf(ctx.identity, ctx.ability), experimentOwned(e), `Experiment "${e.name}"`, 'change');
     },
   },
 });

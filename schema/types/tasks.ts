@@ -2,9 +2,8 @@
 
 import type { Task } from '../../server/db/tables/runs';
 import type { TaskEvent } from '../../server/db/tables/task-events';
-import type { RunInput } from '../../server/db/tables/tracking';
 import { attemptEventsOf, type LogLine, logLinesOf, tasksOfRuns } from '../../server/runs/queries';
-import { declaredDatasetsOf } from '../../server/tracking/inputs';
+import { type DeclaredDataset, declaredDatasetsOf } from '../../server/tracking/inputs';
 import { latestMetricsOf } from '../../server/tracking/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -176,7 +175,7 @@ TaskRef.implement({
 });
 
 /** A dataset a task's MLflow client said it read (runs/log-inputs), as a task and a model version's lineage show it. */
-export const DeclaredDatasetRef = builder.objectRef<RunInput>('DeclaredDataset').implement({
+export const DeclaredDatasetRef = builder.objectRef<DeclaredDataset>('DeclaredDataset').implement({
   description:
     'A dataset a task’s MLflow client said it read (mlflow.log_input, autolog): declared by the client, not traced by Atelier, so it counts in no label.',
   fields: (t) => ({

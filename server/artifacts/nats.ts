@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type ObjectStore as NatsBucket, Objm, StorageType } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
+import { redactUrl } from '../config/redact-url';
 import type { Blobs } from './remote';
 
 export interface NatsStoreOptions {
@@ -20,7 +21,9 @@ export async function createNatsBlobs(options: NatsStoreOptions): Promise<Blobs>
   try {
     nc = await connect({ servers: options.url.split(','), name: 'atelier-objects', maxReconnectAttempts: -1 });
   } catch (error) {
-    throw new Error(`cannot connect to NATS at ${options.url} for the object store: ${(error as Error).message}. Is nats-server (with -js) running there?`);
+    throw new Error(
+      `cannot connect to NATS at ${redactUrl(options.url)} for the object store: ${(error as Error).message}. Is nats-server (with -js) running there?`,
+    );
   }
   let bucket: NatsBucket;
   try {

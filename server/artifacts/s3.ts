@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { redactUrl } from '../config/redact-url';
 import type { Blobs } from './remote';
 
 export interface S3StoreOptions {
@@ -38,7 +39,7 @@ export function createS3Blobs(options: S3StoreOptions): Blobs {
     const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
     return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
   };
-  const where = `S3 bucket ${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ''}`;
+  const where = `S3 bucket ${options.bucket}${options.endpoint ? ` at ${redactUrl(options.endpoint)}` : ''}`;
 
   return {
     backend: 's3',

@@ -10,6 +10,7 @@ import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
 import type { CancelMessage, ControlTopics, EventBundle, ExecutorEvent, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import { traceTaskHop, tracing } from '../../plugins/trace';
+import { redactUrl } from '../config/redact-url';
 import { claimMethods } from './jetstream-claims';
 import { PullSubscription } from './jetstream-pull';
 import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
@@ -59,14 +60,16 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
   // acknowledged publish and confirmed ack is a request; that was 9% of the control plane's CPU at 2,000 tasks.
   const nc = await connect({ servers: options.url.split(','), name: options.name ?? 'atelier', maxReconnectAttempts: -1, noAsyncTraces: true }).catch(
     (error: Error) => {
-      throw new Error(`Cannot reach NATS at ${options.url} (${error.message}). Is nats-server running there, with JetStream on (nats-server -js)?`);
+      throw new Error(`Cannot reach NATS at ${redactUrl(options.url)} (${error.message}). Is nats-server running there, with JetStream on (nats-server -js)?`);
     },
   );
   let jsm: JetStreamManager;
   try {
     jsm = await jetstreamManager(nc).catch((error: Error) => {
       throw /jetstream.*not enabled|not.*jetstream/i.test(error.message)
-        ? new Error(`NATS at ${options.url} has no JetStream (${error.message}): start nats-server with -js (or a jetstream {} block in its configuration).`)
+        ? new Error(
+            `NATS at ${redactUrl(options.url)} has no JetStream (${error.message}): start nats-server with -js (or a jetstream {} block in its configuration).`,
+          )
         : error;
     });
     await ensureStream(jsm, {

@@ -1,5 +1,7 @@
 // The CLI's GraphQL client: queries and mutations over HTTP, uploads with the GraphQL multipart request spec,
 // and subscriptions over graphql-ws; every failure becomes an ApiError the CLI can print in one format.
+import { redactUrl, redactUrls } from '../config/redact-url';
+import { printableData } from '../errors/echo';
 import { ApiError, type ErrorDetail } from './errors';
 
 export { ApiError } from './errors';
@@ -33,6 +35,8 @@ const TOKEN_HINT = 'set ATELIER_TOKEN (or pass --token) to a valid token; the ad
 export function createClient(options: ClientOptions): Client {
   const base = options.url.replace(/\/+$/, '');
   const endpoint = `${base}/graphql`;
+  // As messages name it: without a password or token it may carry (https://user:PASSWORD@host).
+  const shown = redactUrl(base);
   const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
 
   async function send<T>(init: RequestInit): Promise<T> {
@@ -40,7 +44,7 @@ export function createClient(options: ClientOptions): Client {
     try {
       res = await fetch(endpoint, { method: 'POST', ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
     } catch (error) {
-      throw unreachable(base, error);
+      throw unreachable(shown, error);
     }
     const text = await res.text();
     let body: { data?: T; errors?: GraphQLErrorShape[] } | undefined;
@@ -50,11 +54,12 @@ export function createClient(options: ClientOptions): Client {
       // not JSON: a proxy's error page or a server that is not Atelier; reported by status below
     }
     if (body?.errors?.length) throw fromGraphQLErrors(body.errors, res.status);
-    if (res.status === 401) throw new ApiError(`Atelier at ${base} refused the token (HTTP 401)`, 'UNAUTHENTICATED', [], TOKEN_HINT);
+    if (res.status === 401) throw new ApiError(`Atelier at ${shown} refused the token (HTTP 401)`, 'UNAUTHENTICATED', [], TOKEN_HINT);
     if (!res.ok || !body || body.data === undefined) {
-      throw new ApiError(`unexpected answer from ${endpoint}: HTTP ${res.status} ${text.slice(0, 200)}`, `HTTP_${res.status}`);
+      throw new ApiError(`unexpected answer from ${shown}/graphql: HTTP ${res.status} ${text.slice(0, 200)}`, `HTTP_${res.status}`);
     }
-    return body.data as T;
+    // What the server says is shown in a terminal: text, never the terminal's commands (errors are escaped as printed).
+    return printableData(body.data as T);
   }
 
   return {
@@ -104,13 +109,13 @@ export function createClient(options: ClientOptions): Client {
             next: (value) => {
               if (value.errors?.length) return finish(fromGraphQLErrors(value.errors as GraphQLErrorShape[], 200));
               try {
-                onNext(value.data as never);
+                onNext(printableData(value.data) as never);
               } catch (error) {
                 unsubscribe();
                 finish(error);
               }
             },
-            error: (error) => finish(subscriptionError(base, error, connected)),
+            error: (error) => finish(subscriptionError(shown, error, connected)),
             complete: () => finish(),
           },
         );
@@ -133,7 +138,8 @@ function fromGraphQLErrors(errors: GraphQLErrorShape[], status: number): ApiErro
 
 function unreachable(base: string, error: unknown): ApiError {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (error as Error).message;
+  // A fetch error may quote the URL whole (one with credentials is refused so): its secrets left out.
+  const why = redactUrls(cause?.code ?? cause?.message ?? (error as Error).message);
   return new ApiError(
     `cannot reach Atelier at ${base} (${why})`,
     'UNREACHABLE',

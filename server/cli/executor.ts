@@ -6,6 +6,7 @@ import { createExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { parseDownloadRetryMs } from '../config/object-store';
+import { redactUrl } from '../config/redact-url';
 import { executorsFromEnv } from '../executors';
 import { surviveLostConnections } from '../lifecycle/transient-errors';
 import { createHttpArtifactSource } from './artifact-source';
@@ -107,7 +108,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
       `  executors  ${executors.map((e) => e.name).join(', ')}${options.concurrency ? ` (up to ${options.concurrency} tasks at once)` : ''}${options.gpus ? `, ${options.gpus} GPUs` : ''}\n` +
       (options.executeWith ? `  runs all   with ${options.executeWith}\n` : '') +
       (options.hotClusters?.length ? `  holds      hot cluster${options.hotClusters.length > 1 ? 's' : ''} ${options.hotClusters.join(', ')}\n` : '') +
-      `  NATS       ${natsUrl}\n` +
+      `  NATS       ${redactUrl(natsUrl)}\n` +
       `  modules    ${options.url}/artifacts, cached in ${path.join(dataDir, 'executor-cache')}`,
   );
 }

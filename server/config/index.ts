@@ -17,6 +17,7 @@ import {
   DEFAULT_TASK_BATCH_MAX,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
+import { redactUrl } from './redact-url';
 
 export type { ObjectStoreConfig } from './object-store';
 
@@ -151,10 +152,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const natsUrl = env.NATS_URL || undefined;
   const databaseUrl = env.DATABASE_URL || undefined;
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError(`DATABASE_URL must be a postgres:// URL (got "${databaseUrl}"). Unset it to use the embedded database.`);
+    throw new ConfigError(`DATABASE_URL must be a postgres:// URL (got "${redactUrl(databaseUrl)}"). Unset it to use the embedded database.`);
   }
   if (natsUrl && !/^(nats|tls|wss?):\/\//.test(natsUrl) && !/^[\w.-]+:\d+$/.test(natsUrl)) {
-    throw new ConfigError(`NATS_URL must look like nats://host:4222 (got "${natsUrl}"). Unset it to use the in-process bus.`);
+    throw new ConfigError(`NATS_URL must look like nats://host:4222 (got "${redactUrl(natsUrl)}"). Unset it to use the in-process bus.`);
   }
   const embedded = env.ATELIER_EMBEDDED_EXECUTOR;
   const logLevel = (env.ATELIER_LOG_LEVEL ?? 'info') as Config['logLevel'];

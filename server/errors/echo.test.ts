@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { printable, quoted } from './echo';
+import { printable, printableData, quoted } from './echo';
 import { AtelierError } from './index';
 
 describe('what an error echoes', () => {
@@ -24,5 +24,15 @@ describe('what an error echoes', () => {
     expect(e.details[100]).toEqual({ message: '… and 50 more' });
     const plain = [{ path: 'a', message: 'b' }];
     expect(new AtelierError('NOT_FOUND', 'x', plain).details).toBe(plain);
+  });
+
+  it('makes every string of parsed data printable, keys too, whole, and a __proto__ key stays a key', () => {
+    const data = JSON.parse('{"a\\u001b":["x\\r",1,null,{"__proto__":{"p":"\\u202e"}}],"n":true}');
+    const out = printableData(data) as any;
+    expect(Object.keys(out)).toEqual(['a\\u001b', 'n']);
+    expect(out['a\\u001b'][0]).toBe('x\\u000d');
+    expect(Object.getPrototypeOf(out['a\\u001b'][3])).toBe(Object.prototype);
+    expect(Object.hasOwn(out['a\\u001b'][3], '__proto__')).toBe(true);
+    expect(printableData('z'.repeat(10_000))).toHaveLength(10_000);
   });
 });

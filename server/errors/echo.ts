@@ -24,3 +24,20 @@ export function printable(text: string, max = MAX_ERROR_MESSAGE): string {
 export function quoted(name: string, max = 80): string {
   return JSON.stringify(name.length > max ? `${name.slice(0, max)}…` : name).replace(CONTROLS, escaped);
 }
+
+/**
+ * `value` (parsed JSON) with every string in it, keys included, made printable (not cut): what a terminal client
+ * receives from a server is text to show, never the terminal's commands (ESC sequences set titles, write the
+ * clipboard and rewrite what was printed; CR overwrites a line; bidi overrides reorder it).
+ */
+export function printableData<T>(value: T): T {
+  if (typeof value === 'string') return (HAS_CONTROL.test(value) ? value.replace(CONTROLS, escaped) : value) as T;
+  if (Array.isArray(value)) return value.map(printableData) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value))
+      Object.defineProperty(out, printableData(key), { value: printableData(item), enumerable: true, writable: true, configurable: true });
+    return out as T;
+  }
+  return value;
+}

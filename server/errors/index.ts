@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'DIGEST_MISMATCH'
   | 'TOO_MANY_SUBSCRIPTIONS'
+  /** Uploads in progress hold as much memory as they may together (server/http/upload-budget.ts): retry shortly. */
+  | 'TOO_MANY_UPLOADS'
   /** A live subscription whose client left too many events waiting: it ended, to be subscribed again. */
   | 'SUBSCRIBER_TOO_SLOW'
   /** A service the request needs (the database) cannot be reached for now: send it again shortly. */
@@ -33,6 +35,7 @@ const statusOf: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   DIGEST_MISMATCH: 400,
   TOO_MANY_SUBSCRIPTIONS: 429,
+  TOO_MANY_UPLOADS: 503,
   SUBSCRIBER_TOO_SLOW: 429,
   UNAVAILABLE: 503,
   URL_NOT_ALLOWED: 400,

@@ -4,7 +4,7 @@ import { Transform } from 'node:stream';
 import { badInput } from '../errors';
 import { assertWithinInputLimits } from '../errors/input-limits';
 
-/** The whole body, or null as soon as it passes `limit` bytes (the rest is not read). */
+/** The whole body, or null as soon as it passes `limit` bytes (the rest is not read) or the request is destroyed first. */
 export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -19,6 +19,8 @@ export function readBodyWithin(req: IncomingMessage, limit: number): Promise<Buf
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
+    // Destroyed before its end (the route refused it unread, or the client went away): nothing more comes.
+    req.on('close', () => req.complete || resolve(null));
   });
 }
 

@@ -18,3 +18,14 @@ export function corsFor(allowedOrigins: readonly string[]): (request: Request) =
     return { origin: [origin, origin], credentials: true, methods: ['GET', 'POST'], allowedHeaders, maxAge: 600 };
   };
 }
+
+/**
+ * The CORS headers yoga would add for `origin`, for an answer the route writes itself (a request refused before yoga
+ * reads it): without them a browser on an allowed origin sees a network error instead of the refusal.
+ */
+export function corsHeadersFor(allowedOrigins: readonly string[], origin: string | undefined): Record<string, string> {
+  if (!origin) return {};
+  if (allowedOrigins.includes('*')) return { 'access-control-allow-origin': '*' };
+  if (!allowedOrigins.includes(origin)) return {};
+  return { 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', vary: 'Origin' };
+}

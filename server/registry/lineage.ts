@@ -7,8 +7,9 @@ import type { Db, Tx } from '../db/client';
 import { datasetVersions } from '../db/tables/governance';
 import { type ModelVersion, modelVersionInputs, modelVersionParents, modelVersions, registeredModels } from '../db/tables/registry';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
-import { loggedParams, type MetricSummary, metricSummaries, type RunInput, runInputs } from '../db/tables/tracking';
+import { loggedParams, type MetricSummary, metricSummaries, runInputs } from '../db/tables/tracking';
 import { type ColumnRead, columnsRead } from '../governance/model-labels';
+import { type DeclaredDataset, declaredColumns } from '../tracking/inputs';
 
 export interface Lineage {
   version: ModelVersion;
@@ -23,7 +24,7 @@ export interface Lineage {
   /** The model versions read upstream (a base model, a batch task's pinned model), as `namespace/name@VERSION`. */
   models: { ref: string; versionId: string; port: string; taskId: string }[];
   /** Datasets the run's MLflow client said its tasks read (runs/log-inputs): declared by the client, not governed lineage. */
-  loggedDatasets: RunInput[];
+  loggedDatasets: DeclaredDataset[];
 }
 
 /**
@@ -58,7 +59,7 @@ export async function lineageOf(db: Db | Tx, version: ModelVersion, columns?: Pr
       .where(eq(modelVersionParents.modelVersionId, version.id))
       .orderBy(asc(registeredModels.namespace), asc(registeredModels.name), asc(modelVersions.version)),
     db
-      .select()
+      .select(declaredColumns)
       .from(runInputs)
       .where(and(eq(runInputs.runId, version.runId), eq(runInputs.kind, 'dataset')))
       .orderBy(asc(runInputs.at), asc(runInputs.name)),

@@ -89,16 +89,17 @@ export async function owningTeamName(db: Db | Tx, owned: Pick<Owned, 'teamId'>):
   return team?.name ?? null;
 }
 
-/** The refusal's message: who owns it and who may `verb` it. */
-export function ownershipRefusal(label: string, team: string | null, verb: string): string {
-  return team
-    ? `${label} belongs to team "${team}"; only its members (or an admin) may ${verb} it. Ask a maintainer of "${team}" to add you: \`npx atelier team add ${team} NAME --role member\`.`
-    : `${label} belongs to the identity that created it (no team); only it (or an admin) may ${verb} it.`;
+/** The refusal's message: who owns it and who may `verb` it (`creator` null: no one, so admins alone). */
+export function ownershipRefusal(label: string, team: string | null, verb: string, creator?: string | null): string {
+  if (team)
+    return `${label} belongs to team "${team}"; only its members (or an admin) may ${verb} it. Ask a maintainer of "${team}" to add you: \`npx atelier team add ${team} NAME --role member\`.`;
+  if (creator === null) return `${label} belongs to no team and no one; only an admin may ${verb} it.`;
+  return `${label} belongs to the identity that created it (no team); only it (or an admin) may ${verb} it.`;
 }
 
 /** Throws FORBIDDEN (the refusal's words, nothing audited) unless `owner` may `verb` `owned`: what `viewerCan` asks. */
 export async function assertOwns(db: Db | Tx, owner: Owner, owned: Owned, label: string, verb: string): Promise<void> {
-  if (!(await ownershipAllows(db, owner, owned))) throw forbidden(ownershipRefusal(label, await owningTeamName(db, owned), verb));
+  if (!(await ownershipAllows(db, owner, owned))) throw forbidden(ownershipRefusal(label, await owningTeamName(db, owned), verb, owned.createdBy));
 }
 
 /** Throws an AuditedDenial unless `owner` may `verb` `owned`; an allowed decision is audited at once. */
@@ -106,6 +107,6 @@ export async function assertOwnerMay(db: Db | Tx, owner: Owner, owned: Owned, th
   const allowed = await ownershipAllows(db, owner, owned);
   const team = await owningTeamName(db, owned);
   const entry = { identity: owner.identity, action: thing.action, subject: thing.subject, details: { team } };
-  if (!allowed) throw new AuditedDenial({ ...entry, decision: 'deny', rule: OWNERSHIP_RULE }, ownershipRefusal(thing.label, team, verb));
+  if (!allowed) throw new AuditedDenial({ ...entry, decision: 'deny', rule: OWNERSHIP_RULE }, ownershipRefusal(thing.label, team, verb, owned.createdBy));
   await audit(db, { ...entry, decision: 'allow', rule: allowed });
 }

@@ -3,15 +3,14 @@
 // of its owning team, or its creator when it has none; never a task's token. Each decision is audited. MLflow's
 // `experiments/update`, `delete`, `restore`, `set-experiment-tag` and `delete-experiment-tag` and the
 // `updateExperiment` mutation come here.
-import { subject } from '@casl/ability';
 import { eq } from 'drizzle-orm';
 import { audited } from '../audit/audit';
 import type { Db } from '../db/client';
 import { type Experiment, experiments } from '../db/tables/tracking';
-import { badInput, conflict, forbidden, notFound } from '../errors';
-import { assertOwnerMay, ownerOf } from '../teams/ownership';
+import { badInput, conflict, notFound } from '../errors';
+import { assertOwnerMay, type Owned, ownerOf } from '../teams/ownership';
 import type { Caller } from './access';
-import { checkExperimentTags, experimentName } from './experiments';
+import { assertMayWriteExperiments, checkExperimentTags, experimentName } from './experiments';
 import { DEFAULT_EXPERIMENT, findExperiment } from './external-runs';
 import type { KeyValue } from './logging';
 
@@ -35,16 +34,15 @@ function verbOf(change: ExperimentChange): string {
   return verbs.length === 1 ? verbs[0]! : 'change';
 }
 
-/** The role a change needs (before ownership): one that may log runs; never a task's token. */
-export function assertMayChangeExperiments(caller: Caller): void {
-  if (caller.task) throw forbidden('A task token may not change experiments.');
-  if (!caller.ability.can('start', subject('Run', { domain: 'experimentation' })))
-    throw forbidden('Changing an experiment needs a role that may log runs (a member, or a token with start:Run).');
-}
+/**
+ * Whose the experiment is, for a change: its team's or creator's; Default, where runs that name none go, is everyone's
+ * (whoever's run or request happened to make it first owned it, and could tag it): only admins change it.
+ */
+export const experimentOwned = (e: Experiment): Owned => (e.name === DEFAULT_EXPERIMENT ? { teamId: null, createdBy: null } : e);
 
 /** Applies `change` to the experiment (an id, a name, or `0` for Default), checked and audited; returns it after. */
 export async function changeExperiment(db: Db, caller: Caller, ref: string, change: ExperimentChange): Promise<Experiment> {
-  assertMayChangeExperiments(caller);
+  assertMayWriteExperiments(caller);
   const name = change.name === undefined ? undefined : experimentName(change.name);
   checkExperimentTags(change.setTags ?? []);
   const verb = verbOf(change);
@@ -55,23 +53,22 @@ export async function changeExperiment(db: Db, caller: Caller, ref: string, chan
       const [experiment] = await tx.select().from(experiments).where(eq(experiments.id, found.id)).for('update');
       const current = experiment ?? found;
       const label = `Experiment "${current.name}"`;
+      // Default stays for everyone: said as such to whoever asks, before whose it is.
+      if (current.name === DEFAULT_EXPERIMENT && (name !== undefined || change.deleted === true))
+        throw badInput(`${label} (id 0) is where runs go that name none: it cannot be renamed or deleted.`);
       await assertOwnerMay(
         tx,
         ownerOf(caller.identity, caller.ability),
-        current,
+        experimentOwned(current),
         { action: `experiment.${verb}`, subject: `experiment:${current.name}`, label },
         verb,
       );
-      if (current.name === DEFAULT_EXPERIMENT && (name !== undefined || change.deleted === true))
-        throw badInput(`${label} (id 0) is where runs go that name none: it cannot be renamed or deleted.`);
       if (current.workflowId && change.deleted === true)
         throw badInput(`${label} is its workflow's own: the workflow's runs are grouped there for as long as it exists. Rename or tag it instead.`);
-      const tags = { ...current.tags };
-      for (const key of change.deleteTags ?? []) {
-        if (!Object.hasOwn(tags, key)) throw notFound(`${label} has no tag "${key}".`);
-        delete tags[key];
-      }
-      for (const { key, value } of change.setTags ?? []) tags[key] = value;
+      // A Map, not an object: a tag named __proto__ is a tag (assigned on an object it was dropped without a word).
+      const tags = new Map(Object.entries(current.tags));
+      for (const key of change.deleteTags ?? []) if (!tags.delete(key)) throw notFound(`${label} has no tag "${key}".`);
+      for (const { key, value } of change.setTags ?? []) tags.set(key, value);
       if (name !== undefined && name !== current.name) {
         const [taken] = await tx.select({ id: experiments.id }).from(experiments).where(eq(experiments.name, name));
         if (taken) throw conflict(`An experiment named "${name}" already exists: pick another name.`);
@@ -82,7 +79,7 @@ export async function changeExperiment(db: Db, caller: Caller, ref: string, chan
           .set({
             ...(name !== undefined ? { name } : {}),
             ...(change.deleted === true ? { deletedAt: current.deletedAt ?? new Date() } : change.deleted === false ? { deletedAt: null } : {}),
-            tags,
+            tags: Object.fromEntries(tags),
           })
           .where(eq(experiments.id, current.id))
           .returning();

@@ -1,11 +1,13 @@
 // Experiments: a workflow's own (made with its first run, named after it) and named ones (made by a caller, e.g. an
 // MLflow client or a notebook). Every run belongs to exactly one.
+import { subject } from '@casl/ability';
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { runs } from '../db/tables/runs';
 import { type Experiment, experiments } from '../db/tables/tracking';
-import { badInput, conflict } from '../errors';
+import { badInput, conflict, forbidden } from '../errors';
+import type { Caller } from './access';
 import { checkKey, type KeyValue } from './logging';
 
 /** Read by every startRun: built once (server/db/prepared.ts). */
@@ -35,6 +37,26 @@ export async function workflowExperiment(
     if (raced) return raced;
   }
   throw new Error(`no free experiment name for workflow ${workflow.name}`);
+}
+
+/**
+ * The role making or changing an experiment needs (before ownership, for a change): one that may log runs, as naming
+ * a new experiment in a run does; never a task's token. A viewer or a token scoped to reading made them over MLflow.
+ */
+export function assertMayWriteExperiments(caller: Caller): void {
+  if (caller.task) throw forbidden('A task token may not make or change experiments.');
+  if (!caller.ability.can('start', subject('Run', { domain: 'experimentation' })))
+    throw forbidden('Making or changing an experiment needs a role that may log runs (a member, or a token with start:Run).');
+}
+
+/**
+ * Reading experiments over MLflow, as the `experiments` query does: a role that reads them and, for a scoped token, a
+ * scope that names them (a CI token that publishes modules listed every experiment). A task's own token reads them:
+ * its run is in one, and what an experiment shows is no run's data.
+ */
+export function assertMayReadExperiments(caller: Caller): void {
+  if (caller.task || caller.ability.can('read', 'Experiment')) return;
+  throw forbidden('Reading experiments needs a role that reads them and, for a scoped token, the scope read:Experiment.');
 }
 
 /** MLflow's limits on an experiment's name and tags (mlflow/utils/validation.py). */

@@ -9,7 +9,7 @@ import { type Experiment, experiments, runTags } from '../db/tables/tracking';
 import { badInput, conflict, forbidden, notFound } from '../errors';
 import type { RunStatus } from '../vocabulary';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
-import { checkExperimentTags, experimentName } from './experiments';
+import { assertMayWriteExperiments, checkExperimentTags, experimentName } from './experiments';
 import { type LiveFeed, statusEvents, withLiveEvents } from './live';
 import { checkParams, checkTags, logParams, setTags } from './logging';
 
@@ -50,7 +50,7 @@ export async function findExperiment(db: Db | Tx, ref: string, options: { keySha
 export async function createExperiment(db: Db | Tx, caller: Caller, input: { name: string; tags?: Record<string, string> }): Promise<Experiment> {
   const name = experimentName(input.name);
   checkExperimentTags(Object.entries(input.tags ?? {}).map(([key, value]) => ({ key, value })));
-  if (caller.task) throw forbidden('A task token may not create experiments.');
+  assertMayWriteExperiments(caller);
   const [made] = await db
     .insert(experiments)
     .values({ name, createdBy: caller.identity.id, tags: input.tags ?? {} })

@@ -2,7 +2,7 @@
 // sets) and, from MLflow 3, logged models. Checked against MLflow's limits before anything is written (a request with
 // one bad item writes nothing), kept once per run by dataset name and digest (or model), the tags of the first
 // logging kept, as MLflow's server does; read back in the run's `inputs`.
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import { type Db, retryingTransaction } from '../db/client';
 import { type RunInput, runInputs } from '../db/tables/tracking';
 import { badInput } from '../errors';
@@ -21,7 +21,21 @@ export const INPUT_LIMITS = {
   profile: 16_777_215,
   tagKey: 255,
   tagValue: 500,
+  /** Atelier's, not MLflow's: what one task keeps in all (a run's inputs are read back whole, by runs/get and search). */
+  perTask: 1000,
+  bytesPerTask: 32 * 1024 * 1024,
 } as const;
+
+/** A dataset input as the API shows it: without its schema and profile, which may be megabytes and are shown nowhere. */
+export type DeclaredDataset = Omit<RunInput, 'schema' | 'profile'>;
+/** The columns of a `DeclaredDataset`. */
+export const declaredColumns = (() => {
+  const { schema: _schema, profile: _profile, ...shown } = getTableColumns(runInputs);
+  return shown;
+})();
+
+const textBytes = (r: { source: string; schema: string | null; profile: string | null }) =>
+  Buffer.byteLength(r.source) + Buffer.byteLength(r.schema ?? '') + Buffer.byteLength(r.profile ?? '');
 
 export interface DatasetInput {
   tags: { key: string; value: string }[];
@@ -109,35 +123,75 @@ export async function logInputs(db: Db, caller: Caller, taskId: string, datasets
       })),
       ...[...new Set(models)].map((id) => ({ taskId: task.id, runId: task.runId, kind: 'model' as const, name: id, digest: '', tags: [] })),
     ];
-    // The same dataset twice in one request: the first one, as a second request would keep it.
-    const seen = new Set<string>();
-    const first = rows.filter((r) => {
+    // What the task has already is kept as it was (and a dataset twice in one request: the first one), so only the
+    // rest counts against what one task keeps.
+    const kept = await tx
+      .select({
+        kind: runInputs.kind,
+        name: runInputs.name,
+        digest: runInputs.digest,
+        bytes: sql<number>`coalesce(octet_length(${runInputs.source}), 0) + coalesce(octet_length(${runInputs.schema}), 0) + coalesce(octet_length(${runInputs.profile}), 0)`,
+      })
+      .from(runInputs)
+      .where(eq(runInputs.taskId, task.id));
+    const seen = new Set(kept.map((r) => `${r.kind}\u0000${r.name}\u0000${r.digest}`));
+    const fresh = rows.filter((r) => {
       const key = `${r.kind}\u0000${r.name}\u0000${r.digest}`;
       return !seen.has(key) && seen.add(key);
     });
-    await tx.insert(runInputs).values(first).onConflictDoNothing();
+    if (!fresh.length) return;
+    const count = kept.length + fresh.length;
+    if (count > INPUT_LIMITS.perTask)
+      throw badInput(
+        `A run keeps at most ${INPUT_LIMITS.perTask} inputs (datasets and models); run ${task.id} has ${kept.length}, and this request adds ${fresh.length}.`,
+      );
+    const bytes = kept.reduce((sum, r) => sum + Number(r.bytes), 0) + fresh.reduce((sum, r) => sum + (r.kind === 'dataset' ? textBytes(r) : 0), 0);
+    if (bytes > INPUT_LIMITS.bytesPerTask)
+      throw badInput(
+        `A run keeps at most ${INPUT_LIMITS.bytesPerTask / 1024 / 1024} MiB of input sources, schemas and profiles; with this request run ${task.id} would have ${(bytes / 1024 / 1024).toFixed(1)} MiB.`,
+      );
+    await tx.insert(runInputs).values(fresh).onConflictDoNothing();
   });
 }
 
-/** The tasks' inputs (of one kind, or both), in the order logged, by task id (tasks with none left out). */
-async function inputRowsOf(db: Db, taskIds: readonly string[], kind?: RunInput['kind']): Promise<Map<string, RunInput[]>> {
-  const byTask = new Map<string, RunInput[]>();
-  if (!taskIds.length) return byTask;
-  const rows = await db
-    .select()
-    .from(runInputs)
-    .where(and(inArray(runInputs.taskId, [...taskIds]), kind ? eq(runInputs.kind, kind) : undefined))
-    .orderBy(asc(runInputs.at), asc(runInputs.name));
-  for (const row of rows) byTask.set(row.taskId, [...(byTask.get(row.taskId) ?? []), row]);
-  return byTask;
+/** Rows by task id, in their order (tasks with none left out). */
+function byTask<T extends { taskId: string }>(rows: T[]): Map<string, T[]> {
+  const found = new Map<string, T[]>();
+  for (const row of rows) {
+    const list = found.get(row.taskId);
+    if (list) list.push(row);
+    else found.set(row.taskId, [row]);
+  }
+  return found;
 }
 
-/** Each task's declared dataset inputs, in the order logged, by task id (tasks with none left out). */
-export const declaredDatasetsOf = (db: Db, taskIds: readonly string[]) => inputRowsOf(db, taskIds, 'dataset');
+const inputsOf = (taskIds: readonly string[], kind?: RunInput['kind']) =>
+  and(inArray(runInputs.taskId, [...taskIds]), kind ? eq(runInputs.kind, kind) : undefined);
+const inOrder = [asc(runInputs.at), asc(runInputs.name)];
+
+/** Each task's declared dataset inputs (without schema and profile), in the order logged, by task id. */
+export async function declaredDatasetsOf(db: Db, taskIds: readonly string[]): Promise<Map<string, DeclaredDataset[]>> {
+  if (!taskIds.length) return new Map();
+  return byTask(
+    await db
+      .select(declaredColumns)
+      .from(runInputs)
+      .where(inputsOf(taskIds, 'dataset'))
+      .orderBy(...inOrder),
+  );
+}
 
 /** MLflow's `RunInputs` of each task, by task id (tasks with none left out). */
 export async function runInputsOf(db: Db, taskIds: string[]): Promise<Map<string, RunInputsJson>> {
-  return new Map([...(await inputRowsOf(db, taskIds))].map(([id, inputs]) => [id, inputsJson(inputs)]));
+  if (!taskIds.length) return new Map();
+  const rows = byTask(
+    await db
+      .select()
+      .from(runInputs)
+      .where(inputsOf(taskIds))
+      .orderBy(...inOrder),
+  );
+  return new Map([...rows].map(([id, inputs]) => [id, inputsJson(inputs)]));
 }
 
 export type RunInputsJson = ReturnType<typeof inputsJson>;

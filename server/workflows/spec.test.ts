@@ -78,6 +78,23 @@ describe('workflow spec', () => {
     expect(codeOf(() => resolveRunParameters(spec, { epoch: 1 })).details[0]?.message).toBe('is not declared by the workflow (did you mean "epochs"?)');
     expect(codeOf(() => substituteParameters('a', { e: '${params.missing}' }, params)).details[0]?.message).toBe('refers to missing run parameter "missing"');
   });
+
+  it('takes names found on every object (constructor, toString, __proto__) as any other name', () => {
+    const spec = parseWorkflowSpec(JSON.parse('{"name":"w","parameters":{"constructor":{},"__proto__":{"default":1}},"tasks":[{"name":"a","module":"ns/m"}]}'));
+    // An undeclared `toString` is unknown; a declared `constructor` not given is missing (not Object, the function).
+    expect(codeOf(() => resolveRunParameters(spec, { toString: 1, constructor: 2 })).details[0]?.path).toBe('parameters.toString');
+    expect(codeOf(() => resolveRunParameters(spec, {})).message).toMatch(/needs run parameter "constructor"/);
+    const params = resolveRunParameters(spec, JSON.parse('{"constructor":2,"__proto__":3}'));
+    expect(Object.entries(params)).toEqual([
+      ['constructor', 2],
+      ['__proto__', 3],
+    ]);
+    expect(Object.getPrototypeOf(params)).toBe(Object.prototype);
+    expect(codeOf(() => substituteParameters('a', { e: '${params.valueOf}' }, params)).details[0]?.message).toBe('refers to missing run parameter "valueOf"');
+    expect(codeOf(() => parseWorkflowSpec({ name: 'w', tasks: [{ name: 'a', module: 'ns/m', parameters: { e: '${params.toString}' } }] })).code).toBe(
+      'INVALID_WORKFLOW',
+    );
+  });
 });
 
 describe('run parameters a spec uses', () => {

@@ -179,7 +179,7 @@ function checkGraph(spec: WorkflowSpec): void {
     }
     // A run parameter a task uses must be declared: a spec naming an undeclared one could never run.
     for (const [where, name] of runParameterPaths({ parameters: task.parameters ?? {}, ...(task.map ? { map: { over: task.map.over } } : {}) })) {
-      if (!(name in (spec.parameters ?? {})))
+      if (!Object.hasOwn(spec.parameters ?? {}, name))
         details.push({
           path: `tasks.${task.name}.${where}`,
           message: `uses \${params.${name}}, but the workflow declares no run parameter "${name}"; declare it under parameters (with a default, or pass it when starting a run)`,
@@ -257,7 +257,7 @@ export function substituteOutputs(value: unknown, outputs: Map<string, Record<st
   const ref = outputRef(value);
   if (ref) {
     const out = outputs.get(ref.node);
-    if (!out || !(ref.name in out)) missing.push(`${ref.node}.${ref.name}`);
+    if (!out || !Object.hasOwn(out, ref.name)) missing.push(`${ref.node}.${ref.name}`);
     return out?.[ref.name];
   }
   if (Array.isArray(value)) return value.map((v) => substituteOutputs(v, outputs, missing));
@@ -271,7 +271,8 @@ export function substituteOutputs(value: unknown, outputs: Map<string, Record<st
  */
 export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, unknown>, options: { partial?: boolean } = {}): Record<string, unknown> {
   const declared = spec.parameters ?? {};
-  const unknown = Object.keys(given).filter((k) => !(k in declared));
+  // Own keys only, here and below: a name such as `constructor` or `toString` is found on every object's prototype.
+  const unknown = Object.keys(given).filter((k) => !Object.hasOwn(declared, k));
   if (unknown.length) {
     // The names are the caller's own text: quoted (escaped, cut short), a few of them, each suggestion among the
     // workflow's declared parameters (which whoever may start it may read).
@@ -286,13 +287,15 @@ export function resolveRunParameters(spec: WorkflowSpec, given: Record<string, u
       }),
     );
   }
-  const resolved: Record<string, unknown> = {};
+  // Made from entries: a parameter named __proto__ assigned on an object set its prototype instead.
+  const entries: [string, unknown][] = [];
   const missing: string[] = [];
   for (const [name, decl] of Object.entries(declared)) {
-    if (name in given) resolved[name] = given[name];
-    else if (decl.default !== undefined) resolved[name] = decl.default;
+    if (Object.hasOwn(given, name)) entries.push([name, given[name]]);
+    else if (decl.default !== undefined) entries.push([name, decl.default]);
     else missing.push(name);
   }
+  const resolved: Record<string, unknown> = Object.fromEntries(entries);
   if (missing.length && !options.partial) {
     throw new AtelierError(
       'BAD_USER_INPUT',
@@ -339,11 +342,11 @@ export function substituteParameters(
     if (typeof value === 'string') {
       const m = paramRef.exec(value);
       if (!m) return value;
-      if (!(m[1]! in runParams) && options.partial) {
+      if (!Object.hasOwn(runParams, m[1]!) && options.partial) {
         unresolved = true;
         return value;
       }
-      if (!(m[1]! in runParams)) {
+      if (!Object.hasOwn(runParams, m[1]!)) {
         throw new AtelierError(
           'INVALID_WORKFLOW',
           `Task "${taskName}" uses \${params.${m[1]}} at ${path}, but the run has no such parameter and it has no default`,

@@ -58,18 +58,33 @@ const calls = {
   mlflowRead: () => request('POST', '/api/2.0/mlflow/experiments/search', { max_results: 1 }),
   mlflowWrite: () => request('POST', '/api/2.0/mlflow/runs/create', {}),
   artifact: () => request('GET', `/artifacts/sha256:${'0'.repeat(64)}`),
+  // An upload's token is checked before its body is read: with the database down, refused as unavailable too.
+  upload: async () => {
+    const form = new FormData();
+    form.set('operations', JSON.stringify({ query: 'mutation ($a: File!) { publishModuleVersion(artifact: $a) { created } }', variables: { a: null } }));
+    form.set('map', JSON.stringify({ 0: ['variables.a'] }));
+    form.set('0', new Blob([new Uint8Array(16)]), 'm.tar.gz');
+    const res = await fetch(`${t.url}/graphql`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.token}`, 'graphql-require-preflight': '1' },
+      body: form,
+    });
+    return { status: res.status, json: (await res.json()) as any };
+  },
 };
 
 it('answers every request with a typed retryable refusal while Postgres is down, and serves them again once it is back', async () => {
   const restarted = pg.restart('fast', 6000);
   while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
-  const [query, mutation, mlflowRead, mlflowWrite, artifact] = await Promise.all([
+  const [query, mutation, mlflowRead, mlflowWrite, artifact, upload] = await Promise.all([
     calls.query(),
     calls.mutation(),
     calls.mlflowRead(),
     calls.mlflowWrite(),
     calls.artifact(),
+    calls.upload(),
   ]);
+  expect([upload.status, upload.json.errors?.[0]?.extensions?.code]).toEqual([503, 'UNAVAILABLE']);
   for (const gql of [query, mutation]) {
     expect(gql.status, gql.text).toBe(503);
     expect(gql.json.errors[0].extensions.code).toBe('UNAVAILABLE');

@@ -6,9 +6,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Db } from '../../db/client';
-import { authenticate } from '../authenticate';
-import { declaredLengthOver, readBodyWithin, streamBodyWithin } from '../body';
+import { AtelierError, domainErrorOf } from '../../errors';
+import { authenticate, type Session } from '../authenticate';
+import { declaredLengthOver, firstHeader, readBodyWithin, streamBodyWithin } from '../body';
+import { corsHeadersFor } from '../cors';
 import type { Route } from '../router';
+import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import type { ApiYoga } from '../yoga';
 
 export interface GraphqlRouteOptions {
@@ -23,7 +26,18 @@ export interface GraphqlRouteOptions {
    * the request has been parsed and validated, so the lookup's round trip overlaps yoga's work.
    */
   db?: Db;
+  /** The memory every upload in progress shares (none: unbounded, for tests of the route alone). */
+  uploads?: UploadBudget;
+  /** ATELIER_CORS_ORIGINS: a refusal the route writes itself carries the CORS headers yoga's answers do. */
+  corsOrigins?: readonly string[];
 }
+
+/**
+ * What one multipart upload may hold besides its bytes (yoga's parser, busboy, has no limit on parts): the GraphQL
+ * multipart request is `operations`, `map` and a part per file. Thousands of tiny parts cost far more memory as
+ * parsed entries than their bytes count under the upload limit.
+ */
+const UPLOAD_PARTS = { fields: 8, files: 100, parts: 108 };
 
 /** Responses yoga streams (SSE, incremental delivery): forwarded chunk by chunk as they come. */
 const STREAMED = /^\s*(text\/event-stream|multipart\/)/i;
@@ -33,13 +47,17 @@ const STREAMED = /^\s*(text\/event-stream|multipart\/)/i;
  * rather than through the stream reader in chunked encoding (the headers, the chunk and the last chunk written apart,
  * a reader and its promises per request; the client parsing the chunks). yoga has the body in hand already.
  */
-async function answerWhole(res: ServerResponse, response: Response): Promise<void> {
+async function answerWhole(res: ServerResponse, response: Response, req: IncomingMessage): Promise<void> {
   // As text: yoga's body is a string already, and node writes a string body in the same write as the headers.
   const body = await response.text();
   if (res.destroyed) return; // gone while yoga answered
   const headers = Object.fromEntries(response.headers);
   headers['content-length'] = String(Buffer.byteLength(body));
-  res.writeHead(response.status, headers).end(body);
+  // Answered before its body was all read (an upload refused part-way): the connection goes with it, as the client
+  // still sending would otherwise wait on a server that reads no more, never finishing its request to read the answer.
+  if (req.complete) return void res.writeHead(response.status, headers).end(body);
+  headers.connection = 'close';
+  res.writeHead(response.status, headers).end(body, () => req.destroy());
 }
 
 export function useGraphql(options: GraphqlRouteOptions): Route {
@@ -50,7 +68,13 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
    * ends. When the client goes away the response's stream is cancelled at once, which ends the subscription behind
    * it (yoga returns its iterator), rather than at the next event or ping written into a closed socket.
    */
-  const forward = async (req: IncomingMessage, res: ServerResponse, body: Buffer | Transform | undefined, refused?: () => boolean) => {
+  const forward = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer | Transform | undefined,
+    refused?: () => boolean,
+    checked?: Promise<Session>,
+  ) => {
     const abort = new AbortController();
     // Only a client gone before its answer was written has anything to cancel: aborting after every answer made an
     // AbortError (a DOMException and its stack) and woke yoga's listeners for nothing, on every request.
@@ -59,16 +83,22 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
     const authorization = req.headers.authorization;
-    const session = authorization && options.db ? authenticate(options.db, { authorization }) : undefined;
+    const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization }) : undefined);
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
-      { method: req.method, headers, body, signal: abort.signal, ...(body instanceof Transform ? { duplex: 'half' } : {}) } as RequestInit,
+      {
+        method: req.method,
+        headers,
+        body,
+        signal: abort.signal,
+        ...(body instanceof Transform ? { duplex: 'half', formDataLimits: UPLOAD_PARTS } : {}),
+      } as RequestInit,
       { req, res, session, bodyRead: body !== undefined }, // read within the route's limit (http/body-limit.ts)
     );
     if (refused?.()) return void response.body?.cancel().catch(() => undefined); // the route answered 413 already
     if (!response.body) return void res.writeHead(response.status, Object.fromEntries(response.headers)).end();
-    if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response);
+    if (!STREAMED.test(response.headers.get('content-type') ?? '')) return answerWhole(res, response, req);
     const reader = response.body.getReader();
     const cancel = () => void reader.cancel().catch(() => undefined);
     if (abort.signal.aborted) return cancel(); // gone while yoga answered
@@ -116,15 +146,47 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       if (req.method === 'GET') return forward(req, res, undefined);
       if (req.method !== 'POST') return yoga(req, res);
       if (upload) {
+        // Its token first, and room in the uploads' budget: refused before a byte of the body is read.
+        let session: Promise<Session> | undefined;
+        let release: () => void;
+        try {
+          if (options.db) {
+            session = Promise.resolve(await authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }));
+          }
+          release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], limit)) ?? (() => undefined);
+        } catch (error) {
+          // A dead token, no room, or the database unreachable (UNAVAILABLE): refused, the body unread.
+          const known = domainErrorOf(error);
+          if (!known) throw error;
+          return refuse(res, req, known, options.corsOrigins);
+        }
+        res.once('close', release);
         // Streamed, not read whole first; counted on the way, as a declared length may be missing or lie (yoga's
         // own limit, 25 MB, let a chunked upload far past ATELIER_MAX_UPLOAD_MB be held in memory whole).
         const { body: streamed, over } = streamBodyWithin(req, limit);
         streamed.once('error', () => over() && !res.headersSent && tooLarge());
-        return forward(req, res, streamed, over);
+        return forward(req, res, streamed, over, session);
       }
+      // The token is looked up while the body is read (the lookup's round trip overlaps the read and yoga's work);
+      // a missing or dead one is answered at once, the rest of the body unread, not held until it is all in.
+      const checked = options.db ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }) : undefined;
+      checked?.catch((error) => error instanceof AtelierError && !res.headersSent && refuse(res, req, error, options.corsOrigins));
       const body = await readBodyWithin(req, limit);
+      if (res.headersSent) return;
       if (!body) return void tooLarge();
-      return forward(req, res, body);
+      return forward(req, res, body, undefined, checked);
     },
   };
+}
+
+/** An upload refused before its body is read: the error as yoga shapes one, and the connection closed (unread). */
+function refuse(res: ServerResponse, req: IncomingMessage, error: AtelierError, corsOrigins: readonly string[] = []): void {
+  res
+    .writeHead(error.status, {
+      'content-type': 'application/json',
+      connection: 'close',
+      ...corsHeadersFor(corsOrigins, firstHeader(req.headers.origin)),
+      ...(error.code === 'TOO_MANY_UPLOADS' ? { 'retry-after': String(UPLOAD_RETRY_AFTER_S) } : {}),
+    })
+    .end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] }), () => req.destroy());
 }

@@ -15,6 +15,7 @@ import { assertWithinInputLimits } from '../../errors/input-limits';
 import { type Caller, findTracked } from '../../tracking/access';
 import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
+import { assertMayReadExperiments } from '../../tracking/experiments';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
@@ -25,6 +26,7 @@ import { authenticated } from '../authenticate';
 import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
 import { type Endpoint, float, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
 import type { Route } from '../router';
+import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import { inState, loggedModelEndpoint, loggedModelRoutes, loggedModelRunEndpoints } from './mlflow-logged-models';
 import { registryEndpoints } from './mlflow-registry';
 
@@ -40,6 +42,8 @@ const mlflowCodes: Record<string, [string, number]> = {
   FORBIDDEN: ['PERMISSION_DENIED', 403],
   UNAUTHENTICATED: ['UNAUTHENTICATED', 401],
   PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
+  // MLflow's client retries a 503 after a pause (as Retry-After asks).
+  TOO_MANY_UPLOADS: ['TEMPORARILY_UNAVAILABLE', 503],
   UNAVAILABLE: ['TEMPORARILY_UNAVAILABLE', 503],
 };
 
@@ -79,11 +83,15 @@ const endpoints: Record<string, Endpoint> = {
   },
   'experiments/get': {
     methods: ['GET'],
-    handle: async ({ db, p }) => ({ experiment: experimentJson(await experimentOrNotFound(db, str(p, 'experiment_id'))) }),
+    handle: async ({ db, caller, p }) => {
+      assertMayReadExperiments(caller);
+      return { experiment: experimentJson(await experimentOrNotFound(db, str(p, 'experiment_id'))) };
+    },
   },
   'experiments/get-by-name': {
     methods: ['GET'],
-    handle: async ({ db, p }) => {
+    handle: async ({ db, caller, p }) => {
+      assertMayReadExperiments(caller);
       const name = str(p, 'experiment_name');
       const found = await findExperiment(db, name);
       if (!found || found.name !== name) throw notFound(`No experiment named "${name}".`);
@@ -92,7 +100,8 @@ const endpoints: Record<string, Endpoint> = {
   },
   'experiments/search': {
     methods: ['GET', 'POST'],
-    handle: async ({ db, p }) => {
+    handle: async ({ db, caller, p }) => {
+      assertMayReadExperiments(caller);
       const max = int(p, 'max_results') ?? 1000;
       if (max < 1 || max > 50_000) throw badInput('max_results must be between 1 and 50000.');
       const filter = str(p, 'filter', false);
@@ -233,8 +242,18 @@ const supported = `${Object.entries(endpoints)
   .map(([path, e]) => `${e.methods.join('|')} ${path}`)
   .join(', ')}, ${loggedModelRoutes}`;
 
-/** `afterWrite`: called after each POST/PATCH/DELETE call answered (the registry's live feed and webhooks are kicked). */
-export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore; maxArtifactBytes: number; afterWrite?: () => void }): Route {
+/**
+ * `afterWrite`: called after each POST/PATCH/DELETE call answered (the registry's live feed and webhooks are kicked).
+ * `uploads`: the memory every upload in progress shares (an artifact is read whole before it is stored).
+ */
+export function useMlflow(options: {
+  db: Db;
+  feed: LiveFeed;
+  store: ObjectStore;
+  maxArtifactBytes: number;
+  uploads?: UploadBudget;
+  afterWrite?: () => void;
+}): Route {
   const { db, feed, store } = options;
   return {
     name: 'mlflow',
@@ -268,6 +287,7 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
         if (!known) throw error;
         const [code, status] =
           known instanceof MlflowError ? [known.mlflowCode, known.mlflowStatus] : (mlflowCodes[known.code] ?? ['INTERNAL_ERROR', known.status]);
+        if (known.code === 'TOO_MANY_UPLOADS') res.setHeader('retry-after', String(UPLOAD_RETRY_AFTER_S));
         return fail(code, status, known.message);
       }
     },
@@ -295,10 +315,15 @@ export function useMlflow(options: { db: Db; feed: LiveFeed; store: ObjectStore;
     const at = locate(rest.split('/').map(safeDecode).join('/'), false);
     if (req.method === 'PUT' || req.method === 'POST') {
       if (declaredLengthOver(req, options.maxArtifactBytes)) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
-      const body = await readBodyWithin(req, options.maxArtifactBytes);
-      if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
-      if ('model' in at) await inState(() => putModelArtifact(db, store, caller, at.model, at.path, body));
-      else await putArtifact(db, store, caller, at.task, at.path, body);
+      const release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], options.maxArtifactBytes)) ?? (() => undefined);
+      try {
+        const body = await readBodyWithin(req, options.maxArtifactBytes);
+        if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
+        if ('model' in at) await inState(() => putModelArtifact(db, store, caller, at.model, at.path, body));
+        else await putArtifact(db, store, caller, at.task, at.path, body);
+      } finally {
+        release();
+      }
       return json(200, {});
     }
     if (req.method === 'GET') {
