@@ -1,10 +1,12 @@
 // What a module's artifacts folder may hold: regular files in folders, in path order; a link or a FIFO refuses it.
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, symlink, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { ArtifactsRefused, collectArtifacts, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_FILES } from './artifacts';
+import { ArtifactsRefused, collectArtifacts, MAX_ARTIFACT_BYTES, MAX_ARTIFACT_FILES, uploadArtifacts } from './artifacts';
 
 const scratch = () => mkdtemp(path.join(os.tmpdir(), 'atelier-artifacts-'));
 
@@ -39,4 +41,36 @@ it('refuses more files, or more bytes in all, than it logs', async () => {
   await writeFile(path.join(big, 'huge.bin'), '');
   await truncate(path.join(big, 'huge.bin'), MAX_ARTIFACT_BYTES + 1); // sparse: nothing written
   await expect(collectArtifacts(big)).rejects.toThrow(`more than ${MAX_ARTIFACT_BYTES} (keep large data in a dataset`);
+});
+
+it('sends a file again while the control plane is busy (503, Retry-After), and stops at a refusal about the file', async () => {
+  const dir = await scratch();
+  await writeFile(path.join(dir, 'model.json'), '{"w":[1,2]}');
+  const files = await collectArtifacts(dir);
+  const seen: { url: string; body: string; auth: string | undefined }[] = [];
+  let answers = [503, 503, 200];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ url: req.url!, body, auth: req.headers.authorization });
+      const status = answers.shift() ?? 200;
+      res.writeHead(status, { 'content-type': 'application/json', ...(status === 503 ? { 'retry-after': '0' } : {}) });
+      res.end(status === 200 ? '{}' : JSON.stringify({ message: status === 503 ? 'busy' : 'An artifact is at most 1 MiB' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    await uploadArtifacts({ uri, runId: 'task-1', token: 'atl_task' }, files, undefined, 1);
+    expect(seen).toHaveLength(3);
+    expect(seen.every((s) => s.url === '/api/2.0/mlflow-artifacts/artifacts/0/task-1/artifacts/model.json' && s.body === '{"w":[1,2]}')).toBe(true);
+    expect(seen[0]!.auth).toBe('Bearer atl_task');
+    answers = [413];
+    await expect(uploadArtifacts({ uri, runId: 'task-1', token: 'atl_task' }, files, undefined, 1)).rejects.toThrow(
+      new ArtifactsRefused('the control plane refused artifact "model.json" (413): An artifact is at most 1 MiB'),
+    );
+  } finally {
+    server.close();
+  }
 });

@@ -11,13 +11,14 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskTracking } from '../../plugins/protocol';
 
 /** Most files one attempt logs this way, their most bytes in all, and how deep its folders go. */
 export const MAX_ARTIFACT_FILES = 1000;
 export const MAX_ARTIFACT_BYTES = 8 * 1024 ** 3;
 const MAX_DEPTH = 32;
-/** How long one file's upload may take before the attempt fails (a retryable failure: the control plane may be restarting). */
+/** How long one sending of a file may take before it is given up (and sent again). */
 const UPLOAD_TIMEOUT_MS = 120_000;
 
 /** The module's folder cannot be logged as it is (the attempt fails for good: running it again leaves the same folder). */
@@ -64,43 +65,76 @@ export async function collectArtifacts(root: string): Promise<ArtifactFile[]> {
 
 /**
  * Uploads `files` as artifacts of the tracked task, one after another. Throws ArtifactsRefused when the control plane
- * refuses one (a path it does not take, a file over its limit), any other error when it could not be reached.
+ * refuses one (a path it does not take, a file over its limit), any other error when it could not take them in time.
  */
-export async function uploadArtifacts(tracking: TaskTracking, files: ArtifactFile[], signal?: AbortSignal): Promise<void> {
+export async function uploadArtifacts(tracking: TaskTracking, files: ArtifactFile[], signal?: AbortSignal, retryMs = RETRY_MS): Promise<void> {
   const base = `${tracking.uri.replace(/\/+$/, '')}/api/2.0/mlflow-artifacts/artifacts/0/${encodeURIComponent(tracking.runId)}/artifacts/`;
   for (const artifact of files) {
-    // Opened without following a link put there since the folder was read, and checked to be the file it listed.
-    const handle = await open(artifact.file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
-      throw error.code === 'ELOOP' ? new ArtifactsRefused(`"${artifact.path}" became a symbolic link`) : error;
-    });
-    try {
-      const stat = await handle.stat();
-      if (!stat.isFile()) throw new ArtifactsRefused(`"${artifact.path}" is not a regular file`);
-      const response = await fetch(base + artifact.path.split('/').map(encodeURIComponent).join('/'), {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${tracking.token}`, 'content-type': 'application/octet-stream', 'content-length': String(stat.size) },
-        body: Readable.toWeb(handle.createReadStream({ autoClose: false })) as ReadableStream,
-        duplex: 'half',
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(UPLOAD_TIMEOUT_MS)]) : AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
-      } as RequestInit);
-      if (response.ok) {
-        await response.body?.cancel();
-        continue;
-      }
-      const text = await response.text().catch(() => '');
-      const message = (() => {
-        try {
-          return (JSON.parse(text) as { message?: string }).message ?? text;
-        } catch {
-          return text;
-        }
-      })().slice(0, 500);
-      const refusal = `the control plane refused artifact "${artifact.path}" (${response.status}): ${message || response.statusText}`;
-      // 5xx and 429: the control plane could not take it now; anything else is an answer about this file.
-      if (response.status >= 500 || response.status === 429) throw new Error(refusal);
-      throw new ArtifactsRefused(refusal);
-    } finally {
-      await handle.close();
+    const url = base + artifact.path.split('/').map(encodeURIComponent).join('/');
+    // Busy (its uploads' budget full: 503 with Retry-After), restarting or out of reach: the same file again after a
+    // wait, rather than failing an attempt whose module has done its work (a retry would run it all again).
+    for (let attempt = 1; ; attempt++) {
+      const waitMs = await putOnce(url, tracking.token, artifact, signal).catch((error: unknown) => {
+        if (error instanceof ArtifactsRefused || signal?.aborted || attempt >= UPLOAD_TRIES) throw error;
+        return error instanceof Busy ? Math.min(error.retryAfterMs ?? retryMs * 2 ** (attempt - 1), MAX_WAIT_MS) : retryMs * 2 ** (attempt - 1);
+      });
+      if (waitMs === undefined) break;
+      await sleep(waitMs, undefined, { signal });
     }
+  }
+}
+
+/** How many times one file is sent before the attempt fails, the first wait between them, the longest. */
+const UPLOAD_TRIES = 8;
+const RETRY_MS = 500;
+const MAX_WAIT_MS = 30_000;
+
+/** The control plane answered "not now" (5xx, 429), with its Retry-After when it gave one. */
+class Busy extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null,
+  ) {
+    super(message);
+  }
+}
+
+/** One PUT of one file: undefined once stored. */
+async function putOnce(url: string, token: string, artifact: ArtifactFile, signal?: AbortSignal): Promise<undefined> {
+  // Opened without following a link put there since the folder was read, and checked to be the file it listed.
+  const handle = await open(artifact.file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'ELOOP' ? new ArtifactsRefused(`"${artifact.path}" became a symbolic link`) : error;
+  });
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new ArtifactsRefused(`"${artifact.path}" is not a regular file`);
+    const response = await fetch(url, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': String(stat.size) },
+      body: Readable.toWeb(handle.createReadStream({ autoClose: false })) as ReadableStream,
+      duplex: 'half',
+      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(UPLOAD_TIMEOUT_MS)]) : AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
+    } as RequestInit);
+    if (response.ok) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    const text = await response.text().catch(() => '');
+    const message = (() => {
+      try {
+        return (JSON.parse(text) as { message?: string }).message ?? text;
+      } catch {
+        return text;
+      }
+    })().slice(0, 500);
+    const refusal = `the control plane refused artifact "${artifact.path}" (${response.status}): ${message || response.statusText}`;
+    // 5xx and 429: the control plane could not take it now; anything else is an answer about this file.
+    if (response.status >= 500 || response.status === 429) {
+      const after = Number(response.headers.get('retry-after'));
+      throw new Busy(refusal, Number.isFinite(after) && after >= 0 ? after * 1000 : null);
+    }
+    throw new ArtifactsRefused(refusal);
+  } finally {
+    await handle.close();
   }
 }
