@@ -20,7 +20,7 @@ import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, parseParam, positiveInt, wholeNumber } from './options';
+import { collect, controlPlaneUrl, parseParam, positiveInt, wholeNumber } from './options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
@@ -80,10 +80,10 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--url <url>', 'control plane URL')
         .env(CLI_ENV.url)
+        .argParser(controlPlaneUrl)
         .default(readCliConfig().url, `the URL \`npm start\` on this machine wrote to its data dir, else ${DEFAULT_URL}`),
     )
-    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token))
-    .showHelpAfterError('(add --help for usage)');
+    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token));
 
   program
     .command('start')
@@ -343,7 +343,12 @@ export function buildProgram(): Command {
   const client = (command: Command) => connection(command).client;
   const groups = [experimentCommand, scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
   for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(group(client));
-
+  // Commands built apart and added (above) inherit no settings: each is told here to point to its --help after a mistake.
+  const pointToHelp = (command: Command): void => {
+    command.showHelpAfterError('(add --help for usage)');
+    for (const sub of command.commands) pointToHelp(sub);
+  };
+  pointToHelp(program);
   return program;
 }
 

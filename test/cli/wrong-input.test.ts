@@ -1,0 +1,73 @@
+// The mistakes a person types into `atelier`, run as they type them against a real control plane: each is refused
+// with what went wrong and what to do, exit 1, no stack trace, and nothing is sent that the server would answer
+// with a raw GraphQL variable error or take as "no value" (a token that never expires).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../harness/app';
+import { type CliResult, runCli, showCli } from '../harness/cli';
+
+let t: TestApp;
+const cli = (args: string[], env: Record<string, string> = {}) => runCli({ url: t.url, token: t.app.adminToken }, args, env);
+
+function refused(r: CliResult, message: RegExp) {
+  expect(r.code, showCli(r)).toBe(1);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toMatch(/\n\s+at |Variable "\$|NaN/);
+}
+
+beforeAll(async () => {
+  t = await startTestApp();
+}, 60_000);
+
+afterAll(() => t?.stop());
+
+describe('the control plane address', () => {
+  it('takes the GraphQL endpoint `npm start` prints as the address it is served from', async () => {
+    for (const url of [`${t.url}/graphql`, `${t.url}/graphql/`, `${t.url}/`]) {
+      const r = await cli(['workflow', 'list'], { ATELIER_URL: url });
+      expect(r.code, showCli(r)).toBe(0);
+    }
+  });
+
+  it('refuses an address that is not an http URL, with an example of one', async () => {
+    refused(await cli(['workflow', 'list', '--url', 'notaurl']), /'--url <url>'.*expected the control plane's address, like http:\/\/127\.0\.0\.1:4000/);
+    refused(await cli(['workflow', 'list'], { ATELIER_URL: 'localhost:4000' }), /from env 'ATELIER_URL' is invalid.*like http:\/\/127\.0\.0\.1:4000/);
+  });
+});
+
+describe('option values', () => {
+  it('names the run statuses for a wrong --status, in any case', async () => {
+    refused(await cli(['run', 'list', '--status', 'bogus']), /--status.*expected one of QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, got "bogus"/);
+    const r = await cli(['run', 'list', '--status', 'failed']);
+    expect(r.code, showCli(r)).toBe(0);
+    expect(r.stdout).toBe('no runs\n');
+  });
+
+  it('names the team roles for a wrong --role', async () => {
+    refused(await cli(['team', 'add', 'vision', 'alice', '--role', 'boss']), /Allowed choices are viewer, member, maintainer, admin/);
+    refused(await cli(['user', 'create', 'alice', '--role', 'boss']), /Allowed choices are admin, member, viewer/);
+  });
+
+  it('refuses a token lifetime that is not a number instead of issuing one that never expires', async () => {
+    refused(await cli(['user', 'create', 'bob', '--expires-in-days', 'ten']), /--expires-in-days.*expected a whole number ≥ 1/);
+    await t.user('bob'); // a name taken would be refused: nothing was created
+  });
+
+  it('refuses deployer settings that are not a JSON object, with an example', async () => {
+    refused(
+      await cli(['deploy', 'create', 'web', 'ml/model@champion', '--settings', '{port: 8080}']),
+      /--settings.*expected a JSON object, e.g. '\{"port": 8080\}'/,
+    );
+    refused(await cli(['deploy', 'create', 'web', 'ml/model@champion', '--ready-timeout', 'soon']), /--ready-timeout.*expected a whole number ≥ 1/);
+  });
+
+  it('points to the subcommand’s --help after a mistake, also in groups built apart (team, deploy, dataset)', async () => {
+    for (const args of [
+      ['team', 'add', 'vision', 'alice', '--role', 'boss'],
+      ['deploy', 'list', '--bogus'],
+      ['dataset', 'show'],
+    ]) {
+      const r = await cli(args);
+      refused(r, /\(add --help for usage\)/);
+    }
+  });
+});
