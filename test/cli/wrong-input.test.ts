@@ -1,6 +1,9 @@
 // The mistakes a person types into `atelier`, run as they type them against a real control plane: each is refused
 // with what went wrong and what to do, exit 1, no stack trace, and nothing is sent that the server would answer
 // with a raw GraphQL variable error or take as "no value" (a token that never expires).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
 import { type CliResult, runCli, showCli } from '../harness/cli';
@@ -31,6 +34,25 @@ describe('the control plane address', () => {
   it('refuses an address that is not an http URL, with an example of one', async () => {
     refused(await cli(['workflow', 'list', '--url', 'notaurl']), /'--url <url>'.*expected the control plane's address, like http:\/\/127\.0\.0\.1:4000/);
     refused(await cli(['workflow', 'list'], { ATELIER_URL: 'localhost:4000' }), /from env 'ATELIER_URL' is invalid.*like http:\/\/127\.0\.0\.1:4000/);
+  });
+});
+
+describe('what the server refuses', () => {
+  it('prints each problem of a refused workflow spec once, on its own line, under the server’s lead', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-input-'));
+    try {
+      const spec = path.join(dir, 'typo.yaml');
+      await writeFile(spec, 'name: typo\ntasks:\n  - name: a\n    modul: ns/a\n    dependOn: [b]\n');
+      const r = await cli(['workflow', 'create', spec]);
+      refused(r, /^error \[INVALID_WORKFLOW\]: The workflow spec is invalid:$/m);
+      expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+        'error [INVALID_WORKFLOW]: The workflow spec is invalid:',
+        '  tasks.a: unknown field "modul" (did you mean "module"?)',
+        '  tasks.a: unknown field "dependOn" (did you mean "dependsOn"?)',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
