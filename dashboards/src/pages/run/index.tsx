@@ -115,6 +115,13 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
   }));
   const message = store.message;
   const [cloning, setCloning] = useState(false);
+  // A failed run names its failed tasks beside its message: one click opens a task's error and logs, also on a phone
+  // where the graph and the table's message column sit beyond the screen's edge.
+  const failed = status === 'FAILED' ? tasks.filter((t) => t.status === 'FAILED' || t.status === 'TIMED_OUT').slice(0, 3) : [];
+  const showWhy = (node: string) => {
+    select(node);
+    requestAnimationFrame(() => document.querySelector('.task-panel')?.scrollIntoView({ block: 'start' }));
+  };
 
   return (
     <section aria-labelledby="run-title" class="run-page">
@@ -133,6 +140,15 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
       {message && (
         <p class={`run-message${status === 'FAILED' ? ' error-text' : ''}`} role={status === 'FAILED' ? 'alert' : undefined}>
           {message}
+        </p>
+      )}
+      {failed.some((t) => t.node !== selected) && (
+        <p class="run-failed-tasks">
+          {failed.map((t) => (
+            <button key={t.node} type="button" class="button small" onClick={() => showWhy(t.node)}>
+              See why {t.node} failed
+            </button>
+          ))}
         </p>
       )}
       {liveError && (
