@@ -14,6 +14,7 @@ import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
 import { CliError, reportError, withPassedParams } from './errors';
+import { addExamples } from './examples';
 import { experimentCommand } from './experiments';
 import { auditCommand, declassifyCommand } from './governance';
 import { addLogsCommand } from './logs';
@@ -76,7 +77,9 @@ export function buildProgram(): Command {
   const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   const program = new Command('atelier')
     .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
-    .version(version)
+    // -V only: a program option is matched after a subcommand too, so `--version` here took `run start X --version 2`
+    // (printed 0.1.0, started nothing); `atelier --version` alone still prints it (main).
+    .version(version, '-V', 'output the version number (also --version, before any command)')
     .addOption(
       new Option('--url <url>', 'control plane URL')
         .env(CLI_ENV.url)
@@ -349,6 +352,7 @@ export function buildProgram(): Command {
     for (const sub of command.commands) pointToHelp(sub);
   };
   pointToHelp(program);
+  addExamples(program);
   return program;
 }
 
@@ -377,7 +381,8 @@ function printRun(r: RunView) {
 
 export async function main(argv = process.argv): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    const args = argv.slice(2);
+    await buildProgram().parseAsync(args[0] === '--version' ? [...argv.slice(0, 2), '-V', ...args.slice(1)] : argv);
   } catch (error) {
     process.exitCode = reportError(error);
   }
