@@ -9,7 +9,7 @@ import { callerTriggers, domains } from '../vocabulary';
 import { cacheCommand } from './cache';
 import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
-import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
+import { type CliConfig, readCliConfig } from './config';
 import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
@@ -21,18 +21,14 @@ import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, controlPlaneUrl, parseParam, positiveInt, wholeNumber } from './options';
+import { collect, parseParam, positiveInt, wholeNumber } from './options';
+import { addConnectionOptions, connectionOptions, shareProgramOptions } from './program-options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
 import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
 import { webhookCommand } from './webhooks';
-
-interface GlobalOptions {
-  url: string;
-  token?: string;
-}
 
 /** --token, then ATELIER_TOKEN, then the admin token a control plane on this machine saved in its data dir. */
 function resolveToken(flag: string | undefined, config: CliConfig = readCliConfig()): string | null {
@@ -46,7 +42,7 @@ function resolveToken(flag: string | undefined, config: CliConfig = readCliConfi
 }
 
 function connection(command: Command): { client: Client; url: string; token: string | null } {
-  const opts = command.optsWithGlobals<GlobalOptions>();
+  const opts = connectionOptions(command);
   const url = opts.url.replace(/\/+$/, '');
   const token = resolveToken(opts.token);
   return { client: createClient({ url, token }), url, token };
@@ -75,18 +71,8 @@ async function follow(client: Client, runId: string, options: { logs?: boolean; 
 
 export function buildProgram(): Command {
   const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  const program = new Command('atelier')
-    .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
-    // -V only: a program option is matched after a subcommand too, so `--version` here took `run start X --version 2`
-    // (printed 0.1.0, started nothing); `atelier --version` alone still prints it (main).
-    .version(version, '-V', 'output the version number (also --version, before any command)')
-    .addOption(
-      new Option('--url <url>', 'control plane URL')
-        .env(CLI_ENV.url)
-        .argParser(controlPlaneUrl)
-        .default(readCliConfig().url, `the URL \`npm start\` on this machine wrote to its data dir, else ${DEFAULT_URL}`),
-    )
-    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token));
+  const program = new Command('atelier').description('Atelier: versioned ML modules, workflows and runs, from the command line.').version(version);
+  addConnectionOptions(program);
 
   program
     .command('start')
@@ -346,12 +332,8 @@ export function buildProgram(): Command {
   const client = (command: Command) => connection(command).client;
   const groups = [experimentCommand, scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
   for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(group(client));
-  // Commands built apart and added (above) inherit no settings: each is told here to point to its --help after a mistake.
-  const pointToHelp = (command: Command): void => {
-    command.showHelpAfterError('(add --help for usage)');
-    for (const sub of command.commands) pointToHelp(sub);
-  };
-  pointToHelp(program);
+  // After every command is added: those built apart (above) inherit no settings.
+  shareProgramOptions(program);
   addExamples(program);
   return program;
 }
@@ -381,8 +363,7 @@ function printRun(r: RunView) {
 
 export async function main(argv = process.argv): Promise<void> {
   try {
-    const args = argv.slice(2);
-    await buildProgram().parseAsync(args[0] === '--version' ? [...argv.slice(0, 2), '-V', ...args.slice(1)] : argv);
+    await buildProgram().parseAsync(argv);
   } catch (error) {
     process.exitCode = reportError(error);
   }

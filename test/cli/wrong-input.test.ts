@@ -31,6 +31,21 @@ describe('the control plane address', () => {
     }
   });
 
+  it('takes --url before or after the command, over ATELIER_URL', async () => {
+    for (const args of [
+      ['--url', t.url, 'workflow', 'list'],
+      ['workflow', 'list', '--url', t.url],
+    ]) {
+      const r = await cli(args, { ATELIER_URL: 'http://127.0.0.1:9' });
+      expect(r.code, showCli(r)).toBe(0);
+    }
+  });
+
+  it('leaves a command’s own --url to it: webhook update --url asks the control plane, not the new URL', async () => {
+    const r = await cli(['webhook', 'update', '00000000-0000-0000-0000-000000000000', '--url', 'http://127.0.0.1:9/hook']);
+    refused(r, /^error \[NOT_FOUND\]: No webhook 00000000-0000-0000-0000-000000000000/);
+  });
+
   it('refuses an address that is not an http URL, with an example of one', async () => {
     refused(await cli(['workflow', 'list', '--url', 'notaurl']), /'--url <url>'.*expected the control plane's address, like http:\/\/127\.0\.0\.1:4000/);
     refused(await cli(['workflow', 'list'], { ATELIER_URL: 'localhost:4000' }), /from env 'ATELIER_URL' is invalid.*like http:\/\/127\.0\.0\.1:4000/);
