@@ -86,3 +86,22 @@ it.each([390, 1280])('keeps the run graph’s zoom buttons clear of the card tit
   expect(overlaps, `title text ends at ${textRight}, zoom buttons at ${JSON.stringify(b)}`).toBe(false);
   await page.setViewportSize({ width: 390, height: 844 });
 });
+
+it('signs in with the token npm start prints, kept for the browser’s other tabs as the sign-in says', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  try {
+    const first = await context.newPage();
+    await first.goto(`${t.url}/workflows`);
+    const help = await first.locator('#token-help').textContent();
+    expect(help).toMatch(/npm start prints the admin token; it is also in \.atelier\/admin-token/);
+    expect(help).toMatch(/kept in this browser, for its other tabs too/);
+    await first.getByLabel('Token').fill(`  ${t.app.adminToken}\n`);
+    await first.getByRole('button', { name: 'Sign in' }).click();
+    await first.getByRole('heading', { name: 'Workflows', level: 1 }).waitFor();
+    const second = await context.newPage();
+    await second.goto(`${t.url}/modules`);
+    await second.getByRole('heading', { name: 'Modules', level: 1 }).waitFor();
+  } finally {
+    await context.close();
+  }
+});
