@@ -105,3 +105,13 @@ it('signs in with the token npm start prints, kept for the browser’s other tab
     await context.close();
   }
 });
+
+it('counts one run and one point in the singular when a single run is compared', async () => {
+  await page.goto(`${t.url}/compare?ids=${failedRun}`);
+  await page.getByRole('heading', { name: 'Metrics' }).waitFor();
+  await page
+    .getByText(/· 1 run$/)
+    .first()
+    .waitFor();
+  expect(await page.locator('main').innerText()).not.toMatch(/\b1 (runs|points)\b/);
+});

@@ -74,7 +74,7 @@ function Chart({ name, series, version }: { name: string; series: Series; versio
       <figcaption>
         <strong>{name}</strong>{' '}
         <span class="muted">
-          {latest === undefined ? '' : `latest ${formatValue(latest)} at step ${series.x.at(-1)}`} · {series.x.length} points
+          {latest === undefined ? '' : `latest ${formatValue(latest)} at step ${series.x.at(-1)}`} · {series.x.length} point{series.x.length === 1 ? '' : 's'}
         </span>
       </figcaption>
       <div

@@ -63,7 +63,10 @@ export function OverlayChart({ metric, lines }: { metric: string; lines: RunLine
   return (
     <figure class="chart" data-metric={metric} data-runs={drawn.length}>
       <figcaption>
-        <strong>{metric}</strong> <span class="muted">· {drawn.length} runs</span>
+        <strong>{metric}</strong>{' '}
+        <span class="muted">
+          · {drawn.length} run{drawn.length === 1 ? '' : 's'}
+        </span>
       </figcaption>
       <div ref={holder} class="chart-plot" role="img" aria-label={`Chart of ${metric} by step for ${drawn.map((l) => l.label).join(', ')}`} />
     </figure>

@@ -41,7 +41,7 @@ export function ParamScatter({ param, metric, runs }: { param: string; metric: s
   const left = runs.filter((r) => !drawn.includes(r));
   return (
     <figure class="scatter" data-param={param} data-metric={metric}>
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${metric} against ${param}, ${drawn.length} runs`}>
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${metric} against ${param}, ${drawn.length} run${drawn.length === 1 ? '' : 's'}`}>
         <line x1={PAD.left} y1={H - PAD.bottom} x2={W - PAD.right} y2={H - PAD.bottom} stroke="#9ca3af" />
         <line x1={PAD.left} y1={PAD.top} x2={PAD.left} y2={H - PAD.bottom} stroke="#9ca3af" />
         {drawn.length > 0 &&
