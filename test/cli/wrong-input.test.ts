@@ -71,6 +71,14 @@ describe('what the server refuses', () => {
   });
 });
 
+describe('names that do not exist', () => {
+  it('says where to list them', async () => {
+    refused(await cli(['model', 'show', 'ml/nope']), /^error: no model ml\/nope; list them with `atelier model list`$/m);
+    refused(await cli(['model', 'lineage', 'ml/nope@1']), /no model version ml\/nope@1; `atelier model show NAME` lists/);
+    refused(await cli(['experiment', 'rename', 'nope', 'other']), /No experiment nope; `atelier experiment list`/);
+  });
+});
+
 describe('option values', () => {
   it('names the run statuses for a wrong --status, in any case', async () => {
     refused(await cli(['run', 'list', '--status', 'bogus']), /--status.*expected one of QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, got "bogus"/);
