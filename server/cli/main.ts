@@ -21,7 +21,7 @@ import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, parseParam, positiveInt, wholeNumber } from './options';
+import { collect, parseParam, positiveInt, rerunFrom, wholeNumber } from './options';
 import { addConnectionOptions, connectionOptions, shareProgramOptions } from './program-options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
@@ -308,8 +308,7 @@ export function buildProgram(): Command {
     .option('-w, --watch', 'follow the new run live until it ends')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .action(async (id: string, opts: { from: string; node?: string[]; module?: string[]; watch?: boolean; plain?: boolean }, command: Command) => {
-      const from = opts.from.toUpperCase();
-      if (!['FAILED', 'ALL', 'NODES'].includes(from)) throw new CliError(`--from must be failed, all or nodes (got "${opts.from}")`);
+      const from = rerunFrom(opts.from, command.getOptionValueSource('from') === 'default', opts.node);
       const modules = (opts.module ?? []).map((m) => {
         const at = m.indexOf('=');
         if (at < 1) throw new CliError(`--module expects node=namespace/name@version (got "${m}")`);
@@ -324,6 +323,7 @@ export function buildProgram(): Command {
       );
       const reused = rerunRun.tasks.filter((t) => t.reusedFromTaskId).length;
       console.log(`started run ${rerunRun.id}: ${rerunRun.tasks.length - reused} task(s) execute again, ${reused} reused from ${id}`);
+      if (reused === rerunRun.tasks.length) console.error(`nothing of ${id} failed: --from all, or --node NODE, executes tasks again`);
       if (opts.watch) await follow(client, rerunRun.id, opts);
     });
   addLogsCommand(run, (command) => connection(command).client);

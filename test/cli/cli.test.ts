@@ -111,6 +111,16 @@ describe('atelier CLI with the iris example', () => {
     const rerun = await cli(['run', 'rerun', failedId, '--watch', '--plain']);
     expect(rerun.stdout).toMatch(/1 task\(s\) execute again, 2 reused from/);
     expect(rerun.code, show(rerun)).toBe(1); // the same parameters fail the same way
+    // --node alone means --from nodes; --from nodes without --node, or --node with another --from, is refused
+    const noNodes = await cli(['run', 'rerun', failedId, '--from', 'nodes']);
+    expect(noNodes.code, show(noNodes)).toBe(1);
+    expect(noNodes.stderr).toBe('error: --from nodes needs the nodes to execute again: add --node NODE (repeatable)\n');
+    const stray = await cli(['run', 'rerun', failedId, '--from', 'all', '--node', 'train']);
+    expect(stray.stderr).toMatch(/^error: --node goes with --from nodes/);
+    const nothing = await cli(['run', 'rerun', runId]);
+    expect(nothing.stderr).toBe(`nothing of ${runId} failed: --from all, or --node NODE, executes tasks again\n`);
+    const nodeAlone = await cli(['run', 'rerun', failedId, '--node', 'ghost']);
+    expect(nodeAlone.stderr).toMatch(/error \[BAD_USER_INPUT\].*"ghost"/);
     const bad = await cli(['run', 'rerun', failedId, '--from', 'nodes', '--node', 'ghost']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/error \[BAD_USER_INPUT\].*"ghost"/);
