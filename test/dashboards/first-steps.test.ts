@@ -113,9 +113,15 @@ it('counts one run and one point in the singular when a single run is compared',
     .getByText(/· 1 run$/)
     .first()
     .waitFor();
-  expect(await page.locator('main').innerText()).not.toMatch(/\b1 (runs|points)\b/);
+  expect(await page.locator('main').textContent()).not.toMatch(/\b1 (runs|points)\b/);
   await page.goto(`${t.url}/runs`);
-  await page.getByRole('navigation', { name: 'Pages of runs' }).getByText(/^1 run$/).waitFor();
+  await page
+    .getByRole('navigation', { name: 'Pages of runs' })
+    .getByText(/^1 run$/)
+    .waitFor();
   await page.goto(`${t.url}/workflows/first-failure`);
-  await page.getByRole('heading', { name: /Spec and versions/ }).getByText('1 version', { exact: true }).waitFor();
+  await page
+    .getByRole('heading', { name: /Spec and versions/ })
+    .getByText('1 version', { exact: true })
+    .waitFor();
 });
