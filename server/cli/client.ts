@@ -1,6 +1,6 @@
 // The CLI's GraphQL client: queries and mutations over HTTP, uploads with the GraphQL multipart request spec,
 // and subscriptions over graphql-ws; every failure becomes an ApiError the CLI can print in one format.
-import { ApiError, type ErrorDetail } from './errors';
+import { ApiError, type ErrorDetail, leadOf } from './errors';
 
 export { ApiError } from './errors';
 
@@ -129,19 +129,6 @@ function fromGraphQLErrors(errors: GraphQLErrorShape[], status: number): ApiErro
   // Several errors at once are rare (one per failing field); their messages are kept, the first code wins.
   const details = [...(first.extensions?.details ?? []), ...errors.slice(1).map((e) => ({ message: e.message }))];
   return new ApiError(leadOf(first.message, first.extensions?.details ?? []), code, details, code === 'UNAUTHENTICATED' ? TOKEN_HINT : undefined);
-}
-
-/**
- * A message that ends by listing its own details (`The workflow cannot run: path: problem; path: problem`, as
- * errors are written for clients that print the message alone) loses that list here: each detail gets its own line.
- */
-function leadOf(message: string, details: ErrorDetail[]): string {
-  if (!details.length) return message;
-  for (const joiner of [': ', ' ']) {
-    const listed = `: ${details.map((d) => (d.path ? `${d.path}${joiner}${d.message}` : d.message)).join('; ')}`;
-    if (message.endsWith(listed) && message.length > listed.length) return `${message.slice(0, -listed.length)}:`;
-  }
-  return message;
 }
 
 function unreachable(base: string, error: unknown): ApiError {

@@ -79,6 +79,28 @@ describe('names that do not exist', () => {
   });
 });
 
+describe('a manifest with mistakes', () => {
+  it('says what each field must be, in words, each once', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-manifest-'));
+    try {
+      await writeFile(
+        path.join(dir, 'atelier.module.yaml'),
+        'namespace: ml\nname: Score Users\nentrypoint: ../score.py\nruntime: python\nresources: { memory: 4GB }\n',
+      );
+      const r = await cli(['module', 'push', dir]);
+      refused(r, /^error \[INVALID_MANIFEST\]: atelier\.module\.yaml is invalid:$/m);
+      expect(r.stderr.split('\n').filter(Boolean).slice(1)).toEqual([
+        '  name: must be 1–64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+        '  entrypoint: must be a path inside the module directory (relative, without "..")',
+        '  runtime: must be one of node, python3, shell',
+        '  resources.memory: must be a whole number of bytes, optionally with Ki, Mi, Gi or Ti (e.g. "4Gi")',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('option values', () => {
   it('names the run statuses for a wrong --status, in any case', async () => {
     refused(await cli(['run', 'list', '--status', 'bogus']), /--status.*expected one of QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, got "bogus"/);
