@@ -9,7 +9,7 @@ import { checkParameters as checkAgainstSchema, compileParameterSchema, describe
 
 export { describeAjvErrors };
 
-const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
+export const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
 
 const identRe = '^[A-Za-z_][A-Za-z0-9_.-]{0,127}$';
 const versionRe = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$';
@@ -86,7 +86,7 @@ const invalid = (details: ErrorDetail[]) =>
   new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
 
 /** What the shape's patterns ask for, said in words where the pattern was: `name: must be 1–64 lowercase letters…`. */
-const patternWords: Record<string, string> = {
+export const patternWords: Readonly<Record<string, string>> = {
   [nameRe]: 'must be 1–64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
   [identRe]: 'must be 1–128 letters, digits, "_", "." or "-", starting with a letter or "_"',
   [versionRe]: 'must be 1–64 letters, digits, ".", "_", "+" or "-", starting with a letter or digit (e.g. "1.4.0")',
@@ -95,12 +95,6 @@ const patternWords: Record<string, string> = {
   [datasetRe]: 'must be namespace/name (e.g. "crm/users")',
   [fromRe]: 'must be INPUT.COLUMN (e.g. "users.age")',
 };
-
-function inWords(detail: ErrorDetail): ErrorDetail {
-  const pattern = /^must match pattern "(.*)"$/.exec(detail.message)?.[1];
-  const words = pattern === undefined ? undefined : patternWords[pattern];
-  return words ? { ...detail, message: words } : detail;
-}
 
 /** The most a manifest may have: the YAML parser is slow (~7 ms a KiB, more for deep nesting), and runs on the event loop. */
 export const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -178,7 +172,7 @@ function manifestFrom(raw: unknown, digest?: string): ModuleManifest {
       },
     ]);
   if (!validateManifestShape(raw)) {
-    throw invalid(describeAjvErrors(validateManifestShape.errors).map(inWords));
+    throw invalid(describeAjvErrors(validateManifestShape.errors, '', patternWords));
   }
   const manifest = raw as ModuleManifest;
   // Every problem at once: the ports' and the parameter schema's, so one push shows all there is to fix.

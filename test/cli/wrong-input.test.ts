@@ -53,6 +53,23 @@ describe('the control plane address', () => {
 });
 
 describe('what the server refuses', () => {
+  it('says what a name in a workflow spec must be, in words', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-input-'));
+    try {
+      const spec = path.join(dir, 'names.yaml');
+      await writeFile(spec, 'name: My Flow\ntasks:\n  - name: a b\n    module: ML/Train\n');
+      const r = await cli(['workflow', 'create', spec]);
+      expect(r.stderr.split('\n').filter(Boolean)).toEqual([
+        'error [INVALID_WORKFLOW]: The workflow spec is invalid:',
+        '  name: must be 1–64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+        '  tasks.a b.name: must be 1–63 letters, digits, "_" or "-", starting with a letter or "_"',
+        '  tasks.a b.module: must be namespace/name, optionally @tag or @version (e.g. "ml/train@latest")',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('prints each problem of a refused workflow spec once, on its own line, under the server’s lead', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-input-'));
     try {
