@@ -24,6 +24,11 @@ beforeAll(async () => {
   page = await context.newPage();
 }, 120_000);
 
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
 it('points a first start’s empty module and workflow lists to the repository’s example, commands as the README runs them', async () => {
   await page.goto(`${t.url}/modules`);
   await page.getByRole('heading', { name: 'No modules published yet' }).waitFor();
@@ -49,11 +54,6 @@ describe('a failed run', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
   }, 120_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await t?.stop();
-  });
 
   it.each([
     ['/monitors/00000000-0000-0000-0000-000000000000', 'No such monitor that you may read', 'See your monitors', '/monitors'],
