@@ -77,6 +77,24 @@ export interface DeploymentStatus {
   message: string;
   /** Every revision the deployer holds, by number. */
   revisions: RevisionStatus[];
+  /**
+   * What its router measured of each revision's traffic, where the deployer has one (the local deployer does): the
+   * control plane records it as observations of the revisions' model versions, which rollouts' gates and monitors
+   * read (docs/deployments.md). Absent where the backend does not say (kserve: its metrics are Prometheus').
+   */
+  serving?: ServingStats;
+}
+
+/**
+ * Counters of each revision's traffic since `epoch` (a router started again starts a new epoch and counts from 0):
+ * requests answered, errors among them (a 5xx, or no whole answer), and latencies in a histogram whose bucket i holds
+ * those up to `firstMs × growth^i` ms (the last, everything above).
+ */
+export interface ServingStats {
+  epoch: string;
+  firstMs: number;
+  growth: number;
+  revisions: Record<number, { requests: number; errors: number; buckets: number[] }>;
 }
 
 /**

@@ -113,8 +113,30 @@ export function deployerContract(name: string, setup: () => DeployerContractSetu
         expect(counts[2] ?? 0, `revision 2's share of 200 requests (${JSON.stringify(counts)})`).toBeGreaterThanOrEqual(4);
         expect(counts[2] ?? 0).toBeLessThanOrEqual(50);
         expect((counts[1] ?? 0) + (counts[2] ?? 0)).toBe(200);
+        await expectServingCovers(counts);
       }
     });
+
+    /**
+     * A deployer whose status says what its router measured (DeploymentStatus.serving) counted at least the requests
+     * each revision answered here, its errors among them and every one in its latency histogram. (Counted as answers
+     * end: a moment is allowed for the last to be counted.)
+     */
+    async function expectServingCovers(counts: Record<string, number>): Promise<void> {
+      let serving = (await deployer.status(deployment.id)).serving;
+      for (let i = 0; i < 40 && serving && Object.entries(counts).some(([rev, n]) => (serving!.revisions[Number(rev)]?.requests ?? 0) < n); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        serving = (await deployer.status(deployment.id)).serving;
+      }
+      if (!serving) return;
+      expect(serving.epoch).toEqual(expect.any(String));
+      for (const [rev, n] of Object.entries(counts))
+        expect(serving.revisions[Number(rev)]?.requests ?? 0, `revision ${rev}'s requests`).toBeGreaterThanOrEqual(n);
+      for (const c of Object.values(serving.revisions)) {
+        expect(c.errors).toBeLessThanOrEqual(c.requests);
+        expect(c.buckets.reduce((sum, b) => sum + b, 0)).toBe(c.requests);
+      }
+    }
 
     it('rolls back: all traffic to the old revision at once; the new one stays for a roll-forward', async () => {
       await deployer.apply(deployment, s.revision(1));

@@ -17,6 +17,7 @@ import { createHotClusterService } from './compute/hot-clusters';
 import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
+import { writingTo } from './db/writable';
 import { alsoKicking, createDeploymentService, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
 import { createRunFeed, type FeedEvent, type StoredEventRef } from './events/feed';
@@ -84,8 +85,10 @@ export interface BuildOptions {
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   const log = options.log ?? (config.logLevel === 'silent' ? () => {} : (m: string) => console.log(m));
   // Private to the server: the admin token, the embedded database and the object store live here.
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  await chmod(config.dataDir, 0o700);
+  await writingTo('The data directory (ATELIER_DATA_DIR)', config.dataDir, async () => {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    await chmod(config.dataDir, 0o700);
+  });
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   const scrubbed = await scrubStoredSources(database.db);
@@ -203,7 +206,17 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   const deployments = createDeploymentService({
-    ...{ db, store, bus, log, dataDir: config.dataDir, pollMs: config.deploymentPollMs, leaseMs: config.deploymentLeaseMs, ...options.deployments },
+    ...{
+      db,
+      store,
+      bus,
+      log,
+      dataDir: config.dataDir,
+      pollMs: config.deploymentPollMs,
+      leaseMs: config.deploymentLeaseMs,
+      statsMs: config.deploymentStatsMs,
+      ...options.deployments,
+    },
     replica: `${defaultHostName()}-${process.pid}`,
     afterCommit: [webhooks, triggers], // a rollback's alert may start ALERT_OPENED triggers
   });

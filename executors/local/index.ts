@@ -7,7 +7,17 @@ import { chmod, rm } from 'node:fs/promises';
 import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { groupAlive, groupGone, killGroup, signalGroup, signalMembers } from '../../plugins/process-group';
-import { defineExecutor, type Executor, permanentFailure, type TaskMessage } from '../../plugins/sdk';
+import {
+  defineExecutor,
+  type Executor,
+  permanentFailure,
+  retryableFailure,
+  systemFailure,
+  type TaskContext,
+  type TaskMessage,
+  type TaskOutcome,
+} from '../../plugins/sdk';
+import { ArtifactsRefused, collectArtifacts, uploadArtifacts } from './artifacts';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
@@ -92,7 +102,9 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       // bwrap reports a module ended by a signal as exit 128 + its number.
       const signalled = state.sandboxed && exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined;
       const { code, signal } = signalled ? { code: null, signal: signalled } : exit;
-      return { ...outcomeOf(state, code, signal, graceMs), provisioningMs: state.provisioningMs, endedAt: state.exitedAt };
+      const outcome = outcomeOf(state, code, signal, graceMs);
+      const logged = outcome.state === 'SUCCEEDED' ? await logArtifacts(state, task, ctx) : undefined;
+      return { ...(logged ?? outcome), provisioningMs: state.provisioningMs, endedAt: state.exitedAt };
     },
 
     async cancel(handle, task, reason) {
@@ -176,4 +188,26 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       if (root) await rm(root, { recursive: true, force: true }).catch(() => undefined);
     },
   });
+}
+
+/**
+ * Logs what a module that exited 0 left under ATELIER_ARTIFACTS_DIR as its task's artifacts (artifacts.ts): undefined
+ * when that went well (or there was nothing), else the failure the attempt ends with instead of its success.
+ */
+async function logArtifacts(state: AttemptState, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome | undefined> {
+  if (!state.artifactsDir || !task.tracking) return undefined;
+  try {
+    const files = await collectArtifacts(state.artifactsDir);
+    if (!files.length) return undefined;
+    await uploadArtifacts(task.tracking, files, ctx.signal);
+    const bytes = files.reduce((sum, f) => sum + f.size, 0);
+    ctx.log('stdout', `[atelier] logged ${files.length} artifact${files.length === 1 ? '' : 's'} (${bytes} bytes) from ATELIER_ARTIFACTS_DIR`);
+    return undefined;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof ArtifactsRefused) return permanentFailure('artifacts-refused', `exited 0, but its artifacts could not be logged: ${message}`);
+    // The control plane could not be reached or could not take them now: the platform's failure, tried again.
+    if (ctx.signal.aborted) return retryableFailure('artifacts-interrupted', `exited 0; logging its artifacts was interrupted: ${message}`);
+    return systemFailure('artifacts-unlogged', `exited 0, but its artifacts could not be logged: ${message}`);
+  }
 }

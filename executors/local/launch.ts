@@ -38,6 +38,8 @@ export interface AttemptState {
   sandboxed?: boolean;
   /** The sandboxed attempt's own directory, removed when the attempt is finalized. */
   attemptDir?: string;
+  /** Where the module's artifacts are left (ATELIER_ARTIFACTS_DIR, as this host sees it): logged once it exits 0. */
+  artifactsDir?: string;
   /** Date.now() when the module's process exited: where the attempt's duration ends (TaskOutcome.endedAt). */
   exitedAt?: number;
   /** The progress channel of a cold-started module (fd 3 a file the host tails); a warm worker's fd 3 stays a pipe. */
@@ -135,6 +137,13 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
       await chown(path.join(attemptDir, 'outputs'), sandbox.identity.uid, sandbox.identity.gid);
     }
   }
+  // Files left here are logged as the task's artifacts once it exits 0 (artifacts.ts): for a cold attempt the
+  // control plane gave a tracking token (a warm worker's folder outlives its attempts).
+  if (!warm && task.tracking) {
+    state.artifactsDir = path.join(attemptDir, 'outputs', 'artifacts');
+    await mkdir(state.artifactsDir, { recursive: true });
+    if (sandbox?.identity) await chown(state.artifactsDir, sandbox.identity.uid, sandbox.identity.gid);
+  }
   const env: NodeJS.ProcessEnv = sandbox
     ? { PATH: sandboxSearchPath(sandbox), HOME: inside, TMPDIR: '/tmp', LANG: config.inheritEnv.LANG ?? 'C.UTF-8' }
     : { ...config.inheritEnv };
@@ -148,6 +157,7 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
     ...(task.datasets ? { ATELIER_DATASETS: JSON.stringify(task.datasets) } : {}),
     ...(task.models ? { ATELIER_MODELS: JSON.stringify(task.models), ATELIER_MODELS_DIR: path.posix.join(inside, 'models') } : {}),
     ATELIER_OUTPUT_DIR: path.posix.join(inside, 'outputs'),
+    ...(state.artifactsDir ? { ATELIER_ARTIFACTS_DIR: path.posix.join(inside, 'outputs', 'artifacts') } : {}),
     ATELIER_PROGRESS_FD: '3',
     // This host reads metric series packed (plugins/progress-lines.ts): the helpers then send floats as bytes, not text.
     ATELIER_PROGRESS_PACKED: '1',

@@ -16,11 +16,13 @@ import {
   revisionsOf,
 } from '../../server/deployments/deployments';
 import { DEFAULT_HOLD_TIMEOUT_S } from '../../server/deployments/rollout';
+import { lastServingWindow } from '../../server/deployments/serving';
 import type { MonitorRule } from '../../server/monitoring/rules';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
 import type { Context } from '../context';
 import { liveStream, watchAccess } from '../live-access';
+import { ServingRef } from './deployment-serving';
 import { IdentityRef } from './identity';
 import { ModelRef, ModelVersionRef } from './models';
 import { RuleInput, RuleRef } from './monitoring-monitors';
@@ -50,6 +52,12 @@ const RevisionRef = builder.objectRef<DeploymentRevisionRow>('DeploymentRevision
     restarts: t.exposeInt('restarts'),
     message: t.exposeString('message', { nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    serving: t.field({
+      type: ServingRef,
+      nullable: true,
+      description: 'Its traffic in the last window recorded (requests, error rate, latency); null before it had any.',
+      resolve: (r, _args, ctx) => lastServingWindow(ctx.services.db, r.deploymentId, r.number, r.modelVersionId),
+    }),
   }),
 });
 

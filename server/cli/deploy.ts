@@ -15,15 +15,29 @@ interface DeploymentView {
   message: string;
   failedOver: boolean;
   traffic: { revision: number; percent: number }[];
-  revisions: { number: number; state: string; health: string | null; restarts: number; message: string | null; modelVersion: { version: number } | null }[];
+  revisions: {
+    number: number;
+    state: string;
+    health: string | null;
+    restarts: number;
+    message: string | null;
+    modelVersion: { version: number } | null;
+    serving: { requests: number; errorRate: number; latencyP50Ms: number; latencyP99Ms: number } | null;
+  }[];
   rollout: { revision: number; step: number; percent: number; state: string; reason: string | null; nextDecisionAt: string | null } | null;
   fallback: { kind: string; revision: number | null };
+  rolloutPolicy: {
+    steps: { percent: number; dwellSeconds: number }[];
+    gates: { metric: string; rule: { kind: string; aggregate: string | null; above: number | null; below: number | null } }[];
+    noData: string;
+  };
   events: { kind: string; revision: number | null; reason: string | null; createdAt: string; actor: { name: string } | null }[];
 }
 
 const FIELDS = `id name model domain deployer url ready message failedOver traffic { revision percent }
-  revisions { number state health restarts message modelVersion { version } }
+  revisions { number state health restarts message modelVersion { version } serving { requests errorRate latencyP50Ms latencyP99Ms } }
   rollout { revision step percent state reason nextDecisionAt } fallback { kind revision }
+  rolloutPolicy { steps { percent dwellSeconds } gates { metric rule { kind aggregate above below } } noData }
   events(limit: 10) { kind revision reason createdAt actor { name } }`;
 
 const split = (d: DeploymentView) => d.traffic.map((t) => `r${t.revision} ${t.percent}%`).join(' / ') || '-';
@@ -53,6 +67,28 @@ function steps(raw: string) {
   });
 }
 
+/** `serving.error_rate>0.01` (above) or `serving.latency_p99_ms<250`… (below): a THRESHOLD gate on the step's mean. */
+function gate(raw: string, previous: unknown[] = []) {
+  const m = /^([A-Za-z0-9_][A-Za-z0-9_.:/-]*)\s*([<>])\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(raw.trim());
+  if (!m) throw new InvalidArgumentError(`expected METRIC>VALUE (roll back above) or METRIC<VALUE (below), e.g. serving.error_rate>0.01; got "${raw}"`);
+  const [, metric, op, value] = m;
+  const rule = { kind: 'THRESHOLD', aggregate: 'MEAN', [op === '>' ? 'above' : 'below']: Number(value) };
+  return [...previous, { metric, rule }];
+}
+
+/** `steps 10% 300s → 100%; gates serving.error_rate > 0.01 (mean); no data: hold`. */
+function policyText(p: DeploymentView['rolloutPolicy']): string {
+  const steps = p.steps.length ? `steps ${p.steps.map((s) => `${s.percent}%${s.dwellSeconds ? ` ${s.dwellSeconds}s` : ''}`).join(' → ')}` : 'all at once';
+  const rule = (r: DeploymentView['rolloutPolicy']['gates'][number]['rule']) =>
+    r.kind === 'THRESHOLD'
+      ? [r.above !== null ? `> ${r.above}` : '', r.below !== null ? `< ${r.below}` : ''].filter(Boolean).join(' or ')
+      : r.kind.toLowerCase();
+  const gates = p.gates.length
+    ? `; gates ${p.gates.map((g) => `${g.metric} ${rule(g.rule)}${g.rule.aggregate ? ` (${g.rule.aggregate.toLowerCase()})` : ''}`).join(', ')}; no data: ${p.noData.toLowerCase()}`
+    : '';
+  return steps + gates;
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows
@@ -71,16 +107,28 @@ function show(d: DeploymentView): string {
     `url      ${d.url ?? '-'}  (${d.ready ? 'ready' : 'not ready'}: ${d.message})`,
     `traffic  ${split(d)}`,
     `fallback ${d.fallback.kind.toLowerCase()}${d.fallback.revision ? ` (revision ${d.fallback.revision})` : ''}`,
+    `policy   ${policyText(d.rolloutPolicy)}`,
   ];
   if (d.rollout)
     lines.push(
-      `rollout  revision ${d.rollout.revision} ${d.rollout.state.toLowerCase()} at ${d.rollout.percent}% (step ${d.rollout.step + 1})${d.rollout.reason ? `: ${d.rollout.reason}` : ''}${d.rollout.nextDecisionAt ? `, next decision ${d.rollout.nextDecisionAt}` : ''}`,
+      `rollout  revision ${d.rollout.revision} ${d.rollout.state.toLowerCase()} at ${d.rollout.percent}%${d.rollout.step >= 0 ? ` (step ${d.rollout.step + 1})` : ''}${d.rollout.reason ? `: ${d.rollout.reason}` : ''}${d.rollout.nextDecisionAt ? `, next decision ${d.rollout.nextDecisionAt}` : ''}`,
     );
   lines.push(
     '',
     table([
-      ['REV', 'VERSION', 'STATE', 'HEALTH', 'RESTARTS', 'MESSAGE'],
-      ...d.revisions.map((r) => [String(r.number), String(r.modelVersion?.version ?? '?'), r.state, r.health ?? '-', String(r.restarts), r.message ?? '']),
+      // REQ to P99 MS: the last window its router measured (serving observations), '-' before it had traffic.
+      ['REV', 'VERSION', 'STATE', 'HEALTH', 'RESTARTS', 'REQ', 'ERRORS', 'P50 MS', 'P99 MS', 'MESSAGE'],
+      ...d.revisions.map((r) => [
+        String(r.number),
+        String(r.modelVersion?.version ?? '?'),
+        r.state,
+        r.health ?? '-',
+        String(r.restarts),
+        ...(r.serving
+          ? [String(r.serving.requests), `${(r.serving.errorRate * 100).toFixed(1)}%`, String(r.serving.latencyP50Ms), String(r.serving.latencyP99Ms)]
+          : ['-', '-', '-', '-']),
+        r.message ?? '',
+      ]),
     ]),
   );
   lines.push(
@@ -109,6 +157,18 @@ export function deployCommand(connect: (command: Command) => Client): Command {
     .addOption(new Option('--domain <domain>', 'governance domain').choices(['experimentation', 'adhoc', 'production']).default('experimentation'))
     .option('--deployer <name>', 'deployer plugin', 'local')
     .option('--steps <steps>', 'canary steps PERCENT[:DWELL_SECONDS],… ending at 100 (default: all at once)', steps)
+    .option(
+      '--gate <rule>',
+      "roll a step back when the new revision's mean is above (>) or below (<) VALUE, e.g. serving.error_rate>0.01 (repeatable; needs --steps)",
+      gate,
+    )
+    .addOption(
+      new Option('--on-no-data <what>', "a gate with no observations after a step's dwell: hold, pass or rollback (default: hold)").choices([
+        'hold',
+        'pass',
+        'rollback',
+      ]),
+    )
     .option('--ready-timeout <seconds>', 'roll back a revision not ready within this', positiveInt)
     .option('--fallback-version <n>', 'a version applied up front as the instant fallback (default: the previous revision)', positiveInt)
     .option('--settings <json>', 'deployer settings as JSON, e.g. {"port": 8080}', settingsObject)
@@ -116,7 +176,16 @@ export function deployCommand(connect: (command: Command) => Client): Command {
       async (
         name: string,
         model: string,
-        opts: { domain: string; deployer: string; steps?: unknown[]; readyTimeout?: number; fallbackVersion?: number; settings?: object },
+        opts: {
+          domain: string;
+          deployer: string;
+          steps?: unknown[];
+          gate?: unknown[];
+          onNoData?: string;
+          readyTimeout?: number;
+          fallbackVersion?: number;
+          settings?: object;
+        },
         command: Command,
       ) => {
         const input = {
@@ -126,7 +195,15 @@ export function deployCommand(connect: (command: Command) => Client): Command {
           deployer: opts.deployer,
           settings: opts.settings,
           fallbackVersion: opts.fallbackVersion,
-          rollout: opts.steps || opts.readyTimeout ? { steps: opts.steps, readyTimeoutSeconds: opts.readyTimeout } : undefined,
+          rollout:
+            opts.steps || opts.readyTimeout || opts.gate
+              ? {
+                  steps: opts.steps,
+                  gates: opts.gate,
+                  noData: opts.onNoData?.toUpperCase(),
+                  readyTimeoutSeconds: opts.readyTimeout,
+                }
+              : undefined,
         };
         await connect(command).request(`mutation ($i: CreateDeploymentInput!) { createDeployment(input: $i) { id } }`, { i: input });
         console.log(`created deployment ${name} serving ${model}; watch it with \`atelier deploy show ${name}\``);

@@ -121,7 +121,9 @@ export function printSummary(run: RunView, live: Map<string, TaskState>, tty: bo
   const tasks = dagOrder(run.tasks.filter((t) => !t.mapParent));
   const nodeWidth = Math.max(4, ...tasks.map((t) => t.node.length));
   for (const task of tasks) {
+    // By name: the same line whether the events came live or were read back from the store (jsonb keeps no order).
     const metrics = Object.entries(live.get(task.node)?.metrics ?? {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, value]) => `${name}=${formatNumber(value)}`)
       .join(' ');
     const cached = task.reason === 'cache-hit';

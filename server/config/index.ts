@@ -75,6 +75,8 @@ export interface Config {
   deploymentPollMs: number;
   /** How long a dead replica's claim on a deployment blocks the others (`ATELIER_DEPLOYMENT_LEASE_MS`, default 30 s; renewed while held). */
   deploymentLeaseMs: number;
+  /** How often each deployment's serving observations (requests, error rate, latency per revision) are recorded. */
+  deploymentStatsMs: number;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
   cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
@@ -183,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     triggerPollMs: int(env, 'ATELIER_TRIGGER_POLL_MS', 1000, 20, 60_000),
     deploymentPollMs: int(env, 'ATELIER_DEPLOYMENT_POLL_MS', 1000, 20, 60_000),
     deploymentLeaseMs: int(env, 'ATELIER_DEPLOYMENT_LEASE_MS', 30_000, 1_000, 600_000),
+    deploymentStatsMs: int(env, 'ATELIER_DEPLOYMENT_STATS_MS', 10_000, 100, 3_600_000),
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),

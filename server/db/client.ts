@@ -1,6 +1,5 @@
 // Opens the database: embedded PGlite under the data directory by default, real Postgres with DATABASE_URL.
 // Applies the committed drizzle-kit migrations either way.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type SQL, sql } from 'drizzle-orm';
@@ -9,6 +8,7 @@ import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
 import { driverTarget } from './postgres-url';
 import * as schema from './schema';
+import { assertWritable } from './writable';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
@@ -63,7 +63,7 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
   const { drizzle } = await import('drizzle-orm/pglite');
   const { migrate } = await import('drizzle-orm/pglite/migrator');
   const dir = path.join(options.dataDir, 'pgdata');
-  mkdirSync(dir, { recursive: true });
+  assertWritable('The embedded database in', dir, ['PG_VERSION', 'global', 'global/pg_control', 'base', 'pg_wal']);
   // Durability as it is, on purpose. PGlite's `relaxedDurability` only skips awaiting `syncToFs`, which the Node
   // file system (NodeFS) leaves empty: it would buy nothing here. On Node PGlite never fsyncs (emscripten's NODEFS has
   // no fsync), but every commit's WAL is written to the file before COMMIT returns, so a crash of this process loses

@@ -10,8 +10,9 @@
 //
 // An abstract name is one network namespace's: two containers mounting one data directory (a shared volume, a
 // compose service scaled to two) each got the lock. So the directory's own lock file is held too, with flock(1)
-// where it is installed (util-linux, busybox): a child holding an exclusive lock on `<dir>.lock` while it reads a
-// pipe from this process, which the kernel closes when this process ends, however it ends (the lock goes with it).
+// where it is installed (util-linux's: busybox's has no --timeout, and is reported at start as not guarding): a child holding exclusive locks on the directory and on `<dir>.lock`
+// while it reads a pipe from this process, which the kernel closes when this process ends, however it ends (the
+// locks go with it).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { realpathSync, unlinkSync } from 'node:fs';
@@ -41,7 +42,7 @@ export async function lockDataDir(dir: string, { abstract = process.platform ===
     if (!listened) {
       server.unref(); // the lock never keeps the process alive
       const closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()));
-      const file = await lockFile(`${dir}.lock`);
+      const file = await lockFile(dir, `${dir}.lock`);
       if (file === 'held') {
         await closeServer();
         throw new DataDirLocked(lockedMessage(dir, null));
@@ -71,22 +72,35 @@ const FILE_LOCK_WAIT_SECONDS = 5;
 const FILE_LOCK_HELD = 75;
 
 /**
- * An exclusive flock(1) on `file`, held by a child until `release` or this process's end; 'held' when another process
- * holds it; null where it cannot be taken (no flock installed, a file system without locks): the socket alone guards.
+ * Exclusive flock(1)s on the directory itself and on `file` beside it, held by a child until `release` or this
+ * process's end; 'held' when another process holds either; null where they cannot be taken (no flock installed, a
+ * file system without locks): the socket alone guards. The directory's lock cannot be deleted from under its holder
+ * (a lock file removed by hand let the next start take a new one beside a running holder); the file's is the one
+ * earlier versions take, so a holder of either kind keeps the other out.
  */
-function lockFile(file: string): Promise<{ release(): Promise<void> } | 'held' | null> {
+function lockFile(dir: string, file: string): Promise<{ release(): Promise<void> } | 'held' | null> {
+  const flock = (target: string) => ['--exclusive', '--timeout', String(FILE_LOCK_WAIT_SECONDS), '--conflict-exit-code', String(FILE_LOCK_HELD), target];
   return new Promise((resolve) => {
     const child = spawn(
       'flock',
-      ['--exclusive', '--timeout', String(FILE_LOCK_WAIT_SECONDS), '--conflict-exit-code', String(FILE_LOCK_HELD), file, 'sh', '-c', 'echo held; exec cat'],
+      [...flock(dir), 'flock', ...flock(file), 'sh', '-c', 'echo held; exec cat'],
       // Its own process group: a terminal's Ctrl-C reaches this process's shutdown, not the lock under it.
       { stdio: ['pipe', 'pipe', 'ignore'], detached: true },
     );
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    let holding = false; // the lock was taken: an exit after it is its release
     child.once('error', () => resolve(null));
-    child.once('exit', (code) => resolve(code === FILE_LOCK_HELD ? 'held' : null));
+    child.once('exit', (code) => {
+      if (!holding && code !== FILE_LOCK_HELD)
+        console.warn(
+          `[atelier] the data directory's lock file is not held: flock(1) exited ${code} (busybox's lacks --timeout: install util-linux's, e.g. \`apk add util-linux\`). ` +
+            'One machine is still guarded by the lock socket; two containers sharing this volume are not kept apart.',
+        );
+      resolve(code === FILE_LOCK_HELD ? 'held' : null);
+    });
     child.stdin!.on('error', () => undefined);
     child.stdout!.once('data', () => {
+      holding = true;
       // Held: neither the child nor its pipes keep this process alive.
       child.stdout!.destroy();
       child.unref();

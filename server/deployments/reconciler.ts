@@ -25,6 +25,7 @@ import { measureGates } from './gates';
 import { claim, release, renewLease } from './lease';
 import { revisionOf } from './materialise';
 import { decideRollout, desiredSplit, gatesDue, type RevisionHealthState, sameSplit } from './rollout';
+import type { ServingRecorder } from './serving';
 
 export interface ReconcilerDeps {
   db: Db;
@@ -40,6 +41,8 @@ export interface ReconcilerDeps {
   /** After a commit that wrote webhook deliveries, alerts or signals. */
   afterCommit: () => void;
   now?: () => Date;
+  /** Records what the deployers' routers measured as serving observations (serving.ts). */
+  serving?: ServingRecorder;
 }
 
 async function statusOf(deployer: Deployer, id: string): Promise<DeploymentStatus | null> {
@@ -303,6 +306,10 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
   };
   let { d, revisions } = await load();
   let status = await statusOf(deployer, d.id);
+  // Before the rollout steps: its gates read what the traffic so far measured.
+  await deps
+    .serving?.(d, revisions, status, deps.now?.() ?? new Date())
+    .catch((error) => deps.log(`deployment ${d.name}: serving observations not recorded: ${(error as Error).message}`));
   const target = await targetVersion(deps.db, d);
   const main = revisions.filter((r) => r.role === 'MAIN');
   const latest = main.at(-1);

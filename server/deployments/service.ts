@@ -22,6 +22,7 @@ import {
   rollbackDeployment,
 } from './deployments';
 import { reconcileDeployments, syncTraffic } from './reconciler';
+import { createServingRecorder } from './serving';
 
 export interface DeploymentService extends Service {
   deployerNames(): string[];
@@ -51,6 +52,8 @@ export interface DeploymentServiceOptions {
   replica: string;
   pollMs: number;
   leaseMs?: number;
+  /** How often a deployment's serving observations are recorded (serving.ts); default 10 s. */
+  statsMs?: number;
   log: (message: string) => void;
   /** Kicked after a commit that wrote webhook deliveries, alerts or signals. */
   afterCommit: { kick(): void }[];
@@ -83,6 +86,7 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     filesDir: path.join(options.dataDir, 'deployments', 'files'),
     replica: options.replica,
     leaseMs: options.leaseMs ?? 30_000,
+    serving: createServingRecorder(db, options.statsMs ?? 10_000),
     log,
     afterCommit: () => {
       for (const k of options.afterCommit) k.kick();

@@ -2,6 +2,7 @@
 // problem is. They know nothing of GraphQL or HTTP; the edges translate them (schema/errors.ts for GraphQL, the
 // HTTP routes for plain responses). A leaf: imports nothing of the project.
 import { MAX_ERROR_DETAILS, MAX_ERROR_MESSAGE, printable } from './echo';
+import { isLostConnection } from './lost-connection';
 
 export type ErrorCode =
   | 'BAD_USER_INPUT'
@@ -14,6 +15,10 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'DIGEST_MISMATCH'
   | 'TOO_MANY_SUBSCRIPTIONS'
+  /** A live subscription whose client left too many events waiting: it ended, to be subscribed again. */
+  | 'SUBSCRIBER_TOO_SLOW'
+  /** A service the request needs (the database) cannot be reached for now: send it again shortly. */
+  | 'UNAVAILABLE'
   /** A webhook URL outside ATELIER_WEBHOOK_ALLOWLIST. */
   | 'URL_NOT_ALLOWED';
 
@@ -28,6 +33,8 @@ const statusOf: Record<ErrorCode, number> = {
   PAYLOAD_TOO_LARGE: 413,
   DIGEST_MISMATCH: 400,
   TOO_MANY_SUBSCRIPTIONS: 429,
+  SUBSCRIBER_TOO_SLOW: 429,
+  UNAVAILABLE: 503,
   URL_NOT_ALLOWED: 400,
 };
 
@@ -80,11 +87,17 @@ export const TRANSIENT_ABORTS: ReadonlySet<string> = new Set(['40P01', '40001'])
  * The domain error inside `error`, however deep an edge (graphql-js, envelop) has wrapped it. A transaction Postgres
  * aborted because another one ran into it (a deadlock's victim, a serialization failure) is one too, a CONFLICT that
  * says to send the request again: the abort undid all of it, so doing so is safe (retryingTransaction retries such
- * aborts where the work allows; one that still reaches an edge must not read as a server bug).
+ * aborts where the work allows; one that still reaches an edge must not read as a server bug). So is a connection
+ * lost or refused (Postgres restarting, a socket reset): UNAVAILABLE, which says to send it again shortly.
  */
 export function domainErrorOf(error: unknown): AtelierError | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     if (e instanceof AtelierError) return e;
+    if (isLostConnection(e))
+      return new AtelierError(
+        'UNAVAILABLE',
+        'A service this request needs could not be reached (the database restarting, a connection reset): send the request again shortly. A change whose connection was lost as it committed may have been made: look before repeating one that must not happen twice.',
+      );
     if (TRANSIENT_ABORTS.has((e as { code?: unknown }).code as string))
       return conflict('Another change to the same objects ran at the same moment and the database undid this one (nothing of it was kept); send it again.');
     e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;

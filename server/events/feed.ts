@@ -1,7 +1,9 @@
 import type { WireMetricValue } from '../../plugins/metric-values';
 import { traceHop, tracing } from '../../plugins/trace';
 import type { Db, Tx } from '../db/client';
+import { AtelierError } from '../errors';
 import type { Domain, RunStatus, TaskStatus } from '../vocabulary';
+import { isCoalesced, pulled } from './feed-buffer';
 import { createFeedHolds, type FeedHolds } from './feed-holds';
 import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter, runSnapshot } from './run-event-log';
 import { createRunSnapshots, type RunSnapshots } from './run-snapshots';
@@ -203,33 +205,37 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
   };
 }
 
+/** Events a subscriber's client may leave waiting (server/events/feed-buffer.ts): of every run, and of one run. */
+export const FEED_BUFFER_LIMIT = { all: 10_000, run: 2 * RUN_EVENTS_PAGE };
+
 /**
  * Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. It ends, and
  * stops listening, when `signal` aborts (at once, even while a pull waits), when returned, or if `signal` had
  * aborted already. Events come as they arrive: see `runEventStream` for one run's events in order with none lost.
+ * A client that leaves more than `limit` events waiting has its stream end with SUBSCRIBER_TOO_SLOW (what it missed
+ * cannot be sent in order any more) once it reads again; it subscribes anew.
  */
-export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal): AsyncIterableIterator<FeedEvent> {
+export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal, limit = FEED_BUFFER_LIMIT.all): AsyncIterableIterator<FeedEvent> {
+  let overflowed = false;
   return pulled(
     signal,
     (push) => feed.subscribe(runId, push),
     async function* (first, shift) {
       for (;;) {
         const event = await first();
+        if (overflowed)
+          throw new AtelierError(
+            'SUBSCRIBER_TOO_SLOW',
+            `This subscription fell more than ${limit} events behind (its client read slower than events came) and missed some: subscribe again, and read the current state anew.`,
+          );
         if (!event) return;
         shift();
         yield event;
       }
     },
+    { limit, overflowed: () => (overflowed = true) },
   );
 }
-
-const COALESCED = 'coalesced';
-/**
- * In a slow subscriber's buffer, the place of a progress report overtaken by a later one of the same task before it
- * was sent: its number, so the stream moves past it in order without reading the store for a gap, and nothing else.
- */
-const coalescedAt = (event: FeedEvent) => ({ kind: COALESCED, runId: event.runId, seq: event.seq }) as unknown as FeedEvent;
-const isCoalesced = (event: FeedEvent) => (event as { kind: string }).kind === COALESCED;
 
 /** How often a gap is read from the store before the stream goes on past it. */
 const GAP_READS = 3;
@@ -238,7 +244,8 @@ const GAP_READS = 3;
  * One run's events numbered above `after`, each once and in order, however the bus behaved: a number skipped, or
  * the feed saying the run is further on than what arrived, makes it read the stored events it missed. It listens
  * at once and buffers until `after` is known (a snapshot being read meanwhile); with `readFirst` (a resume) it
- * then reads what was stored after `after` before following the feed. Ends like `feedIterator`.
+ * then reads what was stored after `after` before following the feed. Ends like `feedIterator`. A client that
+ * leaves more than `limit` events waiting loses nothing: they are dropped, and read from the store when it reads again.
  */
 export function runEventStream(
   feed: RunFeed,
@@ -246,6 +253,7 @@ export function runEventStream(
   after: number | Promise<number>,
   readFirst: boolean,
   signal?: AbortSignal,
+  limit = FEED_BUFFER_LIMIT.run,
 ): AsyncIterableIterator<FeedEvent> {
   let cursor = Number.POSITIVE_INFINITY; // the number of the last event yielded; nothing is behind it until `after` is known
   let behind = false;
@@ -268,7 +276,7 @@ export function runEventStream(
       ),
     async function* (first, shift, ended) {
       cursor = await after;
-      behind = readFirst || head > cursor;
+      behind ||= readFirst || head > cursor;
       for (;;) {
         if (ended()) return;
         if (behind) {
@@ -312,86 +320,13 @@ export function runEventStream(
         if (!isCoalesced(next)) yield next;
       }
     },
+    // Every event is stored: what a slow client's buffer held is read from the store once it reads again.
+    {
+      limit,
+      overflowed: () => {
+        behind = true;
+        return false;
+      },
+    },
   );
-}
-
-/**
- * The plumbing both iterators share: a listener pushes into a buffer; `body` waits for its first event (`first`:
- * undefined once ended, or when woken with nothing buffered), removes it with `shift` once it has dealt with it,
- * and yields what the iterator returns.
- *
- * A subscriber that falls behind (its client reads slower than events come) has events waiting here. With
- * `coalesce`, a task's progress report replaces that task's earlier one still waiting (which leaves a `Coalesced`
- * mark in its place): a slow client gets the latest progress of each task, and every status change, log line,
- * metric and result, in order. Only progress is coalesced: it is a level, and the latest one says it all.
- */
-function pulled(
-  signal: AbortSignal | undefined,
-  listen: (push: (event: FeedEvent, coalesce?: boolean) => void, wake: () => void) => () => void,
-  body: (first: () => Promise<FeedEvent | undefined>, shift: () => void, ended: () => boolean) => AsyncGenerator<FeedEvent, void>,
-): AsyncIterableIterator<FeedEvent> {
-  // Slots, so a waiting progress report can be replaced in place (by its mark) at no cost to the order.
-  const buffer: { event: FeedEvent }[] = [];
-  /** Per task, the slot of its latest progress report still waiting. */
-  const progress = new Map<string, { event: FeedEvent }>();
-  let wake: (() => void) | null = null;
-  let woken = false;
-  let done = false;
-  const poke = () => {
-    woken = true;
-    wake?.();
-  };
-  const unsubscribe = listen((event, coalesce) => {
-    const slot = { event };
-    if (coalesce && event.kind === 'task-progress') {
-      const waiting = progress.get(event.taskId);
-      // Even the first slot: a body dealing with it holds the event itself, and sends it; the mark changes nothing then.
-      if (waiting && waiting.event.kind === 'task-progress') waiting.event = coalescedAt(waiting.event);
-      progress.set(event.taskId, slot);
-    }
-    buffer.push(slot);
-    poke();
-  }, poke);
-  const finish = () => {
-    if (done) return;
-    done = true;
-    buffer.length = 0;
-    progress.clear();
-    unsubscribe();
-    signal?.removeEventListener('abort', finish);
-    wake?.();
-  };
-  if (signal?.aborted) finish();
-  else signal?.addEventListener('abort', finish, { once: true });
-  const first = async (): Promise<FeedEvent | undefined> => {
-    while (!buffer.length && !done && !woken) await new Promise<void>((resolve) => (wake = resolve));
-    wake = null;
-    woken = false;
-    return done ? undefined : buffer[0]?.event;
-  };
-  const shift = () => {
-    const slot = buffer.shift();
-    if (slot?.event.kind === 'task-progress' && progress.get(slot.event.taskId) === slot) progress.delete(slot.event.taskId);
-  };
-  const generator = body(first, shift, () => done);
-  const iterator: AsyncIterableIterator<FeedEvent> = {
-    async next() {
-      if (done) return { value: undefined, done: true };
-      const result = await generator.next();
-      if (result.done || done) {
-        finish();
-        return { value: undefined, done: true };
-      }
-      return result;
-    },
-    async return() {
-      finish();
-      await generator.return(undefined);
-      return { value: undefined, done: true };
-    },
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-  };
-  return iterator;
 }

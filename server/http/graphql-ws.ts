@@ -6,10 +6,15 @@ import { type DocumentNode, type ExecutionArgs, type execute, GraphQLError, type
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { traceHop, tracing } from '../../plugins/trace';
+import { toGraphQLError } from '../../schema/errors';
 import type { Db } from '../db/client';
+import { domainErrorOf } from '../errors';
 import { authenticated } from './authenticate';
 import { sharedJsonOf, withoutHooksForShared } from './shared-results';
 import type { ApiYoga } from './yoga';
+
+/** WebSocket's close code 1013, Try Again Later: a condition of the server's that passes (graphql-ws clients retry). */
+const TRY_AGAIN_LATER = 1013;
 
 export interface GraphqlWs {
   /** Drops every open socket and stops accepting new ones. */
@@ -70,7 +75,17 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
         const result = await (args.rootValue as { subscribe: typeof subscribe }).subscribe(args as ExecutionArgs);
         return Symbol.asyncIterator in result ? withoutHooksForShared(args.contextValue, result) : result;
       },
-      onConnect: async (ctx) => Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} })),
+      onConnect: async (ctx) => {
+        try {
+          return Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} }));
+        } catch (error) {
+          // The database is unreachable (restarting): closed as "try again later", which graphql-ws clients retry,
+          // not as graphql-ws's internal error (4500), after which they give up for good.
+          if (domainErrorOf(error)?.code !== 'UNAVAILABLE') throw error;
+          ctx.extra.socket.close(TRY_AGAIN_LATER, 'The database cannot be reached just now: connect again shortly.');
+          return false;
+        }
+      },
       onSubscribe: (ctx, _id, payload) =>
         inTurn(ctx.extra.socket, async () => {
           const enveloped = yoga.getEnveloped({
@@ -87,12 +102,22 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
             // A syntax error, or a document the parse-time limits refuse: answered as errors, never a closed socket.
             return asErrors(error);
           }
+          let contextValue: unknown;
+          try {
+            contextValue = await enveloped.contextFactory();
+          } catch (error) {
+            // A domain error (the database unreachable: UNAVAILABLE) answers this operation alone; thrown, it closed
+            // the socket with every subscription on it (4500, which graphql-ws clients do not retry).
+            const known = domainErrorOf(error);
+            if (!known) throw error;
+            return [toGraphQLError(known)];
+          }
           const args = {
             schema: enveloped.schema,
             operationName: payload.operationName,
             document,
             variableValues: payload.variables,
-            contextValue: await enveloped.contextFactory(),
+            contextValue,
             rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
           };
           let errors: readonly GraphQLError[];

@@ -1,6 +1,7 @@
 // The HTTP routes the control plane serves, in one ordered list: each route is a small `useX(options)` factory in
 // `routes/` (one concern per file, as yoga's `use-health-check`), and the first route that matches answers.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { domainErrorOf } from '../errors';
 
 export interface Route {
   /** Names the route in logs. */
@@ -46,11 +47,14 @@ export function createRequestListener(routes: readonly Route[], log: (message: s
   };
   return (req, res) => {
     answer(req, res).catch((error) => {
-      log(`unhandled request error: ${(error as Error).stack}`);
+      // A connection lost (Postgres restarting) is no bug: the caller is told to send it again, as the API edges do.
+      const known = domainErrorOf(error);
+      const unavailable = known?.code === 'UNAVAILABLE' ? known : undefined;
+      log(unavailable ? `request failed: ${(error as Error).message}` : `unhandled request error: ${(error as Error).stack}`);
       if (!res.headersSent)
         res
-          .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
-          .end('Internal error: the request failed unexpectedly; the server log has the details.\n');
+          .writeHead(unavailable ? 503 : 500, { 'content-type': 'text/plain; charset=utf-8' })
+          .end(unavailable ? `${unavailable.message}\n` : 'Internal error: the request failed unexpectedly; the server log has the details.\n');
       else res.end();
     });
   };

@@ -2,35 +2,9 @@
 // restart, sockets reset. A background step whose query or publish fails because a connection was lost must not take
 // the process down with an unhandled rejection: the step's work is transactional (rolled back) or redelivered (not
 // acknowledged), and its periodic job or the bus runs it again. Anything else still ends the process, as Node would.
+import { isLostConnection } from '../errors/lost-connection';
 
-/** Codes of a lost or refused connection: the Postgres driver's, Postgres's own (class 08, admin shutdown), the OS's. */
-const TRANSIENT = new Set([
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'CONNECT_TIMEOUT',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  '57P01',
-  '57P02',
-  '57P03',
-  '08000',
-  '08001',
-  '08003',
-  '08006',
-]);
-
-/** Whether `error` (or what it wraps) is a lost connection. */
-export function isLostConnection(error: unknown): boolean {
-  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && TRANSIENT.has(code)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
+export { isLostConnection };
 
 /**
  * Keeps the process alive through a lost connection's unhandled rejection (logged, with where it came from); any

@@ -82,8 +82,12 @@ export async function namedExperiment(db: Db | Tx, name: string, createdBy: stri
   return raced;
 }
 
+/**
+ * The experiment named `name`, for a run about to be made in it: read FOR KEY SHARE (as the run's foreign key takes
+ * it anyway), so a delete or rename in flight is waited for and its outcome read, and a later one waits for the run.
+ */
 export async function experimentByName(db: Db | Tx, name: string): Promise<Experiment | null> {
-  const [found] = await db.select().from(experiments).where(eq(experiments.name, name));
+  const [found] = await db.select().from(experiments).where(eq(experiments.name, name)).for('key share');
   return found ?? null;
 }
 

@@ -25,15 +25,24 @@ export interface StartExternalRun {
   startedAt?: Date;
 }
 
-export async function findExperiment(db: Db | Tx, ref: string): Promise<Experiment | null> {
+/**
+ * The experiment by id or name. `keyShare` (a run about to be made in it): its row is read FOR KEY SHARE, as the run's
+ * foreign key takes it anyway, so a delete or rename in flight (which holds the row FOR UPDATE) is waited for and its
+ * outcome read, and a later one waits for the run's transaction: a run never lands in an experiment deleted meanwhile.
+ */
+export async function findExperiment(db: Db | Tx, ref: string, options: { keyShare?: boolean } = {}): Promise<Experiment | null> {
+  const locked = <Q extends { for(strength: 'key share'): Q }>(query: Q) => (options.keyShare ? query.for('key share') : query);
   const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)
-    ? await db.select().from(experiments).where(eq(experiments.id, ref))
+    ? await locked(db.select().from(experiments).where(eq(experiments.id, ref)).$dynamic())
     : [];
   if (byId[0]) return byId[0];
-  const [byName] = await db
-    .select()
-    .from(experiments)
-    .where(eq(experiments.name, ref === '0' ? DEFAULT_EXPERIMENT : ref));
+  const [byName] = await locked(
+    db
+      .select()
+      .from(experiments)
+      .where(eq(experiments.name, ref === '0' ? DEFAULT_EXPERIMENT : ref))
+      .$dynamic(),
+  );
   return byName ?? null;
 }
 
@@ -53,7 +62,7 @@ export async function createExperiment(db: Db | Tx, caller: Caller, input: { nam
 
 async function experimentFor(tx: Tx, caller: Caller, ref: string | null | undefined): Promise<Experiment> {
   if (ref && ref !== '0') {
-    const found = await findExperiment(tx, ref);
+    const found = await findExperiment(tx, ref, { keyShare: true });
     if (!found) throw notFound(`No experiment ${ref}: create it first (experiments/create), or name an existing one.`);
     if (found.deletedAt) throw badInput(`Experiment ${found.name} is deleted: restore it or log into another one.`);
     return found;

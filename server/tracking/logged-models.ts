@@ -96,21 +96,26 @@ export async function createLoggedModel(db: Db, caller: Caller, input: CreateInp
       throw forbidden('Logging a model needs a role that may start runs in the experimentation domain (a member, or a token with start:Run).');
   }
   const hex = randomBytes(16).toString('hex');
-  const [made] = await db
-    .insert(loggedModels)
-    .values({
-      id: `m-${hex}`,
-      experimentId: experiment.id,
-      name: input.name || `model-${hex.slice(0, 8)}`,
-      taskId: tracked?.task.id ?? null,
-      runId: tracked?.run.id ?? null,
-      domain: tracked?.run.domain ?? 'experimentation',
-      modelType: input.modelType || null,
-      params: Object.fromEntries(input.params.map((p) => [p.key, p.value])),
-      tags: Object.fromEntries(input.tags.map((t) => [t.key, t.value])),
-      createdBy: caller.identity.id,
-    })
-    .returning();
+  const [made] = await db.transaction(async (tx) => {
+    // The experiment held FOR KEY SHARE until the model is in: a delete under way is waited for, and refuses it.
+    if ((await findExperiment(tx, experiment.id, { keyShare: true }))?.deletedAt)
+      throw badInput(`Experiment ${experiment.name} is deleted: restore it or log the model into another one.`);
+    return tx
+      .insert(loggedModels)
+      .values({
+        id: `m-${hex}`,
+        experimentId: experiment.id,
+        name: input.name || `model-${hex.slice(0, 8)}`,
+        taskId: tracked?.task.id ?? null,
+        runId: tracked?.run.id ?? null,
+        domain: tracked?.run.domain ?? 'experimentation',
+        modelType: input.modelType || null,
+        params: Object.fromEntries(input.params.map((p) => [p.key, p.value])),
+        tags: Object.fromEntries(input.tags.map((t) => [t.key, t.value])),
+        createdBy: caller.identity.id,
+      })
+      .returning();
+  });
   return made!;
 }
 

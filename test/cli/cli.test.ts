@@ -25,7 +25,9 @@ const show = showCli;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
   await seedEmbeddedDatabase(dataDir);
-  app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100' }));
+  app = await buildApp(
+    loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100', ATELIER_DEPLOYMENT_STATS_MS: '200' }),
+  );
   url = await app.start();
 });
 
@@ -98,7 +100,8 @@ describe('atelier CLI with the iris example', () => {
     const finished = await cli(['run', 'logs', runId, '--follow', '--node', 'evaluate']);
     expect(finished.code, show(finished)).toBe(0);
     expect(finished.stdout).toMatch(/^accuracy \d+\.\d% \(\d+\/45\)/m);
-    expect(finished.stdout).not.toMatch(/^\[/m);
+    // The module's lines only (the host's own, such as its artifacts logged, start with [atelier]).
+    expect(finished.stdout).not.toMatch(/^\[(?!atelier\])/m);
   });
 
   it('clones a run with a changed parameter, and reruns a failed one reusing what succeeded', async () => {
@@ -198,6 +201,104 @@ describe('atelier CLI with the iris example', () => {
     expect(pinned.stdout).toMatch(/^[0-9a-f-]{36}\n$/);
     expect((await cli(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   }, 120_000);
+});
+
+describe('from the trained iris model to predictions: registry, deployment, new version, failover', () => {
+  // The iris runs above registered examples/iris from iris-evaluate (model.json and its server, serve.mjs, left in
+  // ATELIER_ARTIFACTS_DIR), version 1 from the first: what the example's README walks through, as written.
+  const versions = async () => {
+    const shown = await cli(['model', 'show', 'examples/iris']);
+    expect(shown.code, show(shown)).toBe(0);
+    return [...shown.stdout.matchAll(/^(\d+) +\S+ +iris-softmax /gm)].map((m) => Number(m[1]));
+  };
+  const deployment = async (serving: number) => {
+    for (let i = 0; i < 200; i++) {
+      const shown = await cli(['deploy', 'show', 'iris']);
+      const ready = /^url +(http:\/\/\S+) +\(ready: serving revision (\d+) \(100%\)\)/m.exec(shown.stdout);
+      const version = new RegExp(`^${ready?.[2]} +(\\d+) +SERVING`, 'm').exec(shown.stdout);
+      if (ready && Number(version?.[1]) === serving && !/FAILED OVER/.test(shown.stdout)) return ready[1]!;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`deployment iris never served examples/iris version ${serving}:\n${(await cli(['deploy', 'show', 'iris'])).stdout}`);
+  };
+  const predict = async (url: string, body: unknown, path = '/predict') => {
+    const res = await fetch(url + path, { method: 'POST', body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  const setosa = { features: [5.1, 3.5, 1.4, 0.2] };
+
+  it('serves the registered model through a deployment that follows its alias, moves to a retrained version, fails over and back', async () => {
+    expect(await versions()).toContain(1);
+    const lineage = await cli(['model', 'lineage', 'examples/iris@1']);
+    expect(lineage.stdout).toMatch(/iris-evaluate/);
+    expect((await cli(['model', 'alias', 'examples/iris', 'champion', '1', '--reason', 'first model'])).code).toBe(0);
+    const created = await cli(['deploy', 'create', 'iris', 'examples/iris@champion']);
+    expect(created.code, show(created)).toBe(0);
+    const url = await deployment(1);
+    expect(await predict(url, setosa)).toEqual({
+      status: 200,
+      body: { class: 'setosa', probabilities: expect.objectContaining({ setosa: expect.any(Number) }), version: 'examples/iris/1' },
+    });
+    expect(
+      await predict(
+        url,
+        {
+          instances: [
+            [6.7, 3.0, 5.2, 2.3],
+            [5.9, 3.0, 4.2, 1.5],
+          ],
+        },
+        '/v1/models/iris:predict',
+      ),
+    ).toEqual({
+      status: 200,
+      body: { predictions: ['virginica', 'versicolor'] },
+    });
+    expect(await predict(url, { features: [1] })).toEqual({ status: 400, body: { error: expect.stringMatching(/^features must be 4 finite numbers/) } });
+    // What the router measured of that traffic, per revision: requests, errors (none: a 400 is the caller's), latency.
+    let measured = '';
+    for (let i = 0; i < 100 && !/^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m.test(measured); i++) {
+      await predict(url, setosa);
+      measured = (await cli(['deploy', 'show', 'iris'])).stdout;
+    }
+    expect(measured).toMatch(/^REV +VERSION +STATE +HEALTH +RESTARTS +REQ +ERRORS +P50 MS +P99 MS +MESSAGE$/m);
+    expect(measured).toMatch(/^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m);
+
+    // Retrained: a new version, registered by the run; moving the alias rolls it out.
+    const before = await versions();
+    const retrained = await cli(['run', 'start', 'iris', '--param', 'epochs=400', '--param', 'learningRate=0.3', '--watch']);
+    expect(retrained.code, show(retrained)).toBe(0);
+    const latest = Math.max(...(await versions()));
+    expect(before).not.toContain(latest);
+    expect((await cli(['model', 'alias', 'examples/iris', 'champion', String(latest), '--reason', 'more epochs'])).code).toBe(0);
+    expect(await deployment(latest)).toBe(url);
+    expect((await predict(url, setosa)).body.version).toBe(`examples/iris/${latest}`);
+
+    const failover = await cli(['deploy', 'failover', 'iris', '--reason', 'checking the fallback']);
+    expect(failover.code, show(failover)).toBe(0);
+    expect((await predict(url, setosa)).body.version).toBe('examples/iris/1');
+    expect((await cli(['deploy', 'restore', 'iris', '--reason', 'fine'])).code).toBe(0);
+    expect((await predict(url, setosa)).body.version).toBe(`examples/iris/${latest}`);
+
+    expect((await cli(['deploy', 'delete', 'iris'])).code).toBe(0);
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+
+  it('creates a canary gated on what its router measures, shows its policy, and refuses a gate it cannot read', async () => {
+    const bad = await cli(['deploy', 'create', 'iris-canary', 'examples/iris@champion', '--steps', '10:60,100', '--gate', 'error rate is low']);
+    expect(bad.code, show(bad)).not.toBe(0);
+    expect(bad.stderr).toMatch(
+      /expected METRIC>VALUE \(roll back above\) or METRIC<VALUE \(below\), e\.g\. serving\.error_rate>0\.01; got "error rate is low"/,
+    );
+    const args = ['--steps', '10:60,100', '--gate', 'serving.error_rate>0.01', '--gate', 'serving.latency_p99_ms>250', '--on-no-data', 'pass'];
+    const created = await cli(['deploy', 'create', 'iris-canary', 'examples/iris@champion', ...args]);
+    expect(created.code, show(created)).toBe(0);
+    const shown = await cli(['deploy', 'show', 'iris-canary']);
+    expect(shown.stdout).toMatch(
+      /^policy +steps 10% 60s → 100% 60s; gates serving\.error_rate > 0\.01 \(mean\), serving\.latency_p99_ms > 250 \(mean\); no data: pass$/m,
+    );
+    expect((await cli(['deploy', 'delete', 'iris-canary'])).code).toBe(0);
+  });
 });
 
 describe('atelier executor list and atelier cluster', () => {

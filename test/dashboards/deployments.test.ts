@@ -58,7 +58,11 @@ async function pageFor(token: string, width = 1280): Promise<Page> {
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
-  [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startDeploymentApp(), mkdir(artifacts, { recursive: true })]);
+  [, t] = await Promise.all([
+    ensureDashboardsBuilt({ quiet: true }),
+    startDeploymentApp(undefined, { ATELIER_DEPLOYMENT_STATS_MS: '200' }),
+    mkdir(artifacts, { recursive: true }),
+  ]);
   [alice, vic] = await Promise.all([t.user('alice'), t.user('vic', 'viewer')]);
   await t.team('ml', ['alice', 'vic'], ['ml']);
   const ids = [await irisVersion(t, 1), await irisVersion(t, 2)];
@@ -76,6 +80,17 @@ beforeAll(async () => {
   // the alias moves: revision 2 takes 10 % and holds there for an hour
   await alice.gql(`mutation { setModelAlias(model: "ml/iris", alias: "champion", version: "2") { version { version } } }`);
   await atSplit('iris-canary', { 1: 90, 2: 10 });
+  // Traffic the router measures: its figures are recorded as serving observations, shown per revision.
+  const { deployment } = await alice.gql(`{ deployment(name: "iris-canary") { url } }`);
+  await until('revision 1 measured', async () => {
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        fetch(`${deployment.url}/predict`, { method: 'POST', body: JSON.stringify({ features: [5.1, 3.5, 1.4, 0.2] }) }).then((r) => r.arrayBuffer()),
+      ),
+    );
+    const { deployment: d } = await alice.gql(`{ deployment(name: "iris-canary") { revisions { number serving { requests } } } }`);
+    return d.revisions.find((r: any) => r.number === 1)?.serving;
+  });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
   [member, viewer] = await Promise.all([pageFor(alice.token), pageFor(vic.token)]);
 }, 120_000);
@@ -108,6 +123,7 @@ it('shows the rollout with its current step, the revisions linked to their versi
   await detail.locator('[data-countdown]').waitFor();
   expect(await detail.locator('tr[data-revision="2"]').getByRole('link').getAttribute('href')).toBe('/models/ml/iris?version=2');
   expect(await detail.locator('tr[data-revision="1"] .chip').first().textContent()).toBe('serving');
+  expect(await detail.locator('tr[data-revision="1"] [data-serving]').textContent()).toMatch(/^\d+ req · 0 % errors · p50 [\d.]+ ms · p99 [\d.]+ ms$/);
   // a failover needs a reason: the API's refusal shows inline and nothing changes
   await detail.getByRole('button', { name: 'Fail over' }).click();
   await detail.locator('.form-error').waitFor();

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -90,6 +90,19 @@ describe('the embedded database’s lock', () => {
     await mine.release();
   }, 60_000);
 
+  it('still refuses once the lock file beside the directory is deleted under its holder (in another network namespace)', async () => {
+    const held = path.join(dir, 'lock-file-deleted');
+    await mkdir(held, { recursive: true });
+    const child = await holdingChild(held, true, ['bwrap', '--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--']);
+    await rm(`${held}.lock`);
+    await expect(lockDataDir(held)).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const mine = await lockDataDir(held);
+    await mine.release();
+  }, 60_000);
+
   it('as a socket file (where there is no abstract namespace): refuses while held, and clears one its process left behind', async () => {
     const held = path.join(dir, 'file-socket');
     await mkdir(held, { recursive: true });
@@ -122,4 +135,41 @@ describe('the embedded database’s lock', () => {
     const after = await lockDataDir(pgdata);
     await after.release();
   }, 60_000);
+
+  it('says a read-only data directory cannot be written (not that it is damaged), and changes nothing in it', async () => {
+    const data = path.join(dir, 'read-only');
+    await seedEmbeddedDatabase(data);
+    const pgdata = path.join(data, 'pgdata');
+    const before = await readFile(path.join(pgdata, 'global', 'pg_control'));
+    /** What opening `what` says in a process that sees `mount` read-only (a read-only volume). */
+    const opened = (mount: string, code: string) => {
+      const child = spawn(
+        'bwrap',
+        ['--dev-bind', '/', '/', '--ro-bind', mount, mount, '--die-with-parent', '--', process.execPath, '--import', 'tsx', '-e', code],
+        { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      return new Promise<string>((resolve) => child.once('exit', () => resolve(out.trim())));
+    };
+    const server = (file: string) => JSON.stringify(path.join(repoRoot, 'server', file));
+    // The embedded database's own directory read-only (the data directory writable).
+    const db = await opened(
+      pgdata,
+      `import { openDatabase } from ${server('db/client.ts')}; await openDatabase({ dataDir: ${JSON.stringify(data)} }).then(() => console.log('opened'), (e) => console.log(e.message));`,
+    );
+    expect(db).toContain(`The embedded database in ${pgdata} cannot be written: its file system is mounted read-only. Nothing in it was changed.`);
+    expect(db).not.toContain('damaged');
+    // The whole data directory read-only: the server says so before opening anything.
+    const app = await opened(
+      data,
+      `import { buildApp } from ${server('app.ts')}; import { loadConfig } from ${server('config/index.ts')}; await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: ${JSON.stringify(data)}, ATELIER_LOG_LEVEL: 'silent' })).then(() => console.log('built'), (e) => console.log(e.message));`,
+    );
+    expect(app).toContain(`The data directory (ATELIER_DATA_DIR) ${data} cannot be written: its file system is mounted read-only.`);
+    expect(await readFile(path.join(pgdata, 'global', 'pg_control'))).toEqual(before);
+    // Writable again, it opens as it was.
+    const database = await openDatabase({ dataDir: data });
+    expect(await queryRows<{ one: number }>(database.db, sql`select 1 as one`)).toEqual([{ one: 1 }]);
+    await database.close();
+  }, 120_000);
 });

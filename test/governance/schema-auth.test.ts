@@ -109,6 +109,7 @@ const valueTypes: Record<string, string> = {
   MonitorRule: 'part of a Monitor (or a Deployment’s RolloutGate)',
   Deployment: 'returned only after server/deployments/deployments.ts findDeployment or listDeployments checked the caller may read it (its team, or admins)',
   DeploymentRevision: 'part of a Deployment',
+  RevisionServing: 'part of a Deployment',
   DeploymentTraffic: 'part of a Deployment',
   DeploymentRollout: 'part of a Deployment',
   RolloutGateResult: 'part of a DeploymentRollout',

@@ -16,7 +16,7 @@ import { until } from '../webhooks/receiver';
 import { publish, REGISTER, runToEnd, setUpRegistryWorld } from './setup';
 
 let t: TestApp;
-let alice: ApiClient;
+let alice: ApiClient & { token: string };
 let carol: ApiClient;
 
 beforeAll(async () => {
@@ -36,6 +36,26 @@ beforeAll(async () => {
     ].join('\n'),
   );
   await t.createWorkflow({ name: 'self-register', domain: 'experimentation', tasks: [{ name: 'fit', module: 'ml/self-register' }] });
+  // A model whose files the module writes itself (ATELIER_ARTIFACTS_DIR), as a servable model's are.
+  await publish(
+    t,
+    scratch,
+    'files-register',
+    '',
+    [
+      `import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';`,
+      `import { registerModel } from './progress.js';`,
+      `const dir = process.env.ATELIER_ARTIFACTS_DIR;`,
+      `mkdirSync(dir + '/model/weights', { recursive: true });`,
+      `writeFileSync(dir + '/model/serve.mjs', 'console.log(1);\\n');`,
+      `writeFileSync(dir + '/model/weights/w.bin', Buffer.from([0, 1, 2, 255]));`,
+      `writeFileSync(dir + '/notes.txt', 'not part of the model');`,
+      `if (process.env.ATELIER_NODE === 'linked') symlinkSync('/etc/hostname', dir + '/model/host-file');`,
+      `registerModel('ml/files', 'model', { metadata: { serve: { command: ['node', 'serve.mjs'] } } });`,
+    ].join('\n'),
+  );
+  await t.createWorkflow({ name: 'files-register', domain: 'experimentation', tasks: [{ name: 'fit', module: 'ml/files-register' }] });
+  await t.createWorkflow({ name: 'files-link', domain: 'experimentation', tasks: [{ name: 'linked', module: 'ml/files-register' }] });
 }, 120_000);
 
 afterAll(async () => {
@@ -73,6 +93,38 @@ it("registers what a module asks for once its task succeeds, as the run's creato
     .where(and(eq(auditEvents.subject, 'model:lab/stolen'), eq(auditEvents.decision, 'deny')));
   expect(denied.length).toBeGreaterThan(0);
   expect(await t.api.raw(`{ model(name: "lab/stolen") { id } }`)).toMatchObject({ data: { model: null } });
+});
+
+it("logs the files a module leaves in ATELIER_ARTIFACTS_DIR as its task's artifacts, so a model registers from them", async () => {
+  const { startRun } = await alice.gql(`mutation { startRun(workflow: "files-register") { id } }`);
+  await alice.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { status logs { line } } } }`, { id: startRun.id });
+  expect(run.status).toBe('SUCCEEDED');
+  const lines: string[] = run.tasks[0].logs.map((l: any) => l.line);
+  expect(lines).toContainEqual('[atelier] logged 3 artifacts (41 bytes) from ATELIER_ARTIFACTS_DIR');
+  expect(lines).toContainEqual('[atelier] model ml/files@1 registered from "model" as alice');
+  const { modelVersion } = await alice.gql(`{ modelVersion(ref: "ml/files@1") { metadata files { path size digest } } }`);
+  expect(modelVersion.files.map((f: any) => [f.path, f.size])).toEqual([
+    ['serve.mjs', 16],
+    ['weights/w.bin', 4],
+  ]);
+  expect(modelVersion.metadata).toEqual({ serve: { command: ['node', 'serve.mjs'] } });
+  // The bytes are the module's, byte for byte.
+  const bin = modelVersion.files.find((f: any) => f.path === 'weights/w.bin');
+  const res = await fetch(`${t.url}/artifacts/${bin.digest}`, { headers: { authorization: `Bearer ${alice.token}` } });
+  expect(res.status).toBe(200);
+  expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([0, 1, 2, 255]);
+});
+
+it('fails the task for good, logging nothing, when its artifacts folder holds a symbolic link (it could name a host file)', async () => {
+  const { startRun } = await alice.gql(`mutation { startRun(workflow: "files-link", refreshCache: true) { id } }`);
+  await alice.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { status attempt message } } }`, { id: startRun.id });
+  expect(run.status).toBe('FAILED');
+  expect(run.tasks[0]).toMatchObject({ status: 'FAILED', attempt: 1 });
+  expect(run.tasks[0].message).toMatch(/artifacts could not be logged: "model\/host-file" is a symbolic link/);
+  const { model } = await alice.gql(`{ model(name: "ml/files") { versions { version } } }`);
+  expect(model.versions.map((v: any) => v.version)).toEqual([1]);
 });
 
 it('ignores a malformed register line with a reason, and passes a well-formed one to the context', () => {

@@ -8,7 +8,7 @@ export const DEPLOYMENT_DETAIL = graphql(`
     createdBy { name }
     registeredModel { fullName }
     traffic { revision percent }
-    revisions { number state health restarts message baseline createdAt modelVersion { version } }
+    revisions { number state health restarts message baseline createdAt modelVersion { version } serving { at requests errorRate latencyP50Ms latencyP99Ms } }
     rollout { revision from step percent state reason startedAt stepStartedAt nextDecisionAt steps { percent dwellSeconds } gates { metric rule step status value baseline message measuredAt } }
     rolloutPolicy { readyTimeoutSeconds steps { percent dwellSeconds } gates { metric rule { kind aggregate above below maxDrop baseline } } }
     fallback { kind revision modelVersion { version } }

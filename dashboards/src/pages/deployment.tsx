@@ -193,6 +193,9 @@ function RolloutCard({ d }: { d: DeploymentData }) {
   );
 }
 
+/** 0.0123 → "1.2 %"; 0 → "0 %". */
+const formatShare = (x: number) => `${x === 0 ? 0 : x < 0.001 ? '<0.1' : (x * 100).toFixed(1)} %`;
+
 function RevisionsCard({ d }: { d: DeploymentData }) {
   const model = d.registeredModel.fullName;
   const [ns, name] = model.split('/');
@@ -230,6 +233,18 @@ function RevisionsCard({ d }: { d: DeploymentData }) {
             ),
           },
           { header: 'Health', cell: (r) => (r.health ? r.health.toLowerCase() : '—') },
+          {
+            header: 'Traffic (last window)',
+            cell: (r) =>
+              r.serving ? (
+                <span data-serving title={`measured by the router, window ending ${new Date(r.serving.at).toLocaleString()}`}>
+                  {r.serving.requests} req · <span class={r.serving.errorRate > 0 ? 'error-text' : ''}>{formatShare(r.serving.errorRate)} errors</span> · p50{' '}
+                  {r.serving.latencyP50Ms} ms · p99 {r.serving.latencyP99Ms} ms
+                </span>
+              ) : (
+                <span class="muted">—</span>
+              ),
+          },
           { header: 'Restarts', class: 'num', cell: (r) => r.restarts },
           { header: 'Message', cell: (r) => (r.message ? <div class="row-message">{r.message}</div> : <span class="muted">—</span>) },
           { header: 'Created', cell: (r) => <Time iso={r.createdAt} /> },

@@ -1,10 +1,12 @@
 // iris-evaluate: scores the trained model on the held-out `test` split (accuracy, macro F1, confusion matrix)
-// and fails the task when accuracy is below `minAccuracy`, so a bad model stops the workflow here.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// and fails the task when accuracy is below `minAccuracy`, so a bad model stops the workflow here. A model that
+// passes is registered as a version of `registerAs` (default examples/iris) once the task succeeds: its files are
+// model.json and serve.mjs, the server a deployment runs (metadata.serve), left in ATELIER_ARTIFACTS_DIR.
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { metric, output, progress } from './atelier-progress.mjs';
+import { metric, output, progress, registerModel } from './atelier-progress.mjs';
 
-const params = { minAccuracy: 0.9, ...JSON.parse(process.env.ATELIER_PARAMS || '{}') };
+const params = { minAccuracy: 0.9, registerAs: 'examples/iris', ...JSON.parse(process.env.ATELIER_PARAMS || '{}') };
 
 // Outputs are looked up by name rather than by upstream node, so the workflow may name its nodes freely.
 const inputs = JSON.parse(process.env.ATELIER_INPUTS || '{}');
@@ -60,6 +62,21 @@ if (accuracy < params.minAccuracy) {
   fail(
     `accuracy ${(accuracy * 100).toFixed(1)}% is below minAccuracy ${(params.minAccuracy * 100).toFixed(1)}%: the model is not good enough (train longer or change learningRate)`,
   );
+}
+
+// Registered only from inside Atelier (the control plane uploads the folder, then registers it once the task has
+// succeeded); the same model trained again is the version already there.
+if (params.registerAs && process.env.ATELIER_ARTIFACTS_DIR) {
+  const dir = path.join(process.env.ATELIER_ARTIFACTS_DIR, 'model');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify(model));
+  copyFileSync(new URL('./serve.mjs', import.meta.url), path.join(dir, 'serve.mjs'));
+  registerModel(params.registerAs, 'model', {
+    flavor: 'iris-softmax',
+    signature: { inputs: model.featureNames ?? [], outputs: classes },
+    metadata: { serve: { command: ['node', 'serve.mjs'], healthPath: '/health' }, testAccuracy: round(accuracy), macroF1: round(macroF1) },
+  });
+  console.log(`iris-evaluate: registering this model as a version of ${params.registerAs} (its server: serve.mjs)`);
 }
 
 function round(x) {

@@ -22,7 +22,7 @@ import {
 import { healthWatch } from './health';
 import { alive, freePort, healthy, portFree, sleep, startProcess, stopProcess, tail } from './processes';
 import { type Placement, place } from './resources';
-import { routeVia } from './routing';
+import { routeVia, servingStats } from './routing';
 import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
 import { type DeploymentState, deploymentDir, type RevisionState, readState, saveState, statusOf } from './state';
 
@@ -280,7 +280,10 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
     health.forget(id);
   }
 
-  const describe = async (state: DeploymentState): Promise<DeploymentStatus> => statusOf(state, !routerStarting.has(state) && (await alive(state.router)));
+  const describe = async (state: DeploymentState): Promise<DeploymentStatus> => {
+    const routerUp = !routerStarting.has(state) && (await alive(state.router));
+    return statusOf(state, routerUp, routerUp ? await servingStats(state.port) : null);
+  };
 
   async function existing(id: string): Promise<DeploymentState> {
     const state = idRe.test(id) ? await load(id) : null;

@@ -13,9 +13,10 @@ const MODEL_IDLE_MS = 4_000; // a model's idle connection is let go before a 5 s
  * `{ accept(socket), close() }`. `route(pin)` → `[rev, port]` (port undefined when no revision takes it); `handOver
  * (socket)` gives a connection to node:http; `isOwn(url)` keeps the router's own paths for it. At most
  * `maxConnections` connections to one revision's server, busy and idle together (as node:http's agent's
- * `maxSockets`): a request past them waits for one to come free, in the order they came.
+ * `maxSockets`): a request past them waits for one to come free, in the order they came. `record(rev, code, ms)`
+ * counts each request a revision answered (serving-stats.mjs; 502 for one it did not answer whole).
  */
-export function createFastPath({ route, handOver, isOwn, keepAliveMs, maxConnections }) {
+export function createFastPath({ route, handOver, isOwn, keepAliveMs, maxConnections, record }) {
   const pools = new Map(); // port → idle sockets to that revision's server
   const open = new Map(); // port → its sockets open, busy and idle
   const waiting = new Map(); // port → requests waiting for a socket: each a function given one
@@ -149,6 +150,7 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs, maxConnect
     }
 
     function send(rev, port, bytes, headRequest) {
+      const began = performance.now();
       let socket = null; // none yet while the request waits for a place
       let buf = null; // a response head not yet whole
       let started = false; // the client has had a head: past that, a failure can only cut its connection
@@ -163,6 +165,7 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs, maxConnect
       };
       const done = () => {
         exchange = null;
+        record(rev, body.code, performance.now() - began);
         if (body.reusable) release(socket, port, body.keepAliveMs ? Math.max(body.keepAliveMs - 1_000, 500) : MODEL_IDLE_MS);
         else {
           socket.exchange = null;
@@ -225,9 +228,11 @@ export function createFastPath({ route, handOver, isOwn, keepAliveMs, maxConnect
           if (exchange !== ex) return;
           ex.cancel();
           if (body?.body === 'close' && error === null) {
+            record(rev, body.code, performance.now() - began);
             client.end(); // the model closed: that is the end of an answer delimited by its close
             return;
           }
+          record(rev, 502, performance.now() - began);
           if (started) return client.destroy(); // mid-answer: the client sees the connection cut, not a spliced body
           answer(502, rev, JSON.stringify({ error: `revision ${rev} did not answer: ${error?.message ?? 'socket hang up'}` }));
         },

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { createFastPath } from './router-fast.mjs';
+import { createServingStats } from './serving-stats.mjs';
 
 const routesFile = process.argv[2];
 // At most this many connections to one revision’s server from each path, busy and idle (a test sets fewer).
@@ -49,6 +50,8 @@ function endToEnd(up, rev) {
 }
 
 const ROUTES_PATH = '/__atelier/routes';
+const STATS_PATH = '/__atelier/stats';
+const stats = createServingStats();
 const KEEP_ALIVE_MS = 5_000;
 
 let stopping = false; // SIGTERM: each connection closes once its answer is out
@@ -59,6 +62,11 @@ const slow = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;
   }
+  if (req.url === STATS_PATH) {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stats));
+    return;
+  }
+  const began = performance.now();
   const rev = pick(req.headers['x-atelier-pin-revision']);
   const port = rev && routes.targets[rev];
   if (!port) {
@@ -71,12 +79,15 @@ const slow = createServer((req, res) => {
     // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
     up.on('close', () => {
       if (!up.complete) res.destroy();
+      if (!up.complete) stats.record(rev, 502, performance.now() - began);
     });
+    res.on('finish', () => stats.record(rev, up.statusCode ?? 502, performance.now() - began));
     up.pipe(res);
   });
   upstream.on('error', (error) => {
     // Mid-response there is no status left to send: the client sees the connection cut, not a spliced body.
     if (res.headersSent) return res.destroy();
+    stats.record(rev, 502, performance.now() - began);
     res.writeHead(502, { 'content-type': 'application/json', 'x-atelier-revision': rev });
     res.end(JSON.stringify({ error: `revision ${rev} did not answer: ${error.message}` }));
   });
@@ -95,7 +106,8 @@ const fast = createFastPath({
     return [rev, rev && routes.targets[rev]];
   },
   handOver: (socket) => slow.emit('connection', socket),
-  isOwn: (url) => url === ROUTES_PATH,
+  isOwn: (url) => url === ROUTES_PATH || url === STATS_PATH,
+  record: stats.record,
   keepAliveMs: KEEP_ALIVE_MS,
   maxConnections: MODEL_CONNECTIONS,
 });

@@ -3,7 +3,7 @@
 // the routes version it serves. Called under the deployment's lock.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DeployerError, type DeployerErrorCode, type TrafficSplit } from '../../deployer-sdk';
+import { DeployerError, type DeployerErrorCode, type ServingStats, type TrafficSplit } from '../../deployer-sdk';
 import { alive, portFree, probe, sleep, startProcess, tail } from './processes';
 import { type DeploymentState, deploymentDir, routesFile, saveState, writeRoutes } from './state';
 
@@ -70,4 +70,15 @@ export async function routeVia(
   state.routesVersion = version;
   state.split = split;
   await saveState(stateDir, state);
+}
+
+/** What the router on `port` measured of its revisions' traffic (serving-stats.mjs), or null when it cannot say now. */
+export async function servingStats(port: number): Promise<ServingStats | null> {
+  const answer = await probe(port, '/__atelier/stats', 500);
+  if (answer?.status !== 200) return null;
+  try {
+    return JSON.parse(answer.body) as ServingStats;
+  } catch {
+    return null; // cut short: the next status has them
+  }
 }

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Deployment, DeploymentStatus, RevisionHealth, TrafficSplit } from '../../deployer-sdk';
+import type { Deployment, DeploymentStatus, RevisionHealth, ServingStats, TrafficSplit } from '../../deployer-sdk';
 import type { ProcessRef } from './processes';
 
 export interface RevisionState {
@@ -86,7 +86,8 @@ export function writeRoutes(stateDir: string, state: DeploymentState, split: Tra
 }
 
 /** The status a deployment's state answers, given whether its router is up and serving its routes. */
-export function statusOf(state: DeploymentState, routerUp: boolean): DeploymentStatus {
+/** What the deployment runs, as status() answers it; `serving`: what its router measured (routing.ts#servingStats). */
+export function statusOf(state: DeploymentState, routerUp: boolean, serving: ServingStats | null = null): DeploymentStatus {
   const revisions = Object.values(state.revisions)
     .sort((a, b) => a.number - b.number)
     .map((r) => ({ number: r.number, modelVersion: r.modelVersion, health: r.health, restarts: r.restarts, message: r.message }));
@@ -101,5 +102,6 @@ export function statusOf(state: DeploymentState, routerUp: boolean): DeploymentS
       : !routerUp
         ? 'the router is not running'
         : `not ready: ${unready.map((n) => `revision ${n} is ${state.revisions[n]?.health ?? 'gone'}${state.revisions[n]?.message ? ` (${state.revisions[n]!.message})` : ''}`).join(', ')}`;
-  return { deploymentId: state.deployment.id, ready, url: `http://127.0.0.1:${state.port}`, traffic: { ...state.split }, message, revisions };
+  const status = { deploymentId: state.deployment.id, ready, url: `http://127.0.0.1:${state.port}`, traffic: { ...state.split }, message, revisions };
+  return serving ? { ...status, serving } : status;
 }

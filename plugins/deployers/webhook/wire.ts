@@ -2,7 +2,7 @@
 // shape of the service's answers (its view of a deployment). Answers are validated with ajv (the project's schema
 // library) so a malformed one becomes an error naming the field, never a crash or a half-read status.
 import { Ajv, type ErrorObject } from 'ajv';
-import type { Deployment, DeploymentStatus, Revision, RevisionStatus, TrafficSplit } from '../../deployer-sdk';
+import type { Deployment, DeploymentStatus, Revision, RevisionStatus, ServingStats, TrafficSplit } from '../../deployer-sdk';
 
 /** The call a request carries; each is POSTed to `<url>/deployments/<id>/<action>`. */
 export type WebhookAction = 'apply' | 'traffic' | 'rollback' | 'delete';
@@ -65,6 +65,30 @@ const statusSchema = {
         },
       },
     },
+    // Optional: what the service measured of each revision's traffic (ServingStats), recorded as serving observations.
+    serving: {
+      type: 'object',
+      required: ['epoch', 'firstMs', 'growth', 'revisions'],
+      properties: {
+        epoch: { type: 'string', minLength: 1, maxLength: 200 },
+        firstMs: { type: 'number', exclusiveMinimum: 0, maximum: 60_000 },
+        growth: { type: 'number', exclusiveMinimum: 1, maximum: 10 },
+        revisions: {
+          type: 'object',
+          maxProperties: 100,
+          propertyNames: { pattern: '^[1-9][0-9]{0,8}$' },
+          additionalProperties: {
+            type: 'object',
+            required: ['requests', 'errors', 'buckets'],
+            properties: {
+              requests: { type: 'integer', minimum: 0 },
+              errors: { type: 'integer', minimum: 0 },
+              buckets: { type: 'array', maxItems: 200, items: { type: 'integer', minimum: 0 } },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
 
@@ -105,13 +129,15 @@ export function parseStatus(deploymentId: string, answer: unknown): { status: De
     traffic: Record<string, number>;
     message: string;
     revisions: { number: number; modelVersion: string; health: RevisionStatus['health']; restarts?: number; message?: string | null }[];
+    serving?: ServingStats;
   };
   const traffic: TrafficSplit = {};
   for (const [rev, pct] of Object.entries(a.traffic)) if (pct > 0) traffic[Number(rev)] = pct;
   const revisions: RevisionStatus[] = a.revisions
     .map((r) => ({ number: r.number, modelVersion: r.modelVersion, health: r.health, restarts: r.restarts ?? 0, message: r.message ?? null }))
     .sort((x, y) => x.number - y.number);
-  return { status: { deploymentId, ready: a.ready, url: a.url, traffic, message: a.message, revisions } };
+  const status: DeploymentStatus = { deploymentId, ready: a.ready, url: a.url, traffic, message: a.message, revisions };
+  return { status: a.serving ? { ...status, serving: a.serving } : status };
 }
 
 /** A refusal's code and message from its body (JSON `{code, message}`, else the text itself, shortened). */

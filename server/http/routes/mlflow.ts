@@ -40,6 +40,7 @@ const mlflowCodes: Record<string, [string, number]> = {
   FORBIDDEN: ['PERMISSION_DENIED', 403],
   UNAUTHENTICATED: ['UNAUTHENTICATED', 401],
   PAYLOAD_TOO_LARGE: ['INVALID_PARAMETER_VALUE', 413],
+  UNAVAILABLE: ['TEMPORARILY_UNAVAILABLE', 503],
 };
 
 const metricOf = (item: unknown, i: number): MetricInput & { modelId?: string } => {

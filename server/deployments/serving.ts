@@ -1,0 +1,125 @@
+// Serving observations: what a deployer's router measured of each revision's traffic (DeploymentStatus.serving,
+// counters since the router's epoch) is recorded, once a window (ATELIER_DEPLOYMENT_STATS_MS) for each revision that
+// had traffic in it, as observations of the revision's model version (of the alias a deployment follows, that version
+// named): `serving.requests`, `serving.error_rate`,
+// `serving.latency_p50_ms`, `serving.latency_p99_ms`, with the deployment and revision as dimensions. A rollout's
+// gates and monitors read them as any other observation, so a canary gated on its error rate or latency needs nothing
+// from the model. Differences are taken against the counters this replica last saw (in memory): a replica that takes a
+// deployment over starts from what it first sees; a router started again (a new epoch) counts from zero.
+import { sql } from 'drizzle-orm';
+import type { DeploymentStatus, ServingStats } from '../../plugins/deployer-sdk';
+import { type Db, queryRows } from '../db/client';
+import type { DeploymentRevisionRow, DeploymentRow } from '../db/tables/deployments';
+import { observations } from '../db/tables/monitoring';
+
+export const SERVING_METRICS = ['serving.requests', 'serving.error_rate', 'serving.latency_p50_ms', 'serving.latency_p99_ms'] as const;
+
+type Counters = ServingStats['revisions'][number];
+
+interface Seen {
+  epoch: string;
+  /** When these counters were recorded up to (ms since the epoch of Date). */
+  at: number;
+  revisions: ServingStats['revisions'];
+}
+
+/** The latency below which a share `q` of the histogram's requests fall: its bucket's upper bound, in ms. */
+export function percentile(buckets: readonly number[], q: number, firstMs: number, growth: number): number {
+  const total = buckets.reduce((s, n) => s + n, 0);
+  let seen = 0;
+  for (let i = 0; i < buckets.length; i++) {
+    seen += buckets[i]!;
+    if (seen >= q * total && seen > 0) return Math.round(firstMs * growth ** Math.min(i, buckets.length - 2) * 1000) / 1000;
+  }
+  return 0;
+}
+
+const minus = (now: Counters, before: Counters | undefined): Counters => ({
+  requests: now.requests - (before?.requests ?? 0),
+  errors: now.errors - (before?.errors ?? 0),
+  buckets: now.buckets.map((n, i) => n - (before?.buckets[i] ?? 0)),
+});
+
+/**
+ * A recorder for one replica's reconciler: `record` is given each deployment's status as a pass reads it, and writes
+ * the observations of a window once it has passed. Returns how many it wrote.
+ */
+export function createServingRecorder(db: Db, windowMs: number) {
+  const seen = new Map<string, Seen>();
+  return async function record(d: DeploymentRow, revisions: DeploymentRevisionRow[], status: DeploymentStatus | null, now: Date): Promise<number> {
+    const stats = status?.serving;
+    if (!stats) return 0;
+    const before = seen.get(d.id);
+    const at = now.getTime();
+    // First sight on this replica: what came before may have been recorded elsewhere; count from here.
+    if (!before) {
+      seen.set(d.id, { epoch: stats.epoch, at, revisions: stats.revisions });
+      return 0;
+    }
+    if (before.epoch === stats.epoch && at - before.at < windowMs) return 0;
+    const base = before.epoch === stats.epoch ? before.revisions : {}; // a new router counts from zero
+    seen.set(d.id, { epoch: stats.epoch, at, revisions: stats.revisions });
+    const versionOf = new Map(revisions.map((r) => [r.number, r.modelVersionId]));
+    const rows: (typeof observations.$inferInsert)[] = [];
+    for (const [number, counters] of Object.entries(stats.revisions)) {
+      const versionId = versionOf.get(Number(number));
+      const window = minus(counters, base[Number(number)]);
+      if (!versionId || window.requests <= 0 || window.buckets.some((n) => n < 0)) continue;
+      const values: Record<(typeof SERVING_METRICS)[number], number> = {
+        'serving.requests': window.requests,
+        'serving.error_rate': Math.min(1, Math.max(0, window.errors) / window.requests),
+        'serving.latency_p50_ms': percentile(window.buckets, 0.5, stats.firstMs, stats.growth),
+        'serving.latency_p99_ms': percentile(window.buckets, 0.99, stats.firstMs, stats.growth),
+      };
+      // A deployment following an alias serves the alias: its monitors see the traffic too (gates read the version).
+      for (const metric of SERVING_METRICS)
+        rows.push({
+          targetKind: d.alias ? 'ALIAS' : 'MODEL_VERSION',
+          targetId: d.alias ? d.modelId : versionId,
+          alias: d.alias,
+          versionId,
+          teamId: d.teamId,
+          metric,
+          value: values[metric],
+          at: now,
+          dimensions: { deployment: d.name, revision: number },
+          recordedBy: null,
+        });
+    }
+    if (rows.length) await db.insert(observations).values(rows);
+    return rows.length;
+  };
+}
+
+export type ServingRecorder = ReturnType<typeof createServingRecorder>;
+
+/** A revision's last recorded window of serving observations. */
+export interface RevisionServing {
+  at: Date;
+  requests: number;
+  errorRate: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+}
+
+/** The last window recorded for revision `number` of deployment `deploymentId` (its version's), or null: no traffic yet. */
+export async function lastServingWindow(db: Db, deploymentId: string, number: number, versionId: string): Promise<RevisionServing | null> {
+  const rows = await queryRows<{ metric: string; value: number; at: Date }>(
+    db,
+    sql`select distinct on (o.metric) o.metric, o.value, o.at from observations o join deployments d on d.id = ${deploymentId}::uuid
+      where o.version_id = ${versionId}::uuid and o.metric = any(${`{${SERVING_METRICS.join(',')}}`}::text[])
+        and o.dimensions->>'deployment' = d.name and o.dimensions->>'revision' = ${String(number)}
+      order by o.metric, o.at desc`,
+  );
+  const of = new Map(rows.map((r) => [r.metric, r]));
+  const requests = of.get('serving.requests');
+  if (!requests) return null;
+  const value = (metric: (typeof SERVING_METRICS)[number]) => of.get(metric)?.value ?? 0;
+  return {
+    at: new Date(requests.at),
+    requests: requests.value,
+    errorRate: value('serving.error_rate'),
+    latencyP50Ms: value('serving.latency_p50_ms'),
+    latencyP99Ms: value('serving.latency_p99_ms'),
+  };
+}

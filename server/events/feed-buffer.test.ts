@@ -1,0 +1,67 @@
+// A client that stops reading holds a bounded number of events: past the limit one run's stream drops what waits and
+// reads it from the store when the client reads again (nothing lost, in order), and the feed of every run stops
+// listening at once and ends with SUBSCRIBER_TOO_SLOW. Before, every event delivered waited in the subscriber's
+// buffer for as long as its connection stayed open.
+import { describe, expect, it } from 'vitest';
+import { createRunFeed, type FeedEvent, feedIterator, runEventStream } from './feed';
+
+const log = (seq: number, runId = 'r'): FeedEvent => ({ kind: 'task-log', runId, taskId: 't', node: 'n', stream: 'stdout', lines: [`${seq}`], at: '', seq });
+
+describe('a subscriber whose client stops reading', () => {
+  it('of one run: past the limit what waits is dropped, and read from the store once it reads again, each event once and in order', async () => {
+    const feed = createRunFeed();
+    const stored: FeedEvent[] = [];
+    const reads: number[] = [];
+    feed.since = async (_runId, after) => {
+      reads.push(after);
+      return stored.filter((e) => e.seq > after).slice(0, 1000);
+    };
+    const publish = (from: number, to: number) => {
+      const events = Array.from({ length: to - from + 1 }, (_, i) => log(from + i));
+      stored.push(...events);
+      feed.publish(events);
+    };
+    const stream = runEventStream(feed, 'r', 0, false, undefined, 10);
+    const first = stream.next();
+    publish(1, 1);
+    expect(((await first).value as FeedEvent).seq).toBe(1);
+    // The client reads nothing while 2..50 come: 40 past the limit of 10.
+    publish(2, 50);
+    expect(reads).toEqual([]);
+    const got: number[] = [];
+    for (let i = 2; i <= 50; i++) got.push(((await stream.next()).value as FeedEvent).seq);
+    expect(got).toEqual(Array.from({ length: 49 }, (_, i) => i + 2));
+    expect(reads.length).toBeGreaterThan(0); // what the buffer dropped came from the store
+    // And it follows the feed live again afterwards.
+    const next = stream.next();
+    publish(51, 51);
+    expect(((await next).value as FeedEvent).seq).toBe(51);
+    await stream.return?.();
+  });
+
+  it('of every run: past the limit it stops listening at once, and ends with SUBSCRIBER_TOO_SLOW when read', async () => {
+    const feed = createRunFeed();
+    const stream = feedIterator(feed, '*', undefined, 10);
+    const first = stream.next();
+    feed.publish([log(1, 'a')]);
+    expect(((await first).value as FeedEvent).seq).toBe(1);
+    feed.publish(Array.from({ length: 11 }, (_, i) => log(i + 2, 'a')));
+    expect(feed.listenerCount()).toBe(0); // nothing more is kept for it
+    await expect(stream.next()).rejects.toMatchObject({ code: 'SUBSCRIBER_TOO_SLOW' });
+    expect((await stream.next()).done).toBe(true);
+  });
+
+  it('of every run: within the limit it keeps every event', async () => {
+    const feed = createRunFeed();
+    const stream = feedIterator(feed, '*', undefined, 10);
+    const first = stream.next();
+    feed.publish([log(1, 'a')]);
+    await first;
+    feed.publish(Array.from({ length: 10 }, (_, i) => log(i + 2, 'a')));
+    const got: number[] = [];
+    for (let i = 0; i < 10; i++) got.push(((await stream.next()).value as FeedEvent).seq);
+    expect(got).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(feed.listenerCount()).toBe(1);
+    await stream.return?.();
+  });
+});

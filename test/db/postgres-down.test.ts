@@ -1,0 +1,131 @@
+// Postgres stopped under a running control plane: every request meanwhile is answered with a typed, retryable
+// refusal (GraphQL UNAVAILABLE with HTTP 503, MLflow TEMPORARILY_UNAVAILABLE 503, which MLflow's client retries, and
+// 503 from the other routes), and once Postgres is back the same control plane serves them, with no restart. Before,
+// each was a 500: "Unexpected error." over GraphQL, INTERNAL_ERROR over MLflow, "Internal error" elsewhere. Over
+// graphql-ws, a connection is closed with 1013 (try again later, which its clients retry) and an operation on an open
+// socket answered UNAVAILABLE alone; before, both closed the socket with 4500, which graphql-ws clients never retry.
+import net from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startTestApp, type TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+
+let pg: PostgresServer;
+let t: TestApp;
+let alice: ApiClient & { token: string };
+
+beforeAll(async () => {
+  pg = await startPostgres({ durableCommits: true });
+  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0' });
+  alice = await t.user('alice-pg-down');
+}, 120_000);
+afterAll(async () => {
+  await t?.stop();
+  await pg?.stop();
+});
+
+/** Whether a TCP connection to the port is refused (Postgres is down). */
+const refused = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on('error', () => resolve(true));
+  });
+
+const request = async (method: string, path: string, body?: unknown, token = alice.token) => {
+  const res = await fetch(`${t.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, text, json };
+};
+
+const calls = {
+  query: () => request('POST', '/graphql', { query: '{ experiments(first: 1) { edges { node { name } } } }' }),
+  mutation: () => request('POST', '/graphql', { query: 'mutation { createTeam(name: "pg-down") { id } }' }, t.app.adminToken),
+  mlflowRead: () => request('POST', '/api/2.0/mlflow/experiments/search', { max_results: 1 }),
+  mlflowWrite: () => request('POST', '/api/2.0/mlflow/runs/create', {}),
+  artifact: () => request('GET', `/artifacts/sha256:${'0'.repeat(64)}`),
+};
+
+it('answers every request with a typed retryable refusal while Postgres is down, and serves them again once it is back', async () => {
+  const restarted = pg.restart('fast', 6000);
+  while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
+  const [query, mutation, mlflowRead, mlflowWrite, artifact] = await Promise.all([
+    calls.query(),
+    calls.mutation(),
+    calls.mlflowRead(),
+    calls.mlflowWrite(),
+    calls.artifact(),
+  ]);
+  for (const gql of [query, mutation]) {
+    expect(gql.status, gql.text).toBe(503);
+    expect(gql.json.errors[0].extensions.code).toBe('UNAVAILABLE');
+    expect(gql.json.errors[0].message).toContain('send the request again shortly');
+  }
+  for (const mlflow of [mlflowRead, mlflowWrite]) {
+    expect(mlflow.status, mlflow.text).toBe(503);
+    expect(mlflow.json.error_code).toBe('TEMPORARILY_UNAVAILABLE');
+  }
+  expect(artifact.status, artifact.text).toBe(503);
+  expect(artifact.text).toContain('send the request again shortly');
+
+  await restarted;
+  expect((await calls.query()).json.data.experiments).toBeTruthy();
+  expect((await calls.mutation()).json.data.createTeam.id).toBeTruthy();
+  expect((await calls.mlflowRead()).status).toBe(200);
+  expect((await calls.mlflowWrite()).json.run.info.status).toBe('RUNNING');
+  expect((await calls.artifact()).status).toBe(404);
+}, 120_000);
+
+/** A raw graphql-transport-ws socket: its messages and how it closed. */
+function socket() {
+  const ws = new WebSocket(`${t.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const messages: any[] = [];
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.on('message', (data) => messages.push(JSON.parse(String(data))));
+  const opened = new Promise<void>((resolve) => ws.once('open', () => resolve()));
+  const send = async (message: unknown) => {
+    await opened;
+    ws.send(JSON.stringify(message));
+  };
+  const waitFor = async (test: (m: any) => boolean) => {
+    for (let i = 0; i < 500 && !messages.some(test); i++) await new Promise((r) => setTimeout(r, 20));
+    return messages.find(test);
+  };
+  return { ws, messages, closed, send, waitFor };
+}
+
+it('over graphql-ws: a connection meanwhile is closed to be retried, and an operation on an open socket answered UNAVAILABLE alone', async () => {
+  const open = socket();
+  await open.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
+  expect(await open.waitFor((m) => m.type === 'connection_ack')).toBeTruthy();
+  const restarted = pg.restart('fast', 6000);
+  while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
+
+  await open.send({ type: 'subscribe', id: 'down', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
+  const answer = await open.waitFor((m) => m.id === 'down');
+  expect(answer.type).toBe('error');
+  expect(answer.payload[0].extensions.code).toBe('UNAVAILABLE');
+  const fresh = socket();
+  await fresh.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
+  expect(await fresh.closed).toBe(1013);
+
+  await restarted;
+  await open.send({ type: 'subscribe', id: 'up', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
+  expect((await open.waitFor((m) => m.id === 'up' && m.type === 'next')).payload.data.experiments).toBeTruthy();
+  expect(open.ws.readyState).toBe(WebSocket.OPEN);
+  open.ws.close();
+}, 120_000);
