@@ -2,7 +2,7 @@
 // and subscriptions over graphql-ws; every failure becomes an ApiError the CLI can print in one format.
 import { redactUrl, redactUrls } from '../config/redact-url';
 import { printableData } from '../errors/echo';
-import { ApiError, type ErrorDetail } from './errors';
+import { ApiError, type ErrorDetail, leadOf } from './errors';
 
 export { ApiError } from './errors';
 
@@ -133,7 +133,7 @@ function fromGraphQLErrors(errors: GraphQLErrorShape[], status: number): ApiErro
   const code = first.extensions?.code ?? (status === 401 ? 'UNAUTHENTICATED' : 'ERROR');
   // Several errors at once are rare (one per failing field); their messages are kept, the first code wins.
   const details = [...(first.extensions?.details ?? []), ...errors.slice(1).map((e) => ({ message: e.message }))];
-  return new ApiError(first.message, code, details, code === 'UNAUTHENTICATED' ? TOKEN_HINT : undefined);
+  return new ApiError(leadOf(first.message, first.extensions?.details ?? []), code, details, code === 'UNAUTHENTICATED' ? TOKEN_HINT : undefined);
 }
 
 function unreachable(base: string, error: unknown): ApiError {

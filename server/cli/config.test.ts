@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,23 @@ describe('readCliConfig', () => {
     await writeFile(path.join(dataDir, 'url'), 'http://127.0.0.1:4610\n');
     expect(readCliConfig({ ATELIER_DATA_DIR: dataDir })).toMatchObject({ url: 'http://127.0.0.1:4610', urlSource: 'data dir' });
     expect(readCliConfig({ ATELIER_DATA_DIR: dataDir, ATELIER_URL: 'http://other:1' }).url).toBe('http://other:1');
+  });
+
+  it('finds the data dir of `npm start` at the repository root from a folder below it, as git finds .git', async () => {
+    const root = await emptyDataDir();
+    const below = path.join(root, 'examples', 'iris');
+    await mkdir(path.join(root, '.atelier'));
+    await mkdir(below, { recursive: true });
+    await writeFile(path.join(root, '.atelier', 'url'), 'http://127.0.0.1:4611\n');
+    expect(readCliConfig({}, below)).toMatchObject({
+      dataDir: path.join(root, '.atelier'),
+      adminTokenFile: path.join(root, '.atelier', 'admin-token'),
+      url: 'http://127.0.0.1:4611',
+    });
+    // one in the folder itself comes first; ATELIER_DATA_DIR, relative to the folder, before both
+    await mkdir(path.join(below, '.atelier'));
+    expect(readCliConfig({}, below).dataDir).toBe(path.join(below, '.atelier'));
+    expect(readCliConfig({ ATELIER_DATA_DIR: 'data' }, below).dataDir).toBe(path.join(below, 'data'));
   });
 
   it('ignores a URL file that holds no URL', async () => {

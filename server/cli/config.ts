@@ -1,7 +1,7 @@
 // What the CLI reads from the environment, in one place: each variable's name and default is written here once
 // (the defaults shared with the control plane come from server/config/defaults.ts). Imports nothing heavy, as
 // every command loads it.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ADMIN_TOKEN_FILE, DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, SERVER_URL_FILE } from '../config/defaults';
 
@@ -37,8 +37,9 @@ export interface CliConfig {
   ci: boolean;
 }
 
-export function readCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
-  const dataDir = path.resolve(env[CLI_ENV.dataDir] || DEFAULT_DATA_DIR);
+export function readCliConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): CliConfig {
+  const given = env[CLI_ENV.dataDir];
+  const dataDir = given ? path.resolve(cwd, given) : findDataDir(cwd);
   const written = readRunningUrl(dataDir);
   return {
     url: env[CLI_ENV.url] || written || DEFAULT_URL,
@@ -50,6 +51,23 @@ export function readCliConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     debug: Boolean(env[CLI_ENV.debug]),
     ci: Boolean(env[CLI_ENV.ci]),
   };
+}
+
+/**
+ * `.atelier` in `cwd`, else in the nearest folder above that has one of this user's, as git finds `.git`: the CLI
+ * run from examples/iris finds the control plane `npm start` runs at the repository's root. Another user's folder
+ * above is passed over: the URL file in it could send this user's ATELIER_TOKEN to a server of theirs.
+ */
+function findDataDir(cwd: string): string {
+  const here = path.resolve(cwd, DEFAULT_DATA_DIR);
+  if (statSync(here, { throwIfNoEntry: false })) return here;
+  const uid = process.getuid?.();
+  for (let dir = path.resolve(cwd); path.dirname(dir) !== dir; ) {
+    dir = path.dirname(dir);
+    const info = statSync(path.join(dir, DEFAULT_DATA_DIR), { throwIfNoEntry: false });
+    if (info?.isDirectory() && (uid === undefined || info.uid === uid)) return path.join(dir, DEFAULT_DATA_DIR);
+  }
+  return here;
 }
 
 /** The URL a control plane running with this data dir wrote (see server/http/url-file.ts), if any. */

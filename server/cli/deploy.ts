@@ -2,6 +2,7 @@
 // or versions served through a deployer; docs/deployments.md), printed as readable tables.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
+import { positiveInt } from './options';
 
 interface DeploymentView {
   id: string;
@@ -40,6 +41,20 @@ const FIELDS = `id name model domain deployer url ready message failedOver traff
   events(limit: 10) { kind revision reason createdAt actor { name } }`;
 
 const split = (d: DeploymentView) => d.traffic.map((t) => `r${t.revision} ${t.percent}%`).join(' / ') || '-';
+
+/** `--settings`: a JSON object. */
+function settingsObject(raw: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // reported below
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgumentError(`expected a JSON object, e.g. '{"port": 8080}', got ${JSON.stringify(raw)}`);
+  }
+  return value as Record<string, unknown>;
+}
 
 /** `10:300,50:600,100`: percent:dwellSeconds steps. */
 function steps(raw: string) {
@@ -154,9 +169,9 @@ export function deployCommand(connect: (command: Command) => Client): Command {
         'rollback',
       ]),
     )
-    .option('--ready-timeout <seconds>', 'roll back a revision not ready within this', Number)
-    .option('--fallback-version <n>', 'a version applied up front as the instant fallback (default: the previous revision)', Number)
-    .option('--settings <json>', 'deployer settings as JSON, e.g. {"port": 8080}', (raw) => JSON.parse(raw))
+    .option('--ready-timeout <seconds>', 'roll back a revision not ready within this', positiveInt)
+    .option('--fallback-version <n>', 'a version applied up front as the instant fallback (default: the previous revision)', positiveInt)
+    .option('--settings <json>', 'deployer settings as JSON, e.g. {"port": 8080}', settingsObject)
     .action(
       async (
         name: string,

@@ -20,6 +20,19 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * A message that ends by listing its own details (`The workflow cannot run: path: problem; path: problem`, as
+ * errors are written for clients that print the message alone) loses that list here: each detail gets its own line.
+ */
+export function leadOf(message: string, details: ErrorDetail[]): string {
+  if (!details.length) return message;
+  for (const joiner of [': ', ' ']) {
+    const listed = `: ${details.map((d) => (d.path ? `${d.path}${joiner}${d.message}` : d.message)).join('; ')}`;
+    if (message.endsWith(listed) && message.length > listed.length) return `${message.slice(0, -listed.length)}:`;
+  }
+  return message;
+}
+
 /** A mistake on the command line or in local files. */
 export class CliError extends Error {}
 
@@ -34,7 +47,9 @@ export function reportError(error: unknown): number {
     if (error.hint) say(`  hint: ${error.hint}`);
   } else if (error instanceof ApiError || (error instanceof Error && typeof code === 'string' && /^[A-Z_]+$/.test(code))) {
     // ApiError from the server, or an AtelierError from a check run locally (the manifest before a push).
-    say(`error [${code}]: ${(error as Error).message}`);
+    // an ApiError's message was shortened when it was made (client.ts), before details were added to
+    const message = error instanceof ApiError ? error.message : leadOf((error as Error).message, details ?? []);
+    say(`error [${code}]: ${message}`);
     for (const d of details ?? []) say(`  ${d.path ? `${d.path}: ` : ''}${d.message}`);
     if (error instanceof ApiError && error.hint) say(`  hint: ${error.hint}`);
   } else if (error instanceof CliError) {

@@ -9,29 +9,26 @@ import { callerTriggers, domains } from '../vocabulary';
 import { cacheCommand } from './cache';
 import { type Client, createClient } from './client';
 import { clusterCommand, listExecutors } from './cluster';
-import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
+import { type CliConfig, readCliConfig } from './config';
 import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
 import { CliError, reportError, withPassedParams } from './errors';
+import { addExamples } from './examples';
 import { experimentCommand } from './experiments';
 import { auditCommand, declassifyCommand } from './governance';
 import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, parseParam, positiveInt, wholeNumber } from './options';
+import { collect, parseParam, positiveInt, rerunFrom, wholeNumber } from './options';
+import { addConnectionOptions, connectionOptions, shareProgramOptions } from './program-options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
 import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
 import { webhookCommand } from './webhooks';
-
-interface GlobalOptions {
-  url: string;
-  token?: string;
-}
 
 /** --token, then ATELIER_TOKEN, then the admin token a control plane on this machine saved in its data dir. */
 function resolveToken(flag: string | undefined, config: CliConfig = readCliConfig()): string | null {
@@ -45,7 +42,7 @@ function resolveToken(flag: string | undefined, config: CliConfig = readCliConfi
 }
 
 function connection(command: Command): { client: Client; url: string; token: string | null } {
-  const opts = command.optsWithGlobals<GlobalOptions>();
+  const opts = connectionOptions(command);
   const url = opts.url.replace(/\/+$/, '');
   const token = resolveToken(opts.token);
   return { client: createClient({ url, token }), url, token };
@@ -74,16 +71,8 @@ async function follow(client: Client, runId: string, options: { logs?: boolean; 
 
 export function buildProgram(): Command {
   const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  const program = new Command('atelier')
-    .description('Atelier: versioned ML modules, workflows and runs, from the command line.')
-    .version(version)
-    .addOption(
-      new Option('--url <url>', 'control plane URL')
-        .env(CLI_ENV.url)
-        .default(readCliConfig().url, `the URL \`npm start\` on this machine wrote to its data dir, else ${DEFAULT_URL}`),
-    )
-    .addOption(new Option('--token <token>', 'API token (default: $ATELIER_DATA_DIR/admin-token when on the control plane machine)').env(CLI_ENV.token))
-    .showHelpAfterError('(add --help for usage)');
+  const program = new Command('atelier').description('Atelier: versioned ML modules, workflows and runs, from the command line.').version(version);
+  addConnectionOptions(program);
 
   program
     .command('start')
@@ -319,8 +308,7 @@ export function buildProgram(): Command {
     .option('-w, --watch', 'follow the new run live until it ends')
     .option('--plain', 'with --watch: plain lines even on a terminal')
     .action(async (id: string, opts: { from: string; node?: string[]; module?: string[]; watch?: boolean; plain?: boolean }, command: Command) => {
-      const from = opts.from.toUpperCase();
-      if (!['FAILED', 'ALL', 'NODES'].includes(from)) throw new CliError(`--from must be failed, all or nodes (got "${opts.from}")`);
+      const from = rerunFrom(opts.from, command.getOptionValueSource('from') === 'default', opts.node);
       const modules = (opts.module ?? []).map((m) => {
         const at = m.indexOf('=');
         if (at < 1) throw new CliError(`--module expects node=namespace/name@version (got "${m}")`);
@@ -335,6 +323,7 @@ export function buildProgram(): Command {
       );
       const reused = rerunRun.tasks.filter((t) => t.reusedFromTaskId).length;
       console.log(`started run ${rerunRun.id}: ${rerunRun.tasks.length - reused} task(s) execute again, ${reused} reused from ${id}`);
+      if (reused === rerunRun.tasks.length) console.error(`nothing of ${id} failed: --from all, or --node NODE, executes tasks again`);
       if (opts.watch) await follow(client, rerunRun.id, opts);
     });
   addLogsCommand(run, (command) => connection(command).client);
@@ -343,7 +332,9 @@ export function buildProgram(): Command {
   const client = (command: Command) => connection(command).client;
   const groups = [experimentCommand, scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
   for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(group(client));
-
+  // After every command is added: those built apart (above) inherit no settings.
+  shareProgramOptions(program);
+  addExamples(program);
   return program;
 }
 

@@ -2,6 +2,7 @@
 // the terminal, as GraphQL calls (server/registry/ does the work; see the README's "Model registry").
 import { Command } from 'commander';
 import type { Client } from './client';
+import { CliError } from './errors';
 import { table } from './tracking';
 
 const label = (l: { level: string; categories: string[] }) => (l.categories.length ? `${l.level}{${l.categories.join(',')}}` : l.level);
@@ -75,7 +76,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
           promotions { id alias state version { version } } } }`,
         { n: name },
       );
-      if (!m) throw new Error(`No model ${name}.`);
+      if (!m) throw new CliError(`no model ${name}; list them with \`atelier model list\``);
       if (opts.json) return json(m);
       console.log(m.fullName);
       const rows = m.versions.map((v) => [
@@ -193,7 +194,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
           datasets { name version columns { name label { level categories } } } parameters metrics { name value } cacheKey } } }`,
         { r: ref },
       );
-      if (!v) throw new Error(`No model version ${ref}.`);
+      if (!v) throw new CliError(`no model version ${ref}; \`atelier model show NAME\` lists a model's versions`);
       if (opts.json) return json(v);
       const l = v.lineage;
       console.log(`${v.ref}  label ${label(v.label)}\nrun ${l.run.id}  task ${l.task.node} (${l.task.id})\ncache key ${l.cacheKey ?? '-'}`);

@@ -1,7 +1,7 @@
 // `atelier module …`, `atelier team …`, `atelier namespace …`, `atelier user create` and `atelier service-account …`:
 // publishing, the dev loop, promotion and rollback, who owns which namespace and who may work in which domain.
 import { Argument, Command, Option } from 'commander';
-import { domains, type ModuleTestResult } from '../vocabulary';
+import { domains, type ModuleTestResult, teamRoles } from '../vocabulary';
 import type { Client } from './client';
 import { CliError } from './errors';
 import { collect, commaList, parseParam, positiveInt } from './options';
@@ -82,7 +82,7 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
     .description('run a module from its directory on the local executor, without publishing: same context and progress protocol as a real run')
     .option('-p, --param <key=value>', 'parameter (repeatable); the value is parsed as JSON when it can be', parseParam)
     .option('--inputs <json>', 'upstream outputs by node name, as a workflow would pass them, e.g. {"prepare":{"path":"/tmp/x"}}')
-    .option('--timeout <seconds>', 'time limit (default: the manifest’s timeoutSeconds, else 1 h)', Number)
+    .option('--timeout <seconds>', 'time limit (default: the manifest’s timeoutSeconds, else 1 h)', positiveInt)
     .action(async (dir: string, opts: { param?: Record<string, unknown>; inputs?: string; timeout?: number }) => {
       let inputs: Record<string, Record<string, unknown>> | undefined;
       if (opts.inputs) {
@@ -246,7 +246,7 @@ export function teamCommands(connect: Connect): Command[] {
   team
     .command('add <team> <identity>')
     .description('add a user or service account to a team, or change its role')
-    .option('--role <role>', 'viewer | member | maintainer | admin', 'member')
+    .addOption(new Option('--role <role>', 'their role in the team').choices(teamRoles).default('member'))
     .action(async (name: string, identity: string, opts: { role: string }, cmd: Command) => {
       await connect(cmd).request(`mutation ($t: String!, $i: String!, $r: TeamRole) { setTeamMember(team: $t, identity: $i, role: $r) { id } }`, {
         t: name,
@@ -311,8 +311,8 @@ export function teamCommands(connect: Connect): Command[] {
   user
     .command('create <name>')
     .description('create a user and print their first token (shown once)')
-    .option('--role <role>', 'admin | member | viewer', 'member')
-    .option('--expires-in-days <n>', 'the token expires after this many days', Number)
+    .addOption(new Option('--role <role>', 'their role').choices(['admin', 'member', 'viewer']).default('member'))
+    .option('--expires-in-days <n>', 'the token expires after this many days (default: never)', positiveInt)
     .action(async (name: string, opts: { role: string; expiresInDays?: number }, cmd: Command) => {
       const { createUser } = await connect(cmd).request<{ createUser: { token: string } }>(
         `mutation ($n: String!, $r: Role, $e: Int) { createUser(name: $n, role: $r, expiresInDays: $e) { token } }`,

@@ -1,5 +1,6 @@
 // Option parsers shared by the CLI's commands.
 import { InvalidArgumentError } from 'commander';
+import { CliError } from './errors';
 
 /** Collects a repeatable option into a list. */
 export const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -29,6 +30,24 @@ export function wholeNumber(raw: string): number {
   return n;
 }
 
+/**
+ * The control plane's base address (--url, ATELIER_URL): http or https, trailing slashes dropped, and the GraphQL
+ * endpoint `npm start` prints (…/graphql) taken as the address it is served from, a mistake easily made.
+ */
+export function controlPlaneUrl(raw: string): string {
+  const text = raw.trim();
+  let protocol = '';
+  try {
+    protocol = new URL(text).protocol;
+  } catch {
+    // reported below
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new InvalidArgumentError(`expected the control plane's address, like http://127.0.0.1:4000 (the Dashboard line \`npm start\` prints), got "${raw}"`);
+  }
+  return text.replace(/\/+$/, '').replace(/\/graphql$/, '');
+}
+
 export function positiveInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
@@ -41,6 +60,25 @@ export function parseSince(raw: string): string {
   if (m) return new Date(Date.now() - Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm']).toISOString();
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected a period such as 7d, 12h or 30m, or an ISO 8601 date-time, got "${raw}"`);
   return new Date(raw).toISOString();
+}
+
+/** `run rerun`'s --from and --node together: --node alone means --from nodes; each without the other is refused. */
+export function rerunFrom(raw: string, defaulted: boolean, nodes: string[] | undefined): 'FAILED' | 'ALL' | 'NODES' {
+  const from = nodes?.length && defaulted ? 'NODES' : raw.toUpperCase();
+  if (from !== 'FAILED' && from !== 'ALL' && from !== 'NODES') throw new CliError(`--from must be failed, all or nodes (got "${raw}")`);
+  if (from === 'NODES' && !nodes?.length) throw new CliError('--from nodes needs the nodes to execute again: add --node NODE (repeatable)');
+  if (from !== 'NODES' && nodes?.length)
+    throw new CliError(`--node goes with --from nodes; --from ${raw} executes again ${from === 'ALL' ? 'every task' : 'what did not succeed'}`);
+  return from;
+}
+
+/** A repeatable option naming one of `values`, in any case (`--status failed`), collected upper-cased. */
+export function upperChoices(values: readonly string[]) {
+  return (raw: string, previous: string[] = []): string[] => {
+    const value = raw.trim().toUpperCase();
+    if (!values.includes(value)) throw new InvalidArgumentError(`expected one of ${values.join(', ')}, got "${raw}"`);
+    return [...previous, value];
+  };
 }
 
 /** Comma-separated values (`a,b`), trimmed, empty ones dropped. */

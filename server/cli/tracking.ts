@@ -3,8 +3,9 @@
 // runs").
 import { type Command, InvalidArgumentError } from 'commander';
 import { type Condition, type Field, parseFilter, parseOrderKey } from '../tracking/filter';
+import { runStatuses } from '../vocabulary';
 import type { Client } from './client';
-import { collect, positiveInt } from './options';
+import { collect, positiveInt, upperChoices } from './options';
 import { formatDuration, runLabel } from './watch-view';
 
 interface ListedRun {
@@ -69,13 +70,13 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
     .command('list')
     .description('recent runs, newest first; --filter and --order-by list through searchRuns (the README’s filter language)')
     .option('--workflow <name>', 'only runs of this workflow')
-    .option('--status <status>', 'only runs with this status (repeatable)', collect)
+    .option('--status <status>', `only runs with this status (repeatable): ${runStatuses.join(', ')}`, upperChoices(runStatuses))
     .option('--filter <expr>', 'only runs matching this filter, e.g. "metrics.acc > 0.9 and tags.dataset = \'v2\'"')
     .option('--order-by <key>', 'order key, e.g. "metrics.acc DESC" (repeatable; default: newest first)', collect)
     .option('-n, --limit <n>', 'how many', positiveInt, 20)
     .action(async (opts: { workflow?: string; status?: string[]; filter?: string; orderBy?: string[]; limit: number }, command: Command) => {
       const client = clientOf(command);
-      const status = opts.status?.map((s) => s.toUpperCase());
+      const status = opts.status;
       let found: ListedRun[];
       if (opts.filter !== undefined || opts.orderBy?.length) {
         // searchRuns answers only runs whose data the caller may read; the other options join the filter as clauses

@@ -56,8 +56,8 @@ describe('module manifest', () => {
     ['an unknown runtime', full.replace('runtime: python3', 'runtime: ruby'), 'runtime', 'must be one of node, python3, shell'],
     ['an unknown field', `${full}colour: blue\n`, '(root)', 'unknown field "colour"'],
     ['a misspelt field', full.replace('entrypoint: score.py', 'entryPoint: score.py'), '(root)', 'unknown field "entryPoint" (did you mean "entrypoint"?)'],
-    ['an absolute entrypoint', full.replace('entrypoint: score.py', 'entrypoint: /etc/passwd'), 'entrypoint', 'must match pattern'],
-    ['bad memory', full.replace('memory: 4Gi', 'memory: lots'), 'resources.memory', 'must match pattern'],
+    ['an absolute entrypoint', full.replace('entrypoint: score.py', 'entrypoint: /etc/passwd'), 'entrypoint', 'must be a path inside the module directory'],
+    ['bad memory', full.replace('memory: 4Gi', 'memory: lots'), 'resources.memory', 'must be a whole number of bytes, optionally with Ki, Mi, Gi or Ti'],
     ['negative gpus', full.replace('gpus: 1', 'gpus: -1'), 'resources.gpus', 'must be >= 0'],
     [
       'lineage from an undeclared input',
@@ -71,7 +71,7 @@ describe('module manifest', () => {
       'outputs.0.columns.1.from.0',
       'names column "salary", which input "users" does not declare',
     ],
-    ['lineage without an input name', full.replace('from: [users.age]', 'from: [age]'), 'outputs.0.columns.1.from.0', 'must match pattern'],
+    ['lineage without an input name', full.replace('from: [users.age]', 'from: [age]'), 'outputs.0.columns.1.from.0', 'must be INPUT.COLUMN'],
     [
       'a repeated column',
       full.replace('{ name: email, type: string }', '{ name: user_id, type: string }'),

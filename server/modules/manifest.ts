@@ -9,9 +9,14 @@ import { checkParameters as checkAgainstSchema, compileParameterSchema, describe
 
 export { describeAjvErrors };
 
-const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
+export const nameRe = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$';
 
 const identRe = '^[A-Za-z_][A-Za-z0-9_.-]{0,127}$';
+const versionRe = '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$';
+const entrypointRe = '^(?!/)(?!.*\\.\\./).+$';
+const memoryRe = '^[0-9]+(Ki|Mi|Gi|Ti)?$';
+const datasetRe = '^[a-z0-9][a-z0-9-_.]*/[A-Za-z0-9][A-Za-z0-9-_.]*$';
+const fromRe = '^[^.]+\\..+$';
 
 const portSchema = {
   type: 'object',
@@ -19,7 +24,7 @@ const portSchema = {
   required: ['name'],
   properties: {
     name: { type: 'string', pattern: identRe },
-    dataset: { type: 'string', pattern: '^[a-z0-9][a-z0-9-_.]*/[A-Za-z0-9][A-Za-z0-9-_.]*$' },
+    dataset: { type: 'string', pattern: datasetRe },
     description: { type: 'string', maxLength: 2000 },
     columns: {
       type: 'array',
@@ -32,7 +37,7 @@ const portSchema = {
           name: { type: 'string', minLength: 1, maxLength: 256 },
           type: { type: 'string', maxLength: 128 },
           description: { type: 'string', maxLength: 2000 },
-          from: { type: 'array', items: { type: 'string', pattern: '^[^.]+\\..+$' } },
+          from: { type: 'array', items: { type: 'string', pattern: fromRe } },
         },
       },
     },
@@ -46,9 +51,9 @@ const manifestSchema = {
   properties: {
     namespace: { type: 'string', pattern: nameRe },
     name: { type: 'string', pattern: nameRe },
-    version: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$' },
+    version: { type: 'string', pattern: versionRe },
     description: { type: 'string', maxLength: 2000 },
-    entrypoint: { type: 'string', minLength: 1, pattern: '^(?!/)(?!.*\\.\\./).+$' },
+    entrypoint: { type: 'string', minLength: 1, pattern: entrypointRe },
     runtime: { enum: runtimes },
     parameters: { type: 'object' },
     resources: {
@@ -56,7 +61,7 @@ const manifestSchema = {
       additionalProperties: false,
       properties: {
         cpu: { type: 'number', exclusiveMinimum: 0 },
-        memory: { type: 'string', pattern: '^[0-9]+(Ki|Mi|Gi|Ti)?$' },
+        memory: { type: 'string', pattern: memoryRe },
         gpus: { type: 'integer', minimum: 0 },
         pool: { type: 'string', pattern: nameRe },
         executor: { type: 'string', pattern: nameRe },
@@ -79,6 +84,17 @@ const validateManifestShape = ajv.compile(manifestSchema);
 
 const invalid = (details: ErrorDetail[]) =>
   new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+
+/** What the shape's patterns ask for, said in words where the pattern was: `name: must be 1–64 lowercase letters…`. */
+export const patternWords: Readonly<Record<string, string>> = {
+  [nameRe]: 'must be 1–64 lowercase letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+  [identRe]: 'must be 1–128 letters, digits, "_", "." or "-", starting with a letter or "_"',
+  [versionRe]: 'must be 1–64 letters, digits, ".", "_", "+" or "-", starting with a letter or digit (e.g. "1.4.0")',
+  [entrypointRe]: 'must be a path inside the module directory (relative, without "..")',
+  [memoryRe]: 'must be a whole number of bytes, optionally with Ki, Mi, Gi or Ti (e.g. "4Gi")',
+  [datasetRe]: 'must be namespace/name (e.g. "crm/users")',
+  [fromRe]: 'must be INPUT.COLUMN (e.g. "users.age")',
+};
 
 /** The most a manifest may have: the YAML parser is slow (~7 ms a KiB, more for deep nesting), and runs on the event loop. */
 export const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -156,8 +172,7 @@ function manifestFrom(raw: unknown, digest?: string): ModuleManifest {
       },
     ]);
   if (!validateManifestShape(raw)) {
-    const details = describeAjvErrors(validateManifestShape.errors);
-    throw new AtelierError('INVALID_MANIFEST', `${MANIFEST_FILE} is invalid: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`, details);
+    throw invalid(describeAjvErrors(validateManifestShape.errors, '', patternWords));
   }
   const manifest = raw as ModuleManifest;
   // Every problem at once: the ports' and the parameter schema's, so one push shows all there is to fix.

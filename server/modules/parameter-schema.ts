@@ -27,8 +27,11 @@ const re2Engine: RegExpEngine = Object.assign((pattern: string) => re2(pattern),
 // optimize: false: ajv's code optimisation pass costs more than it saves on schemas compiled once (3–5× on wide anyOf).
 const parameterAjv = new Ajv({ allErrors: true, verbose: true, strict: false, inlineRefs: false, code: { regExp: re2Engine, optimize: false } });
 
-/** Turns ajv's errors into `{path, message}` pairs a person can act on. */
-export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = ''): ErrorDetail[] {
+/**
+ * Turns ajv's errors into `{path, message}` pairs a person can act on. `patternWords` says in words what a pattern of
+ * the caller's own schema asks for (`must be 1–64 lowercase letters…`), said instead of the pattern.
+ */
+export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root = '', patternWords: Readonly<Record<string, string>> = {}): ErrorDetail[] {
   const all = errors ?? [];
   // As many as an error carries (an object of a million unknown fields is a million errors): the rest counted.
   const described = all.slice(0, all.length > MAX_ERROR_DETAILS ? MAX_ERROR_DETAILS - 1 : all.length).map((e): ErrorDetail => {
@@ -41,6 +44,8 @@ export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root
       return { path: path || '(root)', message: `unknown field ${quoted(String(e.params.additionalProperty))}${meant ? ` (did you mean "${meant}"?)` : ''}` };
     }
     if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
+    const words = e.keyword === 'pattern' && Object.hasOwn(patternWords, String(e.params.pattern)) ? patternWords[String(e.params.pattern)] : undefined;
+    if (words) return { path: path || '(root)', message: words };
     return { path: path || '(root)', message: e.message ?? 'is invalid' };
   });
   if (described.length < all.length) described.push({ message: `… and ${all.length - described.length} more` });

@@ -49,7 +49,7 @@ export async function changeExperiment(db: Db, caller: Caller, ref: string, chan
   return audited(db, () =>
     db.transaction(async (tx) => {
       const found = await findExperiment(tx, ref === '0' ? DEFAULT_EXPERIMENT : ref);
-      if (!found) throw notFound(`No experiment ${ref}.`);
+      if (!found) throw notFound(`No experiment ${ref}; \`atelier experiment list\` (or the experiments query) shows them.`);
       const [experiment] = await tx.select().from(experiments).where(eq(experiments.id, found.id)).for('update');
       const current = experiment ?? found;
       const label = `Experiment "${current.name}"`;

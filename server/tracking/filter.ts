@@ -204,7 +204,9 @@ function parseWith<T>(text: string, what: string, rule: () => T): T {
     const atEnd = token.tokenType.name === 'EOF' || Number.isNaN(token.startOffset);
     const column = atEnd ? text.length + 1 : token.startOffset + 1;
     const found = atEnd ? 'the end of the filter' : `'${token.image}'`;
-    throw badInput(`${what} column ${column}: ${expectation(error, what)}, found ${found}.`, [{ path: `${what}:${column}`, message: error.message }]);
+    // the detail says it as the message does: the parser's own text lists token sequences, not what to type
+    const expected = `${expectation(error, what)}, found ${found}`;
+    throw badInput(`${what} column ${column}: ${expected}.`, [{ path: `${what}:${column}`, message: expected }]);
   }
   return value;
 }

@@ -6,17 +6,28 @@ import { AtelierError, type ErrorDetail } from '../errors';
 import { closestName } from '../errors/did-you-mean';
 import { quoted } from '../errors/echo';
 import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
-import { describeAjvErrors } from '../modules/manifest';
+import { describeAjvErrors, patternWords as manifestWords, nameRe } from '../modules/manifest';
 import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
 import { parseYaml as parseYamlText } from '../yaml/parse';
 
 const nodeName = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
+const moduleRef = '^[a-z0-9][a-z0-9-_.]*/[a-z0-9][a-z0-9-_.]*(@[A-Za-z0-9._+-]+)?$';
+const workflowRef = '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?(@[0-9]+)?$';
+const hotClusterName = '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$';
+/** What the spec's patterns ask for, said in words where the pattern was. */
+const patternWords: Readonly<Record<string, string>> = {
+  ...manifestWords,
+  [nodeName]: 'must be 1–63 letters, digits, "_" or "-", starting with a letter or "_"',
+  [moduleRef]: 'must be namespace/name, optionally @tag or @version (e.g. "ml/train@latest")',
+  [workflowRef]: 'must be a workflow name, optionally @version (e.g. "weekly-report@4")',
+  [hotClusterName]: 'must be 1–64 lowercase letters, digits or "-", starting and ending with a letter or digit',
+};
 const specSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['name', 'tasks'],
   properties: {
-    name: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?$' },
+    name: { type: 'string', pattern: nameRe },
     description: { type: 'string', maxLength: 2000 },
     domain: { enum: domains },
     parameters: {
@@ -43,8 +54,8 @@ const specSchema = {
         required: ['name'],
         properties: {
           name: { type: 'string', pattern: nodeName },
-          module: { type: 'string', pattern: '^[a-z0-9][a-z0-9-_.]*/[a-z0-9][a-z0-9-_.]*(@[A-Za-z0-9._+-]+)?$' },
-          workflow: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-_.]{0,62}[a-z0-9])?(@[0-9]+)?$' },
+          module: { type: 'string', pattern: moduleRef },
+          workflow: { type: 'string', pattern: workflowRef },
           map: {
             type: 'object',
             additionalProperties: false,
@@ -65,7 +76,7 @@ const specSchema = {
           timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
           pool: { type: 'string' },
           executor: { type: 'string' },
-          hotCluster: { type: 'string', pattern: '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$' },
+          hotCluster: { type: 'string', pattern: hotClusterName },
           settings: { type: 'object' },
         },
       },
@@ -119,7 +130,7 @@ export function parseWorkflowSpec(source: string | unknown): WorkflowSpec {
   if (!validateShape(raw)) {
     const spec = raw as Partial<WorkflowSpec>;
     // Name the node rather than its array index: "tasks.3" means little to the person who wrote the file.
-    const details = describeAjvErrors(validateShape.errors).map((d) => ({
+    const details = describeAjvErrors(validateShape.errors, '', patternWords).map((d) => ({
       ...d,
       path: (d.path ?? '').replace(/^tasks\.(\d+)/, (m, i) => {
         const name = Array.isArray(spec.tasks) ? spec.tasks[Number(i)]?.name : undefined;

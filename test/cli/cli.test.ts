@@ -8,6 +8,7 @@ import { type App, buildApp } from '../../server/app';
 import { packDirectory } from '../../server/artifacts/archive';
 import { sha256 } from '../../server/artifacts/store';
 import { createHttpArtifactSource } from '../../server/cli/artifact-source';
+import { EXAMPLES } from '../../server/cli/examples';
 import { loadConfig } from '../../server/config';
 import { repoRoot as root, runCli, showCli } from '../harness/cli';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
@@ -37,6 +38,7 @@ afterAll(async () => {
 
 describe('atelier CLI with the iris example', () => {
   let runId = '';
+  let firstRunId = '';
 
   it('pushes the three example modules, then says unchanged when pushed again', async () => {
     const first = await Promise.all(modules.map((m) => cli(['module', 'push', `examples/iris/${m}`])));
@@ -72,6 +74,7 @@ describe('atelier CLI with the iris example', () => {
   });
 
   it('shows the finished run and its logs', async () => {
+    firstRunId = runId;
     const [got, logs] = await Promise.all([cli(['run', 'get', runId]), cli(['run', 'logs', runId, '--node', 'evaluate'])]);
     expect(got.code, show(got)).toBe(0);
     expect(got.stdout).toMatch(/SUCCEEDED/);
@@ -111,6 +114,16 @@ describe('atelier CLI with the iris example', () => {
     const rerun = await cli(['run', 'rerun', failedId, '--watch', '--plain']);
     expect(rerun.stdout).toMatch(/1 task\(s\) execute again, 2 reused from/);
     expect(rerun.code, show(rerun)).toBe(1); // the same parameters fail the same way
+    // --node alone means --from nodes; --from nodes without --node, or --node with another --from, is refused
+    const noNodes = await cli(['run', 'rerun', failedId, '--from', 'nodes']);
+    expect(noNodes.code, show(noNodes)).toBe(1);
+    expect(noNodes.stderr).toBe('error: --from nodes needs the nodes to execute again: add --node NODE (repeatable)\n');
+    const stray = await cli(['run', 'rerun', failedId, '--from', 'all', '--node', 'train']);
+    expect(stray.stderr).toMatch(/^error: --node goes with --from nodes/);
+    const nothing = await cli(['run', 'rerun', runId]);
+    expect(nothing.stderr).toBe(`nothing of ${runId} failed: --from all, or --node NODE, executes tasks again\n`);
+    const nodeAlone = await cli(['run', 'rerun', failedId, '--node', 'ghost']);
+    expect(nodeAlone.stderr).toMatch(/error \[BAD_USER_INPUT\].*"ghost"/);
     const bad = await cli(['run', 'rerun', failedId, '--from', 'nodes', '--node', 'ghost']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/error \[BAD_USER_INPUT\].*"ghost"/);
@@ -165,6 +178,29 @@ describe('atelier CLI with the iris example', () => {
     expect(r.stdout).toMatch(/105 train, 45 test/);
     expect(r.stderr).toMatch(/ATELIER_PROGRESS_FD is not set/);
   });
+
+  it('runs every example its --help shows, as written (RUN_ID: a run that succeeded)', async () => {
+    const words = (line: string) => [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
+    for (const [command, lines] of Object.entries(EXAMPLES)) {
+      const help = await cli([...command.split(' ').filter(Boolean), '--help']);
+      expect(help.stdout).toContain('Examples:');
+      for (const line of lines) {
+        // an example is the command, then (after three spaces or more) what it does
+        const args = words(
+          line
+            .split(/\s{3,}/)[0]!
+            .replace(/^atelier /, '')
+            .replaceAll('RUN_ID', firstRunId),
+        );
+        const r = await cli(args);
+        expect(r.code, `${line}\n${show(r)}`).toBe(0);
+      }
+    }
+    // `--version` of run start is the workflow's, not the program's (which took it, printed 0.1.0 and started nothing)
+    const pinned = await cli(['run', 'start', 'iris', '--version', '1', '-q']);
+    expect(pinned.stdout).toMatch(/^[0-9a-f-]{36}\n$/);
+    expect((await cli(['--version'])).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  }, 120_000);
 });
 
 describe('from the trained iris model to predictions: registry, deployment, new version, failover', () => {

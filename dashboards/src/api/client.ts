@@ -105,5 +105,14 @@ export function errorMessage(error: unknown): string {
   return e.message ?? String(error);
 }
 
+/**
+ * True when the server answered that what a page's address names is not there: NOT_FOUND, or BAD_USER_INPUT for an
+ * id that cannot be one (a run id that is not a UUID). Such a page says "no such …" with a way on, not "Try again".
+ */
+export function isNotFound(error: unknown): boolean {
+  const codes = ((error as { graphQLErrors?: { extensions?: { code?: unknown } }[] } | undefined)?.graphQLErrors ?? []).map((g) => g.extensions?.code);
+  return codes.length > 0 && codes.every((code) => code === 'NOT_FOUND' || code === 'BAD_USER_INPUT');
+}
+
 /** What "Try again" does: ask the server once more, past the cache. */
 export const refetch = (reexecute: (context: { requestPolicy: 'network-only' }) => void) => () => reexecute({ requestPolicy: 'network-only' });

@@ -2,6 +2,7 @@
 import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { count } from '../lib/format';
 import type { MetricSeries, Series } from '../lib/metric-series';
 
 export function MetricCharts({
@@ -74,14 +75,14 @@ function Chart({ name, series, version }: { name: string; series: Series; versio
       <figcaption>
         <strong>{name}</strong>{' '}
         <span class="muted">
-          {latest === undefined ? '' : `latest ${formatValue(latest)} at step ${series.x.at(-1)}`} · {series.x.length} points
+          {latest === undefined ? '' : `latest ${formatValue(latest)} at step ${series.x.at(-1)}`} · {count(series.x.length, 'point')}
         </span>
       </figcaption>
       <div
         ref={holder}
         class="chart-plot"
         role="img"
-        aria-label={`Chart of ${name} by step, ${series.x.length} points${latest === undefined ? '' : `, latest ${formatValue(latest)}`}`}
+        aria-label={`Chart of ${name} by step, ${count(series.x.length, 'point')}${latest === undefined ? '' : `, latest ${formatValue(latest)}`}`}
       />
     </figure>
   );

@@ -3,6 +3,7 @@
 import { useLayoutEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { count } from '../lib/format';
 
 export const runColors = ['#1d4ed8', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563', '#65a30d', '#9333ea'];
 
@@ -63,7 +64,7 @@ export function OverlayChart({ metric, lines }: { metric: string; lines: RunLine
   return (
     <figure class="chart" data-metric={metric} data-runs={drawn.length}>
       <figcaption>
-        <strong>{metric}</strong> <span class="muted">· {drawn.length} runs</span>
+        <strong>{metric}</strong> <span class="muted">· {count(drawn.length, 'run')}</span>
       </figcaption>
       <div ref={holder} class="chart-plot" role="img" aria-label={`Chart of ${metric} by step for ${drawn.map((l) => l.label).join(', ')}`} />
     </figure>

@@ -1,6 +1,7 @@
 // A param against a metric, one dot per run (SVG): numeric params on a linear axis (a log one when they are all
 // positive and span 100× or more, as learning rates do), text ones as evenly spaced categories. Runs lacking either
 // value are listed, not drawn.
+import { count } from '../lib/format';
 
 export interface ScatterRun {
   runId: string;
@@ -41,7 +42,7 @@ export function ParamScatter({ param, metric, runs }: { param: string; metric: s
   const left = runs.filter((r) => !drawn.includes(r));
   return (
     <figure class="scatter" data-param={param} data-metric={metric}>
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${metric} against ${param}, ${drawn.length} runs`}>
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${metric} against ${param}, ${count(drawn.length, 'run')}`}>
         <line x1={PAD.left} y1={H - PAD.bottom} x2={W - PAD.right} y2={H - PAD.bottom} stroke="#9ca3af" />
         <line x1={PAD.left} y1={PAD.top} x2={PAD.left} y2={H - PAD.bottom} stroke="#9ca3af" />
         {drawn.length > 0 &&

@@ -16,6 +16,8 @@ const integer = new Intl.NumberFormat();
 
 export const formatDateTime = (iso: string | null | undefined) => (iso ? dateTime.format(new Date(iso)) : '—');
 export const formatInteger = (n: number) => integer.format(n);
+/** `1 run`, `2 runs`: a count and its noun, plural by adding s. */
+export const count = (n: number, noun: string) => `${integer.format(n)} ${noun}${n === 1 ? '' : 's'}`;
 
 export function formatAgo(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return '—';

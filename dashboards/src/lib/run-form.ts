@@ -211,9 +211,21 @@ export function describeSchema(schema: JsonSchema | null | undefined): string {
   const type = Array.isArray(schema.type) ? schema.type.join(' | ') : (schema.type ?? (schema.enum ? 'one of' : 'any'));
   const parts: string[] = [type];
   if (schema.enum) parts.push(schema.enum.map((v) => JSON.stringify(v)).join(', '));
-  if (schema.minimum !== undefined || schema.maximum !== undefined) parts.push(`${schema.minimum ?? '−∞'}–${schema.maximum ?? '∞'}`);
+  const range = describeRange(schema);
+  if (range) parts.push(range);
   if (schema.minLength !== undefined || schema.maxLength !== undefined) parts.push(`length ${schema.minLength ?? 0}–${schema.maxLength ?? '∞'}`);
   return parts.join(', ');
+}
+
+/** A number's bounds in words: `1–1000` when both are inclusive, else each side alone (`> 0 and ≤ 10`, `≥ 0`). */
+function describeRange(schema: JsonSchema): string | null {
+  const bound = (inclusive: number | undefined, exclusive: number | undefined) =>
+    exclusive !== undefined ? { at: exclusive, open: true } : inclusive !== undefined ? { at: inclusive, open: false } : null;
+  const low = bound(schema.minimum, schema.exclusiveMinimum);
+  const high = bound(schema.maximum, schema.exclusiveMaximum);
+  if (low && high && !low.open && !high.open) return `${low.at}–${high.at}`;
+  const sides = [low ? `${low.open ? '>' : '≥'} ${low.at}` : '', high ? `${high.open ? '<' : '≤'} ${high.at}` : ''].filter(Boolean);
+  return sides.length ? sides.join(' and ') : null;
 }
 
 /** The properties of a module's parameter schema, as rows for a table. */

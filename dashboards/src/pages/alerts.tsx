@@ -3,9 +3,9 @@
 // answers anyway is shown beside them), and its history: who did what, when and why.
 import { useMutation, useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
-import { errorMessage, refetch } from '../api/client';
+import { errorMessage, isNotFound, refetch } from '../api/client';
 import { DeniedReason } from '../components/permitted';
-import { EmptyState, FormError, QueryState } from '../components/states';
+import { EmptyState, FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
@@ -119,7 +119,14 @@ function AlertCard({ id, onChange }: { id: string; onChange(): void }) {
     onChange();
   };
   return (
-    <QueryState data={result.data?.alert} error={result.error} errorTitle="This alert could not be loaded" retry={refresh} loading="Loading the alert…">
+    <QueryState
+      data={isNotFound(result.error) ? null : result.data?.alert}
+      error={isNotFound(result.error) ? null : result.error}
+      errorTitle="This alert could not be loaded"
+      retry={refresh}
+      loading="Loading the alert…"
+      empty={<NotFoundState title="No such alert that you may read" href="/alerts" link="See the open alerts" />}
+    >
       {(alert) => {
         const rule = alert.monitor?.rules.find((r) => r.id === alert.rule);
         return (

@@ -62,7 +62,8 @@ export function ModulesPage() {
         empty={
           <EmptyState title="No modules published yet">
             <p>
-              Publish one from its folder with <code>npx atelier module push</code>.
+              Publish one from its folder (the one holding its <code>atelier.module.yaml</code>) with <code>npx atelier module push DIR</code>; the repository's
+              example: <code>npx atelier module push examples/iris/prepare</code>, then <code>train</code> and <code>evaluate</code>.
             </p>
           </EmptyState>
         }

@@ -3,7 +3,7 @@
 // `viewerCan.change` allows.
 import { useMutation, useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
-import { errorMessage, refetch } from '../api/client';
+import { errorMessage, isNotFound, refetch } from '../api/client';
 import { PermittedButton } from '../components/permitted';
 import { FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
@@ -71,8 +71,8 @@ export default function MonitorPage({ id }: { id: string }) {
   const refresh = refetch(reexecute);
   return (
     <QueryState
-      data={result.data?.monitor}
-      error={result.error && !/No monitor/i.test(result.error.message) ? result.error : null}
+      data={isNotFound(result.error) ? null : result.data?.monitor}
+      error={isNotFound(result.error) ? null : result.error}
       errorTitle="This monitor could not be loaded"
       retry={refresh}
       loading="Loading the monitor…"

@@ -7,6 +7,7 @@ import { useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
 import type { Column } from '../components/table';
 import { graphql } from '../graphql';
+import { count } from '../lib/format';
 import { andClause, type ColumnKind, columnsText, fieldName, formatMetric, type PickedColumn, parseColumns, quoted } from '../lib/run-filter';
 import { navigate, withQuery } from '../router';
 
@@ -298,7 +299,7 @@ export function SelectionBar({ selected, onClear }: { selected: string[]; onClea
         disabled={selected.length < 2 || selected.length > 100}
         onClick={() => navigate(`/compare?ids=${selected.join(',')}`)}
       >
-        Compare{selected.length ? ` ${selected.length} runs` : ''}
+        Compare{selected.length ? ` ${count(selected.length, 'run')}` : ''}
       </button>
       {selected.length > 0 && (
         <button type="button" class="button subtle" onClick={onClear}>

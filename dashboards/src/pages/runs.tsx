@@ -12,7 +12,7 @@ import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge, terminalRunStatuses } from '../components/status';
 import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
-import { formatDuration, span, Time } from '../lib/format';
+import { count, formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
 import { andClause, quoted } from '../lib/run-filter';
@@ -304,7 +304,8 @@ export function RunsPage() {
                 <PagerLink enabled={hasNewer} href={withQuery({ after: null, before: null })} label="« Newest" />
                 <PagerLink enabled={hasNewer} href={withQuery({ before: pageInfo?.startCursor ?? null, after: null })} label="‹ Newer" />
                 <span class="muted" aria-live="polite">
-                  {rows.length} runs{result.fetching ? ' · refreshing…' : ''}
+                  {count(rows.length, 'run')}
+                  {result.fetching ? ' · refreshing…' : ''}
                 </span>
                 <PagerLink enabled={hasOlder} href={withQuery({ after: pageInfo?.endCursor ?? null, before: null })} label="Older ›" />
               </nav>

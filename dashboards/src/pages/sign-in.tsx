@@ -53,8 +53,8 @@ export function SignInPage({ message, onSignIn }: { message: string | null; onSi
           onInput={(e) => setToken(e.currentTarget.value)}
         />
         <p id="token-help" class="hint">
-          <code>npm start</code> prints the admin token; it is also in <code>.atelier/admin-token</code>. The token stays in this browser tab and is never put
-          in a URL.
+          <code>npm start</code> prints the admin token; it is also in <code>.atelier/admin-token</code>. The token is kept in this browser, for its other tabs
+          too (Sign out removes it from all of them), and is never put in a URL.
         </p>
         <FormError id="token-error" message={error} />
         <button type="submit" class="button primary" disabled={busy}>

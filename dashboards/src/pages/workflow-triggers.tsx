@@ -9,7 +9,7 @@ import { PermittedButton } from '../components/permitted';
 import { FormError, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
-import { Time } from '../lib/format';
+import { count, Time } from '../lib/format';
 
 const TRIGGERS = graphql(`
   query WorkflowTriggers($workflow: String!) {
@@ -74,7 +74,7 @@ function TriggerItem({ trigger: t, onChange }: { trigger: Trigger; onChange(): v
       </h3>
       <p class="muted">
         source {t.source ?? (t.kind === 'HTTP' ? <code>POST {t.hookPath}</code> : 'any of its team’s')} · overlap {t.overlap.toLowerCase()} · at most{' '}
-        {t.maxRunsPerMinute} runs a minute · team {t.team?.name ?? '—'}
+        {count(t.maxRunsPerMinute, 'run')} a minute · team {t.team?.name ?? '—'}
       </p>
       <FormError message={error} />
       <DataTable

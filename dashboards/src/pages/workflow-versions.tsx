@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks';
 import { DiffView } from '../components/diff-view';
 import { DataTable } from '../components/table';
 import { stableJson } from '../lib/diff';
-import { Time } from '../lib/format';
+import { count, Time } from '../lib/format';
 
 export interface VersionWithSpec {
   id: string;
@@ -33,7 +33,7 @@ export function SpecHistoryCard({ versions, withheld }: { versions: readonly Ver
   return (
     <div class="card" id="versions">
       <h2 class="card-title">
-        Spec and versions <span class="muted">{newestFirst.length} versions</span>
+        Spec and versions <span class="muted">{count(newestFirst.length, 'version')}</span>
       </h2>
       <DataTable
         label="Workflow versions"

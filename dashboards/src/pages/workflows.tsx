@@ -42,7 +42,8 @@ export function WorkflowsPage() {
         empty={
           <EmptyState title="No workflows yet">
             <p>
-              Create one from a YAML spec with <code>npx atelier workflow create spec.yaml</code> (or the <code>createWorkflow</code> mutation).
+              Create one from a YAML spec with <code>npx atelier workflow create spec.yaml</code> (or the <code>createWorkflow</code> mutation); the
+              repository's example, once its modules are pushed: <code>npx atelier workflow create examples/iris/workflow.yaml</code>.
             </p>
           </EmptyState>
         }

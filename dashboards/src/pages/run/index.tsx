@@ -5,7 +5,7 @@
 import { useClient, useQuery } from '@urql/preact';
 import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
-import { refetch as refetchNow } from '../../api/client';
+import { isNotFound, refetch as refetchNow } from '../../api/client';
 import { Dag, type DagNode, MAX_DRAWN_NODES } from '../../components/dag';
 import { ScheduleLink } from '../../components/links';
 import { NotFoundState, QueryState } from '../../components/states';
@@ -65,8 +65,8 @@ export default function RunPage({ id }: { id: string }) {
 
   return (
     <QueryState
-      data={result.data && (run && status ? { run, status } : null)}
-      error={result.error}
+      data={isNotFound(result.error) ? null : result.data && (run && status ? { run, status } : null)}
+      error={isNotFound(result.error) ? null : result.error}
       errorTitle="This run could not be loaded"
       retry={refetchNow(reexecute)}
       loading="Loading the run…"
@@ -115,6 +115,13 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
   }));
   const message = store.message;
   const [cloning, setCloning] = useState(false);
+  // A failed run names its failed tasks beside its message: one click opens a task's error and logs, also on a phone
+  // where the graph and the table's message column sit beyond the screen's edge.
+  const failed = status === 'FAILED' ? tasks.filter((t) => t.status === 'FAILED' || t.status === 'TIMED_OUT').slice(0, 3) : [];
+  const showWhy = (node: string) => {
+    select(node);
+    requestAnimationFrame(() => document.querySelector('.task-panel')?.scrollIntoView({ block: 'start' }));
+  };
 
   return (
     <section aria-labelledby="run-title" class="run-page">
@@ -133,6 +140,15 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
       {message && (
         <p class={`run-message${status === 'FAILED' ? ' error-text' : ''}`} role={status === 'FAILED' ? 'alert' : undefined}>
           {message}
+        </p>
+      )}
+      {failed.some((t) => t.node !== selected) && (
+        <p class="run-failed-tasks">
+          {failed.map((t) => (
+            <button key={t.node} type="button" class="button small" onClick={() => showWhy(t.node)}>
+              See why {t.node} failed
+            </button>
+          ))}
         </p>
       )}
       {liveError && (
