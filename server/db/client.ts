@@ -31,13 +31,20 @@ const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)),
 // Any fixed number: replicas starting together take turns applying migrations.
 const MIGRATION_LOCK = 0x61746c72;
 
+/**
+ * Seconds before a connection that failed is opened again, after `retries` failures in a row (the pool's count). The
+ * driver's own grows to 20 s, so that after a Postgres restart a request queued on a connection still waiting out its
+ * delay stalled that long while the database was back (test/db/postgres-down.test.ts); here at most 1 s, jittered.
+ */
+export const reconnectDelayS = (retries: number): number => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
+
 export async function openDatabase(options: { url?: string; dataDir: string; maxConnections?: number }): Promise<Database> {
   if (options.url) {
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
     const target = driverTarget(options.url);
-    const client = postgres(target.url, { ...target.options, max: options.maxConnections ?? 10, onnotice: () => {} });
+    const client = postgres(target.url, { ...target.options, max: options.maxConnections ?? 10, onnotice: () => {}, backoff: reconnectDelayS });
     const db = drizzle(client, { schema }) as unknown as Db;
     transactionsOf.set(db, drizzle(client) as unknown as Db);
     try {
