@@ -114,5 +114,9 @@ export function isNotFound(error: unknown): boolean {
   return codes.length > 0 && codes.every((code) => code === 'NOT_FOUND' || code === 'BAD_USER_INPUT');
 }
 
+/** A page's QueryState parts: an address naming nothing (NOT_FOUND) shows its empty state, not an error to retry. */
+export const foundOrNot = <T, E>(error: E | undefined, data: T | null | undefined) =>
+  isNotFound(error) ? { data: null, error: undefined } : { data: data ?? null, error };
+
 /** What "Try again" does: ask the server once more, past the cache. */
 export const refetch = (reexecute: (context: { requestPolicy: 'network-only' }) => void) => () => reexecute({ requestPolicy: 'network-only' });

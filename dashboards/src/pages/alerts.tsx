@@ -3,7 +3,7 @@
 // answers anyway is shown beside them), and its history: who did what, when and why.
 import { useMutation, useQuery } from '@urql/preact';
 import { useState } from 'preact/hooks';
-import { errorMessage, isNotFound, refetch } from '../api/client';
+import { errorMessage, foundOrNot, refetch } from '../api/client';
 import { DeniedReason } from '../components/permitted';
 import { EmptyState, FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
@@ -120,8 +120,7 @@ function AlertCard({ id, onChange }: { id: string; onChange(): void }) {
   };
   return (
     <QueryState
-      data={isNotFound(result.error) ? null : result.data?.alert}
-      error={isNotFound(result.error) ? null : result.error}
+      {...foundOrNot(result.error, result.data?.alert)}
       errorTitle="This alert could not be loaded"
       retry={refresh}
       loading="Loading the alert…"

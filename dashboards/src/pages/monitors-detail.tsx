@@ -3,7 +3,7 @@
 // `viewerCan.change` allows.
 import { useMutation, useQuery } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
-import { errorMessage, isNotFound, refetch } from '../api/client';
+import { errorMessage, foundOrNot, refetch } from '../api/client';
 import { PermittedButton } from '../components/permitted';
 import { FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
@@ -71,8 +71,7 @@ export default function MonitorPage({ id }: { id: string }) {
   const refresh = refetch(reexecute);
   return (
     <QueryState
-      data={isNotFound(result.error) ? null : result.data?.monitor}
-      error={isNotFound(result.error) ? null : result.error}
+      {...foundOrNot(result.error, result.data?.monitor)}
       errorTitle="This monitor could not be loaded"
       retry={refresh}
       loading="Loading the monitor…"

@@ -5,7 +5,7 @@
 import { useClient, useQuery } from '@urql/preact';
 import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
-import { isNotFound, refetch as refetchNow } from '../../api/client';
+import { foundOrNot, refetch as refetchNow } from '../../api/client';
 import { Dag, type DagNode, MAX_DRAWN_NODES } from '../../components/dag';
 import { ScheduleLink } from '../../components/links';
 import { NotFoundState, QueryState } from '../../components/states';
@@ -65,8 +65,7 @@ export default function RunPage({ id }: { id: string }) {
 
   return (
     <QueryState
-      data={isNotFound(result.error) ? null : result.data && (run && status ? { run, status } : null)}
-      error={isNotFound(result.error) ? null : result.error}
+      {...foundOrNot(result.error, result.data && (run && status ? { run, status } : null))}
       errorTitle="This run could not be loaded"
       retry={refetchNow(reexecute)}
       loading="Loading the run…"
