@@ -291,6 +291,7 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
   if (claimed.deletingAt) {
     await deployer.delete(claimed.id);
     await deps.db.delete(deployments).where(eq(deployments.id, claimed.id));
+    deps.serving?.forget(claimed.id);
     return;
   }
   const load = async () => {
@@ -307,8 +308,8 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
   let { d, revisions } = await load();
   let status = await statusOf(deployer, d.id);
   // Before the rollout steps: its gates read what the traffic so far measured.
-  await deps
-    .serving?.(d, revisions, status, deps.now?.() ?? new Date())
+  await deps.serving
+    ?.record(d, revisions, status, deps.now?.() ?? new Date())
     .catch((error) => deps.log(`deployment ${d.name}: serving observations not recorded: ${(error as Error).message}`));
   const target = await targetVersion(deps.db, d);
   const main = revisions.filter((r) => r.role === 'MAIN');

@@ -42,11 +42,12 @@ const minus = (now: Counters, before: Counters | undefined): Counters => ({
 
 /**
  * A recorder for one replica's reconciler: `record` is given each deployment's status as a pass reads it, and writes
- * the observations of a window once it has passed. Returns how many it wrote.
+ * the observations of a window once it has passed (returning how many); `forget` drops a deleted deployment's counters.
  */
 export function createServingRecorder(db: Db, windowMs: number) {
   const seen = new Map<string, Seen>();
-  return async function record(d: DeploymentRow, revisions: DeploymentRevisionRow[], status: DeploymentStatus | null, now: Date): Promise<number> {
+  const forget = (deploymentId: string) => void seen.delete(deploymentId);
+  async function record(d: DeploymentRow, revisions: DeploymentRevisionRow[], status: DeploymentStatus | null, now: Date): Promise<number> {
     const stats = status?.serving;
     if (!stats) return 0;
     const before = seen.get(d.id);
@@ -88,7 +89,8 @@ export function createServingRecorder(db: Db, windowMs: number) {
     }
     if (rows.length) await db.insert(observations).values(rows);
     return rows.length;
-  };
+  }
+  return { record, forget };
 }
 
 export type ServingRecorder = ReturnType<typeof createServingRecorder>;
