@@ -8,6 +8,7 @@
 // deployment over starts from what it first sees; a router started again (a new epoch) counts from zero.
 import { sql } from 'drizzle-orm';
 import type { DeploymentStatus, ServingStats } from '../../plugins/deployer-sdk';
+import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import type { DeploymentRevisionRow, DeploymentRow } from '../db/tables/deployments';
 import { observations } from '../db/tables/monitoring';
@@ -109,7 +110,7 @@ export async function lastServingWindow(db: Db, deploymentId: string, number: nu
   const rows = await queryRows<{ metric: string; value: number; at: Date }>(
     db,
     sql`select distinct on (o.metric) o.metric, o.value, o.at from observations o join deployments d on d.id = ${deploymentId}::uuid
-      where o.version_id = ${versionId}::uuid and o.metric = any(${`{${SERVING_METRICS.join(',')}}`}::text[])
+      where o.version_id = ${versionId}::uuid and o.metric = any(${arrayOf(SERVING_METRICS, 'text')})
         and o.dimensions->>'deployment' = d.name and o.dimensions->>'revision' = ${String(number)}
       order by o.metric, o.at desc`,
   );
