@@ -2,7 +2,7 @@
 // or versions served through a deployer; docs/deployments.md), printed as readable tables.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
-import { positiveInt } from './options';
+import { formatTable, positiveInt } from './options';
 
 interface DeploymentView {
   id: string;
@@ -89,17 +89,8 @@ function policyText(p: DeploymentView['rolloutPolicy']): string {
   return steps + gates;
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
+/** Rows under their header row, as every CLI table (options.ts). */
+const table = ([header, ...rows]: string[][]): string => formatTable(header!, rows).join('\n');
 
 function show(d: DeploymentView): string {
   const lines = [
