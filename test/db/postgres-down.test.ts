@@ -98,11 +98,13 @@ it('answers every request with a typed retryable refusal while Postgres is down,
   expect(artifact.text).toContain('send the request again shortly');
 
   await restarted;
-  expect((await calls.query()).json.data.experiments).toBeTruthy();
-  expect((await calls.mutation()).json.data.createTeam.id).toBeTruthy();
-  expect((await calls.mlflowRead()).status).toBe(200);
-  expect((await calls.mlflowWrite()).json.run.info.status).toBe('RUNNING');
-  expect((await calls.artifact()).status).toBe(404);
+  const [queryAfter, mutationAfter] = [await calls.query(), await calls.mutation()];
+  expect(queryAfter.json?.data?.experiments, queryAfter.text).toBeTruthy();
+  expect(mutationAfter.json?.data?.createTeam?.id, mutationAfter.text).toBeTruthy();
+  const [mlflowReadAfter, mlflowWriteAfter, artifactAfter] = [await calls.mlflowRead(), await calls.mlflowWrite(), await calls.artifact()];
+  expect(mlflowReadAfter.status, mlflowReadAfter.text).toBe(200);
+  expect(mlflowWriteAfter.json?.run?.info?.status, mlflowWriteAfter.text).toBe('RUNNING');
+  expect(artifactAfter.status, artifactAfter.text).toBe(404);
 }, 120_000);
 
 /** A raw graphql-transport-ws socket: its messages and how it closed. */

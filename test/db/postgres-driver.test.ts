@@ -2,10 +2,14 @@
 // written to a connection whose socket has closed (porsager/postgres#1208): no caller can catch it, and the
 // control plane died with it when Postgres restarted mid-run (the chaos suite saw it). Atelier patches the driver
 // (server/db/patches, applied by `npm install`/`npm ci`); this is the upstream reproduction, and what must hold
-// after it: the query fails as a closed connection, the process lives, and the next query works.
+// after it: the query fails as a closed connection, the process lives, and the next query works. And a backend
+// terminated under a query (Postgres stopping: 57P01) leaves nothing behind: upstream replayed its error onto the
+// first query of the reconnected connection (porsager/postgres#1223), so one request per busy connection failed
+// after every restart of Postgres, though Postgres was back (test/db/postgres-down.test.ts saw it now and then).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
@@ -53,4 +57,25 @@ it('fails a query on a connection whose backend died instead of crashing the pro
   expect(result.first).toMatch(/^(CONNECTION_CLOSED|ECONNRESET)$/);
   // The pool drops the dead connection (a query still queued on it fails as closed) and serves the next one.
   expect(result.after.at(-1)).toBe('ok');
+}, 60_000);
+
+it('runs the first query after a backend was terminated under a query, instead of failing it with the old backend’s error', async () => {
+  const sql = postgres(server!.url, { max: 1, onnotice: () => undefined });
+  const killer = postgres(server!.url, { max: 1, onnotice: () => undefined });
+  try {
+    const [row] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const pid = row!.pid;
+    const sleeping = sql`select pg_sleep(30)`.then(
+      () => 'ok',
+      (e: { code?: string }) => e.code,
+    );
+    while ((await killer`select 1 from pg_stat_activity where pid = ${pid} and state = 'active'`).length === 0) await new Promise((r) => setTimeout(r, 10));
+    await killer`select pg_terminate_backend(${pid})`;
+    // The query the backend was running fails as its connection does.
+    expect(await sleeping).toMatch(/^(CONNECTION_CLOSED|ECONNRESET|57P01)$/);
+    // The same (only) connection of the pool reconnects, and its first query runs: upstream failed it with 57P01.
+    for (let i = 0; i < 2; i++) expect((await sql`select 1 as one`)[0]).toEqual({ one: 1 });
+  } finally {
+    await Promise.all([sql.end({ timeout: 1 }), killer.end({ timeout: 1 })]);
+  }
 }, 60_000);
