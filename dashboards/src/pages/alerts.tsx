@@ -1,7 +1,7 @@
 // The alerts inbox: open (or all recent) alerts of the caller's teams; one selected (?alert=ID) shows its monitor,
 // target and rule, the feedback actions with a reason (only to whoever `viewerCan.act` allows; a refusal the API
 // answers anyway is shown beside them), and its history: who did what, when and why.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, foundOrNot, refetch } from '../api/client';
 import { DeniedReason } from '../components/permitted';
@@ -9,6 +9,7 @@ import { EmptyState, FormError, NotFoundState, QueryState } from '../components/
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 import { AlertStateChip, EventsTable, Facts, monitorHref, TargetLink } from './alerts-common';

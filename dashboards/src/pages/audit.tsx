@@ -1,6 +1,6 @@
 // The audit log, for admins: newest first, within the last hour, day or week, searched by subject, each
 // decision as a chip and its details expandable. Anyone else gets the API's refusal as an "admins only" state.
-import { useQuery } from '@urql/preact';
+
 import { useMemo, useState } from 'preact/hooks';
 import { subjectHref } from '../components/links';
 import { SelectField } from '../components/select-field';
@@ -9,6 +9,7 @@ import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { formatDateTime, formatInteger, Time } from '../lib/format';
 import { useDebounced } from '../lib/hooks';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 

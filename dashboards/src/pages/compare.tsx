@@ -1,7 +1,7 @@
 // The compare view (/compare?ids=A,B,…): up to 100 runs side by side through compareRuns: each metric's curves
 // overlaid, the params that differ (all on request), metric summaries, and a param against a metric as a scatter.
 // An id that names no run you may read is listed as missing, like a malformed one; the page itself never fails.
-import { useQuery } from '@urql/preact';
+
 import { useMemo, useState } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { OverlayChart, type RunLine, runColors } from '../components/overlay-chart';
@@ -11,6 +11,7 @@ import { EmptyState, QueryState } from '../components/states';
 import { StatusBadge } from '../components/status';
 import { Table } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
+import { useQuery } from '../lib/query';
 import { formatMetric, isRunId } from '../lib/run-filter';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';

@@ -1,11 +1,12 @@
 // Costs: execution hours and GPU hours of the tasks that executed over a period, by team, workflow and model, beside
 // the cache savings. `costs(since:)` answers for the caller's teams (every team for an admin).
-import { useQuery } from '@urql/preact';
+
 import { GroupCard, PeriodHeader, usePeriod, usePeriodStart } from '../components/period-report';
 import { EmptyState, QueryState } from '../components/states';
 import type { Column } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { formatInteger, formatSaved } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 
 const COSTS = graphql(`

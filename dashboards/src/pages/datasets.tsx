@@ -1,7 +1,7 @@
 // Datasets: one row each with its domain, columns and their classification chips (UNCLASSIFIED flagged, and the
 // datasets that have any first), its latest version and whether it is in the interactive catalog; filtered by
 // domain and by catalog state, each linking to its own page.
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../api/client';
 import { LabelChips } from '../components/label-chips';
 import { SelectField } from '../components/select-field';
@@ -9,6 +9,7 @@ import { EmptyState, QueryState } from '../components/states';
 import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 

@@ -2,7 +2,7 @@
 // the current one marked, the dwell counting down, the gates and why it ended), the fallback, the revisions and
 // the history, and the actions people take (promote, roll back, fail over, restore), each with a reason, disabled
 // with why for whoever `viewerCan` refuses. Live through `deploymentChanged`.
-import { useMutation, useQuery, useSubscription } from '@urql/preact';
+import { useMutation, useSubscription } from '@urql/preact';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useId, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
@@ -11,6 +11,7 @@ import { FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { formatDuration, Time } from '../lib/format';
 import { useNow } from '../lib/hooks';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link } from '../router';
 import { Facts } from './alerts-common';

@@ -1,11 +1,12 @@
 // The deployments you may read: what each serves, where and with which deployer, whether it is ready or failed
 // over, its traffic split and its rollout. While a rollout runs the list asks again every 2 s (a deployment's own
 // page is live through `deploymentChanged`).
-import { useQuery } from '@urql/preact';
+
 import { useEffect } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
 import { graphql } from '../graphql';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { DEPLOYMENT_ROW, DeploymentsTable } from './deployments-common';
 

@@ -1,7 +1,7 @@
 // Executors: pools with their health and queue, the hosts that heartbeat (capacity, running, GPUs, last heard
 // from) and the hot clusters they keep warm. The API has no subscription for heartbeats, so the page asks again
 // every few seconds while it is open.
-import { useQuery } from '@urql/preact';
+
 import { useEffect } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
@@ -9,6 +9,7 @@ import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { formatAgo, formatDateTime, formatDuration } from '../lib/format';
 import { useNow } from '../lib/hooks';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 
 const EXECUTORS = graphql(`

@@ -2,7 +2,7 @@
 // those runs), and, for whoever may change it (`viewerCan.change`, the very check updateExperiment runs), rename,
 // delete and restore in place (a workflow's own is renamed, never deleted); refused, the buttons are disabled with the
 // API's reason. Deleted ones are listed on request, to restore one.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { DeniedReason } from '../components/permitted';
@@ -10,6 +10,7 @@ import { EmptyState, FormError, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link } from '../router';
 

@@ -1,6 +1,6 @@
 // The models catalog: every registered model matching the search (a name word, `namespace/` or `namespace/name`), with its owning team, its
 // aliases and the version each points at, and the label of its newest version; each links to its page (pages/model/).
-import { useQuery } from '@urql/preact';
+
 import { useState } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { LabelChips } from '../components/label-chips';
@@ -8,6 +8,7 @@ import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 

@@ -1,12 +1,13 @@
 // The modules catalog: every module with its tags, owner and usage, filtered by namespace; each links to its
 // page (pages/module/).
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../api/client';
 import { SelectField } from '../components/select-field';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 

@@ -1,7 +1,7 @@
 // A monitor's page: its state, target and rules, its metric as a chart (breaching buckets marked, annotated windows
 // shaded), its alerts, and its history (changes, alert openings and people's feedback); pause and resume for whoever
 // `viewerCan.change` allows.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useMemo, useState } from 'preact/hooks';
 import { errorMessage, foundOrNot, refetch } from '../api/client';
 import { PermittedButton } from '../components/permitted';
@@ -9,6 +9,7 @@ import { FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link } from '../router';
 import { AlertStateChip, alertHref, EventsTable, Facts, TargetLink } from './alerts-common';

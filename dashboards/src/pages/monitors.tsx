@@ -1,11 +1,12 @@
 // The monitors of the caller's teams (admins: all): each with its state (OK, BREACHING while it has an open alert,
 // PAUSED), its target and metric; each leads to its page (monitors-detail.tsx).
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link } from '../router';
 import { monitorHref, TargetLink } from './alerts-common';

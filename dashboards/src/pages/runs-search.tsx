@@ -3,11 +3,12 @@
 // chips that add a filter clause, and the row checkboxes that pick runs to compare. A shown run's tags, params and
 // metric summaries come from one compareRuns call for the page: it answers for the runs whose data you may read
 // and leaves the others out (their cells stay empty), so no error spoils the list.
-import { useQuery } from '@urql/preact';
+
 import { useMemo, useState } from 'preact/hooks';
 import type { Column } from '../components/table';
 import { graphql } from '../graphql';
 import { count } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { andClause, type ColumnKind, columnsText, fieldName, formatMetric, type PickedColumn, parseColumns, quoted } from '../lib/run-filter';
 import { navigate, withQuery } from '../router';
 

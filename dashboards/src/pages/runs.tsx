@@ -3,7 +3,7 @@
 // language) or a sort by a metric or param column lists through searchRuns instead (runs-search.tsx); the search,
 // the sort and the picked columns are kept in the address, so a reload or Back shows the same list.
 
-import { useClient, useQuery } from '@urql/preact';
+import { useClient } from '@urql/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { ScheduleLink } from '../components/links';
@@ -15,6 +15,7 @@ import { graphql, type ResultOf } from '../graphql';
 import { count, formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
 import { measureFromResponse } from '../lib/perf';
+import { useQuery } from '../lib/query';
 import { andClause, quoted } from '../lib/run-filter';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';

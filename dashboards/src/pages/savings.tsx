@@ -1,12 +1,13 @@
 // Savings from the task cache: hit rate, hits and hours saved over a period, over time, and by team, workflow and
 // module. `cacheStats(since:)` counts tasks finished since a time, so a bucket is the difference of two of them.
-import { useClient, useQuery } from '@urql/preact';
+import { useClient } from '@urql/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { DAY, GroupCard, PeriodHeader, type Period as Range, usePeriod, usePeriodStart } from '../components/period-report';
 import { EmptyState, QueryState } from '../components/states';
 import type { Column } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { formatInteger, formatSaved } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 
 const SAVINGS = graphql(`

@@ -1,6 +1,6 @@
 // Cron schedules: each with its workflow, cron in its time zone, the next fire times and the latest fires
 // (with the runs they started); pause and resume in place.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { PermittedButton } from '../components/permitted';
@@ -9,6 +9,7 @@ import { StatusBadge } from '../components/status';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { formatDateTime, Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, useLocation } from '../router';
 

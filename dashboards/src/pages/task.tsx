@@ -1,10 +1,11 @@
 // `/tasks/ID`: where a task mentioned by id alone (an audit subject) leads; it opens its run with the task selected.
-import { useQuery } from '@urql/preact';
+
 import { useEffect } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { taskHref } from '../components/links';
 import { NotFoundState, QueryState } from '../components/states';
 import { graphql } from '../graphql';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate } from '../router';
 

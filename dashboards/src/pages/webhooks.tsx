@@ -2,13 +2,14 @@
 // (the secret shown once, with a copy button and a warning), rotate (keeping the old secret for some hours), pause,
 // resume, delete, and one webhook's delivery log (?webhook=ID) with replay. The API lets only the team's writing
 // members and admins read them; anyone else sees its answer.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { EmptyState, FormError, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
 

@@ -1,7 +1,7 @@
 // The workflow page's Triggers section: each trigger that starts this workflow (kind, source, overlap and rate
 // policies, paused) with its recent firings (signal, outcome, the run it started, linked), and pause / resume for
 // whoever `viewerCan.change` allows.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { RunLink } from '../components/links';
@@ -10,6 +10,7 @@ import { FormError, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { count, Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 
 const TRIGGERS = graphql(`
   query WorkflowTriggers($workflow: String!) {

@@ -1,7 +1,7 @@
 // One workflow: its graph, a start-run form generated from its run parameters (typed by the parameter
 // schemas of the modules they feed), each task's module parameters, its recent runs and its triggers.
 
-import { useClient, useMutation, useQuery } from '@urql/preact';
+import { useClient, useMutation } from '@urql/preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
 import { Dag, MAX_DRAWN_NODES } from '../components/dag';
@@ -11,6 +11,7 @@ import { FormError, Loading, NotFoundState, QueryState } from '../components/sta
 import { StatusBadge } from '../components/status';
 import { graphql, type ResultOf } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { asSpec, moduleRefsOf, parseFields, runParameterFields, type SpecShape, schemaProperties, withTag } from '../lib/run-form';
 import { useTitle } from '../lib/title';
 import { Link, navigate } from '../router';

@@ -1,10 +1,11 @@
 // The workflows list: every workflow with its domain, latest version and task count.
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { Time } from '../lib/format';
+import { useQuery } from '../lib/query';
 import { asSpec } from '../lib/run-form';
 import { useTitle } from '../lib/title';
 import { Link } from '../router';

@@ -1,6 +1,6 @@
 // Declassification requests waiting on this dataset's columns, approved or rejected here; the API refuses a
 // decision by the request's own author (or by someone outside the owning team), and its message is shown as is.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../../api/client';
 import { LabelChips } from '../../components/label-chips';
@@ -8,6 +8,7 @@ import { PermittedButton } from '../../components/permitted';
 import { FormError, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
+import { useQuery } from '../../lib/query';
 import { DECIDE, DECLASSIFICATIONS } from './documents';
 
 export function DeclassificationsPanel({ dataset, onDecided }: { dataset: string; onDecided(): void }) {

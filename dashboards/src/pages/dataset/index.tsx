@@ -1,7 +1,7 @@
 // A dataset's page: its columns with their labels (UNCLASSIFIED flagged), versions, catalog state with publish and
 // withdraw, a preview of its sample rows at the viewer's clearance, the declassifications waiting on it, and its
 // freshness and drift (operations.tsx).
-import { useQuery } from '@urql/preact';
+
 import { useState } from 'preact/hooks';
 import { refetch } from '../../api/client';
 import { LabelChips } from '../../components/label-chips';
@@ -9,6 +9,7 @@ import { taskHref } from '../../components/links';
 import { NotFoundState, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
+import { useQuery } from '../../lib/query';
 import { useTitle } from '../../lib/title';
 import { Link } from '../../router';
 import type { DomainName } from '../datasets';

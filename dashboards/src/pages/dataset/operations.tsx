@@ -2,13 +2,14 @@
 // it is late, the last version, due or late since) and Drift (a version against the previous one or a chosen one:
 // per column, its statistics, the thresholds crossed and a breach chip). Columns the caller may not preview are
 // simply absent, as the API answers.
-import { useQuery } from '@urql/preact';
+
 import { useState } from 'preact/hooks';
 import { refetch } from '../../api/client';
 import { QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { graphql } from '../../graphql';
 import { Time } from '../../lib/format';
+import { useQuery } from '../../lib/query';
 import { Link } from '../../router';
 import { Facts } from '../alerts-common';
 

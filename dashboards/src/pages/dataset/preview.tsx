@@ -1,11 +1,12 @@
 // Sample rows at the viewer's clearance: only the columns the API returns are drawn, the withheld ones are named
 // above the table, and grouping (over readable columns only) shows a count per value instead of rows.
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../../api/client';
 import { SelectField } from '../../components/select-field';
 import { QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { formatInteger } from '../../lib/format';
+import { useQuery } from '../../lib/query';
 import { navigate, useLocation, withQuery } from '../../router';
 import { PREVIEW } from './documents';
 

@@ -1,9 +1,10 @@
 // The model page's deployments: those serving it (by alias or pinned version) that the caller may read, with their
 // health, split and rollout, each linked to its page.
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../../api/client';
 import { QueryState } from '../../components/states';
 import { graphql } from '../../graphql';
+import { useQuery } from '../../lib/query';
 import { DEPLOYMENT_ROW, DeploymentsTable } from '../deployments-common';
 
 const MODEL_DEPLOYMENTS = graphql(

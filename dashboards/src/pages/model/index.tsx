@@ -1,8 +1,9 @@
 // A model's page: its owner and requirements, versions (each selecting the lineage graph, and asking for a
 // promotion), metrics side by side, aliases with history and rollback, the deployments serving it, and promotion requests to decide.
-import { useQuery } from '@urql/preact';
+
 import { refetch } from '../../api/client';
 import { NotFoundState, QueryState } from '../../components/states';
+import { useQuery } from '../../lib/query';
 import { useTitle } from '../../lib/title';
 import { Link, useLocation } from '../../router';
 import { AliasesCard, PromotionsCard } from './aliases';

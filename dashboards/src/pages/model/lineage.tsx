@@ -2,11 +2,12 @@
 // columns and labels) and those its run's MLflow client declared, the run and producing task, the version, and the
 // aliases pointing at it. Nodes lead to their
 // pages: a dataset to the dataset, the task to its run.
-import { useQuery } from '@urql/preact';
+
 import { Dag, type DagNode } from '../../components/dag';
 import { formatLabel } from '../../components/label-chips';
 import { taskHref } from '../../components/links';
 import { QueryState } from '../../components/states';
+import { useQuery } from '../../lib/query';
 import { navigate } from '../../router';
 import { LINEAGE } from './documents';
 

@@ -1,12 +1,13 @@
 // A module's page: who owns it and how much it is used, its tags (promoted and rolled back here) with their
 // history, and its versions with their manifests, parameter schemas and test results.
-import { useMutation, useQuery } from '@urql/preact';
+import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../../api/client';
 import { PermittedButton } from '../../components/permitted';
 import { FormError, NotFoundState, QueryState } from '../../components/states';
 import { DataTable } from '../../components/table';
 import { Time } from '../../lib/format';
+import { useQuery } from '../../lib/query';
 import { useTitle } from '../../lib/title';
 import { Link } from '../../router';
 import { MODULE, type ModuleData, ROLLBACK_TAG } from './documents';

@@ -2,7 +2,7 @@
 // selected task's details, logs and metrics. Everything moves with the `runEvents` subscription; details
 // that events do not carry (attempts, exact timings) are fetched again when a task settles.
 
-import { useClient, useQuery } from '@urql/preact';
+import { useClient } from '@urql/preact';
 import { Component } from 'preact';
 import { useEffect, useLayoutEffect, useMemo, useState } from 'preact/hooks';
 import { foundOrNot, refetch as refetchNow } from '../../api/client';
@@ -13,6 +13,7 @@ import { StatusBadge, terminalRunStatuses } from '../../components/status';
 import { Table } from '../../components/table';
 import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
 import { useNow, useThrottled } from '../../lib/hooks';
+import { useQuery } from '../../lib/query';
 import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
 import { CloneForm, RunActions } from './actions';
