@@ -138,7 +138,7 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
       if (handle && handle.pid !== null) await killGroup(handle);
       for (const stream of state?.child?.stdio ?? []) (stream as Readable | null)?.destroy();
       state?.progressFile?.stop();
-      state?.warmPool?.release();
+      if (state?.warmWorker) state.warmPool?.release(state.warmWorker);
       if (state?.attemptDir) await rm(state.attemptDir, { recursive: true, force: true }).catch(() => undefined);
       attempts.delete(key);
     },

@@ -13,7 +13,7 @@ import { openProgressFile, type ProgressFile } from './progress-file';
 import { type Isolator, optOutHint, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
 import { supervised } from './supervisor';
 import { ArchiveDigestMismatch, unpackVerified } from './unpack';
-import type { WarmPool } from './warm-pool';
+import type { WarmPool, WarmWorker } from './warm-pool';
 
 /** What the executor knows of one attempt it started in this process. */
 export interface AttemptState {
@@ -32,8 +32,9 @@ export interface AttemptState {
   killTimer?: NodeJS.Timeout;
   /** Unpacking and spawning before the module ran; 0 when a hot cluster's warm worker took it. */
   provisioningMs?: number;
-  /** The hot cluster whose worker runs the attempt. */
+  /** The hot cluster whose worker runs the attempt, and that worker (released when the attempt is finalized). */
   warmPool?: WarmPool;
+  warmWorker?: WarmWorker;
   /** Runs in the sandbox: the group's leader is bwrap, which a SIGTERM would end before the module could. */
   sandboxed?: boolean;
   /** The sandboxed attempt's own directory, removed when the attempt is finalized. */
@@ -90,12 +91,19 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   const provisioningFrom = performance.now();
   state.traceKey = task.runId;
   // A hot cluster's worker runs node modules only (and never with network); anything else runs cold.
-  const warm = task.hotCluster && runtime === 'node' && !network ? await warmPools.get(task.hotCluster)?.catch(() => undefined) : undefined;
-  const attemptDir = sandbox ? path.join(await config.sandboxRoot(), `${safePathPart(task.taskId)}-${task.attempt}`) : ctx.workdir;
+  const pool = task.hotCluster && runtime === 'node' && !network ? await warmPools.get(task.hotCluster)?.catch(() => undefined) : undefined;
+  const warm = await pool?.take();
+  if (warm) [state.warmPool, state.warmWorker] = [pool, warm];
+  // A sandboxed warm worker's /work is its own folder: the attempt's files (model inputs, outputs) go there.
+  const attemptDir = warm
+    ? (warm.folder ?? ctx.workdir)
+    : sandbox
+      ? path.join(await config.sandboxRoot(), `${safePathPart(task.taskId)}-${task.attempt}`)
+      : ctx.workdir;
   if (sandbox && !warm) state.attemptDir = attemptDir;
   let moduleDir: string;
   try {
-    moduleDir = warm ? await warm.moduleDir(task.module.digest, () => ctx.artifactPath()) : path.join(attemptDir, 'module');
+    moduleDir = pool && warm ? await pool.moduleDir(task.module.digest, () => ctx.artifactPath()) : path.join(attemptDir, 'module');
     if (!warm) {
       if (sandbox) {
         await rm(attemptDir, { recursive: true, force: true });
@@ -137,9 +145,9 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
       await chown(path.join(attemptDir, 'outputs'), sandbox.identity.uid, sandbox.identity.gid);
     }
   }
-  // Files left here are logged as the task's artifacts once it exits 0 (artifacts.ts): for a cold attempt the
-  // control plane gave a tracking token (a warm worker's folder outlives its attempts).
-  if (!warm && task.tracking) {
+  // Files left here are logged as the task's artifacts once it exits 0 (artifacts.ts), with the tracking token the
+  // control plane gave the attempt.
+  if (task.tracking) {
     state.artifactsDir = path.join(attemptDir, 'outputs', 'artifacts');
     await mkdir(state.artifactsDir, { recursive: true });
     if (sandbox?.identity) await chown(state.artifactsDir, sandbox.identity.uid, sandbox.identity.gid);
@@ -171,9 +179,9 @@ export async function launch(config: LaunchConfig, task: TaskMessage, ctx: TaskC
   });
 
   const command = spec.command();
-  if (warm) {
-    state.warmPool = warm;
-    const child = await warm.run({ moduleDir, entrypoint, env });
+  if (pool && warm) {
+    const { child } = warm;
+    await pool.start(warm, { moduleDir, entrypoint, env });
     const startTime = startTimeOf(child.pid!); // before the event loop may reap a module that exits at once
     state.exited = exitOf(child, state);
     state.child = child;

@@ -2,7 +2,8 @@
 // its entrypoint, plus the modules already unpacked. A task taken by a warm worker pays neither the unpack nor the
 // process start; the pool spawns a replacement behind it. Only the `node` runtime can be pre-started this way.
 // Sandboxed, each worker waits in its own sandbox with its own folder at /work; the task's module is copied into
-// it (read-only there) when the task comes, so a worker sees only its own task. Either way a worker keeps its stdin,
+// it (read-only there) when the task comes, so a worker sees only its own task, and that folder is the attempt's
+// (its model inputs, its outputs and artifacts) until the host releases it. Either way a worker keeps its stdin,
 // the pipe from the host, open: when the host dies the worker kills its group.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, chown, cp, mkdir, rm } from 'node:fs/promises';
@@ -44,16 +45,28 @@ export interface WarmJob {
   env: NodeJS.ProcessEnv;
 }
 
+/** A worker taken for one task: its process, waiting for `start`, and (sandboxed) the folder it sees as /work. */
+export interface WarmWorker {
+  readonly child: ChildProcess;
+  /** The host's path of the worker's /work, the attempt's folder, removed at `release`; undefined unsandboxed. */
+  readonly folder: string | undefined;
+}
+
 export interface WarmPool {
   readonly name: string;
   /** The module archive unpacked once per digest, shared by the tasks of this cluster. */
   moduleDir(digest: string, archive: () => Promise<string>): Promise<string>;
-  /** A started worker running `job` (a fresh one is spawned when none is waiting), and one spawned to replace it. */
-  run(job: WarmJob): Promise<ChildProcess>;
+  /** A worker for one task (a fresh one is spawned when none is waiting), and one spawned to replace it. */
+  take(): Promise<WarmWorker>;
+  /** Runs `job` in the worker `take` gave. */
+  start(worker: WarmWorker, job: WarmJob): Promise<void>;
   /** Kills the waiting workers; the unpacked modules go once the last running task is done. */
   end(): Promise<void>;
-  /** A task taken from this pool has ended. */
-  release(): void;
+  /**
+   * The task `take` gave the worker for has ended, and the host is done with its folder: its process group is
+   * killed (a worker never started would wait for ever) and its folder removed.
+   */
+  release(worker: WarmWorker): void;
 }
 
 /** `searchPath`: the PATH a waiting worker starts with when not sandboxed (a task's own environment replaces it). */
@@ -106,9 +119,10 @@ export async function createWarmPool(name: string, workers: number, isolator: Is
       child.stdin!.on('error', () => undefined);
       if (folder) {
         folders.set(child, folder);
+        // A worker that never took a task (killed as the pool ends) takes its folder with it; a taken one's stays
+        // the attempt's until release: its artifacts are read after it exits.
         child.once('exit', () => {
-          folders.delete(child);
-          void rm(folder!, { recursive: true, force: true }).catch(() => undefined);
+          if (folders.delete(child)) void rm(folder!, { recursive: true, force: true }).catch(() => undefined);
         });
       }
       child.once('spawn', () => resolve(child));
@@ -151,12 +165,17 @@ export async function createWarmPool(name: string, workers: number, isolator: Is
       }
       return unpacked;
     },
-    async run(job) {
+    async take() {
       let child = idle.shift();
       while (child && !alive(child)) child = idle.shift();
       child ??= await spawnWorker();
       running++;
       const folder = folders.get(child);
+      folders.delete(child);
+      void refill().catch(() => undefined);
+      return { child, folder };
+    },
+    async start({ child, folder }, job) {
       let file = path.resolve(job.moduleDir, job.entrypoint);
       let cwd = job.moduleDir;
       if (folder) {
@@ -167,17 +186,17 @@ export async function createWarmPool(name: string, workers: number, isolator: Is
       }
       // Written, not ended: the open pipe is how the worker knows its host lives.
       child.stdin!.write(`${JSON.stringify({ file, cwd, env: job.env })}\n`);
-      void refill().catch(() => undefined);
-      return child;
     },
     async end() {
       ended = true;
       for (const child of idle.splice(0)) kill(child);
       if (running === 0) await removeDir();
     },
-    release() {
+    release({ child, folder }) {
+      if (alive(child)) kill(child);
       running--;
       if (ended && running === 0) void removeDir();
+      else if (folder) void rm(folder, { recursive: true, force: true }).catch(() => undefined);
     },
   };
 }

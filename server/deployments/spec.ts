@@ -13,13 +13,13 @@ export function checkDeploymentName(name: string): void {
     throw badInput(`"${name}" is not a deployment name: use 1–63 lowercase letters, digits and dashes, starting and ending with a letter or digit.`);
 }
 
-/** `ns/model@alias` or `ns/model/3`. */
+/** `ns/model@alias`, or `ns/model/3` (also `ns/model@3`, as the registry writes a version: no alias is a number). */
 export type ModelTarget = { model: string; alias: string; version: null } | { model: string; alias: null; version: number };
 
 export function parseModelTarget(ref: string): ModelTarget {
   const alias = /^([^/@\s]+\/[^/@\s]+)@([A-Za-z][A-Za-z0-9._-]{0,63})$/.exec(ref);
   if (alias) return { model: alias[1]!, alias: alias[2]!, version: null };
-  const pinned = /^([^/@\s]+\/[^/@\s]+)\/(\d{1,9})$/.exec(ref);
+  const pinned = /^([^/@\s]+\/[^/@\s]+)[/@](\d{1,9})$/.exec(ref);
   if (pinned) return { model: pinned[1]!, alias: null, version: Number(pinned[2]) };
   throw badInput(`"${ref}" names no model version: use ns/model@alias to follow an alias, or ns/model/3 to pin version 3.`);
 }

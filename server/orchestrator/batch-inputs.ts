@@ -19,13 +19,15 @@ import { type Domain, type ModelInput, partitionsSource, type TaskSpec } from '.
 export { partitionsSource };
 
 /**
- * The model and version `ns/model/3` or `ns/model@alias` names now, or null. Read from the tables here: the
- * registry sits below the orchestrator and imports it (registry/from-tasks.ts), so not the other way round.
+ * The model and version `ns/model/3` (or `ns/model@3`, as the registry writes a version: no alias is a number) or
+ * `ns/model@alias` names now, or null. Read from the tables here: the registry sits below the orchestrator and
+ * imports it (registry/from-tasks.ts), so not the other way round.
  */
 async function modelVersionOf(tx: Tx, ref: string) {
-  const match = /^([^/@]+)\/([^/@]+)(?:\/(\d+)|@(.+))$/.exec(ref);
+  const match = /^([^/@]+)\/([^/@]+)(?:\/(\d+)|@(\d+)|@(.+))$/.exec(ref);
   if (!match) return null;
-  const [, namespace, name, number, alias] = match;
+  const [, namespace, name, path, at, alias] = match;
+  const number = path ?? at;
   const [model] = await tx
     .select()
     .from(registeredModels)

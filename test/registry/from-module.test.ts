@@ -127,6 +127,49 @@ it('fails the task for good, logging nothing, when its artifacts folder holds a 
   expect(model.versions.map((v: any) => v.version)).toEqual([1]);
 });
 
+it("does the same on a hot cluster's warm worker, and hands a warm worker its model inputs' files", async () => {
+  // A warm worker waits in a sandbox of its own whose /work is not the attempt's folder: the artifacts folder and
+  // the models folder must be that worker's.
+  await alice.gql(`mutation { createHotCluster(name: "reg-warm", executor: "local", spec: { workers: 1 }) { name } }`);
+  await until(
+    () => alice.gql(`{ hotClusters { name state } }`),
+    (d) => d.hotClusters.some((c: any) => c.name === 'reg-warm' && c.state === 'READY'),
+    'the hot cluster to be warm',
+  );
+  await t.createWorkflow({ name: 'files-warm', domain: 'experimentation', tasks: [{ name: 'fit', module: 'ml/files-register', hotCluster: 'reg-warm' }] });
+  const { startRun } = await alice.gql(`mutation { startRun(workflow: "files-warm", refreshCache: true) { id } }`);
+  await alice.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { status provisioningMs message logs { line } } } }`, { id: startRun.id });
+  expect(run.tasks[0], JSON.stringify(run.tasks[0])).toMatchObject({ status: 'SUCCEEDED', provisioningMs: 0 });
+  const lines: string[] = run.tasks[0].logs.map((l: any) => l.line);
+  expect(lines).toContainEqual('[atelier] logged 3 artifacts (41 bytes) from ATELIER_ARTIFACTS_DIR');
+  // the same files as the cold run's: the version already registered
+  expect(lines).toContainEqual('[atelier] model ml/files@1 already registered with this content from "model" as alice');
+
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-register-'));
+  await publish(
+    t,
+    scratch,
+    'files-read',
+    '',
+    [`import { readFileSync } from 'node:fs';`, `output('served', readFileSync(process.env.ATELIER_MODELS_DIR + '/m/serve.mjs', 'utf8'));`].join('\n'),
+  );
+  await t.createWorkflow({
+    name: 'files-read-warm',
+    domain: 'experimentation',
+    tasks: [{ name: 'read', module: 'ml/files-read', hotCluster: 'reg-warm', models: { m: 'ml/files@1' } }],
+  });
+  const read = await t.api.gql(`mutation { startRun(workflow: "files-read-warm") { id } }`);
+  await t.api.subscribe(RUN_EVENTS, { runId: read.startRun.id }, ended);
+  const got = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { status provisioningMs message outputs } } }`, { id: read.startRun.id });
+  expect(got.run.tasks[0], JSON.stringify(got.run.tasks[0])).toMatchObject({
+    status: 'SUCCEEDED',
+    provisioningMs: 0,
+    outputs: { served: 'console.log(1);\n' },
+  });
+  await alice.gql(`mutation { endHotCluster(name: "reg-warm") { state } }`);
+});
+
 it('ignores a malformed register line with a reason, and passes a well-formed one to the context', () => {
   const asked: unknown[] = [];
   const why: string[] = [];
