@@ -8,6 +8,7 @@ import { refusal } from '../auth/refuse';
 import { type Db, queryRows } from '../db/client';
 import { type TargetKind, targetKinds } from '../db/tables/monitoring';
 import { badInput } from '../errors';
+import { isServingMetric, SERVING_METRIC_PREFIX } from '../vocabulary';
 import { assertMayOperate, type Caller, mayWriteTarget } from './access';
 import { refShape, resolveTarget, type Target, type TargetRef } from './targets';
 
@@ -57,6 +58,11 @@ function checkObservation(input: ObservationInput, i: number, now: number): Chec
     throw badInput(`${path}.target must be { kind: ${targetKinds.join(' | ')}, ref: "…" }.`);
   if (typeof input.metric !== 'string' || !metricRe.test(input.metric) || input.metric.length > observationLimits.metricLength)
     throw badInput(`${path}.metric must be 1–${observationLimits.metricLength} letters, digits, "_", ".", ":", "/" or "-".`);
+  // What a deployment's router measured is the control plane's to record (a rollout's gates judge by it).
+  if (isServingMetric(input.metric))
+    throw badInput(
+      `${path}.metric "${input.metric}": ${SERVING_METRIC_PREFIX}* metrics are measured by deployments' routers and recorded by Atelier itself; record your own figures under another name (e.g. app.${input.metric.slice(SERVING_METRIC_PREFIX.length) || 'error_rate'}).`,
+    );
   if (typeof input.value !== 'number' || !Number.isFinite(input.value))
     throw badInput(`${path}.value must be a finite number (got ${String(input.value)}): leave out observations you could not measure.`);
   const at = input.at === undefined || input.at === null ? new Date(now) : new Date(input.at);
