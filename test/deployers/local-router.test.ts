@@ -424,3 +424,61 @@ describe('the local deployer’s router, at its cap of connections to a model', 
     }
   });
 });
+
+describe('the local deployer’s router, against clients that never finish a request (slowloris)', () => {
+  it('closes a connection whose head or body does not arrive in time, and the model’s connection with it; a whole request is answered', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'atelier-router-slow-'));
+    const model = scriptedModel();
+    await new Promise<void>((resolve) => model.server.listen(0, '127.0.0.1', resolve));
+    let modelClosed = 0;
+    model.server.on('connection', (socket: Socket) => socket.on('close', () => modelClosed++));
+    const port = await freePort();
+    const targets = { 1: (model.server.address() as { port: number }).port };
+    await writeFile(path.join(dir, 'routes.json'), JSON.stringify({ port, version: 1, split: { 1: 100 }, targets }));
+    const router = spawn(process.execPath, [routerScript, path.join(dir, 'routes.json')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ATELIER_ROUTER_HEAD_MS: '300', ATELIER_ROUTER_BODY_MS: '300' },
+    });
+    const clients: ReturnType<typeof rawClient>[] = [];
+    try {
+      for (let up = false; !up; await sleep(20))
+        up = await new Promise((resolve) =>
+          connect(port, '127.0.0.1', function (this: Socket) {
+            this.destroy();
+            resolve(true);
+          }).on('error', () => resolve(false)),
+        );
+      // Half a head, sent and never finished (node:http's part reads it: the fast path takes only whole requests).
+      const head = rawClient(port);
+      // A whole head whose body never ends: passed on to the model as it comes.
+      const body = rawClient(port);
+      // A chunked body whose last chunk never comes.
+      const chunked = rawClient(port);
+      clients.push(head, body, chunked);
+      head.send('POST /predict HTTP/1.1\r\nHost: m\r\n');
+      body.send('POST /predict HTTP/1.1\r\nHost: m\r\ncontent-length: 100\r\n\r\n{"features":');
+      chunked.send('POST /predict HTTP/1.1\r\nHost: m\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n');
+      for (const [client, what] of [
+        [head, 'half a head'],
+        [body, 'a body that never ends'],
+        [chunked, 'a chunked body that never ends'],
+      ] as const)
+        await client.until((_text, closed) => closed, `the router to close the connection sending ${what}`);
+      expect(model.requests).toEqual([]);
+      // The model's connections the unfinished bodies held are let go too.
+      const deadline = Date.now() + 5_000;
+      while (modelClosed < 2 && Date.now() < deadline) await sleep(10);
+      expect(modelClosed).toBeGreaterThanOrEqual(2);
+      // A request that is whole, through node:http's part too, is answered as ever.
+      const whole = rawClient(port);
+      clients.push(whole);
+      whole.send('POST /predict HTTP/1.1\r\nHost: m\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n');
+      expect(await whole.until((text) => text.includes('\r\n\r\nok'), 'its answer')).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      for (const client of clients) client.close();
+      router.kill('SIGKILL');
+      model.server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -54,10 +54,27 @@ const STATS_PATH = '/__atelier/stats';
 const stats = createServingStats();
 const KEEP_ALIVE_MS = 5_000;
 
+// node:http times a request's head (headersTimeout) and its whole body (requestTimeout) with a check it starts when
+// it listens, and `slow` never listens: a connection handed over with half a head, or a body that never ends, held its
+// socket (and, for a body, a connection to the model) for ever, and enough of them took every file the router may
+// open. The router times them itself: a head within HEAD_MS of the connection's hand-over or of its last answer, a
+// body within BODY_MS of its head (an answer is the model's to time). A test sets shorter ones.
+const HEAD_MS = Number(process.env.ATELIER_ROUTER_HEAD_MS) || 60_000;
+const BODY_MS = Number(process.env.ATELIER_ROUTER_BODY_MS) || 300_000;
+const deadline = Symbol('deadline');
+function expireIn(socket, ms) {
+  clearTimeout(socket[deadline]);
+  socket[deadline] = ms ? setTimeout(() => socket.destroy(), ms) : undefined;
+}
+
 let stopping = false; // SIGTERM: each connection closes once its answer is out
 // Never listening: it reads the connections the fast path hands it.
 const slow = createServer((req, res) => {
   if (stopping) res.shouldKeepAlive = false;
+  const socket = req.socket;
+  expireIn(socket, BODY_MS);
+  req.once('end', () => res.writableFinished || expireIn(socket, 0));
+  res.once('finish', () => expireIn(socket, HEAD_MS)); // the next request's head
   if (req.url === ROUTES_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;
@@ -105,7 +122,11 @@ const fast = createFastPath({
     const rev = pick(pinned);
     return [rev, rev && routes.targets[rev]];
   },
-  handOver: (socket) => slow.emit('connection', socket),
+  handOver: (socket) => {
+    expireIn(socket, HEAD_MS);
+    socket.once('close', () => expireIn(socket, 0));
+    slow.emit('connection', socket);
+  },
   isOwn: (url) => url === ROUTES_PATH || url === STATS_PATH,
   record: stats.record,
   keepAliveMs: KEEP_ALIVE_MS,
