@@ -349,6 +349,30 @@ describe('the local deployer’s router', () => {
     expect(JSON.parse(answer.body.toString())).toEqual({ version: 1, split: { 1: 100 } });
   });
 
+  it('counts no error against a revision for a request its client gave up on, on either path', async () => {
+    // Else any client could raise a canary's serving.error_rate (and roll it back) by asking and hanging up.
+    const errorsOf2 = async () => JSON.parse((await call({ method: 'GET', path: '/__atelier/stats' })).body.toString()).revisions['2']?.errors ?? 0;
+    const before = await errorsOf2();
+    const giveUp = async (request: string, answered: (text: string) => boolean) => {
+      const seen = other.requests.length;
+      const client = rawClient(port);
+      client.send(request);
+      await client.until((text) => other.requests.length > seen && answered(text), 'the model to have the request');
+      client.close();
+    };
+    const pinned = 'Host: x\r\nx-atelier-pin-revision: 2\r\n';
+    other.answer(() => [{ wait: 300 }, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+    await giveUp(`POST /fast HTTP/1.1\r\n${pinned}Content-Length: 2\r\n\r\n{}`, () => true);
+    await giveUp(`POST /slow HTTP/1.1\r\n${pinned}Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`, () => true);
+    // node:http's part, mid-answer.
+    other.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\npart', { wait: 300 }, 'ial-rest']);
+    await giveUp(`POST /mid HTTP/1.1\r\n${pinned}Connection: close\r\nContent-Length: 2\r\n\r\n{}`, (text) => text.includes('part'));
+    await sleep(100); // the router's side of the hang-ups
+    other.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+    expect((await call({ headers: { 'x-atelier-pin-revision': '2' } })).status).toBe(200);
+    expect(await errorsOf2()).toBe(before);
+  });
+
   it('on SIGTERM, answers what it is answering, closes idle connections, and exits', async () => {
     const idle = rawClient(port);
     idle.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');

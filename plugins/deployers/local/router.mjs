@@ -90,18 +90,23 @@ const slow = createServer((req, res) => {
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"no revision has traffic"}');
     return;
   }
+  // The client hung up before its answer ended: no failure of the model's (nor counted as one, as on the fast path:
+  // else any client could raise a revision's error rate, and roll a canary back, by asking and hanging up).
+  let clientGone = false;
   const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
     if (stopping) res.shouldKeepAlive = false;
     res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
     // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
     up.on('close', () => {
-      if (!up.complete) res.destroy();
-      if (!up.complete) stats.record(rev, 502, performance.now() - began);
+      if (up.complete || clientGone) return;
+      res.destroy();
+      stats.record(rev, 502, performance.now() - began);
     });
     res.on('finish', () => stats.record(rev, up.statusCode ?? 502, performance.now() - began));
     up.pipe(res);
   });
   upstream.on('error', (error) => {
+    if (clientGone) return;
     // Mid-response there is no status left to send: the client sees the connection cut, not a spliced body.
     if (res.headersSent) return res.destroy();
     stats.record(rev, 502, performance.now() - began);
@@ -111,7 +116,9 @@ const slow = createServer((req, res) => {
   // A client gone before its answer ends (its timeout, a hung model) takes the upstream request with it: else the
   // request's socket stays taken from the pool for as long as the model keeps it, and a paused answer forever.
   res.on('close', () => {
-    if (!res.writableFinished) upstream.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    upstream.destroy();
   });
   req.pipe(upstream);
 });
