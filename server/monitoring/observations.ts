@@ -10,6 +10,7 @@ import { type TargetKind, targetKinds } from '../db/tables/monitoring';
 import { badInput } from '../errors';
 import { isServingMetric, SERVING_METRIC_PREFIX } from '../vocabulary';
 import { assertMayOperate, type Caller, mayWriteTarget } from './access';
+import { metricNameRe } from './rules';
 import { refShape, resolveTarget, type Target, type TargetRef } from './targets';
 
 /** The documented limits (docs/monitoring.md). */
@@ -34,7 +35,6 @@ export interface ObservationInput {
   dimensions?: Record<string, unknown> | null;
 }
 
-const metricRe = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 const keyRe = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 /** A Postgres array literal; each element quoted (NULL for null). */
@@ -56,7 +56,7 @@ function checkObservation(input: ObservationInput, i: number, now: number): Chec
   const { target } = input;
   if (!target || typeof target !== 'object' || !targetKinds.includes(target.kind) || typeof target.ref !== 'string')
     throw badInput(`${path}.target must be { kind: ${targetKinds.join(' | ')}, ref: "…" }.`);
-  if (typeof input.metric !== 'string' || !metricRe.test(input.metric) || input.metric.length > observationLimits.metricLength)
+  if (typeof input.metric !== 'string' || !metricNameRe.test(input.metric))
     throw badInput(`${path}.metric must be 1–${observationLimits.metricLength} letters, digits, "_", ".", ":", "/" or "-".`);
   // What a deployment's router measured is the control plane's to record (a rollout's gates judge by it).
   if (isServingMetric(input.metric))

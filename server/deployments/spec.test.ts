@@ -1,0 +1,14 @@
+// A rollout policy's gates name metrics as observations do: a name no observation could carry (a space, a control
+// character, over 128 characters) is refused with what a name may be, rather than kept as a gate that never has data.
+import { expect, it } from 'vitest';
+import { checkPolicy } from './spec';
+
+const gated = (metric: string) => () =>
+  checkPolicy({ steps: [{ percent: 10 }, { percent: 100 }], gates: [{ metric, rule: { kind: 'THRESHOLD', above: 0.01 } }] });
+
+it('refuses a gate whose metric no observation could be named, and takes one that could', () => {
+  for (const metric of ['error rate', 'serving.error_rate\u001b[2J', '', `m${'x'.repeat(128)}`, '.hidden'])
+    expect(gated(metric), JSON.stringify(metric)).toThrow(/^rollout\.gates\.0\.metric must name a metric as observations do: 1–128 letters/);
+  expect(gated('serving.error_rate')().gates).toMatchObject([{ metric: 'serving.error_rate' }]);
+  expect(gated(`m${'x'.repeat(127)}`)().gates).toHaveLength(1);
+});
