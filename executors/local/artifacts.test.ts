@@ -74,3 +74,43 @@ it('sends a file again while the control plane is busy (503, Retry-After), and s
     server.close();
   }
 });
+
+it('refuses a name that is not UTF-8 (it would name no file), as the module’s doing, not the platform’s failure', async () => {
+  const dir = await scratch();
+  await mkdir(path.join(dir, 'model'));
+  await writeFile(Buffer.from(`${path.join(dir, 'model')}/w\xff.bin`, 'latin1'), 'x');
+  await expect(collectArtifacts(dir)).rejects.toThrow(
+    new ArtifactsRefused('"model/w\ufffd.bin" is not a UTF-8 name: name the files in ATELIER_ARTIFACTS_DIR in UTF-8'),
+  );
+  // Odd names that are UTF-8 (a newline, a backslash) are listed as they are; the control plane judges the path.
+  const odd = await scratch();
+  await writeFile(path.join(odd, 'a\nb'), '');
+  expect((await collectArtifacts(odd)).map((f) => f.path)).toEqual(['a\nb']);
+});
+
+it('refuses a file that changes while it is sent, rather than logging bytes the module had not finished', async () => {
+  const dir = await scratch();
+  await writeFile(path.join(dir, 'model.bin'), 'first');
+  const files = await collectArtifacts(dir);
+  const bodies: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', async () => {
+      bodies.push(body);
+      // A process the module left behind goes on writing as the host sends.
+      await writeFile(path.join(dir, 'model.bin'), 'first, and more');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    await expect(uploadArtifacts({ uri, runId: 'task-1', token: 'atl_task' }, files, undefined, 1)).rejects.toThrow(
+      new ArtifactsRefused('"model.bin" changed while it was being sent: finish writing every artifact before the module exits'),
+    );
+    expect(bodies).toEqual(['first']);
+  } finally {
+    server.close();
+  }
+});

@@ -4,9 +4,11 @@
 // module has no network), each through the control plane's MLflow artifact route with the attempt's own tracking
 // token, which logs into that task only and only while the attempt runs. The folder is read as the module left it and
 // never followed out of: a symbolic link, a FIFO or a device in it refuses the upload (it could name a host file the
-// module may not read), and files are opened without following links. The folders on the way are read once the module
-// has exited: in the sandbox nothing of it outlives its exit (its pid namespace ends with it), so nothing can swap a
-// folder for a link meanwhile; a module run without the sandbox runs as the host's own user, with nothing to gain.
+// module may not read), as does what would log other bytes than the module left (a name not in UTF-8, a file the
+// host cannot read, one still changing while it is sent); files are opened without following links. The folders on
+// the way are read once the module has exited: in the sandbox nothing of it outlives its exit (its pid namespace ends
+// with it), so nothing can swap a folder for a link meanwhile; a module run without the sandbox runs as the host's
+// own user, with nothing to gain.
 import { constants } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -24,6 +26,12 @@ const UPLOAD_TIMEOUT_MS = 120_000;
 /** The module's folder cannot be logged as it is (the attempt fails for good: running it again leaves the same folder). */
 export class ArtifactsRefused extends Error {}
 
+/** A file or folder the module left that this host cannot read (its mode, or gone): the module's to fix. */
+const unreadable = (relPath: string, error: NodeJS.ErrnoException) =>
+  new ArtifactsRefused(
+    `"${relPath}" cannot be read (${error.code ?? error.message}): leave files and folders the module's user can read, and keep them until it exits`,
+  );
+
 export interface ArtifactFile {
   /** Relative, `/`-separated: the artifact's path. */
   path: string;
@@ -37,17 +45,28 @@ export async function collectArtifacts(root: string): Promise<ArtifactFile[]> {
   const found: ArtifactFile[] = [];
   const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH) throw new ArtifactsRefused(`"${rel}" is more than ${MAX_DEPTH} folders deep`);
-    const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    // Names as bytes: one that is not UTF-8 would come back as another name (U+FFFD in place of its bytes) and name no
+    // file, and what the module left the host cannot read is the module's doing, never the platform's to retry.
+    const entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' && depth === 0) return [];
-      throw error;
+      throw unreadable(rel || '.', error);
     });
-    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      const relPath = rel ? `${rel}/${entry.name}` : entry.name;
-      const file = path.join(dir, entry.name);
+    const named = entries.map((entry) => {
+      const name = entry.name.toString('utf8');
+      const relPath = rel ? `${rel}/${name}` : name;
+      if (!Buffer.from(name, 'utf8').equals(entry.name))
+        throw new ArtifactsRefused(`"${relPath}" is not a UTF-8 name: name the files in ATELIER_ARTIFACTS_DIR in UTF-8`);
+      return { entry, name, relPath };
+    });
+    for (const { entry, name, relPath } of named.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const file = path.join(dir, name);
       if (entry.isDirectory()) await walk(file, relPath, depth + 1);
       else if (entry.isFile()) {
         if (found.length >= MAX_ARTIFACT_FILES) throw new ArtifactsRefused(`more than ${MAX_ARTIFACT_FILES} files`);
-        found.push({ path: relPath, file, size: (await lstat(file)).size });
+        const { size } = await lstat(file).catch((error: NodeJS.ErrnoException) => {
+          throw unreadable(relPath, error);
+        });
+        found.push({ path: relPath, file, size });
       } else
         throw new ArtifactsRefused(
           `"${relPath}" is ${entry.isSymbolicLink() ? 'a symbolic link' : 'not a regular file or folder'}: write the file itself into ATELIER_ARTIFACTS_DIR`,
@@ -103,7 +122,7 @@ class Busy extends Error {
 async function putOnce(url: string, token: string, artifact: ArtifactFile, signal?: AbortSignal): Promise<undefined> {
   // Opened without following a link put there since the folder was read, and checked to be the file it listed.
   const handle = await open(artifact.file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
-    throw error.code === 'ELOOP' ? new ArtifactsRefused(`"${artifact.path}" became a symbolic link`) : error;
+    throw error.code === 'ELOOP' ? new ArtifactsRefused(`"${artifact.path}" became a symbolic link`) : unreadable(artifact.path, error);
   });
   try {
     const stat = await handle.stat();
@@ -111,12 +130,17 @@ async function putOnce(url: string, token: string, artifact: ArtifactFile, signa
     const response = await fetch(url, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': String(stat.size) },
-      body: Readable.toWeb(handle.createReadStream({ autoClose: false })) as ReadableStream,
+      // Exactly the bytes it declared: a file still being written (by a process the module left behind, outside the
+      // sandbox) is refused below rather than sent with a length that does not match.
+      body: stat.size ? (Readable.toWeb(handle.createReadStream({ autoClose: false, start: 0, end: stat.size - 1 })) as ReadableStream) : new Uint8Array(0),
       duplex: 'half',
       signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(UPLOAD_TIMEOUT_MS)]) : AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
     } as RequestInit);
     if (response.ok) {
       await response.body?.cancel();
+      const after = await handle.stat();
+      if (after.size !== stat.size || after.mtimeMs !== stat.mtimeMs)
+        throw new ArtifactsRefused(`"${artifact.path}" changed while it was being sent: finish writing every artifact before the module exits`);
       return undefined;
     }
     const text = await response.text().catch(() => '');

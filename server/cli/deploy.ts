@@ -72,6 +72,8 @@ function gate(raw: string, previous: unknown[] = []) {
   const m = /^([A-Za-z0-9_][A-Za-z0-9_.:/-]*)\s*([<>])\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(raw.trim());
   if (!m) throw new InvalidArgumentError(`expected METRIC>VALUE (roll back above) or METRIC<VALUE (below), e.g. serving.error_rate>0.01; got "${raw}"`);
   const [, metric, op, value] = m;
+  // 1e999 reads as Infinity, which JSON sends as null: the server would then say the gate has no bound at all.
+  if (!Number.isFinite(Number(value))) throw new InvalidArgumentError(`expected a finite VALUE in METRIC>VALUE or METRIC<VALUE; got "${raw}"`);
   const rule = { kind: 'THRESHOLD', aggregate: 'MEAN', [op === '>' ? 'above' : 'below']: Number(value) };
   return [...previous, { metric, rule }];
 }

@@ -192,6 +192,9 @@ async function stepRollout(deps: ReconcilerDeps, d: DeploymentRow, rollout: Roll
   const health = (status?.revisions.find((r) => r.number === rollout.revision)?.health ?? 'STARTING') as RevisionHealthState;
   const gates = gatesDue(d.policy, rollout, now)
     ? await measureGates(deps.db, d.policy.gates, {
+        deployment: d.name,
+        newRevision: next.number,
+        oldRevision: from?.number ?? null,
         newVersionId: next.modelVersionId,
         oldVersionId: from?.modelVersionId ?? null,
         since: new Date(rollout.stepStartedAt),

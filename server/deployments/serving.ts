@@ -12,8 +12,7 @@ import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import type { DeploymentRevisionRow, DeploymentRow } from '../db/tables/deployments';
 import { observations } from '../db/tables/monitoring';
-
-export const SERVING_METRICS = ['serving.requests', 'serving.error_rate', 'serving.latency_p50_ms', 'serving.latency_p99_ms'] as const;
+import { SERVING_METRICS } from '../vocabulary';
 
 type Counters = ServingStats['revisions'][number];
 
@@ -110,7 +109,7 @@ export async function lastServingWindow(db: Db, deploymentId: string, number: nu
   const rows = await queryRows<{ metric: string; value: number; at: Date }>(
     db,
     sql`select distinct on (o.metric) o.metric, o.value, o.at from observations o join deployments d on d.id = ${deploymentId}::uuid
-      where o.version_id = ${versionId}::uuid and o.metric = any(${arrayOf(SERVING_METRICS, 'text')})
+      where o.version_id = ${versionId}::uuid and o.metric = any(${arrayOf(SERVING_METRICS, 'text')}) and o.recorded_by is null
         and o.dimensions->>'deployment' = d.name and o.dimensions->>'revision' = ${String(number)}
       order by o.metric, o.at desc`,
   );

@@ -3,7 +3,7 @@
 // and how a model version says it is served (`metadata.serve`, see docs/deployments.md).
 import { type NoDataPolicy, noDataPolicies, type RolloutGate, type RolloutPolicy } from '../db/tables/deployments';
 import { badInput } from '../errors';
-import { checkRules, type RuleInput } from '../monitoring/rules';
+import { checkRules, METRIC_NAME_RULE, metricNameRe, type RuleInput } from '../monitoring/rules';
 import { DEFAULT_HOLD_TIMEOUT_S } from './rollout';
 
 const nameRe = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -54,7 +54,8 @@ export function checkPolicy(input: PolicyInput | null | undefined): RolloutPolic
   const rules = gateInputs.length ? checkRules(gateInputs.map((g) => g.rule)) : [];
   const gates: RolloutGate[] = rules.map((rule, i) => {
     const metric = gateInputs[i]!.metric;
-    if (!metric || metric.length > 250) throw badInput(`rollout.gates.${i}.metric must name a metric (1 to 250 characters).`);
+    if (typeof metric !== 'string' || !metricNameRe.test(metric))
+      throw badInput(`rollout.gates.${i}.metric must name a metric as observations do: ${METRIC_NAME_RULE}, e.g. serving.error_rate.`);
     if (rule.kind === 'DRIFT') throw badInput(`rollout.gates.${i}: DRIFT rules compare datasets, not a revision's traffic; use THRESHOLD or REGRESSION.`);
     return { metric, rule: rule as unknown as RolloutGate['rule'] };
   });

@@ -11,7 +11,7 @@ import { badInput, notFound } from '../errors';
 import { assertOwnerMay, newOwnerTeam, ownerOf } from '../teams/ownership';
 import { assertMayOperate, type Caller, isTeamMember, mayReadTarget } from './access';
 import { type ActionInput, checkActions } from './actions';
-import { checkRules, type MonitorRule, type RuleInput, type RuleState } from './rules';
+import { checkRules, type MonitorRule, metricNameRe, type RuleInput, type RuleState } from './rules';
 import { readableTarget } from './series';
 import { type TargetRef, targetOf } from './targets';
 
@@ -38,7 +38,6 @@ export interface MonitorChange {
 }
 
 const nameRe = /^[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,99}$/;
-const metricRe = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
 
 export const rulesOf = (monitor: Pick<Monitor, 'rules'>): MonitorRule[] => monitor.rules as MonitorRule[];
 export const stateOf = (monitor: Pick<Monitor, 'state'>): Record<string, RuleState> => monitor.state as Record<string, RuleState>;
@@ -51,7 +50,7 @@ function checkInterval(seconds: number | null | undefined): number {
 
 function checkFields(input: { name?: string | null; metric?: string | null }) {
   if (input.name != null && !nameRe.test(input.name)) throw badInput('name must be 1–100 letters, digits, spaces, ".", "_", ":", "/" or "-".');
-  if (input.metric != null && !metricRe.test(input.metric)) throw badInput('metric must be 1–128 letters, digits, "_", ".", ":", "/" or "-".');
+  if (input.metric != null && !metricNameRe.test(input.metric)) throw badInput('metric must be 1–128 letters, digits, "_", ".", ":", "/" or "-".');
 }
 
 function checkBaselines(rules: MonitorRule[], kind: TargetRef['kind']) {

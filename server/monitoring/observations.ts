@@ -8,7 +8,9 @@ import { refusal } from '../auth/refuse';
 import { type Db, queryRows } from '../db/client';
 import { type TargetKind, targetKinds } from '../db/tables/monitoring';
 import { badInput } from '../errors';
+import { isServingMetric, SERVING_METRIC_PREFIX } from '../vocabulary';
 import { assertMayOperate, type Caller, mayWriteTarget } from './access';
+import { metricNameRe } from './rules';
 import { refShape, resolveTarget, type Target, type TargetRef } from './targets';
 
 /** The documented limits (docs/monitoring.md). */
@@ -33,7 +35,6 @@ export interface ObservationInput {
   dimensions?: Record<string, unknown> | null;
 }
 
-const metricRe = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$/;
 const keyRe = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 /** A Postgres array literal; each element quoted (NULL for null). */
@@ -55,8 +56,13 @@ function checkObservation(input: ObservationInput, i: number, now: number): Chec
   const { target } = input;
   if (!target || typeof target !== 'object' || !targetKinds.includes(target.kind) || typeof target.ref !== 'string')
     throw badInput(`${path}.target must be { kind: ${targetKinds.join(' | ')}, ref: "…" }.`);
-  if (typeof input.metric !== 'string' || !metricRe.test(input.metric) || input.metric.length > observationLimits.metricLength)
+  if (typeof input.metric !== 'string' || !metricNameRe.test(input.metric))
     throw badInput(`${path}.metric must be 1–${observationLimits.metricLength} letters, digits, "_", ".", ":", "/" or "-".`);
+  // What a deployment's router measured is the control plane's to record (a rollout's gates judge by it).
+  if (isServingMetric(input.metric))
+    throw badInput(
+      `${path}.metric "${input.metric}": ${SERVING_METRIC_PREFIX}* metrics are measured by deployments' routers and recorded by Atelier itself; record your own figures under another name (e.g. app.${input.metric.slice(SERVING_METRIC_PREFIX.length) || 'error_rate'}).`,
+    );
   if (typeof input.value !== 'number' || !Number.isFinite(input.value))
     throw badInput(`${path}.value must be a finite number (got ${String(input.value)}): leave out observations you could not measure.`);
   const at = input.at === undefined || input.at === null ? new Date(now) : new Date(input.at);

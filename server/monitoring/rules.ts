@@ -3,6 +3,10 @@
 // checker and its evaluator in `ruleKinds`, so a new kind (DRIFT) is one more member and one more entry.
 import { badInput } from '../errors';
 
+/** A metric's name wherever one is named: an observation, a monitor, a rollout's gate (so each names one that can exist). */
+export const metricNameRe = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
+export const METRIC_NAME_RULE = '1–128 letters, digits, "_", ".", ":", "/" or "-" (not starting with one of the last four)';
+
 export const aggregates = ['MEAN', 'MIN', 'MAX', 'LAST', 'COUNT'] as const;
 export type Aggregate = (typeof aggregates)[number];
 

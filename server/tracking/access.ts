@@ -76,3 +76,18 @@ export function assertMayLog(caller: Caller, tracked: Tracked, options: { delete
   }
   if (run.deletedAt && !options.deleted) throw badInput(`Run ${task.id} is deleted: restore it (runs/restore) before logging into it.`);
 }
+
+/**
+ * Refuses files a caller may not put into the task: `assertMayLog`, and a task that ran module code takes files (its
+ * artifacts, a model logged from it) from its own token only. A model version registered from them carries that
+ * task's lineage (its module, inputs, the columns it read, its cache key), so they must be what the module wrote; a
+ * person adding or replacing one after the fact (its creator, an admin) would pass off their bytes as the module's.
+ * Metrics and tags stay open to the run's creator (an evaluation logged into a finished run).
+ */
+export function assertMayWriteFiles(caller: Caller, tracked: Tracked, options: { deleted?: boolean } = {}): void {
+  assertMayLog(caller, tracked, options);
+  if (!caller.task && tracked.task.kind === 'module')
+    throw forbidden(
+      `Task ${tracked.task.id} ran module code: its files are what its module wrote (ATELIER_ARTIFACTS_DIR, or MLflow from inside it), which a model registered from it vouches for. Log your files into a run of your own (runs/create, mlflow.start_run() without a run id).`,
+    );
+}

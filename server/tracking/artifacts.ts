@@ -6,7 +6,7 @@ import type { ObjectStore } from '../artifacts/store';
 import type { Db } from '../db/client';
 import { runArtifacts } from '../db/tables/tracking';
 import { badInput, notFound } from '../errors';
-import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { assertMayWriteFiles, type Caller, findTracked, type Tracked } from './access';
 
 /** A checked relative artifact path ('' for the root when `root` is allowed). */
 export function artifactPath(raw: string, options: { root?: boolean } = {}): string {
@@ -21,11 +21,11 @@ export function artifactPath(raw: string, options: { root?: boolean } = {}): str
 export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string, bytes: Buffer): Promise<void> {
   const path = artifactPath(rawPath);
   // Checked before the bytes are stored, and again in the transaction that records them.
-  assertMayLog(caller, await findTracked(db, caller, taskId));
+  assertMayWriteFiles(caller, await findTracked(db, caller, taskId));
   const digest = await store.put(bytes);
   await db.transaction(async (tx) => {
     const tracked = await findTracked(tx, caller, taskId, { lock: true });
-    assertMayLog(caller, tracked);
+    assertMayWriteFiles(caller, tracked);
     await tx
       .insert(runArtifacts)
       .values({ taskId, runId: tracked.run.id, path, digest, size: bytes.length })

@@ -15,7 +15,7 @@ import { modelVersions, registeredModels } from '../db/tables/registry';
 import { metricPoints, metricSummaries } from '../db/tables/tracking';
 import { AtelierError, badInput, conflict, forbidden, notFound } from '../errors';
 import type { ModelFile } from '../vocabulary';
-import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
+import { assertMayLog, assertMayWriteFiles, type Caller, findTracked, type Tracked } from './access';
 import { type ArtifactEntry, artifactPath, entriesUnder, likePrefix } from './artifacts';
 import { findExperiment } from './external-runs';
 import { checkParams, checkTags, type KeyValue, type MetricInput } from './logging';
@@ -54,9 +54,11 @@ export async function findLoggedModel(db: Db | Tx, caller: Caller, id: string, o
 }
 
 /** Refuses a write the caller may not make: as to its source run, or (logged outside a run) its creator's or an admin's. */
-function assertMayWrite(caller: Caller, { model, tracked }: Found): void {
+/** `files`: a write of the model's files, which a model logged from a module's task takes from that task only. */
+function assertMayWrite(caller: Caller, { model, tracked }: Found, options: { files?: boolean } = {}): void {
   if (tracked) {
-    assertMayLog(caller, tracked);
+    if (options.files) assertMayWriteFiles(caller, tracked);
+    else assertMayLog(caller, tracked);
     return;
   }
   if (caller.task) throw forbidden(`A task token writes only the models its own run logged; ${model.id} was logged outside a run.`);
@@ -206,7 +208,7 @@ export async function putModelArtifact(db: Db, store: ObjectStore, caller: Calle
   const { id, experimentId } = at;
   const path = artifactPath(rawPath);
   const check = (found: Found) => {
-    assertMayWrite(caller, found);
+    assertMayWrite(caller, found, { files: true });
     if (found.model.status !== 'PENDING')
       throw conflict(`Logged model ${id} is ${found.model.status}: its files are final once finalized; log a new model to change them.`);
   };

@@ -11,5 +11,6 @@ export * from './manifest';
 export * from './registry';
 export * from './runs';
 export * from './schedules';
+export * from './serving';
 export * from './spec';
 export * from './triggers';

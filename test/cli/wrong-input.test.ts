@@ -88,6 +88,13 @@ describe('what the server refuses', () => {
   });
 });
 
+describe('deployment gates', () => {
+  it('refuses a bound that is not a finite number (1e999 would be sent as no bound at all)', async () => {
+    const r = await cli(['deploy', 'create', 'iris-x', 'ml/iris@champion', '--steps', '10,100', '--gate', 'serving.error_rate>1e999']);
+    refused(r, /'--gate <rule>' argument 'serving\.error_rate>1e999' is invalid\. expected a finite VALUE in METRIC>VALUE or METRIC<VALUE/);
+  });
+});
+
 describe('names that do not exist', () => {
   it('says where to list them', async () => {
     refused(await cli(['model', 'show', 'ml/nope']), /^error: no model ml\/nope; list them with `atelier model list`$/m);

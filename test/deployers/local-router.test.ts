@@ -349,6 +349,30 @@ describe('the local deployer’s router', () => {
     expect(JSON.parse(answer.body.toString())).toEqual({ version: 1, split: { 1: 100 } });
   });
 
+  it('counts no error against a revision for a request its client gave up on, on either path', async () => {
+    // Else any client could raise a canary's serving.error_rate (and roll it back) by asking and hanging up.
+    const errorsOf2 = async () => JSON.parse((await call({ method: 'GET', path: '/__atelier/stats' })).body.toString()).revisions['2']?.errors ?? 0;
+    const before = await errorsOf2();
+    const giveUp = async (request: string, answered: (text: string) => boolean) => {
+      const seen = other.requests.length;
+      const client = rawClient(port);
+      client.send(request);
+      await client.until((text) => other.requests.length > seen && answered(text), 'the model to have the request');
+      client.close();
+    };
+    const pinned = 'Host: x\r\nx-atelier-pin-revision: 2\r\n';
+    other.answer(() => [{ wait: 300 }, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+    await giveUp(`POST /fast HTTP/1.1\r\n${pinned}Content-Length: 2\r\n\r\n{}`, () => true);
+    await giveUp(`POST /slow HTTP/1.1\r\n${pinned}Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`, () => true);
+    // node:http's part, mid-answer.
+    other.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\npart', { wait: 300 }, 'ial-rest']);
+    await giveUp(`POST /mid HTTP/1.1\r\n${pinned}Connection: close\r\nContent-Length: 2\r\n\r\n{}`, (text) => text.includes('part'));
+    await sleep(100); // the router's side of the hang-ups
+    other.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+    expect((await call({ headers: { 'x-atelier-pin-revision': '2' } })).status).toBe(200);
+    expect(await errorsOf2()).toBe(before);
+  });
+
   it('on SIGTERM, answers what it is answering, closes idle connections, and exits', async () => {
     const idle = rawClient(port);
     idle.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -420,6 +444,64 @@ describe('the local deployer’s router, at its cap of connections to a model', 
       for (const client of clients) client.close();
       router.kill('SIGKILL');
       model.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the local deployer’s router, against clients that never finish a request (slowloris)', () => {
+  it('closes a connection whose head or body does not arrive in time, and the model’s connection with it; a whole request is answered', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'atelier-router-slow-'));
+    const model = scriptedModel();
+    await new Promise<void>((resolve) => model.server.listen(0, '127.0.0.1', resolve));
+    let modelClosed = 0;
+    model.server.on('connection', (socket: Socket) => socket.on('close', () => modelClosed++));
+    const port = await freePort();
+    const targets = { 1: (model.server.address() as { port: number }).port };
+    await writeFile(path.join(dir, 'routes.json'), JSON.stringify({ port, version: 1, split: { 1: 100 }, targets }));
+    const router = spawn(process.execPath, [routerScript, path.join(dir, 'routes.json')], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ATELIER_ROUTER_HEAD_MS: '300', ATELIER_ROUTER_BODY_MS: '300' },
+    });
+    const clients: ReturnType<typeof rawClient>[] = [];
+    try {
+      for (let up = false; !up; await sleep(20))
+        up = await new Promise((resolve) =>
+          connect(port, '127.0.0.1', function (this: Socket) {
+            this.destroy();
+            resolve(true);
+          }).on('error', () => resolve(false)),
+        );
+      // Half a head, sent and never finished (node:http's part reads it: the fast path takes only whole requests).
+      const head = rawClient(port);
+      // A whole head whose body never ends: passed on to the model as it comes.
+      const body = rawClient(port);
+      // A chunked body whose last chunk never comes.
+      const chunked = rawClient(port);
+      clients.push(head, body, chunked);
+      head.send('POST /predict HTTP/1.1\r\nHost: m\r\n');
+      body.send('POST /predict HTTP/1.1\r\nHost: m\r\ncontent-length: 100\r\n\r\n{"features":');
+      chunked.send('POST /predict HTTP/1.1\r\nHost: m\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n');
+      for (const [client, what] of [
+        [head, 'half a head'],
+        [body, 'a body that never ends'],
+        [chunked, 'a chunked body that never ends'],
+      ] as const)
+        await client.until((_text, closed) => closed, `the router to close the connection sending ${what}`);
+      expect(model.requests).toEqual([]);
+      // The model's connections the unfinished bodies held are let go too.
+      const deadline = Date.now() + 5_000;
+      while (modelClosed < 2 && Date.now() < deadline) await sleep(10);
+      expect(modelClosed).toBeGreaterThanOrEqual(2);
+      // A request that is whole, through node:http's part too, is answered as ever.
+      const whole = rawClient(port);
+      clients.push(whole);
+      whole.send('POST /predict HTTP/1.1\r\nHost: m\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n');
+      expect(await whole.until((text) => text.includes('\r\n\r\nok'), 'its answer')).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      for (const client of clients) client.close();
+      router.kill('SIGKILL');
+      model.server.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -8,6 +8,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { applyProgressLine } from '../../plugins/progress-lines';
 import type { TaskContext } from '../../plugins/sdk';
+import { queryRows } from '../../server/db/client';
 import { auditEvents } from '../../server/db/tables/governance';
 import { createRegistrationHandler } from '../../server/registry/from-tasks';
 import { startTestApp, type TestApp } from '../harness/app';
@@ -18,6 +19,8 @@ import { publish, REGISTER, runToEnd, setUpRegistryWorld } from './setup';
 let t: TestApp;
 let alice: ApiClient & { token: string };
 let carol: ApiClient;
+/** The succeeded task whose module left a model's files (the test that logs them sets it). */
+let filesTask = '';
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -98,8 +101,9 @@ it("registers what a module asks for once its task succeeds, as the run's creato
 it("logs the files a module leaves in ATELIER_ARTIFACTS_DIR as its task's artifacts, so a model registers from them", async () => {
   const { startRun } = await alice.gql(`mutation { startRun(workflow: "files-register") { id } }`);
   await alice.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
-  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { status logs { line } } } }`, { id: startRun.id });
+  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { id status logs { line } } } }`, { id: startRun.id });
   expect(run.status).toBe('SUCCEEDED');
+  filesTask = run.tasks[0].id;
   const lines: string[] = run.tasks[0].logs.map((l: any) => l.line);
   expect(lines).toContainEqual('[atelier] logged 3 artifacts (41 bytes) from ATELIER_ARTIFACTS_DIR');
   expect(lines).toContainEqual('[atelier] model ml/files@1 registered from "model" as alice');
@@ -114,6 +118,44 @@ it("logs the files a module leaves in ATELIER_ARTIFACTS_DIR as its task's artifa
   const res = await fetch(`${t.url}/artifacts/${bin.digest}`, { headers: { authorization: `Bearer ${alice.token}` } });
   expect(res.status).toBe(200);
   expect([...new Uint8Array(await res.arrayBuffer())]).toEqual([0, 1, 2, 255]);
+});
+
+it("takes a module task's files from its module only: its run's creator (or an admin) adds or replaces none after the fact", async () => {
+  // Else a version registered from the folder would carry the task's lineage (module, inputs, columns) over their bytes.
+  const [{ experiment_id: exp }] = (await queryRows<{ experiment_id: string }>(
+    t.app.services.db,
+    sql`select r.experiment_id from tasks k join runs r on r.id = k.run_id where k.id = ${filesTask}::uuid`,
+  )) as [{ experiment_id: string }];
+  for (const token of [alice.token, t.app.adminToken]) {
+    for (const file of ['model/serve.mjs', 'model/backdoor.pkl']) {
+      const res = await fetch(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp}/${filesTask}/artifacts/${file}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}` },
+        body: 'not what the module wrote',
+      });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as { message: string }).message).toContain(`Task ${filesTask} ran module code: its files are what its module wrote`);
+    }
+    // Nor through a model logged from the task: its files are refused the same way.
+    const post = (route: string, body: unknown) =>
+      fetch(`${t.url}/api/2.0/mlflow/${route}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+    const logged = await post('logged-models', { experiment_id: exp, source_run_id: filesTask });
+    expect(logged.status).toBe(200);
+    const model = logged.body.model.info;
+    const put = await fetch(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp}/models/${model.model_id}/artifacts/MLmodel`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}` },
+      body: 'flavors: {}',
+    });
+    expect(put.status).toBe(403);
+  }
+  // The folder is still the module's: registering it again is the version already there.
+  const again = await alice.gql(REGISTER, { m: 'ml/files', t: filesTask, o: 'model' });
+  expect(again.registerModelVersion).toMatchObject({ created: false, version: { version: 1 } });
 });
 
 it('fails the task for good, logging nothing, when its artifacts folder holds a symbolic link (it could name a host file)', async () => {

@@ -38,14 +38,20 @@ const server = createServer((req, res) => {
   const kserve = req.url === '/v1/models/iris:predict';
   if (req.method !== 'POST' || (req.url !== '/predict' && !kserve))
     return send(res, 404, { error: 'POST /predict {"features": [...]} or /v1/models/iris:predict {"instances": [[...]]}; GET /health' });
+  // A body over MAX_BODY is answered 413 at once and the rest read and dropped, never kept: cutting the connection
+  // instead would be counted as the model's failure (the router's 502), so a client's mistake could fail a rollout.
+  const tooLarge = () => send(res, 413, { error: `the body is over ${MAX_BODY} bytes: send fewer instances a request` });
   const chunks = [];
-  let size = 0;
+  let size = Number(req.headers['content-length'] ?? 0) > MAX_BODY ? Number.POSITIVE_INFINITY : 0;
+  if (size > MAX_BODY) tooLarge();
   req.on('data', (chunk) => {
+    if (size > MAX_BODY) return;
     size += chunk.length;
-    if (size > MAX_BODY) req.destroy();
+    if (size > MAX_BODY) tooLarge();
     else chunks.push(chunk);
   });
   req.on('end', () => {
+    if (size > MAX_BODY) return;
     try {
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       if (kserve) {

@@ -54,10 +54,27 @@ const STATS_PATH = '/__atelier/stats';
 const stats = createServingStats();
 const KEEP_ALIVE_MS = 5_000;
 
+// node:http times a request's head (headersTimeout) and its whole body (requestTimeout) with a check it starts when
+// it listens, and `slow` never listens: a connection handed over with half a head, or a body that never ends, held its
+// socket (and, for a body, a connection to the model) for ever, and enough of them took every file the router may
+// open. The router times them itself: a head within HEAD_MS of the connection's hand-over or of its last answer, a
+// body within BODY_MS of its head (an answer is the model's to time). A test sets shorter ones.
+const HEAD_MS = Number(process.env.ATELIER_ROUTER_HEAD_MS) || 60_000;
+const BODY_MS = Number(process.env.ATELIER_ROUTER_BODY_MS) || 300_000;
+const deadline = Symbol('deadline');
+function expireIn(socket, ms) {
+  clearTimeout(socket[deadline]);
+  socket[deadline] = ms ? setTimeout(() => socket.destroy(), ms) : undefined;
+}
+
 let stopping = false; // SIGTERM: each connection closes once its answer is out
 // Never listening: it reads the connections the fast path hands it.
 const slow = createServer((req, res) => {
   if (stopping) res.shouldKeepAlive = false;
+  const socket = req.socket;
+  expireIn(socket, BODY_MS);
+  req.once('end', () => res.writableFinished || expireIn(socket, 0));
+  res.once('finish', () => expireIn(socket, HEAD_MS)); // the next request's head
   if (req.url === ROUTES_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;
@@ -73,18 +90,23 @@ const slow = createServer((req, res) => {
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"no revision has traffic"}');
     return;
   }
+  // The client hung up before its answer ended: no failure of the model's (nor counted as one, as on the fast path:
+  // else any client could raise a revision's error rate, and roll a canary back, by asking and hanging up).
+  let clientGone = false;
   const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
     if (stopping) res.shouldKeepAlive = false;
     res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
     // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
     up.on('close', () => {
-      if (!up.complete) res.destroy();
-      if (!up.complete) stats.record(rev, 502, performance.now() - began);
+      if (up.complete || clientGone) return;
+      res.destroy();
+      stats.record(rev, 502, performance.now() - began);
     });
     res.on('finish', () => stats.record(rev, up.statusCode ?? 502, performance.now() - began));
     up.pipe(res);
   });
   upstream.on('error', (error) => {
+    if (clientGone) return;
     // Mid-response there is no status left to send: the client sees the connection cut, not a spliced body.
     if (res.headersSent) return res.destroy();
     stats.record(rev, 502, performance.now() - began);
@@ -94,7 +116,9 @@ const slow = createServer((req, res) => {
   // A client gone before its answer ends (its timeout, a hung model) takes the upstream request with it: else the
   // request's socket stays taken from the pool for as long as the model keeps it, and a paused answer forever.
   res.on('close', () => {
-    if (!res.writableFinished) upstream.destroy();
+    if (res.writableFinished) return;
+    clientGone = true;
+    upstream.destroy();
   });
   req.pipe(upstream);
 });
@@ -105,7 +129,11 @@ const fast = createFastPath({
     const rev = pick(pinned);
     return [rev, rev && routes.targets[rev]];
   },
-  handOver: (socket) => slow.emit('connection', socket),
+  handOver: (socket) => {
+    expireIn(socket, HEAD_MS);
+    socket.once('close', () => expireIn(socket, 0));
+    slow.emit('connection', socket);
+  },
   isOwn: (url) => url === ROUTES_PATH || url === STATS_PATH,
   record: stats.record,
   keepAliveMs: KEEP_ALIVE_MS,
