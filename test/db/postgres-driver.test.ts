@@ -6,8 +6,9 @@
 // terminated under a query (Postgres stopping: 57P01) leaves nothing behind: upstream replayed its error onto the
 // first query of the reconnected connection (porsager/postgres#1223), so one request per busy connection failed
 // after every restart of Postgres, though Postgres was back (test/db/postgres-down.test.ts saw it now and then).
-// And a transaction (or reserved connection) whose connection closed sends nothing more: upstream sent its later
-// statements, and its COMMIT, on the same connection object once the pool had reconnected it for someone else.
+// Nor does a query it ended mid-result (its row count was kept). And a transaction (or reserved connection) whose
+// connection closed sends nothing more: upstream sent its later statements, and its COMMIT, on the same connection
+// object once the pool had reconnected it for someone else.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +78,27 @@ it('runs the first query after a backend was terminated under a query, instead o
     expect(await sleeping).toMatch(/^(CONNECTION_CLOSED|ECONNRESET|57P01)$/);
     // The same (only) connection of the pool reconnects, and its first query runs: upstream failed it with 57P01.
     for (let i = 0; i < 2; i++) expect((await sql`select 1 as one`)[0]).toEqual({ one: 1 });
+  } finally {
+    await Promise.all([sql.end({ timeout: 1 }), killer.end({ timeout: 1 })]);
+  }
+}, 60_000);
+
+it('answers the first query after a backend died mid-result with its own rows only, with fetch_types off (as DATABASE_URL may set it)', async () => {
+  const sql = postgres(server!.url, { max: 1, onnotice: () => undefined, fetch_types: false });
+  const killer = postgres(server!.url, { max: 1, onnotice: () => undefined });
+  try {
+    const [row] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    // Rows wide enough that the backend sends the first four before it sleeps on the fifth.
+    const streaming = sql`select i, repeat('x', 20000) as pad, case when i = 5 then pg_sleep(30) end from generate_series(1, 10) i`.then(
+      () => 'ok',
+      (e: { code?: string }) => e.code,
+    );
+    while ((await killer`select 1 from pg_stat_activity where pid = ${row!.pid} and wait_event = 'PgSleep'`).length === 0)
+      await new Promise((r) => setTimeout(r, 10));
+    await killer`select pg_terminate_backend(${row!.pid})`;
+    expect(await streaming).toMatch(/^(CONNECTION_CLOSED|ECONNRESET|57P01)$/);
+    // Upstream: [empty × 4, { one: 1 }], the dead query's row count kept as the new result's first index.
+    expect([...(await sql`select 1 as one`)]).toEqual([{ one: 1 }]);
   } finally {
     await Promise.all([sql.end({ timeout: 1 }), killer.end({ timeout: 1 })]);
   }
