@@ -109,15 +109,24 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
 /**
  * Runs `fn` while a transaction holds an advisory lock, if free; returns false when another holder has it.
  * `fn` uses other connections, so this is for real Postgres only: on single-connection PGlite it would wait for
- * itself (and there is only one process there anyway).
+ * itself (and there is only one process there anyway). When the lock's connection closes under `fn` (Postgres
+ * restarted), the transaction fails at once but `fn` goes on, now without the lock: its failure is only thrown once
+ * `fn` has ended, so that a caller's next pass (which may take the lock again) never runs beside it.
  */
 export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>): Promise<boolean> {
-  return db.transaction(async (tx) => {
-    const [row] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${key}) as ok`);
-    if (!row?.ok) return false;
-    await fn();
-    return true;
-  });
+  let running: Promise<void> | undefined;
+  try {
+    return await db.transaction(async (tx) => {
+      const [row] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${key}) as ok`);
+      if (!row?.ok) return false;
+      running = fn();
+      await running;
+      return true;
+    });
+  } catch (error) {
+    await running?.catch(() => {});
+    throw error;
+  }
 }
 
 const codeOf = (error: unknown): unknown => (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;

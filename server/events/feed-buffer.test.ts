@@ -1,7 +1,8 @@
 // A client that stops reading holds a bounded number of events: past the limit one run's stream drops what waits and
 // reads it from the store when the client reads again (nothing lost, in order), and the feed of every run stops
 // listening at once and ends with SUBSCRIBER_TOO_SLOW. Before, every event delivered waited in the subscriber's
-// buffer for as long as its connection stayed open.
+// buffer for as long as its connection stayed open. One delivery larger than the limit (a commit's events) is taken
+// whole by the feed of every run: before, it ended every such subscription at once, however fast its client read.
 import { describe, expect, it } from 'vitest';
 import { createRunFeed, type FeedEvent, feedIterator, runEventStream } from './feed';
 
@@ -46,9 +47,27 @@ describe('a subscriber whose client stops reading', () => {
     feed.publish([log(1, 'a')]);
     expect(((await first).value as FeedEvent).seq).toBe(1);
     feed.publish(Array.from({ length: 11 }, (_, i) => log(i + 2, 'a')));
+    expect(feed.listenerCount()).toBe(1); // one delivery is taken whole
+    await Promise.resolve();
+    feed.publish([log(13, 'a')]); // a later one, with 11 still waiting
     expect(feed.listenerCount()).toBe(0); // nothing more is kept for it
     await expect(stream.next()).rejects.toMatchObject({ code: 'SUBSCRIBER_TOO_SLOW' });
     expect((await stream.next()).done).toBe(true);
+  });
+
+  it('of every run: takes a delivery larger than the limit whole when its client keeps up (a 10,000-task run starting)', async () => {
+    const feed = createRunFeed();
+    const stream = feedIterator(feed, '*', undefined, 10);
+    const first = stream.next();
+    feed.publish([log(1, 'a')]);
+    await first;
+    // One commit's events, delivered at once: before, the 11th overflowed the buffer and ended the stream.
+    feed.publish(Array.from({ length: 25 }, (_, i) => log(i + 2, 'a')));
+    const got: number[] = [];
+    for (let i = 0; i < 25; i++) got.push(((await stream.next()).value as FeedEvent).seq);
+    expect(got).toEqual(Array.from({ length: 25 }, (_, i) => i + 2));
+    expect(feed.listenerCount()).toBe(1);
+    await stream.return?.();
   });
 
   it('of every run: within the limit it keeps every event', async () => {

@@ -17,6 +17,13 @@ export const isCoalesced = (event: FeedEvent) => (event as { kind: string }).kin
 /** What a stream does when its buffer passes `limit` events (and has been emptied). */
 export interface Overflow {
   limit: number;
+  /**
+   * Count only the events that waited before the ones arriving now (one delivery: a commit's events, or a bus
+   * message's, pushed in one turn of the event loop), so that a delivery larger than `limit` (the statuses of a
+   * 10,000-task run as it starts or is cancelled) reaches a subscriber that keeps up whole. Without it such a
+   * delivery overflowed every subscriber at once, however fast its client read.
+   */
+  wholeDeliveries?: boolean;
   /** Called once per overflow; `true`: stop listening as well (the stream is to end). */
   overflowed(): boolean;
 }
@@ -48,12 +55,18 @@ export function pulled(
   let woken = false;
   let done = false;
   let deaf = false;
+  /** What waited when this turn's delivery began to arrive; -1 until one does. */
+  let waitingBefore = -1;
   const poke = () => {
     woken = true;
     wake?.();
   };
   const unsubscribe = listen((event, coalesce) => {
     if (deaf) return;
+    if (waitingBefore < 0) {
+      waitingBefore = buffer.length;
+      queueMicrotask(() => (waitingBefore = -1));
+    }
     const slot = { event };
     if (coalesce && event.kind === 'task-progress') {
       const waiting = progress.get(event.taskId);
@@ -62,9 +75,10 @@ export function pulled(
       progress.set(event.taskId, slot);
     }
     buffer.push(slot);
-    if (buffer.length > overflow.limit) {
+    if ((overflow.wholeDeliveries ? waitingBefore : buffer.length) > overflow.limit) {
       buffer.length = 0;
       progress.clear();
+      waitingBefore = 0;
       if (overflow.overflowed()) {
         deaf = true;
         unsubscribe();

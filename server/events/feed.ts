@@ -212,8 +212,9 @@ export const FEED_BUFFER_LIMIT = { all: 10_000, run: 2 * RUN_EVENTS_PAGE };
  * Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. It ends, and
  * stops listening, when `signal` aborts (at once, even while a pull waits), when returned, or if `signal` had
  * aborted already. Events come as they arrive: see `runEventStream` for one run's events in order with none lost.
- * A client that leaves more than `limit` events waiting has its stream end with SUBSCRIBER_TOO_SLOW (what it missed
- * cannot be sent in order any more) once it reads again; it subscribes anew.
+ * A client that leaves more than `limit` events waiting when more arrive has its stream end with SUBSCRIBER_TOO_SLOW
+ * (what it missed cannot be sent in order any more) once it reads again; it subscribes anew. One delivery, however
+ * large, is taken whole (Overflow.wholeDeliveries): only what still waits from earlier ones counts.
  */
 export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal, limit = FEED_BUFFER_LIMIT.all): AsyncIterableIterator<FeedEvent> {
   let overflowed = false;
@@ -233,7 +234,7 @@ export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal,
         yield event;
       }
     },
-    { limit, overflowed: () => (overflowed = true) },
+    { limit, wholeDeliveries: true, overflowed: () => (overflowed = true) },
   );
 }
 

@@ -1,0 +1,57 @@
+// withTryAdvisoryLock (server/db/client.ts) guards what one replica at a time may do: the scheduler's cron firing and
+// the trigger dispatcher's run starts. When Postgres ends the lock's connection under the guarded work (a restart),
+// the transaction fails at once while the work goes on without the lock; the caller's loop then started its next pass
+// (which takes the lock again) beside it. Now the failure comes only once the work has ended.
+
+import postgres from 'postgres';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Database, openDatabase, withTryAdvisoryLock } from '../../server/db/client';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+
+let server: PostgresServer | undefined;
+let database: Database | undefined;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  database = await openDatabase({ url: server.url, dataDir: '/nonexistent', maxConnections: 3 });
+}, 120_000);
+
+afterAll(async () => {
+  await database?.close();
+  await server?.stop();
+}, 30_000);
+
+it('ends only once the guarded work has ended when the lock’s connection closes under it', async () => {
+  const other = postgres(server!.url, { max: 1, onnotice: () => undefined });
+  try {
+    const key = 0x7465_7374;
+    let finishWork!: () => void;
+    const workMayEnd = new Promise<void>((r) => (finishWork = r));
+    let working!: () => void;
+    const workStarted = new Promise<void>((r) => (working = r));
+    let workEnded = false;
+    let guardEnded = false;
+    const guarded = withTryAdvisoryLock(database!.db, key, async () => {
+      working();
+      await workMayEnd;
+      workEnded = true;
+    })
+      .then(
+        (held) => `held: ${held}`,
+        (e: { code?: string; message: string }) => e.code ?? e.message,
+      )
+      .finally(() => (guardEnded = true));
+    await workStarted;
+    const [holder] = await other<{ pid: number }[]>`select pid from pg_locks where locktype = 'advisory' and objid = ${key} and granted`;
+    await other`select pg_terminate_backend(${holder!.pid})`;
+    // The lock is free again: the next pass would take it while the first pass's work still runs.
+    while ((await other`select 1 from pg_locks where locktype = 'advisory' and objid = ${key}`).length) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(guardEnded).toBe(false);
+    finishWork();
+    expect(await guarded).toMatch(/^(CONNECTION_CLOSED|ECONNRESET|57P01)$/);
+    expect(workEnded).toBe(true);
+  } finally {
+    await other.end({ timeout: 1 });
+  }
+}, 60_000);
