@@ -89,6 +89,8 @@ interface LiveChange {
   status: RunStatus;
   message: string | null;
   at: string;
+  /** When the feed saw it leave the queue: a row listed while queued has no start time of its own to time it by. */
+  startedAt: string | null;
 }
 
 export function RunsPage() {
@@ -150,7 +152,10 @@ export function RunsPage() {
       const e = event.data?.allRunEvents;
       if (e?.__typename !== 'RunStatusEvent') return;
       if (shown.current.has(e.runId)) {
-        setChanges((prev) => new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at }));
+        setChanges((prev) => {
+          const startedAt = prev.get(e.runId)?.startedAt ?? (e.runStatus === 'QUEUED' ? null : e.at);
+          return new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at, startedAt });
+        });
       } else if (firstPage) {
         refreshFirstPage();
       } else if (e.runStatus === 'QUEUED') {
@@ -171,6 +176,7 @@ export function RunsPage() {
           ...node,
           status: change.status,
           message: change.message,
+          startedAt: node.startedAt ?? change.startedAt,
           finishedAt: terminalRunStatuses.has(change.status) ? (node.finishedAt ?? change.at) : node.finishedAt,
         };
       }),
