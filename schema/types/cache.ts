@@ -102,7 +102,7 @@ const PreviewTaskRef = builder.objectRef<PreviewTask>('CachePreviewTask').implem
 const CacheStatsRef = builder.objectRef<CacheStatsRow>('CacheStats').implement({
   description: 'Cache use of one group over a period: tasks looked up in the cache that hit or executed.',
   fields: (t) => ({
-    group: t.exposeString('group', { description: 'The team (a module namespace, until teams exist), workflow or module.' }),
+    group: t.exposeString('group', { description: 'The team owning the run’s workflow (as in `costs`; "(no team)" for none), the workflow, or the module.' }),
     hits: t.exposeInt('hits'),
     misses: t.exposeInt('misses'),
     hitRate: t.exposeFloat('hitRate'),

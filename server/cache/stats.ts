@@ -1,9 +1,11 @@
 // Cache savings over a period, from the tasks themselves: every looked-up task that ended is a hit (completed from
-// cache, saving its source's execution time) or a miss (it executed). Teams do not exist yet; a module's namespace
-// is owned by one team, so "team" groups by namespace. Counts are derived from runs, so they count only runs of the
-// domains whose outputs the caller may read: another domain's workflows and their activity do not show.
+// cache, saving its source's execution time) or a miss (it executed). "team" is the team owning the run's workflow,
+// as in the cost figures (server/runs/costs.ts), so both pages' teams are the same teams. Counts are derived from
+// runs, so they count only runs of the domains whose outputs the caller may read: another domain's workflows and
+// their activity do not show.
 import { sql } from 'drizzle-orm';
 import { type Db, queryRows } from '../db/client';
+import { NO_TEAM } from '../runs/costs';
 import type { Domain } from '../vocabulary';
 
 export const cacheGroupings = ['team', 'workflow', 'module'] as const;
@@ -18,7 +20,7 @@ export interface CacheStatsRow {
 }
 
 const groupExpr = {
-  team: sql`m.namespace`,
+  team: sql`coalesce(tm.name, ${NO_TEAM})`,
   module: sql`m.namespace || '/' || m.name`,
   workflow: sql`w.name`,
 } as const;
@@ -36,6 +38,7 @@ export async function cacheStats(db: Db, since: Date, groupBy: CacheGrouping, re
         join modules m on m.id = mv.module_id
         join runs r on r.id = t.run_id
         join workflows w on w.id = r.workflow_id
+        left join teams tm on tm.id = w.team_id
         where t.cache_key is not null and t.finished_at >= ${since.toISOString()}::timestamptz
           and t.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT')
           and r.domain in (${sql.join(

@@ -27,7 +27,7 @@ export function cacheCommand(connect: (command: Command) => Client): Command {
 
   cache
     .command('stats')
-    .description('hit rate, hits and hours saved, by module, workflow or team (a module namespace)')
+    .description('hit rate, hits and hours saved, by module, workflow or team (the team owning the workflow, as in costs)')
     .option('--since <period>', 'period: 7d, 12h, 30m or an ISO 8601 date-time', since, since('7d'))
     .addOption(new Option('--by <grouping>', 'what to group by').choices(['module', 'workflow', 'team']).default('module'))
     .action(async (opts: { since: string; by: string }, command: Command) => {

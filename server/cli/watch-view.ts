@@ -2,7 +2,7 @@
 // printed elsewhere, and the summary when the run ends. The state it draws is folded from runEvents in watch.ts.
 import { styleText } from 'node:util';
 import { terminalTaskStatuses } from '../vocabulary';
-import type { RunView } from './watch';
+import type { RunView, StoredMetrics } from './watch';
 
 /** `name vN`, or `external` for a run logged from outside a workflow. */
 export function runLabel(run: Pick<RunView, 'workflow' | 'workflowVersion'>): string {
@@ -122,7 +122,8 @@ export function printSummary(run: RunView, live: Map<string, TaskState>, tty: bo
   const nodeWidth = Math.max(4, ...tasks.map((t) => t.node.length));
   for (const task of tasks) {
     // By name: the same line whether the events came live or were read back from the store (jsonb keeps no order).
-    const metrics = Object.entries(live.get(task.node)?.metrics ?? {})
+    // The store's latest values when the server sent them: it also has what was reported before the watch began.
+    const metrics = Object.entries(task.metrics ? storedValues(task.metrics) : (live.get(task.node)?.metrics ?? {}))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([name, value]) => `${name}=${formatNumber(value)}`)
       .join(' ');
@@ -142,6 +143,10 @@ export function printSummary(run: RunView, live: Map<string, TaskState>, tty: bo
   const mapItems = run.tasks.length - tasks.length;
   if (mapItems) print(`  (+ ${mapItems} map items)`);
   if (run.status !== 'SUCCEEDED' && run.message) print(`run ${run.status.toLowerCase()}: ${run.message}`);
+}
+
+function storedValues(metrics: StoredMetrics): Record<string, number> {
+  return Object.fromEntries(Object.entries(metrics).map(([name, { value }]) => [name, Number(value)]));
 }
 
 export function progressBar(fraction: number | null, width: number): string {

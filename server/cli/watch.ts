@@ -13,6 +13,9 @@ const RUN_FIELDS = /* GraphQL */ `
 `;
 
 const RUN_QUERY = /* GraphQL */ `query ($id: ID!) { run(id: $id) { ${RUN_FIELDS} } }`;
+// The summary's metrics are what the store kept, not only what arrived live: a task that reported before the watch
+// subscribed (or a run watched after it ended) has events the live feed never carries again.
+const RUN_WITH_METRICS_QUERY = /* GraphQL */ `query ($id: ID!) { run(id: $id) { ${RUN_FIELDS} tasks { node metrics } } }`;
 
 const RUN_EVENTS = /* GraphQL */ `
   subscription ($runId: ID!) {
@@ -44,7 +47,12 @@ export interface RunTask {
   mapParent: string | null;
   /** Why a READY or QUEUED task has not started (no live host for its pool, …). */
   waitingReason: string | null;
+  /** The latest value of each metric (a cached task: its source's), fetched for the summary only. */
+  metrics?: StoredMetrics | null;
 }
+
+/** Task.metrics: `{ name: { value, step } }`, NaN and ±Infinity as strings. */
+export type StoredMetrics = Record<string, { value: number | string; step: number | null }>;
 
 export interface RunView {
   id: string;
@@ -77,8 +85,8 @@ export interface WatchOptions {
 
 export const terminalRun = new Set<string>(terminalRunStatuses);
 
-export async function fetchRun(client: Client, id: string): Promise<RunView> {
-  const { run } = await client.request<{ run: RunView | null }>(RUN_QUERY, { id });
+export async function fetchRun(client: Client, id: string, options: { metrics?: boolean } = {}): Promise<RunView> {
+  const { run } = await client.request<{ run: RunView | null }>(options.metrics ? RUN_WITH_METRICS_QUERY : RUN_QUERY, { id });
   if (!run) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
   return run;
 }
@@ -97,7 +105,11 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   let frame = 0;
   const draw = () => live?.(render(title, runStatus, runStartedAt, [...tasks.values()], frame++, options.out.columns || 100, options.out.rows || 30));
   const timer = live ? setInterval(draw, 100) : undefined;
-  if (!live) print(`${title}: ${runStatus}`);
+  if (!live) {
+    print(`${title}: ${runStatus}`);
+    // What had happened before the watch began, upstream first (the snapshot's events repeat it in no set order).
+    for (const task of tasks.values()) printStatus(task, print);
+  }
 
   const taskFor = (node: string) => {
     let task = tasks.get(node);
@@ -179,7 +191,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   }
   if (options.signal?.aborted) return { ...initial, status: runStatus };
 
-  const final = await fetchRun(client, runId);
+  const final = await fetchRun(client, runId, { metrics: true });
   printSummary(final, tasks, options.tty, print);
   return final;
 }

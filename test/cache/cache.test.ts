@@ -242,8 +242,22 @@ describe('task cache', () => {
     expect(keyed.misses).toBeGreaterThan(0);
     expect(keyed.hitRate).toBeCloseTo(keyed.hits / (keyed.hits + keyed.misses));
     expect(keyed.savedHours).toBeGreaterThan(0);
-    expect((await stats('team')).map((r: any) => r.group)).toContain('test');
     expect((await stats('workflow')).map((r: any) => r.group)).toContain('pipeline');
+
+    // By team: the team owning the run's workflow, the same teams the cost figures name (a module's namespace is no
+    // team: the Savings page said "examples" where Costs said "(no team)" for the same runs).
+    await t.team('ml', ['member-bot']);
+    const member = api(memberToken);
+    await member.gql(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+      spec: JSON.stringify({ name: 'ml-pipeline', tasks: [{ name: 'k', module: 'test/keyed', parameters: { tag: 'ml-team' } }] }),
+    });
+    await runToEnd('ml-pipeline', null, { token: memberToken });
+    expect((await runToEnd('ml-pipeline', null, { token: memberToken })).n.k.cacheHit).not.toBeNull();
+    const byTeam = await stats('team');
+    expect(byTeam.map((r: any) => r.group)).toEqual(['(no team)', 'ml']);
+    expect(byTeam.find((r: any) => r.group === 'ml')).toMatchObject({ hits: 1, misses: 1 });
+    const { costs } = await t.api.gql(`query ($s: DateTime!) { costs(since: $s, groupBy: team) { group tasks } }`, { s: since });
+    expect(costs.map((r: any) => r.group)).toEqual(['(no team)', 'ml']);
   });
 
   it('keeps an entry for its module’s ttlSeconds, then misses', async () => {

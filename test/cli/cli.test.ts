@@ -83,6 +83,16 @@ describe('atelier CLI with the iris example', () => {
     expect(logs.stdout).toMatch(/^accuracy \d+\.\d% \(\d+\/45\)/m);
   });
 
+  it('watches a finished run: its tasks upstream first, and every metric they reported, though none arrives live', async () => {
+    const r = await cli(['run', 'watch', runId, '--plain']);
+    expect(r.code, show(r)).toBe(0);
+    const statusLines = r.stdout.match(/^\[\w+\] SUCCEEDED/gm) ?? [];
+    expect(statusLines).toEqual(['[prepare] SUCCEEDED', '[train] SUCCEEDED', '[evaluate] SUCCEEDED']);
+    expect(r.stdout).toMatch(/^ {2}prepare\s+SUCCEEDED\s+\S+\s+testRows=45 trainRows=105$/m);
+    expect(r.stdout).toMatch(/^ {2}train\s+SUCCEEDED\s+\S+\s+accuracy=0\.\d+ loss=0\.\d+$/m);
+    expect(r.stdout).toMatch(/^ {2}evaluate\s+SUCCEEDED\s+\S+\s+accuracy=0\.9\d* macroF1=0\.\d+$/m);
+  });
+
   it('exits 1 with the reason when the run fails (accuracy below minAccuracy)', async () => {
     const r = await cli(['run', 'start', 'iris', '--param', 'minAccuracy=0.999', '--watch']);
     expect(r.code, show(r)).toBe(1);

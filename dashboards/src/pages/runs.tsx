@@ -19,6 +19,7 @@ import { useQuery } from '../lib/query';
 import { andClause, quoted } from '../lib/run-filter';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
+import { useSession } from '../session';
 import { ColumnPicker, SearchBox, SelectionBar, trackingColumns, usePickedColumns, useRunData } from './runs-search';
 
 export const RunRow = graphql(`
@@ -89,6 +90,8 @@ interface LiveChange {
   status: RunStatus;
   message: string | null;
   at: string;
+  /** When the feed saw it leave the queue: a row listed while queued has no start time of its own to time it by. */
+  startedAt: string | null;
 }
 
 export function RunsPage() {
@@ -144,15 +147,18 @@ export function RunsPage() {
   const [missed, setMissed] = useState(0);
   const shown = useRef(new Set<string>());
   shown.current = new Set(result.connection?.edges.map((e) => e.node.id));
-  const refreshFirstPage = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 500);
+  const refreshList = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 500);
   useEffect(() => {
     const subscription = client.subscription(RUN_STATUS_FEED, {}).subscribe((event) => {
       const e = event.data?.allRunEvents;
       if (e?.__typename !== 'RunStatusEvent') return;
       if (shown.current.has(e.runId)) {
-        setChanges((prev) => new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at }));
+        setChanges((prev) => {
+          const startedAt = prev.get(e.runId)?.startedAt ?? (e.runStatus === 'QUEUED' ? null : e.at);
+          return new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at, startedAt });
+        });
       } else if (firstPage) {
-        refreshFirstPage();
+        refreshList();
       } else if (e.runStatus === 'QUEUED') {
         setMissed((n) => n + 1);
       }
@@ -160,6 +166,11 @@ export function RunsPage() {
     return () => subscription.unsubscribe();
   }, [client, firstPage]);
   useEffect(() => setMissed(0), [after, before, filter, searchFilter, order]);
+  // The feed has no snapshot and no resume: what changed while the live connection was down (a run that ended during
+  // a network drop, or between the list's read and the feed's start) never reaches the rows. So the list is read
+  // again each time the connection is (re)established.
+  const { api } = useSession();
+  useEffect(() => api.onLiveState((state) => state === 'live' && refreshList()), [api]);
 
   const edges = result.connection?.edges;
   const rows = useMemo(
@@ -171,6 +182,7 @@ export function RunsPage() {
           ...node,
           status: change.status,
           message: change.message,
+          startedAt: node.startedAt ?? change.startedAt,
           finishedAt: terminalRunStatuses.has(change.status) ? (node.finishedAt ?? change.at) : node.finishedAt,
         };
       }),

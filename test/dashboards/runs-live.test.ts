@@ -1,0 +1,79 @@
+// The runs list as a daily user keeps it open, in Chromium against a real control plane: a run listed while it waits
+// in the queue moves to running and to its end in place, its duration counting while it runs and kept once it ends
+// (the row's own start time is empty: it was read while queued, so the live feed's times must fill it); and a run
+// that ended while the live connection was down shows as ended once it is back (the feed replays nothing).
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page, type WebSocketRoute } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
+import { startTestApp, type TestApp } from '../harness/app';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let t: TestApp;
+let browser: Browser;
+let page: Page;
+/** The page's live connections (through Playwright's WebSocket routing), and whether new ones are refused. */
+const sockets = new Set<WebSocketRoute>();
+let offline = false;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
+  // One task at a time on the local pool: a second run waits, queued, until the first is done.
+  [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({ ATELIER_POOL_LIMITS: 'local=1' })]);
+  await t.publishFixture('sleep');
+  await t.createWorkflow({ name: 'nap', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 1500 } }] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
+  page = await context.newPage();
+  await page.routeWebSocket(/\/graphql$/, (ws) => {
+    if (offline) return void ws.close({ code: 3000, reason: 'offline' });
+    ws.connectToServer();
+    sockets.add(ws);
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+const start = async () => (await t.api.gql(`mutation { startRun(workflow: "nap") { id } }`)).startRun.id as string;
+const statusOf = async (id: string) => (await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id })).run.status as string;
+
+it('times a run listed while queued as it runs and once it has ended', async () => {
+  await page.goto(`${t.url}/runs`);
+  await page.getByText('No runs yet').waitFor();
+  const first = await start();
+  const second = await start();
+  const row = page.locator(`tr[data-run-id="${second}"]`);
+  const duration = row.locator('td.num');
+  await row.getByText('Queued').waitFor();
+  expect((await duration.textContent())?.trim()).toBe('—');
+
+  await row.getByText('Running').waitFor({ timeout: 30_000 });
+  // the row the list read had no start time; the feed's start counts from here on
+  await expect.poll(async () => (await duration.textContent())?.trim(), { timeout: 5_000 }).toMatch(/^\d/);
+
+  await row.getByText('Succeeded').waitFor({ timeout: 30_000 });
+  const ended = (await duration.textContent())?.trim() ?? '';
+  expect(ended).toMatch(/^\d/);
+  await page.waitForTimeout(1_500);
+  expect((await duration.textContent())?.trim(), 'an ended run’s duration stays').toBe(ended);
+  await page.locator(`tr[data-run-id="${first}"]`).getByText('Succeeded').waitFor();
+});
+
+it('shows a run that ended while the live connection was down as ended once it is back', async () => {
+  const id = await start();
+  const row = page.locator(`tr[data-run-id="${id}"]`);
+  await row.getByText('Running').waitFor({ timeout: 30_000 });
+  offline = true;
+  for (const ws of sockets) await ws.close({ code: 3000, reason: 'offline' });
+  sockets.clear();
+  await page.locator('.live-connecting').waitFor();
+  await expect.poll(() => statusOf(id), { timeout: 30_000 }).toBe('SUCCEEDED');
+  offline = false;
+  await page.locator('.live-live').waitFor({ timeout: 30_000 });
+  await row.getByText('Succeeded').waitFor({ timeout: 10_000 });
+});
