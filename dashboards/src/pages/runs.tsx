@@ -3,7 +3,6 @@
 // language) or a sort by a metric or param column lists through searchRuns instead (runs-search.tsx); the search,
 // the sort and the picked columns are kept in the address, so a reload or Back shows the same list.
 
-import { useClient } from '@urql/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { ScheduleLink } from '../components/links';
@@ -14,6 +13,7 @@ import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { count, formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
+import { useLiveFeed } from '../lib/live-feed';
 import { measureFromResponse } from '../lib/perf';
 import { useQuery } from '../lib/query';
 import { andClause, quoted } from '../lib/run-filter';
@@ -139,16 +139,17 @@ export function RunsPage() {
   const [workflows] = useQuery({ query: WORKFLOW_NAMES });
 
   // Live: status changes in place; a run we do not show yet means the first page is out of date.
-  const client = useClient();
   const [changes, setChanges] = useState<Map<string, LiveChange>>(() => new Map());
   const [missed, setMissed] = useState(0);
   const shown = useRef(new Set<string>());
   shown.current = new Set(result.connection?.edges.map((e) => e.node.id));
   const refreshFirstPage = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 500);
-  useEffect(() => {
-    const subscription = client.subscription(RUN_STATUS_FEED, {}).subscribe((event) => {
-      const e = event.data?.allRunEvents;
-      if (e?.__typename !== 'RunStatusEvent') return;
+  useLiveFeed(
+    RUN_STATUS_FEED,
+    {},
+    (data) => {
+      const e = data.allRunEvents;
+      if (e.__typename !== 'RunStatusEvent') return;
       if (shown.current.has(e.runId)) {
         setChanges((prev) => new Map(prev).set(e.runId, { status: e.runStatus, message: e.message ?? null, at: e.at }));
       } else if (firstPage) {
@@ -156,9 +157,11 @@ export function RunsPage() {
       } else if (e.runStatus === 'QUEUED') {
         setMissed((n) => n + 1);
       }
-    });
-    return () => subscription.unsubscribe();
-  }, [client, firstPage]);
+    },
+    // Changes it missed are read with the page again.
+    () => reexecute({ requestPolicy: 'network-only' }),
+    [firstPage],
+  );
   useEffect(() => setMissed(0), [after, before, filter, searchFilter, order]);
 
   const edges = result.connection?.edges;
