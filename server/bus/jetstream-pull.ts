@@ -73,9 +73,11 @@ export class PullSubscription {
     this.topUpThreshold = Math.max(1, Math.floor(options.maxInFlight / 4));
     this.open();
     // The server sends heartbeats while a request waits; silence means it lost our requests (restart, consumer
-    // deleted): ask again.
+    // deleted): ask again, after making the consumer anew if it is gone. A pull for a consumer that is not there is
+    // not answered at all (nats-server 2.9), so silence is all a consumer lost with the server's store ever says:
+    // without `recover` here it stayed dead until its process restarted.
     this.watchdog = setInterval(() => {
-      if (this.requested > 0 && Date.now() - this.lastHeard > 3 * PULL_HEARTBEAT_MS) this.resync();
+      if (this.requested > 0 && Date.now() - this.lastHeard > 3 * PULL_HEARTBEAT_MS) this.resync(true);
     }, PULL_HEARTBEAT_MS);
     this.watchdog.unref();
   }

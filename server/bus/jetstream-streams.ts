@@ -43,6 +43,28 @@ export async function ensureStream(
   }
 }
 
+/**
+ * Keeps the bus's streams there: `restore()` creates whichever is missing (one call at a time), for a publish or a
+ * consumer that found its stream gone. A nats-server started again without its store (no persistent volume, or
+ * the store removed) has none, and every publish and pull failed until each process was restarted.
+ */
+export function streamKeeper(jsm: JetStreamManager, configs: Parameters<typeof ensureStream>[1][]): { restore(): Promise<void> } {
+  let restoring: Promise<void> | undefined;
+  return {
+    restore() {
+      restoring ??= (async () => {
+        for (const config of configs) await ensureStream(jsm, config);
+      })().finally(() => (restoring = undefined));
+      return restoring;
+    },
+  };
+}
+
+/** Whether a publish or a consumer call failed because its stream is not there (JetStream answers nothing for its subject). */
+export function streamMissing(err: unknown): boolean {
+  return isApiError(err, API_STREAM_NOT_FOUND) || /no responders|jetstream is not enabled|stream not found/i.test((err as Error)?.message ?? '');
+}
+
 export function isApiError(err: unknown, code: number): boolean {
   return err instanceof JetStreamApiError && err.code === code;
 }

@@ -13,7 +13,7 @@ import { traceTaskHop, tracing } from '../../plugins/trace';
 import { redactUrl } from '../config/redact-url';
 import { claimMethods } from './jetstream-claims';
 import { PullSubscription } from './jetstream-pull';
-import { ensureStream, isApiError, subjectToken } from './jetstream-streams';
+import { isApiError, streamKeeper, streamMissing, subjectToken } from './jetstream-streams';
 
 export interface JetStreamBusOptions {
   /** nats://host:port, or several separated by commas. */
@@ -64,6 +64,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     },
   );
   let jsm: JetStreamManager;
+  let keeper: ReturnType<typeof streamKeeper>;
   try {
     jsm = await jetstreamManager(nc).catch((error: Error) => {
       throw /jetstream.*not enabled|not.*jetstream/i.test(error.message)
@@ -72,26 +73,30 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
           )
         : error;
     });
-    await ensureStream(jsm, {
-      name: streams.tasks,
-      subjects: [`${root}.tasks.>`],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      duplicate_window: dedupeWindow,
-    });
-    await ensureStream(jsm, {
-      name: streams.events,
-      subjects: [`${root}.events.>`],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      duplicate_window: dedupeWindow,
-      max_age: nanos(options.eventMaxAgeMs ?? BUS_DEFAULTS.eventMaxAgeMs),
-    });
+    keeper = streamKeeper(jsm, [
+      { name: streams.tasks, subjects: [`${root}.tasks.>`], retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: dedupeWindow },
+      {
+        name: streams.events,
+        subjects: [`${root}.events.>`],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        duplicate_window: dedupeWindow,
+        max_age: nanos(options.eventMaxAgeMs ?? BUS_DEFAULTS.eventMaxAgeMs),
+      },
+    ]);
+    await keeper.restore();
   } catch (err) {
     await nc.close();
     throw err;
   }
   const js = jetstream(nc);
+  /** A publish that finds its stream gone (nats-server started again without its store) makes it anew, then is sent again. */
+  const publish = (subject: string, data: string, opts?: { msgID: string }) =>
+    js.publish(subject, data, opts).catch(async (err: unknown) => {
+      if (!streamMissing(err)) throw err;
+      await keeper.restore();
+      return js.publish(subject, data, opts);
+    });
 
   const pullers = new Set<PullSubscription>();
   const subscriptions = new Set<Subscription>();
@@ -126,7 +131,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       }
       return;
     } catch (err) {
-      if (!isApiError(err, API_CONSUMER_NOT_FOUND)) throw err;
+      if (streamMissing(err)) await keeper.restore();
+      else if (!isApiError(err, API_CONSUMER_NOT_FOUND)) throw err;
     }
     try {
       // Adding a durable that a peer created meanwhile with the same config is a no-op on the server.
@@ -207,14 +213,14 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
 
     async publishTask(pool, message, msgId) {
       assertOpen();
-      await js.publish(subjects.tasks(pool), JSON.stringify(message), { msgID: msgId });
+      await publish(subjects.tasks(pool), JSON.stringify(message), { msgID: msgId });
     },
 
     async publishTasks(pool, messages, msgId, text) {
       assertOpen();
       if (!messages.length) return;
       const batch: TaskBatch = { tasks: messages };
-      await js.publish(subjects.tasks(pool), text ?? JSON.stringify(batch), { msgID: msgId });
+      await publish(subjects.tasks(pool), text ?? JSON.stringify(batch), { msgID: msgId });
     },
 
     async consumeTasks(pool, handler, consumeOptions) {
@@ -243,14 +249,14 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
 
     async publishEvent(event, msgId) {
       assertOpen();
-      await js.publish(subjects.events(event.runId), JSON.stringify(event), msgId === undefined ? undefined : { msgID: msgId });
+      await publish(subjects.events(event.runId), JSON.stringify(event), msgId === undefined ? undefined : { msgID: msgId });
     },
 
     async publishEvents(events, msgId, payload) {
       assertOpen();
       if (!events.length) return;
       const bundle: EventBundle = { bundle: events };
-      await js.publish(subjects.events(events[0]!.runId), payload ?? JSON.stringify(bundle), { msgID: msgId });
+      await publish(subjects.events(events[0]!.runId), payload ?? JSON.stringify(bundle), { msgID: msgId });
     },
 
     async consumeEvents(handler, consumeOptions) {

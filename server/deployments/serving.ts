@@ -4,8 +4,9 @@
 // named): `serving.requests`, `serving.error_rate`,
 // `serving.latency_p50_ms`, `serving.latency_p99_ms`, with the deployment and revision as dimensions. A rollout's
 // gates and monitors read them as any other observation, so a canary gated on its error rate or latency needs nothing
-// from the model. Differences are taken against the counters this replica last saw (in memory): a replica that takes a
-// deployment over starts from what it first sees; a router started again (a new epoch) counts from zero.
+// from the model. Differences are taken against the counters this replica last recorded (in memory): a replica that
+// takes a deployment over starts from what it first sees; a router started again (a new epoch) counts from zero; a
+// window whose insert failed is counted in the next one (or found written after all), never lost nor written twice.
 import { sql } from 'drizzle-orm';
 import type { DeploymentStatus, ServingStats } from '../../plugins/deployer-sdk';
 import { arrayOf } from '../db/arrays';
@@ -21,6 +22,11 @@ interface Seen {
   /** When these counters were recorded up to (ms since the epoch of Date). */
   at: number;
   revisions: ServingStats['revisions'];
+  /**
+   * A window whose insert failed: it may have committed all the same (Postgres went away before answering). Looked
+   * up before the next window: recorded, its counters are the base; not, the next window takes its requests in.
+   */
+  unsure?: Seen & { versionId: string };
 }
 
 /** The latency below which a share `q` of the histogram's requests fall: its bucket's upper bound, in ms. */
@@ -50,7 +56,7 @@ export function createServingRecorder(db: Db, windowMs: number) {
   async function record(d: DeploymentRow, revisions: DeploymentRevisionRow[], status: DeploymentStatus | null, now: Date): Promise<number> {
     const stats = status?.serving;
     if (!stats) return 0;
-    const before = seen.get(d.id);
+    const before = await settled(d, seen.get(d.id));
     const at = now.getTime();
     // First sight on this replica: what came before may have been recorded elsewhere; count from here.
     if (!before) {
@@ -59,7 +65,7 @@ export function createServingRecorder(db: Db, windowMs: number) {
     }
     if (before.epoch === stats.epoch && at - before.at < windowMs) return 0;
     const base = before.epoch === stats.epoch ? before.revisions : {}; // a new router counts from zero
-    seen.set(d.id, { epoch: stats.epoch, at, revisions: stats.revisions });
+    const next: Seen = { epoch: stats.epoch, at, revisions: stats.revisions };
     const versionOf = new Map(revisions.map((r) => [r.number, r.modelVersionId]));
     const rows: (typeof observations.$inferInsert)[] = [];
     for (const [number, counters] of Object.entries(stats.revisions)) {
@@ -87,8 +93,30 @@ export function createServingRecorder(db: Db, windowMs: number) {
           recordedBy: null,
         });
     }
-    if (rows.length) await db.insert(observations).values(rows);
+    // Only a window that was written moves the base on: one whose insert failed (Postgres restarting) was lost before.
+    if (rows.length)
+      await db
+        .insert(observations)
+        .values(rows)
+        .catch((error) => {
+          seen.set(d.id, { ...before, unsure: { ...next, versionId: rows[0]!.versionId! } });
+          throw error;
+        });
+    seen.set(d.id, next);
     return rows.length;
+  }
+  /** `before` with its unsure window (if any) found written or not; throws while the database cannot say. */
+  async function settled(d: DeploymentRow, before: Seen | undefined): Promise<Seen | undefined> {
+    if (!before?.unsure) return before;
+    const { unsure, ...rest } = before;
+    const [written] = await queryRows<{ one: number }>(
+      db,
+      sql`select 1 as one from observations where version_id = ${unsure.versionId}::uuid and metric = 'serving.requests'
+        and at = ${new Date(unsure.at).toISOString()}::timestamptz and dimensions->>'deployment' = ${d.name} limit 1`,
+    );
+    const now: Seen = written ? { epoch: unsure.epoch, at: unsure.at, revisions: unsure.revisions } : rest;
+    seen.set(d.id, now);
+    return now;
   }
   return { record, forget };
 }

@@ -3,7 +3,6 @@
 // language) or a sort by a metric or param column lists through searchRuns instead (runs-search.tsx); the search,
 // the sort and the picked columns are kept in the address, so a reload or Back shows the same list.
 
-import { useClient } from '@urql/preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { ScheduleLink } from '../components/links';
@@ -14,12 +13,12 @@ import { type Column, DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { count, formatDuration, span, Time } from '../lib/format';
 import { useNow, useThrottled } from '../lib/hooks';
+import { useLiveFeed } from '../lib/live-feed';
 import { measureFromResponse } from '../lib/perf';
 import { useQuery } from '../lib/query';
 import { andClause, quoted } from '../lib/run-filter';
 import { useTitle } from '../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../router';
-import { useSession } from '../session';
 import { ColumnPicker, SearchBox, SelectionBar, trackingColumns, usePickedColumns, useRunData } from './runs-search';
 
 export const RunRow = graphql(`
@@ -142,16 +141,17 @@ export function RunsPage() {
   const [workflows] = useQuery({ query: WORKFLOW_NAMES });
 
   // Live: status changes in place; a run we do not show yet means the first page is out of date.
-  const client = useClient();
   const [changes, setChanges] = useState<Map<string, LiveChange>>(() => new Map());
   const [missed, setMissed] = useState(0);
   const shown = useRef(new Set<string>());
   shown.current = new Set(result.connection?.edges.map((e) => e.node.id));
   const refreshList = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 500);
-  useEffect(() => {
-    const subscription = client.subscription(RUN_STATUS_FEED, {}).subscribe((event) => {
-      const e = event.data?.allRunEvents;
-      if (e?.__typename !== 'RunStatusEvent') return;
+  useLiveFeed(
+    RUN_STATUS_FEED,
+    {},
+    (data) => {
+      const e = data.allRunEvents;
+      if (e.__typename !== 'RunStatusEvent') return;
       if (shown.current.has(e.runId)) {
         setChanges((prev) => {
           const startedAt = prev.get(e.runId)?.startedAt ?? (e.runStatus === 'QUEUED' ? null : e.at);
@@ -162,15 +162,12 @@ export function RunsPage() {
       } else if (e.runStatus === 'QUEUED') {
         setMissed((n) => n + 1);
       }
-    });
-    return () => subscription.unsubscribe();
-  }, [client, firstPage]);
+    },
+    // Changes it missed are read with the page again.
+    () => reexecute({ requestPolicy: 'network-only' }),
+    [firstPage],
+  );
   useEffect(() => setMissed(0), [after, before, filter, searchFilter, order]);
-  // The feed has no snapshot and no resume: what changed while the live connection was down (a run that ended during
-  // a network drop, or between the list's read and the feed's start) never reaches the rows. So the list is read
-  // again each time the connection is (re)established.
-  const { api } = useSession();
-  useEffect(() => api.onLiveState((state) => state === 'live' && refreshList()), [api]);
 
   const edges = result.connection?.edges;
   const rows = useMemo(
