@@ -181,6 +181,24 @@ it('follows on the model page what rolling an alias back there does to the deplo
   await row.locator('[data-rollout-state="COMPLETE"]').waitFor({ timeout: 20_000 });
 });
 
+it('says, failed over after a finished rollout, which revision takes the traffic and which one waits', async () => {
+  const { deployment } = await alice.gql(`{ deployment(name: "iris-canary") { revisions { number state } } }`);
+  const serving = deployment.revisions.find((r: any) => r.state === 'SERVING').number;
+  const retired = deployment.revisions.findLast((r: any) => r.state === 'RETIRED').number;
+  await alice.gql(`mutation { failoverDeployment(id: "iris-canary", reason: "checking the fallback") { id } }`);
+  await member.goto(`${t.url}/deployments/iris-canary`);
+  const detail = member.locator('[data-deployment-detail="iris-canary"]');
+  await detail.locator(`[data-traffic="${retired}:100"]`).waitFor({ timeout: 20_000 });
+  // the retired revision takes all traffic, the one serving before none: the table says that, not the reverse
+  expect(await detail.locator(`tr[data-revision="${retired}"] [data-fallback]`).textContent()).toBe('fallback: 100 % of traffic');
+  expect(await detail.locator(`tr[data-revision="${serving}"] .chip`).first().textContent()).toBe('held: failed over');
+  await detail.locator('[data-rollout-held]').waitFor();
+  await alice.gql(`mutation { restoreDeployment(id: "iris-canary") { id } }`);
+  await detail.locator(`[data-traffic="${serving}:100"]`).waitFor({ timeout: 20_000 });
+  expect(await detail.locator(`tr[data-revision="${serving}"] .chip`).first().textContent()).toBe('serving');
+  expect(await detail.locator('[data-fallback]').count()).toBe(0);
+});
+
 it('keeps every deployments page within the window at 390 px', async () => {
   const narrow = await pageFor(alice.token, 390);
   const overflowing: string[] = [];
