@@ -72,6 +72,11 @@ describe('a failed run', () => {
     expect(await page.getByRole('button', { name: 'Try again' }).count()).toBe(0);
   });
 
+  it('says on a workflow without triggers the command that adds one, not an API mutation', async () => {
+    await page.goto(`${t.url}/workflows/first-failure`);
+    await page.getByText('npx atelier trigger create first-failure NAME --on …', { exact: true }).waitFor();
+  });
+
   it('says why a failed run failed in one click, the error in view', async () => {
     await page.goto(`${t.url}/runs/${failedRun}`);
     await page.getByRole('button', { name: 'See why boom failed' }).click();
