@@ -95,6 +95,14 @@ function policyText(p: DeploymentView['rolloutPolicy']): string {
 const table = ([header, ...rows]: string[][]): string => formatTable(header!, rows).join('\n');
 
 function show(d: DeploymentView): string {
+  // A failover leaves the revisions' states as they were: the fallback (often RETIRED) takes the traffic and the one
+  // serving before none until restored. The STATE column says so, or it contradicts the traffic line above it.
+  const share = new Map(d.traffic.map((t) => [t.revision, t.percent]));
+  const stateOf = (r: DeploymentView['revisions'][number]) => {
+    if (!d.failedOver) return r.state;
+    if (share.get(r.number)) return `${r.state} (fallback ${share.get(r.number)}%)`;
+    return r.state === 'SERVING' ? 'HELD (failed over)' : r.state;
+  };
   const lines = [
     `${d.name}  ${d.model}  ${d.domain}  via ${d.deployer}${d.failedOver ? '  FAILED OVER' : ''}`,
     `url      ${d.url ?? '-'}  (${d.ready ? 'ready' : 'not ready'}: ${d.message})`,
@@ -114,7 +122,7 @@ function show(d: DeploymentView): string {
       ...d.revisions.map((r) => [
         String(r.number),
         String(r.modelVersion?.version ?? '?'),
-        r.state,
+        stateOf(r),
         r.health ?? '-',
         String(r.restarts),
         ...(r.serving

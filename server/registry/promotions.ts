@@ -67,7 +67,9 @@ export async function requestModelPromotion(
       await assertMayWriteModel(tx, ability, identity, model, 'model.promotion.request');
       const current = await aliasOf(tx, model.id, input.alias);
       if (current && current.domain !== 'production')
-        throw badInput(`Alias "${input.alias}" lives in ${current.domain}; promotions move production aliases (use another alias name, or setModelAlias).`);
+        throw badInput(
+          `Alias "${input.alias}" lives in ${current.domain}; promotions move production aliases: promote under another alias name, or move this one directly (setModelAlias; \`atelier model alias ${nameOf(model)} ${input.alias} ${input.version}\`).`,
+        );
       const { version } = await findModelVersion(tx, `${nameOf(model)}@${input.version}`);
       if (current?.versionId === version.id) throw new AtelierError('CONFLICT', `Alias "${input.alias}" already points at version ${version.version}.`);
       await assertPromotable(tx, identity, model, version, 'model.promotion.request');

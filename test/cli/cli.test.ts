@@ -286,6 +286,9 @@ describe('from the trained iris model to predictions: registry, deployment, new 
 
     const failover = await cli(['deploy', 'failover', 'iris', '--reason', 'checking the fallback']);
     expect(failover.code, show(failover)).toBe(0);
+    // version 1's retired revision takes all traffic, the latest's none: the revisions table says so
+    expect(failover.stdout).toMatch(/^1\s+1\s+RETIRED \(fallback 100%\)\s/m);
+    expect(failover.stdout).toMatch(new RegExp(`^\\d+\\s+${latest}\\s+HELD \\(failed over\\)\\s`, 'm'));
     expect((await predict(url, setosa)).body.version).toBe('examples/iris/1');
     expect((await cli(['deploy', 'restore', 'iris', '--reason', 'fine'])).code).toBe(0);
     expect((await predict(url, setosa)).body.version).toBe(`examples/iris/${latest}`);

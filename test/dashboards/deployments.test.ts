@@ -2,7 +2,7 @@
 // serving the iris fixture model: the list and a deployment's page render (split bar, rollout steps with the
 // current one marked, revisions linked to their model versions), a failover click switches the split and shows the
 // event, a viewer of the team sees every action disabled with the reason and the page follow a promotion live
-// (deploymentChanged), the model page lists its deployments,
+// (deploymentChanged), the model page lists its deployments and follows what rolling an alias back there does to them,
 // and no page is wider than the window at 390 px.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -164,6 +164,39 @@ it('lists the deployments serving a model on its page', async () => {
   const card = member.locator('[data-model-deployments="ml/iris"]');
   await card.locator('tr[data-deployment="iris-canary"] [data-traffic]').waitFor();
   expect(await card.getByRole('link', { name: 'iris-canary' }).getAttribute('href')).toBe('/deployments/iris-canary');
+});
+
+it('follows on the model page what rolling an alias back there does to the deployments serving it', async () => {
+  await member.goto(`${t.url}/models/ml/iris`);
+  const row = member.locator('[data-model-deployments="ml/iris"] tr[data-deployment="iris-canary"]');
+  await row.locator('[data-traffic="2:100"]').waitFor();
+  await member.getByRole('button', { name: 'Roll back champion' }).click();
+  await member.locator('tr[data-alias="champion"]').getByRole('cell', { name: '1', exact: true }).waitFor();
+  // champion names version 1 again: the deployment rolls a revision of it out in its canary's first step, which
+  // the card shows without a reload
+  await row.locator('[data-rollout-state="RUNNING"]').waitFor({ timeout: 20_000 });
+  expect(await row.locator('[data-traffic]').getAttribute('data-traffic')).toMatch(/^2:90,\d+:10$|^\d+:10,2:90$/);
+  // and to its end, promoted through the API while the card follows the rollout
+  await alice.gql(`mutation { promoteDeployment(id: "iris-canary", reason: "version 1 again") { id } }`);
+  await row.locator('[data-rollout-state="COMPLETE"]').waitFor({ timeout: 20_000 });
+});
+
+it('says, failed over after a finished rollout, which revision takes the traffic and which one waits', async () => {
+  const { deployment } = await alice.gql(`{ deployment(name: "iris-canary") { revisions { number state } } }`);
+  const serving = deployment.revisions.find((r: any) => r.state === 'SERVING').number;
+  const retired = deployment.revisions.findLast((r: any) => r.state === 'RETIRED').number;
+  await alice.gql(`mutation { failoverDeployment(id: "iris-canary", reason: "checking the fallback") { id } }`);
+  await member.goto(`${t.url}/deployments/iris-canary`);
+  const detail = member.locator('[data-deployment-detail="iris-canary"]');
+  await detail.locator(`[data-traffic="${retired}:100"]`).waitFor({ timeout: 20_000 });
+  // the retired revision takes all traffic, the one serving before none: the table says that, not the reverse
+  expect(await detail.locator(`tr[data-revision="${retired}"] [data-fallback]`).textContent()).toBe('fallback: 100 % of traffic');
+  expect(await detail.locator(`tr[data-revision="${serving}"] .chip`).first().textContent()).toBe('held: failed over');
+  await detail.locator('[data-rollout-held]').waitFor();
+  await alice.gql(`mutation { restoreDeployment(id: "iris-canary") { id } }`);
+  await detail.locator(`[data-traffic="${serving}:100"]`).waitFor({ timeout: 20_000 });
+  expect(await detail.locator(`tr[data-revision="${serving}"] .chip`).first().textContent()).toBe('serving');
+  expect(await detail.locator('[data-fallback]').count()).toBe(0);
 });
 
 it('keeps every deployments page within the window at 390 px', async () => {

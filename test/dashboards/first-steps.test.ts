@@ -55,17 +55,26 @@ describe('a failed run', () => {
     }
   }, 120_000);
 
+  // The page's heading (level 1) where the address names nothing; the alert's, under the Alerts page's own heading.
   it.each([
-    ['/monitors/00000000-0000-0000-0000-000000000000', 'No such monitor that you may read', 'See your monitors', '/monitors'],
-    ['/monitors/not-an-id', 'No such monitor that you may read', 'See your monitors', '/monitors'],
-    ['/runs/00000000-0000-0000-0000-000000000000', 'No such run', 'See all runs', '/runs'],
-    ['/runs/7e8c0963', 'No such run', 'See all runs', '/runs'],
-    ['/alerts?alert=00000000-0000-0000-0000-000000000000', 'No such alert that you may read', 'See the open alerts', '/alerts'],
-  ])('%s says there is no such thing, with a link on', async (address, title, link, href) => {
+    ['/monitors/00000000-0000-0000-0000-000000000000', 'No such monitor that you may read', 'See your monitors', '/monitors', 1],
+    ['/monitors/not-an-id', 'No such monitor that you may read', 'See your monitors', '/monitors', 1],
+    ['/runs/00000000-0000-0000-0000-000000000000', 'No such run', 'See all runs', '/runs', 1],
+    ['/runs/7e8c0963', 'No such run', 'See all runs', '/runs', 1],
+    ['/models/nobody/nothing', 'No model named “nobody/nothing”', 'See all models', '/models', 1],
+    ['/nowhere', 'There is no page here', 'Go to the runs', '/runs', 1],
+    ['/alerts?alert=00000000-0000-0000-0000-000000000000', 'No such alert that you may read', 'See the open alerts', '/alerts', 2],
+  ])('%s says there is no such thing, with a link on', async (address, title, link, href, level) => {
     await page.goto(`${t.url}${address}`);
-    await page.getByRole('heading', { name: title }).waitFor({ timeout: 15_000 });
+    await page.getByRole('heading', { name: title, level }).waitFor({ timeout: 15_000 });
+    expect(await page.getByRole('heading', { level: 1 }).count()).toBe(1);
     await expect(page.getByRole('link', { name: link }).getAttribute('href')).resolves.toBe(href);
     expect(await page.getByRole('button', { name: 'Try again' }).count()).toBe(0);
+  });
+
+  it('says on a workflow without triggers the command that adds one, not an API mutation', async () => {
+    await page.goto(`${t.url}/workflows/first-failure`);
+    await page.getByText('npx atelier trigger create first-failure NAME --on …', { exact: true }).waitFor();
   });
 
   it('says why a failed run failed in one click, the error in view', async () => {

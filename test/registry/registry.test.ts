@@ -131,6 +131,10 @@ it('moves aliases with history, rolls back as a stack, and keeps aliases off dep
   expect(code(refused)).toBe('CONFLICT');
   expect(refused.errors?.[0]?.message).toMatch(/deprecated \(leaky\)/);
   await alice.gql(`mutation { deprecateModelVersion(ref: "ml/churn@2", deprecated: false) { deprecated } }`);
+  // a promotion of an experimentation alias is refused, saying how to move it instead (API and CLI alike)
+  const promoted = await alice.raw(`mutation { requestModelPromotion(model: "ml/churn", version: "2", alias: "challenger", reason: "r") { id } }`);
+  expect(code(promoted)).toBe('BAD_USER_INPUT');
+  expect(promoted.errors?.[0]?.message).toContain('move this one directly (setModelAlias; `atelier model alias ml/churn challenger 2`)');
 });
 
 it('promotes to production only through a request approved by another person holding the grant', async () => {

@@ -13,19 +13,34 @@ export function Loading({ label = 'Loading…' }: { label?: string }) {
   );
 }
 
-export function EmptyState({ title, children }: { title: string; children?: ComponentChildren }) {
+export function EmptyState({ title, level = 2, children }: { title: string; level?: 1 | 2; children?: ComponentChildren }) {
   return (
     <div class="state empty">
-      <h2>{title}</h2>
+      {level === 1 ? <h1>{title}</h1> : <h2>{title}</h2>}
       {children}
     </div>
   );
 }
 
-/** Nothing at this address: says so and links to where to look instead. */
-export function NotFoundState({ title, href, link, children }: { title: string; href: string; link: string; children?: ComponentChildren }) {
+/**
+ * Nothing at this address: says so and links to where to look instead. It is the page then, so its title is the
+ * page's heading (level 1, as a screen reader's "next heading 1" expects); `level` 2 inside a page that has its own.
+ */
+export function NotFoundState({
+  title,
+  href,
+  link,
+  level = 1,
+  children,
+}: {
+  title: string;
+  href: string;
+  link: string;
+  level?: 1 | 2;
+  children?: ComponentChildren;
+}) {
   return (
-    <EmptyState title={title}>
+    <EmptyState title={title} level={level}>
       <p>
         {children}
         <Link href={href}>{link}</Link>.

@@ -125,7 +125,7 @@ function AlertCard({ id, onChange }: { id: string; onChange(): void }) {
       errorTitle="This alert could not be loaded"
       retry={refresh}
       loading="Loading the alert…"
-      empty={<NotFoundState title="No such alert that you may read" href="/alerts" link="See the open alerts" />}
+      empty={<NotFoundState title="No such alert that you may read" href="/alerts" link="See the open alerts" level={2} />}
     >
       {(alert) => {
         const rule = alert.monitor?.rules.find((r) => r.id === alert.rule);

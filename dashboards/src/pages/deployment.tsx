@@ -148,6 +148,7 @@ function RolloutCard({ d }: { d: DeploymentData }) {
       ) : (
         <p class="muted">No rollout yet.</p>
       )}
+      {rollout && d.failedOver && <p data-rollout-held="true">Failed over: the fallback takes all traffic until it is restored; this rollout waits.</p>}
       {rollout?.reason && (
         <p data-rollout-reason="true">
           <strong>Why:</strong> {rollout.reason}
@@ -199,6 +200,10 @@ const formatShare = (x: number) => `${x === 0 ? 0 : x < 0.001 ? '<0.1' : (x * 10
 
 function RevisionsCard({ d }: { d: DeploymentData }) {
   const model = d.registeredModel.fullName;
+  // A failover leaves the revisions' states as they were: the fallback (often a retired revision) takes the traffic and
+  // the one serving before takes none until Restore. Their chips say so, or the table contradicts the split above it.
+  const share = new Map(d.traffic.map((t) => [t.revision, t.percent]));
+  const held = (r: { number: number; state: string }) => d.failedOver && r.state === 'SERVING' && !share.get(r.number);
   const [ns, name] = model.split('/');
   return (
     <div class="card">
@@ -226,9 +231,16 @@ function RevisionsCard({ d }: { d: DeploymentData }) {
             header: 'State',
             cell: (r) => (
               <span class="chips">
-                <span class={`chip ${r.state === 'SERVING' ? 'ok' : r.state === 'FAILED' || r.state === 'REFUSED' || r.state === 'ROLLED_BACK' ? 'warn' : ''}`}>
-                  {r.state.toLowerCase().replace(/_/g, ' ')}
+                <span
+                  class={`chip ${held(r) ? 'warn' : r.state === 'SERVING' ? 'ok' : r.state === 'FAILED' || r.state === 'REFUSED' || r.state === 'ROLLED_BACK' ? 'warn' : ''}`}
+                >
+                  {held(r) ? 'held: failed over' : r.state.toLowerCase().replace(/_/g, ' ')}
                 </span>
+                {d.failedOver && Boolean(share.get(r.number)) && (
+                  <span class="chip warn" data-fallback="true">
+                    fallback: {share.get(r.number)} % of traffic
+                  </span>
+                )}
                 {r.baseline && <span class="chip tag">baseline</span>}
               </span>
             ),

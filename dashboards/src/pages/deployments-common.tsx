@@ -1,5 +1,6 @@
 // Pieces the deployments list, a deployment's page and the model page share: the list's fields, the traffic split
-// as a bar, readiness and rollout chips, and the table of deployments.
+// as a bar, readiness and rollout chips, the table of deployments, and following a list while its deployments move.
+import { useEffect } from 'preact/hooks';
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
 import { Link } from '../router';
@@ -103,4 +104,35 @@ export function DeploymentsTable({ rows, label, wrap }: { rows: readonly Deploym
       ]}
     />
   );
+}
+
+export const ROLLOUT_REFRESH_MS = 2000;
+
+/**
+ * Whether a deployment is still moving: a rollout under way, or (given the versions its model's aliases name now)
+ * the alias it follows names a version it has not rolled out yet (the alias just moved: the reconciler adds the
+ * revision within a poll and starts a rollout). A failed-over deployment holds still until it is restored.
+ */
+export function settling(d: DeploymentRowData, aliases?: ReadonlyMap<string, number>): boolean {
+  if (d.rollout?.state === 'RUNNING') return true;
+  const alias = d.model.split('@')[1];
+  const target = alias ? aliases?.get(alias) : undefined;
+  if (target === undefined || d.failedOver) return false;
+  // the revision its last rollout moved to (a revision rolled out again keeps its number), else its newest
+  const current = d.rollout ? d.revisions.find((r) => r.number === d.rollout?.revision) : d.revisions.at(-1);
+  return current?.modelVersion?.version !== target;
+}
+
+/** Asks for a list of deployments again every ROLLOUT_REFRESH_MS while one of them is still moving. */
+export function useFollowDeployments(
+  rows: readonly DeploymentRowData[] | undefined,
+  reexecute: (opts: { requestPolicy: 'network-only' }) => void,
+  aliases?: ReadonlyMap<string, number>,
+) {
+  const moving = rows?.some((d) => settling(d, aliases)) ?? false;
+  useEffect(() => {
+    if (!moving) return;
+    const timer = setInterval(() => reexecute({ requestPolicy: 'network-only' }), ROLLOUT_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [moving, reexecute]);
 }

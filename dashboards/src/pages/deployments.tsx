@@ -2,13 +2,12 @@
 // over, its traffic split and its rollout. While a rollout runs the list asks again every 2 s (a deployment's own
 // page is live through `deploymentChanged`).
 
-import { useEffect } from 'preact/hooks';
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';
 import { graphql } from '../graphql';
 import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
-import { DEPLOYMENT_ROW, DeploymentsTable } from './deployments-common';
+import { DEPLOYMENT_ROW, DeploymentsTable, useFollowDeployments } from './deployments-common';
 
 const DEPLOYMENTS = graphql(
   `
@@ -19,18 +18,12 @@ const DEPLOYMENTS = graphql(
   [DEPLOYMENT_ROW],
 );
 
-export const ROLLOUT_REFRESH_MS = 2000;
 const LIST_LIMIT = 100;
 
 export function DeploymentsPage() {
   useTitle('Deployments');
   const [result, reexecute] = useQuery({ query: DEPLOYMENTS, requestPolicy: 'cache-and-network' });
-  const rolling = result.data?.deployments.some((d) => d.rollout?.state === 'RUNNING') ?? false;
-  useEffect(() => {
-    if (!rolling) return;
-    const timer = setInterval(() => reexecute({ requestPolicy: 'network-only' }), ROLLOUT_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [rolling, reexecute]);
+  useFollowDeployments(result.data?.deployments, reexecute);
   return (
     <section aria-labelledby="deployments-title">
       <div class="page-header">

@@ -44,7 +44,7 @@ export function TriggersCard({ workflow }: { workflow: string }) {
         loading="Loading triggers…"
         empty={
           <p class="muted">
-            No trigger starts this workflow (beyond schedules): <code>createTrigger</code> adds one (docs/triggers.md).
+            No trigger starts this workflow (beyond schedules): <code>npx atelier trigger create {workflow} NAME --on …</code> adds one (docs/triggers.md).
           </p>
         }
       >

@@ -1,11 +1,13 @@
 // The model page's deployments: those serving it (by alias or pinned version) that the caller may read, with their
-// health, split and rollout, each linked to its page.
+// health, split and rollout, each linked to its page. Moving an alias on the page moves them: the card reads them
+// again when the page's aliases change, and follows them until they serve what their aliases name.
 
+import { useEffect, useRef } from 'preact/hooks';
 import { refetch } from '../../api/client';
 import { QueryState } from '../../components/states';
 import { graphql } from '../../graphql';
 import { useQuery } from '../../lib/query';
-import { DEPLOYMENT_ROW, DeploymentsTable } from '../deployments-common';
+import { DEPLOYMENT_ROW, DeploymentsTable, useFollowDeployments } from '../deployments-common';
 
 const MODEL_DEPLOYMENTS = graphql(
   `
@@ -16,8 +18,17 @@ const MODEL_DEPLOYMENTS = graphql(
   [DEPLOYMENT_ROW],
 );
 
-export function DeploymentsCard({ model }: { model: string }) {
+/** `aliases`: the versions the model's aliases name, as the page last read them. */
+export function DeploymentsCard({ model, aliases }: { model: string; aliases: ReadonlyMap<string, number> }) {
   const [result, reexecute] = useQuery({ query: MODEL_DEPLOYMENTS, variables: { model }, requestPolicy: 'cache-and-network' });
+  const key = [...aliases].join(',');
+  const seen = useRef(key);
+  useEffect(() => {
+    if (seen.current === key) return;
+    seen.current = key;
+    reexecute({ requestPolicy: 'network-only' });
+  }, [key]);
+  useFollowDeployments(result.data?.deployments, reexecute, aliases);
   return (
     <div class="card" data-model-deployments={model}>
       <h2 class="card-title">Deployments</h2>

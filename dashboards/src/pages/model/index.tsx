@@ -49,7 +49,7 @@ export default function ModelPage({ fullName }: { fullName: string }) {
             <VersionsCard model={model} selected={selected} onChange={refresh} />
             <MetricsCard model={model} />
             <AliasesCard model={model} onChange={refresh} />
-            <DeploymentsCard model={model.fullName} />
+            <DeploymentsCard model={model.fullName} aliases={new Map(model.aliases.map((a) => [a.alias, a.version.version]))} />
             {selected !== null && <LineageCard model={model.fullName} version={selected} />}
           </section>
         );
