@@ -226,3 +226,36 @@ it('an MLflow artifact upload abandoned part-way gives its share back (the budge
   }
   expect(status).toBe(200);
 }, 60_000);
+
+it('an MLflow artifact upload the token may not make is refused before its body is read, holding none of the budget', async () => {
+  const exp = await mlflow('experiments/create', { name: 'upload-budget-refused' });
+  const run = (await mlflow('runs/create', { experiment_id: exp.experiment_id })).run.info.run_id as string;
+  const viewer = (await t.user('budget-viewer', 'viewer')).token;
+  const url = new URL(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp.experiment_id}/${run}/artifacts/w.bin`);
+  // A viewer's uploads, 1 MiB declared and never sent: each answered at once, while its body is still to come.
+  const answers = await Promise.all(
+    Array.from({ length: 6 }, () => {
+      const req = request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'PUT',
+        headers: { authorization: `Bearer ${viewer}`, 'content-length': String(1024 * 1024) },
+      });
+      req.on('error', () => undefined);
+      req.flushHeaders();
+      return new Promise<{ status: number; code: string; req: ClientRequest }>((resolve) =>
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(body).error_code, req }));
+        }),
+      );
+    }),
+  );
+  expect(answers.map((a) => [a.status, a.code])).toEqual(Array(6).fill([403, 'PERMISSION_DENIED']));
+  // The owner's upload is taken at once: the refused ones held no share.
+  const res = await fetch(url, { method: 'PUT', headers: { authorization: `Bearer ${t.app.adminToken}` }, body: Buffer.alloc(1024, 3) });
+  expect(res.status).toBe(200);
+  for (const a of answers) a.req.destroy();
+}, 60_000);
