@@ -76,6 +76,18 @@ describe('a GraphQL upload without a live token', () => {
   });
 });
 
+describe('a GraphQL upload by a token that may not publish modules (a viewer’s)', () => {
+  it('is refused with 403 FORBIDDEN before its body is read, holding none of the budget', async () => {
+    const viewer = (await t.user('upload-viewer', 'viewer')).token;
+    // More than the budget holds (four at the limit), each chunked and never finished.
+    const uploads = Array.from({ length: 6 }, () => openUpload(viewer));
+    const got = await Promise.all(uploads.map(({ answer }) => within(answer, 10_000)));
+    for (const { req } of uploads) req.destroy();
+    expect(got.map((a) => (typeof a === 'string' ? a : [a.status, code(a)]))).toEqual(Array(6).fill([403, 'FORBIDDEN']));
+    expect(JSON.parse((got[0] as Answer).body).errors[0].message).toContain('You may not upload (publish) modules');
+  });
+});
+
 describe('uploads in progress', () => {
   it('share one budget: past it a new one is refused with 503 and Retry-After, and taken again once they end', async () => {
     // Chunked, so each reserves the whole limit: four fill the budget.
