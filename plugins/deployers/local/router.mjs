@@ -23,7 +23,8 @@ function load() {
 }
 
 function pick(pinned) {
-  if (typeof pinned === 'string' && routes.targets[pinned]) return pinned;
+  // A revision of the routes' own: "constructor" or "__proto__" named Object's, whose "port" crashed the router.
+  if (typeof pinned === 'string' && Object.hasOwn(routes.targets, pinned)) return pinned;
   let x = Math.random() * 100;
   for (const [rev, pct] of routes.entries) {
     x -= pct;
