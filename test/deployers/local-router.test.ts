@@ -311,6 +311,23 @@ describe('the local deployer’s router', () => {
     }
   });
 
+  it('answers 502 for a status it cannot pass on (a model’s "099"), on either path, and lives on', async () => {
+    model.answer(() => ['HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok']);
+    for (const framing of ['Content-Length: 2\r\n\r\n{}', 'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n']) {
+      const client = rawClient(port);
+      try {
+        client.send(`POST /predict HTTP/1.1\r\nHost: x\r\n${framing}`);
+        const text = await client.until((t) => t.includes('"}'), `the 502 (${framing.split(':')[0]})`);
+        expect(text).toMatch(/^HTTP\/1\.1 502 [\s\S]*revision 1 did not answer/);
+      } finally {
+        client.close();
+      }
+    }
+    model.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+    expect((await call()).status).toBe(200);
+    expect(router.exitCode).toBeNull();
+  });
+
   it('cuts the client’s connection when the model fails mid-answer, rather than end a spliced body', async () => {
     model.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial', { wait: 10 }, 'destroy']);
     const client = rawClient(port);
