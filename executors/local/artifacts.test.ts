@@ -1,6 +1,6 @@
 // What a module's artifacts folder may hold: regular files in folders, in path order; a link or a FIFO refuses it.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, symlink, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -113,4 +113,25 @@ it('refuses a file that changes while it is sent, rather than logging bytes the 
   } finally {
     server.close();
   }
+});
+
+it('refuses ATELIER_ARTIFACTS_DIR, or a folder above it, that the module replaced with a link (the host would read where it points)', async () => {
+  for (const linked of ['outputs', 'outputs/artifacts']) {
+    const attempt = await scratch();
+    const secrets = await scratch();
+    await writeFile(path.join(secrets, 'admin-token'), 'atl_admin');
+    await mkdir(path.join(attempt, 'outputs', 'artifacts'), { recursive: true });
+    await rm(path.join(attempt, linked), { recursive: true });
+    if (linked === 'outputs') {
+      await mkdir(path.join(secrets, 'artifacts'));
+      await writeFile(path.join(secrets, 'artifacts', 'admin-token'), 'atl_admin');
+    }
+    await symlink(secrets, path.join(attempt, linked));
+    await expect(collectArtifacts(path.join(attempt, 'outputs', 'artifacts'), attempt)).rejects.toThrow(
+      new ArtifactsRefused(`"${linked}" is a symbolic link: leave ATELIER_ARTIFACTS_DIR and the folders above it as they were made`),
+    );
+  }
+  // Gone altogether: nothing to log.
+  const attempt = await scratch();
+  expect(await collectArtifacts(path.join(attempt, 'outputs', 'artifacts'), attempt)).toEqual([]);
 });

@@ -40,9 +40,29 @@ export interface ArtifactFile {
   size: number;
 }
 
-/** The regular files under `root` (none when it does not exist), in path order. */
-export async function collectArtifacts(root: string): Promise<ArtifactFile[]> {
+/**
+ * The regular files under `root` (none when it does not exist), in path order. `within`: a folder above `root` that
+ * the module cannot replace (its attempt folder); every folder from it down to `root` must be a folder, not a link
+ * the module left in its place (`outputs` or `artifacts` itself linked to /etc or the data directory: the host, which
+ * reads more than the module, would have read them there and logged them).
+ */
+export async function collectArtifacts(root: string, within = root): Promise<ArtifactFile[]> {
   const found: ArtifactFile[] = [];
+  const steps = path.relative(within, root);
+  if (steps.startsWith('..') || path.isAbsolute(steps)) throw new Error(`${root} is not under ${within}`);
+  let at = within;
+  for (const step of steps ? steps.split(path.sep) : []) {
+    at = path.join(at, step);
+    const stat = await lstat(at).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return null;
+      throw unreadable(path.relative(within, at), error);
+    });
+    if (!stat) return found; // nothing left there: no artifacts
+    if (!stat.isDirectory())
+      throw new ArtifactsRefused(
+        `"${path.relative(within, at)}" is ${stat.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}: leave ATELIER_ARTIFACTS_DIR and the folders above it as they were made`,
+      );
+  }
   const walk = async (dir: string, rel: string, depth: number): Promise<void> => {
     if (depth > MAX_DEPTH) throw new ArtifactsRefused(`"${rel}" is more than ${MAX_DEPTH} folders deep`);
     // Names as bytes: one that is not UTF-8 would come back as another name (U+FFFD in place of its bytes) and name no

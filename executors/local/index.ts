@@ -5,6 +5,7 @@
 // pipes.ts (logs and progress), outcome.ts (how it ended), plugins/process-group.ts (/proc and signals), warm-pool.ts.
 import { chmod, rm } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { groupAlive, groupGone, killGroup, signalGroup, signalMembers } from '../../plugins/process-group';
 import {
@@ -197,7 +198,8 @@ export function createLocalExecutor(options: LocalExecutorOptions = {}): Executo
 async function logArtifacts(state: AttemptState, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome | undefined> {
   if (!state.artifactsDir || !task.tracking) return undefined;
   try {
-    const files = await collectArtifacts(state.artifactsDir);
+    // From the attempt's folder down: the module may replace `outputs` or `artifacts` with a link, never the folder itself.
+    const files = await collectArtifacts(state.artifactsDir, path.resolve(state.artifactsDir, '..', '..'));
     if (!files.length) return undefined;
     await uploadArtifacts(task.tracking, files, ctx.signal);
     const bytes = files.reduce((sum, f) => sum + f.size, 0);

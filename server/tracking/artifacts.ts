@@ -18,10 +18,16 @@ export function artifactPath(raw: string, options: { root?: boolean } = {}): str
   return p;
 }
 
+/** Refuses a file the caller may not put there (its path, the task, the right to write its files): before its bytes are read. */
+export async function assertMayPutArtifact(db: Db, caller: Caller, taskId: string, rawPath: string): Promise<void> {
+  artifactPath(rawPath);
+  assertMayWriteFiles(caller, await findTracked(db, caller, taskId));
+}
+
 export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string, bytes: Buffer): Promise<void> {
   const path = artifactPath(rawPath);
   // Checked before the bytes are stored, and again in the transaction that records them.
-  assertMayWriteFiles(caller, await findTracked(db, caller, taskId));
+  await assertMayPutArtifact(db, caller, taskId, path);
   const digest = await store.put(bytes);
   await db.transaction(async (tx) => {
     const tracked = await findTracked(tx, caller, taskId, { lock: true });

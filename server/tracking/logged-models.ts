@@ -204,16 +204,25 @@ export interface ModelAt {
 }
 
 /** `experimentId`: the experiment its artifact_uri names (another one answers as a missing model). */
+/** Refuses a file of a logged model the caller may not write, or whose files are final. */
+function checkPut(caller: Caller, found: Found): void {
+  assertMayWrite(caller, found, { files: true });
+  if (found.model.status !== 'PENDING')
+    throw conflict(`Logged model ${found.model.id} is ${found.model.status}: its files are final once finalized; log a new model to change them.`);
+}
+
+/** Refuses a file the caller may not put into the logged model (its path, the model, its state): before its bytes are read. */
+export async function assertMayPutModelArtifact(db: Db, caller: Caller, at: ModelAt, rawPath: string): Promise<void> {
+  artifactPath(rawPath);
+  checkPut(caller, await findLoggedModel(db, caller, at.id, { experimentId: at.experimentId }));
+}
+
 export async function putModelArtifact(db: Db, store: ObjectStore, caller: Caller, at: ModelAt, rawPath: string, bytes: Buffer): Promise<void> {
-  const { id, experimentId } = at;
+  const { id } = at;
   const path = artifactPath(rawPath);
-  const check = (found: Found) => {
-    assertMayWrite(caller, found, { files: true });
-    if (found.model.status !== 'PENDING')
-      throw conflict(`Logged model ${id} is ${found.model.status}: its files are final once finalized; log a new model to change them.`);
-  };
+  const check = (found: Found) => checkPut(caller, found);
   // Checked before the bytes are stored, and again in the transaction that records them.
-  check(await findLoggedModel(db, caller, id, { experimentId }));
+  await assertMayPutModelArtifact(db, caller, at, path);
   const digest = await store.put(bytes);
   await db.transaction(async (tx) => {
     check(await findLoggedModel(tx, caller, id, { lock: true }));

@@ -23,6 +23,8 @@ beforeAll(async () => {
   [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({ ATELIER_POOL_LIMITS: 'local=1' })]);
   await t.publishFixture('sleep');
   await t.createWorkflow({ name: 'nap', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 1500 } }] });
+  // long enough that a run started behind it is still queued when the page has read it, however loaded the machine
+  await t.createWorkflow({ name: 'hold', tasks: [{ name: 'hold', module: 'test/sleep', parameters: { ms: 8000 } }] });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
@@ -39,13 +41,13 @@ afterAll(async () => {
   await t?.stop();
 });
 
-const start = async () => (await t.api.gql(`mutation { startRun(workflow: "nap") { id } }`)).startRun.id as string;
+const start = async (workflow = 'nap') => (await t.api.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id as string;
 const statusOf = async (id: string) => (await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id })).run.status as string;
 
 it('times a run listed while queued as it runs and once it has ended', async () => {
   await page.goto(`${t.url}/runs`);
   await page.getByText('No runs yet').waitFor();
-  const first = await start();
+  const first = await start('hold');
   const second = await start();
   const row = page.locator(`tr[data-run-id="${second}"]`);
   const duration = row.locator('td.num');

@@ -194,6 +194,22 @@ describe('the local deployer’s router', () => {
     );
   });
 
+  it('routes by the split a pin that names no revision of its own (constructor, __proto__), on either path, and lives on', async () => {
+    for (const pin of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      for (const framing of ['Content-Length: 2\r\n\r\n{}', 'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n']) {
+        const client = rawClient(port);
+        try {
+          client.send(`POST /predict HTTP/1.1\r\nHost: x\r\nx-atelier-pin-revision: ${pin}\r\n${framing}`);
+          const text = await client.until((t) => t.endsWith('\r\n\r\nok'), `an answer pinned to ${pin}`);
+          expect(text, pin).toContain('x-atelier-revision: 1\r\n');
+        } finally {
+          client.close();
+        }
+      }
+    }
+    expect(router.exitCode).toBeNull();
+  });
+
   it('passes every framing a model may answer with, split anywhere, and the connection serves on after each', async () => {
     const framings: Array<[string, Part[], string]> = [
       ['length', ['HTTP/1.1 200 OK\r\ncontent-le', 'ngth: 11\r\n\r\nhello', { wait: 5 }, ' world'], '\r\n\r\nhello world'],
@@ -293,6 +309,23 @@ describe('the local deployer’s router', () => {
     } finally {
       client.close();
     }
+  });
+
+  it('answers 502 for a status it cannot pass on (a model’s "099"), on either path, and lives on', async () => {
+    model.answer(() => ['HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok']);
+    for (const framing of ['Content-Length: 2\r\n\r\n{}', 'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n']) {
+      const client = rawClient(port);
+      try {
+        client.send(`POST /predict HTTP/1.1\r\nHost: x\r\n${framing}`);
+        const text = await client.until((t) => t.includes('"}'), `the 502 (${framing.split(':')[0]})`);
+        expect(text).toMatch(/^HTTP\/1\.1 502 [\s\S]*revision 1 did not answer/);
+      } finally {
+        client.close();
+      }
+    }
+    model.answer(() => ['HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']);
+    expect((await call()).status).toBe(200);
+    expect(router.exitCode).toBeNull();
   });
 
   it('cuts the client’s connection when the model fails mid-answer, rather than end a spliced body', async () => {

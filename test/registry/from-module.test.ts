@@ -46,7 +46,7 @@ beforeAll(async () => {
     'files-register',
     '',
     [
-      `import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';`,
+      `import { mkdirSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';`,
       `import { registerModel } from './progress.js';`,
       `const dir = process.env.ATELIER_ARTIFACTS_DIR;`,
       `mkdirSync(dir + '/model/weights', { recursive: true });`,
@@ -54,11 +54,14 @@ beforeAll(async () => {
       `writeFileSync(dir + '/model/weights/w.bin', Buffer.from([0, 1, 2, 255]));`,
       `writeFileSync(dir + '/notes.txt', 'not part of the model');`,
       `if (process.env.ATELIER_NODE === 'linked') symlinkSync('/etc/hostname', dir + '/model/host-file');`,
+      // The folder itself swapped for a link to a host folder the module cannot read from its sandbox (/etc here).
+      `if (process.env.ATELIER_NODE === 'swapped') { rmSync(dir, { recursive: true }); symlinkSync('/etc', dir); }`,
       `registerModel('ml/files', 'model', { metadata: { serve: { command: ['node', 'serve.mjs'] } } });`,
     ].join('\n'),
   );
   await t.createWorkflow({ name: 'files-register', domain: 'experimentation', tasks: [{ name: 'fit', module: 'ml/files-register' }] });
   await t.createWorkflow({ name: 'files-link', domain: 'experimentation', tasks: [{ name: 'linked', module: 'ml/files-register' }] });
+  await t.createWorkflow({ name: 'files-swap', domain: 'experimentation', tasks: [{ name: 'swapped', module: 'ml/files-register' }] });
 }, 120_000);
 
 afterAll(async () => {
@@ -210,6 +213,17 @@ it("does the same on a hot cluster's warm worker, and hands a warm worker its mo
     outputs: { served: 'console.log(1);\n' },
   });
   await alice.gql(`mutation { endHotCluster(name: "reg-warm") { state } }`);
+});
+
+it('fails the task for good, logging nothing, when the module swapped ATELIER_ARTIFACTS_DIR itself for a link (the host would read /etc)', async () => {
+  const { startRun } = await alice.gql(`mutation { startRun(workflow: "files-swap", refreshCache: true) { id } }`);
+  await alice.subscribe(RUN_EVENTS, { runId: startRun.id }, ended);
+  const { run } = await alice.gql(`query ($id: ID!) { run(id: $id) { status tasks { id status attempt message } } }`, { id: startRun.id });
+  expect(run.status).toBe('FAILED');
+  expect(run.tasks[0]).toMatchObject({ status: 'FAILED', attempt: 1 });
+  expect(run.tasks[0].message).toMatch(/artifacts could not be logged: "outputs\/artifacts" is a symbolic link/);
+  const logged = await queryRows(t.app.services.db, sql`select path from run_artifacts where task_id = ${run.tasks[0].id}::uuid`);
+  expect(logged).toEqual([]);
 });
 
 it('ignores a malformed register line with a reason, and passes a well-formed one to the context', () => {

@@ -76,6 +76,18 @@ describe('a GraphQL upload without a live token', () => {
   });
 });
 
+describe('a GraphQL upload by a token that may not publish modules (a viewer’s)', () => {
+  it('is refused with 403 FORBIDDEN before its body is read, holding none of the budget', async () => {
+    const viewer = (await t.user('upload-viewer', 'viewer')).token;
+    // More than the budget holds (four at the limit), each chunked and never finished.
+    const uploads = Array.from({ length: 6 }, () => openUpload(viewer));
+    const got = await Promise.all(uploads.map(({ answer }) => within(answer, 10_000)));
+    for (const { req } of uploads) req.destroy();
+    expect(got.map((a) => (typeof a === 'string' ? a : [a.status, code(a)]))).toEqual(Array(6).fill([403, 'FORBIDDEN']));
+    expect(JSON.parse((got[0] as Answer).body).errors[0].message).toContain('You may not upload (publish) modules');
+  });
+});
+
 describe('uploads in progress', () => {
   it('share one budget: past it a new one is refused with 503 and Retry-After, and taken again once they end', async () => {
     // Chunked, so each reserves the whole limit: four fill the budget.
@@ -225,4 +237,37 @@ it('an MLflow artifact upload abandoned part-way gives its share back (the budge
     if (status !== 200) await new Promise((r) => setTimeout(r, 100));
   }
   expect(status).toBe(200);
+}, 60_000);
+
+it('an MLflow artifact upload the token may not make is refused before its body is read, holding none of the budget', async () => {
+  const exp = await mlflow('experiments/create', { name: 'upload-budget-refused' });
+  const run = (await mlflow('runs/create', { experiment_id: exp.experiment_id })).run.info.run_id as string;
+  const viewer = (await t.user('budget-viewer', 'viewer')).token;
+  const url = new URL(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp.experiment_id}/${run}/artifacts/w.bin`);
+  // A viewer's uploads, 1 MiB declared and never sent: each answered at once, while its body is still to come.
+  const answers = await Promise.all(
+    Array.from({ length: 6 }, () => {
+      const req = request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'PUT',
+        headers: { authorization: `Bearer ${viewer}`, 'content-length': String(1024 * 1024) },
+      });
+      req.on('error', () => undefined);
+      req.flushHeaders();
+      return new Promise<{ status: number; code: string; req: ClientRequest }>((resolve) =>
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(body).error_code, req }));
+        }),
+      );
+    }),
+  );
+  expect(answers.map((a) => [a.status, a.code])).toEqual(Array(6).fill([403, 'PERMISSION_DENIED']));
+  // The owner's upload is taken at once: the refused ones held no share.
+  const res = await fetch(url, { method: 'PUT', headers: { authorization: `Bearer ${t.app.adminToken}` }, body: Buffer.alloc(1024, 3) });
+  expect(res.status).toBe(200);
+  for (const a of answers) a.req.destroy();
 }, 60_000);

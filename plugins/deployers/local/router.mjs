@@ -23,7 +23,8 @@ function load() {
 }
 
 function pick(pinned) {
-  if (typeof pinned === 'string' && routes.targets[pinned]) return pinned;
+  // A revision of the routes' own: "constructor" or "__proto__" named Object's, whose "port" crashed the router.
+  if (typeof pinned === 'string' && Object.hasOwn(routes.targets, pinned)) return pinned;
   let x = Math.random() * 100;
   for (const [rev, pct] of routes.entries) {
     x -= pct;
@@ -95,7 +96,13 @@ const slow = createServer((req, res) => {
   let clientGone = false;
   const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {
     if (stopping) res.shouldKeepAlive = false;
-    res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
+    // What node:http cannot pass on (a model's status "099", which its parser takes and writeHead throws on, outside
+    // any handler: the router's crash, every revision's traffic with it) is the model's failure, answered 502 below.
+    try {
+      res.writeHead(up.statusCode ?? 502, endToEnd(up, rev));
+    } catch (error) {
+      return upstream.destroy(new Error(`its answer cannot be passed on (${error.message})`));
+    }
     // A model gone mid-answer: the client sees its connection cut, as below, not an answer that never ends.
     up.on('close', () => {
       if (up.complete || clientGone) return;

@@ -5,6 +5,7 @@
 // cancelled as soon as its client goes away, so an SSE subscription ends with its request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
+import { assertCan, defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
 import { AtelierError, domainErrorOf } from '../../errors';
 import { authenticate, type Session } from '../authenticate';
@@ -151,11 +152,15 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
         let release: () => void;
         try {
           if (options.db) {
-            session = Promise.resolve(await authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }));
+            const known = await authenticate(options.db, { authorization: firstHeader(req.headers.authorization) });
+            // The one operation that takes a file, publishModuleVersion, needs publish on Module: a token without it
+            // (a viewer's) would be read whole only to be refused, holding the uploads' budget meanwhile.
+            assertCan(defineAbilityFor(known.identity, known.grants, known.scopes), 'publish', 'Module', 'upload (publish) modules');
+            session = Promise.resolve(known);
           }
           release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], limit)) ?? (() => undefined);
         } catch (error) {
-          // A dead token, no room, or the database unreachable (UNAVAILABLE): refused, the body unread.
+          // A dead token, one that may not publish, no room, or the database unreachable (UNAVAILABLE): refused, the body unread.
           const known = domainErrorOf(error);
           if (!known) throw error;
           return refuse(res, req, known, options.corsOrigins);

@@ -13,13 +13,20 @@ import { experiments } from '../../db/tables/tracking';
 import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { assertWithinInputLimits } from '../../errors/input-limits';
 import { type Caller, findTracked } from '../../tracking/access';
-import { getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
+import { assertMayPutArtifact, getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
 import { assertMayReadExperiments } from '../../tracking/experiments';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
-import { getModelArtifact, listModelArtifacts, type ModelAt, putModelArtifact, withoutModelCopies } from '../../tracking/logged-models';
+import {
+  assertMayPutModelArtifact,
+  getModelArtifact,
+  listModelArtifacts,
+  type ModelAt,
+  putModelArtifact,
+  withoutModelCopies,
+} from '../../tracking/logged-models';
 import { deleteTag, logBatch, logModelHistory, type MetricInput } from '../../tracking/logging';
 import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, searchRuns } from '../../tracking/mlflow';
 import { authenticated } from '../authenticate';
@@ -314,6 +321,10 @@ export function useMlflow(options: {
     }
     const at = locate(rest.split('/').map(safeDecode).join('/'), false);
     if (req.method === 'PUT' || req.method === 'POST') {
+      // Who may put the file is known from its path: refused before a byte of the body is read or held in the
+      // uploads' budget (else any token, a viewer's, could keep that budget full and others' uploads waiting).
+      if ('model' in at) await inState(() => assertMayPutModelArtifact(db, caller, at.model, at.path));
+      else await assertMayPutArtifact(db, caller, at.task, at.path);
       if (declaredLengthOver(req, options.maxArtifactBytes)) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
       const release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], options.maxArtifactBytes)) ?? (() => undefined);
       try {
