@@ -4,13 +4,13 @@
 // and deliver. Before, every publish failed ("jetstream is not enabled") and every consumer stayed dead until each
 // control plane and executor host was restarted.
 import { rm } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Bus } from '../../plugins/bus/types';
 import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { createJetStreamBus } from '../../server/bus/jetstream';
 import { type NatsServer, startNats } from '../harness/nats';
+import { refused } from '../harness/ports';
 
 let nats: NatsServer | undefined;
 let bus: Bus | undefined;
@@ -47,16 +47,6 @@ const heartbeat = (seq: number): ExecutorEvent => ({
   at: '2025-01-01T00:00:00.000Z',
   host: 'h',
 });
-
-const refused = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(true));
-  });
 
 async function until(ok: () => boolean, what: string) {
   for (let i = 0; !ok(); i++) {

@@ -4,11 +4,11 @@
 // each was a 500: "Unexpected error." over GraphQL, INTERNAL_ERROR over MLflow, "Internal error" elsewhere. Over
 // graphql-ws, a connection is closed with 1013 (try again later, which its clients retry) and an operation on an open
 // socket answered UNAVAILABLE alone; before, both closed the socket with 4500, which graphql-ws clients never retry.
-import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
+import { refused } from '../harness/ports';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let pg: PostgresServer;
@@ -24,17 +24,6 @@ afterAll(async () => {
   await t?.stop();
   await pg?.stop();
 });
-
-/** Whether a TCP connection to the port is refused (Postgres is down). */
-const refused = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(true));
-  });
 
 const request = async (method: string, path: string, body?: unknown, token = alice.token) => {
   const res = await fetch(`${t.url}${path}`, {

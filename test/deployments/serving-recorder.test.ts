@@ -2,7 +2,6 @@
 // in the next one, and one that was written though the recorder heard a failure (Postgres went away between its
 // COMMIT and the answer) is not counted again. Before, the recorder moved its base on before the insert: a window
 // that failed to be written (every pass while Postgres restarted) was lost, its requests never observed.
-import net from 'node:net';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DeploymentStatus } from '../../plugins/deployer-sdk';
@@ -10,6 +9,7 @@ import { type Database, type Db, openDatabase } from '../../server/db/client';
 import type { DeploymentRevisionRow, DeploymentRow } from '../../server/db/tables/deployments';
 import { observations } from '../../server/db/tables/monitoring';
 import { createServingRecorder } from '../../server/deployments/serving';
+import { refused } from '../harness/ports';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let pg: PostgresServer | undefined;
@@ -31,16 +31,6 @@ const revisions = [{ number: 1, modelVersionId: versionId }] as unknown as Deplo
 const status = (requests: number): DeploymentStatus =>
   ({ serving: { epoch: 'e1', firstMs: 1, growth: 2, revisions: { 1: { requests, errors: 0, buckets: [requests, 0] } } } }) as unknown as DeploymentStatus;
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
-
-const refused = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(true));
-  });
 
 async function observedRequests(): Promise<number> {
   const rows = await database!.db
