@@ -80,7 +80,8 @@ export interface DeploymentStatus {
   /**
    * What its router measured of each revision's traffic, where the deployer has one (the local deployer does): the
    * control plane records it as observations of the revisions' model versions, which rollouts' gates and monitors
-   * read (docs/deployments.md). Absent where the backend does not say (kserve: its metrics are Prometheus').
+   * read (docs/deployments.md). Absent where the backend does not say (kserve reads Knative's from Prometheus, when
+   * it is given one).
    */
   serving?: ServingStats;
 }
@@ -88,13 +89,23 @@ export interface DeploymentStatus {
 /**
  * Counters of each revision's traffic since `epoch` (a router started again starts a new epoch and counts from 0):
  * requests answered, errors among them (a 5xx, or no whole answer), and latencies in a histogram whose bucket i holds
- * those up to `firstMs × growth^i` ms (the last, everything above).
+ * those up to `boundsMs[i]` ms where the deployer gives bounds (as Prometheus' `le` does), else up to
+ * `firstMs × growth^i` ms; the last bucket holds everything above.
  */
 export interface ServingStats {
   epoch: string;
-  firstMs: number;
-  growth: number;
+  firstMs?: number;
+  growth?: number;
+  /** The buckets' upper bounds in ms, ascending: one fewer than the buckets (the last has none). */
+  boundsMs?: number[];
   revisions: Record<number, { requests: number; errors: number; buckets: number[] }>;
+}
+
+/** The upper bound (ms) of bucket `i` of a ServingStats histogram with `count` buckets; the last one's is the one before. */
+export function bucketBoundMs(stats: Pick<ServingStats, 'firstMs' | 'growth' | 'boundsMs'>, i: number, count: number): number {
+  const at = Math.max(0, Math.min(i, count - 2));
+  if (stats.boundsMs) return stats.boundsMs[Math.min(at, stats.boundsMs.length - 1)] ?? 0;
+  return (stats.firstMs ?? 1) * (stats.growth ?? 2) ** at;
 }
 
 /**

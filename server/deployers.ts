@@ -1,6 +1,7 @@
 // The deployer plugins the control plane drives beside the `local` one (which the deployment service always holds,
 // its state under the data directory), configured from the environment as server/executors.ts does for executors:
-// `kserve` when ATELIER_KSERVE_NAMESPACE is set (in-cluster auth, or the default kubeconfig), and one `webhook`
+// `kserve` when ATELIER_KSERVE_NAMESPACE is set (in-cluster auth, or the default kubeconfig; its serving figures from
+// Prometheus when ATELIER_KSERVE_PROMETHEUS_URL is set), and one `webhook`
 // deployer per entry of ATELIER_WEBHOOK_DEPLOYERS. Each is imported only when configured (the Kubernetes client alone
 // takes ~2 s to load).
 import { readFileSync } from 'node:fs';
@@ -64,6 +65,35 @@ function webhookEntries(raw: string): WebhookDeployerEntry[] {
   });
 }
 
+/**
+ * Where the kserve deployer reads what each revision served (Knative's queue-proxy metrics): ATELIER_KSERVE_PROMETHEUS_URL,
+ * with ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE holding a bearer token where Prometheus sits behind one.
+ */
+function kservePrometheus(env: NodeJS.ProcessEnv) {
+  const url = env.ATELIER_KSERVE_PROMETHEUS_URL;
+  if (!url) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError("ATELIER_KSERVE_PROMETHEUS_URL is not a URL: give Prometheus' base URL, like http://prometheus.monitoring:9090");
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new ConfigError(`ATELIER_KSERVE_PROMETHEUS_URL must be an http(s) URL, not ${parsed.protocol}: like http://prometheus.monitoring:9090`);
+  const file = env.ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE;
+  if (!file) return { url };
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(
+      `ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): point it at a readable file holding the token`,
+    );
+  }
+  if (!token) throw new ConfigError(`ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE: ${file} is empty: write the bearer token into it`);
+  return { url, bearerToken: token };
+}
+
 export async function deployersFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Deployer[]> {
   const deployers: Deployer[] = [];
   if (env.ATELIER_KSERVE_NAMESPACE) {
@@ -78,6 +108,7 @@ export async function deployersFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
         storageUri: env.ATELIER_KSERVE_STORAGE_URI || undefined,
         modelFormat: env.ATELIER_KSERVE_MODEL_FORMAT || undefined,
         runtime: env.ATELIER_KSERVE_RUNTIME || undefined,
+        prometheus: kservePrometheus(env),
       }),
     );
   }

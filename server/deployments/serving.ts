@@ -8,7 +8,7 @@
 // takes a deployment over starts from what it first sees; a router started again (a new epoch) counts from zero; a
 // window whose insert failed is counted in the next one (or found written after all), never lost nor written twice.
 import { sql } from 'drizzle-orm';
-import type { DeploymentStatus, ServingStats } from '../../plugins/deployer-sdk';
+import { bucketBoundMs, type DeploymentStatus, type ServingStats } from '../../plugins/deployer-sdk';
 import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import type { DeploymentRevisionRow, DeploymentRow } from '../db/tables/deployments';
@@ -30,12 +30,12 @@ interface Seen {
 }
 
 /** The latency below which a share `q` of the histogram's requests fall: its bucket's upper bound, in ms. */
-export function percentile(buckets: readonly number[], q: number, firstMs: number, growth: number): number {
+export function percentile(buckets: readonly number[], q: number, shape: Pick<ServingStats, 'firstMs' | 'growth' | 'boundsMs'>): number {
   const total = buckets.reduce((s, n) => s + n, 0);
   let seen = 0;
   for (let i = 0; i < buckets.length; i++) {
     seen += buckets[i]!;
-    if (seen >= q * total && seen > 0) return Math.round(firstMs * growth ** Math.min(i, buckets.length - 2) * 1000) / 1000;
+    if (seen >= q * total && seen > 0) return Math.round(bucketBoundMs(shape, i, buckets.length) * 1000) / 1000;
   }
   return 0;
 }
@@ -75,8 +75,8 @@ export function createServingRecorder(db: Db, windowMs: number) {
       const values: Record<(typeof SERVING_METRICS)[number], number> = {
         'serving.requests': window.requests,
         'serving.error_rate': Math.min(1, Math.max(0, window.errors) / window.requests),
-        'serving.latency_p50_ms': percentile(window.buckets, 0.5, stats.firstMs, stats.growth),
-        'serving.latency_p99_ms': percentile(window.buckets, 0.99, stats.firstMs, stats.growth),
+        'serving.latency_p50_ms': percentile(window.buckets, 0.5, stats),
+        'serving.latency_p99_ms': percentile(window.buckets, 0.99, stats),
       };
       // A deployment following an alias serves the alias: its monitors see the traffic too (gates read the version).
       for (const metric of SERVING_METRICS)

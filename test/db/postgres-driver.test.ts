@@ -280,9 +280,11 @@ const ARRAY_TYPES_QUERY = /typarray/;
 it('lives through a connection reset while a new connection fetches its array types, and parses arrays once reconnected', async () => {
   const target = new URL(server!.url);
   let reset = 0;
-  const front = await proxy({ host: target.hostname, port: Number(target.port) }, (chunk) =>
-    reset === 0 && ARRAY_TYPES_QUERY.test(chunk.toString('latin1')) ? (reset++, 'reset') : 'pass',
-  );
+  const front = await proxy({ host: target.hostname, port: Number(target.port) }, (chunk) => {
+    if (reset > 0 || !ARRAY_TYPES_QUERY.test(chunk.toString('latin1'))) return 'pass';
+    reset++;
+    return 'reset';
+  });
   const sql = postgres(front.url(server!.url), { max: 1, onnotice: () => undefined, backoff: () => 0.01 });
   try {
     const unhandled = await unhandledDuring(async () => {

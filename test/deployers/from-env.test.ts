@@ -58,3 +58,22 @@ it('refuses a malformed list, a missing or empty secret and a bad URL with what 
     /^webhook deployer "a": /,
   );
 });
+
+it('reads kserve’s serving figures from Prometheus when its URL is set, and refuses a bad URL or token file with what to write', async () => {
+  const kserve = { ATELIER_KSERVE_NAMESPACE: 'models', ATELIER_KSERVE_STORAGE_URI: 's3://models/{ref}' };
+  expect(await names({ ...kserve, ATELIER_KSERVE_PROMETHEUS_URL: 'http://prometheus.monitoring:9090' })).toEqual(['kserve']);
+  expect(
+    await names({ ...kserve, ATELIER_KSERVE_PROMETHEUS_URL: 'https://prometheus.example.com', ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE: path.join(dir, 'secret') }),
+  ).toEqual(['kserve']);
+  const refused = (env: NodeJS.ProcessEnv) =>
+    deployersFromEnv({ ...kserve, ...env }).then(
+      () => 'accepted',
+      (e) => (e instanceof ConfigError ? e.message : `not a ConfigError: ${e}`),
+    );
+  expect(await refused({ ATELIER_KSERVE_PROMETHEUS_URL: 'prometheus:9090' })).toMatch(/must be an http\(s\) URL.*like http:\/\/prometheus/);
+  expect(await refused({ ATELIER_KSERVE_PROMETHEUS_URL: 'not a url' })).toMatch(/is not a URL: give Prometheus' base URL/);
+  expect(await refused({ ATELIER_KSERVE_PROMETHEUS_URL: 'http://p:9090', ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE: path.join(dir, 'empty') })).toMatch(/is empty/);
+  expect(await refused({ ATELIER_KSERVE_PROMETHEUS_URL: 'http://p:9090', ATELIER_KSERVE_PROMETHEUS_TOKEN_FILE: path.join(dir, 'missing') })).toMatch(
+    /cannot read .*ENOENT.*readable file/,
+  );
+});

@@ -12,6 +12,7 @@ import type { Deployer, Deployment, Revision } from '../../plugins/deployer-sdk'
 import { deployerContract } from '../../plugins/deployer-testkit';
 import { createKServeDeployer } from '../../plugins/deployers/kserve';
 import { createKubernetesStandIn, type KubernetesStandIn } from '../stand-ins/kubernetes';
+import { createPrometheusStandIn } from '../stand-ins/prometheus';
 
 const revision = (number: number, extra: Partial<Revision> = {}): Revision => ({
   number,
@@ -23,14 +24,19 @@ const fast = { storageUri: 's3://models/{ref}', pollMs: 5, readyTimeoutMs: 10_00
 
 deployerContract('kserve', async () => {
   const standIn = await createKubernetesStandIn({ namespaces: ['default', 'serving'] });
-  const make = () => createKServeDeployer({ kubeConfig: standIn.kubeConfig(), namespace: 'serving', ...fast });
+  // Knative's queue-proxy metrics, scraped: the contract checks the serving figures status reads from them.
+  const prometheus = await createPrometheusStandIn({ targets: () => standIn.kserve.queueProxyMetrics(), scrapeMs: 20 });
+  const make = () => createKServeDeployer({ kubeConfig: standIn.kubeConfig(), namespace: 'serving', ...fast, prometheus: { url: prometheus.url, cacheMs: 0 } });
   return {
     deployer: make(),
     restartedDeployer: make,
     revision: (n) => revision(n),
     running: () => standIn.kserve.revisions(),
     request: { path: '/v1/models/iris:predict', body: { instances: [[5.1, 3.5, 1.4, 0.2]] } },
-    cleanup: () => standIn.close(),
+    cleanup: async () => {
+      await prometheus.close();
+      await standIn.close();
+    },
   };
 });
 

@@ -18,9 +18,13 @@
 // Simplification: there is no DNS here, so `status.url` is a loopback port of its own per InferenceService, where a
 // tiny ingress splits requests over the revisions by the traffic percents (smooth weighted round robin, so counts are
 // exact) and a stand-in model server answers each: 200 with the revision's name, tagged `x-atelier-revision` from its
-// container's `ATELIER_REVISION` env as Atelier's serving runtime does.
+// container's `ATELIER_REVISION` env as Atelier's serving runtime does. Each ready revision has one pod whose
+// queue-proxy counts what it served in Knative's histogram `revision_app_request_latencies` (ms, Knative's buckets;
+// labels as Knative's service-metrics docs list them), which `queueProxyMetrics()` hands a Prometheus stand-in to
+// scrape; `restartPod` replaces a revision's pod (its series go, the new pod's count from 0).
 import http, { type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ScrapedSeries } from './prometheus';
 
 type Obj = Record<string, any>;
 
@@ -38,7 +42,17 @@ interface KnativeRevision {
   predictor: Obj;
   state: 'pending' | 'ready' | 'failed';
   message?: string;
+  /** The pod serving it, and its queue-proxy's histogram: cumulative counts per bound (the last, +Inf), per response code. */
+  pod: string;
+  served: Map<number, number[]>;
 }
+
+/** The queue-proxy's latency buckets (ms), as Knative Serving defines them for revision_app_request_latencies. */
+const LATENCY_BOUNDS_MS = [
+  5, 10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900, 1000, 2000, 5000, 10000, 20000, 50000, 100000,
+];
+let pods = 0;
+const podName = (revision: string) => `${revision}-deployment-${(++pods).toString(36).padStart(5, '0')}`;
 
 interface ServiceState {
   uid: string;
@@ -60,6 +74,7 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
   const readyMs = options.readyMs ?? 15;
   const services = new Map<string, ServiceState>(); // by uid
   const failing = new Map<string, string>(); // storageUri → why it fails to load
+  const answering = new Map<string, number>(); // storageUri → the status its model server answers with
   let gpuCapacity = Number.POSITIVE_INFINITY; // nvidia.com/gpu on the largest node
   let paused: Set<string> | null = null; // "<ns>/<name>" waiting for the controller while it is stopped
 
@@ -72,6 +87,7 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
 
   function ingress(state: ServiceState): Server {
     return http.createServer((req, res) => {
+      const began = performance.now();
       req.resume();
       req.on('end', () => {
         const isvc = host.get(state.namespace, state.name);
@@ -91,7 +107,15 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
         const revision = state.revisions.find((r) => r.name === best!.revisionName)!;
         const env = (revision.predictor.model?.env ?? []) as { name: string; value?: string }[];
         const tag = env.find((e) => e.name === 'ATELIER_REVISION')?.value;
-        res.writeHead(200, { 'content-type': 'application/json', ...(tag ? { 'x-atelier-revision': tag } : {}) });
+        const code = answering.get(revision.predictor.model?.storageUri ?? '') ?? 200;
+        res.once('finish', () => {
+          const counts = revision.served.get(code) ?? new Array<number>(LATENCY_BOUNDS_MS.length + 1).fill(0);
+          const ms = performance.now() - began;
+          for (const [i, bound] of LATENCY_BOUNDS_MS.entries()) if (ms <= bound) counts[i]!++;
+          counts[LATENCY_BOUNDS_MS.length]!++;
+          revision.served.set(code, counts);
+        });
+        res.writeHead(code, { 'content-type': 'application/json', ...(tag ? { 'x-atelier-revision': tag } : {}) });
         res.end(
           JSON.stringify({ model_name: state.name, revision: revision.name, storageUri: revision.predictor.model?.storageUri ?? null, predictions: [0] }),
         );
@@ -130,7 +154,8 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
     const state = stateOf(isvc);
     const { key, predictor } = templateOf(isvc);
     if (state.revisions.at(-1)?.template !== key) {
-      const revision: KnativeRevision = { name: `${name}-predictor-${pad5(state.revisions.length + 1)}`, template: key, predictor, state: 'pending' };
+      const revisionName = `${name}-predictor-${pad5(state.revisions.length + 1)}`;
+      const revision: KnativeRevision = { name: revisionName, template: key, predictor, state: 'pending', pod: podName(revisionName), served: new Map() };
       state.revisions.push(revision);
       const uid = isvc.metadata.uid;
       host.later(readyMs, () => {
@@ -374,6 +399,48 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
     /** The GPUs the largest node offers: revisions asking for more cannot be scheduled. */
     setGpuCapacity(gpus: number) {
       gpuCapacity = gpus;
+    },
+    /** The model servers of revisions whose model is at this URI answer every request with this status. */
+    answerWith(uri: string, status: number) {
+      answering.set(uri, status);
+    },
+    /** Replaces the pod of a Knative revision: the old pod's series are gone, the new one's count from 0. */
+    restartPod(revisionName: string) {
+      for (const s of services.values())
+        for (const r of s.revisions)
+          if (r.name === revisionName) {
+            r.pod = podName(r.name);
+            r.served = new Map();
+          }
+    },
+    /** What every ready revision's queue-proxy exports now (its `/metrics`, as Prometheus scrapes it). */
+    queueProxyMetrics(): ScrapedSeries[] {
+      const out: ScrapedSeries[] = [];
+      for (const s of services.values())
+        for (const r of s.revisions) {
+          if (r.state !== 'ready') continue;
+          const base = {
+            configuration_name: `${s.name}-predictor`,
+            namespace_name: s.namespace,
+            pod_name: r.pod,
+            revision_name: r.name,
+            service_name: `${s.name}-predictor`,
+          };
+          for (const [code, counts] of r.served) {
+            const labels = { ...base, response_code: String(code), response_code_class: `${String(code)[0]}xx` };
+            for (const [i, n] of counts.entries())
+              out.push({
+                labels: {
+                  __name__: 'revision_app_request_latencies_bucket',
+                  ...labels,
+                  le: i < LATENCY_BOUNDS_MS.length ? String(LATENCY_BOUNDS_MS[i]) : '+Inf',
+                },
+                value: n,
+              });
+            out.push({ labels: { __name__: 'revision_app_request_latencies_count', ...labels }, value: counts.at(-1)! });
+          }
+        }
+      return out;
     },
     /** Models at this URI load again (revisions made from now on become ready). */
     healStorageUri(uri: string) {

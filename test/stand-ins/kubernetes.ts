@@ -1322,7 +1322,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
     deployment: (name: string, namespace = 'default') => store.deployments.get(key(namespace, name)),
     inferenceServices: (namespace = 'default') => [...store.inferenceservices.values()].filter((o) => o.metadata.namespace === namespace),
     inferenceService: (name: string, namespace = 'default') => store.inferenceservices.get(key(namespace, name)),
-    /** The simulated KServe: make a storage URI fail to load; count the Knative revisions alive. */
+    /** The simulated KServe: make a storage URI fail to load or answer errors; count the Knative revisions alive; its pods' metrics. */
     kserve: {
       failStorageUri: kserve.failStorageUri,
       healStorageUri: kserve.healStorageUri,
@@ -1330,6 +1330,9 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       pause: kserve.pause,
       resume: kserve.resume,
       revisions: kserve.revisions,
+      answerWith: kserve.answerWith,
+      restartPod: kserve.restartPod,
+      queueProxyMetrics: kserve.queueProxyMetrics,
     },
     logOf: (pod: string, namespace = 'default') => (logs.get(key(namespace, pod)) ?? []).map((l) => l.text),
     resourceVersion: () => rv,

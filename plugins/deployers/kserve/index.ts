@@ -35,6 +35,7 @@ import {
   statusOf,
   storageUriFor,
 } from './manifest';
+import { createServingReader, type PrometheusOptions } from './prometheus';
 
 export interface KServeDeployerOptions {
   /** The cluster (a KubeConfig, or a function giving one: read at each call, so rotated credentials are picked up). */
@@ -61,6 +62,11 @@ export interface KServeDeployerOptions {
   requestTimeoutMs?: number;
   /** Deployer name (default `kserve`). */
   name?: string;
+  /**
+   * Where Knative's queue-proxy metrics are scraped: `status` then says what each revision served (requests, 5xx,
+   * latency), which canary gates and monitors read. Without it a kserve deployment has no serving figures.
+   */
+  prometheus?: PrometheusOptions;
 }
 
 interface Located {
@@ -78,6 +84,18 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   const refuse = (code: DeployerErrorCode, message: string) => new DeployerError(code, message, name);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const serving = options.prometheus ? createServingReader(options.prometheus) : null;
+
+  /** The status with what Prometheus says each revision served; a Prometheus that cannot be read only costs the figures. */
+  async function withServing(id: string, at: Located, isvc: InferenceService): Promise<DeploymentStatus> {
+    const status = statusOf(id, isvc);
+    if (!serving) return status;
+    try {
+      return { ...status, serving: await serving.read(id, at.namespace, knativeNames(isvc, readEntries(isvc))) };
+    } catch (err) {
+      return { ...status, message: `${status.message} (no serving figures: ${(err as Error).message})` };
+    }
+  }
 
   /** Calls for one deployment run one after another. */
   function serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -226,7 +244,8 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
       const health = statusOf(deployment.id, found.isvc).revisions.find((r) => r.number === revision.number)?.health;
       if (same && !(same === last && health === 'FAILED')) {
         if (same === last && !settled(found.isvc)) await poll(at, settled, options.readyTimeoutMs ?? 600_000);
-        return statusOf(deployment.id, (await find(deployment.id))!.isvc);
+        const now = (await find(deployment.id))!;
+        return withServing(deployment.id, now.at, now.isvc);
       }
       // The revision before must have its KServe revision (recorded below) before the predictor changes again.
       if (!same && last && !lastKnative(found.isvc, entries)) {
@@ -272,7 +291,7 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
       });
     }
     const isvc = await poll(at, settled, options.readyTimeoutMs ?? 600_000);
-    return statusOf(deployment.id, isvc);
+    return withServing(deployment.id, at, isvc);
   }
 
   async function route(id: string, split: TrafficSplit, how: 'merge' | 'json'): Promise<DeploymentStatus> {
@@ -290,18 +309,22 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
     }
     const same = (s: DeploymentStatus) => JSON.stringify(s.traffic) === JSON.stringify(wanted);
     const timeoutMs = options.trafficTimeoutMs ?? 60_000;
-    const after = statusOf(id, await poll(at, (i) => caughtUp(i) && same(statusOf(id, i)), timeoutMs));
+    const routed = await poll(at, (i) => caughtUp(i) && same(statusOf(id, i)), timeoutMs);
+    const after = statusOf(id, routed);
     if (!same(after))
       throw new Error(
         `${name}: KServe set canaryTrafficPercent ${canary.percent} but routes ${JSON.stringify(after.traffic)}, not ${JSON.stringify(wanted)}, after ${timeoutMs} ms (${after.message}): check the KServe controller and Knative`,
       );
-    return after;
+    return withServing(id, at, routed);
   }
 
   return defineDeployer({
     name,
     apply: (deployment, revision) => serial(deployment.id, () => apply(deployment, revision)),
-    status: async (id) => statusOf(id, (await mustFind(id)).isvc),
+    status: async (id) => {
+      const { at, isvc } = await mustFind(id);
+      return withServing(id, at, isvc);
+    },
     setTraffic: (id, split) => serial(id, () => route(id, split, 'merge')),
     rollback: (id, toRevision) =>
       serial(id, async () => {
@@ -315,6 +338,7 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         const found = await find(id);
         if (found) await api.delete(found.at.namespace, found.at.name).catch((err) => translate(err, `deleting InferenceService ${found.at.name}`));
         located.delete(id);
+        serving?.forget(id);
       }),
     close: async () => {
       located.clear();
