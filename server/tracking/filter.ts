@@ -63,7 +63,8 @@ const tokens: TokenType[] = [
   LParen,
   RParen,
 ];
-const lexer = new Lexer(tokens, { positionTracking: 'onlyOffset', ensureOptimizations: false });
+/** Built at the first filter parsed, as the parser is (below): a process that parses none pays nothing. */
+let lexer: Lexer | undefined;
 
 type FieldPath = { parts: string[]; column: number };
 
@@ -178,11 +179,16 @@ class FilterParser extends EmbeddedActionsParser {
 
 const unquote = (image: string) => image.slice(1, -1).replaceAll(image[0]! + image[0]!, image[0]!);
 
-/** One parser for the process: chevrotain parsers are reusable (`input` resets them) and costly to build. */
-const parser = new FilterParser();
+/**
+ * One parser for the process, built at its first use: chevrotain parsers are reusable (`input` resets them) and
+ * costly to build (its self-analysis took ~0.3 s of CPU at every start of the CLI and the server, parsing or not).
+ */
+let built: FilterParser | undefined;
+const parser = () => (built ??= new FilterParser());
 
 /** `what` (a filter or an order key) as its tokens, or BAD_USER_INPUT naming the column of the first bad character. */
 function lex(text: string, what: string): IToken[] {
+  lexer ??= new Lexer(tokens, { positionTracking: 'onlyOffset', ensureOptimizations: false });
   const result = lexer.tokenize(text);
   const error = result.errors[0];
   if (error) {
@@ -196,9 +202,10 @@ function lex(text: string, what: string): IToken[] {
 }
 
 function parseWith<T>(text: string, what: string, rule: () => T): T {
-  parser.input = lex(text, what);
+  const p = parser();
+  p.input = lex(text, what);
   const value = rule();
-  const error = parser.errors[0];
+  const error = p.errors[0];
   if (error) {
     const token = error.token;
     const atEnd = token.tokenType.name === 'EOF' || Number.isNaN(token.startOffset);
@@ -227,13 +234,13 @@ function expectation(error: { name: string; message: string }, what: string): st
 /** Parses a filter; an empty one is null (every run). */
 export function parseFilter(text: string): Condition | null {
   if (!text.trim()) return null;
-  const raw = parseWith(text, 'filter', () => parser.disjunction());
+  const raw = parseWith(text, 'filter', () => parser().disjunction());
   return resolve(raw as never);
 }
 
 /** Parses one `orderBy` key: a field, then ASC (default) or DESC. */
 export function parseOrderKey(text: string, index: number): OrderKey {
-  const { path, descending } = parseWith(text, `orderBy.${index}`, () => parser.orderKey());
+  const { path, descending } = parseWith(text, `orderBy.${index}`, () => parser().orderKey());
   return { field: fieldOf(path, `orderBy.${index}`), descending };
 }
 
