@@ -4,6 +4,7 @@ import os from 'node:os';
 import { startNats } from '../test/harness/nats';
 import { startPostgres } from '../test/harness/postgres';
 import { cacheBench } from './cache';
+import { cliBench } from './cli';
 import { deployersBench } from './deployers';
 import { deploymentsRolloutBench } from './deployments-rollout';
 import { embeddedBench } from './embedded';
@@ -41,6 +42,7 @@ const benches = [
   'peers',
   'embedded',
   'subscribers',
+  'cli',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -125,6 +127,10 @@ async function main() {
     if (selected('embedded')) {
       console.log('embedded: 2,000 and 10,000 no-op tasks on the embedded default (PGlite, in-process bus, host in the control plane)…');
       rows.push(...(await embeddedBench()));
+    }
+    if (selected('cli')) {
+      console.log('cli: `atelier --help` beside `node -e 0`, in turns…');
+      rows.push(...(await cliBench()));
     }
     if (selected('subscribers')) {
       console.log('subscribers: 1,000 graphql-ws subscribers to one run’s events, the control plane as its own process…');
