@@ -4,6 +4,7 @@ import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { queryRows } from '../db/client';
 import { runs, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
+import { clearAttemptFiles } from '../tracking/artifacts';
 import { confirmStuck, type Suspect } from './attempts';
 import { stopAttempts } from './cancel';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
@@ -52,6 +53,12 @@ async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void
         .where(and(inArray(tasks.id, ids), eq(tasks.status, 'RETRYING')))
         .returning();
       for (const t of moved) taskStatusEvent(step, t, 'READY');
+      // The next attempt's folder starts empty: what the failed one logged (MLflow from inside) is not its files.
+      if (moved.length)
+        await clearAttemptFiles(
+          tx,
+          moved.map((t) => t.id),
+        );
       await dispatch(tc, run);
     });
   }
