@@ -70,7 +70,8 @@ async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void
 /**
  * QUEUED tasks whose message the bus no longer holds: queued before its store of task messages began (nats-server came
  * back without its JetStream store), so no host can ever pull them. Each such attempt ends as the platform's failure
- * and the task is retried, dispatched anew; the lost attempt can never run after (a claim of it is refused, claims.ts).
+ * and the task is retried, dispatched anew; the lost attempt can never run after (a claim of it is refused, claims.ts;
+ * a host that claimed it already is told to stop).
  * Looked for once per store: when the bus first answers, and whenever its store has begun again.
  */
 async function redispatchLostMessages(ctx: OrchestratorContext, state: SweepState): Promise<void> {
@@ -96,6 +97,9 @@ async function redispatchLostMessages(ctx: OrchestratorContext, state: SweepStat
       for (const s of list) {
         const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
         if (task?.status !== 'QUEUED' || task.attempt !== s.attempt) continue;
+        // A host may hold the message still (pulled before the store went) and have claimed it: it is told to stop,
+        // and an outbox row of it not yet published (the relay's) is withdrawn.
+        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], 'its message was lost with the bus store');
         const updated = await applyOutcome(tc, task, lostMessageOutcome(), { at: step.at, durationMs: 0, host: null });
         if (isTerminal(updated.status)) finished.push(updated.node);
       }
