@@ -187,7 +187,8 @@ export async function registerModelVersion(
     }
     if (!input.files && tracked.task.status !== 'SUCCEEDED')
       throw new AtelierError('CONFLICT', `Task ${tracked.task.id} is ${tracked.task.status}; register a version from a task that succeeded.`);
-    const { task, run } = await producerOf(db, tracked);
+    // Files given (a logged model's) are that model's own: its lineage is the task named.
+    const { task, run } = input.files ? tracked : await producerOf(db, tracked);
     const files = input.files ?? (await filesOf(db, store, task, input.output));
     const digest = digestOf(files.map((f) => [f.path, f.digest]));
     const { inputs, parents } = await inputsOf(db, task);
