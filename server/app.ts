@@ -44,7 +44,7 @@ import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
 import { freshnessAlerts } from './monitoring/freshness-alerts';
 import { pruneObservations } from './monitoring/observations';
-import { createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
+import { busProbes, createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
 import { createRegistrationHandler } from './registry/from-tasks';
 import { acrossReplicas, createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
@@ -160,7 +160,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     endedHosts: database.kind === 'pglite' ? { suffix: EMBEDDED_HOST_SUFFIX, current: embeddedHostName } : undefined,
-    eventBacklog: () => bus.eventBacklog(EVENTS_DURABLE),
+    ...busProbes(bus, EVENTS_DURABLE),
     cache,
     mayReuse,
     catalogCeiling: config.catalogCeiling,

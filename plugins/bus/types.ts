@@ -91,6 +91,13 @@ export interface Bus {
   eventBacklog(durable: string): Promise<{ published: number; recorded: number }>;
 
   /**
+   * Since when the bus's store of task messages holds what was published to it: a task message published before
+   * then is gone with the store that held it (nats-server started again without its JetStream store). A bus whose
+   * messages live as long as its process (the in-process bus) leaves it out.
+   */
+  taskStoreSince?(): Promise<Date>;
+
+  /**
    * The largest message the bus takes (nats-server's max_payload). A bus with no limit of its own leaves it out, and
    * callers assume DEFAULT_MAX_PAYLOAD_BYTES, so what runs embedded also runs on a default nats-server.
    */

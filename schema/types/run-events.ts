@@ -76,17 +76,31 @@ const TaskMetricEvent = builder.objectRef<Of<'task-metric'>>('TaskMetricEvent').
   }),
 });
 
+/** `allRunEvents(announce: true)`'s first event: the feed listens from here on. Never stored, never numbered. */
+interface FeedListening {
+  kind: 'listening';
+  at: string;
+}
+const RunFeedListening = builder.objectRef<FeedListening>('RunFeedListening').implement({
+  description:
+    'The first event of `allRunEvents(announce: true)`: from it on, no event is missed. A list read after it, and kept up to date with the events that follow, misses no run.',
+  fields: (t) => ({
+    at: t.exposeString('at'),
+  }),
+});
+
 const typeOfKind = {
   'run-status': 'RunStatusEvent',
   'task-status': 'TaskStatusEvent',
   'task-progress': 'TaskProgressEvent',
   'task-log': 'TaskLogEvent',
   'task-metric': 'TaskMetricEvent',
+  listening: 'RunFeedListening',
 } as const;
 
 const RunEvent = builder.unionType('RunEvent', {
-  types: [RunStatusEvent, TaskStatusEvent, TaskProgressEvent, TaskLogEvent, TaskMetricEvent],
-  resolveType: (e) => typeOfKind[(e as FeedEvent).kind],
+  types: [RunStatusEvent, TaskStatusEvent, TaskProgressEvent, TaskLogEvent, TaskMetricEvent, RunFeedListening],
+  resolveType: (e) => typeOfKind[(e as FeedEvent | FeedListening).kind],
 });
 
 const terminalRun = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -193,9 +207,15 @@ builder.subscriptionField('allRunEvents', (t) =>
     type: RunEvent,
     description:
       'Every event of every run whose events you may read, live, with no snapshot: the feed behind live run lists and monitors. Within a run it has seen, a skipped `seq` is filled in; for a run’s exact state, use `runEvents`.',
+    args: {
+      announce: t.arg.boolean({
+        description:
+          'Send a `RunFeedListening` event first, once the feed listens: read your list after it (not before subscribing), and no run that starts or changes in between is missed.',
+      }),
+    },
     authScopes: { can: ['read', 'Run'] },
-    subscribe: (_root, _args, ctx) =>
-      liveStream(ctx, async function* (live) {
+    subscribe: (_root, args, ctx) =>
+      liveStream<FeedEvent | FeedListening>(ctx, async function* (live) {
         const watch = watchAccess(ctx, live);
         // Each run's domain, read once: an event is passed on only if its run's events are readable now. A new run's
         // first event carries it (a run's domain never changes), so no subscriber reads it for the runs it sees start.
@@ -211,7 +231,10 @@ builder.subscriptionField('allRunEvents', (t) =>
         };
         // Per run seen, the last number passed on: a number skipped is read from the store, a repeat is dropped.
         const last = new Map<string, number>();
-        for await (const event of feedIterator(ctx.services.feed, '*', live.signal)) {
+        // Listening from here on (the iterator takes events as soon as it is made): said before the first one.
+        const events = feedIterator(ctx.services.feed, '*', live.signal);
+        if (args.announce) yield { kind: 'listening', at: new Date().toISOString() };
+        for await (const event of events) {
           if (event.kind === 'task-progress') traceHop('control plane: subscription woken', event.runId);
           const before = last.get(event.runId);
           if (before !== undefined && event.seq <= before) continue;
@@ -227,7 +250,7 @@ builder.subscriptionField('allRunEvents', (t) =>
         watch.assertStillValid();
       }),
     resolve: (event, _args, ctx) => {
-      noteSeq(ctx, event.seq);
+      if ('seq' in event) noteSeq(ctx, event.seq);
       return event;
     },
   }),

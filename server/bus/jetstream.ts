@@ -313,6 +313,18 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return { published, recorded: consumer ? consumer.ack_floor.stream_seq : stream.state.first_seq - 1 };
     },
 
+    async taskStoreSince() {
+      assertOpen();
+      // A stream that is not there yet (nats-server came back without its store, nothing published since) is made
+      // now: every task message published before is gone either way, and the answer is then when it was made.
+      const info = await jsm.streams.info(streams.tasks).catch(async (err: unknown) => {
+        if (!streamMissing(err)) throw err;
+        await keeper.restore();
+        return jsm.streams.info(streams.tasks);
+      });
+      return new Date(info.created);
+    },
+
     ...claimMethods({ nc, subjects, queue: `${root}-control-plane`, track: trackCore, assertOpen }),
 
     async publishCancel(message) {

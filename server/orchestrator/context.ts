@@ -39,6 +39,8 @@ export interface OrchestratorContext {
   deadlineGraceMs: number;
   /** How far the event recorder has got through the bus (Bus.eventBacklog); without it, stuck tasks are confirmed at once. */
   eventBacklog: (() => Promise<{ published: number; recorded: number }>) | undefined;
+  /** Since when the bus holds the task messages published to it (Bus.taskStoreSince); without it, none is ever lost. */
+  taskStoreSince: (() => Promise<Date>) | undefined;
   /** Claims of redelivered attempts held until the events before them are recorded, by `taskId:attempt` (claims.ts). */
   heldClaims: Map<string, HeldClaim>;
   /** The task cache; without it every task executes. */

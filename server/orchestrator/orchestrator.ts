@@ -8,6 +8,7 @@
 
 import type { SQL } from 'drizzle-orm';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../plugins/bus/payload-limit';
+import type { Bus } from '../../plugins/bus/types';
 import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/protocol';
 import type { Grants } from '../auth/ability';
 import { readableBy } from '../cache/access';
@@ -119,6 +120,8 @@ export interface OrchestratorOptions {
    * every event published before it looked so has been recorded, so no result still on the bus is overtaken.
    */
   eventBacklog?: () => Promise<{ published: number; recorded: number }>;
+  /** Since when the bus holds the task messages published to it (Bus.taskStoreSince): a task queued before lost its message. */
+  taskStoreSince?: () => Promise<Date>;
   /** How long past its own deadline a running task may go before the control plane times it out itself. */
   deadlineGraceMs?: number;
   /** The task cache; without it every task executes. */
@@ -135,6 +138,12 @@ export interface OrchestratorOptions {
   taskBatchMax?: number;
 }
 
+/** What the sweep asks the bus: how far the recorder (`durable`) has got, and since when it holds task messages. */
+export const busProbes = (bus: Pick<Bus, 'eventBacklog' | 'taskStoreSince'>, durable: string) => ({
+  eventBacklog: () => bus.eventBacklog(durable),
+  taskStoreSince: bus.taskStoreSince ? () => bus.taskStoreSince!() : undefined,
+});
+
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const ctx: OrchestratorContext = {
     db: options.db,
@@ -149,6 +158,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     endedHosts: options.endedHosts,
     deadlineGraceMs: options.deadlineGraceMs ?? 30_000,
     eventBacklog: options.eventBacklog,
+    taskStoreSince: options.taskStoreSince,
     heldClaims: new Map(),
     cache: options.cache,
     mayReuse: options.mayReuse ?? readableBy,

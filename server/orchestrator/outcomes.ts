@@ -12,6 +12,10 @@ export const lostHostOutcome = (host: string | null, heartbeatTimeoutMs: number)
 export const endedHostOutcome = (host: string | null): TaskOutcome =>
   systemFailure('lost', `host ${host ?? '(unknown)'} ended with the control plane it ran in, which has started again: the attempt is lost`);
 
+/** A QUEUED task whose message the bus lost with its store (sweep.ts redispatchLostMessages): retried as the platform's failure. */
+export const lostMessageOutcome = (): TaskOutcome =>
+  systemFailure('lost', "its task message was lost with the message bus's store (nats-server started again without its JetStream store): dispatched again");
+
 /** A running task past its own deadline (and the grace) that its host did not stop. */
 export const deadlineOutcome = (timeoutMs: number): TaskOutcome =>
   timedOut(`ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`);

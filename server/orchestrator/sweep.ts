@@ -4,12 +4,13 @@ import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { queryRows } from '../db/client';
 import { runs, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
+import { clearAttemptFiles } from '../tracking/artifacts';
 import { confirmStuck, type Suspect } from './attempts';
 import { stopAttempts } from './cancel';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
 import { queueTime, runsToAdmit } from './limits';
-import { deadlineOutcome, endedHostOutcome, lostHostOutcome } from './outcomes';
+import { deadlineOutcome, endedHostOutcome, lostHostOutcome, lostMessageOutcome } from './outcomes';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -21,12 +22,15 @@ export interface SweepState {
   lastEviction: number;
   /** By `taskId:attempt:lost|deadline`: tasks seen stuck, not yet confirmed (see failStuckTasks). */
   suspects: Map<string, Suspect>;
+  /** Since when the bus held task messages (Bus.taskStoreSince) when every task queued before then was dispatched again. */
+  taskStoreSince?: number;
 }
 
 /** One sweep: every pass sees the same `now`. */
 export async function tick(ctx: OrchestratorContext, state: SweepState): Promise<void> {
   const at = ctx.now();
   await readyDueRetries(ctx, at);
+  await redispatchLostMessages(ctx, state);
   await failStuckTasks(ctx, state, at);
   await admitWaitingRuns(ctx);
   await evictCache(ctx, state, at);
@@ -52,9 +56,58 @@ async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void
         .where(and(inArray(tasks.id, ids), eq(tasks.status, 'RETRYING')))
         .returning();
       for (const t of moved) taskStatusEvent(step, t, 'READY');
+      // The next attempt's folder starts empty: what the failed one logged (MLflow from inside) is not its files.
+      if (moved.length)
+        await clearAttemptFiles(
+          tx,
+          moved.map((t) => t.id),
+        );
       await dispatch(tc, run);
     });
   }
+}
+
+/**
+ * QUEUED tasks whose message the bus no longer holds: queued before its store of task messages began (nats-server came
+ * back without its JetStream store), so no host can ever pull them. Each such attempt ends as the platform's failure
+ * and the task is retried, dispatched anew; the lost attempt can never run after (a claim of it is refused, claims.ts;
+ * a host that claimed it already is told to stop).
+ * Looked for once per store: when the bus first answers, and whenever its store has begun again.
+ */
+async function redispatchLostMessages(ctx: OrchestratorContext, state: SweepState): Promise<void> {
+  let since: Date;
+  try {
+    const answer = await ctx.taskStoreSince?.();
+    if (!answer || answer.getTime() === state.taskStoreSince) return;
+    since = answer;
+  } catch {
+    return; // the bus cannot say now: asked again next pass
+  }
+  const lost = await ctx.db
+    .select({ id: tasks.id, runId: tasks.runId, attempt: tasks.attempt })
+    .from(tasks)
+    .where(and(eq(tasks.status, 'QUEUED'), eq(tasks.kind, 'module'), lt(tasks.queuedAt, since)))
+    .limit(TICK_BATCH);
+  for (const [runId, list] of groupByRun(lost)) {
+    await transact(ctx, async (tc) => {
+      const { tx, step } = tc;
+      const run = await lockRun(tx, runId);
+      if (!run) return;
+      const finished: string[] = [];
+      for (const s of list) {
+        const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
+        if (task?.status !== 'QUEUED' || task.attempt !== s.attempt) continue;
+        // A host may hold the message still (pulled before the store went) and have claimed it: it is told to stop,
+        // and an outbox row of it not yet published (the relay's) is withdrawn.
+        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], 'its message was lost with the bus store');
+        const updated = await applyOutcome(tc, task, lostMessageOutcome(), { at: step.at, durationMs: 0, host: null });
+        if (isTerminal(updated.status)) finished.push(updated.node);
+      }
+      await settle(tc, run, finished);
+    });
+  }
+  // A full batch leaves more for the next pass.
+  if (lost.length < TICK_BATCH) state.taskStoreSince = since.getTime();
 }
 
 /**

@@ -11,10 +11,11 @@ import type { Db, Tx } from '../db/client';
 import { datasets, datasetVersions } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
 import { type ModelVersion, modelVersionInputs, modelVersionParents, modelVersions } from '../db/tables/registry';
-import { type Task, tasks } from '../db/tables/runs';
+import { runs, type Task, tasks } from '../db/tables/runs';
 import { runArtifacts } from '../db/tables/tracking';
 import { AtelierError, badInput, notFound } from '../errors';
 import { findTracked, type Tracked } from '../tracking/access';
+import { filesTaskOf } from '../tracking/artifacts';
 import type { ModelFile, TaskDataAccess } from '../vocabulary';
 import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry, RecordedError } from './access';
 import { registryEvent } from './events';
@@ -62,6 +63,21 @@ async function filesOf(db: Db, store: ObjectStore, task: Task, output: string): 
   }
   const bytes = Buffer.from(JSON.stringify(value));
   return [{ path: `${output}.json`, digest: await store.put(bytes), size: bytes.length }];
+}
+
+/**
+ * The task whose result a task holds, with its run: itself, or, when it did not execute (served from cache, reused by a
+ * rerun), the task that produced the result: its files are the version's, and its lineage. The caller read the task
+ * holding that result, which is all the version is made of.
+ */
+async function producerOf(db: Db, tracked: Tracked): Promise<Tracked> {
+  const id = await filesTaskOf(db, tracked.task);
+  if (id === tracked.task.id) return tracked;
+  const [task] = await db.select().from(tasks).where(eq(tasks.id, id));
+  const [run] = task ? await db.select().from(runs).where(eq(runs.id, task.runId)) : [];
+  if (!task || !run || task.status !== 'SUCCEEDED')
+    throw notFound(`Task ${tracked.task.id} reused the result of task ${id}, which is gone; register from a task that ran (start a run with refreshCache).`);
+  return { task, run };
 }
 
 /** The data access of the task and of every task upstream of it in its run (one read of the run's tasks, walked here). */
@@ -169,9 +185,10 @@ export async function registerModelVersion(
         details: { taskId: input.taskId },
       });
     }
-    const { task, run } = tracked;
-    if (!input.files && task.status !== 'SUCCEEDED')
-      throw new AtelierError('CONFLICT', `Task ${task.id} is ${task.status}; register a version from a task that succeeded.`);
+    if (!input.files && tracked.task.status !== 'SUCCEEDED')
+      throw new AtelierError('CONFLICT', `Task ${tracked.task.id} is ${tracked.task.status}; register a version from a task that succeeded.`);
+    // Files given (a logged model's) are that model's own: its lineage is the task named.
+    const { task, run } = input.files ? tracked : await producerOf(db, tracked);
     const files = input.files ?? (await filesOf(db, store, task, input.output));
     const digest = digestOf(files.map((f) => [f.path, f.digest]));
     const { inputs, parents } = await inputsOf(db, task);

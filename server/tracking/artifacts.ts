@@ -1,12 +1,14 @@
 // Files a tracked task logged (MLflow's log_artifact): bytes in the object store by digest, a row per (task, path).
 // Paths are relative and `/`-separated; `..`, `.`, empty segments, backslashes and absolute paths are refused.
 import type { Readable } from 'node:stream';
-import { and, asc, eq, like } from 'drizzle-orm';
+import { and, asc, eq, inArray, like } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
+import type { Task } from '../db/tables/runs';
 import { runArtifacts } from '../db/tables/tracking';
 import { badInput, notFound } from '../errors';
 import { assertMayWriteFiles, type Caller, findTracked, type Tracked } from './access';
+import { sourcesOf } from './queries';
 
 /** A checked relative artifact path ('' for the root when `root` is allowed). */
 export function artifactPath(raw: string, options: { root?: boolean } = {}): string {
@@ -39,13 +41,31 @@ export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, ta
   });
 }
 
+/**
+ * Forgets the files the tasks' ended attempts logged, as their next attempts are made ready: a task's folder holds one
+ * attempt's files, so a retry's listing (and a model registered from it) never carries a failed attempt's. Called
+ * with the tasks RETRYING in a committed transaction: their ended attempts' tokens log nothing more (assertMayLog).
+ */
+export async function clearAttemptFiles(tx: Tx, taskIds: string[]): Promise<void> {
+  await tx.delete(runArtifacts).where(inArray(runArtifacts.taskId, taskIds));
+}
+
+/**
+ * The task whose files a task shows: itself, or, when it did not execute (served from cache, reused by a rerun), the
+ * task that produced its result, whose succeeding attempt's files they are.
+ */
+export async function filesTaskOf(db: Db, task: Task): Promise<string> {
+  if (!task.cacheSourceTaskId && !task.reusedFromTaskId) return task.id;
+  return (await sourcesOf(db, [task.id])).get(task.id)?.id ?? task.id;
+}
+
 export async function getArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string): Promise<{ size: number; body: Readable }> {
   const path = artifactPath(rawPath);
-  await findTracked(db, caller, taskId);
+  const { task } = await findTracked(db, caller, taskId);
   const [row] = await db
     .select()
     .from(runArtifacts)
-    .where(and(eq(runArtifacts.taskId, taskId), eq(runArtifacts.path, path)));
+    .where(and(eq(runArtifacts.taskId, await filesTaskOf(db, task)), eq(runArtifacts.path, path)));
   if (!row) throw notFound(`Run ${taskId} has no artifact "${path}".`);
   return store.stream(row.digest);
 }
@@ -66,7 +86,7 @@ export async function listArtifacts(db: Db, caller: Caller, taskId: string, rawD
   const rows = await db
     .select({ path: runArtifacts.path, size: runArtifacts.size })
     .from(runArtifacts)
-    .where(and(eq(runArtifacts.taskId, taskId), like(runArtifacts.path, `${escaped}%`)))
+    .where(and(eq(runArtifacts.taskId, await filesTaskOf(db, tracked.task)), like(runArtifacts.path, `${escaped}%`)))
     .orderBy(asc(runArtifacts.path));
   return { tracked, entries: entriesUnder(rows, prefix) };
 }

@@ -15,7 +15,7 @@ export type LatestMetrics = Record<string, { value: WireMetricValue; step: numbe
  * Where a task's metrics live: itself, or the task whose result it is (a cache hit's source, the task a rerun reused,
  * followed to the one that ran: a rerun may reuse a task that was itself served from cache or reused).
  */
-async function sourcesOf(db: Db, taskIds: string[]): Promise<Map<string, { id: string; attempt: number; fromCache: boolean }>> {
+export async function sourcesOf(db: Db, taskIds: string[]): Promise<Map<string, { id: string; attempt: number; fromCache: boolean }>> {
   type Row = { id: string; attempt: number; from: string | null };
   const read = async (ids: string[]): Promise<Row[]> =>
     (

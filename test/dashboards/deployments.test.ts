@@ -199,6 +199,19 @@ it('says, failed over after a finished rollout, which revision takes the traffic
   expect(await detail.locator('[data-fallback]').count()).toBe(0);
 });
 
+it('follows on the list a failover that someone else made while no rollout runs', async () => {
+  // Before, the list asked again only while a rollout ran: a deployment at rest changed by another (a failover, a
+  // monitor's rollback) showed as it was until a reload.
+  await member.goto(`${t.url}/deployments`);
+  const row = member.locator('tr[data-deployment="iris-canary"]');
+  await row.locator('[data-rollout-state="COMPLETE"]').waitFor();
+  await row.locator('[data-ready]').waitFor();
+  expect(await row.locator('[data-failed-over]').count()).toBe(0);
+  await alice.gql(`mutation { failoverDeployment(id: "iris-canary", reason: "someone else's failover") { id } }`);
+  await row.locator('[data-failed-over="true"]').waitFor({ timeout: 20_000 });
+  await alice.gql(`mutation { restoreDeployment(id: "iris-canary") { id } }`);
+});
+
 it('keeps every deployments page within the window at 390 px', async () => {
   const narrow = await pageFor(alice.token, 390);
   const overflowing: string[] = [];

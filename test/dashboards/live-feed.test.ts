@@ -160,3 +160,33 @@ it('reads the list anew when its live connection comes back after a loss', async
   await rowStatus(browserPage, id, 'SUCCEEDED');
   await browserPage.context().close();
 }, 60_000);
+
+it('shows a run that started between the list being read and its live feed listening', async () => {
+  // Before, the list was read once, as the feed was subscribed: a run that started in between was never in the list
+  // and, its events having passed before the feed listened, appeared only once it changed again (or on a reload).
+  const earlier = await runningRun();
+  await succeededRun(earlier);
+  let held: string[] | undefined = [];
+  let server!: WebSocketRoute;
+  const browserPage = await runsPage((ws) => {
+    server = ws.connectToServer();
+    ws.onMessage((message) => {
+      const parsed = JSON.parse(String(message));
+      // The feed's subscribe is held back until the test lets it through.
+      if (held && parsed.type === 'subscribe' && /allRunEvents/.test(parsed.payload?.query ?? '')) held.push(String(message));
+      else server.send(message);
+    });
+    server.onMessage((message) => ws.send(message));
+  });
+  await rowStatus(browserPage, earlier, 'SUCCEEDED'); // the list has been read
+  while (!held?.length) await new Promise((r) => setTimeout(r, 20));
+  const id = await runningRun();
+  const waiting = held;
+  held = undefined;
+  for (const message of waiting) server.send(message);
+  await listening();
+  await rowStatus(browserPage, id, 'RUNNING');
+  await succeededRun(id);
+  await rowStatus(browserPage, id, 'SUCCEEDED');
+  await browserPage.context().close();
+}, 60_000);

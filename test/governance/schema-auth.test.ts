@@ -90,6 +90,7 @@ const valueTypes: Record<string, string> = {
   TriggerViewerCan: 'part of a Trigger',
   ModelPromotionViewerCan: 'part of a ModelPromotion (part of a Model, or the promotions query)',
   RunStatusEvent: 'an event of a run whose events the subscription checked',
+  RunFeedListening: 'says only that the subscription (checked for read:Run) listens, and when',
   TaskStatusEvent: 'an event of a run whose events the subscription checked',
   TaskProgressEvent: 'an event of a run whose events the subscription checked',
   TaskLogEvent: 'an event of a run whose events the subscription checked',

@@ -107,6 +107,12 @@ export function DeploymentsTable({ rows, label, wrap }: { rows: readonly Deploym
 }
 
 export const ROLLOUT_REFRESH_MS = 2000;
+/**
+ * How often a list of deployments none of which is moving is asked for again: a deployment changes without anyone
+ * here acting (a monitor rolls it back, a failover, another person's promotion), and no feed of every deployment's
+ * changes exists (each one's page follows `deploymentChanged`).
+ */
+export const IDLE_REFRESH_MS = 10_000;
 
 /**
  * Whether a deployment is still moving: a rollout under way, or (given the versions its model's aliases name now)
@@ -123,7 +129,10 @@ export function settling(d: DeploymentRowData, aliases?: ReadonlyMap<string, num
   return current?.modelVersion?.version !== target;
 }
 
-/** Asks for a list of deployments again every ROLLOUT_REFRESH_MS while one of them is still moving. */
+/**
+ * Asks for a list of deployments again every ROLLOUT_REFRESH_MS while one of them is still moving, every
+ * IDLE_REFRESH_MS otherwise; not while the page is hidden, and at once when it is shown again.
+ */
 export function useFollowDeployments(
   rows: readonly DeploymentRowData[] | undefined,
   reexecute: (opts: { requestPolicy: 'network-only' }) => void,
@@ -131,8 +140,13 @@ export function useFollowDeployments(
 ) {
   const moving = rows?.some((d) => settling(d, aliases)) ?? false;
   useEffect(() => {
-    if (!moving) return;
-    const timer = setInterval(() => reexecute({ requestPolicy: 'network-only' }), ROLLOUT_REFRESH_MS);
-    return () => clearInterval(timer);
+    const again = () => reexecute({ requestPolicy: 'network-only' });
+    const timer = setInterval(() => document.visibilityState === 'visible' && again(), moving ? ROLLOUT_REFRESH_MS : IDLE_REFRESH_MS);
+    const shown = () => document.visibilityState === 'visible' && again();
+    document.addEventListener('visibilitychange', shown);
+    return () => {
+      clearInterval(timer);
+      document.removeEventListener('visibilitychange', shown);
+    };
   }, [moving, reexecute]);
 }

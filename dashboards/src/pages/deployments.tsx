@@ -1,6 +1,7 @@
 // The deployments you may read: what each serves, where and with which deployer, whether it is ready or failed
-// over, its traffic split and its rollout. While a rollout runs the list asks again every 2 s (a deployment's own
-// page is live through `deploymentChanged`).
+// over, its traffic split and its rollout. While a rollout runs the list asks again every 2 s, else every 10 s, so a
+// change nobody here made (a failover, a monitor's rollback) shows (a deployment's own page is live through
+// `deploymentChanged`).
 
 import { refetch } from '../api/client';
 import { EmptyState, QueryState } from '../components/states';

@@ -1,5 +1,6 @@
 // The runs list: newest first, filtered by workflow, status, trigger and who started them, paged with the
-// API's cursors, and live: statuses change in place and new runs appear (allRunEvents). A search (the filter
+// API's cursors, and live: statuses change in place and new runs appear (allRunEvents; the list is read again once
+// it listens, so a run started between the first read and the subscription is not missed). A search (the filter
 // language) or a sort by a metric or param column lists through searchRuns instead (runs-search.tsx); the search,
 // the sort and the picked columns are kept in the address, so a reload or Back shows the same list.
 
@@ -68,7 +69,7 @@ const WORKFLOW_NAMES = graphql(`
 
 export const RUN_STATUS_FEED = graphql(`
   subscription RunStatusFeed {
-    allRunEvents { __typename ... on RunStatusEvent { runId runStatus message at } }
+    allRunEvents(announce: true) { __typename ... on RunStatusEvent { runId runStatus message at } }
   }
 `);
 
@@ -151,6 +152,12 @@ export function RunsPage() {
     {},
     (data) => {
       const e = data.allRunEvents;
+      // The feed listens from here: the list read now misses nothing (the one read at first may have been read
+      // before it listened, and a run that started in between would be missing until a reload).
+      if (e.__typename === 'RunFeedListening') {
+        reexecute({ requestPolicy: 'network-only' });
+        return;
+      }
       if (e.__typename !== 'RunStatusEvent') return;
       if (shown.current.has(e.runId)) {
         setChanges((prev) => {
