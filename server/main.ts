@@ -1,8 +1,9 @@
 // `npm start`: reads the configuration from the environment and runs the control plane until interrupted.
+
+import { redactUrl } from '../plugins/redact-url';
 import { buildApp } from './app';
 import { adminTokenFile } from './auth/admin-token';
 import { ConfigError, loadConfig } from './config';
-import { redactUrl } from './config/redact-url';
 import { deployersFromEnv } from './deployers';
 import { surviveLostConnections } from './lifecycle/transient-errors';
 

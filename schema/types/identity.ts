@@ -59,7 +59,7 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       assertCan(ctx.ability, 'administer', 'Identity', 'create users');
-      return createIdentity(ctx.services.db, 'user', args.name, args.role ?? 'member', args.expiresInDays);
+      return createIdentity(ctx.services.db, ctx.identity, 'user', args.name, args.role ?? 'member', args.expiresInDays);
     },
   }),
   createServiceAccount: t.field({
@@ -81,7 +81,7 @@ builder.mutationFields((t) => ({
       assertCan(ctx.ability, 'administer', 'Identity', 'create service accounts');
       // Default: the human behind the admin creating it (a service account creating one passes on its own owner).
       const owner = args.owner ? (await ownerFor(ctx.services.db, args.owner)).id : humanBehind(ctx.identity);
-      return createIdentity(ctx.services.db, 'service', args.name, args.role ?? 'member', args.expiresInDays, args.scopes, owner);
+      return createIdentity(ctx.services.db, ctx.identity, 'service', args.name, args.role ?? 'member', args.expiresInDays, args.scopes, owner);
     },
   }),
   issueServiceToken: t.field({
@@ -99,7 +99,7 @@ builder.mutationFields((t) => ({
       if (args.scopes) parseScopes(args.scopes);
       const identity = await serviceAccountWithName(ctx.services.db, args.name);
       if (!identity) throw notFound(`No service account "${args.name}".`);
-      return issueFor(ctx.services.db, identity, args.expiresInDays, args.scopes);
+      return issueFor(ctx.services.db, ctx.identity, identity, args.expiresInDays, args.scopes);
     },
   }),
   revokeServiceTokens: t.field({
@@ -110,7 +110,7 @@ builder.mutationFields((t) => ({
       assertCan(ctx.ability, 'administer', 'Identity', 'revoke service tokens');
       const identity = await serviceAccountWithName(ctx.services.db, args.name);
       if (!identity) throw notFound(`No service account "${args.name}".`);
-      return revokeTokensOf(ctx.services.db, identity.id);
+      return revokeTokensOf(ctx.services.db, ctx.identity, identity);
     },
   }),
 }));

@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type ObjectStore as NatsBucket, Objm, StorageType } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
-import { redactUrl } from '../config/redact-url';
+import { redactUrl } from '../../plugins/redact-url';
 import type { Blobs } from './remote';
 
 export interface NatsStoreOptions {

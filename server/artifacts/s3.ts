@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { redactUrl } from '../config/redact-url';
+import { redactUrl } from '../../plugins/redact-url';
 import type { Blobs } from './remote';
 
 export interface S3StoreOptions {

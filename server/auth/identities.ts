@@ -1,12 +1,14 @@
 // Users and service accounts for the API: by id and by name, creating one with its first token, issuing
-// another token, and revoking a service account's tokens. Callers check that the caller is an admin.
+// another token, and revoking a service account's tokens. Callers check that the caller is an admin. Each of these
+// grants or takes access, so each is audited (who, what, to whom, when) in its own transaction: never the token.
 import { and, eq, inArray, isNull } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import { audit } from '../audit/audit';
+import type { Db, Tx } from '../db/client';
 import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
 import { AtelierError, badInput, notFound } from '../errors';
 import { parseScopes } from './ability';
-import { ensureIdentity, issueToken } from './tokens';
+import { issueToken } from './tokens';
 
 const namePattern = /^[a-z0-9][a-z0-9._-]{1,62}$/;
 
@@ -43,6 +45,7 @@ export async function ownerFor(db: Db, name: string): Promise<Identity> {
 /** Creates a user or service account (acting for the user `ownerId`) and issues its first token; CONFLICT when the name is taken. */
 export async function createIdentity(
   db: Db,
+  caller: Identity,
   kind: Identity['kind'],
   name: string,
   role: Identity['role'],
@@ -60,22 +63,67 @@ export async function createIdentity(
       'CONFLICT',
       `An identity named "${name}" already exists${existing.kind === 'service' ? '; issue it a new token with issueServiceToken' : ''}.`,
     );
-  return issueFor(db, await ensureIdentity(db, { name, kind, role, ownerId: kind === 'service' ? (ownerId ?? null) : null }), expiresInDays, scopes);
+  return db.transaction(async (tx) => {
+    // Inserted here or refused: two creations of one name at once must not both issue a token to the one identity.
+    const [identity] = await tx
+      .insert(identities)
+      .values({ name, kind, role, ownerId: kind === 'service' ? (ownerId ?? null) : null })
+      .onConflictDoNothing({ target: identities.name })
+      .returning();
+    if (!identity) throw new AtelierError('CONFLICT', `An identity named "${name}" already exists.`);
+    await audit(tx, {
+      identity: caller,
+      action: kind === 'user' ? 'identity.user.create' : 'identity.service.create',
+      decision: 'allow',
+      subject: `identity:${name}`,
+      rule: 'admins create users and service accounts',
+      details: { kind, role, ...(kind === 'service' ? { ownerId: ownerId ?? null } : {}) },
+    });
+    return issueIn(tx, caller, identity, expiresInDays, scopes);
+  });
 }
 
-/** Issues a new token for an identity, expiring after `expiresInDays` (never when not given). */
-export async function issueFor(db: Db, identity: Identity, expiresInDays: number | null | undefined, scopes?: string[] | null): Promise<IssuedToken> {
+/** Issues a new token for an identity, expiring after `expiresInDays` (never when not given), by `caller`. */
+export async function issueFor(
+  db: Db,
+  caller: Identity,
+  identity: Identity,
+  expiresInDays: number | null | undefined,
+  scopes?: string[] | null,
+): Promise<IssuedToken> {
+  return db.transaction((tx) => issueIn(tx, caller, identity, expiresInDays, scopes));
+}
+
+async function issueIn(tx: Tx, caller: Identity, identity: Identity, expiresInDays: number | null | undefined, scopes?: string[] | null): Promise<IssuedToken> {
   const expiresAt = expiresInDays ? new Date(Date.now() + expiresInDays * 86_400_000) : null;
-  const token = await issueToken(db, identity.id, `service:${identity.name}`, { expiresAt: expiresAt ?? undefined, scopes: scopes ?? null });
+  const token = await issueToken(tx, identity.id, `service:${identity.name}`, { expiresAt: expiresAt ?? undefined, scopes: scopes ?? null });
+  await audit(tx, {
+    identity: caller,
+    action: 'identity.token.issue',
+    decision: 'allow',
+    subject: `identity:${identity.name}`,
+    rule: 'admins issue tokens',
+    details: { role: identity.role, expiresAt: expiresAt?.toISOString() ?? null, scopes: scopes ?? null },
+  });
   return { identity, token, expiresAt, scopes: scopes ?? null };
 }
 
-/** Revokes every live token of an identity; returns how many. */
-export async function revokeTokensOf(db: Db, identityId: string): Promise<number> {
-  const revoked = await db
-    .update(tokens)
-    .set({ revokedAt: new Date() })
-    .where(and(eq(tokens.identityId, identityId), isNull(tokens.revokedAt)))
-    .returning({ id: tokens.id });
-  return revoked.length;
+/** Revokes every live token of an identity, by `caller`; returns how many. */
+export async function revokeTokensOf(db: Db, caller: Identity, identity: Identity): Promise<number> {
+  return db.transaction(async (tx) => {
+    const revoked = await tx
+      .update(tokens)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(tokens.identityId, identity.id), isNull(tokens.revokedAt)))
+      .returning({ id: tokens.id });
+    await audit(tx, {
+      identity: caller,
+      action: 'identity.token.revoke',
+      decision: 'allow',
+      subject: `identity:${identity.name}`,
+      rule: 'admins revoke tokens',
+      details: { revoked: revoked.length },
+    });
+    return revoked.length;
+  });
 }

@@ -1,7 +1,7 @@
 // Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
 import { createHash, randomBytes } from 'node:crypto';
 import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
@@ -13,7 +13,7 @@ export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
 
 /** Stores a token for an identity; `token` is minted when not given. Returns the plain token. */
 export async function issueToken(
-  db: Db,
+  db: Db | Tx,
   identityId: string,
   name: string,
   options: { token?: string; expiresAt?: Date; scopes?: string[] | null; task?: { id: string; attempt: number } } = {},
@@ -71,7 +71,7 @@ const tokenLookup = builtOnce<{ hash: string; now: string }>()((db) =>
 
 /** Finds or creates an identity by name. */
 export async function ensureIdentity(
-  db: Db,
+  db: Db | Tx,
   values: { name: string; kind: Identity['kind']; role: Identity['role']; ownerId?: string | null },
 ): Promise<Identity> {
   await db.insert(identities).values(values).onConflictDoNothing({ target: identities.name });

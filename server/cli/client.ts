@@ -1,6 +1,6 @@
 // The CLI's GraphQL client: queries and mutations over HTTP, uploads with the GraphQL multipart request spec,
 // and subscriptions over graphql-ws; every failure becomes an ApiError the CLI can print in one format.
-import { redactUrl, redactUrls } from '../config/redact-url';
+import { redactUrl, redactUrls } from '../../plugins/redact-url';
 import { printableData } from '../errors/echo';
 import { ApiError, type ErrorDetail, leadOf } from './errors';
 

@@ -3,10 +3,10 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createExecutorHost } from '../../plugins/host';
+import { redactUrl } from '../../plugins/redact-url';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { parseDownloadRetryMs } from '../config/object-store';
-import { redactUrl } from '../config/redact-url';
 import { executorsFromEnv } from '../executors';
 import { surviveLostConnections } from '../lifecycle/transient-errors';
 import { createHttpArtifactSource } from './artifact-source';

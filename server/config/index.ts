@@ -1,6 +1,7 @@
 // Configuration from environment variables, with defaults (defaults.ts) that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
+import { redactUrl } from '../../plugins/redact-url';
 import { type Level, levels, normaliseCategories } from '../vocabulary';
 import {
   DEFAULT_CATALOG_CEILING,
@@ -17,7 +18,6 @@ import {
   DEFAULT_TASK_BATCH_MAX,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
-import { redactUrl } from './redact-url';
 
 export type { ObjectStoreConfig } from './object-store';
 

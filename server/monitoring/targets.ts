@@ -12,7 +12,7 @@ import { namespaces } from '../db/tables/teams';
 import { workflows } from '../db/tables/workflows';
 import { labelsOf } from '../governance/datasets';
 import { columnsRead } from '../governance/model-labels';
-import type { Domain, Label } from '../vocabulary';
+import { type Domain, type Label, versionNumber } from '../vocabulary';
 
 export interface TargetRef {
   kind: TargetKind;
@@ -78,6 +78,7 @@ export async function resolveTarget(db: Db | Tx, target: TargetRef): Promise<Tar
       if (!model) return null;
       const base = { teamId: await teamOfNamespace(db, model.namespace), createdBy: model.createdBy, namespace: model.namespace };
       if (numeric) {
+        if (versionNumber(parts[1]) === null) return null;
         const [version] = await db
           .select()
           .from(modelVersions)

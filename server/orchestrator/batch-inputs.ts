@@ -14,7 +14,7 @@ import type { Task } from '../db/tables/runs';
 import { badInput, notFound } from '../errors';
 import { findDataset, latestVersion } from '../governance/datasets';
 import { datasetDenial } from '../governance/policy';
-import { type Domain, type ModelInput, partitionsSource, type TaskSpec } from '../vocabulary';
+import { type Domain, type ModelInput, partitionsSource, type TaskSpec, versionNumber } from '../vocabulary';
 
 export { partitionsSource };
 
@@ -28,6 +28,7 @@ async function modelVersionOf(tx: Tx, ref: string) {
   if (!match) return null;
   const [, namespace, name, path, at, alias] = match;
   const number = path ?? at;
+  if (number !== undefined && versionNumber(number) === null) return null; // past any version: none
   const [model] = await tx
     .select()
     .from(registeredModels)
@@ -92,6 +93,7 @@ export async function partitionItems(tx: Tx, node: string, source: string, domai
   const dataset = await findDataset(tx, match[1]!);
   const denial = datasetDenial(domain, 'read', dataset.domain);
   if (denial) throw badInput(`Node "${node}" maps over the partitions of ${match[1]}, which ${domain} runs may not read: ${denial}.`);
+  if (match[2] && versionNumber(match[2]) === null) throw notFound(`Node "${node}" maps over ${source}: the dataset has no such version.`);
   const [version] = match[2]
     ? await tx
         .select()

@@ -240,7 +240,13 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     clustersUsed,
   });
   await assertMayUseHotClusters(tx, input, clustersUsed);
-  const models = await resolveModelInputs(tx, spec.tasks, input.identity, input.pinnedModels);
+  // A run with no starter (a schedule's, a trigger's, a monitor's, and the nested runs under them) reads models as
+  // whom it acts for: unchecked, a team's trigger handed its task another team's model version by number.
+  const reader =
+    input.identity ??
+    (input.actingFor !== undefined ? input.actingFor : input.parent ? await starterlessActor(tx, input.parent.runId) : null)?.identity ??
+    null;
+  const models = await resolveModelInputs(tx, spec.tasks, reader, input.pinnedModels);
   const partitionReads = new Map<string, { dataset: string; version: number }>();
   for (const task of planned) {
     const source = partitionsSource(task.mapOver);

@@ -7,7 +7,7 @@ import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type ModelVersion, modelAliases, modelVersions, type RegisteredModel, registeredModels } from '../db/tables/registry';
 import { badInput, notFound } from '../errors';
-import type { ModelRequirement } from '../vocabulary';
+import { type ModelRequirement, versionNumber } from '../vocabulary';
 import { assertMayChangeRegistry, assertMayWriteModel, auditedRegistry } from './access';
 import { registryEvent } from './events';
 
@@ -57,10 +57,14 @@ export async function findModelVersion(db: Db | Tx, ref: string): Promise<{ mode
   const full = `${model.namespace}/${model.name}`;
   let version: ModelVersion | undefined;
   if (/^\d+$/.test(selector)) {
-    [version] = await db
-      .select()
-      .from(modelVersions)
-      .where(and(eq(modelVersions.modelId, model.id), eq(modelVersions.version, Number(selector))));
+    const number = versionNumber(selector);
+    [version] =
+      number === null
+        ? []
+        : await db
+            .select()
+            .from(modelVersions)
+            .where(and(eq(modelVersions.modelId, model.id), eq(modelVersions.version, number)));
   } else {
     const [aliased] = await db
       .select({ version: modelVersions })

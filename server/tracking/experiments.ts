@@ -4,7 +4,7 @@ import { subject } from '@casl/ability';
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
-import { runs } from '../db/tables/runs';
+import { runs, tasks } from '../db/tables/runs';
 import { type Experiment, experiments } from '../db/tables/tracking';
 import { badInput, conflict, forbidden } from '../errors';
 import type { Caller } from './access';
@@ -51,12 +51,20 @@ export function assertMayWriteExperiments(caller: Caller): void {
 
 /**
  * Reading experiments over MLflow, as the `experiments` query does: a role that reads them and, for a scoped token, a
- * scope that names them (a CI token that publishes modules listed every experiment). A task's own token reads them:
- * its run is in one, and what an experiment shows is no run's data.
+ * scope that names them (a CI token that publishes modules listed every experiment). A task's own token reads its
+ * run's experiment alone (`taskExperimentId`): GraphQL gives it nothing, and other teams' experiments (their names,
+ * tags, who made them) are not its task's business.
  */
 export function assertMayReadExperiments(caller: Caller): void {
   if (caller.task || caller.ability.can('read', 'Experiment')) return;
   throw forbidden('Reading experiments needs a role that reads them and, for a scoped token, the scope read:Experiment.');
+}
+
+/** The one experiment a task's own token reads (its run's), or undefined for any other caller (it reads them all). */
+export async function taskExperimentId(db: Db | Tx, caller: Caller): Promise<string | null | undefined> {
+  if (!caller.task) return undefined;
+  const [row] = await db.select({ experimentId: runs.experimentId }).from(tasks).innerJoin(runs, eq(runs.id, tasks.runId)).where(eq(tasks.id, caller.task.id));
+  return row?.experimentId ?? null;
 }
 
 /** MLflow's limits on an experiment's name and tags (mlflow/utils/validation.py). */

@@ -7,6 +7,7 @@ import type { Db, Tx } from '../db/client';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type Experiment, experiments, runTags } from '../db/tables/tracking';
 import { badInput, conflict, forbidden, notFound } from '../errors';
+import { assertOwns, ownerOf } from '../teams/ownership';
 import type { RunStatus } from '../vocabulary';
 import { assertMayLog, type Caller, findTracked, type Tracked } from './access';
 import { assertMayWriteExperiments, checkExperimentTags, experimentName } from './experiments';
@@ -60,10 +61,16 @@ export async function createExperiment(db: Db | Tx, caller: Caller, input: { nam
   return made;
 }
 
+/**
+ * The experiment a new run goes into. A run in an experiment is part of what its owners read there (its best run, its
+ * comparisons, a workflow's history), so, as for changing it (experiment-changes.ts), only its team's writing members,
+ * its creator when it has no team, and admins add runs to it; Default, where runs that name none go, is everyone's.
+ */
 async function experimentFor(tx: Tx, caller: Caller, ref: string | null | undefined): Promise<Experiment> {
   if (ref && ref !== '0') {
     const found = await findExperiment(tx, ref, { keyShare: true });
     if (!found) throw notFound(`No experiment ${ref}: create it first (experiments/create), or name an existing one.`);
+    if (found.name !== DEFAULT_EXPERIMENT) await assertOwns(tx, ownerOf(caller.identity, caller.ability), found, `Experiment "${found.name}"`, 'log runs into');
     if (found.deletedAt) throw badInput(`Experiment ${found.name} is deleted: restore it or log into another one.`);
     return found;
   }

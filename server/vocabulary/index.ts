@@ -14,3 +14,4 @@ export * from './schedules';
 export * from './serving';
 export * from './spec';
 export * from './triggers';
+export * from './version-number';

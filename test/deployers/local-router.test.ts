@@ -107,6 +107,8 @@ describe('the local deployer’s router', () => {
   const model = scriptedModel();
   const other = scriptedModel();
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const routerKey = 'the-control-plane-s-key';
+  const keyed = { 'x-atelier-router-key': routerKey };
 
   /** One request by node's client on a kept-alive connection. */
   const call = (options: { path?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}) =>
@@ -125,7 +127,7 @@ describe('the local deployer’s router', () => {
     });
 
   const setRoutes = async (targets: Record<string, number>) => {
-    await writeFile(path.join(dir, 'routes.json'), JSON.stringify({ port, version: 1, split: { 1: 100 }, targets }));
+    await writeFile(path.join(dir, 'routes.json'), JSON.stringify({ port, version: 1, split: { 1: 100 }, targets, key: routerKey }));
   };
 
   beforeAll(async () => {
@@ -378,13 +380,34 @@ describe('the local deployer’s router', () => {
   });
 
   it('serves the router’s own routes path', async () => {
-    const answer = await call({ method: 'GET', path: '/__atelier/routes' });
+    const answer = await call({ method: 'GET', path: '/__atelier/routes', headers: keyed });
     expect(JSON.parse(answer.body.toString())).toEqual({ version: 1, split: { 1: 100 } });
+  });
+
+  it('answers its own paths (routes, stats) to no client without the routes’ key, on either path', async () => {
+    // A deployment's clients reach the router's port: its revisions, split and traffic are the control plane's to read.
+    for (const own of ['/__atelier/routes', '/__atelier/stats'])
+      for (const headers of [{}, { 'x-atelier-router-key': 'guess' }, { 'x-atelier-router-key': '' }] as Record<string, string>[]) {
+        const answer = await call({ method: 'GET', path: own, headers });
+        expect(answer.status, `${own} ${JSON.stringify(headers)}`).toBe(404);
+        expect(answer.body.toString()).not.toMatch(/split|revisions|epoch/);
+        const client = rawClient(port); // the fast path's first request, handed over
+        try {
+          const fields = Object.entries(headers)
+            .map(([k, v]) => `${k}: ${v}\r\n`)
+            .join('');
+          client.send(`GET ${own} HTTP/1.1\r\nHost: x\r\n${fields}\r\n`);
+          expect(await client.until((t) => t.includes('\r\n\r\n'), own)).toMatch(/^HTTP\/1\.1 404 /);
+        } finally {
+          client.close();
+        }
+      }
   });
 
   it('counts no error against a revision for a request its client gave up on, on either path', async () => {
     // Else any client could raise a canary's serving.error_rate (and roll it back) by asking and hanging up.
-    const errorsOf2 = async () => JSON.parse((await call({ method: 'GET', path: '/__atelier/stats' })).body.toString()).revisions['2']?.errors ?? 0;
+    const errorsOf2 = async () =>
+      JSON.parse((await call({ method: 'GET', path: '/__atelier/stats', headers: keyed })).body.toString()).revisions['2']?.errors ?? 0;
     const before = await errorsOf2();
     const giveUp = async (request: string, answered: (text: string) => boolean) => {
       const seen = other.requests.length;

@@ -68,6 +68,9 @@ describe('local deployer faults', () => {
     expect(await predict([5.1, 3.5, 1.4, 0.2])).toEqual({ class: 'setosa', version: 'contract/iris/1' });
     expect(await predict([6.7, 3.0, 5.2, 2.3])).toMatchObject({ class: 'virginica' });
     expect((await fetch(`${url}/predict`, { method: 'POST', body: '{}' })).status, 'the model’s own 400 passes through').toBe(400);
+    // The router's measurements reach the control plane through status(), and none of its own paths answer a client.
+    expect((await deployer.status(d.id)).serving?.revisions[1]?.requests).toBe(3);
+    for (const own of ['/__atelier/stats', '/__atelier/routes']) expect((await fetch(`${url}${own}`)).status, own).toBe(404);
     await deployer.delete(d.id);
   });
 

@@ -219,4 +219,23 @@ describe('webhook deployer', () => {
     expect(() => createWebhookDeployer({ url: 'https://u:p@x', secret: SECRET })).toThrow(/credentials/);
     expect(() => createWebhookDeployer({ url: 'https://x', secret: '' })).toThrow(/secret is required/);
   });
+
+  it('shows no secret its url carries: a query or fragment refused (it would swallow the calls’ path), an unparsable url redacted', () => {
+    const refusal = (url: string) => {
+      try {
+        createWebhookDeployer({ url, secret: SECRET });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error(`${url} was taken`);
+    };
+    for (const url of [`${service.url}?token=T0KEN`, `${service.url}/?access_token=T0KEN&x=1`, `${service.url}#T0KEN`, `${service.url}?T0KEN`]) {
+      const message = refusal(url);
+      expect(message, url).toMatch(/may not carry a query or fragment/);
+      expect(message, url).not.toContain('T0KEN');
+    }
+    const message = refusal('https://u:S3CRET@exa mple.com/atelier?token=T0KEN');
+    expect(message).toMatch(/is not a URL/);
+    expect(message).not.toMatch(/S3CRET|T0KEN/);
+  });
 });

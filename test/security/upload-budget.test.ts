@@ -271,3 +271,28 @@ it('an MLflow artifact upload the token may not make is refused before its body 
   expect(res.status).toBe(200);
   for (const a of answers) a.req.destroy();
 }, 60_000);
+
+it('a POST /api/observations by a token that may not write observations is refused before its body is read', async () => {
+  // A viewer's batch, 8 MB declared and never sent: answered at once, not after the server read and parsed it all.
+  const viewer = (await t.user('observations-viewer', 'viewer')).token;
+  const url = new URL(`${t.url}/api/observations`);
+  const req = request({
+    host: url.hostname,
+    port: url.port,
+    path: url.pathname,
+    method: 'POST',
+    headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json', 'content-length': String(8 * 1024 * 1024 - 1) },
+  });
+  req.on('error', () => undefined);
+  req.write('{"observations": [');
+  const answer = new Promise<{ status: number; code: string }>((resolve) =>
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(body).error?.code }));
+    }),
+  );
+  const got = await within(answer, 10_000);
+  req.destroy();
+  expect(got).toEqual({ status: 403, code: 'FORBIDDEN' });
+});

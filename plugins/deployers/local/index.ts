@@ -282,7 +282,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
 
   const describe = async (state: DeploymentState): Promise<DeploymentStatus> => {
     const routerUp = !routerStarting.has(state) && (await alive(state.router));
-    return statusOf(state, routerUp, routerUp ? await servingStats(state.port) : null);
+    return statusOf(state, routerUp, routerUp ? await servingStats(state) : null);
   };
 
   async function existing(id: string): Promise<DeploymentState> {

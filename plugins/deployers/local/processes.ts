@@ -97,10 +97,15 @@ export async function liveProcesses(stateDir: string): Promise<number> {
   return (await Promise.all(refs.map(groupAlive))).filter(Boolean).length;
 }
 
-/** GET a loopback path; the status code, or null when nothing answered within `timeoutMs`. */
-export function probe(port: number, pathname: string, timeoutMs = 1_000): Promise<{ status: number; body: string } | null> {
+/** GET a loopback path (with `headers`); the status code, or null when nothing answered within `timeoutMs`. */
+export function probe(
+  port: number,
+  pathname: string,
+  timeoutMs = 1_000,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string } | null> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: pathname, timeout: timeoutMs }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: pathname, timeout: timeoutMs, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => {

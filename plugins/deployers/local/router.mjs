@@ -4,6 +4,9 @@
 // traffic with one signal and confirms it on GET /__atelier/routes. A separate process, so serving outlives the
 // control plane that started it. Plain JavaScript: it runs under `node` with no build step. Connections come to the
 // fast path (router-fast.mjs) first; what it does not take, node:http below answers (the router's own paths too).
+// Its own paths answer only the control plane: a request carrying the routes file's key in x-atelier-router-key (the
+// deployment's clients reach the same port, and its revisions, split and traffic are not theirs to read).
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -50,6 +53,13 @@ function endToEnd(up, rev) {
   return fields;
 }
 
+/** Whether `given` (a request's x-atelier-router-key) is the routes' key; no key in the routes file admits none. */
+function keyed(given) {
+  if (typeof routes.key !== 'string' || !routes.key || typeof given !== 'string') return false;
+  const digest = (text) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(routes.key));
+}
+
 const ROUTES_PATH = '/__atelier/routes';
 const STATS_PATH = '/__atelier/stats';
 const stats = createServingStats();
@@ -76,6 +86,10 @@ const slow = createServer((req, res) => {
   expireIn(socket, BODY_MS);
   req.once('end', () => res.writableFinished || expireIn(socket, 0));
   res.once('finish', () => expireIn(socket, HEAD_MS)); // the next request's head
+  if ((req.url === ROUTES_PATH || req.url === STATS_PATH) && !keyed(req.headers['x-atelier-router-key'])) {
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    return;
+  }
   if (req.url === ROUTES_PATH) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version: routes.version, split: routes.split }));
     return;

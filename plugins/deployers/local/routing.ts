@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DeployerError, type DeployerErrorCode, type ServingStats, type TrafficSplit } from '../../deployer-sdk';
 import { alive, portFree, probe, sleep, startProcess, tail } from './processes';
-import { type DeploymentState, deploymentDir, routesFile, saveState, writeRoutes } from './state';
+import { type DeploymentState, deploymentDir, ROUTER_KEY_HEADER, routerKeyOf, routesFile, saveState, writeRoutes } from './state';
 
 const routerScript = fileURLToPath(new URL('./router.mjs', import.meta.url));
 
@@ -49,7 +49,7 @@ export async function routeVia(
     else await spawnRouter();
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const answer = await probe(state.port, '/__atelier/routes', 500);
+      const answer = await probe(state.port, '/__atelier/routes', 500, { [ROUTER_KEY_HEADER]: routerKeyOf(state) });
       if (answer?.status === 200 && JSON.parse(answer.body).version === version) break;
       // A router signalled before it installed its handler (a deployer that died right after starting it) dies of
       // the SIGHUP: start it once more, it reads the new routes at start.
@@ -72,9 +72,9 @@ export async function routeVia(
   await saveState(stateDir, state);
 }
 
-/** What the router on `port` measured of its revisions' traffic (serving-stats.mjs), or null when it cannot say now. */
-export async function servingStats(port: number): Promise<ServingStats | null> {
-  const answer = await probe(port, '/__atelier/stats', 500);
+/** What `state`'s router measured of its revisions' traffic (serving-stats.mjs), or null when it cannot say now. */
+export async function servingStats(state: DeploymentState): Promise<ServingStats | null> {
+  const answer = await probe(state.port, '/__atelier/stats', 500, { [ROUTER_KEY_HEADER]: routerKeyOf(state) });
   if (answer?.status !== 200) return null;
   try {
     return JSON.parse(answer.body) as ServingStats;

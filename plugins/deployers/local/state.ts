@@ -1,7 +1,7 @@
 // What the local deployer keeps per deployment in its state directory (`<stateDir>/<deployment id>/state.json`):
 // the processes it started, their ports and health, and the split in force. Written atomically after each change,
 // so a new deployer instance (a restarted control plane) re-attaches to the same processes instead of starting more.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Deployment, DeploymentStatus, RevisionHealth, ServingStats, TrafficSplit } from '../../deployer-sdk';
@@ -37,12 +37,26 @@ export interface DeploymentState {
   split: TrafficSplit;
   /** Bumped on each routes change; the router reports the one it serves. */
   routesVersion: number;
+  /**
+   * The secret the router's own paths (routes, stats) ask for in ROUTER_KEY_HEADER: the deployment's clients reach the
+   * same port, and its split, revisions and traffic are the control plane's to read. Absent in older states.
+   */
+  routerKey?: string;
   revisions: Record<string, RevisionState>;
 }
 
 export const deploymentDir = (stateDir: string, id: string) => path.join(stateDir, 'deployments', id);
 const stateFile = (stateDir: string, id: string) => path.join(deploymentDir(stateDir, id), 'state.json');
 export const routesFile = (stateDir: string, id: string) => path.join(deploymentDir(stateDir, id), 'routes.json');
+
+/** The field that carries a deployment's routerKey to its router's own paths (router.mjs). */
+export const ROUTER_KEY_HEADER = 'x-atelier-router-key';
+
+/** The key of `state`'s router, made (and kept in the state, which the caller saves) when an older state has none. */
+export function routerKeyOf(state: DeploymentState): string {
+  state.routerKey ??= randomBytes(24).toString('base64url');
+  return state.routerKey;
+}
 
 export async function readState(stateDir: string, id: string): Promise<DeploymentState | null> {
   try {
@@ -65,7 +79,7 @@ function writeAtomically(file: string, text: string): Promise<void> {
   const write = async () => {
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${randomUUID()}.tmp`;
-    await writeFile(tmp, text);
+    await writeFile(tmp, text, { mode: 0o600 }); // both hold the router's key
     await rename(tmp, file);
   };
   const queued = (writing.get(file) ?? Promise.resolve()).then(write, write);
@@ -78,11 +92,12 @@ function writeAtomically(file: string, text: string): Promise<void> {
 export const saveState = (stateDir: string, state: DeploymentState) =>
   writeAtomically(stateFile(stateDir, state.deployment.id), JSON.stringify(state, null, 1));
 
-/** The router's view: its port, the split, and each revision's server port. */
+/** The router's view: its port, the split, each revision's server port, and the key its own paths ask for. */
 export function writeRoutes(stateDir: string, state: DeploymentState, split: TrafficSplit, version: number) {
   const targets: Record<string, number> = {};
   for (const rev of Object.values(state.revisions)) targets[rev.number] = rev.port;
-  return writeAtomically(routesFile(stateDir, state.deployment.id), JSON.stringify({ port: state.port, version, split, targets }));
+  const key = routerKeyOf(state);
+  return writeAtomically(routesFile(stateDir, state.deployment.id), JSON.stringify({ port: state.port, version, split, targets, key }));
 }
 
 /** The status a deployment's state answers, given whether its router is up and serving its routes. */

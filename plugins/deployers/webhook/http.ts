@@ -2,6 +2,7 @@
 // (plugins/webhook-signature.ts), its id (`Atelier-Webhook-Id`) is the call's idempotency key and stays the same on
 // every retry, and a 5xx, 408, 429, timeout or unreachable service is retried with exponential backoff and jitter.
 // Any other answer is final: the caller reads it (a 4xx becomes a DeployerError with the service's own message).
+import { redactUrl, redactUrls } from '../../redact-url';
 import { webhookHeaders } from '../../webhook-signature';
 
 export interface RetryPolicy {
@@ -89,7 +90,7 @@ export function createSignedClient(options: SignedClientOptions) {
         const text = await readCapped(res, MAX_ANSWER_BYTES);
         if (text === null)
           throw new AnswerTooLargeError(
-            `${method} ${url} answered more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: a view of a deployment is a few KiB; is url the serving service?`,
+            `${method} ${redactUrl(url)} answered more than ${MAX_ANSWER_BYTES / 1024 / 1024} MiB: a view of a deployment is a few KiB; is url the serving service?`,
           );
         if (!retryable(res.status)) return { status: res.status, text };
         last = `HTTP ${res.status}${text.trim() ? ` ${text.trim().slice(0, 200)}` : ''}`;
@@ -99,7 +100,8 @@ export function createSignedClient(options: SignedClientOptions) {
         last = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message);
       }
     }
-    throw new UnreachableError(`${method} ${url} failed after ${retry.retries + 1} attempt${retry.retries ? 's' : ''} (last: ${last})`, retry.retries + 1);
+    const shown = `${method} ${redactUrl(url)} failed after ${retry.retries + 1} attempt${retry.retries ? 's' : ''} (last: ${redactUrls(last)})`;
+    throw new UnreachableError(shown, retry.retries + 1);
   }
 
   return { send };

@@ -15,6 +15,7 @@ import {
   type Revision,
   type TrafficSplit,
 } from '../../deployer-sdk';
+import { redactUrl } from '../../redact-url';
 import { type Answer, createSignedClient, type RetryPolicy, UnreachableError } from './http';
 import { parseRefusal, parseStatus, type WebhookAction, type WebhookRequestBody, wireRevision } from './wire';
 
@@ -77,10 +78,16 @@ function checkOptions(options: WebhookDeployerOptions, name: string): URL {
   try {
     base = new URL(options.url);
   } catch {
-    throw new Error(`${name}: url "${options.url}" is not a URL: give the service's base URL, e.g. https://serving.example/atelier`);
+    throw new Error(`${name}: url "${redactUrl(options.url)}" is not a URL: give the service's base URL, e.g. https://serving.example/atelier`);
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error(`${name}: url must be http or https, not ${base.protocol}`);
   if (base.username || base.password) throw new Error(`${name}: url may not carry credentials: the service verifies the signature instead`);
+  // A query (`?token=…`) is a credential in the URL, printed wherever the URL is, and calls append their path to the
+  // URL's: `<url>/deployments/<id>` would land inside the query, never on the service's path.
+  if (base.search || base.hash || options.url.includes('?') || options.url.includes('#'))
+    throw new Error(
+      `${name}: url may not carry a query or fragment (calls append /deployments/<id>/<action> to its path): give the base URL alone; the service verifies the signature`,
+    );
   if (!options.secret) throw new Error(`${name}: a secret is required: the service verifies every request's signature with it`);
   return base;
 }
@@ -89,6 +96,8 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
   const name = options.name ?? 'webhook';
   const base = checkOptions(options, name);
   const root = base.href.replace(/\/+$/, '');
+  /** The URL as messages show it (a secret in it, were one let through, left out). */
+  const shown = redactUrl(root);
   const refreshMs = options.refreshMs ?? 5_000;
   const startupMs = options.startupMs ?? 60_000;
   const startupPollMs = options.startupPollMs ?? 250;
@@ -122,10 +131,10 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
     try {
       body = JSON.parse(answer.text);
     } catch {
-      throw fail(`the service at ${root} answered ${what} with something that is not JSON: it must answer its view of the deployment`);
+      throw fail(`the service at ${shown} answered ${what} with something that is not JSON: it must answer its view of the deployment`);
     }
     const parsed = parseStatus(id, body);
-    if ('problem' in parsed) throw fail(`the service at ${root} answered ${what} with a malformed status: ${parsed.problem}`);
+    if ('problem' in parsed) throw fail(`the service at ${shown} answered ${what} with a malformed status: ${parsed.problem}`);
     return parsed.status;
   }
 

@@ -15,7 +15,7 @@ import { assertWithinInputLimits } from '../../errors/input-limits';
 import { type Caller, findTracked } from '../../tracking/access';
 import { assertMayPutArtifact, getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
-import { assertMayReadExperiments } from '../../tracking/experiments';
+import { assertMayReadExperiments, taskExperimentId } from '../../tracking/experiments';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
 import { datasetInputsOf, logInputs, modelInputsOf } from '../../tracking/inputs';
 import type { LiveFeed } from '../../tracking/live';
@@ -72,9 +72,12 @@ const runOf = async (db: Db, caller: Caller, id: string) => {
   return (await mlflowRuns(db, [id]))[0]!;
 };
 
-async function experimentOrNotFound(db: Db, ref: string) {
+/** The experiment `ref` names, if the caller reads it (a task's token: its run's alone); NOT_FOUND otherwise. */
+async function experimentOrNotFound(db: Db, caller: Caller, ref: string, byName = false) {
   const found = await findExperiment(db, ref);
-  if (!found) throw notFound(`No experiment ${ref}.`);
+  const own = await taskExperimentId(db, caller);
+  if (!found || (byName && found.name !== ref) || (own !== undefined && found.id !== own))
+    throw notFound(byName ? `No experiment named "${ref}".` : `No experiment ${ref}.`);
   return found;
 }
 
@@ -92,17 +95,14 @@ const endpoints: Record<string, Endpoint> = {
     methods: ['GET'],
     handle: async ({ db, caller, p }) => {
       assertMayReadExperiments(caller);
-      return { experiment: experimentJson(await experimentOrNotFound(db, str(p, 'experiment_id'))) };
+      return { experiment: experimentJson(await experimentOrNotFound(db, caller, str(p, 'experiment_id'))) };
     },
   },
   'experiments/get-by-name': {
     methods: ['GET'],
     handle: async ({ db, caller, p }) => {
       assertMayReadExperiments(caller);
-      const name = str(p, 'experiment_name');
-      const found = await findExperiment(db, name);
-      if (!found || found.name !== name) throw notFound(`No experiment named "${name}".`);
-      return { experiment: experimentJson(found) };
+      return { experiment: experimentJson(await experimentOrNotFound(db, caller, str(p, 'experiment_name'), true)) };
     },
   },
   'experiments/search': {
@@ -116,6 +116,7 @@ const endpoints: Record<string, Endpoint> = {
       if (filter && !m) throw badInput(`Experiment filter "${filter}" is not supported: use name = '...' or name LIKE '...'.`);
       const view = str(p, 'view_type', false) || 'ACTIVE_ONLY';
       const offset = decodeToken(str(p, 'page_token', false) || undefined);
+      const own = await taskExperimentId(db, caller);
       const rows = await db
         .select()
         .from(experiments)
@@ -128,7 +129,7 @@ const endpoints: Record<string, Endpoint> = {
                   ? sql`${experiments.name} like ${m[2]}`
                   : ilike(experiments.name, m[2]!)
               : sql`true`
-          }`,
+          }${own === undefined ? sql`` : own === null ? sql` and false` : sql` and ${experiments.id} = ${own}`}`,
         )
         .orderBy(asc(experiments.createdAt), asc(experiments.id))
         .limit(max + 1)

@@ -6,6 +6,7 @@ import { recordRefusal } from '../../audit/audit';
 import { defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
 import { AtelierError, badInput, domainErrorOf } from '../../errors';
+import { assertMayOperate } from '../../monitoring/access';
 import { type ObservationInput, recordObservations } from '../../monitoring/observations';
 import { authenticated } from '../authenticate';
 import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
@@ -30,6 +31,8 @@ export function useObservations(options: { db: Db }): Route {
       const caller = { identity: session.identity, ability: defineAbilityFor(session.identity, session.grants, session.scopes) };
       try {
         const tooLarge = () => new AtelierError('PAYLOAD_TOO_LARGE', 'A request body is at most 8 MB: send smaller batches.');
+        // Whether this token may write observations at all, before 8 MB of body is read and parsed for it.
+        assertMayOperate(caller, 'observation.record');
         if (declaredLengthOver(req, MAX_BODY_BYTES)) throw tooLarge();
         const body = await readBodyWithin(req, MAX_BODY_BYTES);
         if (!body) throw tooLarge();

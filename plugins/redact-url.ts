@@ -1,9 +1,11 @@
-// Connection URLs as they may be printed (start-up banners, configuration errors, "cannot reach" errors): their
-// secrets left out. DATABASE_URL and NATS_URL carry credentials (`postgres://user:PASSWORD@host`, `?password=`,
-// `nats://user:PASSWORD@host`, `nats://TOKEN@host`), and what the control plane prints goes to terminals, log files
-// and CI logs that more people read than may log into the database. A leaf: imports nothing.
+// Connection URLs as they may be printed (start-up banners, configuration errors, "cannot reach" errors, a deployer's
+// messages): their secrets left out. DATABASE_URL and NATS_URL carry credentials (`postgres://user:PASSWORD@host`,
+// `?password=`, `nats://user:PASSWORD@host`, `nats://TOKEN@host`), a deployer's service URL may (`?token=`), and what
+// the control plane prints goes to terminals, log files, CI logs and deployments' messages that more people read than
+// may use those credentials. A leaf beside the plugin SDKs (their plugins use it too): imports nothing.
 
-const SECRET_PARAMS = /([?&](?:password|passwd|pass|pwd|sslpassword|token|auth_token|secret)=)[^&#]*/gi;
+const SECRET_PARAMS =
+  /([?&](?:password|passwd|pass|pwd|sslpassword|token|auth_token|access_token|api_key|apikey|key|secret|client_secret|sig|signature)=)[^&#]*/gi;
 
 /** One URL, or a comma-separated list of them (NATS_URL), with every password, token and secret parameter `***`. */
 export function redactUrl(text: string): string {
