@@ -85,9 +85,12 @@ export interface WatchOptions {
 
 export const terminalRun = new Set<string>(terminalRunStatuses);
 
+/** A run id that names no run the caller may read (the API answers both alike): where to find the right one. */
+export const noSuchRun = (id: string) => new ApiError(`There is no run ${id} that you may read; \`atelier run list\` lists the recent ones.`, 'NOT_FOUND');
+
 export async function fetchRun(client: Client, id: string, options: { metrics?: boolean } = {}): Promise<RunView> {
   const { run } = await client.request<{ run: RunView | null }>(options.metrics ? RUN_WITH_METRICS_QUERY : RUN_QUERY, { id });
-  if (!run) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
+  if (!run) throw noSuchRun(id);
   return run;
 }
 
