@@ -298,6 +298,7 @@ export function buildProgram(): Command {
         .catch(withPassedParams(opts.param));
       console.log(`started run ${cloneRun.id} (a clone of ${id})`);
       if (opts.watch) await follow(client, cloneRun.id, opts);
+      else console.log(`follow it with: atelier run watch ${cloneRun.id}`);
     });
   run
     .command('rerun <id>')
@@ -325,6 +326,7 @@ export function buildProgram(): Command {
       console.log(`started run ${rerunRun.id}: ${rerunRun.tasks.length - reused} task(s) execute again, ${reused} reused from ${id}`);
       if (reused === rerunRun.tasks.length) console.error(`nothing of ${id} failed: --from all, or --node NODE, executes tasks again`);
       if (opts.watch) await follow(client, rerunRun.id, opts);
+      else console.log(`follow it with: atelier run watch ${rerunRun.id}`);
     });
   addLogsCommand(run, (command) => connection(command).client);
   addTrackingCommands(run, (command) => connection(command).client);
