@@ -3,7 +3,7 @@
 import { terminalRunStatuses } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError } from './errors';
-import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask } from './watch-view';
+import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask, withoutShownStderr } from './watch-view';
 
 const RUN_FIELDS = /* GraphQL */ `
   id status message createdAt startedAt finishedAt
@@ -103,6 +103,8 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   const runStartedAt = initial.startedAt ? Date.parse(initial.startedAt) : Date.parse(initial.createdAt);
   const title = `run ${initial.id} · ${runLabel(initial)}`;
   const print = (line: string) => options.out.write(`${line}\n`);
+  // The stderr lines printed live, by node: a failure message quoting them is not printed with them again.
+  const stderrShown = new Map<string, Set<string>>();
 
   const live = options.tty ? (await import('log-update')).createLogUpdate(options.out) : undefined;
   let frame = 0;
@@ -152,6 +154,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
     }
     if (event.__typename === 'TaskLogEvent') {
       if (!options.logs) return;
+      if (event.stream === 'stderr') for (const l of event.lines) stderrShown.set(event.node, (stderrShown.get(event.node) ?? new Set()).add(l));
       const lines = event.lines.map(
         (l) => `${styled(options.tty, 'dim', `[${event.node}]`)} ${event.stream === 'stderr' ? styled(options.tty, 'yellow', l) : l}`,
       );
@@ -171,7 +174,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
       if (terminalTask.has(event.status) && task.status !== event.status) task.finishedAt = at;
       task.status = event.status;
       task.attempt = event.attempt;
-      task.message = event.message;
+      task.message = event.message && withoutShownStderr(event.message, stderrShown.get(event.node));
       task.fromCache = event.status === 'SUCCEEDED' && event.reason === 'cache-hit';
       if (!live) printStatus(task, print);
     } else if (event.__typename === 'TaskProgressEvent') {
@@ -195,7 +198,8 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   if (options.signal?.aborted) return { ...initial, status: runStatus };
 
   const final = await fetchRun(client, runId, { metrics: true });
-  printSummary(final, tasks, options.tty, print);
+  const shown = { ...final, tasks: final.tasks.map((t) => ({ ...t, message: t.message && withoutShownStderr(t.message, stderrShown.get(t.node)) })) };
+  printSummary(shown, tasks, options.tty, print);
   return final;
 }
 
