@@ -33,6 +33,21 @@ export function leadOf(message: string, details: ErrorDetail[]): string {
   return message;
 }
 
+const words = (text: string) => text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+
+/**
+ * Whether the lead already says a detail: its message, and where it is (the path's words), as servers write errors for
+ * clients that print the message alone (`filter column 14: expected …` beside `{ path: "filter:14", message: "expected …" }`,
+ * a message repeated whole as its one detail). Such a detail printed under it would say the same thing twice.
+ */
+export function alreadySaid(lead: string, detail: ErrorDetail): boolean {
+  const what = detail.message.trim().replace(/\.$/, '').toLowerCase();
+  const text = lead.toLowerCase();
+  if (!what || !text.includes(what)) return false;
+  const said = new Set(words(lead));
+  return text.trim().replace(/\.$/, '') === what || words(detail.path ?? '').every((w) => said.has(w));
+}
+
 /** A mistake on the command line or in local files. */
 export class CliError extends Error {}
 
@@ -50,7 +65,7 @@ export function reportError(error: unknown): number {
     // an ApiError's message was shortened when it was made (client.ts), before details were added to
     const message = error instanceof ApiError ? error.message : leadOf((error as Error).message, details ?? []);
     say(`error [${code}]: ${message}`);
-    for (const d of details ?? []) say(`  ${d.path ? `${d.path}: ` : ''}${d.message}`);
+    for (const d of details ?? []) if (!alreadySaid(message, d)) say(`  ${d.path ? `${d.path}: ` : ''}${d.message}`);
     if (error instanceof ApiError && error.hint) say(`  hint: ${error.hint}`);
   } else if (error instanceof CliError) {
     say(`error: ${error.message}`);

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { Client } from './client';
 import { ApiError } from './errors';
 import { positiveInt } from './options';
-import { terminalRun } from './watch';
+import { noSuchRun, terminalRun } from './watch';
 
 const LOG_EVENTS = /* GraphQL */ `
   subscription ($runId: ID!, $after: Int!) {
@@ -48,7 +48,7 @@ export function addLogsCommand(run: Command, clientOf: (command: Command) => Cli
           : `query ($id: ID!, $attempt: Int, $limit: Int) { run(id: $id) { tasks { node logs(attempt: $attempt, limit: $limit) { stream line } } } }`,
         { id, ...(opts.follow ? {} : { attempt: opts.attempt ?? null, limit: opts.limit }) },
       );
-      if (!found) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
+      if (!found) throw noSuchRun(id);
       const tasks = opts.node ? found.tasks.filter((t) => t.node === opts.node) : found.tasks;
       if (opts.node && !tasks.length)
         throw new ApiError(`Run ${id} has no task "${opts.node}"; its tasks: ${found.tasks.map((t) => t.node).join(', ')}`, 'NOT_FOUND');

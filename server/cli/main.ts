@@ -298,6 +298,7 @@ export function buildProgram(): Command {
         .catch(withPassedParams(opts.param));
       console.log(`started run ${cloneRun.id} (a clone of ${id})`);
       if (opts.watch) await follow(client, cloneRun.id, opts);
+      else console.log(`follow it with: atelier run watch ${cloneRun.id}`);
     });
   run
     .command('rerun <id>')
@@ -325,6 +326,7 @@ export function buildProgram(): Command {
       console.log(`started run ${rerunRun.id}: ${rerunRun.tasks.length - reused} task(s) execute again, ${reused} reused from ${id}`);
       if (reused === rerunRun.tasks.length) console.error(`nothing of ${id} failed: --from all, or --node NODE, executes tasks again`);
       if (opts.watch) await follow(client, rerunRun.id, opts);
+      else console.log(`follow it with: atelier run watch ${rerunRun.id}`);
     });
   addLogsCommand(run, (command) => connection(command).client);
   addTrackingCommands(run, (command) => connection(command).client);
@@ -361,7 +363,21 @@ function printRun(r: RunView) {
     );
 }
 
+/**
+ * A reader that left (`atelier run logs ID -f | head`) ends the command at once and quietly, as SIGPIPE ends other
+ * tools (status 141, 128 + SIGPIPE): Node ignores SIGPIPE, and its EPIPE would otherwise be an unhandled error's stack,
+ * or, where console.log swallowed it, a command following a run for nobody until the run ends.
+ */
+export function exitWhenReaderLeaves(stream: NodeJS.WriteStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(141);
+    throw error;
+  });
+}
+
 export async function main(argv = process.argv): Promise<void> {
+  exitWhenReaderLeaves(process.stdout);
+  exitWhenReaderLeaves(process.stderr);
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {

@@ -18,13 +18,28 @@ interface VersionView {
 }
 
 interface LineageView {
-  run: { id: string };
+  run: { id: string; tasks: { id: string; node: string }[] };
   task: { id: string; node: string };
   moduleVersions: { ref: string }[];
   datasets: { name: string; version: number; columns: { name: string; label: { level: string; categories: string[] } }[] }[];
   parameters: unknown;
-  metrics: { name: string; value: unknown }[];
+  metrics: { name: string; value: unknown; taskId: string }[];
   cacheKey: string | null;
+}
+
+/**
+ * The run's metrics grouped by the task that reported them, the producing task's first (`evaluate: accuracy=0.98;
+ * train: accuracy=0.97 loss=0.15`): tasks report metrics of the same name (a train and a test accuracy), which one
+ * flat list showed side by side with nothing to tell them apart.
+ */
+export function metricsByTask(l: Pick<LineageView, 'run' | 'metrics'>): string {
+  const nodes = new Map(l.run.tasks.map((t) => [t.id, t.node]));
+  const groups = new Map<string, string[]>();
+  for (const m of l.metrics) {
+    const node = nodes.get(m.taskId) ?? `task ${m.taskId}`;
+    groups.set(node, [...(groups.get(node) ?? []), `${m.name}=${m.value}`]);
+  }
+  return [...groups].map(([node, values]) => `${node}: ${values.join(' ')}`).join('; ');
 }
 
 export function modelCommand(clientOf: (command: Command) => Client): Command {
@@ -190,8 +205,8 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
       const { modelVersion: v } = await clientOf(command).request<{
         modelVersion: { ref: string; label: { level: string; categories: string[] }; lineage: LineageView } | null;
       }>(
-        `query ($r: String!) { modelVersion(ref: $r) { ref label { level categories } lineage { run { id } task { id node } moduleVersions { ref }
-          datasets { name version columns { name label { level categories } } } parameters metrics { name value } cacheKey } } }`,
+        `query ($r: String!) { modelVersion(ref: $r) { ref label { level categories } lineage { run { id tasks { id node } } task { id node } moduleVersions { ref }
+          datasets { name version columns { name label { level categories } } } parameters metrics { name value taskId } cacheKey } } }`,
         { r: ref },
       );
       if (!v) throw new CliError(`no model version ${ref}; \`atelier model show NAME\` lists a model's versions`);
@@ -200,7 +215,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
       console.log(`${v.ref}  label ${label(v.label)}\nrun ${l.run.id}  task ${l.task.node} (${l.task.id})\ncache key ${l.cacheKey ?? '-'}`);
       console.log(`modules ${l.moduleVersions.map((m) => m.ref).join(', ')}`);
       for (const d of l.datasets) console.log(`dataset ${d.name}@${d.version}: ${d.columns.map((c) => `${c.name} ${label(c.label)}`).join(', ')}`);
-      console.log(`params ${JSON.stringify(l.parameters)}\nmetrics ${l.metrics.map((m) => `${m.name}=${m.value}`).join(' ') || '-'}`);
+      console.log(`params ${JSON.stringify(l.parameters)}\nmetrics ${metricsByTask(l) || '-'}`);
     });
   return model;
 }

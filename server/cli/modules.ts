@@ -5,6 +5,7 @@ import { domains, type ModuleTestResult, teamRoles } from '../vocabulary';
 import type { Client } from './client';
 import { CliError } from './errors';
 import { collect, commaList, parseParam, positiveInt } from './options';
+import { withoutShownStderr } from './watch-view';
 
 type Connect = (command: Command) => Client;
 /** Follows a run until it ends, setting the exit status. */
@@ -95,18 +96,23 @@ export function moduleCommand(connect: Connect, follow: Follow): Command {
       const { runModuleDir } = await import('./module-dev');
       const abort = new AbortController();
       const onSigint = () => abort.abort();
+      const stderrShown = new Set<string>();
       process.on('SIGINT', onSigint);
       try {
         const outcome = await runModuleDir(dir, {
           parameters: opts.param ?? {},
           inputs,
           timeoutSeconds: opts.timeout,
-          print: (line) => console.log(line),
+          print: (line) => {
+            if (line.startsWith('! ')) stderrShown.add(line.slice(2)); // runModuleDir marks the module’s stderr lines with “! ”
+            console.log(line);
+          },
           signal: abort.signal,
         });
         const took = `${(outcome.durationMs / 1000).toFixed(2)} s`;
         if (outcome.outputs && Object.keys(outcome.outputs).length) console.log(`outputs: ${JSON.stringify(outcome.outputs)}`);
-        console.log(`${outcome.state.toLowerCase().replace('_', ' ')} in ${took}${outcome.message ? `: ${outcome.message}` : ''}`);
+        const message = outcome.message && withoutShownStderr(outcome.message, stderrShown);
+        console.log(`${outcome.state.toLowerCase().replace('_', ' ')} in ${took}${message ? `: ${message}` : ''}`);
         if (outcome.state !== 'SUCCEEDED') process.exitCode = 1;
       } finally {
         process.off('SIGINT', onSigint);

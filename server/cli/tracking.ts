@@ -152,12 +152,11 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
           runs { id name } missing params { key values } metrics { name values { last min max } } } }`,
         { ids, m: opts.metric ?? null, all: Boolean(opts.allParams) },
       );
+      // A run not compared is a failure, also when others were (a script must not take a partial table for all of it).
+      if (c.missing.length) process.exitCode = 1;
       if (opts.json) return console.log(JSON.stringify(c, null, 2));
       for (const id of c.missing) console.error(`no run ${id} (or not one whose data you may read)`);
-      if (!c.runs.length) {
-        process.exitCode = 1;
-        return;
-      }
+      if (!c.runs.length) return;
       const header = ['RUN', ...c.runs.map((r) => r.name ?? r.id.slice(0, 8))];
       const rows: string[][] = [];
       for (const p of c.params) rows.push([`param ${p.key}`, ...p.values.map((v) => v ?? '-')]);

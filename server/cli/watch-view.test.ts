@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hours } from './cache';
 import type { RunTask, RunView } from './watch';
-import { printStatus, printSummary, type TaskState } from './watch-view';
+import { printStatus, printSummary, type TaskState, withoutShownStderr } from './watch-view';
 
 const task = (node: string, over: Partial<RunTask> = {}): RunTask => ({
   id: node,
@@ -77,4 +77,12 @@ describe('the watch view', () => {
   it('reads time saved in seconds, minutes or hours', () => {
     expect([hours(2 / 3600), hours(42 / 3600), hours(90 / 3600), hours(0.5), hours(3.25)]).toEqual(['2.0 s', '42 s', '1.5 min', '30 min', '3.3 h']);
   });
+});
+
+it('leaves out the stderr lines a failure quotes only when every one of them was printed already', () => {
+  const message = 'exited with code 1; last stderr lines:\nfirst\nsecond';
+  expect(withoutShownStderr(message, new Set(['first', 'second', 'other']))).toBe('exited with code 1 (its stderr is above)');
+  expect(withoutShownStderr(message, new Set(['second']))).toBe(message);
+  expect(withoutShownStderr(message, undefined)).toBe(message);
+  expect(withoutShownStderr('exited with code 1 (no stderr output)', new Set(['x']))).toBe('exited with code 1 (no stderr output)');
 });

@@ -193,6 +193,20 @@ export function colorStatus(status: string): string {
   return styleText(color, status);
 }
 
+const STDERR_TAIL = '; last stderr lines:\n';
+
+/**
+ * A failure message without the stderr lines it quotes (the local executor's `exited with code 1; last stderr
+ * lines:\n…`) when every one of them was printed already, live (`--logs`, `module run`): else the same lines showed
+ * twice or three times over. A line cut or changed on the way keeps the quote whole.
+ */
+export function withoutShownStderr(message: string, shown: ReadonlySet<string> | undefined): string {
+  const at = message.indexOf(STDERR_TAIL);
+  if (at < 0 || !shown?.size) return message;
+  const tail = message.slice(at + STDERR_TAIL.length).split('\n');
+  return tail.every((line) => shown.has(line)) ? `${message.slice(0, at)} (its stderr is above)` : message;
+}
+
 export function styled(enabled: boolean, format: Parameters<typeof styleText>[0], text: string): string {
   return enabled ? styleText(format, text) : text;
 }

@@ -3,7 +3,7 @@
 import { terminalRunStatuses } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError } from './errors';
-import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask } from './watch-view';
+import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask, withoutShownStderr } from './watch-view';
 
 const RUN_FIELDS = /* GraphQL */ `
   id status message createdAt startedAt finishedAt
@@ -85,9 +85,12 @@ export interface WatchOptions {
 
 export const terminalRun = new Set<string>(terminalRunStatuses);
 
+/** A run id that names no run the caller may read (the API answers both alike): where to find the right one. */
+export const noSuchRun = (id: string) => new ApiError(`There is no run ${id} that you may read; \`atelier run list\` lists the recent ones.`, 'NOT_FOUND');
+
 export async function fetchRun(client: Client, id: string, options: { metrics?: boolean } = {}): Promise<RunView> {
   const { run } = await client.request<{ run: RunView | null }>(options.metrics ? RUN_WITH_METRICS_QUERY : RUN_QUERY, { id });
-  if (!run) throw new ApiError(`There is no run ${id}.`, 'NOT_FOUND');
+  if (!run) throw noSuchRun(id);
   return run;
 }
 
@@ -100,6 +103,8 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   const runStartedAt = initial.startedAt ? Date.parse(initial.startedAt) : Date.parse(initial.createdAt);
   const title = `run ${initial.id} · ${runLabel(initial)}`;
   const print = (line: string) => options.out.write(`${line}\n`);
+  // The stderr lines printed live, by node: a failure message quoting them is not printed with them again.
+  const stderrShown = new Map<string, Set<string>>();
 
   const live = options.tty ? (await import('log-update')).createLogUpdate(options.out) : undefined;
   let frame = 0;
@@ -149,6 +154,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
     }
     if (event.__typename === 'TaskLogEvent') {
       if (!options.logs) return;
+      if (event.stream === 'stderr') for (const l of event.lines) stderrShown.set(event.node, (stderrShown.get(event.node) ?? new Set()).add(l));
       const lines = event.lines.map(
         (l) => `${styled(options.tty, 'dim', `[${event.node}]`)} ${event.stream === 'stderr' ? styled(options.tty, 'yellow', l) : l}`,
       );
@@ -168,7 +174,7 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
       if (terminalTask.has(event.status) && task.status !== event.status) task.finishedAt = at;
       task.status = event.status;
       task.attempt = event.attempt;
-      task.message = event.message;
+      task.message = event.message && withoutShownStderr(event.message, stderrShown.get(event.node));
       task.fromCache = event.status === 'SUCCEEDED' && event.reason === 'cache-hit';
       if (!live) printStatus(task, print);
     } else if (event.__typename === 'TaskProgressEvent') {
@@ -192,7 +198,8 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   if (options.signal?.aborted) return { ...initial, status: runStatus };
 
   const final = await fetchRun(client, runId, { metrics: true });
-  printSummary(final, tasks, options.tty, print);
+  const shown = { ...final, tasks: final.tasks.map((t) => ({ ...t, message: t.message && withoutShownStderr(t.message, stderrShown.get(t.node)) })) };
+  printSummary(shown, tasks, options.tty, print);
   return final;
 }
 

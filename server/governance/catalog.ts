@@ -13,6 +13,12 @@ import { assertMayWriteNamespace } from '../teams/teams';
 import { type Label, type Level, levels } from '../vocabulary';
 import { formatLabel, labelOf } from './labels';
 
+/** A dataset name that names none: how to make it, from the CLI or the API (`atelier dataset list` lists the others). */
+export const noSuchDataset = (fullName: string) =>
+  notFound(
+    `No dataset ${fullName}; create it with \`npx atelier dataset create ${fullName} --domain D --column name:type …\` or the createDataset mutation (\`atelier dataset list\` lists them).`,
+  );
+
 export interface CatalogCeiling {
   level: Level;
   deniedCategories: string[];
@@ -73,7 +79,7 @@ async function lockDataset(tx: Tx, fullName: string): Promise<Dataset> {
     .from(datasets)
     .where(and(eq(datasets.namespace, fullName.slice(0, slash)), eq(datasets.name, fullName.slice(slash + 1))))
     .for('update');
-  if (!row) throw notFound(`No dataset ${fullName}; create it with createDataset.`);
+  if (!row) throw noSuchDataset(fullName);
   return row;
 }
 

@@ -12,7 +12,7 @@ import { parseModuleRef } from '../modules/ref';
 import { datasetVersionSignal } from '../signals/sources';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { type DatasetColumn, type DatasetPartition, type Domain, domains, type Label, type Level, levels, normaliseCategories } from '../vocabulary';
-import { type CatalogCeiling, withdrawIfOutsideCeiling } from './catalog';
+import { type CatalogCeiling, noSuchDataset, withdrawIfOutsideCeiling } from './catalog';
 import { formatLabel, join, labelOf, leq, sameLabel } from './labels';
 import { checkProfile, type DatasetProfile, storeProfile } from './profiles';
 
@@ -47,7 +47,7 @@ export async function datasetWithName(db: Db | Tx, namespace: string, name: stri
 export async function findDataset(db: Db | Tx, fullName: string): Promise<Dataset> {
   const { namespace, name } = parseModuleRef(fullName);
   const row = await datasetWithName(db, namespace, name ?? '');
-  if (!row) throw notFound(`No dataset ${fullName}; create it with createDataset.`);
+  if (!row) throw noSuchDataset(fullName);
   return row;
 }
 

@@ -132,6 +132,10 @@ describe('atelier CLI with the iris example', () => {
     expect(stray.stderr).toMatch(/^error: --node goes with --from nodes/);
     const nothing = await cli(['run', 'rerun', runId]);
     expect(nothing.stderr).toBe(`nothing of ${runId} failed: --from all, or --node NODE, executes tasks again\n`);
+    // started without --watch, a clone or a rerun says how to follow it, as run start does
+    expect(nothing.stdout).toMatch(/^follow it with: atelier run watch [0-9a-f-]{36}$/m);
+    const unwatched = await cli(['run', 'clone', runId]);
+    expect(unwatched.stdout).toMatch(/^started run ([0-9a-f-]{36}) \(a clone of .*\nfollow it with: atelier run watch \1$/m);
     const nodeAlone = await cli(['run', 'rerun', failedId, '--node', 'ghost']);
     expect(nodeAlone.stderr).toMatch(/error \[BAD_USER_INPUT\].*"ghost"/);
     const bad = await cli(['run', 'rerun', failedId, '--from', 'nodes', '--node', 'ghost']);
@@ -241,6 +245,8 @@ describe('from the trained iris model to predictions: registry, deployment, new 
     expect(await versions()).toContain(1);
     const lineage = await cli(['model', 'lineage', 'examples/iris@1']);
     expect(lineage.stdout).toMatch(/iris-evaluate/);
+    // evaluate and train both report an accuracy: each metric under the task that reported it, the model's own first
+    expect(lineage.stdout).toMatch(/^metrics evaluate: accuracy=[\d.]+ macroF1=[\d.]+; train: accuracy=[\d.]+ loss=[\d.]+; prepare: /m);
     expect((await cli(['model', 'alias', 'examples/iris', 'champion', '1', '--reason', 'first model'])).code).toBe(0);
     const created = await cli(['deploy', 'create', 'iris', 'examples/iris@champion']);
     expect(created.code, show(created)).toBe(0);

@@ -98,7 +98,8 @@ describe('atelier dataset, declassify and audit', () => {
   it('records a new version: kept labels stay, a new column starts UNCLASSIFIED', async () => {
     const added = await cli(['dataset', 'version', 'crm/ledger', '--column', 'id:int:PUBLIC', '--column', 'memo:string', '--digest', digest], 'alice');
     expect(added.code).not.toBe(0);
-    expect(added.stderr).toMatch(/No dataset crm\/ledger/);
+    // says how to make it from here, not only the mutation's name
+    expect(added.stderr).toMatch(/No dataset crm\/ledger; create it with `npx atelier dataset create crm\/ledger --domain D --column name:type …`/);
     await cli(['dataset', 'create', 'crm/ledger', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--digest', digest], 'alice');
     const next = await cli(
       ['dataset', 'version', 'crm/ledger', '--column', 'id:int', '--column', 'memo:string', '--digest', `sha256:${'e'.repeat(64)}`],

@@ -80,6 +80,14 @@ describe('atelier module (dev loop)', () => {
     expect(r.stderr).toMatch(/parameters.times must be >= 1/);
   });
 
+  it('prints a failing module’s stderr once: live, not again in the failure line', async () => {
+    const r = await cli(['module', 'run', 'examples/iris/train']); // no inputs: it says what it needs on stderr, exit 1
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout.match(/needs the `train` and `classes` outputs/g), show(r)).toHaveLength(1);
+    expect(r.stdout).toMatch(/^! iris-train: needs the `train`/m);
+    expect(r.stdout).toMatch(/^failed in [\d.]+ s: exited with code 1 \(its stderr is above\)$/m);
+  });
+
   it('push --test records a passing test on the version; a failing one records it and moves no tag', async () => {
     const ok = await cli(['module', 'push', moduleDir, '--test']);
     expect(ok.code, show(ok)).toBe(0);

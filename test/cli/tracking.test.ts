@@ -58,6 +58,8 @@ it('tags, notes, searches and compares runs', async () => {
   expect(bad.code).not.toBe(0);
   expect(bad.stderr).toMatch(/column 14: expected a number or a 'string'/);
   expect(bad.stderr).not.toMatch(/Expecting|Token sequences|but found/); // the parser's own words stay out of it
+  // said once: the server's message already names the column, so its detail is not printed under it again
+  expect(bad.stderr).toBe("error [BAD_USER_INPUT]: filter column 14: expected a number or a 'string', found the end of the filter.\n");
 
   const compare = await cli('run', 'compare', a, b);
   expect(compare.code, showCli(compare)).toBe(0);
@@ -72,6 +74,15 @@ it('tags, notes, searches and compares runs', async () => {
     ['acc min', '0.8', '0.95'],
     ['acc max', '0.9', '0.95'],
   ]);
+
+  // a run not compared fails the command, also when the others were compared (and as --json)
+  const unknown = '00000000-0000-0000-0000-000000000000';
+  for (const json of [[], ['--json']]) {
+    const partial = await cli('run', 'compare', a, unknown, ...json);
+    expect(partial.code, showCli(partial)).toBe(1);
+    if (json.length) expect(JSON.parse(partial.stdout).missing).toEqual([unknown]);
+    else expect(partial.stdout).toContain('acc last');
+  }
 });
 
 it('lists runs through the filter language with run list --filter/--order-by, and refuses a malformed filter', async () => {

@@ -100,6 +100,14 @@ describe('names that do not exist', () => {
     refused(await cli(['model', 'show', 'ml/nope']), /^error: no model ml\/nope; list them with `atelier model list`$/m);
     refused(await cli(['model', 'lineage', 'ml/nope@1']), /no model version ml\/nope@1; `atelier model show NAME` lists/);
     refused(await cli(['experiment', 'rename', 'nope', 'other']), /No experiment nope; `atelier experiment list`/);
+    const none = '00000000-0000-0000-0000-000000000000';
+    for (const args of [
+      ['get', none],
+      ['watch', none],
+      ['logs', none],
+      ['logs', none, '-f'],
+    ])
+      refused(await cli(['run', ...args]), new RegExp(`^error \\[NOT_FOUND\\]: There is no run ${none} that you may read; \`atelier run list\` lists`));
   });
 });
 
