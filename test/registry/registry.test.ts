@@ -201,7 +201,7 @@ it('answers from the CLI: list, lineage, and a refused promotion with its reason
   const lineage = await runCli(target, ['model', 'lineage', 'ml/churn@champion']);
   expect(lineage.code).toBe(0);
   expect(lineage.stdout).toMatch(/dataset crm\/users@1: country CONFIDENTIAL\{CUSTOMER_DATA\}, id INTERNAL/);
-  expect(lineage.stdout).toMatch(/metrics accuracy=0.95/);
+  expect(lineage.stdout).toMatch(/metrics train: accuracy=0\.95/);
   const promote = await runCli(target, ['model', 'promote', 'ml/churn@2', 'champion', '--reason', 'try again']);
   expect(promote.code).not.toBe(0);
   expect(promote.stderr).toMatch(/accuracy is 0.95, below 0.99/);

@@ -32,9 +32,9 @@ const post = (path: string, as: string, body: unknown) => call('POST', path, as,
 const get = (path: string, as: string, query: Record<string, string>) => call('GET', `${path}?${new URLSearchParams(query)}`, as);
 const shape = (res: { status: number; body: any }, id: string) => ({ status: res.status, body: JSON.stringify(res.body).replaceAll(id, 'ID') });
 
-async function loggedRun(as: string) {
-  const id = (await post('runs/create', as, { experiment_id: exp, run_name: 'train' })).body.run.info.run_id as string;
-  const put = await fetch(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${exp}/${id}/artifacts/model/model.pkl`, {
+async function loggedRun(as: string, experiment = exp) {
+  const id = (await post('runs/create', as, { experiment_id: experiment, run_name: 'train' })).body.run.info.run_id as string;
+  const put = await fetch(`${t.url}/api/2.0/mlflow-artifacts/artifacts/${experiment}/${id}/artifacts/model/model.pkl`, {
     method: 'PUT',
     body: `weights of ${id}`,
     headers: { authorization: `Bearer ${as}` },
@@ -85,7 +85,8 @@ beforeAll(async () => {
   await t.api.gql(`mutation { grantDomain(team: "ml", domain: production) { id } }`);
   exp = (await post('experiments/create', alice.token, { name: 'sec-registry' })).body.experiment_id;
   secret = await loggedRun(alice.token);
-  mine = await loggedRun(carol.token);
+  // Carol logs into an experiment of her own: runs go only into experiments their caller may change.
+  mine = await loggedRun(carol.token, (await post('experiments/create', carol.token, { name: 'sec-registry-lab' })).body.experiment_id);
   const [task] = await t.app.services.db.select().from(tasks).where(eq(tasks.id, secret));
   await t.app.services.db.update(runs).set({ domain: 'production' }).where(eq(runs.id, task!.runId));
   const v1 = await post('model-versions/create', alice.token, { name: 'ml/churn', source: `runs:/${secret}/model`, tags: [{ key: 'k', value: 'v' }] });
