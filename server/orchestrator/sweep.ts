@@ -1,8 +1,9 @@
 // The periodic sweep, one pass after another: retries whose backoff is over, tasks whose host went silent or that
 // ran past their deadline, runs waiting for admission, cache eviction, and READY tasks waiting for a free slot.
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
+import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows } from '../db/client';
-import { runs, tasks } from '../db/tables/runs';
+import { runs, type Task, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
 import { clearAttemptFiles } from '../tracking/artifacts';
 import { confirmStuck, type Suspect } from './attempts';
@@ -88,24 +89,14 @@ async function redispatchLostMessages(ctx: OrchestratorContext, state: SweepStat
     .from(tasks)
     .where(and(eq(tasks.status, 'QUEUED'), eq(tasks.kind, 'module'), lt(tasks.queuedAt, since)))
     .limit(TICK_BATCH);
-  for (const [runId, list] of groupByRun(lost)) {
-    await transact(ctx, async (tc) => {
-      const { tx, step } = tc;
-      const run = await lockRun(tx, runId);
-      if (!run) return;
-      const finished: string[] = [];
-      for (const s of list) {
-        const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
-        if (task?.status !== 'QUEUED' || task.attempt !== s.attempt) continue;
-        // A host may hold the message still (pulled before the store went) and have claimed it: it is told to stop,
-        // and an outbox row of it not yet published (the relay's) is withdrawn.
-        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], 'its message was lost with the bus store');
-        const updated = await applyOutcome(tc, task, lostMessageOutcome(), { at: step.at, durationMs: 0, host: null });
-        if (isTerminal(updated.status)) finished.push(updated.node);
-      }
-      await settle(tc, run, finished);
-    });
-  }
+  // A host may hold the message still (pulled before the store went) and have claimed it: it is told to stop, and an
+  // outbox row of it not yet published (the relay's) is withdrawn.
+  await endAttempts(ctx, 'QUEUED', lost, () => ({
+    reason: 'its message was lost with the bus store',
+    outcome: lostMessageOutcome(),
+    durationMs: 0,
+    host: null,
+  }));
   // A full batch leaves more for the next pass.
   if (lost.length < TICK_BATCH) state.taskStoreSince = since.getTime();
 }
@@ -155,7 +146,39 @@ async function failStuckTasks(ctx: OrchestratorContext, state: SweepState, at: D
     return confirmed;
   });
   state.suspects = suspects;
-  for (const [runId, list] of groupByRun(confirmed.map((s) => ({ ...s, runId: s.run_id })))) {
+  await endAttempts(
+    ctx,
+    'RUNNING',
+    confirmed.map((s) => ({ ...s, runId: s.run_id })),
+    (task, s, at) => ({
+      reason: s.lost ? 'presumed lost' : 'deadline',
+      outcome: s.ended ? endedHostOutcome(s.host) : s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs),
+      durationMs: at.getTime() - (task.startedAt?.getTime() ?? at.getTime()),
+      host: task.host,
+    }),
+  );
+}
+
+/** How one attempt the sweep ends is ended: why its host is told to stop, and the outcome applied. */
+interface Ending {
+  reason: string;
+  outcome: TaskOutcome;
+  durationMs: number;
+  host: string | null;
+}
+
+/**
+ * Ends the given attempts, run by run, each in its run's transaction: an attempt that has moved on since it was found
+ * (another status, a later attempt) is left alone; the rest are told to stop (a host holding one, an outbox row of it)
+ * and get their outcome (retried or failed), and the run settles what finished.
+ */
+async function endAttempts<T extends { id: string; runId: string; attempt: number }>(
+  ctx: OrchestratorContext,
+  status: 'QUEUED' | 'RUNNING',
+  found: T[],
+  ending: (task: Task, found: T, at: Date) => Ending,
+): Promise<void> {
+  for (const [runId, list] of groupByRun(found)) {
     await transact(ctx, async (tc) => {
       const { tx, step } = tc;
       const run = await lockRun(tx, runId);
@@ -163,14 +186,10 @@ async function failStuckTasks(ctx: OrchestratorContext, state: SweepState, at: D
       const finished: string[] = [];
       for (const s of list) {
         const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
-        if (task?.status !== 'RUNNING' || task.attempt !== s.attempt) continue;
-        const outcome = s.ended ? endedHostOutcome(s.host) : s.lost ? lostHostOutcome(s.host, heartbeatTimeoutMs) : deadlineOutcome(task.timeoutMs);
-        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], s.lost ? 'presumed lost' : 'deadline');
-        const updated = await applyOutcome(tc, task, outcome, {
-          at: step.at,
-          durationMs: step.at.getTime() - (task.startedAt?.getTime() ?? step.at.getTime()),
-          host: task.host,
-        });
+        if (task?.status !== status || task.attempt !== s.attempt) continue;
+        const { reason, outcome, durationMs, host } = ending(task, s, step.at);
+        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], reason);
+        const updated = await applyOutcome(tc, task, outcome, { at: step.at, durationMs, host });
         if (isTerminal(updated.status)) finished.push(updated.node);
       }
       await settle(tc, run, finished);
