@@ -2,12 +2,13 @@
 import { type ResolveCursorConnectionArgs, resolveCursorConnection } from '@pothos/plugin-relay';
 import { assertCan } from '../../server/auth/ability';
 import { identityWithName } from '../../server/auth/identities';
+import { decodeTimeCursor, encodeTimeCursor, type TimeCursor } from '../../server/db/keyset';
 import type { Run } from '../../server/db/tables/runs';
 import { badInput } from '../../server/errors';
-import { type RunCursor, runById, runsPage } from '../../server/runs/queries';
+import { runById, runsPage } from '../../server/runs/queries';
 import { workflowWithName } from '../../server/workflows/queries';
 import { builder } from '../builder';
-import { checkId, isUuid } from '../ids';
+import { checkId } from '../ids';
 import { DomainEnum, RunStatusEnum, TriggerEnum } from './enums';
 import { RunRef } from './runs';
 
@@ -23,13 +24,11 @@ const RunFilter = builder.inputType('RunFilter', {
   }),
 });
 
-const encodeCursor = (r: Run) => Buffer.from(`${r.createdAt.toISOString()}|${r.id}`).toString('base64url');
-const decodeCursor = (cursor: string): RunCursor => {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  const at = new Date(iso ?? '');
-  if (!id || !isUuid(id) || Number.isNaN(at.getTime()))
-    throw badInput('The pagination cursor is malformed; pass back an endCursor or startCursor from a previous page.');
-  return { at, id };
+const encodeCursor = (r: Run & { cursorAt?: string }) => encodeTimeCursor({ at: r.cursorAt ?? r.createdAt.toISOString(), id: r.id });
+const decodeCursor = (cursor: string): TimeCursor => {
+  const decoded = decodeTimeCursor(cursor);
+  if (!decoded) throw badInput('The pagination cursor is malformed; pass back an endCursor or startCursor from a previous page.');
+  return decoded;
 };
 
 builder.queryFields((t) => ({

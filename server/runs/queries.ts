@@ -1,7 +1,8 @@
 // Reads of runs and tasks for the API: by id, per run (tasks, child runs), per task (attempt events, metrics,
 // log lines), and the run list with its filter and keyset pages. Batched reads take every key at once (no N+1).
-import { and, asc, desc, eq, gt, gte, inArray, lt, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gte, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { beyondCursor, cursorTime, type TimeCursor } from '../db/keyset';
 import { builtOnce } from '../db/prepared';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type TaskEvent, taskEvents } from '../db/tables/task-events';
@@ -101,14 +102,13 @@ export interface RunFilter {
   until?: Date | null;
 }
 
-/** A position in the run list (newest first): the created time and id of the run next to it. */
-export interface RunCursor {
-  at: Date;
-  id: string;
-}
-
-/** One page of the run list, newest first (oldest first when `inverted`, for a page before a cursor). */
-export function runsPage(db: Db, filter: RunFilter, page: { after?: RunCursor; before?: RunCursor; limit: number; inverted: boolean }): Promise<Run[]> {
+/** One page of the run list, newest first (oldest first when `inverted`, for a page before a cursor), each run with its
+ * cursor's time (server/db/keyset.ts). */
+export function runsPage(
+  db: Db,
+  filter: RunFilter,
+  page: { after?: TimeCursor; before?: TimeCursor; limit: number; inverted: boolean },
+): Promise<(Run & { cursorAt: string })[]> {
   const conditions: (SQL | undefined)[] = [
     filter.workflowId ? eq(runs.workflowId, filter.workflowId) : undefined,
     filter.status?.length ? inArray(runs.status, filter.status) : undefined,
@@ -117,12 +117,11 @@ export function runsPage(db: Db, filter: RunFilter, page: { after?: RunCursor; b
     filter.domain?.length ? inArray(runs.domain, filter.domain) : undefined,
     filter.since ? gte(runs.createdAt, filter.since) : undefined,
     filter.until ? lt(runs.createdAt, filter.until) : undefined,
+    page.after ? beyondCursor(runs.createdAt, runs.id, page.after, 'older') : undefined,
+    page.before ? beyondCursor(runs.createdAt, runs.id, page.before, 'newer') : undefined,
   ];
-  const { after, before } = page;
-  if (after) conditions.push(or(lt(runs.createdAt, after.at), and(eq(runs.createdAt, after.at), lt(runs.id, after.id))));
-  if (before) conditions.push(or(gt(runs.createdAt, before.at), and(eq(runs.createdAt, before.at), gt(runs.id, before.id))));
   return db
-    .select()
+    .select({ ...getTableColumns(runs), cursorAt: cursorTime(runs.createdAt) })
     .from(runs)
     .where(and(...conditions))
     .orderBy(...(page.inverted ? [asc(runs.createdAt), asc(runs.id)] : [desc(runs.createdAt), desc(runs.id)]))

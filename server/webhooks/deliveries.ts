@@ -1,26 +1,21 @@
 // The delivery log of a webhook: its deliveries newest first (a page at a time), the attempts of each, and replaying
 // one (queued again with a fresh retry budget and the same event id, so receivers dedupe it).
-import { and, asc, desc, eq, gt, inArray, lt, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import { assertCan } from '../auth/ability';
 import type { Db } from '../db/client';
+import { beyondCursor, cursorTime, decodeTimeCursor, encodeTimeCursor, type TimeCursor } from '../db/keyset';
 import { type WebhookAttempt, type WebhookDelivery, type WebhookDeliveryStatus, webhookAttempts, webhookDeliveries } from '../db/tables/webhooks';
 import { notFound } from '../errors';
 import { OWNERSHIP_RULE } from '../teams/ownership';
 import { type Caller, managedWebhook } from './subscriptions';
 
-export interface DeliveryCursor {
-  createdAt: Date;
-  id: string;
-}
+export const encodeDeliveryCursor = (d: WebhookDelivery & { cursorAt?: string }) => encodeTimeCursor({ at: d.cursorAt ?? d.createdAt.toISOString(), id: d.id });
 
-export const encodeDeliveryCursor = (d: Pick<WebhookDelivery, 'createdAt' | 'id'>) => Buffer.from(`${d.createdAt.toISOString()}|${d.id}`).toString('base64url');
-
-export function decodeDeliveryCursor(cursor: string): DeliveryCursor {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(createdAt.getTime())) throw notFound('That cursor is not one this list gave; start again without it.');
-  return { createdAt, id };
+export function decodeDeliveryCursor(cursor: string): TimeCursor {
+  const decoded = decodeTimeCursor(cursor);
+  if (!decoded) throw notFound('That cursor is not one this list gave; start again without it.');
+  return decoded;
 }
 
 /** One page of a webhook's deliveries, newest first (`inverted`: from the oldest end, for `last`/`before`). */
@@ -29,21 +24,17 @@ export async function deliveriesPage(
   caller: Caller,
   webhookId: string,
   filter: { status?: WebhookDeliveryStatus | null },
-  page: { after?: DeliveryCursor; before?: DeliveryCursor; limit: number; inverted: boolean },
-): Promise<WebhookDelivery[]> {
+  page: { after?: TimeCursor; before?: TimeCursor; limit: number; inverted: boolean },
+): Promise<(WebhookDelivery & { cursorAt: string })[]> {
   assertCan(caller.ability, 'read', 'Webhook', 'read webhook deliveries');
   await managedWebhook(db, caller, webhookId, 'webhook.deliveries');
-  const older = (c: DeliveryCursor) =>
-    or(lt(webhookDeliveries.createdAt, c.createdAt), and(eq(webhookDeliveries.createdAt, c.createdAt), lt(webhookDeliveries.id, c.id)));
-  const newer = (c: DeliveryCursor) =>
-    or(gt(webhookDeliveries.createdAt, c.createdAt), and(eq(webhookDeliveries.createdAt, c.createdAt), gt(webhookDeliveries.id, c.id)));
   const where: (SQL | undefined)[] = [eq(webhookDeliveries.webhookId, webhookId)];
   if (filter.status) where.push(eq(webhookDeliveries.status, filter.status));
-  if (page.after) where.push(older(page.after));
-  if (page.before) where.push(newer(page.before));
+  if (page.after) where.push(beyondCursor(webhookDeliveries.createdAt, webhookDeliveries.id, page.after, 'older'));
+  if (page.before) where.push(beyondCursor(webhookDeliveries.createdAt, webhookDeliveries.id, page.before, 'newer'));
   const order = page.inverted ? [asc(webhookDeliveries.createdAt), asc(webhookDeliveries.id)] : [desc(webhookDeliveries.createdAt), desc(webhookDeliveries.id)];
   return db
-    .select()
+    .select({ ...getTableColumns(webhookDeliveries), cursorAt: cursorTime(webhookDeliveries.createdAt) })
     .from(webhookDeliveries)
     .where(and(...where))
     .orderBy(...order)

@@ -34,7 +34,7 @@ export const cacheEntries = pgTable(
     /** From the module's `cache.ttlSeconds`; null keeps the entry until it is evicted or invalidated. */
     expiresAt: at('expires_at'),
   },
-  (t) => [index('cache_entries_module_idx').on(t.module, t.scope, t.createdAt.desc()), index('cache_entries_lru_idx').on(t.lastUsedAt)],
+  (t) => [index('cache_entries_module_idx').on(t.module, t.scope, t.createdAt.desc().nullsFirst()), index('cache_entries_lru_idx').on(t.lastUsedAt)],
 );
 
 export const cacheReservations = pgTable(

@@ -27,7 +27,7 @@ export const executorHosts = pgTable(
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull(),
   },
-  (t) => [index('executor_hosts_seen_idx').on(t.lastSeenAt.desc())],
+  (t) => [index('executor_hosts_seen_idx').on(t.lastSeenAt.desc().nullsFirst())],
 );
 
 /** STARTING: asked for, no host holds it warm yet. READY: a host holds it. ENDED: ended by a user or idle timeout. */

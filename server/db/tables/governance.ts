@@ -110,7 +110,7 @@ export const auditEvents = pgTable(
     rule: text('rule').notNull(),
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
   },
-  (t) => [index('audit_events_at_idx').on(t.at.desc()), index('audit_events_subject_idx').on(t.subject, t.at.desc())],
+  (t) => [index('audit_events_at_idx').on(t.at.desc().nullsFirst()), index('audit_events_subject_idx').on(t.subject, t.at.desc().nullsFirst())],
 );
 
 /** A team may start runs in a domain (experimentation needs no grant). */

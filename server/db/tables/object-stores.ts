@@ -15,5 +15,5 @@ export const objectStoreReplicas = pgTable(
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [index('object_store_replicas_seen_idx').on(t.lastSeenAt.desc())],
+  (t) => [index('object_store_replicas_seen_idx').on(t.lastSeenAt.desc().nullsFirst())],
 );

@@ -132,7 +132,7 @@ export const modelAliasEvents = pgTable(
     promotionId: uuid('promotion_id'),
     createdAt: createdAt(),
   },
-  (t) => [index('model_alias_events_alias_idx').on(t.modelId, t.alias, t.createdAt.desc())],
+  (t) => [index('model_alias_events_alias_idx').on(t.modelId, t.alias, t.createdAt.desc().nullsFirst())],
 );
 
 export const modelPromotions = pgTable(

@@ -57,9 +57,9 @@ export const runs = pgTable(
     eventSeq: bigint('event_seq', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
-    index('runs_created_idx').on(t.createdAt.desc(), t.id.desc()),
-    index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc()),
-    index('runs_experiment_idx').on(t.experimentId, t.createdAt.desc()),
+    index('runs_created_idx').on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('runs_workflow_idx').on(t.workflowId, t.createdAt.desc().nullsFirst()),
+    index('runs_experiment_idx').on(t.experimentId, t.createdAt.desc().nullsFirst()),
     index('runs_parent_idx').on(t.parentRunId),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
     // A key is its identity's own; the control plane's runs (no identity) share one scope of their own.

@@ -93,7 +93,7 @@ export const triggerFirings = pgTable(
     // The exactly-once key: whoever inserts a (trigger, signal) first owns it.
     unique('trigger_firings_trigger_signal_key').on(t.triggerId, t.signalId),
     index('trigger_firings_pending_idx').on(t.triggerId, t.createdAt).where(sql`outcome = 'PENDING'`),
-    index('trigger_firings_recent_idx').on(t.triggerId, t.createdAt.desc()),
+    index('trigger_firings_recent_idx').on(t.triggerId, t.createdAt.desc().nullsFirst()),
     index('trigger_firings_run_idx').on(t.runId),
   ],
 );
