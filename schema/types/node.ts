@@ -1,9 +1,9 @@
 // `node(id)`: any stored object by its UUID, answered only if the caller may read it. An object the caller may
 // not read is answered exactly like one that does not exist (null, no error), so the query is no existence oracle.
 import { rowsWithId } from '../../server/db/by-id';
+import { isUuid } from '../../server/db/uuid';
 import { mayReadObject } from '../auth';
 import { builder } from '../builder';
-import { isUuid } from '../ids';
 import { NodeRef, nodeTypes } from '../node';
 
 builder.queryField('node', (t) =>

@@ -1,6 +1,7 @@
 // Live run events: the RunEvent union and the `runEvents` (one run: a snapshot, then live changes merged with
 // it) and `allRunEvents` (every readable run, live only) subscriptions.
 import { traceHop } from '../../plugins/trace';
+import { isUuid } from '../../server/db/uuid';
 import { badInput, forbidden, notFound } from '../../server/errors';
 import { type FeedEvent, feedIterator, runEventStream } from '../../server/events/feed';
 import { snapshotEvents } from '../../server/events/run-snapshots';
@@ -8,7 +9,7 @@ import { runDomainOf, runToWatch } from '../../server/runs/queries';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
 import type { Context } from '../context';
-import { checkId, isUuid } from '../ids';
+import { checkId } from '../ids';
 import { liveStream, mayWatch, noteSeq, watchAccess } from '../live-access';
 import { RunStatusEnum, TaskStatusEnum } from './enums';
 

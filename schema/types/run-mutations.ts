@@ -4,6 +4,7 @@
 import { audited } from '../../server/audit/audit';
 import { assertCan } from '../../server/auth/ability';
 import type { Run } from '../../server/db/tables/runs';
+import { isUuid } from '../../server/db/uuid';
 import { badInput } from '../../server/errors';
 import { assertMayIn, assertMayStartIn, assertMayStartWorkflowIn, workflowStartRefusal } from '../../server/governance/grants';
 import { assertCancellable } from '../../server/orchestrator/cancel';
@@ -13,7 +14,7 @@ import type { Domain } from '../../server/vocabulary';
 import { workflowDomainRef } from '../../server/workflows/queries';
 import { builder } from '../builder';
 import type { Context } from '../context';
-import { checkId, isUuid } from '../ids';
+import { checkId } from '../ids';
 import { DomainEnum, RerunFromEnum, StartTriggerEnum } from './enums';
 import { RunRef } from './runs';
 

@@ -7,6 +7,7 @@ import { queryRows, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { outbox } from '../db/tables/outbox';
 import { type Run, runs, tasks } from '../db/tables/runs';
+import { isUuid } from '../db/uuid';
 import { AtelierError, notFound } from '../errors';
 import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
@@ -32,7 +33,7 @@ export async function cancelRun(ctx: OrchestratorContext, runId: string, identit
  * child met a recorder holding it and waiting for the parent in a circle.
  */
 async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
-  if (!UUID.test(runId)) return undefined;
+  if (!isUuid(runId)) return undefined;
   let ids = await runTree(tx, runId);
   await tx.execute(sql`savepoint lock_run_tree`);
   for (let round = 1; ; round++) {
@@ -65,8 +66,6 @@ async function runTree(tx: Tx, runId: string): Promise<string[]> {
   );
   return tree.map((r) => r.id);
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Throws CONFLICT unless the run is still active (the cancel mutation, and `Run.viewerCan.cancel`). */
 export function assertCancellable(run: Pick<Run, 'id' | 'status'>): void {

@@ -8,11 +8,10 @@ import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import { arrayOf, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import { preparedRows } from '../db/prepared';
+import { isUuid } from '../db/uuid';
 import type { TaskStatus } from '../vocabulary';
 import { claimVerdict, gateRedelivery, type HeldClaim, numberExecutions } from './attempts';
 import type { OrchestratorContext } from './context';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * One answer per claim, in order. A claim naming no task of this control plane is answered `drop`. `alongside`: a
@@ -20,7 +19,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * timeout_ms): the claim server stores the attempts' MLflow tokens with it (server/tracking/task-tokens.ts).
  */
 export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> {
-  const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => typeof id === 'string' && UUID.test(id)))];
+  const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => isUuid(id)))];
   // Claims that ask for an execution number, counted per task: two hosts may claim one attempt in one batch.
   const known = new Set(ids);
   const asking = [

@@ -10,13 +10,12 @@ import { arrayLiteral } from '../db/arrays';
 import type { Tx } from '../db/client';
 import { queryRows } from '../db/client';
 import { sqlOnce } from '../db/prepared';
+import { isUuid } from '../db/uuid';
 import { secondResults } from './attempts';
 import { eventRows, ignoredResultNote } from './event-rows';
 
 /** The most events a batch may have for its insert to go with its read. */
 export const EARLY_MAX_EVENTS = 64;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 type Row = ReturnType<typeof eventRows>['rows'][number];
 /** A stored row's key, as the insert returns it. */
 export type StoredKey = { task_id: string; attempt: number; seq: string | number };
@@ -44,7 +43,7 @@ export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<Ea
   // A large batch (throughput, not one edge's wait) is inserted once decided, as before: one round trip among its many
   // statements' worth of work, and no rows made twice.
   if (events.length > EARLY_MAX_EVENTS) return Promise.resolve({ stored: [], current: new Set(), kept: new Map() });
-  const reports = events.filter((e) => e.kind !== 'heartbeat' && UUID.test(e.taskId) && UUID.test(e.runId) && Number.isInteger(e.attempt));
+  const reports = events.filter((e) => e.kind !== 'heartbeat' && isUuid(e.taskId) && isUuid(e.runId) && Number.isInteger(e.attempt));
   const seconds = secondResults(reports, () => Number.POSITIVE_INFINITY, new Map());
   const kept = [
     ...reports.filter((e) => !seconds.has(e)),

@@ -8,6 +8,7 @@ import { idAmong, jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import type { Run } from '../db/tables/runs';
+import { isUuid } from '../db/uuid';
 import { recordDatasetWrites } from '../governance/policy';
 import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
@@ -24,7 +25,6 @@ import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './record
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 type Started = Extract<ExecutorEvent, { kind: 'started' }>;
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
@@ -66,7 +66,7 @@ export interface RecordedEvents {
 
 /** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
 async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<RecordedEvents> {
-  const taskIds = [...new Set(events.map((e) => e.taskId))].filter((id) => typeof id === 'string' && UUID.test(id));
+  const taskIds = [...new Set(events.map((e) => e.taskId))].filter((id) => isUuid(id));
   if (!taskIds.length) return { accepted: events, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
@@ -79,7 +79,7 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     // tasks under their run's lock. The lock and the read are sent at once: Postgres runs the read after the locks are
     // granted, and takes its snapshot then. The batch's events go with them, as far as they can be decided before the
     // read (event-insert.ts).
-    const writing = [...new Set(events.map((e) => e.runId))].filter((id) => typeof id === 'string' && UUID.test(id));
+    const writing = [...new Set(events.map((e) => e.runId))].filter((id) => isUuid(id));
     const [lockedRuns, taskRows, early] = await Promise.all([
       writing.length ? lockRuns(tx, writing) : [],
       recordedTasks(tx, taskIds),

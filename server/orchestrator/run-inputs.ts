@@ -6,9 +6,6 @@ import { parseModuleRef } from '../modules/ref';
 import { type Domain, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN, type TaskStatus, type WorkflowSpec } from '../vocabulary';
 import { pushTo } from './rules';
 
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (value: string) => uuidRe.test(value);
-
 /** A run's priority, checked before anything is written: an integer within the bounds. */
 export function checkPriority(priority: number | undefined): void {
   if (priority === undefined) return;

@@ -14,6 +14,7 @@ import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { type NewTask, type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
+import { isUuid } from '../db/uuid';
 import { badInput, notFound } from '../errors';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { decideTaskAccess, touchesData } from '../governance/task-access';
@@ -32,7 +33,7 @@ import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
 import { starterlessActor } from './run-actor';
-import { checkIdempotencyKey, checkPriority, checkSameWorkflow, isUuid, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
 

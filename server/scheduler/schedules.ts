@@ -8,6 +8,7 @@ import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
 import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
+import { isUuid } from '../db/uuid';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
 import { type CatchUpPolicy, type OverlapPolicy, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN } from '../vocabulary';
@@ -49,7 +50,6 @@ export interface SchedulePatch {
   priority?: number | null;
 }
 
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const MAX_CATCH_UP_LIMIT = 1000;
 
 export const timingOf = (s: Pick<Schedule, 'cron' | 'timeZone' | 'startAt' | 'endAt'>): Timing => ({
@@ -60,7 +60,7 @@ export const timingOf = (s: Pick<Schedule, 'cron' | 'timeZone' | 'startAt' | 'en
 });
 
 export async function findSchedule(db: Db, id: string): Promise<Schedule> {
-  if (!uuidRe.test(id)) throw badInput(`"${id}" is not a schedule id (a UUID).`, [{ path: 'id', message: 'is not a UUID' }]);
+  if (!isUuid(id)) throw badInput(`"${id}" is not a schedule id (a UUID).`, [{ path: 'id', message: 'is not a UUID' }]);
   const [schedule] = await db.select().from(schedules).where(eq(schedules.id, id));
   if (!schedule) throw notFound(`No schedule ${id}.`);
   return schedule;
@@ -70,7 +70,7 @@ export async function findWorkflow(db: Db, ref: string): Promise<Workflow> {
   const [workflow] = await db
     .select()
     .from(workflows)
-    .where(uuidRe.test(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
+    .where(isUuid(ref) ? eq(workflows.id, ref) : eq(workflows.name, ref));
   if (!workflow)
     throw new AtelierError('NOT_FOUND', `No workflow "${ref}"; create it first (\`atelier workflow create FILE\`).`, [
       { path: 'workflow', message: 'does not exist' },

@@ -9,6 +9,7 @@ import { type AppAbility, isAdmin } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { isUuid } from '../db/uuid';
 import { AtelierError, badInput, forbidden } from '../errors';
 import { type Domain, domains } from '../vocabulary';
 
@@ -23,8 +24,6 @@ export interface Tracked {
   run: Run;
   task: Task;
 }
-
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The one answer for a run that is missing or that the caller may not read. */
 export const noRun = (id: string) =>
@@ -47,7 +46,7 @@ export function mayRead(caller: Caller, tracked: Tracked): boolean {
 
 /** The task (kind external or module) and its run, when the caller may read it; NOT_FOUND otherwise. */
 export async function findTracked(db: Db | Tx, caller: Caller, taskId: string, options: { lock?: boolean } = {}): Promise<Tracked> {
-  if (!uuidRe.test(taskId)) throw noRun(taskId);
+  if (!isUuid(taskId)) throw noRun(taskId);
   const query = db.select().from(tasks).where(eq(tasks.id, taskId));
   const [seen] = await query;
   if (!seen || (seen.kind !== 'external' && seen.kind !== 'module')) throw noRun(taskId);

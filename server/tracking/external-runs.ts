@@ -6,6 +6,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import { type Experiment, experiments, runTags } from '../db/tables/tracking';
+import { isUuid } from '../db/uuid';
 import { badInput, conflict, forbidden, notFound } from '../errors';
 import { assertOwns, ownerOf } from '../teams/ownership';
 import type { RunStatus } from '../vocabulary';
@@ -33,9 +34,7 @@ export interface StartExternalRun {
  */
 export async function findExperiment(db: Db | Tx, ref: string, options: { keyShare?: boolean } = {}): Promise<Experiment | null> {
   const locked = <Q extends { for(strength: 'key share'): Q }>(query: Q) => (options.keyShare ? query.for('key share') : query);
-  const byId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(ref)
-    ? await locked(db.select().from(experiments).where(eq(experiments.id, ref)).$dynamic())
-    : [];
+  const byId = isUuid(ref) ? await locked(db.select().from(experiments).where(eq(experiments.id, ref)).$dynamic()) : [];
   if (byId[0]) return byId[0];
   const [byName] = await locked(
     db
@@ -194,8 +193,7 @@ export async function tagsOfRun(db: Db | Tx, runId: string): Promise<Record<stri
 
 /** The task an Atelier run logs into from outside: an external run's one task. NOT_FOUND for a run the caller may not read. */
 export async function externalTaskOf(db: Db | Tx, caller: Caller, runId: string): Promise<string> {
-  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-  const found = uuid.test(runId) ? await db.select().from(tasks).where(eq(tasks.runId, runId)) : [];
+  const found = isUuid(runId) ? await db.select().from(tasks).where(eq(tasks.runId, runId)) : [];
   const task = found.find((t) => t.kind === 'external') ?? found[0];
   if (!task) throw notFound(`No run ${runId} that you may read.`);
   const tracked = await findTracked(db, caller, task.id).catch(() => {

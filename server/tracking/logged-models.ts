@@ -13,6 +13,7 @@ import type { Db, Tx } from '../db/client';
 import { type LoggedModel, type LoggedModelStatus, loggedModelArtifacts, loggedModels } from '../db/tables/logged-models';
 import { modelVersions, registeredModels } from '../db/tables/registry';
 import { metricPoints, metricSummaries } from '../db/tables/tracking';
+import { isUuid } from '../db/uuid';
 import { AtelierError, badInput, conflict, forbidden, notFound } from '../errors';
 import type { ModelFile } from '../vocabulary';
 import { assertMayLog, assertMayWriteFiles, type Caller, findTracked, type Tracked } from './access';
@@ -328,7 +329,7 @@ export async function loggedModelsJson(db: Db, models: LoggedModel[]) {
 export async function withoutModelCopies<M extends MetricInput>(db: Db, taskId: string, metrics: (M & { modelId?: string })[]): Promise<M[]> {
   const linked = metrics.filter((m) => m.modelId);
   // Not a run id: the batch is refused as a missing run where it is logged.
-  if (!linked.length || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(taskId)) return metrics;
+  if (!linked.length || !isUuid(taskId)) return metrics;
   const held = await db
     .select({ name: metricPoints.name, step: metricPoints.step, value: metricPoints.value, at: metricPoints.at })
     .from(metricPoints)

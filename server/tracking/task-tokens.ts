@@ -9,12 +9,12 @@ import { ensureIdentity, hashToken, mintToken } from '../auth/tokens';
 import { jsonRows } from '../db/arrays';
 import type { Db } from '../db/client';
 import { tokens } from '../db/tables/tokens';
+import { isUuid } from '../db/uuid';
 
 /** The identity every task token belongs to: a viewer whose tokens carry no scopes. */
 export const TASK_TRACKING_IDENTITY = 'atelier-task-tracking';
 /** A task token outlives its task's timeout by this much (results may still be logged as the attempt ends). */
 const GRACE_MS = 5 * 60_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A task without a timeout of its own: its token expires after this (plus the grace). */
 const DEFAULT_TIMEOUT_MS = 24 * 3_600_000;
 
@@ -95,9 +95,7 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
     if (!base || !claims.length) return undefined;
     // Only claims that can name a task: a malformed one (answered `drop`) must not fail the statement for the batch;
     // and none for an executor that runs no module code (claim.tracking false): nothing in it could use one.
-    const minted = claims.map((c) =>
-      c.tracking !== false && typeof c.taskId === 'string' && UUID.test(c.taskId) && Number.isInteger(c.attempt) ? mintToken() : undefined,
-    );
+    const minted = claims.map((c) => (c.tracking !== false && isUuid(c.taskId) && Number.isInteger(c.attempt) ? mintToken() : undefined));
     const values = claims.flatMap((claim, i) => (minted[i] ? [rowOf(claim, minted[i]!)] : []));
     if (!values.length) return undefined;
     const id = await identity();

@@ -9,6 +9,7 @@ import type { Identity } from '../db/tables/identities';
 import { registeredModels } from '../db/tables/registry';
 import { type Signal, signals, type TriggerFiring, triggerFirings, type WorkflowTrigger, workflowTriggers } from '../db/tables/triggers';
 import { type Workflow, workflowVersions } from '../db/tables/workflows';
+import { isUuid } from '../db/uuid';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { findDataset } from '../governance/datasets';
 import { firingOwnerTeam } from '../scheduler/ownership';
@@ -43,7 +44,6 @@ export interface TriggerPatch {
   maxRunsPerMinute?: number | null;
 }
 
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const nameRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export const MAX_RUNS_PER_MINUTE = 600;
 
@@ -65,7 +65,7 @@ export async function findTrigger(db: Db, ref: string): Promise<WorkflowTrigger>
   const [trigger] = await db
     .select()
     .from(workflowTriggers)
-    .where(uuidRe.test(ref) ? eq(workflowTriggers.id, ref) : eq(workflowTriggers.name, ref));
+    .where(isUuid(ref) ? eq(workflowTriggers.id, ref) : eq(workflowTriggers.name, ref));
   if (!trigger) throw notFound(`No trigger "${ref}". List them with \`atelier trigger list\`.`);
   return trigger;
 }
@@ -144,7 +144,7 @@ async function matchOf(
     }
     case 'ALERT_OPENED':
       if (!source) return { source: null, matchSubject: null };
-      if (!uuidRe.test(source)) throw invalid([{ path: 'source', message: 'must be a monitor id (a UUID), or none for any monitor of the trigger’s team' }]);
+      if (!isUuid(source)) throw invalid([{ path: 'source', message: 'must be a monitor id (a UUID), or none for any monitor of the trigger’s team' }]);
       return { source, matchSubject: monitorSubject(source) };
     case 'HTTP':
       if (source) throw invalid([{ path: 'source', message: 'is not taken by an HTTP trigger (it is reached at POST /hooks/trigger/NAME)' }]);

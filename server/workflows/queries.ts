@@ -3,9 +3,8 @@
 import { and, asc, desc, eq, inArray, or } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
+import { isUuid } from '../db/uuid';
 import { type Domain, moreGuarded } from '../vocabulary';
-
-const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const workflowsByIds = (db: Db, ids: string[]): Promise<Workflow[]> => db.select().from(workflows).where(inArray(workflows.id, ids));
 
@@ -39,7 +38,7 @@ export async function workflowDomainRef(db: Db, ref: string, version?: number): 
   const [row] = await db
     .select({ id: workflows.id, name: workflows.name, domain: workflows.domain })
     .from(workflows)
-    .where(uuidRe.test(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
+    .where(isUuid(ref) ? or(eq(workflows.id, ref), eq(workflows.name, ref)) : eq(workflows.name, ref));
   if (!row) return undefined;
   if (version === undefined) return { name: row.name, domain: row.domain };
   const [v] = await db
