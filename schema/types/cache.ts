@@ -6,7 +6,7 @@ import { explainTask } from '../../server/cache/explain';
 import { invalidateCache } from '../../server/cache/invalidate';
 import type { KeyDifference } from '../../server/cache/key';
 import { type PreviewTask, previewRun } from '../../server/cache/preview';
-import { type CacheStatsRow, cacheStats } from '../../server/cache/stats';
+import { type CacheStatsRow, cacheSavingsOverTime, cacheStats, MAX_BUCKETS, type SavingsBucket } from '../../server/cache/stats';
 import type { CacheEntry } from '../../server/db/tables/cache';
 import type { Task } from '../../server/db/tables/runs';
 import { isUuid } from '../../server/db/uuid';
@@ -110,6 +110,17 @@ const CacheStatsRef = builder.objectRef<CacheStatsRow>('CacheStats').implement({
   }),
 });
 
+const SavingsBucketRef = builder.objectRef<SavingsBucket>('CacheSavingsBucket').implement({
+  description: 'Cache use between two boundaries: tasks looked up in the cache that ended in [start, end).',
+  fields: (t) => ({
+    start: t.expose('start', { type: 'DateTime' }),
+    end: t.expose('end', { type: 'DateTime' }),
+    hits: t.exposeInt('hits'),
+    misses: t.exposeInt('misses'),
+    savedHours: t.exposeFloat('savedHours', { description: 'Execution time the hits did not spend, in hours.' }),
+  }),
+});
+
 builder.queryFields((t) => ({
   cacheExplain: t.field({
     type: ExplanationRef,
@@ -159,6 +170,15 @@ builder.queryFields((t) => ({
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Run', 'read cache statistics');
       return cacheStats(ctx.services.db, args.since, args.groupBy ?? 'module', readerOf(ctx).domains);
+    },
+  }),
+  cacheSavingsOverTime: t.field({
+    type: [SavingsBucketRef],
+    description: `Hits, misses and hours saved in each bucket between consecutive boundaries (increasing; at most ${MAX_BUCKETS} buckets), over the runs of domains whose data you may read: a chart's series in one read.`,
+    args: { boundaries: t.arg({ type: ['DateTime'], required: true }) },
+    resolve: (_root, args, ctx) => {
+      assertCan(ctx.ability, 'read', 'Run', 'read cache statistics');
+      return cacheSavingsOverTime(ctx.services.db, args.boundaries, readerOf(ctx).domains);
     },
   }),
 }));

@@ -258,6 +258,24 @@ describe('task cache', () => {
     expect(byTeam.find((r: any) => r.group === 'ml')).toMatchObject({ hits: 1, misses: 1 });
     const { costs } = await t.api.gql(`query ($s: DateTime!) { costs(since: $s, groupBy: team) { group tasks } }`, { s: since });
     expect(costs.map((r: any) => r.group)).toEqual(['(no team)', 'ml']);
+
+    // Over time, in buckets between boundaries (the Savings page's chart, in one read): the hour before `since` saw
+    // nothing, the bucket from `since` on holds every task counted above.
+    const over = (boundaries: string[]) =>
+      t.api.raw(`query ($b: [DateTime!]!) { cacheSavingsOverTime(boundaries: $b) { start end hits misses savedHours } }`, { b: boundaries });
+    const edges = [new Date(Date.parse(since) - 3_600_000).toISOString(), since, new Date(Date.now() + 60_000).toISOString()];
+    const { data } = await over(edges);
+    expect(data.cacheSavingsOverTime.map((b: any) => [b.start, b.end])).toEqual(
+      [edges.slice(0, 2), edges.slice(1)].map((pair) => pair.map((e) => new Date(e).toISOString())),
+    );
+    expect(data.cacheSavingsOverTime[0]).toMatchObject({ hits: 0, misses: 0, savedHours: 0 });
+    const total = (key: 'hits' | 'misses' | 'savedHours') => byTeam.reduce((sum: number, r: any) => sum + r[key], 0);
+    expect(data.cacheSavingsOverTime[1]).toMatchObject({ hits: total('hits'), misses: total('misses') });
+    expect(data.cacheSavingsOverTime[1].savedHours).toBeCloseTo(total('savedHours'));
+    for (const bad of [[since], [since, since], [edges[1]!, edges[0]!], Array.from({ length: 402 }, (_, i) => new Date(Date.now() + i * 1000).toISOString())]) {
+      const refused = await over(bad);
+      expect(refused.errors?.[0]?.extensions?.code, `${bad.length} boundaries`).toBe('BAD_USER_INPUT');
+    }
   });
 
   it('keeps an entry for its module’s ttlSeconds, then misses', async () => {

@@ -34,7 +34,21 @@ beforeAll(async () => {
     insert into audit_events (action, decision, subject, rule, details, created_at)
     select 'probe', 'allow', 'probe:' || (i % 50), 'none', '{}', now() - make_interval(secs => i)
     from generate_series(1, ${SEEDED}) i`;
+  // A workflow's real task, copied onto the older runs as tasks that ended a month ago: the period figures below (cache
+  // savings, costs) must read the last hour's tasks, not every task ever run.
+  await t.publishFixture('echo');
+  await t.createWorkflow({ name: 'pages', tasks: [{ name: 'greet', module: 'test/echo', parameters: { message: 'hi' } }] });
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "pages") { id } }`);
+  for (let status = 'QUEUED'; ['QUEUED', 'RUNNING'].includes(status); await new Promise((r) => setTimeout(r, 100)))
+    status = (await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id: startRun.id })).run.status;
+  await sql`
+    insert into tasks
+    select (jsonb_populate_record(null::tasks, to_jsonb(t) || jsonb_build_object(
+      'id', gen_random_uuid(), 'run_id', r.id, 'finished_at', r.created_at, 'execution_ms', 1000))).*
+    from tasks t, (select id, created_at from runs where created_at < '2026-12-01') r
+    where t.run_id = ${startRun.id}`;
   await sql`analyze runs`;
+  await sql`analyze tasks`;
   await sql`analyze audit_events`;
 }, 120_000);
 
@@ -44,22 +58,22 @@ afterAll(async () => {
   await pg?.stop();
 });
 
-const RUNS_PAGE = `query ($first: Int, $after: String, $last: Int, $before: String, $since: DateTime) {
-  runs(first: $first, after: $after, last: $last, before: $before, filter: { since: $since }) {
+const RUNS_PAGE = `query ($first: Int, $after: String, $last: Int, $before: String, $since: DateTime, $until: DateTime) {
+  runs(first: $first, after: $after, last: $last, before: $before, filter: { since: $since, until: $until }) {
     edges { node { id } } pageInfo { endCursor startCursor hasNextPage hasPreviousPage }
   }
 }`;
 
 describe('keyset pages', () => {
   it('never skip or repeat a run that shares its millisecond or its microsecond with the end of a page', async () => {
-    const since = '2026-12-01T12:00:00.000Z';
-    const expected = await sql`select id from runs where created_at >= ${since} order by created_at desc, id desc`;
+    const [since, until] = ['2026-12-01T12:00:00.000Z', '2026-12-01T12:00:01.000Z'];
+    const expected = await sql`select id from runs where created_at >= ${since} and created_at < ${until} order by created_at desc, id desc`;
     expect(expected).toHaveLength(60);
     for (const size of [1, 4, 7]) {
       const forward: string[] = [];
       let after: string | null = null;
       for (;;) {
-        const { runs }: { runs: any } = await t.api.gql(RUNS_PAGE, { first: size, after, since });
+        const { runs }: { runs: any } = await t.api.gql(RUNS_PAGE, { first: size, after, since, until });
         forward.push(...runs.edges.map((e: { node: { id: string } }) => e.node.id));
         if (!runs.pageInfo.hasNextPage) break;
         after = runs.pageInfo.endCursor;
@@ -69,7 +83,7 @@ describe('keyset pages', () => {
       const backward: string[] = [];
       let before: string | null = null;
       for (;;) {
-        const { runs }: { runs: any } = await t.api.gql(RUNS_PAGE, { last: size, before, since });
+        const { runs }: { runs: any } = await t.api.gql(RUNS_PAGE, { last: size, before, since, until });
         backward.unshift(...runs.edges.map((e: { node: { id: string } }) => e.node.id));
         if (!runs.pageInfo.hasPreviousPage) break;
         before = runs.pageInfo.startCursor;
@@ -91,12 +105,6 @@ describe('keyset pages', () => {
 });
 
 describe('plans', () => {
-  /** The plans auto_explain logged for statements whose text matches, from the server's log. */
-  async function plansOf(match: RegExp): Promise<string[]> {
-    const log = await readFile(pg.logFile, 'utf8');
-    return log.split(/LOG: {2}duration: [\d.]+ ms {2}plan:\n/).filter((entry) => match.test(entry.split('\n')[0] ?? ''));
-  }
-
   it('reads a page of the run list, first or deep, from runs_created_idx', async () => {
     const first = await t.api.gql(RUNS_PAGE, { first: 20 });
     await t.api.gql(RUNS_PAGE, { first: 20, after: first.runs.pageInfo.endCursor });
@@ -115,6 +123,25 @@ describe('plans', () => {
     const plans = await plansOf(/from "audit_events" .*order by "audit_events"\."created_at" desc limit/);
     expect(plans.length).toBeGreaterThanOrEqual(1);
     for (const plan of plans) expect(plan).toMatch(/Index Scan using audit_events_at_idx/);
+  });
+});
+
+describe('period figures', () => {
+  it('read the period’s tasks from tasks_finished_idx: cache savings, over time too, and costs', async () => {
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+    await t.api.gql(`query ($s: DateTime!) { cacheStats(since: $s, groupBy: team) { hits } }`, { s: since });
+    await t.api.gql(`query ($b: [DateTime!]!) { cacheSavingsOverTime(boundaries: $b) { hits } }`, { b: [since, new Date().toISOString()] });
+    const { costs } = await t.api.gql(`query ($s: DateTime!) { costs(since: $s, groupBy: workflow) { group tasks } }`, { s: since });
+    expect(costs).toEqual([{ group: 'pages', tasks: 1 }]);
+    for (const [what, match] of [
+      ['cacheStats', /^\s*Query Text: select coalesce\(tm\.name/],
+      ['cacheSavingsOverTime', /^\s*Query Text: select width_bucket\(t\.finished_at/],
+      ['costs', /^\s*Query Text: select w\.name as "group", count\(\*\)::int as tasks/],
+    ] as const) {
+      const plans = await plansOf(match);
+      expect(plans.length, what).toBeGreaterThanOrEqual(1);
+      for (const plan of plans) expect(plan, what).toMatch(/Index Scan using tasks_finished_idx|Bitmap Index Scan on tasks_finished_idx/);
+    }
   });
 });
 
@@ -137,6 +164,12 @@ describe('index order', () => {
     expect(wrong).toEqual([]);
   });
 });
+
+/** The plans auto_explain logged for statements whose text matches, from the server's log. */
+async function plansOf(match: RegExp): Promise<string[]> {
+  const log = await readFile(pg.logFile, 'utf8');
+  return log.split(/LOG: {2}duration: [\d.]+ ms {2}plan:\n/).filter((entry) => match.test(entry.split('\n')[0] ?? ''));
+}
 
 function isTable(value: unknown): value is PgTable {
   try {

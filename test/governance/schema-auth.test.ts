@@ -75,6 +75,7 @@ const valueTypes: Record<string, string> = {
   CacheExplanation: 'about a task the caller reads (checked in its resolver)',
   CachePreviewTask: 'about a workflow the caller reads',
   CacheStats: 'aggregates the caller reads (checked in its resolver)',
+  CacheSavingsBucket: 'aggregates the caller reads (checked in its resolver)',
   CostFigures: 'aggregates of the caller teams, or all for an admin (checked in its resolver)',
   Permission: 'part of a viewerCan answer',
   RunViewerCan: 'part of a Run',

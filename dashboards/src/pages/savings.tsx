@@ -18,9 +18,9 @@ const SAVINGS = graphql(`
   }
 `);
 
-const SAVINGS_SINCE = graphql(`
-  query SavingsSince($since: DateTime!) {
-    cacheStats(since: $since, groupBy: team) { hits misses savedHours }
+const SAVINGS_OVER_TIME = graphql(`
+  query SavingsOverTime($boundaries: [DateTime!]!) {
+    cacheSavingsOverTime(boundaries: $boundaries) { start hits misses savedHours }
   }
 `);
 
@@ -54,31 +54,26 @@ function boundaries(range: Range, now: number): number[] {
   return Array.from({ length: range.buckets + 1 }, (_, i) => end.getTime() - (range.buckets - i) * range.bucketMs);
 }
 
-/** One small query per boundary (run together); bucket i is what finished between boundary i and i + 1. */
+/** The chart's buckets, in one query: bucket i is what finished between boundary i and i + 1. */
 function useOverTime(range: Range, refreshed: number) {
   const client = useClient();
   const [state, setState] = useState<{ buckets: Bucket[] | null; error: unknown }>({ buckets: null, error: null });
   useEffect(() => {
     let current = true;
-    const edges = boundaries(range, Date.now());
+    const edges = boundaries(range, Date.now()).map((at) => new Date(at).toISOString());
     setState({ buckets: null, error: null });
-    Promise.all(
-      edges.slice(0, -1).map(async (at) => {
-        const r = await client.query(SAVINGS_SINCE, { since: new Date(at).toISOString() }, { requestPolicy: 'network-only' }).toPromise();
-        if (r.error) throw r.error;
-        return sum(r.data?.cacheStats ?? []);
-      }),
-    ).then(
-      (since) => {
-        if (!current) return;
-        const buckets = since.map((s, i) => {
-          const next = since[i + 1] ?? { hits: 0, misses: 0, savedHours: 0 };
-          return { start: edges[i]!, hits: s.hits - next.hits, misses: s.misses - next.misses, savedHours: Math.max(0, s.savedHours - next.savedHours) };
-        });
-        setState({ buckets, error: null });
-      },
-      (error: unknown) => current && setState({ buckets: null, error }),
-    );
+    client
+      .query(SAVINGS_OVER_TIME, { boundaries: edges }, { requestPolicy: 'network-only' })
+      .toPromise()
+      .then(
+        (r) => {
+          if (!current) return;
+          if (r.error) return setState({ buckets: null, error: r.error });
+          const buckets = (r.data?.cacheSavingsOverTime ?? []).map((b) => ({ ...b, start: Date.parse(b.start) }));
+          setState({ buckets, error: null });
+        },
+        (error: unknown) => current && setState({ buckets: null, error }),
+      );
     return () => void (current = false);
   }, [client, range, refreshed]);
   return state;

@@ -163,8 +163,10 @@ export const tasks = pgTable(
     index('tasks_pool_active_idx').on(t.pool).where(sql`status in ('QUEUED', 'RUNNING')`),
     // a saturated pool's queue, oldest first (dispatch orders it by run priority, aged)
     index('tasks_pool_ready_idx').on(t.pool, t.queuedAt).where(sql`status = 'READY'`),
-    // cache savings over a period: only tasks that were looked up in the cache
-    index('tasks_cached_idx').on(t.finishedAt).where(sql`cache_key is not null`),
+    // Figures over a period, from the tasks that ended in it: cache savings (cache/stats.ts) and costs (runs/costs.ts).
+    // Only a task's last row version is in it (the one that ended it), where one on looked-up tasks alone took each of
+    // their versions from dispatch on, and the costs, with none, read every task ever run for a week's figures.
+    index('tasks_finished_idx').on(t.finishedAt).where(sql`finished_at is not null`),
     // the copies of a task's metric summaries, found when it gains points after it succeeded (tracking/inherit.ts)
     index('tasks_cache_source_idx').on(t.cacheSourceTaskId).where(sql`cache_source_task_id is not null`),
     index('tasks_reused_from_idx').on(t.reusedFromTaskId).where(sql`reused_from_task_id is not null`),
