@@ -5,6 +5,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import { traceHop, traceNow } from '../../plugins/trace';
 import { AuditedDenial } from '../audit/audit';
 import type { TokenScopes } from '../auth/ability';
+import { grantsOf } from '../auth/grants';
 import { claimCacheNamespace } from '../cache/namespaces';
 import type { RunActor } from '../compute/cluster-access';
 import { bulkInsert } from '../db/bulk';
@@ -13,7 +14,7 @@ import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { type NewTask, type Run, runs, tasks } from '../db/tables/runs';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
-import { badInput, notFound } from '../errors';
+import { badInput, forbidden, notFound } from '../errors';
 import { decideTaskAccess, touchesData } from '../governance/task-access';
 import { namedExperiment, workflowExperiment } from '../tracking/experiments';
 import { inheritMetricSummaries } from '../tracking/inherit';
@@ -130,6 +131,11 @@ export async function rerunRun(
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
     if (source.cacheNamespace) await claimCacheNamespace(tc.tx, source.cacheNamespace, identity);
     const reuse = rerunReuse(runId, sourceTasks, input);
+    // Reusing the source's results is reading its outputs, as a cache hit is: only as far as the token reads them.
+    if (reuse.size && identity && !ctx.mayReuse(identity, source, await grantsOf(tc.tx, identity), scopes))
+      throw forbidden(
+        `A rerun reuses the results of run ${runId}, whose outputs your token may not read (read:Task): rerun with from: ALL, which reuses none, or with a token that reads them.`,
+      );
     const pinned = pinnedVersions(sourceTasks);
     const overrides = new Map(Object.entries(input.modules ?? {}));
     return createRun(tc, {

@@ -25,7 +25,7 @@ describe('a scoped token’s runs act for the intersection of its identity and i
   const runCount = async () => (await t.app.database.db.select().from(runs)).length;
   const endOf = async (id: string) => {
     await t.api.subscribe(RUN_EVENTS, { runId: id }, ended);
-    return (await t.api.gql(`query ($id: ID!) { run(id: $id) { status tasks { node status message cacheHit { __typename } } } }`, { id })).run;
+    return (await t.api.gql(`query ($id: ID!) { run(id: $id) { id status tasks { node status message cacheHit { __typename } } } }`, { id })).run;
   };
 
   beforeAll(async () => {
@@ -106,6 +106,13 @@ describe('a scoped token’s runs act for the intersection of its identity and i
     expect(executed.tasks.map((x: any) => x.cacheHit)).toEqual([null, null]);
     const reused = await endOf((await start(startOnly)).startRun.id);
     expect(reused.tasks.map((x: any) => x.cacheHit?.__typename ?? null)).not.toContain(null);
+    // A rerun's reuse of its source's results is the same reading: refused, saying so; from: ALL reuses nothing.
+    const before = await runCount();
+    const rerun = await noOutputs.raw(`mutation ($id: ID!) { rerunRun(id: $id, from: FAILED) { id } }`, { id: executed.id });
+    expect(rerun.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(rerun.errors?.[0]?.message).toContain('from: ALL');
+    expect(await runCount()).toBe(before);
+    expect((await noOutputs.raw(`mutation ($id: ID!) { rerunRun(id: $id, from: ALL) { id } }`, { id: executed.id })).errors).toBeUndefined();
   });
 
   it('fires a trigger only as the token that created it could act', async () => {
