@@ -1,7 +1,7 @@
 // What every resolver receives: the caller's identity and CASL ability, and the services. Per-request loaders
 // live in the dataloader plugin's cache on this object (see the loadable types and loaders.ts).
 import type { ObjectStore } from '../server/artifacts/store';
-import type { AppAbility, Grants } from '../server/auth/ability';
+import type { AppAbility, Grants, TokenScopes } from '../server/auth/ability';
 import type { TaskCache } from '../server/cache/store';
 import type { HotClusterService } from '../server/compute/hot-clusters';
 import type { Config } from '../server/config';
@@ -28,7 +28,7 @@ export interface Services {
   planDefaults: PlanDefaults;
   cache: TaskCache;
   /** Whether a run started by an identity may reuse a result computed by a source run. */
-  mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
+  mayReuse: (identity: Identity | null, source: Run, grants?: Grants, scopes?: TokenScopes) => boolean;
   hotClusters: HotClusterService;
   /** Posts webhook deliveries: kick it after committing a transaction that called emitWebhookEvent. */
   webhooks: Pick<WebhookWorker, 'kick' | 'drain'>;

@@ -117,6 +117,7 @@ builder.mutationFields((t) => ({
             cacheNamespace: args.cacheNamespace ?? undefined,
             experiment: args.experiment ?? undefined,
             priority: args.priority ?? undefined,
+            scopes: ctx.scopes,
             authorize,
           },
           ctx.identity,
@@ -133,7 +134,9 @@ builder.mutationFields((t) => ({
     },
     resolve: async (_root, args, ctx) => {
       await assertMayRestart(ctx, String(args.id), 'clone runs');
-      return audited(ctx.services.db, () => ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity));
+      return audited(ctx.services.db, () =>
+        ctx.services.orchestrator.cloneRun(String(args.id), jsonObject(args.parameters, 'parameters'), ctx.identity, ctx.scopes),
+      );
     },
   }),
   rerunRun: t.field({
@@ -153,6 +156,7 @@ builder.mutationFields((t) => ({
           String(args.id),
           { from: args.from, nodes: args.nodes ?? undefined, modules: Object.fromEntries((args.modules ?? []).map((m) => [m.node, m.module])) },
           ctx.identity,
+          ctx.scopes,
         ),
       );
     },

@@ -219,7 +219,7 @@ builder.mutationFields((t) => ({
         assertMayIn(ctx.ability, 'create', 'Schedule', domain, 'create schedules');
         assertMayStartIn(ctx.ability, domain);
       }
-      return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date(), ownerIn(ctx));
+      return createSchedule(ctx.services.db, { ...input, parameters: input.parameters as JsonObject }, ctx.identity, new Date(), ownerIn(ctx), ctx.scopes);
     },
   }),
   updateSchedule: t.field({

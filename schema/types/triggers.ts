@@ -237,6 +237,7 @@ builder.mutationFields((t) => ({
         ctx.identity,
         ownerIn(ctx),
         new Date(),
+        ctx.scopes,
       );
     },
   }),

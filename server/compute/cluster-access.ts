@@ -3,6 +3,7 @@
 // nested runs of either), so another team can neither borrow its warm compute nor read what its tasks leave there.
 import { ne } from 'drizzle-orm';
 import { AuditedDenial } from '../audit/audit';
+import type { TokenScopes } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { type HotCluster, hotClusters } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
@@ -14,10 +15,14 @@ export interface RunActor {
   identity: Identity | null;
   admin: boolean;
   teamIds: string[];
+  /** The scopes of the token behind it (a starter's, or the one that created the schedule); null or absent: unscoped. */
+  scopes?: TokenScopes;
+  /** A schedule's, trigger's or monitor's owning team: what its runs read is bounded by the team's grants too. */
+  owningTeamId?: string | null;
 }
 
-export async function actorOfIdentity(db: Db | Tx, identity: Identity): Promise<RunActor> {
-  return { identity, admin: identity.role === 'admin', teamIds: (await writableTeamsOf(db as Db, identity.id)).map((t) => t.id) };
+export async function actorOfIdentity(db: Db | Tx, identity: Identity, scopes: TokenScopes = null): Promise<RunActor> {
+  return { identity, admin: identity.role === 'admin', teamIds: (await writableTeamsOf(db as Db, identity.id)).map((t) => t.id), scopes };
 }
 
 /** A cluster of a team: that team's writing members; of no team: its creator (or anyone, for one the platform made). */

@@ -11,6 +11,11 @@ import type { KeyValue } from '../tracking/logging';
 export type Params = Record<string, unknown>;
 export interface Endpoint {
   methods: string[];
+  /**
+   * A POST that only reads (a search with its filter in the body). Every other call but a GET writes: it is refused
+   * from the token alone, before its body (up to 1 MB) is read, when the token may change nothing over MLflow.
+   */
+  reads?: true;
   handle(ctx: { db: Db; feed: LiveFeed; store: ObjectStore; caller: Caller; p: Params; method: string }): Promise<unknown>;
 }
 

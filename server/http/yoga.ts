@@ -15,18 +15,23 @@ import { corsFor } from './cors';
 import { boundedDocumentCache } from './document-cache';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
+import { rejectTyped } from './limit-errors';
 import { useSharedSubscriptionResults } from './shared-results';
 import { apiLogger } from './yoga-logger';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
 
-/** Limits on any one GraphQL document; the dashboards' and CLI's largest operations stay well inside them. */
+/**
+ * Limits on any one GraphQL document; the dashboards' and CLI's largest operations stay well inside them. A refusal
+ * at validation is reported typed, saying what to do (limit-errors.ts); the token limit's, at parsing, is typed already.
+ */
+const typed = { propagateOnRejection: false, onReject: [rejectTyped] };
 const armorConfig = {
-  maxDepth: { n: 12, ignoreIntrospection: true },
-  maxAliases: { n: 30 },
-  maxDirectives: { n: 20 },
+  maxDepth: { n: 12, ignoreIntrospection: true, ...typed },
+  maxAliases: { n: 30, ...typed },
+  maxDirectives: { n: 20, ...typed },
   maxTokens: { n: 4000 },
-  costLimit: { maxCost: 20_000 },
+  costLimit: { maxCost: 20_000, ...typed },
   blockFieldSuggestion: { enabled: true },
 };
 

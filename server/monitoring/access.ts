@@ -5,7 +5,7 @@
 // first, before anything is looked up.
 import { subject } from '@casl/ability';
 import { and, eq } from 'drizzle-orm';
-import { type AppAbility, isAdmin, namespaceSubject } from '../auth/ability';
+import { type AppAbility, isAdmin, namespaceSubject, type TokenScopes } from '../auth/ability';
 import { refusal } from '../auth/refuse';
 import type { Db, Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
@@ -16,6 +16,8 @@ import type { Target } from './targets';
 export interface Caller {
   identity: Identity;
   ability: AppAbility;
+  /** Its token's scopes (null or absent: unscoped): what it creates to act later acts for no more than they allow. */
+  scopes?: TokenScopes;
 }
 
 /** Throws an audited FORBIDDEN for callers that change nothing (viewers, tokens scoped to reading). */

@@ -125,7 +125,7 @@ async function startWorkflow(db: Db, orchestrator: Pick<Orchestrator, 'startRun'
     });
     return;
   }
-  const starter = { kind: 'monitor' as const, name: monitor.name, teamId: monitor.teamId, createdBy: monitor.createdBy };
+  const starter = { kind: 'monitor' as const, name: monitor.name, teamId: monitor.teamId, createdBy: monitor.createdBy, scopes: monitor.scopes };
   const refused = await ownersMayNotStart(db, starter, workflow, workflow.domain);
   if (refused) {
     await decide(db, row, { status: 'REFUSED', message: refused });
@@ -164,7 +164,8 @@ async function rollbackAlias(db: Db, row: AlertActionRow, monitor: Monitor): Pro
       return;
     }
     const [alert] = await tx.select({ title: alerts.title }).from(alerts).where(eq(alerts.id, row.alertId));
-    const ability = defineAbilityFor(creator, await grantsOf(tx, creator));
+    // As the token that created the monitor could: one that may not move aliases makes no monitor that does.
+    const ability = defineAbilityFor(creator, await grantsOf(tx, creator), monitor.scopes);
     let outcome: Outcome;
     try {
       // `tx` as the registry's db: its transaction is a savepoint here, and its refusal's audit record is kept.

@@ -124,6 +124,7 @@ export async function createMonitor(db: Db, caller: Caller, input: MonitorInput)
           name: input.name,
           teamId,
           createdBy: caller.identity.id,
+          scopes: caller.scopes ?? null,
           targetKind: target.kind,
           targetId: target.id,
           alias: target.alias,

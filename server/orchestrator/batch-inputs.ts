@@ -1,15 +1,14 @@
 // Batch inference's inputs, resolved once when a run starts: a task's model inputs (`ns/model@alias` or
 // `ns/model/3`) pinned to one version, and a map over a dataset's partitions (`map: { over: { partitionsOf:
 // "ns/dataset" } }`, or "ns/dataset/3") turned into the list of that version's partitions. Reruns and clones take
-// the source tasks' pins, never the moving alias. A model the caller may not read answers as one that does not exist.
+// the source tasks' pins, never the moving alias, but checked again: whoever restarts a run must be able to read them.
+// A model the run may not read (as whom it acts for: server/orchestrator/run-actor.ts) answers as one that does not exist.
 import { subject } from '@casl/ability';
-import { and, eq } from 'drizzle-orm';
-import { defineAbilityFor } from '../auth/ability';
-import { grantsOf } from '../auth/grants';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { AppAbility } from '../auth/ability';
 import type { Tx } from '../db/client';
 import { datasetVersions } from '../db/tables/governance';
-import type { Identity } from '../db/tables/identities';
-import { modelAliases, modelVersions, registeredModels } from '../db/tables/registry';
+import { type ModelVersion, modelAliases, modelVersions, registeredModels } from '../db/tables/registry';
 import type { Task } from '../db/tables/runs';
 import { badInput, notFound } from '../errors';
 import { findDataset, latestVersion } from '../governance/datasets';
@@ -48,29 +47,46 @@ async function modelVersionOf(tx: Tx, ref: string) {
   return version ? { model, version } : null;
 }
 
-/** Each task's model inputs by port, pinned now (or taken from `pinned`, a source run's tasks by node). */
+/**
+ * Each task's model inputs by port, pinned now (or taken from `pinned`, a source run's tasks by node). `readers`: the
+ * abilities the run reads with (server/orchestrator/run-actor.ts `readersOf`), asked only when a task takes a model;
+ * every one must read a version, kept pins included. None: the platform itself.
+ */
 export async function resolveModelInputs(
   tx: Tx,
   specTasks: TaskSpec[],
-  identity: Identity | null,
+  readers: () => Promise<AppAbility[]>,
   pinned?: Map<string, Record<string, ModelInput>>,
 ): Promise<Map<string, Record<string, ModelInput>>> {
   const resolved = new Map<string, Record<string, ModelInput>>();
   const wanted = specTasks.filter((t) => t.models && Object.keys(t.models).length);
   if (!wanted.length) return resolved;
-  const ability = identity ? defineAbilityFor(identity, await grantsOf(tx, identity)) : null;
+  const abilities = await readers();
+  const readable = (version: ModelVersion) => abilities.every((a) => a.can('read', subject('ModelVersion', { ...version }), 'lineage'));
+  const refusal = (node: string, port: string, ref: string) =>
+    notFound(`Node "${node}" takes model ${ref} as "${port}": there is no such model version you may read.`);
+  const keptIds = [...new Set([...(pinned?.values() ?? [])].flatMap((ports) => Object.values(ports).map((m) => m.versionId)))];
+  const keptVersions =
+    abilities.length && keptIds.length
+      ? new Map((await tx.select().from(modelVersions).where(inArray(modelVersions.id, keptIds))).map((v) => [v.id, v]))
+      : null;
   for (const task of wanted) {
     const kept = pinned?.get(task.name);
     if (kept) {
+      // A version deleted since is left to the data policy's check, which names it as gone.
+      for (const [port, input] of Object.entries(kept)) {
+        const version = keptVersions?.get(input.versionId);
+        if (version && !readable(version)) throw refusal(task.name, port, input.ref);
+      }
       resolved.set(task.name, kept);
       continue;
     }
     const ports: Record<string, ModelInput> = {};
     for (const [port, ref] of Object.entries(task.models!)) {
-      const unknown = notFound(`Node "${task.name}" takes model ${ref} as "${port}": there is no such model version you may read.`);
+      const unknown = refusal(task.name, port, ref);
       const found = await modelVersionOf(tx, ref);
       if (!found) throw unknown;
-      if (ability && !ability.can('read', subject('ModelVersion', { ...found.version }), 'lineage')) throw unknown;
+      if (!readable(found.version)) throw unknown;
       const { model, version } = found;
       ports[port] = {
         ref,

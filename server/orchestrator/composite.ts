@@ -57,6 +57,7 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
       parameters: task.parameters,
       trigger: 'PARENT',
       identity: creator ?? null,
+      scopes: run.scopes,
       parent: running,
       domain: run.domain,
       refreshCache: run.refreshCache,

@@ -3,7 +3,7 @@
 import { eq, type SQL, sql } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import { traceHop, traceTaskHop, tracing } from '../../plugins/trace';
-import type { Grants } from '../auth/ability';
+import type { Grants, TokenScopes } from '../auth/ability';
 import type { TaskCache } from '../cache/store';
 import { commitBehind, type Db, queryRows, retryingTransaction, type Tx } from '../db/client';
 import { builtOnce, preparedRows } from '../db/prepared';
@@ -45,7 +45,7 @@ export interface OrchestratorContext {
   heldClaims: Map<string, HeldClaim>;
   /** The task cache; without it every task executes. */
   cache: TaskCache | undefined;
-  mayReuse: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
+  mayReuse: (identity: Identity | null, source: Run, grants?: Grants, scopes?: TokenScopes) => boolean;
   catalogCeiling: CatalogCeiling;
   /** Called after a transaction that recorded successes whose modules asked for model registrations has committed. */
   onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;

@@ -128,7 +128,8 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
     const grants = creator ? await grantsOf(tx, creator) : undefined;
     for (const [key, entry] of entries) {
       const source = sources.get(entry.sourceRunId);
-      if (!source || !ctx.mayReuse(creator ?? null, source, grants)) entries.delete(key);
+      // As its starter with the scopes of the token it was started with: no more than that token may read.
+      if (!source || !ctx.mayReuse(creator ?? null, source, grants, run.scopes)) entries.delete(key);
     }
     return entries;
   };

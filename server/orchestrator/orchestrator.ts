@@ -10,7 +10,7 @@ import type { SQL } from 'drizzle-orm';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../plugins/bus/payload-limit';
 import type { Bus } from '../../plugins/bus/types';
 import type { AttemptClaim, ClaimAnswer, ExecutorEvent } from '../../plugins/protocol';
-import type { Grants } from '../auth/ability';
+import type { Grants, TokenScopes } from '../auth/ability';
 import { readableBy } from '../cache/access';
 import type { TaskCache } from '../cache/store';
 import type { RunActor } from '../compute/cluster-access';
@@ -50,6 +50,8 @@ export interface StartRunInput {
   hotCluster?: string;
   /** Internal callers only (the scheduler): whom a run started without an identity acts for (a schedule's owners). */
   actingFor?: RunActor | null;
+  /** The scopes of the token the starting identity came with: the run acts for no more than they allow. Default: unscoped. */
+  scopes?: TokenScopes;
   /** The experiment to group the run in, by name (made on first use); default: the workflow's own. */
   experiment?: string;
   /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX); default 0. */
@@ -74,9 +76,9 @@ export interface RerunInput {
 export interface Orchestrator {
   startRun(input: StartRunInput, identity: Identity | null): Promise<Run>;
   /** A new run of the same workflow version and pinned module versions, with some parameters changed. */
-  cloneRun(runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run>;
+  cloneRun(runId: string, parameters: Record<string, unknown>, identity: Identity | null, scopes?: TokenScopes): Promise<Run>;
   /** A new run that reuses the source run's succeeded results and executes only what is asked. */
-  rerunRun(runId: string, input: RerunInput, identity: Identity | null): Promise<Run>;
+  rerunRun(runId: string, input: RerunInput, identity: Identity | null, scopes?: TokenScopes): Promise<Run>;
   cancelRun(runId: string, identity: Identity | null): Promise<Run>;
   /**
    * Records a batch of executor events; safe to call again with events already recorded. Returns the events it
@@ -127,7 +129,7 @@ export interface OrchestratorOptions {
   /** The task cache; without it every task executes. */
   cache?: TaskCache;
   /** Whether a run started by `identity` may reuse a result computed by `source` (default: its CASL ability reads it). */
-  mayReuse?: (identity: Identity | null, source: Run, grants?: Grants) => boolean;
+  mayReuse?: (identity: Identity | null, source: Run, grants?: Grants, scopes?: TokenScopes) => boolean;
   /** What the interactive dataset catalog admits: a dataset a task's output puts outside it is withdrawn (default: CONFIDENTIAL, never PII). */
   catalogCeiling?: CatalogCeiling;
   /** Registers the model versions modules asked for, once their tasks' successes have committed (server/registry/from-tasks.ts). */
@@ -174,8 +176,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {
     startRun: (input, identity) => startRun(ctx, input, identity),
-    cloneRun: (runId, parameters, identity) => cloneRun(ctx, runId, parameters, identity),
-    rerunRun: (runId, input, identity) => rerunRun(ctx, runId, input, identity),
+    cloneRun: (runId, parameters, identity, scopes) => cloneRun(ctx, runId, parameters, identity, scopes),
+    rerunRun: (runId, input, identity, scopes) => rerunRun(ctx, runId, input, identity, scopes),
     cancelRun: (runId, identity) => cancelRun(ctx, runId, identity),
     recordEvents: (events) => recordEvents(ctx, events),
     answerClaims: (claims, alongside) => answerClaims(ctx, claims, alongside),

@@ -54,13 +54,22 @@ const STARTED = [
 ] as const;
 
 type NewRun = typeof runs.$inferInsert;
-export type StartedRun = { [K in (typeof STARTED)[number]]-?: Exclude<NewRun[K], undefined> };
+export type StartedRun = { [K in (typeof STARTED)[number] | 'scopes']-?: Exclude<NewRun[K], undefined> };
 
-/** The run's insert, returning its row. `parameters` and `createdAt` go through their columns' encoders (never null). */
-export const insertRun = builtOnce<StartedRun>()((tx) =>
+/**
+ * The run's insert, returning its row. `parameters` and `createdAt` go through their columns' encoders (never null);
+ * `scopes`, often null (which an array column's encoder refuses), is encoded here and cast in the statement.
+ */
+export const insertRun = (tx: Tx, values: StartedRun) =>
+  insertStarted(tx, { ...values, scopes: values.scopes === null ? null : (runs.scopes.mapToDriverValue(values.scopes) as string) });
+
+const insertStarted = builtOnce<Omit<StartedRun, 'scopes'> & { scopes: string | null }>()((tx) =>
   tx
     .insert(runs)
-    .values(Object.fromEntries(STARTED.map((column) => [column, sql.placeholder(column)])) as PgInsertValue<typeof runs>)
+    .values({
+      ...Object.fromEntries(STARTED.map((column) => [column, sql.placeholder(column)])),
+      scopes: sql`${sql.placeholder('scopes')}::text[]`,
+    } as PgInsertValue<typeof runs>)
     .returning(),
 );
 

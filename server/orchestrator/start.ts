@@ -4,23 +4,22 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { traceHop, traceNow } from '../../plugins/trace';
 import { AuditedDenial } from '../audit/audit';
-import { defineAbilityFor } from '../auth/ability';
+import type { TokenScopes } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
 import { claimCacheNamespace } from '../cache/namespaces';
-import { actorOfIdentity, assertMayUseClusters, type RunActor } from '../compute/cluster-access';
+import type { RunActor } from '../compute/cluster-access';
 import { bulkInsert } from '../db/bulk';
 import type { Tx } from '../db/client';
 import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
-import { type NewTask, type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { type NewTask, type Run, runs, tasks } from '../db/tables/runs';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import { isUuid } from '../db/uuid';
-import { badInput, notFound } from '../errors';
-import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
+import { badInput, forbidden, notFound } from '../errors';
 import { decideTaskAccess, touchesData } from '../governance/task-access';
 import { namedExperiment, workflowExperiment } from '../tracking/experiments';
 import { inheritMetricSummaries } from '../tracking/inherit';
-import { atLeastAsGuarded, type Domain, type ModelInput, type TaskDataAccess, type Trigger } from '../vocabulary';
+import type { TaskDataAccess } from '../vocabulary';
 import { planRun } from '../workflows/plan';
 import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
@@ -32,9 +31,10 @@ import { insertedTask } from './known-facts';
 import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
-import { starterlessActor } from './run-actor';
+import { readersOf } from './run-actor';
 import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
+import { actorOf, assertMayRunWorkflowIn, assertMayUseHotClusters, type CreateRun } from './start-checks';
 import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
@@ -68,6 +68,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         cacheNamespace,
         hotCluster: input.hotCluster,
         actingFor: input.actingFor,
+        scopes: input.scopes ?? null,
         priority: input.priority,
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
@@ -90,7 +91,13 @@ async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunI
   return run;
 }
 
-export async function cloneRun(ctx: OrchestratorContext, runId: string, parameters: Record<string, unknown>, identity: Identity | null): Promise<Run> {
+export async function cloneRun(
+  ctx: OrchestratorContext,
+  runId: string,
+  parameters: Record<string, unknown>,
+  identity: Identity | null,
+  scopes: TokenScopes = null,
+): Promise<Run> {
   return transact(ctx, async (tc) => {
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
     // A clone runs in its source's private namespace: only that namespace's owner may.
@@ -104,6 +111,7 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
       parameters: merged,
       trigger: 'CLONE',
       identity,
+      scopes,
       sourceRunId: source.id,
       pinned,
       domain: source.domain,
@@ -113,11 +121,22 @@ export async function cloneRun(ctx: OrchestratorContext, runId: string, paramete
   });
 }
 
-export async function rerunRun(ctx: OrchestratorContext, runId: string, input: RerunInput, identity: Identity | null): Promise<Run> {
+export async function rerunRun(
+  ctx: OrchestratorContext,
+  runId: string,
+  input: RerunInput,
+  identity: Identity | null,
+  scopes: TokenScopes = null,
+): Promise<Run> {
   return transact(ctx, async (tc) => {
     const { source, workflow, version, sourceTasks } = await loadSource(tc.tx, runId);
     if (source.cacheNamespace) await claimCacheNamespace(tc.tx, source.cacheNamespace, identity);
     const reuse = rerunReuse(runId, sourceTasks, input);
+    // Reusing the source's results is reading its outputs, as a cache hit is: only as far as the token reads them.
+    if (reuse.size && identity && !ctx.mayReuse(identity, source, await grantsOf(tc.tx, identity), scopes))
+      throw forbidden(
+        `A rerun reuses the results of run ${runId}, whose outputs your token may not read (read:Task): rerun with from: ALL, which reuses none, or with a token that reads them.`,
+      );
     const pinned = pinnedVersions(sourceTasks);
     const overrides = new Map(Object.entries(input.modules ?? {}));
     return createRun(tc, {
@@ -127,6 +146,7 @@ export async function rerunRun(ctx: OrchestratorContext, runId: string, input: R
       parameters: source.parameters,
       trigger: 'RERUN',
       identity,
+      scopes,
       sourceRunId: source.id,
       pinned,
       overrides,
@@ -161,68 +181,6 @@ async function loadSource(tx: Tx, runId: string) {
   return { source, workflow: workflow!, version: version!, sourceTasks };
 }
 
-export interface CreateRun {
-  /** Its id, when the caller must name it before it exists (a nested run's parent task links to it first). */
-  id?: string;
-  workflow: Workflow;
-  version: WorkflowVersion;
-  parameters: Record<string, unknown>;
-  trigger: Trigger;
-  identity: Identity | null;
-  sourceRunId?: string;
-  idempotencyKey?: string;
-  pinned?: Map<string, string>;
-  overrides?: Map<string, string>;
-  /** Nodes whose result is taken from an earlier run's task instead of executing. */
-  reuse?: Map<string, Task>;
-  /** For a nested workflow's run: the task that started it. */
-  parent?: Pick<Task, 'id' | 'runId'>;
-  domain: Domain;
-  refreshCache?: boolean;
-  cacheNamespace?: string | null;
-  stack?: string[];
-  hotCluster?: string;
-  /** Whom a run without a starter acts for (a schedule's owners); default: its starter, or what its ancestors act for. */
-  actingFor?: RunActor | null;
-  /** The experiment it belongs to; default: the workflow's own. */
-  experimentId?: string;
-  /** Its priority in saturated pools (checked by the caller); a nested run takes its parent's. */
-  priority?: number;
-  /** A source run's model inputs by node (reruns and clones): kept, never resolved again. */
-  pinnedModels?: Map<string, Record<string, ModelInput>>;
-}
-
-/** Refuses (audited) a run whose tasks, nested runs' included, would use a hot cluster of an owner it does not act for. */
-async function assertMayUseHotClusters(tx: Tx, input: CreateRun, clusters: Map<string, HotCluster>): Promise<void> {
-  if (!clusters.size) return;
-  const actor =
-    input.actingFor ?? (input.identity ? await actorOfIdentity(tx, input.identity) : input.parent ? await starterlessActor(tx, input.parent.runId) : null);
-  if (actor) await assertMayUseClusters(tx, actor, clusters.values(), `workflow:${input.workflow.name}`);
-}
-
-/**
- * Every run (started, cloned, rerun, nested, scheduled) of a workflow in a domain less guarded than the workflow's
- * would publish the workflow's spec (its parameter defaults) there, in the run's parameters and outputs: only its
- * starter's reading the workflow's domain allows it. Refused (audited) before anything is planned.
- */
-async function assertMayRunWorkflowIn(tx: Tx, { workflow: current, version, domain, identity, parent }: CreateRun): Promise<void> {
-  // An older version's spec stays the data of the domain it was published in (workflows/queries.ts specDomainOf).
-  const workflow = { ...current, domain: specDomainOf(current, version) };
-  if (atLeastAsGuarded(domain, workflow.domain)) return;
-  if (identity && mayStartWorkflowIn(defineAbilityFor(identity, await grantsOf(tx, identity)), workflow.domain, domain)) return;
-  throw new AuditedDenial(
-    {
-      identity,
-      action: 'run.start',
-      decision: 'deny',
-      subject: `workflow:${workflow.name}`,
-      rule: WORKFLOW_DOMAIN_RULE,
-      details: { workflowDomain: workflow.domain, domain, ...(parent ? { parentRun: parent.runId } : {}) },
-    },
-    workflowDomainRefusal(workflow, domain),
-  );
-}
-
 /** Plans and writes a run with its tasks, then dispatches what can start (a run waiting for admission starts none). */
 export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
@@ -240,14 +198,14 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     hotCluster: input.hotCluster,
     clustersUsed,
   });
-  await assertMayUseHotClusters(tx, input, clustersUsed);
-  // A run with no starter (a schedule's, a trigger's, a monitor's, and the nested runs under them) reads models as
-  // whom it acts for: unchecked, a team's trigger handed its task another team's model version by number.
-  const reader =
-    input.identity ??
-    (input.actingFor !== undefined ? input.actingFor : input.parent ? await starterlessActor(tx, input.parent.runId) : null)?.identity ??
-    null;
-  const models = await resolveModelInputs(tx, spec.tasks, reader, input.pinnedModels);
+  // Whom it acts for, asked only where it decides something (a hot cluster used, a model taken): a read or two.
+  let acting: Promise<RunActor | null> | undefined;
+  const actor = () => (acting ??= actorOf(tx, input));
+  await assertMayUseHotClusters(tx, input, clustersUsed, actor);
+  // Models are read as whom the run acts for (its starter as the token allows; a schedule's, trigger's or monitor's
+  // owners for the runs they start, nested ones included): unchecked, a team's trigger handed its task another team's
+  // model version by number, and a token scoped to starting runs read every model its identity may.
+  const models = await resolveModelInputs(tx, spec.tasks, async () => readersOf(tx, await actor()), input.pinnedModels);
   const partitionReads = new Map<string, { dataset: string; version: number }>();
   for (const task of planned) {
     const source = partitionsSource(task.mapOver);
@@ -311,6 +269,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     cacheNamespace: input.cacheNamespace ?? null,
     priority: input.priority ?? 0,
     createdBy: input.identity?.id ?? null,
+    scopes: input.identity ? (input.scopes ?? null) : null,
     createdAt: step.at,
     message: admitted ? null : `waiting: workflow ${input.workflow.name} allows ${maxActiveRuns} active run${maxActiveRuns === 1 ? '' : 's'} at once`,
   };

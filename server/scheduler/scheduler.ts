@@ -170,7 +170,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     };
     const [creator] = schedule.createdBy ? await db.select().from(identities).where(eq(identities.id, schedule.createdBy)) : [];
     const startRule = 'a schedule starts runs only while its creator and its owning team may';
-    if (creator && !defineAbilityFor(creator, await grantsOf(db, creator)).can('start', subject('Run', { domain }))) {
+    // As the token that created it could: a token that may not start runs creates no schedule that does.
+    if (creator && !defineAbilityFor(creator, await grantsOf(db, creator), schedule.scopes).can('start', subject('Run', { domain }))) {
       return deny(
         creator,
         startRule,

@@ -2,8 +2,10 @@
 // workflow, parameters) before anything is written, and a bad one is refused with the field it concerns. A schedule
 // belongs to a team (by default its workflow's): with an owner given (API callers), only its owners change it, and
 // a refusal (FORBIDDEN, audited) changes nothing.
+
 import { and, asc, desc, eq, inArray, ne } from 'drizzle-orm';
 import { audited } from '../audit/audit';
+import type { TokenScopes } from '../auth/ability';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
@@ -174,7 +176,15 @@ function checkJsonObject(value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-export async function createSchedule(db: Db, input: ScheduleInput, identity: Identity | null, now: Date, owner?: Owner): Promise<Schedule> {
+/** `scopes`: those of the token creating it (null: unscoped); its runs act for no more than that token may. */
+export async function createSchedule(
+  db: Db,
+  input: ScheduleInput,
+  identity: Identity | null,
+  now: Date,
+  owner?: Owner,
+  scopes: TokenScopes = null,
+): Promise<Schedule> {
   const timeZone = input.timeZone ?? 'UTC';
   const values = {
     cron: input.cron.trim(),
@@ -212,6 +222,7 @@ export async function createSchedule(db: Db, input: ScheduleInput, identity: Ide
       lastFireTime: now,
       nextFireTime: next,
       createdBy: identity?.id ?? null,
+      scopes,
       teamId,
       createdAt: now,
       updatedAt: now,

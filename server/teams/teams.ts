@@ -48,8 +48,16 @@ export async function createTeam(db: Db, ability: AppAbility, identity: Identity
       .onConflictDoNothing()
       .returning();
     if (!team) throw new AtelierError('CONFLICT', `A team named "${input.name}" already exists.`);
-    // Whoever creates a team maintains it until they hand it over.
+    // Whoever creates a team maintains it until they hand it over: a grant of access, audited like any membership.
     await tx.insert(teamMembers).values({ teamId: team.id, identityId: identity.id, role: 'admin', addedBy: identity.id });
+    await audit(tx, {
+      identity,
+      action: 'team.create',
+      decision: 'allow',
+      subject: `team:${team.name}`,
+      rule: 'admins create teams; the creator is the new team’s admin',
+      details: { member: identity.name, role: 'admin' },
+    });
     return team;
   });
 }

@@ -62,6 +62,18 @@ export async function findTracked(db: Db | Tx, caller: Caller, taskId: string, o
   return tracked;
 }
 
+/**
+ * Refuses a caller that may change nothing over MLflow (a viewer's token, one scoped to reading): not a task's own
+ * token, and neither logs runs (start:Run) nor changes the registry (publish:Namespace). Asked from the token alone,
+ * before a write's body is read; each write checks its own rights on what it names afterwards.
+ */
+export function assertMayWriteSomething(caller: Caller): void {
+  if (caller.task || caller.ability.can('start', 'Run') || caller.ability.can('publish', 'Namespace')) return;
+  throw forbidden(
+    'This token may change nothing over the MLflow API (a viewer’s, or one scoped to reading): log with a member’s token, or one with start:Run (runs, experiments) or publish:Namespace (the model registry).',
+  );
+}
+
 /** Refuses a write the caller may not make (after `findTracked`: the run is readable, so saying why leaks nothing). */
 export function assertMayLog(caller: Caller, tracked: Tracked, options: { deleted?: boolean } = {}): void {
   const { run, task } = tracked;

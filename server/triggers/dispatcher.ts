@@ -121,7 +121,12 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
 
   /** Why the trigger's owners may not start this run now (audited), or null: as for a schedule's fire. */
   const mayNotFire = (trigger: WorkflowTrigger, workflow: Workflow, domain: Domain) =>
-    ownersMayNotStart(db, { kind: 'trigger', name: trigger.name, teamId: trigger.teamId, createdBy: trigger.createdBy }, workflow, domain);
+    ownersMayNotStart(
+      db,
+      { kind: 'trigger', name: trigger.name, teamId: trigger.teamId, createdBy: trigger.createdBy, scopes: trigger.scopes },
+      workflow,
+      domain,
+    );
 
   /** Decides one trigger's pending firings (oldest first); returns how many it decided. */
   async function decide(trigger: WorkflowTrigger, pending: (TriggerFiring & { signal: Signal })[]): Promise<number> {

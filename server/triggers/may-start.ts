@@ -5,7 +5,7 @@
 import { subject } from '@casl/ability';
 import { eq } from 'drizzle-orm';
 import { audit } from '../audit/audit';
-import { defineAbilityFor } from '../auth/ability';
+import { defineAbilityFor, type TokenScopes } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
 import type { Db } from '../db/client';
 import { identities } from '../db/tables/identities';
@@ -21,6 +21,8 @@ export interface RunStarter {
   name: string;
   teamId: string | null;
   createdBy: string | null;
+  /** The scopes of the token that created it (null: unscoped): it starts runs only as that token could. */
+  scopes: TokenScopes;
 }
 
 /** Why the starter's owners may not start this run now (audited), or null. */
@@ -38,7 +40,7 @@ export async function ownersMayNotStart(db: Db, starter: RunStarter, workflow: W
     return `the run could not start: ${message}`;
   };
   const rule = `a ${starter.kind} starts runs only while its creator and its owning team may`;
-  if (creator && !defineAbilityFor(creator, await grantsOf(db, creator)).can('start', subject('Run', { domain })))
+  if (creator && !defineAbilityFor(creator, await grantsOf(db, creator), starter.scopes).can('start', subject('Run', { domain })))
     return deny(
       rule,
       `${creator.name}, who created this ${starter.kind}, may not start ${domain} runs (${rule}); an admin grants the domain with \`npx atelier team grant TEAM ${domain}\``,

@@ -1,9 +1,11 @@
 // Creating, changing, pausing, resuming, deleting triggers (and rotating an HTTP trigger's secret), and reading them
 // with their firings. Every input is checked before anything is written; a trigger belongs to a team like a schedule
 // (server/teams/ownership.ts), fires only workflows its owners publish, and its runs act for its owners.
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import { audited } from '../audit/audit';
+import type { TokenScopes } from '../auth/ability';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { registeredModels } from '../db/tables/registry';
@@ -186,6 +188,8 @@ export async function createTrigger(
   identity: Identity,
   owner: Owner,
   now: Date,
+  /** Those of the token creating it (null: unscoped): its runs act for no more than that token may. */
+  scopes: TokenScopes = null,
 ): Promise<{ trigger: WorkflowTrigger; secret: string | null }> {
   if (!nameRe.test(input.name))
     throw invalid([{ path: 'name', message: 'must be 1 to 100 letters, digits, ".", "_" or "-", starting with a letter or digit' }]);
@@ -224,6 +228,7 @@ export async function createTrigger(
       paused: input.paused ?? false,
       secret,
       createdBy: identity.id,
+      scopes,
       teamId,
       createdAt: now,
       updatedAt: now,

@@ -63,6 +63,12 @@ describe('grants of access', () => {
     }
   });
 
+  it('audits the team role its creator is given with a new team, as any other membership', async () => {
+    await t.api.gql(`mutation { createTeam(name: "audited-team") { name } }`);
+    const rows = (await auditLog()).filter((r) => r.subject === 'team:audited-team');
+    expect(rows).toMatchObject([{ action: 'team.create', decision: 'allow', identity: { name: 'admin' }, details: { member: 'admin', role: 'admin' } }]);
+  });
+
   it('grants nothing to a caller who is not an admin, and audits no grant for it', async () => {
     const { createUser } = await t.api.gql(`mutation { createUser(name: "vera", role: viewer) { token } }`);
     const vera = { url: t.url, token: createUser.token };

@@ -65,6 +65,25 @@ describe('hostile documents', () => {
     expect(messages(costly)).toMatch(/cost/i);
   });
 
+  it('answers every limit it refuses with a typed code and what to do instead', async () => {
+    let exploding = 'fragment F0 on Query { __typename }';
+    for (let i = 1; i < 40; i++) exploding += ` fragment F${i} on Query { ...F${i - 1} ...F${i - 1} }`;
+    const aliases = Array.from({ length: 150 }, (_, i) => `a${i}: viewer { name }`).join(' ');
+    const directives = Array.from({ length: 30 }, () => '@include(if: true)').join(' ');
+    for (const [limit, document] of [
+      ['depth', deep(6)],
+      ['aliases', `{ ${aliases} }`],
+      ['cost', `query { ...F39 } ${exploding}`],
+      ['directives', `{ viewer ${directives} { name } }`],
+    ] as const) {
+      const r = await t.api.raw(document);
+      refused(r);
+      expect(r.errors?.[0]?.extensions?.code, limit).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(r.errors?.[0]?.message, limit).toContain('split it into several requests');
+      expect(r.errors?.[0]?.message, limit).not.toMatch(/^Syntax Error/);
+    }
+  });
+
   it('suggests no field names to a caller probing the schema', async () => {
     const r = await t.api.raw('{ viewr { name } }');
     refused(r);

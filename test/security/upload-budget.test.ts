@@ -296,3 +296,43 @@ it('a POST /api/observations by a token that may not write observations is refus
   req.destroy();
   expect(got).toEqual({ status: 403, code: 'FORBIDDEN' });
 });
+
+it('an MLflow write by a token that may change nothing is refused before its JSON body (up to 1 MB) is read', async () => {
+  // A viewer's, and an admin's token scoped to reading: 1 MB declared and never sent, answered at once from the token.
+  const viewer = (await t.user('mlflow-body-viewer', 'viewer')).token;
+  const readOnly = (await t.api.gql(`mutation { createServiceAccount(name: "mlflow-body-reader", scopes: ["read:*"]) { token } }`)).createServiceAccount.token;
+  const post = (token: string, path: string) => {
+    const url = new URL(`${t.url}/api/2.0/mlflow/${path}`);
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: path.endsWith('update') ? 'PATCH' : 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': String(1024 * 1024 - 1) },
+    });
+    req.on('error', () => undefined);
+    req.write('{"metrics": [');
+    const answer = new Promise<{ status: number; code: string }>((resolve) =>
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode!, code: JSON.parse(body).error_code }));
+      }),
+    );
+    return { req, answer };
+  };
+  for (const token of [viewer, readOnly])
+    for (const path of ['runs/log-batch', 'experiments/create', 'registered-models/create', 'model-versions/update', 'logged-models']) {
+      const { req, answer } = post(token, path);
+      const got = await within(answer, 10_000);
+      req.destroy();
+      expect(got, path).toEqual({ status: 403, code: 'PERMISSION_DENIED' });
+    }
+  // Reads that take a JSON body (searches) are still read for them.
+  const search = await fetch(`${t.url}/api/2.0/mlflow/runs/search`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ experiment_ids: ['0'] }),
+  });
+  expect(search.status).toBe(200);
+});

@@ -66,6 +66,8 @@ export const monitors = pgTable(
     name: text('name').notNull(),
     teamId: uuid('team_id').references(() => teams.id),
     createdBy: uuid('created_by').references(() => identities.id),
+    /** The scopes of the token that created it (null: unscoped): the runs its actions start read no more than that token may. */
+    scopes: text('scopes').array(),
     targetKind: text('target_kind', { enum: targetKinds }).notNull(),
     targetId: uuid('target_id').notNull(),
     alias: text('alias'),

@@ -49,6 +49,11 @@ export const runs = pgTable(
     /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX, aged while waiting: see limits.ts). */
     priority: integer('priority').notNull().default(0),
     createdBy: uuid('created_by').references(() => identities.id),
+    /**
+     * The scopes of the token that started it (a nested run: its parent's); null: unscoped. The run acts for the
+     * intersection of its starter's rights and these (server/orchestrator/run-actor.ts), never for more than the token.
+     */
+    scopes: text('scopes').array(),
     message: text('message'),
     createdAt: createdAt(),
     startedAt: at('started_at'),

@@ -42,6 +42,8 @@ export const schedules = pgTable(
     /** The first fire time after `lastFireTime` inside the window, or null when there is none: what ticks look for. */
     nextFireTime: at('next_fire_time'),
     createdBy: uuid('created_by').references(() => identities.id),
+    /** The scopes of the token that created it (null: unscoped): its runs read no more than that token may. */
+    scopes: text('scopes').array(),
     /** The owning team: its writing members (and admins) change, pause, resume and delete it. Null: its creator alone (and admins). */
     teamId: uuid('team_id').references(() => teams.id),
     createdAt: createdAt(),

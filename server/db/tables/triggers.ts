@@ -64,6 +64,8 @@ export const workflowTriggers = pgTable(
     /** HTTP only: the HMAC key of signed hooks (shown once at creation and at rotation). */
     secret: text('secret'),
     createdBy: uuid('created_by').references(() => identities.id),
+    /** The scopes of the token that created it (null: unscoped): its runs read no more than that token may. */
+    scopes: text('scopes').array(),
     /** The owning team: its writing members (and admins) change it; its runs act for the team. Null: its creator. */
     teamId: uuid('team_id').references(() => teams.id),
     createdAt: createdAt(),

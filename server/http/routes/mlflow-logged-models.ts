@@ -64,6 +64,7 @@ export function loggedModelEndpoint(path: string): Endpoint | undefined {
   if (parts.length === 1 && parts[0] === 'search')
     return {
       methods: ['POST'],
+      reads: true,
       handle: async ({ db, caller, p }) =>
         searchLoggedModels(db, caller, {
           experimentIds: list(p, 'experiment_ids').map(String),

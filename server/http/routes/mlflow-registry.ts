@@ -92,6 +92,7 @@ export const registryEndpoints: Record<string, Endpoint> = {
   },
   'registered-models/search': {
     methods: ['GET', 'POST'],
+    reads: true,
     handle: async ({ db, caller, p }) => {
       const page = pageOf(p, { max: 1000, page: 100 });
       const rows = await searchModels(db, page);
@@ -101,6 +102,7 @@ export const registryEndpoints: Record<string, Endpoint> = {
   },
   'registered-models/get-latest-versions': {
     methods: ['POST', 'GET'],
+    reads: true,
     handle: async ({ db, caller, p }) => {
       const model = await modelOf(db, caller, p);
       const all = await db.select().from(modelVersions).where(eq(modelVersions.modelId, model.id)).orderBy(desc(modelVersions.version));
@@ -204,6 +206,7 @@ export const registryEndpoints: Record<string, Endpoint> = {
   },
   'model-versions/search': {
     methods: ['GET', 'POST'],
+    reads: true,
     handle: async ({ db, caller, p }) => {
       const page = pageOf(p, { max: 200_000, page: 1000 });
       const rows = await searchVersions(db, caller.ability, page);

@@ -12,7 +12,7 @@ import type { Db } from '../../db/client';
 import { experiments } from '../../db/tables/tracking';
 import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { assertWithinInputLimits } from '../../errors/input-limits';
-import { type Caller, findTracked } from '../../tracking/access';
+import { assertMayWriteSomething, type Caller, findTracked } from '../../tracking/access';
 import { assertMayPutArtifact, getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
 import { assertMayReadExperiments, taskExperimentId } from '../../tracking/experiments';
@@ -107,6 +107,7 @@ const endpoints: Record<string, Endpoint> = {
   },
   'experiments/search': {
     methods: ['GET', 'POST'],
+    reads: true,
     handle: async ({ db, caller, p }) => {
       assertMayReadExperiments(caller);
       const max = int(p, 'max_results') ?? 1000;
@@ -193,6 +194,7 @@ const endpoints: Record<string, Endpoint> = {
   'runs/restore': { methods: ['POST'], handle: async ({ db, caller, p }) => void (await setRunDeleted(db, caller, runIdOf(p), false)) },
   'runs/search': {
     methods: ['POST', 'GET'],
+    reads: true,
     handle: async ({ db, caller, p }) => {
       const ids = list(p, 'experiment_ids').map(String);
       const orderBy = list(p, 'order_by').map(String);
@@ -284,6 +286,8 @@ export function useMlflow(options: {
               404,
               `${req.method} ${url.pathname} is not implemented by Atelier's MLflow API. Supported (under /api/2.0/mlflow/): ${supported}; artifacts: PUT/GET /api/2.0/mlflow-artifacts/artifacts/<path>, GET /api/2.0/mlflow-artifacts/artifacts?path=.`,
             );
+          // A write by a token that may change nothing is refused before its body is read and parsed.
+          if (req.method !== 'GET' && !endpoint.reads) assertMayWriteSomething(caller);
           const p = await paramsOf(req, url);
           const answer = await endpoint.handle({ db, feed, store, caller, p, method: req.method ?? 'GET' });
           if (req.method !== 'GET') options.afterWrite?.();
