@@ -210,11 +210,16 @@ describe('leak 3: a workflow belongs to its team', () => {
     });
     const since = new Date();
     await mia.gql(`mutation ($id: ID!) { resumeSchedule(id: $id) { paused } }`, { id });
-    const s = await until(
+    await until(
       () => scheduleOf(id),
       (x) => x.fires.some((f: any) => f.outcome !== 'PENDING'),
     );
     await mia.gql(`mutation ($id: ID!) { pauseSchedule(id: $id) { paused } }`, { id });
+    // A fire claimed before the pause (every second) is still finished: read them once none is pending.
+    const s = await until(
+      () => scheduleOf(id),
+      (x) => x.fires.every((f: any) => f.outcome !== 'PENDING'),
+    );
     expect(s.fires.every((f: any) => f.outcome === 'FAILED' && !f.run)).toBe(true);
     expect(s.fires[0].message).toMatch(/workflow "handed-over" belongs to team "lab", and this schedule to team "prod"/);
     expect(await audited(since, 'schedule.fire')).toBe(true);
