@@ -18,13 +18,13 @@ import {
   type TaskMessage,
   type TaskOutcome,
 } from '../../plugins/sdk';
+import { ownedTempDir } from '../../plugins/temp-dirs';
 import { ArtifactsRefused, collectArtifacts, uploadArtifacts } from './artifacts';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
 import { drained, finishProgress } from './pipes';
 import { optOutHint, probeIsolation } from './sandbox';
-import { ownedTempDir } from './temp-dirs';
 import { createWarmPool, type WarmPool } from './warm-pool';
 
 export type { LocalExecutorOptions, LocalHandle } from './options';
