@@ -11,6 +11,8 @@ export interface TcpProxy {
   heal(): void;
   /** Connections opened through it so far. */
   connections(): number;
+  /** What clients sent that is held now (the partition's), as text: a test waits for what it expects to be sent. */
+  heldFromClients(): string;
   close(): Promise<void>;
 }
 
@@ -19,9 +21,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   let holding = false;
   let opened = 0;
   const held: (() => void)[] = [];
-  const forward = (to: net.Socket) => (chunk: Buffer) => {
-    if (holding) held.push(() => to.write(chunk));
-    else to.write(chunk);
+  const fromClients: Buffer[] = [];
+  const forward = (to: net.Socket, fromClient: boolean) => (chunk: Buffer) => {
+    if (!holding) return void to.write(chunk);
+    held.push(() => to.write(chunk));
+    if (fromClient) fromClients.push(chunk);
   };
   const listener = net.createServer((client) => {
     opened++;
@@ -31,8 +35,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       s.on('error', () => undefined);
       s.on('close', () => sockets.delete(s));
     }
-    upstream.on('data', forward(client));
-    client.on('data', forward(upstream));
+    upstream.on('data', forward(client, false));
+    client.on('data', forward(upstream, true));
     upstream.on('close', () => client.destroy());
     client.on('close', () => upstream.destroy());
   });
@@ -44,9 +48,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     blackHole: () => void (holding = true),
     heal() {
       holding = false;
+      fromClients.length = 0;
       for (const write of held.splice(0)) write();
     },
     connections: () => opened,
+    heldFromClients: () => Buffer.concat(fromClients).toString('latin1'),
     close: () => {
       for (const s of sockets) s.destroy();
       return new Promise<void>((r) => listener.close(() => r()));
