@@ -91,7 +91,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await chmod(config.dataDir, 0o700);
   });
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, unreachableAfterMs: config.databaseUnreachableMs, log });
   const scrubbed = await scrubStoredSources(database.db);
   if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   const { db } = database;

@@ -105,15 +105,26 @@ export async function collectArtifacts(root: string, within = root): Promise<Art
 /**
  * Uploads `files` as artifacts of the tracked task, one after another. Throws ArtifactsRefused when the control plane
  * refuses one (a path it does not take, a file over its limit), any other error when it could not take them in time.
+ * `execution`: this execution's number (the claim's answer, protocol 4), sent with each file so that another
+ * execution of the same attempt (a redelivered message run elsewhere at once) never mixes its files with these: the
+ * attempt keeps the files of the execution whose result is recorded.
  */
-export async function uploadArtifacts(tracking: TaskTracking, files: ArtifactFile[], signal?: AbortSignal, retryMs = RETRY_MS): Promise<void> {
+export async function uploadArtifacts(
+  tracking: TaskTracking,
+  files: ArtifactFile[],
+  signal?: AbortSignal,
+  retryMs = RETRY_MS,
+  execution?: number,
+): Promise<void> {
+  const headers: Record<string, string> = { authorization: `Bearer ${tracking.token}`, 'content-type': 'application/octet-stream' };
+  if (execution !== undefined) headers['x-atelier-execution'] = String(execution);
   const base = `${tracking.uri.replace(/\/+$/, '')}/api/2.0/mlflow-artifacts/artifacts/0/${encodeURIComponent(tracking.runId)}/artifacts/`;
   for (const artifact of files) {
     const url = base + artifact.path.split('/').map(encodeURIComponent).join('/');
     // Busy (its uploads' budget full: 503 with Retry-After), restarting or out of reach: the same file again after a
     // wait, rather than failing an attempt whose module has done its work (a retry would run it all again).
     for (let attempt = 1; ; attempt++) {
-      const waitMs = await putOnce(url, tracking.token, artifact, signal).catch((error: unknown) => {
+      const waitMs = await putOnce(url, headers, artifact, signal).catch((error: unknown) => {
         if (error instanceof ArtifactsRefused || signal?.aborted || attempt >= UPLOAD_TRIES) throw error;
         return error instanceof Busy ? Math.min(error.retryAfterMs ?? retryMs * 2 ** (attempt - 1), MAX_WAIT_MS) : retryMs * 2 ** (attempt - 1);
       });
@@ -139,7 +150,7 @@ class Busy extends Error {
 }
 
 /** One PUT of one file: undefined once stored. */
-async function putOnce(url: string, token: string, artifact: ArtifactFile, signal?: AbortSignal): Promise<undefined> {
+async function putOnce(url: string, headers: Record<string, string>, artifact: ArtifactFile, signal?: AbortSignal): Promise<undefined> {
   // Opened without following a link put there since the folder was read, and checked to be the file it listed.
   const handle = await open(artifact.file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
     throw error.code === 'ELOOP' ? new ArtifactsRefused(`"${artifact.path}" became a symbolic link`) : unreadable(artifact.path, error);
@@ -149,7 +160,7 @@ async function putOnce(url: string, token: string, artifact: ArtifactFile, signa
     if (!stat.isFile()) throw new ArtifactsRefused(`"${artifact.path}" is not a regular file`);
     const response = await fetch(url, {
       method: 'PUT',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': String(stat.size) },
+      headers: { ...headers, 'content-length': String(stat.size) },
       // Exactly the bytes it declared: a file still being written (by a process the module left behind, outside the
       // sandbox) is refused below rather than sent with a length that does not match.
       body: stat.size ? (Readable.toWeb(handle.createReadStream({ autoClose: false, start: 0, end: stat.size - 1 })) as ReadableStream) : new Uint8Array(0),

@@ -18,13 +18,13 @@ import {
   type TaskMessage,
   type TaskOutcome,
 } from '../../plugins/sdk';
+import { ownedTempDir } from '../../plugins/temp-dirs';
 import { ArtifactsRefused, collectArtifacts, uploadArtifacts } from './artifacts';
 import { type AttemptState, type LaunchConfig, launch } from './launch';
 import type { LocalExecutorOptions, LocalHandle } from './options';
 import { adopt, outcomeOf } from './outcome';
 import { drained, finishProgress } from './pipes';
 import { optOutHint, probeIsolation } from './sandbox';
-import { ownedTempDir } from './temp-dirs';
 import { createWarmPool, type WarmPool } from './warm-pool';
 
 export type { LocalExecutorOptions, LocalHandle } from './options';
@@ -201,7 +201,7 @@ async function logArtifacts(state: AttemptState, task: TaskMessage, ctx: TaskCon
     // From the attempt's folder down: the module may replace `outputs` or `artifacts` with a link, never the folder itself.
     const files = await collectArtifacts(state.artifactsDir, path.resolve(state.artifactsDir, '..', '..'));
     if (!files.length) return undefined;
-    await uploadArtifacts(task.tracking, files, ctx.signal);
+    await uploadArtifacts(task.tracking, files, ctx.signal, undefined, task.execution);
     const bytes = files.reduce((sum, f) => sum + f.size, 0);
     ctx.log('stdout', `[atelier] logged ${files.length} artifact${files.length === 1 ? '' : 's'} (${bytes} bytes) from ATELIER_ARTIFACTS_DIR`);
     return undefined;

@@ -8,8 +8,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, chown, cp, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { ownedTempDir } from '../../plugins/temp-dirs';
 import { type Isolator, SANDBOX_WORKDIR, sandboxArgs, sandboxSearchPath } from './sandbox';
-import { ownedTempDir } from './temp-dirs';
 import { unpackVerified } from './unpack';
 
 /** Runs in the warm worker: one JSON line on stdin names the task; env and cwd are set before the import. */

@@ -4,7 +4,7 @@
 // A batch of tasks (protocol 3) arrives as one delivery per task, each settled on its own; their claims go as one
 // request where the control plane reads batches (protocol 5, claims.ts).
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import type { Bus, Delivery, Subscription } from '../bus/types';
 import { type CancelMessage, type HostHeartbeat, type HotClusterCommand, PROTOCOL_VERSION } from '../protocol';
 import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
+import { ownedTempDir } from '../temp-dirs';
 import { traceTaskHop } from '../trace';
 import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
 import { createClaimAsker } from './claims';
@@ -27,7 +28,7 @@ export interface ExecutorHostOptions {
   pools: string[];
   hostName?: string;
   artifacts: ArtifactSource;
-  /** Parent of the per-attempt work directories. */
+  /** Where the host makes its own folder (`host-<pid>-…`, removed when it stops) for its attempts' work directories. */
   workRoot: string;
   ackWaitMs?: number;
   heartbeatMs?: number;
@@ -281,6 +282,10 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       }
       state = 'running';
       await mkdir(workRoot, { recursive: true });
+      // A folder of this host's own under it, for its attempts' folders: two hosts given one work root (two `atelier
+      // executor` started from one folder) both running one attempt (a redelivered message) never remove or mix each
+      // other's; a gone host's folder is swept by the next host started there.
+      runtime.workRoot = await ownedTempDir('host-', workRoot);
       cancelSubscription = await bus.subscribeCancel(onCancel);
       clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
@@ -315,6 +320,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       await Promise.all(held.map(([name, e]) => e.endHotCluster?.(name).catch((err) => warn(`ending hot cluster ${name} failed: ${errorMessage(err)}`))));
       const executors = registry.names().map((name) => registry.get(name));
       await Promise.all(executors.map((e) => e.close?.().catch((err) => warn(`closing executor ${e.name} failed: ${errorMessage(err)}`))));
+      await rm(runtime.workRoot, { recursive: true, force: true }).catch((err) => warn(`removing ${runtime.workRoot} failed: ${errorMessage(err)}`));
       state = 'stopped';
     },
 

@@ -7,6 +7,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
 import { driverTarget } from './postgres-url';
+import { createReachability } from './reachability';
 import * as schema from './schema';
 import { assertWritable } from './writable';
 
@@ -38,13 +39,28 @@ const MIGRATION_LOCK = 0x61746c72;
  */
 export const reconnectDelayS = (retries: number): number => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2);
 
-export async function openDatabase(options: { url?: string; dataDir: string; maxConnections?: number }): Promise<Database> {
+export async function openDatabase(options: {
+  url?: string;
+  dataDir: string;
+  maxConnections?: number;
+  /** How long Postgres may leave a probe unanswered before it is out of reach (reachability.ts). */
+  unreachableAfterMs?: number;
+  log?: (message: string) => void;
+}): Promise<Database> {
   if (options.url) {
     const { default: postgres } = await import('postgres');
     const { drizzle } = await import('drizzle-orm/postgres-js');
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
     const target = driverTarget(options.url);
-    const client = postgres(target.url, { ...target.options, max: options.maxConnections ?? 10, onnotice: () => {}, backoff: reconnectDelayS });
+    const reachability = createReachability(postgres, target.url, target.options, { deadlineMs: options.unreachableAfterMs, log: options.log });
+    const client = postgres(target.url, {
+      ...target.options,
+      max: options.maxConnections ?? 10,
+      onnotice: () => {},
+      backoff: reconnectDelayS,
+      // postgres-js takes a socket factory (connection.js: `options.socket`), which its types leave out.
+      ...({ socket: reachability.socket } as object),
+    });
     const db = drizzle(client, { schema }) as unknown as Db;
     transactionsOf.set(db, drizzle(client) as unknown as Db);
     try {
@@ -60,10 +76,18 @@ export async function openDatabase(options: { url?: string; dataDir: string; max
         lock.release();
       }
     } catch (error) {
-      await client.end({ timeout: 1 });
+      await Promise.all([client.end({ timeout: 1 }), reachability.stop()]);
       throw new Error(`Could not prepare the database at DATABASE_URL: ${(error as Error).message}. Check that Postgres is running and the URL is right.`);
     }
-    return { db, kind: 'postgres', close: () => client.end({ timeout: 5 }) };
+    reachability.start();
+    return {
+      db,
+      kind: 'postgres',
+      close: async () => {
+        await reachability.stop();
+        await client.end({ timeout: 5 });
+      },
+    };
   }
 
   const { PGlite } = await import('@electric-sql/pglite');

@@ -1,6 +1,8 @@
 // Domain errors: what went wrong in the user's terms, with a stable code, the HTTP status it maps to, and where the
 // problem is. They know nothing of GraphQL or HTTP; the edges translate them (schema/errors.ts for GraphQL, the
 // HTTP routes for plain responses). A leaf: imports nothing of the project.
+
+import { isDiskFull } from './disk-full';
 import { MAX_ERROR_DETAILS, MAX_ERROR_MESSAGE, printable } from './echo';
 import { isLostConnection } from './lost-connection';
 
@@ -96,6 +98,11 @@ export const TRANSIENT_ABORTS: ReadonlySet<string> = new Set(['40P01', '40001'])
 export function domainErrorOf(error: unknown): AtelierError | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     if (e instanceof AtelierError) return e;
+    if (isDiskFull(e))
+      return new AtelierError(
+        'UNAVAILABLE',
+        'The server is out of disk space: nothing of this request was kept. An operator frees space where the control plane writes (its data directory, the local object store: ATELIER_DATA_DIR, ATELIER_OBJECTS_DIR), then send the request again.',
+      );
     if (isLostConnection(e))
       return new AtelierError(
         'UNAVAILABLE',

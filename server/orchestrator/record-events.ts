@@ -10,6 +10,7 @@ import { moduleVersions } from '../db/tables/modules';
 import type { Run } from '../db/tables/runs';
 import { isUuid } from '../db/uuid';
 import { recordDatasetWrites } from '../governance/policy';
+import { keepResultFiles } from '../tracking/artifacts';
 import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
@@ -311,7 +312,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     // Nothing below waits for its answer (the statuses it writes are passed on): the next statements follow it.
     writeBehind(
       tc,
-      sql`
+      sql`${keepResultFiles(succeeded.map(({ task, event }) => ({ id: task.id, block: seqBlock(event.seq) })))}
       update tasks as t set status = 'SUCCEEDED', outputs = v.outputs, progress = 1, reason = v.reason, message = v.message,
         progress_message = case when v.has_progress then v.progress_message else t.progress_message end,
         exit_code = v.exit_code, finished_at = v.finished, retry_at = null, host = v.host,

@@ -3,7 +3,7 @@
 // UNIQUE (schedule, fire time) row and its run is started with an idempotency key derived from the same pair, so
 // it fires exactly once even if two leaders overlap or the process dies between the two steps.
 import { subject } from '@casl/ability';
-import { and, asc, eq, inArray, lte } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lte } from 'drizzle-orm';
 import { audit, audited } from '../audit/audit';
 import { defineAbilityFor } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
@@ -257,8 +257,29 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   // --- ticking -------------------------------------------------------------------------------------------
 
+  /**
+   * A watermark later than the clock was set by a clock that read later than this one (it has stepped back since, or
+   * was ahead when the schedule was made, changed or resumed): the fire times from now up to it would pass unseen, a
+   * silent skip. It is brought back to now. A fire time recorded before is neither recorded nor run again when the
+   * clock reaches it once more (its unique fire row, its run's idempotency key).
+   */
+  async function rewindWatermarks(now: Date): Promise<void> {
+    const ahead = await db
+      .select()
+      .from(schedules)
+      .where(and(eq(schedules.paused, false), gt(schedules.lastFireTime, now)))
+      .limit(BATCH);
+    for (const schedule of ahead) {
+      await db
+        .update(schedules)
+        .set({ lastFireTime: now, nextFireTime: nextFireTime(timingOf(schedule), now) })
+        .where(and(eq(schedules.id, schedule.id), gt(schedules.lastFireTime, now)));
+    }
+  }
+
   async function work(): Promise<void> {
     const now = clock.now();
+    await rewindWatermarks(now);
     const due = await db
       .select({ id: schedules.id })
       .from(schedules)

@@ -1,8 +1,9 @@
 // Files a tracked task logged (MLflow's log_artifact): bytes in the object store by digest, a row per (task, path).
 // Paths are relative and `/`-separated; `..`, `.`, empty segments, backslashes and absolute paths are refused.
 import type { Readable } from 'node:stream';
-import { and, asc, eq, inArray, like } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, like, type SQL, sql } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
+import { arrayOf, jsonRows } from '../db/arrays';
 import type { Db, Tx } from '../db/client';
 import type { Task } from '../db/tables/runs';
 import { runArtifacts } from '../db/tables/tracking';
@@ -26,20 +27,55 @@ export async function assertMayPutArtifact(db: Db, caller: Caller, taskId: strin
   assertMayWriteFiles(caller, await findTracked(db, caller, taskId));
 }
 
-export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string, bytes: Buffer): Promise<void> {
+/** The header with which a host names the execution of the attempt whose files it logs (its number, protocol 4). */
+export const EXECUTION_HEADER = 'x-atelier-execution';
+
+/** The execution a request's header names: a task's own token's alone (-1 for none, or any other caller). */
+export function executionOf(caller: Caller, header: string | string[] | undefined): number {
+  if (header === undefined || !caller.task) return -1;
+  const n = Number(header);
+  if (typeof header !== 'string' || !/^\d{1,7}$/.test(header) || n >= 2 ** 20)
+    throw badInput(`${EXECUTION_HEADER} must be the execution's number (a whole number from 0 to ${2 ** 20 - 1}), as the claim's answer gave it.`);
+  return n;
+}
+
+/**
+ * Stores a file at a path of the task's folder. `execution`: the execution of the attempt that logged it (-1 for none
+ * known): two executions of one attempt each keep their own until its result keeps one's (keepResultFiles).
+ */
+export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, taskId: string, rawPath: string, bytes: Buffer, execution = -1): Promise<void> {
   const path = artifactPath(rawPath);
   // Checked before the bytes are stored, and again in the transaction that records them.
   await assertMayPutArtifact(db, caller, taskId, path);
   const digest = await store.put(bytes);
   await db.transaction(async (tx) => {
+    // The task's row is locked: a file logged after its result's recording is refused there (the attempt has ended),
+    // and one logged before is seen by it.
     const tracked = await findTracked(tx, caller, taskId, { lock: true });
     assertMayWriteFiles(caller, tracked);
     await tx
       .insert(runArtifacts)
-      .values({ taskId, runId: tracked.run.id, path, digest, size: bytes.length })
-      .onConflictDoUpdate({ target: [runArtifacts.taskId, runArtifacts.path], set: { digest, size: bytes.length, at: new Date() } });
+      .values({ taskId, runId: tracked.run.id, path, execution, digest, size: bytes.length })
+      .onConflictDoUpdate({ target: [runArtifacts.taskId, runArtifacts.path, runArtifacts.execution], set: { digest, size: bytes.length, at: new Date() } });
   });
 }
+
+/**
+ * A data-modifying CTE (`with ... `, to go before the statement that records the tasks' successes, in its text) that
+ * keeps in each task's folder only the files of the execution whose result succeeded (`block`, the execution number
+ * of its events: SEQ_BLOCK): another execution's files go, and so does a file logged by no known execution (-1: an
+ * MLflow client inside the module, which ran before its host logged what it left) at a path the winner's host logged.
+ * The id list beside the join leads the planner to the key, not to a scan of every task's files (db/arrays.ts).
+ */
+export const keepResultFiles = (winners: { id: string; block: number }[]): SQL => sql`
+  with other_executions_files as (
+    delete from run_artifacts a using ${jsonRows(winners)} as w(id uuid, block int)
+    where a.task_id = w.id and a.task_id = any(${arrayOf(
+      winners.map((w) => w.id),
+      'uuid',
+    )}) and a.execution <> w.block
+      and (a.execution >= 0 or exists (select 1 from run_artifacts o where o.task_id = a.task_id and o.path = a.path and o.execution = w.block)))
+  `;
 
 /**
  * Forgets the files the tasks' ended attempts logged, as their next attempts are made ready: a task's folder holds one
@@ -65,7 +101,10 @@ export async function getArtifact(db: Db, store: ObjectStore, caller: Caller, ta
   const [row] = await db
     .select()
     .from(runArtifacts)
-    .where(and(eq(runArtifacts.taskId, await filesTaskOf(db, task)), eq(runArtifacts.path, path)));
+    .where(and(eq(runArtifacts.taskId, await filesTaskOf(db, task)), eq(runArtifacts.path, path)))
+    // Two executions of a running attempt may each have logged one: the latest (its result keeps one execution's).
+    .orderBy(desc(runArtifacts.at))
+    .limit(1);
   if (!row) throw notFound(`Run ${taskId} has no artifact "${path}".`);
   return store.stream(row.digest);
 }

@@ -2,8 +2,8 @@
 // PGlite + the in-process bus + the host inside the control plane completes with every task SUCCEEDED, run exactly
 // once and recorded once; a `noop` attempt (its executor declares `workdir: false`) gets no work directory, while an
 // executor that declares nothing still gets its own.
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -18,6 +18,8 @@ import { PUBLISH } from '../harness/client';
 const WIDTH = 2000;
 let t: TestApp;
 let workRoot: string;
+/** The attempts' folders, in the host's own folder under the work root (`host-<pid>-…`). */
+const attemptFolders = () => readdirSync(workRoot).flatMap((own) => readdirSync(path.join(workRoot, own)));
 let modules: string;
 
 /** Every execution the host started, by `taskId:attempt`. */
@@ -41,7 +43,7 @@ function countingNoop(): Executor {
         } catch (error) {
           read = (error as Error).message;
         }
-        noopWorkdirs.push({ existed: existsSync(path.join(workRoot, `${task.taskId}-${task.attempt}`)), read });
+        noopWorkdirs.push({ existed: attemptFolders().includes(`${task.taskId}-${task.attempt}`), read });
       }
       return inner.submit(task, ctx);
     },
@@ -120,14 +122,15 @@ it('makes no work directory for an executor that declares none, and still makes 
     expect(seen.existed).toBe(false);
     expect(seen.read).toMatch(/declared workdir: false/);
   }
-  expect(await readdir(workRoot)).toEqual([]);
+  expect(attemptFolders()).toEqual([]);
 
   await t.createWorkflow({ name: 'embedded-probe', tasks: [{ name: 'only', module: 'test/probe' }] });
   const { startRun } = await t.api.gql(`mutation { startRun(workflow: "embedded-probe") { id } }`);
   expect(await waitForRun(startRun.id, 60_000)).toBe('SUCCEEDED');
   expect(probeWorkdirs).toHaveLength(1);
   expect(probeWorkdirs[0]!.existed).toBe(true);
-  expect(path.dirname(probeWorkdirs[0]!.dir)).toBe(workRoot);
+  // In the host's own folder under the data directory's work folder.
+  expect(path.dirname(path.dirname(probeWorkdirs[0]!.dir))).toBe(workRoot);
   // Removed after the attempt: the host removes it once the result is published, which the run's end may overtake.
   for (let i = 0; i < 100 && existsSync(probeWorkdirs[0]!.dir); i++) await new Promise((r) => setTimeout(r, 50));
   expect(existsSync(probeWorkdirs[0]!.dir)).toBe(false);

@@ -1,5 +1,6 @@
 // The executor host on the memory bus with the noop executor and small scripted executors: routing, results,
 // acks, cancels, timeouts, coalescing, concurrency, and shutdown without ack.
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNoopExecutor } from '../../executors/noop/index';
@@ -204,5 +205,32 @@ describe('executor host', () => {
     const task = await world.submit(makeTask({ executor: 'patient' }));
     expect((await world.result(task.taskId)).outcome).toEqual({ state: 'SUCCEEDED' });
     expect(world.timeline.filter((t) => t === `working:${task.taskId}`).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('gives two hosts on one work root their own folder for one attempt that both run (a message delivered twice)', async () => {
+    let arrived = 0;
+    const seen = new Map<string, string[]>();
+    const lookAround = defineExecutor<string>({
+      name: 'look-around',
+      async submit(_task, ctx) {
+        await writeFile(path.join(ctx.workdir, `${ctx.host}.txt`), ctx.host);
+        arrived++;
+        return ctx.host;
+      },
+      async wait(host, _task, ctx) {
+        // Both executions have made and filled their folders before either looks in its own.
+        await waitFor(() => arrived === 2, 'both executions to start');
+        seen.set(host, await readdir(ctx.workdir));
+        return { state: 'SUCCEEDED' };
+      },
+      async cancel() {},
+    });
+    await world.startHost([lookAround], { hostName: 'host-a', maxConcurrency: 1 });
+    await world.startHost([lookAround], { hostName: 'host-b', maxConcurrency: 1 });
+    const task = makeTask({ executor: 'look-around' });
+    await world.bus.publishTask(task.pool, task, 'first delivery');
+    await world.bus.publishTask(task.pool, task, 'second delivery');
+    await waitFor(() => seen.size === 2, 'both executions to look');
+    expect(Object.fromEntries(seen)).toEqual({ 'host-a': ['host-a.txt'], 'host-b': ['host-b.txt'] });
   });
 });

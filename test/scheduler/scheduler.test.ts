@@ -143,6 +143,32 @@ describe('scheduler (embedded PGlite)', () => {
     for (const s of [skip, latest, all, bounded]) expect((await outcomes(s)).at(-1)).toBe('06:00 STARTED');
   });
 
+  it('neither fires twice nor skips silently when the wall clock steps back or forward an hour', async () => {
+    const s = await create('2030-02-03T00:30:00Z', {});
+    await tickAt('2030-02-03T01:00:10Z');
+    // Stepped back an hour after firing 01:00: 01:00 comes round again and does not fire again.
+    for (const at of ['00:01:00', '00:30:00', '01:00:05', '01:30:00', '02:00:05']) await tickAt(`2030-02-03T${at}Z`);
+    expect(await outcomes(s)).toEqual(['01:00 STARTED', '02:00 STARTED']);
+    // Stepped forward an hour (02:30 read as 03:30): 03:00 is found late and recorded missed, not skipped silently;
+    // stepped back again, 03:00 is not fired a second time.
+    for (const at of ['03:30:00', '02:31:00', '03:00:05', '04:00:05']) await tickAt(`2030-02-03T${at}Z`);
+    expect(await outcomes(s)).toEqual(['01:00 STARTED', '02:00 STARTED', '03:00 SKIPPED_MISSED', '04:00 STARTED']);
+    expect((await stack.firesOf(s.id)).find((f) => f.outcome === 'SKIPPED_MISSED')!.message).toMatch(/missed by 30 min/);
+    // One run per fire that started.
+    const started = (await stack.firesOf(s.id)).filter((f) => f.outcome === 'STARTED');
+    expect(new Set(started.map((f) => f.runId)).size).toBe(3);
+  });
+
+  it('fires what falls due after a change made while the clock was an hour ahead, once the clock is set right', async () => {
+    // Created, and another resumed, while the clock read 01:30 at 00:30: set right, 01:00 still fires for both.
+    const created = await create('2030-02-04T01:30:00Z', { name: 'created-ahead' });
+    const resumed = await create('2030-02-04T00:00:30Z', { name: 'resumed-ahead' });
+    await pauseSchedule(stack.db, resumed.id, clock.set('2030-02-04T00:10:00Z'));
+    await resumeSchedule(stack.db, resumed.id, clock.set('2030-02-04T01:30:00Z'));
+    for (const at of ['00:31:00', '01:00:05', '01:30:05', '02:00:05']) await tickAt(`2030-02-04T${at}Z`);
+    for (const s of [created, resumed]) expect(await outcomes(s)).toEqual(['01:00 STARTED', '02:00 STARTED']);
+  });
+
   it('under SKIP still runs a fire time found late within the grace, not one found later', async () => {
     const s = await create('2030-02-02T00:00:30Z', { catchUp: 'SKIP' });
     await tickAt('2030-02-02T01:00:45Z');

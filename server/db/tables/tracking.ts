@@ -207,7 +207,9 @@ export const loggedParams = pgTable(
 
 /**
  * Files a run logged (MLflow's log_artifact, an external run's upload) at a path under its task: the bytes live in the
- * object store by digest; a path logged again points to the new bytes.
+ * object store by digest; a path logged again points to the new bytes. Two executions of one attempt (a redelivered
+ * task message run again) keep their files apart by `execution` until the attempt's result is recorded, which keeps
+ * only the files of the execution whose result it was (server/tracking/artifacts.ts).
  */
 export const runArtifacts = pgTable(
   'run_artifacts',
@@ -216,11 +218,16 @@ export const runArtifacts = pgTable(
     runId: uuid('run_id').notNull(),
     /** Relative, `/`-separated, no `.` or `..` segments. */
     path: text('path').notNull(),
+    /**
+     * The execution of the task's attempt whose host logged the file (its number, protocol 4), or -1 for a file logged
+     * by no known execution (an MLflow client, inside the module or outside Atelier).
+     */
+    execution: integer('execution').notNull().default(-1),
     digest: text('digest').notNull(),
     size: bigint('size', { mode: 'number' }).notNull(),
     at: at('at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.taskId, t.path] }), index('run_artifacts_run_idx').on(t.runId)],
+  (t) => [primaryKey({ columns: [t.taskId, t.path, t.execution] }), index('run_artifacts_run_idx').on(t.runId)],
 );
 
 /**

@@ -13,7 +13,7 @@ import { experiments } from '../../db/tables/tracking';
 import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
 import { assertWithinInputLimits } from '../../errors/input-limits';
 import { assertMayWriteSomething, type Caller, findTracked } from '../../tracking/access';
-import { assertMayPutArtifact, getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
+import { assertMayPutArtifact, EXECUTION_HEADER, executionOf, getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
 import { changeExperiment } from '../../tracking/experiment-changes';
 import { assertMayReadExperiments, taskExperimentId } from '../../tracking/experiments';
 import { createExperiment, findExperiment, setRunDeleted, startExternalRun, updateTrackedRun } from '../../tracking/external-runs';
@@ -330,13 +330,14 @@ export function useMlflow(options: {
       // uploads' budget (else any token, a viewer's, could keep that budget full and others' uploads waiting).
       if ('model' in at) await inState(() => assertMayPutModelArtifact(db, caller, at.model, at.path));
       else await assertMayPutArtifact(db, caller, at.task, at.path);
+      const execution = executionOf(caller, req.headers[EXECUTION_HEADER]);
       if (declaredLengthOver(req, options.maxArtifactBytes)) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
       const release = options.uploads?.reserve(uploadReservation(req.headers['content-length'], options.maxArtifactBytes)) ?? (() => undefined);
       try {
         const body = await readBodyWithin(req, options.maxArtifactBytes);
         if (!body) throw new AtelierError('PAYLOAD_TOO_LARGE', tooLarge());
         if ('model' in at) await inState(() => putModelArtifact(db, store, caller, at.model, at.path, body));
-        else await putArtifact(db, store, caller, at.task, at.path, body);
+        else await putArtifact(db, store, caller, at.task, at.path, body, execution);
       } finally {
         release();
       }

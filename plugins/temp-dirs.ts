@@ -1,5 +1,6 @@
-// Temporary folders a host's local executor owns (sandboxes, hot clusters' workers), named with the host's pid. A
-// host that is SIGKILLed cannot remove its own, so the next one sweeps the folders of hosts that no longer run.
+// Temporary folders a process owns (executor hosts' work folders, the local executor's sandboxes and hot clusters'
+// workers), named with its pid. A process that is SIGKILLed cannot remove its own, so the next one sweeps the folders
+// of processes that no longer run.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,0 +1,1 @@
+ALTER TABLE "run_artifacts" ADD COLUMN "execution" integer DEFAULT -1 NOT NULL;

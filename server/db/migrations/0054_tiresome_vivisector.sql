@@ -1,0 +1,2 @@
+ALTER TABLE "run_artifacts" DROP CONSTRAINT "run_artifacts_task_id_path_pk";--> statement-breakpoint
+ALTER TABLE "run_artifacts" ADD CONSTRAINT "run_artifacts_task_id_path_execution_pk" PRIMARY KEY("task_id","path","execution");
