@@ -1,6 +1,5 @@
-// The `atelier` command line: global connection options (URL, token) and the commands (start, executor, module,
-// workflow, run, dataset, declassify, audit…); any error a command throws ends here, printed by errors.ts, as a
-// non-zero exit status.
+// The `atelier` command line's program: global connection options (URL, token) and the commands (start, executor,
+// module, workflow, run, dataset, declassify, audit…), built without running (main.ts runs it; tests parse with it).
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,7 +12,7 @@ import { type CliConfig, readCliConfig } from './config';
 import { costsCommand } from './costs';
 import { datasetCommand } from './dataset';
 import { deployCommand } from './deploy';
-import { CliError, reportError, withPassedParams } from './errors';
+import { CliError, withPassedParams } from './errors';
 import { addExamples } from './examples';
 import { experimentCommand } from './experiments';
 import { auditCommand, declassifyCommand } from './governance';
@@ -362,27 +361,3 @@ function printRun(r: RunView) {
         .trimEnd(),
     );
 }
-
-/**
- * A reader that left (`atelier run logs ID -f | head`) ends the command at once and quietly, as SIGPIPE ends other
- * tools (status 141, 128 + SIGPIPE): Node ignores SIGPIPE, and its EPIPE would otherwise be an unhandled error's stack,
- * or, where console.log swallowed it, a command following a run for nobody until the run ends.
- */
-export function exitWhenReaderLeaves(stream: NodeJS.WriteStream): void {
-  stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(141);
-    throw error;
-  });
-}
-
-export async function main(argv = process.argv): Promise<void> {
-  exitWhenReaderLeaves(process.stdout);
-  exitWhenReaderLeaves(process.stderr);
-  try {
-    await buildProgram().parseAsync(argv);
-  } catch (error) {
-    process.exitCode = reportError(error);
-  }
-}
-
-await main();
