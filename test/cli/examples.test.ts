@@ -1,49 +1,10 @@
 // Every command's --help shows at least one example, and every example parses as written with the real parser (the
 // program the CLI runs, its actions replaced by a recorder): the command exists, its options are spelled as they are
 // declared, required ones are given and each value passes its option's parser. cli.test.ts runs EXAMPLES for real.
-import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { EXAMPLES, examplesOf, REFERENCE_EXAMPLES } from '../../server/cli/examples';
 import { buildProgram } from '../../server/cli/program';
-
-/** The words of an example's command, as a shell splits them (quotes kept together), before its comment. */
-function words(line: string): string[] {
-  const command = line.split(/\s{3,}/)[0]!;
-  const out: string[] = [];
-  for (const m of command.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]!);
-  return out;
-}
-
-/** The arguments after `atelier`, past leading VAR=value assignments and a `$(…)` around it. */
-function atelierArgs(line: string): string[] {
-  const all = words(line);
-  const at = all.findIndex((w) => w === 'atelier' || w.endsWith('$(atelier'));
-  if (at < 0) throw new Error(`no atelier command in "${line}"`);
-  const args = all.slice(at + 1);
-  if (all[at] !== 'atelier') args[args.length - 1] = args[args.length - 1]!.replace(/\)$/, '');
-  return args;
-}
-
-function commandsOf(command: Command, path: string[] = []): { command: Command; path: string }[] {
-  return command.commands.flatMap((sub) => [{ command: sub, path: [...path, sub.name()].join(' ') }, ...commandsOf(sub, [...path, sub.name()])]);
-}
-
-/** The program with every action replaced: it records which command ran, and parse errors throw instead of exiting. */
-function parsingProgram(ran: string[]): Command {
-  const program = buildProgram();
-  const silence = (c: Command) => {
-    c.exitOverride();
-    c.configureOutput({ writeOut: () => {}, writeErr: () => {} });
-  };
-  silence(program);
-  for (const { command, path } of commandsOf(program)) {
-    silence(command);
-    command.action(() => {
-      ran.push(path);
-    });
-  }
-  return program;
-}
+import { atelierArgs, commandsOf, parsingProgram } from '../harness/cli-parse';
 
 describe('the examples under --help', () => {
   it('shows at least one example under every command and group of commands', () => {
