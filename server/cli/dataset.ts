@@ -256,6 +256,27 @@ export function datasetCommand(connect: Connect): Command {
   });
 
   dataset
+    .command('freshness <name>')
+    .description('how often a new version is expected, and what runs reading it do while it is late; without --every: none')
+    .option('--every <interval>', 'a new version every interval, 1m to 366d (units s, m, h, d, w)')
+    .addOption(
+      new Option('--policy <policy>', 'runs reading it while it is late: ignore, fail, or wait (up to --max-wait)').choices(['ignore', 'fail', 'wait']),
+    )
+    .option('--max-wait <interval>', 'with --policy wait: how long a task waits before it fails (default 1h)')
+    .action(async (name: string, opts: { every?: string; policy?: string; maxWait?: string }, cmd: Command) => {
+      const { setDatasetFreshness: d } = await connect(cmd).request<{
+        setDatasetFreshness: { fullName: string; freshness: { expectedEvery: string; policy: string; dueAt: string } | null };
+      }>(
+        `mutation ($d: String!, $e: String, $p: FreshnessPolicy, $w: String) {
+          setDatasetFreshness(dataset: $d, expectedEvery: $e, policy: $p, maxWait: $w) { fullName freshness { expectedEvery policy dueAt } }
+        }`,
+        { d: name, e: opts.every ?? null, p: opts.policy?.toUpperCase() ?? null, w: opts.maxWait ?? null },
+      );
+      const f = d.freshness;
+      console.log(f ? `${d.fullName}: a new version every ${f.expectedEvery} (${f.policy}), next due ${f.dueAt}` : `${d.fullName}: no freshness expectation`);
+    });
+
+  dataset
     .command('label <name> <column>')
     .addArgument(new Argument('<level>', levels.join(' < ')).argParser((raw) => parseLevel(raw, 'level')))
     .description('classify a column or raise its label (lowering one is `atelier declassify request`)')

@@ -129,6 +129,7 @@ export const REFERENCE_EXAMPLES: Record<string, string[]> = {
     'atelier dataset create ml/flowers --domain experimentation --column petal:float:PUBLIC --digest sha256:HEX --partition day=1@sha256:HEX1@500 --partition day=2@sha256:HEX2',
   ],
   'dataset version': ['atelier dataset version crm/users --column id:int --column email:string --column country:string:INTERNAL --digest sha256:HEX'],
+  'dataset freshness': ['atelier dataset freshness crm/users --every 1d --policy wait --max-wait 2h', 'atelier dataset freshness crm/users     no expectation'],
   'dataset label': [
     'atelier dataset label crm/users country INTERNAL --reason "reviewed"',
     'atelier dataset label crm/users email CONFIDENTIAL --categories PII',
@@ -143,7 +144,10 @@ export const REFERENCE_EXAMPLES: Record<string, string[]> = {
   audit: ['atelier audit --subject dataset:crm/users.email --since 2d', 'atelier audit -n 100 --json'],
   'model list': ['atelier model list --namespace examples'],
   'model show': ['atelier model show examples/iris'],
-  'model register': ['atelier model register examples/iris TASK_ID model --flavor sklearn'],
+  'model register': [
+    'atelier model register examples/iris TASK_ID model --flavor sklearn',
+    'atelier model register examples/iris TASK_ID model --metadata \'{"framework": "none"}\'',
+  ],
   'model alias': ['atelier model alias examples/iris champion 2 --reason "best accuracy"'],
   'model rollback': ['atelier model rollback examples/iris champion --reason "regressed in production"'],
   'model deprecate': ['atelier model deprecate examples/iris@1 --reason "trained on a leaked split"'],

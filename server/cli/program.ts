@@ -194,6 +194,7 @@ export function buildProgram(): Command {
         domains,
       ),
     )
+    .option('--experiment <name>', 'the experiment to group the run in (made on first use; default: the workflow’s own)')
     .option('--refresh-cache', 'execute every task even when its result is cached, replacing the entries')
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
@@ -211,6 +212,7 @@ export function buildProgram(): Command {
           trigger: string;
           idempotencyKey?: string;
           domain?: string;
+          experiment?: string;
           refreshCache?: boolean;
           cacheNamespace?: string;
           hotCluster?: string;
@@ -227,8 +229,8 @@ export function buildProgram(): Command {
           .request<{
             startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
           }>(
-            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $refresh: Boolean, $ns: String, $hot: String, $priority: Int) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot, priority: $priority) {
+            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $experiment: String, $refresh: Boolean, $ns: String, $hot: String, $priority: Int) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, experiment: $experiment, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot, priority: $priority) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
@@ -239,6 +241,7 @@ export function buildProgram(): Command {
               trigger: opts.trigger.toUpperCase(),
               key: opts.idempotencyKey ?? null,
               domain: opts.domain ?? null,
+              experiment: opts.experiment ?? null,
               refresh: Boolean(opts.refreshCache),
               ns: opts.cacheNamespace ?? null,
               hot: opts.hotCluster ?? null,

@@ -169,6 +169,11 @@ describe('atelier dataset, declassify and audit', () => {
     const bad = await cli(['dataset', 'version', 'crm/days', '--column', 'id:int', '--digest', d1, '--partition', 'day=3'], 'alice');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/expected NAME@sha256:HEX or NAME@sha256:HEX@ROWS/);
+    // and its freshness, as setDatasetFreshness takes it
+    const fresh = await cli(['dataset', 'freshness', 'crm/days', '--every', '1d', '--policy', 'wait', '--max-wait', '2h'], 'alice');
+    expect(fresh.stdout, show(fresh)).toMatch(/^crm\/days: a new version every 1d \(WAIT\), next due /);
+    expect((await cli(['dataset', 'show', 'crm/days'])).stdout).toMatch(/^freshness: a new version every 1d \(runs reading it while late: WAIT, up to 2h\)/m);
+    expect((await cli(['dataset', 'freshness', 'crm/days'], 'alice')).stdout).toBe('crm/days: no freshness expectation\n');
   });
 
   it('previews only the columns a member may read, listing the withheld ones, and groups', async () => {

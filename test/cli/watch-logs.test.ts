@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { executorsFromEnv } from '../../server/executors';
 import { startTestApp, type TestApp } from '../harness/app';
-import { cliBin, repoRoot } from '../harness/cli';
+import { cliBin, repoRoot, runCli, showCli } from '../harness/cli';
 
 let t: TestApp;
 let scratch: string;
@@ -56,3 +56,13 @@ it('prints a live run’s log lines as they come, and its failing task’s stder
   expect(stdout, shown).toMatch(/^\[gate\] gate: opened, and failing as told$/m);
   expect(stdout, shown).toMatch(/^\[gate\] FAILED .*exited with code 1 \(its stderr is above\)$/m);
 }, 90_000);
+
+it('starts a run in the experiment run start --experiment names (the API’s startRun experiment)', async () => {
+  const run = (args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
+  const started = await run(['run', 'start', 'gated', '--param', `gate=${path.join(scratch, 'never')}`, '--experiment', 'gate-trials', '-q']);
+  expect(started.code, showCli(started)).toBe(0);
+  const id = started.stdout.trim();
+  const { run: found } = await t.api.gql(`query ($id: ID!) { run(id: $id) { experiment { name } } }`, { id });
+  expect(found.experiment.name).toBe('gate-trials');
+  expect((await run(['run', 'cancel', id])).code).toBe(0);
+}, 60_000);
