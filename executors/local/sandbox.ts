@@ -83,8 +83,9 @@ function systemArgs(sandbox: Sandbox, network: boolean): string[] {
   for (const name of ETC_FILES) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
   const prefix = nodePrefix();
   if (prefix !== '/usr') args.push('--ro-bind', prefix, prefix);
-  for (const extra of sandbox.readOnlyPaths) args.push('--ro-bind', extra, extra);
   args.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  // After the private /tmp: bound before it, an operator's path under /tmp was hidden by it (bwrap mounts in order).
+  for (const extra of sandbox.readOnlyPaths) args.push('--ro-bind', extra, extra);
   return args;
 }
 

@@ -62,25 +62,61 @@ function describeCatalog(name: string, c: CatalogView): string {
   return `${name} is not in the interactive catalog`;
 }
 
-/** Checks a version's columns (each once) and reads its sample file: a JSON list of rows, or undefined. */
-async function readVersion(opts: { column: ColumnInput[]; sample?: string }): Promise<unknown[] | undefined> {
+interface PartitionInput {
+  name: string;
+  digest: string;
+  rows: number | null;
+}
+
+/** `NAME@sha256:HEX[@ROWS]` (a name may hold "=", as in day=2026-01-01); the server checks the digest. */
+function collectPartition(raw: string, previous: PartitionInput[] = []): PartitionInput[] {
+  const m = /^(.+)@(sha256:[^@]*)(?:@(\d+))?$/.exec(raw);
+  if (!m) throw new InvalidArgumentError(`expected NAME@sha256:HEX or NAME@sha256:HEX@ROWS, e.g. day=2026-01-01@sha256:…@1000; got "${raw}"`);
+  if (previous.some((p) => p.name === m[1])) throw new InvalidArgumentError(`partition "${m[1]}" is given twice`);
+  return [...previous, { name: m[1]!, digest: m[2]!, rows: m[3] === undefined ? null : Number(m[3]) }];
+}
+
+interface VersionOptions {
+  column: ColumnInput[];
+  sample?: string;
+  profile?: string;
+  partition?: PartitionInput[];
+}
+
+async function readJsonFile(file: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot read ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`${file} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** Checks a version's columns (each once) and reads its sample (a JSON list of rows) and profile files, if given. */
+async function readVersion(opts: VersionOptions): Promise<{ sample: unknown[] | undefined; profile: unknown }> {
   const seen = new Set<string>();
   for (const c of opts.column) {
     if (seen.has(c.name)) throw new CliError(`column "${c.name}" is given twice`);
     seen.add(c.name);
   }
-  if (!opts.sample) return undefined;
-  const text = await readFile(opts.sample, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot read ${opts.sample}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-  });
-  let sample: unknown;
-  try {
-    sample = JSON.parse(text);
-  } catch (error) {
-    throw new CliError(`${opts.sample} is not JSON: ${(error as Error).message}`);
-  }
-  if (!Array.isArray(sample)) throw new CliError(`${opts.sample} must hold a JSON list of rows, e.g. [{"id": 1, "country": "FR"}]`);
-  return sample;
+  const sample = opts.sample === undefined ? undefined : await readJsonFile(opts.sample);
+  if (sample !== undefined && !Array.isArray(sample)) throw new CliError(`${opts.sample} must hold a JSON list of rows, e.g. [{"id": 1, "country": "FR"}]`);
+  const profile = opts.profile === undefined ? null : await readJsonFile(opts.profile);
+  return { sample, profile };
+}
+
+/** The options a version takes in the API beside its columns and digest (createDataset and addDatasetVersion alike). */
+function versionOptions(command: Command): Command {
+  return command
+    .option('--sample <file.json>', 'up to 1,000 sample rows (a JSON list of objects keyed by column) for previews')
+    .option('--profile <file.json>', 'per column, the version’s profile (docs/drift.md); left out, it is computed from the sample')
+    .option(
+      '--partition <name@sha256:hex[@rows]>',
+      'a named partition (a file or prefix of the data) a batch workflow maps over (repeatable), e.g. day=2026-01-01@sha256:…@1000',
+      collectPartition,
+    );
 }
 
 export function datasetCommand(connect: Connect): Command {
@@ -156,7 +192,7 @@ export function datasetCommand(connect: Connect): Command {
       } else if (!d.catalog.published) console.log(`nothing blocks it: \`atelier dataset publish ${d.fullName}\``);
     });
 
-  dataset
+  const create = dataset
     .command('create <name>')
     .description('register a dataset (namespace/name, in a namespace your team owns) with its first version’s columns')
     .addOption(new Option('--domain <domain>', 'the domain it belongs to').choices(domains).makeOptionMandatory())
@@ -166,48 +202,78 @@ export function datasetCommand(connect: Connect): Command {
       collectColumn,
     )
     .requiredOption('--digest <sha256:hex>', 'content digest of the data, sha256:<64 hex digits>')
-    .option('--sample <file.json>', 'up to 1,000 sample rows (a JSON list of objects keyed by column) for previews')
-    .option('--description <text>')
-    .action(async (name: string, opts: { domain: string; column: ColumnInput[]; digest: string; sample?: string; description?: string }, cmd: Command) => {
-      const sample = await readVersion(opts);
-      const { createDataset: d } = await connect(cmd).request<{ createDataset: { fullName: string; columns: { needsClassification: boolean }[] } }>(
-        `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON, $desc: String) {
-          createDataset(name: $n, domain: $d, columns: $c, digest: $digest, sample: $s, description: $desc) { fullName columns { needsClassification } }
+    .option('--description <text>');
+  versionOptions(create).action(async (name: string, opts: VersionOptions & { domain: string; digest: string; description?: string }, cmd: Command) => {
+    const { sample, profile } = await readVersion(opts);
+    const partitions = opts.partition ?? [];
+    const { createDataset: d } = await connect(cmd).request<{ createDataset: { fullName: string; columns: { needsClassification: boolean }[] } }>(
+      `mutation ($n: String!, $d: Domain!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON, $desc: String, $p: [DatasetPartitionInput!], $profile: JSON) {
+          createDataset(name: $n, domain: $d, columns: $c, digest: $digest, sample: $s, description: $desc, partitions: $p, profile: $profile) { fullName columns { needsClassification } }
         }`,
-        { n: name, d: opts.domain, c: opts.column, digest: opts.digest, s: sample ?? null, desc: opts.description ?? null },
-      );
-      const unclassified = d.columns.filter((c) => c.needsClassification).length;
-      console.log(`created dataset ${d.fullName} (${opts.domain}, ${d.columns.length} columns${sample ? `, ${sample.length} sample rows` : ''})`);
-      if (unclassified)
-        console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
-    });
+      {
+        n: name,
+        d: opts.domain,
+        c: opts.column,
+        digest: opts.digest,
+        s: sample ?? null,
+        desc: opts.description ?? null,
+        p: partitions.length ? partitions : null,
+        profile,
+      },
+    );
+    const unclassified = d.columns.filter((c) => c.needsClassification).length;
+    const extras = [sample ? `${sample.length} sample rows` : '', partitions.length ? `${partitions.length} partitions` : ''].filter(Boolean);
+    console.log(`created dataset ${d.fullName} (${[opts.domain, `${d.columns.length} columns`, ...extras].join(', ')})`);
+    if (unclassified)
+      console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+  });
 
-  dataset
+  const version = dataset
     .command('version <name>')
     .description('record a new version (snapshot) of a dataset: kept columns keep their labels, new ones start UNCLASSIFIED unless given a level')
     .requiredOption('--column <name:type[:LEVEL[:CAT,CAT]]>', 'a column of the new version (repeatable)', collectColumn)
-    .requiredOption('--digest <sha256:hex>', 'content digest of the new data')
-    .option('--sample <file.json>', 'up to 1,000 sample rows for previews')
-    .action(async (name: string, opts: { column: ColumnInput[]; digest: string; sample?: string }, cmd: Command) => {
-      const sample = await readVersion(opts);
-      const { addDatasetVersion: d } = await connect(cmd).request<{
-        addDatasetVersion: {
-          fullName: string;
-          versions: { version: number }[];
-          columns: { needsClassification: boolean }[];
-          catalog: { published: boolean; blockers: string[] };
-        };
-      }>(
-        `mutation ($n: String!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON) {
-          addDatasetVersion(name: $n, columns: $c, digest: $digest, sample: $s) { fullName versions { version } columns { needsClassification } catalog { published blockers } }
+    .requiredOption('--digest <sha256:hex>', 'content digest of the new data');
+  versionOptions(version).action(async (name: string, opts: VersionOptions & { digest: string }, cmd: Command) => {
+    const { sample, profile } = await readVersion(opts);
+    const { addDatasetVersion: d } = await connect(cmd).request<{
+      addDatasetVersion: {
+        fullName: string;
+        versions: { version: number }[];
+        columns: { needsClassification: boolean }[];
+        catalog: { published: boolean; blockers: string[] };
+      };
+    }>(
+      `mutation ($n: String!, $c: [DatasetColumnInput!]!, $digest: String!, $s: JSON, $p: [DatasetPartitionInput!], $profile: JSON) {
+          addDatasetVersion(name: $n, columns: $c, digest: $digest, sample: $s, partitions: $p, profile: $profile) { fullName versions { version } columns { needsClassification } catalog { published blockers } }
         }`,
-        { n: name, c: opts.column, digest: opts.digest, s: sample ?? null },
+      { n: name, c: opts.column, digest: opts.digest, s: sample ?? null, p: opts.partition?.length ? opts.partition : null, profile },
+    );
+    console.log(`${d.fullName} is at version ${d.versions[0]?.version ?? 1}`);
+    const unclassified = d.columns.filter((c) => c.needsClassification).length;
+    if (unclassified)
+      console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
+    if (!d.catalog.published && d.catalog.blockers.length) console.log(`not in the catalog: ${d.catalog.blockers.join('; ')}`);
+  });
+
+  dataset
+    .command('freshness <name>')
+    .description('how often a new version is expected, and what runs reading it do while it is late; without --every: none')
+    .option('--every <interval>', 'a new version every interval, 1m to 366d (units s, m, h, d, w)')
+    .addOption(
+      new Option('--policy <policy>', 'runs reading it while it is late: ignore, fail, or wait (up to --max-wait)').choices(['ignore', 'fail', 'wait']),
+    )
+    .option('--max-wait <interval>', 'with --policy wait: how long a task waits before it fails (default 1h)')
+    .action(async (name: string, opts: { every?: string; policy?: string; maxWait?: string }, cmd: Command) => {
+      const { setDatasetFreshness: d } = await connect(cmd).request<{
+        setDatasetFreshness: { fullName: string; freshness: { expectedEvery: string; policy: string; dueAt: string } | null };
+      }>(
+        `mutation ($d: String!, $e: String, $p: FreshnessPolicy, $w: String) {
+          setDatasetFreshness(dataset: $d, expectedEvery: $e, policy: $p, maxWait: $w) { fullName freshness { expectedEvery policy dueAt } }
+        }`,
+        { d: name, e: opts.every ?? null, p: opts.policy?.toUpperCase() ?? null, w: opts.maxWait ?? null },
       );
-      console.log(`${d.fullName} is at version ${d.versions[0]?.version ?? 1}`);
-      const unclassified = d.columns.filter((c) => c.needsClassification).length;
-      if (unclassified)
-        console.log(`${unclassified} column${unclassified === 1 ? '' : 's'} UNCLASSIFIED: classify with \`atelier dataset label ${d.fullName} COLUMN LEVEL\``);
-      if (!d.catalog.published && d.catalog.blockers.length) console.log(`not in the catalog: ${d.catalog.blockers.join('; ')}`);
+      const f = d.freshness;
+      console.log(f ? `${d.fullName}: a new version every ${f.expectedEvery} (${f.policy}), next due ${f.dueAt}` : `${d.fullName}: no freshness expectation`);
     });
 
   dataset

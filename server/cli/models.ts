@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import type { Client } from './client';
 import { CliError } from './errors';
+import { jsonObject } from './options';
 import { table } from './tracking';
 
 const label = (l: { level: string; categories: string[] }) => (l.categories.length ? `${l.level}{${l.categories.join(',')}}` : l.level);
@@ -110,15 +111,25 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
     .command('register <name> <taskId> <output>')
     .description('register a task output (an output name or an artifact folder) as a version; the same content is the same version')
     .option('--flavor <flavor>', 'e.g. sklearn, pytorch, onnx')
-    .action(async (name: string, taskId: string, output: string, opts: { flavor?: string }, command: Command) => {
-      const { registerModelVersion: r } = await clientOf(command).request<{
-        registerModelVersion: { created: boolean; version: { ref: string; digest: string } };
-      }>(
-        `mutation ($m: String!, $t: ID!, $o: String!, $f: String) { registerModelVersion(model: $m, taskId: $t, output: $o, flavor: $f) { created version { ref digest } } }`,
-        { m: name, t: taskId, o: output, f: opts.flavor ?? null },
-      );
-      console.log(`${r.created ? 'registered' : 'already registered (same content)'} ${r.version.ref} ${r.version.digest}`);
-    });
+    .option('--metadata <json>', 'free metadata as a JSON object, e.g. \'{"framework": "sklearn"}\'', jsonObject)
+    .option('--signature <json>', 'its inputs and outputs as a JSON object, e.g. \'{"inputs": [{"name": "features", "type": "float[4]"}]}\'', jsonObject)
+    .action(
+      async (
+        name: string,
+        taskId: string,
+        output: string,
+        opts: { flavor?: string; metadata?: Record<string, unknown>; signature?: Record<string, unknown> },
+        command: Command,
+      ) => {
+        const { registerModelVersion: r } = await clientOf(command).request<{
+          registerModelVersion: { created: boolean; version: { ref: string; digest: string } };
+        }>(
+          `mutation ($m: String!, $t: ID!, $o: String!, $f: String, $md: JSON, $s: JSON) { registerModelVersion(model: $m, taskId: $t, output: $o, flavor: $f, metadata: $md, signature: $s) { created version { ref digest } } }`,
+          { m: name, t: taskId, o: output, f: opts.flavor ?? null, md: opts.metadata ?? null, s: opts.signature ?? null },
+        );
+        console.log(`${r.created ? 'registered' : 'already registered (same content)'} ${r.version.ref} ${r.version.digest}`);
+      },
+    );
 
   const move =
     (kind: 'alias' | 'rollback') =>

@@ -98,3 +98,16 @@ export function formatTable(header: string[], rows: string[][]): string[] {
       .trimEnd(),
   );
 }
+
+/** An option's value that must be a JSON object (`--metadata '{"framework": "sklearn"}'`). */
+export function jsonObject(raw: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // reported below
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidArgumentError(`expected a JSON object, e.g. '{"key": "value"}', got ${JSON.stringify(raw)}`);
+  return value as Record<string, unknown>;
+}

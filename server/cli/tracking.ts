@@ -174,10 +174,22 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
       const tags = pairs.reduce((all, raw) => tagPair(raw, all), [] as { key: string; value: string }[]);
       if (!tags.length && !opts.delete?.length) throw new InvalidArgumentError('give key=value pairs to set, or --delete KEY');
       const client = clientOf(command);
+      // The tags it had, read first: deleteRunTag answers the same for a key the run has and for one it has not.
+      const had = opts.delete?.length
+        ? new Set(
+            (
+              await client.request<{ run: { tags: { key: string }[] | null } | null }>(`query ($id: ID!) { run(id: $id) { tags { key } } }`, { id })
+            ).run?.tags?.map((t) => t.key),
+          )
+        : new Set<string>();
       if (tags.length) await client.request(`mutation ($id: ID!, $t: [RunTagInput!]!) { setRunTags(runId: $id, tags: $t) { id } }`, { id, t: tags });
+      for (const t of tags) had.add(t.key);
       for (const key of opts.delete ?? [])
         await client.request(`mutation ($id: ID!, $k: String!) { deleteRunTag(runId: $id, key: $k) { id } }`, { id, k: key });
-      const parts = [...tags.map((t) => `set ${t.key}`), ...(opts.delete ?? []).map((k) => `removed ${k}`)];
+      const parts = [
+        ...tags.map((t) => `set ${t.key}`),
+        ...(opts.delete ?? []).map((k) => (had.has(k) ? `removed ${k}` : `no tag ${k} to remove (it has none by that key)`)),
+      ];
       console.log(`run ${id}: ${parts.join(', ')}`);
     });
 

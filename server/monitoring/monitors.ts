@@ -1,16 +1,19 @@
 // Monitors: a team's rules over one metric of one target, evaluated every `intervalSeconds` by the evaluator
 // (evaluator.ts). Created by whoever may read the target, for one of their teams; changed, paused and deleted by the
 // writing members of that team (and admins). Every change is a monitor event (the monitor's history) and audited.
+import { subject } from '@casl/ability';
 import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { audit, audited } from '../audit/audit';
 import { isAdmin } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { type Monitor, type MonitorEvent, type MonitorEventKind, monitorEvents, monitors } from '../db/tables/monitoring';
 import { teamMembers } from '../db/tables/teams';
+import { workflows } from '../db/tables/workflows';
 import { badInput, notFound } from '../errors';
 import { assertOwnerMay, newOwnerTeam, ownerOf } from '../teams/ownership';
+import { checkStoredParameters } from '../workflows/stored-parameters';
 import { assertMayOperate, type Caller, isTeamMember, mayReadTarget } from './access';
-import { type ActionInput, checkActions } from './actions';
+import { type ActionInput, checkActions, type MonitorAction } from './actions';
 import { checkRules, type MonitorRule, metricNameRe, type RuleInput, type RuleState } from './rules';
 import { readableTarget } from './series';
 import { type TargetRef, targetOf } from './targets';
@@ -102,6 +105,19 @@ export async function findMonitor(db: Db | Tx, caller: Caller, id: string, optio
 
 const thing = (m: Pick<Monitor, 'id' | 'name'>, action: string) => ({ action, subject: `monitor:${m.id}`, label: `Monitor "${m.name}"` });
 
+/**
+ * A START_WORKFLOW action's parameters, checked as the runs it starts would be, when its workflow is one the caller
+ * may read; one it may not (or not created yet) is left to the run an alert starts, refused then as any other.
+ */
+async function checkActionParameters(db: Db, caller: Caller, actions: MonitorAction[]): Promise<void> {
+  for (const action of actions) {
+    if (action.kind !== 'START_WORKFLOW') continue;
+    const [workflow] = await db.select().from(workflows).where(eq(workflows.name, action.workflow));
+    if (!workflow || !caller.ability.can('read', subject('Workflow', { domain: workflow.domain }), 'spec')) continue;
+    await checkStoredParameters(db, workflow, action.parameters, { owner: 'monitor' });
+  }
+}
+
 export async function createMonitor(db: Db, caller: Caller, input: MonitorInput): Promise<Monitor> {
   assertMayOperate(caller, 'monitor.create');
   checkFields(input);
@@ -109,6 +125,7 @@ export async function createMonitor(db: Db, caller: Caller, input: MonitorInput)
   const rules = checkRules(input.rules);
   const intervalSeconds = checkInterval(input.intervalSeconds);
   const actions = checkActions(input.actions);
+  await checkActionParameters(db, caller, actions);
   checkBaselines(rules, input.target.kind);
   return audited(db, () =>
     db.transaction(async (tx) => {
@@ -178,13 +195,16 @@ async function changeMonitor(
 }
 
 export function updateMonitor(db: Db, caller: Caller, id: string, input: MonitorChange): Promise<Monitor> {
-  return changeMonitor(db, caller, id, 'monitor.update', 'change', async (_tx, monitor) => {
+  return changeMonitor(db, caller, id, 'monitor.update', 'change', async (tx, monitor) => {
     checkFields(input);
     const set: Partial<typeof monitors.$inferInsert> = {};
     if (input.name != null) set.name = input.name;
     if (input.metric != null) set.metric = input.metric;
     if (input.intervalSeconds != null) set.intervalSeconds = checkInterval(input.intervalSeconds);
-    if (input.actions != null) set.actions = checkActions(input.actions);
+    if (input.actions != null) {
+      set.actions = checkActions(input.actions);
+      await checkActionParameters(tx, caller, set.actions as MonitorAction[]);
+    }
     if (input.rules != null) {
       const rules = checkRules(input.rules);
       checkBaselines(rules, monitor.targetKind);

@@ -9,12 +9,12 @@ import type { TokenScopes } from '../auth/ability';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type Schedule, type ScheduleFire, scheduleFires, schedules } from '../db/tables/schedules';
-import { type Workflow, workflows, workflowVersions } from '../db/tables/workflows';
+import { type Workflow, workflows } from '../db/tables/workflows';
 import { isUuid } from '../db/uuid';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
 import { type CatchUpPolicy, type OverlapPolicy, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN } from '../vocabulary';
-import { resolveRunParameters } from '../workflows/spec';
+import { checkStoredParameters } from '../workflows/stored-parameters';
 import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
 import { firingOwnerTeam } from './ownership';
 
@@ -144,21 +144,6 @@ function checkFields(v: {
 
 const invalid = (problems: ErrorDetail[]) => badInput(`Invalid schedule: ${problems.map((p) => `${p.path} ${p.message}`).join('; ')}`, problems);
 
-/** The run parameters must fit the workflow's latest version as a run would resolve them now. */
-async function checkParameters(db: Db, workflow: Workflow, parameters: Record<string, unknown>): Promise<void> {
-  const [version] = await db
-    .select()
-    .from(workflowVersions)
-    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, workflow.latestVersion)));
-  if (!version) throw notFound(`Workflow "${workflow.name}" has no version to schedule.`);
-  try {
-    resolveRunParameters(version.spec, parameters);
-  } catch (error) {
-    if (!(error instanceof AtelierError)) throw error;
-    throw badInput(`The schedule's parameters do not fit workflow "${workflow.name}": ${error.message}`, error.details);
-  }
-}
-
 /** A schedule that can never fire is refused rather than kept forever silent (a Feb 30, an end in the past). */
 function checkFires(timing: Timing, now: Date): Date {
   const next = nextFireTime(timing, now);
@@ -200,7 +185,7 @@ export async function createSchedule(
   };
   checkFields(values);
   const workflow = await findWorkflow(db, input.workflow);
-  await checkParameters(db, workflow, values.parameters);
+  await checkStoredParameters(db, workflow, values.parameters, { owner: 'schedule' });
   const next = checkFires(values, now);
   const teamId = owner
     ? await audited(db, () =>
@@ -267,7 +252,7 @@ export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, n
   };
   checkFields(merged);
   const [workflow] = await db.select().from(workflows).where(eq(workflows.id, current.workflowId));
-  await checkParameters(db, workflow!, merged.parameters);
+  await checkStoredParameters(db, workflow!, merged.parameters, { owner: 'schedule' });
   // New timing applies from now on: fire times of the new cron that lie in the past are not caught up.
   const timingChanged =
     merged.cron !== current.cron ||

@@ -10,7 +10,7 @@ import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { registeredModels } from '../db/tables/registry';
 import { type Signal, signals, type TriggerFiring, triggerFirings, type WorkflowTrigger, workflowTriggers } from '../db/tables/triggers';
-import { type Workflow, workflowVersions } from '../db/tables/workflows';
+import type { Workflow } from '../db/tables/workflows';
 import { isUuid } from '../db/uuid';
 import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { findDataset } from '../governance/datasets';
@@ -19,7 +19,7 @@ import { findWorkflow } from '../scheduler/schedules';
 import { aliasSubject, datasetSubject, hookSubject, monitorSubject, workflowSubject } from '../signals/signals';
 import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
 import { type OverlapPolicy, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN, type TriggerKind } from '../vocabulary';
-import { resolveRunParameters } from '../workflows/spec';
+import { checkStoredParameters } from '../workflows/stored-parameters';
 import { checkParameterMap } from './mapping';
 
 export interface TriggerInput {
@@ -154,21 +154,6 @@ async function matchOf(
   }
 }
 
-/** Fixed and mapped parameters must fit the workflow's latest version (mapped ones are present at fire time). */
-async function checkParameters(db: Db, workflow: Workflow, fixed: Record<string, unknown>, map: Record<string, string>): Promise<void> {
-  const [version] = await db
-    .select()
-    .from(workflowVersions)
-    .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, workflow.latestVersion)));
-  if (!version) throw notFound(`Workflow "${workflow.name}" has no version to trigger.`);
-  try {
-    resolveRunParameters(version.spec, { ...fixed, ...Object.fromEntries(Object.keys(map).map((k) => [k, null])) });
-  } catch (error) {
-    if (!(error instanceof AtelierError)) throw error;
-    throw badInput(`The trigger's parameters do not fit workflow "${workflow.name}": ${error.message}`, error.details);
-  }
-}
-
 function checkJsonObject(value: unknown, path: string): Record<string, unknown> {
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid([{ path, message: 'must be a JSON object' }]);
@@ -199,7 +184,7 @@ export async function createTrigger(
   const workflow = await findWorkflow(db, input.workflow);
   const id = randomUUID();
   const match = await matchOf(db, id, input.kind, input.source ?? null, workflow);
-  await checkParameters(db, workflow, parameters, parameterMap);
+  await checkStoredParameters(db, workflow, parameters, { owner: 'trigger', filledLater: Object.keys(parameterMap) });
   const teamId = await audited(db, () =>
     firingOwnerTeam(db, owner, input.team, workflow, {
       kind: 'trigger',
@@ -258,7 +243,7 @@ export async function updateTrigger(db: Db, id: string, patch: TriggerPatch, now
   const parameterMap = patch.parameterMap === undefined || patch.parameterMap === null ? current.parameterMap : checkParameterMap(patch.parameterMap);
   const maxRunsPerMinute = checkRate(patch.maxRunsPerMinute ?? current.maxRunsPerMinute);
   const workflow = await findWorkflow(db, current.workflowId);
-  await checkParameters(db, workflow, parameters, parameterMap);
+  await checkStoredParameters(db, workflow, parameters, { owner: 'trigger', filledLater: Object.keys(parameterMap) });
   const parametersDomain = patch.parameters === undefined || patch.parameters === null ? current.parametersDomain : workflow.domain;
   const [updated] = await db
     .update(workflowTriggers)

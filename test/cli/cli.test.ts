@@ -158,6 +158,30 @@ describe('atelier CLI with the iris example', () => {
     );
   });
 
+  it('refuses a schedule’s, a trigger’s or a monitor action’s parameters that a run would refuse when they are stored, not when they fire', async () => {
+    const bad = '^ {2}parameters\\.epochs: must be >= 1 \\(run parameter "epochs", given to task "train" as parameters\\.epochs; schema of .*\\)';
+    const scheduled = await cli(['schedule', 'create', 'iris', '--cron', '0 6 * * *', '--param', 'epochs=-5']);
+    expect(scheduled.code, show(scheduled)).toBe(1);
+    expect(scheduled.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: The schedule's parameters do not fit workflow "iris": /);
+    expect(scheduled.stderr).toMatch(new RegExp(bad, 'm'));
+    const triggered = await cli(['trigger', 'create', 'iris', 'on-iris', '--on', 'http', '--param', 'epochs=-5']);
+    expect(triggered.code, show(triggered)).toBe(1);
+    expect(triggered.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: The trigger's parameters do not fit workflow "iris": /);
+    expect(triggered.stderr).toMatch(new RegExp(bad, 'm'));
+    const action = '{"kind":"START_WORKFLOW","workflow":"iris","parameters":{"epochs":-5}}';
+    const rule = '{"kind":"THRESHOLD","above":100}';
+    const monitored = await cli(['monitor', 'create', 'slow', 'workflow:iris', 'latency', '--rule', rule, '--action', action]);
+    expect(monitored.code, show(monitored)).toBe(1);
+    expect(monitored.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: The monitor's parameters do not fit workflow "iris": /);
+    expect(monitored.stderr).toMatch(new RegExp(bad, 'm'));
+    // A parameter the event fills in is checked when it fires; the fixed ones beside it are checked now.
+    const mapped = await cli(['trigger', 'create', 'iris', 'on-iris', '--on', 'http', '--map', 'epochs=/epochs', '--param', 'seed=7', '--paused']);
+    expect(mapped.code, show(mapped)).toBe(0);
+    const listed = await cli(['schedule', 'list', 'iris']);
+    expect(listed.stdout).not.toMatch(/0 6 \* \* \*/);
+    expect((await cli(['trigger', 'delete', 'on-iris'])).code).toBe(0);
+  });
+
   it('refuses at create a workflow using a run parameter it does not declare, naming every task and field', async () => {
     const spec = path.join(dataDir, 'undeclared.yaml');
     await writeFile(

@@ -111,6 +111,71 @@ describe('atelier dataset, declassify and audit', () => {
     expect((await cli(['dataset', 'show', 'crm/ledger'])).stdout).toMatch(/^ {2}id +int +PUBLIC /m);
   });
 
+  it('records a dataset’s partitions and profile, as the API takes them, at create and with a new version', async () => {
+    const [d1, d2] = [`sha256:${'1'.repeat(64)}`, `sha256:${'2'.repeat(64)}`];
+    const created = await cli(
+      ['dataset', 'create', 'crm/days', '--domain', 'adhoc', '--column', 'id:int:PUBLIC', '--digest', digest, '--partition', `day=2026-01-01@${d1}@1000`],
+      'alice',
+    );
+    expect(created.code, show(created)).toBe(0);
+    expect(created.stdout).toMatch(/^created dataset crm\/days \(adhoc, 1 columns, 1 partitions\)$/m);
+    const profile = path.join(scratch, 'profile.json');
+    await writeFile(
+      profile,
+      JSON.stringify({
+        id: {
+          kind: 'numeric',
+          count: 2,
+          nulls: 0,
+          min: 1,
+          max: 2,
+          histogram: { edges: [1, 2], counts: [2] },
+          values: [
+            [1, 1],
+            [2, 1],
+          ],
+        },
+      }),
+    );
+    const next = await cli(
+      [
+        'dataset',
+        'version',
+        'crm/days',
+        '--column',
+        'id:int',
+        '--digest',
+        d2,
+        '--partition',
+        `day=1@${d1}`,
+        '--partition',
+        `day=2@${d2}@5`,
+        '--profile',
+        profile,
+      ],
+      'alice',
+    );
+    expect(next.code, show(next)).toBe(0);
+    const { dataset, datasetProfile } = await t.api.gql(
+      `{ dataset(name: "crm/days") { versions { version partitions { name digest rows } } } datasetProfile(name: "crm/days", version: 2) { columns { column count summary } } }`,
+    );
+    const byVersion = Object.fromEntries(dataset.versions.map((v: { version: number; partitions: unknown[] }) => [v.version, v.partitions]));
+    expect(byVersion[1]).toEqual([{ name: 'day=2026-01-01', digest: d1, rows: 1000 }]);
+    expect(datasetProfile.columns).toMatchObject([{ column: 'id', count: 2, summary: { max: 2 } }]);
+    expect(byVersion[2]).toEqual([
+      { name: 'day=1', digest: d1, rows: null },
+      { name: 'day=2', digest: d2, rows: 5 },
+    ]);
+    const bad = await cli(['dataset', 'version', 'crm/days', '--column', 'id:int', '--digest', d1, '--partition', 'day=3'], 'alice');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/expected NAME@sha256:HEX or NAME@sha256:HEX@ROWS/);
+    // and its freshness, as setDatasetFreshness takes it
+    const fresh = await cli(['dataset', 'freshness', 'crm/days', '--every', '1d', '--policy', 'wait', '--max-wait', '2h'], 'alice');
+    expect(fresh.stdout, show(fresh)).toMatch(/^crm\/days: a new version every 1d \(WAIT\), next due /);
+    expect((await cli(['dataset', 'show', 'crm/days'])).stdout).toMatch(/^freshness: a new version every 1d \(runs reading it while late: WAIT, up to 2h\)/m);
+    expect((await cli(['dataset', 'freshness', 'crm/days'], 'alice')).stdout).toBe('crm/days: no freshness expectation\n');
+  });
+
   it('previews only the columns a member may read, listing the withheld ones, and groups', async () => {
     const rows = await cli(['dataset', 'preview', 'crm/users', '--where', 'country=FR', '--order-by', 'id:desc'], 'alice');
     expect(rows.code, show(rows)).toBe(0);

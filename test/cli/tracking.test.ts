@@ -34,6 +34,11 @@ it('tags, notes, searches and compares runs', async () => {
   expect(tag.code, showCli(tag)).toBe(0);
   const untag = await cli('run', 'tag', a, '--delete', 'owner');
   expect(untag.stdout).toContain('removed owner');
+  // A key the run has not (any more) is said to be absent, not removed: a no-op, exit 0 as other no-ops
+  const absent = await cli('run', 'tag', a, '--delete', 'owner', '--delete', 'dataset');
+  expect(absent.code, showCli(absent)).toBe(0);
+  expect(absent.stdout).toBe(`run ${a}: no tag owner to remove (it has none by that key), removed dataset\n`);
+  expect((await cli('run', 'tag', a, 'dataset=v2')).code).toBe(0);
   expect((await cli('run', 'note', a, 'baseline')).code).toBe(0);
 
   const search = await cli('run', 'search', "tags.dataset = 'v2' or metrics.acc > 0.9", '--order', 'metrics.acc DESC');
