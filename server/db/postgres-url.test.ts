@@ -9,6 +9,11 @@ describe('driverTarget: DATABASE_URL as libpq reads it', () => {
     });
   });
 
+  it('hands a multi-host URL (a failover list) to the driver as it is', () => {
+    for (const url of ['postgresql://u:p@a:5432,b:5433/atelier?target_session_attrs=read-write', 'postgres://a,b/atelier'])
+      expect(driverTarget(url)).toEqual({ url, options: {} });
+  });
+
   it('connects to a socket directory given as the host parameter, with its port naming the socket file', () => {
     expect(driverTarget('postgresql:///atelier?host=/var/run/postgresql')).toEqual({
       url: 'postgresql://localhost/atelier',

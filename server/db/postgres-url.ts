@@ -12,6 +12,9 @@ export interface DriverTarget {
 
 /** The URL's libpq parts the driver does not read, turned into its options (a socket's file under `path`). */
 export function driverTarget(databaseUrl: string): DriverTarget {
+  // Several hosts (`postgresql://a:5432,b:5432/atelier`, libpq's failover list) are no WHATWG URL; postgres-js reads
+  // them itself, trying each in turn (reachability.ts's sockets keep its order).
+  if (/^postgres(?:ql)?:\/\/(?:[^/?#@]*@)?[^/?#]*,/i.test(databaseUrl)) return { url: databaseUrl, options: {} };
   // A user with no host (`postgresql://me@/atelier?host=/tmp`) is libpq's and no WHATWG URL: parsed with a stand-in.
   const noHost = /^postgres(?:ql)?:\/\/[^/?#]*@(?=[/?#]|$)/i.exec(databaseUrl);
   const url = new URL(noHost ? `${noHost[0]}localhost${databaseUrl.slice(noHost[0].length)}` : databaseUrl);

@@ -41,8 +41,12 @@ export function createReachability(
   // Returned as it starts connecting, as postgres-js's own: a refused or failed connection then reaches the driver as
   // its events ('error', 'close'), which it answers by failing the waiting statements and connecting again later (a
   // factory that throws instead leaves the pool's connection waiting forever), and its connect_timeout applies.
+  // Each connection tries the next host of a multi-host URL, as the driver's own sockets do (connection.js hostIndex):
+  // a host that refuses or is not the primary is passed over on the next attempt.
+  let nextHost = 0;
   const open = (parsed: Parsed, into: Set<net.Socket>): net.Socket => {
-    const socket = parsed.path ? net.connect(parsed.path) : net.connect(parsed.port[0]!, parsed.host[0]!);
+    const i = nextHost++ % parsed.host.length;
+    const socket = parsed.path ? net.connect(parsed.path) : net.connect(parsed.port[i] ?? parsed.port[0]!, parsed.host[i]!);
     into.add(socket);
     socket.once('close', () => into.delete(socket));
     return socket;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openDatabase, queryRows } from '../../server/db/client';
+import { freePort } from '../harness/ports';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let server: PostgresServer | undefined;
@@ -45,4 +46,16 @@ for (const form of ['query', 'encoded host'] as const) {
 it('refuses a socket directory with no server in it, saying what to check', async () => {
   const url = `postgresql://postgres@/atelier?host=${encodeURIComponent(path.join(dataDir, 'nowhere'))}&port=${server!.port}`;
   await expect(openDatabase({ url, dataDir })).rejects.toThrow(/Could not prepare the database at DATABASE_URL: .*ENOENT.*Check that Postgres is running/);
+}, 60_000);
+
+it('tries each host of a multi-host URL in turn, as the driver does (a first host that refuses is passed over)', async () => {
+  const closed = await freePort();
+  const url = `postgresql://postgres@127.0.0.1:${closed},127.0.0.1:${server!.port}/atelier`;
+  const database = await openDatabase({ url, dataDir });
+  try {
+    const [row] = await queryRows<{ port: number }>(database.db, sql`select inet_server_port() as port`);
+    expect(row?.port).toBe(server!.port);
+  } finally {
+    await database.close();
+  }
 }, 60_000);
