@@ -2,6 +2,7 @@
 // problem is. They know nothing of GraphQL or HTTP; the edges translate them (schema/errors.ts for GraphQL, the
 // HTTP routes for plain responses). A leaf: imports nothing of the project.
 
+import { errorChain } from './chain';
 import { isDiskFull } from './disk-full';
 import { MAX_ERROR_DETAILS, MAX_ERROR_MESSAGE, printable } from './echo';
 import { isLostConnection } from './lost-connection';
@@ -96,7 +97,7 @@ export const TRANSIENT_ABORTS: ReadonlySet<string> = new Set(['40P01', '40001'])
  * lost or refused (Postgres restarting, a socket reset): UNAVAILABLE, which says to send it again shortly.
  */
 export function domainErrorOf(error: unknown): AtelierError | undefined {
-  for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
+  for (const e of errorChain(error)) {
     if (e instanceof AtelierError) return e;
     if (isDiskFull(e))
       return new AtelierError(
@@ -110,7 +111,6 @@ export function domainErrorOf(error: unknown): AtelierError | undefined {
       );
     if (TRANSIENT_ABORTS.has((e as { code?: unknown }).code as string))
       return conflict('Another change to the same objects ran at the same moment and the database undid this one (nothing of it was kept); send it again.');
-    e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
   }
   return undefined;
 }

@@ -10,16 +10,7 @@ import { type AuditEntry, AuditedDenial, isRecorded, markRecorded, recordRefusal
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { domainErrorOf } from '../errors';
-
-/** The error, and those it wraps (graphql-js and envelop wrap what a resolver threw). */
-function chain(error: unknown): object[] {
-  const found: object[] = [];
-  for (let e: unknown = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
-    found.push(e);
-    e = (e as { originalError?: unknown }).originalError ?? (e as { cause?: unknown }).cause;
-  }
-  return found;
-}
+import { errorChain } from '../errors/chain';
 
 const isRefusal = (error: GraphQLError) => (domainErrorOf(error)?.code ?? error.extensions?.code) === 'FORBIDDEN';
 
@@ -32,7 +23,7 @@ export async function recordRefusals(db: Db, args: ExecutionArgs, result: Execut
   const seen = new Set<string>();
   for (const error of result.errors) {
     if (!isRefusal(error)) continue;
-    const links = chain(error);
+    const links = errorChain(error);
     if (links.some(isRecorded)) continue;
     // The innermost error is the refusal itself; one carrying its own record is written as it is.
     const own = links.find((e) => e instanceof AuditedDenial) ?? links[links.length - 1]!;

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { errorChain, wrapsCode } from './chain';
+import { isDiskFull } from './disk-full';
+import { isLostConnection } from './lost-connection';
+
+describe('errorChain', () => {
+  it('walks what graphql-js and drivers wrap, outermost first, and stops at five or at a cycle', () => {
+    const inner = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+    const wrapped = { originalError: new Error('fetch failed', { cause: inner }) };
+    expect(errorChain(wrapped)).toEqual([wrapped, wrapped.originalError, inner]);
+    const cycle: { cause?: unknown } = {};
+    cycle.cause = cycle;
+    expect(errorChain(cycle)).toHaveLength(5);
+    expect(errorChain('text')).toEqual([]);
+  });
+
+  it('finds a code however deep it is wrapped', () => {
+    const wrapped = { originalError: new Error('upload failed', { cause: Object.assign(new Error('no space'), { code: 'ENOSPC' }) }) };
+    expect(wrapsCode(wrapped, new Set(['ENOSPC']))).toBe(true);
+    expect(isDiskFull(wrapped)).toBe(true);
+    expect(isLostConnection(wrapped)).toBe(false);
+    expect(isLostConnection({ cause: { code: '57P01' } })).toBe(true);
+    expect(wrapsCode({ code: 42 }, new Set(['42']))).toBe(false);
+  });
+});
