@@ -1,6 +1,6 @@
 // Reads of the module catalog for the API: modules and versions by id, each module's tags, versions and tag
 // history, version usage by runs, the catalog list, and resolving a reference as a run starting now would.
-import { and, asc, countDistinct, desc, eq, ilike, inArray, max, or } from 'drizzle-orm';
+import { and, asc, countDistinct, desc, eq, exists, ilike, inArray, max, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import {
   type Module,
@@ -46,10 +46,17 @@ export async function usageOfVersions(db: Db, versionIds: string[]): Promise<Map
   return new Map(rows.map((r) => [r.id!, { runs: Number(r.runs), lastUsedAt: r.last ? new Date(r.last) : null }]));
 }
 
-/** The latest `limit` runs that had a task pinned to the version, newest first. */
+/**
+ * The latest `limit` runs that had a task pinned to the version, newest first. Asked as EXISTS, the planner may walk
+ * the runs newest first and stop at the `limit`th that used it (a version in use); as `id in (its tasks' runs)` it
+ * read every task of the version first, however many runs ago they were.
+ */
 export async function runsUsingVersion(db: Db, versionId: string, limit: number): Promise<Run[]> {
-  const ids = db.selectDistinct({ id: tasks.runId }).from(tasks).where(eq(tasks.moduleVersionId, versionId));
-  return db.select().from(runs).where(inArray(runs.id, ids)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(limit);
+  const used = db
+    .select({ one: sql`1` })
+    .from(tasks)
+    .where(and(eq(tasks.runId, runs.id), eq(tasks.moduleVersionId, versionId)));
+  return db.select().from(runs).where(exists(used)).orderBy(desc(runs.createdAt), desc(runs.id)).limit(limit);
 }
 
 /** The catalog by namespace and name (at most 1,000), optionally one namespace and a search in name or description. */

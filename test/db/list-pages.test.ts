@@ -145,6 +145,19 @@ describe('period figures', () => {
   });
 });
 
+describe('a module version’s runs', () => {
+  it('walks the runs newest first and stops at the limit, not reading every task of the version', async () => {
+    const { module } = await t.api.gql(`{ module(name: "test/echo") { versions(limit: 1) { runs(limit: 5) { id } } } }`);
+    expect(module.versions[0].runs).toHaveLength(5);
+    const plans = await plansOf(/where exists \(select 1 from "tasks" where \("tasks"\."run_id" = "runs"\."id" and "tasks"\."module_version_id"/);
+    expect(plans.length).toBeGreaterThanOrEqual(1);
+    for (const plan of plans) {
+      expect(plan).toContain('Index Scan using runs_created_idx');
+      expect(plan).not.toMatch(/Seq Scan on tasks|Hash Join|Sort Key/);
+    }
+  });
+});
+
 describe('index order', () => {
   // drizzle's `.desc()` makes an index column DESC NULLS LAST, while `desc(column)` in a query orders DESC (NULLS
   // FIRST): Postgres matches an index to an ORDER BY nulls included (NOT NULL does not count), so such an index is never
