@@ -143,12 +143,17 @@ describe.each([
         verifyClaims: true,
         askClaim: (claim) => t.app.bus.requestClaim(claim, 5_000),
       };
-      // Claims (asking again while the control plane holds it) and runs one execution.
+      // Claims (asking again while the control plane holds it) and runs one execution. The claim asked again after the
+      // module's download is held too while the other execution's events are still being recorded ('later'): the
+      // attempt then ends before its module runs, and the bus would deliver the message again (this stand-in
+      // delivery's nak does nothing), so it is delivered again here until the module has started.
       for (;;) {
         const delivery = firstDelivery(task!);
         if (await claimAttempt(rt, delivery)) {
           const attempt: Attempt = { key: `${queued.id}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
-          return { done: runAttempt(rt, attempt, delivery, () => undefined), releaseResult: results.release };
+          const done = runAttempt(rt, attempt, delivery, () => undefined);
+          const started = await Promise.race([until(`the ${name} execution to start`, () => exists(`${name}.ready`), 30_000), done.then(() => false)]);
+          if (started) return { done, releaseResult: results.release };
         }
         await new Promise((r) => setTimeout(r, 50));
       }
