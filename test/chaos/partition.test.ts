@@ -33,13 +33,10 @@ afterAll(async () => {
   await pg?.stop();
 });
 
+/** A request's HTTP status and answer (the admin's client, as any other caller's). */
 const post = async (query: string) => {
-  const res = await fetch(`${t.url}/graphql`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${t.app.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ query }),
-  });
-  return { status: res.status, body: (await res.json()) as any };
+  const { status, ...body } = await t.api.raw(query);
+  return { status, body: body as any };
 };
 const runStatus = async (id: string) => (await post(`{ run(id: "${id}") { status } }`)).body.data?.run?.status as string | undefined;
 
