@@ -123,8 +123,7 @@ export function buildProgram(): Command {
     .option('--dir <dir>', 'parent folder (default: the repository’s executors/)')
     .action(async (name: string, opts: { dir?: string }) => {
       const { scaffoldExecutor } = await import('./scaffold');
-      const files = await scaffoldExecutor(name, opts.dir);
-      console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
+      printScaffolded(await scaffoldExecutor(name, opts.dir));
     });
 
   program
@@ -136,8 +135,7 @@ export function buildProgram(): Command {
     .option('--dir <dir>', 'parent folder (default: the repository’s plugins/deployers/)')
     .action(async (name: string, opts: { dir?: string }) => {
       const { scaffoldDeployer } = await import('./deployer-scaffold');
-      const files = await scaffoldDeployer(name, opts.dir);
-      console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
+      printScaffolded(await scaffoldDeployer(name, opts.dir));
     });
 
   program.addCommand(moduleCommand((command) => connection(command).client, follow));
@@ -363,4 +361,9 @@ function printRun(r: RunView) {
         .join('  ')
         .trimEnd(),
     );
+}
+
+/** What a scaffold command wrote, and the command that checks it (its contract test, the second file). */
+function printScaffolded(files: string[]): void {
+  console.log(`wrote ${files.join('\n      ')}\ncheck it with: npx vitest run ${path.relative(process.cwd(), files[1]!)}`);
 }
