@@ -43,7 +43,10 @@ function migratedTemplate(): Promise<Template> {
     const relative = (e: (typeof entries)[number]) => path.relative(pgdata, path.join(e.parentPath, e.name));
     return {
       pgdata,
-      folders: entries.filter((e) => e.isDirectory()).map(relative).sort(),
+      folders: entries
+        .filter((e) => e.isDirectory())
+        .map(relative)
+        .sort(),
       files: entries.filter((e) => e.isFile()).map(relative),
     };
   })();
