@@ -1,6 +1,6 @@
 // Reads of the module catalog for the API: modules and versions by id, each module's tags, versions and tag
 // history, version usage by runs, the catalog list, and resolving a reference as a run starting now would.
-import { and, asc, countDistinct, desc, eq, exists, ilike, inArray, max, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, ilike, inArray, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import {
   type Module,
@@ -11,6 +11,7 @@ import {
   moduleTagEvents,
   moduleTags,
   moduleVersions,
+  moduleVersionUsage,
 } from '../db/tables/modules';
 import { type Run, runs, tasks } from '../db/tables/runs';
 
@@ -35,15 +36,10 @@ export interface VersionUsage {
   lastUsedAt: Date | null;
 }
 
-/** How many runs used each module version, and when one last started. */
+/** How many runs used each module version, and when one last started (the rollup each start adds to). */
 export async function usageOfVersions(db: Db, versionIds: string[]): Promise<Map<string, VersionUsage>> {
-  const rows = await db
-    .select({ id: tasks.moduleVersionId, runs: countDistinct(tasks.runId), last: max(runs.createdAt) })
-    .from(tasks)
-    .innerJoin(runs, eq(runs.id, tasks.runId))
-    .where(inArray(tasks.moduleVersionId, versionIds))
-    .groupBy(tasks.moduleVersionId);
-  return new Map(rows.map((r) => [r.id!, { runs: Number(r.runs), lastUsedAt: r.last ? new Date(r.last) : null }]));
+  const rows = await db.select().from(moduleVersionUsage).where(inArray(moduleVersionUsage.moduleVersionId, versionIds));
+  return new Map(rows.map((r) => [r.moduleVersionId, { runs: r.runs, lastUsedAt: r.lastUsedAt }]));
 }
 
 /**

@@ -18,6 +18,7 @@ import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import { crashPoint } from './crash-hook';
 import type { VersionCache } from './known-facts';
+import { versionUsageUpsert } from './version-usage';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
 export interface OrchestratorContext {
@@ -99,6 +100,8 @@ export interface Step {
   releaseFeed?: () => void;
   /** Outputs of the tasks that succeeded earlier in it, by outputKey(run, node): dispatch need not read them back. */
   outputs: Map<string, Record<string, unknown>>;
+  /** Module versions the runs started in it have tasks pinned to, and how many of those runs (version-usage.ts). */
+  versionsUsed: Map<string, number>;
 }
 
 /** One transaction's work: the dependencies, the transaction, and what it has produced so far. */
@@ -137,6 +140,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         chained: [],
         registrations: [],
         outputs: new Map(),
+        versionsUsed: new Map(),
       };
       step = current;
       try {
@@ -150,6 +154,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         const appending = ctx.feed.append(tx, current.feed);
         appending.catch(() => (appendFailed = true));
         for (const work of current.chained) await work;
+        // The usage rollup's rows are shared by every start of a module: written last, they are held only while it commits.
+        if (current.versionsUsed.size) writeBehind({ ctx, tx, step: current }, versionUsageUpsert(current.versionsUsed, current.at), undefined, true);
         if (tracing())
           for (const e of current.feed) if ('taskId' in e && typeof e.taskId === 'string') traceTaskHop('control plane: commit sent', e.runId, e.taskId);
         commitBehind(tx, () => !appendFailed);

@@ -36,6 +36,7 @@ import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pin
 import { finishIfDone } from './settle';
 import { actorOf, assertMayRunWorkflowIn, assertMayUseHotClusters, type CreateRun } from './start-checks';
 import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
+import { noteVersionsUsed } from './version-usage';
 
 export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
   const entered = traceNow();
@@ -341,6 +342,10 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     tx,
     tasks,
     rows.filter((t) => !direct.has(t.id)),
+  );
+  noteVersionsUsed(
+    step,
+    rows.map((t) => t.moduleVersionId),
   );
   await inheritMetricSummaries(
     tx,

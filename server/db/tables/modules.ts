@@ -40,6 +40,19 @@ export const moduleVersions = pgTable(
   (t) => [unique('module_versions_module_version_key').on(t.moduleId, t.version), unique('module_versions_module_digest_key').on(t.moduleId, t.digest)],
 );
 
+/**
+ * How many runs had a task pinned to each module version, and when the latest of them started: a rollup that each
+ * run's start adds to (server/orchestrator/version-usage.ts), so the catalog shows usage without reading every task
+ * ever run. Runs deleted later still count: they did use it.
+ */
+export const moduleVersionUsage = pgTable('module_version_usage', {
+  moduleVersionId: uuid('module_version_id')
+    .primaryKey()
+    .references(() => moduleVersions.id, { onDelete: 'cascade' }),
+  runs: bigint('runs', { mode: 'number' }).notNull(),
+  lastUsedAt: at('last_used_at').notNull(),
+});
+
 export const moduleTags = pgTable(
   'module_tags',
   {
