@@ -4,6 +4,7 @@ import { assertCan } from '../../server/auth/ability';
 import type { Run } from '../../server/db/tables/runs';
 import type { Schedule, ScheduleFire } from '../../server/db/tables/schedules';
 import { assertMayIn, assertMayStartIn } from '../../server/governance/grants';
+import { type Backfill, backfillSchedule, MAX_BACKFILL } from '../../server/scheduler/backfill';
 import {
   createSchedule,
   deleteSchedule,
@@ -42,6 +43,7 @@ ScheduleFireRef.implement({
     outcome: t.field({ type: FireOutcomeEnum, resolve: (f) => f.outcome }),
     message: t.exposeString('message', { nullable: true }),
     run: t.field({ type: RunRef, nullable: true, resolve: (f) => f.runId }),
+    backfill: t.exposeBoolean('backfill', { description: 'Queued by a backfill (backfillSchedule), not by the clock.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
@@ -65,6 +67,11 @@ ScheduleRef.implement({
       nullable: true,
       description:
         'Null (with a FORBIDDEN error) unless your teams are granted the workflow’s domain, and the domain it was in when they were set (they keep that protection).',
+    }),
+    fireTimeParameter: t.exposeString('fireTimeParameter', {
+      nullable: true,
+      description:
+        'The run parameter that receives each fire time, as ISO 8601 in the schedule’s time zone (`2026-03-29T09:00:00+02:00`; its first ten characters are the local date): a caught-up or backfilled run knows the time it stands for.',
     }),
     startAt: t.expose('startAt', { type: 'DateTime', nullable: true, description: 'No fire time before this one (included).' }),
     endAt: t.expose('endAt', { type: 'DateTime', nullable: true, description: 'No fire time after this one (included).' }),
@@ -160,6 +167,10 @@ const timingFields = (t: InputFields) => ({
   name: t.string({ description: 'Unique per workflow (default: the cron expression).' }),
   timeZone: t.string({ description: 'IANA time zone (default UTC).' }),
   parameters: t.field({ type: 'JSON', description: 'Run parameters; the workflow must declare them.' }),
+  fireTimeParameter: t.string({
+    description:
+      'A run parameter the workflow declares, which each fire sets to its fire time (ISO 8601 in the schedule’s time zone). On update, null removes it.',
+  }),
   startAt: t.field({ type: 'DateTime' }),
   endAt: t.field({ type: 'DateTime' }),
   catchUp: t.field({ type: CatchUpEnum, description: 'Default SKIP.' }),
@@ -206,7 +217,33 @@ export async function assertMayChangeSchedule(ctx: Context, id: string, what: st
 
 const ownerIn = (ctx: Context) => ownerOf(ctx.identity, ctx.ability);
 
+const BackfillRef = builder.objectRef<Backfill>('ScheduleBackfill').implement({
+  description: 'What a backfill queued: the scheduler starts these fires after every on-time one, a few each tick.',
+  fields: (t) => ({
+    schedule: t.field({ type: ScheduleRef, resolve: (b) => b.schedule }),
+    queued: t.field({ type: ['DateTime'], description: 'Fire times queued now, oldest first.', resolve: (b) => b.queued }),
+    alreadyDealtWith: t.field({
+      type: ['DateTime'],
+      description: 'Fire times in the range the schedule had already run, skipped or queued: left as they were.',
+      resolve: (b) => b.alreadyDealtWith,
+    }),
+  }),
+});
+
 builder.mutationFields((t) => ({
+  backfillSchedule: t.field({
+    type: BackfillRef,
+    description: `Runs the schedule's fire times between from and to (both included, to no later than now) that it has not dealt with yet, at most ${MAX_BACKFILL} at once. Each is a fire like any other (see Schedule.fires), started whatever the overlap policy; the workflow's maxActiveRuns paces them.`,
+    args: {
+      id: t.arg.id({ required: true }),
+      from: t.arg({ type: 'DateTime', required: true }),
+      to: t.arg({ type: 'DateTime', required: true }),
+    },
+    resolve: async (_root, { id, from, to }, ctx) => {
+      await assertMayChangeSchedule(ctx, String(id), 'backfill schedules');
+      return backfillSchedule(ctx.services.db, String(id), { from, to }, new Date(), ctx.identity, ownerIn(ctx));
+    },
+  }),
   createSchedule: t.field({
     type: ScheduleRef,
     description: 'Creates a schedule. Everything is checked first (cron, time zone, window, workflow, parameters); fire times before now are never run.',

@@ -100,3 +100,29 @@ export function dueFireTimes(timing: Timing, after: Date, now: Date, bound: numb
     .reverse();
   return { times: latest, truncated: true };
 }
+
+/**
+ * A fire time as its run receives it (a schedule's `fireTimeParameter`): ISO 8601 in the schedule's time zone, to the
+ * second, with that zone's offset then (`2026-03-29T09:00:00+02:00`; `Z` at offset zero). Its first ten characters are
+ * the local date, which is what a daily run usually wants.
+ */
+export function fireTimeText(fireTime: Date, timeZone: string): string {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      timeZoneName: 'longOffset',
+    })
+      .formatToParts(fireTime)
+      .map((p) => [p.type, p.value]),
+  );
+  // `GMT+05:30`, `GMT-03:00`; `GMT` or `GMT+00:00` at offset zero, depending on the runtime's ICU
+  const offset = parts.timeZoneName!.slice(3).replace(/^([+-]00:00)?$/, 'Z');
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}:${parts.second}${offset}`;
+}

@@ -20,7 +20,7 @@ import { scheduleActor } from '../orchestrator/run-actor';
 import { owningTeamName } from '../teams/ownership';
 import { domainsGrantedTo } from '../teams/queries';
 import { type Domain, type FireOutcome, moreGuarded, type RunStatus } from '../vocabulary';
-import { dueFireTimes, nextFireTime } from './cron';
+import { dueFireTimes, fireTimeText, nextFireTime } from './cron';
 import { emitScheduleMisfired } from './misfire-events';
 import { scheduleMayNotFire } from './ownership';
 import { timingOf } from './schedules';
@@ -58,6 +58,8 @@ export interface Scheduler {
 // Any fixed number, distinct from the migration lock's.
 const LEADER_LOCK = 0x61746c73;
 const BATCH = 500;
+/** A backfill's fires started per tick, after every on-time one. */
+const BACKFILL_PER_TICK = 50;
 /** At most this many missed fire times of a schedule are recorded per tick; older ones are only counted. */
 const MISSED_RECORDED = 100;
 const ACTIVE: RunStatus[] = ['QUEUED', 'RUNNING'];
@@ -142,12 +144,13 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   // --- starting ------------------------------------------------------------------------------------------
 
+  /** The active runs of the schedule's on-time fires: what its overlap policy weighs (a backfill's runs are other work). */
   async function activeRuns(scheduleId: string): Promise<{ id: string; status: RunStatus }[]> {
     return db
       .select({ id: runs.id, status: runs.status })
       .from(scheduleFires)
       .innerJoin(runs, eq(runs.id, scheduleFires.runId))
-      .where(and(eq(scheduleFires.scheduleId, scheduleId), inArray(runs.status, ACTIVE)))
+      .where(and(eq(scheduleFires.scheduleId, scheduleId), eq(scheduleFires.backfill, false), inArray(runs.status, ACTIVE)))
       .orderBy(asc(scheduleFires.fireTime));
   }
 
@@ -214,18 +217,21 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       runId = earlier.id;
     } else if ((message = await mayNotFire(schedule, workflow!, domain))) {
       outcome = 'FAILED';
-    } else if (schedule.overlap === 'SKIP' && active.length) {
+    } else if (schedule.overlap === 'SKIP' && active.length && !fire.backfill) {
       outcome = 'SKIPPED_OVERLAP';
       message = `skipped: run ${active[0]!.id} of this schedule is still ${active[0]!.status} (overlap policy SKIP)`;
     } else {
-      const cancelled = schedule.overlap === 'CANCEL_PREVIOUS' ? await cancelPrevious(orchestrator, active) : [];
+      // A backfill asked for all its fire times: the workflow's maxActiveRuns, not the overlap policy, paces them.
+      const cancelled = schedule.overlap === 'CANCEL_PREVIOUS' && !fire.backfill ? await cancelPrevious(orchestrator, active) : [];
       try {
         const actingFor = await scheduleActor(db, schedule);
         const run = await audited(db, () =>
           orchestrator.startRun(
             {
               workflow: schedule.workflowId,
-              parameters: schedule.parameters,
+              parameters: schedule.fireTimeParameter
+                ? { ...schedule.parameters, [schedule.fireTimeParameter]: fireTimeText(fire.fireTime, schedule.timeZone) }
+                : schedule.parameters,
               trigger: 'SCHEDULE',
               idempotencyKey: key,
               domain,
@@ -240,7 +246,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         if (cancelled.length) message = `cancelled the previous run${cancelled.length > 1 ? 's' : ''} ${cancelled.join(', ')} (overlap policy CANCEL_PREVIOUS)`;
       } catch (error) {
         // A typed error is the workflow's or the input's fault and will not heal by retrying; anything else might.
-        const late = now.getTime() - fire.fireTime.getTime() > retryWindowMs;
+        const late = now.getTime() - (fire.backfill ? fire.createdAt : fire.fireTime).getTime() > retryWindowMs;
         if (!(error instanceof AtelierError) && !late) {
           log(`schedule ${schedule.name} (${schedule.id}): starting the run of ${fire.fireTime.toISOString()} failed, will retry: ${(error as Error).message}`);
           return;
@@ -289,16 +295,22 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     for (const { id } of due) {
       await claim(id, now).catch((error) => log(`schedule ${id}: claiming due fire times failed: ${(error as Error).message}`));
     }
-    // Oldest first, so a catch-up's runs start in order; this also finishes fires claimed before a crash.
-    const pending = await db
-      .select({ fire: scheduleFires, schedule: schedules })
-      .from(scheduleFires)
-      .innerJoin(schedules, eq(schedules.id, scheduleFires.scheduleId))
-      .where(eq(scheduleFires.outcome, 'PENDING'))
-      .orderBy(asc(scheduleFires.fireTime), asc(scheduleFires.scheduleId))
-      .limit(BATCH);
-    for (const { fire, schedule } of pending) {
-      await startFire(fire, schedule, now).catch((error) => log(`schedule ${schedule.name} (${schedule.id}): ${(error as Error).message} (will retry)`));
+    // Oldest first, so a catch-up's runs start in order; this also finishes fires claimed before a crash. A backfill's
+    // fires come after the on-time ones, a few each tick, so a backfill of a thousand days delays no schedule's fire.
+    for (const [backfill, limit] of [
+      [false, BATCH],
+      [true, BACKFILL_PER_TICK],
+    ] as const) {
+      const pending = await db
+        .select({ fire: scheduleFires, schedule: schedules })
+        .from(scheduleFires)
+        .innerJoin(schedules, eq(schedules.id, scheduleFires.scheduleId))
+        .where(and(eq(scheduleFires.outcome, 'PENDING'), eq(scheduleFires.backfill, backfill)))
+        .orderBy(asc(scheduleFires.fireTime), asc(scheduleFires.scheduleId))
+        .limit(limit);
+      for (const { fire, schedule } of pending) {
+        await startFire(fire, schedule, now).catch((error) => log(`schedule ${schedule.name} (${schedule.id}): ${(error as Error).message} (will retry)`));
+      }
     }
   }
 

@@ -15,7 +15,7 @@ import { AtelierError, badInput, type ErrorDetail, notFound } from '../errors';
 import { assertOwnerMay, type OwnedThing, type Owner } from '../teams/ownership';
 import { type CatchUpPolicy, type OverlapPolicy, RUN_PRIORITY_MAX, RUN_PRIORITY_MIN } from '../vocabulary';
 import { checkStoredParameters } from '../workflows/stored-parameters';
-import { checkCron, nextFireTime, nextFireTimes, type Timing } from './cron';
+import { checkCron, fireTimeText, nextFireTime, nextFireTimes, type Timing } from './cron';
 import { firingOwnerTeam } from './ownership';
 
 export interface ScheduleInput {
@@ -26,6 +26,8 @@ export interface ScheduleInput {
   cron: string;
   timeZone?: string | null;
   parameters?: Record<string, unknown> | null;
+  /** The run parameter each fire time goes into (`fireTimeText`), declared by the workflow; null: none. */
+  fireTimeParameter?: string | null;
   startAt?: Date | null;
   endAt?: Date | null;
   catchUp?: CatchUpPolicy | null;
@@ -38,12 +40,13 @@ export interface ScheduleInput {
   team?: string | null;
 }
 
-/** Fields left undefined keep their value; `startAt`/`endAt` set to null remove that bound. */
+/** Fields left undefined keep their value; `startAt`/`endAt` set to null remove that bound, `fireTimeParameter` it. */
 export interface SchedulePatch {
   name?: string | null;
   cron?: string | null;
   timeZone?: string | null;
   parameters?: Record<string, unknown> | null;
+  fireTimeParameter?: string | null;
   startAt?: Date | null;
   endAt?: Date | null;
   catchUp?: CatchUpPolicy | null;
@@ -155,6 +158,12 @@ function checkFires(timing: Timing, now: Date): Date {
   ]);
 }
 
+/** The fire-time parameter with the value its next fire would give it, for the stored parameters' check. */
+function sampleFireTime(v: Timing & { fireTimeParameter: string | null }, now: Date): { name: string; value: string } | undefined {
+  if (v.fireTimeParameter === null) return undefined;
+  return { name: v.fireTimeParameter, value: fireTimeText(nextFireTime(v, now) ?? now, v.timeZone) };
+}
+
 function checkJsonObject(value: unknown): Record<string, unknown> {
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid([{ path: 'parameters', message: 'must be a JSON object' }]);
@@ -182,10 +191,11 @@ export async function createSchedule(
     overlap: input.overlap ?? 'SKIP',
     priority: input.priority ?? 0,
     parameters: checkJsonObject(input.parameters),
+    fireTimeParameter: input.fireTimeParameter ?? null,
   };
   checkFields(values);
   const workflow = await findWorkflow(db, input.workflow);
-  await checkStoredParameters(db, workflow, values.parameters, { owner: 'schedule' });
+  await checkStoredParameters(db, workflow, values.parameters, { owner: 'schedule', fireTime: sampleFireTime(values, now) });
   const next = checkFires(values, now);
   const teamId = owner
     ? await audited(db, () =>
@@ -224,8 +234,8 @@ const scheduleThing = (schedule: Schedule, verb: string): OwnedThing => ({
   label: `Schedule "${schedule.name}"`,
 });
 
-/** The schedule, once its owners' check passed (FORBIDDEN, audited, otherwise); no check without an owner. */
-async function scheduleToChange(db: Db, id: string, verb: 'update' | 'pause' | 'resume' | 'delete', owner?: Owner): Promise<Schedule> {
+/** The schedule, once its owners' check passed (FORBIDDEN, audited, otherwise); no check without an owner. A backfill is a change. */
+export async function scheduleToChange(db: Db, id: string, verb: 'update' | 'pause' | 'resume' | 'delete', owner?: Owner): Promise<Schedule> {
   const schedule = await findSchedule(db, id);
   if (owner) await audited(db, () => assertOwnerMay(db, owner, schedule, scheduleThing(schedule, verb), verb === 'update' ? 'change' : verb));
   return schedule;
@@ -249,10 +259,11 @@ export async function updateSchedule(db: Db, id: string, patch: SchedulePatch, n
     overlap: patch.overlap ?? current.overlap,
     priority: patch.priority ?? current.priority,
     parameters: patch.parameters === undefined || patch.parameters === null ? current.parameters : checkJsonObject(patch.parameters),
+    fireTimeParameter: patch.fireTimeParameter === undefined ? current.fireTimeParameter : patch.fireTimeParameter,
   };
   checkFields(merged);
   const [workflow] = await db.select().from(workflows).where(eq(workflows.id, current.workflowId));
-  await checkStoredParameters(db, workflow!, merged.parameters, { owner: 'schedule' });
+  await checkStoredParameters(db, workflow!, merged.parameters, { owner: 'schedule', fireTime: sampleFireTime(merged, now) });
   // New timing applies from now on: fire times of the new cron that lie in the past are not caught up.
   const timingChanged =
     merged.cron !== current.cron ||

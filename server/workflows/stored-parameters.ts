@@ -4,7 +4,7 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { type Workflow, workflowVersions } from '../db/tables/workflows';
-import { AtelierError, notFound } from '../errors';
+import { AtelierError, badInput, notFound } from '../errors';
 import { planRun } from './plan';
 import { resolveRunParameters } from './spec';
 
@@ -13,6 +13,8 @@ export interface StoredParametersCheck {
   owner: string;
   /** Parameters filled in when it fires (a trigger's mapped ones): declared, but their values are checked then. */
   filledLater?: readonly string[];
+  /** The parameter each fire time goes into (a schedule's `fireTimeParameter`) and such a value: declared, and fitting. */
+  fireTime?: { name: string; value: string };
 }
 
 // Only the parameters are judged here: where the tasks run (GPU pools, live hosts) is decided when a run starts.
@@ -26,6 +28,20 @@ export async function checkStoredParameters(db: Db, workflow: Workflow, given: R
     .where(and(eq(workflowVersions.workflowId, workflow.id), eq(workflowVersions.version, workflow.latestVersion)));
   if (!version) throw notFound(`Workflow "${workflow.name}" has no version to ${check.owner}.`);
   const later = check.filledLater ?? [];
+  if (check.fireTime) {
+    const { name, value } = check.fireTime;
+    const declared = Object.keys(version.spec.parameters ?? {});
+    if (!declared.includes(name))
+      throw badInput(
+        `The ${check.owner}'s fireTimeParameter "${name}" is not a run parameter of workflow "${workflow.name}" (it declares: ${declared.join(', ') || 'none'}); declare it in the workflow (parameters: { ${name}: {} }) or name one it has.`,
+        [{ path: 'fireTimeParameter', message: 'is not declared by the workflow' }],
+      );
+    if (Object.hasOwn(given, name))
+      throw badInput(`The ${check.owner} sets "${name}" in its parameters and as its fireTimeParameter; each fire sets it, so leave it out of parameters.`, [
+        { path: `parameters.${name}`, message: 'is set by each fire time' },
+      ]);
+    given = { ...given, [name]: value };
+  }
   try {
     const resolved = resolveRunParameters(version.spec, { ...given, ...Object.fromEntries(later.map((k) => [k, null])) });
     for (const name of later) delete resolved[name];

@@ -81,6 +81,7 @@ const valueTypes: Record<string, string> = {
   RunViewerCan: 'part of a Run',
   WorkflowViewerCan: 'part of a Workflow',
   ScheduleViewerCan: 'part of a Schedule',
+  ScheduleBackfill: 'result of a backfill the caller made (a guarded Schedule and fire times)',
   ModuleViewerCan: 'part of a Module',
   ModuleTagViewerCan: 'part of a ModuleTag (part of a Module)',
   DeclassificationViewerCan: 'part of a Declassification',

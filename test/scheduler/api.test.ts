@@ -80,6 +80,46 @@ describe('schedules API and CLI', () => {
     expect((await api.gql(`{ schedules { id } }`)).schedules).toEqual([]);
   });
 
+  it('backfills a past range through the API, each run given its fire time; a viewer may not, nor a bad range', async () => {
+    await t.createWorkflow({
+      name: 'daily',
+      parameters: { day: {} },
+      tasks: [{ name: 'load', module: 'test/echo', pool: 'parked', parameters: { message: '${params.day}' } }],
+    });
+    const { createSchedule: s } = await t.api.gql(CREATE.replace('{ id name', '{ id fireTimeParameter name'), {
+      input: { workflow: 'daily', name: 'nightly', cron: '30 1 * * *', timeZone: 'Asia/Tokyo', fireTimeParameter: 'day' },
+    });
+    expect(s.fireTimeParameter).toBe('day');
+    const BACKFILL = `mutation ($id: ID!, $from: DateTime!, $to: DateTime!) { backfillSchedule(id: $id, from: $from, to: $to) { schedule { name } queued alreadyDealtWith } }`;
+    const range = { id: s.id, from: '2026-11-01T00:00:00Z', to: '2026-11-03T23:59:59Z' };
+    const viewer = await ensureIdentity(t.app.services.db, { name: 'watcher', kind: 'user', role: 'viewer' });
+    const api = apiClient(t.url, await issueToken(t.app.services.db, viewer.id, 'watcher-2'));
+    expect((await api.raw(BACKFILL, range)).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    const late = await t.api.raw(BACKFILL, { ...range, to: new Date(Date.now() + 86_400_000).toISOString() });
+    expect(late.errors?.[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT', details: [{ path: 'to' }] } });
+
+    const { backfillSchedule: b } = await t.api.gql(BACKFILL, range);
+    // 01:30 in Tokyo is 16:30 UTC the day before: the range holds those of 2, 3 and 4 November in Tokyo
+    expect(b).toEqual({
+      schedule: { name: 'nightly' },
+      queued: ['2026-11-01T16:30:00.000Z', '2026-11-02T16:30:00.000Z', '2026-11-03T16:30:00.000Z'],
+      alreadyDealtWith: [],
+    });
+    let fires: any[] = [];
+    for (let i = 0; i < 100 && fires.filter((f) => f.run).length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ({ fires } = (
+        await t.api.gql(`query ($id: ID!) { schedule(id: $id) { fires { fireTime backfill outcome run { parameters } } } }`, { id: s.id })
+      ).schedule);
+    }
+    expect(fires.map((f) => [f.backfill, f.outcome, f.run?.parameters.day]).reverse()).toEqual([
+      [true, 'STARTED', '2026-11-02T01:30:00+09:00'],
+      [true, 'STARTED', '2026-11-03T01:30:00+09:00'],
+      [true, 'STARTED', '2026-11-04T01:30:00+09:00'],
+    ]);
+    expect((await t.api.gql(BACKFILL, range)).backfillSchedule).toMatchObject({ queued: [], alreadyDealtWith: b.queued });
+  });
+
   it('drives schedules from the CLI', async () => {
     const cli = (...args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
 

@@ -28,6 +28,11 @@ export const schedules = pgTable(
      * guarded than it) even after the workflow moves to a more open one.
      */
     parametersDomain: text('parameters_domain', { enum: domains }).notNull().default('production'),
+    /**
+     * The run parameter that receives each fire time (ISO 8601 in the schedule's time zone, `fireTimeText`), so a run
+     * knows the time it stands for: a caught-up or backfilled run processes its own day, not today's. Null: none.
+     */
+    fireTimeParameter: text('fire_time_parameter'),
     /** Fire times outside [startAt, endAt] (both included) never fire. */
     startAt: at('start_at'),
     endAt: at('end_at'),
@@ -63,6 +68,8 @@ export const scheduleFires = pgTable(
     runId: uuid('run_id').references(() => runs.id),
     outcome: text('outcome', { enum: fireOutcomes }).notNull(),
     message: text('message'),
+    /** Asked for by a backfill (server/scheduler/backfill.ts): started whatever the overlap policy, after on-time fires. */
+    backfill: boolean('backfill').notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [
