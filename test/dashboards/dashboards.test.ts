@@ -488,6 +488,26 @@ describe('dashboards in Chromium', () => {
     expect((await t.api.gql(`{ schedules { name paused } }`)).schedules).toContainEqual({ name: 'morning', paused: true });
     await row.getByRole('button', { name: 'Resume morning' }).click();
     await row.getByRole('list', { name: 'Next fire times of morning' }).waitFor();
+
+    // backfill the past three days: the range is read in the browser's time zone (the test's Chromium runs in UTC)
+    await row.getByRole('button', { name: 'Backfill morning' }).click();
+    const form = row.getByRole('form', { name: 'Backfill morning' });
+    const day = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);
+    await form.getByLabel('To').fill(`${day(0)}T00:00:00`);
+    await form.getByRole('button', { name: 'Run these fire times' }).click();
+    await form.getByText('Give both ends of the range').waitFor();
+    await form.getByLabel('From (your local time)').fill(`${day(3)}T00:00:00`);
+    await form.getByRole('button', { name: 'Run these fire times' }).click();
+    await form.getByRole('status').getByText('Queued 3 fire times.').waitFor();
+    await form.getByRole('button', { name: 'Run these fire times' }).click();
+    await form.getByRole('status').getByText('Queued 0 fire times; 3 were already dealt with.').waitFor();
+    await row.getByText('backfill').first().waitFor();
+    // a range ending in the future is the API's refusal (BAD_USER_INPUT answers 400), shown
+    expectedError = /status of 400/;
+    await form.getByLabel('To').fill(`${day(-2)}T00:00:00`);
+    await form.getByRole('button', { name: 'Run these fire times' }).click();
+    await form.getByText(/must not be later than now/).waitFor();
+    expectedError = null;
   });
 
   it('promotes a version to a tag and rolls it back from the module page, showing the history', async () => {

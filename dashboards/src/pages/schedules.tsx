@@ -1,5 +1,5 @@
 // Cron schedules: each with its workflow, cron in its time zone, the next fire times and the latest fires
-// (with the runs they started); pause and resume in place.
+// (with the runs they started, a backfill's marked); pause, resume and backfill in place.
 import { useMutation } from '@urql/preact';
 import { useEffect, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
@@ -12,6 +12,7 @@ import { formatDateTime, Time } from '../lib/format';
 import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link, useLocation } from '../router';
+import { BackfillForm } from './schedule-backfill';
 
 const SCHEDULES = graphql(`
   query Schedules {
@@ -26,7 +27,7 @@ const SCHEDULES = graphql(`
       workflow { name }
       viewerCan { change { allowed reason } }
       nextFireTimes(count: 3)
-      fires(limit: 3) { id fireTime outcome message run { id status } }
+      fires(limit: 3) { id fireTime outcome message backfill run { id status } }
     }
   }
 `);
@@ -53,6 +54,7 @@ export function SchedulesPage() {
   const [pauseState, pause] = useMutation(PAUSE);
   const [resumeState, resume] = useMutation(RESUME);
   const [error, setError] = useState<string | null>(null);
+  const [backfilling, setBackfilling] = useState<string | null>(null);
   const schedules = result.data?.schedules;
   // a run's "started by schedule X" leads here: that schedule's row is marked and scrolled to
   const highlighted = useLocation().query.get('schedule');
@@ -143,7 +145,7 @@ export function SchedulesPage() {
                     <ul class="plain">
                       {s.fires.map((f) => (
                         <li key={f.id} title={f.message ?? undefined}>
-                          <Time iso={f.fireTime} />{' '}
+                          <Time iso={f.fireTime} /> {f.backfill && <span class="chip">backfill</span>}{' '}
                           {f.run ? (
                             <Link href={`/runs/${f.run.id}`}>
                               <StatusBadge status={f.run.status} />
@@ -163,15 +165,27 @@ export function SchedulesPage() {
                 header: 'Actions',
                 hideHeader: true,
                 cell: (s) => (
-                  <PermittedButton
-                    permission={s.viewerCan.change}
-                    class="button"
-                    disabled={pauseState.fetching || resumeState.fetching}
-                    onClick={() => toggle(s.id, s.paused)}
-                    aria-label={`${s.paused ? 'Resume' : 'Pause'} ${s.name}`}
-                  >
-                    {s.paused ? 'Resume' : 'Pause'}
-                  </PermittedButton>
+                  <>
+                    <PermittedButton
+                      permission={s.viewerCan.change}
+                      class="button"
+                      disabled={pauseState.fetching || resumeState.fetching}
+                      onClick={() => toggle(s.id, s.paused)}
+                      aria-label={`${s.paused ? 'Resume' : 'Pause'} ${s.name}`}
+                    >
+                      {s.paused ? 'Resume' : 'Pause'}
+                    </PermittedButton>{' '}
+                    <PermittedButton
+                      permission={s.viewerCan.change}
+                      class="button subtle"
+                      onClick={() => setBackfilling(backfilling === s.id ? null : s.id)}
+                      aria-label={`Backfill ${s.name}`}
+                      aria-expanded={backfilling === s.id}
+                    >
+                      Backfill…
+                    </PermittedButton>
+                    {backfilling === s.id && <BackfillForm schedule={s} onClose={() => setBackfilling(null)} />}
+                  </>
                 ),
               },
             ]}
