@@ -9,6 +9,7 @@ import {
   createSchedule,
   deleteSchedule,
   findSchedule,
+  firesOfRuns,
   listSchedules,
   pauseSchedule,
   recentFires,
@@ -119,6 +120,20 @@ builder.objectField(RunRef, 'schedule', (t) =>
     description: 'The schedule whose fire started this run (trigger SCHEDULE); null for runs no schedule started, or once it is deleted.',
     load: async (ids: string[], ctx: Context) => {
       const byRun = await schedulesOfRuns(ctx.services.db, ids);
+      return ids.map((id) => byRun.get(id) ?? null);
+    },
+    resolve: (run) => (run as Run).id,
+  }),
+);
+
+builder.objectField(RunRef, 'scheduleFire', (t) =>
+  t.loadable({
+    type: ScheduleFireRef,
+    nullable: true,
+    description:
+      'The fire that started this run: the time it stands for (fireTime, which a schedule’s fireTimeParameter passes to it) and whether a backfill queued it. Null for runs no schedule started, or once the schedule is deleted.',
+    load: async (ids: string[], ctx: Context) => {
+      const byRun = await firesOfRuns(ctx.services.db, ids);
       return ids.map((id) => byRun.get(id) ?? null);
     },
     resolve: (run) => (run as Run).id,

@@ -32,6 +32,7 @@ export const subjectFields = {
       // what the caller may do to it (schema/types/viewer-can.ts): decided by the ability, never by run data
       'viewerCan',
       'schedule',
+      'scheduleFire',
       // which trigger and signal started it (trigger EVENT): ids and kinds, never the signal's payload
       'triggeredBy',
       // the experiment it is grouped in and its display name: labels, never computed from run data

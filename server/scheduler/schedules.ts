@@ -104,6 +104,12 @@ export async function schedulesOfRuns(db: Db, runIds: string[]): Promise<Map<str
   return new Map(rows.map((r) => [r.runId!, r.schedule]));
 }
 
+/** The fire that started each of these runs (runs no schedule started are absent). */
+export async function firesOfRuns(db: Db, runIds: string[]): Promise<Map<string, ScheduleFire>> {
+  const rows = await db.select().from(scheduleFires).where(inArray(scheduleFires.runId, runIds));
+  return new Map(rows.map((f) => [f.runId!, f]));
+}
+
 /** A schedule's latest `limit` fires, newest first. */
 export const recentFires = (db: Db, scheduleId: string, limit: number): Promise<ScheduleFire[]> =>
   db.select().from(scheduleFires).where(eq(scheduleFires.scheduleId, scheduleId)).orderBy(desc(scheduleFires.fireTime)).limit(limit);

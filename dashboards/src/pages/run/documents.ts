@@ -61,6 +61,7 @@ export const RUN = graphql(
         workflowVersion { id version spec }
         createdBy { name }
         schedule { id name }
+        scheduleFire { fireTime backfill }
         viewerCan { cancel { allowed reason } clone { allowed reason } rerun { allowed reason } }
         childRuns { id status workflow { name } }
         tasks { ...TaskFields }

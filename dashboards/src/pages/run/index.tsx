@@ -165,6 +165,15 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
           <dt>Started by</dt>
           <dd>{run.schedule ? <ScheduleLink schedule={run.schedule} /> : (run.createdBy?.name ?? '—')}</dd>
         </div>
+        {run.scheduleFire && (
+          <div>
+            <dt>Scheduled for</dt>
+            <dd>
+              <Time iso={run.scheduleFire.fireTime} />
+              {run.scheduleFire.backfill && <span class="chip"> backfill</span>}
+            </dd>
+          </div>
+        )}
         <div>
           <dt>Created</dt>
           <dd>
