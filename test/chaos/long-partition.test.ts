@@ -14,8 +14,8 @@ import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_NAMES } from '../../plugins/bus/defaults';
 import { tasks } from '../../server/db/tables/runs';
-import { EVENTS_DURABLE } from '../../server/events/recorder';
 import { taskEvents } from '../../server/db/tables/task-events';
+import { EVENTS_DURABLE } from '../../server/events/recorder';
 import { until } from '../batch/until';
 import { startTestApp, type TestApp } from '../harness/app';
 import { type ExecutorProcess, startExecutorProcess } from '../harness/executor-process';
@@ -194,7 +194,7 @@ describe('the control plane partitioned from NATS for longer than the ack waits'
       async () => (await onBus(jsm)).some((m) => m.includes(firstTask.id) && m.includes('"kind":"result"')) && Date.now(),
       30_000,
     );
-    const ackWaitMs = (await jsm.consumers.info(BUS_NAMES.eventsStream, EVENTS_DURABLE)).config.ack_wait / 1e6;
+    const ackWaitMs = (await jsm.consumers.info(BUS_NAMES.eventsStream, EVENTS_DURABLE)).config.ack_wait! / 1e6;
     await until("the recorder's ack wait to pass", async () => Date.now() > published + ackWaitMs + 1_000, ackWaitMs + 5_000);
     proxy.heal();
     for (const id of [first, second]) await until(`run ${id} to succeed`, async () => (await runStatus(t, id)) === 'SUCCEEDED', 30_000);
