@@ -6,6 +6,7 @@ import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
+import { keepDiskReserve } from './disk-reserve';
 import { driverTarget } from './postgres-url';
 import { createReachability } from './reachability';
 import * as schema from './schema';
@@ -120,10 +121,13 @@ export async function openDatabase(options: {
     await lock.release();
     throw error;
   }
+  // Once migrated (they write): from here the database turns read-only while its disk is nearly full.
+  const reserve = await keepDiskReserve(client, dir, { log: options.log ?? ((message) => console.warn(message)) });
   return {
     db,
     kind: 'pglite',
     close: async () => {
+      reserve.stop();
       await client.close();
       await lock.release();
     },

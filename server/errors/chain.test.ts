@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { errorChain, wrapsCode } from './chain';
 import { isDiskFull } from './disk-full';
+import { domainErrorOf } from './index';
 import { isLostConnection } from './lost-connection';
 
 describe('errorChain', () => {
@@ -21,5 +22,14 @@ describe('errorChain', () => {
     expect(isLostConnection(wrapped)).toBe(false);
     expect(isLostConnection({ cause: { code: '57P01' } })).toBe(true);
     expect(wrapsCode({ code: 42 }, new Set(['42']))).toBe(false);
+  });
+});
+
+describe('domainErrorOf', () => {
+  it("answers Postgres's disk_full (53100), as drizzle and graphql-js wrap it, as UNAVAILABLE about the database's disk", () => {
+    const postgres = Object.assign(new Error('could not extend file "base/5/16510": No space left on device'), { code: '53100', severity: 'ERROR' });
+    const known = domainErrorOf({ originalError: new Error('Failed query: insert into "workflows" …', { cause: postgres }) });
+    expect(known?.code).toBe('UNAVAILABLE');
+    expect(known?.message).toMatch(/database is out of disk space.*frees space on the database's disk/);
   });
 });

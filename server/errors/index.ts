@@ -3,7 +3,7 @@
 // HTTP routes for plain responses). A leaf: imports nothing of the project.
 
 import { errorChain } from './chain';
-import { isDiskFull } from './disk-full';
+import { isDatabaseDiskFull, isDiskFull } from './disk-full';
 import { MAX_ERROR_DETAILS, MAX_ERROR_MESSAGE, printable } from './echo';
 import { isLostConnection } from './lost-connection';
 
@@ -99,6 +99,11 @@ export const TRANSIENT_ABORTS: ReadonlySet<string> = new Set(['40P01', '40001'])
 export function domainErrorOf(error: unknown): AtelierError | undefined {
   for (const e of errorChain(error)) {
     if (e instanceof AtelierError) return e;
+    if (isDatabaseDiskFull(e))
+      return new AtelierError(
+        'UNAVAILABLE',
+        "The database is out of disk space: nothing of this request was kept (reads still work). An operator frees space on the database's disk (the embedded database's: under ATELIER_DATA_DIR; a Postgres server's: its data directory), then send the request again.",
+      );
     if (isDiskFull(e))
       return new AtelierError(
         'UNAVAILABLE',
