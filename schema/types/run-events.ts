@@ -159,7 +159,7 @@ builder.subscriptionField('runEvents', (t) =>
       return liveStream(ctx, async function* (live) {
         // The run as authScopes read it, after the caller's request came in.
         const run = await watchedRun(ctx, runId);
-        if (!run) throw notFound(`No run ${runId}.`);
+        if (!run) throw notFound(`No run ${runId}; \`atelier run list\` shows the recent ones.`);
         const watch = watchAccess(ctx, live, (ability) => mayWatch(ability, run));
         // Listening starts before anything is read, so nothing stored meanwhile is missed; it follows on from the
         // snapshot's number, or from `after` once what was stored since has been read.

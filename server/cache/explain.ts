@@ -38,7 +38,7 @@ export async function explainTask(db: Db, taskId: string, reader: CacheReader): 
         details: { domain: found.run.domain },
       });
     }
-    throw notFound(`No task ${taskId}.`);
+    throw notFound(`No task ${taskId}; name it by its run and node instead: \`atelier cache explain RUN_ID NODE\`.`);
   }
   const { task, run } = found;
   const base = { taskId, key: null, hit: false, nearest: null, differences: [] };

@@ -133,7 +133,10 @@ function fromGraphQLErrors(errors: GraphQLErrorShape[], status: number): ApiErro
   const code = first.extensions?.code ?? (status === 401 ? 'UNAUTHENTICATED' : 'ERROR');
   // Several errors at once are rare (one per failing field); their messages are kept, the first code wins.
   const details = [...(first.extensions?.details ?? []), ...errors.slice(1).map((e) => ({ message: e.message }))];
-  return new ApiError(leadOf(first.message, first.extensions?.details ?? []), code, details, code === 'UNAUTHENTICATED' ? TOKEN_HINT : undefined);
+  // A variable the server could not take is named by the CLI's own query ("$i"), not by anything the user typed: the
+  // server's detail says where in the input and what it takes.
+  const lead = /^Variable "\$/.test(first.message) && details.length ? 'A value you gave was refused:' : leadOf(first.message, first.extensions?.details ?? []);
+  return new ApiError(lead, code, details, code === 'UNAUTHENTICATED' ? TOKEN_HINT : undefined);
 }
 
 function unreachable(base: string, error: unknown): ApiError {

@@ -220,7 +220,8 @@ export function deployCommand(connect: (command: Command) => Client): Command {
         `query ($m: String) { deployments(model: $m, first: 100) { name model domain deployer url ready failedOver traffic { revision percent } rollout { revision percent state } } }`,
         { m: opts.model ?? null },
       );
-      if (!deployments.length) return console.log('no deployments');
+      if (!deployments.length)
+        return console.log(opts.model ? `no deployments of ${opts.model}` : 'no deployments: serve a model with `atelier deploy create NAME NS/MODEL@ALIAS`');
       console.log(
         table([
           ['NAME', 'MODEL', 'DOMAIN', 'DEPLOYER', 'READY', 'TRAFFIC', 'ROLLOUT', 'URL'],

@@ -36,7 +36,7 @@ export function experimentCommand(connect: (command: Command) => Client): Comman
         { n: opts.limit, d: Boolean(opts.deleted) },
       );
       const found = experiments.edges.map((e) => e.node);
-      if (!found.length) return void console.log('no experiments');
+      if (!found.length) return void console.log('no experiments yet: a workflow’s first run makes its experiment (`atelier run start WORKFLOW`)');
       const rows = found.map((e) => [
         e.name + (e.deletedAt ? ' (deleted)' : ''),
         String(e.runCount),

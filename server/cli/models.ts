@@ -64,7 +64,12 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
         `query ($ns: String, $s: String) { models(namespace: $ns, search: $s) { fullName owner { name } versions { version } aliases { alias version { version } } } }`,
         { ns: opts.namespace ?? null, s: opts.search ?? null },
       );
-      if (!models.length) return console.log('no models');
+      if (!models.length)
+        return console.log(
+          opts.namespace || opts.search
+            ? 'no models match'
+            : 'no models yet: register a task output with `atelier model register NS/NAME TASK_ID OUTPUT` (the iris example’s run registers one)',
+        );
       const rows = models.map((m) => [
         m.fullName,
         m.owner?.name ?? '-',

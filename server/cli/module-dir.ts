@@ -14,7 +14,10 @@ export async function readModuleDir(dir: string): Promise<{ root: string; manife
   );
   if (!isDir) throw new CliError(`${dir} is not a directory: pass the module's directory (the one holding ${MANIFEST_FILE})`);
   const manifestText = await readFile(path.join(root, MANIFEST_FILE), 'utf8').catch(() => null);
-  if (manifestText === null) throw new CliError(`${dir} has no ${MANIFEST_FILE}: a module directory needs one at its root`);
+  if (manifestText === null)
+    throw new CliError(
+      `${dir} has no ${MANIFEST_FILE}: a module directory needs one at its root (start from examples/iris/train/${MANIFEST_FILE}; the README's "Modules" lists its fields)`,
+    );
   const manifest = parseManifest(manifestText);
   if (
     !(await stat(path.join(root, manifest.entrypoint)).then(

@@ -1,10 +1,10 @@
-// `atelier monitor …`, `atelier alert …` and `atelier observe …`: monitors (create, list, show, pause, resume,
-// delete), the alerts inbox with people's feedback (ack, resolve, false-positive, annotate, rebaseline), and a quick
+// `atelier monitor …`, `atelier alert …` and `atelier observe …`: monitors (create, list, show, update, pause,
+// resume, delete), the alerts inbox with people's feedback (ack, resolve, false-positive, annotate, rebaseline), and a quick
 // observation. A target is written KIND:REF: `dataset:ns/name`, `model:ns/model@3` (a version) or
 // `model:ns/model@champion` (an alias), `workflow:name`.
 import { Command, InvalidArgumentError } from 'commander';
 import { ApiError, type Client } from './client';
-import { positiveInt } from './options';
+import { assertSomeChange, positiveInt } from './options';
 
 interface Target {
   kind: string;
@@ -157,6 +157,36 @@ export function monitorCommand(client: (command: Command) => Client): Command {
       for (const e of m.history.slice(0, opts.limit))
         console.log(`    ${e.at}  ${e.kind.padEnd(14)}  ${e.actor?.name ?? 'evaluator'}${e.reason ? `  ${e.reason}` : ''}`);
     });
+
+  monitor
+    .command('update <id>')
+    .description('change a monitor; what you leave out keeps its value (its target cannot change: create another)')
+    .option('--name <name>', 'a new name')
+    .option('--metric <metric>', 'a new metric to watch (its rules start over)')
+    .option('-r, --rule <json>', 'a rule as JSON (repeatable); replaces all its rules, and a rule kept as it was keeps its state', json('a rule'))
+    .option('-a, --action <json>', 'an action when an alert opens (repeatable); replaces all its actions', json('an action'))
+    .option('--every <seconds>', 'how often it is evaluated', positiveInt)
+    .option('--reason <why>', 'recorded in its history')
+    .action(
+      async (id: string, opts: { name?: string; metric?: string; rule?: unknown[]; action?: unknown[]; every?: number; reason?: string }, command: Command) => {
+        assertSomeChange(command, ['reason']);
+        const { updateMonitor } = await client(command).request<{ updateMonitor: MonitorView }>(
+          `mutation ($id: ID!, $i: MonitorChangeInput!) { updateMonitor(id: $id, input: $i) { ${MONITOR} } }`,
+          {
+            id,
+            i: {
+              name: opts.name ?? null,
+              metric: opts.metric ?? null,
+              rules: opts.rule ?? null,
+              actions: opts.action ?? null,
+              intervalSeconds: opts.every ?? null,
+              reason: opts.reason ?? null,
+            },
+          },
+        );
+        console.log(`updated monitor ${describeMonitor(updateMonitor)}`);
+      },
+    );
 
   for (const [verb, paused] of [
     ['pause', true],

@@ -1,5 +1,5 @@
 // Option parsers shared by the CLI's commands.
-import { InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { CliError } from './errors';
 
 /** Collects a repeatable option into a list. */
@@ -110,4 +110,19 @@ export function jsonObject(raw: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new InvalidArgumentError(`expected a JSON object, e.g. '{"key": "value"}', got ${JSON.stringify(raw)}`);
   return value as Record<string, unknown>;
+}
+
+/**
+ * Refuses a change command (`schedule update`, `trigger update`, …) given nothing to change, before anything is sent:
+ * the server would answer with the thing as it was and record a change of nothing. `notChanges` are options that
+ * only go with a change (a reason).
+ */
+export function assertSomeChange(command: Command, notChanges: string[] = []): void {
+  const changes = command.options.filter((o) => !o.hidden && !notChanges.includes(o.attributeName()));
+  if (changes.some((o) => command.getOptionValueSource(o.attributeName()) === 'cli')) return;
+  const path: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) path.unshift(c.name());
+  throw new CliError(
+    `nothing to change: give at least one of ${changes.map((o) => o.long).join(', ')} (\`atelier ${path.join(' ')} --help\` says what each does)`,
+  );
 }

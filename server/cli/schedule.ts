@@ -1,7 +1,7 @@
-// `atelier schedule …`: create, list, show, pause, resume and delete the cron schedules that start workflow runs.
+// `atelier schedule …`: create, list, show, update, pause, resume and delete the cron schedules that start workflow runs.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
-import { parseParam, positiveInt, wholeNumber } from './options';
+import { assertSomeChange, parseParam, positiveInt, wholeNumber } from './options';
 
 interface ScheduleView {
   id: string;
@@ -32,6 +32,13 @@ function dateTime(raw: string): string {
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);
   return new Date(raw).toISOString();
 }
+
+/**
+ * `schedule update --start/--end`: a date-time, or `none` to take that end of the window away (kept as the word here:
+ * commander stores a parser's null as "", which the API would refuse as a date-time).
+ */
+const dateTimeOrNone = (raw: string): string => (raw.trim().toLowerCase() === 'none' ? 'none' : dateTime(raw));
+const windowEnd = (value: string | undefined) => (value === 'none' ? null : value);
 
 /** `cancel-previous` → `CANCEL_PREVIOUS`: the CLI takes lower-case words, the API enum values. */
 const enumValue = (word: string | undefined) => word?.toUpperCase().replace(/-/g, '_') ?? null;
@@ -149,6 +156,64 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
           `    ${f.fireTime}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
         );
     });
+
+  schedule
+    .command('update <id>')
+    .description('change a schedule; what you leave out keeps its value, and a new cron, zone or window applies from now on')
+    .option('--cron <expr>', 'a new cron expression: 5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first')
+    .option('--tz <zone>', 'a new IANA time zone the cron expression is read in')
+    .option('-p, --param <key=value>', 'run parameter (repeatable); replaces all its parameters: give every one it should keep', parseParam)
+    .addOption(
+      new Option('--catch-up <policy>', 'missed fire times: run none, the latest once, or all up to --catch-up-limit').choices(['skip', 'latest', 'all']),
+    )
+    .option('--catch-up-limit <n>', 'with --catch-up all: most missed fire times run', positiveInt)
+    .addOption(
+      new Option('--overlap <policy>', 'when the previous run is still going: start anyway, skip, or cancel it').choices(['allow', 'skip', 'cancel-previous']),
+    )
+    .option('--priority <n>', 'of the runs it starts, -10 to 10', wholeNumber)
+    .option('--name <name>', 'a new name, unique per workflow')
+    .option('--start <datetime>', 'no fire time before this (ISO 8601), or none', dateTimeOrNone)
+    .option('--end <datetime>', 'no fire time after this (ISO 8601), or none', dateTimeOrNone)
+    .action(
+      async (
+        id: string,
+        opts: {
+          cron?: string;
+          tz?: string;
+          param?: Record<string, unknown>;
+          catchUp?: string;
+          catchUpLimit?: number;
+          overlap?: string;
+          priority?: number;
+          name?: string;
+          start?: string;
+          end?: string;
+        },
+        command: Command,
+      ) => {
+        assertSomeChange(command);
+        // Only what was given is sent: a field sent as null would clear the window's ends.
+        const input = Object.fromEntries(
+          Object.entries({
+            cron: opts.cron,
+            timeZone: opts.tz,
+            parameters: opts.param,
+            catchUp: opts.catchUp && enumValue(opts.catchUp),
+            catchUpLimit: opts.catchUpLimit,
+            overlap: opts.overlap && enumValue(opts.overlap),
+            priority: opts.priority,
+            name: opts.name,
+            startAt: windowEnd(opts.start),
+            endAt: windowEnd(opts.end),
+          }).filter(([, value]) => value !== undefined),
+        );
+        const { updateSchedule } = await connect(command).request<{ updateSchedule: ScheduleView }>(
+          `mutation ($id: ID!, $input: UpdateScheduleInput!, $count: Int) { updateSchedule(id: $id, input: $input) { ${SCHEDULE_FIELDS} } }`,
+          { id, input, count: 3 },
+        );
+        console.log(`updated schedule ${describe(updateSchedule)}`);
+      },
+    );
 
   for (const [verb, mutation, help] of [
     ['pause', 'pauseSchedule', 'stop a schedule firing until it is resumed'],

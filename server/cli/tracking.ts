@@ -102,7 +102,12 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
         );
         found = runs.edges.map((e) => e.node);
       }
-      if (!found.length) console.log('no runs');
+      if (!found.length)
+        console.log(
+          opts.workflow || status?.length || opts.filter
+            ? 'no runs match'
+            : 'no runs yet: start one with `atelier run start WORKFLOW` (`atelier workflow list` shows the workflows)',
+        );
       for (const r of found) {
         const took = r.finishedAt ? formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt)) : '';
         console.log(`${r.id}  ${r.status.padEnd(9)}  ${runLabel(r).padEnd(24)}  ${r.createdAt}  ${took}`);

@@ -1,9 +1,9 @@
-// `atelier trigger …`: create, list, show, pause, resume, delete and fire the triggers that start workflow runs on
+// `atelier trigger …`: create, list, show, update, pause, resume, rotate (an http one's secret), delete and fire the triggers that start workflow runs on
 // events (a new dataset version, an alias moved, another workflow's run succeeding, an alert, an inbound hook).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
-import { parseParam, positiveInt, wholeNumber } from './options';
+import { assertSomeChange, parseParam, positiveInt, wholeNumber } from './options';
 
 interface TriggerView {
   id: string;
@@ -135,6 +135,50 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
         console.log(
           `    ${f.signalAt}  ${f.signalType}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
         );
+    });
+
+  trigger
+    .command('update <name>')
+    .description('change a trigger; what you leave out keeps its value (what it listens for cannot change: create another)')
+    .option('-p, --param <key=value>', 'fixed run parameter (repeatable); replaces all its fixed parameters: give every one it should keep', parseParam)
+    .option('-m, --map <param=/pointer>', 'run parameter taken from the event payload (repeatable); replaces its whole map', mapping)
+    .addOption(new Option('--overlap <policy>', 'when its previous run is still going').choices(['allow', 'skip', 'cancel-previous']))
+    .option('--priority <n>', 'of the runs it starts, -10 to 10', wholeNumber)
+    .option('--max-runs-per-minute <n>', 'rate limit; signals beyond are recorded rate-limited', positiveInt)
+    .action(
+      async (
+        name: string,
+        opts: { param?: Record<string, unknown>; map?: Record<string, string>; overlap?: string; priority?: number; maxRunsPerMinute?: number },
+        command: Command,
+      ) => {
+        assertSomeChange(command);
+        const { updateTrigger } = await connect(command).client.request<{ updateTrigger: TriggerView }>(
+          `mutation ($id: String!, $input: UpdateTriggerInput!) { updateTrigger(id: $id, input: $input) { ${FIELDS} } }`,
+          {
+            id: name,
+            input: {
+              parameters: opts.param ?? null,
+              parameterMap: opts.map ?? null,
+              overlap: enumValue(opts.overlap),
+              priority: opts.priority ?? null,
+              maxRunsPerMinute: opts.maxRunsPerMinute ?? null,
+            },
+          },
+        );
+        console.log(`updated trigger ${describe(updateTrigger)}`);
+      },
+    );
+
+  trigger
+    .command('rotate <name>')
+    .description('a new HMAC secret for an http trigger (printed once); the old one stops working at once')
+    .action(async (name: string, _opts: unknown, command: Command) => {
+      const { rotateTriggerSecret } = await connect(command).client.request<{ rotateTriggerSecret: { trigger: TriggerView; secret: string } }>(
+        `mutation ($id: String!) { rotateTriggerSecret(id: $id) { secret trigger { ${FIELDS} } } }`,
+        { id: name },
+      );
+      console.log(`rotated trigger ${describe(rotateTriggerSecret.trigger)}`);
+      console.log(`secret (shown once; sign hooks with it from now on): ${rotateTriggerSecret.secret}`);
     });
 
   for (const [verb, mutation, help] of [

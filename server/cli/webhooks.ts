@@ -2,7 +2,7 @@
 // log (deliveries, replay). The secret is printed once, when created or rotated.
 import { Command, Option } from 'commander';
 import type { Client } from './client';
-import { collect, positiveInt } from './options';
+import { assertSomeChange, collect, positiveInt } from './options';
 
 interface WebhookView {
   id: string;
@@ -79,6 +79,7 @@ export function webhookCommand(connect: (command: Command) => Client): Command {
     .addOption(new Option('--active', 'deliver again (pending deliveries resume)').conflicts('inactive'))
     .option('--inactive', 'stop new deliveries; pending ones wait')
     .action(async (id: string, opts: { url?: string; event?: string[]; description?: string; active?: boolean; inactive?: boolean }, command: Command) => {
+      assertSomeChange(command);
       const active = opts.active ? true : opts.inactive ? false : null;
       const { updateWebhook } = await connect(command).request<{ updateWebhook: WebhookView }>(
         `mutation ($id: ID!, $url: String, $events: [String!], $description: String, $active: Boolean) {

@@ -114,7 +114,7 @@ export async function decideDeclassification(
   return audited(db, () =>
     retryingTransaction(db, async (tx) => {
       const [request] = await tx.select().from(declassifications).where(eq(declassifications.id, input.id)).for('update');
-      if (!request) throw notFound(`No declassification ${input.id}.`);
+      if (!request) throw notFound(`No declassification ${input.id}; \`atelier declassify list --all\` lists them.`);
       const [dataset] = await tx.select().from(datasets).where(eq(datasets.id, request.datasetId));
       const subject = `dataset:${dataset!.namespace}/${dataset!.name}.${request.column}`;
       await assertMayDecide(tx, ability, identity, request, dataset!);

@@ -87,7 +87,7 @@ export async function previewDataset(
     .where(and(eq(datasets.namespace, input.dataset.slice(0, slash)), eq(datasets.name, input.dataset.slice(slash + 1))))
     .orderBy(desc(datasetVersions.version))
     .limit(1);
-  if (!head) throw notFound(`No dataset ${input.dataset}.`);
+  if (!head) throw notFound(`No dataset ${input.dataset}; \`atelier dataset list\` lists the ones you may read.`);
   const all = head.columns.map((c) => c.name);
   const groupBy = input.groupBy ? [...new Set(input.groupBy)] : null;
   // Columns the request computes with (an oracle on each when withheld), beside those it only shows.

@@ -226,7 +226,7 @@ export async function readProfile(
     .select({ id: datasetVersions.id, columns: datasetVersions.columns })
     .from(datasetVersions)
     .where(and(eq(datasetVersions.datasetId, row.id), eq(datasetVersions.version, version)));
-  if (!v) throw notFound(`Dataset ${dataset} has no version ${version}.`);
+  if (!v) throw notFound(`Dataset ${dataset} has no version ${version}; \`atelier dataset show ${dataset}\` lists its versions.`);
   const readable = new Set(
     await readableColumns(
       db,

@@ -17,6 +17,7 @@ import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 import { rejectTyped } from './limit-errors';
 import { useSharedSubscriptionResults } from './shared-results';
+import { useTypedVariableErrors } from './variable-errors';
 import { apiLogger } from './yoga-logger';
 
 export type ApiYoga = YogaServerInstance<Record<string, unknown>, Context>;
@@ -83,6 +84,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     plugins: [
       EnvelopArmorPlugin(armorConfig),
       useInputGuard(),
+      // Before the bounding, which may cut the message this reads.
+      useTypedVariableErrors(),
       useBoundedErrors(),
       // Before the refusal audit, which wraps whatever subscribe function it finds (so it wraps this one).
       useSharedSubscriptionResults({ shareable: new Set(['runEvents', 'allRunEvents']) }),

@@ -85,6 +85,12 @@ describe('module manifest', () => {
     expect(error.details).toContainEqual({ path, message: expect.stringContaining(message) });
   });
 
+  it('says to write the namespace apart when the name is the full ns/name, as the CLI writes modules', () => {
+    const error = errorOf(full.replace('namespace: ml\nname: score', 'name: ml/score'));
+    expect(error.details).toEqual([{ path: 'name', message: 'is the full name "ml/score": write its namespace apart, as `namespace: ml` and `name: score`' }]);
+    expect(errorOf(full.replace('name: score', 'name: ml/score')).details).toContainEqual({ path: 'name', message: expect.stringContaining('must be 1–64') });
+  });
+
   it('refuses YAML that does not parse, and a parameter schema that is not JSON Schema', () => {
     expect(errorOf('namespace: [unclosed').message).toMatch(/not valid YAML/);
     expect(errorOf(full.replace('type: object\n  required', 'type: objekt\n  required')).details[0]?.path).toBe('parameters');

@@ -172,7 +172,7 @@ function manifestFrom(raw: unknown, digest?: string): ModuleManifest {
       },
     ]);
   if (!validateManifestShape(raw)) {
-    throw invalid(describeAjvErrors(validateManifestShape.errors, '', patternWords));
+    throw invalid(fullNameApart(raw, describeAjvErrors(validateManifestShape.errors, '', patternWords)));
   }
   const manifest = raw as ModuleManifest;
   // Every problem at once: the ports' and the parameter schema's, so one push shows all there is to fix.
@@ -182,6 +182,18 @@ function manifestFrom(raw: unknown, digest?: string): ModuleManifest {
   if (problems.length) throw invalid(problems);
   if (compiled?.validate && digest) rememberValidator(digest, compiled.validate);
   return manifest;
+}
+
+/**
+ * `name: examples/train`, the module's full name as the CLI writes it, is the mistake a first manifest makes: its
+ * refusal says to write the namespace apart, instead of a pattern and a missing namespace that leave it to be worked out.
+ */
+function fullNameApart(raw: unknown, details: ErrorDetail[]): ErrorDetail[] {
+  const { name, namespace } = (raw ?? {}) as { name?: unknown; namespace?: unknown };
+  const parts = typeof name === 'string' && name.length <= 130 && namespace === undefined ? /^([^/\s]+)\/([^/\s]+)$/.exec(name) : null;
+  if (!parts) return details;
+  const apart = `is the full name "${name}": write its namespace apart, as \`namespace: ${parts[1]}\` and \`name: ${parts[2]}\``;
+  return [{ path: 'name', message: apart }, ...details.filter((d) => d.path !== 'name' && d.path !== 'namespace')];
 }
 
 /** What the JSON Schema cannot say: unique names, and lineage that names declared input columns. */

@@ -14,12 +14,14 @@ describe('parameter schemas', () => {
     expect(checkParameters('sha256:redos', schema, { u: 'abc' })).toHaveLength(1);
   });
 
-  it('name the parameter a misspelt one most likely meant, where the schema closes its object', () => {
+  it('name the parameter a misspelt one most likely meant, or else the ones it takes, where the schema closes its object', () => {
     const schema = { type: 'object', additionalProperties: false, properties: { learningRate: { type: 'number' }, epochs: { type: 'integer' } } };
     expect(checkParameters('sha256:typo', schema, { learning_rate: 0.1 })).toEqual([
       { path: 'parameters', message: 'unknown field "learning_rate" (did you mean "learningRate"?)' },
     ]);
-    expect(checkParameters('sha256:typo', schema, { batch: 8 })).toEqual([{ path: 'parameters', message: 'unknown field "batch"' }]);
+    expect(checkParameters('sha256:typo', schema, { batch: 8 })).toEqual([
+      { path: 'parameters', message: 'unknown field "batch" (it takes learningRate, epochs)' },
+    ]);
   });
 
   it('compile once per digest', () => {

@@ -41,7 +41,10 @@ export function describeAjvErrors(errors: ErrorObject[] | null | undefined, root
       // The validators are verbose, so the error carries the object's schema and with it the names it knows.
       const known = Object.keys((e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
       const meant = closestName(String(e.params.additionalProperty), known);
-      return { path: path || '(root)', message: `unknown field ${quoted(String(e.params.additionalProperty))}${meant ? ` (did you mean "${meant}"?)` : ''}` };
+      // No near name: the names it takes, so the reader need not look them up (a long list shortened).
+      const takes = known.length > 12 ? `${known.slice(0, 12).join(', ')}, …` : known.join(', ');
+      const hint = meant ? ` (did you mean "${meant}"?)` : known.length ? ` (it takes ${takes})` : '';
+      return { path: path || '(root)', message: `unknown field ${quoted(String(e.params.additionalProperty))}${hint}` };
     }
     if (e.keyword === 'enum') return { path, message: `must be one of ${(e.params.allowedValues as unknown[]).join(', ')}` };
     const words = e.keyword === 'pattern' && Object.hasOwn(patternWords, String(e.params.pattern)) ? patternWords[String(e.params.pattern)] : undefined;

@@ -159,7 +159,7 @@ export async function resolveAlertByCheck(tx: Tx, key: string, reason: string, a
   return true;
 }
 
-const noAlert = (id: string) => notFound(`No alert ${id} that you may read.`);
+const noAlert = (id: string) => notFound(`No alert ${id} that you may read; \`atelier alert list --all\` lists your teams' alerts.`);
 
 /** Whether the caller may read the alert: admins, members of its team, readers of its target. */
 export async function mayReadAlert(db: Db | Tx, caller: Caller, alert: Alert): Promise<boolean> {

@@ -82,7 +82,7 @@ export async function monitorEvent(
   await tx.insert(monitorEvents).values({ ...event, reason: event.reason ?? '', details: event.details ?? {} });
 }
 
-const noMonitor = (id: string) => notFound(`No monitor ${id} that you may read.`);
+const noMonitor = (id: string) => notFound(`No monitor ${id} that you may read; \`atelier monitor list TARGET\` lists a target's monitors.`);
 
 /** Whether the caller may read the monitor: admins, members of its team, and readers of its target. */
 export async function mayReadMonitor(db: Db | Tx, caller: Caller, monitor: Monitor): Promise<boolean> {

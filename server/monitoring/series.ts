@@ -44,7 +44,10 @@ const MAX_GROUPS = 100;
 const keyRe = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
 /** The answer a caller who may not read the target gets, whether or not it exists. */
-export const noTarget = (ref: TargetRef) => notFound(`No ${ref.kind} ${String(ref.ref).slice(0, 300)} that you may read.`);
+export const noTarget = (ref: TargetRef) =>
+  notFound(
+    `No ${ref.kind} ${String(ref.ref).slice(0, 300)} that you may read; check its name (a model target names a version or an alias: ns/model@3, ns/model@champion).`,
+  );
 
 /** The target, when the caller may read it; NOT_FOUND (the same answer as for none) otherwise. */
 export async function readableTarget(db: Db | Tx, caller: Caller, ref: TargetRef): Promise<Target> {

@@ -64,7 +64,9 @@ export async function resolveModelInputs(
   const abilities = await readers();
   const readable = (version: ModelVersion) => abilities.every((a) => a.can('read', subject('ModelVersion', { ...version }), 'lineage'));
   const refusal = (node: string, port: string, ref: string) =>
-    notFound(`Node "${node}" takes model ${ref} as "${port}": there is no such model version you may read.`);
+    notFound(
+      `Node "${node}" takes model ${ref} as "${port}": there is no such model version you may read; \`atelier model show NS/NAME\` lists its versions and aliases.`,
+    );
   const keptIds = [...new Set([...(pinned?.values() ?? [])].flatMap((ports) => Object.values(ports).map((m) => m.versionId)))];
   const keptVersions =
     abilities.length && keptIds.length
@@ -109,14 +111,15 @@ export async function partitionItems(tx: Tx, node: string, source: string, domai
   const dataset = await findDataset(tx, match[1]!);
   const denial = datasetDenial(domain, 'read', dataset.domain);
   if (denial) throw badInput(`Node "${node}" maps over the partitions of ${match[1]}, which ${domain} runs may not read: ${denial}.`);
-  if (match[2] && versionNumber(match[2]) === null) throw notFound(`Node "${node}" maps over ${source}: the dataset has no such version.`);
+  if (match[2] && versionNumber(match[2]) === null)
+    throw notFound(`Node "${node}" maps over ${source}: the dataset has no such version; \`atelier dataset show NAME\` lists its versions.`);
   const [version] = match[2]
     ? await tx
         .select()
         .from(datasetVersions)
         .where(and(eq(datasetVersions.datasetId, dataset.id), eq(datasetVersions.version, Number(match[2]))))
     : [await latestVersion(tx, dataset.id)];
-  if (!version) throw notFound(`Node "${node}" maps over ${source}: the dataset has no such version.`);
+  if (!version) throw notFound(`Node "${node}" maps over ${source}: the dataset has no such version; \`atelier dataset show NAME\` lists its versions.`);
   if (!version.partitions.length)
     throw badInput(`Node "${node}" maps over the partitions of ${match[1]} version ${version.version}, which lists none; add a version with partitions.`);
   return version.partitions.map((p) => ({ dataset: match[1]!, version: version.version, partition: p.name, digest: p.digest }));

@@ -17,7 +17,7 @@ import { lockRuns } from './recorded-tasks';
 export async function cancelRun(ctx: OrchestratorContext, runId: string, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
     const run = await lockRunTree(tc.tx, runId);
-    if (!run) throw notFound(`No run ${runId}.`);
+    if (!run) throw notFound(`No run ${runId}; \`atelier run list\` shows the recent ones.`);
     assertCancellable(run);
     return cancelInTx(tc, run, `cancelled${identity ? ` by ${identity.name}` : ''}`);
   });

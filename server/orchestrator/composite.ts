@@ -39,7 +39,8 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
   const [version] = await tx.select().from(workflowVersions).where(eq(workflowVersions.id, task.childWorkflowVersionId!));
   const [workflow] = version ? await tx.select().from(workflows).where(eq(workflows.id, version.workflowId)) : [];
   try {
-    if (!version || !workflow) throw notFound(`the pinned version of ${task.workflowRef} no longer exists`);
+    if (!version || !workflow)
+      throw notFound(`the pinned version of ${task.workflowRef} no longer exists; start a new run, which pins the workflow's current version`);
     const [creator] = run.createdBy ? await tx.select().from(identities).where(eq(identities.id, run.createdBy)) : [];
     // Linked before it is made: a child whose every task is served from cache ends inside createRun, and its end
     // reaches this node only if the node already names it (notifyParent). Linked after, the node stayed RUNNING and

@@ -173,7 +173,7 @@ async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ wo
 async function loadSource(tx: Tx, runId: string) {
   if (!isUuid(runId)) throw badInput(`"${runId}" is not a run id (a UUID).`);
   const [source] = await tx.select().from(runs).where(eq(runs.id, runId));
-  if (!source) throw notFound(`No run ${runId}.`);
+  if (!source) throw notFound(`No run ${runId}; \`atelier run list\` shows the recent ones.`);
   if (!source.workflowId || !source.workflowVersionId)
     throw badInput(`Run ${runId} was logged from outside a workflow (trigger EXTERNAL): there is no workflow to run again. Log a new run instead.`);
   const [workflow] = await tx.select().from(workflows).where(eq(workflows.id, source.workflowId));

@@ -192,7 +192,7 @@ export async function rollbackModelAlias(
       const model = await findModel(tx, input.model, { lock: true });
       await assertMayWriteModel(tx, ability, identity, model, 'model.alias.rollback');
       const current = await aliasOf(tx, model.id, input.alias);
-      if (!current) throw notFound(`${nameOf(model)} has no alias "${input.alias}".`);
+      if (!current) throw notFound(`${nameOf(model)} has no alias "${input.alias}"; \`atelier model show ${nameOf(model)}\` lists its aliases.`);
       if (current.domain === 'production' && !ability.can('start', subject('Run', { domain: 'production' })))
         throw refusal(
           {

@@ -135,7 +135,7 @@ export async function decideModelPromotion(
   return auditedRegistry(db, () =>
     db.transaction(async (tx) => {
       const [request] = await tx.select().from(modelPromotions).where(eq(modelPromotions.id, input.id)).for('update');
-      if (!request) throw notFound(`No promotion ${input.id}.`);
+      if (!request) throw notFound(`No promotion ${input.id}; \`atelier model show NS/NAME\` lists a model's pending promotions.`);
       const [model] = await tx.select().from(registeredModels).where(eq(registeredModels.id, request.modelId)).for('update');
       await assertMayDecidePromotion(tx, ability, identity, request, model!);
       const [version] = await tx.select().from(modelVersions).where(eq(modelVersions.id, request.versionId));

@@ -19,7 +19,7 @@ export async function runById(db: Db, id: string): Promise<Run | null> {
 /** The run, or NOT_FOUND. */
 export async function findRun(db: Db, id: string): Promise<Run> {
   const run = await runById(db, id);
-  if (!run) throw notFound(`No run ${id}.`);
+  if (!run) throw notFound(`No run ${id}; \`atelier run list\` shows the recent ones.`);
   return run;
 }
 

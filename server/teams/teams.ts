@@ -68,7 +68,7 @@ export async function setTeamMember(db: Db, ability: AppAbility, caller: Identit
     const team = await teamByName(tx, input.team);
     await assertMayManageTeam(tx, ability, team);
     const [member] = await tx.select().from(identities).where(eq(identities.name, input.identity));
-    if (!member) throw notFound(`No user or service account named "${input.identity}".`);
+    if (!member) throw notFound(`No user or service account named "${input.identity}"; an admin creates a user with \`atelier user create NAME\`.`);
     await tx
       .insert(teamMembers)
       .values({ teamId: team.id, identityId: member.id, role: input.role, addedBy: caller.id })
@@ -90,7 +90,7 @@ export async function removeTeamMember(db: Db, ability: AppAbility, caller: Iden
     const team = await teamByName(tx, input.team);
     await assertMayManageTeam(tx, ability, team);
     const [member] = await tx.select().from(identities).where(eq(identities.name, input.identity));
-    if (!member) throw notFound(`No user or service account named "${input.identity}".`);
+    if (!member) throw notFound(`No user or service account named "${input.identity}"; an admin creates a user with \`atelier user create NAME\`.`);
     const removed = await tx
       .delete(teamMembers)
       .where(and(eq(teamMembers.teamId, team.id), eq(teamMembers.identityId, member.id)))

@@ -44,7 +44,7 @@ export function checkTags(tags: readonly TagInput[]): void {
 async function annotatable(db: Db, ability: AppAbility, caller: Identity, runId: string, action: string): Promise<Run> {
   assertCan(ability, 'read', 'Run', 'read runs');
   const [run] = await db.select().from(runs).where(eq(runs.id, runId));
-  if (!run || run.deletedAt) throw notFound(`No run ${runId}.`);
+  if (!run || run.deletedAt) throw notFound(`No run ${runId}; \`atelier run list\` shows the recent ones.`);
   if (!ability.can('start', subject('Run', { domain: run.domain }))) {
     return refuse(
       db,

@@ -105,7 +105,7 @@ export async function getArtifact(db: Db, store: ObjectStore, caller: Caller, ta
     // Two executions of a running attempt may each have logged one: the latest (its result keeps one execution's).
     .orderBy(desc(runArtifacts.at))
     .limit(1);
-  if (!row) throw notFound(`Run ${taskId} has no artifact "${path}".`);
+  if (!row) throw notFound(`Run ${taskId} has no artifact "${path}"; artifacts/list lists its artifacts.`);
   return store.stream(row.digest);
 }
 

@@ -67,7 +67,8 @@ export async function changeExperiment(db: Db, caller: Caller, ref: string, chan
         throw badInput(`${label} is its workflow's own: the workflow's runs are grouped there for as long as it exists. Rename or tag it instead.`);
       // A Map, not an object: a tag named __proto__ is a tag (assigned on an object it was dropped without a word).
       const tags = new Map(Object.entries(current.tags));
-      for (const key of change.deleteTags ?? []) if (!tags.delete(key)) throw notFound(`${label} has no tag "${key}".`);
+      for (const key of change.deleteTags ?? [])
+        if (!tags.delete(key)) throw notFound(`${label} has no tag "${key}"; \`atelier experiment list\` shows its tags.`);
       for (const { key, value } of change.setTags ?? []) tags.set(key, value);
       if (name !== undefined && name !== current.name) {
         const [taken] = await tx.select({ id: experiments.id }).from(experiments).where(eq(experiments.name, name));

@@ -195,9 +195,9 @@ export async function tagsOfRun(db: Db | Tx, runId: string): Promise<Record<stri
 export async function externalTaskOf(db: Db | Tx, caller: Caller, runId: string): Promise<string> {
   const found = isUuid(runId) ? await db.select().from(tasks).where(eq(tasks.runId, runId)) : [];
   const task = found.find((t) => t.kind === 'external') ?? found[0];
-  if (!task) throw notFound(`No run ${runId} that you may read.`);
+  if (!task) throw notFound(`No run ${runId} that you may read; \`atelier run list\` shows the recent ones.`);
   const tracked = await findTracked(db, caller, task.id).catch(() => {
-    throw notFound(`No run ${runId} that you may read.`);
+    throw notFound(`No run ${runId} that you may read; \`atelier run list\` shows the recent ones.`);
   });
   if (tracked.task.kind !== 'external')
     throw badInput(`Run ${runId} is a workflow run: its tasks log from inside (MLflow's API with the task's MLFLOW_RUN_ID), not through these mutations.`);

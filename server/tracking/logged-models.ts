@@ -83,7 +83,7 @@ export async function createLoggedModel(db: Db, caller: Caller, input: CreateInp
   if (input.name && input.name.length > 250) throw badInput('A logged model name is at most 250 characters.');
   if (input.modelType && input.modelType.length > 100) throw badInput('model_type is at most 100 characters (e.g. Classifier, LLM, Agent).');
   const experiment = await findExperiment(db, input.experimentId);
-  if (!experiment) throw notFound(`No experiment ${input.experimentId}.`);
+  if (!experiment) throw notFound(`No experiment ${input.experimentId}: create it first (experiments/create), or name an existing one.`);
   if (experiment.deletedAt) throw badInput(`Experiment ${experiment.name} is deleted: restore it or log the model into another one.`);
   let tracked: Tracked | null = null;
   if (input.sourceRunId) {
@@ -179,7 +179,7 @@ export async function setLoggedModelTags(db: Db, caller: Caller, id: string, tag
 
 export async function deleteLoggedModelTag(db: Db, caller: Caller, id: string, key: string): Promise<void> {
   await change(db, caller, id, async (_tx, { model }) => {
-    if (!Object.hasOwn(model.tags, key)) throw notFound(`Logged model ${id} has no tag "${key}".`);
+    if (!Object.hasOwn(model.tags, key)) throw notFound(`Logged model ${id} has no tag "${key}"; logged-models/get shows its tags.`);
     const { [key]: _gone, ...tags } = model.tags;
     return { tags };
   });
@@ -243,7 +243,7 @@ export async function getModelArtifact(db: Db, store: ObjectStore, caller: Calle
     .select()
     .from(loggedModelArtifacts)
     .where(and(eq(loggedModelArtifacts.modelId, id), eq(loggedModelArtifacts.path, path)));
-  if (!row) throw notFound(`Logged model ${id} has no file "${path}".`);
+  if (!row) throw notFound(`Logged model ${id} has no file "${path}"; logged-models/list-artifacts lists its files.`);
   return store.stream(row.digest);
 }
 

@@ -1,10 +1,11 @@
 // Module references (`ns/name@tag|version`) resolved to the versions a plan pins: the reads of each module by its
 // name, built once (server/db/prepared.ts) since every startRun makes them.
-import { and, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, or, sql } from 'drizzle-orm';
 import { arrayLiteral } from '../db/arrays';
 import type { Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/tables/modules';
+import { closestName } from '../errors/did-you-mean';
 import { parseModuleRef } from '../modules/ref';
 
 export type ResolvedModule = ModuleVersion & { namespace: string; name: string };
@@ -50,13 +51,49 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise
   });
   for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of await Promise.all(reads)) {
     if (!mod) {
-      for (const s of selectors) resolved.set(`${key}@${s}`, `unknown module ${key}; publish it first with \`npx atelier module push DIR\``);
+      const problem = await unknownModule(tx, namespace, name);
+      for (const s of selectors) resolved.set(`${key}@${s}`, problem);
       continue;
     }
     for (const selector of selectors) {
       const version = tagRows.find((r) => r.tag === selector)?.version ?? versionRows.find((v) => v.version === selector);
-      resolved.set(`${key}@${selector}`, version ? { ...version, namespace, name } : `module ${key} has no tag or version "${selector}"`);
+      resolved.set(`${key}@${selector}`, version ? { ...version, namespace, name } : await unknownSelector(tx, key, mod.id, selector));
     }
   }
   return resolved;
+}
+
+// The refusals below run only when a reference does not resolve: they say what the reference most likely meant, from
+// the names every member may list (`atelier module list`, a module's tags), so a typo is fixed without a look-up.
+
+/** `unknown module ns/nmae (did you mean "ns/name"?)`, from the modules of its namespace and those of its name. */
+async function unknownModule(tx: Tx, namespace: string, name: string): Promise<string> {
+  const near = await tx
+    .select({ namespace: modules.namespace, name: modules.name })
+    .from(modules)
+    .where(or(eq(modules.namespace, namespace), eq(modules.name, name)))
+    .limit(1000);
+  const meant = closestName(
+    `${namespace}/${name}`,
+    near.map((m) => `${m.namespace}/${m.name}`),
+  );
+  const hint = meant ? ` (did you mean "${meant}"?)` : '';
+  return `unknown module ${namespace}/${name}${hint}; publish it first with \`npx atelier module push DIR\`, or see the published ones with \`npx atelier module list\``;
+}
+
+/** `module ns/name has no tag or version "lates" (did you mean "latest"?; its tags: …, latest version …)`. */
+async function unknownSelector(tx: Tx, key: string, moduleId: string, selector: string): Promise<string> {
+  const [tags, [newest]] = await Promise.all([
+    tx.select({ tag: moduleTags.tag }).from(moduleTags).where(eq(moduleTags.moduleId, moduleId)).orderBy(moduleTags.tag).limit(50),
+    tx
+      .select({ version: moduleVersions.version })
+      .from(moduleVersions)
+      .where(eq(moduleVersions.moduleId, moduleId))
+      .orderBy(desc(moduleVersions.createdAt))
+      .limit(1),
+  ]);
+  const names = tags.map((t) => t.tag);
+  const meant = closestName(selector, names);
+  const has = [names.length ? `its tags: ${names.join(', ')}` : 'no tags', newest ? `its newest version: ${newest.version}` : ''].filter(Boolean).join('; ');
+  return `module ${key} has no tag or version "${selector}" (${meant ? `did you mean "${meant}"? ` : ''}${has})`;
 }

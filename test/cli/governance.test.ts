@@ -282,7 +282,7 @@ describe('atelier dataset, declassify and audit', () => {
     expect(created.code, show(created)).toBe(0);
     const token = created.stdout.trim();
     expect(created.stderr).toMatch(/^token for ci \(member\), limited to read:Run, start:Run, expires \d{4}-/);
-    expect((await runCli({ url: t.url, token }, ['run', 'list'])).stdout.trim()).toBe('no runs');
+    expect((await runCli({ url: t.url, token }, ['run', 'list'])).stdout).toMatch(/^no runs yet: start one with `atelier run start WORKFLOW`/);
     const scoped = await runCli({ url: t.url, token }, ['dataset', 'list']);
     expect(scoped.code, show(scoped)).toBe(1);
     expect(scoped.stderr).toMatch(/error \[FORBIDDEN\]/);

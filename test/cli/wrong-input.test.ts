@@ -138,7 +138,7 @@ describe('option values', () => {
     refused(await cli(['run', 'list', '--status', 'bogus']), /--status.*expected one of QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, got "bogus"/);
     const r = await cli(['run', 'list', '--status', 'failed']);
     expect(r.code, showCli(r)).toBe(0);
-    expect(r.stdout).toBe('no runs\n');
+    expect(r.stdout).toBe('no runs match\n');
   });
 
   it('names the team roles for a wrong --role', async () => {

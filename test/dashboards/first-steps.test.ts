@@ -37,6 +37,12 @@ it('points a first startâ€™s empty module and workflow lists to the repositoryâ€
   await page.getByText('npx atelier workflow create examples/iris/workflow.yaml', { exact: true }).waitFor();
 });
 
+it('says on the webhooks page, before any team exists, that webhooks belong to a team and how to make one', async () => {
+  await page.goto(`${t.url}/webhooks`);
+  await page.getByRole('heading', { name: 'No teams yet' }).waitFor();
+  await page.getByText('npx atelier team create NAME', { exact: true }).waitFor();
+});
+
 describe('a failed run', () => {
   beforeAll(async () => {
     await Promise.all([t.publishFixture('echo'), t.publishFixture('fail')]);

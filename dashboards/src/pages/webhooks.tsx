@@ -52,7 +52,7 @@ export function WebhooksPage() {
   const { query } = useLocation();
   const team = query.get('team') ?? '';
   const selected = query.get('webhook');
-  const [teams] = useQuery({ query: TEAMS });
+  const [teams, reexecuteTeams] = useQuery({ query: TEAMS });
   const [result, reexecute] = useQuery({ query: WEBHOOKS, variables: { team }, pause: !team, requestPolicy: 'cache-and-network' });
   const refresh = refetch(reexecute);
   const [secret, setSecret] = useState<Secret | null>(null);
@@ -76,9 +76,28 @@ export function WebhooksPage() {
       </div>
       {secret && <SecretCard secret={secret} onDismiss={() => setSecret(null)} />}
       {!team ? (
-        <EmptyState title="Choose a team">
-          <p>A team’s webhooks POST its events (docs/webhooks.md), signed with their secret, to a URL on the allow-list.</p>
-        </EmptyState>
+        // The teams to choose from: their error shown, and none at all said with how to make the first.
+        <QueryState
+          data={teams.data?.teams}
+          error={teams.error}
+          errorTitle="Could not load your teams"
+          loading="Loading teams…"
+          retry={refetch(reexecuteTeams)}
+          empty={
+            <EmptyState title="No teams yet">
+              <p>
+                Webhooks belong to a team. An admin creates one with <code>npx atelier team create NAME</code> and adds people with{' '}
+                <code>npx atelier team add NAME USER</code>.
+              </p>
+            </EmptyState>
+          }
+        >
+          {() => (
+            <EmptyState title="Choose a team">
+              <p>A team’s webhooks POST its events (docs/webhooks.md), signed with their secret, to a URL on the allow-list.</p>
+            </EmptyState>
+          )}
+        </QueryState>
       ) : (
         <>
           <CreateForm

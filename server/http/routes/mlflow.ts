@@ -166,7 +166,8 @@ const endpoints: Record<string, Endpoint> = {
       const tags = Object.fromEntries(keyValues(p, 'tags').map((t) => [t.key, t.value]));
       const start = int(p, 'start_time');
       const experiment = str(p, 'experiment_id', false) || null;
-      if (experiment && experiment !== '0' && !(await findExperiment(db, experiment))) throw notFound(`No experiment ${experiment}.`);
+      if (experiment && experiment !== '0' && !(await findExperiment(db, experiment)))
+        throw notFound(`No experiment ${experiment}: create it first (experiments/create), or name an existing one.`);
       const { task } = await startExternalRun(db, feed, caller, {
         experiment,
         name: str(p, 'run_name', false) || null,
