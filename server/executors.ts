@@ -58,6 +58,10 @@ export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
         hostImage: env.ATELIER_K8S_HOST_IMAGE || undefined,
         natsUrl: env.NATS_URL || undefined,
         controlPlaneUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
+        serviceAccounts: (env.ATELIER_K8S_SERVICE_ACCOUNTS || '')
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean),
       }) as Executor,
     );
   }
