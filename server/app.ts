@@ -258,7 +258,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         store,
         secret: config.gitHookSecret,
         account: config.gitHookAccount,
-        allowedRepositories: config.gitRepositories,
+        repositories: { allowed: config.gitRepositories, outboundAllow: config.outboundAllow },
         maxUnpackedBytes: config.maxUnpackedBytes,
       }),
       useTriggerHooks({ db, kick: () => triggers.kick() }),

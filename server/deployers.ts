@@ -94,6 +94,12 @@ function kservePrometheus(env: NodeJS.ProcessEnv) {
   return { url, bearerToken: token };
 }
 
+const listOf = (raw: string | undefined) =>
+  (raw ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+
 export async function deployersFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Deployer[]> {
   const deployers: Deployer[] = [];
   if (env.ATELIER_KSERVE_NAMESPACE) {
@@ -105,7 +111,9 @@ export async function deployersFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
       createKServeDeployer({
         kubeConfig,
         namespace: env.ATELIER_KSERVE_NAMESPACE,
+        namespaces: listOf(env.ATELIER_KSERVE_NAMESPACES),
         storageUri: env.ATELIER_KSERVE_STORAGE_URI || undefined,
+        storageUriPrefixes: listOf(env.ATELIER_KSERVE_STORAGE_URI_PREFIXES),
         modelFormat: env.ATELIER_KSERVE_MODEL_FORMAT || undefined,
         runtime: env.ATELIER_KSERVE_RUNTIME || undefined,
         prometheus: kservePrometheus(env),

@@ -25,7 +25,22 @@ export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
     if (!auth) throw new ConfigError('DATABRICKS_HOST is set but no credentials: set DATABRICKS_TOKEN, or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET.');
     const { createDatabricksExecutor } = await import('../executors/databricks');
     try {
-      executors.push(createDatabricksExecutor({ host: env.DATABRICKS_HOST, auth, stagingDir: env.ATELIER_DATABRICKS_STAGING_DIR }) as Executor);
+      const listed = (raw: string | undefined) =>
+        raw
+          ? raw
+              .split(',')
+              .map((e) => e.trim())
+              .filter(Boolean)
+          : undefined;
+      executors.push(
+        createDatabricksExecutor({
+          host: env.DATABRICKS_HOST,
+          auth,
+          stagingDir: env.ATELIER_DATABRICKS_STAGING_DIR,
+          existingClusterIds: listed(env.ATELIER_DATABRICKS_CLUSTER_IDS),
+          taskClusterFields: listed(env.ATELIER_DATABRICKS_TASK_CLUSTER_FIELDS),
+        }) as Executor,
+      );
     } catch (error) {
       throw new ConfigError(`${(error as Error).message} (set ATELIER_DATABRICKS_STAGING_DIR to a /Volumes/… path)`);
     }
@@ -43,6 +58,10 @@ export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
         hostImage: env.ATELIER_K8S_HOST_IMAGE || undefined,
         natsUrl: env.NATS_URL || undefined,
         controlPlaneUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
+        serviceAccounts: (env.ATELIER_K8S_SERVICE_ACCOUNTS || '')
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean),
       }) as Executor,
     );
   }

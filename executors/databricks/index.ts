@@ -30,6 +30,10 @@ export interface DatabricksExecutorOptions {
   upload?: UploadModule;
   /** The `new_cluster` used when a task names no cluster; a task's `new_cluster` is merged over it. */
   defaultCluster?: NewClusterSpec;
+  /** All-purpose clusters a task's settings may name in `existing_cluster_id`; none (the default): refused. */
+  existingClusterIds?: string[];
+  /** `new_cluster` fields a task may set besides its size and runtime (TASK_CLUSTER_FIELDS in submit.ts). */
+  taskClusterFields?: string[];
   /** Time between `runs/get` polls (±20 % jitter). Default 10 s. */
   pollIntervalMs?: number;
   /** Time, injectable for tests. */
@@ -138,7 +142,7 @@ export function createDatabricksExecutor(options: DatabricksExecutorOptions): Ex
     tracking: false,
 
     async submit(task, ctx) {
-      const parsed = parseTaskSettings(task.settings?.databricks);
+      const parsed = parseTaskSettings(task.settings?.databricks, { existingClusterIds: options.existingClusterIds, clusterFields: options.taskClusterFields });
       if ('error' in parsed) return refused('invalid-settings', parsed.error, false);
       const hotClusterId = task.hotCluster ? hotClusters.get(task.hotCluster) : undefined;
       if (hotClusterId) {

@@ -48,8 +48,34 @@ export function idempotencyTokenFor(task: Pick<TaskMessage, 'taskId' | 'attempt'
   return `atelier-${digest.slice(0, TOKEN_MAX_CHARS - 'atelier-'.length)}`;
 }
 
+/**
+ * The `new_cluster` fields a task may set: its size and runtime. The rest (instance profiles and cloud attributes,
+ * init scripts, the single user, the access mode, a policy, a Docker image, SSH keys, log delivery) decide what the
+ * cluster may read or who it runs as, which is the operator's `defaultCluster`, not a module's author's, to choose.
+ */
+export const TASK_CLUSTER_FIELDS: readonly string[] = [
+  'spark_version',
+  'node_type_id',
+  'driver_node_type_id',
+  'num_workers',
+  'autoscale',
+  'spark_conf',
+  'spark_env_vars',
+  'custom_tags',
+  'runtime_engine',
+  'enable_elastic_disk',
+];
+
+/** What the operator lets a task's settings choose beyond its cluster's size. */
+export interface TaskSettingsPolicy {
+  /** All-purpose clusters a task may name in `existing_cluster_id` (none: the setting is refused; hot clusters go through Atelier's). */
+  existingClusterIds?: readonly string[];
+  /** `new_cluster` fields a task may set besides TASK_CLUSTER_FIELDS. */
+  clusterFields?: readonly string[];
+}
+
 /** Validates `settings.databricks`; a problem is a permanent task failure, so it names the field. */
-export function parseTaskSettings(raw: unknown): { settings: DatabricksTaskSettings } | { error: string } {
+export function parseTaskSettings(raw: unknown, policy: TaskSettingsPolicy = {}): { settings: DatabricksTaskSettings } | { error: string } {
   if (raw === undefined || raw === null) return { settings: {} };
   if (typeof raw !== 'object' || Array.isArray(raw)) return { error: 'settings.databricks must be an object' };
   const s = raw as Record<string, unknown>;
@@ -64,6 +90,19 @@ export function parseTaskSettings(raw: unknown): { settings: DatabricksTaskSetti
   }
   if (s.existing_cluster_id !== undefined && (s.new_cluster !== undefined || s.instance_pool_id !== undefined)) {
     return { error: 'settings.databricks.existing_cluster_id cannot be combined with new_cluster or instance_pool_id' };
+  }
+  if (s.existing_cluster_id !== undefined && !(policy.existingClusterIds ?? []).includes(s.existing_cluster_id as string)) {
+    return {
+      error: `settings.databricks.existing_cluster_id ${JSON.stringify(s.existing_cluster_id)} is not a cluster this executor lets tasks name (its existingClusterIds); ask for a hot cluster (hotCluster) instead`,
+    };
+  }
+  if (isObject(s.new_cluster)) {
+    const allowed = new Set([...TASK_CLUSTER_FIELDS, ...(policy.clusterFields ?? [])]);
+    const refused = Object.keys(s.new_cluster as object).filter((k) => !allowed.has(k));
+    if (refused.length)
+      return {
+        error: `settings.databricks.new_cluster may not set ${refused.join(', ')}: a task sets only ${[...allowed].join(', ')}; the rest is the executor's defaultCluster`,
+      };
   }
   if (s.libraries !== undefined && (!Array.isArray(s.libraries) || !s.libraries.every(isObject))) {
     return { error: 'settings.databricks.libraries must be an array of library objects' };

@@ -19,7 +19,7 @@ export function createHotClusters(rt: KubeRuntime) {
   async function startHotCluster(cluster: HotClusterSpec) {
     let deployment: ReturnType<typeof buildHotClusterDeployment>;
     try {
-      deployment = buildHotClusterDeployment(cluster, parseHotClusterSpec(cluster.spec, { gpus: defaultGpus }), {
+      deployment = buildHotClusterDeployment(cluster, parseHotClusterSpec(cluster.spec, { gpus: defaultGpus, serviceAccounts: options.serviceAccounts }), {
         namespace,
         hostImage: options.hostImage,
         natsUrl: options.natsUrl,

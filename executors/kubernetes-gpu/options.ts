@@ -28,6 +28,12 @@ export interface KubernetesGpuExecutorOptions {
   hotClusterReadyMs?: number;
   /** GPUs per pod for tasks whose settings name none. Default 1. */
   defaultGpus?: number;
+  /**
+   * Service accounts a task's settings (or a hot cluster's spec) may run its pods as (`ATELIER_K8S_SERVICE_ACCOUNTS`);
+   * none (the default): the setting is refused and pods run as the namespace's default. A service account carries
+   * cluster and cloud permissions (workload identity), so who a pod runs as is the operator's to give.
+   */
+  serviceAccounts?: string[];
   /** Milliseconds since the epoch; injectable so tests can pass grace periods at once. */
   clock?: () => number;
   /** Waits `ms` (resolving early, not rejecting, when `signal` aborts). */

@@ -43,7 +43,10 @@ const HOT_POD_FIELDS = ['image', 'gpus', 'gpuProduct', 'nodeSelector', 'tolerati
 const MAX_REPLICAS = 1_000;
 
 /** Parses a hot cluster's spec; throws a {@link SettingsError} naming the offending field. */
-export function parseHotClusterSpec(raw: Record<string, unknown> | undefined, defaults: { gpus: number }): HotClusterSettings {
+export function parseHotClusterSpec(
+  raw: Record<string, unknown> | undefined,
+  defaults: { gpus: number; serviceAccounts?: readonly string[] },
+): HotClusterSettings {
   const { workers, replicas, ...pod } = raw ?? {};
   if (workers !== undefined && replicas !== undefined && workers !== replicas) {
     throw new SettingsError(`hot cluster spec gives both workers (${describe(workers)}) and replicas (${describe(replicas)}); give one`);
@@ -69,7 +72,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function parseSettings(
   raw: unknown,
-  defaults: { gpus: number },
+  defaults: { gpus: number; serviceAccounts?: readonly string[] },
   where = 'settings["kubernetes-gpu"]',
   known: readonly string[] = KNOWN,
 ): KubernetesGpuSettings {
@@ -128,6 +131,10 @@ export function parseSettings(
   if (raw.serviceAccount !== undefined) {
     const sa = nonEmptyString(raw.serviceAccount, field('serviceAccount'));
     if (sa.length > 253 || !DNS_SUBDOMAIN.test(sa)) throw new SettingsError(`${field('serviceAccount')} "${sa}" is not a valid service account name`);
+    if (!(defaults.serviceAccounts ?? []).includes(sa))
+      throw new SettingsError(
+        `${field('serviceAccount')} "${sa}" is not one this executor lets tasks run as (${(defaults.serviceAccounts ?? []).join(', ') || 'none'}); an operator lists it in serviceAccounts (ATELIER_K8S_SERVICE_ACCOUNTS)`,
+      );
     out.serviceAccount = sa;
   }
   return out;

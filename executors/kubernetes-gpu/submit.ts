@@ -25,7 +25,7 @@ export async function submitJob(rt: KubeRuntime, task: TaskMessage, ctx: TaskCon
 
   let settings: ReturnType<typeof parseSettings>;
   try {
-    settings = parseSettings(task.settings?.[KUBERNETES_GPU], { gpus: defaultGpus });
+    settings = parseSettings(task.settings?.[KUBERNETES_GPU], { gpus: defaultGpus, serviceAccounts: rt.options.serviceAccounts });
   } catch (err) {
     if (err instanceof SettingsError) return fail({ reason: 'invalid-settings', message: err.message, retryable: false });
     throw err;

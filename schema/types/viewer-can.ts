@@ -12,6 +12,7 @@ import { AtelierError, forbidden } from '../../server/errors';
 import { assertMayManage } from '../../server/governance/catalog';
 import { assertMayDecide } from '../../server/governance/declassification';
 import { rollbackTarget } from '../../server/modules/tags';
+import { assertMayReadPinnedModels } from '../../server/orchestrator/restart-checks';
 import { assertMayChangeRegistry, assertMayWriteModel } from '../../server/registry/access';
 import { assertMayDecidePromotion } from '../../server/registry/promotions';
 import { ownerOf, ownershipAllows, ownershipRefusal, owningTeamName } from '../../server/teams/ownership';
@@ -68,10 +69,16 @@ export function viewerCanType<T extends object>(
   });
 }
 
+/** A restart's own checks: the grant to restart in the run's domain, then its pins as the start checks them. */
+async function assertMayRestartRun(ctx: Context, run: Run, what: string) {
+  await assertMayRestart(ctx, run.id, what);
+  await assertMayReadPinnedModels(ctx.services.db, run.id, ctx.identity, ctx.scopes);
+}
+
 const RunViewerCan = viewerCanType<Run>('RunViewerCan', 'What the caller may do to this run.', {
   cancel: { description: 'cancelRun (only while the run is queued or running).', check: (run, ctx) => assertMayCancel(ctx, run) },
-  clone: { description: 'cloneRun.', check: (run, ctx) => assertMayRestart(ctx, run.id, 'clone runs') },
-  rerun: { description: 'rerunRun.', check: (run, ctx) => assertMayRestart(ctx, run.id, 'rerun runs') },
+  clone: { description: 'cloneRun (its pinned model versions included).', check: (run, ctx) => assertMayRestartRun(ctx, run, 'clone runs') },
+  rerun: { description: 'rerunRun (its pinned model versions included).', check: (run, ctx) => assertMayRestartRun(ctx, run, 'rerun runs') },
 });
 builder.objectField(RunRef, 'viewerCan', (t) => t.field({ type: RunViewerCan, resolve: (run) => run as Run }));
 

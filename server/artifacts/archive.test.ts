@@ -1,8 +1,10 @@
 import { chmod, mkdir, mkdtemp, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import * as tar from 'tar';
 import { describe, expect, it } from 'vitest';
-import { listModuleFiles, packDirectory, readArchiveFile } from './archive';
+import { listModuleFiles, MAX_ARCHIVE_ENTRIES, packDirectory, readArchiveFile } from './archive';
 import { createFileObjectStore, sha256 } from './store';
 
 async function moduleDir(files: Record<string, string>) {
@@ -56,5 +58,49 @@ describe('object store', () => {
     await expect(fresh.get(digest)).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
     await expect(fresh.get(digest)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(store.get('md5:abc')).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+  });
+});
+
+/** A gzipped tar written entry by entry, whatever the entries say (what a hostile upload can be). */
+function rawArchive(entries: { path: string; type?: string; body?: string; linkpath?: string }[]): Buffer {
+  const blocks: Buffer[] = [];
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? '');
+    const header = new tar.Header({
+      path: e.path,
+      type: (e.type ?? 'File') as 'File',
+      size: body.length,
+      mode: 0o644,
+      mtime: new Date(0),
+      linkpath: e.linkpath,
+    });
+    header.encode();
+    blocks.push(header.block!, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(blocks));
+}
+
+describe('module archive entries', () => {
+  const manifest = { path: 'atelier.module.yaml', body: 'namespace: x\n' };
+
+  it('refuses links, devices, absolute paths and ".." wherever they sit, as no executor should meet them', async () => {
+    const hostile = [
+      { path: 'data', type: 'SymbolicLink', linkpath: '/etc' },
+      { path: 'passwd', type: 'Link', linkpath: '/etc/passwd' },
+      { path: 'tty', type: 'CharacterDevice' },
+      { path: 'pipe', type: 'FIFO' },
+      { path: '/tmp/abs.py', body: 'x' },
+      { path: 'src/../../escape.py', body: 'x' },
+      { path: 'src\\..\\..\\escape.py', body: 'x' },
+    ];
+    for (const entry of hostile)
+      await expect(readArchiveFile(rawArchive([manifest, entry]), 'atelier.module.yaml'), entry.path).rejects.toThrow(/a module archive holds only|leads out/);
+    expect(await readArchiveFile(rawArchive([manifest, { path: 'src/ok..py', body: 'x' }]), 'atelier.module.yaml')).toBe('namespace: x\n');
+  });
+
+  it('refuses more entries than a module may hold', async () => {
+    const many = Array.from({ length: MAX_ARCHIVE_ENTRIES }, (_, i) => ({ path: `f/${i}` }));
+    await expect(readArchiveFile(rawArchive([manifest, ...many]), 'atelier.module.yaml')).rejects.toThrow(`more than ${MAX_ARCHIVE_ENTRIES} entries`);
   });
 });

@@ -80,8 +80,26 @@ export async function packDirectory(dir: string, files?: string[], maxBytes = DE
   return gzipSync(Buffer.concat(chunks), { level: 6 });
 }
 
+/** The most entries a module archive may hold: each becomes a file on every executor host that runs it. */
+export const MAX_ARCHIVE_ENTRIES = 20_000;
+
+const PLAIN_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory']);
+
 /**
- * Reads one file out of an archive, or null when absent. The whole archive is inflated as a stream and counted
+ * Why an archive entry cannot be part of a module, or null: only files and folders, at relative paths that stay
+ * inside the module (a link, device or `..` is refused when published, not met by an executor unpacking it).
+ */
+export function entryProblem(entry: { path: string; type: string }): string | null {
+  if (!PLAIN_TYPES.has(entry.type))
+    return `entry "${entry.path}" is a ${entry.type}; a module archive holds only files and folders (links are not followed when a module is pushed)`;
+  if (entry.path.startsWith('/') || /^[A-Za-z]:/.test(entry.path) || entry.path.split(/[\\/]/).includes('..'))
+    return `entry "${entry.path}" leads out of the module's folder; paths in a module archive are relative, without ".."`;
+  return null;
+}
+
+/**
+ * Reads one file out of an archive, or null when absent. Every entry is checked on the way (entryProblem, at most
+ * MAX_ARCHIVE_ENTRIES), so an archive that passes can be unpacked anywhere. The whole archive is inflated as a stream and counted
  * as it inflates: past `maxUnpackedBytes` it stops with PAYLOAD_TOO_LARGE, so a gzip bomb costs neither memory
  * nor more than the limit's worth of inflating (which runs off the event loop, in zlib's thread pool).
  */
@@ -93,9 +111,15 @@ export async function readArchiveFile(
 ): Promise<string | null> {
   let found: string | null = null;
   let tooBig = false;
+  let entries = 0;
   await new Promise<void>((resolve, reject) => {
     const parser = new tar.Parser({
       onReadEntry: (entry) => {
+        const problem = ++entries > MAX_ARCHIVE_ENTRIES ? `the archive holds more than ${MAX_ARCHIVE_ENTRIES} entries` : entryProblem(entry);
+        if (problem) {
+          entry.resume();
+          return fail(new Error(problem));
+        }
         if (entry.path.replace(/^\.\//, '') !== name) return entry.resume();
         if (entry.size > maxBytes) {
           tooBig = true;

@@ -2,6 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { redactUrl } from '../../plugins/redact-url';
+import { type OutboundAllow, parseOutboundAllow } from '../net/outbound';
 import { type Level, levels, normaliseCategories } from '../vocabulary';
 import {
   DEFAULT_CATALOG_CEILING,
@@ -89,6 +90,11 @@ export interface Config {
   gitHookAccount: string;
   /** Repositories `POST /hooks/git` may clone (normalised, matched by whole path segments); local paths only when listed. */
   gitRepositories: string[];
+  /**
+   * Private, loopback and link-local ranges the server may reach for a user's request (a webhook, an unlisted
+   * repository): `ATELIER_OUTBOUND_ALLOW_PRIVATE=10.0.0.0/8,127.0.0.1` or `all`. Empty (the default): public addresses only.
+   */
+  outboundAllow: OutboundAllow;
   /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
   tokenRecheckMs: number;
   /** Live subscriptions one token may hold at once, over graphql-ws and SSE together (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
@@ -120,6 +126,8 @@ export interface WebhookConfig {
    * Empty (the default): none; every webhook URL is refused until it is set.
    */
   allowlist: string[];
+  /** Private ranges webhooks may reach besides the allowlist's IP literals (the server's `outboundAllow`). */
+  outboundAllow?: OutboundAllow;
   /** The first retry's delay; each next one doubles, with jitter (`ATELIER_WEBHOOK_BACKOFF_MS`, default 30 s: 8 tries span about an hour). */
   backoffMs: number;
   /** Tries per delivery before it is FAILED (`ATELIER_WEBHOOK_MAX_ATTEMPTS`, default 8). */
@@ -162,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const embedded = env.ATELIER_EMBEDDED_EXECUTOR;
   const logLevel = (env.ATELIER_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!['silent', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`ATELIER_LOG_LEVEL must be silent, info or debug (got "${logLevel}").`);
+  const outboundAllow = parseOutboundAllow(env.ATELIER_OUTBOUND_ALLOW_PRIVATE, (m) => new ConfigError(m));
   return {
     port: int(env, 'PORT', DEFAULT_PORT, 0, 65535),
     host: env.HOST || DEFAULT_HOST,
@@ -204,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((r) => r.trim())
       .filter(Boolean),
+    outboundAllow,
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
     maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
@@ -213,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: parseCorsOrigins(env.ATELIER_CORS_ORIGINS),
     webhooks: {
       allowlist: parseWebhookAllowlist(env.ATELIER_WEBHOOK_ALLOWLIST),
+      outboundAllow,
       backoffMs: int(env, 'ATELIER_WEBHOOK_BACKOFF_MS', 30_000, 1, 3_600_000),
       maxAttempts: int(env, 'ATELIER_WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
       timeoutMs: int(env, 'ATELIER_WEBHOOK_TIMEOUT_MS', 10_000, 10, 120_000),

@@ -12,11 +12,12 @@ import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import type { ModuleVersion } from '../db/tables/modules';
 import { AtelierError, badInput, type ErrorDetail, forbidden } from '../errors';
+import { type OutboundAllow, OutboundRefusedError } from '../net/outbound';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE } from '../vocabulary';
 import { MAX_MANIFEST_BYTES, readManifest } from './manifest';
 import { publishModuleVersion } from './publish';
-import { resolveRepository } from './repository';
+import { pinnedCloneOptions, resolveRepository } from './repository';
 import { withoutCredentials } from './source';
 
 export interface GitPushEvent {
@@ -96,6 +97,8 @@ export interface GitHookServices {
   db: Db;
   store: ObjectStore;
   allowedRepositories: string[];
+  /** Private ranges an unlisted repository may be at (ATELIER_OUTBOUND_ALLOW_PRIVATE); listed ones are the admin's choice. */
+  outboundAllow?: OutboundAllow;
   /** The most a module's files may hold (the server's `maxUnpackedBytes`). */
   maxUnpackedBytes?: number;
 }
@@ -109,11 +112,20 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
     );
   }
   const repository = withoutCredentials(location.clone);
+  let pinned: string[] = [];
+  if (location.kind === 'remote' && !services.allowedRepositories.length) {
+    try {
+      pinned = await pinnedCloneOptions(location, services.outboundAllow ?? []);
+    } catch (error) {
+      if (!(error instanceof OutboundRefusedError)) throw error;
+      throw forbidden(`This server does not build from ${repository}: ${error.message}.`);
+    }
+  }
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-git-'));
   try {
     const checkout = path.join(scratch, 'checkout');
     try {
-      await git(['clone', '--quiet', '--no-checkout', '--', location.clone, checkout], scratch, scratch);
+      await git([...pinned, '-c', 'http.followRedirects=false', 'clone', '--quiet', '--no-checkout', '--', location.clone, checkout], scratch, scratch);
     } catch (error) {
       throw badInput(`Cannot clone ${repository}: ${(error as Error).message}`);
     }

@@ -2,8 +2,10 @@
 // git host will read it, matched against the allowlist (ATELIER_GIT_REPOSITORIES) by whole path segments, never by
 // string prefix. The location that matched is the one cloned, so what was checked is what is built.
 import { realpath } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { allowedAddresses, type OutboundAllow, OutboundRefusedError } from '../net/outbound';
 
 /** A repository as the allowlist compares it. */
 export interface RepositoryLocation {
@@ -121,4 +123,26 @@ async function real(location: RepositoryLocation): Promise<RepositoryLocation | 
   } catch {
     return null; // not there: nothing to clone, and git would otherwise try `PATH.git` and `PATH/.git` itself
   }
+}
+
+/**
+ * The git options that make a clone of an unlisted remote reach only allowed addresses: http(s) only (git and ssh
+ * resolve names themselves, so an admin lists such repositories), the host pinned to the addresses just checked
+ * (curl would otherwise resolve it again), and never a redirect. Throws OutboundRefusedError for a refused host.
+ */
+export async function pinnedCloneOptions(location: RepositoryLocation, allow: OutboundAllow): Promise<string[]> {
+  const url = new URL(location.clone);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new OutboundRefusedError(
+      url.hostname,
+      `the server clones an unlisted repository over http(s) only; an admin lists ${url.protocol}// ones in ATELIER_GIT_REPOSITORIES`,
+    );
+  const addresses = await allowedAddresses(url.hostname, allow).catch((error) => {
+    if (error instanceof OutboundRefusedError) throw error;
+    throw new OutboundRefusedError(url.hostname, 'it does not resolve'); // said like a refusal: no oracle for internal names
+  });
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const listed = addresses.map((a) => (isIP(a) === 6 ? `[${a}]` : a)).join(',');
+  return isIP(host) ? [] : ['-c', `http.curloptResolve=${host}:${port}:${listed}`];
 }

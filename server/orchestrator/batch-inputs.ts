@@ -6,7 +6,7 @@
 import { subject } from '@casl/ability';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { AppAbility } from '../auth/ability';
-import type { Tx } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { datasetVersions } from '../db/tables/governance';
 import { type ModelVersion, modelAliases, modelVersions, registeredModels } from '../db/tables/registry';
 import type { Task } from '../db/tables/runs';
@@ -63,29 +63,17 @@ export async function resolveModelInputs(
   if (!wanted.length) return resolved;
   const abilities = await readers();
   const readable = (version: ModelVersion) => abilities.every((a) => a.can('read', subject('ModelVersion', { ...version }), 'lineage'));
-  const refusal = (node: string, port: string, ref: string) =>
-    notFound(
-      `Node "${node}" takes model ${ref} as "${port}": there is no such model version you may read; \`atelier model show NS/NAME\` lists its versions and aliases.`,
-    );
-  const keptIds = [...new Set([...(pinned?.values() ?? [])].flatMap((ports) => Object.values(ports).map((m) => m.versionId)))];
-  const keptVersions =
-    abilities.length && keptIds.length
-      ? new Map((await tx.select().from(modelVersions).where(inArray(modelVersions.id, keptIds))).map((v) => [v.id, v]))
-      : null;
+  const kept = new Map(wanted.flatMap((t) => (pinned?.has(t.name) ? [[t.name, pinned.get(t.name)!] as const] : [])));
+  await checkKeptModels(tx, kept, abilities);
   for (const task of wanted) {
-    const kept = pinned?.get(task.name);
-    if (kept) {
-      // A version deleted since is left to the data policy's check, which names it as gone.
-      for (const [port, input] of Object.entries(kept)) {
-        const version = keptVersions?.get(input.versionId);
-        if (version && !readable(version)) throw refusal(task.name, port, input.ref);
-      }
-      resolved.set(task.name, kept);
+    const keptPorts = kept.get(task.name);
+    if (keptPorts) {
+      resolved.set(task.name, keptPorts);
       continue;
     }
     const ports: Record<string, ModelInput> = {};
     for (const [port, ref] of Object.entries(task.models!)) {
-      const unknown = refusal(task.name, port, ref);
+      const unknown = modelRefusal(task.name, port, ref);
       const found = await modelVersionOf(tx, ref);
       if (!found) throw unknown;
       if (!readable(found.version)) throw unknown;
@@ -102,6 +90,28 @@ export async function resolveModelInputs(
     resolved.set(task.name, ports);
   }
   return resolved;
+}
+
+/**
+ * Refuses (as a missing one) a kept model input, by node and port, whose version not every one of `abilities` may
+ * read: a clone's or rerun's pins are checked for whoever restarts it, at the start and by `viewerCan` alike. A
+ * version deleted since is left to the data policy's check, which names it as gone.
+ */
+/** The same for a model that does not exist and for one the run may not read. */
+const modelRefusal = (node: string, port: string, ref: string) =>
+  notFound(
+    `Node "${node}" takes model ${ref} as "${port}": there is no such model version you may read; \`atelier model show NS/NAME\` lists its versions and aliases.`,
+  );
+
+export async function checkKeptModels(tx: Tx | Db, kept: Map<string, Record<string, ModelInput>>, abilities: AppAbility[]): Promise<void> {
+  const ids = [...new Set([...kept.values()].flatMap((ports) => Object.values(ports).map((m) => m.versionId)))];
+  if (!abilities.length || !ids.length) return;
+  const versions = new Map((await tx.select().from(modelVersions).where(inArray(modelVersions.id, ids))).map((v) => [v.id, v]));
+  for (const [node, ports] of kept)
+    for (const [port, input] of Object.entries(ports)) {
+      const version = versions.get(input.versionId);
+      if (version && !abilities.every((a) => a.can('read', subject('ModelVersion', { ...version }), 'lineage'))) throw modelRefusal(node, port, input.ref);
+    }
 }
 
 /** One item per partition of the dataset version named (its latest when no version is), pinned now. */

@@ -1,6 +1,8 @@
 // Where webhooks may post: the URLs whose origin matches a pattern of ATELIER_WEBHOOK_ALLOWLIST. Checked when a
 // webhook is created or changed, and again before every POST (the list may have changed since).
+import { isIP } from 'node:net';
 import { AtelierError } from '../errors';
+import { addressProblem, type OutboundAllow } from '../net/outbound';
 
 export const ALLOWLIST_VARIABLE = 'ATELIER_WEBHOOK_ALLOWLIST';
 
@@ -18,8 +20,22 @@ export function matchesPattern(url: URL, pattern: string): boolean {
   return portOk && hostOk;
 }
 
-/** Why `raw` may not be a webhook URL under `allowlist`, or null when it may. */
-export function urlProblem(raw: string, allowlist: string[]): string | null {
+/**
+ * The addresses webhooks may reach besides public ones: the admin's private ranges, and the IP literals the
+ * allowlist names exactly (`http://127.0.0.1:*` chooses loopback). A host name on the list is checked by the
+ * addresses it resolves to at each POST, so a name that resolves to a private address is refused.
+ */
+export function webhookAddresses(allowlist: string[], allow: OutboundAllow): OutboundAllow {
+  if (allow === 'all') return allow;
+  const named = allowlist.flatMap((p) => {
+    const host = /^https?:\/\/(\[[0-9a-f:.]+\]|[0-9.]+)(?::(?:\d+|\*))?\/?$/i.exec(p)?.[1]?.replace(/^\[(.*)\]$/, '$1');
+    return host && isIP(host) ? [host] : [];
+  });
+  return [...allow, ...named];
+}
+
+/** Why `raw` may not be a webhook URL under `allowlist`, or null when it may (`allow`: see webhookAddresses). */
+export function urlProblem(raw: string, allowlist: string[], allow: OutboundAllow = []): string | null {
   let url: URL;
   try {
     url = new URL(raw);
@@ -32,12 +48,15 @@ export function urlProblem(raw: string, allowlist: string[]): string | null {
     return `Webhooks may post nowhere yet: an operator sets ${ALLOWLIST_VARIABLE} (e.g. https://hooks.example.com) to the origins they may post to.`;
   if (!allowlist.some((p) => matchesPattern(url, p)))
     return `${url.origin} is not on ${ALLOWLIST_VARIABLE} (${allowlist.join(', ')}); ask an operator to add it, or use a URL on it.`;
+  const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const problem = isIP(literal) ? addressProblem(literal, webhookAddresses(allowlist, allow)) : null;
+  if (problem) return `${url.origin} is not a webhook target: ${problem}, or names the address exactly in ${ALLOWLIST_VARIABLE}.`;
   return null;
 }
 
 /** Throws URL_NOT_ALLOWED (a typed error naming the variable) unless `raw` is an allowed webhook URL; returns it normalised. */
-export function checkWebhookUrl(raw: string, allowlist: string[]): string {
-  const problem = urlProblem(raw, allowlist);
+export function checkWebhookUrl(raw: string, allowlist: string[], allow: OutboundAllow = []): string {
+  const problem = urlProblem(raw, allowlist, allow);
   if (problem) throw new AtelierError('URL_NOT_ALLOWED', problem, [{ path: 'url', message: problem }]);
   return new URL(raw).toString();
 }

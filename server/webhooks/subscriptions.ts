@@ -67,7 +67,7 @@ function checkDescription(description: string | null | undefined): string {
 
 function checkUrl(url: string, config: WebhookConfig): string {
   if (url.length > MAX_URL) throw badInput(`url may have at most ${MAX_URL} characters.`);
-  return checkWebhookUrl(url.trim(), config.allowlist);
+  return checkWebhookUrl(url.trim(), config.allowlist, config.outboundAllow);
 }
 
 const owner = (caller: Caller): Owner => ownerOf(caller.identity, caller.ability);

@@ -7,7 +7,8 @@ import type { WebhookConfig } from '../config';
 import { type Db, queryRows } from '../db/client';
 import type { Service } from '../lifecycle';
 import { kickedLoop } from '../lifecycle/kicked-loop';
-import { urlProblem } from './allowlist';
+import { guardedFetch, type OutboundFetch, OutboundRefusedError } from '../net/outbound';
+import { urlProblem, webhookAddresses } from './allowlist';
 import { webhookHeaders } from './signature';
 
 export interface WebhookWorker extends Service {
@@ -48,9 +49,18 @@ export const backoffMs = (base: number, round: number, random = Math.random) => 
 /** Whether an HTTP status is final: success, or a client error that a retry will not fix. */
 export const isPermanentStatus = (status: number) => (status >= 300 && status < 400) || (status >= 400 && status < 500 && status !== 408 && status !== 429);
 
-export function createWebhookWorker(options: { db: Db; config: WebhookConfig; log: (message: string) => void; fetch?: typeof fetch }): WebhookWorker {
+export interface WebhookWorkerOptions {
+  db: Db;
+  config: WebhookConfig;
+  log: (message: string) => void;
+  /** Default: a fetch that connects only to allowed addresses (checked on the address each connection uses). */
+  fetch?: OutboundFetch;
+}
+
+export function createWebhookWorker(options: WebhookWorkerOptions): WebhookWorker {
   const { db, config, log } = options;
-  const post = options.fetch ?? fetch;
+  const allow = webhookAddresses(config.allowlist, config.outboundAllow ?? []);
+  const post = options.fetch ?? guardedFetch(allow);
   const leaseMs = config.timeoutMs + 30_000;
   const retryTimers = new Set<NodeJS.Timeout>();
   const stopping = new AbortController();
@@ -70,7 +80,7 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
     );
 
   async function attempt(row: Claimed): Promise<AttemptResult> {
-    const problem = urlProblem(row.url, config.allowlist);
+    const problem = urlProblem(row.url, config.allowlist, config.outboundAllow);
     if (problem) return { ok: false, permanent: true, statusCode: null, snippet: null, error: `not posted: ${problem}` };
     const body = JSON.stringify(row.body);
     try {
@@ -97,12 +107,13 @@ export function createWebhookWorker(options: { db: Db; config: WebhookConfig; lo
     } catch (error) {
       const e = error as Error;
       const timedOut = e.name === 'TimeoutError';
+      const refused = e instanceof OutboundRefusedError;
       return {
         ok: false,
-        permanent: false,
+        permanent: refused,
         statusCode: null,
         snippet: null,
-        error: timedOut ? `no answer within ${config.timeoutMs} ms` : `could not post: ${causeOf(e)}`,
+        error: timedOut ? `no answer within ${config.timeoutMs} ms` : refused ? `not posted: ${e.message}` : `could not post: ${causeOf(e)}`,
       };
     }
   }

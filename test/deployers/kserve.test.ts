@@ -54,7 +54,12 @@ describe('kserve deployer on the stand-in', () => {
 
   beforeAll(async () => {
     standIn = await createKubernetesStandIn({ namespaces: ['default', 'models'] });
-    deployer = createKServeDeployer({ kubeConfig: standIn.kubeConfig(), ...fast });
+    deployer = createKServeDeployer({
+      kubeConfig: standIn.kubeConfig(),
+      ...fast,
+      namespaces: ['models', 'absent'],
+      storageUriPrefixes: ['gs://bucket/', 's3://broken/', 's3://flaky/', 'ftp://x/'],
+    });
   });
   afterAll(async () => {
     await deployer.close?.();
@@ -229,6 +234,29 @@ describe('kserve deployer on the stand-in', () => {
     });
     const noUri = createKServeDeployer({ kubeConfig: standIn.kubeConfig(), pollMs: 5 });
     await expect(noUri.apply(deployment(), revision(1))).rejects.toMatchObject({ code: 'BAD_SETTINGS', message: expect.stringContaining('storage URI') });
+    expect(standIn.kserve.revisions()).toBe(before);
+  });
+
+  it('refuses a namespace or a storage URI the operator did not give, so no deployment reads another team’s models', async () => {
+    const before = standIn.kserve.revisions();
+    await expect(deployer.apply(deployment({ namespace: 'kube-system' }), revision(1))).rejects.toMatchObject({
+      code: 'BAD_SETTINGS',
+      message: expect.stringContaining('ATELIER_KSERVE_NAMESPACES'),
+    });
+    for (const storageUri of [
+      's3://other-team/models/{ref}',
+      'gs://bucket-other/{ref}',
+      'gs://bucket/../other/{ref}',
+      'gs://bucket/a/%2e%2e/b',
+      'http://169.254.169.254/latest/meta-data/',
+      'pvc://other-team-volume/models',
+    ])
+      await expect(deployer.apply(deployment({ storageUri }), revision(1)), storageUri).rejects.toMatchObject({
+        code: 'BAD_SETTINGS',
+        message: expect.stringContaining('ATELIER_KSERVE_STORAGE_URI_PREFIXES'),
+      });
+    const templateOnly = createKServeDeployer({ kubeConfig: standIn.kubeConfig(), ...fast });
+    await expect(templateOnly.apply(deployment({ storageUri: 's3://models/{ref}' }), revision(1))).rejects.toMatchObject({ code: 'BAD_SETTINGS' });
     expect(standIn.kserve.revisions()).toBe(before);
   });
 

@@ -284,7 +284,7 @@ describe('databricks executor', () => {
   });
 
   it('runs on an instance pool, on an existing (hot) cluster, and runs wheels', async () => {
-    const executor = executorFor();
+    const executor = executorFor({ existingClusterIds: ['0923-164208-meows279'] });
     const pool = await runTask(executor, taskWith(succeed, { settings: { databricks: { instance_pool_id: 'pool-123', new_cluster: { num_workers: 4 } } } }));
     expect(pool.outcome.state).toBe('SUCCEEDED');
     expect(submittedBody(0).tasks[0].new_cluster).toEqual({ spark_version: '15.4.x-scala2.12', num_workers: 4, instance_pool_id: 'pool-123' });
@@ -335,6 +335,24 @@ describe('databricks executor', () => {
     expect(clusterless.outcome).toMatchObject({ state: 'FAILED', reason: 'invalid-task', retryable: false });
     expect(clusterless.outcome.message).toContain('no cluster');
     expect(submitRequests()).toHaveLength(0);
+  });
+
+  it('lets a task choose neither a cluster the operator did not list nor what its cluster may read or run as', async () => {
+    const executor = executorFor({ existingClusterIds: ['listed-cluster'] });
+    const foreign = await runTask(executor, taskWith(succeed, { settings: { databricks: { existing_cluster_id: 'another-teams-cluster' } } }));
+    expect(foreign.outcome).toMatchObject({ state: 'FAILED', reason: 'invalid-settings', retryable: false });
+    expect(foreign.outcome.message).toContain('existingClusterIds');
+    for (const field of ['aws_attributes', 'init_scripts', 'single_user_name', 'data_security_mode', 'policy_id', 'docker_image']) {
+      const escalated = await runTask(executor, taskWith(succeed, { settings: { databricks: { new_cluster: { num_workers: 1, [field]: {} } } } }));
+      expect(escalated.outcome, field).toMatchObject({ state: 'FAILED', reason: 'invalid-settings', retryable: false });
+      expect(escalated.outcome.message, field).toContain(`may not set ${field}`);
+    }
+    expect(submitRequests()).toHaveLength(0);
+    const sized = await runTask(
+      executor,
+      taskWith(succeed, { settings: { databricks: { new_cluster: { num_workers: 2, spark_conf: { 'spark.sql.shuffle.partitions': '8' } } } } }),
+    );
+    expect(sized.outcome.state).toBe('SUCCEEDED');
   });
 
   it('honours Retry-After on a 429, and backs off with jitter without one', async () => {

@@ -17,6 +17,7 @@ import {
   type KubernetesGpuExecutorOptions,
   type KubernetesGpuHandle,
 } from '../../executors/kubernetes-gpu/index';
+import { parseHotClusterSpec, parseSettings, SettingsError } from '../../executors/kubernetes-gpu/settings';
 import type { TaskContext, TaskMessage } from '../../plugins/sdk';
 import { type ContractScenario, executorContract } from '../../plugins/testkit';
 import { createHostWorld, createScratch, type HostWorld, makeTask, waitFor } from '../plugins/host-harness';
@@ -101,6 +102,15 @@ describe('kubernetes-gpu manifests', () => {
       ATELIER_ARTIFACT_URL: `https://atelier.internal/artifacts/sha256%3A${'ab'.repeat(32)}`,
     });
     expect(envOf(job).MASTER_ADDR).toBeUndefined();
+  });
+
+  it('runs pods only as a service account the operator lists, for tasks and hot clusters alike', () => {
+    for (const parse of [parseSettings, parseHotClusterSpec] as const) {
+      expect(() => parse({ serviceAccount: 'cluster-admin' }, { gpus: 1 })).toThrow(/ATELIER_K8S_SERVICE_ACCOUNTS/);
+      expect(() => parse({ serviceAccount: 'cluster-admin' }, { gpus: 1, serviceAccounts: ['trainer'] })).toThrow(SettingsError);
+    }
+    expect(parseSettings({ serviceAccount: 'trainer' }, { gpus: 1, serviceAccounts: ['trainer'] }).serviceAccount).toBe('trainer');
+    expect(parseSettings({}, { gpus: 1 }).serviceAccount).toBeUndefined();
   });
 
   it('names Jobs deterministically per (task, attempt) within the DNS label limits', () => {

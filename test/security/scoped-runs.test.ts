@@ -77,10 +77,16 @@ describe('a scoped token’s runs act for the intersection of its identity and i
     const { startRun } = await t.api.gql(`mutation { startRun(workflow: "uses-prod") { id } }`);
     expect((await endOf(startRun.id)).status).toBe('SUCCEEDED');
     const before = await runCount();
+    const VIEWER_CAN = `query ($id: ID!) { run(id: $id) { viewerCan { clone { allowed reason } rerun { allowed reason } } } }`;
     for (const [who, client] of [
       ['carol (no production grant)', carol],
       ['a token that may not read models', startOnly],
     ] as const) {
+      // asked first, viewerCan answers what the mutation will
+      const asked = (await client.raw(VIEWER_CAN, { id: startRun.id })).data?.run?.viewerCan;
+      expect(asked, who).toBeTruthy();
+      expect(asked.clone, who).toEqual({ allowed: false, reason: expect.stringContaining('there is no such model version you may read') });
+      expect(asked.rerun.allowed, who).toBe(false);
       const clone = await client.raw(`mutation ($id: ID!) { cloneRun(id: $id) { id } }`, { id: startRun.id });
       expect(clone.errors?.[0]?.extensions?.code, who).toBe('NOT_FOUND');
       expect(clone.errors?.[0]?.message, who).toContain('there is no such model version you may read');
@@ -88,6 +94,7 @@ describe('a scoped token’s runs act for the intersection of its identity and i
       expect(rerun.errors?.[0]?.extensions?.code, who).toBe('NOT_FOUND');
     }
     expect(await runCount()).toBe(before);
+    expect((await startAndModels.gql(VIEWER_CAN, { id: startRun.id })).run.viewerCan.clone).toEqual({ allowed: true, reason: null });
     expect((await startAndModels.raw(`mutation ($id: ID!) { cloneRun(id: $id) { id } }`, { id: startRun.id })).errors).toBeUndefined();
   });
 

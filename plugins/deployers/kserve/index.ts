@@ -34,6 +34,7 @@ import {
   readEntries,
   statusOf,
   storageUriFor,
+  storageUriProblem,
 } from './manifest';
 import { createServingReader, type PrometheusOptions } from './prometheus';
 
@@ -43,11 +44,22 @@ export interface KServeDeployerOptions {
   /** Namespace of deployments whose settings name none (default `default`). */
   namespace?: string;
   /**
+   * Namespaces a deployment's `settings.namespace` may name besides `namespace` (`ATELIER_KSERVE_NAMESPACES`): the
+   * cluster's other namespaces (another team's, the system's) are the operator's to give, not a deployment's author's.
+   */
+  namespaces?: string[];
+  /**
    * Storage URI template for a revision's model, e.g. `s3://models/{ref}` (`{ref}`, `{digest}`, `{number}`,
    * `{deployment}` are filled in). A deployment's `settings.storageUri` overrides it; a revision's env `STORAGE_URI`
    * overrides both.
    */
   storageUri?: string;
+  /**
+   * What a deployment's `settings.storageUri` must start with, at a `/` (`ATELIER_KSERVE_STORAGE_URI_PREFIXES`, e.g.
+   * `s3://models/vision/`); none: the setting is refused. KServe's storage initializer fetches the URI in the cluster
+   * with the namespace's credentials, so a URI the author chose could read any bucket, volume or address it reaches.
+   */
+  storageUriPrefixes?: string[];
   /** `spec.predictor.model.modelFormat.name` (default `atelier`: Atelier's serving runtime runs the serve entrypoint). */
   modelFormat?: string;
   /** `spec.predictor.model.runtime`: a ServingRuntime name, when the format alone does not pick one. */
@@ -173,6 +185,12 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
     const namespace = s.namespace ?? options.namespace ?? 'default';
     if (typeof namespace !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
       throw refuse('BAD_SETTINGS', `settings.namespace must be a Kubernetes namespace name, not ${JSON.stringify(namespace)}`);
+    const namespaces = [options.namespace ?? 'default', ...(options.namespaces ?? [])];
+    if (!namespaces.includes(namespace))
+      throw refuse(
+        'BAD_SETTINGS',
+        `settings.namespace "${namespace}" is not one this deployer serves in (${namespaces.join(', ')}); an operator adds it to ATELIER_KSERVE_NAMESPACES`,
+      );
     if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(deployment.name) || deployment.name.length > 45)
       throw refuse(
         'BAD_SETTINGS',
@@ -184,11 +202,16 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         'BAD_SETTINGS',
         `no storage URI for ${revision.modelVersion.ref}: give the deployer a storageUri template, or settings.storageUri, or the revision env STORAGE_URI`,
       );
+    const storageUri = storageUriFor(template, revision, deployment.name);
+    if (revision.env?.STORAGE_URI === undefined && s.storageUri !== undefined) {
+      const problem = storageUriProblem(storageUri, options.storageUriPrefixes ?? []);
+      if (problem) throw refuse('BAD_SETTINGS', problem);
+    }
     const modelFormat = s.modelFormat ?? options.modelFormat ?? 'atelier';
     const runtime = s.runtime ?? options.runtime;
     if (typeof modelFormat !== 'string' || (runtime !== undefined && typeof runtime !== 'string'))
       throw refuse('BAD_SETTINGS', 'settings.modelFormat and settings.runtime must be strings');
-    return { namespace, predictor: { storageUri: storageUriFor(template, revision, deployment.name), modelFormat, runtime } };
+    return { namespace, predictor: { storageUri, modelFormat, runtime } };
   }
 
   async function write(at: Located, change: (isvc: InferenceService) => InferenceService | 'unchanged'): Promise<InferenceService> {

@@ -65,6 +65,20 @@ export function storageUriFor(template: string, revision: Revision, deploymentNa
     .replaceAll('{deployment}', deploymentName);
 }
 
+/**
+ * Why a deployment's own storage URI is refused, or null: it must start with an operator's prefix at a `/`, and
+ * hold no dot segment, backslash or percent-escape that could lead out of it once a client normalises the path.
+ */
+export function storageUriProblem(uri: string, prefixes: readonly string[]): string | null {
+  if (!prefixes.length)
+    return 'settings.storageUri is not allowed on this deployer: the operator sets the storage URI template (ATELIER_KSERVE_STORAGE_URI), or lists prefixes a deployment may use in ATELIER_KSERVE_STORAGE_URI_PREFIXES';
+  const dotted = /(^|\/)\.{1,2}(\/|$)|\\|%/.test(uri.replace(/^[a-z][a-z0-9+.-]*:\/\//i, ''));
+  const under = prefixes.some((p) => uri.startsWith(p) && (p.endsWith('/') || uri.length === p.length || uri[p.length] === '/'));
+  if (dotted || !under)
+    return `settings.storageUri ${JSON.stringify(uri)} is not under a prefix this deployer allows (${prefixes.join(', ')}), without "."/".." segments, backslashes or %-escapes; an operator adds prefixes to ATELIER_KSERVE_STORAGE_URI_PREFIXES`;
+  return null;
+}
+
 /** `spec.predictor` for a revision (without `canaryTrafficPercent`): the model, its runtime, resources and env. */
 export function predictorFor(revision: Revision, settings: PredictorSettings): InferenceService {
   const r = revision.resources ?? {};

@@ -13,6 +13,7 @@ import type { Identity } from '../../db/tables/identities';
 import { AtelierError } from '../../errors';
 import { checkDeliveryId, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
 import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
+import type { OutboundAllow } from '../../net/outbound';
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, jsonBody, readBodyWithin } from '../body';
 import type { Route } from '../router';
@@ -26,8 +27,11 @@ export interface GitHookOptions {
   secret?: string;
   /** The service account signed events publish as. */
   account: string;
-  /** Repositories an event may name (normalised, matched by whole path segments). */
-  allowedRepositories: string[];
+  /**
+   * `allowed`: repositories an event may name (normalised, matched by whole path segments); `outboundAllow`: the
+   * private ranges an unlisted one may be at (ATELIER_OUTBOUND_ALLOW_PRIVATE).
+   */
+  repositories: { allowed: string[]; outboundAllow: OutboundAllow };
   /** The most a module's files may hold. */
   maxUnpackedBytes?: number;
 }
@@ -93,7 +97,13 @@ export function useGitHook(options: GitHookOptions): Route {
       reply(
         200,
         await buildFromGit(
-          { db, store, allowedRepositories: options.allowedRepositories, maxUnpackedBytes: options.maxUnpackedBytes },
+          {
+            db,
+            store,
+            allowedRepositories: options.repositories.allowed,
+            outboundAllow: options.repositories.outboundAllow,
+            maxUnpackedBytes: options.maxUnpackedBytes,
+          },
           ability,
           identity,
           event,
