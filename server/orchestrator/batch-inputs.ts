@@ -92,16 +92,17 @@ export async function resolveModelInputs(
   return resolved;
 }
 
-/**
- * Refuses (as a missing one) a kept model input, by node and port, whose version not every one of `abilities` may
- * read: a clone's or rerun's pins are checked for whoever restarts it, at the start and by `viewerCan` alike. A
- * version deleted since is left to the data policy's check, which names it as gone.
- */
 /** The same for a model that does not exist and for one the run may not read. */
 const modelRefusal = (node: string, port: string, ref: string) =>
   notFound(
     `Node "${node}" takes model ${ref} as "${port}": there is no such model version you may read; \`atelier model show NS/NAME\` lists its versions and aliases.`,
   );
+
+/**
+ * Refuses (as a missing one) a kept model input, by node and port, whose version not every one of `abilities` may
+ * read: a clone's or rerun's pins are checked for whoever restarts it, at the start and by `viewerCan` alike. A
+ * version deleted since is left to the data policy's check, which names it as gone.
+ */
 
 export async function checkKeptModels(tx: Tx | Db, kept: Map<string, Record<string, ModelInput>>, abilities: AppAbility[]): Promise<void> {
   const ids = [...new Set([...kept.values()].flatMap((ports) => Object.values(ports).map((m) => m.versionId)))];
