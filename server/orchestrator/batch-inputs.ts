@@ -103,7 +103,6 @@ const modelRefusal = (node: string, port: string, ref: string) =>
  * read: a clone's or rerun's pins are checked for whoever restarts it, at the start and by `viewerCan` alike. A
  * version deleted since is left to the data policy's check, which names it as gone.
  */
-
 export async function checkKeptModels(tx: Tx | Db, kept: Map<string, Record<string, ModelInput>>, abilities: AppAbility[]): Promise<void> {
   const ids = [...new Set([...kept.values()].flatMap((ports) => Object.values(ports).map((m) => m.versionId)))];
   if (!abilities.length || !ids.length) return;
