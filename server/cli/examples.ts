@@ -93,7 +93,9 @@ export const REFERENCE_EXAMPLES: Record<string, string[]> = {
   'schedule update': [
     'atelier schedule update SCHEDULE_ID --cron "0 7 * * 1-5" --tz Europe/Paris',
     'atelier schedule update SCHEDULE_ID --param epochs=800 --end none     replaces its parameters; no end',
+    'atelier schedule update SCHEDULE_ID --fire-time-param day     each fire sets run parameter day to its time',
   ],
+  'schedule backfill': ['atelier schedule backfill SCHEDULE_ID --from 2026-11-01T00:00:00Z --to 2026-11-30T23:59:59Z'],
   'schedule pause': ['atelier schedule pause SCHEDULE_ID'],
   'schedule resume': ['atelier schedule resume SCHEDULE_ID'],
   'schedule delete': ['atelier schedule delete SCHEDULE_ID'],

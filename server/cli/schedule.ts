@@ -1,4 +1,5 @@
-// `atelier schedule …`: create, list, show, update, pause, resume and delete the cron schedules that start workflow runs.
+// `atelier schedule …`: create, list, show, update, backfill, pause, resume and delete the cron schedules that start
+// workflow runs.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
 import { assertSomeChange, parseParam, positiveInt, wholeNumber } from './options';
@@ -17,16 +18,19 @@ interface ScheduleView {
   workflow: { name: string };
   team: { name: string } | null;
   nextFireTimes: string[];
+  fireTimeParameter: string | null;
 }
 
 interface FireView {
   fireTime: string;
+  backfill: boolean;
   outcome: string;
   message: string | null;
   run: { id: string; status: string } | null;
 }
 
-const SCHEDULE_FIELDS = 'id name cron timeZone paused catchUp overlap priority startAt endAt workflow { name } team { name } nextFireTimes(count: $count)';
+const SCHEDULE_FIELDS =
+  'id name cron timeZone paused catchUp overlap priority startAt endAt fireTimeParameter workflow { name } team { name } nextFireTimes(count: $count)';
 
 function dateTime(raw: string): string {
   if (Number.isNaN(Date.parse(raw))) throw new InvalidArgumentError(`expected an ISO 8601 date-time such as 2030-01-31T09:00:00Z, got "${raw}"`);
@@ -46,7 +50,7 @@ const enumValue = (word: string | undefined) => word?.toUpperCase().replace(/-/g
 function describe(s: ScheduleView): string {
   const window = s.startAt || s.endAt ? `  from ${s.startAt ?? 'now'} to ${s.endAt ?? 'forever'}` : '';
   const next = s.paused ? 'paused' : s.nextFireTimes.length ? `next ${s.nextFireTimes.join(', ')}` : 'no fire time left';
-  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${s.priority ? `, priority ${s.priority}` : ''}${window}${s.team ? `  team ${s.team.name}` : ''}\n    ${next}`;
+  return `${s.id}  ${s.workflow.name}  "${s.name}"  ${s.cron} (${s.timeZone})  catch-up ${s.catchUp.toLowerCase()}, overlap ${s.overlap.toLowerCase().replace(/_/g, '-')}${s.priority ? `, priority ${s.priority}` : ''}${window}${s.fireTimeParameter ? `  fire time → ${s.fireTimeParameter}` : ''}${s.team ? `  team ${s.team.name}` : ''}\n    ${next}`;
 }
 
 /**
@@ -75,6 +79,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
     )
     .option('--priority <n>', 'of the runs it starts, -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', wholeNumber)
     .option('--name <name>', 'unique per workflow (default: the cron expression)')
+    .option('--fire-time-param <name>', 'a run parameter the workflow declares, set by each fire to its fire time (ISO 8601 in --tz)')
     .option('--start <datetime>', 'no fire time before this (ISO 8601)', dateTime)
     .option('--end <datetime>', 'no fire time after this (ISO 8601)', dateTime)
     .option('--paused', 'create it paused')
@@ -92,6 +97,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
           overlap: string;
           priority?: number;
           name?: string;
+          fireTimeParam?: string;
           start?: string;
           end?: string;
           paused?: boolean;
@@ -114,6 +120,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
               overlap: enumValue(opts.overlap),
               priority: opts.priority ?? null,
               name: opts.name ?? null,
+              fireTimeParameter: opts.fireTimeParam ?? null,
               startAt: opts.start ?? null,
               endAt: opts.end ?? null,
               paused: opts.paused ?? false,
@@ -145,7 +152,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
     .option('-n, --limit <n>', 'how many recent fires', positiveInt, 20)
     .action(async (id: string, opts: { limit: number }, command: Command) => {
       const { schedule: s } = await connect(command).request<{ schedule: (ScheduleView & { fires: FireView[] }) | null }>(
-        `query ($id: ID!, $count: Int, $limit: Int) { schedule(id: $id) { ${SCHEDULE_FIELDS} fires(limit: $limit) { fireTime outcome message run { id status } } } }`,
+        `query ($id: ID!, $count: Int, $limit: Int) { schedule(id: $id) { ${SCHEDULE_FIELDS} fires(limit: $limit) { fireTime backfill outcome message run { id status } } } }`,
         { id, count: 3, limit: opts.limit },
       );
       if (!s) throw new ApiError(`There is no schedule ${id}; \`atelier schedule list\` shows them.`, 'NOT_FOUND');
@@ -153,7 +160,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
       if (!s.fires.length) console.log('    no fires yet');
       for (const f of s.fires)
         console.log(
-          `    ${f.fireTime}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
+          `    ${f.fireTime}  ${f.outcome.padEnd(15)}${f.backfill ? '  backfill' : ''}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
         );
     });
 
@@ -174,6 +181,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
     .option('--name <name>', 'a new name, unique per workflow')
     .option('--start <datetime>', 'no fire time before this (ISO 8601), or none', dateTimeOrNone)
     .option('--end <datetime>', 'no fire time after this (ISO 8601), or none', dateTimeOrNone)
+    .option('--fire-time-param <name>', 'the run parameter each fire sets to its fire time, or none')
     .action(
       async (
         id: string,
@@ -188,6 +196,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
           name?: string;
           start?: string;
           end?: string;
+          fireTimeParam?: string;
         },
         command: Command,
       ) => {
@@ -205,6 +214,7 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
             name: opts.name,
             startAt: windowEnd(opts.start),
             endAt: windowEnd(opts.end),
+            fireTimeParameter: opts.fireTimeParam && (opts.fireTimeParam.trim().toLowerCase() === 'none' ? null : opts.fireTimeParam),
           }).filter(([, value]) => value !== undefined),
         );
         const { updateSchedule } = await connect(command).request<{ updateSchedule: ScheduleView }>(
@@ -214,6 +224,25 @@ export function scheduleCommand(connect: (command: Command) => Client): Command 
         console.log(`updated schedule ${describe(updateSchedule)}`);
       },
     );
+
+  schedule
+    .command('backfill <id>')
+    .description("run the schedule's fire times in a past range that it has not dealt with yet (at most 1,000 at once)")
+    .requiredOption('--from <datetime>', 'the first moment of the range (ISO 8601)', dateTime)
+    .requiredOption('--to <datetime>', 'the last moment of the range (ISO 8601), no later than now', dateTime)
+    .action(async (id: string, opts: { from: string; to: string }, command: Command) => {
+      const { backfillSchedule: b } = await connect(command).request<{
+        backfillSchedule: { schedule: { name: string }; queued: string[]; alreadyDealtWith: string[] };
+      }>(
+        `mutation ($id: ID!, $from: DateTime!, $to: DateTime!) { backfillSchedule(id: $id, from: $from, to: $to) { schedule { name } queued alreadyDealtWith } }`,
+        { id, from: opts.from, to: opts.to },
+      );
+      const times = (n: number) => `${n} fire time${n === 1 ? '' : 's'}`;
+      console.log(
+        `queued ${times(b.queued.length)} of schedule "${b.schedule.name}"${b.queued.length ? `, ${b.queued[0]} to ${b.queued.at(-1)}` : ''}${b.alreadyDealtWith.length ? `; ${times(b.alreadyDealtWith.length)} already dealt with, left as they were` : ''}`,
+      );
+      if (b.queued.length) console.log(`they start after the schedule's on-time fires; follow them with \`atelier schedule show ${id}\``);
+    });
 
   for (const [verb, mutation, help] of [
     ['pause', 'pauseSchedule', 'stop a schedule firing until it is resumed'],
