@@ -172,13 +172,15 @@ describe('schedules API and CLI', () => {
       `queued 2 fire times of schedule "two", 2026-10-01T02:00:00.000Z to 2026-10-02T02:00:00.000Z\nthey start after the schedule's on-time fires; follow them with \`atelier schedule show ${dailyId}\`\n`,
     );
     const refilled = await cli('schedule', 'backfill', dailyId, '--from', '2026-10-01T00:00:00Z', '--to', '2026-10-03T23:00:00Z');
-    expect(refilled.stdout).toContain('queued 1 fire time of schedule "two", 2026-10-03T02:00:00.000Z to 2026-10-03T02:00:00.000Z; 2 fire times already dealt with');
+    expect(refilled.stdout).toContain(
+      'queued 1 fire time of schedule "two", 2026-10-03T02:00:00.000Z to 2026-10-03T02:00:00.000Z; 2 fire times already dealt with',
+    );
     let shown = '';
     for (let i = 0; i < 100 && (shown.match(/STARTED +backfill/g) ?? []).length < 3; i++) {
       await new Promise((r) => setTimeout(r, 100));
       shown = (await cli('schedule', 'show', dailyId)).stdout;
     }
-    expect(shown).toMatch(/2026-10-01T02:00:00.000Z  STARTED +backfill  run [0-9a-f-]{36}/);
+    expect(shown).toMatch(/2026-10-01T02:00:00.000Z {2}STARTED +backfill {2}run [0-9a-f-]{36}/);
     const future = await cli('schedule', 'backfill', dailyId, '--from', '2026-10-01T00:00:00Z', '--to', '2099-01-01T00:00:00Z');
     expect(future.code).toBe(1);
     expect(future.stderr).toMatch(/BAD_USER_INPUT.*to: must not be later than now .*: the schedule fires later times itself/s);
