@@ -13,6 +13,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_NAMES } from '../../plugins/bus/defaults';
+import { processAlive } from '../../plugins/process-group';
 import { tasks } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
 import { EVENTS_DURABLE } from '../../server/events/recorder';
@@ -61,14 +62,6 @@ async function startHost(t: TestApp, name: string, natsUrl: string): Promise<Exe
   return host;
 }
 
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!);
-  } catch {
-    return false;
-  }
-};
 const executions = (log: string): { pid: number }[] => {
   try {
     return readFileSync(log, 'utf8')
@@ -128,11 +121,11 @@ describe('a host partitioned from NATS for longer than the ack wait', () => {
     expect(executed).toHaveLength(2);
     const done = await taskOf(t, runId);
     expect(done).toMatchObject({ status: 'SUCCEEDED', attempt: 1, outputs: { pid: executed[1]!.pid } });
-    expect(alive(first!.pid)).toBe(true);
+    expect(await processAlive(first!.pid, null)).toBe(true);
 
     proxy.heal();
     // The first host's held reports arrive: refused, and its execution is told to stop.
-    await until('the first execution to be stopped', async () => !alive(first!.pid), 20_000);
+    await until('the first execution to be stopped', async () => !(await processAlive(first!.pid, null)), 20_000);
     // Its own result (cancelled) is refused too: the one recorded result stays the other host's. Each host says in
     // its next announcement that it runs nothing (an attempt is let go once its result is published), and every event
     // published by then is recorded.

@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../../plugins/process-group';
 import { packDirectory } from '../../server/artifacts/archive';
 import { startTestApp, type TestApp } from '../harness/app';
 import { PUBLISH } from '../harness/client';
@@ -41,16 +42,6 @@ function descendants(root: number): { pid: number; cmdline: string }[] {
     }
   }
   return found;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 async function until<T>(probe: () => T | false | undefined | Promise<T | false | undefined>, what: string, ms = 60_000): Promise<T> {
@@ -114,8 +105,8 @@ describe('module processes die with their SIGKILLed executor host', () => {
       host.child.kill('SIGKILL');
       await until(() => host.child.exitCode !== null || host.child.signalCode !== null, 'the host to die');
       const survivors = await until(
-        () => {
-          const left = started.filter((p) => alive(p.pid));
+        async () => {
+          const left = (await Promise.all(started.map(async (p) => ((await processAlive(p.pid, null)) ? [p] : [])))).flat();
           return left.length === 0 ? [] : false;
         },
         `the module's processes (${started.map((p) => `${p.pid} ${p.cmdline.slice(0, 80)}`).join('; ')}) to die`,

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { processAlive } from '../../plugins/process-group';
 import { until } from '../batch/until';
 import { startTestApp, type TestApp } from '../harness/app';
 
@@ -29,15 +30,6 @@ afterAll(async () => {
 
 const START = `mutation ($w: String!) { startRun(workflow: $w) { id } }`;
 const RUN = `query ($id: ID!) { run(id: $id) { status tasks { status logs(limit: 5) { line } } } }`;
-
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !['Z', 'X'].includes(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!);
-  } catch {
-    return false;
-  }
-};
 
 it('cuts one huge line with no newline with a note, keeps memory bounded and answers meanwhile', async () => {
   await t.createWorkflow({ name: 'one-line', tasks: [{ name: 'wild', module: 'test/runaway', executor: 'local', parameters: { mode: 'line', mib: 256 } }] });
@@ -80,5 +72,5 @@ it('ends the children of a cancelled module, one waiting on its own child too', 
   });
   await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { status } }`, { id: startRun.id });
   await until('the run to be cancelled', async () => (await t.api.gql(RUN, { id: startRun.id })).run.status === 'CANCELLED');
-  await until('every child to end', async () => pids.every((pid) => !alive(pid)));
+  await until('every child to end', async () => (await Promise.all(pids.map((pid) => processAlive(pid, null)))).every((a) => !a));
 }, 60_000);
