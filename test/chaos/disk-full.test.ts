@@ -10,18 +10,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
 import { startTestApp, type TestApp } from '../harness/app';
+import { mountTmpfs, unmountTmpfs } from '../harness/tmpfs';
 
-const mounted = (() => {
-  if (process.getuid?.() !== 0) return undefined;
-  const dir = path.join(os.tmpdir(), `atelier-disk-full-${process.pid}`);
-  try {
-    execFileSync('mkdir', ['-p', dir]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-    return dir;
-  } catch {
-    return undefined;
-  }
-})();
+const mounted = mountTmpfs('disk-full', '1m');
 
 describe.skipIf(!mounted)('a full disk under the object store', () => {
   let t: TestApp;
@@ -32,10 +23,7 @@ describe.skipIf(!mounted)('a full disk under the object store', () => {
   }, 120_000);
   afterAll(async () => {
     await t?.stop();
-    if (mounted) {
-      execFileSync('umount', [mounted]);
-      await rm(mounted, { recursive: true, force: true });
-    }
+    await unmountTmpfs(mounted);
     await rm(scratch, { recursive: true, force: true });
   });
 

@@ -12,18 +12,9 @@ import { DISK_RESERVE_BYTES } from '../../server/db/disk-reserve';
 import { until } from '../batch/until';
 import { startTestApp, type TestApp } from '../harness/app';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
+import { mountTmpfs, unmountTmpfs } from '../harness/tmpfs';
 
-const mounted = (() => {
-  if (process.getuid?.() !== 0) return undefined;
-  const dir = path.join(os.tmpdir(), `atelier-db-disk-full-${process.pid}`);
-  try {
-    execFileSync('mkdir', ['-p', dir]);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', dir], { stdio: 'ignore' });
-    return dir;
-  } catch {
-    return undefined;
-  }
-})();
+const mounted = mountTmpfs('db-disk-full', '128m');
 
 describe.skipIf(!mounted)('a full disk under the embedded database', () => {
   let t: TestApp;
@@ -37,10 +28,7 @@ describe.skipIf(!mounted)('a full disk under the embedded database', () => {
   }, 120_000);
   afterAll(async () => {
     await t?.stop();
-    if (mounted) {
-      execFileSync('umount', ['-l', mounted]);
-      await rm(mounted, { recursive: true, force: true });
-    }
+    await unmountTmpfs(mounted);
     await rm(objects, { recursive: true, force: true });
   });
 
