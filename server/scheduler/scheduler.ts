@@ -211,18 +211,18 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const [workflow] = await db.select().from(workflows).where(eq(workflows.id, schedule.workflowId));
     // Its parameters stay the data of the domain they were set under, should the workflow have moved to a more open one.
     const domain = moreGuarded(workflow!.domain, schedule.parametersDomain);
-    const active = earlier ? [] : await activeRuns(schedule.id);
+    // A backfill asked for all its fire times: no overlap is weighed, the workflow's maxActiveRuns paces its runs.
+    const active = earlier || fire.backfill ? [] : await activeRuns(schedule.id);
     if (earlier) {
       outcome = 'STARTED';
       runId = earlier.id;
     } else if ((message = await mayNotFire(schedule, workflow!, domain))) {
       outcome = 'FAILED';
-    } else if (schedule.overlap === 'SKIP' && active.length && !fire.backfill) {
+    } else if (schedule.overlap === 'SKIP' && active.length) {
       outcome = 'SKIPPED_OVERLAP';
       message = `skipped: run ${active[0]!.id} of this schedule is still ${active[0]!.status} (overlap policy SKIP)`;
     } else {
-      // A backfill asked for all its fire times: the workflow's maxActiveRuns, not the overlap policy, paces them.
-      const cancelled = schedule.overlap === 'CANCEL_PREVIOUS' && !fire.backfill ? await cancelPrevious(orchestrator, active) : [];
+      const cancelled = schedule.overlap === 'CANCEL_PREVIOUS' ? await cancelPrevious(orchestrator, active) : [];
       try {
         const actingFor = await scheduleActor(db, schedule);
         const run = await audited(db, () =>
