@@ -61,10 +61,12 @@ async function runToEnd(t: TestApp, workflow: string, refreshCache = false): Pro
   return startRun.id;
 }
 
+/** Waits for a run to end; the world is built from runs that succeeded, so any other end stops the build, saying why. */
 async function waitForRun(t: TestApp, id: string) {
   for (;;) {
-    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id });
-    if (!['QUEUED', 'RUNNING'].includes(run.status)) return run.status;
+    const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { status tasks { node status message exitCode reusedFromTaskId } } }`, { id });
+    if (run.status === 'SUCCEEDED') return;
+    if (!['QUEUED', 'RUNNING'].includes(run.status)) throw new Error(`run ${id} ended ${run.status}: ${JSON.stringify(run.tasks)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
