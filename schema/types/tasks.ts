@@ -126,6 +126,11 @@ TaskRef.implement({
     }),
     dependsOn: t.exposeStringList('dependsOn'),
     triggerRule: t.exposeString('triggerRule', { description: 'all_succeeded, all_done or any_failed.' }),
+    condition: t.exposeString('condition', {
+      nullable: true,
+      description:
+        'The spec’s `when`: a CEL condition over params, and the outputs and status of the direct upstreams, decided before the task is dispatched. False skips the task (reason condition-false).',
+    }),
     retryAt: t.expose('retryAt', { type: 'DateTime', nullable: true, description: 'When a RETRYING task is tried again.' }),
     reusedFromTaskId: t.exposeID('reusedFromTaskId', { nullable: true, description: 'Set when a rerun reused an earlier run’s result for this node.' }),
     attempts: t.loadableList({

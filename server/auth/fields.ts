@@ -58,6 +58,7 @@ export const subjectFields = {
       'mapIndex',
       'dependsOn',
       'triggerRule',
+      'condition',
       'retryAt',
       'reusedFromTaskId',
       'attempt',

@@ -11,6 +11,7 @@ import { type NewTask, type Run, type Task, tasks } from '../db/tables/runs';
 import { checkParameters } from '../modules/manifest';
 import { substituteOutputs } from '../workflows/spec';
 import { expandMap, startChildRun } from './composite';
+import { decideConditions } from './conditions';
 import { ACTIVE, type TxContext, taskStatusEvent, writeBehind } from './context';
 import { fromCache, governData } from './gates';
 import { upstreamOutputs, type VersionFacts } from './known-facts';
@@ -43,10 +44,11 @@ export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[], unwri
       .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY')))
       .orderBy(asc(tasks.queuedAt), asc(tasks.node)));
   if (!all.length) return false;
-  // Nested workflows and maps are the control plane's own work: they take no executor slot.
   const ended: string[] = [];
+  const decided = await decideConditions(tc, run, all, ended);
+  // Nested workflows and maps are the control plane's own work: they take no executor slot.
   let expanded = false;
-  for (const task of all) {
+  for (const task of decided) {
     if (task.kind === 'workflow') {
       if (await startChildRun(tc, run, task)) ended.push(task.node);
     } else if (task.kind === 'map') {
@@ -60,7 +62,7 @@ export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[], unwri
         .from(tasks)
         .where(and(eq(tasks.runId, run.id), eq(tasks.status, 'READY'), eq(tasks.kind, 'module')))
         .orderBy(asc(tasks.queuedAt), asc(tasks.node))
-    : all.filter((t) => t.kind === 'module');
+    : decided.filter((t) => t.kind === 'module');
   ready = await wireOutputs(tc, run, ready, ended);
   ready = await governData(tc, run, ready, ended);
   ready = await fromCache(tc, run, ready, ended);
@@ -76,7 +78,7 @@ export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[], unwri
 /**
  * Of a new run's READY tasks, those that dispatch may queue without their READY row ever being written: the ones
  * every gate and limit passes untouched, knowable without reading anything (no step before enqueue writes to their
- * rows): module tasks with no wired outputs (wireOutputs), no data access to decide (governData), no cache key
+ * rows): module tasks with no condition (decideConditions), no wired outputs (wireOutputs), no data access to decide (governData), no cache key
  * (fromCache), in a run with no task limit and admitted, on a pool with no limit (withinLimits). Whatever else
  * holds them back, dispatch writes them READY after all.
  */
@@ -89,7 +91,7 @@ export async function mayQueueUnwritten(
   // A map's expansion has dispatch read the run's READY tasks back, which would not find unwritten ones.
   if (ready.some((t) => t.kind !== 'module')) return new Set();
   let plain = ready.filter(
-    (t) => t.moduleVersionId && !t.dataAccess && ctx.poolLimits?.[t.pool] === undefined && !JSON.stringify(t.parameters).includes('${outputs.'),
+    (t) => t.moduleVersionId && !t.dataAccess && !t.condition && ctx.poolLimits?.[t.pool] === undefined && !JSON.stringify(t.parameters).includes('${outputs.'),
   );
   if (ctx.cache && plain.length) {
     const versions = await ctx.versions.get(

@@ -59,6 +59,9 @@ describe('texts a run or task is left with', () => {
     expect(skipMessage({ triggerRule: 'all_succeeded', total: 3, done: 2, succeeded: 1, failed: 1 })).toBe(
       'skipped: its trigger rule all_succeeded can no longer be met (1 of 3 upstreams succeeded, 1 failed, 1 still open)',
     );
+    expect(skipMessage({ triggerRule: 'all_succeeded', total: 2, done: 2, succeeded: 1, failed: 0 })).toBe(
+      'skipped: its trigger rule all_succeeded can no longer be met (1 of 2 upstreams succeeded, 0 failed, 1 skipped or cancelled, 0 still open)',
+    );
   });
 
   it('a task waiting for an identical one names it when it is known', () => {

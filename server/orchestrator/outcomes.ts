@@ -54,8 +54,10 @@ export function failureSummary(failed: { node: string; status: TaskStatus }[]): 
 }
 
 /** Why a pending task was skipped, from its upstream counts. */
-export const skipMessage = (t: { triggerRule: string; total: number; done: number; succeeded: number; failed: number }) =>
-  `skipped: its trigger rule ${t.triggerRule} can no longer be met (${t.succeeded} of ${t.total} upstreams succeeded, ${t.failed} failed, ${t.total - t.done} still open)`;
+export const skipMessage = (t: { triggerRule: string; total: number; done: number; succeeded: number; failed: number }) => {
+  const skipped = t.done - t.succeeded - t.failed;
+  return `skipped: its trigger rule ${t.triggerRule} can no longer be met (${t.succeeded} of ${t.total} upstreams succeeded, ${t.failed} failed${skipped ? `, ${skipped} skipped or cancelled` : ''}, ${t.total - t.done} still open)`;
+};
 
 export const cacheHitMessage = (e: Pick<CacheHit, 'sourceTaskId' | 'sourceRunId' | 'durationMs'>) =>
   `served from cache: the result of task ${e.sourceTaskId} of run ${e.sourceRunId} (saved ${e.durationMs} ms)`;

@@ -130,8 +130,10 @@ async function evaluate(
     for (const t of candidates) if (t.status === 'READY') taskStatusEvent(step, t, 'READY');
     for (const t of skipped) {
       const message = skipMessage({ ...t, ...count(t) });
-      await tx.update(tasks).set({ status: 'SKIPPED', reason: 'upstream-failed', message, finishedAt: step.at }).where(eq(tasks.id, t.id));
-      taskStatusEvent(step, t, 'SKIPPED', 'upstream-failed', message);
+      // An upstream failed, or none did and one was skipped (its condition was false, or it was skipped in turn).
+      const reason = t.upstreamFailed > 0 ? 'upstream-failed' : 'upstream-skipped';
+      await tx.update(tasks).set({ status: 'SKIPPED', reason, message, finishedAt: step.at }).where(eq(tasks.id, t.id));
+      taskStatusEvent(step, t, 'SKIPPED', reason, message);
     }
     if (!skipped.length)
       return {

@@ -301,6 +301,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
       parameters: p.parameters,
       dependsOn: p.dependsOn,
       triggerRule: p.triggerRule,
+      condition: p.condition,
       ...upstreamCounts(p.dependsOn, statuses),
       status,
       maxAttempts: p.maxAttempts,

@@ -27,6 +27,11 @@ export interface TaskSpec {
   retryDelaySeconds?: number;
   /** When the task may run, given its upstreams' outcomes. Default `all_succeeded`. */
   trigger?: TriggerRule;
+  /**
+   * A CEL condition over `params`, and the `outputs` and `status` of the task's direct upstreams, decided when the
+   * task would be dispatched: false skips it (and, by their trigger rules, what depends on it).
+   */
+  when?: string;
   timeoutSeconds?: number;
   pool?: string;
   executor?: string;

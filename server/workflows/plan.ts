@@ -28,6 +28,8 @@ export interface PlannedTask {
   maxAttempts: number;
   retryDelayMs: number;
   triggerRule: TriggerRule;
+  /** The spec's `when`, decided at dispatch; null for none. */
+  condition: string | null;
   timeoutMs: number;
   executor: string;
   pool: string;
@@ -118,6 +120,7 @@ export async function planRun(
       maxAttempts: 1 + (task.retries ?? 0),
       retryDelayMs: Math.round((task.retryDelaySeconds ?? 1) * 1000),
       triggerRule: task.trigger ?? ('all_succeeded' as const),
+      condition: task.when ?? null,
       timeoutMs: Math.round((task.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       settings: task.settings ?? {},
     };
@@ -249,6 +252,7 @@ export async function planRun(
       maxAttempts: common.maxAttempts,
       retryDelayMs: common.retryDelayMs,
       triggerRule: common.triggerRule,
+      condition: common.condition,
       timeoutMs: Math.round((task.timeoutSeconds ?? manifest.timeoutSeconds ?? defaults.timeoutMs / 1000) * 1000),
       settings: common.settings,
       kind: task.map ? 'map' : 'module',

@@ -9,6 +9,7 @@ import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '..
 import { describeAjvErrors, patternWords as manifestWords, nameRe } from '../modules/manifest';
 import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
 import { parseYaml as parseYamlText } from '../yaml/parse';
+import { conditionProblems, MAX_CONDITION_CHARS } from './condition';
 
 const nodeName = '^[A-Za-z_][A-Za-z0-9_-]{0,62}$';
 const moduleRef = '^[a-z0-9][a-z0-9-_.]*/[a-z0-9][a-z0-9-_.]*(@[A-Za-z0-9._+-]+)?$';
@@ -73,6 +74,7 @@ const specSchema = {
           retries: { type: 'integer', minimum: 0, maximum: 20 },
           retryDelaySeconds: { type: 'number', minimum: 0, maximum: 3600 },
           trigger: { enum: triggerRules },
+          when: { type: 'string', minLength: 1, maxLength: MAX_CONDITION_CHARS },
           timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
           pool: { type: 'string' },
           executor: { type: 'string' },
@@ -200,6 +202,7 @@ function checkGraph(spec: WorkflowSpec): void {
       if (!(task.dependsOn ?? []).includes(ref.node))
         details.push({ path: `tasks.${task.name}.parameters`, message: `reads outputs of "${ref.node}", which must be listed in dependsOn` });
     }
+    if (task.when !== undefined) details.push(...conditionProblems({ ...task, when: task.when }, spec.parameters ?? {}));
     const seen = new Set<string>();
     for (const dep of task.dependsOn ?? []) {
       if (seen.has(dep)) details.push({ path: `tasks.${task.name}.dependsOn`, message: `lists "${dep}" twice` });

@@ -78,6 +78,14 @@ describe('dashboards in Chromium', () => {
       ],
     });
     await t.createWorkflow({ name: 'quick', tasks: [{ name: 'only', module: 'test/echo' }] });
+    await t.createWorkflow({
+      name: 'gated',
+      parameters: { deploy: { default: false } },
+      tasks: [
+        { name: 'check', module: 'test/echo' },
+        { name: 'deploy', module: 'test/echo', dependsOn: ['check'], when: 'params.deploy && status.check == "SUCCEEDED"' },
+      ],
+    });
     await t.createWorkflow({ name: 'needs-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
     await t.createWorkflow({
       name: 'chatty',
@@ -289,6 +297,18 @@ describe('dashboards in Chromium', () => {
     await node('later', 'CANCELLED').waitFor();
     expect(await page.getByRole('button', { name: 'Cancel run…' }).count()).toBe(0);
     await shot('run-cancelled');
+  });
+
+  it('marks a node its condition skipped, and shows the condition and why in its panel', async () => {
+    const { startRun } = await t.api.gql(START, { w: 'gated' });
+    await page.goto(`${t.url}/runs/${startRun.id}`);
+    await node('deploy', 'SKIPPED').waitFor({ timeout: 20_000 });
+    expect(await node('deploy').getAttribute('aria-label')).toBe('deploy: Skipped, condition false');
+    await node('deploy').click();
+    const panel = page.getByRole('region', { name: /Task deploy/ });
+    await panel.getByTestId('task-condition').getByText('params.deploy && status.check == "SUCCEEDED"').waitFor();
+    await panel.getByText('skipped: its condition was false (when: params.deploy && status.check == "SUCCEEDED")').waitFor();
+    await shot('run-condition-skipped');
   });
 
   it('tails 100,000 log lines live and stays fast (virtualised, searchable)', async () => {

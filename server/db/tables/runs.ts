@@ -103,6 +103,8 @@ export const tasks = pgTable(
     parameters: jsonb('parameters').$type<Record<string, unknown>>().notNull().default({}),
     dependsOn: text('depends_on').array().notNull().default(sql`'{}'::text[]`),
     triggerRule: text('trigger_rule', { enum: triggerRules }).notNull().default('all_succeeded'),
+    /** The spec's `when`: a CEL condition decided when the task would be dispatched (workflows/condition.ts). */
+    condition: text('condition'),
     /** How many upstreams have ended, succeeded and failed: a trigger rule is decided from these counts, so a
      * 10k-wide join costs the same per finished upstream as a narrow one. */
     upstreamDone: integer('upstream_done').notNull().default(0),

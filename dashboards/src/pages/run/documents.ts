@@ -11,6 +11,7 @@ export const TaskFields = graphql(`
     maxAttempts
     dependsOn
     triggerRule
+    condition
     moduleRef
     moduleVersion { id ref version parameterSchema }
     workflowRef

@@ -110,7 +110,17 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
         : waitingReasonOf(t)
           ? `waiting: ${waitingReasonOf(t)}`
           : (t.moduleVersion?.ref ?? t.moduleRef ?? t.workflowRef ?? t.kind),
-    badge: fromCache(t) ? 'from cache' : t.reusedFromTaskId ? 'reused' : t.attempt > 1 ? `attempt ${t.attempt}/${t.maxAttempts}` : null,
+    badge: fromCache(t)
+      ? 'from cache'
+      : t.reusedFromTaskId
+        ? 'reused'
+        : t.attempt > 1
+          ? `attempt ${t.attempt}/${t.maxAttempts}`
+          : t.reason === 'condition-false'
+            ? 'condition false'
+            : t.condition && (t.status === 'PENDING' || t.status === 'READY')
+              ? 'conditional'
+              : null,
     badgeTone: fromCache(t) ? 'cache' : null,
   }));
   const message = store.message;

@@ -240,6 +240,7 @@ function placeholderTask(node: string): TaskView {
     maxAttempts: 1,
     dependsOn: [],
     triggerRule: 'all_succeeded',
+    condition: null,
     moduleRef: null,
     moduleVersion: null,
     workflowRef: null,

@@ -271,6 +271,14 @@ function Overview({ task, run, runStatus }: { task: TaskView; run: RunData; runS
           <dt>Trigger rule</dt>
           <dd>{task.triggerRule.replace('_', ' ')}</dd>
         </div>
+        {task.condition && (
+          <div>
+            <dt>Runs when</dt>
+            <dd>
+              <code data-testid="task-condition">{task.condition}</code>
+            </dd>
+          </div>
+        )}
       </dl>
       {(task.message || task.reason) && !hit && (
         <p class={task.status === 'FAILED' || task.status === 'TIMED_OUT' ? 'error-text' : 'muted'}>
