@@ -129,7 +129,7 @@ builder.queryFields((t) => ({
     args: { taskId: t.arg.id({ required: true }) },
     resolve: (_root, args, ctx) => {
       assertCan(ctx.ability, 'read', 'Task', 'explain cache lookups');
-      if (!isUuid(String(args.taskId))) throw badInput(`"${args.taskId}" is not a task id (a UUID).`);
+      if (!isUuid(String(args.taskId))) throw badInput(`"${args.taskId}" is not a task id (a UUID); \`atelier run get RUN_ID\` shows its tasks' ids.`);
       return explainTask(ctx.services.db, String(args.taskId), readerOf(ctx));
     },
   }),

@@ -156,6 +156,11 @@ export const REFERENCE_EXAMPLES: Record<string, string[]> = {
   audit: ['atelier audit --subject dataset:crm/users.email --since 2d', 'atelier audit -n 100 --json'],
   'model list': ['atelier model list --namespace examples'],
   'model show': ['atelier model show examples/iris'],
+  'model save': [
+    'atelier model save examples/iris --description "iris species classifier"',
+    'atelier model save examples/iris --require "accuracy>=0.9" --require "loss<=0.3"   bounds a promotion checks',
+    'atelier model save examples/iris --clear-requirements',
+  ],
   'model register': [
     'atelier model register examples/iris TASK_ID model --flavor sklearn',
     'atelier model register examples/iris TASK_ID model --metadata \'{"framework": "none"}\'',

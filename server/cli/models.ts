@@ -1,9 +1,9 @@
-// `atelier model list|show|register|alias|rollback|deprecate|promote|approve|reject|lineage`: the model registry from
+// `atelier model list|show|save|register|alias|rollback|deprecate|promote|approve|reject|lineage`: the model registry from
 // the terminal, as GraphQL calls (server/registry/ does the work; see the README's "Model registry").
 import { Command } from 'commander';
 import type { Client } from './client';
 import { CliError } from './errors';
-import { jsonObject } from './options';
+import { collect, jsonObject } from './options';
 import { table } from './tracking';
 
 const label = (l: { level: string; categories: string[] }) => (l.categories.length ? `${l.level}{${l.categories.join(',')}}` : l.level);
@@ -43,6 +43,31 @@ export function metricsByTask(l: Pick<LineageView, 'run' | 'metrics'>): string {
   return [...groups].map(([node, values]) => `${node}: ${values.join(' ')}`).join('; ');
 }
 
+interface Requirement {
+  metric: string;
+  min: number | null;
+  max: number | null;
+}
+
+/** A model's metric bound, `accuracy>=0.9` or `loss<=0.2`; bounds on one metric together make one requirement. */
+export function parseRequirements(specs: string[]): Requirement[] {
+  const byMetric = new Map<string, Requirement>();
+  for (const spec of specs) {
+    const m = /^\s*([^<>=\s]+)\s*(>=|<=)\s*(\S+)\s*$/.exec(spec);
+    const bound = m ? Number(m[3]) : Number.NaN;
+    if (!m || m[3]!.trim() === '' || !Number.isFinite(bound))
+      throw new CliError(`--require "${spec}" is not a bound: write METRIC>=MIN or METRIC<=MAX, e.g. --require "accuracy>=0.9" --require "loss<=0.2"`);
+    const r = byMetric.get(m[1]!) ?? { metric: m[1]!, min: null, max: null };
+    r[m[2] === '>=' ? 'min' : 'max'] = bound;
+    byMetric.set(m[1]!, r);
+  }
+  return [...byMetric.values()];
+}
+
+/** Requirements as `--require` takes them: `accuracy>=0.9 loss<=0.2`. */
+const bounds = (requirements: Requirement[]) =>
+  requirements.flatMap((r) => [...(r.min === null ? [] : [`${r.metric}>=${r.min}`]), ...(r.max === null ? [] : [`${r.metric}<=${r.max}`])]).join(' ');
+
 export function modelCommand(clientOf: (command: Command) => Client): Command {
   const model = new Command('model').description('the model registry: versions, lineage, aliases and promotions');
   const json = (value: unknown) => console.log(JSON.stringify(value, null, 2));
@@ -68,7 +93,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
         return console.log(
           opts.namespace || opts.search
             ? 'no models match'
-            : 'no models yet: register a task output with `atelier model register NS/NAME TASK_ID OUTPUT` (the iris example’s run registers one)',
+            : 'no models yet: register a task output with `atelier model register NS/NAME TASK_ID OUTPUT` (the iris example’s run registers one), or create an empty model with `atelier model save NS/NAME`',
         );
       const rows = models.map((m) => [
         m.fullName,
@@ -88,7 +113,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
         model: {
           fullName: string;
           versions: VersionView[];
-          requirements: unknown[];
+          requirements: Requirement[];
           promotions: { id: string; alias: string; state: string; version: { version: number } }[];
         } | null;
       }>(
@@ -100,6 +125,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
       if (!m) throw new CliError(`no model ${name}; list them with \`atelier model list\``);
       if (opts.json) return json(m);
       console.log(m.fullName);
+      if (m.requirements.length) console.log(`promotions require: ${bounds(m.requirements)}`);
       const rows = m.versions.map((v) => [
         String(v.version),
         label(v.label),
@@ -110,6 +136,31 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
       ]);
       console.log(table([['VERSION', 'LABEL', 'FLAVOR', 'ALIASES', 'STATE', 'DIGEST'], ...rows]));
       for (const p of m.promotions.filter((p) => p.state === 'PENDING')) console.log(`pending promotion ${p.id}: ${p.alias} -> ${p.version.version}`);
+    });
+
+  model
+    .command('save <name>')
+    .alias('create')
+    .description('create a model (NAMESPACE/NAME) before its first version, or change its description and the metric bounds a promotion checks')
+    .option('--description <text>', 'what the model is for')
+    .option('--require <bound>', 'a metric bound every promoted version must meet: METRIC>=MIN or METRIC<=MAX (repeatable)', collect)
+    .option('--clear-requirements', 'drop every metric bound')
+    .action(async (name: string, opts: { description?: string; require?: string[]; clearRequirements?: boolean }, command: Command) => {
+      if (opts.require && opts.clearRequirements) throw new CliError('--require and --clear-requirements contradict each other: give one.');
+      const requirements = opts.clearRequirements ? [] : opts.require ? parseRequirements(opts.require) : null;
+      const { saveModel: m } = await clientOf(command).request<{
+        saveModel: { fullName: string; description: string; requirements: Requirement[] };
+      }>(
+        `mutation ($n: String!, $d: String, $r: [ModelRequirementInput!]) { saveModel(name: $n, description: $d, requirements: $r) { fullName description requirements { metric min max } } }`,
+        {
+          n: name,
+          d: opts.description ?? null,
+          r: requirements,
+        },
+      );
+      console.log(`saved ${m.fullName}${m.description ? `: ${m.description}` : ''}`);
+      console.log(`promotions require: ${bounds(m.requirements) || 'no metric bounds'}`);
+      console.log(`register a version with \`atelier model register ${m.fullName} TASK_ID OUTPUT\``);
     });
 
   model
@@ -186,7 +237,7 @@ export function modelCommand(clientOf: (command: Command) => Client): Command {
     .requiredOption('--reason <why>', 'why this version should serve production')
     .action(async (ref: string, alias: string, opts: { reason: string }, command: Command) => {
       const at = ref.lastIndexOf('@');
-      if (at < 0) throw new Error(`Name the version: ${ref}@VERSION.`);
+      if (at < 0) throw new CliError(`Name the version: ${ref}@VERSION.`);
       const { requestModelPromotion: p } = await clientOf(command).request<{ requestModelPromotion: { id: string } }>(
         `mutation ($m: String!, $v: String!, $a: String!, $r: String!) { requestModelPromotion(model: $m, version: $v, alias: $a, reason: $r) { id } }`,
         { m: ref.slice(0, at), v: ref.slice(at + 1), a: alias, r: opts.reason },

@@ -2,6 +2,7 @@
 // searchRuns, compareRuns, setRunTags/deleteRunTag and setRunNote. The filter language is the README's ("Searching
 // runs").
 import { type Command, InvalidArgumentError } from 'commander';
+import { closestName } from '../errors/did-you-mean';
 import type { Condition, Field } from '../tracking/filter';
 import { runStatuses } from '../vocabulary';
 import type { Client } from './client';
@@ -157,10 +158,26 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
           runs { id name } missing params { key values } metrics { name values { last min max } } } }`,
         { ids, m: opts.metric ?? null, all: Boolean(opts.allParams) },
       );
+      // A metric asked for that no compared run reports is left out by the server: said here, with the names they do
+      // report (a second, small query, only then), and a failure like a run not compared.
+      const absent = c.runs.length ? (opts.metric ?? []).filter((name) => !c.metrics.some((m) => m.name === name)) : [];
       // A run not compared is a failure, also when others were (a script must not take a partial table for all of it).
-      if (c.missing.length) process.exitCode = 1;
+      if (c.missing.length || absent.length) process.exitCode = 1;
       if (opts.json) return console.log(JSON.stringify(c, null, 2));
       for (const id of c.missing) console.error(`no run ${id} (or not one whose data you may read)`);
+      if (absent.length) {
+        const { compareRuns: all } = await clientOf(command).request<{ compareRuns: { metrics: { name: string }[] } }>(
+          `query ($ids: [ID!]!) { compareRuns(ids: $ids, maxPoints: 2) { metrics { name } } }`,
+          { ids: c.runs.map((r) => r.id) },
+        );
+        const reported = all.metrics.map((m) => m.name);
+        for (const name of absent) {
+          const meant = closestName(name, reported);
+          console.error(
+            `no compared run reports metric "${name}"${meant ? ` (did you mean "${meant}"?)` : ''}; they report: ${reported.join(', ') || 'no metrics'}`,
+          );
+        }
+      }
       if (!c.runs.length) return;
       const header = ['RUN', ...c.runs.map((r) => r.name ?? r.id.slice(0, 8))];
       const rows: string[][] = [];

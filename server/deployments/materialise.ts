@@ -19,7 +19,8 @@ async function fetchFiles(store: ObjectStore, root: string, version: ModelVersio
   try {
     for (const file of version.files) {
       const target = path.resolve(tmp, file.path);
-      if (!target.startsWith(`${path.resolve(tmp)}${path.sep}`)) throw badInput(`model file path "${file.path}" leaves the version's directory`);
+      if (!target.startsWith(`${path.resolve(tmp)}${path.sep}`))
+        throw badInput(`model file path "${file.path}" leaves the version's directory; register the model again from files whose paths stay inside it`);
       await mkdir(path.dirname(target), { recursive: true });
       const { body } = await store.stream(file.digest);
       await pipeline(body, createWriteStream(target));

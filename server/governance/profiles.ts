@@ -119,7 +119,10 @@ export function checkProfile(input: unknown, columns: string[]): DatasetProfile 
   const out: DatasetProfile = {};
   for (const [column, p] of Object.entries(input)) {
     const at = `profile.${column}`;
-    if (!known.has(column)) throw badInput(`${at}: the version has no column "${column}".`);
+    if (!known.has(column))
+      throw badInput(
+        `${at}: the version has no column "${column}"; profile only its columns (${columns.slice(0, 20).join(', ')}${columns.length > 20 ? ', …' : ''}).`,
+      );
     out[column] = checkColumn(p, at);
   }
   return out;
@@ -141,10 +144,10 @@ function checkCategorical(r: Record<string, unknown>, at: string): CategoricalPr
     if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !isCount(e[1])) throw badInput(`${at}.top.${i} must be [value, count].`);
     return [e[0], e[1]];
   });
-  if (new Set(top.map((t) => t[0])).size !== top.length) throw badInput(`${at}.top lists a value twice.`);
+  if (new Set(top.map((t) => t[0])).size !== top.length) throw badInput(`${at}.top lists a value twice; give each value once.`);
   if (!isCount(r.other)) throw badInput(`${at}.other must be a non-negative integer.`);
   if (sum(top.map((t) => t[1])) + r.other !== count)
-    throw badInput(`${at}: the top counts and other add up to ${sum(top.map((t) => t[1])) + r.other}, not count ${count}.`);
+    throw badInput(`${at}: the top counts and other add up to ${sum(top.map((t) => t[1])) + r.other}, not count ${count}; they must add up to count.`);
   return { kind: 'categorical', count, nulls: r.nulls as number, top: [...top].sort((a, b) => b[1] - a[1]), other: r.other };
 }
 
@@ -157,7 +160,7 @@ function checkNumeric(r: Record<string, unknown>, at: string): NumericProfile {
   const edges = h.edges as number[];
   const counts = h.counts as number[];
   if (count === 0) {
-    if (r.min != null || r.max != null || sum(counts) !== 0) throw badInput(`${at}: with count 0, min and max are null and the histogram is empty.`);
+    if (r.min != null || r.max != null || sum(counts) !== 0) throw badInput(`${at}: with count 0, min and max must be null and the histogram empty.`);
     return { kind: 'numeric', count: 0, nulls: r.nulls as number, min: null, max: null, histogram: { edges: [], counts: [] }, values: [] };
   }
   if (!finite(r.min) || !finite(r.max) || r.min > r.max) throw badInput(`${at}: min and max must be finite numbers, min ≤ max.`);
@@ -167,7 +170,7 @@ function checkNumeric(r: Record<string, unknown>, at: string): NumericProfile {
   const single = counts.length === 1 && edges[0] === edges[1];
   if (!single && edges.some((e, i) => i > 0 && e <= edges[i - 1]!)) throw badInput(`${at}.histogram.edges must increase.`);
   if (edges[0] !== min || edges[edges.length - 1] !== max) throw badInput(`${at}.histogram: the first and last edges must be min and max.`);
-  if (sum(counts) !== count) throw badInput(`${at}.histogram.counts add up to ${sum(counts)}, not count ${count}.`);
+  if (sum(counts) !== count) throw badInput(`${at}.histogram.counts add up to ${sum(counts)}, not count ${count}; they must add up to count.`);
   let values: [number, number][] | null = null;
   if (r.values != null) {
     if (!Array.isArray(r.values) || r.values.length > MAX_EXACT_VALUES)
@@ -178,7 +181,8 @@ function checkNumeric(r: Record<string, unknown>, at: string): NumericProfile {
     });
     if (values.some((v, i) => i > 0 && v[0] <= values![i - 1]![0])) throw badInput(`${at}.values must be ascending, each value once.`);
     if (values[0]![0] !== min || values[values.length - 1]![0] !== max) throw badInput(`${at}.values: the first and last values must be min and max.`);
-    if (sum(values.map((v) => v[1])) !== count) throw badInput(`${at}.values counts add up to ${sum(values.map((v) => v[1]))}, not count ${count}.`);
+    if (sum(values.map((v) => v[1])) !== count)
+      throw badInput(`${at}.values counts add up to ${sum(values.map((v) => v[1]))}, not count ${count}; they must add up to count.`);
   }
   return { kind: 'numeric', count, nulls: r.nulls as number, min, max, histogram: { edges, counts }, values };
 }

@@ -127,7 +127,7 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
     try {
       await git([...pinned, '-c', 'http.followRedirects=false', 'clone', '--quiet', '--no-checkout', '--', location.clone, checkout], scratch, scratch);
     } catch (error) {
-      throw badInput(`Cannot clone ${repository}: ${(error as Error).message}`);
+      throw badInput(`Cannot clone ${repository} (check its URL and that this server may read it): ${(error as Error).message}`);
     }
     try {
       await git(['-c', 'advice.detachedHead=false', 'checkout', '--quiet', event.commit], checkout, scratch);
@@ -135,7 +135,7 @@ export async function buildFromGit(services: GitHookServices, ability: AppAbilit
       throw badInput(`Commit ${event.commit} is not in ${repository}; push it before sending the event.`);
     }
     const manifests = (await git(['ls-files', '-z'], checkout, scratch)).split('\0').filter((f) => f === MANIFEST_FILE || f.endsWith(`/${MANIFEST_FILE}`));
-    if (!manifests.length) throw badInput(`Commit ${event.commit.slice(0, 12)} has no ${MANIFEST_FILE}; nothing to build.`);
+    if (!manifests.length) throw badInput(`Commit ${event.commit.slice(0, 12)} has no ${MANIFEST_FILE}; nothing to build (add one beside each module's code).`);
     if (manifests.length > MAX_MODULES)
       throw badInput(`Commit ${event.commit.slice(0, 12)} has ${manifests.length} modules; one event builds at most ${MAX_MODULES}.`);
 

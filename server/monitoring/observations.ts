@@ -69,7 +69,8 @@ function checkObservation(input: ObservationInput, i: number, now: number): Chec
   if (Number.isNaN(at.getTime())) throw badInput(`${path}.at is not a time: use ISO 8601, e.g. 2026-01-31T12:00:00Z.`);
   if (at.getTime() > now + observationLimits.futureMs)
     throw badInput(`${path}.at (${at.toISOString()}) is more than 5 minutes in the future: check the sender's clock.`);
-  if (at.getTime() < now - observationLimits.pastMs) throw badInput(`${path}.at (${at.toISOString()}) is more than a year old: observations are about now.`);
+  if (at.getTime() < now - observationLimits.pastMs)
+    throw badInput(`${path}.at (${at.toISOString()}) is more than a year old: send observations from the last year (they are about now).`);
   const dims = input.dimensions ?? {};
   if (typeof dims !== 'object' || Array.isArray(dims)) throw badInput(`${path}.dimensions must be an object of names to values.`);
   const entries = Object.entries(dims);

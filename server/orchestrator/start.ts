@@ -171,7 +171,7 @@ async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ wo
 }
 
 async function loadSource(tx: Tx, runId: string) {
-  if (!isUuid(runId)) throw badInput(`"${runId}" is not a run id (a UUID).`);
+  if (!isUuid(runId)) throw badInput(`"${runId}" is not a run id (a UUID); \`atelier run list\` shows the recent ones.`);
   const [source] = await tx.select().from(runs).where(eq(runs.id, runId));
   if (!source) throw notFound(`No run ${runId}; \`atelier run list\` shows the recent ones.`);
   if (!source.workflowId || !source.workflowVersionId)

@@ -51,14 +51,15 @@ export function parseSource(source: string, runId: string): { taskId: string; pa
     throw badInput(`Source "${source}" is not runs:/<run_id>/<path> or mlflow-artifacts:/<experiment_id>/<run_id>/artifacts/<path> of a run on this server.`);
   path = (path ?? '').replace(/\/+$/, '');
   if (!path) throw badInput(`Source "${source}" names no artifact folder: register "runs:/<run_id>/<artifact_path>" (the folder log_model wrote).`);
-  if (runId && runId !== taskId) throw badInput(`run_id ${runId} is not the run of source "${source}" (${taskId}).`);
+  if (runId && runId !== taskId) throw badInput(`run_id ${runId} is not the run of source "${source}" (${taskId}): pass that run's id, or leave run_id out.`);
   return { taskId: taskId!, path };
 }
 
 /** The MLflow 3 logged model a version's source names (`models:/m-…`, or model_id beside another source), if any. */
 export function loggedModelOf(source: string, modelId: string): string | null {
   const m = /^models:\/(m-[^/]+)\/?$/.exec(source);
-  if (m && modelId && modelId !== m[1]) throw badInput(`model_id ${modelId} is not the logged model of source "${source}".`);
+  if (m && modelId && modelId !== m[1])
+    throw badInput(`model_id ${modelId} is not the logged model of source "${source}": pass that model's id, or leave model_id out.`);
   return m?.[1] ?? (modelId || null);
 }
 

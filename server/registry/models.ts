@@ -29,6 +29,8 @@ export function checkRequirements(requirements: ModelRequirement[]): ModelRequir
     const max = r.max ?? null;
     if (min === null && max === null) throw badInput(`requirements.${i} needs a min or a max for ${r.metric}.`);
     if ((min !== null && !Number.isFinite(min)) || (max !== null && !Number.isFinite(max))) throw badInput(`requirements.${i}: bounds are finite numbers.`);
+    if (min !== null && max !== null && min > max)
+      throw badInput(`requirements.${i}: min ${min} is above max ${max} for ${r.metric}, so no version could meet it; swap them.`);
     return { metric: r.metric, min, max };
   });
 }

@@ -42,7 +42,7 @@ async function assertMeetsRequirements(tx: Db | Tx, identity: Identity, model: R
         rule: 'a version promoted to production meets the metric requirements its model declares',
         details: { misses },
       },
-      `${nameOf(model)}@${version.version} does not meet the model's requirements: ${misses.join('; ')}.`,
+      `${nameOf(model)}@${version.version} does not meet the model's requirements: ${misses.join('; ')}. Promote a version that does, or have a writer of its namespace change them (\`atelier model save ${nameOf(model)} --require METRIC>=MIN\`, --clear-requirements).`,
     );
 }
 

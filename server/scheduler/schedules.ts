@@ -65,7 +65,8 @@ export const timingOf = (s: Pick<Schedule, 'cron' | 'timeZone' | 'startAt' | 'en
 });
 
 export async function findSchedule(db: Db, id: string): Promise<Schedule> {
-  if (!isUuid(id)) throw badInput(`"${id}" is not a schedule id (a UUID).`, [{ path: 'id', message: 'is not a UUID' }]);
+  if (!isUuid(id))
+    throw badInput(`"${id}" is not a schedule id (a UUID); \`atelier schedule list WORKFLOW\` shows them.`, [{ path: 'id', message: 'is not a UUID' }]);
   const [schedule] = await db.select().from(schedules).where(eq(schedules.id, id));
   if (!schedule) throw notFound(`No schedule ${id}; \`atelier schedule list\` lists them.`);
   return schedule;

@@ -58,7 +58,7 @@ export function checkParams(params: readonly KeyValue[]): void {
   });
   const seen = new Map<string, string>();
   for (const p of params) {
-    if (seen.has(p.key) && seen.get(p.key) !== p.value) throw badInput(`Param "${p.key}" is given twice with different values in one request.`);
+    if (seen.has(p.key) && seen.get(p.key) !== p.value) throw badInput(`Param "${p.key}" is given twice with different values in one request; send it once.`);
     seen.set(p.key, p.value);
   }
 }
@@ -214,7 +214,7 @@ export async function deleteTag(db: Db, caller: Caller, taskId: string, key: str
       .delete(runTags)
       .where(and(eq(runTags.runId, tracked.run.id), eq(runTags.key, key)))
       .returning();
-    if (!gone.length) throw badInput(`Run ${taskId} has no tag "${key}".`);
+    if (!gone.length) throw badInput(`Run ${taskId} has no tag "${key}"; runs/get lists its tags.`);
   });
 }
 
@@ -237,7 +237,7 @@ export async function logModelHistory(db: Db, caller: Caller, taskId: string, mo
   assertWithinInputLimits(model, 'model_json'); // JSON inside a string: the body's own check never saw inside it
   // MLflow's server requires these (mlflow/server/handlers.py, _log_model).
   const missing = ['artifact_path', 'flavors', 'utc_time_created', 'run_id'].filter((k) => !(k in model));
-  if (missing.length) throw badInput(`model_json is missing mandatory fields: ${missing.join(', ')}.`);
+  if (missing.length) throw badInput(`model_json is missing mandatory fields: ${missing.join(', ')}; add them (MLflow's Model.to_json writes them all).`);
   const summary: Record<string, unknown> = {};
   for (const key of ['run_id', 'artifact_path', 'utc_time_created', 'model_uuid']) if (key in model) summary[key] = model[key];
   const flavors = (model.flavors && typeof model.flavors === 'object' ? model.flavors : {}) as Record<string, unknown>;

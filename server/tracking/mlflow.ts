@@ -181,8 +181,26 @@ function attributeColumn(key: string): { column: SQL; numeric: boolean } {
     case 'status':
       return { column: sql`t.status`, numeric: false };
     default:
+      // `datasets.name = 'x'` reaches here as an attribute named "datasets.name": it is an entity this API lacks.
+      if (/^datasets?\./i.test(key)) throw badInput(`Filter on "${key}": ${DATASETS}.`);
       throw badInput(`Unknown attribute "${key}": filter on status, run_name, run_id, start_time or end_time.`);
   }
+}
+
+/**
+ * What a clause that is no ENTITY.KEY OP VALUE uses that this API does not take, said with what to write instead:
+ * MLflow's own grammar (OR, parentheses, IN, IS NULL, datasets.*) is more than this subset, and a caller who wrote
+ * it is told so rather than only shown the shape.
+ */
+const DATASETS = 'datasets.* is not taken; filter on metrics.KEY, params.KEY, tags.KEY or attributes.KEY instead';
+function unsupportedIn(clause: string): string {
+  const bare = clause.replace(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`/g, "''"); // quoted values say nothing here
+  if (/^\s*datasets?\./i.test(bare)) return `: ${DATASETS}`;
+  if (/\bOR\b/i.test(bare)) return ': clauses join with AND only (MLflow has no OR either); search once per alternative';
+  if (/[()]/.test(bare.replace(/\b(NOT\s+)?IN\s*\([^()]*\)/gi, ''))) return ': parentheses are not taken; write the clauses joined by AND';
+  if (/\bIN\s*\(/i.test(bare)) return ': IN (…) is not taken; search once per value, or match several with LIKE';
+  if (/\bIS\s+(NOT\s+)?NULL\b/i.test(bare)) return ': IS NULL is not taken; a metrics., params. or tags. clause matches only runs that have that key';
+  return '';
 }
 
 /** One filter clause as SQL over `t` (tasks) and `r` (runs). */
@@ -190,7 +208,7 @@ function clauseSql(text: string, position: number): SQL {
   const m = clauseRe.exec(text);
   if (!m)
     throw badInput(
-      `Filter clause ${position} "${text.trim()}" is not ENTITY.KEY OP VALUE (e.g. metrics.acc > 0.9, params.lr = '0.1', tags.team = 'a', attributes.status = 'FINISHED').`,
+      `Filter clause ${position} "${text.trim()}" is not ENTITY.KEY OP VALUE (e.g. metrics.acc > 0.9, params.lr = '0.1', tags.team = 'a', attributes.status = 'FINISHED')${unsupportedIn(text)}.`,
     );
   const entity = entityOf(m[1]);
   const key = unquote(m[2]!.trim());

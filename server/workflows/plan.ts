@@ -61,6 +61,11 @@ export interface PlanOptions {
   nested?: boolean;
   /** Checking a spec before any run: parameters without values yet are not checked against schemas. */
   partial?: boolean;
+  /**
+   * The run parameters are the spec's own defaults (a spec being created): a value that does not fit is the
+   * workflow's fault. Otherwise they are a caller's (a run start, a schedule's), and a fault only in them is theirs.
+   */
+  specDefaults?: boolean;
   /** The hot cluster of module nodes that name none (startRun's `hotCluster`). */
   hotCluster?: string;
   /** Filled with every live hot cluster a task would run on, nested workflows' included (whoever starts decides). */
@@ -271,9 +276,20 @@ export async function planRun(
   }
   if (details.length) {
     if (options.nested) throw new NestedPlanError(details);
-    throw new AtelierError('INVALID_WORKFLOW', `The workflow cannot run: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
+    throw planError(details, !options.specDefaults);
   }
   return planned;
+}
+
+/**
+ * A plan's problems: the caller's (BAD_USER_INPUT, as an undeclared or missing run parameter is) when each is about a
+ * run parameter they gave (`parameters.NAME`, named so by the loop above), else the workflow's (INVALID_WORKFLOW).
+ */
+function planError(details: ErrorDetail[], callersValues: boolean): AtelierError {
+  const listed = details.map((d) => `${d.path}: ${d.message}`).join('; ');
+  if (callersValues && details.every((d) => d.path?.startsWith('parameters.')))
+    return new AtelierError('BAD_USER_INPUT', `Run parameters do not fit the workflow's modules (pass values their schemas accept): ${listed}`, details);
+  return new AtelierError('INVALID_WORKFLOW', `The workflow cannot run: ${listed}`, details);
 }
 
 class NestedPlanError extends Error {

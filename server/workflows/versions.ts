@@ -41,7 +41,12 @@ export async function createWorkflow(
     db.transaction(async (tx) => {
       // Validate against the modules as they are now, with default parameters, so a typo fails here, not at run time
       // (parameters that only a run will give are checked when it starts).
-      await planRun(tx, spec, resolveRunParameters(spec, {}, { partial: true }), defaults, { candidate: spec, stack: [`${spec.name}@new`], partial: true });
+      await planRun(tx, spec, resolveRunParameters(spec, {}, { partial: true }), defaults, {
+        candidate: spec,
+        stack: [`${spec.name}@new`],
+        partial: true,
+        specDefaults: true,
+      });
       const domain = spec.domain ?? 'experimentation';
       const [existing] = await tx.select().from(workflows).where(eq(workflows.name, spec.name)).for('update');
       let teamId = existing?.teamId ?? null;

@@ -152,7 +152,7 @@ describe('atelier CLI with the iris example', () => {
   it('reports a bad --param value as the run parameter and the value passed, then the task it feeds', async () => {
     const r = await cli(['run', 'start', 'iris', '--param', 'epochs=-5']);
     expect(r.code, show(r)).not.toBe(0);
-    expect(r.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: /);
+    expect(r.stderr).toMatch(/^error \[BAD_USER_INPUT\]: Run parameters do not fit the workflow's modules \(pass values their schemas accept\):$/m);
     expect(r.stderr).toMatch(
       /^ {2}parameters\.epochs: must be >= 1 \(run parameter "epochs", given to task "train" as parameters\.epochs; schema of .*\) \(you passed --param epochs=-5\)$/m,
     );
@@ -162,17 +162,17 @@ describe('atelier CLI with the iris example', () => {
     const bad = '^ {2}parameters\\.epochs: must be >= 1 \\(run parameter "epochs", given to task "train" as parameters\\.epochs; schema of .*\\)';
     const scheduled = await cli(['schedule', 'create', 'iris', '--cron', '0 6 * * *', '--param', 'epochs=-5']);
     expect(scheduled.code, show(scheduled)).toBe(1);
-    expect(scheduled.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: The schedule's parameters do not fit workflow "iris": /);
+    expect(scheduled.stderr).toMatch(/^error \[BAD_USER_INPUT\]: The schedule's parameters do not fit workflow "iris": /);
     expect(scheduled.stderr).toMatch(new RegExp(bad, 'm'));
     const triggered = await cli(['trigger', 'create', 'iris', 'on-iris', '--on', 'http', '--param', 'epochs=-5']);
     expect(triggered.code, show(triggered)).toBe(1);
-    expect(triggered.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: The trigger's parameters do not fit workflow "iris": /);
+    expect(triggered.stderr).toMatch(/^error \[BAD_USER_INPUT\]: The trigger's parameters do not fit workflow "iris": /);
     expect(triggered.stderr).toMatch(new RegExp(bad, 'm'));
     const action = '{"kind":"START_WORKFLOW","workflow":"iris","parameters":{"epochs":-5}}';
     const rule = '{"kind":"THRESHOLD","above":100}';
     const monitored = await cli(['monitor', 'create', 'slow', 'workflow:iris', 'latency', '--rule', rule, '--action', action]);
     expect(monitored.code, show(monitored)).toBe(1);
-    expect(monitored.stderr).toMatch(/^error \[INVALID_WORKFLOW\]: The monitor's parameters do not fit workflow "iris": /);
+    expect(monitored.stderr).toMatch(/^error \[BAD_USER_INPUT\]: The monitor's parameters do not fit workflow "iris": /);
     expect(monitored.stderr).toMatch(new RegExp(bad, 'm'));
     // A parameter the event fills in is checked when it fires; the fixed ones beside it are checked now.
     const mapped = await cli(['trigger', 'create', 'iris', 'on-iris', '--on', 'http', '--map', 'epochs=/epochs', '--param', 'seed=7', '--paused']);

@@ -80,6 +80,14 @@ it('tags, notes, searches and compares runs', async () => {
     ['acc max', '0.9', '0.95'],
   ]);
 
+  // a metric no compared run reports is said, with the ones they do, and fails the command as a missing run does
+  const typo = await cli('run', 'compare', a, b, '--metric', 'acc', '--metric', 'Acc', '--metric', 'loss');
+  expect(typo.code, showCli(typo)).toBe(1);
+  expect(typo.stdout).toContain('acc last');
+  expect(typo.stderr).toBe(
+    'no compared run reports metric "Acc" (did you mean "acc"?); they report: acc\nno compared run reports metric "loss"; they report: acc\n',
+  );
+
   // a run not compared fails the command, also when the others were compared (and as --json)
   const unknown = '00000000-0000-0000-0000-000000000000';
   for (const json of [[], ['--json']]) {

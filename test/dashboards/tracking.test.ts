@@ -112,6 +112,13 @@ it('compares selected runs: overlaid curves, the param diff, the scatter, and ag
   }
   await screenshot(page, path.join(artifacts, 'tracking-compare.png'));
 
+  // a metric or param in the address that none of these runs has: said, and the default plotted instead of nothing
+  await page.goto(`${t.url}/compare?ids=${ids.base},${ids.wide}&metric=acu&param=learning_rate`);
+  await page.locator('figure.scatter[data-param="lr"][data-metric="acc"] circle').first().waitFor();
+  expect(await page.getByTestId('unknown-axis').textContent()).toBe(
+    'No compared run has parameter learning_rate; showing lr. No compared run reports metric acu; showing acc.',
+  );
+
   // an id that names no run, and one that is no id at all: listed as missing, the rest compared
   const unknown = '00000000-0000-4000-8000-000000000000';
   await page.goto(`${t.url}/compare?ids=${ids.tiny},${unknown},not-an-id`);

@@ -58,11 +58,17 @@ describe('dataset profiles', () => {
 
   it('refuses a profile naming an unknown column or whose counts disagree, and records no version', async () => {
     const bad = [
-      [{ ghost: { kind: 'categorical', count: 1, nulls: 0, top: [['x', 1]], other: 0 } }, 'profile.ghost: the version has no column "ghost".'],
-      [{ plan: { kind: 'categorical', count: 10, nulls: 0, top: [['x', 4]], other: 1 } }, 'profile.plan: the top counts and other add up to 5, not count 10.'],
+      [
+        { ghost: { kind: 'categorical', count: 1, nulls: 0, top: [['x', 1]], other: 0 } },
+        'profile.ghost: the version has no column "ghost"; profile only its columns (amount, plan).',
+      ],
+      [
+        { plan: { kind: 'categorical', count: 10, nulls: 0, top: [['x', 4]], other: 1 } },
+        'profile.plan: the top counts and other add up to 5, not count 10; they must add up to count.',
+      ],
       [
         { amount: { kind: 'numeric', count: 3, nulls: 0, min: 0, max: 2, histogram: { edges: [0, 1, 2], counts: [1, 1] }, values: null } },
-        'profile.amount.histogram.counts add up to 2, not count 3.',
+        'profile.amount.histogram.counts add up to 2, not count 3; they must add up to count.',
       ],
       [{ amount: { kind: 'numeric', count: -1, nulls: 0 } }, 'profile.amount: count and nulls must be non-negative integers.'],
     ] as const;

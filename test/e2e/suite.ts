@@ -233,8 +233,17 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
         tasks: [{ name: 'x', module: 'test/echo', parameters: { steps: '${params.steps}' } }],
       });
       const badType = await t.api.raw(START, { w: 'typed', p: { steps: 'lots' } });
-      expect(badType.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
+      expect(badType.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT'); // the caller's value, as an undeclared one is
       expect(badType.errors?.[0]?.message).toContain('parameters.steps: must be integer (run parameter "steps", given to task "x"'); // named as what the caller passed
+      // A default that does not fit is the workflow's own fault, refused when it is created.
+      const badDefault = await t.api.raw(`mutation ($spec: String!) { createWorkflow(spec: $spec) { created } }`, {
+        spec: JSON.stringify({
+          name: 'typed-default',
+          parameters: { steps: { default: 'lots' } },
+          tasks: [{ name: 'x', module: 'test/echo', parameters: { steps: '${params.steps}' } }],
+        }),
+      });
+      expect(badDefault.errors?.[0]?.extensions?.code).toBe('INVALID_WORKFLOW');
       const badId = await t.api.raw(`{ run(id: "nope") { id } }`);
       expect(badId.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
       expect(await count()).toBe(before);

@@ -169,7 +169,9 @@ it('promotes to production only through a request approved by another person hol
   await alice.gql(`mutation { saveModel(name: "ml/churn", requirements: [{ metric: "accuracy", min: 0.99 }]) { id } }`);
   const low = await alice.raw(`mutation { requestModelPromotion(model: "ml/churn", version: "2", alias: "champion", reason: "try") { id } }`);
   expect(code(low)).toBe('FORBIDDEN');
-  expect(low.errors?.[0]?.message).toMatch(/accuracy is 0.95, below 0.99/);
+  expect(low.errors?.[0]?.message).toMatch(
+    /accuracy is 0.95, below 0.99\. Promote a version that does, or .*`atelier model save ml\/churn --require METRIC>=MIN`/,
+  );
   // Every change wrote its event in its own transaction.
   const events = await t.app.services.db.select({ type: registryEvents.type }).from(registryEvents).orderBy(asc(registryEvents.seq));
   expect(new Set(events.map((e) => e.type))).toEqual(

@@ -67,10 +67,18 @@ it('refuses a fire-time parameter the workflow does not declare, sets otherwise,
     code: 'BAD_USER_INPUT',
     message: expect.stringMatching(/sets "day" in its parameters and as its fireTimeParameter; each fire sets it/),
   });
-  // `steps` feeds test/echo's integer parameter: a fire time is no integer (refused as a run start refuses it)
+  // `steps` feeds test/echo's integer parameter: a fire time is no integer (refused as a run start refuses it). The
+  // schedule's values are at fault, not the workflow: the code an undeclared parameter gets, by either path.
   await expect(create('2030-01-01T00:00:00Z', { fireTimeParameter: 'steps' })).rejects.toMatchObject({
-    code: 'INVALID_WORKFLOW',
-    message: expect.stringMatching(/^The schedule's parameters do not fit workflow "daily": .*steps/),
+    code: 'BAD_USER_INPUT',
+    message: expect.stringMatching(
+      /^The schedule's parameters do not fit workflow "daily": Run parameters do not fit the workflow's modules \(pass values their schemas accept\): parameters\.steps: /,
+    ),
+    details: [{ path: 'parameters.steps' }],
+  });
+  await expect(create('2030-01-01T00:00:00Z', { fireTimeParameter: null, parameters: { steps: 'lots' } })).rejects.toMatchObject({
+    code: 'BAD_USER_INPUT',
+    details: [{ path: 'parameters.steps' }],
   });
   expect(await stack.db.select().from(schedules)).toEqual([]);
   const s = await create('2030-01-01T00:00:00Z', {});

@@ -108,8 +108,14 @@ function Compared({ c, missing }: { c: Comparison; missing: string[] }) {
     }
     return byMetric;
   }, [c]);
-  const scatterParam = query.get('param') ?? c.params.find((p) => p.differs)?.key ?? c.params[0]?.key ?? '';
-  const scatterMetric = query.get('metric') ?? c.metrics[0]?.name ?? '';
+  // A param or metric the address names that none of these runs has (a typo, a link made for other runs) falls back
+  // to the default, and the page says so instead of plotting nothing.
+  const askedParam = query.get('param');
+  const askedMetric = query.get('metric');
+  const unknownParam = askedParam !== null && !c.params.some((p) => p.key === askedParam) ? askedParam : null;
+  const unknownMetric = askedMetric !== null && !c.metrics.some((m) => m.name === askedMetric) ? askedMetric : null;
+  const scatterParam = (unknownParam === null ? askedParam : null) ?? c.params.find((p) => p.differs)?.key ?? c.params[0]?.key ?? '';
+  const scatterMetric = (unknownMetric === null ? askedMetric : null) ?? c.metrics[0]?.name ?? '';
   const metricRow = c.metrics.find((m) => m.name === scatterMetric);
   const paramRow = c.params.find((p) => p.key === scatterParam);
   const runHeader = [{ header: '' }, ...c.runs.map((r, i) => ({ header: <RunHead run={r} label={labels[i]!} color={color(i)} /> }))];
@@ -172,6 +178,20 @@ function Compared({ c, missing }: { c: Comparison; missing: string[] }) {
         <p class="muted">Needs runs with both parameters and metrics.</p>
       ) : (
         <>
+          {(unknownParam !== null || unknownMetric !== null) && (
+            <p class="banner" data-testid="unknown-axis">
+              {unknownParam !== null && (
+                <>
+                  No compared run has parameter <code>{unknownParam}</code>; showing <code>{scatterParam}</code>.{' '}
+                </>
+              )}
+              {unknownMetric !== null && (
+                <>
+                  No compared run reports metric <code>{unknownMetric}</code>; showing <code>{scatterMetric}</code>.
+                </>
+              )}
+            </p>
+          )}
           <div class="filters">
             <SelectField
               label="Parameter"

@@ -39,7 +39,7 @@ const decode = (s: string) => {
   try {
     return decodeURIComponent(s);
   } catch {
-    throw badInput('The path is not valid percent-encoding.');
+    throw badInput('The path is not valid percent-encoding: encode each segment as encodeURIComponent does.');
   }
 };
 

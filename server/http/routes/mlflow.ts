@@ -382,7 +382,7 @@ function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
-    throw badInput('The artifact path is not valid percent-encoding.');
+    throw badInput('The artifact path is not valid percent-encoding: encode each segment as encodeURIComponent does.');
   }
 }
 
