@@ -1,6 +1,7 @@
 // Configuration from environment variables, with defaults (defaults.ts) that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_DEPLOY_PORTS, type PortRange, parsePortRange } from '../../plugins/deployers/local/ports';
 import { redactUrl } from '../../plugins/redact-url';
 import { type OutboundAllow, parseOutboundAllow } from '../net/outbound';
 import { type Level, levels, normaliseCategories } from '../vocabulary';
@@ -81,6 +82,8 @@ export interface Config {
   deploymentLeaseMs: number;
   /** How often each deployment's serving observations (requests, error rate, latency per revision) are recorded. */
   deploymentStatsMs: number;
+  /** The ports a local deployment's `settings.port` may name (`ATELIER_LOCAL_DEPLOY_PORTS`, default 8100-8199). */
+  localDeployPorts: PortRange;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
   cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
@@ -199,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deploymentPollMs: int(env, 'ATELIER_DEPLOYMENT_POLL_MS', 1000, 20, 60_000),
     deploymentLeaseMs: int(env, 'ATELIER_DEPLOYMENT_LEASE_MS', 30_000, 1_000, 600_000),
     deploymentStatsMs: int(env, 'ATELIER_DEPLOYMENT_STATS_MS', 10_000, 100, 3_600_000),
+    localDeployPorts: env.ATELIER_LOCAL_DEPLOY_PORTS ? parsePortRange(env.ATELIER_LOCAL_DEPLOY_PORTS) : DEFAULT_DEPLOY_PORTS,
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),
