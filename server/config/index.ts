@@ -153,6 +153,18 @@ export interface RetentionConfig {
 
 export class ConfigError extends Error {}
 
+/** Shortest ATELIER_ADMIN_TOKEN taken: bad tokens are not rate-limited, so a short one is guessed online. */
+export const MIN_ADMIN_TOKEN_LENGTH = 24;
+
+function adminTokenOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value))
+    throw new Error(
+      `ATELIER_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces (it is the admin's bearer token, and wrong tokens are not rate-limited): make one with \`openssl rand -base64 32\`, or leave it unset to have one minted.`,
+    );
+  return value;
+}
+
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -185,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((p) => p.trim())
       .filter(Boolean),
-    adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
+    adminToken: adminTokenOf(env.ATELIER_ADMIN_TOKEN),
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
     maxUnpackedBytes: int(env, 'ATELIER_MAX_UNPACKED_MB', DEFAULT_MAX_UNPACKED_MB, 1) * 1024 * 1024,
