@@ -18,7 +18,8 @@ import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import { type Database, openDatabase } from './db/client';
 import { writingTo } from './db/writable';
-import { alsoKicking, createDeploymentService, type DeploymentServiceOptions } from './deployments/service';
+import { deploymentServiceFor } from './deployments/from-config';
+import { alsoKicking, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
 import { createRunFeed, type FeedEvent, type StoredEventRef } from './events/feed';
 import { createLiveSubscriptions } from './events/live-subscriptions';
@@ -206,21 +207,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     maxIdleMs: config.hotClusterMaxIdleMs,
     pools: config.hotClusterPools,
   });
-  const deployments = createDeploymentService({
-    ...{
-      db,
-      store,
-      bus,
-      log,
-      dataDir: config.dataDir,
-      pollMs: config.deploymentPollMs,
-      leaseMs: config.deploymentLeaseMs,
-      statsMs: config.deploymentStatsMs,
-      ...options.deployments,
-    },
-    replica: `${defaultHostName()}-${process.pid}`,
-    afterCommit: [webhooks, triggers], // a rollback's alert may start ALERT_OPENED triggers
-  });
+  // A rollback's alert may start ALERT_OPENED triggers.
+  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers] }, options.deployments);
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   const services: Services = {
     db,

@@ -20,7 +20,7 @@ import {
   updateSchedule,
 } from '../../server/scheduler/schedules';
 import { ownerOf } from '../../server/teams/ownership';
-import { moreGuarded } from '../../server/vocabulary';
+import { type Domain, moreGuarded } from '../../server/vocabulary';
 import { workflowDomainOf } from '../../server/workflows/queries';
 import { guard } from '../auth';
 import { builder } from '../builder';
@@ -223,11 +223,14 @@ type JsonObject = Record<string, unknown> | null | undefined;
  * Throws unless the caller may change the schedule in its domains (its workflow's, and its parameters'); NOT_FOUND for
  * none. Who owns it is checked by the change itself.
  */
-export async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<void> {
+/** Refuses a caller who may not change the schedule; returns the domain it was checked in (its runs' and parameters'). */
+export async function assertMayChangeSchedule(ctx: Context, id: string, what: string): Promise<Domain> {
   assertCan(ctx.ability, 'update', 'Schedule', what);
   const schedule = await findSchedule(ctx.services.db, id);
   const workflow = await WorkflowRef.getDataloader(ctx).load(schedule.workflowId);
-  assertMayIn(ctx.ability, 'update', 'Schedule', moreGuarded(workflow?.domain ?? 'production', schedule.parametersDomain), what);
+  const domain = moreGuarded(workflow?.domain ?? 'production', schedule.parametersDomain);
+  assertMayIn(ctx.ability, 'update', 'Schedule', domain, what);
+  return domain;
 }
 
 const ownerIn = (ctx: Context) => ownerOf(ctx.identity, ctx.ability);
@@ -248,14 +251,18 @@ const BackfillRef = builder.objectRef<Backfill>('ScheduleBackfill').implement({
 builder.mutationFields((t) => ({
   backfillSchedule: t.field({
     type: BackfillRef,
-    description: `Runs the schedule's fire times between from and to (both included, to no later than now) that it has not dealt with yet, at most ${MAX_BACKFILL} at once. Each is a fire like any other (see Schedule.fires), started whatever the overlap policy; the workflow's maxActiveRuns paces them.`,
+    description: `Runs the schedule's fire times between from and to (both included, to no later than now) that it has not dealt with yet, at most ${MAX_BACKFILL} waiting per schedule (a CONFLICT says how many wait). Needs start on Run in the workflow’s domain, as starting its runs would. Each is a fire like any other (see Schedule.fires), started whatever the overlap policy; the workflow's maxActiveRuns paces them.`,
     args: {
       id: t.arg.id({ required: true }),
       from: t.arg({ type: 'DateTime', required: true }),
       to: t.arg({ type: 'DateTime', required: true }),
     },
     resolve: async (_root, { id, from, to }, ctx) => {
-      await assertMayChangeSchedule(ctx, String(id), 'backfill schedules');
+      const domain = await assertMayChangeSchedule(ctx, String(id), 'backfill schedules');
+      // A backfill starts runs now: it needs what starting them needs (the token's scopes included), not only the
+      // right to change the schedule, though its runs act for the schedule's owners.
+      assertCan(ctx.ability, 'start', 'Run', 'backfill schedules (a backfill starts runs)');
+      assertMayStartIn(ctx.ability, domain);
       return backfillSchedule(ctx.services.db, String(id), { from, to }, new Date(), ctx.identity, ownerIn(ctx));
     },
   }),

@@ -123,6 +123,12 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
   return createMongoAbility(narrow(rules, parseScopes(scopes)));
 }
 
+/** Whether a token's scopes name `action` on `subject` (or on every subject); null (unscoped) names everything. */
+export function scopesAllow(scopes: TokenScopes | undefined, action: Action, subjectType: FieldSubject): boolean {
+  if (!scopes) return true;
+  return parseScopes(scopes).some((s) => s.action === action && (s.subject === '*' || s.subject === subjectType));
+}
+
 /** Keeps of each rule only what a scope names: the intersection of the identity's rights and the token's scopes. */
 function narrow(rules: RawRuleOf<AppAbility>[], scopes: { action: Action; subject: FieldSubject | '*' }[]): RawRuleOf<AppAbility>[] {
   return rules.filter((rule) => scopes.some((s) => s.action === rule.action && (s.subject === '*' || s.subject === rule.subject)));

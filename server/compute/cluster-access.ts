@@ -3,7 +3,7 @@
 // nested runs of either), so another team can neither borrow its warm compute nor read what its tasks leave there.
 import { ne } from 'drizzle-orm';
 import { AuditedDenial } from '../audit/audit';
-import type { TokenScopes } from '../auth/ability';
+import { scopesAllow, type TokenScopes } from '../auth/ability';
 import type { Db, Tx } from '../db/client';
 import { type HotCluster, hotClusters } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
@@ -25,20 +25,31 @@ export async function actorOfIdentity(db: Db | Tx, identity: Identity, scopes: T
   return { identity, admin: identity.role === 'admin', teamIds: (await writableTeamsOf(db as Db, identity.id)).map((t) => t.id), scopes };
 }
 
-/** A cluster of a team: that team's writing members; of no team: its creator (or anyone, for one the platform made). */
+/**
+ * A cluster of a team: that team's writing members; of no team: its creator (or anyone, for one the platform made).
+ * A scoped token's runs (and a schedule's, trigger's or monitor's made with one) need `start:HotCluster` besides:
+ * `start:Run` alone does not spend an owner's warm, costly compute, whoever holds it (an admin's token included).
+ */
 export function mayUseCluster(actor: RunActor, cluster: Pick<HotCluster, 'teamId' | 'createdBy'>): boolean {
-  if (actor.admin) return true;
-  if (cluster.teamId) return actor.teamIds.includes(cluster.teamId);
-  return cluster.createdBy === null || cluster.createdBy === actor.identity?.id;
+  return clusterRefusal(actor, cluster) === null;
 }
 
-export const CLUSTER_USE_RULE = 'only what acts for a hot cluster’s owning team (or its teamless creator) and admins run tasks on it';
+function clusterRefusal(actor: RunActor, cluster: Pick<HotCluster, 'teamId' | 'createdBy'>): 'scope' | 'owner' | null {
+  if (!scopesAllow(actor.scopes, 'start', 'HotCluster')) return 'scope';
+  if (actor.admin) return null;
+  if (cluster.teamId) return actor.teamIds.includes(cluster.teamId) ? null : 'owner';
+  return cluster.createdBy === null || cluster.createdBy === actor.identity?.id ? null : 'owner';
+}
+
+export const CLUSTER_USE_RULE =
+  'only what acts for a hot cluster’s owning team (or its teamless creator) and admins run tasks on it, and a scoped token only with start:HotCluster';
 
 /** Throws an AuditedDenial naming the first cluster of `clusters` the actor may not run tasks on. */
 export async function assertMayUseClusters(db: Db | Tx, actor: RunActor, clusters: Iterable<HotCluster>, subject: string): Promise<void> {
-  const refused = [...clusters].find((c) => !mayUseCluster(actor, c));
+  const refused = [...clusters].map((c) => ({ cluster: c, why: clusterRefusal(actor, c) })).find((r) => r.why !== null);
   if (!refused) return;
-  const [team] = refused.teamId ? await teamsByIds(db as Db, [refused.teamId]) : [];
+  const { cluster, why } = refused;
+  const [team] = cluster.teamId ? await teamsByIds(db as Db, [cluster.teamId]) : [];
   throw new AuditedDenial(
     {
       identity: actor.identity,
@@ -46,9 +57,11 @@ export async function assertMayUseClusters(db: Db | Tx, actor: RunActor, cluster
       decision: 'deny',
       subject,
       rule: CLUSTER_USE_RULE,
-      details: { hotCluster: refused.name, team: team?.name ?? null },
+      details: { hotCluster: cluster.name, team: team?.name ?? null, ...(why === 'scope' ? { scopes: actor.scopes ?? null } : {}) },
     },
-    ownershipRefusal(`Hot cluster ${refused.name}`, team?.name ?? null, 'run tasks on'),
+    why === 'scope'
+      ? `Hot cluster ${cluster.name} runs tasks only for tokens scoped with start:HotCluster, and this run acts for a token scoped ${(actor.scopes ?? []).join(', ')}: use a token with start:HotCluster (or an unscoped one), or leave the hot cluster out.`
+      : ownershipRefusal(`Hot cluster ${cluster.name}`, team?.name ?? null, 'run tasks on'),
   );
 }
 

@@ -1,6 +1,7 @@
 // Configuration from environment variables, with defaults (defaults.ts) that run everything embedded on one machine.
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_DEPLOY_PORTS, type PortRange, parsePortRange } from '../../plugins/deployers/local/ports';
 import { redactUrl } from '../../plugins/redact-url';
 import { type OutboundAllow, parseOutboundAllow } from '../net/outbound';
 import { type Level, levels, normaliseCategories } from '../vocabulary';
@@ -81,6 +82,8 @@ export interface Config {
   deploymentLeaseMs: number;
   /** How often each deployment's serving observations (requests, error rate, latency per revision) are recorded. */
   deploymentStatsMs: number;
+  /** The ports a local deployment's `settings.port` may name (`ATELIER_LOCAL_DEPLOY_PORTS`, default 8100-8199). */
+  localDeployPorts: PortRange;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
   cacheMaxBytes: number;
   logLevel: 'silent' | 'info' | 'debug';
@@ -150,6 +153,18 @@ export interface RetentionConfig {
 
 export class ConfigError extends Error {}
 
+/** Shortest ATELIER_ADMIN_TOKEN taken: bad tokens are not rate-limited, so a short one is guessed online. */
+export const MIN_ADMIN_TOKEN_LENGTH = 24;
+
+function adminTokenOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value))
+    throw new Error(
+      `ATELIER_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces (it is the admin's bearer token, and wrong tokens are not rate-limited): make one with \`openssl rand -base64 32\`, or leave it unset to have one minted.`,
+    );
+  return value;
+}
+
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -182,7 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((p) => p.trim())
       .filter(Boolean),
-    adminToken: env.ATELIER_ADMIN_TOKEN || undefined,
+    adminToken: adminTokenOf(env.ATELIER_ADMIN_TOKEN),
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
     maxUnpackedBytes: int(env, 'ATELIER_MAX_UNPACKED_MB', DEFAULT_MAX_UNPACKED_MB, 1) * 1024 * 1024,
@@ -199,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deploymentPollMs: int(env, 'ATELIER_DEPLOYMENT_POLL_MS', 1000, 20, 60_000),
     deploymentLeaseMs: int(env, 'ATELIER_DEPLOYMENT_LEASE_MS', 30_000, 1_000, 600_000),
     deploymentStatsMs: int(env, 'ATELIER_DEPLOYMENT_STATS_MS', 10_000, 100, 3_600_000),
+    localDeployPorts: env.ATELIER_LOCAL_DEPLOY_PORTS ? parsePortRange(env.ATELIER_LOCAL_DEPLOY_PORTS) : DEFAULT_DEPLOY_PORTS,
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),

@@ -1,6 +1,6 @@
 // Inbound hooks of HTTP triggers (`POST /hooks/trigger/NAME`): who may fire one (a bearer token whose holder may
 // start the workflow's runs, or an HMAC-SHA256 signature under the trigger's secret of `TIMESTAMP.DELIVERY.BODY`,
-// fresh within 5 minutes), the payload mapped onto the run's parameters and checked against the workflow before
+// fresh within 5 minutes, its delivery id required so a replay within the window is the same signal), the payload mapped onto the run's parameters and checked against the workflow before
 // anything is written, and the signal recorded, once per delivery id.
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { subject } from '@casl/ability';
@@ -21,7 +21,7 @@ import { mapParameters } from './mapping';
 
 const deliveryRe = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The signature a sender puts in `X-Atelier-Signature`: `sha256=HEX` of `TIMESTAMP.DELIVERY.BODY` (DELIVERY may be empty). */
+/** The signature a sender puts in `X-Atelier-Signature`: `sha256=HEX` of `TIMESTAMP.DELIVERY.BODY`. */
 export function signHook(secret: string, timestamp: string, delivery: string, body: Buffer | string): string {
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${delivery}.`).update(body).digest('hex')}`;
 }
@@ -46,10 +46,12 @@ export function hookSignatureProblem(trigger: WorkflowTrigger | null, body: Buff
   const { signature, timestamp, delivery } = headers;
   if (!signature?.startsWith('sha256=')) return 'no bearer token and no X-Atelier-Signature header (sha256=HEX)';
   if (!timestamp || !/^\d{1,12}$/.test(timestamp)) return 'the X-Atelier-Timestamp header (Unix seconds) is missing or not a number';
-  if (delivery !== undefined && !deliveryRe.test(delivery))
-    return 'the X-Atelier-Delivery header is malformed (letters, digits, ".", "_", ":" or "-", at most 128)';
+  // Without a delivery id the signature covers nothing a replay would repeat: a captured request sent again within
+  // the window would be a new signal (and a new run) each time. With one, the same id is the same signal.
+  if (!delivery || !deliveryRe.test(delivery))
+    return 'the X-Atelier-Delivery header (a unique id per delivery, such as a UUID: letters, digits, ".", "_", ":" or "-", at most 128) is missing or malformed, and a signature must cover one';
   // Compared in constant time even when there is no trigger, so timing tells nothing of which names exist.
-  const expected = Buffer.from(signHook(trigger?.secret ?? 'no-trigger', timestamp, delivery ?? '', body));
+  const expected = Buffer.from(signHook(trigger?.secret ?? 'no-trigger', timestamp, delivery, body));
   const given = Buffer.from(signature);
   const same = given.length === expected.length && timingSafeEqual(given, expected);
   if (!same || !trigger) return 'the signature does not match the timestamp, delivery id and body under this trigger’s secret';

@@ -55,6 +55,7 @@ describe('local deployer: health while READY, resources, failed first applies', 
       healthEveryMs: 100,
       healthTimeoutMs: 200,
       healthFailures: 2,
+      ports: { from: 1024, to: 65_535 }, // any: the port test below names a free one the kernel picked
     });
   });
   afterAll(async () => {

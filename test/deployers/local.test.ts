@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployer, Deployment, Revision } from '../../plugins/deployer-sdk';
 import { deployerContract } from '../../plugins/deployer-testkit';
 import { createLocalDeployer, liveProcesses } from '../../plugins/deployers/local';
+import { freePort } from '../../plugins/deployers/local/processes';
 import { probeBwrap } from '../../plugins/deployers/local/sandbox';
 
 const iris = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'iris-model');
@@ -52,7 +53,7 @@ describe('local deployer faults', () => {
 
   beforeAll(async () => {
     stateDir = await mkdtemp(path.join(tmpdir(), 'atelier-deployer-faults-'));
-    deployer = createLocalDeployer({ stateDir, ...fast });
+    deployer = createLocalDeployer({ stateDir, ...fast, ports: { from: 1024, to: 65_535 } }); // any: the port tests name free ones
   });
   afterAll(async () => {
     await deployer.close?.();
@@ -136,7 +137,7 @@ describe('local deployer faults', () => {
         () => false,
       ));
     while (!(await dead(state.router.pid)) || !(await dead(state.revisions['1'].process.pid))) await new Promise((r) => setTimeout(r, 5));
-    deployer = createLocalDeployer({ stateDir, ...fast });
+    deployer = createLocalDeployer({ stateDir, ...fast, ports: { from: 1024, to: 65_535 } });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const s = await deployer.status(d.id);
@@ -168,6 +169,30 @@ describe('local deployer faults', () => {
       await sandboxed.delete(d.id);
       await sandboxed.close?.();
       await rm(secret, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a settings.port outside the operator’s range alike whether something listens there or not (no port oracle)', async () => {
+    const bounded = createLocalDeployer({ stateDir, ...fast, ports: { from: 8100, to: 8199 } });
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const used = (blocker.address() as { port: number }).port;
+    const free = await freePort();
+    const running = await liveProcesses(stateDir);
+    try {
+      const refusals = [];
+      for (const port of [used, free]) {
+        const d = deployment({ port });
+        const refused = await bounded.apply(d, irisRevision(1)).catch((e) => e);
+        expect(refused).toMatchObject({ code: 'BAD_SETTINGS', message: expect.stringContaining('from 8100 to 8199') });
+        await expect(bounded.status(d.id)).rejects.toMatchObject({ code: 'UNKNOWN_DEPLOYMENT' });
+        refusals.push(refused.message.replace(String(port), 'PORT'));
+      }
+      expect(refusals[0]).toBe(refusals[1]);
+      expect(await liveProcesses(stateDir)).toBe(running);
+    } finally {
+      blocker.close();
+      await bounded.close?.();
     }
   });
 

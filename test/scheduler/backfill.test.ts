@@ -154,3 +154,19 @@ it('refuses a backfill that ends in the future, runs backwards, holds no fire ti
   expect(await stack.firesOf(s.id)).toEqual([]);
   expect(await stack.firesOf(minutely.id)).toEqual([]);
 });
+
+it('holds at most MAX_BACKFILL backfilled fires waiting per schedule, across calls: more is refused saying so, the same range again is not', async () => {
+  const s = await create('2030-03-01T00:00:00Z', { cron: '* * * * *', timeZone: 'UTC' });
+  const MINUTE = 60_000;
+  const at = (minutes: number) => new Date(Date.parse('2030-02-01T00:00:00Z') + minutes * MINUTE);
+  const backfill = (from: number, to: number) => backfillSchedule(stack.db, s.id, { from: at(from), to: at(to) }, clock.now(), null);
+  expect((await backfill(0, MAX_BACKFILL - 1)).queued).toHaveLength(MAX_BACKFILL);
+  await expect(backfill(MAX_BACKFILL, MAX_BACKFILL)).rejects.toMatchObject({
+    code: 'CONFLICT',
+    message: expect.stringMatching(new RegExp(`already has ${MAX_BACKFILL} backfilled fires waiting to start.*at most ${MAX_BACKFILL}.*Nothing was queued`)),
+  });
+  expect(await backfill(0, MAX_BACKFILL - 1)).toMatchObject({ queued: [], alreadyDealtWith: expect.any(Array) });
+  // once some have started, that many more may wait
+  await tickAt('2030-03-01T00:00:00Z');
+  expect((await backfill(MAX_BACKFILL, MAX_BACKFILL + 9)).queued).toHaveLength(10);
+});

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../server/db/client';
+import { signHook } from '../../server/triggers/hooks';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 import { CREATE_TRIGGER, decided, postHook } from '../triggers/world';
@@ -61,23 +62,48 @@ describe('outsiders', () => {
   it('no credentials, a bad signature, a stale timestamp, a rotated-away secret or an unknown name are all refused (401)', async () => {
     const before = await signals();
     expect((await postHook(t, 'prod-hook', {}, {})).status).toBe(401);
-    expect((await postHook(t, 'prod-hook', {}, { secret: 'trsec_wrong' })).status).toBe(401);
-    const stale = await postHook(t, 'prod-hook', {}, { secret, timestamp: Math.floor(Date.now() / 1000) - 600 });
+    expect((await postHook(t, 'prod-hook', {}, { secret: 'trsec_wrong', delivery: randomUUID() })).status).toBe(401);
+    const stale = await postHook(t, 'prod-hook', {}, { secret, delivery: randomUUID(), timestamp: Math.floor(Date.now() / 1000) - 600 });
     expect(stale).toMatchObject({ status: 401 });
     expect(stale.json.error.message).toContain('minutes old');
-    const unknown = await postHook(t, 'no-such-hook', {}, { secret });
-    const bad = await postHook(t, 'prod-hook', {}, { secret: 'trsec_wrong' });
+    const unknown = await postHook(t, 'no-such-hook', {}, { secret, delivery: 'u-1' });
+    const bad = await postHook(t, 'prod-hook', {}, { secret: 'trsec_wrong', delivery: 'u-1' });
     expect(unknown.json.error.message).toBe(bad.json.error.message); // no oracle for which names exist
     const tampered = await fetch(`${t.url}/hooks/trigger/prod-hook`, {
       method: 'POST',
-      headers: { 'x-atelier-timestamp': String(Math.floor(Date.now() / 1000)), 'x-atelier-signature': `sha256=${'0'.repeat(64)}` },
+      headers: { 'x-atelier-timestamp': String(Math.floor(Date.now() / 1000)), 'x-atelier-delivery': 't-1', 'x-atelier-signature': `sha256=${'0'.repeat(64)}` },
       body: '{"a":1}',
     });
     expect(tampered.status).toBe(401);
     const { rotateTriggerSecret } = await alice.gql(`mutation { rotateTriggerSecret(id: "prod-hook") { secret } }`);
-    expect((await postHook(t, 'prod-hook', {}, { secret })).status).toBe(401);
+    expect((await postHook(t, 'prod-hook', {}, { secret, delivery: randomUUID() })).status).toBe(401);
     secret = rotateTriggerSecret.secret;
     expect(await signals()).toBe(before);
+  });
+
+  it('a captured signed request replayed records nothing new: a signature must cover a delivery id, which is one signal', async () => {
+    const replay = async (delivery: string | null) => {
+      const body = '{"why":"captured"}';
+      const ts = String(Math.floor(Date.now() / 1000));
+      const headers: Record<string, string> = { 'x-atelier-timestamp': ts, 'x-atelier-signature': signHook(secret, ts, delivery ?? '', body) };
+      if (delivery !== null) headers['x-atelier-delivery'] = delivery;
+      const send = async () => {
+        const res = await fetch(`${t.url}/hooks/trigger/prod-hook`, { method: 'POST', headers, body });
+        return { status: res.status, json: await res.json() };
+      };
+      return [await send(), await send(), await send()];
+    };
+    const before = await signals();
+    const undelivered = await replay(null);
+    for (const r of undelivered) {
+      expect(r.status).toBe(401);
+      expect(r.json.error.message).toContain('X-Atelier-Delivery');
+    }
+    expect(await signals()).toBe(before);
+    const [first, ...again] = await replay(randomUUID());
+    expect(first!.status).toBe(202);
+    for (const r of again) expect(r.json.signalId).toBe(first!.json.signalId);
+    expect(await signals()).toBe(before + 1);
   });
 });
 

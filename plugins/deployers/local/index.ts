@@ -20,41 +20,16 @@ import {
   type TrafficSplit,
 } from '../../deployer-sdk';
 import { healthWatch } from './health';
+import type { LocalDeployerOptions } from './options';
+import { DEFAULT_DEPLOY_PORTS, settingsPortProblem } from './ports';
 import { alive, freePort, healthy, portFree, sleep, startProcess, stopProcess, tail } from './processes';
 import { type Placement, place } from './resources';
 import { routeVia, servingStats } from './routing';
 import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
 import { type DeploymentState, deploymentDir, type RevisionState, readState, saveState, statusOf } from './state';
 
+export type { LocalDeployerOptions } from './options';
 export { liveProcesses } from './processes';
-
-export interface LocalDeployerOptions {
-  /** Where deployments' state, logs and routes live; the same directory lets a new instance re-attach. */
-  stateDir: string;
-  /** Plugin name. Default `local`. */
-  name?: string;
-  /** How long a server may take to answer its health path after starting. Default 15 s. */
-  startupMs?: number;
-  /** Restarts after crashes before a revision is FAILED. Default 3. */
-  maxRestarts?: number;
-  /** First restart delay, doubled for each next one. Default 500 ms. */
-  backoffMs?: number;
-  /** How often running servers are checked for crashes. Default 500 ms. */
-  checkMs?: number;
-  /** How often a READY server's health path is probed (a hung server answers nothing, yet lives). Default 2 s. */
-  healthEveryMs?: number;
-  /** How long one health probe of a READY server may take. Default 1 s. */
-  healthTimeoutMs?: number;
-  /** Failed health probes in a row after which a READY server is restarted (with the crash backoff). Default 3. */
-  healthFailures?: number;
-  /**
-   * `bwrap`: servers run in a bubblewrap sandbox (sandbox.ts); `none`: as this process's user, seeing all it sees.
-   * Default: `bwrap` when it works on this machine, else `none`.
-   */
-  isolation?: Isolation;
-  /** Paths a sandboxed server must not see (the control plane's data directory); the state directory always. */
-  hidePaths?: string[];
-}
 
 const idRe = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -80,6 +55,7 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
   const isolation: Isolation = bwrapCheck?.ok ? 'bwrap' : 'none';
   const hide = [stateDir, ...(options.hidePaths ?? [])].map((p) => path.resolve(p)).filter((p) => existsSync(p));
 
+  const ports = options.ports ?? DEFAULT_DEPLOY_PORTS;
   const refuse = (code: ConstructorParameters<typeof DeployerError>[0], message: string) => new DeployerError(code, message, name);
 
   /** Runs changes to one deployment one at a time. */
@@ -313,8 +289,8 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
           `model version ${revision.modelVersion.ref} has no serve entrypoint: register the version with a serve command to deploy it`,
         );
       const port = deployment.settings.port;
-      if (port !== undefined && !(Number.isInteger(port) && (port as number) > 0 && (port as number) < 65_536))
-        throw refuse('BAD_SETTINGS', `settings.port must be a port number from 1 to 65535, not ${JSON.stringify(port)}`);
+      const badPort = settingsPortProblem(port, ports);
+      if (badPort) throw refuse('BAD_SETTINGS', badPort);
       const placement = place(revision.resources);
       if ('refused' in placement) throw refuse('BAD_SETTINGS', `revision ${revision.number} of ${id}: ${placement.refused}`);
       const placed: Placement = placement;

@@ -1,7 +1,7 @@
 // `POST /hooks/trigger/NAME`: fires an HTTP trigger. Authenticated by a bearer token whose holder may start the
 // workflow's runs, or by an HMAC-SHA256 signature of `TIMESTAMP.DELIVERY.BODY` under the trigger's secret
 // (X-Atelier-Signature: sha256=HEX, X-Atelier-Timestamp: Unix seconds, within 5 minutes; X-Atelier-Delivery:
-// optional, makes a redelivery the same signal). Answers 202 with the signal id, and the run id once started.
+// required when signed, optional with a token: the same id again is the same signal, so a replay starts nothing). Answers 202 with the signal id, and the run id once started.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { recordRefusal } from '../../audit/audit';
 import { defineAbilityFor } from '../../auth/ability';
@@ -59,7 +59,7 @@ export function useTriggerHooks(options: TriggerHookOptions): Route {
         if (problem)
           throw new AtelierError(
             'UNAUTHENTICATED',
-            `Refused: ${problem}. Send a bearer token, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under the trigger's secret (headers X-Atelier-Timestamp, X-Atelier-Signature: sha256=HEX, optional X-Atelier-Delivery); see docs/triggers.md.`,
+            `Refused: ${problem}. Send a bearer token, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under the trigger's secret (headers X-Atelier-Timestamp: Unix seconds, X-Atelier-Delivery: a new UUID per delivery, X-Atelier-Signature: sha256=HEX); see docs/triggers.md.`,
           );
       }
       const payload = body.length ? jsonBody(body, 'The trigger payload', 'The body is not JSON.') : {};
