@@ -1,6 +1,5 @@
-// The composition root: builds the control plane from a config (database, bus, object store, orchestrator, the
-// services around it, the GraphQL API and the HTTP routes) and lists what runs in start order. Listening is
-// `start()`; `server/main.ts` only reads the config and calls it.
+// The composition root: builds the control plane from a config (database, bus, object store, orchestrator, services,
+// GraphQL API, HTTP routes) and lists what runs in start order; `server/main.ts` reads the config and calls `start()`.
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createMemoryBus } from '../plugins/bus/memory';
@@ -248,6 +247,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     yoga,
     db,
     maxRequestBytes: config.maxRequestBytes,
+    drainGraceMs: config.shutdownGraceMs,
     log,
     // Asked in order; the dashboards answer whatever no other route does.
     routes: [
