@@ -4,10 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createMemoryBus } from '../plugins/bus/memory';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
-import type { Bus, Subscription } from '../plugins/bus/types';
+import type { Bus } from '../plugins/bus/types';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
 import { openObjectStore } from './artifacts/open';
+import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
 import { seedAdmin } from './auth/admin-token';
 import { readableBy } from './cache/access';
@@ -19,7 +20,8 @@ import { type Database, openDatabase } from './db/client';
 import { writingTo } from './db/writable';
 import { alsoKicking, createDeploymentService, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
-import { createRunFeed, type FeedEvent, type StoredEventRef } from './events/feed';
+import { createRunFeed } from './events/feed';
+import { feedFromBus } from './events/feed-from-bus';
 import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
@@ -37,7 +39,7 @@ import { createHttpService } from './http/server';
 import { createUploadBudget, UPLOADS_AT_THE_LIMIT } from './http/upload-budget';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
-import { createLifecycle, periodic, type Service } from './lifecycle';
+import { createLifecycle, periodic } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
@@ -291,6 +293,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
+    partialsSweep({ store, log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     webhooks,
     freshness,
@@ -375,25 +378,5 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       })();
       return stopping;
     },
-  };
-}
-
-/**
- * With NATS, this replica's subscribers see the live events every replica recorded; after the connection comes
- * back, every watched run is compared with the database at once, since what NATS carried meanwhile is lost.
- */
-function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service {
-  let subscription: Subscription | undefined;
-  return {
-    name: 'run feed',
-    async start() {
-      subscription = await bus.subscribeFeed(
-        (events) => feed.deliver(events as (FeedEvent | StoredEventRef)[]),
-        () => void feed.check(true).catch(() => undefined), // the periodic check tries again
-        // With no listener here, delivering changes nothing (the feed keeps arrivals only for watched runs).
-        () => feed.listenerCount() > 0,
-      );
-    },
-    stop: () => subscription?.stop(),
   };
 }
