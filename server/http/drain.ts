@@ -20,7 +20,10 @@ export interface Drain {
   inFlight(): number;
 }
 
-const streaming = (res: ServerResponse) => STREAMING.test(String(res.getHeader('content-type') ?? ''));
+/** Whether `res` is a live stream: by its content type, set with setHeader or given to writeHead alone (then only in the head sent). */
+const streaming = (res: ServerResponse) =>
+  STREAMING.test(String(res.getHeader('content-type') ?? '')) ||
+  (res.headersSent && /^content-type:\s*(?:text\/event-stream|multipart\/mixed)/im.test((res as unknown as { _header?: string })._header ?? ''));
 
 /** Answers a request that came in while draining: retryable, and the connection closes after it. */
 function refuse(req: IncomingMessage, res: ServerResponse) {
