@@ -1,14 +1,14 @@
-// The composition root: builds the control plane from a config (database, bus, object store, orchestrator, the
-// services around it, the GraphQL API and the HTTP routes) and lists what runs in start order. Listening is
-// `start()`; `server/main.ts` only reads the config and calls it.
+// The composition root: builds the control plane from a config (database, bus, object store, orchestrator, services,
+// GraphQL API, HTTP routes) and lists what runs in start order; `server/main.ts` reads the config and calls `start()`.
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createMemoryBus } from '../plugins/bus/memory';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
-import type { Bus, Subscription } from '../plugins/bus/types';
+import type { Bus } from '../plugins/bus/types';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
 import { openObjectStore } from './artifacts/open';
+import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
 import { seedAdmin } from './auth/admin-token';
 import { readableBy } from './cache/access';
@@ -21,7 +21,8 @@ import { writingTo } from './db/writable';
 import { deploymentServiceFor } from './deployments/from-config';
 import { alsoKicking, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
-import { createRunFeed, type FeedEvent, type StoredEventRef } from './events/feed';
+import { createRunFeed } from './events/feed';
+import { feedFromBus } from './events/feed-from-bus';
 import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
@@ -39,7 +40,7 @@ import { createHttpService } from './http/server';
 import { createUploadBudget, UPLOADS_AT_THE_LIMIT } from './http/upload-budget';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
-import { createLifecycle, periodic, type Service } from './lifecycle';
+import { createLifecycle, periodic } from './lifecycle';
 import { scrubStoredSources } from './modules/source';
 import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
@@ -236,6 +237,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     yoga,
     db,
     maxRequestBytes: config.maxRequestBytes,
+    drainGraceMs: config.shutdownGraceMs,
     log,
     // Asked in order; the dashboards answer whatever no other route does.
     routes: [
@@ -279,6 +281,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
+    partialsSweep({ store, log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     webhooks,
     freshness,
@@ -363,25 +366,5 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       })();
       return stopping;
     },
-  };
-}
-
-/**
- * With NATS, this replica's subscribers see the live events every replica recorded; after the connection comes
- * back, every watched run is compared with the database at once, since what NATS carried meanwhile is lost.
- */
-function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service {
-  let subscription: Subscription | undefined;
-  return {
-    name: 'run feed',
-    async start() {
-      subscription = await bus.subscribeFeed(
-        (events) => feed.deliver(events as (FeedEvent | StoredEventRef)[]),
-        () => void feed.check(true).catch(() => undefined), // the periodic check tries again
-        // With no listener here, delivering changes nothing (the feed keeps arrivals only for watched runs).
-        () => feed.listenerCount() > 0,
-      );
-    },
-    stop: () => subscription?.stop(),
   };
 }

@@ -7,6 +7,9 @@ import type { TaskMessage } from '../../plugins/protocol';
 import type { KubernetesGpuSettings } from './settings';
 import { taskAccessEnv } from './task-access';
 
+/** How long a hot-cluster pod's host lets its running attempt finish after SIGTERM (ATELIER_EXECUTOR_STOP_GRACE_SECONDS). */
+const STOP_GRACE_SECONDS = 45;
+
 export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
   task: 'atelier.dev/task-id',
@@ -282,6 +285,8 @@ export function buildHotClusterDeployment(
   const env: V1EnvVar[] = [
     { name: 'NATS_URL', value: options.natsUrl },
     { name: 'ATELIER_URL', value: options.controlPlaneUrl },
+    // A pod's SIGTERM (scale-down, node drain) lets its attempt finish for this long, of the 60 s before SIGKILL.
+    { name: 'ATELIER_EXECUTOR_STOP_GRACE_SECONDS', value: String(STOP_GRACE_SECONDS) },
   ];
   if (options.tokenSecret) {
     env.push({ name: 'ATELIER_TOKEN', valueFrom: { secretKeyRef: { name: options.tokenSecret.name, key: options.tokenSecret.key } } });
@@ -306,8 +311,8 @@ export function buildHotClusterDeployment(
           ...(hot.pod.nodeSelector ? { nodeSelector: hot.pod.nodeSelector } : {}),
           ...(tolerations.length > 0 ? { tolerations } : {}),
           ...(affinity ? { affinity } : {}),
-          // The host hands running attempts back on SIGTERM; this is how long it gets before SIGKILL.
-          terminationGracePeriodSeconds: 60,
+          // On SIGTERM the host lets its attempt finish (STOP_GRACE_SECONDS), then hands it back: room for both.
+          terminationGracePeriodSeconds: STOP_GRACE_SECONDS + 15,
           containers: [{ name: 'executor-host', image, command, env, resources }],
         },
       },

@@ -305,7 +305,12 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
 
   release();
   if (shutdown) {
-    // Not acked: another host (or this one, restarted) runs the attempt again.
+    // Not acked: another host (or this one, restarted) runs the attempt again; the run's log says why it started over.
+    await reporter.publishNow({
+      kind: 'log',
+      stream: 'stderr',
+      lines: [`[atelier] executor host ${host} stopped: the attempt is handed back and runs again on another host`],
+    });
     delivery.nak();
   } else if (resultPublished) {
     await delivery.ack();

@@ -56,13 +56,21 @@ export interface ExecutorHostOptions {
    * (the executor test kit, `atelier module run`) turns it off.
    */
   verifyClaims?: boolean;
+  /**
+   * How long `stop` lets attempts already running finish (and report their results) before it stops the rest and
+   * hands them back for redelivery (default 0: at once). Nothing new is taken meanwhile.
+   */
+  stopGraceMs?: number;
   /** Where host-side problems go (a failed event publish, a failed workdir removal). Default: console.warn. */
   warn?: (message: string) => void;
 }
 
 export interface ExecutorHost {
   start(): Promise<void>;
-  /** Stops consuming, stops running attempts without acking them (they are redelivered), closes executors. */
+  /**
+   * Stops consuming, lets running attempts finish within `stopGraceMs`, stops the rest without acking them (they are
+   * redelivered at once, to another host), closes executors.
+   */
   stop(): Promise<void>;
   /** Attempts in progress on this host. */
   running(): number;
@@ -111,7 +119,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   const warm = new Map<string, Executor>();
   /** Hot clusters being started: a repeated start command meanwhile is ignored. */
   const starting = new Set<string>();
-  let state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  // draining: stop() waits for the attempts running (stopGraceMs), which report as usual; nothing new starts.
+  let state: 'idle' | 'running' | 'draining' | 'stopping' | 'stopped' = 'idle';
   const runtime: AttemptRuntime = {
     bus,
     registry,
@@ -123,7 +132,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     logBatch,
     maxLogBytes,
     warn,
-    running: () => state === 'running',
+    running: () => state === 'running' || state === 'draining',
     verifyClaims: options.verifyClaims ?? true,
     askClaim: createClaimAsker(bus, CLAIM_TIMEOUT_MS),
   };
@@ -302,13 +311,19 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
         state = 'stopped';
         return;
       }
-      state = 'stopping';
-      clearInterval(announcer);
-      // Stop taking work and stop what runs at once, without awaiting the subscriptions first: a bus may wait
-      // for handlers in flight before its stop() resolves.
+      state = 'draining';
+      // Stop taking work at once, without awaiting the subscriptions first: a bus may wait for handlers in flight
+      // before its stop() resolves.
       const stopping = subscriptions.map((s) => s.stop().catch((err) => warn(`stopping a subscription failed: ${errorMessage(err)}`)));
       subscriptions = [];
       for (const wake of waiters.splice(0)) wake(); // waiting batched tasks go back to the bus
+      if (attempts.size && (options.stopGraceMs ?? 0) > 0)
+        await settledWithin(
+          [...attempts.values()].map((a) => a.done),
+          options.stopGraceMs!,
+        );
+      state = 'stopping';
+      clearInterval(announcer);
       const running = [...attempts.values()];
       for (const attempt of running) abortAttempt(attempt, 'shutdown');
       await Promise.all([...stopping, ...running.map((a) => a.done)]);
@@ -326,4 +341,11 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
 
     running: () => attempts.size,
   };
+}
+
+/** Resolves when every one of `done` has, or after `ms`, whichever comes first. */
+async function settledWithin(done: Promise<void>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(done), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -7,6 +7,7 @@ import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { removeStalePartials } from './partials';
 import { hashFile, type ObjectStore, STORE_ID_NAME, sha256 } from './store';
 import { checkedDigest, digestMismatch, objectNotFound, spool, verifying, writeVerified } from './verify';
 
@@ -111,6 +112,9 @@ export function createRemoteObjectStore(blobs: Blobs, options: { cacheDir: strin
       if (!id) throw new Error(`could not write the store id marker into ${blobs.describe()}`);
       return `${blobs.backend}:${id}`;
     },
+    // The bucket gets whole objects only (one put, or a multipart upload a bucket lifecycle rule aborts); the local
+    // spool and cache are this process's.
+    removePartials: (olderThanMs) => removeStalePartials(options.cacheDir, olderThanMs),
     describe: () => blobs.describe(),
     async close() {
       await blobs.close();

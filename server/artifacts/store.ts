@@ -9,6 +9,7 @@ import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AtelierError } from '../errors';
+import { removeStalePartials } from './partials';
 import { checkedDigest, objectNotFound, type SpooledObject, spool, verifying } from './verify';
 
 export type ObjectStoreBackend = 'local' | 's3' | 'nats';
@@ -35,6 +36,11 @@ export interface ObjectStore {
   path(digest: string): Promise<string>;
   /** The id written into the store when it was first used: two stores with one id are one store. */
   identity(): Promise<string>;
+  /**
+   * Removes the temporary files writes interrupted by a crash left on local disk, those untouched for `olderThanMs`
+   * (partials.ts); resolves with how many.
+   */
+  removePartials(olderThanMs: number): Promise<number>;
   /** A short description for logs and errors (no credentials). */
   describe(): string;
   close(): Promise<void>;
@@ -132,6 +138,7 @@ export function createFileObjectStore(root: string): ObjectStore {
       });
       return `local:${(await readFile(marker, 'utf8')).trim()}`;
     },
+    removePartials: (olderThanMs) => removeStalePartials(root, olderThanMs),
     describe: () => `local directory ${root}`,
     async close() {},
   };

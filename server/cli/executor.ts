@@ -63,9 +63,11 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   if (options.executeWith && !executors.some((e) => e.name === options.executeWith)) {
     throw new CliError(`--execute-with ${options.executeWith}: no such executor here (executors: ${executors.map((e) => e.name).join(', ')})`);
   }
+  const graceMs = stopGraceMs(env);
   const host = createExecutorHost({
     bus,
     ackWaitMs: taskAckWaitMs(env),
+    stopGraceMs: graceMs,
     registry: createExecutorRegistry(executors),
     pools: options.pools,
     hostName,
@@ -91,7 +93,8 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
       process.exit(1);
     }
     stopping = true;
-    console.log(`${signal}: stopping; running attempts are handed back for redelivery (again to force)…`);
+    const grace = host.running() && graceMs ? `running attempts may finish within ${graceMs / 1000} s, the rest` : 'running attempts';
+    console.log(`${signal}: stopping; ${grace} are handed back for redelivery (again to force)…`);
     try {
       await host.stop();
       await bus.close();
@@ -124,6 +127,22 @@ function taskAckWaitMs(env: NodeJS.ProcessEnv): number | undefined {
   if (!Number.isInteger(n) || n < 3 || n > 3600) {
     throw new CliError(
       `ATELIER_TASK_ACK_WAIT_SECONDS=${raw} must be a whole number of seconds from 3 to 3600 (unset: 30): how long a task waits for its host's ack before JetStream redelivers it.`,
+    );
+  }
+  return n * 1000;
+}
+
+/**
+ * ATELIER_EXECUTOR_STOP_GRACE_SECONDS: on SIGTERM/SIGINT, how long attempts already running may finish and report
+ * before the rest are stopped and handed back (unset: 0, at once). Keep it below the supervisor's kill timeout.
+ */
+function stopGraceMs(env: NodeJS.ProcessEnv): number {
+  const raw = env.ATELIER_EXECUTOR_STOP_GRACE_SECONDS;
+  if (raw === undefined || raw === '') return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 3600) {
+    throw new CliError(
+      `ATELIER_EXECUTOR_STOP_GRACE_SECONDS=${raw} must be a whole number of seconds from 0 to 3600 (unset: 0): how long running attempts may finish after SIGTERM before they are handed back.`,
     );
   }
   return n * 1000;

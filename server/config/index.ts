@@ -51,6 +51,8 @@ export interface Config {
   heartbeatTimeoutMs: number;
   /** Postgres leaving a probe unanswered this long is out of reach: requests answered UNAVAILABLE (server/db/reachability.ts). */
   databaseUnreachableMs: number;
+  /** Stopping (SIGTERM) waits this long for HTTP requests in flight before dropping them (`ATELIER_SHUTDOWN_GRACE_SECONDS`). */
+  shutdownGraceMs: number;
   /** Most tasks one bus message carries (`ATELIER_TASK_BATCH_MAX`; 1: a message per task, for hosts below protocol 3). */
   taskBatchMax: number;
   /** An executor host silent for this long is stale: not counted as live when routing and listing. */
@@ -206,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1) * 1000,
     databaseUnreachableMs: int(env, 'ATELIER_DATABASE_UNREACHABLE_SECONDS', 10, 1, 3600) * 1000,
+    shutdownGraceMs: int(env, 'ATELIER_SHUTDOWN_GRACE_SECONDS', 20, 0, 3600) * 1000,
     taskBatchMax: int(env, 'ATELIER_TASK_BATCH_MAX', DEFAULT_TASK_BATCH_MAX, 1, 10_000),
     tickMs: int(env, 'ATELIER_TICK_MS', 1000, 10, 60_000),
     monitorEvalMs: int(env, 'ATELIER_MONITOR_EVAL_MS', DEFAULT_MONITOR_EVAL_MS, 100, 3_600_000),

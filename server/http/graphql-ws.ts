@@ -15,9 +15,16 @@ import type { ApiYoga } from './yoga';
 
 /** WebSocket's close code 1013, Try Again Later: a condition of the server's that passes (graphql-ws clients retry). */
 const TRY_AGAIN_LATER = 1013;
+/** WebSocket's close code 1012, Service Restart: graphql-ws clients reconnect (and resubscribe) on their own. */
+const SERVICE_RESTART = 1012;
 
 export interface GraphqlWs {
-  /** Drops every open socket and stops accepting new ones. */
+  /**
+   * Stops accepting sockets and tells every open one the server restarts (1012), a close its client answers by
+   * connecting again (to another replica) and resubscribing: live events resume from the client's last `seq`.
+   */
+  restart(): void;
+  /** Drops every socket still open and stops accepting new ones. */
   close(): void;
 }
 
@@ -133,6 +140,10 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
     wss,
   );
   return {
+    restart() {
+      for (const client of wss.clients) client.close(SERVICE_RESTART, 'The server is restarting: connect again.');
+      wss.close();
+    },
     close() {
       for (const client of wss.clients) client.terminate();
       wss.close();

@@ -1,9 +1,11 @@
 // The listening side as a lifecycle service: a Node HTTP server answering the routes, with graphql-ws on the same
-// port. Starting listens (port 0 picks a free one); stopping drops open sockets and connections at once.
+// port. Starting listens (port 0 picks a free one); stopping drains (./drain.ts): subscribers over graphql-ws are
+// told the server restarts (1012, which their clients retry), requests in flight finish within `drainGraceMs`.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Db } from '../db/client';
 import type { Service } from '../lifecycle';
+import { createDrain } from './drain';
 import { attachGraphqlWs, type GraphqlWs } from './graphql-ws';
 import { createRequestListener, type Route } from './router';
 import type { ApiYoga } from './yoga';
@@ -16,6 +18,8 @@ export interface HttpServerOptions {
   db: Db;
   /** The most one graphql-ws message may carry. */
   maxRequestBytes: number;
+  /** How long stopping waits for requests in flight before dropping them (`ATELIER_SHUTDOWN_GRACE_SECONDS`). */
+  drainGraceMs: number;
   log: (message: string) => void;
 }
 
@@ -28,10 +32,11 @@ export function createHttpService(options: HttpServerOptions): HttpService {
   let server: Server | undefined;
   let ws: GraphqlWs | undefined;
   let url: string | undefined;
+  const drain = createDrain();
   return {
     name: 'http',
     async start() {
-      server = createServer(createRequestListener(options.routes, options.log));
+      server = createServer(drain.listener(createRequestListener(options.routes, options.log)));
       const listening = server;
       // graphql-ws is attached in the listen callback (before any connection can be read), not before: a WebSocket
       // server on a server that fails to listen re-emits the failure as "Internal error emitted on the WebSocket
@@ -47,12 +52,11 @@ export function createHttpService(options: HttpServerOptions): HttpService {
       url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${address.port}`;
     },
     async stop() {
-      await new Promise<void>((resolve) => {
-        ws?.close();
-        server?.closeAllConnections?.();
-        if (server?.listening) server.close(() => resolve());
-        else resolve();
-      });
+      if (!server) return;
+      ws?.restart();
+      if (drain.inFlight() > 0) options.log(`stopping: finishing ${drain.inFlight()} request(s) in flight (at most ${options.drainGraceMs / 1000} s)`);
+      await drain.drain(server, options.drainGraceMs);
+      ws?.close();
     },
     url() {
       if (!url) throw new Error('The HTTP server has not started.');

@@ -1,5 +1,6 @@
 // Publishing a module version from an uploaded archive: verify, read its manifest, store the bytes by digest,
 // record the immutable version and move its tags, all or nothing. Same digest twice returns the existing version.
+
 import { and, eq, sql } from 'drizzle-orm';
 import { readArchiveFile } from '../artifacts/archive';
 import type { ObjectStore } from '../artifacts/store';
@@ -9,6 +10,7 @@ import { type Db, queryRows, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { type ModuleVersion, modules, moduleTags, moduleVersions } from '../db/tables/modules';
 import { AtelierError, notFound } from '../errors';
+import { crashPoint } from '../lifecycle/crash-hook';
 import { assertMayWriteNamespace } from '../teams/teams';
 import { MANIFEST_FILE, type ModuleSource, type ModuleTestResult } from '../vocabulary';
 import { MAX_MANIFEST_BYTES, readManifest } from './manifest';
@@ -71,7 +73,10 @@ export async function publishModuleVersion(
   const manifest = await readManifest(manifestText, digest);
   await assertMayWriteNamespace(db, ability, manifest.namespace);
 
+  // The object first, then the row that names it: a crash between leaves an object nothing names yet (the same
+  // publish again records it), never a version whose archive is missing.
   await store.put(input.archive);
+  crashPoint('module-object-stored');
   return db.transaction(async (tx) => {
     await tx
       .insert(modules)

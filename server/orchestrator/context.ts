@@ -12,11 +12,11 @@ import { type Run, runs, type Task } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody, RunFeed } from '../events/feed';
 import type { PublishedRows } from '../events/outbox-relay';
 import type { CatalogCeiling } from '../governance/catalog';
+import { crashPoint } from '../lifecycle/crash-hook';
 import type { TaskStatus } from '../vocabulary';
 import type { PlanDefaults } from '../workflows/plan';
 import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
-import { crashPoint } from './crash-hook';
 import type { VersionCache } from './known-facts';
 import { versionUsageUpsert } from './version-usage';
 

@@ -10,6 +10,7 @@ import { moduleVersions } from '../db/tables/modules';
 import type { Run } from '../db/tables/runs';
 import { isUuid } from '../db/uuid';
 import { recordDatasetWrites } from '../governance/policy';
+import { crashPoint } from '../lifecycle/crash-hook';
 import { keepResultFiles } from '../tracking/artifacts';
 import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
@@ -18,7 +19,6 @@ import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
-import { crashPoint } from './crash-hook';
 import { insertIfCurrent, insertRest } from './event-insert';
 import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';

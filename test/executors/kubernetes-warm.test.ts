@@ -88,6 +88,7 @@ describe('kubernetes-gpu hot clusters', () => {
     expect(container.env).toEqual([
       { name: 'NATS_URL', value: 'nats://nats.atelier:4222' },
       { name: 'ATELIER_URL', value: 'https://atelier.example' },
+      { name: 'ATELIER_EXECUTOR_STOP_GRACE_SECONDS', value: '45' },
       { name: 'ATELIER_TOKEN', valueFrom: { secretKeyRef: { name: 'atelier-token', key: 'token' } } },
     ]);
     expect(container.resources).toEqual({ requests: { cpu: '8', memory: '64Gi' }, limits: { 'nvidia.com/gpu': '2', memory: '64Gi' } });
@@ -112,7 +113,7 @@ describe('kubernetes-gpu hot clusters', () => {
     });
     expect(cpu.spec!.template.spec!.containers[0]!.command).not.toContain('--gpus');
     expect(cpu.spec!.template.spec!.tolerations).toBeUndefined();
-    expect(cpu.spec!.template.spec!.containers[0]!.env!.map((e) => e.name)).toEqual(['NATS_URL', 'ATELIER_URL']);
+    expect(cpu.spec!.template.spec!.containers[0]!.env!.map((e) => e.name)).toEqual(['NATS_URL', 'ATELIER_URL', 'ATELIER_EXECUTOR_STOP_GRACE_SECONDS']);
   });
 
   it('start twice (or from a second host) creates one Deployment: 409 AlreadyExists is success', async () => {

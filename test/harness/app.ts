@@ -29,7 +29,15 @@ export interface TestApp {
 export async function startTestApp(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-test-'));
   if (!env.DATABASE_URL) await seedEmbeddedDatabase(dataDir);
-  const config = loadConfig({ PORT: '0', ATELIER_DATA_DIR: dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_TICK_MS: '100', ...env });
+  // A test that stops its app with a request still open (a client it abandoned) waits at most 2 s for it.
+  const config = loadConfig({
+    PORT: '0',
+    ATELIER_DATA_DIR: dataDir,
+    ATELIER_LOG_LEVEL: 'silent',
+    ATELIER_TICK_MS: '100',
+    ATELIER_SHUTDOWN_GRACE_SECONDS: '2',
+    ...env,
+  });
   const app = await buildApp(config, options);
   const url = await app.start();
   const api = apiClient(url, app.adminToken);

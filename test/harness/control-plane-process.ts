@@ -73,7 +73,7 @@ export async function startControlPlaneProcess(env: Record<string, string>, opti
 }
 
 /**
- * Starts a control plane that dies at `crashPoint` (ATELIER_TEST_CRASH_AFTER, server/orchestrator/crash-hook.ts), makes
+ * Starts a control plane that dies at `crashPoint` (ATELIER_TEST_CRASH_AFTER, server/lifecycle/crash-hook.ts), makes
  * `request` against it, and resolves once the process is gone (its output in the error if it outlives 30 s).
  */
 export async function crashAt<T>(env: Record<string, string>, crashPoint: string, request: (url: string) => Promise<T>): Promise<T> {
