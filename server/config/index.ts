@@ -161,7 +161,7 @@ export const MIN_ADMIN_TOKEN_LENGTH = 24;
 function adminTokenOf(value: string | undefined): string | undefined {
   if (!value) return undefined;
   if (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value))
-    throw new Error(
+    throw new ConfigError(
       `ATELIER_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces (it is the admin's bearer token, and wrong tokens are not rate-limited): make one with \`openssl rand -base64 32\`, or leave it unset to have one minted.`,
     );
   return value;
