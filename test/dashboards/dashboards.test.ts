@@ -309,6 +309,11 @@ describe('dashboards in Chromium', () => {
     await panel.getByTestId('task-condition').getByText('params.deploy && status.check == "SUCCEEDED"').waitFor();
     await panel.getByText('skipped: its condition was false (when: params.deploy && status.check == "SUCCEEDED")').waitFor();
     await shot('run-condition-skipped');
+    // The workflow's page marks the conditional node in its graph and shows the condition.
+    await page.goto(`${t.url}/workflows/gated`);
+    expect(await node('deploy').getAttribute('aria-label')).toBe('deploy, conditional');
+    await page.locator('#task-deploy summary').click();
+    await page.getByTestId('spec-condition').getByText('params.deploy && status.check == "SUCCEEDED"').waitFor();
   });
 
   it('tails 100,000 log lines live and stays fast (virtualised, searchable)', async () => {

@@ -46,6 +46,8 @@ export interface SpecTask {
   dependsOn?: string[];
   parameters?: Record<string, unknown>;
   map?: { over: unknown; as?: string };
+  /** A CEL condition: the node runs only when it holds. */
+  when?: string;
 }
 
 export interface SpecShape {

@@ -176,6 +176,7 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
               progress: null,
               dependsOn: t.dependsOn ?? [],
               detail: t.module ?? t.workflow ?? '',
+              badge: t.when ? 'conditional' : null,
             }))}
           />
         )}
@@ -197,6 +198,11 @@ function WorkflowView({ workflow, runs, spec, modules }: { workflow: WorkflowDat
                 {resolved && 'ref' in resolved && <span class="muted"> → {resolved.ref}</span>}
                 {t.dependsOn?.length ? <span class="muted"> · after {t.dependsOn.join(', ')}</span> : null}
               </summary>
+              {t.when && (
+                <p class="muted">
+                  Runs when <code data-testid="spec-condition">{t.when}</code>, else it is skipped.
+                </p>
+              )}
               {resolved && 'error' in resolved && <p class="error-text">{resolved.error}</p>}
               <ParameterTable
                 properties={properties}
