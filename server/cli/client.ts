@@ -3,6 +3,7 @@
 import { redactUrl, redactUrls } from '../../plugins/redact-url';
 import { printableData } from '../errors/echo';
 import { ApiError, type ErrorDetail, leadOf } from './errors';
+import { post } from './http-post';
 
 export { ApiError } from './errors';
 
@@ -39,14 +40,28 @@ export function createClient(options: ClientOptions): Client {
   const shown = redactUrl(base);
   const auth: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
 
-  async function send<T>(init: RequestInit): Promise<T> {
+  /** The status and text of the answer to a POST of `init`: JSON over node:http (http-post.ts), anything else by fetch. */
+  async function answer(init: RequestInit): Promise<{ status: number; text: string }> {
+    const headers = { ...auth, ...(init.headers as Record<string, string>) };
+    const target = URL.canParse(endpoint) ? new URL(endpoint) : null;
+    // fetch refuses a URL with credentials (which the messages then leave out): such a URL still goes to it.
+    if (typeof init.body === 'string' && target && /^https?:$/.test(target.protocol) && !target.username && !target.password) {
+      return post(target, headers, init.body).catch((error) => {
+        throw unreachable(shown, { cause: error });
+      });
+    }
     let res: Response;
     try {
-      res = await fetch(endpoint, { method: 'POST', ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
+      res = await fetch(endpoint, { method: 'POST', ...init, headers });
     } catch (error) {
       throw unreachable(shown, error);
     }
-    const text = await res.text();
+    return { status: res.status, text: await res.text() };
+  }
+
+  async function send<T>(init: RequestInit): Promise<T> {
+    const res = await answer(init);
+    const text = res.text;
     let body: { data?: T; errors?: GraphQLErrorShape[] } | undefined;
     try {
       body = JSON.parse(text);
@@ -55,7 +70,7 @@ export function createClient(options: ClientOptions): Client {
     }
     if (body?.errors?.length) throw fromGraphQLErrors(body.errors, res.status);
     if (res.status === 401) throw new ApiError(`Atelier at ${shown} refused the token (HTTP 401)`, 'UNAUTHENTICATED', [], TOKEN_HINT);
-    if (!res.ok || !body || body.data === undefined) {
+    if (res.status < 200 || res.status > 299 || !body || body.data === undefined) {
       throw new ApiError(`unexpected answer from ${shown}/graphql: HTTP ${res.status} ${text.slice(0, 200)}`, `HTTP_${res.status}`);
     }
     // What the server says is shown in a terminal: text, never the terminal's commands (errors are escaped as printed).

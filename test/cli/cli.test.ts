@@ -11,6 +11,7 @@ import { createHttpArtifactSource } from '../../server/cli/artifact-source';
 import { EXAMPLES } from '../../server/cli/examples';
 import { loadConfig } from '../../server/config';
 import { repoRoot as root, runCli, showCli } from '../harness/cli';
+import { apiClient } from '../harness/client';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
 
 const modules = ['prepare', 'train', 'evaluate'];
@@ -21,6 +22,23 @@ let dataDir: string;
 
 const cli = (args: string[], env: Record<string, string> = {}, command?: string[]) => runCli({ url, token: app.adminToken }, args, env, command);
 const show = showCli;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const gql = (query: string, variables: Record<string, unknown> = {}) => apiClient(url, app.adminToken).gql(query, variables);
+
+/**
+ * What `atelier ARGS` prints once it `shows` what the test waits for (or its last output after `ms`). The wait is
+ * polled in-process (`ready`: a GraphQL query of the same state, a few ms) and the CLI is run only when that says the
+ * state is there: each CLI run is a Node process, ~0.5 s of CPU, and polling the CLI itself every 100 ms ran dozens.
+ */
+async function cliWhen(args: string[], shows: (stdout: string) => boolean, ready: () => Promise<boolean>, ms = 120_000): Promise<string> {
+  let stdout = '';
+  for (const deadline = Date.now() + ms; Date.now() < deadline; await sleep(100)) {
+    if (!(await ready())) continue;
+    stdout = (await cli(args)).stdout;
+    if (shows(stdout)) break;
+  }
+  return stdout;
+}
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
@@ -250,14 +268,26 @@ describe('from the trained iris model to predictions: registry, deployment, new 
     return [...shown.stdout.matchAll(/^(\d+) +\S+ +iris-softmax /gm)].map((m) => Number(m[1]));
   };
   const deployment = async (serving: number) => {
-    for (let i = 0; i < 200; i++) {
-      const shown = await cli(['deploy', 'show', 'iris']);
-      const ready = /^url +(http:\/\/\S+) +\(ready: serving revision (\d+) \(100%\)\)/m.exec(shown.stdout);
-      const version = new RegExp(`^${ready?.[2]} +(\\d+) +SERVING`, 'm').exec(shown.stdout);
-      if (ready && Number(version?.[1]) === serving && !/FAILED OVER/.test(shown.stdout)) return ready[1]!;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`deployment iris never served examples/iris version ${serving}:\n${(await cli(['deploy', 'show', 'iris'])).stdout}`);
+    const servedBy = (stdout: string) => {
+      const ready = /^url +(http:\/\/\S+) +\(ready: serving revision (\d+) \(100%\)\)/m.exec(stdout);
+      const version = new RegExp(`^${ready?.[2]} +(\\d+) +SERVING`, 'm').exec(stdout);
+      return ready && Number(version?.[1]) === serving && !/FAILED OVER/.test(stdout) ? ready[1]! : null;
+    };
+    const shown = await cliWhen(
+      ['deploy', 'show', 'iris'],
+      (stdout) => servedBy(stdout) !== null,
+      async () => {
+        const { deployment: d } = await gql(
+          `{ deployment(name: "iris") { ready failedOver traffic { revision percent } revisions { number state modelVersion { version } } } }`,
+        );
+        const only = d?.traffic.length === 1 && d.traffic[0].percent === 100 ? d.traffic[0].revision : null;
+        const revision = d?.revisions.find((r: { number: number }) => r.number === only);
+        return Boolean(d?.ready && !d.failedOver && revision?.state === 'SERVING' && Number(revision.modelVersion?.version) === serving);
+      },
+    );
+    const served = servedBy(shown);
+    if (served) return served;
+    throw new Error(`deployment iris never served examples/iris version ${serving}:\n${shown}`);
   };
   const predict = async (url: string, body: unknown, path = '/predict') => {
     const res = await fetch(url + path, { method: 'POST', body: JSON.stringify(body) });
@@ -296,11 +326,17 @@ describe('from the trained iris model to predictions: registry, deployment, new 
     });
     expect(await predict(url, { features: [1] })).toEqual({ status: 400, body: { error: expect.stringMatching(/^features must be 4 finite numbers/) } });
     // What the router measured of that traffic, per revision: requests, errors (none: a 400 is the caller's), latency.
-    let measured = '';
-    for (let i = 0; i < 100 && !/^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m.test(measured); i++) {
-      await predict(url, setosa);
-      measured = (await cli(['deploy', 'show', 'iris'])).stdout;
-    }
+    const measuredRow = /^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m;
+    const measured = await cliWhen(
+      ['deploy', 'show', 'iris'],
+      (stdout) => measuredRow.test(stdout),
+      async () => {
+        await predict(url, setosa);
+        const { deployment: d } = await gql(`{ deployment(name: "iris") { revisions { number serving { requests } } } }`);
+        return Boolean(d?.revisions.find((r: { number: number }) => r.number === 1)?.serving);
+      },
+      60_000,
+    );
     expect(measured).toMatch(/^REV +VERSION +STATE +HEALTH +RESTARTS +REQ +ERRORS +P50 MS +P99 MS +MESSAGE$/m);
     expect(measured).toMatch(/^1 +1 +SERVING +READY +0 +\d+ +0\.0% +[\d.]+ +[\d.]+/m);
 
@@ -355,8 +391,13 @@ describe('atelier executor list and atelier cluster', () => {
     const created = await cli(['cluster', 'create', 'warm', '--executor', 'local', '--workers', '1', '--idle-timeout', '600']);
     expect(created.code, show(created)).toBe(0);
     expect(created.stdout).toMatch(/^created hot cluster warm {2}STARTING +local on pool local {2}\{"workers":1\} {2}idle timeout 600 s/);
-    let clusters = '';
-    for (let i = 0; i < 50 && !/READY/.test(clusters); i++) clusters = (await cli(['cluster', 'list'])).stdout;
+    const clusters = await cliWhen(
+      ['cluster', 'list'],
+      (stdout) => /READY/.test(stdout),
+      async () =>
+        (await gql(`{ hotClusters { name state } }`)).hotClusters.some((c: { name: string; state: string }) => c.name === 'warm' && c.state === 'READY'),
+      60_000,
+    );
     expect(clusters).toMatch(/^warm {2}READY +local on pool local/m);
     const duplicate = await cli(['cluster', 'create', 'warm', '--executor', 'local']);
     expect(duplicate.code, show(duplicate)).toBe(1);
