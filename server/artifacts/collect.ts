@@ -42,15 +42,14 @@ export interface CollectOptions {
   now?: () => Date;
 }
 
-/** Every text-like column of every table: where a digest can be written. */
+/** Every text-like column of every table on the search path (Atelier's; another schema's may not be readable to it). */
 async function textColumns(db: Db) {
   return queryRows<{ schema: string; table: string; column: string }>(
     db,
     sql`select c.table_schema as schema, c.table_name as table, c.column_name as column
         from information_schema.columns c
         join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
-        where t.table_type = 'BASE TABLE' and c.table_schema not in ('pg_catalog', 'information_schema')
-          and c.table_schema not like 'pg\\_%'
+        where t.table_type = 'BASE TABLE' and c.table_schema = any(current_schemas(false))
           and c.data_type in ('text', 'character varying', 'character', 'json', 'jsonb', 'ARRAY')
         order by 1, 2, 3`,
   );
