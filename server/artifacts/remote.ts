@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { removeStalePartials } from './partials';
-import { hashFile, type ObjectStore, STORE_ID_NAME, sha256 } from './store';
+import { hashFile, type ObjectStore, STORE_ID_NAME, sha256, TOUCH_FRESH_MS } from './store';
 import { checkedDigest, digestMismatch, objectNotFound, spool, verifying, writeVerified } from './verify';
 
 /** What a remote backend provides: named blobs. Missing blobs are `null`, never an error. */
@@ -76,6 +76,12 @@ export function createRemoteObjectStore(blobs: Blobs, options: { cacheDir: strin
       return { digest, size };
     },
     exists: has,
+    async touch(digest) {
+      const head = await blobs.head(objectKey(digest));
+      if (!head) return false;
+      if (Date.now() - head.touchedAt.getTime() >= TOUCH_FRESH_MS) await refreshed(digest);
+      return true;
+    },
     async stream(digest) {
       const key = objectKey(digest);
       const size = await blobs.size(key);

@@ -45,6 +45,12 @@ export interface ObjectStore {
   /** Size of an object. Throws NOT_FOUND. */
   stat(digest: string): Promise<ObjectInfo>;
   exists(digest: string): Promise<boolean>;
+  /**
+   * Whether an object exists, for a caller about to reference it again (a cache hit copying an entry's outputs):
+   * if so it is also made to look touched within the last TOUCH_FRESH_MS, so the collector keeps it while the
+   * reference is written even if the row it is copied from is deleted meanwhile. Cheap when it is recent already.
+   */
+  touch(digest: string): Promise<boolean>;
   /** The object's bytes as a stream that fails with DIGEST_MISMATCH at its end if they do not hash to `digest`. Throws NOT_FOUND. */
   stream(digest: string): Promise<{ size: number; body: Readable }>;
   /** The whole object, verified. Throws NOT_FOUND or DIGEST_MISMATCH (a corrupt object is removed). */
@@ -62,6 +68,9 @@ export interface ObjectStore {
   describe(): string;
   close(): Promise<void>;
 }
+
+/** How recent `touch` leaves an object's last-touched time: far below the collector's grace (an hour at least). */
+export const TOUCH_FRESH_MS = 10 * 60_000;
 
 export const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
@@ -117,6 +126,13 @@ export function createFileObjectStore(root: string): ObjectStore {
     },
     async exists(digest) {
       return exists(locate(digest));
+    },
+    async touch(digest) {
+      const file = locate(digest);
+      const info = await stat(file).catch(() => undefined);
+      if (!info?.isFile()) return false;
+      if (Date.now() - info.mtimeMs >= TOUCH_FRESH_MS) await touch(file); // present either way
+      return true;
     },
     async stream(digest) {
       const { size } = await store.stat(digest);

@@ -216,7 +216,13 @@ describe('the local directory’s delete', () => {
     expect(await store.exists(digest)).toBe(true);
 
     await utimes(file, old, old);
+    // A cache hit about to copy the digest into a task's row touches it too (server/cache/store.ts).
+    expect(await store.touch(digest)).toBe(true);
+    expect(await store.delete(digest, cutOff)).toBeNull();
+
+    await utimes(file, old, old);
     expect(await store.delete(digest, cutOff)).toBe(bytes.length);
+    expect(await store.touch(digest)).toBe(false);
     expect(await store.put(bytes)).toBe(digest); // gone: written again, not merely touched
     expect(Buffer.compare(await store.get(digest), bytes)).toBe(0);
   });
