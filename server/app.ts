@@ -7,6 +7,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
 import type { Bus } from '../plugins/bus/types';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
+import { objectCollector } from './artifacts/collect';
 import { openObjectStore } from './artifacts/open';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
@@ -282,6 +283,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const lifecycle = createLifecycle([
     objectStoreClaim({ db, store, name: defaultHostName(), log }),
     partialsSweep({ store, log }),
+    objectCollector({ db, store, ...config.objectGc, leaderLock: database.kind === 'postgres', log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
     webhooks,
     freshness,

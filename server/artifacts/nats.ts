@@ -3,7 +3,7 @@
 // Objects go in 128 KiB chunks, streamed both ways; NATS checks its own digest and remote.ts checks ours.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { type ObjectStore as NatsBucket, Objm, StorageType } from '@nats-io/obj';
+import { type ObjectStore as NatsBucket, type ObjectInfo, Objm, StorageType } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
 import { redactUrl } from '../../plugins/redact-url';
 import type { Blobs } from './remote';
@@ -13,6 +13,13 @@ export interface NatsStoreOptions {
   bucket: string;
   /** Replicas of the bucket's stream in a NATS cluster (1 on a single server). */
   replicas?: number;
+}
+
+const TOUCHED = 'atelier-touched';
+
+function touchedAt(info: ObjectInfo): Date {
+  const stamps = [info.mtime, info.metadata?.[TOUCHED]].map((s) => (s ? Date.parse(s) : Number.NaN)).filter((t) => Number.isFinite(t));
+  return new Date(stamps.length ? Math.max(...stamps) : Date.now()); // no readable stamp: counted as fresh
 }
 
 export async function createNatsBlobs(options: NatsStoreOptions): Promise<Blobs> {
@@ -55,6 +62,29 @@ export async function createNatsBlobs(options: NatsStoreOptions): Promise<Blobs>
       } else {
         const web = Readable.toWeb(createReadStream(source.file)) as unknown as ReadableStream<Uint8Array>;
         await bucket.put({ name }, web);
+      }
+    },
+    async head(name) {
+      const info = await bucket.info(name);
+      return info && !info.deleted ? { size: info.size, touchedAt: touchedAt(info) } : null;
+    },
+    async touch(name) {
+      // The object store's mtime is set by a put only; a touch is a new meta entry (update) carrying its own time.
+      try {
+        const info = await bucket.info(name);
+        if (!info || info.deleted) return false;
+        await bucket.update(name, { metadata: { ...info.metadata, [TOUCHED]: new Date().toISOString() } });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async *list(prefix) {
+      // The bucket's latest meta entry per object, streamed from an ordered consumer that stops at the end of history
+      // (`list()` would gather them all in an array first).
+      const watch = await bucket.watch({ includeHistory: true, ignoreDeletes: true, historyOnly: true } as Parameters<NatsBucket['watch']>[0]);
+      for await (const info of watch) {
+        if (!info.deleted && info.name.startsWith(prefix)) yield { name: info.name, size: info.size, touchedAt: touchedAt(info) };
       }
     },
     async remove(name) {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { removeStalePartials } from './partials';
-import { hashFile, type ObjectStore, STORE_ID_NAME, sha256 } from './store';
+import { hashFile, type ObjectStore, STORE_ID_NAME, sha256, TOUCH_FRESH_MS } from './store';
 import { checkedDigest, digestMismatch, objectNotFound, spool, verifying, writeVerified } from './verify';
 
 /** What a remote backend provides: named blobs. Missing blobs are `null`, never an error. */
@@ -19,6 +19,12 @@ export interface Blobs {
   read(name: string): Promise<Readable | null>;
   /** Uploads from a file (streamed) or from bytes in memory. */
   write(name: string, source: { file: string; size: number } | { bytes: Uint8Array }): Promise<void>;
+  /** Size and last-touched time (last write or `touch`) of a blob; null when missing. */
+  head(name: string): Promise<{ size: number; touchedAt: Date } | null>;
+  /** Refreshes a blob's last-touched time without moving its bytes; false when missing or it could not (the caller writes it again). */
+  touch(name: string): Promise<boolean>;
+  /** Every blob whose name starts with `prefix`, page by page as the backend lists them. */
+  list(prefix: string): AsyncIterable<{ name: string; size: number; touchedAt: Date }>;
   remove(name: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -29,6 +35,14 @@ export const objectKey = (digest: string) => {
   return `sha256/${hex.slice(0, 2)}/${hex}`;
 };
 
+const OBJECT_KEY = /^sha256\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
+
+/**
+ * Backends stamp whole seconds (S3's Last-Modified) or a clock that is not ours: a stamp is read as the latest
+ * instant it may stand for, so an object touched within the same second as a pass's cut-off counts as touched.
+ */
+const latest = (stamp: Date) => new Date((Math.floor(stamp.getTime() / 1000) + 1) * 1000);
+
 export function createRemoteObjectStore(blobs: Blobs, options: { cacheDir: string }): ObjectStore {
   const verifiedCopies = new Set<string>();
   const downloads = new Map<string, Promise<string>>();
@@ -37,18 +51,20 @@ export function createRemoteObjectStore(blobs: Blobs, options: { cacheDir: strin
     return digestMismatch(digest, actual, true);
   };
   const has = async (digest: string) => (await blobs.size(objectKey(digest))) !== null;
+  // A put of an object already stored refreshes it instead of uploading it again; if that fails it is uploaded.
+  const refreshed = (digest: string) => blobs.touch(objectKey(digest)).catch(() => false);
 
   const store: ObjectStore = {
     backend: blobs.backend,
     async put(bytes) {
       const digest = sha256(bytes);
-      if (!(await has(digest))) await blobs.write(objectKey(digest), { bytes });
+      if (!(await refreshed(digest))) await blobs.write(objectKey(digest), { bytes });
       return digest;
     },
     async putStream(source) {
       const spooled = await spool(source, path.join(options.cacheDir, 'incoming'));
       try {
-        if (!(await has(spooled.digest))) await blobs.write(objectKey(spooled.digest), { file: spooled.file, size: spooled.size });
+        if (!(await refreshed(spooled.digest))) await blobs.write(objectKey(spooled.digest), { file: spooled.file, size: spooled.size });
       } finally {
         await unlink(spooled.file).catch(() => {});
       }
@@ -60,6 +76,12 @@ export function createRemoteObjectStore(blobs: Blobs, options: { cacheDir: strin
       return { digest, size };
     },
     exists: has,
+    async touch(digest) {
+      const head = await blobs.head(objectKey(digest));
+      if (!head) return false;
+      if (Date.now() - head.touchedAt.getTime() >= TOUCH_FRESH_MS) await refreshed(digest);
+      return true;
+    },
     async stream(digest) {
       const key = objectKey(digest);
       const size = await blobs.size(key);
@@ -111,6 +133,25 @@ export function createRemoteObjectStore(blobs: Blobs, options: { cacheDir: strin
       }
       if (!id) throw new Error(`could not write the store id marker into ${blobs.describe()}`);
       return `${blobs.backend}:${id}`;
+    },
+    async *list() {
+      for await (const blob of blobs.list('sha256/')) {
+        const match = OBJECT_KEY.exec(blob.name);
+        if (match && match[2]!.startsWith(match[1]!)) yield { digest: `sha256:${match[2]}`, size: blob.size, touchedAt: latest(blob.touchedAt) };
+      }
+    },
+    async delete(digest, untouchedBefore) {
+      // No backend deletes on a condition about its time: the window between this check and the delete is a
+      // round trip, against a grace period of hours (a put landing in it is the one race left; see collect.ts).
+      const key = objectKey(digest);
+      const head = await blobs.head(key);
+      if (!head || latest(head.touchedAt) >= untouchedBefore) return null;
+      await blobs.remove(key);
+      if (verifiedCopies.delete(digest)) {
+        const hex = checkedDigest(digest);
+        await unlink(path.join(options.cacheDir, 'sha256', hex.slice(0, 2), hex)).catch(() => {});
+      }
+      return head.size;
     },
     // The bucket gets whole objects only (one put, or a multipart upload a bucket lifecycle rule aborts); the local
     // spool and cache are this process's.

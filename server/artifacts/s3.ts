@@ -4,7 +4,16 @@
 // are checked against the digest by remote.ts, so the content digest is checked whatever the server does.
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { redactUrl } from '../../plugins/redact-url';
 import type { Blobs } from './remote';
@@ -21,6 +30,8 @@ export interface S3StoreOptions {
 }
 
 const PART_BYTES = 8 * 1024 * 1024;
+/** User metadata (`x-amz-meta-atelier-touched`) a touch writes: when the object was last stored again. */
+const TOUCHED = 'atelier-touched';
 
 export function createS3Blobs(options: S3StoreOptions): Blobs {
   const client = new S3Client({
@@ -73,6 +84,55 @@ export function createS3Blobs(options: S3StoreOptions): Blobs {
       } catch (error) {
         throw explain(error, where);
       }
+    },
+    async head(name) {
+      try {
+        const head = await client.send(new HeadObjectCommand({ Bucket, Key: key(name) }));
+        // The later of Last-Modified and the stamp a touch wrote: S3 gives a self-copy a new Last-Modified, but not
+        // every S3-compatible server does (s3rver keeps the old one); the stamp holds either way.
+        const stamped = Date.parse(head.Metadata?.[TOUCHED] ?? '');
+        const modified = head.LastModified?.getTime() ?? Date.now();
+        return { size: head.ContentLength ?? 0, touchedAt: new Date(Number.isFinite(stamped) ? Math.max(stamped, modified) : modified) };
+      } catch (error) {
+        if (missing(error)) return null;
+        throw explain(error, where);
+      }
+    },
+    async touch(name) {
+      // S3 has no touch: copying an object onto itself with new metadata (REPLACE, as S3 requires for a self-copy)
+      // gives it a new Last-Modified server-side, bytes unmoved. Above 5 GiB S3 refuses a copy: the caller uploads.
+      try {
+        await client.send(
+          new CopyObjectCommand({
+            Bucket,
+            Key: key(name),
+            CopySource: `${Bucket}/${key(name).split('/').map(encodeURIComponent).join('/')}`,
+            MetadataDirective: 'REPLACE',
+            Metadata: { [TOUCHED]: new Date().toISOString() },
+          }),
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async *list(prefix) {
+      // ListObjectsV2 pages (1,000 keys at most each) follow NextContinuationToken while IsTruncated. A listing has no
+      // user metadata: its Last-Modified may be older than a touch, which `head` (what a delete decides on) reads.
+      let ContinuationToken: string | undefined;
+      do {
+        let page: ListObjectsV2CommandOutput;
+        try {
+          page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: key(prefix), ContinuationToken }));
+        } catch (error) {
+          throw explain(error, where);
+        }
+        for (const item of page.Contents ?? []) {
+          if (!item.Key) continue;
+          yield { name: item.Key.slice(key('').length), size: item.Size ?? 0, touchedAt: item.LastModified ?? new Date() };
+        }
+        ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (ContinuationToken);
     },
     async remove(name) {
       await client.send(new DeleteObjectCommand({ Bucket, Key: key(name) }));

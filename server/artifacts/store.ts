@@ -9,6 +9,7 @@ import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { AtelierError } from '../errors';
+import { deleteLocalObject, listLocalObjects, restoreGraves, touch } from './local-gc';
 import { removeStalePartials } from './partials';
 import { checkedDigest, objectNotFound, type SpooledObject, spool, verifying } from './verify';
 
@@ -19,15 +20,37 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** An object as the collector sees it (collect.ts): `touchedAt` is when it was last written or re-put. */
+export interface StoredObject extends ObjectInfo {
+  touchedAt: Date;
+}
+
 export interface ObjectStore {
   readonly backend: ObjectStoreBackend;
-  /** Stores bytes and returns their digest (`sha256:<hex>`); storing the same bytes twice is a no-op. */
+  /**
+   * Stores bytes and returns their digest (`sha256:<hex>`). Storing bytes already there writes nothing but refreshes
+   * the object's last-touched time: a caller about to reference an object has just made it look recent, so the
+   * collector (collect.ts) keeps it for its grace period whether or not the reference is written yet.
+   */
   put(bytes: Uint8Array): Promise<string>;
-  /** Stores a stream without holding it in memory (hashed on the way to a temporary file); returns its digest. */
+  /** Stores a stream without holding it in memory (hashed on the way to a temporary file); returns its digest. Touches as `put`. */
   putStream(source: Readable | AsyncIterable<Uint8Array>): Promise<string>;
+  /** Every stored object (never the store's own marker or temporary files), page by page: nothing is held whole. */
+  list(): AsyncIterable<StoredObject>;
+  /**
+   * Deletes an object only if it is still untouched since `untouchedBefore` (a put that touched it in the meantime
+   * wins); resolves with the bytes freed, or null when it was kept or is gone already.
+   */
+  delete(digest: string, untouchedBefore: Date): Promise<number | null>;
   /** Size of an object. Throws NOT_FOUND. */
   stat(digest: string): Promise<ObjectInfo>;
   exists(digest: string): Promise<boolean>;
+  /**
+   * Whether an object exists, for a caller about to reference it again (a cache hit copying an entry's outputs):
+   * if so it is also made to look touched within the last TOUCH_FRESH_MS, so the collector keeps it while the
+   * reference is written even if the row it is copied from is deleted meanwhile. Cheap when it is recent already.
+   */
+  touch(digest: string): Promise<boolean>;
   /** The object's bytes as a stream that fails with DIGEST_MISMATCH at its end if they do not hash to `digest`. Throws NOT_FOUND. */
   stream(digest: string): Promise<{ size: number; body: Readable }>;
   /** The whole object, verified. Throws NOT_FOUND or DIGEST_MISMATCH (a corrupt object is removed). */
@@ -46,6 +69,9 @@ export interface ObjectStore {
   close(): Promise<void>;
 }
 
+/** How recent `touch` leaves an object's last-touched time: far below the collector's grace (an hour at least). */
+export const TOUCH_FRESH_MS = 10 * 60_000;
+
 export const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /** The marker that names a store: a file in the local directory, an object in a bucket. */
@@ -58,7 +84,7 @@ export function createFileObjectStore(root: string): ObjectStore {
     return path.join(root, 'sha256', hex.slice(0, 2), hex);
   };
   const place = async (file: string, digest: string, write: (tmp: string) => Promise<void>) => {
-    if (await exists(file)) return;
+    if (await touch(file)) return;
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${randomUUID()}.tmp`;
     try {
@@ -101,6 +127,13 @@ export function createFileObjectStore(root: string): ObjectStore {
     async exists(digest) {
       return exists(locate(digest));
     },
+    async touch(digest) {
+      const file = locate(digest);
+      const info = await stat(file).catch(() => undefined);
+      if (!info?.isFile()) return false;
+      if (Date.now() - info.mtimeMs >= TOUCH_FRESH_MS) await touch(file); // present either way
+      return true;
+    },
     async stream(digest) {
       const { size } = await store.stat(digest);
       const file = locate(digest);
@@ -138,7 +171,16 @@ export function createFileObjectStore(root: string): ObjectStore {
       });
       return `local:${(await readFile(marker, 'utf8')).trim()}`;
     },
-    removePartials: (olderThanMs) => removeStalePartials(root, olderThanMs),
+    list: () => listLocalObjects(root),
+    async delete(digest, untouchedBefore) {
+      const freed = await deleteLocalObject(locate(digest), untouchedBefore);
+      if (freed !== null) verified.delete(digest);
+      return freed;
+    },
+    async removePartials(olderThanMs) {
+      await restoreGraves(root); // a collector killed mid-delete left them: keep those objects
+      return removeStalePartials(root, olderThanMs);
+    },
     describe: () => `local directory ${root}`,
     async close() {},
   };

@@ -78,7 +78,9 @@ export function createTaskCache(options: TaskCacheOptions): TaskCache {
       await Promise.all(
         rows.map(async (entry) => {
           const expired = entry.expiresAt !== null && entry.expiresAt <= at;
-          const present = !expired && (await Promise.all(entry.objectDigests.map((d) => options.objects.exists(d)))).every(Boolean);
+          // `touch`, not `exists`: this hit copies the entry's digests into a task's row, and an eviction of the entry
+          // in the meantime must not leave the objects looking unreferenced and old to the collector.
+          const present = !expired && (await Promise.all(entry.objectDigests.map((d) => options.objects.touch(d)))).every(Boolean);
           if (present) found.set(entry.key, entry);
           else gone.push(entry.key);
         }),

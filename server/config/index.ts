@@ -113,6 +113,11 @@ export interface Config {
   catalogCeiling: { level: Level; deniedCategories: string[] };
   /** Where module archives and outputs live (`ATELIER_OBJECT_STORE=local|s3|nats`); replicas must share one. */
   objectStore: ObjectStoreConfig;
+  /**
+   * The object store's collector (server/artifacts/collect.ts): a pass every `everyMs` (`ATELIER_OBJECT_GC_HOURS`,
+   * 0: never) deletes objects no row references and untouched for `graceMs` (`ATELIER_OBJECT_GC_GRACE_HOURS`, 1 at least).
+   */
+  objectGc: { everyMs: number; graceMs: number };
   /** How long downloads from the control plane retry connection errors and 5xx (`ATELIER_DOWNLOAD_RETRY_SECONDS`). */
   downloadRetryMs: number;
   /**
@@ -238,6 +243,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),
     objectStore: parseObjectStore(env, path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR), natsUrl, (m) => new ConfigError(m)),
+    objectGc: {
+      everyMs: int(env, 'ATELIER_OBJECT_GC_HOURS', 24, 0, 24 * 365) * 3_600_000,
+      // At least an hour: a write's object must outlive the time until its row commits (requests end within minutes).
+      graceMs: int(env, 'ATELIER_OBJECT_GC_GRACE_HOURS', 24, 1, 24 * 365) * 3_600_000,
+    },
     downloadRetryMs: parseDownloadRetryMs(env, (m) => new ConfigError(m)),
     corsOrigins: parseCorsOrigins(env.ATELIER_CORS_ORIGINS),
     webhooks: {

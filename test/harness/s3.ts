@@ -2,7 +2,9 @@
 // test's own process on a free port, with buckets made at start. Its limits as a stand-in for S3: one fixed key
 // pair (S3RVER/S3RVER); no If-None-Match/conditional writes, object lock, versioning, storage classes or
 // x-amz-checksum-* validation; no real consistency or throttling behaviour (it answers at once, from one process).
-// The object store needs none of those: it checks every read against its own SHA-256 digest.
+// The object store needs none of those: it checks every read against its own SHA-256 digest. Two more gaps: a copy of an
+// object onto itself keeps its Last-Modified (S3 sets a new one; the store's touch stamps metadata too), and ListObjectsV2
+// answers 500 once a listing needs a continuation token (s3rver makes it with DES, absent from Node 20's OpenSSL 3).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
