@@ -244,7 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     catalogCeiling: parseCatalogCeiling(env),
     objectStore: parseObjectStore(env, path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR), natsUrl, (m) => new ConfigError(m)),
     objectGc: {
-      everyMs: int(env, 'ATELIER_OBJECT_GC_HOURS', 24, 0, 24 * 365) * 3_600_000,
+      everyMs: int(env, 'ATELIER_OBJECT_GC_HOURS', 0, 0, 24 * 365) * 3_600_000,
       // At least an hour: a write's object must outlive the time until its row commits (requests end within minutes).
       graceMs: int(env, 'ATELIER_OBJECT_GC_GRACE_HOURS', 24, 1, 24 * 365) * 3_600_000,
     },
