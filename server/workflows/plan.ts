@@ -198,7 +198,7 @@ export async function planRun(
       // the task field it landed in. Only its name: the value may be data, and this message may land in public places.
       const fromRun = problems.length ? runParameterPaths({ parameters: task.parameters ?? {} }) : new Map<string, string>();
       for (const p of problems) {
-        const name = p.path === undefined ? undefined : fromRun.get(p.path);
+        const name = p.path === undefined ? undefined : runParameterAt(fromRun, p.path);
         details.push(
           name
             ? {
@@ -290,6 +290,18 @@ function planError(details: ErrorDetail[], callersValues: boolean): AtelierError
   if (callersValues && details.every((d) => d.path?.startsWith('parameters.')))
     return new AtelierError('BAD_USER_INPUT', `Run parameters do not fit the workflow's modules (pass values their schemas accept): ${listed}`, details);
   return new AtelierError('INVALID_WORKFLOW', `The workflow cannot run: ${listed}`, details);
+}
+
+/**
+ * The run parameter a problem's path lies in: the path itself (`parameters.list`) or the nearest enclosing one (an item
+ * of a list or a key of an object given whole, `parameters.list.0`).
+ */
+function runParameterAt(fromRun: Map<string, string>, path: string): string | undefined {
+  for (let at = path; at; at = at.slice(0, Math.max(0, at.lastIndexOf('.')))) {
+    const name = fromRun.get(at);
+    if (name) return name;
+  }
+  return undefined;
 }
 
 class NestedPlanError extends Error {
