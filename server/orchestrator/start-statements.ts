@@ -48,6 +48,8 @@ const STARTED = [
   'refreshCache',
   'cacheNamespace',
   'priority',
+  'timeoutMs',
+  'deadlineAt',
   'createdBy',
   'createdAt',
   'message',
