@@ -7,7 +7,7 @@ import { closestName } from '../errors/did-you-mean';
 import { quoted } from '../errors/echo';
 import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
 import { describeAjvErrors, patternWords as manifestWords, nameRe } from '../modules/manifest';
-import { domains, TIMEOUT_MAX_SECONDS, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
+import { domains, type TaskSpec, TIMEOUT_MAX_SECONDS, triggerRules, type WorkflowSpec } from '../vocabulary';
 import { parseYaml as parseYamlText } from '../yaml/parse';
 import { conditionProblems, MAX_CONDITION_CHARS } from './condition';
 
