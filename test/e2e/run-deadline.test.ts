@@ -166,18 +166,20 @@ it('ends a run once when the control plane comes back after being down across it
     await first.publishFixture('echo');
     await first.createWorkflow({
       name: 'deadline-restart',
-      timeoutSeconds: 1,
+      timeoutSeconds: 5, // longer than the stop below takes: the first control plane never ends it
       tasks: [{ name: 'stuck', module: 'test/echo', pool: NOWHERE, parameters: { message: 'deadline-4' } }],
     });
     const { startRun } = await first.api.gql(START, { w: 'deadline-restart' });
     await first.app.stop();
+    const stoppedAt = Date.now();
     // Down until its deadline has passed (the wall clock, not a sleep of a guessed length).
     await until('the deadline to pass while the control plane is down', async () => Date.now() > Date.parse(startRun.deadlineAt) + 50, 10_000);
     const second = await startTestApp({ ATELIER_DATA_DIR: dataDir });
     try {
       const run = await ended(second.api, startRun.id);
       expect(run.status).toBe('FAILED');
-      expect(run.message).toBe('ran past its time limit of 1 s');
+      expect(run.message).toBe('ran past its time limit of 5 s');
+      expect(Date.parse(run.finishedAt)).toBeGreaterThan(stoppedAt); // ended by the control plane that came back
       expect(run.tasks[0]).toMatchObject({ status: 'CANCELLED', reason: 'run-timed-out' });
       const { auditEvents } = await second.api.gql(AUDIT, { s: `run:${startRun.id}` });
       expect(auditEvents.filter((e: { action: string }) => e.action === 'run.timeout')).toHaveLength(1);
