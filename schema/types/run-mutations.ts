@@ -99,6 +99,10 @@ builder.mutationFields((t) => ({
         description:
           'From -10 to 10, default 0: in a saturated pool, tasks of higher-priority runs dispatch first (aged while waiting, see docs/batch-inference.md).',
       }),
+      timeoutSeconds: t.arg.float({
+        description:
+          'The run’s time limit, overriding the spec’s `timeoutSeconds`: more than 0, at most 604800 (7 days). Counted from admission; past it the run ends FAILED.',
+      }),
     },
     resolve: async (_root, args, ctx) => {
       const authorize = startChecks(ctx, args.domain);
@@ -117,6 +121,7 @@ builder.mutationFields((t) => ({
             cacheNamespace: args.cacheNamespace ?? undefined,
             experiment: args.experiment ?? undefined,
             priority: args.priority ?? undefined,
+            timeoutSeconds: args.timeoutSeconds ?? undefined,
             scopes: ctx.scopes,
             authorize,
           },

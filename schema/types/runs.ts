@@ -81,6 +81,17 @@ RunRef.implement({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    timeoutSeconds: t.float({
+      nullable: true,
+      description: 'Its time limit (the spec’s `timeoutSeconds` or startRun’s), counted from its admission; null: none.',
+      resolve: (r) => (r.timeoutMs === null ? null : r.timeoutMs / 1000),
+    }),
+    deadlineAt: t.expose('deadlineAt', {
+      type: 'DateTime',
+      nullable: true,
+      description:
+        'When it ends FAILED ("ran past its time limit of N s") if still open: admission plus its time limit, never later than its parent run’s. Null while it waits for admission, or with no limit.',
+    }),
     workflow: t.field({
       type: WorkflowRef,
       nullable: true,

@@ -25,6 +25,9 @@ export const subjectFields = {
       'createdAt',
       'startedAt',
       'finishedAt',
+      // its time limit and the deadline it sets: the spec's or the starter's setting, never run data
+      'timeoutSeconds',
+      'deadlineAt',
       'workflow',
       'workflowVersion',
       'createdBy',

@@ -48,6 +48,13 @@ export function controlPlaneUrl(raw: string): string {
   return text.replace(/\/+$/, '').replace(/\/graphql$/, '');
 }
 
+/** A number of seconds (a run's time limit); the server checks its bounds. */
+export function seconds(raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number of seconds, got "${raw}"`);
+  return n;
+}
+
 export function positiveInt(raw: string): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');

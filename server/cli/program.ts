@@ -20,13 +20,13 @@ import { addLogsCommand } from './logs';
 import { modelCommand } from './models';
 import { moduleCommand, teamCommands } from './modules';
 import { alertCommand, monitorCommand, observeCommand } from './monitoring';
-import { collect, parseParam, positiveInt, rerunFrom, wholeNumber } from './options';
+import { collect, parseParam, positiveInt, rerunFrom, seconds, wholeNumber } from './options';
 import { addConnectionOptions, connectionOptions, shareProgramOptions } from './program-options';
 import { scheduleCommand } from './schedule';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
-import { dagOrder, formatDuration, oneLine, runLabel } from './watch-view';
+import { dagOrder, deadlineLine, formatDuration, oneLine, runLabel } from './watch-view';
 import { webhookCommand } from './webhooks';
 
 /** --token, then ATELIER_TOKEN, then the admin token a control plane on this machine saved in its data dir. */
@@ -197,6 +197,7 @@ export function buildProgram(): Command {
     .option('--cache-namespace <name>', 'experimentation runs: a private cache namespace, neither using nor feeding the shared entries')
     .option('--hot-cluster <name>', 'run the module nodes that name no hot cluster of their own on this one')
     .option('--priority <n>', 'from -10 to 10 (default 0): a full pool dispatches higher-priority runs’ tasks first', wholeNumber)
+    .option('--timeout <seconds>', 'the run’s time limit from its admission, up to 604800 (default: the spec’s timeoutSeconds)', seconds)
     .option('-w, --watch', 'follow the run live until it ends; exit 0 only if it succeeds')
     .option('--logs', 'with --watch: print the tasks’ log lines')
     .option('--plain', 'with --watch: plain lines even on a terminal')
@@ -215,6 +216,7 @@ export function buildProgram(): Command {
           cacheNamespace?: string;
           hotCluster?: string;
           priority?: number;
+          timeout?: number;
           watch?: boolean;
           logs?: boolean;
           plain?: boolean;
@@ -227,8 +229,8 @@ export function buildProgram(): Command {
           .request<{
             startRun: { id: string; status: string; workflow: { name: string }; workflowVersion: { version: number } };
           }>(
-            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $experiment: String, $refresh: Boolean, $ns: String, $hot: String, $priority: Int) {
-          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, experiment: $experiment, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot, priority: $priority) {
+            `mutation ($workflow: String!, $version: Int, $parameters: JSON, $trigger: StartTrigger, $key: String, $domain: Domain, $experiment: String, $refresh: Boolean, $ns: String, $hot: String, $priority: Int, $timeout: Float) {
+          startRun(workflow: $workflow, version: $version, parameters: $parameters, trigger: $trigger, idempotencyKey: $key, domain: $domain, experiment: $experiment, refreshCache: $refresh, cacheNamespace: $ns, hotCluster: $hot, priority: $priority, timeoutSeconds: $timeout) {
             id status workflow { name } workflowVersion { version }
           }
         }`,
@@ -244,6 +246,7 @@ export function buildProgram(): Command {
               ns: opts.cacheNamespace ?? null,
               hot: opts.hotCluster ?? null,
               priority: opts.priority ?? null,
+              timeout: opts.timeout ?? null,
             },
           )
           .catch(withPassedParams(opts.param));
@@ -344,6 +347,8 @@ function printRun(r: RunView) {
   const took = r.finishedAt ? ` in ${formatDuration(Date.parse(r.finishedAt) - Date.parse(r.startedAt ?? r.createdAt))}` : '';
   console.log(`run ${r.id}  ${runLabel(r)}  ${r.status}${took}`);
   if (r.message) console.log(`  ${r.message}`);
+  const deadline = deadlineLine(r, Date.now());
+  if (deadline) console.log(`  ${deadline}`);
   const rows = dagOrder(r.tasks).map((t) => [
     t.node,
     t.status,

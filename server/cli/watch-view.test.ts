@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hours } from './cache';
 import type { RunTask, RunView } from './watch';
-import { printStatus, printSummary, type TaskState, withoutShownStderr } from './watch-view';
+import { deadlineLine, printStatus, printSummary, type TaskState, withoutShownStderr } from './watch-view';
 
 const task = (node: string, over: Partial<RunTask> = {}): RunTask => ({
   id: node,
@@ -85,4 +85,20 @@ it('leaves out the stderr lines a failure quotes only when every one of them was
   expect(withoutShownStderr(message, new Set(['second']))).toBe(message);
   expect(withoutShownStderr(message, undefined)).toBe(message);
   expect(withoutShownStderr('exited with code 1 (no stderr output)', new Set(['x']))).toBe('exited with code 1 (no stderr output)');
+});
+
+describe('deadlineLine', () => {
+  const now = Date.parse('2026-12-04T10:00:00.000Z');
+  it('says when an open run ends by, and in how long', () => {
+    expect(deadlineLine({ status: 'RUNNING', timeoutSeconds: 900, deadlineAt: '2026-12-04T10:12:00.000Z' }, now)).toBe(
+      'ends by 2026-12-04T10:12:00.000Z (time limit 900 s), in 12m00s',
+    );
+  });
+  it('says the limit counts from admission while the run waits for it', () => {
+    expect(deadlineLine({ status: 'QUEUED', timeoutSeconds: 60, deadlineAt: null }, now)).toBe('time limit 60 s, counted from its admission');
+  });
+  it('says nothing for a run without a limit or one that has ended', () => {
+    expect(deadlineLine({ status: 'RUNNING', timeoutSeconds: null, deadlineAt: null }, now)).toBeNull();
+    expect(deadlineLine({ status: 'FAILED', timeoutSeconds: 60, deadlineAt: '2026-12-04T09:00:00.000Z' }, now)).toBeNull();
+  });
 });

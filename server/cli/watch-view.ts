@@ -217,6 +217,18 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
 }
 
+/**
+ * What `run show` says of a run's time limit: for an open run, when it ends by ("ends by …, in 12m00s"), or that the
+ * limit counts from admission while it waits for one; nothing for a run without one or that has ended (its message
+ * says whether the limit ended it).
+ */
+export function deadlineLine(run: Pick<RunView, 'status' | 'timeoutSeconds' | 'deadlineAt'>, now: number): string | null {
+  if (!run.timeoutSeconds || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return null;
+  if (!run.deadlineAt) return `time limit ${run.timeoutSeconds} s, counted from its admission`;
+  const left = Date.parse(run.deadlineAt) - now;
+  return `ends by ${run.deadlineAt} (time limit ${run.timeoutSeconds} s), ${left > 0 ? `in ${formatDuration(left)}` : 'now'}`;
+}
+
 /** What a cache hit's message says after "served from cache: " (the source task and run, the time saved). */
 function cacheNote(message: string | null): string {
   const rest = message?.replace(/^served from cache:\s*/, '').replace(/\(saved (\d+) ms\)/, (_, ms) => `(saved ${formatDuration(Number(ms))})`);

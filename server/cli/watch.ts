@@ -6,7 +6,7 @@ import { ApiError } from './errors';
 import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask, withoutShownStderr } from './watch-view';
 
 const RUN_FIELDS = /* GraphQL */ `
-  id status message createdAt startedAt finishedAt
+  id status message createdAt startedAt finishedAt timeoutSeconds deadlineAt
   workflow { name }
   workflowVersion { version }
   tasks { id node dependsOn status attempt maxAttempts progress progressMessage startedAt finishedAt durationMs message reason mapParent waitingReason }
@@ -61,6 +61,9 @@ export interface RunView {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Its time limit, and the deadline it set once admitted (null: none, or not admitted yet). */
+  timeoutSeconds?: number | null;
+  deadlineAt?: string | null;
   /** Null for a run logged from outside a workflow. */
   workflow: { name: string } | null;
   workflowVersion: { version: number } | null;

@@ -3,7 +3,7 @@ import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { inputProblem, textNestsDeeperThan } from '../errors/input-limits';
-import { MANIFEST_FILE, type ModuleManifest, runtimes } from '../vocabulary';
+import { MANIFEST_FILE, type ModuleManifest, runtimes, TIMEOUT_MAX_SECONDS } from '../vocabulary';
 import { parseYaml as parseYamlText } from '../yaml/parse';
 import { checkParameters as checkAgainstSchema, compileParameterSchema, describeAjvErrors, rememberValidator } from './parameter-schema';
 
@@ -67,7 +67,7 @@ const manifestSchema = {
         executor: { type: 'string', pattern: nameRe },
       },
     },
-    timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
+    timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: TIMEOUT_MAX_SECONDS },
     cache: {
       type: 'object',
       additionalProperties: false,

@@ -32,7 +32,7 @@ export async function cancelRun(ctx: OrchestratorContext, runId: string, identit
  * taken before them) and the whole tree locked again in id order. Locked out of order by cancelInTx instead, the new
  * child met a recorder holding it and waiting for the parent in a circle.
  */
-async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
+export async function lockRunTree(tx: Tx, runId: string): Promise<Run | undefined> {
   if (!isUuid(runId)) return undefined;
   let ids = await runTree(tx, runId);
   await tx.execute(sql`savepoint lock_run_tree`);
@@ -73,8 +73,18 @@ export function assertCancellable(run: Pick<Run, 'id' | 'status'>): void {
     throw new AtelierError('CONFLICT', `Run ${run.id} has already ended (${run.status}); there is nothing to cancel.`);
 }
 
-/** Cancels a locked, active run and, through its workflow nodes, its nested runs. */
-export async function cancelInTx(tc: TxContext, run: Run, message: string): Promise<Run> {
+/**
+ * How a run ended before its tasks did: its own status and the reason its open tasks (CANCELLED) are given. A cancel
+ * ends it CANCELLED; its time limit (run-deadline.ts) ends it FAILED, the same way in every other respect.
+ */
+export interface RunEnding {
+  status: 'CANCELLED' | 'FAILED';
+  taskReason: string;
+}
+const CANCELLED: RunEnding = { status: 'CANCELLED', taskReason: 'cancelled' };
+
+/** Cancels a locked, active run and, through its workflow nodes, its nested runs (`ending`: as a cancel, by default). */
+export async function cancelInTx(tc: TxContext, run: Run, message: string, ending: RunEnding = CANCELLED): Promise<Run> {
   const { ctx, tx, step } = tc;
   const open = await tx
     .select()
@@ -83,7 +93,7 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string): Prom
   if (open.length) {
     await tx
       .update(tasks)
-      .set({ status: 'CANCELLED', reason: 'cancelled', message, finishedAt: step.at })
+      .set({ status: 'CANCELLED', reason: ending.taskReason, message, finishedAt: step.at })
       .where(
         inArray(
           tasks.id,
@@ -98,20 +108,21 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string): Prom
         dispatched.map((t) => ({ taskId: t.id, attempt: t.attempt })),
         message,
       );
-    for (const t of open) taskStatusEvent(step, t, 'CANCELLED', 'cancelled', message);
+    for (const t of open) taskStatusEvent(step, t, 'CANCELLED', ending.taskReason, message);
     await ctx.cache?.release(
       tx,
       open.filter((t) => t.cacheKey).map((t) => t.id),
     );
     for (const t of open.filter((t) => t.kind === 'workflow' && t.childRunId)) {
       const child = await lockRun(tx, t.childRunId!);
-      if (child && (child.status === 'QUEUED' || child.status === 'RUNNING')) await cancelInTx(tc, child, `${message} (parent run ${run.id})`);
+      if (child && (child.status === 'QUEUED' || child.status === 'RUNNING')) await cancelInTx(tc, child, `${message} (parent run ${run.id})`, ending);
     }
   }
-  const [updated] = await tx.update(runs).set({ status: 'CANCELLED', message, finishedAt: step.at }).where(eq(runs.id, run.id)).returning();
-  step.feed.push({ kind: 'run-status', runId: run.id, status: 'CANCELLED', message, at: step.at.toISOString() });
-  if (await emitRunEnded(tx, updated!, 'CANCELLED', message, step.at)) step.outbox = true; // kicks the webhook worker after commit
-  await notifyParent(tc, updated!, 'CANCELLED', message);
+  const { status } = ending;
+  const [updated] = await tx.update(runs).set({ status, message, finishedAt: step.at }).where(eq(runs.id, run.id)).returning();
+  step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
+  if (await emitRunEnded(tx, updated!, status, message, step.at)) step.outbox = true; // kicks the webhook worker after commit
+  await notifyParent(tc, updated!, status, message);
   return updated!;
 }
 

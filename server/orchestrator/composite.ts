@@ -64,6 +64,7 @@ export async function startChildRun(tc: TxContext, run: Run, task: Task): Promis
       refreshCache: run.refreshCache,
       cacheNamespace: run.cacheNamespace,
       priority: run.priority,
+      parentDeadlineAt: run.deadlineAt,
     });
     return false;
   } catch (error) {

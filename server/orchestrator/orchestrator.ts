@@ -56,6 +56,8 @@ export interface StartRunInput {
   experiment?: string;
   /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX); default 0. */
   priority?: number;
+  /** The run's time limit, overriding the spec's `timeoutSeconds` (more than 0, at most TIMEOUT_MAX_SECONDS). */
+  timeoutSeconds?: number;
   /**
    * The caller's own checks of the workflow found (its name, the domain of the version started) and of the run's
    * domain, made before anything is written (in the run's transaction, or on the run an idempotency key returns):

@@ -43,6 +43,10 @@ export interface CreateRun {
   experimentId?: string;
   /** Its priority in saturated pools (checked by the caller); a nested run takes its parent's. */
   priority?: number;
+  /** The run's time limit in seconds (checked by the caller, runDeadline.ts); default: the spec's `timeoutSeconds`. */
+  timeoutSeconds?: number;
+  /** A nested run's parent's deadline: the child's is never later. */
+  parentDeadlineAt?: Date | null;
   /** A source run's model inputs by node (reruns and clones): kept, never resolved again. */
   pinnedModels?: Map<string, Record<string, ModelInput>>;
 }

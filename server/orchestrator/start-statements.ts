@@ -48,27 +48,34 @@ const STARTED = [
   'refreshCache',
   'cacheNamespace',
   'priority',
+  'timeoutMs',
   'createdBy',
   'createdAt',
   'message',
 ] as const;
 
 type NewRun = typeof runs.$inferInsert;
-export type StartedRun = { [K in (typeof STARTED)[number] | 'scopes']-?: Exclude<NewRun[K], undefined> };
+export type StartedRun = { [K in (typeof STARTED)[number] | 'scopes' | 'deadlineAt']-?: Exclude<NewRun[K], undefined> };
 
 /**
  * The run's insert, returning its row. `parameters` and `createdAt` go through their columns' encoders (never null);
- * `scopes`, often null (which an array column's encoder refuses), is encoded here and cast in the statement.
+ * `scopes` and `deadlineAt`, often null (which their columns' encoders refuse), are encoded here and cast in the statement.
  */
 export const insertRun = (tx: Tx, values: StartedRun) =>
-  insertStarted(tx, { ...values, scopes: values.scopes === null ? null : (runs.scopes.mapToDriverValue(values.scopes) as string) });
+  insertStarted(tx, {
+    ...values,
+    scopes: values.scopes === null ? null : (runs.scopes.mapToDriverValue(values.scopes) as string),
+    deadlineAt: values.deadlineAt?.toISOString() ?? null,
+  });
 
-const insertStarted = builtOnce<Omit<StartedRun, 'scopes'> & { scopes: string | null }>()((tx) =>
+const insertStarted = builtOnce<Omit<StartedRun, 'scopes' | 'deadlineAt'> & { scopes: string | null; deadlineAt: string | null }>()((tx) =>
   tx
     .insert(runs)
     .values({
       ...Object.fromEntries(STARTED.map((column) => [column, sql.placeholder(column)])),
       scopes: sql`${sql.placeholder('scopes')}::text[]`,
+      // Null while the run waits for admission, which the timestamp column's encoder refuses: encoded above, cast here.
+      deadlineAt: sql`${sql.placeholder('deadlineAt')}::timestamptz`,
     } as PgInsertValue<typeof runs>)
     .returning(),
 );

@@ -32,6 +32,7 @@ import { admitsNewRun } from './limits';
 import type { RerunInput, StartRunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
 import { readersOf } from './run-actor';
+import { checkRunTimeout, deadlineOf, runTimeoutMs } from './run-deadline';
 import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 import { actorOf, assertMayRunWorkflowIn, assertMayUseHotClusters, type CreateRun } from './start-checks';
@@ -42,6 +43,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
   const entered = traceNow();
   checkIdempotencyKey(input.idempotencyKey);
   checkPriority(input.priority);
+  checkRunTimeout(input.timeoutSeconds);
   const existing = async () => {
     if (!input.idempotencyKey) return undefined;
     return findRunByKey(ctx.db, identity?.id ?? null, input.idempotencyKey);
@@ -71,6 +73,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         actingFor: input.actingFor,
         scopes: input.scopes ?? null,
         priority: input.priority,
+        timeoutSeconds: input.timeoutSeconds,
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
       });
     });
@@ -118,6 +121,7 @@ export async function cloneRun(
       domain: source.domain,
       cacheNamespace: source.cacheNamespace,
       priority: source.priority,
+      timeoutSeconds: keptTimeout(source),
     });
   });
 }
@@ -155,9 +159,13 @@ export async function rerunRun(
       domain: source.domain,
       cacheNamespace: source.cacheNamespace,
       priority: source.priority,
+      timeoutSeconds: keptTimeout(source),
     });
   });
 }
+
+/** A clone's or a rerun's time limit: its source's (the spec's, or the override the source was started with). */
+const keptTimeout = (source: Run) => (source.timeoutMs === null ? undefined : source.timeoutMs / 1000);
 
 async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
   // The workflow and the version wanted (its latest unless named) in one statement.
@@ -248,6 +256,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     admitted = admitsNewRun(maxActiveRuns, active?.n ?? 0);
   }
   const experimentId = input.experimentId ?? (await experiment!).id;
+  const timeoutMs = runTimeoutMs(input.timeoutSeconds, spec.timeoutSeconds);
   // The run's id is made here, so its tasks' insert follows the run's on the connection without waiting for it (one
   // round trip for both): Postgres runs them in the order sent, so the tasks' reference to the run holds.
   const runId = input.id ?? randomUUID();
@@ -269,6 +278,9 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     refreshCache: input.refreshCache ?? false,
     cacheNamespace: input.cacheNamespace ?? null,
     priority: input.priority ?? 0,
+    timeoutMs,
+    // Counted from admission: a run held back by maxActiveRuns gets its deadline when admitted (sweep.ts).
+    deadlineAt: admitted ? deadlineOf(step.at, timeoutMs, input.parentDeadlineAt) : null,
     createdBy: input.identity?.id ?? null,
     scopes: input.identity ? (input.scopes ?? null) : null,
     createdAt: step.at,

@@ -1,8 +1,8 @@
 // The periodic sweep, one pass after another: retries whose backoff is over, tasks whose host went silent or that
-// ran past their deadline, runs waiting for admission, cache eviction, and READY tasks waiting for a free slot.
+// ran past their deadline, runs past theirs (run-deadline.ts), runs waiting for admission, cache eviction, and READY tasks waiting for a free slot.
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
-import { queryRows } from '../db/client';
+import { queryRows, type Tx } from '../db/client';
 import { runs, type Task, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
 import { clearAttemptFiles } from '../tracking/artifacts';
@@ -13,6 +13,7 @@ import { dispatch } from './dispatch';
 import { queueTime, runsToAdmit } from './limits';
 import { deadlineOutcome, endedHostOutcome, lostHostOutcome, lostMessageOutcome } from './outcomes';
 import { isTerminal } from './rules';
+import { deadlineOf, endOverdueRuns } from './run-deadline';
 import { applyOutcome, settle } from './settle';
 
 const TICK_BATCH = 500;
@@ -33,6 +34,7 @@ export async function tick(ctx: OrchestratorContext, state: SweepState): Promise
   await readyDueRetries(ctx, at);
   await redispatchLostMessages(ctx, state);
   await failStuckTasks(ctx, state, at);
+  await endOverdueRuns(ctx, at);
   await admitWaitingRuns(ctx);
   await evictCache(ctx, state, at);
   await fillFreeSlots(ctx);
@@ -222,12 +224,19 @@ async function admitWaitingRuns(ctx: OrchestratorContext): Promise<void> {
         .from(runs)
         .where(and(eq(runs.workflowId, workflowId), eq(runs.admitted, true), inArray(runs.status, ['QUEUED', 'RUNNING'])));
       for (const run of queue.slice(0, runsToAdmit(version?.spec.concurrency?.maxActiveRuns, active?.n ?? 0))) {
-        const [admitted] = await tx.update(runs).set({ admitted: true, message: null }).where(eq(runs.id, run.id)).returning();
+        // Its time limit counts from now, never past its parent's deadline.
+        const deadlineAt = deadlineOf(step.at, run.timeoutMs, run.parentRunId ? await parentDeadline(tx, run.parentRunId) : null);
+        const [admitted] = await tx.update(runs).set({ admitted: true, message: null, deadlineAt }).where(eq(runs.id, run.id)).returning();
         step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: null, at: step.at.toISOString() });
         await dispatch(tc, admitted!);
       }
     });
   }
+}
+
+async function parentDeadline(tx: Tx, parentRunId: string): Promise<Date | null> {
+  const [parent] = await tx.select({ deadlineAt: runs.deadlineAt }).from(runs).where(eq(runs.id, parentRunId));
+  return parent?.deadlineAt ?? null;
 }
 
 /** Expired cache entries, and the least recently used beyond the size budget; not on every tick, the sum is a scan. */

@@ -32,6 +32,7 @@ export interface TaskSpec {
    * task would be dispatched: false skips it (and, by their trigger rules, what depends on it).
    */
   when?: string;
+  /** One attempt's time limit (at most TIMEOUT_MAX_SECONDS). */
   timeoutSeconds?: number;
   pool?: string;
   executor?: string;
@@ -53,5 +54,14 @@ export interface WorkflowSpec {
     /** Most runs of this workflow active at once; further runs wait, queued, in the order they started. */
     maxActiveRuns?: number;
   };
+  /**
+   * The run's time limit, counted from its admission (time queued behind `maxActiveRuns` does not count): past it,
+   * every open task is cancelled and the run ends FAILED. At most TIMEOUT_MAX_SECONDS; `startRun(timeoutSeconds:)`
+   * overrides it for one run.
+   */
+  timeoutSeconds?: number;
   tasks: TaskSpec[];
 }
+
+/** The longest time limit a task's attempt or a run may have: 7 days. */
+export const TIMEOUT_MAX_SECONDS = 7 * 24 * 3600;

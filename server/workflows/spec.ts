@@ -7,7 +7,7 @@ import { closestName } from '../errors/did-you-mean';
 import { quoted } from '../errors/echo';
 import { assertWithinInputLimits, MAX_JSON_DEPTH, textNestsDeeperThan } from '../errors/input-limits';
 import { describeAjvErrors, patternWords as manifestWords, nameRe } from '../modules/manifest';
-import { domains, type TaskSpec, triggerRules, type WorkflowSpec } from '../vocabulary';
+import { domains, type TaskSpec, TIMEOUT_MAX_SECONDS, triggerRules, type WorkflowSpec } from '../vocabulary';
 import { parseYaml as parseYamlText } from '../yaml/parse';
 import { conditionProblems, MAX_CONDITION_CHARS } from './condition';
 
@@ -40,6 +40,7 @@ const specSchema = {
         properties: { default: {}, description: { type: 'string' } },
       },
     },
+    timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: TIMEOUT_MAX_SECONDS },
     concurrency: {
       type: 'object',
       additionalProperties: false,
@@ -75,7 +76,7 @@ const specSchema = {
           retryDelaySeconds: { type: 'number', minimum: 0, maximum: 3600 },
           trigger: { enum: triggerRules },
           when: { type: 'string', minLength: 1, maxLength: MAX_CONDITION_CHARS },
-          timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7 * 24 * 3600 },
+          timeoutSeconds: { type: 'number', exclusiveMinimum: 0, maximum: TIMEOUT_MAX_SECONDS },
           pool: { type: 'string' },
           executor: { type: 'string' },
           hotCluster: { type: 'string', pattern: hotClusterName },

@@ -167,6 +167,19 @@ describe('atelier CLI with the iris example', () => {
     expect(r.stderr).toMatch(/^error \[NOT_FOUND\]: /);
   });
 
+  it('starts a run with --timeout as its time limit, and refuses one beyond the bound naming it', async () => {
+    const bad = await cli(['run', 'start', 'iris', '--timeout', '0']);
+    expect(bad.code, show(bad)).not.toBe(0);
+    expect(bad.stderr).toMatch(/^error \[BAD_USER_INPUT\]: timeoutSeconds must be more than 0 and at most 604800/);
+    const notNumber = await cli(['run', 'start', 'iris', '--timeout', 'soon']);
+    expect(notNumber.code, show(notNumber)).not.toBe(0);
+    expect(notNumber.stderr).toMatch(/expected a number of seconds, got "soon"/);
+    const started = await cli(['run', 'start', 'iris', '--timeout', '900', '-q']);
+    expect(started.code, show(started)).toBe(0);
+    const got = await cli(['run', 'show', started.stdout.trim(), '--json']);
+    expect(JSON.parse(got.stdout)).toMatchObject({ timeoutSeconds: 900 });
+  });
+
   it('reports a bad --param value as the run parameter and the value passed, then the task it feeds', async () => {
     const r = await cli(['run', 'start', 'iris', '--param', 'epochs=-5']);
     expect(r.code, show(r)).not.toBe(0);

@@ -179,6 +179,36 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       expect(again.errors?.[0]?.extensions?.code).toBe('CONFLICT');
     });
 
+    it('ends a run past its time limit FAILED: the running process is stopped as a cancel stops it', async () => {
+      await t.createWorkflow({ name: 'long-limited', timeoutSeconds: 3600, tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 30000 } }] });
+      const { startRun } = await t.api.gql(START, { w: 'long-limited' });
+      const seen = t.api.subscribe<any>(RUN_EVENTS, { runId: startRun.id }, terminal);
+      for (let i = 0; i < 100; i++) {
+        const { run } = await t.api.gql(RUN, { id: startRun.id });
+        if (run.tasks[0].progress > 0) break;
+        await sleep(100);
+      }
+      // An hour passes: its deadline is moved to now (the process is known to run first).
+      const { sql } = await import('drizzle-orm');
+      await t.app.database.db.execute(sql`update runs set deadline_at = now() where id = ${startRun.id}`);
+      const events = (await seen).map((e) => e.runEvents);
+      expect(events.at(-1)).toMatchObject({ runStatus: 'FAILED', message: 'ran past its time limit of 3600 s' });
+      const { run } = await t.api.gql(RUN, { id: startRun.id });
+      expect(run.tasks[0]).toMatchObject({ status: 'CANCELLED', reason: 'run-timed-out' });
+      // the executor reports that it stopped the process
+      const { taskEvents } = await import('../../server/db/tables/task-events');
+      const { and, eq } = await import('drizzle-orm');
+      let result: any;
+      for (let i = 0; i < 100 && !result; i++) {
+        [result] = await t.app.database.db
+          .select()
+          .from(taskEvents)
+          .where(and(eq(taskEvents.runId, startRun.id), eq(taskEvents.kind, 'result')));
+        if (!result) await sleep(100);
+      }
+      expect(result?.payload.outcome.state).toBe('CANCELLED');
+    });
+
     it('rejects invalid workflow specs naming the offending node, and creates nothing', async () => {
       const before = (await t.api.gql('{ workflows { name } }')).workflows.length;
       const cases: [unknown, RegExp][] = [

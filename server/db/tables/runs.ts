@@ -48,6 +48,13 @@ export const runs = pgTable(
     refreshCache: boolean('refresh_cache').notNull().default(false),
     /** Higher dispatches first from a saturated pool (RUN_PRIORITY_MIN..MAX, aged while waiting: see limits.ts). */
     priority: integer('priority').notNull().default(0),
+    /** The run's time limit (the spec's `timeoutSeconds` or startRun's override); null: none. */
+    timeoutMs: integer('timeout_ms'),
+    /**
+     * When the sweep ends the run FAILED if it is still open: its admission plus `timeoutMs`, no later than its parent
+     * run's; null while it waits for admission or has no limit (server/orchestrator/run-deadline.ts).
+     */
+    deadlineAt: at('deadline_at'),
     createdBy: uuid('created_by').references(() => identities.id),
     /**
      * The scopes of the token that started it (a nested run: its parent's); null: unscoped. The run acts for the
@@ -67,6 +74,7 @@ export const runs = pgTable(
     index('runs_experiment_idx').on(t.experimentId, t.createdAt.desc().nullsFirst()),
     index('runs_parent_idx').on(t.parentRunId),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
+    index('runs_deadline_idx').on(t.deadlineAt).where(sql`deadline_at is not null and status in ('QUEUED', 'RUNNING')`),
     // A key is its identity's own; the control plane's runs (no identity) share one scope of their own.
     uniqueIndex('runs_idempotency_key').on(sql`coalesce(${t.createdBy}, '00000000-0000-0000-0000-000000000000'::uuid)`, t.idempotencyKey),
   ],

@@ -55,6 +55,8 @@ export const RUN = graphql(
         createdAt
         startedAt
         finishedAt
+        timeoutSeconds
+        deadlineAt
         sourceRunId
         parentRunId
         domain

@@ -20,6 +20,7 @@ import { CloneForm, RunActions } from './actions';
 import { RUN, RUN_EVENTS } from './documents';
 import { fromCache, type RunData, type RunStatus, RunStore, type TaskView, waitingReasonOf, waitingStatuses } from './store';
 import { TaskPanel } from './task-panel';
+import { TimeLimit } from './time-limit';
 
 export default function RunPage({ id }: { id: string }) {
   const client = useClient();
@@ -194,6 +195,7 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
           <dt>Duration</dt>
           <dd>{formatDuration(span(run.startedAt ?? run.createdAt, terminalRunStatuses.has(status) ? (run.finishedAt ?? store.liveStatus?.at) : null))}</dd>
         </div>
+        {run.timeoutSeconds != null && <TimeLimit seconds={run.timeoutSeconds} deadlineAt={run.deadlineAt} open={!terminalRunStatuses.has(status)} />}
         <div>
           <dt>Workflow version</dt>
           <dd>

@@ -1,0 +1,49 @@
+// The run page's time limit, in Chromium against a real control plane: an open run says when it ends by and in how
+// long; once its deadline has passed, the page shows the run failed with the reason, live.
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
+import { startTestApp, type TestApp } from '../harness/app';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let t: TestApp;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
+  [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp()]);
+  await t.publishFixture('echo');
+  // A pool no host serves: the run stays open until its deadline.
+  await t.createWorkflow({ name: 'waits', tasks: [{ name: 'stuck', module: 'test/echo', pool: 'nowhere', parameters: { message: 'waits' } }] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-GB' });
+  await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
+  page = await context.newPage();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await t?.stop();
+});
+
+const start = async (seconds: number) =>
+  (await t.api.gql(`mutation ($s: Float) { startRun(workflow: "waits", timeoutSeconds: $s) { id } }`, { s: seconds })).startRun.id as string;
+
+it('says when an open run ends by, and in how long', async () => {
+  const id = await start(900);
+  await page.goto(`${t.url}/runs/${id}`);
+  const limit = page.locator('.run-time-limit dd');
+  await limit.waitFor();
+  await expect.poll(async () => (await limit.textContent())?.trim()).toMatch(/^900 s · ends by .+, in 1[45] minutes$/);
+});
+
+it('shows the run failed, with the reason, once its deadline has passed', async () => {
+  const id = await start(1);
+  await page.goto(`${t.url}/runs/${id}`);
+  await page.locator('.run-time-limit').waitFor();
+  await page.locator('.run-message', { hasText: 'ran past its time limit of 1 s' }).waitFor({ timeout: 30_000 });
+  expect((await page.locator('.run-time-limit dd').textContent())?.trim()).toBe('1 s');
+});
