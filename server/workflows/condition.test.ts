@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { turnsDuring } from '../../test/harness/event-loop';
 import type { TaskSpec } from '../vocabulary';
 import { conditionProblems, evaluateCondition } from './condition';
 
@@ -15,21 +16,6 @@ const context = (outputs: Record<string, Record<string, unknown>> = {}, status: 
   outputs,
   status,
 });
-
-/** Counts event-loop turns while `work` is pending: zero when it ran synchronously on the loop. */
-async function turnsDuring(work: Promise<unknown>): Promise<number> {
-  let turns = 0;
-  let done = false;
-  const spin = () => {
-    if (done) return;
-    turns += 1;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  await work;
-  done = true;
-  return turns;
-}
 
 describe('a condition as the spec is stored', () => {
   it('takes a condition over the direct upstreams’ outputs and statuses and declared parameters', () => {

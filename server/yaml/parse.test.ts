@@ -1,23 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { turnsDuring } from '../../test/harness/event-loop';
 import { INLINE_YAML_CHARS, parseYaml, YamlParseError } from './parse';
 
 const bigYaml = (entries: number) => Array.from({ length: entries }, (_, i) => `key${i}: { value: ${i}, list: [a, "b ${i}", 3.5] }`).join('\n');
-
-/** Counts event-loop turns while `work` is pending: zero when it ran synchronously on the loop. */
-async function turnsDuring(work: Promise<unknown>): Promise<number> {
-  let turns = 0;
-  let done = false;
-  const spin = () => {
-    if (done) return;
-    turns += 1;
-    setImmediate(spin);
-  };
-  setImmediate(spin);
-  await work;
-  done = true;
-  return turns;
-}
 
 describe('parseYaml', () => {
   it('parses large text on a worker thread, leaving the event loop free, with the same result as inline', async () => {
