@@ -164,17 +164,7 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const { run } = await t.api.gql(RUN, { id: startRun.id });
       expect(run.tasks.map((x: any) => x.status)).toEqual(['CANCELLED', 'CANCELLED']);
       // the executor reports that it stopped the process
-      const { taskEvents } = await import('../../server/db/tables/task-events');
-      const { and, eq } = await import('drizzle-orm');
-      let result: any;
-      for (let i = 0; i < 100 && !result; i++) {
-        [result] = await t.app.database.db
-          .select()
-          .from(taskEvents)
-          .where(and(eq(taskEvents.runId, startRun.id), eq(taskEvents.kind, 'result')));
-        if (!result) await sleep(100);
-      }
-      expect(result?.payload.outcome.state).toBe('CANCELLED');
+      expect(await stoppedOutcome(t, startRun.id)).toBe('CANCELLED');
       const again = await t.api.raw(`mutation ($id: ID!) { cancelRun(id: $id) { status } }`, { id: startRun.id });
       expect(again.errors?.[0]?.extensions?.code).toBe('CONFLICT');
     });
@@ -196,17 +186,7 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       const { run } = await t.api.gql(RUN, { id: startRun.id });
       expect(run.tasks[0]).toMatchObject({ status: 'CANCELLED', reason: 'run-timed-out' });
       // the executor reports that it stopped the process
-      const { taskEvents } = await import('../../server/db/tables/task-events');
-      const { and, eq } = await import('drizzle-orm');
-      let result: any;
-      for (let i = 0; i < 100 && !result; i++) {
-        [result] = await t.app.database.db
-          .select()
-          .from(taskEvents)
-          .where(and(eq(taskEvents.runId, startRun.id), eq(taskEvents.kind, 'result')));
-        if (!result) await sleep(100);
-      }
-      expect(result?.payload.outcome.state).toBe('CANCELLED');
+      expect(await stoppedOutcome(t, startRun.id)).toBe('CANCELLED');
     });
 
     it('rejects invalid workflow specs naming the offending node, and creates nothing', async () => {
@@ -325,4 +305,19 @@ export function endToEndSuite(name: string, start: () => Promise<TestApp>, stopE
       expect(text).toContain('"runStatus":"SUCCEEDED"');
     });
   });
+}
+
+/** The state of the first attempt result the executor recorded for a run (waits up to 10 s for it). */
+async function stoppedOutcome(t: TestApp, runId: string): Promise<string | undefined> {
+  const { taskEvents } = await import('../../server/db/tables/task-events');
+  const { and, eq } = await import('drizzle-orm');
+  for (let i = 0; i < 100; i++) {
+    const [result] = await t.app.database.db
+      .select()
+      .from(taskEvents)
+      .where(and(eq(taskEvents.runId, runId), eq(taskEvents.kind, 'result')));
+    if (result) return (result.payload as any).outcome.state;
+    await sleep(100);
+  }
+  return undefined;
 }
