@@ -59,12 +59,16 @@ export interface HotClusterServiceOptions {
   pools?: Record<string, string[] | '*'> | null;
 }
 
+const HOST_PRUNE_EVERY_MS = 60_000;
+const IDLE_CHECK_EVERY_MS = 1000;
 const nameRe = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 
 export function createHotClusterService(options: HotClusterServiceOptions): HotClusterService {
   const { db, bus } = options;
   const now = options.now ?? (() => new Date());
   const maxIdleMs = options.maxIdleMs ?? DEFAULT_HOT_CLUSTER_MAX_IDLE_MS;
+  let lastHostPrune = Number.NEGATIVE_INFINITY;
+  let lastIdleCheck = Number.NEGATIVE_INFINITY;
 
   const command = (cluster: HotCluster, action: HotClusterCommand['action']): HotClusterCommand => ({
     action,
@@ -250,6 +254,9 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
 
     async tick() {
       const at = now();
+      // Idle timeouts are whole seconds: looked at once a second, however often the sweep ticks (tests tick at 100 ms).
+      if (at.getTime() - lastIdleCheck < IDLE_CHECK_EVERY_MS) return;
+      lastIdleCheck = at.getTime();
       const idle = await queryRows<{ name: string; idle_timeout_ms: number }>(
         db,
         sql`select c.name, c.idle_timeout_ms from hot_clusters c
@@ -258,7 +265,10 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
               and not exists (select 1 from hot_cluster_leases l where l.cluster_id = c.id and l.released_at is null)`,
       );
       for (const c of idle) await end(c.name, `idle for ${Math.round(Number(c.idle_timeout_ms) / 1000)} s`).catch(() => undefined);
-      // Every host process is a new row (a restart is a new id): rows of long-gone processes would pile up.
+      // Every host process is a new row (a restart is a new id): rows of long-gone processes would pile up. Forgotten
+      // after a day, so looked for once a minute, not on every tick.
+      if (at.getTime() - lastHostPrune < HOST_PRUNE_EVERY_MS) return;
+      lastHostPrune = at.getTime();
       await db.delete(executorHosts).where(lt(executorHosts.lastSeenAt, new Date(at.getTime() - HOST_MEMORY_MS)));
     },
   };
