@@ -9,6 +9,7 @@ import { packDirectory } from '../../server/artifacts/archive';
 import { loadConfig } from '../../server/config';
 import { type ApiClient, apiClient, PUBLISH } from './client';
 import { seedEmbeddedDatabase } from './pglite-template';
+import { appDatabase } from './shared-postgres';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
@@ -28,6 +29,8 @@ export interface TestApp {
 
 export async function startTestApp(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-test-'));
+  const database = !env.DATABASE_URL && process.env.ATELIER_TEST_PG ? await appDatabase() : undefined;
+  if (database) env = { DATABASE_URL: database.url, ...env };
   if (!env.DATABASE_URL) await seedEmbeddedDatabase(dataDir);
   // A test that stops its app with a request still open (a client it abandoned) waits at most 2 s for it.
   const config = loadConfig({
@@ -70,6 +73,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     },
     async stop() {
       await app.stop();
+      await database?.drop();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
