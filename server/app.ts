@@ -342,9 +342,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     monitorActions,
     deployments,
     periodic('orchestrator tick', config.tickMs, () => orchestrator.tick().then(() => hotClusters.tick()), log),
-    ...(config.embeddedExecutor ? [embeddedExecutorHost(config, { bus, store, executors: options.executors, hostName: embeddedHostName, log })] : []),
     http,
     urlFileService(config.dataDir, () => http.url()),
+    // Last, so it stops first: within its stop grace its attempts finish and report while the replica still serves
+    // them (artifacts, MLflow calls) and the orchestrator still records their outcomes.
+    ...(config.embeddedExecutor ? [embeddedExecutorHost(config, { bus, store, executors: options.executors, hostName: embeddedHostName, log })] : []),
   ]);
 
   let stopping: Promise<void> | undefined;

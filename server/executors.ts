@@ -89,6 +89,8 @@ export function embeddedExecutorHost(
         workRoot: path.join(config.dataDir, 'work'),
         gpus: config.executorGpus,
         maxConcurrency: config.executorConcurrency,
+        // The standalone host's grace too (ATELIER_EXECUTOR_STOP_GRACE_SECONDS): on SIGTERM running attempts may finish.
+        stopGraceMs: config.executorStopGraceMs,
         warn: (m) => options.log(`executor host: ${m}`),
       });
       await host.start();

@@ -1,6 +1,15 @@
 // Identities: `viewer` says who a token belongs to; admins create users and service accounts and their tokens.
 import { assertCan, parseScopes } from '../../server/auth/ability';
-import { createIdentity, type IssuedToken, identitiesByIds, issueFor, ownerFor, revokeTokensOf, serviceAccountWithName } from '../../server/auth/identities';
+import {
+  createIdentity,
+  type IssuedToken,
+  identitiesByIds,
+  issueFor,
+  ownerFor,
+  revokeToken,
+  revokeTokensOf,
+  serviceAccountWithName,
+} from '../../server/auth/identities';
 import { humanBehind } from '../../server/auth/people';
 import { notFound } from '../../server/errors';
 import { guard } from '../auth';
@@ -111,6 +120,16 @@ builder.mutationFields((t) => ({
       const identity = await serviceAccountWithName(ctx.services.db, args.name);
       if (!identity) throw notFound(`No service account "${args.name}".`);
       return revokeTokensOf(ctx.services.db, ctx.identity, identity);
+    },
+  }),
+  revokeToken: t.field({
+    type: 'Boolean',
+    description:
+      'Revokes one token, any identity’s (the admin token too), given its text: a leaked one, or the old one once a rotation’s overlap ends; the identity’s other tokens stay live. Requests with it are refused at once, and its live subscriptions end within ATELIER_TOKEN_RECHECK_MS. False when it was revoked already. Admins only.',
+    args: { token: t.arg.string({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      assertCan(ctx.ability, 'administer', 'Identity', 'revoke tokens');
+      return revokeToken(ctx.services.db, ctx.identity, args.token);
     },
   }),
 }));

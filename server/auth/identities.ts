@@ -1,5 +1,5 @@
 // Users and service accounts for the API: by id and by name, creating one with its first token, issuing
-// another token, and revoking a service account's tokens. Callers check that the caller is an admin. Each of these
+// another token, revoking a service account's tokens, or one token by its text. Callers check that the caller is an admin. Each of these
 // grants or takes access, so each is audited (who, what, to whom, when) in its own transaction: never the token.
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import { audit } from '../audit/audit';
@@ -8,7 +8,7 @@ import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
 import { AtelierError, badInput, notFound } from '../errors';
 import { parseScopes } from './ability';
-import { issueToken } from './tokens';
+import { hashToken, issueToken } from './tokens';
 
 const namePattern = /^[a-z0-9][a-z0-9._-]{1,62}$/;
 
@@ -125,5 +125,32 @@ export async function revokeTokensOf(db: Db, caller: Identity, identity: Identit
       details: { revoked: revoked.length },
     });
     return revoked.length;
+  });
+}
+
+/**
+ * Revokes one token given its text (a leaked one, or the old one once a rotation's overlap ends), any identity's,
+ * the admin's too; the identity's other tokens stay live. False when it was revoked already; NOT_FOUND when no token
+ * here has that text. The audit names whose token it was, never the token.
+ */
+export async function revokeToken(db: Db, caller: Identity, token: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [held] = await tx
+      .select({ id: tokens.id, revokedAt: tokens.revokedAt, owner: identities.name })
+      .from(tokens)
+      .innerJoin(identities, eq(identities.id, tokens.identityId))
+      .where(eq(tokens.hash, hashToken(token)));
+    if (!held) throw notFound('No token here has that text: check that you pasted the whole token (revokeServiceTokens revokes all of an account’s).');
+    if (held.revokedAt) return false;
+    await tx.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, held.id));
+    await audit(tx, {
+      identity: caller,
+      action: 'identity.token.revoke',
+      decision: 'allow',
+      subject: `identity:${held.owner}`,
+      rule: 'admins revoke tokens',
+      details: { revoked: 1 },
+    });
+    return true;
   });
 }

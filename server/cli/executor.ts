@@ -7,6 +7,7 @@ import { redactUrl } from '../../plugins/redact-url';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { parseDownloadRetryMs } from '../config/object-store';
+import { executorStopGraceMs, taskAckWaitMs } from '../config/parse';
 import { executorsFromEnv } from '../executors';
 import { surviveLostConnections } from '../lifecycle/transient-errors';
 import { createHttpArtifactSource } from './artifact-source';
@@ -63,7 +64,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
   if (options.executeWith && !executors.some((e) => e.name === options.executeWith)) {
     throw new CliError(`--execute-with ${options.executeWith}: no such executor here (executors: ${executors.map((e) => e.name).join(', ')})`);
   }
-  const graceMs = stopGraceMs(env);
+  const graceMs = executorStopGraceMs(env);
   const host = createExecutorHost({
     bus,
     ackWaitMs: taskAckWaitMs(env),
@@ -114,36 +115,4 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
       `  NATS       ${redactUrl(natsUrl)}\n` +
       `  modules    ${options.url}/artifacts, cached in ${path.join(dataDir, 'executor-cache')}`,
   );
-}
-
-/**
- * ATELIER_TASK_ACK_WAIT_SECONDS: how long JetStream waits for this host's ack (or a working heartbeat) before it
- * redelivers a task (unset: the bus default, 30 s). Tests that kill hosts and wait out the redelivery set it lower.
- */
-function taskAckWaitMs(env: NodeJS.ProcessEnv): number | undefined {
-  const raw = env.ATELIER_TASK_ACK_WAIT_SECONDS;
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 3 || n > 3600) {
-    throw new CliError(
-      `ATELIER_TASK_ACK_WAIT_SECONDS=${raw} must be a whole number of seconds from 3 to 3600 (unset: 30): how long a task waits for its host's ack before JetStream redelivers it.`,
-    );
-  }
-  return n * 1000;
-}
-
-/**
- * ATELIER_EXECUTOR_STOP_GRACE_SECONDS: on SIGTERM/SIGINT, how long attempts already running may finish and report
- * before the rest are stopped and handed back (unset: 0, at once). Keep it below the supervisor's kill timeout.
- */
-function stopGraceMs(env: NodeJS.ProcessEnv): number {
-  const raw = env.ATELIER_EXECUTOR_STOP_GRACE_SECONDS;
-  if (raw === undefined || raw === '') return 0;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 3600) {
-    throw new CliError(
-      `ATELIER_EXECUTOR_STOP_GRACE_SECONDS=${raw} must be a whole number of seconds from 0 to 3600 (unset: 0): how long running attempts may finish after SIGTERM before they are handed back.`,
-    );
-  }
-  return n * 1000;
 }

@@ -20,6 +20,7 @@ import {
   DEFAULT_TASK_BATCH_MAX,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
+import { ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, poolList } from './parse';
 
 export type { ObjectStoreConfig } from './object-store';
 
@@ -68,6 +69,8 @@ export interface Config {
   hotClusterPools: Record<string, string[] | '*'> | null;
   /** GPUs the embedded executor host advertises. */
   executorGpus: number;
+  /** On SIGTERM, how long the embedded host's running attempts may finish before the rest are handed back (`ATELIER_EXECUTOR_STOP_GRACE_SECONDS`). */
+  executorStopGraceMs: number;
   /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
   executorConcurrency: number | undefined;
   /** How often the monitor evaluator looks for due monitors (server/monitoring/evaluator.ts). */
@@ -158,7 +161,7 @@ export interface RetentionConfig {
   observationDays: number;
 }
 
-export class ConfigError extends Error {}
+export { ConfigError } from './parse';
 
 /** Shortest ATELIER_ADMIN_TOKEN taken: bad tokens are not rate-limited, so a short one is guessed online. */
 export const MIN_ADMIN_TOKEN_LENGTH = 24;
@@ -172,14 +175,6 @@ function adminTokenOf(value: string | undefined): string | undefined {
   return value;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}=${raw} is not a whole number between ${min} and ${max}.`);
-  return n;
-}
-
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const natsUrl = env.NATS_URL || undefined;
   const databaseUrl = env.DATABASE_URL || undefined;
@@ -189,29 +184,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (natsUrl && !/^(nats|tls|wss?):\/\//.test(natsUrl) && !/^[\w.-]+:\d+$/.test(natsUrl)) {
     throw new ConfigError(`NATS_URL must look like nats://host:4222 (got "${redactUrl(natsUrl)}"). Unset it to use the in-process bus.`);
   }
-  const embedded = env.ATELIER_EMBEDDED_EXECUTOR;
   const logLevel = (env.ATELIER_LOG_LEVEL ?? 'info') as Config['logLevel'];
   if (!['silent', 'info', 'debug'].includes(logLevel)) throw new ConfigError(`ATELIER_LOG_LEVEL must be silent, info or debug (got "${logLevel}").`);
   const outboundAllow = parseOutboundAllow(env.ATELIER_OUTBOUND_ALLOW_PRIVATE, (m) => new ConfigError(m));
   return {
     port: int(env, 'PORT', DEFAULT_PORT, 0, 65535),
-    host: env.HOST || DEFAULT_HOST,
+    host: listenHost(env, 'HOST', DEFAULT_HOST),
     databaseUrl,
     natsUrl,
     dataDir: path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR),
-    embeddedExecutor: embedded === undefined || embedded === '' ? !natsUrl : embedded === '1' || embedded === 'true',
-    pools: (env.ATELIER_POOLS || 'local,noop')
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean),
+    embeddedExecutor: flag(env, 'ATELIER_EMBEDDED_EXECUTOR', !natsUrl),
+    pools: poolList(env, 'ATELIER_POOLS', ['local', 'noop']),
     adminToken: adminTokenOf(env.ATELIER_ADMIN_TOKEN),
-    defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1) * 1000,
-    maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1) * 1024 * 1024,
-    maxUnpackedBytes: int(env, 'ATELIER_MAX_UNPACKED_MB', DEFAULT_MAX_UNPACKED_MB, 1) * 1024 * 1024,
+    defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1, 365 * 86_400) * 1000,
+    maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1, 1024 * 1024) * 1024 * 1024,
+    maxUnpackedBytes: int(env, 'ATELIER_MAX_UNPACKED_MB', DEFAULT_MAX_UNPACKED_MB, 1, 1024 * 1024) * 1024 * 1024,
     maxRequestBytes: int(env, 'ATELIER_MAX_REQUEST_KB', 4096, 16, 1024 * 1024) * 1024,
-    publicUrl: env.ATELIER_PUBLIC_URL || undefined,
+    publicUrl: httpUrl(env, 'ATELIER_PUBLIC_URL', 'https://atelier.example.com'),
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
-    heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1) * 1000,
+    heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1, 86_400) * 1000,
     databaseUnreachableMs: int(env, 'ATELIER_DATABASE_UNREACHABLE_SECONDS', 10, 1, 3600) * 1000,
     shutdownGraceMs: int(env, 'ATELIER_SHUTDOWN_GRACE_SECONDS', 20, 0, 3600) * 1000,
     taskBatchMax: int(env, 'ATELIER_TASK_BATCH_MAX', DEFAULT_TASK_BATCH_MAX, 1, 10_000),
@@ -222,12 +213,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deploymentPollMs: int(env, 'ATELIER_DEPLOYMENT_POLL_MS', 1000, 20, 60_000),
     deploymentLeaseMs: int(env, 'ATELIER_DEPLOYMENT_LEASE_MS', 30_000, 1_000, 600_000),
     deploymentStatsMs: int(env, 'ATELIER_DEPLOYMENT_STATS_MS', 10_000, 100, 3_600_000),
-    localDeployPorts: env.ATELIER_LOCAL_DEPLOY_PORTS ? parsePortRange(env.ATELIER_LOCAL_DEPLOY_PORTS) : DEFAULT_DEPLOY_PORTS,
-    cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0),
-    hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1) * 1000,
+    localDeployPorts: env.ATELIER_LOCAL_DEPLOY_PORTS ? portRange(env.ATELIER_LOCAL_DEPLOY_PORTS) : DEFAULT_DEPLOY_PORTS,
+    cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0, Number.MAX_SAFE_INTEGER),
+    hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1, 86_400) * 1000,
     gpuPools: parsePoolCounts('ATELIER_GPU_POOLS', env.ATELIER_GPU_POOLS, 'gpu-a100=8,gpu-t4=1'),
     executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
     executorConcurrency: env.ATELIER_EXECUTOR_CONCURRENCY ? int(env, 'ATELIER_EXECUTOR_CONCURRENCY', 1, 1, 4096) : undefined,
+    executorStopGraceMs: executorStopGraceMs(env),
     hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
     hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,
@@ -316,6 +308,14 @@ function parseCatalogCeiling(env: NodeJS.ProcessEnv): Config['catalogCeiling'] {
     );
   }
   return { level: level as Level, deniedCategories: categories };
+}
+
+function portRange(raw: string): PortRange {
+  try {
+    return parsePortRange(raw);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 function parseHotClusterPools(raw: string | undefined): Config['hotClusterPools'] {

@@ -58,7 +58,7 @@ export function parseDownloadRetryMs(env: NodeJS.ProcessEnv, fail: (message: str
   const raw = env.ATELIER_DOWNLOAD_RETRY_SECONDS;
   if (raw === undefined || raw === '') return DEFAULT_DOWNLOAD_RETRY_MS;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0 || n > 3600) {
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > 3600) {
     throw fail(
       `ATELIER_DOWNLOAD_RETRY_SECONDS=${raw} must be 0 to 3600: how long downloads from the control plane keep retrying (it should outlast a replica restart).`,
     );

@@ -10,6 +10,7 @@ import { keepDiskReserve } from './disk-reserve';
 import { driverTarget } from './postgres-url';
 import { createReachability } from './reachability';
 import * as schema from './schema';
+import { DatabaseNewerThanCodeError, refuseNewerDatabase } from './schema-version';
 import { assertWritable } from './writable';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -70,6 +71,7 @@ export async function openDatabase(options: {
       try {
         await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
         await migrate(db as never, { migrationsFolder });
+        refuseNewerDatabase(await latestApplied(db), migrationsFolder);
       } finally {
         // A lock whose backend died is gone with it; a query on that dead reserved connection would wait forever
         // (porsager/postgres#1199), so the unlock gets a few seconds.
@@ -78,6 +80,7 @@ export async function openDatabase(options: {
       }
     } catch (error) {
       await Promise.all([client.end({ timeout: 1 }), reachability.stop()]);
+      if (error instanceof DatabaseNewerThanCodeError) throw error;
       throw new Error(`Could not prepare the database at DATABASE_URL: ${(error as Error).message}. Check that Postgres is running and the URL is right.`);
     }
     reachability.start();
@@ -116,6 +119,7 @@ export async function openDatabase(options: {
   transactionsOf.set(db, drizzle(client) as unknown as Db);
   try {
     await migrate(db as never, { migrationsFolder });
+    refuseNewerDatabase(await latestApplied(db), migrationsFolder);
   } catch (error) {
     await client.close().catch(() => {});
     await lock.release();
@@ -197,6 +201,12 @@ export function commitBehind(tx: Tx, mayCommit?: () => boolean): void {
 }
 
 /** Runs raw SQL and returns its rows, whichever driver is underneath (postgres-js gives an array, PGlite `{ rows }`). */
+/** When the database's latest migration was made (drizzle's `created_at`, the journal's `when`). */
+async function latestApplied(db: Db): Promise<string | undefined> {
+  const [row] = await queryRows<{ created_at: string }>(db, sql`select created_at from drizzle.__drizzle_migrations order by created_at desc limit 1`);
+  return row?.created_at;
+}
+
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
   return Array.isArray(result) ? result : result.rows;
