@@ -10,7 +10,7 @@ import { refusal } from '../../auth/refuse';
 import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
-import { AtelierError } from '../../errors';
+import { AtelierError, retryAfterHeader } from '../../errors';
 import { checkDeliveryId, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
 import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
 import type { OutboundAllow } from '../../net/outbound';
@@ -45,7 +45,7 @@ export function useGitHook(options: GitHookOptions): Route {
    * nobody (with why). A body-only signature (GitHub's `X-Hub-Signature-256`) covers no timestamp or id: refused.
    */
   const sender = async (req: IncomingMessage, body: Buffer): Promise<Sender | string> => {
-    const credentials = { authorization: req.headers.authorization };
+    const credentials = { authorization: req.headers.authorization, peer: req.socket.remoteAddress };
     const delivery = firstHeader(req.headers['x-atelier-delivery']);
     const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
     if (tokenOf(credentials)) {
@@ -62,8 +62,10 @@ export function useGitHook(options: GitHookOptions): Route {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    const fail = (error: AtelierError) => reply(error.status, { error: { code: error.code, message: error.message, details: error.details } });
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+      void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+    const fail = (error: AtelierError) =>
+      reply(error.status, { error: { code: error.code, message: error.message, details: error.details } }, retryAfterHeader(error));
     if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', 'POST a push event as JSON to /hooks/git.'));
     const body = declaredLengthOver(req, GIT_HOOK_MAX_BYTES) ? null : await readBodyWithin(req, GIT_HOOK_MAX_BYTES).catch(() => null);
     if (!body) {

@@ -8,7 +8,7 @@ import { defineAbilityFor } from '../../auth/ability';
 import { grantsOf } from '../../auth/grants';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
-import { AtelierError } from '../../errors';
+import { AtelierError, retryAfterHeader } from '../../errors';
 import { freshnessProblem } from '../../modules/deliveries';
 import { assertMayFire, firingOf, hookSignatureProblem, httpTrigger, receiveHook } from '../../triggers/hooks';
 import { authenticated, tokenOf } from '../authenticate';
@@ -30,8 +30,10 @@ export function useTriggerHooks(options: TriggerHookOptions): Route {
   const { db } = options;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    const fail = (error: AtelierError) => reply(error.status, { error: { code: error.code, message: error.message, details: error.details } });
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+      void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+    const fail = (error: AtelierError) =>
+      reply(error.status, { error: { code: error.code, message: error.message, details: error.details } }, retryAfterHeader(error));
     const url = new URL(req.url ?? '/', 'http://x');
     const name = decodeURIComponent(url.pathname.slice(PREFIX.length));
     if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', `POST a JSON payload to ${PREFIX}NAME.`));
@@ -44,7 +46,7 @@ export function useTriggerHooks(options: TriggerHookOptions): Route {
     const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
     let caller: Identity | null = null;
     try {
-      const credentials = { authorization: req.headers.authorization };
+      const credentials = { authorization: req.headers.authorization, peer: req.socket.remoteAddress };
       const trigger = await httpTrigger(db, name);
       if (tokenOf(credentials)) {
         const session = await authenticated(db, credentials);
