@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { auditEvents } from '../db/tables/governance';
-import { AtelierError } from '../errors';
+import { RetryLater } from '../errors';
 
 export interface TokenFailureLimits {
   /** Failed tokens a source may present within one window; the next request is refused until the window ends. */
@@ -34,11 +34,12 @@ interface Window {
 }
 
 /** The refusal of a source past its limit; `retryAfterS` is the Retry-After an HTTP edge sends. */
-export class TooManyAuthFailures extends AtelierError {
-  constructor(override readonly retryAfterS: number) {
+export class TooManyAuthFailures extends RetryLater {
+  constructor(retryAfterS: number) {
     super(
       'TOO_MANY_AUTH_FAILURES',
       `Too many requests with an unknown, expired or revoked bearer token from this address: retry in ${retryAfterS} s (Retry-After), with a valid token.`,
+      retryAfterS,
     );
   }
 }

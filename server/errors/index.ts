@@ -85,6 +85,17 @@ function printableDetails(details: ErrorDetail[]): ErrorDetail[] {
   return kept;
 }
 
+/** An error that passes: the caller is told when to send the request again (HTTP edges send Retry-After). */
+export class RetryLater extends AtelierError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    override readonly retryAfterS: number,
+  ) {
+    super(code, message);
+  }
+}
+
 /** The Retry-After header for an error that has one (none for any other). */
 export function retryAfterHeader(error: unknown): Record<string, string> {
   const seconds = error instanceof AtelierError ? error.retryAfterS : undefined;
