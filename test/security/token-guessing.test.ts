@@ -32,6 +32,7 @@ function send(from: string, path: string, options: { method?: string; token?: st
       {
         method: options.method ?? 'POST',
         localAddress: from,
+        agent: false, // a connection of its own: a hook closes one whose body it left unread
         headers: {
           'content-type': 'application/json',
           ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),

@@ -92,6 +92,7 @@ export function useGitHook(options: GitHookOptions): Route {
       );
     // Answered with the body unread: the connection is closed once the answer is out.
     const refuseUnread = (error: AtelierError) => {
+      res.setHeader('connection', 'close'); // so a keep-alive client does not send its next request down it
       res.once('finish', () => req.destroy());
       return fail(error);
     };

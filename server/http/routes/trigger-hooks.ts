@@ -49,6 +49,7 @@ export function useTriggerHooks(options: TriggerHookOptions): Route {
     if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', `POST a JSON payload to ${PREFIX}NAME.`));
     // Answered with the body unread: the connection is closed once the answer is out.
     const refuseUnread = (error: AtelierError) => {
+      res.setHeader('connection', 'close'); // so a keep-alive client does not send its next request down it
       res.once('finish', () => req.destroy());
       return fail(error);
     };
