@@ -4,7 +4,7 @@
 // so HTTP, SSE and graphql-ws answer alike.
 import { GraphQLError } from 'graphql';
 import { maskError as maskUnexpected } from 'graphql-yoga';
-import { type AtelierError, domainErrorOf } from '../server/errors';
+import { type AtelierError, domainErrorOf, retryAfterHeader } from '../server/errors';
 
 export function toGraphQLError(domain: AtelierError, located?: GraphQLError): GraphQLError {
   return new GraphQLError(domain.message, {
@@ -13,7 +13,11 @@ export function toGraphQLError(domain: AtelierError, located?: GraphQLError): Gr
     positions: located?.positions,
     path: located?.path,
     originalError: domain,
-    extensions: { code: domain.code, http: { status: domain.status }, ...(domain.details.length ? { details: domain.details } : {}) },
+    extensions: {
+      code: domain.code,
+      http: { status: domain.status, ...(domain.retryAfterS === undefined ? {} : { headers: retryAfterHeader(domain) }) },
+      ...(domain.details.length ? { details: domain.details } : {}),
+    },
   });
 }
 

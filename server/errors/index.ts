@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'TOO_MANY_SUBSCRIPTIONS'
   /** Uploads in progress hold as much memory as they may together (server/http/upload-budget.ts): retry shortly. */
   | 'TOO_MANY_UPLOADS'
+  /** Too many unknown bearer tokens from one address (server/auth/token-failures.ts): wait for Retry-After. */
+  | 'TOO_MANY_AUTH_FAILURES'
   /** A live subscription whose client left too many events waiting: it ended, to be subscribed again. */
   | 'SUBSCRIBER_TOO_SLOW'
   /** A service the request needs (the database) cannot be reached for now: send it again shortly. */
@@ -39,6 +41,7 @@ const statusOf: Record<ErrorCode, number> = {
   DIGEST_MISMATCH: 400,
   TOO_MANY_SUBSCRIPTIONS: 429,
   TOO_MANY_UPLOADS: 503,
+  TOO_MANY_AUTH_FAILURES: 429,
   SUBSCRIBER_TOO_SLOW: 429,
   UNAVAILABLE: 503,
   URL_NOT_ALLOWED: 400,
@@ -57,6 +60,8 @@ export class AtelierError extends Error {
   /** The HTTP status an edge answers with. */
   readonly status: number;
   readonly details: ErrorDetail[];
+  /** Seconds to wait before sending it again, for an error that has a Retry-After (HTTP edges send it). */
+  readonly retryAfterS?: number;
   constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
     super(printable(message)); // its text echoes input, and reaches a terminal: bounded, no control characters
     this.code = code;
@@ -78,6 +83,23 @@ function printableDetails(details: ErrorDetail[]): ErrorDetail[] {
     );
   if (details.length > MAX_ERROR_DETAILS) kept.push({ message: `… and ${details.length - MAX_ERROR_DETAILS} more` });
   return kept;
+}
+
+/** An error that passes: the caller is told when to send the request again (HTTP edges send Retry-After). */
+export class RetryLater extends AtelierError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    override readonly retryAfterS: number,
+  ) {
+    super(code, message);
+  }
+}
+
+/** The Retry-After header for an error that has one (none for any other). */
+export function retryAfterHeader(error: unknown): Record<string, string> {
+  const seconds = error instanceof AtelierError ? error.retryAfterS : undefined;
+  return seconds === undefined ? {} : { 'retry-after': String(seconds) };
 }
 
 export const badInput = (message: string, details?: ErrorDetail[]) => new AtelierError('BAD_USER_INPUT', message, details);

@@ -1,6 +1,8 @@
 // The one bearer-token check, shared by GraphQL over HTTP and SSE (yoga's context), graphql-ws `onConnect`, the
-// artifact route and the git hook: where a token may come from, and what a live token gives.
+// artifact, MLflow, observation and hook routes: where a token may come from, what a live token gives, and how
+// often one address may present a dead one.
 import type { Grants } from '../auth/ability';
+import { sourceOf, tokenFailuresOf } from '../auth/token-failures';
 import { sessionForToken } from '../auth/tokens';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
@@ -11,6 +13,11 @@ export interface Credentials {
   authorization?: string | null;
   /** `{ authorization: 'Bearer …' }` or `{ token: '…' }`, as browsers cannot set headers on a WebSocket. */
   connectionParams?: Readonly<Record<string, unknown>> | null;
+  /**
+   * The peer's address (the socket's `remoteAddress`): failed tokens are counted per address, and an address past
+   * its limit is refused (server/auth/token-failures.ts). Required, so that no edge checks tokens unthrottled.
+   */
+  peer: string | undefined;
 }
 
 export interface Session {
@@ -25,12 +32,15 @@ export interface Session {
 }
 
 /** The token the credentials carry, header first; null when there is none. */
-export function tokenOf(credentials: Credentials): string | null {
+export function tokenOf(credentials: Omit<Credentials, 'peer'>): string | null {
   const params = credentials.connectionParams;
   return bearer(credentials.authorization) ?? bearer(params?.authorization) ?? nonEmptyString(params?.token);
 }
 
-/** The session of a live token; throws UNAUTHENTICATED saying what to send when the token is missing or dead. */
+/**
+ * The session of a live token; throws UNAUTHENTICATED saying what to send when the token is missing or dead, and
+ * TOO_MANY_AUTH_FAILURES (429, with `retryAfterS`) while the peer's address is past its limit of failed tokens.
+ */
 export async function authenticate(db: Db, credentials: Credentials): Promise<Session> {
   const token = tokenOf(credentials);
   if (!token)
@@ -38,12 +48,19 @@ export async function authenticate(db: Db, credentials: Credentials): Promise<Se
       'UNAUTHENTICATED',
       'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).',
     );
+  const failures = tokenFailuresOf(db);
+  const source = sourceOf(credentials.peer);
+  failures.assertMayTry(source); // before the lookup: a locked-out address learns nothing, and costs no query
   const session = await sessionForToken(db, token);
+  if (!session) await failures.failed(source);
   if (!session) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
   return { token, ...session };
 }
 
-/** As `authenticate`, with null for a missing or dead token (other failures, such as the database's, still throw). */
+/**
+ * As `authenticate`, with null for a missing or dead token (other failures still throw: the database's, and an
+ * address past its limit of failed tokens, TOO_MANY_AUTH_FAILURES, which its caller answers 429 with Retry-After).
+ */
 export async function authenticated(db: Db, credentials: Credentials): Promise<Session | null> {
   try {
     return await authenticate(db, credentials);

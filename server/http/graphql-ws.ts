@@ -15,6 +15,8 @@ import type { ApiYoga } from './yoga';
 
 /** WebSocket's close code 1013, Try Again Later: a condition of the server's that passes (graphql-ws clients retry). */
 const TRY_AGAIN_LATER = 1013;
+/** graphql-ws' "too many requests" close code (its CloseCode.TooManyInitialisationRequests). */
+const TOO_MANY_AUTH_FAILURES = 4429;
 /** WebSocket's close code 1012, Service Restart: graphql-ws clients reconnect (and resubscribe) on their own. */
 const SERVICE_RESTART = 1012;
 
@@ -84,11 +86,17 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
       },
       onConnect: async (ctx) => {
         try {
-          return Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {} }));
+          return Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {}, peer: ctx.extra.request.socket.remoteAddress }));
         } catch (error) {
           // The database is unreachable (restarting): closed as "try again later", which graphql-ws clients retry,
           // not as graphql-ws's internal error (4500), after which they give up for good.
-          if (domainErrorOf(error)?.code !== 'UNAVAILABLE') throw error;
+          const known = domainErrorOf(error);
+          if (known?.code === 'TOO_MANY_AUTH_FAILURES') {
+            // An address past its limit of failed tokens: closed with 4429, which graphql-ws clients do not retry.
+            ctx.extra.socket.close(TOO_MANY_AUTH_FAILURES, `Too many failed tokens from this address: retry in ${known.retryAfterS} s.`);
+            return false;
+          }
+          if (known?.code !== 'UNAVAILABLE') throw error;
           ctx.extra.socket.close(TRY_AGAIN_LATER, 'The database cannot be reached just now: connect again shortly.');
           return false;
         }

@@ -1,7 +1,7 @@
 // The HTTP routes the control plane serves, in one ordered list: each route is a small `useX(options)` factory in
 // `routes/` (one concern per file, as yoga's `use-health-check`), and the first route that matches answers.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { domainErrorOf } from '../errors';
+import { domainErrorOf, retryAfterHeader } from '../errors';
 
 export interface Route {
   /** Names the route in logs. */
@@ -49,6 +49,12 @@ export function createRequestListener(routes: readonly Route[], log: (message: s
     answer(req, res).catch((error) => {
       // A connection lost (Postgres restarting) is no bug: the caller is told to send it again, as the API edges do.
       const known = domainErrorOf(error);
+      if (known?.retryAfterS !== undefined && !res.headersSent) {
+        // Refused for now (an address past its limit of failed tokens): said as such, with when to come back.
+        return void res
+          .writeHead(known.status, { 'content-type': 'application/json', ...retryAfterHeader(known) })
+          .end(JSON.stringify({ error: { code: known.code, message: known.message } }));
+      }
       const unavailable = known?.code === 'UNAVAILABLE' ? known : undefined;
       log(unavailable ? `request failed: ${(error as Error).message}` : `unhandled request error: ${(error as Error).stack}`);
       if (!res.headersSent)

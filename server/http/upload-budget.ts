@@ -4,7 +4,7 @@
 // memory. Each upload reserves what it may hold (its declared length, or the whole limit when sent chunked) before
 // its body is read, and gives it back when answered; one that does not fit is refused with 503 and Retry-After,
 // which MLflow's client and a browser's retry take as "again shortly".
-import { AtelierError } from '../errors';
+import { RetryLater } from '../errors';
 
 /** Uploads of the largest size this many at once; smaller ones more. */
 export const UPLOADS_AT_THE_LIMIT = 4;
@@ -16,15 +16,17 @@ export interface UploadBudget {
   reserve(bytes: number): () => void;
 }
 
-export function createUploadBudget(totalBytes: number): UploadBudget {
+/** `what` names what is being received, in the refusal's message. */
+export function createUploadBudget(totalBytes: number, what = 'uploads'): UploadBudget {
   let held = 0;
   return {
     reserve(bytes) {
       // One upload alone always fits (the per-upload limit decides its size), however large.
       if (held > 0 && held + bytes > totalBytes)
-        throw new AtelierError(
+        throw new RetryLater(
           'TOO_MANY_UPLOADS',
-          `The server is receiving as many uploads as it holds at once; retry in ${UPLOAD_RETRY_AFTER_S} s (Retry-After).`,
+          `The server is receiving as many ${what} as it holds at once; retry in ${UPLOAD_RETRY_AFTER_S} s (Retry-After).`,
+          UPLOAD_RETRY_AFTER_S,
         );
       held += bytes;
       let released = false;

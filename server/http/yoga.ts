@@ -104,7 +104,10 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       const connectionParams = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       // Over HTTP the route has looked the header's token up already, while yoga read the request (routes/graphql.ts).
       const early = (initial as { session?: Promise<Session> }).session;
-      const { token, identity, scopes, grants } = await (early ?? authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams }));
+      // The node request the route or graphql-ws hands in (absent only for an in-process yoga.fetch).
+      const peer = (initial as { req?: { socket?: { remoteAddress?: string } } }).req?.socket?.remoteAddress;
+      const { token, identity, scopes, grants } = await (early ??
+        authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams, peer }));
       const lastEventId = request?.headers.get('last-event-id') ?? null;
       return { identity, token, scopes, ability: sharedAbilityFor(identity, grants, scopes), grants, services, lastEventId };
     },

@@ -30,13 +30,24 @@ export function signDelivery(secret: string, timestamp: string, delivery: string
 
 /** Why a signed delivery is refused, or null when its signature, id and timestamp hold. */
 export function signatureProblem(secret: string, body: Buffer, headers: DeliveryHeaders, now: number = Date.now()): string | null {
+  const early = deliveryHeadersProblem(headers, now);
+  if (early) return early;
+  const { signature, timestamp, delivery } = headers as Required<DeliveryHeaders>;
+  const expected = Buffer.from(signDelivery(secret, timestamp, delivery, body));
+  const given = Buffer.from(signature);
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'the signature does not match the timestamp, delivery id and body';
+  return null;
+}
+
+/**
+ * Why a signed delivery's headers alone are refused (missing, malformed or stale), or null: checked before its body
+ * is read, so a sender without them makes the server read nothing.
+ */
+export function deliveryHeadersProblem(headers: DeliveryHeaders, now: number = Date.now()): string | null {
   const { signature, timestamp, delivery } = headers;
   if (!signature?.startsWith('sha256=')) return 'the X-Atelier-Signature header (sha256=HEX) is missing';
   if (!timestamp || !/^\d{1,12}$/.test(timestamp)) return 'the X-Atelier-Timestamp header (Unix seconds) is missing or not a number';
   if (!delivery || !deliveryRe.test(delivery)) return 'the X-Atelier-Delivery header (a unique id such as a UUID) is missing or malformed';
-  const expected = Buffer.from(signDelivery(secret, timestamp, delivery, body));
-  const given = Buffer.from(signature);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'the signature does not match the timestamp, delivery id and body';
   return freshnessProblem(timestamp, now);
 }
 

@@ -43,6 +43,22 @@ export async function httpTrigger(db: Db, name: string): Promise<WorkflowTrigger
 
 /** Why a signed hook is refused, or null. A missing trigger is refused exactly like a wrong signature (no oracle). */
 export function hookSignatureProblem(trigger: WorkflowTrigger | null, body: Buffer, headers: HookHeaders, now = Date.now()): string | null {
+  const early = hookHeadersProblem(headers, now);
+  if (early) return early;
+  const { signature, timestamp, delivery } = headers as Required<HookHeaders>;
+  // Compared in constant time even when there is no trigger, so timing tells nothing of which names exist.
+  const expected = Buffer.from(signHook(trigger?.secret ?? 'no-trigger', timestamp, delivery, body));
+  const given = Buffer.from(signature);
+  const same = given.length === expected.length && timingSafeEqual(given, expected);
+  if (!same || !trigger) return 'the signature does not match the timestamp, delivery id and body under this trigger’s secret';
+  return null;
+}
+
+/**
+ * Why a signed hook's headers alone are refused (missing, malformed or stale), or null: checked before its body is
+ * read, and alike whichever trigger is named, so a sender without them makes the server read nothing.
+ */
+export function hookHeadersProblem(headers: HookHeaders, now = Date.now()): string | null {
   const { signature, timestamp, delivery } = headers;
   if (!signature?.startsWith('sha256=')) return 'no bearer token and no X-Atelier-Signature header (sha256=HEX)';
   if (!timestamp || !/^\d{1,12}$/.test(timestamp)) return 'the X-Atelier-Timestamp header (Unix seconds) is missing or not a number';
@@ -50,11 +66,6 @@ export function hookSignatureProblem(trigger: WorkflowTrigger | null, body: Buff
   // the window would be a new signal (and a new run) each time. With one, the same id is the same signal.
   if (!delivery || !deliveryRe.test(delivery))
     return 'the X-Atelier-Delivery header (a unique id per delivery, such as a UUID: letters, digits, ".", "_", ":" or "-", at most 128) is missing or malformed, and a signature must cover one';
-  // Compared in constant time even when there is no trigger, so timing tells nothing of which names exist.
-  const expected = Buffer.from(signHook(trigger?.secret ?? 'no-trigger', timestamp, delivery, body));
-  const given = Buffer.from(signature);
-  const same = given.length === expected.length && timingSafeEqual(given, expected);
-  if (!same || !trigger) return 'the signature does not match the timestamp, delivery id and body under this trigger’s secret';
   return freshnessProblem(timestamp, now);
 }
 

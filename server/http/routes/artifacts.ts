@@ -25,7 +25,7 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
     matches: (url) => url.pathname.startsWith(PREFIX),
     async handle(req, res, url) {
       const text = (status: number, body: string) => void res.writeHead(status, { 'content-type': 'text/plain' }).end(`${body}\n`);
-      const session = await authenticated(options.db, { authorization: req.headers.authorization });
+      const session = await authenticated(options.db, { authorization: req.headers.authorization, peer: req.socket.remoteAddress });
       if (!session) return text(401, 'Missing or unknown bearer token.');
       let digest: string;
       try {

@@ -1,6 +1,9 @@
 // `POST /hooks/git`: a push event from CI or a git host builds and publishes a module version. Authenticated by
 // a bearer token, or by an HMAC-SHA256 signature of `TIMESTAMP.DELIVERY.BODY` under the configured secret; every
 // delivery has an id (X-Atelier-Delivery), remembered for the freshness window so a resent delivery is refused.
+// The body is read only for a sender the headers vouch for: a token is checked first (a dead one refused with the
+// body unread); a signed event's headers must be present and fresh first, and the bodies of signed events being read
+// (not yet verified) hold at most UNSIGNED_BODIES_AT_ONCE × 1 MiB together.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ObjectStore } from '../../artifacts/store';
 import { recordRefusal } from '../../audit/audit';
@@ -10,13 +13,15 @@ import { refusal } from '../../auth/refuse';
 import { ensureIdentity } from '../../auth/tokens';
 import type { Db } from '../../db/client';
 import type { Identity } from '../../db/tables/identities';
-import { AtelierError } from '../../errors';
-import { checkDeliveryId, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
+import { AtelierError, retryAfterHeader } from '../../errors';
+import { checkDeliveryId, deliveryHeadersProblem, freshnessProblem, rememberDelivery, signatureProblem } from '../../modules/deliveries';
 import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
 import type { OutboundAllow } from '../../net/outbound';
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, jsonBody, readBodyWithin } from '../body';
 import type { Route } from '../router';
+import { createUploadBudget, uploadReservation } from '../upload-budget';
+import { UNSIGNED_BODIES_AT_ONCE } from './trigger-hooks';
 
 const GIT_HOOK_MAX_BYTES = 1024 * 1024;
 
@@ -38,51 +43,78 @@ export interface GitHookOptions {
 
 export function useGitHook(options: GitHookOptions): Route {
   const { db, store } = options;
+  // Per replica: what unverified signed bodies may hold together while they are read.
+  const unverified = createUploadBudget(UNSIGNED_BODIES_AT_ONCE * GIT_HOOK_MAX_BYTES, 'signed push events');
 
   type Sender = { identity: Identity; scopes: string[] | null; delivery: string };
   /**
-   * Who sent the event: a token's holder (with its scopes), the hook's service account for a good signature, or
-   * nobody (with why). A body-only signature (GitHub's `X-Hub-Signature-256`) covers no timestamp or id: refused.
+   * Who sent the event, from its headers alone (before its body is read): a token's holder (with its scopes), a
+   * signed event still to verify against its body (`'signed'`), or nobody (with why). A body-only signature
+   * (GitHub's `X-Hub-Signature-256`) covers no timestamp or id: refused.
    */
-  const sender = async (req: IncomingMessage, body: Buffer): Promise<Sender | string> => {
-    const credentials = { authorization: req.headers.authorization };
+  const sender = async (req: IncomingMessage): Promise<Sender | 'signed' | { refused: string }> => {
+    const credentials = { authorization: req.headers.authorization, peer: req.socket.remoteAddress };
     const delivery = firstHeader(req.headers['x-atelier-delivery']);
     const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
     if (tokenOf(credentials)) {
       const session = await authenticated(db, credentials);
-      if (!session) return 'the bearer token is unknown, expired or revoked';
+      if (!session) return { refused: 'the bearer token is unknown, expired or revoked' };
       const stale = timestamp === undefined ? null : freshnessProblem(timestamp);
-      if (stale) return stale;
+      if (stale) return { refused: stale };
       return { identity: session.identity, scopes: session.scopes, delivery: checkDeliveryId(delivery) };
     }
-    if (!options.secret) return 'no credentials';
-    const problem = signatureProblem(options.secret, body, { signature: firstHeader(req.headers['x-atelier-signature']), timestamp, delivery });
-    if (problem) return problem;
-    return { identity: await ensureIdentity(db, { name: options.account, kind: 'service', role: 'member' }), scopes: null, delivery: delivery! };
+    if (!options.secret) return { refused: 'no credentials' };
+    const problem = deliveryHeadersProblem({ signature: firstHeader(req.headers['x-atelier-signature']), timestamp, delivery });
+    return problem ? { refused: problem } : 'signed';
+  };
+
+  /** The signed event's sender once its body is verified, or why not. */
+  const signedSender = async (req: IncomingMessage, body: Buffer): Promise<Sender | { refused: string }> => {
+    const delivery = firstHeader(req.headers['x-atelier-delivery'])!;
+    const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
+    const problem = signatureProblem(options.secret!, body, { signature: firstHeader(req.headers['x-atelier-signature']), timestamp, delivery });
+    if (problem) return { refused: problem };
+    return { identity: await ensureIdentity(db, { name: options.account, kind: 'service', role: 'member' }), scopes: null, delivery };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const reply = (status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-    const fail = (error: AtelierError) => reply(error.status, { error: { code: error.code, message: error.message, details: error.details } });
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+      void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+    const fail = (error: AtelierError) =>
+      reply(error.status, { error: { code: error.code, message: error.message, details: error.details } }, retryAfterHeader(error));
     if (req.method !== 'POST') return fail(new AtelierError('BAD_USER_INPUT', 'POST a push event as JSON to /hooks/git.'));
-    const body = declaredLengthOver(req, GIT_HOOK_MAX_BYTES) ? null : await readBodyWithin(req, GIT_HOOK_MAX_BYTES).catch(() => null);
-    if (!body) {
+    const unauthenticated = (why: string) =>
+      new AtelierError(
+        'UNAUTHENTICATED',
+        options.secret || tokenOf({ authorization: req.headers.authorization })
+          ? `Refused: ${why}. Send a service token with an X-Atelier-Delivery id, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under ATELIER_GIT_HOOK_SECRET (headers X-Atelier-Timestamp: Unix seconds, X-Atelier-Delivery: a new UUID, X-Atelier-Signature: sha256=HEX); see the README's "From git (CI)".`
+          : 'Send a service token (Authorization: Bearer …) with an X-Atelier-Delivery id; signed events need ATELIER_GIT_HOOK_SECRET set on the server.',
+      );
+    // Answered with the body unread: the connection is closed once the answer is out.
+    const refuseUnread = (error: AtelierError) => {
+      res.setHeader('connection', 'close'); // so a keep-alive client does not send its next request down it
       res.once('finish', () => req.destroy());
-      return fail(new AtelierError('PAYLOAD_TOO_LARGE', `A push event is at most ${GIT_HOOK_MAX_BYTES} bytes.`));
+      return fail(error);
+    };
+    const tooLarge = () => refuseUnread(new AtelierError('PAYLOAD_TOO_LARGE', `A push event is at most ${GIT_HOOK_MAX_BYTES} bytes.`));
+    if (declaredLengthOver(req, GIT_HOOK_MAX_BYTES)) return tooLarge();
+    // Who sends it, from the headers alone, before a byte of the body is read.
+    let known: Sender | 'signed';
+    try {
+      const from = await sender(req);
+      if (typeof from === 'object' && 'refused' in from) throw unauthenticated(from.refused);
+      if (from === 'signed') res.once('close', unverified.reserve(uploadReservation(req.headers['content-length'], GIT_HOOK_MAX_BYTES)));
+      known = from;
+    } catch (error) {
+      if (!(error instanceof AtelierError)) throw error;
+      return refuseUnread(error);
     }
+    const body = await readBodyWithin(req, GIT_HOOK_MAX_BYTES).catch(() => null);
+    if (!body) return tooLarge();
     let caller: Identity | null = null;
     try {
-      const from = await sender(req, body);
-      if (typeof from === 'string') {
-        return fail(
-          new AtelierError(
-            'UNAUTHENTICATED',
-            options.secret || tokenOf({ authorization: req.headers.authorization })
-              ? `Refused: ${from}. Send a service token with an X-Atelier-Delivery id, or sign TIMESTAMP.DELIVERY.BODY with HMAC-SHA256 under ATELIER_GIT_HOOK_SECRET (headers X-Atelier-Timestamp: Unix seconds, X-Atelier-Delivery: a new UUID, X-Atelier-Signature: sha256=HEX); see the README's "From git (CI)".`
-              : 'Send a service token (Authorization: Bearer …) with an X-Atelier-Delivery id; signed events need ATELIER_GIT_HOOK_SECRET set on the server.',
-          ),
-        );
-      }
+      const from = known === 'signed' ? await signedSender(req, body) : known;
+      if ('refused' in from) return fail(unauthenticated(from.refused));
       const { identity, scopes, delivery } = from;
       caller = identity;
       const parsed = jsonBody(body, 'The push event', 'The body is not JSON.');

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { assertCan, defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
-import { AtelierError, domainErrorOf } from '../../errors';
+import { AtelierError, domainErrorOf, retryAfterHeader } from '../../errors';
 import { authenticate, type Session } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin, streamBodyWithin } from '../body';
 import { corsHeadersFor } from '../cors';
@@ -84,7 +84,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
     const authorization = req.headers.authorization;
-    const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization }) : undefined);
+    const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization, peer: req.socket.remoteAddress }) : undefined);
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
@@ -152,7 +152,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
         let release: () => void;
         try {
           if (options.db) {
-            const known = await authenticate(options.db, { authorization: firstHeader(req.headers.authorization) });
+            const known = await authenticate(options.db, { authorization: firstHeader(req.headers.authorization), peer: req.socket.remoteAddress });
             // The one operation that takes a file, publishModuleVersion, needs publish on Module: a token without it
             // (a viewer's) would be read whole only to be refused, holding the uploads' budget meanwhile.
             assertCan(defineAbilityFor(known.identity, known.grants, known.scopes), 'publish', 'Module', 'upload (publish) modules');
@@ -174,7 +174,9 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       }
       // The token is looked up while the body is read (the lookup's round trip overlaps the read and yoga's work);
       // a missing or dead one is answered at once, the rest of the body unread, not held until it is all in.
-      const checked = options.db ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization) }) : undefined;
+      const checked = options.db
+        ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization), peer: req.socket.remoteAddress })
+        : undefined;
       checked?.catch((error) => error instanceof AtelierError && !res.headersSent && refuse(res, req, error, options.corsOrigins));
       const body = await readBodyWithin(req, limit);
       if (res.headersSent) return;
@@ -192,6 +194,7 @@ function refuse(res: ServerResponse, req: IncomingMessage, error: AtelierError, 
       connection: 'close',
       ...corsHeadersFor(corsOrigins, firstHeader(req.headers.origin)),
       ...(error.code === 'TOO_MANY_UPLOADS' ? { 'retry-after': String(UPLOAD_RETRY_AFTER_S) } : {}),
+      ...retryAfterHeader(error),
     })
     .end(JSON.stringify({ errors: [{ message: error.message, extensions: { code: error.code } }] }), () => req.destroy());
 }

@@ -10,7 +10,7 @@ import type { ObjectStore } from '../../artifacts/store';
 import { defineAbilityFor } from '../../auth/ability';
 import type { Db } from '../../db/client';
 import { experiments } from '../../db/tables/tracking';
-import { AtelierError, badInput, domainErrorOf, notFound } from '../../errors';
+import { AtelierError, badInput, domainErrorOf, notFound, retryAfterHeader } from '../../errors';
 import { assertWithinInputLimits } from '../../errors/input-limits';
 import { assertMayWriteSomething, type Caller, findTracked } from '../../tracking/access';
 import { assertMayPutArtifact, EXECUTION_HEADER, executionOf, getArtifact, listArtifacts, putArtifact } from '../../tracking/artifacts';
@@ -52,6 +52,7 @@ const mlflowCodes: Record<string, [string, number]> = {
   // MLflow's client retries a 503 after a pause (as Retry-After asks).
   TOO_MANY_UPLOADS: ['TEMPORARILY_UNAVAILABLE', 503],
   UNAVAILABLE: ['TEMPORARILY_UNAVAILABLE', 503],
+  TOO_MANY_AUTH_FAILURES: ['REQUEST_LIMIT_EXCEEDED', 429],
 };
 
 const metricOf = (item: unknown, i: number): MetricInput & { modelId?: string } => {
@@ -274,7 +275,7 @@ export function useMlflow(options: {
         void res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body ?? {}));
       const fail = (code: string, status: number, message: string) => json(status, { error_code: code, message });
       try {
-        const session = await authenticated(db, { authorization: req.headers.authorization });
+        const session = await authenticated(db, { authorization: req.headers.authorization, peer: req.socket.remoteAddress });
         if (!session) return fail('UNAUTHENTICATED', 401, 'Missing or unknown bearer token: set MLFLOW_TRACKING_TOKEN to an Atelier token.');
         const caller: Caller = { identity: session.identity, ability: defineAbilityFor(session.identity, session.grants, session.scopes), task: session.task };
         const tracking = trackingRe.exec(url.pathname);
@@ -301,6 +302,7 @@ export function useMlflow(options: {
         const [code, status] =
           known instanceof MlflowError ? [known.mlflowCode, known.mlflowStatus] : (mlflowCodes[known.code] ?? ['INTERNAL_ERROR', known.status]);
         if (known.code === 'TOO_MANY_UPLOADS') res.setHeader('retry-after', String(UPLOAD_RETRY_AFTER_S));
+        for (const [name, value] of Object.entries(retryAfterHeader(known))) res.setHeader(name, value);
         return fail(code, status, known.message);
       }
     },
