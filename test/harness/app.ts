@@ -18,6 +18,8 @@ export interface TestApp {
   url: string;
   api: ApiClient;
   dataDir: string;
+  /** The app's own Postgres database (`postgres`), or undefined on the embedded database. */
+  databaseUrl: string | undefined;
   publishFixture(name: string, tags?: string[]): Promise<{ version: string; digest: string }>;
   createWorkflow(spec: string | object): Promise<any>;
   /** Creates a user (role member unless given) and returns an API client with its token. */
@@ -27,11 +29,24 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-export async function startTestApp(env: Record<string, string> = {}, options: BuildOptions = {}): Promise<TestApp> {
+export interface TestAppOptions extends BuildOptions {
+  /**
+   * Where the app's database lives. `postgres` (the default): a database of its own on this worker's shared Postgres
+   * cluster (shared-postgres.ts). `embedded`: PGlite in its data directory, as `npm start` runs; for what tests the
+   * embedded database itself. A test that gives DATABASE_URL or ATELIER_DATA_DIR gets what it gave (the data
+   * directory's embedded database, unless a DATABASE_URL is given too). `ATELIER_TEST_DATABASE=embedded npm test`
+   * runs every test app on the embedded database.
+   */
+  database?: 'postgres' | 'embedded';
+}
+
+export async function startTestApp(env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestApp> {
+  const { database: where, ...buildOptions } = options;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-test-'));
-  const database = !env.DATABASE_URL && process.env.ATELIER_TEST_PG ? await appDatabase() : undefined;
+  const embedded = (where ?? process.env.ATELIER_TEST_DATABASE ?? 'postgres') === 'embedded' || env.ATELIER_DATA_DIR !== undefined;
+  const database = env.DATABASE_URL || embedded ? undefined : await appDatabase();
   if (database) env = { DATABASE_URL: database.url, ...env };
-  if (!env.DATABASE_URL) await seedEmbeddedDatabase(dataDir);
+  else if (!env.DATABASE_URL) await seedEmbeddedDatabase(dataDir);
   // A test that stops its app with a request still open (a client it abandoned) waits at most 2 s for it.
   const config = loadConfig({
     PORT: '0',
@@ -41,7 +56,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     ATELIER_SHUTDOWN_GRACE_SECONDS: '2',
     ...env,
   });
-  const app = await buildApp(config, options);
+  const app = await buildApp(config, buildOptions);
   const url = await app.start();
   const api = apiClient(url, app.adminToken);
   return {
@@ -49,6 +64,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Bu
     url,
     api,
     dataDir,
+    databaseUrl: config.databaseUrl,
     async publishFixture(name, tags) {
       const archive = await packDirectory(path.join(fixturesDir, 'modules', name));
       const result = await api.upload(PUBLISH, { tags: tags ?? ['latest'] }, 'artifact', archive);
