@@ -71,8 +71,8 @@ export function createOutboxRelay(options: {
   /** Default CLEANUP_DELAY_MS. */
   cleanupDelayMs?: number;
   onError?: (error: unknown) => void;
-  /** Counts the task messages the bus took, with each one's delay since its dispatch (server/metrics/instruments.ts). */
-  instruments?: Pick<Instruments, 'tasksDispatched'>;
+  /** Observes each task message's delay from its dispatch to the bus taking it (server/metrics/instruments.ts). */
+  instruments?: Pick<Instruments, 'dispatchDelays'>;
 }): OutboxRelay {
   const { db, bus } = options;
   const batchSize = options.batchSize ?? 500;
@@ -92,10 +92,7 @@ export function createOutboxRelay(options: {
     // One observe per task: the dispatch delay from the dispatch's transaction (enqueuedAt) to the bus taking it.
     const now = Date.now();
     const tasks = isTaskBatch(payload) ? payload.tasks : [payload];
-    instruments.tasksDispatched(
-      pool,
-      tasks.map((t) => Math.max(0, (now - Date.parse(t.enqueuedAt)) / 1000)),
-    );
+    instruments.dispatchDelays(tasks.map((t) => Math.max(0, (now - Date.parse(t.enqueuedAt)) / 1000)));
   };
   const publish = (row: Row) =>
     row.kind === 'task'

@@ -23,8 +23,10 @@ export interface Instruments {
   httpRequest(route: string, status: number, seconds: number): void;
   graphqlOperation(type: OperationType): void;
   graphqlError(code: string | undefined): void;
-  /** Task messages the bus took, per pool, and each one's delay from its dispatch (`enqueuedAt`) to the bus taking it. */
-  tasksDispatched(pool: string, delaysSeconds: readonly number[]): void;
+  /** Tasks dispatched (their messages committed to the outbox) by a transaction, per pool. */
+  tasksDispatched(pool: string, count: number): void;
+  /** Each task's delay from its dispatch (`enqueuedAt`) to the bus taking its message. */
+  dispatchDelays(seconds: readonly number[]): void;
   /** Seconds from the last parent's success reported to a child's dispatch committing. */
   edgeDelay(seconds: number): void;
   attemptEnded(status: string): void;
@@ -65,13 +67,13 @@ export function createInstruments(): Instruments {
   });
   const dispatched = new Counter({
     name: `${METRIC_PREFIX}tasks_dispatched_total`,
-    help: 'Task messages this replica handed to the bus, by executor pool.',
+    help: 'Tasks this replica dispatched to an executor pool (their messages committed for the bus), by pool.',
     labelNames: ['pool'] as const,
     registers,
   });
   const dispatchDelay = new Histogram({
     name: `${METRIC_PREFIX}task_dispatch_delay_seconds`,
-    help: "Seconds from a task's dispatch (ready, written to the outbox) to the bus taking its message, on this replica.",
+    help: "Seconds from a task's dispatch (ready, written to the outbox) to the bus taking its message, on this replica (a message a relay pass publishes again, which the bus drops, is observed again).",
     buckets: DELAY_BUCKETS,
     registers,
   });
@@ -119,8 +121,8 @@ export function createInstruments(): Instruments {
       }
       errors.inc({ code: label });
     },
-    tasksDispatched(pool, delays) {
-      dispatched.inc({ pool }, delays.length);
+    tasksDispatched: (pool, count) => dispatched.inc({ pool }, count),
+    dispatchDelays(delays) {
       for (const d of delays) dispatchDelay.observe(d);
     },
     edgeDelay: (seconds) => edge.observe(seconds),
