@@ -35,8 +35,10 @@ export function parseExposition(text: string): Exposition {
     if (!m) throw new Error(`not an exposition line: ${line}`);
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-    const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`not a sample value: ${line}`);
+    // As Prometheus reads them (Go's ParseFloat): NaN and Inf in any case (prom-client writes an empty mean as "Nan").
+    const raw = m[3]!.toLowerCase();
+    const value = raw === 'nan' ? Number.NaN : /^[+-]?inf$/.test(raw) ? (raw.startsWith('-') ? -Infinity : Infinity) : Number(raw);
+    if (Number.isNaN(value) && raw !== 'nan') throw new Error(`not a sample value: ${line}`);
     samples.set(seriesKey(m[1]!, labels), value);
     labelSets.set(m[1]!, [...(labelSets.get(m[1]!) ?? []), labels]);
   }

@@ -1,6 +1,8 @@
 // GET /metrics on the real app over HTTP: who may read it, counters and histograms moving by exactly what a run did,
 // the database gauges matching a known state, labels that stay bounded whatever users name, and GET /health/ready.
+import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
 import { startTestApp, type TestApp } from '../harness/app';
 import { RUN_EVENTS } from '../harness/client';
 import { type Exposition, parseExposition } from './exposition';
@@ -142,7 +144,16 @@ describe('GET /metrics', () => {
       tasks: [{ name: 'x', module: 'test/echo', pool: 'nowhere', parameters: { message: 'never run from the cache' } }],
     });
     const { startRun } = await t.api.gql(START, { w: 'stranded' });
+    // A subscriber watching it holds a slot, gauged while it is open.
+    const ws = createClient({
+      url: `${t.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${t.app.adminToken}` },
+      retryAttempts: 0,
+    });
+    const watching = ws.subscribe({ query: RUN_EVENTS, variables: { runId: startRun.id } }, { next: () => {}, error: () => {}, complete: () => {} });
     try {
+      await vi.waitFor(async () => expect((await scrape()).value('atelier_subscriptions_open')).toBe(1), UNTIL);
       await vi.waitFor(async () => {
         const m = await scrape();
         expect(m.value('atelier_tasks_queued', { pool: 'nowhere', status: 'QUEUED' })).toBe(1);
@@ -153,10 +164,13 @@ describe('GET /metrics', () => {
         expect(m.value('atelier_alerts_open', { state: 'OPEN' })).toBe(0);
       }, UNTIL);
     } finally {
+      watching();
+      await ws.dispose();
       await t.api.gql(CANCEL, { id: startRun.id });
     }
     await vi.waitFor(async () => {
       const m = await scrape();
+      expect(m.value('atelier_subscriptions_open')).toBe(0);
       expect(m.value('atelier_tasks_queued', { pool: 'nowhere', status: 'QUEUED' })).toBe(0);
       expect(m.value('atelier_runs', { status: 'QUEUED' }) + m.value('atelier_runs', { status: 'RUNNING' })).toBe(0);
     }, UNTIL);
