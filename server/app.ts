@@ -34,14 +34,18 @@ import { useDashboards } from './http/routes/dashboards';
 import { useGitHook } from './http/routes/git-hook';
 import { useGraphql } from './http/routes/graphql';
 import { useHealthCheck } from './http/routes/health';
+import { useMetrics } from './http/routes/metrics';
 import { useMlflow } from './http/routes/mlflow';
 import { useObservations } from './http/routes/observations';
+import { useReadinessCheck } from './http/routes/ready';
 import { useTriggerHooks } from './http/routes/trigger-hooks';
 import { createHttpService } from './http/server';
 import { createUploadBudget, UPLOADS_AT_THE_LIMIT } from './http/upload-budget';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic } from './lifecycle';
+import { registerDatabaseGauges } from './metrics/database-gauges';
+import { createInstruments } from './metrics/instruments';
 import { scrubStoredSources } from './modules/source';
 import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
@@ -107,8 +111,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   // With NATS, live events go through the bus so subscribers on every replica see them.
   // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
+  // This app's own metrics (GET /metrics), in a registry of its own.
+  const instruments = createInstruments();
+  registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs });
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
-  const relay = createOutboxRelay({ db, bus, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
+  const relay = createOutboxRelay({ db, bus, instruments, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const freshness = createFreshnessCheck({
     db,
@@ -159,6 +166,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     taskBatchMax: config.taskBatchMax,
+    instruments,
     defaults: planDefaults,
     poolLimits: config.poolLimits,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
@@ -212,6 +220,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // A rollback's alert may start ALERT_OPENED triggers.
   const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers] }, options.deployments);
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
+  instruments.gaugeOf('subscriptions_open', 'Live subscriptions (graphql-ws and SSE) open on this replica.', () => subscriptions.count());
   const services: Services = {
     db,
     store,
@@ -230,7 +239,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   };
 
   const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
-  const yoga = createApiYoga({ services, logLevel: config.logLevel });
+  const yoga = createApiYoga({ services, logLevel: config.logLevel, instruments });
   const uploads = createUploadBudget(UPLOADS_AT_THE_LIMIT * (config.maxUploadBytes + 1024 * 1024));
   const http = createHttpService({
     port: config.port,
@@ -240,9 +249,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     maxRequestBytes: config.maxRequestBytes,
     drainGraceMs: config.shutdownGraceMs,
     log,
+    counted: instruments.httpRequest,
     // Asked in order; the dashboards answer whatever no other route does.
     routes: [
       useHealthCheck({ db, database: database.kind, bus: bus.kind }),
+      useReadinessCheck({ db, probeBus: () => bus.eventBacklog(EVENTS_DURABLE), phase: () => phase }),
+      useMetrics({ db, instruments, public: config.metricsPublic }),
       useArtifacts({ db, store }),
       useGitHook({
         db,
@@ -290,7 +302,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({ bus, orchestrator, hotClusters, log }),
+    createEventRecorder({ bus, orchestrator, hotClusters, log, instruments }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,
@@ -350,6 +362,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   ]);
 
   let stopping: Promise<void> | undefined;
+  let phase: 'starting' | 'running' | 'stopping' = 'starting';
   return {
     yoga,
     services,
@@ -358,9 +371,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     adminToken,
     async start() {
       await lifecycle.start();
+      phase = 'running';
       return http.url();
     },
     stop() {
+      phase = 'stopping';
       stopping ??= (async () => {
         await lifecycle.stop();
         subscriptions.endAll(); // closing the sockets ended them all already: nothing may outlive the app

@@ -79,7 +79,8 @@ builder.mutationFields((t) => ({
       role: t.arg({ type: RoleEnum, defaultValue: 'member' }),
       expiresInDays: t.arg.int({ description: 'The token expires after this many days; never when omitted.' }),
       scopes: t.arg.stringList({
-        description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.',
+        description:
+          'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*; read:Metrics to scrape GET /metrics); left out: everything the account may do.',
       }),
       owner: t.arg.string({
         description:
@@ -100,7 +101,8 @@ builder.mutationFields((t) => ({
       name: t.arg.string({ required: true }),
       expiresInDays: t.arg.int(),
       scopes: t.arg.stringList({
-        description: 'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*); left out: everything the account may do.',
+        description:
+          'Limit the token to these `action:Subject` scopes (read:Run, start:Run, publish:Module, read:*; read:Metrics to scrape GET /metrics); left out: everything the account may do.',
       }),
     },
     resolve: async (_root, args, ctx) => {

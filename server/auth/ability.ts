@@ -61,15 +61,23 @@ const readable: FieldSubject[] = fieldSubjects.filter((s) => s !== 'AuditEvent' 
  */
 export type TokenScopes = string[] | null;
 
-export function parseScopes(scopes: string[]): { action: Action; subject: FieldSubject | '*' }[] {
+/**
+ * Subjects a scope may name that are no GraphQL type: `read:Metrics` lets a service token scrape `GET /metrics`
+ * (server/http/routes/metrics.ts). No ability rule names them, so they give nothing in the API.
+ */
+export const scopeOnlySubjects = ['Metrics'] as const;
+export type ScopeSubject = FieldSubject | (typeof scopeOnlySubjects)[number];
+const scopeSubjects: readonly string[] = [...fieldSubjects, ...scopeOnlySubjects];
+
+export function parseScopes(scopes: string[]): { action: Action; subject: ScopeSubject | '*' }[] {
   return scopes.map((scope, i) => {
     const [action, subjectType, extra] = scope.split(':');
-    if (extra !== undefined || !actions.includes(action as Action) || !(subjectType === '*' || fieldSubjects.includes(subjectType as FieldSubject))) {
+    if (extra !== undefined || !actions.includes(action as Action) || !(subjectType === '*' || scopeSubjects.includes(subjectType!))) {
       throw badInput(
-        `scopes.${i} "${scope}" is not a scope: use ACTION:SUBJECT with ACTION one of ${actions.join(', ')} and SUBJECT one of ${fieldSubjects.join(', ')} or *, e.g. read:Run or start:Run.`,
+        `scopes.${i} "${scope}" is not a scope: use ACTION:SUBJECT with ACTION one of ${actions.join(', ')} and SUBJECT one of ${scopeSubjects.join(', ')} or *, e.g. read:Run or start:Run.`,
       );
     }
-    return { action: action as Action, subject: subjectType as FieldSubject | '*' };
+    return { action: action as Action, subject: subjectType as ScopeSubject | '*' };
   });
 }
 
@@ -124,13 +132,13 @@ export function defineAbilityFor(identity: Pick<Identity, 'id' | 'role'>, grants
 }
 
 /** Whether a token's scopes name `action` on `subject` (or on every subject); null (unscoped) names everything. */
-export function scopesAllow(scopes: TokenScopes | undefined, action: Action, subjectType: FieldSubject): boolean {
+export function scopesAllow(scopes: TokenScopes | undefined, action: Action, subjectType: ScopeSubject): boolean {
   if (!scopes) return true;
   return parseScopes(scopes).some((s) => s.action === action && (s.subject === '*' || s.subject === subjectType));
 }
 
 /** Keeps of each rule only what a scope names: the intersection of the identity's rights and the token's scopes. */
-function narrow(rules: RawRuleOf<AppAbility>[], scopes: { action: Action; subject: FieldSubject | '*' }[]): RawRuleOf<AppAbility>[] {
+function narrow(rules: RawRuleOf<AppAbility>[], scopes: { action: Action; subject: ScopeSubject | '*' }[]): RawRuleOf<AppAbility>[] {
   return rules.filter((rule) => scopes.some((s) => s.action === rule.action && (s.subject === '*' || s.subject === rule.subject)));
 }
 

@@ -46,6 +46,8 @@ export interface Config {
   /** The most a GraphQL request that is not a file upload may carry (JSON body or graphql-ws message). */
   maxRequestBytes: number;
   publicUrl?: string;
+  /** `GET /metrics` answers without a token (`ATELIER_METRICS_PUBLIC=1`): only for a scraper on a private network. */
+  metricsPublic: boolean;
   /** Most tasks queued or running at once per pool (`ATELIER_POOL_LIMITS=gpu=2,local=8`). */
   poolLimits: Record<string, number>;
   /** A running task whose host sent nothing for this long is presumed lost and retried. */
@@ -201,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUnpackedBytes: int(env, 'ATELIER_MAX_UNPACKED_MB', DEFAULT_MAX_UNPACKED_MB, 1, 1024 * 1024) * 1024 * 1024,
     maxRequestBytes: int(env, 'ATELIER_MAX_REQUEST_KB', 4096, 16, 1024 * 1024) * 1024,
     publicUrl: httpUrl(env, 'ATELIER_PUBLIC_URL', 'https://atelier.example.com'),
+    metricsPublic: flag(env, 'ATELIER_METRICS_PUBLIC', false),
     poolLimits: parsePoolCounts('ATELIER_POOL_LIMITS', env.ATELIER_POOL_LIMITS, 'gpu=2,local=8'),
     heartbeatTimeoutMs: int(env, 'ATELIER_HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_HEARTBEAT_TIMEOUT_MS / 1000, 1, 86_400) * 1000,
     databaseUnreachableMs: int(env, 'ATELIER_DATABASE_UNREACHABLE_SECONDS', 10, 1, 3600) * 1000,

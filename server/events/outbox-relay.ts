@@ -15,6 +15,7 @@ import { traceTaskHop, tracing } from '../../plugins/trace';
 import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import { kickedLoop } from '../lifecycle/kicked-loop';
+import type { Instruments } from '../metrics/instruments';
 
 /**
  * Outbox rows whose messages the bus already has, handed to one transaction to delete: told whether that transaction
@@ -70,6 +71,8 @@ export function createOutboxRelay(options: {
   /** Default CLEANUP_DELAY_MS. */
   cleanupDelayMs?: number;
   onError?: (error: unknown) => void;
+  /** Observes each task message's delay from its dispatch to the bus taking it (server/metrics/instruments.ts). */
+  instruments?: Pick<Instruments, 'dispatchDelays'>;
 }): OutboxRelay {
   const { db, bus } = options;
   const batchSize = options.batchSize ?? 500;
@@ -77,10 +80,19 @@ export function createOutboxRelay(options: {
   const direct = new Set<number>();
   const directDone = new Set<Promise<void>>();
 
-  const publishTasks = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string, text?: string) => {
+  const instruments = options.instruments;
+  const handOver = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string, text?: string) => {
     if (!isTaskBatch(payload)) return bus.publishTask(pool, payload, msgId);
     if (bus.publishTasks) return bus.publishTasks(pool, payload.tasks, msgId, text);
     await Promise.all(payload.tasks.map((t) => bus.publishTask(pool, t, taskMessageId(t.taskId, t.attempt))));
+  };
+  const publishTasks = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string, text?: string) => {
+    await handOver(pool, payload, msgId, text);
+    if (!instruments) return;
+    // One observe per task: the dispatch delay from the dispatch's transaction (enqueuedAt) to the bus taking it.
+    const now = Date.now();
+    const tasks = isTaskBatch(payload) ? payload.tasks : [payload];
+    instruments.dispatchDelays(tasks.map((t) => Math.max(0, (now - Date.parse(t.enqueuedAt)) / 1000)));
   };
   const publish = (row: Row) =>
     row.kind === 'task'

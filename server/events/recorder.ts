@@ -5,6 +5,7 @@ import type { Bus, Subscription } from '../../plugins/bus/types';
 import type { ExecutorEvent, HostHeartbeat } from '../../plugins/protocol';
 import { traceTaskHop, tracing } from '../../plugins/trace';
 import type { Service } from '../lifecycle';
+import type { Instruments } from '../metrics/instruments';
 
 export interface EventRecorderOptions {
   bus: Bus;
@@ -12,6 +13,8 @@ export interface EventRecorderOptions {
   orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<{ onHotClusters: ExecutorEvent[] }> };
   hotClusters: { recordEvents(events: ExecutorEvent[]): Promise<void>; onHeartbeat(heartbeat: HostHeartbeat): Promise<void> };
   log: (message: string) => void;
+  /** Counts the events taken again (server/metrics/instruments.ts). */
+  instruments?: Pick<Instruments, 'redelivered'>;
 }
 
 /**
@@ -44,6 +47,10 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
         }, WORKING_EVERY_MS);
         try {
           const batch = deliveries.map((d) => d.data);
+          if (options.instruments) {
+            const again = deliveries.filter((d) => d.redeliveryCount > 0).length;
+            if (again) options.instruments.redelivered('event', again);
+          }
           if (tracing()) for (const e of batch) traceTaskHop('control plane: recording begun', e.runId, e.taskId);
           // Stale reports the orchestrator refused change nothing anywhere.
           const { onHotClusters } = await orchestrator.recordEvents(batch);

@@ -32,9 +32,18 @@ export function wellFormedHost(host: string | undefined): boolean {
   return Boolean(m) && (m![1] === undefined || Number(m![1]) <= 65535);
 }
 
-export function createRequestListener(routes: readonly Route[], log: (message: string) => void): RequestListener {
+/** Counts each request answered, by the route that answered it (server/metrics/instruments.ts). */
+export type RequestCounter = (route: string, status: number, seconds: number) => void;
+
+export function createRequestListener(routes: readonly Route[], log: (message: string) => void, counted?: RequestCounter): RequestListener {
   const answer = async (req: IncomingMessage, res: ServerResponse) => {
     for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
+    // Counted under the route's name once one matched, never the path (a path can carry ids without bound).
+    let routeName = 'none';
+    if (counted) {
+      const began = performance.now();
+      res.once('close', () => counted(routeName, res.statusCode, (performance.now() - began) / 1000));
+    }
     if (!wellFormedHost(req.headers.host)) {
       return void res
         .writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
@@ -43,6 +52,7 @@ export function createRequestListener(routes: readonly Route[], log: (message: s
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = routes.find((r) => r.matches(url));
     if (!route) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.\n');
+    routeName = route.name;
     await route.handle(req, res, url);
   };
   return (req, res) => {

@@ -7,7 +7,7 @@ import type { Db } from '../db/client';
 import type { Service } from '../lifecycle';
 import { createDrain } from './drain';
 import { attachGraphqlWs, type GraphqlWs } from './graphql-ws';
-import { createRequestListener, type Route } from './router';
+import { createRequestListener, type RequestCounter, type Route } from './router';
 import type { ApiYoga } from './yoga';
 
 export interface HttpServerOptions {
@@ -21,6 +21,8 @@ export interface HttpServerOptions {
   /** How long stopping waits for requests in flight before dropping them (`ATELIER_SHUTDOWN_GRACE_SECONDS`). */
   drainGraceMs: number;
   log: (message: string) => void;
+  /** Counts each request answered (the metrics' HTTP counters). */
+  counted?: RequestCounter;
 }
 
 export interface HttpService extends Service {
@@ -36,7 +38,7 @@ export function createHttpService(options: HttpServerOptions): HttpService {
   return {
     name: 'http',
     async start() {
-      server = createServer(drain.listener(createRequestListener(options.routes, options.log)));
+      server = createServer(drain.listener(createRequestListener(options.routes, options.log, options.counted)));
       const listening = server;
       // graphql-ws is attached in the listen callback (before any connection can be read), not before: a WebSocket
       // server on a server that fails to listen re-emits the failure as "Internal error emitted on the WebSocket

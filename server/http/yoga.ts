@@ -7,6 +7,7 @@ import { schema } from '../../schema';
 import type { Context, Services } from '../../schema/context';
 import { maskError } from '../../schema/errors';
 import { sharedAbilityFor } from '../auth/ability';
+import type { Instruments } from '../metrics/instruments';
 import { useRefusalAudit } from './audit-refusals';
 import { authenticate, type Session } from './authenticate';
 import { useBodyLimit } from './body-limit';
@@ -16,6 +17,7 @@ import { boundedDocumentCache } from './document-cache';
 import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 import { rejectTyped } from './limit-errors';
+import { useOperationMetrics } from './operation-metrics';
 import { useSharedSubscriptionResults } from './shared-results';
 import { useTypedVariableErrors } from './variable-errors';
 import { apiLogger } from './yoga-logger';
@@ -55,7 +57,7 @@ const afterMutations = (then: () => void): Plugin => ({
   onExecute: ({ args }) => (mayWakeLoops(getOperationAST(args.document, args.operationName)) ? { onExecuteDone: () => then() } : undefined),
 });
 
-export function createApiYoga(options: { services: Services; logLevel: 'silent' | 'info' | 'debug' }): ApiYoga {
+export function createApiYoga(options: { services: Services; logLevel: 'silent' | 'info' | 'debug'; instruments?: Instruments }): ApiYoga {
   const { services } = options;
   const { db } = services;
   return createYoga<Record<string, unknown>, Context>({
@@ -82,6 +84,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
     // transaction (a model version registered, an alias moved); a pass that finds none costs one query. Not after
     // the run mutations, whose orchestrator kicks what it wrote for (mayWakeLoops).
     plugins: [
+      ...(options.instruments ? [useOperationMetrics(options.instruments)] : []),
       EnvelopArmorPlugin(armorConfig),
       useInputGuard(),
       // Before the bounding, which may cut the message this reads.

@@ -20,6 +20,10 @@ import type { OrchestratorContext } from './context';
  */
 export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> {
   const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => isUuid(id)))];
+  if (ctx.instruments) {
+    const redelivered = claims.filter((c) => c.redelivered).length;
+    if (redelivered) ctx.instruments.redelivered('task', redelivered);
+  }
   // Claims that ask for an execution number, counted per task: two hosts may claim one attempt in one batch.
   const known = new Set(ids);
   const asking = [

@@ -18,6 +18,8 @@ import type { PlanDefaults } from '../workflows/plan';
 import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import type { VersionCache } from './known-facts';
+import type { OrchestratorInstruments } from './step-metrics';
+import { countCommitted } from './step-metrics';
 import { versionUsageUpsert } from './version-usage';
 
 /** The orchestrator's dependencies and settings, defaults applied. */
@@ -56,6 +58,8 @@ export interface OrchestratorContext {
   versions: VersionCache;
   /** How many tasks one bus message to a pool carries (protocol 3's TaskBatch): never more than its smallest live host runs. */
   batchSizes: PoolBatchSizes;
+  /** The metrics a committed transaction adds to (step-metrics.ts); none without them. */
+  instruments: OrchestratorInstruments | undefined;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */
@@ -102,6 +106,10 @@ export interface Step {
   outputs: Map<string, Record<string, unknown>>;
   /** Module versions the runs started in it have tasks pinned to, and how many of those runs (version-usage.ts). */
   versionsUsed: Map<string, number>;
+  /** Tasks it completed from the cache, and the execution time they saved (the metrics'). */
+  cacheHits: { count: number; savedMs: number };
+  /** When the latest success it recorded was reported (epoch ms, the host's clock); 0 when it recorded none. */
+  lastSuccessAt: number;
 }
 
 /** One transaction's work: the dependencies, the transaction, and what it has produced so far. */
@@ -141,6 +149,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         registrations: [],
         outputs: new Map(),
         versionsUsed: new Map(),
+        cacheHits: { count: 0, savedMs: 0 },
+        lastSuccessAt: 0,
       };
       step = current;
       try {
@@ -179,6 +189,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
       if ('taskId' in e && typeof e.taskId === 'string') traceTaskHop(hop, e.runId, e.taskId);
       else traceHop(hop, e.runId);
     }
+  if (ctx.instruments) countCommitted(ctx.instruments, done, events);
   for (const rows of done.deletedPublished) rows.committed();
   if (done.committed.length) {
     crashPoint('tasks-committed');

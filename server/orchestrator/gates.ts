@@ -198,6 +198,8 @@ export async function fromCache(tc: TxContext, run: Run, ready: Task[], ended: s
       rows.map((r) => ({ id: r.id, source: r.source_task })),
     );
     await cache.markUsed(tx, [...new Set(hits.map(keyOf))], step.at);
+    step.cacheHits.count += rows.length;
+    for (const r of rows) step.cacheHits.savedMs += Number(r.saved) || 0;
     for (const t of hits) {
       taskStatusEvent(step, t, 'SUCCEEDED', 'cache-hit', cacheHitMessage(entries.get(keyOf(t))!));
       ended.push(t.node);

@@ -29,6 +29,7 @@ import type { OrchestratorContext } from './context';
 import { VersionCache } from './known-facts';
 import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
+import type { OrchestratorInstruments } from './step-metrics';
 import { type SweepState, tick } from './sweep';
 
 export interface StartRunInput {
@@ -140,6 +141,8 @@ export interface OrchestratorOptions {
   maxMessageBytes?: () => number;
   /** Most tasks one bus message carries (default DEFAULT_TASK_BATCH_MAX; 1 while hosts below protocol 3 remain). */
   taskBatchMax?: number;
+  /** The metrics its commits and claim answers add to (server/metrics/instruments.ts). */
+  instruments?: OrchestratorInstruments;
 }
 
 /** What the sweep asks the bus: how far the recorder (`durable`) has got, and since when it holds task messages. */
@@ -174,6 +177,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
       options.defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,
     ),
+    instruments: options.instruments,
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

@@ -369,6 +369,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
       written.set(task.id, 'SUCCEEDED');
       finished.push(task.node);
       taskStatusEvent(step, task, 'SUCCEEDED', event.outcome.reason ?? null, event.outcome.message ?? null);
+      step.lastSuccessAt = Math.max(step.lastSuccessAt, Date.parse(event.at) || 0);
       if (event.outcome.registrations?.length)
         step.registrations.push({ taskId: task.id, runId, attempt: event.attempt, requests: event.outcome.registrations });
     }

@@ -130,6 +130,8 @@ describe('the docs as written', () => {
   it('reads every workflow spec and module manifest with the readers the control plane uses', async () => {
     const problems: string[] = [];
     for (const block of ofLang('yaml')) {
+      // Another program's file (a Prometheus scrape config or rule) says so on its first line: `# (not an Atelier spec) …`.
+      if (/^# \(not an Atelier spec\)/.test(block.text)) continue;
       const isManifest = /^entrypoint:/m.test(block.text);
       await (isManifest ? readManifest(block.text) : readWorkflowSpec(block.text)).catch((error: Error) =>
         problems.push(`${block.where} (${isManifest ? 'manifest' : 'workflow'}): ${error.message}`),
