@@ -59,7 +59,10 @@ TriggerFiringRef.implement({
     message: t.exposeString('message', { nullable: true }),
     run: t.field({ type: RunRef, nullable: true, resolve: (f) => f.runId }),
     signalId: t.field({ type: 'ID', resolve: (f) => f.signal.id }),
-    signalType: t.string({ description: 'dataset.version, alias.moved, run.succeeded, alert.opened or hook.received.', resolve: (f) => f.signal.type }),
+    signalType: t.string({
+      description: 'dataset.version, alias.moved, run.succeeded, run.failed, alert.opened or hook.received.',
+      resolve: (f) => f.signal.type,
+    }),
     signalSubject: t.string({
       description: 'What the signal is about: dataset:ns/name, alias:ns/model@alias, workflow:ID, monitor:ID, trigger:ID.',
       resolve: (f) => f.signal.subject,
@@ -182,7 +185,7 @@ const CreateTriggerInput = builder.inputType('CreateTriggerInput', {
     kind: t.field({ type: TriggerKindEnum, required: true }),
     source: t.string({
       description:
-        'DATASET_VERSION: ns/name; ALIAS_MOVED: ns/model@alias; RUN_SUCCEEDED: another workflow’s name; ALERT_OPENED: a monitor id (none: any of the team’s monitors); HTTP: none.',
+        'DATASET_VERSION: ns/name; ALIAS_MOVED: ns/model@alias; RUN_SUCCEEDED: another workflow’s name; RUN_FAILED: a workflow’s name (its own: rerun on failure, at most 5 in a row); ALERT_OPENED: a monitor id (none: any of the team’s monitors); HTTP: none.',
     }),
     parameters: t.field({ type: 'JSON', description: 'Fixed run parameters.' }),
     parameterMap: t.field({ type: 'JSON', description: 'Run parameter → JSON pointer into the signal’s payload, e.g. {"version": "/version"}.' }),

@@ -1,5 +1,5 @@
 // `atelier trigger …`: create, list, show, update, pause, resume, rotate (an http one's secret), delete and fire the triggers that start workflow runs on
-// events (a new dataset version, an alias moved, another workflow's run succeeding, an alert, an inbound hook).
+// events (a new dataset version, an alias moved, a workflow's run succeeding or failing, an alert, an inbound hook).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
@@ -48,7 +48,7 @@ function describe(t: TriggerView): string {
 /** The `trigger` command; `connect` makes the client and knows the token, from the global options. */
 export function triggerCommand(connect: (command: Command) => { client: Client; url: string; token: string | null }): Command {
   const trigger = new Command('trigger').description(
-    'start runs of a workflow on events (dataset versions, alias moves, runs succeeding, alerts, inbound hooks)',
+    'start runs of a workflow on events (dataset versions, alias moves, runs succeeding or failing, alerts, inbound hooks)',
   );
 
   trigger
@@ -56,7 +56,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
     .description('create a trigger; an http one prints its HMAC secret once')
     .addOption(
       new Option('--on <kind>', 'what it listens for')
-        .choices(['dataset-version', 'alias-moved', 'run-succeeded', 'alert-opened', 'http'])
+        .choices(['dataset-version', 'alias-moved', 'run-succeeded', 'run-failed', 'alert-opened', 'http'])
         .makeOptionMandatory(),
     )
     .option('--source <source>', 'dataset ns/name, alias ns/model@alias, a workflow name, or a monitor id (none for http, or any alert of its team)')
