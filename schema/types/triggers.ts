@@ -49,6 +49,13 @@ const TriggerFiringRef = builder.objectRef<Firing>('TriggerFiring');
 const domainOf = async (t: WorkflowTrigger, ctx: Context): Promise<Domain> =>
   moreGuarded((await WorkflowRef.getDataloader(ctx).load(t.workflowId))?.domain ?? 'production', t.parametersDomain);
 
+/** The run a run.* signal's payload names (its id is meta, and the Run answers under its own rules). */
+function signalRunId(signal: { type: string; payload: Record<string, unknown> }): string | null {
+  if (signal.type !== 'run.succeeded' && signal.type !== 'run.failed') return null;
+  const id = (signal.payload.run as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' ? id : null;
+}
+
 TriggerFiringRef.implement({
   authScopes: guard('TriggerFiring', 'Trigger'),
   description: 'One signal a trigger matched: the run it started, or why it started none.',
@@ -58,6 +65,12 @@ TriggerFiringRef.implement({
     outcome: t.field({ type: FiringOutcomeEnum, resolve: (f) => f.outcome }),
     message: t.exposeString('message', { nullable: true }),
     run: t.field({ type: RunRef, nullable: true, resolve: (f) => f.runId }),
+    signalRun: t.field({
+      type: RunRef,
+      nullable: true,
+      description: 'The run whose end the signal records (run.succeeded, run.failed): the run that failed, for a failure trigger; null for other signals.',
+      resolve: (f) => signalRunId(f.signal),
+    }),
     signalId: t.field({ type: 'ID', resolve: (f) => f.signal.id }),
     signalType: t.string({
       description: 'dataset.version, alias.moved, run.succeeded, run.failed, alert.opened or hook.received.',

@@ -25,6 +25,8 @@ interface FiringView {
   message: string | null;
   signalType: string;
   signalSubject: string;
+  /** run.succeeded, run.failed: the run that ended. */
+  signalRun: { id: string; status: string } | null;
   signalAt: string;
   run: { id: string; status: string } | null;
 }
@@ -125,7 +127,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
     .option('-n, --limit <n>', 'how many recent firings', positiveInt, 20)
     .action(async (name: string, opts: { limit: number }, command: Command) => {
       const { trigger: t } = await connect(command).client.request<{ trigger: (TriggerView & { firings: FiringView[] }) | null }>(
-        `query ($id: String!, $limit: Int) { trigger(id: $id) { ${FIELDS} firings(limit: $limit) { outcome message signalType signalSubject signalAt run { id status } } } }`,
+        `query ($id: String!, $limit: Int) { trigger(id: $id) { ${FIELDS} firings(limit: $limit) { outcome message signalType signalSubject signalAt signalRun { id status } run { id status } } } }`,
         { id: name, limit: opts.limit },
       );
       if (!t) throw new ApiError(`There is no trigger ${name}; \`atelier trigger list\` shows them.`, 'NOT_FOUND');
@@ -133,7 +135,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
       if (!t.firings.length) console.log('    no firings yet');
       for (const f of t.firings)
         console.log(
-          `    ${f.signalAt}  ${f.signalType}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
+          `    ${f.signalAt}  ${f.signalType}${f.signalRun ? ` of run ${f.signalRun.id}` : ''}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
         );
     });
 
