@@ -31,6 +31,12 @@ const RunStatusEvent = builder.objectRef<Of<'run-status'>>('RunStatusEvent').imp
     // Not `status`: a union member's field may not clash in type with TaskStatusEvent.status.
     runStatus: t.field({ type: RunStatusEnum, resolve: (e) => e.status }),
     message: t.exposeString('message', { nullable: true }),
+    deadlineAt: t.string({
+      nullable: true,
+      description:
+        'The deadline its time limit set (ISO), on the event of its admission and in snapshots: a run held back by maxActiveRuns gets it when admitted. Null: none, or not said by this event.',
+      resolve: (e) => e.deadlineAt ?? null,
+    }),
   }),
 });
 const TaskStatusEvent = builder.objectRef<Of<'task-status'>>('TaskStatusEvent').implement({

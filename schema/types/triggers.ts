@@ -49,6 +49,13 @@ const TriggerFiringRef = builder.objectRef<Firing>('TriggerFiring');
 const domainOf = async (t: WorkflowTrigger, ctx: Context): Promise<Domain> =>
   moreGuarded((await WorkflowRef.getDataloader(ctx).load(t.workflowId))?.domain ?? 'production', t.parametersDomain);
 
+/** The run a run.* signal's payload names (its id is meta, and the Run answers under its own rules). */
+function signalRunId(signal: { type: string; payload: Record<string, unknown> }): string | null {
+  if (signal.type !== 'run.succeeded' && signal.type !== 'run.failed') return null;
+  const id = (signal.payload.run as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' ? id : null;
+}
+
 TriggerFiringRef.implement({
   authScopes: guard('TriggerFiring', 'Trigger'),
   description: 'One signal a trigger matched: the run it started, or why it started none.',
@@ -58,8 +65,17 @@ TriggerFiringRef.implement({
     outcome: t.field({ type: FiringOutcomeEnum, resolve: (f) => f.outcome }),
     message: t.exposeString('message', { nullable: true }),
     run: t.field({ type: RunRef, nullable: true, resolve: (f) => f.runId }),
+    signalRun: t.field({
+      type: RunRef,
+      nullable: true,
+      description: 'The run whose end the signal records (run.succeeded, run.failed): the run that failed, for a failure trigger; null for other signals.',
+      resolve: (f) => signalRunId(f.signal),
+    }),
     signalId: t.field({ type: 'ID', resolve: (f) => f.signal.id }),
-    signalType: t.string({ description: 'dataset.version, alias.moved, run.succeeded, alert.opened or hook.received.', resolve: (f) => f.signal.type }),
+    signalType: t.string({
+      description: 'dataset.version, alias.moved, run.succeeded, run.failed, alert.opened or hook.received.',
+      resolve: (f) => f.signal.type,
+    }),
     signalSubject: t.string({
       description: 'What the signal is about: dataset:ns/name, alias:ns/model@alias, workflow:ID, monitor:ID, trigger:ID.',
       resolve: (f) => f.signal.subject,
@@ -182,7 +198,7 @@ const CreateTriggerInput = builder.inputType('CreateTriggerInput', {
     kind: t.field({ type: TriggerKindEnum, required: true }),
     source: t.string({
       description:
-        'DATASET_VERSION: ns/name; ALIAS_MOVED: ns/model@alias; RUN_SUCCEEDED: another workflow’s name; ALERT_OPENED: a monitor id (none: any of the team’s monitors); HTTP: none.',
+        'DATASET_VERSION: ns/name; ALIAS_MOVED: ns/model@alias; RUN_SUCCEEDED: another workflow’s name; RUN_FAILED: a workflow’s name (its own: rerun on failure, at most 5 in a row); ALERT_OPENED: a monitor id (none: any of the team’s monitors); HTTP: none.',
     }),
     parameters: t.field({ type: 'JSON', description: 'Fixed run parameters.' }),
     parameterMap: t.field({ type: 'JSON', description: 'Run parameter → JSON pointer into the signal’s payload, e.g. {"version": "/version"}.' }),

@@ -277,6 +277,8 @@ export const subjectFields = {
       'message',
       'decidedAt',
       'signalId',
+      // the id a run.* signal names (run.succeeded, run.failed): the Run itself answers under its own rules
+      'signalRun',
       'signalType',
       'signalSubject',
       'signalAt',

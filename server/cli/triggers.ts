@@ -1,5 +1,5 @@
 // `atelier trigger …`: create, list, show, update, pause, resume, rotate (an http one's secret), delete and fire the triggers that start workflow runs on
-// events (a new dataset version, an alias moved, another workflow's run succeeding, an alert, an inbound hook).
+// events (a new dataset version, an alias moved, a workflow's run succeeding or failing, an alert, an inbound hook).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, type Client } from './client';
@@ -25,6 +25,8 @@ interface FiringView {
   message: string | null;
   signalType: string;
   signalSubject: string;
+  /** run.succeeded, run.failed: the run that ended. */
+  signalRun: { id: string; status: string } | null;
   signalAt: string;
   run: { id: string; status: string } | null;
 }
@@ -48,7 +50,7 @@ function describe(t: TriggerView): string {
 /** The `trigger` command; `connect` makes the client and knows the token, from the global options. */
 export function triggerCommand(connect: (command: Command) => { client: Client; url: string; token: string | null }): Command {
   const trigger = new Command('trigger').description(
-    'start runs of a workflow on events (dataset versions, alias moves, runs succeeding, alerts, inbound hooks)',
+    'start runs of a workflow on events (dataset versions, alias moves, runs succeeding or failing, alerts, inbound hooks)',
   );
 
   trigger
@@ -56,7 +58,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
     .description('create a trigger; an http one prints its HMAC secret once')
     .addOption(
       new Option('--on <kind>', 'what it listens for')
-        .choices(['dataset-version', 'alias-moved', 'run-succeeded', 'alert-opened', 'http'])
+        .choices(['dataset-version', 'alias-moved', 'run-succeeded', 'run-failed', 'alert-opened', 'http'])
         .makeOptionMandatory(),
     )
     .option('--source <source>', 'dataset ns/name, alias ns/model@alias, a workflow name, or a monitor id (none for http, or any alert of its team)')
@@ -125,7 +127,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
     .option('-n, --limit <n>', 'how many recent firings', positiveInt, 20)
     .action(async (name: string, opts: { limit: number }, command: Command) => {
       const { trigger: t } = await connect(command).client.request<{ trigger: (TriggerView & { firings: FiringView[] }) | null }>(
-        `query ($id: String!, $limit: Int) { trigger(id: $id) { ${FIELDS} firings(limit: $limit) { outcome message signalType signalSubject signalAt run { id status } } } }`,
+        `query ($id: String!, $limit: Int) { trigger(id: $id) { ${FIELDS} firings(limit: $limit) { outcome message signalType signalSubject signalAt signalRun { id status } run { id status } } } }`,
         { id: name, limit: opts.limit },
       );
       if (!t) throw new ApiError(`There is no trigger ${name}; \`atelier trigger list\` shows them.`, 'NOT_FOUND');
@@ -133,7 +135,7 @@ export function triggerCommand(connect: (command: Command) => { client: Client; 
       if (!t.firings.length) console.log('    no firings yet');
       for (const f of t.firings)
         console.log(
-          `    ${f.signalAt}  ${f.signalType}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
+          `    ${f.signalAt}  ${f.signalType}${f.signalRun ? ` of run ${f.signalRun.id}` : ''}  ${f.outcome.padEnd(15)}  ${f.run ? `run ${f.run.id} ${f.run.status}` : ''}${f.message ? `  ${f.message}` : ''}`.trimEnd(),
         );
     });
 

@@ -3,7 +3,19 @@
 import { terminalRunStatuses } from '../vocabulary';
 import type { Client } from './client';
 import { ApiError } from './errors';
-import { dagOrder, printProgress, printStatus, printSummary, render, runLabel, styled, type TaskState, terminalTask, withoutShownStderr } from './watch-view';
+import {
+  dagOrder,
+  deadlineLine,
+  printProgress,
+  printStatus,
+  printSummary,
+  render,
+  runLabel,
+  styled,
+  type TaskState,
+  terminalTask,
+  withoutShownStderr,
+} from './watch-view';
 
 const RUN_FIELDS = /* GraphQL */ `
   id status message createdAt startedAt finishedAt timeoutSeconds deadlineAt
@@ -21,7 +33,7 @@ const RUN_EVENTS = /* GraphQL */ `
   subscription ($runId: ID!) {
     runEvents(runId: $runId) {
       __typename
-      ... on RunStatusEvent { runStatus message at }
+      ... on RunStatusEvent { runStatus message at deadlineAt }
       ... on TaskStatusEvent { node status attempt reason message at }
       ... on TaskProgressEvent { node fraction message at }
       ... on TaskLogEvent { node stream lines at }
@@ -71,7 +83,7 @@ export interface RunView {
 }
 
 type RunEvent =
-  | { __typename: 'RunStatusEvent'; runStatus: string; message: string | null; at: string }
+  | { __typename: 'RunStatusEvent'; runStatus: string; message: string | null; at: string; deadlineAt?: string | null }
   | { __typename: 'TaskStatusEvent'; node: string; status: string; attempt: number; reason: string | null; message: string | null; at: string }
   | { __typename: 'TaskProgressEvent'; node: string; fraction: number | null; message: string | null; at: string }
   | { __typename: 'TaskLogEvent'; node: string; stream: string; lines: string[]; at: string }
@@ -103,6 +115,9 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   const tasks = new Map<string, TaskState>();
   for (const t of dagOrder(initial.tasks)) tasks.set(t.node, fromTask(t));
   let runStatus = initial.status;
+  // Its time limit and deadline (set on admission, which an event of the watch may bring): the time left is redrawn.
+  let deadlineAt = initial.deadlineAt ?? null;
+  const deadline = () => deadlineLine({ status: runStatus, timeoutSeconds: initial.timeoutSeconds ?? null, deadlineAt }, Date.now());
   const runStartedAt = initial.startedAt ? Date.parse(initial.startedAt) : Date.parse(initial.createdAt);
   const title = `run ${initial.id} · ${runLabel(initial)}`;
   const print = (line: string) => options.out.write(`${line}\n`);
@@ -111,10 +126,23 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
 
   const live = options.tty ? (await import('log-update')).createLogUpdate(options.out) : undefined;
   let frame = 0;
-  const draw = () => live?.(render(title, runStatus, runStartedAt, [...tasks.values()], frame++, options.out.columns || 100, options.out.rows || 30));
+  const draw = () =>
+    live?.(
+      render(
+        deadline() ? `${title} · ${deadline()}` : title,
+        runStatus,
+        runStartedAt,
+        [...tasks.values()],
+        frame++,
+        options.out.columns || 100,
+        options.out.rows || 30,
+      ),
+    );
   const timer = live ? setInterval(draw, 100) : undefined;
   if (!live) {
     print(`${title}: ${runStatus}`);
+    const limit = deadline();
+    if (limit) print(limit);
     // What had happened before the watch began, upstream first (the snapshot's events repeat it in no set order).
     for (const task of tasks.values()) printStatus(task, print);
   }
@@ -144,6 +172,11 @@ export async function watchRun(client: Client, runId: string, options: WatchOpti
   const onEvent = (event: RunEvent) => {
     if (event.__typename === 'RunStatusEvent') {
       runStatus = event.runStatus;
+      if (event.deadlineAt && event.deadlineAt !== deadlineAt) {
+        deadlineAt = event.deadlineAt;
+        const limit = deadline();
+        if (!live && limit) print(limit);
+      }
       return;
     }
     const task = taskFor(event.node);

@@ -22,7 +22,8 @@ interface FeedBase {
 /** An event as a transaction produces it, before it is stored and numbered. */
 export type FeedEventBody =
   // `domain`: on a new run's first event, so `allRunEvents` decides on it without reading the run's row per subscriber.
-  | (FeedBase & { kind: 'run-status'; status: RunStatus; message: string | null; domain?: Domain })
+  // `deadlineAt`: the deadline its time limit set, on the events of its admission (and in snapshots); absent: unchanged.
+  | (FeedBase & { kind: 'run-status'; status: RunStatus; message: string | null; domain?: Domain; deadlineAt?: string | null })
   | (FeedBase & { kind: 'task-status'; taskId: string; node: string; status: TaskStatus; attempt: number; reason: string | null; message: string | null })
   | (FeedBase & { kind: 'task-progress'; taskId: string; node: string; fraction: number | null; message: string | null })
   | (FeedBase & { kind: 'task-log'; taskId: string; node: string; stream: 'stdout' | 'stderr'; lines: string[] })

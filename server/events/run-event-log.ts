@@ -108,7 +108,7 @@ export async function runEventHeads(db: Db, runIds: string[]): Promise<Map<strin
 
 /** What a snapshot shows of a run and of each task (the fields of its events, and nothing else read). */
 export interface SnapshotState {
-  run: { status: Run['status']; message: string | null; eventSeq: number };
+  run: { status: Run['status']; message: string | null; eventSeq: number; deadlineAt: Date | null };
   tasks: { id: string; node: string; status: Task['status']; attempt: number; reason: string | null; message: string | null }[];
 }
 
@@ -119,7 +119,11 @@ export interface SnapshotState {
  */
 export async function runSnapshot(db: Db, runId: string): Promise<SnapshotState | null> {
   return db.transaction(async (tx) => {
-    const [run] = await tx.select({ status: runs.status, message: runs.message, eventSeq: runs.eventSeq }).from(runs).where(eq(runs.id, runId)).for('share');
+    const [run] = await tx
+      .select({ status: runs.status, message: runs.message, eventSeq: runs.eventSeq, deadlineAt: runs.deadlineAt })
+      .from(runs)
+      .where(eq(runs.id, runId))
+      .for('share');
     if (!run) return null;
     const { id, node, status, attempt, reason, message } = tasks;
     return { run, tasks: await tx.select({ id, node, status, attempt, reason, message }).from(tasks).where(eq(tasks.runId, runId)).orderBy(asc(tasks.node)) };

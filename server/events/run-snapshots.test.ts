@@ -4,7 +4,7 @@ import type { SnapshotState } from './run-event-log';
 import { createRunSnapshots } from './run-snapshots';
 
 const state = (seq: number, taskStatus = 'RUNNING'): SnapshotState => ({
-  run: { status: 'RUNNING', message: null, eventSeq: seq },
+  run: { status: 'RUNNING', message: null, eventSeq: seq, deadlineAt: null },
   tasks: [{ id: 't1', node: 'a', status: taskStatus as SnapshotState['tasks'][number]['status'], attempt: 1, reason: null, message: null }],
 });
 

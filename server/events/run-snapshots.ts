@@ -26,7 +26,8 @@ export function snapshotEvents(runId: string, state: SnapshotState, at: string):
     ({ id: taskId, node, status, attempt, reason, message }) =>
       ({ kind: 'task-status', runId, taskId, node, status, attempt, reason, message, at, seq }) as FeedEvent,
   );
-  events.push({ kind: 'run-status', runId, status: state.run.status, message: state.run.message, at, seq } as FeedEvent);
+  const deadlineAt = state.run.deadlineAt?.toISOString() ?? null;
+  events.push({ kind: 'run-status', runId, status: state.run.status, message: state.run.message, deadlineAt, at, seq } as FeedEvent);
   return { seq, status: state.run.status, events };
 }
 

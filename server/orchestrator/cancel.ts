@@ -13,6 +13,7 @@ import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
 import { ACTIVE, lockRun, OPEN, type OrchestratorContext, type TxContext, taskStatusEvent, transact } from './context';
 import { lockRuns } from './recorded-tasks';
+import { runFailed } from './run-signals';
 
 export async function cancelRun(ctx: OrchestratorContext, runId: string, identity: Identity | null): Promise<Run> {
   return transact(ctx, async (tc) => {
@@ -122,6 +123,8 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string, endin
   const [updated] = await tx.update(runs).set({ status, message, finishedAt: step.at }).where(eq(runs.id, run.id)).returning();
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
   if (await emitRunEnded(tx, updated!, status, message, step.at)) step.outbox = true; // kicks the webhook worker after commit
+  // Its time limit is a failure (failure triggers fire on it); a cancel is someone's choice and records no signal.
+  if (status === 'FAILED' && (await runFailed(tx, updated!, 'TIME_LIMIT', message))) step.outbox = true; // and the trigger dispatcher
   await notifyParent(tc, updated!, status, message);
   return updated!;
 }

@@ -14,7 +14,7 @@ import { sentBehind, type TxContext, taskStatusEvent } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
-import { runSucceeded } from './run-signals';
+import { runFailed, runSucceeded } from './run-signals';
 
 /**
  * After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open.
@@ -181,11 +181,10 @@ export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): P
   // The webhooks' and the triggers' writes (each one statement with its lookup) are independent of the rest of the
   // transaction: sent together and awaited only before the commit, like writeBehind's writes, so the feed's append and
   // the COMMIT follow at once.
-  const ended = Promise.all([emitRunEnded(tx, run, status, message, step.at), status === 'SUCCEEDED' ? runSucceeded(tx, run) : false]).then(
-    ([hooked, signalled]) => {
-      if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
-    },
-  );
+  const signal = status === 'SUCCEEDED' ? runSucceeded(tx, run) : runFailed(tx, run, 'TASK_FAILED', message);
+  const ended = Promise.all([emitRunEnded(tx, run, status, message, step.at), signal]).then(([hooked, signalled]) => {
+    if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
+  });
   ended.catch(() => undefined); // handled: transact awaits it
   step.writes.push(ended);
   run.status = status;

@@ -365,7 +365,15 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     run.id,
     rows.flatMap((t) => (t.reusedFromTaskId ? [{ id: t.id, source: t.reusedFromTaskId }] : [])),
   );
-  step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: run.message, domain: run.domain, at: step.at.toISOString() });
+  step.feed.push({
+    kind: 'run-status',
+    runId: run.id,
+    status: 'QUEUED',
+    message: run.message,
+    domain: run.domain,
+    deadlineAt: run.deadlineAt?.toISOString() ?? null,
+    at: step.at.toISOString(),
+  });
   for (const t of rows)
     if (t.status !== 'PENDING' && !direct.has(t.id))
       taskStatusEvent(step, { id: t.id, runId: t.runId, node: t.node, attempt: 0 }, t.status!, t.reason ?? null, t.message ?? null);

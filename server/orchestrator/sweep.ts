@@ -258,7 +258,14 @@ async function admitWaitingRuns(ctx: OrchestratorContext): Promise<void> {
         // Its time limit counts from now, never past its parent's deadline.
         const deadlineAt = deadlineOf(step.at, run.timeoutMs, run.parentRunId ? await parentDeadline(tx, run.parentRunId) : null);
         const [admitted] = await tx.update(runs).set({ admitted: true, message: null, deadlineAt }).where(eq(runs.id, run.id)).returning();
-        step.feed.push({ kind: 'run-status', runId: run.id, status: 'QUEUED', message: null, at: step.at.toISOString() });
+        step.feed.push({
+          kind: 'run-status',
+          runId: run.id,
+          status: 'QUEUED',
+          message: null,
+          deadlineAt: deadlineAt?.toISOString() ?? null,
+          at: step.at.toISOString(),
+        });
         await dispatch(tc, admitted!);
       }
     });

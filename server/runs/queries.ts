@@ -24,14 +24,14 @@ export async function findRun(db: Db, id: string): Promise<Run> {
 }
 
 /** What watching a run's events needs of it: who may (its domain) and where its events stand; null: no such run. */
-export async function runToWatch(db: Db, id: string): Promise<Pick<Run, 'domain' | 'status' | 'message' | 'eventSeq'> | null> {
+export async function runToWatch(db: Db, id: string): Promise<Pick<Run, 'domain' | 'status' | 'message' | 'eventSeq' | 'deadlineAt'> | null> {
   const [row] = await watchedRun(db, { id });
   return row ?? null;
 }
 
 const watchedRun = builtOnce<{ id: string }>()((db) =>
   db
-    .select({ domain: runs.domain, status: runs.status, message: runs.message, eventSeq: runs.eventSeq })
+    .select({ domain: runs.domain, status: runs.status, message: runs.message, eventSeq: runs.eventSeq, deadlineAt: runs.deadlineAt })
     .from(runs)
     .where(eq(runs.id, sql.placeholder('id'))),
 );

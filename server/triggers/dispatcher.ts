@@ -21,7 +21,7 @@ import { type KickedLoop, kickedLoop } from '../lifecycle/kicked-loop';
 import { cancelPrevious } from '../orchestrator/cancel-previous';
 import type { Orchestrator } from '../orchestrator/orchestrator';
 import { scheduleActor } from '../orchestrator/run-actor';
-import { type Domain, type FiringOutcome, moreGuarded, signalTypeOfKind, type TriggerKind } from '../vocabulary';
+import { type Domain, type FiringOutcome, MAX_FAILURE_CHAIN, moreGuarded, signalTypeOfKind, type TriggerKind } from '../vocabulary';
 import { mapParameters } from './mapping';
 import { ownersMayNotStart } from './may-start';
 
@@ -158,6 +158,15 @@ export function createTriggerDispatcher(options: DispatcherOptions): TriggerDisp
         `coalesced with ${older.length > 1 ? `${older.length - 1} other signals and ` : ''}signal ${newest.signalId}, which ended ${outcome}`,
       );
     };
+    const chain = failureChain(newest.signal);
+    if (chain > MAX_FAILURE_CHAIN) {
+      await coalesce(
+        'FAILED',
+        null,
+        `stopped: run ${String((newest.signal.payload.run as { id?: unknown } | undefined)?.id)} ended a chain of ${chain} failures of runs started one from another (failure triggers restart at most ${MAX_FAILURE_CHAIN} in a row); no run started. Fix the failing workflow and start it by hand to begin a new chain`,
+      );
+      return pending.length;
+    }
     const [workflow] = await db.select().from(workflows).where(eq(workflows.id, trigger.workflowId));
     const domain = moreGuarded(workflow!.domain, trigger.parametersDomain);
     const refused = await mayNotFire(trigger, workflow!, domain);
@@ -276,4 +285,10 @@ function matches(t: WorkflowTrigger, s: Signal): boolean {
   if (signalTypeOfKind[t.kind as TriggerKind] !== s.type) return false;
   if (t.matchSubject) return t.matchSubject === s.subject;
   return t.kind === 'ALERT_OPENED' && !!t.teamId && t.teamId === s.teamId;
+}
+
+/** How many failures in a row of runs started by failure triggers a `run.failed` signal ends (0 for any other signal). */
+function failureChain(s: Signal): number {
+  const n = s.type === 'run.failed' ? s.payload.failureChain : 0;
+  return typeof n === 'number' ? n : 0;
 }

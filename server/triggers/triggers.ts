@@ -26,7 +26,7 @@ export interface TriggerInput {
   workflow: string;
   name: string;
   kind: TriggerKind;
-  /** DATASET_VERSION: `ns/name`; ALIAS_MOVED: `ns/model@alias`; RUN_SUCCEEDED: a workflow name; ALERT_OPENED: a monitor id (none: any of its team's); HTTP: none. */
+  /** DATASET_VERSION: `ns/name`; ALIAS_MOVED: `ns/model@alias`; RUN_SUCCEEDED, RUN_FAILED: a workflow name; ALERT_OPENED: a monitor id (none: any of its team's); HTTP: none. */
   source?: string | null;
   parameters?: Record<string, unknown> | null;
   parameterMap?: Record<string, string> | null;
@@ -142,6 +142,12 @@ async function matchOf(
       // A workflow started by its own success would run for ever (bounded only by the rate limit).
       if (upstream.id === workflow.id)
         throw invalid([{ path: 'source', message: 'must be another workflow (a workflow started by its own success never stops)' }]);
+      return { source: upstream.name, matchSubject: workflowSubject(upstream.id) };
+    }
+    case 'RUN_FAILED': {
+      // Its own workflow may be its source (rerun on failure): the dispatcher stops a chain of failures at
+      // MAX_FAILURE_CHAIN (server/vocabulary/triggers.ts), so one that always fails does not restart itself for ever.
+      const upstream = await findWorkflow(db, need());
       return { source: upstream.name, matchSubject: workflowSubject(upstream.id) };
     }
     case 'ALERT_OPENED':

@@ -66,3 +66,13 @@ it('starts a run in the experiment run start --experiment names (the API’s sta
   expect(found.experiment.name).toBe('gate-trials');
   expect((await run(['run', 'cancel', id])).code).toBe(0);
 }, 60_000);
+
+it('says when a watched run ends by, and how long it has left, until its time limit ends it', async () => {
+  const run = (args: string[]) => runCli({ url: t.url, token: t.app.adminToken }, args);
+  const { startRun } = await t.api.gql(`mutation ($p: JSON) { startRun(workflow: "gated", parameters: $p, timeoutSeconds: 3) { id } }`, {
+    p: { gate: path.join(scratch, 'never-opens') },
+  });
+  const watched = await run(['run', 'watch', startRun.id, '--plain']);
+  expect(watched.stdout, showCli(watched)).toMatch(/^ends by \S+ \(time limit 3 s\), (in [\d.]+s|now)$/m);
+  expect(watched.stdout).toContain('ran past its time limit of 3 s');
+}, 60_000);

@@ -47,3 +47,21 @@ it('shows the run failed, with the reason, once its deadline has passed', async 
   await page.locator('.run-message', { hasText: 'ran past its time limit of 1 s' }).waitFor({ timeout: 30_000 });
   expect((await page.locator('.run-time-limit dd').textContent())?.trim()).toBe('1 s');
 });
+
+it('shows the deadline of a run admitted while its page is open, live (no reload)', async () => {
+  // Its task runs once admitted (no task waits for a host, so the page has no reason of its own to fetch the run again).
+  await t.publishFixture('sleep');
+  await t.createWorkflow({
+    name: 'one-at-a-time',
+    concurrency: { maxActiveRuns: 1 },
+    tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 120_000 } }],
+  });
+  const startOne = async () => (await t.api.gql(`mutation { startRun(workflow: "one-at-a-time", timeoutSeconds: 900) { id } }`)).startRun.id as string;
+  const first = await startOne();
+  const held = await startOne(); // behind maxActiveRuns: no deadline until admitted
+  await page.goto(`${t.url}/runs/${held}`);
+  const limit = page.locator('.run-time-limit dd');
+  await expect.poll(async () => (await limit.textContent())?.trim()).toBe('900 s · counted from its admission');
+  await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: first });
+  await expect.poll(async () => (await limit.textContent())?.trim(), { timeout: 20_000 }).toMatch(/^900 s · ends by .+, in 1[45] minutes$/);
+});

@@ -1,6 +1,6 @@
 // The workflow page's Triggers section: each trigger that starts this workflow (kind, source, overlap and rate
-// policies, paused) with its recent firings (signal, outcome, the run it started, linked), and pause / resume for
-// whoever `viewerCan.change` allows.
+// policies, paused) with its recent firings (signal, the run that ended for a run's end, outcome, the run it started,
+// linked), and pause / resume for whoever `viewerCan.change` allows.
 import { useMutation } from '@urql/preact';
 import { useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
@@ -18,7 +18,7 @@ const TRIGGERS = graphql(`
       id name kind source paused overlap maxRunsPerMinute hookPath
       team { name }
       viewerCan { change { allowed reason } }
-      firings(limit: 10) { id signalType signalSubject signalAt outcome message run { id status } }
+      firings(limit: 10) { id signalType signalSubject signalAt outcome message run { id status } signalRun { id status message } }
     }
   }
 `);
@@ -87,7 +87,19 @@ function TriggerItem({ trigger: t, onChange }: { trigger: Trigger; onChange(): v
         empty={<p class="muted">It has not fired yet.</p>}
         columns={[
           { header: 'Signal', rowHeader: true, cell: (f) => <code>{f.signalType}</code> },
-          { header: 'About', cell: (f) => f.signalSubject },
+          {
+            header: 'About',
+            cell: (f) =>
+              // a run's end: the run that ended (for a failure trigger, the one that failed, with why), not its workflow's id
+              f.signalRun ? (
+                <span data-signal-run={f.signalRun.id}>
+                  <RunLink id={f.signalRun.id} /> {f.signalRun.status.toLowerCase()}
+                  {f.signalRun.message && <div class="row-message">{f.signalRun.message}</div>}
+                </span>
+              ) : (
+                f.signalSubject
+              ),
+          },
           { header: 'When', cell: (f) => <Time iso={f.signalAt} /> },
           {
             header: 'Outcome',

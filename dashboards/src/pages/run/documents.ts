@@ -96,7 +96,7 @@ export const RUN_EVENTS = graphql(`
   subscription RunPageEvents($runId: ID!, $after: Int) {
     runEvents(runId: $runId, after: $after) {
       __typename
-      ... on RunStatusEvent { at runStatus message }
+      ... on RunStatusEvent { at runStatus message deadlineAt }
       ... on TaskStatusEvent { at taskId node status attempt reason message }
       ... on TaskProgressEvent { at taskId node fraction message }
       ... on TaskLogEvent { at taskId node stream lines }

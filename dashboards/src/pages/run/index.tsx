@@ -195,7 +195,7 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
           <dt>Duration</dt>
           <dd>{formatDuration(span(run.startedAt ?? run.createdAt, terminalRunStatuses.has(status) ? (run.finishedAt ?? store.liveStatus?.at) : null))}</dd>
         </div>
-        {run.timeoutSeconds != null && <TimeLimit seconds={run.timeoutSeconds} deadlineAt={run.deadlineAt} open={!terminalRunStatuses.has(status)} />}
+        {run.timeoutSeconds != null && <TimeLimit seconds={run.timeoutSeconds} deadlineAt={store.deadlineAt} open={!terminalRunStatuses.has(status)} />}
         <div>
           <dt>Workflow version</dt>
           <dd>

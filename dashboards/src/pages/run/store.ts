@@ -33,6 +33,8 @@ export type TaskView = Omit<TaskData, 'id'> & { id: string | null };
 export class RunStore {
   run: RunData | null = null;
   liveStatus: { status: RunStatus; message: string | null; at: string } | null = null;
+  /** The deadline the run's latest event that said one set (its admission's, a snapshot's); null: none said yet. */
+  private liveDeadlineAt: string | null = null;
   private details = new Map<string, TaskData>();
   private live = new Map<string, Live>();
   private order: string[] = [];
@@ -68,6 +70,11 @@ export class RunStore {
 
   get status(): RunStatus | null {
     return this.liveStatus?.status ?? this.run?.status ?? null;
+  }
+
+  /** When an open run ends by: live from its admission's event, so a run admitted while the page is open shows it. */
+  get deadlineAt(): string | null {
+    return this.liveDeadlineAt ?? this.run?.deadlineAt ?? null;
   }
 
   get message(): string | null {
@@ -129,6 +136,7 @@ export class RunStore {
     switch (event.__typename) {
       case 'RunStatusEvent': {
         this.liveStatus = { status: event.runStatus, message: event.message ?? null, at: event.at };
+        if (event.deadlineAt) this.liveDeadlineAt = event.deadlineAt;
         this.sample(`run:${event.runStatus}`, event.at, receivedAt);
         this.snapshotDone = true;
         this.notify('frame');
