@@ -1,0 +1,115 @@
+// Backups and restore as the README's "Backups and restore" says to take them, against real processes: Postgres
+// (pg_dump while a run is in flight, pg_restore into a new database), the local object store (a copy), NATS (the
+// TASKS stream removed, so the restored database's queued tasks are dispatched again). A run queued at the backup
+// and finished after it ends, after the restore, in one more attempt; a run started after the backup is gone with
+// it; what the restored database names of the object store is there, and a missing object says what to restore.
+import { execFile } from 'node:child_process';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { queryRows } from '../../server/db/client';
+import { startTestApp, type TestApp } from '../harness/app';
+import { type ExecutorProcess, startExecutorProcess } from '../harness/executor-process';
+import { type NatsServer, startNats } from '../harness/nats';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+
+const run = promisify(execFile);
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const ADMIN = 'atl_the-admin-token-of-the-backup-test';
+const RUN = `query ($id: ID!) { run(id: $id) { status tasks { id status attempt message } } }`;
+const ENDED = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+
+let pg: PostgresServer;
+let nats: NatsServer;
+let scratch: string;
+let t: TestApp | undefined;
+let host: ExecutorProcess | undefined;
+
+beforeAll(async () => {
+  [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-backup-'));
+}, 120_000);
+afterAll(async () => {
+  await host?.stop('SIGKILL');
+  await t?.stop();
+  await Promise.all([pg?.stop(), nats?.stop()]);
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 60_000): Promise<T> {
+  for (const deadline = Date.now() + ms; ; await new Promise((r) => setTimeout(r, 100))) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
+  }
+}
+const databaseUrl = (name: string) => pg.url.replace(/\/atelier$/, `/${name}`);
+const objectsDir = path.join(os.tmpdir(), `atelier-backup-objects-${process.pid}`);
+const controlPlane = (database: string) =>
+  startTestApp({ DATABASE_URL: databaseUrl(database), NATS_URL: nats.url, ATELIER_ADMIN_TOKEN: ADMIN, ATELIER_OBJECTS_DIR: objectsDir });
+const executorHost = async () =>
+  startExecutorProcess({ NATS_URL: nats.url, ATELIER_URL: t!.url, ATELIER_TOKEN: ADMIN, ATELIER_DATA_DIR: await mkdtemp(path.join(scratch, 'host-')) });
+const readRun = async (id: string) => (await t!.api.gql(RUN, { id })).run;
+
+it('restores a database dump and an object store copy taken while a run was in flight: the run ends, once more', async () => {
+  t = await controlPlane('atelier');
+  await t.publishFixture('echo');
+  await t.createWorkflow({ name: 'backed-up', tasks: [{ name: 'say', module: 'test/echo', parameters: { message: 'hi' } }] });
+  // No executor host yet: the run waits QUEUED, its message on the bus.
+  const { startRun: queued } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
+  await poll(() => readRun(queued.id), (r) => r.tasks[0]?.status === 'QUEUED', 'the task to be queued');
+  await poll(
+    () => queryRows<{ n: number }>(t!.app.services.db, sql`select count(*)::int as n from outbox`),
+    (r) => r[0]!.n === 0,
+    'the outbox to empty',
+  );
+
+  // The backup, the control plane running: the database first, then the object store (objects are only ever added,
+  // so a copy taken after the dump holds every object the dump names).
+  const dump = path.join(scratch, 'atelier.dump');
+  await run(`${PG_BIN}/pg_dump`, ['--format=custom', `--file=${dump}`, pg.url]);
+  await cp(objectsDir, path.join(scratch, 'objects'), { recursive: true });
+
+  // Work after the backup: the queued run runs and ends, another starts and ends; then the database is lost.
+  host = await executorHost();
+  expect((await poll(() => readRun(queued.id), (r) => ENDED.includes(r.status), 'the queued run to end')).status).toBe('SUCCEEDED');
+  const { startRun: later } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
+  expect((await poll(() => readRun(later.id), (r) => ENDED.includes(r.status), 'the later run to end')).status).toBe('SUCCEEDED');
+  await host.stop();
+  host = undefined;
+  await t.stop();
+  t = undefined;
+  await rm(objectsDir, { recursive: true, force: true });
+
+  // The restore: a new database from the dump, the object store from its copy, the TASKS stream removed (what
+  // `nats stream rm TASKS` does), then the control plane and the executor hosts.
+  await run(`${PG_BIN}/psql`, [pg.url, '-c', 'create database restored']);
+  await run(`${PG_BIN}/pg_restore`, ['--no-owner', `--dbname=${databaseUrl('restored')}`, dump]);
+  await cp(path.join(scratch, 'objects'), objectsDir, { recursive: true });
+  const nc = await connect({ servers: nats.url });
+  await (await jetstreamManager(nc)).streams.delete('TASKS');
+  await nc.close();
+  t = await controlPlane('restored');
+  host = await executorHost();
+
+  // The queued run (its first attempt ran after the backup, which the database cannot know) runs once more and ends.
+  const restored = await poll(() => readRun(queued.id), (r) => ENDED.includes(r.status), 'the restored run to end');
+  expect(restored.status, JSON.stringify(restored)).toBe('SUCCEEDED');
+  expect(restored.tasks[0]).toMatchObject({ status: 'SUCCEEDED', attempt: 2 });
+  const results = await queryRows<{ attempt: number }>(
+    t.app.services.db,
+    sql`select attempt from task_events where kind = 'result' and task_id = ${restored.tasks[0].id}::uuid`,
+  );
+  expect(results.map((r) => r.attempt)).toEqual([2]);
+  // The run started after the backup is not in it.
+  expect((await t.api.raw(RUN, { id: later.id })).data?.run ?? null).toBeNull();
+
+  // New runs work on the restored pair (the module's archive is there, its cached result too).
+  const { startRun: next } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
+  expect((await poll(() => readRun(next.id), (r) => ENDED.includes(r.status), 'a new run to end')).status).toBe('SUCCEEDED');
+}, 240_000);
