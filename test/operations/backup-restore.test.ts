@@ -2,7 +2,8 @@
 // (pg_dump while a run is in flight, pg_restore into a new database), the local object store (a copy), NATS (the
 // TASKS stream removed, so the restored database's queued tasks are dispatched again). A run queued at the backup
 // and finished after it ends, after the restore, in one more attempt; a run started after the backup is gone with
-// it; what the restored database names of the object store is there, and a missing object says what to restore.
+// it; what the restored database names of the object store is there, and a missing object says what to restore
+// (it used to answer the 404 of a digest the token may not read, pointing at the token's scopes).
 import { execFile } from 'node:child_process';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -62,7 +63,11 @@ it('restores a database dump and an object store copy taken while a run was in f
   await t.createWorkflow({ name: 'backed-up', tasks: [{ name: 'say', module: 'test/echo', parameters: { message: 'hi' } }] });
   // No executor host yet: the run waits QUEUED, its message on the bus.
   const { startRun: queued } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
-  await poll(() => readRun(queued.id), (r) => r.tasks[0]?.status === 'QUEUED', 'the task to be queued');
+  await poll(
+    () => readRun(queued.id),
+    (r) => r.tasks[0]?.status === 'QUEUED',
+    'the task to be queued',
+  );
   await poll(
     () => queryRows<{ n: number }>(t!.app.services.db, sql`select count(*)::int as n from outbox`),
     (r) => r[0]!.n === 0,
@@ -77,9 +82,25 @@ it('restores a database dump and an object store copy taken while a run was in f
 
   // Work after the backup: the queued run runs and ends, another starts and ends; then the database is lost.
   host = await executorHost();
-  expect((await poll(() => readRun(queued.id), (r) => ENDED.includes(r.status), 'the queued run to end')).status).toBe('SUCCEEDED');
+  expect(
+    (
+      await poll(
+        () => readRun(queued.id),
+        (r) => ENDED.includes(r.status),
+        'the queued run to end',
+      )
+    ).status,
+  ).toBe('SUCCEEDED');
   const { startRun: later } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
-  expect((await poll(() => readRun(later.id), (r) => ENDED.includes(r.status), 'the later run to end')).status).toBe('SUCCEEDED');
+  expect(
+    (
+      await poll(
+        () => readRun(later.id),
+        (r) => ENDED.includes(r.status),
+        'the later run to end',
+      )
+    ).status,
+  ).toBe('SUCCEEDED');
   await host.stop();
   host = undefined;
   await t.stop();
@@ -98,7 +119,11 @@ it('restores a database dump and an object store copy taken while a run was in f
   host = await executorHost();
 
   // The queued run (its first attempt ran after the backup, which the database cannot know) runs once more and ends.
-  const restored = await poll(() => readRun(queued.id), (r) => ENDED.includes(r.status), 'the restored run to end');
+  const restored = await poll(
+    () => readRun(queued.id),
+    (r) => ENDED.includes(r.status),
+    'the restored run to end',
+  );
   expect(restored.status, JSON.stringify(restored)).toBe('SUCCEEDED');
   expect(restored.tasks[0]).toMatchObject({ status: 'SUCCEEDED', attempt: 2 });
   const results = await queryRows<{ attempt: number }>(
@@ -111,5 +136,31 @@ it('restores a database dump and an object store copy taken while a run was in f
 
   // New runs work on the restored pair (the module's archive is there, its cached result too).
   const { startRun: next } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
-  expect((await poll(() => readRun(next.id), (r) => ENDED.includes(r.status), 'a new run to end')).status).toBe('SUCCEEDED');
+  expect(
+    (
+      await poll(
+        () => readRun(next.id),
+        (r) => ENDED.includes(r.status),
+        'a new run to end',
+      )
+    ).status,
+  ).toBe('SUCCEEDED');
 }, 240_000);
+
+it('says what to restore when the object store lacks what the restored database names', async () => {
+  // A store copy older than the dump (or another store): here the archive's file is gone from the restored store.
+  await rm(path.join(objectsDir, 'sha256'), { recursive: true, force: true });
+  await host!.stop();
+  host = await executorHost(); // a new host: nothing cached
+  await t!.createWorkflow({ name: 'backed-up', tasks: [{ name: 'say', module: 'test/echo', parameters: { message: 'not cached' } }] });
+  const { startRun } = await t!.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
+  const ended = await poll(
+    () => readRun(startRun.id),
+    (r) => ENDED.includes(r.status),
+    'the run to end',
+  );
+  expect(ended.status).toBe('FAILED');
+  expect(ended.tasks[0].message).toMatch(
+    /HTTP 404 The object store lacks this module archive, which the database names: restore the store from the copy taken with the database's backup \(README: Backups and restore\), or publish it again\.$/,
+  );
+}, 120_000);
