@@ -1,7 +1,6 @@
 // The embedded default's backup as the README says to take it: `ATELIER_DATA_DIR` copied whole while the control plane
 // is stopped (PGlite's files are a live Postgres data directory: copied while it writes, they are no consistent
-// snapshot), and the
-// control plane started on the copy elsewhere: runs, the admin token and module archives come back with it.
+// snapshot), and the control plane started on the copy elsewhere: runs, the admin token and module archives come back with it.
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
