@@ -1,7 +1,7 @@
 // Backups and restore as the README's "Backups and restore" says to take them, against real processes: Postgres
 // (pg_dump while a run is in flight, pg_restore into a new database), the local object store (a copy), NATS (the
 // TASKS stream removed, so the restored database's queued tasks are dispatched again). A run queued at the backup
-// and finished after it ends, after the restore, in one more attempt; a run started after the backup is gone with
+// and finished after it ends, after the restore, in one more attempt, as does one RUNNING at the backup; a run started after the backup is gone with
 // it; what the restored database names of the object store is there, and a missing object says what to restore
 // (it used to answer the 404 of a digest the token may not read, pointing at the token's scopes).
 import { execFile } from 'node:child_process';
@@ -51,17 +51,38 @@ async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: 
 }
 const databaseUrl = (name: string) => pg.url.replace(/\/atelier$/, `/${name}`);
 const objectsDir = path.join(os.tmpdir(), `atelier-backup-objects-${process.pid}`);
+// A silent host is failed over after 2 s: a task RUNNING in the backup, whose host is gone after the restore.
 const controlPlane = (database: string) =>
-  startTestApp({ DATABASE_URL: databaseUrl(database), NATS_URL: nats.url, ATELIER_ADMIN_TOKEN: ADMIN, ATELIER_OBJECTS_DIR: objectsDir });
+  startTestApp({
+    DATABASE_URL: databaseUrl(database),
+    NATS_URL: nats.url,
+    ATELIER_ADMIN_TOKEN: ADMIN,
+    ATELIER_OBJECTS_DIR: objectsDir,
+    ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '2',
+  });
+// One task at a time: the sleeping task holds the host while the other waits QUEUED.
 const executorHost = async () =>
-  startExecutorProcess({ NATS_URL: nats.url, ATELIER_URL: t!.url, ATELIER_TOKEN: ADMIN, ATELIER_DATA_DIR: await mkdtemp(path.join(scratch, 'host-')) });
+  startExecutorProcess(
+    { NATS_URL: nats.url, ATELIER_URL: t!.url, ATELIER_TOKEN: ADMIN, ATELIER_DATA_DIR: await mkdtemp(path.join(scratch, 'host-')) },
+    ['local'],
+    ['--concurrency', '1'],
+  );
 const readRun = async (id: string) => (await t!.api.gql(RUN, { id })).run;
 
 it('restores a database dump and an object store copy taken while a run was in flight: the run ends, once more', async () => {
   t = await controlPlane('atelier');
   await t.publishFixture('echo');
+  await t.publishFixture('sleep');
   await t.createWorkflow({ name: 'backed-up', tasks: [{ name: 'say', module: 'test/echo', parameters: { message: 'hi' } }] });
-  // No executor host yet: the run waits QUEUED, its message on the bus.
+  await t.createWorkflow({ name: 'sleeping', tasks: [{ name: 'sleep', module: 'test/sleep', parameters: { ms: 3000 } }] });
+  // One run RUNNING on the only slot, the other QUEUED behind it, its message on the bus.
+  host = await executorHost();
+  const { startRun: running } = await t.api.gql(`mutation { startRun(workflow: "sleeping") { id } }`);
+  await poll(
+    () => readRun(running.id),
+    (r) => r.tasks[0]?.status === 'RUNNING',
+    'the sleeping task to run',
+  );
   const { startRun: queued } = await t.api.gql(`mutation { startRun(workflow: "backed-up") { id } }`);
   await poll(
     () => readRun(queued.id),
@@ -80,8 +101,16 @@ it('restores a database dump and an object store copy taken while a run was in f
   await run(`${PG_BIN}/pg_dump`, ['--format=custom', `--file=${dump}`, pg.url]);
   await cp(objectsDir, path.join(scratch, 'objects'), { recursive: true });
 
-  // Work after the backup: the queued run runs and ends, another starts and ends; then the database is lost.
-  host = await executorHost();
+  // Work after the backup: both runs end, another starts and ends; then the database is lost.
+  expect(
+    (
+      await poll(
+        () => readRun(running.id),
+        (r) => ENDED.includes(r.status),
+        'the sleeping run to end',
+      )
+    ).status,
+  ).toBe('SUCCEEDED');
   expect(
     (
       await poll(
@@ -131,6 +160,14 @@ it('restores a database dump and an object store copy taken while a run was in f
     sql`select attempt from task_events where kind = 'result' and task_id = ${restored.tasks[0].id}::uuid`,
   );
   expect(results.map((r) => r.attempt)).toEqual([2]);
+  // The task RUNNING in the backup: its host gone, failed over and run again.
+  const rerun = await poll(
+    () => readRun(running.id),
+    (r) => ENDED.includes(r.status),
+    'the restored sleeping run to end',
+  );
+  expect(rerun.status, JSON.stringify(rerun)).toBe('SUCCEEDED');
+  expect(rerun.tasks[0]).toMatchObject({ status: 'SUCCEEDED', attempt: 2 });
   // The run started after the backup is not in it.
   expect((await t.api.raw(RUN, { id: later.id })).data?.run ?? null).toBeNull();
 
