@@ -30,10 +30,13 @@ let nats: NatsServer;
 let scratch: string;
 let t: TestApp | undefined;
 let host: ExecutorProcess | undefined;
+/** The control planes' local object store: the same path before and after the restore. */
+let objectsDir: string;
 
 beforeAll(async () => {
   [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
   scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-backup-'));
+  objectsDir = path.join(scratch, 'store');
 }, 120_000);
 afterAll(async () => {
   await host?.stop('SIGKILL');
@@ -50,7 +53,6 @@ async function poll<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: 
   }
 }
 const databaseUrl = (name: string) => pg.url.replace(/\/atelier$/, `/${name}`);
-const objectsDir = path.join(os.tmpdir(), `atelier-backup-objects-${process.pid}`);
 // A silent host is failed over after 2 s: a task RUNNING in the backup, whose host is gone after the restore.
 const controlPlane = (database: string) =>
   startTestApp({
