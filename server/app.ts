@@ -102,6 +102,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const scrubbed = await scrubStoredSources(database.db);
   if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   const { db } = database;
+  // Before anything else is opened: an ATELIER_ADMIN_TOKEN that no longer works refuses the start (a ConfigError).
+  const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken, log }).catch(async (error: unknown) => {
+    await database.close();
+    throw error;
+  });
   const bus = config.natsUrl ? await (await import('./bus/jetstream')).createJetStreamBus({ url: config.natsUrl }) : createMemoryBus();
   // Replicas must share one store (local only for a single replica): the claim below refuses a different one.
   const store = await openObjectStore(config.objectStore, config.dataDir).catch(async (error) => {
@@ -238,7 +243,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     deployments,
   };
 
-  const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken });
   const yoga = createApiYoga({ services, logLevel: config.logLevel, instruments });
   const uploads = createUploadBudget(UPLOADS_AT_THE_LIMIT * (config.maxUploadBytes + 1024 * 1024));
   const http = createHttpService({

@@ -65,6 +65,7 @@ export const REFERENCE_EXAMPLES: Record<string, string[]> = {
   'service-account create': ['TOKEN=$(atelier service-account create ci --role member --scopes publish:Module,start:Run --owner alice)'],
   'service-account token': ['atelier service-account token ci --scopes read:Run --expires-in-days 30'],
   'service-account revoke': ['atelier service-account revoke ci     its tokens stop working at once'],
+  'token revoke': ['atelier token revoke "$LEAKED_TOKEN"     that one token only; the identity’s others stay live'],
   'workflow list': ['atelier workflow list'],
   'run watch': ['atelier run watch RUN_ID', 'atelier run watch RUN_ID --logs --plain'],
   'run cancel': ['atelier run cancel RUN_ID'],

@@ -23,6 +23,7 @@ import { alertCommand, monitorCommand, observeCommand } from './monitoring';
 import { collect, parseParam, positiveInt, rerunFrom, seconds, wholeNumber } from './options';
 import { addConnectionOptions, connectionOptions, shareProgramOptions } from './program-options';
 import { scheduleCommand } from './schedule';
+import { tokenCommand } from './token';
 import { addTrackingCommands } from './tracking';
 import { triggerCommand } from './triggers';
 import { fetchRun, type RunView, terminalRun, watchRun } from './watch';
@@ -336,7 +337,8 @@ export function buildProgram(): Command {
   program.addCommand(triggerCommand(connection));
   const client = (command: Command) => connection(command).client;
   const groups = [experimentCommand, scheduleCommand, webhookCommand, monitorCommand, alertCommand, observeCommand, cacheCommand, costsCommand, clusterCommand];
-  for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand]) program.addCommand(group(client));
+  for (const group of [...groups, datasetCommand, declassifyCommand, auditCommand, modelCommand, deployCommand, tokenCommand])
+    program.addCommand(group(client));
   // After every command is added: those built apart (above) inherit no settings.
   shareProgramOptions(program);
   addExamples(program);

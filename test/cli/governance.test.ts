@@ -293,4 +293,21 @@ describe('atelier dataset, declassify and audit', () => {
     expect(gone.stdout.trim()).toBe('revoked 2 tokens of ci; issue a new one with `atelier service-account token ci`');
     expect((await runCli({ url: t.url, token }, ['run', 'list'])).stderr).toMatch(/UNAUTHENTICATED/);
   });
+
+  it('revokes one token by its text with `atelier token revoke`, leaving the identity’s others live', async () => {
+    const first = (await cli(['service-account', 'token', 'ci'])).stdout.trim();
+    const second = (await cli(['service-account', 'token', 'ci'])).stdout.trim();
+    const byMember = await cli(['token', 'revoke', first], 'alice');
+    expect(byMember.stderr, show(byMember)).toMatch(/^error \[FORBIDDEN\]/m);
+    expect((await runCli({ url: t.url, token: first }, ['run', 'list'])).code).toBe(0);
+
+    const revoked = await cli(['token', 'revoke', first]);
+    expect(revoked.stdout.trim(), show(revoked)).toBe('revoked: requests with this token are refused from now on');
+    expect((await runCli({ url: t.url, token: first }, ['run', 'list'])).stderr).toMatch(/UNAUTHENTICATED/);
+    expect((await runCli({ url: t.url, token: second }, ['run', 'list'])).code).toBe(0);
+    expect((await cli(['token', 'revoke', first])).stdout.trim()).toBe('already revoked: nothing changed');
+    const unknown = await cli(['token', 'revoke', 'not-a-token-of-this-server-0123456789']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/error \[NOT_FOUND\]: No token here has that text/);
+  });
 });

@@ -3,7 +3,8 @@
 // version's archive and the token may read module versions (`read:ModuleVersion`, `read:*` or unscoped); a model
 // file when a task's own token asks for a file of a model version pinned on that task, or any token may read that
 // version's files (server/registry/model-files.ts). Objects of any other kind would need their own rule here.
-// Forbidden and missing answer the same 404, and no answer names a server path.
+// Forbidden and missing answer the same 404, and no answer names a server path; an object the database names that
+// the store lacks (a restore's mismatched pair) says so, to a caller who may read it.
 
 import { pipeline } from 'node:stream/promises';
 import type { ObjectStore } from '../../artifacts/store';
@@ -58,7 +59,13 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
       try {
         object = await options.store.stream(digest);
       } catch (error) {
-        if (error instanceof AtelierError && error.code === 'NOT_FOUND') return unavailable();
+        // The caller may read it and the database names it, yet the store lacks it: the store is older than the
+        // database (restored from an earlier copy) or another one. Said plainly, to a reader who may know of it.
+        if (error instanceof AtelierError && error.code === 'NOT_FOUND')
+          return text(
+            404,
+            `The object store lacks this ${version ? 'module archive' : 'model file'}, which the database names: restore the store from the copy taken with the database's backup (README: Backups and restore)${version ? ', or publish it again' : ''}.`,
+          );
         if (error instanceof AtelierError) return text(error.status, error.message);
         throw error;
       }
