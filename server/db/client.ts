@@ -65,6 +65,7 @@ export async function openDatabase(options: {
     });
     const db = drizzle(client, { schema }) as unknown as Db;
     transactionsOf.set(db, drizzle(client) as unknown as Db);
+    serializeDates(client.options.serializers);
     try {
       // A session-level lock on one reserved connection: replicas starting together take turns migrating.
       const lock = await client.reserve();
@@ -206,6 +207,18 @@ async function latestApplied(db: Db): Promise<string | undefined> {
   const [row] = await queryRows<{ created_at: string }>(db, sql`select created_at from drizzle.__drizzle_migrations order by created_at desc limit 1`);
   return row?.created_at;
 }
+
+/**
+ * A Date passed to a raw `sql` template (`e.at < ${date}`) reaches postgres-js as it is: the driver infers timestamptz
+ * for it, and drizzle replaces that type's serializer with a pass-through (its columns turn dates into text before),
+ * so the query failed on Postgres ("The \"string\" argument must be of type string … Received an instance of Date")
+ * while PGlite took it. Dates become ISO text for every query; text passes through as drizzle wants.
+ */
+function serializeDates(serializers: Record<string, (value: unknown) => unknown>): void {
+  const pass = serializers[TIMESTAMPTZ];
+  serializers[TIMESTAMPTZ] = (value) => (value instanceof Date ? value.toISOString() : pass ? pass(value) : value);
+}
+const TIMESTAMPTZ = '1184';
 
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };

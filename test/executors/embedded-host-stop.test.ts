@@ -21,7 +21,7 @@ it('lets the running attempt finish and report within the stop grace before the 
   await t.app.stop();
 
   // The same data directory, started again: what the stopped control plane recorded, before anything reruns it.
-  const again = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: t.dataDir, ATELIER_LOG_LEVEL: 'silent', ATELIER_EMBEDDED_EXECUTOR: 'false' }));
+  const again = await buildApp(loadConfig({ PORT: '0', ...t.databaseEnv, ATELIER_LOG_LEVEL: 'silent', ATELIER_EMBEDDED_EXECUTOR: 'false' }));
   try {
     const api = apiClient(await again.start(), again.adminToken);
     expect((await api.gql(RUN, { id: startRun.id })).run).toEqual({ status: 'SUCCEEDED', tasks: [{ status: 'SUCCEEDED', attempt: 1 }] });

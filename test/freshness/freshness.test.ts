@@ -8,6 +8,7 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packDirectory } from '../../server/artifacts/archive';
+import { queryRows } from '../../server/db/client';
 import { checkFreshness } from '../../server/governance/freshness';
 import { freshnessAlerts } from '../../server/monitoring/freshness-alerts';
 import { startTestApp, type TestApp } from '../harness/app';
@@ -34,7 +35,7 @@ const addVersion = () =>
     `mutation { addDatasetVersion(name: "fresh/daily", columns: [{ name: "x", type: "int" }], digest: "sha256:${String(++digests).padStart(64, '0')}") { id } }`,
   );
 const deliveries = async (type: string) =>
-  Number(((await db().execute(sql`select count(*)::int as n from webhook_deliveries where event_type = ${type}`)) as any).rows?.[0]?.n ?? 0);
+  (await queryRows<{ n: number }>(db(), sql`select count(*)::int as n from webhook_deliveries where event_type = ${type}`))[0]!.n;
 
 async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;

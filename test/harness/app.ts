@@ -20,6 +20,8 @@ export interface TestApp {
   dataDir: string;
   /** The app's own Postgres database (`postgres`), or undefined on the embedded database. */
   databaseUrl: string | undefined;
+  /** What opens this app's database again, for a test that starts another control plane on it: its data directory, and its DATABASE_URL on Postgres. */
+  databaseEnv: Record<string, string>;
   publishFixture(name: string, tags?: string[]): Promise<{ version: string; digest: string }>;
   createWorkflow(spec: string | object): Promise<any>;
   /** Creates a user (role member unless given) and returns an API client with its token. */
@@ -65,6 +67,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: Te
     api,
     dataDir,
     databaseUrl: config.databaseUrl,
+    databaseEnv: { ATELIER_DATA_DIR: config.dataDir, ...(config.databaseUrl ? { DATABASE_URL: config.databaseUrl } : {}) },
     async publishFixture(name, tags) {
       const archive = await packDirectory(path.join(fixturesDir, 'modules', name));
       const result = await api.upload(PUBLISH, { tags: tags ?? ['latest'] }, 'artifact', archive);

@@ -207,7 +207,7 @@ describe('GET /health/ready and ATELIER_METRICS_PUBLIC', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready' });
     const health = await fetch(`${t.url}/health`);
-    expect(await health.json()).toEqual({ status: 'ok', database: 'pglite', bus: 'memory' });
+    expect(await health.json()).toEqual({ status: 'ok', database: t.databaseUrl ? 'postgres' : 'pglite', bus: 'memory' });
   });
 
   it('answers /metrics without a token when the operator opened it', async () => {

@@ -46,7 +46,9 @@ function send(base: string, method: string, path: string, headers: Record<string
 function raw(base: string, bytes: string): Promise<string> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(bytes));
+    // Written, not ended: a client's half-close (FIN) makes Node's HTTP server abort a request still being answered
+    // (httpAllowHalfOpen is off), and /health answers after a database round trip. Every request says Connection: close.
+    const socket = connect(Number(port), hostname, () => socket.write(bytes));
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));

@@ -237,7 +237,7 @@ describe('webhooks', () => {
   it('delivers what was committed while no worker ran, once the control plane starts (a crash between commit and POST)', async () => {
     await create('/restart', ['test.restart']);
     await t.app.stop(); // the "crash": nothing posts any more
-    const app = await buildApp(loadConfig({ PORT: '0', ATELIER_DATA_DIR: t.dataDir, ATELIER_LOG_LEVEL: 'silent', ...ENV }));
+    const app = await buildApp(loadConfig({ PORT: '0', ...t.databaseEnv, ATELIER_LOG_LEVEL: 'silent', ...ENV }));
     try {
       await emitWebhookEvent(app.services.db, { type: 'test.restart', team: mlTeam, subject: 'test:restart', payload: { n: 2 } });
       expect(receiver.at('/restart')).toHaveLength(0);
