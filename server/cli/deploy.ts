@@ -272,8 +272,15 @@ export function deployCommand(connect: (command: Command) => Client): Command {
     .command('delete <name>')
     .description('stop serving and delete the deployment')
     .action(async (name: string, _o: unknown, command: Command) => {
-      await connect(command).request(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: name });
-      console.log(`deleted deployment ${name}`);
+      const api = connect(command);
+      const id = (await api.request<{ deleteDeployment: string }>(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: name })).deleteDeployment;
+      // The server stops serving before it answers, unless its deployer is still busy with it: then say so.
+      const left = await api.request<{ deployment: { message: string | null } | null }>(`query ($n: String!) { deployment(id: $n) { message } }`, { n: id });
+      if (left.deployment)
+        console.log(
+          `deleting deployment ${name}: its deployer has not stopped it yet${left.deployment.message ? ` (${left.deployment.message})` : ''}; the reconciler keeps trying (\`atelier deploy show ${name}\` until it is gone)`,
+        );
+      else console.log(`deleted deployment ${name}`);
     });
 
   return deploy;

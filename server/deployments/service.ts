@@ -2,13 +2,15 @@
 // the changes people make, each followed by one deployer call that makes traffic match at once (a failover is then
 // one `rollback` call after its commit) and a kick, so the reconciler confirms it from the deployer's status.
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eq } from 'drizzle-orm';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import { createDeployerRegistry } from '../../plugins/deployer-registry';
 import type { Deployer } from '../../plugins/deployer-sdk';
 import { createLocalDeployer, type LocalDeployerOptions } from '../../plugins/deployers/local';
 import type { ObjectStore } from '../artifacts/store';
 import type { Db } from '../db/client';
-import type { DeploymentRow } from '../db/tables/deployments';
+import { type DeploymentRow, deployments } from '../db/tables/deployments';
 import type { Service } from '../lifecycle';
 import { kickedLoop } from '../lifecycle/kicked-loop';
 import type { Caller } from './access';
@@ -58,6 +60,9 @@ export interface DeploymentServiceOptions {
   /** Kicked after a commit that wrote webhook deliveries, alerts or signals. */
   afterCommit: { kick(): void }[];
 }
+
+/** How long a delete waits for a pass that holds the deployment to finish with it before leaving it to the reconciler. */
+const DELETE_WAIT_MS = 15_000;
 
 /** `feed` whose kick also calls `also` (a registry change may move an alias a deployment follows). */
 export const alsoKicking = <T extends { kick(): void }>(feed: T, also: () => void): T => ({
@@ -110,6 +115,19 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     loop.kick();
     return row;
   };
+  /**
+   * Stops serving before the mutation returns. A pass that holds the deployment's lease (this replica's loop, or
+   * another replica's) is waited out, up to DELETE_WAIT_MS: claiming once and giving up let `deploy delete` return
+   * while the deployment still served, whenever the loop happened to be on it. Past that the reconciler finishes.
+   */
+  const deleteNow = async (row: DeploymentRow) => {
+    const deadline = Date.now() + Math.min(DELETE_WAIT_MS, deps.leaseMs);
+    while ((await reconcileDeployments(deps, row.id)) === 0 && Date.now() < deadline) {
+      const [left] = await db.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, row.id));
+      if (!left) return;
+      await sleep(50);
+    }
+  };
   return {
     name: 'deployment reconciler',
     async start() {
@@ -136,7 +154,7 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     delete: async (caller, id) => {
       const row = await deleteDeployment(db, caller, id);
       deps.afterCommit();
-      await reconcileDeployments(deps, row.id).catch((e) => log(`deployment ${row.name}: ${(e as Error).message} (will retry)`));
+      await deleteNow(row).catch((e) => log(`deployment ${row.name}: ${(e as Error).message} (will retry)`));
       return row;
     },
     promote: async (caller, id, reason) => then(await promoteDeployment(db, caller, id, reason)),

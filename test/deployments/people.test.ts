@@ -1,8 +1,9 @@
 // People on a rollout, on the embedded app with the real local deployer and the iris model over real HTTP: promote
 // skips to 100 %, rollback returns at a step, failover sends all traffic to the previous revision in one call (audited,
 // pausing the rollout) and restore brings back the split before it.
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployments } from '../../server/db/tables/deployments';
 import { auditEvents } from '../../server/db/tables/governance';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
@@ -81,5 +82,20 @@ describe('people on a rollout', () => {
       .from(auditEvents)
       .where(and(eq(auditEvents.action, 'deployment.failover'), eq(auditEvents.decision, 'allow')));
     expect(audited).toHaveLength(1);
+  });
+
+  it("a delete made while another replica's pass holds the deployment waits for that pass, and answers once nothing serves", async () => {
+    await alice.gql(CREATE, { i: { name: 'iris-held', model: 'ml/iris@champion', domain: 'experimentation' } });
+    const { url } = await serving('iris-held', 1);
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    // As if another replica's reconciler were on it for the next 1.5 s (a pass renews its lease while it works).
+    await t.app.services.db
+      .update(deployments)
+      .set({ leaseOwner: 'replica-elsewhere', leaseUntil: sql`now() + interval '1500 milliseconds'` })
+      .where(eq(deployments.name, 'iris-held'));
+    await alice.gql(`mutation { deleteDeployment(id: "iris-held") }`);
+    // Once took the lease as "not mine now", left it to the reconciler and answered while the model still served.
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
+    expect(await t.app.services.db.select().from(deployments).where(eq(deployments.name, 'iris-held'))).toEqual([]);
   });
 });
