@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { ReservedSql } from 'postgres';
 import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
 import { keepDiskReserve } from './disk-reserve';
@@ -29,6 +30,8 @@ export interface Database {
  * (the query builders, `tx.select()` and the rest, are the same).
  */
 const transactionsOf = new WeakMap<Db, Db>();
+/** Per Postgres database, a connection of its own, outside the pool's turns (withTryAdvisoryLock's session locks). */
+const sessionsOf = new WeakMap<Db, () => Promise<ReservedSql>>();
 
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 // Any fixed number: replicas starting together take turns applying migrations.
@@ -65,6 +68,7 @@ export async function openDatabase(options: {
     });
     const db = drizzle(client, { schema }) as unknown as Db;
     transactionsOf.set(db, drizzle(client) as unknown as Db);
+    sessionsOf.set(db, () => client.reserve());
     serializeDates(client.options.serializers);
     try {
       // A session-level lock on one reserved connection: replicas starting together take turns migrating.
@@ -140,25 +144,40 @@ export async function openDatabase(options: {
 }
 
 /**
- * Runs `fn` while a transaction holds an advisory lock, if free; returns false when another holder has it.
- * `fn` uses other connections, so this is for real Postgres only: on single-connection PGlite it would wait for
- * itself (and there is only one process there anyway). When the lock's connection closes under `fn` (Postgres
- * restarted), the transaction fails at once but `fn` goes on, now without the lock: its failure is only thrown once
- * `fn` has ended, so that a caller's next pass (which may take the lock again) never runs beside it.
+ * Runs `fn` while this process holds a session-level advisory lock, if free; returns false when another holder has it.
+ * Real Postgres only (PGlite has one process, so nothing to guard). The lock lives on a connection reserved for it,
+ * idle outside any transaction: it was once a transaction-level lock, and that transaction, idle for as long as `fn`
+ * ran, kept its snapshot's xmin and so held back vacuum of every table (the object collector's pass takes hours on a
+ * large store). When the lock's connection closes under `fn` (Postgres restarted), `fn` goes on, now without the lock:
+ * its loss is thrown only once `fn` has ended, so that a caller's next pass (which may take the lock again) never runs
+ * beside it.
  */
 export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>): Promise<boolean> {
-  let running: Promise<void> | undefined;
+  const reserve = sessionsOf.get(db);
+  if (!reserve) throw new Error('withTryAdvisoryLock needs Postgres (DATABASE_URL): the embedded database has one process and nothing to guard');
+  const session = await reserve();
   try {
-    return await db.transaction(async (tx) => {
-      const [row] = await queryRows<{ ok: boolean }>(tx, sql`select pg_try_advisory_xact_lock(${key}) as ok`);
-      if (!row?.ok) return false;
-      running = fn();
-      await running;
-      return true;
-    });
-  } catch (error) {
-    await running?.catch(() => {});
-    throw error;
+    const [row] = await session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}) as ok`;
+    if (!row?.ok) return false;
+    let unlocked = false;
+    try {
+      await fn();
+    } finally {
+      // A lock whose backend died is gone with it; a query on that dead reserved connection may wait forever
+      // (porsager/postgres#1199), so the unlock gets a few seconds. Unlocked even when `fn` failed: the connection
+      // goes back to the pool.
+      unlocked = await Promise.race([
+        session<{ ok: boolean }[]>`select pg_advisory_unlock(${key}) as ok`.then(
+          ([r]) => r?.ok === true,
+          () => false,
+        ),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref()),
+      ]);
+    }
+    if (!unlocked) throw Object.assign(new Error('the advisory lock was lost while its work ran (its connection closed)'), { code: 'CONNECTION_CLOSED' });
+    return true;
+  } finally {
+    session.release();
   }
 }
 

@@ -1,7 +1,8 @@
 // withTryAdvisoryLock (server/db/client.ts) guards what one replica at a time may do: the scheduler's cron firing and
-// the trigger dispatcher's run starts. When Postgres ends the lock's connection under the guarded work (a restart),
-// the transaction fails at once while the work goes on without the lock; the caller's loop then started its next pass
-// (which takes the lock again) beside it. Now the failure comes only once the work has ended.
+// the object collector's pass. Its lock is a session lock on a reserved connection (a transaction's, idle for the whole
+// guarded work, held back vacuum: test/object-store/collect-vacuum.test.ts). When Postgres ends the lock's connection
+// under the guarded work (a restart), the work goes on without the lock; the caller's loop once started its next pass
+// (which takes the lock again) beside it. Now the loss is thrown only once the work has ended.
 
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';

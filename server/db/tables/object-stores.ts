@@ -1,6 +1,6 @@
 // The object store each live control-plane replica uses (server/artifacts/replicas.ts): replicas share Postgres,
 // so a replica whose store differs from the live ones' refuses to start instead of losing objects to the others.
-import { index, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, index, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 export const objectStoreReplicas = pgTable(
   'object_store_replicas',
@@ -17,3 +17,13 @@ export const objectStoreReplicas = pgTable(
   },
   (t) => [index('object_store_replicas_seen_idx').on(t.lastSeenAt.desc().nullsFirst())],
 );
+
+/**
+ * The collector's candidates during a pass (server/artifacts/collect.ts): objects untouched for the grace period, struck
+ * off as the pass finds them mentioned. A table, not a temporary one: a temporary table lives in one session, which
+ * meant one transaction open for the whole pass. One collector at a time fills it (an advisory lock), emptying it first.
+ */
+export const objectGcCandidates = pgTable('object_gc_candidates', {
+  hex: text('hex').primaryKey(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+});

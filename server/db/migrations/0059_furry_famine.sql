@@ -1,0 +1,4 @@
+CREATE TABLE "object_gc_candidates" (
+	"hex" text PRIMARY KEY NOT NULL,
+	"size" bigint NOT NULL
+);
