@@ -27,6 +27,8 @@ export interface S3StoreOptions {
   forcePathStyle: boolean;
   /** Only for tests; deployments leave it to the SDK's default chain. */
   credentials?: S3ClientConfig['credentials'];
+  /** Keys per listing page (MaxKeys); S3's own 1,000 by default. Tests list many pages of a few objects. */
+  listPageSize?: number;
 }
 
 const PART_BYTES = 8 * 1024 * 1024;
@@ -123,7 +125,7 @@ export function createS3Blobs(options: S3StoreOptions): Blobs {
       do {
         let page: ListObjectsV2CommandOutput;
         try {
-          page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: key(prefix), ContinuationToken }));
+          page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: key(prefix), ContinuationToken, MaxKeys: options.listPageSize }));
         } catch (error) {
           throw explain(error, where);
         }

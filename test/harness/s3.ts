@@ -3,8 +3,9 @@
 // pair (S3RVER/S3RVER); no If-None-Match/conditional writes, object lock, versioning, storage classes or
 // x-amz-checksum-* validation; no real consistency or throttling behaviour (it answers at once, from one process).
 // The object store needs none of those: it checks every read against its own SHA-256 digest. Two more gaps: a copy of an
-// object onto itself keeps its Last-Modified (S3 sets a new one; the store's touch stamps metadata too), and ListObjectsV2
-// answers 500 once a listing needs a continuation token (s3rver makes it with DES, absent from Node 20's OpenSSL 3).
+// object onto itself keeps its Last-Modified (S3 sets a new one; the store's touch stamps metadata too). Its ListObjectsV2
+// continuation tokens were sealed with DES, absent from Node 20's OpenSSL 3 (a 500 from the second page): patched in
+// server/db/patches/s3rver+3.7.1.patch (test/object-store/s3-listing.test.ts).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
