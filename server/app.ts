@@ -12,6 +12,7 @@ import { openObjectStore } from './artifacts/open';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
 import { seedAdmin } from './auth/admin-token';
+import { tokenFailuresOf } from './auth/token-failures';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
@@ -107,6 +108,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     await database.close();
     throw error;
   });
+  // A token the operator chose may be guessable: a locked-out address is refused it (server/auth/token-failures.ts).
+  if (config.adminToken) tokenFailuresOf(db).alwaysThrottled(config.adminToken);
   const bus = config.natsUrl ? await (await import('./bus/jetstream')).createJetStreamBus({ url: config.natsUrl }) : createMemoryBus();
   // Replicas must share one store (local only for a single replica): the claim below refuses a different one.
   const store = await openObjectStore(config.objectStore, config.dataDir).catch(async (error) => {
@@ -254,6 +257,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     drainGraceMs: config.shutdownGraceMs,
     log,
     counted: instruments.httpRequest,
+    trustedProxies: config.trustedProxies,
     // Asked in order; the dashboards answer whatever no other route does.
     routes: [
       useHealthCheck({ db, database: database.kind, bus: bus.kind }),

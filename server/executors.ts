@@ -57,6 +57,7 @@ export async function executorsFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
         // Hot clusters: executor-host pods that reach NATS and the control plane themselves.
         hostImage: env.ATELIER_K8S_HOST_IMAGE || undefined,
         natsUrl: env.NATS_URL || undefined,
+        natsSecret: env.ATELIER_K8S_NATS_SECRET ? { name: env.ATELIER_K8S_NATS_SECRET, key: 'url' } : undefined,
         controlPlaneUrl: env.ATELIER_PUBLIC_URL || env.ATELIER_URL || undefined,
         serviceAccounts: (env.ATELIER_K8S_SERVICE_ACCOUNTS || '')
           .split(',')

@@ -23,6 +23,7 @@ export function createHotClusters(rt: KubeRuntime) {
         namespace,
         hostImage: options.hostImage,
         natsUrl: options.natsUrl,
+        natsSecret: options.natsSecret,
         controlPlaneUrl: options.controlPlaneUrl,
         tokenSecret: options.tokenSecret,
       });

@@ -229,6 +229,11 @@ export interface HotClusterManifestOptions {
   natsUrl?: string;
   controlPlaneUrl?: string;
   tokenSecret?: { name: string; key: string };
+  /**
+   * Secret (in the namespace) holding the pods' own NATS_URL, with a NATS user of their own: required when `natsUrl`
+   * carries credentials, which a plain env value would copy into the Deployment's spec for anyone who reads it.
+   */
+  natsSecret?: { name: string; key: string };
 }
 
 /** A hot cluster's spec or the executor's configuration cannot make a Deployment; retrying will not help. */
@@ -264,9 +269,14 @@ export function buildHotClusterDeployment(
       `hot cluster ${cluster.name}: no image for its executor-host pods: give the cluster spec an "image", or set the executor's hostImage (ATELIER_K8S_HOST_IMAGE) to an image with the Atelier CLI`,
     );
   }
-  if (!options.natsUrl) {
+  if (!options.natsUrl && !options.natsSecret) {
     throw new HotClusterConfigError(
       `hot cluster ${cluster.name}: its pods take tasks from NATS, but the executor has no natsUrl: set NATS_URL on the host that runs kubernetes-gpu`,
+    );
+  }
+  if (!options.natsSecret && /^[a-z][\w+.-]*:\/\/[^,]*@/i.test(options.natsUrl!)) {
+    throw new HotClusterConfigError(
+      `hot cluster ${cluster.name}: NATS_URL carries credentials, which the Deployment's spec would show to anyone who may read it: put the pods' NATS_URL, with a NATS user of their own, in a Secret (key "url") and name it in ATELIER_K8S_NATS_SECRET`,
     );
   }
   if (!options.controlPlaneUrl) {
@@ -283,7 +293,9 @@ export function buildHotClusterDeployment(
   // One task at a time: the pod's GPUs are not shared between tasks.
   command.push('--concurrency', '1', '--execute-with', 'local', '--hot-cluster', cluster.name);
   const env: V1EnvVar[] = [
-    { name: 'NATS_URL', value: options.natsUrl },
+    options.natsSecret
+      ? { name: 'NATS_URL', valueFrom: { secretKeyRef: { name: options.natsSecret.name, key: options.natsSecret.key } } }
+      : { name: 'NATS_URL', value: options.natsUrl },
     { name: 'ATELIER_URL', value: options.controlPlaneUrl },
     // A pod's SIGTERM (scale-down, node drain) lets its attempt finish for this long, of the 60 s before SIGKILL.
     { name: 'ATELIER_EXECUTOR_STOP_GRACE_SECONDS', value: String(STOP_GRACE_SECONDS) },

@@ -22,6 +22,8 @@ export interface KubernetesGpuExecutorOptions {
   hostImage?: string;
   /** NATS server the hot-cluster pods take tasks from (the control plane's). */
   natsUrl?: string;
+  /** Secret (in the namespace) with the hot-cluster pods' own NATS_URL (key `url`); required when natsUrl carries credentials. */
+  natsSecret?: { name: string; key: string };
   /** Control plane URL the hot-cluster pods download modules from and present ATELIER_TOKEN to. */
   controlPlaneUrl?: string;
   /** How long startHotCluster waits for the Deployment's first ready pod. Default 10 minutes. */

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { type ObjectStore as NatsBucket, type ObjectInfo, Objm, StorageType } from '@nats-io/obj';
 import { connect } from '@nats-io/transport-node';
 import { redactUrl } from '../../plugins/redact-url';
+import { natsConnectError, natsConnectOptions } from '../bus/nats-connect';
 import type { Blobs } from './remote';
 
 export interface NatsStoreOptions {
@@ -26,11 +27,9 @@ export async function createNatsBlobs(options: NatsStoreOptions): Promise<Blobs>
   const where = `NATS object store bucket ${options.bucket}`;
   let nc: Awaited<ReturnType<typeof connect>>;
   try {
-    nc = await connect({ servers: options.url.split(','), name: 'atelier-objects', maxReconnectAttempts: -1 });
+    nc = await connect({ ...natsConnectOptions(options.url), name: 'atelier-objects', maxReconnectAttempts: -1 });
   } catch (error) {
-    throw new Error(
-      `cannot connect to NATS at ${redactUrl(options.url)} for the object store: ${(error as Error).message}. Is nats-server (with -js) running there?`,
-    );
+    throw natsConnectError(error as Error, `${redactUrl(options.url)} (the object store's)`);
   }
   let bucket: NatsBucket;
   try {

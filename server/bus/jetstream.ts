@@ -14,6 +14,7 @@ import { traceTaskHop, tracing } from '../../plugins/trace';
 import { claimMethods } from './jetstream-claims';
 import { PullSubscription } from './jetstream-pull';
 import { isApiError, streamKeeper, streamMissing, subjectToken } from './jetstream-streams';
+import { natsConnectError, natsConnectOptions } from './nats-connect';
 
 export interface JetStreamBusOptions {
   /** nats://host:port, or several separated by commas. */
@@ -58,9 +59,9 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
 
   // noAsyncTraces: otherwise the client allocates an Error (with its stack) for every request, and every
   // acknowledged publish and confirmed ack is a request; that was 9% of the control plane's CPU at 2,000 tasks.
-  const nc = await connect({ servers: options.url.split(','), name: options.name ?? 'atelier', maxReconnectAttempts: -1, noAsyncTraces: true }).catch(
+  const nc = await connect({ ...natsConnectOptions(options.url), name: options.name ?? 'atelier', maxReconnectAttempts: -1, noAsyncTraces: true }).catch(
     (error: Error) => {
-      throw new Error(`Cannot reach NATS at ${redactUrl(options.url)} (${error.message}). Is nats-server running there, with JetStream on (nats-server -js)?`);
+      throw natsConnectError(error, redactUrl(options.url));
     },
   );
   let jsm: JetStreamManager;

@@ -20,7 +20,7 @@ import {
   DEFAULT_TASK_BATCH_MAX,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
-import { ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, poolList } from './parse';
+import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, poolList } from './parse';
 
 export type { ObjectStoreConfig } from './object-store';
 
@@ -130,6 +130,12 @@ export interface Config {
    * `*` allows any origin without credentials. Empty (the default): same origin only, no CORS headers at all.
    */
   corsOrigins: string[];
+  /**
+   * Reverse proxies in front of the control plane (`ATELIER_TRUSTED_PROXIES=10.0.0.0/8,::1`): from one of them, a
+   * request's address is the right-most X-Forwarded-For address that is not a listed proxy (server/http/peer.ts).
+   * Empty (the default): the TCP peer, X-Forwarded-For ignored.
+   */
+  trustedProxies: string[];
   /** Outgoing webhooks: where they may post, and how they retry (see server/webhooks/). */
   webhooks: WebhookConfig;
   retention: RetentionConfig;
@@ -165,14 +171,14 @@ export interface RetentionConfig {
 
 export { ConfigError } from './parse';
 
-/** Shortest ATELIER_ADMIN_TOKEN taken: bad tokens are not rate-limited, so a short one is guessed online. */
+/** Shortest ATELIER_ADMIN_TOKEN taken: a person chose it, and guessing online is slowed (server/auth/token-failures.ts), not stopped. */
 export const MIN_ADMIN_TOKEN_LENGTH = 24;
 
 function adminTokenOf(value: string | undefined): string | undefined {
   if (!value) return undefined;
   if (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value))
     throw new ConfigError(
-      `ATELIER_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces (it is the admin's bearer token, and wrong tokens are not rate-limited): make one with \`openssl rand -base64 32\`, or leave it unset to have one minted.`,
+      `ATELIER_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters with no spaces (it is the admin's bearer token, and a short one can be guessed online): make one with \`openssl rand -base64 32\`, or leave it unset to have one minted.`,
     );
   return value;
 }
@@ -245,6 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     downloadRetryMs: parseDownloadRetryMs(env, (m) => new ConfigError(m)),
     corsOrigins: parseCorsOrigins(env.ATELIER_CORS_ORIGINS),
+    trustedProxies: addressRanges(env, 'ATELIER_TRUSTED_PROXIES', 'the reverse proxies whose X-Forwarded-For is believed'),
     webhooks: {
       allowlist: parseWebhookAllowlist(env.ATELIER_WEBHOOK_ALLOWLIST),
       outboundAllow,

@@ -1,6 +1,8 @@
 // The typed readers every environment variable goes through: each names its variable and says what to write when
 // the value is wrong, so a start with a bad value is refused instead of running on a silent default.
 
+import { isIP } from 'node:net';
+
 /** The refusal of a bad configuration value: `npm start` and `atelier executor` print its message, never a stack. */
 export class ConfigError extends Error {}
 
@@ -85,4 +87,25 @@ export function executorStopGraceMs(env: NodeJS.ProcessEnv): number {
 export function taskAckWaitMs(env: NodeJS.ProcessEnv): number | undefined {
   if (!env.ATELIER_TASK_ACK_WAIT_SECONDS) return undefined;
   return int(env, 'ATELIER_TASK_ACK_WAIT_SECONDS', 30, 3, 3600, "seconds a task waits for its host's ack before JetStream redelivers it") * 1000;
+}
+
+/**
+ * A comma-separated list of IP addresses and CIDR ranges, IPv4 or IPv6 (`10.0.0.0/8,::1`); unset or empty gives none.
+ * IPv4-mapped IPv6 (`::ffff:10.0.0.1`) matches its IPv4 address either way round.
+ */
+export function addressRanges(env: NodeJS.ProcessEnv, name: string, what: string): string[] {
+  const listed = (env[name] ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const bad = listed.filter((entry) => {
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    return !family || extra !== undefined || (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)));
+  });
+  if (bad.length)
+    throw new ConfigError(
+      `${name} is a comma-separated list of IP addresses and CIDR ranges (${what}), such as 10.0.0.0/8,192.168.1.10,fd00::/8; ${bad.map((b) => `"${b}"`).join(', ')} is not one.`,
+    );
+  return listed;
 }

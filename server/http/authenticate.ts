@@ -14,8 +14,9 @@ export interface Credentials {
   /** `{ authorization: 'Bearer …' }` or `{ token: '…' }`, as browsers cannot set headers on a WebSocket. */
   connectionParams?: Readonly<Record<string, unknown>> | null;
   /**
-   * The peer's address (the socket's `remoteAddress`): failed tokens are counted per address, and an address past
-   * its limit is refused (server/auth/token-failures.ts). Required, so that no edge checks tokens unthrottled.
+   * The request's address (`peerOf`, server/http/peer.ts: the TCP peer, or the client a trusted proxy names): failed
+   * tokens are counted per address, and an address past its limit has its dead tokens refused
+   * (server/auth/token-failures.ts). Required, so that no edge checks tokens unthrottled.
    */
   peer: string | undefined;
 }
@@ -39,7 +40,8 @@ export function tokenOf(credentials: Omit<Credentials, 'peer'>): string | null {
 
 /**
  * The session of a live token; throws UNAUTHENTICATED saying what to send when the token is missing or dead, and
- * TOO_MANY_AUTH_FAILURES (429, with `retryAfterS`) while the peer's address is past its limit of failed tokens.
+ * TOO_MANY_AUTH_FAILURES (429, with `retryAfterS`) instead for a dead token (or a chosen secret's, ATELIER_ADMIN_TOKEN)
+ * while the peer's address is past its limit of failed tokens.
  */
 export async function authenticate(db: Db, credentials: Credentials): Promise<Session> {
   const token = tokenOf(credentials);
@@ -49,9 +51,12 @@ export async function authenticate(db: Db, credentials: Credentials): Promise<Se
       'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).',
     );
   const failures = tokenFailuresOf(db);
-  const source = sourceOf(credentials.peer);
-  failures.assertMayTry(source); // before the lookup: a locked-out address learns nothing, and costs no query
   const session = await sessionForToken(db, token);
+  // A live minted token passes even from a locked-out address (server/auth/token-failures.ts says why); a dead one,
+  // or a live secret a person chose, is refused there with TOO_MANY_AUTH_FAILURES, one answer for both.
+  if (session && !failures.isChosen(token)) return { token, ...session };
+  const source = sourceOf(credentials.peer);
+  failures.assertMayTry(source);
   if (!session) await failures.failed(source);
   if (!session) throw new AtelierError('UNAUTHENTICATED', 'The bearer token is unknown, expired or revoked; ask an admin for a new one.');
   return { token, ...session };

@@ -10,6 +10,7 @@ import { toGraphQLError } from '../../schema/errors';
 import type { Db } from '../db/client';
 import { domainErrorOf } from '../errors';
 import { authenticated } from './authenticate';
+import { peerOf } from './peer';
 import { sharedJsonOf, withoutHooksForShared } from './shared-results';
 import type { ApiYoga } from './yoga';
 
@@ -86,7 +87,7 @@ export function attachGraphqlWs(server: Server, options: { yoga: ApiYoga; db: Db
       },
       onConnect: async (ctx) => {
         try {
-          return Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {}, peer: ctx.extra.request.socket.remoteAddress }));
+          return Boolean(await authenticated(db, { connectionParams: ctx.connectionParams ?? {}, peer: peerOf(ctx.extra.request) }));
         } catch (error) {
           // The database is unreachable (restarting): closed as "try again later", which graphql-ws clients retry,
           // not as graphql-ws's internal error (4500), after which they give up for good.

@@ -7,6 +7,7 @@ import type { Db } from '../db/client';
 import type { Service } from '../lifecycle';
 import { createDrain } from './drain';
 import { attachGraphqlWs, type GraphqlWs } from './graphql-ws';
+import { createPeerResolver } from './peer';
 import { createRequestListener, type RequestCounter, type Route } from './router';
 import type { ApiYoga } from './yoga';
 
@@ -23,6 +24,8 @@ export interface HttpServerOptions {
   log: (message: string) => void;
   /** Counts each request answered (the metrics' HTTP counters). */
   counted?: RequestCounter;
+  /** Proxies whose X-Forwarded-For names the client (`ATELIER_TRUSTED_PROXIES`; none: the TCP peer, always). */
+  trustedProxies?: readonly string[];
 }
 
 export interface HttpService extends Service {
@@ -40,6 +43,10 @@ export function createHttpService(options: HttpServerOptions): HttpService {
     async start() {
       server = createServer(drain.listener(createRequestListener(options.routes, options.log, options.counted)));
       const listening = server;
+      // Every request's peer (server/http/peer.ts) is resolved as it arrives, before any route or graphql-ws reads it.
+      const peers = createPeerResolver(options.trustedProxies ?? []);
+      listening.prependListener('request', (req) => peers.identify(req));
+      listening.prependListener('upgrade', (req) => peers.identify(req));
       // graphql-ws is attached in the listen callback (before any connection can be read), not before: a WebSocket
       // server on a server that fails to listen re-emits the failure as "Internal error emitted on the WebSocket
       // server. Please check your implementation", which is neither true nor what to do.

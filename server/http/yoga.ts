@@ -1,5 +1,6 @@
 // The GraphQL API as a yoga instance: the schema, the document limits, and each request's context (the caller's
 // session from the shared token check, its CASL ability and the services; loaders live in the dataloader plugin).
+import type { IncomingMessage } from 'node:http';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { getOperationAST, Kind, type OperationDefinitionNode } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
@@ -18,6 +19,7 @@ import { useEventIds } from './event-ids';
 import { useInputGuard } from './input-guard';
 import { rejectTyped } from './limit-errors';
 import { useOperationMetrics } from './operation-metrics';
+import { peerOf } from './peer';
 import { useSharedSubscriptionResults } from './shared-results';
 import { useTypedVariableErrors } from './variable-errors';
 import { apiLogger } from './yoga-logger';
@@ -108,7 +110,8 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       // Over HTTP the route has looked the header's token up already, while yoga read the request (routes/graphql.ts).
       const early = (initial as { session?: Promise<Session> }).session;
       // The node request the route or graphql-ws hands in (absent only for an in-process yoga.fetch).
-      const peer = (initial as { req?: { socket?: { remoteAddress?: string } } }).req?.socket?.remoteAddress;
+      const req = (initial as { req?: IncomingMessage }).req;
+      const peer = req && peerOf(req);
       const { token, identity, scopes, grants } = await (early ??
         authenticate(db, { authorization: request?.headers.get('authorization'), connectionParams, peer }));
       const lastEventId = request?.headers.get('last-event-id') ?? null;

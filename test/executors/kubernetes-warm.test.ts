@@ -161,6 +161,22 @@ describe('kubernetes-gpu hot clusters', () => {
     expect(posts()).toHaveLength(0);
   });
 
+  it('never writes NATS credentials into the Deployment: the pods take their own NATS_URL from a Secret', async () => {
+    const withPassword = 'nats://control-plane:pw@nats.atelier:4222';
+    await expect(executor({ natsUrl: withPassword }).startHotCluster!({ name: 'warm', pool: 'p', spec: {} })).rejects.toThrow(
+      /NATS_URL carries credentials.*ATELIER_K8S_NATS_SECRET/,
+    );
+    expect(posts()).toHaveLength(0);
+    const body = buildHotClusterDeployment(
+      { name: 'warm', pool: 'p' },
+      { replicas: 1, pod: { gpus: 0, nodes: 1 } },
+      { namespace: 'default', hostImage: 'i', natsUrl: withPassword, controlPlaneUrl: 'c', natsSecret: { name: 'hot-nats', key: 'url' } },
+    );
+    const env = body.spec!.template.spec!.containers[0]!.env!;
+    expect(env.find((e) => e.name === 'NATS_URL')).toEqual({ name: 'NATS_URL', valueFrom: { secretKeyRef: { name: 'hot-nats', key: 'url' } } });
+    expect(JSON.stringify(body)).not.toContain('pw@');
+  });
+
   it('reports credentials and RBAC problems without retrying', async () => {
     standIn.fault({ method: 'POST', path: DEPLOYMENTS, status: 403, times: 5 });
     await expect(executor().startHotCluster!({ name: 'warm', pool: 'p', spec: {} })).rejects.toThrow(/hot cluster warm.*HTTP 403.*RBAC.*deployments/);

@@ -16,6 +16,11 @@ export interface NatsServer {
   port: number;
   /** JetStream's store directory, kept across restarts. */
   storeDir: string;
+  /**
+   * Replaces the configuration `config` gave (an authorization block: users removed, passwords changed) and has the
+   * running server reload it (SIGHUP), as an operator does; resolves once it has.
+   */
+  reconfigure(config: string): Promise<void>;
   /** Stops the server with `signal` (SIGTERM: a clean shutdown; SIGKILL: a crash), waits `downMs`, starts it again. */
   restart(signal?: 'SIGTERM' | 'SIGKILL', downMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -29,20 +34,28 @@ const START_TRIES = 3;
 interface Launched {
   child: ChildProcess;
   exited: Promise<void>;
+  /** Resolves once the server's output has `text` in it after this call. */
+  logs(text: string): Promise<void>;
 }
 
 export interface NatsOptions {
   /** The server's max_payload (default: nats-server's own, 1 MiB): the largest message a client may publish. */
   maxPayloadBytes?: number;
+  /** More of nats-server's configuration file (an `authorization { users = [...] }` block). */
+  config?: string;
 }
 
 export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
   const storeDir = await mkdtemp(join(tmpdir(), 'atelier-nats-'));
   const extra: string[] = [];
-  if (options.maxPayloadBytes !== undefined) {
-    const config = join(storeDir, 'nats.conf');
-    await writeFile(config, `max_payload: ${options.maxPayloadBytes}\n`);
-    extra.push('-c', config);
+  const configFile = join(storeDir, 'nats.conf');
+  // JetStream and its store in the file, not in flags: a reload (SIGHUP) of a file without them shuts JetStream down
+  // (nats-server 2.9 keeps no -js across it), and one that adds store_dir beside -sd is refused.
+  const configText = (config = '') =>
+    `jetstream { store_dir: ${JSON.stringify(storeDir)} }\n${options.maxPayloadBytes !== undefined ? `max_payload: ${options.maxPayloadBytes}\n` : ''}${config}\n`;
+  if (options.maxPayloadBytes !== undefined || options.config !== undefined) {
+    await writeFile(configFile, configText(options.config));
+    extra.push('-c', configFile);
   }
   const failures: string[] = [];
   let port = 0;
@@ -70,6 +83,13 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
+    async reconfigure(config) {
+      if (!extra.length) throw new Error('startNats({ config }) first: this server reads no configuration file');
+      await writeFile(configFile, configText(config));
+      const reloaded = current!.logs('Reloaded server configuration');
+      current!.child.kill('SIGHUP');
+      await Promise.race([reloaded, timeout(START_TIMEOUT_MS, () => 'nats-server did not reload its configuration')]);
+    },
     async restart(signal = 'SIGTERM', downMs = 0) {
       if (stopped) throw new Error('nats-server was stopped: it cannot be restarted');
       await kill(current!, signal);
@@ -107,22 +127,34 @@ function natsServerBinary(): string {
 }
 
 async function launch(port: number, storeDir: string, startTimeoutMs = START_TIMEOUT_MS, extra: string[] = []): Promise<Launched> {
-  const child = spawn(natsServerBinary(), [...extra, '-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {
+  // A configuration file (extra: -c FILE) names the store itself.
+  const store = extra.length ? [] : ['-sd', storeDir];
+  const child = spawn(natsServerBinary(), [...extra, '-js', '-a', '127.0.0.1', '-p', String(port), ...store], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   let markReady!: () => void;
   // The server's own "ready" line, not a TCP probe: a probe could reach another process that won the port.
   const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const watching: { text: string; from: number; seen: () => void }[] = [];
+  let written = 0;
   const collect = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-8_000);
+    const text = chunk.toString();
+    written += text.length;
+    output = (output + text).slice(-8_000);
     if (output.includes('Server is ready')) markReady();
+    for (const w of [...watching])
+      if (output.slice(Math.max(0, output.length - (written - w.from))).includes(w.text)) {
+        watching.splice(watching.indexOf(w), 1);
+        w.seen();
+      }
   };
+  const logs = (text: string) => new Promise<void>((seen) => watching.push({ text, from: written, seen }));
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const spawnFailed = new Promise<never>((_, reject) => child.once('error', reject));
-  const launched = { child, exited };
+  const launched = { child, exited, logs };
   try {
     await Promise.race([
       ready.then(() => waitForPort(port, startTimeoutMs)),

@@ -15,6 +15,7 @@ import { AtelierError } from '../../errors';
 import { versionWithDigest } from '../../modules/queries';
 import { mayReadModelFile } from '../../registry/model-files';
 import { authenticated } from '../authenticate';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 
 const PREFIX = '/artifacts/';
@@ -26,7 +27,7 @@ export function useArtifacts(options: { db: Db; store: ObjectStore }): Route {
     matches: (url) => url.pathname.startsWith(PREFIX),
     async handle(req, res, url) {
       const text = (status: number, body: string) => void res.writeHead(status, { 'content-type': 'text/plain' }).end(`${body}\n`);
-      const session = await authenticated(options.db, { authorization: req.headers.authorization, peer: req.socket.remoteAddress });
+      const session = await authenticated(options.db, { authorization: req.headers.authorization, peer: peerOf(req) });
       if (!session) return text(401, 'Missing or unknown bearer token.');
       let digest: string;
       try {

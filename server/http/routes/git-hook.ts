@@ -19,6 +19,7 @@ import { buildFromGit, parsePushEvent } from '../../modules/git-hook';
 import type { OutboundAllow } from '../../net/outbound';
 import { authenticated, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, jsonBody, readBodyWithin } from '../body';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 import { createUploadBudget, uploadReservation } from '../upload-budget';
 import { UNSIGNED_BODIES_AT_ONCE } from './trigger-hooks';
@@ -53,7 +54,7 @@ export function useGitHook(options: GitHookOptions): Route {
    * (GitHub's `X-Hub-Signature-256`) covers no timestamp or id: refused.
    */
   const sender = async (req: IncomingMessage): Promise<Sender | 'signed' | { refused: string }> => {
-    const credentials = { authorization: req.headers.authorization, peer: req.socket.remoteAddress };
+    const credentials = { authorization: req.headers.authorization, peer: peerOf(req) };
     const delivery = firstHeader(req.headers['x-atelier-delivery']);
     const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
     if (tokenOf(credentials)) {

@@ -11,6 +11,7 @@ import { AtelierError, domainErrorOf, retryAfterHeader } from '../../errors';
 import { authenticate, type Session } from '../authenticate';
 import { declaredLengthOver, firstHeader, readBodyWithin, streamBodyWithin } from '../body';
 import { corsHeadersFor } from '../cors';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import type { ApiYoga } from '../yoga';
@@ -84,7 +85,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
     headers.delete('content-length');
     const authorization = req.headers.authorization;
-    const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization, peer: req.socket.remoteAddress }) : undefined);
+    const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization, peer: peerOf(req) }) : undefined);
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
     const response = await yoga.fetch(
       `http://${req.headers.host ?? 'localhost'}${req.url ?? '/graphql'}`,
@@ -152,7 +153,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
         let release: () => void;
         try {
           if (options.db) {
-            const known = await authenticate(options.db, { authorization: firstHeader(req.headers.authorization), peer: req.socket.remoteAddress });
+            const known = await authenticate(options.db, { authorization: firstHeader(req.headers.authorization), peer: peerOf(req) });
             // The one operation that takes a file, publishModuleVersion, needs publish on Module: a token without it
             // (a viewer's) would be read whole only to be refused, holding the uploads' budget meanwhile.
             assertCan(defineAbilityFor(known.identity, known.grants, known.scopes), 'publish', 'Module', 'upload (publish) modules');
@@ -174,9 +175,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
       }
       // The token is looked up while the body is read (the lookup's round trip overlaps the read and yoga's work);
       // a missing or dead one is answered at once, the rest of the body unread, not held until it is all in.
-      const checked = options.db
-        ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization), peer: req.socket.remoteAddress })
-        : undefined;
+      const checked = options.db ? authenticate(options.db, { authorization: firstHeader(req.headers.authorization), peer: peerOf(req) }) : undefined;
       checked?.catch((error) => error instanceof AtelierError && !res.headersSent && refuse(res, req, error, options.corsOrigins));
       const body = await readBodyWithin(req, limit);
       if (res.headersSent) return;

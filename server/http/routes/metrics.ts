@@ -8,6 +8,7 @@ import { refusal } from '../../auth/refuse';
 import type { Db } from '../../db/client';
 import type { Instruments } from '../../metrics/instruments';
 import { authenticated, type Session } from '../authenticate';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 
 const PATH = '/metrics';
@@ -35,7 +36,7 @@ export function useMetrics(options: MetricsRouteOptions): Route {
         void res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ error: { code, message } }));
       if (req.method !== 'GET' && req.method !== 'HEAD') return fail(405, 'METHOD_NOT_ALLOWED', `Use GET ${PATH}.`);
       if (!options.public) {
-        const session = await authenticated(db, { authorization: req.headers.authorization, peer: req.socket.remoteAddress });
+        const session = await authenticated(db, { authorization: req.headers.authorization, peer: peerOf(req) });
         if (!session)
           return fail(
             401,

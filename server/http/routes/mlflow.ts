@@ -32,6 +32,7 @@ import { decodeToken, encodeToken, experimentJson, metricHistory, mlflowRuns, se
 import { authenticated } from '../authenticate';
 import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
 import { type Endpoint, float, int, keyValues, list, MlflowError, type Params, str } from '../mlflow-params';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 import { UPLOAD_RETRY_AFTER_S, type UploadBudget, uploadReservation } from '../upload-budget';
 import { inState, loggedModelEndpoint, loggedModelRoutes, loggedModelRunEndpoints } from './mlflow-logged-models';
@@ -275,7 +276,7 @@ export function useMlflow(options: {
         void res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body ?? {}));
       const fail = (code: string, status: number, message: string) => json(status, { error_code: code, message });
       try {
-        const session = await authenticated(db, { authorization: req.headers.authorization, peer: req.socket.remoteAddress });
+        const session = await authenticated(db, { authorization: req.headers.authorization, peer: peerOf(req) });
         if (!session) return fail('UNAUTHENTICATED', 401, 'Missing or unknown bearer token: set MLFLOW_TRACKING_TOKEN to an Atelier token.');
         const caller: Caller = { identity: session.identity, ability: defineAbilityFor(session.identity, session.grants, session.scopes), task: session.task };
         const tracking = trackingRe.exec(url.pathname);

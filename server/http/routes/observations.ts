@@ -10,6 +10,7 @@ import { assertMayOperate } from '../../monitoring/access';
 import { type ObservationInput, recordObservations } from '../../monitoring/observations';
 import { authenticated } from '../authenticate';
 import { declaredLengthOver, jsonBody, readBodyWithin } from '../body';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 
 const PATH = '/api/observations';
@@ -26,7 +27,7 @@ export function useObservations(options: { db: Db }): Route {
         void res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
       const fail = (status: number, code: string, message: string) => json(status, { error: { code, message } });
       if (req.method !== 'POST') return fail(405, 'METHOD_NOT_ALLOWED', `Use POST ${PATH} with a JSON body { "observations": [...] }.`);
-      const session = await authenticated(db, { authorization: req.headers.authorization, peer: req.socket.remoteAddress });
+      const session = await authenticated(db, { authorization: req.headers.authorization, peer: peerOf(req) });
       if (!session) return fail(401, 'UNAUTHENTICATED', 'Missing or unknown bearer token: send "Authorization: Bearer <token>".');
       const caller = { identity: session.identity, ability: defineAbilityFor(session.identity, session.grants, session.scopes) };
       try {

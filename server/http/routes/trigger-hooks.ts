@@ -16,6 +16,7 @@ import { freshnessProblem } from '../../modules/deliveries';
 import { assertMayFire, firingOf, hookHeadersProblem, hookSignatureProblem, httpTrigger, receiveHook } from '../../triggers/hooks';
 import { authenticated, type Session, tokenOf } from '../authenticate';
 import { declaredLengthOver, firstHeader, jsonBody, readBodyWithin } from '../body';
+import { peerOf } from '../peer';
 import type { Route } from '../router';
 import { createUploadBudget, uploadReservation } from '../upload-budget';
 
@@ -58,7 +59,7 @@ export function useTriggerHooks(options: TriggerHookOptions): Route {
     const delivery = firstHeader(req.headers['x-atelier-delivery']);
     const timestamp = firstHeader(req.headers['x-atelier-timestamp']);
     const signature = firstHeader(req.headers['x-atelier-signature']);
-    const credentials = { authorization: req.headers.authorization, peer: req.socket.remoteAddress };
+    const credentials = { authorization: req.headers.authorization, peer: peerOf(req) };
     // Who sends it, from the headers alone, before a byte of the body is read.
     let session: Session | null = null;
     try {
