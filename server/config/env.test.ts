@@ -28,7 +28,6 @@ const configNames = [...new Set(configFiles.flatMap((f) => namesRead(read(`serve
 const freeText: Record<string, string> = {
   ATELIER_DATA_DIR: 'a directory path (created when missing; a read-only one is refused when opened)',
   ATELIER_OBJECTS_DIR: 'a directory path',
-  ATELIER_GIT_HOOK_SECRET: 'a shared secret',
   ATELIER_GIT_HOOK_ACCOUNT: 'a service account name, looked up when an event arrives',
   ATELIER_GIT_REPOSITORIES: 'repository URLs or path prefixes, matched as text',
   ATELIER_S3_BUCKET: 'a bucket name, checked by S3 at start',

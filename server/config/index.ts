@@ -174,6 +174,21 @@ export { ConfigError } from './parse';
 /** Shortest ATELIER_ADMIN_TOKEN taken: a person chose it, and guessing online is slowed (server/auth/token-failures.ts), not stopped. */
 export const MIN_ADMIN_TOKEN_LENGTH = 24;
 
+/**
+ * Shortest ATELIER_GIT_HOOK_SECRET taken: a person chose it, and a signed hook's HMAC is checked without a limit on
+ * tries (signed bodies are only capped in flight), so only its length keeps guessing it online out of reach.
+ */
+export const MIN_GIT_HOOK_SECRET_LENGTH = 24;
+
+function gitHookSecretOf(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (value.length < MIN_GIT_HOOK_SECRET_LENGTH)
+    throw new ConfigError(
+      `ATELIER_GIT_HOOK_SECRET must be at least ${MIN_GIT_HOOK_SECRET_LENGTH} characters (got ${value.length}; signatures under a short one can be forged by guessing it): make one with \`openssl rand -hex 32\` and give the same to your git host's webhook.`,
+    );
+  return value;
+}
+
 function adminTokenOf(value: string | undefined): string | undefined {
   if (!value) return undefined;
   if (value.length < MIN_ADMIN_TOKEN_LENGTH || /\s/.test(value))
@@ -232,7 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
     hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,
-    gitHookSecret: env.ATELIER_GIT_HOOK_SECRET || undefined,
+    gitHookSecret: gitHookSecretOf(env.ATELIER_GIT_HOOK_SECRET),
     gitHookAccount: env.ATELIER_GIT_HOOK_ACCOUNT || 'git-hook',
     gitRepositories: (env.ATELIER_GIT_REPOSITORIES || '')
       .split(',')

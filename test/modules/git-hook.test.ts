@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
 
-const SECRET = 'hook-secret-for-tests';
+const SECRET = 'hook-secret-for-tests-0123456789';
 let t: TestApp;
 let scratch: string;
 let bare: string;

@@ -17,7 +17,7 @@ import { scrubStoredSources } from '../../server/modules/source';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 
-const SECRET = 'edges-hook-secret';
+const SECRET = 'edges-hook-secret-0123456789';
 let t: TestApp;
 let scratch: string;
 let allowed: string; // the listed directory of repositories

@@ -50,7 +50,7 @@ const signedHeaders = () => ({
 });
 
 beforeAll(async () => {
-  t = await startTestApp({ ATELIER_GIT_HOOK_SECRET: 'a-shared-secret' });
+  t = await startTestApp({ ATELIER_GIT_HOOK_SECRET: 'a-shared-secret-0123456789' });
 }, 60_000);
 afterAll(() => t?.stop());
 
