@@ -86,3 +86,14 @@ export function taskAckWaitMs(env: NodeJS.ProcessEnv): number | undefined {
   if (!env.ATELIER_TASK_ACK_WAIT_SECONDS) return undefined;
   return int(env, 'ATELIER_TASK_ACK_WAIT_SECONDS', 30, 3, 3600, "seconds a task waits for its host's ack before JetStream redelivers it") * 1000;
 }
+
+/**
+ * ATELIER_MAX_LOG_BYTES: the most bytes of log lines an executor host (standalone or embedded) publishes for one
+ * attempt; past it the rest is dropped, with a line saying so and, when the attempt ends, how many bytes were
+ * dropped. It bounds what a module that floods its output costs the bus, the database and live viewers
+ * (unset: the host's default, 10 MiB).
+ */
+export function maxLogBytes(env: NodeJS.ProcessEnv): number | undefined {
+  if (!env.ATELIER_MAX_LOG_BYTES) return undefined;
+  return int(env, 'ATELIER_MAX_LOG_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3, "bytes of one attempt's log lines kept");
+}
