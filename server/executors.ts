@@ -92,6 +92,7 @@ export function embeddedExecutorHost(
         maxConcurrency: config.executorConcurrency,
         // The standalone host's grace too (ATELIER_EXECUTOR_STOP_GRACE_SECONDS): on SIGTERM running attempts may finish.
         stopGraceMs: config.executorStopGraceMs,
+        maxLogBytes: config.executorMaxLogBytes,
         warn: (m) => options.log(`executor host: ${m}`),
       });
       await host.start();

@@ -195,16 +195,26 @@ describe('attempt reporter', () => {
     ]);
   });
 
-  it('caps the log bytes of an attempt with one notice', () => {
+  it('caps the log bytes of an attempt with a notice at once and, when it ends, the bytes dropped', () => {
     const { reporter, events } = setup({ maxLogBytes: 8 });
     reporter.log('stdout', 'abc');
-    reporter.log('stdout', 'defgh'); // past the cap
-    reporter.log('stdout', 'more');
+    reporter.log('stdout', 'defgh'); // past the cap: 6 bytes dropped
+    reporter.log('stdout', 'more'); // 5
+    reporter.log('stderr', 'é'); // 3
     reporter.close();
+    reporter.log('stdout', 'after close'); // not counted: the attempt's reports ended
     expect(events).toMatchObject([
       { kind: 'log', stream: 'stdout', lines: ['abc'] },
-      { kind: 'log', stream: 'stderr', lines: ['[atelier] log output truncated: more than 8 bytes for this attempt'] },
+      {
+        kind: 'log',
+        stream: 'stderr',
+        lines: [
+          "[atelier] log output truncated: an attempt's log keeps its first 8 bytes (ATELIER_MAX_LOG_BYTES); the bytes dropped are counted when the attempt ends",
+          expect.stringMatching(/^\[atelier\] log output truncated: 14 bytes dropped \(.*\); write bulk output to a file and log it as an artifact/),
+        ],
+      },
     ]);
+    expect(events).toHaveLength(2);
   });
 
   it('coalesces progress: the first goes at once, then at most one per interval, the latest value winning', () => {

@@ -15,6 +15,9 @@ export type EventBody = DistributiveOmit<ExecutorEvent, 'taskId' | 'runId' | 'at
 
 type Stream = 'stdout' | 'stderr';
 
+const TRUNCATED_WHY = (max: number) => `an attempt's log keeps its first ${max} bytes (ATELIER_MAX_LOG_BYTES)`;
+const TRUNCATED_SEE = "write bulk output to a file and log it as an artifact (see the README's ATELIER_MAX_LOG_BYTES)";
+
 /** Time as the reporter sees it: injectable so tests step through batching and coalescing without waiting. */
 export interface ReporterClock {
   now(): number;
@@ -217,6 +220,8 @@ export function createReporter(options: ReporterOptions): Reporter {
   let cancelLogTimer: (() => void) | undefined;
   let logBytes = 0;
   let logTruncated = false;
+  /** Bytes of the executor's lines dropped past the cap: said in the log when the attempt's reports end. */
+  let droppedBytes = 0;
   const flushStream = (stream: Stream) => {
     const buffer = logBuffers[stream];
     if (buffer.lines.length === 0) return;
@@ -266,13 +271,19 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     log(stream, line) {
-      if (closed || logTruncated) return;
+      if (closed) return;
       const s: Stream = stream === 'stderr' ? 'stderr' : 'stdout';
       const text = String(line);
-      logBytes += Buffer.byteLength(text) + 1;
+      const bytes = Buffer.byteLength(text) + 1;
+      if (logTruncated) {
+        droppedBytes += bytes;
+        return;
+      }
+      logBytes += bytes;
       if (logBytes > maxLogBytes) {
         logTruncated = true;
-        appendLog('stderr', `[atelier] log output truncated: more than ${maxLogBytes} bytes for this attempt`);
+        droppedBytes += bytes;
+        appendLog('stderr', `[atelier] log output truncated: ${TRUNCATED_WHY(maxLogBytes)}; the bytes dropped are counted when the attempt ends`);
         return;
       }
       appendLog(s, text);
@@ -311,6 +322,8 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     close() {
+      if (droppedBytes && !closed)
+        appendLog('stderr', `[atelier] log output truncated: ${droppedBytes} bytes dropped (${TRUNCATED_WHY(maxLogBytes)}); ${TRUNCATED_SEE}`);
       closed = true;
       flushMetrics();
       flushProgress();

@@ -14,7 +14,7 @@ builder.queryFields((t) => ({
   searchRuns: t.connection({
     type: RunRef,
     description:
-      'Runs whose run data you may read, matching `filter` (e.g. `metrics.accuracy > 0.95 and params.lr <= 0.1 and tags.dataset = \'v2\'`; see the README), ordered by `orderBy` (e.g. `["metrics.accuracy DESC"]`; default newest first). A metric, param or tag no run has matches nothing.',
+      'Runs whose run data you may read, matching `filter` (e.g. `metrics.accuracy > 0.95 and params.lr <= 0.1 and tags.dataset = \'v2\'`; see the README), ordered by `orderBy` (e.g. `["metrics.accuracy DESC"]`; default newest first). A metric, param or tag that no run you may read has is refused (UNKNOWN_METRIC, UNKNOWN_PARAM, UNKNOWN_TAG, naming the nearest names they have), not matched against nothing.',
     args: {
       filter: t.arg.string({ description: 'The filter; empty or absent: every run.' }),
       orderBy: t.arg.stringList({ description: 'Up to 5 keys, each a field then ASC (default) or DESC; runs without the value come last.' }),

@@ -7,7 +7,7 @@ import { redactUrl } from '../../plugins/redact-url';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { parseDownloadRetryMs } from '../config/object-store';
-import { executorStopGraceMs, taskAckWaitMs } from '../config/parse';
+import { executorStopGraceMs, maxLogBytes, taskAckWaitMs } from '../config/parse';
 import { executorsFromEnv } from '../executors';
 import { surviveLostConnections } from '../lifecycle/transient-errors';
 import { createHttpArtifactSource } from './artifact-source';
@@ -69,6 +69,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     bus,
     ackWaitMs: taskAckWaitMs(env),
     stopGraceMs: graceMs,
+    maxLogBytes: maxLogBytes(env),
     registry: createExecutorRegistry(executors),
     pools: options.pools,
     hostName,

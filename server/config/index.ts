@@ -20,7 +20,7 @@ import {
   DEFAULT_TASK_BATCH_MAX,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
-import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, poolList } from './parse';
+import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, maxLogBytes, poolList } from './parse';
 
 export type { ObjectStoreConfig } from './object-store';
 
@@ -73,6 +73,8 @@ export interface Config {
   executorGpus: number;
   /** On SIGTERM, how long the embedded host's running attempts may finish before the rest are handed back (`ATELIER_EXECUTOR_STOP_GRACE_SECONDS`). */
   executorStopGraceMs: number;
+  /** The most log bytes the embedded host publishes per attempt (`ATELIER_MAX_LOG_BYTES`; default: the host's). */
+  executorMaxLogBytes: number | undefined;
   /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
   executorConcurrency: number | undefined;
   /** How often the monitor evaluator looks for due monitors (server/monitoring/evaluator.ts). */
@@ -244,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
     executorConcurrency: env.ATELIER_EXECUTOR_CONCURRENCY ? int(env, 'ATELIER_EXECUTOR_CONCURRENCY', 1, 1, 4096) : undefined,
     executorStopGraceMs: executorStopGraceMs(env),
+    executorMaxLogBytes: maxLogBytes(env),
     hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
     hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,

@@ -109,3 +109,14 @@ export function addressRanges(env: NodeJS.ProcessEnv, name: string, what: string
     );
   return listed;
 }
+
+/**
+ * ATELIER_MAX_LOG_BYTES: the most bytes of log lines an executor host (standalone or embedded) publishes for one
+ * attempt; past it the rest is dropped, with a line saying so and, when the attempt ends, how many bytes were
+ * dropped. It bounds what a module that floods its output costs the bus, the database and live viewers
+ * (unset: the host's default, 10 MiB).
+ */
+export function maxLogBytes(env: NodeJS.ProcessEnv): number | undefined {
+  if (!env.ATELIER_MAX_LOG_BYTES) return undefined;
+  return int(env, 'ATELIER_MAX_LOG_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3, "bytes of one attempt's log lines kept");
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closestName } from './did-you-mean';
+import { closestName, nearestNames } from './did-you-mean';
 
 const taskFields = [
   'name',
@@ -35,4 +35,17 @@ describe('closestName', () => {
   it('suggests nothing when two known names are as close', () => expect(closestName('poolx', ['pool1', 'pool2'])).toBeUndefined());
 
   it('suggests an alias only where the known names have it', () => expect(closestName('upstream', ['name', 'module'])).toBeUndefined());
+});
+
+describe('nearestNames', () => {
+  const metrics = ['loss', 'val_loss', 'accuracy', 'val_accuracy', 'lr', 'epoch_time'];
+  it('puts the name meant first, then the nearest others, at most as many as asked', () => {
+    expect(nearestNames('acuracy', metrics, 3)).toEqual({ closest: 'accuracy', names: ['accuracy', 'val_accuracy', 'lr'] });
+    expect(nearestNames('valloss', metrics, 2).names).toEqual(['val_loss', 'loss']);
+  });
+  it('names the nearest when none is close enough to say it was meant, and nothing from nothing', () => {
+    expect(nearestNames('throughput', metrics, 2).closest).toBeUndefined();
+    expect(nearestNames('throughput', metrics, 2).names).toHaveLength(2);
+    expect(nearestNames('x', [], 5)).toEqual({ closest: undefined, names: [] });
+  });
 });

@@ -48,3 +48,19 @@ export function closestName(name: string, known: readonly string[]): string | un
   near.sort((a, b) => a[1] - b[1]);
   return near.length && (near.length === 1 || near[0]![1] < near[1]![1]) ? near[0]![0] : undefined;
 }
+
+/**
+ * The name `name` most likely meant (closestName), and up to `limit` known names nearest to it, that one first, then
+ * by how few letters differ (then as given): what an error lists when a name is not one of many known ones.
+ */
+export function nearestNames(name: string, known: readonly string[], limit: number): { closest?: string; names: string[] } {
+  const closest = closestName(name, known);
+  const n = normal(name);
+  const max = Math.max(n.length, ...known.map((k) => k.length));
+  const ranked = known
+    .filter((k) => k !== closest)
+    .map((k, i) => ({ k, i, d: normal(k).includes(n) || n.includes(normal(k)) ? 0 : distance(n, normal(k), max) }))
+    .sort((a, b) => a.d - b.d || a.i - b.i)
+    .map((r) => r.k);
+  return { closest, names: [...(closest ? [closest] : []), ...ranked].slice(0, limit) };
+}

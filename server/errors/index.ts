@@ -27,7 +27,11 @@ export type ErrorCode =
   /** A service the request needs (the database) cannot be reached for now: send it again shortly. */
   | 'UNAVAILABLE'
   /** A webhook URL outside ATELIER_WEBHOOK_ALLOWLIST. */
-  | 'URL_NOT_ALLOWED';
+  | 'URL_NOT_ALLOWED'
+  /** A run search names a metric, param or tag that no run the caller may read has (server/tracking/search-keys.ts). */
+  | 'UNKNOWN_METRIC'
+  | 'UNKNOWN_PARAM'
+  | 'UNKNOWN_TAG';
 
 const statusOf: Record<ErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -45,6 +49,9 @@ const statusOf: Record<ErrorCode, number> = {
   SUBSCRIBER_TOO_SLOW: 429,
   UNAVAILABLE: 503,
   URL_NOT_ALLOWED: 400,
+  UNKNOWN_METRIC: 400,
+  UNKNOWN_PARAM: 400,
+  UNKNOWN_TAG: 400,
 };
 
 export interface ErrorDetail {

@@ -8,6 +8,51 @@ import { createRunFeed, type FeedEvent, feedIterator, runEventStream } from './f
 
 const log = (seq: number, runId = 'r'): FeedEvent => ({ kind: 'task-log', runId, taskId: 't', node: 'n', stream: 'stdout', lines: [`${seq}`], at: '', seq });
 
+/** A host's batch of a flooded log: 64 lines of 1 KiB. */
+const batch = (seq: number, runId = 'r'): FeedEvent => ({ ...log(seq, runId), lines: Array.from({ length: 64 }, () => 'x'.repeat(1024)) }) as FeedEvent;
+
+describe('a subscriber whose client stops reading a flooded log', () => {
+  it('of every run: past the bytes bound, far below the events limit, it stops listening and ends with SUBSCRIBER_TOO_SLOW', async () => {
+    const feed = createRunFeed();
+    const stream = feedIterator(feed, '*', undefined, 10_000, 1024 * 1024);
+    const first = stream.next();
+    feed.publish([batch(1, 'a')]);
+    expect(((await first).value as FeedEvent).seq).toBe(1);
+    // Each a delivery of its own, as the bus brings them: 20 batches (1.3 MiB) wait, 20 events of a limit of 10,000.
+    for (let seq = 2; seq <= 21 && feed.listenerCount(); seq++) {
+      feed.publish([batch(seq, 'a')]);
+      await Promise.resolve();
+    }
+    expect(feed.listenerCount()).toBe(0);
+    await expect(stream.next()).rejects.toMatchObject({ code: 'SUBSCRIBER_TOO_SLOW', message: expect.stringContaining('1048576 bytes') });
+  });
+
+  it('of one run: past the bytes bound what waits is dropped and read from the store when it reads again, in order', async () => {
+    const feed = createRunFeed();
+    const stored: FeedEvent[] = [];
+    let reads = 0;
+    feed.since = async (_runId, after) => {
+      reads++;
+      return stored.filter((e) => e.seq > after).slice(0, 1000);
+    };
+    const stream = runEventStream(feed, 'r', 0, false, undefined, 10_000, 1024 * 1024);
+    const first = stream.next();
+    const publish = (seq: number) => {
+      stored.push(batch(seq));
+      feed.publish([stored.at(-1)!]);
+    };
+    publish(1);
+    expect(((await first).value as FeedEvent).seq).toBe(1);
+    for (let seq = 2; seq <= 40; seq++) publish(seq);
+    expect(reads).toBe(0);
+    const got: number[] = [];
+    for (let seq = 2; seq <= 40; seq++) got.push(((await stream.next()).value as FeedEvent).seq);
+    expect(got).toEqual(Array.from({ length: 39 }, (_, i) => i + 2));
+    expect(reads).toBeGreaterThan(0); // the buffer was emptied past 1 MiB, not at 10,000 events
+    await stream.return?.();
+  });
+});
+
 describe('a subscriber whose client stops reading', () => {
   it('of one run: past the limit what waits is dropped, and read from the store once it reads again, each event once and in order', async () => {
     const feed = createRunFeed();

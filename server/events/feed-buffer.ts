@@ -14,9 +14,21 @@ const COALESCED = 'coalesced';
 const coalescedAt = (event: FeedEvent) => ({ kind: COALESCED, runId: event.runId, seq: event.seq }) as unknown as FeedEvent;
 export const isCoalesced = (event: FeedEvent) => (event as { kind: string }).kind === COALESCED;
 
-/** What a stream does when its buffer passes `limit` events (and has been emptied). */
+/**
+ * About how many bytes an event holds while it waits: its log lines and metric points, or a small fixed size. A log
+ * event carries up to a host's batch of lines (64 KiB), so a limit in events alone let one stalled client of a
+ * module flooding its log hold thousands of such batches.
+ */
+export function eventBytes(event: FeedEvent): number {
+  if (event.kind === 'task-log') return event.lines.reduce((n, line) => n + line.length, 128);
+  if (event.kind === 'task-metric') return 128 + event.points.length * 64;
+  return 256;
+}
+
+/** What a stream does when its buffer passes `limit` events or `maxBytes` (eventBytes), and has been emptied. */
 export interface Overflow {
   limit: number;
+  maxBytes: number;
   /**
    * Count only the events that waited before the ones arriving now (one delivery: a commit's events, or a bus
    * message's, pushed in one turn of the event loop), so that a delivery larger than `limit` (the statuses of a
@@ -46,7 +58,8 @@ export function pulled(
   overflow: Overflow,
 ): AsyncIterableIterator<FeedEvent> {
   // Slots, so a waiting progress report can be replaced in place (by its mark) at no cost to the order.
-  const buffer: { event: FeedEvent }[] = [];
+  const buffer: { event: FeedEvent; bytes: number }[] = [];
+  let bytes = 0;
   /** Per task, the slot of its latest progress report still waiting. */
   const progress = new Map<string, { event: FeedEvent }>();
   /** The slot `first` last gave the body: `shift` removes it only if it is still first (not emptied meanwhile). */
@@ -55,8 +68,9 @@ export function pulled(
   let woken = false;
   let done = false;
   let deaf = false;
-  /** What waited when this turn's delivery began to arrive; -1 until one does. */
+  /** What waited (events, and their bytes) when this turn's delivery began to arrive; -1 until one does. */
   let waitingBefore = -1;
+  let bytesBefore = 0;
   const poke = () => {
     woken = true;
     wake?.();
@@ -65,9 +79,11 @@ export function pulled(
     if (deaf) return;
     if (waitingBefore < 0) {
       waitingBefore = buffer.length;
+      bytesBefore = bytes;
       queueMicrotask(() => (waitingBefore = -1));
     }
-    const slot = { event };
+    const slot = { event, bytes: eventBytes(event) };
+    bytes += slot.bytes;
     if (coalesce && event.kind === 'task-progress') {
       const waiting = progress.get(event.taskId);
       // Even the first slot: a body dealing with it holds the event itself, and sends it; the mark changes nothing then.
@@ -75,10 +91,13 @@ export function pulled(
       progress.set(event.taskId, slot);
     }
     buffer.push(slot);
-    if ((overflow.wholeDeliveries ? waitingBefore : buffer.length) > overflow.limit) {
+    const whole = overflow.wholeDeliveries;
+    if ((whole ? waitingBefore : buffer.length) > overflow.limit || (whole ? bytesBefore : bytes) > overflow.maxBytes) {
       buffer.length = 0;
+      bytes = 0;
       progress.clear();
       waitingBefore = 0;
+      bytesBefore = 0;
       if (overflow.overflowed()) {
         deaf = true;
         unsubscribe();
@@ -90,6 +109,7 @@ export function pulled(
     if (done) return;
     done = true;
     buffer.length = 0;
+    bytes = 0;
     progress.clear();
     unsubscribe();
     signal?.removeEventListener('abort', finish);
@@ -108,6 +128,7 @@ export function pulled(
     if (!given || buffer[0] !== given) return;
     const slot = buffer.shift();
     given = undefined;
+    bytes -= slot?.bytes ?? 0;
     if (slot?.event.kind === 'task-progress' && progress.get(slot.event.taskId) === slot) progress.delete(slot.event.taskId);
   };
   const generator = body(first, shift, () => done);

@@ -208,6 +208,8 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
 
 /** Events a subscriber's client may leave waiting (server/events/feed-buffer.ts): of every run, and of one run. */
 export const FEED_BUFFER_LIMIT = { all: 10_000, run: 2 * RUN_EVENTS_PAGE };
+/** And their bytes (eventBytes), whichever is reached first: a few hosts' batches of a flooded log, not thousands. */
+export const FEED_BUFFER_BYTES = 16 * 1024 * 1024;
 
 /**
  * Adapts a feed subscription to an async iterator (for GraphQL subscriptions), buffering between pulls. It ends, and
@@ -217,7 +219,13 @@ export const FEED_BUFFER_LIMIT = { all: 10_000, run: 2 * RUN_EVENTS_PAGE };
  * (what it missed cannot be sent in order any more) once it reads again; it subscribes anew. One delivery, however
  * large, is taken whole (Overflow.wholeDeliveries): only what still waits from earlier ones counts.
  */
-export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal, limit = FEED_BUFFER_LIMIT.all): AsyncIterableIterator<FeedEvent> {
+export function feedIterator(
+  feed: RunFeed,
+  runId: string,
+  signal?: AbortSignal,
+  limit = FEED_BUFFER_LIMIT.all,
+  maxBytes = FEED_BUFFER_BYTES,
+): AsyncIterableIterator<FeedEvent> {
   let overflowed = false;
   return pulled(
     signal,
@@ -228,14 +236,14 @@ export function feedIterator(feed: RunFeed, runId: string, signal?: AbortSignal,
         if (overflowed)
           throw new AtelierError(
             'SUBSCRIBER_TOO_SLOW',
-            `This subscription fell more than ${limit} events behind (its client read slower than events came) and missed some: subscribe again, and read the current state anew.`,
+            `This subscription fell more than ${limit} events or ${maxBytes} bytes behind (its client read slower than events came) and missed some: subscribe again, and read the current state anew.`,
           );
         if (!event) return;
         shift();
         yield event;
       }
     },
-    { limit, wholeDeliveries: true, overflowed: () => (overflowed = true) },
+    { limit, maxBytes, wholeDeliveries: true, overflowed: () => (overflowed = true) },
   );
 }
 
@@ -256,6 +264,7 @@ export function runEventStream(
   readFirst: boolean,
   signal?: AbortSignal,
   limit = FEED_BUFFER_LIMIT.run,
+  maxBytes = FEED_BUFFER_BYTES,
 ): AsyncIterableIterator<FeedEvent> {
   let cursor = Number.POSITIVE_INFINITY; // the number of the last event yielded; nothing is behind it until `after` is known
   let behind = false;
@@ -325,6 +334,7 @@ export function runEventStream(
     // Every event is stored: what a slow client's buffer held is read from the store once it reads again.
     {
       limit,
+      maxBytes,
       overflowed: () => {
         behind = true;
         return false;

@@ -11,6 +11,7 @@ import { workflows } from '../db/tables/workflows';
 import { badInput } from '../errors';
 import type { Domain } from '../vocabulary';
 import type { Condition, Field, Literal, OrderKey } from './filter';
+import { assertKnownKeys, namedKeys } from './search-keys';
 
 type KeyType = 'float8' | 'text' | 'timestamptz' | 'uuid';
 interface SortKey {
@@ -210,7 +211,10 @@ export interface SearchPageArgs {
 
 export type FoundRun = Run & { searchCursor: string };
 
-/** One page of runs matching `filter`, in `orderBy` order (default: newest first), among runs of `readable` domains. */
+/**
+ * One page of runs matching `filter`, in `orderBy` order (default: newest first), among runs of `readable` domains. A
+ * metric, param or tag that no such run has is refused (search-keys.ts), not matched against nothing.
+ */
 export async function searchRuns(db: Db, readable: Domain[], filter: string, orderBy: readonly string[], page: SearchPageArgs): Promise<FoundRun[]> {
   if (orderBy.length > 5) throw badInput(`orderBy takes at most 5 keys; got ${orderBy.length}.`);
   // The parser (chevrotain) is loaded on the first search, not at start: it alone takes ~1 s to load and build.
@@ -219,6 +223,7 @@ export async function searchRuns(db: Db, readable: Domain[], filter: string, ord
   const orders = orderBy.length
     ? orderBy.map((text, i) => parseOrderKey(text, i))
     : [{ field: { kind: 'attribute', name: 'created' }, descending: true } as OrderKey];
+  await assertKnownKeys(db, readable, namedKeys(condition, orders, orderBy.length > 0));
   const sources = new Sources(db);
   const keys = orders.flatMap((o) => sortKeys(o, sources));
   keys.push({ expr: sql`${runs.id}`, type: 'uuid', descending: keys[0]!.descending });

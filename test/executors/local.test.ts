@@ -330,7 +330,7 @@ print("reported in ms", round((time.monotonic() - began) * 1000))
     expect(lines[3000]).toMatch(/^x{1024} …\[line cut at 1024 bytes\]$/);
   });
 
-  it('caps the log bytes of an attempt with one truncation notice', async () => {
+  it('caps the log bytes of an attempt with a truncation notice, and says how many bytes it dropped', async () => {
     const task = await run(
       { 'main.mjs': "for (let i = 0; i < 1000; i++) console.log('y'.repeat(99));" },
       { entrypoint: 'main.mjs', runtime: 'node' },
@@ -339,7 +339,11 @@ print("reported in ms", round((time.monotonic() - began) * 1000))
     );
     expect((await world.result(task.taskId)).outcome.state).toBe('SUCCEEDED');
     expect(world.logLines(task.taskId, 'stdout')).toHaveLength(100);
-    expect(world.logLines(task.taskId, 'stderr')).toEqual([expect.stringContaining('log output truncated')]);
+    // 1000 lines of 100 bytes: the first 100 kept, the line past the cap and the 899 after it dropped and counted.
+    expect(world.logLines(task.taskId, 'stderr')).toEqual([
+      expect.stringContaining("log output truncated: an attempt's log keeps its first 10000 bytes"),
+      expect.stringContaining('log output truncated: 90000 bytes dropped'),
+    ]);
   });
 
   it('sends heartbeats while the module runs', async () => {

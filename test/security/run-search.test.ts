@@ -94,6 +94,12 @@ describe('searchRuns', () => {
     } finally {
       await db.update(runs).set({ deletedAt: null }).where(eq(runs.id, prod));
     }
+    // A name only the run they may not read has is unknown to them, and the names suggested are not its own.
+    const typo = await bob.raw(SEARCH, { f: "tags.secre = 'yes'", first: 1 });
+    expect(typo.errors?.[0]?.extensions?.code).toBe('UNKNOWN_TAG');
+    expect(typo.errors?.[0]?.message).not.toContain('secret');
+    expect(code(await alice.raw(SEARCH, { f: "tags.secret = 'yes'", first: 1 }))).toBeUndefined();
+    expect((await alice.raw(SEARCH, { f: "tags.secre = 'yes'", first: 1 })).errors?.[0]?.message).toContain('Did you mean "secret"?');
     // And the probes do reach it for whom it is readable.
     expect(JSON.stringify(await walk(alice, 'metrics.acc > 0.9'))).toContain(prod);
   });

@@ -1,6 +1,6 @@
 // searchRuns over GraphQL: the filter language's every operator and field, its errors (with the column and what was
 // expected), ordering by metrics and params with missing values last, keyset pages that are stable under ties,
-// unknown names that match nothing, and deleted runs left out.
+// unknown names refused with a did-you-mean, and deleted runs left out.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { GqlResult } from '../harness/client';
@@ -122,12 +122,33 @@ describe('the filter language', () => {
     expect(await sorted("workflow = 'none'")).toEqual([]);
   });
 
-  it('answers unknown metric, param and tag names with no runs, not an error; deleted runs never appear', async () => {
-    expect(await names('metrics.nope > 0')).toEqual([]);
-    expect(await names("params.nope = 'x'")).toEqual([]);
-    expect(await names("tags.nope = 'x'")).toEqual([]);
-    expect(await names('')).not.toContain('gone');
+  it('refuses a metric, param or tag no run has with a typed error naming the nearest names; deleted runs never appear', async () => {
+    const refusal = async (f: string, o?: string[]) => {
+      const result = await raw(f, o);
+      expect(result.data?.searchRuns ?? null, f).toBeNull();
+      return { code: result.errors?.[0]?.extensions?.code, message: result.errors?.[0]?.message ?? '' };
+    };
+    const metric = await refusal('metrics.accc > 0');
+    expect(metric.code).toBe('UNKNOWN_METRIC');
+    expect(metric.message).toContain('No run you may read has metric "accc" (filter, column 1)');
+    expect(metric.message).toContain('Did you mean "acc"?');
+    expect(metric.message).toContain('"acc", "loss"');
+    const param = await refusal("metrics.acc > 0 and params.learning_rate = 'x'");
+    expect(param).toMatchObject({ code: 'UNKNOWN_PARAM' });
+    expect(param.message).toContain('column 21');
+    expect(param.message).toMatch(/"lr"|"opt"/);
+    // In a branch of an `or` that other branches satisfy, and in an order, it is as much a typo.
+    expect((await refusal("tags.dataset = 'v1' or tags.datset = 'v2'")).message).toContain('Did you mean "dataset"?');
+    expect(await refusal("tags.dataset = 'v1' or tags.datset = 'v2'")).toMatchObject({ code: 'UNKNOWN_TAG' });
+    expect(await refusal('', ['metrics.los DESC'])).toMatchObject({ code: 'UNKNOWN_METRIC', message: expect.stringContaining('orderBy[0]') });
+    // A name only a deleted run has is unknown too.
+    const db = t.app.services.db;
+    await seedRun(db, { name: 'gone2', experiment: 'exp-a', tasks: [[['only_gone', 1]]], deleted: true });
+    expect(await refusal('metrics.only_gone > 0')).toMatchObject({ code: 'UNKNOWN_METRIC' });
+    // Names some run has match what they match, also when no run matches the value.
     expect(await names('metrics.acc > 0.98')).toEqual([]);
+    expect(await names("params.opt = 'x'")).toEqual([]);
+    expect(await names('')).not.toContain('gone');
   });
 
   it('names the column and what was expected in a malformed filter, and the field or type that is wrong', async () => {

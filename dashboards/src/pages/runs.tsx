@@ -78,6 +78,8 @@ type RunStatus = Run['status'];
 type Trigger = Run['trigger'];
 
 const PAGE_SIZE = 50;
+/** searchRuns' codes for a filter or order to fix (shown under the search box, not as a failure to load). */
+const FILTER_ERRORS = new Set(['BAD_USER_INPUT', 'UNKNOWN_METRIC', 'UNKNOWN_PARAM', 'UNKNOWN_TAG']);
 type Domain = ResultOf<typeof RunRow>['domain'];
 const domains: Domain[] = ['experimentation', 'adhoc', 'production'];
 export const runStatuses: RunStatus[] = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'];
@@ -137,8 +139,9 @@ export function RunsPage() {
     ? { connection: found.data?.searchRuns, error: found.error, fetching: found.fetching, stale: found.stale }
     : { connection: listed.data?.runs, error: listed.error, fetching: listed.fetching, stale: listed.stale };
   const reexecute = searching ? reexecuteSearch : reexecuteList;
-  // a malformed filter: the server's message (its column and what it expected) under the search box
-  const filterError = (searching && found.error?.graphQLErrors.find((e) => e.extensions?.code === 'BAD_USER_INPUT')?.message) || null;
+  // a malformed filter, or a metric, param or tag no run has: the server's message (where, what it expected or the names
+  // nearest a typo) under the search box
+  const filterError = (searching && found.error?.graphQLErrors.find((e) => FILTER_ERRORS.has(String(e.extensions?.code)))?.message) || null;
   const [workflows] = useQuery({ query: WORKFLOW_NAMES });
 
   // Live: status changes in place; a run we do not show yet means the first page is out of date.
