@@ -3,9 +3,13 @@
 // (the row's own start time is empty: it was read while queued, so the live feed's times must fill it); and a run
 // that ended while the live connection was down shows as ended once it is back (the feed replays nothing).
 import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { type Browser, chromium, type Page, type WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
+import { executorsFromEnv } from '../../server/executors';
 import { startTestApp, type TestApp } from '../harness/app';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -16,15 +20,22 @@ let page: Page;
 /** The page's live connections (through Playwright's WebSocket routing), and whether new ones are refused. */
 const sockets = new Set<WebSocketRoute>();
 let offline = false;
+/** A folder a sandboxed module may read, and the file in it whose creation ends the `hold` workflow's task. */
+let scratch: string;
+let released: string;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
   // One task at a time on the local pool: a second run waits, queued, until the first is done.
-  [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({ ATELIER_POOL_LIMITS: 'local=1' })]);
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-runs-live-'));
+  await chmod(scratch, 0o755); // a sandboxed module may run as nobody
+  released = path.join(scratch, 'released');
+  const executors = await executorsFromEnv({ ...process.env, ATELIER_MODULE_READONLY_PATHS: scratch });
+  [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({ ATELIER_POOL_LIMITS: 'local=1' }, { executors })]);
   await t.publishFixture('sleep');
   await t.createWorkflow({ name: 'nap', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 1500 } }] });
-  // long enough that a run started behind it is still queued when the page has read it, however loaded the machine
-  await t.createWorkflow({ name: 'hold', tasks: [{ name: 'hold', module: 'test/sleep', parameters: { ms: 8000 } }] });
+  // until the test lets it end: a run started behind it is still queued when the page has read it, however loaded the machine
+  await t.createWorkflow({ name: 'hold', tasks: [{ name: 'hold', module: 'test/sleep', parameters: { ms: 0, until: released } }] });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
@@ -39,6 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await t?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
 const start = async (workflow = 'nap') => (await t.api.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id as string;
@@ -53,6 +65,7 @@ it('times a run listed while queued as it runs and once it has ended', async () 
   const duration = row.locator('td.num');
   await row.getByText('Queued').waitFor();
   expect((await duration.textContent())?.trim()).toBe('—');
+  await writeFile(released, ''); // the page has read the row while queued: the first run may end now
 
   await row.getByText('Running').waitFor({ timeout: 30_000 });
   // the row the list read had no start time; the feed's start counts from here on
