@@ -67,15 +67,10 @@ const controlPlane = (database: string) =>
 // One task at a time: the sleeping task holds the host while the other waits QUEUED.
 const executorHost = async () =>
   startExecutorProcess(
-    {
-      NATS_URL: nats.url,
-      ATELIER_URL: t!.url,
-      ATELIER_TOKEN: ADMIN,
-      ATELIER_DATA_DIR: await mkdtemp(path.join(scratch, 'host-')),
-      ATELIER_MODULE_READONLY_PATHS: path.dirname(released()),
-    },
+    { NATS_URL: nats.url, ATELIER_URL: t!.url, ATELIER_TOKEN: ADMIN, ATELIER_DATA_DIR: await mkdtemp(path.join(scratch, 'host-')) },
     ['local'],
     ['--concurrency', '1'],
+    { ATELIER_MODULE_READONLY_PATHS: path.dirname(released()) },
   );
 const readRun = async (id: string) => (await t!.api.gql(RUN, { id })).run;
 /** The file whose creation ends the sleeping task (test/sleep's `until`): it runs until the backup is taken. */
