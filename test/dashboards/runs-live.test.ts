@@ -33,7 +33,12 @@ beforeAll(async () => {
   const executors = await executorsFromEnv({ ...process.env, ATELIER_MODULE_READONLY_PATHS: scratch });
   [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({ ATELIER_POOL_LIMITS: 'local=1' }, { executors })]);
   await t.publishFixture('sleep');
-  await t.createWorkflow({ name: 'nap', tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 1500 } }] });
+  // runs until the test creates the file its run names (in scratch)
+  await t.createWorkflow({
+    name: 'nap',
+    parameters: { release: {} },
+    tasks: [{ name: 'nap', module: 'test/sleep', parameters: { ms: 0, until: '${params.release}' } }],
+  });
   // until the test lets it end: a run started behind it is still queued when the page has read it, however loaded the machine
   await t.createWorkflow({ name: 'hold', tasks: [{ name: 'hold', module: 'test/sleep', parameters: { ms: 0, until: released } }] });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
@@ -53,14 +58,21 @@ afterAll(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
-const start = async (workflow = 'nap') => (await t.api.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id as string;
+const start = async (workflow: string, parameters?: object) =>
+  (await t.api.gql(`mutation ($w: String!, $p: JSON) { startRun(workflow: $w, parameters: $p) { id } }`, { w: workflow, p: parameters ?? null })).startRun
+    .id as string;
+/** Starts a `nap` run, and what ends it. */
+const startNap = async (name: string) => {
+  const release = path.join(scratch, name);
+  return { id: await start('nap', { release }), release: () => writeFile(release, '') };
+};
 const statusOf = async (id: string) => (await t.api.gql(`query ($id: ID!) { run(id: $id) { status } }`, { id })).run.status as string;
 
 it('times a run listed while queued as it runs and once it has ended', async () => {
   await page.goto(`${t.url}/runs`);
   await page.getByText('No runs yet').waitFor();
   const first = await start('hold');
-  const second = await start();
+  const { id: second, release } = await startNap('second');
   const row = page.locator(`tr[data-run-id="${second}"]`);
   const duration = row.locator('td.num');
   await row.getByText('Queued').waitFor();
@@ -70,6 +82,7 @@ it('times a run listed while queued as it runs and once it has ended', async () 
   await row.getByText('Running').waitFor({ timeout: 30_000 });
   // the row the list read had no start time; the feed's start counts from here on
   await expect.poll(async () => (await duration.textContent())?.trim(), { timeout: 5_000 }).toMatch(/^\d/);
+  await release();
 
   await row.getByText('Succeeded').waitFor({ timeout: 30_000 });
   const ended = (await duration.textContent())?.trim() ?? '';
@@ -80,13 +93,14 @@ it('times a run listed while queued as it runs and once it has ended', async () 
 });
 
 it('shows a run that ended while the live connection was down as ended once it is back', async () => {
-  const id = await start();
+  const { id, release } = await startNap('offline');
   const row = page.locator(`tr[data-run-id="${id}"]`);
   await row.getByText('Running').waitFor({ timeout: 30_000 });
   offline = true;
   for (const ws of sockets) await ws.close({ code: 3000, reason: 'offline' });
   sockets.clear();
   await page.locator('.live-connecting').waitFor();
+  await release(); // it ends while the page is offline
   await expect.poll(() => statusOf(id), { timeout: 30_000 }).toBe('SUCCEEDED');
   offline = false;
   await page.locator('.live-live').waitFor({ timeout: 30_000 });
