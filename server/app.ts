@@ -89,6 +89,8 @@ export interface BuildOptions {
   mayReuse?: OrchestratorOptions['mayReuse'];
   /** Deployers beside the local one (kserve, webhook, …), and the local deployer's options. */
   deployments?: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'>;
+  /** How long the database gauges' answer is kept for scrapes (default DATABASE_GAUGES_TTL_MS): a test watching them sets less. */
+  databaseGaugesTtlMs?: number;
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -121,7 +123,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
   // This app's own metrics (GET /metrics), in a registry of its own.
   const instruments = createInstruments();
-  registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs });
+  registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.databaseGaugesTtlMs });
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
   const relay = createOutboxRelay({ db, bus, instruments, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });

@@ -5,11 +5,13 @@ import { buildApp } from './app';
 import { adminTokenFile } from './auth/admin-token';
 import { ConfigError, loadConfig } from './config';
 import { deployersFromEnv } from './deployers';
+import { checkListenable } from './http/server';
 import { surviveLostConnections } from './lifecycle/transient-errors';
 
 async function main() {
   surviveLostConnections((m) => console.error(`warning: ${m}`));
   const config = loadConfig();
+  await checkListenable(config); // a taken port is said before the database opens, not after the whole start
   const app = await buildApp(config, { deployments: { deployers: await deployersFromEnv() } });
   const url = await app.start();
   const tokenFile = adminTokenFile(config.dataDir);

@@ -2,7 +2,7 @@
 // port. Starting listens (port 0 picks a free one); stopping drains (./drain.ts): subscribers over graphql-ws are
 // told the server restarts (1012, which their clients retry), requests in flight finish within `drainGraceMs`.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import type { Db } from '../db/client';
 import type { Service } from '../lifecycle';
 import { createDrain } from './drain';
@@ -74,8 +74,22 @@ export function createHttpService(options: HttpServerOptions): HttpService {
   };
 }
 
+/**
+ * Fails, in the operator's terms, when `port` on `host` cannot be listened on now (taken, not allowed, not an address
+ * of this machine): checked before the database opens, so that `npm start` on a taken port says so at once rather
+ * than after the whole start (a first embedded database's set-up takes many seconds). The listen itself still decides.
+ */
+export async function checkListenable(options: { port: number; host: string }): Promise<void> {
+  if (options.port === 0) return;
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error) => reject(listenError(error, options)));
+    probe.listen(options.port, options.host, () => probe.close(() => resolve()));
+  });
+}
+
 /** A failure to listen in the operator's terms: which address, and what to do about it. */
-function listenError(error: NodeJS.ErrnoException, options: HttpServerOptions): Error {
+function listenError(error: NodeJS.ErrnoException, options: { port: number; host: string }): Error {
   const where = `${options.host}:${options.port}`;
   if (error.code === 'EADDRINUSE')
     return new Error(

@@ -3,7 +3,7 @@
 // metrics, clone, cancel, 100,000 log lines, 10,000 runs in the list, and how fast a status change reaches the
 // run page. Screenshots of every page land in test/artifacts/. Needs /usr/bin/chromium (`apt-get install chromium`).
 import { existsSync } from 'node:fs';
-import { appendFile, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { packDirectory } from '../../server/artifacts/archive';
 import { runs } from '../../server/db/tables/runs';
 import { workflows, workflowVersions } from '../../server/db/tables/workflows';
+import { executorsFromEnv } from '../../server/executors';
 import { workflowExperiment } from '../../server/tracking/experiments';
 import { startTestApp, type TestApp } from '../harness/app';
 import { PUBLISH } from '../harness/client';
@@ -30,6 +31,8 @@ const STATUS_EVENTS = `subscription ($runId: ID!) { runEvents(runId: $runId) { _
 const START = `mutation ($w: String!, $p: JSON) { startRun(workflow: $w, parameters: $p, trigger: DASHBOARD) { id } }`;
 
 let t: TestApp;
+/** A folder a sandboxed module may read: the files test/sleep's `until` waits for are created there. */
+let scratch: string;
 let gpuHost: ExecutorHost | undefined;
 let browser: Browser;
 let page: Page;
@@ -52,7 +55,10 @@ describe('dashboards in Chromium', () => {
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
     await mkdir(artifacts, { recursive: true });
-    [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp()]);
+    scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-dashboards-'));
+    await chmod(scratch, 0o755); // a sandboxed module may run as nobody
+    const executors = await executorsFromEnv({ ...process.env, ATELIER_MODULE_READONLY_PATHS: scratch });
+    [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({}, { executors })]);
     await t.publishFixture('echo');
     await t.publishFixture('sleep');
     await t.publishFixture('gpu-echo');
@@ -91,7 +97,7 @@ describe('dashboards in Chromium', () => {
       name: 'chatty',
       tasks: [{ name: 'talk', module: 'test/ticker', parameters: { lines: 100000, delayMs: 1500, steps: 1, intervalMs: 0 } }],
     });
-    // A gate long enough for the page to open and subscribe, then a wide layer of quick no-op tasks and a join.
+    // A gate held until the page is open and live, then a wide layer of quick no-op tasks and a join.
     const wide = Array.from({ length: 24 }, (_, i) => ({
       name: `w${i}`,
       module: 'test/sleep',
@@ -102,7 +108,7 @@ describe('dashboards in Chromium', () => {
     await t.createWorkflow({
       name: 'chain',
       tasks: [
-        { name: 'gate', module: 'test/sleep', executor: 'noop', parameters: { ms: 0, sleepMs: 2500 } },
+        { name: 'gate', module: 'test/sleep', parameters: { ms: 0, until: path.join(scratch, 'chain-open') } },
         ...Array.from({ length: 40 }, (_, i) => ({
           name: `c${i}`,
           module: 'test/sleep',
@@ -115,7 +121,7 @@ describe('dashboards in Chromium', () => {
     await t.createWorkflow({
       name: 'fanout',
       tasks: [
-        { name: 'gate', module: 'test/sleep', executor: 'noop', parameters: { ms: 0, sleepMs: 2500 } },
+        { name: 'gate', module: 'test/sleep', parameters: { ms: 0, until: path.join(scratch, 'fanout-open') } },
         ...wide,
         { name: 'join', module: 'test/sleep', executor: 'noop', dependsOn: wide.map((w) => w.name), parameters: { ms: 0 } },
       ],
@@ -148,6 +154,7 @@ describe('dashboards in Chromium', () => {
     await gpuHost?.stop();
     await browser?.close();
     await t?.stop();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
   });
 
   it('signs in with a token kept in local storage (shared by the tabs of the origin), never in the URL', async () => {
@@ -461,6 +468,10 @@ describe('dashboards in Chromium', () => {
         if (snapshotDone) nodeReceived.set(e.__typename === 'RunStatusEvent' ? `run:${e.runStatus}` : `${e.node}:${e.status}:${e.attempt}`, now);
       });
       await page.goto(`${t.url}/runs/${startRun.id}`);
+      // the page shows the gate running and its live connection is up: the changes after it reach it live
+      await node('gate', 'RUNNING').waitFor({ timeout: 20_000 });
+      await page.locator('.live-live').waitFor();
+      await writeFile(path.join(scratch, `${workflow}-open`), '');
       await page.getByRole('heading', { level: 1 }).getByText('Succeeded').waitFor({ timeout: 30_000 });
       await watched;
       // every task's last change is on screen too, not only the run's

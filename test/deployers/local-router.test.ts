@@ -429,10 +429,14 @@ describe('the local deployer’s router', () => {
     expect(await errorsOf2()).toBe(before);
   });
 
-  it('on SIGTERM, answers what it is answering, closes idle connections, and exits', async () => {
+  it('on SIGTERM, answers what it is answering, closes idle connections (on either path), and exits', async () => {
     const idle = rawClient(port);
     idle.send('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
     await idle.until((t) => t.endsWith('\r\n\r\nok'), 'a first answer');
+    // node:http's, as the deployer's own kept-alive probes of the routes path are: it held the exit until the deployer's SIGKILL
+    const idleChunked = rawClient(port);
+    idleChunked.send('POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n');
+    await idleChunked.until((t) => t.endsWith('\r\n\r\nok'), 'a first answer by node:http');
     model.answer(() => [{ wait: 200 }, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate']);
     const seen = model.requests.length;
     const busy = rawClient(port);
@@ -445,6 +449,7 @@ describe('the local deployer’s router', () => {
     expect(await busy.until((_, closed) => closed, 'the answer, then the close')).toMatch(/\r\n\r\nlate$/);
     expect(await busyChunked.until((_, closed) => closed, 'node:http’s answer, then the close')).toMatch(/\r\n\r\nlate$/);
     await idle.until((_, closed) => closed, 'the idle connection closed');
+    await idleChunked.until((_, closed) => closed, 'node:http’s idle connection closed');
     expect(await exited).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 // `npm start` as a newcomer meets it (server/main.ts, as its own process on the embedded defaults): a port already in
 // use is said in the operator's terms with what to do, and the caller's own mistakes (answered with their code) are
 // not logged on the server as its errors with stacks.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +32,7 @@ afterAll(async () => {
 const env = () => ({ PORT: String(port), ATELIER_DATA_DIR: dataDir, ATELIER_ADMIN_TOKEN: token });
 
 describe('npm start', () => {
-  it('says which port is taken and how to choose another, and exits', async () => {
+  it('says which port is taken and how to choose another, and exits, before it opens the database', async () => {
     const squatter: Server = createServer();
     await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
     try {
@@ -46,6 +46,8 @@ describe('npm start', () => {
       expect(failed).toContain(`Port ${port} on 127.0.0.1 is already in use`);
       expect(failed).toContain(`PORT=${port + 1} npm start`);
       expect(failed).not.toContain('Internal error emitted on the WebSocket server');
+      // said before the (embedded) database was set up, not after the whole start: nothing written to the data directory
+      expect(await readdir(dataDir)).toEqual([]);
     } finally {
       await new Promise((r) => squatter.close(r));
     }

@@ -5,7 +5,7 @@
 // with it; what the restored database names of the object store is there, and a missing object says what to restore
 // (it used to answer the 404 of a digest the token may not read, pointing at the token's scopes).
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -36,6 +36,8 @@ let objectsDir: string;
 beforeAll(async () => {
   [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
   scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-backup-'));
+  await chmod(scratch, 0o755); // a sandboxed module (run as nobody) reads the sleeping task's release file in gate/
+  await mkdir(path.join(scratch, 'gate'), { mode: 0o755 });
   objectsDir = path.join(scratch, 'store');
 }, 120_000);
 afterAll(async () => {
@@ -68,15 +70,18 @@ const executorHost = async () =>
     { NATS_URL: nats.url, ATELIER_URL: t!.url, ATELIER_TOKEN: ADMIN, ATELIER_DATA_DIR: await mkdtemp(path.join(scratch, 'host-')) },
     ['local'],
     ['--concurrency', '1'],
+    { ATELIER_MODULE_READONLY_PATHS: path.dirname(released()) },
   );
 const readRun = async (id: string) => (await t!.api.gql(RUN, { id })).run;
+/** The file whose creation ends the sleeping task (test/sleep's `until`): it runs until the backup is taken. */
+const released = () => path.join(scratch, 'gate', 'released');
 
 it('restores a database dump and an object store copy taken while a run was in flight: the run ends, once more', async () => {
   t = await controlPlane('atelier');
   await t.publishFixture('echo');
   await t.publishFixture('sleep');
   await t.createWorkflow({ name: 'backed-up', tasks: [{ name: 'say', module: 'test/echo', parameters: { message: 'hi' } }] });
-  await t.createWorkflow({ name: 'sleeping', tasks: [{ name: 'sleep', module: 'test/sleep', parameters: { ms: 3000 } }] });
+  await t.createWorkflow({ name: 'sleeping', tasks: [{ name: 'sleep', module: 'test/sleep', parameters: { ms: 0, until: released() } }] });
   // One run RUNNING on the only slot, the other QUEUED behind it, its message on the bus.
   host = await executorHost();
   const { startRun: running } = await t.api.gql(`mutation { startRun(workflow: "sleeping") { id } }`);
@@ -102,6 +107,7 @@ it('restores a database dump and an object store copy taken while a run was in f
   const dump = path.join(scratch, 'atelier.dump');
   await run(`${PG_BIN}/pg_dump`, ['--format=custom', `--file=${dump}`, pg.url]);
   await cp(objectsDir, path.join(scratch, 'objects'), { recursive: true });
+  await writeFile(released(), ''); // the sleeping task may end now (and its attempt after the restore at once)
 
   // Work after the backup: both runs end, another starts and ends; then the database is lost.
   expect(

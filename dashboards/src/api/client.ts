@@ -3,6 +3,7 @@
 import { Client, cacheExchange, fetchExchange, mapExchange, subscriptionExchange } from '@urql/core';
 import { createClient as createWsClient } from 'graphql-ws';
 import { markingFetch } from '../lib/perf';
+import { reconnectDelayMs } from '../lib/reconnect';
 
 /** idle: no page needs live updates, so no connection is open. */
 export type LiveState = 'idle' | 'connecting' | 'live' | 'offline';
@@ -30,6 +31,7 @@ export function createApi(token: string, onUnauthenticated: (message: string) =>
     lazy: true,
     keepAlive: 15_000,
     retryAttempts: Number.POSITIVE_INFINITY,
+    retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, reconnectDelayMs(retries))),
     shouldRetry: (event) => !(event instanceof CloseEvent && event.code === 4403),
     on: {
       connecting: () => setState('connecting'),

@@ -79,12 +79,18 @@ function expireIn(socket, ms) {
 }
 
 let stopping = false; // SIGTERM: each connection closes once its answer is out
+// The connections node:http reads, each with whether a request of it is being answered. Its closeIdleConnections
+// tracks only a listening server's, and `slow` never listens: on SIGTERM an idle one (a client's kept-alive
+// connection) held the router's exit until its keep-alive ran out, or the deployer's SIGKILL two seconds on.
+const handed = new Map(); // socket → requests of it not yet answered
 // Never listening: it reads the connections the fast path hands it.
 const slow = createServer((req, res) => {
   if (stopping) res.shouldKeepAlive = false;
   const socket = req.socket;
+  handed.set(socket, (handed.get(socket) ?? 0) + 1);
   expireIn(socket, BODY_MS);
   req.once('end', () => res.writableFinished || expireIn(socket, 0));
+  res.once('close', () => handed.has(socket) && handed.set(socket, handed.get(socket) - 1));
   res.once('finish', () => expireIn(socket, HEAD_MS)); // the next request's head
   if ((req.url === ROUTES_PATH || req.url === STATS_PATH) && !keyed(req.headers['x-atelier-router-key'])) {
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
@@ -152,7 +158,11 @@ const fast = createFastPath({
   },
   handOver: (socket) => {
     expireIn(socket, HEAD_MS);
-    socket.once('close', () => expireIn(socket, 0));
+    handed.set(socket, 0);
+    socket.once('close', () => {
+      expireIn(socket, 0);
+      handed.delete(socket);
+    });
     slow.emit('connection', socket);
   },
   isOwn: (url) => url === ROUTES_PATH || url === STATS_PATH,
@@ -177,6 +187,6 @@ process.on('SIGTERM', () => {
   stopping = true;
   server.close(() => process.exit(0));
   fast.close();
-  slow.closeIdleConnections();
+  for (const [socket, answering] of handed) if (answering === 0) socket.destroy();
 });
 server.listen(routes.port, '127.0.0.1');
