@@ -1,6 +1,6 @@
 // Backups and restore as the README's "Backups and restore" says to take them, against real processes: Postgres
-// (pg_dump while runs are in flight, pg_restore into a new database), the local object store (a copy), NATS (the
-// TASKS stream removed, so the restored database's queued tasks are dispatched again). Runs queued or running at the
+// (pg_dump while runs are in flight, pg_restore into a new database), the local object store (a copy), NATS kept
+// running as it was (the control plane finds the queued tasks whose messages are gone). Runs queued or running at the
 // backup and finished after it end, after the restore, in one more attempt; a run started after the backup is gone
 // with it; what the restored database names of the object store is there, and a missing object says what to restore
 // (it used to answer the 404 of a digest the token may not read, pointing at the token's scopes).
