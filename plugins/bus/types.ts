@@ -98,6 +98,14 @@ export interface Bus {
   taskStoreSince?(): Promise<Date>;
 
   /**
+   * Of the attempts in `wanted` (keyed `taskId:attempt`, protocol.ts taskMessageId), those whose message the bus
+   * holds still: published and not yet acked. A message acked (its attempt claimed, or its result published) is no
+   * longer held. Reads the whole store at worst, so callers ask rarely. A bus whose messages live as long as its
+   * process (the in-process bus), where no message is lost, leaves it out.
+   */
+  heldTaskMessages?(wanted: ReadonlySet<string>): Promise<Set<string>>;
+
+  /**
    * The largest message the bus takes (nats-server's max_payload). A bus with no limit of its own leaves it out, and
    * callers assume DEFAULT_MAX_PAYLOAD_BYTES, so what runs embedded also runs on a default nats-server.
    */

@@ -14,6 +14,7 @@ import { traceTaskHop, tracing } from '../../plugins/trace';
 import { claimMethods } from './jetstream-claims';
 import { PullSubscription } from './jetstream-pull';
 import { isApiError, streamKeeper, streamMissing, subjectToken } from './jetstream-streams';
+import { taskStoreMethods } from './jetstream-task-store';
 import { natsConnectError, natsConnectOptions } from './nats-connect';
 
 export interface JetStreamBusOptions {
@@ -314,17 +315,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return { published, recorded: consumer ? consumer.ack_floor.stream_seq : stream.state.first_seq - 1 };
     },
 
-    async taskStoreSince() {
-      assertOpen();
-      // A stream that is not there yet (nats-server came back without its store, nothing published since) is made
-      // now: every task message published before is gone either way, and the answer is then when it was made.
-      const info = await jsm.streams.info(streams.tasks).catch(async (err: unknown) => {
-        if (!streamMissing(err)) throw err;
-        await keeper.restore();
-        return jsm.streams.info(streams.tasks);
-      });
-      return new Date(info.created);
-    },
+    ...taskStoreMethods({ jsm, stream: streams.tasks, subjects: `${root}.tasks.>`, keeper, assertOpen }),
 
     ...claimMethods({ nc, subjects, queue: `${root}-control-plane`, track: trackCore, assertOpen }),
 

@@ -92,10 +92,22 @@ async function targetVersion(db: Db, d: DeploymentRow): Promise<string | null> {
   return (await aliasOf(db, d.modelId, d.alias))?.versionId ?? null;
 }
 
-/** Creates revision N+1 for `versionId` (REFUSED, audited and alerted when it may not be served here). */
-async function newRevision(deps: ReconcilerDeps, d: DeploymentRow, versionId: string, revisions: DeploymentRevisionRow[], standby = false) {
+/**
+ * Creates revision N+1 for `versionId` (REFUSED, audited and alerted when it may not be served here): N the highest
+ * number the database or the deployer (`held`, its status) has. The deployer may hold numbers the database does not
+ * (a database restored from a backup while the deployer ran on); reusing one of those, the deployer refused the
+ * revision (REVISION_CONFLICT: the number was served with another model version), and so every next one.
+ */
+async function newRevision(
+  deps: ReconcilerDeps,
+  d: DeploymentRow,
+  versionId: string,
+  revisions: DeploymentRevisionRow[],
+  held: DeploymentStatus | null,
+  standby = false,
+) {
   const problem = await serveProblem(deps.db, d, versionId);
-  const number = (revisions.at(-1)?.number ?? 0) + 1;
+  const number = Math.max(revisions.at(-1)?.number ?? 0, ...(held?.revisions.map((r) => r.number) ?? [])) + 1;
   await ifUnchanged(deps, d, async (tx, fresh) => {
     const [row] = await tx
       .insert(deploymentRevisions)
@@ -321,11 +333,11 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
   if (target && latest?.modelVersionId !== target) {
     // Back to what serves (an alias rolled back): a rollout running stops; otherwise nothing new to roll out.
     if (serving?.modelVersionId === target) await stopRollout(deps, d, revisions, 'the alias moved back to the version serving');
-    else await newRevision(deps, d, target, revisions);
+    else await newRevision(deps, d, target, revisions, status);
     ({ d, revisions } = await load());
   }
   if (d.fallback.kind === 'BASELINE' && serving && !revisions.some((r) => r.role === 'BASELINE')) {
-    await newRevision(deps, d, d.fallback.versionId, revisions, true);
+    await newRevision(deps, d, d.fallback.versionId, revisions, status, true);
     ({ d, revisions } = await load());
   }
   const standby = revisions.find((r) => r.state === 'STANDBY' && !status?.revisions.some((s) => s.number === r.number));

@@ -44,6 +44,8 @@ export interface OrchestratorContext {
   eventBacklog: (() => Promise<{ published: number; recorded: number }>) | undefined;
   /** Since when the bus holds the task messages published to it (Bus.taskStoreSince); without it, none is ever lost. */
   taskStoreSince: (() => Promise<Date>) | undefined;
+  /** Which of the given attempts' messages the bus holds still (Bus.heldTaskMessages); without it, none is ever lost. */
+  heldTaskMessages: ((wanted: ReadonlySet<string>) => Promise<Set<string>>) | undefined;
   /** Claims of redelivered attempts held until the events before them are recorded, by `taskId:attempt` (claims.ts). */
   heldClaims: Map<string, HeldClaim>;
   /** The task cache; without it every task executes. */

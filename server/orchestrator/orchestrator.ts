@@ -127,6 +127,8 @@ export interface OrchestratorOptions {
   eventBacklog?: () => Promise<{ published: number; recorded: number }>;
   /** Since when the bus holds the task messages published to it (Bus.taskStoreSince): a task queued before lost its message. */
   taskStoreSince?: () => Promise<Date>;
+  /** Which of the given attempts' messages the bus holds still (Bus.heldTaskMessages): a queued task's that it does not is lost. */
+  heldTaskMessages?: (wanted: ReadonlySet<string>) => Promise<Set<string>>;
   /** How long past its own deadline a running task may go before the control plane times it out itself. */
   deadlineGraceMs?: number;
   /** The task cache; without it every task executes. */
@@ -145,10 +147,11 @@ export interface OrchestratorOptions {
   instruments?: OrchestratorInstruments;
 }
 
-/** What the sweep asks the bus: how far the recorder (`durable`) has got, and since when it holds task messages. */
-export const busProbes = (bus: Pick<Bus, 'eventBacklog' | 'taskStoreSince'>, durable: string) => ({
+/** What the sweep asks the bus: how far the recorder (`durable`) has got, since when it holds task messages, and which. */
+export const busProbes = (bus: Pick<Bus, 'eventBacklog' | 'taskStoreSince' | 'heldTaskMessages'>, durable: string) => ({
   eventBacklog: () => bus.eventBacklog(durable),
   taskStoreSince: bus.taskStoreSince ? () => bus.taskStoreSince!() : undefined,
+  heldTaskMessages: bus.heldTaskMessages ? (wanted: ReadonlySet<string>) => bus.heldTaskMessages!(wanted) : undefined,
 });
 
 export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
@@ -166,6 +169,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     deadlineGraceMs: options.deadlineGraceMs ?? 30_000,
     eventBacklog: options.eventBacklog,
     taskStoreSince: options.taskStoreSince,
+    heldTaskMessages: options.heldTaskMessages,
     heldClaims: new Map(),
     cache: options.cache,
     mayReuse: options.mayReuse ?? readableBy,

@@ -16,6 +16,13 @@ export const endedHostOutcome = (host: string | null): TaskOutcome =>
 export const lostMessageOutcome = (): TaskOutcome =>
   systemFailure('lost', "its task message was lost with the message bus's store (nats-server started again without its JetStream store): dispatched again");
 
+/** A queued task whose message the bus no longer holds, nor ever will (lost-messages.ts findMissingMessages). */
+export const missingMessageOutcome = (): TaskOutcome =>
+  systemFailure(
+    'lost',
+    'its task message is no longer on the message bus, though the database has it queued (a database restored from a backup while NATS ran on): dispatched again',
+  );
+
 /** A running task past its own deadline (and the grace) that its host did not stop. */
 export const deadlineOutcome = (timeoutMs: number): TaskOutcome =>
   timedOut(`ran past its time limit of ${Math.round(timeoutMs / 1000)} s and its host did not stop it`);

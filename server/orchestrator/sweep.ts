@@ -1,31 +1,27 @@
 // The periodic sweep, one pass after another: retries whose backoff is over, tasks whose host went silent or that
 // ran past their deadline, runs past theirs (run-deadline.ts), runs waiting for admission, cache eviction, and READY tasks waiting for a free slot.
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
-import type { TaskOutcome } from '../../plugins/protocol';
 import { queryRows, type Tx } from '../db/client';
-import { runs, type Task, tasks } from '../db/tables/runs';
+import { runs, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
 import { clearAttemptFiles } from '../tracking/artifacts';
 import { confirmStuck, type Suspect } from './attempts';
-import { stopAttempts } from './cancel';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
 import { dispatch } from './dispatch';
+import { endAttempts, groupByRun } from './end-attempts';
 import { queueTime, runsToAdmit } from './limits';
-import { deadlineOutcome, endedHostOutcome, lostHostOutcome, lostMessageOutcome } from './outcomes';
-import { isTerminal } from './rules';
+import { findMissingMessages, type LostMessageState, redispatchLostMessages } from './lost-messages';
+import { deadlineOutcome, endedHostOutcome, lostHostOutcome } from './outcomes';
 import { deadlineOf, endOverdueRuns } from './run-deadline';
-import { applyOutcome, settle } from './settle';
 
 const TICK_BATCH = 500;
 const EVICT_EVERY_MS = 10_000;
 
-/** What the sweep remembers between passes: when it last evicted cache entries, and the tasks that look stuck. */
-export interface SweepState {
+/** What the sweep remembers between passes: when it last evicted cache entries, the tasks that look stuck, and lost messages. */
+export interface SweepState extends LostMessageState {
   lastEviction: number;
   /** By `taskId:attempt:lost|deadline`: tasks seen stuck, not yet confirmed (see failStuckTasks). */
   suspects: Map<string, Suspect>;
-  /** Since when the bus held task messages (Bus.taskStoreSince) when every task queued before then was dispatched again. */
-  taskStoreSince?: number;
 }
 
 /** One sweep: every pass sees the same `now`, and a pass runs only where one first question found it work. */
@@ -34,6 +30,7 @@ export async function tick(ctx: OrchestratorContext, state: SweepState): Promise
   const due = await duePasses(ctx, at);
   if (due.retries) await readyDueRetries(ctx, at);
   await redispatchLostMessages(ctx, state);
+  await findMissingMessages(ctx, state, at);
   if (due.running) await failStuckTasks(ctx, state, at);
   else state.suspects = new Map(); // nothing runs: nothing can be stuck
   if (due.overdue) await endOverdueRuns(ctx, at);
@@ -102,39 +99,6 @@ async function readyDueRetries(ctx: OrchestratorContext, at: Date): Promise<void
 }
 
 /**
- * QUEUED tasks whose message the bus no longer holds: queued before its store of task messages began (nats-server came
- * back without its JetStream store), so no host can ever pull them. Each such attempt ends as the platform's failure
- * and the task is retried, dispatched anew; the lost attempt can never run after (a claim of it is refused, claims.ts;
- * a host that claimed it already is told to stop).
- * Looked for once per store: when the bus first answers, and whenever its store has begun again.
- */
-async function redispatchLostMessages(ctx: OrchestratorContext, state: SweepState): Promise<void> {
-  let since: Date;
-  try {
-    const answer = await ctx.taskStoreSince?.();
-    if (!answer || answer.getTime() === state.taskStoreSince) return;
-    since = answer;
-  } catch {
-    return; // the bus cannot say now: asked again next pass
-  }
-  const lost = await ctx.db
-    .select({ id: tasks.id, runId: tasks.runId, attempt: tasks.attempt })
-    .from(tasks)
-    .where(and(eq(tasks.status, 'QUEUED'), eq(tasks.kind, 'module'), lt(tasks.queuedAt, since)))
-    .limit(TICK_BATCH);
-  // A host may hold the message still (pulled before the store went) and have claimed it: it is told to stop, and an
-  // outbox row of it not yet published (the relay's) is withdrawn.
-  await endAttempts(ctx, 'QUEUED', lost, () => ({
-    reason: 'its message was lost with the bus store',
-    outcome: lostMessageOutcome(),
-    durationMs: 0,
-    host: null,
-  }));
-  // A full batch leaves more for the next pass.
-  if (lost.length < TICK_BATCH) state.taskStoreSince = since.getTime();
-}
-
-/**
  * Running tasks whose host went silent (lost hosts: retried as the platform's failure) or that ran past their own
  * deadline and its grace (timed out), found in one query. A task looks stuck first and is confirmed only once the
  * event recorder has recorded everything published before that (attempts.ts confirmStuck): a result or heartbeat
@@ -190,44 +154,6 @@ async function failStuckTasks(ctx: OrchestratorContext, state: SweepState, at: D
       host: task.host,
     }),
   );
-}
-
-/** How one attempt the sweep ends is ended: why its host is told to stop, and the outcome applied. */
-interface Ending {
-  reason: string;
-  outcome: TaskOutcome;
-  durationMs: number;
-  host: string | null;
-}
-
-/**
- * Ends the given attempts, run by run, each in its run's transaction: an attempt that has moved on since it was found
- * (another status, a later attempt) is left alone; the rest are told to stop (a host holding one, an outbox row of it)
- * and get their outcome (retried or failed), and the run settles what finished.
- */
-async function endAttempts<T extends { id: string; runId: string; attempt: number }>(
-  ctx: OrchestratorContext,
-  status: 'QUEUED' | 'RUNNING',
-  found: T[],
-  ending: (task: Task, found: T, at: Date) => Ending,
-): Promise<void> {
-  for (const [runId, list] of groupByRun(found)) {
-    await transact(ctx, async (tc) => {
-      const { tx, step } = tc;
-      const run = await lockRun(tx, runId);
-      if (!run) return;
-      const finished: string[] = [];
-      for (const s of list) {
-        const [task] = await tx.select().from(tasks).where(eq(tasks.id, s.id));
-        if (task?.status !== status || task.attempt !== s.attempt) continue;
-        const { reason, outcome, durationMs, host } = ending(task, s, step.at);
-        await stopAttempts(tc, [{ taskId: task.id, attempt: task.attempt }], reason);
-        const updated = await applyOutcome(tc, task, outcome, { at: step.at, durationMs, host });
-        if (isTerminal(updated.status)) finished.push(updated.node);
-      }
-      await settle(tc, run, finished);
-    });
-  }
 }
 
 /** Runs held back by their workflow's maxActiveRuns, admitted in the order they started. */
@@ -298,14 +224,4 @@ async function fillFreeSlots(ctx: OrchestratorContext): Promise<void> {
       if (run) await dispatch(tc, run);
     });
   }
-}
-
-function groupByRun<T extends { runId: string }>(rows: T[]): Map<string, T[]> {
-  const map = new Map<string, T[]>();
-  for (const r of rows) {
-    const list = map.get(r.runId);
-    if (list) list.push(r);
-    else map.set(r.runId, [r]);
-  }
-  return map;
 }
