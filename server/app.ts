@@ -88,6 +88,8 @@ export interface BuildOptions {
   mayReuse?: OrchestratorOptions['mayReuse'];
   /** Deployers beside the local one (kserve, webhook, …), and the local deployer's options. */
   deployments?: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'>;
+  /** The event recorder's ack wait (server/events/recorder.ts; default 10 s). */
+  eventAckWaitMs?: number;
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -306,7 +308,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({ bus, orchestrator, hotClusters, log, instruments }),
+    createEventRecorder({ bus, orchestrator, hotClusters, log, instruments, ackWaitMs: options.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,
