@@ -89,8 +89,8 @@ export interface BuildOptions {
   mayReuse?: OrchestratorOptions['mayReuse'];
   /** Deployers beside the local one (kserve, webhook, …), and the local deployer's options. */
   deployments?: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'>;
-  /** How long the database gauges' answer is kept for scrapes (default DATABASE_GAUGES_TTL_MS): a test watching them sets less. */
-  databaseGaugesTtlMs?: number;
+  /** Waits a test shortens: the database gauges' cache (default DATABASE_GAUGES_TTL_MS), the event recorder's ack wait (10 s). */
+  waits?: { databaseGaugesTtlMs?: number; eventAckWaitMs?: number };
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -123,7 +123,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
   // This app's own metrics (GET /metrics), in a registry of its own.
   const instruments = createInstruments();
-  registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.databaseGaugesTtlMs });
+  registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.waits?.databaseGaugesTtlMs });
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
   const relay = createOutboxRelay({ db, bus, instruments, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
@@ -312,7 +312,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({ bus, orchestrator, hotClusters, log, instruments }),
+    createEventRecorder({ bus, orchestrator, hotClusters, log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,

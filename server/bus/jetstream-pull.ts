@@ -24,14 +24,16 @@ export interface PullSubscriptionOptions {
   maxInFlight: number;
   ackWaitMs: number;
   confirmAcks: boolean;
-  /** Re-creates the consumer when the server says it is gone. */
-  recover: () => Promise<void>;
+  /** Re-creates the consumer when the server says it is gone; true when it had to (the server had lost it). */
+  recover: () => Promise<boolean>;
   onDelivery: (delivery: JsDelivery<unknown>) => void;
   /**
    * How many of `maxInFlight` a message takes (default 1): a task batch counts its tasks, so a host holds about as
    * many tasks as it has room for, whatever the messages carry, and leaves the rest of a pool's queue to other hosts.
    */
   weigh?: (data: unknown) => number;
+  /** How long the server's silence on open pull requests means it lost them (default three missed heartbeats). */
+  silenceMs?: number;
 }
 
 /**
@@ -76,8 +78,9 @@ export class PullSubscription {
     // deleted): ask again, after making the consumer anew if it is gone. A pull for a consumer that is not there is
     // not answered at all (nats-server 2.9), so silence is all a consumer lost with the server's store ever says:
     // without `recover` here it stayed dead until its process restarted.
+    const silenceMs = options.silenceMs ?? 3 * PULL_HEARTBEAT_MS;
     this.watchdog = setInterval(() => {
-      if (this.requested > 0 && Date.now() - this.lastHeard > 3 * PULL_HEARTBEAT_MS) this.resync(true);
+      if (this.requested > 0 && Date.now() - this.lastHeard > silenceMs) this.resync(true);
     }, PULL_HEARTBEAT_MS);
     this.watchdog.unref();
   }
@@ -105,6 +108,21 @@ export class PullSubscription {
         });
     }, RESYNC_BACKOFF_MS);
     this.resyncTimer.unref();
+  }
+
+  /**
+   * After a reconnect: ask again at once, and check that the consumer is still there. A server that came back without
+   * its store has lost it, and a pull for a consumer that is not there is never answered: made anew, it is asked
+   * again now, not after the watchdog's 15 s of silence (every task and event waited them out after such a restart).
+   */
+  reconnected() {
+    this.resync();
+    void this.options
+      .recover()
+      .then((made) => {
+        if (made && !this.stopping) this.resync();
+      })
+      .catch(() => undefined); // the server not ready yet: the watchdog's silence check remains
   }
 
   release(delivery: JsDelivery<unknown>) {

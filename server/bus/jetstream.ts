@@ -31,6 +31,8 @@ export interface JetStreamBusOptions {
   streamPrefix?: string;
   /** How long events are kept (the EVENTS stream's max_age). Default 7 days. */
   eventMaxAgeMs?: number;
+  /** How long silence on a consumer's open pull requests means the server lost them (default 15 s). */
+  pullSilenceMs?: number;
 }
 
 // Flow control is per subscription, on the client; the server-side cap only guards against a runaway client.
@@ -106,11 +108,12 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
 
   /** Told after a reconnect: what core NATS carried while the connection was down is gone. */
   const resyncs = new Set<() => void>();
-  // Pull requests die with a connection; after a reconnect every consumer asks again.
+  // Pull requests die with a connection; after a reconnect every consumer asks again (its consumer made anew if the
+  // server lost it).
   void (async () => {
     for await (const status of nc.status()) {
       if (status.type !== 'reconnect') continue;
-      for (const puller of pullers) puller.resync();
+      for (const puller of pullers) puller.reconnected();
       for (const resync of resyncs) {
         try {
           resync();
@@ -121,7 +124,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     }
   })().catch(() => undefined);
 
-  async function ensureConsumer(stream: string, name: string, filter: string, ackWaitMs: number, pool?: string) {
+  /** Makes the durable consumer unless it is there as configured; true when it had to make it. */
+  async function ensureConsumer(stream: string, name: string, filter: string, ackWaitMs: number, pool?: string): Promise<boolean> {
     const settings = { ack_wait: nanos(ackWaitMs), max_ack_pending: SERVER_MAX_ACK_PENDING };
     try {
       const info = await jsm.consumers.info(stream, name);
@@ -131,7 +135,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       if (info.config.ack_wait !== settings.ack_wait || info.config.max_ack_pending !== settings.max_ack_pending) {
         await jsm.consumers.update(stream, name, settings);
       }
-      return;
+      return false;
     } catch (err) {
       if (streamMissing(err)) await keeper.restore();
       else if (!isApiError(err, API_CONSUMER_NOT_FOUND)) throw err;
@@ -146,6 +150,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         max_deliver: -1,
         ...settings,
       });
+      return true;
     } catch (err) {
       if (pool !== undefined && isApiError(err, API_WORKQUEUE_CONSUMER_NOT_UNIQUE)) {
         throw new Error(
@@ -233,6 +238,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       await ensure();
       const puller = new PullSubscription({
         nc,
+        silenceMs: options.pullSilenceMs,
         stream: streams.tasks,
         consumer: name,
         maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight,
@@ -280,6 +286,7 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       );
       const puller = new PullSubscription({
         nc,
+        silenceMs: options.pullSilenceMs,
         stream: streams.events,
         consumer: name,
         maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight,

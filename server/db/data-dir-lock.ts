@@ -30,7 +30,10 @@ export class DataDirLocked extends Error {
 }
 
 /** `abstract`: a name in Linux's abstract namespace (the default there), else a socket file (elsewhere; tests). */
-export async function lockDataDir(dir: string, { abstract = process.platform === 'linux' } = {}): Promise<DataDirLock> {
+export async function lockDataDir(
+  dir: string,
+  { abstract = process.platform === 'linux', fileLockWaitSeconds = FILE_LOCK_WAIT_SECONDS } = {},
+): Promise<DataDirLock> {
   const key = createHash('sha256').update(realpathSync(dir)).digest('hex').slice(0, 32);
   const address = abstract ? `\0atelier-embedded-${key}` : path.join(os.tmpdir(), `atelier-embedded-${key}.sock`);
   for (let attempt = 0; ; attempt++) {
@@ -42,7 +45,7 @@ export async function lockDataDir(dir: string, { abstract = process.platform ===
     if (!listened) {
       server.unref(); // the lock never keeps the process alive
       const closeServer = () => new Promise<void>((resolve) => server.close(() => resolve()));
-      const file = await lockFile(dir, `${dir}.lock`);
+      const file = await lockFile(dir, `${dir}.lock`, fileLockWaitSeconds);
       if (file === 'held') {
         await closeServer();
         throw new DataDirLocked(lockedMessage(dir, null));
@@ -78,8 +81,8 @@ const FILE_LOCK_HELD = 75;
  * (a lock file removed by hand let the next start take a new one beside a running holder); the file's is the one
  * earlier versions take, so a holder of either kind keeps the other out.
  */
-function lockFile(dir: string, file: string): Promise<{ release(): Promise<void> } | 'held' | null> {
-  const flock = (target: string) => ['--exclusive', '--timeout', String(FILE_LOCK_WAIT_SECONDS), '--conflict-exit-code', String(FILE_LOCK_HELD), target];
+function lockFile(dir: string, file: string, waitSeconds: number): Promise<{ release(): Promise<void> } | 'held' | null> {
+  const flock = (target: string) => ['--exclusive', '--timeout', String(waitSeconds), '--conflict-exit-code', String(FILE_LOCK_HELD), target];
   return new Promise((resolve) => {
     const child = spawn(
       'flock',

@@ -15,6 +15,8 @@ export interface EventRecorderOptions {
   log: (message: string) => void;
   /** Counts the events taken again (server/metrics/instruments.ts). */
   instruments?: Pick<Instruments, 'redelivered'>;
+  /** The shared consumer's ack wait (default 10 s): a test that waits it out may shorten it. */
+  ackWaitMs?: number;
 }
 
 /**
@@ -30,12 +32,12 @@ export const EVENTS_DURABLE = 'control-plane';
  * events (~170 no-op tasks) the fixed part was about a third of a batch.
  */
 const CONSUMER = { durable: EVENTS_DURABLE, maxBatch: 2048, maxInFlight: 4096, ackWaitMs: 10_000 };
-const WORKING_EVERY_MS = CONSUMER.ackWaitMs / 3;
 /** A batch that failed to record comes back after this long. */
 const RETRY_DELAY_MS = 1000;
 
 export function createEventRecorder(options: EventRecorderOptions): Service {
   const { bus, orchestrator, hotClusters, log } = options;
+  const consumer = { ...CONSUMER, ackWaitMs: options.ackWaitMs ?? CONSUMER.ackWaitMs };
   let events: Subscription | undefined;
   let heartbeats: Subscription | undefined;
   return {
@@ -44,7 +46,7 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
       events = await bus.consumeEvents(async (deliveries) => {
         const working = setInterval(() => {
           for (const d of deliveries) d.working();
-        }, WORKING_EVERY_MS);
+        }, consumer.ackWaitMs / 3);
         try {
           const batch = deliveries.map((d) => d.data);
           if (options.instruments) {
@@ -63,7 +65,7 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
         } finally {
           clearInterval(working);
         }
-      }, CONSUMER);
+      }, consumer);
       try {
         heartbeats = await bus.subscribeControl('host-heartbeat', (heartbeat) => {
           hotClusters.onHeartbeat(heartbeat).catch((e) => log(`recording the heartbeat of host ${heartbeat.host}: ${(e as Error).message}`));

@@ -17,7 +17,9 @@ let bus: Bus | undefined;
 
 beforeAll(async () => {
   nats = await startNats();
-  bus = await createJetStreamBus({ url: nats.url, name: 'store-lost' });
+  // Silence on a pull request is taken as lost only after 10 minutes here: the reconnect alone must find the consumers
+  // gone and make them anew (before, they waited out the watchdog's 15 s of silence after every such restart).
+  bus = await createJetStreamBus({ url: nats.url, name: 'store-lost', pullSilenceMs: 600_000 });
 }, 60_000);
 afterAll(async () => {
   await bus?.close();

@@ -170,7 +170,8 @@ describe('the control plane partitioned from NATS for longer than the ack waits'
     await nats.stop();
     nats = await startNats();
     proxy = await proxyToNats();
-    t = await startTestApp({ NATS_URL: proxy.url(nats.url), ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '60' });
+    // The recorder's ack wait at 3 s (its default is 10 s): the partition outlasts it all the same, sooner.
+    t = await startTestApp({ NATS_URL: proxy.url(nats.url), ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '60' }, { waits: { eventAckWaitMs: 3_000 } });
     await t.publishFixture('sleep');
     await t.createWorkflow({ name: 'cp', tasks: [{ name: 'nap', module: 'test/sleep', executor: 'local', parameters: { ms: 1500 } }] });
     await startHost(t, 'beside-cp', nats.url);

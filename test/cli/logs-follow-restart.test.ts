@@ -10,6 +10,7 @@ import { packDirectory } from '../../server/artifacts/archive';
 import { cliBin, repoRoot } from '../harness/cli';
 import { apiClient, PUBLISH } from '../harness/client';
 import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 import { freePort } from '../harness/ports';
 import { until } from '../triggers/world';
 
@@ -21,6 +22,8 @@ const planes: ControlPlaneProcess[] = [];
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-logs-follow-'));
+  // A migrated copy: the first control plane would otherwise migrate an empty PGlite (~8 s of CPU) before serving.
+  await seedEmbeddedDatabase(dataDir);
   moduleDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-logs-module-'));
   await writeFile(
     path.join(moduleDir, 'atelier.module.yaml'),

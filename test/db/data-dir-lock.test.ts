@@ -7,6 +7,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, queryRows } from '../../server/db/client';
@@ -15,8 +16,20 @@ import { repoRoot } from '../harness/cli';
 import { seedEmbeddedDatabase } from '../harness/pglite-template';
 
 let dir: string;
+/** server/db/data-dir-lock.ts as plain JavaScript (it imports only Node's modules): a holder starts without tsx's loader. */
+let lockModule: string;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-data-dir-lock-'));
+  lockModule = path.join(dir, 'data-dir-lock.mjs');
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: [path.join(repoRoot, 'server/db/data-dir-lock.ts')],
+    outfile: lockModule,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    logLevel: 'silent',
+  });
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -28,10 +41,9 @@ async function holdingChild(dir: string, abstract: boolean, wrap: string[] = [])
     wrap[0] ?? process.execPath,
     [
       ...(wrap.length ? [...wrap.slice(1), process.execPath] : []),
-      '--import',
-      'tsx',
+      '--input-type=module',
       '-e',
-      `import { lockDataDir } from ${JSON.stringify(path.join(repoRoot, 'server/db/data-dir-lock.ts'))}; await lockDataDir(${JSON.stringify(dir)}, { abstract: ${abstract} }); console.log('held'); setInterval(() => {}, 1000);`,
+      `import { lockDataDir } from ${JSON.stringify(pathToFileURL(lockModule).href)}; await lockDataDir(${JSON.stringify(dir)}, { abstract: ${abstract} }); console.log('held'); setInterval(() => {}, 1000);`,
     ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -82,7 +94,8 @@ describe('the embedded database’s lock', () => {
     await mkdir(held, { recursive: true });
     // An abstract socket name is its network namespace's alone: this holder's is out of this process's reach.
     const child = await holdingChild(held, true, ['bwrap', '--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--']);
-    await expect(lockDataDir(held)).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
+    // Refused once the file's lock stays held for 1 s (the product waits 5 s, for a holder just killed to let go).
+    await expect(lockDataDir(held, { fileLockWaitSeconds: 1 })).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;
@@ -95,7 +108,8 @@ describe('the embedded database’s lock', () => {
     await mkdir(held, { recursive: true });
     const child = await holdingChild(held, true, ['bwrap', '--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--']);
     await rm(`${held}.lock`);
-    await expect(lockDataDir(held)).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
+    // Refused once the file's lock stays held for 1 s (the product waits 5 s, for a holder just killed to let go).
+    await expect(lockDataDir(held, { fileLockWaitSeconds: 1 })).rejects.toThrow(`Another Atelier process is using the embedded database in ${held}`);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;

@@ -62,17 +62,23 @@ const calls = {
   },
 };
 
+/** Postgres stopped until `meanwhile` (what the test asks while it is down) has its answers, then started again. */
+async function whileDown<T>(meanwhile: () => Promise<T>): Promise<{ answers: T; restarted: Promise<void> }> {
+  let answered!: () => void;
+  const restarted = pg.restart('fast', new Promise<void>((resolve) => (answered = resolve)));
+  try {
+    while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
+    return { answers: await meanwhile(), restarted };
+  } finally {
+    answered();
+  }
+}
+
 it('answers every request with a typed retryable refusal while Postgres is down, and serves them again once it is back', async () => {
-  const restarted = pg.restart('fast', 6000);
-  while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
-  const [query, mutation, mlflowRead, mlflowWrite, artifact, upload] = await Promise.all([
-    calls.query(),
-    calls.mutation(),
-    calls.mlflowRead(),
-    calls.mlflowWrite(),
-    calls.artifact(),
-    calls.upload(),
-  ]);
+  const {
+    answers: [query, mutation, mlflowRead, mlflowWrite, artifact, upload],
+    restarted,
+  } = await whileDown(() => Promise.all([calls.query(), calls.mutation(), calls.mlflowRead(), calls.mlflowWrite(), calls.artifact(), calls.upload()]));
   expect([upload.status, upload.json.errors?.[0]?.extensions?.code]).toEqual([503, 'UNAVAILABLE']);
   for (const gql of [query, mutation]) {
     expect(gql.status, gql.text).toBe(503);
@@ -118,16 +124,18 @@ it('over graphql-ws: a connection meanwhile is closed to be retried, and an oper
   const open = socket();
   await open.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
   expect(await open.waitFor((m) => m.type === 'connection_ack')).toBeTruthy();
-  const restarted = pg.restart('fast', 6000);
-  while (!(await refused(pg.port))) await new Promise((r) => setTimeout(r, 20));
-
-  await open.send({ type: 'subscribe', id: 'down', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
-  const answer = await open.waitFor((m) => m.id === 'down');
+  const {
+    answers: [answer, freshClosed],
+    restarted,
+  } = await whileDown(async () => {
+    await open.send({ type: 'subscribe', id: 'down', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
+    const fresh = socket();
+    await fresh.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
+    return [await open.waitFor((m) => m.id === 'down'), await fresh.closed] as const;
+  });
   expect(answer.type).toBe('error');
   expect(answer.payload[0].extensions.code).toBe('UNAVAILABLE');
-  const fresh = socket();
-  await fresh.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
-  expect(await fresh.closed).toBe(1013);
+  expect(freshClosed).toBe(1013);
 
   await restarted;
   await open.send({ type: 'subscribe', id: 'up', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });

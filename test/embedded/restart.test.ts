@@ -10,6 +10,7 @@ import { packDirectory } from '../../server/artifacts/archive';
 import { fixturesDir } from '../harness/app';
 import { apiClient, PUBLISH } from '../harness/client';
 import { type ControlPlaneProcess, startControlPlaneProcess } from '../harness/control-plane-process';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 import { freePort } from '../harness/ports';
 import { until } from '../triggers/world';
 
@@ -19,6 +20,8 @@ const planes: ControlPlaneProcess[] = [];
 
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-embedded-restart-'));
+  // A migrated copy: the first control plane would otherwise migrate an empty PGlite (~8 s of CPU) before serving.
+  await seedEmbeddedDatabase(dataDir);
 });
 afterAll(async () => {
   for (const p of planes) await p.kill();

@@ -19,8 +19,11 @@ export interface PostgresServer {
   socketDir: string;
   /** The server's log file. */
   logFile: string;
-  /** Stops the server (`fast`: pg_ctl's clean shutdown; `immediate`: pg_ctl's crash-like one; `kill`: SIGKILL of the postmaster), waits `downMs`, starts it again. */
-  restart(mode?: 'fast' | 'immediate' | 'kill', downMs?: number): Promise<void>;
+  /**
+   * Stops the server (`fast`: pg_ctl's clean shutdown; `immediate`: pg_ctl's crash-like one; `kill`: SIGKILL of the
+   * postmaster), waits `down` (milliseconds, or until a promise settles: what a test does meanwhile), starts it again.
+   */
+  restart(mode?: 'fast' | 'immediate' | 'kill', down?: number | Promise<unknown>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -104,7 +107,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       port,
       socketDir,
       logFile,
-      async restart(mode = 'fast', downMs = 0) {
+      async restart(mode = 'fast', down = 0) {
         if (stopped) throw new Error('postgres was stopped: it cannot be restarted');
         if (mode === 'kill') {
           const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -112,7 +115,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
           // Gone, or a zombie nobody reaps (pid 1 of a container may not).
           for (let i = 0; i < 250 && /^\d+ \(.*\) [^Z]/s.test(readStat(pid)); i++) await new Promise((r) => setTimeout(r, 20));
         } else await run('pg_ctl', ['-D', dataDir, '-m', mode, '-w', 'stop']);
-        if (downMs) await new Promise((r) => setTimeout(r, downMs));
+        if (typeof down === 'number') await new Promise((r) => setTimeout(r, down));
+        else await down.catch(() => undefined);
         // After a SIGKILL the backends linger until they notice, holding the shared memory: start again until it is free.
         const errors: string[] = [];
         for (let i = 0; i < 40; i++) {

@@ -18,7 +18,7 @@ describe('GET /metrics', () => {
   let scraper: string;
   beforeAll(async () => {
     // The database gauges are read again every 100 ms rather than every 5 s: the tests watch them change.
-    t = await startTestApp({}, { databaseGaugesTtlMs: 100 });
+    t = await startTestApp({}, { waits: { databaseGaugesTtlMs: 100 } });
     await t.publishFixture('echo');
     scraper = (await t.api.gql(SERVICE, { n: 'prometheus', s: ['read:Metrics'] })).createServiceAccount.token;
   });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli } from '../harness/cli';
 import { startControlPlaneProcess } from '../harness/control-plane-process';
 import { type NatsServer, startNats } from '../harness/nats';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 import { freePort } from '../harness/ports';
 
 const SECRET = 'pw-Zq8sEcReT';
@@ -16,6 +17,9 @@ let dataDir: string;
 beforeAll(async () => {
   nats = await startNats();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-secrets-'));
+  // A migrated copy: each `atelier start` with a NATS_URL opens the embedded database first, and the first would
+  // otherwise migrate an empty PGlite (~8 s of CPU) before finding NATS unreachable.
+  await seedEmbeddedDatabase(dataDir);
 }, 60_000);
 afterAll(async () => {
   await nats?.stop();
@@ -26,14 +30,19 @@ const start = (env: Record<string, string>) => runCli({ url: 'http://127.0.0.1:1
 
 it('a configuration or connection error names the URL without its password', async () => {
   const closed = await freePort();
-  for (const env of [
+  const cases = [
     { DATABASE_URL: `postgress://atelier:${SECRET}@127.0.0.1:${closed}/atelier` }, // a scheme's typo
     { DATABASE_URL: `postgres://atelier:${SECRET}@127.0.0.1:${closed}/atelier` }, // nothing listens there
     { NATS_URL: `nat://atelier:${SECRET}@127.0.0.1:${closed}` },
     { NATS_URL: `nats://atelier:${SECRET}@127.0.0.1:${closed}` }, // nothing listens there
     { NATS_URL: `nats://${SECRET}@127.0.0.1:${closed}` }, // a token
-  ] as Record<string, string>[]) {
-    const r = await start(env);
+  ] as Record<string, string>[];
+  // Started side by side, each on a data directory of its own (the embedded database is one process's at a time).
+  const dirs = cases.map((_, i) => path.join(dataDir, `case-${i}`));
+  await Promise.all(dirs.map((dir) => seedEmbeddedDatabase(dir)));
+  const results = await Promise.all(cases.map((env, i) => start({ ...env, ATELIER_DATA_DIR: dirs[i]! })));
+  for (const [i, env] of cases.entries()) {
+    const r = results[i]!;
     expect(r.code, JSON.stringify(env)).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`, JSON.stringify(env)).toMatch(/127\.0\.0\.1/);
     expect(`${r.stdout}${r.stderr}`, JSON.stringify(env)).not.toContain(SECRET);
