@@ -188,6 +188,10 @@ export const DeploymentRef = builder.objectRef<DeploymentRow>('Deployment').impl
     team: t.field({ type: TeamRef, nullable: true, resolve: (d) => d.teamId }),
     url: t.exposeString('url', { nullable: true }),
     ready: t.exposeBoolean('ready'),
+    deleting: t.boolean({
+      description: 'Its deletion is recorded and its deployer has not stopped it yet (only `deployment(id:)` shows such a one).',
+      resolve: (d) => d.deletingAt !== null,
+    }),
     message: t.exposeString('message'),
     traffic: t.field({
       type: [TrafficRef],
@@ -240,11 +244,11 @@ builder.queryFields((t) => ({
   deployment: t.field({
     type: DeploymentRef,
     nullable: true,
-    description: 'By id or name; null when it does not exist or you may not read it.',
+    description: 'By id or name; null when it does not exist or you may not read it. One being deleted shows `deleting` until it is gone.',
     args: { id: t.arg.string({ description: 'Id or name.' }), name: t.arg.string() },
     resolve: (_r, args, ctx) => {
       const key = args.id ?? args.name;
-      return key ? findDeployment(ctx.services.db, caller(ctx), key).catch(missingAsNull) : null;
+      return key ? findDeployment(ctx.services.db, caller(ctx), key, { deleting: true }).catch(missingAsNull) : null;
     },
   }),
 }));

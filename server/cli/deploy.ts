@@ -270,17 +270,34 @@ export function deployCommand(connect: (command: Command) => Client): Command {
 
   deploy
     .command('delete <name>')
-    .description('stop serving and delete the deployment')
-    .action(async (name: string, _o: unknown, command: Command) => {
+    .description('stop serving and delete the deployment; waits until its deployer has stopped it')
+    .option('--no-wait', 'return once the deletion is recorded (the reconciler finishes it)')
+    .option('--timeout <seconds>', 'how long to wait for the deployer', positiveInt, 120)
+    .action(async (name: string, opts: { wait: boolean; timeout: number }, command: Command) => {
       const api = connect(command);
       const id = (await api.request<{ deleteDeployment: string }>(`mutation ($n: String!) { deleteDeployment(id: $n) }`, { n: name })).deleteDeployment;
-      // The server stops serving before it answers, unless its deployer is still busy with it: then say so.
-      const left = await api.request<{ deployment: { message: string | null } | null }>(`query ($n: String!) { deployment(id: $n) { message } }`, { n: id });
-      if (left.deployment)
-        console.log(
-          `deleting deployment ${name}: its deployer has not stopped it yet${left.deployment.message ? ` (${left.deployment.message})` : ''}; the reconciler keeps trying (\`atelier deploy show ${name}\` until it is gone)`,
-        );
-      else console.log(`deleted deployment ${name}`);
+      // The server stops serving before it answers, unless its deployer is still busy with it (an apply under way):
+      // then the reconciler finishes, and this waits for it as kubectl delete waits for finalizers.
+      const left = async () =>
+        (await api.request<{ deployment: { message: string | null } | null }>(`query ($n: String!) { deployment(id: $n) { deleting message } }`, { n: id }))
+          .deployment;
+      let still = await left();
+      if (still && opts.wait) {
+        console.log(`deleting deployment ${name}: waiting for its deployer to stop it…`);
+        const deadline = Date.now() + opts.timeout * 1000;
+        while (still && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          still = await left();
+        }
+      }
+      if (!still) return console.log(`deleted deployment ${name}`);
+      const why = still.message ? ` (${still.message})` : '';
+      if (!opts.wait)
+        return console.log(`deleting deployment ${name}: its deployer has not stopped it yet${why}; \`atelier deploy show ${name}\` until it is gone`);
+      throw new ApiError(
+        `Deployment "${name}" is still being deleted after ${opts.timeout} s${why}; the reconciler keeps trying: follow it with \`atelier deploy show ${name}\`, or wait longer with --timeout.`,
+        'TIMEOUT',
+      );
     });
 
   return deploy;

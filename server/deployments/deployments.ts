@@ -93,15 +93,23 @@ export async function createDeployment(db: Db, caller: Caller, input: CreateDepl
   );
 }
 
-/** The deployment by id or name if the caller may read it; NOT_FOUND alike when it does not exist or may not be read. */
-export async function findDeployment(db: Db | Tx, caller: Caller, idOrName: string, options: { lock?: boolean } = {}): Promise<DeploymentRow> {
+/**
+ * The deployment by id or name if the caller may read it; NOT_FOUND alike when it does not exist or may not be read.
+ * One whose deletion is recorded counts as gone, unless `deleting` (one lookup shows it until its deployer let go).
+ */
+export async function findDeployment(
+  db: Db | Tx,
+  caller: Caller,
+  idOrName: string,
+  options: { lock?: boolean; deleting?: boolean } = {},
+): Promise<DeploymentRow> {
   const isId = /^[0-9a-f-]{36}$/i.test(idOrName);
   const query = db
     .select()
     .from(deployments)
     .where(isId ? eq(deployments.id, idOrName) : eq(deployments.name, idOrName));
   const [row] = options.lock ? await query.for('update') : await query;
-  if (!row || row.deletingAt || !(await mayReadDeployment(db, caller, row)))
+  if (!row || (row.deletingAt && !options.deleting) || !(await mayReadDeployment(db, caller, row)))
     throw notFound(`No deployment "${idOrName}"; list them with \`npx atelier deploy list\`.`);
   return row;
 }
@@ -167,7 +175,10 @@ async function change(
   assertMayChangeDeployments(caller, action);
   return audited(db, () =>
     retryingTransaction(db, async (tx) => {
-      const d = await findDeployment(tx, caller, idOrName, { lock: true });
+      const d = await findDeployment(tx, caller, idOrName, { lock: true, deleting: true });
+      // Deleting again is the same deletion (its caller waits for it too); any other change is too late.
+      if (d.deletingAt && action === 'deployment.delete') return d;
+      if (d.deletingAt) throw conflict(`Deployment "${d.name}" is being deleted; it can no longer change.`);
       const [model] = await tx.select().from(registeredModels).where(eq(registeredModels.id, d.modelId));
       await assertMayManage(tx, caller, model!, d.domain as Domain, action, d.name);
       const patch = await work(tx, d, await revisionsOf(tx, d.id));

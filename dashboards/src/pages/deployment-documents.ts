@@ -4,7 +4,7 @@ import { graphql, type ResultOf } from '../graphql';
 
 export const DEPLOYMENT_DETAIL = graphql(`
   fragment DeploymentDetail on Deployment {
-    id name model domain deployer ready message failedOver url createdAt updatedAt
+    id name model domain deployer ready message failedOver deleting url createdAt updatedAt
     createdBy { name }
     registeredModel { fullName }
     traffic { revision percent }

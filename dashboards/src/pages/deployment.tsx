@@ -52,7 +52,7 @@ function DeploymentView({ d, onChange }: { d: DeploymentData; onChange(d: Deploy
       </nav>
       <div class="page-header">
         <h1 id="deployment-title">{d.name}</h1>
-        <ReadyChip ready={d.ready} failedOver={d.failedOver} />
+        <ReadyChip ready={d.ready} failedOver={d.failedOver} deleting={d.deleting} />
       </div>
       <Facts
         items={[

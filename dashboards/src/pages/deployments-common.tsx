@@ -8,7 +8,7 @@ import { Link } from '../router';
 /** The fields of a deployment's row, wherever deployments are listed. */
 export const DEPLOYMENT_ROW = graphql(`
   fragment DeploymentRow on Deployment {
-    id name model domain deployer ready message failedOver
+    id name model domain deployer ready message failedOver deleting
     traffic { revision percent }
     rollout { state percent revision step }
     revisions { number modelVersion { version } }
@@ -47,9 +47,14 @@ export function TrafficBar({ traffic, versions }: { traffic: readonly { revision
   );
 }
 
-export function ReadyChip({ ready, failedOver }: { ready: boolean; failedOver: boolean }) {
+export function ReadyChip({ ready, failedOver, deleting = false }: { ready: boolean; failedOver: boolean; deleting?: boolean }) {
   return (
     <span class="chips">
+      {deleting && (
+        <span class="chip warn" data-deleting="true">
+          deleting
+        </span>
+      )}
       <span class={`chip ${ready ? 'ok' : 'warn'}`} data-ready={String(ready)}>
         {ready ? 'ready' : 'not ready'}
       </span>
