@@ -1,25 +1,19 @@
 // The composition root: builds the control plane from a config (database, bus, object store, orchestrator, services,
 // GraphQL API, HTTP routes) and lists what runs in start order; `server/main.ts` reads the config and calls `start()`.
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir } from 'node:fs/promises';
-import { createMemoryBus } from '../plugins/bus/memory';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
 import type { Bus } from '../plugins/bus/types';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
 import { objectCollector } from './artifacts/collect';
-import { openObjectStore } from './artifacts/open';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
-import { seedAdmin } from './auth/admin-token';
-import { tokenFailuresOf } from './auth/token-failures';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
 import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
-import { type Database, openDatabase } from './db/client';
-import { writingTo } from './db/writable';
+import type { Database } from './db/client';
 import { deploymentServiceFor } from './deployments/from-config';
 import { alsoKicking, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
@@ -29,6 +23,7 @@ import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
 import { EMBEDDED_HOST_SUFFIX, embeddedExecutorHost } from './executors';
+import { openFoundations } from './foundations';
 import { createFreshnessCheck } from './governance/freshness';
 import { useArtifacts } from './http/routes/artifacts';
 import { useDashboards } from './http/routes/dashboards';
@@ -47,7 +42,6 @@ import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic } from './lifecycle';
 import { registerDatabaseGauges } from './metrics/database-gauges';
 import { createInstruments } from './metrics/instruments';
-import { scrubStoredSources } from './modules/source';
 import { createAlertActionWorker } from './monitoring/actions';
 import { createMonitorEvaluator } from './monitoring/evaluator';
 import { freshnessAlerts } from './monitoring/freshness-alerts';
@@ -95,32 +89,9 @@ export interface BuildOptions {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   const log = options.log ?? (config.logLevel === 'silent' ? () => {} : (m: string) => console.log(m));
-  // Private to the server: the admin token, the embedded database and the object store live here.
-  await writingTo('The data directory (ATELIER_DATA_DIR)', config.dataDir, async () => {
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-    await chmod(config.dataDir, 0o700);
-  });
-
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, unreachableAfterMs: config.databaseUnreachableMs, log });
-  const scrubbed = await scrubStoredSources(database.db);
-  if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
+  const { bus, database, store, adminToken } = await openFoundations(config, log);
   const { db } = database;
-  // Before anything else is opened: an ATELIER_ADMIN_TOKEN that no longer works refuses the start (a ConfigError).
-  const adminToken = await seedAdmin(db, { dataDir: config.dataDir, token: config.adminToken, log }).catch(async (error: unknown) => {
-    await database.close();
-    throw error;
-  });
-  // A token the operator chose may be guessable: a locked-out address is refused it (server/auth/token-failures.ts).
-  if (config.adminToken) tokenFailuresOf(db).alwaysThrottled(config.adminToken);
-  const bus = config.natsUrl ? await (await import('./bus/jetstream')).createJetStreamBus({ url: config.natsUrl }) : createMemoryBus();
-  // Replicas must share one store (local only for a single replica): the claim below refuses a different one.
-  const store = await openObjectStore(config.objectStore, config.dataDir).catch(async (error) => {
-    await bus.close();
-    await database.close();
-    throw error;
-  });
-  // With NATS, live events go through the bus so subscribers on every replica see them.
-  // The database numbers and keeps every live event; the bus only carries them fast (see server/events/feed.ts).
+  // With NATS, live events go through the bus to every replica's subscribers; the database numbers and keeps them (feed.ts).
   // This app's own metrics (GET /metrics), in a registry of its own.
   const instruments = createInstruments();
   registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.waits?.databaseGaugesTtlMs });

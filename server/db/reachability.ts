@@ -64,16 +64,19 @@ export function createReachability(
   let probing: Promise<void> | undefined;
 
   async function check(): Promise<void> {
-    let deadline: NodeJS.Timeout | undefined;
-    const answered = await Promise.race([
+    let stop = () => {};
+    const answered = await new Promise<boolean>((resolve) => {
+      stop = liveDeadline(deadlineMs, () => resolve(false));
       probe`select 1`.then(
-        () => true,
-        // An answer that is an error (Postgres refusing, restarting) is no partition: the pool sees those itself.
-        (error: unknown) => !isLostConnection(error) || (error as { code?: string }).code !== 'CONNECT_TIMEOUT',
-      ),
-      new Promise<false>((resolve) => (deadline = setTimeout(() => resolve(false), deadlineMs))),
-    ]);
-    clearTimeout(deadline);
+        () => resolve(true),
+        (error: unknown) => {
+          // An answer that is an error (Postgres refusing, restarting) is no partition: the pool sees those itself. A
+          // connect timeout is left to the live deadline, which stalls of this process do not use up.
+          if (!isLostConnection(error) || (error as { code?: string }).code !== 'CONNECT_TIMEOUT') resolve(true);
+        },
+      );
+    });
+    stop();
     if (answered) {
       if (unreachableSince !== undefined) log(`Postgres answers again after ${Math.round((Date.now() - unreachableSince) / 1000)} s out of reach`);
       unreachableSince = undefined;
@@ -106,5 +109,32 @@ export function createReachability(
       await probing;
       await probe.end({ timeout: 1 });
     },
+  };
+}
+
+/**
+ * Calls `expire` once `ms` of this process's live time has passed: the time is counted in steps of a tenth, and a step
+ * that came late (the event loop was blocked: a long synchronous stretch such as the embedded database migrating, or a
+ * huge GC) counts as one step, not as the time it was late. A wall-clock deadline read a stall of this process as
+ * Postgres out of reach, and destroyed every pooled connection under a healthy server (CI, test/db/prepared.test.ts).
+ * The verdict itself waits one more turn (setImmediate, after the poll phase), for an answer read in that turn.
+ */
+export function liveDeadline(ms: number, expire: () => void): () => void {
+  const step = Math.max(5, Math.floor(ms / 10));
+  let left = ms;
+  let last = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
+  const tick = () => {
+    const now = Date.now();
+    left -= Math.min(now - last, step);
+    last = now;
+    if (left > 0) timer = setTimeout(tick, step);
+    else immediate = setImmediate(expire);
+  };
+  timer = setTimeout(tick, step);
+  return () => {
+    clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
   };
 }

@@ -53,6 +53,25 @@ describe('npm start', () => {
     }
   }, 180_000);
 
+  it('says NATS cannot be reached, and exits, before it opens (and on a new data directory, migrates) the database', async () => {
+    const closed = await freePort(); // nothing listens there
+    const fresh = await mkdtemp(path.join(os.tmpdir(), 'atelier-start-nats-'));
+    try {
+      const failed = await startControlPlaneProcess({ ...env(), ATELIER_DATA_DIR: fresh, NATS_URL: `nats://127.0.0.1:${closed}` }).then(
+        (started) => {
+          cp = started;
+          return '';
+        },
+        (error: Error) => error.message,
+      );
+      expect(failed).toMatch(new RegExp(`NATS.*127\\.0\\.0\\.1:${closed}`));
+      // The bus is opened first: the embedded database was never made (nor its lock taken, nor migrations run).
+      expect(await readdir(fresh)).toEqual([]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('answers a caller’s mistake with its code and keeps it out of the server’s error log', async () => {
     cp = await startControlPlaneProcess(env());
     const api = apiClient(cp.url, token);

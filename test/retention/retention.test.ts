@@ -1,27 +1,28 @@
 // Retention of what only grows: handled trigger signals (with their firings) and monitoring observations are deleted
 // past their days, a batch at a time, on the embedded database; unhandled signals and recent rows stay. The days come
-// from the environment and are checked like every other setting.
+// from the environment and are checked like every other setting. A database without a running app: a live app's
+// trigger dispatcher handles an unhandled signal as soon as it is written, which made it prunable mid-test (seen in CI).
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config';
-import { queryRows } from '../../server/db/client';
+import { type Database, queryRows } from '../../server/db/client';
 import { pruneObservations } from '../../server/monitoring/observations';
 import { pruneHandledSignals } from '../../server/signals/signals';
-import { startTestApp, type TestApp } from '../harness/app';
+import { openTestDatabase } from '../harness/pglite-template';
 
-let t: TestApp;
+let opened: { database: Database; close(): Promise<void> };
 beforeAll(async () => {
-  t = await startTestApp();
-});
+  opened = await openTestDatabase('retention');
+}, 120_000);
 afterAll(async () => {
-  await t?.stop();
+  await opened?.close();
 });
 
-const count = async (query: ReturnType<typeof sql>) => Number((await queryRows<{ n: string | number }>(t.app.database.db, query))[0]!.n);
+const count = async (query: ReturnType<typeof sql>) => Number((await queryRows<{ n: string | number }>(opened.database.db, query))[0]!.n);
 
 it('deletes handled signals older than their days, in batches, and keeps unhandled and recent ones', async () => {
-  const db = t.app.database.db;
+  const db = opened.database.db;
   const tag = randomUUID();
   const insert = (age: string, handled: boolean, i: number) =>
     db.execute(sql`insert into signals (type, subject, key, payload, handled_at, created_at)
@@ -37,7 +38,7 @@ it('deletes handled signals older than their days, in batches, and keeps unhandl
 });
 
 it('deletes observations taken more than their days ago and keeps the rest', async () => {
-  const db = t.app.database.db;
+  const db = opened.database.db;
   const target = randomUUID();
   for (const age of ['500 days', '401 days', '10 days', '1 minute'])
     await db.execute(
