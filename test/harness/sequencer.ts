@@ -1,4 +1,4 @@
-// Runs the longest test files first, so neither of CI's two workers is left running a long file alone at the end
+// Runs the longest test files first, so no worker (three on CI's two cores) is left running a long file alone at the end
 // (longest-processing-time-first). A fresh clone has no vitest cache, and vitest's default then orders by file
 // size, which put the 110 s chaos suite last. Durations: this machine's vitest cache when it has one, else
 // test/durations.json (refresh it with `npm run test:durations` after a full run), else a middling guess.
