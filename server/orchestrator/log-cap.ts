@@ -1,7 +1,8 @@
 // The control plane's own cap on an attempt's log. Hosts cap what they publish (ATELIER_MAX_LOG_BYTES, plugins/host/
 // reporter.ts), but a host that ignores it (a bug, or a hostile one with valid credentials) could otherwise fill the
 // database with log lines: the recorder keeps an attempt's first bytes up to the cap and drops the rest, counting them
-// in task_log_bytes, and stores one line saying how many bytes it dropped, as a host does. Done in the recording's
+// in task_log_bytes, and says so as a host does: a line when it cuts the log (sent live too), and one with how many
+// bytes it dropped, rewritten as that grows. Log events of another shape than a host's are not stored. Done in the recording's
 // transaction, so a batch that fails charges nothing; a batch recorded again after it committed (a crash before its ack)
 // is charged again, so the count of dropped bytes may then run a little high.
 import { sql } from 'drizzle-orm';
@@ -23,17 +24,26 @@ const lineBytes = (line: string) => Buffer.byteLength(line) + 1;
 const pairOf = (e: { taskId: string; attempt: number }) => `${e.taskId}:${e.attempt}`;
 
 /**
- * `events` with the log lines past each attempt's cap (`maxBytes` plus LOG_CAP_SLACK_BYTES) dropped: a log event cut
- * short, or left out once nothing of it fits. Charges what it keeps to task_log_bytes (one statement when the batch
- * has log events; one more, and the notice's upsert, when some attempt goes past its cap). Leaves `events` as they are.
+ * A log event as a host makes it: some lines, all text, on stdout or stderr. Any other (no lines: a row each for
+ * nothing; lines or a stream of another shape, whose size the count would miss) is not stored.
  */
-export async function capLogs(tx: Tx, events: ExecutorEvent[], maxBytes: number): Promise<ExecutorEvent[]> {
-  const logs = events.filter((e): e is Log => e.kind === 'log' && isUuid(e.taskId) && Number.isInteger(e.attempt) && Array.isArray(e.lines));
+const wellFormed = (e: Log) =>
+  Array.isArray(e.lines) && e.lines.length > 0 && e.lines.every((line) => typeof line === 'string') && (e.stream === 'stdout' || e.stream === 'stderr');
+
+/**
+ * `given` with the log lines past each attempt's cap (`maxBytes` plus LOG_CAP_SLACK_BYTES) dropped: a log event cut
+ * short, or left out once nothing of it fits; and, once an attempt's log is cut, a line saying so. Charges what it
+ * keeps to task_log_bytes (one statement when the batch has log events; one more, and the count's upsert, when some
+ * attempt goes past its cap). Leaves `given` as it is.
+ */
+export async function capLogs(tx: Tx, given: ExecutorEvent[], maxBytes: number): Promise<ExecutorEvent[]> {
+  const events = given.some((e) => e.kind === 'log' && !wellFormed(e)) ? given.filter((e) => e.kind !== 'log' || wellFormed(e)) : given;
+  const logs = events.filter((e): e is Log => e.kind === 'log' && isUuid(e.taskId) && Number.isInteger(e.attempt));
   if (!logs.length) return events;
   const cap = maxBytes + LOG_CAP_SLACK_BYTES;
   const byAttempt = new Map<string, { task_id: string; attempt: number; bytes: number; logs: Log[] }>();
   for (const e of logs) {
-    const bytes = e.lines.reduce((n, line) => n + lineBytes(String(line)), 0);
+    const bytes = e.lines.reduce((n, line) => n + lineBytes(line), 0);
     const entry = byAttempt.get(pairOf(e)) ?? { task_id: e.taskId, attempt: e.attempt, bytes: 0, logs: [] };
     entry.bytes += bytes;
     entry.logs.push(e);
@@ -57,6 +67,7 @@ export async function capLogs(tx: Tx, events: ExecutorEvent[], maxBytes: number)
   const cut = new Map<Log, Log | null>();
   const corrections: { task_id: string; attempt: number; stored: number; dropped: number; notice_seq: number }[] = [];
   const notices: Log[] = [];
+  const said: Log[] = [];
   for (const row of over) {
     const entry = byAttempt.get(pairOf({ taskId: row.task_id, attempt: row.attempt }))!;
     const before = Number(row.stored) - entry.bytes;
@@ -67,7 +78,7 @@ export async function capLogs(tx: Tx, events: ExecutorEvent[], maxBytes: number)
     for (const e of [...entry.logs].sort((a, b) => a.seq - b.seq)) {
       const kept: string[] = [];
       for (const line of e.lines) {
-        const bytes = lineBytes(String(line));
+        const bytes = lineBytes(line);
         if (room >= bytes) {
           kept.push(line);
           room -= bytes;
@@ -80,12 +91,20 @@ export async function capLogs(tx: Tx, events: ExecutorEvent[], maxBytes: number)
       firstDropped ??= e;
       cut.set(e, kept.length ? { ...e, lines: kept } : null);
     }
+    if (!firstDropped) continue; // nothing of this batch dropped (an attempt cut before that sent only empty events)
     const stored = before + entry.bytes - dropped;
     const total = Number(row.dropped) + dropped;
-    const noticeSeq = row.notice_seq !== null ? Number(row.notice_seq) : (seqBlock(firstDropped!.seq) + 1) * SEQ_BLOCK - 1;
+    // Numbers at the end of the execution's block, which a host's counter never reaches: the count after all of its
+    // events, the word that the log was cut just before it.
+    const blockEnd = (seqBlock(firstDropped.seq) + 1) * SEQ_BLOCK;
+    const noticeSeq = row.notice_seq !== null ? Number(row.notice_seq) : blockEnd - 1;
     corrections.push({ task_id: row.task_id, attempt: row.attempt, stored, dropped: total, notice_seq: noticeSeq });
-    notices.push({ ...firstDropped!, seq: noticeSeq, stream: 'stderr', lines: [truncationNotice(total, maxBytes)] });
+    notices.push({ ...firstDropped, seq: noticeSeq, stream: 'stderr', lines: [truncationNotice(total, maxBytes)] });
+    // Said once, when the cut is made, as an event of the batch: stored with it, and sent to live viewers, whom the
+    // count's rewritten row does not reach.
+    if (row.notice_seq === null) said.push({ ...firstDropped, seq: blockEnd - 2, stream: 'stderr', lines: [cutNotice(maxBytes)] });
   }
+  if (!corrections.length) return events;
   await tx.execute(sql`
     update task_log_bytes as b set stored = v.stored, dropped = v.dropped, notice_seq = v.notice_seq
     from ${jsonRows(corrections)} as v(task_id uuid, attempt int, stored bigint, dropped bigint, notice_seq bigint)
@@ -103,11 +122,15 @@ export async function capLogs(tx: Tx, events: ExecutorEvent[], maxBytes: number)
     insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
     select v.task_id, v.run_id, v.attempt, v.seq, 'log', v.at, v.payload from ${jsonRows(rows)} as v(task_id uuid, run_id uuid, attempt int, seq bigint, at timestamptz, payload jsonb)
     on conflict (task_id, attempt, seq) do update set payload = excluded.payload`);
-  return events.flatMap((e) => {
+  const capped = events.flatMap((e) => {
     const c = e.kind === 'log' ? cut.get(e) : undefined;
     return c === undefined ? [e] : c ? [c] : [];
   });
+  return [...capped, ...said];
 }
+
+const cutNotice = (maxBytes: number) =>
+  `[atelier] log output truncated: the control plane keeps an attempt's first ${maxBytes} bytes of log lines (ATELIER_MAX_LOG_BYTES); the bytes dropped are counted at the end of this attempt's log`;
 
 /** The line saying what was dropped, in the words a host uses (plugins/host/reporter.ts), so the UI and CLI show it alike. */
 const truncationNotice = (dropped: number, maxBytes: number) =>

@@ -48,6 +48,13 @@ it('stores at most the cap of a flooding attempt’s log, says how many bytes it
   const EVENTS = 210;
   let seq = 0;
   await hostile.publishEvent({ ...base, seq: seq++, at: at(), kind: 'started', handle: null }, `${base.taskId}:started`);
+  // Log events of no host's shape: no lines (a row each for nothing), lines that are no text, a stream of its own.
+  const odd = [{ lines: [] }, { lines: [{ big: 'y'.repeat(50_000) }] }, { lines: 'z'.repeat(50_000) }, { stream: 'y'.repeat(50_000), lines: ['a'] }];
+  for (const [i, shape] of odd.entries())
+    await hostile.publishEvent(
+      { ...base, seq: seq++, at: at(), kind: 'log', stream: 'stdout', ...shape } as unknown as ExecutorEvent,
+      `${base.taskId}:odd:${i}`,
+    );
   for (let m = 0; m < EVENTS / 10; m++) {
     const events: ExecutorEvent[] = Array.from({ length: 10 }, () => ({
       ...base,
@@ -76,13 +83,30 @@ it('stores at most the cap of a flooding attempt’s log, says how many bytes it
   expect(stored!.bytes).toBeGreaterThan(CAP - 2 * (line.length + 1));
   const logRows = await db.select({ n: sql<number>`count(*)::int` }).from(sql`task_events`).where(sql`task_id = ${queued.id} and kind = 'log'`);
   expect(logRows[0]!.n).toBeLessThanOrEqual(Math.ceil(CAP / (100 * (line.length + 1))) + 2);
+  // Whatever their shape: the log rows' payloads hold the cap and little more (JSON's quotes, the notices).
+  const [payloads] = await queryRows<{ bytes: number }>(
+    db,
+    sql`select sum(octet_length(payload::text))::int as bytes from task_events where task_id = ${queued.id} and kind = 'log'`,
+  );
+  expect(payloads!.bytes).toBeLessThanOrEqual(CAP + 4096);
 
-  // The log says how many bytes were dropped, in the words a host uses, once, at its end.
+  // The log ends saying that it was cut and how many bytes were dropped, in the words a host uses, once each.
   const { run } = await t.api.gql(`query ($id: ID!) { run(id: $id) { tasks { logs(limit: 5000) { line stream } } } }`, { id: startRun.id });
   const logs = run.tasks[0].logs as { line: string; stream: string }[];
   const notices = logs.filter((l) => l.line.includes('log output truncated'));
-  expect(notices).toEqual([{ line: expect.stringContaining(`log output truncated: ${sent - stored!.bytes} bytes dropped`), stream: 'stderr' }]);
-  expect(logs.at(-1)).toEqual(notices[0]);
+  expect(notices).toEqual([
+    { line: expect.stringMatching(/truncated: the control plane keeps an attempt's first 1024 bytes .*counted at the end/), stream: 'stderr' },
+    { line: expect.stringContaining(`log output truncated: ${sent - stored!.bytes} bytes dropped`), stream: 'stderr' },
+  ]);
+  expect(logs.slice(-2)).toEqual(notices);
+  // Live viewers were told of the cut as it was made (the run's events, replayed from the start).
+  const live = await t.api.subscribe<{ runEvents: { __typename: string; lines?: string[]; runStatus?: string } }>(
+    `subscription ($id: ID!) { runEvents(runId: $id, after: 0) { __typename ... on TaskLogEvent { lines } ... on RunStatusEvent { runStatus } } }`,
+    { id: startRun.id },
+    (e) => e.runEvents.runStatus === 'SUCCEEDED',
+  );
+  const liveNotices = live.flatMap((e) => e.runEvents.lines ?? []).filter((l) => l.includes('log output truncated'));
+  expect(liveNotices).toEqual([notices[0]!.line]);
   const [budget] = await queryRows<{ stored: string; dropped: string }>(
     db,
     sql`select stored, dropped from task_log_bytes where task_id = ${queued.id} and attempt = ${queued.attempt}`,
