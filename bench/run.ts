@@ -12,6 +12,7 @@ import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
+import { logFloodBench } from './log-flood';
 import { modulesBench } from './modules';
 import { monitoringBench } from './monitoring';
 import { orchestrationBench } from './orchestration';
@@ -43,6 +44,7 @@ const benches = [
   'embedded',
   'subscribers',
   'cli',
+  'logs',
 ] as const;
 
 /** `npm run bench` runs them all; `npm run bench -- governance cache` only those named. */
@@ -135,6 +137,12 @@ async function main() {
     if (selected('subscribers')) {
       console.log('subscribers: 1,000 graphql-ws subscribers to one run’s events, the control plane as its own process…');
       rows.push(...(await subscribersBench(infra)));
+    }
+    if (selected('logs')) {
+      console.log(
+        `logs: a module writing ${process.env.BENCH_LOG_FLOOD_MIB ?? 200} MiB of log lines (BENCH_LOG_FLOOD_MIB), its host capping and not, beside the same bytes to /dev/null…`,
+      );
+      rows.push(...(await logFloodBench(infra)));
     }
   } finally {
     await nats.stop();

@@ -146,6 +146,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     publishCommitted: (messages) => relay.publishCommitted(messages),
     takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
+    maxLogBytes: config.executorMaxLogBytes,
     taskBatchMax: config.taskBatchMax,
     instruments,
     defaults: planDefaults,

@@ -8,7 +8,6 @@ import type { Bus } from '../plugins/bus/types';
 import { openObjectStore } from './artifacts/open';
 import type { ObjectStore } from './artifacts/store';
 import { seedAdmin } from './auth/admin-token';
-import { tokenFailuresOf } from './auth/token-failures';
 import type { Config } from './config';
 import { type Database, openDatabase } from './db/client';
 import { writingTo } from './db/writable';
@@ -40,8 +39,6 @@ export async function openFoundations(config: Config, log: (message: string) => 
   if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   // Before the store is opened: an ATELIER_ADMIN_TOKEN that no longer works refuses the start (a ConfigError).
   const adminToken = await opening(seedAdmin(database.db, { dataDir: config.dataDir, token: config.adminToken, log }));
-  // A token the operator chose may be guessable: a locked-out address is refused it (server/auth/token-failures.ts).
-  if (config.adminToken) tokenFailuresOf(database.db).alwaysThrottled(config.adminToken);
   // Replicas must share one store (local only for a single replica): the claim the app starts refuses a different one.
   const store = await opening(openObjectStore(config.objectStore, config.dataDir));
   return { bus, database, store, adminToken };

@@ -1,13 +1,15 @@
 // The admin identity and its token at start-up: ATELIER_ADMIN_TOKEN, else the one saved in the data dir, else a
-// new one; saved (owner-only) so `npm start` can print it and the CLI on the same machine can read it.
+// new one; saved (owner-only) so `npm start` can print it and the CLI on the same machine can read it. Each stored
+// token records its origin (tokens.chosen): one a person chose lives only while ATELIER_ADMIN_TOKEN names it, and is
+// throttled like a guess from a locked-out address (server/auth/token-failures.ts); one the control plane minted is not.
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq, isNull, or } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import { ADMIN_TOKEN_FILE } from '../config/defaults';
 import { ConfigError } from '../config/parse';
-import type { Db } from '../db/client';
-import { identities } from '../db/tables/identities';
+import type { Db, Tx } from '../db/client';
+import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
 import { ensureIdentity, hashToken, issueToken, mintToken } from './tokens';
 
@@ -15,50 +17,120 @@ import { ensureIdentity, hashToken, issueToken, mintToken } from './tokens';
 export const adminTokenFile = (dataDir: string) => path.join(dataDir, ADMIN_TOKEN_FILE);
 
 /**
+ * What mintToken makes. A stored admin token not of this shape was chosen by a person, whatever its row says: rows
+ * stored before their origin was recorded (migration 0060) all say minted.
+ */
+const MINTED = /^atl_[A-Za-z0-9_-]{32}$/;
+
+/**
  * Makes sure the admin identity exists and its token is live; returns the token. ATELIER_ADMIN_TOKEN naming a token
  * that no longer works as the admin's (revoked, expired, another identity's) refuses the start with a ConfigError:
- * the admin would otherwise be handed a token every request refuses. The saved one revoked (a leak dealt with through
- * `revokeToken`) is replaced by a new one, said in the log: the file is only a convenience for this machine.
+ * the admin would otherwise be handed a token every request refuses. Unset, every live admin token a person chose is
+ * revoked (audited, said in the log): the operator took it out of the configuration, so it must stop working. The saved
+ * one revoked (that way, or a leak dealt with through `revokeToken`) is replaced by a new one, said in the log: the
+ * file is only a convenience for this machine.
  */
 export async function seedAdmin(db: Db, options: { dataDir: string; token?: string; log?: (message: string) => void }): Promise<string> {
   const admin = await ensureIdentity(db, { name: 'admin', kind: 'user', role: 'admin' });
   const file = adminTokenFile(options.dataDir);
-  const saved = options.token ? '' : (await readFile(file, 'utf8').catch(() => '')).trim();
-  let token = options.token || saved || mintToken();
-  let [held] = await heldToken(db, token);
-  if (held && options.token) {
-    const unusable = held.identityId !== admin.id ? `is ${held.owner}’s, not the admin’s` : whyDead(held);
-    if (unusable)
-      throw new ConfigError(
-        `ATELIER_ADMIN_TOKEN names a token that ${unusable}, so every request with it would be refused: set a new one (openssl rand -base64 32), or unset it and use the token saved in ${file} (one is minted there if it is gone or no longer works).`,
-      );
-  } else if (held && (held.identityId !== admin.id || whyDead(held))) {
-    const why = held.identityId !== admin.id ? `is ${held.owner}’s, not the admin’s` : whyDead(held);
-    options.log?.(`warning: the admin token saved in ${file} ${why}; a new one was minted and saved there`);
-    token = mintToken();
-    held = undefined;
-  }
-  // A new admin token is a grant like any other: audited once, when it is first stored (not at each start).
-  if (!held)
-    await db.transaction(async (tx) => {
-      await issueToken(tx, admin.id, 'admin', { token });
-      await audit(tx, {
-        identity: null,
-        action: 'identity.token.issue',
-        decision: 'allow',
-        subject: 'identity:admin',
-        rule: 'the control plane seeds the admin token at start (ATELIER_ADMIN_TOKEN, or the data directory’s)',
-        details: { role: 'admin' },
-      });
-    });
+  const token = options.token ? await keepChosen(db, admin, options.token, file) : await savedOrMinted(db, admin, file, options.log);
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   await chmod(file, 0o600); // the mode above applies only to a new file
   return token;
 }
 
+/** ATELIER_ADMIN_TOKEN: stored as chosen the first time, refused when it no longer works as the admin's. */
+async function keepChosen(db: Db, admin: Identity, token: string, file: string): Promise<string> {
+  const [held] = await heldToken(db, token);
+  if (!held) {
+    await db.transaction((tx) => issueAdminToken(tx, admin, token, true));
+    return token;
+  }
+  const unusable = held.identityId !== admin.id ? `is ${held.owner}’s, not the admin’s` : whyDead(held);
+  if (unusable)
+    throw new ConfigError(
+      `ATELIER_ADMIN_TOKEN names a token that ${unusable}, so every request with it would be refused: set a new one (openssl rand -base64 32), or unset it and use the token saved in ${file} (one is minted there if it is gone or no longer works).`,
+    );
+  if (!held.chosen && !MINTED.test(token))
+    await db
+      .update(tokens)
+      .set({ chosen: true })
+      .where(eq(tokens.hash, hashToken(token)));
+  return token;
+}
+
+/** ATELIER_ADMIN_TOKEN unset: the chosen admin tokens revoked; the saved token if it is live and minted, else a new one. */
+async function savedOrMinted(db: Db, admin: Identity, file: string, log?: (message: string) => void): Promise<string> {
+  const saved = (await readFile(file, 'utf8').catch(() => '')).trim();
+  const savedChosen = saved !== '' && !MINTED.test(saved);
+  const savedHash = saved ? hashToken(saved) : '';
+  const [held] = saved ? await heldToken(db, saved) : [];
+  return db.transaction(async (tx) => {
+    const revoked = await tx
+      .update(tokens)
+      .set({ revokedAt: new Date() })
+      .where(
+        and(
+          eq(tokens.identityId, admin.id),
+          isNull(tokens.revokedAt),
+          // The saved token not of the minted shape was chosen, even in a row stored before origins were recorded.
+          savedChosen ? or(eq(tokens.chosen, true), eq(tokens.hash, savedHash)) : eq(tokens.chosen, true),
+        ),
+      )
+      .returning({ id: tokens.id });
+    if (revoked.length) {
+      await audit(tx, {
+        identity: null,
+        action: 'identity.token.revoke',
+        decision: 'allow',
+        subject: 'identity:admin',
+        rule: 'an admin token a person chose lives only while ATELIER_ADMIN_TOKEN names it; it is no longer set',
+        details: { revoked: revoked.length },
+      });
+      log?.(
+        `warning: ATELIER_ADMIN_TOKEN is no longer set, so the admin token it set was revoked${revoked.length > 1 ? ` (${revoked.length} such tokens)` : ''}; use the admin token saved in ${file}`,
+      );
+    }
+    // A saved token unknown here (a database started afresh) is taken again only if the control plane could have minted it.
+    const why = !saved
+      ? null
+      : held && held.identityId !== admin.id
+        ? `is ${held.owner}’s, not the admin’s`
+        : (held && whyDead(held)) || (savedChosen || held?.chosen ? 'was set by ATELIER_ADMIN_TOKEN, which is no longer set' : null);
+    if (saved && !why) {
+      if (!held) await issueAdminToken(tx, admin, saved, false);
+      return saved;
+    }
+    if (why) log?.(`warning: the admin token saved in ${file} ${why}; a new one was minted and saved there`);
+    return issueAdminToken(tx, admin, mintToken(), false);
+  });
+}
+
+/** A new admin token is a grant like any other: audited once, when it is first stored (not at each start). */
+async function issueAdminToken(tx: Tx, admin: Identity, token: string, chosen: boolean): Promise<string> {
+  await issueToken(tx, admin.id, 'admin', { token, chosen });
+  await audit(tx, {
+    identity: null,
+    action: 'identity.token.issue',
+    decision: 'allow',
+    subject: 'identity:admin',
+    rule: chosen
+      ? 'the control plane stores the admin token ATELIER_ADMIN_TOKEN sets, at start'
+      : 'the control plane mints the admin token at start (ATELIER_ADMIN_TOKEN unset), or keeps the data directory’s',
+    details: { role: 'admin', origin: chosen ? 'chosen' : 'minted' },
+  });
+  return token;
+}
+
 const heldToken = (db: Db, token: string) =>
   db
-    .select({ identityId: tokens.identityId, owner: identities.name, revokedAt: tokens.revokedAt, expiresAt: tokens.expiresAt })
+    .select({
+      identityId: tokens.identityId,
+      owner: identities.name,
+      revokedAt: tokens.revokedAt,
+      expiresAt: tokens.expiresAt,
+      chosen: tokens.chosen,
+    })
     .from(tokens)
     .innerJoin(identities, eq(identities.id, tokens.identityId))
     .where(eq(tokens.hash, hashToken(token)));

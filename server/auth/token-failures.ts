@@ -3,8 +3,9 @@
 // its window ends. A live token still passes: every token the control plane mints is 192 random bits, which no rate of
 // guessing reaches, so refusing a right one buys no safety and would let one client lock out everyone who shares its
 // address (a NAT, an office, a proxy not listed in ATELIER_TRUSTED_PROXIES). The exception is a secret a person chose
-// (ATELIER_ADMIN_TOKEN, registered with `alwaysThrottled`): it may be guessable, so from a locked-out source it is
-// refused like a dead one, and the answer never tells a right guess of it from a wrong one.
+// (ATELIER_ADMIN_TOKEN, stored with tokens.chosen, wherever it is presented, whichever replica set it): it may be
+// guessable, so from a locked-out source it is refused like a dead one, and the answer never tells a right guess of
+// it from a wrong one (server/http/authenticate.ts).
 // The failures are audited as one record per source per window, whose count is rewritten as it grows (at the limit
 // and at each doubling), so a flood of guesses costs the audit table one row, not one per guess.
 // The counts live in this replica's memory: each replica throttles on its own (a source spreading its guesses over
@@ -64,24 +65,12 @@ export function sourceOf(address: string | undefined | null): string {
 
 export class TokenFailures {
   private readonly windows = new Map<string, Window>();
-  /** Live secrets a person chose, refused from a locked-out source like dead ones (they may be guessable). */
-  private readonly chosen = new Set<string>();
 
   constructor(
     private readonly db: Db,
     readonly limits: TokenFailureLimits = DEFAULT_TOKEN_FAILURE_LIMITS,
     private readonly now: () => number = Date.now,
   ) {}
-
-  /** Registers a live secret a person chose (ATELIER_ADMIN_TOKEN): a locked-out source is refused it too. */
-  alwaysThrottled(token: string): void {
-    this.chosen.add(token);
-  }
-
-  /** Whether a live token is one a person chose (`alwaysThrottled`), so a locked-out source may not use it. */
-  isChosen(token: string): boolean {
-    return this.chosen.has(token);
-  }
 
   /** Throws TOO_MANY_AUTH_FAILURES while `source` is past its limit (the request counted as one more try). */
   assertMayTry(source: string): void {

@@ -11,12 +11,12 @@ import { grantedDomains, grantsFrom } from './grants';
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
 
-/** Stores a token for an identity; `token` is minted when not given. Returns the plain token. */
+/** Stores a token for an identity; `token` is minted when not given (`chosen`: a person chose it, see tokens.chosen). Returns the plain token. */
 export async function issueToken(
   db: Db | Tx,
   identityId: string,
   name: string,
-  options: { token?: string; expiresAt?: Date; scopes?: string[] | null; task?: { id: string; attempt: number } } = {},
+  options: { token?: string; expiresAt?: Date; scopes?: string[] | null; task?: { id: string; attempt: number }; chosen?: boolean } = {},
 ): Promise<string> {
   const token = options.token ?? mintToken();
   await db
@@ -29,6 +29,7 @@ export async function issueToken(
       scopes: options.scopes ?? null,
       taskId: options.task?.id ?? null,
       taskAttempt: options.task?.attempt ?? null,
+      chosen: options.chosen ?? false,
     })
     .onConflictDoNothing({ target: tokens.hash });
   return token;
@@ -40,23 +41,31 @@ export async function identityForToken(db: Db, token: string): Promise<Identity 
 }
 
 /**
- * The identity a live token belongs to, with the token's scopes (null: unscoped) and the grants of the teams it
- * belongs to with a writing role (what `grantsOf` reads), in one query; or null.
+ * The identity a live token belongs to, with the token's scopes (null: unscoped), whether a person chose it
+ * (tokens.chosen) and the grants of the teams it belongs to with a writing role (what `grantsOf` reads), in one query;
+ * or null.
  */
 export async function sessionForToken(
   db: Db,
   token: string,
-): Promise<{ identity: Identity; scopes: string[] | null; grants: Grants; task: { id: string; attempt: number } | null } | null> {
+): Promise<{ identity: Identity; scopes: string[] | null; chosen: boolean; grants: Grants; task: { id: string; attempt: number } | null } | null> {
   const [row] = await tokenLookup(db, { hash: hashToken(token), now: new Date().toISOString() });
   if (!row) return null;
   const task = row.taskId ? { id: row.taskId, attempt: row.taskAttempt ?? 0 } : null;
-  return { identity: row.identity, scopes: row.scopes, grants: grantsFrom(row.identity, row.granted), task };
+  return { identity: row.identity, scopes: row.scopes, chosen: row.chosen, grants: grantsFrom(row.identity, row.granted), task };
 }
 
 /** Every request's first statement: built once (server/db/prepared.ts). `now` is an ISO timestamp. */
 const tokenLookup = builtOnce<{ hash: string; now: string }>()((db) =>
   db
-    .select({ identity: identities, scopes: tokens.scopes, taskId: tokens.taskId, taskAttempt: tokens.taskAttempt, granted: grantedDomains(identities.id) })
+    .select({
+      identity: identities,
+      scopes: tokens.scopes,
+      chosen: tokens.chosen,
+      taskId: tokens.taskId,
+      taskAttempt: tokens.taskAttempt,
+      granted: grantedDomains(identities.id),
+    })
     .from(tokens)
     .innerJoin(identities, eq(identities.id, tokens.identityId))
     .where(

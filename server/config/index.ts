@@ -74,7 +74,7 @@ export interface Config {
   executorGpus: number;
   /** On SIGTERM, how long the embedded host's running attempts may finish before the rest are handed back (`ATELIER_EXECUTOR_STOP_GRACE_SECONDS`). */
   executorStopGraceMs: number;
-  /** The most log bytes the embedded host publishes per attempt (`ATELIER_MAX_LOG_BYTES`; default: the host's). */
+  /** The most log bytes the embedded host publishes, and the control plane records, per attempt (`ATELIER_MAX_LOG_BYTES`; default: the host's). */
   executorMaxLogBytes: number | undefined;
   /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
   executorConcurrency: number | undefined;

@@ -114,7 +114,8 @@ export function addressRanges(env: NodeJS.ProcessEnv, name: string, what: string
  * ATELIER_MAX_LOG_BYTES: the most bytes of log lines an executor host (standalone or embedded) publishes for one
  * attempt; past it the rest is dropped, with a line saying so and, when the attempt ends, how many bytes were
  * dropped. It bounds what a module that floods its output costs the bus, the database and live viewers
- * (unset: the host's default, 10 MiB).
+ * (unset: the host's default, 10 MiB). The control plane holds every host to it where it records events (plus room for
+ * a host's own lines: server/orchestrator/log-cap.ts), so a host that ignores it cannot fill the database.
  */
 export function maxLogBytes(env: NodeJS.ProcessEnv): number | undefined {
   if (!env.ATELIER_MAX_LOG_BYTES) return undefined;

@@ -51,10 +51,11 @@ export async function authenticate(db: Db, credentials: Credentials): Promise<Se
       'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in $ATELIER_DATA_DIR/admin-token).',
     );
   const failures = tokenFailuresOf(db);
-  const session = await sessionForToken(db, token);
+  const found = await sessionForToken(db, token);
+  const session = found && { identity: found.identity, scopes: found.scopes, grants: found.grants, task: found.task };
   // A live minted token passes even from a locked-out address (server/auth/token-failures.ts says why); a dead one,
-  // or a live secret a person chose, is refused there with TOO_MANY_AUTH_FAILURES, one answer for both.
-  if (session && !failures.isChosen(token)) return { token, ...session };
+  // or a live secret a person chose (tokens.chosen), is refused there with TOO_MANY_AUTH_FAILURES, one answer for both.
+  if (session && !found.chosen) return { token, ...session };
   const source = sourceOf(credentials.peer);
   failures.assertMayTry(source);
   if (!session) await failures.failed(source);

@@ -54,6 +54,8 @@ export interface OrchestratorContext {
   catalogCeiling: CatalogCeiling;
   /** Called after a transaction that recorded successes whose modules asked for model registrations has committed. */
   onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;
+  /** Most bytes of log lines kept per attempt (ATELIER_MAX_LOG_BYTES, plus room for a host's own lines: log-cap.ts). */
+  maxLogBytes: number;
   /** The largest message the bus takes: a task message past it fails its task at dispatch (dispatch.ts). */
   maxMessageBytes: () => number;
   /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */

@@ -27,6 +27,7 @@ import { cancelRun } from './cancel';
 import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
 import { VersionCache } from './known-facts';
+import { DEFAULT_MAX_LOG_BYTES } from './log-cap';
 import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import type { OrchestratorInstruments } from './step-metrics';
@@ -141,6 +142,8 @@ export interface OrchestratorOptions {
   onRegistrations?: OrchestratorContext['onRegistrations'];
   /** The largest message the bus takes (Bus.maxPayloadBytes; default DEFAULT_MAX_PAYLOAD_BYTES). */
   maxMessageBytes?: () => number;
+  /** Most bytes of log lines recorded per attempt, whatever a host sends (ATELIER_MAX_LOG_BYTES; default DEFAULT_MAX_LOG_BYTES). */
+  maxLogBytes?: number;
   /** Most tasks one bus message carries (default DEFAULT_TASK_BATCH_MAX; 1 while hosts below protocol 3 remain). */
   taskBatchMax?: number;
   /** The metrics its commits and claim answers add to (server/metrics/instruments.ts). */
@@ -176,6 +179,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     catalogCeiling: options.catalogCeiling ?? { ...DEFAULT_CATALOG_CEILING, deniedCategories: [...DEFAULT_CATALOG_CEILING.deniedCategories] },
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
+    maxLogBytes: options.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES,
     versions: new VersionCache(),
     batchSizes: new PoolBatchSizes(
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),

@@ -3,10 +3,12 @@
 // failure, whose retry is decided from the whole row, reads that row when it comes (rarely). The two reads of every
 // batch (the runs it moves, locked, and its tasks) are built once (server/db/prepared.ts).
 import { sql } from 'drizzle-orm';
-import { arrayLiteral, arrayOf } from '../db/arrays';
-import type { Tx } from '../db/client';
+import type { ExecutorEvent } from '../../plugins/protocol';
+import { arrayLiteral, arrayOf, jsonRows } from '../db/arrays';
+import { queryRows, type Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
+import { seqBlock } from './attempts';
 
 const COLUMNS = {
   id: tasks.id,
@@ -74,4 +76,26 @@ export async function wholeTasks(tx: Tx, ids: readonly string[]): Promise<Map<st
     .from(tasks)
     .where(sql`${tasks.id} = any(${arrayOf(ids, 'uuid')})`);
   return new Map(rows.map((t) => [t.id, t]));
+}
+
+/**
+ * For attempts that have ended, the sequence block of the execution whose result ended them (if one did), and the
+ * start that result's row carries (`taskId:attempt:seq`).
+ */
+export async function resultBlocksOf(tx: Tx, reports: ExecutorEvent[]): Promise<{ blocks: Map<string, number>; startCarried: Set<string> }> {
+  const blocks = new Map<string, number>();
+  const startCarried = new Set<string>();
+  const pairs = [...new Map(reports.map((e) => [`${e.taskId}:${e.attempt}`, { task_id: e.taskId, attempt: e.attempt }])).values()];
+  if (!pairs.length) return { blocks, startCarried };
+  const rows = await queryRows<{ task_id: string; attempt: number; seq: string | number; started: string | number | null }>(
+    tx,
+    sql`select e.task_id, e.attempt, e.seq, e.payload -> 'started' ->> 'seq' as started from task_events e
+        join ${jsonRows(pairs)} as v(task_id uuid, attempt int) on e.task_id = v.task_id and e.attempt = v.attempt
+        where e.kind = 'result'`,
+  );
+  for (const r of rows) {
+    blocks.set(`${r.task_id}:${r.attempt}`, seqBlock(Number(r.seq)));
+    if (r.started !== null) startCarried.add(`${r.task_id}:${r.attempt}:${Number(r.started)}`);
+  }
+  return { blocks, startCarried };
 }

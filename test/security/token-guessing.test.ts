@@ -212,6 +212,39 @@ describe('behind a trusted reverse proxy', () => {
   });
 });
 
+describe('a chosen admin token presented to a replica that did not set it', () => {
+  // A rotation under way: this replica restarted with a new ATELIER_ADMIN_TOKEN while clients still use the old one,
+  // which another replica set. Both were chosen by a person; the origin is stored with the token, so every replica
+  // throttles both (it once knew only the one of its own configuration, and let the other through a lockout).
+  const ROTATED = 'our-rotated-admin-token-for-automation-2026';
+  const GUESSER = '127.0.0.5';
+  let replica: TestApp | undefined;
+  afterAll(() => replica?.stop());
+
+  // A second replica needs Postgres (the embedded database is one process's).
+  it.runIf(!process.env.ATELIER_TEST_DATABASE?.includes('embedded'))(
+    'refuses both chosen tokens from a locked-out address, and lets a minted one through',
+    async () => {
+      replica = await startTestApp({ DATABASE_URL: t.databaseUrl!, ATELIER_ADMIN_TOKEN: ROTATED, ATELIER_OBJECTS_DIR: `${t.dataDir}/objects` });
+      const other = t;
+      t = replica; // `send` talks to `t`
+      try {
+        expect((await send(GUESSER, '/graphql', { token: CHOSEN_ADMIN_TOKEN })).status).toBe(200);
+        for (let i = 0; i < LIMIT; i++) expect((await send(GUESSER, '/graphql', { token: guess(i) })).status).toBe(401);
+        for (const token of [ROTATED, CHOSEN_ADMIN_TOKEN]) {
+          const r = await send(GUESSER, '/graphql', { token });
+          expect({ status: r.status, code: JSON.parse(r.body).errors?.[0]?.extensions?.code }).toEqual({ status: 429, code: 'TOO_MANY_AUTH_FAILURES' });
+        }
+        expect(await wsOutcome(GUESSER, CHOSEN_ADMIN_TOKEN)).toBe(4429);
+        expect((await send(GUESSER, '/graphql', { token: minted })).status).toBe(200);
+      } finally {
+        t = other;
+      }
+    },
+    60_000,
+  );
+});
+
 describe('sourceOf', () => {
   it('counts an IPv4-mapped peer as its IPv4 address, and an IPv6 peer by its /64', () => {
     expect(sourceOf('::ffff:10.1.2.3')).toBe('10.1.2.3');

@@ -1,5 +1,5 @@
 // Bearer tokens, stored only as SHA-256 hashes; expiring and revocable.
-import { index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
 
@@ -23,6 +23,12 @@ export const tokens = pgTable(
      */
     taskId: uuid('task_id'),
     taskAttempt: integer('task_attempt'),
+    /**
+     * A secret a person chose (ATELIER_ADMIN_TOKEN), not 192 random bits the control plane minted: it may be guessable,
+     * so an address locked out for failed tokens is refused it too (server/auth/token-failures.ts), and it lives only
+     * while the configuration names it (server/auth/admin-token.ts).
+     */
+    chosen: boolean('chosen').notNull().default(false),
   },
   (t) => [index('tokens_identity_idx').on(t.identityId)],
 );
