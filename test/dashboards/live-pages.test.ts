@@ -1,9 +1,10 @@
 // The deployments and executors pages follow live events instead of polling (Chromium via playwright-core, the
 // embedded app with the real local deployer and a real executor host on its bus). Each page is opened with the
-// fallback poll set to an hour (the `atelier-fallback-poll-ms` key), and every request its list makes after the first
-// must follow a subscription event the page received since the one before: a timer's request would not. A member
-// of another team never sees the deployment; with the WebSocket down the page says so, and on reconnect it shows
-// what changed meanwhile.
+// fallback poll set to an hour (the `atelier-fallback-poll-ms` key); once it has read its list after its
+// subscription's first event, every request for the list must follow an event the page received (its WebSocket
+// frames) since the request before: a timer's request would not. A run's waiting reason follows the hosts the same
+// way. A member of another team never sees the deployment; with the WebSocket down the page says so, asks every so
+// often, and on reconnect shows what changed meanwhile.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { type Browser, chromium, type Page, type WebSocketRoute } from 'playwright-core';
@@ -12,7 +13,7 @@ import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { createLocalExecutor } from '../../executors/local';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
 import { createExecutorRegistry } from '../../plugins/registry';
-import { CREATE_DEPLOYMENT, endDeploymentWorld, irisVersion, startDeploymentApp } from '../deployments/setup';
+import { CREATE_DEPLOYMENT, endDeploymentWorld, irisVersion, startDeploymentApp, until } from '../deployments/setup';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 
@@ -60,25 +61,37 @@ async function pageFor(token: string, options: { pollMs?: string; socket?: { blo
   return { page, log };
 }
 
-/** Every `query` after the first came after at least one `event` since the query before it: none came from a timer. */
-function onlyAfterEvents(log: Entry[], query: string, event: string): Entry[] {
-  const shown = log.filter((e) => (e.kind === 'query' && e.name === query) || (e.kind === 'event' && e.name === event));
-  const firstQuery = shown.findIndex((e) => e.kind === 'query');
-  const unprompted: Entry[] = [];
+/** Waits until the page read `query` after the first `event` it received (the subscription's LISTENING); returns where its log is then. */
+async function settled(log: Entry[], query: string, event: string): Promise<number> {
+  await until(`${query} read after ${event} listened`, async () => {
+    const first = log.findIndex((e) => e.kind === 'event' && e.name === event);
+    return first >= 0 && log.slice(first).some((e) => e.kind === 'query' && e.name === query);
+  });
+  return log.length;
+}
+
+/** The `query` requests from `mark` on with none of `events` received since the request before (or the mark): a timer's. */
+function unprompted(log: Entry[], mark: number, query: string, ...events: string[]): Entry[] {
+  const found: Entry[] = [];
   let prompted = false;
-  for (const e of shown.slice(firstQuery + 1)) {
-    if (e.kind === 'event') prompted = true;
-    else if (!prompted) unprompted.push(e);
-    else prompted = false;
+  for (const e of log.slice(mark)) {
+    if (e.kind === 'event' && events.includes(e.name)) prompted = true;
+    else if (e.kind === 'query' && e.name === query) {
+      if (!prompted) found.push(e);
+      prompted = false;
+    }
   }
-  return unprompted;
+  return found;
 }
 
 const live = (page: Page) => page.locator('.live-live').waitFor();
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
-  [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startDeploymentApp(undefined, { ATELIER_HOST_STALE_SECONDS: '1' })]);
+  [, t] = await Promise.all([
+    ensureDashboardsBuilt({ quiet: true }),
+    startDeploymentApp(undefined, { ATELIER_HOST_STALE_SECONDS: '1', ATELIER_EMBEDDED_EXECUTOR: 'false' }),
+  ]);
   [alice, bob] = await Promise.all([t.user('alice'), t.user('bob')]);
   await t.team('ml', ['alice'], ['ml']);
   await t.team('cv', ['bob'], ['cv']);
@@ -98,6 +111,7 @@ it('shows a deployment created, turning ready and deleted as it happens, to its 
   const b = await pageFor(bob.token);
   await Promise.all([a.page.goto(`${t.url}/deployments`), b.page.goto(`${t.url}/deployments`)]);
   await Promise.all([a.page.getByText('No deployments yet').waitFor(), b.page.getByText('No deployments yet').waitFor(), live(a.page), live(b.page)]);
+  const [markA, markB] = await Promise.all([settled(a.log, 'Deployments', 'deploymentsChanged'), settled(b.log, 'Deployments', 'deploymentsChanged')]);
 
   await alice.gql(CREATE_DEPLOYMENT, { i: { name: 'live-list', model: 'ml/iris/1', domain: 'experimentation' } });
   await a.page.locator('tr[data-deployment="live-list"] [data-ready="true"]').waitFor();
@@ -108,8 +122,8 @@ it('shows a deployment created, turning ready and deleted as it happens, to its 
   await alice.gql(`mutation { deleteDeployment(id: "live-list") }`);
   await a.page.locator('tr[data-deployment="live-list"]').waitFor({ state: 'detached' });
   expect(await a.page.locator('tr[data-deployment="bob-own"]').count()).toBe(0);
-  expect(onlyAfterEvents(a.log, 'Deployments', 'deploymentsChanged')).toEqual([]);
-  expect(onlyAfterEvents(b.log, 'Deployments', 'deploymentsChanged')).toEqual([]);
+  expect(unprompted(a.log, markA, 'Deployments', 'deploymentsChanged')).toEqual([]);
+  expect(unprompted(b.log, markB, 'Deployments', 'deploymentsChanged')).toEqual([]);
   await bob.gql(`mutation { deleteDeployment(id: "bob-own") }`);
   await Promise.all([a.page.context().close(), b.page.context().close()]);
 }, 90_000);
@@ -117,7 +131,8 @@ it('shows a deployment created, turning ready and deleted as it happens, to its 
 it('shows an executor host announced, then stale once silent, with no poll', async () => {
   const a = await pageFor(alice.token);
   await a.page.goto(`${t.url}/executors`);
-  await Promise.all([a.page.getByRole('table', { name: 'Hosts' }).waitFor(), live(a.page)]);
+  await Promise.all([a.page.getByText(/No executor host has sent a heartbeat/).waitFor(), live(a.page)]);
+  const mark = await settled(a.log, 'Executors', 'executorsChanged');
   host = createExecutorHost({
     bus: t.app.bus,
     registry: createExecutorRegistry([createLocalExecutor()]),
@@ -134,7 +149,46 @@ it('shows an executor host announced, then stale once silent, with no poll', asy
   await host.stop();
   host = undefined;
   await row.locator('[data-host-state="stale"]').waitFor();
-  expect(onlyAfterEvents(a.log, 'Executors', 'executorsChanged')).toEqual([]);
+  expect(unprompted(a.log, mark, 'Executors', 'executorsChanged')).toEqual([]);
+  await a.page.context().close();
+}, 60_000);
+
+it('says why a task waits as executor hosts change, with no poll', async () => {
+  await t.publishFixture('gpu-echo');
+  await t.createWorkflow({ name: 'needs-gpus', tasks: [{ name: 'train', module: 'test/gpu-echo' }] });
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "needs-gpus") { id } }`);
+  const a = await pageFor(t.app.adminToken);
+  await a.page.goto(`${t.url}/runs/${startRun.id}?task=train`);
+  const node = a.page.locator('[data-node="train"]');
+  await node.getByText(/waiting: no executor host serves pool gpu/).waitFor();
+  await live(a.page);
+  const mark = await settled(a.log, 'RunPage', 'executorsChanged');
+  // A host of pool gpu with one GPU beats (a stand-in: it takes no task): the reason changes.
+  const startedAt = new Date().toISOString();
+  const beat = () =>
+    t.app.bus.publishControl('host-heartbeat', {
+      hostId: 'stand-in-gpu-small',
+      host: 'gpu-small',
+      executors: ['local'],
+      pools: ['gpu'],
+      capacity: 1,
+      running: 0,
+      gpus: 1,
+      hotClusters: [],
+      hotClusterExecutors: [],
+      version: 'test',
+      startedAt,
+      at: new Date().toISOString(),
+    });
+  await beat();
+  const beating = setInterval(() => void beat(), 200);
+  try {
+    await node.getByText(/waiting: needs 2 GPUs; the live hosts of pool gpu have at most 1/).waitFor();
+  } finally {
+    clearInterval(beating);
+  }
+  expect(unprompted(a.log, mark, 'RunPage', 'executorsChanged', 'runEvents')).toEqual([]);
+  await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: startRun.id });
   await a.page.context().close();
 }, 60_000);
 

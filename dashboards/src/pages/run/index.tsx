@@ -35,6 +35,7 @@ export default function RunPage({ id }: { id: string }) {
 
   const refetch = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 1000);
   store.onTaskSettled = refetch;
+  store.onTaskWaiting = refetch;
 
   const run = result.data?.run;
   // The store takes each fetched run as it is rendered, so the first render with data already shows the tasks.
