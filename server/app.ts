@@ -10,18 +10,15 @@ import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
-import { createHostChanges } from './compute/host-changes';
 import { createHotClusterService } from './compute/hot-clusters';
 import { DEFAULT_GPU_POOL } from './compute/routing';
 import { type Config, defaultHostName } from './config';
 import type { Database } from './db/client';
 import { deploymentServiceFor } from './deployments/from-config';
-import { createDeploymentWatch } from './deployments/live';
 import { alsoKicking, type DeploymentServiceOptions } from './deployments/service';
 import { createClaimServer } from './events/claims';
 import { createRunFeed } from './events/feed';
 import { feedFromBus } from './events/feed-from-bus';
-import { createLiveChanges } from './events/live-changes';
 import { createLiveSubscriptions } from './events/live-subscriptions';
 import { createOutboxRelay } from './events/outbox-relay';
 import { createEventRecorder, EVENTS_DURABLE } from './events/recorder';
@@ -43,6 +40,7 @@ import { createUploadBudget, UPLOADS_AT_THE_LIMIT } from './http/upload-budget';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic } from './lifecycle';
+import { createLivePages } from './live-pages';
 import { registerDatabaseGauges } from './metrics/database-gauges';
 import { createInstruments } from './metrics/instruments';
 import { createAlertActionWorker } from './monitoring/actions';
@@ -100,8 +98,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.waits?.databaseGaugesTtlMs });
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
   // Deployments and executor hosts, live: change signals where they are learned, read once per replica (live-changes.ts).
-  const liveChanges = createLiveChanges(bus, (e) => log(`live changes: ${(e as Error).message}`));
-  const hostChanges = createHostChanges(liveChanges, config.hostStaleMs);
+  const live = createLivePages(db, bus, config.hostStaleMs, log);
   const relay = createOutboxRelay({ db, bus, instruments, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const freshness = createFreshnessCheck({
@@ -149,7 +146,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       webhooks.kick();
       triggers.kick();
     },
-    publishCommitted: (messages) => relay.publishCommitted(messages),
+    publishCommitted: (messages) => {
+      relay.publishCommitted(messages);
+      live.hosts.poolsChanged(); // tasks queued: the executors page's waiting counts
+    },
     takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     taskBatchMax: config.taskBatchMax,
@@ -203,10 +203,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     hostStaleMs: config.hostStaleMs,
     maxIdleMs: config.hotClusterMaxIdleMs,
     pools: config.hotClusterPools,
-    onChange: (name) => hostChanges.clusterChanged(name),
+    onChange: (name) => live.hosts.clusterChanged(name),
   });
   // A rollback's alert may start ALERT_OPENED triggers.
-  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers], changes: liveChanges }, options.deployments);
+  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers], changes: live.changes }, options.deployments);
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   instruments.gaugeOf('subscriptions_open', 'Live subscriptions (graphql-ws and SSE) open on this replica.', () => subscriptions.count());
   const services: Services = {
@@ -224,8 +224,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     registryFeed,
     triggers,
     deployments,
-    liveChanges,
-    deploymentWatch: createDeploymentWatch(db, liveChanges, (e) => log(`deployments, live: ${(e as Error).message}`)),
+    liveChanges: live.changes,
+    deploymentWatch: live.deploymentWatch,
   };
 
   const yoga = createApiYoga({ services, logLevel: config.logLevel, instruments });
@@ -291,16 +291,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     freshness,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
-    liveChanges.service,
+    live.service,
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({
-      bus,
-      orchestrator,
-      hotClusters: { ...hotClusters, onHeartbeat: (h) => hotClusters.onHeartbeat(h).then(() => hostChanges.onHeartbeat(h)) },
-      log,
-      instruments,
-      ackWaitMs: options.waits?.eventAckWaitMs,
-    }),
+    createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,
@@ -377,7 +370,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       stopping ??= (async () => {
         await lifecycle.stop();
         subscriptions.endAll(); // closing the sockets ended them all already: nothing may outlive the app
-        hostChanges.stop();
         await store.close();
         await bus.close();
         await database.close();

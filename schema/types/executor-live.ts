@@ -1,6 +1,7 @@
 // Executor hosts and hot clusters, live: `executorsChanged` says which hosts and hot clusters changed, as the control
 // plane learns it (server/compute/host-changes.ts): a host announced, its capacity, load, pools or hot clusters
-// changed, it started draining or went silent; a hot cluster created, warm or ended. It carries names only: the
+// changed, it started draining or went silent; a hot cluster created, warm or ended; tasks entered or left the pools'
+// queues (at most once a second). It carries names only: the
 // page reads `executorHosts`, `executorPools` and `hotClusters` again, with the same access rule.
 import { forbidden } from '../../server/errors';
 import { pushStream } from '../../server/events/live-changes';
@@ -11,6 +12,7 @@ interface ExecutorsChange {
   listening: boolean;
   hostIds: string[];
   hotClusters: string[];
+  pools: boolean;
   at: Date;
 }
 
@@ -22,6 +24,7 @@ const ChangeRef = builder.objectRef<ExecutorsChange>('ExecutorsChange').implemen
     }),
     hostIds: t.exposeIDList('hostIds', { description: 'The hosts (ExecutorHost.id) that changed.' }),
     hotClusters: t.exposeStringList('hotClusters', { description: 'The hot clusters (by name) that changed.' }),
+    pools: t.exposeBoolean('pools', { description: 'Tasks entered or left the pools’ queues (`ExecutorPool.queued`); said at most once a second.' }),
     at: t.expose('at', { type: 'DateTime' }),
   }),
 });
@@ -40,11 +43,11 @@ builder.subscriptionField('executorsChanged', (t) =>
         const { push, iterator } = pushStream<Set<string>>(live.signal);
         const unlisten = ctx.services.liveChanges.listen('executors', push);
         live.signal.addEventListener('abort', unlisten, { once: true });
-        yield { listening: true, hostIds: [], hotClusters: [], at: new Date() };
+        yield { listening: true, hostIds: [], hotClusters: [], pools: false, at: new Date() };
         for await (const keys of iterator) {
           if (!watch.ability().can('read', 'ExecutorHost'))
             throw forbidden('Your access to executor hosts was revoked (a grant or your role changed), so this subscription has ended.');
-          yield { listening: false, hostIds: ofKind(keys, 'host:'), hotClusters: ofKind(keys, 'cluster:'), at: new Date() };
+          yield { listening: false, hostIds: ofKind(keys, 'host:'), hotClusters: ofKind(keys, 'cluster:'), pools: keys.has('pools'), at: new Date() };
         }
         watch.assertStillValid();
       }),

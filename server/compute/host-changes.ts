@@ -3,7 +3,8 @@
 // This turns those facts into change signals (server/events/live-changes.ts, topic `executors`) where the control
 // plane learns them: each replica records every heartbeat, so each compares it with the host's previous one and
 // signals only a difference (a host beating every 5 s with nothing new signals nothing); a host's silence is noticed
-// by one timer per host, reset by each beat. Hot-cluster changes made on one replica are signalled to all.
+// by one timer per host, reset by each beat. Hot-cluster changes made on one replica are signalled to all, and so
+// are the pools' queues moving (tasks dispatched, started, settled), at most once a second.
 import type { HostHeartbeat } from '../../plugins/protocol';
 import type { LiveChanges } from '../events/live-changes';
 
@@ -12,9 +13,17 @@ export interface HostChanges {
   onHeartbeat(heartbeat: HostHeartbeat): void;
   /** After a hot cluster's change committed (created, warm, ended). */
   clusterChanged(name: string): void;
+  /**
+   * After tasks may have entered or left a pool's queue (dispatched, started, settled): the pools' waiting counts.
+   * Signalled at most once per POOLS_EVERY_MS (the first at once, the last of a burst at the end of it).
+   */
+  poolsChanged(): void;
   /** Clears the silence timers (the app stopping). */
   stop(): void;
 }
+
+/** Queues move with every task: their signal is held to one a second, whatever the load. */
+const POOLS_EVERY_MS = 1000;
 
 /** Past the stale threshold, so that a page reading the hosts again sees this one as not heard from. */
 const STALE_MARGIN_MS = 100;
@@ -24,6 +33,8 @@ const offered = (h: HostHeartbeat) =>
 
 export function createHostChanges(changes: Pick<LiveChanges, 'touch' | 'touchHere'>, hostStaleMs: number): HostChanges {
   const hosts = new Map<string, { print: string; silence: NodeJS.Timeout }>();
+  let poolsAt = 0;
+  let poolsTimer: NodeJS.Timeout | null = null;
   return {
     onHeartbeat(heartbeat) {
       const key = `host:${heartbeat.hostId}`;
@@ -42,7 +53,20 @@ export function createHostChanges(changes: Pick<LiveChanges, 'touch' | 'touchHer
     clusterChanged(name) {
       changes.touch('executors', [`cluster:${name}`]);
     },
+    poolsChanged() {
+      if (poolsTimer) return;
+      poolsTimer = setTimeout(
+        () => {
+          poolsTimer = null;
+          poolsAt = Date.now();
+          changes.touch('executors', ['pools']);
+        },
+        Math.max(0, poolsAt + POOLS_EVERY_MS - Date.now()),
+      );
+      poolsTimer.unref();
+    },
     stop() {
+      if (poolsTimer) clearTimeout(poolsTimer);
       for (const { silence } of hosts.values()) clearTimeout(silence);
       hosts.clear();
     },

@@ -1,7 +1,8 @@
 // `executorsChanged` over a real graphql-ws client, with a real executor host on the app's bus: a host announcing
 // itself is a change, its beats with nothing new are not (coalesced where heartbeats are learned), a hot cluster
 // created is one, and a host stopping is seen draining, then stale once it stays silent past
-// ATELIER_HOST_STALE_SECONDS. A token scoped away from executor hosts is refused.
+// ATELIER_HOST_STALE_SECONDS; tasks entering a pool's queue are one too. A token scoped away from executor hosts is
+// refused.
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../executors/local';
@@ -11,7 +12,7 @@ import { createExecutorRegistry } from '../../plugins/registry';
 import { startTestApp, type TestApp } from '../harness/app';
 import { apiClient } from '../harness/client';
 
-const CHANGES = `subscription { executorsChanged { listening hostIds hotClusters } }`;
+const CHANGES = `subscription { executorsChanged { listening hostIds hotClusters pools } }`;
 const HOSTS = `{ executorHosts { id name live draining } }`;
 
 let t: TestApp;
@@ -98,6 +99,19 @@ it('tells a viewer when a host announces, changes, drains and goes stale, and no
   live.end();
   await heard.stop();
 }, 60_000);
+
+it('tells a viewer when tasks enter a pool’s queue, so its waiting count can be read again', async () => {
+  await t.publishFixture('echo');
+  await t.createWorkflow({ name: 'nowhere', tasks: [{ name: 'only', module: 'test/echo', pool: 'nowhere' }] });
+  const vic = apiClient(t.url, (await t.user('vic2', 'viewer')).token);
+  const live = follow(vic);
+  await live.waitFor(0, (e) => e.listening);
+  await t.api.gql(`mutation { startRun(workflow: "nowhere") { id } }`);
+  await live.waitFor(1, (e) => e.pools);
+  const { executorPools } = await vic.gql(`{ executorPools { name queued } }`);
+  expect(executorPools.find((p: any) => p.name === 'nowhere')).toEqual({ name: 'nowhere', queued: 1 });
+  live.end();
+});
 
 it('refuses a token whose scopes do not reach executor hosts', async () => {
   const { createServiceAccount } = await t.api.gql(`mutation { createServiceAccount(name: "runs-only", scopes: ["read:Run"]) { token } }`);
