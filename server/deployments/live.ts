@@ -7,6 +7,7 @@
 import { inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { type DeploymentRow, deploymentRevisions, deployments } from '../db/tables/deployments';
+import { isUuid } from '../db/uuid';
 import { type LiveChanges, pushStream } from '../events/live-changes';
 
 export type DeploymentChangeKind = 'CREATED' | 'CHANGED' | 'DELETED';
@@ -93,7 +94,10 @@ export function createDeploymentWatch(db: Db, changes: Pick<LiveChanges, 'listen
 
   async function check(keys: Set<string>) {
     if (!known) return;
-    const { rows, wanted, printOf } = await read([...keys]);
+    // Keys come from this code only, but one that is not an id must not fail the batch for every subscriber.
+    const ids = [...keys].filter(isUuid);
+    if (!ids.length) return;
+    const { rows, wanted, printOf } = await read(ids);
     if (!known) return;
     const at = new Date();
     const byId = new Map(rows.map((r) => [r.id, r]));
