@@ -23,6 +23,7 @@ export interface LiveChanges {
 
 /** How long touches are gathered into one batch: a reconciler pass over many deployments is one read, one message. */
 const BATCH_MS = 25;
+const KEYS_PER_MESSAGE = 1000;
 
 export function createLiveChanges(bus: Pick<Bus, 'kind' | 'publishControl' | 'subscribeControl'>, onError: (error: unknown) => void): LiveChanges {
   const origin = randomUUID();
@@ -35,7 +36,10 @@ export function createLiveChanges(bus: Pick<Bus, 'kind' | 'publishControl' | 'su
     const batch = pending.get(topic);
     pending.delete(topic);
     if (!batch) return;
-    if (batch.share.size) bus.publishControl('live-changed', { topic, keys: [...batch.share], origin }).catch(onError);
+    const told = [...batch.share];
+    // A pass over many deployments touches them all: in messages well under any bus's payload limit (~40 KB each).
+    for (let i = 0; i < told.length; i += KEYS_PER_MESSAGE)
+      bus.publishControl('live-changed', { topic, keys: told.slice(i, i + KEYS_PER_MESSAGE), origin }).catch(onError);
     deliver(topic, batch.keys);
   };
   const deliver = (topic: LiveTopic, keys: Set<string>) => {

@@ -67,3 +67,14 @@ it('passes a burst of touches on one replica to every replica as one batch, once
   expect(onB.batches).toEqual([['d1', 'd2'], ['d3']]);
   expect(onBExecutors.batches).toEqual([['cluster:warm']]);
 });
+
+it('sends a pass over more deployments than one message holds in several, none lost', async () => {
+  const [a, b] = [await replica(), await replica()];
+  const onB = listen(b, 'deployments');
+  const keys = Array.from({ length: 30_000 }, () => crypto.randomUUID()); // ~1.1 MB of ids: past nats-server's 1 MiB
+  a.touch('deployments', keys);
+  await onB.holding(keys.at(-1)!);
+  await onB.holding(keys[0]!);
+  const got = new Set(onB.batches.flat());
+  expect(keys.filter((k) => !got.has(k))).toEqual([]);
+});
