@@ -274,6 +274,8 @@ export interface HostHeartbeat {
   /** Of those, the executors whose clusters are compute of their own that pulls the cluster's pool (Kubernetes pods). */
   remoteHotClusterExecutors?: string[];
   version: string;
+  /** Stopping: it takes no new work and finishes what it runs (absent: a host from before this was said). */
+  draining?: boolean;
   /** The host's PROTOCOL_VERSION (absent: below 3, so it cannot read task batches). */
   protocol?: number;
   startedAt: string;
@@ -297,4 +299,6 @@ export interface ControlTopics {
   'hot-cluster': HotClusterCommand;
   /** Between control-plane replicas: model-registry events committed; read them (the message carries nothing else). */
   'registry-changed': { at: string };
+  /** Between control-plane replicas: keys of live pages' state touched (server/events/live-changes.ts); no data. */
+  'live-changed': { topic: 'deployments' | 'executors'; keys: string[]; origin: string };
 }

@@ -8,8 +8,10 @@ import type { Config } from '../server/config';
 import type { Db } from '../server/db/client';
 import type { Identity } from '../server/db/tables/identities';
 import type { Run } from '../server/db/tables/runs';
+import type { DeploymentWatch } from '../server/deployments/live';
 import type { DeploymentService } from '../server/deployments/service';
 import type { RunFeed } from '../server/events/feed';
+import type { LiveChanges } from '../server/events/live-changes';
 import type { LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Orchestrator } from '../server/orchestrator/orchestrator';
 import type { RegistryFeed } from '../server/registry/live';
@@ -38,6 +40,10 @@ export interface Services {
   triggers: Pick<TriggerDispatcher, 'kick' | 'drain'>;
   /** Deployments: the reconciler and the changes people make (server/deployments/service.ts). */
   deployments: DeploymentService;
+  /** Change signals of live pages' state (deployments, executor hosts): `listen` to a topic, `touch` its keys. */
+  liveChanges: LiveChanges;
+  /** Deployments created, changed and deleted, read once per replica for `deploymentsChanged` and `deploymentChanged`. */
+  deploymentWatch: DeploymentWatch;
 }
 
 export interface Context {

@@ -40,6 +40,7 @@ import { createUploadBudget, UPLOADS_AT_THE_LIMIT } from './http/upload-budget';
 import { urlFileService } from './http/url-file';
 import { type ApiYoga, createApiYoga } from './http/yoga';
 import { createLifecycle, periodic } from './lifecycle';
+import { createLivePages } from './live-pages';
 import { registerDatabaseGauges } from './metrics/database-gauges';
 import { createInstruments } from './metrics/instruments';
 import { createAlertActionWorker } from './monitoring/actions';
@@ -96,6 +97,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const instruments = createInstruments();
   registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.waits?.databaseGaugesTtlMs });
   const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
+  // Deployments and executor hosts, live: change signals where they are learned, read once per replica (live-changes.ts).
+  const live = createLivePages(db, bus, config.hostStaleMs, log);
   const relay = createOutboxRelay({ db, bus, instruments, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });
   const webhooks = createWebhookWorker({ db, config: config.webhooks, log });
   const freshness = createFreshnessCheck({
@@ -143,7 +146,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       webhooks.kick();
       triggers.kick();
     },
-    publishCommitted: (messages) => relay.publishCommitted(messages),
+    publishCommitted: (messages) => {
+      relay.publishCommitted(messages);
+      live.hosts.poolsChanged(); // tasks queued: the executors page's waiting counts
+    },
     takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxLogBytes: config.executorMaxLogBytes,
@@ -198,9 +204,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     hostStaleMs: config.hostStaleMs,
     maxIdleMs: config.hotClusterMaxIdleMs,
     pools: config.hotClusterPools,
+    onChange: (name) => live.hosts.clusterChanged(name),
   });
   // A rollback's alert may start ALERT_OPENED triggers.
-  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers] }, options.deployments);
+  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers], changes: live.changes }, options.deployments);
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   instruments.gaugeOf('subscriptions_open', 'Live subscriptions (graphql-ws and SSE) open on this replica.', () => subscriptions.count());
   const services: Services = {
@@ -218,6 +225,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     registryFeed,
     triggers,
     deployments,
+    liveChanges: live.changes,
+    deploymentWatch: live.deploymentWatch,
   };
 
   const yoga = createApiYoga({ services, logLevel: config.logLevel, instruments });
@@ -283,8 +292,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     freshness,
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
+    live.service,
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({ bus, orchestrator, hotClusters, log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
+    createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,

@@ -157,6 +157,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       hotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster),
       remoteHotClusterExecutors: registry.names().filter((name) => registry.get(name).startHotCluster && registry.get(name).remoteHotClusters),
       version: VERSION,
+      draining: state !== 'idle' && state !== 'running',
       protocol: PROTOCOL_VERSION,
       startedAt,
       at: new Date().toISOString(),
@@ -312,6 +313,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
         return;
       }
       state = 'draining';
+      void announce(); // the control plane shows it draining now, not at the next beat
       // Stop taking work at once, without awaiting the subscriptions first: a bus may wait for handlers in flight
       // before its stop() resolves.
       const stopping = subscriptions.map((s) => s.stop().catch((err) => warn(`stopping a subscription failed: ${errorMessage(err)}`)));

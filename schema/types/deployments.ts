@@ -1,7 +1,6 @@
 // Deployments (server/deployments/): one serving endpoint per model alias or pinned version, with its revisions,
 // traffic split, rollout progress, fallback and events; the changes people make to it. Every Deployment returned was
 // checked readable by server/deployments/access.ts (others answer as missing); resolvers declare and delegate.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
 import type { DeploymentEvent, DeploymentRevisionRow, DeploymentRow, GateResult, RolloutGate, RolloutStep } from '../../server/db/tables/deployments';
 import { deploymentEventKinds, deploymentEvents, noDataPolicies, revisionStates } from '../../server/db/tables/deployments';
@@ -21,14 +20,13 @@ import type { MonitorRule } from '../../server/monitoring/rules';
 import type { Domain } from '../../server/vocabulary';
 import { builder } from '../builder';
 import type { Context } from '../context';
-import { liveStream, watchAccess } from '../live-access';
 import { ServingRef } from './deployment-serving';
 import { IdentityRef } from './identity';
 import { ModelRef, ModelVersionRef } from './models';
 import { RuleInput, RuleRef } from './monitoring-monitors';
 import { TeamRef } from './teams';
 
-const caller = (ctx: Context): Caller => ({ identity: ctx.identity, ability: ctx.ability });
+export const caller = (ctx: Context): Caller => ({ identity: ctx.identity, ability: ctx.ability });
 
 const RevisionStateEnum = builder.enumType('DeploymentRevisionState', {
   description:
@@ -352,46 +350,3 @@ builder.mutationFields((t) => ({
     resolve: (_r, a, ctx) => ctx.services.deployments.restore(caller(ctx), a.id, a.reason),
   }),
 }));
-
-builder.subscriptionField('deploymentChanged', (t) =>
-  t.field({
-    type: DeploymentRef,
-    description:
-      'The deployment now, then again whenever its traffic, readiness, rollout, failover or revisions change (checked every ATELIER_DEPLOYMENT_POLL_MS); ends when it is deleted or you may no longer read it.',
-    args: { id: t.arg.string({ required: true, description: 'Id or name.' }) },
-    subscribe: (_r, args, ctx) => {
-      const { db, config } = ctx.services;
-      return liveStream(ctx, async function* (live) {
-        const watch = watchAccess(ctx, live);
-        let last = '';
-        let first = true;
-        while (!live.signal.aborted) {
-          const d = await findDeployment(db, caller(ctx), args.id).catch((error) => {
-            if (first) throw error; // missing or unreadable: NOT_FOUND, as the query says
-            return null;
-          });
-          first = false;
-          if (!d) return;
-          const revisions = await revisionsOf(db, d.id);
-          const seen = JSON.stringify([
-            d.updatedAt,
-            d.url,
-            d.ready,
-            d.message,
-            d.traffic,
-            d.rollout,
-            d.failedOver,
-            revisions.map((r) => [r.state, r.health, r.restarts]),
-          ]);
-          if (seen !== last) {
-            last = seen;
-            yield d;
-          }
-          await sleep(config.deploymentPollMs, undefined, { signal: live.signal }).catch(() => undefined);
-        }
-        watch.assertStillValid();
-      });
-    },
-    resolve: (d) => d,
-  }),
-);

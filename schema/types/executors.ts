@@ -36,6 +36,7 @@ export const ExecutorHostRef = builder.objectRef<ExecutorHostRow>('ExecutorHost'
     hotClusters: t.exposeStringList('hotClusters', { description: 'Hot clusters it holds warm.' }),
     hotClusterExecutors: t.exposeStringList('hotClusterExecutors', { description: 'Its executors that can keep a hot cluster.' }),
     version: t.exposeString('version'),
+    draining: t.exposeBoolean('draining', { description: 'Its last heartbeat said it is stopping: it takes no new work and finishes what it runs.' }),
     startedAt: t.expose('startedAt', { type: 'DateTime' }),
     lastSeenAt: t.expose('lastSeenAt', { type: 'DateTime' }),
     live: t.boolean({ description: 'Heard from within ATELIER_HOST_STALE_SECONDS.', resolve: (h, _a, ctx) => isLive(h, new Date(), staleMs(ctx)) }),

@@ -193,6 +193,7 @@ export const subjectFields = {
       'hotClusters',
       'hotClusterExecutors',
       'version',
+      'draining',
       'startedAt',
       'lastSeenAt',
       'live',

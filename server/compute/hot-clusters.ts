@@ -57,6 +57,8 @@ export interface HotClusterServiceOptions {
   maxIdleMs?: number;
   /** The pools members may create clusters on (ATELIER_HOT_CLUSTER_POOLS); null or absent: any pool no other owner holds. */
   pools?: Record<string, string[] | '*'> | null;
+  /** After a cluster's state changed (created, warm, ended): the executors page follows it (host-changes.ts). */
+  onChange?: (name: string) => void;
 }
 
 const HOST_PRUNE_EVERY_MS = 60_000;
@@ -102,6 +104,7 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
       .where(and(eq(hotClusters.id, live.id), ne(hotClusters.state, 'ENDED')))
       .returning();
     if (!ended) throw missing();
+    options.onChange?.(ended.name);
     await bus.publishControl('hot-cluster', command(ended, 'end'));
     return ended;
   }
@@ -179,6 +182,7 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
           lastUsedAt: now(),
         })
         .returning();
+      options.onChange?.(cluster!.name);
       await bus.publishControl('hot-cluster', command(cluster!, 'start'));
       return cluster!;
     },
@@ -205,7 +209,10 @@ export function createHotClusterService(options: HotClusterServiceOptions): HotC
           heartbeat.hotClusterExecutors.includes(cluster.executor) &&
           (heartbeat.pools.includes(cluster.pool) || (heartbeat.remoteHotClusterExecutors ?? []).includes(cluster.executor));
         if (serves && !held.has(cluster.name)) await bus.publishControl('hot-cluster', command(cluster, 'start'));
-        if (held.has(cluster.name) && cluster.state === 'STARTING') await db.update(hotClusters).set({ state: 'READY' }).where(eq(hotClusters.id, cluster.id));
+        if (held.has(cluster.name) && cluster.state === 'STARTING') {
+          await db.update(hotClusters).set({ state: 'READY' }).where(eq(hotClusters.id, cluster.id));
+          options.onChange?.(cluster.name);
+        }
       }
       // Held but ended (or ended and recreated elsewhere): let it go.
       for (const name of held) {

@@ -13,6 +13,7 @@ const host = (over: Partial<ExecutorHostRow>): ExecutorHostRow => ({
   running: 0,
   gpus: 0,
   hotClusters: [],
+  draining: false,
   hotClusterExecutors: [],
   remoteHotClusterExecutors: [],
   version: '0.1.0',

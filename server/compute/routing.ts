@@ -33,6 +33,7 @@ export async function recordHeartbeat(db: Db, heartbeat: HostHeartbeat, seenAt: 
     hotClusterExecutors: heartbeat.hotClusterExecutors,
     remoteHotClusterExecutors: heartbeat.remoteHotClusterExecutors ?? [],
     version: heartbeat.version,
+    draining: heartbeat.draining ?? false,
     startedAt: new Date(heartbeat.startedAt),
     lastSeenAt: seenAt,
   };

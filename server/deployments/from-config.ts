@@ -5,7 +5,7 @@ import { createDeploymentService, type DeploymentService, type DeploymentService
 
 export function deploymentServiceFor(
   config: Config,
-  parts: Pick<DeploymentServiceOptions, 'db' | 'store' | 'bus' | 'log' | 'afterCommit'>,
+  parts: Pick<DeploymentServiceOptions, 'db' | 'store' | 'bus' | 'log' | 'afterCommit' | 'changes'>,
   extra: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'> = {},
 ): DeploymentService {
   return createDeploymentService({

@@ -43,6 +43,8 @@ export interface ReconcilerDeps {
   now?: () => Date;
   /** Records what the deployers' routers measured as serving observations (serving.ts). */
   serving?: ServingRecorder;
+  /** After each deployment a pass worked on (changed or not, deleted included): its live pages check it (live.ts). */
+  touched?: (id: string) => void;
 }
 
 async function statusOf(deployer: Deployer, id: string): Promise<DeploymentStatus | null> {
@@ -373,6 +375,7 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
       await release(deps, d, null).catch(() => undefined);
     } finally {
       renew.stop();
+      deps.touched?.(d.id);
     }
     if (only) return count;
   }

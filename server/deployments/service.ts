@@ -11,6 +11,7 @@ import { createLocalDeployer, type LocalDeployerOptions } from '../../plugins/de
 import type { ObjectStore } from '../artifacts/store';
 import type { Db } from '../db/client';
 import { type DeploymentRow, deployments } from '../db/tables/deployments';
+import type { LiveChanges } from '../events/live-changes';
 import type { Service } from '../lifecycle';
 import { kickedLoop } from '../lifecycle/kicked-loop';
 import type { Caller } from './access';
@@ -59,6 +60,8 @@ export interface DeploymentServiceOptions {
   log: (message: string) => void;
   /** Kicked after a commit that wrote webhook deliveries, alerts or signals. */
   afterCommit: { kick(): void }[];
+  /** Told which deployment a change or a reconciler pass touched, for the live pages (server/deployments/live.ts). */
+  changes?: Pick<LiveChanges, 'touch'>;
 }
 
 /** How long a delete waits for a pass that holds the deployment to finish with it before leaving it to the reconciler. */
@@ -96,6 +99,7 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     afterCommit: () => {
       for (const k of options.afterCommit) k.kick();
     },
+    touched: (id: string) => options.changes?.touch('deployments', [id]),
   };
   const loop = kickedLoop({
     pass: () => reconcileDeployments(deps),
@@ -106,6 +110,7 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
   /** After a person's change committed: traffic now, then a reconciler pass to confirm. */
   const then = async (row: DeploymentRow): Promise<DeploymentRow> => {
     deps.afterCommit();
+    deps.touched(row.id);
     try {
       const status = await syncTraffic(db, deployers.get(row.deployer), row.id);
       if (status) row = { ...row, traffic: status.traffic, ready: status.ready, url: status.url, message: status.message };
@@ -148,12 +153,14 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     create: async (caller, input) => {
       const row = await createDeployment(db, caller, input, deployers.names());
       deps.afterCommit();
+      deps.touched(row.id);
       loop.kick();
       return row;
     },
     delete: async (caller, id) => {
       const row = await deleteDeployment(db, caller, id);
       deps.afterCommit();
+      deps.touched(row.id);
       await deleteNow(row).catch((e) => log(`deployment ${row.name}: ${(e as Error).message} (will retry)`));
       return row;
     },

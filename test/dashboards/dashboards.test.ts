@@ -581,7 +581,7 @@ describe('dashboards in Chromium', () => {
     await t.api.gql(`mutation { createHotCluster(name: "warm", executor: "local", spec: { workers: 1 }) { name } }`);
     const { startRun } = await t.api.gql(START, { w: 'needs-gpus' });
     await page.goto(`${t.url}/runs/${startRun.id}?task=train`);
-    // no host serves pool gpu: the node and the task panel say so (fetched again every few seconds while it waits)
+    // no host serves pool gpu: the node and the task panel say so (read again as executor hosts change)
     await page.waitForFunction(
       () => document.querySelector('[data-node="train"]')?.textContent?.includes('waiting: no executor host serves pool gpu'),
       undefined,

@@ -4,7 +4,7 @@
 // registry's tables (the registry's own tests cover registration; here only the files and `metadata.serve` matter).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import { expect } from 'vitest';
 import { liveProcesses } from '../../plugins/deployers/local';
 import type { ObjectStore } from '../../server/artifacts/store';
@@ -27,10 +27,18 @@ export async function startDeploymentApp(startupMs = 3000, env: Record<string, s
  * Registers version N of `ml/iris` with the iris files (a note file makes each version's digest its own) and the
  * given `metadata.serve` (null: none), through a test app's services or a database and object store of its own.
  */
-export async function irisVersion(t: TestApp | { db: Db; store: ObjectStore }, version: number, serve: object | null = IRIS_SERVE): Promise<string> {
+export async function irisVersion(
+  t: TestApp | { db: Db; store: ObjectStore },
+  version: number,
+  serve: object | null = IRIS_SERVE,
+  namespace = 'ml',
+): Promise<string> {
   const { db, store } = 'app' in t ? t.app.services : t;
-  let [model] = await db.select().from(registeredModels).where(eq(registeredModels.name, 'iris'));
-  if (!model) [model] = await db.insert(registeredModels).values({ namespace: 'ml', name: 'iris' }).returning();
+  let [model] = await db
+    .select()
+    .from(registeredModels)
+    .where(and(eq(registeredModels.namespace, namespace), eq(registeredModels.name, 'iris')));
+  if (!model) [model] = await db.insert(registeredModels).values({ namespace, name: 'iris' }).returning();
   const dir = path.join(fixturesDir, 'iris-model');
   const files = [];
   for (const name of ['serve.mjs', 'weights.json']) {

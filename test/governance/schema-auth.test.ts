@@ -98,6 +98,8 @@ const valueTypes: Record<string, string> = {
   TaskLogEvent: 'an event of a run whose events the subscription checked',
   TaskMetricEvent: 'an event of a run whose events the subscription checked',
   RegistryEvent: 'an event of a model the subscription checked the caller may read, event by event',
+  DeploymentChange: 'a change of a deployment the subscription checked the caller may read (as `deployments` does), event by event',
+  ExecutorsChange: 'ids of executor hosts and names of hot clusters that changed, to a subscription checked for read:ExecutorHost',
   WebhookAttempt: 'part of a WebhookDelivery',
   CreatedWebhook: 'result of a webhook the caller created or whose secret it rotated',
   CreatedTrigger: 'result of a trigger the caller created or whose HTTP secret it rotated (a guarded Trigger and the secret, shown once)',

@@ -20,12 +20,15 @@ export function useLiveFeed<Data, Variables extends AnyVariables>(
   onData: (data: Data) => void,
   onGap: () => void,
   deps: unknown[],
+  /** False: not listening (a page that needs it only sometimes). */
+  enabled = true,
 ): void {
   const client = useClient();
   const { api } = useSession();
   const handlers = useRef({ onData, onGap });
   handlers.current = { onData, onGap };
   useEffect(() => {
+    if (!enabled) return;
     let subscription: { unsubscribe(): void } | undefined;
     let again: ReturnType<typeof setTimeout> | undefined;
     const listen = () => {
@@ -58,5 +61,5 @@ export function useLiveFeed<Data, Variables extends AnyVariables>(
       clearTimeout(again);
       subscription?.unsubscribe();
     };
-  }, [client, api, ...deps]);
+  }, [client, api, enabled, ...deps]);
 }

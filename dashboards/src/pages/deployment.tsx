@@ -6,11 +6,13 @@ import { useMutation, useSubscription } from '@urql/preact';
 import type { ComponentChildren } from 'preact';
 import { useEffect, useId, useState } from 'preact/hooks';
 import { errorMessage, refetch } from '../api/client';
+import { LiveDownBanner } from '../components/live-down';
 import { DeniedReason, type Permission, PermittedButton } from '../components/permitted';
 import { FormError, NotFoundState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { formatDuration, Time } from '../lib/format';
 import { useNow } from '../lib/hooks';
+import { useLiveDown } from '../lib/live-refresh';
 import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
 import { Link } from '../router';
@@ -28,17 +30,26 @@ export default function DeploymentPage({ name }: { name: string }) {
     if (live.data?.deploymentChanged) setLatest(live.data.deploymentChanged);
   }, [live.data]);
   const deployment = latest ?? result.data?.deployment;
+  // graphql-ws subscribes again after a reconnect and the subscription starts with the deployment as it is then;
+  // while the connection is down, the page asks for it every so often instead.
+  const liveDown = useLiveDown(() => {
+    setLatest(null);
+    reexecute({ requestPolicy: 'network-only' });
+  }, found);
   return (
-    <QueryState
-      data={deployment === undefined ? undefined : deployment}
-      error={result.error}
-      errorTitle="This deployment could not be loaded"
-      retry={refetch(reexecute)}
-      loading="Loading the deployment…"
-      empty={<NotFoundState title={`No deployment named “${name}”`} href="/deployments" link="See all deployments" />}
-    >
-      {(d) => <DeploymentView d={d} onChange={setLatest} />}
-    </QueryState>
+    <>
+      <LiveDownBanner live={liveDown} />
+      <QueryState
+        data={deployment === undefined ? undefined : deployment}
+        error={result.error}
+        errorTitle="This deployment could not be loaded"
+        retry={refetch(reexecute)}
+        loading="Loading the deployment…"
+        empty={<NotFoundState title={`No deployment named “${name}”`} href="/deployments" link="See all deployments" />}
+      >
+        {(d) => <DeploymentView d={d} onChange={setLatest} />}
+      </QueryState>
+    </>
   );
 }
 

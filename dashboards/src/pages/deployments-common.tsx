@@ -1,8 +1,8 @@
 // Pieces the deployments list, a deployment's page and the model page share: the list's fields, the traffic split
-// as a bar, readiness and rollout chips, the table of deployments, and following a list while its deployments move.
-import { useEffect } from 'preact/hooks';
+// as a bar, readiness and rollout chips, the table of deployments, and following a list live as its deployments move.
 import { DataTable } from '../components/table';
 import { graphql, type ResultOf } from '../graphql';
+import { type LiveDown, useLiveRefresh } from '../lib/live-refresh';
 import { Link } from '../router';
 
 /** The fields of a deployment's row, wherever deployments are listed. */
@@ -111,47 +111,17 @@ export function DeploymentsTable({ rows, label, wrap }: { rows: readonly Deploym
   );
 }
 
-export const ROLLOUT_REFRESH_MS = 2000;
-/**
- * How often a list of deployments none of which is moving is asked for again: a deployment changes without anyone
- * here acting (a monitor rolls it back, a failover, another person's promotion), and no feed of every deployment's
- * changes exists (each one's page follows `deploymentChanged`).
- */
-export const IDLE_REFRESH_MS = 10_000;
+const DEPLOYMENTS_CHANGED = graphql(`
+  subscription DeploymentsLive($model: String) {
+    deploymentsChanged(model: $model) { kind id }
+  }
+`);
 
 /**
- * Whether a deployment is still moving: a rollout under way, or (given the versions its model's aliases name now)
- * the alias it follows names a version it has not rolled out yet (the alias just moved: the reconciler adds the
- * revision within a poll and starts a rollout). A failed-over deployment holds still until it is restored.
+ * Asks for a list of deployments (of one model, when given) again whenever one the caller may read is created,
+ * changes or is deleted (`deploymentsChanged`: a failover, a monitor's rollback, another person's promotion, the
+ * deployer's state), and after a reconnect; nothing polls while live updates are up (lib/live-refresh.ts).
  */
-export function settling(d: DeploymentRowData, aliases?: ReadonlyMap<string, number>): boolean {
-  if (d.rollout?.state === 'RUNNING') return true;
-  const alias = d.model.split('@')[1];
-  const target = alias ? aliases?.get(alias) : undefined;
-  if (target === undefined || d.failedOver) return false;
-  // the revision its last rollout moved to (a revision rolled out again keeps its number), else its newest
-  const current = d.rollout ? d.revisions.find((r) => r.number === d.rollout?.revision) : d.revisions.at(-1);
-  return current?.modelVersion?.version !== target;
-}
-
-/**
- * Asks for a list of deployments again every ROLLOUT_REFRESH_MS while one of them is still moving, every
- * IDLE_REFRESH_MS otherwise; not while the page is hidden, and at once when it is shown again.
- */
-export function useFollowDeployments(
-  rows: readonly DeploymentRowData[] | undefined,
-  reexecute: (opts: { requestPolicy: 'network-only' }) => void,
-  aliases?: ReadonlyMap<string, number>,
-) {
-  const moving = rows?.some((d) => settling(d, aliases)) ?? false;
-  useEffect(() => {
-    const again = () => reexecute({ requestPolicy: 'network-only' });
-    const timer = setInterval(() => document.visibilityState === 'visible' && again(), moving ? ROLLOUT_REFRESH_MS : IDLE_REFRESH_MS);
-    const shown = () => document.visibilityState === 'visible' && again();
-    document.addEventListener('visibilitychange', shown);
-    return () => {
-      clearInterval(timer);
-      document.removeEventListener('visibilitychange', shown);
-    };
-  }, [moving, reexecute]);
+export function useFollowDeployments(reexecute: (opts: { requestPolicy: 'network-only' }) => void, model?: string): LiveDown {
+  return useLiveRefresh(DEPLOYMENTS_CHANGED, { model: model ?? null }, () => reexecute({ requestPolicy: 'network-only' }), [model]);
 }

@@ -1,9 +1,10 @@
 // The deployments you may read: what each serves, where and with which deployer, whether it is ready or failed
-// over, its traffic split and its rollout. While a rollout runs the list asks again every 2 s, else every 10 s, so a
-// change nobody here made (a failover, a monitor's rollback) shows (a deployment's own page is live through
-// `deploymentChanged`).
+// over, its traffic split and its rollout. Live: the list is read again whenever a deployment the viewer may read
+// is created, changes or is deleted (`deploymentsChanged`), including changes nobody here made (a failover, a
+// monitor's rollback); a deployment's own page is live through `deploymentChanged`.
 
 import { refetch } from '../api/client';
+import { LiveDownBanner } from '../components/live-down';
 import { EmptyState, QueryState } from '../components/states';
 import { graphql } from '../graphql';
 import { useQuery } from '../lib/query';
@@ -24,12 +25,13 @@ const LIST_LIMIT = 100;
 export function DeploymentsPage() {
   useTitle('Deployments');
   const [result, reexecute] = useQuery({ query: DEPLOYMENTS, requestPolicy: 'cache-and-network' });
-  useFollowDeployments(result.data?.deployments, reexecute);
+  const live = useFollowDeployments(reexecute);
   return (
     <section aria-labelledby="deployments-title">
       <div class="page-header">
         <h1 id="deployments-title">Deployments</h1>
       </div>
+      <LiveDownBanner live={live} />
       <QueryState
         data={result.data?.deployments}
         error={result.error}

@@ -1,26 +1,27 @@
-// Executors: pools with their health and queue, the hosts that heartbeat (capacity, running, GPUs, last heard
-// from) and the hot clusters they keep warm. The API has no subscription for heartbeats, so the page asks again
-// every few seconds while it is open.
+// Executors: pools with their health and queue, the hosts that heartbeat (capacity, running, GPUs, draining, last
+// heard from) and the hot clusters they keep warm. Live: the page reads them again whenever `executorsChanged` says
+// a host or a hot cluster changed (a host announced, its load changed, it drains or went silent), and nothing polls
+// meanwhile.
 
-import { useEffect } from 'preact/hooks';
 import { refetch } from '../api/client';
+import { LiveDownBanner } from '../components/live-down';
 import { EmptyState, QueryState } from '../components/states';
 import { DataTable } from '../components/table';
 import { graphql } from '../graphql';
 import { formatAgo, formatDateTime, formatDuration } from '../lib/format';
 import { useNow } from '../lib/hooks';
+import { useLiveRefresh } from '../lib/live-refresh';
 import { useQuery } from '../lib/query';
 import { useTitle } from '../lib/title';
+import { EXECUTORS_CHANGED } from './executor-documents';
 
 const EXECUTORS = graphql(`
   query Executors {
     executorPools { name health capacity running queued gpus lastSeenAt hosts { id name } }
-    executorHosts { id name live capacity running gpus executors pools hotClusters version startedAt lastSeenAt }
+    executorHosts { id name live draining capacity running gpus executors pools hotClusters version startedAt lastSeenAt }
     hotClusters { id name executor pool state message idleTimeoutMs lastUsedAt createdAt }
   }
 `);
-
-export const EXECUTORS_REFRESH_MS = 3000;
 
 const healthLabel: Record<string, string> = { HEALTHY: 'Healthy', STALE: 'Stale', NO_HOSTS: 'No hosts' };
 const healthHint: Record<string, string> = {
@@ -34,17 +35,15 @@ export function ExecutorsPage() {
   useTitle('Executors');
   const [result, reexecute] = useQuery({ query: EXECUTORS });
   const now = useNow(1000);
-  useEffect(() => {
-    const timer = setInterval(() => reexecute({ requestPolicy: 'network-only' }), EXECUTORS_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [reexecute]);
+  const live = useLiveRefresh(EXECUTORS_CHANGED, {}, () => reexecute({ requestPolicy: 'network-only' }), []);
   const data = result.data;
   return (
     <section aria-labelledby="executors-title">
       <div class="page-header">
         <h1 id="executors-title">Executors</h1>
-        <span class="muted">Refreshed every {EXECUTORS_REFRESH_MS / 1000} s</span>
+        <span class="muted">Updates live</span>
       </div>
+      <LiveDownBanner live={live} />
       {result.error && data && (
         <p class="banner warn" role="alert">
           Could not refresh: {result.error.message.replace(/^\[\w+\]\s*/, '')}. Showing what was last loaded.
@@ -122,7 +121,14 @@ export function ExecutorsPage() {
                       </>
                     ),
                   },
-                  { header: 'State', cell: (h) => <span class={`chip ${h.live ? 'ok' : 'warn'}`}>{h.live ? 'Live' : 'Not heard from'}</span> },
+                  {
+                    header: 'State',
+                    cell: (h) => (
+                      <span class={`chip ${h.live && !h.draining ? 'ok' : 'warn'}`} data-host-state={!h.live ? 'stale' : h.draining ? 'draining' : 'live'}>
+                        {!h.live ? 'Not heard from' : h.draining ? 'Draining' : 'Live'}
+                      </span>
+                    ),
+                  },
                   {
                     header: 'Running / capacity',
                     class: 'num',

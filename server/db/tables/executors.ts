@@ -1,7 +1,7 @@
 // Executor hosts as their heartbeats last described them, and hot clusters (compute an executor keeps warm
 // between runs) with the leases tasks take on them.
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, jsonb, pgTable, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { hotClusterStates } from '../../vocabulary';
 import { at, createdAt, id } from './columns';
 import { identities } from './identities';
@@ -24,6 +24,8 @@ export const executorHosts = pgTable(
     /** Of those, the executors whose clusters are compute of their own pulling the cluster's pool (Kubernetes pods). */
     remoteHotClusterExecutors: text('remote_hot_cluster_executors').array().notNull().default(sql`'{}'::text[]`),
     version: text('version').notNull(),
+    /** Its last heartbeat said it is stopping: it takes no new work and finishes what it runs. */
+    draining: boolean('draining').notNull().default(false),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull(),
   },

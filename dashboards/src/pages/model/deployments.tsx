@@ -1,9 +1,10 @@
 // The model page's deployments: those serving it (by alias or pinned version) that the caller may read, with their
 // health, split and rollout, each linked to its page. Moving an alias on the page moves them: the card reads them
-// again when the page's aliases change, and follows them until they serve what their aliases name.
+// again when the page's aliases change, and follows them live (`deploymentsChanged` of the model).
 
 import { useEffect, useRef } from 'preact/hooks';
 import { refetch } from '../../api/client';
+import { LiveDownBanner } from '../../components/live-down';
 import { QueryState } from '../../components/states';
 import { graphql } from '../../graphql';
 import { useQuery } from '../../lib/query';
@@ -28,10 +29,11 @@ export function DeploymentsCard({ model, aliases }: { model: string; aliases: Re
     seen.current = key;
     reexecute({ requestPolicy: 'network-only' });
   }, [key]);
-  useFollowDeployments(result.data?.deployments, reexecute, aliases);
+  const live = useFollowDeployments(reexecute, model);
   return (
     <div class="card" data-model-deployments={model}>
       <h2 class="card-title">Deployments</h2>
+      <LiveDownBanner live={live} />
       <QueryState
         data={result.data?.deployments}
         error={result.error}

@@ -13,9 +13,11 @@ import { StatusBadge, terminalRunStatuses } from '../../components/status';
 import { Table } from '../../components/table';
 import { formatDateTime, formatDuration, span, Time } from '../../lib/format';
 import { useNow, useThrottled } from '../../lib/hooks';
+import { useLiveRefresh } from '../../lib/live-refresh';
 import { useQuery } from '../../lib/query';
 import { useTitle } from '../../lib/title';
 import { Link, navigate, useLocation, withQuery } from '../../router';
+import { EXECUTORS_CHANGED } from '../executor-documents';
 import { CloneForm, RunActions } from './actions';
 import { RUN, RUN_EVENTS } from './documents';
 import { fromCache, type RunData, type RunStatus, RunStore, type TaskView, waitingReasonOf, waitingStatuses } from './store';
@@ -33,6 +35,7 @@ export default function RunPage({ id }: { id: string }) {
 
   const refetch = useThrottled(() => reexecute({ requestPolicy: 'network-only' }), 1000);
   store.onTaskSettled = refetch;
+  store.onTaskWaiting = refetch;
 
   const run = result.data?.run;
   // The store takes each fetched run as it is rendered, so the first render with data already shows the tasks.
@@ -55,13 +58,10 @@ export default function RunPage({ id }: { id: string }) {
 
   const status = store.status;
   const tasks = useMemo(() => store.tasks(), [version, run]);
-  // Events do not say why a task waits (no live host, no free slot): ask again every few seconds while one does.
+  // Run events do not say why a task waits (no live host, no free slot): while one does, the page follows the
+  // executor hosts (`executorsChanged`: a host announced, went silent, its load changed) and asks again on each change.
   const waiting = Boolean(status && !terminalRunStatuses.has(status)) && tasks.some((t) => waitingStatuses.has(t.status));
-  useEffect(() => {
-    if (!waiting) return;
-    const timer = setInterval(refetch, WAITING_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, [waiting]);
+  useLiveRefresh(EXECUTORS_CHANGED, {}, refetch, [], waiting);
   const now = useNow(1000, Boolean(status && !terminalRunStatuses.has(status)));
   useTitle(run ? `${run.workflow?.name ?? 'External'} run ${run.id.slice(0, 8)}` : 'Run');
 
@@ -270,8 +270,6 @@ function RunView({ store, version, run, status, tasks, selected, now, liveError 
     </section>
   );
 }
-
-const WAITING_REFRESH_MS = 3000;
 
 function summarize(tasks: TaskView[]): string {
   const counts = new Map<string, number>();

@@ -51,6 +51,8 @@ export class RunStore {
   private scheduled: 'none' | 'frame' | 'now' = 'none';
   /** Called when a task ends or is retried, so attempts and timings can be fetched again. */
   onTaskSettled?: () => void;
+  /** Called when a task starts waiting (READY, QUEUED): why it waits is read with the run, not carried by events. */
+  onTaskWaiting?: () => void;
 
   subscribe(listener: () => void) {
     this.listeners.add(listener);
@@ -160,6 +162,7 @@ export class RunStore {
         if (terminal.has(event.status)) l.finishedAt = event.at;
         this.sample(`${event.node}:${event.status}:${event.attempt}`, event.at, receivedAt);
         if (this.snapshotDone && (terminal.has(event.status) || event.status === 'RETRYING')) this.onTaskSettled?.();
+        else if (this.snapshotDone && waitingStatuses.has(event.status) && previous?.status !== event.status) this.onTaskWaiting?.();
         this.notify('frame');
         return;
       }

@@ -1,0 +1,1 @@
+ALTER TABLE "executor_hosts" ADD COLUMN "draining" boolean DEFAULT false NOT NULL;

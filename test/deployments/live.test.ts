@@ -1,0 +1,82 @@
+// `deploymentsChanged` over real graphql-ws clients, with the real reconciler and local deployer: a member of the
+// owning team sees a deployment created, turning ready and deleted; a member of another team sees none of it and
+// only its own team's; `model:` narrows to one model; and the one-deployment `deploymentChanged` follows the same
+// watcher (its old per-subscriber polling is gone).
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
+import { CREATE_DEPLOYMENT, deploymentWorld, endDeploymentWorld, irisVersion, until } from './setup';
+
+const CHANGES = `subscription ($m: String) { deploymentsChanged(model: $m) { kind name deployment { name ready } } }`;
+
+let t: TestApp;
+let alice: ApiClient;
+let bob: ApiClient;
+
+beforeAll(async () => {
+  ({ t, alice } = await deploymentWorld());
+  bob = await t.user('bob');
+  await t.team('cv', ['bob'], ['cv']);
+  await irisVersion(t, 11, undefined, 'cv');
+}, 60_000);
+afterAll(() => endDeploymentWorld(t));
+
+/** Follows a subscription until `done` says so; `at(match)` resolves with the first event that matches. */
+function follow(client: ApiClient, variables: Record<string, unknown>, done: (e: any) => boolean) {
+  const events: any[] = [];
+  const waiters: (() => void)[] = [];
+  const ended = client.subscribe(
+    CHANGES,
+    variables,
+    (e: any) => done(e.deploymentsChanged),
+    (e: any) => {
+      events.push(e.deploymentsChanged);
+      for (const w of waiters.splice(0)) w();
+    },
+  );
+  const at = (match: (e: any) => boolean) =>
+    new Promise<any>((resolve, reject) => {
+      const look = () => {
+        const hit = events.find(match);
+        if (hit) resolve(hit);
+        else waiters.push(look);
+      };
+      ended.catch(reject);
+      look();
+    });
+  return { events, ended, at };
+}
+
+it('passes each deployment’s creation, changes and deletion to its team only', async () => {
+  const a = follow(alice, {}, (e) => e.kind === 'DELETED' && e.name === 'live-a');
+  const b = follow(bob, {}, (e) => e.kind === 'CREATED' && e.name === 'live-b');
+  const narrowed = follow(alice, { m: 'ml/iris' }, (e) => e.kind === 'DELETED' && e.name === 'live-a');
+  await Promise.all([a.at((e) => e.kind === 'LISTENING'), b.at((e) => e.kind === 'LISTENING'), narrowed.at((e) => e.kind === 'LISTENING')]);
+
+  await alice.gql(CREATE_DEPLOYMENT, { i: { name: 'live-a', model: 'ml/iris/1', domain: 'experimentation' } });
+  await a.at((e) => e.kind === 'CREATED' && e.name === 'live-a');
+  await a.at((e) => e.name === 'live-a' && e.deployment?.ready);
+  // bob's own deployment comes after alice's on the same watcher: had hers reached him, it would be before it
+  await bob.gql(CREATE_DEPLOYMENT, { i: { name: 'live-b', model: 'cv/iris/11', domain: 'experimentation' } });
+  await alice.gql(`mutation { deleteDeployment(id: "live-a") }`);
+
+  const [mine, his, ofModel] = await Promise.all([a.ended, b.ended, narrowed.ended]);
+  expect(mine.map((e: any) => e.deploymentsChanged.name).filter((n: string | null) => n && n !== 'live-a')).toEqual([]);
+  expect(his.map((e: any) => e.deploymentsChanged.name)).toEqual([null, 'live-b']);
+  expect(ofModel.map((e: any) => e.deploymentsChanged.kind)).toEqual(mine.map((e: any) => e.deploymentsChanged.kind));
+  await bob.gql(`mutation { deleteDeployment(id: "live-b") }`);
+}, 90_000);
+
+it('follows one deployment with deploymentChanged until it is deleted', async () => {
+  await alice.gql(CREATE_DEPLOYMENT, { i: { name: 'live-c', model: 'ml/iris/2', domain: 'experimentation' } });
+  let first: () => void = () => {};
+  const subscribed = new Promise<void>((resolve) => (first = resolve));
+  const events = alice.subscribe(`subscription { deploymentChanged(id: "live-c") { name ready } }`, {}, undefined, () => first());
+  await subscribed;
+  await until('live-c ready', async () => (await alice.gql(`{ deployment(name: "live-c") { ready } }`)).deployment.ready);
+  // another team's member is told it does not exist, as the query tells him
+  await expect(bob.subscribe(`subscription { deploymentChanged(id: "live-c") { name } }`, {})).rejects.toThrow(/No deployment/);
+  await alice.gql(`mutation { deleteDeployment(id: "live-c") }`);
+  const all = await events; // it completes when the deployment is deleted
+  expect(all.at(-1).deploymentChanged.ready).toBe(true);
+}, 60_000);
