@@ -199,7 +199,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     pools: config.hotClusterPools,
   });
   // A rollback's alert may start ALERT_OPENED triggers.
-  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers] }, options.deployments);
+  const deployments = deploymentServiceFor(
+    config,
+    { db, store, bus, log, afterCommit: [webhooks, triggers], metrics: instruments.registry },
+    options.deployments,
+  );
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   instruments.gaugeOf('subscriptions_open', 'Live subscriptions (graphql-ws and SSE) open on this replica.', () => subscriptions.count());
   const services: Services = {
