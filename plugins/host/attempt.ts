@@ -104,6 +104,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   // The execution's number decides where its events are numbered from (reporter.ts); a control plane below 4 gives none.
   if (action === 'run' && answer?.verdict === 'run' && Number.isInteger(answer.execution) && answer.execution! >= 0)
     delivery.data.execution ??= answer.execution;
+  // The attempt's key goes on every event (protocol 6): a database restored since drew another, and refuses them.
+  if (action === 'run' && answer?.verdict === 'run' && typeof answer.attemptKey === 'string') delivery.data.attemptKey ??= answer.attemptKey;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
 }
 

@@ -5,7 +5,6 @@ import { inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { traceTaskHop, tracing } from '../../plugins/trace';
 import { idAmong, jsonRows } from '../db/arrays';
-import { queryRows } from '../db/client';
 import { moduleVersions } from '../db/tables/modules';
 import type { Run } from '../db/tables/runs';
 import { isUuid } from '../db/uuid';
@@ -23,6 +22,7 @@ import { insertIfCurrent, insertRest } from './event-insert';
 import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
+import { resultBlocksOf, staleReports } from './report-checks';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -66,11 +66,12 @@ export interface RecordedEvents {
 }
 
 /** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
-async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Promise<RecordedEvents> {
-  const taskIds = [...new Set(events.map((e) => e.taskId))].filter((id) => isUuid(id));
-  if (!taskIds.length) return { accepted: events, onHotClusters: [] };
+async function recordPart(ctx: OrchestratorContext, batch: ExecutorEvent[]): Promise<RecordedEvents> {
+  const taskIds = [...new Set(batch.map((e) => e.taskId))].filter((id) => isUuid(id));
+  if (!taskIds.length) return { accepted: batch, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
+    let events = batch; // less the stale reports, once read
     // The run whose tasks start or end (one, by recordEvents' parts), and every run whose live events this stores (their
     // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
     // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
@@ -89,11 +90,22 @@ async function recordPart(ctx: OrchestratorContext, events: ExecutorEvent[]): Pr
     if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
+    // Reports under a key this database did not draw (a restore undid their attempt's claim) are left out of
+    // everything below, as the early insert left them out of its rows.
+    const stale = await staleReports(tx, events, known);
+    if (stale.size) {
+      events = events.filter((e) => !stale.has(e));
+      for (const [pair, kept] of early.kept)
+        early.kept.set(
+          pair,
+          kept.filter((e) => !stale.has(e)),
+        );
+    }
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
     // report: another execution of an attempt that already has its result (a redelivered message run again).
     const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
     const { blocks: resultBlocks, startCarried } = await resultBlocksOf(
-      tc,
+      tx,
       reports.filter((e) => !isCurrent(known.get(e.taskId)!, e.attempt)),
     );
     const refused = new Set<ExecutorEvent>();
@@ -201,28 +213,6 @@ async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], prog
   // Only tasks that hold a cache reservation have one to renew.
   const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
   if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
-}
-
-/**
- * For attempts that have ended, the sequence block of the execution whose result ended them (if one did), and the
- * start that result's row carries (`taskId:attempt:seq`).
- */
-async function resultBlocksOf({ tx }: TxContext, reports: ExecutorEvent[]): Promise<{ blocks: Map<string, number>; startCarried: Set<string> }> {
-  const blocks = new Map<string, number>();
-  const startCarried = new Set<string>();
-  const pairs = [...new Map(reports.map((e) => [`${e.taskId}:${e.attempt}`, { task_id: e.taskId, attempt: e.attempt }])).values()];
-  if (!pairs.length) return { blocks, startCarried };
-  const rows = await queryRows<{ task_id: string; attempt: number; seq: string | number; started: string | number | null }>(
-    tx,
-    sql`select e.task_id, e.attempt, e.seq, e.payload -> 'started' ->> 'seq' as started from task_events e
-        join ${jsonRows(pairs)} as v(task_id uuid, attempt int) on e.task_id = v.task_id and e.attempt = v.attempt
-        where e.kind = 'result'`,
-  );
-  for (const r of rows) {
-    blocks.set(`${r.task_id}:${r.attempt}`, seqBlock(Number(r.seq)));
-    if (r.started !== null) startCarried.add(`${r.task_id}:${r.attempt}:${Number(r.started)}`);
-  }
-  return { blocks, startCarried };
 }
 
 /**
