@@ -341,7 +341,8 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
           'CANNOT_LIST',
           `the service at ${shown} does not list deployments (HTTP ${answer.status}): it may answer GET /deployments?installation=<id>`,
         );
-      if (answer.status < 200 || answer.status >= 300) throw refusal('*', 'a list request', answer);
+      if (answer.status < 200 || answer.status >= 300)
+        throw fail(`the service at ${shown} refused a list request (HTTP ${answer.status}): ${parseRefusal(answer.text).message}`);
       let body: unknown;
       try {
         body = JSON.parse(answer.text);
