@@ -232,6 +232,12 @@ export interface AttemptClaim {
    * Absent (a host below 4): no number is handed out.
    */
   execution?: number | null;
+  /**
+   * Protocol 6: the attempt's key from an earlier answer, sent when asking again with `execution`. A key the database
+   * did not draw for the attempt (a restore undid its claim) is answered `drop` (`superseded`): the execution must not
+   * submit what the restored database hands to another.
+   */
+  attemptKey?: string;
 }
 
 /**

@@ -92,6 +92,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     ...(tracks(rt, delivery.data) ? {} : { tracking: false as const }),
     // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
     execution: delivery.data.execution ?? null,
+    // Protocol 6: asking again, it shows the key its first answer gave (one a restore undid is dropped).
+    ...(delivery.data.attemptKey ? { attemptKey: delivery.data.attemptKey } : {}),
   };
   traceTaskHop('host: claim asked', runId, taskId);
   const answer = await rt.askClaim(claim);

@@ -45,10 +45,15 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
       )
     : [];
   const byId = new Map(rows.map((r) => [r.id, r]));
-  const answers = numberExecutions(
+  const answers = await keyChecked(
+    ctx,
     claims,
-    claims.map((c) => claimVerdict(byId.get(c.taskId), c)),
-    new Map(asking.map((a) => [a.id, { asked: a.n, count: byId.get(a.id)?.executions ?? undefined, key: byId.get(a.id)?.key ?? undefined }])),
+    numberExecutions(
+      claims,
+      claims.map((c) => claimVerdict(byId.get(c.taskId), c)),
+      new Map(asking.map((a) => [a.id, { asked: a.n, count: byId.get(a.id)?.executions ?? undefined, key: byId.get(a.id)?.key ?? undefined }])),
+    ),
+    byId,
   );
   // A redelivered message the database lets run may have run already: hold it until the bus has nothing older. So
   // may one whose attempt the database saw start, or whose attempt had an execution numbered before this one,
@@ -82,6 +87,35 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
     if (answer.verdict !== 'run') answers[i] = answer;
   }
   return answers;
+}
+
+/**
+ * Claims asked again with the attempt's key (protocol 6; rare: after a slow download) that the answer lets run are
+ * dropped as `superseded` when the database did not draw that key for the attempt: their claim was undone by a
+ * restore, and the restored database hands the attempt to another execution. One small read, only for such claims.
+ */
+async function keyChecked(
+  ctx: OrchestratorContext,
+  claims: AttemptClaim[],
+  answers: ClaimAnswer[],
+  byId: Map<string, { status: TaskStatus; attempt: number }>,
+): Promise<ClaimAnswer[]> {
+  const keyed = claims.flatMap((c, i) => (c.attemptKey !== undefined && answers[i]!.verdict === 'run' ? [i] : []));
+  if (!keyed.length) return answers;
+  const pairs = keyed.map((i) => ({ task_id: claims[i]!.taskId, attempt: claims[i]!.attempt }));
+  const drawn = await queryRows<{ task_id: string; attempt: number; key: string }>(
+    ctx.db,
+    sql`select x.task_id, x.attempt, x.key from task_executions x
+        join ${jsonRows(pairs)} as v(task_id uuid, attempt int) on x.task_id = v.task_id and x.attempt = v.attempt`,
+  );
+  const keys = new Map(drawn.map((r) => [`${r.task_id}:${r.attempt}`, r.key]));
+  const checked = [...answers];
+  for (const i of keyed) {
+    const c = claims[i]!;
+    if (keys.get(`${c.taskId}:${c.attempt}`) !== c.attemptKey)
+      checked[i] = { verdict: 'drop', reason: 'superseded', status: byId.get(c.taskId)?.status ?? 'QUEUED' };
+  }
+  return checked;
 }
 
 type NumberRow = {

@@ -251,6 +251,13 @@ it('refuses every report of an execution whose claim a restore undid, though the
   expect(fresh.key).toEqual(expect.any(String));
   expect(fresh.key).not.toBe(stale.key);
   await until("the new execution's start", async () => (await row()).status === 'RUNNING' && (await row()).host === 'new-host');
+  // Asking again before it submits (after a slow download), each execution shows its key: the stale one is dropped.
+  const orchestrator = createOrchestrator({ db, feed: t.app.services.feed, onOutbox: () => {}, defaults: t.app.services.planDefaults });
+  const reask = { taskId: queued.id, runId: startRun.id, attempt: 1, execution: 0 };
+  expect(await orchestrator.answerClaims([{ ...reask, host: 'stale-host', attemptKey: stale.key }])).toEqual([
+    { verdict: 'drop', reason: 'superseded', status: 'RUNNING' },
+  ]);
+  expect(await orchestrator.answerClaims([{ ...reask, host: 'new-host', attemptKey: fresh.key }])).toEqual([{ verdict: 'run', execution: 0 }]);
 
   // The stale execution succeeds first; then the new one does. Only the new one's result and words are the task's.
   held.end('stale-host', { state: 'SUCCEEDED', outputs: { from: 'stale' } });
