@@ -12,7 +12,7 @@ import { type Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../
 import { SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defineExecutor } from '../../plugins/sdk';
-import { tasks } from '../../server/db/tables/runs';
+import { runs, tasks } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
 import { taskExecutions } from '../../server/db/tables/task-executions';
 import { createOrchestrator } from '../../server/orchestrator/orchestrator';
@@ -236,8 +236,11 @@ it('refuses every report of an execution whose claim a restore undid, though the
   await until("the stale execution's start and logs", async () => (await events()).length >= 4);
 
   // The database is restored from the backup (as pg_restore would leave these rows: the claim, the execution's number
-  // and its events undone, the task queued again); the host was not stopped and runs on, logging.
+  // and its events undone, the task queued again); the host was not stopped and runs on, logging. The run's row is
+  // locked first, as the recorder locks it before it reads or writes the run's events: no recording straddles the
+  // rewind, as none straddles a restore (the control plane is stopped meanwhile).
   await db.transaction(async (tx) => {
+    await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, startRun.id)).for('update');
     await tx.delete(taskEvents).where(eq(taskEvents.taskId, queued.id));
     await tx.delete(taskExecutions).where(eq(taskExecutions.taskId, queued.id));
     await tx
