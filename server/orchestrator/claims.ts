@@ -37,7 +37,7 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
   // task's current attempt in the same statement (one more index lookup per task, no statement more).
   const keyed = claims.some((c) => c.attemptKey !== undefined);
   const rows = ids.length
-    ? // Prepared (its text one of two forms) unless it carries the tracking tokens' insert, whose text is the tokens'.
+    ? // Prepared (its text one of four forms: asking or not, keyed or not) unless it carries the tracking tokens' insert, whose text is the tokens'.
       await (alongside ? queryRows : preparedRows)<ClaimedRow>(
         ctx.db,
         sql`with claimed as (${
