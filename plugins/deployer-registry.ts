@@ -36,6 +36,7 @@ function redacting(deployer: Deployer): Deployer {
     setTraffic: (id, split) => said(async () => redactedStatus(await deployer.setTraffic(id, split))),
     rollback: (id, to) => said(async () => redactedStatus(await deployer.rollback(id, to))),
     delete: (id) => said(() => deployer.delete(id)),
+    ...(deployer.list ? { list: (installation: string) => said(() => deployer.list!(installation)) } : {}),
     ...(deployer.close ? { close: () => deployer.close!() } : {}),
   };
 }

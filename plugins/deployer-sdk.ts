@@ -16,6 +16,19 @@ export interface Deployment {
   domain: string;
   /** Deployer-specific settings, under the deployer's own keys (the local deployer: `port`). */
   settings: Record<string, unknown>;
+  /**
+   * The control plane's installation id (a uuid, kept in its database): a deployer tags what it creates with it, so
+   * that `list` answers this control plane's deployments only, and two control planes sharing a backend (a cluster's
+   * namespace, a serving team) never list or stop each other's. The control plane always sets it.
+   */
+  installation?: string;
+}
+
+/** A deployment a deployer holds, as `list` answers it. */
+export interface HeldDeployment {
+  id: string;
+  /** Its name, where the backend keeps it (for logs and the audit trail). */
+  name?: string;
 }
 
 /** How to start a model version's server: an argv run in the version's files, given `PORT` (and `HOST`). */
@@ -124,7 +137,9 @@ export type DeployerErrorCode =
   | 'REVISION_CONFLICT'
   | 'REVISION_FAILED'
   | 'PORT_IN_USE'
-  | 'BAD_SETTINGS';
+  | 'BAD_SETTINGS'
+  /** `list` only: the backend cannot say what it holds (a webhook service without the list call). */
+  | 'CANNOT_LIST';
 
 /**
  * A refusal the control plane maps to its own typed error (bad input → BAD_USER_INPUT, unknown → NOT_FOUND). Thrown
@@ -178,6 +193,15 @@ export interface Deployer {
 
   /** Stop serving and remove everything the deployment holds. Idempotent: deleting a deployment that is gone is fine. */
   delete(deploymentId: string): Promise<void>;
+
+  /**
+   * Optional. Every deployment this deployer holds that was applied with installation id `installation`
+   * (`Deployment.installation`), and nothing else: not another installation's, nor one applied without an id. The
+   * control plane calls it every few minutes and `delete`s, after a grace, a deployment no row of its database names
+   * (one created after the backup its database was restored from); it never deletes one whose row exists. A deployer
+   * without it, or one whose backend cannot say (`CANNOT_LIST`), is reported as unable to clean up: nothing fails.
+   */
+  list?(installation: string): Promise<HeldDeployment[]>;
 
   /**
    * Release this instance (timers, watchers) when the control plane stops. Deployments keep serving; a new

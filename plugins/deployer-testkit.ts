@@ -1,7 +1,9 @@
 // The deployer contract: a vitest suite every deployer must pass, like the executors' (testkit.ts). A deployer maps
 // revisions onto its backend (real processes, a stand-in's resources, an in-memory fake); the suite checks apply's
 // idempotency, traffic splits (counted over real requests for deployers that serve), rollback, delete, refusals that
-// change nothing, and re-attach by a new instance over the same state.
+// change nothing, re-attach by a new instance over the same state, and (for deployers that can) listing what one
+// installation holds and nothing of another's.
+import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Deployer, type Deployment, type DeploymentStatus, REVISION_HEADER, type Revision } from './deployer-sdk';
 
@@ -28,6 +30,9 @@ export interface DeployerContractSetup {
 
 let counter = 0;
 
+/** The installation the suite's deployments are applied with; each listing case adds another of its own. */
+const INSTALLATION = randomUUID();
+
 /** Registers the contract suite for one deployer; call it at the top level of a test file. */
 export function deployerContract(name: string, setup: () => DeployerContractSetup | Promise<DeployerContractSetup>, options: { caseTimeoutMs?: number } = {}) {
   describe(`deployer contract: ${name}`, { timeout: options.caseTimeoutMs ?? 30_000 }, () => {
@@ -46,6 +51,7 @@ export function deployerContract(name: string, setup: () => DeployerContractSetu
         model: 'contract/iris@champion',
         domain: 'staging',
         settings: s.settings ?? {},
+        installation: INSTALLATION,
       };
       before = await s.running();
     });
@@ -156,6 +162,31 @@ export function deployerContract(name: string, setup: () => DeployerContractSetu
       expect(await s.running()).toBe(before);
       await expect(deployer.status(deployment.id)).rejects.toMatchObject({ name: 'DeployerError', code: 'UNKNOWN_DEPLOYMENT' });
       await deployer.delete(deployment.id);
+    });
+
+    it("lists what it holds for one installation: never another installation's, nor a deleted one (if it can list)", async (ctx) => {
+      if (!deployer.list) return ctx.skip();
+      // Another control plane's deployment on the same backend: the same deployer, another installation id.
+      const { port: _port, ...settings } = s.settings ?? {};
+      const other: Deployment = { ...deployment, id: `${deployment.id}-other`, name: `${deployment.name}-other`, settings, installation: randomUUID() };
+      await deployer.apply(deployment, s.revision(1));
+      try {
+        await deployer.apply(other, s.revision(1));
+        const mine = await deployer.list(INSTALLATION);
+        expect(mine.map((d) => d.id)).toContain(deployment.id);
+        expect(mine.map((d) => d.id)).not.toContain(other.id);
+        expect(mine.find((d) => d.id === deployment.id)?.name ?? deployment.name).toBe(deployment.name);
+        expect((await deployer.list(other.installation!)).map((d) => d.id)).toEqual([other.id]);
+        await deployer.delete(deployment.id);
+        expect((await deployer.list(INSTALLATION)).map((d) => d.id)).not.toContain(deployment.id);
+        expect(
+          (await deployer.list(other.installation!)).map((d) => d.id),
+          "another installation's deployment is untouched",
+        ).toEqual([other.id]);
+        expect((await deployer.status(other.id)).revisions.map((r) => r.number)).toEqual([1]);
+      } finally {
+        await deployer.delete(other.id);
+      }
     });
 
     it('refuses bad input with typed errors and changes nothing', async () => {

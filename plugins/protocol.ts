@@ -15,8 +15,14 @@ import type { WireMetricValue } from './metric-values';
  * 5: a host may ask several claims in one request (ClaimBatch, answered by a ClaimBatchAnswer), once a claim's answer
  * says its control plane is at 5. Control planes at 5 serve batches on a subject of their own, so one below 5 never
  * sees one; a batch that gets no answer is asked again claim by claim. Either side may go first.
+ * 6: a claim's run answer carries the attempt's key (ClaimAnswer.attemptKey), drawn at random once per attempt by the
+ * control plane's database, and the host puts it on every event of that execution (EventBase.attemptKey). A keyed
+ * report is recorded only if the database drew that key for that attempt: a database restored from a backup draws
+ * new ones, so the reports of an execution let run in the history the restore undid are refused, though the
+ * restored database hands out the same attempt numbers again. Either side may go first: a host below 6 sends no key,
+ * and its reports are recorded as before; a control plane below 6 answers none.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** The first protocol version whose control planes answer claims in batches (ClaimBatch). */
 export const CLAIM_BATCH_PROTOCOL = 5;
@@ -65,6 +71,8 @@ export interface TaskMessage {
   protocol?: number;
   /** Set by the host from its claim's answer (never in the queued message): this execution's number (protocol 4). */
   execution?: number;
+  /** Set by the host from its claim's answer (never in the queued message): the attempt's key (protocol 6). */
+  attemptKey?: string;
 }
 
 /**
@@ -150,6 +158,8 @@ interface EventBase {
   seq: number;
   at: string;
   host: string;
+  /** The attempt's key from the claim's answer (protocol 6): the report is recorded only under the attempt that drew it. */
+  attemptKey?: string;
 }
 
 export type ExecutorEvent =
@@ -222,6 +232,12 @@ export interface AttemptClaim {
    * Absent (a host below 4): no number is handed out.
    */
   execution?: number | null;
+  /**
+   * Protocol 6: the attempt's key from an earlier answer, sent when asking again with `execution`. A key the database
+   * did not draw for the attempt (a restore undid its claim) is answered `drop` (`superseded`): the execution must not
+   * submit what the restored database hands to another.
+   */
+  attemptKey?: string;
 }
 
 /**
@@ -233,9 +249,9 @@ export type ClaimAnswer =
   /**
    * `protocol`: the control plane's PROTOCOL_VERSION (absent: 1). `execution`: this execution's number among the
    * attempt's, 0 for the first (protocol 4, for a claim that asked for one): its events are numbered from
-   * `execution * SEQ_BLOCK`.
+   * `execution * SEQ_BLOCK`. `attemptKey`: the attempt's key (protocol 6), given with each number.
    */
-  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number }
+  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number; attemptKey?: string }
   | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
   /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
   | { verdict: 'later'; reason: 'recording' };

@@ -207,7 +207,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     onChange: (name) => live.hosts.clusterChanged(name),
   });
   // A rollback's alert may start ALERT_OPENED triggers.
-  const deployments = deploymentServiceFor(config, { db, store, bus, log, afterCommit: [webhooks, triggers], changes: live.changes }, options.deployments);
+  const deployments = deploymentServiceFor(
+    config,
+    { db, store, bus, log, afterCommit: [webhooks, triggers], changes: live.changes, metrics: instruments.registry },
+    options.deployments,
+  );
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   instruments.gaugeOf('subscriptions_open', 'Live subscriptions (graphql-ws and SSE) open on this replica.', () => subscriptions.count());
   const services: Services = {

@@ -92,6 +92,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     ...(tracks(rt, delivery.data) ? {} : { tracking: false as const }),
     // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
     execution: delivery.data.execution ?? null,
+    // Protocol 6: asking again, it shows the key its first answer gave (one a restore undid is dropped).
+    ...(delivery.data.attemptKey ? { attemptKey: delivery.data.attemptKey } : {}),
   };
   traceTaskHop('host: claim asked', runId, taskId);
   const answer = await rt.askClaim(claim);
@@ -104,6 +106,8 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
   // The execution's number decides where its events are numbered from (reporter.ts); a control plane below 4 gives none.
   if (action === 'run' && answer?.verdict === 'run' && Number.isInteger(answer.execution) && answer.execution! >= 0)
     delivery.data.execution ??= answer.execution;
+  // The attempt's key goes on every event (protocol 6): a database restored since drew another, and refuses them.
+  if (action === 'run' && answer?.verdict === 'run' && typeof answer.attemptKey === 'string') delivery.data.attemptKey ??= answer.attemptKey;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
 }
 

@@ -154,6 +154,7 @@ export function createReporter(options: ReporterOptions): Reporter {
     event.seq = seq++;
     event.at = isoAt(clock.now());
     event.host = host;
+    event.attemptKey = task.attemptKey; // absent (undefined, left out of the JSON) where the control plane gave none
     return event;
   };
   // Ids are this execution's own: the bus drops a message whose id it saw in its dedupe window, and two executions

@@ -37,6 +37,9 @@ import {
 /** What the serving system holds for a deployment. All of it lives there, so a new deployer instance re-attaches. */
 export interface ServedDeployment {
   id: string;
+  name: string;
+  /** The control plane's installation id it was applied with: \`list\` answers only that installation's. */
+  installation?: string;
   url: string;
   revisions: { number: number; modelVersion: string; digest: string; server: string }[];
   split: TrafficSplit;
@@ -54,6 +57,8 @@ export interface ${type}Backend {
   stopServer(server: string): Promise<void>;
   /** Forgets the deployment. */
   remove(id: string): Promise<void>;
+  /** Every deployment the system holds (or only those tagged with \`installation\`, where it can filter by a tag). */
+  list(installation: string): Promise<ServedDeployment[]>;
 }
 
 export interface ${type}DeployerOptions {
@@ -93,7 +98,14 @@ export function create${type}Deployer(options: ${type}DeployerOptions): Deployer
     async apply(deployment, revision) {
       if (!revision.serve?.command.length)
         throw refuse('NO_SERVE_ENTRYPOINT', \`model version \${revision.modelVersion.ref} has no serve entrypoint: register the version with one to deploy it\`);
-      const d = (await backend.get(deployment.id)) ?? { id: deployment.id, url: \`memory://${name}/\${deployment.name}\`, revisions: [], split: {} };
+      const d = (await backend.get(deployment.id)) ?? {
+        id: deployment.id,
+        name: deployment.name,
+        installation: deployment.installation,
+        url: \`memory://${name}/\${deployment.name}\`,
+        revisions: [],
+        split: {},
+      };
       const held = d.revisions.find((r) => r.number === revision.number);
       if (held && held.digest !== revision.modelVersion.digest)
         throw refuse('REVISION_CONFLICT', \`revision \${revision.number} was applied with \${held.modelVersion}: give a new revision a new number\`);
@@ -119,6 +131,13 @@ export function create${type}Deployer(options: ${type}DeployerOptions): Deployer
       for (const r of d.revisions) await backend.stopServer(r.server);
       await backend.remove(id);
     },
+
+    // What this control plane's installation holds, so it can stop a deployment its database no longer names (one made
+    // after the backup it was restored from). Never another installation's: tag what you create, filter by the tag.
+    async list(installation) {
+      const held = await backend.list(installation);
+      return held.filter((d) => d.installation === installation).map((d) => ({ id: d.id, name: d.name }));
+    },
   });
 }
 
@@ -143,6 +162,7 @@ export function createInMemoryBackend(): ${type}Backend & { running(): number } 
     remove: async (id) => {
       deployments.delete(id);
     },
+    list: async () => structuredClone([...deployments.values()]),
     running: () => servers.size,
   };
 }
@@ -186,6 +206,10 @@ Next steps:
    makes a split take effect before it resolves, a cheap \`get\` (\`status\` calls it), \`stopServer\` that accepts a
    server already gone. Keep everything in the system itself, so a restarted control plane re-attaches.
 2. Report real health per revision (STARTING, READY, RESTARTING, FAILED with a message) from what the system says.
-3. If your URLs answer, give the contract a \`request\` (a prediction) and have your router set the
+3. Tag what you create with the deployment's \`installation\` (a label, a field of the system's record) and make
+   \`list\` answer only what carries the one asked for: the control plane stops what its database does not name, so an
+   untagged \`list\` would stop another control plane's deployments. Without a way to list, remove \`list\`: the control
+   plane then says it cannot clean up after this deployer.
+4. If your URLs answer, give the contract a \`request\` (a prediction) and have your router set the
    \`x-atelier-revision\` response header: the contract then counts the split over real requests.
 `;

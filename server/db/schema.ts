@@ -6,6 +6,7 @@ export * from './tables/deployments';
 export * from './tables/executors';
 export * from './tables/governance';
 export * from './tables/identities';
+export * from './tables/installation';
 export * from './tables/logged-models';
 export * from './tables/modules';
 export * from './tables/monitoring';

@@ -5,7 +5,7 @@ import { createDeploymentService, type DeploymentService, type DeploymentService
 
 export function deploymentServiceFor(
   config: Config,
-  parts: Pick<DeploymentServiceOptions, 'db' | 'store' | 'bus' | 'log' | 'afterCommit' | 'changes'>,
+  parts: Pick<DeploymentServiceOptions, 'db' | 'store' | 'bus' | 'log' | 'afterCommit' | 'changes' | 'metrics'>,
   extra: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'> = {},
 ): DeploymentService {
   return createDeploymentService({
@@ -14,6 +14,7 @@ export function deploymentServiceFor(
     pollMs: config.deploymentPollMs,
     leaseMs: config.deploymentLeaseMs,
     statsMs: config.deploymentStatsMs,
+    orphanGraceMs: config.deploymentOrphanGraceMs,
     deployers: extra.deployers,
     localDeployer: { ports: config.localDeployPorts, ...extra.localDeployer },
     replica: `${defaultHostName()}-${process.pid}`,

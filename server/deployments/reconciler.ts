@@ -35,6 +35,8 @@ export interface ReconcilerDeps {
   filesDir: string;
   /** This replica's name in lease columns. */
   replica: string;
+  /** This control plane's installation id (orphans.ts): every deployment is applied with it, so its deployer tags it. */
+  installation: () => Promise<string>;
   /** How long a claim holds a deployment before another replica may take it; renewed every third of it while held. */
   leaseMs: number;
   log: (message: string) => void;
@@ -150,7 +152,8 @@ async function newRevision(
 async function applyPending(deps: ReconcilerDeps, deployer: Deployer, d: DeploymentRow, rev: DeploymentRevisionRow, revisions: DeploymentRevisionRow[]) {
   const [model] = await deps.db.select().from(registeredModels).where(eq(registeredModels.id, d.modelId));
   const [version] = await deps.db.select().from(modelVersions).where(eq(modelVersions.id, rev.modelVersionId));
-  const spec = { id: d.id, name: d.name, model: `${model!.namespace}/${model!.name}${d.alias ? `@${d.alias}` : ''}`, domain: d.domain, settings: d.settings };
+  const ref = `${model!.namespace}/${model!.name}${d.alias ? `@${d.alias}` : ''}`;
+  const spec = { id: d.id, name: d.name, model: ref, domain: d.domain, settings: d.settings, installation: await deps.installation() };
   let failure: string | null = null;
   let health: RevisionHealthState = 'STARTING';
   try {

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eq } from 'drizzle-orm';
+import type { Registry } from 'prom-client';
 import type { Bus, Subscription } from '../../plugins/bus/types';
 import { createDeployerRegistry } from '../../plugins/deployer-registry';
 import type { Deployer } from '../../plugins/deployer-sdk';
@@ -24,6 +25,7 @@ import {
   restoreDeployment,
   rollbackDeployment,
 } from './deployments';
+import { createOrphanSweeper, installationId } from './orphans';
 import { reconcileDeployments, syncTraffic } from './reconciler';
 import { createServingRecorder } from './serving';
 
@@ -57,6 +59,10 @@ export interface DeploymentServiceOptions {
   leaseMs?: number;
   /** How often a deployment's serving observations are recorded (serving.ts); default 10 s. */
   statsMs?: number;
+  /** How long a deployment its deployer holds and no row names stays before it is stopped (orphans.ts); default 10 min. */
+  orphanGraceMs?: number;
+  /** Where the orphan sweep's metrics are registered. */
+  metrics?: Registry;
   log: (message: string) => void;
   /** Kicked after a commit that wrote webhook deliveries, alerts or signals. */
   afterCommit: { kick(): void }[];
@@ -87,7 +93,13 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     ...(options.deployers ?? []),
   ]);
   let control: Subscription | undefined;
+  let installation: Promise<string> | undefined;
   const deps = {
+    installation: () =>
+      (installation ??= installationId(db).catch((error) => {
+        installation = undefined; // read again next time
+        throw error;
+      })),
     db,
     store: options.store,
     deployers,
@@ -101,8 +113,21 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     },
     touched: (id: string) => options.changes?.touch('deployments', [id]),
   };
+  const orphans = createOrphanSweeper({
+    db,
+    deployers,
+    installation: deps.installation,
+    graceMs: options.orphanGraceMs ?? 600_000,
+    pollMs: options.pollMs,
+    log,
+    metrics: options.metrics,
+  });
   const loop = kickedLoop({
-    pass: () => reconcileDeployments(deps),
+    pass: async () => {
+      const count = await reconcileDeployments(deps);
+      await orphans.sweep();
+      return count;
+    },
     batchSize: Number.MAX_SAFE_INTEGER,
     pollMs: options.pollMs,
     onError: (e) => log(`deployments: ${(e as Error).message} (will retry)`),

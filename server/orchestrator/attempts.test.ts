@@ -44,6 +44,17 @@ describe('numberExecutions: which number each execution let run gets', () => {
     ]);
   });
 
+  it("gives each numbered execution its attempt's key (protocol 6); a number asked again, or none, comes without one", () => {
+    const key = '3f0c9a52-8d1e-4c1b-9a57-0b7c5d2e9f10';
+    const claims = [{ taskId: 'a', execution: null }, { taskId: 'a', execution: 2 }, { taskId: 'c' }];
+    const numbered = new Map([['a', { asked: 1, count: 3, key }]]);
+    expect(numberExecutions(claims, [run, run, run], numbered)).toEqual([
+      { verdict: 'run', execution: 2, attemptKey: key },
+      { verdict: 'run', execution: 2 },
+      { verdict: 'run' },
+    ]);
+  });
+
   it('asks again later a claim whose attempt stopped being current before it was numbered, and leaves drops alone', () => {
     const drop = { verdict: 'drop', reason: 'finished' } as const;
     const numbered = new Map([['a', { asked: 1, count: undefined }]]);

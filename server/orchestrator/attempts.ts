@@ -82,12 +82,13 @@ export function resultVerdict(task: TaskState, result: { attempt: number; outcom
  * The run answers with their execution numbers (protocol 4). A claim that asked for one (`execution: null`) gets the
  * next of its task's, in claim order: `numbered` has, per task, how many of the batch's claims asked and the task's
  * count once they were numbered (undefined: none was, the attempt stopped being current meanwhile, so the claim is
- * asked again later). A claim that carries its number keeps it; one from a host below 4 gets none.
+ * asked again later). A claim that carries its number keeps it; one from a host below 4 gets none. Each number goes
+ * with the attempt's key (protocol 6), the same for every execution of the attempt in this database.
  */
 export function numberExecutions(
   claims: Pick<AttemptClaim, 'taskId' | 'execution'>[],
   answers: ClaimAnswer[],
-  numbered: Map<string, { asked: number; count: number | undefined }>,
+  numbered: Map<string, { asked: number; count: number | undefined; key?: string }>,
 ): ClaimAnswer[] {
   const given = new Map<string, number>();
   return answers.map((answer, i) => {
@@ -99,7 +100,7 @@ export function numberExecutions(
     if (task?.count === undefined) return { verdict: 'later', reason: 'recording' };
     const k = given.get(claim.taskId) ?? 0;
     given.set(claim.taskId, k + 1);
-    return { ...answer, execution: task.count - task.asked + k };
+    return { ...answer, execution: task.count - task.asked + k, ...(task.key ? { attemptKey: task.key } : {}) };
   });
 }
 

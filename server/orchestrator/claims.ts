@@ -2,7 +2,8 @@
 // one query answers a whole batch of claims (see attempts.ts for the decision). A redelivered message the database
 // lets run, or any claim of an attempt already seen to start, is held ('later') until the events published before
 // its claim are recorded (attempts.ts#gateRedelivery). Each execution let run is numbered (protocol 4, task_executions),
-// by the same statement, so two executions of one attempt never number their events alike.
+// by the same statement, so two executions of one attempt never number their events alike, and given the attempt's
+// key (protocol 6), drawn with the attempt's row at its first claim and kept by the row after.
 import { type SQL, sql } from 'drizzle-orm';
 import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
 import { arrayOf, jsonRows } from '../db/arrays';
@@ -32,22 +33,31 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
       .reduce((m, c) => m.set(c.taskId, { id: c.taskId, attempt: c.attempt, n: (m.get(c.taskId)?.n ?? 0) + 1 }), new Map<string, NumberRow>())
       .values(),
   ];
+  // Claims asked again with the attempt's key (protocol 6: every claim after a download) read the key drawn for the
+  // task's current attempt in the same statement (one more index lookup per task, no statement more).
+  const keyed = claims.some((c) => c.attemptKey !== undefined);
   const rows = ids.length
-    ? // Prepared (its text one of two forms) unless it carries the tracking tokens' insert, whose text is the tokens'.
-      await (alongside ? queryRows : preparedRows)<{ id: string; status: TaskStatus; attempt: number; executions: number | null }>(
+    ? // Prepared (its text one of four forms: asking or not, keyed or not) unless it carries the tracking tokens' insert, whose text is the tokens'.
+      await (alongside ? queryRows : preparedRows)<ClaimedRow>(
         ctx.db,
-        sql`with claimed as (select id, status, attempt, timeout_ms from tasks where id = any(${arrayOf(ids, 'uuid')}))
+        sql`with claimed as (${
+          keyed
+            ? sql`select t.id, t.status, t.attempt, t.timeout_ms, x.key as drawn from tasks t
+                left join task_executions x on x.task_id = t.id and x.attempt = t.attempt where t.id = any(${arrayOf(ids, 'uuid')})`
+            : sql`select id, status, attempt, timeout_ms from tasks where id = any(${arrayOf(ids, 'uuid')})`
+        })
           ${asking.length ? sql`, numbered as (${numberingUpsert(asking)})` : sql``}
           ${alongside ? sql`, alongside as (${alongside(sql`claimed`)})` : sql``}
-          select c.id, c.status, c.attempt, ${asking.length ? sql`n.executions` : sql`null::int as executions`} from claimed c
+          select c.id, c.status, c.attempt, ${keyed ? sql`c.drawn` : sql`null::uuid as drawn`},
+            ${asking.length ? sql`n.executions, n.key` : sql`null::int as executions, null::uuid as key`} from claimed c
           ${asking.length ? sql`left join numbered n on n.id = c.id` : sql``}`,
       )
     : [];
   const byId = new Map(rows.map((r) => [r.id, r]));
   const answers = numberExecutions(
     claims,
-    claims.map((c) => claimVerdict(byId.get(c.taskId), c)),
-    new Map(asking.map((a) => [a.id, { asked: a.n, count: byId.get(a.id)?.executions ?? undefined }])),
+    claims.map((c) => keyVerdict(byId.get(c.taskId), c) ?? claimVerdict(byId.get(c.taskId), c)),
+    new Map(asking.map((a) => [a.id, { asked: a.n, count: byId.get(a.id)?.executions ?? undefined, key: byId.get(a.id)?.key ?? undefined }])),
   );
   // A redelivered message the database lets run may have run already: hold it until the bus has nothing older. So
   // may one whose attempt the database saw start, or whose attempt had an execution numbered before this one,
@@ -83,6 +93,18 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
   return answers;
 }
 
+type ClaimedRow = { id: string; status: TaskStatus; attempt: number; drawn: string | null; executions: number | null; key: string | null };
+
+/**
+ * A claim asked again with the attempt's key (protocol 6) whose key the database did not draw for the task's current
+ * attempt (a restore undid its claim; the restored database hands the attempt to another execution): `drop`
+ * (`superseded`), so the execution submits nothing. Undefined: the claim is decided as any other.
+ */
+function keyVerdict(task: ClaimedRow | undefined, claim: AttemptClaim): ClaimAnswer | undefined {
+  if (claim.attemptKey === undefined || !task || task.attempt !== claim.attempt || task.drawn === claim.attemptKey) return undefined;
+  return { verdict: 'drop', reason: 'superseded', status: task.status };
+}
+
 type NumberRow = {
   id: string;
   attempt: number;
@@ -102,7 +124,7 @@ const numberingUpsert = (asking: NumberRow[]) => sql`
   join claimed c on c.id = v.id and c.attempt = v.attempt and c.status in ('QUEUED', 'RUNNING')
   order by v.id
   on conflict (task_id, attempt) do update set count = task_executions.count + excluded.count
-  returning task_id as id, count as executions`;
+  returning task_id as id, count as executions, key`;
 
 /** Holds are forgotten after this long (a host that stopped asking); a claim asked again later starts over. */
 const HOLD_MEMORY_MS = 10 * 60_000;

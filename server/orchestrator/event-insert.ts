@@ -45,6 +45,8 @@ export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<Ea
   if (events.length > EARLY_MAX_EVENTS) return Promise.resolve({ stored: [], current: new Set(), kept: new Map() });
   const reports = events.filter((e) => e.kind !== 'heartbeat' && isUuid(e.taskId) && isUuid(e.runId) && Number.isInteger(e.attempt));
   const seconds = secondResults(reports, () => Number.POSITIVE_INFINITY, new Map());
+  // Two executions' results of one attempt (rare): which one is second depends on which is stale, known after the read.
+  if (seconds.size) return Promise.resolve({ stored: [], current: new Set(), kept: new Map() });
   const kept = [
     ...reports.filter((e) => !seconds.has(e)),
     ...[...seconds].map(([e, first]) => ignoredResultNote(e as Extract<ExecutorEvent, { kind: 'result' }>, first)),
@@ -101,14 +103,18 @@ function groupByAttempt(events: ExecutorEvent[], wanted: (pair: string) => boole
 
 /**
  * Stores the rows of the attempts that are current (queued or running on that attempt) and returns the keys it stored.
- * `ids`: the rows' task ids, so the planner finds the tasks by key.
+ * `ids`: the rows' task ids, so the planner finds the tasks by key. A keyed row (protocol 6) is stored only under the
+ * key this database drew for its attempt (report-checks.ts); the key itself is stored nowhere.
  */
 const currentInsert = sqlOnce<{ rows: string; ids: string }>()<StoredKey>(
   () => sql`
     insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
-    select v.task_id, v.run_id, v.attempt, v.seq, v.kind, v.at, v.payload from json_populate_recordset(null::task_events, ${sql.placeholder('rows')}::json) v
+    select v.task_id, v.run_id, v.attempt, v.seq, v.kind, v.at, v.payload
+    from json_array_elements(${sql.placeholder('rows')}::json) j cross join lateral json_populate_record(null::task_events, j) v
     where exists (
       select 1 from tasks t
       where t.id = v.task_id and t.attempt = v.attempt and t.status in ('QUEUED', 'RUNNING') and t.id = any(${sql.placeholder('ids')}::uuid[]))
+      and (j ->> 'attempt_key' is null or exists (
+        select 1 from task_executions x where x.task_id = v.task_id and x.attempt = v.attempt and x.key = (j ->> 'attempt_key')::uuid))
     on conflict do nothing returning task_id, attempt, seq`,
 );

@@ -6,6 +6,7 @@ import type { FeedEventBody } from '../events/feed';
 import { pointsOf } from '../tracking/metric-events';
 import type { MetricPointInput } from '../tracking/metrics';
 import { seqBlock } from './attempts';
+import { rowKey } from './report-checks';
 
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
@@ -16,11 +17,12 @@ type Started = Extract<ExecutorEvent, { kind: 'started' }>;
  * built once, with the host's `at` as it came (ISO 8601, read by Postgres), not through a Date and back per row.
  */
 export const eventRow = (e: ExecutorEvent) => {
-  const { taskId, runId, attempt, seq, kind, at, host, ...payload } = e;
+  const { taskId, runId, attempt, seq, kind, at, host, attemptKey: _key, ...payload } = e;
   // A metric event's points live in metric_points; the event keeps where they are.
   const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
   const stored: Record<string, unknown> = { host, ...kept };
-  return { task_id: taskId, run_id: runId, attempt, seq, kind, at, payload: stored };
+  // `attempt_key` is no column: the early insert checks it (event-insert.ts) and no row keeps it.
+  return { task_id: taskId, run_id: runId, attempt, seq, kind, at, payload: stored, attempt_key: rowKey(e) };
 };
 
 /**

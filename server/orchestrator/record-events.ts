@@ -22,7 +22,8 @@ import { insertIfCurrent, insertRest } from './event-insert';
 import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { capLogs } from './log-cap';
-import { lockRuns, type RecordedTask, recordedTasks, resultBlocksOf, wholeTasks } from './recorded-tasks';
+import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
+import { resultBlocksOf, staleReports } from './report-checks';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -71,7 +72,8 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
   if (!taskIds.length) return { accepted: given, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
-    const events = await capLogs(tx, given, ctx.maxLogBytes); // log lines past an attempt's cap dropped (log-cap.ts)
+    // Log lines past an attempt's cap dropped (log-cap.ts); the stale reports are left out below, once read.
+    let events = await capLogs(tx, given, ctx.maxLogBytes);
     // The run whose tasks start or end (one, by recordEvents' parts), and every run whose live events this stores (their
     // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
     // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
@@ -90,6 +92,17 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
     if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
+    // Reports under a key this database did not draw (a restore undid their attempt's claim) are left out of
+    // everything below, as the early insert left them out of its rows.
+    const stale = await staleReports(tx, events, known);
+    if (stale.size) {
+      events = events.filter((e) => !stale.has(e));
+      for (const [pair, kept] of early.kept)
+        early.kept.set(
+          pair,
+          kept.filter((e) => !stale.has(e)),
+        );
+    }
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
     // report: another execution of an attempt that already has its result (a redelivered message run again).
     const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));

@@ -284,6 +284,39 @@ describe('kserve deployer on the stand-in', () => {
       await deployer.delete(d.id);
     }
   });
+  it("labels each InferenceService with its installation: kubectl selects one control plane's, and list answers only those", async () => {
+    const kubectl = '/usr/bin/kubectl';
+    if (!existsSync(kubectl)) return void console.log('kubectl is not installed here: the label check against kubectl was skipped');
+    const mine = { ...deployment(), installation: '6f1c2a8e-0000-4000-8000-00000000000a' };
+    const theirs = { ...deployment(), installation: '6f1c2a8e-0000-4000-8000-00000000000b' };
+    await deployer.apply(mine, revision(1));
+    await deployer.apply(theirs, revision(1));
+    standIn.allowAnonymousReads();
+    const dir = mkdtempSync(path.join(tmpdir(), 'atelier-kubectl-'));
+    try {
+      const kubeconfig = path.join(dir, 'kubeconfig');
+      writeFileSync(kubeconfig, standIn.kubeconfigYaml());
+      const run = (...args: string[]) => promisify(execFile)(kubectl, ['--kubeconfig', kubeconfig, ...args], { timeout: 20_000 });
+      const selected = async (installation: string) =>
+        (
+          JSON.parse((await run('get', 'isvc', '-A', '-l', `serving.atelier.dev/installation=${installation}`, '-o', 'json')).stdout) as {
+            items: { metadata: { name: string; labels: Record<string, string> } }[];
+          }
+        ).items.map((i) => i.metadata.name);
+      expect(await selected(mine.installation)).toEqual([mine.name]);
+      expect(await selected(theirs.installation)).toEqual([theirs.name]);
+      expect(await deployer.list!(mine.installation)).toEqual([{ id: mine.id, name: mine.name }]);
+      // Stopping this installation's deployment leaves the other's serving.
+      await deployer.delete(mine.id);
+      expect(await selected(mine.installation)).toEqual([]);
+      expect(await selected(theirs.installation)).toEqual([theirs.name]);
+      expect((await deployer.status(theirs.id)).ready).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await deployer.delete(mine.id);
+      await deployer.delete(theirs.id);
+    }
+  });
 });
 
 describe('the stand-in’s InferenceService API', () => {

@@ -18,6 +18,9 @@ interface HeldRevision {
 }
 
 interface HeldDeployment {
+  /** The installation id its first apply carried (`deployment.installation`): the list call filters by it. */
+  installation?: string;
+  name?: string;
   revisions: Map<number, HeldRevision>;
   traffic: Record<number, number>;
 }
@@ -41,6 +44,8 @@ export interface FakeServingService {
   received: ReceivedRequest[];
   /** Status requests a new revision stays STARTING for. */
   startingFor: number;
+  /** Whether it answers the list call (`GET /deployments?installation=…`); a service without it answers 404. */
+  listing: boolean;
   /** The next `count` requests (of `method`, to `path`, if given) meet `fault` instead of being handled. */
   inject(fault: Fault, count?: number, method?: 'GET' | 'POST', path?: string): void;
   /** Revisions held over all deployments (the contract's `running`). */
@@ -85,7 +90,8 @@ export async function startFakeServingService(secrets: string[]): Promise<FakeSe
     }
     if (action === 'apply') {
       const rev = body.revision as { number: number; modelVersion: { ref: string; digest: string } };
-      const held = d ?? { revisions: new Map(), traffic: {} };
+      const sent = body.deployment as { installation?: string; name?: string };
+      const held: HeldDeployment = d ?? { installation: sent.installation, name: sent.name, revisions: new Map(), traffic: {} };
       const had = held.revisions.get(rev.number);
       if (had && had.digest !== rev.modelVersion.digest)
         return { status: 409, body: { code: 'REVISION_CONFLICT', message: `revision ${rev.number} serves ${had.digest}, not ${rev.modelVersion.digest}` } };
@@ -161,6 +167,12 @@ export async function startFakeServingService(secrets: string[]): Promise<FakeSe
       for (const r of d.revisions.values()) if (r.health === 'STARTING' && --r.startingFor <= 0) r.health = 'READY';
       return json(res, 200, view(id, d));
     }
+    if (path === '/deployments' && req.method === 'GET') {
+      if (!service.listing) return json(res, 404, { message: `no route ${req.method} ${path}` });
+      const installation = new URL(req.url ?? '/', 'http://x').searchParams.get('installation');
+      const held = [...deployments].filter(([, d]) => installation && d.installation === installation);
+      return json(res, 200, { deployments: held.map(([id, d]) => ({ id, ...(d.name ? { name: d.name } : {}) })) });
+    }
     const call = /^\/deployments\/([^/]+)\/(apply|traffic|rollback|delete)$/.exec(path);
     if (!call || req.method !== 'POST' || !body) return json(res, 400, { message: `no route ${req.method} ${path}` });
     const requestId = String(req.headers['atelier-webhook-id']);
@@ -184,6 +196,7 @@ export async function startFakeServingService(secrets: string[]): Promise<FakeSe
     secrets,
     received: [],
     startingFor: 0,
+    listing: true,
     inject: (fault, count = 1, method, path) => {
       for (let i = 0; i < count; i++) faults.push({ fault, method, path });
     },

@@ -213,6 +213,29 @@ describe('webhook deployer', () => {
     await restarted.close?.();
   });
 
+  it('lists by installation with a signed GET; a service without the list call is CANNOT_LIST, nothing else', async () => {
+    const mine = { ...deployment(), installation: 'install-a' };
+    const theirs = { ...deployment(), installation: 'install-b' };
+    await deployer.apply(mine, revision(1));
+    await deployer.apply(theirs, revision(1));
+    expect(await deployer.list!('install-a')).toEqual([{ id: mine.id, name: mine.name }]);
+    const asked = service.received.filter((r) => r.method === 'GET' && r.path === '/deployments').at(-1);
+    expect(asked).toMatchObject({ verified: true });
+    service.listing = false;
+    try {
+      await expect(deployer.list!('install-a')).rejects.toMatchObject({
+        name: 'DeployerError',
+        code: 'CANNOT_LIST',
+        message: expect.stringContaining('GET /deployments'),
+      });
+      expect((await deployer.status(theirs.id)).revisions).toHaveLength(1);
+    } finally {
+      service.listing = true;
+      await deployer.delete(mine.id);
+      await deployer.delete(theirs.id);
+    }
+  });
+
   it('refuses options it cannot work with at construction', () => {
     expect(() => createWebhookDeployer({ url: 'not a url', secret: SECRET })).toThrow(/is not a URL/);
     expect(() => createWebhookDeployer({ url: 'ftp://x', secret: SECRET })).toThrow(/http or https/);

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { expect } from 'vitest';
+import type { Deployer } from '../../plugins/deployer-sdk';
 import { liveProcesses } from '../../plugins/deployers/local';
 import type { ObjectStore } from '../../server/artifacts/store';
 import type { Db } from '../../server/db/client';
@@ -16,10 +17,10 @@ import type { ApiClient } from '../harness/client';
 
 export const IRIS_SERVE = { command: [process.execPath, 'serve.mjs'] };
 
-export async function startDeploymentApp(startupMs = 3000, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startDeploymentApp(startupMs = 3000, env: Record<string, string> = {}, deployers: Deployer[] = []): Promise<TestApp> {
   return startTestApp(
     { ATELIER_DEPLOYMENT_POLL_MS: '100', ...(process.env.DEPLOY_DEBUG ? { ATELIER_LOG_LEVEL: 'info' } : {}), ...env },
-    { deployments: { localDeployer: { isolation: 'none', startupMs, backoffMs: 20, checkMs: 50, maxRestarts: 1 } } },
+    { deployments: { localDeployer: { isolation: 'none', startupMs, backoffMs: 20, checkMs: 50, maxRestarts: 1 }, deployers } },
   );
 }
 

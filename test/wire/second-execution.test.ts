@@ -2,7 +2,9 @@
 // suite saw JetStream do): each numbers its events from the execution number its claim's answer gave it, so neither
 // execution's events are dropped as repeats of the other's. The first result recorded ends the attempt; a later
 // execution's result is kept as a note saying it was ignored. Driven through the host's own claim and attempt path
-// (claimAttempt, runAttempt) against the real app, its bus and its recorder.
+// (claimAttempt, runAttempt) against the real app, its bus and its recorder. And an execution that ran on through a
+// restore of the database (its claim undone, its attempt number handed out again): its reports carry the key its claim
+// drew (protocol 6), which the restored database never drew, so none is recorded, not even as the new execution's.
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Delivery } from '../../plugins/bus/types';
@@ -10,7 +12,7 @@ import { type Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../
 import { SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defineExecutor } from '../../plugins/sdk';
-import { tasks } from '../../server/db/tables/runs';
+import { runs, tasks } from '../../server/db/tables/runs';
 import { taskEvents } from '../../server/db/tables/task-events';
 import { taskExecutions } from '../../server/db/tables/task-executions';
 import { createOrchestrator } from '../../server/orchestrator/orchestrator';
@@ -165,24 +167,109 @@ it('numbers each execution of an attempt, holds one whose attempt had an earlier
   const claim = { taskId: queued.id, runId: startRun.id, attempt: 1, host: 'h', execution: null };
   // Two hosts claim the attempt at once, both first deliveries as far as the bus says: the first runs as execution 0;
   // the second is execution 1, held while events published before it may be the first one's.
+  const key = expect.stringMatching(/^[0-9a-f-]{36}$/);
   expect(await orchestrator.answerClaims([claim, { ...claim, host: 'h2' }])).toEqual([
-    { verdict: 'run', execution: 0 },
+    { verdict: 'run', execution: 0, attemptKey: key },
     { verdict: 'later', reason: 'recording' },
   ]);
   // The first host asks again before it submits (after its download): it keeps its number, and uses none up.
   expect(await orchestrator.answerClaims([{ ...claim, execution: 0 }])).toEqual([{ verdict: 'run', execution: 0 }]);
   // Once those events are recorded and the attempt is still current, the second host's next claim runs, numbered anew.
   backlog = { published: 120, recorded: 100 };
-  expect(await orchestrator.answerClaims([{ ...claim, host: 'h2' }])).toEqual([{ verdict: 'run', execution: 2 }]);
+  const [again] = await orchestrator.answerClaims([{ ...claim, host: 'h2' }]);
+  expect(again).toEqual({ verdict: 'run', execution: 2, attemptKey: key });
   // A host below protocol 4 asks for no number and gets none.
   const { execution: _, ...old } = claim;
   expect(await orchestrator.answerClaims([old])).toEqual([{ verdict: 'run' }]);
   // A new attempt's executions are numbered from 0 again.
   await services.db.update(tasks).set({ attempt: 2 }).where(eq(tasks.id, queued.id));
-  expect(await orchestrator.answerClaims([{ ...claim, attempt: 2 }])).toEqual([{ verdict: 'run', execution: 0 }]);
+  const [second] = await orchestrator.answerClaims([{ ...claim, attempt: 2 }]);
+  expect(second).toEqual({ verdict: 'run', execution: 0, attemptKey: key });
   const counts = await services.db.select().from(taskExecutions).where(eq(taskExecutions.taskId, queued.id));
   expect(counts.sort((a, b) => a.attempt - b.attempt)).toEqual([
-    { taskId: queued.id, attempt: 1, count: 3 },
-    { taskId: queued.id, attempt: 2, count: 1 },
+    { taskId: queued.id, attempt: 1, count: 3, key },
+    { taskId: queued.id, attempt: 2, count: 1, key },
   ]);
+  // One key per attempt, the same for each of its executions; each attempt its own.
+  const first = (again as { attemptKey: string }).attemptKey;
+  expect(counts.find((c) => c.attempt === 1)!.key).toBe(first);
+  expect((second as { attemptKey: string }).attemptKey).not.toBe(first);
 });
+
+it('refuses every report of an execution whose claim a restore undid, though the restored database hands its attempt out again', async () => {
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "twice") { id } }`);
+  const { db } = t.app.services;
+  const row = () =>
+    db
+      .select()
+      .from(tasks)
+      .where(eq(tasks.runId, startRun.id))
+      .then((r) => r[0]!);
+  // The backup is taken here: the task queued on attempt 1, no execution of it claimed.
+  const queued = await until('the task to be queued', () => row().then((task) => task.status === 'QUEUED' && task));
+  const events = () => db.select().from(taskEvents).where(eq(taskEvents.taskId, queued.id)).orderBy(asc(taskEvents.seq));
+  const held = heldExecutor();
+  const task = { taskId: queued.id, runId: startRun.id, attempt: 1, node: 'only', pool: 'nobody', executor: 'held' } as TaskMessage;
+  const execute = async (host: string) => {
+    const rt: AttemptRuntime = {
+      bus: t.app.bus,
+      registry: createExecutorRegistry([held.executor]),
+      host,
+      artifacts: { fetch: async () => '/nonexistent' },
+      workRoot: '/nonexistent',
+      heartbeatEveryMs: 600_000,
+      logBatch: { bytes: 64_000, ms: 20 },
+      maxLogBytes: 1_000_000,
+      warn: () => undefined,
+      running: () => true,
+      verifyClaims: true,
+      askClaim: (claim) => t.app.bus.requestClaim(claim, 5_000),
+    };
+    const delivery = firstDelivery(task);
+    expect(await claimAttempt(rt, delivery)).toBe(true);
+    const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+    return { done: runAttempt(rt, attempt, delivery, () => undefined), key: delivery.data.attemptKey };
+  };
+
+  // After the backup, a host claims attempt 1 and runs it: its start and logs are recorded.
+  const stale = await execute('stale-host');
+  await until("the stale execution's start and logs", async () => (await events()).length >= 4);
+
+  // The database is restored from the backup (as pg_restore would leave these rows: the claim, the execution's number
+  // and its events undone, the task queued again); the host was not stopped and runs on, logging. The run's row is
+  // locked first, as the recorder locks it before it reads or writes the run's events: no recording straddles the
+  // rewind, as none straddles a restore (the control plane is stopped meanwhile).
+  await db.transaction(async (tx) => {
+    await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, startRun.id)).for('update');
+    await tx.delete(taskEvents).where(eq(taskEvents.taskId, queued.id));
+    await tx.delete(taskExecutions).where(eq(taskExecutions.taskId, queued.id));
+    await tx
+      .update(tasks)
+      .set({ status: 'QUEUED', startedAt: null, host: null, externalHandle: null, heartbeatAt: queued.heartbeatAt })
+      .where(eq(tasks.id, queued.id));
+  });
+
+  // The restored database hands attempt 1 out again: another host claims it, under the same number (execution 0).
+  const fresh = await execute('new-host');
+  expect(fresh.key).toEqual(expect.any(String));
+  expect(fresh.key).not.toBe(stale.key);
+  await until("the new execution's start", async () => (await row()).status === 'RUNNING' && (await row()).host === 'new-host');
+  // Asking again before it submits (after a slow download), each execution shows its key: the stale one is dropped.
+  const orchestrator = createOrchestrator({ db, feed: t.app.services.feed, onOutbox: () => {}, defaults: t.app.services.planDefaults });
+  const reask = { taskId: queued.id, runId: startRun.id, attempt: 1, execution: 0 };
+  expect(await orchestrator.answerClaims([{ ...reask, host: 'stale-host', attemptKey: stale.key }])).toEqual([
+    { verdict: 'drop', reason: 'superseded', status: 'RUNNING' },
+  ]);
+  expect(await orchestrator.answerClaims([{ ...reask, host: 'new-host', attemptKey: fresh.key }])).toEqual([{ verdict: 'run', execution: 0 }]);
+
+  // The stale execution succeeds first; then the new one does. Only the new one's result and words are the task's.
+  held.end('stale-host', { state: 'SUCCEEDED', outputs: { from: 'stale' } });
+  await stale.done;
+  held.end('new-host', { state: 'SUCCEEDED', outputs: { from: 'new' } });
+  await fresh.done;
+  const done = await until('the task to succeed', () => row().then((r) => r.status === 'SUCCEEDED' && r));
+  expect(done.outputs).toEqual({ from: 'new' });
+  const kept = await events();
+  expect(kept.filter((e) => e.payload.host === 'stale-host')).toEqual([]);
+  expect(kept.filter((e) => e.kind === 'result').map((e) => e.payload.host)).toEqual(['new-host']);
+}, 120_000);

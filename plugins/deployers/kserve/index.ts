@@ -24,6 +24,7 @@ import {
   caughtUp,
   DEPLOYMENT_ANNOTATION,
   DEPLOYMENT_LABEL,
+  INSTALLATION_LABEL,
   knativeNames,
   labelValue,
   lastKnative,
@@ -240,7 +241,8 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
     let at: Located;
     if (!found) {
       at = { namespace, name: deployment.name };
-      const body = newInferenceService(deployment.name, deployment.id, labelValue(deployment.id, sha), predictor, [{ ...entry, generation: 1 }]);
+      const installation = deployment.installation ? labelValue(deployment.installation, sha) : undefined;
+      const body = newInferenceService(deployment.name, deployment.id, labelValue(deployment.id, sha), predictor, [{ ...entry, generation: 1 }], installation);
       try {
         await api.create(namespace, body);
       } catch (err) {
@@ -308,6 +310,9 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         }
         const written = { ...entry, generation: isvc.metadata.generation + 1 }; // the predictor changes: a new generation
         isvc.metadata.annotations = { ...isvc.metadata.annotations, [REVISIONS_ANNOTATION]: JSON.stringify([...now, written]) };
+        // One applied before installations were tagged takes its control plane's id with its next revision.
+        if (deployment.installation && !isvc.metadata.labels?.[INSTALLATION_LABEL])
+          isvc.metadata.labels = { ...isvc.metadata.labels, [INSTALLATION_LABEL]: labelValue(deployment.installation, sha) };
         // A new revision takes no traffic until told: canaryTrafficPercent 0 pins it all on the rolled-out one.
         isvc.spec.predictor = { ...predictor, canaryTrafficPercent: 0 };
         return isvc;
@@ -363,6 +368,17 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         located.delete(id);
         serving?.forget(id);
       }),
+    // By the installation's label, over all namespaces (or the deployer's own without the RBAC for that), as find does.
+    list: async (installation) => {
+      const selector = `${INSTALLATION_LABEL}=${labelValue(installation, sha)}`;
+      const items = await api.list(selector).catch((err) => {
+        if (err instanceof KubeError && err.status === 403) return api.list(selector, options.namespace ?? 'default');
+        throw err;
+      });
+      return items
+        .filter((i) => typeof i.metadata?.annotations?.[DEPLOYMENT_ANNOTATION] === 'string')
+        .map((i) => ({ id: i.metadata.annotations[DEPLOYMENT_ANNOTATION] as string, name: i.metadata.name as string }));
+    },
     close: async () => {
       located.clear();
     },

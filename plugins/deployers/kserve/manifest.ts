@@ -13,6 +13,8 @@ export const REVISIONS_ANNOTATION = 'serving.atelier.dev/revisions';
 /** The deployment id (full) on the InferenceService; the label below holds a selector-safe form of it. */
 export const DEPLOYMENT_ANNOTATION = 'serving.atelier.dev/deployment-id';
 export const DEPLOYMENT_LABEL = 'serving.atelier.dev/deployment';
+/** The control plane's installation id (Deployment.installation, selector-safe): `list` selects by it. */
+export const INSTALLATION_LABEL = 'serving.atelier.dev/installation';
 /** Bumped to make KServe start a FAILED revision afresh (a template change makes a new Knative revision). */
 export const ATTEMPT_ANNOTATION = 'serving.atelier.dev/attempt';
 /** The env var telling Atelier's serving runtime which revision it serves (it tags responses with REVISION_HEADER). */
@@ -114,13 +116,14 @@ export function newInferenceService(
   label: string,
   predictor: InferenceService,
   entries: RevisionEntry[],
+  installation?: string,
 ): InferenceService {
   return {
     apiVersion: GROUP_VERSION,
     kind: 'InferenceService',
     metadata: {
       name,
-      labels: { [DEPLOYMENT_LABEL]: label, 'app.kubernetes.io/managed-by': 'atelier' },
+      labels: { [DEPLOYMENT_LABEL]: label, 'app.kubernetes.io/managed-by': 'atelier', ...(installation ? { [INSTALLATION_LABEL]: installation } : {}) },
       annotations: { [DEPLOYMENT_ANNOTATION]: deploymentId, [REVISIONS_ANNOTATION]: JSON.stringify(entries) },
     },
     spec: { predictor },

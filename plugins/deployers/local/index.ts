@@ -26,7 +26,7 @@ import { alive, freePort, healthy, portFree, sleep, startProcess, stopProcess, t
 import { type Placement, place } from './resources';
 import { routeVia, servingStats } from './routing';
 import { type Isolation, probeBwrap, SANDBOX_MODEL_DIR, sandboxed } from './sandbox';
-import { type DeploymentState, deploymentDir, type RevisionState, readState, saveState, statusOf } from './state';
+import { type DeploymentState, deploymentDir, type RevisionState, readState, readStates, saveState, statusOf } from './state';
 
 export type { LocalDeployerOptions } from './options';
 export { liveProcesses } from './processes';
@@ -302,6 +302,11 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
             'REVISION_CONFLICT',
             `revision ${revision.number} of ${id} was applied with ${held.modelVersion} (${held.digest}): give a new revision a new number`,
           );
+        // A deployment applied before installations were tagged takes its control plane's id with its next revision.
+        if (state && !state.deployment.installation && deployment.installation) {
+          state.deployment.installation = deployment.installation;
+          await saveState(stateDir, state);
+        }
         if (held && held.health !== 'FAILED') return describe(state!);
         const fresh = !state;
         if (!state) {
@@ -364,6 +369,12 @@ export function createLocalDeployer(options: LocalDeployerOptions): Deployer {
         if (state) await discard(state);
         else await rm(deploymentDir(stateDir, id), { recursive: true, force: true });
       });
+    },
+
+    // The state directory is this deployer's alone, but two control planes may share one: the id each state was applied with decides.
+    async list(installation) {
+      const states = await readStates(stateDir);
+      return states.filter((st) => st.deployment.installation === installation).map((st) => ({ id: st.deployment.id, name: st.deployment.name }));
     },
 
     async close() {

@@ -2,7 +2,7 @@
 // the processes it started, their ports and health, and the split in force. Written atomically after each change,
 // so a new deployer instance (a restarted control plane) re-attaches to the same processes instead of starting more.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Deployment, DeploymentStatus, RevisionHealth, ServingStats, TrafficSplit } from '../../deployer-sdk';
 import type { ProcessRef } from './processes';
@@ -65,6 +65,19 @@ export async function readState(stateDir: string, id: string): Promise<Deploymen
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
+}
+
+/** The states of every deployment in `stateDir` (a directory without a whole state, mid-apply or mid-delete, is skipped). */
+export async function readStates(stateDir: string): Promise<DeploymentState[]> {
+  let ids: string[];
+  try {
+    ids = await readdir(path.join(stateDir, 'deployments'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const states = await Promise.all(ids.map((id) => readState(stateDir, id).catch(() => null)));
+  return states.filter((s): s is DeploymentState => s !== null);
 }
 
 /** Per file, the last write queued: writes of one file land in the order they were asked for. */

@@ -17,7 +17,7 @@ import {
 } from '../../deployer-sdk';
 import { redactUrl } from '../../redact-url';
 import { type Answer, createSignedClient, type RetryPolicy, UnreachableError } from './http';
-import { parseRefusal, parseStatus, type WebhookAction, type WebhookRequestBody, wireRevision } from './wire';
+import { parseList, parseRefusal, parseStatus, type WebhookAction, type WebhookRequestBody, wireRevision } from './wire';
 
 export type { RetryPolicy } from './http';
 export type { WebhookAction, WebhookRequestBody, WireRevision } from './wire';
@@ -327,6 +327,32 @@ export function createWebhookDeployer(options: WebhookDeployerOptions): Deployer
         if ((answer.status < 200 || answer.status >= 300) && answer.status !== 404) throw refusal(deploymentId, 'a delete', answer);
         known.delete(deploymentId);
       }),
+
+    // A service without the list call (404, 405, 501) cannot say what it holds: the control plane reports that it
+    // cannot clean up after this deployer, and nothing else changes.
+    async list(installation: string) {
+      const answer = await client
+        .send('GET', `${root}/deployments?installation=${encodeURIComponent(installation)}`, randomUUID(), '', stopping.signal)
+        .catch((err: Error) => {
+          throw fail(err.message);
+        });
+      if (answer.status === 404 || answer.status === 405 || answer.status === 501)
+        throw refuse(
+          'CANNOT_LIST',
+          `the service at ${shown} does not list deployments (HTTP ${answer.status}): it may answer GET /deployments?installation=<id>`,
+        );
+      if (answer.status < 200 || answer.status >= 300)
+        throw fail(`the service at ${shown} refused a list request (HTTP ${answer.status}): ${parseRefusal(answer.text).message}`);
+      let body: unknown;
+      try {
+        body = JSON.parse(answer.text);
+      } catch {
+        throw fail(`the service at ${shown} answered a list request with something that is not JSON`);
+      }
+      const parsed = parseList(body);
+      if ('problem' in parsed) throw fail(`the service at ${shown} answered a list request with a malformed list: ${parsed.problem}`);
+      return parsed.deployments;
+    },
 
     async close() {
       clearInterval(timer);

@@ -2,7 +2,7 @@
 // shape of the service's answers (its view of a deployment). Answers are validated with ajv (the project's schema
 // library) so a malformed one becomes an error naming the field, never a crash or a half-read status.
 import { Ajv, type ErrorObject } from 'ajv';
-import type { Deployment, DeploymentStatus, Revision, RevisionStatus, ServingStats, TrafficSplit } from '../../deployer-sdk';
+import type { Deployment, DeploymentStatus, HeldDeployment, Revision, RevisionStatus, ServingStats, TrafficSplit } from '../../deployer-sdk';
 
 /** The call a request carries; each is POSTed to `<url>/deployments/<id>/<action>`. */
 export type WebhookAction = 'apply' | 'traffic' | 'rollback' | 'delete';
@@ -99,8 +99,25 @@ const refusalSchema = {
   properties: { code: { type: 'string' }, message: { type: 'string' } },
 } as const;
 
+/** The answer to `GET <url>/deployments?installation=<id>`: the deployments the service holds for that installation. */
+const listSchema = {
+  type: 'object',
+  required: ['deployments'],
+  properties: {
+    deployments: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id'],
+        properties: { id: { type: 'string', minLength: 1, maxLength: 128 }, name: { type: 'string', maxLength: 200 } },
+      },
+    },
+  },
+} as const;
+
 const ajv = new Ajv({ allErrors: true, strict: true });
 const validateStatus = ajv.compile(statusSchema);
+const validateList = ajv.compile<{ deployments: HeldDeployment[] }>(listSchema);
 const validateRefusal = ajv.compile<{ code?: string; message: string }>(refusalSchema);
 
 /** `revisions[0].health must be equal to one of the allowed values (…)`: the field first, for people. */
@@ -138,6 +155,12 @@ export function parseStatus(deploymentId: string, answer: unknown): { status: De
     .sort((x, y) => x.number - y.number);
   const status: DeploymentStatus = { deploymentId, ready: a.ready, url: a.url, traffic, message: a.message, revisions };
   return { status: a.serving ? { ...status, serving: a.serving } : status };
+}
+
+/** The deployments in a list answer, or why it is malformed (naming the field). */
+export function parseList(answer: unknown): { deployments: HeldDeployment[] } | { problem: string } {
+  if (!validateList(answer)) return { problem: describe(validateList.errors) };
+  return { deployments: answer.deployments.map((d) => (d.name === undefined ? { id: d.id } : { id: d.id, name: d.name })) };
 }
 
 /** A refusal's code and message from its body (JSON `{code, message}`, else the text itself, shortened). */
