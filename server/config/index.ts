@@ -94,6 +94,8 @@ export interface Config {
   deploymentStatsMs: number;
   /** How long a deployment its deployer serves and no row names (after a restore) runs on before it is stopped. */
   deploymentOrphanGraceMs: number;
+  /** Whether such orphans are stopped (`ATELIER_DEPLOYMENT_STOP_ORPHANS`, default true) or only reported. */
+  deploymentStopOrphans: boolean;
   /** The ports a local deployment's `settings.port` may name (`ATELIER_LOCAL_DEPLOY_PORTS`, default 8100-8199). */
   localDeployPorts: PortRange;
   /** Size budget of the task cache's entries: beyond it the least recently used are evicted. */
@@ -217,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     deploymentLeaseMs: int(env, 'ATELIER_DEPLOYMENT_LEASE_MS', 30_000, 1_000, 600_000),
     deploymentStatsMs: int(env, 'ATELIER_DEPLOYMENT_STATS_MS', 10_000, 100, 3_600_000),
     deploymentOrphanGraceMs: int(env, 'ATELIER_DEPLOYMENT_ORPHAN_GRACE_SECONDS', 600, 0, 30 * 86_400) * 1000,
+    deploymentStopOrphans: flag(env, 'ATELIER_DEPLOYMENT_STOP_ORPHANS', true),
     localDeployPorts: env.ATELIER_LOCAL_DEPLOY_PORTS ? portRange(env.ATELIER_LOCAL_DEPLOY_PORTS) : DEFAULT_DEPLOY_PORTS,
     cacheMaxBytes: int(env, 'ATELIER_CACHE_MAX_BYTES', 1024 ** 3, 0, Number.MAX_SAFE_INTEGER),
     hostStaleMs: int(env, 'ATELIER_HOST_STALE_SECONDS', DEFAULT_HOST_STALE_MS / 1000, 1, 86_400) * 1000,

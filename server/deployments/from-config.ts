@@ -15,6 +15,7 @@ export function deploymentServiceFor(
     leaseMs: config.deploymentLeaseMs,
     statsMs: config.deploymentStatsMs,
     orphanGraceMs: config.deploymentOrphanGraceMs,
+    stopOrphans: config.deploymentStopOrphans,
     deployers: extra.deployers,
     localDeployer: { ports: config.localDeployPorts, ...extra.localDeployer },
     replica: `${defaultHostName()}-${process.pid}`,

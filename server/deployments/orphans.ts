@@ -30,6 +30,11 @@ export interface OrphanSweeperOptions {
   installation: () => Promise<string>;
   /** How long a deployment must stay listed with no row before it is stopped (ATELIER_DEPLOYMENT_ORPHAN_GRACE_SECONDS). */
   graceMs: number;
+  /**
+   * false: orphans are logged and counted, never stopped (ATELIER_DEPLOYMENT_STOP_ORPHANS=false), for a control plane
+   * that shares its deployers' backends with another holding the same installation id (a copy of its database).
+   */
+  stop: boolean;
   /** Smallest time between two sweeps (the reconciler's poll): a sweep runs every graceMs / 2, at most every minute. */
   pollMs: number;
   log: (message: string) => void;
@@ -137,13 +142,17 @@ export function createOrphanSweeper(options: OrphanSweeperOptions): OrphanSweepe
       const since = was.get(h.id)?.since ?? now();
       if (!was.has(h.id))
         log(
-          `deployment ${h.name ?? h.id} (${h.id}) on deployer ${name}: no row names it; it is stopped in ${Math.round(options.graceMs / 1000)} s unless one does`,
+          `deployment ${h.name ?? h.id} (${h.id}) on deployer ${name}: no row names it; ${
+            options.stop
+              ? `it is stopped in ${Math.round(options.graceMs / 1000)} s unless one does`
+              : 'it is not stopped (ATELIER_DEPLOYMENT_STOP_ORPHANS=false): stop it at the deployer if nothing else owns it'
+          }`,
         );
       next.set(h.id, { held: h, since });
     }
     seen.set(name, next);
     for (const [id, { held: h, since }] of next) {
-      if (now() - since < options.graceMs) continue;
+      if (!options.stop || now() - since < options.graceMs) continue;
       try {
         await stop(name, deployer, h, since);
         next.delete(id);

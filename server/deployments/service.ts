@@ -61,6 +61,8 @@ export interface DeploymentServiceOptions {
   statsMs?: number;
   /** How long a deployment its deployer holds and no row names stays before it is stopped (orphans.ts); default 10 min. */
   orphanGraceMs?: number;
+  /** false: orphans are only reported (ATELIER_DEPLOYMENT_STOP_ORPHANS). Default true. */
+  stopOrphans?: boolean;
   /** Where the orphan sweep's metrics are registered. */
   metrics?: Registry;
   log: (message: string) => void;
@@ -118,6 +120,7 @@ export function createDeploymentService(options: DeploymentServiceOptions): Depl
     deployers,
     installation: deps.installation,
     graceMs: options.orphanGraceMs ?? 600_000,
+    stop: options.stopOrphans ?? true,
     pollMs: options.pollMs,
     log,
     metrics: options.metrics,

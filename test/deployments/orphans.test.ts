@@ -1,7 +1,7 @@
 // A database restored from a backup taken before a deployment was created (README "Backups and restore"): its local
 // deployer still serves it (model server and router processes, its state directory), and no row names it. The
 // restored control plane lists what the deployer holds for its installation and, after the grace, stops what no row
-// names: audited, counted in a metric. A deployment the restored database has keeps serving, and one another
+// names: audited, counted in a metric (unless told to only report them: ATELIER_DEPLOYMENT_STOP_ORPHANS=false). A deployment the restored database has keeps serving, and one another
 // installation applied through a deployer over the same state directory is never listed, so never stopped. Real
 // Postgres (pg_dump, pg_restore into a new database) and the local deployer's real processes.
 import { execFile } from 'node:child_process';
@@ -87,6 +87,18 @@ it('stops the deployment a restored database does not name, after the grace; kee
   };
   const unlisted: Deployer = { name: 'no-list', apply: (d) => unknown(d.id), status: unknown, setTraffic: unknown, rollback: unknown, delete: async () => {} };
   const restored = { DATABASE_URL: databaseUrl('restored'), ATELIER_DATA_DIR: dataDir, ATELIER_ADMIN_TOKEN: ADMIN, ...ENV };
+  const metricsOf = async () => (await fetch(`${t!.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+
+  // Told to only report (a copy that shares its deployers with another control plane): the orphan is counted, logged,
+  // and still serving well past the grace.
+  t = await startDeploymentApp(undefined, { ...restored, ATELIER_DEPLOYMENT_STOP_ORPHANS: 'false' }, [unlisted]);
+  await until('the orphan reported', async () => /atelier_deployments_orphaned\{deployer="local"\} 1/.test(await metricsOf()), 60_000);
+  await new Promise((resolve) => setTimeout(resolve, 3_000)); // the 1 s grace, and more sweeps than one, past
+  expect(await answers(orphan.url)).toBe(true);
+  expect(existsSync(orphanDir)).toBe(true);
+  expect(await t.app.services.db.select().from(auditEvents).where(eq(auditEvents.action, 'deployment.orphan.stop'))).toEqual([]);
+  await t.stop();
+
   t = await startDeploymentApp(undefined, restored, [unlisted]);
   alice = apiClient(t.url, token);
 
@@ -94,7 +106,7 @@ it('stops the deployment a restored database does not name, after the grace; kee
   await until('the orphaned deployment stopped', async () => !existsSync(orphanDir) && !(await answers(orphan.url)), 60_000);
   const [entry] = await t.app.services.db.select().from(auditEvents).where(eq(auditEvents.action, 'deployment.orphan.stop'));
   expect(entry).toMatchObject({ decision: 'allow', subject: 'deployment:iris-orphan', details: { deployer: 'local', id: createDeployment.id } });
-  const metrics = await (await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+  const metrics = await metricsOf();
   expect(metrics).toMatch(/atelier_deployments_orphans_stopped_total\{deployer="local"\} 1/);
   expect(metrics).toMatch(/atelier_deployers_unable_to_clean_up\{deployer="no-list"\} 1/);
   expect(metrics).not.toMatch(/atelier_deployers_unable_to_clean_up\{deployer="local"\}/);
