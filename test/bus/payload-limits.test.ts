@@ -23,7 +23,7 @@ async function waitUntil(ok: () => boolean, what: string, timeoutMs = 30_000) {
 }
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats({ maxPayloadBytes: MAX_PAYLOAD })]);
+  [pg, nats] = await Promise.all([startPostgres({ migrated: true }), startNats({ maxPayloadBytes: MAX_PAYLOAD })]);
   t = await startTestApp({ DATABASE_URL: pg.url, NATS_URL: nats.url });
   await t.publishFixture('echo');
 });

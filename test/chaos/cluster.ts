@@ -68,7 +68,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const logDir = path.join(dir, 'logs');
   await mkdir(logDir, { recursive: true });
   // Durable commits: the suite crashes Postgres, and a commit a client was told about must survive that.
-  const [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
+  const [pg, nats] = await Promise.all([startPostgres({ durableCommits: true, migrated: true }), startNats()]);
   const ports = [await freePort(), await freePort()];
   const urls = ports.map((p) => `http://127.0.0.1:${p}`);
   const storeEnv = options.objectStore.kind === 'env' ? options.objectStore.env : {};

@@ -19,7 +19,7 @@ let t: TestApp;
 const hosts: ExecutorProcess[] = [];
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  [pg, nats] = await Promise.all([startPostgres({ migrated: true }), startNats()]);
   // Far longer than the test: only the host saying it let the attempt go can get it run again in time.
   t = await startTestApp({ DATABASE_URL: pg.url, NATS_URL: nats.url, ATELIER_HEARTBEAT_TIMEOUT_SECONDS: '600' });
   const api = apiClient(t.url, t.app.adminToken);

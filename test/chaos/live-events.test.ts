@@ -54,7 +54,7 @@ describe('over nats-server SIGKILLs and restarts, with two control-plane replica
   let executor: ExecutorProcess | undefined;
 
   beforeAll(async () => {
-    [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+    [pg, nats] = await Promise.all([startPostgres({ migrated: true }), startNats()]);
   }, 120_000);
   afterAll(async () => {
     await executor?.stop('SIGKILL');

@@ -19,7 +19,7 @@ let proxy: TcpProxy;
 let t: TestApp;
 
 beforeAll(async () => {
-  pg = await startPostgres();
+  pg = await startPostgres({ migrated: true });
   const target = new URL(pg.url);
   proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
   t = await startTestApp({ DATABASE_URL: proxy.url(pg.url), ATELIER_DATABASE_UNREACHABLE_SECONDS: '2' });

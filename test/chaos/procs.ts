@@ -2,7 +2,8 @@
 // the title the module sets), and the executor host above it. A module still alive a grace period after its host
 // was killed is an orphan. What is seen here is one of the suite's sources of executions: it needs no cooperation
 // from the executor or its sandbox.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 export interface ModuleProcess {
   pid: number;
@@ -35,6 +36,18 @@ async function read(path: string): Promise<string | null> {
     return null;
   }
 }
+
+/** A /proc file read at once, or null when its process is gone (or hides it). */
+function readNow(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** /proc reads between two yields to the event loop while scanning (well under a millisecond of synchronous reads). */
+const SCAN_CHUNK = 64;
 
 interface Stat {
   ppid: number;
@@ -81,31 +94,45 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
   let underKilled = 0;
   let stopped = false;
 
+  /**
+   * The module processes alive now, each with the known host above it. Synchronous reads, a chunk at a time with the
+   * event loop let run between chunks (as plugins/process-group.ts scans): procfs answers from memory, and the same
+   * reads through libuv's threadpool (open, fstat, read, close: four operations a file) cost the chaos suite's worker
+   * ~3 s of CPU a run, every 200 ms across all of the machine's processes. A module is found by its command line
+   * (a zombie's is empty), so only modules and their ancestors have their stat read.
+   */
   async function scan(): Promise<{ pid: number; proc: ModuleProcess; stat: Stat }[]> {
     const found: { pid: number; proc: ModuleProcess; stat: Stat }[] = [];
-    const entries = await readdir('/proc').catch(() => [] as string[]);
-    const stats = new Map<number, Stat>();
-    await Promise.all(
-      entries
-        .filter((e) => /^\d+$/.test(e))
-        .map(async (e) => {
-          const text = await read(`/proc/${e}/stat`);
-          if (text) stats.set(Number(e), parseStat(text));
-        }),
-    );
-    await Promise.all(
-      [...stats].map(async ([pid, stat]) => {
-        if (stat.state === 'Z' || stat.state === 'X') return;
-        const cmdline = await read(`/proc/${pid}/cmdline`);
-        const m = cmdline && TITLE.exec(cmdline.replace(/\0/g, ' '));
-        if (!m) return;
-        const environ = (await read(`/proc/${pid}/environ`)) ?? '';
-        const task = envOf(environ, 'ATELIER_TASK_ID');
-        const attempt = Number(envOf(environ, 'ATELIER_ATTEMPT'));
-        if (!task || !Number.isInteger(attempt)) return;
-        found.push({ pid, stat, proc: { pid, task, attempt, time: Number(m[1]) } });
-      }),
-    );
+    let entries: string[];
+    try {
+      entries = readdirSync('/proc');
+    } catch {
+      return found;
+    }
+    const stats = new Map<number, Stat | null>();
+    const statOf = (pid: number) => {
+      if (!stats.has(pid)) {
+        const text = readNow(`/proc/${pid}/stat`);
+        stats.set(pid, text ? parseStat(text) : null);
+      }
+      return stats.get(pid) ?? null;
+    };
+    let read = 0;
+    for (const entry of entries) {
+      if (!/^\d+$/.test(entry)) continue;
+      if (++read % SCAN_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
+      const pid = Number(entry);
+      const cmdline = readNow(`/proc/${pid}/cmdline`);
+      const m = cmdline && TITLE.exec(cmdline.replace(/\0/g, ' '));
+      if (!m) continue;
+      const stat = statOf(pid);
+      if (!stat || stat.state === 'Z' || stat.state === 'X') continue;
+      const environ = readNow(`/proc/${pid}/environ`) ?? '';
+      const task = envOf(environ, 'ATELIER_TASK_ID');
+      const attempt = Number(envOf(environ, 'ATELIER_ATTEMPT'));
+      if (!task || !Number.isInteger(attempt)) continue;
+      found.push({ pid, stat, proc: { pid, task, attempt, time: Number(m[1]) } });
+    }
     // The host above each module: the nearest ancestor that is a known host.
     const hosts = new Set([...options.hostPids(), ...killedAt.keys()]);
     for (const f of found) {
@@ -115,7 +142,7 @@ export function watchModuleProcesses(options: { everyMs?: number; graceMs?: numb
           f.proc.hostPid = p;
           break;
         }
-        p = stats.get(p)?.ppid ?? 0;
+        p = statOf(p)?.ppid ?? 0;
       }
     }
     return found;

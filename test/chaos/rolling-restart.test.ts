@@ -25,7 +25,7 @@ let dataDir = '';
 const planes: ControlPlaneProcess[] = [];
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  [pg, nats] = await Promise.all([startPostgres({ migrated: true }), startNats()]);
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-rolling-restart-'));
   const env = (port: number) => ({
     PORT: String(port),

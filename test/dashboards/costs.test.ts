@@ -2,10 +2,11 @@
 // sees its team's execution time and GPU time by team, workflow and model (another team's rows absent); someone in
 // no team sees the empty state.
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import type { ApiClient } from '../harness/client';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -41,10 +42,10 @@ beforeAll(async () => {
   await Promise.all([runToEnd(alice, 'vision-scoring'), runToEnd(bob, 'nlp-scoring')]);
   tokens.alice = alice.token;
   tokens.vera = vera.token;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

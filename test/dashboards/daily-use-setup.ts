@@ -8,10 +8,11 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { packDirectory } from '../../server/artifacts/archive';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const artifacts = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
@@ -75,11 +76,7 @@ export async function buildWorld(): Promise<World> {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
   await mkdir(artifacts, { recursive: true });
   // Chromium starts while the world is built.
-  const launching = chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const launching = sharedBrowser();
   launching.catch(() => undefined); // awaited below; not an unhandled rejection if building the world fails first
   const [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp()]);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-daily-'));
@@ -170,7 +167,7 @@ export async function buildWorld(): Promise<World> {
       return pages.get(key)!;
     },
     async stop() {
-      await browser.close();
+      await releaseBrowser(browser);
       await t.stop();
     },
   };

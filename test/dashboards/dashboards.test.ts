@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { createLocalExecutor } from '../../executors/local';
@@ -20,6 +20,7 @@ import { workflows, workflowVersions } from '../../server/db/tables/workflows';
 import { executorsFromEnv } from '../../server/executors';
 import { workflowExperiment } from '../../server/tracking/experiments';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import { PUBLISH } from '../harness/client';
 import { screenshot } from './screenshots';
 
@@ -127,19 +128,7 @@ describe('dashboards in Chromium', () => {
       ],
     });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    browser = await sharedBrowser();
     const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
     page = await context.newPage();
     page.on('console', (message) => {
@@ -152,7 +141,7 @@ describe('dashboards in Chromium', () => {
 
   afterAll(async () => {
     await gpuHost?.stop();
-    await browser?.close();
+    await releaseBrowser(browser);
     await t?.stop();
     if (scratch) await rm(scratch, { recursive: true, force: true });
   });

@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inArray } from 'drizzle-orm';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { deployments } from '../../server/db/tables/deployments';
@@ -18,6 +18,7 @@ import { runs, tasks } from '../../server/db/tables/runs';
 import { experiments } from '../../server/db/tables/tracking';
 import { irisVersion, startDeploymentApp, until } from '../deployments/setup';
 import type { TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import type { ApiClient } from '../harness/client';
 import { screenshot } from './screenshots';
 
@@ -91,12 +92,12 @@ beforeAll(async () => {
     const { deployment: d } = await alice.gql(`{ deployment(name: "iris-canary") { revisions { number serving { requests } } } }`);
     return d.revisions.find((r: any) => r.number === 1)?.serving;
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   [member, viewer] = await Promise.all([pageFor(alice.token), pageFor(vic.token)]);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   if (t) {
     await t.api.gql(`mutation { deleteDeployment(id: "iris-canary") }`).catch(() => {});
     await until('every deployment deleted', async () => (await t.app.services.db.select().from(deployments)).length === 0).catch(() => {});

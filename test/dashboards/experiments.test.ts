@@ -3,10 +3,11 @@
 // in place (deleted ones shown on request); someone else sees the buttons disabled with the API's reason. And a task
 // shows the datasets its MLflow client declared.
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -38,10 +39,10 @@ beforeAll(async () => {
   await alice.gql(`mutation { updateExperiment(experiment: "sweep", setTags: [{ key: "goal", value: "recall" }]) { id } }`);
   tokens.alice = alice.token;
   tokens.bob = bob.token;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

@@ -1,10 +1,11 @@
 // A failure trigger on the workflow page, in Chromium against a real control plane: listed with its kind, and its
 // firing names the run that failed (linked, with why it failed) beside the run it started.
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import { CREATE_TRIGGER, decided, until } from '../triggers/world';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -19,14 +20,14 @@ beforeAll(async () => {
   await Promise.all([t.publishFixture('echo'), t.publishFixture('fail')]);
   await t.createWorkflow({ name: 'breaks', tasks: [{ name: 'boom', module: 'test/fail' }] });
   await t.createWorkflow({ name: 'pager', tasks: [{ name: 'page', module: 'test/echo', pool: 'parked', parameters: { message: 'page' } }] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-GB' });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
   page = await context.newPage();
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

@@ -3,10 +3,11 @@
 // thing, with a link on, instead of loading forever or offering "Try again"; a failed run says why in one click,
 // and its graph's zoom buttons hide nothing of the card's title.
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -18,14 +19,14 @@ let failedRun = '';
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
   [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp()]);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
   page = await context.newPage();
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

@@ -7,10 +7,11 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import { type ApiClient, RUN_EVENTS } from '../harness/client';
 import { screenshot } from './screenshots';
 
@@ -82,24 +83,12 @@ describe('governance pages in Chromium', () => {
       s: [{ name: 'Europe', code: 'EU' }],
     });
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    browser = await sharedBrowser();
     [admin, member] = await Promise.all([signedIn(t.app.adminToken), signedIn(mia.token)]);
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await releaseBrowser(browser);
     await t?.stop();
   });
 

@@ -6,12 +6,13 @@
 // the server sends: a browser's own buffers absorb megabytes, more than a test can make the server fall behind by
 // (test/chaos/slow-subscriber.test.ts proves the server's SUBSCRIBER_TOO_SLOW over a real socket).
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page, type WebSocketRoute } from 'playwright-core';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { createNoopExecutor } from '../../executors/noop';
 import { defineExecutor, succeeded } from '../../plugins/sdk';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -35,11 +36,11 @@ beforeAll(async () => {
   [, t] = await Promise.all([ensureDashboardsBuilt({ quiet: true }), startTestApp({}, { executors: [gated] })]);
   await t.publishFixture('sleep');
   await t.createWorkflow({ name: 'held', tasks: [{ name: 'only', module: 'test/sleep', executor: 'noop', parameters: { ms: 0 } }] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
 }, 120_000);
 afterAll(async () => {
   for (const release of finish.values()) release();
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

@@ -1,10 +1,11 @@
 // The run page charts a finished run's stored metric history (not only what streamed while it was open): a run
 // ends before the page opens, and its loss curve is there, and again after a reload. Chromium via playwright-core.
 import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import { PUBLISH, RUN_EVENTS } from '../harness/client';
 import { metricsModuleArchive } from '../tracking/metric-module';
 
@@ -23,10 +24,10 @@ beforeAll(async () => {
   const { startRun } = await t.api.gql(`mutation { startRun(workflow: "charted") { id } }`);
   runId = startRun.id;
   await t.api.subscribe<any>(RUN_EVENTS, { runId }, ended);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

@@ -4,10 +4,11 @@
 // and a viewer, enabled for a second admin whose approval moves the alias (still there after a reload); a promotion
 // asked from a version row. Versions come from real runs (test/registry/setup.ts).
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import type { ApiClient } from '../harness/client';
 import { REGISTER, runToEnd, setUpRegistryWorld } from '../registry/setup';
 
@@ -58,10 +59,10 @@ beforeAll(async () => {
   tokens.root2 = (await t.user('root2', 'admin')).token;
   vera = await t.user('vera', 'viewer');
   tokens.vera = (vera as ApiClient & { token: string }).token;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

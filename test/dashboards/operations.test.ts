@@ -7,11 +7,12 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { evaluateDueMonitors } from '../../server/monitoring/evaluator';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import type { ApiClient } from '../harness/client';
 import { CREATE_TRIGGER, decided } from '../triggers/world';
 import { screenshot } from './screenshots';
@@ -68,11 +69,11 @@ beforeAll(async () => {
   await evaluateDueMonitors(t.app.services.db, { now: new Date() });
   const { alerts } = await alice.gql(`{ alerts(states: [OPEN]) { id monitor { id } } }`);
   alertId = alerts.find((a: any) => a.monitor?.id === monitorId).id;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   [admin, viewer] = await Promise.all([pageFor(t.app.adminToken), pageFor(vic.token)]);
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

@@ -1,10 +1,11 @@
 // The run page's time limit, in Chromium against a real control plane: an open run says when it ends by and in how
 // long; once its deadline has passed, the page shows the run failed with the reason, live.
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -18,14 +19,14 @@ beforeAll(async () => {
   await t.publishFixture('echo');
   // A pool no host serves: the run stays open until its deadline.
   await t.createWorkflow({ name: 'waits', tasks: [{ name: 'stuck', module: 'test/echo', pool: 'nowhere', parameters: { message: 'waits' } }] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-GB' });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
   page = await context.newPage();
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

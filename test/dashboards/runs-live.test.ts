@@ -6,11 +6,12 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Browser, chromium, type Page, type WebSocketRoute } from 'playwright-core';
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { executorsFromEnv } from '../../server/executors';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -41,7 +42,7 @@ beforeAll(async () => {
   });
   // until the test lets it end: a run started behind it is still queued when the page has read it, however loaded the machine
   await t.createWorkflow({ name: 'hold', tasks: [{ name: 'hold', module: 'test/sleep', parameters: { ms: 0, until: released } }] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
   page = await context.newPage();
@@ -53,7 +54,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });

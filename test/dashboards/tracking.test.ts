@@ -5,11 +5,12 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ensureDashboardsBuilt } from '../../dashboards/ensure-built';
 import { andClause, fieldName, parseColumns, quoted } from '../../dashboards/src/lib/run-filter';
 import { startTestApp, type TestApp } from '../harness/app';
+import { releaseBrowser, sharedBrowser } from '../harness/browser';
 import { seedRun } from '../tracking/seed';
 import { screenshot } from './screenshots';
 
@@ -40,13 +41,13 @@ beforeAll(async () => {
   ] as const;
   for (const [name, acc, lr, dataset] of runs)
     ids[name] = await seedRun(db, { name, experiment: 'dash-exp', parameters: { lr, opt: 'adam' }, tags: { dataset }, tasks: [curve(acc)] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  browser = await sharedBrowser();
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.addInitScript((token) => localStorage.setItem('atelier-token', token), t.app.adminToken);
   page = await context.newPage();
 }, 120_000);
 afterAll(async () => {
-  await browser?.close();
+  await releaseBrowser(browser);
   await t?.stop();
 });
 

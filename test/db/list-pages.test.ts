@@ -15,7 +15,7 @@ let sql: postgres.Sql;
 const SEEDED = 3000;
 
 beforeAll(async () => {
-  pg = await startPostgres({ settings: { shared_preload_libraries: 'auto_explain', 'auto_explain.log_min_duration': '0' } });
+  pg = await startPostgres({ settings: { shared_preload_libraries: 'auto_explain', 'auto_explain.log_min_duration': '0' }, migrated: true });
   t = await startTestApp({ DATABASE_URL: pg.url });
   sql = postgres(pg.url, { max: 1, onnotice: () => undefined });
   const [experiment] = await sql`insert into experiments (name) values ('list-pages') returning id`;

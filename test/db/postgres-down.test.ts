@@ -16,7 +16,7 @@ let t: TestApp;
 let alice: ApiClient & { token: string };
 
 beforeAll(async () => {
-  pg = await startPostgres({ durableCommits: true });
+  pg = await startPostgres({ durableCommits: true, migrated: true });
   t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0' });
   alice = await t.user('alice-pg-down');
 }, 120_000);

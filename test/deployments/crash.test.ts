@@ -26,7 +26,7 @@ const split = (d: any) => Object.fromEntries(d.traffic.map((x: any) => [x.revisi
 const same = (a: object, b: object) => JSON.stringify(a) === JSON.stringify(b);
 
 beforeAll(async () => {
-  pg = await startPostgres({ durableCommits: true });
+  pg = await startPostgres({ durableCommits: true, migrated: true });
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-deployments-crash-'));
   // The model versions, written as the registry keeps them: rows in Postgres, files in the data dir's object store.
   database = await openDatabase({ url: pg.url, dataDir, maxConnections: 2 });

@@ -25,7 +25,7 @@ let alice: ApiClient;
 const { alias, serving, show } = deploymentSteps(() => alice);
 
 beforeAll(async () => {
-  pg = await startPostgres({ durableCommits: true });
+  pg = await startPostgres({ durableCommits: true, migrated: true });
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-deployment-restore-'));
 }, 120_000);
 afterAll(async () => {

@@ -13,7 +13,7 @@ let executor: ExecutorProcess | undefined;
 endToEndSuite(
   'Postgres + NATS JetStream + executor process',
   async (): Promise<TestApp> => {
-    [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+    [pg, nats] = await Promise.all([startPostgres({ migrated: true }), startNats()]);
     const t = await startTestApp({ DATABASE_URL: pg.url, NATS_URL: nats.url });
     executor = await startExecutorProcess({
       NATS_URL: nats.url,

@@ -64,7 +64,7 @@ export async function startCrashWorld(options: CrashWorldOptions): Promise<Crash
     await pg?.stop();
   };
   try {
-    [pg, nats] = await Promise.all([startPostgres({ durableCommits: options.durableCommits }), startNats()]);
+    [pg, nats] = await Promise.all([startPostgres({ durableCommits: options.durableCommits, migrated: true }), startNats()]);
     sql = postgres(pg.url, { max: 2, onnotice: () => {} });
     const dataDir = await mkdtemp(path.join(os.tmpdir(), `atelier-${options.name}-`));
     const token = `atl_${options.name}-admin-token`;

@@ -4,10 +4,11 @@
 // same port and data directory, as an operator's restart or a crash would.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { freePort } from './ports';
 
@@ -35,6 +36,14 @@ export interface PostgresOptions {
   durableCommits?: boolean;
   /** More server settings, each passed as `-c name=value` (bench/peers.ts loads pg_stat_statements so). */
   settings?: Record<string, string>;
+  /**
+   * The `atelier` database comes with every migration applied, as a control plane's first start leaves it (a copy of
+   * a cluster migrated once per machine and set of migrations, see migratedTemplate). Applying them on a fresh
+   * database took ~0.4 s of CPU and 1-4 s of wall on the loaded machine, at every cluster's first control plane. For
+   * tests of anything but the migrations themselves; a control plane still takes the migration lock and finds nothing
+   * to apply.
+   */
+  migrated?: boolean;
 }
 
 /**
@@ -71,7 +80,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       await chown(baseDir, owner.uid, owner.gid);
       await chown(socketDir, owner.uid, owner.gid);
     }
-    await copyOfInitdb(dataDir, baseDir, owner !== undefined);
+    const template = options.migrated ? await migratedTemplate(owner !== undefined) : await initdbTemplate(baseDir, owner !== undefined);
+    await runAs(false, 'cp', ['-a', template, dataDir], baseDir);
 
     let port = 0;
     const failures: string[] = [];
@@ -94,11 +104,13 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     }
     if (!port) throw new Error(`postgres did not start:\n${failures.join('\n')}`);
 
-    const admin = postgres({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', max: 1, onnotice: () => undefined });
-    try {
-      await admin.unsafe('create database atelier');
-    } finally {
-      await admin.end();
+    if (!options.migrated) {
+      const admin = postgres({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', max: 1, onnotice: () => undefined });
+      try {
+        await admin.unsafe('create database atelier');
+      } finally {
+        await admin.end();
+      }
     }
 
     let stopped: Promise<void> | undefined;
@@ -149,28 +161,69 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
 const INITDB_ARGS = ['-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C'];
 
 /**
- * Fills `dataDir` with a fresh cluster: a copy (`cp -a`, owner and modes kept) of one initdb made once per machine
- * and kept in the temp directory, keyed by the binaries and initdb's arguments. initdb took ~1.6 s of CPU (5.8 s on
- * the loaded machine) where the copy takes ~0.2 s, and 17 test files start a cluster.
+ * A fresh cluster's data directory to copy (`cp -a`, owner and modes kept): one initdb made once per machine and kept
+ * in the temp directory, keyed by the binaries and initdb's arguments. initdb took ~1.6 s of CPU (5.8 s on the loaded
+ * machine) where the copy takes ~0.2 s, and 17 test files start a cluster.
  */
-async function copyOfInitdb(dataDir: string, baseDir: string, asPostgres: boolean): Promise<void> {
+async function initdbTemplate(baseDir: string, asPostgres: boolean): Promise<string> {
   const initdb = join(BIN_DIR, 'initdb');
-  const key = createHash('sha256')
-    .update(JSON.stringify([realpathSync(initdb), statSync(realpathSync(initdb)).mtimeMs, INITDB_ARGS, asPostgres]))
-    .digest('hex')
-    .slice(0, 12);
-  const template = join(tmpdir(), `atelier-pg-initdb-${key}`);
+  const template = join(tmpdir(), `atelier-pg-initdb-${initdbKey(asPostgres)}`);
   if (!existsSync(join(template, 'PG_VERSION'))) {
     // Made beside the template and renamed into place: another worker making it at the same time never sees half.
     const making = join(baseDir, 'initdb');
     await runAs(asPostgres, initdb, ['-D', making, ...INITDB_ARGS], baseDir);
-    try {
-      renameSync(making, template);
-    } catch {
-      rmSync(making, { recursive: true, force: true }); // another worker's is there
-    }
+    placeTemplate(making, template);
   }
-  await runAs(false, 'cp', ['-a', template, dataDir], baseDir);
+  return template;
+}
+
+function initdbKey(asPostgres: boolean): string {
+  const initdb = realpathSync(join(BIN_DIR, 'initdb'));
+  return createHash('sha256')
+    .update(JSON.stringify([initdb, statSync(initdb).mtimeMs, INITDB_ARGS, asPostgres]))
+    .digest('hex')
+    .slice(0, 12);
+}
+
+/** Renames a finished template into place, unless another worker's got there first (then this one goes). */
+function placeTemplate(making: string, template: string): void {
+  try {
+    renameSync(making, template);
+  } catch {
+    rmSync(making, { recursive: true, force: true });
+  }
+}
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'server', 'db', 'migrations');
+
+/**
+ * A stopped cluster whose `atelier` database has every migration of server/db/migrations applied (by openDatabase, as
+ * a control plane applies them), made once per machine, keyed by initdb's key and the migrations' files: a changed or
+ * new migration makes a new one.
+ */
+async function migratedTemplate(asPostgres: boolean): Promise<string> {
+  const hash = createHash('sha256').update(initdbKey(asPostgres));
+  // Named relative to the folder, so every checkout of the same migrations shares one template.
+  const files = readdirSync(MIGRATIONS_DIR, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(MIGRATIONS_DIR, join(entry.parentPath, entry.name)))
+    .sort();
+  for (const file of files) hash.update(file).update(readFileSync(join(MIGRATIONS_DIR, file)));
+  const template = join(tmpdir(), `atelier-pg-migrated-${hash.digest('hex').slice(0, 12)}`);
+  if (existsSync(join(template, 'PG_VERSION'))) return template;
+  const server = await startPostgres();
+  const baseDir = dirname(server.socketDir);
+  try {
+    const { openDatabase } = await import('../../server/db/client');
+    const db = await openDatabase({ url: server.url, dataDir: '' });
+    await db.close();
+    // A clean shutdown, so the copy starts without recovery.
+    await runAs(asPostgres, join(BIN_DIR, 'pg_ctl'), ['-D', join(baseDir, 'data'), '-m', 'fast', '-w', 'stop'], baseDir);
+    placeTemplate(join(baseDir, 'data'), template);
+  } finally {
+    await server.stop();
+  }
+  return template;
 }
 
 /** Whether the server binaries have this extension's library (`pg_stat_statements` ships with Debian's postgresql-15, not with every build). */
@@ -189,13 +242,18 @@ function readStat(pid: number): string {
   }
 }
 
+let postgresIds: { uid: number; gid: number } | undefined;
+
+/** The `postgres` system user's ids, asked once per process (two `id` runs, each blocking the worker ~20-60 ms). */
 function postgresUser(): { uid: number; gid: number } {
+  if (postgresIds) return postgresIds;
   const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
   const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
   if (uid.status !== 0 || gid.status !== 0) {
     throw new Error('running as root, but there is no `postgres` user to run initdb and postgres as');
   }
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  postgresIds = { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  return postgresIds;
 }
 
 function commandFor(asPostgres: boolean, binary: string, args: string[]): [string, string[]] {

@@ -20,7 +20,7 @@ export interface AppDatabase {
 export async function appDatabase(): Promise<AppDatabase> {
   shared ??= (async () => {
     // A test file that forgets to stop an app keeps its connections for the rest of the worker's files.
-    const server = await startPostgres({ settings: { max_connections: '500' } });
+    const server = await startPostgres({ settings: { max_connections: '500' }, migrated: true });
     const migrated = await openDatabase({ url: server.url, dataDir: '' });
     await migrated.close();
     const admin = postgres(server.url.replace(/\/atelier$/, '/postgres'), { max: 1, onnotice: () => undefined });

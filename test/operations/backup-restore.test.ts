@@ -32,7 +32,7 @@ let host: ExecutorProcess | undefined;
 let objectsDir: string;
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPostgres({ durableCommits: true }), startNats()]);
+  [pg, nats] = await Promise.all([startPostgres({ durableCommits: true, migrated: true }), startNats()]);
   scratch = await mkdtemp(path.join(os.tmpdir(), 'atelier-backup-'));
   await chmod(scratch, 0o755); // a sandboxed module (run as nobody) reads the sleeping task's release file in gate/
   await mkdir(path.join(scratch, 'gate'), { mode: 0o755 });

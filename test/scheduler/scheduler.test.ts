@@ -342,7 +342,7 @@ describe('scheduler replicas on one Postgres', () => {
   let b: Stack;
 
   beforeAll(async () => {
-    pg = await startPostgres();
+    pg = await startPostgres({ migrated: true });
     a = await openStack({ url: pg.url });
     b = await openStack({ url: pg.url, publish: false });
     await a.createWorkflow(report);

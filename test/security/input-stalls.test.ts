@@ -21,7 +21,7 @@ let api: ReturnType<typeof apiClient>;
 const worst: Record<string, number> = {};
 
 beforeAll(async () => {
-  pg = await startPostgres();
+  pg = await startPostgres({ migrated: true });
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-stalls-'));
   cp = await startControlPlaneProcess({
     PORT: String(await freePort()),

@@ -20,7 +20,7 @@ let dataDir = '';
 const planes: ControlPlaneProcess[] = [];
 
 beforeAll(async () => {
-  pg = await startPostgres({ durableCommits: true });
+  pg = await startPostgres({ durableCommits: true, migrated: true });
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-triggers-crash-'));
 }, 120_000);
 afterAll(async () => {
