@@ -17,6 +17,7 @@ export * from './tables/runs';
 export * from './tables/schedules';
 export * from './tables/task-events';
 export * from './tables/task-executions';
+export * from './tables/task-figures';
 export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';
