@@ -149,6 +149,25 @@ describe('period figures', () => {
   });
 });
 
+describe('searchRuns’ names', () => {
+  it('finds a declared param among the readable runs through runs_parameters_idx, not a scan of the runs', async () => {
+    await sql`insert into runs (experiment_id, status, trigger, parameters) select experiment_id, 'SUCCEEDED', 'EXTERNAL', '{"learningRate": 0.1}'
+      from runs limit 1`;
+    await sql`analyze runs`;
+    const { searchRuns } = await t.api.gql(`{ searchRuns(filter: "params.learningRate <= 0.1", first: 5) { edges { node { id } } } }`);
+    expect(searchRuns.edges).toHaveLength(1);
+    const typo = await t.api.raw(`{ searchRuns(filter: "params.learningRat <= 0.1", first: 5) { edges { node { id } } } }`);
+    expect(typo.errors?.[0]?.extensions?.code).toBe('UNKNOWN_PARAM');
+    // the existence check (server/tracking/search-keys.ts), for the name that is there and for the typo
+    const plans = await plansOf(/^\s*Query Text: select \(exists \(select 1 from logged_params/);
+    expect(plans.length).toBeGreaterThanOrEqual(2);
+    for (const plan of plans) {
+      expect(plan).toMatch(/Bitmap Index Scan on runs_parameters_idx/);
+      expect(plan).not.toMatch(/Seq Scan on runs/);
+    }
+  });
+});
+
 describe('a module version’s runs', () => {
   it('walks the runs newest first and stops at the limit, not reading every task of the version', async () => {
     const { module } = await t.api.gql(`{ module(name: "test/echo") { versions(limit: 1) { runs(limit: 5) { id } } } }`);
