@@ -41,10 +41,12 @@ beforeAll(async () => {
   await sql`create table probe_w as select array_agg(id order by name) as ids from workflows where name like 'wf-%'`;
   await sql`create table probe_mv as select array_agg(id order by id) as ids from module_versions`;
   // 300 runs over the three workflows and the three domains
-  await sql`insert into runs select (jsonb_populate_record(null::runs, to_jsonb(r) || jsonb_build_object(
-      'id', gen_random_uuid(), 'workflow_id', (select ids[1 + i % 3] from probe_w), 'idempotency_key', null,
-      'domain', (array['experimentation', 'adhoc', 'production'])[1 + (i / 3) % 3]))).*
-    from runs r, generate_series(0, 299) i where r.id = ${startRun.id}`;
+  // (copies made by a lateral call: `(f(row)).*` would call f once per column)
+  await sql`insert into runs select c.* from runs r, generate_series(0, 299) i,
+      jsonb_populate_record(null::runs, to_jsonb(r) || jsonb_build_object(
+        'id', gen_random_uuid(), 'workflow_id', (select ids[1 + i % 3] from probe_w), 'idempotency_key', null,
+        'domain', (array['experimentation', 'adhoc', 'production'])[1 + (i / 3) % 3])) c
+    where r.id = ${startRun.id}`;
   await sql`create table probe_gr as select array_agg(id order by id) as ids from runs where id <> ${startRun.id}`;
   await sql`insert into registered_models (namespace, name) values ('ns', 'alpha'), ('ns', 'gamma')`;
   // 4,000 tasks in four statements: ends spread over 30 hours, a twentieth on an hour's first microsecond or its last
@@ -65,7 +67,7 @@ afterAll(async () => {
 
 /** Tasks n<i> copied from the real one: every figure's inputs vary with i. */
 function taskCopies(from: number, to: number, runId: string): string {
-  return `select (jsonb_populate_record(null::tasks, to_jsonb(t) || jsonb_build_object(
+  return `select c.* from tasks t, generate_series(${from}, ${to}) i, jsonb_populate_record(null::tasks, to_jsonb(t) || jsonb_build_object(
       'id', gen_random_uuid(), 'run_id', (select ids[1 + i % 300] from probe_gr), 'node', 'n' || i,
       'kind', case when i % 23 = 0 then 'workflow' else 'module' end,
       'module_version_id', (select ids[1 + (i / 7) % 2] from probe_mv),
@@ -81,8 +83,8 @@ function taskCopies(from: number, to: number, runId: string): string {
       'cache_saved_ms', case when i % 3 = 0 then i * 11 when i % 11 = 0 then 5 end,
       'reused_from_task_id', case when i % 29 = 0 then gen_random_uuid() end,
       'models', case when i % 4 = 0 then '{"a": {"model": "ns/alpha"}}'::jsonb
-        when i % 4 = 1 then '{"a": {"model": "ns/alpha"}, "b": {"model": "ns/beta"}, "c": {"model": "ns/alpha"}}'::jsonb end))).*
-    from tasks t, generate_series(${from}, ${to}) i where t.run_id = '${runId}'`;
+        when i % 4 = 1 then '{"a": {"model": "ns/alpha"}, "b": {"model": "ns/beta"}, "c": {"model": "ns/alpha"}}'::jsonb end)) c
+    where t.run_id = '${runId}'`;
 }
 
 const at = (hours: number) => new Date(base.getTime() + hours * HOUR);
@@ -164,10 +166,10 @@ describe('period figures from the hourly rollups', () => {
 describe('plans', () => {
   beforeAll(async () => {
     // a long history before it: 20,000 tasks that ended two months earlier, as a busy installation's would have
-    await sql`insert into tasks select (jsonb_populate_record(null::tasks, to_jsonb(t) || jsonb_build_object(
-        'id', gen_random_uuid(), 'node', 'h' || i, 'run_id', (select ids[1 + i % 300] from probe_gr),
-        'finished_at', ${at(-1440).toISOString()}::timestamptz + make_interval(secs => i)))).*
-      from tasks t, generate_series(1, 20000) i where t.node = 'n1'`;
+    await sql`insert into tasks select c.* from tasks t, generate_series(1, 20000) i,
+        jsonb_populate_record(null::tasks, to_jsonb(t) || jsonb_build_object('id', gen_random_uuid(), 'node', 'h' || i,
+          'run_id', (select ids[1 + i % 300] from probe_gr), 'finished_at', ${at(-1440).toISOString()}::timestamptz + make_interval(secs => i))) c
+      where t.node = 'n1'`;
     await sql`analyze tasks`;
   }, 400_000);
 
