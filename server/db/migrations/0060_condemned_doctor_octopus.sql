@@ -34,124 +34,139 @@ CREATE INDEX "runs_parameters_idx" ON "runs" USING gin ("parameters");--> statem
 CREATE FUNCTION task_figures_change() RETURNS trigger LANGUAGE plpgsql AS $$
 begin
   if tg_op = 'INSERT' then
-    with d as (
-      select x.*,
-        (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
-        (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
-        date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
-      from (select 1 as s, n.* from n where n.finished_at is not null) x
-    )
-    insert into task_figures_hourly (hour, workflow_id, domain, module_version_id, executed, execution_ms, gpu_ms, hits, misses, saved_ms)
-    select * from (
-      select d.hour, r.workflow_id, r.domain, d.module_version_id,
-        sum(case when d.executed then d.s else 0 end) as executed,
-        sum(case when d.executed then d.s * d.execution_ms::bigint else 0 end) as execution_ms,
-        sum(case when d.executed then d.s * d.execution_ms::bigint * d.gpus else 0 end) as gpu_ms,
-        sum(case when d.looked and d.cache_source_task_id is not null then d.s else 0 end) as hits,
-        sum(case when d.looked and d.cache_source_task_id is null then d.s else 0 end) as misses,
-        sum(case when d.looked then d.s * coalesce(d.cache_saved_ms, 0) else 0 end) as saved_ms
-      from d join runs r on r.id = d.run_id
-      where r.workflow_id is not null and (d.executed or d.looked)
-      group by 1, 2, 3, 4
-    ) g
-    where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0 or g.hits <> 0 or g.misses <> 0 or g.saved_ms <> 0;
-    with d as (
-      select x.*,
-        (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
-        (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
-        date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
-      from (select 1 as s, n.* from n where n.finished_at is not null) x
-    )
-    insert into task_model_costs_hourly (hour, workflow_id, model, executed, execution_ms, gpu_ms)
-    select * from (
-      select d.hour, r.workflow_id, m.model, sum(d.s) as executed, sum(d.s * d.execution_ms::bigint) as execution_ms,
-        sum(d.s * d.execution_ms::bigint * d.gpus) as gpu_ms
-      from d join runs r on r.id = d.run_id
-        cross join lateral (select distinct p.value->>'model' as model from jsonb_each(coalesce(d.models, '{}'::jsonb)) p) m
-      where r.workflow_id is not null and d.executed
-      group by 1, 2, 3
-    ) g
-    where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0;
+    -- most statements (dispatch, starts, heartbeats) end no task: they stop here
+    if exists (select 1 from n where n.finished_at is not null) then
+      with d as (
+        select x.*,
+          (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
+          (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
+          date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
+        from (select 1 as s, n.* from n where n.finished_at is not null) x
+      )
+      insert into task_figures_hourly (hour, workflow_id, domain, module_version_id, executed, execution_ms, gpu_ms, hits, misses, saved_ms)
+      select * from (
+        select d.hour, r.workflow_id, r.domain, d.module_version_id,
+          sum(case when d.executed then d.s else 0 end) as executed,
+          sum(case when d.executed then d.s * d.execution_ms::bigint else 0 end) as execution_ms,
+          sum(case when d.executed then d.s * d.execution_ms::bigint * d.gpus else 0 end) as gpu_ms,
+          sum(case when d.looked and d.cache_source_task_id is not null then d.s else 0 end) as hits,
+          sum(case when d.looked and d.cache_source_task_id is null then d.s else 0 end) as misses,
+          sum(case when d.looked then d.s * coalesce(d.cache_saved_ms, 0) else 0 end) as saved_ms
+        from d join runs r on r.id = d.run_id
+        where r.workflow_id is not null and (d.executed or d.looked)
+        group by 1, 2, 3, 4
+      ) g
+      where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0 or g.hits <> 0 or g.misses <> 0 or g.saved_ms <> 0;
+    end if;
+    if exists (select 1 from n where n.finished_at is not null and n.models is not null) then
+      with d as (
+        select x.*,
+          (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
+          (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
+          date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
+        from (select 1 as s, n.* from n where n.finished_at is not null) x
+      )
+      insert into task_model_costs_hourly (hour, workflow_id, model, executed, execution_ms, gpu_ms)
+      select * from (
+        select d.hour, r.workflow_id, m.model, sum(d.s) as executed, sum(d.s * d.execution_ms::bigint) as execution_ms,
+          sum(d.s * d.execution_ms::bigint * d.gpus) as gpu_ms
+        from d join runs r on r.id = d.run_id
+          cross join lateral (select distinct p.value->>'model' as model from jsonb_each(coalesce(d.models, '{}'::jsonb)) p) m
+        where r.workflow_id is not null and d.executed
+        group by 1, 2, 3
+      ) g
+      where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0;
+    end if;
   elsif tg_op = 'UPDATE' then
-    with d as (
-      select x.*,
-        (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
-        (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
-        date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
-      from (select 1 as s, n.* from n where n.finished_at is not null
-        union all select -1 as s, o.* from o where o.finished_at is not null) x
-    )
-    insert into task_figures_hourly (hour, workflow_id, domain, module_version_id, executed, execution_ms, gpu_ms, hits, misses, saved_ms)
-    select * from (
-      select d.hour, r.workflow_id, r.domain, d.module_version_id,
-        sum(case when d.executed then d.s else 0 end) as executed,
-        sum(case when d.executed then d.s * d.execution_ms::bigint else 0 end) as execution_ms,
-        sum(case when d.executed then d.s * d.execution_ms::bigint * d.gpus else 0 end) as gpu_ms,
-        sum(case when d.looked and d.cache_source_task_id is not null then d.s else 0 end) as hits,
-        sum(case when d.looked and d.cache_source_task_id is null then d.s else 0 end) as misses,
-        sum(case when d.looked then d.s * coalesce(d.cache_saved_ms, 0) else 0 end) as saved_ms
-      from d join runs r on r.id = d.run_id
-      where r.workflow_id is not null and (d.executed or d.looked)
-      group by 1, 2, 3, 4
-    ) g
-    where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0 or g.hits <> 0 or g.misses <> 0 or g.saved_ms <> 0;
-    with d as (
-      select x.*,
-        (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
-        (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
-        date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
-      from (select 1 as s, n.* from n where n.finished_at is not null
-        union all select -1 as s, o.* from o where o.finished_at is not null) x
-    )
-    insert into task_model_costs_hourly (hour, workflow_id, model, executed, execution_ms, gpu_ms)
-    select * from (
-      select d.hour, r.workflow_id, m.model, sum(d.s) as executed, sum(d.s * d.execution_ms::bigint) as execution_ms,
-        sum(d.s * d.execution_ms::bigint * d.gpus) as gpu_ms
-      from d join runs r on r.id = d.run_id
-        cross join lateral (select distinct p.value->>'model' as model from jsonb_each(coalesce(d.models, '{}'::jsonb)) p) m
-      where r.workflow_id is not null and d.executed
-      group by 1, 2, 3
-    ) g
-    where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0;
+    -- most statements (dispatch, starts, heartbeats) end no task: they stop here
+    if exists (select 1 from n where n.finished_at is not null) or exists (select 1 from o where o.finished_at is not null) then
+      with d as (
+        select x.*,
+          (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
+          (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
+          date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
+        from (select 1 as s, n.* from n where n.finished_at is not null
+          union all select -1 as s, o.* from o where o.finished_at is not null) x
+      )
+      insert into task_figures_hourly (hour, workflow_id, domain, module_version_id, executed, execution_ms, gpu_ms, hits, misses, saved_ms)
+      select * from (
+        select d.hour, r.workflow_id, r.domain, d.module_version_id,
+          sum(case when d.executed then d.s else 0 end) as executed,
+          sum(case when d.executed then d.s * d.execution_ms::bigint else 0 end) as execution_ms,
+          sum(case when d.executed then d.s * d.execution_ms::bigint * d.gpus else 0 end) as gpu_ms,
+          sum(case when d.looked and d.cache_source_task_id is not null then d.s else 0 end) as hits,
+          sum(case when d.looked and d.cache_source_task_id is null then d.s else 0 end) as misses,
+          sum(case when d.looked then d.s * coalesce(d.cache_saved_ms, 0) else 0 end) as saved_ms
+        from d join runs r on r.id = d.run_id
+        where r.workflow_id is not null and (d.executed or d.looked)
+        group by 1, 2, 3, 4
+      ) g
+      where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0 or g.hits <> 0 or g.misses <> 0 or g.saved_ms <> 0;
+    end if;
+    if exists (select 1 from n where n.finished_at is not null and n.models is not null) or exists (select 1 from o where o.finished_at is not null and o.models is not null) then
+      with d as (
+        select x.*,
+          (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
+          (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
+          date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
+        from (select 1 as s, n.* from n where n.finished_at is not null
+          union all select -1 as s, o.* from o where o.finished_at is not null) x
+      )
+      insert into task_model_costs_hourly (hour, workflow_id, model, executed, execution_ms, gpu_ms)
+      select * from (
+        select d.hour, r.workflow_id, m.model, sum(d.s) as executed, sum(d.s * d.execution_ms::bigint) as execution_ms,
+          sum(d.s * d.execution_ms::bigint * d.gpus) as gpu_ms
+        from d join runs r on r.id = d.run_id
+          cross join lateral (select distinct p.value->>'model' as model from jsonb_each(coalesce(d.models, '{}'::jsonb)) p) m
+        where r.workflow_id is not null and d.executed
+        group by 1, 2, 3
+      ) g
+      where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0;
+    end if;
   elsif tg_op = 'DELETE' then
-    with d as (
-      select x.*,
-        (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
-        (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
-        date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
-      from (select -1 as s, o.* from o where o.finished_at is not null) x
-    )
-    insert into task_figures_hourly (hour, workflow_id, domain, module_version_id, executed, execution_ms, gpu_ms, hits, misses, saved_ms)
-    select * from (
-      select d.hour, r.workflow_id, r.domain, d.module_version_id,
-        sum(case when d.executed then d.s else 0 end) as executed,
-        sum(case when d.executed then d.s * d.execution_ms::bigint else 0 end) as execution_ms,
-        sum(case when d.executed then d.s * d.execution_ms::bigint * d.gpus else 0 end) as gpu_ms,
-        sum(case when d.looked and d.cache_source_task_id is not null then d.s else 0 end) as hits,
-        sum(case when d.looked and d.cache_source_task_id is null then d.s else 0 end) as misses,
-        sum(case when d.looked then d.s * coalesce(d.cache_saved_ms, 0) else 0 end) as saved_ms
-      from d join runs r on r.id = d.run_id
-      where r.workflow_id is not null and (d.executed or d.looked)
-      group by 1, 2, 3, 4
-    ) g
-    where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0 or g.hits <> 0 or g.misses <> 0 or g.saved_ms <> 0;
-    with d as (
-      select x.*,
-        (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
-        (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
-        date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
-      from (select -1 as s, o.* from o where o.finished_at is not null) x
-    )
-    insert into task_model_costs_hourly (hour, workflow_id, model, executed, execution_ms, gpu_ms)
-    select * from (
-      select d.hour, r.workflow_id, m.model, sum(d.s) as executed, sum(d.s * d.execution_ms::bigint) as execution_ms,
-        sum(d.s * d.execution_ms::bigint * d.gpus) as gpu_ms
-      from d join runs r on r.id = d.run_id
-        cross join lateral (select distinct p.value->>'model' as model from jsonb_each(coalesce(d.models, '{}'::jsonb)) p) m
-      where r.workflow_id is not null and d.executed
-      group by 1, 2, 3
-    ) g
-    where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0;
+    -- most statements (dispatch, starts, heartbeats) end no task: they stop here
+    if exists (select 1 from o where o.finished_at is not null) then
+      with d as (
+        select x.*,
+          (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
+          (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
+          date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
+        from (select -1 as s, o.* from o where o.finished_at is not null) x
+      )
+      insert into task_figures_hourly (hour, workflow_id, domain, module_version_id, executed, execution_ms, gpu_ms, hits, misses, saved_ms)
+      select * from (
+        select d.hour, r.workflow_id, r.domain, d.module_version_id,
+          sum(case when d.executed then d.s else 0 end) as executed,
+          sum(case when d.executed then d.s * d.execution_ms::bigint else 0 end) as execution_ms,
+          sum(case when d.executed then d.s * d.execution_ms::bigint * d.gpus else 0 end) as gpu_ms,
+          sum(case when d.looked and d.cache_source_task_id is not null then d.s else 0 end) as hits,
+          sum(case when d.looked and d.cache_source_task_id is null then d.s else 0 end) as misses,
+          sum(case when d.looked then d.s * coalesce(d.cache_saved_ms, 0) else 0 end) as saved_ms
+        from d join runs r on r.id = d.run_id
+        where r.workflow_id is not null and (d.executed or d.looked)
+        group by 1, 2, 3, 4
+      ) g
+      where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0 or g.hits <> 0 or g.misses <> 0 or g.saved_ms <> 0;
+    end if;
+    if exists (select 1 from o where o.finished_at is not null and o.models is not null) then
+      with d as (
+        select x.*,
+          (x.kind = 'module' and x.execution_ms is not null and x.cache_source_task_id is null and x.reused_from_task_id is null) as executed,
+          (x.cache_key is not null and x.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT') and x.module_version_id is not null) as looked,
+          date_bin('1 hour', x.finished_at, '2000-01-01 00:00:00+00') as hour
+        from (select -1 as s, o.* from o where o.finished_at is not null) x
+      )
+      insert into task_model_costs_hourly (hour, workflow_id, model, executed, execution_ms, gpu_ms)
+      select * from (
+        select d.hour, r.workflow_id, m.model, sum(d.s) as executed, sum(d.s * d.execution_ms::bigint) as execution_ms,
+          sum(d.s * d.execution_ms::bigint * d.gpus) as gpu_ms
+        from d join runs r on r.id = d.run_id
+          cross join lateral (select distinct p.value->>'model' as model from jsonb_each(coalesce(d.models, '{}'::jsonb)) p) m
+        where r.workflow_id is not null and d.executed
+        group by 1, 2, 3
+      ) g
+      where g.executed <> 0 or g.execution_ms <> 0 or g.gpu_ms <> 0;
+    end if;
   end if;
   return null;
 end
