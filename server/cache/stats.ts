@@ -2,11 +2,12 @@
 // cache, saving its source's execution time) or a miss (it executed). "team" is the team owning the run's workflow,
 // as in the cost figures (server/runs/costs.ts), so both pages' teams are the same teams. Counts are derived from
 // runs, so they count only runs of the domains whose outputs the caller may read: another domain's workflows and
-// their activity do not show.
-import { sql } from 'drizzle-orm';
+// their activity do not show. Read from the hourly rollup and, for the hours a boundary lies inside, from the tasks.
+import { type SQL, sql } from 'drizzle-orm';
 import { type Db, queryRows } from '../db/client';
 import { badInput } from '../errors';
 import { NO_TEAM } from '../runs/costs';
+import { boundaryArray, type PeriodHours, periodHours, splitHourTasks, wholeHours } from '../runs/figure-hours';
 import type { Domain } from '../vocabulary';
 
 export const cacheGroupings = ['team', 'workflow', 'module'] as const;
@@ -26,30 +27,42 @@ const groupExpr = {
   workflow: sql`w.name`,
 } as const;
 
-/** The tasks counted, from the same joins and conditions for both reads below. */
-const counted = (readable: Domain[], from: Date) => sql`from tasks t
-        join module_versions mv on mv.id = t.module_version_id
-        join modules m on m.id = mv.module_id
-        join runs r on r.id = t.run_id
-        join workflows w on w.id = r.workflow_id
+/** A looked-up task that ended (a hit completed from cache, or a miss that executed). */
+const lookedUp = sql`t.cache_key is not null and t.module_version_id is not null and t.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT')`;
+
+/**
+ * The period's hits, misses and saved ms by workflow, domain and module version (and `bucket`, for `boundaries`): its
+ * whole hours from the rollup, the hours a boundary lies inside from the tasks (runs/figure-hours.ts).
+ */
+function counted(p: PeriodHours, boundaries?: Date[]): SQL {
+  const bucket = (at: SQL) => (boundaries ? sql`width_bucket(${at}, ${boundaryArray(boundaries)}) as bucket,` : sql``);
+  return sql`select ${bucket(sql`h.hour`)} h.workflow_id, h.domain, h.module_version_id, h.hits, h.misses, h.saved_ms
+      from task_figures_hourly h where ${wholeHours('h', p)} and (h.hits <> 0 or h.misses <> 0 or h.saved_ms <> 0)
+    union all
+    select ${bucket(sql`t.finished_at`)} r.workflow_id, r.domain, t.module_version_id, (t.cache_source_task_id is not null)::int,
+      (t.cache_source_task_id is null)::int, t.cache_saved_ms
+    ${splitHourTasks(p)} and ${lookedUp}`;
+}
+
+/** The counted figures' runs: of a workflow, in a domain the caller may read, of a module. */
+const readableOf = (readable: Domain[]) => sql`join workflows w on w.id = f.workflow_id
         left join teams tm on tm.id = w.team_id
-        where t.cache_key is not null and t.finished_at >= ${from.toISOString()}::timestamptz
-          and t.status in ('SUCCEEDED', 'FAILED', 'TIMED_OUT')
-          and r.domain in (${sql.join(
-            readable.map((d) => sql`${d}`),
-            sql`, `,
-          )})`;
+        join module_versions mv on mv.id = f.module_version_id
+        join modules m on m.id = mv.module_id
+        where f.domain in (${sql.join(
+          readable.map((d) => sql`${d}`),
+          sql`, `,
+        )})`;
 
 export async function cacheStats(db: Db, since: Date, groupBy: CacheGrouping, readable: Domain[]): Promise<CacheStatsRow[]> {
   if (!readable.length) return [];
   const rows = await queryRows<{ group: string; hits: number; misses: number; saved_ms: string | number | null }>(
     db,
     sql`select ${groupExpr[groupBy]} as "group",
-          count(*) filter (where t.cache_source_task_id is not null)::int as hits,
-          count(*) filter (where t.cache_source_task_id is null)::int as misses,
-          sum(t.cache_saved_ms) as saved_ms
-        ${counted(readable, since)}
-        group by 1 order by 1`,
+          sum(f.hits)::int as hits, sum(f.misses)::int as misses, sum(f.saved_ms) as saved_ms
+        from (${counted(periodHours([since], true))}) f
+        ${readableOf(readable)}
+        group by 1 having sum(f.hits) + sum(f.misses) > 0 order by 1`,
   );
   return rows.map((r) => ({
     group: r.group,
@@ -82,15 +95,12 @@ export async function cacheSavingsOverTime(db: Db, boundaries: Date[], readable:
     throw badInput('Boundaries must be in increasing order, each later than the one before.');
   const buckets = boundaries.slice(0, -1).map((start, i) => ({ start, end: boundaries[i + 1]!, hits: 0, misses: 0, savedHours: 0 }));
   if (!readable.length) return buckets;
-  const last = boundaries[boundaries.length - 1]!;
-  // width_bucket over the sorted boundaries: 1 for the first bucket; a task at or after the last boundary is left out.
+  // width_bucket over the sorted boundaries: 1 for the first bucket (the period ends at the last boundary).
   const rows = await queryRows<{ bucket: number; hits: number; misses: number; saved_ms: string | number | null }>(
     db,
-    sql`select width_bucket(t.finished_at, ${`{${boundaries.map((b) => b.toISOString()).join(',')}}`}::timestamptz[]) as bucket,
-          count(*) filter (where t.cache_source_task_id is not null)::int as hits,
-          count(*) filter (where t.cache_source_task_id is null)::int as misses,
-          sum(t.cache_saved_ms) as saved_ms
-        ${counted(readable, boundaries[0]!)} and t.finished_at < ${last.toISOString()}::timestamptz
+    sql`select f.bucket, sum(f.hits)::int as hits, sum(f.misses)::int as misses, sum(f.saved_ms) as saved_ms
+        from (${counted(periodHours(boundaries, false), boundaries)}) f
+        ${readableOf(readable)}
         group by 1`,
   );
   for (const r of rows) {

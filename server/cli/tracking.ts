@@ -7,6 +7,7 @@ import type { Condition, Field } from '../tracking/filter';
 import { runStatuses } from '../vocabulary';
 import type { Client } from './client';
 import { collect, positiveInt, upperChoices } from './options';
+import { searchAllPages } from './search-pages';
 import { formatDuration, runLabel } from './watch-view';
 
 interface ListedRun {
@@ -89,11 +90,7 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
           opts.workflow ? `workflow = ${quoted(opts.workflow)}` : '',
           status?.length ? `status IN (${status.map(quoted).join(', ')})` : '',
         ].filter(Boolean);
-        const { searchRuns } = await client.request<{ searchRuns: { edges: { node: ListedRun }[] } }>(
-          `query ($f: String, $o: [String!], $n: Int) { searchRuns(filter: $f, orderBy: $o, first: $n) { edges { node { ${LISTED} } } } }`,
-          { f: clauses.join(' and '), o: opts.orderBy ?? [], n: opts.limit },
-        );
-        found = searchRuns.edges.map((e) => e.node);
+        found = await searchAllPages<ListedRun>(client, LISTED, { filter: clauses.join(' and '), orderBy: opts.orderBy ?? [] }, opts.limit);
       } else {
         // Only the columns it prints, all metadata: a list never asks for run data (which a run of a domain none of
         // the caller's teams is granted would refuse, failing the whole list).
@@ -122,12 +119,12 @@ export function addTrackingCommands(run: Command, clientOf: (command: Command) =
     .option('-n, --first <n>', 'how many', positiveInt, 20)
     .option('--json', 'print the runs as JSON')
     .action(async (filter: string | undefined, opts: { order?: string[]; first: number; json?: boolean }, command: Command) => {
-      const { searchRuns } = await clientOf(command).request<{ searchRuns: { edges: { node: FoundRun }[] } }>(
-        `query ($f: String, $o: [String!], $n: Int) { searchRuns(filter: $f, orderBy: $o, first: $n) {
-          edges { node { id status name createdAt workflow { name } experiment { name } tags { key value } } } } }`,
-        { f: filter ?? '', o: opts.order ?? [], n: opts.first },
+      const found = await searchAllPages<FoundRun>(
+        clientOf(command),
+        'id status name createdAt workflow { name } experiment { name } tags { key value }',
+        { filter: filter ?? '', orderBy: opts.order ?? [] },
+        opts.first,
       );
-      const found = searchRuns.edges.map((e) => e.node);
       if (opts.json) return console.log(JSON.stringify(found, null, 2));
       if (!found.length) return console.log('no runs match');
       // The metrics and params the filter and order name, as columns (the values the search compared), from one

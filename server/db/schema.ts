@@ -19,6 +19,7 @@ export * from './tables/schedules';
 export * from './tables/task-events';
 export * from './tables/task-executions';
 export * from './tables/task-log-bytes';
+export * from './tables/task-figures';
 export * from './tables/teams';
 export * from './tables/tokens';
 export * from './tables/tracking';

@@ -1,9 +1,11 @@
 // The periodic sweep, one pass after another: retries whose backoff is over, tasks whose host went silent or that
-// ran past their deadline, runs past theirs (run-deadline.ts), runs waiting for admission, cache eviction, and READY tasks waiting for a free slot.
+// ran past their deadline, runs past theirs (run-deadline.ts), runs waiting for admission, cache eviction, folding the
+// period figures' changes, and READY tasks waiting for a free slot.
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import { queryRows, type Tx } from '../db/client';
 import { runs, tasks } from '../db/tables/runs';
 import { workflowVersions } from '../db/tables/workflows';
+import { foldTaskFigures } from '../runs/fold-figures';
 import { clearAttemptFiles } from '../tracking/artifacts';
 import { confirmStuck, type Suspect } from './attempts';
 import { lockRun, type OrchestratorContext, taskStatusEvent, transact } from './context';
@@ -16,10 +18,13 @@ import { deadlineOf, endOverdueRuns } from './run-deadline';
 
 const TICK_BATCH = 500;
 const EVICT_EVERY_MS = 10_000;
+const FOLD_EVERY_MS = 60_000;
 
 /** What the sweep remembers between passes: when it last evicted cache entries, the tasks that look stuck, and lost messages. */
 export interface SweepState extends LostMessageState {
   lastEviction: number;
+  /** When it last folded the period figures' changes (server/runs/fold-figures.ts). */
+  lastFold?: number;
   /** By `taskId:attempt:lost|deadline`: tasks seen stuck, not yet confirmed (see failStuckTasks). */
   suspects: Map<string, Suspect>;
 }
@@ -36,6 +41,7 @@ export async function tick(ctx: OrchestratorContext, state: SweepState): Promise
   if (due.overdue) await endOverdueRuns(ctx, at);
   if (due.waiting) await admitWaitingRuns(ctx);
   await evictCache(ctx, state, at);
+  await foldFigures(ctx, state, at);
   if (due.ready) await fillFreeSlots(ctx);
 }
 
@@ -208,6 +214,12 @@ async function evictCache(ctx: OrchestratorContext, state: SweepState, at: Date)
   if (!ctx.cache || at.getTime() - state.lastEviction < EVICT_EVERY_MS) return;
   state.lastEviction = at.getTime();
   await ctx.cache.evict(ctx.db, at);
+}
+
+async function foldFigures(ctx: OrchestratorContext, state: SweepState, at: Date): Promise<void> {
+  if (at.getTime() - (state.lastFold ?? 0) < FOLD_EVERY_MS) return;
+  state.lastFold = at.getTime();
+  await foldTaskFigures(ctx.db);
 }
 
 /** READY tasks waiting for a slot (or for an identical task's cached result) that has since freed. */

@@ -54,6 +54,7 @@ function had(key: NamedKey, readable: Domain[]): SQL {
   const visible = readableRuns(readable);
   if (key.kind === 'metric') return sql`exists (select 1 from run_metric_summaries m join runs r on r.id = m.run_id where m.name = ${key.name} and ${visible})`;
   if (key.kind === 'tag') return sql`exists (select 1 from run_tags t join runs r on r.id = t.run_id where t.key = ${key.name} and ${visible})`;
+  // A declared param is a key of runs.parameters: `?` is answered by runs_parameters_idx (GIN), not a scan of the runs.
   return sql`(exists (select 1 from logged_params p join runs r on r.id = p.run_id where p.key = ${key.name} and ${visible})
     or exists (select 1 from runs r where r.parameters ? ${key.name} and ${visible}))`;
 }

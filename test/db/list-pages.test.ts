@@ -133,14 +133,37 @@ describe('period figures', () => {
     await t.api.gql(`query ($b: [DateTime!]!) { cacheSavingsOverTime(boundaries: $b) { hits } }`, { b: [since, new Date().toISOString()] });
     const { costs } = await t.api.gql(`query ($s: DateTime!) { costs(since: $s, groupBy: workflow) { group tasks } }`, { s: since });
     expect(costs).toEqual([{ group: 'pages', tasks: 1 }]);
+    // whole hours come from the hourly rollups (test/db/period-figures.test.ts), the hour `since` lies inside from tasks
     for (const [what, match] of [
       ['cacheStats', /^\s*Query Text: select coalesce\(tm\.name/],
-      ['cacheSavingsOverTime', /^\s*Query Text: select width_bucket\(t\.finished_at/],
-      ['costs', /^\s*Query Text: select w\.name as "group", count\(\*\)::int as tasks/],
+      ['cacheSavingsOverTime', /^\s*Query Text: select f\.bucket/],
+      ['costs', /^\s*Query Text: select w\.name as "group", sum\(f\.executed\)::int as tasks/],
     ] as const) {
       const plans = await plansOf(match);
       expect(plans.length, what).toBeGreaterThanOrEqual(1);
-      for (const plan of plans) expect(plan, what).toMatch(/Index Scan using tasks_finished_idx|Bitmap Index Scan on tasks_finished_idx/);
+      for (const plan of plans) {
+        expect(plan, what).toMatch(/Index Scan using tasks_finished_idx|Bitmap Index Scan on tasks_finished_idx/);
+        expect(plan, what).not.toMatch(/Seq Scan on tasks/);
+      }
+    }
+  });
+});
+
+describe('searchRuns’ names', () => {
+  it('finds a declared param among the readable runs through runs_parameters_idx, not a scan of the runs', async () => {
+    await sql`insert into runs (experiment_id, status, trigger, parameters) select experiment_id, 'SUCCEEDED', 'EXTERNAL', '{"learningRate": 0.1}'
+      from runs limit 1`;
+    await sql`analyze runs`;
+    const { searchRuns } = await t.api.gql(`{ searchRuns(filter: "params.learningRate <= 0.1", first: 5) { edges { node { id } } } }`);
+    expect(searchRuns.edges).toHaveLength(1);
+    const typo = await t.api.raw(`{ searchRuns(filter: "params.learningRat <= 0.1", first: 5) { edges { node { id } } } }`);
+    expect(typo.errors?.[0]?.extensions?.code).toBe('UNKNOWN_PARAM');
+    // the existence check (server/tracking/search-keys.ts), for the name that is there and for the typo
+    const plans = await plansOf(/^\s*Query Text: select \(exists \(select 1 from logged_params/);
+    expect(plans.length).toBeGreaterThanOrEqual(2);
+    for (const plan of plans) {
+      expect(plan).toMatch(/Bitmap Index Scan on runs_parameters_idx/);
+      expect(plan).not.toMatch(/Seq Scan on runs/);
     }
   });
 });

@@ -74,6 +74,8 @@ export const runs = pgTable(
     index('runs_experiment_idx').on(t.experimentId, t.createdAt.desc().nullsFirst()),
     index('runs_parent_idx').on(t.parentRunId),
     index('runs_active_idx').on(t.status).where(sql`status in ('QUEUED', 'RUNNING')`),
+    // searchRuns' check that some readable run declares a param it names (tracking/search-keys.ts): a lookup, not a scan
+    index('runs_parameters_idx').using('gin', t.parameters),
     index('runs_deadline_idx').on(t.deadlineAt).where(sql`deadline_at is not null and status in ('QUEUED', 'RUNNING')`),
     // A key is its identity's own; the control plane's runs (no identity) share one scope of their own.
     uniqueIndex('runs_idempotency_key').on(sql`coalesce(${t.createdBy}, '00000000-0000-0000-0000-000000000000'::uuid)`, t.idempotencyKey),
