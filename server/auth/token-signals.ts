@@ -10,6 +10,8 @@ import type { TokenCache } from './token-cache';
 
 /** Identities per message: a grant to a team of many members goes in messages well under any bus's payload limit. */
 const IDENTITIES_PER_MESSAGE = 1000;
+/** How long a change waits for its message to reach the bus before its request is answered anyway. */
+const PUBLISH_WAIT_MS = 1_000;
 
 export function tokenSignals(cache: TokenCache, bus: Pick<Bus, 'kind' | 'publishControl' | 'subscribeControl'>, log: (message: string) => void): Service {
   const origin = randomUUID();
@@ -22,16 +24,21 @@ export function tokenSignals(cache: TokenCache, bus: Pick<Bus, 'kind' | 'publish
       subscription = await bus.subscribeControl('tokens-changed', (message) => {
         if (message.origin !== origin) cache.heard({ identities: message.identities });
       });
-      // Awaited by whoever said it: the message has reached the bus when the revoking request is answered.
+      // Awaited by whoever said it, so the message has normally reached the bus when the revoking request is answered;
+      // but for PUBLISH_WAIT_MS at most: with NATS unreachable a flush waits for the reconnection, and a revocation must
+      // not hang on it (the TTL bounds what the other replicas miss).
       unlisten = cache.onChange(async (change, local) => {
         if (!local) return;
         const ids = [...change.identities];
-        try {
+        const publishing = (async () => {
           for (let i = 0; i < ids.length; i += IDENTITIES_PER_MESSAGE)
             await bus.publishControl('tokens-changed', { identities: ids.slice(i, i + IDENTITIES_PER_MESSAGE), origin });
-        } catch (error) {
-          log(`token changes: not told to the other replicas (${(error as Error).message}); they forget within ATELIER_TOKEN_CACHE_TTL_MS`);
-        }
+        })().catch((error: unknown) =>
+          log(`token changes: not told to the other replicas (${(error as Error).message}); they forget within ATELIER_TOKEN_CACHE_TTL_MS`),
+        );
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([publishing, new Promise((resolve) => (timer = setTimeout(resolve, PUBLISH_WAIT_MS)))]);
+        clearTimeout(timer);
       });
     },
     async stop() {
