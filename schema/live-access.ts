@@ -1,13 +1,14 @@
 // Live subscriptions: each holds a slot of the server's (server/events/live-subscriptions.ts) for as long as it
 // runs and lets go of everything the moment it ends, and keeps checking the caller's access while it runs: the
 // token every ATELIER_TOKEN_RECHECK_MS, and the ability rebuilt from the identity's current teams and grants (one
-// check per token, shared by all its subscriptions).
+// check per token, shared by all its subscriptions), and at once when the token's identity changes.
 import { subject } from '@casl/ability';
 import { type AppAbility, sharedAbilityFor } from '../server/auth/ability';
+import type { TokenCache } from '../server/auth/token-cache';
 import { sessionForToken } from '../server/auth/tokens';
 import type { Run } from '../server/db/tables/runs';
 import { AtelierError, forbidden } from '../server/errors';
-import type { LiveSubscription } from '../server/events/live-subscriptions';
+import type { LiveSubscription, LiveSubscriptions } from '../server/events/live-subscriptions';
 import type { Context } from './context';
 
 /**
@@ -74,10 +75,12 @@ export function watchAccess(ctx: Context, live: LiveSubscription, stillAllowed?:
   const { db, config } = ctx.services;
   const token = ctx.token;
   live.join<TokenCheck>(
-    `token:${token}`,
+    tokenCheckKey(ctx.identity.id, token),
     config.tokenRecheckMs,
     async () => {
-      const session = await sessionForToken(db, token);
+      // Read now, not remembered (server/auth/token-cache.ts): a replica that missed a revocation's message still ends
+      // the subscription within one re-check, as before there was a cache; the answer serves its requests after.
+      const session = await sessionForToken(db, token, { fresh: true });
       return session ? { ability: sharedAbilityFor(session.identity, session.grants, session.scopes) } : null;
     },
     (check) => {
@@ -98,6 +101,19 @@ export function watchAccess(ctx: Context, live: LiveSubscription, stillAllowed?:
       if (ended) throw ended;
     },
   };
+}
+
+const tokenCheckKey = (identityId: string, token: string) => `token:${identityId}:${token}`;
+
+/**
+ * Checks the live subscriptions of an identity again at once when its tokens, memberships or grants change, here or
+ * on another replica (server/auth/token-cache.ts), rather than at their next re-check. Returns what stops it.
+ */
+export function checkAtTokenChanges(cache: TokenCache, subscriptions: LiveSubscriptions): () => void {
+  return cache.onChange((change) => {
+    const prefixes = change.identities.map((id) => tokenCheckKey(id, ''));
+    void subscriptions.checkNow((key) => prefixes.some((prefix) => key.startsWith(prefix)));
+  });
 }
 
 /** Whether the ability lets its holder read a run's events (its data: logs, metrics, messages). */

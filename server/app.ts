@@ -5,9 +5,12 @@ import { DEFAULT_MAX_PAYLOAD_BYTES } from '../plugins/bus/payload-limit';
 import type { Bus } from '../plugins/bus/types';
 import type { Executor } from '../plugins/sdk';
 import type { Services } from '../schema/context';
+import { checkAtTokenChanges } from '../schema/live-access';
 import { objectCollector } from './artifacts/collect';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
+import { createTokenCache, useTokenCache } from './auth/token-cache';
+import { tokenSignals } from './auth/token-signals';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
@@ -214,6 +217,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   );
   const subscriptions = createLiveSubscriptions({ perToken: config.maxSubscriptionsPerToken, total: config.maxSubscriptions });
   instruments.gaugeOf('subscriptions_open', 'Live subscriptions (graphql-ws and SSE) open on this replica.', () => subscriptions.count());
+  // Live tokens' sessions, remembered a moment; a change ends them here, on the other replicas, and rechecks subscriptions.
+  const tokens = useTokenCache(db, createTokenCache({ ttlMs: config.tokenCacheTtlMs }));
+  checkAtTokenChanges(tokens, subscriptions);
   const services: Services = {
     db,
     store,
@@ -297,6 +303,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     live.service,
+    tokenSignals(tokens, bus, log),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
     createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.

@@ -1,6 +1,7 @@
 // Users and service accounts for the API: by id and by name, creating one with its first token, issuing
 // another token, revoking a service account's tokens, or one token by its text. Callers check that the caller is an admin. Each of these
-// grants or takes access, so each is audited (who, what, to whom, when) in its own transaction: never the token.
+// grants or takes access, so each is audited (who, what, to whom, when) in its own transaction: never the token. A
+// revocation is said, once committed, to every replica's memory of tokens (server/auth/token-cache.ts).
 import { and, eq, inArray, isNull } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import type { Db, Tx } from '../db/client';
@@ -8,6 +9,7 @@ import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
 import { AtelierError, badInput, notFound } from '../errors';
 import { parseScopes } from './ability';
+import { tokensChanged } from './token-cache';
 import { hashToken, issueToken } from './tokens';
 
 const namePattern = /^[a-z0-9][a-z0-9._-]{1,62}$/;
@@ -110,7 +112,7 @@ async function issueIn(tx: Tx, caller: Identity, identity: Identity, expiresInDa
 
 /** Revokes every live token of an identity, by `caller`; returns how many. */
 export async function revokeTokensOf(db: Db, caller: Identity, identity: Identity): Promise<number> {
-  return db.transaction(async (tx) => {
+  const count = await db.transaction(async (tx) => {
     const revoked = await tx
       .update(tokens)
       .set({ revokedAt: new Date() })
@@ -126,6 +128,8 @@ export async function revokeTokensOf(db: Db, caller: Identity, identity: Identit
     });
     return revoked.length;
   });
+  await tokensChanged(db, [identity.id]);
+  return count;
 }
 
 /**
@@ -134,14 +138,14 @@ export async function revokeTokensOf(db: Db, caller: Identity, identity: Identit
  * here has that text. The audit names whose token it was, never the token.
  */
 export async function revokeToken(db: Db, caller: Identity, token: string): Promise<boolean> {
-  return db.transaction(async (tx) => {
+  const revoked = await db.transaction(async (tx) => {
     const [held] = await tx
-      .select({ id: tokens.id, revokedAt: tokens.revokedAt, owner: identities.name })
+      .select({ id: tokens.id, identityId: tokens.identityId, revokedAt: tokens.revokedAt, owner: identities.name })
       .from(tokens)
       .innerJoin(identities, eq(identities.id, tokens.identityId))
       .where(eq(tokens.hash, hashToken(token)));
     if (!held) throw notFound('No token here has that text: check that you pasted the whole token (revokeServiceTokens revokes all of an account’s).');
-    if (held.revokedAt) return false;
+    if (held.revokedAt) return null;
     await tx.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, held.id));
     await audit(tx, {
       identity: caller,
@@ -151,6 +155,8 @@ export async function revokeToken(db: Db, caller: Identity, token: string): Prom
       rule: 'admins revoke tokens',
       details: { revoked: 1 },
     });
-    return true;
+    return held.identityId;
   });
+  if (revoked) await tokensChanged(db, [revoked]);
+  return revoked !== null;
 }

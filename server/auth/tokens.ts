@@ -1,12 +1,13 @@
-// Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request.
+// Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request (or remembered a moment:
+// server/auth/token-cache.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { type Identity, identities } from '../db/tables/identities';
 import { tokens } from '../db/tables/tokens';
-import type { Grants } from './ability';
 import { grantedDomains, grantsFrom } from './grants';
+import { type TokenSession, tokenCacheOf } from './token-cache';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
@@ -42,17 +43,20 @@ export async function identityForToken(db: Db, token: string): Promise<Identity 
 
 /**
  * The identity a live token belongs to, with the token's scopes (null: unscoped), whether a person chose it
- * (tokens.chosen) and the grants of the teams it belongs to with a writing role (what `grantsOf` reads), in one query;
- * or null.
+ * (tokens.chosen), when it expires and the grants of the teams it belongs to with a writing role (what `grantsOf`
+ * reads), in one query; or null. Remembered by this replica for a short while (server/auth/token-cache.ts says how a
+ * revocation or a changed grant still applies); `fresh`: read now whatever is remembered.
  */
-export async function sessionForToken(
-  db: Db,
-  token: string,
-): Promise<{ identity: Identity; scopes: string[] | null; chosen: boolean; grants: Grants; task: { id: string; attempt: number } | null } | null> {
-  const [row] = await tokenLookup(db, { hash: hashToken(token), now: new Date().toISOString() });
+export function sessionForToken(db: Db, token: string, options?: { fresh?: boolean }): Promise<TokenSession | null> {
+  const hash = hashToken(token);
+  return tokenCacheOf(db).session(hash, () => lookUp(db, hash), options);
+}
+
+async function lookUp(db: Db, hash: string): Promise<TokenSession | null> {
+  const [row] = await tokenLookup(db, { hash, now: new Date().toISOString() });
   if (!row) return null;
   const task = row.taskId ? { id: row.taskId, attempt: row.taskAttempt ?? 0 } : null;
-  return { identity: row.identity, scopes: row.scopes, chosen: row.chosen, grants: grantsFrom(row.identity, row.granted), task };
+  return { identity: row.identity, scopes: row.scopes, chosen: row.chosen, grants: grantsFrom(row.identity, row.granted), task, expiresAt: row.expiresAt };
 }
 
 /** Every request's first statement: built once (server/db/prepared.ts). `now` is an ISO timestamp. */
@@ -62,6 +66,7 @@ const tokenLookup = builtOnce<{ hash: string; now: string }>()((db) =>
       identity: identities,
       scopes: tokens.scopes,
       chosen: tokens.chosen,
+      expiresAt: tokens.expiresAt,
       taskId: tokens.taskId,
       taskAttempt: tokens.taskAttempt,
       granted: grantedDomains(identities.id),

@@ -27,6 +27,8 @@ export const DEFAULT_HOT_CLUSTER_MAX_IDLE_MS = 24 * 3600_000;
 export const DEFAULT_MAX_UNPACKED_MB = 512;
 /** Live subscriptions (graphql-ws and SSE together) one token may hold at once (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN = 100;
+/** How long a replica remembers a live token's session (`ATELIER_TOKEN_CACHE_TTL_MS`, server/auth/token-cache.ts). */
+export const DEFAULT_TOKEN_CACHE_TTL_MS = 5_000;
 /** Live subscriptions one control-plane replica holds at most, all tokens together (`ATELIER_MAX_SUBSCRIPTIONS`). */
 export const DEFAULT_MAX_SUBSCRIPTIONS = 5_000;
 /** What the interactive dataset catalog may show: columns at most CONFIDENTIAL, never PII. */

@@ -18,6 +18,7 @@ import {
   DEFAULT_MONITOR_EVAL_MS,
   DEFAULT_PORT,
   DEFAULT_TASK_BATCH_MAX,
+  DEFAULT_TOKEN_CACHE_TTL_MS,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
 import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, maxLogBytes, poolList } from './parse';
@@ -114,6 +115,8 @@ export interface Config {
   outboundAllow: OutboundAllow;
   /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
   tokenRecheckMs: number;
+  /** How long a live token's session is remembered (0: looked up on every request); a change said over the bus ends it sooner. */
+  tokenCacheTtlMs: number;
   /** Live subscriptions one token may hold at once, over graphql-ws and SSE together (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
   maxSubscriptionsPerToken: number;
   /** Live subscriptions this replica holds at most, all tokens together (`ATELIER_MAX_SUBSCRIPTIONS`). */
@@ -239,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .filter(Boolean),
     outboundAllow,
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
+    tokenCacheTtlMs: int(env, 'ATELIER_TOKEN_CACHE_TTL_MS', DEFAULT_TOKEN_CACHE_TTL_MS, 0, 60_000),
     maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),

@@ -28,6 +28,11 @@ export interface LiveSubscriptions {
   countFor(token: string): number;
   /** How many timers the live ones run now (a check joined by several counts once). */
   timerCount(): number;
+  /**
+   * Runs now, out of turn, every joined check whose key `matches` (a token changed: its subscriptions need not wait);
+   * resolves once each has handed its outcome to its members.
+   */
+  checkNow(matches: (key: string) => boolean): Promise<void>;
   /** Ends every live one (the app stopping). */
   endAll(): void;
 }
@@ -42,7 +47,7 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
   const perToken = new Map<string, number>();
   let timers = 0;
   /** Shared checks by key: one timer, one `check` per tick, its outcome handed to every member. */
-  const checks = new Map<string, { timer: NodeJS.Timeout; members: Map<LiveSubscription, (outcome: unknown) => void>; check: () => Promise<unknown> }>();
+  const checks = new Map<string, { timer: NodeJS.Timeout; members: Map<LiveSubscription, (outcome: unknown) => void>; run: () => Promise<void> }>();
   const leave = (key: string, subscription: LiveSubscription) => {
     const group = checks.get(key);
     if (!group?.members.delete(subscription) || group.members.size) return;
@@ -85,11 +90,11 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
           if (abort.signal.aborted) return;
           let group = checks.get(key);
           if (!group) {
-            const created = { members: new Map(), check: check as () => Promise<unknown>, timer: undefined as unknown as NodeJS.Timeout };
-            created.timer = setInterval(() => {
-              created.check().then(
+            const members = new Map<LiveSubscription, (outcome: unknown) => void>();
+            const run = () =>
+              check().then(
                 (outcome) => {
-                  for (const member of [...created.members.values()]) {
+                  for (const member of [...members.values()]) {
                     try {
                       member(outcome);
                     } catch {
@@ -99,7 +104,7 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
                 },
                 () => undefined, // retried at the next tick
               );
-            }, ms);
+            const created = { members, run, timer: setInterval(() => void run(), ms) };
             created.timer.unref();
             checks.set(key, (group = created));
             timers++;
@@ -127,6 +132,9 @@ export function createLiveSubscriptions(limits: LiveSubscriptionLimits): LiveSub
     count: () => live.size,
     countFor: (token) => perToken.get(token) ?? 0,
     timerCount: () => timers,
+    async checkNow(matches) {
+      await Promise.all([...checks].filter(([key]) => matches(key)).map(([, group]) => group.run()));
+    },
     endAll() {
       for (const subscription of [...live]) subscription.end();
     },

@@ -1,5 +1,6 @@
 // Domain grants: which teams may start runs in the ad hoc and production domains (experimentation is open to
-// every member). Read once per request into the CASL ability; changed by admins, audited.
+// every member). Read once per request into the CASL ability (remembered a moment with the token: a change is said to
+// every replica's memory of tokens, server/auth/token-cache.ts); changed by admins, audited.
 
 import { subject } from '@casl/ability';
 import { and, eq } from 'drizzle-orm';
@@ -7,10 +8,11 @@ import { type AuditedDenial, audit, recordRefusal } from '../audit/audit';
 import { type Action, type AppAbility, assertCan, isAdmin } from '../auth/ability';
 import type { FieldSubject } from '../auth/fields';
 import { refusal, refuse } from '../auth/refuse';
+import { tokensChanged } from '../auth/token-cache';
 import type { Db } from '../db/client';
 import { domainGrants } from '../db/tables/governance';
 import type { Identity } from '../db/tables/identities';
-import type { Team } from '../db/tables/teams';
+import { type Team, teamMembers } from '../db/tables/teams';
 import { badInput, forbidden } from '../errors';
 import { teamByName } from '../teams/teams';
 import { atLeastAsGuarded, type Domain, domains } from '../vocabulary';
@@ -107,7 +109,7 @@ export function assertMayIn(ability: AppAbility, action: Action, subjectType: Fi
 export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identity, input: { team: string; domain: Domain; granted: boolean }): Promise<Team> {
   if (!isAdmin(ability)) throw forbidden('Only admins grant domains to teams.');
   if (!domains.includes(input.domain)) throw badInput(`domain must be one of ${domains.join(', ')}.`);
-  return db.transaction(async (tx) => {
+  const { team, members } = await db.transaction(async (tx) => {
     const team = await teamByName(tx, input.team);
     if (input.granted) await tx.insert(domainGrants).values({ teamId: team.id, domain: input.domain, grantedBy: caller.id }).onConflictDoNothing();
     else await tx.delete(domainGrants).where(and(eq(domainGrants.teamId, team.id), eq(domainGrants.domain, input.domain)));
@@ -119,6 +121,9 @@ export async function setDomainGrant(db: Db, ability: AppAbility, caller: Identi
       rule: 'admins grant domains',
       details: { domain: input.domain },
     });
-    return team;
+    const members = await tx.select({ id: teamMembers.identityId }).from(teamMembers).where(eq(teamMembers.teamId, team.id));
+    return { team, members: members.map((m) => m.id) };
   });
+  await tokensChanged(db, members);
+  return team;
 }

@@ -1,6 +1,6 @@
 // The one bearer-token check, shared by GraphQL over HTTP and SSE (yoga's context), graphql-ws `onConnect`, the
-// artifact, MLflow, observation and hook routes: where a token may come from, what a live token gives, and how
-// often one address may present a dead one.
+// artifact, MLflow, observation and hook routes: where a token may come from, what a live token gives (remembered by
+// this replica a moment: server/auth/token-cache.ts), and how often one address may present a dead one.
 import type { Grants } from '../auth/ability';
 import { sourceOf, tokenFailuresOf } from '../auth/token-failures';
 import { sessionForToken } from '../auth/tokens';

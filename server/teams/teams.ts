@@ -1,7 +1,9 @@
-// Teams, memberships and namespace ownership: who may publish into a namespace and move its tags.
+// Teams, memberships and namespace ownership: who may publish into a namespace and move its tags. A membership
+// changed is said, once committed, to every replica's memory of tokens (server/auth/token-cache.ts).
 import { and, eq, inArray } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import { type AppAbility, isAdmin, type NamespaceSubject, namespaceSubject, teamSubject } from '../auth/ability';
+import { tokensChanged } from '../auth/token-cache';
 import type { Db, Tx } from '../db/client';
 import { type Identity, identities } from '../db/tables/identities';
 import { type Namespace, namespaces, type Team, teamMembers, teams } from '../db/tables/teams';
@@ -41,7 +43,7 @@ async function assertMayManageTeam(db: Db | Tx, ability: AppAbility, team: Team)
 export async function createTeam(db: Db, ability: AppAbility, identity: Identity, input: { name: string; description?: string }): Promise<Team> {
   if (!ability.can('create', 'Team')) throw forbidden('Only admins may create teams; ask an admin to run `npx atelier team create NAME`.');
   if (!teamNameRe.test(input.name)) throw badInput(`"${input.name}" is not a valid team name: use 1–64 lowercase letters, digits, "-", "_" or ".".`);
-  return db.transaction(async (tx) => {
+  const created = await db.transaction(async (tx) => {
     const [team] = await tx
       .insert(teams)
       .values({ name: input.name, description: input.description ?? '' })
@@ -60,11 +62,13 @@ export async function createTeam(db: Db, ability: AppAbility, identity: Identity
     });
     return team;
   });
+  await tokensChanged(db, [identity.id]);
+  return created;
 }
 
 /** Adds an identity to a team, or changes its role there. */
 export async function setTeamMember(db: Db, ability: AppAbility, caller: Identity, input: { team: string; identity: string; role: TeamRole }): Promise<Team> {
-  return db.transaction(async (tx) => {
+  const { team, memberId } = await db.transaction(async (tx) => {
     const team = await teamByName(tx, input.team);
     await assertMayManageTeam(tx, ability, team);
     const [member] = await tx.select().from(identities).where(eq(identities.name, input.identity));
@@ -81,12 +85,14 @@ export async function setTeamMember(db: Db, ability: AppAbility, caller: Identit
       rule: 'team maintainers and admins manage members',
       details: { member: member.name, role: input.role },
     });
-    return team;
+    return { team, memberId: member.id };
   });
+  await tokensChanged(db, [memberId]);
+  return team;
 }
 
 export async function removeTeamMember(db: Db, ability: AppAbility, caller: Identity, input: { team: string; identity: string }): Promise<Team> {
-  return db.transaction(async (tx) => {
+  const { team, memberId } = await db.transaction(async (tx) => {
     const team = await teamByName(tx, input.team);
     await assertMayManageTeam(tx, ability, team);
     const [member] = await tx.select().from(identities).where(eq(identities.name, input.identity));
@@ -104,8 +110,10 @@ export async function removeTeamMember(db: Db, ability: AppAbility, caller: Iden
       rule: 'team maintainers and admins manage members',
       details: { member: member.name },
     });
-    return team;
+    return { team, memberId: member.id };
   });
+  await tokensChanged(db, [memberId]);
+  return team;
 }
 
 /** Gives a namespace to a team: claims an unowned one, or (admins only) moves one between teams. */
