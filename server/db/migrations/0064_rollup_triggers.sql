@@ -5,7 +5,7 @@
 --  * task_figures_add / task_model_costs_add: one rollup's rows for a set of changes, one row per hour and key.
 --  * Updates and deletes keep statement-level triggers with transition tables: measured against row-level triggers
 --    with WHEN conditions (docs/performance.md, "The rollup triggers by design"), one set-based insert per statement
---    costs the batches of ends that S1 sends 3-5 times less than a trigger call per ended row, and copying the rows
+--    costs the batches of ends that S1 sends 4-6 times less than a trigger call per ended row, and copying the rows
 --    into the transition tables costs little CPU. Such a statement's trigger reads each transition table once.
 --  * Inserts get a row-level trigger whose WHEN skips every task not yet ended: only copies and restores of ended
 --    tasks (rare) run it.
