@@ -49,6 +49,11 @@ async function runEnded(id: string) {
     .toSatisfy((status: string) => ENDED_RUN.includes(status));
 }
 
+/** The `n` of a one-row count. */
+async function count(query: Promise<unknown>): Promise<number> {
+  return ((await query) as [{ n: number }])[0].n;
+}
+
 async function startRun(workflow: string): Promise<string> {
   const { startRun } = await t.api.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow });
   return startRun.id;
@@ -99,13 +104,11 @@ describe('the hourly rollups', () => {
     await expectExact('a run ran');
     const cached = await startRun('mix');
     await runEnded(cached);
-    const [{ hits }] = (await sql`select count(*)::int as hits from tasks where run_id = ${cached} and cache_source_task_id is not null`) as unknown as [
-      { hits: number },
-    ];
-    expect(hits).toBeGreaterThan(0);
+    expect(await count(sql`select count(*)::int as n from tasks where run_id = ${cached} and cache_source_task_id is not null`)).toBeGreaterThan(0);
     await expectExact('a run served from cache');
     const { rerunRun } = await t.api.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: FAILED) { id } }`, { id: first });
     await runEnded(rerunRun.id);
+    expect(await count(sql`select count(*)::int as n from tasks where run_id = ${rerunRun.id} and reused_from_task_id is not null`)).toBeGreaterThan(0);
     await expectExact('a rerun');
     const slow = await startRun('slow');
     await expect
@@ -116,11 +119,15 @@ describe('the hourly rollups', () => {
       .toBeGreaterThan(0);
     await t.api.gql(`mutation ($id: ID!) { cancelRun(id: $id) { id } }`, { id: slow });
     await runEnded(slow);
+    expect(await count(sql`select count(*)::int as n from tasks where run_id = ${slow} and status = 'CANCELLED' and finished_at is not null`)).toBeGreaterThan(
+      0,
+    );
     await expectExact('a cancelled run');
 
     // as statements: figures of ended tasks changed, ends moved (across an hour), un-ended, ended again
     await sql`update tasks set gpus = 2, models = '{"x": {"model": "ns/m1"}, "y": {"model": "ns/m2"}, "z": {"model": "ns/m1"}}' where node in ('a', 's1')`;
     await expectExact('gpus and model inputs of ended tasks');
+    expect(await count(sql`select count(*)::int as n from task_model_costs_hourly`)).toBeGreaterThan(0);
     await sql`update tasks set execution_ms = coalesce(execution_ms, 0) + 5, cache_saved_ms = cache_saved_ms + 1 where finished_at is not null`;
     await expectExact('execution ms after the end');
     await sql`update tasks set finished_at = finished_at + interval '90 minutes' where node in ('a', 'b')`;
