@@ -1,8 +1,9 @@
 // The period figures' hourly rollups (costs, cache savings): what the tasks that ended in each hour add up to, kept
-// by triggers on `tasks` in the same transaction as the task's own row (created by migration 0063), so a
-// read of whole hours from here and of the period's open edge from `tasks` equals a read of the tasks alone in every
+// by triggers on `tasks` in the same transaction as the task's own row (migration 0063; 0064 has them as they are), so
+// a read of whole hours from here and of the period's open edge from `tasks` equals a read of the tasks alone in every
 // snapshot, late commits included. A row is a change: a trigger inserts one row per key for each statement that
 // ends (or un-ends) tasks, and the sweep folds a key's rows into one (server/runs/fold-figures.ts).
+// test/db/rollup-triggers.test.ts checks both rollups against a recompute over `tasks` after every kind of change.
 import { sql } from 'drizzle-orm';
 import { bigint, boolean, index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { domains } from '../../vocabulary';
