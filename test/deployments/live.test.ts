@@ -1,8 +1,10 @@
 // `deploymentsChanged` over real graphql-ws clients, with the real reconciler and local deployer: a member of the
 // owning team sees a deployment created, turning ready and deleted; a member of another team sees none of it and
 // only its own team's; `model:` narrows to one model; and the one-deployment `deploymentChanged` follows the same
-// watcher (its old per-subscriber polling is gone).
+// watcher (its old per-subscriber polling is gone). Subscribers sharing a document and access share each change's
+// execution (server/http/shared-results.ts), and sharing widens nobody's view.
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { sharingStats } from '../../server/http/shared-results';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
 import { CREATE_DEPLOYMENT, deploymentWorld, endDeploymentWorld, irisVersion, until } from './setup';
@@ -80,3 +82,53 @@ it('follows one deployment with deploymentChanged until it is deleted', async ()
   const all = await events; // it completes when the deployment is deleted
   expect(all.at(-1).deploymentChanged.ready).toBe(true);
 }, 60_000);
+
+it('executes each change once for all who share its document and access, and widens nobody’s view', async () => {
+  const SHARED = `subscription { deploymentsChanged { kind name deployment { name ready viewerCan { manage } revisions { number state } } } }`;
+  const carol = await t.user('carol', 'viewer');
+  await t.api.gql(`mutation { setTeamMember(team: "ml", identity: "carol") { id } }`);
+  const seen = new Map<string, any[][]>();
+  const watch = (who: string, client: ApiClient, done: (e: any) => boolean) => {
+    const events: any[] = [];
+    seen.set(who, [...(seen.get(who) ?? []), events]);
+    const ended = client.subscribe(
+      SHARED,
+      {},
+      (e: any) => done(e.deploymentsChanged),
+      (e: any) => events.push(e.deploymentsChanged),
+    );
+    ended.catch(() => undefined);
+    return ended;
+  };
+  const deletedS = (e: any) => e.kind === 'DELETED' && e.name === 'live-s';
+  const mine = [1, 2, 3, 4].map(() => watch('alice', alice, deletedS));
+  const viewer = watch('carol', carol, deletedS);
+  const his = [1, 2].map(() => watch('bob', bob, (e) => e.kind === 'CREATED' && e.name === 'live-b2'));
+  const all = () => [...seen.values()].flat();
+  await until('everyone listening', async () => all().every((events) => events[0]?.kind === 'LISTENING'));
+  const before = { ...sharingStats };
+
+  await alice.gql(CREATE_DEPLOYMENT, { i: { name: 'live-s', model: 'ml/iris/5', domain: 'experimentation' } });
+  await until('live-s ready for everyone of its team', async () =>
+    [...seen.get('alice')!, ...seen.get('carol')!].every((events) => events.some((e) => e.name === 'live-s' && e.deployment?.ready)),
+  );
+  await alice.gql(`mutation { deleteDeployment(id: "live-s") }`);
+  const [alices, carols] = await Promise.all([Promise.all(mine), viewer]);
+  const executed = sharingStats.executions - before.executions;
+  const delivered = sharingStats.deliveries - before.deliveries;
+
+  // Alice's four subscriptions got the same events; carol (her team, a viewer) the same changes, shown as a viewer sees them.
+  const changes = alices[0]!.slice(1);
+  for (const events of alices) expect(events.slice(1)).toEqual(changes);
+  expect(carols.slice(1).map((e: any) => e.deploymentsChanged.kind)).toEqual(changes.map((e: any) => e.deploymentsChanged.kind));
+  expect(changes.some((e: any) => e.deploymentsChanged.deployment?.viewerCan.manage)).toBe(true);
+  expect(carols.some((e: any) => e.deploymentsChanged.deployment?.viewerCan.manage)).toBe(false);
+  // One execution per change for alice's four, one for carol's: none for bob's, who saw none of it.
+  expect(delivered).toBe(5 * changes.length);
+  expect(executed).toBe(2 * changes.length);
+
+  // Bob's own deployment comes after alice's on the same watcher: had any of hers reached him, it would be before it.
+  await bob.gql(CREATE_DEPLOYMENT, { i: { name: 'live-b2', model: 'cv/iris/11', domain: 'experimentation' } });
+  for (const events of await Promise.all(his)) expect(events.map((e: any) => e.deploymentsChanged.name)).toEqual([null, 'live-b2']);
+  await bob.gql(`mutation { deleteDeployment(id: "live-b2") }`);
+}, 90_000);
