@@ -3,10 +3,17 @@
 // only its own team's; `model:` narrows to one model; and the one-deployment `deploymentChanged` follows the same
 // watcher (its old per-subscriber polling is gone). Subscribers sharing a document and access share each change's
 // execution (server/http/shared-results.ts), and sharing widens nobody's view.
+import { eq } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Db } from '../../server/db/client';
+import * as schema from '../../server/db/schema';
+import { deployments } from '../../server/db/tables/deployments';
+import { createDeploymentWatch } from '../../server/deployments/live';
 import { sharingStats } from '../../server/http/shared-results';
 import type { TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
+import { countingPool } from '../harness/counting-pool';
 import { CREATE_DEPLOYMENT, deploymentWorld, endDeploymentWorld, irisVersion, until } from './setup';
 
 const CHANGES = `subscription ($m: String) { deploymentsChanged(model: $m) { kind name deployment { name ready } } }`;
@@ -132,3 +139,37 @@ it('executes each change once for all who share its document and access, and wid
   for (const events of await Promise.all(his)) expect(events.map((e: any) => e.deploymentsChanged.name)).toEqual([null, 'live-b2']);
   await bob.gql(`mutation { deleteDeployment(id: "live-b2") }`);
 }, 90_000);
+
+// A second connection to count the watcher's statements on: the embedded database has only one.
+it.skipIf(process.env.ATELIER_TEST_DATABASE === 'embedded')(
+  'reads nothing for a watched deployment while reconciler passes find it unchanged',
+  async () => {
+    await alice.gql(CREATE_DEPLOYMENT, { i: { name: 'live-q', model: 'ml/iris/6', domain: 'experimentation' } });
+    await until('live-q ready', async () => (await alice.gql(`{ deployment(name: "live-q") { ready revisions { health } } }`)).deployment.ready);
+    const { sql: client, seen } = countingPool(t.databaseUrl!);
+    const watch = createDeploymentWatch(drizzle(client, { schema }) as unknown as Db, t.app.services.liveChanges, (e) => {
+      throw e;
+    });
+    const stop = new AbortController();
+    const { ready, events } = watch.stream(stop.signal);
+    await ready;
+    const [{ id }] = (await t.app.services.db.select({ id: deployments.id }).from(deployments).where(eq(deployments.name, 'live-q'))) as [{ id: string }];
+    const checkedAt = async () =>
+      (await t.app.services.db.select({ at: deployments.checkedAt }).from(deployments).where(eq(deployments.id, id)))[0]!.at.getTime();
+
+    // Passes that find it as it was (ready, same split, same health): counted from the first one that started after this mark.
+    const mark = seen.sent.length;
+    const passes = new Set([await checkedAt()]);
+    await until('six reconciler passes', async () => passes.add(await checkedAt()).size > 6, 30_000);
+    const quiet = seen.sent.slice(mark).map((s) => s.statement);
+
+    // A change is still read and passed on: its deletion.
+    await alice.gql(`mutation { deleteDeployment(id: "live-q") }`);
+    let change = await events.next();
+    while (change.value?.kind !== 'DELETED') change = await events.next();
+    stop.abort();
+    await client.end({ timeout: 1 });
+    expect(quiet).toEqual([]);
+  },
+  60_000,
+);
