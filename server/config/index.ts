@@ -114,6 +114,8 @@ export interface Config {
   outboundAllow: OutboundAllow;
   /** How often the tokens of open subscriptions are checked again (a revoked one ends them). */
   tokenRecheckMs: number;
+  /** How often a dashboard's live page asks again while its WebSocket is down (`ATELIER_FALLBACK_POLL_MS`; served with the pages). */
+  fallbackPollMs: number;
   /** Live subscriptions one token may hold at once, over graphql-ws and SSE together (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
   maxSubscriptionsPerToken: number;
   /** Live subscriptions this replica holds at most, all tokens together (`ATELIER_MAX_SUBSCRIPTIONS`). */
@@ -239,6 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .filter(Boolean),
     outboundAllow,
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
+    fallbackPollMs: int(env, 'ATELIER_FALLBACK_POLL_MS', 30_000, 100, 86_400_000),
     maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),
