@@ -12,6 +12,7 @@ import { executorsBench } from './executors';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
+import { liveFanoutBench } from './live-fanout';
 import { logFloodBench } from './log-flood';
 import { modulesBench } from './modules';
 import { monitoringBench } from './monitoring';
@@ -43,6 +44,7 @@ const benches = [
   'peers',
   'embedded',
   'subscribers',
+  'live-fanout',
   'cli',
   'logs',
 ] as const;
@@ -137,6 +139,10 @@ async function main() {
     if (selected('subscribers')) {
       console.log('subscribers: 1,000 graphql-ws subscribers to one run’s events, the control plane as its own process…');
       rows.push(...(await subscribersBench(infra)));
+    }
+    if (selected('live-fanout')) {
+      console.log('live-fanout: 200 graphql-ws subscribers of one token on deploymentsChanged, 40 changes…');
+      rows.push(...(await liveFanoutBench(infra)));
     }
     if (selected('logs')) {
       console.log(

@@ -287,7 +287,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         uploads,
         corsOrigins: config.corsOrigins,
       }),
-      useDashboards(),
+      useDashboards({ settings: { fallbackPollMs: config.fallbackPollMs } }),
     ],
   });
 

@@ -31,6 +31,22 @@ const ChangeRef = builder.objectRef<ExecutorsChange>('ExecutorsChange').implemen
 
 const ofKind = (keys: Set<string>, prefix: string) => [...keys].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
 
+/**
+ * One event object per batch, whoever asks: every listener is handed the same batch (live-changes.ts), so every
+ * subscriber yields the same object and its execution is shared by all who share a document and access
+ * (server/http/shared-results.ts), instead of each running it.
+ */
+const eventOfBatch = new WeakMap<Set<string>, ExecutorsChange>();
+function changeOf(keys: Set<string>): ExecutorsChange {
+  let change = eventOfBatch.get(keys);
+  if (!change)
+    eventOfBatch.set(
+      keys,
+      (change = { listening: false, hostIds: ofKind(keys, 'host:'), hotClusters: ofKind(keys, 'cluster:'), pools: keys.has('pools'), at: new Date() }),
+    );
+  return change;
+}
+
 builder.subscriptionField('executorsChanged', (t) =>
   t.field({
     type: ChangeRef,
@@ -47,7 +63,7 @@ builder.subscriptionField('executorsChanged', (t) =>
         for await (const keys of iterator) {
           if (!watch.ability().can('read', 'ExecutorHost'))
             throw forbidden('Your access to executor hosts was revoked (a grant or your role changed), so this subscription has ended.');
-          yield { listening: false, hostIds: ofKind(keys, 'host:'), hotClusters: ofKind(keys, 'cluster:'), pools: keys.has('pools'), at: new Date() };
+          yield changeOf(keys);
         }
         watch.assertStillValid();
       }),

@@ -117,6 +117,8 @@ export interface Config {
   tokenRecheckMs: number;
   /** How long a live token's session is remembered (0: looked up on every request); a change said over the bus ends it sooner. */
   tokenCacheTtlMs: number;
+  /** How often a dashboard's live page asks again while its WebSocket is down (`ATELIER_FALLBACK_POLL_MS`; served with the pages). */
+  fallbackPollMs: number;
   /** Live subscriptions one token may hold at once, over graphql-ws and SSE together (`ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN`). */
   maxSubscriptionsPerToken: number;
   /** Live subscriptions this replica holds at most, all tokens together (`ATELIER_MAX_SUBSCRIPTIONS`). */
@@ -243,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     outboundAllow,
     tokenRecheckMs: int(env, 'ATELIER_TOKEN_RECHECK_MS', 10_000, 50, 3_600_000),
     tokenCacheTtlMs: int(env, 'ATELIER_TOKEN_CACHE_TTL_MS', DEFAULT_TOKEN_CACHE_TTL_MS, 0, 60_000),
+    fallbackPollMs: int(env, 'ATELIER_FALLBACK_POLL_MS', 30_000, 100, 86_400_000),
     maxSubscriptionsPerToken: int(env, 'ATELIER_MAX_SUBSCRIPTIONS_PER_TOKEN', DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN, 1, 1_000_000),
     maxSubscriptions: int(env, 'ATELIER_MAX_SUBSCRIPTIONS', DEFAULT_MAX_SUBSCRIPTIONS, 1, 10_000_000),
     catalogCeiling: parseCatalogCeiling(env),

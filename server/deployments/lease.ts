@@ -6,6 +6,7 @@ import type { DeploymentStatus } from '../../plugins/deployer-sdk';
 import { retryingTransaction } from '../db/client';
 import { type DeploymentRow, deploymentRevisions, deployments } from '../db/tables/deployments';
 import type { ReconcilerDeps } from './reconciler';
+import { sameSplit } from './rollout';
 
 type LeaseDeps = Pick<ReconcilerDeps, 'db' | 'replica' | 'leaseMs'>;
 
@@ -30,17 +31,39 @@ export async function claim(deps: LeaseDeps, passStart: Date, id?: string): Prom
   });
 }
 
-export async function release(deps: LeaseDeps, d: DeploymentRow, status: DeploymentStatus | null) {
-  await retryingTransaction(deps.db, async (tx) => {
+/**
+ * Frees the lease and stores what the deployer reported. Resolves with whether that changed anything a page shows
+ * (the deployment's url, readiness, message or split; a revision's health, restarts or message): only then does the
+ * reconciler signal its live pages (server/deployments/live.ts), so a pass that finds all as it was reads nothing more.
+ */
+export async function release(deps: LeaseDeps, d: DeploymentRow, status: DeploymentStatus | null): Promise<boolean> {
+  return retryingTransaction(deps.db, async (tx) => {
     // The deployment's row first, as every transaction that writes its revisions takes it (a person's change, the
     // reconciler's ifUnchanged): revisions first here deadlocked with a promote that held the row and wanted them.
-    await tx.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, d.id)).for('update');
+    const [held] = await tx
+      .select({ url: deployments.url, ready: deployments.ready, message: deployments.message, traffic: deployments.traffic })
+      .from(deployments)
+      .where(eq(deployments.id, d.id))
+      .for('update');
+    let changed = false;
     if (status) {
-      for (const r of status.revisions)
-        await tx
+      for (const r of status.revisions) {
+        const message = r.health === 'READY' ? {} : { message: r.message };
+        // Written only when it differs: an unchanged revision is neither rewritten nor signalled.
+        const differs = or(
+          sql`${deploymentRevisions.health} is distinct from ${r.health}`,
+          sql`${deploymentRevisions.restarts} is distinct from ${r.restarts}`,
+          ...(r.health === 'READY' ? [] : [sql`${deploymentRevisions.message} is distinct from ${r.message ?? null}`]),
+        );
+        const written = await tx
           .update(deploymentRevisions)
-          .set({ health: r.health, restarts: r.restarts, ...(r.health === 'READY' ? {} : { message: r.message }) })
-          .where(and(eq(deploymentRevisions.deploymentId, d.id), eq(deploymentRevisions.number, r.number)));
+          .set({ health: r.health, restarts: r.restarts, ...message })
+          .where(and(eq(deploymentRevisions.deploymentId, d.id), eq(deploymentRevisions.number, r.number), differs))
+          .returning({ id: deploymentRevisions.id });
+        if (written.length) changed = true;
+      }
+      if (held && (held.url !== status.url || held.ready !== status.ready || held.message !== status.message || !sameSplit(held.traffic, status.traffic)))
+        changed = true;
     }
     await tx
       .update(deployments)
@@ -51,6 +74,7 @@ export async function release(deps: LeaseDeps, d: DeploymentRow, status: Deploym
         ...(status ? { url: status.url, ready: status.ready, message: status.message, traffic: status.traffic } : {}),
       })
       .where(and(eq(deployments.id, d.id), eq(deployments.leaseOwner, deps.replica)));
+    return changed;
   });
 }
 

@@ -45,7 +45,11 @@ export interface ReconcilerDeps {
   now?: () => Date;
   /** Records what the deployers' routers measured as serving observations (serving.ts). */
   serving?: ServingRecorder;
-  /** After each deployment a pass worked on (changed or not, deleted included): its live pages check it (live.ts). */
+  /**
+   * After each write of a pass that changed what a page shows of a deployment (a revision, a rollout step, the
+   * deployer's report differing from the stored one, its deletion): its live pages read it again (live.ts). A pass that
+   * finds everything as it was signals nothing, so a watched deployment costs no read per pass.
+   */
   touched?: (id: string) => void;
 }
 
@@ -67,7 +71,10 @@ async function ifUnchanged(deps: ReconcilerDeps, d: DeploymentRow, work: (tx: Tx
     await tx.update(deployments).set({ updatedAt: new Date() }).where(eq(deployments.id, d.id));
     return true;
   });
-  if (done) deps.afterCommit();
+  if (done) {
+    deps.afterCommit();
+    deps.touched?.(d.id);
+  }
   return done;
 }
 
@@ -306,12 +313,15 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
       .update(deployments)
       .set({ message: (error as Error).message })
       .where(eq(deployments.id, claimed.id));
-    return release(deps, claimed, null);
+    if (claimed.message !== (error as Error).message) deps.touched?.(claimed.id);
+    await release(deps, claimed, null);
+    return;
   }
   if (claimed.deletingAt) {
     await deployer.delete(claimed.id);
     await deps.db.delete(deployments).where(eq(deployments.id, claimed.id));
     deps.serving?.forget(claimed.id);
+    deps.touched?.(claimed.id);
     return;
   }
   const load = async () => {
@@ -357,7 +367,7 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
     ({ d, revisions } = await load());
   }
   status = await syncTraffic(deps.db, deployer, d.id, status);
-  await release(deps, d, status);
+  if (await release(deps, d, status)) deps.touched?.(d.id);
 }
 
 /** One pass: every deployment not checked since the pass began, one at a time. Returns how many were reconciled. */
@@ -378,7 +388,6 @@ export async function reconcileDeployments(deps: ReconcilerDeps, only?: string):
       await release(deps, d, null).catch(() => undefined);
     } finally {
       renew.stop();
-      deps.touched?.(d.id);
     }
     if (only) return count;
   }

@@ -9,8 +9,11 @@
 // snapshot, its resume point, its access checks, its back-pressure); only the execution of an event object that
 // stream yields is shared. The sharing key is the document, operation and variables, and the access decision:
 // the identity with its role, its teams' grants and the token's scopes, everything its ability is built from (so
-// two subscribers share only when every decision their abilities could make is the same). Only the fields listed in `shareable` are
-// shared: fields whose result depends on the event object and the document alone (no per-caller resolver).
+// two subscribers share only when every decision their abilities could make is the same). Only the fields listed in
+// `shareable` are shared: fields whose result depends on the event object, the document and what the key holds of the
+// caller (a resolver that asks the caller's ability or identity, as a deployment's `viewerCan` does, answers alike for
+// one key). Sharing needs one event object for all: the run feed, the deployment watcher and the executors' change
+// batches hand every subscriber the same object; an object made per subscriber is executed per subscriber, as before.
 
 import { execute } from '@graphql-tools/executor';
 import { createGraphQLError } from '@graphql-tools/utils';
@@ -183,7 +186,7 @@ export function withoutHooksForShared(contextValue: unknown, hooked: AsyncIterab
   return iterator;
 }
 
-/** Shares the execution of the subscriptions named in `shareable` (root fields whose results depend on the event and the document only). */
+/** Shares the execution of the subscriptions named in `shareable` (root fields whose results depend on the event, the document and the key's access only). */
 export function useSharedSubscriptionResults(options: { shareable: ReadonlySet<string> }): Plugin {
   return {
     onSubscribe({ args, setSubscribeFn }) {

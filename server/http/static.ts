@@ -1,9 +1,10 @@
 // Serves the built dashboards (`dashboards/dist`, made by `npm run build:dashboards`): hashed assets cached
 // for good, index.html for every client-side route, and a short page saying how to build them when missing.
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { type DashboardSettings, withSettings } from './dashboard-settings';
 import { securityHeaders } from './router';
 
 const types: Record<string, string> = {
@@ -39,8 +40,8 @@ const notBuilt = `<!doctype html>
 <p>The GraphQL API is at <a href="/graphql">/graphql</a>.</p></body></html>
 `;
 
-/** `root` is the dashboards folder; only its `dist/` build output is ever served. */
-export async function serveStatic(req: IncomingMessage, res: ServerResponse, root: string): Promise<void> {
+/** `root` is the dashboards folder; only its `dist/` build output is ever served; its HTML pages carry `settings`. */
+export async function serveStatic(req: IncomingMessage, res: ServerResponse, root: string, settings?: DashboardSettings): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
@@ -76,13 +77,16 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
   }
   const isHtml = file.endsWith('.html');
   const immutable = file.startsWith(path.join(dist, 'assets') + path.sep);
+  // A page is small and carries the operator's settings (dashboard-settings.ts): read whole and written with them.
+  const page = isHtml && settings ? Buffer.from(withSettings(await readFile(file, 'utf8'), settings)) : null;
   res.writeHead(200, {
     'content-type': types[path.extname(file)] ?? 'application/octet-stream',
-    'content-length': info.size,
+    'content-length': page ? page.length : info.size,
     'cache-control': isHtml ? 'no-cache' : immutable ? 'public, max-age=31536000, immutable' : 'public, max-age=3600',
     ...securityHeaders,
     ...(isHtml ? { 'content-security-policy': contentSecurityPolicy } : {}),
   });
   if (req.method === 'HEAD') return void res.end();
+  if (page) return void res.end(page);
   createReadStream(file).pipe(res);
 }

@@ -59,6 +59,13 @@ const afterMutations = (then: () => void): Plugin => ({
   onExecute: ({ args }) => (mayWakeLoops(getOperationAST(args.document, args.operationName)) ? { onExecuteDone: () => then() } : undefined),
 });
 
+/**
+ * The subscriptions whose events every subscriber receives as one object (the run feed; the deployment watcher's
+ * changes, server/deployments/live.ts; the executors' change batches) and whose fields decide on nothing of the caller
+ * beyond what the sharing key holds (its identity, grants and scopes): each such event is executed once per key.
+ */
+const SHAREABLE_SUBSCRIPTIONS: ReadonlySet<string> = new Set(['runEvents', 'allRunEvents', 'deploymentsChanged', 'deploymentChanged', 'executorsChanged']);
+
 export function createApiYoga(options: { services: Services; logLevel: 'silent' | 'info' | 'debug'; instruments?: Instruments }): ApiYoga {
   const { services } = options;
   const { db } = services;
@@ -93,7 +100,7 @@ export function createApiYoga(options: { services: Services; logLevel: 'silent' 
       useTypedVariableErrors(),
       useBoundedErrors(),
       // Before the refusal audit, which wraps whatever subscribe function it finds (so it wraps this one).
-      useSharedSubscriptionResults({ shareable: new Set(['runEvents', 'allRunEvents']) }),
+      useSharedSubscriptionResults({ shareable: SHAREABLE_SUBSCRIPTIONS }),
       useRefusalAudit({ db }),
       useEventIds(),
       useBodyLimit(),

@@ -4,7 +4,8 @@
 // subscription's first event, every request for the list must follow an event the page received (its WebSocket
 // frames) since the request before: a timer's request would not. A run's waiting reason follows the hosts the same
 // way. A member of another team never sees the deployment; with the WebSocket down the page says so, asks every so
-// often, and on reconnect shows what changed meanwhile.
+// often, and on reconnect shows what changed meanwhile. How often is the operator's (ATELIER_FALLBACK_POLL_MS, served
+// with the page), unless the browser's key says otherwise.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { type Browser, chromium, type Page, type WebSocketRoute } from 'playwright-core';
@@ -29,14 +30,15 @@ let host: ExecutorHost | undefined;
 /** What a page did, in order: its list queries (by operation name) and the subscription events it received. */
 type Entry = { kind: 'query' | 'event'; name: string };
 
-async function pageFor(token: string, options: { pollMs?: string; socket?: { blocked: boolean; open: Set<WebSocketRoute> } } = {}) {
+/** `pollMs`: this browser's `atelier-fallback-poll-ms` key (an hour unless given; null: none, the operator's setting holds). */
+async function pageFor(token: string, options: { pollMs?: string | null; socket?: { blocked: boolean; open: Set<WebSocketRoute> } } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.addInitScript(
     ([tk, ms]) => {
       localStorage.setItem('atelier-token', tk!);
-      localStorage.setItem('atelier-fallback-poll-ms', ms!);
+      if (ms !== null) localStorage.setItem('atelier-fallback-poll-ms', ms!);
     },
-    [token, options.pollMs ?? HOUR_MS],
+    [token, options.pollMs === undefined ? HOUR_MS : options.pollMs],
   );
   const page = await context.newPage();
   const log: Entry[] = [];
@@ -90,7 +92,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's (apt-get install -y chromium) or set CHROMIUM_PATH.`);
   [, t] = await Promise.all([
     ensureDashboardsBuilt({ quiet: true }),
-    startDeploymentApp(undefined, { ATELIER_HOST_STALE_SECONDS: '1', ATELIER_EMBEDDED_EXECUTOR: 'false' }),
+    startDeploymentApp(undefined, { ATELIER_HOST_STALE_SECONDS: '1', ATELIER_EMBEDDED_EXECUTOR: 'false', ATELIER_FALLBACK_POLL_MS: '2000' }),
   ]);
   [alice, bob] = await Promise.all([t.user('alice'), t.user('bob')]);
   await t.team('ml', ['alice'], ['ml']);
@@ -216,4 +218,19 @@ it('asks every so often while live updates are down', async () => {
   await alice.gql(`mutation { deleteDeployment(id: "while-down") }`);
   await a.page.locator('tr[data-deployment="while-down"]').waitFor({ state: 'detached' });
   await a.page.context().close();
+}, 60_000);
+
+it('asks as often as the operator set while live updates are down, unless the browser’s own key says otherwise', async () => {
+  const socket = { blocked: true, open: new Set<WebSocketRoute>() };
+  const a = await pageFor(alice.token, { socket, pollMs: null });
+  await a.page.goto(`${t.url}/deployments`);
+  await expect(a.page.locator('[data-live-down]').textContent()).resolves.toMatch(/asks again every 2 s/);
+  // It asks again by itself: a deployment created meanwhile shows up with no live event (the socket is blocked).
+  await alice.gql(CREATE_DEPLOYMENT, { i: { name: 'operator-poll', model: 'ml/iris/1', domain: 'experimentation' } });
+  await a.page.locator('tr[data-deployment="operator-poll"]').waitFor();
+  const own = await pageFor(alice.token, { socket, pollMs: HOUR_MS });
+  await own.page.goto(`${t.url}/deployments`);
+  await expect(own.page.locator('[data-live-down]').textContent()).resolves.toMatch(/asks again every 3600 s/);
+  await Promise.all([a.page.context().close(), own.page.context().close()]);
+  await alice.gql(`mutation { deleteDeployment(id: "operator-poll") }`);
 }, 60_000);

@@ -51,7 +51,7 @@ it("a reconciler's release waits behind a person's change instead of deadlocking
   await db.insert(deploymentRevisions).values({ deploymentId: d!.id, number: 1, modelVersionId: versionId, state: 'SERVING' });
   const waiting = async () => (await queryRows<{ n: number }>(db, sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock'`))[0]!.n;
 
-  let released: Promise<void> | undefined;
+  let released: Promise<boolean> | undefined;
   // The person's change: the deployment's row first (as findDeployment's lock does), its revisions after.
   await db.transaction(async (tx) => {
     await tx.select({ id: deployments.id }).from(deployments).where(eq(deployments.id, d!.id)).for('update');

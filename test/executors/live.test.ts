@@ -2,13 +2,14 @@
 // itself is a change, its beats with nothing new are not (coalesced where heartbeats are learned), a hot cluster
 // created is one, and a host stopping is seen draining, then stale once it stays silent past
 // ATELIER_HOST_STALE_SECONDS; tasks entering a pool's queue are one too. A token scoped away from executor hosts is
-// refused.
+// refused. Subscribers sharing a token share each batch's execution (server/http/shared-results.ts).
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../executors/local';
 import { createExecutorHost, type ExecutorHost } from '../../plugins/host';
 import type { HostHeartbeat } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
+import { sharingStats } from '../../server/http/shared-results';
 import { startTestApp, type TestApp } from '../harness/app';
 import { apiClient } from '../harness/client';
 
@@ -53,6 +54,12 @@ function follow(client: ReturnType<typeof apiClient>) {
     });
   return { events, waitFor, end: () => (stop = true) };
 }
+
+/** Resolves once `ok` holds (checked every 20 ms). */
+const until = (ok: () => boolean) =>
+  new Promise<void>((resolve) => {
+    const check = setInterval(() => ok() && (clearInterval(check), resolve()), 20);
+  });
 
 it('tells a viewer when a host announces, changes, drains and goes stale, and not when it beats with nothing new', async () => {
   const vic = apiClient(t.url, (await t.user('vic', 'viewer')).token);
@@ -111,6 +118,25 @@ it('tells a viewer when tasks enter a pool’s queue, so its waiting count can b
   const { executorPools } = await vic.gql(`{ executorPools { name queued } }`);
   expect(executorPools.find((p: any) => p.name === 'nowhere')).toEqual({ name: 'nowhere', queued: 1 });
   live.end();
+});
+
+it('executes each batch once for all the subscriptions of one access, once more for another', async () => {
+  // The earlier tests' subscriptions end at their next event: one, then none left to count with ours.
+  await t.api.gql(`mutation { createHotCluster(name: "flush-live", executor: "local", pool: "shared") { name } }`);
+  await until(() => t.app.services.subscriptions.count() === 0);
+  const wen = apiClient(t.url, (await t.user('wen', 'viewer')).token);
+  const xia = apiClient(t.url, (await t.user('xia', 'viewer')).token);
+  const subs = [follow(wen), follow(wen), follow(wen), follow(xia)];
+  await Promise.all(subs.map((s) => s.waitFor(0, (e) => e.listening)));
+  const before = { ...sharingStats };
+  await t.api.gql(`mutation { createHotCluster(name: "shared-live", executor: "local", pool: "shared") { name } }`);
+  await Promise.all(subs.map((s) => s.waitFor(1, (e) => e.hotClusters.includes('shared-live'))));
+  // Every batch since the snapshot received by all four (a later one may still be on its way: waited for).
+  const received = () => subs.map((s) => s.events.length - 1);
+  await until(() => received().every((c) => c === received()[0]) && sharingStats.deliveries - before.deliveries === received()[0]! * 4);
+  for (const s of subs.slice(1)) expect(s.events.slice(1)).toEqual(subs[0]!.events.slice(1));
+  expect(sharingStats.executions - before.executions).toBe(2 * received()[0]!);
+  for (const s of subs) s.end();
 });
 
 it('refuses a token whose scopes do not reach executor hosts', async () => {

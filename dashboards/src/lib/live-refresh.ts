@@ -8,10 +8,13 @@ import type { LiveState } from '../api/client';
 import { useSession } from '../session';
 import { useThrottled } from './hooks';
 import { useLiveFeed } from './live-feed';
+import { serverSettings } from './server-settings';
 
-/** How often a page asks again while live updates are down; tests set the `atelier-fallback-poll-ms` key. */
+/** How often a page asks again while live updates are down, unless the operator set ATELIER_FALLBACK_POLL_MS. */
 export const FALLBACK_POLL_MS = 30_000;
-export const fallbackPollMs = (): number => Number(localStorage.getItem('atelier-fallback-poll-ms')) || FALLBACK_POLL_MS;
+/** This browser's `atelier-fallback-poll-ms` local-storage key, else the operator's setting, else FALLBACK_POLL_MS. */
+export const fallbackPollMs = (): number =>
+  Number(localStorage.getItem('atelier-fallback-poll-ms')) || Number(serverSettings().fallbackPollMs) || FALLBACK_POLL_MS;
 
 /** How long a connection may take to come up before the page says live updates are down. */
 const GRACE_MS = 3_000;
