@@ -153,6 +153,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxLogBytes: config.executorMaxLogBytes,
+    maxLogLines: config.maxLogLines,
     taskBatchMax: config.taskBatchMax,
     instruments,
     defaults: planDefaults,

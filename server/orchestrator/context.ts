@@ -56,6 +56,8 @@ export interface OrchestratorContext {
   onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;
   /** Most bytes of log lines kept per attempt (ATELIER_MAX_LOG_BYTES, plus room for a host's own lines: log-cap.ts). */
   maxLogBytes: number;
+  /** Most log lines kept per attempt (ATELIER_MAX_LOG_LINES, plus room for a host's own lines: log-cap.ts). */
+  maxLogLines: number;
   /** The largest message the bus takes: a task message past it fails its task at dispatch (dispatch.ts). */
   maxMessageBytes: () => number;
   /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */

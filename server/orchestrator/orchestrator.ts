@@ -27,7 +27,7 @@ import { cancelRun } from './cancel';
 import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
 import { VersionCache } from './known-facts';
-import { DEFAULT_MAX_LOG_BYTES } from './log-cap';
+import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
 import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import type { OrchestratorInstruments } from './step-metrics';
@@ -144,6 +144,8 @@ export interface OrchestratorOptions {
   maxMessageBytes?: () => number;
   /** Most bytes of log lines recorded per attempt, whatever a host sends (ATELIER_MAX_LOG_BYTES; default DEFAULT_MAX_LOG_BYTES). */
   maxLogBytes?: number;
+  /** Most log lines recorded per attempt (ATELIER_MAX_LOG_LINES; default DEFAULT_MAX_LOG_LINES). */
+  maxLogLines?: number;
   /** Most tasks one bus message carries (default DEFAULT_TASK_BATCH_MAX; 1 while hosts below protocol 3 remain). */
   taskBatchMax?: number;
   /** The metrics its commits and claim answers add to (server/metrics/instruments.ts). */
@@ -180,6 +182,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
     maxLogBytes: options.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES,
+    maxLogLines: options.maxLogLines ?? DEFAULT_MAX_LOG_LINES,
     versions: new VersionCache(),
     batchSizes: new PoolBatchSizes(
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),

@@ -73,7 +73,7 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
   return transact(ctx, async (tc) => {
     const { tx } = tc;
     // Log lines past an attempt's cap dropped (log-cap.ts); the stale reports are left out below, once read.
-    let events = await capLogs(tx, given, ctx.maxLogBytes);
+    let events = await capLogs(tc, given, { maxBytes: ctx.maxLogBytes, maxLines: ctx.maxLogLines });
     // The run whose tasks start or end (one, by recordEvents' parts), and every run whose live events this stores (their
     // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
     // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
