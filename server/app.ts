@@ -8,6 +8,7 @@ import type { Services } from '../schema/context';
 import { objectCollector } from './artifacts/collect';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
+import { hashToken } from './auth/tokens';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
@@ -289,7 +290,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
-    objectStoreClaim({ db, store, name: defaultHostName(), log }),
+    objectStoreClaim({ db, store, name: defaultHostName(), adminTokenHash: config.adminToken ? hashToken(config.adminToken) : undefined, log }),
     partialsSweep({ store, log }),
     objectCollector({ db, store, ...config.objectGc, leaderLock: database.kind === 'postgres', log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },

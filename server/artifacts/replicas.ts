@@ -21,6 +21,11 @@ export interface ClaimOptions {
   store: ObjectStore;
   /** Where this replica runs, named in the other replicas' refusals. */
   name: string;
+  /**
+   * The hash (tokens.hash) of the admin token ATELIER_ADMIN_TOKEN gave this replica, if any: a replica started without
+   * it leaves that token alone while this one is live (server/auth/admin-token.ts).
+   */
+  adminTokenHash?: string;
   staleMs?: number;
 }
 
@@ -47,7 +52,9 @@ export async function claimObjectStore(options: ClaimOptions): Promise<{ replica
       );
     }
     await tx.delete(objectStoreReplicas).where(lt(objectStoreReplicas.lastSeenAt, sql`now() - ${FORGET_AFTER}`));
-    await tx.insert(objectStoreReplicas).values({ replica, name: options.name, backend: options.store.backend, storeId });
+    await tx
+      .insert(objectStoreReplicas)
+      .values({ replica, name: options.name, backend: options.store.backend, storeId, adminTokenHash: options.adminTokenHash ?? null });
     return { replica, storeId };
   });
 }
