@@ -300,7 +300,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(shared ? [shared.service] : []),
     live.service,
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
+    createEventRecorder({
+      bus,
+      ...live.recording(orchestrator, hotClusters),
+      admit: (events) => orchestrator.admitEvents(events),
+      log,
+      instruments,
+      ackWaitMs: options.waits?.eventAckWaitMs,
+    }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,

@@ -15,6 +15,8 @@ export interface EventRecorderOptions {
   log: (message: string) => void;
   /** Counts the events taken again (server/metrics/instruments.ts). */
   instruments?: Pick<Instruments, 'redelivered'>;
+  /** Lets go of what of a message's events no recording could keep, as it arrives (Orchestrator.admitEvents). */
+  admit?: (events: ExecutorEvent[]) => void;
   /** The shared consumer's ack wait (default 10 s): a test that waits it out may shorten it. */
   ackWaitMs?: number;
 }
@@ -37,7 +39,7 @@ const RETRY_DELAY_MS = 1000;
 
 export function createEventRecorder(options: EventRecorderOptions): Service {
   const { bus, orchestrator, hotClusters, log } = options;
-  const consumer = { ...CONSUMER, ackWaitMs: options.ackWaitMs ?? CONSUMER.ackWaitMs };
+  const consumer = { ...CONSUMER, ackWaitMs: options.ackWaitMs ?? CONSUMER.ackWaitMs, admit: options.admit };
   let events: Subscription | undefined;
   let heartbeats: Subscription | undefined;
   return {

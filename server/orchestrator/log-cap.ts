@@ -14,7 +14,7 @@ import { queryRows } from '../db/client';
 import { isUuid } from '../db/uuid';
 import { seqBlock } from './attempts';
 import { type TxContext, writeBehind } from './context';
-import { droppedBefore, type Log, lineBytes, seqSet, wellFormed } from './log-lines';
+import { droppedBefore, type Log, lineBytes, seqSet, trimmedOf, wellFormed } from './log-lines';
 
 /** The hosts' default cap (plugins/host/index.ts), the control plane's too when ATELIER_MAX_LOG_BYTES is unset. */
 export const DEFAULT_MAX_LOG_BYTES = 10 * 1024 * 1024;
@@ -84,6 +84,8 @@ export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCa
     if (!fresh.length) continue;
     // Once an attempt's log has been cut, nothing more of it is kept: its first bytes and lines, as a host keeps them.
     const wasCut = droppedBefore(row);
+    // Read under the lock as committed: from now on this process lets go of the attempt's lines as they arrive.
+    if (wasCut) tc.ctx.cutLogs.add(pairOf({ taskId: row.task_id, attempt: row.attempt }));
     let bytesLeft = wasCut ? 0 : caps.maxBytes + LOG_CAP_SLACK_BYTES - Number(row.stored);
     let linesLeft = wasCut ? 0 : caps.maxLines + LOG_CAP_SLACK_LINES - Number(row.lines);
     const kept = { bytes: 0, lines: 0 };
@@ -105,7 +107,14 @@ export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCa
           dropped.lines += 1;
         }
       }
-      if (keep.length === e.lines.length) continue;
+      // Lines let go on arrival (log-trim.ts) were past the caps: dropped, and nothing after them kept.
+      const gone = trimmedOf(e);
+      if (gone) {
+        bytesLeft = linesLeft = 0;
+        dropped.bytes += gone.bytes;
+        dropped.lines += gone.lines;
+      }
+      if (keep.length === e.lines.length && !gone) continue;
       firstDropped ??= e;
       cut.set(e, keep.length ? { ...e, lines: keep } : null);
     }
