@@ -7,13 +7,13 @@
 // not stored. Each event is counted once, by its sequence number (task_log_bytes.counted): a batch delivered again after
 // it committed (a crash before its ack) counts nothing again and stores nothing it dropped before. Done in the
 // recording's transaction, so a batch that fails counts nothing.
-import { sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { type ExecutorEvent, SEQ_BLOCK } from '../../plugins/protocol';
 import { jsonRows } from '../db/arrays';
 import { queryRows } from '../db/client';
 import { isUuid } from '../db/uuid';
 import { seqBlock } from './attempts';
-import { type TxContext, writeBehind } from './context';
+import type { TxContext } from './context';
 import { droppedBefore, type Log, lineBytes, seqSet, trimmedOf, wellFormed } from './log-lines';
 
 /** The hosts' default cap (plugins/host/index.ts), the control plane's too when ATELIER_MAX_LOG_BYTES is unset. */
@@ -38,15 +38,16 @@ type Row = Counts & { notice_seq: string | number | null; known: (string | numbe
  * `given` with the log lines past each attempt's caps (`maxBytes` plus LOG_CAP_SLACK_BYTES, `maxLines` plus
  * LOG_CAP_SLACK_LINES) dropped: a log event cut short, or left out once nothing of it fits; log events already counted
  * (a batch delivered again) left out too, since what of them was kept is stored already; and, once an attempt's log is
- * cut, a line saying so. Counts what it keeps and drops in task_log_bytes. One statement that the batch waits for when it
- * has log events (reading the counts, their rows locked); the count's update, and the line with the count of what was
- * dropped once some was, go behind the statements after it. Leaves `given` as it is.
+ * cut, a line saying so. Counts what it keeps and drops in task_log_bytes. One statement when the batch has log events
+ * (reading the counts, their rows locked), sent at once: the recorder sends it with the runs' lock and the tasks' read,
+ * in one round trip. The counts' update, and the line with the count of what was dropped once some was, it returns for
+ * the recorder to send with the log rows, as one statement behind the others. Leaves `given` as it is.
  */
-export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCaps): Promise<ExecutorEvent[]> {
+export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCaps): Promise<CappedLogs> {
   const events = given.some((e) => e.kind === 'log' && !wellFormed(e)) ? given.filter((e) => e.kind !== 'log' || wellFormed(e)) : given;
   const counted = (e: ExecutorEvent) => isUuid(e.taskId) && Number.isInteger(e.attempt) && Number.isSafeInteger(e.seq) && e.seq >= 0;
   const logs = events.filter((e): e is Log => e.kind === 'log' && counted(e));
-  if (!logs.length) return events;
+  if (!logs.length) return { events, fresh: new Set(), writes: [] };
   const byAttempt = new Map<string, { task_id: string; attempt: number; logs: Log[]; seqs: number[] }>();
   for (const e of logs) {
     const entry = byAttempt.get(pairOf(e)) ?? { task_id: e.taskId, attempt: e.attempt, logs: [], seqs: [] };
@@ -73,6 +74,8 @@ export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCa
   );
 
   const cut = new Map<Log, Log | null>();
+  // The log events counted now: new to the database.
+  const counting = new Set<ExecutorEvent>();
   const charges: (Counts & { notice_seq: number | null; counted: string })[] = [];
   const notices: Log[] = [];
   const said: Log[] = [];
@@ -81,6 +84,7 @@ export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCa
     const known = new Set((row.known ?? []).map(Number));
     for (const e of entry.logs) if (known.has(e.seq)) cut.set(e, null);
     const fresh = entry.logs.filter((e) => !known.has(e.seq)).sort((a, b) => a.seq - b.seq);
+    for (const e of fresh) counting.add(e);
     if (!fresh.length) continue;
     // Once an attempt's log has been cut, nothing more of it is kept: its first bytes and lines, as a host keeps them.
     const wasCut = droppedBefore(row);
@@ -141,10 +145,11 @@ export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCa
       counted: seqSet(entry.seqs),
     });
   }
-  // Nothing below reads the counts: they go behind the statements that follow, under the rows' lock taken above.
+  // Nothing below reads the counts: the caller sends them behind the statements that follow (with the log rows, in one
+  // statement), under the rows' lock taken above.
+  const writes: SQL[] = [];
   if (charges.length)
-    writeBehind(
-      tc,
+    writes.push(
       sql`update task_log_bytes as b set stored = b.stored + v.stored, lines = b.lines + v.lines, dropped = b.dropped + v.dropped,
         dropped_lines = b.dropped_lines + v.dropped_lines, notice_seq = v.notice_seq, counted = b.counted + v.counted::int8multirange
       from ${jsonRows(charges)} as v(task_id uuid, attempt int, stored bigint, lines bigint, dropped bigint, dropped_lines bigint, notice_seq bigint, counted text)
@@ -152,20 +157,45 @@ export async function capLogs(tc: TxContext, given: ExecutorEvent[], caps: LogCa
     );
   // One line per attempt, rewritten as its count grows: a flood costs one row, not one per batch.
   if (notices.length)
-    writeBehind(
-      tc,
+    writes.push(
       sql`insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
       select v.task_id, v.run_id, v.attempt, v.seq, 'log', v.at, v.payload
       from ${jsonRows(notices.map((e) => ({ task_id: e.taskId, run_id: e.runId, attempt: e.attempt, seq: e.seq, at: e.at, payload: { host: e.host, stream: e.stream, lines: e.lines } })))}
         as v(task_id uuid, run_id uuid, attempt int, seq bigint, at timestamptz, payload jsonb)
       on conflict (task_id, attempt, seq) do update set payload = excluded.payload`,
     );
-  if (!cut.size && !said.length) return events;
+  const fresh = new Set<ExecutorEvent>(said);
   const capped = events.flatMap((e) => {
     const c = e.kind === 'log' ? cut.get(e) : undefined;
-    return c === undefined ? [e] : c ? [c] : [];
+    const kept = c === undefined ? e : c;
+    if (kept && counting.has(e)) fresh.add(kept);
+    return kept ? [kept] : [];
   });
-  return [...capped, ...said];
+  return { events: [...capped, ...said], fresh, writes };
+}
+
+/** `writes` (data-modifying statements, none reading what another writes) sent as one statement. */
+export function oneStatement(writes: SQL[]): SQL {
+  const last = writes.length - 1;
+  if (!last) return writes[0]!;
+  return sql.join([
+    sql`with `,
+    sql.join(
+      writes.slice(0, last).map((w, i) => sql`${sql.raw(`w${i}`)} as (${w})`),
+      sql`, `,
+    ),
+    sql` `,
+    writes[last]!,
+  ]);
+}
+
+/** What capLogs leaves of a batch, and of that the log events it counted now (new: those counted before are left out). */
+export interface CappedLogs {
+  events: ExecutorEvent[];
+  /** Every one new to the database (no row of it stored), as the counts read under their lock say. */
+  fresh: Set<ExecutorEvent>;
+  /** The counts' update and the line with the count of what was dropped, for the caller to send (oneStatement). */
+  writes: SQL[];
 }
 
 const capsSaid = ({ maxBytes, maxLines }: LogCaps) =>
