@@ -8,7 +8,6 @@ import type { Services } from '../schema/context';
 import { objectCollector } from './artifacts/collect';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
-import { hashToken } from './auth/tokens';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
@@ -290,7 +289,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
-    objectStoreClaim({ db, store, name: defaultHostName(), adminTokenHash: config.adminToken ? hashToken(config.adminToken) : undefined, log }),
+    objectStoreClaim({ db, store, name: defaultHostName(), adminToken: config.adminToken, log }),
     partialsSweep({ store, log }),
     objectCollector({ db, store, ...config.objectGc, leaderLock: database.kind === 'postgres', log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
@@ -300,14 +299,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(shared ? [shared.service] : []),
     live.service,
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({
-      bus,
-      ...live.recording(orchestrator, hotClusters),
-      admit: (events) => orchestrator.admitEvents(events),
-      log,
-      instruments,
-      ackWaitMs: options.waits?.eventAckWaitMs,
-    }),
+    createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,
