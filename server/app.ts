@@ -156,6 +156,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     takePublished: () => relay.takePublished(),
     maxMessageBytes: () => bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES,
     maxLogBytes: config.executorMaxLogBytes,
+    maxLogLines: config.maxLogLines,
     taskBatchMax: config.taskBatchMax,
     instruments,
     defaults: planDefaults,
@@ -294,7 +295,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
-    objectStoreClaim({ db, store, name: defaultHostName(), log }),
+    objectStoreClaim({ db, store, name: defaultHostName(), adminToken: config.adminToken, log }),
     partialsSweep({ store, log }),
     objectCollector({ db, store, ...config.objectGc, leaderLock: database.kind === 'postgres', log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },

@@ -38,7 +38,7 @@ export async function openFoundations(config: Config, log: (message: string) => 
   const scrubbed = await opening(scrubStoredSources(database.db));
   if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   // Before the store is opened: an ATELIER_ADMIN_TOKEN that no longer works refuses the start (a ConfigError).
-  const adminToken = await opening(seedAdmin(database.db, { dataDir: config.dataDir, token: config.adminToken, log }));
+  const adminToken = await opening(seedAdmin(database.db, { dataDir: config.dataDir, token: config.adminToken, log, replicas: database.kind === 'postgres' }));
   // Replicas must share one store (local only for a single replica): the claim the app starts refuses a different one.
   const store = await opening(openObjectStore(config.objectStore, config.dataDir));
   return { bus, database, store, adminToken };

@@ -17,10 +17,14 @@ export interface LivePages {
    * The event recorder's collaborators, each telling `hosts` what it recorded: a batch of executor events may move the
    * pools' queues (tasks started, settled), a heartbeat may change its host.
    */
-  recording<O extends { recordEvents(events: ExecutorEvent[]): Promise<R> }, R, H extends { onHeartbeat(h: HostHeartbeat): Promise<void> }>(
+  recording<
+    O extends { recordEvents(events: ExecutorEvent[]): Promise<R>; admitEvents?(events: ExecutorEvent[]): void },
+    R,
+    H extends { onHeartbeat(h: HostHeartbeat): Promise<void> },
+  >(
     orchestrator: O,
     hotClusters: H,
-  ): { orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<R> }; hotClusters: H };
+  ): { orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<R>; admitEvents(events: ExecutorEvent[]): void }; hotClusters: H };
   service: Service;
 }
 
@@ -32,7 +36,10 @@ export function createLivePages(db: Db, bus: Bus, hostStaleMs: number, log: (mes
     hosts,
     deploymentWatch: createDeploymentWatch(db, changes, (e) => log(`deployments, live: ${(e as Error).message}`)),
     recording: (orchestrator, hotClusters) => ({
-      orchestrator: { recordEvents: (events) => orchestrator.recordEvents(events).finally(() => hosts.poolsChanged()) },
+      orchestrator: {
+        recordEvents: (events) => orchestrator.recordEvents(events).finally(() => hosts.poolsChanged()),
+        admitEvents: (events) => orchestrator.admitEvents?.(events),
+      },
       hotClusters: { ...hotClusters, onHeartbeat: (h) => hotClusters.onHeartbeat(h).then(() => hosts.onHeartbeat(h)) },
     }),
     service: {

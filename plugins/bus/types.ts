@@ -41,6 +41,11 @@ export interface ConsumeOptions {
 export interface BatchConsumeOptions extends ConsumeOptions {
   /** Most messages handed to one handler call. */
   maxBatch?: number;
+  /**
+   * Called with each message's events (a bundle's, or the one) as it arrives, before they wait for a batch: may shrink
+   * them in place (the recorder lets go of log lines it could never keep, so they are not held meanwhile).
+   */
+  admit?: (events: ExecutorEvent[]) => void;
 }
 
 export interface Subscription {

@@ -5,6 +5,7 @@
 // counting, so moving every replica to a new store needs no manual cleanup.
 import { randomUUID } from 'node:crypto';
 import { and, eq, gt, lt, ne, sql } from 'drizzle-orm';
+import { hashToken } from '../auth/tokens';
 import { ConfigError } from '../config';
 import { OBJECT_STORE_REPLICA_STALE_MS } from '../config/defaults';
 import type { Db } from '../db/client';
@@ -21,6 +22,11 @@ export interface ClaimOptions {
   store: ObjectStore;
   /** Where this replica runs, named in the other replicas' refusals. */
   name: string;
+  /**
+   * The admin token ATELIER_ADMIN_TOKEN gave this replica, if any, recorded by its hash: a replica started without it
+   * leaves that token alone while this one is live (server/auth/admin-token.ts).
+   */
+  adminToken?: string;
   staleMs?: number;
 }
 
@@ -47,7 +53,13 @@ export async function claimObjectStore(options: ClaimOptions): Promise<{ replica
       );
     }
     await tx.delete(objectStoreReplicas).where(lt(objectStoreReplicas.lastSeenAt, sql`now() - ${FORGET_AFTER}`));
-    await tx.insert(objectStoreReplicas).values({ replica, name: options.name, backend: options.store.backend, storeId });
+    await tx.insert(objectStoreReplicas).values({
+      replica,
+      name: options.name,
+      backend: options.store.backend,
+      storeId,
+      adminTokenHash: options.adminToken ? hashToken(options.adminToken) : null,
+    });
     return { replica, storeId };
   });
 }

@@ -4,12 +4,13 @@
 // throttled like a guess from a locked-out address (server/auth/token-failures.ts); one the control plane minted is not.
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { and, eq, isNull, or } from 'drizzle-orm';
+import { and, eq, isNull, or, sql } from 'drizzle-orm';
 import { audit } from '../audit/audit';
-import { ADMIN_TOKEN_FILE } from '../config/defaults';
+import { ADMIN_TOKEN_FILE, OBJECT_STORE_REPLICA_STALE_MS } from '../config/defaults';
 import { ConfigError } from '../config/parse';
 import type { Db, Tx } from '../db/client';
 import { type Identity, identities } from '../db/tables/identities';
+import { objectStoreReplicas } from '../db/tables/object-stores';
 import { tokens } from '../db/tables/tokens';
 import { ensureIdentity, hashToken, issueToken, mintToken } from './tokens';
 
@@ -26,14 +27,19 @@ const MINTED = /^atl_[A-Za-z0-9_-]{32}$/;
  * Makes sure the admin identity exists and its token is live; returns the token. ATELIER_ADMIN_TOKEN naming a token
  * that no longer works as the admin's (revoked, expired, another identity's) refuses the start with a ConfigError:
  * the admin would otherwise be handed a token every request refuses. Unset, every live admin token a person chose is
- * revoked (audited, said in the log): the operator took it out of the configuration, so it must stop working. The saved
+ * revoked (audited, said in the log): the operator took it out of the configuration, so it must stop working; except one
+ * that a live replica of the same database was given (`replicas`: on Postgres), left alone with a warning saying what to
+ * do: a replica started without the variable beside others started with it must not lock them out. The saved
  * one revoked (that way, or a leak dealt with through `revokeToken`) is replaced by a new one, said in the log: the
  * file is only a convenience for this machine.
  */
-export async function seedAdmin(db: Db, options: { dataDir: string; token?: string; log?: (message: string) => void }): Promise<string> {
+export async function seedAdmin(
+  db: Db,
+  options: { dataDir: string; token?: string; log?: (message: string) => void; replicas?: boolean; replicaStaleMs?: number },
+): Promise<string> {
   const admin = await ensureIdentity(db, { name: 'admin', kind: 'user', role: 'admin' });
   const file = adminTokenFile(options.dataDir);
-  const token = options.token ? await keepChosen(db, admin, options.token, file) : await savedOrMinted(db, admin, file, options.log);
+  const token = options.token ? await keepChosen(db, admin, options.token, file) : await savedOrMinted(db, admin, file, options);
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   await chmod(file, 0o600); // the mode above applies only to a new file
   return token;
@@ -59,8 +65,21 @@ async function keepChosen(db: Db, admin: Identity, token: string, file: string):
   return token;
 }
 
-/** ATELIER_ADMIN_TOKEN unset: the chosen admin tokens revoked; the saved token if it is live and minted, else a new one. */
-async function savedOrMinted(db: Db, admin: Identity, file: string, log?: (message: string) => void): Promise<string> {
+/**
+ * ATELIER_ADMIN_TOKEN unset: the chosen admin tokens revoked, but for those live replicas were given (they record it
+ * with their object store, server/artifacts/replicas.ts); the saved token if it is live and minted, else a new one.
+ */
+async function savedOrMinted(
+  db: Db,
+  admin: Identity,
+  file: string,
+  options: { log?: (message: string) => void; replicas?: boolean; replicaStaleMs?: number },
+): Promise<string> {
+  const { log } = options;
+  const staleS = (options.replicaStaleMs ?? OBJECT_STORE_REPLICA_STALE_MS) / 1000;
+  // A replica is live as the object store's claim counts it: seen within its stale time.
+  const heldByLive = sql`exists (select 1 from ${objectStoreReplicas} r where r.admin_token_hash = ${tokens.hash}
+    and r.last_seen_at > now() - make_interval(secs => ${staleS}))`;
   const saved = (await readFile(file, 'utf8').catch(() => '')).trim();
   const savedChosen = saved !== '' && !MINTED.test(saved);
   const savedHash = saved ? hashToken(saved) : '';
@@ -75,9 +94,15 @@ async function savedOrMinted(db: Db, admin: Identity, file: string, log?: (messa
           isNull(tokens.revokedAt),
           // The saved token not of the minted shape was chosen, even in a row stored before origins were recorded.
           savedChosen ? or(eq(tokens.chosen, true), eq(tokens.hash, savedHash)) : eq(tokens.chosen, true),
+          options.replicas ? sql`not ${heldByLive}` : undefined,
         ),
       )
       .returning({ id: tokens.id });
+    const keptFor = options.replicas ? await liveHolders(tx, admin, staleS) : [];
+    if (keptFor.length)
+      log?.(
+        `warning: ATELIER_ADMIN_TOKEN is not set on this replica, but live replica ${keptFor.join(', ')} was given it, so the admin token it set stays live: set ATELIER_ADMIN_TOKEN on every replica or on none (to take it out of service, unset it everywhere; the last replica restarted without it revokes it)`,
+      );
     if (revoked.length) {
       await audit(tx, {
         identity: null,
@@ -140,4 +165,14 @@ function whyDead(held: { revokedAt: Date | null; expiresAt: Date | null }): stri
   if (held.revokedAt) return `was revoked at ${held.revokedAt.toISOString()}`;
   if (held.expiresAt && held.expiresAt <= new Date()) return `expired at ${held.expiresAt.toISOString()}`;
   return null;
+}
+
+/** The replicas (their names) live now that were given an admin token a person chose which is still live. */
+async function liveHolders(tx: Tx, admin: Identity, staleS: number): Promise<string[]> {
+  const rows = await tx
+    .selectDistinct({ name: objectStoreReplicas.name })
+    .from(objectStoreReplicas)
+    .innerJoin(tokens, eq(tokens.hash, objectStoreReplicas.adminTokenHash))
+    .where(and(eq(tokens.identityId, admin.id), isNull(tokens.revokedAt), sql`${objectStoreReplicas.lastSeenAt} > now() - make_interval(secs => ${staleS})`));
+  return rows.map((r) => r.name);
 }

@@ -301,7 +301,9 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
               (delivery.data as { bundle?: { runId: string; taskId: string }[] }).bundle?.[0] ?? (delivery.data as { runId: string; taskId: string });
             traceTaskHop('control plane: event delivered', first.runId, first.taskId);
           }
-          for (const member of splitBundle(delivery)) batcher.add(member);
+          const members = splitBundle(delivery);
+          consumeOptions.admit?.(members.map((m) => m.data));
+          for (const member of members) batcher.add(member);
         },
       });
       return track(puller, () => batcher.clear());

@@ -21,7 +21,7 @@ import {
   DEFAULT_TOKEN_CACHE_TTL_MS,
 } from './defaults';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
-import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, maxLogBytes, poolList } from './parse';
+import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, maxLogBytes, maxLogLines, poolList } from './parse';
 import { adminTokenOf, gitHookSecretOf } from './secrets';
 
 export type { ObjectStoreConfig } from './object-store';
@@ -77,6 +77,8 @@ export interface Config {
   executorStopGraceMs: number;
   /** The most log bytes the embedded host publishes, and the control plane records, per attempt (`ATELIER_MAX_LOG_BYTES`; default: the host's). */
   executorMaxLogBytes: number | undefined;
+  /** The most log lines the control plane records per attempt (`ATELIER_MAX_LOG_LINES`; default: DEFAULT_MAX_LOG_LINES). */
+  maxLogLines: number | undefined;
   /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
   executorConcurrency: number | undefined;
   /** How often the monitor evaluator looks for due monitors (server/monitoring/evaluator.ts). */
@@ -233,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     executorConcurrency: env.ATELIER_EXECUTOR_CONCURRENCY ? int(env, 'ATELIER_EXECUTOR_CONCURRENCY', 1, 1, 4096) : undefined,
     executorStopGraceMs: executorStopGraceMs(env),
     executorMaxLogBytes: maxLogBytes(env),
+    maxLogLines: maxLogLines(env),
     hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
     hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,

@@ -121,3 +121,13 @@ export function maxLogBytes(env: NodeJS.ProcessEnv): number | undefined {
   if (!env.ATELIER_MAX_LOG_BYTES) return undefined;
   return int(env, 'ATELIER_MAX_LOG_BYTES', 10 * 1024 * 1024, 1024, 1024 ** 3, "bytes of one attempt's log lines kept");
 }
+
+/**
+ * ATELIER_MAX_LOG_LINES: the most log lines the control plane stores for one attempt (plus room for a host's own lines:
+ * server/orchestrator/log-cap.ts), beside ATELIER_MAX_LOG_BYTES: a host sending tiny lines, each its own event, would
+ * otherwise stay under the byte cap and still write a row per line. Unset: DEFAULT_MAX_LOG_LINES.
+ */
+export function maxLogLines(env: NodeJS.ProcessEnv): number | undefined {
+  if (!env.ATELIER_MAX_LOG_LINES) return undefined;
+  return int(env, 'ATELIER_MAX_LOG_LINES', 200_000, 100, 100_000_000, 'log lines of one attempt kept');
+}

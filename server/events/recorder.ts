@@ -9,8 +9,11 @@ import type { Instruments } from '../metrics/instruments';
 
 export interface EventRecorderOptions {
   bus: Bus;
-  /** Records a batch idempotently (delivery is at least once); returns, of the events it accepted, those of tasks on hot clusters. */
-  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<{ onHotClusters: ExecutorEvent[] }> };
+  /**
+   * Records a batch idempotently (delivery is at least once); returns, of the events it accepted, those of tasks on hot
+   * clusters. `admitEvents`: lets go of what of a message's events no recording could keep, as it arrives.
+   */
+  orchestrator: { recordEvents(events: ExecutorEvent[]): Promise<{ onHotClusters: ExecutorEvent[] }>; admitEvents?(events: ExecutorEvent[]): void };
   hotClusters: { recordEvents(events: ExecutorEvent[]): Promise<void>; onHeartbeat(heartbeat: HostHeartbeat): Promise<void> };
   log: (message: string) => void;
   /** Counts the events taken again (server/metrics/instruments.ts). */
@@ -37,7 +40,11 @@ const RETRY_DELAY_MS = 1000;
 
 export function createEventRecorder(options: EventRecorderOptions): Service {
   const { bus, orchestrator, hotClusters, log } = options;
-  const consumer = { ...CONSUMER, ackWaitMs: options.ackWaitMs ?? CONSUMER.ackWaitMs };
+  const consumer = {
+    ...CONSUMER,
+    ackWaitMs: options.ackWaitMs ?? CONSUMER.ackWaitMs,
+    admit: orchestrator.admitEvents && ((events: ExecutorEvent[]) => orchestrator.admitEvents!(events)),
+  };
   let events: Subscription | undefined;
   let heartbeats: Subscription | undefined;
   return {

@@ -1,5 +1,6 @@
 // What every stage of the orchestrator is handed: its dependencies (database, feed, clock, limits, cache), and for
 // work inside a transaction, the transaction and the effects it has produced so far, published once it commits.
+
 import { eq, type SQL, sql } from 'drizzle-orm';
 import type { ModelRegistrationRequest, TaskBatch, TaskMessage } from '../../plugins/protocol';
 import { traceHop, traceTaskHop, tracing } from '../../plugins/trace';
@@ -18,6 +19,7 @@ import type { PlanDefaults } from '../workflows/plan';
 import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import type { VersionCache } from './known-facts';
+import type { CutLogs } from './log-trim';
 import type { OrchestratorInstruments } from './step-metrics';
 import { countCommitted } from './step-metrics';
 import { versionUsageUpsert } from './version-usage';
@@ -56,6 +58,10 @@ export interface OrchestratorContext {
   onRegistrations: ((requests: TaskRegistrations[]) => Promise<void>) | undefined;
   /** Most bytes of log lines kept per attempt (ATELIER_MAX_LOG_BYTES, plus room for a host's own lines: log-cap.ts). */
   maxLogBytes: number;
+  /** Most log lines kept per attempt (ATELIER_MAX_LOG_LINES, plus room for a host's own lines: log-cap.ts). */
+  maxLogLines: number;
+  /** The attempts whose log this process knows to be cut (log-trim.ts): their lines are let go as they arrive. */
+  cutLogs: CutLogs;
   /** The largest message the bus takes: a task message past it fails its task at dispatch (dispatch.ts). */
   maxMessageBytes: () => number;
   /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */

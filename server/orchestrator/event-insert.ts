@@ -3,7 +3,9 @@
 // reports are kept depends on their tasks as read; for the usual batch (every report of an attempt that is still
 // current) it is known beforehand, so that part is stored at once, by a statement that itself stores only the rows of
 // current attempts. Once the read has answered, the rows the recorder decides on must be those it stored; the rest
-// (late words of an ended attempt, stale reports) are inserted then, as before. Rows as event-rows.ts makes them.
+// (late words of an ended attempt, stale reports) are inserted then, as before. Log events are not in the early insert
+// (the caps decide their lines): those the caps counted now go behind the rest, with the counts. Rows as event-rows.ts
+// makes them.
 import { sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { arrayLiteral } from '../db/arrays';
@@ -12,7 +14,9 @@ import { queryRows } from '../db/client';
 import { sqlOnce } from '../db/prepared';
 import { isUuid } from '../db/uuid';
 import { secondResults } from './attempts';
+import { type TxContext, writeBehind } from './context';
 import { eventRows, ignoredResultNote } from './event-rows';
+import { type CappedLogs, oneStatement } from './log-cap';
 
 /** The most events a batch may have for its insert to go with its read. */
 export const EARLY_MAX_EVENTS = 64;
@@ -87,6 +91,34 @@ export async function insertRest(tx: Tx, early: EarlyInsert, kept: ExecutorEvent
   );
   return [...early.stored, ...more];
 }
+
+/**
+ * Stores the events recordPart keeps, and returns those that are new. Log events the caps counted now are new
+ * (log-cap.ts): stored behind the statements that follow, with the counts' update, nothing waiting for their answer.
+ * Every other kept event by one insert (insertRest); only what it stored is new, so a redelivered batch changes nothing.
+ */
+export async function storeKept(tc: TxContext, early: EarlyInsert, capped: CappedLogs, kept: ExecutorEvent[]): Promise<ExecutorEvent[]> {
+  const logs = kept.filter((e) => capped.fresh.has(e));
+  const logWrites = [...capped.writes, ...(logs.length ? [insertLogs(eventRows(logs).rows)] : [])];
+  if (logWrites.length) writeBehind(tc, oneStatement(logWrites));
+  const others = logs.length ? kept.filter((e) => !capped.fresh.has(e)) : kept;
+  const { rows, carrier } = eventRows(others);
+  const inserted = await insertRest(tc.tx, early, others, rows);
+  // Every row stored (the usual first delivery): every kept event is new, itself or with the row that carries it.
+  if (inserted.length === rows.length) return kept;
+  const isNew = new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
+  return kept.filter((e) => {
+    if (capped.fresh.has(e)) return true;
+    const stored = carrier.get(e) ?? e;
+    return isNew.has(`${stored.taskId}:${stored.attempt}:${stored.seq}`);
+  });
+}
+
+/** Stores log rows known to be new: nothing to return. */
+const insertLogs = (rows: Row[]) =>
+  sql`insert into task_events (task_id, run_id, attempt, seq, kind, at, payload)
+    select task_id, run_id, attempt, seq, kind, at, payload from json_populate_recordset(null::task_events, ${JSON.stringify(rows)}::json)
+    on conflict do nothing`;
 
 /** `events` by attempt (`taskId:attempt`), in their order, for the attempts `wanted`. */
 function groupByAttempt(events: ExecutorEvent[], wanted: (pair: string) => boolean): Map<string, ExecutorEvent[]> {

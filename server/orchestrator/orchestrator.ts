@@ -27,7 +27,8 @@ import { cancelRun } from './cancel';
 import { answerClaims } from './claims';
 import type { OrchestratorContext } from './context';
 import { VersionCache } from './known-facts';
-import { DEFAULT_MAX_LOG_BYTES } from './log-cap';
+import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
+import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
 import type { OrchestratorInstruments } from './step-metrics';
@@ -90,6 +91,8 @@ export interface Orchestrator {
    * those the starts and results of tasks on a hot cluster.
    */
   recordEvents(events: ExecutorEvent[]): Promise<RecordedEvents>;
+  /** Lets go, as one bus message's events arrive, of the log lines no recording could keep (log-trim.ts). */
+  admitEvents(events: ExecutorEvent[]): void;
   /** Whether each claimed attempt may run (see AttemptClaim in the protocol). */
   answerClaims(claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]>;
   /** One pass of the periodic work (due retries, lost hosts, deadlines, free slots, run admission). */
@@ -144,6 +147,8 @@ export interface OrchestratorOptions {
   maxMessageBytes?: () => number;
   /** Most bytes of log lines recorded per attempt, whatever a host sends (ATELIER_MAX_LOG_BYTES; default DEFAULT_MAX_LOG_BYTES). */
   maxLogBytes?: number;
+  /** Most log lines recorded per attempt (ATELIER_MAX_LOG_LINES; default DEFAULT_MAX_LOG_LINES). */
+  maxLogLines?: number;
   /** Most tasks one bus message carries (default DEFAULT_TASK_BATCH_MAX; 1 while hosts below protocol 3 remain). */
   taskBatchMax?: number;
   /** The metrics its commits and claim answers add to (server/metrics/instruments.ts). */
@@ -180,6 +185,8 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     onRegistrations: options.onRegistrations,
     maxMessageBytes: options.maxMessageBytes ?? (() => DEFAULT_MAX_PAYLOAD_BYTES),
     maxLogBytes: options.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES,
+    maxLogLines: options.maxLogLines ?? DEFAULT_MAX_LOG_LINES,
+    cutLogs: new CutLogs(),
     versions: new VersionCache(),
     batchSizes: new PoolBatchSizes(
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
@@ -194,6 +201,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     rerunRun: (runId, input, identity, scopes) => rerunRun(ctx, runId, input, identity, scopes),
     cancelRun: (runId, identity) => cancelRun(ctx, runId, identity),
     recordEvents: (events) => recordEvents(ctx, events),
+    admitEvents: (events) => trimDelivery(events, { maxBytes: ctx.maxLogBytes, maxLines: ctx.maxLogLines }, ctx.cutLogs),
     answerClaims: (claims, alongside) => answerClaims(ctx, claims, alongside),
     tick: () => tick(ctx, sweep),
   };

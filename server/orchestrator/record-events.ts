@@ -18,8 +18,8 @@ import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from
 import { stopAttempts } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
-import { insertIfCurrent, insertRest } from './event-insert';
-import { eventRows, ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
+import { insertIfCurrent, storeKept } from './event-insert';
+import { ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { capLogs } from './log-cap';
 import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
@@ -72,8 +72,6 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
   if (!taskIds.length) return { accepted: given, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
-    // Log lines past an attempt's cap dropped (log-cap.ts); the stale reports are left out below, once read.
-    let events = await capLogs(tx, given, ctx.maxLogBytes);
     // The run whose tasks start or end (one, by recordEvents' parts), and every run whose live events this stores (their
     // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
     // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
@@ -82,13 +80,21 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
     // (one update for several tasks, in whatever order its plan meets them) it deadlocked with a cancel writing the same
     // tasks under their run's lock. The lock and the read are sent at once: Postgres runs the read after the locks are
     // granted, and takes its snapshot then. The batch's events go with them, as far as they can be decided before the
-    // read (event-insert.ts).
-    const writing = [...new Set(events.map((e) => e.runId))].filter((id) => isUuid(id));
-    const [lockedRuns, taskRows, early] = await Promise.all([
+    // read (event-insert.ts), but for its log events, whose lines the caps decide (log-cap.ts): their counts are read
+    // first, in the same round trip (sent at once, so their rows are locked before the runs, in every recording alike).
+    // The stale reports are left out below, once read.
+    const capping = capLogs(tc, given, { maxBytes: ctx.maxLogBytes, maxLines: ctx.maxLogLines });
+    const writing = [...new Set(given.map((e) => e.runId))].filter((id) => isUuid(id));
+    const [capped, lockedRuns, taskRows, early] = await Promise.all([
+      capping,
       writing.length ? lockRuns(tx, writing) : [],
       recordedTasks(tx, taskIds),
-      insertIfCurrent(tx, events),
+      insertIfCurrent(
+        tx,
+        given.filter((e) => e.kind !== 'log'),
+      ),
     ]);
+    let events = capped.events;
     if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
     const known: Known = new Map(taskRows.map((t) => [t.id, t]));
@@ -123,17 +129,7 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
       (e.kind === 'progress' ? resultBlocks.has(`${e.taskId}:${e.attempt}`) : e.kind === 'started' && startCarried.has(`${e.taskId}:${e.attempt}:${e.seq}`)) &&
       !isCurrent(known.get(e.taskId)!, e.attempt);
     const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
-    // One insert for every kept event; only what it stored is new, so a redelivered batch changes nothing.
-    const { rows, carrier } = eventRows(kept);
-    const inserted = await insertRest(tx, early, kept, rows);
-    // Every row stored (the usual first delivery): every kept event is new, itself or with the row that carries it.
-    const isNew = inserted.length === rows.length ? undefined : new Set(inserted.map((r) => `${r.task_id}:${r.attempt}:${Number(r.seq)}`));
-    const fresh = isNew
-      ? kept.filter((e) => {
-          const stored = carrier.get(e) ?? e;
-          return isNew.has(`${stored.taskId}:${stored.attempt}:${stored.seq}`);
-        })
-      : kept;
+    const fresh = await storeKept(tc, early, capped, kept);
     await recordNotes(tc, fresh, known);
     const progress = latestPerTask(fresh.filter((e): e is Progress => e.kind === 'progress'));
     // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).

@@ -14,6 +14,11 @@ export const objectStoreReplicas = pgTable(
     storeId: text('store_id').notNull(),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /**
+     * The hash (tokens.hash) of the admin token ATELIER_ADMIN_TOKEN gave this replica, if it was given one: a replica
+     * started without the variable leaves that token alone while a live replica holds it (server/auth/admin-token.ts).
+     */
+    adminTokenHash: text('admin_token_hash'),
   },
   (t) => [index('object_store_replicas_seen_idx').on(t.lastSeenAt.desc().nullsFirst())],
 );
