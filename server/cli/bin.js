@@ -2,10 +2,16 @@
 // `npx atelier`: runs the CLI (./main.ts). Through tsx's loader every start costs ~0.5 s before the first line of the
 // CLI runs (the loader thread, then each module resolved and loaded through it), so the CLI runs from a bundle
 // esbuild writes once into node_modules/.cache/atelier-cli and reuses while none of the files it was built from
-// changed (a stat of each, ~3 ms): ~0.2 s to `--help` instead of ~0.9 s. Commands load their heavy parts (the server
-// for `start`, the executor host) as split chunks only when they run. Where the bundle cannot be built or loaded
-// (a read-only install, or ATELIER_CLI_TSX=1), the CLI runs through tsx as before.
-import { createHash } from 'node:crypto';
+// changed: ~0.2 s to `--help` instead of ~0.9 s. Commands load their heavy parts (the server for `start`, the executor
+// host) as split chunks only when they run. Where the bundle cannot be built or loaded (a read-only install, or
+// ATELIER_CLI_TSX=1), the CLI runs through tsx as before.
+//
+// What a start costs here is paid by every CLI child (the test suite starts hundreds): the freshness check is one
+// stat of each input (~490), by absolute path, compared with the mtime it had at the build; a file edited in place
+// keeps its directory's mtime, so nothing cheaper stays correct. The bundle's files are .mjs: in node_modules no
+// package.json says "type": "module", and Node would otherwise compile each file twice to detect its format. No
+// node:crypto here (~3 ms to load): the cache's name for a checkout is a plain string hash. Measured base vs after
+// in docs/performance.md ("The CLI's start, again").
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,16 +19,24 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
+/** FNV-1a, 52 bits: a name for the checkout's cache directory, not a security boundary. */
+function hashOf(text) {
+  let hash = 0xcbf29ce484222325n;
+  for (let i = 0; i < text.length; i++) hash = BigInt.asUintN(64, (hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
+  return (hash >> 12n).toString(36);
+}
+
 // One cache per checkout: worktrees sharing a node_modules never run each other's bundle.
-const cacheDir = path.join(root, 'node_modules', '.cache', 'atelier-cli', createHash('sha256').update(root).digest('hex').slice(0, 12));
+const cacheDir = path.join(root, 'node_modules', '.cache', 'atelier-cli', hashOf(root));
 const pointerFile = path.join(cacheDir, 'current.json');
 
 /** The bundle's entry, when the pointer names one whose every input is as it was when it was built. */
 function freshBundle() {
   try {
     const pointer = JSON.parse(readFileSync(pointerFile, 'utf8'));
-    for (const [file, mtimeMs] of pointer.inputs) if (statSync(path.join(root, file)).mtimeMs !== mtimeMs) return null;
-    return path.join(cacheDir, pointer.dir, 'main.js');
+    const { files, mtimes } = pointer.inputs;
+    for (let i = 0; i < files.length; i++) if (statSync(files[i], { throwIfNoEntry: false })?.mtimeMs !== mtimes[i]) return null;
+    return path.join(cacheDir, pointer.dir, 'main.mjs');
   } catch {
     return null;
   }
@@ -58,6 +72,7 @@ async function buildBundle() {
     format: 'esm',
     platform: 'node',
     target: 'node20',
+    outExtension: { '.js': '.mjs' },
     packages: 'external',
     // No keepNames: it wraps every named closure in __name(), a defineProperty each time one is made (the executor
     // host's attempt makes ~10 per task: ~3% of its CPU in S1). Only symbols esbuild renames (two modules' same
@@ -72,14 +87,16 @@ async function buildBundle() {
     absWorkingDir: root,
   });
   // This file too: a bundle built with other options is stale.
-  const inputs = [...Object.keys(result.metafile.inputs), path.relative(root, fileURLToPath(import.meta.url))]
+  // Absolute paths: the cache is the checkout's own, and a stat needs no path.join then.
+  const files = [...Object.keys(result.metafile.inputs), path.relative(root, fileURLToPath(import.meta.url))]
     .filter((file) => !file.startsWith('node_modules/') && !file.includes(':'))
-    .map((file) => [file, statSync(path.join(root, file)).mtimeMs]);
+    .map((file) => path.join(root, file));
+  const inputs = { files, mtimes: files.map((file) => statSync(file).mtimeMs) };
   const temp = `${pointerFile}.${process.pid}`;
   writeFileSync(temp, JSON.stringify({ dir, inputs }));
   renameSync(temp, pointerFile);
   pruneOldBuilds(dir);
-  return path.join(outdir, 'main.js');
+  return path.join(outdir, 'main.mjs');
 }
 
 /** Builds older than a day go (a long-running `atelier executor` may still load chunks of a recent one). */

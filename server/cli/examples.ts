@@ -193,9 +193,12 @@ export function examplesOf(command: Command, path: string): string[] {
   return command.commands.flatMap((sub) => examplesOf(sub, `${path} ${sub.name()}`.trim()).slice(0, 1));
 }
 
-/** Adds each command's examples under its --help; throws when an example names a command that is not there. */
-export function addExamples(program: Command): void {
-  for (const path of [...Object.keys(EXAMPLES), ...Object.keys(REFERENCE_EXAMPLES)]) {
+/**
+ * Adds each command's examples under its --help; throws when an example names a command that is not there (checked
+ * on the `complete` program: one built for a command line has only the command it names).
+ */
+export function addExamples(program: Command, { complete = true } = {}): void {
+  for (const path of complete ? [...Object.keys(EXAMPLES), ...Object.keys(REFERENCE_EXAMPLES)] : []) {
     let command: Command | undefined = program;
     for (const name of path.split(' ').filter(Boolean)) command = command?.commands.find((c) => c.name() === name);
     if (!command) throw new Error(`examples for "atelier ${path}", which is no command`);

@@ -19,7 +19,7 @@ export async function main(argv = process.argv): Promise<void> {
   exitWhenReaderLeaves(process.stdout);
   exitWhenReaderLeaves(process.stderr);
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram(argv).parseAsync(argv);
   } catch (error) {
     process.exitCode = reportError(error);
   }

@@ -1,15 +1,18 @@
 // The connection options every command takes (--url, --token) and how a command reads them, plus what every command
 // shares (a pointer to its --help after a mistake). Options are positional: each command matches its own options
 // after its name, so a command's option named like a program's (`webhook update ID --url NEW`) is the command's,
-// where the program's used to take it (sending the request, token and all, to the webhook's URL).
+// where the program's used to take it (sending the request, token and all, to the webhook's URL). `connection` turns
+// them into a client for the command.
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { CLI_ENV, DEFAULT_URL, readCliConfig } from './config';
+import { type Client, createClient } from './client';
+import { CLI_ENV, type CliConfig, DEFAULT_URL, readCliConfig } from './config';
 import { controlPlaneUrl } from './options';
 
 /** The options made here: only these are read as the connection's, never a command's own --url. */
-const connection = new WeakSet<Option>();
+const madeHere = new WeakSet<Option>();
 const made = (option: Option) => {
-  connection.add(option);
+  madeHere.add(option);
   return option;
 };
 
@@ -43,11 +46,29 @@ export function shareProgramOptions(program: Command): void {
 export function connectionOptions(command: Command): { url: string; token?: string } {
   const value = (name: 'url' | 'token'): string | undefined => {
     for (let c: Command | null = command; c; c = c.parent) {
-      const option = c.options.find((o) => connection.has(o) && o.attributeName() === name);
+      const option = c.options.find((o) => madeHere.has(o) && o.attributeName() === name);
       const given = option ? (c.getOptionValue(name) as string | undefined) : undefined;
       if (given !== undefined) return given;
     }
     return undefined;
   };
   return { url: value('url') ?? DEFAULT_URL, token: value('token') };
+}
+
+/** --token, then ATELIER_TOKEN, then the admin token a control plane on this machine saved in its data dir. */
+function resolveToken(flag: string | undefined, config: CliConfig = readCliConfig()): string | null {
+  if (flag) return flag;
+  if (config.token !== undefined) return config.token;
+  try {
+    return readFileSync(config.adminTokenFile, 'utf8').trim() || null;
+  } catch {
+    return null; // the server's UNAUTHENTICATED answer then says what to set
+  }
+}
+
+export function connection(command: Command): { client: Client; url: string; token: string | null } {
+  const opts = connectionOptions(command);
+  const url = opts.url.replace(/\/+$/, '');
+  const token = resolveToken(opts.token);
+  return { client: createClient({ url, token }), url, token };
 }

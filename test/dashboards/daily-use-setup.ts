@@ -4,7 +4,7 @@
 // `beta` never), a workflow with two versions, a dataset written by a task (two versions), and mia's declassification
 // request. Pages are opened signed in (the token in localStorage, as the sign-in form leaves it) at a given width.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,6 +169,7 @@ export async function buildWorld(): Promise<World> {
     async stop() {
       await releaseBrowser(browser);
       await t.stop();
+      await rm(scratch, { recursive: true, force: true }); // the modules' folders, published by then
     },
   };
 }
