@@ -14,11 +14,15 @@ import { type PostgresServer, startPostgres } from '../harness/postgres';
 let pg: PostgresServer;
 let t: TestApp;
 let alice: ApiClient & { token: string };
+// Never used before the graphql-ws test: its lookup needs Postgres (a token used a moment ago is remembered,
+// server/auth/token-cache.ts, and its connection is accepted; its operations then answer UNAVAILABLE).
+let unseen: ApiClient & { token: string };
 
 beforeAll(async () => {
   pg = await startPostgres({ durableCommits: true, migrated: true });
   t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0' });
   alice = await t.user('alice-pg-down');
+  unseen = await t.user('unseen-pg-down');
 }, 120_000);
 afterAll(async () => {
   await t?.stop();
@@ -102,6 +106,12 @@ it('answers every request with a typed retryable refusal while Postgres is down,
   expect(artifactAfter.status, artifactAfter.text).toBe(404);
 }, 120_000);
 
+/**
+ * An operation's error code: refused before it ran (an `error` message: its token could not be looked up) or failed as
+ * it ran (a `next` whose result carries the error: the token was remembered, the resolver's read failed).
+ */
+const codeOf = (m: any) => (m.type === 'error' ? m.payload[0] : m.payload.errors?.[0])?.extensions?.code;
+
 /** A raw graphql-transport-ws socket: its messages and how it closed. */
 function socket() {
   const ws = new WebSocket(`${t.url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
@@ -125,17 +135,25 @@ it('over graphql-ws: a connection meanwhile is closed to be retried, and an oper
   await open.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
   expect(await open.waitFor((m) => m.type === 'connection_ack')).toBeTruthy();
   const {
-    answers: [answer, freshClosed],
+    answers: [answer, freshClosed, rememberedAnswer],
     restarted,
   } = await whileDown(async () => {
     await open.send({ type: 'subscribe', id: 'down', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
     const fresh = socket();
-    await fresh.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
-    return [await open.waitFor((m) => m.id === 'down'), await fresh.closed] as const;
+    await fresh.send({ type: 'connection_init', payload: { authorization: `Bearer ${unseen.token}` } });
+    // alice's token was looked up a moment ago: this replica remembers it, so her new connection is accepted and
+    // its operation answered UNAVAILABLE like the open socket's
+    const remembered = socket();
+    await remembered.send({ type: 'connection_init', payload: { authorization: `Bearer ${alice.token}` } });
+    await remembered.waitFor((m) => m.type === 'connection_ack');
+    await remembered.send({ type: 'subscribe', id: 'down', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
+    const rememberedAnswer = await remembered.waitFor((m) => m.id === 'down');
+    remembered.ws.close();
+    return [await open.waitFor((m) => m.id === 'down'), await fresh.closed, rememberedAnswer] as const;
   });
-  expect(answer.type).toBe('error');
-  expect(answer.payload[0].extensions.code).toBe('UNAVAILABLE');
+  expect(codeOf(answer)).toBe('UNAVAILABLE');
   expect(freshClosed).toBe(1013);
+  expect(codeOf(rememberedAnswer)).toBe('UNAVAILABLE');
 
   await restarted;
   await open.send({ type: 'subscribe', id: 'up', payload: { query: '{ experiments(first: 1) { edges { node { name } } } }' } });
