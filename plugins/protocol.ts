@@ -20,7 +20,10 @@ import type { WireMetricValue } from './metric-values';
  * report is recorded only if the database drew that key for that attempt: a database restored from a backup draws
  * new ones, so the reports of an execution let run in the history the restore undid are refused, though the
  * restored database hands out the same attempt numbers again. Either side may go first: a host below 6 sends no key,
- * and its reports are recorded as before; a control plane below 6 answers none.
+ * and its reports are recorded as before; a control plane below 6 answers none. A cancel names the key of the attempt
+ * it stops (CancelMessage.attemptKey), and the control plane tells the host of an execution whose report it refused as
+ * stale to stop that execution alone (the `stale-execution` control topic): hosts below 6 stop attempts by number as
+ * before and never read that topic.
  */
 export const PROTOCOL_VERSION = 6;
 
@@ -197,11 +200,24 @@ export interface EventBundle {
 export const isEventBundle = (message: unknown): message is EventBundle =>
   typeof message === 'object' && message !== null && Array.isArray((message as Partial<EventBundle>).bundle);
 
-/** A request from the control plane to stop an attempt, broadcast to every host. */
+/**
+ * A request from the control plane to stop an attempt, broadcast to every host. With `attemptKey` (protocol 6) it
+ * names one execution: a host stops only the execution its claim's answer gave that key (or one it has no key for
+ * yet, or whose control plane gave none), so an execution let run through a restore, under a key the database no
+ * longer holds, is not stopped in place of the new execution of its attempt number, nor the other way round.
+ */
 export interface CancelMessage {
   taskId: string;
   attempt: number;
   reason: string;
+  /** The key the control plane's database drew for the attempt; absent where it drew none yet (or is below 6). */
+  attemptKey?: string;
+  /**
+   * The execution holding `attemptKey` reported under a key the database did not draw (a restore undid its claim):
+   * stop it, and nothing else. Sent on the `stale-execution` control topic, which hosts below 6 never read, so a host
+   * that keys nothing never stops the attempt's current execution for it.
+   */
+  stale?: true;
 }
 
 export const taskMessageId = (taskId: string, attempt: number) => `${taskId}:${attempt}`;
@@ -317,4 +333,6 @@ export interface ControlTopics {
   'registry-changed': { at: string };
   /** Between control-plane replicas: keys of live pages' state touched (server/events/live-changes.ts); no data. */
   'live-changed': { topic: 'deployments' | 'executors'; keys: string[]; origin: string };
+  /** To executor hosts at 6: stop the execution holding this key, whose reports are refused as stale (CancelMessage.stale). */
+  'stale-execution': CancelMessage & { attemptKey: string; stale: true };
 }
