@@ -76,6 +76,8 @@ export interface TaskMessage {
   execution?: number;
   /** Set by the host from its claim's answer (never in the queued message): the attempt's key (protocol 6). */
   attemptKey?: string;
+  /** Set by the host from its claim's answer (never in the queued message): heartbeat at least this often. */
+  heartbeatMs?: number;
 }
 
 /**
@@ -265,9 +267,11 @@ export type ClaimAnswer =
   /**
    * `protocol`: the control plane's PROTOCOL_VERSION (absent: 1). `execution`: this execution's number among the
    * attempt's, 0 for the first (protocol 4, for a claim that asked for one): its events are numbered from
-   * `execution * SEQ_BLOCK`. `attemptKey`: the attempt's key (protocol 6), given with each number.
+   * `execution * SEQ_BLOCK`. `attemptKey`: the attempt's key (protocol 6), given with each number. `heartbeatMs`: the
+   * longest the host may go without a heartbeat for this execution (a quarter of the control plane's heartbeat
+   * timeout): a host beating less often than its control plane's timeout has its live attempts presumed lost.
    */
-  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number; attemptKey?: string }
+  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number; attemptKey?: string; heartbeatMs?: number }
   | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
   /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
   | { verdict: 'later'; reason: 'recording' };
