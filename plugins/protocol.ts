@@ -20,7 +20,10 @@ import type { WireMetricValue } from './metric-values';
  * report is recorded only if the database drew that key for that attempt: a database restored from a backup draws
  * new ones, so the reports of an execution let run in the history the restore undid are refused, though the
  * restored database hands out the same attempt numbers again. Either side may go first: a host below 6 sends no key,
- * and its reports are recorded as before; a control plane below 6 answers none.
+ * and its reports are recorded as before; a control plane below 6 answers none. A cancel names the key of the attempt
+ * it stops (CancelMessage.attemptKey), and the control plane tells the host of an execution whose report it refused as
+ * stale to stop that execution alone (the `stale-execution` control topic): hosts below 6 stop attempts by number as
+ * before and never read that topic.
  */
 export const PROTOCOL_VERSION = 6;
 
@@ -73,6 +76,8 @@ export interface TaskMessage {
   execution?: number;
   /** Set by the host from its claim's answer (never in the queued message): the attempt's key (protocol 6). */
   attemptKey?: string;
+  /** Set by the host from its claim's answer (never in the queued message): heartbeat at least this often. */
+  heartbeatMs?: number;
 }
 
 /**
@@ -197,11 +202,24 @@ export interface EventBundle {
 export const isEventBundle = (message: unknown): message is EventBundle =>
   typeof message === 'object' && message !== null && Array.isArray((message as Partial<EventBundle>).bundle);
 
-/** A request from the control plane to stop an attempt, broadcast to every host. */
+/**
+ * A request from the control plane to stop an attempt, broadcast to every host. With `attemptKey` (protocol 6) it
+ * names one execution: a host stops only the execution its claim's answer gave that key (or one it has no key for
+ * yet, or whose control plane gave none), so an execution let run through a restore, under a key the database no
+ * longer holds, is not stopped in place of the new execution of its attempt number, nor the other way round.
+ */
 export interface CancelMessage {
   taskId: string;
   attempt: number;
   reason: string;
+  /** The key the control plane's database drew for the attempt; absent where it drew none yet (or is below 6). */
+  attemptKey?: string;
+  /**
+   * The execution holding `attemptKey` reported under a key the database did not draw (a restore undid its claim):
+   * stop it, and nothing else. Sent on the `stale-execution` control topic, which hosts below 6 never read, so a host
+   * that keys nothing never stops the attempt's current execution for it.
+   */
+  stale?: true;
 }
 
 export const taskMessageId = (taskId: string, attempt: number) => `${taskId}:${attempt}`;
@@ -249,9 +267,11 @@ export type ClaimAnswer =
   /**
    * `protocol`: the control plane's PROTOCOL_VERSION (absent: 1). `execution`: this execution's number among the
    * attempt's, 0 for the first (protocol 4, for a claim that asked for one): its events are numbered from
-   * `execution * SEQ_BLOCK`. `attemptKey`: the attempt's key (protocol 6), given with each number.
+   * `execution * SEQ_BLOCK`. `attemptKey`: the attempt's key (protocol 6), given with each number. `heartbeatMs`: the
+   * longest the host may go without a heartbeat for this execution (a quarter of the control plane's heartbeat
+   * timeout): a host beating less often than its control plane's timeout has its live attempts presumed lost.
    */
-  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number; attemptKey?: string }
+  | { verdict: 'run'; tracking?: TaskTracking; protocol?: number; execution?: number; attemptKey?: string; heartbeatMs?: number }
   | { verdict: 'drop'; reason: 'finished' | 'superseded' | 'unknown'; status?: string }
   /** Not yet: events published before the claim are still being recorded (a redelivery); ask again soon, run nothing. */
   | { verdict: 'later'; reason: 'recording' };
@@ -319,4 +339,6 @@ export interface ControlTopics {
   'live-changed': { topic: 'deployments' | 'executors'; keys: string[]; origin: string };
   /** Between control-plane replicas: these identities' tokens, memberships or grants changed (server/auth/token-signals.ts). */
   'tokens-changed': { identities: string[]; origin: string };
+  /** To executor hosts at 6: stop the execution holding this key, whose reports are refused as stale (CancelMessage.stale). */
+  'stale-execution': CancelMessage & { attemptKey: string; stale: true };
 }

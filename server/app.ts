@@ -312,6 +312,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       bus,
       orchestrator,
       log,
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       // MLflow clients in a task log to the URL hosts reach the control plane at (ATELIER_PUBLIC_URL, or where it listens).
       tracking: taskTracking(db, () => {
         try {

@@ -108,6 +108,9 @@ async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessage>): Pr
     delivery.data.execution ??= answer.execution;
   // The attempt's key goes on every event (protocol 6): a database restored since drew another, and refuses them.
   if (action === 'run' && answer?.verdict === 'run' && typeof answer.attemptKey === 'string') delivery.data.attemptKey ??= answer.attemptKey;
+  // Its control plane's heartbeat timeout may be shorter than this host's interval: beat as often as it asks.
+  if (action === 'run' && answer?.verdict === 'run' && Number.isFinite(answer.heartbeatMs) && answer.heartbeatMs! > 0)
+    delivery.data.heartbeatMs = answer.heartbeatMs;
   return action === 'drop' ? { drop: answer?.verdict === 'drop' ? answer.reason : '' } : action;
 }
 
@@ -137,6 +140,8 @@ class Unclaimed extends Error {
 
 /** Model registrations one attempt may ask for; more are dropped (each costs the control plane a registration). */
 const MAX_REGISTRATIONS = 20;
+/** However often a control plane asks for heartbeats (ClaimAnswer.heartbeatMs), at most ten a second per attempt. */
+const MIN_HEARTBEAT_MS = 100;
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer limits are treated as none
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -223,10 +228,13 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
   };
 
   // Heartbeats keep the delivery from being redelivered and tell the control plane the attempt is alive.
-  const heartbeat = setInterval(() => {
-    delivery.working();
-    reporter.heartbeat();
-  }, rt.heartbeatEveryMs);
+  const heartbeat = setInterval(
+    () => {
+      delivery.working();
+      reporter.heartbeat();
+    },
+    Math.min(rt.heartbeatEveryMs, Math.max(MIN_HEARTBEAT_MS, task.heartbeatMs ?? rt.heartbeatEveryMs)),
+  );
 
   const limitMs = task.timeoutMs;
   const timeout =

@@ -17,6 +17,7 @@ import type { Executor, TaskMessage } from '../sdk';
 import { ownedTempDir } from '../temp-dirs';
 import { traceTaskHop } from '../trace';
 import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
+import { subscribeCancels } from './cancels';
 import { createClaimAsker } from './claims';
 
 export type { ArtifactSource } from './attempt';
@@ -110,7 +111,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
    */
   const inFlight = (pool: string) => maxConcurrency + (ownSlots.get(pool)?.limit ?? 0);
   let subscriptions: Subscription[] = [];
-  let cancelSubscription: Subscription | undefined;
+  let cancelSubscriptions: Subscription[] = [];
   let clusterSubscription: Subscription | undefined;
   let announcer: NodeJS.Timeout | undefined;
   const hostId = randomUUID();
@@ -137,9 +138,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     askClaim: createClaimAsker(bus, CLAIM_TIMEOUT_MS),
   };
 
-  function onCancel(message: CancelMessage) {
-    const attempt = attempts.get(`${message.taskId}:${message.attempt}`);
-    if (!attempt) return; // broadcast: the attempt runs on another host (or already ended)
+  function onCancel(attempt: Attempt, message: CancelMessage) {
     attempt.cancelNote ??= message.reason;
     abortAttempt(attempt, 'cancelled');
   }
@@ -296,7 +295,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       // executor` started from one folder) both running one attempt (a redelivered message) never remove or mix each
       // other's; a gone host's folder is swept by the next host started there.
       runtime.workRoot = await ownedTempDir('host-', workRoot);
-      cancelSubscription = await bus.subscribeCancel(onCancel);
+      cancelSubscriptions = await subscribeCancels(bus, (taskId, attempt) => attempts.get(`${taskId}:${attempt}`), onCancel);
       clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
         subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: inFlight(pool) }));
@@ -329,7 +328,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       const running = [...attempts.values()];
       for (const attempt of running) abortAttempt(attempt, 'shutdown');
       await Promise.all([...stopping, ...running.map((a) => a.done)]);
-      await cancelSubscription?.stop().catch(() => undefined);
+      await Promise.all(cancelSubscriptions.map((s) => s.stop().catch(() => undefined)));
       await clusterSubscription?.stop().catch(() => undefined);
       // Remote clusters outlive this host: the next host with the executor takes them over.
       const held = [...warm].filter(([, e]) => !e.remoteHotClusters);

@@ -152,12 +152,13 @@ export async function openDatabase(options: {
  * its loss is thrown only once `fn` has ended, so that a caller's next pass (which may take the lock again) never runs
  * beside it.
  */
-export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>): Promise<boolean> {
+export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise<void>, { reserveTimeoutMs = RESERVE_TIMEOUT_MS } = {}): Promise<boolean> {
   const reserve = sessionsOf.get(db);
   if (!reserve) throw new Error('withTryAdvisoryLock needs Postgres (DATABASE_URL): the embedded database has one process and nothing to guard');
-  const session = await reserve();
+  const session = await inTime(reserve(), reserveTimeoutMs, (late) => late.release());
   try {
-    const [row] = await session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}) as ok`;
+    // The same for the lock's query on a reserved connection that died meanwhile (porsager/postgres#1199).
+    const [row] = await inTime(session<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}) as ok`, reserveTimeoutMs);
     if (!row?.ok) return false;
     let unlocked = false;
     try {
@@ -178,6 +179,36 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
     return true;
   } finally {
     session.release();
+  }
+}
+
+/**
+ * How long a reserved connection (and the lock's query on it) may take. postgres-js never settles a reserve() queued for
+ * a busy pool whose awaited connection the server ends (porsager/postgres#1195: a Postgres restart): a pass waiting on
+ * it never ended, nor did stopping the app, which waits for it. Past this the pass fails as a lost connection and is
+ * tried again; a reserve granted later is released at once.
+ */
+const RESERVE_TIMEOUT_MS = 10_000;
+
+async function inTime<T>(pending: Promise<T>, ms: number, late?: (value: T) => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(
+        Object.assign(new Error(`Postgres gave no connection within ${ms / 1000} s (its connections were ended: a restart?); tried again next pass`), {
+          code: 'CONNECTION_CLOSED',
+        }),
+      );
+    }, ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([pending, expired]);
+  } finally {
+    clearTimeout(timer);
+    if (timedOut && late) pending.then(late, () => undefined);
   }
 }
 

@@ -4,13 +4,15 @@
 // (Deployer.list, filtered by the id in the `installation` table, so another control plane's deployments never come
 // up); one that no row names and is still listed after the grace is deleted at the deployer, with an audit entry, a
 // log line and a metric. A deployment whose row exists is never touched: rows are read after the deployer answers
-// (a deployer only holds a deployment after its row was written) and again just before the delete.
-import { inArray } from 'drizzle-orm';
+// (a deployer only holds a deployment after its row was written) and again just before the delete. One replica sweeps
+// per interval (it claims the pass on the installation row, as the monitor evaluator claims due monitors), and what a
+// pass saw is kept on that row, so the grace runs from the first sight by any replica, across restarts.
+import { inArray, sql } from 'drizzle-orm';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { DeployerRegistry } from '../../plugins/deployer-registry';
 import { type Deployer, DeployerError, type HeldDeployment } from '../../plugins/deployer-sdk';
 import { audit } from '../audit/audit';
-import type { Db } from '../db/client';
+import { type Db, queryRows } from '../db/client';
 import { deployments } from '../db/tables/deployments';
 import { installation } from '../db/tables/installation';
 import { isUuid } from '../db/uuid';
@@ -48,6 +50,12 @@ export interface OrphanSweeper {
   sweep(): Promise<void>;
 }
 
+/** The sweep's shared state (installation.orphan_sightings): orphans by deployer and id, and who cannot list, with why. */
+interface OrphanSightings {
+  seen?: Record<string, Record<string, { held: HeldDeployment; since: number }>>;
+  unable?: Record<string, string>;
+}
+
 const RULE =
   'a deployment its deployer holds for this installation that no row names (created after the backup the database was restored from) is stopped after the grace';
 
@@ -55,10 +63,10 @@ export function createOrphanSweeper(options: OrphanSweeperOptions): OrphanSweepe
   const { db, deployers, log } = options;
   const now = options.now ?? Date.now;
   const everyMs = Math.max(options.pollMs, Math.min(60_000, Math.floor(options.graceMs / 2)));
-  /** Per deployer: the orphans seen, by id, with when this replica first saw each. */
-  const seen = new Map<string, Map<string, { held: HeldDeployment; since: number }>>();
+  /** Per deployer: the orphans seen, by id, with when a replica first saw each (as the last pass left them). */
+  let seen = new Map<string, Map<string, { held: HeldDeployment; since: number }>>();
   /** Deployers that cannot list, with why (said once, until it changes). */
-  const unable = new Map<string, string>();
+  let unable = new Map<string, string>();
   let last = Number.NEGATIVE_INFINITY;
   const registers = options.metrics ? [options.metrics] : [];
   const stopped = new Counter({
@@ -69,7 +77,7 @@ export function createOrphanSweeper(options: OrphanSweeperOptions): OrphanSweepe
   });
   new Gauge({
     name: `${METRIC_PREFIX}deployments_orphaned`,
-    help: "Deployments a deployer holds for this installation that no row names, waiting out ATELIER_DEPLOYMENT_ORPHAN_GRACE_SECONDS before they are stopped, as this replica's last sweep saw them, by deployer.",
+    help: 'Deployments a deployer holds for this installation that no row names, waiting out ATELIER_DEPLOYMENT_ORPHAN_GRACE_SECONDS before they are stopped, as the last sweep (of any replica) saw them, by deployer.',
     labelNames: ['deployer'] as const,
     registers,
     collect() {
@@ -162,6 +170,41 @@ export function createOrphanSweeper(options: OrphanSweeperOptions): OrphanSweepe
     }
   }
 
+  /** The shared state as this replica keeps it. */
+  function adopt(state: OrphanSightings) {
+    seen = new Map(Object.entries(state.seen ?? {}).map(([name, ids]) => [name, new Map(Object.entries(ids))]));
+    unable = new Map(Object.entries(state.unable ?? {}));
+  }
+
+  /**
+   * Claims this interval's pass for this replica: true once per interval among all replicas (the row's update is the
+   * claim; a replica that finds it claimed since `everyMs` ago takes the last pass's view instead).
+   */
+  async function claimPass(): Promise<boolean> {
+    const at = now();
+    const [claimed] = await queryRows<{ sightings: OrphanSightings }>(
+      db,
+      sql`update installation set orphans_swept_at = ${new Date(at).toISOString()}::timestamptz
+          where orphans_swept_at is null or orphans_swept_at <= ${new Date(at - everyMs).toISOString()}::timestamptz
+          returning orphan_sightings as sightings`,
+    );
+    if (claimed) {
+      adopt(claimed.sightings);
+      return true;
+    }
+    const [row] = await db.select({ sightings: installation.orphanSightings }).from(installation);
+    adopt((row?.sightings ?? {}) as OrphanSightings);
+    return false;
+  }
+
+  async function keep() {
+    const state: OrphanSightings = {
+      seen: Object.fromEntries([...seen].map(([name, ids]) => [name, Object.fromEntries(ids)])),
+      unable: Object.fromEntries(unable),
+    };
+    await db.update(installation).set({ orphanSightings: state });
+  }
+
   return {
     async sweep() {
       if (now() - last < everyMs) return;
@@ -172,6 +215,11 @@ export function createOrphanSweeper(options: OrphanSweeperOptions): OrphanSweepe
       } catch (error) {
         return log(`deployments: the installation id could not be read: ${(error as Error).message} (will retry)`);
       }
+      try {
+        if (!(await claimPass())) return;
+      } catch (error) {
+        return log(`deployments: claiming an orphan sweep failed: ${(error as Error).message} (will retry)`);
+      }
       for (const name of deployers.names()) {
         try {
           await sweepDeployer(name, id);
@@ -179,6 +227,7 @@ export function createOrphanSweeper(options: OrphanSweeperOptions): OrphanSweepe
           log(`deployer ${name}: ${(error as Error).message} (will retry)`);
         }
       }
+      await keep().catch((error) => log(`deployments: keeping the orphan sweep's state failed: ${(error as Error).message} (will retry)`));
     },
   };
 }

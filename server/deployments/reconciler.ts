@@ -24,6 +24,7 @@ import { deploymentEvent } from './events';
 import { measureGates } from './gates';
 import { claim, release, renewLease } from './lease';
 import { revisionOf } from './materialise';
+import { tagOnce } from './retag';
 import { decideRollout, desiredSplit, gatesDue, type RevisionHealthState, sameSplit } from './rollout';
 import type { ServingRecorder } from './serving';
 
@@ -337,6 +338,7 @@ async function reconcile(deps: ReconcilerDeps, claimed: DeploymentRow): Promise<
   };
   let { d, revisions } = await load();
   let status = await statusOf(deployer, d.id);
+  await tagOnce(deps, deployer, d, revisions, status);
   // Before the rollout steps: its gates read what the traffic so far measured.
   await deps.serving
     ?.record(d, revisions, status, deps.now?.() ?? new Date())

@@ -18,6 +18,8 @@ export interface ClaimServerOptions {
    * minted before the claims are answered and stored by the statement that answers them.
    */
   tracking?: { prepare(claims: AttemptClaim[]): Promise<ClaimTokens | undefined> };
+  /** How long a running attempt may stay silent before it is presumed lost: hosts are told to beat four times in it. */
+  heartbeatTimeoutMs?: number;
 }
 
 /** Tokens minted for a claim batch (server/tracking/task-tokens.ts ClaimTokens): stored with the claim query, attached to its answers. */
@@ -32,6 +34,7 @@ const MAX_BATCH = 500;
 
 export function createClaimServer(options: ClaimServerOptions): Service {
   const { bus, orchestrator, log } = options;
+  const beat = options.heartbeatTimeoutMs ? { heartbeatMs: Math.max(1, Math.floor(options.heartbeatTimeoutMs / 4)) } : {};
   let subscription: Subscription | undefined;
   let queue: { claim: AttemptClaim; resolve: (a: ClaimAnswer) => void; reject: (e: unknown) => void }[] = [];
   let scheduled = false;
@@ -55,7 +58,9 @@ export function createClaimServer(options: ClaimServerOptions): Service {
         if (tokens) answers = tokens.attach(answers);
         // Every run answer says which protocol this control plane reads: hosts fold events into bundles only for 2,
         // and send claims in batches (served by the bus beside single ones) only for 5.
-        answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION } : a));
+        // And how often to beat: a host's own interval (5 s by default) longer than this control plane's timeout had
+        // every live attempt that ran past the timeout presumed lost and run again.
+        answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION, ...beat } : a));
         for (const [i, q] of batch.entries()) {
           traceTaskHop('control plane: claim answered', q.claim.runId, q.claim.taskId);
           q.resolve(answers[i]!);

@@ -94,12 +94,17 @@ export function createOutboxRelay(options: {
     const tasks = isTaskBatch(payload) ? payload.tasks : [payload];
     instruments.dispatchDelays(tasks.map((t) => Math.max(0, (now - Date.parse(t.enqueuedAt)) / 1000)));
   };
+  // A stale execution's stop goes where only hosts that key their executions listen (protocol.ts, CancelMessage.stale).
+  const publishCancel = (message: CancelMessage) =>
+    message.stale && message.attemptKey
+      ? bus.publishControl('stale-execution', { ...message, attemptKey: message.attemptKey, stale: true })
+      : bus.publishCancel(message);
   const publish = (row: Row) =>
     row.kind === 'task'
       ? publishTasks(row.pool!, row.payload as TaskMessage | TaskBatch, row.msg_id)
       : row.kind === 'event'
         ? bus.publishEvent(row.payload as ExecutorEvent, row.msg_id)
-        : bus.publishCancel(row.payload as CancelMessage);
+        : publishCancel(row.payload as CancelMessage);
   const remove = (ids: number[]) => db.execute(sql`delete from outbox where id = any(${arrayOf(ids, 'bigint')})`);
 
   const relayOnce = async (): Promise<number> =>

@@ -1,8 +1,8 @@
 // Cancelling: a run's open tasks end CANCELLED, its nested runs with them; attempts still in the outbox are
 // withdrawn and the ones already on the bus get a cancel broadcast.
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { taskMessageId } from '../../plugins/protocol';
-import { arrayOf } from '../db/arrays';
+import { type CancelMessage, taskMessageId } from '../../plugins/protocol';
+import { arrayOf, jsonRows } from '../db/arrays';
 import { queryRows, type Tx } from '../db/client';
 import type { Identity } from '../db/tables/identities';
 import { outbox } from '../db/tables/outbox';
@@ -129,21 +129,60 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string, endin
   return updated!;
 }
 
-/** Withdraws attempts not yet published and broadcasts a cancel for the others. */
+/**
+ * Withdraws attempts not yet published and broadcasts a cancel for the others, each naming the key this database drew
+ * for its attempt (protocol 6: hosts then stop that execution only; none is named before the attempt's first claim).
+ */
 export async function stopAttempts({ tx, step }: TxContext, attempts: { taskId: string; attempt: number }[], reason: string): Promise<void> {
   if (!attempts.length) return;
   // Locked in id order, as an enqueue deletes the published rows it takes (dispatch.ts): deleted in the order of the
   // message ids, the same rows met an enqueue's delete in a circle, and Postgres aborted one of the two.
   const msgIds = attempts.map((a) => taskMessageId(a.taskId, a.attempt));
-  await tx.execute(
-    sql`delete from outbox where id in (
+  const pairs = attempts.map((a) => ({ task_id: a.taskId, attempt: a.attempt }));
+  const [, keys] = await Promise.all([
+    tx.execute(
+      sql`delete from outbox where id in (
           select id from outbox where kind = 'task' and msg_id = any(${arrayOf(msgIds, 'text')}) order by id for update)`,
+    ),
+    queryRows<{ task_id: string; attempt: number; key: string }>(
+      tx,
+      sql`select x.task_id, x.attempt, x.key from task_executions x
+          join ${jsonRows(pairs)} as v(task_id uuid, attempt int) on x.task_id = v.task_id and x.attempt = v.attempt`,
+    ),
+  ]);
+  const drawn = new Map(keys.map((k) => [taskMessageId(k.task_id, k.attempt), k.key]));
+  await insertCancels(
+    { tx, step },
+    attempts.map((a) => {
+      const key = drawn.get(taskMessageId(a.taskId, a.attempt));
+      return { taskId: a.taskId, attempt: a.attempt, reason, ...(key ? { attemptKey: key } : {}) };
+    }),
   );
+}
+
+/**
+ * Tells the hosts of executions whose reports were refused as stale (their key is not the one this database drew for
+ * their attempt: a restore undid their claim) to stop them. Only the execution holding the key stops (CancelMessage.stale):
+ * the attempt's message, if still to be published, and its current execution are left alone.
+ */
+export async function stopStaleExecutions(
+  tc: Pick<TxContext, 'tx' | 'step'>,
+  executions: { taskId: string; attempt: number; attemptKey: string }[],
+): Promise<void> {
+  if (!executions.length) return;
+  const reason = "superseded: the control plane's database was restored since this execution's claim, and hands its attempt to another";
+  await insertCancels(
+    tc,
+    executions.map((e) => ({ ...e, reason, stale: true as const })),
+  );
+}
+
+async function insertCancels({ tx, step }: Pick<TxContext, 'tx' | 'step'>, messages: CancelMessage[]): Promise<void> {
   await tx.insert(outbox).values(
-    attempts.map((a) => ({
+    messages.map((m) => ({
       kind: 'cancel' as const,
-      msgId: `cancel:${taskMessageId(a.taskId, a.attempt)}:${step.at.getTime()}`,
-      payload: { taskId: a.taskId, attempt: a.attempt, reason },
+      msgId: `cancel:${taskMessageId(m.taskId, m.attempt)}${m.stale ? `:${m.attemptKey}` : ''}:${step.at.getTime()}`,
+      payload: m,
     })),
   );
   step.outbox = true;

@@ -1,6 +1,6 @@
 // Recording what executors report: each event kept once (task, attempt, sequence number), heartbeats and progress
 // written in bulk, starts and results stored and applied together per run under its lock; stale reports (another
-// execution of an attempt that already has its result) refused; zombie attempts told to stop.
+// execution of an attempt that already has its result) refused; zombie attempts and stale executions told to stop.
 import { inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { traceTaskHop, tracing } from '../../plugins/trace';
@@ -15,7 +15,7 @@ import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
-import { stopAttempts } from './cancel';
+import { stopAttempts, stopStaleExecutions } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { insertIfCurrent, storeKept } from './event-insert';
@@ -23,7 +23,7 @@ import { ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow
 import { outputKey } from './known-facts';
 import { capLogs } from './log-cap';
 import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
-import { resultBlocksOf, staleReports } from './report-checks';
+import { resultBlocksOf, staleExecutions, staleReports } from './report-checks';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 
@@ -102,6 +102,7 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
     // everything below, as the early insert left them out of its rows.
     const stale = await staleReports(tx, events, known);
     if (stale.size) {
+      await stopStaleExecutions(tc, staleExecutions(stale));
       events = events.filter((e) => !stale.has(e));
       for (const [pair, kept] of early.kept)
         early.kept.set(

@@ -1,7 +1,7 @@
 // What the recorder reads, beyond the tasks' rows, to judge reports of attempts: for attempts that have ended, the
 // execution whose result ended them; and whether a keyed report (protocol 6) carries the key this database drew for
 // its attempt. A report whose key it did not draw comes from an execution let run in a history a restore undid (its
-// attempt number handed out again since): it is recorded nowhere, moves nothing, and keeps no task alive.
+// attempt number handed out again since): it is recorded nowhere, moves nothing, and keeps no task alive; its host is told to stop it.
 import { sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { jsonRows } from '../db/arrays';
@@ -43,6 +43,18 @@ export async function staleReports(tx: Tx, events: ExecutorEvent[], known: Map<s
     if (e.attempt <= task.attempt && (key ?? null) !== rowKey(e)) stale.add(e);
   }
   return stale;
+}
+
+/**
+ * The executions behind stale reports, once each: their hosts are told to stop them (cancel.ts#stopStaleExecutions).
+ * A stale result needs no stop: its execution has ended.
+ */
+export function staleExecutions(stale: Set<ExecutorEvent>): { taskId: string; attempt: number; attemptKey: string }[] {
+  const executions = new Map<string, { taskId: string; attempt: number; attemptKey: string }>();
+  for (const e of stale)
+    if (e.kind !== 'result' && e.attemptKey !== undefined)
+      executions.set(`${e.taskId}:${e.attempt}:${e.attemptKey}`, { taskId: e.taskId, attempt: e.attempt, attemptKey: e.attemptKey });
+  return [...executions.values()];
 }
 
 /**

@@ -4,6 +4,7 @@
 // under the guarded work (a restart), the work goes on without the lock; the caller's loop once started its next pass
 // (which takes the lock again) beside it. Now the loss is thrown only once the work has ended.
 
+import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Database, openDatabase, withTryAdvisoryLock } from '../../server/db/client';
@@ -54,5 +55,37 @@ it('ends only once the guarded work has ended when the lock’s connection close
     expect(workEnded).toBe(true);
   } finally {
     await other.end({ timeout: 1 });
+  }
+}, 60_000);
+
+// The reserve itself: postgres-js strands a reserve() queued for a busy pool when the connection it waits for is ended by
+// the server (porsager/postgres#1195: it never settles). The scheduler's, trigger dispatcher's or collector's pass then
+// never ended, and stopping the app waited for it forever (test/db/postgres-down.test.ts hung stopping its app once,
+// under load, after its Postgres restart). Now a reserve not granted in time fails the pass, which is tried again.
+it('gives up a reserve the driver strands when the connection it waits for is ended, and the next pass takes the lock', async () => {
+  // Two connections (opening takes one for its migration lock and migrates on the other), both made busy below.
+  const single = await openDatabase({ url: server!.url, dataDir: '/nonexistent', maxConnections: 2 });
+  const other = postgres(server!.url, { max: 1, onnotice: () => undefined });
+  try {
+    const key = 0x7465_7375;
+    // The pool's connections busy, so the reserve waits in the queue; then the server ends them.
+    const busy = Promise.all([1, 2].map(() => single.db.execute(sql`select pg_sleep(60)`).catch(() => undefined)));
+    while ((await other`select 1 from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()`).length < 2)
+      await new Promise((r) => setTimeout(r, 10));
+    let ran = false;
+    const guarded = withTryAdvisoryLock(single.db, key, async () => void (ran = true), { reserveTimeoutMs: 2_000 }).then(
+      (held) => `held: ${held}`,
+      (e: { code?: string; message: string }) => e.code ?? e.message,
+    );
+    await new Promise((r) => setImmediate(r));
+    await other`select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()`;
+    await busy;
+    expect(await guarded).toBe('CONNECTION_CLOSED');
+    expect(ran).toBe(false);
+    expect(await withTryAdvisoryLock(single.db, key, async () => void (ran = true), { reserveTimeoutMs: 2_000 })).toBe(true);
+    expect(ran).toBe(true);
+  } finally {
+    await other.end({ timeout: 1 });
+    await single.close();
   }
 }, 60_000);

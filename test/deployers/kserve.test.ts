@@ -317,6 +317,19 @@ describe('kserve deployer on the stand-in', () => {
       await deployer.delete(theirs.id);
     }
   });
+  it('leaves an InferenceService applied without an installation unlabelled when its revision is applied again with one: a label change would roll a new KServe revision', async () => {
+    const untagged = deployment();
+    const id = '6f1c2a8e-0000-4000-8000-00000000000c';
+    try {
+      await deployer.apply(untagged, revision(1));
+      const before = await deployer.status(untagged.id);
+      await deployer.apply({ ...untagged, installation: id }, revision(1));
+      expect(await deployer.status(untagged.id)).toEqual(before);
+      expect(await deployer.list!(id)).toEqual([]); // labelled with its next revision
+    } finally {
+      await deployer.delete(untagged.id);
+    }
+  });
 });
 
 describe('the stand-in’s InferenceService API', () => {

@@ -7,8 +7,9 @@
 // drew (protocol 6), which the restored database never drew, so none is recorded, not even as the new execution's.
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Delivery } from '../../plugins/bus/types';
-import { type Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../../plugins/host/attempt';
+import type { Delivery, Subscription } from '../../plugins/bus/types';
+import { type Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from '../../plugins/host/attempt';
+import { subscribeCancels } from '../../plugins/host/cancels';
 import { SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defineExecutor } from '../../plugins/sdk';
@@ -29,9 +30,10 @@ beforeAll(async () => {
 }, 180_000);
 afterAll(async () => t?.stop());
 
-/** An executor whose attempts log until the test ends them, each with the outcome it is given. */
+/** An executor whose attempts log until the test ends them, each with the outcome it is given (or cancels them). */
 function heldExecutor() {
   const ends = new Map<string, (outcome: TaskOutcome) => void>();
+  const cancelled = new Set<string>();
   const executor = defineExecutor<string>({
     name: 'held',
     workdir: false,
@@ -49,9 +51,12 @@ function heldExecutor() {
           resolve(outcome);
         });
       }),
-    async cancel() {},
+    async cancel(host) {
+      cancelled.add(host);
+      ends.get(host)?.({ state: 'CANCELLED' });
+    },
   });
-  return { executor, end: (host: string, outcome: TaskOutcome) => ends.get(host)!(outcome), started: (host: string) => ends.has(host) };
+  return { executor, cancelled, end: (host: string, outcome: TaskOutcome) => ends.get(host)!(outcome), started: (host: string) => ends.has(host) };
 }
 
 /** A delivery the bus calls a first one, however often the message was delivered before. */
@@ -272,4 +277,70 @@ it('refuses every report of an execution whose claim a restore undid, though the
   const kept = await events();
   expect(kept.filter((e) => e.payload.host === 'stale-host')).toEqual([]);
   expect(kept.filter((e) => e.kind === 'result').map((e) => e.payload.host)).toEqual(['new-host']);
+}, 120_000);
+
+it('tells the host of an execution whose claim a restore undid to stop it, and only it, once it hears from it', async () => {
+  const { startRun } = await t.api.gql(`mutation { startRun(workflow: "twice") { id } }`);
+  const { db } = t.app.services;
+  const row = () =>
+    db
+      .select()
+      .from(tasks)
+      .where(eq(tasks.runId, startRun.id))
+      .then((r) => r[0]!);
+  const queued = await until('the task to be queued', () => row().then((task) => task.status === 'QUEUED' && task));
+  const held = heldExecutor();
+  const task = { taskId: queued.id, runId: startRun.id, attempt: 1, node: 'only', pool: 'nobody', executor: 'held' } as TaskMessage;
+  const subscriptions: Subscription[] = [];
+  /** One execution on a host of its own, which stops it on the cancels the host's own subscription lets through. */
+  const execute = async (host: string) => {
+    const rt: AttemptRuntime = {
+      bus: t.app.bus,
+      registry: createExecutorRegistry([held.executor]),
+      host,
+      artifacts: { fetch: async () => '/nonexistent' },
+      workRoot: '/nonexistent',
+      heartbeatEveryMs: 600_000,
+      logBatch: { bytes: 64_000, ms: 20 },
+      maxLogBytes: 1_000_000,
+      warn: () => undefined,
+      running: () => true,
+      verifyClaims: true,
+      askClaim: (claim) => t.app.bus.requestClaim(claim, 5_000),
+    };
+    const delivery = firstDelivery(task);
+    expect(await claimAttempt(rt, delivery)).toBe(true);
+    const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+    const runs = (taskId: string, number: number) => (taskId === task.taskId && number === 1 ? attempt : undefined);
+    subscriptions.push(...(await subscribeCancels(t.app.bus, runs, (a, message) => ((a.cancelNote = message.reason), abortAttempt(a, 'cancelled')))));
+    return { done: runAttempt(rt, attempt, delivery, () => undefined), key: delivery.data.attemptKey };
+  };
+  try {
+    // A host claims attempt 1 after the backup, and runs on through the restore (rows rewound as in the test above).
+    const stale = await execute('stale-host');
+    await until("the stale execution's start", async () => (await row()).status === 'RUNNING');
+    await db.transaction(async (tx) => {
+      await tx.select({ id: runs.id }).from(runs).where(eq(runs.id, startRun.id)).for('update');
+      await tx.delete(taskEvents).where(eq(taskEvents.taskId, queued.id));
+      await tx.delete(taskExecutions).where(eq(taskExecutions.taskId, queued.id));
+      await tx
+        .update(tasks)
+        .set({ status: 'QUEUED', startedAt: null, host: null, externalHandle: null, heartbeatAt: queued.heartbeatAt })
+        .where(eq(tasks.id, queued.id));
+    });
+    // The restored database hands attempt 1 to another host. The stale execution keeps logging: its reports are refused,
+    // and its host is told to stop it; the new execution of the same attempt number runs on.
+    const fresh = await execute('new-host');
+    expect(fresh.key).not.toBe(stale.key);
+    await until('the stale execution to be stopped', async () => held.cancelled.has('stale-host'));
+    await stale.done;
+    expect(held.cancelled.has('new-host')).toBe(false);
+    held.end('new-host', { state: 'SUCCEEDED', outputs: { from: 'new' } });
+    await fresh.done;
+    const done = await until('the task to succeed', () => row().then((r) => r.status === 'SUCCEEDED' && r));
+    expect(done.outputs).toEqual({ from: 'new' });
+    expect(held.cancelled.has('new-host')).toBe(false);
+  } finally {
+    await Promise.all(subscriptions.map((s) => s.stop()));
+  }
 }, 120_000);

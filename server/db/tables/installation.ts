@@ -1,8 +1,9 @@
 // This control plane's installation: one row, made on first start, whose id tags what deployers create for it
 // (server/deployments/orphans.ts), so two control planes sharing a backend never list, or stop, each other's.
-// A restore of this database keeps it: the restored control plane is the same installation.
+// A restore of this database keeps it: the restored control plane is the same installation. The row also holds the
+// orphan sweep's shared state: when the last pass was claimed (one replica per pass) and what it saw.
 import { sql } from 'drizzle-orm';
-import { boolean, check, pgTable, uuid } from 'drizzle-orm/pg-core';
+import { boolean, check, jsonb, pgTable, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { createdAt } from './columns';
 
 export const installation = pgTable(
@@ -12,6 +13,10 @@ export const installation = pgTable(
     one: boolean('one').primaryKey().default(true),
     id: uuid('id').notNull().defaultRandom(),
     createdAt: createdAt(),
+    /** When a replica last claimed an orphan sweep (server/deployments/orphans.ts): one pass per interval among replicas. */
+    orphansSweptAt: timestamp('orphans_swept_at', { withTimezone: true }),
+    /** What the last sweep saw (OrphanSightings): the orphans by deployer with when first seen, and the deployers that cannot list. */
+    orphanSightings: jsonb('orphan_sightings').notNull().default({}),
   },
   (t) => [check('installation_one_row', sql`${t.one}`)],
 );
