@@ -48,6 +48,8 @@ export interface FakeServingService {
   listing: boolean;
   /** The next `count` requests (of `method`, to `path`, if given) meet `fault` instead of being handled. */
   inject(fault: Fault, count?: number, method?: 'GET' | 'POST', path?: string): void;
+  /** Drops the faults not yet met: requests are handled again. */
+  heal(): void;
   /** Revisions held over all deployments (the contract's `running`). */
   held(): number;
   down(): Promise<void>;
@@ -199,6 +201,9 @@ export async function startFakeServingService(secrets: string[]): Promise<FakeSe
     listing: true,
     inject: (fault, count = 1, method, path) => {
       for (let i = 0; i < count; i++) faults.push({ fault, method, path });
+    },
+    heal: () => {
+      faults.length = 0;
     },
     held: () => [...deployments.values()].reduce((sum, d) => sum + d.revisions.size, 0),
     down: async () => {

@@ -157,9 +157,12 @@ describe('webhook deployer', () => {
     );
     service.inject({ malformed: { ready: true } }, 1, 'POST');
     await expect(deployer.rollback(d.id, 1)).rejects.toThrow(/url is missing/);
-    service.inject({ malformed: { ...was, traffic: { one: 100 } } }, 1, 'GET', `/deployments/${d.id}`);
+    // Malformed until healed: one malformed refresh is stale for one refresh interval (40 ms here), a window a loaded
+    // machine's polling can miss.
+    service.inject({ malformed: { ...was, traffic: { one: 100 } } }, 10_000, 'GET', `/deployments/${d.id}`);
     await eventually(async () => (await deployer.status(d.id)).message.includes('traffic'), 'the malformed refresh marked stale');
     expect((await deployer.status(d.id)).message).toMatch(/stale: .*malformed status: traffic/);
+    service.heal();
     await eventually(async () => (await deployer.status(d.id)).message === was.message, 'the next refresh fresh again');
   });
 
