@@ -183,10 +183,13 @@ describe('daily use: what the caller may do, at any width', () => {
         const style = getComputedStyle(m);
         return { width: r.width - Number.parseFloat(style.paddingLeft) - Number.parseFloat(style.paddingRight) };
       }))!;
-      expect(box.y).toBeGreaterThanOrEqual(header!.y + header!.height - 1);
+      // Below the header as it is now: the header measured before the click may still have been settling (a loaded CI
+      // run measured it 15 px taller there than the form found it; the cause of that shift is not known).
+      const headerNow = (await page.locator('.page-header').boundingBox())!;
+      expect(box.y).toBeGreaterThanOrEqual(headerNow.y + headerNow.height - 1);
       expect(box.width).toBeGreaterThanOrEqual(Math.min(main.width, 600) - 2);
       // the header did not grow around the form
-      expect((await page.locator('.page-header').boundingBox())!.height).toBeLessThanOrEqual(header!.height + 1);
+      expect(headerNow.height).toBeLessThanOrEqual(header!.height + 1);
       expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
       await shot(page, `clone-form-${width}`);
       await page.getByRole('button', { name: 'Close' }).click();
