@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { exitHandlersOnTermination } from './on-termination';
 import { freePort } from './ports';
 
 export interface NatsServer {
@@ -65,6 +66,7 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
     rmSync(storeDir, { recursive: true, force: true });
   };
   process.once('exit', onExit);
+  exitHandlersOnTermination();
   for (let attempt = 0; attempt < START_TRIES && !current; attempt++) {
     port = await freePort();
     current = await launch(port, storeDir, START_TIMEOUT_MS, extra).catch((err: Error) => {

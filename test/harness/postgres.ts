@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { exitHandlersOnTermination } from './on-termination';
 import { freePort } from './ports';
 
 export interface PostgresServer {
@@ -73,6 +74,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     rmSync(baseDir, { recursive: true, force: true });
   };
   process.once('exit', onExit);
+  exitHandlersOnTermination();
 
   try {
     await mkdir(socketDir);
