@@ -10,7 +10,7 @@ import { objectCollector } from './artifacts/collect';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
 import { createTokenCache, useTokenCache } from './auth/token-cache';
-import { tokenSignals } from './auth/token-signals';
+import { tokenWatch } from './auth/token-watch';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
@@ -304,7 +304,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     live.service,
-    tokenSignals(tokens, bus, log),
+    tokenWatch(tokens, database, log),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
     createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
