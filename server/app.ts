@@ -93,7 +93,7 @@ export interface BuildOptions {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   const log = options.log ?? (config.logLevel === 'silent' ? () => {} : (m: string) => console.log(m));
-  const { bus, database, store, adminToken } = await openFoundations(config, log);
+  const { bus, database, store, adminToken, adminTokenHold } = await openFoundations(config, log);
   const { db } = database;
   // With NATS, live events go through the bus to every replica's subscribers; the database numbers and keeps them (feed.ts).
   // This app's own metrics (GET /metrics), in a registry of its own.
@@ -295,7 +295,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
-    objectStoreClaim({ db, store, name: defaultHostName(), adminToken: config.adminToken, log }),
+    objectStoreClaim({ db, store, name: defaultHostName(), adminToken: config.adminToken, adminTokenHold, log }),
     partialsSweep({ store, log }),
     objectCollector({ db, store, ...config.objectGc, leaderLock: database.kind === 'postgres', log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
@@ -386,6 +386,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         subscriptions.endAll(); // closing the sockets ended them all already: nothing may outlive the app
         await store.close();
         await bus.close();
+        await adminTokenHold?.release(); // never started
         await database.close();
       })();
       return stopping;

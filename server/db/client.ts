@@ -202,6 +202,38 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
   }
 }
 
+/** A session-level lock held on a connection of its own until `release` (idempotent). */
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes a session-level advisory lock (`shared`: beside other shared holders, excluding an exclusive one), waiting for
+ * it, and holds it until released: for a decision that spans several transactions (server/auth/admin-token.ts). Real
+ * Postgres only: null on the embedded database (one process, nothing to guard). A lock whose connection closes is gone.
+ */
+export async function holdSessionLock(db: Db, key: number, { shared = false } = {}): Promise<HeldLock | null> {
+  const reserve = sessionsOf.get(db);
+  if (!reserve) return null;
+  const session = await inTime(reserve(), RESERVE_TIMEOUT_MS, (late) => late.release());
+  try {
+    await (shared ? session`select pg_advisory_lock_shared(${key})` : session`select pg_advisory_lock(${key})`);
+  } catch (error) {
+    session.release();
+    throw error;
+  }
+  let released: Promise<void> | undefined;
+  return {
+    release: () =>
+      (released ??= (async () => {
+        // The same few seconds as withTryAdvisoryLock's unlock, for a connection that died meanwhile (porsager/postgres#1199).
+        const unlock = shared ? session`select pg_advisory_unlock_shared(${key})` : session`select pg_advisory_unlock(${key})`;
+        await Promise.race([unlock.catch(() => {}), new Promise((r) => setTimeout(r, 5_000).unref())]);
+        session.release();
+      })()),
+  };
+}
+
 /**
  * How long a reserved connection (and the lock's query on it) may take. postgres-js never settles a reserve() queued for
  * a busy pool whose awaited connection the server ends (porsager/postgres#1195: a Postgres restart): a pass waiting on
