@@ -337,8 +337,6 @@ export interface ControlTopics {
   'registry-changed': { at: string };
   /** Between control-plane replicas: keys of live pages' state touched (server/events/live-changes.ts); no data. */
   'live-changed': { topic: 'deployments' | 'executors'; keys: string[]; origin: string };
-  /** Between control-plane replicas: these identities' tokens, memberships or grants changed (server/auth/token-signals.ts). */
-  'tokens-changed': { identities: string[]; origin: string };
   /** To executor hosts at 6: stop the execution holding this key, whose reports are refused as stale (CancelMessage.stale). */
   'stale-execution': CancelMessage & { attemptKey: string; stale: true };
 }

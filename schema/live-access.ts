@@ -112,7 +112,7 @@ const tokenCheckKey = (identityId: string, token: string) => `token:${identityId
 export function checkAtTokenChanges(cache: TokenCache, subscriptions: LiveSubscriptions): () => void {
   return cache.onChange((change) => {
     const prefixes = change.identities.map((id) => tokenCheckKey(id, ''));
-    void subscriptions.checkNow((key) => prefixes.some((prefix) => key.startsWith(prefix)));
+    void subscriptions.checkNow((key) => change.all === true || prefixes.some((prefix) => key.startsWith(prefix)));
   });
 }
 

@@ -10,7 +10,7 @@ import { objectCollector } from './artifacts/collect';
 import { partialsSweep } from './artifacts/partials';
 import { objectStoreClaim } from './artifacts/replicas';
 import { createTokenCache, useTokenCache } from './auth/token-cache';
-import { tokenSignals } from './auth/token-signals';
+import { tokenWatch } from './auth/token-watch';
 import { readableBy } from './cache/access';
 import { createTaskCache } from './cache/store';
 import { createHotClusterService } from './compute/hot-clusters';
@@ -93,7 +93,7 @@ export interface BuildOptions {
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   const log = options.log ?? (config.logLevel === 'silent' ? () => {} : (m: string) => console.log(m));
-  const { bus, database, store, adminToken } = await openFoundations(config, log);
+  const { bus, database, store, adminToken, adminTokenHold } = await openFoundations(config, log);
   const { db } = database;
   // With NATS, live events go through the bus to every replica's subscribers; the database numbers and keeps them (feed.ts).
   // This app's own metrics (GET /metrics), in a registry of its own.
@@ -295,7 +295,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
-    objectStoreClaim({ db, store, name: defaultHostName(), adminToken: config.adminToken, log }),
+    objectStoreClaim({ db, store, name: defaultHostName(), adminToken: config.adminToken, adminTokenHold, log }),
     partialsSweep({ store, log }),
     objectCollector({ db, store, ...config.objectGc, leaderLock: database.kind === 'postgres', log }),
     { name: 'outbox relay', start: () => relay.start(), stop: () => relay.stop() },
@@ -304,7 +304,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ...(bus.kind === 'jetstream' ? [feedFromBus(bus, feed)] : []),
     ...(shared ? [shared.service] : []),
     live.service,
-    tokenSignals(tokens, bus, log),
+    tokenWatch(tokens, database, log),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
     createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
     // Before any host of this process asks whether it may run an attempt.
@@ -386,6 +386,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         subscriptions.endAll(); // closing the sockets ended them all already: nothing may outlive the app
         await store.close();
         await bus.close();
+        await adminTokenHold?.release(); // never started
         await database.close();
       })();
       return stopping;

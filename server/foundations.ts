@@ -9,7 +9,7 @@ import { openObjectStore } from './artifacts/open';
 import type { ObjectStore } from './artifacts/store';
 import { seedAdmin } from './auth/admin-token';
 import type { Config } from './config';
-import { type Database, openDatabase } from './db/client';
+import { type Database, type HeldLock, openDatabase } from './db/client';
 import { writingTo } from './db/writable';
 import { scrubStoredSources } from './modules/source';
 
@@ -18,6 +18,8 @@ export interface Foundations {
   database: Database;
   store: ObjectStore;
   adminToken: string;
+  /** Held until this replica's claim records the admin token it was given (server/auth/admin-token.ts). */
+  adminTokenHold: HeldLock | null;
 }
 
 export async function openFoundations(config: Config, log: (message: string) => void): Promise<Foundations> {
@@ -38,8 +40,11 @@ export async function openFoundations(config: Config, log: (message: string) => 
   const scrubbed = await opening(scrubStoredSources(database.db));
   if (scrubbed) log(`removed credentials from the stored source URLs of ${scrubbed} module version(s)`);
   // Before the store is opened: an ATELIER_ADMIN_TOKEN that no longer works refuses the start (a ConfigError).
-  const adminToken = await opening(seedAdmin(database.db, { dataDir: config.dataDir, token: config.adminToken, log, replicas: database.kind === 'postgres' }));
+  const { token: adminToken, hold: adminTokenHold } = await opening(
+    seedAdmin(database.db, { dataDir: config.dataDir, token: config.adminToken, log, replicas: database.kind === 'postgres' }),
+  );
+  if (adminTokenHold) opened.push({ close: () => adminTokenHold.release() });
   // Replicas must share one store (local only for a single replica): the claim the app starts refuses a different one.
   const store = await opening(openObjectStore(config.objectStore, config.dataDir));
-  return { bus, database, store, adminToken };
+  return { bus, database, store, adminToken, adminTokenHold };
 }

@@ -8,7 +8,7 @@ import { and, eq, gt, lt, ne, sql } from 'drizzle-orm';
 import { hashToken } from '../auth/tokens';
 import { ConfigError } from '../config';
 import { OBJECT_STORE_REPLICA_STALE_MS } from '../config/defaults';
-import type { Db } from '../db/client';
+import type { Db, HeldLock } from '../db/client';
 import { objectStoreReplicas } from '../db/schema';
 import type { Service } from '../lifecycle';
 import type { ObjectStore } from './store';
@@ -27,6 +27,8 @@ export interface ClaimOptions {
    * leaves that token alone while this one is live (server/auth/admin-token.ts).
    */
   adminToken?: string;
+  /** Released once the claim (recording `adminToken`) committed, or failed (server/auth/admin-token.ts). */
+  adminTokenHold?: HeldLock | null;
   staleMs?: number;
 }
 
@@ -72,7 +74,11 @@ export function objectStoreClaim(options: ClaimOptions & { log: (message: string
   return {
     name: 'object store',
     async start() {
-      ({ replica } = await claimObjectStore(options));
+      try {
+        ({ replica } = await claimObjectStore(options));
+      } finally {
+        await options.adminTokenHold?.release();
+      }
       timer = setInterval(() => {
         options.db
           .update(objectStoreReplicas)

@@ -8,7 +8,7 @@ import { and, eq, isNull, or, sql } from 'drizzle-orm';
 import { audit } from '../audit/audit';
 import { ADMIN_TOKEN_FILE, OBJECT_STORE_REPLICA_STALE_MS } from '../config/defaults';
 import { ConfigError } from '../config/parse';
-import type { Db, Tx } from '../db/client';
+import { type Db, type HeldLock, holdSessionLock, type Tx } from '../db/client';
 import { type Identity, identities } from '../db/tables/identities';
 import { objectStoreReplicas } from '../db/tables/object-stores';
 import { tokens } from '../db/tables/tokens';
@@ -23,6 +23,19 @@ export const adminTokenFile = (dataDir: string) => path.join(dataDir, ADMIN_TOKE
  */
 const MINTED = /^atl_[A-Za-z0-9_-]{32}$/;
 
+// Any fixed number. A replica given ATELIER_ADMIN_TOKEN holds it shared from before it stores its token until its claim
+// records that it holds it (server/artifacts/replicas.ts); one started without the variable decides what to revoke
+// holding it alone. So the two, started at the same instant, take turns: either the token is recorded as held before
+// the revocation is decided (and stays), or it is revoked before the other looks at it (which then refuses to start, as
+// for any revoked token), never revoked under a replica that goes on serving with it.
+const ADMIN_TOKEN_LOCK = 0x61646d6e;
+
+export interface SeededAdmin {
+  token: string;
+  /** On Postgres, with ATELIER_ADMIN_TOKEN: the lock above, to release once the claim recorded the token (or on stop). */
+  hold: HeldLock | null;
+}
+
 /**
  * Makes sure the admin identity exists and its token is live; returns the token. ATELIER_ADMIN_TOKEN naming a token
  * that no longer works as the admin's (revoked, expired, another identity's) refuses the start with a ConfigError:
@@ -36,13 +49,19 @@ const MINTED = /^atl_[A-Za-z0-9_-]{32}$/;
 export async function seedAdmin(
   db: Db,
   options: { dataDir: string; token?: string; log?: (message: string) => void; replicas?: boolean; replicaStaleMs?: number },
-): Promise<string> {
+): Promise<SeededAdmin> {
   const admin = await ensureIdentity(db, { name: 'admin', kind: 'user', role: 'admin' });
   const file = adminTokenFile(options.dataDir);
-  const token = options.token ? await keepChosen(db, admin, options.token, file) : await savedOrMinted(db, admin, file, options);
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
-  await chmod(file, 0o600); // the mode above applies only to a new file
-  return token;
+  const hold = options.token && options.replicas ? await holdSessionLock(db, ADMIN_TOKEN_LOCK, { shared: true }) : null;
+  try {
+    const token = options.token ? await keepChosen(db, admin, options.token, file) : await savedOrMinted(db, admin, file, options);
+    await writeFile(file, `${token}\n`, { mode: 0o600 });
+    await chmod(file, 0o600); // the mode above applies only to a new file
+    return { token, hold };
+  } catch (error) {
+    await hold?.release();
+    throw error;
+  }
 }
 
 /** ATELIER_ADMIN_TOKEN: stored as chosen the first time, refused when it no longer works as the admin's. */
@@ -83,8 +102,10 @@ async function savedOrMinted(
   const saved = (await readFile(file, 'utf8').catch(() => '')).trim();
   const savedChosen = saved !== '' && !MINTED.test(saved);
   const savedHash = saved ? hashToken(saved) : '';
-  const [held] = saved ? await heldToken(db, saved) : [];
   return db.transaction(async (tx) => {
+    // Alone: no replica given the variable is between storing its token and recording that it holds it.
+    if (options.replicas) await tx.execute(sql`select pg_advisory_xact_lock(${ADMIN_TOKEN_LOCK})`);
+    const [held] = saved ? await heldToken(tx, saved) : [];
     const revoked = await tx
       .update(tokens)
       .set({ revokedAt: new Date() })
@@ -147,7 +168,7 @@ async function issueAdminToken(tx: Tx, admin: Identity, token: string, chosen: b
   return token;
 }
 
-const heldToken = (db: Db, token: string) =>
+const heldToken = (db: Db | Tx, token: string) =>
   db
     .select({
       identityId: tokens.identityId,

@@ -1,5 +1,6 @@
 // The token cache's rules alone, on a clock of the test's: one lookup per token at once, a change forgets at once and
-// keeps a lookup that read before it from being remembered, the TTL counts from the lookup's start, expiry on every hit.
+// keeps a lookup that read before it from being remembered, the TTL counts from the lookup's start, expiry on every hit,
+// nothing served from memory while changes may go unheard, and everything forgotten once they are heard again.
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../db/tables/identities';
 import { createTokenCache, type TokenSession } from './token-cache';
@@ -72,5 +73,35 @@ describe('createTokenCache', () => {
     expect(await on.session('h', () => Promise.resolve(null), { fresh: true })).toBeNull();
     expect(await on.session('h', () => Promise.resolve(null))).toBeNull();
     expect(on.loads).toBe(3);
+  });
+
+  it('serves nothing from memory while changes may go unheard, and forgets everything once they are heard again', async () => {
+    const cache = createTokenCache({ ttlMs: 1_000, now: () => 0 });
+    const told: unknown[] = [];
+    cache.onChange((change, local) => void told.push({ change, local }));
+    await cache.session('h', () => Promise.resolve(session('x')));
+    const racing = deferred();
+    const before = cache.session('other', () => racing.promise);
+    cache.watching(false);
+    // Looked up every time, joined by nothing, remembered never.
+    await Promise.all([cache.session('h', () => Promise.resolve(session('x'))), cache.session('h', () => Promise.resolve(session('x')))]);
+    expect(cache.loads).toBe(4);
+    cache.watching(true);
+    racing.answer(session('y'));
+    await before;
+    expect(told).toEqual([{ change: { identities: [], all: true }, local: false }]);
+    // Nothing from before is remembered: neither the session nor the lookup that ran across the gap.
+    await cache.session('h', () => Promise.resolve(session('x')));
+    await cache.session('other', () => Promise.resolve(session('y')));
+    expect(cache.loads).toBe(6);
+    await cache.session('h', () => Promise.resolve(null));
+    expect(cache.loads).toBe(6);
+  });
+
+  it('forgets every identity for a change of all', async () => {
+    const cache = createTokenCache({ ttlMs: 1_000, now: () => 0 });
+    await cache.session('h', () => Promise.resolve(session('x')));
+    cache.heard({ identities: [], all: true });
+    expect(await cache.session('h', () => Promise.resolve(null))).toBeNull();
   });
 });

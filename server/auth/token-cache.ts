@@ -1,12 +1,14 @@
 // This replica's memory of live tokens' sessions (what server/auth/tokens.ts's one lookup reads: the identity, the
 // token's scopes and expiry, the grants of its teams), so that a request of a token seen a moment ago costs no round
 // trip to Postgres. A session is kept for at most `ttlMs` from when its lookup began, and its token's expiry is checked
-// on every hit. Whatever changes what a lookup would read (a token revoked, a membership or a grant changed) says so
-// (`changed`, once its transaction committed): this replica forgets the identities named at once, and
-// server/auth/token-signals.ts tells the other replicas over the bus; `ttlMs` bounds how long a replica that missed that
-// message goes on answering from memory. Only live tokens are kept: an unknown, expired or revoked one is looked up
-// every time (server/auth/token-failures.ts counts those). One lookup per token runs at a time: requests of a token
-// whose lookup is under way wait for its answer.
+// on every hit. Whatever changes what a lookup would read is told by the database itself (triggers of migration 0067
+// notify the identities concerned, server/auth/token-watch.ts hears them: `heard`), whoever wrote it, this replica,
+// another one or an operator's SQL; a mutation of this replica also says so itself before it answers (`changed`), so
+// its own next request never waits for the notification. While the notifications may be missed (the listening
+// connection lost: `watching(false)`) nothing is served from memory, and once they are heard again everything
+// remembered is forgotten. Only live tokens are kept: an unknown, expired or revoked one is looked up every time
+// (server/auth/token-failures.ts counts those). One lookup per token runs at a time: requests of a token whose lookup is
+// under way wait for its answer.
 import { DEFAULT_TOKEN_CACHE_TTL_MS } from '../config/defaults';
 import type { Db } from '../db/client';
 import type { Identity } from '../db/tables/identities';
@@ -25,8 +27,8 @@ export interface TokenSession {
   expiresAt: Date | null;
 }
 
-/** Identities whose tokens, memberships or grants changed. */
-export type TokenChange = { identities: readonly string[] };
+/** Identities whose tokens, memberships or grants changed; `all`: any identity's may have (forget everything). */
+export type TokenChange = { identities: readonly string[]; all?: boolean };
 
 export interface TokenCache {
   /**
@@ -36,13 +38,20 @@ export interface TokenCache {
    */
   session(hash: string, load: () => Promise<TokenSession | null>, options?: { fresh?: boolean }): Promise<TokenSession | null>;
   /**
-   * These identities' tokens, memberships or grants changed (committed): forgotten here at once, and each listener
-   * told (the bus, for the other replicas; live subscriptions, to check their tokens again now). Resolves once every
-   * listener has (a listener's failure is its own to report).
+   * These identities' tokens, memberships or grants changed (committed, by this replica): forgotten here at once, and
+   * each listener told (live subscriptions, to check their tokens again now). Resolves once every listener has (a
+   * listener's failure is its own to report).
    */
   changed(change: TokenChange): Promise<void>;
-  /** The same, heard from another replica: forgotten here, told to the listeners that act here only. */
+  /** The same, heard from the database (a notification: any replica's change, or an operator's SQL). */
   heard(change: TokenChange): void;
+  /**
+   * Whether the database's notifications of changes reach this replica. False (the listening connection lost): nothing
+   * is served from memory or remembered, every request looks its token up. True again: everything remembered before is
+   * forgotten (a change may have been missed meanwhile), listeners told as of a change of every identity. A cache
+   * nobody watches for (tests, tools) is watching from the start: the TTL alone bounds what it misses.
+   */
+  watching(heard: boolean): void;
   /** Calls `listener` with every change (`local`: said on this replica) until the returned function is called. */
   onChange(listener: (change: TokenChange, local: boolean) => unknown): () => void;
   /** Lookups that went to the database (tests and the bench count them). */
@@ -65,6 +74,8 @@ export function createTokenCache(options: { ttlMs: number; now?: () => number })
   const listeners = new Set<(change: TokenChange, local: boolean) => unknown>();
   // Bumped by every change: a lookup begun before one may have read what it changed, so its answer is not remembered.
   let generation = 0;
+  // False while changes may go unheard: memory is neither read nor written.
+  let serving = true;
   let loads = 0;
 
   const load = (hash: string, read: () => Promise<TokenSession | null>): Promise<TokenSession | null> => {
@@ -74,7 +85,7 @@ export function createTokenCache(options: { ttlMs: number; now?: () => number })
     const loading = read().then(
       (session) => {
         if (inFlight.get(hash) === loading) inFlight.delete(hash);
-        if (at !== generation || options.ttlMs <= 0) return session;
+        if (at !== generation || !serving || options.ttlMs <= 0) return session;
         if (session && live(session, now())) remember(hash, { session, until: began + options.ttlMs });
         else kept.delete(hash);
         return session;
@@ -84,7 +95,7 @@ export function createTokenCache(options: { ttlMs: number; now?: () => number })
         throw error;
       },
     );
-    if (options.ttlMs > 0) inFlight.set(hash, loading);
+    if (options.ttlMs > 0 && serving) inFlight.set(hash, loading);
     return loading;
   };
   const remember = (hash: string, entry: Kept) => {
@@ -96,6 +107,7 @@ export function createTokenCache(options: { ttlMs: number; now?: () => number })
     generation++;
     // A lookup under way may have read before the change committed: requests from now on start their own.
     inFlight.clear();
+    if (change.all) return kept.clear();
     const ids = new Set(change.identities);
     for (const [hash, entry] of kept) if (ids.has(entry.session.identity.id)) kept.delete(hash);
   };
@@ -112,7 +124,7 @@ export function createTokenCache(options: { ttlMs: number; now?: () => number })
 
   return {
     session(hash, read, { fresh = false } = {}) {
-      if (!fresh) {
+      if (!fresh && serving) {
         const entry = kept.get(hash);
         if (entry) {
           const at = now();
@@ -131,6 +143,13 @@ export function createTokenCache(options: { ttlMs: number; now?: () => number })
     heard(change) {
       forget(change);
       void tell(change, false);
+    },
+    watching(heard) {
+      if (heard === serving) return;
+      serving = heard;
+      const everything = { identities: [], all: true };
+      forget(everything);
+      if (heard) void tell(everything, false);
     },
     onChange(listener) {
       listeners.add(listener);

@@ -8,6 +8,7 @@ import type { ReservedSql } from 'postgres';
 import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
 import { keepDiskReserve } from './disk-reserve';
+import { type ListenHandlers, listenOnPostgres, type Unlisten } from './listen';
 import { driverTarget } from './postgres-url';
 import { createReachability } from './reachability';
 import * as schema from './schema';
@@ -20,6 +21,11 @@ export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
+  /**
+   * LISTENs on `channel` (server/db/listen.ts): each notification's payload to `handlers.notify`, and when the listening
+   * connection stops (`down`) and starts (`up`) hearing them. Resolves once the first try to listen has ended.
+   */
+  listen(channel: string, handlers: ListenHandlers): Promise<Unlisten>;
   close(): Promise<void>;
 }
 
@@ -92,6 +98,14 @@ export async function openDatabase(options: {
     return {
       db,
       kind: 'postgres',
+      // Its own connection, through the same socket factory: a partition the probe sees closes it too.
+      listen: (channel, handlers) =>
+        listenOnPostgres(
+          (more) => postgres(target.url, { ...target.options, onnotice: () => {}, backoff: reconnectDelayS, socket: reachability.socket, ...more } as object),
+          channel,
+          handlers,
+          reconnectDelayS,
+        ),
       close: async () => {
         await reachability.stop();
         await client.end({ timeout: 5 });
@@ -135,6 +149,12 @@ export async function openDatabase(options: {
   return {
     db,
     kind: 'pglite',
+    // One process, one connection that never drops: heard from the start, never down.
+    listen: async (channel, handlers) => {
+      const unlisten = await client.listen(channel, (payload: string) => handlers.notify(payload));
+      handlers.up();
+      return unlisten;
+    },
     close: async () => {
       reserve.stop();
       await client.close();
@@ -180,6 +200,38 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
   } finally {
     session.release();
   }
+}
+
+/** A session-level lock held on a connection of its own until `release` (idempotent). */
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes a session-level advisory lock (`shared`: beside other shared holders, excluding an exclusive one), waiting for
+ * it, and holds it until released: for a decision that spans several transactions (server/auth/admin-token.ts). Real
+ * Postgres only: null on the embedded database (one process, nothing to guard). A lock whose connection closes is gone.
+ */
+export async function holdSessionLock(db: Db, key: number, { shared = false } = {}): Promise<HeldLock | null> {
+  const reserve = sessionsOf.get(db);
+  if (!reserve) return null;
+  const session = await inTime(reserve(), RESERVE_TIMEOUT_MS, (late) => late.release());
+  try {
+    await (shared ? session`select pg_advisory_lock_shared(${key})` : session`select pg_advisory_lock(${key})`);
+  } catch (error) {
+    session.release();
+    throw error;
+  }
+  let released: Promise<void> | undefined;
+  return {
+    release: () =>
+      (released ??= (async () => {
+        // The same few seconds as withTryAdvisoryLock's unlock, for a connection that died meanwhile (porsager/postgres#1199).
+        const unlock = shared ? session`select pg_advisory_unlock_shared(${key})` : session`select pg_advisory_unlock(${key})`;
+        await Promise.race([unlock.catch(() => {}), new Promise((r) => setTimeout(r, 5_000).unref())]);
+        session.release();
+      })()),
+  };
 }
 
 /**

@@ -2,12 +2,14 @@
 // a chosen token lives only while ATELIER_ADMIN_TOKEN names it), locking automation out of every replica. Now a replica
 // records the token it was given with its object store claim, and one started without the variable leaves a token that
 // a live replica holds alone, saying in its log what to do; once no live replica holds it, one started without it
-// revokes it as before. Two real replicas on one Postgres, sharing a data directory (and so an object store).
+// revokes it as before. Replicas with and without it starting at the same instant take turns (an advisory lock), so the
+// token is never revoked between the one given it storing it and recording that it holds it. Two real replicas on one
+// Postgres, sharing a data directory (and so an object store).
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type App, buildApp } from '../../server/app';
 import { loadConfig } from '../../server/config';
 import { queryRows } from '../../server/db/client';
@@ -31,6 +33,13 @@ afterAll(async () => {
 
 /** Starts a replica on the shared Postgres and data directory; returns it, its URL and what it logged. */
 async function replica(env: Record<string, string> = {}) {
+  const { app, logs } = await built(env);
+  const url = await app.start();
+  return { app, url, logs };
+}
+
+/** Builds a replica (its admin token seeded) without starting it. */
+async function built(env: Record<string, string> = {}) {
   const logs: string[] = [];
   const config = loadConfig({
     PORT: '0',
@@ -42,8 +51,7 @@ async function replica(env: Record<string, string> = {}) {
   });
   const app = await buildApp(config, { log: (m) => logs.push(m) });
   apps.push(app);
-  const url = await app.start();
-  return { app, url, logs };
+  return { app, logs };
 }
 const code = async (url: string, token: string) => (await apiClient(url, token).raw(`{ viewer { name } }`)).errors?.[0]?.extensions?.code ?? 'OK';
 const revocations = async (app: App) =>
@@ -71,4 +79,21 @@ it('leaves the admin token a live replica was given alone when a replica starts 
   expect(await code(last.url, CHOSEN)).toBe('UNAUTHENTICATED');
   expect(await revocations(last.app)).toEqual([{ details: { revoked: 1 } }]);
   expect(last.logs.join('\n')).toMatch(/warning: ATELIER_ADMIN_TOKEN is no longer set, so the admin token it set was revoked/);
+}, 180_000);
+
+it('keeps the admin token of a replica given it when one without it starts at the same instant', async () => {
+  const token = 'the-admin-token-of-a-replica-starting-2026';
+  // Given the token, its row stored, but its claim (which records that it holds it) not yet made: the start's window.
+  const given = await built({ ATELIER_ADMIN_TOKEN: token });
+  let settled = false;
+  const without = replica().finally(() => (settled = true));
+  // The replica without it waits for the other's claim (before, it had revoked the token by now).
+  const waiting = async () =>
+    (await queryRows<{ n: number }>(given.app.services.db, sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`))[0]!.n > 0;
+  await vi.waitFor(async () => expect(settled || (await waiting())).toBe(true), { timeout: 30_000, interval: 20 });
+  const url = await given.app.start();
+  const other = await without;
+  expect(await code(url, token)).toBe('OK');
+  expect(await code(other.url, token)).toBe('OK');
+  expect(other.logs.join('\n')).toMatch(/warning: ATELIER_ADMIN_TOKEN is not set on this replica, but live replica .+ was given it/);
 }, 180_000);

@@ -1,15 +1,21 @@
 // Each replica remembers live tokens' sessions a moment (server/auth/token-cache.ts), so a request of a token seen
-// just before costs no lookup. Two replicas on one real Postgres and NATS, with the memory's TTL and the subscriptions'
-// re-check both far longer than the test: a revoked token is refused at once on the replica that revoked it and, its
-// message heard, on the other; an expired one on both; a live subscription of a revoked token ends on the other replica
-// without waiting for its re-check; and N connections of one token cost one lookup, then one per re-check.
+// just before costs no lookup. The database tells every replica what changed (migration 0067's triggers, heard by
+// server/auth/token-watch.ts), whoever changed it. Two replicas on one real Postgres and NATS, with the memory's TTL and
+// the subscriptions' re-check both far longer than the test: a revoked token is refused at once on the replica that
+// revoked it and, the notification heard, on the other; so is one revoked by an operator's SQL, and a membership removed
+// by SQL applies on both; while the connection that hears changes is down every request looks its token up, so a
+// revocation meanwhile is refused too; an expired one is refused on both; a live subscription of a revoked token ends on
+// the other replica without waiting for its re-check; and N connections of one token cost one lookup, then one per
+// re-check.
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tokenCacheOf } from '../../server/auth/token-cache';
-import { ensureIdentity, issueToken } from '../../server/auth/tokens';
+import { TOKEN_CHANGES_CHANNEL } from '../../server/auth/token-watch';
+import { ensureIdentity, issueToken, sessionForToken } from '../../server/auth/tokens';
 import { queryRows } from '../../server/db/client';
 import { startTestApp, type TestApp } from '../harness/app';
 import { apiClient } from '../harness/client';
@@ -23,6 +29,8 @@ let pg: PostgresServer;
 let nats: NatsServer;
 let a: TestApp;
 let b: TestApp;
+/** An operator's own connection. */
+let operator: postgres.Sql;
 
 beforeAll(async () => {
   [pg, nats] = await Promise.all([
@@ -41,8 +49,10 @@ beforeAll(async () => {
   };
   [a, b] = await Promise.all([startTestApp(env), startTestApp(env)]);
   if (countable) await a.app.database.db.execute(sql`create extension if not exists pg_stat_statements`);
+  operator = postgres(pg.url, { max: 1, onnotice: () => undefined });
 }, 120_000);
 afterAll(async () => {
+  await operator?.end();
   await b?.stop();
   await a?.stop();
   await nats?.stop();
@@ -55,15 +65,21 @@ const codeOf = async (t: TestApp, token: string) => {
   return result.errors?.[0]?.extensions?.code ?? 'OK';
 };
 const cacheOf = (t: TestApp) => tokenCacheOf(t.app.services.db);
-/** Resolves once `t` has heard, from another replica, that `identityId`'s tokens changed. */
+/** Resolves once `t` has heard, from the database, that `identityId`'s tokens changed (any identity's: `'*'`). */
 const heard = (t: TestApp, identityId: string) =>
   new Promise<void>((resolve) => {
     const stop = cacheOf(t).onChange((change, local) => {
-      if (local || !change.identities.includes(identityId)) return;
+      if (local || (identityId === '*' ? !change.all : !change.identities.includes(identityId))) return;
       stop();
       resolve();
     });
   });
+/** Whether `t` looks `token` up for a request (rather than answering from memory), and what the request got. */
+const lookedUp = async (t: TestApp, token: string) => {
+  const before = cacheOf(t).loads;
+  const code = await codeOf(t, token);
+  return { code, lookedUp: cacheOf(t).loads > before };
+};
 const serviceAccount = async (name: string) =>
   (await a.api.gql(`mutation ($n: String!) { createServiceAccount(name: $n) { token identity { id } } }`, { n: name })).createServiceAccount as {
     token: string;
@@ -84,6 +100,65 @@ describe('the token cache on two replicas (Postgres + NATS)', () => {
     expect(await codeOf(a, rita.token)).toBe('UNAUTHENTICATED');
     await told;
     expect(await codeOf(b, rita.token)).toBe('UNAUTHENTICATED');
+  });
+
+  it('refuses a token revoked by SQL on both replicas, well inside the TTL', async () => {
+    const sam = await serviceAccount('sam');
+    expect([await codeOf(a, sam.token), await codeOf(b, sam.token)]).toEqual(['OK', 'OK']);
+    expect([await lookedUp(a, sam.token), await lookedUp(b, sam.token)]).toEqual([
+      { code: 'OK', lookedUp: false },
+      { code: 'OK', lookedUp: false },
+    ]);
+    const told = [heard(a, sam.identity.id), heard(b, sam.identity.id)];
+    await operator`update tokens set revoked_at = now() where identity_id = ${sam.identity.id}`;
+    await Promise.all(told);
+    expect([await codeOf(a, sam.token), await codeOf(b, sam.token)]).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
+  });
+
+  it('drops the grants of a membership removed by SQL on both replicas', async () => {
+    const nia = await serviceAccount('nia');
+    const added = [heard(a, nia.identity.id), heard(b, nia.identity.id)];
+    const [team] = await operator<{ id: string }[]>`insert into teams (name) values ('nia-team') returning id`;
+    await operator`insert into team_members (team_id, identity_id, role) values (${team!.id}, ${nia.identity.id}, 'member')`;
+    await operator`insert into domain_grants (team_id, domain) values (${team!.id}, 'production')`;
+    await Promise.all(added);
+    const domainsOn = async (t: TestApp) => (await sessionForToken(t.app.services.db, nia.token))?.grants.domains;
+    expect([await domainsOn(a), await domainsOn(b)]).toEqual([['production'], ['production']]);
+    const told = [heard(a, nia.identity.id), heard(b, nia.identity.id)];
+    await operator`delete from team_members where identity_id = ${nia.identity.id}`;
+    await Promise.all(told);
+    expect([await domainsOn(a), await domainsOn(b)]).toEqual([[], []]);
+  });
+
+  it('looks every token up while the connection that hears changes is down, and forgets everything once it hears again', async () => {
+    const [tom, una] = [await serviceAccount('tom'), await serviceAccount('una')];
+    for (const t of [a, b]) for (const account of [tom, una]) expect(await codeOf(t, account.token)).toBe('OK');
+    // No new connection to the database until the revocation below committed: the replicas cannot hear it.
+    const cluster = postgres(pg.url.replace(/\/atelier$/, '/postgres'), { max: 1, onnotice: () => undefined });
+    await cluster`alter database atelier with allow_connections false`;
+    const listening = Promise.all([heard(a, '*'), heard(b, '*')]);
+    try {
+      await operator`select pg_terminate_backend(pid, 5000) from pg_stat_activity where application_name = ${`atelier listen ${TOKEN_CHANGES_CHANNEL}`}`;
+      // Once a replica has seen its connection close, it answers nothing from memory.
+      for (const t of [a, b])
+        await vi.waitFor(async () => expect(await lookedUp(t, tom.token)).toEqual({ code: 'OK', lookedUp: true }), { timeout: 20_000, interval: 50 });
+      await operator`update tokens set revoked_at = now() where identity_id = ${tom.identity.id}`;
+      expect([await codeOf(a, tom.token), await codeOf(b, tom.token)]).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
+    } finally {
+      await cluster`alter database atelier with allow_connections true`;
+      await cluster.end();
+    }
+    await listening;
+    // Listening again: remembered again, and told again.
+    for (const t of [a, b]) {
+      expect(await codeOf(t, una.token)).toBe('OK');
+      expect(await lookedUp(t, una.token)).toEqual({ code: 'OK', lookedUp: false });
+    }
+    const told = [heard(a, una.identity.id), heard(b, una.identity.id)];
+    await operator`update tokens set revoked_at = now() where identity_id = ${una.identity.id}`;
+    await Promise.all(told);
+    expect([await codeOf(a, una.token), await codeOf(b, una.token)]).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
+    expect([await codeOf(a, tom.token), await codeOf(b, tom.token)]).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
   });
 
   it('refuses an expired token on both replicas, though it was remembered', async () => {
