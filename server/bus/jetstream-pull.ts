@@ -324,7 +324,7 @@ export class PullSubscription {
     if (code === 100) return; // idle heartbeat
     const left = msg.headers?.get('Nats-Pending-Messages');
     // 409 "Message Size Exceeds MaxBytes": the next message is larger than what is left of the request's max_bytes.
-    const bytesSpent = code === 409 && /MaxBytes/i.test(msg.headers?.description ?? '');
+    const bytesSpent = code === 409 && /^Message Size Exceeds MaxBytes$/i.test(msg.headers?.description ?? '');
     if ((code === 404 || code === 408 || bytesSpent) && left) {
       // A request ended (expired, or its bytes spent) with this many messages and bytes undelivered: ask again.
       this.requestsSettled(Number(left), Number(msg.headers?.get('Nats-Pending-Bytes') || 0));
