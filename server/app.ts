@@ -292,6 +292,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     ],
   });
 
+  const recorderConsumer = { ackWaitMs: options.waits?.eventAckWaitMs, maxInFlightBytes: config.eventInFlightBytes };
   // Started in this order, stopped in reverse: the outbox relay outlives everything that writes outbox rows, and
   // the HTTP server, which takes new work, stops first.
   const lifecycle = createLifecycle([
@@ -306,7 +307,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     live.service,
     tokenWatch(tokens, database, log),
     periodic('run feed check', config.feedCheckMs, () => feed.check(), log),
-    createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ackWaitMs: options.waits?.eventAckWaitMs }),
+    createEventRecorder({ bus, ...live.recording(orchestrator, hotClusters), log, instruments, ...recorderConsumer }),
     // Before any host of this process asks whether it may run an attempt.
     createClaimServer({
       bus,

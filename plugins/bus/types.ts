@@ -36,6 +36,12 @@ export interface ConsumeOptions {
   ackWaitMs?: number;
   /** Most messages handed out and not yet acked, per subscription. */
   maxInFlight?: number;
+  /**
+   * Most bytes of messages handed out and not yet acked, per subscription (raised to one message of the bus's largest
+   * size); none: bounded by `maxInFlight` alone. JetStream asks the server for no more (a pull's max_bytes); the
+   * in-process bus holds every message in memory anyway and ignores it.
+   */
+  maxInFlightBytes?: number;
 }
 
 export interface BatchConsumeOptions extends ConsumeOptions {

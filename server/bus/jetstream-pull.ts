@@ -10,6 +10,15 @@ const SWEEP_TIMEOUT_MS = 2_000;
 const RESYNC_BACKOFF_MS = 1_000;
 const ACK_TIMEOUT_MS = 5_000;
 
+/**
+ * A message's size as the server counts it against a pull request's max_bytes: subject, reply subject, headers and
+ * data (what the client's messages say with size(), which the Msg type leaves out).
+ */
+function messageBytes(msg: Msg): number {
+  const sized = msg as Msg & { size?: () => number };
+  return sized.size?.() ?? msg.subject.length + msg.reply!.length + msg.data.length;
+}
+
 /** The delivery count from a `$JS.ACK` reply subject (9 tokens before server 2.10, 12 from it). */
 function deliveryCount(reply: string): number {
   const tokens = reply.split('.');
@@ -32,6 +41,14 @@ export interface PullSubscriptionOptions {
    * many tasks as it has room for, whatever the messages carry, and leaves the rest of a pool's queue to other hosts.
    */
   weigh?: (data: unknown) => number;
+  /**
+   * The most bytes the messages held at once may take (as the server counts them, messageBytes): each pull request
+   * carries the room left as its max_bytes, so the server hands out no more, whatever the messages weigh. Raised to
+   * `largestMessage` if below, so that any one message can be taken. None: bounded by `maxInFlight` alone.
+   */
+  maxInFlightBytes?: number;
+  /** The largest message the server may hand out (its max_payload, with room for subjects): read when pulling. */
+  largestMessage?: () => number;
   /** How long the server's silence on open pull requests means it lost them (default three missed heartbeats). */
   silenceMs?: number;
 }
@@ -50,9 +67,14 @@ export class PullSubscription {
   readonly ackWaitMs: number;
   readonly confirmAcks: boolean;
   private readonly nextSubject: string;
-  private readonly deliveries = new Map<JsDelivery<unknown>, number>();
+  /** Each delivery held, with its weight (PullSubscriptionOptions.weigh) and its size (messageBytes). */
+  private readonly deliveries = new Map<JsDelivery<unknown>, { weight: number; bytes: number }>();
   /** What the deliveries held weigh together (see PullSubscriptionOptions.weigh). */
   private held = 0;
+  /** What the deliveries held take, in bytes (see PullSubscriptionOptions.maxInFlightBytes). */
+  private heldBytes = 0;
+  /** Bytes the open pull requests may still bring (their max_bytes, less what each has brought). */
+  private requestedBytes = 0;
   /** What a message has weighed lately (a moving average, 1 until one arrives): pulls ask for the messages that fit. */
   private meanWeight = 1;
   private weighed = false;
@@ -94,6 +116,7 @@ export class PullSubscription {
     this.sub?.unsubscribe();
     this.sub = undefined;
     this.requested = 0;
+    this.requestedBytes = 0;
     if (!backoff) {
       this.open();
       return;
@@ -125,11 +148,17 @@ export class PullSubscription {
       .catch(() => undefined); // the server not ready yet: the watchdog's silence check remains
   }
 
+  /** The bytes held at once, and the most they may be (undefined: no bound). */
+  bytesInFlight(): { held: number; bound: number | undefined } {
+    return { held: this.heldBytes, bound: this.byteBound() };
+  }
+
   release(delivery: JsDelivery<unknown>) {
-    const weight = this.deliveries.get(delivery);
-    if (weight === undefined) return;
+    const entry = this.deliveries.get(delivery);
+    if (entry === undefined) return;
     this.deliveries.delete(delivery);
-    this.held -= weight;
+    this.held -= entry.weight;
+    this.heldBytes -= entry.bytes;
     this.schedulePull();
   }
 
@@ -214,10 +243,21 @@ export class PullSubscription {
     // While requests are open, top up only in sizeable steps: one small request per freed slot would flood the
     // server's waiting list (max_waiting) and cost a round trip per message.
     if (want <= 0 || (this.requested > 0 && want * this.meanWeight < this.topUpThreshold)) return;
+    // The bytes left after what is held and what open requests may still bring, all of it this request's max_bytes;
+    // none asked for until one largest message fits, so every request can bring at least one.
+    const bound = this.byteBound();
+    const byteRoom = bound === undefined ? undefined : bound - this.heldBytes - this.requestedBytes;
+    if (byteRoom !== undefined && byteRoom < this.options.largestMessage!()) return;
     if (this.requested === 0) this.lastHeard = Date.now();
     this.requested += want;
+    if (byteRoom !== undefined) this.requestedBytes += byteRoom;
     const expires = PULL_EXPIRES_MS * (0.9 + 0.2 * Math.random());
-    const request = { batch: want, expires: nanos(Math.round(expires)), idle_heartbeat: nanos(PULL_HEARTBEAT_MS) };
+    const request = {
+      batch: want,
+      expires: nanos(Math.round(expires)),
+      idle_heartbeat: nanos(PULL_HEARTBEAT_MS),
+      ...(byteRoom === undefined ? {} : { max_bytes: byteRoom }),
+    };
     this.nc.publish(this.nextSubject, JSON.stringify(request), { reply: this.inbox });
   }
 
@@ -232,12 +272,27 @@ export class PullSubscription {
     else this.onTransfer(msg, msg.reply);
   }
 
+  /** The byte bound in force: the setting, raised to one largest message. */
+  private byteBound(): number | undefined {
+    const { maxInFlightBytes, largestMessage } = this.options;
+    return maxInFlightBytes === undefined || !largestMessage ? undefined : Math.max(maxInFlightBytes, largestMessage());
+  }
+
+  /** `messages` and `bytes` of what open requests may bring have come, or will not come (a request ended). */
+  private requestsSettled(messages: number, bytes: number) {
+    this.requested = Math.max(0, this.requested - messages);
+    // With no request open none may bring anything: whatever the byte count says then is gone with them.
+    this.requestedBytes = this.requested === 0 ? 0 : Math.max(0, this.requestedBytes - bytes);
+  }
+
   private onTransfer(msg: Msg, reply: string) {
     const asked = this.requested > 0;
-    this.requested = Math.max(0, this.requested - 1);
+    const bytes = messageBytes(msg);
+    this.requestsSettled(1, bytes);
+    const bound = this.byteBound();
     // A message we asked for is taken even when a batch before it filled the slots (the host queues its tasks);
     // only one we did not ask for (after a resync) goes straight back.
-    if (!asked && this.held >= this.options.maxInFlight) {
+    if (!asked && (this.held >= this.options.maxInFlight || (bound !== undefined && this.heldBytes + bytes > bound))) {
       // Only after a resync can more arrive than asked for: hand the surplus straight back.
       this.send(reply, '-NAK');
       return;
@@ -253,8 +308,9 @@ export class PullSubscription {
     }
     const delivery = new JsDelivery(this, reply, data, deliveryCount(reply) - 1);
     const weight = this.options.weigh?.(data) ?? 1;
-    this.deliveries.set(delivery, weight);
+    this.deliveries.set(delivery, { weight, bytes });
     this.held += weight;
+    this.heldBytes += bytes;
     this.meanWeight = this.weighed ? 0.8 * this.meanWeight + 0.2 * weight : weight;
     if (!this.weighed) {
       this.weighed = true;
@@ -267,9 +323,11 @@ export class PullSubscription {
     const code = msg.headers?.code ?? 0;
     if (code === 100) return; // idle heartbeat
     const left = msg.headers?.get('Nats-Pending-Messages');
-    if ((code === 404 || code === 408) && left) {
-      // A request ended (expired) with this many messages undelivered: ask for them again.
-      this.requested = Math.max(0, this.requested - Number(left));
+    // 409 "Message Size Exceeds MaxBytes": the next message is larger than what is left of the request's max_bytes.
+    const bytesSpent = code === 409 && /^Message Size Exceeds MaxBytes$/i.test(msg.headers?.description ?? '');
+    if ((code === 404 || code === 408 || bytesSpent) && left) {
+      // A request ended (expired, or its bytes spent) with this many messages and bytes undelivered: ask again.
+      this.requestsSettled(Number(left), Number(msg.headers?.get('Nats-Pending-Bytes') || 0));
       this.pull();
       return;
     }

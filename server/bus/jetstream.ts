@@ -94,6 +94,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
     throw err;
   }
   const js = jetstream(nc);
+  /** The largest message a pull may bring, as the server counts it: a payload (headers in it) of max_payload, its subjects. */
+  const largestMessage = () => (nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES) + 4096;
   /** A publish that finds its stream gone (nats-server started again without its store) makes it anew, then is sent again. */
   const publish = (subject: string, data: string, opts?: { msgID: string }) =>
     js.publish(subject, data, opts).catch(async (err: unknown) => {
@@ -242,6 +244,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         stream: streams.tasks,
         consumer: name,
         maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight,
+        maxInFlightBytes: consumeOptions.maxInFlightBytes,
+        largestMessage,
         ackWaitMs,
         // A lost task ack reruns a finished attempt, so task acks wait for the server's confirmation.
         confirmAcks: true,
@@ -290,6 +294,8 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         stream: streams.events,
         consumer: name,
         maxInFlight: consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight,
+        maxInFlightBytes: consumeOptions.maxInFlightBytes,
+        largestMessage,
         ackWaitMs,
         // Events are recorded idempotently: a lost ack only costs a redelivery, so acks are not confirmed.
         confirmAcks: false,

@@ -17,6 +17,12 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
  * fleet whose hosts are not all at protocol 3 yet.
  */
 export const DEFAULT_TASK_BATCH_MAX = 100;
+/**
+ * The most bytes of executor events one control-plane replica holds taken off the bus and not yet recorded
+ * (`ATELIER_EVENT_IN_FLIGHT_MB`): hosts flooding logs in max-payload messages would otherwise be held up to the
+ * recorder's message count (4,096) times the bus's max payload. Events are mostly small, so the count binds first.
+ */
+export const DEFAULT_EVENT_IN_FLIGHT_MB = 64;
 /** An executor host silent for this long is stale: not counted as live when routing and listing. */
 export const DEFAULT_HOST_STALE_MS = 15_000;
 /** A hot cluster's idle timeout: the default, the least and the most a caller may ask for (`ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS`). */

@@ -8,6 +8,7 @@ import { type Level, levels, normaliseCategories } from '../vocabulary';
 import {
   DEFAULT_CATALOG_CEILING,
   DEFAULT_DATA_DIR,
+  DEFAULT_EVENT_IN_FLIGHT_MB,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_HOST_STALE_MS,
@@ -78,6 +79,8 @@ export interface Config {
   executorStopGraceMs: number;
   /** The most log bytes the embedded host publishes, and the control plane records, per attempt (`ATELIER_MAX_LOG_BYTES`; default: the host's). */
   executorMaxLogBytes: number | undefined;
+  /** The most bytes of executor events a replica holds off the bus, not yet recorded (`ATELIER_EVENT_IN_FLIGHT_MB`). */
+  eventInFlightBytes: number;
   /** The most log lines the control plane records per attempt (`ATELIER_MAX_LOG_LINES`; default: DEFAULT_MAX_LOG_LINES). */
   maxLogLines: number | undefined;
   /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
@@ -237,6 +240,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     executorStopGraceMs: executorStopGraceMs(env),
     executorMaxLogBytes: maxLogBytes(env),
     maxLogLines: maxLogLines(env),
+    eventInFlightBytes: int(env, 'ATELIER_EVENT_IN_FLIGHT_MB', DEFAULT_EVENT_IN_FLIGHT_MB, 1, 64 * 1024) * 1024 * 1024,
     hotClusterMaxIdleMs: int(env, 'ATELIER_HOT_CLUSTER_MAX_IDLE_SECONDS', DEFAULT_HOT_CLUSTER_MAX_IDLE_MS / 1000, 1, 365 * 86_400) * 1000,
     hotClusterPools: parseHotClusterPools(env.ATELIER_HOT_CLUSTER_POOLS),
     logLevel,

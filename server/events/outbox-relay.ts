@@ -7,7 +7,8 @@
 // transaction that writes outbox rows, in the statement that writes them (takePublished), or after CLEANUP_DELAY_MS by
 // one statement for all of them. A task row may hold a batch of a pool's tasks (protocol 3): it goes out
 // as one message under the row's id whoever publishes it, so the dedupe holds for batches too; a bus that cannot
-// carry batches gets its tasks one by one, each under its own id.
+// carry batches gets its tasks one by one, each under its own id. Every id goes to the bus with the database's
+// incarnation (incarnation.ts): the ids a database restored from a backup issues again are new to the bus.
 import { sql } from 'drizzle-orm';
 import type { Bus } from '../../plugins/bus/types';
 import { type CancelMessage, type ExecutorEvent, isTaskBatch, type TaskBatch, type TaskMessage, taskMessageId } from '../../plugins/protocol';
@@ -16,6 +17,7 @@ import { arrayOf } from '../db/arrays';
 import { type Db, queryRows } from '../db/client';
 import { kickedLoop } from '../lifecycle/kicked-loop';
 import type { Instruments } from '../metrics/instruments';
+import { busMessageId, databaseIncarnation } from './incarnation';
 
 /**
  * Outbox rows whose messages the bus already has, handed to one transaction to delete: told whether that transaction
@@ -73,8 +75,19 @@ export function createOutboxRelay(options: {
   onError?: (error: unknown) => void;
   /** Observes each task message's delay from its dispatch to the bus taking it (server/metrics/instruments.ts). */
   instruments?: Pick<Instruments, 'dispatchDelays'>;
+  /** The database's incarnation (default: databaseIncarnation, read once, before the first publish). */
+  incarnation?: () => Promise<string>;
 }): OutboxRelay {
   const { db, bus } = options;
+  let incarnation: Promise<string> | undefined;
+  /** `msgId` as the bus dedupes it: with the incarnation, read once (again after a failure: the publish fails, retried). */
+  const busId = async (msgId: string) => {
+    incarnation ??= (options.incarnation ?? (() => databaseIncarnation(db)))().catch((error: unknown) => {
+      incarnation = undefined;
+      throw error;
+    });
+    return busMessageId(await incarnation, msgId);
+  };
   const batchSize = options.batchSize ?? 500;
   /** Rows this process is publishing directly: its own passes leave them alone. */
   const direct = new Set<number>();
@@ -82,9 +95,9 @@ export function createOutboxRelay(options: {
 
   const instruments = options.instruments;
   const handOver = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string, text?: string) => {
-    if (!isTaskBatch(payload)) return bus.publishTask(pool, payload, msgId);
-    if (bus.publishTasks) return bus.publishTasks(pool, payload.tasks, msgId, text);
-    await Promise.all(payload.tasks.map((t) => bus.publishTask(pool, t, taskMessageId(t.taskId, t.attempt))));
+    if (!isTaskBatch(payload)) return bus.publishTask(pool, payload, await busId(msgId));
+    if (bus.publishTasks) return bus.publishTasks(pool, payload.tasks, await busId(msgId), text);
+    await Promise.all(payload.tasks.map(async (t) => bus.publishTask(pool, t, await busId(taskMessageId(t.taskId, t.attempt)))));
   };
   const publishTasks = async (pool: string, payload: TaskMessage | TaskBatch, msgId: string, text?: string) => {
     await handOver(pool, payload, msgId, text);
@@ -103,7 +116,7 @@ export function createOutboxRelay(options: {
     row.kind === 'task'
       ? publishTasks(row.pool!, row.payload as TaskMessage | TaskBatch, row.msg_id)
       : row.kind === 'event'
-        ? bus.publishEvent(row.payload as ExecutorEvent, row.msg_id)
+        ? busId(row.msg_id).then((id) => bus.publishEvent(row.payload as ExecutorEvent, id))
         : publishCancel(row.payload as CancelMessage);
   const remove = (ids: number[]) => db.execute(sql`delete from outbox where id = any(${arrayOf(ids, 'bigint')})`);
 

@@ -20,6 +20,8 @@ export interface EventRecorderOptions {
   instruments?: Pick<Instruments, 'redelivered'>;
   /** The shared consumer's ack wait (default 10 s): a test that waits it out may shorten it. */
   ackWaitMs?: number;
+  /** The most bytes of events held off the bus and not yet recorded (ATELIER_EVENT_IN_FLIGHT_MB; default: no bound but the count). */
+  maxInFlightBytes?: number;
 }
 
 /**
@@ -43,6 +45,7 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
   const consumer = {
     ...CONSUMER,
     ackWaitMs: options.ackWaitMs ?? CONSUMER.ackWaitMs,
+    maxInFlightBytes: options.maxInFlightBytes,
     admit: orchestrator.admitEvents && ((events: ExecutorEvent[]) => orchestrator.admitEvents!(events)),
   };
   let events: Subscription | undefined;

@@ -317,18 +317,58 @@ describe('kserve deployer on the stand-in', () => {
       await deployer.delete(theirs.id);
     }
   });
-  it('leaves an InferenceService applied without an installation unlabelled when its revision is applied again with one: a label change would roll a new KServe revision', async () => {
-    const untagged = deployment();
-    const id = '6f1c2a8e-0000-4000-8000-00000000000c';
-    try {
-      await deployer.apply(untagged, revision(1));
-      const before = await deployer.status(untagged.id);
-      await deployer.apply({ ...untagged, installation: id }, revision(1));
-      expect(await deployer.status(untagged.id)).toEqual(before);
-      expect(await deployer.list!(id)).toEqual([]); // labelled with its next revision
-    } finally {
-      await deployer.delete(untagged.id);
+});
+
+describe('kserve deployer: an InferenceService an older version applied, without an installation label', () => {
+  const old: Deployment = { id: 'kserve-old', name: 'iris-old', model: 'iris/classifier@champion', domain: 'production', settings: {} };
+  const id = '6f1c2a8e-0000-4000-8000-00000000000c';
+  let standIn: KubernetesStandIn;
+  let deployer: Deployer;
+  afterAll(async () => {
+    await deployer?.close?.();
+    await standIn?.close();
+  });
+
+  it("is labelled when the reconciler's next pass applies its serving revision again with the installation: listed from then on, once, no KServe revision made", async () => {
+    // KServe told not to copy the installation label onto revisions (serviceLabelDisallowedList, docs/deployers.md).
+    standIn = await createKubernetesStandIn({ namespaces: ['default'], kserveLabelsNotCopied: ['serving.atelier.dev/installation'] });
+    deployer = createKServeDeployer({ kubeConfig: standIn.kubeConfig(), ...fast });
+    await deployer.apply(old, revision(1));
+    const before = await deployer.status(old.id);
+    const revisions = standIn.kserve.revisions();
+    expect(await deployer.list!(id)).toEqual([]);
+
+    await deployer.apply({ ...old, installation: id }, revision(1));
+    expect(await deployer.list!(id)).toEqual([{ id: old.id, name: old.name }]);
+    expect(await deployer.status(old.id)).toEqual(before);
+    expect(standIn.kserve.revisions()).toBe(revisions);
+    // Applied again: nothing written.
+    const written = standIn.inferenceService(old.name)!.metadata.resourceVersion;
+    await deployer.apply({ ...old, installation: id }, revision(1));
+    expect(standIn.inferenceService(old.name)!.metadata.resourceVersion).toBe(written);
+    // Its next revision keeps the label.
+    await deployer.apply({ ...old, installation: id }, revision(2));
+    expect(await deployer.list!(id)).toEqual([{ id: old.id, name: old.name }]);
+  });
+
+  it('where KServe copies the label onto revisions: one KServe revision more, of the same model, and the status settles as before', async () => {
+    await deployer.close?.();
+    await standIn.close();
+    standIn = await createKubernetesStandIn({ namespaces: ['default'] });
+    deployer = createKServeDeployer({ kubeConfig: standIn.kubeConfig(), ...fast });
+    await deployer.apply(old, revision(1));
+    const before = await deployer.status(old.id);
+    const revisions = standIn.kserve.revisions();
+    await deployer.apply({ ...old, installation: id }, revision(1));
+    expect(await deployer.list!(id)).toEqual([{ id: old.id, name: old.name }]);
+    // Knative moves the traffic to the new revision once it is ready.
+    let after = await deployer.status(old.id);
+    for (const deadline = Date.now() + 10_000; !(after.ready && standIn.kserve.revisions() > revisions); after = await deployer.status(old.id)) {
+      if (Date.now() > deadline) throw new Error(`never settled: ${JSON.stringify(after)}`);
+      await new Promise((r) => setTimeout(r, 10));
     }
+    expect(standIn.kserve.revisions()).toBe(revisions + 1);
+    expect({ ...after, message: '' }).toEqual({ ...before, message: '' });
   });
 });
 

@@ -5,7 +5,8 @@
 // pkg/controller/v1beta1/inferenceservice/reconcilers/knative/ksvc_reconciler.go and
 // pkg/apis/serving/v1beta1/inference_service_status.go#PropagateStatus):
 // - every change of the predictor's template (the predictor without `canaryTrafficPercent`, plus the metadata KServe
-//   copies onto the revision template) creates a Knative revision `<name>-predictor-0000N`;
+//   copies onto the revision template: every label but those of the inferenceservice-config's
+//   serviceLabelDisallowedList, `labelsNotCopied` here) creates a Knative revision `<name>-predictor-0000N`;
 // - traffic: with `canaryTrafficPercent` set and a last rolled-out revision, the latest ready revision gets that percent
 //   and the last rolled-out one (tag `prev`) the rest; without it, the latest ready revision gets 100% (blue/green);
 // - `latestRolledoutRevision` moves to the latest ready revision once it has 100%, the old one becoming
@@ -70,7 +71,7 @@ const STORAGE_PREFIXES = ['gs://', 's3://', 'pvc://', 'file://', 'https://', 'ht
 const QUANTITY = /^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE]|n|u)?$/;
 const pad5 = (n: number) => String(n).padStart(5, '0');
 
-export function createKServeController(host: KServeHost, options: { readyMs?: number } = {}) {
+export function createKServeController(host: KServeHost, options: { readyMs?: number; labelsNotCopied?: string[] } = {}) {
   const readyMs = options.readyMs ?? 15;
   const services = new Map<string, ServiceState>(); // by uid
   const failing = new Map<string, string>(); // storageUri → why it fails to load
@@ -82,7 +83,9 @@ export function createKServeController(host: KServeHost, options: { readyMs?: nu
     const { canaryTrafficPercent: _, ...predictor } = isvc.spec?.predictor ?? {};
     const annotations = { ...isvc.metadata.annotations };
     delete annotations['kubectl.kubernetes.io/last-applied-configuration'];
-    return { key: JSON.stringify({ predictor, annotations, labels: isvc.metadata.labels ?? {} }), predictor: structuredClone(predictor) };
+    const labels = { ...isvc.metadata.labels };
+    for (const label of options.labelsNotCopied ?? []) delete labels[label];
+    return { key: JSON.stringify({ predictor, annotations, labels }), predictor: structuredClone(predictor) };
   }
 
   function ingress(state: ServiceState): Server {

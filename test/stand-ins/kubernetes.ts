@@ -79,6 +79,8 @@ export interface KubernetesStandInOptions {
   stepMs?: number;
   /** How long a KServe predictor revision takes to become ready (or fail). Default 15 ms. */
   kserveReadyMs?: number;
+  /** Labels KServe does not copy onto revisions (its inferenceservice-config's serviceLabelDisallowedList). */
+  kserveLabelsNotCopied?: string[];
 }
 
 type Obj = Record<string, any>;
@@ -215,7 +217,7 @@ export async function createKubernetesStandIn(options: KubernetesStandInOptions 
       get: (namespace, name) => store.inferenceservices.get(key(namespace, name)),
       commitStatus: (object) => commit('inferenceservices', 'MODIFIED', object),
     },
-    { readyMs: options.kserveReadyMs },
+    { readyMs: options.kserveReadyMs, labelsNotCopied: options.kserveLabelsNotCopied },
   );
 
   // -------------------------------------------------------------------------------------------------------------

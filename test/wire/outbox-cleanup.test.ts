@@ -14,6 +14,7 @@ import type { TaskMessage } from '../../plugins/protocol';
 import { arrayOf } from '../../server/db/arrays';
 import { type Database, openDatabase, queryRows } from '../../server/db/client';
 import { createRunFeed } from '../../server/events/feed';
+import { databaseIncarnation } from '../../server/events/incarnation';
 import { createOutboxRelay, type OutboxRelay } from '../../server/events/outbox-relay';
 import { type OrchestratorContext, transact } from '../../server/orchestrator/context';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
@@ -151,7 +152,8 @@ it('rows a process published and died before deleting are published again by the
   const refusing = new Proxy(database.db, {
     get: (target, key) => (key === 'execute' ? () => Promise.reject(new Error('the process is gone')) : Reflect.get(target, key)),
   });
-  const dying = createOutboxRelay({ db: refusing, bus, pollMs: 60_000, cleanupDelayMs: 10, onError: () => {} });
+  const incarnation = () => databaseIncarnation(database.db); // read before it died
+  const dying = createOutboxRelay({ db: refusing, bus, pollMs: 60_000, cleanupDelayMs: 10, onError: () => {}, incarnation });
   const row = await committedRow(7);
   dying.publishCommitted([row]);
   await until(() => state.delivered.length === 1, 'the first delivery');

@@ -26,6 +26,7 @@ import {
   DEPLOYMENT_LABEL,
   INSTALLATION_LABEL,
   knativeNames,
+  labelledFor,
   labelValue,
   lastKnative,
   newInferenceService,
@@ -269,6 +270,9 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
       const health = statusOf(deployment.id, found.isvc).revisions.find((r) => r.number === revision.number)?.health;
       if (same && !(same === last && health === 'FAILED')) {
         if (same === last && !settled(found.isvc)) await poll(at, settled, options.readyTimeoutMs ?? 600_000);
+        // One applied before installations were tagged takes its control plane's id now (the reconciler's first pass).
+        if (deployment.installation && !found.isvc.metadata.labels?.[INSTALLATION_LABEL])
+          await write(at, (isvc) => labelledFor(isvc, labelValue(deployment.installation!, sha)));
         const now = (await find(deployment.id))!;
         return withServing(deployment.id, now.at, now.isvc);
       }
@@ -310,9 +314,7 @@ export function createKServeDeployer(options: KServeDeployerOptions): Deployer {
         }
         const written = { ...entry, generation: isvc.metadata.generation + 1 }; // the predictor changes: a new generation
         isvc.metadata.annotations = { ...isvc.metadata.annotations, [REVISIONS_ANNOTATION]: JSON.stringify([...now, written]) };
-        // One applied before installations were tagged takes its control plane's id with its next revision.
-        if (deployment.installation && !isvc.metadata.labels?.[INSTALLATION_LABEL])
-          isvc.metadata.labels = { ...isvc.metadata.labels, [INSTALLATION_LABEL]: labelValue(deployment.installation, sha) };
+        if (deployment.installation) labelledFor(isvc, labelValue(deployment.installation, sha));
         // A new revision takes no traffic until told: canaryTrafficPercent 0 pins it all on the rolled-out one.
         isvc.spec.predictor = { ...predictor, canaryTrafficPercent: 0 };
         return isvc;

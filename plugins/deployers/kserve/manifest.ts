@@ -130,6 +130,17 @@ export function newInferenceService(
   };
 }
 
+/**
+ * `isvc` labelled with the installation (selector-safe), or 'unchanged' where it has an installation label already:
+ * a label alone, which changes no revision where KServe's serviceLabelDisallowedList holds INSTALLATION_LABEL
+ * (docs/deployers.md "kserve").
+ */
+export function labelledFor(isvc: InferenceService, installation: string): InferenceService | 'unchanged' {
+  if (isvc.metadata.labels?.[INSTALLATION_LABEL]) return 'unchanged';
+  isvc.metadata.labels = { ...isvc.metadata.labels, [INSTALLATION_LABEL]: installation };
+  return isvc;
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: conditions as the API server sends them.
 const condition = (isvc: InferenceService, type: string): Record<string, any> | undefined =>
   // biome-ignore lint/suspicious/noExplicitAny: see above.
