@@ -183,10 +183,11 @@ export async function withTryAdvisoryLock(db: Db, key: number, fn: () => Promise
 }
 
 /**
- * How long a reserved connection (and the lock's query on it) may take. postgres-js never settles a reserve() queued for
- * a busy pool whose awaited connection the server ends (porsager/postgres#1195: a Postgres restart): a pass waiting on
- * it never ended, nor did stopping the app, which waits for it. Past this the pass fails as a lost connection and is
- * tried again; a reserve granted later is released at once.
+ * How long a reserved connection (and the lock's query on it) may take. A pool busy for longer (long statements on all
+ * its connections) would hold the pass, and stopping the app, which waits for it: past this the pass fails as a lost
+ * connection and is tried again; a reserve granted later is released at once. (postgres-js once never settled a
+ * reserve whose awaited connection the server ended, porsager/postgres#1195; the driver's patch keeps such a reserve
+ * queued until a connection is granted to it: test/db/advisory-lock.test.ts.)
  */
 const RESERVE_TIMEOUT_MS = 10_000;
 
@@ -197,9 +198,14 @@ async function inTime<T>(pending: Promise<T>, ms: number, late?: (value: T) => v
     timer = setTimeout(() => {
       timedOut = true;
       reject(
-        Object.assign(new Error(`Postgres gave no connection within ${ms / 1000} s (its connections were ended: a restart?); tried again next pass`), {
-          code: 'CONNECTION_CLOSED',
-        }),
+        Object.assign(
+          new Error(
+            `Postgres gave no connection within ${ms / 1000} s (all of the pool's connections stayed busy, or Postgres is restarting); tried again next pass`,
+          ),
+          {
+            code: 'CONNECTION_CLOSED',
+          },
+        ),
       );
     }, ms);
     timer.unref();
