@@ -3,7 +3,7 @@
 // the COMMIT, sent together. The run's end is sent before Postgres has answered anything after the read: guarded in SQL
 // (settle.ts endBehind), its webhooks, signal and run-status event written only if its row shows that end. Real
 // Postgres, a recorder on a connection of its own whose statements and Postgres' answers are counted on the socket.
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
@@ -40,6 +40,15 @@ beforeAll(async () => {
   await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
     s: JSON.stringify({ name: 'one-task', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] }),
   });
+  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
+    s: JSON.stringify({
+      name: 'two-step',
+      tasks: [
+        { name: 'a', module: 'test/sleep', parameters: { ms: 1 } },
+        { name: 'b', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+      ],
+    }),
+  });
   await alice.gql(`mutation ($u: String!) { createWebhook(team: "ml", url: $u, events: ["run.*"]) { secret } }`, { u: `${receiver.url}/runs` });
   const { sql: client, seen } = countingPool(pg.url);
   const countedDb = drizzle(client, { schema }) as unknown as Db;
@@ -60,9 +69,12 @@ afterAll(async () => {
 });
 
 /** A run of `one-task` started, and its one task's bundle as a host folds it: started, progress, result. */
-async function oneTaskRun(): Promise<{ runId: string; bundle: ExecutorEvent[] }> {
-  const runId = (await alice.gql(`mutation { startRun(workflow: "one-task") { id } }`)).startRun.id as string;
-  const [task] = await db.select().from(tasks).where(eq(tasks.runId, runId));
+async function oneTaskRun(workflow = 'one-task'): Promise<{ runId: string; bundle: ExecutorEvent[] }> {
+  const runId = (await alice.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id as string;
+  const [task] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.status, 'QUEUED')));
   const base = { taskId: task!.id, runId, attempt: task!.attempt, host: 'test', at: new Date().toISOString() };
   return {
     runId,
@@ -102,6 +114,21 @@ it("records a one-task run's bundle in two round trips, the run's end, its event
   expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
   expect(events.at(-1)).toMatchObject({ kind: 'run-status', status: 'SUCCEEDED' });
   expect(events).toContainEqual(expect.objectContaining({ kind: 'task-status', status: 'SUCCEEDED' }));
+}, 60_000);
+
+it("records a chain edge (a parent's result, its child dispatched) in three round trips: the counting statement's answer decides what is dispatched", async () => {
+  const warm = await oneTaskRun('two-step');
+  await counted.orchestrator.recordEvents(warm.bundle);
+  const { runId, bundle } = await oneTaskRun('two-step');
+  const { seen } = counted;
+  seen.sent.length = 0;
+  await counted.orchestrator.recordEvents(bundle);
+  expect(roundTrips(seen.sent)).toBe(3);
+  const rows = await db.select({ node: tasks.node, status: tasks.status }).from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.node);
+  expect(rows).toEqual([
+    { node: 'a', status: 'SUCCEEDED' },
+    { node: 'b', status: 'QUEUED' },
+  ]);
 }, 60_000);
 
 it("stores a run's end event only if the run's row shows that end, numbering the rest as before", async () => {
