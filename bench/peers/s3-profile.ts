@@ -93,13 +93,17 @@ export async function s3Profile(runCount: number, print = true): Promise<S3Profi
   startTracing(dir);
   const world = await profileWorld([independent('s3-profile', 1)]);
   try {
+    await world.counter.reset(); // the statements of the runs (and of the idle loops meanwhile), not of the setup
     const r = await firstProgress(world.atelier, 's3-profile', runCount);
     stopTracing();
     await new Promise((resolve) => setTimeout(resolve, 500)); // the host writes its stamps every 100 ms
     const rows = hopTable(await readTrace(dir));
     const statements = await world.statements('calls');
     if (!print) return { rows, statements };
-    console.log(`S3 first progress over ${runCount} runs: p50 ${round(r.p50)} ms, p99 ${round(r.p99)} ms`);
+    const calls = statements.reduce((sum, row) => sum + Number(row.calls), 0);
+    console.log(`S3 first progress over ${runCount} runs: p50 ${round(r.p50)} ms, p99 ${round(r.p99)} ms; ${(calls / runCount).toFixed(2)} statements a run`);
+    if (process.env.S3_PROFILE_STATEMENTS)
+      for (const row of statements) console.log(`${(Number(row.calls) / runCount).toFixed(2).padStart(6)}  ${row.query.replace(/\s+/g, ' ').slice(0, 160)}`);
     console.log(`${'hop'.padEnd(40)} ${'step p50'.padStart(9)} ${'step p99'.padStart(9)} ${'since sent p50'.padStart(15)}`);
     for (const [i, row] of rows.entries()) {
       const note = `${row.from !== HOPS[i]!.hop ? `  (from ${row.from})` : ''}${row.runs < runCount ? `  (${row.runs} runs)` : ''}`;

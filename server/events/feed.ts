@@ -50,8 +50,11 @@ export interface StoredEventRef {
 }
 
 export interface RunFeed {
-  /** Stores events in the transaction `tx` and returns them numbered; `publish` them after it commits. */
-  append(tx: Db | Tx, events: FeedEventBody[]): Promise<FeedEvent[]>;
+  /**
+   * Stores events in the transaction `tx` and returns them numbered; `publish` them after it commits. `ifEnded`: run ends
+   * stored only if the run's row shows them (appendRunEvents).
+   */
+  append(tx: Db | Tx, events: FeedEventBody[], ifEnded?: ReadonlySet<FeedEventBody>): Promise<FeedEvent[]>;
   publish(events: FeedEvent[]): void;
   /**
    * Events of one run (or of all runs with `'*'`) until the returned function is called. `behind` is told the
@@ -128,7 +131,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
     return read;
   };
   return {
-    append: (tx, events) => appendRunEvents(tx, events),
+    append: (tx, events, ifEnded) => appendRunEvents(tx, events, ifEnded),
     publish(events) {
       if (!events.length) return;
       if (tracing()) for (const e of events) if (e.kind === 'task-progress') traceHop('control plane: feed published', e.runId);

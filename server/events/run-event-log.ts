@@ -23,20 +23,24 @@ export const EVENTS_PER_ROW = 64;
  * Stores `events` in `tx`, numbering each run's on from its `event_seq`, and returns them numbered, in the order
  * given within each run. Runs are bumped in id order so two transactions never wait on each other's runs in a
  * circle; an event of a run that does not exist is dropped. Publish what this returns only after `tx` commits.
+ * `ifEnded`: run-status events (one a run, the last of its events) stored, numbered and returned only if the run's row
+ * shows the end they report (its status, and `finished_at` their time) when they are stored: a run's end sent before
+ * the transaction knew it would happen (settle.ts endBehind), its event decided with it in SQL.
  */
-export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Promise<FeedEvent[]> {
+export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEnded?: ReadonlySet<FeedEventBody>): Promise<FeedEvent[]> {
   if (!events.length) return [];
-  const byRun = new Map<string, FeedEventBody[]>();
+  const byRun = new Map<string, { list: FeedEventBody[]; ended?: RunStatusEvent }>();
   for (const event of events) {
-    let list = byRun.get(event.runId);
-    if (!list) byRun.set(event.runId, (list = []));
-    list.push(event);
+    let entry = byRun.get(event.runId);
+    if (!entry) byRun.set(event.runId, (entry = { list: [] }));
+    if (event.kind === 'run-status' && ifEnded?.has(event)) entry.ended = event;
+    else entry.list.push(event);
   }
   // Every run's statement is sent at once, in run id order (the order Postgres runs them in): nothing waits for an
   // answer before the last is sent, so a commit sent behind them (commitBehind) follows them all.
-  const sent: { list: FeedEventBody[]; rows: Promise<{ last: string | number }[]> }[] = [];
+  const sent: { list: FeedEventBody[]; ended?: RunStatusEvent; rows: Promise<{ last: string | number; yes?: boolean }[]> }[] = [];
   for (const runId of [...byRun.keys()].sort()) {
-    const list = byRun.get(runId)!;
+    const { list, ended } = byRun.get(runId)!;
     // Up to EVENTS_PER_ROW to a row, keyed by the number of its last event (`last`: its place in the list).
     // A metric event's points are not copied: the row says where they are stored (feed-metric-points.ts).
     const groups: { last: number; event: { events: unknown[] } }[] = [];
@@ -44,27 +48,40 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
       const events = list.slice(i, i + EVENTS_PER_ROW).map(storedForm);
       groups.push({ last: i + events.length, event: { events } });
     }
+    // A run's end decided in SQL: its event in a row of its own, numbered last, stored only if the run's row shows it.
+    if (ended) groups.push({ last: list.length + 1, event: { events: [storedForm(ended)] } });
     // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
     // with the run's new number alone, not a row per event stored (a data-modifying WITH runs to its end unread).
-    const rows = preparedRows<{ last: string | number }>(
+    const rows = preparedRows<{ last: string | number; yes?: boolean }>(
       tx,
-      sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
+      ended
+        ? sql`with ended as (select exists (select 1 from runs where id = ${runId} and status = ${ended.status}::text
+              and finished_at = ${ended.at}::timestamptz) as yes),
+            bumped as (update runs set event_seq = event_seq + ${list.length} + ended.yes::int from ended where id = ${runId}
+              returning event_seq, ended.yes),
+            stored as (insert into run_events (run_id, seq, event)
+              select ${runId}::uuid, bumped.event_seq - ${list.length} - bumped.yes::int + g.last, g.event
+              from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb)
+              where g.last <= ${list.length} or bumped.yes)
+            select event_seq as last, yes from bumped`
+        : sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
           stored as (insert into run_events (run_id, seq, event)
             select ${runId}::uuid, bumped.event_seq - ${list.length} + g.last, g.event
             from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb))
           select event_seq as last from bumped`,
     );
     rows.catch(() => undefined); // handled: awaited below, in order
-    sent.push({ list, rows });
+    sent.push({ list, ended, rows });
   }
   const out: FeedEvent[] = [];
-  for (const { list, rows: answer } of sent) {
+  for (const { list, ended, rows: answer } of sent) {
     const rows = await answer;
     if (!rows.length) continue; // no such run
-    let seq = Number(rows[0]!.last) - list.length;
+    const kept = rows[0]!.yes && ended ? [...list, ended] : list;
+    let seq = Number(rows[0]!.last) - kept.length;
     // A copy with its number set, not `{ ...event, seq }`: a spread of events of several kinds takes V8's slow generic
     // path (~3 µs an event against ~1, microbench; three events per task of a wide run).
-    for (const event of list) {
+    for (const event of kept) {
       const numbered = Object.assign({}, event) as FeedEvent;
       numbered.seq = ++seq;
       out.push(numbered);
@@ -72,6 +89,8 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[]): Pro
   }
   return out;
 }
+
+type RunStatusEvent = Extract<FeedEventBody, { kind: 'run-status' }>;
 
 /**
  * A run's stored events numbered above `after`, oldest first, at most RUN_EVENTS_PAGE of them (fewer only when there

@@ -124,7 +124,7 @@ export async function cancelInTx(tc: TxContext, run: Run, message: string, endin
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
   if (await emitRunEnded(tx, updated!, status, message, step.at)) step.outbox = true; // kicks the webhook worker after commit
   // Its time limit is a failure (failure triggers fire on it); a cancel is someone's choice and records no signal.
-  if (status === 'FAILED' && (await runFailed(tx, updated!, 'TIME_LIMIT', message))) step.outbox = true; // and the trigger dispatcher
+  if (status === 'FAILED' && (await runFailed(tx, updated!, step.at, 'TIME_LIMIT', message))) step.outbox = true; // and the trigger dispatcher
   await notifyParent(tc, updated!, status, message);
   return updated!;
 }

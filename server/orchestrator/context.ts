@@ -96,6 +96,8 @@ export interface Step {
   at: Date;
   /** Live events, stored with the transaction's changes and published once it has committed. */
   feed: FeedEventBody[];
+  /** Run ends among `feed` sent before they were known to happen (settle.ts): stored only if the run's row shows them. */
+  ifEnded: Set<FeedEventBody>;
   outbox: boolean;
   /** Task messages to publish right after the commit (their outbox rows are the fallback). */
   committed: CommittedMessage[];
@@ -151,6 +153,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
       const current: Step = {
         at: ctx.now(),
         feed: [],
+        ifEnded: new Set(),
         outbox: false,
         committed: [],
         deletedPublished: [],
@@ -171,7 +174,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         // wanted after the commit), and the transaction fails with the append's or a write's error if one failed (one
         // that failed before sending anything rolls it back).
         let appendFailed = false;
-        const appending = ctx.feed.append(tx, current.feed);
+        const appending = ctx.feed.append(tx, current.feed, current.ifEnded);
         appending.catch(() => (appendFailed = true));
         for (const work of current.chained) await work;
         // The usage rollup's rows are shared by every start of a module: written last, they are held only while it commits.

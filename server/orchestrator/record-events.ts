@@ -88,7 +88,11 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
     const [capped, lockedRuns, taskRows, early] = await Promise.all([
       capping,
       writing.length ? lockRuns(tx, writing) : [],
-      recordedTasks(tx, taskIds),
+      recordedTasks(
+        tx,
+        taskIds,
+        given.some((e) => e.kind === 'result'),
+      ),
       insertIfCurrent(
         tx,
         given.filter((e) => e.kind !== 'log'),
@@ -372,7 +376,10 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   }
   // The finished nodes' statuses as just written, so settling need not read them back.
   if (tracing()) for (const e of fresh) if (e.kind === 'result') traceTaskHop('control plane: settling', e.runId, e.taskId);
-  await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, statusOf(t)])));
+  // The run's one open task, read so under its lock, has ended: what its tasks ended in, for its end without counting.
+  const only = rows.size === 1 ? (rows.values().next().value as RecordedTask) : undefined;
+  const ended = only?.othersEnded && isTerminal(statusOf(only)) ? [...only.othersEnded, statusOf(only)] : undefined;
+  await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, statusOf(t)])), ended);
 }
 
 /** The time split of applied results that did not succeed (a success's is set by its own update). */

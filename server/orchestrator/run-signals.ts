@@ -10,14 +10,16 @@ import type { RunFailureReason } from '../vocabulary';
 
 /**
  * True when a signal was recorded (kick the trigger dispatcher after the commit). ONE statement, the lookup and the
- * write together (as recordSignal writes it): nothing in the transaction that ends the run waits for its answer.
+ * write together (as recordSignal writes it): nothing in the transaction that ends the run waits for its answer. It
+ * writes only if the run's row shows that end (finished at `at`): a run's end may be sent before it is known (settle.ts).
  */
-export const runSucceeded = (tx: Tx, run: Run): Promise<boolean> => runEndSignal(tx, run, null);
+export const runSucceeded = (tx: Tx, run: Run, at: Date): Promise<boolean> => runEndSignal(tx, run, at, null);
 
 /** As runSucceeded, for a run that ended FAILED: `reason` and `message` (node names and statuses only) go in its payload. */
-export const runFailed = (tx: Tx, run: Run, reason: RunFailureReason, message: string | null): Promise<boolean> => runEndSignal(tx, run, { reason, message });
+export const runFailed = (tx: Tx, run: Run, at: Date, reason: RunFailureReason, message: string | null): Promise<boolean> =>
+  runEndSignal(tx, run, at, { reason, message });
 
-async function runEndSignal(tx: Tx, run: Run, failure: { reason: RunFailureReason; message: string | null } | null): Promise<boolean> {
+async function runEndSignal(tx: Tx, run: Run, at: Date, failure: { reason: RunFailureReason; message: string | null } | null): Promise<boolean> {
   if (!run.workflowId || run.parentRunId) return false;
   const subject = workflowSubject(run.workflowId);
   const status = failure ? 'FAILED' : 'SUCCEEDED';
@@ -29,6 +31,9 @@ async function runEndSignal(tx: Tx, run: Run, failure: { reason: RunFailureReaso
     failureChain: 0,
   };
   const rows = await signalOfRun(tx, {
+    runId: run.id,
+    status,
+    at: at.toISOString(),
     type: failure ? 'run.failed' : 'run.succeeded',
     kind: failure ? 'RUN_FAILED' : 'RUN_SUCCEEDED',
     subject,
@@ -53,6 +58,9 @@ function startingSignal(run: Run): string | null {
 
 /** The signal's insert with its lookup, built once (server/db/prepared.ts): every top-level run's end sends it. */
 const signalOfRun = sqlOnce<{
+  runId: string;
+  status: string;
+  at: string;
   type: string;
   kind: string;
   subject: string;
@@ -72,6 +80,8 @@ const signalOfRun = sqlOnce<{
       from workflows w
       where w.id = ${sql.placeholder('workflowId')}::uuid
         and exists (select 1 from workflow_triggers where kind = ${sql.placeholder('kind')}::text and match_subject = ${subject})
+        and exists (select 1 from runs where runs.id = ${sql.placeholder('runId')}::uuid and runs.status = ${sql.placeholder('status')}::text
+          and runs.finished_at = ${sql.placeholder('at')}::timestamptz)
       on conflict (key) do update set key = excluded.key
       returning id`;
 });

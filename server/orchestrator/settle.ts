@@ -10,7 +10,7 @@ import { type Run, type Task, tasks } from '../db/tables/runs';
 import type { TaskStatus } from '../vocabulary';
 import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
-import { sentBehind, type TxContext, taskStatusEvent } from './context';
+import { sentBehind, type TxContext, taskStatusEvent, writeBehind } from './context';
 import { dispatch } from './dispatch';
 import { failureSummary, skipMessage } from './outcomes';
 import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
@@ -18,10 +18,13 @@ import { runFailed, runSucceeded } from './run-signals';
 
 /**
  * After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open.
- * `statuses`: what the caller just wrote for (some of) `finished`, so they are not read back.
+ * `statuses`: what the caller just wrote for (some of) `finished`, so they are not read back. `ended`: every status the
+ * run's tasks ended in, when the caller knows that none is open any more (record-events.ts: the run's last open task
+ * ended): nothing waits downstream and nothing is READY, so there is nothing to count or dispatch.
  */
-export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>): Promise<void> {
+export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>, ended?: TaskStatus[]): Promise<void> {
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
+  if (ended && finished.length && endBehind(tc, run, ended)) return;
   const evaluated = finished.length ? await evaluate(tc, run, finished, statuses) : undefined;
   if (tracing()) for (const t of evaluated?.ready ?? []) traceTaskHop('control plane: evaluated', t.runId, t.id);
   const queued = await dispatch(tc, run, evaluated?.ready);
@@ -178,18 +181,53 @@ export async function finishIfDone(tc: TxContext, run: Run, known?: Openness): P
   // Nothing below reads the run's row back: the statements after it follow it without waiting.
   sentBehind(tc, runEnded(tx, { runId: run.id, status, at: step.at.toISOString(), message, startedAt: (run.startedAt ?? step.at).toISOString() }));
   step.feed.push({ kind: 'run-status', runId: run.id, status, message, at: step.at.toISOString() });
+  sendEndEffects(tc, run, status, message);
+  run.status = status;
+  await notifyParent(tc, run, status, message);
+}
+
+/**
+ * A top-level run's success, once its last open task ended, sent without waiting for anything (`ended`: what its tasks
+ * ended in): the run's update, guarded in SQL (it ends only a run still open with no task open or failed), and behind
+ * it its webhooks, its signal and its run-status event, each written only if the run's row shows that end. So the
+ * feed's append and the COMMIT follow in the same round trip. False (nothing sent) for a run that fails (its message
+ * is read from its tasks) or is nested (its parent's node is settled here too): finishIfDone ends those.
+ */
+function endBehind(tc: TxContext, run: Run, ended: TaskStatus[]): boolean {
+  const { step } = tc;
+  if (finalRunStatus(ended) !== 'SUCCEEDED' || run.parentTaskId) return false;
+  const at = step.at.toISOString();
+  // Sent as the run's RUNNING just before it (writeBehind, prepared), so it reaches the connection after that, not before.
+  writeBehind(tc, runSucceededIfDone(run.id, at, (run.startedAt ?? step.at).toISOString()), undefined, true);
+  const event = { kind: 'run-status', runId: run.id, status: 'SUCCEEDED', message: null, at } as const;
+  step.feed.push(event);
+  step.ifEnded.add(event);
+  sendEndEffects(tc, run, 'SUCCEEDED', null);
+  run.status = 'SUCCEEDED';
+  return true;
+}
+
+/** A run's end as the webhooks and the triggers see it. */
+function sendEndEffects({ tx, step }: TxContext, run: Run, status: 'SUCCEEDED' | 'FAILED', message: string | null): void {
   // The webhooks' and the triggers' writes (each one statement with its lookup) are independent of the rest of the
   // transaction: sent together and awaited only before the commit, like writeBehind's writes, so the feed's append and
   // the COMMIT follow at once.
-  const signal = status === 'SUCCEEDED' ? runSucceeded(tx, run) : runFailed(tx, run, 'TASK_FAILED', message);
+  const signal = status === 'SUCCEEDED' ? runSucceeded(tx, run, step.at) : runFailed(tx, run, step.at, 'TASK_FAILED', message);
   const ended = Promise.all([emitRunEnded(tx, run, status, message, step.at), signal]).then(([hooked, signalled]) => {
     if (hooked || signalled) step.outbox = true; // kicks the webhook worker and the trigger dispatcher after commit
   });
   ended.catch(() => undefined); // handled: transact awaits it
   step.writes.push(ended);
-  run.status = status;
-  await notifyParent(tc, run, status, message);
 }
+
+/**
+ * endBehind's update: the run succeeds only if it is still open, none of its tasks is open and none failed (the
+ * statuses a run succeeds with: rules.ts finalRunStatus). One text, every value a parameter.
+ */
+const runSucceededIfDone = (runId: string, at: string, startedAt: string) =>
+  sql`update runs set status = 'SUCCEEDED', finished_at = ${at}::timestamptz, message = null, started_at = ${startedAt}::timestamptz
+    where id = ${runId}::uuid and status in ('QUEUED', 'RUNNING')
+      and not exists (select 1 from tasks where run_id = ${runId}::uuid and status not in ('SUCCEEDED', 'CANCELLED', 'SKIPPED'))`;
 
 /** A run's end, built once (server/db/prepared.ts): every run sends it. */
 const runEnded = sqlOnce<{ runId: string; status: string; at: string; message: string | null; startedAt: string }>()(

@@ -11,7 +11,8 @@ export const RUN_EVENT_TYPES = ['run.succeeded', 'run.failed', 'run.cancelled'] 
 /**
  * Emits the run's end to its workflow's team's webhooks; true when a delivery was written (kick the worker after
  * commit). ONE statement, the lookup and the writes together (`subscribes` in SQL): nothing in the transaction waits
- * for its answer before the next statement or the COMMIT (it runs on every run's end).
+ * for its answer before the next statement or the COMMIT (it runs on every run's end). It writes only if the run's
+ * row shows that end (`status`, finished at `at`): a run's end may be sent before it is known to happen (settle.ts).
  */
 export async function emitRunEnded(tx: Tx, run: Run, status: 'SUCCEEDED' | 'FAILED' | 'CANCELLED', message: string | null, at: Date): Promise<boolean> {
   if (!run.workflowId) return false;
@@ -36,6 +37,9 @@ export async function emitRunEnded(tx: Tx, run: Run, status: 'SUCCEEDED' | 'FAIL
   // emit.ts's body, `{ id, type, createdAt, data }`, one event id for every subscription it goes to.
   const body = { id: randomUUID(), type, createdAt: at.toISOString(), data };
   const rows = await runEndedDeliveries(tx, {
+    runId: run.id,
+    status,
+    at: at.toISOString(),
     workflowId: run.workflowId,
     eventId: body.id,
     type,
@@ -49,9 +53,22 @@ export async function emitRunEnded(tx: Tx, run: Run, status: 'SUCCEEDED' | 'FAIL
  * The lookup (the workflow's team's active webhooks that take `type`) and the deliveries' insert, one statement built
  * once (server/db/prepared.ts): every run's end sends it, and Postgres plans it once per connection.
  */
-const runEndedDeliveries = sqlOnce<{ workflowId: string; eventId: string; type: string; subject: string; body: string }>()<{ one: number }>(() => {
+const runEndedDeliveries = sqlOnce<{
+  runId: string;
+  status: string;
+  at: string;
+  workflowId: string;
+  eventId: string;
+  type: string;
+  subject: string;
+  body: string;
+}>()<{
+  one: number;
+}>(() => {
   const type = sql`${sql.placeholder('type')}::text`;
-  return sql`with w as (select id, name, team_id from workflows where id = ${sql.placeholder('workflowId')}::uuid and team_id is not null),
+  return sql`with w as (select id, name, team_id from workflows where id = ${sql.placeholder('workflowId')}::uuid and team_id is not null
+          and exists (select 1 from runs where runs.id = ${sql.placeholder('runId')}::uuid and runs.status = ${sql.placeholder('status')}::text
+            and runs.finished_at = ${sql.placeholder('at')}::timestamptz)),
         hooks as (
           select h.id from webhooks h join w on h.team_id = w.team_id
           where h.active and exists (

@@ -1,0 +1,172 @@
+// A one-task run's recording (its start, progress and result in one bundle) in two round trips (issue 21): BEGIN, the
+// lock, the read and the early insert; then the success, the run's RUNNING, its end, its webhooks, signal and events and
+// the COMMIT, sent together. The run's end is sent before Postgres has answered anything after the read: guarded in SQL
+// (settle.ts endBehind), its webhooks, signal and run-status event written only if its row shows that end. Real
+// Postgres, a recorder on a connection of its own whose statements and Postgres' answers are counted on the socket.
+import { and, eq, sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ExecutorEvent } from '../../plugins/protocol';
+import { type Db, queryRows } from '../../server/db/client';
+import * as schema from '../../server/db/schema';
+import { runs, tasks } from '../../server/db/tables/runs';
+import { createRunFeed } from '../../server/events/feed';
+import { appendRunEvents } from '../../server/events/run-event-log';
+import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
+import { emitRunEnded } from '../../server/webhooks/run-events';
+import { startTestApp, type TestApp } from '../harness/app';
+import type { ApiClient } from '../harness/client';
+import { countingPool, type WireSeen } from '../harness/counting-pool';
+import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { type Receiver, startReceiver } from '../webhooks/receiver';
+
+let pg: PostgresServer;
+let t: TestApp;
+let db: Db;
+let counted: { orchestrator: Orchestrator; seen: WireSeen; end(): Promise<void> };
+let alice: ApiClient & { token: string };
+let receiver: Receiver;
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  receiver = await startReceiver();
+  // No executor host: the runs' tasks stay queued, and the test reports for them.
+  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0', ATELIER_TICK_MS: '60000', ATELIER_WEBHOOK_ALLOWLIST: 'http://127.0.0.1:*' });
+  db = t.app.services.db;
+  await t.publishFixture('sleep');
+  alice = await t.user('alice');
+  await t.team('ml', ['alice']);
+  // A team's workflow with a webhook for its runs' ends: every end of its runs writes a delivery.
+  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
+    s: JSON.stringify({ name: 'one-task', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] }),
+  });
+  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
+    s: JSON.stringify({
+      name: 'two-step',
+      tasks: [
+        { name: 'a', module: 'test/sleep', parameters: { ms: 1 } },
+        { name: 'b', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+      ],
+    }),
+  });
+  await alice.gql(`mutation ($u: String!) { createWebhook(team: "ml", url: $u, events: ["run.*"]) { secret } }`, { u: `${receiver.url}/runs` });
+  const { sql: client, seen } = countingPool(pg.url);
+  const countedDb = drizzle(client, { schema }) as unknown as Db;
+  const orchestrator = createOrchestrator({
+    db: countedDb,
+    feed: createRunFeed({ db: countedDb }),
+    onOutbox: () => {},
+    defaults: { timeoutMs: 60_000, executor: 'local' },
+  });
+  counted = { orchestrator, seen, end: () => client.end({ timeout: 1 }) };
+}, 120_000);
+
+afterAll(async () => {
+  await counted?.end();
+  await t?.stop();
+  await pg?.stop();
+  await receiver?.close();
+});
+
+/** A run of `one-task` started, and its one task's bundle as a host folds it: started, progress, result. */
+async function oneTaskRun(workflow = 'one-task'): Promise<{ runId: string; bundle: ExecutorEvent[] }> {
+  const runId = (await alice.gql(`mutation ($w: String!) { startRun(workflow: $w) { id } }`, { w: workflow })).startRun.id as string;
+  const [task] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.status, 'QUEUED')));
+  const base = { taskId: task!.id, runId, attempt: task!.attempt, host: 'test', at: new Date().toISOString() };
+  return {
+    runId,
+    bundle: [
+      { ...base, kind: 'started', seq: 1, handle: null },
+      { ...base, kind: 'progress', seq: 2, fraction: 0.5, message: 'half way' },
+      { ...base, kind: 'result', seq: 3, durationMs: 1, outcome: { state: 'SUCCEEDED', outputs: { out: 1 } } },
+    ],
+  };
+}
+
+const deliveriesOf = async (runId: string) =>
+  (await queryRows<{ event_type: string }>(db, sql`select event_type from webhook_deliveries where subject = ${`run:${runId}`}`)).map((r) => r.event_type);
+
+/** The round trips of the transactions in `sent` from its BEGIN to its COMMIT: one per answer waited for. */
+const roundTrips = (sent: WireSeen['sent']) => {
+  const begin = sent.findIndex((s) => s.statement.startsWith('begin'));
+  const commit = sent.findIndex((s) => s.statement.startsWith('commit'));
+  return new Set(sent.slice(begin, commit + 1).map((s) => s.received)).size;
+};
+
+it("records a one-task run's bundle in two round trips, the run's end, its event and its webhooks' lookup among them", async () => {
+  // Once first: a statement kept prepared is described on its first use on a connection, a round trip of its own.
+  const warm = await oneTaskRun();
+  await counted.orchestrator.recordEvents(warm.bundle);
+  const { runId, bundle } = await oneTaskRun();
+  const { seen } = counted;
+  seen.sent.length = 0;
+  await counted.orchestrator.recordEvents(bundle);
+  expect(roundTrips(seen.sent)).toBe(2);
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  expect(run).toMatchObject({ status: 'SUCCEEDED', message: null });
+  expect(run!.finishedAt).not.toBeNull();
+  expect(await deliveriesOf(runId)).toEqual(['run.succeeded']);
+  // The run's end is its last event, numbered after the task's, and stored numbers have no holes.
+  const events = await t.app.services.feed.since(runId, 0);
+  expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+  expect(events.at(-1)).toMatchObject({ kind: 'run-status', status: 'SUCCEEDED' });
+  expect(events).toContainEqual(expect.objectContaining({ kind: 'task-status', status: 'SUCCEEDED' }));
+}, 60_000);
+
+it("records a chain edge (a parent's result, its child dispatched) in three round trips: the counting statement's answer decides what is dispatched", async () => {
+  const warm = await oneTaskRun('two-step');
+  await counted.orchestrator.recordEvents(warm.bundle);
+  const { runId, bundle } = await oneTaskRun('two-step');
+  const { seen } = counted;
+  seen.sent.length = 0;
+  await counted.orchestrator.recordEvents(bundle);
+  expect(roundTrips(seen.sent)).toBe(3);
+  const rows = await db.select({ node: tasks.node, status: tasks.status }).from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.node);
+  expect(rows).toEqual([
+    { node: 'a', status: 'SUCCEEDED' },
+    { node: 'b', status: 'QUEUED' },
+  ]);
+}, 60_000);
+
+it("stores a run's end event only if the run's row shows that end, numbering the rest as before", async () => {
+  const { runId } = await oneTaskRun();
+  const at = new Date().toISOString();
+  const note = { kind: 'run-status', runId, status: 'RUNNING', message: null, at } as const;
+  const end = { kind: 'run-status', runId, status: 'SUCCEEDED', message: null, at } as const;
+  const before = (await queryRows<{ event_seq: string }>(db, sql`select event_seq from runs where id = ${runId}`))[0]!.event_seq;
+  // The run is not ended: the end's event is left out, and the number moves by the other event alone.
+  const left = await db.transaction((tx) => appendRunEvents(tx, [note, end], new Set([end])));
+  expect(left.map((e) => [e.seq, e.kind, 'status' in e && e.status])).toEqual([[Number(before) + 1, 'run-status', 'RUNNING']]);
+  // Ended as the event says: stored, numbered after the others.
+  await db
+    .update(runs)
+    .set({ status: 'SUCCEEDED', finishedAt: new Date(at) })
+    .where(eq(runs.id, runId));
+  const kept = await db.transaction((tx) => appendRunEvents(tx, [note, end], new Set([end])));
+  expect(kept.map((e) => [e.seq, 'status' in e && e.status])).toEqual([
+    [Number(before) + 2, 'RUNNING'],
+    [Number(before) + 3, 'SUCCEEDED'],
+  ]);
+  const stored = await t.app.services.feed.since(runId, Number(before));
+  expect(stored.map((e) => [e.seq, 'status' in e && e.status])).toEqual([
+    [Number(before) + 1, 'RUNNING'],
+    [Number(before) + 2, 'RUNNING'],
+    [Number(before) + 3, 'SUCCEEDED'],
+  ]);
+}, 60_000);
+
+it("writes a run's end's webhook delivery only if the run's row shows that end", async () => {
+  const { runId } = await oneTaskRun();
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  const at = new Date();
+  // Still queued: nothing is written.
+  expect(await db.transaction((tx) => emitRunEnded(tx, run!, 'SUCCEEDED', null, at))).toBe(false);
+  expect(await deliveriesOf(runId)).toEqual([]);
+  // Ended as it says: written.
+  await db.update(runs).set({ status: 'SUCCEEDED', finishedAt: at }).where(eq(runs.id, runId));
+  expect(await db.transaction((tx) => emitRunEnded(tx, run!, 'SUCCEEDED', null, at))).toBe(true);
+  expect(await deliveriesOf(runId)).toEqual(['run.succeeded']);
+}, 60_000);
