@@ -9,6 +9,7 @@ import { deployersBench } from './deployers';
 import { deploymentsRolloutBench } from './deployments-rollout';
 import { embeddedBench } from './embedded';
 import { executorsBench } from './executors';
+import { executorsFanoutBench } from './executors-fanout';
 import { foundationBench } from './foundation';
 import { governanceBench } from './governance';
 import { printTable, type Row, writeResults } from './lib';
@@ -143,6 +144,8 @@ async function main() {
     if (selected('live-fanout')) {
       console.log('live-fanout: 200 graphql-ws subscribers of one token on deploymentsChanged, 40 changes…');
       rows.push(...(await liveFanoutBench(infra)));
+      console.log('live-fanout: 200 graphql-ws subscribers of one token on executorsChanged, 40 changes…');
+      rows.push(...(await executorsFanoutBench(infra)));
     }
     if (selected('logs')) {
       console.log(

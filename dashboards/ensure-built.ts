@@ -3,15 +3,20 @@
 // control plane still starts and its / page says how to build.
 //
 // Several processes call it at once (the test workers' browser files, a control plane starting beside them), and
-// each control plane serves dist/ from disk on every request. So one process builds at a time (a lock file beside
-// dist/; the others wait for it, then find the build fresh), and a build is written to a directory of its own and
-// put in place by renames: vite empties its output directory first, and a second build into dist/ itself left a
-// running control plane's pages without their index.html or scripts for a moment (the daily-use flake).
+// each control plane serves dist/ from disk on every request. So one process builds at a time (build-lock.ts; the
+// others wait for it, then find the build fresh), and each build is a version of its own in dist.builds/ that dist/
+// (a symbolic link) is switched to in one step: a new link renamed over the old one. No moment is without a whole
+// dist/ (two renames of directories left one between them), and the version before stays until the next switch, so
+// an answer a control plane began from it (server/http/static.ts resolves the link once per request) reads it whole;
+// older ones are removed after. `npm run build:dashboards` goes through here too (`--always`): vite writing into dist/
+// itself would rewrite the version in use in place.
 import { spawn } from 'node:child_process';
-import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { takeBuildLock } from './build-lock';
 
 export const dashboardsDir = path.dirname(fileURLToPath(import.meta.url));
 // the lockfile too: an upgraded dependency changes the bundle
@@ -45,22 +50,42 @@ interface BuildOptions {
   build?: Builder;
 }
 
-/** Builds into a directory of its own, then puts that in place of `dist/` (two renames: no half-written dist/). */
+/** Where the versions of the build live, beside the `dist` link to one of them. */
+const versionsDir = 'dist.builds';
+
+/**
+ * Builds into a new version, then points `dist` at it with one rename of a new link over the old (never a moment
+ * without a dist/); keeps the version it replaced, for answers begun from it, and removes the older ones.
+ */
 export async function buildDashboards({ dir = dashboardsDir, build = viteBuild, ...options }: BuildOptions = {}): Promise<void> {
   const dist = path.join(dir, 'dist');
-  const fresh = `${dist}.${process.pid}.new`;
-  const old = `${dist}.${process.pid}.old`;
+  const versions = path.join(dir, versionsDir);
+  const version = `${Date.now()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const link = path.join(versions, `${version}.link`);
+  await mkdir(versions, { recursive: true });
+  let previous: string | undefined;
   try {
-    await build(fresh, options);
-    await rm(old, { recursive: true, force: true });
-    await rename(dist, old).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-    await rename(fresh, dist);
-  } finally {
-    await rm(fresh, { recursive: true, force: true });
-    await rm(old, { recursive: true, force: true });
+    await build(path.join(versions, version), options);
+    previous = await currentVersion(dist);
+    await symlink(path.join(versionsDir, version), link, 'dir');
+    if ((await lstat(dist).catch(() => null))?.isDirectory()) {
+      // a dist/ directory built before versions: moved into them once (the one moment without a dist/)
+      await rename(dist, path.join(versions, (previous = `${version}.before`)));
+    }
+    await rename(link, dist);
+  } catch (error) {
+    await rm(link, { force: true });
+    await rm(path.join(versions, version), { recursive: true, force: true });
+    throw error;
   }
+  const keep = new Set([version, previous]);
+  for (const name of await readdir(versions)) if (!keep.has(name)) await rm(path.join(versions, name), { recursive: true, force: true });
+}
+
+/** The version `dist` points at; undefined when it is missing or a directory (built before versions). */
+async function currentVersion(dist: string): Promise<string | undefined> {
+  const target = await readlink(dist).catch(() => undefined);
+  return target === undefined ? undefined : path.basename(target);
 }
 
 /** `vite build` in a child process: the only way its output and memory stay out of the caller's. */
@@ -106,54 +131,42 @@ const viteBuild: Builder = async (outDir, options) => {
 export async function ensureDashboardsBuilt(options: BuildOptions = {}): Promise<'fresh' | 'built'> {
   const dir = options.dir ?? dashboardsDir;
   if (await isBuildFresh(dir)) return 'fresh';
-  const release = await buildLock(path.join(dir, '.dist.lock'));
-  try {
+  return withBuildLock(dir, async () => {
     if (await isBuildFresh(dir)) return 'fresh'; // built by the process we waited for
     await buildDashboards(options);
     return 'built';
+  });
+}
+
+/** Holds the build lock of the dashboards in `dir` while `work` runs. */
+async function withBuildLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  // a folder of claims (build-lock.ts); not `.dist.lock`, the single lock file of earlier checkouts
+  const release = await takeBuildLock(path.join(dir, '.dist.claims'));
+  try {
+    return await work();
   } finally {
     await release();
   }
 }
 
-/**
- * Takes the build lock: a file made only if absent, holding the builder's pid. While a live process holds it, waits
- * until it is gone; one whose process has ended (killed mid-build), or older than any build takes (its pid since
- * reused), is taken over.
- */
-async function buildLock(lockFile: string): Promise<() => Promise<void>> {
-  for (;;) {
-    try {
-      const handle = await open(lockFile, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      return () => rm(lockFile, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
-    const since = (await stat(lockFile).catch(() => null))?.mtimeMs ?? Date.now();
-    if ((holder && !alive(holder)) || Date.now() - since > 600_000) await rm(lockFile, { force: true });
-    else await new Promise((resolve) => setTimeout(resolve, 200)); // the holder's build takes seconds: look again
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const started = Date.now();
-  ensureDashboardsBuilt()
-    .then((what) => {
-      if (what === 'built') console.log(`Built the dashboards in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
-    })
-    .catch((error: Error) => {
-      console.error(`The dashboards could not be built, the control plane starts without them:\n${error.message}`);
-    });
+  if (process.argv.includes('--always')) {
+    // `npm run build:dashboards`: a build even when fresh, and a failed one fails the command
+    withBuildLock(dashboardsDir, () => buildDashboards()).then(
+      () => console.log(`Built the dashboards in ${((Date.now() - started) / 1000).toFixed(1)} s.`),
+      (error: Error) => {
+        console.error(`The dashboards could not be built:\n${error.message}`);
+        process.exitCode = 1;
+      },
+    );
+  } else {
+    ensureDashboardsBuilt()
+      .then((what) => {
+        if (what === 'built') console.log(`Built the dashboards in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+      })
+      .catch((error: Error) => {
+        console.error(`The dashboards could not be built, the control plane starts without them:\n${error.message}`);
+      });
+  }
 }

@@ -183,7 +183,7 @@ function Shell({ session }: { session: Session }) {
         <span class={`live live-${live}`} role="status" title={liveTitle[live]}>
           {live === 'idle' ? null : (
             <>
-              <span aria-hidden="true">●</span> {liveLabel[live]}
+              <span aria-hidden="true">●</span> <span class="live-label">{liveLabel[live]}</span>
             </>
           )}
         </span>

@@ -1,7 +1,7 @@
 // Serves the built dashboards (`dashboards/dist`, made by `npm run build:dashboards`): hashed assets cached
 // for good, index.html for every client-side route, and a short page saying how to build them when missing.
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { type DashboardSettings, withSettings } from './dashboard-settings';
@@ -46,7 +46,9 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
     res.writeHead(405, { allow: 'GET, HEAD' }).end();
     return;
   }
-  const dist = path.join(root, 'dist');
+  // dist/ is a link to one version of the build, switched in one step by a rebuild (dashboards/ensure-built.ts):
+  // resolved once, so every file of this answer comes from the same version, which a switch meanwhile leaves in place
+  const dist = await realpath(path.join(root, 'dist')).catch(() => path.join(root, 'dist'));
   let pathname: string;
   try {
     pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
@@ -88,5 +90,8 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
   });
   if (req.method === 'HEAD') return void res.end();
   if (page) return void res.end(page);
-  createReadStream(file).pipe(res);
+  // a file gone since its stat (its version removed after two rebuilds) ends the answer short, never the process
+  createReadStream(file)
+    .on('error', () => res.destroy())
+    .pipe(res);
 }
