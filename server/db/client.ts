@@ -9,6 +9,7 @@ import { TRANSIENT_ABORTS } from '../errors';
 import { lockDataDir } from './data-dir-lock';
 import { keepDiskReserve } from './disk-reserve';
 import { type ListenHandlers, listenOnPostgres, type Unlisten } from './listen';
+import { guardNestedStatements } from './pglite-guard';
 import { driverTarget } from './postgres-url';
 import { createReachability } from './reachability';
 import * as schema from './schema';
@@ -127,7 +128,7 @@ export async function openDatabase(options: {
   const lock = await lockDataDir(dir);
   let client: Awaited<ReturnType<typeof PGlite.create>>;
   try {
-    client = await PGlite.create(dir);
+    client = guardNestedStatements(await PGlite.create(dir));
   } catch (error) {
     await lock.release();
     throw new Error(

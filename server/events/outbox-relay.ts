@@ -80,14 +80,14 @@ export function createOutboxRelay(options: {
 }): OutboxRelay {
   const { db, bus } = options;
   let incarnation: Promise<string> | undefined;
-  /** `msgId` as the bus dedupes it: with the incarnation, read once (again after a failure: the publish fails, retried). */
-  const busId = async (msgId: string) => {
-    incarnation ??= (options.incarnation ?? (() => databaseIncarnation(db)))().catch((error: unknown) => {
+  /** The incarnation, read once (again after a failure: the publish fails, retried). */
+  const readIncarnation = () =>
+    (incarnation ??= (options.incarnation ?? (() => databaseIncarnation(db)))().catch((error: unknown) => {
       incarnation = undefined;
       throw error;
-    });
-    return busMessageId(await incarnation, msgId);
-  };
+    }));
+  /** `msgId` as the bus dedupes it: with the incarnation. */
+  const busId = async (msgId: string) => busMessageId(await readIncarnation(), msgId);
   const batchSize = options.batchSize ?? 500;
   /** Rows this process is publishing directly: its own passes leave them alone. */
   const direct = new Set<number>();
@@ -120,8 +120,11 @@ export function createOutboxRelay(options: {
         : publishCancel(row.payload as CancelMessage);
   const remove = (ids: number[]) => db.execute(sql`delete from outbox where id = any(${arrayOf(ids, 'bigint')})`);
 
-  const relayOnce = async (): Promise<number> =>
-    db.transaction(async (tx) => {
+  const relayOnce = async (): Promise<number> => {
+    // Read before the pass's transaction, never inside it: its first read queries `db`, which on the embedded database
+    // (one connection) waits for that transaction to end, for ever (the relay's first pass after a crash hung a start).
+    await readIncarnation();
+    return db.transaction(async (tx) => {
       const skip = direct.size ? sql`where id <> all(${arrayOf([...direct], 'bigint')})` : sql``;
       const rows = await queryRows<Row>(
         tx,
@@ -137,6 +140,7 @@ export function createOutboxRelay(options: {
       );
       return rows.length;
     });
+  };
 
   const loop = kickedLoop({
     pass: relayOnce,
