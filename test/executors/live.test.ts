@@ -20,7 +20,9 @@ let t: TestApp;
 let host: ExecutorHost | undefined;
 
 beforeAll(async () => {
-  t = await startTestApp({ ATELIER_EMBEDDED_EXECUTOR: 'false', ATELIER_HOST_STALE_SECONDS: '1' });
+  // Stale after 3 s of silence: 1 s let a loaded CI run's late beat (the host beats every 50 ms) read as stale, then live
+  // again, events the 'nothing new' check below does not expect.
+  t = await startTestApp({ ATELIER_EMBEDDED_EXECUTOR: 'false', ATELIER_HOST_STALE_SECONDS: '3' });
 });
 afterAll(async () => {
   await host?.stop();
@@ -64,43 +66,42 @@ const until = (ok: () => boolean) =>
 it('tells a viewer when a host announces, changes, drains and goes stale, and not when it beats with nothing new', async () => {
   const vic = apiClient(t.url, (await t.user('vic', 'viewer')).token);
   const live = follow(vic);
-  await live.waitFor(0, (e) => e.listening);
-
   const beats: HostHeartbeat[] = [];
   const heard = await t.app.bus.subscribeControl('host-heartbeat', (b) => void beats.push(b));
-  host = createExecutorHost({
-    bus: t.app.bus,
-    registry: createExecutorRegistry([createLocalExecutor()]),
-    pools: ['live'],
-    hostName: 'live-node',
-    announceMs: 50,
-    artifacts: { fetch: (digest) => t.app.services.store.path(digest) },
-    workRoot: path.join(t.dataDir, 'live-work'),
-    warn: () => undefined,
-  });
-  await host.start();
-  const announced = await live.waitFor(1, (e) => e.hostIds.length > 0);
-  const { executorHosts } = await vic.gql(HOSTS);
-  const id = executorHosts.find((h: any) => h.name === 'live-node').id;
-  expect(live.events[announced].hostIds).toEqual([id]);
-
-  // Five more beats saying the same: no event. Then a hot cluster: the next event is about it.
-  const after = beats.length;
-  await new Promise<void>((resolve) => {
-    const check = setInterval(() => beats.length >= after + 5 && (clearInterval(check), resolve()), 20);
-  });
-  await t.api.gql(`mutation { createHotCluster(name: "warm-live", executor: "local", pool: "live") { name } }`);
-  const cluster = await live.waitFor(announced + 1, (e) => e.hotClusters.includes('warm-live'));
-  expect(live.events.slice(announced + 1, cluster).filter((e) => e.hostIds.length)).toEqual([]);
-
-  // Stopping: it says it drains, then falls silent and goes stale. Read at each event about it until it is both: on a
-  // loaded machine a beat can come later than ATELIER_HOST_STALE_SECONDS (1 s here), and the host then reads stale
-  // for a moment before its drain is heard (a CI run stopped there, at live: false, draining: false).
-  const before = live.events.length;
-  await host.stop();
-  host = undefined;
-  const seen: any[] = [];
   try {
+    await live.waitFor(0, (e) => e.listening);
+    host = createExecutorHost({
+      bus: t.app.bus,
+      registry: createExecutorRegistry([createLocalExecutor()]),
+      pools: ['live'],
+      hostName: 'live-node',
+      announceMs: 50,
+      artifacts: { fetch: (digest) => t.app.services.store.path(digest) },
+      workRoot: path.join(t.dataDir, 'live-work'),
+      warn: () => undefined,
+    });
+    await host.start();
+    const announced = await live.waitFor(1, (e) => e.hostIds.length > 0);
+    const { executorHosts } = await vic.gql(HOSTS);
+    const id = executorHosts.find((h: any) => h.name === 'live-node').id;
+    expect(live.events[announced].hostIds).toEqual([id]);
+
+    // Five more beats saying the same: no event. Then a hot cluster: the next event is about it.
+    const after = beats.length;
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => beats.length >= after + 5 && (clearInterval(check), resolve()), 20);
+    });
+    await t.api.gql(`mutation { createHotCluster(name: "warm-live", executor: "local", pool: "live") { name } }`);
+    const cluster = await live.waitFor(announced + 1, (e) => e.hotClusters.includes('warm-live'));
+    expect(live.events.slice(announced + 1, cluster).filter((e) => e.hostIds.length)).toEqual([]);
+
+    // Stopping: it says it drains, then falls silent and goes stale. Read at each event about it until it is both: on a
+    // loaded machine a beat can come later than ATELIER_HOST_STALE_SECONDS, and the host then reads stale for a moment
+    // before its drain is heard (a CI run stopped there, at live: false, draining: false).
+    const before = live.events.length;
+    await host.stop();
+    host = undefined;
+    const seen: any[] = [];
     for (let from = before; !(seen.at(-1) && !seen.at(-1).live && seen.at(-1).draining); ) {
       from = (await live.waitFor(from, (e) => e.hostIds.includes(id))) + 1;
       seen.push((await vic.gql(HOSTS)).executorHosts.find((h: any) => h.id === id));
