@@ -5,10 +5,9 @@
 // Delivery is timed from the moment the coalesced batch is handed to the listeners (a listener added before the
 // subscribers' own), so the touch's gathering window (live-changes.ts's BATCH_MS) is left out. In-process: the
 // subscribers' clients share the CPU and the event loop, so compare it only against a base run in turns.
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
 import { sharingStats } from '../server/http/shared-results';
 import { startTestApp } from '../test/harness/app';
+import { openSubscribers } from './fanout-subscribers';
 import { percentile, type Row } from './lib';
 
 const QUERY = /* GraphQL */ `
@@ -41,38 +40,18 @@ export async function executorsFanoutBench(infra: { pgUrl?: string } = {}, optio
   const latencies: number[] = [];
   let seen = 0;
   let listening = 0;
-  let wake: () => void = () => undefined;
-  const clients = Array.from({ length: subscribers }, () =>
-    createClient({
-      url: `${t.url.replace(/^http/, 'ws')}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${t.app.adminToken}` },
-      retryAttempts: 0,
-    }),
-  );
-  for (const client of clients)
-    client.subscribe<{ executorsChanged: { listening: boolean; hostIds: string[] } }>(
-      { query: QUERY },
-      {
-        next: ({ data }) => {
-          const now = performance.now();
-          const e = data?.executorsChanged;
-          if (e?.listening) listening++;
-          for (const host of e?.hostIds ?? []) {
-            const flushed = flushedAt.get(host);
-            if (flushed === undefined) continue;
-            latencies.push(now - flushed);
-            seen++;
-          }
-          wake();
-        },
-        error: (error) => console.error('subscriber error', error),
-        complete: () => undefined,
-      },
-    );
-  const until = async (ok: () => boolean) => {
-    while (!ok()) await new Promise<void>((resolve) => ((wake = resolve), setTimeout(resolve, 50)));
-  };
+  const subs = openSubscribers<{ executorsChanged: { listening: boolean; hostIds: string[] } }>(t.url, t.app.adminToken, subscribers, QUERY, (data) => {
+    const now = performance.now();
+    const e = data?.executorsChanged;
+    if (e?.listening) listening++;
+    for (const host of e?.hostIds ?? []) {
+      const flushed = flushedAt.get(host);
+      if (flushed === undefined) continue;
+      latencies.push(now - flushed);
+      seen++;
+    }
+  });
+  const { until } = subs;
   await until(() => listening === subscribers);
   const executions0 = sharingStats.executions;
   const deliveries0 = sharingStats.deliveries;
@@ -85,7 +64,7 @@ export async function executorsFanoutBench(infra: { pgUrl?: string } = {}, optio
   const executions = sharingStats.executions - executions0;
   const deliveries = sharingStats.deliveries - deliveries0;
   unlisten();
-  await Promise.all(clients.map((c) => c.dispose()));
+  await subs.dispose();
   await t.stop();
   const note = `${subscribers} subscribers of one token, ${changes} changes one after another`;
   return [

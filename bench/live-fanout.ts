@@ -5,11 +5,10 @@
 // after), so compare it only against a base run in turns. The deployment's deployer does not exist: the reconciler
 // notes that once and leaves it alone.
 import { eq, sql } from 'drizzle-orm';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
 import { deployments } from '../server/db/tables/deployments';
 import { registeredModels } from '../server/db/tables/registry';
 import { startTestApp } from '../test/harness/app';
+import { openSubscribers } from './fanout-subscribers';
 import type { Row } from './lib';
 
 const QUERY = /* GraphQL */ `
@@ -46,33 +45,19 @@ export async function liveFanoutBench(infra: { pgUrl?: string } = {}, options: {
     .returning();
   const id = row!.id;
   let seen = 0;
-  let wake: () => void = () => undefined;
   let listening = 0;
-  const clients = Array.from({ length: subscribers }, () =>
-    createClient({
-      url: `${t.url.replace(/^http/, 'ws')}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${t.app.adminToken}` },
-      retryAttempts: 0,
-    }),
+  const subs = openSubscribers<{ deploymentsChanged: { kind: string; deployment: { message: string } | null } }>(
+    t.url,
+    t.app.adminToken,
+    subscribers,
+    QUERY,
+    (data) => {
+      const e = data?.deploymentsChanged;
+      if (e?.kind === 'LISTENING') listening++;
+      else if (e?.deployment?.message.startsWith('bench ')) seen++;
+    },
   );
-  for (const client of clients)
-    client.subscribe<{ deploymentsChanged: { kind: string; deployment: { message: string } | null } }>(
-      { query: QUERY },
-      {
-        next: ({ data }) => {
-          const e = data?.deploymentsChanged;
-          if (e?.kind === 'LISTENING') listening++;
-          else if (e?.deployment?.message.startsWith('bench ')) seen++;
-          wake();
-        },
-        error: (error) => console.error('subscriber error', error),
-        complete: () => undefined,
-      },
-    );
-  const until = async (ok: () => boolean) => {
-    while (!ok()) await new Promise<void>((resolve) => ((wake = resolve), setTimeout(resolve, 50)));
-  };
+  const { until } = subs;
   await until(() => listening === subscribers);
   const statements = async () =>
     (await db.execute(
@@ -94,7 +79,7 @@ export async function liveFanoutBench(infra: { pgUrl?: string } = {}, options: {
   const wall = performance.now() - started;
   const cpu = process.cpuUsage(cpu0);
   const tx = Number((await statements())[0]!.n) - tx0;
-  await Promise.all(clients.map((c) => c.dispose()));
+  await subs.dispose();
   await db.delete(deployments).where(eq(deployments.id, id));
   await t.stop();
   const note = `${subscribers} subscribers of one token, ${changes} changes one after another`;
