@@ -45,7 +45,8 @@ async function otherLiveClaim(lockDir: string, mine: string): Promise<boolean> {
   return live;
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` is running (a process of another user's counts). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,17 +6,19 @@
 // each control plane serves dist/ from disk on every request. So one process builds at a time (build-lock.ts; the
 // others wait for it, then find the build fresh), and each build is a version of its own in dist.builds/ that dist/
 // (a symbolic link) is switched to in one step: a new link renamed over the old one. No moment is without a whole
-// dist/ (two renames of directories left one between them), and the version before stays until the next switch, so
-// an answer a control plane began from it (server/http/static.ts resolves the link once per request) reads it whole;
-// older ones are removed after. `npm run build:dashboards` goes through here too (`--always`): vite writing into dist/
-// itself would rewrite the version in use in place.
+// dist/ (two renames of directories left one between them). Older versions stay for a while (prune-builds.ts): an
+// answer a control plane began from one reads it whole, and a browser tab opened on one still loads its lazy chunks
+// (the control plane answers a hashed asset the build in use lacks from them). `npm run build:dashboards` goes
+// through here too (`--always`): vite writing into dist/ itself would rewrite the version in use in place.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { takeBuildLock } from './build-lock';
+import { newVersionName, versionsDir } from './build-versions';
+import { pruneBuilds, type Retention } from './prune-builds';
 
 export const dashboardsDir = path.dirname(fileURLToPath(import.meta.url));
 // the lockfile too: an upgraded dependency changes the bundle
@@ -48,24 +50,26 @@ interface BuildOptions {
   dir?: string;
   /** `vite build` unless a test passes another. */
   build?: Builder;
+  /** Which older versions stay (prune-builds.ts; tests shorten it). */
+  retain?: Partial<Retention>;
 }
-
-/** Where the versions of the build live, beside the `dist` link to one of them. */
-const versionsDir = 'dist.builds';
 
 /**
  * Builds into a new version, then points `dist` at it with one rename of a new link over the old (never a moment
- * without a dist/); keeps the version it replaced, for answers begun from it, and removes the older ones.
+ * without a dist/); marks the version it replaced as retired now, and prunes the versions no rule keeps.
  */
-export async function buildDashboards({ dir = dashboardsDir, build = viteBuild, ...options }: BuildOptions = {}): Promise<void> {
+export async function buildDashboards({ dir = dashboardsDir, build = viteBuild, retain, ...options }: BuildOptions = {}): Promise<void> {
   const dist = path.join(dir, 'dist');
   const versions = path.join(dir, versionsDir);
-  const version = `${Date.now()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const version = newVersionName(randomBytes(3).toString('hex'));
   const link = path.join(versions, `${version}.link`);
+  // built under a name of its own, so no one serves an asset from it before it is whole
+  const partial = path.join(versions, `${version}.partial`);
   await mkdir(versions, { recursive: true });
   let previous: string | undefined;
   try {
-    await build(path.join(versions, version), options);
+    await build(partial, options);
+    await rename(partial, path.join(versions, version));
     previous = await currentVersion(dist);
     await symlink(path.join(versionsDir, version), link, 'dir');
     if ((await lstat(dist).catch(() => null))?.isDirectory()) {
@@ -75,11 +79,14 @@ export async function buildDashboards({ dir = dashboardsDir, build = viteBuild, 
     await rename(link, dist);
   } catch (error) {
     await rm(link, { force: true });
+    await rm(partial, { recursive: true, force: true });
     await rm(path.join(versions, version), { recursive: true, force: true });
     throw error;
   }
-  const keep = new Set([version, previous]);
-  for (const name of await readdir(versions)) if (!keep.has(name)) await rm(path.join(versions, name), { recursive: true, force: true });
+  // the grace period of a replaced version runs from now: a tab opened on it a week ago may still be open
+  const now = new Date();
+  if (previous) await utimes(path.join(versions, previous), now, now).catch(() => undefined);
+  await pruneBuilds(versions, [version, await currentVersion(dist)], retain);
 }
 
 /** The version `dist` points at; undefined when it is missing or a directory (built before versions). */

@@ -89,6 +89,8 @@ export interface BuildOptions {
   deployments?: Pick<DeploymentServiceOptions, 'deployers' | 'localDeployer'>;
   /** Waits a test shortens: the database gauges' cache (default DATABASE_GAUGES_TTL_MS), the event recorder's ack wait (10 s). */
   waits?: { databaseGaugesTtlMs?: number; eventAckWaitMs?: number };
+  /** The dashboards folder whose build is served (default the repository's `dashboards/`; tests build one of their own). */
+  dashboardsDir?: string;
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
@@ -288,7 +290,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
         uploads,
         corsOrigins: config.corsOrigins,
       }),
-      useDashboards({ settings: { fallbackPollMs: config.fallbackPollMs } }),
+      useDashboards({ root: options.dashboardsDir, settings: { fallbackPollMs: config.fallbackPollMs } }),
     ],
   });
 

@@ -1,10 +1,12 @@
 // Serves the built dashboards (`dashboards/dist`, made by `npm run build:dashboards`): hashed assets cached
-// for good, index.html for every client-side route, and a short page saying how to build them when missing.
+// for good, index.html for every client-side route, and a short page saying how to build them when missing. An asset
+// the build in use lacks is looked for in the older builds kept beside it (older-builds.ts), for a tab opened on one.
 import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { type DashboardSettings, withSettings } from './dashboard-settings';
+import { assetOfOlderBuild, within } from './older-builds';
 import { securityHeaders } from './router';
 
 const types: Record<string, string> = {
@@ -57,11 +59,16 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
     return;
   }
   let file = path.join(dist, path.normalize(pathname));
-  if (file !== dist && !file.startsWith(dist + path.sep)) {
+  if (file !== dist && !within(dist, file)) {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.\n');
     return;
   }
   let info = await stat(file).catch(() => null);
+  let immutable = within(path.join(dist, 'assets'), file);
+  if (!info && immutable) {
+    const older = await assetOfOlderBuild(root, dist, path.relative(path.join(dist, 'assets'), file));
+    if (older) ({ file, info } = older);
+  }
   if (!info || info.isDirectory()) {
     // A missing file with an extension is a real 404 (a stale asset), not a client-side route.
     if (!info && path.extname(pathname) && !pathname.endsWith('.html')) {
@@ -70,6 +77,7 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
     }
     file = path.join(dist, 'index.html');
     info = await stat(file).catch(() => null);
+    immutable = false;
   }
   if (!info) {
     res
@@ -78,7 +86,6 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
     return;
   }
   const isHtml = file.endsWith('.html');
-  const immutable = file.startsWith(path.join(dist, 'assets') + path.sep);
   // A page is small and carries the operator's settings (dashboard-settings.ts): read whole and written with them.
   const page = isHtml && settings ? Buffer.from(withSettings(await readFile(file, 'utf8'), settings)) : null;
   res.writeHead(200, {
@@ -90,7 +97,7 @@ export async function serveStatic(req: IncomingMessage, res: ServerResponse, roo
   });
   if (req.method === 'HEAD') return void res.end();
   if (page) return void res.end(page);
-  // a file gone since its stat (its version removed after two rebuilds) ends the answer short, never the process
+  // a file gone since its stat (its version pruned meanwhile) ends the answer short, never the process
   createReadStream(file)
     .on('error', () => res.destroy())
     .pipe(res);

@@ -62,7 +62,7 @@ it('builds once for callers at once, and serves the old build whole until the ne
   expect(await ensureDashboardsBuilt({ dir, build })).toBe('fresh');
 });
 
-it('never leaves a moment without dist/index.html while it rebuilds, and keeps only the build in use and the one before', async () => {
+it('never leaves a moment without dist/index.html while it rebuilds, and prunes the builds no rule keeps', async () => {
   const own = await staleDashboards();
   made.push(own);
   const index = path.join(own, 'dist', 'index.html');
@@ -95,7 +95,8 @@ it('never leaves a moment without dist/index.html while it rebuilds, and keeps o
   reader.on('message', (m) => (messages.push(m), heard()));
   const next = () => new Promise<void>((resolve) => (heard = resolve));
   await next(); // reading
-  for (let i = 0; i < 60; i++) await buildDashboards({ dir: own, build });
+  // no grace period: only the newest two stay, so a read begun from the one before still finds it
+  for (let i = 0; i < 60; i++) await buildDashboards({ dir: own, build, retain: { builds: 2, graceMs: 0 } });
   const done = next();
   Atomics.store(shared, 0, 1);
   await done;
@@ -150,4 +151,45 @@ it('lets one caller, not two, take over the lock of a builder that was killed mi
     expect(callers.filter((c) => c === 'built')).toHaveLength(1);
   }
   expect(await readFile(path.join(own, 'dist', 'index.html'), 'utf8')).toBe('after the crash');
+});
+
+it('keeps the newest builds, those replaced within the grace period, the one in use and one being built', async () => {
+  const own = await mkdtemp(path.join(os.tmpdir(), 'atelier-prune-builds-'));
+  made.push(own);
+  const versions = path.join(own, 'dist.builds');
+  const hour = 3600_000;
+  const now = Date.now();
+  // name → when it was replaced (its folder's mtime), oldest first
+  const builds: [string, number][] = [
+    [`${now - 50 * hour}-1-aaaaaa`, now - 49 * hour], // replaced two days ago: goes
+    [`${now - 40 * hour}-1-bbbbbb`, now - 2 * hour], // built long ago, replaced two hours ago: a tab may still be open on it
+    [`${now - 30 * hour}-1-cccccc.before`, now - 26 * hour], // goes
+    [`${now - 20 * hour}-1-dddddd`, now - 25 * hour], // one of the newest three (with the two built below)
+  ];
+  for (const [name, replaced] of builds) {
+    await mkdir(path.join(versions, name, 'assets'), { recursive: true });
+    await utimes(path.join(versions, name), new Date(replaced), new Date(replaced));
+  }
+  // one a live process is building (this one), and one whose builder is gone
+  await mkdir(path.join(versions, `${now}-${process.pid}-eeeeee.partial`));
+  const dead = spawn(process.execPath, ['-e', '']);
+  const deadPid = await new Promise<number>((resolve) => dead.on('exit', () => resolve(dead.pid!)));
+  await mkdir(path.join(versions, `${now}-${deadPid}-ffffff.partial`));
+  await buildDashboards({ dir: own, build: async (outDir) => void (await writeFile(await mkdirOf(outDir), 'newer')) });
+  await buildDashboards({ dir: own, build: async (outDir) => void (await writeFile(await mkdirOf(outDir), 'newest')) });
+  const left = (await readdir(versions)).sort();
+  // the two builds made here, and two of those before
+  expect(left.filter((name) => !builds.some(([b]) => name === b) && !name.endsWith('.partial'))).toHaveLength(2);
+  expect(left).toContain(builds[1]![0]);
+  expect(left).toContain(builds[3]![0]);
+  expect(left).not.toContain(builds[0]![0]);
+  expect(left).not.toContain(builds[2]![0]);
+  expect(left).toContain(`${now}-${process.pid}-eeeeee.partial`);
+  expect(left).not.toContain(`${now}-${deadPid}-ffffff.partial`);
+  expect(await readFile(path.join(own, 'dist', 'index.html'), 'utf8')).toBe('newest');
+
+  // with none kept for age or number, the build in use still stays
+  await buildDashboards({ dir: own, build: async (outDir) => void (await writeFile(await mkdirOf(outDir), 'last')), retain: { builds: 0, graceMs: 0 } });
+  expect((await readdir(versions)).filter((name) => !name.endsWith('.partial'))).toHaveLength(1);
+  expect(await readFile(path.join(own, 'dist', 'index.html'), 'utf8')).toBe('last');
 });
