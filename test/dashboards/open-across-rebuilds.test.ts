@@ -1,6 +1,7 @@
 // A dashboards tab left open while the dashboards are rebuilt (an upgrade) keeps working: its lazily loaded pages come
-// from the build it was opened on, which the control plane still answers after two rebuilds. Before, two rebuilds
-// removed the tab's build and its next lazy page 404ed into "This page could not be loaded".
+// from the build it was opened on, which the control plane still answers after two rebuilds; once that build is
+// pruned, the failed import reloads the tab onto the build in use, at the address it was going to. Before, two
+// rebuilds removed the tab's build and its next lazy page 404ed into "This page could not be loaded".
 // The builds are the real one (vite) copied with every hashed name changed, as a rebuild after an edit writes them.
 import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
@@ -82,5 +83,36 @@ it('loads a lazy page of the build a tab was opened on after two rebuilds', asyn
   await page.getByRole('heading', { name: 'Compare runs' }).waitFor();
   // its own build's chunk, from the tab's own build (no reload)
   expect(await entryOf(page)).toBe(opened);
+  await page.context().close();
+});
+
+it('reloads a tab whose build was pruned onto the build in use, at the page it was going to', async () => {
+  const page = await openTab();
+  const opened = await entryOf(page);
+  await page.evaluate(() => Object.assign(window, { openedBefore: true }));
+  await buildDashboards({ dir: own, build: rebuildOf('_4'), retain: { builds: 1, graceMs: 0 } });
+  expect(await readdir(path.join(own, 'dist.builds'))).toHaveLength(1);
+  const current = await servedEntry();
+  expect(current).not.toBe(opened);
+  await goInApp(page, '/workflows/nope');
+  await page.getByText('No workflow named “nope”').waitFor();
+  expect(await entryOf(page)).toBe(current);
+  expect(await page.evaluate(() => 'openedBefore' in window)).toBe(false);
+  expect(new URL(page.url()).pathname).toBe('/workflows/nope');
+  await page.context().close();
+});
+
+it('reloads only once when the build in use lacks the page too, then shows the error', async () => {
+  const page = await openTab();
+  // a chunk missing from every build (one deleted by hand): the reload cannot help
+  const current = await realpath(path.join(own, 'dist'));
+  const chunk = (await readdir(path.join(current, 'assets'))).find((name) => /^monitors-detail-.*\.js$/.test(name));
+  await rm(path.join(current, 'assets', chunk!));
+  let loads = 0;
+  page.on('load', () => loads++);
+  await goInApp(page, '/monitors/gone');
+  await page.getByText('This page could not be loaded').waitFor();
+  expect(loads).toBe(1);
+  expect(new URL(page.url()).pathname).toBe('/monitors/gone');
   await page.context().close();
 });

@@ -1,6 +1,8 @@
-// Loads a page's code on first use (the run page brings the graph layout and chart libraries).
+// Loads a page's code on first use (the run page brings the graph layout and chart libraries). Code of a build that
+// is gone reloads the page onto the build in use (lib/new-build.ts): meanwhile the page shows it is loading.
 import type { ComponentType } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { reloadingForNewBuild } from '../lib/new-build';
 import { ErrorState, Loading } from './states';
 
 export function lazyPage<P extends object>(load: () => Promise<{ default: ComponentType<P> }>): ComponentType<P> {
@@ -22,7 +24,7 @@ export function lazyPage<P extends object>(load: () => Promise<{ default: Compon
       );
       return () => void (current = false);
     }, []);
-    if (error) return <ErrorState title="This page could not be loaded" error={error} retry={() => location.reload()} />;
+    if (error && !reloadingForNewBuild()) return <ErrorState title="This page could not be loaded" error={error} retry={() => location.reload()} />;
     if (!loaded) return <Loading />;
     const Page = loaded;
     return <Page {...props} />;
