@@ -3,7 +3,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { fakeClock } from '../../test/harness/fake-clock';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
-import { bundleJson, createReporter, DEFAULT_METRIC_BATCH, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
+import { bundleJson } from './bundle';
+import { createReporter, DEFAULT_METRIC_BATCH, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
 
 const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
 

@@ -7,6 +7,7 @@ import type { Bus } from '../bus/types';
 import { permanentFailure } from '../outcomes';
 import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 import { traceHop, traceTaskHop, tracing } from '../trace';
+import { bundleJson, fits } from './bundle';
 import { createMetricBuffer, type MetricBuffer } from './metric-buffer';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -130,22 +131,6 @@ let executions = 0;
 const nextExecutionId = () => `${PROCESS_ID}${(executions++).toString(36)}`;
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/**
- * Whether `json` is at most `max` bytes as UTF-8. A UTF-16 code unit takes at most 3 bytes, so a string of up to a
- * third of the limit fits without being measured (every message of a no-op attempt): measuring scanned it again.
- */
-const fits = (json: string, max: number) => json.length * 3 <= max || Buffer.byteLength(json) <= max;
-
-/**
- * `JSON.stringify({ bundle: events })`, byte for byte, taking the last event's JSON as `lastJson` where the caller
- * already made it (the result's, whose size it checked): an array's JSON is its elements' joined by commas.
- */
-export function bundleJson(events: readonly ExecutorEvent[], lastJson?: string): string {
-  if (lastJson === undefined) return JSON.stringify({ bundle: events });
-  if (events.length === 1) return `{"bundle":[${lastJson}]}`;
-  return `{"bundle":[${JSON.stringify(events.slice(0, -1)).slice(1, -1)},${lastJson}]}`;
-}
 
 export function createReporter(options: ReporterOptions): Reporter {
   const { bus, task, host, logBatch, maxLogBytes, warn } = options;
