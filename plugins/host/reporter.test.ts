@@ -1,8 +1,9 @@
 // The attempt reporter alone, on a fake clock and a recording bus: sequence numbers, log batching, progress
 // coalescing and the flush on finish, without a host or a real timer.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fakeClock } from '../../test/harness/fake-clock';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
+import { bundleJson } from './bundle';
 import { createReporter, DEFAULT_METRIC_BATCH, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
 
 const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
@@ -326,5 +327,54 @@ describe('attempt reporter within the bus’s payload limit', () => {
     expect(await small.reporter.publishResult({ state: 'SUCCEEDED' }, 5, () => false)).toBe(true);
     expect(small.messages).toHaveLength(1);
     expect(small.messages[0]!.bundle!.map((e) => e.kind)).toEqual(['started', 'result']);
+  });
+
+  it("serializes a folded attempt's result once: its size check's JSON is the end of the bundle the bus sends", async () => {
+    const sent: { events: ExecutorEvent[]; payload?: string }[] = [];
+    const reporter = createReporter({
+      bus: {
+        maxPayloadBytes: () => 64 * 1024,
+        publishEvent: async () => undefined,
+        async publishEvents(events, _msgId, payload) {
+          sent.push({ events, payload });
+        },
+      },
+      task: { ...task, protocol: 2 },
+      host: 'h',
+      redeliveryCount: 0,
+      logBatch: { bytes: 100_000, ms: 250 },
+      maxLogBytes: 1_000_000,
+      warn: () => undefined,
+      clock: fakeClock(),
+    });
+    reporter.started({ pid: 1 });
+    reporter.progress(1, 'done é ✓');
+    const stringify = vi.spyOn(JSON, 'stringify');
+    let ofResult: number;
+    try {
+      expect(await reporter.publishResult({ state: 'SUCCEEDED', outputs: { echo: { n: 1, s: 'ü' } } }, 5, () => false)).toBe(true);
+    } finally {
+      const values = stringify.mock.calls.map(([v]) => v as unknown);
+      stringify.mockRestore();
+      // Calls whose value holds the result: its own (the size check) and, before, the whole bundle's again.
+      ofResult = values.filter((v) => JSON.stringify(v).includes('"kind":"result"')).length;
+    }
+    expect(ofResult).toBe(1);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.events.map((e) => e.kind)).toEqual(['started', 'progress', 'result']);
+    expect(sent[0]!.payload).toBe(JSON.stringify({ bundle: sent[0]!.events }));
+  });
+
+  it('builds a bundle byte for byte as JSON.stringify does, from the last event’s JSON where given', () => {
+    const events = [
+      { kind: 'started', taskId: 't', runId: 'r', attempt: 1, seq: 0, at: 'x', host: 'h', handle: null, attemptKey: undefined },
+      { kind: 'progress', taskId: 't', runId: 'r', attempt: 1, seq: 1, at: 'x', host: 'h', fraction: 1, message: '“✓”\n' },
+      { kind: 'result', taskId: 't', runId: 'r', attempt: 1, seq: 2, at: 'x', host: 'h', outcome: { state: 'SUCCEEDED' }, durationMs: 3 },
+    ] as unknown as ExecutorEvent[];
+    for (const n of [1, 2, 3]) {
+      const some = events.slice(0, n);
+      expect(bundleJson(some, JSON.stringify(some.at(-1)))).toBe(JSON.stringify({ bundle: some }));
+      expect(bundleJson(some)).toBe(JSON.stringify({ bundle: some }));
+    }
   });
 });

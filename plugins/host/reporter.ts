@@ -7,7 +7,8 @@ import type { Bus } from '../bus/types';
 import { permanentFailure } from '../outcomes';
 import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 import { traceHop, traceTaskHop, tracing } from '../trace';
-import { createMetricBuffer } from './metric-buffer';
+import { bundleJson, fits } from './bundle';
+import { createMetricBuffer, type MetricBuffer } from './metric-buffer';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -170,13 +171,13 @@ export function createReporter(options: ReporterOptions): Reporter {
    * A bundle past the bus's limit (a folded start, logs and a large result) goes as one message per event instead:
    * a message the bus refuses would be refused again on every retry.
    */
-  const send = (events: ExecutorEvent[]): Promise<void> => {
+  const send = (events: ExecutorEvent[], lastJson?: string): Promise<void> => {
     if (tracing() && events.some((e) => e.kind === 'progress')) traceHop('host: progress event sent', task.runId);
     if (events.length === 1) return bus.publishEvent(events[0]!, msgIdOf(events[0]!));
     if (bus.publishEvents) {
       // Serialized once: its size decides, and the bus sends these bytes (S1's host spent ~7% of its CPU doing it twice).
-      const payload = JSON.stringify({ bundle: events });
-      if (Buffer.byteLength(payload) <= maxMessageBytes) return bus.publishEvents(events, msgIdOf(events[0]!), payload);
+      const payload = bundleJson(events, lastJson);
+      if (fits(payload, maxMessageBytes)) return bus.publishEvents(events, msgIdOf(events[0]!), payload);
     }
     return Promise.all(events.map((e) => bus.publishEvent(e, msgIdOf(e)))).then(() => undefined);
   };
@@ -243,15 +244,18 @@ export function createReporter(options: ReporterOptions): Reporter {
     else cancelLogTimer ??= clock.schedule(flushLogs, logBatch.ms);
   };
 
-  // Metrics: every point kept, numbered in report order, held and sent in events of many (metric-buffer.ts).
-  const metrics = createMetricBuffer({
-    batch: options.metricBatch ?? DEFAULT_METRIC_BATCH,
-    firstPoint: block * SEQ_BLOCK,
-    clock,
-    publish: (firstPoint, points) => publish({ kind: 'metric', firstPoint, points }),
-    note: (line) => appendLog('stderr', line),
-  });
-  const flushMetrics = () => metrics.flush();
+  // Metrics: every point kept, numbered in report order, held and sent in events of many (metric-buffer.ts). Made at
+  // the first point: most attempts report none, and its closures and maps were garbage the host collected per attempt.
+  let metrics: MetricBuffer | undefined;
+  const metricBuffer = () =>
+    (metrics ??= createMetricBuffer({
+      batch: options.metricBatch ?? DEFAULT_METRIC_BATCH,
+      firstPoint: block * SEQ_BLOCK,
+      clock,
+      publish: (firstPoint, points) => publish({ kind: 'metric', firstPoint, points }),
+      note: (line) => appendLog('stderr', line),
+    }));
+  const flushMetrics = () => metrics?.flush();
 
   // Progress: coalesced so a chatty module costs at most ~10 events a second; the latest value wins.
   let lastProgressAt = 0;
@@ -301,11 +305,11 @@ export function createReporter(options: ReporterOptions): Reporter {
     },
 
     metric(values, step) {
-      if (!closed) metrics.metric(values, step);
+      if (!closed) metricBuffer().metric(values, step);
     },
 
     metricSeries(name, steps, values) {
-      if (!closed) metrics.metricSeries(name, steps, values);
+      if (!closed) metricBuffer().metricSeries(name, steps, values);
     },
 
     started(handle) {
@@ -343,10 +347,13 @@ export function createReporter(options: ReporterOptions): Reporter {
       cancelFoldTimer?.();
       cancelFoldTimer = undefined;
       let result = makeEvent({ kind: 'result', outcome, durationMs });
-      const bytes = Buffer.byteLength(JSON.stringify(result));
+      // Serialized once: its size decides, and the bundle it ends is made of these bytes (see bundleJson).
+      let resultJson: string | undefined = JSON.stringify(result);
       // A result the bus cannot carry would be refused on every retry, and the attempt redelivered to end the same
       // way: it fails for good instead, saying why, with the event's own number.
-      if (bytes > maxMessageBytes)
+      if (!fits(resultJson, maxMessageBytes)) {
+        const bytes = Buffer.byteLength(resultJson);
+        resultJson = undefined;
         result = {
           ...result,
           outcome: permanentFailure(
@@ -354,6 +361,7 @@ export function createReporter(options: ReporterOptions): Reporter {
             `the task's result is ${bytes} bytes, over the ${maxMessageBytes} a bus message may carry (nats-server max_payload less room for headers): outputs travel inline, so write a large value as an artifact or a dataset and output its digest (or raise max_payload)`,
           ),
         } as ExecutorEvent;
+      }
       const events = [...folding, result];
       folding = [];
       // Earlier messages first: the result must not overtake the logs it concludes.
@@ -362,7 +370,7 @@ export function createReporter(options: ReporterOptions): Reporter {
       for (let attempt = 1; ; attempt++) {
         try {
           traceTaskHop('host: result sent', task.runId, task.taskId);
-          await send(events);
+          await send(events, resultJson);
           traceTaskHop('host: result published', task.runId, task.taskId);
           return true;
         } catch (err) {

@@ -1,0 +1,19 @@
+// The bytes of an attempt's bus messages: a bundle's JSON made from its events' once each, and whether a message fits
+// the bus's limit, measured only when it could be over it. The reporter (reporter.ts) decides what goes together.
+import type { ExecutorEvent } from '../protocol';
+
+/**
+ * Whether `json` is at most `max` bytes as UTF-8. A UTF-16 code unit takes at most 3 bytes, so a string of up to a
+ * third of the limit fits without being measured (every message of a no-op attempt): measuring scanned it again.
+ */
+export const fits = (json: string, max: number) => json.length * 3 <= max || Buffer.byteLength(json) <= max;
+
+/**
+ * `JSON.stringify({ bundle: events })`, byte for byte, taking the last event's JSON as `lastJson` where the caller
+ * already made it (the result's, whose size it checked): an array's JSON is its elements' joined by commas.
+ */
+export function bundleJson(events: readonly ExecutorEvent[], lastJson?: string): string {
+  if (lastJson === undefined) return JSON.stringify({ bundle: events });
+  if (events.length === 1) return `{"bundle":[${lastJson}]}`;
+  return `{"bundle":[${JSON.stringify(events.slice(0, -1)).slice(1, -1)},${lastJson}]}`;
+}
