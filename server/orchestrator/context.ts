@@ -20,6 +20,7 @@ import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import type { VersionCache } from './known-facts';
 import type { CutLogs } from './log-trim';
+import type { StartGuesses } from './start-guesses';
 import type { OrchestratorInstruments } from './step-metrics';
 import { countCommitted } from './step-metrics';
 import { versionUsageUpsert } from './version-usage';
@@ -66,6 +67,8 @@ export interface OrchestratorContext {
   maxMessageBytes: () => number;
   /** Module versions already read (immutable once published): dispatch reads each once per process, not per edge. */
   versions: VersionCache;
+  /** What the last start by each workflow reference read after the workflow: the next sends it with the workflow's read. */
+  startGuesses: StartGuesses;
   /** How many tasks one bus message to a pool carries (protocol 3's TaskBatch): never more than its smallest live host runs. */
   batchSizes: PoolBatchSizes;
   /** The metrics a committed transaction adds to (step-metrics.ts); none without them. */

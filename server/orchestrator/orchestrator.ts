@@ -31,6 +31,7 @@ import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
 import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
 import { cloneRun, rerunRun, startRun } from './start';
+import { StartGuesses } from './start-guesses';
 import type { OrchestratorInstruments } from './step-metrics';
 import { type SweepState, tick } from './sweep';
 
@@ -188,6 +189,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     maxLogLines: options.maxLogLines ?? DEFAULT_MAX_LOG_LINES,
     cutLogs: new CutLogs(),
     versions: new VersionCache(),
+    startGuesses: new StartGuesses(),
     batchSizes: new PoolBatchSizes(
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
       options.defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,

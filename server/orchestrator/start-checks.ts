@@ -13,6 +13,7 @@ import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from 
 import { atLeastAsGuarded, type Domain, type ModelInput, type Trigger } from '../vocabulary';
 import { specDomainOf } from '../workflows/queries';
 import { starterlessActor } from './run-actor';
+import type { SentAhead } from './start-guesses';
 
 export interface CreateRun {
   /** Its id, when the caller must name it before it exists (a nested run's parent task links to it first). */
@@ -49,6 +50,8 @@ export interface CreateRun {
   parentDeadlineAt?: Date | null;
   /** A source run's model inputs by node (reruns and clones): kept, never resolved again. */
   pinnedModels?: Map<string, Record<string, ModelInput>>;
+  /** Reads startRun sent with the workflow's (start-guesses.ts): used where they are the ones needed. */
+  ahead?: SentAhead;
 }
 
 /**

@@ -36,6 +36,7 @@ import { checkRunTimeout, deadlineOf, runTimeoutMs } from './run-deadline';
 import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 import { actorOf, assertMayRunWorkflowIn, assertMayUseHotClusters, type CreateRun } from './start-checks';
+import { experimentReadAhead, type SentAhead } from './start-guesses';
 import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
 import { noteVersionsUsed } from './version-usage';
 
@@ -50,9 +51,13 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
   };
   const earlier = await existing();
   if (earlier) return sameWorkflow(ctx, earlier, input);
+  let ahead: SentAhead | undefined;
   try {
     const run = await transact(ctx, async (tc) => {
-      const { workflow, version } = await findWorkflow(tc.tx, input.workflow, input.version);
+      // What the last start by this reference read after the workflow goes with the workflow's read (start-guesses.ts).
+      const found = findWorkflow(tc.tx, input.workflow, input.version);
+      ahead = ctx.startGuesses.sendAhead(tc.tx, input);
+      const { workflow, version } = await found;
       input.authorize?.({ name: workflow.name, domain: specDomainOf(workflow, version) }, input.domain ?? specDomainOf(workflow, version));
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
@@ -75,8 +80,10 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         priority: input.priority,
         timeoutSeconds: input.timeoutSeconds,
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
+        ahead,
       });
     });
+    ctx.startGuesses.learn(input, run.workflowId, ahead!);
     traceHop('control plane: startRun entered', run.id, entered);
     return run;
   } catch (error) {
@@ -195,7 +202,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
   // The workflow's experiment is read (made on first use) alongside the checks and the plan rather than after them:
   // the statements share the transaction's connection and follow each other without a round trip of their own.
-  const experiment = input.experimentId === undefined ? workflowExperiment(tx, input.workflow) : undefined;
+  const experiment = input.experimentId === undefined ? workflowExperiment(tx, input.workflow, experimentReadAhead(input.ahead, input.workflow.id)) : undefined;
   experiment?.catch(() => undefined); // awaited below; a check that throws first ends the transaction anyway
   await assertMayRunWorkflowIn(tx, input);
   const spec = input.version.spec;
@@ -206,6 +213,7 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     stack: [`${input.workflow.name}@${input.version.version}`, ...(input.stack ?? [])],
     hotCluster: input.hotCluster,
     clustersUsed,
+    modules: input.ahead?.modules,
   });
   // Whom it acts for, asked only where it decides something (a hot cluster used, a model taken): a read or two.
   let acting: Promise<RunActor | null> | undefined;

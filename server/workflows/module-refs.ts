@@ -31,8 +31,33 @@ const moduleVersionsNamed = builtOnce<ModuleNamed>()((tx) =>
     .where(and(namedModule(), sql`${moduleVersions.version} = any(${sql.placeholder('wanted')}::text[])`)),
 );
 
-/** Resolves `ns/name@tag|version` references: one query per distinct module, whatever the node count. */
-export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise<Map<string, ResolvedModule | string>> {
+/** One module's reads: its row, and its versions by the tags and by the versions asked for. */
+type ModuleRead = {
+  key: string;
+  namespace: string;
+  name: string;
+  selectors: Set<string>;
+  mod: { id: string } | undefined;
+  tagRows: { tag: string; version: ModuleVersion }[];
+  versionRows: ModuleVersion[];
+};
+
+/**
+ * Module reads sent before the references are known for sure (startRun sends them with the workflow's read, for the
+ * references its last start of that workflow resolved: server/orchestrator/start-guesses.ts). `resolveModuleRefs`
+ * uses them only when it is asked for exactly the references they were sent for, and says which it was asked for.
+ */
+export interface ModuleReads {
+  sent?: { refs: string; reads: Promise<ModuleRead[]> };
+  /** The references resolveModuleRefs was asked for, once it has been. */
+  asked?: string[];
+}
+
+/** A set of references as one string: two sets are the same when their strings are. */
+const refsKey = (refs: Iterable<string>) => [...new Set(refs)].sort().join('\n');
+
+/** Each module's row, its tags and its versions: independent reads by its name, all sent at once (one round trip, not three per module). */
+function readModules(tx: Tx, refs: Iterable<string>): Promise<ModuleRead[]> {
   const byModule = new Map<string, Set<string>>();
   for (const ref of refs) {
     const { namespace, name, selector } = parseModuleRef(ref);
@@ -40,16 +65,29 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>): Promise
     if (!byModule.has(key)) byModule.set(key, new Set());
     byModule.get(key)!.add(selector);
   }
-  const resolved = new Map<string, ResolvedModule | string>();
-  // Each module's row, its tags and its versions are independent reads by its name: all of them, for every module, are
-  // sent at once (one round trip on the transaction's connection, not three per module).
   const reads = [...byModule].map(async ([key, selectors]) => {
     const [namespace, name] = key.split('/') as [string, string];
     const values = { namespace, name, wanted: arrayLiteral([...selectors]) };
     const [[mod], tagRows, versionRows] = await Promise.all([moduleByName(tx, values), moduleTagsNamed(tx, values), moduleVersionsNamed(tx, values)]);
     return { key, namespace, name, selectors, mod, tagRows, versionRows: versionRows.map((r) => r.version) };
   });
-  for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of await Promise.all(reads)) {
+  return Promise.all(reads);
+}
+
+/** Sends the reads that resolving `refs` makes, now: for `resolveModuleRefs` to use if it is asked for the same references. */
+export function sendModuleReads(tx: Tx, refs: string[]): ModuleReads {
+  const reads = readModules(tx, refs);
+  reads.catch(() => undefined); // used or not: a failed read fails the transaction's later statements anyway
+  return { sent: { refs: refsKey(refs), reads } };
+}
+
+/** Resolves `ns/name@tag|version` references: one query per distinct module, whatever the node count. */
+export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>, ahead?: ModuleReads): Promise<Map<string, ResolvedModule | string>> {
+  const wanted = [...new Set(refs)];
+  if (ahead) ahead.asked = wanted;
+  const resolved = new Map<string, ResolvedModule | string>();
+  const sent = ahead?.sent?.refs === refsKey(wanted) ? ahead.sent.reads : undefined;
+  for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of await (sent ?? readModules(tx, wanted))) {
     if (!mod) {
       const problem = await unknownModule(tx, namespace, name);
       for (const s of selectors) resolved.set(`${key}@${s}`, problem);

@@ -10,7 +10,7 @@ import { workflows, workflowVersions } from '../db/tables/workflows';
 import { AtelierError, type ErrorDetail } from '../errors';
 import { checkParameters } from '../modules/manifest';
 import { partitionsSource, type TaskKind, type TaskSpec, type TriggerRule, type WorkflowSpec } from '../vocabulary';
-import { resolveModuleRefs } from './module-refs';
+import { type ModuleReads, resolveModuleRefs } from './module-refs';
 import { outputRef, resolveRunParameters, runParameterPaths, substituteParameters, UNRESOLVED } from './spec';
 
 export interface PlannedTask {
@@ -68,6 +68,8 @@ export interface PlanOptions {
   specDefaults?: boolean;
   /** The hot cluster of module nodes that name none (startRun's `hotCluster`). */
   hotCluster?: string;
+  /** Module reads sent ahead for this spec's references (startRun's), used if they are the ones it resolves; told which it resolved. */
+  modules?: ModuleReads;
   /** Filled with every live hot cluster a task would run on, nested workflows' included (whoever starts decides). */
   clustersUsed?: Map<string, HotCluster>;
 }
@@ -102,7 +104,7 @@ export async function planRun(
   }
   const refFor = (task: TaskSpec) => refOf(options.overrides?.get(task.name) ?? task.module!);
   const toResolve = spec.tasks.filter((t) => t.module && (options.overrides?.has(t.name) || !options.pinned?.get(t.name)));
-  const resolved = await resolveModuleRefs(tx, new Set(toResolve.map(refFor)));
+  const resolved = await resolveModuleRefs(tx, new Set(toResolve.map(refFor)), options.modules);
   const details: ErrorDetail[] = [];
   const planned: PlannedTask[] = [];
   const clusterOf = (task: TaskSpec) => task.hotCluster ?? options.hotCluster;
