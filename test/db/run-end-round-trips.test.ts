@@ -3,6 +3,8 @@
 // the COMMIT, sent together. The run's end is sent before Postgres has answered anything after the read: guarded in SQL
 // (settle.ts endBehind), its webhooks, signal and run-status event written only if its row shows that end. Real
 // Postgres, a recorder on a connection of its own whose statements and Postgres' answers are counted on the socket.
+// A chain edge's recording too (issue 21, session 31): the child's enqueue sent behind the counting statement, guarded
+// in SQL on that statement having made the child READY (edge-dispatch.ts).
 import { and, eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,6 +14,8 @@ import * as schema from '../../server/db/schema';
 import { runs, tasks } from '../../server/db/tables/runs';
 import { createRunFeed } from '../../server/events/feed';
 import { appendRunEvents } from '../../server/events/run-event-log';
+import type { OrchestratorContext, Step } from '../../server/orchestrator/context';
+import { queueAndWrite } from '../../server/orchestrator/dispatch';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
 import { emitRunEnded } from '../../server/webhooks/run-events';
 import { startTestApp, type TestApp } from '../harness/app';
@@ -116,14 +120,14 @@ it("records a one-task run's bundle in two round trips, the run's end, its event
   expect(events).toContainEqual(expect.objectContaining({ kind: 'task-status', status: 'SUCCEEDED' }));
 }, 60_000);
 
-it("records a chain edge (a parent's result, its child dispatched) in three round trips: the counting statement's answer decides what is dispatched", async () => {
+it("records a chain edge (a parent's result, its child dispatched) in two round trips: the child's enqueue sent behind the counting statement", async () => {
   const warm = await oneTaskRun('two-step');
   await counted.orchestrator.recordEvents(warm.bundle);
   const { runId, bundle } = await oneTaskRun('two-step');
   const { seen } = counted;
   seen.sent.length = 0;
   await counted.orchestrator.recordEvents(bundle);
-  expect(roundTrips(seen.sent)).toBe(3);
+  expect(roundTrips(seen.sent)).toBe(2);
   const rows = await db.select({ node: tasks.node, status: tasks.status }).from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.node);
   expect(rows).toEqual([
     { node: 'a', status: 'SUCCEEDED' },
@@ -169,4 +173,32 @@ it("writes a run's end's webhook delivery only if the run's row shows that end",
   await db.update(runs).set({ status: 'SUCCEEDED', finishedAt: at }).where(eq(runs.id, runId));
   expect(await db.transaction((tx) => emitRunEnded(tx, run!, 'SUCCEEDED', null, at))).toBe(true);
   expect(await deliveriesOf(runId)).toEqual(['run.succeeded']);
+}, 60_000);
+
+it("queues a chain edge's child sent behind the counting statement only if that made it READY, and writes its outbox row only then", async () => {
+  const { runId } = await oneTaskRun('two-step');
+  const [child] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.node, 'b')));
+  const msgId = `guard-${child!.id}`;
+  const row = { pool: child!.pool, msgId, payload: { taskId: child!.id } as never };
+  /** The enqueue as edge-dispatch.ts sends it (`ifReady`), in a transaction of its own. */
+  const enqueueIfReady = () =>
+    db.transaction(async (tx) => {
+      const step = { at: new Date(), deletedPublished: [], writes: [] as Promise<unknown>[] } as unknown as Step;
+      queueAndWrite({ ctx: {} as OrchestratorContext, tx, step }, [child!.id], [], [row], () => {}, true);
+      for (const write of step.writes) await write;
+    });
+  const state = async () => ({
+    status: (await db.select({ status: tasks.status }).from(tasks).where(eq(tasks.id, child!.id)))[0]!.status,
+    outbox: (await queryRows<{ n: number }>(db, sql`select count(*)::int as n from outbox where msg_id = ${msgId}`))[0]!.n,
+  });
+  // Still PENDING (its parent's success not counted): nothing is written.
+  await enqueueIfReady();
+  expect(await state()).toEqual({ status: 'PENDING', outbox: 0 });
+  // READY, as the counting statement leaves it: queued, with its outbox row.
+  await db.update(tasks).set({ status: 'READY' }).where(eq(tasks.id, child!.id));
+  await enqueueIfReady();
+  expect(await state()).toEqual({ status: 'QUEUED', outbox: 1 });
 }, 60_000);
