@@ -2,11 +2,12 @@
 // the run's lock, returned the run's PENDING tasks downstream of it (recorded-tasks.ts), so which of them its success
 // makes READY, and their task messages, are known in JS. The counting statement and the children's enqueue are then
 // sent together, with the feed's append and the COMMIT right behind: the recording's second round trip is its last.
+import { traceTaskHop, tracing } from '../../plugins/trace';
 import { arrayLiteral } from '../db/arrays';
 import type { Run } from '../db/tables/runs';
 import { sentBehind, type TxContext, taskStatusEvent } from './context';
 import { mayQueueUnwritten, messageLimit, queueAndWrite } from './dispatch';
-import { upstreamOutputs } from './known-facts';
+import { outputKey, upstreamOutputs } from './known-facts';
 import type { DownstreamRead } from './recorded-tasks';
 import { readinessFromCounts } from './rules';
 import { counting } from './settle';
@@ -44,8 +45,12 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
       tx,
       readyTasks.map((t) => t.moduleVersionId!),
     );
-    const outputs = await upstreamOutputs(tc, run, readyTasks);
-    const messages = readyTasks.map((t) => taskMessage(t, versions.get(t.moduleVersionId!)!.version, outputs, step.at));
+    // Their upstreams' outputs: this task's from its success, the others' as the read returned them (else read now).
+    const outputs = new Map(edge.upstreamOutputs);
+    const own = step.outputs.get(outputKey(run.id, node));
+    if (own) outputs.set(node, own);
+    const all = readyTasks.every((t) => t.dependsOn.every((d) => outputs.has(d))) ? outputs : await upstreamOutputs(tc, run, readyTasks);
+    const messages = readyTasks.map((t) => taskMessage(t, versions.get(t.moduleVersionId!)!.version, all, step.at));
     const texts = messages.map((m) => JSON.stringify(m));
     const bytes = texts.map((t) => Buffer.byteLength(t));
     // One past the bus's limit is failed by dispatch, saying why.
@@ -71,6 +76,8 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
         true,
       );
   }
+  // The hops settle's evaluate and dispatch stamp (bench/peers/edge-trace.ts): decided, then sent.
+  if (tracing()) for (const t of readyTasks) traceTaskHop('control plane: evaluated', t.runId, t.id);
   // Nothing downstream: the counting statement would count into nothing, and the read said another task is open.
   if (counted.length) {
     const expected = new Map(counted.map((c) => [c.task.id, c.readiness === 'ready']));
@@ -87,6 +94,7 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
     );
   }
   queue?.();
+  if (tracing()) for (const t of readyTasks) traceTaskHop('control plane: dispatched', t.runId, t.id);
   if (readyTasks.length && !ctx.publishCommitted) step.outbox = true;
   for (const t of readyTasks) taskStatusEvent(step, t, 'READY');
   for (const t of readyTasks) taskStatusEvent(step, { runId: t.runId, id: t.id, node: t.node, attempt: t.attempt + 1 }, 'QUEUED');

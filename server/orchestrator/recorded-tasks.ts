@@ -43,6 +43,8 @@ export type RecordedTask = Pick<Task, keyof typeof COLUMNS> & {
  */
 export interface DownstreamRead {
   downstream: Task[];
+  /** The outputs of the downstream tasks' other upstreams, by node, where this task is the last of them to end. */
+  upstreamOutputs: Map<string, Record<string, unknown>>;
   more: boolean;
   readyInRun: boolean;
 }
@@ -81,7 +83,12 @@ const lastById = builtOnce<{ id: string }>()((tx) =>
           and o.status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) then null
         else (select coalesce(json_agg(distinct o.status), '[]'::json) from tasks o where ${others}) end`.as('others_ended'),
       // Both on tasks_run_waiting_idx (the run's PENDING and READY tasks), as the counting statement finds them.
-      downstream: sql<unknown>`(select json_agg(d) from (select d.* from tasks d where d.run_id = tasks.run_id and d.status = 'PENDING'
+      // A task this success may make READY (its last upstream to end) comes with its other upstreams' outputs, for its
+      // message: read for that one only, so a wide join's edges do not each read all of its upstreams.
+      downstream: sql<unknown>`(select json_agg(d) from (select d.*, case when d.upstream_done + 1 >= cardinality(d.depends_on) then
+            (select json_object_agg(u.node, coalesce(u.outputs, '{}'::jsonb)) from tasks u where u.run_id = d.run_id
+              and u.node = any(d.depends_on) and u.node <> tasks.node) end as upstream_outputs
+          from tasks d where d.run_id = tasks.run_id and d.status = 'PENDING'
           and tasks.node = any(d.depends_on) order by d.node limit ${DOWNSTREAM_READ + 1}) d)`.as('downstream'),
       readyInRun: sql<boolean>`exists (select 1 from tasks r where r.run_id = tasks.run_id and r.status = 'READY')`.as('ready_in_run'),
     })
@@ -96,7 +103,15 @@ function withOthersEnded(rows: (RecordedTask & { downstream?: unknown; readyInRu
     const value: unknown = r.othersEnded;
     if (typeof value === 'string') r.othersEnded = JSON.parse(value) as TaskStatus[];
     const down = (typeof r.downstream === 'string' ? JSON.parse(r.downstream) : (r.downstream ?? [])) as Record<string, unknown>[];
-    r.edge = { downstream: down.slice(0, DOWNSTREAM_READ).map(taskFromRow), more: down.length > DOWNSTREAM_READ, readyInRun: r.readyInRun === true };
+    const upstreamOutputs = new Map<string, Record<string, unknown>>();
+    for (const d of down)
+      for (const [node, outputs] of Object.entries((d.upstream_outputs ?? {}) as Record<string, Record<string, unknown>>)) upstreamOutputs.set(node, outputs);
+    r.edge = {
+      downstream: down.slice(0, DOWNSTREAM_READ).map(taskFromRow),
+      upstreamOutputs,
+      more: down.length > DOWNSTREAM_READ,
+      readyInRun: r.readyInRun === true,
+    };
     delete r.downstream;
     delete r.readyInRun;
   }

@@ -53,6 +53,18 @@ beforeAll(async () => {
       ],
     }),
   });
+  // Two children of one parent, joined by a third: a fan-out and a join, each edge dispatched behind the counting statement.
+  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
+    s: JSON.stringify({
+      name: 'diamond',
+      tasks: [
+        { name: 'a', module: 'test/sleep', parameters: { ms: 1 } },
+        { name: 'b', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+        { name: 'c', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+        { name: 'd', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['b', 'c'] },
+      ],
+    }),
+  });
   await alice.gql(`mutation ($u: String!) { createWebhook(team: "ml", url: $u, events: ["run.*"]) { secret } }`, { u: `${receiver.url}/runs` });
   const { sql: client, seen } = countingPool(pg.url);
   const countedDb = drizzle(client, { schema }) as unknown as Db;
@@ -88,6 +100,19 @@ async function oneTaskRun(workflow = 'one-task'): Promise<{ runId: string; bundl
       { ...base, kind: 'result', seq: 3, durationMs: 1, outcome: { state: 'SUCCEEDED', outputs: { out: 1 } } },
     ],
   };
+}
+
+/** The bundle of the run's QUEUED task `node`, as oneTaskRun makes its task's. */
+async function bundleOf(runId: string, node: string): Promise<ExecutorEvent[]> {
+  const [task] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.node, node), eq(tasks.status, 'QUEUED')));
+  const base = { taskId: task!.id, runId, attempt: task!.attempt, host: 'test', at: new Date().toISOString() };
+  return [
+    { ...base, kind: 'started', seq: 1, handle: null },
+    { ...base, kind: 'result', seq: 2, durationMs: 1, outcome: { state: 'SUCCEEDED', outputs: { out: node } } },
+  ];
 }
 
 const deliveriesOf = async (runId: string) =>
@@ -201,4 +226,44 @@ it("queues a chain edge's child sent behind the counting statement only if that 
   await db.update(tasks).set({ status: 'READY' }).where(eq(tasks.id, child!.id));
   await enqueueIfReady();
   expect(await state()).toEqual({ status: 'QUEUED', outbox: 1 });
+}, 60_000);
+
+it("records a fan-out's and a join's edges in two round trips each, the join's child queued once its last parent succeeded", async () => {
+  const statuses = async (runId: string) =>
+    Object.fromEntries(
+      (await db.select({ node: tasks.node, status: tasks.status, done: tasks.upstreamDone }).from(tasks).where(eq(tasks.runId, runId))).map((r) => [
+        r.node,
+        `${r.status}:${r.done}`,
+      ]),
+    );
+  // Twice: the first run's statements are described on first use (a round trip of their own); the second is counted.
+  for (const counting of [false, true]) {
+    const { runId, bundle } = await oneTaskRun('diamond');
+    const trips: number[] = [];
+    const record = async (events: ExecutorEvent[]) => {
+      counted.seen.sent.length = 0;
+      await counted.orchestrator.recordEvents(events);
+      trips.push(roundTrips(counted.seen.sent));
+    };
+    await record(bundle);
+    expect(await statuses(runId)).toEqual({ a: 'SUCCEEDED:0', b: 'QUEUED:1', c: 'QUEUED:1', d: 'PENDING:0' });
+    await record(await bundleOf(runId, 'b'));
+    expect(await statuses(runId)).toEqual({ a: 'SUCCEEDED:0', b: 'SUCCEEDED:1', c: 'QUEUED:1', d: 'PENDING:1' });
+    await record(await bundleOf(runId, 'c'));
+    expect(await statuses(runId)).toEqual({ a: 'SUCCEEDED:0', b: 'SUCCEEDED:1', c: 'SUCCEEDED:1', d: 'QUEUED:2' });
+    // The join's message carries both its upstreams' outputs: c's from its success, b's as the read under the lock gave it.
+    const [message] = await queryRows<{ inputs: unknown }>(
+      db,
+      sql`select payload->'inputs' as inputs from outbox where payload->>'runId' = ${runId} and payload->>'node' = 'd'`,
+    );
+    expect(message?.inputs).toEqual({ b: { out: 'b' }, c: { out: 'c' } });
+    await record(await bundleOf(runId, 'd'));
+    const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+    expect(run!.status).toBe('SUCCEEDED');
+    // Every task's story in the feed, in order: the children READY, then QUEUED, each once.
+    const events = await t.app.services.feed.since(runId, 0);
+    const d = events.filter((e) => e.kind === 'task-status' && 'node' in e && e.node === 'd').map((e) => 'status' in e && e.status);
+    expect(d).toEqual(['READY', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    if (counting) expect(trips).toEqual([2, 2, 2, 2]);
+  }
 }, 60_000);
