@@ -192,7 +192,7 @@ async function wireOutputs(tc: TxContext, run: Run, ready: Task[], ended: string
 
 /** What a task message leaves of the bus's limit to the message's headers (its id, JetStream's own). */
 const HEADER_ROOM_BYTES = 4096;
-const messageLimit = (tc: TxContext) => tc.ctx.maxMessageBytes() - HEADER_ROOM_BYTES;
+export const messageLimit = (tc: TxContext) => tc.ctx.maxMessageBytes() - HEADER_ROOM_BYTES;
 
 /**
  * A task message carries its parameters, its upstreams' outputs and its models' file lists inline, so its size grows
@@ -319,14 +319,17 @@ async function enqueuePart(
  * One statement for what enqueue writes: the tasks' next attempt QUEUED (new tasks inserted so), their messages'
  * outbox rows (returning their ids) and, when the relay has some, the outbox rows of earlier direct publishes the bus
  * has already taken (deleted here rather than by a statement of their own: two statements less per chain edge). The
- * tasks and the rows each travel as one parameter, whatever their number.
+ * tasks and the rows each travel as one parameter, whatever their number. `ifReady` (edge-dispatch.ts, sent before the
+ * statement that makes the tasks READY has answered): only READY tasks are queued, and the outbox rows are written only
+ * if all of them were.
  */
-function queueAndWrite(
+export function queueAndWrite(
   tc: TxContext,
   taskIds: string[],
   newTasks: NewTask[],
   rows: PoolMessage[],
   written: (inserted: { id: string | number; msg_id: string }[]) => void,
+  ifReady = false,
 ) {
   const { ctx, step } = tc;
   const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
@@ -337,7 +340,7 @@ function queueAndWrite(
         update tasks set status = 'QUEUED', attempt = attempt + 1, queued_at = ${step.at.toISOString()}::timestamptz, started_at = null,
           finished_at = null, retry_at = null, reason = null, message = null, exit_code = null, progress = null, progress_message = null,
           heartbeat_at = null
-        where ${oneOrAny('id', taskIds, 'uuid')})`);
+        where ${oneOrAny('id', taskIds, 'uuid')}${ifReady ? sql` and status = 'READY' returning id` : sql``})`);
   if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
   if (published) parts.push(sql`gone as (${deletePublishedRows(published.ids)})`);
   // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
@@ -347,7 +350,7 @@ function queueAndWrite(
     sql`with ${sql.join(parts, sql`, `)}
       insert into outbox (kind, pool, msg_id, payload)
       select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
-      returning id, msg_id`,
+      ${ifReady ? sql`where (select count(*) from queued) = ${taskIds.length}::int ` : sql``}returning id, msg_id`,
     written,
     // Prepared (one of a few texts) unless it inserts new tasks, whose insert names the columns their rows set.
     !newTasks.length,

@@ -379,7 +379,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   // The run's one open task, read so under its lock, has ended: what its tasks ended in, for its end without counting.
   const only = rows.size === 1 ? (rows.values().next().value as RecordedTask) : undefined;
   const ended = only?.othersEnded && isTerminal(statusOf(only)) ? [...only.othersEnded, statusOf(only)] : undefined;
-  await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, statusOf(t)])), ended);
+  await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, statusOf(t)])), ended, only?.edge);
 }
 
 /** The time split of applied results that did not succeed (a success's is set by its own update). */

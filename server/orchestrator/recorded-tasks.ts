@@ -2,7 +2,7 @@
 // apply it, not the ~50 of a whole task row (drizzle maps a row column by column, and the driver parses each one). A
 // failure, whose retry is decided from the whole row, reads that row when it comes (rarely). The two reads of every
 // batch (the runs it moves, locked, and its tasks) are built once (server/db/prepared.ts).
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, sql } from 'drizzle-orm';
 import { arrayLiteral, arrayOf } from '../db/arrays';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
@@ -29,7 +29,28 @@ const COLUMNS = {
  * for a batch that reports one task's result (`recordedTasks`' `ending`): when no other task of its run is open, the
  * statuses they ended in (none for a one-task run), else null; absent when not read.
  */
-export type RecordedTask = Pick<Task, keyof typeof COLUMNS> & { attemptKey?: string | null; othersEnded?: TaskStatus[] | null };
+export type RecordedTask = Pick<Task, keyof typeof COLUMNS> & {
+  attemptKey?: string | null;
+  othersEnded?: TaskStatus[] | null;
+  /** Read with `othersEnded`: what a success of this task would count into (edge-dispatch.ts), absent when not read. */
+  edge?: DownstreamRead;
+};
+
+/**
+ * The run's PENDING tasks downstream of a task, whole (at most DOWNSTREAM_READ; `more` when there are others), and
+ * whether the run has a READY task: read under the run's lock with the task, so its success's dispatch can be decided
+ * before the counting statement answers (edge-dispatch.ts).
+ */
+export interface DownstreamRead {
+  downstream: Task[];
+  /** The outputs of the downstream tasks' other upstreams, by node, where this task is the last of them to end. */
+  upstreamOutputs: Map<string, Record<string, unknown>>;
+  more: boolean;
+  readyInRun: boolean;
+}
+
+/** How many downstream tasks the read returns whole: a wider fan-out is dispatched after the counting statement answers. */
+export const DOWNSTREAM_READ = 8;
 
 /** The tasks with their current attempt's key: one more index lookup per task, in the same statement. */
 const withKey = (tx: Db | Tx) =>
@@ -61,19 +82,51 @@ const lastById = builtOnce<{ id: string }>()((tx) =>
       othersEnded: sql<TaskStatus[] | null>`case when exists (select 1 from tasks o where ${others}
           and o.status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) then null
         else (select coalesce(json_agg(distinct o.status), '[]'::json) from tasks o where ${others}) end`.as('others_ended'),
+      // Both on tasks_run_waiting_idx (the run's PENDING and READY tasks), as the counting statement finds them.
+      // A task this success may make READY (its last upstream to end) comes with its other upstreams' outputs, for its
+      // message: read for that one only, so a wide join's edges do not each read all of its upstreams.
+      downstream: sql<unknown>`(select json_agg(d) from (select d.*, case when d.upstream_done + 1 >= cardinality(d.depends_on) then
+            (select json_object_agg(u.node, coalesce(u.outputs, '{}'::jsonb)) from tasks u where u.run_id = d.run_id
+              and u.node = any(d.depends_on) and u.node <> tasks.node) end as upstream_outputs
+          from tasks d where d.run_id = tasks.run_id and d.status = 'PENDING'
+          and tasks.node = any(d.depends_on) order by d.node limit ${DOWNSTREAM_READ + 1}) d)`.as('downstream'),
+      readyInRun: sql<boolean>`exists (select 1 from tasks r where r.run_id = tasks.run_id and r.status = 'READY')`.as('ready_in_run'),
     })
     .from(tasks)
     .leftJoin(taskExecutions, and(eq(taskExecutions.taskId, tasks.id), eq(taskExecutions.attempt, tasks.attempt)))
     .where(sql`${tasks.id} = ${sql.placeholder('id')}::uuid`),
 );
 
-/** JSON the driver left as text (PGlite and postgres-js differ) parsed, in place. */
-function withOthersEnded(rows: RecordedTask[]): RecordedTask[] {
+/** JSON the driver left as text (PGlite and postgres-js differ) parsed, in place; the downstream rows as tasks. */
+function withOthersEnded(rows: (RecordedTask & { downstream?: unknown; readyInRun?: boolean })[]): RecordedTask[] {
   for (const r of rows) {
     const value: unknown = r.othersEnded;
     if (typeof value === 'string') r.othersEnded = JSON.parse(value) as TaskStatus[];
+    const down = (typeof r.downstream === 'string' ? JSON.parse(r.downstream) : (r.downstream ?? [])) as Record<string, unknown>[];
+    const upstreamOutputs = new Map<string, Record<string, unknown>>();
+    for (const d of down)
+      for (const [node, outputs] of Object.entries((d.upstream_outputs ?? {}) as Record<string, Record<string, unknown>>)) upstreamOutputs.set(node, outputs);
+    r.edge = {
+      downstream: down.slice(0, DOWNSTREAM_READ).map(taskFromRow),
+      upstreamOutputs,
+      more: down.length > DOWNSTREAM_READ,
+      readyInRun: r.readyInRun === true,
+    };
+    delete r.downstream;
+    delete r.readyInRun;
   }
   return rows;
+}
+
+/** A row of `tasks` by its column names (as the driver or json_agg gives it), as drizzle maps a select's. */
+const taskColumns = Object.entries(getTableColumns(tasks));
+export function taskFromRow(row: Record<string, unknown>): Task {
+  const task: Record<string, unknown> = {};
+  for (const [key, column] of taskColumns) {
+    const value = row[column.name];
+    task[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
+  }
+  return task as Task;
 }
 
 const tasksAmong = builtOnce<{ ids: string }>()((tx) => withKey(tx).where(sql`${tasks.id} = any(${sql.placeholder('ids')}::uuid[])`));

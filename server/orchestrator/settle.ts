@@ -1,6 +1,6 @@
 // Settling: how an attempt ended (final, or RETRYING with backoff), which downstream tasks that makes READY or
 // SKIPPED by their trigger rules, dispatching what is ready, and ending the run once nothing is open.
-import { and, eq, getTableColumns, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import type { TaskOutcome } from '../../plugins/protocol';
 import { traceTaskHop, tracing } from '../../plugins/trace';
 import { arrayLiteral } from '../db/arrays';
@@ -12,7 +12,9 @@ import { emitRunEnded } from '../webhooks/run-events';
 import { notifyParent } from './composite';
 import { sentBehind, type TxContext, taskStatusEvent, writeBehind } from './context';
 import { dispatch } from './dispatch';
+import { dispatchBehind } from './edge-dispatch';
 import { failureSummary, skipMessage } from './outcomes';
+import { type DownstreamRead, taskFromRow } from './recorded-tasks';
 import { endAttempt, finalRunStatus, readinessFromCounts, readyWhen } from './rules';
 import { runFailed, runSucceeded } from './run-signals';
 
@@ -20,11 +22,21 @@ import { runFailed, runSucceeded } from './run-signals';
  * After some nodes ended: decide their downstream, fill free slots, and end the run if nothing is open.
  * `statuses`: what the caller just wrote for (some of) `finished`, so they are not read back. `ended`: every status the
  * run's tasks ended in, when the caller knows that none is open any more (record-events.ts: the run's last open task
- * ended): nothing waits downstream and nothing is READY, so there is nothing to count or dispatch.
+ * ended): nothing waits downstream and nothing is READY, so there is nothing to count or dispatch. `edge`: what the read
+ * under the run's lock said of the one finished node's downstream, for its success's dispatch without waiting for the
+ * counting statement (edge-dispatch.ts).
  */
-export async function settle(tc: TxContext, run: Run, finished: string[], statuses?: Map<string, TaskStatus>, ended?: TaskStatus[]): Promise<void> {
+export async function settle(
+  tc: TxContext,
+  run: Run,
+  finished: string[],
+  statuses?: Map<string, TaskStatus>,
+  ended?: TaskStatus[],
+  edge?: DownstreamRead,
+): Promise<void> {
   if (run.status !== 'QUEUED' && run.status !== 'RUNNING') return;
   if (ended && finished.length && endBehind(tc, run, ended)) return;
+  if (edge && !ended && finished.length === 1 && statuses?.get(finished[0]!) === 'SUCCEEDED' && (await dispatchBehind(tc, run, finished[0]!, edge))) return;
   const evaluated = finished.length ? await evaluate(tc, run, finished, statuses) : undefined;
   if (tracing()) for (const t of evaluated?.ready ?? []) traceTaskHop('control plane: evaluated', t.runId, t.id);
   const queued = await dispatch(tc, run, evaluated?.ready);
@@ -83,7 +95,7 @@ export async function applyOutcome(
  * PENDING, open either way) and, if none, how they ended: finishIfDone's question, answered without a round trip of
  * its own (one row when no task came).
  */
-const counting = sqlOnce<{ endedAll: string; endedOk: string; endedFailed: string; at: string; runId: string }>()<Record<string, unknown>>(() => {
+export const counting = sqlOnce<{ endedAll: string; endedOk: string; endedFailed: string; at: string; runId: string }>()<Record<string, unknown>>(() => {
   const runId = sql`${sql.placeholder('runId')}::uuid`;
   const endedAll = sql`${sql.placeholder('endedAll')}::text[]`;
   const countIn = (set: SQL) => sql`(select count(*)::int from unnest(tasks.depends_on) as d(n) where d.n = any(${set}))`;
@@ -146,17 +158,6 @@ async function evaluate(
     frontier = skipped.map((t) => t.node);
     known = new Map(skipped.map((t) => [t.node, 'SKIPPED']));
   }
-}
-
-/** A row of `tasks` as the database driver returns it (column names), as drizzle would map it for a select. */
-const taskColumns = Object.entries(getTableColumns(tasks));
-function taskFromRow(row: Record<string, unknown>): Task {
-  const task: Record<string, unknown> = {};
-  for (const [key, column] of taskColumns) {
-    const value = row[column.name];
-    task[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
-  }
-  return task as Task;
 }
 
 /** The statuses of `nodes` of a run: from `known` when it has them all, else read. */

@@ -3,6 +3,8 @@
 // the COMMIT, sent together. The run's end is sent before Postgres has answered anything after the read: guarded in SQL
 // (settle.ts endBehind), its webhooks, signal and run-status event written only if its row shows that end. Real
 // Postgres, a recorder on a connection of its own whose statements and Postgres' answers are counted on the socket.
+// A chain edge's recording too (issue 21, session 31): the child's enqueue sent behind the counting statement, guarded
+// in SQL on that statement having made the child READY (edge-dispatch.ts).
 import { and, eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,6 +14,8 @@ import * as schema from '../../server/db/schema';
 import { runs, tasks } from '../../server/db/tables/runs';
 import { createRunFeed } from '../../server/events/feed';
 import { appendRunEvents } from '../../server/events/run-event-log';
+import type { OrchestratorContext, Step } from '../../server/orchestrator/context';
+import { queueAndWrite } from '../../server/orchestrator/dispatch';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
 import { emitRunEnded } from '../../server/webhooks/run-events';
 import { startTestApp, type TestApp } from '../harness/app';
@@ -46,6 +50,18 @@ beforeAll(async () => {
       tasks: [
         { name: 'a', module: 'test/sleep', parameters: { ms: 1 } },
         { name: 'b', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+      ],
+    }),
+  });
+  // Two children of one parent, joined by a third: a fan-out and a join, each edge dispatched behind the counting statement.
+  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
+    s: JSON.stringify({
+      name: 'diamond',
+      tasks: [
+        { name: 'a', module: 'test/sleep', parameters: { ms: 1 } },
+        { name: 'b', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+        { name: 'c', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['a'] },
+        { name: 'd', module: 'test/sleep', parameters: { ms: 1 }, dependsOn: ['b', 'c'] },
       ],
     }),
   });
@@ -86,6 +102,19 @@ async function oneTaskRun(workflow = 'one-task'): Promise<{ runId: string; bundl
   };
 }
 
+/** The bundle of the run's QUEUED task `node`, as oneTaskRun makes its task's. */
+async function bundleOf(runId: string, node: string): Promise<ExecutorEvent[]> {
+  const [task] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.node, node), eq(tasks.status, 'QUEUED')));
+  const base = { taskId: task!.id, runId, attempt: task!.attempt, host: 'test', at: new Date().toISOString() };
+  return [
+    { ...base, kind: 'started', seq: 1, handle: null },
+    { ...base, kind: 'result', seq: 2, durationMs: 1, outcome: { state: 'SUCCEEDED', outputs: { out: node } } },
+  ];
+}
+
 const deliveriesOf = async (runId: string) =>
   (await queryRows<{ event_type: string }>(db, sql`select event_type from webhook_deliveries where subject = ${`run:${runId}`}`)).map((r) => r.event_type);
 
@@ -116,14 +145,14 @@ it("records a one-task run's bundle in two round trips, the run's end, its event
   expect(events).toContainEqual(expect.objectContaining({ kind: 'task-status', status: 'SUCCEEDED' }));
 }, 60_000);
 
-it("records a chain edge (a parent's result, its child dispatched) in three round trips: the counting statement's answer decides what is dispatched", async () => {
+it("records a chain edge (a parent's result, its child dispatched) in two round trips: the child's enqueue sent behind the counting statement", async () => {
   const warm = await oneTaskRun('two-step');
   await counted.orchestrator.recordEvents(warm.bundle);
   const { runId, bundle } = await oneTaskRun('two-step');
   const { seen } = counted;
   seen.sent.length = 0;
   await counted.orchestrator.recordEvents(bundle);
-  expect(roundTrips(seen.sent)).toBe(3);
+  expect(roundTrips(seen.sent)).toBe(2);
   const rows = await db.select({ node: tasks.node, status: tasks.status }).from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.node);
   expect(rows).toEqual([
     { node: 'a', status: 'SUCCEEDED' },
@@ -169,4 +198,72 @@ it("writes a run's end's webhook delivery only if the run's row shows that end",
   await db.update(runs).set({ status: 'SUCCEEDED', finishedAt: at }).where(eq(runs.id, runId));
   expect(await db.transaction((tx) => emitRunEnded(tx, run!, 'SUCCEEDED', null, at))).toBe(true);
   expect(await deliveriesOf(runId)).toEqual(['run.succeeded']);
+}, 60_000);
+
+it("queues a chain edge's child sent behind the counting statement only if that made it READY, and writes its outbox row only then", async () => {
+  const { runId } = await oneTaskRun('two-step');
+  const [child] = await db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.node, 'b')));
+  const msgId = `guard-${child!.id}`;
+  const row = { pool: child!.pool, msgId, payload: { taskId: child!.id } as never };
+  /** The enqueue as edge-dispatch.ts sends it (`ifReady`), in a transaction of its own. */
+  const enqueueIfReady = () =>
+    db.transaction(async (tx) => {
+      const step = { at: new Date(), deletedPublished: [], writes: [] as Promise<unknown>[] } as unknown as Step;
+      queueAndWrite({ ctx: {} as OrchestratorContext, tx, step }, [child!.id], [], [row], () => {}, true);
+      for (const write of step.writes) await write;
+    });
+  const state = async () => ({
+    status: (await db.select({ status: tasks.status }).from(tasks).where(eq(tasks.id, child!.id)))[0]!.status,
+    outbox: (await queryRows<{ n: number }>(db, sql`select count(*)::int as n from outbox where msg_id = ${msgId}`))[0]!.n,
+  });
+  // Still PENDING (its parent's success not counted): nothing is written.
+  await enqueueIfReady();
+  expect(await state()).toEqual({ status: 'PENDING', outbox: 0 });
+  // READY, as the counting statement leaves it: queued, with its outbox row.
+  await db.update(tasks).set({ status: 'READY' }).where(eq(tasks.id, child!.id));
+  await enqueueIfReady();
+  expect(await state()).toEqual({ status: 'QUEUED', outbox: 1 });
+}, 60_000);
+
+it("records a fan-out's and a join's edges in two round trips each, the join's child queued once its last parent succeeded", async () => {
+  const statuses = async (runId: string) =>
+    Object.fromEntries(
+      (await db.select({ node: tasks.node, status: tasks.status, done: tasks.upstreamDone }).from(tasks).where(eq(tasks.runId, runId))).map((r) => [
+        r.node,
+        `${r.status}:${r.done}`,
+      ]),
+    );
+  // Twice: the first run's statements are described on first use (a round trip of their own); the second is counted.
+  for (const counting of [false, true]) {
+    const { runId, bundle } = await oneTaskRun('diamond');
+    const trips: number[] = [];
+    const record = async (events: ExecutorEvent[]) => {
+      counted.seen.sent.length = 0;
+      await counted.orchestrator.recordEvents(events);
+      trips.push(roundTrips(counted.seen.sent));
+    };
+    await record(bundle);
+    expect(await statuses(runId)).toEqual({ a: 'SUCCEEDED:0', b: 'QUEUED:1', c: 'QUEUED:1', d: 'PENDING:0' });
+    await record(await bundleOf(runId, 'b'));
+    expect(await statuses(runId)).toEqual({ a: 'SUCCEEDED:0', b: 'SUCCEEDED:1', c: 'QUEUED:1', d: 'PENDING:1' });
+    await record(await bundleOf(runId, 'c'));
+    expect(await statuses(runId)).toEqual({ a: 'SUCCEEDED:0', b: 'SUCCEEDED:1', c: 'SUCCEEDED:1', d: 'QUEUED:2' });
+    // The join's message carries both its upstreams' outputs: c's from its success, b's as the read under the lock gave it.
+    const [message] = await queryRows<{ inputs: unknown }>(
+      db,
+      sql`select payload->'inputs' as inputs from outbox where payload->>'runId' = ${runId} and payload->>'node' = 'd'`,
+    );
+    expect(message?.inputs).toEqual({ b: { out: 'b' }, c: { out: 'c' } });
+    await record(await bundleOf(runId, 'd'));
+    const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+    expect(run!.status).toBe('SUCCEEDED');
+    // Every task's story in the feed, in order: the children READY, then QUEUED, each once.
+    const events = await t.app.services.feed.since(runId, 0);
+    const d = events.filter((e) => e.kind === 'task-status' && 'node' in e && e.node === 'd').map((e) => 'status' in e && e.status);
+    expect(d).toEqual(['READY', 'QUEUED', 'RUNNING', 'SUCCEEDED']);
+    if (counting) expect(trips).toEqual([2, 2, 2, 2]);
+  }
 }, 60_000);
