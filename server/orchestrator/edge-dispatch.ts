@@ -2,15 +2,17 @@
 // the run's lock, returned the run's PENDING tasks downstream of it (recorded-tasks.ts), so which of them its success
 // makes READY, and their task messages, are known in JS. The counting statement and the children's enqueue are then
 // sent together, with the feed's append and the COMMIT right behind: the recording's second round trip is its last.
+import { type SQL, sql } from 'drizzle-orm';
 import { traceTaskHop, tracing } from '../../plugins/trace';
 import { arrayLiteral } from '../db/arrays';
+import type { Tx } from '../db/client';
+import { sqlOnce } from '../db/prepared';
 import type { Run } from '../db/tables/runs';
 import { sentBehind, type TxContext, taskStatusEvent } from './context';
 import { mayQueueUnwritten, messageLimit, queueAndWrite } from './dispatch';
 import { outputKey, upstreamOutputs } from './known-facts';
 import type { DownstreamRead } from './recorded-tasks';
-import { readinessFromCounts } from './rules';
-import { counting } from './settle';
+import { readinessFromCounts, readyWhen } from './rules';
 import { poolMessages, taskMessage } from './task-message';
 
 /**
@@ -81,13 +83,7 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
   // Nothing downstream: the counting statement would count into nothing, and the read said another task is open.
   if (counted.length) {
     const expected = new Map(counted.map((c) => [c.task.id, c.readiness === 'ready']));
-    const answer = counting(tx, {
-      endedAll: arrayLiteral([node]),
-      endedOk: arrayLiteral([node]),
-      endedFailed: arrayLiteral([]),
-      at: step.at.toISOString(),
-      runId: run.id,
-    });
+    const answer = countInto(tx, node, step.at, [...expected.keys()]);
     sentBehind(
       tc,
       answer.then((rows) => checkCounted(rows, expected)),
@@ -115,3 +111,33 @@ function checkCounted(rows: Record<string, unknown>[], expected: Map<string, boo
       `a chain edge's dispatch was decided from a read under the run's lock that the counting statement did not bear out (expected ${JSON.stringify([...expected])}, counted ${JSON.stringify(got.map((r) => [r.id, r.status, r.counted]))}): the recording is rolled back`,
     );
 }
+
+/**
+ * The counting statement of settle.ts for one succeeded node, over the downstream tasks the read under the run's lock
+ * returned (all of them: dispatchBehind declines a wider fan-out) instead of a scan of the run's PENDING tasks, which
+ * the read has just made: each task by its key. Returns the tasks it counted into, with their statuses after.
+ */
+function countInto(tx: Tx, node: string, at: Date, ids: string[]) {
+  const values = { node: arrayLiteral([node]), at: at.toISOString() };
+  return ids.length === 1 ? countIntoOne(tx, { ...values, id: ids[0]! }) : countIntoAmong(tx, { ...values, ids: arrayLiteral(ids) });
+}
+
+const countIntoTasks = (where: SQL) => {
+  const node = sql`${sql.placeholder('node')}::text[]`;
+  const n = sql`(select count(*)::int from unnest(tasks.depends_on) as d(n) where d.n = any(${node}))`;
+  const done = sql`tasks.upstream_done + ${n}`;
+  const succeeded = sql`tasks.upstream_succeeded + ${n}`;
+  const ready = readyWhen({ rule: sql`tasks.trigger_rule`, total: sql`cardinality(tasks.depends_on)`, done, succeeded, failed: sql`tasks.upstream_failed` });
+  return sql`update tasks set upstream_done = ${done}, upstream_succeeded = ${succeeded},
+      status = case when ${ready} then 'READY' else tasks.status end,
+      queued_at = case when ${ready} then ${sql.placeholder('at')}::timestamptz else tasks.queued_at end
+    where ${where} and tasks.status = 'PENDING' and tasks.depends_on && ${node}
+    returning true as counted, tasks.id, tasks.status`;
+};
+// One id by `= $1` (a chain's edge): Postgres plans a prepared `= any($1)` holding one id anew on every call.
+const countIntoOne = sqlOnce<{ node: string; at: string; id: string }>()<Record<string, unknown>>(() =>
+  countIntoTasks(sql`tasks.id = ${sql.placeholder('id')}::uuid`),
+);
+const countIntoAmong = sqlOnce<{ node: string; at: string; ids: string }>()<Record<string, unknown>>(() =>
+  countIntoTasks(sql`tasks.id = any(${sql.placeholder('ids')}::uuid[])`),
+);

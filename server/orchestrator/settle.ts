@@ -95,7 +95,7 @@ export async function applyOutcome(
  * PENDING, open either way) and, if none, how they ended: finishIfDone's question, answered without a round trip of
  * its own (one row when no task came).
  */
-export const counting = sqlOnce<{ endedAll: string; endedOk: string; endedFailed: string; at: string; runId: string }>()<Record<string, unknown>>(() => {
+const counting = sqlOnce<{ endedAll: string; endedOk: string; endedFailed: string; at: string; runId: string }>()<Record<string, unknown>>(() => {
   const runId = sql`${sql.placeholder('runId')}::uuid`;
   const endedAll = sql`${sql.placeholder('endedAll')}::text[]`;
   const countIn = (set: SQL) => sql`(select count(*)::int from unnest(tasks.depends_on) as d(n) where d.n = any(${set}))`;
