@@ -175,8 +175,9 @@ export const tasks = pgTable(
     index('tasks_run_open_idx').on(t.runId).where(sql`status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')`),
     // What settling reads after each batch of results: a run's tasks still waiting for upstreams or for dispatch
     // (settle.ts evaluate). The open index above made that a walk over every queued and running task of the run: 10 to
-    // 30 ms per batch at 10,000 tasks, for rows it then skipped.
-    index('tasks_run_waiting_idx').on(t.runId).where(sql`status in ('PENDING', 'READY')`),
+    // 30 ms per batch at 10,000 tasks, for rows it then skipped. The status in the key: whether a run has a READY task
+    // (the recorder's read, recorded-tasks.ts) is one probe, not a walk over its PENDING ones (a chain's every edge).
+    index('tasks_run_waiting_idx').on(t.runId, t.status).where(sql`status in ('PENDING', 'READY')`),
     index('tasks_pool_active_idx').on(t.pool).where(sql`status in ('QUEUED', 'RUNNING')`),
     // a saturated pool's queue, oldest first (dispatch orders it by run priority, aged)
     index('tasks_pool_ready_idx').on(t.pool, t.queuedAt).where(sql`status = 'READY'`),
