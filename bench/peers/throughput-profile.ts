@@ -2,8 +2,10 @@
 // `npm run bench -- peers`), every statement the control plane sent while it ran (pg_stat_statements), by server
 // time: calls per task, total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
 import { copyFile, readdir, readFile } from 'node:fs/promises';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
 import { type Row, runWhenMain } from '../lib';
-import { atelierThroughput, independent } from './atelier';
+import { type AtelierUnderTest, atelierThroughput, independent } from './atelier';
 import { profileWorld } from './profile-world';
 
 /**
@@ -27,8 +29,11 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const host = world.atelier.executor.child.pid;
     const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats) };
     const startedAt = Date.now();
-    const r = await atelierThroughput(world.atelier, 'profile', width, world.counter);
+    const gcs = gcProbe();
+    const heap = heapProbe(world.atelier.observer, width);
+    const r = await atelierThroughput(world.atelier, 'profile', width, world.counter).finally(() => heap.stop());
     const plane = process.cpuUsage(cpu0.plane);
+    const gcLine = await gcs.stop();
     const perTask = (ms: number) => `${((ms / width) * 1000).toFixed(0)} µs`;
     const cpu = `CPU per task: control plane ${perTask((plane.user + plane.system) / 1000)}, executor host ${perTask((await cpuMs(host)) - cpu0.host)}, nats-server ${perTask((await cpuMs(nats)) - cpu0.nats)}`;
     for (const row of await world.statements('time'))
@@ -51,6 +56,8 @@ export async function throughputProfile(width: number): Promise<Row[]> {
       from runs r join tasks t on t.run_id = r.id
       where r.id = (select id from runs order by created_at desc limit 1) group by r.created_at, r.finished_at`;
     console.log(cpu);
+    console.log(gcLine);
+    console.log(heap.line());
     if (t)
       console.log(
         `timeline (ms from the run's creation): ${Object.entries(t)
@@ -62,6 +69,75 @@ export async function throughputProfile(width: number): Promise<Row[]> {
   } finally {
     await world.stop();
   }
+}
+
+/** The control plane's collections while the run goes, by kind: how many, and their pause in all (ms). */
+function gcProbe(): { stop(): Promise<string> } {
+  const kinds = new Map<string, { count: number; ms: number }>();
+  const names: Record<number, string> = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenges',
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compacts',
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental marking steps',
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks',
+  };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = names[(entry as unknown as { detail: { kind: number } }).detail.kind] ?? 'other';
+      const k = kinds.get(kind) ?? { count: 0, ms: 0 };
+      k.count++;
+      k.ms += entry.duration;
+      kinds.set(kind, k);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    async stop() {
+      await new Promise((resolve) => setTimeout(resolve, 10)); // the last entries are delivered a turn later
+      observer.disconnect();
+      return `GC in the control plane while the run went: ${[...kinds].map(([kind, k]) => `${k.count} ${kind} (${k.ms.toFixed(0)} ms)`).join(', ')}${(globalThis as { gc?: unknown }).gc ? " (with the heap probe's full collections)" : ''}`;
+    },
+  };
+}
+
+/**
+ * The control plane's heap while the run goes: with `--expose-gc` (`NODE_OPTIONS=--expose-gc`), heap used after a full
+ * collection before the run and when half its tasks have finished, over the run's tasks (what the plane holds a task
+ * until the run ends); `PROFILE_HEAP_SNAPSHOT=file` also writes heap snapshots at those moments (`file.before`, `file`).
+ */
+function heapProbe(observer: AtelierUnderTest['observer'], width: number): { stop(): void; line(): string } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return { stop() {}, line: () => 'heap: run with NODE_OPTIONS=--expose-gc to measure what the control plane holds a task' };
+  const used = () => {
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
+  const before = used();
+  const snapshot = process.env.PROFILE_HEAP_SNAPSHOT;
+  if (snapshot) writeHeapSnapshot(`${snapshot}.before`);
+  let mid: { used: number; finished: number } | undefined;
+  let after: number | undefined;
+  let stopped = false;
+  const poll = async () => {
+    while (!stopped && !mid) {
+      const [row] = await observer<{ n: number }[]>`select count(*)::int as n from tasks where finished_at is not null`;
+      if ((row?.n ?? 0) >= width / 2) {
+        mid = { used: used(), finished: row!.n };
+        if (snapshot) writeHeapSnapshot(snapshot);
+      } else await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const polling = poll().catch(() => {});
+  return {
+    stop() {
+      stopped = true;
+      void polling;
+      after = used();
+    },
+    line: () =>
+      mid
+        ? `heap after a full GC: ${(before / 1e6).toFixed(1)} MB before the run, ${(mid.used / 1e6).toFixed(1)} MB with ${mid.finished} of ${width} tasks finished (${((mid.used - before) / width / 1000).toFixed(2)} KB a task of the run), ${((after ?? 0) / 1e6).toFixed(1)} MB once it ended (${(((after ?? 0) - before) / width / 1000).toFixed(2)} KB a task)`
+        : 'heap: the run ended before half its tasks were seen finished',
+  };
 }
 
 /** A process's CPU time so far (user + system, ms) from /proc; 0 when it cannot be read. */

@@ -291,11 +291,31 @@ const replanned = (error: unknown) => codeOf(error) === '0A000' && routineOf(err
 export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await (transactionsOf.get(db) ?? db).transaction(fn);
+      return await transactionLettingGo(transactionsOf.get(db) ?? db, fn);
     } catch (error) {
       if (attempt >= 5 || !(TRANSIENT_ABORTS.has(codeOf(error) as string) || replanned(error))) throw error;
       await new Promise((resolve) => setTimeout(resolve, attempt * 5 + Math.random() * 10));
     }
+  }
+}
+
+/**
+ * `db.transaction(fn)`, where what the driver keeps of the transaction once it has ended reaches neither `fn` nor its
+ * result. postgres-js keeps a connection's last transaction until the connection begins another (the handler of its
+ * closing statement, from the connection's `onclose`): its function, its result, and through the function's closure
+ * the orchestrator's step (`transact`: a 10,000-task startRun's messages and events, 11 MB). The driver is handed a
+ * function that reaches `fn` only until the transaction has ended, and that answers nothing (the result is passed
+ * beside it).
+ */
+async function transactionLettingGo<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const held: { fn?: (tx: Tx) => Promise<T>; result?: T } = { fn };
+  try {
+    await db.transaction(async (tx) => {
+      held.result = await held.fn!(tx);
+    });
+    return held.result as T;
+  } finally {
+    held.fn = held.result = undefined;
   }
 }
 
@@ -307,7 +327,18 @@ export async function retryingTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>)
  * loop (when the COMMIT is sent), sends a ROLLBACK instead.
  */
 export function commitBehind(tx: Tx, mayCommit?: () => boolean): void {
-  (tx as unknown as { session?: { client?: { commitBehind?: (mayCommit?: () => boolean) => void } } }).session?.client?.commitBehind?.(mayCommit);
+  // The driver keeps the first stack of each statement text for as long as the process runs (its errors' origin), the
+  // closures on it included: the COMMIT's names the function that asks `mayCommit`, so it is asked through one that
+  // lets go of it once it has answered.
+  let ask = mayCommit;
+  let answer = true;
+  const once =
+    mayCommit &&
+    (() => {
+      if (ask) [answer, ask] = [ask(), undefined];
+      return answer;
+    });
+  (tx as unknown as { session?: { client?: { commitBehind?: (mayCommit?: () => boolean) => void } } }).session?.client?.commitBehind?.(once);
 }
 
 /** Runs raw SQL and returns its rows, whichever driver is underneath (postgres-js gives an array, PGlite `{ rows }`). */
