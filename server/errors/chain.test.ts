@@ -23,6 +23,14 @@ describe('errorChain', () => {
     expect(isLostConnection({ cause: { code: '57P01' } })).toBe(true);
     expect(wrapsCode({ code: 42 }, new Set(['42']))).toBe(false);
   });
+
+  it('takes a connection refused for want of slots, or by a database closed to connections, as lost; no other 55000', () => {
+    const refused = (code: string, message: string) => ({ originalError: new Error('Failed query', { cause: Object.assign(new Error(message), { code }) }) });
+    expect(isLostConnection(refused('53300', 'sorry, too many clients already'))).toBe(true);
+    expect(isLostConnection(refused('55000', 'database "atelier" is not currently accepting connections'))).toBe(true);
+    expect(isLostConnection(refused('55000', 'cannot execute statement: the table is in use'))).toBe(false);
+    expect(domainErrorOf(refused('53300', 'sorry, too many clients already'))?.code).toBe('UNAVAILABLE');
+  });
 });
 
 describe('domainErrorOf', () => {
