@@ -6,28 +6,25 @@
 // A chain edge's recording too (issue 21, session 31): the child's enqueue sent behind the counting statement, guarded
 // in SQL on that statement having made the child READY (edge-dispatch.ts).
 import { and, eq, sql } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { type Db, queryRows } from '../../server/db/client';
-import * as schema from '../../server/db/schema';
 import { runs, tasks } from '../../server/db/tables/runs';
-import { createRunFeed } from '../../server/events/feed';
 import { appendRunEvents } from '../../server/events/run-event-log';
 import type { OrchestratorContext, Step } from '../../server/orchestrator/context';
 import { queueAndWrite } from '../../server/orchestrator/dispatch';
-import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
 import { emitRunEnded } from '../../server/webhooks/run-events';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
-import { countingPool, type WireSeen } from '../harness/counting-pool';
+import { type CountedOrchestrator, countedOrchestrator } from '../harness/counted-orchestrator';
+import { roundTrips } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 import { type Receiver, startReceiver } from '../webhooks/receiver';
 
 let pg: PostgresServer;
 let t: TestApp;
 let db: Db;
-let counted: { orchestrator: Orchestrator; seen: WireSeen; end(): Promise<void> };
+let counted: CountedOrchestrator;
 let alice: ApiClient & { token: string };
 let receiver: Receiver;
 
@@ -66,15 +63,7 @@ beforeAll(async () => {
     }),
   });
   await alice.gql(`mutation ($u: String!) { createWebhook(team: "ml", url: $u, events: ["run.*"]) { secret } }`, { u: `${receiver.url}/runs` });
-  const { sql: client, seen } = countingPool(pg.url);
-  const countedDb = drizzle(client, { schema }) as unknown as Db;
-  const orchestrator = createOrchestrator({
-    db: countedDb,
-    feed: createRunFeed({ db: countedDb }),
-    onOutbox: () => {},
-    defaults: { timeoutMs: 60_000, executor: 'local' },
-  });
-  counted = { orchestrator, seen, end: () => client.end({ timeout: 1 }) };
+  counted = countedOrchestrator(pg.url);
 }, 120_000);
 
 afterAll(async () => {
@@ -117,13 +106,6 @@ async function bundleOf(runId: string, node: string): Promise<ExecutorEvent[]> {
 
 const deliveriesOf = async (runId: string) =>
   (await queryRows<{ event_type: string }>(db, sql`select event_type from webhook_deliveries where subject = ${`run:${runId}`}`)).map((r) => r.event_type);
-
-/** The round trips of the transactions in `sent` from its BEGIN to its COMMIT: one per answer waited for. */
-const roundTrips = (sent: WireSeen['sent']) => {
-  const begin = sent.findIndex((s) => s.statement.startsWith('begin'));
-  const commit = sent.findIndex((s) => s.statement.startsWith('commit'));
-  return new Set(sent.slice(begin, commit + 1).map((s) => s.received)).size;
-};
 
 it("records a one-task run's bundle in two round trips, the run's end, its event and its webhooks' lookup among them", async () => {
   // Once first: a statement kept prepared is described on its first use on a connection, a round trip of its own.

@@ -4,23 +4,20 @@
 // finds another workflow or other references reads them again and plans as before. Real Postgres, an orchestrator on a
 // connection of its own whose statements and Postgres' answers are counted on the socket.
 import { eq } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/postgres-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Db } from '../../server/db/client';
-import * as schema from '../../server/db/schema';
 import { modules, moduleVersions } from '../../server/db/tables/modules';
 import { tasks } from '../../server/db/tables/runs';
-import { createRunFeed } from '../../server/events/feed';
-import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
 import { startTestApp, type TestApp } from '../harness/app';
 import type { ApiClient } from '../harness/client';
-import { countingPool, type WireSeen } from '../harness/counting-pool';
+import { type CountedOrchestrator, countedOrchestrator } from '../harness/counted-orchestrator';
+import { roundTrips } from '../harness/counting-pool';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 let pg: PostgresServer;
 let t: TestApp;
 let db: Db;
-let counted: { orchestrator: Orchestrator; seen: WireSeen; end(): Promise<void> };
+let counted: CountedOrchestrator;
 let alice: ApiClient & { token: string };
 let uncachedVersion: string;
 
@@ -34,15 +31,7 @@ beforeAll(async () => {
   alice = await t.user('alice');
   await t.team('ml', ['alice']);
   await workflowOf('test/keyed');
-  const { sql: client, seen } = countingPool(pg.url);
-  const countedDb = drizzle(client, { schema }) as unknown as Db;
-  const orchestrator = createOrchestrator({
-    db: countedDb,
-    feed: createRunFeed({ db: countedDb }),
-    onOutbox: () => {},
-    defaults: { timeoutMs: 60_000, executor: 'local' },
-  });
-  counted = { orchestrator, seen, end: () => client.end({ timeout: 1 }) };
+  counted = countedOrchestrator(pg.url);
 }, 120_000);
 
 afterAll(async () => {
@@ -56,13 +45,6 @@ const workflowOf = (module: string) =>
   alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
     s: JSON.stringify({ name: 'one-task', tasks: [{ name: 'work', module, parameters: { ms: 1 } }] }),
   });
-
-/** The round trips of the transactions in `sent` from its BEGIN to its COMMIT: one per answer waited for. */
-const roundTrips = (sent: WireSeen['sent']) => {
-  const begin = sent.findIndex((s) => s.statement.startsWith('begin'));
-  const commit = sent.findIndex((s) => s.statement.startsWith('commit'));
-  return new Set(sent.slice(begin, commit + 1).map((s) => s.received)).size;
-};
 
 /** A start of `one-task` by the counted orchestrator: its round trips, and the module its task runs. */
 async function start(useModules?: string[]) {

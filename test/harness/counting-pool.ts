@@ -27,3 +27,10 @@ export function countingPool(url: string): { sql: postgres.Sql; seen: WireSeen }
   };
   return { sql: postgres(url, options as postgres.Options<Record<string, never>>), seen };
 }
+
+/** The round trips of the transaction in `sent` from its BEGIN to its COMMIT: one per answer waited for. */
+export function roundTrips(sent: WireSeen['sent']): number {
+  const begin = sent.findIndex((s) => s.statement.startsWith('begin'));
+  const commit = sent.findIndex((s) => s.statement.startsWith('commit'));
+  return new Set(sent.slice(begin, commit + 1).map((s) => s.received)).size;
+}

@@ -1,0 +1,26 @@
+// An orchestrator of its own on a counting pool (counting-pool.ts): the round trips its transactions take are read
+// from `seen` (test/db/run-end-round-trips.test.ts, test/db/start-round-trips.test.ts).
+import { drizzle } from 'drizzle-orm/postgres-js';
+import type { Db } from '../../server/db/client';
+import * as schema from '../../server/db/schema';
+import { createRunFeed } from '../../server/events/feed';
+import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
+import { countingPool, type WireSeen } from './counting-pool';
+
+export interface CountedOrchestrator {
+  orchestrator: Orchestrator;
+  seen: WireSeen;
+  end(): Promise<void>;
+}
+
+export function countedOrchestrator(url: string): CountedOrchestrator {
+  const { sql: client, seen } = countingPool(url);
+  const db = drizzle(client, { schema }) as unknown as Db;
+  const orchestrator = createOrchestrator({
+    db,
+    feed: createRunFeed({ db }),
+    onOutbox: () => {},
+    defaults: { timeoutMs: 60_000, executor: 'local' },
+  });
+  return { orchestrator, seen, end: () => client.end({ timeout: 1 }) };
+}
