@@ -3,6 +3,9 @@
 // rerun and cancelled through the API; then, as statements, ends that change, move across hours, un-end and end again,
 // figures changed after an end, a statement doing all of that at once, copies of ended tasks inserted, deleted
 // (retention), restored and upserted, a transaction rolled back, and a fold. Real Postgres, the real control plane.
+// Then every ending the trigger tells apart since migration 0071 (one task ended alone: a success, a failure, a cache
+// hit, one that adds nothing; several in one statement; an end changed; a retry; model inputs), each checked the same way
+// and by the functions it called: the trigger's own, and the model rollup's only for model inputs.
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { foldTaskFigures } from '../../server/runs/fold-figures';
@@ -201,5 +204,110 @@ describe('the hourly rollups', () => {
     // the run's start (tasks inserted, none ended) called nothing; a statement that ends none called only its trigger
     expect(inserted).toEqual({});
     expect(updated).toEqual({ task_figures_statement_change: 1 });
+  });
+});
+
+/** The rollup functions a statement called, by name (pg_stat_xact_user_functions: this transaction's own calls). */
+async function functionsCalledBy(statement: (tx: postgres.TransactionSql) => Promise<unknown>): Promise<Record<string, number>> {
+  const calls = async (tx: postgres.TransactionSql) =>
+    new Map(
+      (await tx`select funcname, calls::int from pg_stat_xact_user_functions where funcname like 'task_%'`).map((r) => [
+        r.funcname as string,
+        r.calls as number,
+      ]),
+    );
+  return sql.begin(async (tx) => {
+    const before = await calls(tx);
+    await statement(tx);
+    const called: Record<string, number> = {};
+    for (const [name, n] of await calls(tx)) if (n !== (before.get(name) ?? 0)) called[name] = n - (before.get(name) ?? 0);
+    return called;
+  });
+}
+
+describe('a statement that ends tasks (migration 0071)', () => {
+  it('adds one ended task alone, and every other ending, as a recompute over the tasks says, in the trigger function alone', async () => {
+    const [{ run }] = (await sql`select id as run from runs where workflow_id is not null limit 1`) as unknown as [{ run: string }];
+    const [{ version, source }] = (await sql`select module_version_id as version, id as source from tasks
+      where module_version_id is not null and finished_at is not null limit 1`) as unknown as [{ version: string; source: string }];
+    const nodes = ['ok', 'failed', 'hit', 'cancelled', 'batch-ok', 'batch-failed', 'batch-hit', 'retried', 'modelled', 'unlooked'];
+    await sql`insert into tasks (run_id, node, status, timeout_ms, pool, executor, module_version_id, cache_key, attempt, started_at)
+      select ${run}, 'end-' || node, 'RUNNING', 60000, 'default', 'local', ${version}, 'key-' || node, 1, now() - interval '1 minute'
+      from unnest(${sql.array(nodes)}::text[]) node`;
+    await sql`update tasks set cache_key = null where node = 'end-unlooked'`;
+    const alone = { task_figures_statement_change: 1 };
+    const rows = () => count(sql`select count(*)::int as n from task_figures_hourly`);
+
+    // one task ended alone: a success (executed, a cache miss), a failure, a cache hit, a cancellation (adds nothing)
+    let before = await rows();
+    expect(
+      await functionsCalledBy((tx) => tx`update tasks set status = 'SUCCEEDED', finished_at = now(), execution_ms = 40, gpus = 2 where node = 'end-ok'`),
+    ).toEqual(alone);
+    expect(await expectExact('a success ended alone')).toBe(before + 1);
+    expect(
+      await functionsCalledBy((tx) => tx`update tasks set status = 'FAILED', finished_at = now(), execution_ms = 12, exit_code = 1 where node = 'end-failed'`),
+    ).toEqual(alone);
+    await expectExact('a failure ended alone');
+    expect(
+      await functionsCalledBy(
+        (tx) => tx`update tasks set status = 'SUCCEEDED', finished_at = now(), cache_source_task_id = ${source}, cache_source_run_id = ${run},
+          cache_saved_ms = 900 where node = 'end-hit'`,
+      ),
+    ).toEqual(alone);
+    await expectExact('a cache hit ended alone');
+    before = await rows();
+    expect(await functionsCalledBy((tx) => tx`update tasks set status = 'CANCELLED', finished_at = now() where node = 'end-cancelled'`)).toEqual(alone);
+    expect(await expectExact('a cancellation ended alone')).toBe(before);
+    await functionsCalledBy((tx) => tx`update tasks set status = 'SUCCEEDED', finished_at = now(), execution_ms = 8 where node = 'end-unlooked'`);
+    await expectExact('a task with no cache key ended alone');
+
+    // several in one statement: one change per key (here, one key)
+    before = await rows();
+    expect(
+      await functionsCalledBy(
+        (tx) => tx`update tasks set finished_at = now(),
+          status = case when node = 'end-batch-failed' then 'FAILED' else 'SUCCEEDED' end,
+          execution_ms = case when node = 'end-batch-hit' then null else 30 end,
+          cache_source_task_id = case when node = 'end-batch-hit' then ${source}::uuid end,
+          cache_saved_ms = case when node = 'end-batch-hit' then 700 end
+          where node like 'end-batch-%'`,
+      ),
+    ).toEqual(alone);
+    expect(await expectExact('several ended in one statement')).toBe(before + 1);
+
+    // an ended task ended again (its end and figures changed), one retried (un-ended, then ended again alone)
+    expect(
+      await functionsCalledBy((tx) => tx`update tasks set execution_ms = 55, finished_at = finished_at - interval '2 hours' where node = 'end-ok'`),
+    ).toEqual(alone);
+    await expectExact('an ended task ended again');
+    await sql`update tasks set status = 'SUCCEEDED', finished_at = now(), execution_ms = 5 where node = 'end-retried'`;
+    await expectExact('the first end of a task retried');
+    expect(
+      await functionsCalledBy((tx) => tx`update tasks set status = 'RETRYING', finished_at = null, retry_at = now(), attempt = 2 where node = 'end-retried'`),
+    ).toEqual(alone);
+    await expectExact('a task retried');
+    expect(await functionsCalledBy((tx) => tx`update tasks set status = 'FAILED', finished_at = now(), execution_ms = 6 where node = 'end-retried'`)).toEqual(
+      alone,
+    );
+    await expectExact('a retried task ended again');
+
+    // a task with model inputs ended alone: the model rollup too
+    expect(
+      await functionsCalledBy(
+        (tx) => tx`update tasks set status = 'SUCCEEDED', finished_at = now(), execution_ms = 70,
+          models = '{"x": {"model": "ns/m3"}, "y": {"model": "ns/m3"}}' where node = 'end-modelled'`,
+      ),
+    ).toEqual({ ...alone, task_model_costs_add: 1 });
+    await expectExact('a task with model inputs ended alone');
+
+    // a rolled-back end leaves nothing
+    await sql
+      .begin(async (tx) => {
+        await tx`update tasks set status = 'RUNNING', finished_at = null where node = 'end-failed'`;
+        await tx`update tasks set status = 'FAILED', finished_at = now() + interval '3 hours', execution_ms = 99 where node = 'end-failed'`;
+        throw new Error('roll back');
+      })
+      .catch(() => undefined);
+    await expectExact('an end rolled back');
   });
 });

@@ -1,5 +1,5 @@
 // The period figures' hourly rollups (costs, cache savings): what the tasks that ended in each hour add up to, kept
-// by triggers on `tasks` in the same transaction as the task's own row (migration 0063; 0064 has them as they are), so
+// by triggers on `tasks` in the same transaction as the task's own row (migration 0063; 0064 and 0071 as they are), so
 // a read of whole hours from here and of the period's open edge from `tasks` equals a read of the tasks alone in every
 // snapshot, late commits included. A row is a change: a trigger inserts one row per key for each statement that
 // ends (or un-ends) tasks, and the sweep folds a key's rows into one (server/runs/fold-figures.ts).
