@@ -80,7 +80,7 @@ const taskById = builtOnce<{ id: string }>()((tx) => withKey(tx).where(sql`${tas
 // The other tasks' statuses only when none is open (an index probe on tasks_run_open_idx first): a wide run's recordings
 // never aggregate its tasks while any is open.
 const others = sql`(tasks.run_id = o.run_id and o.id <> tasks.id)`;
-/** `children`: which of the run's tasks `d` may wait on this one (the PENDING ones among them that do are read). */
+/** `children`: the run's tasks `d` that may wait on this one (the PENDING ones among them that do are read). */
 const lastBy = <V extends { id: string }>(children: SQL) =>
   builtOnce<V>()((tx) =>
     tx
@@ -91,11 +91,13 @@ const lastBy = <V extends { id: string }>(children: SQL) =>
           and o.status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) then null
         else (select coalesce(json_agg(distinct o.status), '[]'::json) from tasks o where ${others}) end`.as('others_ended'),
         // A task this success may make READY (its last upstream to end) comes with its other upstreams' outputs, for its
-        // message: read for that one only, so a wide join's edges do not each read all of its upstreams.
+        // message: read for that one only, so a wide join's edges do not each read all of its upstreams. Each by its key,
+        // apart (`offset 0`): as `u.node = any(d.depends_on)`, or joined, Postgres checked the names on every task of the run.
         downstream: sql<unknown>`(select json_agg(d) from (select d.*, case when d.upstream_done + 1 >= cardinality(d.depends_on) then
-            (select json_object_agg(u.node, coalesce(u.outputs, '{}'::jsonb)) from tasks u where u.run_id = d.run_id
-              and u.node = any(d.depends_on) and u.node <> tasks.node) end as upstream_outputs
-          from tasks d where d.run_id = tasks.run_id and ${children} and d.status = 'PENDING'
+            (select json_object_agg(u.node, coalesce(u.outputs, '{}'::jsonb)) from unnest(d.depends_on) as up(node)
+              cross join lateral (select u.node, u.outputs from tasks u where u.run_id = d.run_id and u.node = up.node offset 0) u
+              where up.node <> tasks.node) end as upstream_outputs
+          from ${children} where d.run_id = tasks.run_id and d.status = 'PENDING'
           and tasks.node = any(d.depends_on) order by d.node limit ${DOWNSTREAM_READ + 1}) d)`.as('downstream'),
         // On tasks_run_waiting_idx (run_id, status): one probe.
         readyInRun: sql<boolean>`exists (select 1 from tasks r where r.run_id = tasks.run_id and r.status = 'READY')`.as('ready_in_run'),
@@ -105,12 +107,14 @@ const lastBy = <V extends { id: string }>(children: SQL) =>
       .where(sql`${tasks.id} = ${sql.placeholder('id')}::uuid`),
   );
 // The children unknown: every PENDING task of the run, on tasks_run_waiting_idx, checked for this one in `depends_on`.
-const lastByScan = lastBy<{ id: string }>(sql`true`);
+const lastByScan = lastBy<{ id: string }>(sql`tasks d`);
 // Known (run-edges.ts): none, one (a chain's edge: `= $1`, planned once per connection, as taskById), or a few, by
-// tasks_run_node_key; their `depends_on` and status still checked, as the scan checks them.
-const lastOfLeaf = lastBy<{ id: string }>(sql`false`);
-const lastByKey = lastBy<{ id: string; node: string }>(sql`d.node = ${sql.placeholder('node')}::text`);
-const lastByKeys = lastBy<{ id: string; nodes: string }>(sql`d.node = any(${sql.placeholder('nodes')}::text[])`);
+// tasks_run_node_key; their status and `depends_on` checked after, as the scan checks them. Apart (`offset 0`): with
+// the status beside the key Postgres took tasks_run_waiting_idx and checked the key on each of the run's PENDING tasks.
+const byKey = (key: SQL) => sql`(select * from tasks d where d.run_id = tasks.run_id and ${key} offset 0) d`;
+const lastOfLeaf = lastBy<{ id: string }>(byKey(sql`false`));
+const lastByKey = lastBy<{ id: string; node: string }>(byKey(sql`d.node = ${sql.placeholder('node')}::text`));
+const lastByKeys = lastBy<{ id: string; nodes: string }>(byKey(sql`d.node = any(${sql.placeholder('nodes')}::text[])`));
 
 function lastRead(tx: Tx, id: string, downstream: readonly string[] | undefined) {
   if (!downstream) return lastByScan(tx, { id });

@@ -255,7 +255,7 @@ it("reads an edge's children by their keys when this control plane started the r
   // run's PENDING tasks (recorded-tasks.ts).
   const readForm = () => {
     const read = counted.seen.sent.find((s) => s.statement.includes('others_ended'))?.statement ?? '';
-    return /d\.node = \$\d+::text /.test(read) ? 'key' : /d\.node = any\(/.test(read) ? 'keys' : / and false and /.test(read) ? 'leaf' : 'scan';
+    return /d\.node = \$\d+::text /.test(read) ? 'key' : /d\.node = any\(/.test(read) ? 'keys' : / and false offset 0\)/.test(read) ? 'leaf' : 'scan';
   };
   for (const counting of [false, true]) {
     // Started by the counted orchestrator itself: it knows the run's edges (run-edges.ts).
