@@ -20,6 +20,7 @@ import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import type { VersionCache } from './known-facts';
 import type { CutLogs } from './log-trim';
+import type { RunEdges } from './run-edges';
 import type { StartGuesses } from './start-guesses';
 import type { OrchestratorInstruments } from './step-metrics';
 import { countCommitted } from './step-metrics';
@@ -69,6 +70,8 @@ export interface OrchestratorContext {
   versions: VersionCache;
   /** What the last start by each workflow reference read after the workflow: the next sends it with the workflow's read. */
   startGuesses: StartGuesses;
+  /** Which nodes wait on each task of the runs this process started: the recorder reads a task's children by key. */
+  runEdges: RunEdges;
   /** How many tasks one bus message to a pool carries (protocol 3's TaskBatch): never more than its smallest live host runs. */
   batchSizes: PoolBatchSizes;
   /** The metrics a committed transaction adds to (step-metrics.ts); none without them. */

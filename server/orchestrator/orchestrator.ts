@@ -30,6 +30,7 @@ import { VersionCache } from './known-facts';
 import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
 import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
+import { RunEdges } from './run-edges';
 import { cloneRun, rerunRun, startRun } from './start';
 import { StartGuesses } from './start-guesses';
 import type { OrchestratorInstruments } from './step-metrics';
@@ -190,6 +191,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     cutLogs: new CutLogs(),
     versions: new VersionCache(),
     startGuesses: new StartGuesses(),
+    runEdges: new RunEdges(),
     batchSizes: new PoolBatchSizes(
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
       options.defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,

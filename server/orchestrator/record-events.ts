@@ -92,6 +92,7 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
         tx,
         taskIds,
         given.some((e) => e.kind === 'result'),
+        ctx.runEdges.downstreamOf(given.find((e) => e.taskId === taskIds[0])!.runId, taskIds[0]!),
       ),
       insertIfCurrent(
         tx,

@@ -2,7 +2,7 @@
 // apply it, not the ~50 of a whole task row (drizzle maps a row column by column, and the driver parses each one). A
 // failure, whose retry is decided from the whole row, reads that row when it comes (rarely). The two reads of every
 // batch (the runs it moves, locked, and its tasks) are built once (server/db/prepared.ts).
-import { and, eq, getTableColumns, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, type SQL, sql } from 'drizzle-orm';
 import { arrayLiteral, arrayOf } from '../db/arrays';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
@@ -63,9 +63,15 @@ const withKey = (tx: Db | Tx) =>
  * The recorder's columns of the tasks `ids`, those that exist; with `ending` (a batch with a result) and one id, also
  * whether the task is its run's last open one (`othersEnded`): sent behind the run's lock, so read under it, and only
  * this transaction can open a task of the run again. Its run's end then needs no counting statement (settle.ts).
+ * `downstream`: the node keys of the tasks that wait on that one task, where known (run-edges.ts): its PENDING
+ * children are then read by key; unknown, by a scan of the run's PENDING tasks.
  */
-export const recordedTasks = (tx: Tx, ids: readonly string[], ending = false): Promise<RecordedTask[]> =>
-  ids.length !== 1 ? tasksAmong(tx, { ids: arrayLiteral(ids) }) : ending ? lastById(tx, { id: ids[0]! }).then(withOthersEnded) : taskById(tx, { id: ids[0]! });
+export const recordedTasks = (tx: Tx, ids: readonly string[], ending = false, downstream?: readonly string[]): Promise<RecordedTask[]> =>
+  ids.length !== 1
+    ? tasksAmong(tx, { ids: arrayLiteral(ids) })
+    : ending
+      ? lastRead(tx, ids[0]!, downstream).then(withOthersEnded)
+      : taskById(tx, { id: ids[0]! });
 
 // One id (a chain edge, a run's one task) by a form of its own: Postgres plans `= any($1)` anew on every call (its
 // generic plan guesses ten ids, costed above a custom plan for the one given), `= $1` once per connection.
@@ -74,28 +80,47 @@ const taskById = builtOnce<{ id: string }>()((tx) => withKey(tx).where(sql`${tas
 // The other tasks' statuses only when none is open (an index probe on tasks_run_open_idx first): a wide run's recordings
 // never aggregate its tasks while any is open.
 const others = sql`(tasks.run_id = o.run_id and o.id <> tasks.id)`;
-const lastById = builtOnce<{ id: string }>()((tx) =>
-  tx
-    .select({
-      ...COLUMNS,
-      attemptKey: taskExecutions.key,
-      othersEnded: sql<TaskStatus[] | null>`case when exists (select 1 from tasks o where ${others}
+/** `children`: the run's tasks `d` that may wait on this one (the PENDING ones among them that do are read). */
+const lastBy = <V extends { id: string }>(children: SQL) =>
+  builtOnce<V>()((tx) =>
+    tx
+      .select({
+        ...COLUMNS,
+        attemptKey: taskExecutions.key,
+        othersEnded: sql<TaskStatus[] | null>`case when exists (select 1 from tasks o where ${others}
           and o.status in ('PENDING', 'READY', 'QUEUED', 'RUNNING', 'RETRYING')) then null
         else (select coalesce(json_agg(distinct o.status), '[]'::json) from tasks o where ${others}) end`.as('others_ended'),
-      // Both on tasks_run_waiting_idx (the run's PENDING and READY tasks), as the counting statement finds them.
-      // A task this success may make READY (its last upstream to end) comes with its other upstreams' outputs, for its
-      // message: read for that one only, so a wide join's edges do not each read all of its upstreams.
-      downstream: sql<unknown>`(select json_agg(d) from (select d.*, case when d.upstream_done + 1 >= cardinality(d.depends_on) then
-            (select json_object_agg(u.node, coalesce(u.outputs, '{}'::jsonb)) from tasks u where u.run_id = d.run_id
-              and u.node = any(d.depends_on) and u.node <> tasks.node) end as upstream_outputs
-          from tasks d where d.run_id = tasks.run_id and d.status = 'PENDING'
+        // A task this success may make READY (its last upstream to end) comes with its other upstreams' outputs, for its
+        // message: read for that one only, so a wide join's edges do not each read all of its upstreams. Each by its key,
+        // apart (`offset 0`): as `u.node = any(d.depends_on)`, or joined, Postgres checked the names on every task of the run.
+        downstream: sql<unknown>`(select json_agg(d) from (select d.*, case when d.upstream_done + 1 >= cardinality(d.depends_on) then
+            (select json_object_agg(u.node, coalesce(u.outputs, '{}'::jsonb)) from unnest(d.depends_on) as up(node)
+              cross join lateral (select u.node, u.outputs from tasks u where u.run_id = d.run_id and u.node = up.node offset 0) u
+              where up.node <> tasks.node) end as upstream_outputs
+          from ${children} where d.run_id = tasks.run_id and d.status = 'PENDING'
           and tasks.node = any(d.depends_on) order by d.node limit ${DOWNSTREAM_READ + 1}) d)`.as('downstream'),
-      readyInRun: sql<boolean>`exists (select 1 from tasks r where r.run_id = tasks.run_id and r.status = 'READY')`.as('ready_in_run'),
-    })
-    .from(tasks)
-    .leftJoin(taskExecutions, and(eq(taskExecutions.taskId, tasks.id), eq(taskExecutions.attempt, tasks.attempt)))
-    .where(sql`${tasks.id} = ${sql.placeholder('id')}::uuid`),
-);
+        // On tasks_run_waiting_idx (run_id, status): one probe.
+        readyInRun: sql<boolean>`exists (select 1 from tasks r where r.run_id = tasks.run_id and r.status = 'READY')`.as('ready_in_run'),
+      })
+      .from(tasks)
+      .leftJoin(taskExecutions, and(eq(taskExecutions.taskId, tasks.id), eq(taskExecutions.attempt, tasks.attempt)))
+      .where(sql`${tasks.id} = ${sql.placeholder('id')}::uuid`),
+  );
+// The children unknown: every PENDING task of the run, on tasks_run_waiting_idx, checked for this one in `depends_on`.
+const lastByScan = lastBy<{ id: string }>(sql`tasks d`);
+// Known (run-edges.ts): none, one (a chain's edge: `= $1`, planned once per connection, as taskById), or a few, by
+// tasks_run_node_key; their status and `depends_on` checked after, as the scan checks them. Apart (`offset 0`): with
+// the status beside the key Postgres took tasks_run_waiting_idx and checked the key on each of the run's PENDING tasks.
+const byKey = (key: SQL) => sql`(select * from tasks d where d.run_id = tasks.run_id and ${key} offset 0) d`;
+const lastOfLeaf = lastBy<{ id: string }>(byKey(sql`false`));
+const lastByKey = lastBy<{ id: string; node: string }>(byKey(sql`d.node = ${sql.placeholder('node')}::text`));
+const lastByKeys = lastBy<{ id: string; nodes: string }>(byKey(sql`d.node = any(${sql.placeholder('nodes')}::text[])`));
+
+function lastRead(tx: Tx, id: string, downstream: readonly string[] | undefined) {
+  if (!downstream) return lastByScan(tx, { id });
+  if (!downstream.length) return lastOfLeaf(tx, { id });
+  return downstream.length === 1 ? lastByKey(tx, { id, node: downstream[0]! }) : lastByKeys(tx, { id, nodes: arrayLiteral(downstream) });
+}
 
 /** JSON the driver left as text (PGlite and postgres-js differ) parsed, in place; the downstream rows as tasks. */
 function withOthersEnded(rows: (RecordedTask & { downstream?: unknown; readyInRun?: boolean })[]): RecordedTask[] {

@@ -209,7 +209,8 @@ function endBehind(tc: TxContext, run: Run, ended: TaskStatus[]): boolean {
 }
 
 /** A run's end as the webhooks and the triggers see it. */
-function sendEndEffects({ tx, step }: TxContext, run: Run, status: 'SUCCEEDED' | 'FAILED', message: string | null): void {
+function sendEndEffects({ ctx, tx, step }: TxContext, run: Run, status: 'SUCCEEDED' | 'FAILED', message: string | null): void {
+  ctx.runEdges.ended(run.id);
   // The webhooks' and the triggers' writes (each one statement with its lookup) are independent of the rest of the
   // transaction: sent together and awaited only before the commit, like writeBehind's writes, so the feed's append and
   // the COMMIT follow at once.

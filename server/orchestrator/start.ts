@@ -358,6 +358,8 @@ export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
     .filter((t) => t.status === 'READY')
     .map(insertedTask)
     .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  // Which nodes wait on each task: the recorder reads a result's children by key (run-edges.ts).
+  ctx.runEdges.planned(runId, rows);
   const direct = await mayQueueUnwritten(tc, { admitted, maxParallelTasks: spec.concurrency?.maxParallelTasks ?? null, status: 'QUEUED' }, ready);
   await bulkInsert(
     tx,

@@ -249,3 +249,44 @@ it("records a fan-out's and a join's edges in two round trips each, the join's c
     if (counting) expect(trips).toEqual([2, 2, 2, 2]);
   }
 }, 60_000);
+
+it("reads an edge's children by their keys when this control plane started the run, in the same two round trips", async () => {
+  // What form the recorder's read of a result's task took: its children by key (one, several, none) or a scan of the
+  // run's PENDING tasks (recorded-tasks.ts).
+  const readForm = () => {
+    const read = counted.seen.sent.find((s) => s.statement.includes('others_ended'))?.statement ?? '';
+    return /d\.node = \$\d+::text /.test(read) ? 'key' : /d\.node = any\(/.test(read) ? 'keys' : / and false offset 0\)/.test(read) ? 'leaf' : 'scan';
+  };
+  for (const counting of [false, true]) {
+    // Started by the counted orchestrator itself: it knows the run's edges (run-edges.ts).
+    const run = await counted.orchestrator.startRun({ workflow: 'diamond', trigger: 'API' }, null);
+    const forms: string[] = [];
+    const trips: number[] = [];
+    for (const node of ['a', 'b', 'c', 'd']) {
+      counted.seen.sent.length = 0;
+      await counted.orchestrator.recordEvents(await bundleOf(run.id, node));
+      forms.push(readForm());
+      trips.push(roundTrips(counted.seen.sent));
+    }
+    expect(forms).toEqual(['keys', 'key', 'key', 'leaf']);
+    if (counting) expect(trips).toEqual([2, 2, 2, 2]);
+    const rows = await db
+      .select({ node: tasks.node, status: tasks.status, done: tasks.upstreamDone })
+      .from(tasks)
+      .where(eq(tasks.runId, run.id))
+      .orderBy(tasks.node);
+    expect(rows.map((r) => `${r.node}:${r.status}:${r.done}`)).toEqual(['a:SUCCEEDED:0', 'b:SUCCEEDED:1', 'c:SUCCEEDED:1', 'd:SUCCEEDED:2']);
+    expect((await db.select().from(runs).where(eq(runs.id, run.id)))[0]!.status).toBe('SUCCEEDED');
+  }
+  // A run this control plane did not start (the app's did): the scan, as before.
+  const { runId, bundle } = await oneTaskRun('two-step');
+  counted.seen.sent.length = 0;
+  await counted.orchestrator.recordEvents(bundle);
+  expect(readForm()).toBe('scan');
+  expect(roundTrips(counted.seen.sent)).toBe(2);
+  const [b] = await db
+    .select({ status: tasks.status })
+    .from(tasks)
+    .where(and(eq(tasks.runId, runId), eq(tasks.node, 'b')));
+  expect(b!.status).toBe('QUEUED');
+}, 60_000);
