@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { CancelMessage, TaskMessage } from '../protocol';
-import type { Attempt } from './attempt';
 import { cancelStops } from './cancels';
+import { Attempt } from './host-attempt';
 
-const running = (attemptKey?: string): Attempt => ({
-  key: 't:1',
-  task: { taskId: 't', attempt: 1, ...(attemptKey ? { attemptKey } : {}) } as TaskMessage,
-  controller: new AbortController(),
-  acked: false,
-  done: Promise.resolve(),
-});
+const running = (attemptKey?: string): Attempt => new Attempt('t:1', { taskId: 't', attempt: 1, ...(attemptKey ? { attemptKey } : {}) } as TaskMessage);
 const cancel = (extra: Partial<CancelMessage> = {}): CancelMessage => ({ taskId: 't', attempt: 1, reason: 'cancelled', ...extra });
 
 describe('cancelStops', () => {

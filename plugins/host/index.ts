@@ -16,7 +16,7 @@ import type { ExecutorRegistry } from '../registry';
 import type { Executor, TaskMessage } from '../sdk';
 import { ownedTempDir } from '../temp-dirs';
 import { traceTaskHop } from '../trace';
-import { type ArtifactSource, type Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
+import { type ArtifactSource, Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
 import { subscribeCancels } from './cancels';
 import { createClaimAsker } from './claims';
 
@@ -215,6 +215,11 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     return false;
   }
 
+  /** Whether an attempt may take a slot: one of its executor's own (`mine`), else one of the host's. */
+  function hasRoom(mine: { limit: number; busy: number } | undefined) {
+    return (mine !== undefined && mine.busy < mine.limit) || busy < maxConcurrency;
+  }
+
   async function handleDelivery(delivery: Delivery<TaskMessage>) {
     const task = delivery.data;
     traceTaskHop('host: task delivered', task.runId, task.taskId);
@@ -226,8 +231,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     if (await settledAsDuplicate(key, delivery)) return;
     // An executor's own slots first; once they are full its attempts may take the host's, as any attempt does.
     const mine = ownSlots.get(options.executeWith ?? task.executor);
-    const free = () => (mine !== undefined && mine.busy < mine.limit) || busy < maxConcurrency;
-    if (!free()) {
+    if (!hasRoom(mine)) {
       if (!isBatched(delivery)) {
         // Several pools can together exceed the limit: hand the task to a host with room.
         delivery.nak(500);
@@ -235,18 +239,11 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       }
       // A batch's task waits here for a slot instead: handing it back would hold its whole message until every
       // other task of it has ended (plugins/bus/task-batch.ts), and the host's flow control counted it already.
-      if (!(await waitForSlot(delivery, free))) return;
+      if (!(await waitForSlot(delivery, () => hasRoom(mine)))) return;
       if (await settledAsDuplicate(key, delivery)) return;
     }
     const own = mine && mine.busy < mine.limit ? mine : undefined;
-    let settle!: () => void;
-    const attempt: Attempt = {
-      key,
-      task,
-      controller: new AbortController(),
-      acked: false,
-      done: new Promise<void>((resolve) => (settle = resolve)),
-    };
+    const attempt = new Attempt(key, task);
     attempts.set(key, attempt);
     if (own) own.busy++;
     else busy++;
@@ -276,7 +273,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     } finally {
       release();
       attempts.delete(key);
-      settle();
+      attempt.settle();
     }
   }
 

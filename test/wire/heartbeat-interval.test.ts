@@ -6,7 +6,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Delivery } from '../../plugins/bus/types';
-import { type Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../../plugins/host/attempt';
+import { Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../../plugins/host/attempt';
 import type { TaskMessage, TaskOutcome } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defineExecutor } from '../../plugins/sdk';
@@ -71,7 +71,7 @@ it("keeps a silent attempt alive on a host whose own interval is longer than the
   };
   expect(await claimAttempt(rt, delivery)).toBe(true);
   expect(delivery.data.heartbeatMs).toBe(500);
-  const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+  const attempt = new Attempt(`${task.taskId}:1`, delivery.data);
   const done = runAttempt(rt, attempt, delivery, () => undefined);
 
   await until('the attempt to start', async () => (await row()).status === 'RUNNING');

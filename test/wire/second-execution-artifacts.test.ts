@@ -11,7 +11,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalExecutor } from '../../executors/local';
 import type { Bus, Delivery } from '../../plugins/bus/types';
-import { type Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../../plugins/host/attempt';
+import { Attempt, type AttemptRuntime, claimAttempt, runAttempt } from '../../plugins/host/attempt';
 import type { ExecutorEvent, TaskMessage } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { packDirectory } from '../../server/artifacts/archive';
@@ -150,7 +150,7 @@ describe.each([
       for (;;) {
         const delivery = firstDelivery(task!);
         if (await claimAttempt(rt, delivery)) {
-          const attempt: Attempt = { key: `${queued.id}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+          const attempt = new Attempt(`${queued.id}:1`, delivery.data);
           const done = runAttempt(rt, attempt, delivery, () => undefined);
           const started = await Promise.race([until(`the ${name} execution to start`, () => exists(`${name}.ready`), 30_000), done.then(() => false)]);
           if (started) return { done, releaseResult: results.release };

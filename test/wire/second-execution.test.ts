@@ -8,7 +8,7 @@
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Delivery, Subscription } from '../../plugins/bus/types';
-import { type Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from '../../plugins/host/attempt';
+import { Attempt, type AttemptRuntime, abortAttempt, claimAttempt, runAttempt } from '../../plugins/host/attempt';
 import { subscribeCancels } from '../../plugins/host/cancels';
 import { SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../../plugins/protocol';
 import { createExecutorRegistry } from '../../plugins/registry';
@@ -106,7 +106,7 @@ it("records both executions' events apart, applies the first result and notes th
     for (;;) {
       const delivery = firstDelivery(task);
       if (await claimAttempt(rt, delivery)) {
-        const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+        const attempt = new Attempt(`${task.taskId}:1`, delivery.data);
         return { done: runAttempt(rt, attempt, delivery, () => undefined) };
       }
       expect(delivery.settled).toBe('nak'); // held while the first execution's events are recorded, never dropped
@@ -232,7 +232,7 @@ it('refuses every report of an execution whose claim a restore undid, though the
     };
     const delivery = firstDelivery(task);
     expect(await claimAttempt(rt, delivery)).toBe(true);
-    const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+    const attempt = new Attempt(`${task.taskId}:1`, delivery.data);
     return { done: runAttempt(rt, attempt, delivery, () => undefined), key: delivery.data.attemptKey };
   };
 
@@ -310,7 +310,7 @@ it('tells the host of an execution whose claim a restore undid to stop it, and o
     };
     const delivery = firstDelivery(task);
     expect(await claimAttempt(rt, delivery)).toBe(true);
-    const attempt: Attempt = { key: `${task.taskId}:1`, task: delivery.data, controller: new AbortController(), acked: false, done: Promise.resolve() };
+    const attempt = new Attempt(`${task.taskId}:1`, delivery.data);
     const runs = (taskId: string, number: number) => (taskId === task.taskId && number === 1 ? attempt : undefined);
     subscriptions.push(...(await subscribeCancels(t.app.bus, runs, (a, message) => ((a.cancelNote = message.reason), abortAttempt(a, 'cancelled')))));
     return { done: runAttempt(rt, attempt, delivery, () => undefined), key: delivery.data.attemptKey };
