@@ -28,6 +28,9 @@ const HOPS: { hop: string; from?: string }[] = [
   { hop: 'host: progress event sent' },
   { hop: 'control plane: event delivered' },
   { hop: 'control plane: recording begun' },
+  { hop: 'control plane: locked and read' },
+  { hop: 'control plane: settling' },
+  { hop: 'control plane: commit sent (last)' },
   { hop: 'control plane: progress committed' },
   { hop: 'control plane: feed published' },
   { hop: 'control plane: feed delivered' },
@@ -56,6 +59,9 @@ export async function readTrace(dir: string): Promise<Map<string, Map<string, nu
       let hops = runs.get(key);
       if (!hops) runs.set(key, (hops = new Map()));
       if (!hops.has(hop) || hops.get(hop)! > at) hops.set(hop, at);
+      // A hop stamped more than once a run (a commit sent by startRun and by the recording) is told by its last stamp too.
+      const last = `${hop} (last)`;
+      if (!hops.has(last) || hops.get(last)! < at) hops.set(last, at);
     }
   }
   return runs;
