@@ -22,6 +22,7 @@ import { insertIfCurrent, storeKept } from './event-insert';
 import { ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { capLogs } from './log-cap';
+import { recordAlive } from './record-alive';
 import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
 import { resultBlocksOf, staleExecutions, staleReports } from './report-checks';
 import { isTerminal } from './rules';
@@ -141,7 +142,7 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
     // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).
     const succeeding = new Set(fresh.filter((e) => e.kind === 'result' && e.outcome.state === 'SUCCEEDED').map((e) => `${e.taskId}:${e.attempt}`));
     const withSuccess = new Map(progress.filter((p) => succeeding.has(`${p.taskId}:${p.attempt}`)).map((p) => [p.taskId, p]));
-    await recordAlive(
+    recordAlive(
       tc,
       events,
       progress.filter((p) => !withSuccess.has(p.taskId)),
@@ -189,34 +190,6 @@ async function recordNotes({ tx, step }: TxContext, fresh: ExecutorEvent[], know
       [...decoded.keys()].filter((e) => known.get(e.taskId)?.status === 'SUCCEEDED').map((e) => e.taskId),
     );
   step.feed.push(...liveEventsOf(notes, known, decoded));
-}
-
-/**
- * One update for the batch's signs of life: the heartbeat of every current attempt that reported (a result ends
- * it instead) and the latest new progress of each task, only while it is queued or running.
- */
-async function recordAlive({ ctx, tx }: TxContext, events: ExecutorEvent[], progress: Progress[], known: Known): Promise<void> {
-  // An attempt whose result is in the batch has ended: its heartbeat is read by nothing any more (a host folds a short
-  // attempt's started and result into one bundle, so this skips a statement per chain edge).
-  const ended = new Set(events.filter((e) => e.kind === 'result').map((e) => `${e.taskId}:${e.attempt}`));
-  const alive = new Set(
-    events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt && !ended.has(`${e.taskId}:${e.attempt}`)).map((e) => e.taskId),
-  );
-  if (!alive.size && !progress.length) return;
-  const rows = new Map<string, { id: string; alive: boolean; attempt: number | null; fraction: number | null; message: string | null }>();
-  for (const id of alive) rows.set(id, { id, alive: true, attempt: null, fraction: null, message: null });
-  for (const p of progress) rows.set(p.taskId, { id: p.taskId, alive: alive.has(p.taskId), attempt: p.attempt, fraction: p.fraction, message: p.message });
-  const now = ctx.now().toISOString();
-  await tx.execute(sql`
-    update tasks as t set
-      heartbeat_at = case when v.alive then ${now}::timestamptz else t.heartbeat_at end,
-      progress = case when v.attempt = t.attempt then v.fraction else t.progress end,
-      progress_message = case when v.attempt = t.attempt then v.message else t.progress_message end
-    from ${jsonRows([...rows.values()])} as v(id uuid, alive boolean, attempt int, fraction real, message text)
-    where t.id = v.id and ${idAmong('t', [...rows.keys()])} and t.status in ('QUEUED', 'RUNNING')`);
-  // Only tasks that hold a cache reservation have one to renew.
-  const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
-  if (reserving.length) await ctx.cache?.renew(tx, reserving, ctx.now());
 }
 
 /**
@@ -289,14 +262,18 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     [...latest.values()].map((l) => l.adopt ?? l.result).filter((r): r is Result => !!r && r.outcome.state !== 'SUCCEEDED'),
   );
   if (startedOnly.length) {
-    await tx.execute(sql`
+    // Nothing waits for its answer (the status it writes is passed on): sent behind, as the progress update before it.
+    writeBehind(
+      tc,
+      sql`
       update tasks as t set status = 'RUNNING', started_at = v.at, host = v.host, external_handle = v.handle, heartbeat_at = ${step.at.toISOString()}::timestamptz
       from ${jsonRows(startedOnly.map(({ task, event }) => ({ id: task.id, at: event.at, host: event.host, handle: event.handle ?? null })))}
         as v(id uuid, at timestamptz, host text, handle jsonb)
       where t.id = v.id and ${idAmong(
         't',
         startedOnly.map(({ task }) => task.id),
-      )} and t.status = 'QUEUED'`);
+      )} and t.status = 'QUEUED'`,
+    );
     for (const { task } of startedOnly) {
       written.set(task.id, 'RUNNING');
       taskStatusEvent(step, task, 'RUNNING');
@@ -375,6 +352,10 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     run.status = 'RUNNING';
     step.feed.push({ kind: 'run-status', runId, status: 'RUNNING', message: null, at: step.at.toISOString() });
   }
+  // Only starts (QUEUED to RUNNING, both holding their slot): nothing ended, no slot freed, so there is nothing to settle
+  // and dispatch could only find READY tasks a slot freed elsewhere let go, which the sweep's fillFreeSlots queues. Not
+  // asked here: its read of the run's READY tasks was the one statement a first progress with its start waited for.
+  if (![...latest.values()].some((l) => l.result || l.adopt)) return;
   // The finished nodes' statuses as just written, so settling need not read them back.
   if (tracing()) for (const e of fresh) if (e.kind === 'result') traceTaskHop('control plane: settling', e.runId, e.taskId);
   // The run's one open task, read so under its lock, has ended: what its tasks ended in, for its end without counting.
