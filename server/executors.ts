@@ -90,6 +90,7 @@ export function embeddedExecutorHost(
         workRoot: path.join(config.dataDir, 'work'),
         gpus: config.executorGpus,
         maxConcurrency: config.executorConcurrency,
+        maxInFlightBytes: config.executorTaskInFlightBytes,
         // The standalone host's grace too (ATELIER_EXECUTOR_STOP_GRACE_SECONDS): on SIGTERM running attempts may finish.
         stopGraceMs: config.executorStopGraceMs,
         maxLogBytes: config.executorMaxLogBytes,

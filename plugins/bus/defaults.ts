@@ -12,6 +12,12 @@ export const BUS_DEFAULTS = {
   ackWaitMs: 30_000,
   /** Most task messages handed out and not yet acked, per subscription. */
   taskInFlight: 1,
+  /**
+   * Most bytes of task messages an executor host holds per pool, taken and not yet acked (`ATELIER_TASK_IN_FLIGHT_MB`):
+   * beside its count (its slots, plus an executor's own: the noop executor's 256), so a flood of large task messages
+   * waits on the bus, not in the host's memory. Task messages are mostly small, so the count binds first.
+   */
+  hostTaskInFlightBytes: 64 * 1024 * 1024,
   /** Most event messages handed out and not yet acked, per subscription. */
   eventInFlight: 1_000,
   /** Most events handed to one batch handler call. */

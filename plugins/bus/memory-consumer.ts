@@ -47,12 +47,25 @@ export class Live implements Delivery<unknown> {
 
 export class Sub {
   inFlight = 0;
+  /** What the messages held take: their JSON text's length (ConsumeOptions.maxInFlightBytes). */
+  inFlightBytes = 0;
   readonly lives = new Set<Live>();
   constructor(
     readonly maxInFlight: number,
     readonly sink: (delivery: Live) => void,
+    /** None: bounded by the count alone. One message is always let in, however large, when nothing is held. */
+    readonly maxInFlightBytes?: number,
   ) {}
+
+  /** Whether a message of `bytes` may be handed to this subscription now. */
+  fits(bytes: number): boolean {
+    if (this.inFlight >= this.maxInFlight) return false;
+    return this.maxInFlightBytes === undefined || this.inFlight === 0 || this.inFlightBytes + bytes <= this.maxInFlightBytes;
+  }
 }
+
+/** What a message takes against a subscription's byte bound: its JSON text, as held (and decoded once per delivery). */
+const sizeOf = (tracked: Tracked) => tracked.payload.length;
 
 /**
  * A durable consumer: hands messages from its source to attached subscriptions, one holder at a time, and takes
@@ -63,6 +76,8 @@ export class DurableConsumer {
   private readonly subs: Sub[] = [];
   private nextSub = 0;
   private readonly redeliver = new Deque<Tracked>();
+  /** A new message taken from the source that no subscription had the byte room for yet: the next one handed out. */
+  private waiting: Tracked | undefined;
   /** Delivered and not yet acked, in first-delivery order, which is sequence order. */
   private readonly pending = new Map<number, Tracked>();
   private scheduled = false;
@@ -109,20 +124,24 @@ export class DurableConsumer {
   }
 
   private dispatch() {
-    while (!this.closed) {
-      const sub = this.pickSub();
-      if (!sub) return;
+    // no subscription with a free slot: nothing is taken from the source
+    while (!this.closed && this.subs.some((sub) => sub.inFlight < sub.maxInFlight)) {
       const tracked = this.nextMessage();
       if (!tracked) return;
+      // one that fits no subscription's byte room stays next, until a slot given back makes room
+      const sub = this.pickSub(sizeOf(tracked));
+      if (!sub) return;
+      if (tracked === this.waiting) this.waiting = undefined;
+      else this.redeliver.shift();
       this.deliver(tracked, sub);
     }
   }
 
-  private pickSub(): Sub | undefined {
+  private pickSub(bytes: number): Sub | undefined {
     const n = this.subs.length;
     for (let i = 0; i < n; i++) {
       const sub = this.subs[(this.nextSub + i) % n]!;
-      if (sub.inFlight < sub.maxInFlight) {
+      if (sub.fits(bytes)) {
         this.nextSub = (this.nextSub + i + 1) % n;
         return sub;
       }
@@ -130,14 +149,16 @@ export class DurableConsumer {
     return undefined;
   }
 
+  /** The message to hand out next, left where it is (dispatch removes it once a subscription takes it). */
   private nextMessage(): Tracked | undefined {
-    while (this.redeliver.length > 0) {
-      const tracked = this.redeliver.shift()!;
-      if (!tracked.done) return tracked;
+    while (this.redeliver.peek()?.done) this.redeliver.shift();
+    const redelivery = this.redeliver.peek();
+    if (redelivery) return redelivery;
+    if (!this.waiting) {
+      this.waiting = this.take();
+      if (this.waiting) this.pending.set(this.waiting.seq, this.waiting);
     }
-    const tracked = this.take();
-    if (tracked) this.pending.set(tracked.seq, tracked);
-    return tracked;
+    return this.waiting;
   }
 
   private deliver(tracked: Tracked, sub: Sub) {
@@ -145,6 +166,7 @@ export class DurableConsumer {
     const live = new Live(this, tracked, sub);
     tracked.live = live;
     sub.inFlight++;
+    sub.inFlightBytes += sizeOf(tracked);
     sub.lives.add(live);
     live.timer = setTimeout(() => this.giveBack(live, 0), this.ackWaitMs);
     live.timer.unref();
@@ -156,6 +178,7 @@ export class DurableConsumer {
     live.settled = true;
     clearTimeout(live.timer);
     live.sub.inFlight--;
+    live.sub.inFlightBytes -= sizeOf(live.tracked);
     live.sub.lives.delete(live);
     this.schedule();
   }

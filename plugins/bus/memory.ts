@@ -113,9 +113,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         );
       }
       pool.durable = name;
-      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight, (delivery) => {
-        void runTaskHandler(handler, delivery);
-      });
+      const sub = new Sub(
+        consumeOptions.maxInFlight ?? BUS_DEFAULTS.taskInFlight,
+        (delivery) => void runTaskHandler(handler, delivery),
+        consumeOptions.maxInFlightBytes,
+      );
       return track(attach(pool.consumer, sub, consumeOptions));
     },
 
@@ -158,9 +160,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       const maxBatch = consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch;
       let batcher: Batcher<Member>;
       // A bundle becomes one delivery per event; the message is acked once all of them are.
-      const sub = new Sub(consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight, (delivery) => {
-        for (const member of splitBundle(delivery)) batcher.add(member);
-      });
+      const sub = new Sub(
+        consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight,
+        (delivery) => {
+          for (const member of splitBundle(delivery)) batcher.add(member);
+        },
+        consumeOptions.maxInFlightBytes,
+      );
       batcher = new Batcher<Member>(
         maxBatch,
         (delivery) => delivery.settled,

@@ -39,7 +39,8 @@ export interface ConsumeOptions {
   /**
    * Most bytes of messages handed out and not yet acked, per subscription (raised to one message of the bus's largest
    * size); none: bounded by `maxInFlight` alone. JetStream asks the server for no more (a pull's max_bytes); the
-   * in-process bus holds every message in memory anyway and ignores it.
+   * in-process bus, which has no largest size, counts a message's JSON text and hands out one message of any size when
+   * the subscription holds none.
    */
   maxInFlightBytes?: number;
 }

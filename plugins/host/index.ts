@@ -34,6 +34,12 @@ export interface ExecutorHostOptions {
   ackWaitMs?: number;
   heartbeatMs?: number;
   maxConcurrency?: number;
+  /**
+   * Most bytes of task messages one pool's subscription holds, taken off the bus and not yet acked (running, or waiting
+   * for a slot), beside the count its slots allow; raised to one message of the bus's largest size. Default
+   * BUS_DEFAULTS.hostTaskInFlightBytes (64 MiB).
+   */
+  maxInFlightBytes?: number;
   logBatch?: { bytes: number; ms: number };
   /** Most log bytes published per attempt; past it one truncation notice is logged and the rest dropped. */
   maxLogBytes?: number;
@@ -87,6 +93,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   const ackWaitMs = options.ackWaitMs ?? BUS_DEFAULTS.ackWaitMs;
   const heartbeatEveryMs = Math.max(1, Math.min(options.heartbeatMs ?? 5_000, ackWaitMs / 3));
   const maxConcurrency = Math.max(1, options.maxConcurrency ?? availableParallelism());
+  const maxInFlightBytes = options.maxInFlightBytes ?? BUS_DEFAULTS.hostTaskInFlightBytes;
   const logBatch = options.logBatch ?? { bytes: 64 * 1024, ms: 250 };
   const maxLogBytes = options.maxLogBytes ?? 10 * 1024 * 1024;
   const warn = options.warn ?? ((message: string) => console.warn(`[atelier host ${host}] ${message}`));
@@ -295,7 +302,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       cancelSubscriptions = await subscribeCancels(bus, (taskId, attempt) => attempts.get(`${taskId}:${attempt}`), onCancel);
       clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
-        subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: inFlight(pool) }));
+        subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: inFlight(pool), maxInFlightBytes }));
       }
       // Announced once subscribed, so the control plane never routes to a host that could not yet take work.
       await announce();

@@ -7,7 +7,7 @@ import { redactUrl } from '../../plugins/redact-url';
 import { createExecutorRegistry } from '../../plugins/registry';
 import { defaultHostName } from '../config';
 import { parseDownloadRetryMs } from '../config/object-store';
-import { executorStopGraceMs, maxLogBytes, taskAckWaitMs } from '../config/parse';
+import { executorStopGraceMs, maxLogBytes, taskAckWaitMs, taskInFlightBytes } from '../config/parse';
 import { executorsFromEnv } from '../executors';
 import { surviveLostConnections } from '../lifecycle/transient-errors';
 import { createHttpArtifactSource } from './artifact-source';
@@ -70,6 +70,7 @@ export async function runExecutor(options: ExecutorCommandOptions): Promise<void
     ackWaitMs: taskAckWaitMs(env),
     stopGraceMs: graceMs,
     maxLogBytes: maxLogBytes(env),
+    maxInFlightBytes: taskInFlightBytes(env),
     registry: createExecutorRegistry(executors),
     pools: options.pools,
     hostName,

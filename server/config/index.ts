@@ -23,7 +23,19 @@ import {
 } from './defaults';
 import { parseCorsOrigins, parseHotClusterPools, parsePoolCounts, parseWebhookAllowlist } from './lists';
 import { type ObjectStoreConfig, parseDownloadRetryMs, parseObjectStore } from './object-store';
-import { addressRanges, ConfigError, executorStopGraceMs, flag, httpUrl, int, listenHost, maxLogBytes, maxLogLines, poolList } from './parse';
+import {
+  addressRanges,
+  ConfigError,
+  executorStopGraceMs,
+  flag,
+  httpUrl,
+  int,
+  listenHost,
+  maxLogBytes,
+  maxLogLines,
+  poolList,
+  taskInFlightBytes,
+} from './parse';
 import { adminTokenOf, gitHookSecretOf } from './secrets';
 
 export type { ObjectStoreConfig } from './object-store';
@@ -85,6 +97,8 @@ export interface Config {
   maxLogLines: number | undefined;
   /** Attempts the embedded executor host runs at once (`ATELIER_EXECUTOR_CONCURRENCY`; default: the CPUs). */
   executorConcurrency: number | undefined;
+  /** The most bytes of task messages the embedded host holds per pool (`ATELIER_TASK_IN_FLIGHT_MB`; default: the host's). */
+  executorTaskInFlightBytes: number | undefined;
   /** How often the monitor evaluator looks for due monitors (server/monitoring/evaluator.ts). */
   monitorEvalMs: number;
   /** How often the orchestrator looks for due retries, lost hosts, free slots and waiting runs. */
@@ -238,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     executorGpus: int(env, 'ATELIER_EXECUTOR_GPUS', 0, 0, 1024),
     executorConcurrency: env.ATELIER_EXECUTOR_CONCURRENCY ? int(env, 'ATELIER_EXECUTOR_CONCURRENCY', 1, 1, 4096) : undefined,
     executorStopGraceMs: executorStopGraceMs(env),
+    executorTaskInFlightBytes: taskInFlightBytes(env),
     executorMaxLogBytes: maxLogBytes(env),
     maxLogLines: maxLogLines(env),
     eventInFlightBytes: int(env, 'ATELIER_EVENT_IN_FLIGHT_MB', DEFAULT_EVENT_IN_FLIGHT_MB, 1, 64 * 1024) * 1024 * 1024,

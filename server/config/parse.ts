@@ -90,6 +90,15 @@ export function taskAckWaitMs(env: NodeJS.ProcessEnv): number | undefined {
 }
 
 /**
+ * ATELIER_TASK_IN_FLIGHT_MB: the most bytes of task messages an executor host (standalone or embedded) holds per pool,
+ * taken off the bus and not yet acked (unset: the host's default, BUS_DEFAULTS.hostTaskInFlightBytes).
+ */
+export function taskInFlightBytes(env: NodeJS.ProcessEnv): number | undefined {
+  if (!env.ATELIER_TASK_IN_FLIGHT_MB) return undefined;
+  return int(env, 'ATELIER_TASK_IN_FLIGHT_MB', 64, 1, 64 * 1024, 'MiB of task messages an executor host holds per pool') * 1024 * 1024;
+}
+
+/**
  * A comma-separated list of IP addresses and CIDR ranges, IPv4 or IPv6 (`10.0.0.0/8,::1`); unset or empty gives none.
  * IPv4-mapped IPv6 (`::ffff:10.0.0.1`) matches its IPv4 address either way round.
  */

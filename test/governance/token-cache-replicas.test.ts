@@ -80,6 +80,18 @@ const lookedUp = async (t: TestApp, token: string) => {
   const code = await codeOf(t, token);
   return { code, lookedUp: cacheOf(t).loads > before };
 };
+/** `t`'s pool of database connections (postgres-js under drizzle). */
+const poolOf = (t: TestApp) => (t.app.database.db as unknown as { $client: postgres.Sql }).$client;
+/**
+ * Opens every connection `t`'s pool may have, and the operator's. The driver opens a pool connection whenever a
+ * statement finds none idle and the pool is below its size (10; a replica had about 6 open here), so while the database
+ * is closed to new connections a moment with more statements at once than open connections (a request beside the
+ * replica's own loops, under load) failed with 55000 "not currently accepting connections". With all open it queues.
+ */
+async function openEveryConnection(t: TestApp) {
+  const pool = poolOf(t);
+  await Promise.all([...Array.from({ length: pool.options.max }, () => pool`select 1`), operator`select 1`]);
+}
 const serviceAccount = async (name: string) =>
   (await a.api.gql(`mutation ($n: String!) { createServiceAccount(name: $n) { token identity { id } } }`, { n: name })).createServiceAccount as {
     token: string;
@@ -133,7 +145,9 @@ describe('the token cache on two replicas (Postgres + NATS)', () => {
   it('looks every token up while the connection that hears changes is down, and forgets everything once it hears again', async () => {
     const [tom, una] = [await serviceAccount('tom'), await serviceAccount('una')];
     for (const t of [a, b]) for (const account of [tom, una]) expect(await codeOf(t, account.token)).toBe('OK');
-    // No new connection to the database until the revocation below committed: the replicas cannot hear it.
+    // No new connection to the database until the revocation below committed: the replicas cannot hear it. Only the
+    // listening connections are to be refused: every other connection of the replicas is open before.
+    await Promise.all([openEveryConnection(a), openEveryConnection(b)]);
     const cluster = postgres(pg.url.replace(/\/atelier$/, '/postgres'), { max: 1, onnotice: () => undefined });
     await cluster`alter database atelier with allow_connections false`;
     const listening = Promise.all([heard(a, '*'), heard(b, '*')]);
@@ -142,6 +156,18 @@ describe('the token cache on two replicas (Postgres + NATS)', () => {
       // Once a replica has seen its connection close, it answers nothing from memory.
       for (const t of [a, b])
         await vi.waitFor(async () => expect(await lookedUp(t, tom.token)).toEqual({ code: 'OK', lookedUp: true }), { timeout: 20_000, interval: 50 });
+      // More statements at once than a pool has connections (a replica's loops beside its requests, under load): none
+      // asks for a connection the database refuses now (55000), which only the listening connections are to meet.
+      for (const t of [a, b]) {
+        const pool = poolOf(t);
+        const burst = Array.from({ length: pool.options.max + 2 }, () =>
+          pool`select pg_sleep(0.05)`.then(
+            () => 'OK',
+            (e) => String(e.code),
+          ),
+        );
+        expect(await Promise.all(burst)).toEqual(burst.map(() => 'OK'));
+      }
       await operator`update tokens set revoked_at = now() where identity_id = ${tom.identity.id}`;
       expect([await codeOf(a, tom.token), await codeOf(b, tom.token)]).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
     } finally {
