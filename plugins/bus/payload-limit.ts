@@ -10,13 +10,22 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 /**
  * `items` as JSON arrays of at most `maxBytes` bytes each, in order. An item whose JSON alone exceeds it goes as
- * `tooLarge(item)` instead (left out if that does not fit either, or there is no `tooLarge`).
+ * `tooLarge(item)` instead (left out if that does not fit either, or there is no `tooLarge`). `jsons`: the items' JSON
+ * where the caller has it already (`jsons[i]`, byte for byte `JSON.stringify(items[i])`), taken as it is; the others
+ * are serialized here.
  */
-export function packWithin(items: readonly unknown[], maxBytes: number, tooLarge?: (item: unknown) => unknown): string[] {
+export function packWithin(
+  items: readonly unknown[],
+  maxBytes: number,
+  tooLarge?: (item: unknown) => unknown,
+  jsons?: readonly (string | undefined)[],
+): string[] {
   if (!items.length) return [];
+  // An array's JSON is its elements' joined by commas (`null` for what has none), so known strings are spliced in.
+  const each = jsons && items.map((item, i) => jsons[i] ?? JSON.stringify(item) ?? 'null');
   // Most batches fit one message: serialized whole, without measuring each item (a UTF-8 byte is at most 3 per
   // UTF-16 unit, and at least 1, so the string's length often settles it without counting).
-  const whole = JSON.stringify(items);
+  const whole = each ? `[${each.join(',')}]` : JSON.stringify(items);
   if (whole.length * 3 <= maxBytes || (whole.length <= maxBytes && Buffer.byteLength(whole) <= maxBytes)) return [whole];
   const messages: string[] = [];
   let parts: string[] = [];
@@ -26,8 +35,9 @@ export function packWithin(items: readonly unknown[], maxBytes: number, tooLarge
     parts = [];
     size = 2;
   };
-  for (const item of items) {
-    let json = JSON.stringify(item) ?? 'null';
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    let json = each?.[i] ?? JSON.stringify(item) ?? 'null';
     let bytes = Buffer.byteLength(json);
     if (bytes + 2 > maxBytes) {
       const reference = tooLarge?.(item);
