@@ -101,10 +101,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // This app's own metrics (GET /metrics), in a registry of its own.
   const instruments = createInstruments();
   registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.waits?.databaseGaugesTtlMs });
-  const feed = createRunFeed({
-    db,
-    transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge, jsons) => bus.publishFeed(events, tooLarge, jsons) } : undefined,
-  });
+  const feed = createRunFeed({ db, transport: bus.kind === 'jetstream' ? { publish: (events, tooLarge) => bus.publishFeed(events, tooLarge) } : undefined });
   // Deployments and executor hosts, live: change signals where they are learned, read once per replica (live-changes.ts).
   const live = createLivePages(db, bus, config.hostStaleMs, log);
   const relay = createOutboxRelay({ db, bus, instruments, onError: (e) => log(`outbox relay: ${(e as Error).message} (will retry)`) });

@@ -20,24 +20,4 @@ describe('packWithin', () => {
     expect(packWithin([1, big, 2], 1000, (item) => ({ ref: (item as { id: number }).id })).flatMap((m) => JSON.parse(m))).toEqual([1, { ref: 7 }, 2]);
     expect(packWithin([1, big, 2], 1000).flatMap((m) => JSON.parse(m))).toEqual([1, 2]);
   });
-
-  it("takes the items' JSON where given, and makes the same messages byte for byte", () => {
-    const items = Array.from({ length: 300 }, (_, i) => ({ i, text: `“${'x'.repeat(i % 40)}”`, none: undefined }));
-    const jsons = items.map((item, i) => (i % 3 ? JSON.stringify(item) : undefined));
-    const counted: unknown[] = [];
-    const stringify = JSON.stringify;
-    JSON.stringify = ((value: unknown) => (counted.push(value), stringify(value))) as typeof JSON.stringify;
-    let fits: string[];
-    let split: string[];
-    try {
-      fits = packWithin(items, 1024 * 1024, undefined, jsons);
-      split = packWithin(items, 1000, undefined, jsons);
-    } finally {
-      JSON.stringify = stringify;
-    }
-    expect(fits).toEqual(packWithin(items, 1024 * 1024));
-    expect(split).toEqual(packWithin(items, 1000));
-    // Only the items without a string were serialized, once for each packing.
-    expect(counted).toHaveLength(2 * items.filter((_, i) => jsons[i] === undefined).length);
-  });
 });

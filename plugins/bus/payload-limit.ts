@@ -10,22 +10,13 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 
 /**
  * `items` as JSON arrays of at most `maxBytes` bytes each, in order. An item whose JSON alone exceeds it goes as
- * `tooLarge(item)` instead (left out if that does not fit either, or there is no `tooLarge`). `jsons`: the items' JSON
- * where the caller has it already (`jsons[i]`, byte for byte `JSON.stringify(items[i])`), taken as it is; the others
- * are serialized here.
+ * `tooLarge(item)` instead (left out if that does not fit either, or there is no `tooLarge`).
  */
-export function packWithin(
-  items: readonly unknown[],
-  maxBytes: number,
-  tooLarge?: (item: unknown) => unknown,
-  jsons?: readonly (string | undefined)[],
-): string[] {
+export function packWithin(items: readonly unknown[], maxBytes: number, tooLarge?: (item: unknown) => unknown): string[] {
   if (!items.length) return [];
-  // An array's JSON is its elements' joined by commas (`null` for what has none), so known strings are spliced in.
-  const each = jsons && items.map((item, i) => jsons[i] ?? JSON.stringify(item) ?? 'null');
   // Most batches fit one message: serialized whole, without measuring each item (a UTF-8 byte is at most 3 per
   // UTF-16 unit, and at least 1, so the string's length often settles it without counting).
-  const whole = each ? `[${each.join(',')}]` : JSON.stringify(items);
+  const whole = JSON.stringify(items);
   if (whole.length * 3 <= maxBytes || (whole.length <= maxBytes && Buffer.byteLength(whole) <= maxBytes)) return [whole];
   const messages: string[] = [];
   let parts: string[] = [];
@@ -35,9 +26,8 @@ export function packWithin(
     parts = [];
     size = 2;
   };
-  for (let i = 0; i < items.length; i++) {
-    const item = items[i];
-    let json = each?.[i] ?? JSON.stringify(item) ?? 'null';
+  for (const item of items) {
+    let json = JSON.stringify(item) ?? 'null';
     let bytes = Buffer.byteLength(json);
     if (bytes + 2 > maxBytes) {
       const reference = tooLarge?.(item);

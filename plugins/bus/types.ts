@@ -153,10 +153,9 @@ export interface Bus {
    * subscriber can read what it missed from where the events are stored.
    * Never throws (it is called after a commit: the caller's change has happened). Events go in as few messages as
    * fit the bus's payload limit; one too large alone goes as `tooLarge(event)`, a reference the receiver resolves
-   * from where the events are stored (left out without one: the feed's checks read what it missed). `jsons`: the
-   * events' JSON where the caller made it already (byte for byte `JSON.stringify(events[i])`), sent as it is.
+   * from where the events are stored (left out without one: the feed's checks read what it missed).
    */
-  publishFeed(events: unknown[], tooLarge?: (event: unknown) => unknown, jsons?: readonly (string | undefined)[]): void;
+  publishFeed(events: unknown[], tooLarge?: (event: unknown) => unknown): void;
   /**
    * `wanted`, asked as each message arrives, before it is decoded: false drops it unread (no one on this replica
    * watches any run, so decoding it would serve nobody; a wide run's statuses are ~100 KB a message).

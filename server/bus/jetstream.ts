@@ -354,10 +354,10 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return subscribeBroadcast(subjects.control(topic), handler);
     },
 
-    publishFeed(events, tooLarge, jsons) {
+    publishFeed(events, tooLarge) {
       if (closed || nc.isClosed()) return;
       // Split to fit the server's max_payload (a 10,000-task run's statuses do not fit one message).
-      for (const message of packWithin(events, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES, tooLarge, jsons)) {
+      for (const message of packWithin(events, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES, tooLarge)) {
         try {
           nc.publish(subjects.feed, message);
         } catch {

@@ -5,7 +5,6 @@ import { AtelierError } from '../errors';
 import type { Domain, RunStatus, TaskStatus } from '../vocabulary';
 import { isCoalesced, pulled } from './feed-buffer';
 import { createFeedHolds, type FeedHolds } from './feed-holds';
-import { publishedJson } from './feed-json';
 import { appendRunEvents, RUN_EVENTS_PAGE, runEventHeads, runEventsAfter, runSnapshot } from './run-event-log';
 import { createRunSnapshots, type RunSnapshots } from './run-snapshots';
 
@@ -88,13 +87,7 @@ interface Listener {
  * With a `transport` (the bus's feed broadcast), published events go to every replica and are delivered locally
  * when they come back; without one, they are delivered in-process at once. Without `db` nothing is stored (tests).
  */
-export function createRunFeed(
-  options: {
-    db?: Db;
-    /** `jsons`: the events' JSON where the append made it (feed-json.ts), to be sent as it is. */
-    transport?: { publish(events: FeedEvent[], tooLarge: (event: unknown) => unknown, jsons: readonly (string | undefined)[]): void };
-  } = {},
-): RunFeed & {
+export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[], tooLarge: (event: unknown) => unknown): void } } = {}): RunFeed & {
   deliver(events: (FeedEvent | StoredEventRef)[]): void;
 } {
   const { db, transport } = options;
@@ -144,14 +137,10 @@ export function createRunFeed(
       if (tracing()) for (const e of events) if (e.kind === 'task-progress') traceHop('control plane: feed published', e.runId);
       if (!transport) return deliverAll(events);
       try {
-        transport.publish(
-          events,
-          (event) => {
-            const { runId, seq } = event as FeedEvent;
-            return { kind: STORED_REF, runId, seq } satisfies StoredEventRef;
-          },
-          events.map(publishedJson),
-        );
+        transport.publish(events, (event) => {
+          const { runId, seq } = event as FeedEvent;
+          return { kind: STORED_REF, runId, seq } satisfies StoredEventRef;
+        });
       } catch {
         // Called after the commit: the change happened, and its events are stored; the feed's check reads them.
       }

@@ -11,7 +11,6 @@ import { preparedRows } from '../db/prepared';
 import { runEvents } from '../db/tables/run-events';
 import { type Run, runs, type Task, tasks } from '../db/tables/runs';
 import type { FeedEvent, FeedEventBody } from './feed';
-import { rememberBodyJson } from './feed-json';
 import { storedForm, withStoredPoints } from './feed-metric-points';
 
 /** The most events one read returns; a reader behind by more reads again. */
@@ -39,28 +38,18 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEn
   }
   // Every run's statement is sent at once, in run id order (the order Postgres runs them in): nothing waits for an
   // answer before the last is sent, so a commit sent behind them (commitBehind) follows them all.
-  const sent: {
-    list: FeedEventBody[];
-    ended?: RunStatusEvent;
-    rows: Promise<{ last: string | number; yes?: boolean }[]>;
-    /** Each event's JSON as stored, where that is the event's own (not a metric event's stored form), the end's last. */
-    jsons: (string | undefined)[];
-  }[] = [];
+  const sent: { list: FeedEventBody[]; ended?: RunStatusEvent; rows: Promise<{ last: string | number; yes?: boolean }[]> }[] = [];
   for (const runId of [...byRun.keys()].sort()) {
     const { list, ended } = byRun.get(runId)!;
     // Up to EVENTS_PER_ROW to a row, keyed by the number of its last event (`last`: its place in the list).
-    // A metric event's points are not copied: the row says where they are stored (feed-metric-points.ts). Each event is
-    // serialized once, here: the rows' JSON is made of these strings, and the publish sends them (feed-json.ts).
-    const stored = list.map(storedForm);
-    const jsons = stored.map((e) => JSON.stringify(e));
-    const groups: string[] = [];
+    // A metric event's points are not copied: the row says where they are stored (feed-metric-points.ts).
+    const groups: { last: number; event: { events: unknown[] } }[] = [];
     for (let i = 0; i < list.length; i += EVENTS_PER_ROW) {
-      const events = jsons.slice(i, i + EVENTS_PER_ROW);
-      groups.push(groupJson(i + events.length, events));
+      const events = list.slice(i, i + EVENTS_PER_ROW).map(storedForm);
+      groups.push({ last: i + events.length, event: { events } });
     }
     // A run's end decided in SQL: its event in a row of its own, numbered last, stored only if the run's row shows it.
-    const endedJson = ended && JSON.stringify(storedForm(ended));
-    if (endedJson) groups.push(groupJson(list.length + 1, [endedJson]));
+    if (ended) groups.push({ last: list.length + 1, event: { events: [storedForm(ended)] } });
     // One statement: the run's number bumped (its row locked until commit) and the events stored under it. It answers
     // with the run's new number alone, not a row per event stored (a data-modifying WITH runs to its end unread).
     const rows = preparedRows<{ last: string | number; yes?: boolean }>(
@@ -72,35 +61,29 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEn
               returning event_seq, ended.yes),
             stored as (insert into run_events (run_id, seq, event)
               select ${runId}::uuid, bumped.event_seq - ${list.length} - bumped.yes::int + g.last, g.event
-              from bumped, jsonb_to_recordset(${`[${groups.join(',')}]`}::jsonb) as g(last int, event jsonb)
+              from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb)
               where g.last <= ${list.length} or bumped.yes)
             select event_seq as last, yes from bumped`
         : sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
           stored as (insert into run_events (run_id, seq, event)
             select ${runId}::uuid, bumped.event_seq - ${list.length} + g.last, g.event
-            from bumped, jsonb_to_recordset(${`[${groups.join(',')}]`}::jsonb) as g(last int, event jsonb))
+            from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb))
           select event_seq as last from bumped`,
     );
     rows.catch(() => undefined); // handled: awaited below, in order
-    const own = jsons.map((json, i) => (stored[i] === list[i] ? json : undefined));
-    if (endedJson) own.push(endedJson);
-    sent.push({ list, ended, rows, jsons: own });
+    sent.push({ list, ended, rows });
   }
   const out: FeedEvent[] = [];
-  for (const { list, ended, rows: answer, jsons } of sent) {
+  for (const { list, ended, rows: answer } of sent) {
     const rows = await answer;
     if (!rows.length) continue; // no such run
     const kept = rows[0]!.yes && ended ? [...list, ended] : list;
     let seq = Number(rows[0]!.last) - kept.length;
     // A copy with its number set, not `{ ...event, seq }`: a spread of events of several kinds takes V8's slow generic
     // path (~3 µs an event against ~1, microbench; three events per task of a wide run).
-    for (let i = 0; i < kept.length; i++) {
-      const event = kept[i]!;
+    for (const event of kept) {
       const numbered = Object.assign({}, event) as FeedEvent;
       numbered.seq = ++seq;
-      // Its JSON for the publish is the stored one, where `seq` then comes last (as the publish splices it in).
-      const json = jsons[i];
-      if (json !== undefined && !('seq' in event)) rememberBodyJson(numbered, json);
       out.push(numbered);
     }
   }
@@ -108,9 +91,6 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEn
 }
 
 type RunStatusEvent = Extract<FeedEventBody, { kind: 'run-status' }>;
-
-/** `JSON.stringify({ last, event: { events } })`, byte for byte, from the events' JSON. */
-const groupJson = (last: number, events: string[]) => `{"last":${last},"event":{"events":[${events.join(',')}]}}`;
 
 /**
  * A run's stored events numbered above `after`, oldest first, at most RUN_EVENTS_PAGE of them (fewer only when there
