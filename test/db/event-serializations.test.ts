@@ -105,14 +105,14 @@ it("serializes a no-op task's feed events twice each, from the bus' delivery to 
     'task-status:RUNNING',
     'task-status:SUCCEEDED',
   ]);
-  // Each serialized twice: the append's rows, and the publish. The progress' message four times: the task_events row
+  // A ceiling, not a pin (fewer is welcome): each serialized twice today, the append's rows and the publish. The progress' message four times: the task_events row
   // that carries it, the success's update (the task's last progress message), the append and the publish. (7 calls,
   // 3,406 characters in all; serialized once and spliced, 10 calls and 2,370 characters, but more CPU.)
-  expect(holding('"kind":"task-progress"')).toBe(2);
-  expect(holding('"status":"RUNNING","attempt"')).toBe(2);
-  expect(holding('"status":"SUCCEEDED","attempt"')).toBe(2);
-  expect(holding(`"kind":"run-status","runId":"${runId}","status":"RUNNING"`)).toBe(2);
-  expect(holding('done ✓ once')).toBe(4);
+  expect(holding('"kind":"task-progress"')).toBeLessThanOrEqual(2);
+  expect(holding('"status":"RUNNING","attempt"')).toBeLessThanOrEqual(2);
+  expect(holding('"status":"SUCCEEDED","attempt"')).toBeLessThanOrEqual(2);
+  expect(holding(`"kind":"run-status","runId":"${runId}","status":"RUNNING"`)).toBeLessThanOrEqual(2);
+  expect(holding('done ✓ once')).toBeLessThanOrEqual(4);
   // The messages are what JSON.stringify makes of the events, byte for byte.
   expect(published[0]!.messages).toEqual([JSON.stringify(told)]);
 }, 60_000);
