@@ -295,23 +295,22 @@ it("reads an edge's children by their keys when this control plane started the r
 }, 60_000);
 
 it('reads the children by key after the first edge of a run another control plane started (another replica)', async () => {
-  for (const counting of [false, true]) {
+  // Two runs: each is learnt on its own.
+  for (let i = 0; i < 2; i++) {
     // Started by the app's control plane: the counted one (a replica beside it) knows nothing of the run's edges.
     const runId = (await alice.gql(`mutation { startRun(workflow: "diamond") { id } }`)).startRun.id as string;
     const forms: string[] = [];
-    const trips: number[] = [];
     for (const node of ['a', 'b', 'c', 'd']) {
       const bundle = await bundleOf(runId, node);
       counted.seen.sent.length = 0;
       await counted.orchestrator.recordEvents(bundle);
       forms.push(readForm());
-      trips.push(roundTrips(counted.seen.sent));
       // Read on a connection of its own after the commit (here the pool's one, behind it): what the next edge reads by.
       await counted.runEdges.learnt(runId);
     }
     // The first edge scans and has the run's tasks read behind its commit; each edge after it reads its children by key.
+    // (Their round trips are the cases above: the scan's in the fan-out test, the keys' where the run was started here.)
     expect(forms).toEqual(['scan', 'key', 'key', 'leaf']);
-    if (counting) expect(trips).toEqual([2, 2, 2, 2]);
     const rows = await db
       .select({ node: tasks.node, status: tasks.status, done: tasks.upstreamDone })
       .from(tasks)
