@@ -128,6 +128,8 @@ export interface Step {
   cacheHits: { count: number; savedMs: number };
   /** When the latest success it recorded was reported (epoch ms, the host's clock); 0 when it recorded none. */
   lastSuccessAt: number;
+  /** Work started once it has committed, that nothing waits for (run-edges.ts learning a run's edges). */
+  afterCommit: (() => void)[];
 }
 
 /** One transaction's work: the dependencies, the transaction, and what it has produced so far. */
@@ -170,6 +172,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
         versionsUsed: new Map(),
         cacheHits: { count: 0, savedMs: 0 },
         lastSuccessAt: 0,
+        afterCommit: [],
       };
       step = current;
       try {
@@ -215,6 +218,7 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
     ctx.publishCommitted?.(done.committed);
   }
   if (done.outbox) ctx.onOutbox();
+  for (const work of done.afterCommit) work();
   // Before the events go out (live, or read from the store on this replica): whoever sees a task succeed finds the
   // versions its module asked for registered.
   try {

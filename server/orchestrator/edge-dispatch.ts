@@ -28,6 +28,9 @@ import { poolMessages, taskMessage } from './task-message';
  */
 export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge: DownstreamRead | undefined): Promise<boolean> {
   const { ctx, tx, step } = tc;
+  // Children found by the read: where they were found by the scan (a run this process did not start), its edges are
+  // read once, on a connection of their own after the commit, and its later edges read their children by key.
+  if (edge && (edge.more || edge.downstream.length)) step.afterCommit.push(() => ctx.runEdges.learn(run.id));
   if (!edge || edge.more || edge.readyInRun || !run.admitted || (run.status !== 'QUEUED' && run.status !== 'RUNNING')) return false;
   const counted = edge.downstream.map((task) => {
     const n = task.dependsOn.filter((d) => d === node).length;

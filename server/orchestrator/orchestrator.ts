@@ -30,7 +30,7 @@ import { VersionCache } from './known-facts';
 import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
 import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
-import { RunEdges } from './run-edges';
+import { RunEdges, readPlan } from './run-edges';
 import { cloneRun, rerunRun, startRun } from './start';
 import { StartGuesses } from './start-guesses';
 import type { OrchestratorInstruments } from './step-metrics';
@@ -137,6 +137,8 @@ export interface OrchestratorOptions {
   heldTaskMessages?: (wanted: ReadonlySet<string>) => Promise<Set<string>>;
   /** How long past its own deadline a running task may go before the control plane times it out itself. */
   deadlineGraceMs?: number;
+  /** What this process knows of its runs' edges (run-edges.ts); its own by default, read from `db`. */
+  runEdges?: RunEdges;
   /** The task cache; without it every task executes. */
   cache?: TaskCache;
   /** Whether a run started by `identity` may reuse a result computed by `source` (default: its CASL ability reads it). */
@@ -191,7 +193,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     cutLogs: new CutLogs(),
     versions: new VersionCache(),
     startGuesses: new StartGuesses(),
-    runEdges: new RunEdges(),
+    runEdges: options.runEdges ?? new RunEdges(undefined, readPlan(options.db)),
     batchSizes: new PoolBatchSizes(
       Math.max(1, Math.floor(options.taskBatchMax ?? DEFAULT_TASK_BATCH_MAX)),
       options.defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,

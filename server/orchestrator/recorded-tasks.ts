@@ -99,8 +99,12 @@ const lastBy = <V extends { id: string }>(children: SQL) =>
               where up.node <> tasks.node) end as upstream_outputs
           from ${children} where d.run_id = tasks.run_id and d.status = 'PENDING'
           and tasks.node = any(d.depends_on) order by d.node limit ${DOWNSTREAM_READ + 1}) d)`.as('downstream'),
-        // On tasks_run_waiting_idx (run_id, status): one probe.
-        readyInRun: sql<boolean>`exists (select 1 from tasks r where r.run_id = tasks.run_id and r.status = 'READY')`.as('ready_in_run'),
+        // The run's first waiting task in status order from the back ('READY' sorts after 'PENDING'): one descent of
+        // tasks_run_waiting_idx (run_id, status), the only path with that order short of reading all the run's tasks. As
+        // `exists (… status = 'READY')` Postgres expected a READY task soon on any path and walked every READY task of
+        // every run (tasks_open_idx), or the table, to find none in this one (bench/peers/ready-probe-plan.ts).
+        readyInRun: sql<boolean>`coalesce((select r.status from tasks r where r.run_id = tasks.run_id and r.status in ('PENDING', 'READY')
+          order by r.status desc limit 1) = 'READY', false)`.as('ready_in_run'),
       })
       .from(tasks)
       .leftJoin(taskExecutions, and(eq(taskExecutions.taskId, tasks.id), eq(taskExecutions.attempt, tasks.attempt)))

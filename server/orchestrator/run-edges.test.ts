@@ -39,3 +39,49 @@ it('leaves out a fan-out wider than the read returns whole, a run with nothing w
   expect(edges.downstreamOf('two', 'b')).toEqual(['c']);
   expect(edges.downstreamOf('three', 'a')).toEqual(['b']);
 });
+
+it("learns a run it did not start from the run's tasks, once; drops a read whose run ended or was noted meanwhile", async () => {
+  const plans = new Map([
+    ['r', [task('a'), task('b', ['a']), task('c', ['a'])]],
+    ['big', Array.from({ length: 7 }, (_, i) => task(`t${i}`, i ? [`t${i - 1}`] : []))],
+  ]);
+  const reads: string[] = [];
+  let fail = false;
+  const edges = new RunEdges(6, async (runId, limit) => {
+    reads.push(`${runId}:${limit}`);
+    if (fail) throw new Error('down');
+    return (plans.get(runId) ?? []).slice(0, limit);
+  });
+  edges.learn('r');
+  edges.learn('r'); // one read under way
+  expect(edges.downstreamOf('r', 'a')).toBeUndefined(); // not yet answered: the scan
+  await edges.learnt('r');
+  expect(edges.downstreamOf('r', 'a')).toEqual(['b', 'c']);
+  edges.learn('r'); // known: not read again
+  expect(reads).toEqual(['r:7']);
+  // A run that is not there (nothing read) is not kept; one over the allowance is kept as knowing nothing.
+  edges.learn('none');
+  edges.learn('big');
+  await Promise.all([edges.learnt('none'), edges.learnt('big')]);
+  expect(edges.downstreamOf('big', 't0')).toBeUndefined();
+  edges.learn('big');
+  edges.learn('none');
+  expect(reads).toEqual(['r:7', 'none:7', 'big:7', 'none:7']);
+  // Ended, or noted by a start, while read: the read's answer is dropped.
+  edges.ended('r');
+  edges.learn('r');
+  edges.ended('r');
+  await edges.learnt('r');
+  expect(edges.downstreamOf('r', 'a')).toBeUndefined();
+  edges.learn('r');
+  edges.planned('r', [task('a'), task('b', ['a'])]);
+  await edges.learnt('r');
+  expect(edges.downstreamOf('r', 'a')).toEqual(['b']);
+  // A read that fails leaves the run unknown, to be read again.
+  fail = true;
+  edges.learn('x');
+  await edges.learnt('x');
+  fail = false;
+  edges.learn('x');
+  expect(reads.slice(-2)).toEqual(['x:7', 'x:7']);
+});

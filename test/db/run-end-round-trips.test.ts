@@ -104,6 +104,15 @@ async function bundleOf(runId: string, node: string): Promise<ExecutorEvent[]> {
   ];
 }
 
+/**
+ * What form the recorder's read of a result's task took: its children by key (one, several, none) or a scan of the
+ * run's PENDING tasks (recorded-tasks.ts).
+ */
+function readForm(): string {
+  const read = counted.seen.sent.find((s) => s.statement.includes('others_ended'))?.statement ?? '';
+  return /d\.node = \$\d+::text /.test(read) ? 'key' : /d\.node = any\(/.test(read) ? 'keys' : / and false offset 0\)/.test(read) ? 'leaf' : 'scan';
+}
+
 const deliveriesOf = async (runId: string) =>
   (await queryRows<{ event_type: string }>(db, sql`select event_type from webhook_deliveries where subject = ${`run:${runId}`}`)).map((r) => r.event_type);
 
@@ -251,12 +260,6 @@ it("records a fan-out's and a join's edges in two round trips each, the join's c
 }, 60_000);
 
 it("reads an edge's children by their keys when this control plane started the run, in the same two round trips", async () => {
-  // What form the recorder's read of a result's task took: its children by key (one, several, none) or a scan of the
-  // run's PENDING tasks (recorded-tasks.ts).
-  const readForm = () => {
-    const read = counted.seen.sent.find((s) => s.statement.includes('others_ended'))?.statement ?? '';
-    return /d\.node = \$\d+::text /.test(read) ? 'key' : /d\.node = any\(/.test(read) ? 'keys' : / and false offset 0\)/.test(read) ? 'leaf' : 'scan';
-  };
   for (const counting of [false, true]) {
     // Started by the counted orchestrator itself: it knows the run's edges (run-edges.ts).
     const run = await counted.orchestrator.startRun({ workflow: 'diamond', trigger: 'API' }, null);
@@ -289,4 +292,31 @@ it("reads an edge's children by their keys when this control plane started the r
     .from(tasks)
     .where(and(eq(tasks.runId, runId), eq(tasks.node, 'b')));
   expect(b!.status).toBe('QUEUED');
+}, 60_000);
+
+it('reads the children by key after the first edge of a run another control plane started (another replica)', async () => {
+  // Two runs: each is learnt on its own.
+  for (let i = 0; i < 2; i++) {
+    // Started by the app's control plane: the counted one (a replica beside it) knows nothing of the run's edges.
+    const runId = (await alice.gql(`mutation { startRun(workflow: "diamond") { id } }`)).startRun.id as string;
+    const forms: string[] = [];
+    for (const node of ['a', 'b', 'c', 'd']) {
+      const bundle = await bundleOf(runId, node);
+      counted.seen.sent.length = 0;
+      await counted.orchestrator.recordEvents(bundle);
+      forms.push(readForm());
+      // Read on a connection of its own after the commit (here the pool's one, behind it): what the next edge reads by.
+      await counted.runEdges.learnt(runId);
+    }
+    // The first edge scans and has the run's tasks read behind its commit; each edge after it reads its children by key.
+    // (Their round trips are the cases above: the scan's in the fan-out test, the keys' where the run was started here.)
+    expect(forms).toEqual(['scan', 'key', 'key', 'leaf']);
+    const rows = await db
+      .select({ node: tasks.node, status: tasks.status, done: tasks.upstreamDone })
+      .from(tasks)
+      .where(eq(tasks.runId, runId))
+      .orderBy(tasks.node);
+    expect(rows.map((r) => `${r.node}:${r.status}:${r.done}`)).toEqual(['a:SUCCEEDED:0', 'b:SUCCEEDED:1', 'c:SUCCEEDED:1', 'd:SUCCEEDED:2']);
+    expect((await db.select().from(runs).where(eq(runs.id, runId)))[0]!.status).toBe('SUCCEEDED');
+  }
 }, 60_000);

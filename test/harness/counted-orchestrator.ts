@@ -5,22 +5,27 @@ import type { Db } from '../../server/db/client';
 import * as schema from '../../server/db/schema';
 import { createRunFeed } from '../../server/events/feed';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
+import { RunEdges, readPlan } from '../../server/orchestrator/run-edges';
 import { countingPool, type WireSeen } from './counting-pool';
 
 export interface CountedOrchestrator {
   orchestrator: Orchestrator;
   seen: WireSeen;
+  /** What it knows of the runs' edges: a test awaits its reading of a run it did not start (`learnt`). */
+  runEdges: RunEdges;
   end(): Promise<void>;
 }
 
 export function countedOrchestrator(url: string): CountedOrchestrator {
   const { sql: client, seen } = countingPool(url);
   const db = drizzle(client, { schema }) as unknown as Db;
+  const runEdges = new RunEdges(undefined, readPlan(db));
   const orchestrator = createOrchestrator({
     db,
+    runEdges,
     feed: createRunFeed({ db }),
     onOutbox: () => {},
     defaults: { timeoutMs: 60_000, executor: 'local' },
   });
-  return { orchestrator, seen, end: () => client.end({ timeout: 1 }) };
+  return { orchestrator, seen, runEdges, end: () => client.end({ timeout: 1 }) };
 }
