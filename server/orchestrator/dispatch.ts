@@ -280,6 +280,7 @@ async function enqueuePart(
     tx,
     messages.map((m) => m.pool),
     step.at,
+    { db: ctx.db, afterCommit: (work) => step.afterCommit.push(work) },
   );
   const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize, texts);
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete

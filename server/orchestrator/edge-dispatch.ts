@@ -64,6 +64,7 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
       tx,
       messages.map((m) => m.pool),
       step.at,
+      { db: ctx.db, afterCommit: (work) => step.afterCommit.push(work) },
     );
     const rows = poolMessages(messages, bytes, messageLimit(tc), batchSize, texts);
     queue = () =>

@@ -6,7 +6,7 @@
 // A chain edge's recording too (issue 21, session 31): the child's enqueue sent behind the counting statement, guarded
 // in SQL on that statement having made the child READY (edge-dispatch.ts).
 import { and, eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { type Db, queryRows } from '../../server/db/client';
 import { runs, tasks } from '../../server/db/tables/runs';
@@ -149,6 +149,25 @@ it("records a chain edge (a parent's result, its child dispatched) in two round 
     { node: 'a', status: 'SUCCEEDED' },
     { node: 'b', status: 'QUEUED' },
   ]);
+}, 60_000);
+
+it("records a chain edge in two round trips when the pool's batch size is older than its freshness: read again after the commit", async () => {
+  let clock = Date.now();
+  const late = countedOrchestrator(pg.url, { now: () => new Date(clock) });
+  try {
+    // The first edge reads the pool's batch size (a pool never read is read in the transaction).
+    await late.orchestrator.recordEvents((await oneTaskRun('two-step')).bundle);
+    clock += 6_000;
+    const { bundle } = await oneTaskRun('two-step');
+    late.seen.sent.length = 0;
+    await late.orchestrator.recordEvents(bundle);
+    expect(roundTrips(late.seen.sent)).toBe(2);
+    // The held size served, and it is read again once the recording has committed, outside its transaction.
+    const commit = late.seen.sent.findIndex((s) => s.statement.startsWith('commit'));
+    await vi.waitFor(() => expect(late.seen.sent.findIndex((s) => s.statement.includes('join executor_hosts h'))).toBeGreaterThan(commit));
+  } finally {
+    await late.end();
+  }
 }, 60_000);
 
 it("stores a run's end event only if the run's row shows that end, numbering the rest as before", async () => {
@@ -300,17 +319,20 @@ it('reads the children by key after the first edge of a run another control plan
     // Started by the app's control plane: the counted one (a replica beside it) knows nothing of the run's edges.
     const runId = (await alice.gql(`mutation { startRun(workflow: "diamond") { id } }`)).startRun.id as string;
     const forms: string[] = [];
+    const trips: number[] = [];
     for (const node of ['a', 'b', 'c', 'd']) {
       const bundle = await bundleOf(runId, node);
       counted.seen.sent.length = 0;
       await counted.orchestrator.recordEvents(bundle);
       forms.push(readForm());
+      trips.push(roundTrips(counted.seen.sent));
       // Read on a connection of its own after the commit (here the pool's one, behind it): what the next edge reads by.
       await counted.runEdges.learnt(runId);
     }
     // The first edge scans and has the run's tasks read behind its commit; each edge after it reads its children by key.
-    // (Their round trips are the cases above: the scan's in the fan-out test, the keys' where the run was started here.)
     expect(forms).toEqual(['scan', 'key', 'key', 'leaf']);
+    // Two round trips each, whichever form (a pool's batch size gone stale is read again behind the commit, not in it).
+    expect(trips).toEqual([2, 2, 2, 2]);
     const rows = await db
       .select({ node: tasks.node, status: tasks.status, done: tasks.upstreamDone })
       .from(tasks)

@@ -16,13 +16,15 @@ export interface CountedOrchestrator {
   end(): Promise<void>;
 }
 
-export function countedOrchestrator(url: string): CountedOrchestrator {
+/** `now`: the orchestrator's clock (a test moves it past a cache's freshness). */
+export function countedOrchestrator(url: string, options: { now?: () => Date } = {}): CountedOrchestrator {
   const { sql: client, seen } = countingPool(url);
   const db = drizzle(client, { schema }) as unknown as Db;
   const runEdges = new RunEdges(undefined, readPlan(db));
   const orchestrator = createOrchestrator({
     db,
     runEdges,
+    now: options.now,
     feed: createRunFeed({ db }),
     onOutbox: () => {},
     defaults: { timeoutMs: 60_000, executor: 'local' },
