@@ -97,7 +97,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const log = options.log ?? (config.logLevel === 'silent' ? () => {} : (m: string) => console.log(m));
   const { bus, database, store, adminToken, adminTokenHold } = await openFoundations(config, log);
   const { db } = database;
-  // Live events reach this replica's subscribers at once and, with NATS, the other replicas' over the bus; the database numbers and keeps them (feed.ts).
+  // With NATS, live events go through the bus to every replica's subscribers; the database numbers and keeps them (feed.ts).
   // This app's own metrics (GET /metrics), in a registry of its own.
   const instruments = createInstruments();
   registerDatabaseGauges(instruments.registry, { db, hostStaleMs: config.hostStaleMs, ttlMs: options.waits?.databaseGaugesTtlMs });

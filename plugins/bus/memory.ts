@@ -79,8 +79,6 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   const subscriptions = new Set<Subscription>();
   const cancelHandlers = new Set<(message: CancelMessage) => void>();
   const feedHandlers = new Set<(events: unknown[]) => void>();
-  /** Feed subscriptions that hear no message of this bus (subscribeFeed ownMessages: false). */
-  const notOwn = new Set<(events: unknown[]) => void>();
   const claimHandlers: ((claim: AttemptClaim) => Promise<ClaimAnswer>)[] = [];
   let nextClaimHandler = 0;
   const controlHandlers = new Map<keyof ControlTopics, Set<(message: unknown) => void>>();
@@ -286,10 +284,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
 
     publishFeed(events) {
       if (closed) return;
-      // One process: every subscriber shares the same event objects, as the feed's own fan-out does. This bus is one
-      // replica, so what it publishes is its own: a subscription without its own echo hears none of it.
+      // One process: every subscriber shares the same event objects, as the feed's own fan-out does.
       for (const handler of feedHandlers) {
-        if (notOwn.has(handler)) continue;
         try {
           handler(events);
         } catch {
@@ -298,17 +294,15 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       }
     },
 
-    async subscribeFeed(handler, _onResync, wanted, options) {
+    async subscribeFeed(handler, _onResync, wanted) {
       assertOpen();
       const wrapped = (events: unknown[]) => {
         if (!wanted || wanted()) handler(events);
       };
       feedHandlers.add(wrapped);
-      if (options?.ownMessages === false) notOwn.add(wrapped);
       const subscription: Subscription = {
         async stop() {
           feedHandlers.delete(wrapped);
-          notOwn.delete(wrapped);
           subscriptions.delete(subscription);
         },
       };
@@ -322,7 +316,6 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       cancelHandlers.clear();
       controlHandlers.clear();
       feedHandlers.clear();
-      notOwn.clear();
       claimHandlers.length = 0;
       for (const pool of pools.values()) pool.consumer.close();
       for (const { consumer } of durables.values()) consumer.close();

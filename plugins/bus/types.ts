@@ -159,15 +159,8 @@ export interface Bus {
   /**
    * `wanted`, asked as each message arrives, before it is decoded: false drops it unread (no one on this replica
    * watches any run, so decoding it would serve nobody; a wide run's statuses are ~100 KB a message).
-   * `ownMessages: false` drops, unread, what this same bus published (its own echo): for a replica that delivers
-   * its own events itself, so its subscribers get them without the trip through the server, and only once.
    */
-  subscribeFeed(
-    handler: (events: unknown[]) => void,
-    onResync?: () => void,
-    wanted?: () => boolean,
-    options?: { ownMessages?: boolean },
-  ): Promise<Subscription>;
+  subscribeFeed(handler: (events: unknown[]) => void, onResync?: () => void, wanted?: () => boolean): Promise<Subscription>;
 
   close(): Promise<void>;
 }

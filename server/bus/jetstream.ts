@@ -4,7 +4,7 @@ import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstream, jetstreamMa
 import { connect, nanos } from '@nats-io/transport-node';
 import { splitBundle } from '../../plugins/bus/bundle';
 import { BUS_DEFAULTS, BUS_NAMES } from '../../plugins/bus/defaults';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../plugins/bus/payload-limit';
+import { DEFAULT_MAX_PAYLOAD_BYTES, packWithin } from '../../plugins/bus/payload-limit';
 import { splitTaskBatch, tasksIn } from '../../plugins/bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../../plugins/bus/types';
 import { Batcher, retryDelayMs, taskConsumerName } from '../../plugins/bus/util';
@@ -12,7 +12,6 @@ import type { CancelMessage, ControlTopics, EventBundle, ExecutorEvent, TaskBatc
 import { redactUrl } from '../../plugins/redact-url';
 import { traceTaskHop, tracing } from '../../plugins/trace';
 import { claimMethods } from './jetstream-claims';
-import { feedMethods } from './jetstream-feed';
 import { PullSubscription } from './jetstream-pull';
 import { isApiError, streamKeeper, streamMissing, subjectToken } from './jetstream-streams';
 import { taskStoreMethods } from './jetstream-task-store';
@@ -180,11 +179,11 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
   }
 
   /** A core-NATS subscription to a broadcast subject: JSON payloads, a throwing handler never ends it. */
-  async function subscribeBroadcast<T>(subject: string, handler: (message: T) => void): Promise<Subscription> {
+  async function subscribeBroadcast<T>(subject: string, handler: (message: T) => void, wanted?: () => boolean): Promise<Subscription> {
     assertOpen();
     const sub = nc.subscribe(subject, {
       callback: (err, msg) => {
-        if (err) return;
+        if (err || (wanted && !wanted())) return;
         let message: T;
         try {
           message = msg.json<T>();
@@ -355,7 +354,30 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
       return subscribeBroadcast(subjects.control(topic), handler);
     },
 
-    ...feedMethods({ nc, subject: subjects.feed, resyncs, track: trackCore, assertOpen, isClosed: () => closed || nc.isClosed() }),
+    publishFeed(events, tooLarge) {
+      if (closed || nc.isClosed()) return;
+      // Split to fit the server's max_payload (a 10,000-task run's statuses do not fit one message).
+      for (const message of packWithin(events, nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES, tooLarge)) {
+        try {
+          nc.publish(subjects.feed, message);
+        } catch {
+          // Best effort, after a commit: what is lost is read from the store by the feed's checks.
+        }
+      }
+    },
+
+    async subscribeFeed(handler, onResync, wanted) {
+      const subscription = await subscribeBroadcast<unknown[]>(subjects.feed, handler, wanted);
+      if (!onResync) return subscription;
+      const resync = () => onResync();
+      resyncs.add(resync);
+      return {
+        async stop() {
+          resyncs.delete(resync);
+          await subscription.stop();
+        },
+      };
+    },
 
     async close() {
       if (closed) return;

@@ -4,9 +4,8 @@ import type { Service } from '../lifecycle';
 import type { createRunFeed, FeedEvent, StoredEventRef } from './feed';
 
 /**
- * With NATS, this replica's subscribers see the live events the other replicas recorded (its own the feed delivered
- * when it published them: their echo is dropped unread); after the connection comes back, every watched run is
- * compared with the database at once, since what NATS carried meanwhile is lost.
+ * With NATS, this replica's subscribers see the live events every replica recorded; after the connection comes
+ * back, every watched run is compared with the database at once, since what NATS carried meanwhile is lost.
  */
 export function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): Service {
   let subscription: Subscription | undefined;
@@ -18,7 +17,6 @@ export function feedFromBus(bus: Bus, feed: ReturnType<typeof createRunFeed>): S
         () => void feed.check(true).catch(() => undefined), // the periodic check tries again
         // With no listener here, delivering changes nothing (the feed keeps arrivals only for watched runs).
         () => feed.listenerCount() > 0,
-        { ownMessages: false },
       );
     },
     stop: () => subscription?.stop(),

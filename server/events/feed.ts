@@ -10,9 +10,8 @@ import { createRunSnapshots, type RunSnapshots } from './run-snapshots';
 
 // The live feed of run events that subscriptions read. Each event is stored with the change it reports and
 // numbered per run (`seq`, server/events/run-event-log.ts), then published once that has committed; every
-// subscriber of a run on this replica shares the same event object. This replica's subscribers get its own events
-// as it publishes them; the bus carries them to the other replicas, and may lose them on the way (core NATS, a
-// replica killed between commit and publish): a subscriber that sees a number skipped, and
+// subscriber of a run on this replica shares the same event object. The bus is the fast path and may lose
+// events (core NATS, a replica killed between commit and publish): a subscriber that sees a number skipped, and
 // the feed when it doubts (the bus reconnected, or a run's stored number ran ahead of what arrived), read the
 // stored events instead, so every subscriber ends with what the database holds.
 
@@ -85,9 +84,8 @@ interface Listener {
 }
 
 /**
- * Published events are delivered to this replica's subscribers at once. With a `transport` (the bus's feed broadcast)
- * they also go to the other replicas, whose events `deliver` takes; the transport must not bring this replica's own
- * back (feed-from-bus.ts subscribes without its echo), or they would come twice. Without `db` nothing is stored (tests).
+ * With a `transport` (the bus's feed broadcast), published events go to every replica and are delivered locally
+ * when they come back; without one, they are delivered in-process at once. Without `db` nothing is stored (tests).
  */
 export function createRunFeed(options: { db?: Db; transport?: { publish(events: FeedEvent[], tooLarge: (event: unknown) => unknown): void } } = {}): RunFeed & {
   deliver(events: (FeedEvent | StoredEventRef)[]): void;
@@ -137,11 +135,7 @@ export function createRunFeed(options: { db?: Db; transport?: { publish(events: 
     publish(events) {
       if (!events.length) return;
       if (tracing()) for (const e of events) if (e.kind === 'task-progress') traceHop('control plane: feed published', e.runId);
-      // Here first, whole (no message limit applies in-process), in the order this replica publishes, as the bus would
-      // bring them: subscribers put events in order by number and read from the store what they lack.
-      if (tracing()) for (const e of events) if (e.kind === 'task-progress') traceHop('control plane: feed delivered', e.runId);
-      deliverAll(events);
-      if (!transport) return;
+      if (!transport) return deliverAll(events);
       try {
         transport.publish(events, (event) => {
           const { runId, seq } = event as FeedEvent;

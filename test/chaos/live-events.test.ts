@@ -236,53 +236,42 @@ describe('resuming and filling gaps (one replica, NATS)', () => {
   }, 120_000);
 
   it('fills in events the bus lost (task results, the run’s end) for graphql-ws and SSE subscribers alike, each once', async () => {
-    // A replica's own subscribers get its events in-process: the bus's losses show on the other replica's. Both
-    // record (they share the event consumer), so both lose, and each replica's subscribers miss the other's losses.
-    const other = await startTestApp({ ...t.databaseEnv, NATS_URL: nats.url, ATELIER_ADMIN_TOKEN: t.app.adminToken, ATELIER_FEED_CHECK_MS: '200' });
-    const buses = [t.app.bus, other.app.bus];
-    const publishes = buses.map((bus) => bus.publishFeed.bind(bus));
+    const publish = t.app.bus.publishFeed.bind(t.app.bus);
     // The bus loses every other task's success and the run's terminal status.
     let dropped = 0;
-    buses.forEach((bus, i) => {
-      bus.publishFeed = (events) => {
-        const kept = (events as LiveEvent[]).filter((e) => {
-          const e2 = e as unknown as { kind: string; status?: string; node?: string };
-          const lose =
-            (e2.kind === 'task-status' && e2.status === 'SUCCEEDED' && Number(e2.node?.slice(-1)) % 2 === 1) ||
-            (e2.kind === 'run-status' && terminal.has(e2.status ?? ''));
-          if (lose) dropped++;
-          return !lose;
-        });
-        if (kept.length) publishes[i]!(kept);
-      };
-    });
+    t.app.bus.publishFeed = (events) => {
+      const kept = (events as LiveEvent[]).filter((e) => {
+        const e2 = e as unknown as { kind: string; status?: string; node?: string };
+        const lose =
+          (e2.kind === 'task-status' && e2.status === 'SUCCEEDED' && Number(e2.node?.slice(-1)) % 2 === 1) ||
+          (e2.kind === 'run-status' && terminal.has(e2.status ?? ''));
+        if (lose) dropped++;
+        return !lose;
+      });
+      if (kept.length) publish(kept);
+    };
     try {
       const runId = (await t.api.gql(`mutation { startRun(workflow: "gaps") { id } }`)).startRun.id as string;
-      const watchers = [t.url, other.url].flatMap((url) => [
-        watchWs(url, t.app.adminToken, RUN_EVENTS_SEQ, { runId }),
-        watchSse(url, t.app.adminToken, RUN_EVENTS_SEQ, { runId }),
-        watchWs(url, t.app.adminToken, RUN_EVENTS, { runId }), // selects no seq: filled all the same
-      ]);
+      const watchers = [
+        watchWs(t.url, t.app.adminToken, RUN_EVENTS_SEQ, { runId }),
+        watchSse(t.url, t.app.adminToken, RUN_EVENTS_SEQ, { runId }),
+        watchWs(t.url, t.app.adminToken, RUN_EVENTS, { runId }), // selects no seq: filled all the same
+      ];
       expect(await waitForRun(runId)).toBe('SUCCEEDED');
       const db = await stored(runId);
       for (const w of watchers) {
         expect(await within(w.done, 30_000)).toBe(true);
         expect(stateOf(w.events)).toEqual({ run: 'SUCCEEDED', tasks: db.tasks });
       }
-      // Ten odd leaves' successes and the run's end: run with the whole file, one of the eleven was twice not counted,
-      // even 10 s on (every subscriber had it, from the store); why is not known yet.
-      expect(dropped).toBeGreaterThanOrEqual(10);
+      expect(dropped).toBeGreaterThan(10);
       // After the snapshot (which carries one number), the live events are the stored ones, in order, each once.
-      for (const w of [watchers[0]!, watchers[1]!, watchers[3]!, watchers[4]!]) {
+      for (const w of watchers.slice(0, 2)) {
         const snapshot = w.events.filter((e) => e.seq === w.events[0]!.seq).length;
         const live = seqsOf(w.events.slice(snapshot));
         expect(live).toEqual(consecutive(w.events[0]!.seq!, db.run.eventSeq));
       }
     } finally {
-      buses.forEach((bus, i) => {
-        bus.publishFeed = publishes[i]!;
-      });
-      await other.stop();
+      t.app.bus.publishFeed = publish;
     }
   }, 120_000);
 });
