@@ -4,18 +4,10 @@
 // started the run (the one that knows its edges), one at a time, and after each the run's tasks are checked against
 // the spec: a task waits (PENDING) exactly while one of its upstreams has not succeeded, having counted those that have.
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
-import type { Db } from '../../server/db/client';
 import { runs, type Task, tasks } from '../../server/db/tables/runs';
-import { startTestApp, type TestApp } from '../harness/app';
-import type { ApiClient } from '../harness/client';
-import { type PostgresServer, startPostgres } from '../harness/postgres';
-
-let pg: PostgresServer;
-let t: TestApp;
-let db: Db;
-let alice: ApiClient & { token: string };
+import { countedApp } from '../harness/counted-app';
 
 const sleep = { module: 'test/sleep', parameters: { ms: 1 } };
 const wide = Array.from({ length: 9 }, (_, i) => ({ name: `x${i}`, ...sleep, dependsOn: ['w'] }));
@@ -38,23 +30,9 @@ const spec = {
 };
 const upstreams = new Map(spec.tasks.map((s) => [s.name, s.dependsOn ?? []]));
 
-beforeAll(async () => {
-  pg = await startPostgres();
-  // No executor host: the test reports every task's result itself.
-  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0', ATELIER_TICK_MS: '60000' });
-  db = t.app.services.db;
-  await t.publishFixture('sleep');
-  alice = await t.user('alice');
-  await t.team('ml', ['alice']);
-  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, { s: JSON.stringify(spec) });
-}, 120_000);
+const w = countedApp({ workflows: [spec] });
 
-afterAll(async () => {
-  await t?.stop();
-  await pg?.stop();
-});
-
-const tasksOf = (runId: string) => db.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.node);
+const tasksOf = (runId: string) => w.db.select().from(tasks).where(eq(tasks.runId, runId)).orderBy(tasks.node);
 
 /** Each spec node's task as the spec says it should be now: waiting with its succeeded upstreams counted, or not. */
 function expected(rows: Task[]) {
@@ -85,9 +63,9 @@ async function succeedAll(runId: string, pick: (queued: Task[]) => Task): Promis
       { ...base, kind: 'started', seq: 1, handle: null },
       { ...base, kind: 'result', seq: 2, durationMs: 1, outcome: { state: 'SUCCEEDED', outputs: { out: task.node } } },
     ];
-    await t.app.services.orchestrator.recordEvents(bundle);
+    await w.t.app.services.orchestrator.recordEvents(bundle);
   }
-  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  const [run] = await w.db.select().from(runs).where(eq(runs.id, runId));
   expect(run!.status).toBe('SUCCEEDED');
   expect((await tasksOf(runId)).every((r) => r.status === 'SUCCEEDED')).toBe(true);
   return order;
@@ -96,15 +74,15 @@ async function succeedAll(runId: string, pick: (queued: Task[]) => Task): Promis
 it('counts each success into exactly the tasks that wait on it, in any order, and in a rerun with copied tasks', async () => {
   // First in, first out; then last in, first out: the joins see their upstreams end in both orders.
   for (const pick of [(q: Task[]) => q[0]!, (q: Task[]) => q.at(-1)!]) {
-    const runId = (await alice.gql(`mutation { startRun(workflow: "edges") { id } }`)).startRun.id as string;
+    const runId = (await w.alice.gql(`mutation { startRun(workflow: "edges") { id } }`)).startRun.id as string;
     const order = await succeedAll(runId, pick);
     // Every node once but the map, which its two items end.
     expect(order).toHaveLength(spec.tasks.length - 1 + 2);
   }
-  const source = (await alice.gql(`mutation { startRun(workflow: "edges") { id } }`)).startRun.id as string;
+  const source = (await w.alice.gql(`mutation { startRun(workflow: "edges") { id } }`)).startRun.id as string;
   await succeedAll(source, (q) => q[0]!);
   // b and what waits on it (d, then f) execute again; the rest is copied, counted into d and f at the rerun's start.
-  const rerun = (await alice.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: NODES, nodes: ["b"]) { id } }`, { id: source })).rerunRun.id as string;
+  const rerun = (await w.alice.gql(`mutation ($id: ID!) { rerunRun(id: $id, from: NODES, nodes: ["b"]) { id } }`, { id: source })).rerunRun.id as string;
   const copied = (await tasksOf(rerun)).filter((r) => r.reusedFromTaskId).map((r) => r.node);
   expect(copied).toContain('c');
   expect(copied).not.toContain('d');

@@ -8,21 +8,15 @@
 // progress, metrics and a log. Real Postgres, the recorder's own orchestrator, a feed whose transport packs its
 // messages as the JetStream bus does (packWithin).
 import { and, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { beforeAll, expect, it, vi } from 'vitest';
 import { packWithin } from '../../plugins/bus/payload-limit';
 import type { ExecutorEvent } from '../../plugins/protocol';
-import type { Db } from '../../server/db/client';
 import { tasks } from '../../server/db/tables/runs';
 import { createRunFeed, type FeedEvent } from '../../server/events/feed';
 import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
-import { startTestApp, type TestApp } from '../harness/app';
-import type { ApiClient } from '../harness/client';
-import { type PostgresServer, startPostgres } from '../harness/postgres';
+import { countedApp, oneTask } from '../harness/counted-app';
 
-let pg: PostgresServer;
-let t: TestApp;
-let db: Db;
-let alice: ApiClient & { token: string };
+const w = countedApp({ workflows: [oneTask()] });
 let orchestrator: Orchestrator;
 let feed: ReturnType<typeof createRunFeed>;
 /** What the feed's transport was handed, and the messages it made of it. */
@@ -30,36 +24,22 @@ const published: { events: FeedEvent[]; messages: string[]; tooLarge: (event: un
 /** nats-server's default; the second test shrinks it so that a log event goes as a reference. */
 let maxPayload = 1024 * 1024;
 
-beforeAll(async () => {
-  pg = await startPostgres();
-  // No executor host: the runs' tasks stay queued, and the test reports for them.
-  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0', ATELIER_TICK_MS: '60000' });
-  db = t.app.services.db;
-  await t.publishFixture('sleep');
-  alice = await t.user('alice');
-  await t.team('ml', ['alice']);
-  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
-    s: JSON.stringify({ name: 'one-task', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] }),
-  });
+// The recorder's own orchestrator, on a feed whose transport packs its messages as the JetStream bus does.
+beforeAll(() => {
   feed = createRunFeed({
-    db,
+    db: w.db,
     transport: {
       publish(events, tooLarge) {
         published.push({ events, messages: packWithin(events, maxPayload, tooLarge), tooLarge });
       },
     },
   });
-  orchestrator = createOrchestrator({ db, feed, onOutbox: () => {}, defaults: { timeoutMs: 60_000, executor: 'local' } });
-}, 120_000);
-
-afterAll(async () => {
-  await t?.stop();
-  await pg?.stop();
+  orchestrator = createOrchestrator({ db: w.db, feed, onOutbox: () => {}, defaults: { timeoutMs: 60_000, executor: 'local' } });
 });
 
 async function queuedTask(): Promise<{ runId: string; base: Omit<ExecutorEvent, 'kind' | 'seq'> }> {
-  const runId = (await alice.gql(`mutation { startRun(workflow: "one-task") { id } }`)).startRun.id as string;
-  const [task] = await db
+  const runId = (await w.alice.gql(`mutation { startRun(workflow: "one-task") { id } }`)).startRun.id as string;
+  const [task] = await w.db
     .select()
     .from(tasks)
     .where(and(eq(tasks.runId, runId), eq(tasks.status, 'QUEUED')));

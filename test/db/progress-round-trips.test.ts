@@ -7,46 +7,18 @@
 // of its own whose statements and Postgres' answers are counted on the socket (run-end-round-trips.test.ts counts the
 // batches that carry a result).
 import { and, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { ExecutorEvent } from '../../plugins/protocol';
-import type { Db } from '../../server/db/client';
 import { runs, tasks } from '../../server/db/tables/runs';
-import { startTestApp, type TestApp } from '../harness/app';
-import type { ApiClient } from '../harness/client';
-import { type CountedOrchestrator, countedOrchestrator } from '../harness/counted-orchestrator';
+import { countedApp, oneTask } from '../harness/counted-app';
 import { roundTrips } from '../harness/counting-pool';
-import { type PostgresServer, startPostgres } from '../harness/postgres';
 
-let pg: PostgresServer;
-let t: TestApp;
-let db: Db;
-let counted: CountedOrchestrator;
-let alice: ApiClient & { token: string };
-
-beforeAll(async () => {
-  pg = await startPostgres();
-  // No executor host: the runs' tasks stay queued, and the test reports for them.
-  t = await startTestApp({ DATABASE_URL: pg.url, ATELIER_EMBEDDED_EXECUTOR: '0', ATELIER_TICK_MS: '60000' });
-  db = t.app.services.db;
-  await t.publishFixture('sleep');
-  alice = await t.user('alice');
-  await t.team('ml', ['alice']);
-  await alice.gql(`mutation ($s: String!) { createWorkflow(spec: $s, team: "ml") { created } }`, {
-    s: JSON.stringify({ name: 'one-task', tasks: [{ name: 'work', module: 'test/sleep', parameters: { ms: 1 } }] }),
-  });
-  counted = countedOrchestrator(pg.url);
-}, 120_000);
-
-afterAll(async () => {
-  await counted?.end();
-  await t?.stop();
-  await pg?.stop();
-});
+const w = countedApp({ workflows: [oneTask()] });
 
 /** A run of `one-task` started, and what its task reports as `base` (the event's own fields to be added). */
 async function queuedTask(): Promise<{ runId: string; taskId: string; base: Omit<ExecutorEvent, 'kind' | 'seq'> }> {
-  const runId = (await alice.gql(`mutation { startRun(workflow: "one-task") { id } }`)).startRun.id as string;
-  const [task] = await db
+  const runId = (await w.alice.gql(`mutation { startRun(workflow: "one-task") { id } }`)).startRun.id as string;
+  const [task] = await w.db
     .select()
     .from(tasks)
     .where(and(eq(tasks.runId, runId), eq(tasks.status, 'QUEUED')));
@@ -60,14 +32,14 @@ const firstProgress = (base: Omit<ExecutorEvent, 'kind' | 'seq'>): ExecutorEvent
 
 /** The round trips recordEvents takes for `events`, from its BEGIN to its COMMIT. */
 async function recorded(events: ExecutorEvent[]): Promise<number> {
-  counted.seen.sent.length = 0;
-  await counted.orchestrator.recordEvents(events);
-  return roundTrips(counted.seen.sent);
+  w.counted.seen.sent.length = 0;
+  await w.counted.orchestrator.recordEvents(events);
+  return roundTrips(w.counted.seen.sent);
 }
 
 const taskRow = async (taskId: string) =>
   (
-    await db
+    await w.db
       .select({ status: tasks.status, progress: tasks.progress, message: tasks.progressMessage, heartbeatAt: tasks.heartbeatAt, startedAt: tasks.startedAt })
       .from(tasks)
       .where(eq(tasks.id, taskId))
@@ -84,30 +56,30 @@ it("records a task's first progress with its start, and a later progress alone, 
   expect(await taskRow(taskId)).toMatchObject({ status: 'RUNNING', progress: 0.5, message: 'half way' });
   expect((await taskRow(taskId)).heartbeatAt).not.toBeNull();
   expect((await taskRow(taskId)).startedAt).not.toBeNull();
-  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  const [run] = await w.db.select().from(runs).where(eq(runs.id, runId));
   expect(run!.status).toBe('RUNNING');
   // The feed tells it in order, numbered without holes: the task running, the run running, the progress.
-  const events = await t.app.services.feed.since(runId, 0);
+  const events = await w.t.app.services.feed.since(runId, 0);
   expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
   const told = events.map((e) => `${e.kind}:${'status' in e ? e.status : 'fraction' in e ? e.fraction : ''}`);
   expect(told.slice(-3).sort()).toEqual(['run-status:RUNNING', 'task-progress:0.5', 'task-status:RUNNING']);
 
   expect(await recorded([{ ...base, kind: 'progress', seq: 3, fraction: 0.75, message: 'three quarters' }])).toBe(2);
   expect(await taskRow(taskId)).toMatchObject({ status: 'RUNNING', progress: 0.75, message: 'three quarters' });
-  expect((await t.app.services.feed.since(runId, events.length)).map((e) => e.kind)).toEqual(['task-progress']);
+  expect((await w.t.app.services.feed.since(runId, events.length)).map((e) => e.kind)).toEqual(['task-progress']);
 }, 60_000);
 
 it('changes nothing when the first progress is delivered again, nor for a progress of an attempt no longer current', async () => {
   const { runId, taskId, base } = await queuedTask();
   await recorded(firstProgress(base));
   await recorded([{ ...base, kind: 'progress', seq: 3, fraction: 0.75, message: 'three quarters' }]);
-  const before = await t.app.services.feed.since(runId, 0);
+  const before = await w.t.app.services.feed.since(runId, 0);
   // The batch again (at least once on the bus): nothing is new, so no row, progress or event moves.
   await recorded(firstProgress(base));
   expect(await taskRow(taskId)).toMatchObject({ status: 'RUNNING', progress: 0.75, message: 'three quarters' });
-  expect(await t.app.services.feed.since(runId, 0)).toEqual(before);
+  expect(await w.t.app.services.feed.since(runId, 0)).toEqual(before);
   // A report of an attempt the task has moved past is kept as history but moves nothing.
-  await db.update(tasks).set({ attempt: 2, status: 'QUEUED' }).where(eq(tasks.id, taskId));
+  await w.db.update(tasks).set({ attempt: 2, status: 'QUEUED' }).where(eq(tasks.id, taskId));
   await recorded([{ ...base, kind: 'progress', seq: 4, fraction: 0.9, message: 'stale' }]);
   expect(await taskRow(taskId)).toMatchObject({ status: 'QUEUED', progress: 0.75, message: 'three quarters' });
 }, 60_000);
