@@ -37,6 +37,10 @@ export interface Database {
  * (the query builders, `tx.select()` and the rest, are the same).
  */
 const transactionsOf = new WeakMap<Db, Db>();
+/** Per embedded database, the directory of its files (`pgdata`): where a copy of it is told from it (incarnation.ts). */
+const directoriesOf = new WeakMap<Db, string>();
+/** The embedded database's files' directory; undefined on Postgres. */
+export const embeddedDirectory = (db: Db): string | undefined => directoriesOf.get(db);
 /** Per Postgres database, a connection of its own, outside the pool's turns (withTryAdvisoryLock's session locks). */
 const sessionsOf = new WeakMap<Db, () => Promise<ReservedSql>>();
 
@@ -137,6 +141,7 @@ export async function openDatabase(options: {
   }
   const db = drizzle(client, { schema }) as unknown as Db;
   transactionsOf.set(db, drizzle(client) as unknown as Db);
+  directoriesOf.set(db, dir);
   try {
     await migrate(db as never, { migrationsFolder });
     refuseNewerDatabase(await latestApplied(db), migrationsFolder);

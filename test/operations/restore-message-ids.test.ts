@@ -3,9 +3,11 @@
 // and dropped the restored database's publishes as repeats: the attempt was found missing later and ran only as the
 // next attempt. Message ids carry the database's incarnation, drawn anew by the restore (server/events/incarnation.ts);
 // the same row published twice by one database (a relay that died before deleting it) is still dropped as a repeat.
-// Real Postgres (pg_dump, pg_restore into a new database), real nats-server.
+// The embedded database's copy too: a copy of its data directory, started beside it or put back in its place, draws
+// one of its own. Real Postgres (pg_dump, pg_restore into a new database), real PGlite, real nats-server.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -17,8 +19,10 @@ import type { Bus, Delivery } from '../../plugins/bus/types';
 import type { TaskMessage } from '../../plugins/protocol';
 import { createJetStreamBus } from '../../server/bus/jetstream';
 import { type Database, openDatabase } from '../../server/db/client';
+import { databaseIncarnation } from '../../server/events/incarnation';
 import { createOutboxRelay } from '../../server/events/outbox-relay';
 import { type NatsServer, startNats } from '../harness/nats';
+import { seedEmbeddedDatabase } from '../harness/pglite-template';
 import { type PostgresServer, startPostgres } from '../harness/postgres';
 
 const run = promisify(execFile);
@@ -52,9 +56,20 @@ async function open(name: string) {
   databases.push(database);
   return database;
 }
+async function openEmbedded(dataDir: string) {
+  const database = await openDatabase({ dataDir });
+  databases.push(database);
+  return database;
+}
+async function close(database: Database) {
+  databases.splice(databases.indexOf(database), 1);
+  await database.close();
+}
 /** The task's outbox row, as dispatch writes it (left by a relay that died before deleting it, the second time). */
-const writeRow = (database: Database) =>
-  database.db.execute(sql`insert into outbox (kind, pool, msg_id, payload) values ('task', ${POOL}, ${KEY}, ${JSON.stringify(task)}::json)`);
+const writeRow = (database: Database, message = task) =>
+  database.db.execute(
+    sql`insert into outbox (kind, pool, msg_id, payload) values ('task', ${POOL}, ${`${message.taskId}:1`}, ${JSON.stringify(message)}::json)`,
+  );
 /** One relay, as a control plane's start makes it, run until the outbox is empty. */
 async function relayAll(database: Database) {
   const relay = createOutboxRelay({ db: database.db, bus, pollMs: 60_000 });
@@ -62,7 +77,7 @@ async function relayAll(database: Database) {
   await relay.drain();
   await relay.stop();
 }
-const held = async () => (await bus.heldTaskMessages!(new Set([KEY]))).has(KEY);
+const held = async (key = KEY) => (await bus.heldTaskMessages!(new Set([key]))).has(key);
 async function messagesOnStream() {
   const nc = await connect({ servers: nats.url });
   try {
@@ -111,3 +126,71 @@ it('publishes the task message a restored database issues again, which the bus s
   await relayAll(restored);
   expect(await messagesOnStream()).toBe(1);
 }, 180_000);
+
+/** Whether the temporary directory's file system records when a directory was made (statx's birth time). */
+const recordsBirthTimes = (() => {
+  const probe = mkdtempSync(path.join(os.tmpdir(), 'atelier-birth-'));
+  mkdirSync(path.join(probe, 'd'));
+  const born = statSync(path.join(probe, 'd'), { bigint: true }).birthtimeNs > 0n;
+  rmSync(probe, { recursive: true });
+  return born;
+})();
+
+/** Another task than the first test's, and its message's key. */
+const copiedTask = { ...task, taskId: '00000000-0000-4000-8000-000000000003' };
+const COPIED_KEY = `${copiedTask.taskId}:1`;
+
+it('publishes the task message a copy of the embedded data directory issues again beside its original, and dedupes its own republished row', async () => {
+  // The original stopped with the task's message not yet published; its data directory copied to a second path.
+  const original = path.join(scratch, 'embedded-original');
+  await seedEmbeddedDatabase(original);
+  const stopped = await openEmbedded(original);
+  await databaseIncarnation(stopped.db); // it ran before: its incarnation was drawn at its first publish
+  await writeRow(stopped, copiedTask);
+  await close(stopped);
+  const copy = path.join(scratch, 'embedded-copy');
+  await cp(original, copy, { recursive: true });
+
+  // Both started side by side on one NATS: each publishes the row under its own incarnation, and the bus takes both.
+  const before = await messagesOnStream();
+  const [first, second] = [await openEmbedded(original), await openEmbedded(copy)];
+  expect(await databaseIncarnation(first.db)).not.toBe(await databaseIncarnation(second.db));
+  await relayAll(first);
+  expect(await held(COPIED_KEY)).toBe(true);
+  await relayAll(second);
+  expect(await messagesOnStream()).toBe(before + 2);
+
+  // The copy restarted is the same database: its row published again after a crash keeps its id, and the bus drops it.
+  await close(second);
+  const again = await openEmbedded(copy);
+  await writeRow(again, copiedTask);
+  await relayAll(again);
+  expect(await messagesOnStream()).toBe(before + 2);
+}, 180_000);
+
+it.skipIf(!recordsBirthTimes)(
+  'publishes the task message a backup of the embedded data directory put back at its own path issues again',
+  async () => {
+    // The backup, taken while stopped with the task's message not yet published; after it the original publishes it.
+    const dataDir = path.join(scratch, 'embedded-in-place');
+    await seedEmbeddedDatabase(dataDir);
+    const stopped = await openEmbedded(dataDir);
+    await databaseIncarnation(stopped.db); // it ran before: its incarnation was drawn at its first publish
+    await writeRow(stopped, copiedTask);
+    await close(stopped);
+    const backup = path.join(scratch, 'embedded-in-place-backup');
+    await cp(dataDir, backup, { recursive: true });
+    const original = await openEmbedded(dataDir);
+    const before = await messagesOnStream();
+    await relayAll(original);
+    await close(original);
+
+    // The backup put back where the original was, within the bus's dedupe window: same path, a directory made anew.
+    await rm(dataDir, { recursive: true });
+    await cp(backup, dataDir, { recursive: true });
+    const restored = await openEmbedded(dataDir);
+    await relayAll(restored);
+    expect(await messagesOnStream()).toBe(before + 2);
+  },
+  180_000,
+);
