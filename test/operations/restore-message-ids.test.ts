@@ -140,16 +140,25 @@ const recordsBirthTimes = (() => {
 const copiedTask = { ...task, taskId: '00000000-0000-4000-8000-000000000003' };
 const COPIED_KEY = `${copiedTask.taskId}:1`;
 
-it('publishes the task message a copy of the embedded data directory issues again beside its original, and dedupes its own republished row', async () => {
-  // The original stopped with the task's message not yet published; its data directory copied to a second path.
-  const original = path.join(scratch, 'embedded-original');
-  await seedEmbeddedDatabase(original);
-  const stopped = await openEmbedded(original);
-  await databaseIncarnation(stopped.db); // it ran before: its incarnation was drawn at its first publish
+/**
+ * An embedded data directory as a control plane that ran before left it (its incarnation drawn at an earlier publish),
+ * stopped with the task's message not yet published, and a copy of it taken then.
+ */
+async function copiedWhileStopped(name: string): Promise<{ dataDir: string; copy: string }> {
+  const dataDir = path.join(scratch, name);
+  await seedEmbeddedDatabase(dataDir);
+  const stopped = await openEmbedded(dataDir);
+  await databaseIncarnation(stopped.db);
   await writeRow(stopped, copiedTask);
   await close(stopped);
-  const copy = path.join(scratch, 'embedded-copy');
-  await cp(original, copy, { recursive: true });
+  const copy = path.join(scratch, `${name}-copy`);
+  await cp(dataDir, copy, { recursive: true });
+  return { dataDir, copy };
+}
+
+it('publishes the task message a copy of the embedded data directory issues again beside its original, and dedupes its own republished row', async () => {
+  // The original stopped with the task's message not yet published; its data directory copied to a second path.
+  const { dataDir: original, copy } = await copiedWhileStopped('embedded-beside');
 
   // Both started side by side on one NATS: each publishes the row under its own incarnation, and the bus takes both.
   const before = await messagesOnStream();
@@ -172,14 +181,7 @@ it.skipIf(!recordsBirthTimes)(
   'publishes the task message a backup of the embedded data directory put back at its own path issues again',
   async () => {
     // The backup, taken while stopped with the task's message not yet published; after it the original publishes it.
-    const dataDir = path.join(scratch, 'embedded-in-place');
-    await seedEmbeddedDatabase(dataDir);
-    const stopped = await openEmbedded(dataDir);
-    await databaseIncarnation(stopped.db); // it ran before: its incarnation was drawn at its first publish
-    await writeRow(stopped, copiedTask);
-    await close(stopped);
-    const backup = path.join(scratch, 'embedded-in-place-backup');
-    await cp(dataDir, backup, { recursive: true });
+    const { dataDir, copy: backup } = await copiedWhileStopped('embedded-in-place');
     const original = await openEmbedded(dataDir);
     const before = await messagesOnStream();
     await relayAll(original);
