@@ -43,6 +43,7 @@ export function countedApp(options: CountedAppOptions): CountedApp {
   } as CountedApp;
   beforeAll(async () => {
     world.pg = await startPostgres();
+    // A sweep a minute: none moves a run while a test counts what its own calls cost.
     world.t = await startTestApp({ DATABASE_URL: world.pg.url, ATELIER_EMBEDDED_EXECUTOR: '0', ATELIER_TICK_MS: '60000', ...options.env });
     world.db = world.t.app.services.db;
     world.versions = {};
