@@ -81,7 +81,7 @@ export async function throughputProfile(width: number): Promise<Row[]> {
 
 /**
  * The control plane's collections while the run goes, by kind: how many, and their pause in all (ms); and its heap:
- * used at the start and at its largest (no collection forced), and what the old generation took in (the growth of its
+ * used at the start and at its largest (no collection forced), the process's resident memory at its largest, and what the old generation took in (the growth of its
  * spaces from one collection's report to the next, summed: what scavenges promoted, and what was allocated there).
  */
 function gcProbe(): { stop(): Promise<string> } {
@@ -90,6 +90,7 @@ function gcProbe(): { stop(): Promise<string> } {
   const oldUsed = () => getHeapSpaceStatistics().reduce((sum, s) => sum + (oldSpaces.has(s.space_name) ? s.space_used_size : 0), 0);
   const startUsed = process.memoryUsage().heapUsed;
   let peak = startUsed;
+  let peakRss = process.memoryUsage().rss;
   let old = oldUsed();
   let intake = 0;
   const names: Record<number, string> = {
@@ -109,7 +110,9 @@ function gcProbe(): { stop(): Promise<string> } {
     const now = oldUsed();
     intake += Math.max(0, now - old);
     old = now;
-    peak = Math.max(peak, process.memoryUsage().heapUsed);
+    const memory = process.memoryUsage();
+    peak = Math.max(peak, memory.heapUsed);
+    peakRss = Math.max(peakRss, memory.rss);
   });
   observer.observe({ entryTypes: ['gc'] });
   return {
@@ -117,7 +120,7 @@ function gcProbe(): { stop(): Promise<string> } {
       await new Promise((resolve) => setTimeout(resolve, 10)); // the last entries are delivered a turn later
       observer.disconnect();
       const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-      return `GC in the control plane while the run went: ${[...kinds].map(([kind, k]) => `${k.count} ${kind} (${k.ms.toFixed(0)} ms)`).join(', ')}${(globalThis as { gc?: unknown }).gc ? " (with the heap probe's full collections)" : ''}; heap used ${mb(startUsed)} MB at the start, ${mb(peak)} at most; the old generation took in ${mb(intake)} MB`;
+      return `GC in the control plane while the run went: ${[...kinds].map(([kind, k]) => `${k.count} ${kind} (${k.ms.toFixed(0)} ms)`).join(', ')}${(globalThis as { gc?: unknown }).gc ? " (with the heap probe's full collections)" : ''}; heap used ${mb(startUsed)} MB at the start, ${mb(peak)} at most (resident ${mb(peakRss)} MB at most); the old generation took in ${mb(intake)} MB`;
     },
   };
 }
