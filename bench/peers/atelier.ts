@@ -47,13 +47,14 @@ export interface AtelierUnderTest {
  * process on the `noop` pool with 256 attempts in flight, as bench/foundation.ts runs it.
  */
 export async function startAtelier(
-  infra: { pgUrl: string; natsUrl: string },
+  /** `appPgUrl`: the control plane's own DATABASE_URL where it differs from `pgUrl` (a Unix socket's), the bench's connections on `pgUrl`. */
+  infra: { pgUrl: string; natsUrl: string; appPgUrl?: string },
   workflows: object[],
   counter: StatementCounter,
   /** How long to watch the idle control plane's own statements (0: not at all). */
   idleWindowMs = 2000,
 ): Promise<AtelierUnderTest> {
-  const t = await startTestApp({ DATABASE_URL: infra.pgUrl, NATS_URL: infra.natsUrl, ATELIER_TICK_MS: tickMs() });
+  const t = await startTestApp({ DATABASE_URL: infra.appPgUrl ?? infra.pgUrl, NATS_URL: infra.natsUrl, ATELIER_TICK_MS: tickMs() });
   let executor: ExecutorProcess | undefined;
   const observer = postgres(asRole(infra.pgUrl, OBSERVER), { max: 1, onnotice: () => {} });
   try {

@@ -27,7 +27,9 @@ export async function profileWorld(workflows: object[], settings: Record<string,
     startNats(),
   ]);
   const counter = await statementCounter(inDatabase(pg.url, 'postgres'));
-  const atelier = await startAtelier({ pgUrl: pg.url, natsUrl: nats.url }, workflows, counter, 2000);
+  // PROFILE_PG_SOCKET=1: the control plane reaches Postgres over its Unix socket (libpq's form of DATABASE_URL), not TCP loopback.
+  const appPgUrl = process.env.PROFILE_PG_SOCKET === '1' ? socketUrl(pg.url, pg.socketDir) : undefined;
+  const atelier = await startAtelier({ pgUrl: pg.url, natsUrl: nats.url, appPgUrl }, workflows, counter, 2000);
   const observer = postgres(asRole(inDatabase(pg.url, 'postgres'), OBSERVER), { max: 1, onnotice: () => {} });
   return {
     atelier,
@@ -47,4 +49,10 @@ export async function profileWorld(workflows: object[], settings: Record<string,
       await pg.stop();
     },
   };
+}
+
+/** `url` (postgres://user@127.0.0.1:port/db) as libpq names the same server's Unix socket: `postgres://user@/db?host=dir&port=port`. */
+function socketUrl(url: string, socketDir: string): string {
+  const u = new URL(url);
+  return `postgres://${u.username}@${u.pathname}?host=${encodeURIComponent(socketDir)}&port=${u.port}`;
 }

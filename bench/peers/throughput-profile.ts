@@ -1,9 +1,10 @@
 // The statements of S1 one by one: a run of `width` independent no-op tasks on Postgres + NATS (as S1 of
 // `npm run bench -- peers`), every statement the control plane sent while it ran (pg_stat_statements), by server
 // time: calls per task, total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
-import { copyFile, readdir, readFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { type Row, runWhenMain } from '../lib';
 import { type AtelierUnderTest, atelierThroughput, independent } from './atelier';
 import { profileWorld } from './profile-world';
@@ -31,7 +32,9 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const startedAt = Date.now();
     const gcs = gcProbe();
     const heap = heapProbe(world.atelier.observer, width);
+    const survivors = await survivorProbe();
     const r = await atelierThroughput(world.atelier, 'profile', width, world.counter).finally(() => heap.stop());
+    await survivors.stop();
     const plane = process.cpuUsage(cpu0.plane);
     const gcLine = await gcs.stop();
     const perTask = (ms: number) => `${((ms / width) * 1000).toFixed(0)} µs`;
@@ -55,7 +58,12 @@ export async function throughputProfile(width: number): Promise<Row[]> {
         extract(epoch from r.created_at - ${new Date(startedAt)}::timestamptz) * 1000 as created_after_request
       from runs r join tasks t on t.run_id = r.id
       where r.id = (select id from runs order by created_at desc limit 1) group by r.created_at, r.finished_at`;
+    // Which way the control plane's connections came (PROFILE_PG_SOCKET): a Unix socket's have no client address.
+    const ways = await world.atelier.observer<{ socket: number; tcp: number }[]>`
+      select count(*) filter (where client_addr is null)::int as socket, count(*) filter (where client_addr is not null)::int as tcp
+      from pg_stat_activity where datname = ${world.atelier.database} and usename <> current_user`;
     console.log(cpu);
+    console.log(`the control plane's connections to Postgres: ${ways[0]?.socket ?? 0} over a Unix socket, ${ways[0]?.tcp ?? 0} over TCP`);
     console.log(gcLine);
     console.log(heap.line());
     if (t)
@@ -71,9 +79,20 @@ export async function throughputProfile(width: number): Promise<Row[]> {
   }
 }
 
-/** The control plane's collections while the run goes, by kind: how many, and their pause in all (ms). */
+/**
+ * The control plane's collections while the run goes, by kind: how many, and their pause in all (ms); and its heap:
+ * used at the start and at its largest (no collection forced), the process's resident memory at its largest, and what the old generation took in (the growth of its
+ * spaces from one collection's report to the next, summed: what scavenges promoted, and what was allocated there).
+ */
 function gcProbe(): { stop(): Promise<string> } {
   const kinds = new Map<string, { count: number; ms: number }>();
+  const oldSpaces = new Set(['old_space', 'code_space', 'large_object_space', 'code_large_object_space']);
+  const oldUsed = () => getHeapSpaceStatistics().reduce((sum, s) => sum + (oldSpaces.has(s.space_name) ? s.space_used_size : 0), 0);
+  const startUsed = process.memoryUsage().heapUsed;
+  let peak = startUsed;
+  let peakRss = process.memoryUsage().rss;
+  let old = oldUsed();
+  let intake = 0;
   const names: Record<number, string> = {
     [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenges',
     [constants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compacts',
@@ -88,21 +107,29 @@ function gcProbe(): { stop(): Promise<string> } {
       k.ms += entry.duration;
       kinds.set(kind, k);
     }
+    const now = oldUsed();
+    intake += Math.max(0, now - old);
+    old = now;
+    const memory = process.memoryUsage();
+    peak = Math.max(peak, memory.heapUsed);
+    peakRss = Math.max(peakRss, memory.rss);
   });
   observer.observe({ entryTypes: ['gc'] });
   return {
     async stop() {
       await new Promise((resolve) => setTimeout(resolve, 10)); // the last entries are delivered a turn later
       observer.disconnect();
-      return `GC in the control plane while the run went: ${[...kinds].map(([kind, k]) => `${k.count} ${kind} (${k.ms.toFixed(0)} ms)`).join(', ')}${(globalThis as { gc?: unknown }).gc ? " (with the heap probe's full collections)" : ''}`;
+      const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+      return `GC in the control plane while the run went: ${[...kinds].map(([kind, k]) => `${k.count} ${kind} (${k.ms.toFixed(0)} ms)`).join(', ')}${(globalThis as { gc?: unknown }).gc ? " (with the heap probe's full collections)" : ''}; heap used ${mb(startUsed)} MB at the start, ${mb(peak)} at most (resident ${mb(peakRss)} MB at most); the old generation took in ${mb(intake)} MB`;
     },
   };
 }
 
 /**
  * The control plane's heap while the run goes: with `--expose-gc` (`NODE_OPTIONS=--expose-gc`), heap used after a full
- * collection before the run and when half its tasks have finished, over the run's tasks (what the plane holds a task
- * until the run ends); `PROFILE_HEAP_SNAPSHOT=file` also writes heap snapshots at those moments (`file.before`, `file`).
+ * collection before the run, when half its tasks have finished and once it has ended, over the run's tasks (what the
+ * plane holds a task); `PROFILE_HEAP_SNAPSHOT=file` also writes heap snapshots at those moments (`file.before`, `file`,
+ * `file.end`).
  */
 function heapProbe(observer: AtelierUnderTest['observer'], width: number): { stop(): void; line(): string } {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -132,11 +159,34 @@ function heapProbe(observer: AtelierUnderTest['observer'], width: number): { sto
       stopped = true;
       void polling;
       after = used();
+      if (snapshot) writeHeapSnapshot(`${snapshot}.end`);
     },
     line: () =>
       mid
         ? `heap after a full GC: ${(before / 1e6).toFixed(1)} MB before the run, ${(mid.used / 1e6).toFixed(1)} MB with ${mid.finished} of ${width} tasks finished (${((mid.used - before) / width / 1000).toFixed(2)} KB a task of the run), ${((after ?? 0) / 1e6).toFixed(1)} MB once it ended (${(((after ?? 0) - before) / width / 1000).toFixed(2)} KB a task)`
         : 'heap: the run ended before half its tasks were seen finished',
+  };
+}
+
+/**
+ * `PROFILE_SURVIVORS=file`: V8's sampling heap profiler over the run, keeping the samples of objects a scavenge did not
+ * collect (those a full collection did are kept): where what a scavenge copies and promotes was allocated. The
+ * profile goes to `file` (a .heapprofile Chrome's DevTools opens).
+ */
+async function survivorProbe(): Promise<{ stop(): Promise<void> }> {
+  const file = process.env.PROFILE_SURVIVORS;
+  if (!file) return { async stop() {} };
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return {
+    async stop() {
+      const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
   };
 }
 
