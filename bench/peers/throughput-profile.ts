@@ -4,6 +4,8 @@
 import { copyFile, readdir, readFile } from 'node:fs/promises';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { type Row, runWhenMain } from '../lib';
 import { type AtelierUnderTest, atelierThroughput, independent } from './atelier';
 import { profileWorld } from './profile-world';
@@ -27,6 +29,7 @@ export async function throughputProfile(width: number): Promise<Row[]> {
   try {
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
     const host = world.atelier.executor.child.pid;
+    const messages0 = await streamMessages(world.natsUrl);
     const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats) };
     const startedAt = Date.now();
     const gcs = gcProbe();
@@ -56,6 +59,13 @@ export async function throughputProfile(width: number): Promise<Row[]> {
       from runs r join tasks t on t.run_id = r.id
       where r.id = (select id from runs order by created_at desc limit 1) group by r.created_at, r.finished_at`;
     console.log(cpu);
+    // Each stored message is one acknowledged publish and (for events) one delivery and one ack back: per task.
+    const messages = await streamMessages(world.natsUrl);
+    console.log(
+      `JetStream messages per task: ${Object.entries(messages)
+        .map(([stream, n]) => `${stream} ${((n - (messages0[stream] ?? 0)) / width).toFixed(3)}`)
+        .join(', ')}`,
+    );
     console.log(gcLine);
     console.log(heap.line());
     if (t)
@@ -68,6 +78,19 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     return [];
   } finally {
     await world.stop();
+  }
+}
+
+/** Messages each JetStream stream has taken so far (its last sequence number), by stream name. */
+async function streamMessages(natsUrl: string): Promise<Record<string, number>> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const counts: Record<string, number> = {};
+    for await (const info of jsm.streams.list()) counts[info.config.name] = info.state.last_seq;
+    return counts;
+  } finally {
+    await nc.close();
   }
 }
 
