@@ -24,8 +24,19 @@ import type { WireMetricValue } from './metric-values';
  * it stops (CancelMessage.attemptKey), and the control plane tells the host of an execution whose report it refused as
  * stale to stop that execution alone (the `stale-execution` control topic): hosts below 6 stop attempts by number as
  * before and never read that topic.
+ * 7: an EventBundle may hold the events of several attempts of one run (the host's combiner, plugins/host/
+ * event-combiner.ts), under the id `<its first event's id>+<its events' count>`. A host combines only for a control
+ * plane whose claim's answer said 7; one below 7 gets one message per attempt, as before. Upgrade control planes first
+ * (a host at 7 needs nothing else: it reads the version from the answer).
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
+
+/**
+ * The first protocol version whose control planes read an EventBundle holding several attempts' events (the events of
+ * one run that a host's attempts reported within one turn, as one message): control planes split any bundle event by
+ * event, and since 7 nothing on them takes a bundle's events for one task's.
+ */
+export const COMBINED_EVENTS_PROTOCOL = 7;
 
 /** The first protocol version whose control planes answer claims in batches (ClaimBatch). */
 export const CLAIM_BATCH_PROTOCOL = 5;
@@ -192,8 +203,9 @@ export const isTaskBatch = (message: unknown): message is TaskBatch =>
 
 /**
  * Several events of one attempt in one bus message, in sequence order (protocol 2): a short attempt's start,
- * progress and result cost one publish and one ack instead of three. Its message id is its first event's. Buses
- * hand its events to consumers as separate deliveries, so no consumer sees a bundle.
+ * progress and result cost one publish and one ack instead of three. Its message id is its first event's. From
+ * protocol 7 it may hold several attempts' events of one run, each attempt's in sequence order, under the id
+ * `<first event's id>+<count>`. Buses hand its events to consumers as separate deliveries, so no consumer sees a bundle.
  */
 export interface EventBundle {
   bundle: ExecutorEvent[];

@@ -5,6 +5,8 @@ import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { type Row, runWhenMain } from '../lib';
 import { type AtelierUnderTest, atelierThroughput, independent } from './atelier';
 import { profileWorld } from './profile-world';
@@ -28,6 +30,7 @@ export async function throughputProfile(width: number): Promise<Row[]> {
   try {
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
     const host = world.atelier.executor.child.pid;
+    const messages0 = await streamMessages(world.natsUrl);
     const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats) };
     const startedAt = Date.now();
     const gcs = gcProbe();
@@ -64,6 +67,13 @@ export async function throughputProfile(width: number): Promise<Row[]> {
       from pg_stat_activity where datname = ${world.atelier.database} and usename <> current_user`;
     console.log(cpu);
     console.log(`the control plane's connections to Postgres: ${ways[0]?.socket ?? 0} over a Unix socket, ${ways[0]?.tcp ?? 0} over TCP`);
+    // Each stored message is one acknowledged publish and (for events) one delivery and one ack back: per task.
+    const messages = await streamMessages(world.natsUrl);
+    console.log(
+      `JetStream messages per task: ${Object.entries(messages)
+        .map(([stream, n]) => `${stream} ${((n - (messages0[stream] ?? 0)) / width).toFixed(3)}`)
+        .join(', ')}`,
+    );
     console.log(gcLine);
     console.log(heap.line());
     if (t)
@@ -76,6 +86,19 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     return [];
   } finally {
     await world.stop();
+  }
+}
+
+/** Messages each JetStream stream has taken so far (its last sequence number), by stream name. */
+async function streamMessages(natsUrl: string): Promise<Record<string, number>> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const counts: Record<string, number> = {};
+    for await (const info of jsm.streams.list()) counts[info.config.name] = info.state.last_seq;
+    return counts;
+  } finally {
+    await nc.close();
   }
 }
 

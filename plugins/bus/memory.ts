@@ -159,11 +159,14 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       }
       const maxBatch = consumeOptions.maxBatch ?? BUS_DEFAULTS.maxBatch;
       let batcher: Batcher<Member>;
-      // A bundle becomes one delivery per event; the message is acked once all of them are.
+      // A bundle becomes one delivery per event; the message is acked once all of them are. Its events are admitted
+      // as they arrive, as on JetStream (BatchConsumeOptions.admit).
       const sub = new Sub(
         consumeOptions.maxInFlight ?? BUS_DEFAULTS.eventInFlight,
         (delivery) => {
-          for (const member of splitBundle(delivery)) batcher.add(member);
+          const members = splitBundle(delivery);
+          consumeOptions.admit?.(members.map((m) => m.data));
+          for (const member of members) batcher.add(member);
         },
         consumeOptions.maxInFlightBytes,
       );

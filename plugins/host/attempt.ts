@@ -13,6 +13,7 @@ import { traceTaskHop } from '../trace';
 import { settleUnclaimed, Unclaimed } from './attempt-claim';
 import { AttemptContext } from './attempt-context';
 import type { AskClaim } from './claims';
+import type { EventCombiner } from './event-combiner';
 import type { Attempt } from './host-attempt';
 import { createReporter, type Reporter } from './reporter';
 import { LaneTimer, TimerLanes } from './timer-lanes';
@@ -48,6 +49,8 @@ export interface AttemptRuntime {
   verifyClaims: boolean;
   /** How a claim is asked (claims.ts: several at once where the control plane reads batches). */
   askClaim: AskClaim;
+  /** The host's combiner of event messages (event-combiner.ts), where the bus carries bundles. */
+  combiner?: EventCombiner;
 }
 
 /** However often a control plane asks for heartbeats (ClaimAnswer.heartbeatMs), at most ten a second per attempt. */
@@ -108,6 +111,7 @@ export async function runAttempt(rt: AttemptRuntime, attempt: Attempt, delivery:
     logBatch: rt.logBatch,
     maxLogBytes: rt.maxLogBytes,
     warn: rt.warn,
+    combiner: rt.combiner,
   });
 
   let executor: Executor;

@@ -2,6 +2,9 @@
 // the bus's limit, measured only when it could be over it. The reporter (reporter.ts) decides what goes together.
 import type { ExecutorEvent } from '../protocol';
 
+/** Room kept in a bus message for its headers (a message id, JetStream's own): what an attempt's JSON may not use. */
+export const MESSAGE_HEADER_BYTES = 4096;
+
 /**
  * Whether `json` is at most `max` bytes as UTF-8. A UTF-16 code unit takes at most 3 bytes, so a string of up to a
  * third of the limit fits without being measured (every message of a no-op attempt): measuring scanned it again.

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { BUS_DEFAULTS } from '../bus/defaults';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import { isBatched } from '../bus/task-batch';
 import type { Bus, Delivery, Subscription } from '../bus/types';
 import { type CancelMessage, type HostHeartbeat, type HotClusterCommand, PROTOCOL_VERSION } from '../protocol';
@@ -17,8 +18,10 @@ import type { Executor, TaskMessage } from '../sdk';
 import { ownedTempDir } from '../temp-dirs';
 import { traceTaskHop } from '../trace';
 import { type ArtifactSource, Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
+import { MESSAGE_HEADER_BYTES } from './bundle';
 import { subscribeCancels } from './cancels';
 import { createClaimAsker } from './claims';
+import { createEventCombiner } from './event-combiner';
 
 export type { ArtifactSource } from './attempt';
 
@@ -70,6 +73,11 @@ export interface ExecutorHostOptions {
   stopGraceMs?: number;
   /** Where host-side problems go (a failed event publish, a failed workdir removal). Default: console.warn. */
   warn?: (message: string) => void;
+  /**
+   * How long an attempt's event message waits for others of its run to go with it (protocol 7, event-combiner.ts):
+   * default 0, the current turn of the event loop.
+   */
+  combineEventsMs?: number;
 }
 
 export interface ExecutorHost {
@@ -143,6 +151,14 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
     running: () => state === 'running' || state === 'draining',
     verifyClaims: options.verifyClaims ?? true,
     askClaim: createClaimAsker(bus, CLAIM_TIMEOUT_MS),
+    // One for the host: the messages its attempts of one run send in the same turn go as one (protocol 7).
+    combiner: bus.publishEvents
+      ? createEventCombiner({
+          bus,
+          maxBytes: () => (bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) - MESSAGE_HEADER_BYTES,
+          windowMs: options.combineEventsMs,
+        })
+      : undefined,
   };
 
   function onCancel(attempt: Attempt, message: CancelMessage) {

@@ -2,6 +2,7 @@
 // with, and the clock it schedules by. The reporter itself is reporter.ts.
 import type { Bus } from '../bus/types';
 import type { ExecutorEvent, TaskMessage, TaskOutcome } from '../protocol';
+import type { EventCombiner } from './event-combiner';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** An event as its producer writes it; the reporter adds the attempt's identity, sequence number and time. */
@@ -46,6 +47,11 @@ export interface ReporterOptions {
   clock?: ReporterClock;
   /** How long events wait to be folded with the ones after them into one bus message (protocol 2). Default FOLD_MS. */
   foldMs?: number;
+  /**
+   * The host's combiner of event messages (event-combiner.ts): used for a control plane at protocol 7 or later, whose
+   * answer to the claim said so (`task.protocol`); an older one gets each attempt's messages alone.
+   */
+  combiner?: EventCombiner;
 }
 
 export interface Reporter {

@@ -4,9 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import { permanentFailure } from '../outcomes';
-import { type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
+import { COMBINED_EVENTS_PROTOCOL, type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 import { traceHop, traceTaskHop, tracing } from '../trace';
-import { bundleJson, fits } from './bundle';
+import { bundleJson, fits, MESSAGE_HEADER_BYTES } from './bundle';
+import type { EventCombiner } from './event-combiner';
 import { createMetricBuffer, type MetricBuffer } from './metric-buffer';
 import { type EventBody, type Reporter, type ReporterClock, type ReporterOptions, type Stream, systemClock } from './reporter-types';
 
@@ -99,6 +100,8 @@ class AttemptReporter implements Reporter {
    */
   private readonly folds: boolean;
   private readonly foldMs: number;
+  /** The host's combiner (protocol 7, when the control plane announced it): this attempt's messages may share a run's. */
+  private readonly combiner: EventCombiner | undefined;
   private folding: ExecutorEvent[] = [];
   private cancelFoldTimer: (() => void) | undefined;
   // Logs: batched per stream, capped per attempt.
@@ -127,9 +130,10 @@ class AttemptReporter implements Reporter {
     this.metricBatch = options.metricBatch;
     this.block = options.task.execution ?? options.redeliveryCount;
     this.seq = this.block * SEQ_BLOCK;
-    this.maxMessageBytes = (this.bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) - 4096;
+    this.maxMessageBytes = (this.bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) - MESSAGE_HEADER_BYTES;
     this.folds = !!this.bus.publishEvents && (options.task.protocol ?? 1) >= 2;
     this.foldMs = options.foldMs ?? FOLD_MS;
+    this.combiner = this.folds && (options.task.protocol ?? 1) >= COMBINED_EVENTS_PROTOCOL ? options.combiner : undefined;
   }
 
   get open() {
@@ -156,25 +160,32 @@ class AttemptReporter implements Reporter {
   }
 
   /**
-   * One bus message for `events` (in seq order): a single event as itself, several as a bundle named by the first.
-   * A bundle past the bus's limit (a folded start, logs and a large result) goes as one message per event instead:
-   * a message the bus refuses would be refused again on every retry.
+   * The publish of one bus message for `events` (in seq order), made once and called again on a retry: a single event
+   * as itself, several as a bundle named by the first; from protocol 7 handed to the host's combiner, which may send
+   * it with other attempts' of the run. A bundle past the bus's limit (a folded start, logs and a large result) goes
+   * as one message per event instead: a message the bus refuses would be refused again on every retry.
    */
-  private send(events: ExecutorEvent[], lastJson?: string): Promise<void> {
-    const { bus } = this;
+  private sender(events: ExecutorEvent[], lastJson?: string): () => Promise<void> {
+    const { bus, combiner } = this;
     if (tracing() && events.some((e) => e.kind === 'progress')) traceHop('host: progress event sent', this.task.runId);
-    if (events.length === 1) return bus.publishEvent(events[0]!, this.msgIdOf(events[0]!));
-    if (bus.publishEvents) {
-      // Serialized once: its size decides, and the bus sends these bytes (S1's host spent ~7% of its CPU doing it twice).
-      const payload = bundleJson(events, lastJson);
-      if (fits(payload, this.maxMessageBytes)) return bus.publishEvents(events, this.msgIdOf(events[0]!), payload);
+    const id = this.msgIdOf(events[0]!);
+    if (events.length === 1 && !combiner) return () => bus.publishEvent(events[0]!, id);
+    // Serialized once: its size decides, and the bus sends these bytes (S1's host spent ~7% of its CPU doing it twice).
+    const json = events.length === 1 ? (lastJson ?? JSON.stringify(events[0])) : bus.publishEvents ? bundleJson(events, lastJson) : undefined;
+    if (json !== undefined && fits(json, this.maxMessageBytes)) {
+      if (combiner) {
+        const message = combiner.add(this.task.runId, { events, json, id });
+        return () => message.send();
+      }
+      return () => bus.publishEvents!(events, id, json);
     }
-    return Promise.all(events.map((e) => bus.publishEvent(e, this.msgIdOf(e)))).then(() => undefined);
+    combiner?.flush(); // what waits there goes first
+    return () => Promise.all(events.map((e) => bus.publishEvent(e, this.msgIdOf(e)))).then(() => undefined);
   }
 
   /** Published without waiting for the previous one (the bus keeps publish order per connection); awaited together before the result. */
   private publishMessage(events: ExecutorEvent[]) {
-    const p = this.send(events).catch((err) => {
+    const p = this.sender(events)().catch((err) => {
       if (this.publishFailures++ === 0)
         this.warn(`publishing ${events.map((e) => e.kind).join('+')} event of ${this.task.taskId}:${this.task.attempt} failed: ${errorMessage(err)}`);
     });
@@ -335,10 +346,12 @@ class AttemptReporter implements Reporter {
     // Earlier messages first: the result must not overtake the logs it concludes.
     if (this.pending?.size) await Promise.all([...this.pending]);
     const { runId, taskId } = this.task;
+    // One message, made once: a retry sends it as it was, the same bytes under the same id (see EventCombiner).
+    const send = this.sender(events, resultJson);
     for (let attempt = 1; ; attempt++) {
       try {
         traceTaskHop('host: result sent', runId, taskId);
-        await this.send(events, resultJson);
+        await send();
         traceTaskHop('host: result published', runId, taskId);
         return true;
       } catch (err) {
@@ -353,7 +366,6 @@ class AttemptReporter implements Reporter {
 
   async publishNow(body: EventBody) {
     this.flushFolded();
-    const event = this.makeEvent(body);
-    await this.bus.publishEvent(event, this.msgIdOf(event)).catch(() => undefined);
+    await this.sender([this.makeEvent(body)])().catch(() => undefined);
   }
 }

@@ -302,12 +302,12 @@ export async function createJetStreamBus(options: JetStreamBusOptions): Promise<
         recover: ensure,
         // A bundle (protocol 2) becomes one delivery per event; the message is acked once all of them are.
         onDelivery: (delivery) => {
-          if (tracing()) {
-            const first =
-              (delivery.data as { bundle?: { runId: string; taskId: string }[] }).bundle?.[0] ?? (delivery.data as { runId: string; taskId: string });
-            traceTaskHop('control plane: event delivered', first.runId, first.taskId);
-          }
           const members = splitBundle(delivery);
+          // A bundle may hold several attempts' events (protocol 7): each task's first event in it marks its hop.
+          if (tracing()) {
+            let last: string | undefined;
+            for (const { data } of members) if (data.taskId !== last) traceTaskHop('control plane: event delivered', data.runId, (last = data.taskId));
+          }
           consumeOptions.admit?.(members.map((m) => m.data));
           for (const member of members) batcher.add(member);
         },

@@ -419,6 +419,37 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         ]);
       });
 
+      it("splits a bundle of several attempts' events (protocol 7) into one delivery per event, each its task's, and settles it once", async () => {
+        const bus = await open();
+        const of = (taskId: string, seq: number): ExecutorEvent => ({ ...event(seq), taskId });
+        const bundle = [of('tA', 0), of('tA', 1), of('tB', 0), of('tB', 1), of('tC', 0)];
+        const durable = 'recorder-combined';
+        await bus.publishEvents!(bundle, 'tA:1:0:x+5');
+        const admitted: string[][] = [];
+        const seen: string[] = [];
+        let held: Delivery<ExecutorEvent> | undefined;
+        await bus.consumeEvents(
+          async (deliveries) => {
+            for (const d of deliveries) {
+              seen.push(`${d.data.taskId}:${d.data.seq}`);
+              // One attempt's event is acked last: the message is not settled before it.
+              if (d.data.taskId === 'tB' && d.data.seq === 1 && !held) held = d;
+              else await d.ack();
+            }
+          },
+          { durable, ackWaitMs: 60_000, admit: (events) => admitted.push(events.map((e) => `${e.taskId}:${e.seq}`)) },
+        );
+        await waitFor(() => seen.length === 5 && held !== undefined);
+        expect(seen).toEqual(['tA:0', 'tA:1', 'tB:0', 'tB:1', 'tC:0']);
+        expect(admitted).toEqual([seen]);
+        expect(await bus.eventBacklog(durable)).toEqual({ published: 1, recorded: 0 });
+        await held!.ack();
+        // One message, acked once all its events are: recorded, and never redelivered.
+        await waitForAsync(async () => (await bus.eventBacklog(durable)).recorded === 1);
+        await sleep(ACK_WAIT_MS * 2);
+        expect(seen).toHaveLength(5);
+      });
+
       it('gives every durable each event, shared among the subscriptions of one durable', async () => {
         const bus = await open();
         const shared: number[][] = [[], []];
