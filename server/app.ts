@@ -153,7 +153,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
     }
   });
   // Small dispatches reserve their attempts' first claims; the claim server answers those from memory.
-  const reservations = new ClaimReservations({ tracking: tracking.known });
+  const reservations = config.claimReservations ? new ClaimReservations({ tracking: tracking.known }) : undefined;
   const orchestrator = createOrchestrator({
     reservations,
     db,
