@@ -145,13 +145,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // and, often, the same pid, and the earlier start's attempts would pass for this one's (not known ended).
   const embeddedHostName = `${defaultHostName()}-${randomUUID().slice(0, 8)}${EMBEDDED_HOST_SUFFIX}`;
   // MLflow clients in a task log to the URL hosts reach the control plane at (ATELIER_PUBLIC_URL, or where it listens).
-  const tracking = taskTracking(db, () => {
-    try {
-      return config.publicUrl ?? http.url();
-    } catch {
-      return undefined; // not listening yet: attempts run without MLflow variables
-    }
-  });
+  const tracking = taskTracking(db, () => config.publicUrl ?? http.url());
   // Small dispatches reserve their attempts' first claims; the claim server answers those from memory.
   const reservations = config.claimReservations ? new ClaimReservations({ tracking: tracking.known }) : undefined;
   const orchestrator = createOrchestrator({

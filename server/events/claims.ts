@@ -8,7 +8,6 @@ import type { Bus, Subscription } from '../../plugins/bus/types';
 import { type AttemptClaim, type ClaimAnswer, PROTOCOL_VERSION } from '../../plugins/protocol';
 import { traceTaskHop } from '../../plugins/trace';
 import type { Service } from '../lifecycle';
-import type { ClaimReservations } from '../orchestrator/reservations';
 
 export interface ClaimServerOptions {
   bus: Bus;
@@ -23,7 +22,7 @@ export interface ClaimServerOptions {
    * Attempts a dispatch of this process reserved (server/orchestrator/reservations.ts): an attempt's first claim is
    * answered from its reservation at once, with no query; every other claim as before.
    */
-  reservations?: Pick<ClaimReservations, 'answer'>;
+  reservations?: { answer(claim: AttemptClaim, uri: string | undefined): Extract<ClaimAnswer, { verdict: 'run' }> | undefined };
   /** How long a running attempt may stay silent before it is presumed lost: hosts are told to beat four times in it. */
   heartbeatTimeoutMs?: number;
 }

@@ -72,7 +72,14 @@ const rowOf = (claim: AttemptClaim, token: string): TokenRow => ({
  * Task tokens for claims. Called with claims and their answers, it mints a token for each that runs and stores them
  * in one insert; its `prepare` mints them before the answers exist, for the claim query to store (ClaimTokens).
  */
-export function taskTracking(db: Db, uri: () => string | undefined) {
+export function taskTracking(db: Db, uriOf: () => string | undefined) {
+  const uri = () => {
+    try {
+      return uriOf();
+    } catch {
+      return undefined; // not listening yet (http.url() throws): attempts run without MLflow variables
+    }
+  };
   // The service identity, made once: it is looked up by name only when this process has not made sure of it yet (or
   // the last insert failed, in case it was deleted meanwhile). Two statements per claim batch, on every chain edge.
   let identityId: string | undefined;
