@@ -339,7 +339,7 @@ export function queueAndWrite(
   const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
   if (published) step.deletedPublished.push(published);
   // A small dispatch reserves its attempts' first claims in this statement (reservations.ts): kept once it commits.
-  const reserve = ctx.reservations?.plan(runId, [...taskIds, ...newTasks.map((t) => t.id!)]);
+  const reserve = ctx.reservations?.plan(runId, [...taskIds, ...newTasks.map((t) => t.id!)], rows);
   if (reserve) step.afterCommit.unshift(reserve.committed);
   const returning = reserve ? sql` returning id, attempt, timeout_ms` : ifReady ? sql` returning id` : sql``;
   const parts: SQL[] = [];

@@ -1,11 +1,12 @@
 // Which claims a reservation answers, and when it is gone: the rules of reservations.ts without a database (the
 // statement's rows are given as the dispatch's statement returns them; test/wire/reserved-claims.test.ts runs it).
 import { describe, expect, it } from 'vitest';
-import type { AttemptClaim } from '../../plugins/protocol';
+import type { AttemptClaim, TaskMessage } from '../../plugins/protocol';
 import { ClaimReservations, RESERVATION_TTL_MS, RESERVE_MAX_TASKS } from './reservations';
 
 const TASK = '00000000-0000-4000-8000-000000000001';
 const KEY = '00000000-0000-4000-8000-0000000000aa';
+const message = { taskId: TASK, executor: 'noop' } as TaskMessage;
 const claim: AttemptClaim = { taskId: TASK, runId: 'run', attempt: 1, host: 'h', execution: null };
 
 function reserved(options: { tracking?: boolean; count?: number; tokened?: boolean } = {}) {
@@ -14,7 +15,7 @@ function reserved(options: { tracking?: boolean; count?: number; tokened?: boole
     now: () => now,
     tracking: options.tracking === false ? undefined : () => ({ identityId: 'id', uri: 'http://cp' }),
   });
-  const plan = reservations.plan('run', [TASK])!;
+  const plan = reservations.plan('run', [TASK], [{ payload: message }])!;
   plan.drew([
     { task_id: TASK, attempt: 1, count: options.count ?? 1, key: KEY, tokened: false },
     ...(options.tokened === false || options.tracking === false ? [] : [{ task_id: TASK, attempt: null, count: null, key: null, tokened: true }]),
@@ -26,19 +27,20 @@ function reserved(options: { tracking?: boolean; count?: number; tokened?: boole
 describe('claim reservations', () => {
   it('reserve only small dispatches', () => {
     const reservations = new ClaimReservations();
-    expect(reservations.plan('run', [])).toBeUndefined();
+    expect(reservations.plan('run', [], [])).toBeUndefined();
     expect(
       reservations.plan(
         'run',
         Array.from({ length: RESERVE_MAX_TASKS + 1 }, () => TASK),
+        [],
       ),
     ).toBeUndefined();
-    expect(reservations.plan('run', [TASK])).toBeDefined();
+    expect(reservations.plan('run', [TASK], [])).toBeDefined();
   });
 
   it('keep nothing before the commit, nor an attempt numbered before', () => {
     const reservations = new ClaimReservations();
-    reservations.plan('run', [TASK])!.drew([{ task_id: TASK, attempt: 1, count: 1, key: KEY, tokened: false }]);
+    reservations.plan('run', [TASK], [])!.drew([{ task_id: TASK, attempt: 1, count: 1, key: KEY, tokened: false }]);
     expect(reservations.answer(claim, undefined)).toBeUndefined();
     expect(reserved({ count: 2 }).reservations.answer(claim, undefined)).toBeUndefined();
   });
@@ -75,6 +77,21 @@ describe('claim reservations', () => {
       execution: 0,
       attemptKey: KEY,
     });
+  });
+
+  it('mint no token for an executor whose claims asked for none, until one asks again', () => {
+    const reservations = new ClaimReservations({ tracking: () => ({ identityId: 'id', uri: 'http://cp' }) });
+    const dispatch = () => {
+      const plan = reservations.plan('run', [TASK], [{ payload: message }])!;
+      plan.drew([{ task_id: TASK, attempt: 1, count: 1, key: KEY, tokened: false }]);
+      plan.committed();
+      return plan.ctes.length;
+    };
+    expect(dispatch()).toBe(2); // numbering and tokens
+    reservations.answer({ ...claim, tracking: false }, 'http://cp');
+    expect(dispatch()).toBe(1); // numbering only
+    expect(reservations.answer(claim, 'http://cp')).toBeUndefined(); // wants one now: the query mints it
+    expect(dispatch()).toBe(2);
   });
 
   it("forget a task whose status changed, and a run's that ended", () => {

@@ -4,7 +4,7 @@
 // here is answered from it, with no query. Anything else a claim can be (asked again, redelivered, at another replica,
 // after a restart, of an attempt this process has since seen end) is answered by the claim query as before.
 import { type SQL, sql } from 'drizzle-orm';
-import type { AttemptClaim, ClaimAnswer } from '../../plugins/protocol';
+import { type AttemptClaim, type ClaimAnswer, isTaskBatch, type TaskBatch, type TaskMessage } from '../../plugins/protocol';
 import { hashToken, mintToken } from '../auth/tokens';
 import type { FeedEventBody } from '../events/feed';
 import { reservedTokenInsert } from '../tracking/task-tokens';
@@ -15,10 +15,14 @@ export const RESERVE_MAX_TASKS = 8;
 export const RESERVATION_TTL_MS = 30_000;
 /** Most reservations held at once; the oldest go first. */
 const MAX_HELD = 10_000;
+/** Most executor names remembered as running no module code. */
+const MAX_UNTRACKED = 1_000;
 
 /** What the dispatch drew for one attempt, kept once it committed. */
 interface Reservation {
   runId: string;
+  /** The task's executor, to learn from its claim whether its attempts want tokens. */
+  executor: string | undefined;
   attempt: number;
   key: string;
   /** The attempt's MLflow token's secret, stored (hashed) by the dispatch; none when tracking was off then. */
@@ -51,6 +55,8 @@ export interface ReservePlan {
 
 export class ClaimReservations {
   private readonly held = new Map<string, Reservation>();
+  /** Executors whose last claim answered from a reservation asked for no token (Executor.tracking false, as noop). */
+  private readonly untracked = new Set<string>();
   private readonly now: () => number;
 
   constructor(private readonly options: ClaimReservationsOptions = {}) {
@@ -66,10 +72,13 @@ export class ClaimReservations {
    * numbered by the claim's own upsert (an attempt numbered before keeps its count; it is not reserved) and, with
    * tracking on, a token per attempt, inserted by the claim's own insert.
    */
-  plan(runId: string, taskIds: string[]): ReservePlan | undefined {
+  plan(runId: string, taskIds: string[], messages: readonly { payload: TaskMessage | TaskBatch }[]): ReservePlan | undefined {
     if (!taskIds.length || taskIds.length > RESERVE_MAX_TASKS) return undefined;
-    const tracking = this.options.tracking?.();
-    const secrets = new Map(tracking ? taskIds.map((id) => [id, mintToken()]) : []);
+    const executors = new Map(messages.flatMap((m) => (isTaskBatch(m.payload) ? m.payload.tasks : [m.payload]).map((t) => [t.taskId, t.executor] as const)));
+    // No token for an attempt of an executor whose claims ask for none: it would be stored and never handed out.
+    const wanting = taskIds.filter((id) => !this.untracked.has(executors.get(id) ?? ''));
+    const tracking = wanting.length ? this.options.tracking?.() : undefined;
+    const secrets = new Map(tracking ? wanting.map((id) => [id, mintToken()]) : []);
     const ctes = [
       sql`numbered as (insert into task_executions (task_id, attempt, count)
         select id, attempt, 1 from reserving order by id
@@ -97,7 +106,14 @@ export class ClaimReservations {
         const stored = new Set(rows.filter((r) => r.tokened).map((r) => r.task_id));
         const first = rows.filter((r) => !r.tokened && r.task_id && r.count === 1 && r.key);
         ids = first.map((r) => r.task_id!);
-        drawn = first.map((r) => ({ runId, attempt: r.attempt!, key: r.key!, token: stored.has(r.task_id) ? secrets.get(r.task_id!) : undefined, at }));
+        drawn = first.map((r) => ({
+          runId,
+          executor: executors.get(r.task_id!),
+          attempt: r.attempt!,
+          key: r.key!,
+          token: stored.has(r.task_id) ? secrets.get(r.task_id!) : undefined,
+          at,
+        }));
       },
       committed: () => {
         for (const [i, id] of ids.entries()) {
@@ -120,6 +136,10 @@ export class ClaimReservations {
     if (!held || held.attempt !== claim.attempt) return undefined;
     // Used up whatever comes of it: a second first ask of the attempt (a duplicate delivery) goes to the query.
     this.held.delete(claim.taskId);
+    if (held.executor !== undefined) {
+      if (claim.tracking !== false) this.untracked.delete(held.executor);
+      else if (this.untracked.size < MAX_UNTRACKED) this.untracked.add(held.executor);
+    }
     if (this.now() - held.at > RESERVATION_TTL_MS) return undefined;
     const wants = claim.tracking !== false && uri !== undefined;
     // Tracking came on since the dispatch: the query numbers and mints (execution 1, held until the backlog is recorded).
