@@ -51,6 +51,7 @@ import { createMonitorEvaluator } from './monitoring/evaluator';
 import { freshnessAlerts } from './monitoring/freshness-alerts';
 import { pruneObservations } from './monitoring/observations';
 import { busProbes, createOrchestrator, type OrchestratorOptions } from './orchestrator/orchestrator';
+import { ClaimReservations } from './orchestrator/reservations';
 import { createRegistrationHandler } from './registry/from-tasks';
 import { acrossReplicas, createRegistryFeed } from './registry/live';
 import { createScheduler } from './scheduler/scheduler';
@@ -143,7 +144,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   // Unique to this start, not only to this host and pid: a container restarted runs `npm start` under the same hostname
   // and, often, the same pid, and the earlier start's attempts would pass for this one's (not known ended).
   const embeddedHostName = `${defaultHostName()}-${randomUUID().slice(0, 8)}${EMBEDDED_HOST_SUFFIX}`;
+  // MLflow clients in a task log to the URL hosts reach the control plane at (ATELIER_PUBLIC_URL, or where it listens).
+  const tracking = taskTracking(db, () => config.publicUrl ?? http.url());
+  // Small dispatches reserve their attempts' first claims; the claim server answers those from memory.
+  const reservations = config.claimReservations ? new ClaimReservations({ tracking: tracking.known }) : undefined;
   const orchestrator = createOrchestrator({
+    reservations,
     db,
     feed,
     onOutbox: () => {
@@ -316,14 +322,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       orchestrator,
       log,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
-      // MLflow clients in a task log to the URL hosts reach the control plane at (ATELIER_PUBLIC_URL, or where it listens).
-      tracking: taskTracking(db, () => {
-        try {
-          return config.publicUrl ?? http.url();
-        } catch {
-          return undefined; // not listening yet: attempts run without MLflow variables
-        }
-      }),
+      tracking,
+      reservations,
     }),
     { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
     { name: 'trigger dispatcher', start: () => triggers.start(), stop: () => triggers.stop() },

@@ -19,7 +19,7 @@ import { ownedTempDir } from '../temp-dirs';
 import { traceTaskHop } from '../trace';
 import { type ArtifactSource, Attempt, type AttemptRuntime, abortAttempt, CLAIM_TIMEOUT_MS, claimAttempt, runAttempt } from './attempt';
 import { MESSAGE_HEADER_BYTES } from './bundle';
-import { subscribeCancels } from './cancels';
+import { RecentCancels, subscribeCancels } from './cancels';
 import { createClaimAsker } from './claims';
 import { createEventCombiner } from './event-combiner';
 
@@ -108,6 +108,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
   const workRoot = path.resolve(options.workRoot);
 
   const attempts = new Map<string, Attempt>();
+  /** Cancels of attempts not running here when they came (their messages may still come). */
+  const recentCancels = new RecentCancels();
   /** Attempts holding a slot: an attempt gives its slot back just before its ack, since the bus may deliver the
    * next message as soon as it sees the ack. */
   let busy = 0;
@@ -283,6 +285,12 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       released = true;
     };
     try {
+      // A cancel that came before the delivery: its claim might still be answered run (RecentCancels says why).
+      if (recentCancels.has(key)) {
+        await delivery.ack();
+        warn(`dropped ${key} without running it: cancelled before it was delivered`);
+        return;
+      }
       // Registered first, so a cancel that arrives while the claim is asked is not missed.
       if (await claimAttempt(runtime, delivery)) {
         if (state === 'running') await runAttempt(runtime, attempt, delivery, release);
@@ -315,7 +323,7 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       // executor` started from one folder) both running one attempt (a redelivered message) never remove or mix each
       // other's; a gone host's folder is swept by the next host started there.
       runtime.workRoot = await ownedTempDir('host-', workRoot);
-      cancelSubscriptions = await subscribeCancels(bus, (taskId, attempt) => attempts.get(`${taskId}:${attempt}`), onCancel);
+      cancelSubscriptions = await subscribeCancels(bus, (taskId, attempt) => attempts.get(`${taskId}:${attempt}`), onCancel, recentCancels);
       clusterSubscription = await bus.subscribeControl('hot-cluster', (command) => void onClusterCommand(command));
       for (const pool of options.pools) {
         subscriptions.push(await bus.consumeTasks(pool, handleDelivery, { durable: `pool-${pool}`, ackWaitMs, maxInFlight: inFlight(pool), maxInFlightBytes }));

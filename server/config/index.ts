@@ -52,6 +52,11 @@ export interface Config {
   embeddedExecutor: boolean;
   /** Pools the embedded executor host serves. */
   pools: string[];
+  /**
+   * Small dispatches reserve their attempts' first claims, answered from memory (server/orchestrator/reservations.ts).
+   * Off: every claim is answered by the claim query (several replicas whose hosts' claims mostly reach another one).
+   */
+  claimReservations: boolean;
   /** A fixed admin token (otherwise one is minted and kept in `$dataDir/admin-token`). */
   adminToken?: string;
   defaultTaskTimeoutMs: number;
@@ -224,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env.ATELIER_DATA_DIR || DEFAULT_DATA_DIR),
     embeddedExecutor: flag(env, 'ATELIER_EMBEDDED_EXECUTOR', !natsUrl),
     pools: poolList(env, 'ATELIER_POOLS', ['local', 'noop']),
+    claimReservations: flag(env, 'ATELIER_CLAIM_RESERVATIONS', true),
     adminToken: adminTokenOf(env.ATELIER_ADMIN_TOKEN),
     defaultTaskTimeoutMs: int(env, 'ATELIER_TASK_TIMEOUT_SECONDS', 3600, 1, 365 * 86_400) * 1000,
     maxUploadBytes: int(env, 'ATELIER_MAX_UPLOAD_MB', 256, 1, 1024 * 1024) * 1024 * 1024,

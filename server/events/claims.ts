@@ -17,7 +17,12 @@ export interface ClaimServerOptions {
    * Gives each attempt allowed to run a token of its own for MLflow clients inside it (see server/tracking/task-tokens.ts):
    * minted before the claims are answered and stored by the statement that answers them.
    */
-  tracking?: { prepare(claims: AttemptClaim[]): Promise<ClaimTokens | undefined> };
+  tracking?: { prepare(claims: AttemptClaim[]): Promise<ClaimTokens | undefined>; uri?(): string | undefined; ready?(): Promise<void> };
+  /**
+   * Attempts a dispatch of this process reserved (server/orchestrator/reservations.ts): an attempt's first claim is
+   * answered from its reservation at once, with no query; every other claim as before.
+   */
+  reservations?: { answer(claim: AttemptClaim, uri: string | undefined): Extract<ClaimAnswer, { verdict: 'run' }> | undefined };
   /** How long a running attempt may stay silent before it is presumed lost: hosts are told to beat four times in it. */
   heartbeatTimeoutMs?: number;
 }
@@ -75,10 +80,20 @@ export function createClaimServer(options: ClaimServerOptions): Service {
   return {
     name: 'claim server',
     async start() {
+      // The tokens' identity made sure of first: dispatches store their attempts' tokens only once it is known.
+      await options.tracking
+        ?.ready?.()
+        .catch((error: unknown) => log(`task tokens' identity not ready, the first claims mint them: ${(error as Error).message}`));
       subscription = await bus.serveClaims(
         (claim) =>
           new Promise<ClaimAnswer>((resolve, reject) => {
             traceTaskHop('control plane: claim received', claim.runId, claim.taskId);
+            const reserved = options.reservations?.answer(claim, options.tracking?.uri?.());
+            if (reserved) {
+              traceTaskHop('control plane: claim answered', claim.runId, claim.taskId);
+              resolve({ ...reserved, protocol: PROTOCOL_VERSION, ...beat });
+              return;
+            }
             queue.push({ claim, resolve, reject });
             if (!scheduled) {
               scheduled = true;

@@ -20,6 +20,7 @@ import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import type { VersionCache } from './known-facts';
 import type { CutLogs } from './log-trim';
+import type { ClaimReservations } from './reservations';
 import type { RunEdges } from './run-edges';
 import type { StartGuesses } from './start-guesses';
 import type { OrchestratorInstruments } from './step-metrics';
@@ -76,6 +77,8 @@ export interface OrchestratorContext {
   batchSizes: PoolBatchSizes;
   /** The metrics a committed transaction adds to (step-metrics.ts); none without them. */
   instruments: OrchestratorInstruments | undefined;
+  /** Small dispatches' reservations of their attempts' first claims (reservations.ts); none without it. */
+  reservations: ClaimReservations | undefined;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */
@@ -218,6 +221,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
     ctx.publishCommitted?.(done.committed);
   }
   if (done.outbox) ctx.onOutbox();
+  // Before this transaction's own reservations are kept (afterCommit): a retry's new attempt is reserved after its old one is dropped.
+  ctx.reservations?.void(done.feed);
   for (const work of done.afterCommit) work();
   // Before the events go out (live, or read from the store on this replica): whoever sees a task succeed finds the
   // versions its module asked for registered.

@@ -16,6 +16,7 @@ import { ACTIVE, type TxContext, taskStatusEvent, writeBehind } from './context'
 import { fromCache, governData } from './gates';
 import { upstreamOutputs, type VersionFacts } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
+import { type ReservedRow, reservingFrom } from './reservations';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
 import { type PoolMessage, poolMessages, taskMessage } from './task-message';
@@ -300,6 +301,7 @@ async function enqueuePart(
   });
   queueAndWrite(
     tc,
+    ready[0]!.runId,
     ready.filter((t) => !insertedIds.has(t.id)).map((t) => t.id),
     newRows,
     rows,
@@ -326,6 +328,7 @@ async function enqueuePart(
  */
 export function queueAndWrite(
   tc: TxContext,
+  runId: string,
   taskIds: string[],
   newTasks: NewTask[],
   rows: PoolMessage[],
@@ -335,25 +338,43 @@ export function queueAndWrite(
   const { ctx, step } = tc;
   const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
   if (published) step.deletedPublished.push(published);
+  // A small dispatch reserves its attempts' first claims in this statement (reservations.ts): kept once it commits.
+  const reserve = ctx.reservations?.plan(runId, [...taskIds, ...newTasks.map((t) => t.id!)], rows);
+  if (reserve) step.afterCommit.unshift(reserve.committed);
+  const returning = reserve ? sql` returning id, attempt, timeout_ms` : ifReady ? sql` returning id` : sql``;
   const parts: SQL[] = [];
   if (taskIds.length)
     parts.push(sql`queued as (
         update tasks set status = 'QUEUED', attempt = attempt + 1, queued_at = ${step.at.toISOString()}::timestamptz, started_at = null,
           finished_at = null, retry_at = null, reason = null, message = null, exit_code = null, progress = null, progress_message = null,
           heartbeat_at = null
-        where ${oneOrAny('id', taskIds, 'uuid')}${ifReady ? sql` and status = 'READY' returning id` : sql``})`);
-  if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)})`);
+        where ${oneOrAny('id', taskIds, 'uuid')}${ifReady ? sql` and status = 'READY'` : sql``}${returning})`);
+  if (newTasks.length) parts.push(sql`created as (${insertRows(tasks, newTasks)}${reserve ? returning : sql``})`);
   if (published) parts.push(sql`gone as (${deletePublishedRows(published.ids)})`);
+  if (reserve) {
+    parts.push(reservingFrom([...(taskIds.length ? (['queued'] as const) : []), ...(newTasks.length ? (['created'] as const) : [])]));
+    parts.push(...reserve.ctes);
+  }
   // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
   const json = `[${rows.map((r) => `{"kind":"task","pool":${JSON.stringify(r.pool)},"msg_id":${JSON.stringify(r.msgId)},"payload":${r.text ?? JSON.stringify(r.payload)}}`).join(',')}]`;
-  writeBehind<{ id: string | number; msg_id: string }>(
-    tc,
-    sql`with ${sql.join(parts, sql`, `)}
-      insert into outbox (kind, pool, msg_id, payload)
+  const outbox = sql`insert into outbox (kind, pool, msg_id, payload)
       select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
-      ${ifReady ? sql`where (select count(*) from queued) = ${taskIds.length}::int ` : sql``}returning id, msg_id`,
-    written,
-    // Prepared (one of a few texts) unless it inserts new tasks, whose insert names the columns their rows set.
+      ${ifReady ? sql`where (select count(*) from queued) = ${taskIds.length}::int ` : sql``}returning id, msg_id`;
+  writeBehind<{ id: string | number; msg_id: string } & Partial<ReservedRow>>(
+    tc,
+    reserve
+      ? sql`with ${sql.join(parts, sql`, `)}, sent as (${outbox})
+        select id, msg_id, null::uuid as task_id, null::int as attempt, null::int as count, null::uuid as key, null::boolean as tokened from sent
+        union all ${reserve.rows}`
+      : sql`with ${sql.join(parts, sql`, `)} ${outbox}`,
+    reserve
+      ? (rows) => {
+          written(rows.filter((r) => r.msg_id !== null));
+          reserve.drew(rows.filter((r) => r.msg_id === null) as ReservedRow[]);
+        }
+      : written,
+    // Prepared (one of a few texts) unless it inserts new tasks, whose insert names the columns their rows set, or
+    // reserves with tokens (their rows' hashes are one parameter, so the text is one of a few forms again).
     !newTasks.length,
   );
 }

@@ -70,6 +70,7 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
     queue = () =>
       queueAndWrite(
         tc,
+        run.id,
         readyTasks.map((t) => t.id),
         [],
         rows,

@@ -30,6 +30,7 @@ import { VersionCache } from './known-facts';
 import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
 import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
+import type { ClaimReservations } from './reservations';
 import { RunEdges, readPlan } from './run-edges';
 import { cloneRun, rerunRun, startRun } from './start';
 import { StartGuesses } from './start-guesses';
@@ -157,6 +158,8 @@ export interface OrchestratorOptions {
   taskBatchMax?: number;
   /** The metrics its commits and claim answers add to (server/metrics/instruments.ts). */
   instruments?: OrchestratorInstruments;
+  /** Where small dispatches keep their attempts' first claims for the claim server to answer (reservations.ts). */
+  reservations?: ClaimReservations;
 }
 
 /** What the sweep asks the bus: how far the recorder (`durable`) has got, since when it holds task messages, and which. */
@@ -199,6 +202,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
       options.defaults.hostStaleMs ?? DEFAULT_HOST_STALE_MS,
     ),
     instruments: options.instruments,
+    reservations: options.reservations,
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

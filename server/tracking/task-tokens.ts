@@ -47,6 +47,20 @@ const tokenInsert = (identityId: string, values: TokenRow[], tasks: SQL, current
   join ${tasks} t on t.id = v.task_id${current ? sql` and t.attempt = v.attempt and t.status in ('QUEUED', 'RUNNING')` : sql``}
   on conflict (hash) do nothing`;
 
+/**
+ * The tokens a dispatch stores for the attempts it reserves (server/orchestrator/reservations.ts), as the claim's insert
+ * would: `tasks` is the dispatch's own CTE of the tasks it queued (id, attempt, timeout_ms), so each token is bound to
+ * the attempt the dispatch queued.
+ */
+export const reservedTokenInsert = (identityId: string, values: { task_id: string; hash: string }[], tasks: SQL) => sql`
+  insert into tokens (identity_id, name, hash, expires_at, scopes, task_id, task_attempt)
+  select ${identityId}::uuid, 'task ' || t.id || ' attempt ' || t.attempt, v.hash,
+    ${new Date().toISOString()}::timestamptz + make_interval(secs => (coalesce(nullif(t.timeout_ms, 0), ${DEFAULT_TIMEOUT_MS}) + ${GRACE_MS}) / 1000.0),
+    '{}'::text[], t.id, t.attempt
+  from ${jsonRows(values)} as v(task_id uuid, hash text)
+  join ${tasks} t on t.id = v.task_id
+  on conflict (hash) do nothing`;
+
 const rowOf = (claim: AttemptClaim, token: string): TokenRow => ({
   name: `task ${claim.taskId} attempt ${claim.attempt}`,
   hash: hashToken(token),
@@ -58,7 +72,14 @@ const rowOf = (claim: AttemptClaim, token: string): TokenRow => ({
  * Task tokens for claims. Called with claims and their answers, it mints a token for each that runs and stores them
  * in one insert; its `prepare` mints them before the answers exist, for the claim query to store (ClaimTokens).
  */
-export function taskTracking(db: Db, uri: () => string | undefined) {
+export function taskTracking(db: Db, uriOf: () => string | undefined) {
+  const uri = () => {
+    try {
+      return uriOf();
+    } catch {
+      return undefined; // not listening yet (http.url() throws): attempts run without MLflow variables
+    }
+  };
   // The service identity, made once: it is looked up by name only when this process has not made sure of it yet (or
   // the last insert failed, in case it was deleted meanwhile). Two statements per claim batch, on every chain edge.
   let identityId: string | undefined;
@@ -107,7 +128,14 @@ export function taskTracking(db: Db, uri: () => string | undefined) {
       },
     };
   };
-  return Object.assign(mint, { prepare });
+  /** The identity and URL a dispatch stores tokens with (ClaimReservations), once both are known. */
+  const known = () => {
+    const base = uri();
+    return identityId && base ? { identityId, uri: base } : undefined;
+  };
+  /** Makes sure of the identity before the first claim (a start-up's dispatches can then store tokens). */
+  const ready = async () => void (await identity());
+  return Object.assign(mint, { prepare, known, ready, uri });
 }
 
 /**

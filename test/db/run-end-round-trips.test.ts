@@ -202,7 +202,7 @@ it("queues a chain edge's child sent behind the counting statement only if that 
   const enqueueIfReady = () =>
     w.db.transaction(async (tx) => {
       const step = { at: new Date(), deletedPublished: [], writes: [] as Promise<unknown>[] } as unknown as Step;
-      queueAndWrite({ ctx: {} as OrchestratorContext, tx, step }, [child!.id], [], [row], () => {}, true);
+      queueAndWrite({ ctx: {} as OrchestratorContext, tx, step }, runId, [child!.id], [], [row], () => {}, true);
       for (const write of step.writes) await write;
     });
   const state = async () => ({

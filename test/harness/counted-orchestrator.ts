@@ -4,7 +4,8 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 import type { Db } from '../../server/db/client';
 import * as schema from '../../server/db/schema';
 import { createRunFeed } from '../../server/events/feed';
-import { createOrchestrator, type Orchestrator } from '../../server/orchestrator/orchestrator';
+import { createOrchestrator, type Orchestrator, type OrchestratorOptions } from '../../server/orchestrator/orchestrator';
+import { ClaimReservations } from '../../server/orchestrator/reservations';
 import { RunEdges, readPlan } from '../../server/orchestrator/run-edges';
 import { countingPool, type WireSeen } from './counting-pool';
 
@@ -16,8 +17,11 @@ export interface CountedOrchestrator {
   end(): Promise<void>;
 }
 
-/** `now`: the orchestrator's clock (a test moves it past a cache's freshness). */
-export function countedOrchestrator(url: string, options: { now?: () => Date } = {}): CountedOrchestrator {
+/**
+ * `now`: the orchestrator's clock (a test moves it past a cache's freshness); `reservations`, `eventBacklog`: as the
+ * orchestrator's options (test/wire/reserved-claims.test.ts).
+ */
+export function countedOrchestrator(url: string, options: Pick<OrchestratorOptions, 'now' | 'reservations' | 'eventBacklog'> = {}): CountedOrchestrator {
   const { sql: client, seen } = countingPool(url);
   const db = drizzle(client, { schema }) as unknown as Db;
   const runEdges = new RunEdges(undefined, readPlan(db));
@@ -25,6 +29,9 @@ export function countedOrchestrator(url: string, options: { now?: () => Date } =
     db,
     runEdges,
     now: options.now,
+    // As the app's: small dispatches reserve their claims in their own statement, so the round trips counted are the app's.
+    reservations: options.reservations ?? new ClaimReservations(),
+    eventBacklog: options.eventBacklog,
     feed: createRunFeed({ db }),
     onOutbox: () => {},
     defaults: { timeoutMs: 60_000, executor: 'local' },

@@ -161,4 +161,26 @@ describe('executor host claims', () => {
     expect(submits).toEqual([]);
     expect(world.eventsOf(task.taskId)).toEqual([]);
   });
+
+  // A cancel committed by one control plane can reach the host before the attempt's message, whose claim the control
+  // plane that dispatched it may answer from its reservation (server/orchestrator/reservations.ts), run, not knowing.
+  it('drops a delivery whose cancel came before it, though its claim would be answered run; other attempts run', async () => {
+    const claims: AttemptClaim[] = [];
+    await world.bus.serveClaims(async (claim) => {
+      claims.push(claim);
+      return { verdict: 'run', execution: 0 };
+    });
+    await world.startHost([countingNoop()], { verifyClaims: true });
+    const cancelled = makeTask({ executor: 'noop' });
+    const other = makeTask({ executor: 'noop' });
+    await world.bus.publishCancel({ taskId: cancelled.taskId, attempt: 1, reason: 'by alice' });
+    await world.bus.publishCancel({ taskId: other.taskId, attempt: 2, reason: 'an earlier attempt' });
+    await world.submit(cancelled);
+    await world.submit(other);
+    expect((await world.result(other.taskId)).outcome.state).toBe('SUCCEEDED');
+    await waitFor(() => world.timeline.includes(`ack:${cancelled.taskId}`), 'the cancelled delivery acked');
+    expect(submits).toEqual([`${other.taskId}:1`]);
+    expect(claims.map((c) => c.taskId)).toEqual([other.taskId]);
+    expect(world.eventsOf(cancelled.taskId)).toEqual([]);
+  });
 });

@@ -23,7 +23,9 @@ import { startTestApp, type TestApp } from '../harness/app';
 let t: TestApp;
 
 beforeAll(async () => {
-  t = await startTestApp();
+  // Claims answered by the claim query, whose numbering these tests read: a dispatch's reservation would draw execution
+  // 0 itself (test/wire/reserved-claims.test.ts).
+  t = await startTestApp({ ATELIER_CLAIM_RESERVATIONS: 'false' });
   await t.publishFixture('sleep');
   // A pool no host serves: only this test's executions run the task.
   await t.createWorkflow({ name: 'twice', tasks: [{ name: 'only', module: 'test/sleep', executor: 'noop', pool: 'nobody', parameters: { ms: 0 } }] });
