@@ -15,7 +15,7 @@ export interface ProfileWorld {
   /** The Postgres server log (auto_explain writes plans there). */
   logFile: string;
   /** Every statement the control plane sent so far: calls, server time, normalised text, most calls or time first. */
-  statements(order: 'calls' | 'time'): Promise<{ calls: string; ms: number; query: string }[]>;
+  statements(order: 'calls' | 'time'): Promise<{ calls: string; rows: string; ms: number; query: string }[]>;
   stop(): Promise<void>;
 }
 
@@ -36,8 +36,8 @@ export async function profileWorld(workflows: object[], settings: Record<string,
     counter,
     natsUrl: nats.url,
     logFile: pg.logFile,
-    statements: (order) => observer<{ calls: string; ms: number; query: string }[]>`
-      select calls, total_exec_time as ms, query from pg_stat_statements
+    statements: (order) => observer<{ calls: string; rows: string; ms: number; query: string }[]>`
+      select calls, rows, total_exec_time as ms, query from pg_stat_statements
       where dbid = (select oid from pg_database where datname = ${atelier.database})
         and userid <> (select oid from pg_roles where rolname = ${OBSERVER})
       order by ${order === 'calls' ? observer`calls` : observer`total_exec_time`} desc`,

@@ -1,6 +1,6 @@
 // The statements of S1 one by one: a run of `width` independent no-op tasks on Postgres + NATS (as S1 of
 // `npm run bench -- peers`), every statement the control plane sent while it ran (pg_stat_statements), by server
-// time: calls per task, total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
+// time: calls per task, rows per task (read or written), total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -36,7 +36,9 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const gcs = gcProbe();
     const heap = heapProbe(world.atelier.observer, width);
     const survivors = await survivorProbe();
+    const cpuProfile = await cpuProbe();
     const r = await atelierThroughput(world.atelier, 'profile', width, world.counter).finally(() => heap.stop());
+    await cpuProfile.stop();
     await survivors.stop();
     const plane = process.cpuUsage(cpu0.plane);
     const gcLine = await gcs.stop();
@@ -44,7 +46,7 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const cpu = `CPU per task: control plane ${perTask((plane.user + plane.system) / 1000)}, executor host ${perTask((await cpuMs(host)) - cpu0.host)}, nats-server ${perTask((await cpuMs(nats)) - cpu0.nats)}`;
     for (const row of await world.statements('time'))
       console.log(
-        `${Number(row.ms).toFixed(0).padStart(7)} ms ${(Number(row.calls) / width).toFixed(4).padStart(7)}/task  ${row.query.replace(/\s+/g, ' ').slice(0, Number(process.env.PROFILE_WIDTH ?? 200))}`,
+        `${Number(row.ms).toFixed(0).padStart(7)} ms ${(Number(row.calls) / width).toFixed(4).padStart(7)}/task ${(Number(row.rows) / width).toFixed(2).padStart(5)} rows/task  ${row.query.replace(/\s+/g, ' ').slice(0, Number(process.env.PROFILE_WIDTH ?? 200))}`,
       );
     console.log(
       `${width} tasks: ${r.tasksPerSecond.toFixed(0)} tasks/s, ${r.statementsPerTask.toFixed(3)} statements per task (${r.netStatementsPerTask.toFixed(3)} less the idle loops), ${r.serverMsPerTask.toFixed(3)} ms server time per task; startRun answered in ${r.startMs.toFixed(0)} ms of ${r.wallMs.toFixed(0)} ms`,
@@ -207,6 +209,30 @@ async function survivorProbe(): Promise<{ stop(): Promise<void> }> {
   return {
     async stop() {
       const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * `PROFILE_CPU=file`: V8's CPU profiler on the control plane (this process) over the run's window only, from the
+ * request to the last task seen finished, sampling every 500 µs; the profile goes to `file` (a .cpuprofile, as
+ * `node --cpu-prof` writes, without the world's setup and teardown). `bench/peers/cpu-profile-table.ts` reads it.
+ */
+async function cpuProbe(): Promise<{ stop(): Promise<void> }> {
+  const file = process.env.PROFILE_CPU;
+  if (!file) return { async stop() {} };
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+  await post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
       await writeFile(file, JSON.stringify(profile));
       session.disconnect();
     },

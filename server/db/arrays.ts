@@ -11,9 +11,12 @@ export function arrayOf(values: readonly (string | number)[], type: ElementType)
   return sql`${arrayLiteral(values)}::${sql.raw(type)}[]`;
 }
 
-/** `values` as a Postgres array literal (a query built once takes it as a placeholder's value, cast there). */
+/**
+ * `values` as a Postgres array literal (a query built once takes it as a placeholder's value, cast there). A string
+ * with no quote or backslash (every id) is quoted as it is: the two replacements, run on each, were half the cost.
+ */
 export function arrayLiteral(values: readonly (string | number)[]): string {
-  return `{${values.map((v) => (typeof v === 'number' ? String(v) : `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`)).join(',')}}`;
+  return `{${values.map((v) => (typeof v === 'number' ? String(v) : `"${v.includes('"') || v.includes('\\') ? v.replaceAll('\\', '\\\\').replaceAll('"', '\\"') : v}"`)).join(',')}}`;
 }
 
 /** Rows as one JSON parameter read by `json_to_recordset`: `from ${jsonRows(rows)} as v(id uuid, ...)`. */

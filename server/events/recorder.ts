@@ -68,7 +68,8 @@ export function createEventRecorder(options: EventRecorderOptions): Service {
           const { onHotClusters } = await orchestrator.recordEvents(batch);
           // Only the starts and results of tasks on a hot cluster (told apart by the recording): most batches have none.
           if (onHotClusters.length) await hotClusters.recordEvents(onHotClusters);
-          await Promise.all(deliveries.map((d) => d.ack()));
+          // A message's members but its last answer with one shared promise: waited for once, not once an event.
+          await Promise.all(new Set(deliveries.map((d) => d.ack())));
         } catch (error) {
           log(`recording ${deliveries.length} executor events failed, will retry: ${(error as Error).message}`);
           for (const d of deliveries) d.nak(RETRY_DELAY_MS);

@@ -103,6 +103,8 @@ export interface CommittedMessage {
 /** What one transaction produced, published after it commits. */
 export interface Step {
   at: Date;
+  /** `at` as its feed events say it, made once (taskStatusEvent): `toISOString` was ~0.4 µs a call, 2–3 a task. */
+  atText?: string;
   /** Live events, stored with the transaction's changes and published once it has committed. */
   feed: FeedEventBody[];
   /** Run ends among `feed` sent before they were known to happen (settle.ts): stored only if the run's row shows them. */
@@ -280,7 +282,17 @@ export const taskStatusEvent = (
   reason: string | null = null,
   message: string | null = null,
 ) =>
-  step.feed.push({ kind: 'task-status', runId: t.runId, taskId: t.id, node: t.node, status, attempt: t.attempt, reason, message, at: step.at.toISOString() });
+  step.feed.push({
+    kind: 'task-status',
+    runId: t.runId,
+    taskId: t.id,
+    node: t.node,
+    status,
+    attempt: t.attempt,
+    reason,
+    message,
+    at: (step.atText ??= step.at.toISOString()),
+  });
 
 /** The run's row, locked for the rest of the transaction: every change to a run's tasks happens under it. */
 export async function lockRun(tx: Tx, runId: string): Promise<Run | undefined> {
