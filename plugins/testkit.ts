@@ -149,10 +149,17 @@ export function executorContract(name: string, setup: () => ContractSetup | Prom
       await world.startHost('contract-host');
       await world.publish(task);
       await world.running(task.taskId);
+      const ctx = world.contextOf(task.taskId);
+      expect(ctx.aborted, 'ctx.aborted while the work runs').toBe(false);
       await world.bus.publishCancel({ taskId: task.taskId, attempt: task.attempt, reason: 'contract: cancel mid-run' });
       const { outcome } = await world.result(task.taskId);
       expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled' });
       expect(outcome.message).toContain('contract: cancel mid-run');
+      // `aborted` is read first: it must not wait for something to have made the signal.
+      expect({ aborted: ctx.aborted, signal: ctx.signal.aborted }, 'ctx.aborted and ctx.signal.aborted after the cancel').toEqual({
+        aborted: true,
+        signal: true,
+      });
       await world.expectSubmissions(1);
     });
 
@@ -223,6 +230,8 @@ async function createContractWorld(setup: ContractSetup) {
     { durable: 'contract-collector' },
   );
   const hosts: ExecutorHost[] = [];
+  /** The context the host handed each task's `wait` (the latest attempt's), for the cases that check it. */
+  const contexts = new Map<string, TaskContext>();
   const controllers: AbortController[] = [];
   const artifacts = setup.artifacts ?? {};
   const resultOf = (taskId: string) => events.find((e): e is ResultEvent => e.kind === 'result' && e.taskId === taskId);
@@ -234,6 +243,12 @@ async function createContractWorld(setup: ContractSetup) {
     bus,
     eventsOf,
     resultOf,
+
+    contextOf(taskId: string): TaskContext {
+      const ctx = contexts.get(taskId);
+      if (!ctx) throw new Error(`contract: the host never called wait for ${taskId}`);
+      return ctx;
+    },
 
     async task(kind: ContractScenario, overrides: Partial<TaskMessage> = {}): Promise<TaskMessage> {
       const scenario = await setup.scenario(kind);
@@ -258,7 +273,7 @@ async function createContractWorld(setup: ContractSetup) {
     async startHost(hostName: string, executor: Executor = setup.executor) {
       const options: ExecutorHostOptions = {
         bus,
-        registry: createExecutorRegistry([executor]),
+        registry: createExecutorRegistry([watchingContexts(executor, contexts)]),
         pools: [POOL],
         hostName,
         artifacts: {
@@ -332,6 +347,9 @@ async function createContractWorld(setup: ContractSetup) {
       const workdir = path.join(workRoot, 'direct', task.taskId);
       return {
         signal: controller.signal,
+        get aborted() {
+          return controller.signal.aborted;
+        },
         workdir,
         host: 'contract-direct',
         async artifactPath() {
@@ -356,6 +374,19 @@ async function createContractWorld(setup: ContractSetup) {
       await rm(workRoot, { recursive: true, force: true });
     },
   };
+}
+
+/** The executor as it is, but for `wait`, which first keeps the context the host handed it by task. */
+function watchingContexts(executor: Executor, contexts: Map<string, TaskContext>): Executor {
+  return new Proxy(executor, {
+    get(target, key, receiver) {
+      if (key !== 'wait') return Reflect.get(target, key, receiver);
+      return (handle: unknown, task: TaskMessage, ctx: TaskContext) => {
+        contexts.set(task.taskId, ctx);
+        return target.wait(handle, task, ctx);
+      };
+    },
+  });
 }
 
 async function waitFor<T>(probe: () => T | undefined | null | false, what: string, timeoutMs = WAIT_MS): Promise<T> {
