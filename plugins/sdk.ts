@@ -36,6 +36,12 @@ export interface TaskContext {
    */
   readonly signal: AbortSignal;
   /**
+   * True once the attempt must stop (the same moment `signal.aborted` turns true, for the same causes). Cheaper than
+   * `signal.aborted` where a check is all an executor needs: the host makes an attempt's signal only when something
+   * reads `signal`, and most attempts are never stopped.
+   */
+  readonly aborted: boolean;
+  /**
    * A private, empty directory for this attempt, removed after `finalize`. Made only for executors that need one
    * (`Executor.workdir`, default true); for an executor that declared `workdir: false`, reading it throws.
    */

@@ -1,17 +1,10 @@
 // The executor contract: a vitest suite every executor must pass, run through the real executor host on the
 // in-process bus. Each executor maps four scenarios onto its backend (a child process, a stand-in's scripted run);
 // the suite checks outcomes, streaming, cancel, timeout, idempotent submit and re-attach after a host restart, and
-// prints the executor's overhead (submit → running → result).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+// prints the executor's overhead (submit → running → result). The world the cases run in is testkit-world.ts.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createMemoryBus } from './bus/memory';
-import type { Bus, Subscription } from './bus/types';
-import { createExecutorHost, type ExecutorHost, type ExecutorHostOptions } from './host';
-import { type ExecutorEvent, taskMessageId } from './protocol';
-import { createExecutorRegistry } from './registry';
-import type { Executor, TaskContext, TaskMessage } from './sdk';
+import type { Executor, TaskMessage } from './sdk';
+import { type ContractWorld, createContractWorld, waitFor } from './testkit-world';
 
 /** What a scenario asks of the executor's backend. */
 export type ContractScenario = 'succeed' | 'fail-permanent' | 'fail-retryable' | 'run-long';
@@ -62,14 +55,6 @@ export interface ContractOptions {
   /** Most time a case may take. Default 20 s. */
   caseTimeoutMs?: number;
 }
-
-const POOL = 'contract';
-const WAIT_MS = 10_000;
-const SETTLE_MS = 150; // after the expected count is reached, a duplicate would show up within this
-
-type ResultEvent = Extract<ExecutorEvent, { kind: 'result' }>;
-
-let taskCounter = 0;
 
 /** Registers the contract suite for one executor; call it at the top level of a test file. */
 export function executorContract(name: string, setup: () => ContractSetup | Promise<ContractSetup>, options: ContractOptions = {}) {
@@ -149,10 +134,17 @@ export function executorContract(name: string, setup: () => ContractSetup | Prom
       await world.startHost('contract-host');
       await world.publish(task);
       await world.running(task.taskId);
+      const ctx = world.contextOf(task.taskId);
+      expect(ctx.aborted, 'ctx.aborted while the work runs').toBe(false);
       await world.bus.publishCancel({ taskId: task.taskId, attempt: task.attempt, reason: 'contract: cancel mid-run' });
       const { outcome } = await world.result(task.taskId);
       expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled' });
       expect(outcome.message).toContain('contract: cancel mid-run');
+      // `aborted` is read first: it must not wait for something to have made the signal.
+      expect({ aborted: ctx.aborted, signal: ctx.signal.aborted }, 'ctx.aborted and ctx.signal.aborted after the cancel').toEqual({
+        aborted: true,
+        signal: true,
+      });
       await world.expectSubmissions(1);
     });
 
@@ -204,168 +196,3 @@ export function executorContract(name: string, setup: () => ContractSetup | Prom
     });
   });
 }
-
-type ContractWorld = Awaited<ReturnType<typeof createContractWorld>>;
-
-async function createContractWorld(setup: ContractSetup) {
-  const bus: Bus = createMemoryBus();
-  const workRoot = await mkdtemp(path.join(tmpdir(), 'atelier-contract-'));
-  const events: ExecutorEvent[] = [];
-  const arrivals = new Map<ExecutorEvent, number>();
-  const collector: Subscription = await bus.consumeEvents(
-    async (deliveries) => {
-      for (const d of deliveries) {
-        events.push(d.data);
-        arrivals.set(d.data, Date.now());
-        await d.ack();
-      }
-    },
-    { durable: 'contract-collector' },
-  );
-  const hosts: ExecutorHost[] = [];
-  const controllers: AbortController[] = [];
-  const artifacts = setup.artifacts ?? {};
-  const resultOf = (taskId: string) => events.find((e): e is ResultEvent => e.kind === 'result' && e.taskId === taskId);
-  const eventsOf = (taskId: string) => events.filter((e) => e.taskId === taskId);
-  const arrivedAt = (event: ExecutorEvent) => arrivals.get(event) ?? Date.now();
-
-  return {
-    setup,
-    bus,
-    eventsOf,
-    resultOf,
-
-    async task(kind: ContractScenario, overrides: Partial<TaskMessage> = {}): Promise<TaskMessage> {
-      const scenario = await setup.scenario(kind);
-      const n = ++taskCounter;
-      return {
-        taskId: `contract-${n}-${Math.random().toString(36).slice(2, 8)}`,
-        runId: `contract-run-${n}`,
-        attempt: 1,
-        node: `${kind.replace(/-/g, '_')}_${n}`,
-        pool: POOL,
-        executor: setup.executor.name,
-        module: { ref: 'contract/module@1.0.0', digest: 'sha256:none', entrypoint: 'main', runtime: 'python3', ...scenario.module },
-        parameters: scenario.parameters ?? {},
-        inputs: {},
-        timeoutMs: 60_000,
-        settings: scenario.settings ?? {},
-        enqueuedAt: new Date().toISOString(),
-        ...overrides,
-      };
-    },
-
-    async startHost(hostName: string, executor: Executor = setup.executor) {
-      const options: ExecutorHostOptions = {
-        bus,
-        registry: createExecutorRegistry([executor]),
-        pools: [POOL],
-        hostName,
-        artifacts: {
-          async fetch(digest) {
-            const found = artifacts[digest];
-            if (!found) throw new Error(`the contract setup has no artifact ${digest}`);
-            return found;
-          },
-        },
-        workRoot: path.join(workRoot, hostName),
-        ackWaitMs: 5_000,
-        heartbeatMs: 1_000,
-        logBatch: { bytes: 64 * 1024, ms: 20 },
-        warn: () => undefined,
-        // The kit plays the control plane's part itself: there is no one to claim attempts from.
-        verifyClaims: false,
-      };
-      const host = createExecutorHost(options);
-      await host.start();
-      hosts.push(host);
-      return host;
-    },
-
-    async stopHosts() {
-      for (const host of hosts.splice(0)) await host.stop();
-    },
-
-    publish: (task: TaskMessage) => bus.publishTask(task.pool, task, taskMessageId(task.taskId, task.attempt)),
-
-    /** Runs one task of a scenario on the started host, timing submit → started → result. */
-    async timedRun(kind: ContractScenario) {
-      const task = await this.task(kind);
-      const submittedAt = Date.now();
-      await this.publish(task);
-      const result = await this.result(task.taskId);
-      const events = eventsOf(task.taskId);
-      const started = events.find((e): e is Extract<ExecutorEvent, { kind: 'started' }> => e.kind === 'started');
-      if (!started) throw new Error(`contract: no started event for ${task.taskId}`);
-      return { task, result, events, started, submittedAt, runningAt: arrivedAt(started), resultAt: arrivedAt(result) };
-    },
-
-    /** The `started` event of a host (the attempt's handle), once the work has shown signs of life. */
-    async running(taskId: string, host?: string) {
-      const started = await waitFor(
-        () => events.find((e): e is Extract<ExecutorEvent, { kind: 'started' }> => e.kind === 'started' && e.taskId === taskId && (!host || e.host === host)),
-        `the started event of ${taskId}${host ? ` on ${host}` : ''}`,
-      );
-      await waitFor(
-        () => events.some((e) => e.taskId === taskId && e.host === started.host && (e.kind === 'log' || e.kind === 'progress')),
-        `a log or progress event of ${taskId} on ${started.host}`,
-      );
-      return started;
-    },
-
-    async result(taskId: string) {
-      return waitFor(() => resultOf(taskId), `the result of ${taskId}`, WAIT_MS);
-    },
-
-    /** Waits for `n` submissions, then a little longer to see that no more arrive. */
-    async expectSubmissions(n: number) {
-      const deadline = Date.now() + WAIT_MS;
-      while ((await setup.submissions()) < n && Date.now() < deadline) await sleep(10);
-      await sleep(SETTLE_MS);
-      expect(await setup.submissions(), 'pieces of external work started').toBe(n);
-    },
-
-    /** A task context for calling hooks directly, as a host would build it. */
-    async directContext(task: TaskMessage): Promise<TaskContext> {
-      const controller = new AbortController();
-      controllers.push(controller);
-      const workdir = path.join(workRoot, 'direct', task.taskId);
-      return {
-        signal: controller.signal,
-        workdir,
-        host: 'contract-direct',
-        async artifactPath() {
-          const found = artifacts[task.module.digest];
-          if (!found) throw new Error(`the contract setup has no artifact ${task.module.digest}`);
-          return found;
-        },
-        log: () => undefined,
-        progress: () => undefined,
-        metric: () => undefined,
-        output: () => undefined,
-      };
-    },
-
-    async close() {
-      for (const c of controllers) c.abort('shutdown');
-      for (const host of hosts.splice(0)) await host.stop();
-      await collector.stop();
-      await bus.close();
-      await setup.executor.close?.();
-      await setup.cleanup?.();
-      await rm(workRoot, { recursive: true, force: true });
-    },
-  };
-}
-
-async function waitFor<T>(probe: () => T | undefined | null | false, what: string, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`contract: timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -55,7 +55,7 @@ export async function followRun(handle: { runId: number; cluster: ClusterKind },
 
   for (;;) {
     if (shutdown.aborted) return leftRunning();
-    const cancelWanted = o.control.cancelRequested || (ctx.signal.aborted && ctx.signal.reason !== 'shutdown');
+    const cancelWanted = o.control.cancelRequested || (ctx.aborted && ctx.signal.reason !== 'shutdown');
     if (cancelWanted && cancelSeenAt === undefined) {
       cancelSeenAt = clock.now();
       // The host calls `cancel` itself when it aborts; this covers a cancel that failed to reach Databricks.

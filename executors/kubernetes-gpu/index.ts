@@ -54,7 +54,7 @@ export function createKubernetesGpuExecutor(options: KubernetesGpuExecutorOption
 
     async wait(handle, task, ctx) {
       if (handle.error) {
-        if (ctx.signal.aborted) return cancelled(String(ctx.signal.reason));
+        if (ctx.aborted) return cancelled(String(ctx.signal.reason));
         return failureOutcome(handle.error);
       }
       return followJob(rt, handle, ctx, stateFor(task));

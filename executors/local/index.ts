@@ -209,7 +209,7 @@ async function logArtifacts(state: AttemptState, task: TaskMessage, ctx: TaskCon
     const message = error instanceof Error ? error.message : String(error);
     if (error instanceof ArtifactsRefused) return permanentFailure('artifacts-refused', `exited 0, but its artifacts could not be logged: ${message}`);
     // The control plane could not be reached or could not take them now: the platform's failure, tried again.
-    if (ctx.signal.aborted) return retryableFailure('artifacts-interrupted', `exited 0; logging its artifacts was interrupted: ${message}`);
+    if (ctx.aborted) return retryableFailure('artifacts-interrupted', `exited 0; logging its artifacts was interrupted: ${message}`);
     return systemFailure('artifacts-unlogged', `exited 0, but its artifacts could not be logged: ${message}`);
   }
 }

@@ -45,7 +45,8 @@ export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<
 
 /** Sleeps `ms`; false when the attempt was aborted first. */
 function sleep(ms: number, ctx: TaskContext): Promise<boolean> {
-  if (ctx.signal.aborted) return Promise.resolve(false);
+  // `aborted`, not `signal.aborted`: a zero-length sleep then makes no signal (most attempts never read it).
+  if (ctx.aborted) return Promise.resolve(false);
   if (!(ms > 0)) return Promise.resolve(true);
   return new Promise((resolve) => {
     const onAbort = () => {

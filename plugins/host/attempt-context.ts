@@ -37,6 +37,11 @@ export class AttemptContext implements TaskContext {
     return this.attempt.signal;
   }
 
+  // From the attempt's state: reading `signal` would make its AbortController (~0.9 KB) for a check.
+  get aborted(): boolean {
+    return this.attempt.abortReason !== undefined;
+  }
+
   get workdir(): string {
     if (this.workdirPath === undefined) throw new Error(`executor ${this.executor.name} declared workdir: false, so its attempts get no work directory`);
     return this.workdirPath;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Delivery } from '../bus/types';
 import type { Executor, TaskMessage } from '../sdk';
 import type { AttemptRuntime } from './attempt';
@@ -39,6 +39,31 @@ describe('Attempt', () => {
     const after = cancelling();
     early.submitted(after.executor, 'h2', { hostLine: () => undefined });
     expect(after.calls).toEqual([['h2', task, 'shutdown']]);
+  });
+
+  it('answers aborted on its context from its state, making no signal, and its signal agrees once read', () => {
+    const attempt = new Attempt('t:1', task);
+    const ctx = new AttemptContext({ host: 'h' } as AttemptRuntime, attempt, {} as Delivery<TaskMessage>, { name: 'x' } as Executor, undefined, {} as Reporter);
+    let made = 0;
+    vi.stubGlobal(
+      'AbortController',
+      class extends AbortController {
+        constructor() {
+          super();
+          made++;
+        }
+      },
+    );
+    try {
+      expect(ctx.aborted).toBe(false);
+      attempt.abort('cancelled');
+      expect(ctx.aborted).toBe(true);
+      expect(made, 'AbortControllers made').toBe(0);
+      expect(ctx.signal.aborted).toBe(true);
+      expect(made, 'AbortControllers made').toBe(1);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it('resolves done once settled, for a waiter from before and one from after', async () => {

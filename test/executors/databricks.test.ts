@@ -135,6 +135,9 @@ function contextFor(task: TaskMessage): TaskContext & Recorded {
   return {
     ...recorded,
     signal: recorded.controller.signal,
+    get aborted() {
+      return recorded.controller.signal.aborted;
+    },
     workdir: path.join(scratch.root, 'work', task.taskId),
     host: 'test-host',
     artifactPath: async () => archives[task.module.digest]!,

@@ -728,6 +728,7 @@ describe('kubernetes-gpu executor against the stand-in', () => {
 function silentContext(): TaskContext {
   return {
     signal: new AbortController().signal,
+    aborted: false,
     workdir: '/tmp/unused',
     host: 'direct',
     artifactPath: async () => '/dev/null',

@@ -405,6 +405,9 @@ describe('local executor, called directly', () => {
     const controller = new AbortController();
     const ctx: TaskContext = {
       signal: controller.signal,
+      get aborted() {
+        return controller.signal.aborted;
+      },
       workdir: path.join(scratch.root, 'direct-work'),
       host: 'h',
       artifactPath: async () => archive,

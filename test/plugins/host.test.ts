@@ -97,6 +97,26 @@ describe('executor host', () => {
     expect(calls).toEqual(['cancelled']);
   });
 
+  it('ends CANCELLED when the cancel came while submit was in flight, though nothing made the signal (noop reads ctx.aborted)', async () => {
+    const noop = createNoopExecutor();
+    let submitting: () => void = () => undefined;
+    const entered = new Promise<void>((resolve) => (submitting = resolve));
+    const held: Executor = {
+      ...noop,
+      submit: async (task, ctx) => {
+        submitting();
+        await waitFor(() => ctx.aborted, 'the cancel, while submit is in flight');
+        return noop.submit(task, ctx);
+      },
+    };
+    await world.startHost([held]);
+    const task = await world.submit(makeTask({ executor: 'noop' }));
+    await entered;
+    await world.bus.publishCancel({ taskId: task.taskId, attempt: 1, reason: 'by bob' });
+    const { outcome } = await world.result(task.taskId);
+    expect(outcome).toMatchObject({ state: 'CANCELLED', reason: 'cancelled', message: 'cancelled: by bob' });
+  });
+
   it('times out an attempt as TIMED_OUT', async () => {
     await world.startHost([createNoopExecutor()]);
     const task = await world.submit(makeTask({ executor: 'noop', parameters: { sleepMs: 10_000 }, timeoutMs: 150 }));

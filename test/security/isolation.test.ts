@@ -212,6 +212,7 @@ describe('without a usable bubblewrap', () => {
       await writeFile(archive, await packDirectory(path.join(fixturesDir, 'modules', 'echo')));
       const ctx = {
         signal: new AbortController().signal,
+        aborted: false,
         workdir: path.join(root, 'work'),
         host: 'h',
         artifactPath: async () => archive,
