@@ -255,8 +255,7 @@ async function enqueuePart(
 ): Promise<boolean> {
   const { ctx, tx, step } = tc;
   let ready = part;
-  // Made before the statement that reserves their first claims (queueAndWrite): named by the same rule, on a count that
-  // can only shrink below (a message too large is failed, not queued), so a message names this replica only if reserved.
+  // Named by queueAndWrite's reserving rule, on a count that only shrinks below: a message names this replica if reserved.
   const claimAt = ctx.reservations?.claimAt(ready.length);
   let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at, claimAt));
   // Each message serialized once: measured here, then joined into its bus message's JSON for the outbox and the publish.
