@@ -79,6 +79,11 @@ export interface TaskMessage {
    */
   models?: Record<string, { model: string; version: number; digest: string; files: { path: string; digest: string; size: number }[] }>;
   enqueuedAt: string;
+  /**
+   * The control-plane replica that reserved this attempt's first claim (server/orchestrator/reservations.ts): the host
+   * asks that claim of it alone, and of any replica when it does not answer. Absent: ask any replica.
+   */
+  claimAt?: string;
   /** Set by the host from its claim's answer (never in the queued message): where the module logs MLflow data. */
   tracking?: TaskTracking;
   /** Set by the host from its claim's answer (never in the queued message): the control plane's protocol version. */

@@ -81,6 +81,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   const feedHandlers = new Set<(events: unknown[]) => void>();
   const claimHandlers: ((claim: AttemptClaim) => Promise<ClaimAnswer>)[] = [];
   let nextClaimHandler = 0;
+  /** Servers by their replica's id (serveClaims' `own`): a claim asked `at` one goes to it alone. */
+  const ownClaimHandlers = new Map<string, (claim: AttemptClaim) => Promise<ClaimAnswer>>();
+  const claimHandler = (at: string | undefined) =>
+    at !== undefined ? ownClaimHandlers.get(at) : claimHandlers.length ? claimHandlers[nextClaimHandler++ % claimHandlers.length] : undefined;
   const controlHandlers = new Map<keyof ControlTopics, Set<(message: unknown) => void>>();
 
   function assertOpen() {
@@ -191,10 +195,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       return { published: lastEventSeq, recorded };
     },
 
-    async requestClaim(claim, timeoutMs) {
+    async requestClaim(claim, timeoutMs, at) {
       assertOpen();
-      if (!claimHandlers.length) return undefined;
-      const handler = claimHandlers[nextClaimHandler++ % claimHandlers.length]!;
+      const handler = claimHandler(at);
+      if (!handler) return undefined;
       // A copy each way, as over a network.
       return withinTime(
         handler(JSON.parse(JSON.stringify(claim)) as AttemptClaim).then((a) => JSON.parse(JSON.stringify(a)) as ClaimAnswer),
@@ -202,10 +206,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       );
     },
 
-    async requestClaims(claims, timeoutMs) {
+    async requestClaims(claims, timeoutMs, at) {
       assertOpen();
-      if (!claimHandlers.length) return undefined;
-      const handler = claimHandlers[nextClaimHandler++ % claimHandlers.length]!;
+      const handler = claimHandler(at);
+      if (!handler) return undefined;
       const copies = JSON.parse(JSON.stringify(claims)) as AttemptClaim[];
       // One server answers the whole batch, its claims handed over in one tick (as over NATS).
       return withinTime(
@@ -214,14 +218,16 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       );
     },
 
-    async serveClaims(handler) {
+    async serveClaims(handler, own) {
       assertOpen();
       const wrapped = (claim: AttemptClaim) => handler(claim);
       claimHandlers.push(wrapped);
+      if (own !== undefined) ownClaimHandlers.set(own, wrapped);
       const subscription: Subscription = {
         async stop() {
           const index = claimHandlers.indexOf(wrapped);
           if (index >= 0) claimHandlers.splice(index, 1);
+          if (own !== undefined && ownClaimHandlers.get(own) === wrapped) ownClaimHandlers.delete(own);
           subscriptions.delete(subscription);
         },
       };
@@ -320,6 +326,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       controlHandlers.clear();
       feedHandlers.clear();
       claimHandlers.length = 0;
+      ownClaimHandlers.clear();
       for (const pool of pools.values()) pool.consumer.close();
       for (const { consumer } of durables.values()) consumer.close();
     },

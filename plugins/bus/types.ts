@@ -12,7 +12,8 @@
 // - Control: best-effort broadcast to every host (cancel requests) and, by topic, host heartbeats and hot-cluster
 //   commands. Not durable: the control plane resends and hosts announce themselves again.
 // - Claims: request/reply. Before running an attempt a host asks whether it is still current; one control-plane
-//   replica answers. No answer (none serving, or too slow) is `undefined`: the host runs nothing and asks again.
+//   replica answers, or the one named (`at`: the replica that reserved the attempt's first claim). No answer (none
+//   serving, or too slow) is `undefined`: the host runs nothing and asks again.
 // - Feed: best-effort broadcast of live run events to every control-plane replica.
 import type { AttemptClaim, CancelMessage, ClaimAnswer, ControlTopics, ExecutorEvent, TaskMessage } from '../protocol';
 
@@ -123,20 +124,25 @@ export interface Bus {
    */
   maxPayloadBytes?(): number;
 
-  /** Ask the control plane whether an attempt may run; `undefined` when no answer came within `timeoutMs`. */
-  requestClaim(claim: AttemptClaim, timeoutMs: number): Promise<ClaimAnswer | undefined>;
+  /**
+   * Ask the control plane whether an attempt may run; `undefined` when no answer came within `timeoutMs`. `at`: ask
+   * only the server that serves as that replica (serveClaims' `own`); `undefined` at once when none does (it is gone,
+   * or older), as a request nobody serves is answered over NATS.
+   */
+  requestClaim(claim: AttemptClaim, timeoutMs: number, at?: string): Promise<ClaimAnswer | undefined>;
   /**
    * Ask several claims in one request (protocol 5's ClaimBatch): one answer per claim, in order, or `undefined` when
-   * no answer came within `timeoutMs` (none serving batches: a control plane below 5). Optional: without it, a host
-   * asks claim by claim.
+   * no answer came within `timeoutMs` (none serving batches: a control plane below 5). `at` as for requestClaim.
+   * Optional: without it, a host asks claim by claim.
    */
-  requestClaims?(claims: AttemptClaim[], timeoutMs: number): Promise<ClaimAnswer[] | undefined>;
+  requestClaims?(claims: AttemptClaim[], timeoutMs: number, at?: string): Promise<ClaimAnswer[] | undefined>;
   /**
    * Answer claims (the control plane), single ones and batches alike: a batch's claims are handed to `handler` one by
    * one, in the same tick, and its answer goes back once all of them are answered (none if one fails). With several
-   * servers, each request goes to one of them.
+   * servers, each request goes to one of them; one asked `at` a replica goes to the server whose `own` it is (a
+   * subject of its own, beside the shared one: subject-safe, unique to the process).
    */
-  serveClaims(handler: (claim: AttemptClaim) => Promise<ClaimAnswer>): Promise<Subscription>;
+  serveClaims(handler: (claim: AttemptClaim) => Promise<ClaimAnswer>, own?: string): Promise<Subscription>;
 
   /** Broadcast a cancel request to every host. */
   publishCancel(message: CancelMessage): Promise<void>;

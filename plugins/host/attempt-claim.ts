@@ -45,7 +45,11 @@ export async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessag
     ...(delivery.data.attemptKey ? { attemptKey: delivery.data.attemptKey } : {}),
   };
   traceTaskHop('host: claim asked', runId, taskId);
-  const answer = await rt.askClaim(claim);
+  // The attempt's first claim (not asked again, not redelivered) goes to the replica that reserved it, if one did: it
+  // answers from memory; any other replica would number execution 1 and hold it until the event backlog is recorded.
+  const first = claim.execution === null && !claim.redelivered && !claim.attemptKey;
+  const at = first && typeof delivery.data.claimAt === 'string' ? delivery.data.claimAt : undefined;
+  const answer = await rt.askClaim(claim, at);
   traceTaskHop('host: claim answered', runId, taskId);
   const action = claimAction(answer);
   // A run answer may carry the attempt's tracking token (MLflow inside the task); the second answer's is as good.

@@ -1,12 +1,14 @@
 // Asking the control plane whether attempts may run. Claims asked in the same tick (a task batch's attempts) go as one
 // request (protocol 5) once the control plane has said it reads batches; until then, and after a batch went
-// unanswered, they go one by one, as a host below 5 asks.
+// unanswered, they go one by one, as a host below 5 asks. A claim asked `at` a replica (the one that reserved the
+// attempt's first claim, TaskMessage.claimAt) goes to that replica alone first; when it does not answer (gone: NATS
+// says at once that nobody serves its subject; older; too slow) it is asked of any replica, as every claim was before.
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import type { Bus } from '../bus/types';
 import { type AttemptClaim, CLAIM_BATCH_PROTOCOL, type ClaimAnswer } from '../protocol';
 
-/** One claim's answer; `undefined` when none came (the host runs nothing and asks again later). */
-export type AskClaim = (claim: AttemptClaim) => Promise<ClaimAnswer | undefined>;
+/** One claim's answer; `undefined` when none came (the host runs nothing and asks again later). `at`: the replica to ask first. */
+export type AskClaim = (claim: AttemptClaim, at?: string) => Promise<ClaimAnswer | undefined>;
 
 /** Most claims in one request: a host's usual flow-control window, so one request answers a whole delivery round. */
 export const MAX_CLAIM_BATCH = 256;
@@ -17,28 +19,37 @@ export const MAX_CLAIM_BATCH = 256;
  */
 export const CLAIM_BYTES = 1024;
 
+/**
+ * How long a claim asked of the replica that reserved it waits before it is asked of any: that replica answers from
+ * memory, with no query, so only a stalled process (or a lost reply) takes this long; one that is gone answers at once.
+ */
+export const RESERVED_CLAIM_TIMEOUT_MS = 1_000;
+
 export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims' | 'maxPayloadBytes'>, timeoutMs: number): AskClaim {
   /** The control plane reads batches: its last run answer said so, and no batch went unanswered since. */
   let batches = false;
-  let queue: { claim: AttemptClaim; resolve: (answer: ClaimAnswer | undefined) => void }[] = [];
+  let queue: { claim: AttemptClaim; at: string | undefined; resolve: (answer: ClaimAnswer | undefined) => void }[] = [];
   let scheduled = false;
 
-  async function single(claim: AttemptClaim): Promise<ClaimAnswer | undefined> {
-    const answer = await bus.requestClaim(claim, timeoutMs);
+  async function single(claim: AttemptClaim, at: string | undefined): Promise<ClaimAnswer | undefined> {
+    const answer =
+      (at !== undefined ? await bus.requestClaim(claim, Math.min(timeoutMs, RESERVED_CLAIM_TIMEOUT_MS), at) : undefined) ??
+      (await bus.requestClaim(claim, timeoutMs));
     // Only run answers say which protocol the control plane reads (ClaimAnswer.protocol).
     if (answer?.verdict === 'run') batches = (answer.protocol ?? 1) >= CLAIM_BATCH_PROTOCOL;
     return answer;
   }
 
-  async function send(waiting: typeof queue): Promise<void> {
+  async function send(waiting: typeof queue, at: string | undefined): Promise<void> {
     if (waiting.length === 1) {
-      waiting[0]!.resolve(await single(waiting[0]!.claim));
+      waiting[0]!.resolve(await single(waiting[0]!.claim, at));
       return;
     }
-    const answers = await bus.requestClaims!(
-      waiting.map((w) => w.claim),
-      timeoutMs,
-    );
+    const claims = waiting.map((w) => w.claim);
+    // Asked of their replica first (it is gone, older or stalled: of any), as a single claim is.
+    const answers =
+      (at !== undefined ? await bus.requestClaims!(claims, Math.min(timeoutMs, RESERVED_CLAIM_TIMEOUT_MS), at) : undefined) ??
+      (await bus.requestClaims!(claims, timeoutMs));
     // No answer is no answer to any of them, as for a single claim; the next ones go one by one until a run answer
     // says batches are read again (the control planes at 5 may all have gone, leaving one below 5).
     if (!answers) batches = false;
@@ -50,13 +61,20 @@ export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims'
     const waiting = queue;
     queue = [];
     const size = Math.max(1, Math.min(MAX_CLAIM_BATCH, Math.floor((bus.maxPayloadBytes?.() ?? DEFAULT_MAX_PAYLOAD_BYTES) / CLAIM_BYTES)));
-    for (let i = 0; i < waiting.length; i += size) void send(waiting.slice(i, i + size));
+    // A request per replica asked (and one for the claims asked of any).
+    const byReplica = new Map<string | undefined, typeof queue>();
+    for (const w of waiting) {
+      const group = byReplica.get(w.at);
+      if (group) group.push(w);
+      else byReplica.set(w.at, [w]);
+    }
+    for (const [at, group] of byReplica) for (let i = 0; i < group.length; i += size) void send(group.slice(i, i + size), at);
   }
 
-  return (claim) => {
-    if (!batches || !bus.requestClaims) return single(claim);
+  return (claim, at) => {
+    if (!batches || !bus.requestClaims) return single(claim, at);
     return new Promise((resolve) => {
-      queue.push({ claim, resolve });
+      queue.push({ claim, at, resolve });
       if (!scheduled) {
         scheduled = true;
         setImmediate(flush);

@@ -20,9 +20,13 @@ export interface ClaimServerOptions {
   tracking?: { prepare(claims: AttemptClaim[]): Promise<ClaimTokens | undefined>; uri?(): string | undefined; ready?(): Promise<void> };
   /**
    * Attempts a dispatch of this process reserved (server/orchestrator/reservations.ts): an attempt's first claim is
-   * answered from its reservation at once, with no query; every other claim as before.
+   * answered from its reservation at once, with no query; every other claim as before. `replica`: the id their task
+   * messages name (TaskMessage.claimAt), served as a subject of this server's own beside the shared one.
    */
-  reservations?: { answer(claim: AttemptClaim, uri: string | undefined): Extract<ClaimAnswer, { verdict: 'run' }> | undefined };
+  reservations?: {
+    replica?: string;
+    answer(claim: AttemptClaim, uri: string | undefined): Extract<ClaimAnswer, { verdict: 'run' }> | undefined;
+  };
   /** How long a running attempt may stay silent before it is presumed lost: hosts are told to beat four times in it. */
   heartbeatTimeoutMs?: number;
 }
@@ -100,6 +104,7 @@ export function createClaimServer(options: ClaimServerOptions): Service {
               setImmediate(() => void flush());
             }
           }),
+        options.reservations?.replica,
       );
     },
     async stop() {

@@ -255,7 +255,9 @@ async function enqueuePart(
 ): Promise<boolean> {
   const { ctx, tx, step } = tc;
   let ready = part;
-  let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at));
+  // Named by queueAndWrite's reserving rule, on a count that only shrinks below: a message names this replica if reserved.
+  const claimAt = ctx.reservations?.claimAt(ready.length);
+  let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at, claimAt));
   // Each message serialized once: measured here, then joined into its bus message's JSON for the outbox and the publish.
   let texts = messages.map((m) => JSON.stringify(m));
   let bytes = texts.map((t) => Buffer.byteLength(t));

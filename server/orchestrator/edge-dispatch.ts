@@ -55,7 +55,9 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
     const own = step.outputs.get(outputKey(run.id, node));
     if (own) outputs.set(node, own);
     const all = readyTasks.every((t) => t.dependsOn.every((d) => outputs.has(d))) ? outputs : await upstreamOutputs(tc, run, readyTasks);
-    const messages = readyTasks.map((t) => taskMessage(t, versions.get(t.moduleVersionId!)!.version, all, step.at));
+    // Their first claims asked of this replica when queueAndWrite reserves them here (the same rule decides both).
+    const claimAt = ctx.reservations?.claimAt(readyTasks.length);
+    const messages = readyTasks.map((t) => taskMessage(t, versions.get(t.moduleVersionId!)!.version, all, step.at, claimAt));
     const texts = messages.map((m) => JSON.stringify(m));
     const bytes = texts.map((t) => Buffer.byteLength(t));
     // One past the bus's limit is failed by dispatch, saying why.

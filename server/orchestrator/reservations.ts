@@ -1,8 +1,10 @@
 // Claims answered from the dispatch's own reservation (docs/executors.md, "Claims"): a small dispatch (a chain edge's,
 // a startRun's of a few tasks) numbers execution 0 of each attempt it queues, and stores its MLflow token, in the
 // statement that queues it; once that has committed this process keeps what it drew, and the attempt's first claim
-// here is answered from it, with no query. Anything else a claim can be (asked again, redelivered, at another replica,
-// after a restart, of an attempt this process has since seen end) is answered by the claim query as before.
+// here is answered from it, with no query. The attempts' messages name this process (TaskMessage.claimAt), and hosts ask
+// that first claim of it. Anything else a claim can be (asked again, redelivered, at another replica, after a restart,
+// of an attempt this process has since seen end) is answered by the claim query as before.
+import { randomBytes } from 'node:crypto';
 import { type SQL, sql } from 'drizzle-orm';
 import { type AttemptClaim, type ClaimAnswer, isTaskBatch, type TaskBatch, type TaskMessage } from '../../plugins/protocol';
 import { hashToken, mintToken } from '../auth/tokens';
@@ -37,6 +39,8 @@ export interface ClaimReservationsOptions {
    */
   tracking?: () => { identityId: string; uri: string } | undefined;
   now?: () => number;
+  /** This process's replica id (default: random, made here): where hosts ask the claims it reserved. */
+  replica?: string;
 }
 
 /** A row of the reservation's part of the dispatch's answer: an attempt numbered, or a token stored. */
@@ -58,9 +62,21 @@ export class ClaimReservations {
   /** Executors whose last claim answered from a reservation asked for no token (Executor.tracking false, as noop). */
   private readonly untracked = new Set<string>();
   private readonly now: () => number;
+  /** Subject-safe (hex), unique to this start: the claim server serves its own subject under it. */
+  readonly replica: string;
 
   constructor(private readonly options: ClaimReservationsOptions = {}) {
     this.now = options.now ?? Date.now;
+    this.replica = options.replica ?? randomBytes(8).toString('hex');
+  }
+
+  /**
+   * Where a dispatch of `tasks` attempts has their first claims asked (TaskMessage.claimAt): this replica when it
+   * reserves them, undefined when it does not (too wide a dispatch). One rule with plan's, so a message names this
+   * replica only when its attempt is reserved here (its message is made before the statement is).
+   */
+  claimAt(tasks: number): string | undefined {
+    return tasks > 0 && tasks <= RESERVE_MAX_TASKS ? this.replica : undefined;
   }
 
   get size(): number {
@@ -73,7 +89,7 @@ export class ClaimReservations {
    * tracking on, a token per attempt, inserted by the claim's own insert.
    */
   plan(runId: string, taskIds: string[], messages: readonly { payload: TaskMessage | TaskBatch }[]): ReservePlan | undefined {
-    if (!taskIds.length || taskIds.length > RESERVE_MAX_TASKS) return undefined;
+    if (!this.claimAt(taskIds.length)) return undefined;
     const executors = new Map(messages.flatMap((m) => (isTaskBatch(m.payload) ? m.payload.tasks : [m.payload]).map((t) => [t.taskId, t.executor] as const)));
     // No token for an attempt of an executor whose claims ask for none: it would be stored and never handed out.
     const wanting = taskIds.filter((id) => !this.untracked.has(executors.get(id) ?? ''));

@@ -5,12 +5,16 @@ import type { ModuleVersion } from '../db/tables/modules';
 import type { Task } from '../db/tables/runs';
 import type { TaskDataAccess } from '../vocabulary';
 
-/** The message for `task`'s next attempt; `outputs` holds its upstreams' outputs by node (a missing one reads as `{}`). */
+/**
+ * The message for `task`'s next attempt; `outputs` holds its upstreams' outputs by node (a missing one reads as `{}`).
+ * `claimAt`: the replica that reserves the attempt's first claim (ClaimReservations.claimAt), if one does.
+ */
 export function taskMessage(
   task: Task,
   version: Pick<ModuleVersion, 'digest' | 'manifest'>,
   outputs: Map<string, Record<string, unknown>>,
   enqueuedAt: Date,
+  claimAt?: string,
 ): TaskMessage {
   return {
     taskId: task.id,
@@ -34,6 +38,7 @@ export function taskMessage(
         }
       : {}),
     enqueuedAt: enqueuedAt.toISOString(),
+    ...(claimAt ? { claimAt } : {}),
   };
 }
 

@@ -654,6 +654,33 @@ export function busContract(name: string, makeBus: () => Promise<Bus>, cleanup?:
         await sleep(50);
         expect(answered).toBe(4);
       });
+
+      it('sends a claim or a batch asked at a replica to the server serving as it alone, and nothing at once when none does', async () => {
+        const bus = await open();
+        if (!bus.requestClaims) throw new Error(`the ${bus.kind} bus cannot send claim batches`);
+        const asked: string[] = [];
+        const serving = ['a', 'b'].map((replica) =>
+          bus.serveClaims(async (c) => {
+            asked.push(`${replica}:${c.taskId}`);
+            return { verdict: 'run', attemptKey: replica };
+          }, `replica-${replica}`),
+        );
+        const [, b] = await Promise.all(serving);
+        for (let i = 0; i < 4; i++) expect(await bus.requestClaim(claim, 2_000, 'replica-b')).toEqual({ verdict: 'run', attemptKey: 'b' });
+        expect(await bus.requestClaims([claim, { ...claim, taskId: 't2' }], 2_000, 'replica-a')).toEqual([
+          { verdict: 'run', attemptKey: 'a' },
+          { verdict: 'run', attemptKey: 'a' },
+        ]);
+        expect(asked).toEqual(['b:t1', 'b:t1', 'b:t1', 'b:t1', 'a:t1', 'a:t2']);
+        // Still one of the shared group's servers, for claims asked of any.
+        expect(await bus.requestClaim(claim, 2_000)).toMatchObject({ verdict: 'run' });
+        // A replica nobody serves (gone, or never there): no answer, without waiting out the time given (past the
+        // test's own timeout).
+        await b!.stop();
+        expect(await bus.requestClaim(claim, 120_000, 'replica-b')).toBeUndefined();
+        expect(await bus.requestClaims([claim], 120_000, 'replica-c')).toBeUndefined();
+        expect(await bus.requestClaim(claim, 2_000, 'replica-a')).toEqual({ verdict: 'run', attemptKey: 'a' });
+      });
     });
 
     describe('feed', () => {
