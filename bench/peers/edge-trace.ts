@@ -28,7 +28,7 @@ const HOPS: { hop: string; of: 'P' | 'C'; from?: string }[] = [
   { hop: 'host: task delivered', of: 'C', from: 'control plane: task publishing' },
   { hop: 'host: claim asked', of: 'C' },
   { hop: 'control plane: claim received', of: 'C' },
-  { hop: 'control plane: claims flushed', of: 'C' },
+  // No 'claims flushed': a claim answered from the dispatch's reservation (session 33) is never queued for the query.
   { hop: 'control plane: claim answered', of: 'C' },
   { hop: 'host: claim answered', of: 'C' },
   { hop: 'host: attempt began', of: 'C' },
