@@ -140,13 +140,13 @@ describe('executor hosts, routing and hot clusters (embedded)', () => {
       at: new Date().toISOString(),
     };
     await t.app.bus.publishControl('host-heartbeat', heartbeat);
-    const shared = await until(
-      () =>
-        t.api
-          .raw(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu") { name } }`)
-          .then((r) => (r.errors?.length ? r : undefined)),
+    // Known first: a create tried before the heartbeat is read succeeds on pool gpu, and the next one is refused as a
+    // duplicate (a fresh-clone CI saw it).
+    await until(
+      () => t.api.gql(`{ executorHosts { name } }`).then((d) => d.executorHosts.some((h: any) => h.name === 'k8s-submitter')),
       'the submitter host to be known',
     );
+    const shared = await t.api.raw(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu") { name } }`);
     expect(shared.errors?.[0]?.message).toMatch(/pool gpu is served by k8s-submitter: give the cluster a pool of its own \(--pool pods\)/);
     await t.api.gql(`mutation { createHotCluster(name: "pods", executor: "kubernetes-gpu", pool: "gpu-warm") { name } }`);
     const { hotClusters } = await t.api.gql(`{ hotClusters { name state message } }`);
