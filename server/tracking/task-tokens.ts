@@ -37,12 +37,15 @@ export interface ClaimTokens {
 
 type TokenRow = { name: string; hash: string; task_id: string; attempt: number };
 
-/** The tokens' rows from `values`, each expiring after its task's timeout (read in the same statement) and a grace. */
+/** Where a task token's row goes, and when it expires: after its task `t`'s timeout (read in the same statement) and a grace. */
+const intoTokens = sql`insert into tokens (identity_id, name, hash, expires_at, scopes, task_id, task_attempt)`;
+const expiresAfterTask = () =>
+  sql`${new Date().toISOString()}::timestamptz + make_interval(secs => (coalesce(nullif(t.timeout_ms, 0), ${DEFAULT_TIMEOUT_MS}) + ${GRACE_MS}) / 1000.0)`;
+
+/** The tokens' rows from `values`, each bound to its claim's attempt. */
 const tokenInsert = (identityId: string, values: TokenRow[], tasks: SQL, current: boolean) => sql`
-  insert into tokens (identity_id, name, hash, expires_at, scopes, task_id, task_attempt)
-  select ${identityId}::uuid, v.name, v.hash,
-    ${new Date().toISOString()}::timestamptz + make_interval(secs => (coalesce(nullif(t.timeout_ms, 0), ${DEFAULT_TIMEOUT_MS}) + ${GRACE_MS}) / 1000.0),
-    '{}'::text[], v.task_id, v.attempt
+  ${intoTokens}
+  select ${identityId}::uuid, v.name, v.hash, ${expiresAfterTask()}, '{}'::text[], v.task_id, v.attempt
   from ${jsonRows(values)} as v(name text, hash text, task_id uuid, attempt int)
   join ${tasks} t on t.id = v.task_id${current ? sql` and t.attempt = v.attempt and t.status in ('QUEUED', 'RUNNING')` : sql``}
   on conflict (hash) do nothing`;
@@ -53,10 +56,8 @@ const tokenInsert = (identityId: string, values: TokenRow[], tasks: SQL, current
  * the attempt the dispatch queued.
  */
 export const reservedTokenInsert = (identityId: string, values: { task_id: string; hash: string }[], tasks: SQL) => sql`
-  insert into tokens (identity_id, name, hash, expires_at, scopes, task_id, task_attempt)
-  select ${identityId}::uuid, 'task ' || t.id || ' attempt ' || t.attempt, v.hash,
-    ${new Date().toISOString()}::timestamptz + make_interval(secs => (coalesce(nullif(t.timeout_ms, 0), ${DEFAULT_TIMEOUT_MS}) + ${GRACE_MS}) / 1000.0),
-    '{}'::text[], t.id, t.attempt
+  ${intoTokens}
+  select ${identityId}::uuid, 'task ' || t.id || ' attempt ' || t.attempt, v.hash, ${expiresAfterTask()}, '{}'::text[], t.id, t.attempt
   from ${jsonRows(values)} as v(task_id uuid, hash text)
   join ${tasks} t on t.id = v.task_id
   on conflict (hash) do nothing`;
