@@ -14,6 +14,10 @@ export interface ProfileWorld {
   natsUrl: string;
   /** The Postgres server log (auto_explain writes plans there). */
   logFile: string;
+  /** The Postgres server's port (its postmaster is found by it). */
+  pgPort: number;
+  /** The observer role in the `postgres` database, where pg_stat_statements is. */
+  statementsObserver: postgres.Sql;
   /** Every statement the control plane sent so far: calls, server time, normalised text, most calls or time first. */
   statements(order: 'calls' | 'time'): Promise<{ calls: string; rows: string; ms: number; query: string }[]>;
   stop(): Promise<void>;
@@ -36,6 +40,8 @@ export async function profileWorld(workflows: object[], settings: Record<string,
     counter,
     natsUrl: nats.url,
     logFile: pg.logFile,
+    pgPort: pg.port,
+    statementsObserver: observer,
     statements: (order) => observer<{ calls: string; rows: string; ms: number; query: string }[]>`
       select calls, rows, total_exec_time as ms, query from pg_stat_statements
       where dbid = (select oid from pg_database where datname = ${atelier.database})

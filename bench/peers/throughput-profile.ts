@@ -1,6 +1,8 @@
 // The statements of S1 one by one: a run of `width` independent no-op tasks on Postgres + NATS (as S1 of
 // `npm run bench -- peers`), every statement the control plane sent while it ran (pg_stat_statements), by server
 // time: calls per task, rows per task (read or written), total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
+// Postgres' CPU a task is the whole cluster's (postgres-probe.ts); PROFILE_PG_STATS=1 adds rows a task by table (HOT
+// updates, TOAST), the trigger functions' time, WAL and each statement's buffers; PROFILE_PERF=file a perf profile of it.
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -9,7 +11,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { type Row, runWhenMain } from '../lib';
 import { type AtelierUnderTest, atelierThroughput, independent } from './atelier';
+import { perfProbe, postgresCpuMs, statsLines, statsSettings, statsSnapshot } from './postgres-probe';
 import { profileWorld } from './profile-world';
+import { OBSERVER } from './statements';
 
 /**
  * `PROFILE_EXPLAIN_MS=n`: auto_explain logs the plan of every statement slower than n ms, with its triggers' time (startRun's
@@ -26,24 +30,27 @@ const explainSettings: Record<string, string> = explainMs
   : {};
 
 export async function throughputProfile(width: number): Promise<Row[]> {
-  const world = await profileWorld([independent('profile', width)], explainSettings);
+  const world = await profileWorld([independent('profile', width)], { ...statsSettings, ...explainSettings });
   try {
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
     const host = world.atelier.executor.child.pid;
     const messages0 = await streamMessages(world.natsUrl);
-    const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats) };
+    const pgStats = statsSettings.track_functions ? await statsSnapshot(world.atelier.observer) : undefined;
+    const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats), pg: await postgresCpuMs(world.pgPort) };
     const startedAt = Date.now();
     const gcs = gcProbe();
     const heap = heapProbe(world.atelier.observer, width);
     const survivors = await survivorProbe();
     const cpuProfile = await cpuProbe();
+    const perf = await perfProbe(world.pgPort);
     const r = await atelierThroughput(world.atelier, 'profile', width, world.counter).finally(() => heap.stop());
     await cpuProfile.stop();
+    await perf.stop();
     await survivors.stop();
     const plane = process.cpuUsage(cpu0.plane);
     const gcLine = await gcs.stop();
     const perTask = (ms: number) => `${((ms / width) * 1000).toFixed(0)} µs`;
-    const cpu = `CPU per task: control plane ${perTask((plane.user + plane.system) / 1000)}, executor host ${perTask((await cpuMs(host)) - cpu0.host)}, nats-server ${perTask((await cpuMs(nats)) - cpu0.nats)}`;
+    const cpu = `CPU per task: control plane ${perTask((plane.user + plane.system) / 1000)}, executor host ${perTask((await cpuMs(host)) - cpu0.host)}, nats-server ${perTask((await cpuMs(nats)) - cpu0.nats)}, Postgres ${perTask((await postgresCpuMs(world.pgPort)) - cpu0.pg)}`;
     for (const row of await world.statements('time'))
       console.log(
         `${Number(row.ms).toFixed(0).padStart(7)} ms ${(Number(row.calls) / width).toFixed(4).padStart(7)}/task ${(Number(row.rows) / width).toFixed(2).padStart(5)} rows/task  ${row.query.replace(/\s+/g, ' ').slice(0, Number(process.env.PROFILE_WIDTH ?? 200))}`,
@@ -84,6 +91,11 @@ export async function throughputProfile(width: number): Promise<Row[]> {
           .map(([k, v]) => `${k} ${Number(v).toFixed(0)}`)
           .join(', ')}`,
       );
+    if (pgStats) {
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // each backend's counts, flushed within a second of its going idle
+      const after = await statsSnapshot(world.atelier.observer);
+      for (const line of await statsLines(world.statementsObserver, world.atelier.database, pgStats, after, width, OBSERVER)) console.log(line);
+    }
     if (explainMs) await copyFile(world.logFile, process.env.PROFILE_EXPLAIN_LOG ?? 'throughput-profile.log');
     return [];
   } finally {
