@@ -119,7 +119,7 @@ export async function perfProbe(port: number): Promise<{ stop(): Promise<void> }
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
     if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pids.push(Number(entry));
   }
-  const graph = process.env.PROFILE_PERF_GRAPH === '1' ? ['--call-graph', 'dwarf,32768', '-F', '499'] : ['-F', '999'];
+  const graph = process.env.PROFILE_PERF_GRAPH === '1' ? ['--call-graph', 'dwarf,16384', '-F', '999'] : ['-F', '999'];
   const perf = spawn('perf', ['record', ...graph, '-o', file, '-p', pids.join(',')], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 300)); // attached
   return {
