@@ -6,8 +6,19 @@ import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import type postgres from 'postgres';
 
-/** The server settings the statistics need: trigger functions counted, I/O timed. */
-export const statsSettings: Record<string, string> = process.env.PROFILE_PG_STATS === '1' ? { track_functions: 'all', track_io_timing: 'on' } : {};
+/**
+ * The server settings the statistics need (trigger functions counted, I/O timed), and any given as
+ * `PROFILE_PG_SETTINGS=name=value,name=value` (a planner setting tried on the whole run, say).
+ */
+export const statsSettings: Record<string, string> = {
+  ...(process.env.PROFILE_PG_STATS === '1' ? { track_functions: 'all', track_io_timing: 'on' } : {}),
+  ...Object.fromEntries(
+    (process.env.PROFILE_PG_SETTINGS ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((pair) => pair.split('=', 2) as [string, string]),
+  ),
+};
 
 /**
  * The CPU (user + system, ms) the cluster on `port` has used so far: the postmaster's own and that of the children it

@@ -35,7 +35,7 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
     const host = world.atelier.executor.child.pid;
     const messages0 = await streamMessages(world.natsUrl);
-    const pgStats = statsSettings.track_functions ? await statsSnapshot(world.atelier.observer) : undefined;
+    const pgStats = process.env.PROFILE_PG_STATS === '1' ? await statsSnapshot(world.atelier.observer) : undefined;
     const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats), pg: await postgresCpuMs(world.pgPort) };
     const startedAt = Date.now();
     const gcs = gcProbe();
