@@ -3,7 +3,8 @@
 // (wire-tap.ts: each write and each chunk read, stamped, with the protocol messages they carry), and with
 // WIRE_TRACE_STRACE=1 its Postgres backends under `strace -ttt -T` (when each backend read its bytes and sent each
 // answer, on the same wall clock). Per edge, the two windows split at those stamps; p50 over the edges, in ms.
-// `npx tsx bench/peers/wire-trace.ts [length]`. The tap costs a few µs a chunk; strace slows the backends' syscalls
+// With WIRE_TRACE_CPU=1, V8's profiler (every 50 µs) says what the main thread ran in the windows that are ours
+// (window-cpu.ts). `npx tsx bench/peers/wire-trace.ts [length]`. The tap costs a few µs a chunk; strace slows the backends' syscalls
 // (~20–60 µs each), so its Postgres figures are upper bounds and its run is not one to time the edge by.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { atelierChain, chain } from './atelier';
 import { readTaskTrace } from './edge-trace';
 import { profileWorld } from './profile-world';
 import { OBSERVER } from './statements';
+import { profileWindows } from './window-cpu';
 import { tapPostgresSockets, type WireEvent } from './wire-tap';
 
 /** One syscall of a backend: when it began (epoch ms), what it was, how long it took, what it carried. */
@@ -47,7 +49,10 @@ export async function wireTrace(length: number): Promise<void> {
       );
       await new Promise((resolve) => setTimeout(resolve, 1000)); // attached
     }
+    // WIRE_TRACE_CPU=1: V8's profiler over the chain, its samples charged to the windows below (window-cpu.ts).
+    const cpu = process.env.WIRE_TRACE_CPU === '1' ? await profileWindows() : undefined;
     const r = await atelierChain(world.atelier, 'wire-trace', length, world.counter);
+    const samples = await cpu?.stop();
     stopTracing();
     tap.stop();
     if (strace) {
@@ -78,6 +83,12 @@ export async function wireTrace(length: number): Promise<void> {
       whole.add('edge: P host wait returned → C host module started', (child.get('host: module started') ?? NaN) - (parent.get('host: wait returned') ?? NaN));
       whole.add("recording begun → C committed (the recording's transaction)", (committed ?? NaN) - (begun ?? NaN));
       if (begun !== undefined && lockedRead !== undefined) readWindow(read, tap.events, backend, begun, lockedRead);
+      if (samples && begun !== undefined && lockedRead !== undefined && sent !== undefined && committed !== undefined) {
+        const firstOut = tap.events.find((e) => e.dir === 'out' && e.at >= begun);
+        if (firstOut) samples.charge('recording begun → its first write', begun, firstOut.at);
+        samples.charge('locked and read → commit sent', lockedRead, sent);
+        samples.charge('commit sent → committed', sent, committed);
+      }
       if (sent !== undefined && committed !== undefined) {
         commitWindow(commit, tap.events, backend, sent, committed);
         if (process.env.WIRE_TRACE_SHOW && i >= 100 && shown++ < Number(process.env.WIRE_TRACE_SHOW)) show(tap.events, backend, begun ?? sent, committed);
@@ -88,7 +99,9 @@ export async function wireTrace(length: number): Promise<void> {
     const edges = length - 1;
     const rows = (await world.statements('time')).map((r) => ({ ...r, exec: r.ms, plan: r.planMs }));
     console.log(`\nPostgres' time an edge (pg_stat_statements, track_planning on)`);
-    console.log(`${'calls/edge'.padStart(10)} ${'plan/call'.padStart(9)} ${'exec/call'.padStart(9)} ${'ms/edge'.padStart(8)}  statement`);
+    console.log(
+      `${'calls/edge'.padStart(10)} ${'plans/edge'.padStart(10)} ${'ms/plan'.padStart(8)} ${'exec/call'.padStart(9)} ${'ms/edge'.padStart(8)}  statement`,
+    );
     let sum = 0;
     for (const row of rows) {
       const calls = Number(row.calls);
@@ -96,12 +109,13 @@ export async function wireTrace(length: number): Promise<void> {
       sum += perEdge;
       if (calls / edges >= 0.5)
         console.log(
-          `${(calls / edges).toFixed(2).padStart(10)} ${(row.plan / Math.max(1, Number(row.plans))).toFixed(3).padStart(9)} ${(row.exec / calls).toFixed(3).padStart(9)} ${perEdge.toFixed(3).padStart(8)}  ${row.query.replace(/\s+/g, ' ').slice(0, 80)}`,
+          `${(calls / edges).toFixed(2).padStart(10)} ${(Number(row.plans) / edges).toFixed(2).padStart(10)} ${(row.plan / Math.max(1, Number(row.plans))).toFixed(3).padStart(8)} ${(row.exec / calls).toFixed(3).padStart(9)} ${perEdge.toFixed(3).padStart(8)}  ${row.query.replace(/\s+/g, ' ').slice(0, 80)}`,
         );
     }
-    console.log(`${''.padStart(30)} ${sum.toFixed(3).padStart(8)}  (all statements, the idle loops' included)`);
+    console.log(`${''.padStart(40)} ${sum.toFixed(3).padStart(8)}  (all statements, the idle loops' included)`);
     read.print("recording begun → locked and read (the recording's first round trip)");
     commit.print("commit sent → committed (the dispatch's transaction's end)");
+    samples?.print(length - 1);
   } finally {
     tap.stop();
     strace?.kill('SIGINT');
