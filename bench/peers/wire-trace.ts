@@ -4,8 +4,9 @@
 // WIRE_TRACE_STRACE=1 its Postgres backends under `strace -ttt -T` (when each backend read its bytes and sent each
 // answer, on the same wall clock). Per edge, the two windows split at those stamps; p50 over the edges, in ms.
 // With WIRE_TRACE_CPU=1, V8's profiler (every 50 µs) says what the main thread ran in the windows that are ours
-// (window-cpu.ts). `npx tsx bench/peers/wire-trace.ts [length]`. The tap costs a few µs a chunk; strace slows the backends' syscalls
-// (~20–60 µs each), so its Postgres figures are upper bounds and its run is not one to time the edge by.
+// (window-cpu.ts). `npx tsx bench/peers/wire-trace.ts [length]`. The tap costs a few µs a chunk (it shows in the
+// profile as wire-tap.ts); strace slows the backends' syscalls (~20–60 µs each), so its Postgres figures are upper
+// bounds and its run is not one to time the edge by.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
