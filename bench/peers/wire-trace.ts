@@ -128,7 +128,7 @@ export async function wireTrace(length: number): Promise<void> {
 }
 
 /** Named steps of a window, one sample per edge each, printed as p50 / p90 in the order first seen. */
-class Steps {
+export class Steps {
   private steps = new Map<string, number[]>();
   add(name: string, ms: number | undefined): void {
     if (ms === undefined || !Number.isFinite(ms)) return;
@@ -147,7 +147,7 @@ class Steps {
 const within = (events: WireEvent[], from: number, to: number) => events.filter((e) => e.at >= from && e.at <= to);
 
 /** The recording's first round trip: BEGIN, the lock, the reads and the early insert sent at once, their answers back. */
-function readWindow(steps: Steps, events: WireEvent[], backend: BackendCall[], begun: number, lockedRead: number): void {
+export function readWindow(steps: Steps, events: WireEvent[], backend: BackendCall[], begun: number, lockedRead: number): void {
   const w = within(events, begun, lockedRead);
   const firstOut = w.find((e) => e.dir === 'out' && e.messages.some((m) => /^[PQ]:begin/i.test(m)));
   const ins = w.filter((e) => e.dir === 'in');
@@ -165,7 +165,7 @@ function readWindow(steps: Steps, events: WireEvent[], backend: BackendCall[], b
 }
 
 /** The end of the transaction: the statements still unanswered at `commit sent`, the COMMIT behind them, its answer. */
-function commitWindow(steps: Steps, events: WireEvent[], backend: BackendCall[], sent: number, committed: number): void {
+export function commitWindow(steps: Steps, events: WireEvent[], backend: BackendCall[], sent: number, committed: number): void {
   const w = within(events, sent, committed);
   // The COMMIT goes as a named statement the driver prepared once (Bind, Execute, Sync: no text): the last write before its answer.
   const commitIn = w.find((e) => e.dir === 'in' && e.messages.includes('C:COMMIT'));
