@@ -37,7 +37,7 @@ const HOPS: { hop: string; of: 'P' | 'C'; from?: string }[] = [
 const ORIGIN = 'P:host: wait returned';
 
 /** Per task, the first time each hop was stamped with its name, from the trace files of every process. */
-async function readTaskTrace(dir: string): Promise<Map<string, Map<string, number>>> {
+export async function readTaskTrace(dir: string): Promise<Map<string, Map<string, number>>> {
   const tasks = new Map<string, Map<string, number>>();
   for (const name of await readdir(dir)) {
     for (const line of (await readFile(path.join(dir, name), 'utf8')).split('\n')) {

@@ -18,8 +18,11 @@ export interface ProfileWorld {
   pgPort: number;
   /** The observer role in the `postgres` database, where pg_stat_statements is. */
   statementsObserver: postgres.Sql;
-  /** Every statement the control plane sent so far: calls, server time, normalised text, most calls or time first. */
-  statements(order: 'calls' | 'time'): Promise<{ calls: string; rows: string; ms: number; query: string }[]>;
+  /**
+   * Every statement the control plane sent so far: calls, server time (`planMs` and `plans` 0 unless the settings turn
+   * `pg_stat_statements.track_planning` on), normalised text, most calls or time first.
+   */
+  statements(order: 'calls' | 'time'): Promise<{ calls: string; rows: string; ms: number; planMs: number; plans: string; query: string }[]>;
   stop(): Promise<void>;
 }
 
@@ -42,8 +45,8 @@ export async function profileWorld(workflows: object[], settings: Record<string,
     logFile: pg.logFile,
     pgPort: pg.port,
     statementsObserver: observer,
-    statements: (order) => observer<{ calls: string; rows: string; ms: number; query: string }[]>`
-      select calls, rows, total_exec_time as ms, query from pg_stat_statements
+    statements: (order) => observer<{ calls: string; rows: string; ms: number; planMs: number; plans: string; query: string }[]>`
+      select calls, rows, total_exec_time as ms, total_plan_time as "planMs", plans, query from pg_stat_statements
       where dbid = (select oid from pg_database where datname = ${atelier.database})
         and userid <> (select oid from pg_roles where rolname = ${OBSERVER})
       order by ${order === 'calls' ? observer`calls` : observer`total_exec_time`} desc`,

@@ -91,7 +91,7 @@ const fixed = (n: number, width: number) => (Number.isFinite(n) ? n.toFixed(2) :
 export interface S3Profile {
   rows: HopRow[];
   /** Every statement the control plane sent meanwhile (pg_stat_statements: calls and normalised text). */
-  statements: { calls: string; query: string }[];
+  statements: { calls: string; plans: string; ms: number; planMs: number; query: string }[];
 }
 
 export async function s3Profile(runCount: number, print = true): Promise<S3Profile> {
@@ -104,7 +104,8 @@ export async function s3Profile(runCount: number, print = true): Promise<S3Profi
   const sleepMs = Number(process.env.S3_PROFILE_SLEEP_MS ?? 0);
   const workflow = independent('s3-profile', 1);
   if (sleepMs > 0) for (const task of workflow.tasks) Object.assign(task, { parameters: { sleepMs } });
-  const world = await profileWorld([workflow]);
+  // S3_PROFILE_STATEMENTS: with Postgres' planning counted too (a statement planned on every call shows 1.00 plans a run).
+  const world = await profileWorld([workflow], process.env.S3_PROFILE_STATEMENTS ? { 'pg_stat_statements.track_planning': 'on' } : {});
   try {
     await world.counter.reset(); // the statements of the runs (and of the idle loops meanwhile), not of the setup
     const r = await firstProgress(world.atelier, 's3-profile', runCount);
@@ -118,7 +119,10 @@ export async function s3Profile(runCount: number, print = true): Promise<S3Profi
       `S3 first progress over ${runCount} runs${sleepMs > 0 ? ` (the task sleeping ${sleepMs} ms after it)` : ''}: p50 ${round(r.p50)} ms, p99 ${round(r.p99)} ms; ${(calls / runCount).toFixed(2)} statements a run`,
     );
     if (process.env.S3_PROFILE_STATEMENTS)
-      for (const row of statements) console.log(`${(Number(row.calls) / runCount).toFixed(2).padStart(6)}  ${row.query.replace(/\s+/g, ' ').slice(0, 160)}`);
+      for (const row of statements)
+        console.log(
+          `${(Number(row.calls) / runCount).toFixed(2).padStart(6)} calls ${(Number(row.plans) / runCount).toFixed(2).padStart(5)} plans ${((row.ms + row.planMs) / runCount).toFixed(3).padStart(6)} ms a run  ${row.query.replace(/\s+/g, ' ').slice(0, 140)}`,
+        );
     console.log(`${'hop'.padEnd(40)} ${'step p50'.padStart(9)} ${'step p99'.padStart(9)} ${'since sent p50'.padStart(15)}`);
     for (const [i, row] of rows.entries()) {
       const note = `${row.from !== HOPS[i]!.hop ? `  (from ${row.from})` : ''}${row.runs < runCount ? `  (${row.runs} runs)` : ''}`;

@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import { and, asc, desc, eq, inArray, like, type SQL, sql } from 'drizzle-orm';
 import type { ObjectStore } from '../artifacts/store';
-import { arrayOf, jsonRows } from '../db/arrays';
+import { jsonRows, oneOrAny } from '../db/arrays';
 import type { Db, Tx } from '../db/client';
 import type { Task } from '../db/tables/runs';
 import { runArtifacts } from '../db/tables/tracking';
@@ -65,15 +65,17 @@ export async function putArtifact(db: Db, store: ObjectStore, caller: Caller, ta
  * keeps in each task's folder only the files of the execution whose result succeeded (`block`, the execution number
  * of its events: SEQ_BLOCK): another execution's files go, and so does a file logged by no known execution (-1: an
  * MLflow client inside the module, which ran before its host logged what it left) at a path the winner's host logged.
- * The id list beside the join leads the planner to the key, not to a scan of every task's files (db/arrays.ts).
+ * The id list beside the join leads the planner to the key, not to a scan of every task's files (db/arrays.ts); one id
+ * as `= $1`, so that the statement's generic plan is kept rather than each call planned (oneOrAny).
  */
 export const keepResultFiles = (winners: { id: string; block: number }[]): SQL => sql`
   with other_executions_files as (
     delete from run_artifacts a using ${jsonRows(winners)} as w(id uuid, block int)
-    where a.task_id = w.id and a.task_id = any(${arrayOf(
+    where a.task_id = w.id and ${oneOrAny(
+      'a.task_id',
       winners.map((w) => w.id),
       'uuid',
-    )}) and a.execution <> w.block
+    )} and a.execution <> w.block
       and (a.execution >= 0 or exists (select 1 from run_artifacts o where o.task_id = a.task_id and o.path = a.path and o.execution = w.block)))
   `;
 

@@ -14,6 +14,8 @@ export interface CountedOrchestrator {
   seen: WireSeen;
   /** What it knows of the runs' edges: a test awaits its reading of a run it did not start (`learnt`). */
   runEdges: RunEdges;
+  /** Its pool (one connection): what Postgres keeps for that connection (pg_prepared_statements) is read through it. */
+  sql: ReturnType<typeof countingPool>['sql'];
   end(): Promise<void>;
 }
 
@@ -36,5 +38,5 @@ export function countedOrchestrator(url: string, options: Pick<OrchestratorOptio
     onOutbox: () => {},
     defaults: { timeoutMs: 60_000, executor: 'local' },
   });
-  return { orchestrator, seen, runEdges, end: () => client.end({ timeout: 1 }) };
+  return { orchestrator, seen, runEdges, sql: client, end: () => client.end({ timeout: 1 }) };
 }
