@@ -3,7 +3,7 @@
 // code called it) and each function's self time. `npx tsx bench/peers/cpu-profile-table.ts file [tasks] [functions]`.
 import { readFile } from 'node:fs/promises';
 
-interface CallFrame {
+export interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
@@ -29,7 +29,7 @@ const LIBRARIES: [string, string][] = [
 const V8_ROWS = new Set(['(garbage collector)', '(idle)', '(program)']);
 
 /** The area a sample's stack (innermost first) is charged to. */
-function areaOf(stack: CallFrame[]): string {
+export function areaOf(stack: CallFrame[]): string {
   const leaf = stack[0]!;
   if (V8_ROWS.has(leaf.functionName)) return leaf.functionName;
   for (const frame of stack) {
@@ -41,7 +41,7 @@ function areaOf(stack: CallFrame[]): string {
   return `node: ${leaf.url.split('/').pop() || leaf.functionName}`;
 }
 
-const where = (f: CallFrame) => `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|server|plugins|bench)\//, '$1/')}`;
+export const where = (f: CallFrame) => `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|server|plugins|bench)\//, '$1/')}`;
 
 export function cpuProfileTable(profile: CpuProfile, tasks: number, functions = 40): string[] {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
