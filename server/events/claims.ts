@@ -43,8 +43,7 @@ const MAX_BATCH = 500;
 
 export function createClaimServer(options: ClaimServerOptions): Service {
   const { bus, orchestrator, log } = options;
-  const heartbeatMs = options.heartbeatTimeoutMs ? Math.max(1, Math.floor(options.heartbeatTimeoutMs / 4)) : undefined;
-  const beat = heartbeatMs ? { heartbeatMs } : {};
+  const beat = options.heartbeatTimeoutMs ? { heartbeatMs: Math.max(1, Math.floor(options.heartbeatTimeoutMs / 4)) } : {};
   let subscription: Subscription | undefined;
   let queue: { claim: AttemptClaim; resolve: (a: ClaimAnswer) => void; reject: (e: unknown) => void }[] = [];
   let scheduled = false;
@@ -70,12 +69,9 @@ export function createClaimServer(options: ClaimServerOptions): Service {
         // and send claims in batches (served by the bus beside single ones) only for 5.
         // And how often to beat: a host's own interval (5 s by default) longer than this control plane's timeout had
         // every live attempt that ran past the timeout presumed lost and run again.
-        // Set on the answers where they are: each is this query's own, made for it (not a copy of each, ~100 bytes a claim).
-        for (const a of answers)
-          if (a.verdict === 'run') {
-            a.protocol = PROTOCOL_VERSION;
-            if (heartbeatMs) a.heartbeatMs = heartbeatMs;
-          }
+        // A copy of each (~90 bytes): setting the two on an answer made by a spread was measured at ~500 bytes an answer
+        // (V8 gives such an object no room for more properties, and here turned it into a dictionary).
+        answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION, ...beat } : a));
         for (let i = 0; i < batch.length; i++) {
           const q = batch[i]!;
           traceTaskHop('control plane: claim answered', q.claim.runId, q.claim.taskId);
