@@ -28,6 +28,14 @@ describe('packWithin', () => {
     }
   });
 
+  it('joins the parts of a batch split by too large a guess (its first item far larger than the rest) into few messages', () => {
+    const items = [{ text: 'x'.repeat(8_000) }, ...Array.from({ length: 2000 }, (_, i) => ({ i }))];
+    const messages = packWithin(items, 10_000);
+    for (const m of messages) expect(Buffer.byteLength(m)).toBeLessThanOrEqual(10_000);
+    expect(messages.length).toBeLessThanOrEqual(5);
+    expect(messages.flatMap((m) => JSON.parse(m))).toEqual(items);
+  });
+
   it('sends one message for a batch that fits', () => {
     expect(packWithin([1, 2, 3], 1000)).toEqual(['[1,2,3]']);
     expect(packWithin([], 1000)).toEqual([]);

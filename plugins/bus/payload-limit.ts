@@ -20,9 +20,42 @@ const PART_FILL = 0.875;
  * exceeds the limit goes as `[tooLarge(item)]` instead (left out if that does not fit either, or there is no `tooLarge`).
  */
 export function packWithin(items: readonly unknown[], maxBytes: number, tooLarge?: (item: unknown) => unknown): string[] {
-  const messages: string[] = [];
-  if (items.length) packRange(items, 0, items.length, maxBytes, tooLarge, messages);
-  return messages;
+  const pieces: string[] = [];
+  if (items.length) packRange(items, 0, items.length, maxBytes, tooLarge, pieces);
+  return pieces.length < 2 ? pieces : merged(pieces, maxBytes);
+}
+
+/**
+ * Consecutive pieces joined into one message where they fit together: a split by a guess too large (a batch whose first
+ * items are far larger than the rest) leaves parts far under the limit. Parts split as planned are each more than half
+ * the limit, so they go as they are, not copied. (Counting a piece's bytes flattens it: the publish's encoding would.)
+ */
+function merged(pieces: string[], maxBytes: number): string[] {
+  const out: string[] = [];
+  let group: string[] = [];
+  let size = 0;
+  const close = () => {
+    if (group.length === 1) out.push(group[0]!);
+    else if (group.length)
+      out.push(
+        joinFlat(
+          '[',
+          group.map((piece) => piece.slice(1, -1)),
+          ',',
+          ']',
+        ),
+      );
+    group = [];
+  };
+  for (const piece of pieces) {
+    const bytes = Buffer.byteLength(piece);
+    // `[a]` and `[b]` make `[a,b]`: one byte less than the two.
+    if (group.length && size + bytes - 1 > maxBytes) close();
+    size = group.length ? size + bytes - 1 : bytes;
+    group.push(piece);
+  }
+  close();
+  return out;
 }
 
 function packRange(items: readonly unknown[], from: number, to: number, maxBytes: number, tooLarge: ((item: unknown) => unknown) | undefined, out: string[]) {
