@@ -27,8 +27,8 @@ export function packWithin(items: readonly unknown[], maxBytes: number, tooLarge
 
 /**
  * Consecutive pieces joined into one message where they fit together: a split by a guess too large (a batch whose first
- * items are far larger than the rest) leaves parts far under the limit. Parts split as planned are each more than half
- * the limit, so they go as they are, not copied. (Counting a piece's bytes flattens it: the publish's encoding would.)
+ * items are far larger than the rest) leaves parts far under the limit. Parts split as planned are mostly over half the
+ * limit each, so they go as they are, not copied. (Counting a piece's bytes flattens it: the publish's encoding would.)
  */
 function merged(pieces: string[], maxBytes: number): string[] {
   const out: string[] = [];
