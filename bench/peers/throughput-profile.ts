@@ -43,7 +43,9 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const survivors = await survivorProbe();
     const cpuProfile = await cpuProbe();
     const perf = await perfProbe(world.pgPort);
+    const allocations = await allocationProbe();
     const r = await atelierThroughput(world.atelier, 'profile', width, world.counter).finally(() => heap.stop());
+    await allocations.stop();
     await cpuProfile.stop();
     await perf.stop();
     await survivors.stop();
@@ -218,6 +220,30 @@ async function survivorProbe(): Promise<{ stop(): Promise<void> }> {
   const post = (method: string, params?: object) =>
     new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
   await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return {
+    async stop() {
+      const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * `PROFILE_HEAP=file`: V8's sampling heap profiler on the control plane over the run's window, a sample every
+ * `PROFILE_HEAP_INTERVAL` bytes (4096), the objects either collector freed included: what the run allocates, not only
+ * what survives (as `bench/peers/host-heap-probe.cjs` does for the host). The profile goes to `file` (a .heapprofile);
+ * `bench/peers/heap-profile-table.ts` reads it as KB a task by area and by function.
+ */
+async function allocationProbe(): Promise<{ stop(): Promise<void> }> {
+  const file = process.env.PROFILE_HEAP;
+  if (!file) return { async stop() {} };
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  const samplingInterval = Number(process.env.PROFILE_HEAP_INTERVAL ?? 4096);
+  await post('HeapProfiler.startSampling', { samplingInterval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   return {
     async stop() {
       const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };

@@ -69,8 +69,11 @@ export function createClaimServer(options: ClaimServerOptions): Service {
         // and send claims in batches (served by the bus beside single ones) only for 5.
         // And how often to beat: a host's own interval (5 s by default) longer than this control plane's timeout had
         // every live attempt that ran past the timeout presumed lost and run again.
+        // A copy of each (~90 bytes): setting the two on an answer made by a spread was measured at ~500 bytes an answer
+        // (V8 gives such an object no room for more properties, and here turned it into a dictionary).
         answers = answers.map((a) => (a.verdict === 'run' ? { ...a, protocol: PROTOCOL_VERSION, ...beat } : a));
-        for (const [i, q] of batch.entries()) {
+        for (let i = 0; i < batch.length; i++) {
+          const q = batch[i]!;
           traceTaskHop('control plane: claim answered', q.claim.runId, q.claim.taskId);
           q.resolve(answers[i]!);
         }

@@ -22,7 +22,8 @@ import type { OrchestratorContext } from './context';
 export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClaim[], alongside?: (claimed: SQL) => SQL): Promise<ClaimAnswer[]> {
   const ids = [...new Set(claims.map((c) => c.taskId).filter((id) => isUuid(id)))];
   if (ctx.instruments) {
-    const redelivered = claims.filter((c) => c.redelivered).length;
+    let redelivered = 0;
+    for (const c of claims) if (c.redelivered) redelivered++;
     if (redelivered) ctx.instruments.redelivered('task', redelivered);
   }
   // Claims that ask for an execution number, counted per task: two hosts may claim one attempt in one batch.
@@ -62,12 +63,14 @@ export async function answerClaims(ctx: OrchestratorContext, claims: AttemptClai
   // A redelivered message the database lets run may have run already: hold it until the bus has nothing older. So
   // may one whose attempt the database saw start, or whose attempt had an execution numbered before this one,
   // whatever the bus counted: a bus can count a redelivery as a first delivery (the chaos suite saw JetStream do so).
-  const gated = claims.flatMap((c, i) => {
+  const gated: number[] = [];
+  for (let i = 0; i < claims.length; i++) {
+    const c = claims[i]!;
     const answer = answers[i]!;
-    if (answer.verdict !== 'run') return [];
+    if (answer.verdict !== 'run') continue;
     const earlier = c.execution === null && (answer.execution ?? 0) > 0;
-    return c.redelivered || earlier || byId.get(c.taskId)?.status === 'RUNNING' ? [i] : [];
-  });
+    if (c.redelivered || earlier || byId.get(c.taskId)?.status === 'RUNNING') gated.push(i);
+  }
   if (!gated.length) return answers;
   let backlog: { published: number; recorded: number } | undefined;
   let unknown = false;

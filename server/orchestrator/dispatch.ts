@@ -1,6 +1,7 @@
 // Dispatch: a run's READY tasks pass the gates (wired inputs, data access, cache), the concurrency limits, and are
 // written to the outbox as bus messages; control-plane nodes (nested workflows, maps) are started here instead.
 import { and, asc, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { joinFlat } from '../../plugins/bus/payload-limit';
 import { permanentFailure } from '../../plugins/outcomes';
 import type { TaskMessage } from '../../plugins/protocol';
 import { cacheable } from '../cache/key';
@@ -19,7 +20,7 @@ import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './lim
 import { type ReservedRow, reservingFrom } from './reservations';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
-import { type PoolMessage, poolMessages, taskMessage } from './task-message';
+import { messageTexts, outboxRowJson, type PoolMessage, poolMessages, taskMessage } from './task-message';
 
 /**
  * New tasks not written yet, by id (a run's READY tasks from `startRun`, which `mayQueueUnwritten` chose): dispatch
@@ -201,11 +202,11 @@ export const messageLimit = (tc: TxContext) => tc.ctx.maxMessageBytes() - HEADER
  * (retried on every relay pass, holding the rows after it back). Such a task fails here, in the dispatch's
  * transaction, saying what to do; the rest go on. Serializing each message once costs ~2 µs for a typical one.
  */
-async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage[], bytes: number[], ended: string[]): Promise<Set<number>> {
+async function failOversized(tc: TxContext, ready: Task[], messages: TaskMessage[], bytes: (number | undefined)[], ended: string[]): Promise<Set<number>> {
   const limit = messageLimit(tc);
   const oversized = new Set<number>();
   for (let i = 0; i < messages.length; i++) {
-    if (bytes[i]! <= limit) continue;
+    if ((bytes[i] ?? 0) <= limit) continue;
     oversized.add(i);
     const message = `its task message is ${bytes[i]} bytes, over the ${limit} the bus takes (nats-server max_payload less room for headers): parameters, upstream outputs and model file lists travel inline, so pass a large value as an artifact or a dataset and hand over its digest (or raise max_payload)`;
     const failed = await applyOutcome(tc, ready[i]!, permanentFailure('message-too-large', message), { at: tc.step.at, durationMs: 0, host: null });
@@ -258,10 +259,9 @@ async function enqueuePart(
   // Named by queueAndWrite's reserving rule, on a count that only shrinks below: a message names this replica if reserved.
   const claimAt = ctx.reservations?.claimAt(ready.length);
   let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at, claimAt));
-  // Each message serialized once: measured here, then joined into its bus message's JSON for the outbox and the publish.
-  let texts = messages.map((m) => JSON.stringify(m));
-  let bytes = texts.map((t) => Buffer.byteLength(t));
-  const tooLarge = unwritten?.size ? ready.filter((t, i) => bytes[i]! > messageLimit(tc) && unwritten.has(t.id)) : [];
+  // Each message serialized once (measured where it can matter), then joined into its bus message's JSON for the outbox and the publish.
+  let { texts, bytes } = messageTexts(messages, messageLimit(tc));
+  const tooLarge = unwritten?.size ? ready.filter((t, i) => (bytes[i] ?? 0) > messageLimit(tc) && unwritten.has(t.id)) : [];
   // Failed below by an update of their row: written first.
   if (tooLarge.length)
     await writeReady(
@@ -357,8 +357,8 @@ export function queueAndWrite(
     parts.push(reservingFrom([...(taskIds.length ? (['queued'] as const) : []), ...(newTasks.length ? (['created'] as const) : [])]));
     parts.push(...reserve.ctes);
   }
-  // The rows' JSON around each message's own (joined once in poolMessages), not the messages serialized again.
-  const json = `[${rows.map((r) => `{"kind":"task","pool":${JSON.stringify(r.pool)},"msg_id":${JSON.stringify(r.msgId)},"payload":${r.text ?? JSON.stringify(r.payload)}}`).join(',')}]`;
+  // The rows' JSON around each message's own (outboxRowJson), one flat string the driver writes without copying it.
+  const json = joinFlat('[', rows.map(outboxRowJson), ',', ']');
   const outbox = sql`insert into outbox (kind, pool, msg_id, payload)
       select kind, pool, msg_id, payload from json_populate_recordset(null::outbox, ${json}::json)
       ${ifReady ? sql`where (select count(*) from queued) = ${taskIds.length}::int ` : sql``}returning id, msg_id`;

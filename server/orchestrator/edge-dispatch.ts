@@ -13,7 +13,7 @@ import { mayQueueUnwritten, messageLimit, queueAndWrite } from './dispatch';
 import { outputKey, upstreamOutputs } from './known-facts';
 import type { DownstreamRead } from './recorded-tasks';
 import { readinessFromCounts, readyWhen } from './rules';
-import { poolMessages, taskMessage } from './task-message';
+import { messageTexts, poolMessages, taskMessage } from './task-message';
 
 /**
  * Settles the success of `node` (the only node this transaction ended) from what the read under the run's lock said of
@@ -58,10 +58,9 @@ export async function dispatchBehind(tc: TxContext, run: Run, node: string, edge
     // Their first claims asked of this replica when queueAndWrite reserves them here (the same rule decides both).
     const claimAt = ctx.reservations?.claimAt(readyTasks.length);
     const messages = readyTasks.map((t) => taskMessage(t, versions.get(t.moduleVersionId!)!.version, all, step.at, claimAt));
-    const texts = messages.map((m) => JSON.stringify(m));
-    const bytes = texts.map((t) => Buffer.byteLength(t));
+    const { texts, bytes } = messageTexts(messages, messageLimit(tc));
     // One past the bus's limit is failed by dispatch, saying why.
-    if (bytes.some((b) => b > messageLimit(tc))) return false;
+    if (bytes.some((b) => (b ?? 0) > messageLimit(tc))) return false;
     const batchSize = await ctx.batchSizes.forPools(
       tx,
       messages.map((m) => m.pool),

@@ -37,8 +37,13 @@ it('stores a transaction’s events a few rows to a run, and reads them back one
   await database.db.execute(sql`update runs set event_seq = 2 where id = ${runId}`);
   for (const seq of [1, 2])
     await database.db.execute(sql`insert into run_events (run_id, seq, event) values (${runId}, ${seq}, ${JSON.stringify({ ...progress(seq), seq })}::jsonb)`);
-  const first = await database.db.transaction((tx) => appendRunEvents(tx, [progress(3), progress(4), progress(5)]));
+  const given = [progress(3), progress(4), progress(5)];
+  const first = await database.db.transaction((tx) => appendRunEvents(tx, given));
   expect(first.map((e) => e.seq)).toEqual([3, 4, 5]);
+  // Numbered where they are (the transaction's own events, not a copy of each), and stored without their number inside.
+  expect(first.every((e, i) => e === given[i])).toBe(true);
+  const [row] = await queryRows<{ event: { events: object[] } }>(database.db, sql`select event from run_events where run_id = ${runId} and seq = 5`);
+  expect(row!.event.events.map((e) => 'seq' in e)).toEqual([false, false, false]);
   const wide = Array.from({ length: 2 * RUN_EVENTS_PAGE + 7 }, (_, i) => progress(6 + i));
   const second = await database.db.transaction((tx) => appendRunEvents(tx, wide));
   expect(second.at(-1)!.seq).toBe(5 + wide.length);

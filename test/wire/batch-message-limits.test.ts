@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskBatch, TaskMessage } from '../../plugins/protocol';
 import { executorHosts } from '../../server/db/tables/executors';
 import { outbox } from '../../server/db/tables/outbox';
-import { poolMessages } from '../../server/orchestrator/task-message';
+import { messageTexts, poolMessages } from '../../server/orchestrator/task-message';
 import { startTestApp, type TestApp } from '../harness/app';
 import { type NatsServer, startNats } from '../harness/nats';
 
@@ -106,5 +106,19 @@ describe('poolMessages', () => {
     const out = poolMessages(messages, sizes(messages), 1_000_000, 2, texts);
     expect(out.map((m) => m.text)).toEqual(out.map((m) => JSON.stringify(m.payload)));
     expect(poolMessages(messages, sizes(messages), 1_000_000, 2).every((m) => m.text === undefined)).toBe(true);
+  });
+
+  it('counts a message left unmeasured (messageTexts) only when its batch nears maxBytes: the same batches as measured', () => {
+    // Two-byte characters: a bound of one byte a character would let batches pass the limit.
+    const messages = Array.from({ length: 9 }, (_, i) => ({ ...task('a', i), parameters: { text: 'é'.repeat(40 + i * 7) } }) as TaskMessage);
+    const limit = Math.max(...messages.map((m) => JSON.stringify(m).length * 3));
+    const { texts, bytes } = messageTexts(messages, limit);
+    expect(bytes.every((b) => b === undefined)).toBe(true); // each fits alone however it encodes: not counted here
+    const lazily = poolMessages(messages, bytes, limit, 100, texts);
+    expect(lazily.map((m) => m.msgId)).toEqual(poolMessages(messages, sizes(messages), limit, 100, texts).map((m) => m.msgId));
+    expect(lazily.length).toBeGreaterThan(2);
+    for (const m of lazily) expect(Buffer.byteLength(m.text!)).toBeLessThanOrEqual(limit);
+    // A message that may not fit is counted at once (dispatch fails it when it does not).
+    expect(messageTexts(messages, 100).bytes).toEqual(sizes(messages));
   });
 });
