@@ -5,7 +5,7 @@ import { joinFlat } from '../../plugins/bus/payload-limit';
 import { permanentFailure } from '../../plugins/outcomes';
 import type { TaskMessage } from '../../plugins/protocol';
 import { cacheable } from '../cache/key';
-import { arrayOf } from '../db/arrays';
+import { arrayOf, oneOrAny } from '../db/arrays';
 import { bulkInsert, insertRows } from '../db/bulk';
 import { queryRows } from '../db/client';
 import { type NewTask, type Run, type Task, tasks } from '../db/tables/runs';
@@ -380,13 +380,6 @@ export function queueAndWrite(
     !newTasks.length,
   );
 }
-
-/**
- * `column = $1` for one value, else `= any($1)`: Postgres plans a prepared `= any($1)` anew on every call (its generic
- * plan guesses ten values, costed above a custom plan for the one given); `= $1` it plans once per connection.
- */
-const oneOrAny = (column: string, values: readonly (string | number)[], type: 'uuid' | 'bigint') =>
-  values.length === 1 ? sql`${sql.raw(column)} = ${values[0]}::${sql.raw(type)}` : sql`${sql.raw(column)} = any(${arrayOf(values, type)})`;
 
 /**
  * Deletes the outbox rows of direct publishes the bus has taken. Several rows are locked in id order first, as a
