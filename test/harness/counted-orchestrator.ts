@@ -12,6 +12,8 @@ import { countingPool, type WireSeen } from './counting-pool';
 export interface CountedOrchestrator {
   orchestrator: Orchestrator;
   seen: WireSeen;
+  /** Its one connection: what a test asks there (pg_prepared_statements) is the orchestrator's session's. */
+  sql: ReturnType<typeof countingPool>['sql'];
   /** What it knows of the runs' edges: a test awaits its reading of a run it did not start (`learnt`). */
   runEdges: RunEdges;
   end(): Promise<void>;
@@ -36,5 +38,5 @@ export function countedOrchestrator(url: string, options: Pick<OrchestratorOptio
     onOutbox: () => {},
     defaults: { timeoutMs: 60_000, executor: 'local' },
   });
-  return { orchestrator, seen, runEdges, end: () => client.end({ timeout: 1 }) };
+  return { orchestrator, seen, sql: client, runEdges, end: () => client.end({ timeout: 1 }) };
 }
