@@ -18,13 +18,15 @@ async function start(useModules?: string[]) {
   w.counted.seen.sent.length = 0;
   const run = await w.counted.orchestrator.startRun({ workflow: 'one-task', trigger: 'API', useModules }, null);
   const trips = roundTrips(w.counted.seen.sent);
+  // The statements that read a module by its name (its row, and its versions by tag and by number).
+  const moduleReads = w.counted.seen.sent.filter((s) => /"modules"\."namespace" = \$/.test(s.statement)).length;
   const [task] = await w.db
     .select({ ref: tasks.moduleRef, module: modules.name })
     .from(tasks)
     .innerJoin(moduleVersions, eq(moduleVersions.id, tasks.moduleVersionId))
     .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
     .where(eq(tasks.runId, run.id));
-  return { run, trips, module: task!.module, ref: task!.ref };
+  return { run, trips, moduleReads, module: task!.module, ref: task!.ref };
 }
 
 it('starts a run of a workflow started before in two round trips, its experiment and modules read with the workflow', async () => {
@@ -34,6 +36,8 @@ it('starts a run of a workflow started before in two round trips, its experiment
   expect(first.module).toBe('keyed');
   const again = await start();
   expect(again.trips).toBe(2);
+  // Its module's row and the version its tag picks in one statement (three before: the row, by tag, by number).
+  expect(again.moduleReads).toBe(1);
   expect(again.module).toBe('keyed');
   expect(again.run.experimentId).toBe(first.run.experimentId);
 }, 60_000);
