@@ -15,7 +15,9 @@ import { profileWorld } from './profile-world';
 const HOPS: { hop: string; from?: string }[] = [
   { hop: 'client: startRun sent' },
   { hop: 'control plane: startRun entered' },
+  { hop: 'control plane: commit sent' },
   { hop: 'control plane: committed' },
+  { hop: 'control plane: task publishing' },
   { hop: 'control plane: task published' },
   { hop: 'client: startRun answered', from: 'control plane: committed' },
   { hop: 'host: task delivered', from: 'control plane: task published' },

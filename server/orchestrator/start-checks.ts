@@ -8,6 +8,7 @@ import type { Tx } from '../db/client';
 import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import type { Task } from '../db/tables/runs';
+import type { Experiment } from '../db/tables/tracking';
 import type { Workflow, WorkflowVersion } from '../db/tables/workflows';
 import { mayStartWorkflowIn, WORKFLOW_DOMAIN_RULE, workflowDomainRefusal } from '../governance/grants';
 import { atLeastAsGuarded, type Domain, type ModelInput, type Trigger } from '../vocabulary';
@@ -42,6 +43,8 @@ export interface CreateRun {
   actingFor?: RunActor | null;
   /** The experiment it belongs to; default: the workflow's own. */
   experimentId?: string;
+  /** The workflow's own experiment as startRun's read of the workflow found it (null: none yet); absent: read it. */
+  workflowExperiment?: Experiment | null;
   /** Its priority in saturated pools (checked by the caller); a nested run takes its parent's. */
   priority?: number;
   /** The run's time limit in seconds (checked by the caller, runDeadline.ts); default: the spec's `timeoutSeconds`. */

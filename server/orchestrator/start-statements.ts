@@ -5,14 +5,18 @@ import type { PgInsertValue } from 'drizzle-orm/pg-core';
 import type { Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
 import { type Run, runs } from '../db/tables/runs';
+import { experiments } from '../db/tables/tracking';
 import { workflows, workflowVersions } from '../db/tables/workflows';
 
-/** The workflow (by id or by name) with the version wanted, its latest unless named: one statement per way of asking. */
+/**
+ * The workflow (by id or by name) with the version wanted, its latest unless named, and its own experiment (at most
+ * one: experiments_workflow_key; none before its first run): one statement per way of asking.
+ */
 const workflowReads = [false, true].map((byId) =>
   [false, true].map((latest) =>
     builtOnce<{ ref: string; version: number }>()((tx) =>
       tx
-        .select({ workflow: workflows, version: workflowVersions })
+        .select({ workflow: workflows, version: workflowVersions, experiment: experiments })
         .from(workflows)
         .leftJoin(
           workflowVersions,
@@ -21,6 +25,7 @@ const workflowReads = [false, true].map((byId) =>
             eq(workflowVersions.version, latest ? workflows.latestVersion : sql`${sql.placeholder('version')}::int`),
           ),
         )
+        .leftJoin(experiments, eq(experiments.workflowId, workflows.id))
         .where(byId ? eq(workflows.id, sql.placeholder('ref')) : eq(workflows.name, sql.placeholder('ref'))),
     ),
   ),

@@ -13,6 +13,7 @@ import type { Tx } from '../db/client';
 import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { type NewTask, type Run, runs, tasks } from '../db/tables/runs';
+import type { Experiment } from '../db/tables/tracking';
 import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
 import { isUuid } from '../db/uuid';
 import { badInput, forbidden, notFound } from '../errors';
@@ -36,7 +37,7 @@ import { checkRunTimeout, deadlineOf, runTimeoutMs } from './run-deadline';
 import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 import { actorOf, assertMayRunWorkflowIn, assertMayUseHotClusters, type CreateRun } from './start-checks';
-import { experimentReadAhead, type SentAhead } from './start-guesses';
+import type { SentAhead } from './start-guesses';
 import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
 import { noteVersionsUsed } from './version-usage';
 
@@ -57,7 +58,7 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
       // What the last start by this reference read after the workflow goes with the workflow's read (start-guesses.ts).
       const found = findWorkflow(tc.tx, input.workflow, input.version);
       ahead = ctx.startGuesses.sendAhead(tc.tx, input);
-      const { workflow, version } = await found;
+      const { workflow, version, experiment } = await found;
       input.authorize?.({ name: workflow.name, domain: specDomainOf(workflow, version) }, input.domain ?? specDomainOf(workflow, version));
       const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
       const overrides = moduleSwaps(version.spec, input.useModules ?? []);
@@ -80,10 +81,11 @@ export async function startRun(ctx: OrchestratorContext, input: StartRunInput, i
         priority: input.priority,
         timeoutSeconds: input.timeoutSeconds,
         experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
+        workflowExperiment: experiment,
         ahead,
       });
     });
-    ctx.startGuesses.learn(input, run.workflowId, ahead!);
+    ctx.startGuesses.learn(input, ahead!);
     traceHop('control plane: startRun entered', run.id, entered);
     return run;
   } catch (error) {
@@ -174,15 +176,15 @@ export async function rerunRun(
 /** A clone's or a rerun's time limit: its source's (the spec's, or the override the source was started with). */
 const keptTimeout = (source: Run) => (source.timeoutMs === null ? undefined : source.timeoutMs / 1000);
 
-async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion }> {
-  // The workflow and the version wanted (its latest unless named) in one statement.
+async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion; experiment: Experiment | null }> {
+  // The workflow, the version wanted (its latest unless named) and its experiment in one statement.
   const [found] = await workflowWithVersion(tx, ref, isUuid(ref), version);
   const workflow = found?.workflow;
   if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
   const wanted = version ?? workflow.latestVersion;
   const wv = found.version;
   if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
-  return { workflow, version: wv };
+  return { workflow, version: wv, experiment: found.experiment };
 }
 
 async function loadSource(tx: Tx, runId: string) {
@@ -200,9 +202,9 @@ async function loadSource(tx: Tx, runId: string) {
 /** Plans and writes a run with its tasks, then dispatches what can start (a run waiting for admission starts none). */
 export async function createRun(tc: TxContext, input: CreateRun): Promise<Run> {
   const { ctx, tx, step } = tc;
-  // The workflow's experiment is read (made on first use) alongside the checks and the plan rather than after them:
-  // the statements share the transaction's connection and follow each other without a round trip of their own.
-  const experiment = input.experimentId === undefined ? workflowExperiment(tx, input.workflow, experimentReadAhead(input.ahead, input.workflow.id)) : undefined;
+  // The workflow's experiment (startRun's read of the workflow brings it; others read it) is made on first use alongside
+  // the checks and the plan rather than after them: the statements follow each other without a round trip of their own.
+  const experiment = input.experimentId === undefined ? workflowExperiment(tx, input.workflow, input.workflowExperiment) : undefined;
   experiment?.catch(() => undefined); // awaited below; a check that throws first ends the transaction anyway
   await assertMayRunWorkflowIn(tx, input);
   const spec = input.version.spec;

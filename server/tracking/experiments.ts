@@ -10,7 +10,7 @@ import { badInput, conflict, forbidden } from '../errors';
 import type { Caller } from './access';
 import { checkKey, type KeyValue } from './logging';
 
-/** Read by every startRun: built once (server/db/prepared.ts). */
+/** A workflow's experiment, read where the workflow's read did not join it (clones, reruns, nested runs): built once. */
 const experimentOfWorkflow = builtOnce<{ workflowId: string }>()((db) =>
   db
     .select()
@@ -18,21 +18,14 @@ const experimentOfWorkflow = builtOnce<{ workflowId: string }>()((db) =>
     .where(eq(experiments.workflowId, sql.placeholder('workflowId'))),
 );
 
-/** The read `workflowExperiment` makes first, sent now: startRun sends it with the workflow's read (server/orchestrator/start-guesses.ts). */
-export function sendWorkflowExperimentRead(db: Db | Tx, workflowId: string): Promise<Experiment | undefined> {
-  const read = experimentOfWorkflow(db, { workflowId }).then(([found]) => found);
-  read.catch(() => undefined); // used or not: a failed read fails the transaction's later statements anyway
-  return read;
-}
-
 /** The workflow's own experiment, made on first use; named after the workflow (suffixed if a named one took that). */
 export async function workflowExperiment(
   db: Db | Tx,
   workflow: { id: string; name: string; teamId: string | null; createdBy: string | null },
-  /** The read of it already sent (`sendWorkflowExperimentRead` for this workflow), instead of reading it now. */
-  sent?: Promise<Experiment | undefined>,
+  /** The workflow's experiment as already read (startRun's read of the workflow joins it), null if none; absent: read now. */
+  read?: Experiment | null,
 ): Promise<Experiment> {
-  const found = sent ? await sent : (await experimentOfWorkflow(db, { workflowId: workflow.id }))[0];
+  const found = read !== undefined ? read : (await experimentOfWorkflow(db, { workflowId: workflow.id }))[0];
   if (found) return found;
   for (const name of [workflow.name, `${workflow.name} (workflow)`, `${workflow.name} (workflow ${workflow.id.slice(0, 8)})`]) {
     const [made] = await db

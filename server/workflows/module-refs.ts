@@ -10,26 +10,31 @@ import { parseModuleRef } from '../modules/ref';
 
 export type ResolvedModule = ModuleVersion & { namespace: string; name: string };
 
-// startRun's reads of a module by its name, built once (server/db/prepared.ts): `wanted` is an array literal of the
-// tags or versions asked for.
+// startRun's read of a module by its name, built once (server/db/prepared.ts): `wanted` is an array literal of the
+// tags or versions asked for. One statement, not three (its row, its versions by tag, its versions by number): a
+// row per version picked (by one of its tags, or by its number with no tag), and one with no version when none is;
+// none when there is no such module. Each pick goes by its own index (module_tags' key, module_versions' by number).
 type ModuleNamed = { namespace: string; name: string; wanted: string };
-const namedModule = () => and(eq(modules.namespace, sql.placeholder('namespace')), eq(modules.name, sql.placeholder('name')));
-const moduleByName = builtOnce<ModuleNamed>()((tx) => tx.select({ id: modules.id }).from(modules).where(namedModule()));
-const moduleTagsNamed = builtOnce<ModuleNamed>()((tx) =>
-  tx
-    .select({ tag: moduleTags.tag, version: moduleVersions })
+const moduleNamed = builtOnce<ModuleNamed>()((tx) => {
+  const wanted = sql`${sql.placeholder('wanted')}::text[]`;
+  const picked = tx
+    .select({ tag: sql<string | null>`${moduleTags.tag}`.as('picked_tag'), versionId: sql<string>`${moduleTags.versionId}`.as('picked_version_id') })
     .from(moduleTags)
-    .innerJoin(moduleVersions, eq(moduleVersions.id, moduleTags.versionId))
-    .innerJoin(modules, eq(modules.id, moduleTags.moduleId))
-    .where(and(namedModule(), sql`${moduleTags.tag} = any(${sql.placeholder('wanted')}::text[])`)),
-);
-const moduleVersionsNamed = builtOnce<ModuleNamed>()((tx) =>
-  tx
-    .select({ version: moduleVersions })
-    .from(moduleVersions)
-    .innerJoin(modules, eq(modules.id, moduleVersions.moduleId))
-    .where(and(namedModule(), sql`${moduleVersions.version} = any(${sql.placeholder('wanted')}::text[])`)),
-);
+    .where(and(eq(moduleTags.moduleId, modules.id), sql`${moduleTags.tag} = any(${wanted})`))
+    .unionAll(
+      tx
+        .select({ tag: sql<string | null>`null::text`.as('picked_tag'), versionId: sql<string>`${moduleVersions.id}`.as('picked_version_id') })
+        .from(moduleVersions)
+        .where(and(eq(moduleVersions.moduleId, modules.id), sql`${moduleVersions.version} = any(${wanted})`)),
+    )
+    .as('picked');
+  return tx
+    .select({ id: modules.id, tag: picked.tag, version: moduleVersions })
+    .from(modules)
+    .leftJoinLateral(picked, sql`true`)
+    .leftJoin(moduleVersions, eq(moduleVersions.id, picked.versionId))
+    .where(and(eq(modules.namespace, sql.placeholder('namespace')), eq(modules.name, sql.placeholder('name'))));
+});
 
 /** One module's reads: its row, and its versions by the tags and by the versions asked for. */
 type ModuleRead = {
@@ -56,7 +61,7 @@ export interface ModuleReads {
 /** A set of references as one string: two sets are the same when their strings are. */
 const refsKey = (refs: Iterable<string>) => [...new Set(refs)].sort().join('\n');
 
-/** Each module's row, its tags and its versions: independent reads by its name, all sent at once (one round trip, not three per module). */
+/** Each module's row and the versions its tags and numbers pick: a statement per module, all sent at once (one round trip). */
 function readModules(tx: Tx, refs: Iterable<string>): Promise<ModuleRead[]> {
   const byModule = new Map<string, Set<string>>();
   for (const ref of refs) {
@@ -68,8 +73,15 @@ function readModules(tx: Tx, refs: Iterable<string>): Promise<ModuleRead[]> {
   const reads = [...byModule].map(async ([key, selectors]) => {
     const [namespace, name] = key.split('/') as [string, string];
     const values = { namespace, name, wanted: arrayLiteral([...selectors]) };
-    const [[mod], tagRows, versionRows] = await Promise.all([moduleByName(tx, values), moduleTagsNamed(tx, values), moduleVersionsNamed(tx, values)]);
-    return { key, namespace, name, selectors, mod, tagRows, versionRows: versionRows.map((r) => r.version) };
+    const rows = await moduleNamed(tx, values);
+    const tagRows: ModuleRead['tagRows'] = [];
+    const versionRows: ModuleVersion[] = [];
+    for (const { tag, version } of rows) {
+      if (!version) continue;
+      if (tag === null) versionRows.push(version);
+      else tagRows.push({ tag, version });
+    }
+    return { key, namespace, name, selectors, mod: rows[0] && { id: rows[0].id }, tagRows, versionRows };
   });
   return Promise.all(reads);
 }
