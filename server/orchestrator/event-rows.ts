@@ -34,33 +34,51 @@ export const eventRow = (e: ExecutorEvent) => {
  * `carrier`: for each report carried, the result whose row carries it, so the report is new exactly when that row is.
  */
 export function eventRows(events: ExecutorEvent[]): { rows: ReturnType<typeof eventRow>[]; carrier: Map<ExecutorEvent, Result> } {
+  // Each execution's first result: by task (one execution's result a task, the usual batch), and those of its other
+  // executions (rare) by `taskId:attempt:block`, so the usual batch builds no key string an event.
+  const firsts = new Map<string, Result>();
+  let others: Map<string, Result> | undefined;
   const execution = (e: ExecutorEvent) => `${e.taskId}:${e.attempt}:${seqBlock(e.seq)}`;
-  const results = new Map<string, Result>();
-  for (const e of events) if (e.kind === 'result' && !results.has(execution(e))) results.set(execution(e), e);
+  const same = (a: ExecutorEvent, b: ExecutorEvent) => a.attempt === b.attempt && seqBlock(a.seq) === seqBlock(b.seq);
+  for (const e of events) {
+    if (e.kind !== 'result') continue;
+    const first = firsts.get(e.taskId);
+    if (!first) firsts.set(e.taskId, e);
+    else if (!same(first, e)) {
+      others ??= new Map();
+      const key = execution(e);
+      if (!others.has(key)) others.set(key, e);
+    }
+  }
+  const resultOf = (e: ExecutorEvent): Result | undefined => {
+    const first = firsts.get(e.taskId);
+    return first && same(first, e) ? first : others?.get(execution(e));
+  };
   const carrier = new Map<ExecutorEvent, Result>();
   const carried = new Map<Result, Progress>();
   const starts = new Map<Result, Started>();
+  if (firsts.size)
+    for (const e of events) {
+      if (e.kind !== 'progress' && e.kind !== 'started') continue;
+      const result = resultOf(e);
+      if (!result || result.seq < e.seq) continue;
+      carrier.set(e, result);
+      const latest = e.kind === 'progress' ? carried.get(result) : starts.get(result);
+      if (latest && (e.kind === 'progress' ? latest.seq > e.seq : latest.seq < e.seq)) continue;
+      if (e.kind === 'progress') carried.set(result, e);
+      else starts.set(result, e);
+    }
+  const rows: ReturnType<typeof eventRow>[] = [];
   for (const e of events) {
-    if (e.kind !== 'progress' && e.kind !== 'started') continue;
-    const result = results.get(execution(e));
-    if (!result || result.seq < e.seq) continue;
-    carrier.set(e, result);
-    const latest = e.kind === 'progress' ? carried.get(result) : starts.get(result);
-    if (latest && (e.kind === 'progress' ? latest.seq > e.seq : latest.seq < e.seq)) continue;
-    if (e.kind === 'progress') carried.set(result, e);
-    else starts.set(result, e);
+    if (carrier.size && carrier.has(e)) continue;
+    const row = eventRow(e);
+    rows.push(row);
+    if (e.kind !== 'result') continue;
+    const progress = carried.get(e);
+    const start = starts.get(e);
+    if (progress) row.payload.progress = { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at };
+    if (start) row.payload.started = startedPart(start, e);
   }
-  const rows = events
-    .filter((e) => !carrier.has(e))
-    .map((e) => {
-      const row = eventRow(e);
-      if (e.kind !== 'result') return row;
-      const progress = carried.get(e);
-      const start = starts.get(e);
-      if (progress) row.payload.progress = { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at };
-      if (start) row.payload.started = startedPart(start, e);
-      return row;
-    });
   return { rows, carrier };
 }
 
