@@ -17,13 +17,21 @@ type Started = Extract<ExecutorEvent, { kind: 'started' }>;
  * built once, with the host's `at` as it came (ISO 8601, read by Postgres), not through a Date and back per row.
  */
 export const eventRow = (e: ExecutorEvent) => {
-  const { taskId, runId, attempt, seq, kind, at, host, attemptKey: _key, ...payload } = e;
+  // The payload is the event less its columns: copied field by field, in the event's order, into one object (a rest
+  // pattern and a spread after it made two, ~1 µs an event on a throughput batch).
+  const stored: Record<string, unknown> = { host: e.host };
   // A metric event's points live in metric_points; the event keeps where they are.
-  const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
-  const stored: Record<string, unknown> = { host, ...kept };
+  if (e.kind === 'metric') {
+    stored.firstPoint = e.firstPoint;
+    stored.count = e.points?.length ?? 0;
+  } else for (const key in e) if (!isColumn(key)) stored[key] = e[key as keyof typeof e];
   // `attempt_key` is no column: the early insert checks it (event-insert.ts) and no row keeps it.
-  return { task_id: taskId, run_id: runId, attempt, seq, kind, at, payload: stored, attempt_key: rowKey(e) };
+  return { task_id: e.taskId, run_id: e.runId, attempt: e.attempt, seq: e.seq, kind: e.kind, at: e.at, payload: stored, attempt_key: rowKey(e) };
 };
+
+/** The event's fields its row keeps in columns (or, `attemptKey`, nowhere), so not in its payload. */
+const isColumn = (key: string) =>
+  key === 'taskId' || key === 'runId' || key === 'attempt' || key === 'seq' || key === 'kind' || key === 'at' || key === 'host' || key === 'attemptKey';
 
 /**
  * The task_events rows of `events` (all to be stored). A start, and a progress report, whose execution's result comes

@@ -19,9 +19,10 @@ export function recordAlive(tc: TxContext, events: ExecutorEvent[], progress: Pr
   // Only a current attempt's heartbeat counts, so only a result of the attempt the task is on ends one: the tasks
   // those results name are the ended attempts (no `taskId:attempt` key an event).
   const ended = new Set<string>();
-  for (const e of events) if (e.kind === 'result' && known.get(e.taskId)?.attempt === e.attempt) ended.add(e.taskId);
+  const reporting = new Set<string>();
+  for (const e of events) if (known.get(e.taskId)?.attempt === e.attempt) (e.kind === 'result' ? ended : reporting).add(e.taskId);
   const alive = new Set<string>();
-  for (const e of events) if (e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt && !ended.has(e.taskId)) alive.add(e.taskId);
+  for (const id of reporting) if (!ended.has(id)) alive.add(id);
   if (!alive.size && !progress.length) return;
   const rows = new Map<string, { id: string; alive: boolean; attempt: number | null; fraction: number | null; message: string | null }>();
   for (const id of alive) rows.set(id, { id, alive: true, attempt: null, fraction: null, message: null });
