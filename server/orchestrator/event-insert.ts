@@ -73,15 +73,16 @@ export function insertIfCurrent(tx: Tx, events: ExecutorEvent[]): PromiseLike<Ea
  * from a fresh read), and inserts the other attempts' rows. Returns the keys of every row stored by either.
  */
 export async function insertRest(tx: Tx, early: EarlyInsert, kept: ExecutorEvent[], rows: Row[]): Promise<StoredKey[]> {
-  const decided = groupByAttempt(kept, (pair) => early.current.has(pair));
+  // A large batch's early insert stored nothing (EARLY_MAX_EVENTS): nothing to check, every row to insert, no key built.
+  const decided = early.current.size ? groupByAttempt(kept, (pair) => early.current.has(pair)) : undefined;
   for (const pair of early.current) {
-    const a = decided.get(pair) ?? [];
+    const a = decided?.get(pair) ?? [];
     const b = early.kept.get(pair) ?? [];
     // A report is the same object in both; a note is made anew for each (rare: a second execution's result).
     if (a.length !== b.length || a.some((e, i) => e !== b[i] && JSON.stringify(e) !== JSON.stringify(b[i])))
       throw new Error(`the events of attempt ${pair} stored with the batch's read are not the ones it keeps: recording it again`);
   }
-  const rest = rows.filter((r) => !early.current.has(rowPair(r)));
+  const rest = early.current.size ? rows.filter((r) => !early.current.has(rowPair(r))) : rows;
   if (!rest.length) return early.stored;
   const more = await queryRows<StoredKey>(
     tx,
@@ -98,7 +99,7 @@ export async function insertRest(tx: Tx, early: EarlyInsert, kept: ExecutorEvent
  * Every other kept event by one insert (insertRest); only what it stored is new, so a redelivered batch changes nothing.
  */
 export async function storeKept(tc: TxContext, early: EarlyInsert, capped: CappedLogs, kept: ExecutorEvent[]): Promise<ExecutorEvent[]> {
-  const logs = kept.filter((e) => capped.fresh.has(e));
+  const logs = capped.fresh.size ? kept.filter((e) => capped.fresh.has(e)) : [];
   const logWrites = [...capped.writes, ...(logs.length ? [insertLogs(eventRows(logs).rows)] : [])];
   if (logWrites.length) writeBehind(tc, oneStatement(logWrites));
   const others = logs.length ? kept.filter((e) => !capped.fresh.has(e)) : kept;

@@ -17,13 +17,21 @@ type Started = Extract<ExecutorEvent, { kind: 'started' }>;
  * built once, with the host's `at` as it came (ISO 8601, read by Postgres), not through a Date and back per row.
  */
 export const eventRow = (e: ExecutorEvent) => {
-  const { taskId, runId, attempt, seq, kind, at, host, attemptKey: _key, ...payload } = e;
+  // The payload is the event less its columns: copied field by field, in the event's order, into one object (a rest
+  // pattern and a spread after it made two, ~1 µs an event on a throughput batch).
+  const stored: Record<string, unknown> = { host: e.host };
   // A metric event's points live in metric_points; the event keeps where they are.
-  const kept = e.kind === 'metric' ? { firstPoint: e.firstPoint, count: e.points?.length ?? 0 } : payload;
-  const stored: Record<string, unknown> = { host, ...kept };
+  if (e.kind === 'metric') {
+    stored.firstPoint = e.firstPoint;
+    stored.count = e.points?.length ?? 0;
+  } else for (const key in e) if (!isColumn(key)) stored[key] = e[key as keyof typeof e];
   // `attempt_key` is no column: the early insert checks it (event-insert.ts) and no row keeps it.
-  return { task_id: taskId, run_id: runId, attempt, seq, kind, at, payload: stored, attempt_key: rowKey(e) };
+  return { task_id: e.taskId, run_id: e.runId, attempt: e.attempt, seq: e.seq, kind: e.kind, at: e.at, payload: stored, attempt_key: rowKey(e) };
 };
+
+/** The event's fields its row keeps in columns (or, `attemptKey`, nowhere), so not in its payload. */
+const isColumn = (key: string) =>
+  key === 'taskId' || key === 'runId' || key === 'attempt' || key === 'seq' || key === 'kind' || key === 'at' || key === 'host' || key === 'attemptKey';
 
 /**
  * The task_events rows of `events` (all to be stored). A start, and a progress report, whose execution's result comes
@@ -34,33 +42,51 @@ export const eventRow = (e: ExecutorEvent) => {
  * `carrier`: for each report carried, the result whose row carries it, so the report is new exactly when that row is.
  */
 export function eventRows(events: ExecutorEvent[]): { rows: ReturnType<typeof eventRow>[]; carrier: Map<ExecutorEvent, Result> } {
+  // Each execution's first result: by task (one execution's result a task, the usual batch), and those of its other
+  // executions (rare) by `taskId:attempt:block`, so the usual batch builds no key string an event.
+  const firsts = new Map<string, Result>();
+  let others: Map<string, Result> | undefined;
   const execution = (e: ExecutorEvent) => `${e.taskId}:${e.attempt}:${seqBlock(e.seq)}`;
-  const results = new Map<string, Result>();
-  for (const e of events) if (e.kind === 'result' && !results.has(execution(e))) results.set(execution(e), e);
+  const same = (a: ExecutorEvent, b: ExecutorEvent) => a.attempt === b.attempt && seqBlock(a.seq) === seqBlock(b.seq);
+  for (const e of events) {
+    if (e.kind !== 'result') continue;
+    const first = firsts.get(e.taskId);
+    if (!first) firsts.set(e.taskId, e);
+    else if (!same(first, e)) {
+      others ??= new Map();
+      const key = execution(e);
+      if (!others.has(key)) others.set(key, e);
+    }
+  }
+  const resultOf = (e: ExecutorEvent): Result | undefined => {
+    const first = firsts.get(e.taskId);
+    return first && same(first, e) ? first : others?.get(execution(e));
+  };
   const carrier = new Map<ExecutorEvent, Result>();
   const carried = new Map<Result, Progress>();
   const starts = new Map<Result, Started>();
+  if (firsts.size)
+    for (const e of events) {
+      if (e.kind !== 'progress' && e.kind !== 'started') continue;
+      const result = resultOf(e);
+      if (!result || result.seq < e.seq) continue;
+      carrier.set(e, result);
+      const latest = e.kind === 'progress' ? carried.get(result) : starts.get(result);
+      if (latest && (e.kind === 'progress' ? latest.seq > e.seq : latest.seq < e.seq)) continue;
+      if (e.kind === 'progress') carried.set(result, e);
+      else starts.set(result, e);
+    }
+  const rows: ReturnType<typeof eventRow>[] = [];
   for (const e of events) {
-    if (e.kind !== 'progress' && e.kind !== 'started') continue;
-    const result = results.get(execution(e));
-    if (!result || result.seq < e.seq) continue;
-    carrier.set(e, result);
-    const latest = e.kind === 'progress' ? carried.get(result) : starts.get(result);
-    if (latest && (e.kind === 'progress' ? latest.seq > e.seq : latest.seq < e.seq)) continue;
-    if (e.kind === 'progress') carried.set(result, e);
-    else starts.set(result, e);
+    if (carrier.size && carrier.has(e)) continue;
+    const row = eventRow(e);
+    rows.push(row);
+    if (e.kind !== 'result') continue;
+    const progress = carried.get(e);
+    const start = starts.get(e);
+    if (progress) row.payload.progress = { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at };
+    if (start) row.payload.started = startedPart(start, e);
   }
-  const rows = events
-    .filter((e) => !carrier.has(e))
-    .map((e) => {
-      const row = eventRow(e);
-      if (e.kind !== 'result') return row;
-      const progress = carried.get(e);
-      const start = starts.get(e);
-      if (progress) row.payload.progress = { seq: progress.seq, fraction: progress.fraction, message: progress.message, at: progress.at };
-      if (start) row.payload.started = startedPart(start, e);
-      return row;
-    });
   return { rows, carrier };
 }
 

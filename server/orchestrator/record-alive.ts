@@ -16,10 +16,13 @@ export function recordAlive(tc: TxContext, events: ExecutorEvent[], progress: Pr
   // An attempt whose result is in the batch has ended: its heartbeat is read by nothing any more (a host folds a short
   // attempt's started and result into one bundle, so this skips a statement per chain edge).
   const { ctx, tx } = tc;
-  const ended = new Set(events.filter((e) => e.kind === 'result').map((e) => `${e.taskId}:${e.attempt}`));
-  const alive = new Set(
-    events.filter((e) => e.kind !== 'result' && known.get(e.taskId)?.attempt === e.attempt && !ended.has(`${e.taskId}:${e.attempt}`)).map((e) => e.taskId),
-  );
+  // Only a current attempt's heartbeat counts, so only a result of the attempt the task is on ends one: the tasks
+  // those results name are the ended attempts (no `taskId:attempt` key an event).
+  const ended = new Set<string>();
+  const reporting = new Set<string>();
+  for (const e of events) if (known.get(e.taskId)?.attempt === e.attempt) (e.kind === 'result' ? ended : reporting).add(e.taskId);
+  const alive = new Set<string>();
+  for (const id of reporting) if (!ended.has(id)) alive.add(id);
   if (!alive.size && !progress.length) return;
   const rows = new Map<string, { id: string; alive: boolean; attempt: number | null; fraction: number | null; message: string | null }>();
   for (const id of alive) rows.set(id, { id, alive: true, attempt: null, fraction: null, message: null });

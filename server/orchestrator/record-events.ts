@@ -15,11 +15,12 @@ import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
+import { secondCurrentResults, walkFresh, walkReports } from './batch-walk';
 import { stopAttempts, stopStaleExecutions } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
 import { insertIfCurrent, storeKept } from './event-insert';
-import { ignoredResultNote, latestPerTask, liveEventsOf, progressRow, successRow, timings } from './event-rows';
+import { ignoredResultNote, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
 import { capLogs } from './log-cap';
 import { recordAlive } from './record-alive';
@@ -46,7 +47,11 @@ export async function recordEvents(ctx: OrchestratorContext, events: ExecutorEve
   const recorded: RecordedEvents = { accepted: [], onHotClusters: [] };
   if (!events.length) return recorded;
   const moves = (e: ExecutorEvent) => e.kind === 'started' || e.kind === 'result';
-  const moving = [...new Set(events.filter(moves).map((e) => e.runId))];
+  const runs = new Set<string>();
+  for (const e of events) if (moves(e)) runs.add(e.runId);
+  // Starts and results of one run at most (every throughput batch): one part, the batch as it came.
+  if (runs.size <= 1) return recordPart(ctx, events);
+  const moving = [...runs];
   // The first part: everything but other runs' starts and results; then one part per other run.
   const parts = [
     events.filter((e) => !moves(e) || e.runId === moving[0]),
@@ -69,7 +74,17 @@ export interface RecordedEvents {
 
 /** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
 async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Promise<RecordedEvents> {
-  const taskIds = [...new Set(given.map((e) => e.taskId))].filter((id) => isUuid(id));
+  const ids = new Set<string>();
+  const runIds = new Set<string>();
+  let ending = false;
+  let logs = false;
+  for (const e of given) {
+    ids.add(e.taskId);
+    runIds.add(e.runId);
+    if (e.kind === 'result') ending = true;
+    else if (e.kind === 'log') logs = true;
+  }
+  const taskIds = [...ids].filter((id) => isUuid(id));
   if (!taskIds.length) return { accepted: given, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
@@ -84,26 +99,26 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
     // read (event-insert.ts), but for its log events, whose lines the caps decide (log-cap.ts): their counts are read
     // first, in the same round trip (sent at once, so their rows are locked before the runs, in every recording alike).
     // The stale reports are left out below, once read.
-    const capping = capLogs(tc, given, { maxBytes: ctx.maxLogBytes, maxLines: ctx.maxLogLines });
-    const writing = [...new Set(given.map((e) => e.runId))].filter((id) => isUuid(id));
+    // A batch without log events has no counts to read (capLogs would send nothing and answer the batch as it is).
+    const capping = logs
+      ? capLogs(tc, given, { maxBytes: ctx.maxLogBytes, maxLines: ctx.maxLogLines })
+      : { events: given, fresh: new Set<ExecutorEvent>(), writes: [] };
+    const writing = [...runIds].filter((id) => isUuid(id));
     const [capped, lockedRuns, taskRows, early] = await Promise.all([
       capping,
       writing.length ? lockRuns(tx, writing) : [],
-      recordedTasks(
-        tx,
-        taskIds,
-        given.some((e) => e.kind === 'result'),
-        ctx.runEdges.downstreamOf(given.find((e) => e.taskId === taskIds[0])!.runId, taskIds[0]!),
-      ),
-      insertIfCurrent(
-        tx,
-        given.filter((e) => e.kind !== 'log'),
-      ),
+      recordedTasks(tx, taskIds, ending, ctx.runEdges.downstreamOf(given.find((e) => e.taskId === taskIds[0])!.runId, taskIds[0]!)),
+      insertIfCurrent(tx, logs ? given.filter((e) => e.kind !== 'log') : given),
     ]);
     let events = capped.events;
     if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
     const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
-    const known: Known = new Map(taskRows.map((t) => [t.id, t]));
+    const known: Known = new Map();
+    let onHot = false;
+    for (const t of taskRows) {
+      known.set(t.id, t);
+      if (t.hotCluster) onHot = true;
+    }
     // Reports under a key this database did not draw (a restore undid their attempt's claim) are left out of
     // everything below, as the early insert left them out of its rows.
     const stale = await staleReports(tx, events, known);
@@ -117,68 +132,58 @@ async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Pro
         );
     }
     // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
-    // report: another execution of an attempt that already has its result (a redelivered message run again).
-    const reports = events.filter((e) => e.kind !== 'heartbeat' && known.has(e.taskId));
-    const { blocks: resultBlocks, startCarried } = await resultBlocksOf(
-      tx,
-      reports.filter((e) => !isCurrent(known.get(e.taskId)!, e.attempt)),
-    );
+    // report: another execution of an attempt that already has its result (a redelivered message run again). One walk
+    // sorts the reports (batch-walk.ts); only those of attempts no longer current need the ended attempts' read.
+    const { reports, notCurrent, allCurrent } = walkReports(events, known);
+    const { blocks: resultBlocks, startCarried } = await resultBlocksOf(tx, notCurrent);
     const refused = new Set<ExecutorEvent>();
-    for (const e of reports)
-      if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.size ? resultBlocks.get(`${e.taskId}:${e.attempt}`) : undefined) === 'refuse') refused.add(e);
+    // A report of a current attempt is recorded (reportVerdict); of the others some are refused.
+    for (const e of notCurrent) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
     // A second execution's result (the attempt's first result decides) is kept only as a note in the task's log.
-    const seconds = secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
+    const seconds = allCurrent ? secondCurrentResults(reports) : secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
     for (const e of seconds.keys()) refused.add(e);
-    const notes = [...seconds].map(([e, first]) => ignoredResultNote(e as Result, first));
     // Progress of an attempt whose result is stored says nothing any more (and may be one its result's row carries), nor
     // does a start its result's row carries (event-rows.ts).
     const ended = (e: ExecutorEvent) =>
       (e.kind === 'progress' ? resultBlocks.has(`${e.taskId}:${e.attempt}`) : e.kind === 'started' && startCarried.has(`${e.taskId}:${e.attempt}:${e.seq}`)) &&
       !isCurrent(known.get(e.taskId)!, e.attempt);
-    const kept = [...reports.filter((e) => !refused.has(e) && !ended(e)), ...notes];
+    // Every attempt current and nothing refused (the throughput batch): every report is kept, as it came.
+    const kept =
+      allCurrent && !refused.size
+        ? reports
+        : [...reports.filter((e) => !refused.has(e) && !ended(e)), ...[...seconds].map(([e, first]) => ignoredResultNote(e as Result, first))];
     const fresh = await storeKept(tc, early, capped, kept);
-    await recordNotes(tc, fresh, known);
-    const progress = latestPerTask(fresh.filter((e): e is Progress => e.kind === 'progress'));
+    // What is new, sorted in one walk: notes, starts and results by run, each task's latest progress.
+    const { notes, moves, hasResult, alive, withSuccess } = walkFresh(fresh);
+    await recordNotes(tc, notes, known);
     // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).
-    const succeeding = new Set(fresh.filter((e) => e.kind === 'result' && e.outcome.state === 'SUCCEEDED').map((e) => `${e.taskId}:${e.attempt}`));
-    const withSuccess = new Map(progress.filter((p) => succeeding.has(`${p.taskId}:${p.attempt}`)).map((p) => [p.taskId, p]));
-    recordAlive(
-      tc,
-      events,
-      progress.filter((p) => !withSuccess.has(p.taskId)),
-      known,
-    );
+    recordAlive(tc, events, alive, known);
 
-    const byRun = new Map<string, ExecutorEvent[]>();
-    for (const e of fresh) {
-      if (e.kind !== 'started' && e.kind !== 'result') continue;
-      if (!byRun.has(e.runId)) byRun.set(e.runId, []);
-      byRun.get(e.runId)!.push(e);
-    }
-    if (fresh.some((e) => e.kind === 'result')) crashPoint('result-stored');
-    for (const [runId, runEvents] of byRun) {
+    if (hasResult) crashPoint('result-stored');
+    for (const [runId, runEvents] of moves) {
       const run = locked.get(runId);
       if (run) await applyTransitions(tc, run, runEvents, known, withSuccess);
     }
     // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
-    // (its message was already on the bus, or its host was presumed lost): stop it.
+    // (its message was already on the bus, or its host was presumed lost): stop it. None when every attempt is current
+    // (what is refused then is second results, whose executions have ended).
     const zombies = new Map<string, { taskId: string; attempt: number }>();
-    for (const e of events) {
-      const task = known.get(e.taskId);
-      if (!task || e.kind === 'result') continue;
-      if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
-        zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
-    }
+    if (!allCurrent)
+      for (const e of events) {
+        const task = known.get(e.taskId);
+        if (!task || e.kind === 'result') continue;
+        if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
+          zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
+      }
     if (zombies.size) await stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled, moved to a later attempt or already finished');
-    const accepted = events.filter((e) => !refused.has(e));
-    const onHotClusters = accepted.filter((e) => (e.kind === 'started' || e.kind === 'result') && known.get(e.taskId)?.hotCluster);
+    const accepted = refused.size ? events.filter((e) => !refused.has(e)) : events;
+    const onHotClusters = onHot ? accepted.filter((e) => (e.kind === 'started' || e.kind === 'result') && known.get(e.taskId)?.hotCluster) : [];
     return { accepted, onHotClusters };
   });
 }
 
-/** New logs, progress and metrics: their metric points stored, their live events queued with the transaction's. */
-async function recordNotes({ tx, step }: TxContext, fresh: ExecutorEvent[], known: Known): Promise<void> {
-  const notes = fresh.filter((e) => e.kind !== 'started' && e.kind !== 'result');
+/** New logs, progress and metrics (`notes`): their metric points stored, their live events queued with the transaction's. */
+async function recordNotes({ tx, step }: TxContext, notes: ExecutorEvent[], known: Known): Promise<void> {
   if (!notes.length) return;
   // Metric points are stored with the event that carried them: a redelivered event is not new, so adds none.
   // Decoded once: stored here and sent live below.
@@ -203,10 +208,6 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   const runId = run.id;
   // This run's tasks only (a node name means something only within its run), as read under the run's lock.
   const rows = new Map<string, RecordedTask>();
-  for (const e of fresh) {
-    const task = known.get(e.taskId);
-    if (task && task.runId === runId) rows.set(task.id, task);
-  }
   // The statuses this batch writes, by task id, over the rows as read: not a spread copy of each row (a row as
   // drizzle builds it is a V8 dictionary object, ~11 µs a copy, one per started or succeeded task).
   const written = new Map<string, RecordedTask['status']>();
@@ -216,8 +217,9 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   // Per task, the first report of each kind decides; a start and a result in one batch is one update.
   const latest = new Map<string, { started?: Started; result?: Result; adopt?: Result }>();
   for (const e of fresh) {
-    const task = rows.get(e.taskId);
-    if (!task) continue;
+    const task = known.get(e.taskId);
+    if (!task || task.runId !== runId) continue;
+    rows.set(task.id, task);
     const entry = latest.get(task.id) ?? {};
     // Only the current attempt moves a task; reports from an older attempt or after the end are history, except
     // a success of an attempt given up on too early, which ends the task rather than letting it run again.
@@ -237,8 +239,12 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     tx,
     [...latest].filter(([, l]) => !l.adopt && l.result && l.result.outcome.state !== 'SUCCEEDED').map(([id]) => id),
   );
+  // The applied results that did not succeed (a success's time split is set by its own update); whether any result ends.
+  const failedResults: Result[] = [];
+  let ends = false;
   for (const [taskId, { started: s, result: r, adopt: a }] of latest) {
     const task = rows.get(taskId)!;
+    if (a || r) ends = true;
     if (a) {
       succeeded.push({ task, event: a, adopted: true });
       // The attempt dispatched in its place is not needed any more.
@@ -249,6 +255,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     if (r) {
       if (r.outcome.state === 'SUCCEEDED') succeeded.push({ task, event: r, adopted: false });
       else {
+        failedResults.push(r);
         const updated = await applyOutcome(tc, whole.get(taskId)!, r.outcome, { at: new Date(r.at), durationMs: r.durationMs, host: r.host });
         rows.set(task.id, updated);
         if (isTerminal(updated.status)) finished.push(updated.node);
@@ -256,11 +263,7 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
     } else if (s && task.status === 'QUEUED') startedOnly.push({ task, event: s });
   }
   if (superseded.length) await stopAttempts(tc, superseded, 'superseded: an earlier attempt of the task succeeded');
-  // Successes get their time split in their own update below.
-  await recordTimings(
-    tc,
-    [...latest.values()].map((l) => l.adopt ?? l.result).filter((r): r is Result => !!r && r.outcome.state !== 'SUCCEEDED'),
-  );
+  await recordTimings(tc, failedResults);
   if (startedOnly.length) {
     // Nothing waits for its answer (the status it writes is passed on): sent behind, as the progress update before it.
     writeBehind(
@@ -345,7 +348,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
         step.registrations.push({ taskId: task.id, runId, attempt: event.attempt, requests: event.outcome.registrations });
     }
   }
-  const mapParents = [...rows.values()].filter((t) => t.mapParent && isTerminal(statusOf(t)) && finished.includes(t.node)).map((t) => t.mapParent!);
+  const mapParents: string[] = [];
+  for (const t of rows.values()) if (t.mapParent && isTerminal(statusOf(t)) && finished.includes(t.node)) mapParents.push(t.mapParent);
   if (mapParents.length) finished.push(...(await completeMaps(tc, run, mapParents)));
   if (started && run.status === 'QUEUED') {
     writeBehind(tc, sql`update runs set status = 'RUNNING', started_at = ${step.at.toISOString()}::timestamptz where id = ${runId}`, undefined, true);
@@ -355,13 +359,15 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   // Only starts (QUEUED to RUNNING, both holding their slot): nothing ended, no slot freed, so there is nothing to settle
   // and dispatch could only find READY tasks a slot freed elsewhere let go, which the sweep's fillFreeSlots queues. Not
   // asked here: its read of the run's READY tasks was the one statement a first progress with its start waited for.
-  if (![...latest.values()].some((l) => l.result || l.adopt)) return;
+  if (!ends) return;
   // The finished nodes' statuses as just written, so settling need not read them back.
   if (tracing()) for (const e of fresh) if (e.kind === 'result') traceTaskHop('control plane: settling', e.runId, e.taskId);
   // The run's one open task, read so under its lock, has ended: what its tasks ended in, for its end without counting.
   const only = rows.size === 1 ? (rows.values().next().value as RecordedTask) : undefined;
   const ended = only?.othersEnded && isTerminal(statusOf(only)) ? [...only.othersEnded, statusOf(only)] : undefined;
-  await settle(tc, run, finished, new Map([...rows.values()].map((t) => [t.node, statusOf(t)])), ended, only?.edge);
+  const statuses = new Map<string, RecordedTask['status']>();
+  for (const t of rows.values()) statuses.set(t.node, statusOf(t));
+  await settle(tc, run, finished, statuses, ended, only?.edge);
 }
 
 /** The time split of applied results that did not succeed (a success's is set by its own update). */

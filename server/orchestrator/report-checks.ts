@@ -23,9 +23,18 @@ export const rowKey = (e: ExecutorEvent): string | null => (e.attemptKey === und
  */
 export async function staleReports(tx: Tx, events: ExecutorEvent[], known: Map<string, RecordedTask>): Promise<Set<ExecutorEvent>> {
   const stale = new Set<ExecutorEvent>();
-  const keyed = events.filter((e) => e.attemptKey !== undefined && known.has(e.taskId));
+  // One walk. A report under its current attempt's key as drawn (the usual one) is judged at once: the drawn key is a
+  // uuid, so the report's is too, and no pattern is run on it.
+  const keyed: ExecutorEvent[] = [];
+  const older: ExecutorEvent[] = [];
+  for (const e of events) {
+    if (e.attemptKey === undefined) continue;
+    const task = known.get(e.taskId);
+    if (!task || (e.attempt === task.attempt && task.attemptKey && e.attemptKey === task.attemptKey)) continue;
+    keyed.push(e);
+    if (e.attempt < task.attempt) older.push(e);
+  }
   if (!keyed.length) return stale;
-  const older = keyed.filter((e) => e.attempt < known.get(e.taskId)!.attempt);
   const drawn = new Map<string, string>();
   if (older.length) {
     const pairs = [...new Map(older.map((e) => [`${e.taskId}:${e.attempt}`, { task_id: e.taskId, attempt: e.attempt }])).values()];
