@@ -29,7 +29,8 @@ export function recordAlive(tc: TxContext, events: ExecutorEvent[], progress: Pr
   for (const p of progress) rows.set(p.taskId, { id: p.taskId, alive: alive.has(p.taskId), attempt: p.attempt, fraction: p.fraction, message: p.message });
   const now = ctx.now().toISOString();
   // Nothing waits for its answer: sent behind, the statements after it (a start's update, the feed's append, the COMMIT)
-  // follow it in the same round trip, and Postgres runs them in the order sent.
+  // follow it in the same round trip, and Postgres runs them in the order sent. Prepared: its text is one of two (one
+  // task or several, idAmong), so a progress recorded on its own is not parsed and planned anew each time.
   writeBehind(
     tc,
     sql`
@@ -39,6 +40,8 @@ export function recordAlive(tc: TxContext, events: ExecutorEvent[], progress: Pr
       progress_message = case when v.attempt = t.attempt then v.message else t.progress_message end
     from ${jsonRows([...rows.values()])} as v(id uuid, alive boolean, attempt int, fraction real, message text)
     where t.id = v.id and ${idAmong('t', [...rows.keys()])} and t.status in ('QUEUED', 'RUNNING')`,
+    undefined,
+    true,
   );
   // Only tasks that hold a cache reservation have one to renew; nothing waits for it either.
   const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);

@@ -265,7 +265,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
   if (superseded.length) await stopAttempts(tc, superseded, 'superseded: an earlier attempt of the task succeeded');
   await recordTimings(tc, failedResults);
   if (startedOnly.length) {
-    // Nothing waits for its answer (the status it writes is passed on): sent behind, as the progress update before it.
+    // Nothing waits for its answer (the status it writes is passed on): sent behind, as the progress update before it,
+    // and prepared as it is (its text one of two: idAmong).
     writeBehind(
       tc,
       sql`
@@ -276,6 +277,8 @@ async function applyTransitions(tc: TxContext, run: Run, fresh: ExecutorEvent[],
         't',
         startedOnly.map(({ task }) => task.id),
       )} and t.status = 'QUEUED'`,
+      undefined,
+      true,
     );
     for (const { task } of startedOnly) {
       written.set(task.id, 'RUNNING');

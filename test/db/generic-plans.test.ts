@@ -44,4 +44,7 @@ it("plans the recording's statements of one task once per connection, not on eve
   if (process.env.GENERIC_PLANS_SHOW) for (const s of kept) console.log(s.custom_plans, s.generic_plans, s.statement.replace(/\s+/g, ' ').slice(0, 100));
   // Planned for each of its first five calls, then run on the generic plan (which Postgres plans once, on the sixth).
   expect(planned('other_executions_files')).toEqual({ custom: 5, generic: calls - 5 });
+  // A start's update and a progress's (record-alive.ts), each recorded on its own: prepared, then on the generic plan.
+  expect(planned("set status = 'RUNNING', started_at = v.at")).toEqual({ custom: 5, generic: calls - 5 });
+  expect(planned('progress_message = case when v.attempt')).toEqual({ custom: 5, generic: 2 * calls - 5 });
 });
