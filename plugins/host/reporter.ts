@@ -2,6 +2,7 @@
 // comes within a few milliseconds into one message, and publishes its result with retries. The attempt lifecycle
 // (attempt.ts) hands reports in; this file decides when they go out.
 import { randomBytes } from 'node:crypto';
+import { SETTLED } from '../bus/members';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import { permanentFailure } from '../outcomes';
 import { COMBINED_EVENTS_PROTOCOL, type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
@@ -316,10 +317,12 @@ class AttemptReporter implements Reporter {
     this.flushLogs();
   }
 
-  async settled() {
+  /** Not an async function: with nothing in flight (a no-op attempt, twice each) it answers the one resolved promise. */
+  settled(): Promise<void> {
     // Between close and the result, what waits is kept for the result's message (see publishResult).
     if (!this.closed || this.resulted) this.flushFolded();
-    if (this.pending?.size) await Promise.all([...this.pending]);
+    if (!this.pending?.size) return SETTLED;
+    return Promise.all([...this.pending]).then(() => undefined);
   }
 
   async publishResult(outcome: TaskOutcome, durationMs: number, giveUp: () => boolean) {
