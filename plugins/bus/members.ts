@@ -9,11 +9,23 @@ import type { Delivery } from './types';
 /** A delivery and whether it is still its consumer's to settle. */
 export type Settleable<T> = Delivery<T> & { readonly settled: boolean };
 
-/** What the members of one message share: how many are open, and the longest delay any member asked a hand-back for. */
+/**
+ * What the members of one message share: how many are open, the longest delay any member asked a hand-back for, and
+ * when (performance.now()) a member last said the message is being worked on.
+ */
 interface Group {
   open: number;
   handBack: number | undefined;
+  workingAt: number;
 }
+
+/**
+ * A member's `working()` within this long of another member's of the same message sends nothing: the bus message is
+ * one, and its ack wait was just extended. A host asks the claims of a task batch's ~100 attempts in one turn, each
+ * after `working()`: that was one `+WPI` publish per task (docs/performance.md, "S1: the host's CPU a task"). The
+ * wait ends at most this much sooner than it would have, far inside the third of it a host leaves between heartbeats.
+ */
+export const WORKING_COALESCE_MS = 20;
 
 /** What `ack` answers when there is nothing to wait for: one promise shared by every member. */
 export const SETTLED: Promise<void> = Promise.resolve();
@@ -53,6 +65,9 @@ export class Member<T> implements Settleable<T> {
   }
 
   working() {
+    const now = performance.now();
+    if (now - this.group.workingAt < WORKING_COALESCE_MS) return;
+    this.group.workingAt = now;
     this.message.working();
   }
 
@@ -94,6 +109,6 @@ export function splitMessage<T, M extends Member<T>>(
     void message.ack().catch(() => undefined);
     return [];
   }
-  const group: Group = { open: items.length, handBack: undefined };
+  const group: Group = { open: items.length, handBack: undefined, workingAt: Number.NEGATIVE_INFINITY };
   return items.map((item) => new member(message, item, group));
 }

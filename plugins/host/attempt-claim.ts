@@ -32,18 +32,14 @@ export async function askClaim(rt: AttemptRuntime, delivery: Delivery<TaskMessag
   if (!rt.verifyClaims) return 'run';
   const { taskId, runId, attempt } = delivery.data;
   delivery.working();
-  const claim: AttemptClaim = {
-    taskId,
-    runId,
-    attempt,
-    host: rt.host,
-    ...(delivery.redeliveryCount > 0 ? { redelivered: true } : {}),
-    ...(tracks(rt, delivery.data) ? {} : { tracking: false as const }),
-    // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
-    execution: delivery.data.execution ?? null,
-    // Protocol 6: asking again, it shows the key its first answer gave (one a restore undid is dropped).
-    ...(delivery.data.attemptKey ? { attemptKey: delivery.data.attemptKey } : {}),
-  };
+  // Fields set one by one, not spread from literals: each spread made an object of its own, every claim.
+  const claim: AttemptClaim = { taskId, runId, attempt, host: rt.host };
+  if (delivery.redeliveryCount > 0) claim.redelivered = true;
+  if (!tracks(rt, delivery.data)) claim.tracking = false;
+  // Protocol 4: the first claim asks for this execution's number; asking again (after a download) it keeps it.
+  claim.execution = delivery.data.execution ?? null;
+  // Protocol 6: asking again, it shows the key its first answer gave (one a restore undid is dropped).
+  if (delivery.data.attemptKey) claim.attemptKey = delivery.data.attemptKey;
   traceTaskHop('host: claim asked', runId, taskId);
   // The attempt's first claim (not asked again, not redelivered) goes to the replica that reserved it, if one did: it
   // answers from memory; any other replica would number execution 1 and hold it until the event backlog is recorded.

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { fakeClock } from '../../test/harness/fake-clock';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
-import { bundleJson } from './bundle';
+import { bundleJson, elementsJson } from './bundle';
 import { createEventCombiner, type EventMessage } from './event-combiner';
 import { createReporter } from './reporter';
 
@@ -37,8 +37,11 @@ const event = (runId: string, taskId: string, seq: number, kind: 'started' | 're
 /** An attempt's message as its reporter makes it: one event alone, several as a bundle. */
 function message(runId: string, taskId: string, count = 2): EventMessage {
   const events = Array.from({ length: count }, (_, i) => event(runId, taskId, i, i === count - 1 ? 'result' : 'started'));
-  return { events, json: count === 1 ? JSON.stringify(events[0]) : bundleJson(events), id: `${taskId}:1:0:x` };
+  return { events, elements: elementsJson(events), id: `${taskId}:1:0:x` };
 }
+
+/** The bytes a message goes as alone: its one event's JSON, or its events' bundle. */
+const alone = (m: EventMessage) => (m.events.length === 1 ? JSON.stringify(m.events[0]) : bundleJson(m.events));
 
 /** Waits for the host's event loop to run what the combiner scheduled (its window is the current turn). */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -63,7 +66,7 @@ describe('event combiner', () => {
     expect(r1.id).toBe(`${a.id}+4`);
     // A message alone goes as it would without a combiner: its own bytes under its own id.
     const r2 = sent.find((s) => s.events[0]!.runId === 'r2')!;
-    expect(r2).toEqual({ events: c.events, id: c.id, payload: c.json });
+    expect(r2).toEqual({ events: c.events, id: c.id, payload: alone(c) });
   });
 
   it('goes alone for a single event, as publishEvent, under its own id', async () => {
@@ -71,14 +74,14 @@ describe('event combiner', () => {
     const combiner = createEventCombiner({ bus, maxBytes: () => 1024 * 1024 });
     const lone = message('r1', 'a', 1);
     await combiner.add('r1', lone).send();
-    expect(sent).toEqual([{ events: lone.events, id: lone.id, payload: lone.json }]);
+    expect(sent).toEqual([{ events: lone.events, id: lone.id, payload: alone(lone) }]);
   });
 
   it("starts another message when the run's would pass the bus's limit or its count of attempts", async () => {
     const { bus, sent } = recordingBus();
     const one = message('r1', 'a');
     // Room for two attempts' messages, not three.
-    const maxBytes = 2 * Buffer.byteLength(one.json) + 20;
+    const maxBytes = 2 * Buffer.byteLength(alone(one)) + 20;
     const combiner = createEventCombiner({ bus, maxBytes: () => maxBytes });
     await Promise.all(['a', 'b', 'c'].map((t) => combiner.add('r1', message('r1', t)).send()));
     expect(sent.map((s) => new Set(s.events.map((e) => e.taskId)).size)).toEqual([2, 1]);

@@ -20,8 +20,11 @@ export const MAX_COMBINED = 64;
 /** One attempt's message as its reporter made it: its events (in seq order), their JSON and the id it goes under alone. */
 export interface EventMessage {
   events: ExecutorEvent[];
-  /** `JSON.stringify(events[0])` for one event, `bundleJson(events)` for several: the bytes it would go as alone. */
-  json: string;
+  /**
+   * The events' JSON as array elements, comma-joined (`elementsJson(events)`): `JSON.stringify(events[0])` for one
+   * event, `bundleJson(events)` less its `{"bundle":[`…`]}` for several.
+   */
+  elements: string;
   id: string;
 }
 
@@ -54,14 +57,11 @@ export interface EventCombinerOptions {
 const BUNDLE_OPEN = '{"bundle":[';
 const BUNDLE_CLOSE = ']}';
 
-/** A message's events as JSON array elements, comma-joined: a bundle's without its wrapper, or one event's JSON. */
-const elementsOf = (message: EventMessage) => (message.events.length === 1 ? message.json : message.json.slice(BUNDLE_OPEN.length, -BUNDLE_CLOSE.length));
-
 class Combined implements CombinedMessage {
   readonly messages: EventMessage[] = [];
   /**
    * At least the characters of the bundle's JSON so far (each at most 3 bytes as UTF-8): only a message that could be
-   * over the limit is measured. Counts each message's own JSON, wrapper and comma included: a few bytes over, never under.
+   * over the limit is measured. Counts each message's elements and a comma before each: a byte over, never under.
    */
   chars = BUNDLE_OPEN.length + BUNDLE_CLOSE.length;
   private publish: (() => Promise<void>) | undefined;
@@ -116,10 +116,11 @@ class Combined implements CombinedMessage {
     if (messages.length === 1) {
       const [only] = messages as [EventMessage];
       if (only.events.length === 1) return () => bus.publishEvent(only.events[0]!, only.id);
-      return () => bus.publishEvents!(only.events, only.id, only.json);
+      const json = `${BUNDLE_OPEN}${only.elements}${BUNDLE_CLOSE}`;
+      return () => bus.publishEvents!(only.events, only.id, json);
     }
     const events = messages.flatMap((m) => m.events);
-    const payload = `${BUNDLE_OPEN}${messages.map(elementsOf).join(',')}${BUNDLE_CLOSE}`;
+    const payload = `${BUNDLE_OPEN}${messages.map((m) => m.elements).join(',')}${BUNDLE_CLOSE}`;
     // Deterministic for the message it is: its first event's id (an execution's own) and its events' count.
     const id = `${messages[0]!.id}+${events.length}`;
     return () => bus.publishEvents!(events, id, payload);
@@ -145,11 +146,11 @@ export function createEventCombiner(options: EventCombinerOptions): EventCombine
     for (const combined of sealing) combined.seal();
   };
 
-  const fitsWith = (combined: Combined, json: string): boolean => {
+  const fitsWith = (combined: Combined, elements: string): boolean => {
     const max = maxBytes();
-    if ((combined.chars + 1 + json.length) * 3 <= max) return true;
-    let bytes = BUNDLE_OPEN.length + BUNDLE_CLOSE.length + Buffer.byteLength(json);
-    for (const m of combined.messages) bytes += 1 + Buffer.byteLength(m.json);
+    if ((combined.chars + 1 + elements.length) * 3 <= max) return true;
+    let bytes = BUNDLE_OPEN.length + BUNDLE_CLOSE.length + Buffer.byteLength(elements);
+    for (const m of combined.messages) bytes += 1 + Buffer.byteLength(m.elements);
     return bytes <= max;
   };
 
@@ -157,7 +158,7 @@ export function createEventCombiner(options: EventCombinerOptions): EventCombine
     add(runId, message) {
       if (!bus.publishEvents) throw new Error('the event combiner needs a bus that carries bundles (Bus.publishEvents)');
       let combined = open.get(runId);
-      if (combined && (combined.messages.length >= maxCombined || !fitsWith(combined, message.json))) {
+      if (combined && (combined.messages.length >= maxCombined || !fitsWith(combined, message.elements))) {
         open.delete(runId);
         combined.seal();
         combined = undefined;
@@ -166,7 +167,7 @@ export function createEventCombiner(options: EventCombinerOptions): EventCombine
         combined = new Combined(bus);
         open.set(runId, combined);
       }
-      combined.chars += 1 + message.json.length;
+      combined.chars += 1 + message.elements.length;
       combined.messages.push(message);
       timer ??= windowMs > 0 ? setTimeout(flush, windowMs) : setImmediate(flush);
       return combined;

@@ -253,7 +253,8 @@ export function createExecutorHost(options: ExecutorHostOptions): ExecutorHost {
       return;
     }
     const key = `${task.taskId}:${task.attempt}`;
-    if (await settledAsDuplicate(key, delivery)) return;
+    // Looked up first: most deliveries are no duplicate, and awaiting the check made a promise and a turn each.
+    if (attempts.has(key) && (await settledAsDuplicate(key, delivery))) return;
     // An executor's own slots first; once they are full its attempts may take the host's, as any attempt does.
     const mine = ownSlots.get(options.executeWith ?? task.executor);
     if (!hasRoom(mine)) {

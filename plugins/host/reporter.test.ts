@@ -3,7 +3,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { fakeClock } from '../../test/harness/fake-clock';
 import type { ExecutorEvent, TaskMessage } from '../protocol';
-import { bundleJson } from './bundle';
+import { BUNDLE_WRAPPER_BYTES, bundleJson, elementsJson } from './bundle';
 import { createReporter, DEFAULT_METRIC_BATCH, MIN_PROGRESS_INTERVAL_MS, SEQ_BLOCK } from './reporter';
 
 const task = { taskId: 't1', runId: 'r1', attempt: 2 } as TaskMessage;
@@ -375,6 +375,10 @@ describe('attempt reporter within the bus’s payload limit', () => {
       const some = events.slice(0, n);
       expect(bundleJson(some, JSON.stringify(some.at(-1)))).toBe(JSON.stringify({ bundle: some }));
       expect(bundleJson(some)).toBe(JSON.stringify({ bundle: some }));
+      // Its elements alone, which the host's combiner joins: the bundle less its wrapper.
+      expect(`{"bundle":[${elementsJson(some, JSON.stringify(some.at(-1)))}]}`).toBe(JSON.stringify({ bundle: some }));
+      expect(`{"bundle":[${elementsJson(some)}]}`).toBe(JSON.stringify({ bundle: some }));
+      expect(`{"bundle":[]}`.length).toBe(BUNDLE_WRAPPER_BYTES);
     }
   });
 });

@@ -2,11 +2,12 @@
 // comes within a few milliseconds into one message, and publishes its result with retries. The attempt lifecycle
 // (attempt.ts) hands reports in; this file decides when they go out.
 import { randomBytes } from 'node:crypto';
+import { SETTLED } from '../bus/members';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
 import { permanentFailure } from '../outcomes';
 import { COMBINED_EVENTS_PROTOCOL, type ExecutorEvent, SEQ_BLOCK, type TaskMessage, type TaskOutcome } from '../protocol';
 import { traceHop, traceTaskHop, tracing } from '../trace';
-import { bundleJson, fits, MESSAGE_HEADER_BYTES } from './bundle';
+import { BUNDLE_WRAPPER_BYTES, bundleJson, elementsJson, fits, MESSAGE_HEADER_BYTES } from './bundle';
 import type { EventCombiner } from './event-combiner';
 import { createMetricBuffer, type MetricBuffer } from './metric-buffer';
 import { type EventBody, type Reporter, type ReporterClock, type ReporterOptions, type Stream, systemClock } from './reporter-types';
@@ -171,13 +172,16 @@ class AttemptReporter implements Reporter {
     const id = this.msgIdOf(events[0]!);
     if (events.length === 1 && !combiner) return () => bus.publishEvent(events[0]!, id);
     // Serialized once: its size decides, and the bus sends these bytes (S1's host spent ~7% of its CPU doing it twice).
-    const json = events.length === 1 ? (lastJson ?? JSON.stringify(events[0])) : bus.publishEvents ? bundleJson(events, lastJson) : undefined;
-    if (json !== undefined && fits(json, this.maxMessageBytes)) {
-      if (combiner) {
-        const message = combiner.add(this.task.runId, { events, json, id });
+    if (combiner) {
+      // Its events' JSON without a bundle's wrapper, which the combiner adds once for the whole message it sends.
+      const elements = elementsJson(events, lastJson);
+      if (fits(elements, this.maxMessageBytes - (events.length === 1 ? 0 : BUNDLE_WRAPPER_BYTES))) {
+        const message = combiner.add(this.task.runId, { events, elements, id });
         return () => message.send();
       }
-      return () => bus.publishEvents!(events, id, json);
+    } else if (bus.publishEvents) {
+      const json = bundleJson(events, lastJson);
+      if (fits(json, this.maxMessageBytes)) return () => bus.publishEvents!(events, id, json);
     }
     combiner?.flush(); // what waits there goes first
     return () => Promise.all(events.map((e) => bus.publishEvent(e, this.msgIdOf(e)))).then(() => undefined);
@@ -313,10 +317,12 @@ class AttemptReporter implements Reporter {
     this.flushLogs();
   }
 
-  async settled() {
+  /** Not an async function: with nothing in flight (a no-op attempt, twice each) it answers the one resolved promise. */
+  settled(): Promise<void> {
     // Between close and the result, what waits is kept for the result's message (see publishResult).
     if (!this.closed || this.resulted) this.flushFolded();
-    if (this.pending?.size) await Promise.all([...this.pending]);
+    if (!this.pending?.size) return SETTLED;
+    return Promise.all([...this.pending]).then(() => undefined);
   }
 
   async publishResult(outcome: TaskOutcome, durationMs: number, giveUp: () => boolean) {
