@@ -30,6 +30,9 @@ const explainSettings: Record<string, string> = explainMs
   : {};
 
 export async function throughputProfile(width: number): Promise<Row[]> {
+  // V8 keeps one sampling heap profiler a process: a second start fails, and so would the run's end.
+  if (process.env.PROFILE_SURVIVORS && process.env.PROFILE_HEAP)
+    throw new Error('PROFILE_SURVIVORS and PROFILE_HEAP cannot be set together: run one, then the other');
   const world = await profileWorld([independent('profile', width)], { ...statsSettings, ...explainSettings });
   try {
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
@@ -207,19 +210,24 @@ function heapProbe(observer: AtelierUnderTest['observer'], width: number): { sto
   };
 }
 
-/**
- * `PROFILE_SURVIVORS=file`: V8's sampling heap profiler over the run, keeping the samples of objects a scavenge did not
- * collect (those a full collection did are kept): where what a scavenge copies and promotes was allocated. The
- * profile goes to `file` (a .heapprofile Chrome's DevTools opens).
- */
-async function survivorProbe(): Promise<{ stop(): Promise<void> }> {
-  const file = process.env.PROFILE_SURVIVORS;
-  if (!file) return { async stop() {} };
+/** An inspector session on this process, and its `post` as a promise. */
+function inspector(): { session: Session; post: (method: string, params?: object) => Promise<unknown> } {
   const session = new Session();
   session.connect();
   const post = (method: string, params?: object) =>
     new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
-  await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  return { session, post };
+}
+
+/**
+ * V8's sampling heap profiler on the control plane (this process) over the run's window, a sample every
+ * `samplingInterval` bytes, keeping the samples of objects a full collection freed and, with `minor`, those a scavenge
+ * freed too; the profile goes to `file` (a .heapprofile Chrome's DevTools opens). Nothing when `file` is unset.
+ */
+async function heapSamplingProbe(file: string | undefined, samplingInterval: number, minor: boolean): Promise<{ stop(): Promise<void> }> {
+  if (!file) return { async stop() {} };
+  const { session, post } = inspector();
+  await post('HeapProfiler.startSampling', { samplingInterval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: minor });
   return {
     async stop() {
       const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
@@ -230,28 +238,22 @@ async function survivorProbe(): Promise<{ stop(): Promise<void> }> {
 }
 
 /**
- * `PROFILE_HEAP=file`: V8's sampling heap profiler on the control plane over the run's window, a sample every
- * `PROFILE_HEAP_INTERVAL` bytes (4096), the objects either collector freed included: what the run allocates, not only
- * what survives (as `bench/peers/host-heap-probe.cjs` does for the host). The profile goes to `file` (a .heapprofile);
- * `bench/peers/heap-profile-table.ts` reads it as KB a task by area and by function.
+ * `PROFILE_SURVIVORS=file`: the samples of objects a scavenge did not collect (those a full collection did are kept):
+ * where what a scavenge copies and promotes was allocated.
  */
-async function allocationProbe(): Promise<{ stop(): Promise<void> }> {
-  const file = process.env.PROFILE_HEAP;
-  if (!file) return { async stop() {} };
-  const session = new Session();
-  session.connect();
-  const post = (method: string, params?: object) =>
-    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
-  const samplingInterval = Number(process.env.PROFILE_HEAP_INTERVAL ?? 4096);
-  await post('HeapProfiler.startSampling', { samplingInterval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  return {
-    async stop() {
-      const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
-      await writeFile(file, JSON.stringify(profile));
-      session.disconnect();
-    },
-  };
-}
+const survivorProbe = () => {
+  // V8 keeps one sampling heap profiler a process: the second start would take over the first's samples.
+  if (process.env.PROFILE_SURVIVORS && process.env.PROFILE_HEAP)
+    throw new Error('PROFILE_SURVIVORS and PROFILE_HEAP cannot be set together: run one, then the other');
+  return heapSamplingProbe(process.env.PROFILE_SURVIVORS, 4096, false);
+};
+
+/**
+ * `PROFILE_HEAP=file`: every sample, a sample every `PROFILE_HEAP_INTERVAL` bytes (4096), the objects either collector
+ * freed included: what the run allocates, not only what survives (as `bench/peers/host-heap-probe.cjs` does for the
+ * host). `bench/peers/heap-profile-table.ts` reads it as KB a task by area and by function.
+ */
+const allocationProbe = () => heapSamplingProbe(process.env.PROFILE_HEAP, Number(process.env.PROFILE_HEAP_INTERVAL ?? 4096), true);
 
 /**
  * `PROFILE_CPU=file`: V8's CPU profiler on the control plane (this process) over the run's window only, from the
@@ -261,10 +263,7 @@ async function allocationProbe(): Promise<{ stop(): Promise<void> }> {
 async function cpuProbe(): Promise<{ stop(): Promise<void> }> {
   const file = process.env.PROFILE_CPU;
   if (!file) return { async stop() {} };
-  const session = new Session();
-  session.connect();
-  const post = (method: string, params?: object) =>
-    new Promise<unknown>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  const { session, post } = inspector();
   await post('Profiler.enable');
   await post('Profiler.setSamplingInterval', { interval: 500 });
   await post('Profiler.start');
