@@ -103,11 +103,16 @@ it('stops the deployment a restored database does not name, after the grace; kee
   alice = apiClient(t.url, token);
 
   // The orphan's model server and router stop, its state is gone; the audit log and the metric say so.
-  await until('the orphaned deployment stopped', async () => !existsSync(orphanDir) && !(await answers(orphan.url)), 60_000);
-  const [entry] = await t.app.services.db.select().from(auditEvents).where(eq(auditEvents.action, 'deployment.orphan.stop'));
+  // The stop is audited after the deployer's delete returns (orphans.ts): its end is the audit entry, not the files gone.
+  const stopAudit = () => t!.app.services.db.select().from(auditEvents).where(eq(auditEvents.action, 'deployment.orphan.stop'));
+  await until('the orphaned deployment stopped and audited', async () => (await stopAudit()).length > 0, 60_000);
+  expect(existsSync(orphanDir)).toBe(false);
+  expect(await answers(orphan.url)).toBe(false);
+  const [entry] = await stopAudit();
   expect(entry).toMatchObject({ decision: 'allow', subject: 'deployment:iris-orphan', details: { deployer: 'local', id: createDeployment.id } });
+  // Counted after the audit (orphans.ts): awaited, not read once.
+  await until('the stop counted', async () => /atelier_deployments_orphans_stopped_total\{deployer="local"\} 1/.test(await metricsOf()), 10_000);
   const metrics = await metricsOf();
-  expect(metrics).toMatch(/atelier_deployments_orphans_stopped_total\{deployer="local"\} 1/);
   expect(metrics).toMatch(/atelier_deployers_unable_to_clean_up\{deployer="no-list"\} 1/);
   expect(metrics).not.toMatch(/atelier_deployers_unable_to_clean_up\{deployer="local"\}/);
 
