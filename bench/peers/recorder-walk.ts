@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { isUuid } from '../../server/db/uuid';
 import { isCurrent, reportVerdict, secondResults, seqBlock } from '../../server/orchestrator/attempts';
-import { secondCurrentResults, walkFresh, walkReports } from '../../server/orchestrator/batch-walk';
+import { scanBatch, secondCurrentResults, walkFresh, walkReports } from '../../server/orchestrator/batch-walk';
 import { eventRows, latestPerTask } from '../../server/orchestrator/event-rows';
+import { aliveTasks } from '../../server/orchestrator/record-alive';
 import type { RecordedTask } from '../../server/orchestrator/recorded-tasks';
 import { rowKey } from '../../server/orchestrator/report-checks';
 import { runWhenMain } from '../lib';
@@ -145,17 +146,7 @@ function before(given: ExecutorEvent[], taskRows: RecordedTask[]): number {
 function after(given: ExecutorEvent[], taskRows: RecordedTask[]): number {
   const runs = new Set<string>();
   for (const e of given) if (e.kind === 'started' || e.kind === 'result') runs.add(e.runId);
-  const ids = new Set<string>();
-  const runIds = new Set<string>();
-  let ending = false;
-  let logs = false;
-  for (const e of given) {
-    ids.add(e.taskId);
-    runIds.add(e.runId);
-    if (e.kind === 'result') ending = true;
-    else if (e.kind === 'log') logs = true;
-  }
-  const taskIds = [...ids].filter((id) => isUuid(id));
+  const { taskIds, runIds, ending, logs } = scanBatch(given);
   const writing = [...runIds].filter((id) => isUuid(id));
   const first = given.find((e) => e.taskId === taskIds[0])!.runId;
   const early = logs ? given.filter((e) => e.kind !== 'log') : given;
@@ -183,12 +174,7 @@ function after(given: ExecutorEvent[], taskRows: RecordedTask[]): number {
   const { rows } = eventRows(kept);
   const fresh = kept;
   const { notes, moves, hasResult, alive: aliveProgress, withSuccess } = walkFresh(fresh);
-  // recordAlive
-  const endedTasks = new Set<string>();
-  const reporting = new Set<string>();
-  for (const e of events) if (known.get(e.taskId)?.attempt === e.attempt) (e.kind === 'result' ? endedTasks : reporting).add(e.taskId);
-  const alive = new Set<string>();
-  for (const id of reporting) if (!endedTasks.has(id)) alive.add(id);
+  const alive = aliveTasks(events, known);
   const accepted = refused.size ? events.filter((e) => !refused.has(e)) : events;
   const onHot = hot ? accepted.filter((e) => known.get(e.taskId)?.hotCluster) : [];
   const json = JSON.stringify(rows);

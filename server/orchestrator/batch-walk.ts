@@ -2,11 +2,34 @@
 // each went over the whole batch (a throughput batch is ~2,000 events), and the `taskId:attempt` keys that only reports
 // of ended attempts need built only for those. Pure: what the recording decides stays in record-events.ts and attempts.ts.
 import type { ExecutorEvent } from '../../plugins/protocol';
+import { isUuid } from '../db/uuid';
 import { seqBlock } from './attempts';
 import type { RecordedTask } from './recorded-tasks';
 
 type Result = Extract<ExecutorEvent, { kind: 'result' }>;
 type Progress = Extract<ExecutorEvent, { kind: 'progress' }>;
+
+/** What recordPart needs of a batch before its transaction: its tasks' ids that can name a row, its runs, and whether it ends an attempt or logs. */
+export interface BatchScan {
+  taskIds: string[];
+  runIds: Set<string>;
+  ending: boolean;
+  logs: boolean;
+}
+
+export function scanBatch(given: readonly ExecutorEvent[]): BatchScan {
+  const ids = new Set<string>();
+  const runIds = new Set<string>();
+  let ending = false;
+  let logs = false;
+  for (const e of given) {
+    ids.add(e.taskId);
+    runIds.add(e.runId);
+    if (e.kind === 'result') ending = true;
+    else if (e.kind === 'log') logs = true;
+  }
+  return { taskIds: [...ids].filter((id) => isUuid(id)), runIds, ending, logs };
+}
 
 /** What one walk over a batch's events says, given its tasks as read (stale reports already left out). */
 export interface ReportWalk {

@@ -16,13 +16,7 @@ export function recordAlive(tc: TxContext, events: ExecutorEvent[], progress: Pr
   // An attempt whose result is in the batch has ended: its heartbeat is read by nothing any more (a host folds a short
   // attempt's started and result into one bundle, so this skips a statement per chain edge).
   const { ctx, tx } = tc;
-  // Only a current attempt's heartbeat counts, so only a result of the attempt the task is on ends one: the tasks
-  // those results name are the ended attempts (no `taskId:attempt` key an event).
-  const ended = new Set<string>();
-  const reporting = new Set<string>();
-  for (const e of events) if (known.get(e.taskId)?.attempt === e.attempt) (e.kind === 'result' ? ended : reporting).add(e.taskId);
-  const alive = new Set<string>();
-  for (const id of reporting) if (!ended.has(id)) alive.add(id);
+  const alive = aliveTasks(events, known);
   if (!alive.size && !progress.length) return;
   const rows = new Map<string, { id: string; alive: boolean; attempt: number | null; fraction: number | null; message: string | null }>();
   for (const id of alive) rows.set(id, { id, alive: true, attempt: null, fraction: null, message: null });
@@ -46,4 +40,18 @@ export function recordAlive(tc: TxContext, events: ExecutorEvent[], progress: Pr
   // Only tasks that hold a cache reservation have one to renew; nothing waits for it either.
   const reserving = [...alive].filter((id) => known.get(id)?.cacheKey);
   if (reserving.length && ctx.cache) sentBehind(tc, ctx.cache.renew(tx, reserving, ctx.now()));
+}
+
+/**
+ * The tasks whose current attempt reported in `events` and has not ended in them. Only a current attempt's heartbeat
+ * counts, so only a result of the attempt the task is on ends one: the tasks those results name are the ended attempts
+ * (no `taskId:attempt` key an event).
+ */
+export function aliveTasks(events: readonly ExecutorEvent[], known: ReadonlyMap<string, RecordedTask>): Set<string> {
+  const ended = new Set<string>();
+  const reporting = new Set<string>();
+  for (const e of events) if (known.get(e.taskId)?.attempt === e.attempt) (e.kind === 'result' ? ended : reporting).add(e.taskId);
+  const alive = new Set<string>();
+  for (const id of reporting) if (!ended.has(id)) alive.add(id);
+  return alive;
 }

@@ -15,7 +15,7 @@ import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
-import { secondCurrentResults, walkFresh, walkReports } from './batch-walk';
+import { scanBatch, secondCurrentResults, walkFresh, walkReports } from './batch-walk';
 import { stopAttempts, stopStaleExecutions } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
@@ -74,17 +74,7 @@ export interface RecordedEvents {
 
 /** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
 async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Promise<RecordedEvents> {
-  const ids = new Set<string>();
-  const runIds = new Set<string>();
-  let ending = false;
-  let logs = false;
-  for (const e of given) {
-    ids.add(e.taskId);
-    runIds.add(e.runId);
-    if (e.kind === 'result') ending = true;
-    else if (e.kind === 'log') logs = true;
-  }
-  const taskIds = [...ids].filter((id) => isUuid(id));
+  const { taskIds, runIds, ending, logs } = scanBatch(given);
   if (!taskIds.length) return { accepted: given, onHotClusters: [] };
   return transact(ctx, async (tc) => {
     const { tx } = tc;
