@@ -32,8 +32,9 @@ import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
 import type { ClaimReservations } from './reservations';
 import { RunEdges, readPlan } from './run-edges';
-import { cloneRun, rerunRun, startRun } from './start';
+import { cloneRun, rerunRun } from './start';
 import { StartGuesses } from './start-guesses';
+import { startRun } from './start-run';
 import type { OrchestratorInstruments } from './step-metrics';
 import { type SweepState, tick } from './sweep';
 

@@ -1,8 +1,7 @@
-// Starting runs: a new run of a workflow (idempotent by key), a clone of a run with some parameters changed, and a
-// rerun that reuses a run's results; each plans its tasks, checks their data access, and dispatches what is ready.
+// Starting runs: the run of a start (start-run.ts), a clone of a run with some parameters changed, and a rerun that
+// reuses a run's results; each plans its tasks, checks their data access, and dispatches what is ready.
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import { traceHop, traceNow } from '../../plugins/trace';
 import { AuditedDenial } from '../audit/audit';
 import type { TokenScopes } from '../auth/ability';
 import { grantsOf } from '../auth/grants';
@@ -13,96 +12,29 @@ import type { Tx } from '../db/client';
 import type { HotCluster } from '../db/tables/executors';
 import type { Identity } from '../db/tables/identities';
 import { type NewTask, type Run, runs, tasks } from '../db/tables/runs';
-import type { Experiment } from '../db/tables/tracking';
-import { type Workflow, type WorkflowVersion, workflows, workflowVersions } from '../db/tables/workflows';
+import { workflows, workflowVersions } from '../db/tables/workflows';
 import { isUuid } from '../db/uuid';
 import { badInput, forbidden, notFound } from '../errors';
 import { decideTaskAccess, touchesData } from '../governance/task-access';
-import { namedExperiment, workflowExperiment } from '../tracking/experiments';
+import { workflowExperiment } from '../tracking/experiments';
 import { inheritMetricSummaries } from '../tracking/inherit';
 import type { TaskDataAccess } from '../vocabulary';
 import { planRun } from '../workflows/plan';
-import { specDomainOf } from '../workflows/queries';
 import { resolveRunParameters } from '../workflows/spec';
 import { partitionItems, partitionsSource, pinnedModels, resolveModelInputs } from './batch-inputs';
 import { type OrchestratorContext, sentBehind, type TxContext, taskStatusEvent, transact } from './context';
 import { dispatch, mayQueueUnwritten } from './dispatch';
-import { findRunByKey } from './idempotency';
 import { insertedTask } from './known-facts';
 import { admitsNewRun } from './limits';
-import type { RerunInput, StartRunInput } from './orchestrator';
+import type { RerunInput } from './orchestrator';
 import { initialStatuses, upstreamCounts } from './rules';
 import { readersOf } from './run-actor';
-import { checkRunTimeout, deadlineOf, runTimeoutMs } from './run-deadline';
-import { checkIdempotencyKey, checkPriority, checkSameWorkflow, moduleSwaps, pinnedVersions, privateNamespace, rerunReuse } from './run-inputs';
+import { deadlineOf, runTimeoutMs } from './run-deadline';
+import { pinnedVersions, rerunReuse } from './run-inputs';
 import { finishIfDone } from './settle';
 import { actorOf, assertMayRunWorkflowIn, assertMayUseHotClusters, type CreateRun } from './start-checks';
-import type { SentAhead } from './start-guesses';
-import { insertRun, type StartedRun, startedRow, workflowWithVersion } from './start-statements';
+import { insertRun, type StartedRun, startedRow } from './start-statements';
 import { noteVersionsUsed } from './version-usage';
-
-export async function startRun(ctx: OrchestratorContext, input: StartRunInput, identity: Identity | null): Promise<Run> {
-  const entered = traceNow();
-  checkIdempotencyKey(input.idempotencyKey);
-  checkPriority(input.priority);
-  checkRunTimeout(input.timeoutSeconds);
-  const existing = async () => {
-    if (!input.idempotencyKey) return undefined;
-    return findRunByKey(ctx.db, identity?.id ?? null, input.idempotencyKey);
-  };
-  const earlier = await existing();
-  if (earlier) return sameWorkflow(ctx, earlier, input);
-  let ahead: SentAhead | undefined;
-  try {
-    const run = await transact(ctx, async (tc) => {
-      // What the last start by this reference read after the workflow goes with the workflow's read (start-guesses.ts).
-      const found = findWorkflow(tc.tx, input.workflow, input.version);
-      ahead = ctx.startGuesses.sendAhead(tc.tx, input);
-      const { workflow, version, experiment } = await found;
-      input.authorize?.({ name: workflow.name, domain: specDomainOf(workflow, version) }, input.domain ?? specDomainOf(workflow, version));
-      const parameters = resolveRunParameters(version.spec, input.parameters ?? {});
-      const overrides = moduleSwaps(version.spec, input.useModules ?? []);
-      const cacheNamespace = privateNamespace(input.cacheNamespace, input.domain ?? specDomainOf(workflow, version));
-      if (cacheNamespace) await claimCacheNamespace(tc.tx, cacheNamespace, identity);
-      return createRun(tc, {
-        workflow,
-        version,
-        parameters,
-        trigger: input.trigger,
-        identity,
-        idempotencyKey: input.idempotencyKey,
-        overrides,
-        domain: input.domain ?? specDomainOf(workflow, version),
-        refreshCache: input.refreshCache,
-        cacheNamespace,
-        hotCluster: input.hotCluster,
-        actingFor: input.actingFor,
-        scopes: input.scopes ?? null,
-        priority: input.priority,
-        timeoutSeconds: input.timeoutSeconds,
-        experimentId: input.experiment ? (await namedExperiment(tc.tx, input.experiment, identity?.id ?? null)).id : undefined,
-        workflowExperiment: experiment,
-        ahead,
-      });
-    });
-    ctx.startGuesses.learn(input, ahead!);
-    traceHop('control plane: startRun entered', run.id, entered);
-    return run;
-  } catch (error) {
-    // Two requests with the same key at once: the loser returns the winner's run.
-    const winner = await existing().catch(() => undefined);
-    if (winner) return sameWorkflow(ctx, winner, input);
-    throw error;
-  }
-}
-
-/** The run an idempotency key already started, when it is of the workflow asked for. */
-async function sameWorkflow(ctx: OrchestratorContext, run: Run, input: StartRunInput): Promise<Run> {
-  const [workflow] = run.workflowId ? await ctx.db.select().from(workflows).where(eq(workflows.id, run.workflowId)) : [];
-  checkSameWorkflow(workflow, input.workflow, input.idempotencyKey);
-  if (workflow) input.authorize?.(workflow, input.domain ?? workflow.domain);
-  return run;
-}
 
 export async function cloneRun(
   ctx: OrchestratorContext,
@@ -175,17 +107,6 @@ export async function rerunRun(
 
 /** A clone's or a rerun's time limit: its source's (the spec's, or the override the source was started with). */
 const keptTimeout = (source: Run) => (source.timeoutMs === null ? undefined : source.timeoutMs / 1000);
-
-async function findWorkflow(tx: Tx, ref: string, version?: number): Promise<{ workflow: Workflow; version: WorkflowVersion; experiment: Experiment | null }> {
-  // The workflow, the version wanted (its latest unless named) and its experiment in one statement.
-  const [found] = await workflowWithVersion(tx, ref, isUuid(ref), version);
-  const workflow = found?.workflow;
-  if (!workflow) throw notFound(`No workflow "${ref}". Create it with \`npx atelier workflow create FILE\` or the createWorkflow mutation.`);
-  const wanted = version ?? workflow.latestVersion;
-  const wv = found.version;
-  if (!wv) throw notFound(`Workflow "${workflow.name}" has no version ${wanted}; its latest is ${workflow.latestVersion}.`);
-  return { workflow, version: wv, experiment: found.experiment };
-}
 
 async function loadSource(tx: Tx, runId: string) {
   if (!isUuid(runId)) throw badInput(`"${runId}" is not a run id (a UUID); \`atelier run list\` shows the recent ones.`);

@@ -37,7 +37,7 @@ const moduleNamed = builtOnce<ModuleNamed>()((tx) => {
 });
 
 /** One module's reads: its row, and its versions by the tags and by the versions asked for. */
-type ModuleRead = {
+export type ModuleRead = {
   key: string;
   namespace: string;
   name: string;
@@ -56,6 +56,8 @@ export interface ModuleReads {
   sent?: { refs: string; reads: Promise<ModuleRead[]> };
   /** The references resolveModuleRefs was asked for, once it has been. */
   asked?: string[];
+  /** The reads it resolved them from, once it has, when every one resolved (what a later start may guess). */
+  read?: ModuleRead[];
 }
 
 /** A set of references as one string: two sets are the same when their strings are. */
@@ -86,6 +88,11 @@ function readModules(tx: Tx, refs: Iterable<string>): Promise<ModuleRead[]> {
   return Promise.all(reads);
 }
 
+/** Reads made before (by an earlier start), for `resolveModuleRefs` to use as they were if it is asked for the same references. */
+export function guessedModuleReads(refs: string[], reads: ModuleRead[]): ModuleReads {
+  return { sent: { refs: refsKey(refs), reads: Promise.resolve(reads) } };
+}
+
 /** Sends the reads that resolving `refs` makes, now: for `resolveModuleRefs` to use if it is asked for the same references. */
 export function sendModuleReads(tx: Tx, refs: string[]): ModuleReads {
   const reads = readModules(tx, refs);
@@ -99,17 +106,22 @@ export async function resolveModuleRefs(tx: Tx, refs: Iterable<string>, ahead?: 
   if (ahead) ahead.asked = wanted;
   const resolved = new Map<string, ResolvedModule | string>();
   const sent = ahead?.sent?.refs === refsKey(wanted) ? ahead.sent.reads : undefined;
-  for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of await (sent ?? readModules(tx, wanted))) {
+  const reads = await (sent ?? readModules(tx, wanted));
+  let complete = true;
+  for (const { key, namespace, name, selectors, mod, tagRows, versionRows } of reads) {
     if (!mod) {
+      complete = false;
       const problem = await unknownModule(tx, namespace, name);
       for (const s of selectors) resolved.set(`${key}@${s}`, problem);
       continue;
     }
     for (const selector of selectors) {
       const version = tagRows.find((r) => r.tag === selector)?.version ?? versionRows.find((v) => v.version === selector);
+      if (!version) complete = false;
       resolved.set(`${key}@${selector}`, version ? { ...version, namespace, name } : await unknownSelector(tx, key, mod.id, selector));
     }
   }
+  if (ahead && complete) ahead.read = reads;
   return resolved;
 }
 
