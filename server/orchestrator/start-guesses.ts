@@ -36,8 +36,10 @@ export interface StartGuess {
 
 /** How many references one control plane keeps a guess for. */
 const MAX_GUESSES = 1000;
-/** How many bytes of specs and manifests the guesses keep at most (a spec or manifest larger than a tenth is not kept). */
+/** How many bytes of specs and manifests the guesses keep at most (a start's larger than a tenth of it is not kept). */
 const MAX_GUESSED_BYTES = 8 << 20;
+/** The most tasks a spec kept as a guess has: a larger one is not weighed (a 10,000-task start saves no round trip worth it). */
+const MAX_GUESSED_TASKS = 500;
 
 interface Held {
   refs: string[];
@@ -76,7 +78,7 @@ export class StartGuesses {
     if (before && before.found === found && before.reads === read) return;
     this.drop(key);
     const held: Held = { refs: asked, bytes: 0 };
-    if (found && read) {
+    if (found && read && found.version.spec.tasks.length <= MAX_GUESSED_TASKS) {
       const bytes = JSON.stringify(found.version.spec).length + read.reduce((n, r) => n + versionsBytes(r), 0);
       if (bytes <= MAX_GUESSED_BYTES / 10) Object.assign(held, { found, reads: read, bytes });
     }
