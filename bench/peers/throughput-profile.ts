@@ -3,6 +3,7 @@
 // time: calls per task, rows per task (read or written), total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
 // Postgres' CPU a task is the whole cluster's (postgres-probe.ts); PROFILE_PG_STATS=1 adds rows a task by table (HOT
 // updates, TOAST), the trigger functions' time, WAL and each statement's buffers; PROFILE_PERF=file a perf profile of it.
+import { spawn } from 'node:child_process';
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -37,6 +38,9 @@ export async function throughputProfile(width: number): Promise<Row[]> {
   try {
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
     const host = world.atelier.executor.child.pid;
+    // PROFILE_WARMUP=1: one run of the same width first, unmeasured, so the run measured finds the control plane's code
+    // compiled (a fresh process compiles the hot paths while its first wide run goes: V8's optimizing compiler's threads).
+    if (process.env.PROFILE_WARMUP === '1') await atelierThroughput(world.atelier, 'profile', width, world.counter);
     const messages0 = await streamMessages(world.natsUrl);
     const pgStats = process.env.PROFILE_PG_STATS === '1' ? await statsSnapshot(world.atelier.observer) : undefined;
     const cpu0 = { plane: process.cpuUsage(), host: await cpuMs(host), nats: await cpuMs(nats), pg: await postgresCpuMs(world.pgPort) };
@@ -46,11 +50,18 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     const survivors = await survivorProbe();
     const cpuProfile = await cpuProbe();
     const perf = await perfProbe(world.pgPort);
+    const planePerf = await planePerfProbe();
     const allocations = await allocationProbe();
+    // PROFILE_MARKS=1: the run's window marked in the output, for what node prints as it goes (`node --trace-opt
+    // --trace-deopt --import tsx bench/peers/throughput-profile.ts`: the functions V8 optimized and deoptimized in it).
+    const mark = (line: string) => process.env.PROFILE_MARKS === '1' && console.log(line);
+    mark('=== the run begins');
     const r = await atelierThroughput(world.atelier, 'profile', width, world.counter).finally(() => heap.stop());
+    mark('=== the run has ended');
     await allocations.stop();
     await cpuProfile.stop();
     await perf.stop();
+    await planePerf.stop();
     await survivors.stop();
     const plane = process.cpuUsage(cpu0.plane);
     const gcLine = await gcs.stop();
@@ -106,6 +117,27 @@ export async function throughputProfile(width: number): Promise<Row[]> {
   } finally {
     await world.stop();
   }
+}
+
+/**
+ * `PROFILE_PERF_PLANE=file`: `perf record` of the control plane's process (every thread: the main one, V8's GC and
+ * compiler threads, libuv's) over the run, 999 samples a second with frame-pointer call graphs: CPU time only, where
+ * the CPU profiler samples a thread that is runnable but not running too. Run the bench under
+ * `node --perf-basic-prof` (`NODE_OPTIONS=--perf-basic-prof`) so JavaScript frames have names; `perf report -i file
+ * --no-children --sort sym` reads it.
+ */
+async function planePerfProbe(): Promise<{ stop(): Promise<void> }> {
+  const file = process.env.PROFILE_PERF_PLANE;
+  if (!file) return { async stop() {} };
+  const perf = spawn('perf', ['record', '-F', '999', '-g', '-o', file, '-p', String(process.pid)], { stdio: 'ignore' });
+  await new Promise((resolve) => setTimeout(resolve, 300)); // attached
+  return {
+    async stop() {
+      const exited = new Promise((resolve) => perf.once('exit', resolve));
+      perf.kill('SIGINT');
+      await exited;
+    },
+  };
 }
 
 /** Messages each JetStream stream has taken so far (its last sequence number), by stream name. */

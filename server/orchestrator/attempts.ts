@@ -82,26 +82,48 @@ export function resultVerdict(task: TaskState, result: { attempt: number; outcom
  * next of its task's, in claim order: `numbered` has, per task, how many of the batch's claims asked and the task's
  * count once they were numbered (undefined: none was, the attempt stopped being current meanwhile, so the claim is
  * asked again later). A claim that carries its number keeps it; one from a host below 4 gets none. Each number goes
- * with the attempt's key (protocol 6), the same for every execution of the attempt in this database.
+ * with the attempt's key (protocol 6), the same for every execution of the attempt in this database. The answers are
+ * set in `answers` (the caller's own, returned): a run answer given here is claimVerdict's (`{ verdict: 'run' }`,
+ * nothing else on it), and a numbered one is made as a literal.
  */
 export function numberExecutions(
   claims: Pick<AttemptClaim, 'taskId' | 'execution'>[],
   answers: ClaimAnswer[],
   numbered: Map<string, { asked: number; count: number | undefined; key?: string }>,
 ): ClaimAnswer[] {
-  const given = new Map<string, number>();
-  return answers.map((answer, i) => {
+  // Most batches' claims (a task batch's, one claim an attempt) ask once a task: the map is made only for a repeat.
+  let given: Map<string, number> | undefined;
+  for (let i = 0; i < answers.length; i++) {
+    const answer = answers[i]!;
     const claim = claims[i]!;
-    if (answer.verdict !== 'run' || claim.execution === undefined) return answer;
+    if (answer.verdict !== 'run' || claim.execution === undefined) continue;
     // A number the host already has is kept; one no control plane could have given (not a small whole number) is not.
-    if (claim.execution !== null) return isExecutionNumber(claim.execution) ? { ...answer, execution: claim.execution } : answer;
+    if (claim.execution !== null) {
+      if (isExecutionNumber(claim.execution)) answers[i] = runAnswer(claim.execution, undefined);
+      continue;
+    }
     const task = numbered.get(claim.taskId);
-    if (task?.count === undefined) return { verdict: 'later', reason: 'recording' };
-    const k = given.get(claim.taskId) ?? 0;
-    given.set(claim.taskId, k + 1);
-    return { ...answer, execution: task.count - task.asked + k, ...(task.key ? { attemptKey: task.key } : {}) };
-  });
+    if (task?.count === undefined) {
+      answers[i] = { verdict: 'later', reason: 'recording' };
+      continue;
+    }
+    let k = 0;
+    if (task.asked > 1) {
+      given ??= new Map();
+      k = given.get(claim.taskId) ?? 0;
+      given.set(claim.taskId, k + 1);
+    }
+    answers[i] = runAnswer(task.count - task.asked + k, task.key || undefined);
+  }
+  return answers;
 }
+
+/**
+ * A numbered run answer, one shape for all: a spread of claimVerdict's answer and a conditional one of the key were
+ * ~1 µs a claim (V8's generic copy), and the claim server's copy of each answer then met several shapes.
+ */
+const runAnswer = (execution: number, attemptKey: string | undefined): ClaimAnswer =>
+  attemptKey === undefined ? { verdict: 'run', execution } : { verdict: 'run', execution, attemptKey };
 
 /** Execution numbers stay below 2^20, so `execution * SEQ_BLOCK` plus an execution's events stays a safe integer. */
 const isExecutionNumber = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) < 2 ** 20;

@@ -260,8 +260,9 @@ async function enqueuePart(
   const claimAt = ctx.reservations?.claimAt(ready.length);
   let messages = ready.map((task) => taskMessage(task, versions.get(task.moduleVersionId!)!.version, outputs, step.at, claimAt));
   // Each message serialized once (measured where it can matter), then joined into its bus message's JSON for the outbox and the publish.
-  let { texts, bytes } = messageTexts(messages, messageLimit(tc));
-  const tooLarge = unwritten?.size ? ready.filter((t, i) => (bytes[i] ?? 0) > messageLimit(tc) && unwritten.has(t.id)) : [];
+  const limit = messageLimit(tc);
+  let { texts, bytes } = messageTexts(messages, limit);
+  const tooLarge = unwritten?.size ? ready.filter((t, i) => (bytes[i] ?? 0) > limit && unwritten.has(t.id)) : [];
   // Failed below by an update of their row: written first.
   if (tooLarge.length)
     await writeReady(
@@ -289,30 +290,29 @@ async function enqueuePart(
   // Published straight after the commit when the context can (one hop less than the relay's select/publish/delete
   // pass); the rows are the fallback the relay publishes should that not happen. Nothing here needs the statement's
   // answer before the commit: it is written behind the transaction's next statements.
-  const inserted = unwritten?.size ? ready.filter((t) => unwritten.has(t.id)) : [];
-  const insertedIds = new Set(inserted.map((t) => t.id));
-  // Each row is set QUEUED where it is, as it leaves `unwritten` (nothing else holds it): a spread copy of a row of ~30
-  // keys went V8's slow way, ~3 µs a task of a 10,000-task startRun, and its garbage.
-  const newRows = inserted.map((t) => {
-    const row = unwritten!.get(t.id)!;
+  // One pass: a task among `unwritten` is inserted QUEUED, any other updated (a filter, a set of ids and a second
+  // filter over it were ~6 hash lookups a task of a wide startRun, where two do).
+  const updatedIds: string[] = [];
+  const newRows: NewTask[] = [];
+  for (const t of ready) {
+    const row = unwritten?.get(t.id);
+    if (!row) {
+      updatedIds.push(t.id);
+      continue;
+    }
+    // Set QUEUED where it is, as it leaves `unwritten` (nothing else holds it): a spread copy of a row of ~30 keys went
+    // V8's slow way, ~3 µs a task of a 10,000-task startRun, and its garbage.
     unwritten!.delete(t.id);
     row.status = 'QUEUED';
     row.attempt = 1;
     row.queuedAt = step.at;
-    return row;
+    newRows.push(row);
+  }
+  queueAndWrite(tc, ready[0]!.runId, updatedIds, newRows, rows, (inserted) => {
+    const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
+    if (ctx.publishCommitted)
+      for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload, text: r.text });
   });
-  queueAndWrite(
-    tc,
-    ready[0]!.runId,
-    ready.filter((t) => !insertedIds.has(t.id)).map((t) => t.id),
-    newRows,
-    rows,
-    (inserted) => {
-      const ids = new Map(inserted.map((r) => [r.msg_id, Number(r.id)]));
-      if (ctx.publishCommitted)
-        for (const r of rows) step.committed.push({ id: ids.get(r.msgId)!, pool: r.pool, msgId: r.msgId, payload: r.payload, text: r.text });
-    },
-  );
   if (!ctx.publishCommitted) step.outbox = true;
   // Only what the event names, not a copy of the whole row: a task row as drizzle or insertedTask builds it is a V8
   // dictionary object, and copying one by spread was ~11 µs a task (110 ms of a 10,000-task startRun).
@@ -341,7 +341,10 @@ export function queueAndWrite(
   const published = ctx.publishCommitted ? ctx.takePublished?.() : undefined;
   if (published) step.deletedPublished.push(published);
   // A small dispatch reserves its attempts' first claims in this statement (reservations.ts): kept once it commits.
-  const reserve = ctx.reservations?.plan(runId, [...taskIds, ...newTasks.map((t) => t.id!)], rows);
+  // The ids listed only for a dispatch narrow enough to reserve (a wide startRun's part would list 1,000 for nothing).
+  const reserve = ctx.reservations?.claimAt(taskIds.length + newTasks.length)
+    ? ctx.reservations.plan(runId, [...taskIds, ...newTasks.map((t) => t.id!)], rows)
+    : undefined;
   if (reserve) step.afterCommit.unshift(reserve.committed);
   const returning = reserve ? sql` returning id, attempt, timeout_ms` : ifReady ? sql` returning id` : sql``;
   const parts: SQL[] = [];
