@@ -36,6 +36,8 @@ export async function throughputProfile(width: number): Promise<Row[]> {
     throw new Error('PROFILE_SURVIVORS and PROFILE_HEAP cannot be set together: run one, then the other');
   const world = await profileWorld([independent('profile', width)], { ...statsSettings, ...explainSettings });
   try {
+    // PROFILE_PG_BEFORE='sql': run (as the observer, a superuser) before the run, e.g. a trigger disabled or an index dropped to price it.
+    if (process.env.PROFILE_PG_BEFORE) await world.atelier.observer.unsafe(process.env.PROFILE_PG_BEFORE);
     const nats = await pidOf('nats-server', `-p ${new URL(world.natsUrl).port}`);
     const host = world.atelier.executor.child.pid;
     // PROFILE_WARMUP=1: one run of the same width first, unmeasured, so the run measured finds the control plane's code
@@ -112,6 +114,8 @@ export async function throughputProfile(width: number): Promise<Row[]> {
       const after = await statsSnapshot(world.atelier.observer);
       for (const line of await statsLines(world.statementsObserver, world.atelier.database, pgStats, after, width, OBSERVER)) console.log(line);
     }
+    // PROFILE_PG_AFTER='sql': its rows printed after the run (as the observer), e.g. what a table holds.
+    if (process.env.PROFILE_PG_AFTER) for (const row of await world.atelier.observer.unsafe(process.env.PROFILE_PG_AFTER)) console.log(JSON.stringify(row));
     if (explainMs) await copyFile(world.logFile, process.env.PROFILE_EXPLAIN_LOG ?? 'throughput-profile.log');
     return [];
   } finally {

@@ -5,7 +5,7 @@
 // (`{ events: [...] }`, the row's `seq` the last one's number): a row per event cost a heap tuple and a key entry each,
 // ~3 per task of a wide run. Rows of one event with its `seq` inside (written before) are read as they are. A metric
 // event's points are stored once, as points, and the row refers to them.
-import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, type SQL, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { preparedRows } from '../db/prepared';
 import { runEvents } from '../db/tables/run-events';
@@ -61,13 +61,13 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEn
               returning event_seq, ended.yes),
             stored as (insert into run_events (run_id, seq, event)
               select ${runId}::uuid, bumped.event_seq - ${list.length} - bumped.yes::int + g.last, g.event
-              from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb)
-              where g.last <= ${list.length} or bumped.yes)
+              from bumped, ${rowsOf(groups)}
+              where g.event is not null and (g.last <= ${list.length} or bumped.yes))
             select event_seq as last, yes from bumped`
         : sql`with bumped as (update runs set event_seq = event_seq + ${list.length} where id = ${runId} returning event_seq),
           stored as (insert into run_events (run_id, seq, event)
             select ${runId}::uuid, bumped.event_seq - ${list.length} + g.last, g.event
-            from bumped, jsonb_to_recordset(${JSON.stringify(groups)}::jsonb) as g(last int, event jsonb))
+            from bumped, ${rowsOf(groups)} where g.event is not null)
           select event_seq as last from bumped`,
     );
     rows.catch(() => undefined); // handled: awaited below, in order
@@ -91,6 +91,19 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEn
 }
 
 type RunStatusEvent = Extract<FeedEventBody, { kind: 'run-status' }>;
+
+/**
+ * A run's rows to store as `g(last, event)`: each row's events its own jsonb parameter, not one jsonb array of all the
+ * rows. Postgres parsed a statement's whole array (S1: ~35 rows of ~15 KB) at twice the CPU of the same rows as
+ * parameters of their own, ~5 µs a task (docs/performance.md, "S1: Postgres' time a task (session 35)"). The rows are
+ * padded with nulls (left out by the caller's `g.event is not null`) to a power of two, so a statement's text is one of
+ * a few, not one a number of rows.
+ */
+function rowsOf(groups: { last: number; event: { events: unknown[] } }[]): SQL {
+  const rows = groups.map((g) => sql`(${g.last}::int, ${JSON.stringify(g.event)}::jsonb)`);
+  for (let padded = 2 ** Math.ceil(Math.log2(groups.length)); rows.length < padded; ) rows.push(sql`(${0}::int, ${null}::jsonb)`);
+  return sql`(values ${sql.join(rows, sql`, `)}) as g(last, event)`;
+}
 
 /**
  * A run's stored events numbered above `after`, oldest first, at most RUN_EVENTS_PAGE of them (fewer only when there

@@ -110,3 +110,32 @@ it('keeps a metric event’s points once, in metric_blocks, and reads them back 
   const [last] = await runEventsAfter(database.db, runId, appended.at(-2)!.seq);
   expect(last).toEqual({ ...events[2], seq: appended.at(-1)!.seq });
 });
+
+it('sends each stored row’s events as a parameter of its own, the statement one of a few texts whatever the number of rows', async () => {
+  // Postgres parsed one jsonb array of a statement's rows at twice the CPU of the same rows as parameters of their own
+  // (bench/peers/run-events-probe.ts). What appendRunEvents sends is read where the driver is handed it.
+  const sent: { text: string; params: unknown[] }[] = [];
+  const append = (n: number) =>
+    database.db.transaction(async (tx) => {
+      const session = tx._.session;
+      const prepare = session.prepareQuery.bind(session);
+      session.prepareQuery = ((query: { sql: string; params: unknown[] }, ...rest: unknown[]) => {
+        sent.push({ text: query.sql, params: query.params });
+        return (prepare as (...args: unknown[]) => unknown)(query, ...rest);
+      }) as typeof session.prepareQuery;
+      return appendRunEvents(
+        tx,
+        Array.from({ length: n }, (_, i) => progress(i)),
+      );
+    });
+  await append(5 * EVENTS_PER_ROW);
+  await append(7 * EVENTS_PER_ROW + 1);
+  expect(sent).toHaveLength(2);
+  for (const [i, rows] of [5, 8].entries()) {
+    const events = sent[i]!.params.filter((p): p is string => typeof p === 'string' && p.includes('"events"'));
+    expect(events).toHaveLength(rows);
+    for (const row of events) expect(JSON.parse(row)).toEqual({ events: expect.any(Array) });
+  }
+  // Five rows padded to eight, as eight are: one text.
+  expect(sent[0]!.text).toBe(sent[1]!.text);
+});
