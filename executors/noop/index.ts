@@ -8,7 +8,8 @@ export interface NoopExecutorOptions {
 }
 
 export interface NoopHandle {
-  startedAt: string;
+  /** When `submit` ran, in ms since the epoch: a number, not an ISO string, whose formatting was ~2 µs of S1's host a task. */
+  startedAt: number;
 }
 
 export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<NoopHandle> {
@@ -23,7 +24,7 @@ export function createNoopExecutor(options: NoopExecutorOptions = {}): Executor<
     maxConcurrency: 256,
 
     async submit() {
-      return { startedAt: new Date().toISOString() };
+      return { startedAt: Date.now() };
     },
 
     async wait(_handle, task, ctx) {

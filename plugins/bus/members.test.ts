@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Member, type Settleable, splitMessage, WORKING_COALESCE_MS } from './members';
+import { splitTaskBatch } from './task-batch';
 
 /** A bus message as members see it, counting what is sent for it. */
-function message(items: number) {
+function busMessage(data?: unknown) {
   const sent = { working: 0, acks: 0 };
   const msg: Settleable<unknown> = {
-    data: undefined,
+    data,
     redeliveryCount: 0,
     settled: false,
     ack: async () => {
@@ -17,6 +18,12 @@ function message(items: number) {
     },
     term: () => undefined,
   };
+  return { sent, msg };
+}
+
+/** A message of `items` members. */
+function message(items: number) {
+  const { sent, msg } = busMessage();
   return {
     sent,
     members: splitMessage(
@@ -46,6 +53,18 @@ describe('Member.working', () => {
     members[7]!.working(); // a heartbeat later on
     members[8]!.working();
     expect(sent.working).toBe(2);
+  });
+
+  it("counts a task batch's delivery as its first extension: its members' working() in the turn it came (before their claims) send nothing", () => {
+    const tasks = Array.from({ length: 100 }, (_, i) => ({ taskId: `t${i}` }));
+    const { sent, msg } = busMessage({ tasks });
+    const members = splitTaskBatch(msg);
+    expect(members).toHaveLength(100);
+    for (const m of members) m.working();
+    expect(sent.working).toBe(0);
+    vi.advanceTimersByTime(WORKING_COALESCE_MS);
+    members[3]!.working(); // a heartbeat later on
+    expect(sent.working).toBe(1);
   });
 
   it("keeps each message's window its own", () => {

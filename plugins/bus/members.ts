@@ -98,17 +98,21 @@ export class Member<T> implements Settleable<T> {
 
 /**
  * One delivery per item of `message`, made by `member` (a subclass may add what its consumer needs to know). A message
- * with no items is acked at once: there is nothing to handle.
+ * with no items is acked at once: there is nothing to handle. `deliveredAt` (performance.now(), when it came): its
+ * delivery started its ack wait, so a member's `working()` within WORKING_COALESCE_MS of it sends nothing, as one that
+ * soon after another member's does not (a task batch's claims are asked in the turn it is split: that was a `+WPI` for
+ * every task batch).
  */
 export function splitMessage<T, M extends Member<T>>(
   message: Settleable<unknown>,
   items: readonly T[],
   member: new (message: Settleable<unknown>, data: T, group: Group) => M,
+  deliveredAt = Number.NEGATIVE_INFINITY,
 ): M[] {
   if (!items.length) {
     void message.ack().catch(() => undefined);
     return [];
   }
-  const group: Group = { open: items.length, handBack: undefined, workingAt: Number.NEGATIVE_INFINITY };
+  const group: Group = { open: items.length, handBack: undefined, workingAt: deliveredAt };
   return items.map((item) => new member(message, item, group));
 }

@@ -19,11 +19,12 @@ class BatchMember extends Member<TaskMessage> implements BatchedDelivery<TaskMes
 
 /**
  * The deliveries a task consumer should see for `message`: itself when it carries one task, one per task when it
- * carries a batch. `settled` on each says whether it is still the consumer's to settle.
+ * carries a batch. `settled` on each says whether it is still the consumer's to settle. Split as it comes: its delivery
+ * has just started its ack wait, which its members' first `working()` (before their claims) need not extend again.
  */
 export function splitTaskBatch(message: Settleable<unknown>): Settleable<TaskMessage>[] {
   if (!isTaskBatch(message.data)) return [message as Settleable<TaskMessage>];
-  return splitMessage(message, message.data.tasks, BatchMember);
+  return splitMessage(message, message.data.tasks, BatchMember, performance.now());
 }
 
 /** How many tasks a bus message carries (what a host's flow control counts). */

@@ -16,7 +16,7 @@ import type { AskClaim } from './claims';
 import type { EventCombiner } from './event-combiner';
 import type { Attempt } from './host-attempt';
 import { createReporter, type Reporter } from './reporter';
-import { LaneTimer, TimerLanes } from './timer-lanes';
+import { LaneTimer, hostTimers as timers } from './timer-lanes';
 
 export { CLAIM_RETRY_MS, CLAIM_TIMEOUT_MS, claimAction, claimAttempt } from './attempt-claim';
 export { Attempt } from './host-attempt';
@@ -59,9 +59,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once past this; longer 
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 const safePathPart = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
-
-/** Every attempt's heartbeats and deadlines in this process, on one timer (timer-lanes.ts). */
-const timers = new TimerLanes();
 
 /** Heartbeats keep the delivery from being redelivered and tell the control plane the attempt is alive. */
 class Heartbeat extends LaneTimer {

@@ -1,6 +1,6 @@
-// The host's claim asker alone, on a fake bus: claims asked in one tick go as one request once the control plane has
-// said it reads batches (protocol 5), and one by one before that, with a control plane below 5, and after a batch
-// went unanswered.
+// The host's claim asker alone, on a fake bus: claims asked in one tick go as one request from a host's first tick (a
+// first batch that goes unanswered is asked one by one at once), and one by one with a control plane below 5 and after
+// a batch went unanswered.
 import { describe, expect, it } from 'vitest';
 import type { AttemptClaim, ClaimAnswer } from '../protocol';
 import { CLAIM_BYTES, createClaimAsker, MAX_CLAIM_BATCH } from './claims';
@@ -44,6 +44,29 @@ describe('createClaimAsker', () => {
     const answers = await Promise.all([...range(1, 3), { ...claim(9), taskId: 't-gone' }].map((c) => ask(c)));
     expect(answers.map((a) => (a?.verdict === 'run' ? a.execution : a?.verdict))).toEqual([1, 2, 3, 'drop']);
     expect(requests).toEqual([['t0'], ['t1', 't2', 't3', 't-gone']]);
+  });
+
+  it('asks a fresh host’s first tick of claims in one request, before any answer said which protocol the control plane reads', async () => {
+    const { bus, requests } = fakeBus(5);
+    const ask = createClaimAsker(bus, 1_000);
+    const answers = await Promise.all(range(0, 3).map((c) => ask(c)));
+    expect(answers.map((a) => (a?.verdict === 'run' ? a.execution : a))).toEqual([0, 1, 2]);
+    await Promise.all(range(3, 2).map((c) => ask(c)));
+    expect(requests).toEqual([
+      ['t0', 't1', 't2'],
+      ['t3', 't4'],
+    ]);
+  });
+
+  it('asks the claims of a first batch that went unanswered one by one at once (a control plane below 5), and one by one after', async () => {
+    for (const protocol of [4, undefined]) {
+      const { bus, requests } = fakeBus(protocol, { batchesAnswered: false });
+      const ask = createClaimAsker(bus, 1_000);
+      const answers = await Promise.all(range(0, 3).map((c) => ask(c)));
+      expect(answers.map((a) => (a?.verdict === 'run' ? a.execution : a))).toEqual([0, 1, 2]);
+      await Promise.all(range(3, 2).map((c) => ask(c)));
+      expect(requests).toEqual([['t0', 't1', 't2'], ['t0'], ['t1'], ['t2'], ['t3'], ['t4']]);
+    }
   });
 
   it('asks a lone claim on its own, and splits a large tick into requests of at most MAX_CLAIM_BATCH', async () => {

@@ -1,6 +1,8 @@
 // Asking the control plane whether attempts may run. Claims asked in the same tick (a task batch's attempts) go as one
-// request (protocol 5) once the control plane has said it reads batches; until then, and after a batch went
-// unanswered, they go one by one, as a host below 5 asks. A claim asked `at` a replica (the one that reserved the
+// request (protocol 5), from a host's first tick on: a control plane below 5 serves no batches (NATS answers "no
+// responders" at once), and the claims of a first batch that went unanswered are asked one by one at once, as a host
+// below 5 asks, until a run answer says the control plane reads batches. After a batch that went unanswered once
+// batches were answered, claims go one by one too. A claim asked `at` a replica (the one that reserved the
 // attempt's first claim, TaskMessage.claimAt) goes to that replica alone first; when it does not answer (gone: NATS
 // says at once that nobody serves its subject; older; too slow) it is asked of any replica, as every claim was before.
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../bus/payload-limit';
@@ -26,8 +28,13 @@ export const CLAIM_BYTES = 1024;
 export const RESERVED_CLAIM_TIMEOUT_MS = 1_000;
 
 export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims' | 'maxPayloadBytes'>, timeoutMs: number): AskClaim {
-  /** The control plane reads batches: its last run answer said so, and no batch went unanswered since. */
-  let batches = false;
+  /**
+   * Whether the control plane reads batches: true once a batch was answered, or a run answer said so (ClaimAnswer.protocol);
+   * false when a run answer said not, or a batch went unanswered since. Not known yet (a host's first claims): batches
+   * are tried. Asking one by one until the first answer came made a request and a reply for each of a fresh host's
+   * first claims: ~500 of S1's 10,000 (docs/performance.md, session 35).
+   */
+  let batches: boolean | undefined;
   let queue: { claim: AttemptClaim; at: string | undefined; resolve: (answer: ClaimAnswer | undefined) => void }[] = [];
   let scheduled = false;
 
@@ -46,14 +53,27 @@ export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims'
       return;
     }
     const claims = waiting.map((w) => w.claim);
+    /** Sent before any answer said whether the control plane reads batches. */
+    const tried = batches === undefined;
     // Asked of their replica first (it is gone, older or stalled: of any), as a single claim is.
     const answers =
       (at !== undefined ? await bus.requestClaims!(claims, Math.min(timeoutMs, RESERVED_CLAIM_TIMEOUT_MS), at) : undefined) ??
       (await bus.requestClaims!(claims, timeoutMs));
+    if (answers) {
+      batches = true;
+      for (const [i, w] of waiting.entries()) w.resolve(answers[i]);
+      return;
+    }
     // No answer is no answer to any of them, as for a single claim; the next ones go one by one until a run answer
     // says batches are read again (the control planes at 5 may all have gone, leaving one below 5).
-    if (!answers) batches = false;
-    for (const [i, w] of waiting.entries()) w.resolve(answers?.[i]);
+    batches = false;
+    if (!tried) {
+      for (const w of waiting) w.resolve(undefined);
+      return;
+    }
+    // A batch tried before any answer came: a control plane below 5 serves none. Its claims are asked one by one now,
+    // as they would have been from the first (a run answer then says which protocol the control plane reads).
+    for (const w of waiting) single(w.claim, at).then(w.resolve, () => w.resolve(undefined));
   }
 
   function flush() {
@@ -72,7 +92,7 @@ export function createClaimAsker(bus: Pick<Bus, 'requestClaim' | 'requestClaims'
   }
 
   return (claim, at) => {
-    if (!batches || !bus.requestClaims) return single(claim, at);
+    if (batches === false || !bus.requestClaims) return single(claim, at);
     return new Promise((resolve) => {
       queue.push({ claim, at, resolve });
       if (!scheduled) {

@@ -11,6 +11,7 @@ import { BUNDLE_WRAPPER_BYTES, bundleJson, elementsJson, fits, MESSAGE_HEADER_BY
 import type { EventCombiner } from './event-combiner';
 import { createMetricBuffer, type MetricBuffer } from './metric-buffer';
 import { type EventBody, type Reporter, type ReporterClock, type ReporterOptions, type Stream, systemClock } from './reporter-types';
+import { CallbackTimer } from './timer-lanes';
 
 export { type EventBody, type Reporter, type ReporterClock, type ReporterOptions, systemClock } from './reporter-types';
 
@@ -105,6 +106,8 @@ class AttemptReporter implements Reporter {
   private readonly combiner: EventCombiner | undefined;
   private folding: ExecutorEvent[] = [];
   private cancelFoldTimer: (() => void) | undefined;
+  /** The fold's wait on the host's timer lanes (ReporterClock.lanes), made at the first fold. */
+  private foldWait: CallbackTimer | undefined;
   // Logs: batched per stream, capped per attempt.
   private stdout: LogBuffer | undefined;
   private stderr: LogBuffer | undefined;
@@ -198,9 +201,24 @@ class AttemptReporter implements Reporter {
     void p.finally(() => pending.delete(p));
   }
 
-  private flushFolded() {
+  private armFold() {
+    const { lanes } = this.clock;
+    if (!lanes || !Number.isInteger(this.foldMs) || this.foldMs < 1) {
+      this.cancelFoldTimer ??= this.clock.schedule(() => this.flushFolded(), this.foldMs);
+      return;
+    }
+    const wait = (this.foldWait ??= new CallbackTimer(() => this.flushFolded()));
+    if (!wait.lane) lanes.arm(wait, this.foldMs);
+  }
+
+  private disarmFold() {
+    if (this.foldWait) this.clock.lanes?.disarm(this.foldWait);
     this.cancelFoldTimer?.();
     this.cancelFoldTimer = undefined;
+  }
+
+  private flushFolded() {
+    this.disarmFold();
     if (!this.folding.length) return;
     const events = this.folding;
     this.folding = [];
@@ -213,7 +231,7 @@ class AttemptReporter implements Reporter {
     const event = this.makeEvent(body);
     if (!this.folds) return this.publishMessage([event]);
     this.folding.push(event);
-    this.cancelFoldTimer ??= this.clock.schedule(() => this.flushFolded(), this.foldMs);
+    this.armFold();
   }
 
   private flushStream(stream: Stream) {
@@ -328,8 +346,7 @@ class AttemptReporter implements Reporter {
   async publishResult(outcome: TaskOutcome, durationMs: number, giveUp: () => boolean) {
     this.metrics?.flush(); // held points before the result, whatever closed or not
     this.resulted = true;
-    this.cancelFoldTimer?.();
-    this.cancelFoldTimer = undefined;
+    this.disarmFold();
     let result = this.makeEvent({ kind: 'result', outcome, durationMs });
     // Serialized once: its size decides, and the bundle it ends is made of these bytes (see bundleJson).
     let resultJson: string | undefined = JSON.stringify(result);

@@ -14,6 +14,13 @@ export abstract class LaneTimer {
   abstract fire(): void;
 }
 
+/** A wait that calls its owner back: made once (a reporter's fold), armed as often as the owner needs. */
+export class CallbackTimer extends LaneTimer {
+  constructor(readonly fire: () => void) {
+    super();
+  }
+}
+
 class Lane {
   head: LaneTimer | undefined = undefined;
   tail: LaneTimer | undefined = undefined;
@@ -82,3 +89,9 @@ export class TimerLanes {
     }
   }
 }
+
+/**
+ * The host's lanes: every attempt's heartbeat and deadline (attempt.ts) and its reporter's fold (reporter.ts), in this
+ * process, on one timer.
+ */
+export const hostTimers = new TimerLanes();
