@@ -201,7 +201,8 @@ export function sendGuessed(tc: TxContext, given: ExecutorEvent[], guess: Record
   // Issued in this order, each sent when first awaited: the guard reaches Postgres after the lock, so reads after it.
   sentBehind(tc, Promise.resolve(lockRuns(tc.tx, [guess.run.id])));
   const { rows } = eventRows(guess.events);
-  writeBehind(tc, guardedInsert(guess, rows));
+  // Prepared: its text is one of four (with or without the key's and the other tasks' parts), every value a parameter.
+  writeBehind(tc, guardedInsert(guess, rows), undefined, true);
   return {
     capped: { events: given, fresh: new Set(), writes: [] },
     lockedRuns: [guess.run],
