@@ -20,6 +20,7 @@ import type { HeldClaim } from './attempts';
 import type { PoolBatchSizes } from './batch-sizes';
 import type { VersionCache } from './known-facts';
 import type { CutLogs } from './log-trim';
+import type { RecordingGuesses } from './record-guesses';
 import type { ClaimReservations } from './reservations';
 import type { RunEdges } from './run-edges';
 import type { StartGuesses } from './start-guesses';
@@ -79,6 +80,8 @@ export interface OrchestratorContext {
   instruments: OrchestratorInstruments | undefined;
   /** Small dispatches' reservations of their attempts' first claims (reservations.ts); none without it. */
   reservations: ClaimReservations | undefined;
+  /** The runs whose recordings this process guesses the reads of, to record them in one round trip (record-guesses.ts). */
+  recordGuesses: RecordingGuesses | undefined;
 }
 
 /** The model registrations one succeeded task's module asked for (progress line `register`). */
@@ -226,6 +229,8 @@ export async function transact<T>(ctx: OrchestratorContext, fn: (tc: TxContext) 
   // Before this transaction's own reservations are kept (afterCommit): a retry's new attempt is reserved after its old one is dropped.
   ctx.reservations?.void(done.feed);
   for (const work of done.afterCommit) work();
+  // After afterCommit: a dispatch held there is then followed by what the rest of its transaction wrote.
+  ctx.recordGuesses?.committed(done.feed);
   // Before the events go out (live, or read from the store on this replica): whoever sees a task succeed finds the
   // versions its module asked for registered.
   try {

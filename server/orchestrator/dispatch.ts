@@ -17,6 +17,7 @@ import { ACTIVE, type TxContext, taskStatusEvent, writeBehind } from './context'
 import { fromCache, governData } from './gates';
 import { upstreamOutputs, type VersionFacts } from './known-facts';
 import { limitedPools, poolQueueOrder, takePoolSlots, takeRunSlots } from './limits';
+import { noteDispatched } from './record-guesses';
 import { type ReservedRow, reservingFrom } from './reservations';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -68,7 +69,9 @@ export async function dispatch(tc: TxContext, run: Run, readyNow?: Task[], unwri
   ready = await wireOutputs(tc, run, ready, ended);
   ready = await governData(tc, run, ready, ended);
   ready = await fromCache(tc, run, ready, ended);
-  const queued = await enqueue(tc, run, await withinLimits(tc, run, ready), ended, unwritten);
+  const queuing = await withinLimits(tc, run, ready);
+  const queued = await enqueue(tc, run, queuing, ended, unwritten);
+  if (queued) noteDispatched(tc, run, queuing, unwritten !== undefined); // their recordings may guess their reads
   // What was not queued waits as READY, written as any other (the gates pass unwritten tasks untouched).
   if (unwritten?.size) await writeReady(tc, [...unwritten.values()], unwritten);
   // Nodes that ended here are settled only now: settling dispatches again, and must find the tasks above

@@ -30,6 +30,7 @@ import { VersionCache } from './known-facts';
 import { DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_LOG_LINES } from './log-cap';
 import { CutLogs, trimDelivery } from './log-trim';
 import { type RecordedEvents, recordEvents } from './record-events';
+import { RecordingGuesses } from './record-guesses';
 import type { ClaimReservations } from './reservations';
 import { RunEdges, readPlan } from './run-edges';
 import { cloneRun, rerunRun } from './start';
@@ -161,6 +162,8 @@ export interface OrchestratorOptions {
   instruments?: OrchestratorInstruments;
   /** Where small dispatches keep their attempts' first claims for the claim server to answer (reservations.ts). */
   reservations?: ClaimReservations;
+  /** Whether recordings of runs this process dispatched guess their reads, to take one round trip (record-guesses.ts; default true). */
+  recordGuesses?: boolean;
 }
 
 /** What the sweep asks the bus: how far the recorder (`durable`) has got, since when it holds task messages, and which. */
@@ -204,6 +207,7 @@ export function createOrchestrator(options: OrchestratorOptions): Orchestrator {
     ),
     instruments: options.instruments,
     reservations: options.reservations,
+    recordGuesses: options.recordGuesses === false ? undefined : new RecordingGuesses(),
   };
   const sweep: SweepState = { lastEviction: 0, suspects: new Map() };
   return {

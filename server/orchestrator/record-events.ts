@@ -5,9 +5,9 @@ import { inArray, sql } from 'drizzle-orm';
 import type { ExecutorEvent } from '../../plugins/protocol';
 import { traceTaskHop, tracing } from '../../plugins/trace';
 import { idAmong, jsonRows } from '../db/arrays';
+import { guessMissed } from '../db/guess-guard';
 import { moduleVersions } from '../db/tables/modules';
 import type { Run } from '../db/tables/runs';
-import { isUuid } from '../db/uuid';
 import { recordDatasetWrites } from '../governance/policy';
 import { crashPoint } from '../lifecycle/crash-hook';
 import { keepResultFiles } from '../tracking/artifacts';
@@ -15,16 +15,17 @@ import { refreshCopies } from '../tracking/inherit';
 import { pointsOf } from '../tracking/metric-events';
 import { storeMetricPoints } from '../tracking/metrics';
 import { isCurrent, reportVerdict, resultVerdict, secondResults, seqBlock } from './attempts';
+import { type BatchRead, readBatch } from './batch-read';
 import { scanBatch, secondCurrentResults, walkFresh, walkReports } from './batch-walk';
 import { stopAttempts, stopStaleExecutions } from './cancel';
 import { completeMaps } from './composite';
 import { ACTIVE, type OrchestratorContext, type TxContext, taskStatusEvent, transact, writeBehind } from './context';
-import { insertIfCurrent, storeKept } from './event-insert';
+import { storeKept } from './event-insert';
 import { ignoredResultNote, liveEventsOf, progressRow, successRow, timings } from './event-rows';
 import { outputKey } from './known-facts';
-import { capLogs } from './log-cap';
 import { recordAlive } from './record-alive';
-import { lockRuns, type RecordedTask, recordedTasks, wholeTasks } from './recorded-tasks';
+import { sendGuessed } from './record-guesses';
+import { type RecordedTask, wholeTasks } from './recorded-tasks';
 import { resultBlocksOf, staleExecutions, staleReports } from './report-checks';
 import { isTerminal } from './rules';
 import { applyOutcome, settle } from './settle';
@@ -72,104 +73,99 @@ export interface RecordedEvents {
   onHotClusters: ExecutorEvent[];
 }
 
-/** Records events whose starts and results all belong to one run, in one transaction under that run's lock. */
+/**
+ * Records events whose starts and results all belong to one run, in one transaction under that run's lock: in one
+ * round trip where this control plane can guess what the batch's reads would return (record-guesses.ts), the writes
+ * sent behind a guard that aborts them all if the rows are not as guessed; else, or after such a miss, in two (the
+ * reads, then the writes that follow from them).
+ */
 async function recordPart(ctx: OrchestratorContext, given: ExecutorEvent[]): Promise<RecordedEvents> {
-  const { taskIds, runIds, ending, logs } = scanBatch(given);
-  if (!taskIds.length) return { accepted: given, onHotClusters: [] };
-  return transact(ctx, async (tc) => {
-    const { tx } = tc;
-    // The run whose tasks start or end (one, by recordEvents' parts), and every run whose live events this stores (their
-    // numbers bumped on its row at the end), locked in id order before any of their tasks is written: a run before its
-    // tasks, as a cancel and the sweep take them. (Taken at the end, a run's row deadlocked with a cancel holding it and
-    // waiting for a task whose progress this had written, and with a transaction holding it and waiting for the pool's
-    // lock that this one's dispatch held.) A heartbeat's run is taken too: its task's row is written, and unordered
-    // (one update for several tasks, in whatever order its plan meets them) it deadlocked with a cancel writing the same
-    // tasks under their run's lock. The lock and the read are sent at once: Postgres runs the read after the locks are
-    // granted, and takes its snapshot then. The batch's events go with them, as far as they can be decided before the
-    // read (event-insert.ts), but for its log events, whose lines the caps decide (log-cap.ts): their counts are read
-    // first, in the same round trip (sent at once, so their rows are locked before the runs, in every recording alike).
-    // The stale reports are left out below, once read.
-    // A batch without log events has no counts to read (capLogs would send nothing and answer the batch as it is).
-    const capping = logs
-      ? capLogs(tc, given, { maxBytes: ctx.maxLogBytes, maxLines: ctx.maxLogLines })
-      : { events: given, fresh: new Set<ExecutorEvent>(), writes: [] };
-    const writing = [...runIds].filter((id) => isUuid(id));
-    const [capped, lockedRuns, taskRows, early] = await Promise.all([
-      capping,
-      writing.length ? lockRuns(tx, writing) : [],
-      recordedTasks(tx, taskIds, ending, ctx.runEdges.downstreamOf(given.find((e) => e.taskId === taskIds[0])!.runId, taskIds[0]!)),
-      insertIfCurrent(tx, logs ? given.filter((e) => e.kind !== 'log') : given),
-    ]);
-    let events = capped.events;
-    if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
-    const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
-    const known: Known = new Map();
-    let onHot = false;
-    for (const t of taskRows) {
-      known.set(t.id, t);
-      if (t.hotCluster) onHot = true;
+  const scan = scanBatch(given);
+  if (!scan.taskIds.length) return { accepted: given, onHotClusters: [] };
+  const guess = ctx.recordGuesses?.guess(given);
+  if (guess)
+    try {
+      return await transact(ctx, (tc) => recordRead(tc, sendGuessed(tc, given, guess)));
+    } catch (error) {
+      // Nothing of it was kept: the ordinary path records the batch from what it reads.
+      if (!guessMissed(error)) throw error;
+      ctx.recordGuesses?.missed(guess.run.id);
     }
-    // Reports under a key this database did not draw (a restore undid their attempt's claim) are left out of
-    // everything below, as the early insert left them out of its rows.
-    const stale = await staleReports(tx, events, known);
-    if (stale.size) {
-      await stopStaleExecutions(tc, staleExecutions(stale));
-      events = events.filter((e) => !stale.has(e));
-      for (const [pair, kept] of early.kept)
-        early.kept.set(
-          pair,
-          kept.filter((e) => !stale.has(e)),
-        );
-    }
-    // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
-    // report: another execution of an attempt that already has its result (a redelivered message run again). One walk
-    // sorts the reports (batch-walk.ts); only those of attempts no longer current need the ended attempts' read.
-    const { reports, notCurrent, allCurrent } = walkReports(events, known);
-    const { blocks: resultBlocks, startCarried } = await resultBlocksOf(tx, notCurrent);
-    const refused = new Set<ExecutorEvent>();
-    // A report of a current attempt is recorded (reportVerdict); of the others some are refused.
-    for (const e of notCurrent) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
-    // A second execution's result (the attempt's first result decides) is kept only as a note in the task's log.
-    const seconds = allCurrent ? secondCurrentResults(reports) : secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
-    for (const e of seconds.keys()) refused.add(e);
-    // Progress of an attempt whose result is stored says nothing any more (and may be one its result's row carries), nor
-    // does a start its result's row carries (event-rows.ts).
-    const ended = (e: ExecutorEvent) =>
-      (e.kind === 'progress' ? resultBlocks.has(`${e.taskId}:${e.attempt}`) : e.kind === 'started' && startCarried.has(`${e.taskId}:${e.attempt}:${e.seq}`)) &&
-      !isCurrent(known.get(e.taskId)!, e.attempt);
-    // Every attempt current and nothing refused (the throughput batch): every report is kept, as it came.
-    const kept =
-      allCurrent && !refused.size
-        ? reports
-        : [...reports.filter((e) => !refused.has(e) && !ended(e)), ...[...seconds].map(([e, first]) => ignoredResultNote(e as Result, first))];
-    const fresh = await storeKept(tc, early, capped, kept);
-    // What is new, sorted in one walk: notes, starts and results by run, each task's latest progress.
-    const { notes, moves, hasResult, alive, withSuccess } = walkFresh(fresh);
-    await recordNotes(tc, notes, known);
-    // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).
-    recordAlive(tc, events, alive, known);
+  return transact(ctx, async (tc) => recordRead(tc, await readBatch(tc, given, scan)));
+}
 
-    if (hasResult) crashPoint('result-stored');
-    for (const [runId, runEvents] of moves) {
-      const run = locked.get(runId);
-      if (run) await applyTransitions(tc, run, runEvents, known, withSuccess);
+/** Records the batch given its reads (read, or guessed behind a guard), in the transaction that made them. */
+async function recordRead(tc: TxContext, { capped, lockedRuns, taskRows, early }: BatchRead): Promise<RecordedEvents> {
+  const { tx } = tc;
+  let events = capped.events;
+  if (tracing()) for (const e of events) if (e.kind === 'result') traceTaskHop('control plane: locked and read', e.runId, e.taskId);
+  const locked = new Map<string, Run>(lockedRuns.map((r) => [r.id, r]));
+  const known: Known = new Map();
+  let onHot = false;
+  for (const t of taskRows) {
+    known.set(t.id, t);
+    if (t.hotCluster) onHot = true;
+  }
+  // Reports under a key this database did not draw (a restore undid their attempt's claim) are left out of
+  // everything below, as the early insert left them out of its rows.
+  const stale = await staleReports(tx, events, known);
+  if (stale.size) {
+    await stopStaleExecutions(tc, staleExecutions(stale));
+    events = events.filter((e) => !stale.has(e));
+    for (const [pair, kept] of early.kept)
+      early.kept.set(
+        pair,
+        kept.filter((e) => !stale.has(e)),
+      );
+  }
+  // Heartbeats only refresh a timestamp; everything else is kept, once, as a task event, unless it is a stale
+  // report: another execution of an attempt that already has its result (a redelivered message run again). One walk
+  // sorts the reports (batch-walk.ts); only those of attempts no longer current need the ended attempts' read.
+  const { reports, notCurrent, allCurrent } = walkReports(events, known);
+  const { blocks: resultBlocks, startCarried } = await resultBlocksOf(tx, notCurrent);
+  const refused = new Set<ExecutorEvent>();
+  // A report of a current attempt is recorded (reportVerdict); of the others some are refused.
+  for (const e of notCurrent) if (reportVerdict(known.get(e.taskId)!, e, resultBlocks.get(`${e.taskId}:${e.attempt}`)) === 'refuse') refused.add(e);
+  // A second execution's result (the attempt's first result decides) is kept only as a note in the task's log.
+  const seconds = allCurrent ? secondCurrentResults(reports) : secondResults(reports, (id) => known.get(id)!.attempt, resultBlocks);
+  for (const e of seconds.keys()) refused.add(e);
+  // Progress of an attempt whose result is stored says nothing any more (and may be one its result's row carries), nor
+  // does a start its result's row carries (event-rows.ts).
+  const ended = (e: ExecutorEvent) =>
+    (e.kind === 'progress' ? resultBlocks.has(`${e.taskId}:${e.attempt}`) : e.kind === 'started' && startCarried.has(`${e.taskId}:${e.attempt}:${e.seq}`)) &&
+    !isCurrent(known.get(e.taskId)!, e.attempt);
+  // Every attempt current and nothing refused (the throughput batch): every report is kept, as it came.
+  const kept =
+    allCurrent && !refused.size
+      ? reports
+      : [...reports.filter((e) => !refused.has(e) && !ended(e)), ...[...seconds].map(([e, first]) => ignoredResultNote(e as Result, first))];
+  const fresh = await storeKept(tc, early, capped, kept);
+  // What is new, sorted in one walk: notes, starts and results by run, each task's latest progress.
+  const { notes, moves, hasResult, alive, withSuccess } = walkFresh(fresh);
+  await recordNotes(tc, notes, known);
+  // An attempt that succeeds in this batch takes its last progress message with its success (one update, not two).
+  recordAlive(tc, events, alive, known);
+
+  if (hasResult) crashPoint('result-stored');
+  for (const [runId, runEvents] of moves) {
+    const run = locked.get(runId);
+    if (run) await applyTransitions(tc, run, runEvents, known, withSuccess);
+  }
+  // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
+  // (its message was already on the bus, or its host was presumed lost): stop it. None when every attempt is current
+  // (what is refused then is second results, whose executions have ended).
+  const zombies = new Map<string, { taskId: string; attempt: number }>();
+  if (!allCurrent)
+    for (const e of events) {
+      const task = known.get(e.taskId);
+      if (!task || e.kind === 'result') continue;
+      if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
+        zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
     }
-    // An attempt that reports while its task was cancelled or has moved on to a later attempt is a zombie
-    // (its message was already on the bus, or its host was presumed lost): stop it. None when every attempt is current
-    // (what is refused then is second results, whose executions have ended).
-    const zombies = new Map<string, { taskId: string; attempt: number }>();
-    if (!allCurrent)
-      for (const e of events) {
-        const task = known.get(e.taskId);
-        if (!task || e.kind === 'result') continue;
-        if ((task.status === 'CANCELLED' && e.attempt === task.attempt) || e.attempt < task.attempt || refused.has(e))
-          zombies.set(`${e.taskId}:${e.attempt}`, { taskId: e.taskId, attempt: e.attempt });
-      }
-    if (zombies.size) await stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled, moved to a later attempt or already finished');
-    const accepted = refused.size ? events.filter((e) => !refused.has(e)) : events;
-    const onHotClusters = onHot ? accepted.filter((e) => (e.kind === 'started' || e.kind === 'result') && known.get(e.taskId)?.hotCluster) : [];
-    return { accepted, onHotClusters };
-  });
+  if (zombies.size) await stopAttempts(tc, [...zombies.values()], 'superseded: the task was cancelled, moved to a later attempt or already finished');
+  const accepted = refused.size ? events.filter((e) => !refused.has(e)) : events;
+  const onHotClusters = onHot ? accepted.filter((e) => (e.kind === 'started' || e.kind === 'result') && known.get(e.taskId)?.hotCluster) : [];
+  return { accepted, onHotClusters };
 }
 
 /** New logs, progress and metrics (`notes`): their metric points stored, their live events queued with the transaction's. */

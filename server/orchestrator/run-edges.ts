@@ -103,6 +103,11 @@ export class RunEdges {
     return this.runs.get(runId)?.get(taskId) ?? undefined;
   }
 
+  /** Whether anything is held for run `runId` (a run its start wrote with a task waiting, or learnt). */
+  holds(runId: string): boolean {
+    return this.runs.has(runId);
+  }
+
   /** Lets a run go (its end; a start written again after a rolled-back try); a read of it under way is dropped. */
   ended(runId: string): void {
     this.learning.delete(runId);

@@ -69,6 +69,29 @@ it("records a task's first progress with its start, and a later progress alone, 
   expect((await w.t.app.services.feed.since(runId, events.length)).map((e) => e.kind)).toEqual(['task-progress']);
 }, 60_000);
 
+it('records a first progress with its start, and a later progress alone, in one round trip each for a run this control plane started', async () => {
+  for (const counting of [false, true]) {
+    const run = await w.counted.orchestrator.startRun({ workflow: 'one-task', trigger: 'API' }, null);
+    const [task] = await w.db.select().from(tasks).where(eq(tasks.runId, run.id));
+    const base = { taskId: task!.id, runId: run.id, attempt: task!.attempt, host: 'test', at: new Date().toISOString() };
+    const first = await recorded(firstProgress(base));
+    expect(w.counted.seen.sent.some((s) => s.statement.includes('atelier_expect'))).toBe(true);
+    expect(await taskRow(task!.id)).toMatchObject({ status: 'RUNNING', progress: 0.5, message: 'half way' });
+    expect((await taskRow(task!.id)).heartbeatAt).not.toBeNull();
+    expect((await w.db.select().from(runs).where(eq(runs.id, run.id)))[0]!.status).toBe('RUNNING');
+    const events = await w.t.app.services.feed.since(run.id, 0);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    const told = events.map((e) => `${e.kind}:${'status' in e ? e.status : 'fraction' in e ? e.fraction : ''}`);
+    expect(told.slice(-3).sort()).toEqual(['run-status:RUNNING', 'task-progress:0.5', 'task-status:RUNNING']);
+    // The task's start and the run's, as this control plane committed them, guessed for the next.
+    const later = await recorded([{ ...base, kind: 'progress', seq: 3, fraction: 0.75, message: 'three quarters' }]);
+    expect(w.counted.seen.sent.some((s) => s.statement.includes('atelier_expect'))).toBe(true);
+    expect(await taskRow(task!.id)).toMatchObject({ status: 'RUNNING', progress: 0.75, message: 'three quarters' });
+    expect((await w.t.app.services.feed.since(run.id, events.length)).map((e) => e.kind)).toEqual(['task-progress']);
+    if (counting) expect([first, later]).toEqual([1, 1]);
+  }
+}, 60_000);
+
 it('changes nothing when the first progress is delivered again, nor for a progress of an attempt no longer current', async () => {
   const { runId, taskId, base } = await queuedTask();
   await recorded(firstProgress(base));

@@ -116,6 +116,40 @@ it("records a one-task run's bundle in two round trips, the run's end, its event
   expect(events).toContainEqual(expect.objectContaining({ kind: 'task-status', status: 'SUCCEEDED' }));
 }, 60_000);
 
+it('records the bundle of a one-task run this control plane started in one round trip: its reads guessed behind a guard', async () => {
+  for (const counting of [false, true]) {
+    const run = await w.counted.orchestrator.startRun({ workflow: 'one-task', trigger: 'API' }, null);
+    const bundle = await bundleOf(run.id, 'work');
+    const { seen } = w.counted;
+    seen.sent.length = 0;
+    await w.counted.orchestrator.recordEvents(bundle);
+    if (counting) expect(roundTrips(seen.sent)).toBe(1);
+    // Guessed, and the guess held: one transaction, its guard among its statements.
+    expect(seen.sent.filter((s) => s.statement.startsWith('begin')).length).toBe(1);
+    // The guard after the run's lock, so it reads under it.
+    const lock = seen.sent.findIndex((s) => s.statement.includes('from "runs"') && s.statement.includes('for update'));
+    expect(lock).toBeGreaterThan(-1);
+    expect(seen.sent.findIndex((s) => s.statement.includes('atelier_expect'))).toBeGreaterThan(lock);
+    const [row] = await w.db.select().from(runs).where(eq(runs.id, run.id));
+    expect(row).toMatchObject({ status: 'SUCCEEDED', message: null });
+    expect(row!.startedAt).not.toBeNull();
+    expect(row!.finishedAt).not.toBeNull();
+    const [task] = await w.db.select().from(tasks).where(eq(tasks.runId, run.id));
+    expect(task).toMatchObject({ status: 'SUCCEEDED', outputs: { out: 'work' }, progress: 1 });
+    const events = await w.t.app.services.feed.since(run.id, 0);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events.map((e) => `${e.kind}:${'status' in e ? e.status : ''}`)).toEqual([
+      'run-status:QUEUED',
+      'task-status:QUEUED',
+      'task-status:RUNNING',
+      'task-status:SUCCEEDED',
+      'run-status:RUNNING',
+      'run-status:SUCCEEDED',
+    ]);
+    expect(await deliveriesOf(run.id)).toEqual(['run.succeeded']);
+  }
+}, 60_000);
+
 it("records a chain edge (a parent's result, its child dispatched) in two round trips: the child's enqueue sent behind the counting statement", async () => {
   const warm = await oneTaskRun('two-step');
   await w.counted.orchestrator.recordEvents(warm.bundle);

@@ -21,9 +21,13 @@ export interface CountedOrchestrator {
 
 /**
  * `now`: the orchestrator's clock (a test moves it past a cache's freshness); `reservations`, `eventBacklog`: as the
- * orchestrator's options (test/wire/reserved-claims.test.ts).
+ * orchestrator's options (test/wire/reserved-claims.test.ts); `recordGuesses`: false for one whose recordings always
+ * read first (test/db/recording-guesses.test.ts compares the two).
  */
-export function countedOrchestrator(url: string, options: Pick<OrchestratorOptions, 'now' | 'reservations' | 'eventBacklog'> = {}): CountedOrchestrator {
+export function countedOrchestrator(
+  url: string,
+  options: Pick<OrchestratorOptions, 'now' | 'reservations' | 'eventBacklog' | 'recordGuesses'> = {},
+): CountedOrchestrator {
   const { sql: client, seen } = countingPool(url);
   const db = drizzle(client, { schema }) as unknown as Db;
   const runEdges = new RunEdges(undefined, readPlan(db));
@@ -34,6 +38,7 @@ export function countedOrchestrator(url: string, options: Pick<OrchestratorOptio
     // As the app's: small dispatches reserve their claims in their own statement, so the round trips counted are the app's.
     reservations: options.reservations ?? new ClaimReservations(),
     eventBacklog: options.eventBacklog,
+    recordGuesses: options.recordGuesses,
     feed: createRunFeed({ db }),
     onOutbox: () => {},
     defaults: { timeoutMs: 60_000, executor: 'local' },
