@@ -1,6 +1,6 @@
 // Bearer tokens: minted once, shown once, stored only as a SHA-256 hash; looked up per request (or remembered a moment:
 // server/auth/token-cache.ts).
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { and, eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { builtOnce } from '../db/prepared';
@@ -9,7 +9,8 @@ import { tokens } from '../db/tables/tokens';
 import { grantedDomains, grantsFrom } from './grants';
 import { type TokenSession, tokenCacheOf } from './token-cache';
 
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+// One call, not createHash's object and its update and digest: every request with a token hashes it (token-cache.ts).
+export const hashToken = (token: string) => hash('sha256', token, 'hex');
 export const mintToken = () => `atl_${randomBytes(24).toString('base64url')}`;
 
 /** Stores a token for an identity; `token` is minted when not given (`chosen`: a person chose it, see tokens.chosen). Returns the plain token. */

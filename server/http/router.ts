@@ -22,6 +22,8 @@ export const securityHeaders = {
   'x-frame-options': 'DENY',
 } as const;
 
+const SECURITY_HEADERS = Object.entries(securityHeaders);
+
 // host (a name, IPv4 or [IPv6]) and an optional port: what RFC 9110 allows in Host, without userinfo or path.
 const hostRe = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(\d{1,5}))?$/;
 
@@ -37,7 +39,7 @@ export type RequestCounter = (route: string, status: number, seconds: number) =>
 
 export function createRequestListener(routes: readonly Route[], log: (message: string) => void, counted?: RequestCounter): RequestListener {
   const answer = async (req: IncomingMessage, res: ServerResponse) => {
-    for (const [name, value] of Object.entries(securityHeaders)) res.setHeader(name, value);
+    for (const [name, value] of SECURITY_HEADERS) res.setHeader(name, value);
     // Counted under the route's name once one matched, never the path (a path can carry ids without bound).
     let routeName = 'none';
     if (counted) {

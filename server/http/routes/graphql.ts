@@ -62,6 +62,22 @@ async function answerWhole(res: ServerResponse, response: Response, req: Incomin
   res.writeHead(response.status, headers).end(body, () => req.destroy());
 }
 
+/**
+ * The request's headers for yoga, as the plain object node parsed them into (its names lower case already; the one
+ * header node keeps as an array, set-cookie, is no request's), without the length of a body the route has read: yoga's
+ * Request reads a plain object's headers where they are, as it does for node's own requests (whatwg-node's
+ * normalizeNodeRequest), where a WHATWG `Headers` cost each request its validation of every name and value, and each
+ * of yoga's reads of a header its lookup.
+ */
+function requestHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name in req.headers) {
+    const value = req.headers[name];
+    if (typeof value === 'string' && name !== 'content-length') headers[name] = value;
+  }
+  return headers;
+}
+
 export function useGraphql(options: GraphqlRouteOptions): Route {
   const { yoga } = options;
 
@@ -81,9 +97,7 @@ export function useGraphql(options: GraphqlRouteOptions): Route {
     // Only a client gone before its answer was written has anything to cancel: aborting after every answer made an
     // AbortError (a DOMException and its stack) and woke yoga's listeners for nothing, on every request.
     res.once('close', () => res.writableFinished || abort.abort());
-    const headers = new Headers();
-    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value);
-    headers.delete('content-length');
+    const headers = requestHeaders(req);
     const authorization = req.headers.authorization;
     const session = checked ?? (authorization && options.db ? authenticate(options.db, { authorization, peer: peerOf(req) }) : undefined);
     session?.catch(() => undefined); // yoga's context awaits it; a request refused before its context never does
