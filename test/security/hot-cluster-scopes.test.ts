@@ -68,14 +68,17 @@ describe('a token scoped to starting runs does not run on its team’s hot clust
     const fires = async () =>
       (await t.api.gql(`query ($id: ID!) { schedule(id: $id) { fires(limit: 100) { outcome message run { id } } } }`, { id })).schedule.fires;
     let done: any[] = [];
-    for (let i = 0; i < 200 && !done.length; i++) {
+    const failed = () => done.find((f: any) => f.outcome === 'FAILED');
+    for (let i = 0; i < 200 && !failed(); i++) {
       done = (await fires()).filter((f: any) => f.outcome !== 'PENDING');
-      if (!done.length) await new Promise((r) => setTimeout(r, 100));
+      if (!failed()) await new Promise((r) => setTimeout(r, 100));
     }
     await t.api.gql(`mutation ($id: ID!) { deleteSchedule(id: $id) }`, { id });
-    expect(done.length).toBeGreaterThan(0);
-    expect(done.every((f: any) => f.outcome === 'FAILED' && !f.run)).toBe(true);
-    expect(done[0].message).toContain('start:HotCluster');
+    // An every-second schedule on a loaded machine may find two fire times due at one tick: the older is recorded
+    // SKIPPED_MISSED by its catch-up policy, which starts nothing either. No fire may have started a run.
+    expect(failed()).toBeDefined();
+    expect(done.every((f: any) => (f.outcome === 'FAILED' || f.outcome === 'SKIPPED_MISSED') && !f.run)).toBe(true);
+    expect(failed().message).toContain('start:HotCluster');
   });
 
   it('with start:HotCluster in its scopes, the same token runs on it', async () => {

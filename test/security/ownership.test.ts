@@ -274,13 +274,14 @@ describe('leak 2: a hot cluster runs only its owners’ tasks', () => {
     const id = await schedule(oscar, { workflow: 'uses-lab', cron: '* * * * * *' });
     const s = await until(
       () => scheduleOf(id),
-      (x) => x.fires.some((f: any) => f.outcome !== 'PENDING'),
+      (x) => x.fires.some((f: any) => f.outcome === 'FAILED'),
     );
     await oscar.gql(`mutation ($id: ID!) { deleteSchedule(id: $id) }`, { id });
+    // An every-second schedule on a loaded machine may find two fire times due at one tick: the older is recorded
+    // SKIPPED_MISSED by its catch-up policy, which starts nothing either. No fire may have started a run.
     const done = s.fires.filter((f: any) => f.outcome !== 'PENDING');
-    expect(done.length).toBeGreaterThan(0);
-    expect(done.every((f: any) => f.outcome === 'FAILED' && !f.run)).toBe(true);
-    expect(done[0].message).toMatch(/Hot cluster prod-warm belongs to team "prod"/);
+    expect(done.every((f: any) => (f.outcome === 'FAILED' || f.outcome === 'SKIPPED_MISSED') && !f.run)).toBe(true);
+    expect(done.find((f: any) => f.outcome === 'FAILED').message).toMatch(/Hot cluster prod-warm belongs to team "prod"/);
   });
 
   it('a huge idle timeout is refused with the allowed range; the maximum itself is accepted', async () => {
