@@ -3,43 +3,21 @@
 // client rather than `fetch` (undici), whose request, headers, streams and abort signal cost S3's process ~1 ms of CPU
 // a request (bench/peers/s3-profile.ts, profiled: docs/performance.md, session 35) on the core its control plane
 // runs on. The request stays real: a socket, HTTP/1.1, the server's whole path.
-import { Agent, request } from 'node:http';
+import { post as postOnce } from '../../server/cli/http-post';
 
 export interface KeepAliveClient {
   /** Runs an operation and returns its data, throwing with the errors when there are any (as the tests' `gql`). */
   gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<T>;
   /** The raw answer: its status and text. */
   post(body: string): Promise<{ status: number; text: string }>;
-  close(): void;
 }
 
 export function keepAliveClient(baseUrl: string, token: string): KeepAliveClient {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const url = new URL(`${baseUrl}/graphql`);
-  const post = (body: string) =>
-    new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method: 'POST',
-          agent,
-          headers: {
-            authorization: `Bearer ${token}`,
-            'content-type': 'application/json',
-            accept: 'application/graphql-response+json, application/json',
-            'content-length': Buffer.byteLength(body),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' };
+  // The CLI's POST (server/cli/http-post.ts): node:http on a kept-alive agent of its own, one socket while the bench
+  // sends one request at a time.
+  const post = (body: string) => postOnce(url, headers, body);
   return {
     post,
     async gql<T>(query: string, variables: Record<string, unknown> = {}) {
@@ -49,6 +27,5 @@ export function keepAliveClient(baseUrl: string, token: string): KeepAliveClient
         throw Object.assign(new Error(result.errors.map((e) => `[${e.extensions?.code}] ${e.message}`).join('\n')), { result: { status, ...result } });
       return result.data!;
     },
-    close: () => agent.destroy(),
   };
 }

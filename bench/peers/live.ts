@@ -69,7 +69,6 @@ export async function firstProgress(a: AtelierUnderTest, workflow: string, runs:
     return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
   } finally {
     off();
-    if ('close' in api) api.close();
     await ws.dispose();
   }
 }

@@ -68,7 +68,6 @@ export async function requestCpu(requests: number, rounds: number, query: string
     }
     return result;
   } finally {
-    client.close();
     await plane.kill('SIGTERM');
     await nats.stop();
     await pg.stop();
