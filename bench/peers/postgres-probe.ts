@@ -131,7 +131,12 @@ export async function perfProbe(port: number): Promise<{ stop(): Promise<void> }
     if (stat && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) pids.push(Number(entry));
   }
   const graph = process.env.PROFILE_PERF_GRAPH === '1' ? ['--call-graph', 'dwarf,16384', '-F', '999'] : ['-F', '999'];
-  const perf = spawn('perf', ['record', ...graph, '-o', file, '-p', pids.join(',')], { stdio: 'ignore' });
+  return perfRecord([...graph, '-o', file, '-p', pids.join(',')]);
+}
+
+/** `perf record` with `args`, attached before it resolves; `stop()` ends it and waits for its file to be written. */
+export async function perfRecord(args: string[]): Promise<{ stop(): Promise<void> }> {
+  const perf = spawn('perf', ['record', ...args], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 300)); // attached
   return {
     async stop() {

@@ -3,7 +3,6 @@
 // time: calls per task, rows per task (read or written), total ms. `npx tsx bench/peers/throughput-profile.ts [width]`.
 // Postgres' CPU a task is the whole cluster's (postgres-probe.ts); PROFILE_PG_STATS=1 adds rows a task by table (HOT
 // updates, TOAST), the trigger functions' time, WAL and each statement's buffers; PROFILE_PERF=file a perf profile of it.
-import { spawn } from 'node:child_process';
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
@@ -12,7 +11,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { type Row, runWhenMain } from '../lib';
 import { type AtelierUnderTest, atelierThroughput, independent } from './atelier';
-import { perfProbe, postgresCpuMs, statsLines, statsSettings, statsSnapshot } from './postgres-probe';
+import { perfProbe, perfRecord, postgresCpuMs, statsLines, statsSettings, statsSnapshot } from './postgres-probe';
 import { profileWorld } from './profile-world';
 import { OBSERVER } from './statements';
 
@@ -133,15 +132,7 @@ export async function throughputProfile(width: number): Promise<Row[]> {
 async function planePerfProbe(): Promise<{ stop(): Promise<void> }> {
   const file = process.env.PROFILE_PERF_PLANE;
   if (!file) return { async stop() {} };
-  const perf = spawn('perf', ['record', '-F', '999', '-g', '-o', file, '-p', String(process.pid)], { stdio: 'ignore' });
-  await new Promise((resolve) => setTimeout(resolve, 300)); // attached
-  return {
-    async stop() {
-      const exited = new Promise((resolve) => perf.once('exit', resolve));
-      perf.kill('SIGINT');
-      await exited;
-    },
-  };
+  return perfRecord(['-F', '999', '-g', '-o', file, '-p', String(process.pid)]);
 }
 
 /** Messages each JetStream stream has taken so far (its last sequence number), by stream name. */
