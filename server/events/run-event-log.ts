@@ -32,7 +32,7 @@ export async function appendRunEvents(tx: Db | Tx, events: FeedEventBody[], ifEn
   const byRun = new Map<string, { list: FeedEventBody[]; ended?: RunStatusEvent }>();
   for (const event of events) {
     let entry = byRun.get(event.runId);
-    if (!entry) byRun.set(event.runId, (entry = { list: [] }));
+    if (!entry) byRun.set(event.runId, (entry = { list: [], ended: undefined })); // one shape for every entry (ended set later or not)
     if (event.kind === 'run-status' && ifEnded?.has(event)) entry.ended = event;
     else entry.list.push(event);
   }
