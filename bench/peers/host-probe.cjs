@@ -5,8 +5,10 @@
 // instead, it also runs V8's sampling heap profiler (every 16 KB) with the objects either collector freed included
 // (what the host allocates, not only what it keeps: `--heap-prof` keeps only the live). At SIGTERM (the harness's
 // stop) or exit it writes host-probe-<pid>.gc.json and host-probe-<pid>.heapprofile into node's diagnostic dir (its
-// own flag, read here because the harness hands the host no environment of its own). Run as a script, it sums a
-// profile:
+// own flag, read here because the harness hands the host no environment of its own). The .gc.json also counts the
+// NATS protocol operations the host wrote and read on its sockets (`nats`: by operation, and the published ones by
+// subject, with `_INBOX.` and `$JS.ACK.` replies folded; docs/performance.md "S1: the executor host's CPU a task
+// (session 35)"). Run as a script, it sums a profile:
 //   node bench/peers/host-probe.cjs /tmp/probe/host-probe-<pid>.heapprofile [tasks] [top]
 const fs = require('node:fs');
 const path = require('node:path');
@@ -27,6 +29,7 @@ function probe() {
     [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
   };
   const kinds = {};
+  const nats = { written: {}, read: {}, published: {}, writes: 0, bytesWritten: 0, bytesRead: 0 };
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       const kind = (kinds[names[entry.detail.kind] ?? 'other'] ??= { count: 0, ms: 0 });
@@ -45,13 +48,75 @@ function probe() {
   const write = () => {
     if (written) return;
     written = true;
-    fs.writeFileSync(`${out}.gc.json`, JSON.stringify({ kinds }));
+    fs.writeFileSync(`${out}.gc.json`, JSON.stringify({ kinds, nats }));
     session?.post('HeapProfiler.stopSampling', (err, r) => {
       if (!err) fs.writeFileSync(`${out}.heapprofile`, JSON.stringify(r.profile));
     });
   };
   process.on('exit', write);
+  countNats(nats);
   for (const signal of ['SIGTERM', 'SIGINT']) process.prependListener(signal, write);
+}
+
+/** A subject as counted: replies and acks folded to their prefix (each is unique). */
+const subjectKey = (subject) => (subject.startsWith('_INBOX.') ? '_INBOX.*' : subject.startsWith('$JS.ACK.') ? '$JS.ACK.*' : subject);
+
+/**
+ * A parser of one direction of a NATS connection's protocol: counts each operation by its verb (and a publish by its
+ * subject), skipping the payload a PUB/HPUB/MSG/HMSG line announces (its last token is the payload's size in bytes).
+ */
+function natsCounter(byVerb, published) {
+  let pending = '';
+  let skip = 0;
+  return (chunk) => {
+    pending += Buffer.from(chunk).toString('latin1');
+    for (;;) {
+      if (skip) {
+        if (pending.length < skip) return;
+        pending = pending.slice(skip);
+        skip = 0;
+      }
+      const end = pending.indexOf('\r\n');
+      if (end < 0) return;
+      const words = pending.slice(0, end).split(' ');
+      pending = pending.slice(end + 2);
+      const verb = words[0].toUpperCase();
+      if (!verb) continue;
+      byVerb[verb] = (byVerb[verb] ?? 0) + 1;
+      if (verb === 'PUB' || verb === 'HPUB' || verb === 'MSG' || verb === 'HMSG') {
+        skip = Number(words[words.length - 1]) + 2;
+        if (published && (verb === 'PUB' || verb === 'HPUB')) published[subjectKey(words[1])] = (published[subjectKey(words[1])] ?? 0) + 1;
+      }
+    }
+  };
+}
+
+/** Wraps the sockets' writes and reads to count NATS operations on the connections whose first write is CONNECT. */
+function countNats(nats) {
+  const net = require('node:net');
+  const write = net.Socket.prototype.write;
+  const counters = new WeakMap();
+  net.Socket.prototype.write = function (chunk, ...rest) {
+    let counter = counters.get(this);
+    if (counter === undefined) {
+      const head = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) || chunk instanceof Uint8Array ? Buffer.from(chunk).toString('latin1', 0, 8) : '';
+      counter = head.startsWith('CONNECT ') ? natsCounter(nats.written, nats.published) : null;
+      counters.set(this, counter);
+      if (counter) {
+        const read = natsCounter(nats.read);
+        this.on('data', (data) => {
+          nats.bytesRead += data.length;
+          read(data);
+        });
+      }
+    }
+    if (counter && chunk != null && typeof chunk !== 'function') {
+      nats.writes++;
+      nats.bytesWritten += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+      counter(chunk);
+    }
+    return write.call(this, chunk, ...rest);
+  };
 }
 
 /** Bytes allocated in all, and by function (self), per task. */
